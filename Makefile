@@ -1,0 +1,30 @@
+# Two entry points a newcomer needs: `make demo` and `make test`.
+# Both create .venv and install what is missing, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV   ?= .venv
+# The CPU build; on a CUDA machine set TORCH=torch (or a CUDA wheel) before the first run.
+TORCH  ?= torch==2.13.0
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check "$(TORCH)"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+# Train LeNet-5 on Fashion-MNIST and print the test accuracy.
+demo: $(STAMP)
+	$(BIN)/python scripts/ensure_demo_data.py
+	$(BIN)/neuralab train --model lenet5 --data fashion-mnist --overwrite --out runs/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_lenet.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,45 @@
+"""The `neuralab` command: a thin layer that parses, calls the library and prints.
+
+Each module in this package that defines ``register(subparsers)`` adds its commands;
+heavy imports (torch, matplotlib) happen inside the command functions so that
+`neuralab --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from neuralab import __version__
+from neuralab.errors import NeuralabError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuralab",
+        description="Hands-on deep learning with CNNs and LSTMs: mechanics, models, training, forecasting.",
+    )
+    parser.add_argument("--version", action="version", version=f"neuralab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "register"):
+            module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except NeuralabError as e:
+        print(f"neuralab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neuralab: interrupted", file=sys.stderr)
+        return 130

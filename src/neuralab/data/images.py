@@ -1,0 +1,73 @@
+"""Image datasets as arrays: (N, C, H, W) uint8 images and int64 labels, with a seeded
+validation split taken from the training set."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from neuralab.data.idx import read_idx
+from neuralab.data.sources import file_in, get_source, locate
+from neuralab.errors import NeuralabError
+
+
+@dataclass
+class Split:
+    x: np.ndarray  # (N, C, H, W) uint8
+    y: np.ndarray  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class ImageData:
+    name: str
+    classes: list[str]
+    train: Split
+    val: Split
+    test: Split
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.x.shape[1:])
+
+
+def _images_and_labels(directory, images_file: str, labels_file: str) -> Split:
+    images_path, labels_path = file_in(directory, images_file), file_in(directory, labels_file)
+    x, y = read_idx(images_path), read_idx(labels_path)
+    if x.ndim != 3:
+        raise NeuralabError(f"{images_path}: expected 3 dimensions (N, H, W), found shape {x.shape}")
+    if y.ndim != 1:
+        raise NeuralabError(f"{labels_path}: expected 1 dimension (N,), found shape {y.shape}")
+    if len(x) != len(y):
+        raise NeuralabError(
+            f"{labels_path}: {len(y)} labels for {len(x)} images in {images_path.name}; the files do not belong together"
+        )
+    return Split(x[:, None, :, :], y.astype(np.int64))
+
+
+def split_validation(train: Split, val_fraction: float, seed: int) -> tuple[Split, Split]:
+    """Hold out ``val_fraction`` of ``train``, chosen by a permutation seeded with ``seed``."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise NeuralabError(f"--val-fraction {val_fraction}: must be in [0, 1)")
+    order = np.random.default_rng(seed).permutation(len(train))
+    n_val = int(round(len(train) * val_fraction))
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return Split(train.x[train_idx], train.y[train_idx]), Split(train.x[val_idx], train.y[val_idx])
+
+
+def load_idx_dataset(name: str, data_dir: str | os.PathLike | None = None,
+                     val_fraction: float = 0.1, seed: int = 0) -> ImageData:
+    """MNIST or Fashion-MNIST from wherever ``sources.locate`` finds them."""
+    source = get_source(name)
+    directory = locate(name, data_dir)
+    full_train = _images_and_labels(directory, "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+    test = _images_and_labels(directory, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+    for split, f in ((full_train, "train-labels"), (test, "t10k-labels")):
+        if len(split) and split.y.max() >= len(source.classes):
+            raise NeuralabError(f"{directory}/{f}: label {split.y.max()} out of range for {len(source.classes)} classes")
+    train, val = split_validation(full_train, val_fraction, seed)
+    return ImageData(name, list(source.classes), train, val, test)

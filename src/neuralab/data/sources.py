@@ -1,0 +1,188 @@
+"""Where dataset files come from, in this order: an explicit directory, the user's cache
+($NEURALAB_DATA, default ~/.cache/neuralab), a system data directory that a Debian package
+installs, and last a download from the official mirrors into the cache.
+
+Each file is pinned by the SHA-256 of its *decompressed* content, so a re-compressed copy
+of the same data verifies and any change to the data does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from neuralab.errors import NeuralabError
+from neuralab.files import atomic_write
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    title: str
+    classes: tuple[str, ...]
+    files: dict[str, str]  # file name (as published, usually .gz) -> SHA-256 of the decompressed content
+    mirrors: tuple[str, ...]
+    system_dirs: tuple[str, ...] = ()
+    debian_package: str | None = None
+    citation: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+SOURCES: dict[str, Source] = {}
+
+
+def register(source: Source) -> Source:
+    SOURCES[source.name] = source
+    return source
+
+
+register(Source(
+    name="mnist",
+    title="MNIST handwritten digits (LeCun, Cortes, Burges)",
+    classes=tuple(str(d) for d in range(10)),
+    files={
+        "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    mirrors=(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ),
+    system_dirs=("/usr/share/datasets/mnist",),
+    citation="Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. Gradient-based learning applied to document recognition. 1998.",
+))
+
+register(Source(
+    name="fashion-mnist",
+    title="Fashion-MNIST (Zalando Research)",
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    files={
+        "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+    mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    system_dirs=("/usr/share/datasets/fashion-mnist",),
+    debian_package="dataset-fashion-mnist",
+    citation="H. Xiao, K. Rasul, R. Vollgraf. Fashion-MNIST: a novel image dataset for benchmarking machine learning algorithms. 2017.",
+))
+
+
+def get_source(name: str) -> Source:
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise NeuralabError(f"unknown dataset {name!r}; choose one of: {', '.join(sorted(SOURCES))}") from None
+
+
+def cache_dir() -> Path:
+    """The user's data cache: $NEURALAB_DATA, else $XDG_CACHE_HOME/neuralab, else ~/.cache/neuralab."""
+    if os.environ.get("NEURALAB_DATA"):
+        return Path(os.environ["NEURALAB_DATA"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "neuralab"
+
+
+def file_in(directory: Path, filename: str) -> Path | None:
+    """The file as published (``x.gz``) or decompressed (``x``), whichever is there."""
+    for candidate in (directory / filename, directory / filename.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _complete(source: Source, directory: Path) -> bool:
+    return all(file_in(directory, f) for f in source.files)
+
+
+def candidates(source: Source) -> list[Path]:
+    return [cache_dir() / source.name, *map(Path, source.system_dirs)]
+
+
+def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """The directory holding every file of dataset ``name``; a clear error when there is none.
+
+    An explicit ``data_dir`` is the only place looked at: a user who names a directory means it.
+    """
+    source = get_source(name)
+    if data_dir is not None:
+        data_dir = Path(data_dir).expanduser()
+        nested = data_dir / name
+        for d in (data_dir, nested):
+            if _complete(source, d):
+                return d
+        missing = [f for f in source.files if not file_in(data_dir, f)]
+        raise NeuralabError(f"--data-dir {data_dir}: missing {', '.join(missing)} for {name}")
+    for d in candidates(source):
+        if _complete(source, d):
+            return d
+    raise NeuralabError(_not_found_message(source))
+
+
+def _not_found_message(source: Source) -> str:
+    ways = [
+        f"run `neuralab data fetch {source.name}` (needs internet)",
+        f"copy the files into {cache_dir() / source.name} (or set NEURALAB_DATA)",
+        "pass --data-dir DIR",
+    ]
+    if source.debian_package:
+        ways.append(f"on Debian/Ubuntu: apt-get install {source.debian_package}")
+    return f"dataset {source.name} not found; to get it: " + "; ".join(ways)
+
+
+def content_sha256(path: Path) -> str:
+    from neuralab.data.idx import read_bytes
+
+    return hashlib.sha256(read_bytes(path)).hexdigest()
+
+
+def verify(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, bool]:
+    """Check every file of ``name`` against its pinned SHA-256; returns file -> ok."""
+    source = get_source(name)
+    directory = locate(name, data_dir)
+    return {f: content_sha256(file_in(directory, f)) == digest for f, digest in source.files.items()}
+
+
+def fetch(name: str, timeout: float = 30.0) -> Path:
+    """Download the missing files of ``name`` into the cache, verified, each written atomically."""
+    source = get_source(name)
+    target = cache_dir() / source.name
+    target.mkdir(parents=True, exist_ok=True)
+    for filename, digest in source.files.items():
+        if file_in(target, filename):
+            continue
+        errors = []
+        for mirror in source.mirrors:
+            try:
+                _download(mirror + filename, target / filename, digest, timeout)
+                break
+            except (urllib.error.URLError, OSError, TimeoutError) as e:
+                errors.append(f"{mirror}: {getattr(e, 'reason', e)}")
+        else:
+            raise NeuralabError(
+                f"could not download {filename} for {source.name} ({'; '.join(errors)}); "
+                + _not_found_message(source).split("; to get it: ", 1)[1]
+            )
+    return target
+
+
+def _download(url: str, dest: Path, digest: str, timeout: float) -> None:
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        part = Path(tmp) / dest.name
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f:
+            shutil.copyfileobj(response, f)
+        got = content_sha256(part)
+        if got != digest:
+            raise NeuralabError(f"{url}: checksum mismatch (SHA-256 {got}, expected {digest}); the file was not kept")
+        with atomic_write(dest, "wb") as f, open(part, "rb") as src:
+            shutil.copyfileobj(src, f)
