@@ -1,0 +1,56 @@
+"""`neuralab data list | path NAME | verify NAME | fetch NAME`."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="list, locate, verify and fetch datasets")
+    dsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    dsub.add_parser("list", help="known datasets and where each was found").set_defaults(func=run_list)
+    for action, func, text in (("path", run_path, "print the folder holding NAME"),
+                               ("verify", run_verify, "check NAME's files against their SHA-256"),
+                               ("fetch", run_fetch, "download NAME into the cache (needs internet)")):
+        a = dsub.add_parser(action, help=text)
+        a.add_argument("name")
+        if action != "fetch":
+            a.add_argument("--data-dir", help="look only in this folder")
+        a.set_defaults(func=func)
+
+
+def run_list(args) -> int:
+    from neuralab.data import SOURCES, locate
+    from neuralab.errors import NeuralabError
+
+    for name, source in SOURCES.items():
+        try:
+            where = str(locate(name))
+        except NeuralabError:
+            where = "not found (neuralab data fetch " + name + ")"
+        print(f"{name:<15} {source.title}\n{'':<15} {where}")
+    return 0
+
+
+def run_path(args) -> int:
+    from neuralab.data import locate
+
+    print(locate(args.name, args.data_dir))
+    return 0
+
+
+def run_verify(args) -> int:
+    from neuralab.data import verify
+
+    results = verify(args.name, args.data_dir)
+    for f, ok in results.items():
+        print(f"{'ok ' if ok else 'BAD'} {f}")
+    if not all(results.values()):
+        print(f"neuralab: error: {args.name}: some files do not match their SHA-256; delete them and fetch again")
+        return 2
+    return 0
+
+
+def run_fetch(args) -> int:
+    from neuralab.data import fetch
+
+    print(fetch(args.name))
+    return 0

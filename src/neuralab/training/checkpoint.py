@@ -1,0 +1,140 @@
+"""Checkpoints and weights as safetensors: tensors in the file, everything else as JSON in
+its header. Nothing here ever unpickles, and a checksum of the tensor data catches a
+tampered file that is still well-formed.
+
+A checkpoint holds the model, the optimizer, the scheduler, the RNG states and the
+training history, so that a resumed run continues bit for bit on the CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from neuralab.errors import NeuralabError
+from neuralab.files import atomic_write
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        h.update(key.encode())
+        h.update(tensors[key].contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict | None = None) -> None:
+    """Write ``tensors`` and the JSON-able ``meta`` atomically (temporary file, fsync, rename)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    header = {"neuralab": json.dumps(meta or {}), "sha256": _digest(tensors)}
+    data = st_save(tensors, metadata=header)
+    with atomic_write(path, "wb") as f:
+        f.write(data)
+
+
+def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a file written by ``save_tensors``; a damaged or altered file is a NeuralabError."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NeuralabError(f"{path}: file not found") from None
+    try:
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, json.JSONDecodeError) as e:
+        raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e}); use another checkpoint") from None
+    if "sha256" in header and _digest(tensors) != header["sha256"]:
+        raise NeuralabError(f"{path}: checksum mismatch, the file was altered after it was written")
+    return tensors, json.loads(header.get("neuralab", "{}"))
+
+
+def save_weights(path, model: torch.nn.Module, meta: dict | None = None) -> None:
+    save_tensors(path, dict(unwrap(model).state_dict()), meta)
+
+
+def load_weights(path, model: torch.nn.Module) -> dict:
+    tensors, meta = load_tensors(path)
+    try:
+        unwrap(model).load_state_dict(tensors)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        raise NeuralabError(f"{path}: weights do not fit the model ({first})") from None
+    return meta
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model inside DistributedDataParallel or torch.compile."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+# --- full training state -------------------------------------------------------------
+
+def _split_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, plain = {}, {"param_groups": state["param_groups"], "state": {}}
+    for pid, slots in state["state"].items():
+        plain["state"][str(pid)] = {}
+        for key, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{pid}.{key}"] = value
+                plain["state"][str(pid)][key] = {"tensor": f"optimizer.{pid}.{key}"}
+            else:
+                plain["state"][str(pid)][key] = value
+    return tensors, plain
+
+
+def _join_optimizer(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
+    state = {}
+    for pid, slots in plain["state"].items():
+        state[int(pid)] = {
+            k: tensors[v["tensor"]] if isinstance(v, dict) and "tensor" in v else v for k, v in slots.items()
+        }
+    return {"param_groups": plain["param_groups"], "state": state}
+
+
+def save_checkpoint(path, *, model, optimizer, scheduler, generator: torch.Generator,
+                    epoch: int, history: list[dict], extra: dict | None = None) -> None:
+    opt_tensors, opt_plain = _split_optimizer(optimizer.state_dict())
+    tensors = {f"model.{k}": v for k, v in unwrap(model).state_dict().items()}
+    tensors.update(opt_tensors)
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.shuffle"] = generator.get_state()
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    np_state = np.random.get_state()
+    meta = {
+        "epoch": epoch,
+        "history": history,
+        "optimizer": opt_plain,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng_numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        **(extra or {}),
+    }
+    save_tensors(path, tensors, meta)
+
+
+def load_checkpoint(path, *, model, optimizer, scheduler, generator: torch.Generator) -> dict:
+    """Restore everything ``save_checkpoint`` wrote; returns its metadata (epoch, history, ...)."""
+    tensors, meta = load_tensors(path)
+    weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    unwrap(model).load_state_dict(weights)
+    optimizer.load_state_dict(_join_optimizer(tensors, meta["optimizer"]))
+    if scheduler is not None and meta.get("scheduler") is not None:
+        scheduler.load_state_dict(meta["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    generator.set_state(tensors["rng.shuffle"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    kind, keys, *rest = meta["rng_numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
+    return meta

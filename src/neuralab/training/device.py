@@ -1,0 +1,90 @@
+"""Devices, threads and the distributed process group (torchrun)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from neuralab.errors import NeuralabError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` takes CUDA, then Apple's MPS, then the CPU; an explicit choice must exist."""
+    if name not in DEVICES:
+        raise NeuralabError(f"--device {name!r}: choose one of {', '.join(DEVICES)}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise NeuralabError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu or auto")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise NeuralabError("--device mps: Apple's Metal backend is not available here; use --device cpu or auto")
+    if name == "cuda" and dist_info().active:
+        return torch.device("cuda", dist_info().local_rank)
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_info() -> DistInfo:
+    """Read the ranks torchrun puts in the environment (one process: rank 0 of 1)."""
+    return DistInfo(
+        rank=int(os.environ.get("RANK", 0)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+    )
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when started by torchrun: NCCL on CUDA, gloo on the CPU."""
+    info = dist_info()
+    if info.active and not torch.distributed.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return info
+
+
+def environment(device: torch.device) -> dict:
+    """What a run records so that it can be reproduced: versions, device, threads."""
+    import platform
+
+    import numpy
+
+    from neuralab import __version__
+
+    env = {
+        "neuralab": __version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "world_size": dist_info().world_size,
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    return env
