@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 # Train LeNet-5 on Fashion-MNIST and print the test accuracy.
 demo: $(STAMP)
-	$(BIN)/python scripts/ensure_demo_data.py
+	sh scripts/demo-data.sh $(BIN)/neuralab
 	$(BIN)/neuralab train --model lenet5 --data fashion-mnist --overwrite --out runs/demo
 
 test: $(STAMP)

@@ -16,8 +16,15 @@ from neuralab import __version__
 from neuralab.errors import NeuralabError
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line that names the option, with exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="neuralab",
         description="Hands-on deep learning with CNNs and LSTMs: mechanics, models, training, forecasting.",
     )

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from neuralab.errors import NeuralabError
-from neuralab.files import read_json, write_json
+from neuralab.files import atomic_write, read_json, write_json
 from neuralab.training.checkpoint import load_weights
 from neuralab.training.rundir import create_run_dir, default_run_dir, open_run
 from neuralab.training.trainer import CLASSIFICATION, TrainConfig, Trainer, seed_everything
@@ -68,6 +68,25 @@ class Classifier:
         self.model.eval()
         return torch.softmax(self.model(self.preprocess(images)), dim=1).numpy()
 
+    def load_images(self, paths, invert: bool = False) -> np.ndarray:
+        """Picture files of any size and colour mode -> (N, C, H, W) uint8 at the model's input size.
+
+        ``invert`` turns dark-on-light drawings into the light-on-dark style of MNIST.
+        """
+        from neuralab.data.pictures import read_image, resize
+
+        c, h, w = self.preprocess.input_shape
+        out = np.empty((len(paths), c, h, w), dtype=np.uint8)
+        for i, path in enumerate(paths):
+            img = resize(read_image(path, "L" if c == 1 else "RGB"), h, w)
+            img = 255 - img if invert else img
+            out[i] = img[None] if c == 1 else img.transpose(2, 0, 1)
+        return out
+
+    def top_k(self, probs: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        order = np.argsort(-probs, axis=1)[:, :k]
+        return [[(self.classes[j], float(p[j])) for j in row] for p, row in zip(probs, order)]
+
 
 @dataclass
 class RunResult:
@@ -99,6 +118,7 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
     from neuralab.training.device import dist_info
 
     config.train.check()
+    _check_model_name(config.model)
     data = load_image_data(config.data, config.data_dir, val_fraction=config.val_fraction, seed=config.train.seed)
     pre = Preprocess.fit(data.train.x)
     seed_everything(config.train.seed)
@@ -115,6 +135,14 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
         write_json(run_dir / "config.json", _run_record(config, trainer, data))
         write_json(run_dir / "model.json", meta)
     return _fit_and_finish(trainer, config, data, pre, run_dir, resume=False, verbose=verbose)
+
+
+def _check_model_name(name: str) -> None:
+    """Fail on a misspelt model before spending time on the data."""
+    from neuralab.models import ARCHITECTURES
+
+    if name not in ARCHITECTURES:
+        raise NeuralabError(f"--model {name!r}: unknown model; choose one of: {', '.join(ARCHITECTURES)}")
 
 
 def resume_classifier(run_dir: str | Path, verbose: bool = True) -> RunResult:
@@ -136,8 +164,16 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True) -> RunResult:
 
 def _fit_and_finish(trainer: Trainer, config, data, pre, run_dir: Path, resume: bool, verbose: bool) -> RunResult:
     from neuralab.models import count_parameters
+    from neuralab.models.summary import render_summary, summary
+    from neuralab.reports.classifier import write_classifier_report
 
-    if verbose and trainer.dist.is_main:
+    main = trainer.dist.is_main
+    summary_text = render_summary(summary(trainer.model, data.input_shape, name=config.model), rich=False)
+    if main:
+        with atomic_write(run_dir / "summary.txt") as f:
+            f.write(summary_text + "\n")
+    if verbose and main:
+        print(summary_text, flush=True)
         print(_header(config, data, trainer), flush=True)
     t0 = time.perf_counter()
     history = trainer.fit(pre(data.train.x), torch.from_numpy(data.train.y),
@@ -147,13 +183,14 @@ def _fit_and_finish(trainer: Trainer, config, data, pre, run_dir: Path, resume: 
     x_test, y_test = pre(data.test.x), torch.from_numpy(data.test.y)
     test = trainer.evaluate(x_test, y_test)
     result = RunResult(run_dir, history, test, trainer.best_epoch(), seconds, count_parameters(trainer.model))
-    if trainer.dist.is_main:
-        logits = trainer.predict(x_test)
+    if main:
+        probs = torch.softmax(trainer.predict(x_test), dim=1).numpy()
         write_json(run_dir / "results.json", {
             "test_loss": test["loss"], "test_accuracy": test["accuracy"], "best_epoch": result.best_epoch,
             "train_seconds": seconds, "epochs_run": len(history),
-            "confusion_matrix": confusion_matrix(logits.argmax(1).numpy(), data.test.y, len(data.classes)).tolist(),
+            "confusion_matrix": confusion_matrix(probs.argmax(1), data.test.y, len(data.classes)).tolist(),
         })
+        write_classifier_report(run_dir, probs, data.test.x, data.test.y, summary_text)
         if verbose:
             print(f"test accuracy {test['accuracy'] * 100:.2f}%  (best epoch {result.best_epoch}, "
                   f"{seconds:.1f}s of training)  run: {run_dir}", flush=True)

@@ -1,0 +1,47 @@
+"""`neuralab predict`, `neuralab export` and `neuralab report`."""
+
+from __future__ import annotations
+
+from neuralab.cli._args import positive_int
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="classify picture files with a trained run")
+    p.add_argument("run_dir")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=positive_int, default=3)
+    p.add_argument("--invert", action="store_true", help="invert dark-on-light drawings (MNIST is light on dark)")
+    p.add_argument("--json", action="store_true", help="print JSON for machines")
+    p.set_defaults(func=run_predict)
+
+    e = sub.add_parser("export", help="export a run's model (ONNX), checked with onnxruntime")
+    e.add_argument("run_dir")
+    e.add_argument("--onnx", action="store_true", required=True, help="write model.onnx")
+    e.add_argument("--out", help="where to write (default RUN_DIR/model.onnx)")
+    e.set_defaults(func=run_export)
+
+
+def run_predict(args) -> int:
+    import json
+
+    from neuralab.training import load_classifier
+
+    clf = load_classifier(args.run_dir)
+    k = min(args.top_k, len(clf.classes))
+    probs = clf.predict_proba(clf.load_images(args.images, invert=args.invert))
+    results = clf.top_k(probs, k)
+    if args.json:
+        print(json.dumps([{"image": str(path), "top": [{"class": c, "probability": p} for c, p in top]}
+                          for path, top in zip(args.images, results)], indent=2))
+    else:
+        for path, top in zip(args.images, results):
+            print(f"{path}: " + ", ".join(f"{c} {p * 100:.1f}%" for c, p in top))
+    return 0
+
+
+def run_export(args) -> int:
+    from neuralab.training.export import export_onnx
+
+    path, diff = export_onnx(args.run_dir, args.out)
+    print(f"wrote {path} (onnxruntime matches PyTorch within {diff:.1e})")
+    return 0

@@ -1,0 +1,117 @@
+"""Where datasets come from: explicit folder, cache, system folder; checksums; clear errors."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from neuralab.data import load_image_data, locate, verify
+from neuralab.data import sources
+from neuralab.data.idx import write_idx
+from neuralab.errors import NeuralabError
+
+
+def fake_mnist(folder, n_train=50, n_test=20, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8))
+    write_idx(folder / "train-labels-idx1-ubyte.gz", (np.arange(n_train) % 10).astype(np.uint8))
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", (np.arange(n_test) % 10).astype(np.uint8))
+    return folder
+
+
+def test_explicit_folder_loads_with_seeded_split(tmp_path):
+    fake_mnist(tmp_path / "m")
+    a = load_image_data("mnist", tmp_path / "m", val_fraction=0.2, seed=1)
+    b = load_image_data("mnist", tmp_path / "m", val_fraction=0.2, seed=1)
+    c = load_image_data("mnist", tmp_path / "m", val_fraction=0.2, seed=2)
+    assert (len(a.train), len(a.val), len(a.test)) == (40, 10, 20)
+    assert a.train.x.shape == (40, 1, 28, 28) and a.input_shape == (1, 28, 28)
+    np.testing.assert_array_equal(a.val.x, b.val.x)
+    assert not np.array_equal(a.val.y, c.val.y) or not np.array_equal(a.val.x, c.val.x)
+    assert a.classes == [str(d) for d in range(10)]
+
+
+def test_cache_is_found_and_explicit_folder_is_strict(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    fake_mnist(tmp_path / "cache" / "mnist")
+    assert locate("mnist") == tmp_path / "cache" / "mnist"
+    with pytest.raises(NeuralabError, match=r"--data-dir .*missing train-images"):
+        locate("mnist", tmp_path / "elsewhere")
+
+
+def test_system_folder_is_searched(tmp_path, monkeypatch):
+    fake_mnist(tmp_path / "usr-share")
+    source = sources.SOURCES["mnist"]
+    monkeypatch.setitem(sources.SOURCES, "mnist",
+                        sources.Source(**{**source.__dict__, "system_dirs": (str(tmp_path / "usr-share"),)}))
+    assert locate("mnist") == tmp_path / "usr-share"
+
+
+def test_missing_dataset_lists_the_ways_to_get_it():
+    with pytest.raises(NeuralabError) as e:
+        locate("fashion-mnist")
+    message = str(e.value)
+    assert "neuralab data fetch fashion-mnist" in message and "apt-get install dataset-fashion-mnist" in message
+    assert "\n" not in message
+
+
+def test_unknown_dataset():
+    with pytest.raises(NeuralabError, match="unknown dataset 'cifar100'"):
+        locate("cifar100")
+
+
+def test_offline_fetch_fails_cleanly_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    source = sources.SOURCES["mnist"]
+    monkeypatch.setitem(sources.SOURCES, "mnist",
+                        sources.Source(**{**source.__dict__, "mirrors": ("http://127.0.0.1:9/",)}))
+    with pytest.raises(NeuralabError, match="could not download train-images"):
+        sources.fetch("mnist", timeout=2)
+    assert list((tmp_path / "cache" / "mnist").iterdir()) == []
+
+
+def test_download_with_wrong_checksum_is_not_kept(tmp_path, monkeypatch):
+    """A mirror serving other bytes: the file is refused and nothing is left in the cache."""
+    served = tmp_path / "mirror"
+    fake_mnist(served)
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    source = sources.SOURCES["mnist"]
+    monkeypatch.setitem(sources.SOURCES, "mnist",
+                        sources.Source(**{**source.__dict__, "mirrors": (served.as_uri() + "/",)}))
+    with pytest.raises(NeuralabError, match="checksum mismatch"):
+        sources.fetch("mnist")
+    assert list((tmp_path / "cache" / "mnist").iterdir()) == []
+
+
+def test_download_from_a_mirror_with_the_real_files(tmp_path, monkeypatch, datasets):
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    source = sources.SOURCES["mnist"]
+    monkeypatch.setitem(sources.SOURCES, "mnist",
+                        sources.Source(**{**source.__dict__, "mirrors": ((datasets / "mnist").as_uri() + "/",)}))
+    target = sources.fetch("mnist")
+    assert verify("mnist") == {f: True for f in source.files}
+    assert locate("mnist") == target
+
+
+def test_verify_flags_a_changed_file(tmp_path, datasets):
+    folder = tmp_path / "copy"
+    shutil.copytree(datasets / "mnist", folder)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(10000, dtype=np.uint8))
+    result = verify("mnist", folder)
+    assert result["t10k-labels-idx1-ubyte.gz"] is False and result["train-labels-idx1-ubyte.gz"] is True
+
+
+def test_label_image_count_mismatch(tmp_path):
+    folder = fake_mnist(tmp_path / "m")
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(19, dtype=np.uint8))
+    with pytest.raises(NeuralabError, match="19 labels for 20 images"):
+        load_image_data("mnist", folder)
+
+
+def test_wrong_dimensions(tmp_path):
+    folder = fake_mnist(tmp_path / "m")
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", np.zeros((20, 784), dtype=np.uint8))
+    with pytest.raises(NeuralabError, match="expected 3 dimensions"):
+        load_image_data("mnist", folder)

@@ -1,0 +1,165 @@
+"""The trainer on real MNIST subsets: run directories, reproducibility, resume after
+kill -9, evaluation from the directory alone, safe and tamper-evident files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import idx_subset
+from neuralab.cli import main
+from neuralab.errors import NeuralabError
+from neuralab.training import ClassifierConfig, TrainConfig, evaluate_run, load_classifier, train_classifier
+from neuralab.training.checkpoint import load_tensors
+
+
+@pytest.fixture(scope="module")
+def small_mnist(datasets, tmp_path_factory):
+    return idx_subset(datasets, "mnist", tmp_path_factory.mktemp("mnist"), 3000, 1000)
+
+
+def config(data_dir, **train) -> ClassifierConfig:
+    return ClassifierConfig(model="lenet5", data="mnist", data_dir=str(data_dir),
+                            train=TrainConfig(**{"epochs": 2, "batch_size": 64, **train}))
+
+
+def test_run_directory_is_complete_and_evaluates_alone(small_mnist, tmp_path):
+    result = train_classifier(config(small_mnist, seed=3), out=tmp_path / "run", verbose=False)
+    run = tmp_path / "run"
+    assert result.test["accuracy"] > 0.85  # 2,700 digits, 2 epochs
+    record = json.loads((run / "config.json").read_text())
+    assert record["config"]["train"]["seed"] == 3
+    assert {"torch", "numpy", "neuralab", "device", "python"} <= set(record["environment"])
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    assert "Total params: 61,706" in (run / "summary.txt").read_text()
+    html = (run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "Confusion matrix" in html
+    results = json.loads((run / "results.json").read_text())
+    assert np.asarray(results["confusion_matrix"]).sum() == 1000
+    again = evaluate_run(run)
+    assert again["test_accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-6)
+
+
+def test_same_seed_same_weights_other_seed_other_weights(small_mnist, tmp_path):
+    a = train_classifier(config(small_mnist, epochs=1), out=tmp_path / "a", verbose=False)
+    b = train_classifier(config(small_mnist, epochs=1), out=tmp_path / "b", verbose=False)
+    c = train_classifier(config(small_mnist, epochs=1, seed=1), out=tmp_path / "c", verbose=False)
+    wa, wb, wc = (load_tensors(r.run_dir / "model.safetensors")[0] for r in (a, b, c))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not torch.equal(wa["features.1.weight"], wc["features.1.weight"])
+
+
+def _cli(args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "neuralab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_kill_9_then_resume_ends_with_the_uninterrupted_weights(small_mnist, tmp_path):
+    args = ["train", "--model", "lenet5", "--data", "mnist", "--data-dir", str(small_mnist),
+            "--epochs", "4", "--batch-size", "32", "--seed", "5"]
+    whole = _cli([*args, "--out", str(tmp_path / "whole")])
+    assert whole.wait(timeout=300) == 0, whole.stdout.read()
+
+    killed = tmp_path / "killed"
+    proc = _cli([*args, "--out", str(killed)])
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once the first epoch is on disk
+        if (killed / "metrics.jsonl").exists() and proc.poll() is None:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len((killed / "metrics.jsonl").read_text().splitlines())
+    assert 1 <= done < 4, "the run was not interrupted mid-way"
+
+    assert main(["train", "--resume", str(killed), "--quiet"]) == 0
+    final_whole, _ = load_tensors(tmp_path / "whole" / "checkpoints" / "last.safetensors")
+    final_resumed, _ = load_tensors(killed / "checkpoints" / "last.safetensors")
+    for key in final_whole:
+        if key.startswith("model."):
+            assert torch.equal(final_whole[key], final_resumed[key]), key
+    metrics = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
+
+
+def test_early_stopping_stops_and_keeps_the_best(small_mnist, tmp_path):
+    # A learning rate this high diverges: validation loss stops improving at once.
+    result = train_classifier(config(small_mnist, epochs=6, lr=0.5, patience=1, schedule="constant"),
+                              out=tmp_path / "run", verbose=False)
+    assert len(result.history) < 6
+    losses = [r["val_loss"] for r in result.history]
+    assert result.best_epoch == int(np.argmin(losses)) + 1
+
+
+def test_existing_run_is_refused_without_overwrite(small_mnist, tmp_path, capsys):
+    args = ["train", "--data", "mnist", "--data-dir", str(small_mnist), "--epochs", "1", "--quiet",
+            "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    before = (tmp_path / "run" / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--overwrite" in err and "already holds a run" in err
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
+    assert main([*args, "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--epochs", "0"], "--epochs"),
+    (["train", "--epochs", "-3"], "--epochs"),
+    (["train", "--model", "resnet"], "--model 'resnet': unknown model"),
+    (["train", "--data", "imagenet"], "unknown dataset 'imagenet'"),
+    (["evaluate", "/nonexistent"], "not a run directory"),
+])
+def test_bad_options_get_one_line_and_exit_2(argv, words, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        code = main([*argv, "--out", str(tmp_path / "x")] if argv[0] == "train" else argv)
+        raise SystemExit(code)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_damaged_idx_file_is_named_and_nothing_is_written(small_mnist, tmp_path, capsys):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(small_mnist, bad)
+    data = (bad / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(data[: len(data) // 2])
+    code = main(["train", "--data", "mnist", "--data-dir", str(bad), "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "t10k-labels-idx1-ubyte.gz" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_tampered_and_truncated_weights_are_refused(small_mnist, tmp_path):
+    train_classifier(config(small_mnist, epochs=1), out=tmp_path / "run", verbose=False)
+    weights = tmp_path / "run" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(NeuralabError, match="checksum mismatch"):
+        load_classifier(tmp_path / "run")
+    weights.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(NeuralabError, match="damaged or truncated"):
+        load_classifier(tmp_path / "run")
+
+
+def test_a_pickle_is_never_loaded(tmp_path):
+    import pickle
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(pickle.dumps({"weight": [1, 2, 3]}))
+    with pytest.raises(NeuralabError, match="damaged or truncated"):
+        load_tensors(path)
