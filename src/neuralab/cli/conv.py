@@ -1,0 +1,230 @@
+"""`neuralab conv ...`: the convolution mechanics by hand (demo, shape, kernels, apply, pool, train-scratch)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from neuralab.cli._args import positive_float, positive_int, shape_hwc
+
+
+def size_pair(text: str) -> tuple[int, int]:
+    """'5' -> (5, 5); '5x3' or '5,3' -> (5, 3); each at least 1."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not N or NxM with whole numbers, e.g. 3 or 2x1") from None
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give N or NxM, each at least 1")
+    return values * 2 if len(values) == 1 else values
+
+
+def padding_arg(text: str):
+    """'valid' | 'same' | a whole number >= 0."""
+    if text.lower() in ("valid", "same"):
+        return text.lower()
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: allowed are valid, same or a whole number >= 0")
+
+
+def register(subparsers) -> None:
+    conv = subparsers.add_parser("conv", help="convolution by hand: worked examples, output sizes, kernels on pictures")
+    sub = conv.add_subparsers(dest="conv_command", metavar="SUBCOMMAND", required=True)
+
+    p = sub.add_parser("demo", help="the workshop's worked examples, step by step")
+    p.add_argument("example", nargs="?", help="one example by name (default: all); --list shows the names")
+    p.add_argument("--list", action="store_true", help="list the examples and their slides")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("shape", help="output shape, formula and parameter count of a Conv2D layer")
+    p.add_argument("--input", type=shape_hwc, required=True, help="H x W x depth, e.g. 32x32x3")
+    p.add_argument("--filters", type=positive_int, default=1, help="number of filters F (default 1)")
+    p.add_argument("--kernel", type=size_pair, required=True, help="K or KhxKw, e.g. 5 or 5x3")
+    p.add_argument("--stride", type=size_pair, default=(1, 1), help="S or ShxSw (default 1)")
+    p.add_argument("--padding", type=padding_arg, default="valid", help="valid (default), same, or P zeros per side")
+    p.add_argument("--no-bias", action="store_true", help="count no bias parameters")
+    p.set_defaults(func=cmd_shape)
+
+    p = sub.add_parser("kernels", help="list the named classic kernels")
+    p.set_defaults(func=cmd_kernels)
+
+    p = sub.add_parser("apply", help="slide a kernel over a PNG/JPEG picture; writes the result and a figure")
+    p.add_argument("image", type=Path, help="a PNG or JPEG picture, grayscale or colour")
+    p.add_argument("--kernel", default="sobel-x",
+                   help="a name (see `conv kernels`), numbers like '1,0,-1;2,0,-2;1,0,-1', or a file (default sobel-x)")
+    _window_options(p)
+    p.add_argument("--padding", type=padding_arg, default="valid", help="valid (default), same, or P zeros per side")
+    p.add_argument("--depth", choices=("per-channel", "sum"), default="per-channel",
+                   help="colour pictures: each channel on its own (default) or one filter summed over the depth")
+    p.add_argument("--gray", action="store_true", help="turn a colour picture into grayscale first")
+    p.add_argument("--scale", choices=("auto", "clip", "abs", "minmax"), default="auto",
+                   help="floats to 0..255: clip, |value| (auto for kernels summing to 0), or stretch (auto for --depth sum)")
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("pool", help="max or average pooling of a PNG/JPEG picture; writes the result and a figure")
+    p.add_argument("image", type=Path, help="a PNG or JPEG picture, grayscale or colour")
+    p.add_argument("--size", type=size_pair, default=(2, 2), help="window N or NxM (default 2)")
+    p.add_argument("--mode", choices=("max", "avg"), default="max")
+    _window_options(p, stride_default="the size")
+    p.set_defaults(func=cmd_pool)
+
+    p = sub.add_parser("train-scratch", help="train the from-scratch NumPy CNN on sklearn's 8x8 digits")
+    p.add_argument("--epochs", type=positive_int, default=6)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--lr", type=positive_float, default=0.01, help="Adam learning rate (default 0.01)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train_scratch)
+
+
+def _window_options(p, stride_default="1") -> None:
+    p.add_argument("--stride", type=size_pair, default=None, help=f"S or ShxSw (default {stride_default})")
+    p.add_argument("--out", type=Path,
+                   help="result picture (.png/.jpg) or raw values (.npy); default named after IMAGE, in this folder")
+    p.add_argument("--figure", type=Path, help="side-by-side figure (default: OUT with -figure.png)")
+    p.add_argument("--no-figure", action="store_true", help="write no figure")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def cmd_demo(args) -> int:
+    from neuralab.errors import NeuralabError
+    from neuralab.mechanics.demo import EXAMPLES, worked
+
+    if args.list:
+        for example in worked():
+            print(f"{example.key:<18} {example.title}  (slide: {example.slide})")
+        return 0
+    if args.example and args.example not in EXAMPLES:
+        raise NeuralabError(f"example {args.example!r}: allowed are {', '.join(EXAMPLES)}")
+    console = _console()
+    for example in worked(args.example):
+        console.rule(f"[bold]{example.title}[/]")
+        print(f"slide: {example.slide}\n")
+        print("\n".join(example.lines))
+        print()
+    return 0
+
+
+def cmd_shape(args) -> int:
+    from neuralab.mechanics.shapes import conv_shape
+
+    shape = conv_shape(args.input, args.filters, args.kernel, args.stride, args.padding, bias=not args.no_bias)
+    f, h, w = shape.out_chw
+    _console().print(f"[bold]output shape: {h}x{w}x{f}[/]  (H x W x filters; PyTorch NCHW: (N, {f}, {h}, {w}))")
+    print("\n".join(shape.explain()))
+    return 0
+
+
+def cmd_kernels(args) -> int:
+    from neuralab.mechanics.demo import grid
+    from neuralab.mechanics.kernels import ALIASES, KERNELS
+
+    for name, k in KERNELS.items():
+        aliases = [a for a, n in ALIASES.items() if n == name]
+        print(f"{name}" + (f"  (also: {', '.join(aliases)})" if aliases else ""))
+        print("\n".join("  " + row for row in grid(k)))
+    print("custom: --kernel '1,0,-1;2,0,-2;1,0,-1' (rows split by ';', fractions like 1/9 allowed) or a file of rows")
+    return 0
+
+
+def _read(args):
+    from neuralab.data.pictures import read_image
+
+    return read_image(args.image, mode="L" if getattr(args, "gray", False) else None)
+
+
+def _paths(args, suffix: str) -> tuple[Path, Path | None]:
+    out = args.out or Path(f"{args.image.stem}-{suffix}.png")
+    figure = None if args.no_figure else (args.figure or out.with_name(f"{out.stem}-figure.png"))
+    return out, figure
+
+
+def _save(out: Path, values, picture) -> None:
+    import numpy as np
+
+    from neuralab.data.pictures import save_image
+    from neuralab.files import atomic_write
+
+    if out.suffix.lower() == ".npy":
+        with atomic_write(out, "wb") as f:
+            np.save(f, values)
+    else:
+        save_image(out, picture)
+
+
+def cmd_apply(args) -> int:
+    from neuralab.mechanics.kernels import apply_kernel, default_scale, get_kernel, to_uint8
+
+    name, kernel = get_kernel(args.kernel)
+    image = _read(args)
+    stride = args.stride or (1, 1)
+    values = apply_kernel(image, kernel, stride, args.padding, args.depth)
+    scale = default_scale(kernel, image.ndim == 3 and args.depth == "sum") if args.scale == "auto" else args.scale
+    picture = to_uint8(values, scale)
+    out, figure = _paths(args, name)
+    _save(out, values, picture)
+    kh, kw = kernel.shape
+    print(f"kernel {name} ({kh}x{kw}), stride {stride[0]}x{stride[1]}, padding {args.padding}, depth {args.depth}")
+    print(f"input {_hwc(image.shape)} -> output {_hwc(values.shape)}; "
+          f"values {values.min():.4g} .. {values.max():.4g}, shown as {scale}")
+    print(f"wrote {out}")
+    if figure:
+        from neuralab.mechanics.figures import save_side_by_side
+
+        save_side_by_side(figure, [(f"input {_hwc(image.shape)}", image), (f"kernel {name}", kernel),
+                                   (f"output {_hwc(values.shape)} ({scale})", picture)])
+        print(f"wrote {figure}")
+    return 0
+
+
+def cmd_pool(args) -> int:
+    import numpy as np
+
+    from neuralab.mechanics.kernels import to_uint8
+    from neuralab.mechanics.pooling import pool2d
+
+    image = _read(args)
+    planes = image[None, None] if image.ndim == 2 else np.moveaxis(image, -1, 0)[None]  # (1, C, H, W)
+    values = pool2d(planes.astype(np.float64), args.size, args.stride, args.mode)[0]
+    values = values[0] if image.ndim == 2 else np.moveaxis(values, 0, -1)
+    picture = to_uint8(values)
+    out, figure = _paths(args, f"{args.mode}pool{args.size[0]}")
+    _save(out, values, picture)
+    stride = args.stride or args.size
+    print(f"{args.mode} pooling {args.size[0]}x{args.size[1]}, stride {stride[0]}x{stride[1]}: "
+          f"input {_hwc(image.shape)} -> output {_hwc(values.shape)}")
+    print(f"wrote {out}")
+    if figure:
+        from neuralab.mechanics.figures import save_side_by_side
+
+        panels = [(f"input {_hwc(image.shape)}", image), (f"{args.mode} pooling -> {_hwc(values.shape)}", picture)]
+        save_side_by_side(figure, panels)
+        print(f"wrote {figure}")
+    return 0
+
+
+def _hwc(shape) -> str:
+    return "x".join(map(str, shape)) + ("x1" if len(shape) == 2 else "")
+
+
+def cmd_train_scratch(args) -> int:
+    from neuralab.mechanics.kernels import closest_kernels
+    from neuralab.mechanics.scratch_cnn import train_digits
+
+    console = _console()
+    console.rule("[bold]From-scratch CNN (NumPy only) on sklearn's 8x8 digits[/]")
+    result = train_digits(epochs=args.epochs, seed=args.seed, lr=args.lr, batch_size=args.batch_size, log=print)
+    console.print(
+        f"[bold]test accuracy {result['test_accuracy']:.2%}[/] on {result['n_test']} images "
+        f"(train {result['train_accuracy']:.2%}), {result['seconds']:.1f} s of training"
+    )
+    print("first-layer filters and the classic kernel each resembles most (cosine similarity):")
+    matches = closest_kernels(result["model"].layers[0].params["w"])
+    print("  " + ", ".join(f"{i}: {m.name} {m.similarity:+.2f}" for i, m in enumerate(matches)))
+    return 0

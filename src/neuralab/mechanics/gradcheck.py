@@ -1,0 +1,35 @@
+"""Checking a backward pass by hand: central finite differences, the way to trust a gradient.
+
+    df/da_i ~ (f(a + eps e_i) - f(a - eps e_i)) / (2 eps)      error O(eps^2)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def numeric_gradient(f, a: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """The gradient of the scalar ``f()`` with respect to every entry of ``a``, which f reads.
+
+    Each entry is nudged up and down in place and restored; two calls of f per entry, so
+    keep ``a`` small.
+    """
+    grad = np.zeros_like(a, dtype=np.float64)
+    for i in np.ndindex(a.shape):
+        old = a[i]
+        a[i] = old + eps
+        up = f()
+        a[i] = old - eps
+        down = f()
+        a[i] = old
+        grad[i] = (up - down) / (2 * eps)
+    return grad
+
+
+def relative_error(actual, expected) -> float:
+    """max |actual - expected| / max |expected|: 1e-7 or less means the two agree."""
+    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    if actual.shape != expected.shape:
+        raise ValueError(f"shapes differ: {actual.shape} vs {expected.shape}")
+    scale = max(float(np.abs(expected).max(initial=0)), 1e-12)
+    return float(np.abs(actual - expected).max(initial=0)) / scale

@@ -1,0 +1,151 @@
+"""The classic hand-made kernels of the workshop's filter slides, and applying them to pictures.
+
+A trained CNN learns its kernels; these are the ones people designed by hand, and the
+first-layer filters of a trained network often end up resembling them (``closest_kernels``).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from neuralab.errors import NeuralabError
+from neuralab.mechanics.conv import conv2d_forward
+
+KERNELS: dict[str, np.ndarray] = {
+    "identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], float),
+    "box-blur": np.full((3, 3), 1 / 9),  # slide "Blur filter": every cell 1/9
+    "gaussian": np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], float) / 16,
+    "sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], float),  # slide "Sharp filter"
+    # slide "Edge detection": sobel-x is its "Vertical" kernel (d/dx, finds vertical edges),
+    # sobel-y its "Horizontal" one (d/dy, finds horizontal edges)
+    "sobel-x": np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], float),
+    "sobel-y": np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], float),
+    "laplacian": np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], float),
+    "emboss": np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], float),
+}
+ALIASES = {"blur": "box-blur", "sharp": "sharpen", "vertical": "sobel-x", "horizontal": "sobel-y"}
+MAX_KERNEL_SIDE = 31  # a custom kernel larger than this is almost surely a typo
+
+
+def parse_kernel(text: str, source: str = "kernel") -> np.ndarray:
+    """'1,0,-1; 2,0,-2; 1,0,-1' -> 3x3 array.  Rows end at ';' or a new line; values are
+    separated by commas or spaces and may be fractions like 1/9."""
+    example = "give rows of numbers split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'"
+    rows = [r.replace(",", " ").split() for r in text.replace("\n", ";").split(";")]
+    rows = [r for r in rows if r]
+    values = [[_number(v, source, example) for v in r] for r in rows]
+    if not values or any(len(r) != len(values[0]) for r in values):
+        raise NeuralabError(f"{source}: {text.strip()[:60]!r} is not a rectangle of numbers; {example}")
+    if max(len(values), len(values[0])) > MAX_KERNEL_SIDE:
+        raise NeuralabError(f"{source}: {len(values)}x{len(values[0])} is too large; sides from 1 to {MAX_KERNEL_SIDE}")
+    return np.array(values)
+
+
+def _number(text: str, source: str, example: str) -> float:
+    try:
+        value = float(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        raise NeuralabError(f"{source}: {text[:20]!r} is not a number; {example}") from None
+    return value
+
+
+def get_kernel(spec: str) -> tuple[str, np.ndarray]:
+    """A name from KERNELS (or an alias), a file holding a kernel, or the numbers themselves.
+    Returns (name, kernel)."""
+    name = ALIASES.get(spec.lower(), spec.lower())
+    if name in KERNELS:
+        return name, KERNELS[name].copy()
+    path = Path(spec)
+    if _is_file(path):
+        if path.stat().st_size > 64_000:
+            raise NeuralabError(f"kernel file {path}: larger than 64 kB; a kernel is a few lines of numbers")
+        try:
+            text = path.read_text(errors="replace")
+        except OSError as e:
+            raise NeuralabError(f"kernel file {path}: cannot be read ({e.strerror})") from None
+        return path.stem, parse_kernel(text, f"kernel file {path}")
+    if not any(ch in ",; " for ch in spec.strip()) and any(ch.isalpha() for ch in spec.lower().replace("e", "")):
+        raise NeuralabError(
+            f"kernel {spec!r}: not a known name ({', '.join(KERNELS)}), file, or numbers like '1,0,-1;2,0,-2;1,0,-1'"
+        )
+    return "custom", parse_kernel(spec)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a long string of numbers is no file name
+        return False
+
+
+def apply_kernel(image: np.ndarray, kernel: np.ndarray, stride=1, padding="valid", depth="per-channel") -> np.ndarray:
+    """Slide ``kernel`` over a picture (H, W) or (H, W, C) and return float results.
+
+    depth="per-channel": each colour channel on its own -> (H_out, W_out, C) (or (H_out, W_out)).
+    depth="sum": one Conv2D filter spanning the depth, the kernel repeated on every channel and
+    the channels summed, as the depth slide shows -> (H_out, W_out).
+    """
+    x = np.asarray(image, dtype=np.float64)
+    planes = x[None] if x.ndim == 2 else np.moveaxis(x, -1, 0)  # (C, H, W)
+    if depth == "sum":
+        w = np.broadcast_to(kernel, (1, planes.shape[0], *kernel.shape))
+        return conv2d_forward(planes[None], w, stride=stride, padding=padding)[0][0, 0]
+    # per channel: the channels become the batch, each meets the same one-channel kernel
+    out = conv2d_forward(planes[:, None], kernel[None, None], stride=stride, padding=padding)[0][:, 0]
+    return out[0] if x.ndim == 2 else np.moveaxis(out, 0, -1)
+
+
+def to_uint8(values: np.ndarray, scale: str = "clip") -> np.ndarray:
+    """Floats -> a viewable 0..255 picture.  "clip": round and clip (blur, sharpen: kernels that
+    sum to 1 keep the brightness); "abs": |value|, rounded and clipped (edge kernels, which sum
+    to 0, give signed responses); "minmax": stretch the range to 0..255."""
+    if scale == "abs":
+        values = np.abs(values)
+    elif scale == "minmax":
+        lo, hi = float(values.min()), float(values.max())
+        values = (values - lo) * (255 / (hi - lo)) if hi > lo else np.zeros_like(values)
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def default_scale(kernel: np.ndarray, summed_colour: bool = False) -> str:
+    """"abs" for kernels that sum to 0 (edges, Laplacian); "minmax" when colour channels were
+    summed (the sum leaves 0..255); else "clip"."""
+    if abs(float(kernel.sum())) < 1e-9:
+        return "abs"
+    return "minmax" if summed_colour else "clip"
+
+
+class KernelMatch(NamedTuple):
+    name: str | None  # the closest classic kernel; None when none fits the filter's size
+    similarity: float  # cosine in [-1, 1]; negative means the filter is that kernel turned upside down in sign
+
+
+def closest_kernels(weights: np.ndarray) -> list[KernelMatch]:
+    """For each filter of a (F, C, K_h, K_w) weight array, the most similar classic kernel.
+
+    A filter's channels are averaged (a colour filter compared by its brightness response);
+    cosine similarity cos = <a, b> / (|a| |b|) is taken with every KERNELS entry that fits,
+    a 3x3 kernel being placed at the centre of a larger filter. The match with the largest
+    |cos| wins and keeps its sign: -0.9 with sobel-x is an edge detector of the other direction.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    filters = weights.mean(axis=1)  # (F, K_h, K_w)
+    kh, kw = filters.shape[1:]
+    names, refs = [], []
+    for name, k in KERNELS.items():
+        dh, dw = kh - k.shape[0], kw - k.shape[1]
+        if dh >= 0 and dw >= 0:
+            names.append(name)
+            refs.append(np.pad(k, ((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2))).ravel())
+    if not names:
+        return [KernelMatch(None, 0.0) for _ in filters]
+    a = filters.reshape(len(filters), -1)
+    b = np.array(refs)
+    norms = np.linalg.norm(a, axis=1, keepdims=True) * np.linalg.norm(b, axis=1)
+    cos = np.divide(a @ b.T, norms, out=np.zeros((len(a), len(b))), where=norms > 0)  # (F, kernels)
+    best = np.abs(cos).argmax(axis=1)
+    return [KernelMatch(names[j], float(cos[i, j])) for i, j in enumerate(best)]

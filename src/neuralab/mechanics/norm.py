@@ -1,0 +1,86 @@
+"""Batch normalization and dropout by hand, the workshop's two "other useful layers".
+
+Batch norm works per feature: axis 1 of (N, D) after a Dense layer, or of (N, C, H, W) after
+a Conv2D (statistics then pool over N, H and W), like nn.BatchNorm1d/2d.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuralab.errors import NeuralabError
+
+
+def _stat_axes(x):
+    return (0,) + tuple(range(2, x.ndim))  # every axis but the feature axis 1
+
+
+def _per_feature(v, x):
+    return v.reshape((1, -1) + (1,) * (x.ndim - 2))  # (C,) -> broadcastable against x
+
+
+def batch_norm_forward(x, running_mean, running_var, gamma, beta, training, momentum=0.1, eps=1e-5):
+    """y = gamma * (x - mu) / sqrt(var + eps) + beta, per feature.
+
+    training=True:  mu, var are this batch's mean and (biased) variance, and the running
+                    statistics move toward them in place:
+                        running = (1 - momentum) * running + momentum * batch
+                    (running_var gets the unbiased batch variance, as PyTorch does).
+    training=False: mu, var are the running statistics (inference mode).
+    Same arguments as torch.nn.functional.batch_norm. Returns (y, cache).
+    """
+    axes = _stat_axes(x)
+    if training:
+        mu, var = x.mean(axis=axes), x.var(axis=axes)
+        m = x.size // x.shape[1]  # values per feature
+        running_mean *= 1 - momentum
+        running_mean += momentum * mu
+        running_var *= 1 - momentum
+        running_var += momentum * var * m / max(m - 1, 1)
+    else:
+        mu, var = running_mean, running_var
+    inv_std = 1 / np.sqrt(var + eps)
+    x_hat = (x - _per_feature(mu, x)) * _per_feature(inv_std, x)
+    y = _per_feature(gamma, x) * x_hat + _per_feature(beta, x)
+    return y, (x_hat, inv_std, gamma, training)
+
+
+def batch_norm_backward(dout, cache):
+    """Returns (dx, dgamma, dbeta).
+
+        dbeta  = sum dout,   dgamma = sum dout * x_hat
+    training:   dx = gamma / sqrt(var + eps) * (dout - mean(dout) - x_hat * mean(dout * x_hat))
+                (the batch mean and variance depend on x too, hence the two mean terms)
+    inference:  dx = gamma / sqrt(var + eps) * dout
+    """
+    x_hat, inv_std, gamma, training = cache
+    axes = _stat_axes(dout)
+    dbeta = dout.sum(axis=axes)
+    dgamma = (dout * x_hat).sum(axis=axes)
+    scale = _per_feature(gamma * inv_std, dout)
+    if not training:
+        return scale * dout, dgamma, dbeta
+    mean_d = dout.mean(axis=axes, keepdims=True)
+    mean_dx = (dout * x_hat).mean(axis=axes, keepdims=True)
+    return scale * (dout - mean_d - x_hat * mean_dx), dgamma, dbeta
+
+
+def dropout_forward(x, rate, training=True, seed=None):
+    """Inverted dropout: zero each value with probability ``rate``, scale the rest by 1/(1 - rate).
+
+    The scaling keeps the expected value of every output equal to its input, so prediction
+    (training=False) simply passes x through, as the slide says: no dropout after training.
+    ``seed`` (an int or a numpy Generator) makes the mask reproducible. Returns (out, mask).
+    """
+    if not 0 <= rate < 1:
+        raise NeuralabError(f"dropout rate {rate}: allowed range is 0 <= rate < 1")
+    if not training or rate == 0:
+        return x, np.ones_like(x)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    mask = (rng.random(x.shape) >= rate) / (1 - rate)
+    return x * mask, mask
+
+
+def dropout_backward(dout, mask):
+    """Gradient flows only through the kept values, with the same 1/(1 - rate) scale."""
+    return dout * mask

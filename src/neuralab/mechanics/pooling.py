@@ -1,0 +1,68 @@
+"""Pooling by hand: max and average over each window, forward and backward (NCHW).
+
+    max:  out[n, c, i, j] = max_{u, v}  x[n, c, i*S + u, j*S + v]
+    avg:  out[n, c, i, j] = mean_{u, v} x[n, c, i*S + u, j*S + v]
+
+No weights; the stride defaults to the window size (Keras MaxPool2D((2, 2)) and PyTorch alike),
+and rows/columns that do not fill a whole window are dropped (floor), as in both libraries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuralab.mechanics.conv import tap
+from neuralab.mechanics.shapes import output_hw, pair
+
+
+def _setup(x, size, stride):
+    size = pair(size, "size")
+    stride = size if stride is None else pair(stride, "stride")
+    out_hw, _ = output_hw(x.shape[-2:], size, stride, "valid", what="size")
+    return size, stride, out_hw
+
+
+def max_pool2d_forward(x, size=2, stride=None):
+    """(N, C, H, W) -> (N, C, H_out, W_out), the largest value of each window; returns (out, cache)."""
+    (kh, kw), stride, out_hw = _setup(x, size, stride)
+    out = tap(x, 0, 0, out_hw, stride).copy()
+    for u in range(kh):
+        for v in range(kw):
+            np.maximum(out, tap(x, u, v, out_hw, stride), out=out)
+    return out, (x, out, (kh, kw), stride, out_hw)
+
+
+def max_pool2d_backward(dout, cache):
+    """dx: each window's gradient goes to the one input that was its maximum (the first, on ties)."""
+    x, out, (kh, kw), stride, out_hw = cache
+    dx = np.zeros_like(x, dtype=np.result_type(x, dout))
+    taken = np.zeros(out.shape, dtype=bool)  # window already routed its gradient
+    for u in range(kh):
+        for v in range(kw):
+            winner = (tap(x, u, v, out_hw, stride) == out) & ~taken
+            taken |= winner
+            tap(dx, u, v, out_hw, stride)[...] += np.where(winner, dout, 0)
+    return dx
+
+
+def avg_pool2d_forward(x, size=2, stride=None):
+    """(N, C, H, W) -> (N, C, H_out, W_out), the mean of each window; returns (out, cache)."""
+    (kh, kw), stride, out_hw = _setup(x, size, stride)
+    out = sum(tap(x, u, v, out_hw, stride) for u in range(kh) for v in range(kw)) / (kh * kw)
+    return out, (x.shape, (kh, kw), stride, out_hw)
+
+
+def avg_pool2d_backward(dout, cache):
+    """dx: each window shares its gradient equally, dout / (K_h * K_w), among its cells."""
+    shape, (kh, kw), stride, out_hw = cache
+    dx = np.zeros(shape, dtype=dout.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            tap(dx, u, v, out_hw, stride)[...] += dout / (kh * kw)
+    return dx
+
+
+def pool2d(x, size=2, stride=None, mode="max"):
+    """Forward only, "max" or "avg": the shortcut the CLI and the demo use."""
+    forward = {"max": max_pool2d_forward, "avg": avg_pool2d_forward}[mode]
+    return forward(x, size, stride)[0]

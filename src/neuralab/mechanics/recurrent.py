@@ -1,0 +1,121 @@
+"""SimpleRNN and LSTM cells by hand, unrolled over a sequence, with backpropagation through time.
+
+Sequences are batch-first like Keras' (samples, timesteps, features): x (N, T, D), hidden
+states (N, T, H). Weights follow PyTorch: W_ih (G*H, D), W_hh (G*H, H) and one bias b (G*H,)
+(PyTorch's b_ih + b_hh), with G = 1 for the RNN and G = 4 gates for the LSTM in PyTorch's
+and Keras' order: input, forget, cell candidate, output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuralab.mechanics.dense import sigmoid
+
+
+def _zero_grads(w_ih, w_hh):
+    return [np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(w_ih.shape[0])]
+
+
+def _accumulate(totals, parts):
+    """The same weights act at every step, so their gradient is the sum over the steps."""
+    for total, part in zip(totals, parts):
+        total += part
+
+
+def rnn_step_forward(x_t, h_prev, w_ih, w_hh, b):
+    """h_t = tanh(x_t W_ih^T + h_{t-1} W_hh^T + b): the loop of the slide "RNNs have loops"."""
+    h = np.tanh(x_t @ w_ih.T + h_prev @ w_hh.T + b)
+    return h, (x_t, h_prev, h)
+
+
+def rnn_step_backward(dh, cache, w_ih, w_hh):
+    """One step back: returns (dx_t, dh_prev, dW_ih, dW_hh, db) given dL/dh_t."""
+    x_t, h_prev, h = cache
+    dz = dh * (1 - h**2)  # through tanh
+    return dz @ w_ih, dz @ w_hh, dz.T @ x_t, dz.T @ h_prev, dz.sum(axis=0)
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b):
+    """Unroll over T steps: x (N, T, D), h0 (N, H) -> hs (N, T, H); returns (hs, cache)."""
+    hs, caches, h = [], [], h0
+    for t in range(x.shape[1]):
+        h, cache = rnn_step_forward(x[:, t], h, w_ih, w_hh, b)
+        hs.append(h)
+        caches.append(cache)
+    return np.stack(hs, axis=1), (caches, w_ih, w_hh)
+
+
+def rnn_backward(dhs, cache):
+    """Backpropagation through time.  dhs (N, T, H) is dL/dh_t for every step (zeros where a
+    step's output is unused, e.g. all but the last for many-to-one).
+
+    Walking back from t = T-1, the gradient reaching h_t is dhs[:, t] plus what flows back from
+    step t+1 through W_hh: repeated products with W_hh and tanh' are why gradients vanish or explode.
+    Returns (dx, dh0, dW_ih, dW_hh, db).
+    """
+    caches, w_ih, w_hh = cache
+    dx = np.zeros(dhs.shape[:2] + (w_ih.shape[1],), dtype=dhs.dtype)
+    weights = _zero_grads(w_ih, w_hh)  # dW_ih, dW_hh, db summed over the steps
+    dh_next = np.zeros_like(dhs[:, 0])
+    for t in reversed(range(dhs.shape[1])):
+        dx[:, t], dh_next, *step = rnn_step_backward(dhs[:, t] + dh_next, caches[t], w_ih, w_hh)
+        _accumulate(weights, step)
+    return dx, dh_next, *weights
+
+
+def lstm_step_forward(x_t, h_prev, c_prev, w_ih, w_hh, b):
+    """One LSTM step (Hochreiter & Schmidhuber, 1997):
+
+        i, f, g, o = split(x_t W_ih^T + h_{t-1} W_hh^T + b)
+        i = sigma(i), f = sigma(f), g = tanh(g), o = sigma(o)   input, forget, candidate, output
+        c_t = f * c_{t-1} + i * g                               the cell state: the long memory
+        h_t = o * tanh(c_t)
+    Returns (h_t, c_t, cache).
+    """
+    i, f, g, o = np.split(x_t @ w_ih.T + h_prev @ w_hh.T + b, 4, axis=1)
+    i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
+    c = f * c_prev + i * g
+    tanh_c = np.tanh(c)
+    return o * tanh_c, c, (x_t, h_prev, c_prev, i, f, g, o, tanh_c)
+
+
+def lstm_step_backward(dh, dc, cache, w_ih, w_hh):
+    """One step back given dL/dh_t and dL/dc_t: returns (dx_t, dh_prev, dc_prev, dW_ih, dW_hh, db).
+
+    dc_t gains dh_t * o * (1 - tanh(c_t)^2); then dc_{t-1} = dc_t * f: the forget gate, not a
+    weight matrix, carries the long-range gradient, which is what keeps it from vanishing.
+    """
+    x_t, h_prev, c_prev, i, f, g, o, tanh_c = cache
+    dc = dc + dh * o * (1 - tanh_c**2)
+    dz = np.concatenate(
+        [dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g**2), dh * tanh_c * o * (1 - o)], axis=1
+    )  # (N, 4H): d pre-activations of i, f, g, o
+    return dz @ w_ih, dz @ w_hh, dc * f, dz.T @ x_t, dz.T @ h_prev, dz.sum(axis=0)
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b):
+    """Unroll over T steps: x (N, T, D), h0 and c0 (N, H) -> (hs, cs, cache), hs and cs (N, T, H)."""
+    hs, cs, caches, h, c = [], [], [], h0, c0
+    for t in range(x.shape[1]):
+        h, c, cache = lstm_step_forward(x[:, t], h, c, w_ih, w_hh, b)
+        hs.append(h)
+        cs.append(c)
+        caches.append(cache)
+    return np.stack(hs, axis=1), np.stack(cs, axis=1), (caches, w_ih, w_hh)
+
+
+def lstm_backward(dhs, cache, dc_last=None):
+    """Backpropagation through time for ``lstm_forward``.  dhs (N, T, H) = dL/dh_t for each step;
+    dc_last (N, H), optional, = dL/dc_T when the final cell state is used.
+    Returns (dx, dh0, dc0, dW_ih, dW_hh, db).
+    """
+    caches, w_ih, w_hh = cache
+    dx = np.zeros(dhs.shape[:2] + (w_ih.shape[1],), dtype=dhs.dtype)
+    weights = _zero_grads(w_ih, w_hh)
+    dh_next = np.zeros_like(dhs[:, 0])
+    dc_next = np.zeros_like(dhs[:, 0]) if dc_last is None else dc_last
+    for t in reversed(range(dhs.shape[1])):
+        dx[:, t], dh_next, dc_next, *step = lstm_step_backward(dhs[:, t] + dh_next, dc_next, caches[t], w_ih, w_hh)
+        _accumulate(weights, step)
+    return dx, dh_next, dc_next, *weights

@@ -1,0 +1,167 @@
+"""How big is the output of a convolution? The workshop's formula, with its fine print.
+
+    W_out = floor((W_in - K + 2P) / S) + 1          (slide "Formulation to compute the output size")
+
+Padding comes in three spellings, as in Keras and PyTorch:
+  "valid"  no padding (P = 0);
+  "same"   Keras/TensorFlow rule: W_out = ceil(W_in / S) and the zeros needed for that,
+           total = max((W_out - 1) * S + K - W_in, 0), split total // 2 on the top/left and
+           the rest (one more when total is odd) on the bottom/right;
+  P        an integer (or a (P_h, P_w) pair): P zeros on every side.
+Sizes are (H, W) pairs; kernels, strides and paddings accept one int for both axes.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+from neuralab.errors import NeuralabError
+
+Pads = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
+
+
+def pair(value, name: str = "value") -> tuple[int, int]:
+    """3 -> (3, 3); (2, 1) -> (2, 1)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value), int(value)
+    try:
+        a, b = value
+        return int(a), int(b)
+    except (TypeError, ValueError):
+        raise NeuralabError(f"{name} {value!r}: give one whole number or a pair such as (2, 1)") from None
+
+
+def same_pads(n: int, k: int, s: int) -> tuple[int, int]:
+    """Keras "same" along one axis: (before, after), the odd zero going after (bottom/right)."""
+    total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+def resolve_padding(padding, in_hw, kernel, stride) -> Pads:
+    """"valid" | "same" | P | (P_h, P_w)  ->  ((top, bottom), (left, right))."""
+    (h, w), (kh, kw), (sh, sw) = in_hw, pair(kernel, "kernel"), pair(stride, "stride")
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0), (0, 0)
+        if mode == "same":
+            return same_pads(h, kh, sh), same_pads(w, kw, sw)
+        if mode.isdigit():
+            padding = int(mode)
+        else:
+            raise NeuralabError(f"padding {padding!r}: allowed are 'valid', 'same' or a whole number >= 0")
+    ph, pw = pair(padding, "padding")
+    if ph < 0 or pw < 0:
+        raise NeuralabError(f"padding {padding!r}: must be 'valid', 'same' or a whole number >= 0")
+    return (ph, ph), (pw, pw)
+
+
+def output_hw(in_hw, kernel, stride=1, padding=0, what="kernel") -> tuple[tuple[int, int], Pads]:
+    """((H_out, W_out), pads) for a window of ``kernel`` sliding with ``stride``; checks the settings.
+
+    A window (``what``: "kernel", or "size" for pooling) larger than the padded input, or a
+    stride below 1, is a NeuralabError that names the option and the allowed range.
+    """
+    (kh, kw), (sh, sw) = pair(kernel, what), pair(stride, "stride")
+    if min(kh, kw) < 1:
+        raise NeuralabError(f"{what} {kh}x{kw}: each side must be at least 1")
+    if min(sh, sw) < 1:
+        raise NeuralabError(f"stride {sh}x{sw}: each step must be at least 1")
+    pads = resolve_padding(padding, in_hw, (kh, kw), (sh, sw))
+    hp, wp = in_hw[0] + sum(pads[0]), in_hw[1] + sum(pads[1])
+    if kh > hp or kw > wp:
+        raise NeuralabError(
+            f"{what} {kh}x{kw} is larger than the padded input {hp}x{wp}; "
+            f"allowed: 1 to {hp} high and 1 to {wp} wide, or more padding"
+        )
+    return ((hp - kh) // sh + 1, (wp - kw) // sw + 1), pads
+
+
+@dataclass
+class ConvShape:
+    """A Conv2D layer's output shape, parameter count and the arithmetic behind them (NCHW)."""
+
+    in_chw: tuple[int, int, int]
+    filters: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: object
+    out_chw: tuple[int, int, int]
+    pads: Pads
+    bias: bool = True
+
+    @property
+    def params(self) -> int:
+        """F * (C * K_h * K_w + 1): one weight per input channel and kernel cell, one bias per filter."""
+        c, (kh, kw) = self.in_chw[0], self.kernel
+        return self.filters * (c * kh * kw + int(self.bias))
+
+    @property
+    def multiply_adds(self) -> int:
+        """Each output value is one dot product of length C * K_h * K_w."""
+        _, ho, wo = self.out_chw
+        return self.filters * ho * wo * self.in_chw[0] * self.kernel[0] * self.kernel[1]
+
+    def explain(self) -> list[str]:
+        """The formula with the numbers filled in, axis by axis, plus the fine print."""
+        c, h, w = self.in_chw
+        f, ho, wo = self.out_chw
+        lines = [f"input  {h}x{w}x{c} (H x W x depth)  ->  output {ho}x{wo}x{f} (H x W x filters)"]
+        for axis, n, k, s, (p0, p1), out in (
+            ("H", h, self.kernel[0], self.stride[0], self.pads[0], ho),
+            ("W", w, self.kernel[1], self.stride[1], self.pads[1], wo),
+        ):
+            lines += _explain_axis(axis, n, k, s, p0, p1, out, self.padding)
+        kh, kw = self.kernel
+        lines.append(
+            f"parameters = F x (C x K_h x K_w + 1) = {f} x ({c} x {kh} x {kw} + {int(self.bias)}) = {self.params:,}"
+        )
+        lines.append(f"multiply-adds = F x H_out x W_out x C x K_h x K_w = {self.multiply_adds:,}")
+        return lines
+
+
+def _explain_axis(axis, n, k, s, p0, p1, out, padding) -> list[str]:
+    rows, before, after = ("rows", "top", "bottom") if axis == "H" else ("columns", "left", "right")
+    lines = []
+    if isinstance(padding, str) and padding.lower() == "same":
+        total = p0 + p1
+        lines.append(
+            f'{axis}: "same" wants {axis}_out = ceil({axis}_in / S) = ceil({n}/{s}) = {out}; '
+            f"zeros needed = max(({out} - 1) x {s} + {k} - {n}, 0) = {total}"
+        )
+        if total % 2:
+            lines.append(
+                f"   {total} is odd: {p0} on the {before}, {p1} on the {after} (Keras/TensorFlow put the extra one there)"
+            )
+    two_p = f"2x{p0}" if p0 == p1 else f"({p0}+{p1})"
+    span = n - k + p0 + p1
+    lines.append(
+        f"{axis}_out = floor(({axis}_in - K + {'2P' if p0 == p1 else 'P_before + P_after'}) / S) + 1 = "
+        f"floor(({n} - {k} + {two_p}) / {s}) + 1 = floor({span}/{s}) + 1 = {out}"
+    )
+    dropped = span % s
+    if dropped:
+        padded = n + p0 + p1
+        first = padded - dropped
+        real = [i - p0 for i in range(first, padded) if p0 <= i < p0 + n]
+        what = f"input {rows} {_ranges(real)}" if real else f"only padding {rows}"
+        lines.append(
+            f"   {span}/{s} is not whole: the last window ends at padded index {first - 1}, so the last "
+            f"{dropped} of {padded} padded {rows} ({what}) are never covered and are dropped"
+        )
+    return lines
+
+
+def _ranges(idx: list[int]) -> str:
+    return str(idx[0]) if len(idx) == 1 else f"{idx[0]}..{idx[-1]}"
+
+
+def conv_shape(in_chw, filters: int, kernel, stride=1, padding="valid", bias: bool = True) -> ConvShape:
+    """Output shape and parameter count of Conv2D(filters, kernel, stride, padding) on a (C, H, W) input."""
+    if filters < 1:
+        raise NeuralabError(f"filters {filters}: must be at least 1")
+    c, h, w = in_chw
+    (ho, wo), pads = output_hw((h, w), kernel, stride, padding)
+    return ConvShape(tuple(in_chw), filters, pair(kernel), pair(stride), padding, (filters, ho, wo), pads, bias)

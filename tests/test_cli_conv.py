@@ -1,0 +1,215 @@
+"""`neuralab conv ...`: outputs, written pictures (shape and values) and one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.signal import correlate2d
+
+from neuralab.cli import main
+from neuralab.mechanics.kernels import KERNELS
+
+
+def run(capsys, *argv):
+    code = main(["conv", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def argparse_error(capsys, *argv):
+    with pytest.raises(SystemExit) as e:
+        main(["conv", *argv])
+    assert e.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def gray(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (21, 30), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "gray.png")
+    return tmp_path / "gray.png", pixels
+
+
+@pytest.fixture
+def rgb(tmp_path):
+    pixels = np.random.default_rng(1).integers(0, 256, (16, 19, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "rgb.png")
+    return tmp_path / "rgb.png", pixels
+
+
+def read(path):
+    return np.asarray(Image.open(path))
+
+
+def test_demo_prints_every_step(capsys):
+    code, out, _ = run(capsys, "demo")
+    assert code == 0
+    for text in ("sum = 0 + 1 + 6 + 12 = 19", "19 25", "37 43", "4 3 4", "2 4 3", "2 3 4", "= -25", "61,706",
+                 "0  0 16 24  9 13  1  0  0", "slide: Convolved Feature with filter"):
+        assert text in out
+
+
+def test_demo_one_example_and_list(capsys):
+    code, out, _ = run(capsys, "demo", "dot-product")
+    assert code == 0 and "43" in out and "Convolved Feature" not in out
+    code, out, _ = run(capsys, "demo", "--list")
+    assert code == 0 and "padding" in out and "Lenet-5" in out
+    code, _, err = run(capsys, "demo", "nope")
+    assert code == 2 and "example 'nope': allowed are dot-product" in err
+
+
+def test_shape_of_the_issue_example(capsys):
+    code, out, _ = run(capsys, "shape", "--input", "32x32x3", "--filters", "16", "--kernel", "5", "--stride", "2", "--padding", "same")
+    assert code == 0
+    assert "output shape: 16x16x16" in out
+    assert "floor((32 - 5 + (1+2)) / 2) + 1 = floor(30/2) + 1 = 16" in out
+    assert "3 is odd: 1 on the top, 2 on the bottom" in out
+    assert "16 x (3 x 5 x 5 + 1) = 1,216" in out
+
+
+def test_shape_floor_case_and_rectangular_settings(capsys):
+    code, out, _ = run(capsys, "shape", "--input", "28x28x1", "--kernel", "3", "--stride", "2")
+    assert code == 0 and "output shape: 13x13x1" in out and "(input rows 27) are never covered" in out
+    code, out, _ = run(capsys, "shape", "--input", "9x8x2", "--kernel", "3x2", "--stride", "2x1", "--padding", "1", "--no-bias")
+    assert code == 0 and "output shape: 5x9x1" in out and "1 x (2 x 3 x 2 + 0) = 12" in out
+
+
+@pytest.mark.parametrize(
+    "argv,option,allowed",
+    [
+        (["--stride", "0"], "--stride", "at least 1"),
+        (["--stride", "-2"], "--stride", "at least 1"),
+        (["--kernel", "0"], "--kernel", "at least 1"),
+        (["--padding", "full"], "--padding", "valid, same or a whole number >= 0"),
+        (["--filters", "0"], "--filters", "at least 1"),
+    ],
+)
+def test_shape_bad_options(capsys, argv, option, allowed):
+    settings = {"--input": "8x8x1", "--kernel": "3"}
+    settings.update(dict(zip(argv[::2], argv[1::2])))
+    line = argparse_error(capsys, "shape", *[a for kv in settings.items() for a in kv])
+    assert option in line and allowed in line
+
+
+def test_shape_kernel_larger_than_padded_input(capsys):
+    code, out, err = run(capsys, "shape", "--input", "4x4x1", "--kernel", "7", "--padding", "1")
+    assert code == 2 and out == ""
+    assert err == "neuralab: error: kernel 7x7 is larger than the padded input 6x6; allowed: 1 to 6 high and 1 to 6 wide, or more padding\n"
+
+
+def test_kernels_lists_the_library(capsys):
+    code, out, _ = run(capsys, "kernels")
+    assert code == 0 and all(name in out for name in KERNELS) and "-1  5 -1" in out
+
+
+def test_apply_sobel_on_gray_writes_the_values_and_a_figure(capsys, gray, tmp_path):
+    path, pixels = gray
+    out_png = tmp_path / "edges.png"
+    code, out, _ = run(capsys, "apply", str(path), "--kernel", "sobel-x", "--out", str(out_png))
+    assert code == 0 and "21x30x1 -> output 19x28x1" in out
+    expected = np.clip(np.rint(np.abs(correlate2d(pixels.astype(float), KERNELS["sobel-x"], mode="valid"))), 0, 255)
+    assert np.array_equal(read(out_png), expected.astype(np.uint8))
+    figure = read(tmp_path / "edges-figure.png")
+    assert figure.ndim == 3 and figure.shape[1] > 2 * figure.shape[0]  # three panels side by side
+
+
+def test_apply_custom_kernel_with_stride_and_padding_raw_values(capsys, gray, tmp_path):
+    path, pixels = gray
+    out_npy = tmp_path / "raw.npy"
+    code, _, _ = run(capsys, "apply", str(path), "--kernel", "1,0,-1;2,0,-2;1,0,-1", "--stride", "2", "--padding", "same",
+                     "--out", str(out_npy), "--no-figure")
+    assert code == 0 and not (tmp_path / "raw-figure.png").exists()
+    # "same" with stride 2: 21 rows need 2 zeros (1 top, 1 bottom), 30 columns need 1 (on the right)
+    padded = np.pad(pixels.astype(float), ((1, 1), (0, 1)))
+    expected = correlate2d(padded, [[1, 0, -1], [2, 0, -2], [1, 0, -1]], mode="valid")[::2, ::2]
+    np.testing.assert_allclose(np.load(out_npy), expected)
+    assert np.load(out_npy).shape == (11, 15)
+
+
+def test_apply_rgb_per_channel_and_summed(capsys, rgb, tmp_path):
+    path, pixels = rgb
+    code, _, _ = run(capsys, "apply", str(path), "--kernel", "sharpen", "--out", str(tmp_path / "sharp.png"))
+    assert code == 0
+    written = read(tmp_path / "sharp.png")
+    assert written.shape == (14, 17, 3)
+    for c in range(3):
+        expected = np.clip(np.rint(correlate2d(pixels[..., c].astype(float), KERNELS["sharpen"], mode="valid")), 0, 255)
+        assert np.array_equal(written[..., c], expected)
+    code, out, _ = run(capsys, "apply", str(path), "--kernel", "sobel-y", "--depth", "sum", "--out", str(tmp_path / "sum.npy"))
+    assert code == 0 and "output 14x17x1" in out
+    expected = sum(correlate2d(pixels[..., c].astype(float), KERNELS["sobel-y"], mode="valid") for c in range(3))
+    np.testing.assert_allclose(np.load(tmp_path / "sum.npy"), expected)
+
+
+def test_apply_default_output_names(capsys, gray, tmp_path, monkeypatch):
+    path, _ = gray
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = run(capsys, "apply", str(path), "--kernel", "blur")
+    assert code == 0
+    assert read(tmp_path / "gray-box-blur.png").shape == (19, 28)
+    assert (tmp_path / "gray-box-blur-figure.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_pool_writes_pooled_picture(capsys, rgb, tmp_path, mode):
+    path, pixels = rgb
+    out_png = tmp_path / f"{mode}.png"
+    code, out, _ = run(capsys, "pool", str(path), "--size", "2", "--mode", mode, "--out", str(out_png))
+    assert code == 0 and "16x19x3 -> output 8x9x3" in out
+    windows = pixels[:16, :18].astype(float).reshape(8, 2, 9, 2, 3)
+    expected = windows.max(axis=(1, 3)) if mode == "max" else np.rint(windows.mean(axis=(1, 3)))
+    assert np.array_equal(read(out_png), expected.astype(np.uint8))
+    assert read(tmp_path / f"{mode}-figure.png").ndim == 3
+
+
+def test_pool_gray_with_stride(capsys, gray, tmp_path):
+    path, pixels = gray
+    code, _, _ = run(capsys, "pool", str(path), "--size", "3", "--stride", "2", "--out", str(tmp_path / "p.png"), "--no-figure")
+    assert code == 0
+    expected = np.lib.stride_tricks.sliding_window_view(pixels, (3, 3))[::2, ::2].max(axis=(2, 3))
+    assert np.array_equal(read(tmp_path / "p.png"), expected)
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--kernel", "1,x;2,3"], "kernel: 'x' is not a number"),
+        (["--kernel", "ones(50)"], "not a known name"),
+        (["--kernel", ";".join(["1," * 29 + "1"] * 30)], "kernel 30x30 is larger than the padded input 21x30; allowed: 1 to 21 high"),
+    ],
+)
+def test_apply_bad_kernels_are_one_line_errors(capsys, gray, argv, message):
+    path, _ = gray
+    code, _, err = run(capsys, "apply", str(path), *argv)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_apply_stride_zero_is_refused(capsys, gray):
+    line = argparse_error(capsys, "apply", str(gray[0]), "--stride", "0")
+    assert "--stride" in line and "at least 1" in line
+
+
+def test_pool_size_larger_than_image(capsys, gray):
+    code, _, err = run(capsys, "pool", str(gray[0]), "--size", "25")
+    assert code == 2 and "size 25x25 is larger than the padded input 21x30" in err
+
+
+def test_unreadable_and_huge_images(capsys, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture")
+    code, _, err = run(capsys, "apply", str(bad))
+    assert code == 2 and "not a readable image" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "pool", str(tmp_path / "missing.png"))
+    assert code == 2 and "file not found" in err
+    huge = tmp_path / "huge.png"
+    Image.new("1", (7000, 6000)).save(huge)  # 42 million pixels, a few kB on disk
+    code, _, err = run(capsys, "apply", str(huge))
+    assert code == 2 and "more than the 40,000,000 allowed" in err
+
+
+def test_train_scratch_runs(capsys):
+    code, out, _ = run(capsys, "train-scratch", "--epochs", "1")
+    assert code == 0
+    assert "total parameters: 6,090" in out and "epoch 1/1" in out and "test accuracy" in out
+    assert "first-layer filters" in out

@@ -1,0 +1,123 @@
+"""The classic kernels on pictures, against scipy.signal.correlate2d; parsing; closest kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import correlate2d
+
+from neuralab.errors import NeuralabError
+from neuralab.mechanics.kernels import (
+    KERNELS,
+    apply_kernel,
+    closest_kernels,
+    default_scale,
+    get_kernel,
+    parse_kernel,
+    to_uint8,
+)
+
+
+def scipy_apply(plane, kernel, stride, pads):
+    """What apply_kernel must give for one channel: zero-pad, correlate ('valid'), keep every stride-th."""
+    padded = np.pad(plane.astype(float), pads)
+    return correlate2d(padded, kernel, mode="valid")[:: stride[0], :: stride[1]]
+
+
+def picture(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+@pytest.mark.parametrize(
+    "shape,stride,padding,pads",
+    [((20, 17), (1, 1), "valid", 0), ((20, 17), (2, 2), 1, 1), ((9, 12), (1, 1), "same", 1), ((11, 8), (2, 3), 2, 2)],
+)
+def test_named_kernels_equal_scipy_on_gray(name, shape, stride, padding, pads):
+    image = picture(shape)
+    kernel = KERNELS[name]
+    got = apply_kernel(image, kernel, stride, padding)
+    np.testing.assert_allclose(got, scipy_apply(image, kernel, stride, pads), rtol=1e-12, atol=1e-9)
+
+
+def test_per_channel_and_summed_depth_equal_scipy_on_rgb():
+    image = picture((15, 13, 3), seed=1)
+    kernel = KERNELS["sobel-y"]
+    per_channel = apply_kernel(image, kernel)
+    assert per_channel.shape == (13, 11, 3)
+    for c in range(3):
+        np.testing.assert_allclose(per_channel[..., c], correlate2d(image[..., c].astype(float), kernel, mode="valid"))
+    summed = apply_kernel(image, kernel, depth="sum", stride=2, padding="same")
+    expected = sum(scipy_apply(image[..., c], kernel, (2, 2), 1) for c in range(3))
+    np.testing.assert_allclose(summed, expected)
+    assert summed.shape == (8, 7)
+
+
+def test_same_stride_1_equals_scipy_same():
+    image = picture((10, 14), seed=2)
+    for name in ("sharpen", "laplacian", "gaussian"):
+        np.testing.assert_allclose(apply_kernel(image, KERNELS[name], padding="same"), correlate2d(image.astype(float), KERNELS[name], mode="same"))
+
+
+def test_workshop_kernels_are_the_slides():
+    assert np.allclose(KERNELS["box-blur"], 1 / 9)
+    assert KERNELS["sharpen"].tolist() == [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]
+    assert KERNELS["sobel-y"].tolist() == [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]  # slide: "Horizontal"
+    assert KERNELS["sobel-x"].tolist() == [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]  # slide: "Vertical"
+    assert get_kernel("blur")[0] == "box-blur" and get_kernel("Sobel-X")[0] == "sobel-x"
+
+
+def test_custom_kernel_from_string_and_file(tmp_path):
+    assert parse_kernel("1,0,-1;2,0,-2;1,0,-1").tolist() == [[1, 0, -1], [2, 0, -2], [1, 0, -1]]
+    assert np.allclose(parse_kernel("1/9 1/9; 1/9 1/9"), 1 / 9)
+    name, k = get_kernel("0.5, -1.5")
+    assert name == "custom" and k.shape == (1, 2)
+    path = tmp_path / "edge.txt"
+    path.write_text("-1 -1 -1\n-1 8 -1\n-1 -1 -1\n")
+    name, k = get_kernel(str(path))
+    assert name == "edge" and k[1, 1] == 8 and k.sum() == 0
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("1,a;2,3", "kernel: 'a' is not a number"),
+        ("1,2;3", "is not a rectangle of numbers"),
+        ("1/0", "'1/0' is not a number"),
+        ("wobble", "not a known name (identity, box-blur"),
+        (";".join([",".join(["1"] * 40)] * 40), "40x40 is too large; sides from 1 to 31"),
+    ],
+)
+def test_bad_custom_kernels_say_what_is_wrong(spec, message):
+    with pytest.raises(NeuralabError) as e:
+        get_kernel(spec)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_to_uint8_scales():
+    values = np.array([-300.0, -2.4, 0.5, 254.6, 400.0])
+    assert to_uint8(values, "clip").tolist() == [0, 0, 0, 255, 255]
+    assert to_uint8(values, "abs").tolist() == [255, 2, 0, 255, 255]
+    assert to_uint8(np.array([-1.0, 0.0, 1.0]), "minmax").tolist() == [0, 128, 255]
+    assert [default_scale(KERNELS[k]) for k in ("sobel-x", "laplacian", "sharpen", "box-blur")] == ["abs", "abs", "clip", "clip"]
+    assert default_scale(KERNELS["box-blur"], summed_colour=True) == "minmax"
+
+
+def test_closest_kernels_finds_each_classic_kernel_and_its_negative():
+    names = list(KERNELS)
+    weights = np.stack([KERNELS[n] for n in names])[:, None]  # (8, 1, 3, 3)
+    matches = closest_kernels(weights)
+    assert [m.name for m in matches] == names
+    assert all(abs(m.similarity - 1) < 1e-12 for m in matches)
+    (flipped,) = closest_kernels(-KERNELS["sobel-x"][None, None])
+    assert flipped.name == "sobel-x" and abs(flipped.similarity + 1) < 1e-12
+
+
+def test_closest_kernels_sizes_channels_and_noise():
+    rng = np.random.default_rng(0)
+    big = np.pad(KERNELS["laplacian"], 1) + rng.normal(scale=0.05, size=(5, 5))  # a 5x5 filter, laplacian at the centre
+    rgb = np.stack([KERNELS["sobel-y"] * s for s in (0.5, 1.0, 1.5)])  # (3, 3, 3), channels averaged
+    assert closest_kernels(big[None, None])[0].name == "laplacian"
+    assert closest_kernels(rgb[None])[0].name == "sobel-y"
+    assert closest_kernels(np.ones((2, 1, 2, 2))) == [(None, 0.0), (None, 0.0)]  # no 3x3 kernel fits a 2x2 filter
+    assert closest_kernels(np.zeros((1, 1, 3, 3)))[0].similarity == 0.0
