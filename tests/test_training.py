@@ -163,3 +163,26 @@ def test_a_pickle_is_never_loaded(tmp_path):
     path.write_bytes(pickle.dumps({"weight": [1, 2, 3]}))
     with pytest.raises(NeuralabError, match="damaged or truncated"):
         load_tensors(path)
+
+
+def test_two_processes_match_one_with_the_same_global_batch(small_mnist, tmp_path):
+    """torchrun with 2 CPU processes (gloo) gives the weights of 1 process, same global batch."""
+    args = ["train", "--data", "mnist", "--data-dir", str(small_mnist), "--epochs", "1",
+            "--batch-size", "50", "--val-fraction", "0.1", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "-m", "neuralab", *args, "--out", str(tmp_path / "ddp")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert ddp.stdout.count("test accuracy") == 1  # only rank 0 speaks
+    one = subprocess.run([sys.executable, "-m", "neuralab", *args, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    a, _ = load_tensors(tmp_path / "ddp" / "model.safetensors")
+    b, _ = load_tensors(tmp_path / "one" / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    ma = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    mb = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert ma[0]["loss"] == pytest.approx(mb[0]["loss"], rel=1e-4)
+    assert ma[0]["val_accuracy"] == pytest.approx(mb[0]["val_accuracy"])

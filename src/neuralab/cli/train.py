@@ -1,35 +1,48 @@
-"""`neuralab train` and `neuralab evaluate`."""
+"""`neuralab train`, `neuralab compare` and `neuralab evaluate`."""
 
 from __future__ import annotations
 
 from neuralab.cli._args import positive_float, positive_int
 
 
-def register(sub) -> None:
+def _budget(p) -> None:
+    """Options shared by train and compare: the data and the training budget."""
     from neuralab.training.trainer import SCHEDULES, TrainConfig
 
     d = TrainConfig()
+    p.add_argument("--data", default="fashion-mnist", help="dataset name or image folder (default fashion-mnist)")
+    p.add_argument("--data-dir", help="folder holding the dataset files")
+    p.add_argument("--recipe", choices=("fast",), help="tuned defaults: fast = one-cycle, few epochs, all training data")
+    p.add_argument("--epochs", type=positive_int, default=None, help=f"default {d.epochs}")
+    p.add_argument("--batch-size", type=positive_int, default=None, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=positive_float, default=None, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--schedule", choices=SCHEDULES, default=None, help=f"default {d.schedule}")
+    p.add_argument("--val-fraction", type=float, default=None, help="held out from the training set (default 0.1)")
+    p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs (default 0 = off)")
+    p.add_argument("--monitor", default=None, choices=("val_loss", "val_accuracy"))
+    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--amp", default=d.amp, choices=("auto", "off", "bf16", "fp16"))
+    p.add_argument("--overwrite", action="store_true", help="replace what is already in --out")
+
+
+def register(sub) -> None:
     p = sub.add_parser("train", help="train an image classifier and write a run directory",
                        description="Train a zoo model on an image dataset. Under torchrun, runs data-parallel.")
     p.add_argument("--model", default="lenet5", help="architecture (see `neuralab zoo`; default lenet5)")
-    p.add_argument("--data", default="fashion-mnist", help="dataset name or image folder (default fashion-mnist)")
-    p.add_argument("--data-dir", help="folder holding the dataset files")
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=positive_float, default=d.lr, help="peak learning rate")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--patience", type=int, default=d.patience, help="early stopping patience in epochs (0 = off)")
-    p.add_argument("--monitor", default=d.monitor, choices=("val_loss", "val_accuracy"))
-    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--amp", default=d.amp, choices=("auto", "off", "bf16", "fp16"))
+    _budget(p)
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run directory (default runs/MODEL-DATA-TIME)")
-    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
     p.set_defaults(func=run_train)
+
+    c = sub.add_parser("compare", help="train several models on one budget and tabulate test accuracy")
+    c.add_argument("--models", default="mlp,cnn,lenet5", help="comma-separated (default mlp,cnn,lenet5)")
+    c.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 per model (default 3)")
+    _budget(c)
+    c.add_argument("--out", default="runs/compare", help="folder for the runs and the table (default runs/compare)")
+    c.set_defaults(func=run_compare)
 
     e = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run, rebuilt from its directory")
     e.add_argument("run_dir")
@@ -37,20 +50,42 @@ def register(sub) -> None:
     e.set_defaults(func=run_evaluate)
 
 
+def _config(args, model: str, seed: int = 0):
+    from neuralab.training import ClassifierConfig, TrainConfig
+    from neuralab.training.classify import RECIPES
+
+    chosen = dict(RECIPES.get(args.recipe, {}))
+    given = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "schedule",
+                                            "val_fraction", "patience", "monitor")}
+    chosen.update({k: v for k, v in given.items() if v is not None})
+    val_fraction = chosen.pop("val_fraction", 0.1)
+    train = TrainConfig(seed=seed, device=args.device, amp=args.amp, **chosen)
+    return ClassifierConfig(model=model, data=args.data, data_dir=args.data_dir, val_fraction=val_fraction,
+                            train=train)
+
+
 def run_train(args) -> int:
-    from neuralab.training import ClassifierConfig, TrainConfig, resume_classifier, train_classifier
+    from neuralab.training import resume_classifier, train_classifier
+    from neuralab.training.device import dist_info
 
     if args.resume:
         resume_classifier(args.resume, verbose=not args.quiet)
         return 0
-    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                        schedule=args.schedule, seed=args.seed, patience=args.patience, monitor=args.monitor,
-                        device=args.device, amp=args.amp)
-    config = ClassifierConfig(model=args.model, data=args.data, data_dir=args.data_dir,
-                              val_fraction=args.val_fraction, train=train)
-    result = train_classifier(config, out=args.out, overwrite=args.overwrite, verbose=not args.quiet)
-    if args.quiet:
+    result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
+                              verbose=not args.quiet)
+    if args.quiet and dist_info().is_main:
         print(f"test accuracy {result.test['accuracy'] * 100:.2f}%  run: {result.run_dir}")
+    return 0
+
+
+def run_compare(args) -> int:
+    from neuralab.training.compare import compare, to_markdown
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    base = _config(args, models[0] if models else "")
+    rows = compare(models, base, args.seeds, args.out, overwrite=args.overwrite)
+    print(to_markdown(rows, base, args.seeds))
+    print(f"written: {args.out}/compare.csv, {args.out}/compare.md")
     return 0
 
 

@@ -17,6 +17,13 @@ from neuralab.training.rundir import create_run_dir, default_run_dir, open_run
 from neuralab.training.trainer import CLASSIFICATION, TrainConfig, Trainer, seed_everything
 
 
+# Tuned defaults a user picks by name (`--recipe fast`); explicit options override them.
+RECIPES: dict[str, dict] = {
+    # One-cycle schedule, all 60,000 training images, no validation pass.
+    "fast": {"epochs": 2, "batch_size": 64, "lr": 5e-3, "schedule": "onecycle", "val_fraction": 0.0},
+}
+
+
 @dataclass
 class ClassifierConfig:
     model: str = "lenet5"

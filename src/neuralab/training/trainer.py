@@ -226,9 +226,13 @@ class Trainer:
                     sums[k] = sums.get(k, 0) + v
             if progress.live:
                 progress.step(loss_sum.item() / max(1, len(mine)))
-        seen = len(x) / dist.world_size if dist.active else len(x)
-        record = {"epoch": epoch, "loss": loss_total.item() / seen}
-        record.update({k: float(v) / seen for k, v in sums.items()})
+        totals = torch.stack([loss_total, *(torch.as_tensor(v, device=self.device, dtype=torch.float32)
+                                            for v in sums.values())])
+        if dist.active:  # every process saw its own share; the epoch's figures are over all of them
+            torch.distributed.all_reduce(totals)
+        totals = totals.tolist()
+        record = {"epoch": epoch, "loss": totals[0] / len(x)}
+        record.update({k: v / len(x) for k, v in zip(sums, totals[1:])})
         record["lr"] = optimizer.param_groups[0]["lr"]
         record["seconds"] = time.perf_counter() - t0
         return record

@@ -1,0 +1,84 @@
+"""Several models, one budget: the workshop's "the MLP is ok but not so great", measured.
+
+Every model trains on the same data, epochs, batch size and seeds; the table reports
+parameters, seconds per epoch and test accuracy as mean +- std over the seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from neuralab.files import atomic_write
+from neuralab.training.classify import ClassifierConfig, train_classifier
+from neuralab.training.rundir import create_run_dir
+
+
+@dataclass
+class Row:
+    model: str
+    params: int
+    seconds_per_epoch: float
+    accuracies: list[float]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+
+def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Path,
+            overwrite: bool = False, verbose: bool = True) -> list[Row]:
+    """Train each of ``models`` with seeds 0..seeds-1 under ``base``; write compare.csv and .md."""
+    out = Path(out)
+    if out.exists() and overwrite:
+        import shutil
+
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in models:
+        accs, epoch_seconds, params = [], [], 0
+        for seed in range(seeds):
+            config = replace(base, model=name, train=replace(base.train, seed=seed))
+            run_dir = create_run_dir(out / f"{name}-seed{seed}", overwrite=True)
+            result = train_classifier(config, out=run_dir, overwrite=True, verbose=False)
+            accs.append(result.test["accuracy"])
+            epoch_seconds += [r["seconds"] for r in result.history]
+            params = result.params
+            if verbose:
+                print(f"{name} seed {seed}: test accuracy {accs[-1] * 100:.2f}%", flush=True)
+        rows.append(Row(name, params, statistics.median(epoch_seconds), accs))
+    with atomic_write(out / "compare.csv") as f:
+        f.write(to_csv(rows))
+    with atomic_write(out / "compare.md") as f:
+        f.write(to_markdown(rows, base, seeds) + "\n")
+    return rows
+
+
+def to_csv(rows: list[Row]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["model", "parameters", "seconds_per_epoch", "test_accuracy_mean", "test_accuracy_std", "seeds"])
+    for r in rows:
+        w.writerow([r.model, r.params, f"{r.seconds_per_epoch:.2f}", f"{r.mean:.4f}", f"{r.std:.4f}", len(r.accuracies)])
+    return buf.getvalue()
+
+
+def to_markdown(rows: list[Row], base: ClassifierConfig, seeds: int) -> str:
+    t = base.train
+    lines = [
+        f"{base.data}, {t.epochs} epochs, batch {t.batch_size}, lr {t.lr}, {t.schedule} schedule, seeds 0..{seeds - 1}",
+        "",
+        "| model | parameters | s/epoch | test accuracy (mean +- std) |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {r.model} | {r.params:,} | {r.seconds_per_epoch:.1f} | {r.mean * 100:.2f}% +- {r.std * 100:.2f} |"
+              for r in rows]
+    return "\n".join(lines)
