@@ -1,0 +1,95 @@
+"""predict and export on a trained run: real pictures, machine output, bad files."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import idx_subset
+from neuralab.cli import main
+from neuralab.data.idx import read_idx
+from neuralab.training import ClassifierConfig, TrainConfig, train_classifier
+
+
+@pytest.fixture(scope="module")
+def run(datasets, tmp_path_factory):
+    data = idx_subset(datasets, "mnist", tmp_path_factory.mktemp("mnist"), 4000, 500)
+    out = tmp_path_factory.mktemp("runs") / "lenet"
+    train_classifier(ClassifierConfig(model="lenet5", data="mnist", data_dir=str(data),
+                                      train=TrainConfig(epochs=2, batch_size=64)), out=out, verbose=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def digits(datasets, tmp_path_factory):
+    """Real test digits saved as a PNG (28x28 gray) and a large RGB JPEG."""
+    folder = tmp_path_factory.mktemp("pictures")
+    x = read_idx(datasets / "mnist" / "t10k-images-idx3-ubyte.gz")[:2]
+    y = read_idx(datasets / "mnist" / "t10k-labels-idx1-ubyte.gz")[:2]
+    Image.fromarray(x[0]).save(folder / "seven.png")
+    Image.fromarray(np.stack([x[1]] * 3, -1)).resize((300, 300)).save(folder / "two.jpg", quality=95)
+    return folder, [str(int(v)) for v in y]
+
+
+def test_predict_any_size_and_mode_with_json(run, digits, capsys):
+    folder, labels = digits
+    assert main(["predict", str(run), str(folder / "seven.png"), str(folder / "two.jpg"), "--json",
+                 "--top-k", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["top"][0]["class"] for r in out] == labels
+    for r in out:
+        probs = [t["probability"] for t in r["top"]]
+        assert len(probs) == 3 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+
+
+def test_predict_text_output(run, digits, capsys):
+    folder, labels = digits
+    assert main(["predict", str(run), str(folder / "seven.png"), "--top-k", "1"]) == 0
+    assert capsys.readouterr().out.startswith(f"{folder / 'seven.png'}: {labels[0]} ")
+
+
+def _png_header_only(path, width, height):
+    """A valid PNG that claims width x height pixels but stores a few kilobytes."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (1 + width // 8) * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p.write_bytes(b""), "file is empty"),
+    (lambda p: p.write_text("date,value\n2020-01-01,3\n"), "not a readable image"),
+    (lambda p: _png_header_only(p, 20_000, 20_000), "too large"),
+])
+def test_bad_pictures_get_one_line_and_exit_2(run, tmp_path, capsys, make, words):
+    path = tmp_path / "input.png"
+    make(path)
+    assert main(["predict", str(run), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and str(path) in err and err.count("\n") == 1
+
+
+def test_predict_on_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["predict", str(tmp_path), "x.png"]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_onnx_export_matches_pytorch(run, digits, capsys):
+    import onnxruntime
+
+    from neuralab.training import load_classifier
+
+    assert main(["export", str(run), "--onnx"]) == 0
+    assert "matches PyTorch" in capsys.readouterr().out
+    clf = load_classifier(run)
+    images = clf.load_images([digits[0] / "seven.png", digits[0] / "two.jpg"])
+    session = onnxruntime.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"images": clf.preprocess(images).numpy()})[0]
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True),
+                               clf.predict_proba(images), atol=1e-5)
