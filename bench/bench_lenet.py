@@ -1,0 +1,163 @@
+"""LeNet-5 speed and accuracy on this machine; writes docs/benchmarks.md.
+
+    python bench/bench_lenet.py            # throughput, fast recipe, predict latency (~2 min)
+    python bench/bench_lenet.py --full     # also 10-epoch runs on MNIST and Fashion-MNIST (~5 min more)
+
+Throughput compares, in one process and alternating rounds, neuralab's trainer with a plain
+PyTorch loop written the way the PyTorch examples do it (DataLoader over a TensorDataset,
+batch 128, Adam), both on one epoch of the 60,000 MNIST training images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _doc import DATASETS, machine, update_section  # noqa: E402
+
+from neuralab.data import load_image_data  # noqa: E402
+from neuralab.models import build_model  # noqa: E402
+from neuralab.training import CLASSIFICATION, ClassifierConfig, TrainConfig, Trainer, train_classifier  # noqa: E402
+from neuralab.training.classify import RECIPES, Preprocess  # noqa: E402
+
+
+def plain_pytorch_epoch(x, y) -> float:
+    """The PyTorch-examples way: DataLoader(TensorDataset), Adam, batch 128. Returns samples/s."""
+    torch.manual_seed(0)
+    model = build_model("lenet5", (1, 28, 28), 10)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(x, y), batch_size=128, shuffle=True)
+    model.train()
+    t0 = time.perf_counter()
+    for xb, yb in loader:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+    return len(x) / (time.perf_counter() - t0)
+
+
+def neuralab_epoch(x, y) -> float:
+    torch.manual_seed(0)
+    model = build_model("lenet5", (1, 28, 28), 10)
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=128), CLASSIFICATION, verbose=False)
+    t0 = time.perf_counter()
+    trainer.fit(x, y)
+    return len(x) / (time.perf_counter() - t0)
+
+
+def fast_recipe(seed: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = ClassifierConfig(model="lenet5", data="mnist", data_dir=str(DATASETS / "mnist"),
+                               val_fraction=RECIPES["fast"]["val_fraction"],
+                               train=TrainConfig(seed=seed, **{k: v for k, v in RECIPES["fast"].items()
+                                                              if k != "val_fraction"}))
+        r = train_classifier(cfg, out=Path(tmp) / "run", verbose=False)
+        return r.seconds, r.test["accuracy"]
+
+
+def predict_latency(run_dir: Path, picture: Path) -> tuple[float, float]:
+    """Seconds to load a run directory, and to answer one 28x28 picture (medians)."""
+    from neuralab.training import load_classifier
+
+    loads = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        clf = load_classifier(run_dir)
+        loads.append(time.perf_counter() - t0)
+    answers = []
+    for _ in range(50):
+        t0 = time.perf_counter()
+        clf.top_k(clf.predict_proba(clf.load_images([picture])), 3)
+        answers.append(time.perf_counter() - t0)
+    return statistics.median(loads), statistics.median(answers)
+
+
+def full_runs() -> list[str]:
+    rows = []
+    for data in ("mnist", "fashion-mnist"):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = ClassifierConfig(model="lenet5", data=data, data_dir=str(DATASETS / data),
+                                   train=TrainConfig(epochs=10))
+            r = train_classifier(cfg, out=Path(tmp) / "run", verbose=False)
+            per_epoch = statistics.median(h["seconds"] for h in r.history)
+            rows.append(f"| {data} | 10 | {per_epoch:.1f} | {r.test['accuracy'] * 100:.2f}% |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--full", action="store_true")
+    args = parser.parse_args()
+
+    data = load_image_data("mnist", DATASETS / "mnist", val_fraction=0.0)
+    x = Preprocess.fit(data.train.x)(data.train.x)
+    y = torch.from_numpy(data.train.y)
+    plain, ours = [], []
+    for i in range(args.rounds):
+        plain.append(plain_pytorch_epoch(x, y))
+        ours.append(neuralab_epoch(x, y))
+        print(f"round {i + 1}: plain {plain[-1]:.0f} samples/s, neuralab {ours[-1]:.0f} samples/s", flush=True)
+    ratio = statistics.median(o / p for o, p in zip(ours, plain))
+
+    fast = [fast_recipe(seed) for seed in range(3)]
+    print("fast recipe (seconds, accuracy):", fast, flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = ClassifierConfig(model="lenet5", data="mnist", data_dir=str(DATASETS / "mnist"),
+                               train=TrainConfig(epochs=1))
+        run = train_classifier(cfg, out=Path(tmp) / "run", verbose=False).run_dir
+        from PIL import Image
+
+        Image.fromarray(data.test.x[0, 0]).save(Path(tmp) / "digit.png")
+        load_s, answer_s = predict_latency(run, Path(tmp) / "digit.png")
+    print(f"load {load_s * 1000:.0f} ms, answer {answer_s * 1000:.1f} ms", flush=True)
+
+    recipe = RECIPES["fast"]
+    lines = [
+        "## Image classification: LeNet-5",
+        "",
+        f"Measured by `python bench/bench_lenet.py{' --full' if args.full else ''}` on {machine()}, "
+        f"{time.strftime('%Y-%m-%d')}.",
+        "",
+        "Training throughput, one epoch of the 60,000 MNIST training images, batch 128, Adam "
+        f"({args.rounds} alternating rounds in one process; medians):",
+        "",
+        "| loop | samples/s |",
+        "|---|---:|",
+        f"| plain PyTorch (DataLoader over TensorDataset) | {statistics.median(plain):,.0f} |",
+        f"| neuralab Trainer | {statistics.median(ours):,.0f} |",
+        f"| ratio (median of per-round ratios) | **{ratio:.2f}x** |",
+        "",
+        f"Fast recipe (`neuralab train --model lenet5 --data mnist --recipe fast`: {recipe['epochs']} epochs, "
+        f"batch {recipe['batch_size']}, peak lr {recipe['lr']}, one-cycle, all 60,000 training images), seeds 0-2:",
+        "",
+        "| seed | training wall time (s) | MNIST test accuracy |",
+        "|---:|---:|---:|",
+        *[f"| {s} | {sec:.1f} | {acc * 100:.2f}% |" for s, (sec, acc) in enumerate(fast)],
+        "",
+        f"`neuralab predict`: loading a run directory {load_s * 1000:.0f} ms, answering one 28x28 picture "
+        f"{answer_s * 1000:.1f} ms (medians; after Python and PyTorch have started).",
+    ]
+    if args.full:
+        lines += ["", "Default budget (`neuralab train --model lenet5 --data DATA --epochs 10`):", "",
+                  "| data | epochs | s/epoch | test accuracy |", "|---|---:|---:|---:|", *full_runs()]
+    update_section("bench_lenet", "\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
