@@ -3,15 +3,51 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from neuralab.data.cifar import fetch_cifar10, load_cifar10
+from neuralab.data.folders import FolderData, SkippedImagesWarning, load_image_folder
 from neuralab.data.images import ImageData, Split, load_idx_dataset
 from neuralab.data.sources import SOURCES, cache_dir, fetch, locate, verify
+from neuralab.errors import NeuralabError
+
+NAMED = ("mnist", "fashion-mnist", "cifar10")
 
 
 def load_image_data(name: str, data_dir: str | os.PathLike | None = None,
-                    val_fraction: float = 0.1, seed: int = 0) -> ImageData:
-    """Load an image dataset by name with a seeded train/validation split."""
-    return load_idx_dataset(name, data_dir, val_fraction=val_fraction, seed=seed)
+                    val_fraction: float = 0.1, seed: int = 0, *, test_fraction: float | None = None,
+                    image_size: tuple[int, int] | None = None, color: str | None = None,
+                    on_error: str | None = None) -> ImageData:
+    """Load an image dataset with a seeded train/validation split.
+
+    ``name`` is "mnist", "fashion-mnist" or "cifar10" (found by ``sources.locate``, in
+    ``data_dir`` when given), or the path of a folder of class sub-folders (root/CLASS/*.png|jpg),
+    which ``load_image_folder`` reads with ``test_fraction`` (default 0.1), ``image_size``
+    (height, width), ``color`` ("auto", "grayscale", "rgb") and ``on_error`` ("refuse", "skip").
+    A named dataset takes precedence over a folder of the same name: write ./mnist for the folder.
+    """
+    folder_options = {"--test-fraction": test_fraction, "--image-size": image_size, "--color": color,
+                      "--on-error": on_error}
+    if name in NAMED:
+        given = [option for option, value in folder_options.items() if value is not None]
+        if given:
+            raise NeuralabError(f"{given[0]}: applies to image folders only; {name} comes with its own "
+                                "test set, image size and colours")
+        if name == "cifar10":
+            return load_cifar10(data_dir, val_fraction=val_fraction, seed=seed)
+        return load_idx_dataset(name, data_dir, val_fraction=val_fraction, seed=seed)
+    if Path(name).expanduser().is_dir():
+        if data_dir is not None:
+            raise NeuralabError(f"--data-dir {data_dir}: applies to named datasets; {name} is already a folder")
+        return load_image_folder(Path(name).expanduser(), image_size=image_size, color=color or "auto",
+                                 val_fraction=val_fraction, seed=seed,
+                                 test_fraction=0.1 if test_fraction is None else test_fraction,
+                                 on_error=on_error or "refuse")
+    if os.sep in name or Path(name).exists():
+        raise NeuralabError(f"{name}: not a folder; give a folder with one sub-folder of images per class")
+    raise NeuralabError(f"unknown dataset {name!r}; choose one of: {', '.join(NAMED)}, "
+                        "or give a folder of class sub-folders (root/CLASS_NAME/*.png|jpg)")
 
 
-__all__ = ["ImageData", "Split", "SOURCES", "cache_dir", "fetch", "load_image_data", "locate", "verify"]
+__all__ = ["FolderData", "ImageData", "NAMED", "SOURCES", "SkippedImagesWarning", "Split", "cache_dir", "fetch",
+           "fetch_cifar10", "load_cifar10", "load_image_data", "load_image_folder", "locate", "verify"]

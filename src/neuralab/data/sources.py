@@ -77,6 +77,21 @@ register(Source(
     citation="H. Xiao, K. Rasul, R. Vollgraf. Fashion-MNIST: a novel image dataset for benchmarking machine learning algorithms. 2017.",
 ))
 
+register(Source(
+    name="cifar10",
+    title="CIFAR-10 tiny images, binary version (Krizhevsky, Nair, Hinton)",
+    classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    # The SHA-256 of the decompressed .tar is not published anywhere we could find, so it is not
+    # pinned yet (fill it in from `gzip -dc cifar-10-binary.tar.gz | sha256sum` of an archive that
+    # matches archive_sha256). Until then data.cifar.fetch_cifar10 and verify_archive check the
+    # published digest of the .tar.gz itself (also listed with MD5 c32a1d4a... by torchvision).
+    files={"cifar-10-binary.tar.gz": ""},
+    mirrors=("https://www.cs.toronto.edu/~kriz/",),
+    citation="A. Krizhevsky. Learning multiple layers of features from tiny images. Tech. report, U. Toronto, 2009.",
+    extra={"archive_sha256": "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+           "archive_md5": "c32a1d4ab5d03f1284b67883e8d87530", "archive_bytes": 170_052_171},
+))
+
 
 def get_source(name: str) -> Source:
     try:

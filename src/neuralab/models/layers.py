@@ -1,12 +1,164 @@
-"""Small pieces the architectures share."""
+"""Small pieces the architectures share: Keras-style "same" layers, the workshop's output-size
+formula for every conv and pooling layer, and a guard that names the layer where a feature
+map would shrink below 1x1."""
 
 from __future__ import annotations
 
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from neuralab.errors import NeuralabError
 
-def flat_size(features: nn.Module, input_shape: tuple[int, int, int]) -> int:
-    """Width of ``features``' flattened output for one input of ``input_shape`` (a dry run)."""
-    with torch.no_grad():
-        return features(torch.zeros(1, *input_shape)).flatten(1).shape[1]
+# Inputs whose shorter side is below this many pixels (MNIST's 28, CIFAR's 32) get the
+# small-input variant of AlexNet, VGG and GoogLeNet; at or above it, the paper's layers.
+SMALL_INPUT = 64
+
+
+def is_small(input_shape: tuple[int, int, int]) -> bool:
+    return min(input_shape[1:]) < SMALL_INPUT
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """(before, after) padding of TensorFlow's padding="same": output ceil(size / stride),
+    and when the total is odd the extra row or column goes after (bottom / right)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+class Conv2dSame(nn.Conv2d):
+    """Conv2d with Keras ``padding="same"`` for any stride: output ceil(W / S), padded like TF."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, dilation=1,
+                 groups: int = 1, bias: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups, bias)
+
+    def same_pads(self, h: int, w: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        return (same_padding(h, self.kernel_size[0], self.stride[0], self.dilation[0]),
+                same_padding(w, self.kernel_size[1], self.stride[1], self.dilation[1]))
+
+    def forward(self, x):
+        (top, bottom), (left, right) = self.same_pads(*x.shape[-2:])
+        return super().forward(F.pad(x, (left, right, top, bottom)))
+
+
+class MaxPool2dSame(nn.MaxPool2d):
+    """MaxPool2d with Keras ``padding="same"``: output ceil(W / S); padded cells never win."""
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__(kernel_size, stride)
+
+    def same_pads(self, h: int, w: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        (kh, kw), (sh, sw) = _pair(self.kernel_size), _pair(self.stride)
+        return same_padding(h, kh, sh), same_padding(w, kw, sw)
+
+    def forward(self, x):
+        (top, bottom), (left, right) = self.same_pads(*x.shape[-2:])
+        return super().forward(F.pad(x, (left, right, top, bottom), value=float("-inf")))
+
+
+# --- the workshop's formula W_out = floor((W_in - K + 2P) / S) + 1, for one layer ----------------
+
+@dataclass(frozen=True)
+class Geometry:
+    """How one conv/pool/pad layer maps an (H, W) input to its output, with the arithmetic."""
+
+    out: tuple[int, int]
+    formula: str  # e.g. "floor((28 - 3 + 2*0) / 1) + 1 = 26", or "H: ...; W: ..." when they differ
+
+
+def _dim(n: int, k: int, s: int, pads: tuple[int, int], ceil: bool, same: bool) -> tuple[int, str]:
+    before, after = pads
+    num = n - k + before + after
+    out = (num + (s - 1 if ceil else 0)) // s + 1
+    pad = f"2*{before}" if before == after else f"({before}+{after})"
+    text = f"{'ceil' if ceil else 'floor'}(({n} - {k} + {pad}) / {s}) + 1 = {out}"
+    if ceil and (out - 1) * s >= n + before:  # PyTorch: the last window must start inside the input
+        out -= 1
+        text += f" - 1 = {out} (the last window would start in the padding)"
+    if same:
+        text += f" = ceil({n}/{s})"
+    return out, text
+
+
+def _join(h: tuple[int, str], w: tuple[int, str]) -> Geometry:
+    return Geometry((h[0], w[0]), h[1] if h[1] == w[1] else f"H: {h[1]}; W: {w[1]}")
+
+
+def geometry(module: nn.Module, h: int, w: int) -> Geometry | None:
+    """The output size of ``module`` for an (h, w) input and the formula that gives it; None
+    for layers that keep or do not have a spatial size."""
+    if isinstance(module, (Conv2dSame, MaxPool2dSame)):
+        pads = module.same_pads(h, w)
+        k = [d * (kk - 1) + 1 for kk, d in zip(_pair(module.kernel_size), _pair(getattr(module, "dilation", 1)))]
+        s = _pair(module.stride)
+        return _join(*(_dim(n, kk, ss, p, False, True) for n, kk, ss, p in zip((h, w), k, s, pads)))
+    if isinstance(module, nn.Conv2d):
+        rev = module._reversed_padding_repeated_twice  # (left, right, top, bottom), also for padding="same"
+        pads = ((rev[2], rev[3]), (rev[0], rev[1]))
+        k = [d * (kk - 1) + 1 for kk, d in zip(module.kernel_size, module.dilation)]
+        return _join(*(_dim(n, kk, s, p, False, False) for n, kk, s, p in zip((h, w), k, module.stride, pads)))
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        kernel, stride, padding = _pair(module.kernel_size), _pair(module.stride or module.kernel_size), _pair(module.padding)
+        dilation = _pair(getattr(module, "dilation", 1))
+        k = [d * (kk - 1) + 1 for kk, d in zip(kernel, dilation)]
+        return _join(*(_dim(n, kk, s, (p, p), module.ceil_mode, False) for n, kk, s, p in zip((h, w), k, stride, padding)))
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        oh, ow = _pair(module.output_size)
+        oh, ow = oh or h, ow or w
+        return Geometry((oh, ow), f"adaptive: {h}x{w} -> {oh}x{ow}")
+    if isinstance(module, nn.ZeroPad2d):
+        left, right, top, bottom = module.padding
+        return _join((h + top + bottom, f"{h} + {top} + {bottom} = {h + top + bottom}"),
+                     (w + left + right, f"{w} + {left} + {right} = {w + left + right}"))
+    return None
+
+
+class MapVanishes(NeuralabError):
+    """A conv or pooling layer would turn its feature map into less than 1x1."""
+
+    def __init__(self, layer: str, kind: str, in_hw: tuple[int, int], geo: Geometry):
+        self.layer, self.kind, self.in_hw, self.geometry = layer, kind, in_hw, geo
+        super().__init__(
+            f"{layer} ({kind}) would shrink the {in_hw[0]}x{in_hw[1]} feature map to "
+            f"{geo.out[0]}x{geo.out[1]} [{geo.formula}]"
+        )
+
+
+@contextlib.contextmanager
+def shape_guard(model: nn.Module, prefix: str = "") -> Iterator[None]:
+    """While active, every conv/pool layer in ``model`` checks its output size before it runs
+    and raises MapVanishes, naming the layer, when a side would drop below 1."""
+
+    def check(name):
+        def hook(module, args):
+            h, w = args[0].shape[-2:]
+            geo = geometry(module, h, w)
+            if geo is not None and min(geo.out) < 1:
+                raise MapVanishes(name, type(module).__name__, (h, w), geo)
+        return hook
+
+    handles = [m.register_forward_pre_hook(check(".".join(filter(None, (prefix, n)))))
+               for n, m in model.named_modules() if geometry(m, 8, 8) is not None]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def flat_size(features: nn.Module, input_shape: tuple[int, int, int], prefix: str = "features") -> int:
+    """Width of ``features``' flattened output for inputs of ``input_shape`` (a dry run on an
+    empty batch, so it costs nothing); MapVanishes names the layer if the input is too small."""
+    with torch.no_grad(), shape_guard(features, prefix):
+        return math.prod(features(torch.zeros(0, *input_shape)).shape[1:])

@@ -1,0 +1,145 @@
+"""Users' own images in class folders, as Keras' image_dataset_from_directory and
+torchvision's ImageFolder read them:
+
+    root/
+      cat/  001.png  002.jpg ...
+      dog/  a.jpeg ...
+
+Class names are the sub-folder names, sorted. Images are decoded safely (data.pictures),
+converted to grayscale or RGB, resized, and split per class into train / validation / test
+with a seeded permutation (stratified: every split keeps the class proportions). Files that
+cannot be read are reported by path and count; ``on_error`` says whether the load refuses
+("refuse", the default) or leaves them out ("skip", with a warning and the list kept in
+``FolderData.skipped``). Nothing is ever dropped silently.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from neuralab.data.images import ImageData, Split
+from neuralab.data.pictures import read_image, resize
+from neuralab.errors import NeuralabError
+from neuralab.files import inside
+
+EXTENSIONS = (".png", ".jpg", ".jpeg")
+COLORS = ("auto", "grayscale", "rgb")
+ON_ERROR = ("refuse", "skip")
+
+
+class SkippedImagesWarning(UserWarning):
+    """Some images could not be read and were left out (on_error="skip")."""
+
+
+@dataclass
+class FolderData(ImageData):
+    root: str = ""
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of every unreadable image
+
+
+def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names and (path, label) for every image file under ``root``/CLASS/, sorted."""
+    if not root.is_dir():
+        raise NeuralabError(f"{root}: no such folder; give a folder with one sub-folder of images per class")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(classes) < 2:
+        raise NeuralabError(f"{root}: found {len(classes)} class folder(s); a classifier needs at least 2 "
+                            "(root/CLASS_NAME/*.png|jpg)")
+    files = []
+    for label, name in enumerate(classes):
+        found = sorted(p for p in (root / name).iterdir()
+                       if p.suffix.lower() in EXTENSIONS and not p.name.startswith("."))
+        if not found:
+            raise NeuralabError(f"{root / name}: no .png, .jpg or .jpeg images in class folder {name!r}")
+        files += [(p, label) for p in found]
+    return classes, files
+
+
+def _stratified(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int):
+    rng = np.random.default_rng(seed)
+    parts: tuple[list, list, list] = ([], [], [])
+    for label in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == label))
+        # rounded per class; every class keeps at least one training image
+        n_test = min(int(round(len(idx) * test_fraction)), len(idx) - 1)
+        n_val = min(int(round(len(idx) * val_fraction)), len(idx) - 1 - n_test)
+        parts[2].append(idx[:n_test])
+        parts[1].append(idx[n_test:n_test + n_val])
+        parts[0].append(idx[n_test + n_val:])
+    return tuple(np.sort(np.concatenate(p)) for p in parts)
+
+
+def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | None = None, color: str = "auto",
+                      val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
+                      on_error: str = "refuse") -> FolderData:
+    """Images under ``root``/CLASS/ as (N, C, H, W) uint8 splits.
+
+    image_size: (height, width) to resize every image to; None keeps the size, which must then
+        be the same for all images.
+    color: "grayscale" (C=1), "rgb" (C=3), or "auto": grayscale when every image is, else RGB.
+    on_error: with unreadable images, "refuse" raises a NeuralabError giving their count and the
+        first few paths; "skip" leaves them out with a SkippedImagesWarning and lists them all
+        in the result's ``skipped``.
+    """
+    if color not in COLORS:
+        raise NeuralabError(f"--color {color!r}: choose one of {', '.join(COLORS)}")
+    if on_error not in ON_ERROR:
+        raise NeuralabError(f"--on-error {on_error!r}: choose one of {', '.join(ON_ERROR)}")
+    if image_size is not None and (len(image_size) != 2 or min(image_size) < 1):
+        raise NeuralabError(f"--image-size {image_size}: expected (height, width), each at least 1")
+    for option, value in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise NeuralabError(f"{option} {value}: must be in [0, 1)")
+    if val_fraction + test_fraction >= 1.0:
+        raise NeuralabError(f"--val-fraction {val_fraction} + --test-fraction {test_fraction}: "
+                            "must leave some images for training (sum below 1)")
+    root = Path(root)
+    classes, files = list_images(root)
+
+    mode = {"grayscale": "L", "rgb": "RGB", "auto": None}[color]
+    images, labels, skipped = [], [], []
+    for path, label in files:
+        try:
+            inside(root, path.relative_to(root))
+        except NeuralabError:
+            skipped.append((str(path), f"a link that leads out of {root}"))
+            continue
+        try:
+            img = read_image(path, mode)
+        except NeuralabError as e:
+            skipped.append((str(path), str(e).removeprefix(f"{path}: ")))
+            continue
+        images.append(resize(img, *image_size) if image_size else img)
+        labels.append(label)
+    if skipped:
+        listed = "; ".join(f"{p} ({why})" for p, why in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+        if on_error == "refuse":
+            raise NeuralabError(f"{root}: {len(skipped)} of {len(files)} images cannot be read: {listed}; "
+                                "fix or remove them, or pass --on-error skip to leave them out")
+        warnings.warn(f"{root}: skipped {len(skipped)} of {len(files)} images that cannot be read: {listed}",
+                      SkippedImagesWarning, stacklevel=2)
+    y = np.asarray(labels, dtype=np.int64)
+    empty = [classes[i] for i in range(len(classes)) if not (y == i).any()]
+    if empty:
+        raise NeuralabError(f"{root}: no readable images left in class folder(s) {', '.join(empty)}")
+    x = _stack(images, root)
+    train, val, test = _stratified(y, val_fraction, test_fraction, seed)
+    return FolderData(root.resolve().name, classes, Split(x[train], y[train]), Split(x[val], y[val]),
+                      Split(x[test], y[test]), root=str(root), skipped=skipped)
+
+
+def _stack(images: list[np.ndarray], root: Path) -> np.ndarray:
+    """(H, W) / (H, W, 3) images -> (N, C, H, W); grayscale ones become RGB when any is RGB."""
+    if any(im.ndim == 3 for im in images):
+        images = [np.repeat(im[:, :, None], 3, axis=2) if im.ndim == 2 else im for im in images]
+    sizes = sorted({im.shape[:2] for im in images})
+    if len(sizes) > 1:
+        raise NeuralabError(f"{root}: images differ in size ({', '.join(f'{h}x{w}' for h, w in sizes[:4])}"
+                            f"{', ...' if len(sizes) > 4 else ''}); pass --image-size HxW to resize them all")
+    x = np.stack(images)
+    return x[:, None, :, :] if x.ndim == 3 else x.transpose(0, 3, 1, 2).copy()

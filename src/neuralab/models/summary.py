@@ -1,0 +1,312 @@
+"""Keras-style model summaries: one row per layer with its output shape and parameters, the
+totals, the size, and for every conv and pooling layer the workshop's formula
+
+    W_out = floor((W_in - K + 2P) / S) + 1
+
+with the numbers filled in. ``summary`` returns the data, ``render_summary`` the text (a rich
+table on a terminal, plain columns in a log file), ``ModelSummary.to_dict`` a JSON-ready dict.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from neuralab.errors import NeuralabError
+from neuralab.models.layers import MapVanishes, geometry, shape_guard
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+MAX_SIDE = 8192  # the smallest-input search gives up beyond this many pixels a side
+
+
+@dataclass
+class LayerRow:
+    name: str                    # qualified module name, e.g. "features.0"
+    kind: str                    # class name, e.g. "Conv2d"
+    output_shape: tuple          # without the batch: (C, H, W) or (F,); a tuple of those for several outputs
+    params: int                  # parameters of this layer (of the whole block for a block row)
+    trainable: int
+    depth: int                   # nesting level, 1 for the model's direct children
+    formula: str | None = None   # how a conv/pool/pad layer's output size follows from its input
+    block: bool = False          # a composite layer (e.g. an Inception module) listed after its parts;
+                                 # its params are already counted in the rows above it
+
+
+@dataclass
+class ModelSummary:
+    model: str
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    rows: list[LayerRow]
+    total_params: int
+    trainable_params: int
+    buffers: int                       # BatchNorm running statistics and the like: saved, not trained
+    size_bytes: int                    # parameters and buffers as stored
+    output_shape: tuple
+    unused: list[tuple[str, int]] = field(default_factory=list)  # layers with parameters that did not run
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    @property
+    def size_mb(self) -> float:
+        return self.size_bytes / 1e6
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(non_trainable_params=self.non_trainable_params, size_mb=self.size_mb)
+        return d
+
+    def __str__(self) -> str:
+        return render_summary(self, rich=False)
+
+
+def _shape(output):
+    if isinstance(output, torch.Tensor):
+        return tuple(output.shape[1:])
+    if isinstance(output, (tuple, list)):
+        return tuple(_shape(o) for o in output if isinstance(o, (torch.Tensor, tuple, list)))
+    return ()
+
+
+def _hwc(input_shape) -> str:
+    c, h, w = input_shape
+    return f"{h}x{w}x{c}"
+
+
+def _device(model: nn.Module) -> torch.device:
+    for t in [*model.parameters(), *model.buffers()]:
+        return t.device
+    return torch.device("cpu")
+
+
+def _dry_run(model: nn.Module, input_shape, batch: int = 0):
+    """One forward pass on zeros in eval mode without gradients; an empty batch computes
+    nothing but the shapes."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(torch.zeros(batch, *input_shape, device=_device(model)))
+    finally:
+        model.train(was_training)
+
+
+def smallest_input(works: Callable[[tuple[int, int, int]], bool], channels: int) -> tuple[int, int, int] | None:
+    """The smallest square (channels, s, s) for which ``works`` holds, or None up to MAX_SIDE.
+
+    Conv and pool output sizes never shrink when the input grows, so a doubling search and
+    then a bisection find it in a few dozen dry runs."""
+    hi = 1
+    while not works((channels, hi, hi)):
+        if hi >= MAX_SIDE:
+            return None
+        hi *= 2
+    lo = hi // 2  # fails (or 0)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if works((channels, mid, mid)):
+            hi = mid
+        else:
+            lo = mid
+    return channels, hi, hi
+
+
+def too_small(model_name: str, input_shape, err: MapVanishes, works) -> NeuralabError:
+    """The one-line error for an input on which ``model_name``'s feature maps vanish."""
+    best = smallest_input(works, input_shape[0])
+    hint = f"the smallest input that works is {_hwc(best)}" if best else f"no input up to {MAX_SIDE}x{MAX_SIDE} works"
+    return NeuralabError(f"--input {_hwc(input_shape)}: too small for {model_name}: {err}; {hint}")
+
+
+def _passes_features(model: nn.Module):
+    def works(shape) -> bool:
+        try:
+            with shape_guard(model):
+                _dry_run(model, shape)
+        except MapVanishes:
+            return False
+        except Exception:  # noqa: BLE001 - a later layer (e.g. the classifier) may expect another size
+            return True
+        return True
+    return works
+
+
+def summary(model: nn.Module, input_shape, depth: int | None = None, name: str | None = None) -> ModelSummary:
+    """Run ``model`` once on an empty batch of ``input_shape`` (C, H, W) and describe every layer.
+
+    ``depth`` folds layers nested deeper than that many levels into their parent's row
+    (None: every layer). Models built on the "meta" device work too and cost nothing.
+    An input on which a feature map vanishes raises a NeuralabError naming the layer and
+    the smallest input that works.
+    """
+    input_shape = tuple(int(v) for v in input_shape)
+    name = name or type(model).__name__
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise NeuralabError(f"--input {input_shape}: expected (channels, height, width), each at least 1")
+    modules = dict(model.named_modules())
+    seen: dict[str, tuple] = {}        # name -> output shape, in the order the layers finished
+    formulas: dict[str, str] = {}
+    running: list[str] = []            # the layers entered but not yet left: where an error happened
+
+    def enter(n):
+        def hook(module, args):
+            running.append(n)
+            if args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 3:
+                geo = geometry(module, *args[0].shape[-2:])
+                if geo is not None and n not in formulas:
+                    formulas[n] = geo.formula
+        return hook
+
+    def leave(n):
+        def hook(module, args, output):
+            running.pop()
+            seen.setdefault(n, _shape(output))
+        return hook
+
+    handles = []
+    for n, m in modules.items():
+        if n:
+            handles += [m.register_forward_pre_hook(enter(n)), m.register_forward_hook(leave(n))]
+    try:
+        with shape_guard(model):
+            output = _dry_run(model, input_shape)
+    except MapVanishes as e:
+        raise too_small(name, input_shape, e, _passes_features(model)) from None
+    except RuntimeError as e:
+        where = running[-1] if running else "the model"
+        where += f" ({type(modules[where]).__name__})" if where in modules else ""
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NeuralabError(f"--input {_hwc(input_shape)}: {name} fails at {where}: {first}; "
+                            "was the model built for another input shape?") from None
+    finally:
+        for h in handles:
+            h.remove()
+
+    rows = []
+    for n, shape in seen.items():
+        m = modules[n]
+        level = n.count(".") + 1
+        has_children = any(True for _ in m.children())
+        if depth is not None and level > depth:
+            continue
+        folded = has_children and depth is not None and level == depth
+        block = has_children and not folded and not isinstance(m, _CONTAINERS)
+        if has_children and not (folded or block):
+            continue
+        params = list(m.parameters())
+        rows.append(LayerRow(n, type(m).__name__, shape, sum(p.numel() for p in params),
+                             sum(p.numel() for p in params if p.requires_grad), level, formulas.get(n), block))
+    unused = [(n, sum(p.numel() for p in m.parameters(recurse=False)))
+              for n, m in modules.items() if n and n not in seen and any(True for _ in m.parameters(recurse=False))]
+    params = list(model.parameters())
+    buffers = list(model.buffers())
+    return ModelSummary(
+        model=name, input_shape=input_shape, rows=rows,
+        total_params=sum(p.numel() for p in params),
+        trainable_params=sum(p.numel() for p in params if p.requires_grad),
+        buffers=sum(b.numel() for b in buffers),
+        size_bytes=sum(t.numel() * t.element_size() for t in params + buffers),
+        output_shape=_shape(output), unused=_fold_unused(unused),
+    )
+
+
+def _fold_unused(unused: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Group unused layers by their top-level module (``aux1.1.0`` -> ``aux1``)."""
+    groups: dict[str, int] = {}
+    for n, p in unused:
+        groups[n.split(".")[0]] = groups.get(n.split(".")[0], 0) + p
+    return list(groups.items())
+
+
+# --- text ---------------------------------------------------------------------------------------
+
+def _fmt_shape(shape) -> str:
+    if shape and isinstance(shape[0], tuple):
+        return ", ".join(_fmt_shape(s) for s in shape)
+    return "(B, " + ", ".join(map(str, shape)) + ")" if shape else "(B,)"
+
+
+def _table_rows(s: ModelSummary) -> list[tuple[str, str, str, str]]:
+    out = []
+    base = min((r.depth for r in s.rows), default=1)
+    for r in s.rows:
+        indent = "  " * (r.depth - base)
+        label = f"{indent}{r.name} ({r.kind})"
+        params = f"({r.params:,})" if r.block else f"{r.params:,}"
+        out.append((label, _fmt_shape(r.output_shape), params, r.formula or ""))
+    return out
+
+
+def _footer(s: ModelSummary) -> list[str]:
+    lines = [
+        f"Total params: {s.total_params:,}   size {s.size_mb:.2f} MB (parameters and buffers as stored)",
+        f"Trainable params: {s.trainable_params:,}",
+        f"Non-trainable params: {s.non_trainable_params:,}",
+    ]
+    if s.buffers:
+        lines.append(f"Buffers (e.g. BatchNorm running mean/var, saved but not trained): {s.buffers:,}")
+    if s.unused:
+        lines.append("Not run at inference (params counted above): "
+                     + ", ".join(f"{n} ({p:,})" for n, p in s.unused))
+    if any(r.block for r in s.rows):
+        lines.append("A block row (params in parentheses) sums the rows of its parts above it.")
+    lines.append("Shapes are (batch, channels, height, width); K kernel, P padding, S stride.")
+    return lines
+
+
+def render_table(title: str, header, rows, right=(), footer=(), rich: bool | None = None, file=None) -> str:
+    """Columns of text as a rich table when ``file`` (default stdout) is a terminal or ``rich`` is
+    True, else plain aligned columns for log files and reports. ``right``: right-aligned columns;
+    the last column is never padded."""
+    stream = file if file is not None else sys.stdout
+    if rich is None:
+        rich = hasattr(stream, "isatty") and stream.isatty()
+    if rich:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        for i, h in enumerate(header):
+            table.add_column(h, justify="right" if i in right else "left", overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        buf = io.StringIO()
+        console = Console(file=buf, force_terminal=True, width=max(100, shutil.get_terminal_size((120, 24)).columns))
+        console.print(table)
+        for line in footer:
+            console.print(line, highlight=False, markup=False)
+        return buf.getvalue()
+    last = len(header) - 1
+    widths = [max(len(str(x[i])) for x in (header, *rows)) for i in range(last)]
+
+    def fmt(row):
+        cells = [f"{row[i]:>{w}}" if i in right else f"{row[i]:<{w}}" for i, w in enumerate(widths)]
+        return "  ".join([*cells, str(row[last])]).rstrip()
+
+    lines = [fmt(header), *map(fmt, rows)]
+    rule = "=" * max(map(len, lines))
+    return "\n".join([title, rule, lines[0], rule, *lines[1:], rule, *footer]) + "\n"
+
+
+def render_summary(s: ModelSummary, rich: bool | None = None, file=None) -> str:
+    """The summary as text: a rich table on a terminal, plain columns otherwise (see render_table)."""
+    header = ("Layer (type)", "Output shape", "Param #", "Output size: W_out = floor((W_in - K + 2P) / S) + 1")
+    return render_table(f'Model: "{s.model}"  input {_fmt_shape(s.input_shape)}', header, _table_rows(s),
+                        right=(2,), footer=_footer(s), rich=rich, file=file)
+
+
+def print_summary(s: ModelSummary, file=None) -> None:
+    """Print the summary to ``file`` (default stdout): rich on a terminal, plain otherwise."""
+    stream = file if file is not None else sys.stdout
+    stream.write(render_summary(s, file=stream))
+
+
+__all__ = ["LayerRow", "ModelSummary", "print_summary", "render_summary", "render_table", "smallest_input", "summary",
+           "too_small"]

@@ -1,0 +1,190 @@
+"""Image folders (root/CLASS/*.png|jpg): real PNG and JPEG files the tests write, stratified
+seeded splits, resizing, colour conversion, and corrupt files refused or skipped, never silently."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from neuralab.data import FolderData, SkippedImagesWarning, load_image_data, load_image_folder
+from neuralab.errors import NeuralabError
+
+
+def write(path: Path, array: np.ndarray, fmt: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format=fmt)
+    return path
+
+
+def gray(value: int, size=(12, 10)) -> np.ndarray:
+    return np.full(size, value, np.uint8)
+
+
+def rgb(r: int, g: int, b: int, size=(12, 10)) -> np.ndarray:
+    return np.stack([np.full(size, v, np.uint8) for v in (r, g, b)], axis=2)
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """3 classes x 10 grayscale PNGs of 12x10, each image's value = 10 * class + index."""
+    root = tmp_path / "shapes"
+    for c, name in enumerate(["circle", "square", "triangle"]):
+        for i in range(10):
+            write(root / name / f"{i:02d}.png", gray(10 * c + i))
+    return root
+
+
+def test_classes_splits_and_pixels(folder):
+    data = load_image_folder(folder, val_fraction=0.2, test_fraction=0.2, seed=3)
+    assert isinstance(data, FolderData) and data.name == "shapes" and data.skipped == []
+    assert data.classes == ["circle", "square", "triangle"]
+    assert data.input_shape == (1, 12, 10) and data.train.x.dtype == np.uint8
+    for split, per_class in ((data.train, 6), (data.val, 2), (data.test, 2)):
+        assert np.bincount(split.y, minlength=3).tolist() == [per_class] * 3  # stratified
+    # each image's pixels say which class and file it came from
+    for split in (data.train, data.val, data.test):
+        assert ((split.x[:, 0, 0, 0] // 10) == split.y).all()
+    ids = np.concatenate([s.x[:, 0, 0, 0] for s in (data.train, data.val, data.test)])
+    assert sorted(ids.tolist()) == sorted(10 * c + i for c in range(3) for i in range(10))
+
+
+def test_split_is_seeded(folder):
+    a = load_image_folder(folder, seed=1)
+    b = load_image_folder(folder, seed=1)
+    c = load_image_folder(folder, seed=2)
+    assert np.array_equal(a.test.x, b.test.x) and np.array_equal(a.val.x, b.val.x)
+    assert not np.array_equal(a.test.x, c.test.x)
+
+
+def test_resize_and_colour_modes(tmp_path):
+    root = tmp_path / "mixed"
+    write(root / "a" / "1.png", gray(50, (20, 30)))
+    write(root / "a" / "2.jpg", rgb(250, 0, 0, (40, 40)), "JPEG")
+    write(root / "b" / "1.jpeg", rgb(0, 0, 250, (8, 8)), "JPEG")
+    write(root / "b" / "2.PNG", rgb(0, 250, 0, (16, 16)))
+    auto = load_image_folder(root, image_size=(16, 24), val_fraction=0, test_fraction=0)
+    assert auto.input_shape == (3, 16, 24)  # one colour image makes everything RGB
+    x = auto.train.x
+    assert (x[0] == 50).all()  # the gray PNG repeated into 3 channels
+    assert abs(int(x[1, 0].mean()) - 250) < 8 and x[1, 1].mean() < 8  # JPEG red stays red
+    assert x[3, 1].mean() > 240 and x[3, 0].max() == 0
+    g = load_image_folder(root, image_size=(8, 8), color="grayscale", val_fraction=0, test_fraction=0)
+    assert g.input_shape == (1, 8, 8) and g.train.x[0].max() == 50
+    c = load_image_folder(root, image_size=(8, 8), color="rgb", val_fraction=0, test_fraction=0)
+    assert c.input_shape == (3, 8, 8)
+
+
+def test_all_gray_stays_one_channel_and_different_sizes_need_image_size(tmp_path, folder):
+    assert load_image_folder(folder).input_shape[0] == 1
+    write(folder / "circle" / "big.png", gray(1, (30, 30)))
+    with pytest.raises(NeuralabError, match=r"images differ in size \(12x10, 30x30\); pass --image-size"):
+        load_image_folder(folder)
+    assert load_image_folder(folder, image_size=(12, 10)).input_shape == (1, 12, 10)
+
+
+def _corrupt(folder: Path) -> list[Path]:
+    bad = [folder / "circle" / "broken.png", folder / "square" / "empty.jpg", folder / "triangle" / "cut.jpg"]
+    bad[0].write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    bad[1].write_bytes(b"")
+    jpeg = write(folder / "triangle" / "tmp.jpg", rgb(1, 2, 3, (64, 64)), "JPEG")
+    bad[2].write_bytes(jpeg.read_bytes()[:100])
+    jpeg.unlink()
+    return bad
+
+
+def test_corrupt_images_are_refused_by_default(folder):
+    bad = _corrupt(folder)
+    with pytest.raises(NeuralabError) as e:
+        load_image_folder(folder)
+    msg = str(e.value)
+    assert "3 of 33 images cannot be read" in msg and "--on-error skip" in msg and "\n" not in msg
+    assert all(str(p) in msg for p in bad)
+
+
+def test_corrupt_images_skipped_with_a_warning_and_a_list(folder):
+    bad = _corrupt(folder)
+    with pytest.warns(SkippedImagesWarning, match="skipped 3 of 33 images"):
+        data = load_image_folder(folder, on_error="skip", val_fraction=0, test_fraction=0)
+    assert sorted(p for p, _ in data.skipped) == sorted(map(str, bad))
+    assert all(why for _, why in data.skipped)
+    assert len(data.train) == 30
+
+
+def test_many_corrupt_images_are_counted_and_the_first_listed(folder):
+    for i in range(5):
+        (folder / "circle" / f"bad{i}.png").write_bytes(b"junk")
+    with pytest.raises(NeuralabError, match=r"5 of 35 images cannot be read: .*bad0\.png.*; \.\.\.; fix or remove"):
+        load_image_folder(folder)
+
+
+def test_a_class_with_only_unreadable_images(tmp_path, folder):
+    for p in (folder / "square").iterdir():
+        p.write_bytes(b"junk")
+    with pytest.warns(SkippedImagesWarning), pytest.raises(NeuralabError, match="no readable images left in class folder"):
+        load_image_folder(folder, on_error="skip")
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_links_out_of_the_folder_are_not_read(tmp_path, folder):
+    outside = write(tmp_path / "elsewhere.png", gray(1))
+    (folder / "circle" / "link.png").symlink_to(outside)
+    with pytest.raises(NeuralabError, match="link.png \\(a link that leads out of"):
+        load_image_folder(folder)
+
+
+def test_other_files_hidden_files_and_hidden_folders_are_ignored(folder):
+    (folder / "circle" / "notes.txt").write_text("not an image")
+    (folder / "circle" / ".DS_Store").write_bytes(b"junk")
+    (folder / "square" / "._00.png").write_bytes(b"junk")
+    (folder / ".git").mkdir()
+    data = load_image_folder(folder, val_fraction=0, test_fraction=0)
+    assert data.classes == ["circle", "square", "triangle"] and len(data.train) == 30
+
+
+def test_folder_shape_errors(tmp_path):
+    with pytest.raises(NeuralabError, match="no such folder"):
+        load_image_folder(tmp_path / "nope")
+    write(tmp_path / "one" / "only" / "a.png", gray(1))
+    with pytest.raises(NeuralabError, match="found 1 class folder"):
+        load_image_folder(tmp_path / "one")
+    (tmp_path / "one" / "empty").mkdir()
+    with pytest.raises(NeuralabError, match="no .png, .jpg or .jpeg images in class folder 'empty'"):
+        load_image_folder(tmp_path / "one")
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"color": "sepia"}, "--color"), ({"on_error": "ignore"}, "--on-error"), ({"image_size": (0, 5)}, "--image-size"),
+    ({"val_fraction": 1.0}, "--val-fraction"), ({"test_fraction": -0.1}, "--test-fraction"),
+    ({"val_fraction": 0.5, "test_fraction": 0.5}, "--val-fraction 0.5 \\+ --test-fraction 0.5"),
+])
+def test_bad_options_name_the_option(folder, kwargs, option):
+    with pytest.raises(NeuralabError, match=f"^{option}"):
+        load_image_folder(folder, **kwargs)
+
+
+def test_tiny_classes_keep_a_training_image(tmp_path):
+    for name in ("a", "b"):
+        write(tmp_path / "tiny" / name / "1.png", gray(1))
+    data = load_image_folder(tmp_path / "tiny", val_fraction=0.5, test_fraction=0.4)
+    assert np.bincount(data.train.y).tolist() == [1, 1] and len(data.val) == len(data.test) == 0
+
+
+def test_load_image_data_dispatches_folders(folder, monkeypatch):
+    data = load_image_data(str(folder), image_size=(6, 5), color="rgb", test_fraction=0.3, seed=0)
+    assert data.input_shape == (3, 6, 5) and np.bincount(data.test.y).tolist() == [3, 3, 3]
+    monkeypatch.chdir(folder.parent)
+    assert load_image_data("shapes").classes == ["circle", "square", "triangle"]
+    with pytest.raises(NeuralabError, match="--data-dir .* applies to named datasets"):
+        load_image_data(str(folder), data_dir=folder)
+    with pytest.raises(NeuralabError, match="unknown dataset 'svhn'; choose one of: mnist, fashion-mnist, cifar10, or"):
+        load_image_data("svhn")
+    with pytest.raises(NeuralabError, match="not a folder"):
+        load_image_data(str(folder / "circle" / "00.png"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clean folder warns about nothing
+        load_image_data(str(folder))

@@ -1,0 +1,225 @@
+"""The zoo: reference parameter counts, LeNet-5's shapes, forward and backward of every model
+at small inputs, the small-input adaptations, Keras "same" layers and the too-small error."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from neuralab.errors import NeuralabError
+from neuralab.models import ARCHITECTURES, build_model, count_parameters, parameters_at, summary
+from neuralab.models.googlenet import GoogLeNetOutputs
+from neuralab.models.layers import Conv2dSame, MapVanishes, MaxPool2dSame, flat_size, geometry, same_padding
+
+
+@pytest.fixture
+def one_thread():
+    """Two OpenMP threads on a busy 2-core machine stall for seconds; one thread does not."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# --- reference parameter counts ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name, shape, classes, expected", [
+    ("lenet5", (1, 32, 32), 10, 61_706),
+    ("alexnet", (3, 224, 224), 1000, 61_100_840),
+    ("vgg16", (3, 224, 224), 1000, 138_357_544),
+    ("googlenet", (3, 224, 224), 1000, 6_624_904),
+])
+def test_paper_parameter_counts(name, shape, classes, expected):
+    assert parameters_at(name, shape, classes) == expected
+    assert ARCHITECTURES[name].paper_input == shape and ARCHITECTURES[name].paper_classes == classes
+
+
+def test_meta_count_equals_a_real_build():
+    real = build_model("alexnet", (3, 224, 224), 1000)
+    assert count_parameters(real) == 61_100_840
+    assert all(p.device.type == "cpu" for p in real.parameters())
+
+
+def test_googlenet_aux_heads_are_optional_and_off_by_default():
+    assert parameters_at("googlenet", (3, 224, 224), 1000, aux_logits=True) > 6_624_904
+    assert build_model("googlenet", (1, 28, 28), 10).aux1 is None
+
+
+def test_lenet5_layer_shapes_at_32_and_28():
+    expected = [
+        ("features.0", (1, 32, 32)), ("features.1", (6, 28, 28)), ("features.2", (6, 28, 28)),
+        ("features.3", (6, 14, 14)), ("features.4", (16, 10, 10)), ("features.5", (16, 10, 10)),
+        ("features.6", (16, 5, 5)), ("features.7", (120, 1, 1)), ("features.8", (120, 1, 1)),
+        ("features.9", (120,)), ("classifier.0", (84,)), ("classifier.1", (84,)), ("classifier.2", (10,)),
+    ]
+    for shape in [(1, 32, 32), (1, 28, 28)]:  # 28x28 is zero-padded to 32x32 by features.0
+        s = summary(build_model("lenet5", shape, 10), shape)
+        assert [(r.name, r.output_shape) for r in s.rows] == expected
+        assert [r.params for r in s.rows if r.params] == [156, 2_416, 48_120, 10_164, 850]
+
+
+# --- every model trains at small inputs -----------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)], ids=["28x28x1", "32x32x3"])
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_forward_backward_small_inputs(name, shape, one_thread):
+    torch.manual_seed(0)
+    model = build_model(name, shape, 10)
+    model.train()
+    out = model(torch.randn(2, *shape))
+    assert out.shape == (2, 10)
+    nn.functional.cross_entropy(out, torch.tensor([1, 7])).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+    assert any(p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_googlenet_aux_outputs_in_training_only(one_thread):
+    torch.manual_seed(0)
+    model = build_model("googlenet", (3, 32, 32), 10, aux_logits=True)
+    x, y = torch.randn(2, 3, 32, 32), torch.tensor([0, 3])
+    out = model.train()(x)
+    assert isinstance(out, GoogLeNetOutputs) and all(t.shape == (2, 10) for t in out)
+    ce = nn.functional.cross_entropy
+    expected = ce(out.logits, y) + 0.3 * (ce(out.aux1, y) + ce(out.aux2, y))
+    assert torch.allclose(model.loss(out, y), expected)
+    model.loss(out, y).backward()
+    assert model.aux1[1][0].weight.grad is not None
+    assert model.eval()(x).shape == (2, 10)
+
+
+# --- small-input adaptations --------------------------------------------------------------------
+
+def _kinds(model):
+    return {type(m).__name__ for m in model.modules()}
+
+
+def test_small_variants_switch_at_64_pixels():
+    with torch.device("meta"):  # structure only
+        paper, small = build_model("alexnet", (3, 64, 64), 10), build_model("alexnet", (3, 63, 63), 10)
+        g_paper, g_small = build_model("googlenet", (3, 64, 64), 10), build_model("googlenet", (3, 32, 32), 10)
+    assert "AdaptiveAvgPool2d" in _kinds(paper) and "AdaptiveAvgPool2d" not in _kinds(small)
+    assert paper.features[0].kernel_size == (11, 11) and small.features[0].kernel_size == (5, 5)
+    assert small.classifier[1].out_features == 1024 and paper.classifier[1].out_features == 4096
+    assert g_paper.features.conv1[0].stride == (2, 2) and g_small.features.conv1[0].stride == (1, 1)
+    assert "maxpool2" in dict(g_paper.features.named_children())
+    assert "maxpool2" not in dict(g_small.features.named_children())
+
+
+@pytest.mark.parametrize("name", ["alexnet", "vgg16", "googlenet"])
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_small_maps_never_drop_below_1x1(name, shape):
+    s = summary(build_model(name, shape, 10), shape)
+    maps = [r.output_shape for r in s.rows if len(r.output_shape) == 3]
+    assert maps and min(min(m[1:]) for m in maps) >= 1
+    assert s.output_shape == (10,)
+
+
+def test_vgg_small_pools_round_up_to_1x1():
+    s = summary(build_model("vgg16", (1, 28, 28), 10), (1, 28, 28))
+    pools = [r.output_shape[1] for r in s.rows if r.kind == "MaxPool2d"]
+    assert pools == [14, 7, 4, 2, 1]
+
+
+def test_cnn_workshop_widths_and_same_pooling():
+    model = build_model("cnn", (1, 28, 28), 24, channels=(75, 50, 25), dense=512, block_dropout=0.0)
+    s = summary(model, (1, 28, 28))
+    pools = [r for r in s.rows if r.kind == "MaxPool2dSame"]
+    assert [p.output_shape[1] for p in pools] == [14, 7, 4]
+    assert pools[-1].formula == "floor((7 - 2 + (0+1)) / 2) + 1 = 4 = ceil(7/2)"
+    assert s.output_shape == (24,)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+def test_unknown_model_and_bad_options():
+    with pytest.raises(NeuralabError, match="unknown model 'resnet'; choose one of: mlp, cnn"):
+        build_model("resnet", (1, 28, 28), 10)
+    with pytest.raises(NeuralabError, match="--classes 1"):
+        build_model("cnn", (1, 28, 28), 1)
+    with pytest.raises(NeuralabError, match="cnn: unknown model option 'widths'"):
+        build_model("cnn", (1, 28, 28), 10, widths=(8,))
+    with pytest.raises(NeuralabError, match="--input"):
+        build_model("cnn", (1, 0, 28), 10)
+
+
+def test_too_small_names_layer_and_smallest_input_that_works():
+    with pytest.raises(NeuralabError) as e:
+        build_model("googlenet", (1, 2, 2), 10)
+    msg = str(e.value)
+    assert "--input 2x2x1: too small for googlenet" in msg
+    assert "features.maxpool3 (MaxPool2d)" in msg and "ceil((1 - 3 + 2*0) / 2) + 1 = 0" in msg
+    assert msg.endswith("the smallest input that works is 4x4x1")
+    assert "\n" not in msg
+    build_model("googlenet", (1, 4, 4), 10)
+    with pytest.raises(NeuralabError):
+        build_model("googlenet", (1, 3, 3), 10)
+
+
+def test_paper_alexnet_forced_on_cifar_size_vanishes():
+    with pytest.raises(NeuralabError, match=r"features\.12 \(MaxPool2d\).*smallest input that works is 63x63x3"):
+        build_model("alexnet", (3, 32, 32), 10, small=False)
+    build_model("alexnet", (3, 63, 63), 10, small=False)
+
+
+# --- Keras padding="same" -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", range(1, 12))
+@pytest.mark.parametrize("kernel, stride", [(1, 1), (2, 2), (3, 1), (3, 2), (5, 2), (3, 3), (7, 4)])
+def test_conv2d_same_output_is_ceil_w_over_s(size, kernel, stride):
+    conv = Conv2dSame(1, 1, kernel, stride)
+    out = conv(torch.zeros(1, 1, size, size + 1))
+    assert out.shape[-2:] == (-(-size // stride), -(-(size + 1) // stride))
+    assert geometry(conv, size, size).out == (-(-size // stride),) * 2
+
+
+def test_same_padding_puts_the_extra_row_at_the_bottom_right():
+    assert same_padding(7, 2, 2) == (0, 1)
+    assert same_padding(6, 3, 2) == (0, 1)
+    assert same_padding(5, 3, 2) == (1, 1)
+    assert same_padding(28, 3, 1) == (1, 1)
+    # weight 1 at the kernel's top-left: output (i, j) reads padded input (S*i, S*j); with the
+    # extra padding after, that is the real input x[S*i, S*j], never a padded zero.
+    x = torch.arange(1, 50, dtype=torch.float32).view(1, 1, 7, 7)
+    for kernel in (2, 3):
+        conv = Conv2dSame(1, 1, kernel, 2, bias=False)
+        with torch.no_grad():
+            conv.weight.zero_()
+            conv.weight[0, 0, 0, 0] = 1
+        pads = conv.same_pads(7, 7)
+        if pads[0][0] == 0:
+            assert torch.equal(conv(x), x[:, :, ::2, ::2])
+
+
+def test_maxpool_same_ignores_padding_and_rounds_up():
+    pool = MaxPool2dSame(2, 2)
+    x = -torch.arange(1, 50, dtype=torch.float32).view(1, 1, 7, 7)  # all negative: a zero pad would win
+    out = pool(x)
+    assert out.shape == (1, 1, 4, 4)
+    assert (out < 0).all()
+    assert out[0, 0, 3, 3] == x[0, 0, 6, 6]  # the last window holds one real cell and padding
+    assert torch.equal(pool(torch.zeros(1, 1, 8, 8)), nn.MaxPool2d(2, 2)(torch.zeros(1, 1, 8, 8)))
+
+
+def test_geometry_formulas_match_pytorch():
+    for module, size in [(nn.Conv2d(1, 1, 3, 2, 1), 28), (nn.MaxPool2d(3, 2, ceil_mode=True), 14),
+                         (nn.AvgPool2d(2, 2), 13), (nn.Conv2d(1, 1, 3, dilation=2), 9),
+                         (nn.MaxPool2d(2, 2, padding=1, ceil_mode=True), 3), (nn.Conv2d(1, 1, 5, padding="same", dilation=2), 9)]:
+        real = module(torch.zeros(1, 1, size, size)).shape[-1]
+        geo = geometry(module, size, size)
+        assert geo.out == (real, real), module
+        assert re.findall(r"= (\d+)", geo.formula)[-1] == str(real), geo.formula
+    assert geometry(nn.Conv2d(1, 1, 5), 32, 32).formula == "floor((32 - 5 + 2*0) / 1) + 1 = 28"
+    assert geometry(nn.Conv2d(1, 1, (3, 5)), 10, 12).formula == \
+        "H: floor((10 - 3 + 2*0) / 1) + 1 = 8; W: floor((12 - 5 + 2*0) / 1) + 1 = 8"
+    assert geometry(nn.ReLU(), 5, 5) is None
+
+
+def test_flat_size_raises_map_vanishes():
+    features = nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3))
+    assert flat_size(features, (1, 10, 10)) == 4 * 2 * 2
+    with pytest.raises(MapVanishes, match=r"features\.2 \(Conv2d\) would shrink the 2x2 feature map to 0x0"):
+        flat_size(features, (1, 6, 6))

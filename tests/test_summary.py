@@ -1,0 +1,166 @@
+"""Keras-style summaries: rows, totals, formulas, blocks, folding, errors and the two renderers."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from neuralab.errors import NeuralabError
+from neuralab.models import build_model, print_summary, render_summary, summary
+from neuralab.models.summary import render_table, smallest_input
+
+GEOMETRY_KINDS = {"Conv2d", "MaxPool2d", "AvgPool2d", "MaxPool2dSame", "Conv2dSame", "ZeroPad2d", "AdaptiveAvgPool2d"}
+
+
+def test_lenet_totals_and_size():
+    s = summary(build_model("lenet5", (1, 32, 32), 10), (1, 32, 32), name="lenet5")
+    assert (s.total_params, s.trainable_params, s.non_trainable_params, s.buffers) == (61_706, 61_706, 0, 0)
+    assert s.size_bytes == 61_706 * 4 and s.size_mb == pytest.approx(0.246824)
+    assert s.output_shape == (10,) and s.input_shape == (1, 32, 32) and s.model == "lenet5"
+    assert sum(r.params for r in s.rows) == s.total_params
+
+
+@pytest.mark.parametrize("name, shape", [("lenet5", (1, 28, 28)), ("cnn", (1, 28, 28)), ("alexnet", (3, 32, 32)),
+                                         ("vgg16", (3, 32, 32)), ("googlenet", (1, 28, 28))])
+def test_every_conv_and_pool_row_shows_its_formula(name, shape):
+    s = summary(build_model(name, shape, 10), shape)
+    spatial = [r for r in s.rows if r.kind in GEOMETRY_KINDS]
+    assert spatial
+    for r in spatial:
+        assert r.formula, r.name
+        if r.kind != "AdaptiveAvgPool2d":
+            # the number the formula ends with is the row's output height
+            assert re.findall(r"= (\d+)", r.formula)[-1] == str(r.output_shape[1]), (r.name, r.formula)
+    assert all(r.formula is None for r in s.rows if r.kind not in GEOMETRY_KINDS)
+
+
+def test_formula_text_follows_the_workshop():
+    s = summary(build_model("cnn", (1, 28, 28), 10), (1, 28, 28))
+    by_name = {r.name: r for r in s.rows}
+    assert by_name["features.0"].formula == "floor((28 - 3 + 2*1) / 1) + 1 = 28"
+    assert by_name["features.3"].formula == "floor((28 - 2 + 2*0) / 2) + 1 = 14 = ceil(28/2)"
+
+
+def test_non_trainable_and_buffers():
+    model = build_model("cnn", (1, 28, 28), 10)
+    for p in model.features.parameters():
+        p.requires_grad_(False)
+    s = summary(model, (1, 28, 28))
+    frozen = sum(p.numel() for p in model.features.parameters())
+    assert s.non_trainable_params == frozen and s.trainable_params == s.total_params - frozen
+    bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert s.buffers == sum(2 * m.num_features + 1 for m in bn)  # running mean, var, batch count
+    conv_row = next(r for r in s.rows if r.name == "features.0")
+    assert conv_row.trainable == 0 and conv_row.params == 320
+    text = render_summary(s, rich=False)
+    assert f"Non-trainable params: {frozen:,}" in text
+
+
+def test_blocks_are_listed_after_their_parts_and_not_counted_twice():
+    model = build_model("googlenet", (3, 32, 32), 10, aux_logits=True)
+    s = summary(model, (3, 32, 32))
+    blocks = [r for r in s.rows if r.block]
+    assert [b.name for b in blocks][:2] == ["features.inception3a", "features.inception3b"]
+    assert len(blocks) == 9 and all(b.kind == "Inception" for b in blocks)
+    first = s.rows.index(blocks[0])
+    parts = [r for r in s.rows[:first] if r.name.startswith("features.inception3a.")]
+    assert blocks[0].params == sum(r.params for r in parts) and blocks[0].output_shape == (256, 16, 16)
+    unused = dict(s.unused)
+    assert set(unused) == {"aux1", "aux2"}
+    assert sum(r.params for r in s.rows if not r.block) + sum(unused.values()) == s.total_params
+    assert "Not run at inference" in render_summary(s, rich=False)
+
+
+def test_depth_folds_nested_layers():
+    model = build_model("cnn", (1, 28, 28), 10)
+    s = summary(model, (1, 28, 28), depth=1)
+    assert [(r.name, r.kind, r.output_shape) for r in s.rows] == [
+        ("features", "Sequential", (3136,)), ("classifier", "Sequential", (10,))]
+    assert sum(r.params for r in s.rows) == s.total_params
+    g = summary(build_model("googlenet", (1, 28, 28), 10), (1, 28, 28), depth=2)
+    assert [r.name for r in g.rows if "inception" in r.name][0] == "features.inception3a"
+    assert not any(r.block for r in g.rows)
+
+
+def test_meta_models_summarise_paper_sizes_for_free():
+    with torch.device("meta"):
+        model = build_model("vgg16", (3, 224, 224), 1000)
+    s = summary(model, (3, 224, 224))
+    assert s.total_params == 138_357_544
+    pools = [r.output_shape for r in s.rows if r.kind == "MaxPool2d"]
+    assert pools == [(64, 112, 112), (128, 56, 56), (256, 28, 28), (512, 14, 14), (512, 7, 7)]
+    fc = next(r for r in s.rows if r.name == "classifier.0")
+    assert fc.params == 25088 * 4096 + 4096
+
+
+def test_summary_leaves_the_model_as_it_was():
+    model = build_model("cnn", (1, 28, 28), 10).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    summary(model, (1, 28, 28))
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == hooks
+
+
+def test_too_small_input_names_layer_and_smallest_size():
+    model = build_model("googlenet", (1, 28, 28), 10)
+    with pytest.raises(NeuralabError) as e:
+        summary(model, (1, 3, 3), name="googlenet")
+    msg = str(e.value)
+    assert msg.startswith("--input 3x3x1: too small for googlenet: features.maxpool3 (MaxPool2d)")
+    assert msg.endswith("the smallest input that works is 4x4x1")
+
+
+def test_input_the_model_was_not_built_for():
+    model = build_model("lenet5", (1, 32, 32), 10)
+    with pytest.raises(NeuralabError, match=r"--input 40x40x1: lenet5 fails at classifier\.0 \(Linear\).*another input"):
+        summary(model, (1, 40, 40), name="lenet5")
+    with pytest.raises(NeuralabError, match="--input"):
+        summary(model, (1, 32))
+
+
+def test_smallest_input_search():
+    calls = []
+
+    def works(shape):
+        calls.append(shape)
+        return shape[1] >= 37
+
+    assert smallest_input(works, 3) == (3, 37, 37)
+    assert len(calls) < 20
+    assert smallest_input(lambda s: False, 1) is None
+
+
+def test_plain_text_for_logs_rich_for_terminals():
+    s = summary(build_model("lenet5", (1, 28, 28), 10), (1, 28, 28), name="lenet5")
+    plain = render_summary(s, rich=False)
+    assert "\x1b[" not in plain
+    lines = plain.splitlines()
+    assert lines[0] == 'Model: "lenet5"  input (B, 1, 28, 28)'
+    assert any(re.fullmatch(r"features\.1 \(Conv2d\)\s+\(B, 6, 28, 28\)\s+156  floor\(\(32 - 5 \+ 2\*0\) / 1\) \+ 1 = 28", ln)
+               for ln in lines)
+    assert "Total params: 61,706" in plain and str(s) == plain
+    log = io.StringIO()  # not a terminal: plain
+    print_summary(s, file=log)
+    assert log.getvalue() == plain
+    fancy = render_summary(s, rich=True)
+    assert "\x1b[" in fancy and "┃" in fancy and "61,706" in fancy
+
+
+def test_to_dict_is_json():
+    s = summary(build_model("cnn", (3, 32, 32), 10), (3, 32, 32))
+    d = json.loads(json.dumps(s.to_dict()))
+    assert d["total_params"] == s.total_params and d["non_trainable_params"] == 0
+    assert d["rows"][0]["name"] == "features.0" and d["rows"][0]["output_shape"] == [32, 32, 32]
+
+
+def test_render_table_aligns_columns():
+    text = render_table("T", ("a", "num", "note"), [("x", "1", "first"), ("long", "1,000", "")], right=(1,), rich=False)
+    rule = "=" * len("x         1  first")
+    assert text.splitlines() == ["T", rule, "a       num  note", rule, "x         1  first", "long  1,000", rule]
