@@ -37,10 +37,11 @@ class DistInfo:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    launched: bool = False  # started by torchrun, even as a single process
 
     @property
     def active(self) -> bool:
-        return self.world_size > 1
+        return self.launched
 
     @property
     def is_main(self) -> bool:
@@ -53,6 +54,7 @@ def dist_info() -> DistInfo:
         rank=int(os.environ.get("RANK", 0)),
         local_rank=int(os.environ.get("LOCAL_RANK", 0)),
         world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        launched="RANK" in os.environ and "WORLD_SIZE" in os.environ,
     )
 
 

@@ -1,0 +1,48 @@
+"""Checks on a CUDA machine: training on the GPU with bf16 autocast and channels-last, and
+DistributedDataParallel over NCCL under torchrun. Not part of the test suite (CI has no GPU).
+
+    python bench/gpu_check.py DATA_ROOT
+    torchrun --nproc_per_node N bench/gpu_check.py DATA_ROOT --ddp
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+
+from neuralab.training import ClassifierConfig, TrainConfig, train_classifier
+from neuralab.training.device import dist_info
+
+
+def run(model: str, data: str, root: Path, epochs: int, amp: str, batch: int = 128) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = ClassifierConfig(model=model, data=data, data_dir=str(root / data),
+                               train=TrainConfig(epochs=epochs, batch_size=batch, device="cuda", amp=amp))
+        r = train_classifier(cfg, out=Path(tmp) / "run", verbose=False)
+        if dist_info().is_main:
+            per_epoch = statistics.median(h["seconds"] for h in r.history)
+            print(f"{model} {data} amp={amp} world={dist_info().world_size}: {per_epoch:.2f} s/epoch, "
+                  f"test accuracy {r.test['accuracy'] * 100:.2f}%", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("root", type=Path)
+    p.add_argument("--ddp", action="store_true")
+    args = p.parse_args()
+    if args.ddp:
+        run("lenet5", "mnist", args.root, 2, "auto", batch=256)
+        return
+    print(torch.cuda.get_device_name(0), "bf16:", torch.cuda.is_bf16_supported(), flush=True)
+    for amp in ("off", "bf16"):
+        run("lenet5", "mnist", args.root, 3, amp)
+    for amp in ("off", "bf16"):
+        run("cnn", "fashion-mnist", args.root, 3, amp)
+
+
+if __name__ == "__main__":
+    main()
