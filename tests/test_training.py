@@ -186,3 +186,30 @@ def test_two_processes_match_one_with_the_same_global_batch(small_mnist, tmp_pat
     mb = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
     assert ma[0]["loss"] == pytest.approx(mb[0]["loss"], rel=1e-4)
     assert ma[0]["val_accuracy"] == pytest.approx(mb[0]["val_accuracy"])
+
+
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_mnist, tmp_path, monkeypatch, capsys):
+    """The second epoch's save fails with ENOSPC: one clear line, epoch 1's checkpoint intact."""
+    import errno
+
+    from neuralab import files
+
+    real_fsync = os.fsync
+    run = tmp_path / "run"
+
+    def fsync_then_fill_the_disk(fd):
+        if (run / "metrics.jsonl").exists():  # epoch 1 is saved: the disk is full from now on
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", fsync_then_fill_the_disk)
+    code = main(["train", "--data", "mnist", "--data-dir", str(small_mnist), "--epochs", "3", "--quiet",
+                 "--out", str(run)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "--resume" in err and err.count("\n") == 1
+    monkeypatch.setattr(files.os, "fsync", real_fsync)
+    _, meta = load_tensors(run / "checkpoints" / "last.safetensors")
+    assert meta["epoch"] == 1
+    assert not [p for p in run.rglob("*.tmp")], "a temporary file was left behind"
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0

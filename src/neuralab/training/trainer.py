@@ -294,6 +294,15 @@ class Trainer:
         return p > 0 and len(self.history) > 0 and self.history[-1]["epoch"] - self.best_epoch() >= p
 
     def _save(self, model, optimizer, scheduler, shuffle, epoch, improved) -> None:
+        try:
+            self._write_state(model, optimizer, scheduler, shuffle, epoch, improved)
+        except OSError as e:
+            raise NeuralabError(
+                f"{e.filename or self.run_dir}: cannot save epoch {epoch} ({e.strerror or e}); free disk space or "
+                f"fix permissions, then `neuralab train --resume {self.run_dir}` (earlier checkpoints are intact)"
+            ) from None
+
+    def _write_state(self, model, optimizer, scheduler, shuffle, epoch, improved) -> None:
         ckpt = self.run_dir / "checkpoints"
         state = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle,
                      epoch=epoch, history=self.history)
