@@ -1,0 +1,44 @@
+"""`neuralab inspect RUN_DIR IMAGE`: the feature maps of a trained CNN and its first-layer filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "inspect", help="save a trained CNN's feature maps for a picture and its first-layer filters",
+        description="Feed IMAGE to the model of RUN_DIR and save, as image grids, the output of every "
+                    "convolution and pooling layer and the learned first-layer filters next to the classic "
+                    "kernels (blur, sharpen, Sobel, ...) they resemble most by cosine similarity. "
+                    "feature_maps.npz keeps every value.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("image", type=Path, metavar="IMAGE", help="a PNG or JPEG picture of any size")
+    p.add_argument("--out", type=Path, help="folder for the pictures (default inspect-RUN-IMAGE in this folder)")
+    p.add_argument("--invert", action="store_true", help="invert dark-on-light drawings (MNIST is light on dark)")
+    p.set_defaults(func=run_inspect)
+
+
+def run_inspect(args) -> int:
+    from neuralab.models.inspect import inspect_image
+    from neuralab.training import load_classifier
+
+    clf = load_classifier(args.run_dir)
+    out = args.out or Path(f"inspect-{args.run_dir.resolve().name}-{args.image.stem}")
+    result = inspect_image(clf, args.image, out, invert=args.invert)
+    top = clf.top_k(result.probabilities[None], min(3, len(clf.classes)))[0]
+    print(f"{args.image}: " + ", ".join(f"{c} {p * 100:.1f}%" for c, p in top))
+    width = max(len(fm.name) + len(fm.kind) for fm in result.layers) + 3
+    for fm, path in zip(result.layers, result.files[1:]):
+        c, h, w = fm.maps.shape
+        print(f"  {fm.name} ({fm.kind})".ljust(width + 2) + f" {c:>4} x {h:>3} x {w:<3}  {path.name}")
+    matches = _matches(result.filters)
+    print(f"first-layer filters and the closest classic kernel: {matches}")
+    print(f"wrote {len(result.files)} files to {out}")
+    return 0
+
+
+def _matches(filters) -> str:
+    from neuralab.mechanics import closest_kernels
+
+    return ", ".join(f"{i}: {m.name or '-'} {m.similarity:+.2f}" for i, m in enumerate(closest_kernels(filters)))
