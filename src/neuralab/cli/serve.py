@@ -1,0 +1,50 @@
+"""`neuralab serve`: the local web app (convolution playground, classifier, runs, forecasts)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value}: allowed are 1 to 65535")
+    return value
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="start the local web app: convolution playground, classifier, runs, forecasts",
+        description="Serve the web app on this machine. Pages: convolution and pooling playground, "
+                    "draw-a-digit classifier with feature maps, the run directories under --runs with "
+                    "their reports, and forecast runs against their baselines.")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="folder holding run directories (default runs)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=port_number, default=7860, help="port (default 7860)")
+    p.set_defaults(func=run_serve)
+
+
+def run_serve(args) -> int:
+    from neuralab.web.app import check_port, is_loopback, make_server
+
+    if not is_loopback(args.host):
+        print(f"warning: --host {args.host} makes the app reachable from other machines; it has no login "
+              "and shows every run under --runs. Use it only on a network you trust.", file=sys.stderr)
+    if not args.runs.is_dir():
+        print(f"note: no folder {args.runs} yet: the playground works; train a model with "
+              f"`neuralab train --out {args.runs}/NAME` to fill the classifier and runs pages", file=sys.stderr)
+    check_port(args.host, args.port)
+    import torch  # noqa: F401  loaded now, so that the first prediction answers fast
+
+    server = make_server(args.runs, args.host, args.port)
+    shown = "localhost" if args.host in ("0.0.0.0", "::") else (f"[{args.host}]" if ":" in args.host else args.host)
+    print(f"neuralab web app on http://{shown}:{args.port}  (runs from {args.runs.resolve()}; Ctrl+C stops it)",
+          flush=True)
+    server.run()
+    return 0

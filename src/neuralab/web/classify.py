@@ -1,0 +1,100 @@
+"""The classifier page's work: load a run's model once, take a drawing or an uploaded
+picture, and answer with the top classes and every conv and pooling layer's feature maps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from neuralab.errors import NeuralabError
+from neuralab.web.images import center_like_mnist, decode, looks_dark_on_light, png_url, stretch
+
+MAPS_PER_LAYER = 16  # the page shows the first 16 channels of each layer
+TOP_K = 5
+
+
+class Models:
+    """Loaded classifiers by run directory, reloaded when model.safetensors changes; the
+    least recently used is dropped beyond ``keep``. One lock per model: the feature-map hooks
+    of two requests must not meet."""
+
+    def __init__(self, keep: int = 4):
+        self.keep = keep
+        self._items: OrderedDict[Path, tuple[float, object, threading.Lock]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, run_dir: Path):
+        from neuralab.training import load_classifier
+
+        weights = run_dir / "model.safetensors"
+        stamp = weights.stat().st_mtime if weights.exists() else 0.0
+        with self._lock:
+            item = self._items.get(run_dir)
+            if item is None or item[0] != stamp:
+                item = (stamp, load_classifier(run_dir), threading.Lock())
+                self._items[run_dir] = item
+            self._items.move_to_end(run_dir)
+            while len(self._items) > self.keep:
+                self._items.popitem(last=False)
+        return item[1], item[2]
+
+
+def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarray:
+    """The picture in ``data`` as the model's (1, C, H, W) uint8 input.
+
+    source "canvas": a light-on-dark drawing, centred like MNIST for one-channel models.
+    source "upload": any picture, resized; ``invert`` "auto" inverts dark-on-light pictures."""
+    from neuralab.data.pictures import resize
+
+    if source not in ("canvas", "upload"):
+        raise NeuralabError(f"source {source!r}: allowed are canvas, upload")
+    if invert not in ("auto", "yes", "no"):
+        raise NeuralabError(f"invert {invert!r}: allowed are auto, yes, no")
+    c, h, w = clf.preprocess.input_shape
+    picture = decode(data, "L" if c == 1 else "RGB")
+    if invert == "yes" or (invert == "auto" and source == "upload" and looks_dark_on_light(picture)):
+        picture = 255 - picture
+    if source == "canvas" and c == 1:
+        side = min(h, w)
+        picture = resize(center_like_mnist(picture, side, round(side * 20 / 28)), h, w)
+    else:
+        picture = resize(picture, h, w)
+    return (picture[None] if c == 1 else picture.transpose(2, 0, 1))[None]
+
+
+def _pictures(maps: np.ndarray) -> dict:
+    """The first MAPS_PER_LAYER maps as pictures; 1 x 1 maps (one number per filter) all in one
+    picture instead (``vector_grid``), stretched together."""
+    from neuralab.models.inspect import vector_grid
+
+    c, h, w = maps.shape
+    if h * w > 1:
+        return {"maps": [png_url(stretch(m)) for m in maps[:MAPS_PER_LAYER]], "vector": False}
+    return {"maps": [png_url(stretch(vector_grid(maps)))], "vector": True}
+
+
+def classify(models: Models, run_dir: Path, data: bytes, source: str, invert: str = "auto") -> dict:
+    """Top classes and feature maps of the picture in ``data`` for the model of ``run_dir``."""
+    import torch
+
+    from neuralab.models.inspect import feature_maps
+
+    t0 = time.perf_counter()
+    clf, lock = models.get(run_dir)
+    pixels = model_input(clf, data, source, invert)
+    with lock, torch.inference_mode():
+        probs = clf.predict_proba(pixels)[0]
+        layers = feature_maps(clf.model, clf.preprocess(pixels))
+    top = clf.top_k(probs[None], min(TOP_K, len(clf.classes)))[0]
+    shown = [{"name": fm.name, "kind": fm.kind, "shape": list(fm.maps.shape), **_pictures(fm.maps)} for fm in layers]
+    return {
+        "model": clf.name,
+        "input": png_url(pixels[0, 0] if pixels.shape[1] == 1 else pixels[0].transpose(1, 2, 0)),
+        "top": [{"class": c, "probability": p} for c, p in top],
+        "layers": shown,
+        "ms": round((time.perf_counter() - t0) * 1000, 1),
+    }

@@ -1,0 +1,106 @@
+// Classifier: draw (light on dark, like MNIST) or upload; the server answers with the top
+// classes and the feature maps of every convolution and pooling layer.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let last = null;       // the last picture sent: {blob, source}, resent when the run changes
+let drawing = false;
+let inked = false;
+
+function pad() { return $("pad").getContext("2d"); }
+
+function clearPad() {
+  const ctx = pad();
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, $("pad").width, $("pad").height);
+  inked = false;
+}
+
+function point(e) {
+  const box = $("pad").getBoundingClientRect();
+  return [(e.clientX - box.left) * ($("pad").width / box.width), (e.clientY - box.top) * ($("pad").height / box.height)];
+}
+
+function startStroke(e) {
+  drawing = true;
+  const ctx = pad();
+  ctx.strokeStyle = "#fff";
+  ctx.lineWidth = 20;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.beginPath();
+  ctx.moveTo(...point(e));
+  ctx.lineTo(...point(e));
+  ctx.stroke();
+  inked = true;
+  $("pad").setPointerCapture(e.pointerId);
+}
+
+function moveStroke(e) {
+  if (!drawing) return;
+  const ctx = pad();
+  ctx.lineTo(...point(e));
+  ctx.stroke();
+}
+
+function endStroke() {
+  if (!drawing) return;
+  drawing = false;
+  if (inked) $("pad").toBlob((blob) => classify(blob, "canvas"), "image/png");
+}
+
+async function classify(blob, source) {
+  last = { blob, source };
+  const run = $("run").value;
+  if (!run) return showError("Choose a trained run first (none is listed: train one with `neuralab train`).");
+  const params = new URLSearchParams({ run, source, invert: $("invert").value });
+  const r = await guarded(() => api(`/api/classify?${params}`, {
+    method: "POST", body: blob, headers: { "Content-Type": "application/octet-stream" },
+  }));
+  if (r) render(r);
+}
+
+function render(r) {
+  $("timing").textContent = `· ${r.model}, answered in ${Math.round(r.ms)} ms`;
+  $("bars").replaceChildren(...r.top.flatMap((t, i) => {
+    const bar = el("div");
+    bar.style.width = `${(t.probability * 100).toFixed(1)}%`;
+    const row = [el("div", { class: "label", text: t.class }), el("div", { class: "bar" }, bar),
+                 el("div", { class: "pct", text: `${(t.probability * 100).toFixed(1)}%` })];
+    if (i === 0) row.forEach((n) => n.classList.add("first"));
+    return row;
+  }));
+  $("bars").dataset.top = r.top[0].class;
+  $("seen").src = r.input;
+  if (!r.layers.length) {
+    $("layers").replaceChildren(el("p", { class: "muted", text: `${r.model} has no convolution or pooling layer.` }));
+    return;
+  }
+  $("layers").replaceChildren(...r.layers.map((layer, i) => {
+    const [c, h, w] = layer.shape;
+    const more = c > layer.maps.length && !layer.vector ? `, first ${layer.maps.length} of ${c} maps` : "";
+    const about = layer.vector ? `· ${c} maps of 1 x 1: one number per filter, ${Math.min(c, 12)} to a row`
+      : `· ${c} maps of ${h} x ${w}${more}`;
+    const box = el("details", { class: "layer" },
+      el("summary", {}, `${layer.name} · ${layer.kind} `, el("span", { class: "muted", text: about })),
+      el("div", { class: layer.vector ? "maps vector" : "maps" }, ...layer.maps.map((url, j) =>
+        el("img", { class: "pixels", src: url, alt: `${layer.name} map ${j}`, title: `map ${j}` }))));
+    if (i < 6) box.open = true;
+    return box;
+  }));
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  clearPad();
+  $("pad").addEventListener("pointerdown", startStroke);
+  $("pad").addEventListener("pointermove", moveStroke);
+  $("pad").addEventListener("pointerup", endStroke);
+  $("pad").addEventListener("pointercancel", endStroke);
+  $("clear").addEventListener("click", clearPad);
+  $("upload-button").addEventListener("click", () => $("upload").click());
+  $("upload").addEventListener("change", (e) => { if (e.target.files[0]) classify(e.target.files[0], "upload"); });
+  const resend = () => { if (last) classify(last.blob, last.source); };
+  $("run").addEventListener("change", resend);
+  $("invert").addEventListener("change", resend);
+  await guarded(() => runPicker($("run"), "classifier", $("no-runs")));
+});

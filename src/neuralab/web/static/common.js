@@ -1,0 +1,91 @@
+// Shared by every page: the navigation bar, calls to the JSON API, errors, small helpers.
+"use strict";
+
+const PAGES = [["/conv", "Convolution"], ["/classify", "Classifier"], ["/runs", "Runs"], ["/forecast", "Forecast"]];
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function showError(message) {
+  const box = document.getElementById("error");
+  if (!box) return;
+  box.textContent = message || "";
+  box.classList.toggle("hidden", !message);
+}
+
+// fetch + JSON, with the server's one-line error message on failure
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  let body = null;
+  try { body = await response.json(); } catch (e) { body = null; }
+  if (!response.ok) {
+    throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
+  }
+  return body;
+}
+
+// run an async action, showing its error in the page's error box instead of failing silently
+async function guarded(action) {
+  try {
+    const result = await action();
+    showError("");
+    return result;
+  } catch (e) {
+    showError(e.message);
+    return null;
+  }
+}
+
+function debounce(fn, ms) {
+  let timer = null;
+  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+}
+
+// numbers for people: whole numbers as they are, others with up to 3 decimals
+function num(x) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "–";
+  if (Number.isInteger(x)) return String(x);
+  const a = Math.abs(x);
+  const s = a >= 1000 ? x.toFixed(0) : a >= 10 ? x.toFixed(2) : x.toFixed(3);
+  return s.replace(/\.?0+$/, "");
+}
+
+function query(name) {
+  return new URLSearchParams(window.location.search).get(name);
+}
+
+// a <select> of run directories of one kind; keeps ?run= in the address bar
+async function runPicker(select, kind, note) {
+  const data = await api("/api/runs");
+  const mine = data.runs.filter((r) => r.kind === kind && r.finished);
+  select.replaceChildren(...mine.map((r) => el("option", { value: r.id, text: `${r.id}  (${r.model}, ${r.data})` })));
+  const wanted = query("run");
+  if (wanted && mine.some((r) => r.id === wanted)) select.value = wanted;
+  if (!mine.length && note) {
+    note.textContent = `No finished ${kind} runs under ${data.root}.`;
+    note.classList.remove("hidden");
+  }
+  select.addEventListener("change", () => {
+    const url = new URL(window.location.href);
+    url.searchParams.set("run", select.value);
+    history.replaceState(null, "", url);
+  });
+  return mine;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const top = document.getElementById("top");
+  if (!top) return;
+  const here = window.location.pathname;
+  top.append(el("a", { class: "brand", href: "/", text: "neuralab" }),
+    el("nav", {}, ...PAGES.map(([href, label]) => el("a", { href, text: label, class: here === href ? "here" : "" }))));
+});

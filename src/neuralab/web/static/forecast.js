@@ -1,0 +1,110 @@
+// Forecast: a run's verdict, forecast vs actual on the test span (an SVG chart with a toggle
+// per forecaster), the table of every forecaster, and the run's own figures.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const COLORS = ["#1f5fbf", "#e8590c", "#2b8a3e", "#ae3ec9", "#f59f00", "#d6336c", "#0c8599", "#5c940d"];
+const SVG = "http://www.w3.org/2000/svg";
+let view = null;
+const shown = new Set();
+
+function svg(tag, attrs = {}, text = null) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+function ticks(lo, hi, count) {
+  const span = hi - lo || 1;
+  const raw = span / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const stepSize = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const out = [];
+  for (let v = Math.ceil(lo / stepSize) * stepSize; v <= hi + 1e-9; v += stepSize) out.push(v);
+  return out;
+}
+
+function drawChart() {
+  const data = view.steps[$("step").value || "1"];
+  if (!data) return;
+  const W = 1300, H = 460, L = 80, R = 20, T = 20, B = 50;
+  const series = [["actual", "#111", 3.5], ...view.forecasters.filter((n) => shown.has(n))
+    .map((n) => [n, COLORS[view.forecasters.indexOf(n) % COLORS.length], 2.5])];
+  const values = series.flatMap(([n]) => data[n]).filter((v) => v !== null);
+  const lo = Math.min(...values), hi = Math.max(...values), pad = (hi - lo) * 0.05 || 1;
+  const n = data.time.length;
+  const x = (i) => L + (W - L - R) * (n > 1 ? i / (n - 1) : 0.5);
+  const y = (v) => T + (H - T - B) * (1 - (v - lo + pad) / (hi - lo + 2 * pad));
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": "forecast vs actual" });
+  for (const v of ticks(lo - pad, hi + pad, 6)) {
+    chart.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#e9ecef" }),
+      svg("text", { x: L - 10, y: y(v) + 5, "text-anchor": "end" }, num(v)));
+  }
+  for (let k = 0; k < 6; k++) {
+    const i = Math.round((k * (n - 1)) / 5);
+    const anchor = k === 0 ? "start" : k === 5 ? "end" : "middle";
+    chart.append(svg("text", { x: x(i), y: H - 18, "text-anchor": anchor }, (data.time[i] || "").slice(0, 10)));
+  }
+  chart.append(svg("line", { x1: L, x2: L, y1: T, y2: H - B, stroke: "#868e96" }),
+    svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: "#868e96" }));
+  for (const [name, color, width] of series) {
+    let d = "";
+    data[name].forEach((v, i) => { if (v !== null) d += `${d ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`; });
+    chart.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": width, "data-name": name }));
+  }
+  $("chart").replaceChildren(chart);
+  $("chart-note").textContent = `· ${view.target}, ${n} forecasts, ${data.time[0].slice(0, 10)} to ${data.time[n - 1].slice(0, 10)}`;
+}
+
+function toggles() {
+  $("toggles").replaceChildren(el("label", {}, el("span", { class: "swatch actual-swatch" }), "actual"),
+    ...view.forecasters.map((name, i) => {
+      const box = el("input", { type: "checkbox", value: name });
+      box.checked = shown.has(name);
+      box.addEventListener("change", () => { if (box.checked) shown.add(name); else shown.delete(name); drawChart(); });
+      const swatch = el("span", { class: "swatch" });
+      swatch.style.background = COLORS[i % COLORS.length];
+      return el("label", {}, box, swatch, name);
+    }));
+  $("toggles").querySelector(".actual-swatch").style.background = "#111";
+}
+
+function scores() {
+  $("scores").querySelector("tbody").replaceChildren(...view.scores.map((s) => {
+    const vs = s.vs_persistence === null ? "" : s.name === "persistence" ? "reference"
+      : `${Math.abs(s.vs_persistence).toFixed(1)}% ${s.vs_persistence >= 0 ? "better" : "worse"}`;
+    return el("tr", { class: s.network ? "hl" : "" }, el("td", { text: s.name + (s.network ? " (network)" : "") }),
+      el("td", { class: "num", text: num(s.mae) }), el("td", { class: "num", text: num(s.rmse) }),
+      el("td", { class: "num", text: num(s.mape) }), el("td", { class: "num", text: num(s.mase) }),
+      el("td", { text: vs }), el("td", { class: "small", text: s.fitted }));
+  }));
+}
+
+async function load(run) {
+  view = await api(`/api/forecast?${new URLSearchParams({ run })}`);
+  $("view").classList.remove("hidden");
+  const head = view.headline;
+  $("verdict").textContent = head.sentence || "";
+  $("verdict").className = `verdict ${head.beats_persistence ? "good" : "bad"}`;
+  shown.clear();
+  for (const name of [head.network, "persistence", head.best]) if (view.forecasters.includes(name)) shown.add(name);
+  const steps = Object.keys(view.steps);
+  $("step").replaceChildren(...steps.map((s) => el("option", { value: s, text: `${s} step${s === "1" ? "" : "s"} ahead` })));
+  $("step-label").classList.toggle("hidden", steps.length < 2);
+  toggles();
+  drawChart();
+  scores();
+  const titles = { series: "The series and its train / validation / test spans", error_by_step: "Error by horizon step",
+    learning_curves: "Learning curves" };
+  $("plots").replaceChildren(...view.plots.filter((p) => titles[p]).map((p) => el("div", { class: "card" },
+    el("h2", { text: titles[p] }),
+    el("img", { class: "figure-img", alt: titles[p], src: `/api/run/file?${new URLSearchParams({ run, name: `plots/${p}.png` })}` }))));
+}
+
+document.addEventListener("DOMContentLoaded", async () => {
+  const runs = await guarded(() => runPicker($("run"), "forecast", $("no-runs")));
+  $("run").addEventListener("change", () => guarded(() => load($("run").value)));
+  $("step").addEventListener("change", drawChart);
+  if (runs && runs.length) guarded(() => load($("run").value));
+});
