@@ -15,7 +15,8 @@ import pytest
 
 import neuralab.data.cifar as cifar
 from neuralab.data import SOURCES, load_image_data
-from neuralab.data.cifar import ARCHIVE, RECORD, fetch_cifar10, load_cifar10, parse_batch, read_archive, verify_archive
+from neuralab.data.cifar import ARCHIVE, RECORD, load_cifar10, parse_batch, read_archive
+from neuralab.data.sources import fetch, verify
 from neuralab.data.sources import cache_dir
 from neuralab.errors import NeuralabError
 
@@ -172,37 +173,37 @@ def _serve(tmp_path, monkeypatch, digest: str | None = None) -> Path:
     real = hashlib.sha256(mirror.read_bytes()).hexdigest()
     source = SOURCES["cifar10"]
     monkeypatch.setitem(SOURCES, "cifar10", dataclasses.replace(
-        source, mirrors=(mirror.parent.as_uri() + "/",), extra={**source.extra, "archive_sha256": digest or real}))
+        source, mirrors=(mirror.parent.as_uri() + "/",), files={ARCHIVE: digest or real}))
     return mirror
 
 
 def test_fetch_verifies_and_caches(tmp_path, monkeypatch):
     _serve(tmp_path, monkeypatch)
-    target = fetch_cifar10()
+    target = fetch("cifar10")
     assert target == cache_dir() / "cifar10" and (target / ARCHIVE).is_file()
-    assert verify_archive() is True
+    assert verify("cifar10") == {ARCHIVE: True}
     assert len(load_image_data("cifar10").test) == 4  # found in the cache without --data-dir
-    assert fetch_cifar10() == target  # already there: nothing downloaded
+    assert fetch("cifar10") == target  # already there: nothing downloaded
 
 
 def test_fetch_refuses_a_checksum_mismatch_and_keeps_nothing(tmp_path, monkeypatch):
     _serve(tmp_path, monkeypatch, digest="0" * 64)
     with pytest.raises(NeuralabError, match="checksum mismatch"):
-        fetch_cifar10()
+        fetch("cifar10")
     assert not list((cache_dir() / "cifar10").glob("*"))
 
 
 def test_verify_archive_detects_other_bytes(archive, monkeypatch):
-    assert verify_archive(archive.parent) is False  # a test archive is not the published one
+    assert verify("cifar10", archive.parent) == {ARCHIVE: False}  # a test archive is not the published one
     source = SOURCES["cifar10"]
-    assert source.extra["archive_sha256"] == "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
+    assert source.files[ARCHIVE] == "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
     monkeypatch.setitem(SOURCES, "cifar10", dataclasses.replace(
-        source, extra={**source.extra, "archive_sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}))
-    assert verify_archive(archive.parent) is True
+        source, files={ARCHIVE: hashlib.sha256(archive.read_bytes()).hexdigest()}))
+    assert verify("cifar10", archive.parent) == {ARCHIVE: True}
 
 
 def test_fetch_without_network_says_what_to_do(monkeypatch, tmp_path):
     source = SOURCES["cifar10"]
     monkeypatch.setitem(SOURCES, "cifar10", dataclasses.replace(source, mirrors=((tmp_path / "none").as_uri() + "/",)))
     with pytest.raises(NeuralabError, match="could not download cifar-10-binary.tar.gz .*--data-dir"):
-        fetch_cifar10()
+        fetch("cifar10")

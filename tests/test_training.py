@@ -17,13 +17,19 @@ import torch
 from helpers import idx_subset
 from neuralab.cli import main
 from neuralab.errors import NeuralabError
-from neuralab.training import ClassifierConfig, TrainConfig, evaluate_run, load_classifier, train_classifier
+from neuralab.training import (ClassifierConfig, TrainConfig, evaluate_run, load_classifier, resume_classifier,
+                                train_classifier)
 from neuralab.training.checkpoint import load_tensors
 
 
 @pytest.fixture(scope="module")
 def small_mnist(datasets, tmp_path_factory):
     return idx_subset(datasets, "mnist", tmp_path_factory.mktemp("mnist"), 3000, 1000)
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist(datasets, tmp_path_factory):
+    return idx_subset(datasets, "mnist", tmp_path_factory.mktemp("tiny"), 1500, 300)
 
 
 def config(data_dir, **train) -> ClassifierConfig:
@@ -63,8 +69,32 @@ def _cli(args, **kw):
                             stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def test_kill_9_then_resume_ends_with_the_uninterrupted_weights(small_mnist, tmp_path):
-    args = ["train", "--model", "lenet5", "--data", "mnist", "--data-dir", str(small_mnist),
+def test_interrupted_and_resumed_equals_uninterrupted(tiny_mnist, tmp_path, monkeypatch):
+    """Ctrl-C in epoch 2, then resume: bit-identical weights (optimizer moments keep the
+    channels-last layout of their parameters, which the fused Adam kernel relies on)."""
+    from neuralab.training import trainer as trainer_module
+
+    whole = train_classifier(config(tiny_mnist, epochs=3), out=tmp_path / "whole", verbose=False)
+    original = trainer_module.Trainer._train_epoch
+
+    def interrupt_in_epoch_2(self, *args):
+        if args[-2] == 2:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", interrupt_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(config(tiny_mnist, epochs=3), out=tmp_path / "cut", verbose=False)
+    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)
+    resumed = resume_classifier(tmp_path / "cut", verbose=False)
+    a, _ = load_tensors(whole.run_dir / "checkpoints" / "last.safetensors")
+    b, _ = load_tensors(resumed.run_dir / "checkpoints" / "last.safetensors")
+    assert [k for k in a if not torch.equal(a[k], b[k]) and not k.startswith("rng.")] == []
+    assert resumed.test["accuracy"] == whole.test["accuracy"]
+
+
+def test_kill_9_then_resume_ends_with_the_uninterrupted_weights(tiny_mnist, tmp_path):
+    args = ["train", "--model", "lenet5", "--data", "mnist", "--data-dir", str(tiny_mnist),
             "--epochs", "4", "--batch-size", "32", "--seed", "5"]
     whole = _cli([*args, "--out", str(tmp_path / "whole")])
     assert whole.wait(timeout=300) == 0, whole.stdout.read()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from neuralab.data.cifar import fetch_cifar10, load_cifar10
+from neuralab.data.cifar import load_cifar10
 from neuralab.data.folders import FolderData, SkippedImagesWarning, load_image_folder
 from neuralab.data.images import ImageData, Split, load_idx_dataset
 from neuralab.data.sources import SOURCES, cache_dir, fetch, locate, verify
@@ -50,4 +50,4 @@ def load_image_data(name: str, data_dir: str | os.PathLike | None = None,
 
 
 __all__ = ["FolderData", "ImageData", "NAMED", "SOURCES", "SkippedImagesWarning", "Split", "cache_dir", "fetch",
-           "fetch_cifar10", "load_cifar10", "load_image_data", "load_image_folder", "locate", "verify"]
+           "load_cifar10", "load_image_data", "load_image_folder", "locate", "verify"]

@@ -13,20 +13,16 @@ names are read, each checked for size before it is read.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
-import urllib.error
-import urllib.request
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from neuralab.data.images import ImageData, Split, split_validation
-from neuralab.data.sources import cache_dir, file_in, get_source, locate
+from neuralab.data.sources import file_in, get_source, locate
 from neuralab.errors import NeuralabError
-from neuralab.files import atomic_write
 
 NAME = "cifar10"
 ARCHIVE = "cifar-10-binary.tar.gz"
@@ -91,45 +87,3 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, val_fraction: float 
     test = parse_batch(batches[TEST_FILE], f"{path}:{TEST_FILE}", len(source.classes))
     train, val = split_validation(full_train, val_fraction, seed)
     return ImageData(NAME, list(source.classes), train, val, test)
-
-
-def archive_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of the archive file's bytes as stored (the published .tar.gz digest)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verify_archive(data_dir: str | os.PathLike | None = None) -> bool:
-    """Whether the archive that ``locate`` finds is byte for byte the published .tar.gz."""
-    path = file_in(locate(NAME, data_dir), ARCHIVE)
-    return path.name == ARCHIVE and archive_sha256(path) == get_source(NAME).extra["archive_sha256"]
-
-
-def fetch_cifar10(timeout: float = 60.0) -> Path:
-    """Download the archive into the cache unless it is there, checked against the published
-    SHA-256 of the .tar.gz while it streams; a mismatch keeps nothing."""
-    source = get_source(NAME)
-    target = cache_dir() / NAME
-    if file_in(target, ARCHIVE):
-        return target
-    expected = source.extra["archive_sha256"]
-    errors = []
-    for mirror in source.mirrors:
-        try:
-            with urllib.request.urlopen(mirror + ARCHIVE, timeout=timeout) as response, \
-                    atomic_write(target / ARCHIVE, "wb") as f:
-                digest = hashlib.sha256()
-                for chunk in iter(lambda: response.read(1 << 20), b""):
-                    digest.update(chunk)
-                    f.write(chunk)
-                if digest.hexdigest() != expected:
-                    raise NeuralabError(f"{mirror}{ARCHIVE}: checksum mismatch (SHA-256 {digest.hexdigest()}, "
-                                        f"expected {expected}); the file was not kept")
-            return target
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            errors.append(f"{mirror}: {getattr(e, 'reason', e)}")
-    raise NeuralabError(f"could not download {ARCHIVE} ({'; '.join(errors)}); copy it into {target} "
-                        "(or set NEURALAB_DATA), or pass --data-dir DIR")

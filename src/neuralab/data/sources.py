@@ -2,8 +2,9 @@
 ($NEURALAB_DATA, default ~/.cache/neuralab), a system data directory that a Debian package
 installs, and last a download from the official mirrors into the cache.
 
-Each file is pinned by the SHA-256 of its *decompressed* content, so a re-compressed copy
-of the same data verifies and any change to the data does not.
+Each file is pinned by a SHA-256: of its *decompressed* content for IDX files, so a
+re-compressed copy of the same data verifies and any change to the data does not; of the
+bytes as published for archives (CIFAR-10), whose published digest is of the .tar.gz.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from neuralab.errors import NeuralabError
@@ -26,12 +27,12 @@ class Source:
     name: str
     title: str
     classes: tuple[str, ...]
-    files: dict[str, str]  # file name (as published, usually .gz) -> SHA-256 of the decompressed content
+    files: dict[str, str]  # file name as published -> SHA-256 (see ``checksum``)
     mirrors: tuple[str, ...]
+    checksum: str = "content"  # "content": of the decompressed bytes; "file": of the bytes as published
     system_dirs: tuple[str, ...] = ()
     debian_package: str | None = None
     citation: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 SOURCES: dict[str, Source] = {}
@@ -81,15 +82,11 @@ register(Source(
     name="cifar10",
     title="CIFAR-10 tiny images, binary version (Krizhevsky, Nair, Hinton)",
     classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-    # The SHA-256 of the decompressed .tar is not published anywhere we could find, so it is not
-    # pinned yet (fill it in from `gzip -dc cifar-10-binary.tar.gz | sha256sum` of an archive that
-    # matches archive_sha256). Until then data.cifar.fetch_cifar10 and verify_archive check the
-    # published digest of the .tar.gz itself (also listed with MD5 c32a1d4a... by torchvision).
-    files={"cifar-10-binary.tar.gz": ""},
+    # The published digest of the .tar.gz (170,052,171 bytes; torchvision lists MD5 c32a1d4a...).
+    files={"cifar-10-binary.tar.gz": "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"},
     mirrors=("https://www.cs.toronto.edu/~kriz/",),
+    checksum="file",
     citation="A. Krizhevsky. Learning multiple layers of features from tiny images. Tech. report, U. Toronto, 2009.",
-    extra={"archive_sha256": "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
-           "archive_md5": "c32a1d4ab5d03f1284b67883e8d87530", "archive_bytes": 170_052_171},
 ))
 
 
@@ -155,17 +152,24 @@ def _not_found_message(source: Source) -> str:
     return f"dataset {source.name} not found; to get it: " + "; ".join(ways)
 
 
-def content_sha256(path: Path) -> str:
+def sha256(path: Path, checksum: str = "content") -> str:
+    """SHA-256 of the file's decompressed content, or of its bytes as stored (``checksum="file"``)."""
     from neuralab.data.idx import read_bytes
 
-    return hashlib.sha256(read_bytes(path)).hexdigest()
+    if checksum == "content":
+        return hashlib.sha256(read_bytes(path)).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def verify(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, bool]:
     """Check every file of ``name`` against its pinned SHA-256; returns file -> ok."""
     source = get_source(name)
     directory = locate(name, data_dir)
-    return {f: content_sha256(file_in(directory, f)) == digest for f, digest in source.files.items()}
+    return {f: sha256(file_in(directory, f), source.checksum) == digest for f, digest in source.files.items()}
 
 
 def fetch(name: str, timeout: float = 30.0) -> Path:
@@ -179,7 +183,7 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
         errors = []
         for mirror in source.mirrors:
             try:
-                _download(mirror + filename, target / filename, digest, timeout)
+                _download(mirror + filename, target / filename, digest, source.checksum, timeout)
                 break
             except (urllib.error.URLError, OSError, TimeoutError) as e:
                 errors.append(f"{mirror}: {getattr(e, 'reason', e)}")
@@ -191,12 +195,12 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
     return target
 
 
-def _download(url: str, dest: Path, digest: str, timeout: float) -> None:
+def _download(url: str, dest: Path, digest: str, checksum: str, timeout: float) -> None:
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         part = Path(tmp) / dest.name
         with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f:
             shutil.copyfileobj(response, f)
-        got = content_sha256(part)
+        got = sha256(part, checksum)
         if got != digest:
             raise NeuralabError(f"{url}: checksum mismatch (SHA-256 {got}, expected {digest}); the file was not kept")
         with atomic_write(dest, "wb") as f, open(part, "rb") as src:

@@ -102,6 +102,19 @@ def _join_optimizer(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
     return {"param_groups": plain["param_groups"], "state": state}
 
 
+def _match_layouts(optimizer) -> None:
+    """Give each state tensor its parameter's memory layout (e.g. channels-last).
+
+    Files store tensors contiguous; the fused Adam kernel walks a parameter and its moments
+    as flat memory, so they must share strides or a resumed run drifts.
+    """
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    optimizer.state[p][key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
+
+
 def save_checkpoint(path, *, model, optimizer, scheduler, generator: torch.Generator,
                     epoch: int, history: list[dict], extra: dict | None = None) -> None:
     opt_tensors, opt_plain = _split_optimizer(optimizer.state_dict())
@@ -129,6 +142,7 @@ def load_checkpoint(path, *, model, optimizer, scheduler, generator: torch.Gener
     weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     unwrap(model).load_state_dict(weights)
     optimizer.load_state_dict(_join_optimizer(tensors, meta["optimizer"]))
+    _match_layouts(optimizer)
     if scheduler is not None and meta.get("scheduler") is not None:
         scheduler.load_state_dict(meta["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
