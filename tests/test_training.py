@@ -243,3 +243,23 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_mnist, tmp_p
     assert meta["epoch"] == 1
     assert not [p for p in run.rglob("*.tmp")], "a temporary file was left behind"
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
+
+
+def test_auxiliary_heads_are_trained_and_scored_apart(tiny_mnist):
+    """GoogLeNet with aux heads: the trainer adds 0.3 x each auxiliary loss, and the
+    auxiliary classifiers learn; evaluation uses the main head only."""
+    from neuralab.data import load_image_data
+    from neuralab.models import build_model
+    from neuralab.training import Trainer
+    from neuralab.training.classify import Preprocess
+
+    data = load_image_data("mnist", tiny_mnist)
+    x, y = Preprocess.fit(data.train.x)(data.train.x[:128]), torch.from_numpy(data.train.y[:128])
+    torch.manual_seed(0)
+    model = build_model("googlenet", (1, 28, 28), 10, aux_logits=True)
+    before = model.aux1[1][0].weight.detach().clone()
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=64), verbose=False)
+    history = trainer.fit(x, y, val=(x[:64], y[:64]))
+    assert not torch.equal(before, model.aux1[1][0].weight)
+    # train loss counts the two auxiliary terms, validation (eval mode) the main head only
+    assert history[0]["loss"] > 1.3 * history[0]["val_loss"]

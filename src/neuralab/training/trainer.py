@@ -204,6 +204,13 @@ class Trainer:
     def _train_epoch(self, model, optimizer, scheduler, shuffle, x, y, epoch, progress) -> dict:
         cfg, dist = self.config, self.dist
         model.train()
+        # A model that defines ``loss`` (GoogLeNet: main loss + 0.3 x each auxiliary head) gets
+        # the task's criterion; everything else is scored by the criterion directly.
+        def summed(out, y):
+            return self.task.loss_sum(out.float(), y)
+
+        own_loss = getattr(unwrap(model), "loss", None)
+        criterion = (lambda out, y: own_loss(out, y, criterion=summed)) if callable(own_loss) else summed
         progress.start_epoch(epoch)
         t0 = time.perf_counter()
         order = torch.randperm(len(x), generator=shuffle).to(self.device)
@@ -215,7 +222,8 @@ class Trainer:
             xb, yb = x[mine], y[mine]
             with self._autocast():
                 out = model(xb)
-                loss_sum = self.task.loss_sum(out.float(), yb)
+                loss_sum = criterion(out, yb)
+            out = getattr(out, "logits", out)  # models with auxiliary heads (GoogLeNet) return more
             # Sum over this process's share / global batch: DDP's mean over processes then
             # equals the mean over the whole batch, whatever the share sizes.
             loss = loss_sum * (dist.world_size / len(batch))
