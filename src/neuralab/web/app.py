@@ -226,7 +226,9 @@ def allowed_hosts(host: str) -> list[str]:
     """The Host header values to answer: any for a wildcard bind, else loopback names (+ ``host``)."""
     if host in ("0.0.0.0", "::", ""):
         return ["*"]
-    return LOOPBACK_NAMES if is_loopback(host) else LOOPBACK_NAMES + [host]
+    if is_loopback(host):
+        return LOOPBACK_NAMES
+    return LOOPBACK_NAMES + ([host, f"[{host}]"] if ":" in host else [host])  # IPv6 comes in brackets
 
 
 def make_server(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: int = 7860):

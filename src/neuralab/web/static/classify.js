@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id);
 let last = null;       // the last picture sent: {blob, source}, resent when the run changes
 let drawing = false;
 let inked = false;
+let asked = 0;         // requests sent; only the answer to the latest is shown
 
 function pad() { return $("pad").getContext("2d"); }
 
@@ -54,10 +55,11 @@ async function classify(blob, source) {
   const run = $("run").value;
   if (!run) return showError("Choose a trained run first (none is listed: train one with `neuralab train`).");
   const params = new URLSearchParams({ run, source, invert: $("invert").value });
+  const ticket = ++asked;
   const r = await guarded(() => api(`/api/classify?${params}`, {
     method: "POST", body: blob, headers: { "Content-Type": "application/octet-stream" },
   }));
-  if (r) render(r);
+  if (r && ticket === asked) render(r);  // a slower answer to an older stroke must not win
 }
 
 function render(r) {

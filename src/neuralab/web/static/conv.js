@@ -8,6 +8,7 @@ let kernels = {};
 let result = null;
 let step = 0;
 let player = null;
+let asked = 0;
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,12 +31,13 @@ function fillGrid(table, rows, cellText) {
 
 async function update() {
   stopPlaying();
+  const ticket = ++asked;
   const r = await guarded(() => api("/api/conv", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(state),
   }));
-  if (r) render(r);
+  if (r && ticket === asked) render(r);  // only the answer to the latest settings is shown
 }
 
 function render(r) {
