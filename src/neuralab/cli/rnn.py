@@ -1,0 +1,93 @@
+"""`neuralab rnn topologies` (the four RNN shapes, optionally trained on toy tasks) and
+`neuralab rnn gradients` (the vanishing gradient, SimpleRNN vs LSTM, measured and plotted)."""
+
+from __future__ import annotations
+
+from neuralab.cli._args import positive_float, positive_int
+
+
+GRADIENT_OPTIONS = ("steps", "hidden", "batch", "train_steps", "lr", "clip", "init", "seed")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("rnn", help="recurrent networks explained: topologies and vanishing gradients")
+    rsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    t = rsub.add_parser("topologies", help="one-to-one, one-to-many, many-to-one, many-to-many: shapes",
+                        description="Print the input and output shapes of the four RNN topologies' templates; "
+                                    "with --train, fit each on its toy task and show the loss fall.")
+    t.add_argument("--train", action="store_true", help="fit each template on its toy task")
+    t.add_argument("--steps", type=positive_int, default=300, help="training steps per template with --train")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=run_topologies)
+
+    # Defaults (None here) come from GradientConfig, so that `neuralab --help` needs no torch.
+    g = rsub.add_parser("gradients", help="gradient norm reaching each earlier time step, SimpleRNN vs LSTM",
+                        description="Train a SimpleRNN and an LSTM of the same size to output the first value of a "
+                                    "noise sequence, without and with gradient clipping, and measure ||dL/dx_t|| at "
+                                    "every step t at initialisation and after training. Writes gradients.png, "
+                                    "gradients.json and gradients.csv.")
+    g.add_argument("--steps", type=positive_int, help="sequence length (default 100)")
+    g.add_argument("--hidden", type=positive_int, help="hidden size of both models (default 32)")
+    g.add_argument("--batch", type=positive_int, help="(default 64)")
+    g.add_argument("--train-steps", type=int, help="Adam updates (default 300)")
+    g.add_argument("--lr", type=positive_float, help="(default 0.003)")
+    g.add_argument("--clip", type=positive_float, help="max gradient norm of the clipped runs (default 1.0)")
+    g.add_argument("--init", choices=("keras", "torch"), help="(default keras: forget-gate bias 1)")
+    g.add_argument("--seed", type=int, help="(default 0)")
+    g.add_argument("--out", help="folder for the plot and numbers (default runs/rnn-gradients-TIME)")
+    g.set_defaults(func=run_gradients)
+
+
+def run_topologies(args) -> int:
+    from neuralab.forecasting.topologies import TOPOLOGIES, shapes, train_toy
+
+    print(f"{'topology':<14}{'input':<16}{'output':<16}{'parameters':>11}  example")
+    for row in shapes():
+        print(f"{row['name']:<14}{str(row['input']):<16}{str(row['output']):<16}{row['parameters']:>11,}  {row['example']}")
+    print("shapes are (batch, features) or (batch, time, features); batch_first throughout")
+    if args.train:
+        print(f"\ntoy tasks, {args.steps} Adam steps each (MSE on a fresh batch):")
+        for name, topology in TOPOLOGIES.items():
+            before, after = train_toy(name, steps=args.steps, seed=args.seed)
+            print(f"  {name:<14}{before:8.4f} -> {after:8.4f}   {topology.task}")
+    return 0
+
+
+def run_gradients(args) -> int:
+    import csv
+    from pathlib import Path
+
+    from neuralab.files import atomic_write, write_json
+    from neuralab.forecasting.gradients import GradientConfig, measure, plot, norm_table
+    from neuralab.forecasting.report import png_bytes
+    from neuralab.training.rundir import default_run_dir
+
+    config = GradientConfig(**{k: getattr(args, k) for k in GRADIENT_OPTIONS if getattr(args, k) is not None})
+    config.check()
+    out = Path(args.out) if args.out else default_run_dir("rnn-gradients")
+    print(f"SimpleRNN vs LSTM, hidden {config.hidden}, {config.steps} steps, {config.train_steps} training steps, "
+          f"clip {config.clip} in the clipped runs ...", flush=True)
+    result = measure(config)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "gradients.json", result)
+    with atomic_write(out / "gradients.csv") as f:
+        w = csv.writer(f)
+        w.writerow(["model", "clip", "when", "steps_back", "grad_norm"])
+        for run in result["runs"]:
+            for when in ("at_init", "trained"):
+                for k, v in enumerate(reversed(run[when])):
+                    w.writerow([run["model"], run["clip"] or "off", when, k, f"{v:.6g}"])
+    (out / "gradients.png").write_bytes(png_bytes(plot(result)))
+
+    rows = norm_table(result)
+    cols = [c for c in rows[0] if c not in ("model", "clip", "when")]
+    print("||dL/dx_t|| reaching k steps back from the output (the target is the value 0 steps from the start):")
+    print(f"  {'model':<10}{'clip':<6}{'when':<9}" + "".join(f"{c:>11}" for c in cols))
+    for r in rows:
+        print(f"  {r['model']:<10}{str(r['clip']):<6}{r['when']:<9}" + "".join(f"{r.get(c, float('nan')):>11.2e}" for c in cols))
+    for run in result["runs"]:
+        print(f"  {run['model']:<10} clip {str(run['clip'] or 'off'):<4} final loss {run['final_loss']:.3f} "
+              f"(predicting the mean gives 1.0), largest gradient norm in training {max(run['grad_norm'], default=0):.3g}")
+    print(f"written: {out / 'gradients.png'}, gradients.json, gradients.csv")
+    return 0

@@ -1,0 +1,182 @@
+"""The simple forecasts a network has to beat, as forecasters like any other.
+
+Persistence ("tomorrow = today") is the bar on prices, which move close to a random
+walk; the seasonal naive repeats the last season; drift extends the line from the first
+to the last value of the input window; the moving average repeats a recent mean; and the
+linear autoregressive model is a least-squares fit on exactly the windows the network
+sees (d2l's "concise" linear model before the recurrent one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuralab.errors import NeuralabError
+from neuralab.forecasting import metrics
+from neuralab.forecasting.base import Forecaster
+from neuralab.forecasting.windows import Windows
+
+
+class Persistence(Forecaster):
+    """The last observed value, for every step of the horizon."""
+    name = "persistence"
+
+    def predict(self, windows: Windows) -> np.ndarray:
+        return np.repeat(windows.past[:, -1:], windows.horizon, axis=1)  # (N, H)
+
+
+class SeasonalNaive(Forecaster):
+    """The value one season earlier: y[t+k] = y[t+k-m] (m = ``period``, or detected in fit)."""
+    name = "seasonal-naive"
+
+    def __init__(self, period: int | None = None):
+        self.period = period
+        self.period_ = period
+
+    def fit(self, train: Windows, val: Windows | None = None) -> "SeasonalNaive":
+        self.period_ = self.period or detect_period(training_values(train), max_period=train.lookback)
+        if self.period_ > train.lookback:
+            raise NeuralabError(f"--season {self.period_}: longer than --lookback {train.lookback}; "
+                                "a window must hold one full season")
+        return self
+
+    def predict(self, windows: Windows) -> np.ndarray:
+        m, l = self.period_ or 1, windows.lookback
+        cols = l - m + np.arange(windows.horizon) % m  # step k repeats step k - m of the last season
+        return windows.past[:, cols]
+
+    def params(self) -> dict:
+        return {"period": self.period}
+
+    def describe(self) -> str:
+        how = "set" if self.period else ("detected" if (self.period_ or 1) > 1 else "none detected: persistence")
+        return f"{self.name} (period {self.period_ or 1}, {how})"
+
+
+class Drift(Forecaster):
+    """The last value plus k times the mean change over the input window."""
+    name = "drift"
+
+    def predict(self, windows: Windows) -> np.ndarray:
+        past = windows.past
+        slope = (past[:, -1] - past[:, 0]) / max(1, windows.lookback - 1)            # (N,)
+        return past[:, -1:] + slope[:, None] * np.arange(1, windows.horizon + 1)     # (N, H)
+
+
+class MovingAverage(Forecaster):
+    """The mean of the last ``window`` values; fit picks the window with the lowest training MAE."""
+    name = "moving-average"
+    CANDIDATES = (2, 3, 5, 7, 10, 14, 20, 30, 60)
+
+    def __init__(self, window: int | None = None):
+        self.window = window
+        self.window_ = window
+
+    def fit(self, train: Windows, val: Windows | None = None) -> "MovingAverage":
+        if self.window is not None:
+            if self.window > train.lookback:
+                raise NeuralabError(f"moving-average window {self.window}: longer than --lookback {train.lookback}")
+            self.window_ = self.window
+            return self
+        sizes = [w for w in self.CANDIDATES if w <= train.lookback] or [train.lookback]
+        errors = [metrics.mae(train.future, self._mean(train, w)) for w in sizes]
+        self.window_ = sizes[int(np.argmin(errors))]
+        return self
+
+    def _mean(self, windows: Windows, w: int) -> np.ndarray:
+        return np.repeat(windows.past[:, -w:].mean(1, keepdims=True), windows.horizon, axis=1)
+
+    def predict(self, windows: Windows) -> np.ndarray:
+        return self._mean(windows, min(self.window_ or windows.lookback, windows.lookback))
+
+    def params(self) -> dict:
+        return {"window": self.window}
+
+    def describe(self) -> str:
+        return f"{self.name} (last {self.window_} values)"
+
+
+class LinearAR(Forecaster):
+    """Linear autoregression: least squares (ridge ``alpha``) from the flattened scaled
+    window to the scaled horizon, on the same inputs, transform and scaling as the network."""
+    name = "linear-ar"
+
+    def __init__(self, alpha: float = 1e-3):
+        self.alpha = alpha
+        self.coef_: np.ndarray | None = None
+
+    @staticmethod
+    def _design(windows: Windows) -> np.ndarray:
+        x = windows.x.reshape(len(windows), -1).astype(np.float64)       # (N, L*C)
+        return np.column_stack([x, np.ones(len(x))])                     # (N, L*C + 1)
+
+    def fit(self, train: Windows, val: Windows | None = None) -> "LinearAR":
+        a = self._design(train)
+        ridge = self.alpha * len(a) * np.eye(a.shape[1])
+        ridge[-1, -1] = 0.0  # the intercept is not shrunk
+        self.coef_ = np.linalg.solve(a.T @ a + ridge, a.T @ train.y.astype(np.float64))  # (L*C + 1, H)
+        return self
+
+    def predict(self, windows: Windows) -> np.ndarray:
+        return windows.decode(self._design(windows) @ self.coef_)
+
+    def params(self) -> dict:
+        return {"alpha": self.alpha}
+
+    def describe(self) -> str:
+        n = 0 if self.coef_ is None else self.coef_.shape[0]
+        return f"{self.name} ({n} coefficients per step, least squares)"
+
+
+BASELINES = {"persistence": Persistence, "seasonal-naive": SeasonalNaive, "drift": Drift,
+             "moving-average": MovingAverage, "linear-ar": LinearAR}
+
+
+def build_baselines(names=tuple(BASELINES), season: int | None = None) -> list[Forecaster]:
+    """The baselines by name; persistence always comes first, since every report leads with it."""
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise NeuralabError(f"--baselines {unknown[0]!r}: choose from {', '.join(BASELINES)}")
+    names = ["persistence", *(n for n in names if n != "persistence")]
+    return [SeasonalNaive(season) if n == "seasonal-naive" else BASELINES[n]() for n in dict.fromkeys(names)]
+
+
+def training_values(train: Windows) -> np.ndarray:
+    """The target in original units over every row the training windows cover, in order."""
+    past_rows = train.rows[:, :1] - train.lookback + np.arange(train.lookback)  # (N, L)
+    rows = np.concatenate([past_rows.ravel(), train.rows.ravel()])
+    values = np.concatenate([train.past.ravel(), train.future.ravel()])
+    _, first = np.unique(rows, return_index=True)
+    return values[first]
+
+
+def detect_period(values, max_period: int, z: float = 3.0, prominence: float = 0.1) -> int:
+    """The smallest significant seasonal period up to ``max_period``, or 1 when none.
+
+    A season shows as a peak in the autocorrelation of the linearly detrended values. A
+    peak counts when it exceeds ``z`` standard errors (Bartlett's formula; z = 3 keeps
+    noise out over dozens of lags) and rises at least ``prominence`` above the lowest
+    autocorrelation before it, so that the wiggles on the smooth decay of a slow cycle (a
+    year seen through a 60-day window) or of a random walk are not taken for a season.
+    """
+    y = np.asarray(values, dtype=np.float64)
+    n = len(y)
+    max_lag = min(max_period, n // 3)
+    if max_lag < 3:
+        return 1
+    t = np.arange(n)
+    acf = _acf(y - np.polyval(np.polyfit(t, y, 1), t), max_lag)
+    for k in range(2, max_lag):
+        if acf[k] > acf[k - 1] and acf[k] >= acf[k + 1] and acf[k] - acf[1:k].min() >= prominence:
+            if acf[k] > z * np.sqrt((1 + 2 * np.sum(acf[1:k] ** 2)) / n):
+                return k
+    return 1
+
+
+def _acf(y: np.ndarray, max_lag: int) -> np.ndarray:
+    """Autocorrelation at lags 0..max_lag (all zeros for a constant series)."""
+    y = y - y.mean()
+    denom = float(y @ y)
+    if denom == 0:
+        return np.zeros(max_lag + 1)
+    return np.array([1.0] + [float(y[:-k] @ y[k:]) / denom for k in range(1, max_lag + 1)])

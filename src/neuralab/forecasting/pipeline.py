@@ -1,0 +1,309 @@
+"""Forecasting end to end: load a series, window it, fit the baselines and a recurrent
+network on the trainer, judge them side by side on the test span, and leave a complete
+run directory behind:
+
+    config.json        the ForecastConfig, seed, versions and device, the data's report
+    model.safetensors  the network's best weights (written by the trainer)
+    model.json         architecture, input columns, window settings and the fitted scaler
+    metrics.jsonl      one line per epoch; checkpoints/ for --resume-style inspection
+    forecast.csv       every test forecast of every forecaster next to the actual value,
+                       then the forecast beyond the end of the data
+    results.json       the headline (network vs persistence), metrics, error by step, backtest
+    report.html        the same as pictures and tables, self-contained; plots/ holds the PNGs
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neuralab.data.series import BUILTIN, Series, load_series, report_dict
+from neuralab.errors import NeuralabError
+from neuralab.files import atomic_write, read_json, write_json
+from neuralab.forecasting import metrics
+from neuralab.forecasting.backtest import rolling_origin, summarize
+from neuralab.forecasting.baselines import BASELINES, build_baselines
+from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config, summary
+from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare
+from neuralab.training.trainer import TrainConfig
+
+
+@dataclass
+class ForecastConfig:
+    data: str = "seattle-weather"     # a built-in series (sp500, nasdaq, seattle-weather) or a CSV path
+    target: str | None = None         # None: the built-in's target, or a CSV's only numeric column
+    features: list[str] = field(default_factory=list)  # extra input columns (multivariate)
+    calendar: list[str] = field(default_factory=list)  # date encodings as inputs: dayofyear, dayofweek, ...
+    date_column: str | None = None    # None: the built-in's, or a column named date/time/...
+    missing: str = "error"            # error | drop | ffill | interpolate
+    duplicates: str = "error"         # error | first | last | mean
+    gaps: str = "keep"                # keep (one row = one step) | fill (then --missing fills them)
+    windows: WindowConfig = field(default_factory=WindowConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=series_train_config)
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    season: int | None = None         # seasonal-naive period; None: detected on the training span
+    backtest_folds: int = 4
+    backtest_refit: bool = False      # refit every forecaster for every fold (the network too: slow)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ForecastConfig":
+        return cls(**{**d, "windows": WindowConfig(**d.get("windows", {})), "model": ModelConfig(**d.get("model", {})),
+                      "train": TrainConfig(**d.get("train", {}))})
+
+    def check(self) -> None:
+        self.windows.check()
+        self.model.check()
+        self.train.check()
+        if self.backtest_folds < 1:
+            raise NeuralabError(f"--backtest-folds {self.backtest_folds}: must be at least 1")
+        if self.season is not None and not 1 <= self.season <= self.windows.lookback:
+            raise NeuralabError(f"--season {self.season}: must be between 1 and --lookback {self.windows.lookback}")
+
+
+@dataclass
+class ForecastResult:
+    run_dir: Path
+    headline: dict                  # the network against persistence, in words and numbers
+    test: dict[str, dict]           # forecaster -> metrics on the test span
+    by_step: dict[str, list[float]]  # forecaster -> MAE at each horizon step
+    backtest: list[dict]
+    history: list[dict]
+    seconds: float
+
+
+def load(config: ForecastConfig) -> Series:
+    return load_series(config.data, config.target, config.features, config.date_column,
+                       missing=config.missing, duplicates=config.duplicates, gaps=config.gaps,
+                       calendar=config.calendar)
+
+
+def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrite: bool = False,
+                 verbose: bool = True) -> ForecastResult:
+    """Train ``config.model`` on ``config.data`` next to the baselines; returns the figures."""
+    from neuralab.training.rundir import create_run_dir, default_run_dir
+
+    config.check()
+    series = load(config)
+    config.target = series.target
+    prepared = prepare(series, config.windows)
+    baselines = build_baselines(config.baselines, config.season)
+    for b in baselines:
+        b.fit(prepared.train, prepared.val)
+
+    # Inputs are valid: only now does anything touch the disk.
+    run_dir = Path(out) if out is not None else default_run_dir("forecast", config.model.architecture,
+                                                                Path(config.data).stem)
+    create_run_dir(run_dir, overwrite)
+    network = NetworkForecaster(config.model, config.train, run_dir, verbose=verbose)
+    module = network.build(len(prepared.columns), config.windows.horizon)
+    meta = network.trainer.model_meta = model_meta(config, series, prepared, module)  # saved with the weights
+    write_json(run_dir / "config.json", _run_record(config, series, prepared, network))
+    write_json(run_dir / "model.json", meta)
+    if verbose:
+        print(_header(config, series, prepared, network), flush=True)
+
+    t0 = time.perf_counter()
+    network.fit(prepared.train, prepared.val)
+    seconds = time.perf_counter() - t0
+    forecasters = [network, *baselines]
+    splits = {"val": prepared.val, "test": prepared.test} if len(prepared.val) else {"test": prepared.test}
+    predictions = {s: {f.name: f.predict(w) for f in forecasters} for s, w in splits.items()}
+    scores = {s: {n: metrics.evaluate(w.future, p, prepared.mase_scale) for n, p in predictions[s].items()}
+              for s, w in splits.items()}
+    test = prepared.test
+    by_step = {n: metrics.by_step(test.future, p) for n, p in predictions["test"].items()}
+    folds = rolling_origin(prepared, forecasters, config.backtest_folds, refit=config.backtest_refit)
+    head = headline(scores["test"], network.name, config.windows.transform, outside_training_range(prepared))
+    ahead = last_window(series, config.windows, prepared.scaler)
+    future = network.predict(ahead)[0]
+
+    write_forecast_csv(run_dir / "forecast.csv", series, test, predictions["test"], ahead, future, network.name)
+    results = {
+        "headline": head,
+        "target": series.target,
+        "test": scores["test"],
+        "val": scores.get("val", {}),
+        "by_step_mae": by_step,
+        "backtest": folds,
+        "backtest_summary": summarize(folds),
+        "forecasters": {f.name: f.describe() for f in forecasters},
+        "future": {"times": [str(pd.Timestamp(t)) for t in ahead.times[0]], "forecast": future.tolist()},
+        "windows": prepared.counts(),
+        "spans": {k: [str(a.date()), str(b.date())] for k, (a, b) in prepared.spans().items()},
+        "best_epoch": network.trainer.best_epoch(),
+        "epochs_run": len(network.history),
+        "train_seconds": seconds,
+        "mase_scale": prepared.mase_scale,
+    }
+    write_json(run_dir / "results.json", results)
+
+    from neuralab.forecasting.report import write_forecast_report
+
+    write_forecast_report(run_dir, config=config, series=series, prepared=prepared, results=results,
+                          predictions=predictions["test"], history=network.history,
+                          summary_text=summary(module, config.windows.lookback))
+    if verbose:
+        print(head["sentence"])
+        print(f"report: {run_dir / 'report.html'}", flush=True)
+    return ForecastResult(run_dir, head, scores["test"], by_step, folds, network.history, seconds)
+
+
+def headline(test: dict[str, dict], network: str, transform: str = "none", outside: float = 0.0) -> dict:
+    """The first thing every report says: the network's MAE next to persistence's.
+    ``outside`` is the fraction of test targets outside the range the training span saw."""
+    net, ref = test[network]["mae"], test["persistence"]["mae"]
+    pct = metrics.percent_better(net, ref)
+    beats = net < ref
+    if beats and pct < 1:
+        sentence = (f"{network} only ties with persistence on the test span: MAE {net:.4g} vs {ref:.4g}, "
+                    f"{pct:.1f}% better, too small a margin to matter. Persistence (the last value) is hard "
+                    "to beat on series that move like a random walk, such as prices.")
+    elif beats:
+        sentence = (f"{network} beats persistence on the test span: MAE {net:.4g} vs {ref:.4g}, "
+                    f"{pct:.1f}% better.")
+    else:
+        sentence = (f"{network} does NOT beat persistence on the test span: MAE {net:.4g} vs {ref:.4g}, "
+                    f"{-pct:.1f}% worse. Persistence (the last value) is hard to beat on series that move "
+                    "like a random walk, such as prices.")
+        if transform == "none":
+            if outside > 0.1:
+                sentence += (f" {100 * outside:.0f}% of the test values lie outside the range of the training span,"
+                             " and a network fitted on scaled levels does not extrapolate.")
+            sentence += (" Try modelling the changes (--target-transform log-return for prices, diff otherwise)"
+                         " or giving the network more inputs (--features, --calendar).")
+    best = min(test, key=lambda n: test[n]["mae"])
+    return {"network": network, "network_mae": net, "persistence_mae": ref, "percent_better": pct,
+            "beats_persistence": beats, "best": best, "best_mae": test[best]["mae"],
+            "test_outside_training_range": outside, "sentence": sentence}
+
+
+def outside_training_range(prepared: Prepared) -> float:
+    """The fraction of test targets above the highest or below the lowest training value."""
+    seen = prepared.levels[:prepared.boundaries[0]]
+    future = prepared.test.future
+    return float(((future > seen.max()) | (future < seen.min())).mean())
+
+
+def model_meta(config: ForecastConfig, series: Series, prepared: Prepared, module: torch.nn.Module) -> dict:
+    """Everything needed to rebuild the network and feed it new data (model.json)."""
+    return {
+        "kind": "forecaster",
+        "architecture": config.model.architecture,
+        "model": asdict(config.model),
+        "inputs": len(prepared.columns),
+        "horizon": config.windows.horizon,
+        "target": series.target,
+        "features": series.features[:len(series.features) - 2 * len(set(config.calendar))],
+        "calendar": list(dict.fromkeys(config.calendar)),
+        "columns": prepared.columns,
+        "windows": asdict(config.windows),
+        "scaler": prepared.scaler.to_dict(),
+        "series": {"date_column": series.frame.index.name, "missing": config.missing,
+                   "duplicates": config.duplicates, "gaps": config.gaps, "frequency": series.report.frequency},
+        "parameters": sum(p.numel() for p in module.parameters()),
+    }
+
+
+def _run_record(config: ForecastConfig, series: Series, prepared: Prepared, network: NetworkForecaster) -> dict:
+    data = {"series": report_dict(series), "windows": prepared.counts(),
+            "spans": {k: [str(a), str(b)] for k, (a, b) in prepared.spans().items()}}
+    if config.data not in BUILTIN:
+        path = Path(config.data)
+        data["path"] = str(path.resolve())
+        data["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    else:
+        data["builtin"] = {"title": BUILTIN[config.data].title, "source": BUILTIN[config.data].source}
+    return {"kind": "forecaster", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": asdict(config),
+            "seed": config.train.seed, "environment": network.trainer.environment, "data": data}
+
+
+def _header(config: ForecastConfig, series: Series, prepared: Prepared, network: NetworkForecaster) -> str:
+    c = prepared.counts()
+    lines = [f"{network.describe()} on {series.name} {series.target}"
+             + (f" + {', '.join(series.features)}" if series.features else "")
+             + f": lookback {config.windows.lookback}, horizon {config.windows.horizon}, "
+               f"transform {config.windows.transform}, device {network.trainer.device}, seed {config.train.seed}",
+             *("  " + line for line in series.report.lines()),
+             f"  windows: {c['train']:,} train / {c['val']:,} val / {c['test']:,} test",
+             summary(network.network, config.windows.lookback)]
+    return "\n".join(lines)
+
+
+def write_forecast_csv(path: Path, series: Series, test: Windows, predictions: dict[str, np.ndarray],
+                       future_window: Windows, future: np.ndarray, network: str) -> None:
+    """Long format: one row per (window, step); the test span, then the forecast past the data."""
+    n, h = test.future.shape
+    origin = series.times.to_numpy()[test.rows[:, 0] - 1]
+    frame = pd.DataFrame({
+        "split": "test",
+        "origin": np.repeat(origin, h),
+        "time": test.times.ravel(),
+        "step": np.tile(np.arange(1, h + 1), n),
+        "actual": test.future.ravel(),
+        **{name: p.ravel() for name, p in predictions.items()},
+    })
+    ahead = pd.DataFrame({"split": "future", "origin": series.times[-1], "time": future_window.times[0],
+                          "step": np.arange(1, h + 1), "actual": np.nan, network: future})
+    frame = pd.concat([frame, ahead], ignore_index=True)
+    with atomic_write(path) as f:
+        frame.to_csv(f, index=False, float_format="%.6g", date_format="%Y-%m-%d %H:%M:%S")
+
+
+# --- using a finished run --------------------------------------------------------------
+
+@dataclass
+class TrainedForecaster:
+    """A network rebuilt from its run directory with its scaler and window settings."""
+    network: torch.nn.Module
+    meta: dict
+
+    @property
+    def windows(self) -> WindowConfig:
+        return WindowConfig(**self.meta["windows"])
+
+    @torch.inference_mode()
+    def forecast(self, series: Series) -> pd.DataFrame:
+        """The next ``horizon`` values after the last row of ``series``."""
+        window = last_window(series, self.windows, Scaler(**self.meta["scaler"]))
+        self.network.eval()
+        out = self.network(torch.from_numpy(window.x)).double().numpy()  # (1, H)
+        values = window.decode(out)[0]
+        return pd.DataFrame({"time": window.times[0], "step": np.arange(1, len(values) + 1),
+                             self.meta["target"]: values})
+
+
+def load_forecaster(run_dir: str | Path) -> TrainedForecaster:
+    """Rebuild a trained forecaster from its run directory alone (JSON + safetensors)."""
+    from neuralab.training.checkpoint import load_weights
+    from neuralab.training.rundir import open_run
+
+    run_dir = Path(run_dir)
+    record = open_run(run_dir)
+    if record.get("kind") != "forecaster":
+        raise NeuralabError(f"{run_dir}: not a forecasting run (made by `neuralab {record.get('kind', 'train')}`); "
+                            "give a folder made by `neuralab forecast`")
+    if not (run_dir / "model.safetensors").exists():
+        raise NeuralabError(f"{run_dir}: no model.safetensors yet (the run has not finished an epoch)")
+    meta = read_json(run_dir / "model.json")
+    network = build_network(ModelConfig(**meta["model"]), meta["inputs"], meta["horizon"])
+    load_weights(run_dir / "model.safetensors", network)
+    return TrainedForecaster(network.eval(), meta)
+
+
+def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = None,
+                missing: str | None = None) -> pd.DataFrame:
+    """Forecast the next horizon after the end of ``csv`` with the run's model and scaler."""
+    model = load_forecaster(run_dir)
+    stored = model.meta["series"]
+    series = load_series(csv, model.meta["target"], model.meta["features"],
+                         date_column or (stored["date_column"] if str(csv) not in BUILTIN else None),
+                         missing=missing or stored["missing"], duplicates=stored["duplicates"], gaps=stored["gaps"],
+                         calendar=model.meta.get("calendar", []))
+    return model.forecast(series)

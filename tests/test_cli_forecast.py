@@ -1,0 +1,141 @@
+"""`neuralab forecast`, `neuralab forecast predict` and `neuralab rnn` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuralab.cli import main
+from neuralab.forecasting.models import torch_threads
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with torch_threads(1):  # small recurrent models; far faster on a busy machine
+        yield
+
+
+def csv(tmp_path, rows: int = 120, name: str = "series.csv", **edits) -> str:
+    t = np.arange(rows)
+    frame = pd.DataFrame({"day": pd.date_range("2021-01-01", periods=rows).strftime("%Y-%m-%d"),
+                          "load": 50 + 10 * np.sin(2 * np.pi * t / 7) + t * 0.1, "temp": 10 + t % 5})
+    for (row, column), value in edits.get("cells", {}).items():
+        frame[column] = frame[column].astype(object)
+        frame.loc[row, column] = value
+    if "order" in edits:
+        frame = frame.iloc[edits["order"]]
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("neuralab: error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+SMALL = ["--target", "load", "--date-column", "day", "--lookback", "7", "--model", "rnn", "--hidden", "4",
+         "--epochs", "1", "--backtest-folds", "2", "--quiet"]
+
+
+def test_forecast_csv_then_predict(tmp_path, capsys):
+    data = csv(tmp_path)
+    run = tmp_path / "run"
+    assert main(["forecast", "--data", data, *SMALL, "--features", "temp", "--horizon", "2", "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "persistence" in out and str(run) in out
+    results = json.loads((run / "results.json").read_text())
+    assert results["headline"]["network"] == "rnn" and results["windows"]["test"] > 0
+    assert main(["forecast", "predict", str(run), "--csv", csv(tmp_path, rows=30, name="new.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert "2021-01-31" in printed and "2021-02-01" in printed and "load" in printed
+    assert main(["forecast", "predict", str(run), "--csv", data, "--output", str(tmp_path / "f.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "f.csv")) == 2
+    # the run is kept unless --overwrite
+    assert "already holds a run" in error(capsys, ["forecast", "--data", data, *SMALL, "--out", str(run)])
+    # new data shorter than the lookback
+    short = csv(tmp_path, rows=5, name="short.csv")
+    assert "needs the last 7" in error(capsys, ["forecast", "predict", str(run), "--csv", short])
+
+
+@pytest.mark.parametrize("edits, message", [
+    ({"cells": {(5, "load"): "n/a?"}}, "line 7: 'n/a?' in column 'load' is not a number"),
+    ({"cells": {(5, "load"): ""}}, "1 missing values (column 'load' has 1, first at 2021-01-06); pass --missing"),
+    ({"cells": {(5, "day"): "2021-01-05"}}, "1 duplicate timestamps, first 2021-01-05 (lines 6, 7)"),
+    ({"cells": {(5, "day"): "someday"}}, "line 7: 'someday' in column 'day' is not a date"),
+])
+def test_bad_csv_cells_exit_2_with_one_line(tmp_path, capsys, edits, message):
+    err = error(capsys, ["forecast", "--data", csv(tmp_path, **edits), *SMALL, "--out", str(tmp_path / "r")])
+    assert message in err
+    assert not (tmp_path / "r").exists()  # nothing written for bad input
+
+
+def test_unsorted_csv_and_missing_policy_are_accepted(tmp_path, capsys):
+    order = list(range(60, 120)) + list(range(60))
+    data = csv(tmp_path, order=order, cells={(3, "load"): ""})
+    assert main(["forecast", "--data", data, *SMALL, "--missing", "interpolate", "--out", str(tmp_path / "r")]) == 0
+    series = json.loads((tmp_path / "r" / "config.json").read_text())["data"]["series"]
+    assert series["unsorted"] > 0 and series["missing"]["load"] == 1 and series["filled"] == 1
+
+
+def test_series_too_short_and_other_usage_errors(tmp_path, capsys):
+    short = csv(tmp_path, rows=20)
+    assert "20 rows is fewer than --lookback 60 + --horizon 1" in error(
+        capsys, ["forecast", "--data", short, "--target", "load", "--date-column", "day"])
+    assert "leave no train window" in error(capsys, ["forecast", "--data", csv(tmp_path, rows=10, name="b.csv"), *SMALL,
+                                                     "--out", str(tmp_path / "r")])
+    assert "not a built-in series (sp500, nasdaq, seattle-weather)" in error(capsys, ["forecast", "--data", "dow30"])
+    assert "column 'Open' not in" in error(capsys, ["forecast", "--data", short, "--target", "Open",
+                                                     "--date-column", "day"])
+    assert "not a run directory" in error(capsys, ["forecast", "predict", str(tmp_path), "--csv", short])
+    with pytest.raises(SystemExit):
+        main(["forecast", "--model", "transformer"])
+
+
+def test_log_return_target_on_sp500_runs(tmp_path, capsys):
+    run = tmp_path / "sp"
+    argv = ["forecast", "--data", "sp500", "--target", "Close", "--lookback", "10", "--target-transform",
+            "log-return", "--model", "gru", "--hidden", "4", "--epochs", "1", "--stride", "5", "--test-fraction", "0.05",
+            "--val-fraction", "0.05", "--baselines", "drift", "--out", str(run), "--quiet"]
+    assert main(argv) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert set(results["test"]) == {"gru", "persistence", "drift"}
+    assert results["test"]["persistence"]["mae"] > 5  # index points, not returns: decoded to original units
+
+
+def test_rnn_topologies_and_gradients(tmp_path, capsys):
+    assert main(["rnn", "topologies"]) == 0
+    out = capsys.readouterr().out
+    assert "(4, 12, 3)" in out and "(4, 5, 2)" in out and "many-to-many" in out
+    out_dir = tmp_path / "grad"
+    assert main(["rnn", "gradients", "--steps", "12", "--hidden", "4", "--batch", "4", "--train-steps", "2",
+                 "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "SimpleRNN" in out and "LSTM" in out and "11 back" in out
+    assert {p.name for p in out_dir.iterdir()} == {"gradients.png", "gradients.json", "gradients.csv"}
+    assert len(pd.read_csv(out_dir / "gradients.csv")) == 4 * 2 * 12
+
+
+def test_cli_choices_and_defaults_are_the_librarys():
+    from neuralab.cli import build_parser
+    from neuralab.cli import forecast as cli
+    from neuralab.data import series
+    from neuralab.forecasting import baselines, models, pipeline, windows
+    from neuralab.training import trainer
+
+    assert (cli.MISSING, cli.DUPLICATES, cli.GAPS) == (series.MISSING, series.DUPLICATES, series.GAPS)
+    assert (cli.TRANSFORMS, cli.SCALERS) == (windows.TRANSFORMS, windows.SCALERS)
+    assert cli.MODELS == tuple(models.ARCHITECTURES) and cli.BASELINES == tuple(baselines.BASELINES)
+    assert cli.SCHEDULES == trainer.SCHEDULES
+    config = cli.config_from_args(build_parser().parse_args(["forecast"]))
+    assert config == pipeline.ForecastConfig()
+    w, t = windows.WindowConfig(), models.series_train_config()
+    text = build_parser()._subparsers._group_actions[0].choices["forecast"].format_help()
+    for default in (f"input steps (default {w.lookback})", f"(default {t.epochs})", f"(default {t.batch_size})",
+                    f"(default {t.lr})", f"(default {t.patience})", f"(default {w.val_fraction})"):
+        assert default in " ".join(text.split()), default

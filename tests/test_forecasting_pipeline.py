@@ -1,0 +1,122 @@
+"""A short real training run on the real Seattle weather data, checked file by file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuralab.forecasting.models import ModelConfig, series_train_config, torch_threads
+from neuralab.forecasting.pipeline import ForecastConfig, headline, load_forecaster, predict_run, run_forecast
+from neuralab.forecasting.windows import WindowConfig
+from neuralab.training.rundir import read_metrics
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with torch_threads(1):  # small recurrent models; far faster on a busy machine
+        yield
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    config = ForecastConfig(
+        data="seattle-weather", target="temp_max", features=["temp_min"], calendar=["dayofyear"],
+        windows=WindowConfig(lookback=14, horizon=3),
+        model=ModelConfig("lstm", hidden=[8]),
+        train=series_train_config(epochs=2, device="cpu", seed=3),
+        backtest_folds=3)
+    out = tmp_path_factory.mktemp("forecast") / "run"
+    return run_forecast(config, out=out, verbose=False), config
+
+
+def test_run_directory_holds_everything(run):
+    result, _ = run
+    d = result.run_dir
+    for name in ("config.json", "model.json", "model.safetensors", "metrics.jsonl", "forecast.csv",
+                 "results.json", "report.html", "plots/series.png", "plots/forecast.png",
+                 "plots/error_by_step.png", "plots/learning_curves.png", "checkpoints/last.safetensors"):
+        assert (d / name).is_file(), name
+    record = json.loads((d / "config.json").read_text())
+    assert record["kind"] == "forecaster" and record["seed"] == 3
+    assert record["config"]["windows"]["lookback"] == 14 and record["config"]["model"]["architecture"] == "lstm"
+    assert {"torch", "device", "numpy", "threads"} <= set(record["environment"])
+    assert record["data"]["builtin"]["source"].startswith("vega_datasets")
+    assert record["data"]["series"]["rows"] == 1461
+    meta = json.loads((d / "model.json").read_text())
+    assert meta["columns"] == ["temp_max", "temp_min", "dayofyear_sin", "dayofyear_cos"]
+    assert meta["features"] == ["temp_min"] and meta["calendar"] == ["dayofyear"]
+    assert meta["scaler"]["kind"] == "standard" and len(meta["scaler"]["center"]) == 4
+    assert meta["windows"]["horizon"] == 3
+    assert len(read_metrics(d)) == 2
+
+
+def test_results_put_the_network_next_to_persistence(run):
+    result, _ = run
+    results = json.loads((result.run_dir / "results.json").read_text())
+    head = results["headline"]
+    assert head["network"] == "lstm"
+    assert head["persistence_mae"] == pytest.approx(results["test"]["persistence"]["mae"])
+    pct = 100 * (head["persistence_mae"] - head["network_mae"]) / head["persistence_mae"]
+    assert head["percent_better"] == pytest.approx(pct)
+    assert set(results["test"]) == {"lstm", "persistence", "seasonal-naive", "drift", "moving-average", "linear-ar"}
+    assert all(len(v) == 3 for v in results["by_step_mae"].values())
+    assert len(results["backtest"]) == 3 and results["windows"]["test"] > 0
+    # temperatures in degrees C: a plausible persistence error, in original units
+    assert 1.5 < results["test"]["persistence"]["mae"] < 5
+
+
+def test_forecast_csv_lines_up_with_actual_values(run, tmp_path):
+    result, _ = run
+    frame = pd.read_csv(result.run_dir / "forecast.csv", parse_dates=["origin", "time"])
+    test = frame[frame.split == "test"]
+    assert list(frame.columns[:5]) == ["split", "origin", "time", "step", "actual"]
+    weather = pd.read_csv(__import__("neuralab.data.series", fromlist=["x"]).builtin_path("seattle-weather").open("rb"),
+                          compression="gzip", parse_dates=["date"]).set_index("date")
+    np.testing.assert_allclose(test["actual"], weather.loc[test["time"], "temp_max"].to_numpy(), rtol=1e-5)
+    step1 = test[test.step == 1]
+    np.testing.assert_allclose(step1["persistence"], weather.loc[step1["origin"], "temp_max"].to_numpy(), rtol=1e-5)
+    assert (test["time"] > test["origin"]).all()
+    future = frame[frame.split == "future"]
+    assert len(future) == 3 and str(future["time"].iloc[0].date()) == "2016-01-01"
+
+
+def test_report_says_first_how_the_network_does_against_persistence(run):
+    result, _ = run
+    html = (result.run_dir / "report.html").read_text()
+    first = html.index('<p class="verdict')
+    assert first < html.index("<table") and first < html.index("<img")
+    verdict = html[first:html.index("</p>", first)]
+    assert "persistence" in verdict and "MAE" in verdict and "%" in verdict
+    assert html.count("data:image/png;base64,") == 4
+    assert "Rolling-origin backtest" in html and "learning curves" in html.lower()
+
+
+def test_headline_says_plainly_when_persistence_is_not_beaten():
+    worse = headline({"lstm": {"mae": 11.0}, "persistence": {"mae": 10.0}}, "lstm")
+    assert not worse["beats_persistence"] and "does NOT beat persistence" in worse["sentence"]
+    assert "10.0% worse" in worse["sentence"] and "log-return" in worse["sentence"]
+    assert "extrapolate" not in worse["sentence"]
+    beyond = headline({"lstm": {"mae": 30.0}, "persistence": {"mae": 10.0}}, "lstm", outside=0.6)
+    assert "60% of the test values lie outside the range of the training span" in beyond["sentence"]
+    better = headline({"lstm": {"mae": 9.0}, "persistence": {"mae": 10.0}}, "lstm")
+    assert better["beats_persistence"] and "10.0% better" in better["sentence"]
+    tie = headline({"lstm": {"mae": 9.95}, "persistence": {"mae": 10.0}}, "lstm")
+    assert tie["beats_persistence"] and "only ties with persistence" in tie["sentence"]
+
+
+def test_predict_from_new_data_matches_the_runs_own_forecast(run, tmp_path):
+    result, _ = run
+    with __import__("neuralab.data.series", fromlist=["x"]).builtin_path("seattle-weather").open("rb") as f:
+        weather = pd.read_csv(f, compression="gzip")
+    csv = tmp_path / "recent.csv"
+    weather.tail(40).to_csv(csv, index=False)
+    forecast = predict_run(result.run_dir, csv)
+    stored = pd.read_csv(result.run_dir / "forecast.csv")
+    future = stored[stored.split == "future"]
+    np.testing.assert_allclose(forecast["temp_max"], future["lstm"], rtol=1e-4)
+    assert [str(t.date()) for t in forecast["time"]] == ["2016-01-01", "2016-01-02", "2016-01-03"]
+    model = load_forecaster(result.run_dir)
+    assert model.windows.lookback == 14 and not model.network.training
