@@ -130,7 +130,7 @@ def options(windows: int, batch: int, epochs: int) -> list[tuple[str, float]]:
     x, y = make_data(windows)
     rows = []
     default_threads = torch.get_num_threads()
-    for threads in sorted({1, default_threads}):
+    for threads in sorted({1, default_threads, os.cpu_count() or 1}):
         for mkldnn in (True, False):
             torch.set_num_threads(threads)
             torch.backends.mkldnn.enabled = mkldnn
@@ -141,6 +141,16 @@ def options(windows: int, batch: int, epochs: int) -> list[tuple[str, float]]:
     torch.set_num_threads(default_threads)
     torch.backends.mkldnn.enabled = True
     return rows
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def markdown(times: dict, args, option_rows, load: tuple[float, float]) -> str:
@@ -156,7 +166,7 @@ def markdown(times: dict, args, option_rows, load: tuple[float, float]) -> str:
         + (f" --windows {args.windows}" if args.windows != 20_000 else "")
         + (f" --threads {args.threads}" if args.threads else "") + (" --options" if args.options else "") + "`.",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, oneDNN {'on' if torch.backends.mkldnn.enabled else 'off'}; "
         f"load average {load[0]:.1f} at the start and {load[1]:.1f} at the end "
         "(the machine was shared: absolute times are noisy, the ratio is measured epoch by epoch in the same run).",

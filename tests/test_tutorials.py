@@ -162,7 +162,7 @@ def test_05_recurrent_networks(tutorial_env):
 
 def test_06_forecasting(tutorial_env):
     r = run_tutorial("06_forecasting.py", tutorial_env)
-    for run in ("seattle-weather", "sp500", "sp500-log-return"):
+    for run in ("seattle-weather", "seattle-weather-more-inputs", "sp500", "sp500-log-return"):
         s = r[run]
         assert {"lstm-stacked", "persistence", "seasonal-naive", "drift", "moving-average", "linear-ar"} <= set(s["test"])
         assert s["network_mae"] == s["test"]["lstm-stacked"]["mae"] > 0

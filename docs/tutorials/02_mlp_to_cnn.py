@@ -200,11 +200,13 @@ print("filters with a close classic kernel (|cos| >= 0.7):",
 # %% [markdown]
 # ## What we saw
 #
-# - With the same data, epochs and learning rate, the CNN beats the MLP on both datasets,
-#   by about 1 point on MNIST and 3 on Fashion-MNIST in the full budget, with a similar
-#   number of parameters: convolutions reuse one small kernel at every position, so the
-#   parameters go into detecting local patterns anywhere in the picture.
-# - LeNet-5 has 4 times fewer parameters than the MLP and still beats it.
+# - With the same data, epochs and learning rate, the CNN beats the MLP on both datasets
+#   with a comparable number of parameters: a convolution reuses one small kernel at every
+#   position, so its parameters go into detecting local patterns anywhere in the picture,
+#   where the MLP must learn each pattern at each position separately.
+# - LeNet-5 has a quarter of the MLP's parameters. Its tanh units start slowly (in the small
+#   budget it is still behind), and after 10 epochs on all the data it reaches 98.9% on
+#   MNIST and 89.6% on Fashion-MNIST (tutorial 3).
 # - The CNN's early feature maps are recognisable filtered copies of the input (edges,
 #   outlines, textures); deeper ones are coarser and more abstract.
 
