@@ -46,9 +46,7 @@ from neuralab.mechanics import (
     closest_kernels,
     conv2d_forward,
     conv_shape,
-    correlate2d,
     output_hw,
-    pad,
     pool2d,
 )
 from neuralab.mechanics.demo import worked

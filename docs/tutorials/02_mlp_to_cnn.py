@@ -38,9 +38,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from _common import SMALL, budget, out_dir, prepare_images, save_results, show, train_and_test
+from neuralab.mechanics import closest_kernels
 from neuralab.models import build_model
 from neuralab.models.inspect import feature_maps, filters_figure, first_layer_filters
-from neuralab.mechanics import closest_kernels
 from neuralab.reports import plots
 from neuralab.training import ClassifierConfig, TrainConfig, seed_everything
 from neuralab.training.compare import Row, to_markdown

@@ -31,7 +31,6 @@
 # ## Setup
 
 # %%
-import numpy as np
 import torch
 
 from _common import SMALL, budget, out_dir, prepare_images, save_results, train_and_test
@@ -213,9 +212,11 @@ for name, run in {"lenet5": lenet_runs["fashion-mnist"], **big_runs}.items():
 #
 # - The slides' parameter counts hold: 61,706 for LeNet-5, 61.1M for AlexNet, 138.4M for
 #   VGG16 (most of them in its first dense layer) and 6.6M for GoogLeNet.
-# - On 28x28 grayscale images the small LeNet-5 is already good (about 99% on MNIST and
-#   90% on Fashion-MNIST after 10 epochs); the ImageNet networks cost 10 to 100 times more
-#   per image on a CPU. Their size pays off on large colour photographs, not here.
+# - On 28x28 grayscale images the small LeNet-5 is already good: 98.9% on MNIST and 89.6%
+#   on Fashion-MNIST after 10 epochs on all the images (the full budget, seed 0). The
+#   small-input AlexNet, VGG16 and GoogLeNet, given 5,000 images and 2 epochs in the full
+#   budget, reached 60-80% while costing 70 to 140 times more CPU time per image. Their size
+#   pays off on large colour photographs and on GPUs, not on 28x28 images on a laptop.
 # - Each network's idea lives on: ReLU and dropout (AlexNet), stacks of 3x3 convolutions
 #   (VGG), 1x1 bottlenecks and global average pooling (GoogLeNet).
 
