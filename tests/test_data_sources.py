@@ -49,7 +49,10 @@ def test_system_folder_is_searched(tmp_path, monkeypatch):
     assert locate("mnist") == tmp_path / "usr-share"
 
 
-def test_missing_dataset_lists_the_ways_to_get_it():
+def test_missing_dataset_lists_the_ways_to_get_it(tmp_path, monkeypatch):
+    source = sources.SOURCES["fashion-mnist"]  # as if Debian's dataset package were not installed
+    monkeypatch.setitem(sources.SOURCES, "fashion-mnist",
+                        sources.Source(**{**source.__dict__, "system_dirs": (str(tmp_path / "none"),)}))
     with pytest.raises(NeuralabError) as e:
         locate("fashion-mnist")
     message = str(e.value)
