@@ -188,9 +188,9 @@ def markdown(times: dict, args, option_rows, load: tuple[float, float]) -> str:
     else:
         lines.append(
             f"TF-Keras is not installed here (it is no dependency of neuralab); the issue measured it at "
-            f"{KERAS_REFERENCE:g} s/epoch and a plain PyTorch loop at {PLAIN_REFERENCE:g} s/epoch on this machine when "
-            f"it was quiet. At the ratio above the trainer takes about {ratio * PLAIN_REFERENCE:.1f} s/epoch "
-            f"there, {KERAS_REFERENCE / (ratio * PLAIN_REFERENCE):.1f}x faster than TF-Keras "
+            f"{KERAS_REFERENCE:g} s/epoch and a plain PyTorch loop at {PLAIN_REFERENCE:g} s/epoch on this machine. "
+            f"At the ratio above the trainer takes about {ratio * PLAIN_REFERENCE:.1f} s/epoch "
+            f"in those conditions, {KERAS_REFERENCE / (ratio * PLAIN_REFERENCE):.1f}x faster than TF-Keras "
             f"(target: at most {TARGET:g} s, 2x).")
     if option_rows:
         lines += ["", f"Trainer epoch under each setting (same run, one after another, {args.options_windows:,} windows "

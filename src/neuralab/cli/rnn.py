@@ -82,7 +82,8 @@ def run_gradients(args) -> int:
 
     rows = norm_table(result)
     cols = [c for c in rows[0] if c not in ("model", "clip", "when")]
-    print("||dL/dx_t|| reaching k steps back from the output (the target is the value 0 steps from the start):")
+    print(f"||dL/dx_t|| reaching k steps back from the output (the target is the first input, "
+          f"{config.steps - 1} steps back):")
     print(f"  {'model':<10}{'clip':<6}{'when':<9}" + "".join(f"{c:>11}" for c in cols))
     for r in rows:
         print(f"  {r['model']:<10}{str(r['clip']):<6}{r['when']:<9}" + "".join(f"{r.get(c, float('nan')):>11.2e}" for c in cols))

@@ -77,7 +77,8 @@ class SeriesReport:
             out.append(f"{self.duplicates:,} duplicate timestamps resolved by --duplicates {self.duplicate_policy}")
         if self.gaps:
             what = "filled by the missing-value policy" if self.gaps_filled else "kept as they are (one row = one step)"
-            out.append(f"{self.gaps:,} missing timestamps on the {self.frequency} grid (largest gap {self.largest_gap}, "
+            grid = "business-day" if self.frequency == "B" else self.frequency
+            out.append(f"{self.gaps:,} missing timestamps on the {grid} grid (largest gap {self.largest_gap}, "
                        f"e.g. {', '.join(self.gap_examples[:3])}): {what}")
         n_missing = sum(self.missing.values())
         if n_missing:
@@ -298,15 +299,23 @@ def _grid(index: pd.DatetimeIndex, report: SeriesReport) -> pd.DatetimeIndex | N
         inferred = pd.infer_freq(index)
         report.frequency = inferred or "irregular"
         largest = int(steps.max())
-        report.largest_gap = str(pd.Timedelta(largest, "ns"))
+        report.largest_gap = _duration(pd.Timedelta(largest, "ns"))
         report.gaps = int((steps > 1.5 * step.value).sum()) if inferred is None else 0
         return None
     absent = grid.difference(index)
     report.gaps = len(absent)
     if report.gaps:
-        report.largest_gap = str(pd.Timedelta(int(steps.max()), "ns"))
+        report.largest_gap = _duration(pd.Timedelta(int(steps.max()), "ns"))
         report.gap_examples = [_stamp(t) for t in absent[:5]]
     return grid
+
+
+def _duration(step: pd.Timedelta) -> str:
+    """"7 days" rather than "7 days 00:00:00"."""
+    if step % pd.Timedelta(days=1) == pd.Timedelta(0):
+        days = step // pd.Timedelta(days=1)
+        return f"{days} day{'s' if days != 1 else ''}"
+    return str(step)
 
 
 def _alias(step: pd.Timedelta) -> str:

@@ -154,7 +154,7 @@ def write_forecast_report(run_dir: Path, *, config, series, prepared, results: d
         (plots_dir / f"{name}.png").write_bytes(png)
         images[name] = image_html(png, name)
 
-    table = [{"name": n, **m, "vs persistence": _pct(m["mae"], head["persistence_mae"]),
+    table = [{"name": n, **m, "vs persistence": _versus(n, m["mae"], head["persistence_mae"]),
               "fitted": results["forecasters"].get(n, "")} for n, m in results["test"].items()]
     table.sort(key=lambda r: r["mae"])
     bt = results["backtest_summary"]
@@ -197,11 +197,13 @@ def write_forecast_report(run_dir: Path, *, config, series, prepared, results: d
     return path
 
 
-def _pct(error: float, reference: float) -> str:
+def _versus(name: str, error: float, reference: float) -> str:
     from neuralab.forecasting.metrics import percent_better
 
+    if name == "persistence":
+        return "reference"
     p = percent_better(error, reference)
-    return "reference" if abs(p) < 1e-12 and error == reference else f"{p:+.1f}% {'better' if p > 0 else 'worse'}"
+    return "the same" if error == reference else f"{abs(p):.1f}% {'better' if p > 0 else 'worse'}"
 
 
 def _json(obj) -> str:
