@@ -178,9 +178,9 @@ print(table)
 (OUT / "variants.txt").write_text(table + "\n")
 
 # %% [markdown]
-# Validation loss per epoch (seed 0): without dropout the loss turns back up as the network
-# memorises the training images; at the high learning rate the network without batch
-# normalisation struggles.
+# Validation loss per epoch (seed 0). With the one-cycle schedule the learning rate falls
+# to almost nothing by the last epoch, which hides much of the overfitting a constant rate
+# would show; the gap between training and validation accuracy in the table shows it.
 
 # %%
 fig, axes = plt.subplots(1, len(LEARNING_RATES), figsize=(11, 3.8), sharey=True)
@@ -198,14 +198,20 @@ show(fig, OUT / "validation_loss.png")
 # %% [markdown]
 # ## What we saw
 #
-# Read the table above for the numbers of this run; in the full budget (see
-# docs/tutorials/README.md for the measured figures):
+# Read the table above for the numbers of this run. The full budget (6,000 images, 8
+# epochs, seeds 0 and 1; docs/tutorials/README.md) gave:
 #
-# - Batch normalisation speeds up the first epoch and keeps training stable at the high
-#   learning rate, where the plain network does markedly worse.
-# - Dropout narrows the gap between training and validation accuracy: it trades a little
-#   training fit for less memorisation.
-# - The two combine: the workshop puts both in its sample CNN, and so does neuralab's `cnn`.
+# - **Batch normalisation** learns faster and ends higher: after one epoch at the default
+#   learning rate 83.8% validation accuracy against 77.0% without it, and 88.4% against
+#   87.5% on the test set at the end.
+# - **Dropout** does what the slide says, it reduces overfitting: the gap between training
+#   and validation accuracy falls from 4.5 to 2.5 points (from 10.1 to 5.4 with batch
+#   normalisation). On its own it cost a little test accuracy in 8 epochs (87.2%).
+# - **Both**, as in the workshop's sample CNN and neuralab's `cnn`: the best test accuracy,
+#   89.0% with both seeds.
+# - At ten times the learning rate every variant loses 0.6 to 1.3 points and none diverges
+#   (Adam with a warm-up is forgiving); the batch-normalised ones stay ahead (87.8% against
+#   86.5%), after a rough first two epochs.
 
 # %%
 save_results(OUT, results)
