@@ -23,8 +23,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Every CPU benchmark (about 45 min on two cores); each writes its section of docs/benchmarks.md.
 bench: $(STAMP)
-	$(BIN)/python bench/bench_lenet.py
+	$(BIN)/python bench/bench_lenet.py --full
+	$(BIN)/python bench/bench_web.py
+	$(BIN)/python bench/bench_lstm.py --options
+	$(BIN)/python bench/bench_compare.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

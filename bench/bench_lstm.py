@@ -12,6 +12,12 @@ in the file is touched).
     python bench/bench_lstm.py                 # 3 epochs of each, writes docs/benchmarks.md
     python bench/bench_lstm.py --epochs 1 --windows 2000 --no-write   # a quick look
     python bench/bench_lstm.py --options       # also time threads x oneDNN for the trainer
+
+For the TF-Keras row, run it from a separate environment that has TensorFlow beside neuralab
+(TensorFlow is for this comparison only):
+
+    python3 -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu torch==2.13.0 -e .
+    /tmp/tfenv/bin/python bench/bench_lstm.py --options
 """
 
 from __future__ import annotations
@@ -169,13 +175,13 @@ def markdown(times: dict, args, option_rows, load: tuple[float, float]) -> str:
         f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, oneDNN {'on' if torch.backends.mkldnn.enabled else 'off'}; "
         f"load average {load[0]:.1f} at the start and {load[1]:.1f} at the end "
-        "(the machine was shared: absolute times are noisy, the ratio is measured epoch by epoch in the same run).",
+        "(the PyTorch loops alternate epoch by epoch in one run, so their ratio holds even on a shared machine).",
         "",
         "| loop | median s/epoch | epochs (s) |",
         "|---|---:|---|",
     ]
     names = {"plain": "plain PyTorch loop", "trainer": "neuralab Trainer (clip 1.0, schedule, metrics)",
-             "keras": "TF-Keras, same model"}
+             "keras": f"TF-Keras {getattr(sys.modules.get('tensorflow'), '__version__', '')}, same model"}
     for k, v in times.items():
         lines.append(f"| {names[k]} | {med[k] * scale:.2f} | {', '.join(f'{t * scale:.1f}' for t in v)} |")
     ratio = med["trainer"] / med["plain"]

@@ -1,6 +1,6 @@
 """The web app's JSON API and its safety, through Starlette's test client (no browser):
 the playground equals the mechanics, predictions equal the classifier, runs never leak
-files from outside the runs folder, uploads are bounded, pages answer within a second."""
+files from outside the runs folder, uploads are bounded, every zoo model answers."""
 
 from __future__ import annotations
 
@@ -410,35 +410,21 @@ def test_a_model_without_convolutions_has_no_feature_maps(client, digit):
     assert out["layers"] == [] and len(out["top"]) == 5
 
 
-def test_zoo_models_at_28x28_answer_within_a_second(tmp_path, digit, capsys):
-    """Wall-clock time is what a teacher waits; on a machine busy with other work it grows with
-    the queue for the cores, so there the CPU time the request used (all threads) is held to
-    the same bound instead."""
+def test_every_zoo_model_at_28x28_answers_with_classes_and_feature_maps(tmp_path, digit):
+    """Response times are measured by bench/bench_web.py (docs/benchmarks.md), not here."""
     root = tmp_path / "zoo"
     archs = ["mlp", "cnn", "lenet5", "alexnet", "vgg16", "googlenet"]
     for arch in archs:
         fake_classifier_run(root / arch, arch)
-    quiet = os.getloadavg()[0] <= (os.cpu_count() or 1)
-
-    def timed(call) -> tuple[float, float]:
-        wall, cpu = time.perf_counter(), time.process_time()
-        assert call().status_code == 200
-        return time.perf_counter() - wall, time.process_time() - cpu
-
     with TestClient(create_app(root), base_url="http://127.0.0.1") as c:
-        times = {}
-        for arch in archs:  # the first request loads the model; the others find it cached
-            times[arch] = [timed(lambda: c.post("/api/classify", params={"run": arch, "source": "upload"},
-                                                content=digit.read_bytes())) for _ in range(3)]
-        for page in ("/conv", "/classify", "/runs", "/forecast", "/api/runs"):
-            times[page] = [timed(lambda: c.get(page))]
-    with capsys.disabled():
-        print(f"\nweb response times in s, wall (cpu), first request then cached; load {os.getloadavg()[0]:.1f}:")
-        for name, spent in times.items():
-            print(f"  {name:<10} " + "  ".join(f"{w:.3f} ({p:.3f})" for w, p in spent))
-    measure = 0 if quiet else 1
-    assert max(min(t[measure] for t in spent) for spent in times.values()) < 1.0, times  # cached: within 1 s
-    assert max(spent[0][measure] for spent in times.values()) < 2.5, times              # loading from disk
+        for arch in archs:
+            out = c.post("/api/classify", params={"run": arch, "source": "upload"}, content=digit.read_bytes()).json()
+            clf = load_classifier(root / arch)
+            pixels = clf.load_images([digit])
+            top = clf.top_k(clf.predict_proba(pixels), 5)[0]
+            assert [t["class"] for t in out["top"]] == [c for c, _ in top], arch
+            assert [x["name"] for x in out["layers"]] == [fm.name for fm in feature_maps(clf.model, clf.preprocess(pixels))]
+            assert len(out["layers"]) >= {"mlp": 0, "lenet5": 4, "googlenet": 60}.get(arch, 3), arch
 
 
 # --- forecast --------------------------------------------------------------------------------
