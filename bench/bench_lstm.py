@@ -6,8 +6,7 @@ when it is installed; it is not a dependency of neuralab).
 
 The two PyTorch loops alternate epoch by epoch, so that a machine shared with other
 work slows both alike; the medians and their ratio come from the same run. The figures
-go to docs/benchmarks.md, section "## Forecasting", block "### Training speed" (nothing else
-in the file is touched).
+go to their own block of docs/benchmarks.md (nothing else in the file is touched).
 
     python bench/bench_lstm.py                 # 3 epochs of each, writes docs/benchmarks.md
     python bench/bench_lstm.py --epochs 1 --windows 2000 --no-write   # a quick look
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,7 +33,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from _doc import machine, update_section  # noqa: E402
 from neuralab.forecasting.models import RecurrentForecaster  # noqa: E402
 from neuralab.training.trainer import REGRESSION, TrainConfig, Trainer  # noqa: E402
 
@@ -149,16 +149,6 @@ def options(windows: int, batch: int, epochs: int) -> list[tuple[str, float]]:
     return rows
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def markdown(times: dict, args, option_rows, load: tuple[float, float]) -> str:
     med = {k: statistics.median(v) for k, v in times.items()}
     scale = 20_000 / args.windows
@@ -172,8 +162,7 @@ def markdown(times: dict, args, option_rows, load: tuple[float, float]) -> str:
         + (f" --windows {args.windows}" if args.windows != 20_000 else "")
         + (f" --threads {args.threads}" if args.threads else "") + (" --options" if args.options else "") + "`.",
         "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, oneDNN {'on' if torch.backends.mkldnn.enabled else 'off'}; "
+        f"Machine: {machine()}, oneDNN {'on' if torch.backends.mkldnn.enabled else 'off'}, {time.strftime('%Y-%m-%d')}; "
         f"load average {load[0]:.1f} at the start and {load[1]:.1f} at the end "
         "(the PyTorch loops alternate epoch by epoch in one run, so their ratio holds even on a shared machine).",
         "",
@@ -207,26 +196,6 @@ def markdown(times: dict, args, option_rows, load: tuple[float, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, block: str, section: str = "## Forecasting") -> None:
-    """Put ``block`` (which starts with its own ### heading) into ``section`` of ``path``,
-    replacing an earlier version of the same block; every other part of the file stays."""
-    lines = (path.read_text() if path.exists() else "# Benchmarks\n").rstrip("\n").split("\n")
-    new = block.rstrip("\n").split("\n")
-    if section not in lines:
-        lines += ["", section, "", *new]
-    else:
-        start = lines.index(section)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        if new[0] in lines[start:end]:
-            at = lines.index(new[0], start, end)
-            stop = next((i for i in range(at + 1, end) if lines[i].startswith("#")), end)
-            lines[at:stop] = new + ([""] if stop < len(lines) else [])
-        else:
-            blank_before = [] if lines[end - 1] == "" else [""]
-            lines[end:end] = blank_before + new + ([""] if end < len(lines) else [])
-    path.write_text("\n".join(lines) + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per loop (after one warm-up)")
@@ -245,7 +214,7 @@ def main() -> int:
     section = markdown(times, args, option_rows, (load0, os.getloadavg()[0]))
     print(section)
     if not args.no_write:
-        write_section(ROOT / "docs" / "benchmarks.md", section)
+        update_section("bench_lstm", section)
         print(f"written to {ROOT / 'docs' / 'benchmarks.md'}")
     return 0
 
