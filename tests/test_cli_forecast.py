@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from neuralab.cli import main
-from neuralab.forecasting.models import torch_threads
+from neuralab.training.device import cpu_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    with torch_threads(1):  # small recurrent models; far faster on a busy machine
+    with cpu_threads(1):  # small recurrent models; far faster on a busy machine
         yield
 
 

@@ -11,15 +11,16 @@ from neuralab.data.series import load_series
 from neuralab.errors import NeuralabError
 from neuralab.forecasting.gradients import GradientConfig, input_gradient_norms, measure, norm_table, plot
 from neuralab.forecasting.models import (ModelConfig, NetworkForecaster, RecurrentForecaster, build_network,
-                                         series_train_config, summary, torch_threads)
+                                         series_train_config, summary)
 from neuralab.forecasting.topologies import (ManyToMany, ManyToOne, OneToMany, OneToOne, TOPOLOGIES, keras_init,
                                              shapes, train_toy)
 from neuralab.forecasting.windows import WindowConfig, prepare
+from neuralab.training.device import cpu_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    with torch_threads(1):  # small recurrent models; far faster on a busy machine
+    with cpu_threads(1):  # small recurrent models; far faster on a busy machine
         yield
 
 

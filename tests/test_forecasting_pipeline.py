@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuralab.forecasting.models import ModelConfig, series_train_config, torch_threads
+from neuralab.forecasting.models import ModelConfig, series_train_config
+from neuralab.training.device import cpu_threads
 from neuralab.forecasting.pipeline import ForecastConfig, headline, load_forecaster, predict_run, run_forecast
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.training.rundir import read_metrics
@@ -16,7 +17,7 @@ from neuralab.training.rundir import read_metrics
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
-    with torch_threads(1):  # small recurrent models; far faster on a busy machine
+    with cpu_threads(1):  # small recurrent models; far faster on a busy machine
         yield
 
 

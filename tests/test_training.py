@@ -263,3 +263,34 @@ def test_auxiliary_heads_are_trained_and_scored_apart(tiny_mnist):
     assert not torch.equal(before, model.aux1[1][0].weight)
     # train loss counts the two auxiliary terms, validation (eval mode) the main head only
     assert history[0]["loss"] > 1.3 * history[0]["val_loss"]
+
+
+def test_threads_apply_while_training_and_are_restored_after(tiny_mnist, tmp_path, monkeypatch):
+    """`--threads N` (TrainConfig.threads) is the thread count of every training step, is
+    recorded with the run, and leaves the process's setting as it found it."""
+    from neuralab.data import load_image_data
+    from neuralab.models.lenet import LeNet5
+    from neuralab.training import Trainer
+    from neuralab.training.classify import Preprocess
+
+    seen = []
+
+    class Watched(LeNet5):
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return super().forward(x)
+
+    data = load_image_data("mnist", tiny_mnist)
+    x, y = Preprocess.fit(data.train.x)(data.train.x[:256]), torch.from_numpy(data.train.y[:256])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        Trainer(Watched((1, 28, 28), 10), TrainConfig(epochs=1, batch_size=64, threads=1), verbose=False).fit(x, y)
+        assert seen == [1] * 4 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert main(["train", "--data", "mnist", "--data-dir", str(tiny_mnist), "--epochs", "1", "--threads", "1",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["train"]["threads"] == 1
+    with pytest.raises(NeuralabError, match="--threads -1"):
+        TrainConfig(threads=-1).check()

@@ -41,9 +41,10 @@ from neuralab.forecasting.gradients import GradientConfig, measure, norm_table, 
 from neuralab.forecasting.topologies import TOPOLOGIES, shapes, train_toy
 from neuralab.mechanics import lstm_forward, rnn_backward, rnn_forward
 
-# Small recurrent networks step through time in many tiny matrix products: one CPU thread
-# is faster than several, and on a busy machine many times faster (see
-# neuralab.forecasting.models.torch_threads).
+# Small recurrent networks step through time in many tiny matrix products. On cores busy
+# with other work (a shared machine, CI) one thread is many times faster than two; on two
+# idle cores two are faster (docs/benchmarks.md). One is the safe choice here; the commands
+# take `--threads`.
 torch.set_num_threads(1)
 OUT = out_dir("05-recurrent")
 results = {}

@@ -48,8 +48,10 @@ from neuralab.forecasting.models import ModelConfig, build_network, series_train
 from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
 from neuralab.forecasting.windows import WindowConfig, prepare
 
-# Small recurrent networks step through time in many tiny matrix products: one CPU thread
-# is faster than several (neuralab.forecasting.models.torch_threads explains).
+# Small recurrent networks step through time in many tiny matrix products. On cores busy
+# with other work (a shared machine, CI) one thread is many times faster than two; on two
+# idle cores two are faster (docs/benchmarks.md). One is the safe choice here; the commands
+# take `--threads`.
 torch.set_num_threads(1)
 OUT = out_dir("06-forecasting")
 results = {}

@@ -48,7 +48,8 @@ WINDOW_OPTIONS = {"lookback": "lookback", "horizon": "horizon", "stride": "strid
                   "test_fraction": "test_fraction", "target_transform": "transform", "scaler": "scaler"}
 MODEL_OPTIONS = {"model": "architecture", "hidden": "hidden", "dropout": "dropout", "init": "init"}
 TRAIN_OPTIONS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "schedule": "schedule",
-                 "grad_clip": "grad_clip", "patience": "patience", "seed": "seed", "device": "device"}
+                 "grad_clip": "grad_clip", "patience": "patience", "seed": "seed", "device": "device",
+                 "threads": "threads"}
 
 
 def register(sub) -> None:
@@ -144,10 +145,6 @@ def config_from_args(args):
 def run_forecast(args) -> int:
     from neuralab.forecasting.pipeline import run_forecast as run
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet)
     if args.quiet:
         print(f"{result.headline['sentence']}  run: {result.run_dir}")

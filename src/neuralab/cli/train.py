@@ -23,6 +23,8 @@ def _budget(p) -> None:
     p.add_argument("--monitor", default=None, choices=("val_loss", "val_accuracy"))
     p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--amp", default=d.amp, choices=("auto", "off", "bf16", "fp16"))
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads for torch (default: torch's choice; fewer when the cores are shared)")
     p.add_argument("--overwrite", action="store_true", help="replace what is already in --out")
 
 
@@ -56,7 +58,7 @@ def _config(args, model: str, seed: int = 0):
 
     chosen = dict(RECIPES.get(args.recipe, {}))
     given = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "schedule",
-                                            "val_fraction", "patience", "monitor")}
+                                            "val_fraction", "patience", "monitor", "threads")}
     chosen.update({k: v for k, v in given.items() if v is not None})
     val_fraction = chosen.pop("val_fraction", 0.1)
     train = TrainConfig(seed=seed, device=args.device, amp=args.amp, **chosen)

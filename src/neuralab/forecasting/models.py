@@ -13,7 +13,6 @@ horizon at once, so one model is many-to-one (horizon 1) or many-to-many (horizo
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,20 +103,6 @@ def summary(model: RecurrentForecaster, lookback: int) -> str:
     lines += [f"{a:<16}{b:<34}{c:>12,}" for a, b, c in rows]
     lines.append(f"{'total':<50}{total:>12,}")
     return "\n".join(lines)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run a block with ``n`` CPU threads (None: leave torch's setting). Small recurrent
-    models step through time in small matrix products, where one thread often wins, and on
-    a machine busy with other work more threads than free cores can be many times slower."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def series_train_config(**overrides):

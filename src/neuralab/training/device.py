@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -30,6 +31,21 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "cuda" and dist_info().active:
         return torch.device("cuda", dist_info().local_rank)
     return torch.device(name)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """Run a block with ``n`` intra-op CPU threads (0: leave torch's setting), then restore.
+    Small models gain little from many threads, and where the cores are busy with other work
+    (a shared node, parallel jobs) threads beyond the free cores spin at barriers and can be
+    many times slower: docs/benchmarks.md."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from torch import nn
 from neuralab.errors import NeuralabError
 from neuralab.files import atomic_write
 from neuralab.training.checkpoint import load_checkpoint, save_checkpoint, save_weights, unwrap
-from neuralab.training.device import environment, init_distributed, pick_device
+from neuralab.training.device import cpu_threads, environment, init_distributed, pick_device
 from neuralab.training.progress import Progress
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -48,6 +48,7 @@ class TrainConfig:
     amp: str = "auto"              # auto: bf16 autocast for large models on CUDA; full precision elsewhere
     channels_last: bool = True     # faster convolutions on CPU (oneDNN) and tensor cores
     eval_batch_size: int = 1024
+    threads: int = 0               # CPU threads for torch while training; 0 = torch's choice
 
     def check(self) -> None:
         if self.epochs <= 0:
@@ -60,6 +61,8 @@ class TrainConfig:
             raise NeuralabError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise NeuralabError(f"--amp {self.amp!r}: choose one of auto, off, bf16, fp16")
+        if self.threads < 0:
+            raise NeuralabError(f"--threads {self.threads}: must be 1 or more (0 = torch's choice)")
 
 
 @dataclass
@@ -181,7 +184,7 @@ class Trainer:
             self.best_state = self._load_best()
 
         progress = Progress(cfg.epochs, steps, enabled=self.verbose)
-        try:
+        with cpu_threads(cfg.threads), contextlib.closing(progress):
             for epoch in range(start, cfg.epochs + 1):
                 if self._should_stop():
                     break
@@ -195,8 +198,6 @@ class Trainer:
                 if dist.is_main and self.run_dir is not None:
                     self._save(model, optimizer, scheduler, shuffle, epoch, improved)
                 progress.end_epoch(record)
-        finally:
-            progress.close()
         if self.best_state is not None:
             unwrap(model).load_state_dict(self.best_state)
         return self.history
