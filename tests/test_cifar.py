@@ -106,7 +106,7 @@ def test_a_link_in_place_of_a_batch_is_not_followed(tmp_path):
 def test_truncated_record(tmp_path):
     members = {f"cifar-10-batches-bin/{b}": records(2) for b in BATCHES}
     members["cifar-10-batches-bin/data_batch_3.bin"] = records(2)[:-5]
-    path = build_archive(tmp_path / ARCHIVE, members)
+    build_archive(tmp_path / ARCHIVE, members)
     with pytest.raises(NeuralabError, match=r"data_batch_3\.bin: 6141 bytes is not a whole number of 3073-byte records"):
         load_cifar10(tmp_path)
 

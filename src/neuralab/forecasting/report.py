@@ -144,7 +144,7 @@ def write_forecast_report(run_dir: Path, *, config, series, prepared, results: d
         "series": plot_series_spans(prepared.times, prepared.levels, prepared.spans(),
                                     f"{series.name}: {target}", target),
         "forecast": plot_forecast(test.times[:, 0], test.future[:, 0], {n: predictions[n][:, 0] for n in shown},
-                                  f"test span: one-step-ahead forecasts vs actual", target),
+                                  "test span: one-step-ahead forecasts vs actual", target),
         "error_by_step": plot_error_by_step(results["by_step_mae"]),
         "learning_curves": plot_learning_curves(history),
     }

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -321,7 +322,7 @@ class Trainer:
             save_weights(self.run_dir / "model.safetensors", model, {**self.model_meta, "epoch": epoch})
         with atomic_write(self.run_dir / "metrics.jsonl") as f:
             for record in self.history:
-                f.write(_json_line(record))
+                f.write(json.dumps(record) + "\n")
 
     def _load_best(self) -> dict | None:
         best = self.run_dir / "checkpoints" / "best.safetensors"
@@ -331,13 +332,3 @@ class Trainer:
 
         tensors, _ = load_tensors(best)
         return {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-
-
-def _json_line(record: dict) -> str:
-    import json
-
-    return json.dumps(record, sort_keys=False) + "\n"
-
-
-def config_dict(config) -> dict:
-    return asdict(config)
