@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from neuralab.forecasting.models import ModelConfig, series_train_config
-from neuralab.training.device import cpu_threads
 from neuralab.forecasting.pipeline import ForecastConfig, headline, load_forecaster, predict_run, run_forecast
 from neuralab.forecasting.windows import WindowConfig
+from neuralab.training.device import cpu_threads
 from neuralab.training.rundir import read_metrics
 
 

@@ -265,7 +265,7 @@ def test_auxiliary_heads_are_trained_and_scored_apart(tiny_mnist):
     assert history[0]["loss"] > 1.3 * history[0]["val_loss"]
 
 
-def test_threads_apply_while_training_and_are_restored_after(tiny_mnist, tmp_path, monkeypatch):
+def test_threads_apply_while_training_and_are_restored_after(tiny_mnist, tmp_path):
     """`--threads N` (TrainConfig.threads) is the thread count of every training step, is
     recorded with the run, and leaves the process's setting as it found it."""
     from neuralab.data import load_image_data

@@ -3,8 +3,8 @@ recognition", Proc. IEEE 1998. http://yann.lecun.com/exdb/publis/pdf/lecun-98.pd
 
 Exactly the workshop's Keras model: 32x32 input, tanh, average pooling, Conv 6-16-120,
 Dense 84, 10 classes: 61,706 parameters, initialised as Keras does (Glorot-uniform weights,
-zero biases). Inputs smaller than 32x32 (MNIST's 28x28) are
-zero-padded to 32x32, as in the paper. The softmax lives in the loss and in ``predict``.
+zero biases). Inputs smaller than 32x32 (MNIST's 28x28) are zero-padded to 32x32, as in
+the paper. The softmax lives in the loss and in ``predict``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class LeNet5(nn.Module):
         )
         self.classifier = nn.Sequential(nn.Linear(flat_size(self.features, input_shape), 84), nn.Tanh(), nn.Linear(84, num_classes))
         # PyTorch's default init keeps tanh units near zero; with Keras's Glorot init the same
-        # 2-epoch MNIST run gains 0.1-0.25 points (measured, docs/benchmarks.md).
+        # 10-epoch MNIST run ends at 99.20% instead of 98.88% (docs/models.md).
         for layer in self.modules():
             if isinstance(layer, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(layer.weight)

@@ -38,7 +38,7 @@ def cpu_threads(n: int):
     """Run a block with ``n`` intra-op CPU threads (0: leave torch's setting), then restore.
     Small models gain little from many threads, and where the cores are busy with other work
     (a shared node, parallel jobs) threads beyond the free cores spin at barriers and can be
-    many times slower: docs/benchmarks.md."""
+    many times slower (docs/forecasting.md, "Training speed")."""
     before = torch.get_num_threads()
     if n:
         torch.set_num_threads(n)
