@@ -69,12 +69,14 @@ def _cli(args, **kw):
                             stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def test_interrupted_and_resumed_equals_uninterrupted(tiny_mnist, tmp_path, monkeypatch):
+@pytest.mark.parametrize("focus", [1.0, 0.3])
+def test_interrupted_and_resumed_equals_uninterrupted(tiny_mnist, tmp_path, monkeypatch, focus):
     """Ctrl-C in epoch 2, then resume: bit-identical weights (optimizer moments keep the
-    channels-last layout of their parameters, which the fused Adam kernel relies on)."""
+    channels-last layout of their parameters, which the fused Adam kernel relies on; with
+    focus, the remembered per-sample losses pick the same hardest samples)."""
     from neuralab.training import trainer as trainer_module
 
-    whole = train_classifier(config(tiny_mnist, epochs=3), out=tmp_path / "whole", verbose=False)
+    whole = train_classifier(config(tiny_mnist, epochs=3, focus=focus), out=tmp_path / "whole", verbose=False)
     original = trainer_module.Trainer._train_epoch
 
     def interrupt_in_epoch_2(self, *args):
@@ -84,13 +86,56 @@ def test_interrupted_and_resumed_equals_uninterrupted(tiny_mnist, tmp_path, monk
 
     monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", interrupt_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(config(tiny_mnist, epochs=3), out=tmp_path / "cut", verbose=False)
+        train_classifier(config(tiny_mnist, epochs=3, focus=focus), out=tmp_path / "cut", verbose=False)
     monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)
     resumed = resume_classifier(tmp_path / "cut", verbose=False)
     a, _ = load_tensors(whole.run_dir / "checkpoints" / "last.safetensors")
     b, _ = load_tensors(resumed.run_dir / "checkpoints" / "last.safetensors")
     assert [k for k in a if not torch.equal(a[k], b[k]) and not k.startswith("rng.")] == []
     assert resumed.test["accuracy"] == whole.test["accuracy"]
+    assert [r["samples"] for r in resumed.history] == [r["samples"] for r in whole.history]
+
+
+def test_focus_trains_later_epochs_on_the_samples_with_the_highest_loss(tiny_mnist):
+    """After epoch 1, each epoch takes the top 20% by the loss each sample had when it was last
+    trained on (real MNIST images, the losses the training passes produced)."""
+    from neuralab.data import load_image_data
+    from neuralab.models import build_model
+    from neuralab.training import Trainer
+    from neuralab.training.classify import Preprocess
+
+    data = load_image_data("mnist", tiny_mnist, val_fraction=0.0)
+    x, y = Preprocess.fit(data.train.x)(data.train.x), torch.from_numpy(data.train.y)
+    torch.manual_seed(0)
+    trainer = Trainer(build_model("lenet5", (1, 28, 28), 10), TrainConfig(epochs=3, batch_size=64, focus=0.2),
+                      verbose=False)
+    seen = []  # (the epoch's samples, the remembered losses before and after it)
+    weights = []
+    original = trainer._train_epoch
+
+    def watch(model, optimizer, scheduler, order, *rest):
+        before = None if trainer.sample_losses is None else trainer.sample_losses.clone()
+        record = original(model, optimizer, scheduler, order, *rest)
+        seen.append((order.clone(), before, trainer.sample_losses.clone()))
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+        return record
+
+    trainer._train_epoch = watch
+    history = trainer.fit(x, y)
+    n, k = len(x), round(0.2 * len(x))
+    assert [r["samples"] for r in history] == [n, k, k]
+    # no validation set: the last epoch's weights are kept (training losses on different
+    # samples say nothing about which epoch is best)
+    assert trainer.best_epoch() == 3
+    assert all(torch.equal(v, weights[-1][name]) for name, v in trainer.model.state_dict().items())
+    assert sorted(seen[0][0].tolist()) == list(range(n))
+    for order, before, after in seen[1:]:
+        rest = torch.ones(n, dtype=torch.bool)
+        rest[order] = False
+        assert len(set(order.tolist())) == k
+        assert before[order].min() >= before[rest].max()     # the highest losses, no others
+        assert torch.equal(after[rest], before[rest])       # unseen samples keep their loss
+        assert not torch.equal(after[order], before[order])  # trained ones get this epoch's
 
 
 def test_kill_9_then_resume_ends_with_the_uninterrupted_weights(tiny_mnist, tmp_path):
@@ -146,6 +191,9 @@ def test_existing_run_is_refused_without_overwrite(small_mnist, tmp_path, capsys
 @pytest.mark.parametrize("argv, words", [
     (["train", "--epochs", "0"], "--epochs"),
     (["train", "--epochs", "-3"], "--epochs"),
+    (["train", "--focus", "1.5"], "--focus 1.5"),
+    (["train", "--focus", "0"], "--focus"),
+    (["train", "--patience", "2", "--val-fraction", "0"], "give --val-fraction above 0"),
     (["train", "--model", "resnet"], "--model 'resnet': unknown model"),
     (["train", "--data", "imagenet"], "unknown dataset 'imagenet'"),
     (["evaluate", "/nonexistent"], "not a run directory"),
@@ -197,7 +245,7 @@ def test_a_pickle_is_never_loaded(tmp_path):
 
 def test_two_processes_match_one_with_the_same_global_batch(small_mnist, tmp_path):
     """torchrun with 2 CPU processes (gloo) gives the weights of 1 process, same global batch."""
-    args = ["train", "--data", "mnist", "--data-dir", str(small_mnist), "--epochs", "1",
+    args = ["train", "--data", "mnist", "--data-dir", str(small_mnist), "--epochs", "2", "--focus", "0.5",
             "--batch-size", "50", "--val-fraction", "0.1", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
@@ -214,8 +262,10 @@ def test_two_processes_match_one_with_the_same_global_batch(small_mnist, tmp_pat
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
     ma = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     mb = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
-    assert ma[0]["loss"] == pytest.approx(mb[0]["loss"], rel=1e-4)
-    assert ma[0]["val_accuracy"] == pytest.approx(mb[0]["val_accuracy"])
+    for ra, rb in zip(ma, mb, strict=True):  # epoch 2 trains on the same hardest half in both
+        assert ra["samples"] == rb["samples"]
+        assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-4)
+        assert ra["val_accuracy"] == pytest.approx(rb["val_accuracy"])
 
 
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_mnist, tmp_path, monkeypatch, capsys):

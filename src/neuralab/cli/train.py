@@ -12,12 +12,16 @@ def _budget(p) -> None:
     d = TrainConfig()
     p.add_argument("--data", default="fashion-mnist", help="dataset name or image folder (default fashion-mnist)")
     p.add_argument("--data-dir", help="folder holding the dataset files")
-    p.add_argument("--recipe", choices=("fast",), help="tuned defaults: fast = one-cycle, few epochs, all training data")
+    p.add_argument("--recipe", choices=("fast",),
+                   help="tuned defaults: fast = one-cycle, epoch 1 on all training data, then 5 on the hardest fifth")
     p.add_argument("--epochs", type=positive_int, default=None, help=f"default {d.epochs}")
     p.add_argument("--batch-size", type=positive_int, default=None, help=f"default {d.batch_size}")
     p.add_argument("--lr", type=positive_float, default=None, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--weight-decay", type=float, default=None)
     p.add_argument("--schedule", choices=SCHEDULES, default=None, help=f"default {d.schedule}")
+    p.add_argument("--focus", type=positive_float, default=None,
+                   help="after the first epoch, train each epoch on this fraction of the training images: "
+                        "those with the highest loss when last seen (default 1 = all of them)")
     p.add_argument("--val-fraction", type=float, default=None, help="held out from the training set (default 0.1)")
     p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs (default 0 = off)")
     p.add_argument("--monitor", default=None, choices=("val_loss", "val_accuracy"))
@@ -58,7 +62,7 @@ def _config(args, model: str, seed: int = 0):
 
     chosen = dict(RECIPES.get(args.recipe, {}))
     given = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "schedule",
-                                            "val_fraction", "patience", "monitor", "threads")}
+                                            "val_fraction", "patience", "monitor", "threads", "focus")}
     chosen.update({k: v for k, v in given.items() if v is not None})
     val_fraction = chosen.pop("val_fraction", 0.1)
     train = TrainConfig(seed=seed, device=args.device, amp=args.amp, **chosen)

@@ -116,10 +116,13 @@ def _match_layouts(optimizer) -> None:
 
 
 def save_checkpoint(path, *, model, optimizer, scheduler, generator: torch.Generator,
-                    epoch: int, history: list[dict], extra: dict | None = None) -> None:
+                    epoch: int, history: list[dict], tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """The whole training state; ``tensors`` holds the trainer's own (returned as meta["state"])."""
     opt_tensors, opt_plain = _split_optimizer(optimizer.state_dict())
+    own = {f"state.{k}": v for k, v in (tensors or {}).items()}
     tensors = {f"model.{k}": v for k, v in unwrap(model).state_dict().items()}
     tensors.update(opt_tensors)
+    tensors.update(own)
     tensors["rng.torch"] = torch.get_rng_state()
     tensors["rng.shuffle"] = generator.get_state()
     if torch.cuda.is_available():
@@ -131,7 +134,6 @@ def save_checkpoint(path, *, model, optimizer, scheduler, generator: torch.Gener
         "optimizer": opt_plain,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "rng_numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-        **(extra or {}),
     }
     save_tensors(path, tensors, meta)
 
@@ -151,4 +153,5 @@ def load_checkpoint(path, *, model, optimizer, scheduler, generator: torch.Gener
         torch.cuda.set_rng_state(tensors["rng.cuda"])
     kind, keys, *rest = meta["rng_numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
+    meta["state"] = {k.removeprefix("state."): v for k, v in tensors.items() if k.startswith("state.")}
     return meta

@@ -13,15 +13,15 @@ import time
 def format_metrics(metrics: dict) -> str:
     parts = []
     for key, value in metrics.items():
-        if key in ("epoch", "seconds", "lr"):
+        if key in ("epoch", "samples", "seconds", "lr"):
             continue
         parts.append(f"{key} {value * 100:.2f}%" if key.endswith("accuracy") else f"{key} {value:.4f}")
     return "  ".join(parts)
 
 
 class Progress:
-    def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool = True, stream=None):
-        self.epochs, self.steps = epochs, steps_per_epoch
+    def __init__(self, epochs: int, samples: int = 0, enabled: bool = True, stream=None):
+        self.epochs, self.samples = epochs, samples  # samples: the training set's size
         self.enabled = enabled
         self.stream = stream or sys.stdout
         self.live = enabled and self.stream.isatty()
@@ -31,7 +31,7 @@ class Progress:
         if self.enabled:
             print(text, file=self.stream, flush=True)
 
-    def start_epoch(self, epoch: int) -> None:
+    def start_epoch(self, epoch: int, steps: int) -> None:
         self._t0 = time.perf_counter()
         if self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
@@ -41,7 +41,7 @@ class Progress:
                 TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), transient=True,
             )
             self._bar.start()
-            self._task = self._bar.add_task("train", total=self.steps, loss="")
+            self._task = self._bar.add_task("train", total=steps, loss="")
 
     def step(self, loss: float | None = None) -> None:
         if self._bar is not None:
@@ -51,8 +51,10 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+        trained = metrics.get("samples", self.samples)
+        focus = f" (the {trained:,} hardest)" if trained < self.samples else ""
         self.print(
-            f"epoch {metrics['epoch']}/{self.epochs}  {format_metrics(metrics)}  "
+            f"epoch {metrics['epoch']}/{self.epochs}{focus}  {format_metrics(metrics)}  "
             f"lr {metrics['lr']:.2e}  {metrics['seconds']:.1f}s"
         )
 

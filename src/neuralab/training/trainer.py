@@ -5,6 +5,12 @@ permutation (no per-sample Python work). Each epoch ends with a validation pass,
 progress line, an atomic checkpoint of the full training state and, when the monitored
 metric improves, the best weights. Under torchrun each process takes an equal share of
 every global batch, so N processes give the result of one with the same global batch.
+
+With ``focus`` below 1, every epoch after the first trains only on that fraction of the
+training set: the samples whose loss was highest when they were last seen, the idea of
+Loshchilov & Hutter, "Online batch selection for faster training of neural networks" (2015,
+arXiv:1511.06343) and Jiang et al., "Accelerating deep learning by focusing on the biggest
+losers" (2019, arXiv:1910.00762). The losses come free from the training passes themselves.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class TrainConfig:
     channels_last: bool = True     # faster convolutions on CPU (oneDNN) and tensor cores
     eval_batch_size: int = 1024
     threads: int = 0               # CPU threads for torch while training; 0 = torch's choice
+    focus: float = 1.0             # after epoch 1, train on this fraction: the highest-loss samples
 
     def check(self) -> None:
         if self.epochs <= 0:
@@ -64,13 +71,19 @@ class TrainConfig:
             raise NeuralabError(f"--amp {self.amp!r}: choose one of auto, off, bf16, fp16")
         if self.threads < 0:
             raise NeuralabError(f"--threads {self.threads}: must be 1 or more (0 = torch's choice)")
+        if not 0 < self.focus <= 1:
+            raise NeuralabError(f"--focus {self.focus}: must be above 0 and at most 1 (1 = every sample, every epoch)")
+
+    def epoch_sizes(self, n: int) -> list[int]:
+        """Samples trained on in each epoch, for a training set of ``n``."""
+        return [n] + [max(1, round(self.focus * n))] * (self.epochs - 1)
 
 
 @dataclass
 class Task:
-    """What is learned: a loss summed over the batch, and metrics summed over the batch."""
+    """What is learned: a loss for each sample, and metrics summed over the batch."""
     name: str
-    loss_sum: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    loss_each: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     metric_sums: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
 
@@ -78,15 +91,15 @@ def _correct(out, y):
     return {"accuracy": (out.argmax(1) == y).sum()}
 
 
-def _squared_error(out, y):  # (B, H) forecasts: mean over the horizon, summed over the batch
-    return F.mse_loss(out, y, reduction="none").flatten(1).mean(1).sum()
+def _squared_error(out, y):  # (B, H) forecasts: mean over the horizon, one per sample
+    return F.mse_loss(out, y, reduction="none").flatten(1).mean(1)
 
 
 def _abs_error(out, y):
     return {"mae": (out - y).abs().flatten(1).mean(1).sum()}
 
 
-CLASSIFICATION = Task("classification", lambda out, y: F.cross_entropy(out, y, reduction="sum"), _correct)
+CLASSIFICATION = Task("classification", lambda out, y: F.cross_entropy(out, y, reduction="none"), _correct)
 REGRESSION = Task("regression", _squared_error, _abs_error)
 
 
@@ -128,6 +141,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.amp_dtype = self._amp_dtype()
         self.history: list[dict] = []
+        self.sample_losses: torch.Tensor | None = None  # each training sample's loss when last seen (focus)
         self.best_state: dict | None = None
 
     def _amp_dtype(self):
@@ -159,7 +173,7 @@ class Trainer:
         n = len(x)
         if n == 0:
             raise NeuralabError("the training set is empty")
-        steps = math.ceil(n / cfg.batch_size)
+        sizes = cfg.epoch_sizes(n)
         model = self.model
         if cfg.channels_last and x.dim() == 4:
             model = model.to(memory_format=torch.channels_last)
@@ -171,7 +185,8 @@ class Trainer:
         # The fused kernel updates all parameters in one pass: fewer tiny ops for small models.
         fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
         optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, steps * cfg.epochs))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_factor(cfg, sum(math.ceil(size / cfg.batch_size) for size in sizes)))
         shuffle = torch.Generator().manual_seed(cfg.seed)
 
         start = 1
@@ -181,15 +196,18 @@ class Trainer:
                 raise NeuralabError(f"--resume: no checkpoint in {self.run_dir}/checkpoints; start a new run instead")
             meta = load_checkpoint(last, model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle)
             self.history = meta["history"]
+            if "sample_losses" in meta["state"]:
+                self.sample_losses = meta["state"]["sample_losses"].to(self.device)
             start = meta["epoch"] + 1
             self.best_state = self._load_best()
 
-        progress = Progress(cfg.epochs, steps, enabled=self.verbose)
+        progress = Progress(cfg.epochs, n, enabled=self.verbose)
         with cpu_threads(cfg.threads), contextlib.closing(progress):
             for epoch in range(start, cfg.epochs + 1):
                 if self._should_stop():
                     break
-                record = self._train_epoch(model, optimizer, scheduler, shuffle, x, y, epoch, progress)
+                order = self._epoch_order(shuffle, n, sizes[epoch - 1])
+                record = self._train_epoch(model, optimizer, scheduler, order, x, y, epoch, progress)
                 if val is not None:
                     record.update({f"val_{k}": v for k, v in self.evaluate(*val).items()})
                 self.history.append(record)
@@ -203,22 +221,29 @@ class Trainer:
             unwrap(model).load_state_dict(self.best_state)
         return self.history
 
-    def _train_epoch(self, model, optimizer, scheduler, shuffle, x, y, epoch, progress) -> dict:
+    def _epoch_order(self, shuffle: torch.Generator, n: int, size: int) -> torch.Tensor:
+        """This epoch's samples in random order: all ``n``, or the ``size`` with the highest loss."""
+        order = torch.randperm(size, generator=shuffle).to(self.device)
+        if size < n:
+            order = self.sample_losses.topk(size).indices[order]
+        return order
+
+    def _train_epoch(self, model, optimizer, scheduler, order, x, y, epoch, progress) -> dict:
         cfg, dist = self.config, self.dist
         model.train()
         # A model that defines ``loss`` (GoogLeNet: main loss + 0.3 x each auxiliary head) gets
         # the task's criterion; everything else is scored by the criterion directly.
         def summed(out, y):
-            return self.task.loss_sum(out.float(), y)
+            return self.task.loss_each(out.float(), y).sum()
 
         own_loss = getattr(unwrap(model), "loss", None)
         criterion = (lambda out, y: own_loss(out, y, criterion=summed)) if callable(own_loss) else summed
-        progress.start_epoch(epoch)
+        progress.start_epoch(epoch, math.ceil(len(order) / cfg.batch_size))
         t0 = time.perf_counter()
-        order = torch.randperm(len(x), generator=shuffle).to(self.device)
+        seen = torch.zeros(len(x), device=self.device) if cfg.focus < 1 else None
         loss_total = torch.zeros((), device=self.device)
         sums: dict[str, torch.Tensor] = {}
-        for start in range(0, len(x), cfg.batch_size):
+        for start in range(0, len(order), cfg.batch_size):
             batch = order[start:start + cfg.batch_size]
             mine = batch[dist.rank::dist.world_size]
             xb, yb = x[mine], y[mine]
@@ -239,15 +264,23 @@ class Trainer:
                 loss_total += loss_sum.detach()
                 for k, v in self.task.metric_sums(out.detach().float(), yb).items():
                     sums[k] = sums.get(k, 0) + v
+                if seen is not None:
+                    seen[mine] = self.task.loss_each(out.detach().float(), yb)
             if progress.live:
                 progress.step(loss_sum.item() / max(1, len(mine)))
         totals = torch.stack([loss_total, *(torch.as_tensor(v, device=self.device, dtype=torch.float32)
                                             for v in sums.values())])
         if dist.active:  # every process saw its own share; the epoch's figures are over all of them
             torch.distributed.all_reduce(totals)
+            if seen is not None:
+                torch.distributed.all_reduce(seen)
+        if seen is not None:
+            if self.sample_losses is None:  # the first epoch sees every sample
+                self.sample_losses = seen
+            self.sample_losses[order] = seen[order]
         totals = totals.tolist()
-        record = {"epoch": epoch, "loss": totals[0] / len(x)}
-        record.update({k: v / len(x) for k, v in zip(sums, totals[1:])})
+        record = {"epoch": epoch, "samples": len(order), "loss": totals[0] / len(order)}
+        record.update({k: v / len(order) for k, v in zip(sums, totals[1:])})
         record["lr"] = optimizer.param_groups[0]["lr"]
         record["seconds"] = time.perf_counter() - t0
         return record
@@ -264,7 +297,7 @@ class Trainer:
             yb = y[start:start + self.config.eval_batch_size].to(self.device)
             with self._autocast():
                 out = model(xb).float()
-            loss += float(self.task.loss_sum(out, yb))
+            loss += float(self.task.loss_each(out, yb).sum())
             for k, v in self.task.metric_sums(out, yb).items():
                 sums[k] = sums.get(k, 0.0) + float(v)
         model.train(was_training)
@@ -285,19 +318,25 @@ class Trainer:
     # --- bookkeeping ---------------------------------------------------------------
 
     def _monitored(self, record: dict) -> float | None:
-        key = self.config.monitor if self.config.monitor in record else "loss"
-        value = record.get(key)
+        """The monitored validation metric, lower is better; None without a validation set."""
+        value = record.get(self.config.monitor)
         if value is None:
             return None
-        return -value if key.endswith("accuracy") else value  # lower is better
+        return -value if self.config.monitor.endswith("accuracy") else value
 
     def _improved(self) -> bool:
+        # Without a validation set the latest weights are kept: training losses of different
+        # epochs are not comparable (with focus, later epochs see only the hardest samples).
         scores = [self._monitored(r) for r in self.history]
-        return scores[-1] is not None and scores[-1] <= min(s for s in scores if s is not None)
+        return scores[-1] is None or scores[-1] <= min(s for s in scores if s is not None)
 
     def best_epoch(self) -> int:
         scores = [self._monitored(r) for r in self.history]
-        return self.history[int(np.argmin(scores))]["epoch"] if scores else 0
+        if not scores:
+            return 0
+        if scores[-1] is None:
+            return self.history[-1]["epoch"]
+        return self.history[int(np.argmin(scores))]["epoch"]
 
     def _should_stop(self) -> bool:
         p = self.config.patience
@@ -315,7 +354,8 @@ class Trainer:
     def _write_state(self, model, optimizer, scheduler, shuffle, epoch, improved) -> None:
         ckpt = self.run_dir / "checkpoints"
         state = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle,
-                     epoch=epoch, history=self.history)
+                     epoch=epoch, history=self.history,
+                     tensors={} if self.sample_losses is None else {"sample_losses": self.sample_losses})
         save_checkpoint(ckpt / "last.safetensors", **state)
         if improved:
             save_checkpoint(ckpt / "best.safetensors", **state)
