@@ -116,13 +116,12 @@ def _match_layouts(optimizer) -> None:
 
 
 def save_checkpoint(path, *, model, optimizer, scheduler, generator: torch.Generator,
-                    epoch: int, history: list[dict], tensors: dict[str, torch.Tensor] | None = None) -> None:
-    """The whole training state; ``tensors`` holds the trainer's own (returned as meta["state"])."""
+                    epoch: int, history: list[dict], state: dict[str, torch.Tensor] | None = None) -> None:
+    """The whole training state; ``state`` holds the trainer's own tensors (meta["state"] on loading)."""
     opt_tensors, opt_plain = _split_optimizer(optimizer.state_dict())
-    own = {f"state.{k}": v for k, v in (tensors or {}).items()}
     tensors = {f"model.{k}": v for k, v in unwrap(model).state_dict().items()}
     tensors.update(opt_tensors)
-    tensors.update(own)
+    tensors.update({f"state.{k}": v for k, v in (state or {}).items()})
     tensors["rng.torch"] = torch.get_rng_state()
     tensors["rng.shuffle"] = generator.get_state()
     if torch.cuda.is_available():

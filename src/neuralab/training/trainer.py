@@ -277,7 +277,8 @@ class Trainer:
         if seen is not None:
             if self.sample_losses is None:  # the first epoch sees every sample
                 self.sample_losses = seen
-            self.sample_losses[order] = seen[order]
+            else:
+                self.sample_losses[order] = seen[order]
         totals = totals.tolist()
         record = {"epoch": epoch, "samples": len(order), "loss": totals[0] / len(order)}
         record.update({k: v / len(order) for k, v in zip(sums, totals[1:])})
@@ -355,7 +356,7 @@ class Trainer:
         ckpt = self.run_dir / "checkpoints"
         state = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle,
                      epoch=epoch, history=self.history,
-                     tensors={} if self.sample_losses is None else {"sample_losses": self.sample_losses})
+                     state={} if self.sample_losses is None else {"sample_losses": self.sample_losses})
         save_checkpoint(ckpt / "last.safetensors", **state)
         if improved:
             save_checkpoint(ckpt / "best.safetensors", **state)
