@@ -1,6 +1,6 @@
 """LeNet-5 speed and accuracy on this machine; writes docs/benchmarks.md.
 
-    python bench/bench_lenet.py            # throughput, fast recipe, predict latency (~2 min)
+    python bench/bench_lenet.py            # throughput, fast recipe (5 seeds), predict latency (~3 min)
     python bench/bench_lenet.py --full     # also 10-epoch runs on MNIST and Fashion-MNIST (~5 min more)
 
 Throughput compares, in one process and alternating rounds, neuralab's trainer with a plain

@@ -19,16 +19,15 @@ from neuralab.training.classify import RECIPES
 from neuralab.training.device import dist_info
 
 
-def run(model: str, data: str, root: Path, epochs: int, amp: str, batch: int = 128, **train) -> None:
+def run(label: str, model: str, data: str, root: Path, amp: str, val_fraction: float = 0.1, **train) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = ClassifierConfig(model=model, data=data, data_dir=str(root / data), val_fraction=0.0 if train else 0.1,
-                               train=TrainConfig(epochs=epochs, batch_size=batch, device="cuda", amp=amp, **train))
+        cfg = ClassifierConfig(model=model, data=data, data_dir=str(root / data), val_fraction=val_fraction,
+                               train=TrainConfig(device="cuda", amp=amp, **train))
         r = train_classifier(cfg, out=Path(tmp) / "run", verbose=False)
         if dist_info().is_main:
             per_epoch = statistics.median(h["seconds"] for h in r.history)
-            print(f"{model} {data} amp={amp} world={dist_info().world_size} {train or ''}: "
-                  f"{per_epoch:.2f} s/epoch, {r.seconds:.1f} s in all, "
-                  f"test accuracy {r.test['accuracy'] * 100:.2f}%", flush=True)
+            print(f"{model} {data} amp={amp} world={dist_info().world_size} {label}: {per_epoch:.2f} s/epoch, "
+                  f"{r.seconds:.1f} s in all, test accuracy {r.test['accuracy'] * 100:.2f}%", flush=True)
 
 
 def main() -> None:
@@ -36,17 +35,16 @@ def main() -> None:
     p.add_argument("root", type=Path)
     p.add_argument("--ddp", action="store_true")
     args = p.parse_args()
-    fast = {k: v for k, v in RECIPES["fast"].items() if k not in ("val_fraction", "epochs", "batch_size")}
+    fast = dict(RECIPES["fast"])
     if args.ddp:  # the fast recipe: its remembered losses are shared across processes
-        run("lenet5", "mnist", args.root, RECIPES["fast"]["epochs"], "auto", RECIPES["fast"]["batch_size"], **fast)
+        run("fast recipe", "lenet5", "mnist", args.root, "auto", **fast)
         torch.distributed.destroy_process_group()
         return
     print(torch.cuda.get_device_name(0), "bf16:", torch.cuda.is_bf16_supported(), flush=True)
-    for amp in ("off", "bf16"):
-        run("lenet5", "mnist", args.root, 3, amp)
-    for amp in ("off", "bf16"):
-        run("cnn", "fashion-mnist", args.root, 3, amp)
-    run("lenet5", "mnist", args.root, RECIPES["fast"]["epochs"], "off", **fast)
+    for model, data in (("lenet5", "mnist"), ("cnn", "fashion-mnist")):
+        for amp in ("off", "bf16"):
+            run("3 epochs", model, data, args.root, amp, epochs=3)
+    run("fast recipe", "lenet5", "mnist", args.root, "off", **fast)
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ class Trainer:
         amp = self.config.amp
         if amp == "auto":
             # Measured on an H200: bf16 autocast made LeNet-5 (62k parameters) and the sample
-            # CNN 10-30% slower per epoch (kernel launch bound); it pays off for large models.
+            # CNN 3-30% slower per epoch (kernel launch bound); it pays off for large models.
             big = sum(p.numel() for p in self.model.parameters()) >= 5_000_000
             amp = "bf16" if big and self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
         return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
