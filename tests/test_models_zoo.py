@@ -4,6 +4,7 @@ at small inputs, the small-input adaptations, Keras "same" layers and the too-sm
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,7 +13,8 @@ from torch import nn
 from neuralab.errors import NeuralabError
 from neuralab.models import ARCHITECTURES, build_model, count_parameters, parameters_at, summary
 from neuralab.models.googlenet import GoogLeNetOutputs
-from neuralab.models.layers import Conv2dSame, MapVanishes, MaxPool2dSame, flat_size, geometry, same_padding
+from neuralab.models.layers import (AvgPool2d, Conv2d, Conv2dSame, MapVanishes, MaxPool2dSame, Tanh, flat_size, geometry,
+                                    same_padding)
 
 
 @pytest.fixture
@@ -202,6 +204,36 @@ def test_maxpool_same_ignores_padding_and_rounds_up():
     assert (out < 0).all()
     assert out[0, 0, 3, 3] == x[0, 0, 6, 6]  # the last window holds one real cell and padding
     assert torch.equal(pool(torch.zeros(1, 1, 8, 8)), nn.MaxPool2d(2, 2)(torch.zeros(1, 1, 8, 8)))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("channels, make", [
+    (6, lambda nn: nn.Tanh()), (6, lambda nn: nn.AvgPool2d(2, 2)), (16, lambda nn: nn.AvgPool2d(2, 2)),
+    (6, lambda nn: nn.AvgPool2d(3, 2)), (6, lambda nn: nn.AvgPool2d(2, 2, padding=1)),
+    (6, lambda nn: nn.AvgPool2d(3, 2, ceil_mode=True)), (6, lambda nn: nn.Conv2d(6, 10, 13)),
+    (6, lambda nn: nn.Conv2d(6, 10, 5)), (6, lambda nn: nn.Conv2d(6, 10, 13, padding=1)),
+], ids=["tanh", "avg2", "avg2-16-channels", "avg3-overlapping", "avg-padded", "avg-ceil", "conv-whole-map",
+        "conv", "conv-padded"])
+def test_fast_cpu_layers_match_pytorch_forward_and_backward(channels, make, layout):
+    fast = SimpleNamespace(Tanh=Tanh, AvgPool2d=AvgPool2d, Conv2d=Conv2d)
+    torch.manual_seed(0)
+    theirs = make(nn)
+    ours = make(fast)
+    ours.load_state_dict(theirs.state_dict())
+    x = (3 * torch.randn(4, channels, 13, 13)).contiguous(memory_format=layout)  # odd size: a row left over
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, ref = ours(a), theirs(b)
+    grad = torch.randn_like(ref)
+    out.backward(grad)
+    ref.backward(grad)
+    assert out.shape == ref.shape and out.is_contiguous(memory_format=layout)
+    close = dict(rtol=1e-5, atol=1e-5)  # float32 sums in another order
+    torch.testing.assert_close(out, ref, **close)
+    torch.testing.assert_close(a.grad, b.grad, **close)
+    for mine, reference in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(mine.grad, reference.grad, **close)
+    with torch.inference_mode():
+        torch.testing.assert_close(ours(x), theirs(x), **close)
 
 
 def test_geometry_formulas_match_pytorch():

@@ -13,7 +13,7 @@ def _budget(p) -> None:
     p.add_argument("--data", default="fashion-mnist", help="dataset name or image folder (default fashion-mnist)")
     p.add_argument("--data-dir", help="folder holding the dataset files")
     p.add_argument("--recipe", choices=("fast",),
-                   help="tuned defaults: fast = one-cycle, epoch 1 on all training data, then 5 on the hardest fifth")
+                   help="tuned defaults: fast = one-cycle, epoch 1 on all training data, then 5 on the hardest 18%%")
     p.add_argument("--epochs", type=positive_int, default=None, help=f"default {d.epochs}")
     p.add_argument("--batch-size", type=positive_int, default=None, help=f"default {d.batch_size}")
     p.add_argument("--lr", type=positive_float, default=None, help=f"peak learning rate (default {d.lr})")

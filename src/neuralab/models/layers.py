@@ -67,6 +67,90 @@ class MaxPool2dSame(nn.MaxPool2d):
         return super().forward(F.pad(x, (left, right, top, bottom), value=float("-inf")))
 
 
+# --- the same layers as PyTorch's, through faster CPU kernels ---------------------------------------
+# Measured on LeNet-5 training steps at batch 128 on two cores (docs/benchmarks.md). Elsewhere
+# (CUDA, ONNX export, other shapes) each is exactly the PyTorch layer it extends.
+
+def _plain(x: torch.Tensor) -> bool:
+    return x.device.type != "cpu" or torch.onnx.is_in_onnx_export()
+
+
+class _TanhBySigmoid(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.mul(x, 2).sigmoid_().mul_(2).sub_(1)  # tanh(x) = 2 sigmoid(2x) - 1, within 2e-7
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)  # grad * (1 - y^2), as nn.Tanh's backward
+
+
+class Tanh(nn.Tanh):
+    """nn.Tanh; on CPU through ATen's sigmoid, which takes about half the time of its tanh."""
+
+    def forward(self, x):
+        return torch.tanh(x) if _plain(x) else _TanhBySigmoid.apply(x)
+
+
+class AvgPool2d(nn.AvgPool2d):
+    """nn.AvgPool2d; on CPU, windows without padding over channels-last maps whose channels do
+    not fill 8-float vector lanes (LeNet-5's 6) run as a depthwise convolution with weights
+    1/(kh*kw): oneDNN's kernel then takes under half the time of ATen's pooling, forward and back."""
+
+    def forward(self, x):
+        c = x.shape[1]
+        if (_plain(x) or c % 8 == 0 or not x.is_contiguous(memory_format=torch.channels_last)
+                or self.padding not in (0, (0, 0)) or self.ceil_mode or self.divisor_override):
+            return super().forward(x)
+        kh, kw = _pair(self.kernel_size)
+        return F.conv2d(x, x.new_full((c, 1, kh, kw), 1 / (kh * kw)), stride=self.stride, groups=c)
+
+
+class _ConvInputGradNCHW(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, conv):
+        ctx.save_for_backward(x, weight)
+        ctx.conv = conv
+        return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        c = ctx.conv
+        args = (c.stride, c.padding, c.dilation, False, (0, 0), c.groups)
+        grad_x = torch.ops.aten.convolution_backward(
+            grad.contiguous(), x.contiguous(), weight.contiguous(), None, *args, (True, False, False))[0]
+        _, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            grad, x, weight, [c.out_channels], *args, (False, True, c.bias is not None))
+        return grad_x.contiguous(memory_format=torch.channels_last), grad_w, grad_b, None
+
+
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d, with two CPU shortcuts:
+
+    - a window that covers the whole unpadded input (LeNet-5's C5: 5x5 on a 5x5 map) is a fully
+      connected layer, and one matrix product computes it about twice as fast;
+    - on channels-last maps whose input channels do not fill 8-float vector lanes (LeNet-5's
+      C3 reads 6), oneDNN's input gradient takes twice as long as in NCHW, so it is computed there.
+    """
+
+    def forward(self, x):
+        if _plain(x) or isinstance(self.padding, str) or self.padding_mode != "zeros":
+            return super().forward(x)
+        if (tuple(x.shape[-2:]) == self.kernel_size and self.padding == (0, 0) and self.dilation == (1, 1)
+                and self.groups == 1):
+            if x.is_contiguous(memory_format=torch.channels_last):  # flatten both in (h, w, c) order: no copies
+                return F.linear(x.permute(0, 2, 3, 1).flatten(1), self.weight.permute(0, 2, 3, 1).flatten(1),
+                                self.bias)[:, :, None, None]
+            return F.linear(x.flatten(1), self.weight.flatten(1), self.bias)[:, :, None, None]
+        if x.requires_grad and self.in_channels % 8 and x.is_contiguous(memory_format=torch.channels_last):
+            return _ConvInputGradNCHW.apply(x, self.weight, self.bias, self)
+        return super().forward(x)
+
+
 # --- the workshop's formula W_out = floor((W_in - K + 2P) / S) + 1, for one layer ----------------
 
 @dataclass(frozen=True)
