@@ -4,7 +4,6 @@ at small inputs, the small-input adaptations, Keras "same" layers and the too-sm
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,8 +12,8 @@ from torch import nn
 from neuralab.errors import NeuralabError
 from neuralab.models import ARCHITECTURES, build_model, count_parameters, parameters_at, summary
 from neuralab.models.googlenet import GoogLeNetOutputs
-from neuralab.models.layers import (AvgPool2d, Conv2d, Conv2dSame, MapVanishes, MaxPool2dSame, Tanh, flat_size, geometry,
-                                    same_padding)
+from neuralab.models.layers import (AvgPool2d, Conv2d, Conv2dSame, MapVanishes, MaxPool2dSame, Tanh, flat_size,
+                                    geometry, same_padding)
 
 
 @pytest.fixture
@@ -206,34 +205,65 @@ def test_maxpool_same_ignores_padding_and_rounds_up():
     assert torch.equal(pool(torch.zeros(1, 1, 8, 8)), nn.MaxPool2d(2, 2)(torch.zeros(1, 1, 8, 8)))
 
 
-@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-@pytest.mark.parametrize("channels, make", [
-    (6, lambda nn: nn.Tanh()), (6, lambda nn: nn.AvgPool2d(2, 2)), (16, lambda nn: nn.AvgPool2d(2, 2)),
-    (6, lambda nn: nn.AvgPool2d(3, 2)), (6, lambda nn: nn.AvgPool2d(2, 2, padding=1)),
-    (6, lambda nn: nn.AvgPool2d(3, 2, ceil_mode=True)), (6, lambda nn: nn.Conv2d(6, 10, 13)),
-    (6, lambda nn: nn.Conv2d(6, 10, 5)), (6, lambda nn: nn.Conv2d(6, 10, 13, padding=1)),
-], ids=["tanh", "avg2", "avg2-16-channels", "avg3-overlapping", "avg-padded", "avg-ceil", "conv-whole-map",
-        "conv", "conv-padded"])
-def test_fast_cpu_layers_match_pytorch_forward_and_backward(channels, make, layout):
-    fast = SimpleNamespace(Tanh=Tanh, AvgPool2d=AvgPool2d, Conv2d=Conv2d)
+CL = torch.channels_last
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, CL], ids=["nchw", "channels-last"])
+@pytest.mark.parametrize("theirs, ours, args, channels, shortcut_in", [
+    (nn.Tanh, Tanh, {}, 6, "both"),
+    (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2, stride=2), 6, "channels-last"),
+    (nn.AvgPool2d, AvgPool2d, dict(kernel_size=3, stride=2), 6, "channels-last"),
+    (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2, stride=2), 16, "none"),  # 16 channels: ATen's pooling
+    (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2, stride=2, padding=1), 6, "none"),
+    (nn.AvgPool2d, AvgPool2d, dict(kernel_size=3, stride=2, ceil_mode=True), 6, "none"),
+    (nn.Conv2d, Conv2d, dict(in_channels=6, out_channels=10, kernel_size=13), 6, "channels-last"),  # the whole map
+    (nn.Conv2d, Conv2d, dict(in_channels=6, out_channels=10, kernel_size=5), 6, "channels-last"),
+    (nn.Conv2d, Conv2d, dict(in_channels=6, out_channels=10, kernel_size=(3, 5), stride=(2, 1), padding=(1, 2),
+                             dilation=2, groups=2, bias=False), 6, "channels-last"),
+    (nn.Conv2d, Conv2d, dict(in_channels=6, out_channels=10, kernel_size=13, padding=1), 6, "channels-last"),
+    (nn.Conv2d, Conv2d, dict(in_channels=16, out_channels=10, kernel_size=5), 16, "none"),
+], ids=["tanh", "avg2", "avg3-overlapping", "avg2-16-channels", "avg-padded", "avg-ceil", "conv-whole-map", "conv",
+        "conv-strided-dilated-grouped", "conv-padded", "conv-16-channels"])
+def test_fast_cpu_layers_match_pytorch(theirs, ours, args, channels, shortcut_in, layout):
     torch.manual_seed(0)
-    theirs = make(nn)
-    ours = make(fast)
-    ours.load_state_dict(theirs.state_dict())
+    reference, layer = theirs(**args), ours(**args)
+    layer.load_state_dict(reference.state_dict())
     x = (3 * torch.randn(4, channels, 13, 13)).contiguous(memory_format=layout)  # odd size: a row left over
     a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out, ref = ours(a), theirs(b)
+    out, ref = layer(a), reference(b)
+    shortcut = shortcut_in == "both" or (shortcut_in == "channels-last" and layout == CL)
+    assert (out.grad_fn.name() != ref.grad_fn.name()) == shortcut, out.grad_fn.name()
     grad = torch.randn_like(ref)
     out.backward(grad)
     ref.backward(grad)
     assert out.shape == ref.shape and out.is_contiguous(memory_format=layout)
+    assert a.grad.is_contiguous(memory_format=layout)
     close = dict(rtol=1e-5, atol=1e-5)  # float32 sums in another order
     torch.testing.assert_close(out, ref, **close)
     torch.testing.assert_close(a.grad, b.grad, **close)
-    for mine, reference in zip(ours.parameters(), theirs.parameters()):
-        torch.testing.assert_close(mine.grad, reference.grad, **close)
-    with torch.inference_mode():
-        torch.testing.assert_close(ours(x), theirs(x), **close)
+    for mine, theirs_ in zip(layer.parameters(), reference.parameters()):
+        torch.testing.assert_close(mine.grad, theirs_.grad, **close)
+    with torch.inference_mode():  # an input that needs no gradient
+        torch.testing.assert_close(layer(x), reference(x), **close)
+
+
+def test_fast_cpu_layers_leave_unbatched_and_bf16_inputs_to_pytorch(one_thread):
+    torch.manual_seed(0)
+    conv, reference = Conv2d(6, 4, 5), nn.Conv2d(6, 4, 5)
+    reference.load_state_dict(conv.state_dict())
+    unbatched = torch.randn(6, 5, 5)
+    torch.testing.assert_close(conv(unbatched), reference(unbatched))
+    assert AvgPool2d(2, 2)(unbatched).shape == (6, 2, 2)
+    # bf16 autocast on CPU: the shortcuts would mix dtypes (and lose tanh's precision near 0)
+    model = build_model("lenet5", (1, 28, 28), 10).to(memory_format=CL)
+    x = torch.randn(8, 1, 28, 28).contiguous(memory_format=CL)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+        c1 = model.features[:3](x)
+    out.float().sum().backward()
+    assert out.dtype == torch.bfloat16 and model.features[1].weight.grad is not None
+    assert c1.grad_fn.name() == "TanhBackward0"
+    assert torch.tanh(torch.tensor(1e-3, dtype=torch.bfloat16)) == Tanh()(torch.tensor(1e-3, dtype=torch.bfloat16))
 
 
 def test_geometry_formulas_match_pytorch():

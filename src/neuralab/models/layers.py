@@ -68,17 +68,24 @@ class MaxPool2dSame(nn.MaxPool2d):
 
 
 # --- the same layers as PyTorch's, through faster CPU kernels ---------------------------------------
-# Measured on LeNet-5 training steps at batch 128 on two cores (docs/benchmarks.md). Elsewhere
-# (CUDA, ONNX export, other shapes) each is exactly the PyTorch layer it extends.
+# Measured on LeNet-5 training steps at batch 128 on two cores (docs/benchmarks.md). Each takes
+# its shortcut only for batched float32 maps on CPU outside autocast and ONNX export, where it
+# computes the same function; everywhere else it is the PyTorch layer it extends.
 
-def _plain(x: torch.Tensor) -> bool:
-    return x.device.type != "cpu" or torch.onnx.is_in_onnx_export()
+def _fast(x: torch.Tensor) -> bool:
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+            and not torch.onnx.is_in_onnx_export())
+
+
+def _fast_map(x: torch.Tensor) -> bool:
+    """A batch of channels-last float32 maps on CPU."""
+    return _fast(x) and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
 
 
 class _TanhBySigmoid(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
-        y = torch.mul(x, 2).sigmoid_().mul_(2).sub_(1)  # tanh(x) = 2 sigmoid(2x) - 1, within 2e-7
+        y = torch.mul(x, 2).sigmoid_().mul_(2).sub_(1)  # tanh(x) = 2 sigmoid(2x) - 1, within 2e-7 in float32
         ctx.save_for_backward(y)
         return y
 
@@ -92,62 +99,68 @@ class Tanh(nn.Tanh):
     """nn.Tanh; on CPU through ATen's sigmoid, which takes about half the time of its tanh."""
 
     def forward(self, x):
-        return torch.tanh(x) if _plain(x) else _TanhBySigmoid.apply(x)
+        return _TanhBySigmoid.apply(x) if _fast(x) else torch.tanh(x)
 
 
 class AvgPool2d(nn.AvgPool2d):
-    """nn.AvgPool2d; on CPU, windows without padding over channels-last maps whose channels do
-    not fill 8-float vector lanes (LeNet-5's 6) run as a depthwise convolution with weights
-    1/(kh*kw): oneDNN's kernel then takes under half the time of ATen's pooling, forward and back."""
+    """nn.AvgPool2d; windows without padding over channels-last maps whose channels do not fill
+    8-float vector lanes (LeNet-5's 6) run as a depthwise convolution with weights 1/(kh*kw):
+    oneDNN's kernel then takes under half the time of ATen's pooling, forward and back."""
 
     def forward(self, x):
-        c = x.shape[1]
-        if (_plain(x) or c % 8 == 0 or not x.is_contiguous(memory_format=torch.channels_last)
-                or self.padding not in (0, (0, 0)) or self.ceil_mode or self.divisor_override):
+        if (not _fast_map(x) or x.shape[1] % 8 == 0 or self.padding not in (0, (0, 0)) or self.ceil_mode
+                or self.divisor_override):
             return super().forward(x)
         kh, kw = _pair(self.kernel_size)
+        c = x.shape[1]
         return F.conv2d(x, x.new_full((c, 1, kh, kw), 1 / (kh * kw)), stride=self.stride, groups=c)
 
 
 class _ConvInputGradNCHW(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, conv):
+    def forward(ctx, x, weight, bias, args):
         ctx.save_for_backward(x, weight)
-        ctx.conv = conv
-        return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+        ctx.args, ctx.has_bias = args, bias is not None
+        stride, padding, dilation, groups = args
+        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        c = ctx.conv
-        args = (c.stride, c.padding, c.dilation, False, (0, 0), c.groups)
-        grad_x = torch.ops.aten.convolution_backward(
-            grad.contiguous(), x.contiguous(), weight.contiguous(), None, *args, (True, False, False))[0]
-        _, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            grad, x, weight, [c.out_channels], *args, (False, True, c.bias is not None))
-        return grad_x.contiguous(memory_format=torch.channels_last), grad_w, grad_b, None
+        stride, padding, dilation, groups = ctx.args
+        args = (stride, padding, dilation, False, (0, 0), groups)
+        need_x, need_w, need_b, _ = ctx.needs_input_grad
+        grad_x = grad_w = grad_b = None
+        if need_x:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad.contiguous(), x.contiguous(), weight.contiguous(), None, *args, (True, False, False))[0]
+            grad_x = grad_x.contiguous(memory_format=torch.channels_last)
+        if need_w or need_b:
+            _, grad_w, grad_b = torch.ops.aten.convolution_backward(
+                grad, x, weight, [weight.shape[0]] if ctx.has_bias else None, *args, (False, need_w, need_b))
+        return grad_x, grad_w, grad_b, None
 
 
 class Conv2d(nn.Conv2d):
-    """nn.Conv2d, with two CPU shortcuts:
+    """nn.Conv2d, with two shortcuts for channels-last maps:
 
     - a window that covers the whole unpadded input (LeNet-5's C5: 5x5 on a 5x5 map) is a fully
       connected layer, and one matrix product computes it about twice as fast;
-    - on channels-last maps whose input channels do not fill 8-float vector lanes (LeNet-5's
-      C3 reads 6), oneDNN's input gradient takes twice as long as in NCHW, so it is computed there.
+    - when the input channels do not fill 8-float vector lanes (LeNet-5's C3 reads 6), oneDNN's
+      input gradient takes twice as long as in NCHW, so it is computed there.
     """
 
     def forward(self, x):
-        if _plain(x) or isinstance(self.padding, str) or self.padding_mode != "zeros":
+        if not _fast_map(x) or isinstance(self.padding, str) or self.padding_mode != "zeros":
             return super().forward(x)
         if (tuple(x.shape[-2:]) == self.kernel_size and self.padding == (0, 0) and self.dilation == (1, 1)
                 and self.groups == 1):
-            if x.is_contiguous(memory_format=torch.channels_last):  # flatten both in (h, w, c) order: no copies
-                return F.linear(x.permute(0, 2, 3, 1).flatten(1), self.weight.permute(0, 2, 3, 1).flatten(1),
-                                self.bias)[:, :, None, None]
-            return F.linear(x.flatten(1), self.weight.flatten(1), self.bias)[:, :, None, None]
-        if x.requires_grad and self.in_channels % 8 and x.is_contiguous(memory_format=torch.channels_last):
-            return _ConvInputGradNCHW.apply(x, self.weight, self.bias, self)
+            # Both flattened in (h, w, c) order, the order channels-last keeps them in.
+            return F.linear(x.permute(0, 2, 3, 1).flatten(1), self.weight.permute(0, 2, 3, 1).flatten(1),
+                            self.bias)[:, :, None, None]
+        if x.requires_grad and self.in_channels % 8:
+            return _ConvInputGradNCHW.apply(x, self.weight, self.bias,
+                                            (self.stride, self.padding, self.dilation, self.groups))
         return super().forward(x)
 
 
