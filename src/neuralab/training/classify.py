@@ -187,6 +187,10 @@ def _fit_and_finish(trainer: Trainer, config, data, pre, run_dir: Path, resume: 
     if verbose and main:
         print(summary_text, flush=True)
         print(_header(config, data, trainer), flush=True)
+    # PyTorch's optimizers import torch._dynamo when the first one is made (about 2 s, once per
+    # process): start-up like importing torch, so it happens before the training clock starts.
+    import torch._dynamo  # noqa: F401
+
     t0 = time.perf_counter()
     history = trainer.fit(pre(data.train.x), torch.from_numpy(data.train.y),
                           val=(pre(data.val.x), torch.from_numpy(data.val.y)) if len(data.val) else None,
