@@ -69,8 +69,9 @@ class MaxPool2dSame(nn.MaxPool2d):
 
 # --- the same layers as PyTorch's, through faster CPU kernels ---------------------------------------
 # Measured on LeNet-5 training steps at batch 128 on two cores (docs/benchmarks.md). Each takes
-# its shortcut only for batched float32 maps on CPU outside autocast and ONNX export, where it
-# computes the same function; everywhere else it is the PyTorch layer it extends.
+# its shortcut only for float32 on CPU outside autocast and ONNX export (pooling and convolution
+# only for batches of channels-last maps), where it computes the same function; everywhere
+# else it is the PyTorch layer it extends.
 
 def _fast(x: torch.Tensor) -> bool:
     return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
