@@ -1,9 +1,52 @@
-"""The one exception for input a user can fix."""
+"""The exceptions for input a user can fix, and how they name what is at fault.
+
+The library speaks of its own parameters (``epochs``, ``val_fraction``), as scikit-learn
+does; only the command line turns them into flags (``--epochs``), through one table beside
+its argument definitions (``neuralab.cli._args.FLAGS``). A message marks every parameter it
+mentions with backticks, "`lookback`", so that each interface can name it its own way:
+Python and the web app print the name, the CLI prints the flag.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+_MARKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
+
+
+def _plain(parameter: str) -> str:
+    return parameter
 
 
 class NeuralabError(ValueError):
-    """Bad input: a file, field or option that the user can correct.
+    """Bad input: a file, field or parameter that the user can correct.
 
     The message is one line that names the culprit and says what to do. The CLI
-    prints it without a traceback and exits with status 2.
+    prints it without a traceback and exits with status 2; the web app answers 4xx.
     """
+
+    def render(self, name: Callable[[str], str] = _plain) -> str:
+        """The message with every marked parameter named by ``name`` (the CLI passes its flags)."""
+        return _MARKED.sub(lambda m: name(m[1]), super().__str__())
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class ParameterError(NeuralabError):
+    """A parameter's value is not allowed: carries the parameter's name and the value given.
+
+    ``ParameterError("epochs", 0, "must be at least 1")`` reads "epochs=0: must be at least 1"
+    in Python and "--epochs 0: must be at least 1" on the command line.
+    """
+
+    def __init__(self, parameter: str, value, reason: str):
+        self.parameter, self.value, self.reason = parameter, value, reason
+        super().__init__(f"`{parameter}`={value!r}: {reason}")
+
+    def render(self, name: Callable[[str], str] = _plain) -> str:
+        reason = _MARKED.sub(lambda m: name(m[1]), self.reason)
+        flag = name(self.parameter)
+        joint = " " if flag.startswith("-") else "="
+        return f"{flag}{joint}{self.value!r}: {reason}"
