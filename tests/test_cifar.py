@@ -156,14 +156,14 @@ def test_damaged_archive(tmp_path, damage):
 
 
 def test_not_found_names_the_ways_to_get_it(tmp_path):
-    with pytest.raises(NeuralabError, match=f"--data-dir {tmp_path}: missing {ARCHIVE} for cifar10"):
+    with pytest.raises(NeuralabError, match=f"data_dir='{tmp_path}': missing {ARCHIVE} for cifar10"):
         load_cifar10(tmp_path)
     with pytest.raises(NeuralabError, match="dataset cifar10 not found"):
         load_cifar10()
 
 
 def test_folder_options_are_refused_for_cifar(archive):
-    with pytest.raises(NeuralabError, match="--image-size: applies to image folders only"):
+    with pytest.raises(NeuralabError, match="image_size: applies to image folders only"):
         load_image_data("cifar10", archive.parent, image_size=(16, 16))
 
 
@@ -205,5 +205,5 @@ def test_verify_archive_detects_other_bytes(archive, monkeypatch):
 def test_fetch_without_network_says_what_to_do(monkeypatch, tmp_path):
     source = SOURCES["cifar10"]
     monkeypatch.setitem(SOURCES, "cifar10", dataclasses.replace(source, mirrors=((tmp_path / "none").as_uri() + "/",)))
-    with pytest.raises(NeuralabError, match="could not download cifar-10-binary.tar.gz .*--data-dir"):
+    with pytest.raises(NeuralabError, match="could not download cifar-10-binary.tar.gz .*point data_dir at the folder"):
         fetch("cifar10")

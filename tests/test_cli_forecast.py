@@ -126,16 +126,49 @@ def test_cli_choices_and_defaults_are_the_librarys():
     from neuralab.cli import forecast as cli
     from neuralab.data import series
     from neuralab.forecasting import baselines, models, pipeline, windows
-    from neuralab.training import trainer
+    from neuralab.training import config as training
 
-    assert (cli.MISSING, cli.DUPLICATES, cli.GAPS) == (series.MISSING, series.DUPLICATES, series.GAPS)
-    assert (cli.TRANSFORMS, cli.SCALERS) == (windows.TRANSFORMS, windows.SCALERS)
-    assert cli.MODELS == tuple(models.ARCHITECTURES) and cli.BASELINES == tuple(baselines.BASELINES)
-    assert cli.SCHEDULES == trainer.SCHEDULES
+    forecast = build_parser()._subparsers._group_actions[0].choices["forecast"].complete()
+    choices = {a.dest: tuple(a.choices) for a in forecast._actions if a.choices and a.dest != "action"}
+    assert choices == {"missing": series.MISSING, "duplicates": series.DUPLICATES, "gaps": series.GAPS,
+                       "target_transform": windows.TRANSFORMS, "scaler": windows.SCALERS,
+                       "model": tuple(models.ARCHITECTURES), "schedule": training.SCHEDULES,
+                       "device": training.DEVICES}
+    assert next(a for a in forecast._actions if a.dest == "baselines").default == list(baselines.BASELINES)
     config = cli.config_from_args(build_parser().parse_args(["forecast"]))
     assert config == pipeline.ForecastConfig()
     w, t = windows.WindowConfig(), models.series_train_config()
-    text = build_parser()._subparsers._group_actions[0].choices["forecast"].format_help()
+    text = " ".join(forecast.format_help().split())
     for default in (f"input steps (default {w.lookback})", f"(default {t.epochs})", f"(default {t.batch_size})",
-                    f"(default {t.lr})", f"(default {t.patience})", f"(default {w.val_fraction})"):
-        assert default in " ".join(text.split()), default
+                    f"(default {t.lr})", f"(default {t.patience})", f"(default {w.val_fraction})",
+                    f"(default {models.ModelConfig().architecture})", f"(default {w.transform})"):
+        assert default in text, default
+
+
+@pytest.mark.parametrize("argv, message", [
+    # one error from each library module a forecast passes through, named by the flag that sets it
+    (["--data", "dow30"], "--data 'dow30': no such file and not a built-in series"),
+    (["--calendar", "week"], "--calendar 'week': choose one of dayofyear, dayofweek, month, hour"),
+    (["--date-column", "when"], "--date-column 'when': no such column in series.csv"),
+    (["--lookback", "200"], "series.csv: 120 rows is fewer than --lookback 200 + --horizon 1"),
+    (["--season", "9"], "--season 9: must be between 1 and --lookback (7)"),
+    (["--baselines", "drift,arima"], "--baselines 'arima': choose from persistence, seasonal-naive"),
+    (["--dropout", "1.5"], "--dropout 1.5: must be in [0, 1)"),
+    (["--init", "glorot"], "--init 'glorot': choose keras or torch"),
+    (["--val-fraction", "0.5", "--test-fraction", "0.5"], "--val-fraction 0.5 and --test-fraction 0.5: need"),
+])
+def test_library_errors_name_the_flag(tmp_path, capsys, argv, message):
+    err = error(capsys, ["forecast", "--data", csv(tmp_path), *SMALL, *argv, "--out", str(tmp_path / "r")])
+    assert err.startswith(f"neuralab: error: {message}"), err
+    assert not (tmp_path / "r").exists()
+
+
+def test_value_errors_name_the_flag_and_the_value(tmp_path, capsys):
+    data = csv(tmp_path, cells={(5, "load"): -5.0})
+    err = error(capsys, ["forecast", "--data", data, *SMALL, "--target-transform", "log-return"])
+    assert err == ("neuralab: error: --target-transform 'log-return': column 'load' has values <= 0; "
+                   "use --target-transform 'diff'")
+    err = error(capsys, ["forecast", "--data", data, *SMALL, "--device", "mps"])
+    assert err == "neuralab: error: --device 'mps': Apple's Metal backend is not available here; use --device cpu or auto"
+    err = error(capsys, ["rnn", "gradients", "--steps", "1"])
+    assert err == "neuralab: error: --steps 1: must be at least 2"

@@ -37,7 +37,7 @@ def test_cache_is_found_and_explicit_folder_is_strict(tmp_path, monkeypatch):
     monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
     fake_mnist(tmp_path / "cache" / "mnist")
     assert locate("mnist") == tmp_path / "cache" / "mnist"
-    with pytest.raises(NeuralabError, match=r"--data-dir .*missing train-images"):
+    with pytest.raises(NeuralabError, match=r"data_dir='.*': missing train-images"):
         locate("mnist", tmp_path / "elsewhere")
 
 

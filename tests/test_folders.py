@@ -82,7 +82,7 @@ def test_resize_and_colour_modes(tmp_path):
 def test_all_gray_stays_one_channel_and_different_sizes_need_image_size(tmp_path, folder):
     assert load_image_folder(folder).input_shape[0] == 1
     write(folder / "circle" / "big.png", gray(1, (30, 30)))
-    with pytest.raises(NeuralabError, match=r"images differ in size \(12x10, 30x30\); pass --image-size"):
+    with pytest.raises(NeuralabError, match=r"images differ in size \(12x10, 30x30\); pass image_size to resize"):
         load_image_folder(folder)
     assert load_image_folder(folder, image_size=(12, 10)).input_shape == (1, 12, 10)
 
@@ -102,7 +102,7 @@ def test_corrupt_images_are_refused_by_default(folder):
     with pytest.raises(NeuralabError) as e:
         load_image_folder(folder)
     msg = str(e.value)
-    assert "3 of 33 images cannot be read" in msg and "--on-error skip" in msg and "\n" not in msg
+    assert "3 of 33 images cannot be read" in msg and "pass on_error skip" in msg and "\n" not in msg
     assert all(str(p) in msg for p in bad)
 
 
@@ -158,9 +158,10 @@ def test_folder_shape_errors(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, option", [
-    ({"color": "sepia"}, "--color"), ({"on_error": "ignore"}, "--on-error"), ({"image_size": (0, 5)}, "--image-size"),
-    ({"val_fraction": 1.0}, "--val-fraction"), ({"test_fraction": -0.1}, "--test-fraction"),
-    ({"val_fraction": 0.5, "test_fraction": 0.5}, "--val-fraction 0.5 \\+ --test-fraction 0.5"),
+    ({"color": "sepia"}, "color='sepia'"), ({"on_error": "ignore"}, "on_error='ignore'"),
+    ({"image_size": (0, 5)}, "image_size=\\(0, 5\\)"), ({"val_fraction": 1.0}, "val_fraction=1.0"),
+    ({"test_fraction": -0.1}, "test_fraction=-0.1"),
+    ({"val_fraction": 0.5, "test_fraction": 0.5}, "val_fraction 0.5 \\+ test_fraction 0.5"),
 ])
 def test_bad_options_name_the_option(folder, kwargs, option):
     with pytest.raises(NeuralabError, match=f"^{option}"):
@@ -179,7 +180,7 @@ def test_load_image_data_dispatches_folders(folder, monkeypatch):
     assert data.input_shape == (3, 6, 5) and np.bincount(data.test.y).tolist() == [3, 3, 3]
     monkeypatch.chdir(folder.parent)
     assert load_image_data("shapes").classes == ["circle", "square", "triangle"]
-    with pytest.raises(NeuralabError, match="--data-dir .* applies to named datasets"):
+    with pytest.raises(NeuralabError, match="data_dir='.*': applies to named datasets"):
         load_image_data(str(folder), data_dir=folder)
     with pytest.raises(NeuralabError, match="unknown dataset 'svhn'; choose one of: mnist, fashion-mnist, cifar10, or"):
         load_image_data("svhn")

@@ -44,9 +44,9 @@ def test_many_to_one_and_many_to_many_shapes(arch, cell):
 
 
 def test_model_config_is_validated():
-    with pytest.raises(NeuralabError, match="--model 'transformer'"):
+    with pytest.raises(NeuralabError, match="architecture='transformer'"):
         ModelConfig("transformer").check()
-    with pytest.raises(NeuralabError, match="--dropout 1.5"):
+    with pytest.raises(NeuralabError, match="dropout=1.5"):
         ModelConfig(dropout=1.5).check()
 
 
@@ -116,5 +116,5 @@ def test_input_gradient_norms_see_only_the_steps_that_matter():
     x = torch.zeros(3, 5, 1)
     g = input_gradient_norms(model, x, torch.ones(3, 1))  # dL/dx = 2 (out - y) w = -4 at step 2
     np.testing.assert_allclose(g, [0, 0, 4, 0, 0], atol=1e-6)
-    with pytest.raises(NeuralabError, match="--clip 0"):
+    with pytest.raises(NeuralabError, match="clip=0"):
         GradientConfig(clip=0).check()

@@ -79,7 +79,7 @@ def test_features_ride_along_and_only_the_target_is_transformed():
 
 
 def test_too_short_series_are_clear_errors():
-    with pytest.raises(NeuralabError, match=r"50 rows is fewer than --lookback 60 \+ --horizon 1"):
+    with pytest.raises(NeuralabError, match=r"50 rows is fewer than lookback 60 \+ horizon 1"):
         prepare(series(np.arange(50.0)), WindowConfig(lookback=60))
     need = minimum_rows(WindowConfig(lookback=20, horizon=3))
     prepare(series(np.arange(float(need))), WindowConfig(lookback=20, horizon=3))
@@ -88,11 +88,11 @@ def test_too_short_series_are_clear_errors():
 
 
 def test_log_return_needs_positive_values_and_config_is_checked():
-    with pytest.raises(NeuralabError, match="values <= 0; use --target-transform diff"):
+    with pytest.raises(NeuralabError, match="values <= 0; use transform 'diff'"):
         prepare(series(np.linspace(-1, 1, 100)), WindowConfig(lookback=5, transform="log-return"))
-    with pytest.raises(NeuralabError, match="--target-transform 'pct'"):
+    with pytest.raises(NeuralabError, match="transform='pct'"):
         WindowConfig(transform="pct").check()
-    with pytest.raises(NeuralabError, match="--lookback 0"):
+    with pytest.raises(NeuralabError, match="lookback=0"):
         WindowConfig(lookback=0).check()
 
 

@@ -139,11 +139,11 @@ def test_cnn_workshop_widths_and_same_pooling():
 def test_unknown_model_and_bad_options():
     with pytest.raises(NeuralabError, match="unknown model 'resnet'; choose one of: mlp, cnn"):
         build_model("resnet", (1, 28, 28), 10)
-    with pytest.raises(NeuralabError, match="--classes 1"):
+    with pytest.raises(NeuralabError, match="num_classes=1"):
         build_model("cnn", (1, 28, 28), 1)
     with pytest.raises(NeuralabError, match="cnn: unknown model option 'widths'"):
         build_model("cnn", (1, 28, 28), 10, widths=(8,))
-    with pytest.raises(NeuralabError, match="--input"):
+    with pytest.raises(NeuralabError, match="input_shape"):
         build_model("cnn", (1, 0, 28), 10)
 
 
@@ -151,7 +151,7 @@ def test_too_small_names_layer_and_smallest_input_that_works():
     with pytest.raises(NeuralabError) as e:
         build_model("googlenet", (1, 2, 2), 10)
     msg = str(e.value)
-    assert "--input 2x2x1: too small for googlenet" in msg
+    assert "input_shape 2x2x1: too small for googlenet" in msg
     assert "features.maxpool3 (MaxPool2d)" in msg and "ceil((1 - 3 + 2*0) / 2) + 1 = 0" in msg
     assert msg.endswith("the smallest input that works is 4x4x1")
     assert "\n" not in msg

@@ -342,5 +342,5 @@ def test_threads_apply_while_training_and_are_restored_after(tiny_mnist, tmp_pat
     assert main(["train", "--data", "mnist", "--data-dir", str(tiny_mnist), "--epochs", "1", "--threads", "1",
                  "--out", str(tmp_path / "run"), "--quiet"]) == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["train"]["threads"] == 1
-    with pytest.raises(NeuralabError, match="--threads -1"):
+    with pytest.raises(NeuralabError, match="threads=-1"):
         TrainConfig(threads=-1).check()

@@ -3,10 +3,40 @@
 The package mirrors the workshop: ``mechanics`` (the arithmetic by hand, NumPy),
 ``data`` (images and series), ``models`` (one file per architecture), ``training``
 (the trainer, checkpoints, devices), ``forecasting``, ``reports``, ``cli`` and ``web``.
+What a user needs most is also here, at the top (docs/api.md shows each with an example):
+
+    from neuralab import ClassifierConfig, TrainConfig, train_classifier, load_classifier
+    result = train_classifier(ClassifierConfig(model="lenet5", data="mnist", train=TrainConfig(epochs=2)))
+    clf = load_classifier(result.run_dir)
+    labels = clf.predict(images)        # (N, C, H, W) uint8 -> class names
+
+These names are imported on first use, so ``import neuralab`` itself loads no torch.
 """
 
 __version__ = "0.1.0"
 
-from neuralab.errors import NeuralabError
+from neuralab._lazy import exports
+from neuralab.errors import NeuralabError, ParameterError
 
-__all__ = ["NeuralabError", "__version__"]
+__getattr__, __dir__ = exports(__name__, {
+    **dict.fromkeys(["ARCHITECTURES", "build_model", "count_parameters", "parameters_at"], "neuralab.models.zoo"),
+    **dict.fromkeys(["print_summary", "summary"], "neuralab.models.summary"),
+    **dict.fromkeys(["load_image_data"], "neuralab.data"),
+    **dict.fromkeys(["load_series"], "neuralab.data.series"),
+    **dict.fromkeys(["TrainConfig"], "neuralab.training.config"),
+    **dict.fromkeys(["Trainer"], "neuralab.training.trainer"),
+    **dict.fromkeys(["Classifier", "ClassifierConfig", "Preprocess", "RECIPES", "RunResult", "evaluate_run",
+                     "load_classifier", "resume_classifier", "train_classifier"], "neuralab.training.classify"),
+    **dict.fromkeys(["ForecastConfig", "ForecastResult", "load_forecaster", "predict_run", "run_forecast"],
+                    "neuralab.forecasting.pipeline"),
+    **dict.fromkeys(["ModelConfig"], "neuralab.forecasting.models"),
+    **dict.fromkeys(["WindowConfig"], "neuralab.forecasting.windows"),
+})
+
+__all__ = [
+    "ARCHITECTURES", "Classifier", "ClassifierConfig", "ForecastConfig", "ForecastResult", "ModelConfig",
+    "NeuralabError", "ParameterError", "Preprocess", "RECIPES", "RunResult", "TrainConfig", "Trainer",
+    "WindowConfig", "__version__", "build_model", "count_parameters", "evaluate_run", "load_classifier",
+    "load_forecaster", "load_image_data", "load_series", "parameters_at", "predict_run", "print_summary",
+    "resume_classifier", "run_forecast", "summary", "train_classifier",
+]

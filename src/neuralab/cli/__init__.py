@@ -1,8 +1,9 @@
 """The `neuralab` command: a thin layer that parses, calls the library and prints.
 
-Each module in this package that defines ``register(subparsers)`` adds its commands;
-heavy imports (torch, matplotlib) happen inside the command functions so that
-`neuralab --help` stays instant.
+Each module in this package that defines ``register(subparsers)`` adds its commands. A
+command imports the library when it runs, and options whose choices or defaults are read
+from the library's configs are added only when their command is used (``Parser.defer``),
+so that `neuralab --help` and the arithmetic commands start without importing torch.
 """
 
 from __future__ import annotations
@@ -11,19 +12,50 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from typing import Callable
 
 from neuralab import __version__
+from neuralab.cli._args import flag_for
 from neuralab.errors import NeuralabError
 
 
 class Parser(argparse.ArgumentParser):
-    """Usage errors in one line that names the option, with exit status 2."""
+    """Usage errors in one line that names the option, with exit status 2; options that need
+    the library added only when this parser parses or shows its help."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deferred: list[Callable[[Parser], None]] = []
+
+    def defer(self, add_arguments: Callable[[Parser], None]) -> None:
+        """Call ``add_arguments(self)`` when this command is used, not when the CLI starts."""
+        self._deferred.append(add_arguments)
+
+    def complete(self) -> Parser:
+        while self._deferred:
+            self._deferred.pop(0)(self)
+        return self
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.complete()
+        namespace, rest = super().parse_known_args(args, namespace)
+        # The parsers that took part, innermost first: their flags are the command's (see main).
+        namespace.__dict__.setdefault("_parsers", []).append(self)
+        return namespace, rest
+
+    def format_usage(self) -> str:
+        self.complete()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self.complete()
+        return super().format_help()
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     parser = Parser(
         prog="neuralab",
         description="Hands-on deep learning with CNNs and LSTMs: mechanics, models, training, forecasting.",
@@ -39,13 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def namer(parsers: list[argparse.ArgumentParser]) -> Callable[[str], str]:
+    """Name a library parameter by its flag where the command has that flag, else by its name."""
+    flags = {flag for p in parsers for action in p._actions for flag in action.option_strings}
+
+    def name(parameter: str) -> str:
+        flag = flag_for(parameter)
+        return flag if flag in flags else parameter
+    return name
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
     except NeuralabError as e:
-        print(f"neuralab: error: {e}", file=sys.stderr)
+        print(f"neuralab: error: {e.render(namer(args._parsers))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("neuralab: interrupted", file=sys.stderr)

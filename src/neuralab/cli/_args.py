@@ -1,18 +1,51 @@
-"""Argument types shared by several commands; each names the option in its error."""
+"""What the commands share: how the command line names the library's parameters, and the
+argument types that check a value as it is parsed (argparse's error then names the option).
+
+The library's errors name its parameters (``val_fraction``, see neuralab.errors); the CLI
+prints them as its flags through ``flag_for``: "--" and the name with "-" for "_", or the
+entry in FLAGS where the flag says it differently.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+from typing import Callable
+
+# parameter -> flag, where the flag is not "--" + parameter.replace("_", "-")
+FLAGS = {
+    "transform": "--target-transform",  # WindowConfig.transform: on the command line, of the target
+    "architecture": "--model",          # ModelConfig.architecture: `neuralab forecast --model gru`
+    "input_shape": "--input",           # (C, H, W) in Python, HxWxC on the command line
+    "num_classes": "--classes",
+}
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def flag_for(parameter: str) -> str:
+    """The flag that sets the library's ``parameter``: "val_fraction" -> "--val-fraction"."""
+    return FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
+
+
+def defaults(function: Callable) -> dict:
+    """The default of each of ``function``'s keyword parameters: a command's defaults are the library's."""
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """A type for whole numbers of at least ``minimum``."""
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
+        return value
+    return whole_number
+
+
+positive_int = at_least(1)
 
 
 def positive_float(text: str) -> float:
@@ -25,8 +58,19 @@ def positive_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A share of the data: 0 or more and below 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be in [0, 1)")
+    return value
+
+
 def shape_hwc(text: str) -> tuple[int, int, int]:
-    """'28x28x1' (Keras order H x W x C, as the workshop writes it) -> (C, H, W)."""
+    """'28x28x1' (Keras order H x W x C, as the workshop writes it) -> (C, H, W); 'HxW' means one channel."""
     parts = text.lower().split("x")
     try:
         h, w, c = (int(p) for p in parts) if len(parts) == 3 else (*map(int, parts), 1)
@@ -35,3 +79,40 @@ def shape_hwc(text: str) -> tuple[int, int, int]:
     if min(h, w, c) <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: every size must be at least 1")
     return c, h, w
+
+
+def size_pair(text: str) -> tuple[int, int]:
+    """'5' -> (5, 5); '5x3' or '5,3' -> (5, 3); each at least 1."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not N or NxM with whole numbers, e.g. 3 or 2x1") from None
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give N or NxM, each at least 1")
+    return values * 2 if len(values) == 1 else values
+
+
+def padding(text: str) -> str | int:
+    """'valid' | 'same' | a whole number >= 0."""
+    if text.lower() in ("valid", "same"):
+        return text.lower()
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: allowed are valid, same or a whole number >= 0")
+
+
+def names(text: str) -> list[str]:
+    """'a, b,c' -> ['a', 'b', 'c']: columns, encodings, baselines."""
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def layer_sizes(text: str) -> list[int]:
+    """'128,64' -> [128, 64]; each at least 1."""
+    try:
+        sizes = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give layer sizes like 128,64") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every layer size must be at least 1")
+    return sizes

@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from neuralab.cli._args import positive_float, positive_int, shape_hwc
-
-
-def size_pair(text: str) -> tuple[int, int]:
-    """'5' -> (5, 5); '5x3' or '5,3' -> (5, 3); each at least 1."""
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not N or NxM with whole numbers, e.g. 3 or 2x1") from None
-    if len(values) not in (1, 2) or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give N or NxM, each at least 1")
-    return values * 2 if len(values) == 1 else values
-
-
-def padding_arg(text: str):
-    """'valid' | 'same' | a whole number >= 0."""
-    if text.lower() in ("valid", "same"):
-        return text.lower()
-    if text.isdigit():
-        return int(text)
-    raise argparse.ArgumentTypeError(f"{text!r}: allowed are valid, same or a whole number >= 0")
+from neuralab.cli._args import defaults, padding, positive_float, positive_int, shape_hwc, size_pair
 
 
 def register(subparsers) -> None:
@@ -43,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--filters", type=positive_int, default=1, help="number of filters F (default 1)")
     p.add_argument("--kernel", type=size_pair, required=True, help="K or KhxKw, e.g. 5 or 5x3")
     p.add_argument("--stride", type=size_pair, default=(1, 1), help="S or ShxSw (default 1)")
-    p.add_argument("--padding", type=padding_arg, default="valid", help="valid (default), same, or P zeros per side")
+    p.add_argument("--padding", type=padding, default="valid", help="valid (default), same, or P zeros per side")
     p.add_argument("--no-bias", action="store_true", help="count no bias parameters")
     p.set_defaults(func=cmd_shape)
 
@@ -55,7 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--kernel", default="sobel-x",
                    help="a name (see `conv kernels`), numbers like '1,0,-1;2,0,-2;1,0,-1', or a file (default sobel-x)")
     _window_options(p)
-    p.add_argument("--padding", type=padding_arg, default="valid", help="valid (default), same, or P zeros per side")
+    p.add_argument("--padding", type=padding, default="valid", help="valid (default), same, or P zeros per side")
     p.add_argument("--depth", choices=("per-channel", "sum"), default="per-channel",
                    help="colour pictures: each channel on its own (default) or one filter summed over the depth")
     p.add_argument("--gray", action="store_true", help="turn a colour picture into grayscale first")
@@ -71,11 +49,18 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_pool)
 
     p = sub.add_parser("train-scratch", help="train the from-scratch NumPy CNN on sklearn's 8x8 digits")
-    p.add_argument("--epochs", type=positive_int, default=6)
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--lr", type=positive_float, default=0.01, help="Adam learning rate (default 0.01)")
-    p.add_argument("--seed", type=int, default=0)
+    p.defer(_scratch_options)
     p.set_defaults(func=cmd_train_scratch)
+
+
+def _scratch_options(p) -> None:
+    from neuralab.mechanics.scratch_cnn import train_digits
+
+    d = defaults(train_digits)
+    p.add_argument("--epochs", type=positive_int, default=d["epochs"], help=f"default {d['epochs']}")
+    p.add_argument("--batch-size", type=positive_int, default=d["batch_size"], help=f"default {d['batch_size']}")
+    p.add_argument("--lr", type=positive_float, default=d["lr"], help=f"Adam learning rate (default {d['lr']})")
+    p.add_argument("--seed", type=int, default=d["seed"], help=f"default {d['seed']}")
 
 
 def _window_options(p, stride_default="1") -> None:

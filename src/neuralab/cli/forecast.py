@@ -3,47 +3,9 @@
 
 from __future__ import annotations
 
-import argparse
+from neuralab.cli._args import at_least, fraction, layer_sizes, names, positive_float, positive_int
 
-from neuralab.cli._args import positive_float, positive_int
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be in [0, 1)")
-    return value
-
-
-def _columns(text: str) -> list[str]:
-    return [c.strip() for c in text.split(",") if c.strip()]
-
-
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(c) for c in text.split(",") if c.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give layer sizes like 128,64") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: every layer size must be at least 1")
-    return sizes
-
-
-# Choices and defaults are spelled out here so that `neuralab --help` imports neither torch
-# nor pandas; tests/test_cli_forecast.py holds them equal to the library's.
-MISSING = ("error", "drop", "ffill", "interpolate")
-DUPLICATES = ("error", "first", "last", "mean")
-GAPS = ("keep", "fill")
-TRANSFORMS = ("none", "diff", "log-return")
-SCALERS = ("standard", "minmax", "none")
-MODELS = ("lstm-stacked", "lstm", "gru", "rnn")
-BASELINES = ("persistence", "seasonal-naive", "drift", "moving-average", "linear-ar")
-SCHEDULES = ("onecycle", "cosine", "constant")
-
-# option -> (config section, field); None defaults leave the library's default in place
+# option -> field of the config section; options left out (None) keep the library's default
 WINDOW_OPTIONS = {"lookback": "lookback", "horizon": "horizon", "stride": "stride", "val_fraction": "val_fraction",
                   "test_fraction": "test_fraction", "target_transform": "transform", "scaler": "scaler"}
 MODEL_OPTIONS = {"model": "architecture", "hidden": "hidden", "dropout": "dropout", "init": "init"}
@@ -59,58 +21,76 @@ def register(sub) -> None:
                     "drift, moving average and linear autoregression on the same test span. Writes a run "
                     "directory with report.html, forecast.csv, results.json and the model. "
                     "`neuralab forecast predict RUN_DIR --csv NEW.csv` forecasts past the end of new data.")
+    p.defer(_forecast_options)
+    p.set_defaults(func=run_forecast)
+
+
+def _forecast_options(p) -> None:
+    """The options, with the choices and defaults of the library's configs (read when `forecast` runs)."""
+    from neuralab.data.series import BUILTIN, CALENDAR, DUPLICATES, GAPS, MISSING
+    from neuralab.forecasting.baselines import BASELINES
+    from neuralab.forecasting.models import ARCHITECTURES, ModelConfig, series_train_config
+    from neuralab.forecasting.pipeline import ForecastConfig
+    from neuralab.forecasting.windows import SCALERS, TRANSFORMS, WindowConfig
+    from neuralab.training.config import DEVICES, SCHEDULES
+
+    f, w, m, t = ForecastConfig(), WindowConfig(), ModelConfig(), series_train_config()
     data = p.add_argument_group("data")
-    data.add_argument("--data", default="seattle-weather",
-                      help="built-in series (sp500, nasdaq, seattle-weather) or a CSV path (default seattle-weather)")
+    data.add_argument("--data", default=f.data,
+                      help=f"built-in series ({', '.join(BUILTIN)}) or a CSV path (default {f.data})")
     data.add_argument("--target", help="column to forecast (default: Close for stocks, temp_max for weather)")
-    data.add_argument("--features", type=_columns, default=[], metavar="COL,COL",
+    data.add_argument("--features", type=names, default=list(f.features), metavar="COL,COL",
                       help="extra input columns, comma-separated (multivariate)")
-    data.add_argument("--calendar", type=_columns, default=[], metavar="NAME,NAME",
-                      help="add sine/cosine date encodings as inputs: dayofyear, dayofweek, month, hour")
+    data.add_argument("--calendar", type=names, default=list(f.calendar), metavar="NAME,NAME",
+                      help=f"add sine/cosine date encodings as inputs: {', '.join(CALENDAR)}")
     data.add_argument("--date-column", help="column holding the dates (default: one named date/time/...)")
-    data.add_argument("--missing", choices=MISSING, default="error",
-                      help="what to do with missing values (default error)")
-    data.add_argument("--duplicates", choices=DUPLICATES, default="error",
-                      help="what to do with duplicate timestamps (default error)")
-    data.add_argument("--gaps", choices=GAPS, default="keep",
-                      help="missing timestamps: keep (one row = one step) or fill (then --missing fills them)")
+    data.add_argument("--missing", choices=MISSING, default=f.missing,
+                      help=f"what to do with missing values (default {f.missing})")
+    data.add_argument("--duplicates", choices=DUPLICATES, default=f.duplicates,
+                      help=f"what to do with duplicate timestamps (default {f.duplicates})")
+    data.add_argument("--gaps", choices=GAPS, default=f.gaps,
+                      help=f"missing timestamps: keep (one row = one step) or fill (then --missing fills them) "
+                           f"(default {f.gaps})")
     win = p.add_argument_group("windows")
-    win.add_argument("--lookback", type=positive_int, help="input steps (default 60)")
+    win.add_argument("--lookback", type=positive_int, help=f"input steps (default {w.lookback})")
     win.add_argument("--horizon", type=positive_int,
-                     help="steps forecast at once: 1 = many-to-one, more = many-to-many (default 1)")
-    win.add_argument("--stride", type=positive_int, help="steps between window starts (default 1)")
-    win.add_argument("--val-fraction", type=_fraction, help="of the rows, after the training span (default 0.15)")
-    win.add_argument("--test-fraction", type=_fraction, help="of the rows, at the end (default 0.15)")
+                     help=f"steps forecast at once: 1 = many-to-one, more = many-to-many (default {w.horizon})")
+    win.add_argument("--stride", type=positive_int, help=f"steps between window starts (default {w.stride})")
+    win.add_argument("--val-fraction", type=fraction,
+                     help=f"of the rows, after the training span (default {w.val_fraction})")
+    win.add_argument("--test-fraction", type=fraction, help=f"of the rows, at the end (default {w.test_fraction})")
     win.add_argument("--target-transform", choices=TRANSFORMS,
-                     help="model the level, its difference or its log return (prices) (default none)")
-    win.add_argument("--scaler", choices=SCALERS, help="fitted on the training rows only (default standard)")
+                     help=f"model the level, its difference or its log return (prices) (default {w.transform})")
+    win.add_argument("--scaler", choices=SCALERS, help=f"fitted on the training rows only (default {w.scaler})")
     mod = p.add_argument_group("model")
-    mod.add_argument("--model", choices=MODELS,
-                     help="lstm-stacked is the workshop's LSTM(128) -> LSTM(64) -> Dense (default)")
-    mod.add_argument("--hidden", type=_sizes, metavar="N,N", help="recurrent layer sizes, e.g. 128,64")
-    mod.add_argument("--dropout", type=float, help="after each recurrent layer (default 0.2)")
-    mod.add_argument("--init", choices=("torch", "keras"),
-                     help="initial weights: PyTorch's uniform or Keras' Glorot/orthogonal/forget-bias-1 (default torch)")
-    mod.add_argument("--baselines", type=_columns, default=list(BASELINES), metavar="NAME,NAME",
+    mod.add_argument("--model", choices=tuple(ARCHITECTURES),
+                     help="lstm-stacked is the workshop's LSTM(128) -> LSTM(64) -> Dense "
+                          f"(default {m.architecture})")
+    mod.add_argument("--hidden", type=layer_sizes, metavar="N,N",
+                     help="recurrent layer sizes, e.g. 128,64 (default: the model's)")
+    mod.add_argument("--dropout", type=float, help=f"after each recurrent layer (default {m.dropout})")
+    mod.add_argument("--init", help="initial weights: torch (PyTorch's uniform) or keras (Glorot, orthogonal, "
+                                    f"forget-gate bias 1) (default {m.init})")
+    mod.add_argument("--baselines", type=names, default=list(f.baselines), metavar="NAME,NAME",
                      help=f"from {', '.join(BASELINES)} (persistence is always included)")
     mod.add_argument("--season", type=positive_int, help="seasonal-naive period (default: detected)")
     tr = p.add_argument_group("training")
-    tr.add_argument("--epochs", type=positive_int, help="at most (default 30)")
-    tr.add_argument("--batch-size", type=positive_int, help="(default 64)")
-    tr.add_argument("--lr", type=positive_float, help="peak learning rate (default 0.003)")
-    tr.add_argument("--schedule", choices=SCHEDULES, help="(default onecycle)")
-    tr.add_argument("--grad-clip", type=float, help="max gradient norm, 0 = off (default 1.0)")
-    tr.add_argument("--patience", type=int, help="early stopping patience in epochs, 0 = off (default 10)")
-    tr.add_argument("--seed", type=int, help="(default 0)")
-    tr.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="(default auto)")
+    tr.add_argument("--epochs", type=positive_int, help=f"at most (default {t.epochs})")
+    tr.add_argument("--batch-size", type=positive_int, help=f"(default {t.batch_size})")
+    tr.add_argument("--lr", type=positive_float, help=f"peak learning rate (default {t.lr})")
+    tr.add_argument("--schedule", choices=SCHEDULES, help=f"(default {t.schedule})")
+    tr.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off (default {t.grad_clip})")
+    tr.add_argument("--patience", type=at_least(0), help=f"early stopping patience in epochs, 0 = off (default {t.patience})")
+    tr.add_argument("--seed", type=int, help=f"(default {t.seed})")
+    tr.add_argument("--device", choices=DEVICES, help=f"(default {t.device})")
     tr.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice; "
                     "1 is often faster on a busy machine)")
-    tr.add_argument("--backtest-folds", type=positive_int, default=4)
+    tr.add_argument("--backtest-folds", type=positive_int, default=f.backtest_folds,
+                    help=f"(default {f.backtest_folds})")
     tr.add_argument("--backtest-refit", action="store_true", help="refit every forecaster per fold (slow)")
     p.add_argument("--out", help="run directory (default runs/forecast-MODEL-DATA-TIME)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--quiet", action="store_true", help="print only the verdict")
-    p.set_defaults(func=run_forecast)
 
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     pr = actions.add_parser("predict", help="forecast the next horizon after the end of new data",

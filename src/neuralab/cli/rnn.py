@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import positive_float, positive_int
-
+from neuralab.cli._args import at_least, defaults, positive_float, positive_int
 
 GRADIENT_OPTIONS = ("steps", "hidden", "batch", "train_steps", "lr", "clip", "init", "seed")
 
@@ -17,26 +16,41 @@ def register(sub) -> None:
                         description="Print the input and output shapes of the four RNN topologies' templates; "
                                     "with --train, fit each on its toy task and show the loss fall.")
     t.add_argument("--train", action="store_true", help="fit each template on its toy task")
-    t.add_argument("--steps", type=positive_int, default=300, help="training steps per template with --train")
-    t.add_argument("--seed", type=int, default=0)
+    t.defer(_topology_options)
     t.set_defaults(func=run_topologies)
 
-    # Defaults (None here) come from GradientConfig, so that `neuralab --help` needs no torch.
     g = rsub.add_parser("gradients", help="gradient norm reaching each earlier time step, SimpleRNN vs LSTM",
                         description="Train a SimpleRNN and an LSTM of the same size to output the first value of a "
                                     "noise sequence, without and with gradient clipping, and measure ||dL/dx_t|| at "
                                     "every step t at initialisation and after training. Writes gradients.png, "
                                     "gradients.json and gradients.csv.")
-    g.add_argument("--steps", type=positive_int, help="sequence length (default 100)")
-    g.add_argument("--hidden", type=positive_int, help="hidden size of both models (default 32)")
-    g.add_argument("--batch", type=positive_int, help="(default 64)")
-    g.add_argument("--train-steps", type=int, help="Adam updates (default 300)")
-    g.add_argument("--lr", type=positive_float, help="(default 0.003)")
-    g.add_argument("--clip", type=positive_float, help="max gradient norm of the clipped runs (default 1.0)")
-    g.add_argument("--init", choices=("keras", "torch"), help="(default keras: forget-gate bias 1)")
-    g.add_argument("--seed", type=int, help="(default 0)")
-    g.add_argument("--out", help="folder for the plot and numbers (default runs/rnn-gradients-TIME)")
+    g.defer(_gradient_options)
     g.set_defaults(func=run_gradients)
+
+
+def _topology_options(t) -> None:
+    from neuralab.forecasting.topologies import train_toy
+
+    d = defaults(train_toy)
+    t.add_argument("--steps", type=positive_int, default=d["steps"],
+                   help=f"training steps per template with --train (default {d['steps']})")
+    t.add_argument("--seed", type=int, default=d["seed"], help=f"default {d['seed']}")
+
+
+def _gradient_options(g) -> None:
+    """Options left out (None) keep GradientConfig's defaults, shown in the help."""
+    from neuralab.forecasting.gradients import GradientConfig
+
+    d = GradientConfig()
+    g.add_argument("--steps", type=positive_int, help=f"sequence length (default {d.steps})")
+    g.add_argument("--hidden", type=positive_int, help=f"hidden size of both models (default {d.hidden})")
+    g.add_argument("--batch", type=positive_int, help=f"(default {d.batch})")
+    g.add_argument("--train-steps", type=at_least(0), help=f"Adam updates (default {d.train_steps})")
+    g.add_argument("--lr", type=positive_float, help=f"(default {d.lr})")
+    g.add_argument("--clip", type=positive_float, help=f"max gradient norm of the clipped runs (default {d.clip})")
+    g.add_argument("--init", help=f"keras (forget-gate bias 1) or torch (default {d.init})")
+    g.add_argument("--seed", type=int, help=f"(default {d.seed})")
+    g.add_argument("--out", help="folder for the plot and numbers (default runs/rnn-gradients-TIME)")
 
 
 def run_topologies(args) -> int:

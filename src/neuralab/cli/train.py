@@ -2,52 +2,68 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import positive_float, positive_int
+from neuralab.cli._args import at_least, fraction, positive_float, positive_int
+
+# option -> TrainConfig field; None leaves the recipe's or the library's default in place
+TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "threads", "focus")
 
 
 def _budget(p) -> None:
-    """Options shared by train and compare: the data and the training budget."""
-    from neuralab.training.trainer import SCHEDULES, TrainConfig
+    """Options shared by train and compare: the data and the training budget, with the library's defaults."""
+    from neuralab.training.classify import RECIPES, ClassifierConfig
+    from neuralab.training.config import AMP, DEVICES, SCHEDULES, TrainConfig
 
-    d = TrainConfig()
-    p.add_argument("--data", default="fashion-mnist", help="dataset name or image folder (default fashion-mnist)")
+    d, c = TrainConfig(), ClassifierConfig()
+    p.add_argument("--data", default=c.data, help=f"dataset name or image folder (default {c.data})")
     p.add_argument("--data-dir", help="folder holding the dataset files")
-    p.add_argument("--recipe", choices=("fast",),
-                   help="tuned defaults: fast = one-cycle, epoch 1 on all training data, then 5 on the hardest 18%%")
-    p.add_argument("--epochs", type=positive_int, default=None, help=f"default {d.epochs}")
-    p.add_argument("--batch-size", type=positive_int, default=None, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=positive_float, default=None, help=f"peak learning rate (default {d.lr})")
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--schedule", choices=SCHEDULES, default=None, help=f"default {d.schedule}")
-    p.add_argument("--focus", type=positive_float, default=None,
+    p.add_argument("--recipe", choices=tuple(RECIPES),
+                   help="tuned defaults that the options below override: " + "; ".join(
+                       f"{name} = " + ", ".join(f"{k} {v}" for k, v in recipe.items()) for name, recipe in RECIPES.items()))
+    p.add_argument("--epochs", type=positive_int, help=f"default {d.epochs}")
+    p.add_argument("--batch-size", type=positive_int, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=positive_float, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--weight-decay", type=float, help=f"decoupled, AdamW (default {d.weight_decay})")
+    p.add_argument("--schedule", choices=SCHEDULES, help=f"default {d.schedule}")
+    p.add_argument("--focus", type=positive_float,
                    help="after the first epoch, train each epoch on this fraction of the training images: "
-                        "those with the highest loss when last seen (default 1 = all of them)")
-    p.add_argument("--val-fraction", type=float, default=None, help="held out from the training set (default 0.1)")
-    p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs (default 0 = off)")
-    p.add_argument("--monitor", default=None, choices=("val_loss", "val_accuracy"))
-    p.add_argument("--device", default=d.device, choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--amp", default=d.amp, choices=("auto", "off", "bf16", "fp16"))
-    p.add_argument("--threads", type=positive_int, default=None,
+                        f"those with the highest loss when last seen (default {d.focus:g} = all of them)")
+    p.add_argument("--val-fraction", type=fraction, help=f"held out from the training set (default {c.val_fraction})")
+    p.add_argument("--patience", type=at_least(0), help=f"early stopping patience in epochs (default {d.patience} = off)")
+    p.add_argument("--monitor", choices=("val_loss", "val_accuracy"), help=f"default {d.monitor}")
+    p.add_argument("--device", default=d.device, choices=DEVICES)
+    p.add_argument("--amp", default=d.amp, choices=AMP)
+    p.add_argument("--threads", type=positive_int,
                    help="CPU threads for torch (default: torch's choice; fewer when the cores are shared)")
     p.add_argument("--overwrite", action="store_true", help="replace what is already in --out")
 
 
-def register(sub) -> None:
-    p = sub.add_parser("train", help="train an image classifier and write a run directory",
-                       description="Train a zoo model on an image dataset. Under torchrun, runs data-parallel.")
-    p.add_argument("--model", default="lenet5", help="architecture (see `neuralab zoo`; default lenet5)")
+def _train_options(p) -> None:
+    from neuralab.training.classify import ClassifierConfig
+
+    model = ClassifierConfig().model
+    p.add_argument("--model", default=model, help=f"architecture (see `neuralab zoo`; default {model})")
     _budget(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run directory (default runs/MODEL-DATA-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
-    p.set_defaults(func=run_train)
 
-    c = sub.add_parser("compare", help="train several models on one budget and tabulate test accuracy")
+
+def _compare_options(c) -> None:
     c.add_argument("--models", default="mlp,cnn,lenet5", help="comma-separated (default mlp,cnn,lenet5)")
     c.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 per model (default 3)")
     _budget(c)
     c.add_argument("--out", default="runs/compare", help="folder for the runs and the table (default runs/compare)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train an image classifier and write a run directory",
+                       description="Train a zoo model on an image dataset. Under torchrun, runs data-parallel.")
+    p.defer(_train_options)
+    p.set_defaults(func=run_train)
+
+    c = sub.add_parser("compare", help="train several models on one budget and tabulate test accuracy")
+    c.defer(_compare_options)
     c.set_defaults(func=run_compare)
 
     e = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run, rebuilt from its directory")
@@ -57,17 +73,16 @@ def register(sub) -> None:
 
 
 def _config(args, model: str, seed: int = 0):
-    from neuralab.training import ClassifierConfig, TrainConfig
-    from neuralab.training.classify import RECIPES
+    """The ClassifierConfig the options describe: the recipe, then the options given, else the library's defaults."""
+    from neuralab.training.classify import RECIPES, ClassifierConfig
+    from neuralab.training.config import TrainConfig
 
     chosen = dict(RECIPES.get(args.recipe, {}))
-    given = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "schedule",
-                                            "val_fraction", "patience", "monitor", "threads", "focus")}
+    given = {k: getattr(args, k) for k in (*TRAIN_OPTIONS, "val_fraction")}
     chosen.update({k: v for k, v in given.items() if v is not None})
-    val_fraction = chosen.pop("val_fraction", 0.1)
+    split = {"val_fraction": chosen.pop("val_fraction")} if "val_fraction" in chosen else {}
     train = TrainConfig(seed=seed, device=args.device, amp=args.amp, **chosen)
-    return ClassifierConfig(model=model, data=args.data, data_dir=args.data_dir, val_fraction=val_fraction,
-                            train=train)
+    return ClassifierConfig(model=model, data=args.data, data_dir=args.data_dir, train=train, **split)
 
 
 def run_train(args) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-SIZES = ((1, 28, 28), (3, 32, 32))  # besides the paper's own: MNIST-like and CIFAR-like inputs
-
 
 def register(sub) -> None:
     p = sub.add_parser("zoo", help="list the model zoo: paper, year, parameters at paper size and at 28x28x1",
@@ -15,16 +13,17 @@ def register(sub) -> None:
 
 
 def zoo_rows() -> list[dict]:
-    from neuralab.models import ARCHITECTURES, parameters_at
+    """One row per architecture, with the counts written down in the zoo: nothing is built."""
+    from neuralab.models.zoo import ARCHITECTURES, ZOO_COUNTS, ZOO_SIZES
 
     rows = []
     for name, a in ARCHITECTURES.items():
         c, h, w = a.paper_input
+        paper, *small = ZOO_COUNTS[name]
         rows.append({
             "model": name, "year": a.year, "paper": a.paper, "introduced": a.introduced,
-            "paper_input": f"{h}x{w}x{c}", "paper_classes": a.paper_classes,
-            "params_paper": parameters_at(name, a.paper_input, a.paper_classes),
-            **{f"params_{s[1]}x{s[2]}x{s[0]}": parameters_at(name, s, 10) for s in SIZES},
+            "paper_input": f"{h}x{w}x{c}", "paper_classes": a.paper_classes, "params_paper": paper,
+            **{f"params_{s[1]}x{s[2]}x{s[0]}": n for s, n in zip(ZOO_SIZES, small)},
         })
     return rows
 
@@ -32,7 +31,7 @@ def zoo_rows() -> list[dict]:
 def run_zoo(args) -> int:
     import json
 
-    from neuralab.models.summary import render_table
+    from neuralab.models.table import render_table
 
     rows = zoo_rows()
     if args.json:

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from neuralab.data.cifar import load_cifar10
-from neuralab.data.folders import FolderData, SkippedImagesWarning, load_image_folder
-from neuralab.data.images import ImageData, Split, load_idx_dataset
-from neuralab.data.sources import SOURCES, cache_dir, fetch, locate, verify
-from neuralab.errors import NeuralabError
+from neuralab._lazy import exports
+from neuralab.errors import NeuralabError, ParameterError
+
+if TYPE_CHECKING:
+    from neuralab.data.images import ImageData
+
+__getattr__, __dir__ = exports(__name__, {
+    "load_cifar10": "neuralab.data.cifar",
+    **dict.fromkeys(["FolderData", "SkippedImagesWarning", "load_image_folder"], "neuralab.data.folders"),
+    **dict.fromkeys(["ImageData", "Split", "load_idx_dataset"], "neuralab.data.images"),
+    **dict.fromkeys(["SOURCES", "cache_dir", "fetch", "locate", "verify"], "neuralab.data.sources"),
+    **dict.fromkeys(["Series", "load_series"], "neuralab.data.series"),
+})
 
 NAMED = ("mnist", "fashion-mnist", "cifar10")
 
@@ -26,19 +35,23 @@ def load_image_data(name: str, data_dir: str | os.PathLike | None = None,
     (height, width), ``color`` ("auto", "grayscale", "rgb") and ``on_error`` ("refuse", "skip").
     A named dataset takes precedence over a folder of the same name: write ./mnist for the folder.
     """
-    folder_options = {"--test-fraction": test_fraction, "--image-size": image_size, "--color": color,
-                      "--on-error": on_error}
+    from neuralab.data.cifar import load_cifar10
+    from neuralab.data.folders import load_image_folder
+    from neuralab.data.images import load_idx_dataset
+
+    folder_options = {"test_fraction": test_fraction, "image_size": image_size, "color": color,
+                      "on_error": on_error}
     if name in NAMED:
         given = [option for option, value in folder_options.items() if value is not None]
         if given:
-            raise NeuralabError(f"{given[0]}: applies to image folders only; {name} comes with its own "
+            raise NeuralabError(f"`{given[0]}`: applies to image folders only; {name} comes with its own "
                                 "test set, image size and colours")
         if name == "cifar10":
             return load_cifar10(data_dir, val_fraction=val_fraction, seed=seed)
         return load_idx_dataset(name, data_dir, val_fraction=val_fraction, seed=seed)
     if Path(name).expanduser().is_dir():
         if data_dir is not None:
-            raise NeuralabError(f"--data-dir {data_dir}: applies to named datasets; {name} is already a folder")
+            raise ParameterError("data_dir", str(data_dir), f"applies to named datasets; {name} is already a folder")
         return load_image_folder(Path(name).expanduser(), image_size=image_size, color=color or "auto",
                                  val_fraction=val_fraction, seed=seed,
                                  test_fraction=0.1 if test_fraction is None else test_fraction,
@@ -49,5 +62,5 @@ def load_image_data(name: str, data_dir: str | os.PathLike | None = None,
                         "or give a folder of class sub-folders (root/CLASS_NAME/*.png|jpg)")
 
 
-__all__ = ["FolderData", "ImageData", "NAMED", "SOURCES", "SkippedImagesWarning", "Split", "cache_dir", "fetch",
-           "load_cifar10", "load_image_data", "load_image_folder", "locate", "verify"]
+__all__ = ["FolderData", "ImageData", "NAMED", "SOURCES", "Series", "SkippedImagesWarning", "Split", "cache_dir",
+           "fetch", "load_cifar10", "load_image_data", "load_image_folder", "load_series", "locate", "verify"]

@@ -24,7 +24,7 @@ import numpy as np
 
 from neuralab.data.images import ImageData, Split
 from neuralab.data.pictures import read_image, resize
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import inside
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -87,16 +87,16 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
         in the result's ``skipped``.
     """
     if color not in COLORS:
-        raise NeuralabError(f"--color {color!r}: choose one of {', '.join(COLORS)}")
+        raise ParameterError("color", color, f"choose one of {', '.join(COLORS)}")
     if on_error not in ON_ERROR:
-        raise NeuralabError(f"--on-error {on_error!r}: choose one of {', '.join(ON_ERROR)}")
+        raise ParameterError("on_error", on_error, f"choose one of {', '.join(ON_ERROR)}")
     if image_size is not None and (len(image_size) != 2 or min(image_size) < 1):
-        raise NeuralabError(f"--image-size {image_size}: expected (height, width), each at least 1")
-    for option, value in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
+        raise ParameterError("image_size", image_size, "expected (height, width), each at least 1")
+    for parameter, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= value < 1.0:
-            raise NeuralabError(f"{option} {value}: must be in [0, 1)")
+            raise ParameterError(parameter, value, "must be in [0, 1)")
     if val_fraction + test_fraction >= 1.0:
-        raise NeuralabError(f"--val-fraction {val_fraction} + --test-fraction {test_fraction}: "
+        raise NeuralabError(f"`val_fraction` {val_fraction} + `test_fraction` {test_fraction}: "
                             "must leave some images for training (sum below 1)")
     root = Path(root)
     classes, files = list_images(root)
@@ -120,7 +120,7 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
         listed = "; ".join(f"{p} ({why})" for p, why in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
         if on_error == "refuse":
             raise NeuralabError(f"{root}: {len(skipped)} of {len(files)} images cannot be read: {listed}; "
-                                "fix or remove them, or pass --on-error skip to leave them out")
+                                "fix or remove them, or pass `on_error` skip to leave them out")
         warnings.warn(f"{root}: skipped {len(skipped)} of {len(files)} images that cannot be read: {listed}",
                       SkippedImagesWarning, stacklevel=2)
     y = np.asarray(labels, dtype=np.int64)
@@ -140,6 +140,6 @@ def _stack(images: list[np.ndarray], root: Path) -> np.ndarray:
     sizes = sorted({im.shape[:2] for im in images})
     if len(sizes) > 1:
         raise NeuralabError(f"{root}: images differ in size ({', '.join(f'{h}x{w}' for h, w in sizes[:4])}"
-                            f"{', ...' if len(sizes) > 4 else ''}); pass --image-size HxW to resize them all")
+                            f"{', ...' if len(sizes) > 4 else ''}); pass `image_size` to resize them all")
     x = np.stack(images)
     return x[:, None, :, :] if x.ndim == 3 else x.transpose(0, 3, 1, 2).copy()

@@ -10,7 +10,7 @@ import numpy as np
 
 from neuralab.data.idx import read_idx
 from neuralab.data.sources import file_in, get_source, locate
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 
 
 @dataclass
@@ -52,7 +52,7 @@ def _images_and_labels(directory, images_file: str, labels_file: str) -> Split:
 def split_validation(train: Split, val_fraction: float, seed: int) -> tuple[Split, Split]:
     """Hold out ``val_fraction`` of ``train``, chosen by a permutation seeded with ``seed``."""
     if not 0.0 <= val_fraction < 1.0:
-        raise NeuralabError(f"--val-fraction {val_fraction}: must be in [0, 1)")
+        raise ParameterError("val_fraction", val_fraction, "must be in [0, 1)")
     order = np.random.default_rng(seed).permutation(len(train))
     n_val = int(round(len(train) * val_fraction))
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 
 MISSING = ("error", "drop", "ffill", "interpolate")
 DUPLICATES = ("error", "first", "last", "mean")
@@ -74,7 +74,7 @@ class SeriesReport:
         if self.unsorted:
             out.append(f"{self.unsorted:,} rows were out of order: sorted by date")
         if self.duplicates:
-            out.append(f"{self.duplicates:,} duplicate timestamps resolved by --duplicates {self.duplicate_policy}")
+            out.append(f"{self.duplicates:,} duplicate timestamps resolved with duplicates={self.duplicate_policy}")
         if self.gaps:
             what = "filled by the missing-value policy" if self.gaps_filled else "kept as they are (one row = one step)"
             grid = "business-day" if self.frequency == "B" else self.frequency
@@ -83,7 +83,7 @@ class SeriesReport:
         n_missing = sum(self.missing.values())
         if n_missing:
             per = ", ".join(f"{k} {v}" for k, v in self.missing.items() if v)
-            out.append(f"{n_missing:,} missing values ({per}): --missing {self.missing_policy} "
+            out.append(f"{n_missing:,} missing values ({per}): missing={self.missing_policy} "
                        f"dropped {self.dropped:,} rows and filled {self.filled:,} values")
         return out
 
@@ -132,7 +132,7 @@ def read_table(source: str | os.PathLike | pd.DataFrame) -> tuple[pd.DataFrame, 
     path = Path(source)
     if not path.is_file():
         known = ", ".join(BUILTIN)
-        raise NeuralabError(f"--data {text}: no such file and not a built-in series ({known})")
+        raise ParameterError("data", text, f"no such file and not a built-in series ({known})")
     try:
         return pd.read_csv(path), path.name, 2  # line 1 is the header
     except pd.errors.EmptyDataError:
@@ -154,10 +154,10 @@ def load_series(source: str | os.PathLike | pd.DataFrame, target: str | None = N
     can fix raise NeuralabError naming the column, the line and what to pass instead.
     """
     for name in calendar:
-        _choose("--calendar", name, tuple(CALENDAR))
-    _choose("--missing", missing, MISSING)
-    _choose("--duplicates", duplicates, DUPLICATES)
-    _choose("--gaps", gaps, GAPS)
+        _choose("calendar", name, tuple(CALENDAR))
+    _choose("missing", missing, MISSING)
+    _choose("duplicates", duplicates, DUPLICATES)
+    _choose("gaps", gaps, GAPS)
     table, name, line0 = read_table(source)
     if len(table) == 0:
         raise NeuralabError(f"{name}: no data rows")
@@ -166,7 +166,7 @@ def load_series(source: str | os.PathLike | pd.DataFrame, target: str | None = N
         date_column = table.columns[0]
     date_column = date_column or (builtin.date_column if builtin else _find_date_column(table, name))
     if date_column not in table.columns:
-        raise NeuralabError(f"--date-column {date_column!r}: no such column in {name}; columns are {_names(table)}")
+        raise ParameterError("date_column", date_column, f"no such column in {name}; columns are {_names(table)}")
     target = target or (builtin.target if builtin else _only_numeric(table, date_column, name))
     features = [f for f in dict.fromkeys(features) if f != target]
     for column in [target, *features]:
@@ -218,9 +218,9 @@ def add_calendar(frame: pd.DataFrame, names) -> tuple[pd.DataFrame, list[str]]:
     return frame, added
 
 
-def _choose(option: str, value: str, allowed: tuple[str, ...]) -> None:
+def _choose(parameter: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise NeuralabError(f"{option} {value!r}: choose one of {', '.join(allowed)}")
+        raise ParameterError(parameter, value, f"choose one of {', '.join(allowed)}")
 
 
 def _names(table: pd.DataFrame) -> str:
@@ -231,14 +231,14 @@ def _find_date_column(table: pd.DataFrame, name: str) -> str:
     for column in table.columns:
         if str(column).strip().lower() in DATE_NAMES:
             return column
-    raise NeuralabError(f"{name}: no date column found (looked for {', '.join(DATE_NAMES)}); pass --date-column")
+    raise NeuralabError(f"{name}: no date column found (looked for {', '.join(DATE_NAMES)}); pass `date_column`")
 
 
 def _only_numeric(table: pd.DataFrame, date_column: str, name: str) -> str:
     numeric = [c for c in table.columns if c != date_column and pd.api.types.is_numeric_dtype(table[c])]
     if len(numeric) == 1:
         return numeric[0]
-    raise NeuralabError(f"{name}: pass --target, one of {', '.join(map(str, numeric)) or _names(table)}")
+    raise NeuralabError(f"{name}: pass `target`, one of {', '.join(map(str, numeric)) or _names(table)}")
 
 
 def _parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str) -> pd.Series:
@@ -276,7 +276,7 @@ def _resolve_duplicates(frame: pd.DataFrame, policy: str, report: SeriesReport, 
         when = frame["_time"][repeated].iloc[0]
         lines = frame["_line"][frame["_time"] == when].tolist()
         raise NeuralabError(f"{name}: {report.duplicates} duplicate timestamps, first {_stamp(when)} "
-                            f"(lines {', '.join(map(str, lines))}); pass --duplicates first, last or mean")
+                            f"(lines {', '.join(map(str, lines))}); pass `duplicates` first, last or mean")
     if policy == "mean":
         return frame.groupby("_time", as_index=False, sort=True).mean()
     return frame.drop_duplicates("_time", keep=policy)
@@ -335,7 +335,7 @@ def _apply_missing(frame: pd.DataFrame, policy: str, report: SeriesReport, name:
         column = next(c for c, n in report.missing.items() if n)
         first = _stamp(frame.index[int(np.flatnonzero(isna[column].to_numpy())[0])])
         raise NeuralabError(f"{name}: {total} missing values (column {column!r} has {report.missing[column]}, "
-                            f"first at {first}); pass --missing drop, ffill or interpolate")
+                            f"first at {first}); pass `missing` drop, ffill or interpolate")
     before = len(frame)
     if policy == "ffill":
         frame = frame.ffill()

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import atomic_write
 
 
@@ -134,7 +134,7 @@ def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path:
             if _complete(source, d):
                 return d
         missing = [f for f in source.files if not file_in(data_dir, f)]
-        raise NeuralabError(f"--data-dir {data_dir}: missing {', '.join(missing)} for {name}")
+        raise ParameterError("data_dir", str(data_dir), f"missing {', '.join(missing)} for {name}")
     for d in candidates(source):
         if _complete(source, d):
             return d
@@ -145,7 +145,7 @@ def _not_found_message(source: Source) -> str:
     ways = [
         f"run `neuralab data fetch {source.name}` (needs internet)",
         f"copy the files into {cache_dir() / source.name} (or set NEURALAB_DATA)",
-        "pass --data-dir DIR",
+        "point `data_dir` at the folder holding them",
     ]
     if source.debian_package:
         ways.append(f"on Debian/Ubuntu: apt-get install {source.debian_package}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting import metrics
 from neuralab.forecasting.base import Forecaster
 from neuralab.forecasting.windows import Windows
@@ -36,8 +36,8 @@ class SeasonalNaive(Forecaster):
     def fit(self, train: Windows, val: Windows | None = None) -> "SeasonalNaive":
         self.period_ = self.period or detect_period(training_values(train), max_period=train.lookback)
         if self.period_ > train.lookback:
-            raise NeuralabError(f"--season {self.period_}: longer than --lookback {train.lookback}; "
-                                "a window must hold one full season")
+            raise ParameterError("season", self.period_, f"longer than `lookback` ({train.lookback}); "
+                                 "a window must hold one full season")
         return self
 
     def predict(self, windows: Windows) -> np.ndarray:
@@ -75,7 +75,7 @@ class MovingAverage(Forecaster):
     def fit(self, train: Windows, val: Windows | None = None) -> "MovingAverage":
         if self.window is not None:
             if self.window > train.lookback:
-                raise NeuralabError(f"moving-average window {self.window}: longer than --lookback {train.lookback}")
+                raise NeuralabError(f"moving-average window {self.window}: longer than `lookback` {train.lookback}")
             self.window_ = self.window
             return self
         sizes = [w for w in self.CANDIDATES if w <= train.lookback] or [train.lookback]
@@ -136,7 +136,7 @@ def build_baselines(names=tuple(BASELINES), season: int | None = None) -> list[F
     """The baselines by name; persistence always comes first, since every report leads with it."""
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
-        raise NeuralabError(f"--baselines {unknown[0]!r}: choose from {', '.join(BASELINES)}")
+        raise ParameterError("baselines", unknown[0], f"choose from {', '.join(BASELINES)}")
     names = ["persistence", *(n for n in names if n != "persistence")]
     return [SeasonalNaive(season) if n == "seasonal-naive" else BASELINES[n]() for n in dict.fromkeys(names)]
 

@@ -37,17 +37,17 @@ class GradientConfig:
     seed: int = 0
 
     def check(self) -> None:
-        from neuralab.errors import NeuralabError
+        from neuralab.errors import ParameterError
 
         for name in ("steps", "hidden", "batch"):
             if getattr(self, name) < 2:
-                raise NeuralabError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 2")
+                raise ParameterError(name, getattr(self, name), "must be at least 2")
         if self.train_steps < 0:
-            raise NeuralabError(f"--train-steps {self.train_steps}: must be 0 or more")
+            raise ParameterError("train_steps", self.train_steps, "must be 0 or more")
         if not self.clip > 0:
-            raise NeuralabError(f"--clip {self.clip}: must be greater than 0")
+            raise ParameterError("clip", self.clip, "must be greater than 0")
         if self.init not in ("keras", "torch"):
-            raise NeuralabError(f"--init {self.init!r}: choose keras or torch")
+            raise ParameterError("init", self.init, "choose keras or torch")
 
 
 def task(batch: int, steps: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import ParameterError
 from neuralab.forecasting.base import Forecaster
 from neuralab.forecasting.topologies import keras_init
 from neuralab.forecasting.windows import Windows
@@ -47,13 +47,13 @@ class ModelConfig:
 
     def check(self) -> None:
         if self.architecture not in ARCHITECTURES:
-            raise NeuralabError(f"--model {self.architecture!r}: choose one of {', '.join(ARCHITECTURES)}")
+            raise ParameterError("architecture", self.architecture, f"choose one of {', '.join(ARCHITECTURES)}")
         if any(h < 1 for h in self.hidden):
-            raise NeuralabError(f"--hidden {','.join(map(str, self.hidden))}: every size must be at least 1")
+            raise ParameterError("hidden", self.hidden, "every size must be at least 1")
         if not 0 <= self.dropout < 1:
-            raise NeuralabError(f"--dropout {self.dropout}: must be in [0, 1)")
+            raise ParameterError("dropout", self.dropout, "must be in [0, 1)")
         if self.init not in ("keras", "torch"):
-            raise NeuralabError(f"--init {self.init!r}: choose keras or torch")
+            raise ParameterError("init", self.init, "choose keras or torch")
 
     @property
     def cell(self) -> str:

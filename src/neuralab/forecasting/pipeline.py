@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from neuralab.data.series import BUILTIN, Series, load_series, report_dict
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import atomic_write, read_json, write_json
 from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
@@ -62,9 +62,9 @@ class ForecastConfig:
         self.model.check()
         self.train.check()
         if self.backtest_folds < 1:
-            raise NeuralabError(f"--backtest-folds {self.backtest_folds}: must be at least 1")
+            raise ParameterError("backtest_folds", self.backtest_folds, "must be at least 1")
         if self.season is not None and not 1 <= self.season <= self.windows.lookback:
-            raise NeuralabError(f"--season {self.season}: must be between 1 and --lookback {self.windows.lookback}")
+            raise ParameterError("season", self.season, f"must be between 1 and `lookback` ({self.windows.lookback})")
 
 
 @dataclass
@@ -176,8 +176,8 @@ def headline(test: dict[str, dict], network: str, transform: str = "none", outsi
             if outside > 0.1:
                 sentence += (f" {100 * outside:.0f}% of the test values lie outside the range of the training span,"
                              " and a network fitted on scaled levels does not extrapolate.")
-            sentence += (" Try modelling the changes (--target-transform log-return for prices, diff otherwise)"
-                         " or giving the network more inputs (--features, --calendar).")
+            sentence += (" Try modelling the changes (target transform log-return for prices, diff otherwise)"
+                         " or giving the network more inputs (features, calendar encodings).")
     best = min(test, key=lambda n: test[n]["mae"])
     return {"network": network, "network_mae": net, "persistence_mae": ref, "percent_better": pct,
             "beats_persistence": beats, "best": best, "best_mae": test[best]["mae"],

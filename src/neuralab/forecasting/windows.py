@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.metrics import naive_scale
 
 TRANSFORMS = ("none", "diff", "log-return")
@@ -42,15 +42,15 @@ class WindowConfig:
     def check(self) -> None:
         for name in ("lookback", "horizon", "stride"):
             if getattr(self, name) < 1:
-                raise NeuralabError(f"--{name} {getattr(self, name)}: must be at least 1")
+                raise ParameterError(name, getattr(self, name), "must be at least 1")
         if not 0 <= self.val_fraction < 1 or not 0 < self.test_fraction < 1 \
                 or self.val_fraction + self.test_fraction >= 0.9:
-            raise NeuralabError(f"--val-fraction {self.val_fraction} and --test-fraction {self.test_fraction}: "
+            raise NeuralabError(f"`val_fraction` {self.val_fraction} and `test_fraction` {self.test_fraction}: "
                                 "need 0 <= val, 0 < test and val + test < 0.9")
         if self.transform not in TRANSFORMS:
-            raise NeuralabError(f"--target-transform {self.transform!r}: choose one of {', '.join(TRANSFORMS)}")
+            raise ParameterError("transform", self.transform, f"choose one of {', '.join(TRANSFORMS)}")
         if self.scaler not in SCALERS:
-            raise NeuralabError(f"--scaler {self.scaler!r}: choose one of {', '.join(SCALERS)}")
+            raise ParameterError("scaler", self.scaler, f"choose one of {', '.join(SCALERS)}")
 
 
 @dataclass
@@ -181,8 +181,7 @@ def model_inputs(values: np.ndarray, transform: str, column: str = "target") -> 
         return values.copy(), levels.copy(), 0
     if transform == "log-return":
         if (levels <= 0).any():
-            raise NeuralabError(f"--target-transform log-return: column {column!r} has values <= 0; "
-                                "use --target-transform diff")
+            raise ParameterError("transform", transform, f"column {column!r} has values <= 0; use `transform` 'diff'")
         z = np.diff(np.log(levels))
     else:
         z = np.diff(levels)
@@ -222,14 +221,14 @@ def prepare(series, config: WindowConfig) -> Prepared:
     config.check()
     n_rows = len(series)
     if n_rows < config.lookback + config.horizon + (config.transform != "none"):
-        raise NeuralabError(f"{series.name}: {n_rows} rows is fewer than --lookback {config.lookback} + "
-                            f"--horizon {config.horizon}; use a shorter lookback or a longer series")
+        raise NeuralabError(f"{series.name}: {n_rows} rows is fewer than `lookback` {config.lookback} + "
+                            f"`horizon` {config.horizon}; use a shorter lookback or a longer series")
     inputs, levels, offset = model_inputs(series.values, config.transform, series.target)
     starts, split, (first_val, first_test) = _split_windows(len(inputs), config)
     missing = _complete(split, config)
     if missing:
-        raise NeuralabError(f"{series.name}: {n_rows} rows leave no {missing[0]} window for --lookback "
-                            f"{config.lookback}, --horizon {config.horizon} and val/test fractions "
+        raise NeuralabError(f"{series.name}: {n_rows} rows leave no {missing[0]} window for `lookback` "
+                            f"{config.lookback}, `horizon` {config.horizon} and val/test fractions "
                             f"{config.val_fraction}/{config.test_fraction}; need at least {minimum_rows(config)} rows")
     scaler = Scaler.fit(config.scaler, inputs[:first_val])
     scaled = scaler.transform(inputs).astype(np.float32)  # (T, C)

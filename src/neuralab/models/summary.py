@@ -9,8 +9,6 @@ table on a terminal, plain columns in a log file), ``ModelSummary.to_dict`` a JS
 
 from __future__ import annotations
 
-import io
-import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -18,8 +16,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.models.layers import MapVanishes, geometry, shape_guard
+from neuralab.models.table import render_table
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 MAX_SIDE = 8192  # the smallest-input search gives up beyond this many pixels a side
@@ -122,7 +121,7 @@ def too_small(model_name: str, input_shape, err: MapVanishes, works) -> Neuralab
     """The one-line error for an input on which ``model_name``'s feature maps vanish."""
     best = smallest_input(works, input_shape[0])
     hint = f"the smallest input that works is {_hwc(best)}" if best else f"no input up to {MAX_SIDE}x{MAX_SIDE} works"
-    return NeuralabError(f"--input {_hwc(input_shape)}: too small for {model_name}: {err}; {hint}")
+    return NeuralabError(f"`input_shape` {_hwc(input_shape)}: too small for {model_name}: {err}; {hint}")
 
 
 def _passes_features(model: nn.Module):
@@ -149,7 +148,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
     input_shape = tuple(int(v) for v in input_shape)
     name = name or type(model).__name__
     if len(input_shape) != 3 or min(input_shape) < 1:
-        raise NeuralabError(f"--input {input_shape}: expected (channels, height, width), each at least 1")
+        raise ParameterError("input_shape", input_shape, "expected (channels, height, width), each at least 1")
     modules = dict(model.named_modules())
     seen: dict[str, tuple] = {}        # name -> output shape, in the order the layers finished
     formulas: dict[str, str] = {}
@@ -183,7 +182,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         where = running[-1] if running else "the model"
         where += f" ({type(modules[where]).__name__})" if where in modules else ""
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise NeuralabError(f"--input {_hwc(input_shape)}: {name} fails at {where}: {first}; "
+        raise NeuralabError(f"`input_shape` {_hwc(input_shape)}: {name} fails at {where}: {first}; "
                             "was the model built for another input shape?") from None
     finally:
         for h in handles:
@@ -259,40 +258,6 @@ def _footer(s: ModelSummary) -> list[str]:
         lines.append("A block row (params in parentheses) sums the rows of its parts above it.")
     lines.append("Shapes are (batch, channels, height, width); K kernel, P padding, S stride.")
     return lines
-
-
-def render_table(title: str, header, rows, right=(), footer=(), rich: bool | None = None, file=None) -> str:
-    """Columns of text as a rich table when ``file`` (default stdout) is a terminal or ``rich`` is
-    True, else plain aligned columns for log files and reports. ``right``: right-aligned columns;
-    the last column is never padded."""
-    stream = file if file is not None else sys.stdout
-    if rich is None:
-        rich = hasattr(stream, "isatty") and stream.isatty()
-    if rich:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title, title_justify="left")
-        for i, h in enumerate(header):
-            table.add_column(h, justify="right" if i in right else "left", overflow="fold")
-        for row in rows:
-            table.add_row(*row)
-        buf = io.StringIO()
-        console = Console(file=buf, force_terminal=True, width=max(100, shutil.get_terminal_size((120, 24)).columns))
-        console.print(table)
-        for line in footer:
-            console.print(line, highlight=False, markup=False)
-        return buf.getvalue()
-    last = len(header) - 1
-    widths = [max(len(str(x[i])) for x in (header, *rows)) for i in range(last)]
-
-    def fmt(row):
-        cells = [f"{row[i]:>{w}}" if i in right else f"{row[i]:<{w}}" for i, w in enumerate(widths)]
-        return "  ".join([*cells, str(row[last])]).rstrip()
-
-    lines = [fmt(header), *map(fmt, rows)]
-    rule = "=" * max(map(len, lines))
-    return "\n".join([title, rule, lines[0], rule, *lines[1:], rule, *footer]) + "\n"
 
 
 def render_summary(s: ModelSummary, rich: bool | None = None, file=None) -> str:

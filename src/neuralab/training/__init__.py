@@ -1,15 +1,21 @@
-"""Training: the trainer, checkpoints, devices and distributed runs, run directories."""
+"""Training: the trainer, checkpoints, devices and distributed runs, run directories.
 
-from neuralab.training.classify import (
-    ClassifierConfig,
-    evaluate_run,
-    load_classifier,
-    resume_classifier,
-    train_classifier,
-)
-from neuralab.training.trainer import CLASSIFICATION, REGRESSION, Task, TrainConfig, Trainer, seed_everything
+The names below are imported on first use (neuralab._lazy), so that the configs can be read
+without torch.
+"""
+
+from neuralab._lazy import exports
+
+__getattr__, __dir__ = exports(__name__, {
+    **dict.fromkeys(["AMP", "DEVICES", "SCHEDULES", "TrainConfig"], "neuralab.training.config"),
+    **dict.fromkeys(["CLASSIFICATION", "REGRESSION", "Task", "Trainer", "seed_everything"],
+                    "neuralab.training.trainer"),
+    **dict.fromkeys(["Classifier", "ClassifierConfig", "Preprocess", "RECIPES", "RunResult", "evaluate_run",
+                     "load_classifier", "resume_classifier", "train_classifier"], "neuralab.training.classify"),
+})
 
 __all__ = [
-    "CLASSIFICATION", "REGRESSION", "ClassifierConfig", "Task", "TrainConfig", "Trainer",
-    "evaluate_run", "load_classifier", "resume_classifier", "seed_everything", "train_classifier",
+    "AMP", "CLASSIFICATION", "Classifier", "ClassifierConfig", "DEVICES", "Preprocess", "RECIPES", "REGRESSION",
+    "RunResult", "SCHEDULES", "Task", "TrainConfig", "Trainer", "evaluate_run", "load_classifier",
+    "resume_classifier", "seed_everything", "train_classifier",
 ]

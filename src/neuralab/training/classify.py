@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import atomic_write, read_json, write_json
 from neuralab.training.checkpoint import load_weights
 from neuralab.training.rundir import create_run_dir, default_run_dir, open_run
@@ -128,8 +128,8 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
 
     config.train.check()
     if config.train.patience > 0 and config.val_fraction == 0:
-        raise NeuralabError(f"--patience {config.train.patience}: early stopping watches the validation set; "
-                            "give --val-fraction above 0")
+        raise ParameterError("patience", config.train.patience, "early stopping watches the validation set; "
+                             "give `val_fraction` above 0")
     _check_model_name(config.model)
     data = load_image_data(config.data, config.data_dir, val_fraction=config.val_fraction, seed=config.train.seed)
     pre = Preprocess.fit(data.train.x)
@@ -154,7 +154,7 @@ def _check_model_name(name: str) -> None:
     from neuralab.models import ARCHITECTURES
 
     if name not in ARCHITECTURES:
-        raise NeuralabError(f"--model {name!r}: unknown model; choose one of: {', '.join(ARCHITECTURES)}")
+        raise ParameterError("model", name, f"unknown model; choose one of: {', '.join(ARCHITECTURES)}")
 
 
 def resume_classifier(run_dir: str | Path, verbose: bool = True) -> RunResult:

@@ -8,15 +8,14 @@ from dataclasses import dataclass
 
 import torch
 
-from neuralab.errors import NeuralabError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from neuralab.errors import ParameterError
+from neuralab.training.config import DEVICES
 
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` takes CUDA, then Apple's MPS, then the CPU; an explicit choice must exist."""
     if name not in DEVICES:
-        raise NeuralabError(f"--device {name!r}: choose one of {', '.join(DEVICES)}")
+        raise ParameterError("device", name, f"choose one of {', '.join(DEVICES)}")
     if name == "auto":
         if torch.cuda.is_available():
             name = "cuda"
@@ -25,9 +24,9 @@ def pick_device(name: str = "auto") -> torch.device:
         else:
             name = "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise NeuralabError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu or auto")
+        raise ParameterError("device", name, "no CUDA GPU is visible to PyTorch; use `device` cpu or auto")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise NeuralabError("--device mps: Apple's Metal backend is not available here; use --device cpu or auto")
+        raise ParameterError("device", name, "Apple's Metal backend is not available here; use `device` cpu or auto")
     if name == "cuda" and dist_info().active:
         return torch.device("cuda", dist_info().local_rank)
     return torch.device(name)

@@ -20,7 +20,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
     try:
         import onnxruntime
     except ImportError:
-        raise NeuralabError("--onnx needs onnx and onnxruntime: pip install 'neuralab[export]'") from None
+        raise NeuralabError("ONNX export needs onnx and onnxruntime: pip install 'neuralab[export]'") from None
     run_dir = Path(run_dir)
     clf = load_classifier(run_dir)
     out = Path(out) if out else run_dir / "model.onnx"

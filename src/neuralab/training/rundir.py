@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import read_json
 
 RUNS = Path("runs")
@@ -26,13 +26,13 @@ def create_run_dir(out: str | Path, overwrite: bool = False) -> Path:
     out = Path(out)
     if out.exists():
         if not out.is_dir():
-            raise NeuralabError(f"--out {out}: exists and is not a directory; choose another --out")
+            raise ParameterError("out", str(out), "exists and is not a directory; choose another `out`")
         if (out / "config.json").exists():
             if not overwrite:
-                raise NeuralabError(f"--out {out}: already holds a run; pass --overwrite to replace it or choose another --out")
+                raise ParameterError("out", str(out), "already holds a run; pass `overwrite` to replace it or choose another `out`")
             shutil.rmtree(out)
         elif any(out.iterdir()):
-            raise NeuralabError(f"--out {out}: folder is not empty and holds no run; choose another --out")
+            raise ParameterError("out", str(out), "folder is not empty and holds no run; choose another `out`")
     out.mkdir(parents=True, exist_ok=True)
     return out
 

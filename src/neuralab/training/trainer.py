@@ -33,50 +33,9 @@ from torch import nn
 from neuralab.errors import NeuralabError
 from neuralab.files import atomic_write
 from neuralab.training.checkpoint import load_checkpoint, save_checkpoint, save_weights, unwrap
+from neuralab.training.config import SCHEDULES, TrainConfig  # noqa: F401  (re-exported)
 from neuralab.training.device import cpu_threads, environment, init_distributed, pick_device
 from neuralab.training.progress import Progress
-
-SCHEDULES = ("onecycle", "cosine", "constant")
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 128          # the global batch: split across processes under torchrun
-    lr: float = 3e-3               # peak learning rate of the schedule
-    weight_decay: float = 0.0      # decoupled (AdamW) when > 0
-    schedule: str = "onecycle"     # onecycle reaches good accuracy in few epochs (Smith, 2018)
-    warmup: float = 0.2            # fraction of all steps spent warming up (onecycle)
-    seed: int = 0
-    device: str = "auto"
-    patience: int = 0              # early stopping after this many epochs without improvement; 0 = off
-    monitor: str = "val_loss"      # val_loss or val_accuracy (or val_mae for series)
-    grad_clip: float = 0.0         # max gradient norm; 0 = off (series models want ~1.0)
-    amp: str = "auto"              # auto: bf16 autocast for large models on CUDA; full precision elsewhere
-    channels_last: bool = True     # faster convolutions on CPU (oneDNN) and tensor cores
-    eval_batch_size: int = 1024
-    threads: int = 0               # CPU threads for torch while training; 0 = torch's choice
-    focus: float = 1.0             # after epoch 1, train on this fraction: the highest-loss samples
-
-    def check(self) -> None:
-        if self.epochs <= 0:
-            raise NeuralabError(f"--epochs {self.epochs}: must be at least 1")
-        if self.batch_size <= 0:
-            raise NeuralabError(f"--batch-size {self.batch_size}: must be at least 1")
-        if not self.lr > 0:
-            raise NeuralabError(f"--lr {self.lr}: must be greater than 0")
-        if self.schedule not in SCHEDULES:
-            raise NeuralabError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
-        if self.amp not in ("auto", "off", "bf16", "fp16"):
-            raise NeuralabError(f"--amp {self.amp!r}: choose one of auto, off, bf16, fp16")
-        if self.threads < 0:
-            raise NeuralabError(f"--threads {self.threads}: must be 1 or more (0 = torch's choice)")
-        if not 0 < self.focus <= 1:
-            raise NeuralabError(f"--focus {self.focus}: must be above 0 and at most 1 (1 = every sample, every epoch)")
-
-    def epoch_sizes(self, n: int) -> list[int]:
-        """Samples trained on in each epoch, for a training set of ``n``."""
-        return [n] + [max(1, round(self.focus * n))] * (self.epochs - 1)
 
 
 @dataclass
@@ -193,7 +152,7 @@ class Trainer:
         last = self.run_dir / "checkpoints" / "last.safetensors" if self.run_dir else None
         if resume:
             if last is None or not last.exists():
-                raise NeuralabError(f"--resume: no checkpoint in {self.run_dir}/checkpoints; start a new run instead")
+                raise NeuralabError(f"`resume`: no checkpoint in {self.run_dir}/checkpoints; start a new run instead")
             meta = load_checkpoint(last, model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle)
             self.history = meta["history"]
             if "sample_losses" in meta["state"]:

@@ -251,5 +251,5 @@ def check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as e:
-            raise NeuralabError(f"--host {host} --port {port}: cannot listen there ({e.strerror}); "
-                                "choose another --port") from None
+            raise NeuralabError(f"`host` {host} `port` {port}: cannot listen there ({e.strerror}); "
+                                "choose another `port`") from None

@@ -1,0 +1,117 @@
+"""The model zoo: every architecture by name, with its paper, built for any input shape.
+
+Every builder takes ``input_shape`` as (channels, height, width) and ``num_classes`` and
+returns a module whose forward gives logits; the softmax lives in the loss and in predict.
+This module imports torch only to build a model, so that listing the zoo is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from neuralab.errors import NeuralabError, ParameterError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    source: str                        # "module:builder" in neuralab.models, imported when a model is built
+    paper: str
+    year: int
+    paper_input: tuple[int, int, int]  # (C, H, W) of the reference parameter count
+    paper_classes: int
+    introduced: str = ""               # what the architecture brought, in a few words
+
+    @property
+    def builder(self) -> Callable[..., nn.Module]:
+        module, function = self.source.split(":")
+        return getattr(importlib.import_module(f"neuralab.models.{module}"), function)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in [
+        Architecture("mlp", "mlp:mlp", "Rumelhart, Hinton, Williams: Learning representations by back-propagating errors",
+                     1986, (1, 28, 28), 10, "dense layers trained by backpropagation"),
+        Architecture("cnn", "cnn:cnn", "The workshop's sample CNN (Conv2D, BatchNorm, MaxPool, Dropout; Ioffe & Szegedy 2015)",
+                     2015, (1, 28, 28), 10, "batch normalisation and dropout in a small conv net"),
+        Architecture("lenet5", "lenet:lenet5", "LeCun et al.: Gradient-based learning applied to document recognition",
+                     1998, (1, 32, 32), 10, "convolution + pooling stacks trained end to end"),
+        Architecture("alexnet", "alexnet:alexnet", "Krizhevsky, Sutskever, Hinton: ImageNet classification with deep CNNs",
+                     2012, (3, 224, 224), 1000, "ReLU, dropout, overlapping pooling, GPU training"),
+        Architecture("vgg16", "vgg:vgg16", "Simonyan, Zisserman: Very deep convolutional networks for large-scale image recognition",
+                     2014, (3, 224, 224), 1000, "depth from stacked 3x3 convolutions"),
+        Architecture("googlenet", "googlenet:googlenet", "Szegedy et al.: Going deeper with convolutions (Inception v1)",
+                     2014, (3, 224, 224), 1000, "Inception modules, 1x1 bottlenecks, global average pooling"),
+    ]
+}
+
+# `neuralab zoo` lists each architecture's parameters at its paper's input and classes, then at
+# these sizes with 10 classes (MNIST-like and CIFAR-like inputs). The counts are written down so
+# that listing them builds nothing; tests/test_cli_zoo.py builds every model and holds each
+# count equal to the built model's.
+ZOO_SIZES = ((1, 28, 28), (3, 32, 32))
+ZOO_COUNTS: dict[str, tuple[int, int, int]] = {  # paper, 28x28x1, 32x32x3
+    "mlp": (247_766, 247_766, 833_494),
+    "cnn": (421_834, 421_834, 545_290),
+    "lenet5": (61_706, 61_706, 62_006),
+    "alexnet": (61_100_840, 7_703_242, 7_706_442),
+    "vgg16": (138_357_544, 15_243_978, 15_245_130),
+    "googlenet": (6_624_904, 5_601_322, 5_602_474),
+}
+
+
+def build_model(name: str, input_shape, num_classes: int, **options) -> nn.Module:
+    """Build architecture ``name`` for inputs of ``input_shape`` (C, H, W) and ``num_classes``.
+
+    An input on which a feature map would vanish gives a NeuralabError naming the layer and
+    the smallest input that works. Build under ``torch.device("meta")`` to get the structure
+    and the parameter count without allocating the weights.
+    """
+    if name not in ARCHITECTURES:
+        raise NeuralabError(f"unknown model {name!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    if num_classes < 2:
+        raise ParameterError("num_classes", num_classes, "a classifier needs at least 2 classes")
+    input_shape = tuple(int(v) for v in input_shape)
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ParameterError("input_shape", input_shape, "expected (channels, height, width), each at least 1")
+    import torch
+
+    from neuralab.models.layers import MapVanishes
+    from neuralab.models.summary import too_small
+
+    builder = ARCHITECTURES[name].builder
+    try:
+        return builder(input_shape, num_classes, **options)
+    except MapVanishes as e:
+        def works(shape) -> bool:
+            try:
+                with torch.device("meta"):
+                    builder(shape, num_classes, **options)
+            except MapVanishes:
+                return False
+            return True
+        raise too_small(name, input_shape, e, works) from None
+    except TypeError as e:
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if unknown:
+            raise NeuralabError(f"{name}: unknown model option {unknown[1]!r}") from None
+        raise
+
+
+def parameters_at(name: str, input_shape, num_classes: int, **options) -> int:
+    """The parameter count of ``name`` built for ``input_shape``, without allocating weights."""
+    import torch
+
+    with torch.device("meta"):
+        return count_parameters(build_model(name, input_shape, num_classes, **options))
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,55 @@
+"""The training budget as a dataclass, and the choices it allows.
+
+Kept apart from the trainer and free of torch, so that the command line reads its choices
+and defaults without importing torch (`neuralab --help` starts in a fraction of a second).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from neuralab.errors import ParameterError
+
+SCHEDULES = ("onecycle", "cosine", "constant")
+AMP = ("auto", "off", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")   # auto: CUDA, then Apple's MPS, then the CPU
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128          # the global batch: split across processes under torchrun
+    lr: float = 3e-3               # peak learning rate of the schedule
+    weight_decay: float = 0.0      # decoupled (AdamW) when > 0
+    schedule: str = "onecycle"     # onecycle reaches good accuracy in few epochs (Smith, 2018)
+    warmup: float = 0.2            # fraction of all steps spent warming up (onecycle)
+    seed: int = 0
+    device: str = "auto"
+    patience: int = 0              # early stopping after this many epochs without improvement; 0 = off
+    monitor: str = "val_loss"      # val_loss or val_accuracy (or val_mae for series)
+    grad_clip: float = 0.0         # max gradient norm; 0 = off (series models want ~1.0)
+    amp: str = "auto"              # auto: bf16 autocast for large models on CUDA; full precision elsewhere
+    channels_last: bool = True     # faster convolutions on CPU (oneDNN) and tensor cores
+    eval_batch_size: int = 1024
+    threads: int = 0               # CPU threads for torch while training; 0 = torch's choice
+    focus: float = 1.0             # after epoch 1, train on this fraction: the highest-loss samples
+
+    def check(self) -> None:
+        if self.epochs <= 0:
+            raise ParameterError("epochs", self.epochs, "must be at least 1")
+        if self.batch_size <= 0:
+            raise ParameterError("batch_size", self.batch_size, "must be at least 1")
+        if not self.lr > 0:
+            raise ParameterError("lr", self.lr, "must be greater than 0")
+        if self.schedule not in SCHEDULES:
+            raise ParameterError("schedule", self.schedule, f"choose one of {', '.join(SCHEDULES)}")
+        if self.amp not in AMP:
+            raise ParameterError("amp", self.amp, f"choose one of {', '.join(AMP)}")
+        if self.threads < 0:
+            raise ParameterError("threads", self.threads, "must be 1 or more (0 = torch's choice)")
+        if not 0 < self.focus <= 1:
+            raise ParameterError("focus", self.focus, "must be above 0 and at most 1 (1 = every sample, every epoch)")
+
+    def epoch_sizes(self, n: int) -> list[int]:
+        """Samples trained on in each epoch, for a training set of ``n``."""
+        return [n] + [max(1, round(self.focus * n))] * (self.epochs - 1)

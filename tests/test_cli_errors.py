@@ -1,0 +1,142 @@
+"""The library names its parameters and only the command line names flags (neuralab.errors).
+
+The library's strings are read as Python (every string constant, f-strings included), so a
+flag written anywhere a message is built is found, whichever function raises it; and every
+parameter the library names in an error has a flag the CLI prints in its place.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from neuralab.cli import build_parser, main, namer
+from neuralab.cli._args import FLAGS, flag_for
+from neuralab.errors import NeuralabError, ParameterError
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "neuralab"
+FLAG = re.compile(r"(?<![\w-])--(?:[a-z]|\{)")           # --epochs, and f"--{name}"
+COMMAND = re.compile(r"`neuralab [^`]*`")                # a command line to run, quoted: `neuralab train --resume DIR`
+MARKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")       # a parameter named inside a message
+
+# Parameters the library names in errors that the command line does not set, and why.
+PYTHON_ONLY = {
+    "color": "image folders are read with the default colour mode on the command line",
+    "on_error": "the command line refuses unreadable images",
+    "image_size": "the command line keeps the images' size",
+}
+
+
+def library_files() -> list[Path]:
+    return [p for p in sorted(SRC.rglob("*.py")) if "cli" not in p.relative_to(SRC).parts]
+
+
+def strings(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every string constant that is not a docstring; f-strings with {} for their fields."""
+    tree = ast.parse(path.read_text(), str(path))
+    docstrings, parts = set(), set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body \
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            docstrings.add(id(body[0].value))
+        if isinstance(node, ast.JoinedStr):
+            parts.update(id(v) for v in node.values)
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in docstrings or id(node) in parts:
+            continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.append((node.lineno, node.value))
+        elif isinstance(node, ast.JoinedStr):
+            found.append((node.lineno, "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)))
+    return found
+
+
+def test_the_scan_finds_flags_however_a_message_is_built(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text('"""Docs may say --epochs."""\n'
+                    'def f(name, v):\n'
+                    '    """So may --lr here."""\n'
+                    '    a = f"--{name} {v}: bad"\n'
+                    '    b = ("--val-fraction", v)\n'
+                    '    c = "run `neuralab train --resume DIR`"\n'
+                    '    d = f"x {v}: " "pass --missing drop"\n')
+    flagged = [text for _, text in strings(path) if FLAG.search(COMMAND.sub("", text))]
+    assert sorted(flagged) == ["--val-fraction", "--{} {}: bad", "x {}: pass --missing drop"]
+
+
+def test_no_library_string_names_a_command_line_flag():
+    found = [f"{path.relative_to(SRC)}:{line}: {text!r}"
+             for path in library_files() for line, text in strings(path)
+             if FLAG.search(COMMAND.sub("", text))]
+    assert not found, "name the parameter (see neuralab.errors), not the flag:\n" + "\n".join(found)
+
+
+def named_parameters() -> dict[str, str]:
+    """parameter -> where: ParameterError's first argument when written out, and `marked` names in strings."""
+    names = {}
+    for path in library_files():
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ParameterError" and node.args \
+                    and isinstance(node.args[0], ast.Constant):
+                names.setdefault(node.args[0].value, f"{path.relative_to(SRC)}:{node.lineno}")
+        for line, text in strings(path):
+            for name in MARKED.findall(text):
+                names.setdefault(name, f"{path.relative_to(SRC)}:{line}")
+    return names
+
+
+def all_flags() -> set[str]:
+    """Every option of every command, the deferred ones included."""
+    flags, todo = set(), [build_parser()]
+    while todo:
+        parser = todo.pop()
+        parser.complete()
+        for action in parser._actions:
+            flags.update(action.option_strings)
+            if isinstance(action.choices, dict):  # sub-commands
+                todo.extend(action.choices.values())
+    return flags
+
+
+def test_every_parameter_the_library_names_has_a_flag():
+    names, flags = named_parameters(), all_flags()
+    assert {"epochs", "val_fraction", "transform", "architecture", "input_shape", "data_dir"} <= set(names)
+    missing = {n: where for n, where in names.items() if flag_for(n) not in flags and n not in PYTHON_ONLY}
+    assert not missing, f"add these to cli._args.FLAGS or PYTHON_ONLY: {missing}"
+    assert all(flag in flags for flag in FLAGS.values())  # the table names real flags
+    assert not {n for n in PYTHON_ONLY if flag_for(n) in flags}, "PYTHON_ONLY lists a parameter the CLI sets"
+
+
+def test_errors_read_as_parameters_in_python_and_as_flags_on_the_command_line():
+    e = ParameterError("season", 70, "must be between 1 and `lookback` (60)")
+    assert str(e) == "season=70: must be between 1 and lookback (60)"
+    forecast = namer(build_parser().parse_args(["forecast"])._parsers)
+    assert e.render(forecast) == "--season 70: must be between 1 and --lookback (60)"
+    transform = ParameterError("transform", "pct", "choose one of none, diff, log-return")
+    assert transform.render(forecast) == "--target-transform 'pct': choose one of none, diff, log-return"
+    # a command without the flag names the parameter: no flag is invented
+    summary = namer(build_parser().parse_args(["summary", "cnn"])._parsers)
+    assert summary("input_shape") == "--input" and summary("lookback") == "lookback"
+    assert NeuralabError("`val_fraction` 0.5 + `test_fraction` 0.5: too much").render(summary) == \
+        "val_fraction 0.5 + test_fraction 0.5: too much"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], "neuralab train: error: argument --epochs: 0 must be at least 1"),
+    (["train", "--val-fraction", "1"], "neuralab train: error: argument --val-fraction: 1.0 must be in [0, 1)"),
+    (["train", "--schedule", "step"], "neuralab train: error: argument --schedule: invalid choice: 'step'"),
+    (["forecast", "--hidden", "64,0"], "neuralab forecast: error: argument --hidden: '64,0': every layer size"),
+    (["conv", "shape", "--input", "8x8", "--kernel", "3", "--stride", "0"],
+     "neuralab conv shape: error: argument --stride: '0': give N or NxM, each at least 1"),
+])
+def test_refused_while_parsing_names_the_flag_in_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.splitlines()[-1].startswith(message), err
