@@ -42,7 +42,7 @@ from neuralab.mechanics import closest_kernels
 from neuralab.models import build_model
 from neuralab.models.inspect import feature_maps, filters_figure, first_layer_filters
 from neuralab.reports import plots
-from neuralab.training import ClassifierConfig, TrainConfig, seed_everything
+from neuralab.training import ClassifierConfig, TrainConfig, confusion_matrix, seed_everything
 from neuralab.training.compare import Row, to_markdown
 
 OUT = out_dir("02-mlp-to-cnn")
@@ -147,10 +147,9 @@ show(fig, OUT / "validation_accuracy.png")
 # %%
 cnn_run = runs["fashion-mnist", "cnn"][0]
 fashion = data["fashion-mnist"]
-predicted = cnn_run.trainer.predict(fashion.test[0]).argmax(1).numpy()
+predicted = cnn_run.classifier.predict_proba(fashion.pixels).argmax(1)  # raw test images in, as for a saved run
 truth = fashion.test[1].numpy()
-k = len(fashion.classes)
-matrix = np.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
+matrix = confusion_matrix(predicted, truth, len(fashion.classes))
 show(plots.confusion(matrix, fashion.classes), OUT / "cnn_confusion.png")
 
 # %% [markdown]

@@ -83,8 +83,8 @@ def save_results(out: Path, results: dict) -> Path:
 
 @dataclass
 class Images:
-    """An image dataset as model-ready tensors: float32 (N, C, H, W) scaled with the
-    training set's per-channel mean and std, int64 labels; ``pixels`` keeps the raw test images."""
+    """An image dataset as model-ready tensors: float32 (N, C, H, W) normalised by neuralab's
+    ``Preprocess`` (fitted on the training images), int64 labels; ``pixels`` keeps the raw test images."""
     name: str
     classes: list
     input_shape: tuple
@@ -92,6 +92,7 @@ class Images:
     val: tuple
     test: tuple
     pixels: np.ndarray
+    preprocess: object     # neuralab.Preprocess: raw uint8 images -> model input, as for a trained run
 
 
 def _subset(split, n, seed):
@@ -103,25 +104,19 @@ def _subset(split, n, seed):
 
 def prepare_images(name: str, n_train=None, n_val=None, n_test=None, seed: int = 0) -> Images:
     """``load_image_data(name)`` (its seeded 10% validation split), optionally cut to seeded
-    random subsets of n_train / n_val / n_test images, then normalised as neuralab's trainer
-    does: (pixel / 255 - mean) / std, per channel, with the training images' statistics."""
+    random subsets of n_train / n_val / n_test images, then normalised as `neuralab train`
+    does: ``Preprocess.fit`` on the training images, (pixel / 255 - mean) / std per channel."""
     import torch
 
-    from neuralab.data import load_image_data
+    from neuralab import Preprocess, load_image_data
 
     data = load_image_data(name, seed=seed)
     splits = [_subset(s, n, seed) for s, n in ((data.train, n_train), (data.val, n_val), (data.test, n_test))]
-    scaled = splits[0][0].astype(np.float64) / 255.0
-    mean = scaled.mean(axis=(0, 2, 3)).reshape(1, -1, 1, 1)
-    std = np.maximum(scaled.std(axis=(0, 2, 3)), 1e-3).reshape(1, -1, 1, 1)
-
-    def tensors(x, y):
-        return torch.from_numpy(((x / 255.0 - mean) / std).astype(np.float32)), torch.from_numpy(y)
-
-    train, val, test = (tensors(x, y) for x, y in splits)
+    pre = Preprocess.fit(splits[0][0])
+    train, val, test = ((pre(x), torch.from_numpy(y)) for x, y in splits)
     print(f"{name}: {len(train[1]):,} train / {len(val[1]):,} validation / {len(test[1]):,} test images "
           f"{'x'.join(map(str, data.input_shape))}, {len(data.classes)} classes")
-    return Images(name, list(data.classes), data.input_shape, train, val, test, splits[2][0])
+    return Images(name, list(data.classes), data.input_shape, train, val, test, splits[2][0], pre)
 
 
 @dataclass
@@ -133,13 +128,15 @@ class Trained:
     test: dict             # test loss and accuracy
     params: int
     seconds_per_epoch: float
+    classifier: object     # neuralab.Classifier: the model with its classes and preprocessing
 
 
 def train_and_test(model, data: Images, config, name: str, verbose: bool = True, summary_depth=None) -> Trained:
-    """Keras' order: the model's summary (``summary_depth`` folds deeper layers), then fit on
-    the training set with a validation pass per epoch (neuralab's Trainer), then the test set."""
-    from neuralab.models import count_parameters, render_summary, summary
-    from neuralab.training import Trainer
+    """Keras' order: the model's summary (``summary_depth`` folds deeper layers), then
+    ``Trainer.fit`` on the training set with a validation pass per epoch, then
+    ``Trainer.evaluate`` on the test set."""
+    from neuralab import Classifier, Trainer, count_parameters, summary
+    from neuralab.models import render_summary
 
     if verbose:
         print(render_summary(summary(model, data.input_shape, depth=summary_depth, name=name), rich=False))
@@ -148,4 +145,5 @@ def train_and_test(model, data: Images, config, name: str, verbose: bool = True,
     test = trainer.evaluate(*data.test)
     per_epoch = statistics.median(r["seconds"] for r in history)
     print(f"{name}: test accuracy {test['accuracy'] * 100:.2f}%  ({per_epoch:.1f} s/epoch)")
-    return Trained(name, trainer.model, trainer, history, test, count_parameters(model), per_epoch)
+    return Trained(name, trainer.model, trainer, history, test, count_parameters(model), per_epoch,
+                   Classifier(trainer.model, data.classes, data.preprocess, name))

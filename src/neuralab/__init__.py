@@ -8,7 +8,7 @@ What a user needs most is also here, at the top (docs/api.md shows each with an 
     from neuralab import ClassifierConfig, TrainConfig, train_classifier, load_classifier
     result = train_classifier(ClassifierConfig(model="lenet5", data="mnist", train=TrainConfig(epochs=2)))
     clf = load_classifier(result.run_dir)
-    labels = clf.predict(images)        # (N, C, H, W) uint8 -> class names
+    probabilities = clf.predict_proba(clf.load_images(["seven.png"]))
 
 These names are imported on first use, so ``import neuralab`` itself loads no torch.
 """
@@ -25,8 +25,9 @@ __getattr__, __dir__ = exports(__name__, {
     **dict.fromkeys(["load_series"], "neuralab.data.series"),
     **dict.fromkeys(["TrainConfig"], "neuralab.training.config"),
     **dict.fromkeys(["Trainer"], "neuralab.training.trainer"),
-    **dict.fromkeys(["Classifier", "ClassifierConfig", "Preprocess", "RECIPES", "RunResult", "evaluate_run",
-                     "load_classifier", "resume_classifier", "train_classifier"], "neuralab.training.classify"),
+    **dict.fromkeys(["Classifier", "ClassifierConfig", "Preprocess", "RECIPES", "RunResult", "confusion_matrix",
+                     "evaluate_run", "load_classifier", "resume_classifier", "train_classifier"],
+                    "neuralab.training.classify"),
     **dict.fromkeys(["ForecastConfig", "ForecastResult", "load_forecaster", "predict_run", "run_forecast"],
                     "neuralab.forecasting.pipeline"),
     **dict.fromkeys(["ModelConfig"], "neuralab.forecasting.models"),
@@ -36,7 +37,7 @@ __getattr__, __dir__ = exports(__name__, {
 __all__ = [
     "ARCHITECTURES", "Classifier", "ClassifierConfig", "ForecastConfig", "ForecastResult", "ModelConfig",
     "NeuralabError", "ParameterError", "Preprocess", "RECIPES", "RunResult", "TrainConfig", "Trainer",
-    "WindowConfig", "__version__", "build_model", "count_parameters", "evaluate_run", "load_classifier",
+    "WindowConfig", "__version__", "build_model", "confusion_matrix", "count_parameters", "evaluate_run", "load_classifier",
     "load_forecaster", "load_image_data", "load_series", "parameters_at", "predict_run", "print_summary",
     "resume_classifier", "run_forecast", "summary", "train_classifier",
 ]

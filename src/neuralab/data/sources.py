@@ -13,8 +13,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,7 +183,7 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
             try:
                 _download(mirror + filename, target / filename, digest, source.checksum, timeout)
                 break
-            except (urllib.error.URLError, OSError, TimeoutError) as e:
+            except OSError as e:  # urllib's URLError and timeouts are OSErrors
                 errors.append(f"{mirror}: {getattr(e, 'reason', e)}")
         else:
             raise NeuralabError(
@@ -196,6 +194,8 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
 
 
 def _download(url: str, dest: Path, digest: str, checksum: str, timeout: float) -> None:
+    import urllib.request  # here, not at the top: `neuralab data list` starts faster without it
+
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         part = Path(tmp) / dest.name
         with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f:

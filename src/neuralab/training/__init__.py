@@ -10,12 +10,13 @@ __getattr__, __dir__ = exports(__name__, {
     **dict.fromkeys(["AMP", "DEVICES", "SCHEDULES", "TrainConfig"], "neuralab.training.config"),
     **dict.fromkeys(["CLASSIFICATION", "REGRESSION", "Task", "Trainer", "seed_everything"],
                     "neuralab.training.trainer"),
-    **dict.fromkeys(["Classifier", "ClassifierConfig", "Preprocess", "RECIPES", "RunResult", "evaluate_run",
-                     "load_classifier", "resume_classifier", "train_classifier"], "neuralab.training.classify"),
+    **dict.fromkeys(["Classifier", "ClassifierConfig", "Preprocess", "RECIPES", "RunResult", "confusion_matrix",
+                     "evaluate_run", "load_classifier", "resume_classifier", "train_classifier"],
+                    "neuralab.training.classify"),
 })
 
 __all__ = [
     "AMP", "CLASSIFICATION", "Classifier", "ClassifierConfig", "DEVICES", "Preprocess", "RECIPES", "REGRESSION",
-    "RunResult", "SCHEDULES", "Task", "TrainConfig", "Trainer", "evaluate_run", "load_classifier",
+    "RunResult", "SCHEDULES", "Task", "TrainConfig", "Trainer", "confusion_matrix", "evaluate_run", "load_classifier",
     "resume_classifier", "seed_everything", "train_classifier",
 ]
