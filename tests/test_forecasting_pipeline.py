@@ -12,7 +12,7 @@ from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.pipeline import ForecastConfig, headline, load_forecaster, predict_run, run_forecast
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.training.device import cpu_threads
-from neuralab.training.rundir import read_metrics
+from neuralab.runs import Run
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -51,7 +51,7 @@ def test_run_directory_holds_everything(run):
     assert meta["features"] == ["temp_min"] and meta["calendar"] == ["dayofyear"]
     assert meta["scaler"]["kind"] == "standard" and len(meta["scaler"]["center"]) == 4
     assert meta["windows"]["horizon"] == 3
-    assert len(read_metrics(d)) == 2
+    assert len(Run(d).metrics()) == 2
 
 
 def test_results_put_the_network_next_to_persistence(run):

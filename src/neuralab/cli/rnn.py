@@ -61,11 +61,11 @@ def run_gradients(args) -> int:
     from neuralab.files import atomic_write, write_json
     from neuralab.forecasting.gradients import GradientConfig, measure, plot, norm_table
     from neuralab.forecasting.report import png_bytes
-    from neuralab.training.rundir import default_run_dir
+    from neuralab.runs import default_dir
 
     config = GradientConfig(**{k: getattr(args, k) for k in GRADIENT_OPTIONS if getattr(args, k) is not None})
     config.check()
-    out = Path(args.out) if args.out else default_run_dir("rnn-gradients")
+    out = Path(args.out) if args.out else default_dir("rnn-gradients")
     print(f"SimpleRNN vs LSTM, hidden {config.hidden}, {config.steps} steps, {config.train_steps} training steps, "
           f"clip {config.clip} in the clipped runs ...", flush=True)
     result = measure(config)

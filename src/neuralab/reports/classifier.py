@@ -32,12 +32,12 @@ def write_classifier_report(run_dir: str | Path, probs: np.ndarray, images: np.n
                             summary_text: str = "") -> Path:
     """Write report.html and its PNGs (learning_curves.png, confusion_matrix.png, mistakes.png)."""
     from neuralab.training.classify import confusion_matrix
-    from neuralab.training.rundir import read_metrics
+    from neuralab.runs import Run
 
     run_dir = Path(run_dir)
     record, results = read_json(run_dir / "config.json"), read_json(run_dir / "results.json")
     classes = record["data"]["classes"]
-    history = read_metrics(run_dir)
+    history = Run(run_dir).metrics()
     matrix = confusion_matrix(probs.argmax(1), labels, len(classes))
     precision, recall, f1 = per_class_scores(matrix)
 
