@@ -341,3 +341,32 @@ def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = 
                          missing=missing or stored["missing"], duplicates=stored["duplicates"], gaps=stored["gaps"],
                          calendar=model.meta.get("calendar", []))
     return model.forecast(series)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write report.html and plots/ again from a finished run alone: results.json,
+    forecast.csv, metrics.jsonl, the model, and the series it was trained on."""
+    from dataclasses import replace
+
+    from neuralab.forecasting.report import write_forecast_report
+
+    network = load_forecaster(run_dir).network  # checks the run's kind and weights first
+    run = Run.open(run_dir, Kind.FORECASTER)
+    run_dir, record = run.path, run.record
+    for name in (runs.RESULTS, runs.FORECAST):
+        if not (run_dir / name).is_file():
+            raise NeuralabError(f"{run_dir / name}: missing; the run did not finish, so there is no report to write")
+    config = ForecastConfig.from_dict(record["config"])
+    data = record["data"]
+    if "path" in data:  # the file the run read, wherever the command is run from, unchanged
+        path = Path(data["path"])
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != data["sha256"]:
+            raise NeuralabError(f"{path}: {'missing' if not path.is_file() else 'changed'} since the run; the report "
+                                "draws the series the run was trained on: put that file back")
+    results = run.results()
+    series = load(replace(config, data=data.get("path", config.data)))
+    test = pd.read_csv(run_dir / runs.FORECAST).query("split == 'test'")
+    predictions = {n: test[n].to_numpy(np.float64).reshape(-1, config.windows.horizon) for n in results["test"]}
+    return write_forecast_report(run_dir, config=config, series=series, prepared=prepare(series, config.windows),
+                                 results=results, predictions=predictions, history=run.metrics(),
+                                 summary_text=summary(network, config.windows.lookback))

@@ -241,7 +241,6 @@ def stored_config(run: Run) -> ClassifierConfig:
 def _fit_and_finish(trainer: Trainer, run: Run, config, data, pre, resume: bool, verbose: bool) -> RunResult:
     from neuralab.models import count_parameters
     from neuralab.models.summary import render_summary, summary
-    from neuralab.reports.classifier import write_classifier_report
 
     main = trainer.dist.is_main
     summary_text = render_summary(summary(trainer.model, data.input_shape, name=config.model), rich=False)
@@ -266,12 +265,13 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, pre, resume: bool,
     result = RunResult(run.path, history, test, trainer.best_epoch(), seconds, count_parameters(trainer.model))
     if main:
         probs = torch.softmax(trainer.predict(x_test), dim=1).numpy()
-        run.write_json(runs.RESULTS, {
+        results = {
             "test_loss": test["loss"], "test_accuracy": test["accuracy"], "best_epoch": result.best_epoch,
             "train_seconds": seconds, "epochs_run": len(history),
             "confusion_matrix": confusion_matrix(probs.argmax(1), data.test.y, len(data.classes)).tolist(),
-        })
-        write_classifier_report(run.path, probs, data.test.x, data.test.y, summary_text)
+        }
+        run.write_json(runs.RESULTS, results)
+        _report(run, results, history, probs, data.test, summary_text)
         if verbose:
             print(f"test accuracy {test['accuracy'] * 100:.2f}%  (best epoch {result.best_epoch}, "
                   f"{seconds:.1f}s of training)  run: {run.path}", flush=True)
@@ -376,6 +376,15 @@ def load_classifier(run_dir: str | Path) -> Classifier:
 
 def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict:
     """Test-set loss, accuracy and confusion matrix of a run, rebuilt from its directory."""
+    clf, data, probs = _test_set_probabilities(run_dir, data_dir)
+    pred = probs.argmax(1)
+    loss = float(-np.log(np.clip(probs[np.arange(len(pred)), data.test.y], 1e-12, None)).mean())
+    return {"test_loss": loss, "test_accuracy": float((pred == data.test.y).mean()),
+            "confusion_matrix": confusion_matrix(pred, data.test.y, len(clf.classes)), "classes": clf.classes}
+
+
+def _test_set_probabilities(run_dir: str | Path, data_dir: str | None):
+    """The run's classifier, its data and the test set's probabilities (N, classes)."""
     from neuralab.data import load_image_data
 
     clf = load_classifier(run_dir)
@@ -383,7 +392,27 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict:
     data = load_image_data(config.data, data_dir or config.data_dir, val_fraction=config.val_fraction,
                            seed=config.train.seed)
     probs = np.concatenate([clf.predict_proba(data.test.x[i:i + 2048]) for i in range(0, len(data.test), 2048)])
-    pred = probs.argmax(1)
-    loss = float(-np.log(np.clip(probs[np.arange(len(pred)), data.test.y], 1e-12, None)).mean())
-    return {"test_loss": loss, "test_accuracy": float((pred == data.test.y).mean()),
-            "confusion_matrix": confusion_matrix(pred, data.test.y, len(clf.classes)), "classes": clf.classes}
+    return clf, data, probs
+
+
+def write_report(run_dir: str | Path, data_dir: str | None = None) -> Path:
+    """Write report.html and its pictures again from the run directory alone: the model is
+    loaded and the test set evaluated again (after a full disk stopped the report, say)."""
+    from neuralab.models.summary import render_summary, summary
+
+    run = Run.open(run_dir, Kind.CLASSIFIER)
+    results = run.results()
+    if results is None:
+        raise NeuralabError(f"{run / runs.RESULTS}: missing; the run did not finish, so there is no report "
+                            "to write (resume it instead)")
+    clf, data, probs = _test_set_probabilities(run.path, data_dir)
+    text = render_summary(summary(clf.model, data.input_shape, name=stored_config(run).model), rich=False)
+    return _report(run, results, run.metrics(), probs, data.test, text)
+
+
+def _report(run: Run, results: dict, history: list[dict], probs: np.ndarray, test, summary_text: str) -> Path:
+    from neuralab.reports.classifier import write_classifier_report
+
+    return write_classifier_report(run.path, record=run.record, results=results, history=history,
+                                   matrix=np.asarray(results["confusion_matrix"]), probabilities=probs,
+                                   images=test.x, labels=test.y, summary_text=summary_text)
