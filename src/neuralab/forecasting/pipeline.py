@@ -367,6 +367,7 @@ def write_report(run_dir: str | Path) -> Path:
     series = load(replace(config, data=data.get("path", config.data)))
     test = pd.read_csv(run_dir / runs.FORECAST).query("split == 'test'")
     predictions = {n: test[n].to_numpy(np.float64).reshape(-1, config.windows.horizon) for n in results["test"]}
-    return write_forecast_report(run_dir, config=config, series=series, prepared=prepare(series, config.windows),
-                                 results=results, predictions=predictions, history=run.metrics(),
-                                 summary_text=summary(network, config.windows.lookback))
+    with run:  # one writer at a time; a killed write's leftovers go
+        return write_forecast_report(run_dir, config=config, series=series, prepared=prepare(series, config.windows),
+                                     results=results, predictions=predictions, history=run.metrics(),
+                                     summary_text=summary(network, config.windows.lookback))

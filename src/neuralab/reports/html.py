@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from neuralab.errors import NeuralabError
-from neuralab.files import atomic_write
+from neuralab.files import WriteError, atomic_write
 
 STYLE = """
 body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -100,7 +100,7 @@ def kept_if_unwritable(run_dir: Path) -> Iterator[None]:
     a full disk or a read-only folder stops the report alone, in one line that says so."""
     try:
         yield
-    except OSError as e:
+    except (OSError, WriteError) as e:
         raise NeuralabError(
             f"{run_dir / 'report.html'}: not written ({e.strerror or e}); the weights and results in {run_dir} "
             f"are kept: free disk space or fix permissions, then `neuralab report {run_dir}` writes the report again"

@@ -405,9 +405,10 @@ def write_report(run_dir: str | Path, data_dir: str | None = None) -> Path:
     if results is None:
         raise NeuralabError(f"{run / runs.RESULTS}: missing; the run did not finish, so there is no report "
                             "to write (resume it instead)")
-    clf, data, probs = _test_set_probabilities(run.path, data_dir)
-    text = render_summary(summary(clf.model, data.input_shape, name=stored_config(run).model), rich=False)
-    return _report(run, results, run.metrics(), probs, data.test, text)
+    with run:  # the report's files are the run's: one writer at a time, and a killed write's leftovers go
+        clf, data, probs = _test_set_probabilities(run.path, data_dir)
+        text = render_summary(summary(clf.model, data.input_shape, name=stored_config(run).model), rich=False)
+        return _report(run, results, run.metrics(), probs, data.test, text)
 
 
 def _report(run: Run, results: dict, history: list[dict], probs: np.ndarray, test, summary_text: str) -> Path:
