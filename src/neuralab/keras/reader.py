@@ -85,6 +85,9 @@ def _read_keras_zip(path: Path) -> KerasModel:
                 raise NeuralabError(f"{path}: no model.weights.h5 in the archive" +
                                     ("; sharded weights are not read, save it as one file" if sharded else ""))
             info = z.getinfo("model.weights.h5")
+            if info.file_size < _bytes_needed(spec):
+                raise NeuralabError(f"{path}: model.weights.h5 is smaller than the weights the config declares; "
+                                    "the file is truncated or its config was changed")
             # Generous: a file also holds the optimizer's state and HDF5's own records.
             if info.file_size > 16 * _bytes_needed(spec) + 64 * 2**20:
                 raise NeuralabError(f"{path}: model.weights.h5 declares {info.file_size:,} bytes, far more "
