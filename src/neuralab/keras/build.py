@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuralab.keras.spec import check
+from neuralab.keras.spec import ALIASES, check
 from neuralab.models.layers import AvgPool2d, Conv2d, Conv2dSame, MaxPool2dSame, Tanh, same_padding
 
 _ELEMENTWISE = ("Dropout", "Activation", "ReLU", "LeakyReLU", "Softmax")  # commute with a permutation of features
@@ -246,7 +246,7 @@ def _conv2d(e, w, _):
 def _pool(e, w, _):
     a = e["args"]
     k, s = tuple(a["pool_size"]), tuple(a["strides"])
-    if e["class"] in ("MaxPooling2D", "MaxPool2D"):
+    if e["class"] == "MaxPooling2D":
         return MaxPool2dSame(k, s) if a["padding"] == "same" else nn.MaxPool2d(k, s)
     return AvgPool2dSame(k, s) if a["padding"] == "same" else AvgPool2d(k, s)
 
@@ -318,14 +318,15 @@ def _recurrent(e, w, _):
 
 def _op(e, w, hwc, plain_flatten: bool) -> nn.Module | None:
     """The module for one layer's own operation (its activation comes separately)."""
-    cls, a = e["class"], e["args"]
+    cls, a = ALIASES.get(e["class"], e["class"]), e["args"]
+    e = {**e, "class": cls}
     rank = len(e["input_shapes"][0]) - 1 if e["input_shapes"] else 0
-    if cls in ("Conv2D", "Convolution2D"):
+    if cls == "Conv2D":
         return _conv2d(e, w, hwc)
     if cls.startswith("Global"):
         op = "max" if "Max" in cls else "mean"
         return GlobalPool(op, (2, 3) if "2D" in cls else (1,), a["keepdims"])
-    if cls.endswith(("Pooling2D", "Pool2D")):
+    if cls in ("MaxPooling2D", "AveragePooling2D"):
         return _pool(e, w, hwc)
     if cls == "Dense":
         return _dense(e, w, hwc)

@@ -128,7 +128,7 @@ def _weights_v3(path: Path, h5_path: Path, spec: dict) -> dict:
     weights, used = {}, {}
     with _h5(h5_path, path) as h:
         for e in spec["layers"]:
-            key = _snake(e["class"] if e["class"] not in _ALIASES else _ALIASES[e["class"]])
+            key = _snake(specs.ALIASES.get(e["class"], e["class"]))
             used[key] = used.get(key, -1) + 1
             key = f"{key}_{used[key]}" if used[key] else key
             if not e["weights"]:
@@ -146,20 +146,13 @@ def _weights_v3(path: Path, h5_path: Path, spec: dict) -> dict:
     return weights
 
 
-# Keras writes a layer's class, and so its weights' group, under its canonical name.
-_ALIASES = {"MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D", "Convolution2D": "Conv2D",
-            "GlobalAvgPool2D": "GlobalAveragePooling2D", "GlobalMaxPool2D": "GlobalMaxPooling2D",
-            "GlobalAvgPool1D": "GlobalAveragePooling1D", "GlobalMaxPool1D": "GlobalMaxPooling1D"}
-
-
 def _h5(h5_path: Path, path: Path):
     import h5py
 
     try:
         return h5py.File(h5_path, "r")
-    except OSError as e:
-        raise NeuralabError(f"{path}: the HDF5 weights are damaged or truncated ({str(e)[:80]}); "
-                            "save the model again") from None
+    except OSError:
+        raise NeuralabError(f"{path}: the HDF5 data is damaged or truncated; save the model again") from None
 
 
 def _checked(path: Path, e: dict, datasets: list) -> dict[str, np.ndarray]:

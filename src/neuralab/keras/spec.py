@@ -40,18 +40,20 @@ REFUSED = {
 }
 
 _LAYERS: dict[str, Callable] = {}
+ALIASES: dict[str, str] = {}  # Keras's other names for a layer (MaxPool2D) -> the name it saves under
 
 
-def layer(*names: str):
+def layer(name: str, *aliases: str):
     def register(fn):
-        for name in names:
-            _LAYERS[name] = fn
+        _LAYERS[name] = fn
+        for alias in aliases:
+            _LAYERS[alias], ALIASES[alias] = fn, name
         return fn
     return register
 
 
 def supported_layers() -> list[str]:
-    return sorted(_LAYERS)
+    return sorted(n for n in _LAYERS if n not in ALIASES)
 
 
 class Args:
@@ -336,8 +338,9 @@ def _global_pool(rank: int):
     return pool
 
 
-layer("GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D")(_global_pool(3))
-layer("GlobalAveragePooling1D", "GlobalAvgPool1D", "GlobalMaxPooling1D", "GlobalMaxPool1D")(_global_pool(2))
+for _rank, _d in ((3, "2D"), (2, "1D")):
+    layer(f"GlobalAveragePooling{_d}", f"GlobalAvgPool{_d}")(_global_pool(_rank))
+    layer(f"GlobalMaxPooling{_d}", f"GlobalMaxPool{_d}")(_global_pool(_rank))
 
 
 def _recurrent(gates: int):
@@ -377,7 +380,8 @@ def _merge(a: Args, shapes):
     return shapes[0], []
 
 
-layer("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")(_merge)
+for _name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
+    layer(_name)(_merge)
 
 
 @layer("Concatenate")
