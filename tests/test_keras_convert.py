@@ -19,7 +19,15 @@ os.environ["KERAS_BACKEND"] = "torch"  # Keras 3 reads it once, at its first imp
 keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
 from keras import layers as L  # noqa: E402
 
-from neuralab.keras import build, convert, ends_in_softmax, keras_summary, parameter_count, read  # noqa: E402
+from neuralab.keras import (
+    build,
+    convert,
+    ends_in_softmax,
+    input_shape,
+    keras_summary,
+    parameter_count,
+    read,  # noqa: E402
+)
 from neuralab.models.layers import same_padding  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # NumPy 2's copy= notes from Keras
@@ -269,6 +277,26 @@ def test_batch_norm_training_updates_moving_statistics_as_keras(shape):
     assert np.abs(torch_out(module, x) - keras_out(model, x)).max() <= TOL
 
 
+def test_frozen_layers_stay_frozen_in_training():
+    """Keras's trainable=False (fine-tuning): the weights do not move, and a frozen
+    BatchNormalization normalises with its moving statistics, leaving them as they are."""
+    rng = np.random.default_rng(7)
+    model = sequential((6, 6, 2), L.Conv2D(3, 3), L.BatchNormalization(momentum=0.8), L.GlobalAveragePooling2D(),
+                       L.Dense(2))
+    model.layers[0].trainable = model.layers[1].trainable = False
+    frozen = [w.copy() for w in model.layers[0].get_weights() + model.layers[1].get_weights()]
+    batches = [(rng.standard_normal((8, 6, 6, 2)).astype("float32"), rng.standard_normal((8, 2)).astype("float32"))
+               for _ in range(3)]
+    module = train_both(model, batches)
+    after = [module[0].weight, module[0].bias, module[1].weight, module[1].bias, module[1].running_mean,
+             module[1].running_var]
+    kernel = frozen[0].transpose(3, 2, 0, 1)
+    assert np.array_equal(after[0].detach().numpy(), kernel)
+    assert all(np.array_equal(t.detach().numpy(), w) for t, w in zip(after[1:], frozen[1:]))
+    x = rng.standard_normal((3, 6, 6, 2)).astype("float32")
+    assert np.abs(torch_out(module, x) - keras_out(model, x)).max() <= TOL
+
+
 # --- recurrent layers ----------------------------------------------------------------------------
 
 RECURRENT = [
@@ -345,6 +373,7 @@ def test_spec_gives_keras_shapes_and_parameter_counts(tmp_path):
     assert [r["params"] for r in rows] == [layer.count_params() for layer in model.layers]
     assert parameter_count(spec) == model.count_params()
     assert ends_in_softmax(spec)
+    assert input_shape(spec) == (1, 28, 28)  # PyTorch's layout, as neuralab's models take it
 
 
 def test_logits_leave_out_the_final_softmax(tmp_path):

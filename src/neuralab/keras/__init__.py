@@ -5,16 +5,22 @@
     probs = model(images)                  # (N, C, H, W) in, what Keras's predict returns out
 
 Files are read as JSON and HDF5 (no Keras needed, nothing in them executed): see reader.py.
-The architecture becomes a spec of plain data (spec.py) that a run stores and rebuilds from,
-and the spec becomes PyTorch modules (build.py). docs/keras.md lists what converts.
+The architecture becomes a spec of plain data (spec.py, from the layers in layers.py) that a
+run stores and rebuilds from, and the spec becomes PyTorch modules (build.py). docs/keras.md lists what converts.
 """
 
 from __future__ import annotations
 
 from neuralab.keras.build import build
+from neuralab.keras.layers import supported_layers
 from neuralab.keras.reader import KerasModel, read
-from neuralab.keras.spec import (check, ends_in_softmax, input_shape, keras_summary, parameter_count,
-                                 supported_layers)
+from neuralab.keras.spec import (
+    check,
+    ends_in_softmax,
+    input_shape,
+    keras_summary,
+    parameter_count,
+)
 
 
 def convert(source, logits: bool = False):

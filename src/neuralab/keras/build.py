@@ -18,6 +18,7 @@ differently from PyTorch's defaults, the module does what Keras does:
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 
 import numpy as np
@@ -25,8 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuralab.keras.spec import ALIASES, check
-from neuralab.models.layers import AvgPool2d, Conv2d, Conv2dSame, MaxPool2dSame, Tanh, same_padding
+from neuralab.keras.layers import ALIASES
+from neuralab.keras.spec import check
+from neuralab.models.layers import (
+    AvgPool2d,
+    Conv2d,
+    Conv2dSame,
+    MaxPool2dSame,
+    Tanh,
+    same_padding,
+)
 
 _ELEMENTWISE = ("Dropout", "Activation", "ReLU", "LeakyReLU", "Softmax")  # commute with a permutation of features
 
@@ -102,7 +111,7 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
 
     def __init__(self, channels: int, eps: float, keras_momentum: float, unbiased: bool):
         super().__init__(channels, eps, 1 - keras_momentum)
-        self.unbiased = unbiased
+        self.unbiased, self.frozen = unbiased, False
 
     def _check_input_dim(self, x):
         if x.dim() not in (2, 3, 4):
@@ -114,6 +123,8 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
         return self._normalize(x)
 
     def _normalize(self, x):
+        if self.frozen:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
         if not self.training or self.unbiased:
             return super().forward(x)
         dims = [0, *range(2, x.dim())]
@@ -197,7 +208,7 @@ class KerasGraph(nn.Module):
     """A functional Keras model with branches: its blocks run in the spec's order, each on the
     outputs of the blocks it names."""
 
-    def __init__(self, blocks: "OrderedDict[str, nn.Module]", wiring: list[tuple[str, list[str]]], inp: str, out: str):
+    def __init__(self, blocks: OrderedDict[str, nn.Module], wiring: list[tuple[str, list[str]]], inp: str, out: str):
         super().__init__()
         self.blocks = nn.ModuleDict(blocks)
         self.wiring, self.input, self.output = wiring, inp, out
@@ -220,14 +231,20 @@ def _set(param: torch.Tensor, value: np.ndarray | torch.Tensor) -> None:
         param.copy_(value if isinstance(value, torch.Tensor) else _t(value))
 
 
-def _activation(name: str, rank: int) -> nn.Module | None:
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU, "selu": nn.SELU,
+                "softplus": nn.Softplus, "softsign": nn.Softsign, "swish": nn.SiLU, "silu": nn.SiLU, "gelu": nn.GELU,
+                "relu6": nn.ReLU6}
+
+
+def _activation(name: str, rank: int) -> nn.Module:
     """Keras activation ``name`` on an input of Keras rank ``rank`` (1, 2 or 3 without the
     batch); Keras's softmax runs over the last axis, channels for images (PyTorch's dim 1)."""
     dim = 1 if rank == 3 else -1
-    return {"linear": None, "relu": nn.ReLU(), "tanh": Tanh(), "sigmoid": nn.Sigmoid(),
-            "softmax": nn.Softmax(dim), "log_softmax": nn.LogSoftmax(dim), "elu": nn.ELU(), "selu": nn.SELU(),
-            "softplus": nn.Softplus(), "softsign": nn.Softsign(), "swish": nn.SiLU(), "silu": nn.SiLU(),
-            "gelu": nn.GELU(), "relu6": nn.ReLU6()}[name]
+    if name == "softmax":
+        return nn.Softmax(dim)
+    if name == "log_softmax":
+        return nn.LogSoftmax(dim)
+    return _ACTIVATIONS[name]()
 
 
 def _conv2d(e, w, _):
@@ -316,48 +333,55 @@ def _recurrent(e, w, _):
     return Recurrent(rnn, a["return_sequences"], a["dropout"])
 
 
+def _rank(e) -> int:
+    """The Keras rank of the layer's input without the batch: 1 vectors, 2 sequences, 3 images."""
+    return len(e["input_shapes"][0]) - 1
+
+
+def _global_pool(e, w, hwc):
+    op = "max" if "Max" in e["class"] else "mean"
+    return GlobalPool(op, (2, 3) if _rank(e) == 3 else (1,), e["args"]["keepdims"])
+
+
+def _zero_padding(e, w, hwc):
+    (top, bottom), (left, right) = e["args"]["padding"]
+    return nn.ZeroPad2d((left, right, top, bottom))
+
+
+def _relu(e, w, hwc):
+    top = e["args"].get("max_value")
+    return nn.ReLU() if top is None else nn.Hardtanh(0.0, top)
+
+
+def _concatenate(e, w, hwc):
+    axis = e["args"]["axis"]  # Keras's, counting the batch as 0
+    return Merge("Concatenate", {1: 2, 2: 3, 3: 1}[axis] if _rank(e) == 3 else axis)
+
+
+# Keras class -> (spec entry, its weights or None, the (H, W, C) its Dense rows were flattened from) -> module
+_MODULES = {
+    "Conv2D": _conv2d, "MaxPooling2D": _pool, "AveragePooling2D": _pool, "Dense": _dense,
+    "BatchNormalization": _batch_norm, "SimpleRNN": _recurrent, "LSTM": _recurrent, "GRU": _recurrent,
+    "GlobalAveragePooling2D": _global_pool, "GlobalMaxPooling2D": _global_pool,
+    "GlobalAveragePooling1D": _global_pool, "GlobalMaxPooling1D": _global_pool,
+    "ZeroPadding2D": _zero_padding, "ReLU": _relu, "Concatenate": _concatenate,
+    "Rescaling": lambda e, w, hwc: Rescale(e["args"]["scale"], e["args"]["offset"], _rank(e) == 3),
+    "Reshape": lambda e, w, hwc: Reshape(e["args"]["target_shape"]),
+    "Dropout": lambda e, w, hwc: nn.Dropout(e["args"]["rate"]),
+    "LeakyReLU": lambda e, w, hwc: nn.LeakyReLU(e["args"]["negative_slope"]),
+    "Softmax": lambda e, w, hwc: _activation("softmax", _rank(e)),
+    **{m: lambda e, w, hwc: Merge(e["class"]) for m in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
+}
+
+
 def _op(e, w, hwc, plain_flatten: bool) -> nn.Module | None:
     """The module for one layer's own operation (its activation comes separately)."""
-    cls, a = ALIASES.get(e["class"], e["class"]), e["args"]
-    e = {**e, "class": cls}
-    rank = len(e["input_shapes"][0]) - 1 if e["input_shapes"] else 0
-    if cls == "Conv2D":
-        return _conv2d(e, w, hwc)
-    if cls.startswith("Global"):
-        op = "max" if "Max" in cls else "mean"
-        return GlobalPool(op, (2, 3) if "2D" in cls else (1,), a["keepdims"])
-    if cls in ("MaxPooling2D", "AveragePooling2D"):
-        return _pool(e, w, hwc)
-    if cls == "Dense":
-        return _dense(e, w, hwc)
-    if cls == "BatchNormalization":
-        return _batch_norm(e, w, hwc)
-    if cls in ("SimpleRNN", "LSTM", "GRU"):
-        return _recurrent(e, w, hwc)
-    if cls == "Rescaling":
-        return Rescale(a["scale"], a["offset"], rank == 3)
-    if cls == "ZeroPadding2D":
-        (top, bottom), (left, right) = a["padding"]
-        return nn.ZeroPad2d((left, right, top, bottom))
-    if cls == "Flatten":
-        return nn.Flatten() if plain_flatten or rank < 3 else FlattenChannelsLast()
-    if cls == "Reshape":
-        return Reshape(a["target_shape"])
-    if cls == "Dropout":
-        return nn.Dropout(a["rate"])
-    if cls == "ReLU":
-        return nn.ReLU() if a.get("max_value") is None else nn.Hardtanh(0.0, a["max_value"])
-    if cls == "LeakyReLU":
-        return nn.LeakyReLU(a["negative_slope"])
-    if cls == "Softmax":
-        return _activation("softmax", rank)
-    if cls == "Concatenate":
-        return Merge(cls, {1: 2, 2: 3, 3: 1}[a["axis"]] if rank == 3 else a["axis"])
-    if cls in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
-        return Merge(cls)
-    if cls == "Activation":
+    e = {**e, "class": ALIASES.get(e["class"], e["class"])}
+    if e["class"] == "Activation":
         return None
-    raise AssertionError(f"no PyTorch module for {cls}")  # spec.check admits only the layers above
+    if e["class"] == "Flatten":
+        return nn.Flatten() if plain_flatten or _rank(e) < 3 else FlattenChannelsLast()
+    return _MODULES[e["class"]](e, w, hwc)  # spec.check admits only the layers named here
 
 
 def _folds(spec: dict) -> tuple[set[str], dict[str, tuple]]:
@@ -397,26 +421,33 @@ def build(spec: dict, weights: dict | None = None, logits: bool = False) -> nn.M
     names: set[str] = set()
     blocks: OrderedDict[str, list[tuple[str, nn.Module]]] = OrderedDict()
     for e in spec["layers"][1:]:
-        w = (weights or {}).get(e["name"])
-        mods = []
-        op = _op(e, w, permuted.get(e["name"]), e["name"] in plain)
+        drop_softmax = logits and e["name"] == spec["output"]
+        op = _op(e, (weights or {}).get(e["name"]), permuted.get(e["name"]), e["name"] in plain)
+        if e["args"].get("trainable") is False:
+            _freeze(op)
         name = _unique(e["name"], names)
-        if op is not None:
-            mods.append((name, op))
-        act = e["args"].get("activation")
-        if e["class"] not in ("SimpleRNN", "LSTM", "GRU") and act not in (None, "linear"):  # theirs is inside
-            if not (logits and e["name"] == spec["output"] and act == "softmax"):
-                mods.append((_unique(f"{e['name']}_{act}", names), _activation(act, len(e["output_shape"]) - 1)))
-        if logits and e["name"] == spec["output"] and e["class"] == "Softmax":
-            mods = []
+        mods = [] if op is None or (drop_softmax and e["class"] == "Softmax") else [(name, op)]
+        act = e["args"].get("activation", "linear")
+        inside = e["class"] in ("SimpleRNN", "LSTM", "GRU")  # their activation is part of the cell
+        if not inside and act != "linear" and not (drop_softmax and act == "softmax"):
+            mods.append((_unique(f"{e['name']}_{act}", names), _activation(act, len(e["output_shape"]) - 1)))
         blocks[e["name"]] = (name, mods)
     layers = spec["layers"]
-    if all(e["inputs"] == [p["name"]] for p, e in zip(layers, layers[1:])):
+    if all(e["inputs"] == [p["name"]] for p, e in itertools.pairwise(layers)):
         return nn.Sequential(OrderedDict(m for _, mods in blocks.values() for m in mods))
     wiring = [(blocks[e["name"]][0], [blocks[i][0] if i in blocks else i for i in e["inputs"]]) for e in layers[1:]]
     modules = OrderedDict((name, mods[0][1] if len(mods) == 1 else nn.Sequential(OrderedDict(mods)))
                           for name, mods in blocks.values())
     return KerasGraph(modules, wiring, layers[0]["name"], blocks[spec["output"]][0])
+
+
+def _freeze(op: nn.Module) -> None:
+    """A layer Keras froze (trainable=False) keeps its weights; a frozen BatchNormalization also
+    normalises with its moving statistics in training, as Keras's does."""
+    for p in op.parameters():
+        p.requires_grad_(False)
+    if isinstance(op, BatchNorm):
+        op.frozen = True
 
 
 def _unique(name: str, taken: set[str]) -> str:

@@ -19,10 +19,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from neuralab.errors import NeuralabError
 from neuralab.keras import spec as specs
+from neuralab.keras.layers import ALIASES
 
 MAX_CONFIG = 64 * 2**20  # bytes of JSON; a real model's config takes a few KB
 ZIP_MAGIC, HDF5_MAGIC = b"PK\x03\x04", b"\x89HDF\r\n\x1a\n"
@@ -123,12 +125,10 @@ def _weights_v3(path: Path, h5_path: Path, spec: dict) -> dict:
     """Keras 3 (and TF-Keras 2.13+) store layer i's variables as layers/<class>[_k]/vars/<j>,
     <class> in snake case and numbered by class in the order the config lists the layers
     (a recurrent layer's under .../cell/vars)."""
-    import h5py
-
     weights, used = {}, {}
     with _h5(h5_path, path) as h:
         for e in spec["layers"]:
-            key = _snake(specs.ALIASES.get(e["class"], e["class"]))
+            key = _snake(ALIASES.get(e["class"], e["class"]))
             used[key] = used.get(key, -1) + 1
             key = f"{key}_{used[key]}" if used[key] else key
             if not e["weights"]:
@@ -147,8 +147,6 @@ def _weights_v3(path: Path, h5_path: Path, spec: dict) -> dict:
 
 
 def _h5(h5_path: Path, path: Path):
-    import h5py
-
     try:
         return h5py.File(h5_path, "r")
     except OSError:
@@ -157,8 +155,6 @@ def _h5(h5_path: Path, path: Path):
 
 def _checked(path: Path, e: dict, datasets: list) -> dict[str, np.ndarray]:
     """Keras's arrays for one layer, each checked against the spec before it is read."""
-    import h5py
-
     expected = e["weights"]
     if len(datasets) != len(expected):
         raise NeuralabError(f"{path}: layer {e['name']!r} ({e['class']}) has {len(datasets)} weight arrays in the "
@@ -185,8 +181,6 @@ def _weights_only(path: Path) -> NeuralabError:
 # --- legacy .h5 -------------------------------------------------------------------------------
 
 def _read_h5(path: Path) -> KerasModel:
-    import h5py
-
     with _h5(path, path) as h:
         if "model_config" not in h.attrs:
             if "layer_names" in h.attrs or "layers" in h or "model_weights" in h:
