@@ -18,6 +18,7 @@ differently from PyTorch's defaults, the module does what Keras does:
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import OrderedDict
 
@@ -28,14 +29,7 @@ from torch import nn
 
 from neuralab.keras.layers import ALIASES
 from neuralab.keras.spec import check
-from neuralab.models.layers import (
-    AvgPool2d,
-    Conv2d,
-    Conv2dSame,
-    MaxPool2dSame,
-    Tanh,
-    same_padding,
-)
+from neuralab.models.layers import AvgPool2d, Conv2d, Conv2dSame, MaxPool2dSame, Tanh, same_padding
 
 _ELEMENTWISE = ("Dropout", "Activation", "ReLU", "LeakyReLU", "Softmax")  # commute with a permutation of features
 
@@ -191,17 +185,9 @@ class Merge(nn.Module):
             return torch.cat(xs, self.dim)
         if self.op == "Subtract":
             return xs[0] - xs[1]
-        if self.op in ("Maximum", "Minimum"):
-            return _reduce(torch.maximum if self.op == "Maximum" else torch.minimum, xs)
-        total = _reduce(torch.mul if self.op == "Multiply" else torch.add, xs)
+        fn = {"Maximum": torch.maximum, "Minimum": torch.minimum, "Multiply": torch.mul}.get(self.op, torch.add)
+        total = functools.reduce(fn, xs)
         return total / len(xs) if self.op == "Average" else total
-
-
-def _reduce(fn, xs):
-    out = xs[0]
-    for x in xs[1:]:
-        out = fn(out, x)
-    return out
 
 
 class KerasGraph(nn.Module):
