@@ -126,16 +126,37 @@ def test_max_pooling_matches_keras(tmp_path, size, stride, padding, pool):
     assert_parity(model, images(2, size, size, 3), tmp_path, routes=("keras", "live"))
 
 
+def tf_average_pool(x: np.ndarray, k: int, s: int, same: bool) -> np.ndarray:
+    """TensorFlow's average pooling written out: each window averages its cells inside the map;
+    "same" pads (out - 1) * s + k - n cells, the odd one after."""
+    n = x.shape[1]
+    out = -(-n // s) if same else (n - k) // s + 1
+    before = max((out - 1) * s + k - n, 0) // 2 if same else 0
+    y = np.empty((x.shape[0], out, out, x.shape[3]), "float32")
+    for i in range(out):
+        for j in range(out):
+            r0, c0 = i * s - before, j * s - before
+            y[:, i, j] = x[:, max(r0, 0):r0 + k, max(c0, 0):c0 + k].mean((1, 2))
+    return y
+
+
 @pytest.mark.parametrize("size,stride,padding", GRID)
 @pytest.mark.parametrize("pool", [2, 3])
-def test_average_pooling_matches_keras(tmp_path, size, stride, padding, pool):
+def test_average_pooling_matches_tensorflow_and_keras(tmp_path, size, stride, padding, pool):
     """Keras on PyTorch pads an uneven "same" window by repeating the edge, and averages those
-    copies; TensorFlow averages the cells inside only. Where the padding is uneven, the
-    TF-Keras references hold (test_keras_references.py); here, where both backends agree."""
-    if padding == "same" and (same_padding(size, pool, stride)[0] != same_padding(size, pool, stride)[1]):
-        pytest.skip("backends disagree here: TF-Keras is the reference (test_keras_references.py)")
+    copies; TensorFlow averages the cells inside only. Every case matches TensorFlow's rule,
+    and Keras 3 on PyTorch where the two agree (TF-Keras's own outputs:
+    test_keras_references.py)."""
     model = sequential((size, size, 3), L.AveragePooling2D(pool, strides=stride, padding=padding))
-    assert_parity(model, images(2, size, size, 3), tmp_path, routes=("keras", "live"))
+    x = images(2, size, size, 3)
+    got = torch_out(convert(model), x)
+    assert np.abs(got - to_torch(tf_average_pool(x, pool, stride, padding == "same"))).max() <= TOL
+    before, after = same_padding(size, pool, stride) if padding == "same" else (0, 0)
+    # A 2-wide window reaching into the padding holds one cell and its copy: both average to the cell.
+    if before == after or pool == 2:
+        assert_parity(model, x, tmp_path, routes=("keras", "live"))
+    else:
+        assert np.abs(got - to_torch(keras_out(model, x))).max() > 0.01  # the backends' disagreement
 
 
 def test_average_pooling_same_excludes_the_padding_as_tensorflow_does():
