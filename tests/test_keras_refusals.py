@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from neuralab.errors import NeuralabError
 from neuralab.keras import build, check, convert, read
@@ -58,9 +59,14 @@ def refused(source) -> str:
 
 
 def test_a_handmade_file_converts(tmp_path):
-    """The baseline the refusals below depart from."""
-    model = convert(write_keras(tmp_path / "ok.keras", sequential(DENSE)))
-    assert model(__import__("torch").ones(1, 4)).tolist() == [[0.5, 0.5]]
+    """The baseline the refusals below depart from, in Keras 3's notation and in TF-Keras 2's
+    older one (no InputLayer: the first layer carries batch_input_shape)."""
+    old_style = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "Dense", "config": {"name": "dense", "units": 2, "activation": "softmax",
+                                           "batch_input_shape": [None, 4]}}]}}
+    for i, config in enumerate((sequential(DENSE), old_style)):
+        model = convert(write_keras(tmp_path / f"ok{i}.keras", config))
+        assert model(torch.ones(1, 4)).tolist() == [[0.5, 0.5]]
 
 
 # --- damaged files ----------------------------------------------------------------------------
@@ -155,9 +161,10 @@ def test_unsupported_and_custom_layers_are_refused_by_name(tmp_path, layer, expe
     assert expected in message
 
 
-def test_subclassed_model_is_refused(tmp_path):
-    config = {"module": "my_models", "class_name": "MyModel", "registered_name": "MyModel", "config": {"units": 3}}
-    assert "custom class 'MyModel'" in refused(write_keras(tmp_path / "m.keras", config))
+@pytest.mark.parametrize("module", ["my_models", None])  # Keras 3 writes a class from __main__ with no module
+def test_subclassed_model_is_refused(tmp_path, module):
+    config = {"module": module, "class_name": "MyModel", "registered_name": "MyModel", "config": {"units": 3}}
+    assert "the model is a custom class 'MyModel' (a subclassed model's" in refused(write_keras(tmp_path / "m.keras", config))
 
 
 def test_unsupported_options_are_named(tmp_path):

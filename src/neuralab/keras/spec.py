@@ -113,8 +113,9 @@ def from_config(config: dict, source: str, keras_version: str = "") -> dict:
         raise NeuralabError(f"{source}: the model config is not a Keras model; save the model with model.save()")
     cls, body = config.get("class_name"), config["config"]
     if not _builtin(config):
-        raise NeuralabError(f"{source}: the model is a custom class {config.get('registered_name') or cls!r} from "
-                            f"{config.get('module')!r}; neuralab converts Keras's own Sequential and functional models")
+        raise NeuralabError(f"{source}: the model is a custom class {config.get('registered_name') or cls!r} "
+                            "(a subclassed model's architecture is Python code, which neuralab never runs); "
+                            "rebuild it as a Sequential or functional model")
     raw_layers = body.get("layers")
     if not isinstance(raw_layers, list) or not all(isinstance(r, dict) for r in raw_layers):
         raise NeuralabError(f"{source}: the {cls} config has no list of layers; neuralab converts Sequential and "
@@ -140,18 +141,21 @@ def from_config(config: dict, source: str, keras_version: str = "") -> dict:
 
 
 def _builtin(obj: dict) -> bool:
+    """Keras's own class: from a keras module, or (TF-Keras 2's legacy configs) with no module
+    and no registered name; Keras writes a user's class with its module or its registered name."""
     module, registered = obj.get("module"), obj.get("registered_name")
-    if module is not None and str(module).split(".")[0] not in ("keras", "tf_keras"):
-        return False
-    return registered in (None, obj.get("class_name"))
+    if module is None:
+        return registered is None
+    return str(module).split(".")[0] in ("keras", "tf_keras") and registered in (None, obj.get("class_name"))
 
 
 def _refuse_custom(source: str, r: dict) -> None:
     cls = r.get("class_name")
     name = r.get("config", {}).get("name", r.get("name")) if isinstance(r.get("config"), dict) else r.get("name")
     if not _builtin(r) or not isinstance(cls, str) or not isinstance(r.get("config"), dict):
-        raise NeuralabError(f"{_where(source, name, r.get('registered_name') or cls)}: a custom layer from "
-                            f"{r.get('module')!r}, which neuralab never runs; supported layers: {', '.join(supported_layers())}")
+        origin = f" from {r['module']!r}" if r.get("module") else ""
+        raise NeuralabError(f"{_where(source, name, r.get('registered_name') or cls)}: a custom layer{origin}, "
+                            f"whose code neuralab never runs; supported layers: {', '.join(supported_layers())}")
 
 
 def _sequential(source: str, body: dict, config: dict, raw: list[dict]):
