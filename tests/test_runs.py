@@ -237,3 +237,27 @@ def test_training_time_accumulates_across_resumes(digits, tmp_path):
     elapsed = [json.loads(line)["elapsed"] for line in (run / runs.METRICS).read_text().splitlines()]
     assert elapsed[0] == first[0] and elapsed == sorted(elapsed)
     assert results["train_seconds"] == pytest.approx(elapsed[-1]) and results["train_seconds"] > first[0]
+
+
+def test_neuralab_runs_lists_every_kind_with_its_status_damaged_ones_too(digits, tmp_path, capsys):
+    assert main(train_args(digits, tmp_path / "finished")) == 0
+    assert command(*train_args(digits, tmp_path / "cut"), crash_at=f"{runs.LAST}:2").returncode == -signal.SIGKILL
+    weather = tmp_path / "group" / "weather"
+    write_json(weather / runs.CONFIG, {"kind": "forecaster", "created": "2026-01-02T00:00:00", "config": {
+        "data": "seattle-weather", "target": "temp_max", "model": {"architecture": "lstm-stacked"}}})
+    (weather / runs.METRICS).write_text('{"epoch": 1, "mae": 0.9, "val_mae": 0.7}\n{"epoch": 2, "val_mae": 0.5}\n')
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / runs.CONFIG).write_text("[")
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:] if line and not line.startswith(" ")}
+    assert "finished" in lines["finished"] and "test accuracy" in lines["finished"] and "image-classifier" in lines["finished"]
+    assert "interrupted" in lines["cut"] and "val accuracy" in lines["cut"] and "best so far" in lines["cut"]
+    assert "forecaster" in lines["group/weather"] and "val mae 0.5" in lines["group/weather"]
+    assert "damaged" in lines["broken"] and "broken: " in out and "not valid JSON" in out
+    assert main(["runs", str(tmp_path), "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {k: r["status"] for k, r in rows.items()} == {
+        "broken": "damaged", "cut": "interrupted", "finished": "finished", "group/weather": "interrupted"}
+    assert main(["runs", str(tmp_path / "nowhere")]) == 2

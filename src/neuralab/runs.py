@@ -349,17 +349,29 @@ def describe(run: Run, id: str | None = None) -> Row:
     except NeuralabError as e:
         return Row(id, "", "", "", Status.DAMAGED.value, {"name": "", "value": None, "note": ""}, None, "", str(e))
     config = record.get("config") if isinstance(record.get("config"), dict) else {}
-    epochs = results.get("epochs_run") if results else len(run.metrics()) or None
+    metrics = run.metrics()
+    epochs = results.get("epochs_run") if results else len(metrics) or None
     if kind == Kind.FORECASTER:
         model = config.get("model", {})
         model = model.get("architecture", "") if isinstance(model, dict) else str(model)
         data = f"{Path(str(config.get('data', ''))).name} {config.get('target') or ''}".strip()
         head = (results or {}).get("headline", {})
-        metric = {"name": "test MAE", "value": _finite(head.get("network_mae")), "note": _versus(head)}
+        metric = ({"name": "test MAE", "value": _finite(head.get("network_mae")), "note": _versus(head)} if results
+                  else _best_so_far(metrics, "mae", min))
     else:
         model, data = str(config.get("model", "")), str(config.get("data", ""))
-        metric = {"name": "test accuracy", "value": _finite((results or {}).get("test_accuracy")), "note": ""}
+        metric = ({"name": "test accuracy", "value": _finite(results.get("test_accuracy")), "note": ""} if results
+                  else _best_so_far(metrics, "accuracy", max))
     return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")))
+
+
+def _best_so_far(metrics: list[dict], name: str, best) -> dict:
+    """The best epoch's validation figure of a run still training (or stopped), else its training one."""
+    for key, label in ((f"val_{name}", f"val {name}"), (name, f"train {name}")):
+        values = [v for r in metrics if (v := _finite(r.get(key))) is not None]
+        if values:
+            return {"name": label, "value": best(values), "note": "best so far"}
+    return {"name": "", "value": None, "note": ""}
 
 
 def _versus(head: dict) -> str:

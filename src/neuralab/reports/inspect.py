@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralab.errors import ParameterError
 from neuralab.reports import plots
 
 MAX_PANELS = 64  # a figure beyond 8 x 8 panels is unreadable; the .npz keeps every channel
@@ -97,7 +98,12 @@ def write_inspection(out: str | Path, *, pixels: np.ndarray, layers: list, filte
     from neuralab.files import atomic_write
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ParameterError("out", str(out), "is a file; give a folder for the pictures")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ParameterError("out", str(out), f"cannot create the folder ({e.strerror}); give a writable folder") from None
     files = [out / "input.png"]
     save_image(files[0], pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0))
     for i, fm in enumerate(layers, 1):
