@@ -6,6 +6,7 @@ first-layer filters of a trained network often end up resembling them (``closest
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
@@ -29,6 +30,9 @@ KERNELS: dict[str, np.ndarray] = {
 }
 ALIASES = {"blur": "box-blur", "sharp": "sharpen", "vertical": "sobel-x", "horizontal": "sobel-y"}
 MAX_KERNEL_SIDE = 31  # a custom kernel larger than this is almost surely a typo
+# Pixels are 0..255 and a window holds at most 31 x 31 of them, so a weight up to 1e6 keeps
+# every sum below 1e12, exact enough in float64; far larger weights overflow to infinity.
+MAX_KERNEL_VALUE = 1e6
 
 
 def parse_kernel(text: str, source: str = "kernel") -> np.ndarray:
@@ -50,6 +54,11 @@ def _number(text: str, source: str, example: str) -> float:
         value = float(Fraction(text))
     except (ValueError, ZeroDivisionError):
         raise NeuralabError(f"{source}: {text[:20]!r} is not a number; {example}") from None
+    except OverflowError:  # 1e400 is a valid Fraction that no float can hold
+        value = math.inf
+    if not abs(value) <= MAX_KERNEL_VALUE:
+        raise NeuralabError(f"{source}: {text[:20]!r} is out of range; "
+                            f"kernel values go from -{MAX_KERNEL_VALUE:,.0f} to {MAX_KERNEL_VALUE:,.0f}")
     return value
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from neuralab.errors import NeuralabError
 from neuralab.web.images import center_like_mnist, decode, looks_dark_on_light, png_url, stretch
+from neuralab.web.inputs import choice
 
 MAPS_PER_LAYER = 16  # the page shows the first 16 channels of each layer
 TOP_K = 5
@@ -32,19 +33,34 @@ class Models:
         self._lock = threading.Lock()
 
     def get(self, run_dir: Path):
-        from neuralab.training import load_classifier
-
         weights = run_dir / "model.safetensors"
         stamp = weights.stat().st_mtime if weights.exists() else 0.0
         with self._lock:
             item = self._items.get(run_dir)
             if item is None or item[0] != stamp:
-                item = (stamp, load_classifier(run_dir))
+                item = (stamp, _load(run_dir))
                 self._items[run_dir] = item
             self._items.move_to_end(run_dir)
             while len(self._items) > self.keep:
                 self._items.popitem(last=False)
         return item[1]
+
+
+def _load(run_dir: Path):
+    """The run's classifier; any failure to load it is the run's fault, said in one line."""
+    from neuralab.training import load_classifier
+
+    try:
+        return load_classifier(run_dir)
+    except NeuralabError:
+        raise
+    # Until neuralab.runs checks a run's kind and its model.json before building anything,
+    # a forecast run or a damaged file fails deeper (KeyError, TypeError, ...): still the
+    # run's fault, never the app's.
+    except Exception as e:
+        first = (str(e).splitlines() or [""])[0][:120]
+        raise NeuralabError(f"{run_dir}: cannot be loaded as a classifier ({type(e).__name__}: {first}); "
+                            "choose a finished classifier run") from None
 
 
 def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarray:
@@ -54,10 +70,8 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
     source "upload": any picture, resized; ``invert`` "auto" inverts dark-on-light pictures."""
     from neuralab.data.pictures import resize
 
-    if source not in ("canvas", "upload"):
-        raise NeuralabError(f"source {source!r}: allowed are canvas, upload")
-    if invert not in ("auto", "yes", "no"):
-        raise NeuralabError(f"invert {invert!r}: allowed are auto, yes, no")
+    choice("source", source, ("canvas", "upload"))
+    choice("invert", invert, ("auto", "yes", "no"))
     c, h, w = clf.preprocess.input_shape
     picture = decode(data, "L" if c == 1 else "RGB")
     if invert == "yes" or (invert == "auto" and source == "upload" and looks_dark_on_light(picture)):
