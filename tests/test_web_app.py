@@ -633,14 +633,20 @@ def test_pictures_in_other_formats_are_refused_without_parsing_them(fmt, tmp_pat
 def test_an_eps_named_png_never_reaches_ghostscript(runs, client, tmp_path, parsers_watched, capsys):
     eps = tmp_path / "seven.png"
     eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n0 0 moveto 28 28 lineto stroke\nshowpage\n")
-    for command in (["predict", str(runs / "lenet"), str(eps)], ["inspect", str(runs / "lenet"), str(eps),
-                                                                 "--out", str(tmp_path / "out")]):
+    for command in (["predict", str(runs / "lenet"), str(eps)],
+                    ["inspect", str(runs / "lenet"), str(eps), "--out", str(tmp_path / "out")],
+                    ["conv", "apply", str(eps), "--out", str(tmp_path / "out.png")]):
         assert main(command) == 2
         assert f"{eps}: EPS format, which neuralab does not open; convert it to PNG" in capsys.readouterr().err
     for path, params in (("/api/upload", {}), ("/api/classify", {"run": "lenet"})):
         r = client.post(path, params=params, content=eps.read_bytes(), headers=PICTURE)
         assert r.status_code == 400 and r.json()["error"].startswith("upload: EPS format, which neuralab does not open")
-    assert parsers_watched == [] and not (tmp_path / "out").exists()
+    assert parsers_watched == [] and not (tmp_path / "out").exists() and not (tmp_path / "out.png").exists()
+
+
+def test_a_typed_kernel_beyond_a_float_is_refused_by_the_command_too(digit, tmp_path, capsys):
+    assert main(["conv", "apply", str(digit), "--kernel", "1e400, 1", "--out", str(tmp_path / "out.png")]) == 2
+    assert "kernel: '1e400' is out of range; kernel values go from -1,000,000 to 1,000,000" in capsys.readouterr().err
 
 
 def test_every_allowed_format_is_read(tmp_path):
@@ -750,7 +756,7 @@ HOSTILE_JSON = [
     (b"\xff\xfe{}", 400, "not valid JSON"),
     (b'{"op": "conv",}', 400, "not valid JSON"),
     (b" " * (64 * 1024 + 1), 413, "request larger than 64 KB"),
-    (b"", 400, "request: the request is empty"),
+    (b"", 400, "request: nothing was sent"),
 ]
 
 

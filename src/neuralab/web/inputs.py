@@ -41,7 +41,7 @@ async def read_body(request: Request, limit: int, what: str = "upload") -> bytes
         if len(body) > limit:
             raise too_large
     if not body:
-        raise NeuralabError(f"{what}: the request is empty")
+        raise NeuralabError(f"{what}: nothing was sent")
     return bytes(body)
 
 
