@@ -234,7 +234,7 @@ def test_the_step_crop_follows_a_click(client):
     ({"kernel": "1 " * 30 + ";" + "1 " * 30}, "larger than the padded input"),
     ({"op": "median"}, "op='median': allowed are conv, max, avg"),
     ({"op": "max", "size": 99}, "size=99: must be a whole number from 1 to 16"),
-    ({"image": "sample:lena"}, "sample 'lena'"),
+    ({"image": "sample:lena"}, "sample='lena': allowed are digit, shapes, photo"),
     ({"image": "file:/etc/passwd"}, "give sample:NAME or upload:TOKEN"),
     ({"image": "upload:0123"}, "upload it again"),
     ({"scale": "log"}, "scale='log': allowed are auto, clip, abs, minmax"),
@@ -745,12 +745,19 @@ HOSTILE_JSON = [
     (b'{"at": [5, 99999]}', 400, "at=99999: must be a whole number from 0 to 28"),
     (b'{"kernel": "1e308 1e308; 1e308 1e308"}', 400, "kernel: '1e308' is out of range"),
     (b'{"kernel": "1e400"}', 400, "kernel: '1e400' is out of range"),
+    (b'{"kernel": "1e10000000"}', 400, "kernel: '1e10000000' has too many digits"),  # 10**10000000 took 46 s
+    (b'{"kernel": "' + b"1" * 30 + b'"}', 400, "has too many digits"),
     (b'{"kernel": "1/0"}', 400, "not a number"),
     (b'{"kernel": [[1, 0], [0, 1]]}', 400, "kernel=[[1, 0], [0, 1]]: must be text"),
     (b'{"kernel": null}', 400, "kernel=None: must be text"),
     (b'{"image": 7}', 400, "image=7: must be text"),
     (b'{"op": ["conv"]}', 400, "op=['conv']: allowed are conv, max, avg"),
     (b'{"turbo": 1}', 400, "turbo=1: unknown field; allowed are image, op, kernel"),
+    *[(json.dumps({field: value}).encode(), 400, words) for field, value, words in [
+        ("image", "sample:" + "x" * 60_000, "sample='xxx"), ("image", "upload:" + "x" * 60_000, "upload it again"),
+        ("image", "x" * 60_000, "image='xxx"), ("op", "x" * 60_000, "op='xxx"), ("scale", "x" * 60_000, "scale='xxx"),
+        ("padding", "x" * 60_000, "padding='xxx"), ("kernel", "x" * 60_000, "kernel: 'xxx"), ("x" * 60_000, 1, "unknown field"),
+        ("at", ["x" * 60_000, 1], "at='xxx")]],
     (b"[1, 2]", 400, "expected a JSON object"),
     (b'"conv"', 400, "expected a JSON object"),
     (b"\xff\xfe{}", 400, "not valid JSON"),
@@ -765,6 +772,30 @@ def test_hostile_json_gets_a_one_line_4xx(client, body, status, words):
     r = client.post("/api/conv", content=body, headers={"content-type": "application/json"})
     assert r.status_code == status and words in r.json()["error"], r.text
     assert "\n" not in r.json()["error"] and len(r.json()["error"]) < 300
+
+
+def test_a_body_sent_too_slowly_is_dropped(monkeypatch):
+    """A client trickling its upload would hold a picture slot for as long as it liked."""
+    import anyio
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+
+    from neuralab.web import inputs
+
+    monkeypatch.setattr(inputs, "READ_SECONDS", 0.3)
+    chunks = 0
+
+    async def trickle():
+        nonlocal chunks
+        chunks += 1
+        await anyio.sleep(0.1)
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, trickle)
+    with pytest.raises(HTTPException) as e:
+        anyio.run(inputs.read_body, request, 1000)
+    assert e.value.status_code == 408 and e.value.detail == "upload: not received within 0.3 s"
+    assert 2 <= chunks <= 4
 
 
 @pytest.fixture(scope="module")

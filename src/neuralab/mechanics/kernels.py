@@ -7,6 +7,7 @@ first-layer filters of a trained network often end up resembling them (``closest
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
@@ -35,6 +36,18 @@ MAX_KERNEL_SIDE = 31  # a custom kernel larger than this is almost surely a typo
 MAX_KERNEL_VALUE = 1e6
 
 
+def _number_pattern(digits: str, exponent: str) -> re.Pattern:
+    """A kernel value as typed: a decimal or a fraction of two ("1/9", "-0.5", "2e-3")."""
+    decimal = rf"[+-]?(?:\d{{1,{digits}}}(?:\.\d{{0,{digits}}})?|\.\d{{1,{digits}}})(?:[eE][+-]?\d{{1,{exponent}}})?"
+    return re.compile(f"{decimal}(?:/{decimal})?")
+
+
+# At most 20 digits before and after the point and exponents of 3 digits: Fraction alone would
+# take "1e10000000" and spend a minute building 10**10000000 first.
+_NUMBER = _number_pattern("20", "3")
+_ANY_LENGTH = _number_pattern("", "")  # the same without limits, to say what is wrong
+
+
 def parse_kernel(text: str, source: str = "kernel") -> np.ndarray:
     """'1,0,-1; 2,0,-2; 1,0,-1' -> 3x3 array.  Rows end at ';' or a new line; values are
     separated by commas or spaces and may be fractions like 1/9."""
@@ -50,7 +63,12 @@ def parse_kernel(text: str, source: str = "kernel") -> np.ndarray:
 
 
 def _number(text: str, source: str, example: str) -> float:
+    if not _NUMBER.fullmatch(text) and _ANY_LENGTH.fullmatch(text):
+        raise NeuralabError(f"{source}: {text[:20]!r}{'...' if len(text) > 20 else ''} has too many digits; "
+                            "at most 20 before and after the point, and exponents of at most 3")
     try:
+        if not _NUMBER.fullmatch(text):
+            raise ValueError(text)
         value = float(Fraction(text))
     except (ValueError, ZeroDivisionError):
         raise NeuralabError(f"{source}: {text[:20]!r} is not a number; {example}") from None

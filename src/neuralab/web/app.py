@@ -27,11 +27,11 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.web import classify as classifier
 from neuralab.web import images, playground, runs
 from neuralab.web.forecast import forecast_view
-from neuralab.web.inputs import fields, read_body, read_json, text
+from neuralab.web.inputs import Shown, fields, read_body, read_json, text
 from neuralab.web.security import RequestGuard, SecurityHeaders, accepts, allowed_hosts
 
 STATIC = Path(__file__).parent / "static"   # served as they are: scripts, style, sample pictures
@@ -91,7 +91,7 @@ def create_app(runs_dir: str | Path = "runs", hosts=None) -> Starlette:
         elif kind == "upload":
             picture = uploads.get(name)
         else:
-            raise NeuralabError(f"image {str(source)[:60]!r}: give sample:NAME or upload:TOKEN")
+            raise ParameterError("image", Shown(source), "give sample:NAME or upload:TOKEN")
         return playground.run(picture, **{k: v for k, v in params.items() if k != "image"})
 
     @accepts("application/json")

@@ -18,6 +18,9 @@ from neuralab.errors import NeuralabError, ParameterError
 MAX_JSON_BYTES = 64 * 1024   # a playground request is a few hundred bytes; a 31x31 kernel 5 kB
 MAX_DEPTH = 4                # {"at": [row, column]} is 2 levels deep
 MAX_DIGITS = 15              # every whole number the API takes fits in far fewer
+# A body still arriving after this long is dropped: a client that sends slowly would otherwise
+# hold one of the few picture slots for as long as it likes. 10 MB in 60 s is 1.4 Mbit/s.
+READ_SECONDS = 60
 
 
 def size_text(n: int) -> str:
@@ -30,16 +33,23 @@ def size_text(n: int) -> str:
 
 async def read_body(request: Request, limit: int, what: str = "upload") -> bytes:
     """The request body, refused with 413 past ``limit`` bytes (before reading it, when the
-    client says its length; while reading it, when it does not), and when empty."""
+    client says its length; while reading it, when it does not), with 408 when it takes more
+    than READ_SECONDS to arrive, and when empty."""
+    import anyio
+
     declared = request.headers.get("content-length")
     too_large = HTTPException(413, f"{what} larger than {size_text(limit)}")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        with anyio.fail_after(READ_SECONDS):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise too_large
+    except TimeoutError:
+        raise HTTPException(408, f"{what}: not received within {READ_SECONDS} s") from None
     if not body:
         raise NeuralabError(f"{what}: nothing was sent")
     return bytes(body)
