@@ -710,10 +710,9 @@ def test_pictures_are_decoded_off_the_event_loop_a_few_at_a_time(runs, digit, mo
                    [("/api/upload", {}), ("/api/classify", {"run": "lenet"})] * 3]
         for t in senders:
             t.start()
-        for _ in range(600):  # until the first uploads hold every slot
-            if len(running) == PICTURES_AT_ONCE:
-                break
-            time.sleep(0.01)
+        deadline = time.monotonic() + 60  # a deadline to reach a state, not a speed target
+        while len(running) < PICTURES_AT_ONCE and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the first pictures hold every slot
         assert len(running) == PICTURES_AT_ONCE
         r = c.get("/api/kernels")
         assert r.status_code == 200 and len(running) == PICTURES_AT_ONCE and not release.is_set()
