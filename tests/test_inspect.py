@@ -18,7 +18,8 @@ from neuralab.data.idx import read_idx
 from neuralab.errors import NeuralabError
 from neuralab.mechanics import KERNELS, closest_kernels, conv2d_forward
 from neuralab.models import build_model
-from neuralab.models.inspect import FeatureMap, feature_map_figure, feature_maps, filter_pairs, first_layer_filters
+from neuralab.models.inspect import FeatureMap, feature_maps, filter_pairs, first_layer_filters
+from neuralab.reports.inspect import feature_map_figure
 from neuralab.training import ClassifierConfig, TrainConfig, load_classifier, train_classifier
 
 LENET_LAYERS = [("features.1", "Conv2d", (6, 28, 28)), ("features.3", "AvgPool2d", (6, 14, 14)),

@@ -30,7 +30,7 @@ from neuralab.mechanics.kernels import to_uint8
 from neuralab.models import build_model, count_parameters
 from neuralab.models.inspect import feature_maps
 from neuralab.training import load_classifier
-from neuralab.training.checkpoint import save_weights
+from neuralab.training.checkpoint import save_tensors, save_weights
 from neuralab.web import create_app
 from neuralab.web.images import MAX_UPLOAD_BYTES, sample
 from test_inspect import trained_lenet
@@ -106,6 +106,7 @@ def fake_forecast_run(folder: Path) -> Path:
         "target": "temp_max", "test": test, "forecasters": {"lstm": "lstm (LSTM 8 -> Dense)"},
         "spans": {"train": ["2012-01-01", "2014-01-01"], "test": ["2015-01-01", "2015-01-03"]},
         "epochs_run": 3})
+    save_tensors(folder / "model.safetensors", {"head.weight": torch.zeros(2, 8)})
     lines = ["split,origin,time,step,actual,lstm,persistence,drift"]
     for day in range(1, 4):
         for step in (1, 2):

@@ -87,7 +87,7 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
 def _pictures(maps: np.ndarray) -> dict:
     """The first MAPS_PER_LAYER maps as pictures; 1 x 1 maps (one number per filter) all in one
     picture instead (``vector_grid``), stretched together."""
-    from neuralab.models.inspect import vector_grid
+    from neuralab.reports.inspect import vector_grid
 
     c, h, w = maps.shape
     if h * w > 1:
