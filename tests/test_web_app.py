@@ -842,3 +842,4 @@ def test_classify_against_a_run_that_is_no_classifier_is_a_4xx(broken_runs, digi
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert error.startswith(f"{run}") and "\n" not in error and str(broken_runs) not in error, error
+    assert run != "forecast" or "not an image-classifier run" in error

@@ -33,34 +33,22 @@ class Models:
         self._lock = threading.Lock()
 
     def get(self, run_dir: Path):
+        """The run's classifier; a run that is not one, or is damaged, is a NeuralabError
+        naming it (``load_classifier`` checks the run's kind and model.json), which the app
+        answers with 400."""
+        from neuralab.training import load_classifier
+
         weights = run_dir / "model.safetensors"
         stamp = weights.stat().st_mtime if weights.exists() else 0.0
         with self._lock:
             item = self._items.get(run_dir)
             if item is None or item[0] != stamp:
-                item = (stamp, _load(run_dir))
+                item = (stamp, load_classifier(run_dir))
                 self._items[run_dir] = item
             self._items.move_to_end(run_dir)
             while len(self._items) > self.keep:
                 self._items.popitem(last=False)
         return item[1]
-
-
-def _load(run_dir: Path):
-    """The run's classifier; any failure to load it is the run's fault, said in one line."""
-    from neuralab.training import load_classifier
-
-    try:
-        return load_classifier(run_dir)
-    except NeuralabError:
-        raise
-    # Until neuralab.runs checks a run's kind and its model.json before building anything,
-    # a forecast run or a damaged file fails deeper (KeyError, TypeError, ...): still the
-    # run's fault, never the app's.
-    except Exception as e:
-        first = (str(e).splitlines() or [""])[0][:120]
-        raise NeuralabError(f"{run_dir}: cannot be loaded as a classifier ({type(e).__name__}: {first}); "
-                            "choose a finished classifier run") from None
 
 
 def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarray:
