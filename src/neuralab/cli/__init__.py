@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     except NeuralabError as e:
         print(f"neuralab: error: {e.render(namer(args._parsers))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("neuralab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"neuralab: {e or 'interrupted'}", file=sys.stderr)
         return 130
     finally:
         torch = sys.modules.get("torch")
