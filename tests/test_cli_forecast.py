@@ -147,14 +147,14 @@ def test_cli_choices_and_defaults_are_the_librarys():
 
 @pytest.mark.parametrize("argv, message", [
     # one error from each library module a forecast passes through, named by the flag that sets it
-    (["--data", "dow30"], "--data 'dow30': no such file and not a built-in series"),
-    (["--calendar", "week"], "--calendar 'week': choose one of dayofyear, dayofweek, month, hour"),
-    (["--date-column", "when"], "--date-column 'when': no such column in series.csv"),
+    (["--data", "dow30"], "--data dow30: no such file and not a built-in series"),
+    (["--calendar", "week"], "--calendar week: choose one of dayofyear, dayofweek, month, hour"),
+    (["--date-column", "when"], "--date-column when: no such column in series.csv"),
     (["--lookback", "200"], "series.csv: 120 rows is fewer than --lookback 200 + --horizon 1"),
     (["--season", "9"], "--season 9: must be between 1 and --lookback (7)"),
-    (["--baselines", "drift,arima"], "--baselines 'arima': choose from persistence, seasonal-naive"),
+    (["--baselines", "drift,arima"], "--baselines arima: choose from persistence, seasonal-naive"),
     (["--dropout", "1.5"], "--dropout 1.5: must be in [0, 1)"),
-    (["--init", "glorot"], "--init 'glorot': choose keras or torch"),
+    (["--init", "glorot"], "--init glorot: choose keras or torch"),
     (["--val-fraction", "0.5", "--test-fraction", "0.5"], "--val-fraction 0.5 and --test-fraction 0.5: need"),
 ])
 def test_library_errors_name_the_flag(tmp_path, capsys, argv, message):
@@ -166,9 +166,9 @@ def test_library_errors_name_the_flag(tmp_path, capsys, argv, message):
 def test_value_errors_name_the_flag_and_the_value(tmp_path, capsys):
     data = csv(tmp_path, cells={(5, "load"): -5.0})
     err = error(capsys, ["forecast", "--data", data, *SMALL, "--target-transform", "log-return"])
-    assert err == ("neuralab: error: --target-transform 'log-return': column 'load' has values <= 0; "
+    assert err == ("neuralab: error: --target-transform log-return: column 'load' has values <= 0; "
                    "use --target-transform 'diff'")
     err = error(capsys, ["forecast", "--data", data, *SMALL, "--device", "mps"])
-    assert err == "neuralab: error: --device 'mps': Apple's Metal backend is not available here; use --device cpu or auto"
+    assert err == "neuralab: error: --device mps: Apple's Metal backend is not available here; use --device cpu or auto"
     err = error(capsys, ["rnn", "gradients", "--steps", "1"])
     assert err == "neuralab: error: --steps 1: must be at least 2"

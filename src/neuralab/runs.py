@@ -63,8 +63,9 @@ class Kind(str, enum.Enum):
 
     @property
     def used_by(self) -> str:
-        return {Kind.CLASSIFIER: "`neuralab evaluate`, `predict`, `inspect`, `export` or `serve`",
-                Kind.FORECASTER: "`neuralab forecast predict` or `serve`"}[self]
+        return {Kind.CLASSIFIER: "`neuralab evaluate`, `neuralab predict`, `neuralab inspect`, `neuralab export` "
+                                 "or `neuralab serve`",
+                Kind.FORECASTER: "`neuralab forecast predict` or `neuralab serve`"}[self]
 
 
 class Status(str, enum.Enum):
