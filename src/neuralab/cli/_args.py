@@ -9,7 +9,6 @@ entry in FLAGS where the flag says it differently.
 from __future__ import annotations
 
 import argparse
-import inspect
 from typing import Callable
 
 # parameter -> flag, where the flag is not "--" + parameter.replace("_", "-")
@@ -28,6 +27,8 @@ def flag_for(parameter: str) -> str:
 
 def defaults(function: Callable) -> dict:
     """The default of each of ``function``'s keyword parameters: a command's defaults are the library's."""
+    import inspect
+
     return {name: p.default for name, p in inspect.signature(function).parameters.items()
             if p.default is not inspect.Parameter.empty}
 
