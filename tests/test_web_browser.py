@@ -18,7 +18,7 @@ try:
 except ImportError:  # the browser fixture reports it: a failure in CI, a skip elsewhere
     expect = sync_playwright = None
 
-from neuralab.data.idx import read_idx
+from helpers import handwritten_digit
 from neuralab.training import load_classifier
 from neuralab.web import make_server
 from test_inspect import trained_lenet
@@ -39,16 +39,19 @@ def missing(what: str):
 
 
 @pytest.fixture(scope="module")
-def pictures(datasets, tmp_path_factory) -> Path:
+def pictures(tmp_path_factory) -> Path:
+    """A real handwritten two (scikit-learn's digits), laid out as MNIST's, as a PNG."""
     folder = tmp_path_factory.mktemp("pictures")
-    Image.fromarray(read_idx(datasets / "mnist" / "t10k-images-idx3-ubyte.gz")[1]).save(folder / "two.png")
+    two, label = handwritten_digit(2)
+    assert label == 2
+    Image.fromarray(two).save(folder / "two.png")
     return folder
 
 
 @pytest.fixture(scope="module")
-def runs(datasets, tmp_path_factory) -> Path:
+def runs(fashion_mnist, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("browser") / "runs"
-    trained_lenet(datasets, tmp_path_factory, root / "lenet")
+    trained_lenet(fashion_mnist, tmp_path_factory, root / "lenet")
     return root
 
 
@@ -263,12 +266,12 @@ def test_opening_a_run_shows_its_curves_matrix_and_summary(page):
     row = page.locator("#runs tbody tr[data-run='lenet']")
     row.wait_for()
     cells = row.locator("td").all_inner_texts()
-    assert cells[1:4] == ["classifier", "lenet5", "mnist"] and cells[4].startswith("test accuracy ")
+    assert cells[1:4] == ["classifier", "lenet5", "fashion-mnist"] and cells[4].startswith("test accuracy ")
     shot(page, "runs-list")
     row.click()
     page.wait_for_url("**/runs?run=lenet")
     page.wait_for_selector("#detail:not(.hidden)")
-    assert page.locator("#detail-title").inner_text() == "lenet: lenet5 on mnist"
+    assert page.locator("#detail-title").inner_text() == "lenet: lenet5 on fashion-mnist"
     page.wait_for_load_state("networkidle")
     widths = page.eval_on_selector_all("#figures img", "imgs => imgs.map(i => i.naturalWidth)")
     assert len(widths) == 3 and all(w > 100 for w in widths)
