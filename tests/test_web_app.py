@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 
 from helpers import handwritten_digit
 from neuralab.cli import main
+from neuralab.data.sources import SOURCES
 from neuralab.files import write_json
 from neuralab.mechanics import KERNELS, conv_shape, pool2d
 from neuralab.mechanics.kernels import to_uint8
@@ -314,7 +315,7 @@ def test_run_listing_stays_inside_the_runs_folder(client):
 
 def test_a_run_opens_with_its_files(client, runs):
     d = client.get("/api/run", params={"run": "lenet"}).json()
-    assert "Conv2d" in d["summary"] and d["best_epoch"] == 1 and d["classes"] == [str(i) for i in range(10)]
+    assert "Conv2d" in d["summary"] and d["best_epoch"] == 1 and d["classes"] == list(SOURCES["fashion-mnist"].classes)
     assert {"learning_curves.png", "confusion_matrix.png", "summary.txt", "report.html"} <= set(d["files"])
     r = client.get("/api/run/file", params={"run": "lenet", "name": "learning_curves.png"})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"

@@ -19,6 +19,7 @@ except ImportError:  # the browser fixture reports it: a failure in CI, a skip e
     expect = sync_playwright = None
 
 from helpers import handwritten_digit
+from neuralab.data.sources import SOURCES
 from neuralab.training import load_classifier
 from neuralab.web import make_server
 from test_inspect import trained_lenet
@@ -239,7 +240,7 @@ def test_drawing_a_digit_gives_a_prediction(page):
     page.wait_for_selector("#bars .label")
     labels = page.locator("#bars .label").all_inner_texts()
     percents = [float(t.rstrip("%")) for t in page.locator("#bars .pct").all_inner_texts()]
-    assert len(labels) == 5 and set(labels) <= set("0123456789")
+    assert len(labels) == 5 and set(labels) <= set(SOURCES["fashion-mnist"].classes)
     assert percents == sorted(percents, reverse=True) and 0 < sum(percents) <= 100.5
     assert page.locator("details.layer").count() == 5
     assert page.locator("details.layer").first.locator("img").count() == 6
