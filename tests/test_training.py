@@ -195,7 +195,7 @@ def test_existing_run_is_refused_without_overwrite(small_fashion, tmp_path, caps
     (["train", "--focus", "1.5"], "--focus 1.5"),
     (["train", "--focus", "0"], "--focus"),
     (["train", "--patience", "2", "--val-fraction", "0"], "give --val-fraction above 0"),
-    (["train", "--model", "resnet"], "--model 'resnet': unknown model"),
+    (["train", "--model", "resnet"], "--model resnet: unknown model"),
     (["train", "--data", "imagenet"], "unknown dataset 'imagenet'"),
     (["evaluate", "/nonexistent"], "not a run directory"),
 ])
