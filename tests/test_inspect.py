@@ -199,10 +199,10 @@ def test_an_unreadable_picture_is_named(run, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_an_out_that_is_a_file_is_refused_in_one_line(run, digit, tmp_path, capsys):
+def test_an_out_that_is_a_file_is_refused_in_one_line(run, picture, tmp_path, capsys):
     taken = tmp_path / "taken.txt"
     taken.write_text("keep me")
-    assert main(["inspect", str(run), str(digit), "--out", str(taken)]) == 2
+    assert main(["inspect", str(run), str(picture), "--out", str(taken)]) == 2
     err = capsys.readouterr().err
     assert f"--out {taken}: is a file" in err and err.count("\n") == 1
     assert taken.read_text() == "keep me"
