@@ -1,17 +1,44 @@
-"""Test data built from the real datasets: small IDX subsets that train in seconds."""
+"""Test data built from real data: small IDX subsets that train in seconds, and real
+handwritten digits that need no download."""
 
 from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
 from neuralab.data.idx import read_idx, write_idx
+from neuralab.data.sources import file_in
+
+IDX_FILES = [f"{prefix}-{kind}-ubyte.gz" for prefix in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")]
 
 
-def idx_subset(datasets, name: str, folder, n_train: int, n_test: int):
-    """Write the first ``n_train`` / ``n_test`` images of a real IDX dataset to ``folder``."""
+def idx_subset(source: Path, folder: Path, n_train: int, n_test: int) -> Path:
+    """The first ``n_train`` / ``n_test`` images of the real IDX dataset in ``source`` (the
+    folder a dataset fixture gives), written to ``folder`` as a dataset of the same kind."""
     folder.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        for kind in ("images-idx3", "labels-idx1"):
-            arr = read_idx(datasets / name / f"{prefix}-{kind}-ubyte.gz")[:n]
-            write_idx(folder / f"{prefix}-{kind}-ubyte.gz", np.ascontiguousarray(arr))
+    for name in IDX_FILES:
+        arr = read_idx(file_in(source, name))[: n_train if name.startswith("train") else n_test]
+        write_idx(folder / name, np.ascontiguousarray(arr))
     return folder
+
+
+@cache
+def _sklearn_digits():
+    from sklearn.datasets import load_digits
+
+    return load_digits()
+
+
+def handwritten_digit(index: int) -> tuple[np.ndarray, int]:
+    """Real handwritten digit ``index`` of scikit-learn's bundled set (1,797 digits, 8x8 pixels
+    of 17 grey levels, from UCI's optical recognition set; no download) and its label, laid
+    out as MNIST lays out its digits: light ink on black, in a 20x20 box centred in 28x28."""
+    from PIL import Image
+
+    digits = _sklearn_digits()
+    ink = Image.fromarray(np.round(digits.images[index] * 255 / 16).astype(np.uint8))
+    picture = np.zeros((28, 28), np.uint8)
+    picture[4:24, 4:24] = np.asarray(ink.resize((20, 20), Image.Resampling.BILINEAR))
+    return picture, int(digits.target[index])

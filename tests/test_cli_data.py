@@ -5,19 +5,19 @@ import shutil
 from neuralab.cli import main
 
 
-def test_path_and_verify_on_the_real_files(datasets, capsys):
-    assert main(["data", "path", "mnist", "--data-dir", str(datasets / "mnist")]) == 0
-    assert capsys.readouterr().out.strip() == str(datasets / "mnist")
-    assert main(["data", "verify", "fashion-mnist", "--data-dir", str(datasets / "fashion-mnist")]) == 0
+def test_path_and_verify_on_the_real_files(fashion_mnist, capsys):
+    assert main(["data", "path", "fashion-mnist", "--data-dir", str(fashion_mnist)]) == 0
+    assert capsys.readouterr().out.strip() == str(fashion_mnist)
+    assert main(["data", "verify", "fashion-mnist", "--data-dir", str(fashion_mnist)]) == 0
     out = capsys.readouterr().out
     assert out.count("ok ") == 4 and "BAD" not in out
 
 
-def test_verify_reports_a_bad_file_with_exit_2(datasets, tmp_path, capsys):
-    copy = tmp_path / "mnist"
-    shutil.copytree(datasets / "mnist", copy)
+def test_verify_reports_a_bad_file_with_exit_2(fashion_mnist, tmp_path, capsys):
+    copy = tmp_path / "fashion-mnist"
+    shutil.copytree(fashion_mnist, copy)
     shutil.copy(copy / "t10k-labels-idx1-ubyte.gz", copy / "train-labels-idx1-ubyte.gz")
-    assert main(["data", "verify", "mnist", "--data-dir", str(copy)]) == 2
+    assert main(["data", "verify", "fashion-mnist", "--data-dir", str(copy)]) == 2
     assert "BAD train-labels-idx1-ubyte.gz" in capsys.readouterr().out
 
 
@@ -30,14 +30,14 @@ def _no_system_copy(monkeypatch, tmp_path):
                             sources.Source(**{**source.__dict__, "system_dirs": (str(tmp_path / "none"),)}))
 
 
-def test_list_shows_where_each_dataset_is(datasets, tmp_path, monkeypatch, capsys):
+def test_list_shows_where_each_dataset_is(fashion_mnist, tmp_path, monkeypatch, capsys):
     _no_system_copy(monkeypatch, tmp_path)
     monkeypatch.setenv("NEURALAB_DATA", str(tmp_path))
-    shutil.copytree(datasets / "mnist", tmp_path / "mnist")
+    shutil.copytree(fashion_mnist, tmp_path / "fashion-mnist")
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
-    assert str(tmp_path / "mnist") in out
-    assert "not found (neuralab data fetch fashion-mnist)" in out
+    assert str(tmp_path / "fashion-mnist") in out
+    assert "not found (neuralab data fetch mnist)" in out
 
 
 def test_missing_dataset_is_one_line_exit_2(tmp_path, monkeypatch, capsys):

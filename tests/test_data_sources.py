@@ -104,21 +104,22 @@ def test_download_with_wrong_checksum_is_not_kept(tmp_path, monkeypatch):
     assert not (tmp_path / "cache" / "mnist").exists()
 
 
-def test_download_from_a_mirror_with_the_real_files(tmp_path, monkeypatch, datasets):
+def test_download_from_a_mirror_with_the_real_files(tmp_path, monkeypatch, fashion_mnist):
     monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
-    source = sources.SOURCES["mnist"]
-    monkeypatch.setitem(sources.SOURCES, "mnist",
-                        sources.Source(**{**source.__dict__, "mirrors": ((datasets / "mnist").as_uri() + "/",)}))
-    target = sources.fetch("mnist")
-    assert verify("mnist") == {f: True for f in source.files}
-    assert locate("mnist") == target
+    source = sources.SOURCES["fashion-mnist"]
+    monkeypatch.setitem(sources.SOURCES, "fashion-mnist",
+                        sources.Source(**{**source.__dict__, "mirrors": (fashion_mnist.as_uri() + "/",)}))
+    target = sources.fetch("fashion-mnist")
+    assert target == tmp_path / "cache" / "fashion-mnist"
+    assert verify("fashion-mnist") == {f: True for f in source.files}
+    assert locate("fashion-mnist") == target
 
 
-def test_verify_flags_a_changed_file(tmp_path, datasets):
+def test_verify_flags_a_changed_file(tmp_path, fashion_mnist):
     folder = tmp_path / "copy"
-    shutil.copytree(datasets / "mnist", folder)
+    shutil.copytree(fashion_mnist, folder)
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(10000, dtype=np.uint8))
-    result = verify("mnist", folder)
+    result = verify("fashion-mnist", folder)
     assert result["t10k-labels-idx1-ubyte.gz"] is False and result["train-labels-idx1-ubyte.gz"] is True
 
 

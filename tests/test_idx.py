@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from neuralab.data.idx import parse_idx, read_idx, write_idx
+from neuralab.data.sources import SOURCES, file_in, verify
 from neuralab.errors import NeuralabError
 
 
@@ -49,16 +50,17 @@ def test_damaged_gzip_names_the_file(tmp_path):
         read_idx(path)
 
 
-def test_real_mnist_files(datasets):
-    x = read_idx(datasets / "mnist" / "train-images-idx3-ubyte.gz")
-    y = read_idx(datasets / "mnist" / "train-labels-idx1-ubyte.gz")
+def test_real_mnist_files(mnist):
+    x = read_idx(file_in(mnist, "train-images-idx3-ubyte.gz"))
+    y = read_idx(file_in(mnist, "train-labels-idx1-ubyte.gz"))
     assert x.shape == (60000, 28, 28) and x.dtype == np.uint8 and y.shape == (60000,)
     assert np.bincount(y).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    assert read_idx(datasets / "mnist" / "t10k-images-idx3-ubyte.gz").shape == (10000, 28, 28)
+    assert read_idx(file_in(mnist, "t10k-images-idx3-ubyte.gz")).shape == (10000, 28, 28)
+    assert verify("mnist", mnist) == {name: True for name in SOURCES["mnist"].files}  # the pinned SHA-256s
 
 
-def test_real_fashion_mnist_files(datasets):
-    y_train = read_idx(datasets / "fashion-mnist" / "train-labels-idx1-ubyte.gz")
-    y_test = read_idx(datasets / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz")
+def test_real_fashion_mnist_files(fashion_mnist):
+    y_train = read_idx(file_in(fashion_mnist, "train-labels-idx1-ubyte.gz"))
+    y_test = read_idx(file_in(fashion_mnist, "t10k-labels-idx1-ubyte.gz"))
     assert np.bincount(y_train).tolist() == [6000] * 10
     assert np.bincount(y_test).tolist() == [1000] * 10

@@ -15,6 +15,7 @@ from PIL import Image
 from helpers import idx_subset
 from neuralab.cli import main
 from neuralab.data.idx import read_idx
+from neuralab.data.sources import file_in
 from neuralab.errors import NeuralabError
 from neuralab.mechanics import KERNELS, closest_kernels, conv2d_forward
 from neuralab.models import build_model
@@ -27,13 +28,13 @@ LENET_LAYERS = [("features.1", "Conv2d", (6, 28, 28)), ("features.3", "AvgPool2d
                 ("features.7", "Conv2d", (120, 1, 1))]
 
 
-def trained_lenet(datasets, tmp_path_factory, out: Path) -> Path:
-    """A real LeNet-5 run (one epoch on 600 MNIST images) copied to ``out``. It is trained once
-    per test session; the web app's tests take their copies from here too."""
+def trained_lenet(fashion_mnist, tmp_path_factory, out: Path) -> Path:
+    """A real LeNet-5 run (one epoch on 600 Fashion-MNIST images) copied to ``out``. It is
+    trained once per test session; the web app's tests take their copies from here too."""
     shared = tmp_path_factory.getbasetemp() / "trained-lenet5"
     if not (shared / "lenet" / "report.html").exists():
-        data = idx_subset(datasets, "mnist", shared / "mnist", 600, 100)
-        train_classifier(ClassifierConfig(model="lenet5", data="mnist", data_dir=str(data),
+        data = idx_subset(fashion_mnist, shared / "fashion-mnist", 600, 100)
+        train_classifier(ClassifierConfig(model="lenet5", data="fashion-mnist", data_dir=str(data),
                                           train=TrainConfig(epochs=1, batch_size=64)),
                          out=shared / "lenet", overwrite=True, verbose=False)
     shutil.copytree(shared / "lenet", out)
@@ -41,15 +42,16 @@ def trained_lenet(datasets, tmp_path_factory, out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(datasets, tmp_path_factory):
-    """A LeNet-5 trained for one epoch on 600 real MNIST images."""
-    return trained_lenet(datasets, tmp_path_factory, tmp_path_factory.mktemp("runs") / "lenet")
+def run(fashion_mnist, tmp_path_factory):
+    """A LeNet-5 trained for one epoch on 600 real Fashion-MNIST images."""
+    return trained_lenet(fashion_mnist, tmp_path_factory, tmp_path_factory.mktemp("runs") / "lenet")
 
 
 @pytest.fixture(scope="module")
-def digit(datasets, tmp_path_factory):
-    path = tmp_path_factory.mktemp("pictures") / "seven.png"
-    Image.fromarray(read_idx(datasets / "mnist" / "t10k-images-idx3-ubyte.gz")[0]).save(path)
+def picture(fashion_mnist, tmp_path_factory):
+    """The first test picture of Fashion-MNIST (an ankle boot), as a PNG."""
+    path = tmp_path_factory.mktemp("pictures") / "boot.png"
+    Image.fromarray(read_idx(file_in(fashion_mnist, "t10k-images-idx3-ubyte.gz"))[0]).save(path)
     return path
 
 
@@ -65,9 +67,9 @@ def direct_forward(model, x) -> list[np.ndarray]:
     return outputs
 
 
-def test_feature_maps_equal_a_direct_forward_and_the_scratch_convolution(run, digit):
+def test_feature_maps_equal_a_direct_forward_and_the_scratch_convolution(run, picture):
     clf = load_classifier(run)
-    x = clf.preprocess(clf.load_images([digit]))
+    x = clf.preprocess(clf.load_images([picture]))
     layers = feature_maps(clf.model, x)
     assert [(fm.name, fm.kind, fm.maps.shape) for fm in layers] == LENET_LAYERS
     for fm, expected in zip(layers, direct_forward(clf.model, x)):
@@ -99,14 +101,14 @@ def panel_boxes(fig, dpi: int = 110, pad_inches: float = 0.1):
     return boxes
 
 
-def test_cli_writes_a_panel_per_filter_with_the_forward_values(run, digit, tmp_path, capsys):
+def test_cli_writes_a_panel_per_filter_with_the_forward_values(run, picture, tmp_path, capsys):
     out = tmp_path / "inspect"
-    assert main(["inspect", str(run), str(digit), "--out", str(out)]) == 0
+    assert main(["inspect", str(run), str(picture), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f"{digit}: ") and "features.1 (Conv2d)" in printed and "wrote 8 files" in printed
+    assert printed.startswith(f"{picture}: ") and "features.1 (Conv2d)" in printed and "wrote 8 files" in printed
 
     clf = load_classifier(run)
-    x = clf.preprocess(clf.load_images([digit]))
+    x = clf.preprocess(clf.load_images([picture]))
     expected = direct_forward(clf.model, x)
     names = ["01-features.1-conv2d", "02-features.3-avgpool2d", "03-features.4-conv2d",
              "04-features.6-avgpool2d", "05-features.7-conv2d"]
@@ -116,9 +118,9 @@ def test_cli_writes_a_panel_per_filter_with_the_forward_values(run, digit, tmp_p
     saved = np.load(out / "feature_maps.npz")
     for name, maps in zip(names, expected):
         np.testing.assert_allclose(saved[name], maps, rtol=0, atol=1e-5)
-    np.testing.assert_array_equal(saved["input"], clf.load_images([digit])[0])
+    np.testing.assert_array_equal(saved["input"], clf.load_images([picture])[0])
     np.testing.assert_array_equal(saved["filters"], clf.model.features[1].weight.detach().numpy())
-    np.testing.assert_allclose(saved["probabilities"], clf.predict_proba(clf.load_images([digit]))[0], atol=1e-6)
+    np.testing.assert_allclose(saved["probabilities"], clf.predict_proba(clf.load_images([picture]))[0], atol=1e-6)
     np.testing.assert_array_equal(np.asarray(Image.open(out / "input.png")), saved["input"][0])
 
     # layer 1's grid: one panel per filter (6), each the map of that filter scaled min..max
@@ -143,9 +145,9 @@ def test_cli_writes_a_panel_per_filter_with_the_forward_values(run, digit, tmp_p
     assert png.shape[1] > 4 * png.shape[0] > 0
 
 
-def test_every_grid_has_one_panel_per_channel_up_to_the_limit(run, digit):
+def test_every_grid_has_one_panel_per_channel_up_to_the_limit(run, picture):
     clf = load_classifier(run)
-    layers = feature_maps(clf.model, clf.preprocess(clf.load_images([digit])))
+    layers = feature_maps(clf.model, clf.preprocess(clf.load_images([picture])))
     figures = [feature_map_figure(fm) for fm in layers]
     panels = [[ax.images[0].get_array() for ax in fig.axes if ax.images] for fig in figures]
     assert [len(p) for p in panels] == [6, 6, 16, 16, 1]  # the last conv's 120 maps of 1 x 1: one panel
@@ -197,10 +199,10 @@ def test_an_unreadable_picture_is_named(run, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_an_out_that_is_a_file_is_refused_in_one_line(run, digit, tmp_path, capsys):
+def test_an_out_that_is_a_file_is_refused_in_one_line(run, picture, tmp_path, capsys):
     taken = tmp_path / "taken.txt"
     taken.write_text("keep me")
-    assert main(["inspect", str(run), str(digit), "--out", str(taken)]) == 2
+    assert main(["inspect", str(run), str(picture), "--out", str(taken)]) == 2
     err = capsys.readouterr().err
     assert f"--out {taken}: is a file" in err and err.count("\n") == 1
     assert taken.read_text() == "keep me"

@@ -13,32 +13,33 @@ from PIL import Image
 from helpers import idx_subset
 from neuralab.cli import main
 from neuralab.data.idx import read_idx
+from neuralab.data.sources import SOURCES, file_in
 from neuralab.training import ClassifierConfig, TrainConfig, train_classifier
 
 
 @pytest.fixture(scope="module")
-def run(datasets, tmp_path_factory):
-    data = idx_subset(datasets, "mnist", tmp_path_factory.mktemp("mnist"), 4000, 500)
+def run(fashion_mnist, tmp_path_factory):
+    data = idx_subset(fashion_mnist, tmp_path_factory.mktemp("fashion-mnist"), 4000, 500)
     out = tmp_path_factory.mktemp("runs") / "lenet"
-    train_classifier(ClassifierConfig(model="lenet5", data="mnist", data_dir=str(data),
+    train_classifier(ClassifierConfig(model="lenet5", data="fashion-mnist", data_dir=str(data),
                                       train=TrainConfig(epochs=2, batch_size=64)), out=out, verbose=False)
     return out
 
 
 @pytest.fixture(scope="module")
-def digits(datasets, tmp_path_factory):
-    """Real test digits saved as a PNG (28x28 gray) and a large RGB JPEG."""
+def pictures(fashion_mnist, tmp_path_factory):
+    """Real Fashion-MNIST test pictures saved as a PNG (28x28 gray) and a large RGB JPEG."""
     folder = tmp_path_factory.mktemp("pictures")
-    x = read_idx(datasets / "mnist" / "t10k-images-idx3-ubyte.gz")[:2]
-    y = read_idx(datasets / "mnist" / "t10k-labels-idx1-ubyte.gz")[:2]
-    Image.fromarray(x[0]).save(folder / "seven.png")
-    Image.fromarray(np.stack([x[1]] * 3, -1)).resize((300, 300)).save(folder / "two.jpg", quality=95)
-    return folder, [str(int(v)) for v in y]
+    x = read_idx(file_in(fashion_mnist, "t10k-images-idx3-ubyte.gz"))[:2]
+    y = read_idx(file_in(fashion_mnist, "t10k-labels-idx1-ubyte.gz"))[:2]
+    Image.fromarray(x[0]).save(folder / "boot.png")
+    Image.fromarray(np.stack([x[1]] * 3, -1)).resize((300, 300)).save(folder / "pullover.jpg", quality=95)
+    return folder, [SOURCES["fashion-mnist"].classes[v] for v in y]
 
 
-def test_predict_any_size_and_mode_with_json(run, digits, capsys):
-    folder, labels = digits
-    assert main(["predict", str(run), str(folder / "seven.png"), str(folder / "two.jpg"), "--json",
+def test_predict_any_size_and_mode_with_json(run, pictures, capsys):
+    folder, labels = pictures
+    assert main(["predict", str(run), str(folder / "boot.png"), str(folder / "pullover.jpg"), "--json",
                  "--top-k", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["top"][0]["class"] for r in out] == labels
@@ -47,10 +48,10 @@ def test_predict_any_size_and_mode_with_json(run, digits, capsys):
         assert len(probs) == 3 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
 
 
-def test_predict_text_output(run, digits, capsys):
-    folder, labels = digits
-    assert main(["predict", str(run), str(folder / "seven.png"), "--top-k", "1"]) == 0
-    assert capsys.readouterr().out.startswith(f"{folder / 'seven.png'}: {labels[0]} ")
+def test_predict_text_output(run, pictures, capsys):
+    folder, labels = pictures
+    assert main(["predict", str(run), str(folder / "boot.png"), "--top-k", "1"]) == 0
+    assert capsys.readouterr().out.startswith(f"{folder / 'boot.png'}: {labels[0]} ")
 
 
 def _png_header_only(path, width, height):
@@ -80,7 +81,7 @@ def test_predict_on_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "not a run directory" in capsys.readouterr().err
 
 
-def test_onnx_export_matches_pytorch(run, digits, capsys):
+def test_onnx_export_matches_pytorch(run, pictures, capsys):
     import onnxruntime
 
     from neuralab.training import load_classifier
@@ -88,7 +89,7 @@ def test_onnx_export_matches_pytorch(run, digits, capsys):
     assert main(["export", str(run), "--onnx"]) == 0
     assert "matches PyTorch" in capsys.readouterr().out
     clf = load_classifier(run)
-    images = clf.load_images([digits[0] / "seven.png", digits[0] / "two.jpg"])
+    images = clf.load_images([pictures[0] / "boot.png", pictures[0] / "pullover.jpg"])
     session = onnxruntime.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
     logits = session.run(None, {"images": clf.preprocess(images).numpy()})[0]
     np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True),

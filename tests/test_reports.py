@@ -29,8 +29,8 @@ SECTIONS = ["Learning curves", "Epochs", "Confusion matrix", "Per-class precisio
 
 
 @pytest.fixture(scope="module")
-def fashion(datasets, tmp_path_factory):
-    return idx_subset(datasets, "fashion-mnist", tmp_path_factory.mktemp("fashion"), 1200, 300)
+def fashion(fashion_mnist, tmp_path_factory):
+    return idx_subset(fashion_mnist, tmp_path_factory.mktemp("fashion"), 1200, 300)
 
 
 def full_disk_at(name: str):

@@ -1,4 +1,4 @@
-"""The trainer on real MNIST subsets: run directories, reproducibility, resume after
+"""The trainer on real Fashion-MNIST subsets: run directories, reproducibility, resume after
 kill -9, evaluation from the directory alone, safe and tamper-evident files."""
 
 from __future__ import annotations
@@ -23,24 +23,25 @@ from neuralab.training.checkpoint import load_tensors
 
 
 @pytest.fixture(scope="module")
-def small_mnist(datasets, tmp_path_factory):
-    return idx_subset(datasets, "mnist", tmp_path_factory.mktemp("mnist"), 3000, 1000)
+def small_fashion(fashion_mnist, tmp_path_factory):
+    return idx_subset(fashion_mnist, tmp_path_factory.mktemp("fashion"), 3000, 1000)
 
 
 @pytest.fixture(scope="module")
-def tiny_mnist(datasets, tmp_path_factory):
-    return idx_subset(datasets, "mnist", tmp_path_factory.mktemp("tiny"), 1500, 300)
+def tiny_fashion(fashion_mnist, tmp_path_factory):
+    return idx_subset(fashion_mnist, tmp_path_factory.mktemp("tiny"), 1500, 300)
 
 
 def config(data_dir, **train) -> ClassifierConfig:
-    return ClassifierConfig(model="lenet5", data="mnist", data_dir=str(data_dir),
+    return ClassifierConfig(model="lenet5", data="fashion-mnist", data_dir=str(data_dir),
                             train=TrainConfig(**{"epochs": 2, "batch_size": 64, **train}))
 
 
-def test_run_directory_is_complete_and_evaluates_alone(small_mnist, tmp_path):
-    result = train_classifier(config(small_mnist, seed=3), out=tmp_path / "run", verbose=False)
+def test_run_directory_is_complete_and_evaluates_alone(small_fashion, tmp_path):
+    result = train_classifier(config(small_fashion, seed=3), out=tmp_path / "run", verbose=False)
     run = tmp_path / "run"
-    assert result.test["accuracy"] > 0.85  # 2,700 digits, 2 epochs
+    # 2,700 pictures, 2 epochs: 0.753 measured (seeds 0-4: 0.753-0.762; MNIST's 0.886 had 0.85)
+    assert result.test["accuracy"] > 0.72
     record = json.loads((run / "config.json").read_text())
     assert record["config"]["train"]["seed"] == 3
     assert {"torch", "numpy", "neuralab", "device", "python"} <= set(record["environment"])
@@ -55,10 +56,10 @@ def test_run_directory_is_complete_and_evaluates_alone(small_mnist, tmp_path):
     assert again["test_accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-6)
 
 
-def test_same_seed_same_weights_other_seed_other_weights(small_mnist, tmp_path):
-    a = train_classifier(config(small_mnist, epochs=1), out=tmp_path / "a", verbose=False)
-    b = train_classifier(config(small_mnist, epochs=1), out=tmp_path / "b", verbose=False)
-    c = train_classifier(config(small_mnist, epochs=1, seed=1), out=tmp_path / "c", verbose=False)
+def test_same_seed_same_weights_other_seed_other_weights(small_fashion, tmp_path):
+    a = train_classifier(config(small_fashion, epochs=1), out=tmp_path / "a", verbose=False)
+    b = train_classifier(config(small_fashion, epochs=1), out=tmp_path / "b", verbose=False)
+    c = train_classifier(config(small_fashion, epochs=1, seed=1), out=tmp_path / "c", verbose=False)
     wa, wb, wc = (load_tensors(r.run_dir / "model.safetensors")[0] for r in (a, b, c))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not torch.equal(wa["features.1.weight"], wc["features.1.weight"])
@@ -70,13 +71,13 @@ def _cli(args, **kw):
 
 
 @pytest.mark.parametrize("focus", [1.0, 0.3])
-def test_interrupted_and_resumed_equals_uninterrupted(tiny_mnist, tmp_path, monkeypatch, focus):
+def test_interrupted_and_resumed_equals_uninterrupted(tiny_fashion, tmp_path, monkeypatch, focus):
     """Ctrl-C in epoch 2, then resume: bit-identical weights (optimizer moments keep the
     channels-last layout of their parameters, which the fused Adam kernel relies on; with
     focus, the remembered per-sample losses pick the same hardest samples)."""
     from neuralab.training import trainer as trainer_module
 
-    whole = train_classifier(config(tiny_mnist, epochs=3, focus=focus), out=tmp_path / "whole", verbose=False)
+    whole = train_classifier(config(tiny_fashion, epochs=3, focus=focus), out=tmp_path / "whole", verbose=False)
     original = trainer_module.Trainer._train_epoch
 
     def interrupt_in_epoch_2(self, *args):
@@ -86,7 +87,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tiny_mnist, tmp_path, monk
 
     monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", interrupt_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(config(tiny_mnist, epochs=3, focus=focus), out=tmp_path / "cut", verbose=False)
+        train_classifier(config(tiny_fashion, epochs=3, focus=focus), out=tmp_path / "cut", verbose=False)
     monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)
     resumed = resume_classifier(tmp_path / "cut", verbose=False)
     a, _ = load_tensors(whole.run_dir / "checkpoints" / "last.safetensors")
@@ -96,15 +97,15 @@ def test_interrupted_and_resumed_equals_uninterrupted(tiny_mnist, tmp_path, monk
     assert [r["samples"] for r in resumed.history] == [r["samples"] for r in whole.history]
 
 
-def test_focus_trains_later_epochs_on_the_samples_with_the_highest_loss(tiny_mnist):
+def test_focus_trains_later_epochs_on_the_samples_with_the_highest_loss(tiny_fashion):
     """After epoch 1, each epoch takes the top 20% by the loss each sample had when it was last
-    trained on (real MNIST images, the losses the training passes produced)."""
+    trained on (real Fashion-MNIST images, the losses the training passes produced)."""
     from neuralab.data import load_image_data
     from neuralab.models import build_model
     from neuralab.training import Trainer
     from neuralab.training.classify import Preprocess
 
-    data = load_image_data("mnist", tiny_mnist, val_fraction=0.0)
+    data = load_image_data("fashion-mnist", tiny_fashion, val_fraction=0.0)
     x, y = Preprocess.fit(data.train.x)(data.train.x), torch.from_numpy(data.train.y)
     torch.manual_seed(0)
     trainer = Trainer(build_model("lenet5", (1, 28, 28), 10), TrainConfig(epochs=3, batch_size=64, focus=0.2),
@@ -138,8 +139,8 @@ def test_focus_trains_later_epochs_on_the_samples_with_the_highest_loss(tiny_mni
         assert not torch.equal(after[order], before[order])  # trained ones get this epoch's
 
 
-def test_kill_9_then_resume_ends_with_the_uninterrupted_weights(tiny_mnist, tmp_path):
-    args = ["train", "--model", "lenet5", "--data", "mnist", "--data-dir", str(tiny_mnist),
+def test_kill_9_then_resume_ends_with_the_uninterrupted_weights(tiny_fashion, tmp_path):
+    args = ["train", "--model", "lenet5", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion),
             "--epochs", "4", "--batch-size", "32", "--seed", "5"]
     whole = _cli([*args, "--out", str(tmp_path / "whole")])
     assert whole.wait(timeout=300) == 0, whole.stdout.read()
@@ -166,17 +167,17 @@ def test_kill_9_then_resume_ends_with_the_uninterrupted_weights(tiny_mnist, tmp_
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
 
 
-def test_early_stopping_stops_and_keeps_the_best(small_mnist, tmp_path):
+def test_early_stopping_stops_and_keeps_the_best(small_fashion, tmp_path):
     # A learning rate this high diverges: validation loss stops improving at once.
-    result = train_classifier(config(small_mnist, epochs=6, lr=0.5, patience=1, schedule="constant"),
+    result = train_classifier(config(small_fashion, epochs=6, lr=0.5, patience=1, schedule="constant"),
                               out=tmp_path / "run", verbose=False)
     assert len(result.history) < 6
     losses = [r["val_loss"] for r in result.history]
     assert result.best_epoch == int(np.argmin(losses)) + 1
 
 
-def test_existing_run_is_refused_without_overwrite(small_mnist, tmp_path, capsys):
-    args = ["train", "--data", "mnist", "--data-dir", str(small_mnist), "--epochs", "1", "--quiet",
+def test_existing_run_is_refused_without_overwrite(small_fashion, tmp_path, capsys):
+    args = ["train", "--data", "fashion-mnist", "--data-dir", str(small_fashion), "--epochs", "1", "--quiet",
             "--out", str(tmp_path / "run")]
     assert main(args) == 0
     before = (tmp_path / "run" / "model.safetensors").read_bytes()
@@ -208,21 +209,21 @@ def test_bad_options_get_one_line_and_exit_2(argv, words, capsys, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_damaged_idx_file_is_named_and_nothing_is_written(small_mnist, tmp_path, capsys):
+def test_damaged_idx_file_is_named_and_nothing_is_written(small_fashion, tmp_path, capsys):
     import shutil
 
     bad = tmp_path / "bad"
-    shutil.copytree(small_mnist, bad)
+    shutil.copytree(small_fashion, bad)
     data = (bad / "t10k-labels-idx1-ubyte.gz").read_bytes()
     (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(data[: len(data) // 2])
-    code = main(["train", "--data", "mnist", "--data-dir", str(bad), "--out", str(tmp_path / "run")])
+    code = main(["train", "--data", "fashion-mnist", "--data-dir", str(bad), "--out", str(tmp_path / "run")])
     assert code == 2
     assert "t10k-labels-idx1-ubyte.gz" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
-def test_tampered_and_truncated_weights_are_refused(small_mnist, tmp_path):
-    train_classifier(config(small_mnist, epochs=1), out=tmp_path / "run", verbose=False)
+def test_tampered_and_truncated_weights_are_refused(small_fashion, tmp_path):
+    train_classifier(config(small_fashion, epochs=1), out=tmp_path / "run", verbose=False)
     weights = tmp_path / "run" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-10] ^= 0xFF
@@ -243,9 +244,9 @@ def test_a_pickle_is_never_loaded(tmp_path):
         load_tensors(path)
 
 
-def test_two_processes_match_one_with_the_same_global_batch(small_mnist, tmp_path):
+def test_two_processes_match_one_with_the_same_global_batch(tiny_fashion, tmp_path):
     """torchrun with 2 CPU processes (gloo) gives the weights of 1 process, same global batch."""
-    args = ["train", "--data", "mnist", "--data-dir", str(small_mnist), "--epochs", "2", "--focus", "0.5",
+    args = ["train", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "2", "--focus", "0.5",
             "--batch-size", "50", "--val-fraction", "0.1", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
@@ -268,7 +269,7 @@ def test_two_processes_match_one_with_the_same_global_batch(small_mnist, tmp_pat
         assert ra["val_accuracy"] == pytest.approx(rb["val_accuracy"])
 
 
-def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_mnist, tmp_path, monkeypatch, capsys):
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_fashion, tmp_path, monkeypatch, capsys):
     """The second epoch's save fails with ENOSPC: one clear line, epoch 1's checkpoint intact."""
     import errno
 
@@ -283,7 +284,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_mnist, tmp_p
         real_fsync(fd)
 
     monkeypatch.setattr(files.os, "fsync", fsync_then_fill_the_disk)
-    code = main(["train", "--data", "mnist", "--data-dir", str(small_mnist), "--epochs", "3", "--quiet",
+    code = main(["train", "--data", "fashion-mnist", "--data-dir", str(small_fashion), "--epochs", "3", "--quiet",
                  "--out", str(run)])
     assert code == 2
     err = capsys.readouterr().err
@@ -295,7 +296,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_mnist, tmp_p
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
 
 
-def test_auxiliary_heads_are_trained_and_scored_apart(tiny_mnist):
+def test_auxiliary_heads_are_trained_and_scored_apart(tiny_fashion):
     """GoogLeNet with aux heads: the trainer adds 0.3 x each auxiliary loss, and the
     auxiliary classifiers learn; evaluation uses the main head only."""
     from neuralab.data import load_image_data
@@ -303,7 +304,7 @@ def test_auxiliary_heads_are_trained_and_scored_apart(tiny_mnist):
     from neuralab.training import Trainer
     from neuralab.training.classify import Preprocess
 
-    data = load_image_data("mnist", tiny_mnist)
+    data = load_image_data("fashion-mnist", tiny_fashion)
     x, y = Preprocess.fit(data.train.x)(data.train.x[:128]), torch.from_numpy(data.train.y[:128])
     torch.manual_seed(0)
     model = build_model("googlenet", (1, 28, 28), 10, aux_logits=True)
@@ -315,7 +316,7 @@ def test_auxiliary_heads_are_trained_and_scored_apart(tiny_mnist):
     assert history[0]["loss"] > 1.3 * history[0]["val_loss"]
 
 
-def test_threads_apply_while_training_and_are_restored_after(tiny_mnist, tmp_path):
+def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_path):
     """`--threads N` (TrainConfig.threads) is the thread count of every training step, is
     recorded with the run, and leaves the process's setting as it found it."""
     from neuralab.data import load_image_data
@@ -330,7 +331,7 @@ def test_threads_apply_while_training_and_are_restored_after(tiny_mnist, tmp_pat
             seen.append(torch.get_num_threads())
             return super().forward(x)
 
-    data = load_image_data("mnist", tiny_mnist)
+    data = load_image_data("fashion-mnist", tiny_fashion)
     x, y = Preprocess.fit(data.train.x)(data.train.x[:256]), torch.from_numpy(data.train.y[:256])
     before = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -339,7 +340,7 @@ def test_threads_apply_while_training_and_are_restored_after(tiny_mnist, tmp_pat
         assert seen == [1] * 4 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
-    assert main(["train", "--data", "mnist", "--data-dir", str(tiny_mnist), "--epochs", "1", "--threads", "1",
+    assert main(["train", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "1", "--threads", "1",
                  "--out", str(tmp_path / "run"), "--quiet"]) == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["train"]["threads"] == 1
     with pytest.raises(NeuralabError, match="threads=-1"):

@@ -2,9 +2,10 @@
 
 Each percent-format script is converted with jupytext and executed by nbclient on a
 python3 kernel of this interpreter, with NEURALAB_TUTORIAL_BUDGET=small, NEURALAB_DATA
-pointing at a temporary cache filled from the real datasets, and NEURALAB_TUTORIAL_OUT at
-a temporary folder; the test then checks the key numbers the tutorial wrote to
-results.json. A tutorial that raises, or whose numbers drift from the slides, fails here.
+pointing at a temporary cache filled from the real datasets (MNIST only for the tutorials
+that need it), and NEURALAB_TUTORIAL_OUT at a temporary folder; the test then checks the
+key numbers the tutorial wrote to results.json. A tutorial that raises, or whose numbers
+drift from the slides, fails here.
 """
 
 from __future__ import annotations
@@ -29,15 +30,24 @@ jupytext = pytest.importorskip("jupytext")
 
 
 @pytest.fixture(scope="module")
-def tutorial_env(datasets, tmp_path_factory):
-    """Environment for the kernels: small budget, a data cache holding MNIST and
-    Fashion-MNIST copied from the real datasets, and a fresh output folder."""
+def tutorial_env(fashion_mnist, tmp_path_factory):
+    """Environment for the kernels: small budget, a data cache holding Fashion-MNIST copied
+    from the real dataset (``with_mnist`` adds MNIST), and a fresh output folder."""
     cache = tmp_path_factory.mktemp("tutorial-cache")
-    for name in ("mnist", "fashion-mnist"):
-        shutil.copytree(datasets / name, cache / name)
+    shutil.copytree(fashion_mnist, cache / "fashion-mnist")
     out = tmp_path_factory.mktemp("tutorial-out")
     return {"NEURALAB_TUTORIAL_BUDGET": "small", "NEURALAB_DATA": str(cache), "NEURALAB_TUTORIAL_OUT": str(out),
             "MPLBACKEND": "Agg"}, out
+
+
+@pytest.fixture
+def with_mnist(tutorial_env, mnist):
+    """The tutorial environment with real MNIST in its cache too (the workshop's tutorials 02
+    and 03 train on both datasets); skips the tutorial when MNIST is absent."""
+    cache = Path(tutorial_env[0]["NEURALAB_DATA"]) / "mnist"
+    if not cache.exists():
+        shutil.copytree(mnist, cache)
+    return tutorial_env
 
 
 def execute(script: Path, env: dict[str, str]) -> tuple[object, float]:
@@ -110,8 +120,8 @@ def test_01_convolution_by_hand(tutorial_env):
     assert r["scratch_cnn"]["loss"][-1] < r["scratch_cnn"]["loss"][0]
 
 
-def test_02_mlp_to_cnn(tutorial_env):
-    r = run_tutorial("02_mlp_to_cnn.py", tutorial_env)
+def test_02_mlp_to_cnn(with_mnist):
+    r = run_tutorial("02_mlp_to_cnn.py", with_mnist)
     for dataset in ("mnist", "fashion-mnist"):
         acc = {m: r[dataset][m]["accuracy_mean"] for m in ("mlp", "cnn", "lenet5")}
         assert acc["cnn"] > acc["mlp"], (dataset, acc)  # the workshop's point, on the same budget
@@ -121,8 +131,8 @@ def test_02_mlp_to_cnn(tutorial_env):
     assert r["feature_maps"]["features.3"] == [32, 14, 14]
 
 
-def test_03_classic_architectures(tutorial_env):
-    r = run_tutorial("03_classic_architectures.py", tutorial_env)
+def test_03_classic_architectures(with_mnist):
+    r = run_tutorial("03_classic_architectures.py", with_mnist)
     paper = {name: counts["paper"] for name, counts in r["parameters"].items()}
     assert paper["lenet5"] == 61_706
     assert paper["alexnet"] == 61_100_840

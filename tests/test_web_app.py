@@ -21,8 +21,9 @@ from PIL import Image
 from scipy.signal import correlate2d as scipy_correlate2d
 from starlette.testclient import TestClient
 
+from helpers import handwritten_digit
 from neuralab.cli import main
-from neuralab.data.idx import read_idx
+from neuralab.data.sources import SOURCES
 from neuralab.errors import NeuralabError
 from neuralab.files import write_json
 from neuralab.mechanics import KERNELS, conv_shape, pool2d
@@ -42,12 +43,12 @@ PICTURE = {"content-type": "application/octet-stream"}  # what the pages send a 
 # --- fixtures: a trained LeNet-5 among other folders, a forecast run's files, a client -----
 
 @pytest.fixture(scope="module")
-def runs(datasets, tmp_path_factory) -> Path:
+def runs(fashion_mnist, tmp_path_factory) -> Path:
     """runs/ with a trained LeNet-5, a nested run, a forecast run, a folder that is no run,
     and symbolic links: one to a run inside, one to a run outside the folder."""
     base = tmp_path_factory.mktemp("web")
     root = base / "runs"
-    trained_lenet(datasets, tmp_path_factory, root / "lenet")
+    trained_lenet(fashion_mnist, tmp_path_factory, root / "lenet")
     fake_classifier_run(root / "course" / "mlp", "mlp")
     fake_forecast_run(root / "weather")
     (root / "notes").mkdir()
@@ -68,9 +69,12 @@ def client(runs):
 
 
 @pytest.fixture(scope="module")
-def digit(datasets, tmp_path_factory) -> Path:
+def digit(tmp_path_factory) -> Path:
+    """A real handwritten seven (scikit-learn's digits), laid out as MNIST's, as a PNG."""
     path = tmp_path_factory.mktemp("pictures") / "seven.png"
-    Image.fromarray(read_idx(datasets / "mnist" / "t10k-images-idx3-ubyte.gz")[0]).save(path)
+    seven, label = handwritten_digit(7)
+    assert label == 7
+    Image.fromarray(seven).save(path)
     return path
 
 
@@ -305,7 +309,7 @@ def test_run_listing_stays_inside_the_runs_folder(client):
     rows = {r["id"]: r for r in client.get("/api/runs").json()["runs"]}
     assert sorted(rows) == ["alias", "course/mlp", "lenet", "weather"]  # no notes/, no escape/
     lenet = rows["lenet"]
-    assert (lenet["kind"], lenet["model"], lenet["data"], lenet["epochs"]) == ("classifier", "lenet5", "mnist", 1)
+    assert (lenet["kind"], lenet["model"], lenet["data"], lenet["epochs"]) == ("classifier", "lenet5", "fashion-mnist", 1)
     assert 0 <= lenet["metric"]["value"] <= 1 and lenet["metric"]["name"] == "test accuracy" and lenet["created"]
     weather = rows["weather"]
     assert (weather["kind"], weather["model"], weather["data"]) == ("forecast", "lstm", "seattle-weather temp_max")
@@ -314,7 +318,7 @@ def test_run_listing_stays_inside_the_runs_folder(client):
 
 def test_a_run_opens_with_its_files(client, runs):
     d = client.get("/api/run", params={"run": "lenet"}).json()
-    assert "Conv2d" in d["summary"] and d["best_epoch"] == 1 and d["classes"] == [str(i) for i in range(10)]
+    assert "Conv2d" in d["summary"] and d["best_epoch"] == 1 and d["classes"] == list(SOURCES["fashion-mnist"].classes)
     assert {"learning_curves.png", "confusion_matrix.png", "summary.txt", "report.html"} <= set(d["files"])
     r = client.get("/api/run/file", params={"run": "lenet", "name": "learning_curves.png"})
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
