@@ -28,24 +28,17 @@ from _doc import DATASETS, machine, update_section  # noqa: E402
 
 from neuralab.data import load_image_data  # noqa: E402
 from neuralab.models import build_model  # noqa: E402
-from neuralab.models.layers import AvgPool2d, Conv2d, Tanh  # noqa: E402
+from neuralab.models.fast import accelerate  # noqa: E402
 from neuralab.training import CLASSIFICATION, ClassifierConfig, TrainConfig, Trainer, train_classifier  # noqa: E402
 from neuralab.training.classify import RECIPES, Preprocess  # noqa: E402
 
 
-# neuralab's layers and the PyTorch layers they extend (models/layers.py)
-PYTORCH_LAYERS = {Conv2d: nn.Conv2d, Tanh: nn.Tanh, AvgPool2d: nn.AvgPool2d}
-
-
 def lenet5(pytorch_layers: bool = False) -> nn.Module:
-    """LeNet-5 as neuralab builds it, or the same network and weights in PyTorch's own layers."""
+    """LeNet-5 as neuralab builds it (PyTorch's own layers), or with the faster kernels the
+    trainer gives it (models/fast.py)."""
     torch.manual_seed(0)
     model = build_model("lenet5", (1, 28, 28), 10)
-    if pytorch_layers:
-        for layer in model.modules():
-            if type(layer) in PYTORCH_LAYERS:
-                layer.__class__ = PYTORCH_LAYERS[type(layer)]  # same attributes and weights, PyTorch's forward
-    return model
+    return model if pytorch_layers else accelerate(model)
 
 
 def plain_pytorch_epoch(x, y) -> float:
@@ -73,7 +66,7 @@ def neuralab_epoch(x, y) -> float:
 
 def layer_speedup(x, y, rounds: int = 3) -> tuple[float, float, float, int]:
     """Median ms of a channels-last training step (batch 128, Adam) of LeNet-5 built from
-    PyTorch's Conv2d/Tanh/AvgPool2d and from neuralab's (models/layers.py), the two alternating
+    PyTorch's Conv2d/Tanh/AvgPool2d and through neuralab's kernels (models/fast.py), the two alternating
     step by step on the same batches, the median of the per-step ratios, and the steps each."""
     models = []
     for pytorch_layers in (True, False):
@@ -192,7 +185,7 @@ def main() -> None:
         "| layers | ms per step |",
         "|---|---:|",
         f"| PyTorch's `Conv2d`, `Tanh`, `AvgPool2d` | {torch_ms:.2f} |",
-        f"| neuralab's (`models/layers.py`: the same functions through faster CPU kernels) | {ours_ms:.2f} |",
+        f"| neuralab's (`models/fast.py`: the same functions through faster CPU kernels) | {ours_ms:.2f} |",
         f"| speed-up (median of per-step ratios) | **{speedup:.2f}x** |",
         "",
         f"Fast recipe (`neuralab train --model lenet5 --data mnist --recipe fast`: epoch 1 on all 60,000 "

@@ -12,8 +12,9 @@ from torch import nn
 from neuralab.errors import NeuralabError
 from neuralab.models import ARCHITECTURES, build_model, count_parameters, parameters_at, summary
 from neuralab.models.googlenet import GoogLeNetOutputs
-from neuralab.models.layers import (AvgPool2d, Conv2d, Conv2dSame, MapVanishes, MaxPool2dSame, Tanh, flat_size,
-                                    geometry, same_padding)
+from neuralab.models.fast import AvgPool2d, Conv2d, Tanh, accelerate
+from neuralab.models.geometry import MapVanishes, flat_size, geometry
+from neuralab.models.layers import Conv2dSame, MaxPool2dSame
 
 
 @pytest.fixture
@@ -178,10 +179,11 @@ def test_conv2d_same_output_is_ceil_w_over_s(size, kernel, stride):
 
 
 def test_same_padding_puts_the_extra_row_at_the_bottom_right():
-    assert same_padding(7, 2, 2) == (0, 1)
-    assert same_padding(6, 3, 2) == (0, 1)
-    assert same_padding(5, 3, 2) == (1, 1)
-    assert same_padding(28, 3, 1) == (1, 1)
+    assert Conv2dSame(1, 1, 2, 2).same_pads(7, 7) == ((0, 1), (0, 1))
+    assert Conv2dSame(1, 1, 3, 2).same_pads(6, 5) == ((0, 1), (1, 1))
+    assert Conv2dSame(1, 1, 3, 1).same_pads(28, 28) == ((1, 1), (1, 1))
+    assert Conv2dSame(1, 1, 3, 1, dilation=2).same_pads(9, 9) == ((2, 2), (2, 2))  # spans 5 cells
+    assert MaxPool2dSame(2, 2).same_pads(7, 8) == ((0, 1), (0, 0))
     # weight 1 at the kernel's top-left: output (i, j) reads padded input (S*i, S*j); with the
     # extra padding after, that is the real input x[S*i, S*j], never a padded zero.
     x = torch.arange(1, 50, dtype=torch.float32).view(1, 1, 7, 7)
@@ -255,7 +257,7 @@ def test_fast_cpu_layers_leave_unbatched_and_bf16_inputs_to_pytorch(one_thread):
     torch.testing.assert_close(conv(unbatched), reference(unbatched))
     torch.testing.assert_close(AvgPool2d(2, 2)(unbatched), nn.AvgPool2d(2, 2)(unbatched))
     # bf16 autocast on CPU: the shortcuts would mix dtypes (and lose tanh's precision near 0)
-    model = build_model("lenet5", (1, 28, 28), 10).to(memory_format=CL)
+    model = accelerate(build_model("lenet5", (1, 28, 28), 10)).to(memory_format=CL)
     x = torch.randn(8, 1, 28, 28).contiguous(memory_format=CL)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x)

@@ -17,7 +17,7 @@ from neuralab.errors import NeuralabError
 from neuralab.models.alexnet import alexnet
 from neuralab.models.cnn import cnn
 from neuralab.models.googlenet import googlenet
-from neuralab.models.layers import MapVanishes
+from neuralab.models.geometry import MapVanishes
 from neuralab.models.lenet import lenet5
 from neuralab.models.mlp import mlp
 from neuralab.models.summary import ModelSummary, print_summary, render_summary, summary, too_small

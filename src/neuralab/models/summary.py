@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from neuralab.errors import NeuralabError
-from neuralab.models.layers import MapVanishes, geometry, shape_guard
+from neuralab.models.geometry import MapVanishes, geometry, shape_guard
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 MAX_SIDE = 8192  # the smallest-input search gives up beyond this many pixels a side
