@@ -7,12 +7,13 @@ import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from neuralab.errors import NeuralabError
 from neuralab.models import ARCHITECTURES, build_model, count_parameters, parameters_at, summary
-from neuralab.models.googlenet import GoogLeNetOutputs
 from neuralab.models.fast import AvgPool2d, Conv2d, Tanh, accelerate
+from neuralab.models.googlenet import GoogLeNetOutputs
 from neuralab.models.geometry import MapVanishes, flat_size, geometry
 from neuralab.models.layers import Conv2dSame, MaxPool2dSame
 
@@ -287,3 +288,23 @@ def test_flat_size_raises_map_vanishes():
     assert flat_size(features, (1, 10, 10)) == 4 * 2 * 2
     with pytest.raises(MapVanishes, match=r"features\.2 \(Conv2d\) would shrink the 2x2 feature map to 0x0"):
         flat_size(features, (1, 6, 6))
+
+
+@pytest.mark.parametrize("size", range(1, 12))
+@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 2), (2, 1), (3, 3), (1, 2)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, CL], ids=["nchw", "channels-last"])
+def test_maxpool_same_equals_padding_with_minus_infinity(size, kernel, stride, layout):
+    """Without a padded copy where ceil_mode covers the same cells: the values, the gradient
+    and which cell wins a tie (the first, as PyTorch picks it) equal -inf padding's."""
+    pool = MaxPool2dSame(kernel, stride)
+    torch.manual_seed(size)
+    x = torch.randint(0, 3, (2, 3, size, size + 1)).float().contiguous(memory_format=layout)  # many ties
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    (top, bottom), (left, right) = pool.same_pads(size, size + 1)
+    reference = nn.MaxPool2d(kernel, stride)(F.pad(b, (left, right, top, bottom), value=float("-inf")))
+    out = pool(a)
+    grad = torch.randn_like(reference)
+    out.backward(grad)
+    reference.backward(grad)
+    assert torch.equal(out, reference) and torch.equal(a.grad, b.grad)
+    assert out.is_contiguous(memory_format=layout)

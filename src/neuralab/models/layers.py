@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from neuralab.mechanics.shapes import pair, same_pads
+from neuralab.mechanics.shapes import axis_size, pair, same_pads
 
 
 def _same_pads(h: int, w: int, kernel, stride, dilation=1) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -45,8 +45,19 @@ class MaxPool2dSame(nn.MaxPool2d):
         return _same_pads(h, w, self.kernel_size, self.stride)
 
     def forward(self, x):
-        (top, bottom), (left, right) = self.same_pads(*x.shape[-2:])
+        h, w = x.shape[-2:]
+        (top, bottom), (left, right) = self.same_pads(h, w)
+        if top == left == 0 and self._ceil_is_same(h, w):
+            # Zeros only after (bottom / right), or none: PyTorch's ceil_mode runs the last
+            # window past the edge over the real cells alone, which is what padding with -inf
+            # does, without a padded copy of the map (forward and backward).
+            return F.max_pool2d(x, self.kernel_size, self.stride, ceil_mode=True)
         return super().forward(F.pad(x, (left, right, top, bottom), value=float("-inf")))
+
+    def _ceil_is_same(self, h: int, w: int) -> bool:
+        """Whether ceil_mode gives as many windows as "same", ceil(W / S), on both axes."""
+        return all(axis_size(n, k, s, ceil=True)[0] == -(-n // s)
+                   for n, k, s in zip((h, w), pair(self.kernel_size), pair(self.stride)))
 
 
 __all__ = ["Conv2dSame", "MaxPool2dSame"]
