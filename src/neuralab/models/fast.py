@@ -130,11 +130,11 @@ def _toeplitz(weight: torch.Tensor, hw: tuple[int, int], padding: tuple[int, int
     ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
     if ho < 1 or wo < 1 or h + ph > kh or w + pw > kw or ho - 1 > ph or wo - 1 > pw:
         return None
-    # Input row i and output row r meet at kernel row i - r + ph, in range for every pair here.
-    rows = (torch.arange(h)[:, None] - torch.arange(ho)[None, :] + ph)[:, None, :, None]
-    cols = (torch.arange(w)[:, None] - torch.arange(wo)[None, :] + pw)[None, :, None, :]
-    taps = weight.permute(2, 3, 1, 0)[rows, cols]                              # (h, w, ho, wo, C, F)
-    return taps.permute(0, 1, 4, 2, 3, 5).reshape(h * w * weight.shape[1], ho * wo * weight.shape[0])
+    # Output (r, c) reads input (i, j) through kernel tap (i - r + ph, j - c + pw): for each
+    # output cell, one slice of the taps covers the whole input.
+    taps = weight.permute(2, 3, 1, 0)                                          # (kh, kw, C, F)
+    blocks = [taps[ph - r:ph - r + h, pw - c:pw - c + w] for r in range(ho) for c in range(wo)]
+    return torch.stack(blocks, 3).reshape(h * w * weight.shape[1], ho * wo * weight.shape[0])  # (h*w*C, ho*wo*F)
 
 
 class Conv2d(nn.Conv2d):

@@ -34,7 +34,7 @@ from neuralab.errors import NeuralabError
 from neuralab.files import atomic_write
 from neuralab.models.fast import accelerate
 from neuralab.training.checkpoint import load_checkpoint, save_checkpoint, save_weights, unwrap
-from neuralab.training.device import cpu_threads, environment, init_distributed, pick_device
+from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, pick_device
 from neuralab.training.progress import Progress
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -203,7 +203,7 @@ class Trainer:
             self.best_state = self._load_best()
 
         progress = Progress(cfg.epochs, n, enabled=self.verbose)
-        with cpu_threads(cfg.threads), contextlib.closing(progress):
+        with cpu_threads(cfg.threads), kept_heap(), contextlib.closing(progress):
             for epoch in range(start, cfg.epochs + 1):
                 if self._should_stop():
                     break
