@@ -304,6 +304,8 @@ def test_fast_dropout_keeps_with_probability_1_minus_p_and_scales_like_pytorch(p
     torch.manual_seed(3)
     assert torch.equal(layer(x), out.detach()) and not torch.equal(layer(x), out.detach())
     torch.testing.assert_close(layer.eval()(x), nn.Dropout(p).eval()(x))
+    small = torch.ones(8, 100, requires_grad=True)  # too few values to pay for a generator: PyTorch's own
+    assert layer.train()(small).grad_fn.name() == nn.Dropout(p)(small).grad_fn.name()
 
 
 def test_accelerate_swaps_pytorch_layers_only_and_keeps_names_and_weights():

@@ -204,6 +204,10 @@ class _DropoutMask(torch.autograd.Function):
         return grad * mask, None
 
 
+# Below this many values a new generator costs more than ATen's draws (the MLP's 128x256).
+DROPOUT_NUMPY = 1 << 16
+
+
 class Dropout(nn.Dropout):
     """nn.Dropout; in training on CPU its mask comes from NumPy's PCG64 generator, seeded from
     torch's, which draws the uniform numbers in under half the time of ATen's bernoulli_. Each
@@ -211,7 +215,7 @@ class Dropout(nn.Dropout):
     differ from PyTorch's, and torch.manual_seed repeats them."""
 
     def forward(self, x):
-        if (not self.training or self.inplace or not 0 < self.p < 1 or not _fast(x)
+        if (not self.training or self.inplace or not 0 < self.p < 1 or not _fast(x) or x.numel() < DROPOUT_NUMPY
                 or not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))):
             return super().forward(x)
         rng = np.random.Generator(np.random.PCG64(int(torch.randint(2**62, ()))))
