@@ -1,21 +1,33 @@
 """Faster CPU kernels for the zoo's layers, computing the same functions: the models stay
 plain PyTorch (``nn.Conv2d``, ``nn.Tanh``, ...) and ``accelerate(model)`` swaps each layer's
-class for its subclass here, in place. Parameter names, weights, hooks and saved runs do
-not change; a layer takes its shortcut only for float32 on CPU outside autocast and ONNX
-export (pooling and convolution only for batches of channels-last maps) and is PyTorch's
-own layer everywhere else (CUDA, bf16, unbatched inputs).
+class for its subclass here, in place; the trainer does it before training. Parameter
+names, weights, hooks and saved runs do not change. A layer takes its shortcut only for
+float32 on CPU outside autocast and ONNX export (most only for batches of channels-last
+maps, the trainer's layout) and is PyTorch's own layer everywhere else (CUDA, bf16,
+unbatched inputs).
 
-What each replaces, measured on two cores (docs/benchmarks.md has the runs):
+What each replaces, and by how much (CPU time of one thread, interleaved with the layer it
+replaces on this project's shared 2-core machine, batch 128; docs/benchmarks.md has the runs):
 
     Tanh        ATen's tanh -> 2 sigmoid(2x) - 1 through ATen's sigmoid; LeNet-5's C1 maps
                 (128x6x28x28): 0.74 ms against 1.39 ms
     AvgPool2d   channels-last pooling over fewer than 8 channels -> a depthwise convolution
                 with weights 1/(kh*kw) in oneDNN; LeNet-5's S2: 0.44 ms against 0.81 ms
-    Conv2d      a window covering the whole unpadded map -> one matrix product (LeNet-5's
-                C5, about 2x); fewer than 8 input channels -> the input gradient computed in
-                NCHW (LeNet-5's C3: 1.10 ms against 2.15 ms)
+    Conv2d      a map within the kernel's reach (LeNet-5's C5, VGG's 2x2 and 1x1 maps) -> one
+                matrix product with a weight matrix built from the taps, which skips the
+                windows' padding (VGG16's step at 28x28: 1.22x with everything here);
+                a first layer on one channel -> its weight gradient as one matrix product
+                over the input's windows (1->32 3x3: 12 ms against 23 ms; 1->64 5x5: 23 ms
+                against 70 ms); fewer than 8 input channels -> the input gradient computed
+                in NCHW (LeNet-5's C3: 1.10 ms against 2.15 ms)
+    Flatten     channels-last maps -> a channels-last gradient, so that max pooling's
+                backward below keeps its fast layout (the sample CNN's second pool: 2.3 ms
+                against 11 ms; its step 1.04-1.06x)
+    Dropout     ATen's bernoulli_ -> a mask from NumPy's PCG64 generator (seeded from torch's),
+                from 65,536 values: 128x32x14x14, forward and back, 6.3 ms against 12.4 ms
 
-Together a LeNet-5 training step at batch 128: 1.17-1.19x.
+A training step with all of them: LeNet-5 1.20x, the sample CNN 1.08x (1.41x against
+PyTorch's layers in NCHW, the plain loop's layout), VGG16 at 28x28 1.22x.
 """
 
 from __future__ import annotations
