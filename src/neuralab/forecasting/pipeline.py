@@ -15,7 +15,6 @@ run directory behind:
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,9 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from neuralab import runs
 from neuralab.data.series import BUILTIN, Series, load_series, report_dict
 from neuralab.errors import NeuralabError
-from neuralab.files import atomic_write, read_json, write_json
+from neuralab.files import atomic_write, read_json
+from neuralab.runs import Kind, Run
 from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
 from neuralab.forecasting.baselines import BASELINES, build_baselines
@@ -87,8 +88,6 @@ def load(config: ForecastConfig) -> Series:
 def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrite: bool = False,
                  verbose: bool = True) -> ForecastResult:
     """Train ``config.model`` on ``config.data`` next to the baselines; returns the figures."""
-    from neuralab.training.rundir import create_run_dir, default_run_dir
-
     config.check()
     series = load(config)
     config.target = series.target
@@ -98,20 +97,28 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
         b.fit(prepared.train, prepared.val)
 
     # Inputs are valid: only now does anything touch the disk.
-    run_dir = Path(out) if out is not None else default_run_dir("forecast", config.model.architecture,
-                                                                Path(config.data).stem)
-    create_run_dir(run_dir, overwrite)
+    path = Path(out) if out is not None else runs.default_dir("forecast", config.model.architecture,
+                                                              Path(config.data).stem)
+    with Run.create(path, overwrite) as run:
+        return _fit_and_judge(run, config, series, prepared, baselines, verbose)
+
+
+def _fit_and_judge(run: Run, config: ForecastConfig, series: Series, prepared: Prepared, baselines,
+                   verbose: bool) -> ForecastResult:
+    run_dir = run.path
     network = NetworkForecaster(config.model, config.train, run_dir, verbose=verbose)
     module = network.build(len(prepared.columns), config.windows.horizon)
-    meta = network.trainer.model_meta = model_meta(config, series, prepared, module)  # saved with the weights
-    write_json(run_dir / "config.json", _run_record(config, series, prepared, network))
-    write_json(run_dir / "model.json", meta)
+    meta = network.trainer.model_meta = forecaster_meta(config, series, prepared, module)  # saved with the weights
+    run.write_record(Kind.FORECASTER, asdict(config), network.trainer.environment, _data_record(config, series, prepared))
+    run.write_json(runs.MODEL, meta)
     if verbose:
         print(_header(config, series, prepared, network), flush=True)
 
-    t0 = time.perf_counter()
-    network.fit(prepared.train, prepared.val)
-    seconds = time.perf_counter() - t0
+    try:
+        network.fit(prepared.train, prepared.val)
+    except KeyboardInterrupt:
+        raise runs.Interrupted(run_dir) from None
+    seconds = network.trainer.elapsed
     forecasters = [network, *baselines]
     splits = {"val": prepared.val, "test": prepared.test} if len(prepared.val) else {"test": prepared.test}
     predictions = {s: {f.name: f.predict(w) for f in forecasters} for s, w in splits.items()}
@@ -142,7 +149,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
         "train_seconds": seconds,
         "mase_scale": prepared.mase_scale,
     }
-    write_json(run_dir / "results.json", results)
+    run.write_json(runs.RESULTS, results)
 
     from neuralab.forecasting.report import write_forecast_report
 
@@ -191,10 +198,10 @@ def outside_training_range(prepared: Prepared) -> float:
     return float(((future > seen.max()) | (future < seen.min())).mean())
 
 
-def model_meta(config: ForecastConfig, series: Series, prepared: Prepared, module: torch.nn.Module) -> dict:
+def forecaster_meta(config: ForecastConfig, series: Series, prepared: Prepared, module: torch.nn.Module) -> dict:
     """Everything needed to rebuild the network and feed it new data (model.json)."""
     return {
-        "kind": "forecaster",
+        "kind": Kind.FORECASTER.value,
         "architecture": config.model.architecture,
         "model": asdict(config.model),
         "inputs": len(prepared.columns),
@@ -211,7 +218,7 @@ def model_meta(config: ForecastConfig, series: Series, prepared: Prepared, modul
     }
 
 
-def _run_record(config: ForecastConfig, series: Series, prepared: Prepared, network: NetworkForecaster) -> dict:
+def _data_record(config: ForecastConfig, series: Series, prepared: Prepared) -> dict:
     data = {"series": report_dict(series), "windows": prepared.counts(),
             "spans": {k: [str(a), str(b)] for k, (a, b) in prepared.spans().items()}}
     if config.data not in BUILTIN:
@@ -220,8 +227,7 @@ def _run_record(config: ForecastConfig, series: Series, prepared: Prepared, netw
         data["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     else:
         data["builtin"] = {"title": BUILTIN[config.data].title, "source": BUILTIN[config.data].source}
-    return {"kind": "forecaster", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": asdict(config),
-            "seed": config.train.seed, "environment": network.trainer.environment, "data": data}
+    return data
 
 
 def _header(config: ForecastConfig, series: Series, prepared: Prepared, network: NetworkForecaster) -> str:
@@ -236,24 +242,56 @@ def _header(config: ForecastConfig, series: Series, prepared: Prepared, network:
     return "\n".join(lines)
 
 
+FORECAST_COLUMNS = ("split", "origin", "time", "step", "actual")  # then one column per forecaster
+
+
 def write_forecast_csv(path: Path, series: Series, test: Windows, predictions: dict[str, np.ndarray],
                        future_window: Windows, future: np.ndarray, network: str) -> None:
     """Long format: one row per (window, step); the test span, then the forecast past the data."""
     n, h = test.future.shape
     origin = series.times.to_numpy()[test.rows[:, 0] - 1]
-    frame = pd.DataFrame({
-        "split": "test",
-        "origin": np.repeat(origin, h),
-        "time": test.times.ravel(),
-        "step": np.tile(np.arange(1, h + 1), n),
-        "actual": test.future.ravel(),
-        **{name: p.ravel() for name, p in predictions.items()},
-    })
+    fixed = ("test", np.repeat(origin, h), test.times.ravel(), np.tile(np.arange(1, h + 1), n), test.future.ravel())
+    frame = pd.DataFrame({**dict(zip(FORECAST_COLUMNS, fixed)), **{name: p.ravel() for name, p in predictions.items()}})
     ahead = pd.DataFrame({"split": "future", "origin": series.times[-1], "time": future_window.times[0],
                           "step": np.arange(1, h + 1), "actual": np.nan, network: future})
     frame = pd.concat([frame, ahead], ignore_index=True)
     with atomic_write(path) as f:
         frame.to_csv(f, index=False, float_format="%.6g", date_format="%Y-%m-%d %H:%M:%S")
+
+
+def read_forecast_csv(path: Path, max_rows: int = 200_000) -> tuple[dict, dict, list[str]]:
+    """forecast.csv -> ({step: {"time", "actual", name: values}}, the future rows, forecaster names);
+    values that are missing or not finite are None."""
+    import csv
+
+    steps: dict[str, dict[str, list]] = {}
+    future: dict[str, list] = {"time": []}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        names = [c for c in (reader.fieldnames or []) if c not in FORECAST_COLUMNS]
+        for i, row in enumerate(reader):
+            if i >= max_rows:
+                break
+            if row.get("split") == "future":
+                future["time"].append(row["time"])
+                for n in names:
+                    future.setdefault(n, []).append(_number(row.get(n)))
+                continue
+            step = steps.setdefault(str(row.get("step", "1")), {"time": [], "actual": [], **{n: [] for n in names}})
+            step["time"].append(row["time"])
+            step["actual"].append(_number(row.get("actual")))
+            for n in names:
+                step[n].append(_number(row.get(n)))
+    future = {k: v for k, v in future.items() if k == "time" or any(x is not None for x in v)}
+    return steps, future, names
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
 
 
 # --- using a finished run --------------------------------------------------------------
@@ -282,14 +320,10 @@ class TrainedForecaster:
 def load_forecaster(run_dir: str | Path) -> TrainedForecaster:
     """Rebuild a trained forecaster from its run directory alone (JSON + safetensors)."""
     from neuralab.training.checkpoint import load_weights
-    from neuralab.training.rundir import open_run
 
-    run_dir = Path(run_dir)
-    record = open_run(run_dir)
-    if record.get("kind") != "forecaster":
-        raise NeuralabError(f"{run_dir}: not a forecasting run (made by `neuralab {record.get('kind', 'train')}`); "
-                            "give a folder made by `neuralab forecast`")
-    if not (run_dir / "model.safetensors").exists():
+    run = Run.open(run_dir, Kind.FORECASTER)
+    run_dir = run.path
+    if not (run_dir / runs.WEIGHTS).exists():
         raise NeuralabError(f"{run_dir}: no model.safetensors yet (the run has not finished an epoch)")
     meta = read_json(run_dir / "model.json")
     network = build_network(ModelConfig(**meta["model"]), meta["inputs"], meta["horizon"])
@@ -307,3 +341,33 @@ def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = 
                          missing=missing or stored["missing"], duplicates=stored["duplicates"], gaps=stored["gaps"],
                          calendar=model.meta.get("calendar", []))
     return model.forecast(series)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write report.html and plots/ again from a finished run alone: results.json,
+    forecast.csv, metrics.jsonl, the model, and the series it was trained on."""
+    from dataclasses import replace
+
+    from neuralab.forecasting.report import write_forecast_report
+
+    network = load_forecaster(run_dir).network  # checks the run's kind and weights first
+    run = Run.open(run_dir, Kind.FORECASTER)
+    run_dir, record = run.path, run.record
+    for name in (runs.RESULTS, runs.FORECAST):
+        if not (run_dir / name).is_file():
+            raise NeuralabError(f"{run_dir / name}: missing; the run did not finish, so there is no report to write")
+    config = ForecastConfig.from_dict(record["config"])
+    data = record["data"]
+    if "path" in data:  # the file the run read, wherever the command is run from, unchanged
+        path = Path(data["path"])
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != data["sha256"]:
+            raise NeuralabError(f"{path}: {'missing' if not path.is_file() else 'changed'} since the run; the report "
+                                "draws the series the run was trained on: put that file back")
+    results = run.results()
+    series = load(replace(config, data=data.get("path", config.data)))
+    test = pd.read_csv(run_dir / runs.FORECAST).query("split == 'test'")
+    predictions = {n: test[n].to_numpy(np.float64).reshape(-1, config.windows.horizon) for n in results["test"]}
+    with run:  # one writer at a time; a killed write's leftovers go
+        return write_forecast_report(run_dir, config=config, series=series, prepared=prepare(series, config.windows),
+                                     results=results, predictions=predictions, history=run.metrics(),
+                                     summary_text=summary(network, config.windows.lookback))

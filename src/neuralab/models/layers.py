@@ -14,10 +14,16 @@ from torch import nn
 from neuralab.mechanics.shapes import axis_size, pair, same_pads
 
 
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """(before, after) zeros of padding="same" along one axis; a dilated kernel spans
+    dilation * (K - 1) + 1 cells."""
+    return same_pads(size, dilation * (kernel - 1) + 1, stride)
+
+
 def _same_pads(h: int, w: int, kernel, stride, dilation=1) -> tuple[tuple[int, int], tuple[int, int]]:
-    """((top, bottom), (left, right)) for an (h, w) input; a dilated kernel spans d * (K - 1) + 1."""
+    """((top, bottom), (left, right)) for an (h, w) input."""
     (kh, kw), (sh, sw), (dh, dw) = pair(kernel), pair(stride), pair(dilation)
-    return same_pads(h, dh * (kh - 1) + 1, sh), same_pads(w, dw * (kw - 1) + 1, sw)
+    return same_padding(h, kh, sh, dh), same_padding(w, kw, sw, dw)
 
 
 class Conv2dSame(nn.Conv2d):
@@ -60,4 +66,8 @@ class MaxPool2dSame(nn.MaxPool2d):
                    for n, k, s in zip((h, w), pair(self.kernel_size), pair(self.stride)))
 
 
-__all__ = ["Conv2dSame", "MaxPool2dSame"]
+# The Keras converter (neuralab/keras/build.py) still imports the faster CPU layers from here;
+# they live in models/fast.py, and plain nn layers that accelerate() swaps would do for it.
+from neuralab.models.fast import AvgPool2d, Conv2d, Tanh  # noqa: E402
+
+__all__ = ["AvgPool2d", "Conv2d", "Conv2dSame", "MaxPool2dSame", "Tanh", "same_padding"]
