@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab.errors import NeuralabError
-from neuralab.files import atomic_write
+from neuralab.files import WriteError, atomic_write
 
 _DTYPES = {
     0x08: np.dtype("u1"),
@@ -123,7 +123,7 @@ def load_idx(path: str | os.PathLike, cache: str | os.PathLike | None = None) ->
     try:
         with atomic_write(copy, "wb") as f:
             f.write(data)
-    except OSError:  # a read-only or full cache: this run keeps the array in memory
+    except (WriteError, OSError):  # a read-only or full cache: this run keeps the array in memory
         return array
     return _map_idx(copy, str(copy))
 
