@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from neuralab.data.idx import parse_idx, read_idx, write_idx
+from neuralab.data.idx import load_idx, parse_idx, read_idx, write_idx
 from neuralab.data.sources import SOURCES, file_in, verify
 from neuralab.errors import NeuralabError
 
@@ -64,3 +64,83 @@ def test_real_fashion_mnist_files(fashion_mnist):
     y_test = read_idx(file_in(fashion_mnist, "t10k-labels-idx1-ubyte.gz"))
     assert np.bincount(y_train).tolist() == [6000] * 10
     assert np.bincount(y_test).tolist() == [1000] * 10
+
+
+# --- load_idx: mapped from disk, gzip decompressed once into a cache -------------------------------
+
+def test_load_idx_maps_a_raw_file_read_only(tmp_path):
+    arr = np.arange(24, dtype=">i4").reshape(2, 3, 4)
+    write_idx(tmp_path / "a.idx", arr)
+    back = load_idx(tmp_path / "a.idx", tmp_path / "cache")
+    np.testing.assert_array_equal(back, arr)
+    assert not (tmp_path / "cache").exists()  # a raw file needs no copy
+    u8 = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    write_idx(tmp_path / "b.idx", u8)
+    mapped = load_idx(tmp_path / "b.idx")
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+
+
+def test_load_idx_decompresses_a_gzip_file_once(tmp_path, monkeypatch):
+    arr = np.arange(60, dtype=np.uint8).reshape(5, 3, 4)
+    write_idx(tmp_path / "x-idx3-ubyte.gz", arr)
+    first = load_idx(tmp_path / "x-idx3-ubyte.gz", tmp_path / "cache")
+    copies = list((tmp_path / "cache").iterdir())
+    assert len(copies) == 1 and copies[0].name.startswith("x-idx3-ubyte.")
+    assert read_idx(copies[0]).tobytes() == arr.tobytes()
+
+    import neuralab.data.idx as idx
+
+    def no_decompression(path):
+        raise AssertionError(f"decompressed {path} again")
+
+    monkeypatch.setattr(idx, "read_bytes", no_decompression)
+    again = load_idx(tmp_path / "x-idx3-ubyte.gz", tmp_path / "cache")
+    assert isinstance(again, np.memmap)
+    np.testing.assert_array_equal(again, arr)
+    np.testing.assert_array_equal(first, arr)
+
+
+def test_load_idx_takes_a_new_copy_when_the_file_changes(tmp_path):
+    path = tmp_path / "y-idx1-ubyte.gz"
+    write_idx(path, np.array([1, 2, 3], dtype=np.uint8))
+    load_idx(path, tmp_path / "cache")
+    write_idx(path, np.array([7, 8, 9, 10], dtype=np.uint8))
+    np.testing.assert_array_equal(load_idx(path, tmp_path / "cache"), [7, 8, 9, 10])
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_load_idx_rewrites_a_damaged_copy(tmp_path):
+    path = tmp_path / "y-idx1-ubyte.gz"
+    write_idx(path, np.array([1, 2, 3], dtype=np.uint8))
+    load_idx(path, tmp_path / "cache")
+    (copy,) = (tmp_path / "cache").iterdir()
+    copy.write_bytes(copy.read_bytes()[:-1])  # truncated behind neuralab's back
+    np.testing.assert_array_equal(load_idx(path, tmp_path / "cache"), [1, 2, 3])
+    assert copy.stat().st_size == 8 + 3
+
+
+def test_load_idx_reads_into_memory_when_the_cache_is_not_writable(tmp_path):
+    path = tmp_path / "y-idx1-ubyte.gz"
+    write_idx(path, np.array([4, 5], dtype=np.uint8))
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder would go")
+    np.testing.assert_array_equal(load_idx(path, blocker / "sub"), [4, 5])
+
+
+def test_load_idx_names_the_damaged_file_not_its_copy(tmp_path):
+    path = tmp_path / "x-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(_valid()[:-1]))
+    with pytest.raises(NeuralabError, match=f"{path}: truncated"):
+        load_idx(path, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+    raw = tmp_path / "raw-idx1-ubyte"
+    raw.write_bytes(_valid() + b"\x00")
+    with pytest.raises(NeuralabError, match=f"{raw}: has trailing bytes"):
+        load_idx(raw, tmp_path / "cache")
+
+
+def test_real_mnist_through_the_cache_equals_the_gzip_files(datasets, tmp_path):
+    gz = datasets / "mnist" / "train-images-idx3-ubyte.gz"
+    cached = load_idx(gz, tmp_path / "cache")
+    assert isinstance(load_idx(gz, tmp_path / "cache"), np.memmap)
+    np.testing.assert_array_equal(cached, read_idx(gz))

@@ -7,13 +7,15 @@ import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from neuralab.errors import NeuralabError
 from neuralab.models import ARCHITECTURES, build_model, count_parameters, parameters_at, summary
+from neuralab.models.fast import AvgPool2d, Conv2d, Dropout, Flatten, Tanh, accelerate
 from neuralab.models.googlenet import GoogLeNetOutputs
-from neuralab.models.layers import (AvgPool2d, Conv2d, Conv2dSame, MapVanishes, MaxPool2dSame, Tanh, flat_size,
-                                    geometry, same_padding)
+from neuralab.models.geometry import MapVanishes, flat_size, geometry
+from neuralab.models.layers import Conv2dSame, MaxPool2dSame
 
 
 @pytest.fixture
@@ -178,10 +180,11 @@ def test_conv2d_same_output_is_ceil_w_over_s(size, kernel, stride):
 
 
 def test_same_padding_puts_the_extra_row_at_the_bottom_right():
-    assert same_padding(7, 2, 2) == (0, 1)
-    assert same_padding(6, 3, 2) == (0, 1)
-    assert same_padding(5, 3, 2) == (1, 1)
-    assert same_padding(28, 3, 1) == (1, 1)
+    assert Conv2dSame(1, 1, 2, 2).same_pads(7, 7) == ((0, 1), (0, 1))
+    assert Conv2dSame(1, 1, 3, 2).same_pads(6, 5) == ((0, 1), (1, 1))
+    assert Conv2dSame(1, 1, 3, 1).same_pads(28, 28) == ((1, 1), (1, 1))
+    assert Conv2dSame(1, 1, 3, 1, dilation=2).same_pads(9, 9) == ((2, 2), (2, 2))  # spans 5 cells
+    assert MaxPool2dSame(2, 2).same_pads(7, 8) == ((0, 1), (0, 0))
     # weight 1 at the kernel's top-left: output (i, j) reads padded input (S*i, S*j); with the
     # extra padding after, that is the real input x[S*i, S*j], never a padded zero.
     x = torch.arange(1, 50, dtype=torch.float32).view(1, 1, 7, 7)
@@ -208,43 +211,112 @@ def test_maxpool_same_ignores_padding_and_rounds_up():
 CL = torch.channels_last
 
 
+FAST_CASES = {  # id: PyTorch's layer, ours, arguments, input (C, H, W), where the shortcut runs, input needs grad
+    "tanh": (nn.Tanh, Tanh, {}, (6, 13, 13), "both", True),
+    "avg2": (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2, stride=2), (6, 13, 13), "channels-last", True),
+    "avg3-overlapping": (nn.AvgPool2d, AvgPool2d, dict(kernel_size=3, stride=2), (6, 13, 13), "channels-last", True),
+    "avg2-16-channels": (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2, stride=2), (16, 13, 13), "none", True),
+    "avg-padded": (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2, stride=2, padding=1), (6, 13, 13), "none", True),
+    "avg-ceil": (nn.AvgPool2d, AvgPool2d, dict(kernel_size=3, stride=2, ceil_mode=True), (6, 13, 13), "none", True),
+    # the whole map in one window (LeNet-5's C5), VGG's 3x3 kernels over 2x2 and 1x1 maps: one matrix product
+    "conv-whole-map": (nn.Conv2d, Conv2d, dict(in_channels=6, out_channels=10, kernel_size=13), (6, 13, 13),
+                       "channels-last", True),
+    "conv-2x2-map": (nn.Conv2d, Conv2d, dict(in_channels=16, out_channels=24, kernel_size=3, padding=1), (16, 2, 2),
+                     "channels-last", True),
+    "conv-1x1-map": (nn.Conv2d, Conv2d, dict(in_channels=16, out_channels=24, kernel_size=3, padding=1), (16, 1, 1),
+                     "both", True),  # a 1x1 map is laid out both ways at once
+    "conv-2x3-map-no-bias": (nn.Conv2d, Conv2d, dict(in_channels=8, out_channels=4, kernel_size=(3, 5), padding=(1, 2),
+                                                     bias=False), (8, 2, 3), "channels-last", True),
+    "conv-3x3-map": (nn.Conv2d, Conv2d, dict(in_channels=16, out_channels=24, kernel_size=3, padding=1), (16, 3, 3),
+                     "none", True),  # the corner windows miss cells: oneDNN
+    # a first layer on one channel (laid out both ways at once): the weight gradient from the input's windows
+    "conv-first-layer": (nn.Conv2d, Conv2d, dict(in_channels=1, out_channels=32, kernel_size=3, padding=1),
+                         (1, 13, 13), "both", False),
+    "conv-first-layer-5x5": (nn.Conv2d, Conv2d, dict(in_channels=1, out_channels=16, kernel_size=5, padding=2),
+                             (1, 13, 13), "both", False),
+    "conv-first-layer-6-filters": (nn.Conv2d, Conv2d, dict(in_channels=1, out_channels=6, kernel_size=5), (1, 13, 13),
+                                   "none", False),
+    "conv-first-layer-3-channels": (nn.Conv2d, Conv2d, dict(in_channels=3, out_channels=32, kernel_size=3, padding=1),
+                                    (3, 13, 13), "none", False),
+    # fewer than 8 input channels: the input gradient in NCHW
+    "conv": (nn.Conv2d, Conv2d, dict(in_channels=6, out_channels=10, kernel_size=5), (6, 13, 13), "channels-last", True),
+    "conv-strided-dilated-grouped": (nn.Conv2d, Conv2d, dict(in_channels=6, out_channels=10, kernel_size=(3, 5),
+                                                             stride=(2, 1), padding=(1, 2), dilation=2, groups=2,
+                                                             bias=False), (6, 13, 13), "channels-last", True),
+    "conv-padded": (nn.Conv2d, Conv2d, dict(in_channels=6, out_channels=10, kernel_size=13, padding=1), (6, 13, 13),
+                    "channels-last", True),
+    "conv-16-channels": (nn.Conv2d, Conv2d, dict(in_channels=16, out_channels=10, kernel_size=5), (16, 13, 13), "none",
+                         True),
+    "flatten": (nn.Flatten, Flatten, {}, (6, 5, 5), "channels-last", True),
+}
+
+
 @pytest.mark.parametrize("layout", [torch.contiguous_format, CL], ids=["nchw", "channels-last"])
-@pytest.mark.parametrize("theirs, ours, args, channels, shortcut_in", [
-    (nn.Tanh, Tanh, {}, 6, "both"),
-    (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2, stride=2), 6, "channels-last"),
-    (nn.AvgPool2d, AvgPool2d, dict(kernel_size=3, stride=2), 6, "channels-last"),
-    (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2, stride=2), 16, "none"),  # 16 channels: ATen's pooling
-    (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2, stride=2, padding=1), 6, "none"),
-    (nn.AvgPool2d, AvgPool2d, dict(kernel_size=3, stride=2, ceil_mode=True), 6, "none"),
-    (nn.Conv2d, Conv2d, dict(in_channels=6, out_channels=10, kernel_size=13), 6, "channels-last"),  # the whole map
-    (nn.Conv2d, Conv2d, dict(in_channels=6, out_channels=10, kernel_size=5), 6, "channels-last"),
-    (nn.Conv2d, Conv2d, dict(in_channels=6, out_channels=10, kernel_size=(3, 5), stride=(2, 1), padding=(1, 2),
-                             dilation=2, groups=2, bias=False), 6, "channels-last"),
-    (nn.Conv2d, Conv2d, dict(in_channels=6, out_channels=10, kernel_size=13, padding=1), 6, "channels-last"),
-    (nn.Conv2d, Conv2d, dict(in_channels=16, out_channels=10, kernel_size=5), 16, "none"),
-], ids=["tanh", "avg2", "avg3-overlapping", "avg2-16-channels", "avg-padded", "avg-ceil", "conv-whole-map", "conv",
-        "conv-strided-dilated-grouped", "conv-padded", "conv-16-channels"])
-def test_fast_cpu_layers_match_pytorch(theirs, ours, args, channels, shortcut_in, layout):
+@pytest.mark.parametrize("case", list(FAST_CASES))
+def test_fast_cpu_layers_match_pytorch(case, layout):
+    theirs, ours, args, shape, shortcut_in, input_grad = FAST_CASES[case]
     torch.manual_seed(0)
     reference, layer = theirs(**args), ours(**args)
     layer.load_state_dict(reference.state_dict())
-    x = (3 * torch.randn(4, channels, 13, 13)).contiguous(memory_format=layout)  # odd size: a row left over
-    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    x = (3 * torch.randn(4, *shape)).contiguous(memory_format=layout)  # odd sizes: a row left over
+    a, b = x.clone().requires_grad_(input_grad), x.clone().requires_grad_(input_grad)
     out, ref = layer(a), reference(b)
     shortcut = shortcut_in == "both" or (shortcut_in == "channels-last" and layout == CL)
     assert (out.grad_fn.name() != ref.grad_fn.name()) == shortcut, out.grad_fn.name()
     grad = torch.randn_like(ref)
     out.backward(grad)
     ref.backward(grad)
-    assert out.shape == ref.shape and out.is_contiguous(memory_format=layout)
-    assert a.grad.is_contiguous(memory_format=layout)
+    assert out.shape == ref.shape
+    formats = (torch.contiguous_format, CL) if out.dim() == 4 else (torch.contiguous_format,)
+    assert [out.is_contiguous(memory_format=f) for f in formats] == [ref.is_contiguous(memory_format=f) for f in formats]
     close = dict(rtol=1e-5, atol=1e-5)  # float32 sums in another order
     torch.testing.assert_close(out, ref, **close)
-    torch.testing.assert_close(a.grad, b.grad, **close)
+    if input_grad:
+        assert a.grad.is_contiguous(memory_format=layout) and b.grad.is_contiguous(memory_format=layout)
+        torch.testing.assert_close(a.grad, b.grad, **close)
     for mine, theirs_ in zip(layer.parameters(), reference.parameters()):
-        torch.testing.assert_close(mine.grad, theirs_.grad, **close)
+        # sums over the whole batch: the order's rounding grows with the sum's size
+        torch.testing.assert_close(mine.grad, theirs_.grad, rtol=1e-5, atol=1e-6 * theirs_.grad.abs().max().item())
     with torch.inference_mode():  # an input that needs no gradient
         torch.testing.assert_close(layer(x), reference(x), **close)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, CL], ids=["nchw", "channels-last"])
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_fast_dropout_keeps_with_probability_1_minus_p_and_scales_like_pytorch(p, layout):
+    """The mask comes from another generator than PyTorch's, so the test holds the function:
+    every value is either 0 or x / (1 - p), the gradient is the same mask, the share kept is
+    1 - p within 5 standard deviations, masks differ between calls and repeat under a seed,
+    and outside training it is the identity, as nn.Dropout."""
+    layer = Dropout(p)
+    x = (torch.rand(64, 8, 14, 14) + 0.5).contiguous(memory_format=layout)  # no zeros of its own
+    a = x.clone().requires_grad_()
+    torch.manual_seed(3)
+    out = layer(a)
+    assert out.grad_fn.name() != "MulBackward0" and out.is_contiguous(memory_format=layout)
+    kept = out != 0
+    torch.testing.assert_close(out[kept], x[kept] / (1 - p))
+    grad = torch.randn_like(x)
+    out.backward(grad)
+    torch.testing.assert_close(a.grad, torch.where(kept, grad / (1 - p), 0))
+    share, n = kept.float().mean().item(), x.numel()
+    assert abs(share - (1 - p)) < 5 * (p * (1 - p) / n) ** 0.5
+    torch.manual_seed(3)
+    assert torch.equal(layer(x), out.detach()) and not torch.equal(layer(x), out.detach())
+    torch.testing.assert_close(layer.eval()(x), nn.Dropout(p).eval()(x))
+    small = torch.ones(8, 100, requires_grad=True)  # too few values to pay for a generator: PyTorch's own
+    assert layer.train()(small).grad_fn.name() == nn.Dropout(p)(small).grad_fn.name()
+
+
+def test_accelerate_swaps_pytorch_layers_only_and_keeps_names_and_weights():
+    model = build_model("cnn", (1, 28, 28), 10)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    kinds = [type(m).__name__ for m in model.modules()]
+    assert accelerate(model) is model
+    assert [type(m).__name__ for m in model.modules()] == kinds  # summaries read the same
+    assert type(model.features[0]) is Conv2d and type(model.features[3]) is MaxPool2dSame
+    assert {k: v for k, v in model.state_dict().items()}.keys() == before.keys()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_fast_cpu_layers_leave_unbatched_and_bf16_inputs_to_pytorch(one_thread):
@@ -255,7 +327,7 @@ def test_fast_cpu_layers_leave_unbatched_and_bf16_inputs_to_pytorch(one_thread):
     torch.testing.assert_close(conv(unbatched), reference(unbatched))
     torch.testing.assert_close(AvgPool2d(2, 2)(unbatched), nn.AvgPool2d(2, 2)(unbatched))
     # bf16 autocast on CPU: the shortcuts would mix dtypes (and lose tanh's precision near 0)
-    model = build_model("lenet5", (1, 28, 28), 10).to(memory_format=CL)
+    model = accelerate(build_model("lenet5", (1, 28, 28), 10)).to(memory_format=CL)
     x = torch.randn(8, 1, 28, 28).contiguous(memory_format=CL)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x)
@@ -285,3 +357,23 @@ def test_flat_size_raises_map_vanishes():
     assert flat_size(features, (1, 10, 10)) == 4 * 2 * 2
     with pytest.raises(MapVanishes, match=r"features\.2 \(Conv2d\) would shrink the 2x2 feature map to 0x0"):
         flat_size(features, (1, 6, 6))
+
+
+@pytest.mark.parametrize("size", range(1, 12))
+@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 2), (2, 1), (3, 3), (1, 2)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, CL], ids=["nchw", "channels-last"])
+def test_maxpool_same_equals_padding_with_minus_infinity(size, kernel, stride, layout):
+    """Without a padded copy where ceil_mode covers the same cells: the values, the gradient
+    and which cell wins a tie (the first, as PyTorch picks it) equal -inf padding's."""
+    pool = MaxPool2dSame(kernel, stride)
+    torch.manual_seed(size)
+    x = torch.randint(0, 3, (2, 3, size, size + 1)).float().contiguous(memory_format=layout)  # many ties
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    (top, bottom), (left, right) = pool.same_pads(size, size + 1)
+    reference = nn.MaxPool2d(kernel, stride)(F.pad(b, (left, right, top, bottom), value=float("-inf")))
+    out = pool(a)
+    grad = torch.randn_like(reference)
+    out.backward(grad)
+    reference.backward(grad)
+    assert torch.equal(out, reference) and torch.equal(a.grad, b.grad)
+    assert out.is_contiguous(memory_format=layout)

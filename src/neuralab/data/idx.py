@@ -2,11 +2,16 @@
 
 Layout (LeCun et al.): two zero bytes, a type code, the number of dimensions, then one
 big-endian int32 per dimension, then the data in C order, big-endian.
+
+``load_idx`` reads a file as ``read_idx`` does, but maps it from disk instead of reading it
+into memory, and decompresses a gzip file only once: into ``cache``, where later loads find
+it (MNIST's training images: 0.3 s of decompression saved on every run).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import struct
 import zlib
@@ -15,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab.errors import NeuralabError
-from neuralab.files import atomic_write
+from neuralab.files import WriteError, atomic_write
 
 _DTYPES = {
     0x08: np.dtype("u1"),
@@ -25,6 +30,7 @@ _DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+_MAX_HEADER = 4 + 4 * 255  # magic, then up to 255 dimensions
 _CODES = {dt.newbyteorder("=") if dt.itemsize > 1 else dt: code for code, dt in _DTYPES.items()}
 
 
@@ -45,36 +51,92 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     return raw
 
 
-def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Parse IDX bytes, checking the magic, the type and that the size matches the header exactly."""
-    if len(data) < 4:
-        raise NeuralabError(f"{name}: too short for an IDX header ({len(data)} bytes)")
-    zero, code, ndim = struct.unpack(">HBB", data[:4])
+def _header(head: bytes, size: int, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, header length) of IDX data of ``size`` bytes starting with ``head``,
+    checking the magic, the type and that the size matches the header exactly."""
+    if size < 4:
+        raise NeuralabError(f"{name}: too short for an IDX header ({size} bytes)")
+    zero, code, ndim = struct.unpack(">HBB", head[:4])
     if zero != 0 or code not in _DTYPES:
-        raise NeuralabError(f"{name}: not an IDX file (magic bytes {data[:4].hex()}); expected 0000 08 0N")
+        raise NeuralabError(f"{name}: not an IDX file (magic bytes {head[:4].hex()}); expected 0000 08 0N")
     if ndim == 0:
         raise NeuralabError(f"{name}: IDX header declares 0 dimensions")
     header = 4 + 4 * ndim
-    if len(data) < header:
-        raise NeuralabError(f"{name}: truncated IDX header ({len(data)} of {header} bytes)")
-    shape = struct.unpack(f">{ndim}i", data[4:header])
+    if size < header:
+        raise NeuralabError(f"{name}: truncated IDX header ({size} of {header} bytes)")
+    shape = struct.unpack(f">{ndim}i", head[4:header])
     if any(d < 0 for d in shape):
         raise NeuralabError(f"{name}: IDX header has a negative dimension {shape}")
     dtype = _DTYPES[code]
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "has trailing bytes"
+    if size != expected:
+        what = "truncated" if size < expected else "has trailing bytes"
         raise NeuralabError(
-            f"{name}: {what}: header says {shape} ({expected} bytes), file has {len(data)} bytes; "
+            f"{name}: {what}: header says {shape} ({expected} bytes), file has {size} bytes; "
             "delete it and fetch it again"
         )
-    arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
-    return arr.astype(dtype.newbyteorder("="), copy=False) if dtype.itemsize > 1 else arr
+    return shape, dtype, header
+
+
+def _native(arr: np.ndarray) -> np.ndarray:
+    return arr.astype(arr.dtype.newbyteorder("="), copy=False) if arr.dtype.itemsize > 1 else arr
+
+
+def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parse IDX bytes, checking the magic, the type and that the size matches the header exactly."""
+    shape, dtype, header = _header(data[:_MAX_HEADER], len(data), name)
+    return _native(np.frombuffer(data, dtype=dtype, offset=header).reshape(shape))
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (raw or gzip) into a NumPy array."""
     return parse_idx(read_bytes(path), str(path))
+
+
+def load_idx(path: str | os.PathLike, cache: str | os.PathLike | None = None) -> np.ndarray:
+    """The array of an IDX file, read-only and mapped from disk: the file itself when it is
+    raw, else its decompressed copy in ``cache`` (written atomically on the first load; each
+    version of the compressed file gets its own copy). Without ``cache``, or when the copy
+    cannot be written there, the file is read into memory as by ``read_idx``."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            gzipped = f.read(2) == b"\x1f\x8b"
+        stat = path.stat()
+    except FileNotFoundError:
+        raise NeuralabError(f"{path}: file not found") from None
+    except OSError as e:
+        raise NeuralabError(f"{path}: cannot read ({e.strerror})") from None
+    if not gzipped:
+        return _map_idx(path, str(path))
+    if cache is None:
+        return read_idx(path)
+    version = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    copy = Path(cache) / f"{path.name.removesuffix('.gz')}.{version}"
+    if copy.is_file():
+        try:
+            return _map_idx(copy, str(copy))
+        except (NeuralabError, OSError):
+            pass  # a damaged copy is written again from the file
+    data = read_bytes(path)
+    array = parse_idx(data, str(path))  # a damaged file is named as the user gave it
+    try:
+        with atomic_write(copy, "wb") as f:
+            f.write(data)
+    except (WriteError, OSError):  # a read-only or full cache: this run keeps the array in memory
+        return array
+    return _map_idx(copy, str(copy))
+
+
+def _map_idx(path: Path, name: str) -> np.ndarray:
+    """The array of a raw IDX file, mapped read-only after the same checks as ``parse_idx``."""
+    with open(path, "rb") as f:
+        head = f.read(_MAX_HEADER)
+        size = os.fstat(f.fileno()).st_size
+    shape, dtype, header = _header(head, size, name)
+    if 0 in shape:  # nothing to map
+        return _native(np.zeros(shape, dtype))
+    return _native(np.memmap(path, dtype=dtype, mode="r", offset=header, shape=shape))
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> None:

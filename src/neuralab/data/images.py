@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from neuralab.data.idx import read_idx
-from neuralab.data.sources import file_in, get_source, locate
+from neuralab.data.idx import load_idx
+from neuralab.data.sources import cache_dir, file_in, get_source, locate
 from neuralab.errors import NeuralabError, ParameterError
+
+
+def decompressed_dir() -> Path:
+    """Where decompressed copies of gzip IDX files are kept: in the user's data cache,
+    whichever folder the files came from (a read-only system folder, ``data_dir``)."""
+    return cache_dir() / "decompressed"
 
 
 @dataclass
@@ -37,7 +44,8 @@ class ImageData:
 
 def _images_and_labels(directory, images_file: str, labels_file: str) -> Split:
     images_path, labels_path = file_in(directory, images_file), file_in(directory, labels_file)
-    x, y = read_idx(images_path), read_idx(labels_path)
+    # Mapped from a decompressed copy in the user's cache after the first run (data/idx.py)
+    x, y = load_idx(images_path, decompressed_dir()), load_idx(labels_path, decompressed_dir())
     if x.ndim != 3:
         raise NeuralabError(f"{images_path}: expected 3 dimensions (N, H, W), found shape {x.shape}")
     if y.ndim != 1:

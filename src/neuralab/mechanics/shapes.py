@@ -34,9 +34,29 @@ def pair(value, name: str = "value") -> tuple[int, int]:
 
 
 def same_pads(n: int, k: int, s: int) -> tuple[int, int]:
-    """Keras "same" along one axis: (before, after), the odd zero going after (bottom/right)."""
+    """Keras "same" along one axis: (before, after), the odd zero going after (bottom/right).
+    A dilated kernel passes its span, dilation * (K - 1) + 1, as ``k``."""
     total = max((math.ceil(n / s) - 1) * s + k - n, 0)
     return total // 2, total - total // 2
+
+
+def axis_size(n: int, k: int, s: int = 1, pads: tuple[int, int] = (0, 0), ceil: bool = False) -> tuple[int, str]:
+    """The formula along one axis, W_out = floor((W_in - K + P_before + P_after) / S) + 1, and
+    the arithmetic as text ("floor((28 - 5 + 2*0) / 1) + 1 = 24").
+
+    ``k`` is the window's span (dilation * (K - 1) + 1 for a dilated kernel). ``ceil`` rounds
+    up instead, as pooling with PyTorch's ``ceil_mode``, which never lets the last window
+    start in the bottom/right padding. A result below 1 is returned, not refused: the caller
+    says which layer it is (``output_hw`` checks its arguments first)."""
+    before, after = pads
+    span = n - k + before + after
+    out = (span + (s - 1 if ceil else 0)) // s + 1
+    pad = f"2*{before}" if before == after else f"({before}+{after})"
+    text = f"{'ceil' if ceil else 'floor'}(({n} - {k} + {pad}) / {s}) + 1 = {out}"
+    if ceil and (out - 1) * s >= n + before:
+        out -= 1
+        text += f" - 1 = {out} (the last window would start in the padding)"
+    return out, text
 
 
 def resolve_padding(padding, in_hw, kernel, stride) -> Pads:
@@ -76,7 +96,7 @@ def output_hw(in_hw, kernel, stride=1, padding=0, what="kernel") -> tuple[tuple[
             f"{what} {kh}x{kw} is larger than the padded input {hp}x{wp}; "
             f"allowed: 1 to {hp} high and 1 to {wp} wide, or more padding"
         )
-    return ((hp - kh) // sh + 1, (wp - kw) // sw + 1), pads
+    return (axis_size(in_hw[0], kh, sh, pads[0])[0], axis_size(in_hw[1], kw, sw, pads[1])[0]), pads
 
 
 @dataclass

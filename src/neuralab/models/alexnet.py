@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from neuralab.models.layers import flat_size, is_small
+from neuralab.models.geometry import flat_size, is_small
 
 
 class AlexNet(nn.Module):

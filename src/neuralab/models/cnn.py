@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from neuralab.models.layers import MaxPool2dSame, flat_size
+from neuralab.models.geometry import flat_size
+from neuralab.models.layers import MaxPool2dSame
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from neuralab.models.layers import flat_size, is_small
+from neuralab.models.geometry import flat_size, is_small
 
 
 class ConvBN(nn.Sequential):

@@ -4,15 +4,15 @@ recognition", Proc. IEEE 1998. http://yann.lecun.com/exdb/publis/pdf/lecun-98.pd
 Exactly the workshop's Keras model: 32x32 input, tanh, average pooling, Conv 6-16-120,
 Dense 84, 10 classes: 61,706 parameters, initialised as Keras does (Glorot-uniform weights,
 zero biases). Inputs smaller than 32x32 (MNIST's 28x28) are zero-padded to 32x32, as in
-the paper. The softmax lives in the loss and in ``predict``. Its Conv2d, Tanh and AvgPool2d
-are PyTorch's layers, through faster CPU kernels where measured faster (models/layers.py).
+the paper. The softmax lives in the loss and in ``predict``. The trainer runs Conv2d, Tanh
+and AvgPool2d through faster CPU kernels for the same functions (models/fast.py).
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from neuralab.models.layers import AvgPool2d, Conv2d, Tanh, flat_size
+from neuralab.models.geometry import flat_size
 
 
 class LeNet5(nn.Module):
@@ -23,15 +23,15 @@ class LeNet5(nn.Module):
         self.features = nn.Sequential(
             # (B, c, h, w) -> (B, c, >=32, >=32); left/top get the smaller half, as Keras does
             nn.ZeroPad2d((pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)),
-            Conv2d(c, 6, 5), Tanh(),              # (B, 6, 28, 28)
-            AvgPool2d(2, 2),                      # (B, 6, 14, 14)
-            Conv2d(6, 16, 5), Tanh(),             # (B, 16, 10, 10)
-            AvgPool2d(2, 2),                      # (B, 16, 5, 5)
-            Conv2d(16, 120, 5), Tanh(),           # (B, 120, 1, 1)
+            nn.Conv2d(c, 6, 5), nn.Tanh(),        # (B, 6, 28, 28)
+            nn.AvgPool2d(2, 2),                   # (B, 6, 14, 14)
+            nn.Conv2d(6, 16, 5), nn.Tanh(),       # (B, 16, 10, 10)
+            nn.AvgPool2d(2, 2),                   # (B, 16, 5, 5)
+            nn.Conv2d(16, 120, 5), nn.Tanh(),     # (B, 120, 1, 1)
             nn.Flatten(),                         # (B, 120)
         )
         self.classifier = nn.Sequential(
-            nn.Linear(flat_size(self.features, input_shape), 84), Tanh(), nn.Linear(84, num_classes))
+            nn.Linear(flat_size(self.features, input_shape), 84), nn.Tanh(), nn.Linear(84, num_classes))
         # PyTorch's default init keeps tanh units near zero; with Keras's Glorot init the same
         # 10-epoch MNIST run ends at 99.20% instead of 98.88% (docs/models.md).
         for layer in self.modules():

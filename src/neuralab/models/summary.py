@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.models.layers import MapVanishes, geometry, shape_guard
+from neuralab.models.geometry import MapVanishes, geometry, shape_guard
 from neuralab.models.table import render_table
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from neuralab.models.layers import flat_size, is_small
+from neuralab.models.geometry import flat_size, is_small
 
 # Configuration D of the paper: numbers are 3x3 conv widths, "M" a 2x2/2 max pool.
 VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")

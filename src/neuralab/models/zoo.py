@@ -83,7 +83,7 @@ def build_model(name: str, input_shape, num_classes: int, **options) -> nn.Modul
         raise ParameterError("input_shape", input_shape, "expected (channels, height, width), each at least 1")
     import torch
 
-    from neuralab.models.layers import MapVanishes
+    from neuralab.models.geometry import MapVanishes
     from neuralab.models.summary import too_small
 
     builder = ARCHITECTURES[name].builder

@@ -49,9 +49,14 @@ class Preprocess:
     @classmethod
     def fit(cls, x: np.ndarray) -> "Preprocess":
         """Per-channel mean and std of the training images (N, C, H, W) uint8, on [0, 1]."""
-        sample = x[: 20_000].astype(np.float64) / 255.0
-        mean = sample.mean(axis=(0, 2, 3))
-        std = sample.std(axis=(0, 2, 3))
+        sample = x[: 20_000]
+        # From each channel's histogram of the 256 levels: the same mean and std as over the
+        # pixels in float64, without a float copy of the images (0.5 s on MNIST, start-up)
+        counts = np.stack([np.bincount(sample[:, c].ravel(), minlength=256) for c in range(x.shape[1])])
+        levels = np.arange(256) / 255.0
+        n = counts.sum(1)
+        mean = counts @ levels / n
+        std = np.sqrt((counts * (levels - mean[:, None]) ** 2).sum(1) / n)
         return cls(tuple(x.shape[1:]), mean.tolist(), np.maximum(std, 1e-3).tolist())
 
     def __call__(self, x: np.ndarray) -> torch.Tensor:

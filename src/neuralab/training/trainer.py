@@ -32,11 +32,12 @@ from torch import nn
 
 from neuralab.errors import NeuralabError
 from neuralab.files import WriteError, atomic_write
+from neuralab.models.fast import accelerate
 from neuralab.runs import BEST, LAST, METRICS, WEIGHTS
 from neuralab.training.checkpoint import (load_checkpoint, load_tensors, save_checkpoint, save_tensors, save_weights,
                                           unwrap)
 from neuralab.training.config import SCHEDULES, TrainConfig  # noqa: F401  (re-exported)
-from neuralab.training.device import cpu_threads, environment, init_distributed, pick_device
+from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, pick_device
 from neuralab.training.progress import Progress
 
 
@@ -135,7 +136,7 @@ class Trainer:
         if n == 0:
             raise NeuralabError("the training set is empty")
         sizes = cfg.epoch_sizes(n)
-        model = self.model
+        model = accelerate(self.model)  # the same layers through faster CPU kernels (models/fast.py)
         if cfg.channels_last and x.dim() == 4:
             model = model.to(memory_format=torch.channels_last)
         # The whole set moves to the device once; batches are gathered there.
@@ -157,7 +158,7 @@ class Trainer:
 
         progress = Progress(cfg.epochs, n, enabled=self.verbose)
         t0 = time.perf_counter() - self.elapsed  # wall time accumulates across resumes
-        with cpu_threads(cfg.threads), contextlib.closing(progress):
+        with cpu_threads(cfg.threads), kept_heap(), contextlib.closing(progress):
             for epoch in range(start, cfg.epochs + 1):
                 if self._should_stop():
                     break

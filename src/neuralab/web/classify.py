@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralab.errors import NeuralabError
 from neuralab.web.images import center_like_mnist, decode, looks_dark_on_light, png_url, stretch
 from neuralab.web.inputs import choice
 
