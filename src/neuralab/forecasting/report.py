@@ -163,11 +163,12 @@ def write_forecast_report(run_dir: Path, *, config, series, prepared, results: d
     fold_rows = [{"fold": r["fold"], "span": f"{r['start']} .. {r['end']}", "windows": r["windows"],
                   **{n: m["mae"] for n, m in r["metrics"].items()}} for r in results["backtest"]]
     fold_cols = ["fold", "span", "windows", *(results["backtest"][0]["metrics"] if results["backtest"] else [])]
-    verdict = "good" if head["beats_persistence"] and head["percent_better"] >= 1 else "bad"
+    verdict = "good" if head.get("outcome") == "network" else "bad"
     spans = ", ".join(f"{k} {a} .. {b}" for k, (a, b) in results["spans"].items())
     body = [
         f"<h1>Forecast: {html.escape(series.name)} {html.escape(target)}, horizon {config.windows.horizon}</h1>",
         f'<p class="verdict {verdict}">{html.escape(head["sentence"])}</p>',
+        f'<p>{html.escape(head.get("advice", ""))}</p>',
         f"<p>Best on the test span: <b>{html.escape(head['best'])}</b> (MAE {head['best_mae']:.4g}). "
         f"All errors are in the units of {html.escape(target)}, after undoing the scaling"
         f"{' and the ' + config.windows.transform + ' transform' if config.windows.transform != 'none' else ''}.</p>",
