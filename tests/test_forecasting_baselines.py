@@ -39,7 +39,7 @@ def test_seasonal_naive_is_exact_on_a_periodic_series_and_detects_the_period():
     assert detected.period_ == 7 and "detected" in detected.describe()
     np.testing.assert_allclose(detected.predict(p.test), p.test.future)
     np.testing.assert_allclose(SeasonalNaive(7).fit(p.train).predict(p.test), p.test.future)
-    with pytest.raises(NeuralabError, match="--season 30: longer than --lookback 14"):
+    with pytest.raises(NeuralabError, match="season=30: longer than lookback 14"):
         SeasonalNaive(30).fit(p.train)
 
 
@@ -69,6 +69,15 @@ def test_linear_ar_recovers_an_ar2_process():
     noiseless = prepared(np.sin(np.arange(300) / 5), lookback=4, horizon=2)  # a sine obeys an exact AR(2)
     np.testing.assert_allclose(LinearAR(alpha=0.0).fit(noiseless.train).predict(noiseless.test),
                                noiseless.test.future, atol=1e-5)
+    # fitted batch by batch (the normal equations summed): the same coefficients as in one go
+    from neuralab.forecasting.windows import Windows
+    one_go = LinearAR(alpha=0.0).fit(p.train).coef_
+    small = Windows.batches
+    try:
+        Windows.batches = lambda self, size=65_536: small(self, size=97)
+        np.testing.assert_allclose(LinearAR(alpha=0.0).fit(p.train).coef_, one_go, rtol=1e-8)
+    finally:
+        Windows.batches = small
 
 
 def test_every_baseline_shares_the_interface():
@@ -78,8 +87,10 @@ def test_every_baseline_shares_the_interface():
         assert pred.shape == p.test.future.shape and np.isfinite(pred).all()
         assert b.score(p.test) >= 0 and b.describe().startswith(b.name)
         assert type(b.clone()) is type(b)
+        with pytest.raises(NeuralabError, match="call fit before predict"):
+            b.clone().predict(p.test)
     assert [b.name for b in build_baselines(["drift", "linear-ar"])] == ["persistence", "drift", "linear-ar"]
-    with pytest.raises(NeuralabError, match="--baselines 'arima'"):
+    with pytest.raises(NeuralabError, match="baselines='arima'"):
         build_baselines(["arima"])
     assert set(BASELINES) == {"persistence", "seasonal-naive", "drift", "moving-average", "linear-ar"}
 

@@ -37,7 +37,7 @@ def _sizes(text: str) -> list[int]:
 MISSING = ("error", "drop", "ffill", "interpolate")
 DUPLICATES = ("error", "first", "last", "mean")
 GAPS = ("keep", "fill")
-TRANSFORMS = ("none", "diff", "log-return")
+TRANSFORMS = ("auto", "none", "diff", "log-return")
 SCALERS = ("standard", "minmax", "none")
 MODELS = ("lstm-stacked", "lstm", "gru", "rnn")
 BASELINES = ("persistence", "seasonal-naive", "drift", "moving-average", "linear-ar")
@@ -82,7 +82,8 @@ def register(sub) -> None:
     win.add_argument("--val-fraction", type=_fraction, help="of the rows, after the training span (default 0.15)")
     win.add_argument("--test-fraction", type=_fraction, help="of the rows, at the end (default 0.15)")
     win.add_argument("--target-transform", choices=TRANSFORMS,
-                     help="model the level, its difference or its log return (prices) (default none)")
+                     help="model the level, its difference or its log return (prices); auto chooses on the "
+                          "validation span (default auto)")
     win.add_argument("--scaler", choices=SCALERS, help="fitted on the training rows only (default standard)")
     mod = p.add_argument_group("model")
     mod.add_argument("--model", choices=MODELS,
@@ -130,14 +131,16 @@ def _given(args, options: dict[str, str]) -> dict:
 
 def config_from_args(args):
     """The ForecastConfig the options describe; options left out keep the library's defaults."""
+    from dataclasses import replace
+
     from neuralab.forecasting.models import ModelConfig, series_train_config
     from neuralab.forecasting.pipeline import ForecastConfig
-    from neuralab.forecasting.windows import WindowConfig
 
     return ForecastConfig(
         data=args.data, target=args.target, features=args.features, calendar=args.calendar,
         date_column=args.date_column, missing=args.missing, duplicates=args.duplicates, gaps=args.gaps,
-        windows=WindowConfig(**_given(args, WINDOW_OPTIONS)), model=ModelConfig(**_given(args, MODEL_OPTIONS)),
+        windows=replace(ForecastConfig().windows, **_given(args, WINDOW_OPTIONS)),
+        model=ModelConfig(**_given(args, MODEL_OPTIONS)),
         train=series_train_config(**_given(args, TRAIN_OPTIONS)), baselines=args.baselines, season=args.season,
         backtest_folds=args.backtest_folds, backtest_refit=args.backtest_refit)
 

@@ -302,7 +302,8 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
         sample, name, _ = read_table(path, shape=shape, nrows=1000)
         wanted = _choose_columns(sample, name, target, features, date_column, date_format, series_column,
                                  where_column)
-        columns = list(dict.fromkeys(c for c in wanted if c is not None))
+        date, value, inputs, group, filtered = wanted
+        columns = list(dict.fromkeys(c for c in [date, value, *inputs, group, filtered] if c is not None))
         estimate = shape.estimate(len(columns))
         if announce is not None:
             announce(f"loading {name}: {shape.describe(len(columns))}")

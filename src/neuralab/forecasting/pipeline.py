@@ -51,7 +51,7 @@ class ForecastConfig:
     missing: str = "error"            # error | drop | ffill | interpolate
     duplicates: str = "error"         # error | first | last | mean
     gaps: str = "keep"                # keep (one row = one step) | fill (then `missing` fills them)
-    windows: WindowConfig = field(default_factory=WindowConfig)
+    windows: WindowConfig = field(default_factory=lambda: WindowConfig(transform="auto"))
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=series_train_config)
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))

@@ -36,8 +36,9 @@ class WindowConfig:
     stride: int = 1               # steps between consecutive window starts
     val_fraction: float = 0.15    # of the rows, chronological: train | val | test
     test_fraction: float = 0.15
-    transform: str = "auto"       # auto: none, diff or log-return, whichever forecasts the
-                                  # validation span best (chosen by the pipeline, recorded)
+    transform: str = "none"       # none | diff | log-return (prices: near-stationary returns); the
+                                  # pipeline's default is auto: whichever forecasts the validation
+                                  # span best (chosen by run_forecast and recorded)
     scaler: str = "standard"      # fitted on the training rows only
 
     def check(self) -> None:
