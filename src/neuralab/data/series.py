@@ -437,26 +437,26 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
     (text, not plain numbers: a ``day`` of 1..31 is no date), the one named date/time/...,
     then one whose name contains "date" or "time", then the first."""
     sample = table.head(200)
-    parsed = []
+    parsed = {}
     for column in table.columns:
         values = sample[column].dropna()
         if values.empty or pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             continue
         text = values.astype("string").str.strip()
         try:
-            ok = pd.to_datetime(text, errors="coerce", format=date_format).notna().mean()
+            ok = float(pd.to_datetime(text, errors="coerce", format=date_format).notna().mean())
         except (ValueError, TypeError):
             ok = 0.0
-        if ok >= 0.9:
-            parsed.append(str(column))
+        if ok >= 0.5 or str(column).strip().lower() in DATE_NAMES:  # a named column's bad dates get their own error
+            parsed[str(column)] = ok
     if not parsed:
         raise ParameterError("date_column", None, f"no column of {name} holds dates (columns: {_names(table)}); "
                              "name the column, and give `date_format` if its dates are written unusually")
 
-    def rank(column: str) -> tuple[int, int]:
+    def rank(column: str) -> tuple:
         low = column.strip().lower()
         named = 0 if low in DATE_NAMES else 1 if ("date" in low or "time" in low) else 2
-        return named, parsed.index(column)
+        return named, -parsed[column], list(parsed).index(column)
 
     return min(parsed, key=rank)
 
@@ -515,7 +515,7 @@ def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str) -> pd.S
     huge = ~np.isfinite(values.to_numpy()) & values.notna().to_numpy() | (np.abs(values.to_numpy()) > LARGEST)
     if huge.any():
         at = int(np.flatnonzero(huge)[0])
-        raise NeuralabError(f"{name}: line {lines.iloc[at]}: {column.iloc[at]!r} in column {label!r} is not a finite "
+        raise NeuralabError(f"{name}: line {lines.iloc[at]}: '{column.iloc[at]}' in column {label!r} is not a finite "
                             f"number of usable size (|value| up to {LARGEST:.0e}; {int(huge.sum())} such cells); fix "
                             "the file or leave the cell empty to mark it missing")
     return values

@@ -235,10 +235,10 @@ class NetworkForecaster(Forecaster):
         if net.recipe == "residual":
             self._linear_start(train)
         starts = _starts(train)
-        val_set = (_starts(val), torch.from_numpy(np.ascontiguousarray(val.y))) if val is not None else None
+        val_set = (_starts(val), torch.tensor(val.y)) if val is not None else None
         start_state = {k: v.clone() for k, v in net.state_dict().items()}
         start_loss = self.trainer.evaluate(*val_set)["loss"] if val_set and net.recipe == "residual" else None
-        self.history = self.trainer.fit(starts, torch.from_numpy(np.ascontiguousarray(train.y)), val=val_set)
+        self.history = self.trainer.fit(starts, torch.tensor(train.y), val=val_set)  # (N, H): small
         best = min((r["val_loss"] for r in self.history if "val_loss" in r), default=None)
         if start_loss is not None and best is not None and start_loss <= best:
             net.load_state_dict(start_state)  # training only moved away from the linear start
@@ -256,9 +256,8 @@ class NetworkForecaster(Forecaster):
         net = self.network
         gram, moment = 0.0, 0.0
         for batch in train.batches():
-            x = torch.from_numpy(np.ascontiguousarray(batch.x))
-            z, anchor, scale = net.normalise(x.to(net.head.weight.device))
-            target = (torch.from_numpy(np.ascontiguousarray(batch.y)).to(z) - anchor[:, None]) / scale[:, None]
+            z, anchor, scale = net.normalise(torch.tensor(batch.x, device=net.head.weight.device))  # one batch's copy
+            target = (torch.tensor(batch.y).to(z) - anchor[:, None]) / scale[:, None]
             a = torch.cat([z, torch.ones(len(z), 1, device=z.device)], 1).double().cpu().numpy()  # (B, L + 1)
             gram = gram + a.T @ a
             moment = moment + a.T @ target.double().cpu().numpy()                                  # (L + 1, H)
@@ -277,7 +276,7 @@ class NetworkForecaster(Forecaster):
         for val in vals:
             total = 0.0
             for batch in val.batches():
-                x = torch.from_numpy(np.ascontiguousarray(batch.x)).to(self.network.head.weight.device)
+                x = torch.tensor(batch.x, device=self.network.head.weight.device)
                 total += np.abs(batch.decode(self.network.linear(x).double().cpu().numpy()) - batch.future).sum()
             maes.append(float(total / max(1, val.future.size)))
         return maes

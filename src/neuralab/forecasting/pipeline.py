@@ -330,7 +330,7 @@ def model_meta(config: ForecastConfig, many: list[Series], prepared: list[Prepar
         "horizon": config.windows.horizon,
         "target": series.target,
         "features": list(series.features),
-        "calendar": list(series.calendar),
+        "calendar": list(dict.fromkeys(config.calendar)),
         "columns": prepared[0].columns,
         "windows": asdict(config.windows),
         "network": {"level": module.level, "zero": module.zero},
