@@ -1,34 +1,42 @@
-"""Conformal intervals: calibrated on one span, they cover about their level on the next."""
+"""Adaptive conformal intervals: they cover about their level on a test span whose errors
+drift away from the validation span's, and use no error that was not yet known."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from neuralab.data.series import load_series
 from neuralab.forecasting.baselines import LinearAR
-from neuralab.forecasting.intervals import Conformal, window_scale
+from neuralab.forecasting.intervals import coverage, rolling
 from neuralab.forecasting.windows import WindowConfig, prepare
 
 
-def test_intervals_cover_their_level_on_the_test_span():
-    rng = np.random.default_rng(0)
-    y = np.zeros(6000)
-    for t in range(1, len(y)):  # an AR(1) around a daily cycle: errors of a fitted AR are exchangeable
-        y[t] = 0.8 * y[t - 1] + rng.normal()
-    y += 5 * np.sin(2 * np.pi * np.arange(len(y)) / 24)
-    frame = pd.DataFrame({"y": y}, index=pd.date_range("2020-01-01", periods=len(y), freq="h"))
-    p = prepare(load_series(frame, "y"), WindowConfig(lookback=30, horizon=3))
+@pytest.mark.parametrize("horizon", [1, 7])
+def test_intervals_cover_their_level_on_real_weather(horizon):
+    p = prepare(load_series("seattle-weather"), WindowConfig(lookback=60, horizon=horizon))
     ar = LinearAR().fit(p.train)
-    conformal = Conformal.calibrate([(p.val, ar.predict(p.val), 0.01)])
-    assert conformal.calibration == len(p.val) and set(conformal.quantiles) == {0.8, 0.95}
-    assert (conformal.quantiles[0.95] > conformal.quantiles[0.8]).all()
-    coverage = conformal.coverage([(p.test, ar.predict(p.test), 0.01)])
-    assert coverage["80"]["coverage"] == pytest.approx(0.8, abs=0.04)
-    assert coverage["95"]["coverage"] == pytest.approx(0.95, abs=0.03)
-    assert len(coverage["95"]["by_step"]) == 3
-    lower, upper = conformal.bounds(p.test, ar.predict(p.test), 0.01)[0.8]
-    width = window_scale(p.test, 0.01)[:, None] * conformal.quantiles[0.8]
-    np.testing.assert_allclose(upper - lower, 2 * width)
-    assert Conformal.calibrate([]) is None
+    val, test = ar.predict(p.val), ar.predict(p.test)
+    iv = rolling(p.val.future - val, p.test.future, test)
+    cov = coverage([iv])
+    assert cov["80"]["coverage"] == pytest.approx(0.80, abs=0.05)
+    assert cov["95"]["coverage"] == pytest.approx(0.95, abs=0.05)
+    assert len(cov["95"]["by_step"]) == horizon
+    lower80, upper80 = iv.test[0.8]
+    lower95, upper95 = iv.test[0.95]
+    assert (lower95 <= lower80).mean() > 0.9 and (upper80 <= upper95).mean() > 0.9  # mostly nested
+    assert set(iv.future) == {0.8, 0.95} and iv.future[0.8].shape == (horizon,)
+
+
+def test_an_interval_never_uses_an_error_not_yet_known():
+    rng = np.random.default_rng(0)
+    val_errors = rng.normal(0, 1, (200, 3))
+    actual = rng.normal(0, 1, (50, 3))
+    pred = np.zeros((50, 3))
+    base = rolling(val_errors, actual, pred)
+    spoiled = actual.copy()
+    spoiled[40:] = 1000.0  # huge errors late in the test span
+    late = rolling(val_errors, spoiled, pred)
+    for level in (0.8, 0.95):  # windows 0..40 (their targets known before window 40's end) are unchanged
+        np.testing.assert_array_equal(late.test[level][0][:42], base.test[level][0][:42])
+        assert (late.test[level][1][44:] > base.test[level][1][44:]).any()  # misses widen the later ones

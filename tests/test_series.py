@@ -202,3 +202,9 @@ def test_what_would_not_fit_is_refused_up_front_with_an_estimate(tmp_path, monke
     monkeypatch.setattr(series, "BASE_BYTES", 200 << 20)
     with pytest.raises(NeuralabError, match=r"24 rows would need about 0\.2 GiB of memory and 0\.1 GiB is available"):
         load_series(path)
+
+
+def test_dates_outside_what_a_timestamp_holds_are_a_clear_error(tmp_path):
+    path = write(tmp_path, "date,v\n1620-01-01,1\n1620-01-02,2\n1620-01-03,3\n")
+    with pytest.raises(NeuralabError, match="dates from 1620-01-01 .* between 1678 and 2261"):
+        load_series(path)

@@ -42,11 +42,12 @@ SCALERS = ("standard", "minmax", "none")
 MODELS = ("lstm-stacked", "lstm", "gru", "rnn")
 BASELINES = ("persistence", "seasonal-naive", "drift", "moving-average", "linear-ar")
 SCHEDULES = ("onecycle", "cosine", "constant")
+RECIPES = ("residual", "plain")
 
 # option -> (config section, field); None defaults leave the library's default in place
 WINDOW_OPTIONS = {"lookback": "lookback", "horizon": "horizon", "stride": "stride", "val_fraction": "val_fraction",
                   "test_fraction": "test_fraction", "target_transform": "transform", "scaler": "scaler"}
-MODEL_OPTIONS = {"model": "architecture", "hidden": "hidden", "dropout": "dropout", "init": "init"}
+MODEL_OPTIONS = {"model": "architecture", "hidden": "hidden", "dropout": "dropout", "init": "init", "recipe": "recipe"}
 TRAIN_OPTIONS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "schedule": "schedule",
                  "grad_clip": "grad_clip", "patience": "patience", "seed": "seed", "device": "device",
                  "threads": "threads"}
@@ -67,7 +68,15 @@ def register(sub) -> None:
                       help="extra input columns, comma-separated (multivariate)")
     data.add_argument("--calendar", type=_columns, default=[], metavar="NAME,NAME",
                       help="add sine/cosine date encodings as inputs: dayofyear, dayofweek, month, hour")
-    data.add_argument("--date-column", help="column holding the dates (default: one named date/time/...)")
+    data.add_argument("--date-column", help="column holding the dates (default: the column that parses as dates, "
+                                            "preferring one named date/time/...)")
+    data.add_argument("--date-format", help="how the dates are written, e.g. %%d/%%m/%%Y for 13/01/2012 (default: inferred)")
+    data.add_argument("--sep", help="CSV separator (default: detected among comma, semicolon, tab and bar; decimal "
+                                    "commas are detected too)")
+    data.add_argument("--series-column", metavar="COLUMN",
+                      help="the file holds one series per value of COLUMN: one network is trained on all of them, "
+                           "baselines run per series, metrics per series and overall")
+    data.add_argument("--where", metavar="COLUMN=VALUE", help="keep only the rows where COLUMN is VALUE (one series of several)")
     data.add_argument("--missing", choices=MISSING, default="error",
                       help="what to do with missing values (default error)")
     data.add_argument("--duplicates", choices=DUPLICATES, default="error",
@@ -77,7 +86,8 @@ def register(sub) -> None:
     win = p.add_argument_group("windows")
     win.add_argument("--lookback", type=positive_int, help="input steps (default 60)")
     win.add_argument("--horizon", type=positive_int,
-                     help="steps forecast at once: 1 = many-to-one, more = many-to-many (default 1)")
+                     help="steps forecast at once, one output each: 1 = many-to-one, more = many-to-many; metrics "
+                          "and 80%%/95%% intervals per step (default 1)")
     win.add_argument("--stride", type=positive_int, help="steps between window starts (default 1)")
     win.add_argument("--val-fraction", type=_fraction, help="of the rows, after the training span (default 0.15)")
     win.add_argument("--test-fraction", type=_fraction, help="of the rows, at the end (default 0.15)")
@@ -90,6 +100,10 @@ def register(sub) -> None:
                      help="lstm-stacked is the workshop's LSTM(128) -> LSTM(64) -> Dense (default)")
     mod.add_argument("--hidden", type=_sizes, metavar="N,N", help="recurrent layer sizes, e.g. 128,64")
     mod.add_argument("--dropout", type=float, help="after each recurrent layer (default 0.2)")
+    mod.add_argument("--recipe", choices=RECIPES,
+                     help="residual: forecast relative to the last value, normalised per window, with a linear path "
+                          "started at least squares beside the recurrent one; plain: the workshop's network alone "
+                          "(default residual)")
     mod.add_argument("--init", choices=("torch", "keras"),
                      help="initial weights: PyTorch's uniform or Keras' Glorot/orthogonal/forget-bias-1 (default torch)")
     mod.add_argument("--baselines", type=_columns, default=list(BASELINES), metavar="NAME,NAME",
@@ -101,7 +115,7 @@ def register(sub) -> None:
     tr.add_argument("--lr", type=positive_float, help="peak learning rate (default 0.003)")
     tr.add_argument("--schedule", choices=SCHEDULES, help="(default onecycle)")
     tr.add_argument("--grad-clip", type=float, help="max gradient norm, 0 = off (default 1.0)")
-    tr.add_argument("--patience", type=int, help="early stopping patience in epochs, 0 = off (default 10)")
+    tr.add_argument("--patience", type=int, help="early stopping patience in epochs, 0 = off (default 5)")
     tr.add_argument("--seed", type=int, help="(default 0)")
     tr.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="(default auto)")
     tr.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice; "
@@ -138,7 +152,8 @@ def config_from_args(args):
 
     return ForecastConfig(
         data=args.data, target=args.target, features=args.features, calendar=args.calendar,
-        date_column=args.date_column, missing=args.missing, duplicates=args.duplicates, gaps=args.gaps,
+        date_column=args.date_column, date_format=args.date_format, sep=args.sep, series_column=args.series_column,
+        where=args.where, missing=args.missing, duplicates=args.duplicates, gaps=args.gaps,
         windows=replace(ForecastConfig().windows, **_given(args, WINDOW_OPTIONS)),
         model=ModelConfig(**_given(args, MODEL_OPTIONS)),
         train=series_train_config(**_given(args, TRAIN_OPTIONS)), baselines=args.baselines, season=args.season,
@@ -149,7 +164,7 @@ def run_forecast(args) -> int:
     from neuralab.forecasting.pipeline import run_forecast as run
 
     result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet)
-    if args.quiet:
+    if args.quiet:  # the verdict alone; its table is in results.json and report.html
         print(f"{result.headline['sentence']}  run: {result.run_dir}")
     return 0
 

@@ -391,7 +391,11 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
     frame = frame.iloc[order].reset_index(drop=True)
     frame = _resolve_duplicates(frame, duplicates, report, name, single)
     frame = frame.set_index("_time").drop(columns="_line")
-    frame.index = frame.index.as_unit("ns")
+    try:
+        frame.index = frame.index.as_unit("ns")
+    except pd.errors.OutOfBoundsDatetime:
+        raise NeuralabError(f"{name}: dates from {_stamp(frame.index[0])} to {_stamp(frame.index[-1])} in column "
+                            f"{date_column!r}; neuralab handles dates between 1678 and 2261") from None
     frame.index.name = date_column
 
     grid = _grid(frame.index, report)

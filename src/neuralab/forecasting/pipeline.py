@@ -30,7 +30,7 @@ from neuralab.files import atomic_write, read_json, write_json
 from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
 from neuralab.forecasting.baselines import BASELINES, build_baselines
-from neuralab.forecasting.intervals import LEVELS, METHOD, Conformal, label
+from neuralab.forecasting.intervals import GAMMA, LEVELS, METHOD, WINDOW, coverage, label, rolling
 from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config, summary
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
 from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
@@ -154,17 +154,18 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     network.fit(pooled_train, pooled_val)
     seconds = time.perf_counter() - t0
     evaluated = [_evaluate(p, [network, *baselines[p.name]]) for p in prepared]
-    conformal = Conformal.calibrate([(p.val, e["val"][network.name], p.mase_scale / 10)
-                                     for p, e in zip(prepared, evaluated)], tuple(config.intervals))
+    intervals = [rolling(p.val.future - e["val"][network.name], p.test.future, e["test"][network.name],
+                         tuple(config.intervals), stride=used.windows.stride)
+                 for p, e in zip(prepared, evaluated)] if all(len(p.val) for p in prepared) else None
     folds = {p.name: rolling_origin(p, [network, *baselines[p.name]], config.backtest_folds,
                                     refit=config.backtest_refit) for p in prepared}
-    results = _results(used, many, prepared, [network, *baselines[prepared[0].name]], evaluated, conformal, folds,
+    results = _results(used, many, prepared, [network, *baselines[prepared[0].name]], evaluated, intervals, folds,
                        seconds, transform_errors)
     aheads = [last_window(s, used.windows, p.scaler) for s, p in zip(many, prepared)]
     futures = [network.predict(a) for a in aheads]
-    results["future"] = _future(many, aheads, futures, conformal, prepared)
+    results["future"] = _future(many, aheads, futures, intervals)
     write_forecast_csv(run_dir / "forecast.csv", many, prepared, evaluated, aheads, futures, network.name,
-                       conformal)
+                       intervals)
     results, problems = finite(results)
     if problems:
         results["warnings"] = [f"{path}: not a finite number, stored as null" for path in problems]
@@ -182,7 +183,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
         print(head["sentence"])
         if head.get("advice"):
             print(head["advice"])
-        if conformal is not None:
+        if intervals is not None:
             print("intervals: " + ", ".join(f"{k}% covered {100 * v['coverage']:.1f}% of the test targets"
                                             for k, v in results["intervals"]["coverage"].items()))
         print(f"report: {run_dir / 'report.html'}", flush=True)
@@ -217,7 +218,7 @@ def _pooled(prepared: list[Prepared], evaluated: list[dict], span: str) -> dict[
     return out
 
 
-def _results(config, many, prepared, forecasters, evaluated, conformal, folds, seconds, transform_errors) -> dict:
+def _results(config, many, prepared, forecasters, evaluated, intervals, folds, seconds, transform_errors) -> dict:
     network = forecasters[0]
     test = _pooled(prepared, evaluated, "test")
     multi = len(prepared) > 1
@@ -258,12 +259,10 @@ def _results(config, many, prepared, forecasters, evaluated, conformal, folds, s
         "train_seconds": seconds,
         "mase_scale": prepared[0].mase_scale,
     }
-    if conformal is not None:
-        parts = [(p.test, e["test"][network.name], p.mase_scale / 10) for p, e in zip(prepared, evaluated)]
-        results["intervals"] = {"method": METHOD, "forecaster": network.name, "levels": list(conformal.levels),
-                                "calibration_windows": conformal.calibration,
-                                "quantiles": {label(a): q.tolist() for a, q in conformal.quantiles.items()},
-                                "coverage": conformal.coverage(parts)}
+    if intervals is not None:
+        results["intervals"] = {"method": METHOD, "forecaster": network.name, "levels": list(config.intervals),
+                                "gamma": GAMMA, "window": WINDOW, "coverage": coverage(intervals),
+                                "columns": [f"{side}_{label(a)}" for a in config.intervals for side in ("lower", "upper")]}
     if multi:
         results["series"] = {p.name: {"test": e["test_metrics"], "rows": len(s),
                                       "backtest": folds[p.name],
@@ -280,14 +279,15 @@ def character_of_many(prepared: list[Prepared], config: ForecastConfig) -> dict:
     return kinds[max(range(len(kinds)), key=lambda i: names.count(names[i]))]
 
 
-def _future(many, aheads, futures, conformal, prepared) -> dict:
+def _future(many, aheads, futures, intervals) -> dict:
     """The forecast past the end of the data (and its intervals), per series when several."""
     out = {}
-    for s, a, f, p in zip(many, aheads, futures, prepared):
+    for k, (s, a, f) in enumerate(zip(many, aheads, futures)):
         entry = {"times": [str(pd.Timestamp(t)) for t in a.times[0]], "forecast": f[0].tolist()}
-        if conformal is not None:
-            for level, (lower, upper) in conformal.bounds(a, f, p.mase_scale / 10).items():
-                entry[f"lower_{label(level)}"], entry[f"upper_{label(level)}"] = lower[0].tolist(), upper[0].tolist()
+        if intervals is not None:
+            for level, half in intervals[k].future.items():
+                entry[f"lower_{label(level)}"], entry[f"upper_{label(level)}"] = (f[0] - half).tolist(), \
+                    (f[0] + half).tolist()
         out[s.name] = entry
     return out if len(many) > 1 else next(iter(out.values()))
 
@@ -389,15 +389,14 @@ def _header(config: ForecastConfig, many: list[Series], prepared: list[Prepared]
 
 
 def write_forecast_csv(path: Path, many: list[Series], prepared: list[Prepared], evaluated: list[dict],
-                       aheads: list[Windows], futures: list[np.ndarray], network: str, conformal) -> None:
+                       aheads: list[Windows], futures: list[np.ndarray], network: str, intervals) -> None:
     """Long format: one row per (window, step); the test span, then the forecast past the
     data. The network's prediction intervals follow as lower_80, upper_80, lower_95, ...
     With several series, a first column names the series of each row."""
     frames = []
-    for s, p, e, ahead, future in zip(many, prepared, evaluated, aheads, futures):
+    for k, (s, p, e, ahead, future) in enumerate(zip(many, prepared, evaluated, aheads, futures)):
         test = p.test
         n, h = test.future.shape
-        floor = p.mase_scale / 10
         frame = pd.DataFrame({
             "split": "test",
             "origin": np.repeat(test.origins, h),
@@ -408,11 +407,11 @@ def write_forecast_csv(path: Path, many: list[Series], prepared: list[Prepared],
         })
         tail = pd.DataFrame({"split": "future", "origin": s.times[-1], "time": ahead.times[0],
                              "step": np.arange(1, h + 1), "actual": np.nan, network: future[0]})
-        if conformal is not None:
-            for level, (lower, upper) in conformal.bounds(test, e["test"][network], floor).items():
+        if intervals is not None:
+            for level, (lower, upper) in intervals[k].test.items():
                 frame[f"lower_{label(level)}"], frame[f"upper_{label(level)}"] = lower.ravel(), upper.ravel()
-            for level, (lower, upper) in conformal.bounds(ahead, future, floor).items():
-                tail[f"lower_{label(level)}"], tail[f"upper_{label(level)}"] = lower[0], upper[0]
+            for level, half in intervals[k].future.items():
+                tail[f"lower_{label(level)}"], tail[f"upper_{label(level)}"] = future[0] - half, future[0] + half
         part = pd.concat([frame, tail], ignore_index=True)
         if len(many) > 1:
             part.insert(0, "series", s.name)
