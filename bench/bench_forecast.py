@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("NEURALAB_BENCH_DATA", Path.home() / ".cache" / "neuralab-bench" / "forecast"))
 DATA = CACHE / "csv"
 RUNS = CACHE / "runs"
-RESULTS = CACHE / "results.json"
+RESULTS = CACHE / "results.json"   # the series table
+EXTRAS = CACHE / "extras.json"     # the extras, kept apart so that both can run at once
 PACKAGES = ["vega_datasets==0.9.0", "pmdarima==2.1.1", "statsmodels==0.15.0", "pvlib==0.16.1"]
 SEEDS = (0, 1, 2)
 TARGET = {"weather": 1.0, "load": 1.0, "price": 1.05}
@@ -89,15 +90,15 @@ def forecast(out: Path, args: list[str]) -> tuple[dict | None, float, int, str]:
     return json.loads((out / "results.json").read_text()), seconds, peak, text
 
 
-def load_results() -> dict:
-    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+def load_results(path: Path = RESULTS) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
-def save(results: dict) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".tmp")
+def save(results: dict, path: Path = RESULTS) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1))
-    tmp.replace(RESULTS)
+    tmp.replace(path)
 
 
 def ratio(res: dict) -> float:
@@ -168,7 +169,7 @@ def run_extras(results: dict) -> None:
                             "intervals": res.get("intervals", {}).get("coverage", {}),
                             "series": {k: v["best"] for k, v in res.get("series", {}).items()},
                             "test": res["test"]}
-        save(results)
+        save(results, EXTRAS)
     if "memory" not in results:
         path = big_csv(CACHE / "big.csv")
         print(f"memory: {path.stat().st_size / 1e6:.0f} MB ...", flush=True)
@@ -178,7 +179,7 @@ def run_extras(results: dict) -> None:
         loading = next((line for line in text.splitlines() if line.startswith("loading")), text.splitlines()[-1])
         results["memory"] = {"rows": 3_400_000, "megabytes": path.stat().st_size / 1e6, "peak_rss": peak,
                              "seconds": seconds, "finished": res is not None, "said": loading}
-        save(results)
+        save(results, EXTRAS)
 
 
 def table(results: dict) -> str:
@@ -232,17 +233,20 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--series", help="only these --data values, comma-separated")
     parser.add_argument("--no-extras", action="store_true")
+    parser.add_argument("--extras-only", action="store_true", help="only the extras (they can run beside the series)")
     parser.add_argument("--write", action="store_true", help="only write the table from the runs so far")
     args = parser.parse_args()
     if args.prepare:
         prepare_data()
         return
-    results = load_results()
+    results, extras = load_results(), load_results(EXTRAS)
     if not args.write:
-        run_series(results, [int(s) for s in args.seeds.split(",")], set(args.series.split(",")) if args.series else None)
+        if not args.extras_only:
+            run_series(results, [int(s) for s in args.seeds.split(",")],
+                       set(args.series.split(",")) if args.series else None)
         if not args.no_extras:
-            run_extras(results)
-    text = table(results)
+            run_extras(extras)
+    text = table({**results, **load_results(EXTRAS)})
     print(text)
     update_section("bench_forecast", f"Measured by `bench/bench_forecast.py` ({time.strftime('%Y-%m-%d')}, "
                                      "a shared 2-core machine, one thread per run):\n\n" + text,
