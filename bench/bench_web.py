@@ -62,7 +62,7 @@ def main() -> None:
         with TestClient(create_app(runs), base_url="http://127.0.0.1") as client:
             for arch in ARCHITECTURES:
                 spent = timed(partial(client.post, "/api/classify", params={"run": arch, "source": "canvas"},
-                                      content=picture), 6)
+                                      content=picture, headers={"content-type": "image/png"}), 6)
                 rows.append((f"classify, {arch}", spent[0], statistics.median(spent[1:])))
                 print(rows[-1], flush=True)
             for page in PAGES:

@@ -72,7 +72,23 @@ def test_offline_fetch_fails_cleanly_and_writes_nothing(tmp_path, monkeypatch):
                         sources.Source(**{**source.__dict__, "mirrors": ("http://127.0.0.1:9/",)}))
     with pytest.raises(NeuralabError, match="could not download train-images"):
         sources.fetch("mnist", timeout=2)
-    assert list((tmp_path / "cache" / "mnist").iterdir()) == []
+    assert not (tmp_path / "cache" / "mnist").exists(), "an empty cache folder was left behind"
+
+
+def test_fetch_into_a_cache_that_cannot_be_written_says_so(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "file" / "cache"))
+    with pytest.raises(NeuralabError, match="cannot create the data cache .*set NEURALAB_DATA to a writable folder"):
+        sources.fetch("mnist", timeout=2)
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "mnist").mkdir(parents=True)
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(sources.tempfile, "TemporaryDirectory", read_only)
+    with pytest.raises(NeuralabError, match=r"mnist: cannot write \(Permission denied\)"):
+        sources.fetch("mnist", timeout=2)
 
 
 def test_download_with_wrong_checksum_is_not_kept(tmp_path, monkeypatch):
@@ -85,7 +101,7 @@ def test_download_with_wrong_checksum_is_not_kept(tmp_path, monkeypatch):
                         sources.Source(**{**source.__dict__, "mirrors": (served.as_uri() + "/",)}))
     with pytest.raises(NeuralabError, match="checksum mismatch"):
         sources.fetch("mnist")
-    assert list((tmp_path / "cache" / "mnist").iterdir()) == []
+    assert not (tmp_path / "cache" / "mnist").exists()
 
 
 def test_download_from_a_mirror_with_the_real_files(tmp_path, monkeypatch, datasets):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,8 +15,8 @@ import pytest
 from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.pipeline import ForecastConfig, load_forecaster, predict_run, run_forecast
 from neuralab.forecasting.windows import WindowConfig
+from neuralab.runs import Run
 from neuralab.training.device import cpu_threads
-from neuralab.training.rundir import read_metrics
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -56,7 +59,7 @@ def test_run_directory_holds_everything(run):
     assert meta["model"]["recipe"] == "residual" and meta["windows"]["transform"] != "auto"
     assert meta["scaler"]["kind"] == "standard" and len(meta["scaler"]["center"]) == 4
     assert meta["windows"]["horizon"] == 3
-    assert len(read_metrics(d)) == 2
+    assert len(Run(d).metrics()) == 2
 
 
 def test_results_judge_the_network_against_the_best_baseline(run):
@@ -174,3 +177,80 @@ def replace_config(config, **changes):
     from dataclasses import replace
 
     return replace(config, **changes)
+
+
+    assert model.windows.lookback == 14 and not model.network.training
+
+
+def _without_pictures(page: str) -> str:
+    return re.sub(r'src="data:image/png;base64,[^"]*"', 'src=""', page)
+
+
+def test_report_is_written_again_from_the_run_directory(run, tmp_path, capsys):
+    """`neuralab report` draws the same page from results.json, forecast.csv, the model and
+    the series as the run drew from its objects: the same tables and texts, the same figures."""
+    from PIL import Image
+
+    from neuralab.cli import main
+
+    result, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(result.run_dir, copy)
+    (copy / "report.html").unlink()
+    shutil.rmtree(copy / "plots")
+    assert main(["report", str(copy)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {copy / 'report.html'}"
+    first, again = (result.run_dir / "report.html").read_text(), (copy / "report.html").read_text()
+    assert _without_pictures(again) == _without_pictures(first)
+    assert again.count("data:image/png;base64,") == 4 and "<script" not in again
+    for name in ("series", "forecast", "error_by_step", "learning_curves"):
+        drawn, redrawn = (np.asarray(Image.open(d / "plots" / f"{name}.png").convert("L"), dtype=float)
+                          for d in (result.run_dir, copy))
+        assert drawn.shape == redrawn.shape, name
+        assert (np.abs(drawn - redrawn) > 32).mean() < 0.002, name  # forecast.csv keeps 6 digits
+
+
+def test_a_full_disk_stops_the_forecast_report_in_one_line(run, tmp_path, monkeypatch, capsys):
+    import contextlib
+    import errno
+    import os
+
+    from neuralab.cli import main
+    from neuralab.reports import plots
+
+    result, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(result.run_dir, copy)
+    results = (copy / "results.json").read_bytes()
+    real = plots.atomic_write  # the figure saver's writer: the disk fills up at the second picture
+
+    @contextlib.contextmanager
+    def full(path, mode="w"):
+        if Path(path).name == "forecast.png":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        with real(path, mode) as f:
+            yield f
+
+    monkeypatch.setattr(plots, "atomic_write", full)
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and f"`neuralab report {copy}`" in err[0]
+    assert (copy / "results.json").read_bytes() == results and load_forecaster(copy).meta["horizon"] == 3
+
+
+def test_report_refuses_a_series_that_changed_since_the_run(run, tmp_path, capsys):
+    from neuralab.cli import main
+
+    result, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(result.run_dir, copy)
+    csv = tmp_path / "weather.csv"
+    csv.write_text("date,temp_max\n2012-01-01,12.8\n")
+    record = json.loads((copy / "config.json").read_text())
+    record["data"].update(path=str(csv), sha256="0" * 64)  # as a CSV run records its file
+    (copy / "config.json").write_text(json.dumps(record))
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(csv) in err[0] and "changed since the run" in err[0]
+    assert main(["report", str(copy), "--data-dir", str(tmp_path)]) == 2
+    assert "--data-dir" in capsys.readouterr().err

@@ -18,7 +18,8 @@ from neuralab.data.idx import read_idx
 from neuralab.errors import NeuralabError
 from neuralab.mechanics import KERNELS, closest_kernels, conv2d_forward
 from neuralab.models import build_model
-from neuralab.models.inspect import FeatureMap, feature_map_figure, feature_maps, filter_pairs, first_layer_filters
+from neuralab.models.inspect import FeatureMap, feature_maps, filter_pairs, first_layer_filters
+from neuralab.reports.inspect import feature_map_figure
 from neuralab.training import ClassifierConfig, TrainConfig, load_classifier, train_classifier
 
 LENET_LAYERS = [("features.1", "Conv2d", (6, 28, 28)), ("features.3", "AvgPool2d", (6, 14, 14)),
@@ -194,3 +195,12 @@ def test_an_unreadable_picture_is_named(run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(bad) in err and "not a readable image" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_out_that_is_a_file_is_refused_in_one_line(run, digit, tmp_path, capsys):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("keep me")
+    assert main(["inspect", str(run), str(digit), "--out", str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {taken}: is a file" in err and err.count("\n") == 1
+    assert taken.read_text() == "keep me"

@@ -41,7 +41,8 @@ def test_mechanics_never_imports_torch():
     import sys
 
     code = (
-        "import sys, neuralab.mechanics, neuralab.mechanics.demo, neuralab.mechanics.scratch_cnn, neuralab.mechanics.figures;"
-        "assert 'torch' not in sys.modules, 'torch was imported'"
+        "import sys, neuralab.mechanics, neuralab.mechanics.demo, neuralab.mechanics.scratch_cnn;"
+        "assert 'torch' not in sys.modules, 'torch was imported';"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib was imported: the lesson draws nothing'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -87,6 +87,16 @@ def test_depth_folds_nested_layers():
     assert not any(r.block for r in g.rows)
 
 
+def test_depth_keeps_a_container_whose_parts_the_model_calls_one_by_one():
+    """GoogLeNet runs its ``features`` layer by layer (to tap the auxiliary heads), so the
+    Sequential's own forward never runs; folded to depth 1 it must still be a row."""
+    with torch.device("meta"):
+        model = build_model("googlenet", (3, 224, 224), 1000)
+    s = summary(model, (3, 224, 224), depth=1)
+    assert [(r.name, r.output_shape) for r in s.rows] == [("features", (1024,)), ("classifier", (1000,))]
+    assert sum(r.params for r in s.rows) == s.total_params == 6_624_904
+
+
 def test_meta_models_summarise_paper_sizes_for_free():
     with torch.device("meta"):
         model = build_model("vgg16", (3, 224, 224), 1000)

@@ -194,7 +194,7 @@ def test_existing_run_is_refused_without_overwrite(small_mnist, tmp_path, capsys
     (["train", "--focus", "1.5"], "--focus 1.5"),
     (["train", "--focus", "0"], "--focus"),
     (["train", "--patience", "2", "--val-fraction", "0"], "give --val-fraction above 0"),
-    (["train", "--model", "resnet"], "--model 'resnet': unknown model"),
+    (["train", "--model", "resnet"], "--model resnet: unknown model"),
     (["train", "--data", "imagenet"], "unknown dataset 'imagenet'"),
     (["evaluate", "/nonexistent"], "not a run directory"),
 ])

@@ -23,18 +23,20 @@ from starlette.testclient import TestClient
 
 from neuralab.cli import main
 from neuralab.data.idx import read_idx
+from neuralab.errors import NeuralabError
 from neuralab.files import write_json
 from neuralab.mechanics import KERNELS, conv_shape, pool2d
 from neuralab.mechanics.kernels import to_uint8
 from neuralab.models import build_model, count_parameters
 from neuralab.models.inspect import feature_maps
 from neuralab.training import load_classifier
-from neuralab.training.checkpoint import save_weights
+from neuralab.training.checkpoint import save_tensors, save_weights
 from neuralab.web import create_app
 from neuralab.web.images import MAX_UPLOAD_BYTES, sample
 from test_inspect import trained_lenet
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "neuralab" / "web" / "static" / "samples"
+PICTURE = {"content-type": "application/octet-stream"}  # what the pages send a picture as
 
 
 # --- fixtures: a trained LeNet-5 among other folders, a forecast run's files, a client -----
@@ -104,6 +106,7 @@ def fake_forecast_run(folder: Path) -> Path:
         "target": "temp_max", "test": test, "forecasters": {"lstm": "lstm (LSTM 8 -> Dense)"},
         "spans": {"train": ["2012-01-01", "2014-01-01"], "test": ["2015-01-01", "2015-01-03"]},
         "epochs_run": 3})
+    save_tensors(folder / "model.safetensors", {"head.weight": torch.zeros(2, 8)})
     lines = ["split,origin,time,step,actual,lstm,persistence,drift"]
     for day in range(1, 4):
         for step in (1, 2):
@@ -223,19 +226,19 @@ def test_the_step_crop_follows_a_click(client):
 
 
 @pytest.mark.parametrize("params, words", [
-    ({"stride": 0}, "stride 0: allowed are 1 to 8"),
-    ({"stride": "two"}, "stride 'two'"),
-    ({"padding": "lots"}, "padding 'lots'"),
+    ({"stride": 0}, "stride=0: must be a whole number from 1 to 8"),
+    ({"stride": "two"}, "stride='two': must be a whole number"),
+    ({"padding": "lots"}, "padding='lots': allowed are valid, same or a whole number from 0 to 8"),
     ({"kernel": "1 2; 3"}, "not a rectangle of numbers"),
     ({"kernel": ";".join(["1 " * 40] * 40)}, "too large"),
     ({"kernel": "x y z"}, "not a number"),
     ({"kernel": "1 " * 30 + ";" + "1 " * 30}, "larger than the padded input"),
-    ({"op": "median"}, "operation 'median'"),
-    ({"op": "max", "size": 99}, "pool size 99"),
-    ({"image": "sample:lena"}, "sample 'lena'"),
+    ({"op": "median"}, "op='median': allowed are conv, max, avg"),
+    ({"op": "max", "size": 99}, "size=99: must be a whole number from 1 to 16"),
+    ({"image": "sample:lena"}, "sample='lena': allowed are digit, shapes, photo"),
     ({"image": "file:/etc/passwd"}, "give sample:NAME or upload:TOKEN"),
     ({"image": "upload:0123"}, "upload it again"),
-    ({"scale": "log"}, "scale 'log'"),
+    ({"scale": "log"}, "scale='log': allowed are auto, clip, abs, minmax"),
 ])
 def test_bad_settings_get_a_one_line_message_naming_the_option(client, params, words):
     r = conv(client, **{"image": "sample:digit", **params})
@@ -253,7 +256,7 @@ def test_a_typed_kernel_is_never_read_from_a_file(client, tmp_path, monkeypatch)
 
 def test_an_uploaded_picture_is_kept_gray_and_small(client):
     photo = (np.random.default_rng(0).random((600, 450, 3)) * 255).astype(np.uint8)
-    r = client.post("/api/upload", content=png_bytes(photo))
+    r = client.post("/api/upload", content=png_bytes(photo), headers=PICTURE)
     assert r.status_code == 200, r.text
     up = r.json()
     assert (up["h"], up["w"]) == (256, 192)
@@ -275,25 +278,25 @@ def png_header_only(width: int, height: int) -> bytes:
 @pytest.mark.parametrize("path", ["/api/upload", "/api/classify?run=lenet&source=upload"])
 def test_uploads_are_bounded_in_bytes_and_pixels(client, path):
     too_big = b"\x89PNG" + b"\x00" * MAX_UPLOAD_BYTES
-    r = client.post(path, content=too_big)
+    r = client.post(path, content=too_big, headers=PICTURE)
     assert r.status_code == 413 and "larger than 10 MB" in r.json()["error"]
 
     def chunks():  # no Content-Length: the server counts while it reads
         for _ in range(11):
             yield b"\x00" * (1024 * 1024)
-    r = client.post(path, content=chunks())
+    r = client.post(path, content=chunks(), headers=PICTURE)
     assert r.status_code == 413
 
     for width, words in ((5_000, "5000x5000 pixels is more than the 16,000,000 allowed"), (30_000, "too large")):
         bomb = png_header_only(width, width)
         assert len(bomb) < 100_000
-        r = client.post(path, content=bomb)
+        r = client.post(path, content=bomb, headers=PICTURE)
         assert r.status_code == 400 and words in r.json()["error"], r.text
 
-    r = client.post(path, content=b"date,value\n2020-01-01,3\n")
+    r = client.post(path, content=b"date,value\n2020-01-01,3\n", headers=PICTURE)
     assert r.status_code == 400 and r.json()["error"].startswith("upload: not a readable image")
     assert "/tmp" not in r.json()["error"]
-    assert client.post(path, content=b"").status_code == 400
+    assert client.post(path, content=b"", headers=PICTURE).status_code == 400
 
 
 # --- runs: the listing and what it serves -----------------------------------------------------
@@ -329,7 +332,7 @@ def test_traversal_attempts_are_refused(client, runs, run):
     for path in ("/api/run", "/api/forecast", "/api/run/file"):
         r = client.get(path, params={"run": run, "name": "summary.txt"})
         assert r.status_code == 404 and "SECRET" not in r.text, (path, run)
-    r = client.post("/api/classify", params={"run": run, "source": "upload"}, content=b"x")
+    r = client.post("/api/classify", params={"run": run, "source": "upload"}, content=b"x", headers=PICTURE)
     assert r.status_code == 404
 
 
@@ -355,14 +358,17 @@ def test_only_whitelisted_files_are_served(client, name):
 
 def test_requests_must_name_this_machine(client):
     r = client.get("/api/runs", headers={"host": "attacker.example"})
-    assert r.status_code == 400
-    assert client.get("/api/runs", headers={"host": "localhost:7860"}).status_code == 200
+    assert r.status_code == 400 and "Host 'attacker.example': not a name this server answers to" in r.json()["error"]
+    for host in ("localhost:7860", "127.0.0.1", "[::1]:7860", "LOCALHOST."):
+        assert client.get("/api/runs", headers={"host": host}).status_code == 200, host
+    for host in ("", "localhost:port", "[::1", "a b", "evil.example@localhost"):
+        assert client.get("/api/runs", headers={"host": host}).status_code == 400, host
 
 
 # --- classifier -----------------------------------------------------------------------------
 
 def test_classify_answers_like_the_classifier(client, runs, digit):
-    r = client.post("/api/classify", params={"run": "lenet", "source": "upload"}, content=digit.read_bytes())
+    r = client.post("/api/classify", params={"run": "lenet", "source": "upload"}, content=digit.read_bytes(), headers=PICTURE)
     assert r.status_code == 200, r.text
     out = r.json()
     clf = load_classifier(runs / "lenet")
@@ -389,7 +395,7 @@ def test_a_drawing_is_centred_like_mnist_and_paper_drawings_inverted(client, dig
     big = np.asarray(Image.fromarray(seven).resize((280, 280), Image.Resampling.NEAREST))
     moved = np.zeros_like(big)
     moved[:200, 80:] = big[40:240, :200]  # the drawing off-centre on the canvas
-    drawn = client.post("/api/classify", params={"run": "lenet", "source": "canvas"}, content=png_bytes(moved)).json()
+    drawn = client.post("/api/classify", params={"run": "lenet", "source": "canvas"}, content=png_bytes(moved), headers=PICTURE).json()
     seen = png_array(drawn["input"]).astype(float)
     rows, cols = np.indices(seen.shape)
     assert abs((rows * seen).sum() / seen.sum() - 14) < 1.5 and abs((cols * seen).sum() / seen.sum() - 14) < 1.5
@@ -397,16 +403,16 @@ def test_a_drawing_is_centred_like_mnist_and_paper_drawings_inverted(client, dig
     assert (ink.max(0) - ink.min(0)).max() <= 21  # the ink fits MNIST's 20 x 20 box
 
     paper = png_bytes(255 - seven)  # dark ink on white paper
-    auto = client.post("/api/classify", params={"run": "lenet", "source": "upload"}, content=paper).json()
-    plain = client.post("/api/classify", params={"run": "lenet", "source": "upload"}, content=png_bytes(seven)).json()
-    kept = client.post("/api/classify", params={"run": "lenet", "source": "upload", "invert": "no"}, content=paper).json()
+    auto = client.post("/api/classify", params={"run": "lenet", "source": "upload"}, content=paper, headers=PICTURE).json()
+    plain = client.post("/api/classify", params={"run": "lenet", "source": "upload"}, content=png_bytes(seven), headers=PICTURE).json()
+    kept = client.post("/api/classify", params={"run": "lenet", "source": "upload", "invert": "no"}, content=paper, headers=PICTURE).json()
     assert auto["input"] == plain["input"] and auto["top"] == plain["top"] and kept["input"] != plain["input"]
-    r = client.post("/api/classify", params={"run": "lenet", "source": "webcam"}, content=paper)
-    assert r.status_code == 400 and "source 'webcam'" in r.json()["error"]
+    r = client.post("/api/classify", params={"run": "lenet", "source": "webcam"}, content=paper, headers=PICTURE)
+    assert r.status_code == 400 and "source='webcam': allowed are canvas, upload" in r.json()["error"]
 
 
 def test_a_model_without_convolutions_has_no_feature_maps(client, digit):
-    out = client.post("/api/classify", params={"run": "course/mlp", "source": "upload"}, content=digit.read_bytes()).json()
+    out = client.post("/api/classify", params={"run": "course/mlp", "source": "upload"}, content=digit.read_bytes(), headers=PICTURE).json()
     assert out["layers"] == [] and len(out["top"]) == 5
 
 
@@ -418,7 +424,7 @@ def test_every_zoo_model_at_28x28_answers_with_classes_and_feature_maps(tmp_path
         fake_classifier_run(root / arch, arch)
     with TestClient(create_app(root), base_url="http://127.0.0.1") as c:
         for arch in archs:
-            out = c.post("/api/classify", params={"run": arch, "source": "upload"}, content=digit.read_bytes()).json()
+            out = c.post("/api/classify", params={"run": arch, "source": "upload"}, content=digit.read_bytes(), headers=PICTURE).json()
             clf = load_classifier(root / arch)
             pixels = clf.load_images([digit])
             top = clf.top_k(clf.predict_proba(pixels), 5)[0]
@@ -494,11 +500,346 @@ def test_serve_answers_on_localhost(runs, tmp_path):
         proc.wait(timeout=10)
 
 
-def test_the_hosts_answered_follow_the_bind_address():
-    from neuralab.web.app import allowed_hosts, is_loopback
+# --- security: hosts, other sites, content types -------------------------------------------------
 
-    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
-    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
-    assert allowed_hosts("127.0.0.1") == allowed_hosts("::1") == ["127.0.0.1", "localhost", "::1", "[::1]"]
-    assert allowed_hosts("0.0.0.0") == allowed_hosts("::") == ["*"]
-    assert allowed_hosts("192.168.1.5")[-1] == "192.168.1.5" and allowed_hosts("fe80::1")[-1] == "[fe80::1]"
+POSTS = [("/api/conv", {}, json.dumps({"image": "sample:digit"}).encode(), "application/json"),
+         ("/api/upload", {}, None, "image/png"),
+         ("/api/classify", {"run": "lenet", "source": "upload"}, None, "application/octet-stream")]
+
+
+@pytest.fixture(scope="module")
+def posts(digit):
+    return [(path, params, body or digit.read_bytes(), kind) for path, params, body, kind in POSTS]
+
+
+def test_other_sites_cannot_make_the_browser_post(client, posts):
+    """CSRF: a page elsewhere can send 'simple' POSTs (text/plain, forms) without asking; the
+    browser marks them with Origin and Sec-Fetch-Site."""
+    for path, params, body, kind in posts:
+        def post(**headers):
+            return client.post(path, params=params, content=body, headers=headers)
+
+        ok = post(**{"content-type": kind, "origin": "http://127.0.0.1", "sec-fetch-site": "same-origin"})
+        assert ok.status_code == 200, (path, ok.text)
+        assert post(**{"content-type": kind}).status_code == 200  # curl and scripts send no Origin
+        for headers in ({"origin": "http://evil.example", "content-type": "text/plain"},
+                        {"origin": "http://evil.example", "content-type": kind},
+                        {"origin": "null", "content-type": kind},  # sandboxed frames, file: pages
+                        {"origin": "http://127.0.0.1:8888", "content-type": kind},  # another local app
+                        {"origin": "https://127.0.0.1", "content-type": kind},
+                        {"sec-fetch-site": "cross-site", "content-type": kind},
+                        {"sec-fetch-site": "same-site", "content-type": kind}):
+            r = post(**headers)
+            assert r.status_code == 403 and "another site" in r.json()["error"], (path, headers, r.text)
+            assert "\n" not in r.json()["error"]
+        for wrong in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+            r = post(**({"content-type": wrong} if wrong else {}), origin="http://127.0.0.1")
+            assert r.status_code == 415 and f"{path} takes" in r.json()["error"], (path, wrong, r.text)
+
+
+def test_other_sites_cannot_read_the_api_but_links_to_pages_work(client):
+    cross = {"sec-fetch-site": "cross-site", "sec-fetch-mode": "no-cors"}
+    assert client.get("/api/runs", headers=cross).status_code == 403
+    assert client.get("/api/run/file", params={"run": "lenet", "name": "summary.txt"}, headers=cross).status_code == 403
+    link = {"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"}
+    assert client.get("/conv", headers=link).status_code == 200
+    assert client.get("/api/runs", headers={"sec-fetch-site": "same-origin", "sec-fetch-mode": "cors"}).status_code == 200
+
+
+def test_an_exposed_app_answers_only_to_this_machines_names(runs, digit):
+    """--host 0.0.0.0 used to switch the Host check off; DNS rebinding must still fail."""
+    import socket
+
+    from neuralab.web.security import allowed_hosts, machine_names
+
+    assert allowed_hosts("127.0.0.1") == allowed_hosts("::1") == {"localhost", "127.0.0.1", "::1"}
+    exposed = allowed_hosts("0.0.0.0", ["lab-pc.example", "[fe80::1]"])
+    assert "*" not in exposed and "0.0.0.0" not in exposed and socket.gethostname().lower() in exposed
+    assert machine_names() <= exposed and {"lab-pc.example", "fe80::1", "localhost"} <= exposed
+    assert allowed_hosts("192.168.1.5") == {"localhost", "127.0.0.1", "::1", "192.168.1.5"}
+
+    with TestClient(create_app(runs, exposed), base_url="http://127.0.0.1") as c:
+        for evil in ("evil.example", "evil.example:7860", "10.11.12.13.evil.example"):
+            r = c.get("/api/runs", headers={"host": evil})
+            assert r.status_code == 400 and "not a name this server answers to" in r.json()["error"]
+        for good in (socket.gethostname(), f"{socket.gethostname()}:7860", "lab-pc.example:7860", "[fe80::1]:7860",
+                     *sorted(machine_names())[:3]):
+            host = f"[{good}]" if ":" in good and not good.startswith("[") and good.count(":") > 1 else good
+            assert c.get("/api/runs", headers={"host": host}).status_code == 200, host
+        # origins follow the same names: a page served as lab-pc.example may post, evil.example may not
+        picture = {"content-type": "image/png", "host": "lab-pc.example:7860"}
+        assert c.post("/api/upload", content=digit.read_bytes(),
+                      headers={**picture, "origin": "http://lab-pc.example:7860"}).status_code == 200
+        assert c.post("/api/upload", content=digit.read_bytes(),
+                      headers={**picture, "origin": "http://evil.example:7860"}).status_code == 403
+        rebound = {"content-type": "image/png", "host": "evil.example:7860", "origin": "http://evil.example:7860"}
+        assert c.post("/api/upload", content=digit.read_bytes(), headers=rebound).status_code == 400
+
+
+def test_serve_lists_the_names_it_answers_to_and_checks_allow_host(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--runs", str(tmp_path), "--host", "0.0.0.0", "--port", str(port),
+                     "--allow-host", "lab-pc.example", "--allow-host", "192.168.7.7"]) == 2
+    err = capsys.readouterr().err
+    assert "note: the app answers to requests naming" in err and "lab-pc.example" in err and "192.168.7.7" in err
+    assert socket.gethostname().lower() in err
+    for bad in ("http://lab-pc.example", "lab-pc.example:80", "a/b", "", "*"):
+        with pytest.raises(SystemExit) as e:
+            main(["serve", "--allow-host", bad])
+        assert e.value.code == 2 and "is not a host name or IP address" in capsys.readouterr().err
+
+
+# --- pictures: only the formats on the list are ever parsed ------------------------------------
+
+REFUSED_FORMATS = {"EPS": ".eps", "PPM": ".ppm", "PCX": ".pcx", "ICO": ".ico", "PDF": ".pdf", "TGA": ".tga",
+                   "SGI": ".sgi", "DDS": ".dds", "QOI": ".qoi"}
+
+
+@pytest.fixture
+def parsers_watched(monkeypatch):
+    """Every Pillow parser outside the allowed formats, replaced by one that records its call."""
+    from PIL import Image
+
+    from neuralab.data.pictures import FORMATS
+
+    Image.init()
+    called = []
+    for name, (factory, accept) in list(Image.OPEN.items()):
+        if name not in FORMATS:
+            def refuse(*args, name=name):
+                called.append(name)
+                raise SyntaxError(f"the {name} parser ran")
+            monkeypatch.setitem(Image.OPEN, name, (refuse, accept))
+    return called
+
+
+@pytest.mark.parametrize("fmt", REFUSED_FORMATS)
+def test_pictures_in_other_formats_are_refused_without_parsing_them(fmt, tmp_path, parsers_watched):
+    from neuralab.data.pictures import read_image
+
+    path = tmp_path / "digit.png"  # named .png, whatever it holds
+    Image.fromarray(np.full((16, 16), 200, np.uint8)).convert("RGB").save(tmp_path / f"x{REFUSED_FORMATS[fmt]}", format=fmt)
+    (tmp_path / f"x{REFUSED_FORMATS[fmt]}").rename(path)
+    with pytest.raises(NeuralabError) as e:
+        read_image(path)
+    assert str(e.value).startswith(f"{path}: ") and "PNG, JPEG, GIF, BMP, TIFF or WebP" in str(e.value)
+    assert parsers_watched == []
+
+
+def test_an_eps_named_png_never_reaches_ghostscript(runs, client, tmp_path, parsers_watched, capsys):
+    eps = tmp_path / "seven.png"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n0 0 moveto 28 28 lineto stroke\nshowpage\n")
+    for command in (["predict", str(runs / "lenet"), str(eps)],
+                    ["inspect", str(runs / "lenet"), str(eps), "--out", str(tmp_path / "out")],
+                    ["conv", "apply", str(eps), "--out", str(tmp_path / "out.png")]):
+        assert main(command) == 2
+        assert f"{eps}: EPS format, which neuralab does not open; convert it to PNG" in capsys.readouterr().err
+    for path, params in (("/api/upload", {}), ("/api/classify", {"run": "lenet"})):
+        r = client.post(path, params=params, content=eps.read_bytes(), headers=PICTURE)
+        assert r.status_code == 400 and r.json()["error"].startswith("upload: EPS format, which neuralab does not open")
+    assert parsers_watched == [] and not (tmp_path / "out").exists() and not (tmp_path / "out.png").exists()
+
+
+def test_a_typed_kernel_beyond_a_float_is_refused_by_the_command_too(digit, tmp_path, capsys):
+    assert main(["conv", "apply", str(digit), "--kernel", "1e400, 1", "--out", str(tmp_path / "out.png")]) == 2
+    assert "kernel: '1e400' is out of range; kernel values go from -1,000,000 to 1,000,000" in capsys.readouterr().err
+
+
+def test_every_allowed_format_is_read(tmp_path):
+    from neuralab.data.pictures import FORMATS, read_image
+
+    seven = (np.indices((20, 24)).sum(0) * 9 % 256).astype(np.uint8)
+    for fmt in FORMATS:
+        path = tmp_path / f"seven.{fmt.lower()}"
+        Image.fromarray(seven).save(path, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+        got = read_image(path, "L")
+        assert got.shape == (20, 24), fmt
+        assert np.abs(got.astype(int) - seven).max() <= (40 if fmt == "JPEG" else 0), fmt
+
+
+def test_a_folder_given_as_a_picture_is_called_a_folder(runs, tmp_path, capsys):
+    from neuralab.data.pictures import read_image
+
+    with pytest.raises(NeuralabError, match="is a folder, not a picture"):
+        read_image(tmp_path)
+    assert main(["predict", str(runs / "lenet"), str(tmp_path)]) == 2
+    assert f"{tmp_path}: is a folder, not a picture" in capsys.readouterr().err
+
+
+# --- uploads are decoded in worker threads, a few at a time ----------------------------------------
+
+def test_pictures_are_decoded_off_the_event_loop_a_few_at_a_time(runs, digit, monkeypatch):
+    """Six big uploads used to stall every other request while Pillow decoded them on the event
+    loop. Here each decode waits until released: a GET must still be answered meanwhile, no
+    decode may run on the event loop's thread, and no more than PICTURES_AT_ONCE run at once."""
+    import asyncio
+    import threading
+
+    from neuralab.data import pictures
+    from neuralab.web.app import PICTURES_AT_ONCE
+
+    real, release, lock = pictures.read_image, threading.Event(), threading.Lock()
+    running, seen = [], {"peak": 0, "on_loop": 0, "stuck": 0}
+
+    def slow_read(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+            seen["on_loop"] += 1
+        except RuntimeError:  # no event loop in this thread: a worker thread
+            pass
+        with lock:
+            running.append(1)
+            seen["peak"] = max(seen["peak"], len(running))
+        if not release.wait(timeout=20):
+            seen["stuck"] += 1
+        with lock:
+            running.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pictures, "read_image", slow_read)
+    with TestClient(create_app(runs), base_url="http://127.0.0.1") as c:
+        answers = []
+
+        def send(path, params):
+            answers.append(c.post(path, params=params, content=digit.read_bytes(), headers=PICTURE).status_code)
+        senders = [threading.Thread(target=send, args=(path, params)) for path, params in
+                   [("/api/upload", {}), ("/api/classify", {"run": "lenet"})] * 3]
+        for t in senders:
+            t.start()
+        deadline = time.monotonic() + 60  # a deadline to reach a state, not a speed target
+        while len(running) < PICTURES_AT_ONCE and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the first pictures hold every slot
+        assert len(running) == PICTURES_AT_ONCE
+        r = c.get("/api/kernels")
+        assert r.status_code == 200 and len(running) == PICTURES_AT_ONCE and not release.is_set()
+        release.set()
+        for t in senders:
+            t.join(timeout=60)
+    assert answers == [200] * 6
+    assert seen == {"peak": PICTURES_AT_ONCE, "on_loop": 0, "stuck": 0}
+
+
+# --- hostile input: always a 4xx with one line, never a 500 ----------------------------------
+
+HOSTILE_JSON = [
+    (b"[" * 60_000, 400, "nested too deeply"),
+    (b'{"at": ' + b"[" * 10 + b"1" + b"]" * 10 + b"}", 400, "nested too deeply"),
+    (b'{"stride": 1e999}', 400, "out of range"),
+    (b'{"stride": NaN}', 400, "NaN is not a number"),
+    (b'{"stride": -Infinity}', 400, "-Infinity is not a number"),
+    (b'{"stride": ' + b"9" * 5000 + b"}", 400, "more than 15 digits"),
+    (b'{"stride": 1.5}', 400, "stride=1.5: must be a whole number from 1 to 8"),
+    (b'{"stride": "2"}', 400, "stride='2': must be a whole number"),
+    (b'{"stride": true}', 400, "stride=True: must be a whole number"),
+    (b'{"size": 2.0, "op": "max"}', 400, "size=2.0: must be a whole number"),
+    (b'{"padding": 1.5}', 400, "padding=1.5: allowed are valid, same or a whole number"),
+    (b'{"padding": -1}', 400, "padding=-1"),
+    (b'{"at": [1.5, 2]}', 400, "at=1.5: must be a whole number"),
+    (b'{"at": [1]}', 400, "at=[1]: give [row, column]"),
+    (b'{"at": "3,4"}', 400, "at='3,4': give [row, column]"),
+    (b'{"at": [5, 99999]}', 400, "at=99999: must be a whole number from 0 to 28"),
+    (b'{"kernel": "1e308 1e308; 1e308 1e308"}', 400, "kernel: '1e308' is out of range"),
+    (b'{"kernel": "1e400"}', 400, "kernel: '1e400' is out of range"),
+    (b'{"kernel": "1e10000000"}', 400, "kernel: '1e10000000' has too many digits"),  # 10**10000000 took 46 s
+    (b'{"kernel": "' + b"1" * 30 + b'"}', 400, "has too many digits"),
+    (b'{"kernel": "1/0"}', 400, "not a number"),
+    (b'{"kernel": [[1, 0], [0, 1]]}', 400, "kernel=[[1, 0], [0, 1]]: must be text"),
+    (b'{"kernel": null}', 400, "kernel=None: must be text"),
+    (b'{"image": 7}', 400, "image=7: must be text"),
+    (b'{"op": ["conv"]}', 400, "op=['conv']: allowed are conv, max, avg"),
+    (b'{"turbo": 1}', 400, "turbo=1: unknown field; allowed are image, op, kernel"),
+    *[(json.dumps({field: value}).encode(), 400, words) for field, value, words in [
+        ("image", "sample:" + "x" * 60_000, "sample='xxx"), ("image", "upload:" + "x" * 60_000, "upload it again"),
+        ("image", "x" * 60_000, "image='xxx"), ("op", "x" * 60_000, "op='xxx"), ("scale", "x" * 60_000, "scale='xxx"),
+        ("padding", "x" * 60_000, "padding='xxx"), ("kernel", "x" * 60_000, "kernel: 'xxx"), ("x" * 60_000, 1, "unknown field"),
+        ("at", ["x" * 60_000, 1], "at='xxx")]],
+    (b"[1, 2]", 400, "expected a JSON object"),
+    (b'"conv"', 400, "expected a JSON object"),
+    (b"\xff\xfe{}", 400, "not valid JSON"),
+    (b'{"op": "conv",}', 400, "not valid JSON"),
+    (b" " * (64 * 1024 + 1), 413, "request larger than 64 KB"),
+    (b"", 400, "request: nothing was sent"),
+]
+
+
+@pytest.mark.parametrize("body, status, words", HOSTILE_JSON, ids=[str(i) for i in range(len(HOSTILE_JSON))])
+def test_hostile_json_gets_a_one_line_4xx(client, body, status, words):
+    r = client.post("/api/conv", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status and words in r.json()["error"], r.text
+    assert "\n" not in r.json()["error"] and len(r.json()["error"]) < 300
+
+
+def test_a_body_sent_too_slowly_is_dropped(monkeypatch):
+    """A client trickling its upload would hold a picture slot for as long as it liked."""
+    import anyio
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+
+    from neuralab.web import inputs
+
+    monkeypatch.setattr(inputs, "READ_SECONDS", 0.3)
+    chunks = 0
+
+    async def trickle():
+        nonlocal chunks
+        chunks += 1
+        await anyio.sleep(0.1)
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    request = Request({"type": "http", "method": "POST", "headers": []}, trickle)
+    with pytest.raises(HTTPException) as e:
+        anyio.run(inputs.read_body, request, 1000)
+    assert e.value.status_code == 408 and e.value.detail == "upload: not received within 0.3 s"
+    assert 2 <= chunks <= 4
+
+
+@pytest.fixture(scope="module")
+def broken_runs(runs, tmp_path_factory):
+    """A real forecasting run and classifier runs damaged in the ways a crash or a hand leaves them."""
+    import shutil
+
+    pipeline = pytest.importorskip("neuralab.forecasting.pipeline")
+    from neuralab.forecasting.models import ModelConfig, series_train_config
+    from neuralab.forecasting.windows import WindowConfig
+
+    root = tmp_path_factory.mktemp("broken") / "runs"
+    csv = root.parent / "sine.csv"
+    days = np.arange(200)
+    csv.write_text("date,value\n" + "".join(f"{np.datetime64('2020-01-01') + d},{10 + 5 * np.sin(d / 7):.3f}\n"
+                                             for d in days))
+    pipeline.run_forecast(pipeline.ForecastConfig(data=str(csv), windows=WindowConfig(lookback=14, horizon=2),
+                                                  model=ModelConfig("lstm", hidden=[4]),
+                                                  train=series_train_config(epochs=1), backtest_folds=1),
+                          out=root / "forecast", verbose=False)
+    damage = {
+        "truncated": lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:300]),
+        "no-weights": lambda d: (d / "model.safetensors").unlink(),
+        "list-json": lambda d: (d / "model.json").write_text("[1, 2]"),
+        "no-arch": lambda d: (d / "model.json").write_text(json.dumps(
+            {k: v for k, v in json.loads((d / "model.json").read_text()).items() if k != "architecture"})),
+        "bad-shape": lambda d: (d / "model.json").write_text(json.dumps(
+            {**json.loads((d / "model.json").read_text()), "input_shape": "28x28"})),
+        "garbage-json": lambda d: (d / "model.json").write_bytes(b"\x00\xff{"),
+        "wrong-arch": lambda d: (d / "model.json").write_text(json.dumps(
+            {**json.loads((d / "model.json").read_text()), "architecture": "vgg16"})),
+    }
+    for name, hurt in damage.items():
+        shutil.copytree(runs / "lenet", root / name)
+        hurt(root / name)
+    return root
+
+
+@pytest.mark.parametrize("run", ["forecast", "truncated", "no-weights", "list-json", "no-arch", "bad-shape",
+                                 "garbage-json", "wrong-arch"])
+def test_classify_against_a_run_that_is_no_classifier_is_a_4xx(broken_runs, digit, run):
+    with TestClient(create_app(broken_runs), base_url="http://127.0.0.1") as c:
+        r = c.post("/api/classify", params={"run": run}, content=digit.read_bytes(), headers=PICTURE)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error.startswith(f"{run}") and "\n" not in error and str(broken_runs) not in error, error
+    assert run != "forecast" or "not an image-classifier run" in error

@@ -294,3 +294,25 @@ def test_the_forecast_page_draws_forecast_against_actual(page, forecast_run):
     page.wait_for_selector("#chart path[data-name='actual']")
     assert page.locator("#plots img").count() >= 2
     shot(page, "forecast")
+
+
+def test_a_form_on_another_site_cannot_post_to_the_app(page, server, tmp_path):
+    """CSRF end to end: a page on another origin submits a text/plain form to the API (the kind
+    of POST a browser sends without asking); Chromium labels it and the app refuses it."""
+    import functools
+    import http.server
+
+    (tmp_path / "index.html").write_text(
+        f'<form method="post" enctype="text/plain" action="{server}/api/conv">'
+        '<input name=\'{"image": "sample:digit", "x": "\' value=\'"}\'></form>')
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as other:
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        try:
+            page.goto(f"http://localhost:{other.server_address[1]}/index.html")  # another site than 127.0.0.1
+            page.locator("form").evaluate("form => form.submit()")
+            page.wait_for_url(f"{server}/api/conv")
+            text = page.locator("body").inner_text()
+        finally:
+            other.shutdown()
+    assert "refused: the request comes from another site" in text, text

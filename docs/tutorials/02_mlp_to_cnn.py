@@ -40,8 +40,9 @@ import numpy as np
 from _common import SMALL, budget, out_dir, prepare_images, save_results, show, train_and_test
 from neuralab.mechanics import closest_kernels
 from neuralab.models import build_model
-from neuralab.models.inspect import feature_maps, filters_figure, first_layer_filters
+from neuralab.models.inspect import feature_maps, filter_pairs, first_layer_filters
 from neuralab.reports import plots
+from neuralab.reports.inspect import filters_figure
 from neuralab.training import ClassifierConfig, TrainConfig, seed_everything
 from neuralab.training.compare import Row, to_markdown
 
@@ -191,7 +192,7 @@ show(fig, OUT / "what_the_cnn_sees.png")
 
 # %%
 weights = first_layer_filters(cnn_run.model)  # (32, 1, 3, 3)
-show(filters_figure(weights[:16]), OUT / "cnn_filters.png")
+show(filters_figure(weights[:16], filter_pairs(weights[:16])), OUT / "cnn_filters.png")
 matches = closest_kernels(weights)
 results["filter_matches"] = sorted({m.name for m in matches if abs(m.similarity) >= 0.7})
 print("filters with a close classic kernel (|cos| >= 0.7):",

@@ -42,11 +42,11 @@ import torch
 
 from _common import SMALL, budget, out_dir, save_results, show
 from neuralab.data.series import BUILTIN, load_series
-from neuralab.forecasting import report
 from neuralab.forecasting.baselines import build_baselines
 from neuralab.forecasting.models import ModelConfig, build_network, series_train_config, summary
 from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
 from neuralab.forecasting.windows import WindowConfig, prepare
+from neuralab.reports import forecast as figures
 
 # Small recurrent networks step through time in many tiny matrix products. On cores busy
 # with other work (a shared machine, CI) one thread is many times faster than two; on two
@@ -73,8 +73,8 @@ for name in ("seattle-weather", "sp500"):
     prepared = prepare(series, windows)
     print(f"{name}: {BUILTIN[name].title}; target {series.target}, {len(series):,} days; "
           f"windows {prepared.counts()}")
-    fig = report.plot_series_spans(series.times, series.values[:, 0], prepared.spans(),
-                                   title=f"{name}: {series.target}", ylabel=series.target)
+    fig = figures.series_spans(series.times, series.values[:, 0], prepared.spans(),
+                               title=f"{name}: {series.target}", ylabel=series.target)
     show(fig, OUT / f"{name}_series.png")
 
 # %% [markdown]
@@ -147,9 +147,9 @@ for name, run in runs.items():
 # %%
 forecast = pd.read_csv(runs["seattle-weather-more-inputs"].run_dir / "forecast.csv", parse_dates=["time"])
 test = forecast[forecast["split"] == "test"].tail(120)
-fig = report.plot_forecast(test["time"], test["actual"],
-                           {f: test[f].to_numpy() for f in ("lstm-stacked", "persistence", "linear-ar")},
-                           title="Seattle daily maximum temperature, one day ahead (test days)", ylabel="deg C")
+fig = figures.forecasts(test["time"], test["actual"],
+                        {f: test[f].to_numpy() for f in ("lstm-stacked", "persistence", "linear-ar")},
+                        title="Seattle daily maximum temperature, one day ahead (test days)", ylabel="deg C")
 show(fig, OUT / "weather_forecast.png")
 
 # %% [markdown]

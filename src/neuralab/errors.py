@@ -10,6 +10,7 @@ Python and the web app print the name, the CLI prints the flag.
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Callable
 
 _MARKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
@@ -48,5 +49,6 @@ class ParameterError(NeuralabError):
     def render(self, name: Callable[[str], str] = _plain) -> str:
         reason = _MARKED.sub(lambda m: name(m[1]), self.reason)
         flag = name(self.parameter)
-        joint = " " if flag.startswith("-") else "="
-        return f"{flag}{joint}{self.value!r}: {reason}"
+        if flag.startswith("-"):  # as it was typed on the command line
+            return f"{flag} {shlex.quote(str(self.value))}: {reason}"
+        return f"{flag}={self.value!r}: {reason}"

@@ -1,58 +1,148 @@
-"""Writing files so that a crash or a full disk never leaves half a file behind."""
+"""Writing files so that a crash or a full disk never leaves half a file behind.
+
+Every file neuralab writes goes through ``atomic_write``: a temporary file beside the
+target, flushed to disk, then renamed over it. A reader sees the old file or the new one,
+never a mix. Set ``NEURALAB_CRASH_AT=NAME[:N]`` to kill the process (SIGKILL, as a power
+cut would) just before the N-th write of a file whose path ends with NAME is renamed into
+place; the tests use it to prove that every crash point leaves a consistent run.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import signal
 import tempfile
+import warnings
 from pathlib import Path
 from typing import IO, Iterator
+
+from neuralab.errors import NeuralabError
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes files 0600; runs are shared on clusters, so files get what the umask allows.
+_MODE = 0o666 & ~_read_umask()
+_writes: dict[str, int] = {}  # NEURALAB_CRASH_AT's count of writes per name
+
+
+class WriteError(NeuralabError):
+    """A file could not be written (read-only folder, full disk); names the file and why."""
+
+    def __init__(self, path: str | os.PathLike, error: OSError):
+        self.path, self.strerror = Path(path), error.strerror or str(error)
+        super().__init__(f"{path}: cannot write ({self.strerror}); free some space or fix the folder's "
+                         "permissions, or write somewhere else")
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
-    On any error the temporary file is removed and ``path`` keeps its previous content.
-    """
+    On any error the temporary file is removed and ``path`` keeps its previous content; an
+    OSError (read-only folder, full disk) becomes a ``WriteError`` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise WriteError(path, e) from None
+    try:
+        try:
+            os.fchmod(fd, _MODE)
+            with os.fdopen(fd, mode) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            _crash_point(path)
+            os.replace(tmp, path)
+        except OSError as e:
+            raise WriteError(path, e) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
 
+def _crash_point(path: Path) -> None:
+    target = os.environ.get("NEURALAB_CRASH_AT")
+    if not target:
+        return
+    name, _, nth = target.partition(":")
+    if path.as_posix().endswith(name):
+        _writes[name] = _writes.get(name, 0) + 1
+        if _writes[name] == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writes killed mid-way left in ``folder`` and its
+    sub-folders (only ours: ``.NAME.*.tmp``); call it while owning the folder."""
+    removed = []
+    for tmp in Path(folder).rglob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def finite(obj, where: str = ""):
+    """``obj`` with every NaN or infinite float replaced by None (JSON has no such numbers);
+    a warning says where, since such a value means an input or a model went wrong."""
+    bad: list[str] = []
+
+    def clean(value, key):
+        if isinstance(value, float) and not math.isfinite(value):
+            bad.append(key)
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    out = clean(obj, "")
+    if bad:
+        warnings.warn(f"{where}: {len(bad)} value(s) are not finite ({', '.join(bad[:3])}"
+                      f"{', ...' if len(bad) > 3 else ''}); recorded as null", stacklevel=3)
+    return out
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
+    """``obj`` as JSON, atomically; NaN and infinity are written as null (strict JSON)."""
+    text = json.dumps(finite(obj, str(path)), indent=2, sort_keys=True, allow_nan=False)
+    write_text(path, text + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_write(path) as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
+        f.write(text)
 
 
 def read_json(path: str | os.PathLike):
-    from neuralab.errors import NeuralabError
-
     try:
         with open(path) as f:
             return json.load(f)
     except FileNotFoundError:
         raise NeuralabError(f"{path}: file not found") from None
-    except json.JSONDecodeError as e:
-        raise NeuralabError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); the file is damaged") from None
+    except IsADirectoryError:
+        raise NeuralabError(f"{path}: is a folder, not a JSON file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        why = f"{e.msg} at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else type(e).__name__
+        raise NeuralabError(f"{path}: not valid JSON ({why}); the file is damaged") from None
+    except OSError as e:
+        raise NeuralabError(f"{path}: cannot read ({e.strerror})") from None
 
 
 def inside(root: str | os.PathLike, candidate: str | os.PathLike) -> Path:
     """Resolve ``candidate`` under ``root`` and refuse any path that leaves ``root``."""
-    from neuralab.errors import NeuralabError
-
     root = Path(root).resolve()
     target = (root / candidate).resolve()
     if target != root and root not in target.parents:

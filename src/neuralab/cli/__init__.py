@@ -39,16 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flag(parameter: str) -> str:
+    """The command-line flag of a library parameter."""
+    return "--" + parameter.replace("_", "-")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
     except NeuralabError as e:
-        print(f"neuralab: error: {e}", file=sys.stderr)
+        print(f"neuralab: error: {e.render(flag)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("neuralab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"neuralab: {e or 'interrupted'}", file=sys.stderr)
         return 130
     finally:
         torch = sys.modules.get("torch")

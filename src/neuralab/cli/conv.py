@@ -175,10 +175,10 @@ def cmd_apply(args) -> int:
           f"values {values.min():.4g} .. {values.max():.4g}, shown as {scale}")
     print(f"wrote {out}")
     if figure:
-        from neuralab.mechanics.figures import save_side_by_side
+        from neuralab.reports import plots
 
-        save_side_by_side(figure, [(f"input {_hwc(image.shape)}", image), (f"kernel {name}", kernel),
-                                   (f"output {_hwc(values.shape)} ({scale})", picture)])
+        plots.save(plots.side_by_side([(f"input {_hwc(image.shape)}", image), (f"kernel {name}", kernel),
+                                       (f"output {_hwc(values.shape)} ({scale})", picture)]), figure)
         print(f"wrote {figure}")
     return 0
 
@@ -201,10 +201,10 @@ def cmd_pool(args) -> int:
           f"input {_hwc(image.shape)} -> output {_hwc(values.shape)}")
     print(f"wrote {out}")
     if figure:
-        from neuralab.mechanics.figures import save_side_by_side
+        from neuralab.reports import plots
 
         panels = [(f"input {_hwc(image.shape)}", image), (f"{args.mode} pooling -> {_hwc(values.shape)}", picture)]
-        save_side_by_side(figure, panels)
+        plots.save(plots.side_by_side(panels), figure)
         print(f"wrote {figure}")
     return 0
 

@@ -21,20 +21,23 @@ def register(sub) -> None:
 
 def run_inspect(args) -> int:
     from neuralab.models.inspect import inspect_image
+    from neuralab.reports.inspect import write_inspection
     from neuralab.training import load_classifier
 
     clf = load_classifier(args.run_dir)
     out = args.out or Path(f"inspect-{args.run_dir.resolve().name}-{args.image.stem}")
-    result = inspect_image(clf, args.image, out, invert=args.invert)
+    result = inspect_image(clf, args.image, invert=args.invert)
+    files = write_inspection(out, pixels=result.pixels, layers=result.layers, filters=result.filters,
+                             pairs=result.pairs, probabilities=result.probabilities)
     top = clf.top_k(result.probabilities[None], min(3, len(clf.classes)))[0]
     print(f"{args.image}: " + ", ".join(f"{c} {p * 100:.1f}%" for c, p in top))
     width = max(len(fm.name) + len(fm.kind) for fm in result.layers) + 3
-    for fm, path in zip(result.layers, result.files[1:]):
+    for fm, path in zip(result.layers, files[1:]):
         c, h, w = fm.maps.shape
         print(f"  {fm.name} ({fm.kind})".ljust(width + 2) + f" {c:>4} x {h:>3} x {w:<3}  {path.name}")
     matches = _matches(result.filters)
     print(f"first-layer filters and the closest classic kernel: {matches}")
-    print(f"wrote {len(result.files)} files to {out}")
+    print(f"wrote {len(files)} files to {out}")
     return 0
 
 

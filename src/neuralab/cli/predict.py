@@ -1,4 +1,4 @@
-"""`neuralab predict`, `neuralab export` and `neuralab report`."""
+"""`neuralab predict` and `neuralab export`."""
 
 from __future__ import annotations
 

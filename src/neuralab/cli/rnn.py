@@ -60,12 +60,12 @@ def run_gradients(args) -> int:
 
     from neuralab.files import atomic_write, write_json
     from neuralab.forecasting.gradients import GradientConfig, measure, plot, norm_table
-    from neuralab.forecasting.report import png_bytes
-    from neuralab.training.rundir import default_run_dir
+    from neuralab.reports import plots
+    from neuralab.runs import default_dir
 
     config = GradientConfig(**{k: getattr(args, k) for k in GRADIENT_OPTIONS if getattr(args, k) is not None})
     config.check()
-    out = Path(args.out) if args.out else default_run_dir("rnn-gradients")
+    out = Path(args.out) if args.out else default_dir("rnn-gradients")
     print(f"SimpleRNN vs LSTM, hidden {config.hidden}, {config.steps} steps, {config.train_steps} training steps, "
           f"clip {config.clip} in the clipped runs ...", flush=True)
     result = measure(config)
@@ -78,7 +78,7 @@ def run_gradients(args) -> int:
             for when in ("at_init", "trained"):
                 for k, v in enumerate(reversed(run[when])):
                     w.writerow([run["model"], run["clip"] or "off", when, k, f"{v:.6g}"])
-    (out / "gradients.png").write_bytes(png_bytes(plot(result)))
+    plots.save(plot(result), out / "gradients.png")
 
     rows = norm_table(result)
     cols = [c for c in rows[0] if c not in ("model", "clip", "when")]

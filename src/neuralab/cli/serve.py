@@ -17,6 +17,24 @@ def port_number(text: str) -> int:
     return value
 
 
+def host_name(text: str) -> str:
+    """A host name or an IP address as a browser puts it in the Host header: no scheme, port or path."""
+    import ipaddress
+
+    name = text.strip().strip("[]")
+    try:
+        ipaddress.ip_address(name)
+        return name
+    except ValueError:
+        pass
+    labels = name.rstrip(".").split(".")
+    if not name or len(name) > 253 or not all(0 < len(x) <= 63 and x.replace("-", "").isalnum() and x.isascii()
+                                              for x in labels):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host name or IP address (give it without "
+                                         "http:// or a port, e.g. lab-pc.local or 192.168.1.20)")
+    return name
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "serve", help="start the local web app: convolution playground, classifier, runs, forecasts",
@@ -27,22 +45,29 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port_number, default=7860, help="port (default 7860)")
+    p.add_argument("--allow-host", type=host_name, action="append", default=[], metavar="NAME",
+                   help="another name or address browsers reach this machine by (repeatable); the app "
+                        "answers only to requests naming this machine, which stops DNS-rebinding pages")
     p.set_defaults(func=run_serve)
 
 
 def run_serve(args) -> int:
-    from neuralab.web.app import check_port, is_loopback, make_server
+    from neuralab.web.app import check_port, make_server
+    from neuralab.web.security import allowed_hosts, is_loopback
 
     if not is_loopback(args.host):
         print(f"warning: --host {args.host} makes the app reachable from other machines; it has no login "
               "and shows every run under --runs. Use it only on a network you trust.", file=sys.stderr)
+        names = sorted(allowed_hosts(args.host, args.allow_host))
+        print(f"note: the app answers to requests naming {', '.join(names)}; add other names with --allow-host",
+              file=sys.stderr)
     if not args.runs.is_dir():
         print(f"note: no folder {args.runs} yet: the playground works; train a model with "
               f"`neuralab train --out {args.runs}/NAME` to fill the classifier and runs pages", file=sys.stderr)
     check_port(args.host, args.port)
     import torch  # noqa: F401  loaded now, so that the first prediction answers fast
 
-    server = make_server(args.runs, args.host, args.port)
+    server = make_server(args.runs, args.host, args.port, args.allow_host)
     shown = "localhost" if args.host in ("0.0.0.0", "::") else (f"[{args.host}]" if ":" in args.host else args.host)
     print(f"neuralab web app on http://{shown}:{args.port}  (runs from {args.runs.resolve()}; Ctrl+C stops it)",
           flush=True)

@@ -71,14 +71,18 @@ def _config(args, model: str, seed: int = 0):
 
 
 def run_train(args) -> int:
+    from neuralab.runs import Interrupted
     from neuralab.training import resume_classifier, train_classifier
     from neuralab.training.device import dist_info
 
-    if args.resume:
-        resume_classifier(args.resume, verbose=not args.quiet)
-        return 0
-    result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
-                              verbose=not args.quiet)
+    try:
+        if args.resume:
+            resume_classifier(args.resume, verbose=not args.quiet)
+            return 0
+        result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
+                                  verbose=not args.quiet)
+    except Interrupted as e:
+        raise KeyboardInterrupt(f"{e}; `neuralab train --resume {e.path}` continues it") from None
     if args.quiet and dist_info().is_main:
         print(f"test accuracy {result.test['accuracy'] * 100:.2f}%  run: {result.run_dir}")
     return 0

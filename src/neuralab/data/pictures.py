@@ -11,23 +11,34 @@ from neuralab.errors import NeuralabError
 
 # Pillow refuses images above this many pixels instead of decoding them (decompression bombs).
 MAX_PIXELS = 40_000_000
+# The formats a user's picture may have, by Pillow's names. Pillow knows some forty more; each
+# is a parser fed with untrusted bytes, and some hand the file to another program (EPS and PDF
+# to Ghostscript). Photos, scans, drawings and datasets come in these six.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+FORMAT_NAMES = "PNG, JPEG, GIF, BMP, TIFF or WebP"
 
 
 def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """The image at ``path`` as uint8, (H, W) for mode "L" or (H, W, 3) for "RGB".
 
     ``mode=None`` keeps grayscale images grayscale and turns everything else into RGB.
-    Unreadable, empty, non-image and oversized files give a NeuralabError naming the file.
+    Only the formats in ``FORMATS`` are opened, whatever the file's name says. Folders,
+    unreadable, empty, non-image, other-format and oversized files give a NeuralabError
+    naming the file.
     """
     from PIL import Image
 
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise NeuralabError(f"{path}: is a folder, not a picture; give a {FORMAT_NAMES} file")
+    if not path.exists():
         raise NeuralabError(f"{path}: file not found")
+    if not path.is_file():
+        raise NeuralabError(f"{path}: not a regular file; give a {FORMAT_NAMES} file")
     if path.stat().st_size == 0:
-        raise NeuralabError(f"{path}: file is empty; give a PNG or JPEG image")
+        raise NeuralabError(f"{path}: file is empty; give a {FORMAT_NAMES} file")
     try:
-        with Image.open(path) as img:
+        with Image.open(path, formats=FORMATS) as img:
             if img.width * img.height > max_pixels:
                 raise NeuralabError(
                     f"{path}: {img.width}x{img.height} pixels is more than the {max_pixels:,} allowed; resize it first"
@@ -40,8 +51,32 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
         raise
     except Image.DecompressionBombError:
         raise NeuralabError(f"{path}: image is too large to decode safely; resize it first") from None
+    except Image.UnidentifiedImageError:
+        other = _other_format(path)
+        if other:
+            raise NeuralabError(f"{path}: {other} format, which neuralab does not open; "
+                                f"convert it to {FORMAT_NAMES}") from None
+        raise NeuralabError(f"{path}: not a readable image; give a {FORMAT_NAMES} file") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise NeuralabError(f"{path}: not a readable image ({e}); give a PNG or JPEG file") from None
+        raise NeuralabError(f"{path}: not a readable image ({e}); give a {FORMAT_NAMES} file") from None
+
+
+def _other_format(path: Path) -> str | None:
+    """The name of the refused format ``path`` is in, told by Pillow's signature tests alone
+    (each looks at the first 16 bytes; no parser of that format runs)."""
+    from PIL import Image
+
+    Image.init()
+    with open(path, "rb") as f:
+        prefix = f.read(16)
+    for name in Image.ID:
+        accept = Image.OPEN[name][1]
+        try:
+            if name not in FORMATS and accept is not None and accept(prefix):
+                return name
+        except Exception:  # a plugin's test that chokes on odd bytes tells us nothing
+            continue
+    return None
 
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuralab.errors import NeuralabError
-from neuralab.files import atomic_write
+from neuralab.files import WriteError, atomic_write
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,21 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
     """Download the missing files of ``name`` into the cache, verified, each written atomically."""
     source = get_source(name)
     target = cache_dir() / source.name
-    target.mkdir(parents=True, exist_ok=True)
+    created = not target.exists()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NeuralabError(f"{target}: cannot create the data cache ({e.strerror}); set NEURALAB_DATA to a "
+                            "writable folder") from None
+    try:
+        _fetch_into(source, target, timeout)
+    finally:
+        if created and not any(target.iterdir()):
+            target.rmdir()  # nothing came: leave no empty folder behind
+    return target
+
+
+def _fetch_into(source: Source, target: Path, timeout: float) -> None:
     for filename, digest in source.files.items():
         if file_in(target, filename):
             continue
@@ -185,6 +199,8 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
             try:
                 _download(mirror + filename, target / filename, digest, source.checksum, timeout)
                 break
+            except WriteError:
+                raise
             except (urllib.error.URLError, OSError, TimeoutError) as e:
                 errors.append(f"{mirror}: {getattr(e, 'reason', e)}")
         else:
@@ -192,11 +208,14 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
                 f"could not download {filename} for {source.name} ({'; '.join(errors)}); "
                 + _not_found_message(source).split("; to get it: ", 1)[1]
             )
-    return target
 
 
 def _download(url: str, dest: Path, digest: str, checksum: str, timeout: float) -> None:
-    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+    try:
+        scratch = tempfile.TemporaryDirectory(dir=dest.parent)
+    except OSError as e:
+        raise WriteError(dest.parent, e) from None
+    with scratch as tmp:
         part = Path(tmp) / dest.name
         with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f:
             shutil.copyfileobj(response, f)

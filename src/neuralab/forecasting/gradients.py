@@ -121,9 +121,9 @@ def norm_table(result: dict, distances=(0, 1, 10, 25, 50, 99)) -> list[dict]:
 def plot(result: dict):
     """2 x 2 figure: gradient per step back at init, after training (clip off / on), and
     the total gradient norm before clipping over training."""
-    from matplotlib.figure import Figure
+    from neuralab.reports.plots import figure
 
-    fig = Figure(figsize=(11, 7.5))
+    fig = figure(11, 7.5)
     axes = fig.subplots(2, 2)
     k = np.arange(result["config"]["steps"])
     style = {"SimpleRNN": "#c44e52", "LSTM": "#4c72b0"}

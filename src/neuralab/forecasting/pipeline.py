@@ -16,7 +16,6 @@ run directory behind:
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -24,9 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from neuralab import runs
 from neuralab.data.series import BUILTIN, Series, load_series_list, report_dict
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.files import atomic_write, read_json, write_json
+from neuralab.files import atomic_write, read_json
 from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
 from neuralab.forecasting.baselines import BASELINES, build_baselines
@@ -34,6 +34,7 @@ from neuralab.forecasting.intervals import GAMMA, LEVELS, METHOD, WINDOW, covera
 from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config, summary
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
 from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
+from neuralab.runs import Kind, Run
 from neuralab.training.trainer import TrainConfig
 
 
@@ -124,8 +125,6 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
                  verbose: bool = True) -> ForecastResult:
     """Train ``config.model`` on ``config.data`` next to the baselines; returns the figures.
     ``config`` is left as it was given: what was chosen (target, transform) is recorded."""
-    from neuralab.training.rundir import create_run_dir, default_run_dir
-
     config.check()
     many = load(config, verbose)
     transform, transform_errors = choose_transform(many, config)
@@ -137,46 +136,55 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
             b.fit(p.train, p.val)
 
     # Inputs are valid: only now does anything touch the disk.
-    run_dir = Path(out) if out is not None else default_run_dir("forecast", config.model.architecture,
-                                                                Path(config.data).stem)
-    create_run_dir(run_dir, overwrite)
-    network = NetworkForecaster(config.model, config.train, run_dir, verbose=verbose)
+    path = Path(out) if out is not None else runs.default_dir("forecast", config.model.architecture,
+                                                              Path(config.data).stem)
+    with Run.create(path, overwrite) as run:
+        return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose)
+
+
+def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared: list[Prepared], baselines: dict,
+                   transform_errors: dict, verbose: bool) -> ForecastResult:
+    run_dir = run.path
+    network = NetworkForecaster(used.model, used.train, run_dir, verbose=verbose)
     pooled_train = Windows.pool([p.train for p in prepared])
     pooled_val = Windows.pool([p.val for p in prepared]) if all(len(p.val) for p in prepared) else None
     module = network.build(pooled_train)
-    meta = network.trainer.model_meta = model_meta(used, many, prepared, module)  # saved with the weights
-    write_json(run_dir / "config.json", _run_record(used, many, prepared, network, transform_errors))
-    write_json(run_dir / "model.json", meta)
+    meta = network.trainer.model_meta = forecaster_meta(used, many, prepared, module)  # saved with the weights
+    run.write_record(Kind.FORECASTER, asdict(used), network.trainer.environment,
+                     _data_record(used, many, prepared, transform_errors))
+    run.write_json(runs.MODEL, meta)
     if verbose:
         print(_header(used, many, prepared, network, transform_errors), flush=True)
 
-    t0 = time.perf_counter()
-    network.fit(pooled_train, pooled_val)
-    seconds = time.perf_counter() - t0
+    try:
+        network.fit(pooled_train, pooled_val)
+    except KeyboardInterrupt:
+        raise runs.Interrupted(run_dir) from None
+    seconds = network.trainer.elapsed
     evaluated = [_evaluate(p, [network, *baselines[p.name]]) for p in prepared]
     intervals = [rolling(p.val.future - e["val"][network.name], p.test.future, e["test"][network.name],
-                         tuple(config.intervals), stride=used.windows.stride)
-                 for p, e in zip(prepared, evaluated)] if all(len(p.val) for p in prepared) else None
-    folds = {p.name: rolling_origin(p, [network, *baselines[p.name]], config.backtest_folds,
-                                    refit=config.backtest_refit) for p in prepared}
+                         tuple(used.intervals), stride=used.windows.stride)
+                 for p, e in zip(prepared, evaluated)] if pooled_val is not None else None
+    folds = {p.name: rolling_origin(p, [network, *baselines[p.name]], used.backtest_folds,
+                                    refit=used.backtest_refit) for p in prepared}
     results = _results(used, many, prepared, [network, *baselines[prepared[0].name]], evaluated, intervals, folds,
                        seconds, transform_errors)
     aheads = [last_window(s, used.windows, p.scaler) for s, p in zip(many, prepared)]
     futures = [network.predict(a) for a in aheads]
     results["future"] = _future(many, aheads, futures, intervals)
-    write_forecast_csv(run_dir / "forecast.csv", many, prepared, evaluated, aheads, futures, network.name,
+    write_forecast_csv(run_dir / runs.FORECAST, many, prepared, evaluated, aheads, futures, network.name,
                        intervals)
     results, problems = finite(results)
     if problems:
-        results["warnings"] = [f"{path}: not a finite number, stored as null" for path in problems]
-    write_json(run_dir / "results.json", results)
+        results["warnings"] = [f"{where}: not a finite number, stored as null" for where in problems]
+    run.write_json(runs.RESULTS, results)
 
     from neuralab.forecasting.report import write_forecast_report
 
-    first = prepared[0]
-    write_forecast_report(run_dir, config=used, series=many[0], prepared=first, results=results,
+    write_forecast_report(run_dir, config=used, series=many[0], prepared=prepared[0], results=results,
                           predictions=evaluated[0]["test"], history=network.history,
-                          summary_text=summary(module, used.windows.lookback))
+                          summary_text=summary(module, used.windows.lookback),
+                          bands={label(a): b for a, b in intervals[0].test.items()} if intervals else None)
     head = results["headline"]
     if verbose:
         print(verdict_table(results["test"], results["backtest_summary"], network.name, head["metric"]))
@@ -186,7 +194,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
         if intervals is not None:
             print("intervals: " + ", ".join(f"{k}% covered {100 * v['coverage']:.1f}% of the test targets"
                                             for k, v in results["intervals"]["coverage"].items()))
-        print(f"report: {run_dir / 'report.html'}", flush=True)
+        print(f"report: {run_dir / runs.REPORT}", flush=True)
     return ForecastResult(run_dir, head, results["test"], results["by_step_mae"],
                           results["backtest"], network.history, seconds, results)
 
@@ -319,11 +327,12 @@ def outside_training_range(prepared: Prepared) -> float:
     return float(((future > seen.max()) | (future < seen.min())).mean())
 
 
-def model_meta(config: ForecastConfig, many: list[Series], prepared: list[Prepared], module: torch.nn.Module) -> dict:
+def forecaster_meta(config: ForecastConfig, many: list[Series], prepared: list[Prepared],
+                    module: torch.nn.Module) -> dict:
     """Everything needed to rebuild the network and feed it new data (model.json)."""
     series = many[0]
     meta = {
-        "kind": "forecaster",
+        "kind": Kind.FORECASTER.value,
         "architecture": config.model.architecture,
         "model": asdict(config.model),
         "inputs": len(prepared[0].columns),
@@ -345,8 +354,7 @@ def model_meta(config: ForecastConfig, many: list[Series], prepared: list[Prepar
     return meta
 
 
-def _run_record(config: ForecastConfig, many: list[Series], prepared: list[Prepared], network: NetworkForecaster,
-                transform_errors: dict) -> dict:
+def _data_record(config: ForecastConfig, many: list[Series], prepared: list[Prepared], transform_errors: dict) -> dict:
     first = prepared[0]
     data = {"series": report_dict(many[0]) if len(many) == 1 else {s.name: report_dict(s) for s in many},
             "windows": {k: sum(p.counts()[k] for p in prepared) for k in first.counts()},
@@ -358,8 +366,7 @@ def _run_record(config: ForecastConfig, many: list[Series], prepared: list[Prepa
         data["sha256"] = _sha256(path)
     else:
         data["builtin"] = {"title": BUILTIN[config.data].title, "source": BUILTIN[config.data].source}
-    return {"kind": "forecaster", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "config": asdict(config),
-            "seed": config.train.seed, "environment": network.trainer.environment, "data": data}
+    return data
 
 
 def _sha256(path: Path) -> str:
@@ -388,6 +395,11 @@ def _header(config: ForecastConfig, many: list[Series], prepared: list[Prepared]
     return "\n".join(lines)
 
 
+FORECAST_COLUMNS = ("split", "origin", "time", "step", "actual")  # then one column per forecaster
+SERIES_COLUMN = "series"       # first, when the run holds several series
+INTERVAL_PREFIXES = ("lower_", "upper_")  # the network's intervals: lower_80, upper_80, lower_95, ...
+
+
 def write_forecast_csv(path: Path, many: list[Series], prepared: list[Prepared], evaluated: list[dict],
                        aheads: list[Windows], futures: list[np.ndarray], network: str, intervals) -> None:
     """Long format: one row per (window, step); the test span, then the forecast past the
@@ -397,14 +409,9 @@ def write_forecast_csv(path: Path, many: list[Series], prepared: list[Prepared],
     for k, (s, p, e, ahead, future) in enumerate(zip(many, prepared, evaluated, aheads, futures)):
         test = p.test
         n, h = test.future.shape
-        frame = pd.DataFrame({
-            "split": "test",
-            "origin": np.repeat(test.origins, h),
-            "time": test.times.ravel(),
-            "step": np.tile(np.arange(1, h + 1), n),
-            "actual": test.future.ravel(),
-            **{name: pred.ravel() for name, pred in e["test"].items()},
-        })
+        fixed = ("test", np.repeat(test.origins, h), test.times.ravel(), np.tile(np.arange(1, h + 1), n),
+                 test.future.ravel())
+        frame = pd.DataFrame({**dict(zip(FORECAST_COLUMNS, fixed)), **{name: pred.ravel() for name, pred in e["test"].items()}})
         tail = pd.DataFrame({"split": "future", "origin": s.times[-1], "time": ahead.times[0],
                              "step": np.arange(1, h + 1), "actual": np.nan, network: future[0]})
         if intervals is not None:
@@ -414,11 +421,54 @@ def write_forecast_csv(path: Path, many: list[Series], prepared: list[Prepared],
                 tail[f"lower_{label(level)}"], tail[f"upper_{label(level)}"] = future[0] - half, future[0] + half
         part = pd.concat([frame, tail], ignore_index=True)
         if len(many) > 1:
-            part.insert(0, "series", s.name)
+            part.insert(0, SERIES_COLUMN, s.name)
         frames.append(part)
     with atomic_write(path) as f:
         pd.concat(frames, ignore_index=True).to_csv(f, index=False, float_format="%.6g",
                                                     date_format="%Y-%m-%d %H:%M:%S")
+
+
+def read_forecast_csv(path: Path, max_rows: int = 200_000) -> tuple[dict, dict, list[str]]:
+    """forecast.csv -> ({step: {"time", "actual", name: values}}, the future rows, forecaster names);
+    values that are missing or not finite are None. The network's interval columns (lower_80,
+    ...) come with each step and the future rows but are not forecasters; of a run on several
+    series, the first series' rows."""
+    import csv
+
+    steps: dict[str, dict[str, list]] = {}
+    future: dict[str, list] = {"time": []}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = [c for c in (reader.fieldnames or []) if c not in FORECAST_COLUMNS and c != SERIES_COLUMN]
+        names = [c for c in columns if not c.startswith(INTERVAL_PREFIXES)]
+        first = None
+        for i, row in enumerate(reader):
+            if i >= max_rows:
+                break
+            if SERIES_COLUMN in row:
+                first = row[SERIES_COLUMN] if first is None else first
+                if row[SERIES_COLUMN] != first:
+                    continue
+            if row.get("split") == "future":
+                future["time"].append(row["time"])
+                for n in columns:
+                    future.setdefault(n, []).append(_number(row.get(n)))
+                continue
+            step = steps.setdefault(str(row.get("step", "1")), {"time": [], "actual": [], **{n: [] for n in columns}})
+            step["time"].append(row["time"])
+            step["actual"].append(_number(row.get("actual")))
+            for n in columns:
+                step[n].append(_number(row.get(n)))
+    future = {k: v for k, v in future.items() if k == "time" or any(x is not None for x in v)}
+    return steps, future, names
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
 
 
 # --- using a finished run --------------------------------------------------------------
@@ -427,21 +477,17 @@ def load_forecaster(run_dir: str | Path) -> NetworkForecaster:
     """Rebuild a trained forecaster from its run directory alone (JSON + safetensors): a
     fitted NetworkForecaster whose ``meta`` holds the run's scaler and window settings."""
     from neuralab.training.checkpoint import load_weights
-    from neuralab.training.rundir import open_run
 
-    run_dir = Path(run_dir)
-    record = open_run(run_dir)
-    if record.get("kind") != "forecaster":
-        raise NeuralabError(f"{run_dir}: not a forecasting run (made by `neuralab {record.get('kind', 'train')}`); "
-                            "give a folder made by `neuralab forecast`")
-    if not (run_dir / "model.safetensors").exists():
+    run = Run.open(run_dir, Kind.FORECASTER)
+    run_dir = run.path
+    if not (run_dir / runs.WEIGHTS).exists():
         raise NeuralabError(f"{run_dir}: no model.safetensors yet (the run has not finished an epoch)")
-    meta = read_json(run_dir / "model.json")
+    meta = read_json(run_dir / runs.MODEL)
     config = ModelConfig(**{"recipe": "plain", **meta["model"]})  # runs before the residual recipe were plain
     windows = WindowConfig(**meta["windows"])
     network = build_network(config, meta["inputs"], meta["horizon"], windows.lookback,
                             **meta.get("network", {}))
-    load_weights(run_dir / "model.safetensors", network)
+    load_weights(run_dir / runs.WEIGHTS, network)
     forecaster = NetworkForecaster(config, series_train_config(device="cpu"))
     forecaster.network, forecaster.meta, forecaster.horizon_ = network.eval(), meta, meta["horizon"]
     forecaster.trainer = _Inference(network)
@@ -485,3 +531,38 @@ def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = 
             frame.insert(0, "series", s.name)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write report.html and plots/ again from a finished run alone: results.json,
+    forecast.csv, metrics.jsonl, the model, and the series it was trained on."""
+    from neuralab.forecasting.report import write_forecast_report
+
+    network = load_forecaster(run_dir).network  # checks the run's kind and weights first
+    run = Run.open(run_dir, Kind.FORECASTER)
+    run_dir, record = run.path, run.record
+    for name in (runs.RESULTS, runs.FORECAST):
+        if not (run_dir / name).is_file():
+            raise NeuralabError(f"{run_dir / name}: missing; the run did not finish, so there is no report to write")
+    config = ForecastConfig.from_dict(record["config"])
+    data = record["data"]
+    if "path" in data:  # the file the run read, wherever the command is run from, unchanged
+        path = Path(data["path"])
+        if not path.is_file() or _sha256(path) != data["sha256"]:
+            raise NeuralabError(f"{path}: {'missing' if not path.is_file() else 'changed'} since the run; the report "
+                                "draws the series the run was trained on: put that file back")
+    results = run.results()
+    many = load(replace(config, data=data.get("path", config.data)))
+    prepared = prepare_many(many, config.windows)
+    test = pd.read_csv(run_dir / runs.FORECAST).query("split == 'test'")
+    if SERIES_COLUMN in test.columns:
+        test = test[test[SERIES_COLUMN].astype(str) == many[0].name]
+    h = config.windows.horizon
+    predictions = {n: test[n].to_numpy(np.float64).reshape(-1, h) for n in results["test"]}
+    levels = [label(a) for a in (results.get("intervals") or {}).get("levels", [])]
+    bands = {lv: (test[f"lower_{lv}"].to_numpy(np.float64).reshape(-1, h),
+                  test[f"upper_{lv}"].to_numpy(np.float64).reshape(-1, h)) for lv in levels if f"lower_{lv}" in test}
+    with run:  # one writer at a time; a killed write's leftovers go
+        return write_forecast_report(run_dir, config=config, series=many[0], prepared=prepared[0],
+                                     results=results, predictions=predictions, history=run.metrics(),
+                                     summary_text=summary(network, config.windows.lookback), bands=bands)

@@ -6,6 +6,8 @@ first-layer filters of a trained network often end up resembling them (``closest
 
 from __future__ import annotations
 
+import math
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
@@ -29,6 +31,21 @@ KERNELS: dict[str, np.ndarray] = {
 }
 ALIASES = {"blur": "box-blur", "sharp": "sharpen", "vertical": "sobel-x", "horizontal": "sobel-y"}
 MAX_KERNEL_SIDE = 31  # a custom kernel larger than this is almost surely a typo
+# Pixels are 0..255 and a window holds at most 31 x 31 of them, so a weight up to 1e6 keeps
+# every sum below 1e12, exact enough in float64; far larger weights overflow to infinity.
+MAX_KERNEL_VALUE = 1e6
+
+
+def _number_pattern(digits: str, exponent: str) -> re.Pattern:
+    """A kernel value as typed: a decimal or a fraction of two ("1/9", "-0.5", "2e-3")."""
+    decimal = rf"[+-]?(?:\d{{1,{digits}}}(?:\.\d{{0,{digits}}})?|\.\d{{1,{digits}}})(?:[eE][+-]?\d{{1,{exponent}}})?"
+    return re.compile(f"{decimal}(?:/{decimal})?")
+
+
+# At most 20 digits before and after the point and exponents of 3 digits: Fraction alone would
+# take "1e10000000" and spend a minute building 10**10000000 first.
+_NUMBER = _number_pattern("20", "3")
+_ANY_LENGTH = _number_pattern("", "")  # the same without limits, to say what is wrong
 
 
 def parse_kernel(text: str, source: str = "kernel") -> np.ndarray:
@@ -46,10 +63,20 @@ def parse_kernel(text: str, source: str = "kernel") -> np.ndarray:
 
 
 def _number(text: str, source: str, example: str) -> float:
+    if not _NUMBER.fullmatch(text) and _ANY_LENGTH.fullmatch(text):
+        raise NeuralabError(f"{source}: {text[:20]!r}{'...' if len(text) > 20 else ''} has too many digits; "
+                            "at most 20 before and after the point, and exponents of at most 3")
     try:
+        if not _NUMBER.fullmatch(text):
+            raise ValueError(text)
         value = float(Fraction(text))
     except (ValueError, ZeroDivisionError):
         raise NeuralabError(f"{source}: {text[:20]!r} is not a number; {example}") from None
+    except OverflowError:  # 1e400 is a valid Fraction that no float can hold
+        value = math.inf
+    if not abs(value) <= MAX_KERNEL_VALUE:
+        raise NeuralabError(f"{source}: {text[:20]!r} is out of range; "
+                            f"kernel values go from -{MAX_KERNEL_VALUE:,.0f} to {MAX_KERNEL_VALUE:,.0f}")
     return value
 
 

@@ -4,9 +4,10 @@ kernels they resemble most (``neuralab.mechanics.closest_kernels``, cosine simil
 
     feature_maps(model, x)        forward hooks collect each layer's output, in call order
     first_layer_filters(model)    the weights (F, C, K_h, K_w) of the first Conv2d
-    feature_map_figure(...)       one image grid per layer, a panel per channel
-    filters_figure(weights)       each learned filter beside its closest classic kernel
-    inspect_image(clf, path, out) all of the above for one picture, written to a folder
+    filter_pairs(weights)         each filter and its closest classic kernel, as panels
+    inspect_image(clf, path)      all of the above for one picture
+
+The numbers only: ``neuralab.reports.inspect`` draws them and writes the files.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from neuralab.errors import NeuralabError
 # The layers whose outputs are pictures (channels of H x W maps). MaxPool2dSame and the
 # other "same" variants subclass these, so they are caught too.
 MAP_LAYERS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)
-MAX_PANELS = 64  # a figure beyond 8 x 8 panels is unreadable; the .npz keeps every channel
-VECTOR_ROW = 12  # 1 x 1 maps are drawn together, this many values to a row
 
 
 class FeatureMap(NamedTuple):
@@ -67,49 +66,6 @@ def first_layer_filters(model: nn.Module) -> np.ndarray:
     raise NeuralabError(f"{type(model).__name__}: has no convolution layer, so no filters or feature maps to show")
 
 
-def feature_map_figure(fm: FeatureMap, limit: int = MAX_PANELS):
-    """An image grid with one panel per channel (the first ``limit``), each panel scaled from
-    its own minimum (black) to its maximum (white). Maps of 1 x 1 (one number per filter, as
-    after LeNet-5's last convolution) share one panel instead: ``vector_grid``."""
-    from neuralab.reports import plots
-
-    c, h, w = fm.maps.shape
-    title = f"{fm.name} ({fm.kind}) output {c}x{h}x{w} (C x H x W)"
-    if h * w == 1:
-        fig = plots.image_grid(vector_grid(fm.maps)[None], [f"the {c} values, {VECTOR_ROW} to a row"], columns=1)
-        fig.set_size_inches(6, 1.2 + 0.5 * len(vector_grid(fm.maps)))
-        fig.suptitle(title, fontsize=9)
-        return _framed(fig)
-    shown = min(c, limit)
-    fig = plots.image_grid(fm.maps[:shown], [f"map {i}" for i in range(shown)], columns=min(8, shown))
-    more = f", first {shown} of {c} maps" if shown < c else ""
-    fig.suptitle(title + more, fontsize=9)
-    return _framed(fig)
-
-
-def vector_grid(maps: np.ndarray, row: int | None = None) -> np.ndarray:
-    """C maps of 1 x 1 -> one (ceil(C / row), row) picture of their values, read like text; the
-    cells past the last value repeat the minimum so they draw black."""
-    row = row or VECTOR_ROW
-    values = maps.reshape(-1)
-    grid = np.full(-(-len(values) // row) * row, values.min(), dtype=values.dtype)
-    grid[: len(values)] = values
-    return grid.reshape(-1, row)
-
-
-def _framed(fig):
-    """A thin grey frame around every panel, so that a white map still shows its edges."""
-    for ax in fig.axes:
-        if ax.images:
-            ax.set_axis_on()
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_color("#b0b0b0")
-    fig.tight_layout()
-    return fig
-
-
 def filter_pairs(weights: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Panels and titles for ``filters_figure``: each filter (its channels averaged; colour
     filters as RGB) followed by its closest classic kernel, drawn at the filter's size and
@@ -140,63 +96,21 @@ def _stretch(a: np.ndarray) -> np.ndarray:
     return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
 
 
-def filters_figure(weights: np.ndarray, limit: int = MAX_PANELS // 2):
-    """The first layer's filters, each beside the classic kernel it resembles most."""
-    from neuralab.reports import plots
-
-    panels, titles = filter_pairs(weights[:limit])
-    f, c, kh, kw = weights.shape
-    fig = plots.image_grid(panels, titles, columns=min(8, len(panels)), cmap="RdBu_r")
-    if c != 3:  # signed weights: white is 0, red positive, blue negative, each panel on its own scale
-        for ax in fig.axes:
-            for im in ax.images:
-                top = float(np.abs(im.get_array()).max()) or 1.0
-                im.set_clim(-top, top)
-    more = f", first {limit} of {f}" if f > limit else ""
-    colours = "" if c == 3 else "; red > 0 > blue"
-    fig.suptitle(f"first-layer filters {kh}x{kw}x{c} and the closest classic kernel (cosine similarity{colours}){more}",
-                 fontsize=9)
-    return _framed(fig)
-
-
-def file_stem(index: int, fm: FeatureMap) -> str:
-    """'01-features.1-conv2d': call order, module path and kind, safe as a file name."""
-    return f"{index:02d}-{fm.name.replace('/', '_')}-{fm.kind.lower()}"
-
-
 class Inspection(NamedTuple):
+    pixels: np.ndarray         # (C, H, W) uint8: the picture at the model's input size, as it saw it
     layers: list[FeatureMap]
-    filters: np.ndarray
+    filters: np.ndarray        # (F, C, K_h, K_w) the first convolution's weights
+    pairs: tuple[np.ndarray, list[str]]  # ``filter_pairs(filters)``
     probabilities: np.ndarray  # (classes,)
-    files: list[Path]
 
 
-def inspect_image(clf, image: str | Path, out: str | Path, invert: bool = False) -> Inspection:
-    """Feed the picture ``image`` to the trained classifier ``clf`` (``load_classifier``) and
-    write to ``out``: input.png (what the model sees), one feature-map grid per conv and pooling
-    layer, filters.png, and feature_maps.npz with every value (keys: the layer names, "input",
-    "filters"). ``invert`` turns dark-on-light drawings into MNIST's light on dark."""
-    from neuralab.data.pictures import save_image
-    from neuralab.files import atomic_write
-    from neuralab.reports import plots
-
+def inspect_image(clf, image: str | Path, invert: bool = False) -> Inspection:
+    """Feed the picture ``image`` to the trained classifier ``clf`` (``load_classifier``):
+    what it saw, every conv and pooling layer's output, its first-layer filters and their
+    closest classic kernels, and its class probabilities. ``invert`` turns dark-on-light
+    drawings into MNIST's light on dark. ``neuralab.reports.inspect.write_inspection``
+    writes them as pictures."""
     pixels = clf.load_images([image], invert=invert)  # (1, C, H, W) uint8 at the model's input size
-    filters = first_layer_filters(clf.model)  # before any writing: an MLP has nothing to show
-    x = clf.preprocess(pixels)
-    layers = feature_maps(clf.model, x)
-    probabilities = clf.predict_proba(pixels)[0]
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = [out / "input.png"]
-    save_image(files[0], pixels[0, 0] if pixels.shape[1] == 1 else pixels[0].transpose(1, 2, 0))
-    for i, fm in enumerate(layers, 1):
-        files.append(out / f"{file_stem(i, fm)}.png")
-        plots.save(feature_map_figure(fm), files[-1])
-    files.append(out / "filters.png")
-    plots.save(filters_figure(filters), files[-1])
-    files.append(out / "feature_maps.npz")
-    with atomic_write(files[-1], "wb") as f:
-        np.savez_compressed(f, input=pixels[0], filters=filters, probabilities=probabilities,
-                            **{file_stem(i, fm): fm.maps for i, fm in enumerate(layers, 1)})
-    return Inspection(layers, filters, probabilities, files)
+    filters = first_layer_filters(clf.model)  # before anything else: an MLP has nothing to show
+    layers = feature_maps(clf.model, clf.preprocess(pixels))
+    return Inspection(pixels[0], layers, filters, filter_pairs(filters), clf.predict_proba(pixels)[0])

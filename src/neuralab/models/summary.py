@@ -190,7 +190,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
             h.remove()
 
     rows = []
-    for n, shape in seen.items():
+    for n, shape in _with_containers_run_by_parts(seen, modules).items():
         m = modules[n]
         level = n.count(".") + 1
         has_children = any(True for _ in m.children())
@@ -215,6 +215,21 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         size_bytes=sum(t.numel() * t.element_size() for t in params + buffers),
         output_shape=_shape(output), unused=_fold_unused(unused),
     )
+
+
+def _with_containers_run_by_parts(seen: dict[str, tuple], modules: dict[str, nn.Module]) -> dict[str, tuple]:
+    """``seen`` plus the containers whose forward never ran because the model called their
+    children one by one (GoogLeNet taps its ``features``): each takes its last part's
+    output, in that part's place, so that folding by depth keeps it."""
+    order = list(seen)
+    extra = {}
+    for n, m in modules.items():
+        if n and n not in seen and any(True for _ in m.children()):
+            inner = [i for i, k in enumerate(order) if k.startswith(n + ".")]
+            if inner:
+                extra[n] = (inner[-1] + 0.5, seen[order[inner[-1]]])
+    entries = [(i, k, seen[k]) for i, k in enumerate(order)] + [(pos, n, shape) for n, (pos, shape) in extra.items()]
+    return {k: shape for _, k, shape in sorted(entries, key=lambda e: e[0])}
 
 
 def _fold_unused(unused: list[tuple[str, int]]) -> list[tuple[str, int]]:

@@ -1,5 +1,10 @@
 """The report of an image-classifier run: learning curves, confusion matrix, per-class
-precision/recall/F1, the most confidently misclassified test images, the model summary."""
+precision/recall/F1, the most confidently misclassified test images, the model summary.
+
+It is drawn from plain data the caller holds (``neuralab.training.classify`` after training,
+or from a run directory with ``write_report``): nothing here reads a run's files, trains or
+evaluates.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralab.files import read_json
 from neuralab.reports import html, plots
 
 
@@ -25,56 +29,52 @@ def confident_mistakes(probs: np.ndarray, labels: np.ndarray, k: int = 16) -> np
     """Indices of the ``k`` wrong predictions made with the highest probability."""
     pred = probs.argmax(1)
     wrong = np.flatnonzero(pred != labels)
-    return wrong[np.argsort(-probs[wrong, pred[wrong]])][:k]
+    return wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:k]
 
 
-def write_classifier_report(run_dir: str | Path, probs: np.ndarray, images: np.ndarray, labels: np.ndarray,
+def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict, history: list[dict],
+                            matrix: np.ndarray, probabilities: np.ndarray, images: np.ndarray, labels: np.ndarray,
                             summary_text: str = "") -> Path:
-    """Write report.html and its PNGs (learning_curves.png, confusion_matrix.png, mistakes.png)."""
-    from neuralab.training.classify import confusion_matrix
-    from neuralab.training.rundir import read_metrics
+    """Write report.html and its PNGs (learning_curves.png, confusion_matrix.png, mistakes.png).
 
+    ``record``: the run's config.json (``config``, ``environment``, ``created``, the class
+    names under ``data``); ``results``: results.json's numbers; ``history``: one dict per
+    epoch; ``matrix``: the test set's confusion matrix (rows true); ``probabilities`` (N,
+    classes) for the test ``images`` (N, C, H, W) uint8 with their true ``labels``.
+    A full disk or a read-only folder raises NeuralabError; the run's other files stay.
+    """
     run_dir = Path(run_dir)
-    record, results = read_json(run_dir / "config.json"), read_json(run_dir / "results.json")
     classes = record["data"]["classes"]
-    history = read_metrics(run_dir)
-    matrix = confusion_matrix(probs.argmax(1), labels, len(classes))
+    matrix = np.asarray(matrix)
     precision, recall, f1 = per_class_scores(matrix)
+    worst = confident_mistakes(probabilities, labels)
+    titles = [f"{classes[labels[i]]} -> {classes[probabilities[i].argmax()]}\n{probabilities[i].max() * 100:.0f}%"
+              for i in worst]
 
-    curves = plots.save(plots.learning_curves(history), run_dir / "learning_curves.png")
-    cm = plots.save(plots.confusion(matrix, classes), run_dir / "confusion_matrix.png")
-    worst = confident_mistakes(probs, labels)
-    titles = [f"{classes[labels[i]]} -> {classes[probs[i].argmax()]}\n{probs[i].max() * 100:.0f}%" for i in worst]
-    mistakes = plots.save(plots.image_grid(images[worst], titles), run_dir / "mistakes.png")
-
-    cfg = record["config"]
-    env = record["environment"]
+    cfg, env = record["config"], record["environment"]
     lead = (f"<b>{html.esc(cfg['model'])}</b> on <b>{html.esc(cfg['data'])}</b>: test accuracy "
             f"<b>{results['test_accuracy'] * 100:.2f}%</b> (best epoch {results['best_epoch']} of "
             f"{results['epochs_run']}, {results['train_seconds']:.1f} s of training on {html.esc(env['device'])})")
     scores = [[c, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", int(n)]
               for c, p, r, f, n in zip(classes, precision, recall, f1, matrix.sum(1))]
     epochs = [[r["epoch"], f"{r['loss']:.4f}", f"{r.get('accuracy', 0) * 100:.2f}%",
-               f"{r['val_loss']:.4f}" if "val_loss" in r else "", 
+               f"{r['val_loss']:.4f}" if "val_loss" in r else "",
                f"{r['val_accuracy'] * 100:.2f}%" if "val_accuracy" in r else "", f"{r['seconds']:.1f}"]
               for r in history]
-    sections = [
-        ("Learning curves", html.img(curves, "learning curves")),
-        ("Epochs", html.table(["epoch", "loss", "accuracy", "val loss", "val accuracy", "seconds"], epochs)),
-        ("Confusion matrix", html.img(cm, "confusion matrix")),
-        ("Per-class precision, recall, F1", html.table(["class", "precision", "recall", "F1", "support"], scores)),
-        ("Most confidently misclassified test images (true -> predicted)", html.img(mistakes, "mistakes")),
-        ("Model", html.pre(summary_text)),
-        ("Configuration", html.pre(_pretty(cfg))),
-        ("Environment", html.pre(_pretty(env))),
-    ]
-    doc = html.page(f"neuralab run {run_dir.name}", sections, lead=lead,
-                    footer=f"created {html.esc(record['created'])} by neuralab {html.esc(env['neuralab'])}")
-    html.write(run_dir / "report.html", doc)
-    return run_dir / "report.html"
-
-
-def _pretty(obj) -> str:
-    import json
-
-    return json.dumps(obj, indent=2, sort_keys=True)
+    with html.kept_if_unwritable(run_dir):
+        curves = plots.save(plots.learning_curves(history), run_dir / "learning_curves.png")
+        cm = plots.save(plots.confusion(matrix, classes), run_dir / "confusion_matrix.png")
+        mistakes = plots.save(plots.image_grid(images[worst], titles), run_dir / "mistakes.png")
+        sections = [
+            ("Learning curves", html.img(curves, "learning curves")),
+            ("Epochs", html.table(["epoch", "loss", "accuracy", "val loss", "val accuracy", "seconds"], epochs)),
+            ("Confusion matrix", html.img(cm, "confusion matrix")),
+            ("Per-class precision, recall, F1", html.table(["class", "precision", "recall", "F1", "support"], scores)),
+            ("Most confidently misclassified test images (true -> predicted)", html.img(mistakes, "mistakes")),
+            ("Model", html.pre(summary_text)),
+            ("Configuration", html.pretty(cfg)),
+            ("Environment", html.pretty(env)),
+        ]
+        doc = html.page(f"neuralab run {run_dir.name}", sections, lead=lead,
+                        footer=f"created {html.esc(record['created'])} by neuralab {html.esc(env['neuralab'])}")
+        return html.write(run_dir / "report.html", doc)

@@ -1,19 +1,32 @@
-"""Self-contained HTML reports: one file, pictures embedded, readable offline."""
+"""Self-contained HTML reports: one file, inline style, pictures embedded as data: URLs, no
+script, readable offline and safe to serve (the web app shows them as they are).
+
+A page is a title, an optional verdict (the first thing a reader must know, in colour), an
+optional lead, then sections of (heading, HTML) built with the helpers below.
+"""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
+import json
+import math
 from pathlib import Path
+from typing import Iterable, Iterator
 
-from neuralab.files import atomic_write
+from neuralab.errors import NeuralabError
+from neuralab.files import WriteError, atomic_write
 
 STYLE = """
 body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5em 0}td,th{padding:.25em .7em;border-bottom:1px solid #eee;text-align:right}
-th:first-child,td:first-child{text-align:left}pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:12px}
-img{max-width:100%}.lead{font-size:1.1em;background:#f3f7ff;border-left:4px solid #36c;padding:.6em 1em}
+table{border-collapse:collapse;margin:.5em 0;font-size:.95em}td,th{padding:.25em .7em;border-bottom:1px solid #eee;text-align:right}
+th:first-child,td:first-child{text-align:left}tr.hl{background:#eef3fb;font-weight:600}
+pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:12px}img{max-width:100%}
+.lead{font-size:1.1em;background:#f3f7ff;border-left:4px solid #36c;padding:.6em 1em}
+.verdict{font-size:1.15em;padding:.8em 1em;border-radius:6px}
+.good{background:#e8f5e9;border-left:6px solid #2e7d32}.bad{background:#fff3e0;border-left:6px solid #e65100}
 .muted{color:#777;font-size:.9em}
 """
 
@@ -26,25 +39,69 @@ def img(png: bytes, alt: str) -> str:
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def table(header: list[str], rows: list[list]) -> str:
+def cell(value) -> str:
+    """A table cell's text: floats to 4 significant digits ("n/a" when undefined), None empty."""
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4g}"
+    return "" if value is None else esc(value)
+
+
+def table(header: list[str], rows: Iterable[list], highlight: Iterable[int] = ()) -> str:
+    """A table of ``rows`` (lists of cells, in ``header``'s order); the rows numbered in
+    ``highlight`` stand out (the network among the baselines)."""
+    marked = set(highlight)
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    body = "".join(f"<tr{' class=hl' if i in marked else ''}>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>"
+                   for i, row in enumerate(rows))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def pre(text: str) -> str:
     return f"<pre>{esc(text)}</pre>"
 
 
-def page(title: str, sections: list[tuple[str, str]], lead: str = "", footer: str = "") -> str:
-    """A whole HTML document: ``sections`` are (heading, inner HTML) pairs."""
-    body = "".join(f"<h2>{esc(h)}</h2>{content}" for h, content in sections)
+def pretty(obj) -> str:
+    """A configuration or environment as a <pre> block of indented JSON, keys sorted."""
+    return pre(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def paragraph(inner_html: str, muted: bool = False) -> str:
+    return f'<p class="muted">{inner_html}</p>' if muted else f"<p>{inner_html}</p>"
+
+
+def items(lines: Iterable[str]) -> str:
+    return "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>"
+
+
+def verdict(sentence: str, good: bool) -> str:
+    """The first block of a page: one sentence, green when the news is good, orange if not."""
+    return f'<p class="verdict {"good" if good else "bad"}">{esc(sentence)}</p>'
+
+
+def page(title: str, sections: list[tuple[str, str]], verdict: str = "", lead: str = "", footer: str = "") -> str:
+    """A whole HTML document. ``sections`` are (heading, inner HTML) pairs, a heading of ""
+    for none; ``verdict`` (from ``verdict``) and ``lead`` (inner HTML) come first."""
+    body = "".join((f"<h2>{esc(h)}</h2>" if h else "") + content for h, content in sections)
     lead_html = f'<p class="lead">{lead}</p>' if lead else ""
+    footer_html = f'<p class="muted">{footer}</p>' if footer else ""
     return (f"<!doctype html><html lang=en><meta charset=utf-8><title>{esc(title)}</title>"
-            f"<style>{STYLE}</style><h1>{esc(title)}</h1>{lead_html}{body}"
-            f'<p class="muted">{footer}</p></html>')
+            f"<style>{STYLE}</style><h1>{esc(title)}</h1>{verdict}{lead_html}{body}{footer_html}</html>\n")
 
 
-def write(path: str | Path, document: str) -> None:
+def write(path: str | Path, document: str) -> Path:
     with atomic_write(path) as f:
         f.write(document)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def kept_if_unwritable(run_dir: Path) -> Iterator[None]:
+    """Writing a run's report (its PNGs, then report.html) after its weights and results:
+    a full disk or a read-only folder stops the report alone, in one line that says so."""
+    try:
+        yield
+    except (OSError, WriteError) as e:
+        raise NeuralabError(
+            f"{run_dir / 'report.html'}: not written ({e.strerror or e}); the weights and results in {run_dir} "
+            f"are kept: free disk space or fix permissions, then `neuralab report {run_dir}` writes the report again"
+        ) from None

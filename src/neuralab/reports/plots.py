@@ -1,28 +1,50 @@
-"""Figures shared by every report: learning curves, confusion matrices, image grids.
+"""Figures shared by every report: learning curves, confusion matrices, image grids, an
+operation's input, kernel and output side by side; and the one way a figure is made and saved.
 
-Each function returns a matplotlib Figure; ``save`` writes it as PNG and returns the bytes
-so a report can both keep the file and embed the picture.
+Every figure is a ``matplotlib.figure.Figure`` on its own Agg canvas, never pyplot's: no
+backend is switched, no figure is registered anywhere, and a server or a notebook that uses
+pyplot for its own figures is left alone. Importing this module imports no matplotlib; the
+first figure does (``figure``), after making sure matplotlib has a folder it can write.
+``save`` writes a figure as PNG atomically and returns the bytes, so a report can both
+keep the file and embed the picture.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import stat
+import sys
+import tempfile
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only: no display on clusters and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from neuralab.files import atomic_write
 
-from neuralab.files import atomic_write  # noqa: E402
+DPI = 110  # one resolution for every PNG a report writes: sharp on screen, small on disk
 
 
-def save(fig, path: str | Path | None = None, dpi: int = 110) -> bytes:
-    """PNG bytes of ``fig``, also written atomically to ``path`` when given; closes the figure."""
+def figure(width: float, height: float):
+    """An empty Figure of ``width`` x ``height`` inches, drawn by Agg (PNG, no display)."""
+    _give_matplotlib_a_writable_folder()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig, path: str | Path | None = None, dpi: int = DPI) -> bytes:
+    """PNG bytes of ``fig``, also written atomically to ``path`` when given.
+
+    A figure that pyplot made (a user's, a tutorial's) is closed, so pyplot does not keep it."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)  # does nothing to a figure from ``figure``: pyplot never knew it
     data = buf.getvalue()
     if path is not None:
         with atomic_write(path, "wb") as f:
@@ -30,19 +52,85 @@ def save(fig, path: str | Path | None = None, dpi: int = 110) -> bytes:
     return data
 
 
-def learning_curves(history: list[dict], metric: str = "accuracy"):
-    """Loss and ``metric`` per epoch, train against validation."""
+def _give_matplotlib_a_writable_folder() -> None:
+    """Point MPLCONFIGDIR at a private folder when matplotlib's own (under HOME) cannot be
+    written, before matplotlib is first imported: otherwise it warns on every start (a
+    read-only HOME on a cluster, a sandbox) and rebuilds its font cache each time."""
+    if "matplotlib" in sys.modules:
+        return  # too late to matter, and its folder is already chosen
+    if all(_writable(d) for d in _matplotlib_folders()):
+        return
+    try:
+        os.environ["MPLCONFIGDIR"] = _private_folder()
+    except OSError:
+        pass  # no writable temporary folder either: matplotlib's own message says what to do
+
+
+def _matplotlib_folders() -> list[Path | None]:
+    """Where matplotlib will keep its config and cache (its own rules; None: no home)."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return [Path(os.environ["MPLCONFIGDIR"])]
+    try:
+        home = Path.home()
+    except RuntimeError:
+        home = None
+    if sys.platform.startswith(("linux", "freebsd")):
+        config, cache = os.environ.get("XDG_CONFIG_HOME"), os.environ.get("XDG_CACHE_HOME")
+        if home is None and not (config and cache):
+            return [None]
+        return [Path(config or home / ".config", "matplotlib"), Path(cache or home / ".cache", "matplotlib")]
+    if sys.platform == "win32":
+        return []  # under %LOCALAPPDATA%, which Windows keeps writable
+    return [home / ".matplotlib" if home else None]
+
+
+def _writable(folder: Path | None) -> bool:
+    if folder is None:
+        return False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)  # what matplotlib does first
+    except OSError:
+        return False
+    return folder.is_dir() and os.access(folder, os.W_OK)
+
+
+def _private_folder() -> str:
+    """One folder per user under the temporary folder, kept between runs so that matplotlib's
+    font cache is built once; used only if this user alone owns and can open it."""
+    uid = getattr(os, "getuid", lambda: None)()
+    if uid is not None:
+        path = Path(tempfile.gettempdir()) / f"neuralab-matplotlib-{uid}"
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        info = os.lstat(path)
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == uid and not info.st_mode & 0o077:
+            return str(path)
+    return tempfile.mkdtemp(prefix="neuralab-matplotlib-")
+
+
+# --- figures --------------------------------------------------------------------------------
+
+def learning_curves(history: list[dict], metrics: tuple[str, ...] = ("loss", "accuracy"),
+                    labels: dict[str, str] | None = None, log: bool = False):
+    """One panel per metric of ``history`` (one record per epoch), train against validation.
+    ``labels`` names a metric's axis ("MSE (scaled)"); ``log`` for losses over decades."""
     epochs = [r["epoch"] for r in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key in zip(axes, ("loss", metric)):
+    shown = [m for m in metrics if any(m in r or f"val_{m}" in r for r in history)] or list(metrics[:1])
+    fig = figure(5 * len(shown), 3.6)
+    for ax, key in zip(np.atleast_1d(fig.subplots(1, len(shown))), shown):
         for prefix, style in (("", "-o"), ("val_", "-s")):
             values = [r.get(prefix + key) for r in history]
             if any(v is not None for v in values):
                 ax.plot(epochs, values, style, ms=3, label=("validation" if prefix else "train"))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
+        ax.set_ylabel((labels or {}).get(key, key))
+        if log:
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.lines:
+            ax.legend()
     fig.suptitle("Learning curves")
     return fig
 
@@ -53,7 +141,8 @@ def confusion(matrix: np.ndarray, classes: list[str]):
     rates = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     k = len(classes)
     size = max(4.5, 0.55 * k + 2)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    fig = figure(size, size * 0.85)
+    ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), classes, rotation=45, ha="right")
     ax.set_yticks(range(k), classes)
@@ -75,7 +164,8 @@ def image_grid(images: np.ndarray, titles: list[str], columns: int = 8, cmap: st
         images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
     n = max(1, len(images))
     rows = (n + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
+    fig = figure(1.6 * columns, 1.9 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, title in zip(axes.flat, images, titles):
@@ -83,3 +173,30 @@ def image_grid(images: np.ndarray, titles: list[str], columns: int = 8, cmap: st
         ax.set_title(title, fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def side_by_side(panels: list[tuple[str, np.ndarray]], title: str = ""):
+    """A panel per (caption, array), as `neuralab conv` shows an operation: pictures (uint8,
+    (H, W) or (H, W, 3)) as they are; small float matrices such as kernels as a grid of
+    colours with their values written in."""
+    fig = figure(4 * len(panels), 4.2)
+    for ax, (caption, a) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
+        if a.dtype == np.uint8:
+            ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        else:
+            _draw_matrix(ax, a)
+        ax.set_title(caption, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_matrix(ax, a: np.ndarray) -> None:
+    lim = float(np.abs(a).max()) or 1.0
+    ax.imshow(a, cmap="coolwarm", vmin=-lim, vmax=lim)
+    if a.size <= 81:  # numbers stay readable up to 9x9
+        for (i, j), v in np.ndenumerate(a):
+            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=9)

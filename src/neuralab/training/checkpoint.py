@@ -52,10 +52,23 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         header_len = int.from_bytes(data[:8], "little")
         header = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
     except (SafetensorError, ValueError, json.JSONDecodeError) as e:
-        raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e}); use another checkpoint") from None
+        raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e})") from None
     if "sha256" in header and _digest(tensors) != header["sha256"]:
         raise NeuralabError(f"{path}: checksum mismatch, the file was altered after it was written")
     return tensors, json.loads(header.get("neuralab", "{}"))
+
+
+def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape from a safetensors file's header, without reading the tensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError:
+        raise NeuralabError(f"{path}: file not found") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e})") from None
 
 
 def save_weights(path, model: torch.nn.Module, meta: dict | None = None) -> None:

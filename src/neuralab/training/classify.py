@@ -3,17 +3,16 @@ trainer, evaluate on the test set and leave a complete run directory behind."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from neuralab.errors import NeuralabError
-from neuralab.files import atomic_write, read_json, write_json
-from neuralab.training.checkpoint import load_weights
-from neuralab.training.rundir import create_run_dir, default_run_dir, open_run
+from neuralab import runs
+from neuralab.errors import NeuralabError, ParameterError
+from neuralab.runs import Kind, Run, Status
+from neuralab.training.checkpoint import load_weights, tensor_shapes
 from neuralab.training.trainer import CLASSIFICATION, TrainConfig, Trainer, seed_everything
 
 
@@ -77,6 +76,10 @@ class Classifier:
         self.model.eval()
         return torch.softmax(self.model(self.preprocess(images)), dim=1).numpy()
 
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) uint8 -> (N,) class names, the most probable of each image (as scikit-learn's)."""
+        return np.asarray(self.classes)[self.predict_proba(images).argmax(1)]
+
     def load_images(self, paths, invert: bool = False) -> np.ndarray:
         """Picture files of any size and colour mode -> (N, C, H, W) uint8 at the model's input size.
 
@@ -107,7 +110,8 @@ class RunResult:
     params: int
 
 
-def model_meta(config: ClassifierConfig, classes, pre: Preprocess, num_params: int) -> dict:
+def classifier_meta(config: ClassifierConfig, classes, pre: Preprocess, num_params: int) -> dict:
+    """model.json of a classifier run: what rebuilds the model and feeds it raw images."""
     return {
         "architecture": config.model,
         "options": config.model_options,
@@ -126,27 +130,66 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
     from neuralab.models import build_model, count_parameters
     from neuralab.training.device import dist_info
 
+    config = _resolved(config)
     config.train.check()
     if config.train.patience > 0 and config.val_fraction == 0:
-        raise NeuralabError(f"--patience {config.train.patience}: early stopping watches the validation set; "
-                            "give --val-fraction above 0")
+        raise ParameterError("patience", config.train.patience, "early stopping watches the validation set; "
+                             "give `val_fraction` above 0")
     _check_model_name(config.model)
     data = load_image_data(config.data, config.data_dir, val_fraction=config.val_fraction, seed=config.train.seed)
+    check_data(data)
     pre = Preprocess.fit(data.train.x)
     seed_everything(config.train.seed)
     model = build_model(config.model, data.input_shape, len(data.classes), **config.model_options)
-    meta = model_meta(config, data.classes, pre, count_parameters(model))
+    meta = classifier_meta(config, data.classes, pre, count_parameters(model))
 
     # Inputs are valid: only now does anything touch the disk.
     is_main = dist_info().is_main
-    run_dir = Path(out) if out is not None else default_run_dir(config.model, config.data)
-    if is_main:
-        create_run_dir(run_dir, overwrite)
-    trainer = Trainer(model, config.train, CLASSIFICATION, run_dir, meta, verbose=verbose)
-    if is_main:
-        write_json(run_dir / "config.json", _run_record(config, trainer, data))
-        write_json(run_dir / "model.json", meta)
-    return _fit_and_finish(trainer, config, data, pre, run_dir, resume=False, verbose=verbose)
+    path = Path(out) if out is not None else runs.default_dir(config.model, Path(config.data).name)
+    run = Run.create(path, overwrite) if is_main else Run(path)
+    try:
+        trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose)
+        if is_main:
+            run.write_record(Kind.CLASSIFIER, asdict(config), trainer.environment, _data_record(data))
+            run.write_json(runs.MODEL, meta)
+        return _fit_and_finish(trainer, run, config, data, pre, resume=False, verbose=verbose)
+    finally:
+        run.unlock()
+
+
+def _resolved(config: ClassifierConfig) -> ClassifierConfig:
+    """A copy whose folders are absolute, so that the stored config works from any folder."""
+    from dataclasses import replace
+
+    data = config.data
+    if Path(data).expanduser().is_dir() and data not in ("mnist", "fashion-mnist", "cifar10"):
+        data = str(Path(data).expanduser().resolve())
+    data_dir = str(Path(config.data_dir).expanduser().resolve()) if config.data_dir else None
+    return replace(config, data=data, data_dir=data_dir, train=replace(config.train))
+
+
+def check_data(data) -> None:
+    """Refuse, before any training, data a classifier cannot learn from or be tested on."""
+    if len(data.train) == 0:
+        raise NeuralabError(f"{data.name}: the training set is empty")
+    if len(data.test) and data.test.x.shape[1:] != data.train.x.shape[1:]:
+        shape = lambda x: "x".join(map(str, x.shape[1:]))  # noqa: E731
+        raise NeuralabError(f"{data.name}: test images are {shape(data.test.x)} but training images are "
+                            f"{shape(data.train.x)} (channels x height x width); give images of one size")
+    k = len(data.classes)
+    for split in ("train", "val", "test"):
+        y = getattr(data, split).y
+        if len(y) and (y.min() < 0 or y.max() >= k):
+            bad = y.min() if y.min() < 0 else y.max()
+            raise NeuralabError(f"{data.name}: {split} label {bad} is out of range for {k} classes (0..{k - 1})")
+    if len(np.unique(data.train.y)) < 2:
+        raise NeuralabError(f"{data.name}: every training image has the same label; a classifier needs "
+                            "at least 2 classes to learn")
+
+
+def _data_record(data) -> dict:
+    return {"name": data.name, "classes": data.classes, "train": len(data.train), "val": len(data.val),
+            "test": len(data.test), "input_shape": list(data.input_shape)}
 
 
 def _check_model_name(name: str) -> None:
@@ -154,36 +197,55 @@ def _check_model_name(name: str) -> None:
     from neuralab.models import ARCHITECTURES
 
     if name not in ARCHITECTURES:
-        raise NeuralabError(f"--model {name!r}: unknown model; choose one of: {', '.join(ARCHITECTURES)}")
+        raise ParameterError("model", name, f"unknown model; choose one of: {', '.join(ARCHITECTURES)}")
 
 
 def resume_classifier(run_dir: str | Path, verbose: bool = True) -> RunResult:
-    """Continue an interrupted run from its last checkpoint, with its stored config."""
+    """Continue an interrupted run from its last checkpoint, with its stored config.
+
+    A run stopped before its first checkpoint starts again from epoch 1 in the same folder."""
     from neuralab.data import load_image_data
     from neuralab.models import build_model
+    from neuralab.training.device import dist_info
 
-    run_dir = Path(run_dir)
-    record = open_run(run_dir)
-    config = ClassifierConfig.from_dict(record["config"])
-    data = load_image_data(config.data, config.data_dir, val_fraction=config.val_fraction, seed=config.train.seed)
-    meta = read_json(run_dir / "model.json")
-    pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
-    seed_everything(config.train.seed)
-    model = build_model(config.model, data.input_shape, len(data.classes), **config.model_options)
-    trainer = Trainer(model, config.train, CLASSIFICATION, run_dir, meta, verbose=verbose)
-    return _fit_and_finish(trainer, config, data, pre, run_dir, resume=True, verbose=verbose)
+    run = Run.open(run_dir, Kind.CLASSIFIER)
+    if run.status() is Status.FINISHED:
+        raise NeuralabError(f"{run.path}: the run is finished (results.json is written); nothing to resume. "
+                            "To train for longer, start a new run with more `epochs`")
+    if not (run / runs.LAST).exists():  # stopped before its first checkpoint: start it again, in place
+        return train_classifier(stored_config(run), out=run.path, overwrite=True, verbose=verbose)
+    if dist_info().is_main:
+        run.lock()
+    try:
+        config = stored_config(run)
+        data = load_image_data(config.data, config.data_dir, val_fraction=config.val_fraction,
+                               seed=config.train.seed)
+        meta = run.read(runs.MODEL)
+        pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
+        seed_everything(config.train.seed)
+        model = build_model(config.model, data.input_shape, len(data.classes), **config.model_options)
+        trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose)
+        return _fit_and_finish(trainer, run, config, data, pre, resume=True, verbose=verbose)
+    finally:
+        run.unlock()
 
 
-def _fit_and_finish(trainer: Trainer, config, data, pre, run_dir: Path, resume: bool, verbose: bool) -> RunResult:
+def stored_config(run: Run) -> ClassifierConfig:
+    """The ClassifierConfig a run was made with, from its config.json."""
+    try:
+        return ClassifierConfig.from_dict(run.record["config"])
+    except (KeyError, TypeError) as e:
+        raise NeuralabError(f"{run / runs.CONFIG}: not a config neuralab wrote ({e}); the file is damaged") from None
+
+
+def _fit_and_finish(trainer: Trainer, run: Run, config, data, pre, resume: bool, verbose: bool) -> RunResult:
     from neuralab.models import count_parameters
     from neuralab.models.summary import render_summary, summary
-    from neuralab.reports.classifier import write_classifier_report
 
     main = trainer.dist.is_main
     summary_text = render_summary(summary(trainer.model, data.input_shape, name=config.model), rich=False)
     if main:
-        with atomic_write(run_dir / "summary.txt") as f:
-            f.write(summary_text + "\n")
+        run.write_text(runs.SUMMARY, summary_text + "\n")
     if verbose and main:
         print(summary_text, flush=True)
         print(_header(config, data, trainer), flush=True)
@@ -191,25 +253,28 @@ def _fit_and_finish(trainer: Trainer, config, data, pre, run_dir: Path, resume: 
     # process): start-up like importing torch, so it happens before the training clock starts.
     import torch._dynamo  # noqa: F401
 
-    t0 = time.perf_counter()
-    history = trainer.fit(pre(data.train.x), torch.from_numpy(data.train.y),
-                          val=(pre(data.val.x), torch.from_numpy(data.val.y)) if len(data.val) else None,
-                          resume=resume)
-    seconds = time.perf_counter() - t0
+    try:
+        history = trainer.fit(pre(data.train.x), torch.from_numpy(data.train.y),
+                              val=(pre(data.val.x), torch.from_numpy(data.val.y)) if len(data.val) else None,
+                              resume=resume)
+    except KeyboardInterrupt:
+        raise runs.Interrupted(run.path) from None
+    seconds = trainer.elapsed
     x_test, y_test = pre(data.test.x), torch.from_numpy(data.test.y)
     test = trainer.evaluate(x_test, y_test)
-    result = RunResult(run_dir, history, test, trainer.best_epoch(), seconds, count_parameters(trainer.model))
+    result = RunResult(run.path, history, test, trainer.best_epoch(), seconds, count_parameters(trainer.model))
     if main:
         probs = torch.softmax(trainer.predict(x_test), dim=1).numpy()
-        write_json(run_dir / "results.json", {
+        results = {
             "test_loss": test["loss"], "test_accuracy": test["accuracy"], "best_epoch": result.best_epoch,
             "train_seconds": seconds, "epochs_run": len(history),
             "confusion_matrix": confusion_matrix(probs.argmax(1), data.test.y, len(data.classes)).tolist(),
-        })
-        write_classifier_report(run_dir, probs, data.test.x, data.test.y, summary_text)
+        }
+        run.write_json(runs.RESULTS, results)
+        _report(run, results, history, probs, data.test, summary_text)
         if verbose:
             print(f"test accuracy {test['accuracy'] * 100:.2f}%  (best epoch {result.best_epoch}, "
-                  f"{seconds:.1f}s of training)  run: {run_dir}", flush=True)
+                  f"{seconds:.1f}s of training)  run: {run.path}", flush=True)
     return result
 
 
@@ -226,44 +291,129 @@ def _header(config: ClassifierConfig, data, trainer: Trainer) -> str:
             f"{count_parameters(trainer.model):,} parameters, device {trainer.device}, seed {config.train.seed}")
 
 
-def _run_record(config: ClassifierConfig, trainer: Trainer, data) -> dict:
-    return {
-        "kind": "image-classifier",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config": asdict(config),
-        "environment": trainer.environment,
-        "data": {"name": data.name, "classes": data.classes, "train": len(data.train),
-                 "val": len(data.val), "test": len(data.test), "input_shape": list(data.input_shape)},
-    }
+# --- using a finished run --------------------------------------------------------------
+
+MAX_SIDE = 1024            # pixels: model.json's input size is checked against it before anything is built
+MAX_CLASSES = 100_000
+
+
+def checked_meta(run: Run) -> dict:
+    """model.json of a classifier run, every field checked for type and bounds (it may come
+    from anyone: a downloaded run) before anything is built from it."""
+    from neuralab.models import ARCHITECTURES
+
+    path = run / runs.MODEL
+    meta = run.read(runs.MODEL)
+
+    def bad(name: str, why: str) -> NeuralabError:
+        return NeuralabError(f"{path}: field {name!r} {why}")
+
+    if not isinstance(meta, dict):
+        raise NeuralabError(f"{path}: expected a JSON object, found {type(meta).__name__}")
+    for name in ("architecture", "input_shape", "num_classes", "classes", "preprocess"):
+        if name not in meta:
+            raise bad(name, "is missing")
+    if meta["architecture"] not in ARCHITECTURES:
+        raise bad("architecture", f"is {meta['architecture']!r}; known: {', '.join(ARCHITECTURES)}")
+    shape = meta["input_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(type(v) is int for v in shape)):
+        raise bad("input_shape", f"is {shape!r}; expected [channels, height, width] as 3 whole numbers")
+    if shape[0] not in (1, 3) or not all(1 <= v <= MAX_SIDE for v in shape[1:]):
+        raise bad("input_shape", f"is {shape}; expected 1 or 3 channels and sides of 1 to {MAX_SIDE} pixels")
+    k = meta["num_classes"]
+    if type(k) is not int or not 2 <= k <= MAX_CLASSES:
+        raise bad("num_classes", f"is {k!r}; expected a whole number from 2 to {MAX_CLASSES:,}")
+    classes = meta["classes"]
+    if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)) or len(classes) != k:
+        raise bad("classes", f"must list {k} class names (num_classes), found "
+                             f"{len(classes) if isinstance(classes, list) else type(classes).__name__}")
+    pre = meta["preprocess"]
+    if not isinstance(pre, dict) or set(pre) != {"mean", "std"}:
+        raise bad("preprocess", f"must hold exactly 'mean' and 'std', found {sorted(pre) if isinstance(pre, dict) else pre!r}")
+    for key in ("mean", "std"):
+        values = pre[key]
+        if not (isinstance(values, list) and len(values) == shape[0]
+                and all(isinstance(v, (int, float)) and np.isfinite(v) for v in values)):
+            raise bad(f"preprocess.{key}", f"must be {shape[0]} finite numbers (one per channel)")
+    if min(pre["std"]) <= 0:
+        raise bad("preprocess.std", f"is {pre['std']}; every standard deviation must be above 0")
+    if not isinstance(meta.get("options", {}), dict):
+        raise bad("options", "must be an object of model options")
+    return meta
+
+
+def _checked_model(meta: dict, weights: Path):
+    """The model of ``meta`` with ``weights`` loaded, after the structure (built without
+    memory, on the meta device) was matched against the shapes in the weights' header."""
+    from neuralab.models import build_model
+
+    args = (meta["architecture"], meta["input_shape"], meta["num_classes"])
+    with torch.device("meta"):
+        skeleton = build_model(*args, **meta.get("options", {}))
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    found = tensor_shapes(weights)
+    for name in sorted(set(expected) | set(found)):
+        if expected.get(name) != found.get(name):
+            raise NeuralabError(f"{weights}: tensor {name!r} is {found.get(name, 'missing')} in the weights "
+                                f"but {expected.get(name, 'absent')} in model.json's model; the two files do "
+                                "not belong together")
+    model = build_model(*args, **meta.get("options", {}))
+    load_weights(weights, model)
+    return model.eval()
 
 
 def load_classifier(run_dir: str | Path) -> Classifier:
     """Rebuild a trained classifier from its run directory alone (JSON + safetensors)."""
-    from neuralab.models import build_model
-
-    run_dir = Path(run_dir)
-    open_run(run_dir)
-    meta = read_json(run_dir / "model.json")
-    if not (run_dir / "model.safetensors").exists():
-        raise NeuralabError(f"{run_dir}: no model.safetensors yet (the run has not finished an epoch)")
-    model = build_model(meta["architecture"], meta["input_shape"], meta["num_classes"], **meta.get("options", {}))
-    load_weights(run_dir / "model.safetensors", model)
-    model.eval()
+    run = Run.open(run_dir, Kind.CLASSIFIER)
+    meta = checked_meta(run)
+    weights = run / runs.WEIGHTS
+    if not weights.exists():
+        raise NeuralabError(f"{run.path}: no model.safetensors yet (the run has not finished an epoch)")
+    model = _checked_model(meta, weights)
     pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
     return Classifier(model, meta["classes"], pre, meta["architecture"])
 
 
 def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict:
     """Test-set loss, accuracy and confusion matrix of a run, rebuilt from its directory."""
-    from neuralab.data import load_image_data
-
-    record = open_run(run_dir)
-    config = ClassifierConfig.from_dict(record["config"])
-    clf = load_classifier(run_dir)
-    data = load_image_data(config.data, data_dir or config.data_dir, val_fraction=config.val_fraction,
-                           seed=config.train.seed)
-    probs = np.concatenate([clf.predict_proba(data.test.x[i:i + 2048]) for i in range(0, len(data.test), 2048)])
+    clf, data, probs = _test_set_probabilities(run_dir, data_dir)
     pred = probs.argmax(1)
     loss = float(-np.log(np.clip(probs[np.arange(len(pred)), data.test.y], 1e-12, None)).mean())
     return {"test_loss": loss, "test_accuracy": float((pred == data.test.y).mean()),
             "confusion_matrix": confusion_matrix(pred, data.test.y, len(clf.classes)), "classes": clf.classes}
+
+
+def _test_set_probabilities(run_dir: str | Path, data_dir: str | None):
+    """The run's classifier, its data and the test set's probabilities (N, classes)."""
+    from neuralab.data import load_image_data
+
+    clf = load_classifier(run_dir)
+    config = stored_config(Run(run_dir))
+    data = load_image_data(config.data, data_dir or config.data_dir, val_fraction=config.val_fraction,
+                           seed=config.train.seed)
+    probs = np.concatenate([clf.predict_proba(data.test.x[i:i + 2048]) for i in range(0, len(data.test), 2048)])
+    return clf, data, probs
+
+
+def write_report(run_dir: str | Path, data_dir: str | None = None) -> Path:
+    """Write report.html and its pictures again from the run directory alone: the model is
+    loaded and the test set evaluated again (after a full disk stopped the report, say)."""
+    from neuralab.models.summary import render_summary, summary
+
+    run = Run.open(run_dir, Kind.CLASSIFIER)
+    results = run.results()
+    if results is None:
+        raise NeuralabError(f"{run / runs.RESULTS}: missing; the run did not finish, so there is no report "
+                            "to write (resume it instead)")
+    with run:  # the report's files are the run's: one writer at a time, and a killed write's leftovers go
+        clf, data, probs = _test_set_probabilities(run.path, data_dir)
+        text = render_summary(summary(clf.model, data.input_shape, name=stored_config(run).model), rich=False)
+        return _report(run, results, run.metrics(), probs, data.test, text)
+
+
+def _report(run: Run, results: dict, history: list[dict], probs: np.ndarray, test, summary_text: str) -> Path:
+    from neuralab.reports.classifier import write_classifier_report
+
+    return write_classifier_report(run.path, record=run.record, results=results, history=history,
+                                   matrix=np.asarray(results["confusion_matrix"]), probabilities=probs,
+                                   images=test.x, labels=test.y, summary_text=summary_text)

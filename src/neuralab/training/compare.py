@@ -14,7 +14,6 @@ from pathlib import Path
 
 from neuralab.files import atomic_write
 from neuralab.training.classify import ClassifierConfig, train_classifier
-from neuralab.training.rundir import create_run_dir
 
 
 @dataclass
@@ -47,8 +46,7 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
         accs, epoch_seconds, params = [], [], 0
         for seed in range(seeds):
             config = replace(base, model=name, train=replace(base.train, seed=seed))
-            run_dir = create_run_dir(out / f"{name}-seed{seed}", overwrite=True)
-            result = train_classifier(config, out=run_dir, overwrite=True, verbose=False)
+            result = train_classifier(config, out=out / f"{name}-seed{seed}", overwrite=True, verbose=False)
             accs.append(result.test["accuracy"])
             epoch_seconds += [r["seconds"] for r in result.history]
             params = result.params

@@ -31,8 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuralab.errors import NeuralabError
-from neuralab.files import atomic_write
-from neuralab.training.checkpoint import load_checkpoint, save_checkpoint, save_weights, unwrap
+from neuralab.files import WriteError, atomic_write
+from neuralab.runs import BEST, LAST, METRICS, WEIGHTS
+from neuralab.training.checkpoint import (load_checkpoint, load_tensors, save_checkpoint, save_tensors, save_weights,
+                                          unwrap)
 from neuralab.training.device import cpu_threads, environment, init_distributed, pick_device
 from neuralab.training.progress import Progress
 
@@ -190,18 +192,12 @@ class Trainer:
         shuffle = torch.Generator().manual_seed(cfg.seed)
 
         start = 1
-        last = self.run_dir / "checkpoints" / "last.safetensors" if self.run_dir else None
-        if resume:
-            if last is None or not last.exists():
-                raise NeuralabError(f"--resume: no checkpoint in {self.run_dir}/checkpoints; start a new run instead")
-            meta = load_checkpoint(last, model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle)
-            self.history = meta["history"]
-            if "sample_losses" in meta["state"]:
-                self.sample_losses = meta["state"]["sample_losses"].to(self.device)
-            start = meta["epoch"] + 1
-            self.best_state = self._load_best()
+        if resume and self.run_dir is not None:
+            meta = self._restore(model, optimizer, scheduler, shuffle)
+            start = meta["epoch"] + 1 if meta else 1
 
         progress = Progress(cfg.epochs, n, enabled=self.verbose)
+        t0 = time.perf_counter() - self.elapsed  # wall time accumulates across resumes
         with cpu_threads(cfg.threads), contextlib.closing(progress):
             for epoch in range(start, cfg.epochs + 1):
                 if self._should_stop():
@@ -210,6 +206,7 @@ class Trainer:
                 record = self._train_epoch(model, optimizer, scheduler, order, x, y, epoch, progress)
                 if val is not None:
                     record.update({f"val_{k}": v for k, v in self.evaluate(*val).items()})
+                record["elapsed"] = time.perf_counter() - t0
                 self.history.append(record)
                 improved = self._improved()
                 if improved:
@@ -220,6 +217,11 @@ class Trainer:
         if self.best_state is not None:
             unwrap(model).load_state_dict(self.best_state)
         return self.history
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds of training so far, over every session of a resumed run."""
+        return self.history[-1].get("elapsed", 0.0) if self.history else 0.0
 
     def _epoch_order(self, shuffle: torch.Generator, n: int, size: int) -> torch.Tensor:
         """This epoch's samples in random order: all ``n``, or the ``size`` with the highest loss."""
@@ -343,33 +345,65 @@ class Trainer:
         p = self.config.patience
         return p > 0 and len(self.history) > 0 and self.history[-1]["epoch"] - self.best_epoch() >= p
 
+    # Every epoch writes, in this order: last.safetensors (the commit point: the whole state and
+    # history), metrics.jsonl, then, when the epoch is the best so far, best.safetensors and
+    # model.safetensors. A crash between two writes leaves files that ``_restore`` can make
+    # agree from last.safetensors alone: a best epoch's state is committed in last before any
+    # other file names it, and an earlier best's files were complete before the next commit.
+
     def _save(self, model, optimizer, scheduler, shuffle, epoch, improved) -> None:
         try:
-            self._write_state(model, optimizer, scheduler, shuffle, epoch, improved)
-        except OSError as e:
-            raise NeuralabError(
-                f"{e.filename or self.run_dir}: cannot save epoch {epoch} ({e.strerror or e}); free disk space or "
-                f"fix permissions, then `neuralab train --resume {self.run_dir}` (earlier checkpoints are intact)"
-            ) from None
+            state = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle,
+                         epoch=epoch, history=self.history,
+                         state={} if self.sample_losses is None else {"sample_losses": self.sample_losses})
+            save_checkpoint(self.run_dir / LAST, **state)
+            self._write_metrics()
+            if improved:
+                save_checkpoint(self.run_dir / BEST, **state)
+                save_weights(self.run_dir / WEIGHTS, model, {**self.model_meta, "epoch": epoch})
+        except WriteError as e:
+            raise NeuralabError(f"{e.path}: cannot save epoch {epoch} ({e.strerror}); free disk space or fix "
+                                f"permissions, then resume the run with `resume` {self.run_dir} (earlier checkpoints are "
+                                "intact)") from None
 
-    def _write_state(self, model, optimizer, scheduler, shuffle, epoch, improved) -> None:
-        ckpt = self.run_dir / "checkpoints"
-        state = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle,
-                     epoch=epoch, history=self.history,
-                     state={} if self.sample_losses is None else {"sample_losses": self.sample_losses})
-        save_checkpoint(ckpt / "last.safetensors", **state)
-        if improved:
-            save_checkpoint(ckpt / "best.safetensors", **state)
-            save_weights(self.run_dir / "model.safetensors", model, {**self.model_meta, "epoch": epoch})
-        with atomic_write(self.run_dir / "metrics.jsonl") as f:
+    def _write_metrics(self) -> None:
+        with atomic_write(self.run_dir / METRICS) as f:
             for record in self.history:
                 f.write(json.dumps(record) + "\n")
 
-    def _load_best(self) -> dict | None:
-        best = self.run_dir / "checkpoints" / "best.safetensors"
-        if not best.exists():
+    def _restore(self, model, optimizer, scheduler, shuffle) -> dict | None:
+        """Load last.safetensors and bring the other files in line with it; None when the run
+        stopped before its first checkpoint (it then starts again from epoch 1)."""
+        last = self.run_dir / LAST
+        if not last.exists():
             return None
-        from neuralab.training.checkpoint import load_tensors
+        try:
+            meta = load_checkpoint(last, model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle)
+        except NeuralabError as e:
+            raise NeuralabError(f"{e}; resume from the best epoch instead by deleting {last} and copying "
+                                f"{self.run_dir / BEST} in its place, or start a new run") from None
+        self.history = meta["history"]
+        if "sample_losses" in meta["state"]:
+            self.sample_losses = meta["state"]["sample_losses"].to(self.device)
+        best = self.best_epoch()
+        if best == meta["epoch"] and _epoch_of(self.run_dir / BEST) != best:
+            with atomic_write(self.run_dir / BEST, "wb") as f:  # the crash came between the two writes
+                f.write(last.read_bytes())
+        if best:
+            tensors, best_meta = load_tensors(self.run_dir / BEST)
+            if best_meta.get("epoch") != best:
+                raise NeuralabError(f"{self.run_dir / BEST}: holds epoch {best_meta.get('epoch')} but the "
+                                    f"history's best is epoch {best}; the run's files are damaged")
+            self.best_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+            if _epoch_of(self.run_dir / WEIGHTS) != best:
+                save_tensors(self.run_dir / WEIGHTS, self.best_state, {**self.model_meta, "epoch": best})
+        self._write_metrics()
+        return meta
 
-        tensors, _ = load_tensors(best)
-        return {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+
+def _epoch_of(path: Path) -> int | None:
+    """The epoch recorded in a checkpoint's or weights file's header; None if absent or damaged."""
+    try:
+        return load_tensors(path)[1].get("epoch") if path.exists() else None
+    except NeuralabError:
+        return None

@@ -2,7 +2,9 @@
 browse runs and compare forecasts. Starlette + uvicorn on the server, plain HTML and
 JavaScript in the browser, nothing fetched from the internet (docs/web.md says why).
 
-    app         routes, security headers, the server
+    app         routes, the server
+    security    hosts answered, other sites refused, content types, security headers
+    inputs      bodies within limits, JSON checked, the validators of every field
     runs        run directories under one root, never a step outside it
     playground  convolution and pooling on a picture, with the step view's numbers
     classify    models cached by run, top-k and feature maps of a drawing or upload

@@ -8,97 +8,56 @@ calls the library (``neuralab.mechanics``, ``neuralab.training``, ``neuralab.mod
     /forecast    forecast vs actual, baselines           GET  /api/forecast
 
 Every answer carries a strict Content-Security-Policy (no script but ours, nothing fetched
-from elsewhere); requests must name a host this server answers to (DNS rebinding); uploads
-stop at 10 MB.
+from elsewhere); requests must name a host this server answers to (DNS rebinding) and may not
+come from another site's page (``security``); bodies are read within limits and checked field
+by field (``inputs``); pictures are decoded in worker threads, a few at a time.
 """
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.web import classify as classifier
 from neuralab.web import images, playground, runs
 from neuralab.web.forecast import forecast_view
+from neuralab.web.inputs import Shown, fields, read_body, read_json, text
+from neuralab.web.security import RequestGuard, SecurityHeaders, accepts, allowed_hosts
 
 STATIC = Path(__file__).parent / "static"   # served as they are: scripts, style, sample pictures
 PAGES_DIR = Path(__file__).parent / "pages"  # each page's body, put into layout.html
 PAGES = {"index": "Home", "conv": "Convolution playground", "classify": "Classifier", "runs": "Runs",
          "forecast": "Forecast"}
-LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
-
-CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
-       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 # A run's report.html is self-contained (inline style, images as data: URLs) and runs no script.
 REPORT_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+PICTURE_TYPES = ("image/*", "application/octet-stream")  # what the pages send a picture as
+# Pictures read and decoded at once; the others wait without reading their bodies. Each holds
+# at most a 10 MB body and a 16-million-pixel picture being decoded and converted (about
+# 100 MB for a 4000 x 4000 colour photo), so a burst of uploads stays under half a gigabyte.
+PICTURES_AT_ONCE = 4
+MAX_CONNECTIONS = 64  # beyond this uvicorn answers 503 at once (limit_concurrency)
+CONV_FIELDS = ("image", "op", "kernel", "stride", "padding", "size", "scale", "at")
 
 
-class SecurityHeaders:
-    """Add the CSP and friends to every response that does not set its own CSP."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def send_with_headers(message):
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {k.lower() for k, _ in headers}
-                extra = {b"x-content-type-options": b"nosniff", b"referrer-policy": b"no-referrer",
-                         b"content-security-policy": CSP.encode(), b"cache-control": b"no-store"}
-                headers += [(k, v) for k, v in extra.items() if k not in names]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-async def read_body(request: Request, limit: int = images.MAX_UPLOAD_BYTES) -> bytes:
-    """The request body, refused with 413 past ``limit`` bytes (before reading it, when the
-    client says its length; while reading it, when it does not)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise HTTPException(413, f"upload larger than {limit // (1024 * 1024)} MB")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"upload larger than {limit // (1024 * 1024)} MB")
-    if not body:
-        raise NeuralabError("upload: the request holds no picture")
-    return bytes(body)
-
-
-async def read_json_body(request: Request) -> dict:
-    data = await read_body(request, 64 * 1024)
-    try:
-        obj = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise NeuralabError("request: not valid JSON") from None
-    if not isinstance(obj, dict):
-        raise NeuralabError("request: expected a JSON object")
-    return obj
-
-
-def create_app(runs_dir: str | Path = "runs", hosts: list[str] | None = None) -> Starlette:
+def create_app(runs_dir: str | Path = "runs", hosts=None) -> Starlette:
     """The app serving the runs under ``runs_dir``; ``hosts``: the Host names it answers to
-    (default: the loopback names; ["*"] for any)."""
+    (default: the loopback names; ``security.allowed_hosts`` makes the set for a bind address)."""
+    import anyio
+
     root = Path(runs_dir).resolve()
     uploads = images.Uploads()
     models = classifier.Models()
+    pictures = anyio.CapacityLimiter(PICTURES_AT_ONCE)
 
     def page(name: str):
         html = render_page(name)
@@ -113,71 +72,75 @@ def create_app(runs_dir: str | Path = "runs", hosts: list[str] | None = None) ->
         return JSONResponse({"kernels": {n: k.tolist() for n, k in KERNELS.items()},
                              "samples": images.SAMPLES})
 
+    def read_upload(data: bytes):
+        return images.fit_within(images.decode(data, "L"))
+
+    @accepts(*PICTURE_TYPES)
     async def upload(request):
-        data = await read_body(request)
-        picture = images.fit_within(images.decode(data, "L"))
+        async with pictures:
+            data = await read_body(request, images.MAX_UPLOAD_BYTES)
+            picture = await run_in_threadpool(read_upload, data)
         return JSONResponse({"token": uploads.add(picture), "h": picture.shape[0], "w": picture.shape[1]})
 
     def conv_sync(params: dict) -> dict:
-        source = str(params.get("image", "sample:digit"))
+        params = fields(params, CONV_FIELDS)
+        source = text("image", params.get("image", "sample:digit"))
         kind, _, name = source.partition(":")
         if kind == "sample":
             picture = images.sample(name)
         elif kind == "upload":
             picture = uploads.get(name)
         else:
-            raise NeuralabError(f"image {source!r}: give sample:NAME or upload:TOKEN")
-        at = params.get("at")
-        if at is not None:
-            try:
-                at = (int(at[0]), int(at[1]))
-            except (TypeError, ValueError, IndexError):
-                raise NeuralabError(f"at {at!r}: give [row, column]") from None
-        return playground.run(picture, op=str(params.get("op", "conv")), kernel=str(params.get("kernel", "sobel-x")),
-                              stride=params.get("stride", 1), padding=params.get("padding", "valid"),
-                              size=params.get("size", 2), scale=str(params.get("scale", "auto")), at=at)
+            raise ParameterError("image", Shown(source), "give sample:NAME or upload:TOKEN")
+        return playground.run(picture, **{k: v for k, v in params.items() if k != "image"})
 
+    @accepts("application/json")
     async def conv(request):
-        from starlette.concurrency import run_in_threadpool
-
-        return JSONResponse(await run_in_threadpool(conv_sync, await read_json_body(request)))
+        return JSONResponse(await run_in_threadpool(conv_sync, await read_json(request)))
 
     async def run_list(request):
-        from starlette.concurrency import run_in_threadpool
-
         def rows():
             return [runs.describe(root, r) for r in runs.find_runs(root)]
         return JSONResponse({"root": str(root), "runs": await run_in_threadpool(rows)})
 
     async def run_details(request):
-        return JSONResponse(runs.details(root, request.query_params.get("run", "")))
+        return JSONResponse(await run_in_threadpool(runs.details, root, request.query_params.get("run", "")))
 
     async def run_file(request):
-        path, media = runs.run_file(root, request.query_params.get("run", ""), request.query_params.get("name", ""))
+        q = request.query_params
+        path, media = await run_in_threadpool(runs.run_file, root, q.get("run", ""), q.get("name", ""))
         headers = {"content-security-policy": REPORT_CSP} if path.suffix == ".html" else None
         return FileResponse(path, media_type=media, headers=headers)
 
+    @accepts(*PICTURE_TYPES)
     async def classify(request):
-        from starlette.concurrency import run_in_threadpool
-
         q = request.query_params
         run_dir = runs.resolve_run(root, q.get("run", ""))
-        data = await read_body(request)
-        result = await run_in_threadpool(classifier.classify, models, run_dir, data, q.get("source", "upload"),
-                                         q.get("invert", "auto"))
+        async with pictures:
+            data = await read_body(request, images.MAX_UPLOAD_BYTES)
+            result = await run_in_threadpool(classifier.classify, models, run_dir, data, q.get("source", "upload"),
+                                             q.get("invert", "auto"))
         return JSONResponse(result)
 
     async def forecast(request):
-        return JSONResponse(forecast_view(root, request.query_params.get("run", "")))
+        return JSONResponse(await run_in_threadpool(forecast_view, root, request.query_params.get("run", "")))
+
+    def said(exc) -> str:
+        """The error's one line, with the runs folder's own path taken out (runs are named by id)."""
+        return str(exc).replace(f"{root}{os.sep}", "").replace(str(root), "the runs folder")
 
     async def not_found(request, exc):
-        return JSONResponse({"error": str(exc)}, status_code=404)
+        return JSONResponse({"error": said(exc)}, status_code=404)
 
     async def bad_input(request, exc):
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"error": said(exc)}, status_code=400)
 
     async def http_error(request, exc):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    async def server_error(request, exc):  # a bug of the app; the traceback goes to the server's log
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); the server's log has the details"},
+                            status_code=500)
 
     routes = [
         Route("/", page("index")),
@@ -194,11 +157,11 @@ def create_app(runs_dir: str | Path = "runs", hosts: list[str] | None = None) ->
         Route("/favicon.ico", lambda request: Response(status_code=204)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts or LOOPBACK_NAMES),
+    middleware = [Middleware(RequestGuard, hosts=allowed_hosts() if hosts is None else hosts),
                   Middleware(SecurityHeaders)]
     return Starlette(routes=routes, middleware=middleware,
                      exception_handlers={runs.NotFound: not_found, NeuralabError: bad_input,
-                                         HTTPException: http_error})
+                                         HTTPException: http_error, Exception: server_error})
 
 
 def render_page(name: str) -> str:
@@ -211,33 +174,16 @@ def render_page(name: str) -> str:
                              body=(PAGES_DIR / f"{name}.html").read_text())
 
 
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def allowed_hosts(host: str) -> list[str]:
-    """The Host header values to answer: any for a wildcard bind, else loopback names (+ ``host``)."""
-    if host in ("0.0.0.0", "::", ""):
-        return ["*"]
-    if is_loopback(host):
-        return LOOPBACK_NAMES
-    return LOOPBACK_NAMES + ([host, f"[{host}]"] if ":" in host else [host])  # IPv6 comes in brackets
-
-
-def make_server(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: int = 7860):
+def make_server(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: int = 7860,
+                allow_hosts: list[str] | tuple[str, ...] = ()):
     """A uvicorn server for the app; ``run()`` blocks, a thread may set ``should_exit``.
-    Port 0 takes a free port: read it from ``server.servers[0].sockets[0]`` once ``started``."""
+    Port 0 takes a free port: read it from ``server.servers[0].sockets[0]`` once ``started``.
+    ``allow_hosts``: more names the app answers to besides those ``allowed_hosts`` finds."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(runs_dir, allowed_hosts(host)), host=host, port=port,
-                            log_level="warning", server_header=False, lifespan="off")
+    config = uvicorn.Config(create_app(runs_dir, allowed_hosts(host, allow_hosts)), host=host, port=port,
+                            log_level="warning", server_header=False, lifespan="off",
+                            limit_concurrency=MAX_CONNECTIONS)
     return uvicorn.Server(config)
 
 

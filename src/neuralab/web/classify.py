@@ -12,6 +12,7 @@ import numpy as np
 
 from neuralab.errors import NeuralabError
 from neuralab.web.images import center_like_mnist, decode, looks_dark_on_light, png_url, stretch
+from neuralab.web.inputs import choice
 
 MAPS_PER_LAYER = 16  # the page shows the first 16 channels of each layer
 TOP_K = 5
@@ -32,6 +33,9 @@ class Models:
         self._lock = threading.Lock()
 
     def get(self, run_dir: Path):
+        """The run's classifier; a run that is not one, or is damaged, is a NeuralabError
+        naming it (``load_classifier`` checks the run's kind and model.json), which the app
+        answers with 400."""
         from neuralab.training import load_classifier
 
         weights = run_dir / "model.safetensors"
@@ -54,10 +58,8 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
     source "upload": any picture, resized; ``invert`` "auto" inverts dark-on-light pictures."""
     from neuralab.data.pictures import resize
 
-    if source not in ("canvas", "upload"):
-        raise NeuralabError(f"source {source!r}: allowed are canvas, upload")
-    if invert not in ("auto", "yes", "no"):
-        raise NeuralabError(f"invert {invert!r}: allowed are auto, yes, no")
+    choice("source", source, ("canvas", "upload"))
+    choice("invert", invert, ("auto", "yes", "no"))
     c, h, w = clf.preprocess.input_shape
     picture = decode(data, "L" if c == 1 else "RGB")
     if invert == "yes" or (invert == "auto" and source == "upload" and looks_dark_on_light(picture)):
@@ -73,7 +75,7 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
 def _pictures(maps: np.ndarray) -> dict:
     """The first MAPS_PER_LAYER maps as pictures; 1 x 1 maps (one number per filter) all in one
     picture instead (``vector_grid``), stretched together."""
-    from neuralab.models.inspect import vector_grid
+    from neuralab.reports.inspect import vector_grid
 
     c, h, w = maps.shape
     if h * w > 1:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab.errors import NeuralabError
+from neuralab.web.inputs import choice
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MB
 MAX_UPLOAD_PIXELS = 16_000_000       # 4000 x 4000; larger files are refused before decoding
@@ -110,8 +111,7 @@ def sample(name: str) -> np.ndarray:
     """The bundled sample ``name`` as a uint8 grayscale (H, W) array."""
     from neuralab.data.pictures import read_image
 
-    if name not in SAMPLES:
-        raise NeuralabError(f"sample {name!r}: choose one of {', '.join(SAMPLES)}")
+    choice("sample", name, tuple(SAMPLES))
     if name == "photo":
         from matplotlib import cbook
 

@@ -7,58 +7,56 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import ParameterError
 from neuralab.mechanics import KERNELS, conv_shape, correlate2d, pad, parse_kernel, pool2d
 from neuralab.mechanics.kernels import ALIASES, default_scale, to_uint8
 from neuralab.web.images import png_url
+from neuralab.web.inputs import Shown, choice, text, whole
 
 STEP_MAX_KERNEL = 7   # the step view shows windows up to 7 x 7
 STEP_MAX_CELLS = 12   # and crops up to 12 x 12 input cells
 MAX_STRIDE = 8
 MAX_PADDING = 8
+MAX_POOL = 16
 SCALE_WORDS = {"clip": "values clipped to 0..255", "abs": "|value| clipped to 0..255",
                "minmax": "stretched: minimum black, maximum white"}
 
 
-def kernel_from(spec: str) -> tuple[str, np.ndarray]:
+def kernel_from(spec) -> tuple[str, np.ndarray]:
     """A KERNELS name (or alias) or typed numbers. Unlike ``get_kernel`` this never opens a
     file: the text comes from a browser."""
+    spec = text("kernel", spec)
     name = ALIASES.get(spec.strip().lower(), spec.strip().lower())
     if name in KERNELS:
         return name, KERNELS[name].copy()
     return "custom", parse_kernel(spec, "kernel")
 
 
-def _whole(value, option: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise NeuralabError(f"{option} {value!r}: give a whole number from {low} to {high}") from None
-    if not low <= number <= high:
-        raise NeuralabError(f"{option} {number}: allowed are {low} to {high}")
-    return number
-
-
 def _padding(value):
     if isinstance(value, str) and value.lower() in ("valid", "same"):
         return value.lower()
-    return _whole(value, "padding", 0, MAX_PADDING)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PADDING:
+        raise ParameterError("padding", Shown(value), f"allowed are valid, same or a whole number from 0 to {MAX_PADDING}")
+    return value
 
 
-def run(image: np.ndarray, op: str = "conv", kernel: str = "sobel-x", stride=1, padding="valid", size=2,
-        scale: str = "auto", at: tuple[int, int] | None = None) -> dict:
+def run(image: np.ndarray, op="conv", kernel="sobel-x", stride=1, padding="valid", size=2,
+        scale="auto", at=None) -> dict:
     """Apply ``op`` ("conv", "max" or "avg") to the grayscale uint8 ``image`` (H, W).
 
     ``scale`` turns values into grey levels: "auto" (|value| for kernels summing to 0, else
     clipped), "clip", "abs" or "minmax". ``at`` (row, column) of the input picks where the step
-    view's crop sits (default: where the output is strongest). Bad settings raise NeuralabError naming the option and the allowed range."""
-    if op not in ("conv", "max", "avg"):
-        raise NeuralabError(f"operation {op!r}: allowed are conv, max, avg")
-    if scale not in ("auto", *SCALE_WORDS):
-        raise NeuralabError(f"scale {scale!r}: allowed are auto, {', '.join(SCALE_WORDS)}")
-    stride = _whole(stride, "stride", 1, MAX_STRIDE)
+    view's crop sits (default: where the output is strongest). The settings come as JSON gave
+    them: a bad type or value raises a ParameterError naming the setting and what is allowed."""
+    op = choice("op", op, ("conv", "max", "avg"))
+    scale = choice("scale", scale, ("auto", *SCALE_WORDS))
+    stride = whole("stride", stride, 1, MAX_STRIDE)
     x = image.astype(np.float64)
     h, w = x.shape
+    if at is not None:
+        if not isinstance(at, list) or len(at) != 2:
+            raise ParameterError("at", Shown(at), "give [row, column] of the input picture")
+        at = (whole("at", at[0], 0, h), whole("at", at[1], 0, w))
     if op == "conv":
         name, k = kernel_from(kernel)
         padding = _padding(padding)
@@ -68,7 +66,7 @@ def run(image: np.ndarray, op: str = "conv", kernel: str = "sobel-x", stride=1, 
         lines = shape.explain()
         window, pads = k.shape, shape.pads
     else:
-        side = _whole(size, "pool size", 1, 16)
+        side = whole("size", size, 1, MAX_POOL)
         name, k = f"{op} pooling", None
         shape = conv_shape((1, h, w), 1, side, stride, "valid")
         values = pool2d(x[None, None], side, stride, op)[0, 0]

@@ -25,6 +25,12 @@ function kernelText(k) {
   return k.map((row) => row.map(frac).join(" ")).join("\n");
 }
 
+// what an input holds, as the API takes it: whole numbers as numbers, anything else as typed
+// (the server's message then names what was typed)
+function setting(value) {
+  return /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
+}
+
 function fillGrid(table, rows, cellText) {
   table.replaceChildren(...rows.map((row, i) => el("tr", {}, ...row.map((v, j) => el("td", { text: cellText(v, i, j) })))));
 }
@@ -185,8 +191,9 @@ document.addEventListener("DOMContentLoaded", async () => {
     update();
   });
   $("size").addEventListener("change", (e) => {
-    if (String(state.stride) === String(state.size)) state.stride = $("stride").value = e.target.value;
-    state.size = e.target.value;
+    if (state.stride === state.size) state.stride = setting(e.target.value);
+    $("stride").value = state.stride;
+    state.size = setting(e.target.value);
     update();
   });
   $("kernel-name").addEventListener("change", (e) => {
@@ -201,10 +208,10 @@ document.addEventListener("DOMContentLoaded", async () => {
     update();
   }, 400));
   for (const id of ["stride", "padding", "scale"]) {
-    $(id).addEventListener("change", (e) => { state[id] = e.target.value; update(); });
+    $(id).addEventListener("change", (e) => { state[id] = setting(e.target.value); update(); });
   }
   $("input-img").addEventListener("click", (e) => {
-    state.at = [Math.floor(e.offsetY / result.scale), Math.floor(e.offsetX / result.scale)];
+    state.at = [Math.max(0, Math.floor(e.offsetY / result.scale)), Math.max(0, Math.floor(e.offsetX / result.scale))];
     update();
   });
   $("step-first").addEventListener("click", () => { stopPlaying(); showStep(0); });

@@ -1,0 +1,38 @@
+"""`neuralab report RUN_DIR`: write a run's report.html (and its pictures) again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "report", help="write a run's report.html again from its directory",
+        description="Write report.html and its pictures again from a finished run's directory alone, "
+                    "for an image classifier (the model is loaded and the test set evaluated again) or a "
+                    "forecast (from results.json, forecast.csv and the series): after a full disk stopped "
+                    "the report, or to draw an old run with this version.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--data-dir", help="folder holding an image classifier's dataset, if not where the run found it")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args) -> int:
+    from neuralab.errors import NeuralabError
+    from neuralab.runs import Kind, Run
+
+    kind = Run.open(args.run_dir).kind
+    if kind is Kind.CLASSIFIER:
+        from neuralab.training.classify import write_report
+
+        path = write_report(args.run_dir, args.data_dir)
+    else:
+        from neuralab.forecasting.pipeline import write_report
+
+        if args.data_dir is not None:
+            raise NeuralabError(f"--data-dir: {args.run_dir} is a forecast run, which reads its series from "
+                                "where it was trained; leave --data-dir out")
+
+        path = write_report(args.run_dir)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,77 @@
+"""`neuralab runs [ROOT] [--watch]`: every run under a folder with its status, as a table."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+COLUMNS = ("run", "kind", "model", "data", "status", "best metric", "epochs", "created")
+
+
+def register(sub) -> None:
+    from neuralab.cli._args import positive_float
+
+    p = sub.add_parser("runs", help="list the runs under a folder: kind, model, data, status, best metric",
+                       description="List every run directory under ROOT (default: runs, or $NEURALAB_RUNS) with "
+                                   "its status read from the folder itself: running, finished, interrupted "
+                                   "(resumable) or damaged.")
+    p.add_argument("root", nargs="?", type=Path, help="folder holding runs (default runs, or $NEURALAB_RUNS)")
+    p.add_argument("--watch", nargs="?", type=positive_float, const=2.0, metavar="SECONDS",
+                   help="refresh every SECONDS (default 2) until Ctrl-C")
+    p.add_argument("--json", action="store_true", help="print JSON for machines")
+    p.set_defaults(func=run_runs)
+
+
+def run_runs(args) -> int:
+    import json
+    import os
+
+    from neuralab.errors import ParameterError
+
+    root = args.root or Path(os.environ.get("NEURALAB_RUNS", "runs"))
+    if args.root is not None and not root.is_dir():
+        raise ParameterError("root", str(root), "no such folder; give the folder your runs are in")
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows(root)], indent=2))
+        return 0
+    if not args.watch:
+        print(table(rows(root), root))
+        return 0
+    live, last = sys.stdout.isatty(), None
+    try:
+        while True:
+            text = table(rows(root), root)
+            if live:
+                print("\x1b[H\x1b[2J" + text + f"\n\nrefreshing every {args.watch:g} s; Ctrl-C to stop", flush=True)
+            elif text != last:  # in a log: print only what changed
+                print(time.strftime("%H:%M:%S") + "\n" + text + "\n", flush=True)
+            last = text
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
+
+
+def rows(root: Path):
+    from neuralab.runs import Run, describe, find
+
+    return [describe(Run(root / run_id), run_id) for run_id in find(root)]
+
+
+def table(rows, root: Path) -> str:
+    if not rows:
+        return f"no runs under {root}"
+    cells = [COLUMNS] + [(r.id, r.kind, r.model, r.data, r.status, _metric(r), str(r.epochs or ""),
+                          r.created.replace("T", " ")[:16]) for r in sorted(rows, key=lambda r: r.created)]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    damaged = [f"  {r.id}: {r.error}" for r in rows if r.error]
+    return "\n".join(lines + (["damaged:", *damaged] if damaged else []))
+
+
+def _metric(row) -> str:
+    m = row.metric
+    if m.get("value") is None:
+        return ""
+    value = f"{m['value'] * 100:.2f}%" if "accuracy" in m["name"] else f"{m['value']:.4g}"
+    return f"{m['name']} {value}" + (f" ({m['note']})" if m.get("note") else "")

@@ -1,0 +1,35 @@
+"""Keras models in, native PyTorch out.
+
+    from neuralab.keras import convert
+    model = convert("lenet5.keras")        # or a TF-Keras 2 "model.h5", or a live Keras 3 model
+    probs = model(images)                  # (N, C, H, W) in, what Keras's predict returns out
+
+Files are read as JSON and HDF5 (no Keras needed, nothing in them executed): see reader.py.
+The architecture becomes a spec of plain data (spec.py, from the layers in layers.py) that a
+run stores and rebuilds from, and the spec becomes PyTorch modules (build.py). docs/keras.md lists what converts.
+"""
+
+from __future__ import annotations
+
+from neuralab.keras.build import build
+from neuralab.keras.layers import supported_layers
+from neuralab.keras.reader import KerasModel, read
+from neuralab.keras.spec import (
+    check,
+    ends_in_softmax,
+    input_shape,
+    keras_summary,
+    parameter_count,
+)
+
+
+def convert(source, logits: bool = False):
+    """A native ``torch.nn.Module`` computing what the Keras model ``source`` computes: a
+    ``.keras`` file, a legacy full-model ``.h5`` (TF-Keras 2), or a live Keras 3 model.
+    ``logits=True`` leaves out a final softmax (see ``ends_in_softmax``)."""
+    model = read(source)
+    return build(model.spec, model.weights, logits=logits)
+
+
+__all__ = ["KerasModel", "build", "check", "convert", "ends_in_softmax", "input_shape", "keras_summary",
+           "parameter_count", "read", "supported_layers"]

@@ -1,0 +1,245 @@
+"""Reading a Keras model without Keras: the JSON config and the HDF5 weights of a ``.keras``
+file (a zip: config.json, metadata.json, model.weights.h5), of a legacy full-model ``.h5``
+(TF-Keras 2's ``model.save("m.h5")``: a ``model_config`` attribute and a ``model_weights``
+group), or of a live Keras 3 model (the only route that imports Keras).
+
+Nothing in a file is executed or unpickled: configs are JSON and weights are HDF5 datasets,
+each checked against the spec (count, shape, float type) before it is read, and the weights
+the spec declares must fit in the file before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from neuralab.errors import NeuralabError
+from neuralab.keras import spec as specs
+from neuralab.keras.layers import ALIASES
+
+MAX_CONFIG = 64 * 2**20  # bytes of JSON; a real model's config takes a few KB
+ZIP_MAGIC, HDF5_MAGIC = b"PK\x03\x04", b"\x89HDF\r\n\x1a\n"
+
+
+@dataclass
+class KerasModel:
+    """A Keras model as neuralab keeps it: the spec and, per layer, Keras's weights by name."""
+
+    spec: dict
+    weights: dict[str, dict[str, np.ndarray]]
+
+
+def read(source) -> KerasModel:
+    """Read a ``.keras`` file, a legacy full-model ``.h5`` file, or a live Keras 3 model."""
+    if not isinstance(source, (str, os.PathLike)):
+        return read_live(source)
+    path = Path(source)
+    if path.is_dir():
+        raise NeuralabError(f"{path}: a folder (a TensorFlow SavedModel?); give a .keras file "
+                            "(model.save('model.keras')) or a full-model .h5")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(8)
+    except FileNotFoundError:
+        raise NeuralabError(f"{path}: file not found") from None
+    except OSError as e:
+        raise NeuralabError(f"{path}: cannot be read ({e.strerror})") from None
+    if magic.startswith(ZIP_MAGIC):
+        return _read_keras_zip(path)
+    if magic == HDF5_MAGIC:
+        return _read_h5(path)
+    raise NeuralabError(f"{path}: neither a .keras file (zip) nor an HDF5 .h5 file; "
+                        "save the model with model.save('model.keras')")
+
+
+def _bytes_needed(spec: dict) -> int:
+    """Bytes the spec's weights take in float32, the least that a file holding them must have."""
+    return sum(4 * int(np.prod(s)) for e in spec["layers"] for _, s in e["weights"])
+
+
+# --- .keras -----------------------------------------------------------------------------------
+
+def _read_keras_zip(path: Path) -> KerasModel:
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            if "config.json" not in names:
+                if "model.weights.h5" in names or any(n.endswith(".h5") for n in names):
+                    raise _weights_only(path)
+                raise NeuralabError(f"{path}: a zip without config.json, not a .keras model file")
+            config = _json(path, z.getinfo("config.json").file_size, lambda: z.read("config.json"), "config.json")
+            meta = {}
+            if "metadata.json" in names:
+                meta = _json(path, z.getinfo("metadata.json").file_size, lambda: z.read("metadata.json"), "metadata.json")
+            version = str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
+            spec = specs.from_config(config, str(path), version)
+            if "model.weights.h5" not in names:
+                sharded = any(n.endswith(".weights.json") or n.startswith("model.weights") for n in names)
+                raise NeuralabError(f"{path}: no model.weights.h5 in the archive" +
+                                    ("; sharded weights are not read, save it as one file" if sharded else ""))
+            info = z.getinfo("model.weights.h5")
+            if info.file_size < _bytes_needed(spec):
+                raise NeuralabError(f"{path}: model.weights.h5 is smaller than the weights the config declares; "
+                                    "the file is truncated or its config was changed")
+            # Generous: a file also holds the optimizer's state and HDF5's own records.
+            if info.file_size > 16 * _bytes_needed(spec) + 64 * 2**20:
+                raise NeuralabError(f"{path}: model.weights.h5 declares {info.file_size:,} bytes, far more "
+                                    "than the model's weights need; the file is not a Keras model")
+            with tempfile.TemporaryDirectory(prefix="neuralab-keras-") as tmp:
+                h5 = Path(tmp) / "model.weights.h5"
+                with z.open(info) as src, open(h5, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 2**20)
+                return KerasModel(spec, _weights_v3(path, h5, spec))
+    except zipfile.BadZipFile as e:
+        raise NeuralabError(f"{path}: the zip is damaged or truncated ({e}); save the model again") from None
+    except (EOFError, zipfile.LargeZipFile) as e:
+        raise NeuralabError(f"{path}: the zip is damaged or truncated ({type(e).__name__}); save the model again") from None
+
+
+def _json(path: Path, size: int, read, what: str):
+    if size > MAX_CONFIG:
+        raise NeuralabError(f"{path}: {what} declares {size:,} bytes, more than a model config takes")
+    try:
+        return json.loads(read())
+    except (ValueError, RecursionError) as e:
+        raise NeuralabError(f"{path}: {what} is not valid JSON ({str(e)[:80]}); the file is damaged") from None
+
+
+def _snake(name: str) -> str:
+    """Keras's to_snake_case: the .keras weights file names each layer after its class."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _weights_v3(path: Path, h5_path: Path, spec: dict) -> dict:
+    """Keras 3 (and TF-Keras 2.13+) store layer i's variables as layers/<class>[_k]/vars/<j>,
+    <class> in snake case and numbered by class in the order the config lists the layers
+    (a recurrent layer's under .../cell/vars)."""
+    weights, used = {}, {}
+    with _h5(h5_path, path) as h:
+        for e in spec["layers"]:
+            key = _snake(ALIASES.get(e["class"], e["class"]))
+            used[key] = used.get(key, -1) + 1
+            key = f"{key}_{used[key]}" if used[key] else key
+            if not e["weights"]:
+                continue
+            group = h.get(f"layers/{key}")
+            if not isinstance(group, h5py.Group):
+                raise NeuralabError(f"{path}: layer {e['name']!r} has no weights in the file (layers/{key})")
+            found = [group[v] for v in ("vars", "cell/vars") if isinstance(group.get(v), h5py.Group)]
+            named = [g.attrs.get("name") for g in found[:1] if "name" in g.attrs]
+            if named and named[0] not in (e["name"], e["name"].encode()):
+                raise NeuralabError(f"{path}: the weights at layers/{key} belong to {named[0]!r}, not "
+                                    f"{e['name']!r}; the file's weights do not line up with its config")
+            arrays = [g.get(str(i)) for g in found for i in range(len(g))]
+            weights[e["name"]] = _checked(path, e, arrays)
+    return weights
+
+
+def _h5(h5_path: Path, path: Path):
+    try:
+        return h5py.File(h5_path, "r")
+    except OSError:
+        raise NeuralabError(f"{path}: the HDF5 data is damaged or truncated; save the model again") from None
+
+
+def _checked(path: Path, e: dict, datasets: list) -> dict[str, np.ndarray]:
+    """Keras's arrays for one layer, each checked against the spec before it is read."""
+    expected = e["weights"]
+    if len(datasets) != len(expected):
+        raise NeuralabError(f"{path}: layer {e['name']!r} ({e['class']}) has {len(datasets)} weight arrays in the "
+                            f"file, its config needs {len(expected)} ({', '.join(n for n, _ in expected)})")
+    out = {}
+    for ds, (name, shape) in zip(datasets, expected):
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind != "f" or list(ds.shape) != list(shape):
+            got = f"{ds.dtype} {list(ds.shape)}" if isinstance(ds, h5py.Dataset) else "not an array"
+            raise NeuralabError(f"{path}: layer {e['name']!r} ({e['class']}): {name} should be float {list(shape)}, "
+                                f"the file has {got}")
+        try:
+            out[name] = np.asarray(ds[()], dtype=np.float32)
+        except (OSError, ValueError) as err:
+            raise NeuralabError(f"{path}: layer {e['name']!r}: {name} cannot be read ({str(err)[:60]}); "
+                                "the file is damaged or truncated") from None
+    return out
+
+
+def _weights_only(path: Path) -> NeuralabError:
+    return NeuralabError(f"{path}: the architecture is missing (a weights-only file, from save_weights); "
+                         "give the .keras file, or a model file with the architecture (model.save('model.keras'))")
+
+
+# --- legacy .h5 -------------------------------------------------------------------------------
+
+def _read_h5(path: Path) -> KerasModel:
+    with _h5(path, path) as h:
+        if "model_config" not in h.attrs:
+            if "layer_names" in h.attrs or "layers" in h or "model_weights" in h:
+                raise _weights_only(path)
+            raise NeuralabError(f"{path}: an HDF5 file without a Keras model_config; not a Keras model file")
+        raw = h.attrs["model_config"]
+        raw = raw.decode() if isinstance(raw, bytes) else str(raw)
+        config = _json(path, len(raw), lambda: raw, "model_config")
+        version = h.attrs.get("keras_version", b"")
+        version = version.decode() if isinstance(version, bytes) else str(version)
+        spec = specs.from_config(config, str(path), version)
+        if _bytes_needed(spec) > path.stat().st_size:
+            raise NeuralabError(f"{path}: the file is smaller than the weights its config declares; "
+                                "it is truncated or not a full-model file")
+        group = h.get("model_weights")
+        if not isinstance(group, h5py.Group):
+            raise NeuralabError(f"{path}: no model_weights group; save the model with its weights")
+        weights = {}
+        for e in spec["layers"]:
+            if not e["weights"]:
+                continue
+            layer = group.get(e["name"])
+            if not isinstance(layer, h5py.Group):
+                raise NeuralabError(f"{path}: layer {e['name']!r} has no weights in the file")
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in layer.attrs.get("weight_names", [])]
+            try:
+                datasets = [layer[n] for n in names]
+            except KeyError as err:
+                raise NeuralabError(f"{path}: layer {e['name']!r}: weight {str(err)[:60]} is missing; "
+                                    "the file is damaged") from None
+            weights[e["name"]] = _checked(path, e, datasets)
+    return KerasModel(spec, weights)
+
+
+# --- a live Keras 3 model ---------------------------------------------------------------------
+
+def read_live(model) -> KerasModel:
+    """A Keras 3 model object: its config through Keras's own serialiser, its weights per layer."""
+    try:
+        import keras
+    except ImportError:
+        raise NeuralabError(f"convert() takes a .keras or .h5 path or a Keras 3 model; got {type(model).__name__} "
+                            "(and Keras is not installed)") from None
+    if not isinstance(model, keras.Model):
+        raise NeuralabError(f"convert() takes a .keras or .h5 path or a Keras 3 model; got {type(model).__name__}")
+    source = f"Keras model {model.name!r}"
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model), default=str))
+    spec = specs.from_config(config, source, keras.__version__)
+    weights = {}
+    for e in spec["layers"]:
+        if e["weights"]:
+            arrays = [np.asarray(w) for w in model.get_layer(e["name"]).get_weights()]
+            weights[e["name"]] = _checked_arrays(source, e, arrays)
+    return KerasModel(spec, weights)
+
+
+def _checked_arrays(source: str, e: dict, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    expected = e["weights"]
+    if len(arrays) != len(expected) or any(list(a.shape) != list(s) for a, (_, s) in zip(arrays, expected)):
+        raise NeuralabError(f"{source}: layer {e['name']!r} has weights {[list(a.shape) for a in arrays]}, "
+                            f"its config needs {[s for _, s in expected]}")
+    return {n: a.astype(np.float32) for a, (n, _) in zip(arrays, expected)}

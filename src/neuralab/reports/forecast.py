@@ -1,0 +1,194 @@
+"""The report of a forecast run: one self-contained page (its PNGs also saved under plots/)
+that says first how the network does against its reference, then every forecaster side by
+side on the test span, the series and its splits, the error by horizon step, the backtest,
+the learning curves, the model and the configuration.
+
+It is drawn from plain data, ``ForecastReport``: arrays, the results dict, the history and
+texts. ``neuralab.forecasting.report`` gathers them from a run in progress or from a finished
+run's files; nothing here knows a forecaster, a series or a window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from neuralab.reports import html, plots
+
+SPAN_COLORS = {"train": "#4c72b0", "val": "#dd8452", "test": "#55a868"}  # also the splits' order
+
+
+@dataclass
+class ForecastReport:
+    name: str                           # the series ("seattle-weather", a CSV's stem)
+    target: str                         # the forecast column; errors are in its units
+    horizon: int
+    transform: str                      # the target transform undone before scoring ("none", "diff", ...)
+    verdict: str                        # the first sentence of the page: the network against the reference
+    verdict_good: bool                  # green when the network clearly wins, orange otherwise
+    reference: str                      # what every forecaster is compared with ("persistence")
+    versus: dict[str, float]            # forecaster -> percent better than the reference (negative: worse)
+    network: str                        # the row that stands out in the tables
+    results: dict                       # results.json: test metrics, backtest, spans, windows, epochs
+    times: np.ndarray                   # (T,) every row of the series
+    values: np.ndarray                  # (T,) the target in its own units
+    spans: dict[str, tuple]             # split -> (first, last) target time
+    test_times: np.ndarray              # (N,) the first step's time of each test window
+    actual: np.ndarray                  # (N,) the target at those times
+    forecasts: dict[str, np.ndarray]    # forecaster -> (N,) its one-step-ahead forecasts, the ones drawn
+    data_lines: list[str]               # what loading the series found and did, in words
+    history: list[dict]                 # one record per epoch
+    summary_text: str                   # the network's layers and parameters
+    config: dict                        # the run's configuration
+    backtest_refit: bool                # the backtest refitted every forecaster per fold
+    # A table under the verdict (header, rows): the place for the network against the best
+    # baseline with its intervals. None: the page goes straight on to every forecaster.
+    verdict_table: tuple[list[str], list[list]] | None = None
+    notes: list[str] = field(default_factory=list)  # sentences after the verdict, in plain text
+    # The network's prediction intervals drawn as bands: level ("80") -> (lower, upper), each (N,)
+    intervals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+def write_forecast_report(run_dir: str | Path, report: ForecastReport) -> Path:
+    """report.html and plots/*.png (series, forecast, error_by_step, learning_curves).
+    A full disk or a read-only folder raises NeuralabError; the run's other files stay."""
+    run_dir = Path(run_dir)
+    r, results = report, report.results
+    figures = {
+        "series": series_spans(r.times, r.values, r.spans, f"{r.name}: {r.target}", r.target),
+        "forecast": forecasts(r.test_times, r.actual, r.forecasts, "test span: one-step-ahead forecasts vs actual",
+                              r.target, bands=r.intervals, band_of=r.network),
+        "error_by_step": error_by_step({n: results["by_step_mae"][n] for n in _ranked(results)
+                                        if n in results["by_step_mae"]}),
+        "learning_curves": plots.learning_curves(r.history, ("loss",), {"loss": "MSE (scaled)"}, log=True),
+    }
+    with html.kept_if_unwritable(run_dir):
+        images = {name: html.img(plots.save(fig, run_dir / "plots" / f"{name}.png"), name)
+                  for name, fig in figures.items()}
+        doc = html.page(f"Forecast: {r.name} {r.target}, horizon {r.horizon}", _sections(r, images),
+                        verdict=html.verdict(r.verdict, r.verdict_good))
+        return html.write(run_dir / "report.html", doc)
+
+
+def _sections(r: ForecastReport, images: dict[str, str]) -> list[tuple[str, str]]:
+    results, head = r.results, r.results["headline"]
+    transform = f" and the {r.transform} transform" if r.transform != "none" else ""
+    top = html.paragraph(f"Best on the test span: <b>{html.esc(head['best'])}</b> (MAE {head['best_mae']:.4g}). "
+                         f"All errors are in the units of {html.esc(r.target)}, after undoing the scaling{transform}.")
+    top += "".join(html.paragraph(html.esc(n)) for n in r.notes)
+    if r.verdict_table is not None:
+        top += html.table(*r.verdict_table)
+
+    # Every list follows the test ranking and the splits' order, never a dict's: a report drawn
+    # again from results.json (keys sorted) is the same page.
+    ranked = _ranked(results)
+    columns = ["mae", "rmse", "mape", "smape", "mase"]
+    scores = [[n, *(results["test"][n].get(c) for c in columns), _versus(n, r), results["forecasters"].get(n, "")]
+              for n in ranked]
+    summary = results["backtest_summary"]
+    backtest = [[n, summary[n]["mae_mean"], summary[n]["mae_std"],
+                 f"{summary[n]['folds_beating_persistence']} of {summary[n]['folds']}"] for n in ranked if n in summary]
+    fold_names = [n for n in ranked if results["backtest"] and n in results["backtest"][0]["metrics"]]
+    folds = [[f["fold"], f"{f['start']} .. {f['end']}", f["windows"], *(f["metrics"][n]["mae"] for n in fold_names)]
+             for f in results["backtest"]]
+    spans = ", ".join(f"{k} {a} .. {b}" for k, (a, b) in _in_split_order(results["spans"]))
+    windows = ", ".join(f"{k} {v:,}" for k, v in _in_split_order(results["windows"]))
+    fitted = ", refitted per fold" if r.backtest_refit else ", fitted once on the training span"
+    return [
+        ("", top),
+        ("Test span: every forecaster",
+         html.table(["name", *columns, f"vs {r.reference}", "fitted"], scores,
+                    highlight=[i for i, row in enumerate(scores) if row[0] == r.network])
+         + html.paragraph("MAPE and sMAPE in percent (MAPE skips zero actuals); MASE below 1 beats the one-step "
+                          "naive forecast's in-sample error on the training span.", muted=True)
+         + images["forecast"]),
+        ("Series and splits",
+         images["series"]
+         + html.paragraph(f"Target spans: {html.esc(spans)}. Windows: {windows}. "
+                          "The scaler was fitted on the training rows only.")
+         + html.items(r.data_lines)),
+        ("Error by horizon step", images["error_by_step"]),
+        (f"Rolling-origin backtest ({len(results['backtest'])} folds of the test span{fitted})",
+         html.table(["name", "mean MAE", "spread (std)", "folds beating persistence"], backtest,
+                    highlight=[i for i, row in enumerate(backtest) if row[0] == r.network])
+         + html.table(["fold", "span", "windows", *fold_names], folds)),
+        ("Learning curves",
+         images["learning_curves"]
+         + html.paragraph(f"Best epoch {results['best_epoch']} of {results['epochs_run']}, "
+                          f"{results['train_seconds']:.1f}s of training.")),
+        ("Model", html.pre(r.summary_text)),
+        ("Configuration", html.pretty(r.config)),
+    ]
+
+
+def _ranked(results: dict) -> list[str]:
+    """The forecasters from the lowest test MAE to the highest."""
+    return sorted(results["test"], key=lambda n: (results["test"][n]["mae"], n))
+
+
+def _in_split_order(by_split: dict) -> list[tuple]:
+    return sorted(by_split.items(), key=lambda kv: list(SPAN_COLORS).index(kv[0]) if kv[0] in SPAN_COLORS else 99)
+
+
+def _versus(name: str, r: ForecastReport) -> str:
+    if name == r.reference:
+        return "reference"
+    p = r.versus.get(name)
+    if p is None:
+        return ""
+    return "the same" if p == 0 else f"{abs(p):.1f}% {'better' if p > 0 else 'worse'}"
+
+
+# --- figures --------------------------------------------------------------------------------
+
+def series_spans(times, values, spans: dict, title: str = "", ylabel: str = ""):
+    """The whole series with the train / val / test target spans shaded."""
+    fig = plots.figure(10, 3.2)
+    ax = fig.subplots()
+    ax.plot(times, values, color="#333333", linewidth=0.7)
+    for name, (start, end) in spans.items():
+        ax.axvspan(start, end, color=SPAN_COLORS.get(name, "#999999"), alpha=0.15, label=name)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def forecasts(times, actual, predicted: dict[str, np.ndarray], title: str = "", ylabel: str = "",
+              bands: dict[str, tuple] | None = None, band_of: str = ""):
+    """Actual values and each forecaster's forecasts at the same times; ``bands`` (level ->
+    lower, upper) shade ``band_of``'s prediction intervals, the widest lightest."""
+    fig = plots.figure(10, 3.6)
+    ax = fig.subplots()
+    for level, (lower, upper) in sorted((bands or {}).items(), key=lambda kv: -float(kv[0])):
+        ax.fill_between(times, lower, upper, color="#4c72b0", alpha=0.12 if float(level) >= 90 else 0.22, linewidth=0,
+                        label=f"{band_of} {level}% interval")
+    ax.plot(times, actual, color="black", linewidth=1.2, label="actual")
+    for name, values in predicted.items():
+        ax.plot(times, values, linewidth=0.9, alpha=0.85, label=name)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def error_by_step(errors: dict[str, list[float]], metric: str = "MAE"):
+    """Error at each horizon step, one line (or a bar for one step) per forecaster."""
+    fig = plots.figure(6, 3.4)
+    ax = fig.subplots()
+    names = list(errors)
+    steps = len(next(iter(errors.values()))) if errors else 0
+    if steps == 1:
+        ax.bar(names, [errors[n][0] for n in names], color=SPAN_COLORS["train"])
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
+    else:
+        for name in names:
+            ax.plot(range(1, steps + 1), errors[name], marker="o", markersize=3, label=name)
+        ax.set_xlabel("horizon step")
+        if names:
+            ax.legend(fontsize=8)
+    ax.set_ylabel(f"test {metric}")
+    ax.set_title(f"{metric} by horizon step" if steps > 1 else f"test {metric}, one step ahead")
+    return fig

@@ -1,0 +1,407 @@
+"""Run directories: one folder per run, in a format other tools can read (docs/runs.md).
+
+    config.json        kind, format, created, the config, seed, environment (versions, device), data
+    model.json         what rebuilds the model: architecture, input shape, classes, scaling
+    model.safetensors  the weights to use: the best epoch's (safetensors, never a pickle)
+    metrics.jsonl      one line per finished epoch
+    summary.txt        the Keras-style model summary
+    results.json       written once the run is finished: test figures, best epoch
+    report.html        the self-contained report
+    checkpoints/       last.safetensors, best.safetensors: the full training state, for resuming
+    run.lock           while a process owns the run: its pid, host and start
+
+This module owns that format: the kinds, the file names, creating a run (under a lock, so
+two processes never write one folder), opening one as the kind a command needs, its
+status, and listing runs. It imports nothing heavier than the standard library, so that
+`neuralab runs` and the web app's listing start at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import fcntl
+import json
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from neuralab.errors import NeuralabError, ParameterError
+from neuralab.files import read_json, remove_leftovers, write_json, write_text
+
+FORMAT = 1  # bumped when a file or field changes meaning; docs/runs.md lists the versions
+
+CONFIG = "config.json"
+MODEL = "model.json"
+WEIGHTS = "model.safetensors"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.txt"
+RESULTS = "results.json"
+REPORT = "report.html"
+FORECAST = "forecast.csv"
+CHECKPOINTS = "checkpoints"
+LAST = f"{CHECKPOINTS}/last.safetensors"
+BEST = f"{CHECKPOINTS}/best.safetensors"
+LOCK = "run.lock"
+
+
+class Kind(str, enum.Enum):
+    """What a run holds; the value is what config.json stores under "kind"."""
+    CLASSIFIER = "image-classifier"
+    FORECASTER = "forecaster"
+
+    @property
+    def article(self) -> str:
+        return "an" if self.value[0] in "aeiou" else "a"
+
+    @property
+    def made_by(self) -> str:
+        return {Kind.CLASSIFIER: "neuralab train", Kind.FORECASTER: "neuralab forecast"}[self]
+
+    @property
+    def used_by(self) -> str:
+        return {Kind.CLASSIFIER: "`neuralab evaluate`, `predict`, `inspect`, `export` or `serve`",
+                Kind.FORECASTER: "`neuralab forecast predict` or `serve`"}[self]
+
+
+class Status(str, enum.Enum):
+    RUNNING = "running"          # a live process holds the lock
+    FINISHED = "finished"        # results.json is written
+    INTERRUPTED = "interrupted"  # stopped before the end: `neuralab train --resume` continues it
+    DAMAGED = "damaged"          # a file that should be readable is not
+
+
+class RunLocked(NeuralabError):
+    """Another live process owns the run."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (or SIGINT); the run keeps its last finished epoch."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        super().__init__(f"{self.path}: interrupted; the files of the last finished epoch are kept")
+
+
+def default_dir(*parts: str, root: str | os.PathLike | None = None) -> Path:
+    """``ROOT/PART-PART-YYYYmmdd-HHMMSS``; ROOT is ``root``, else $NEURALAB_RUNS, else ./runs."""
+    root = Path(root if root is not None else os.environ.get("NEURALAB_RUNS", "runs"))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return root / "-".join([*(p.replace("/", "_") for p in parts), stamp])
+
+
+@dataclass
+class Run:
+    """One run directory. ``Run.create`` makes a new one and holds its lock; ``Run.open``
+    reads an existing one as the kind a caller needs."""
+    path: Path
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+        self._fd: int | None = None  # the open, flock-ed run.lock while this process owns the run
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    # --- making and owning a run -------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, overwrite: bool = False) -> "Run":
+        """A new, empty run directory at ``path``, locked by this process.
+
+        An existing run is replaced only with ``overwrite`` and never while another process
+        trains it; a non-empty folder that is not a run is never touched."""
+        run = cls(path)
+        path = run.path
+        if path.exists() and not path.is_dir():
+            raise ParameterError("out", str(path), "exists and is not a directory; choose another `out`")
+        if (path / LOCK).exists() and not (path / CONFIG).exists() and run.owner() is None:
+            remove_leftovers(path)  # a run killed before its config.json leaves only these behind
+            with contextlib.suppress(FileNotFoundError):
+                (path / LOCK).unlink()
+        if path.is_dir() and any(path.iterdir()):
+            if not (path / CONFIG).exists() and not (path / LOCK).exists():
+                raise ParameterError("out", str(path), "folder is not empty and holds no run; choose another `out`")
+            if not overwrite:
+                raise ParameterError("out", str(path), "already holds a run; pass `overwrite` to replace it "
+                                                       "or choose another `out`")
+            run.lock()
+            for child in path.iterdir():
+                if child.name != LOCK:
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            return run
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ParameterError("out", str(path), f"cannot create the folder ({e.strerror}); "
+                                                   "choose another `out` or fix its permissions") from None
+        run.lock()
+        return run
+
+    def lock(self) -> "Run":
+        """Take ``run.lock`` for this process's lifetime, refused while another live process holds it.
+
+        The lock is the kernel's (flock) on that file, so it dies with its process, kill -9
+        included: a run left behind by a crash is never locked. The file also says who holds it."""
+        if self._fd is not None:
+            return self
+        path = self.path / LOCK
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as e:
+                raise NeuralabError(f"{self.path}: cannot write here ({e.strerror}); fix its permissions "
+                                    "or copy the run somewhere writable") from None
+            if not _flock(fd):
+                os.close(fd)
+                owner = self.owner() or {}
+                raise RunLocked(f"{self.path}: in use by process {owner.get('pid', '?')} on "
+                                f"{owner.get('host', '?')} since {owner.get('started', '?')}; wait for it to "
+                                "finish or stop it first") from None
+            with contextlib.suppress(FileNotFoundError):
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    break  # else the previous owner removed the file while we opened it: take the new one
+            os.close(fd)
+        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info, 0)
+        self._fd = fd
+        remove_leftovers(self.path)
+        return self
+
+    def unlock(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (self.path / LOCK).unlink()
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "Run":
+        return self.lock()
+
+    def __exit__(self, *exc) -> None:
+        self.unlock()
+
+    def owner(self) -> dict | None:
+        """Who holds run.lock (pid, host, started), or None when no live process does."""
+        try:
+            fd = os.open(self.path / LOCK, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:  # held: read who holds it
+                try:
+                    info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+                except ValueError:
+                    info = {}
+                return info if isinstance(info, dict) else {}
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None  # a file left by a process that is gone
+        finally:
+            os.close(fd)
+
+    # --- writing ------------------------------------------------------------------
+
+    def write_record(self, kind: Kind, config: dict, environment: dict, data: dict, **extra) -> None:
+        """config.json: everything needed to reproduce the run."""
+        write_json(self.path / CONFIG, {
+            "format": FORMAT, "kind": kind.value, "created": _now(), "seed": config.get("seed", _seed(config)),
+            "config": config, "environment": environment, "data": data, **extra})
+
+    def write_json(self, name: str, obj) -> None:
+        write_json(self.path / name, obj)
+
+    def write_text(self, name: str, text: str) -> None:
+        write_text(self.path / name, text)
+
+    # --- reading ------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, kind: Kind | None = None) -> "Run":
+        """An existing run; with ``kind``, refused (naming the command that fits) when it holds another kind."""
+        run = cls(path)
+        if not run.path.is_dir():
+            raise ParameterError("run_dir", str(run.path), "not found; give a folder made by `neuralab train` "
+                                                           "or `neuralab forecast`")
+        if not (run.path / CONFIG).is_file():
+            if (run.path / LOCK).exists():
+                raise ParameterError("run_dir", str(run.path), "the run stopped before it was set up (no "
+                                     "config.json); start it again with the same `out`")
+            raise ParameterError("run_dir", str(run.path), "not a run directory (no config.json); give a folder "
+                                                           "made by `neuralab train` or `neuralab forecast`")
+        if kind is not None and run.kind != kind:
+            found = run.kind
+            raise NeuralabError(f"{run.path}: {found.article} {found.value} run (made by `{found.made_by}`), not "
+                                f"{kind.article} {kind.value} run; use it with {found.used_by}")
+        return run
+
+    @property
+    def record(self) -> dict:
+        """config.json as a dict (checked to be one)."""
+        record = read_json(self.path / CONFIG)
+        if not isinstance(record, dict):
+            raise NeuralabError(f"{self.path / CONFIG}: expected a JSON object; the file is damaged")
+        return record
+
+    @property
+    def kind(self) -> Kind:
+        value = self.record.get("kind")
+        try:
+            return Kind(value)
+        except ValueError:
+            raise NeuralabError(f"{self.path / CONFIG}: unknown run kind {value!r}; expected one of "
+                                f"{', '.join(k.value for k in Kind)}") from None
+
+    def read(self, name: str):
+        """A JSON file of the run, with a clear error when it is missing or damaged."""
+        return read_json(self.path / name)
+
+    def results(self) -> dict | None:
+        """results.json, or None while the run is not finished."""
+        return read_json(self.path / RESULTS) if (self.path / RESULTS).is_file() else None
+
+    def metrics(self) -> list[dict]:
+        """One dict per finished epoch (metrics.jsonl); a torn last line is skipped."""
+        path = self.path / METRICS
+        if not path.is_file():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                row = json.loads(line)
+                if isinstance(row, dict):
+                    rows.append(row)
+        return rows
+
+    def status(self) -> Status:
+        """Derived from the folder alone: the lock, then which files exist and parse."""
+        if self.owner() is not None:
+            return Status.RUNNING
+        try:
+            self.kind
+            if self.results() is not None:
+                return Status.FINISHED if (self.path / WEIGHTS).is_file() else Status.DAMAGED
+            if (self.path / MODEL).is_file():
+                self.read(MODEL)
+        except NeuralabError:
+            return Status.DAMAGED
+        return Status.INTERRUPTED
+
+
+# --- listing ----------------------------------------------------------------------
+
+MAX_DEPTH = 3  # runs/<group>/<run>/config.json at most
+
+
+def find(root: str | os.PathLike) -> list[str]:
+    """Relative names of the run directories under ``root`` (depth at most MAX_DEPTH);
+    symbolic links are followed only when they stay inside ``root``."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    real_root = root.resolve()
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        rel = Path(folder).relative_to(root)
+        candidates = [rel] if CONFIG in files and rel.parts else []
+        candidates += [rel / d for d in dirs if (Path(folder) / d).is_symlink()]
+        for cand in candidates:
+            target = (root / cand).resolve()
+            if (target == real_root or real_root in target.parents) and (target / CONFIG).is_file():
+                found.append(cand.as_posix())
+        if CONFIG in files or len(rel.parts) >= MAX_DEPTH:
+            dirs[:] = []  # a run's own folders (checkpoints/, plots/) hold no runs
+        else:
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink())
+    return sorted(set(found))
+
+
+@dataclass
+class Row:
+    """A run as the runs table shows it (the web app and `neuralab runs`)."""
+    id: str
+    kind: str        # a Kind's value, or "" when config.json cannot say
+    model: str
+    data: str
+    status: str
+    metric: dict     # {"name", "value", "note"}
+    epochs: int | None
+    created: str
+    error: str = ""  # why a damaged run is damaged
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def describe(run: Run, id: str | None = None) -> Row:
+    """The row of ``run``; a damaged run still gets one, saying what is wrong."""
+    id = id or run.path.name
+    status = run.status()
+    try:
+        record = run.record
+        kind = run.kind
+        results = run.results() if status == Status.FINISHED else None
+    except NeuralabError as e:
+        return Row(id, "", "", "", Status.DAMAGED.value, {"name": "", "value": None, "note": ""}, None, "", str(e))
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    metrics = run.metrics()
+    epochs = results.get("epochs_run") if results else len(metrics) or None
+    if kind == Kind.FORECASTER:
+        model = config.get("model", {})
+        model = model.get("architecture", "") if isinstance(model, dict) else str(model)
+        data = f"{Path(str(config.get('data', ''))).name} {config.get('target') or ''}".strip()
+        head = (results or {}).get("headline", {})
+        metric = ({"name": "test MAE", "value": _finite(head.get("network_mae")), "note": _versus(head)} if results
+                  else _best_so_far(metrics, "mae", min))
+    else:
+        model, data = str(config.get("model", "")), str(config.get("data", ""))
+        metric = ({"name": "test accuracy", "value": _finite(results.get("test_accuracy")), "note": ""} if results
+                  else _best_so_far(metrics, "accuracy", max))
+    return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")))
+
+
+def _best_so_far(metrics: list[dict], name: str, best) -> dict:
+    """The best epoch's validation figure of a run still training (or stopped), else its training one."""
+    for key, label in ((f"val_{name}", f"val {name}"), (name, f"train {name}")):
+        values = [v for r in metrics if (v := _finite(r.get(key))) is not None]
+        if values:
+            return {"name": label, "value": best(values), "note": "best so far"}
+    return {"name": "", "value": None, "note": ""}
+
+
+def _versus(head: dict) -> str:
+    pct = _finite(head.get("percent_better"))
+    if pct is None:
+        return ""
+    return f"{abs(pct):.1f}% {'better' if pct >= 0 else 'worse'} than persistence"
+
+
+def _finite(value):
+    return value if isinstance(value, (int, float)) and value == value and abs(value) != float("inf") else None
+
+
+# --- helpers -------------------------------------------------------------------------
+
+def _flock(fd: int, tries: int = 10) -> bool:
+    """An exclusive flock, retried briefly: a reader's status check holds a shared one for an instant."""
+    for _ in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _seed(config: dict):
+    train = config.get("train")
+    return train.get("seed") if isinstance(train, dict) else None

@@ -1,0 +1,81 @@
+"""The workshop's Keras listings (examples/keras/) convert to PyTorch and compute what Keras
+computes, with Keras's parameter counts."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ["KERAS_BACKEND"] = "torch"
+keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
+
+from neuralab.keras import convert, parameter_count, read  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "keras"
+
+
+def example(name: str):
+    spec = importlib.util.spec_from_file_location(f"keras_example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.model
+
+
+def keras_out(model, x):
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def test_lenet5_listing_converts_and_matches_keras(tmp_path):
+    model = example("lenet5")
+    x = np.random.default_rng(0).uniform(0, 1, (16, 32, 32, 1)).astype("float32")
+    want = keras_out(model, x)
+    model.save(tmp_path / "lenet5.keras")
+    for source in (model, tmp_path / "lenet5.keras"):
+        net = convert(source).eval()
+        with torch.no_grad():
+            got = net(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+        assert np.abs(got - want).max() <= 1e-5
+        assert np.allclose(got.sum(1), 1, atol=1e-5)  # Keras's softmax probabilities
+    assert parameter_count(read(model).spec) == model.count_params() == 61_706
+    assert sum(p.numel() for p in net.parameters()) == 61_706
+
+
+def test_stacked_lstm_listing_converts_and_matches_keras(tmp_path):
+    model = example("stacked_lstm")
+    x = np.random.default_rng(1).standard_normal((8, 60, 1)).astype("float32")
+    want = keras_out(model, x)
+    model.save(tmp_path / "lstm.h5")
+    for source in (model, tmp_path / "lstm.h5"):
+        net = convert(source).eval()
+        with torch.no_grad():
+            got = net(torch.from_numpy(x)).numpy()
+        assert got.shape == (8, 1)
+        assert np.abs(got - want).max() <= 1e-5
+    # Keras counts one bias per gate; PyTorch's LSTM has two, the second held at zero, untrained.
+    assert parameter_count(read(model).spec) == model.count_params() == 116_033
+    assert sum(p.numel() for p in net.parameters() if p.requires_grad) == 116_033
+    assert sum(p.numel() for p in net.parameters()) == 116_801
+
+
+def test_batch_norm_slide_listing_converts_and_matches_keras():
+    """The slide on BatchNormalization, verbatim (MaxPool2D is Keras's other name for MaxPooling2D)."""
+    from keras.layers import BatchNormalization, Conv2D, MaxPool2D
+    from keras.models import Sequential
+
+    model = Sequential()
+    model.add(Conv2D(75, (3, 3), strides=1, activation="relu", input_shape=(28, 28, 1)))
+    model.add(BatchNormalization())
+    model.add(MaxPool2D((2, 2), strides=2))
+    rng = np.random.default_rng(2)
+    model.layers[1].set_weights([rng.uniform(0.5, 1.5, 75).astype("float32") for _ in range(4)])
+    x = rng.uniform(0, 1, (4, 28, 28, 1)).astype("float32")
+    with torch.no_grad():
+        got = convert(model).eval()(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    assert np.abs(got.transpose(0, 2, 3, 1) - keras_out(model, x)).max() <= 1e-5

@@ -1,0 +1,263 @@
+"""Run directories (neuralab.runs): one owner at a time, a status read from the folder alone,
+and files that agree after a kill at any write.
+
+The kill tests run the real command in a child process with NEURALAB_CRASH_AT, which
+SIGKILLs it just before a named file is renamed into place, then resume the run and
+compare it with an uninterrupted one of the same seed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from neuralab import runs
+from neuralab.cli import main
+from neuralab.files import write_json
+from neuralab.runs import Kind, Run, RunLocked, Status
+from neuralab.training.checkpoint import load_tensors
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    """scikit-learn's bundled handwritten digits (8x8) as a folder of PNGs, one sub-folder per class."""
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("digits")
+    d = load_digits()
+    for i, (image, label) in enumerate(zip(d.images[:600], d.target[:600])):
+        (root / str(label)).mkdir(exist_ok=True)
+        Image.fromarray((image * 16).clip(0, 255).astype(np.uint8)).save(root / str(label) / f"{i}.png")
+    return root
+
+
+def command(*args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env.pop("NEURALAB_CRASH_AT", None)
+    if crash_at:
+        env["NEURALAB_CRASH_AT"] = crash_at
+    return subprocess.run([sys.executable, "-m", "neuralab", *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def train_args(digits: Path, out: Path) -> list[str]:
+    return ["train", "--model", "mlp", "--data", str(digits), "--epochs", "3", "--batch-size", "64",
+            "--lr", "0.01", "--seed", "3", "--quiet", "--out", str(out)]
+
+
+def holder(path: Path) -> subprocess.Popen:
+    """A child process that takes the run at ``path`` and keeps it until killed."""
+    code = ("import sys, time; from neuralab.runs import Run; Run.create(sys.argv[1]); "
+            "print('locked', flush=True); time.sleep(600)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+# --- one owner at a time ------------------------------------------------------------------
+
+def test_a_live_run_is_never_overwritten_and_a_dead_ones_lock_is_taken_over(tmp_path):
+    path = tmp_path / "run"
+    proc = holder(path)
+    try:
+        write_json(path / runs.CONFIG, {"kind": Kind.CLASSIFIER.value, "config": {}})
+        assert Run(path).status() is Status.RUNNING
+        with pytest.raises(RunLocked, match=f"in use by process {proc.pid}"):
+            Run.create(path, overwrite=True)
+        assert (path / runs.CONFIG).exists(), "the live run lost a file"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert Run(path).status() is Status.INTERRUPTED  # the lock died with its process
+    run = Run.create(path, overwrite=True)
+    assert not (path / runs.CONFIG).exists() and json.loads((path / runs.LOCK).read_text())["pid"] == os.getpid()
+    run.unlock()
+    assert not (path / runs.LOCK).exists()
+
+
+def test_overwrite_of_a_run_being_trained_is_refused_in_one_line(digits, tmp_path, capsys):
+    path = tmp_path / "run"
+    proc = holder(path)
+    try:
+        write_json(path / runs.CONFIG, {"kind": Kind.CLASSIFIER.value, "config": {}})
+        assert main(train_args(digits, path)[:-2] + ["--out", str(path), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert f"in use by process {proc.pid}" in err and err.count("\n") == 1
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_run_files_follow_the_umask(digits, tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert main(train_args(digits, tmp_path / "run")) == 0
+    finally:
+        os.umask(old)
+    for name in (runs.CONFIG, runs.MODEL, runs.WEIGHTS, runs.RESULTS, runs.LAST, runs.REPORT):
+        assert (tmp_path / "run" / name).stat().st_mode & 0o777 == 0o644, name
+
+
+# --- status and listing -----------------------------------------------------------------
+
+def test_status_and_rows_of_every_kind_including_damaged_ones(tmp_path):
+    finished = tmp_path / "finished"
+    write_json(finished / runs.CONFIG, {"kind": "image-classifier", "created": "2026-01-01T00:00:00",
+                                        "config": {"model": "lenet5", "data": "mnist"}})
+    write_json(finished / runs.RESULTS, {"test_accuracy": 0.99, "epochs_run": 2})
+    (finished / runs.WEIGHTS).write_bytes(b"weights")
+    forecast = tmp_path / "group" / "weather"
+    write_json(forecast / runs.CONFIG, {"kind": "forecaster", "config": {
+        "data": "seattle-weather", "target": "temp_max", "model": {"architecture": "lstm-stacked"}}})
+    (forecast / runs.METRICS).write_text('{"epoch": 1}\n{"epoch": 2}\n{"epo')  # torn by a kill
+    garbled = tmp_path / "garbled"
+    garbled.mkdir()
+    (garbled / runs.CONFIG).write_text("{not json")
+    infinite = tmp_path / "infinite"
+    write_json(infinite / runs.CONFIG, {"kind": "forecaster", "config": {}})
+    (infinite / runs.RESULTS).write_text('{"headline": {"network_mae": Infinity}}')  # as an old version wrote
+    (infinite / runs.WEIGHTS).write_bytes(b"weights")
+    unknown = tmp_path / "unknown"
+    write_json(unknown / runs.CONFIG, {"kind": "painter"})
+
+    assert runs.find(tmp_path) == ["finished", "garbled", "group/weather", "infinite", "unknown"]
+    rows = {r: runs.describe(Run(tmp_path / r), r) for r in runs.find(tmp_path)}
+    assert rows["finished"].status == "finished" and rows["finished"].metric["value"] == 0.99
+    assert (rows["group/weather"].status, rows["group/weather"].kind, rows["group/weather"].epochs) == (
+        "interrupted", "forecaster", 2)
+    assert rows["group/weather"].data == "seattle-weather temp_max"
+    assert rows["garbled"].status == "damaged" and "not valid JSON" in rows["garbled"].error
+    assert rows["unknown"].status == "damaged" and "painter" in rows["unknown"].error
+    assert rows["infinite"].metric["value"] is None  # an old non-finite value never reaches a table
+    json.dumps([r.as_dict() for r in rows.values()], allow_nan=False)
+
+
+def test_commands_check_the_runs_kind_and_name_the_command_that_fits(tmp_path, capsys):
+    forecast = tmp_path / "forecast"
+    write_json(forecast / runs.CONFIG, {"kind": "forecaster", "config": {}})
+    classifier = tmp_path / "classifier"
+    write_json(classifier / runs.CONFIG, {"kind": "image-classifier", "config": {}})
+    picture = tmp_path / "x.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(picture)
+    for argv in (["evaluate", str(forecast)], ["predict", str(forecast), str(picture)],
+                 ["inspect", str(forecast), str(picture), "--out", str(tmp_path / "maps")],
+                 ["export", str(forecast), "--onnx"], ["train", "--resume", str(forecast)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "a forecaster run (made by `neuralab forecast`)" in err and "forecast predict" in err, argv
+        assert err.count("\n") == 1
+    assert main(["forecast", "predict", str(classifier), "--csv", str(picture)]) == 2
+    err = capsys.readouterr().err
+    assert "an image-classifier run (made by `neuralab train`)" in err and "`neuralab evaluate`" in err
+    assert not (tmp_path / "maps").exists()
+
+
+# --- the files agree after a kill at any write ---------------------------------------------
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_tensors(path)[0]
+
+
+def epoch_of(path: Path) -> int:
+    return load_tensors(path)[1]["epoch"]
+
+
+def assert_consistent(run: Path) -> None:
+    results = json.loads((run / runs.RESULTS).read_text())
+    best = results["best_epoch"]
+    assert epoch_of(run / runs.WEIGHTS) == best and epoch_of(run / runs.BEST) == best
+    assert epoch_of(run / runs.LAST) == results["epochs_run"]
+    best_model = {k.removeprefix("model."): v for k, v in weights(run / runs.BEST).items() if k.startswith("model.")}
+    for key, value in weights(run / runs.WEIGHTS).items():
+        assert torch.equal(value, best_model[key]), key
+    metrics = [json.loads(line) for line in (run / runs.METRICS).read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == list(range(1, results["epochs_run"] + 1))
+    assert not list(run.rglob("*.tmp")), "a temporary file was left behind"
+    assert Run(run).status() is Status.FINISHED
+
+
+# Every file a classifier run writes, and for the ones written each epoch, the first and the last time.
+CRASH_POINTS = [runs.CONFIG, runs.MODEL, runs.SUMMARY, f"{runs.LAST}:1", f"{runs.METRICS}:1", f"{runs.BEST}:1",
+                f"{runs.WEIGHTS}:1", f"{runs.LAST}:3", f"{runs.METRICS}:3", f"{runs.BEST}:2", f"{runs.WEIGHTS}:2",
+                runs.RESULTS, "learning_curves.png", "confusion_matrix.png", "mistakes.png", runs.REPORT]
+
+
+@pytest.fixture(scope="module")
+def whole(digits, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("whole") / "run"
+    done = command(*train_args(digits, out))
+    assert done.returncode == 0, done.stderr
+    assert_consistent(out)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_a_kill_at_any_write_then_resume_ends_like_an_uninterrupted_run(point, digits, whole, tmp_path):
+    run = tmp_path / "run"
+    killed = command(*train_args(digits, run), crash_at=point)
+    assert killed.returncode == -signal.SIGKILL, f"never reached {point}: {killed.stderr}"
+    assert Run(run).status() is not Status.RUNNING
+    resumed = command("train", "--resume", str(run), "--quiet")
+    if point == runs.CONFIG:  # nothing to resume from: the same command starts it again in that folder
+        assert resumed.returncode == 2 and "start it again with the same --out" in resumed.stderr
+        resumed = command(*train_args(digits, run))
+    if resumed.returncode != 0:  # killed after results.json: the run is finished, its report is not
+        assert point in ("learning_curves.png", "confusion_matrix.png", "mistakes.png", runs.REPORT), resumed.stderr
+        assert "finished" in resumed.stderr
+        rewritten = command("report", str(run))
+        assert rewritten.returncode == 0, rewritten.stderr
+        assert (run / runs.REPORT).is_file()
+    assert_consistent(run)
+    assert json.loads((run / runs.RESULTS).read_text())["best_epoch"] == json.loads(
+        (whole / runs.RESULTS).read_text())["best_epoch"]
+    for key, value in weights(whole / runs.WEIGHTS).items():
+        assert torch.equal(value, weights(run / runs.WEIGHTS)[key]), f"{point}: {key} differs"
+
+
+def test_training_time_accumulates_across_resumes(digits, tmp_path):
+    run = tmp_path / "run"
+    assert command(*train_args(digits, run), crash_at=f"{runs.LAST}:2").returncode == -signal.SIGKILL
+    first = [json.loads(line)["elapsed"] for line in (run / runs.METRICS).read_text().splitlines()]
+    time.sleep(0.1)
+    assert command("train", "--resume", str(run), "--quiet").returncode == 0
+    results = json.loads((run / runs.RESULTS).read_text())
+    elapsed = [json.loads(line)["elapsed"] for line in (run / runs.METRICS).read_text().splitlines()]
+    assert elapsed[0] == first[0] and elapsed == sorted(elapsed)
+    assert results["train_seconds"] == pytest.approx(elapsed[-1]) and results["train_seconds"] > first[0]
+
+
+def test_neuralab_runs_lists_every_kind_with_its_status_damaged_ones_too(digits, tmp_path, capsys):
+    assert main(train_args(digits, tmp_path / "finished")) == 0
+    assert command(*train_args(digits, tmp_path / "cut"), crash_at=f"{runs.LAST}:2").returncode == -signal.SIGKILL
+    weather = tmp_path / "group" / "weather"
+    write_json(weather / runs.CONFIG, {"kind": "forecaster", "created": "2026-01-02T00:00:00", "config": {
+        "data": "seattle-weather", "target": "temp_max", "model": {"architecture": "lstm-stacked"}}})
+    (weather / runs.METRICS).write_text('{"epoch": 1, "mae": 0.9, "val_mae": 0.7}\n{"epoch": 2, "val_mae": 0.5}\n')
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / runs.CONFIG).write_text("[")
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:] if line and not line.startswith(" ")}
+    assert "finished" in lines["finished"] and "test accuracy" in lines["finished"] and "image-classifier" in lines["finished"]
+    assert "interrupted" in lines["cut"] and "val accuracy" in lines["cut"] and "best so far" in lines["cut"]
+    assert "forecaster" in lines["group/weather"] and "val mae 0.5" in lines["group/weather"]
+    assert "damaged" in lines["broken"] and "broken: " in out and "not valid JSON" in out
+    assert main(["runs", str(tmp_path), "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {k: r["status"] for k, r in rows.items()} == {
+        "broken": "damaged", "cut": "interrupted", "finished": "finished", "group/weather": "interrupted"}
+    assert main(["runs", str(tmp_path / "nowhere")]) == 2
