@@ -65,7 +65,7 @@ def test_forecast_csv_then_predict(tmp_path, capsys):
 
 @pytest.mark.parametrize("edits, message", [
     ({"cells": {(5, "load"): "n/a?"}}, "line 7: 'n/a?' in column 'load' is not a number"),
-    ({"cells": {(5, "load"): ""}}, "1 missing values (column 'load' has 1, first at 2021-01-06); pass missing"),
+    ({"cells": {(5, "load"): ""}}, "1 missing values (column 'load' has 1, first at 2021-01-06); pass --missing"),
     ({"cells": {(5, "load"): "1e300"}}, "line 7: '1e+300' in column 'load' is not a finite number"),
     ({"cells": {(5, "day"): "2021-01-05"}}, "1 duplicate timestamps, first 2021-01-05 (lines 6, 7)"),
     ({"cells": {(5, "day"): "someday"}}, "line 7: 'someday' in column 'day' is not a date"),
@@ -86,12 +86,12 @@ def test_unsorted_csv_and_missing_policy_are_accepted(tmp_path, capsys):
 
 def test_series_too_short_and_other_usage_errors(tmp_path, capsys):
     short = csv(tmp_path, rows=20)
-    assert "20 rows is fewer than lookback 60 + horizon 1" in error(
+    assert "20 rows is fewer than --lookback 60 + --horizon 1" in error(
         capsys, ["forecast", "--data", short, "--target", "load", "--date-column", "day"])
     assert "leave no train window" in error(capsys, ["forecast", "--data", csv(tmp_path, rows=10, name="b.csv"), *SMALL,
                                                      "--out", str(tmp_path / "r")])
     assert "not a built-in series (sp500, nasdaq, seattle-weather)" in error(capsys, ["forecast", "--data", "dow30"])
-    assert "column 'Open' not in" in error(capsys, ["forecast", "--data", short, "--target", "Open",
+    assert "--target Open: no such column in" in error(capsys, ["forecast", "--data", short, "--target", "Open",
                                                      "--date-column", "day"])
     assert "not a run directory" in error(capsys, ["forecast", "predict", str(tmp_path), "--csv", short])
     with pytest.raises(SystemExit):
@@ -144,9 +144,12 @@ def test_cli_choices_and_defaults_are_the_librarys():
 
 
 def test_terminal_prints_the_whole_table_and_never_headlines_a_losing_network(tmp_path, capsys):
-    t = np.arange(400)
+    rng = np.random.default_rng(0)
+    y = np.zeros(400)
+    for t in range(2, 400):  # an AR(2) process: linear AR is the right model, and there is no exact season
+        y[t] = 1.6 * y[t - 1] - 0.8 * y[t - 2] + rng.normal()
     frame = pd.DataFrame({"Time": pd.date_range("2021-01-01", periods=400, freq="h").strftime("%Y-%m-%d %H:%M"),
-                          "Load": 50 + 10 * np.sin(2 * np.pi * t / 17)})  # a noiseless sine: linear AR is exact
+                          "Load": 50 + y})
     path = tmp_path / "sine.csv"
     frame.to_csv(path, index=False)
     run = tmp_path / "run"
@@ -173,7 +176,7 @@ def test_raw_csvs_as_people_have_them(tmp_path, capsys):
     path = tmp_path / "de.csv"
     path.write_text("\n".join(lines) + "\n")
     small = ["--lookback", "7", "--model", "rnn", "--hidden", "2", "--epochs", "1", "--backtest-folds", "1"]
-    assert "give date_format" in error(capsys, ["forecast", "--data", str(path), *small, "--target", "temperatur",
+    assert "give --date-format, e.g. %d/%m/%Y" in error(capsys, ["forecast", "--data", str(path), *small, "--target", "temperatur",
                                                 "--out", str(tmp_path / "r0")])
     assert main(["forecast", "--data", str(path), *small, "--target", "TEMPERATUR", "--date-format", "%d/%m/%Y",
                  "--out", str(tmp_path / "r1")]) == 0

@@ -104,7 +104,7 @@ def test_training_values_rebuild_the_training_span():
 @pytest.mark.parametrize("refit", [False, True])
 def test_rolling_origin_backtest(refit):
     p = prepared(5 + 0.5 * np.arange(300.0), lookback=10, horizon=2)
-    records = rolling_origin(p, [Persistence(), Drift()], folds=3, refit=refit)
+    records = rolling_origin(p, [Persistence().fit(p.train), Drift().fit(p.train)], folds=3, refit=refit)
     assert [r["fold"] for r in records] == [1, 2, 3] and sum(r["windows"] for r in records) == len(p.test)
     assert all(r["metrics"]["drift"]["mae"] < 1e-9 for r in records)
     assert all(r["metrics"]["persistence"]["mae"] == pytest.approx(0.75) for r in records)  # 0.5 and 1.0 behind

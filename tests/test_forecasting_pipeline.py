@@ -179,9 +179,6 @@ def replace_config(config, **changes):
     return replace(config, **changes)
 
 
-    assert model.windows.lookback == 14 and not model.network.training
-
-
 def _without_pictures(page: str) -> str:
     return re.sub(r'src="data:image/png;base64,[^"]*"', 'src=""', page)
 

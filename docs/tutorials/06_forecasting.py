@@ -84,7 +84,8 @@ for name in ("seattle-weather", "sp500"):
 # LSTM(64) returning its last state, Dense(1). Dropout 0.2 after each recurrent layer.
 
 # %%
-print(summary(build_network(ModelConfig("lstm-stacked"), inputs=1, horizon=1), lookback=windows.lookback))
+print(summary(build_network(ModelConfig("lstm-stacked"), inputs=1, horizon=1, lookback=windows.lookback),
+              lookback=windows.lookback))
 print("baselines:", ", ".join(b.name for b in build_baselines()))
 
 # %% [markdown]

@@ -451,8 +451,9 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
             ok = float(pd.to_datetime(text, errors="coerce", format=date_format).notna().mean())
         except (ValueError, TypeError):
             ok = 0.0
-        if ok >= 0.5 or str(column).strip().lower() in DATE_NAMES:  # a named column's bad dates get their own error
-            parsed[str(column)] = ok
+        looks = text.str.fullmatch(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?").mean()
+        if ok >= 0.5 or looks >= 0.9 or str(column).strip().lower() in DATE_NAMES:
+            parsed[str(column)] = ok  # dates in an unexpected format get their own error, with a hint
     if not parsed:
         raise ParameterError("date_column", None, f"no column of {name} holds dates (columns: {_names(table)}); "
                              "name the column, and give `date_format` if its dates are written unusually")

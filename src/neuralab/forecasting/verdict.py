@@ -85,8 +85,10 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
                 f"the best baseline, {best_baseline} ({fmt(ref)}).")
     else:
         outcome = "baseline"
+        worse = f"{-pct:.1f}% worse" if net < 10 * ref else f"{net / ref:.3g} times the error of"
         head = (f"{best} is the best forecaster on the test span ({label} {fmt(usable[best][metric])}); "
-                f"{network} ranks {out['network_rank']} of {len(ranking)}, {-pct:.1f}% worse than {best_baseline}.")
+                f"{network} ranks {out['network_rank']} of {len(ranking)}, {worse}{' than' if '%' in worse else ''} "
+                f"{best_baseline}.")
     if persistence is not None and best_baseline != "persistence" and persistence > 0:
         p = percent_better(net, persistence)
         versus = "ties with" if abs(p) < TIE else ("beats" if p > 0 else "loses to")
