@@ -235,10 +235,14 @@ def main() -> None:
     parser.add_argument("--no-extras", action="store_true")
     parser.add_argument("--extras-only", action="store_true", help="only the extras (they can run beside the series)")
     parser.add_argument("--write", action="store_true", help="only write the table from the runs so far")
+    parser.add_argument("--part", help="keep this process's runs in results-PART.json, so that several can run at once")
     args = parser.parse_args()
     if args.prepare:
         prepare_data()
         return
+    global RESULTS
+    if args.part:
+        RESULTS = CACHE / f"results-{args.part}.json"
     results, extras = load_results(), load_results(EXTRAS)
     if not args.write:
         if not args.extras_only:
@@ -246,7 +250,10 @@ def main() -> None:
                        set(args.series.split(",")) if args.series else None)
         if not args.no_extras:
             run_extras(extras)
-    text = table({**results, **load_results(EXTRAS)})
+    merged = {}
+    for part in sorted(CACHE.glob("results*.json")):
+        merged.update(load_results(part))
+    text = table({**merged, **load_results(EXTRAS)})
     print(text)
     update_section("bench_forecast", f"Measured by `bench/bench_forecast.py` ({time.strftime('%Y-%m-%d')}, "
                                      "a shared 2-core machine, one thread per run):\n\n" + text,

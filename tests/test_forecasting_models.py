@@ -33,9 +33,9 @@ def test_stacked_lstm_matches_the_workshop_model():
     assert net(torch.zeros(5, 60, 1)).shape == (5, 1)
     text = summary(net, 60)
     assert "LSTM(128)" in text and "(batch, 60, 128)" in text and "116,801" in text
-    # the default recipe adds only the linear path: 60 weights and a bias per horizon step
+    # the default recipe adds only the linear path: twice 60 weights and a bias per horizon step
     residual = build_network(ModelConfig(), inputs=1, horizon=1, lookback=60)
-    assert sum(p.numel() for p in residual.parameters()) == 116_801 + 61 and "linear path" in summary(residual, 60)
+    assert sum(p.numel() for p in residual.parameters()) == 116_801 + 2 * 61 and "linear path" in summary(residual, 60)
 
 
 def test_residual_network_starts_as_its_linear_path_and_gathers_windows_by_start():
@@ -110,9 +110,13 @@ def test_residual_recipe_never_ends_worse_on_validation_than_its_linear_start():
     start = NetworkForecaster(ModelConfig("lstm", hidden=[8]), series_train_config(device="cpu"))
     start_val = start.linear_errors(p.train, [p.val])[0]
     net.fit(p.train, p.val)
+    assert net.start_ == start.start_ and net.start_ in net.describe()
+    # the start is the best of its candidates on validation: never worse there than persistence
+    persistence_val = np.abs(p.val.future - p.val.past[:, -1:]).mean()
+    assert start_val <= 1.01 * persistence_val
     assert net.score(p.val) <= start_val * 1.02  # at most the start's error (MSE kept, MAE close)
     if net.kept_start:
-        assert "linear start, which was kept" in net.describe()
+        assert "which no epoch improved on: kept" in net.describe()
         np.testing.assert_allclose(net.score(p.val), start_val, rtol=1e-5)
     persistence = np.abs(p.test.future - p.test.past[:, -1:]).mean()
     assert net.score(p.test) < 1.05 * persistence  # starts from, and stays near, persistence on prices

@@ -21,14 +21,18 @@ from a forecaster that holds up on series it has never seen:
   DeepAR's scaling): the target's departures are divided by the window's typical one-step
   change, and the output multiplied back, so that prices far outside the training range
   look like the prices the network learned on;
-- **a linear path beside the recurrent one** (LSTNet's highway, Lai et al. 2018,
-  arXiv:1703.07015): a Dense layer from the normalised window to the horizon, started at
-  the least-squares solution, while the recurrent head starts at zero.
+- **a linear path beside the recurrent one** (LSTNet's highway and autoregressive
+  component, Lai et al. 2018, arXiv:1703.07015): a Dense layer from the normalised target
+  window to the horizon, and one from the whole scaled window (every input column), while
+  the recurrent head starts at zero.
 
-So before its first update the network forecasts exactly what a linear autoregression on
-normalised windows forecasts, and training teaches the recurrent layers what is left. If
-no epoch improves on that start on the validation span, the start is kept and the report
-says so. ``recipe="plain"`` is the workshop's network alone.
+Before training, the linear path is set to whichever start forecasts the validation span
+best: least squares on the normalised windows, the linear-ar baseline's least squares on
+the scaled windows (the same forecasts as that baseline), or nothing (persistence, or no
+change). So the network starts from the best of what persistence and linear
+autoregression get, and training teaches the recurrent layers what is left. If no epoch
+improves on that start on the validation span, the start is kept and the report says so.
+``recipe="plain"`` is the workshop's network alone.
 """
 
 from __future__ import annotations
@@ -107,9 +111,10 @@ class ForecastNetwork(nn.Module):
         self.level = level  # the target is a level (anchor: its last value), else a change (anchor: zero)
         self.zero = zero    # "no change" in model space: the scaled 0 of a differenced target
         if recipe == "residual":
-            self.highway = nn.Linear(lookback, horizon)   # the linear path, set by fit's least squares
-            for p in (*self.head.parameters(), *self.highway.parameters()):
-                nn.init.zeros_(p)                         # at the start: exactly the linear path
+            self.highway = nn.Linear(lookback, horizon)        # normalised target window -> horizon
+            self.ar = nn.Linear(lookback * inputs, horizon)    # scaled window, every column -> horizon
+            for p in (*self.head.parameters(), *self.highway.parameters(), *self.ar.parameters()):
+                nn.init.zeros_(p)                              # fit sets the linear path; the head starts at 0
         self.source: torch.Tensor | None = None
 
     def attach(self, source: np.ndarray) -> None:
@@ -135,7 +140,7 @@ class ForecastNetwork(nn.Module):
     def linear(self, x: torch.Tensor) -> torch.Tensor:
         """The linear path alone (the forecast before the first update), (B, H) in model space."""
         z, anchor, scale = self.normalise(x)
-        return anchor[:, None] + scale[:, None] * self.highway(z)
+        return anchor[:, None] + scale[:, None] * self.highway(z) + self.ar(x.flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not x.is_floating_point():
@@ -151,7 +156,7 @@ class ForecastNetwork(nn.Module):
         out = self.head(h[:, -1])      # the last step's state (B, h) -> (B, H)
         if self.recipe == "plain":
             return out
-        return anchor[:, None] + scale[:, None] * (out + self.highway(z))       # (B, H)
+        return anchor[:, None] + scale[:, None] * (out + self.highway(z)) + self.ar(x.flatten(1))  # (B, H)
 
 
 def build_network(config: ModelConfig, inputs: int, horizon: int, lookback: int, level: bool = True,
@@ -170,7 +175,8 @@ def summary(model: ForecastNetwork, lookback: int) -> str:
         rows.append((f"{keras_name(layer)}({layer.hidden_size})", f"(batch, {lookback}, {layer.hidden_size})", n))
         total += n
     rows[-1] = (rows[-1][0], f"(batch, {model.head.in_features})  last step", rows[-1][2])
-    for name, layer, note in (("Dense", model.head, ""), ("Dense", getattr(model, "highway", None), "  linear path")):
+    for name, layer, note in (("Dense", model.head, ""), ("Dense", getattr(model, "highway", None), "  linear path"),
+                              ("Dense", getattr(model, "ar", None), "  linear path")):
         if layer is not None:
             n = sum(p.numel() for p in layer.parameters())
             rows.append((f"{name}({layer.out_features})", f"(batch, {layer.out_features}){note}", n))
@@ -179,7 +185,8 @@ def summary(model: ForecastNetwork, lookback: int) -> str:
     lines += [f"{a:<16}{b:<34}{c:>12,}" for a, b, c in rows]
     lines.append(f"{'total':<50}{total:>12,}")
     if model.recipe == "residual":
-        lines.append("forecast = last value (or no change) + window scale x (Dense head + linear path)")
+        lines.append("forecast = last value (or no change) + window scale x (Dense head + normalised linear path) "
+                     "+ linear path")
     return "\n".join(lines)
 
 
@@ -212,6 +219,7 @@ class NetworkForecaster(Forecaster):
         self.trainer = None
         self.history: list[dict] = []
         self.kept_start = False  # no epoch beat the linear start on the validation span
+        self.start_ = ""         # which linear start forecast the validation span best
 
     def build(self, windows: Windows) -> ForecastNetwork:
         """The network for ``windows``' shape and transform, on a seeded trainer."""
@@ -233,7 +241,7 @@ class NetworkForecaster(Forecaster):
         net = self.network
         net.attach(train.source.scaled)
         if net.recipe == "residual":
-            self._linear_start(train)
+            self._linear_start(train, val)
         starts = _starts(train)
         val_set = (_starts(val), torch.tensor(val.y)) if val is not None else None
         start_state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -250,20 +258,50 @@ class NetworkForecaster(Forecaster):
         net.attach(None)
 
     @torch.no_grad()
-    def _linear_start(self, train: Windows) -> None:
-        """The linear path's least-squares weights from normalised windows to normalised
-        targets, summed batch by batch (the same ridge as the linear-ar baseline)."""
+    def _linear_start(self, train: Windows, val: Windows | None) -> None:
+        """Set the linear path to the start that forecasts ``val`` best (mean squared error in
+        model space, the training loss): least squares on normalised windows, the linear-ar
+        baseline's least squares on scaled windows, or nothing (persistence)."""
         net = self.network
-        gram, moment = 0.0, 0.0
+        device = net.head.weight.device
+        normal_gram, normal_moment, gram, moment = 0.0, 0.0, 0.0, 0.0
         for batch in train.batches():
-            z, anchor, scale = net.normalise(torch.tensor(batch.x, device=net.head.weight.device))  # one batch's copy
-            target = (torch.tensor(batch.y).to(z) - anchor[:, None]) / scale[:, None]
-            a = torch.cat([z, torch.ones(len(z), 1, device=z.device)], 1).double().cpu().numpy()  # (B, L + 1)
-            gram = gram + a.T @ a
-            moment = moment + a.T @ target.double().cpu().numpy()                                  # (L + 1, H)
-        coef = ridge_solve(gram, moment, 1e-3 * len(train))
-        net.highway.weight.copy_(torch.from_numpy(coef[:-1].T).to(net.highway.weight))
-        net.highway.bias.copy_(torch.from_numpy(coef[-1]).to(net.highway.bias))
+            x = torch.tensor(batch.x, device=device)                                   # one batch's copy
+            z, anchor, scale = net.normalise(x)
+            y = torch.tensor(batch.y).to(z)
+            a = torch.cat([z, torch.ones(len(z), 1, device=device)], 1).double().cpu().numpy()        # (B, L + 1)
+            normal_gram = normal_gram + a.T @ a
+            normal_moment = normal_moment + a.T @ ((y - anchor[:, None]) / scale[:, None]).double().cpu().numpy()
+            b = torch.cat([x.flatten(1), torch.ones(len(x), 1, device=device)], 1).double().cpu().numpy()  # (B, LC + 1)
+            gram = gram + b.T @ b
+            moment = moment + b.T @ (y - anchor[:, None]).double().cpu().numpy()
+        n = len(train)
+        normalised, scaled = ridge_solve(normal_gram, normal_moment, 1e-3 * n), ridge_solve(gram, moment, 1e-3 * n)
+        h = net.head.out_features
+        starts = {
+            "least squares on normalised windows": (normalised, np.zeros_like(scaled)),
+            "the linear-ar baseline's least squares": (np.zeros_like(normalised), scaled),
+            "persistence" if net.level else "no change": (np.zeros((normalised.shape[0], h)), np.zeros_like(scaled)),
+        }
+        losses = {}
+        for name, (first, second) in starts.items():
+            self._set_linear(first, second)
+            losses[name] = self._linear_loss(val if val is not None else train)
+        self.start_ = min(losses, key=losses.get)
+        self._set_linear(*starts[self.start_])
+
+    def _set_linear(self, normalised: np.ndarray, scaled: np.ndarray) -> None:
+        net = self.network
+        for layer, coef in ((net.highway, normalised), (net.ar, scaled)):
+            layer.weight.copy_(torch.from_numpy(coef[:-1].T).to(layer.weight))
+            layer.bias.copy_(torch.from_numpy(coef[-1]).to(layer.bias))
+
+    def _linear_loss(self, windows: Windows) -> float:
+        total = 0.0
+        for batch in windows.batches():
+            x = torch.tensor(batch.x, device=self.network.head.weight.device)
+            total += float((self.network.linear(x) - torch.tensor(batch.y).to(x)).pow(2).sum())
+        return total / max(1, windows.y.size)
 
     @torch.no_grad()
     def linear_errors(self, train: Windows, vals: list[Windows]) -> list[float]:
@@ -271,7 +309,7 @@ class NetworkForecaster(Forecaster):
         ``train``: what this network starts from, and the cheap judge of a target transform."""
         if self.network is None:
             self.build(train)
-        self._linear_start(train)
+        self._linear_start(train, Windows.pool(vals) if len(vals) > 1 else vals[0])
         maes = []
         for val in vals:
             total = 0.0
@@ -300,8 +338,9 @@ class NetworkForecaster(Forecaster):
         cell = KERAS_NAMES[self.model_config.cell]
         n = sum(p.numel() for p in self.network.parameters()) if self.network is not None else 0
         recipe = " + linear path, anchored and normalised per window" if self.model_config.recipe == "residual" else ""
-        kept = "; no epoch improved on its linear start, which was kept" if self.kept_start else ""
-        return f"{self.name} ({cell} {sizes} -> Dense{recipe}, {n:,} parameters{kept})"
+        start = f"; started from {self.start_}" if self.start_ else ""
+        kept = ", which no epoch improved on: kept" if self.kept_start else ""
+        return f"{self.name} ({cell} {sizes} -> Dense{recipe}, {n:,} parameters{start}{kept})"
 
 
 def _starts(windows: Windows) -> torch.Tensor:
