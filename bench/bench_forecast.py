@@ -94,7 +94,7 @@ def load_results(path: Path = RESULTS) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def save(results: dict, path: Path = RESULTS) -> None:
+def save(results: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1))
@@ -106,6 +106,28 @@ def ratio(res: dict) -> float:
     return head["network_score"] / head["best_baseline_score"] if head["best_baseline_score"] else float("nan")
 
 
+def summary(res: dict, seconds: float) -> dict:
+    head = res["headline"]
+    return {"ratio": ratio(res), "best": head["best"], "best_baseline": head["best_baseline"],
+            "rank": head["network_rank"], "transform": res["transform"]["used"],
+            "kept_linear_start": res.get("kept_linear_start"), "epochs": res["epochs_run"],
+            "coverage": {k: v["coverage"] for k, v in res.get("intervals", {}).get("coverage", {}).items()},
+            "intervals": res.get("intervals", {}).get("method", "")[:8],
+            "mae": {n: m["mae"] for n, m in res["test"].items()}, "seconds": seconds}
+
+
+def collect() -> dict:
+    """Every finished series run, read from its run directory (the record of truth)."""
+    found = {}
+    for _, _, data, _ in SERIES:
+        for seed in SEEDS:
+            path = RUNS / f"{Path(data).stem}-s{seed}" / "results.json"
+            if path.is_file():
+                res = json.loads(path.read_text())
+                found[f"{data}|{seed}"] = summary(res, res.get("train_seconds", 0.0))
+    return found
+
+
 def run_series(results: dict, seeds, only: set | None) -> None:
     for seed in seeds:  # every series once before any second seed: a partial bench still covers them all
         for label, kind, data, extra in SERIES:
@@ -115,17 +137,8 @@ def run_series(results: dict, seeds, only: set | None) -> None:
             print(f"{label}, seed {seed} ...", flush=True)
             res, seconds, _, text = forecast(RUNS / f"{Path(data).stem}-s{seed}",
                                              ["--data", data_path(data), *extra, "--seed", str(seed), "--quiet"])
-            if res is None:
-                results[key] = {"error": text, "seconds": seconds}
-            else:
-                head = res["headline"]
-                results[key] = {"ratio": ratio(res), "best": head["best"], "best_baseline": head["best_baseline"],
-                                "rank": head["network_rank"], "transform": res["transform"]["used"],
-                                "kept_linear_start": res.get("kept_linear_start"), "epochs": res["epochs_run"],
-                                "coverage": {k: v["coverage"] for k, v in res.get("intervals", {}).get("coverage", {}).items()},
-                                "intervals": res.get("intervals", {}).get("method", "")[:8],
-                                "mae": {n: m["mae"] for n, m in res["test"].items()}, "seconds": seconds}
-            save(results)
+            results[key] = {"error": text, "seconds": seconds} if res is None else summary(res, seconds)
+            save(results, RESULTS)
             print(f"  {results[key].get('ratio', results[key].get('error'))}  ({seconds:.0f} s)", flush=True)
 
 
@@ -250,10 +263,7 @@ def main() -> None:
                        set(args.series.split(",")) if args.series else None)
         if not args.no_extras:
             run_extras(extras)
-    merged = {}
-    for part in sorted(CACHE.glob("results*.json")):
-        merged.update(load_results(part))
-    text = table({**merged, **load_results(EXTRAS)})
+    text = table({**collect(), **load_results(EXTRAS)})
     print(text)
     update_section("bench_forecast", f"Measured by `bench/bench_forecast.py` ({time.strftime('%Y-%m-%d')}, "
                                      "a shared 2-core machine, one thread per run):\n\n" + text,
