@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -448,7 +449,9 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
             continue
         text = values.astype("string").str.strip()
         try:
-            ok = float(pd.to_datetime(text, errors="coerce", format=date_format).notna().mean())
+            with warnings.catch_warnings():  # text columns that are no dates make pandas guess element by element
+                warnings.simplefilter("ignore", UserWarning)
+                ok = float(pd.to_datetime(text, errors="coerce", format=date_format).notna().mean())
         except (ValueError, TypeError):
             ok = 0.0
         looks = text.str.fullmatch(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?").mean()
