@@ -25,13 +25,13 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}"
 
 
-def update_section(name: str, markdown: str) -> None:
-    """Replace the text between <!-- NAME:start --> and <!-- NAME:end --> (appended if absent)."""
+def update_section(name: str, markdown: str, doc: Path = DOC) -> None:
+    """Replace the text between <!-- NAME:start --> and <!-- NAME:end --> of ``doc`` (appended if absent)."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{markdown.strip()}\n{end}"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    tmp = DOC.with_suffix(".tmp")
+    tmp = doc.with_suffix(".tmp")
     tmp.write_text(text)
-    tmp.replace(DOC)
+    tmp.replace(doc)

@@ -69,6 +69,15 @@ def test_linear_ar_recovers_an_ar2_process():
     noiseless = prepared(np.sin(np.arange(300) / 5), lookback=4, horizon=2)  # a sine obeys an exact AR(2)
     np.testing.assert_allclose(LinearAR(alpha=0.0).fit(noiseless.train).predict(noiseless.test),
                                noiseless.test.future, atol=1e-5)
+    # fitted batch by batch (the normal equations summed): the same coefficients as in one go
+    from neuralab.forecasting.windows import Windows
+    one_go = LinearAR(alpha=0.0).fit(p.train).coef_
+    small = Windows.batches
+    try:
+        Windows.batches = lambda self, size=65_536: small(self, size=97)
+        np.testing.assert_allclose(LinearAR(alpha=0.0).fit(p.train).coef_, one_go, rtol=1e-8)
+    finally:
+        Windows.batches = small
 
 
 def test_every_baseline_shares_the_interface():
@@ -78,6 +87,8 @@ def test_every_baseline_shares_the_interface():
         assert pred.shape == p.test.future.shape and np.isfinite(pred).all()
         assert b.score(p.test) >= 0 and b.describe().startswith(b.name)
         assert type(b.clone()) is type(b)
+        with pytest.raises(NeuralabError, match="call fit before predict"):
+            b.clone().predict(p.test)
     assert [b.name for b in build_baselines(["drift", "linear-ar"])] == ["persistence", "drift", "linear-ar"]
     with pytest.raises(NeuralabError, match="baselines='arima'"):
         build_baselines(["arima"])
@@ -93,7 +104,7 @@ def test_training_values_rebuild_the_training_span():
 @pytest.mark.parametrize("refit", [False, True])
 def test_rolling_origin_backtest(refit):
     p = prepared(5 + 0.5 * np.arange(300.0), lookback=10, horizon=2)
-    records = rolling_origin(p, [Persistence(), Drift()], folds=3, refit=refit)
+    records = rolling_origin(p, [Persistence().fit(p.train), Drift().fit(p.train)], folds=3, refit=refit)
     assert [r["fold"] for r in records] == [1, 2, 3] and sum(r["windows"] for r in records) == len(p.test)
     assert all(r["metrics"]["drift"]["mae"] < 1e-9 for r in records)
     assert all(r["metrics"]["persistence"]["mae"] == pytest.approx(0.75) for r in records)  # 0.5 and 1.0 behind

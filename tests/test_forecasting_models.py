@@ -10,7 +10,7 @@ import torch
 from neuralab.data.series import load_series
 from neuralab.errors import NeuralabError
 from neuralab.forecasting.gradients import GradientConfig, input_gradient_norms, measure, norm_table, plot
-from neuralab.forecasting.models import (ModelConfig, NetworkForecaster, RecurrentForecaster, build_network,
+from neuralab.forecasting.models import (ForecastNetwork, ModelConfig, NetworkForecaster, build_network,
                                          series_train_config, summary)
 from neuralab.forecasting.topologies import (ManyToMany, ManyToOne, OneToMany, OneToOne, TOPOLOGIES, keras_init,
                                              shapes, train_toy)
@@ -25,7 +25,7 @@ def _one_thread():
 
 
 def test_stacked_lstm_matches_the_workshop_model():
-    net = build_network(ModelConfig(), inputs=1, horizon=1)
+    net = build_network(ModelConfig(recipe="plain"), inputs=1, horizon=1, lookback=60)
     assert [type(l).__name__ for l in net.features] == ["LSTM", "LSTM"]
     assert [l.hidden_size for l in net.features] == [128, 64]
     # Keras counts one bias per gate (66,560 + 49,408 + 65 = 116,033); PyTorch keeps two.
@@ -33,12 +33,39 @@ def test_stacked_lstm_matches_the_workshop_model():
     assert net(torch.zeros(5, 60, 1)).shape == (5, 1)
     text = summary(net, 60)
     assert "LSTM(128)" in text and "(batch, 60, 128)" in text and "116,801" in text
+    # the default recipe adds only the linear path: twice 60 weights and a bias per horizon step
+    residual = build_network(ModelConfig(), inputs=1, horizon=1, lookback=60)
+    assert sum(p.numel() for p in residual.parameters()) == 116_801 + 2 * 61 and "linear path" in summary(residual, 60)
+
+
+def test_residual_network_starts_as_its_linear_path_and_gathers_windows_by_start():
+    torch.manual_seed(0)
+    net = build_network(ModelConfig("lstm", hidden=[8]), inputs=2, horizon=3, lookback=10).eval()
+    with torch.no_grad():
+        net.highway.weight.normal_()
+        net.highway.bias.normal_()
+    x = torch.randn(4, 10, 2)
+    z, anchor, scale = net.normalise(x)
+    np.testing.assert_allclose(anchor, x[:, -1, 0])                       # a level: its last value
+    np.testing.assert_allclose(scale, x[:, :, 0].diff(dim=1).pow(2).mean(1).add(1e-6).sqrt(), rtol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), net.linear(x))                 # the recurrent head starts at zero
+        flat = net(torch.zeros(2, 10, 2))                                  # a flat window: persistence, up to
+        torch.testing.assert_close(flat, torch.zeros(2, 3), atol=5e-3, rtol=0)  # the floor of its scale
+        source = torch.randn(50, 2)
+        net.attach(source.numpy())
+        starts = torch.tensor([0, 7, 40])
+        windows = torch.stack([source[s:s + 10] for s in starts.tolist()])
+        torch.testing.assert_close(net(starts), net(windows))              # gathered = given
+    changes = build_network(ModelConfig("gru", hidden=[4]), inputs=1, horizon=2, lookback=5, level=False, zero=-0.5)
+    _, anchor, _ = changes.normalise(torch.randn(3, 5, 1))
+    assert (anchor == -0.5).all()                                          # a change: "no change" is the anchor
 
 
 @pytest.mark.parametrize("arch, cell", [("lstm", torch.nn.LSTM), ("gru", torch.nn.GRU), ("rnn", torch.nn.RNN)])
 def test_many_to_one_and_many_to_many_shapes(arch, cell):
     for horizon in (1, 7):
-        net = build_network(ModelConfig(arch, hidden=[8, 4]), inputs=3, horizon=horizon)
+        net = build_network(ModelConfig(arch, hidden=[8, 4]), inputs=3, horizon=horizon, lookback=10)
         assert all(type(l) is cell for l in net.features)
         assert net(torch.randn(2, 10, 3)).shape == (2, horizon)
 
@@ -48,10 +75,12 @@ def test_model_config_is_validated():
         ModelConfig("transformer").check()
     with pytest.raises(NeuralabError, match="dropout=1.5"):
         ModelConfig(dropout=1.5).check()
+    with pytest.raises(NeuralabError, match="recipe='fancy'"):
+        ModelConfig(recipe="fancy").check()
 
 
 def test_keras_init_sets_the_forget_bias_and_orthogonal_recurrence():
-    net = keras_init(RecurrentForecaster("lstm", 2, [6], 1))
+    net = keras_init(ForecastNetwork("lstm", 2, [6], 1, lookback=5))
     lstm = net.features[0]
     assert (lstm.bias_ih_l0[6:12] == 1).all() and (lstm.bias_hh_l0 == 0).all()
     w = lstm.weight_hh_l0[:6].detach()
@@ -62,13 +91,35 @@ def test_network_forecaster_trains_and_predicts_in_original_units():
     t = np.arange(300)
     frame = pd.DataFrame({"y": 20 + 5 * np.sin(2 * np.pi * t / 25)}, index=pd.date_range("2020-01-01", periods=300))
     p = prepare(load_series(frame, "y"), WindowConfig(lookback=25, horizon=2))
-    net = NetworkForecaster(ModelConfig("gru", hidden=[16], dropout=0.0),
+    net = NetworkForecaster(ModelConfig("gru", hidden=[16], dropout=0.0, recipe="plain"),
                             series_train_config(epochs=6, batch_size=16, lr=1e-2, device="cpu", patience=0))
     pred = net.fit(p.train, p.val).predict(p.test)
     assert pred.shape == (len(p.test), 2) and net.describe().startswith("gru (GRU 16")
     persistence = np.abs(p.test.future - p.test.past[:, -1:]).mean()
     assert net.score(p.test) < persistence  # learned the sine; errors in the series' units
     assert len(net.history) == 6 and "val_loss" in net.history[0]
+
+
+def test_residual_recipe_never_ends_worse_on_validation_than_its_linear_start():
+    rng = np.random.default_rng(0)
+    prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 1500)))  # a random walk: nothing for the LSTM to add
+    frame = pd.DataFrame({"close": prices}, index=pd.bdate_range("2010-01-01", periods=1500))
+    p = prepare(load_series(frame, "close"), WindowConfig(lookback=20))
+    net = NetworkForecaster(ModelConfig("lstm", hidden=[8]),
+                            series_train_config(epochs=3, batch_size=32, lr=3e-2, device="cpu", patience=0))
+    start = NetworkForecaster(ModelConfig("lstm", hidden=[8]), series_train_config(device="cpu"))
+    start_val = start.linear_errors(p.train, [p.val])[0]
+    net.fit(p.train, p.val)
+    assert net.start_ == start.start_ and net.start_ in net.describe()
+    # the start is the best of its candidates on validation: never worse there than persistence
+    persistence_val = np.abs(p.val.future - p.val.past[:, -1:]).mean()
+    assert start_val <= 1.01 * persistence_val
+    assert net.score(p.val) <= start_val * 1.02  # at most the start's error (MSE kept, MAE close)
+    if net.kept_start:
+        assert "which no epoch improved on: kept" in net.describe()
+        np.testing.assert_allclose(net.score(p.val), start_val, rtol=1e-5)
+    persistence = np.abs(p.test.future - p.test.past[:, -1:]).mean()
+    assert net.score(p.test) < 1.05 * persistence  # starts from, and stays near, persistence on prices
 
 
 def test_four_topologies_have_the_documented_shapes():

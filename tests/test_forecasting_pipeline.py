@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,10 @@ import pandas as pd
 import pytest
 
 from neuralab.forecasting.models import ModelConfig, series_train_config
-from neuralab.forecasting.pipeline import ForecastConfig, headline, load_forecaster, predict_run, run_forecast
+from neuralab.forecasting.pipeline import ForecastConfig, load_forecaster, predict_run, run_forecast
 from neuralab.forecasting.windows import WindowConfig
-from neuralab.training.device import cpu_threads
 from neuralab.runs import Run
+from neuralab.training.device import cpu_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -28,12 +29,15 @@ def _one_thread():
 def run(tmp_path_factory):
     config = ForecastConfig(
         data="seattle-weather", target="temp_max", features=["temp_min"], calendar=["dayofyear"],
-        windows=WindowConfig(lookback=14, horizon=3),
+        windows=WindowConfig(lookback=14, horizon=3, transform="auto"),
         model=ModelConfig("lstm", hidden=[8]),
         train=series_train_config(epochs=2, device="cpu", seed=3),
         backtest_folds=3)
+    given = json.dumps(asdict(config), sort_keys=True)
     out = tmp_path_factory.mktemp("forecast") / "run"
-    return run_forecast(config, out=out, verbose=False), config
+    result = run_forecast(config, out=out, verbose=False)
+    assert json.dumps(asdict(config), sort_keys=True) == given  # the caller's config is left as it was
+    return result, config
 
 
 def test_run_directory_holds_everything(run):
@@ -52,19 +56,36 @@ def test_run_directory_holds_everything(run):
     meta = json.loads((d / "model.json").read_text())
     assert meta["columns"] == ["temp_max", "temp_min", "dayofyear_sin", "dayofyear_cos"]
     assert meta["features"] == ["temp_min"] and meta["calendar"] == ["dayofyear"]
+    assert meta["model"]["recipe"] == "residual" and meta["windows"]["transform"] != "auto"
     assert meta["scaler"]["kind"] == "standard" and len(meta["scaler"]["center"]) == 4
     assert meta["windows"]["horizon"] == 3
     assert len(Run(d).metrics()) == 2
 
 
-def test_results_put_the_network_next_to_persistence(run):
+def test_results_judge_the_network_against_the_best_baseline(run):
     result, _ = run
-    results = json.loads((result.run_dir / "results.json").read_text())
+    text = (result.run_dir / "results.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    results = json.loads(text)
     head = results["headline"]
     assert head["network"] == "lstm"
     assert head["persistence_mae"] == pytest.approx(results["test"]["persistence"]["mae"])
     pct = 100 * (head["persistence_mae"] - head["network_mae"]) / head["persistence_mae"]
     assert head["percent_better"] == pytest.approx(pct)
+    baselines = {n: m["mae"] for n, m in results["test"].items() if n != "lstm"}
+    assert head["best_baseline"] == min(baselines, key=baselines.get)
+    assert head["best"] == min(results["test"], key=lambda n: results["test"][n]["mae"])
+    assert head["ratio_to_best_baseline"] == pytest.approx(results["test"]["lstm"]["mae"] / min(baselines.values()))
+    assert head["ranking"][head["network_rank"] - 1] == "lstm" and head["best"] in head["sentence"]
+    cov = results["intervals"]["coverage"]
+    assert set(cov) == {"80", "95"} and all(0 <= c["coverage"] <= 1 and len(c["by_step"]) == 3 for c in cov.values())
+    # the transform was chosen on the validation span, and the choice is recorded
+    chosen = results["transform"]
+    assert chosen["chosen_on"] == "validation" and set(chosen["validation_mae"]) == {"none", "diff"}  # some <= 0 °C
+    assert chosen["used"] == min(chosen["validation_mae"], key=chosen["validation_mae"].get) or \
+        chosen["validation_mae"][chosen["used"]] <= 1.005 * min(chosen["validation_mae"].values())
+    record = json.loads((result.run_dir / "config.json").read_text())
+    assert record["config"]["windows"]["transform"] == chosen["used"] and record["config"]["target"] == "temp_max"
     assert set(results["test"]) == {"lstm", "persistence", "seasonal-naive", "drift", "moving-average", "linear-ar"}
     assert all(len(v) == 3 for v in results["by_step_mae"].values())
     assert len(results["backtest"]) == 3 and results["windows"]["test"] > 0
@@ -77,6 +98,10 @@ def test_forecast_csv_lines_up_with_actual_values(run, tmp_path):
     frame = pd.read_csv(result.run_dir / "forecast.csv", parse_dates=["origin", "time"])
     test = frame[frame.split == "test"]
     assert list(frame.columns[:5]) == ["split", "origin", "time", "step", "actual"]
+    assert {"lower_80", "upper_80", "lower_95", "upper_95"} <= set(frame.columns)
+    assert (frame["lower_80"] <= frame["lstm"]).all() and (frame["lstm"] <= frame["upper_80"]).all()
+    assert ((frame["lower_95"] <= frame["lower_80"]) & (frame["upper_80"] <= frame["upper_95"])).mean() > 0.9
+    assert frame[frame.split == "future"][["lower_95", "upper_95"]].notna().all().all()
     weather = pd.read_csv(__import__("neuralab.data.series", fromlist=["x"]).builtin_path("seattle-weather").open("rb"),
                           compression="gzip", parse_dates=["date"]).set_index("date")
     np.testing.assert_allclose(test["actual"], weather.loc[test["time"], "temp_max"].to_numpy(), rtol=1e-5)
@@ -87,28 +112,16 @@ def test_forecast_csv_lines_up_with_actual_values(run, tmp_path):
     assert len(future) == 3 and str(future["time"].iloc[0].date()) == "2016-01-01"
 
 
-def test_report_says_first_how_the_network_does_against_persistence(run):
+def test_report_says_first_which_forecaster_is_best(run):
     result, _ = run
     html = (result.run_dir / "report.html").read_text()
     first = html.index('<p class="verdict')
     assert first < html.index("<table") and first < html.index("<img")
     verdict = html[first:html.index("</p>", first)]
-    assert "persistence" in verdict and "MAE" in verdict and "%" in verdict
+    head = result.headline
+    assert head["best_baseline"] in verdict and "MAE" in verdict and "%" in verdict
     assert html.count("data:image/png;base64,") == 4
     assert "Rolling-origin backtest" in html and "learning curves" in html.lower()
-
-
-def test_headline_says_plainly_when_persistence_is_not_beaten():
-    worse = headline({"lstm": {"mae": 11.0}, "persistence": {"mae": 10.0}}, "lstm")
-    assert not worse["beats_persistence"] and "does NOT beat persistence" in worse["sentence"]
-    assert "10.0% worse" in worse["sentence"] and "log-return" in worse["sentence"]
-    assert "extrapolate" not in worse["sentence"]
-    beyond = headline({"lstm": {"mae": 30.0}, "persistence": {"mae": 10.0}}, "lstm", outside=0.6)
-    assert "60% of the test values lie outside the range of the training span" in beyond["sentence"]
-    better = headline({"lstm": {"mae": 9.0}, "persistence": {"mae": 10.0}}, "lstm")
-    assert better["beats_persistence"] and "10.0% better" in better["sentence"]
-    tie = headline({"lstm": {"mae": 9.95}, "persistence": {"mae": 10.0}}, "lstm")
-    assert tie["beats_persistence"] and "only ties with persistence" in tie["sentence"]
 
 
 def test_predict_from_new_data_matches_the_runs_own_forecast(run, tmp_path):
@@ -123,7 +136,47 @@ def test_predict_from_new_data_matches_the_runs_own_forecast(run, tmp_path):
     np.testing.assert_allclose(forecast["temp_max"], future["lstm"], rtol=1e-4)
     assert [str(t.date()) for t in forecast["time"]] == ["2016-01-01", "2016-01-02", "2016-01-03"]
     model = load_forecaster(result.run_dir)
-    assert model.windows.lookback == 14 and not model.network.training
+    assert model.meta["windows"]["lookback"] == 14 and not model.network.training
+
+
+def test_one_network_across_several_series_with_metrics_per_series(tmp_path):
+    from neuralab.data.series import load_series
+
+    weather = load_series("seattle-weather", features=["temp_min"]).frame.iloc[-400:]
+    long = pd.concat([pd.DataFrame({"Station": name, "date": weather.index.strftime("%Y-%m-%d"),
+                                    "temp": weather[column].to_numpy()})
+                      for name, column in [("MAX", "temp_max"), ("MIN", "temp_min")]])
+    path = tmp_path / "stations.csv"
+    long.sample(frac=1, random_state=0).to_csv(path, index=False)  # shuffled, as exports sometimes are
+    config = ForecastConfig(data=str(path), target="temp", series_column="station",
+                            windows=WindowConfig(lookback=10, transform="auto"), model=ModelConfig("gru", hidden=[4]),
+                            train=series_train_config(epochs=1, device="cpu"), backtest_folds=2)
+    result = run_forecast(config, out=tmp_path / "run", verbose=False)
+    results = result.results
+    assert set(results["series"]) == {"MAX", "MIN"} and results["series_column"] == "station"  # as given
+    assert results["headline"]["metric"] == "mase"
+    for name in ("MAX", "MIN"):  # baselines fitted per series; MASE overall is the mean of theirs
+        assert set(results["series"][name]["test"]) == set(results["test"])
+    mean_mase = np.mean([results["series"][n]["test"]["persistence"]["mase"] for n in ("MAX", "MIN")])
+    assert results["test"]["persistence"]["mase"] == pytest.approx(mean_mase)
+    frame = pd.read_csv(tmp_path / "run" / "forecast.csv")
+    assert frame.columns[0] == "series" and set(frame["series"]) == {"MAX", "MIN"}
+    step = frame[(frame.split == "test") & (frame.series == "MIN")]
+    np.testing.assert_allclose(step["actual"].to_numpy()[-5:], weather["temp_min"].to_numpy()[-5:], rtol=1e-5)
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert set(meta["scalers"]) == {"MAX", "MIN"} and meta["series_column"] == "station"
+    ahead = predict_run(tmp_path / "run", path)
+    assert list(ahead["series"]) == ["MAX", "MIN"] and (ahead["time"] == pd.Timestamp("2016-01-01")).all()
+    np.testing.assert_allclose(ahead["temp"], frame[frame.split == "future"]["gru"], rtol=1e-4)
+    one = run_forecast(replace_config(config, series_column=None, where="station=MIN"), out=tmp_path / "one",
+                       verbose=False)
+    assert "series" not in one.results and one.results["windows"]["test"] * 2 == results["windows"]["test"]
+
+
+def replace_config(config, **changes):
+    from dataclasses import replace
+
+    return replace(config, **changes)
 
 
 def _without_pictures(page: str) -> str:

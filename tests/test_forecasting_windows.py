@@ -94,13 +94,30 @@ def test_log_return_needs_positive_values_and_config_is_checked():
         WindowConfig(transform="pct").check()
     with pytest.raises(NeuralabError, match="lookback=0"):
         WindowConfig(lookback=0).check()
+    with pytest.raises(NeuralabError, match="needs a concrete transform"):
+        prepare(series(np.arange(1.0, 100.0)), WindowConfig(lookback=5, transform="auto"))
+
+
+def test_windows_are_views_of_one_source_not_copies():
+    s = series(np.arange(1000.0), features={"f": np.arange(1000.0) * 2})
+    p = prepare(s, WindowConfig(lookback=30, horizon=4))
+    for w in (p.all, p.train, p.val, p.test):
+        for view in (w.x, w.y, w.past, w.future):
+            assert np.shares_memory(view, w.source.scaled) or np.shares_memory(view, w.source.levels)
+            assert not view.flags.writeable
+    assert p.train.x.base is not None and p.all.x.nbytes > 25 * p.all.source.scaled.nbytes  # a copy: 29x
+    blocks = list(p.test.batches(size=50))
+    assert sum(len(b) for b in blocks) == len(p.test) and np.shares_memory(blocks[-1].x, p.test.source.scaled)
+    np.testing.assert_array_equal(np.concatenate([b.future for b in blocks]), p.test.future)
+    picked = p.all.take(np.array([3, 7, 8]))  # not evenly spaced: a copy, same values
+    assert picked.x[1, 0, 0] == p.all.x[7, 0, 0] and picked.rows[:, 0].tolist() == p.all.rows[[3, 7, 8], 0].tolist()
 
 
 def test_last_window_forecasts_past_the_end_on_the_grid():
     s = series(np.arange(30.0))
     p = prepare(s, WindowConfig(lookback=5, horizon=3))
     w = last_window(s, p.config, p.scaler)
-    assert w.past[0].tolist() == [25, 26, 27, 28, 29]
+    assert w.past[0].tolist() == [25, 26, 27, 28, 29] and np.isnan(w.future).all()
     assert [str(pd.Timestamp(t).date()) for t in w.times[0]] == ["2020-01-31", "2020-02-01", "2020-02-02"]
     business = load_series("sp500")
     tail = last_window(business, WindowConfig(lookback=5, horizon=2), Scaler.fit("none", business.values))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuralab.data.series import BUILTIN, add_calendar, builtin_path, load_series
+from neuralab.data.series import BUILTIN, add_calendar, builtin_path, load_series, load_series_list
 from neuralab.errors import NeuralabError
 
 
@@ -56,7 +56,7 @@ def test_unsorted_rows_are_sorted_and_reported(tmp_path):
 
 def test_duplicate_timestamps_are_rejected_with_their_lines(tmp_path):
     path = write(tmp_path, "date,v\n2020-01-01,1\n2020-01-02,2\n2020-01-02,5\n2020-01-03,3\n")
-    with pytest.raises(NeuralabError, match=r"1 duplicate timestamps, first 2020-01-02 \(lines 3, 4\); pass duplicates first, last or mean"):
+    with pytest.raises(NeuralabError, match=r"1 duplicate timestamps, first 2020-01-02 \(lines 3, 4\).*pass duplicates first"):
         load_series(path, "v")
 
 
@@ -86,7 +86,7 @@ def test_business_day_data_counts_holidays_not_weekends(tmp_path):
 
 def test_missing_values_policies(tmp_path):
     path = write(tmp_path, "date,v,w\n2020-01-01,,1\n2020-01-02,2,1\n2020-01-03,,1\n2020-01-04,4,\n2020-01-05,5,1\n")
-    with pytest.raises(NeuralabError, match=r"3 missing values \(column 'v' has 2, first at 2020-01-01\); pass missing drop"):
+    with pytest.raises(NeuralabError, match=r"3 missing values \(column 'v' has 2, first at 2020-01-01\).*pass missing drop"):
         load_series(path, "v", ["w"])
     assert load_series(path, "v", ["w"], missing="drop").frame.index.strftime("%d").tolist() == ["02", "05"]
     ffill = load_series(path, "v", ["w"], missing="ffill")
@@ -110,11 +110,10 @@ def test_bad_date_names_the_line(tmp_path):
 
 def test_unknown_columns_and_files_are_clear_errors(tmp_path):
     path = write(tmp_path, "when,a,b\n2020-01-01,1,2\n2020-01-02,2,3\n2020-01-03,3,4\n")
-    with pytest.raises(NeuralabError, match="no date column found.*; pass date_column"):
-        load_series(path, "a")
-    with pytest.raises(NeuralabError, match="pass target, one of a, b"):
+    assert load_series(path, "a").date_column == "when"  # the column that parses as dates
+    with pytest.raises(NeuralabError, match="has 2 numeric columns; choose one: a, b"):
         load_series(path, date_column="when")
-    with pytest.raises(NeuralabError, match="column 'c' not in s.csv; columns are when, a, b"):
+    with pytest.raises(NeuralabError, match="target='c': no such column in s.csv; columns are when, a, b"):
         load_series(path, "c", date_column="when")
     assert load_series(path, "a", ["b"], date_column="when").columns == ["a", "b"]
     with pytest.raises(NeuralabError, match="no such file and not a built-in series"):
@@ -128,7 +127,95 @@ def test_unknown_columns_and_files_are_clear_errors(tmp_path):
 def test_dataframe_source_and_calendar_encodings():
     frame = pd.DataFrame({"v": np.arange(10.0)}, index=pd.date_range("2020-01-01", periods=10, name="date"))
     s = load_series(frame, calendar=["dayofyear", "dayofweek"])
-    assert s.target == "v" and s.features == ["dayofyear_sin", "dayofyear_cos", "dayofweek_sin", "dayofweek_cos"]
+    assert s.target == "v" and s.calendar == ["dayofyear_sin", "dayofyear_cos", "dayofweek_sin", "dayofweek_cos"]
+    assert s.features == [] and s.columns == ["v", *s.calendar]
     assert s.frame["dayofyear_sin"].iloc[0] == 0.0 and s.frame["dayofyear_cos"].iloc[0] == 1.0
     _, added = add_calendar(frame, ["month"])
     assert added == ["month_sin", "month_cos"]
+
+
+def test_semicolons_and_decimal_commas_are_detected_and_said(tmp_path):
+    path = write(tmp_path, "Datum;Temp;Wind\n2020-01-01;1,5;3,25\n2020-01-02;-2,75;4,0\n2020-01-03;0,5;1,0\n")
+    s = load_series(path, "temp", date_column="datum")  # names match ignoring case
+    assert s.target == "Temp" and s.frame["Temp"].tolist() == [1.5, -2.75, 0.5]
+    assert s.report.read_as == "semicolon-separated with decimal commas"
+    assert "read as semicolon-separated with decimal commas" in s.report.lines()
+    tabs = write(tmp_path, "date\tv\n2020-01-01\t1.5\n2020-01-02\t2.5\n2020-01-03\t3.5\n", "t.tsv")
+    assert load_series(tabs).frame["v"].tolist() == [1.5, 2.5, 3.5] and load_series(tabs).report.read_as == \
+        "tab-separated"
+    assert load_series(write(tmp_path, "date|v\n2020-01-01|1\n2020-01-02|2\n", "b.csv"), sep="|").target == "v"
+
+
+def test_day_first_dates_need_a_format_and_the_message_says_so(tmp_path):
+    path = write(tmp_path, "date,v\n01/02/2012,1\n13/01/2012,2\n14/01/2012,3\n")
+    with pytest.raises(NeuralabError, match=r"line 3: '13/01/2012' in column 'date' is not a date; give "
+                                            r"date_format, e.g. %d/%m/%Y"):
+        load_series(path, "v")
+    s = load_series(path, "v", date_format="%d/%m/%Y")
+    assert s.report.start == "2012-01-13" and s.report.end == "2012-02-01"  # 01/02 is the 1st of February
+
+
+def test_date_column_prefers_timestamps_over_integer_columns(tmp_path):
+    rows = "\n".join(f"2013,1,{d},{h},2013-01-{d:02d} {h:02d}:00:00,{10 + h}" for d in (1, 2) for h in range(3))
+    path = write(tmp_path, "year,month,day,hour,time_hour,temp\n" + rows + "\n")
+    s = load_series(path, "temp")  # `day` is 1..31, an integer: not the date
+    assert s.date_column == "time_hour" and len(s) == 6
+    with pytest.raises(NeuralabError, match="no column of .* holds dates"):
+        load_series(write(tmp_path, "a,b\n1,2\n3,4\n", "nodate.csv"))
+
+
+def test_default_target_close_in_prices_and_a_list_when_unclear(tmp_path):
+    prices = write(tmp_path, "Date,Open,High,Low,Close,Volume\n2020-01-02,1,2,0.5,1.5,100\n"
+                             "2020-01-03,1.5,2,1,1.8,120\n2020-01-06,1.8,2.1,1.7,2.0,90\n", "p.csv")
+    assert load_series(prices).target == "Close"
+    assert load_series(prices, "close").target == "Close"
+    two = write(tmp_path, "date,a,b\n2020-01-01,1,2\n2020-01-02,2,3\n", "two.csv")
+    with pytest.raises(NeuralabError, match="has 2 numeric columns; choose one: a, b"):
+        load_series(two)
+
+
+def test_values_too_large_or_infinite_are_refused_with_line_and_column(tmp_path):
+    path = write(tmp_path, "date,v\n2020-01-01,1\n2020-01-02,1e300\n2020-01-03,3\n")
+    with pytest.raises(NeuralabError, match=r"line 3: .*1e\+?300.* in column 'v' is not a finite number"):
+        load_series(path)
+    with pytest.raises(NeuralabError, match=r"line 2: 'inf' in column 'v' is not a finite number"):
+        load_series(write(tmp_path, "date,v\n2020-01-01,inf\n2020-01-02,2\n", "inf.csv"))
+
+
+def test_several_series_in_one_file_by_column_or_where(tmp_path):
+    weather = load_series("seattle-weather", features=["temp_min", "wind"]).frame
+    long = pd.concat([pd.DataFrame({"station": name, "date": weather.index.strftime("%Y-%m-%d"),
+                                    "temp": weather[column].to_numpy()})
+                      for name, column in [("MAX", "temp_max"), ("MIN", "temp_min"), ("WIND", "wind")]])
+    path = tmp_path / "three.csv"
+    long.to_csv(path, index=False)
+    with pytest.raises(NeuralabError, match="duplicate timestamps.*series_column.*where"):
+        load_series(path, "temp")
+    many = load_series_list(path, "temp", series_column="Station")
+    assert [s.name for s in many] == ["MAX", "MIN", "WIND"] and all(len(s) == 1461 for s in many)
+    np.testing.assert_allclose(many[1].frame["temp"], weather["temp_min"])
+    one = load_series(path, "temp", where="station=MIN")
+    np.testing.assert_allclose(one.frame["temp"], weather["temp_min"])
+    with pytest.raises(NeuralabError, match="no row has station = 'HOT'; its values include MAX, MIN, WIND"):
+        load_series(path, "temp", where="station=HOT")
+    with pytest.raises(NeuralabError, match="COLUMN=VALUE"):
+        load_series(path, "temp", where="station")
+
+
+def test_what_would_not_fit_is_refused_up_front_with_an_estimate(tmp_path, monkeypatch):
+    from neuralab.data import series
+
+    path = write(tmp_path, "date,v\n" + "".join(f"2020-01-01 {h:02d}:00,{h}\n" for h in range(24)))
+    said = []
+    assert len(load_series(path, announce=said.append)) == 24
+    assert said[0].startswith("loading s.csv: 24 rows x 2 columns") and "GiB in memory" in said[0]
+    monkeypatch.setattr(series, "available_memory", lambda: 100 << 20)
+    monkeypatch.setattr(series, "BASE_BYTES", 200 << 20)
+    with pytest.raises(NeuralabError, match=r"24 rows would need about 0\.2 GiB of memory and 0\.1 GiB is available"):
+        load_series(path)
+
+
+def test_dates_outside_what_a_timestamp_holds_are_a_clear_error(tmp_path):
+    path = write(tmp_path, "date,v\n1620-01-01,1\n1620-01-02,2\n1620-01-03,3\n")
+    with pytest.raises(NeuralabError, match="dates from 1620-01-01 .* between 1678 and 2261"):
+        load_series(path)

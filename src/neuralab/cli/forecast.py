@@ -8,7 +8,7 @@ from neuralab.cli._args import at_least, fraction, layer_sizes, names, positive_
 # option -> field of the config section; options left out (None) keep the library's default
 WINDOW_OPTIONS = {"lookback": "lookback", "horizon": "horizon", "stride": "stride", "val_fraction": "val_fraction",
                   "test_fraction": "test_fraction", "target_transform": "transform", "scaler": "scaler"}
-MODEL_OPTIONS = {"model": "architecture", "hidden": "hidden", "dropout": "dropout", "init": "init"}
+MODEL_OPTIONS = {"model": "architecture", "hidden": "hidden", "dropout": "dropout", "init": "init", "recipe": "recipe"}
 TRAIN_OPTIONS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "schedule": "schedule",
                  "grad_clip": "grad_clip", "patience": "patience", "seed": "seed", "device": "device",
                  "threads": "threads"}
@@ -29,7 +29,7 @@ def _forecast_options(p) -> None:
     """The options, with the choices and defaults of the library's configs (read when `forecast` runs)."""
     from neuralab.data.series import BUILTIN, CALENDAR, DUPLICATES, GAPS, MISSING
     from neuralab.forecasting.baselines import BASELINES
-    from neuralab.forecasting.models import ARCHITECTURES, ModelConfig, series_train_config
+    from neuralab.forecasting.models import ARCHITECTURES, RECIPES, ModelConfig, series_train_config
     from neuralab.forecasting.pipeline import ForecastConfig
     from neuralab.forecasting.windows import SCALERS, TRANSFORMS, WindowConfig
     from neuralab.training.config import DEVICES, SCHEDULES
@@ -51,16 +51,25 @@ def _forecast_options(p) -> None:
     data.add_argument("--gaps", choices=GAPS, default=f.gaps,
                       help=f"missing timestamps: keep (one row = one step) or fill (then --missing fills them) "
                            f"(default {f.gaps})")
+    data.add_argument("--date-format", help="how the dates are written, e.g. %%d/%%m/%%Y for 13/01/2012 (default: inferred)")
+    data.add_argument("--sep", help="CSV separator (default: detected among comma, semicolon, tab and bar; decimal "
+                                    "commas are detected too)")
+    data.add_argument("--series-column", metavar="COLUMN",
+                      help="the file holds one series per value of COLUMN: one network is trained on all of them, "
+                           "baselines run per series, metrics per series and overall")
+    data.add_argument("--where", metavar="COLUMN=VALUE", help="keep only the rows where COLUMN is VALUE (one series of several)")
     win = p.add_argument_group("windows")
     win.add_argument("--lookback", type=positive_int, help=f"input steps (default {w.lookback})")
     win.add_argument("--horizon", type=positive_int,
-                     help=f"steps forecast at once: 1 = many-to-one, more = many-to-many (default {w.horizon})")
+                     help="steps forecast at once, one output each: 1 = many-to-one, more = many-to-many; metrics "
+                          f"and 80%%/95%% intervals per step (default {w.horizon})")
     win.add_argument("--stride", type=positive_int, help=f"steps between window starts (default {w.stride})")
     win.add_argument("--val-fraction", type=fraction,
                      help=f"of the rows, after the training span (default {w.val_fraction})")
     win.add_argument("--test-fraction", type=fraction, help=f"of the rows, at the end (default {w.test_fraction})")
     win.add_argument("--target-transform", choices=TRANSFORMS,
-                     help=f"model the level, its difference or its log return (prices) (default {w.transform})")
+                     help="model the level, its difference or its log return (prices); auto chooses on the "
+                          f"validation span (default {w.transform})")
     win.add_argument("--scaler", choices=SCALERS, help=f"fitted on the training rows only (default {w.scaler})")
     mod = p.add_argument_group("model")
     mod.add_argument("--model", choices=tuple(ARCHITECTURES),
@@ -69,6 +78,10 @@ def _forecast_options(p) -> None:
     mod.add_argument("--hidden", type=layer_sizes, metavar="N,N",
                      help="recurrent layer sizes, e.g. 128,64 (default: the model's)")
     mod.add_argument("--dropout", type=float, help=f"after each recurrent layer (default {m.dropout})")
+    mod.add_argument("--recipe", choices=RECIPES,
+                     help="residual: forecast relative to the last value, normalised per window, with a linear path "
+                          "started at least squares beside the recurrent one; plain: the workshop's network alone "
+                          f"(default {m.recipe})")
     mod.add_argument("--init", help="initial weights: torch (PyTorch's uniform) or keras (Glorot, orthogonal, "
                                     f"forget-gate bias 1) (default {m.init})")
     mod.add_argument("--baselines", type=names, default=list(f.baselines), metavar="NAME,NAME",
@@ -110,14 +123,17 @@ def _given(args, options: dict[str, str]) -> dict:
 
 def config_from_args(args):
     """The ForecastConfig the options describe; options left out keep the library's defaults."""
+    from dataclasses import replace
+
     from neuralab.forecasting.models import ModelConfig, series_train_config
     from neuralab.forecasting.pipeline import ForecastConfig
-    from neuralab.forecasting.windows import WindowConfig
 
     return ForecastConfig(
         data=args.data, target=args.target, features=args.features, calendar=args.calendar,
-        date_column=args.date_column, missing=args.missing, duplicates=args.duplicates, gaps=args.gaps,
-        windows=WindowConfig(**_given(args, WINDOW_OPTIONS)), model=ModelConfig(**_given(args, MODEL_OPTIONS)),
+        date_column=args.date_column, date_format=args.date_format, sep=args.sep, series_column=args.series_column,
+        where=args.where, missing=args.missing, duplicates=args.duplicates, gaps=args.gaps,
+        windows=replace(ForecastConfig().windows, **_given(args, WINDOW_OPTIONS)),
+        model=ModelConfig(**_given(args, MODEL_OPTIONS)),
         train=series_train_config(**_given(args, TRAIN_OPTIONS)), baselines=args.baselines, season=args.season,
         backtest_folds=args.backtest_folds, backtest_refit=args.backtest_refit)
 
@@ -126,7 +142,7 @@ def run_forecast(args) -> int:
     from neuralab.forecasting.pipeline import run_forecast as run
 
     result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet)
-    if args.quiet:
+    if args.quiet:  # the verdict alone; its table is in results.json and report.html
         print(f"{result.headline['sentence']}  run: {result.run_dir}")
     return 0
 

@@ -1,6 +1,7 @@
 """Forecasting: windows and splits, recurrent networks, baselines, metrics, backtests,
 the end-to-end pipeline and its report; plus the RNN topologies and the vanishing-gradient
-measurement. Networks and baselines share one interface (``fit``, ``predict``, ``score``).
+measurement. Every forecaster, network or baseline, keeps one contract (``fit``, ``predict``,
+``score``); the verdict and the intervals judge them on the same spans.
 
 The names below are imported on first use (neuralab._lazy): pandas and torch load only
 when forecasting is used.
@@ -12,7 +13,7 @@ __getattr__, __dir__ = exports(__name__, {
     "Forecaster": "neuralab.forecasting.base",
     **dict.fromkeys(["BASELINES", "Drift", "LinearAR", "MovingAverage", "Persistence", "SeasonalNaive"],
                     "neuralab.forecasting.baselines"),
-    **dict.fromkeys(["ARCHITECTURES", "ModelConfig", "NetworkForecaster", "RecurrentForecaster"],
+    **dict.fromkeys(["ARCHITECTURES", "ForecastNetwork", "ModelConfig", "NetworkForecaster"],
                     "neuralab.forecasting.models"),
     **dict.fromkeys(["ForecastConfig", "ForecastResult", "load_forecaster", "predict_run", "run_forecast"],
                     "neuralab.forecasting.pipeline"),
@@ -21,6 +22,6 @@ __getattr__, __dir__ = exports(__name__, {
 
 __all__ = [
     "ARCHITECTURES", "BASELINES", "Drift", "ForecastConfig", "ForecastResult", "Forecaster", "LinearAR",
-    "ModelConfig", "MovingAverage", "NetworkForecaster", "Persistence", "RecurrentForecaster", "SeasonalNaive",
+    "ForecastNetwork", "ModelConfig", "MovingAverage", "NetworkForecaster", "Persistence", "SeasonalNaive",
     "WindowConfig", "Windows", "load_forecaster", "predict_run", "prepare", "run_forecast",
 ]

@@ -1,31 +1,54 @@
-"""The one interface every forecaster shares, network or baseline (as in Darts):
-``fit(train, val)`` then ``predict(windows)`` in the original units of the series, so that a
-backtest, a report or a test treats an LSTM and "tomorrow = today" the same way."""
+"""The one contract every forecaster keeps, network or baseline (as in Darts and
+scikit-learn): ``fit(train, val)`` returns the fitted forecaster, ``predict(windows)`` gives
+(N, H) forecasts of ``windows.future`` in the original units of the series, ``score`` is the
+error of ``predict``. A backtest, a report or a test treats an LSTM and "tomorrow = today"
+the same way.
+
+The checks live here once: ``fit`` refuses an empty training set and remembers the
+horizon, ``predict`` refuses an unfitted forecaster or a different horizon. A forecaster
+implements ``_fit`` (learning, if any) and ``_predict``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from neuralab.errors import NeuralabError
 from neuralab.forecasting import metrics
 from neuralab.forecasting.windows import Windows
 
 
 class Forecaster:
     name = "forecaster"
+    horizon_: int | None = None   # set by fit: the steps this forecaster was fitted to predict
 
     def fit(self, train: Windows, val: Windows | None = None) -> "Forecaster":
-        """Learn from the training windows (``val`` only for early stopping); returns self."""
+        """Learn from the training windows (``val`` for early stopping or choices); returns self."""
+        if len(train) == 0:
+            raise NeuralabError(f"{self.name}: no training windows to fit on")
+        self._fit(train, val if val is not None and len(val) else None)
+        self.horizon_ = train.horizon
         return self
 
     def predict(self, windows: Windows) -> np.ndarray:
         """(N, H) forecasts of ``windows.future`` in original units."""
-        raise NotImplementedError
+        if self.horizon_ is None:
+            raise NeuralabError(f"{self.name}: call fit before predict")
+        if windows.horizon != self.horizon_:
+            raise NeuralabError(f"{self.name}: fitted for `horizon` {self.horizon_}, asked for {windows.horizon}")
+        return self._predict(windows)
 
     def score(self, windows: Windows, metric: str = "mae") -> float:
         """The error of ``predict`` on ``windows`` (lower is better; MASE needs ``metrics.mase``)."""
         if metric not in ("mae", "rmse", "mape", "smape"):
-            raise ValueError(f"metric {metric!r}: choose mae, rmse, mape or smape")
+            raise NeuralabError(f"metric {metric!r}: choose mae, rmse, mape or smape")
         return getattr(metrics, metric)(windows.future, self.predict(windows))
+
+    def _fit(self, train: Windows, val: Windows | None) -> None:
+        """Learn what the forecaster needs; the naive forecasts learn nothing."""
+
+    def _predict(self, windows: Windows) -> np.ndarray:
+        raise NotImplementedError
 
     def params(self) -> dict:
         """The constructor arguments: ``type(f)(**f.params())`` is an unfitted copy."""

@@ -21,7 +21,7 @@ class Persistence(Forecaster):
     """The last observed value, for every step of the horizon."""
     name = "persistence"
 
-    def predict(self, windows: Windows) -> np.ndarray:
+    def _predict(self, windows: Windows) -> np.ndarray:
         return np.repeat(windows.past[:, -1:], windows.horizon, axis=1)  # (N, H)
 
 
@@ -33,14 +33,14 @@ class SeasonalNaive(Forecaster):
         self.period = period
         self.period_ = period
 
-    def fit(self, train: Windows, val: Windows | None = None) -> "SeasonalNaive":
+    def _fit(self, train: Windows, val: Windows | None) -> None:
         self.period_ = self.period or detect_period(training_values(train), max_period=train.lookback)
         if self.period_ > train.lookback:
             raise ParameterError("season", self.period_, f"longer than `lookback` ({train.lookback}); "
                                  "a window must hold one full season")
         return self
 
-    def predict(self, windows: Windows) -> np.ndarray:
+    def _predict(self, windows: Windows) -> np.ndarray:
         m, l = self.period_ or 1, windows.lookback
         cols = l - m + np.arange(windows.horizon) % m  # step k repeats step k - m of the last season
         return windows.past[:, cols]
@@ -57,7 +57,7 @@ class Drift(Forecaster):
     """The last value plus k times the mean change over the input window."""
     name = "drift"
 
-    def predict(self, windows: Windows) -> np.ndarray:
+    def _predict(self, windows: Windows) -> np.ndarray:
         past = windows.past
         slope = (past[:, -1] - past[:, 0]) / max(1, windows.lookback - 1)            # (N,)
         return past[:, -1:] + slope[:, None] * np.arange(1, windows.horizon + 1)     # (N, H)
@@ -72,21 +72,20 @@ class MovingAverage(Forecaster):
         self.window = window
         self.window_ = window
 
-    def fit(self, train: Windows, val: Windows | None = None) -> "MovingAverage":
+    def _fit(self, train: Windows, val: Windows | None) -> None:
         if self.window is not None:
             if self.window > train.lookback:
-                raise NeuralabError(f"moving-average window {self.window}: longer than `lookback` {train.lookback}")
+                raise ParameterError("window", self.window, f"longer than `lookback` {train.lookback}")
             self.window_ = self.window
-            return self
+            return
         sizes = [w for w in self.CANDIDATES if w <= train.lookback] or [train.lookback]
         errors = [metrics.mae(train.future, self._mean(train, w)) for w in sizes]
         self.window_ = sizes[int(np.argmin(errors))]
-        return self
 
     def _mean(self, windows: Windows, w: int) -> np.ndarray:
         return np.repeat(windows.past[:, -w:].mean(1, keepdims=True), windows.horizon, axis=1)
 
-    def predict(self, windows: Windows) -> np.ndarray:
+    def _predict(self, windows: Windows) -> np.ndarray:
         return self._mean(windows, min(self.window_ or windows.lookback, windows.lookback))
 
     def params(self) -> dict:
@@ -107,18 +106,21 @@ class LinearAR(Forecaster):
 
     @staticmethod
     def _design(windows: Windows) -> np.ndarray:
-        x = windows.x.reshape(len(windows), -1).astype(np.float64)       # (N, L*C)
-        return np.column_stack([x, np.ones(len(x))])                     # (N, L*C + 1)
+        x = windows.x.reshape(len(windows), -1).astype(np.float64)       # (B, L*C): one batch's copy
+        return np.column_stack([x, np.ones(len(x))])                     # (B, L*C + 1)
 
-    def fit(self, train: Windows, val: Windows | None = None) -> "LinearAR":
-        a = self._design(train)
-        ridge = self.alpha * len(a) * np.eye(a.shape[1])
-        ridge[-1, -1] = 0.0  # the intercept is not shrunk
-        self.coef_ = np.linalg.solve(a.T @ a + ridge, a.T @ train.y.astype(np.float64))  # (L*C + 1, H)
-        return self
+    def _fit(self, train: Windows, val: Windows | None) -> None:
+        # The normal equations summed batch by batch: never the whole (N, L*C) design at once.
+        gram, moment = 0.0, 0.0
+        for batch in train.batches():
+            a = self._design(batch)
+            gram = gram + a.T @ a                                        # (L*C + 1, L*C + 1)
+            moment = moment + a.T @ batch.y.astype(np.float64)           # (L*C + 1, H)
+        self.coef_ = ridge_solve(gram, moment, self.alpha * len(train))  # (L*C + 1, H)
 
-    def predict(self, windows: Windows) -> np.ndarray:
-        return windows.decode(self._design(windows) @ self.coef_)
+    def _predict(self, windows: Windows) -> np.ndarray:
+        scaled = [self._design(batch) @ self.coef_ for batch in windows.batches()]
+        return windows.decode(np.concatenate(scaled) if scaled else np.empty((0, windows.horizon)))
 
     def params(self) -> dict:
         return {"alpha": self.alpha}
@@ -132,6 +134,17 @@ BASELINES = {"persistence": Persistence, "seasonal-naive": SeasonalNaive, "drift
              "moving-average": MovingAverage, "linear-ar": LinearAR}
 
 
+def ridge_solve(gram: np.ndarray, moment: np.ndarray, penalty: float) -> np.ndarray:
+    """Least squares from the normal equations, every coefficient but the last (the
+    intercept) shrunk by ``penalty``; a singular system falls back to the pseudo-inverse."""
+    ridge = penalty * np.eye(len(gram))
+    ridge[-1, -1] = 0.0
+    try:
+        return np.linalg.solve(gram + ridge, moment)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(gram + ridge) @ moment
+
+
 def build_baselines(names=tuple(BASELINES), season: int | None = None) -> list[Forecaster]:
     """The baselines by name; persistence always comes first, since every report leads with it."""
     unknown = [n for n in names if n not in BASELINES]
@@ -142,12 +155,9 @@ def build_baselines(names=tuple(BASELINES), season: int | None = None) -> list[F
 
 
 def training_values(train: Windows) -> np.ndarray:
-    """The target in original units over every row the training windows cover, in order."""
-    past_rows = train.rows[:, :1] - train.lookback + np.arange(train.lookback)  # (N, L)
-    rows = np.concatenate([past_rows.ravel(), train.rows.ravel()])
-    values = np.concatenate([train.past.ravel(), train.future.ravel()])
-    _, first = np.unique(rows, return_index=True)
-    return values[first]
+    """The target in original units over the rows the training windows span, in order."""
+    starts = np.asarray(train.starts)
+    return train.source.levels[starts.min():starts.max() + train.lookback + train.horizon]
 
 
 def detect_period(values, max_period: int, z: float = 3.0, prominence: float = 0.1) -> int:

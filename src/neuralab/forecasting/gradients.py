@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuralab.forecasting.topologies import ManyToOne, keras_init
+from neuralab.forecasting.topologies import KERAS_NAMES, ManyToOne, keras_init
 
-MODELS = {"rnn": "SimpleRNN", "lstm": "LSTM"}
+MODELS = ("rnn", "lstm")  # the two cells compared
 
 
 @dataclass
@@ -86,7 +86,7 @@ def run_one(cell: str, clip: float | None, config: GradientConfig) -> dict:
         norms.append(float(total))  # before clipping
     with torch.no_grad():
         final = float(nn.functional.mse_loss(model(probe[0]), probe[1]))
-    return {"model": MODELS[cell], "clip": clip, "at_init": at_init.tolist(),
+    return {"model": KERAS_NAMES[cell], "clip": clip, "at_init": at_init.tolist(),
             "trained": input_gradient_norms(model, *probe).tolist(), "loss": losses, "grad_norm": norms,
             "final_loss": final}
 

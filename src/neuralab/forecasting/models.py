@@ -1,4 +1,5 @@
-"""Recurrent forecasters: SimpleRNN, LSTM, GRU, and the workshop's stacked LSTM.
+"""The forecasting network: the workshop's recurrent stack inside a recipe that starts
+from what the simple forecasts already get.
 
 The workshop's Keras model::
 
@@ -7,8 +8,31 @@ The workshop's Keras model::
     model.add(Dense(1))
 
 is ``lstm-stacked``: ``features`` are the recurrent layers (every layer but the last
-returns its whole sequence), ``head`` is the Dense layer. The head emits the whole
-horizon at once, so one model is many-to-one (horizon 1) or many-to-many (horizon H).
+returns its whole sequence), ``head`` is the Dense layer, which emits the whole horizon at
+once (many-to-one for horizon 1, many-to-many for horizon H).
+
+With ``recipe="residual"`` (the default) three things change around that network, each
+from a forecaster that holds up on series it has never seen:
+
+- **relative to an anchor** (N-BEATS' residual forecasting, NLinear): the network predicts
+  the departure from the last observed value (or from "no change" when the target is a
+  difference or a return), so that a zero output is persistence;
+- **normalised per window** (reversible instance normalisation, Kim et al. 2022, and
+  DeepAR's scaling): the target's departures are divided by the window's typical one-step
+  change, and the output multiplied back, so that prices far outside the training range
+  look like the prices the network learned on;
+- **a linear path beside the recurrent one** (LSTNet's highway and autoregressive
+  component, Lai et al. 2018, arXiv:1703.07015): a Dense layer from the normalised target
+  window to the horizon, and one from the whole scaled window (every input column), while
+  the recurrent head starts at zero.
+
+Before training, the linear path is set to whichever start forecasts the validation span
+best: least squares on the normalised windows, the linear-ar baseline's least squares on
+the scaled windows (the same forecasts as that baseline), or nothing (persistence, or no
+change). So the network starts from the best of what persistence and linear
+autoregression get, and training teaches the recurrent layers what is left. If no epoch
+improves on that start on the validation span, the start is kept and the report says so.
+``recipe="plain"`` is the workshop's network alone.
 """
 
 from __future__ import annotations
@@ -22,11 +46,9 @@ from torch import nn
 
 from neuralab.errors import ParameterError
 from neuralab.forecasting.base import Forecaster
-from neuralab.forecasting.topologies import keras_init
+from neuralab.forecasting.baselines import ridge_solve
+from neuralab.forecasting.topologies import CELLS, KERAS_NAMES, keras_init, keras_name
 from neuralab.forecasting.windows import Windows
-
-CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-CELL_NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 # architecture -> (cell, default hidden sizes)
 ARCHITECTURES: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -35,6 +57,7 @@ ARCHITECTURES: dict[str, tuple[str, tuple[int, ...]]] = {
     "gru": ("gru", (64,)),
     "rnn": ("rnn", (64,)),                # Keras' SimpleRNN: tanh
 }
+RECIPES = ("residual", "plain")
 
 
 @dataclass
@@ -44,6 +67,9 @@ class ModelConfig:
     dropout: float = 0.2                              # after each recurrent layer, as Keras tutorials do
     init: str = "torch"                               # torch (uniform) | keras (Glorot, orthogonal, forget bias 1);
                                                       # torch forecast better on seattle-weather (docs/forecasting.md)
+    recipe: str = "residual"                          # residual: anchored, normalised, with a linear path (see
+                                                      # above); plain: the workshop's network alone, which lost to
+                                                      # persistence and linear AR on unseen series (issue 17)
 
     def check(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -54,6 +80,8 @@ class ModelConfig:
             raise ParameterError("dropout", self.dropout, "must be in [0, 1)")
         if self.init not in ("keras", "torch"):
             raise ParameterError("init", self.init, "choose keras or torch")
+        if self.recipe not in RECIPES:
+            raise ParameterError("recipe", self.recipe, f"choose one of {', '.join(RECIPES)}")
 
     @property
     def cell(self) -> str:
@@ -64,44 +92,101 @@ class ModelConfig:
         return list(self.hidden) or list(ARCHITECTURES[self.architecture][1])
 
 
-class RecurrentForecaster(nn.Module):
-    """(B, L, C) windows -> (B, H) forecasts in model space."""
+class ForecastNetwork(nn.Module):
+    """(B, L, C) windows -> (B, H) forecasts in model space (scaled, transformed).
 
-    def __init__(self, cell: str, inputs: int, hidden: list[int], horizon: int, dropout: float = 0.2):
+    ``x`` may also be (B,) start rows into the ``source`` attached with ``attach``: each
+    batch of windows is then gathered when it is used, so a training set of millions of
+    windows is never copied (the trainer batches by indexing whatever it is given).
+    """
+
+    def __init__(self, cell: str, inputs: int, hidden: list[int], horizon: int, lookback: int,
+                 dropout: float = 0.2, recipe: str = "residual", level: bool = True, zero: float = 0.0):
         super().__init__()
         widths = [inputs, *hidden]
         self.features = nn.ModuleList(CELLS[cell](a, b, batch_first=True) for a, b in zip(widths, widths[1:]))
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden[-1], horizon)
+        self.recipe, self.lookback = recipe, lookback
+        self.level = level  # the target is a level (anchor: its last value), else a change (anchor: zero)
+        self.zero = zero    # "no change" in model space: the scaled 0 of a differenced target
+        if recipe == "residual":
+            self.highway = nn.Linear(lookback, horizon)        # normalised target window -> horizon
+            self.ar = nn.Linear(lookback * inputs, horizon)    # scaled window, every column -> horizon
+            for p in (*self.head.parameters(), *self.highway.parameters(), *self.ar.parameters()):
+                nn.init.zeros_(p)                              # fit sets the linear path; the head starts at 0
+        self.source: torch.Tensor | None = None
+
+    def attach(self, source: np.ndarray) -> None:
+        """The (T, C) array that (B,) start rows index; shared with NumPy, not copied."""
+        device = self.head.weight.device
+        self.source = torch.from_numpy(source).to(device) if source is not None else None
+
+    def gather(self, starts: torch.Tensor) -> torch.Tensor:
+        rows = starts[:, None] + torch.arange(self.lookback, device=starts.device)  # (B, L)
+        return self.source[rows]                                                    # (B, L, C)
+
+    def normalise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The target channel as departures from its anchor in units of the window's typical
+        one-step change: (B, L) normalised target, (B,) anchor, (B,) scale."""
+        target = x[:, :, 0]                                                      # (B, L)
+        if self.level:
+            anchor, steps = target[:, -1], target.diff(dim=1)                    # (B,), (B, L-1)
+        else:
+            anchor, steps = torch.full_like(target[:, -1], self.zero), target - self.zero
+        scale = steps.pow(2).mean(1).add(1e-6).sqrt()  # root mean square step; a flat window stays finite
+        return (target - anchor[:, None]) / scale[:, None], anchor, scale
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        """The linear path alone (the forecast before the first update), (B, H) in model space."""
+        z, anchor, scale = self.normalise(x)
+        return anchor[:, None] + scale[:, None] * self.highway(z) + self.ar(x.flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_floating_point():
+            x = self.gather(x)
+        if self.recipe == "plain":
+            h = x
+        else:
+            z, anchor, scale = self.normalise(x)
+            h = torch.cat([z.unsqueeze(-1), x[:, :, 1:]], dim=-1)                # (B, L, C)
         for layer in self.features:
-            x, _ = layer(x)            # (B, L, h): return_sequences=True
-            x = self.dropout(x)
-        return self.head(x[:, -1])     # the last step's state (B, h) -> (B, H)
+            h, _ = layer(h)            # (B, L, h): return_sequences=True
+            h = self.dropout(h)
+        out = self.head(h[:, -1])      # the last step's state (B, h) -> (B, H)
+        if self.recipe == "plain":
+            return out
+        return anchor[:, None] + scale[:, None] * (out + self.highway(z)) + self.ar(x.flatten(1))  # (B, H)
 
 
-def build_network(config: ModelConfig, inputs: int, horizon: int) -> RecurrentForecaster:
+def build_network(config: ModelConfig, inputs: int, horizon: int, lookback: int, level: bool = True,
+                  zero: float = 0.0) -> ForecastNetwork:
     config.check()
-    model = RecurrentForecaster(config.cell, inputs, config.sizes, horizon, config.dropout)
+    model = ForecastNetwork(config.cell, inputs, config.sizes, horizon, lookback, config.dropout, config.recipe,
+                            level, zero)
     return keras_init(model) if config.init == "keras" else model
 
 
-def summary(model: RecurrentForecaster, lookback: int) -> str:
+def summary(model: ForecastNetwork, lookback: int) -> str:
     """Keras-style layer table: output shapes for a (batch, lookback, inputs) window."""
     rows, total = [], 0
     for layer in model.features:
         n = sum(p.numel() for p in layer.parameters())
-        kind = {nn.RNN: "SimpleRNN", nn.LSTM: "LSTM", nn.GRU: "GRU"}[type(layer)]
-        rows.append((f"{kind}({layer.hidden_size})", f"(batch, {lookback}, {layer.hidden_size})", n))
+        rows.append((f"{keras_name(layer)}({layer.hidden_size})", f"(batch, {lookback}, {layer.hidden_size})", n))
         total += n
     rows[-1] = (rows[-1][0], f"(batch, {model.head.in_features})  last step", rows[-1][2])
-    n = sum(p.numel() for p in model.head.parameters())
-    rows.append((f"Dense({model.head.out_features})", f"(batch, {model.head.out_features})", n))
-    total += n
+    for name, layer, note in (("Dense", model.head, ""), ("Dense", getattr(model, "highway", None), "  linear path"),
+                              ("Dense", getattr(model, "ar", None), "  linear path")):
+        if layer is not None:
+            n = sum(p.numel() for p in layer.parameters())
+            rows.append((f"{name}({layer.out_features})", f"(batch, {layer.out_features}){note}", n))
+            total += n
     lines = [f"{'layer':<16}{'output shape':<34}{'parameters':>12}"]
     lines += [f"{a:<16}{b:<34}{c:>12,}" for a, b, c in rows]
     lines.append(f"{'total':<50}{total:>12,}")
+    if model.recipe == "residual":
+        lines.append("forecast = last value (or no change) + window scale x (Dense head + normalised linear path) "
+                     "+ linear path")
     return "\n".join(lines)
 
 
@@ -109,16 +194,19 @@ def series_train_config(**overrides):
     """The trainer's settings for series: Keras' batch of 64, clipped gradients, early stopping."""
     from neuralab.training.trainer import TrainConfig
 
-    defaults = dict(epochs=30, batch_size=64, lr=3e-3, grad_clip=1.0, patience=10, monitor="val_loss")
+    # patience 5: the network starts from the least-squares linear path, so epochs that do not
+    # improve on the validation span soon are rarely followed by ones that do
+    defaults = dict(epochs=30, batch_size=64, lr=3e-3, grad_clip=1.0, patience=5, monitor="val_loss")
     return TrainConfig(**{**defaults, **overrides})
 
 
 class NetworkForecaster(Forecaster):
-    """A recurrent network trained on neuralab's trainer, behind the forecaster interface.
+    """A recurrent network trained on neuralab's trainer, behind the forecaster contract.
 
-    ``fit`` builds the network for the windows' shape, seeds, and trains with early
-    stopping on ``val``; ``predict`` decodes the outputs to original units. With a
-    ``run_dir`` the trainer leaves checkpoints, metrics.jsonl and model.safetensors there.
+    ``fit`` builds the network for the windows' shape, seeds, sets the linear path by least
+    squares and trains with early stopping on ``val``; ``predict`` decodes the outputs to
+    original units. With a ``run_dir`` the trainer leaves checkpoints, metrics.jsonl and
+    model.safetensors there (``meta`` goes into the weights' header).
     """
 
     def __init__(self, model: ModelConfig | None = None, train=None, run_dir: str | Path | None = None,
@@ -127,31 +215,119 @@ class NetworkForecaster(Forecaster):
         self.train_config = train or series_train_config()
         self.run_dir, self.meta, self.verbose = run_dir, meta, verbose
         self.name = self.model_config.architecture
-        self.network: RecurrentForecaster | None = None
+        self.network: ForecastNetwork | None = None
         self.trainer = None
         self.history: list[dict] = []
+        self.kept_start = False  # no epoch beat the linear start on the validation span
+        self.start_ = ""         # which linear start forecast the validation span best
 
-    def build(self, inputs: int, horizon: int) -> RecurrentForecaster:
+    def build(self, windows: Windows) -> ForecastNetwork:
+        """The network for ``windows``' shape and transform, on a seeded trainer."""
         from neuralab.training.trainer import REGRESSION, Trainer, seed_everything
 
         seed_everything(self.train_config.seed)
-        self.network = build_network(self.model_config, inputs, horizon)
+        codec = windows.codec
+        level = codec is None or codec.transform == "none"
+        zero = 0.0 if level else float(codec.scaler.transform(np.zeros((1, len(codec.scaler.center))))[0, 0])
+        self.network = build_network(self.model_config, windows.source.scaled.shape[1], windows.horizon,
+                                     windows.lookback, level, zero)
         self.trainer = Trainer(self.network, self.train_config, REGRESSION, self.run_dir, self.meta,
                                verbose=self.verbose)
         return self.network
 
-    def fit(self, train: Windows, val: Windows | None = None) -> "NetworkForecaster":
+    def _fit(self, train: Windows, val: Windows | None) -> None:
         if self.network is None:
-            self.build(train.x.shape[2], train.horizon)
-        val_tensors = (torch.from_numpy(val.x), torch.from_numpy(val.y)) if val is not None and len(val) else None
-        self.history = self.trainer.fit(torch.from_numpy(train.x), torch.from_numpy(train.y), val=val_tensors)
-        return self
+            self.build(train)
+        net = self.network
+        net.attach(train.source.scaled)
+        if net.recipe == "residual":
+            self._linear_start(train, val)
+        starts = _starts(train)
+        val_set = (_starts(val), torch.tensor(val.y)) if val is not None else None
+        start_state = {k: v.clone() for k, v in net.state_dict().items()}
+        start_loss = self.trainer.evaluate(*val_set)["loss"] if val_set and net.recipe == "residual" else None
+        self.history = self.trainer.fit(starts, torch.tensor(train.y), val=val_set)  # (N, H): small
+        best = min((r["val_loss"] for r in self.history if "val_loss" in r), default=None)
+        if start_loss is not None and best is not None and start_loss <= best:
+            net.load_state_dict(start_state)  # training only moved away from the linear start
+            self.kept_start = True
+            if self.run_dir is not None:
+                from neuralab.training.checkpoint import save_weights
+
+                save_weights(Path(self.run_dir) / "model.safetensors", net, {**self.trainer.model_meta, "epoch": 0})
+        net.attach(None)
+
+    @torch.no_grad()
+    def _linear_start(self, train: Windows, val: Windows | None) -> None:
+        """Set the linear path to the start that forecasts ``val`` best (mean squared error in
+        model space, the training loss): least squares on normalised windows, the linear-ar
+        baseline's least squares on scaled windows, or nothing (persistence)."""
+        net = self.network
+        device = net.head.weight.device
+        normal_gram, normal_moment, gram, moment = 0.0, 0.0, 0.0, 0.0
+        for batch in train.batches():
+            x = torch.tensor(batch.x, device=device)                                   # one batch's copy
+            z, anchor, scale = net.normalise(x)
+            y = torch.tensor(batch.y).to(z)
+            a = torch.cat([z, torch.ones(len(z), 1, device=device)], 1).double().cpu().numpy()        # (B, L + 1)
+            normal_gram = normal_gram + a.T @ a
+            normal_moment = normal_moment + a.T @ ((y - anchor[:, None]) / scale[:, None]).double().cpu().numpy()
+            b = torch.cat([x.flatten(1), torch.ones(len(x), 1, device=device)], 1).double().cpu().numpy()  # (B, LC + 1)
+            gram = gram + b.T @ b
+            moment = moment + b.T @ (y - anchor[:, None]).double().cpu().numpy()
+        n = len(train)
+        normalised, scaled = ridge_solve(normal_gram, normal_moment, 1e-3 * n), ridge_solve(gram, moment, 1e-3 * n)
+        h = net.head.out_features
+        starts = {
+            "least squares on normalised windows": (normalised, np.zeros_like(scaled)),
+            "the linear-ar baseline's least squares": (np.zeros_like(normalised), scaled),
+            "persistence" if net.level else "no change": (np.zeros((normalised.shape[0], h)), np.zeros_like(scaled)),
+        }
+        losses = {}
+        for name, (first, second) in starts.items():
+            self._set_linear(first, second)
+            losses[name] = self._linear_loss(val if val is not None else train)
+        self.start_ = min(losses, key=losses.get)
+        self._set_linear(*starts[self.start_])
+
+    def _set_linear(self, normalised: np.ndarray, scaled: np.ndarray) -> None:
+        net = self.network
+        for layer, coef in ((net.highway, normalised), (net.ar, scaled)):
+            layer.weight.copy_(torch.from_numpy(coef[:-1].T).to(layer.weight))
+            layer.bias.copy_(torch.from_numpy(coef[-1]).to(layer.bias))
+
+    def _linear_loss(self, windows: Windows) -> float:
+        total = 0.0
+        for batch in windows.batches():
+            x = torch.tensor(batch.x, device=self.network.head.weight.device)
+            total += float((self.network.linear(x) - torch.tensor(batch.y).to(x)).pow(2).sum())
+        return total / max(1, windows.y.size)
+
+    @torch.no_grad()
+    def linear_errors(self, train: Windows, vals: list[Windows]) -> list[float]:
+        """The MAE on each of ``vals``, in original units, of the linear path fitted on
+        ``train``: what this network starts from, and the cheap judge of a target transform."""
+        if self.network is None:
+            self.build(train)
+        self._linear_start(train, Windows.pool(vals) if len(vals) > 1 else vals[0])
+        maes = []
+        for val in vals:
+            total = 0.0
+            for batch in val.batches():
+                x = torch.tensor(batch.x, device=self.network.head.weight.device)
+                total += np.abs(batch.decode(self.network.linear(x).double().cpu().numpy()) - batch.future).sum()
+            maes.append(float(total / max(1, val.future.size)))
+        return maes
 
     def predict_scaled(self, windows: Windows) -> np.ndarray:
         """Raw network outputs (N, H) in model space."""
-        return self.trainer.predict(torch.from_numpy(windows.x)).numpy().astype(np.float64)
+        self.network.attach(windows.source.scaled)
+        try:
+            return self.trainer.predict(_starts(windows)).numpy().astype(np.float64)
+        finally:
+            self.network.attach(None)
 
-    def predict(self, windows: Windows) -> np.ndarray:
+    def _predict(self, windows: Windows) -> np.ndarray:
         return windows.decode(self.predict_scaled(windows))
 
     def params(self) -> dict:
@@ -159,6 +335,14 @@ class NetworkForecaster(Forecaster):
 
     def describe(self) -> str:
         sizes = "-".join(map(str, self.model_config.sizes))
-        cell = CELL_NAMES[self.model_config.cell]
+        cell = KERAS_NAMES[self.model_config.cell]
         n = sum(p.numel() for p in self.network.parameters()) if self.network is not None else 0
-        return f"{self.name} ({cell} {sizes} -> Dense, {n:,} parameters)"
+        recipe = " + linear path, anchored and normalised per window" if self.model_config.recipe == "residual" else ""
+        start = f"; started from {self.start_}" if self.start_ else ""
+        kept = ", which no epoch improved on: kept" if self.kept_start else ""
+        return f"{self.name} ({cell} {sizes} -> Dense{recipe}, {n:,} parameters{start}{kept})"
+
+
+def _starts(windows: Windows) -> torch.Tensor:
+    """(N,) int64 start rows: what the trainer batches instead of (N, L, C) copies."""
+    return torch.as_tensor(np.asarray(windows.starts, dtype=np.int64))

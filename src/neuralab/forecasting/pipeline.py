@@ -6,16 +6,17 @@ run directory behind:
     model.safetensors  the network's best weights (written by the trainer)
     model.json         architecture, input columns, window settings and the fitted scaler
     metrics.jsonl      one line per epoch; checkpoints/ for --resume-style inspection
-    forecast.csv       every test forecast of every forecaster next to the actual value,
-                       then the forecast beyond the end of the data
-    results.json       the headline (network vs persistence), metrics, error by step, backtest
+    forecast.csv       every test forecast of every forecaster next to the actual value and
+                       the network's intervals, then the forecast beyond the end of the data
+    results.json       the verdict (the best forecaster, the network's rank against the best
+                       baseline), metrics, error by step, backtest, intervals and their coverage
     report.html        the same as pictures and tables, self-contained; plots/ holds the PNGs
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,35 +24,42 @@ import pandas as pd
 import torch
 
 from neuralab import runs
-from neuralab.data.series import BUILTIN, Series, load_series, report_dict
+from neuralab.data.series import BUILTIN, Series, load_series_list, report_dict
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import atomic_write, read_json
-from neuralab.runs import Kind, Run
 from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
 from neuralab.forecasting.baselines import BASELINES, build_baselines
+from neuralab.forecasting.intervals import GAMMA, LEVELS, METHOD, WINDOW, coverage, label, rolling
 from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config, summary
-from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare
+from neuralab.forecasting.verdict import character, table as verdict_table, verdict
+from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
+from neuralab.runs import Kind, Run
 from neuralab.training.trainer import TrainConfig
 
 
 @dataclass
 class ForecastConfig:
     data: str = "seattle-weather"     # a built-in series (sp500, nasdaq, seattle-weather) or a CSV path
-    target: str | None = None         # None: the built-in's target, or a CSV's only numeric column
+    target: str | None = None         # None: the built-in's, the only numeric column, or Close in price data
     features: list[str] = field(default_factory=list)  # extra input columns (multivariate)
     calendar: list[str] = field(default_factory=list)  # date encodings as inputs: dayofyear, dayofweek, ...
-    date_column: str | None = None    # None: the built-in's, or a column named date/time/...
+    date_column: str | None = None    # None: the built-in's, or the column that parses as dates (named date/time/...)
+    date_format: str | None = None    # strftime format of the dates, e.g. %d/%m/%Y; None: inferred
+    sep: str | None = None            # CSV separator; None: detected (comma, semicolon, tab, bar)
+    series_column: str | None = None  # one series per value of this column, one network trained on all
+    where: str | None = None          # COLUMN=VALUE: keep only those rows (one series of several)
     missing: str = "error"            # error | drop | ffill | interpolate
     duplicates: str = "error"         # error | first | last | mean
-    gaps: str = "keep"                # keep (one row = one step) | fill (then --missing fills them)
-    windows: WindowConfig = field(default_factory=WindowConfig)
+    gaps: str = "keep"                # keep (one row = one step) | fill (then `missing` fills them)
+    windows: WindowConfig = field(default_factory=lambda: WindowConfig(transform="auto"))
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=series_train_config)
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     season: int | None = None         # seasonal-naive period; None: detected on the training span
     backtest_folds: int = 4
     backtest_refit: bool = False      # refit every forecaster for every fold (the network too: slow)
+    intervals: list[float] = field(default_factory=lambda: list(LEVELS))  # prediction interval levels
 
     @classmethod
     def from_dict(cls, d: dict) -> "ForecastConfig":
@@ -66,129 +74,250 @@ class ForecastConfig:
             raise ParameterError("backtest_folds", self.backtest_folds, "must be at least 1")
         if self.season is not None and not 1 <= self.season <= self.windows.lookback:
             raise ParameterError("season", self.season, f"must be between 1 and `lookback` ({self.windows.lookback})")
+        if any(not 0 < a < 1 for a in self.intervals):
+            raise ParameterError("intervals", self.intervals, "every level must lie between 0 and 1, e.g. 0.8, 0.95")
 
 
 @dataclass
 class ForecastResult:
     run_dir: Path
-    headline: dict                  # the network against persistence, in words and numbers
-    test: dict[str, dict]           # forecaster -> metrics on the test span
+    headline: dict                  # the verdict: best forecaster, the network's rank, in words and numbers
+    test: dict[str, dict]           # forecaster -> metrics on the test span (over all series)
     by_step: dict[str, list[float]]  # forecaster -> MAE at each horizon step
     backtest: list[dict]
     history: list[dict]
     seconds: float
+    results: dict = field(default_factory=dict)  # everything results.json holds
 
 
-def load(config: ForecastConfig) -> Series:
-    return load_series(config.data, config.target, config.features, config.date_column,
-                       missing=config.missing, duplicates=config.duplicates, gaps=config.gaps,
-                       calendar=config.calendar)
+def load(config: ForecastConfig, verbose: bool = False) -> list[Series]:
+    """The series ``config`` names: one, or one per value of ``series_column``."""
+    return load_series_list(config.data, config.target, config.features, config.date_column,
+                            missing=config.missing, duplicates=config.duplicates, gaps=config.gaps,
+                            calendar=config.calendar, date_format=config.date_format, sep=config.sep,
+                            series_column=config.series_column, where=config.where,
+                            announce=print if verbose else None)
+
+
+def choose_transform(many: list[Series], config: ForecastConfig) -> tuple[str, dict]:
+    """The target transform that forecasts the validation span best with the network's
+    linear path (what the network starts from), and each candidate's validation MAE.
+    The test span is never looked at. Within 0.5% the simpler transform wins."""
+    if config.windows.transform != "auto":
+        return config.windows.transform, {}
+    candidates = ["none", "diff"] + (["log-return"] if all((s.values[:, 0] > 0).all() for s in many) else [])
+    errors = {}
+    for transform in candidates:
+        windows = replace(config.windows, transform=transform)
+        prepared = prepare_many(many, windows)
+        if not all(len(p.val) for p in prepared):
+            return "none", {}
+        probe = NetworkForecaster(replace(config.model, recipe="residual"), replace(config.train, device="cpu"))
+        maes = probe.linear_errors(Windows.pool([p.train for p in prepared]), [p.val for p in prepared])
+        errors[transform] = float(np.mean([m / p.mase_scale for m, p in zip(maes, prepared)])) if len(maes) > 1 \
+            else maes[0]
+    best = min(errors.values())
+    chosen = next(t for t in candidates if errors[t] <= best * 1.005)
+    return chosen, errors
 
 
 def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrite: bool = False,
                  verbose: bool = True) -> ForecastResult:
-    """Train ``config.model`` on ``config.data`` next to the baselines; returns the figures."""
+    """Train ``config.model`` on ``config.data`` next to the baselines; returns the figures.
+    ``config`` is left as it was given: what was chosen (target, transform) is recorded."""
     config.check()
-    series = load(config)
-    config.target = series.target
-    prepared = prepare(series, config.windows)
-    baselines = build_baselines(config.baselines, config.season)
-    for b in baselines:
-        b.fit(prepared.train, prepared.val)
+    many = load(config, verbose)
+    transform, transform_errors = choose_transform(many, config)
+    used = replace(config, target=many[0].target, windows=replace(config.windows, transform=transform))
+    prepared = prepare_many(many, used.windows)
+    baselines = {p.name: build_baselines(config.baselines, config.season) for p in prepared}
+    for p in prepared:
+        for b in baselines[p.name]:
+            b.fit(p.train, p.val)
 
     # Inputs are valid: only now does anything touch the disk.
     path = Path(out) if out is not None else runs.default_dir("forecast", config.model.architecture,
                                                               Path(config.data).stem)
     with Run.create(path, overwrite) as run:
-        return _fit_and_judge(run, config, series, prepared, baselines, verbose)
+        return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose)
 
 
-def _fit_and_judge(run: Run, config: ForecastConfig, series: Series, prepared: Prepared, baselines,
-                   verbose: bool) -> ForecastResult:
+def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared: list[Prepared], baselines: dict,
+                   transform_errors: dict, verbose: bool) -> ForecastResult:
     run_dir = run.path
-    network = NetworkForecaster(config.model, config.train, run_dir, verbose=verbose)
-    module = network.build(len(prepared.columns), config.windows.horizon)
-    meta = network.trainer.model_meta = forecaster_meta(config, series, prepared, module)  # saved with the weights
-    run.write_record(Kind.FORECASTER, asdict(config), network.trainer.environment, _data_record(config, series, prepared))
+    network = NetworkForecaster(used.model, used.train, run_dir, verbose=verbose)
+    pooled_train = Windows.pool([p.train for p in prepared])
+    pooled_val = Windows.pool([p.val for p in prepared]) if all(len(p.val) for p in prepared) else None
+    module = network.build(pooled_train)
+    meta = network.trainer.model_meta = forecaster_meta(used, many, prepared, module)  # saved with the weights
+    run.write_record(Kind.FORECASTER, asdict(used), network.trainer.environment,
+                     _data_record(used, many, prepared, transform_errors))
     run.write_json(runs.MODEL, meta)
     if verbose:
-        print(_header(config, series, prepared, network), flush=True)
+        print(_header(used, many, prepared, network, transform_errors), flush=True)
 
     try:
-        network.fit(prepared.train, prepared.val)
+        network.fit(pooled_train, pooled_val)
     except KeyboardInterrupt:
         raise runs.Interrupted(run_dir) from None
     seconds = network.trainer.elapsed
-    forecasters = [network, *baselines]
-    splits = {"val": prepared.val, "test": prepared.test} if len(prepared.val) else {"test": prepared.test}
-    predictions = {s: {f.name: f.predict(w) for f in forecasters} for s, w in splits.items()}
-    scores = {s: {n: metrics.evaluate(w.future, p, prepared.mase_scale) for n, p in predictions[s].items()}
-              for s, w in splits.items()}
-    test = prepared.test
-    by_step = {n: metrics.by_step(test.future, p) for n, p in predictions["test"].items()}
-    folds = rolling_origin(prepared, forecasters, config.backtest_folds, refit=config.backtest_refit)
-    head = headline(scores["test"], network.name, config.windows.transform, outside_training_range(prepared))
-    ahead = last_window(series, config.windows, prepared.scaler)
-    future = network.predict(ahead)[0]
-
-    write_forecast_csv(run_dir / "forecast.csv", series, test, predictions["test"], ahead, future, network.name)
-    results = {
-        "headline": head,
-        "target": series.target,
-        "test": scores["test"],
-        "val": scores.get("val", {}),
-        "by_step_mae": by_step,
-        "backtest": folds,
-        "backtest_summary": summarize(folds),
-        "forecasters": {f.name: f.describe() for f in forecasters},
-        "future": {"times": [str(pd.Timestamp(t)) for t in ahead.times[0]], "forecast": future.tolist()},
-        "windows": prepared.counts(),
-        "spans": {k: [str(a.date()), str(b.date())] for k, (a, b) in prepared.spans().items()},
-        "best_epoch": network.trainer.best_epoch(),
-        "epochs_run": len(network.history),
-        "train_seconds": seconds,
-        "mase_scale": prepared.mase_scale,
-    }
+    evaluated = [_evaluate(p, [network, *baselines[p.name]]) for p in prepared]
+    intervals = [rolling(p.val.future - e["val"][network.name], p.test.future, e["test"][network.name],
+                         tuple(used.intervals), stride=used.windows.stride)
+                 for p, e in zip(prepared, evaluated)] if pooled_val is not None else None
+    folds = {p.name: rolling_origin(p, [network, *baselines[p.name]], used.backtest_folds,
+                                    refit=used.backtest_refit) for p in prepared}
+    results = _results(used, many, prepared, [network, *baselines[prepared[0].name]], evaluated, intervals, folds,
+                       seconds, transform_errors)
+    aheads = [last_window(s, used.windows, p.scaler) for s, p in zip(many, prepared)]
+    futures = [network.predict(a) for a in aheads]
+    results["future"] = _future(many, aheads, futures, intervals)
+    write_forecast_csv(run_dir / runs.FORECAST, many, prepared, evaluated, aheads, futures, network.name,
+                       intervals)
+    results, problems = finite(results)
+    if problems:
+        results["warnings"] = [f"{where}: not a finite number, stored as null" for where in problems]
     run.write_json(runs.RESULTS, results)
 
     from neuralab.forecasting.report import write_forecast_report
 
-    write_forecast_report(run_dir, config=config, series=series, prepared=prepared, results=results,
-                          predictions=predictions["test"], history=network.history,
-                          summary_text=summary(module, config.windows.lookback))
+    write_forecast_report(run_dir, config=used, series=many[0], prepared=prepared[0], results=results,
+                          predictions=evaluated[0]["test"], history=network.history,
+                          summary_text=summary(module, used.windows.lookback),
+                          bands={label(a): b for a, b in intervals[0].test.items()} if intervals else None)
+    head = results["headline"]
     if verbose:
+        print(verdict_table(results["test"], results["backtest_summary"], network.name, head["metric"]))
         print(head["sentence"])
-        print(f"report: {run_dir / 'report.html'}", flush=True)
-    return ForecastResult(run_dir, head, scores["test"], by_step, folds, network.history, seconds)
+        if head.get("advice"):
+            print(head["advice"])
+        if intervals is not None:
+            print("intervals: " + ", ".join(f"{k}% covered {100 * v['coverage']:.1f}% of the test targets"
+                                            for k, v in results["intervals"]["coverage"].items()))
+        print(f"report: {run_dir / runs.REPORT}", flush=True)
+    return ForecastResult(run_dir, head, results["test"], results["by_step_mae"],
+                          results["backtest"], network.history, seconds, results)
 
 
-def headline(test: dict[str, dict], network: str, transform: str = "none", outside: float = 0.0) -> dict:
-    """The first thing every report says: the network's MAE next to persistence's.
-    ``outside`` is the fraction of test targets outside the range the training span saw."""
-    net, ref = test[network]["mae"], test["persistence"]["mae"]
-    pct = metrics.percent_better(net, ref)
-    beats = net < ref
-    if beats and pct < 1:
-        sentence = (f"{network} only ties with persistence on the test span: MAE {net:.4g} vs {ref:.4g}, "
-                    f"{pct:.1f}% better, too small a margin to matter. Persistence (the last value) is hard "
-                    "to beat on series that move like a random walk, such as prices.")
-    elif beats:
-        sentence = (f"{network} beats persistence on the test span: MAE {net:.4g} vs {ref:.4g}, "
-                    f"{pct:.1f}% better.")
-    else:
-        sentence = (f"{network} does NOT beat persistence on the test span: MAE {net:.4g} vs {ref:.4g}, "
-                    f"{-pct:.1f}% worse. Persistence (the last value) is hard to beat on series that move "
-                    "like a random walk, such as prices.")
-        if transform == "none":
-            if outside > 0.1:
-                sentence += (f" {100 * outside:.0f}% of the test values lie outside the range of the training span,"
-                             " and a network fitted on scaled levels does not extrapolate.")
-            sentence += (" Try modelling the changes (target transform log-return for prices, diff otherwise)"
-                         " or giving the network more inputs (features, calendar encodings).")
-    best = min(test, key=lambda n: test[n]["mae"])
-    return {"network": network, "network_mae": net, "persistence_mae": ref, "percent_better": pct,
-            "beats_persistence": beats, "best": best, "best_mae": test[best]["mae"],
-            "test_outside_training_range": outside, "sentence": sentence}
+def _evaluate(p: Prepared, forecasters: list) -> dict:
+    """Every forecaster's forecasts and metrics on one series' validation and test spans."""
+    spans = {"val": p.val, "test": p.test} if len(p.val) else {"test": p.test}
+    out = {}
+    for span, w in spans.items():
+        out[span] = {f.name: f.predict(w) for f in forecasters}
+        out[span + "_metrics"] = {n: metrics.evaluate(w.future, pred, p.mase_scale) for n, pred in out[span].items()}
+    out.setdefault("val", {})
+    out.setdefault("val_metrics", {})
+    return out
+
+
+def _pooled(prepared: list[Prepared], evaluated: list[dict], span: str) -> dict[str, dict]:
+    """Metrics over every series: MAE and RMSE over all their windows, MASE the mean of theirs."""
+    if len(prepared) == 1:
+        return evaluated[0][span + "_metrics"]
+    names = list(evaluated[0][span])
+    out = {}
+    for n in names:
+        actual = np.concatenate([getattr(p, span).future.ravel() for p in prepared])
+        pred = np.concatenate([e[span][n].ravel() for e in evaluated])
+        m = metrics.evaluate(actual, pred, 1.0)
+        m["mase"] = float(np.mean([e[span + "_metrics"][n]["mase"] for e in evaluated]))
+        out[n] = m
+    return out
+
+
+def _results(config, many, prepared, forecasters, evaluated, intervals, folds, seconds, transform_errors) -> dict:
+    network = forecasters[0]
+    test = _pooled(prepared, evaluated, "test")
+    multi = len(prepared) > 1
+    all_folds = [r for p in prepared for r in folds[p.name]]
+    backtest_summary = summarize(all_folds)
+    kind = character(prepared[0].levels[:prepared[0].boundaries[0]], config.target, config.windows.lookback) \
+        if not multi else character_of_many(prepared, config)
+    head = verdict(test, network.name, "mase" if multi else "mae", kind)
+    if head["outcome"] != "constant" and config.windows.transform == "none":
+        outside = outside_training_range(prepared[0])
+        head["test_outside_training_range"] = outside
+    persistence = test.get("persistence", {})
+    head.update({"network_mae": test[network.name]["mae"], "persistence_mae": persistence.get("mae"),
+                 "percent_better": metrics.percent_better(test[network.name]["mae"], persistence.get("mae") or 0),
+                 "beats_persistence": bool(persistence and test[network.name]["mae"] < persistence["mae"]),
+                 "best_mae": test[head["best"]]["mae"]})
+    by_step = {}
+    for n in test:
+        actual = np.concatenate([p.test.future for p in prepared])
+        pred = np.concatenate([e["test"][n] for e in evaluated])
+        by_step[n] = metrics.by_step(actual, pred)
+    results = {
+        "headline": head,
+        "target": config.target,
+        "test": test,
+        "val": _pooled(prepared, evaluated, "val") if all(len(p.val) for p in prepared) else {},
+        "by_step_mae": by_step,
+        "backtest": all_folds if not multi else [],
+        "backtest_summary": backtest_summary,
+        "forecasters": {f.name: f.describe() for f in forecasters},
+        "transform": {"used": config.windows.transform, "chosen_on": "validation" if transform_errors else "given",
+                      "validation_mae": transform_errors},
+        "windows": {k: sum(p.counts()[k] for p in prepared) for k in prepared[0].counts()},
+        "spans": {k: [str(a.date()), str(b.date())] for k, (a, b) in prepared[0].spans().items()},
+        "best_epoch": 0 if network.kept_start else network.trainer.best_epoch(),
+        "kept_linear_start": network.kept_start,
+        "epochs_run": len(network.history),
+        "train_seconds": seconds,
+        "mase_scale": prepared[0].mase_scale,
+    }
+    if intervals is not None:
+        results["intervals"] = {"method": METHOD, "forecaster": network.name, "levels": list(config.intervals),
+                                "gamma": GAMMA, "window": WINDOW, "coverage": coverage(intervals),
+                                "columns": [f"{side}_{label(a)}" for a in config.intervals for side in ("lower", "upper")]}
+    if multi:
+        results["series"] = {p.name: {"test": e["test_metrics"], "rows": len(s),
+                                      "backtest": folds[p.name],
+                                      "best": min(e["test_metrics"], key=lambda n: e["test_metrics"][n]["mae"])}
+                             for p, e, s in zip(prepared, evaluated, many)}
+        results["series_column"] = config.series_column
+    return results
+
+
+def character_of_many(prepared: list[Prepared], config: ForecastConfig) -> dict:
+    """The kind most of the series share (their training spans)."""
+    kinds = [character(p.levels[:p.boundaries[0]], config.target, config.windows.lookback) for p in prepared]
+    names = [k["kind"] for k in kinds]
+    return kinds[max(range(len(kinds)), key=lambda i: names.count(names[i]))]
+
+
+def _future(many, aheads, futures, intervals) -> dict:
+    """The forecast past the end of the data (and its intervals), per series when several."""
+    out = {}
+    for k, (s, a, f) in enumerate(zip(many, aheads, futures)):
+        entry = {"times": [str(pd.Timestamp(t)) for t in a.times[0]], "forecast": f[0].tolist()}
+        if intervals is not None:
+            for level, half in intervals[k].future.items():
+                entry[f"lower_{label(level)}"], entry[f"upper_{label(level)}"] = (f[0] - half).tolist(), \
+                    (f[0] + half).tolist()
+        out[s.name] = entry
+    return out if len(many) > 1 else next(iter(out.values()))
+
+
+def finite(obj, path: str = "") -> tuple:
+    """``obj`` with every NaN or infinity replaced by None (JSON has no such numbers, and
+    a reader such as the web app must never meet one), and where they were."""
+    problems = []
+
+    def walk(o, where):
+        if isinstance(o, float) and not np.isfinite(o):
+            problems.append(where)
+            return None
+        if isinstance(o, dict):
+            return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [walk(v, f"{where}[{i}]") for i, v in enumerate(o)]
+        if isinstance(o, np.generic):
+            return walk(o.item(), where)
+        return o
+
+    return walk(obj, path), problems
 
 
 def outside_training_range(prepared: Prepared) -> float:
@@ -198,89 +327,137 @@ def outside_training_range(prepared: Prepared) -> float:
     return float(((future > seen.max()) | (future < seen.min())).mean())
 
 
-def forecaster_meta(config: ForecastConfig, series: Series, prepared: Prepared, module: torch.nn.Module) -> dict:
+def forecaster_meta(config: ForecastConfig, many: list[Series], prepared: list[Prepared],
+                    module: torch.nn.Module) -> dict:
     """Everything needed to rebuild the network and feed it new data (model.json)."""
-    return {
+    series = many[0]
+    meta = {
         "kind": Kind.FORECASTER.value,
         "architecture": config.model.architecture,
         "model": asdict(config.model),
-        "inputs": len(prepared.columns),
+        "inputs": len(prepared[0].columns),
         "horizon": config.windows.horizon,
         "target": series.target,
-        "features": series.features[:len(series.features) - 2 * len(set(config.calendar))],
+        "features": list(series.features),
         "calendar": list(dict.fromkeys(config.calendar)),
-        "columns": prepared.columns,
+        "columns": prepared[0].columns,
         "windows": asdict(config.windows),
-        "scaler": prepared.scaler.to_dict(),
-        "series": {"date_column": series.frame.index.name, "missing": config.missing,
+        "network": {"level": module.level, "zero": module.zero},
+        "scaler": prepared[0].scaler.to_dict(),
+        "series": {"date_column": series.date_column, "date_format": config.date_format, "missing": config.missing,
                    "duplicates": config.duplicates, "gaps": config.gaps, "frequency": series.report.frequency},
         "parameters": sum(p.numel() for p in module.parameters()),
     }
+    if len(many) > 1:
+        meta["series_column"] = config.series_column
+        meta["scalers"] = {p.name: p.scaler.to_dict() for p in prepared}
+    return meta
 
 
-def _data_record(config: ForecastConfig, series: Series, prepared: Prepared) -> dict:
-    data = {"series": report_dict(series), "windows": prepared.counts(),
-            "spans": {k: [str(a), str(b)] for k, (a, b) in prepared.spans().items()}}
+def _data_record(config: ForecastConfig, many: list[Series], prepared: list[Prepared], transform_errors: dict) -> dict:
+    first = prepared[0]
+    data = {"series": report_dict(many[0]) if len(many) == 1 else {s.name: report_dict(s) for s in many},
+            "windows": {k: sum(p.counts()[k] for p in prepared) for k in first.counts()},
+            "spans": {k: [str(a), str(b)] for k, (a, b) in first.spans().items()},
+            "transform": {"used": config.windows.transform, "validation_mae": transform_errors}}
     if config.data not in BUILTIN:
         path = Path(config.data)
         data["path"] = str(path.resolve())
-        data["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        data["sha256"] = _sha256(path)
     else:
         data["builtin"] = {"title": BUILTIN[config.data].title, "source": BUILTIN[config.data].source}
     return data
 
 
-def _header(config: ForecastConfig, series: Series, prepared: Prepared, network: NetworkForecaster) -> str:
-    c = prepared.counts()
-    lines = [f"{network.describe()} on {series.name} {series.target}"
-             + (f" + {', '.join(series.features)}" if series.features else "")
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _header(config: ForecastConfig, many: list[Series], prepared: list[Prepared], network: NetworkForecaster,
+            transform_errors: dict) -> str:
+    c = {k: sum(p.counts()[k] for p in prepared) for k in prepared[0].counts()}
+    series = many[0]
+    name = series.name if len(many) == 1 else f"{len(many)} series ({', '.join(s.name for s in many[:5])})"
+    chosen = (f"transform {config.windows.transform}" + (" (chosen on the validation span: " + ", ".join(
+        f"{t} {e:.4g}" for t, e in transform_errors.items()) + ")" if transform_errors else ""))
+    lines = [f"{network.describe()} on {name} {series.target}"
+             + (f" + {', '.join(series.features + series.calendar)}" if series.features or series.calendar else "")
              + f": lookback {config.windows.lookback}, horizon {config.windows.horizon}, "
-               f"transform {config.windows.transform}, device {network.trainer.device}, seed {config.train.seed}",
-             *("  " + line for line in series.report.lines()),
+               f"device {network.trainer.device}, seed {config.train.seed}",
+             f"  {chosen}",
+             *("  " + line for s in many[:1] for line in s.report.lines()),
              f"  windows: {c['train']:,} train / {c['val']:,} val / {c['test']:,} test",
              summary(network.network, config.windows.lookback)]
     return "\n".join(lines)
 
 
 FORECAST_COLUMNS = ("split", "origin", "time", "step", "actual")  # then one column per forecaster
+SERIES_COLUMN = "series"       # first, when the run holds several series
+INTERVAL_PREFIXES = ("lower_", "upper_")  # the network's intervals: lower_80, upper_80, lower_95, ...
 
 
-def write_forecast_csv(path: Path, series: Series, test: Windows, predictions: dict[str, np.ndarray],
-                       future_window: Windows, future: np.ndarray, network: str) -> None:
-    """Long format: one row per (window, step); the test span, then the forecast past the data."""
-    n, h = test.future.shape
-    origin = series.times.to_numpy()[test.rows[:, 0] - 1]
-    fixed = ("test", np.repeat(origin, h), test.times.ravel(), np.tile(np.arange(1, h + 1), n), test.future.ravel())
-    frame = pd.DataFrame({**dict(zip(FORECAST_COLUMNS, fixed)), **{name: p.ravel() for name, p in predictions.items()}})
-    ahead = pd.DataFrame({"split": "future", "origin": series.times[-1], "time": future_window.times[0],
-                          "step": np.arange(1, h + 1), "actual": np.nan, network: future})
-    frame = pd.concat([frame, ahead], ignore_index=True)
+def write_forecast_csv(path: Path, many: list[Series], prepared: list[Prepared], evaluated: list[dict],
+                       aheads: list[Windows], futures: list[np.ndarray], network: str, intervals) -> None:
+    """Long format: one row per (window, step); the test span, then the forecast past the
+    data. The network's prediction intervals follow as lower_80, upper_80, lower_95, ...
+    With several series, a first column names the series of each row."""
+    frames = []
+    for k, (s, p, e, ahead, future) in enumerate(zip(many, prepared, evaluated, aheads, futures)):
+        test = p.test
+        n, h = test.future.shape
+        fixed = ("test", np.repeat(test.origins, h), test.times.ravel(), np.tile(np.arange(1, h + 1), n),
+                 test.future.ravel())
+        frame = pd.DataFrame({**dict(zip(FORECAST_COLUMNS, fixed)), **{name: pred.ravel() for name, pred in e["test"].items()}})
+        tail = pd.DataFrame({"split": "future", "origin": s.times[-1], "time": ahead.times[0],
+                             "step": np.arange(1, h + 1), "actual": np.nan, network: future[0]})
+        if intervals is not None:
+            for level, (lower, upper) in intervals[k].test.items():
+                frame[f"lower_{label(level)}"], frame[f"upper_{label(level)}"] = lower.ravel(), upper.ravel()
+            for level, half in intervals[k].future.items():
+                tail[f"lower_{label(level)}"], tail[f"upper_{label(level)}"] = future[0] - half, future[0] + half
+        part = pd.concat([frame, tail], ignore_index=True)
+        if len(many) > 1:
+            part.insert(0, SERIES_COLUMN, s.name)
+        frames.append(part)
     with atomic_write(path) as f:
-        frame.to_csv(f, index=False, float_format="%.6g", date_format="%Y-%m-%d %H:%M:%S")
+        pd.concat(frames, ignore_index=True).to_csv(f, index=False, float_format="%.6g",
+                                                    date_format="%Y-%m-%d %H:%M:%S")
 
 
 def read_forecast_csv(path: Path, max_rows: int = 200_000) -> tuple[dict, dict, list[str]]:
     """forecast.csv -> ({step: {"time", "actual", name: values}}, the future rows, forecaster names);
-    values that are missing or not finite are None."""
+    values that are missing or not finite are None. The network's interval columns (lower_80,
+    ...) come with each step and the future rows but are not forecasters; of a run on several
+    series, the first series' rows."""
     import csv
 
     steps: dict[str, dict[str, list]] = {}
     future: dict[str, list] = {"time": []}
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        names = [c for c in (reader.fieldnames or []) if c not in FORECAST_COLUMNS]
+        columns = [c for c in (reader.fieldnames or []) if c not in FORECAST_COLUMNS and c != SERIES_COLUMN]
+        names = [c for c in columns if not c.startswith(INTERVAL_PREFIXES)]
+        first = None
         for i, row in enumerate(reader):
             if i >= max_rows:
                 break
+            if SERIES_COLUMN in row:
+                first = row[SERIES_COLUMN] if first is None else first
+                if row[SERIES_COLUMN] != first:
+                    continue
             if row.get("split") == "future":
                 future["time"].append(row["time"])
-                for n in names:
+                for n in columns:
                     future.setdefault(n, []).append(_number(row.get(n)))
                 continue
-            step = steps.setdefault(str(row.get("step", "1")), {"time": [], "actual": [], **{n: [] for n in names}})
+            step = steps.setdefault(str(row.get("step", "1")), {"time": [], "actual": [], **{n: [] for n in columns}})
             step["time"].append(row["time"])
             step["actual"].append(_number(row.get("actual")))
-            for n in names:
+            for n in columns:
                 step[n].append(_number(row.get(n)))
     future = {k: v for k, v in future.items() if k == "time" or any(x is not None for x in v)}
     return steps, future, names
@@ -296,58 +473,69 @@ def _number(text):
 
 # --- using a finished run --------------------------------------------------------------
 
-@dataclass
-class TrainedForecaster:
-    """A network rebuilt from its run directory with its scaler and window settings."""
-    network: torch.nn.Module
-    meta: dict
-
-    @property
-    def windows(self) -> WindowConfig:
-        return WindowConfig(**self.meta["windows"])
-
-    @torch.inference_mode()
-    def forecast(self, series: Series) -> pd.DataFrame:
-        """The next ``horizon`` values after the last row of ``series``."""
-        window = last_window(series, self.windows, Scaler(**self.meta["scaler"]))
-        self.network.eval()
-        out = self.network(torch.from_numpy(window.x)).double().numpy()  # (1, H)
-        values = window.decode(out)[0]
-        return pd.DataFrame({"time": window.times[0], "step": np.arange(1, len(values) + 1),
-                             self.meta["target"]: values})
-
-
-def load_forecaster(run_dir: str | Path) -> TrainedForecaster:
-    """Rebuild a trained forecaster from its run directory alone (JSON + safetensors)."""
+def load_forecaster(run_dir: str | Path) -> NetworkForecaster:
+    """Rebuild a trained forecaster from its run directory alone (JSON + safetensors): a
+    fitted NetworkForecaster whose ``meta`` holds the run's scaler and window settings."""
     from neuralab.training.checkpoint import load_weights
 
     run = Run.open(run_dir, Kind.FORECASTER)
     run_dir = run.path
     if not (run_dir / runs.WEIGHTS).exists():
         raise NeuralabError(f"{run_dir}: no model.safetensors yet (the run has not finished an epoch)")
-    meta = read_json(run_dir / "model.json")
-    network = build_network(ModelConfig(**meta["model"]), meta["inputs"], meta["horizon"])
-    load_weights(run_dir / "model.safetensors", network)
-    return TrainedForecaster(network.eval(), meta)
+    meta = read_json(run_dir / runs.MODEL)
+    config = ModelConfig(**{"recipe": "plain", **meta["model"]})  # runs before the residual recipe were plain
+    windows = WindowConfig(**meta["windows"])
+    network = build_network(config, meta["inputs"], meta["horizon"], windows.lookback,
+                            **meta.get("network", {}))
+    load_weights(run_dir / runs.WEIGHTS, network)
+    forecaster = NetworkForecaster(config, series_train_config(device="cpu"))
+    forecaster.network, forecaster.meta, forecaster.horizon_ = network.eval(), meta, meta["horizon"]
+    forecaster.trainer = _Inference(network)
+    return forecaster
+
+
+class _Inference:
+    """What ``NetworkForecaster.predict`` needs of a trainer, for a network loaded from disk."""
+
+    def __init__(self, network: torch.nn.Module):
+        self.network = network
+
+    @torch.inference_mode()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        self.network.eval()
+        return torch.cat([self.network(x[i:i + 1024]).float() for i in range(0, len(x), 1024)]) if len(x) \
+            else torch.empty(0)
 
 
 def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = None,
                 missing: str | None = None) -> pd.DataFrame:
-    """Forecast the next horizon after the end of ``csv`` with the run's model and scaler."""
+    """Forecast the next horizon after the end of ``csv`` with the run's model and scaler
+    (for every series, when the run was trained on several)."""
     model = load_forecaster(run_dir)
-    stored = model.meta["series"]
-    series = load_series(csv, model.meta["target"], model.meta["features"],
-                         date_column or (stored["date_column"] if str(csv) not in BUILTIN else None),
-                         missing=missing or stored["missing"], duplicates=stored["duplicates"], gaps=stored["gaps"],
-                         calendar=model.meta.get("calendar", []))
-    return model.forecast(series)
+    meta = model.meta
+    stored = meta["series"]
+    windows = WindowConfig(**meta["windows"])
+    many = load_series_list(csv, meta["target"], meta["features"],
+                            date_column or (stored["date_column"] if str(csv) not in BUILTIN else None),
+                            missing=missing or stored["missing"], duplicates=stored["duplicates"], gaps=stored["gaps"],
+                            calendar=meta.get("calendar", []), date_format=stored.get("date_format"),
+                            series_column=meta.get("series_column"))
+    frames = []
+    for s in many:
+        scaler = Scaler(**meta["scalers"][s.name]) if "scalers" in meta and s.name in meta["scalers"] \
+            else Scaler(**meta["scaler"])
+        window = last_window(s, windows, scaler)
+        values = model.predict(window)[0]
+        frame = pd.DataFrame({"time": window.times[0], "step": np.arange(1, len(values) + 1), meta["target"]: values})
+        if len(many) > 1:
+            frame.insert(0, "series", s.name)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
 def write_report(run_dir: str | Path) -> Path:
     """Write report.html and plots/ again from a finished run alone: results.json,
     forecast.csv, metrics.jsonl, the model, and the series it was trained on."""
-    from dataclasses import replace
-
     from neuralab.forecasting.report import write_forecast_report
 
     network = load_forecaster(run_dir).network  # checks the run's kind and weights first
@@ -360,14 +548,21 @@ def write_report(run_dir: str | Path) -> Path:
     data = record["data"]
     if "path" in data:  # the file the run read, wherever the command is run from, unchanged
         path = Path(data["path"])
-        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != data["sha256"]:
+        if not path.is_file() or _sha256(path) != data["sha256"]:
             raise NeuralabError(f"{path}: {'missing' if not path.is_file() else 'changed'} since the run; the report "
                                 "draws the series the run was trained on: put that file back")
     results = run.results()
-    series = load(replace(config, data=data.get("path", config.data)))
+    many = load(replace(config, data=data.get("path", config.data)))
+    prepared = prepare_many(many, config.windows)
     test = pd.read_csv(run_dir / runs.FORECAST).query("split == 'test'")
-    predictions = {n: test[n].to_numpy(np.float64).reshape(-1, config.windows.horizon) for n in results["test"]}
+    if SERIES_COLUMN in test.columns:
+        test = test[test[SERIES_COLUMN].astype(str) == many[0].name]
+    h = config.windows.horizon
+    predictions = {n: test[n].to_numpy(np.float64).reshape(-1, h) for n in results["test"]}
+    levels = [label(a) for a in (results.get("intervals") or {}).get("levels", [])]
+    bands = {lv: (test[f"lower_{lv}"].to_numpy(np.float64).reshape(-1, h),
+                  test[f"upper_{lv}"].to_numpy(np.float64).reshape(-1, h)) for lv in levels if f"lower_{lv}" in test}
     with run:  # one writer at a time; a killed write's leftovers go
-        return write_forecast_report(run_dir, config=config, series=series, prepared=prepare(series, config.windows),
+        return write_forecast_report(run_dir, config=config, series=many[0], prepared=prepared[0],
                                      results=results, predictions=predictions, history=run.metrics(),
-                                     summary_text=summary(network, config.windows.lookback))
+                                     summary_text=summary(network, config.windows.lookback), bands=bands)

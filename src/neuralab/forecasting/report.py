@@ -3,7 +3,9 @@
 gathers the same objects again from a finished run's files.
 
 The judgement lives here, not in the drawing: which forecaster is the reference, which
-forecasts are drawn, when the verdict is good news.
+forecasts are drawn, when the verdict is good news (the network is the best forecaster),
+and the table under the verdict: the network, the best baseline and persistence, with the
+network's interval coverage.
 """
 
 from __future__ import annotations
@@ -20,17 +22,21 @@ REFERENCE = "persistence"  # every forecaster is judged against "tomorrow = toda
 
 
 def write_forecast_report(run_dir: Path, *, config, series, prepared, results: dict,
-                          predictions: dict[str, np.ndarray], history: list[dict], summary_text: str) -> Path:
+                          predictions: dict[str, np.ndarray], history: list[dict], summary_text: str,
+                          bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Path:
     """report.html and plots/*.png for a forecasting run: ``config`` a ForecastConfig, ``series``
     the loaded Series, ``prepared`` its windows, ``predictions`` forecaster -> (N, H) on the test
-    windows, ``history`` one record per epoch."""
+    windows, ``history`` one record per epoch, ``bands`` level ("80") -> the network's (lower,
+    upper) interval, each (N, H)."""
     head = results["headline"]
     network = head["network"]
     shown = list(dict.fromkeys([network, REFERENCE, head["best"]]))  # the network, the reference, the winner
     reference = results["test"][REFERENCE]["mae"]
     report = page.ForecastReport(
         name=series.name, target=series.target, horizon=config.windows.horizon, transform=config.windows.transform,
-        verdict=head["sentence"], verdict_good=bool(head["beats_persistence"] and head["percent_better"] >= 1),
+        verdict=head["sentence"], verdict_good=head.get("outcome") == "network",
+        verdict_table=verdict_rows(results), notes=[n for n in (head.get("advice"),) if n],
+        intervals={level: (lower[:, 0], upper[:, 0]) for level, (lower, upper) in (bands or {}).items()},
         reference=REFERENCE, network=network, results=results,
         versus={n: percent_better(m["mae"], reference) for n, m in results["test"].items()},
         times=prepared.times, values=prepared.levels, spans=prepared.spans(),
@@ -39,3 +45,19 @@ def write_forecast_report(run_dir: Path, *, config, series, prepared, results: d
         data_lines=series.report.lines(), history=history, summary_text=summary_text,
         config=asdict(config), backtest_refit=config.backtest_refit)
     return page.write_forecast_report(run_dir, report)
+
+
+def verdict_rows(results: dict) -> tuple[list[str], list[list]]:
+    """The table under the verdict: the network, the best baseline and persistence on the test
+    span (with the rank and the ratio to the best baseline), then the interval coverage."""
+    head, test = results["headline"], results["test"]
+    metric = head.get("metric", "mae")
+    names = list(dict.fromkeys([head["network"], head["best_baseline"], REFERENCE]))
+    rows = [[n, head["ranking"].index(n) + 1 if n in head.get("ranking", []) else "", test[n].get(metric),
+             (test[n][metric] / head["best_baseline_score"]) if head.get("best_baseline_score") else None]
+            for n in names if n in test]
+    coverage = (results.get("intervals") or {}).get("coverage", {})
+    for level, c in coverage.items():
+        rows.append([f"{head['network']}: {level}% interval", "", f"covered {100 * c['coverage']:.1f}% of the test "
+                     "targets", ""])
+    return ["forecaster", "rank", f"test {metric.upper()}", "vs best baseline"], rows

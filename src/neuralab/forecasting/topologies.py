@@ -18,7 +18,16 @@ from typing import Callable
 import torch
 from torch import nn
 
+# The recurrent cells by the names neuralab uses, and what Keras calls each one: the only
+# place either map is written (the forecasting networks, the summary and the gradient
+# measurement all read them here).
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+KERAS_NAMES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def keras_name(layer: nn.Module) -> str:
+    """"LSTM" for an nn.LSTM, "SimpleRNN" for an nn.RNN: the name a Keras user knows."""
+    return next(KERAS_NAMES[c] for c, kind in CELLS.items() if type(layer) is kind)
 
 
 def keras_init(module: nn.Module) -> nn.Module:

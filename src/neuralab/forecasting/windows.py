@@ -15,7 +15,7 @@ the units of the data.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -24,7 +24,7 @@ import pandas as pd
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.metrics import naive_scale
 
-TRANSFORMS = ("none", "diff", "log-return")
+TRANSFORMS = ("auto", "none", "diff", "log-return")
 SCALERS = ("standard", "minmax", "none")
 SPLITS = ("train", "val", "test")
 
@@ -36,7 +36,9 @@ class WindowConfig:
     stride: int = 1               # steps between consecutive window starts
     val_fraction: float = 0.15    # of the rows, chronological: train | val | test
     test_fraction: float = 0.15
-    transform: str = "none"       # none | diff | log-return (prices: near-stationary returns)
+    transform: str = "none"       # none | diff | log-return (prices: near-stationary returns); the
+                                  # pipeline's default is auto: whichever forecasts the validation
+                                  # span best (chosen by run_forecast and recorded)
     scaler: str = "standard"      # fitted on the training rows only
 
     def check(self) -> None:
@@ -100,36 +102,113 @@ class Codec:
         return z
 
 
+@dataclass(frozen=True)
+class Source:
+    """The arrays every window of a series is cut from. A window is a start row, never a
+    copy: ``Windows`` reads its inputs and targets as strided views of these (a 3.4 M-row
+    series with a 60-step lookback would otherwise take 60 times its size per copy)."""
+    scaled: np.ndarray   # (T, C) float32: scaled (transformed) target, then features
+    levels: np.ndarray   # (T,) float64: the target in original units, row for row
+    times: np.ndarray    # (T,) datetime64[ns]
+    offset: int = 0      # model row i is row i + offset of the series (a transform eats one)
+
+    @staticmethod
+    def concat(sources: list["Source"]) -> tuple["Source", list[int]]:
+        """One source holding ``sources`` end to end, and where each one begins in it."""
+        begins = np.cumsum([0, *(len(s.levels) for s in sources[:-1])]).tolist()
+        return Source(np.concatenate([s.scaled for s in sources]), np.concatenate([s.levels for s in sources]),
+                      np.concatenate([s.times for s in sources])), begins
+
+
+def _steps(values: np.ndarray, width: int, starts) -> np.ndarray:
+    """Rows ``start .. start + width - 1`` of ``values`` for every start: a read-only view
+    when ``starts`` is a range (windows of one split), a copy for any other selection."""
+    view = np.lib.stride_tricks.sliding_window_view(values, width, axis=0)  # (T - width + 1, ..., width)
+    if values.ndim == 2:
+        view = view.transpose(0, 2, 1)                                      # (T - width + 1, width, C)
+    if isinstance(starts, range):
+        return view[starts.start:starts.stop:starts.step]
+    return view[starts]
+
+
+def _as_range(starts: np.ndarray):
+    """``starts`` as a range when it is evenly spaced (so that windows stay views)."""
+    if len(starts) == 0:
+        return range(0)
+    if len(starts) == 1:
+        return range(int(starts[0]), int(starts[0]) + 1)
+    step = int(starts[1] - starts[0])
+    if step > 0 and (np.diff(starts) == step).all():
+        return range(int(starts[0]), int(starts[-1]) + 1, step)
+    return np.asarray(starts)
+
+
 @dataclass
 class Windows:
-    """The windows of one split. ``x``/``y`` are what a network sees; ``past``/``future``
-    are the same steps in original units, which baselines and metrics use."""
-    x: np.ndarray        # (N, L, C) float32: scaled (transformed) target, then features
-    y: np.ndarray        # (N, H) float32: scaled (transformed) targets
-    past: np.ndarray     # (N, L) target levels over the input steps, original units
-    future: np.ndarray   # (N, H) target levels to forecast, original units
-    times: np.ndarray    # (N, H) datetime64[ns] of the targets
-    rows: np.ndarray     # (N, H) row of each target in the series
-    codec: Codec
+    """The windows of one split: each one ``lookback`` input rows of ``source`` from its start,
+    then ``horizon`` target rows. ``x``/``y`` are what a network sees; ``past``/``future`` are
+    the same steps in original units, which baselines and metrics use. All four are views."""
+    source: Source
+    starts: range | np.ndarray   # (N,) first input row of each window (model rows)
+    lookback: int
+    horizon: int
+    codec: Codec | None          # None for windows pooled from several series (train only)
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.starts)
 
     @property
-    def horizon(self) -> int:
-        return self.y.shape[1]
+    def x(self) -> np.ndarray:       # (N, L, C) float32
+        return _steps(self.source.scaled, self.lookback, self.starts)
 
     @property
-    def lookback(self) -> int:
-        return self.x.shape[1]
+    def y(self) -> np.ndarray:       # (N, H) float32: the scaled (transformed) target
+        return _steps(self.source.scaled[self.lookback:, 0], self.horizon, self.starts)
+
+    @property
+    def past(self) -> np.ndarray:    # (N, L) target levels over the input steps
+        return _steps(self.source.levels, self.lookback, self.starts)
+
+    @property
+    def future(self) -> np.ndarray:  # (N, H) target levels to forecast
+        return _steps(self.source.levels[self.lookback:], self.horizon, self.starts)
+
+    @property
+    def times(self) -> np.ndarray:   # (N, H) datetime64[ns] of the targets
+        return _steps(self.source.times[self.lookback:], self.horizon, self.starts)
+
+    @property
+    def origins(self) -> np.ndarray:  # (N,) time of the last input step: when the forecast is made
+        return self.source.times[np.asarray(self.starts) + self.lookback - 1]
+
+    @property
+    def rows(self) -> np.ndarray:    # (N, H) series row of each target
+        return np.asarray(self.starts)[:, None] + self.lookback + np.arange(self.horizon) + self.source.offset
 
     def decode(self, y_scaled: np.ndarray) -> np.ndarray:
         """Network outputs (N, H) -> forecasts in original units (N, H)."""
         return self.codec.decode(y_scaled, self.past[:, -1])
 
     def take(self, index) -> "Windows":
-        return Windows(self.x[index], self.y[index], self.past[index], self.future[index],
-                       self.times[index], self.rows[index], self.codec)
+        """The windows at ``index`` (a mask, positions or a slice), still views when contiguous."""
+        starts = np.asarray(self.starts)[index] if not isinstance(index, slice) else self.starts[index]
+        return replace(self, starts=_as_range(np.asarray(starts)) if not isinstance(starts, range) else starts)
+
+    def batches(self, size: int = 65_536):
+        """Consecutive blocks of at most ``size`` windows, for work that would copy."""
+        for begin in range(0, len(self), size):
+            yield self.take(slice(begin, begin + size))
+
+    @staticmethod
+    def pool(parts: list["Windows"]) -> "Windows":
+        """The windows of several series as one training set (they must share one source)."""
+        parts = [w for w in parts if len(w)]
+        if len({id(w.source) for w in parts}) > 1:
+            raise ValueError("pooled windows must share one source (see prepare_many)")
+        if len(parts) == 1:
+            return parts[0]
+        starts = np.concatenate([np.asarray(w.starts) for w in parts])
+        return Windows(parts[0].source, starts, parts[0].lookback, parts[0].horizon, None)
 
 
 @dataclass
@@ -144,6 +223,7 @@ class Prepared:
     all: Windows
     split: np.ndarray            # (N_all,) "train" | "val" | "test" | "" (straddles a boundary)
     mase_scale: float            # in-sample MAE of the one-step naive forecast on the training rows
+    name: str = ""               # the series' name (one of several in a file with a series column)
 
     @cached_property
     def train(self) -> Windows:
@@ -161,13 +241,13 @@ class Prepared:
         """First and last target time of each split's windows."""
         out = {}
         for name in SPLITS:
-            w = self.all.times[self.split == name]
-            if w.size:
-                out[name] = (pd.Timestamp(w.min()), pd.Timestamp(w.max()))
+            w = getattr(self, name)
+            if len(w):
+                out[name] = (pd.Timestamp(w.times[0, 0]), pd.Timestamp(w.times[-1, -1]))
         return out
 
     def counts(self) -> dict[str, int]:
-        return {name: int((self.split == name).sum()) for name in SPLITS}
+        return {name: len(getattr(self, name)) for name in SPLITS}
 
 
 def model_inputs(values: np.ndarray, transform: str, column: str = "target") -> tuple[np.ndarray, np.ndarray, int]:
@@ -219,6 +299,9 @@ def minimum_rows(config: WindowConfig) -> int:
 def prepare(series, config: WindowConfig) -> Prepared:
     """Cut ``series`` (a neuralab Series) into scaled windows and chronological splits."""
     config.check()
+    if config.transform == "auto":
+        raise NeuralabError("prepare needs a concrete `transform` (none, diff or log-return); "
+                            "the forecasting pipeline chooses one on the validation span for transform='auto'")
     n_rows = len(series)
     if n_rows < config.lookback + config.horizon + (config.transform != "none"):
         raise NeuralabError(f"{series.name}: {n_rows} rows is fewer than `lookback` {config.lookback} + "
@@ -232,32 +315,45 @@ def prepare(series, config: WindowConfig) -> Prepared:
                             f"{config.val_fraction}/{config.test_fraction}; need at least {minimum_rows(config)} rows")
     scaler = Scaler.fit(config.scaler, inputs[:first_val])
     scaled = scaler.transform(inputs).astype(np.float32)  # (T, C)
-
-    l, h = config.lookback, config.horizon
-    in_rows = starts[:, None] + np.arange(l)                       # (N, L)
-    out_rows = starts[:, None] + l + np.arange(h)                  # (N, H)
-    codec = Codec(scaler, config.transform)
-    windows = Windows(x=scaled[in_rows], y=scaled[out_rows, 0], past=levels[in_rows], future=levels[out_rows],
-                      times=series.times[offset:].to_numpy()[out_rows], rows=out_rows + offset, codec=codec)
+    del inputs
+    source = Source(scaled, levels, series.times[offset:].to_numpy(), offset)
+    windows = Windows(source, _as_range(starts), config.lookback, config.horizon, Codec(scaler, config.transform))
     train_levels = levels[:first_val]
     mase_scale = naive_scale(train_levels) if len(train_levels) > 1 else 1.0
     return Prepared(config, series.columns, series.times, series.values[:, 0],
                     (first_val + offset, first_test + offset), scaler,
-                    windows, split, mase_scale if mase_scale > 0 else 1.0)
+                    windows, split, mase_scale if mase_scale > 0 else 1.0, series.name)
+
+
+def prepare_many(many: list, config: WindowConfig) -> list[Prepared]:
+    """Several series (one per value of a series column), each scaled on its own training
+    rows, their windows cut from one shared source so that one network trains on all."""
+    prepared = [prepare(s, config) for s in many]
+    if len(prepared) < 2:
+        return prepared
+    source, begins = Source.concat([p.all.source for p in prepared])
+    for p, begin in zip(prepared, begins):
+        starts = p.all.starts
+        p.all = replace(p.all, source=source, starts=range(starts.start + begin, starts.stop + begin, starts.step)
+                        if isinstance(starts, range) else starts + begin)
+        for name in SPLITS:
+            p.__dict__.pop(name, None)  # cached splits point at the old source
+    return prepared
 
 
 def last_window(series, config: WindowConfig, scaler: Scaler) -> Windows:
-    """The one window ending at the series' last row, for forecasting beyond it."""
+    """The one window ending at the series' last row, for forecasting beyond it: its targets
+    are unknown (NaN) and their times lie on the series' grid after its end."""
     inputs, levels, _ = model_inputs(series.values, config.transform, series.target)
     if len(inputs) < config.lookback:
         need = config.lookback + (config.transform != "none")
         raise NeuralabError(f"{series.name}: {len(series)} rows; this model needs the last {need} "
                             f"(its lookback{' + 1 for the transform' if need > config.lookback else ''})")
-    x = scaler.transform(inputs[-config.lookback:]).astype(np.float32)[None]  # (1, L, C)
-    h = config.horizon
-    return Windows(x=x, y=np.full((1, h), np.nan, np.float32), past=levels[None, -config.lookback:],
-                   future=np.full((1, h), np.nan), times=future_times(series.times, h)[None],
-                   rows=len(series) + np.arange(h)[None], codec=Codec(scaler, config.transform))
+    l, h = config.lookback, config.horizon
+    scaled = np.concatenate([scaler.transform(inputs[-l:]), np.full((h, inputs.shape[1]), np.nan)]).astype(np.float32)
+    times = np.concatenate([series.times[-l:].to_numpy(), future_times(series.times, h)])
+    source = Source(scaled, np.concatenate([levels[-l:], np.full(h, np.nan)]), times, len(series) - l)
+    return Windows(source, range(0, 1), l, h, Codec(scaler, config.transform))
 
 
 def future_times(times: pd.DatetimeIndex, steps: int) -> np.ndarray:

@@ -47,6 +47,8 @@ class ForecastReport:
     # baseline with its intervals. None: the page goes straight on to every forecaster.
     verdict_table: tuple[list[str], list[list]] | None = None
     notes: list[str] = field(default_factory=list)  # sentences after the verdict, in plain text
+    # The network's prediction intervals drawn as bands: level ("80") -> (lower, upper), each (N,)
+    intervals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def write_forecast_report(run_dir: str | Path, report: ForecastReport) -> Path:
@@ -57,7 +59,7 @@ def write_forecast_report(run_dir: str | Path, report: ForecastReport) -> Path:
     figures = {
         "series": series_spans(r.times, r.values, r.spans, f"{r.name}: {r.target}", r.target),
         "forecast": forecasts(r.test_times, r.actual, r.forecasts, "test span: one-step-ahead forecasts vs actual",
-                              r.target),
+                              r.target, bands=r.intervals, band_of=r.network),
         "error_by_step": error_by_step({n: results["by_step_mae"][n] for n in _ranked(results)
                                         if n in results["by_step_mae"]}),
         "learning_curves": plots.learning_curves(r.history, ("loss",), {"loss": "MSE (scaled)"}, log=True),
@@ -154,10 +156,15 @@ def series_spans(times, values, spans: dict, title: str = "", ylabel: str = ""):
     return fig
 
 
-def forecasts(times, actual, predicted: dict[str, np.ndarray], title: str = "", ylabel: str = ""):
-    """Actual values and each forecaster's forecasts at the same times."""
+def forecasts(times, actual, predicted: dict[str, np.ndarray], title: str = "", ylabel: str = "",
+              bands: dict[str, tuple] | None = None, band_of: str = ""):
+    """Actual values and each forecaster's forecasts at the same times; ``bands`` (level ->
+    lower, upper) shade ``band_of``'s prediction intervals, the widest lightest."""
     fig = plots.figure(10, 3.6)
     ax = fig.subplots()
+    for level, (lower, upper) in sorted((bands or {}).items(), key=lambda kv: -float(kv[0])):
+        ax.fill_between(times, lower, upper, color="#4c72b0", alpha=0.12 if float(level) >= 90 else 0.22, linewidth=0,
+                        label=f"{band_of} {level}% interval")
     ax.plot(times, actual, color="black", linewidth=1.2, label="actual")
     for name, values in predicted.items():
         ax.plot(times, values, linewidth=0.9, alpha=0.85, label=name)

@@ -1,0 +1,65 @@
+"""The verdict names the best forecaster and ranks the network against the best baseline;
+advice fits the kind of series; a constant target is said to be constant."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neuralab.data.series import load_series
+from neuralab.forecasting.verdict import character, table, verdict
+
+SCORES = {  # the issue's case: on hourly temperatures linear AR was 2.85x better than the LSTM
+    "lstm-stacked": {"mae": 2.85, "rmse": 3.6, "mase": 2.9},
+    "persistence": {"mae": 9.7, "rmse": 12.0, "mase": 9.8},
+    "linear-ar": {"mae": 1.0, "rmse": 1.3, "mase": 1.01},
+    "drift": {"mae": 10.1, "rmse": 12.5, "mase": 10.2},
+}
+
+
+def test_a_run_where_linear_ar_wins_never_headlines_the_network():
+    v = verdict(SCORES, "lstm-stacked")
+    assert v["best"] == v["best_baseline"] == "linear-ar" and v["outcome"] == "baseline"
+    assert v["network_rank"] == 2 and v["ratio_to_best_baseline"] == pytest.approx(2.85)
+    assert v["sentence"].startswith("linear-ar is the best forecaster")
+    assert "185.0% worse than linear-ar" in v["sentence"]
+    assert "lstm-stacked is the best" not in v["sentence"] and "beats persistence" not in v["sentence"]
+    assert "Against persistence alone it beats it (70.6% better)" in v["sentence"]  # said second, not as a headline
+
+
+def test_network_best_and_tie():
+    won = verdict({**SCORES, "lstm-stacked": {"mae": 0.9, "rmse": 1.2, "mase": 0.9}}, "lstm-stacked")
+    assert won["outcome"] == "network" and won["best"] == "lstm-stacked" and won["best_baseline"] == "linear-ar"
+    assert won["sentence"].startswith("lstm-stacked is the best forecaster") and "10.0% better" in won["sentence"]
+    tie = verdict({**SCORES, "lstm-stacked": {"mae": 0.996, "rmse": 1.3, "mase": 1.0}}, "lstm-stacked")
+    assert tie["outcome"] == "tie" and "ties with the best baseline, linear-ar" in tie["sentence"]
+    pooled = verdict(SCORES, "lstm-stacked", metric="mase")  # several series: ranked by MASE
+    assert pooled["metric"] == "mase" and "MASE 1.010" in pooled["sentence"]
+
+
+def test_constant_target_says_so_instead_of_a_percentage():
+    flat = {"lstm": {"mae": 0.2085, "rmse": 0.3, "mase": 0.2085}, "persistence": {"mae": 0.0, "rmse": 0.0, "mase": 0.0}}
+    v = verdict(flat, "lstm", kind=character(np.full(300, 7.0), "v", 60))
+    assert v["outcome"] == "constant" and "The target is constant (7)" in v["sentence"]
+    assert "%" not in v["sentence"] and "worse" not in v["sentence"]
+
+
+def test_advice_fits_the_kind_of_series():
+    prices = character(load_series("sp500").values[:3500, 0], "Close", 60)
+    assert prices["kind"] == "random-walk" and prices["prices"]
+    t = np.arange(3000)
+    hourly = 10 + 5 * np.sin(2 * np.pi * t / 24) + np.random.default_rng(0).normal(0, 0.5, len(t))
+    seasonal = character(hourly, "temp", 60)
+    assert seasonal == {"kind": "seasonal", "period": 24}
+    on_prices = verdict(SCORES, "lstm-stacked", kind=prices)["advice"]
+    on_weather = verdict(SCORES, "lstm-stacked", kind=seasonal)["advice"]
+    assert "random walk" in on_prices and "season" not in on_prices and "calendar" not in on_prices
+    assert "season of 24 steps" in on_weather and "random walk" not in on_weather and "prices" not in on_weather
+
+
+def test_terminal_table_holds_every_forecaster_and_the_backtest_spread():
+    backtest = {n: {"mae_mean": m["mae"], "mae_std": 0.1} for n, m in SCORES.items()}
+    text = table(SCORES, backtest, "lstm-stacked").splitlines()
+    assert text[0].split()[:4] == ["forecaster", "MAE", "RMSE", "MASE"]
+    assert [line.split()[0] for line in text[1:]] == ["linear-ar", "lstm-stacked", "persistence", "drift"]
+    assert "<- network" in text[2] and "2.85 ± 0.1" in text[2]
