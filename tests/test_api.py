@@ -74,9 +74,9 @@ def test_docs_api_names_every_top_level_export_with_an_example():
 
 
 @pytest.fixture
-def small_mnist_cache(datasets, tmp_path, monkeypatch):
+def small_fashion_cache(fashion_mnist, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
-    idx_subset(datasets, "mnist", cache / "mnist", 1500, 300)
+    idx_subset(fashion_mnist, cache / "fashion-mnist", 1500, 300)
     monkeypatch.setenv("NEURALAB_DATA", str(cache))
     work = tmp_path / "work"
     work.mkdir()
@@ -84,7 +84,7 @@ def small_mnist_cache(datasets, tmp_path, monkeypatch):
     return work
 
 
-def test_docs_api_examples_run(small_mnist_cache, capsys):
+def test_docs_api_examples_run(small_fashion_cache, capsys):
     from neuralab.training.device import cpu_threads
 
     blocks = examples()
@@ -97,5 +97,5 @@ def test_docs_api_examples_run(small_mnist_cache, capsys):
                 raise AssertionError(f"docs/api.md, example {i + 1} in '{section}' fails: {e!r}") from e
     out = capsys.readouterr().out
     assert "epochs=0: must be at least 1" in out and "138,357,544" in out
-    assert (small_mnist_cache / "runs" / "lenet-mnist" / "report.html").exists()
-    assert (small_mnist_cache / "runs" / "weather" / "forecast.csv").exists()
+    assert (small_fashion_cache / "runs" / "lenet-fashion" / "report.html").exists()
+    assert (small_fashion_cache / "runs" / "weather" / "forecast.csv").exists()

@@ -29,6 +29,8 @@ PYTHON_ONLY = {
     "image_size": "the command line keeps the images' size",
     "image": "a field of the web app's requests",
     "at": "a field of the web app's requests",
+    "window": "the moving-average baseline chooses its window on the command line",
+    "intervals": "the command line reports the 80% and 95% intervals",
 }
 
 

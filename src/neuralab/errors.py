@@ -48,6 +48,8 @@ class ParameterError(NeuralabError):
 
     def render(self, name: Callable[[str], str] = _plain) -> str:
         reason = _MARKED.sub(lambda m: name(m[1]), self.reason)
+        if self.parameter in getattr(name, "positionals", ()):  # a command's positional: the value says it
+            return f"{self.value}: {reason}"
         flag = name(self.parameter)
         if flag.startswith("-"):  # as it was typed on the command line
             return f"{flag} {shlex.quote(str(self.value))}: {reason}"

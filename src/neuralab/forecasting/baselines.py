@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import ParameterError
 from neuralab.forecasting import metrics
 from neuralab.forecasting.base import Forecaster
 from neuralab.forecasting.windows import Windows
