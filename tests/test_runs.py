@@ -261,3 +261,45 @@ def test_neuralab_runs_lists_every_kind_with_its_status_damaged_ones_too(digits,
     assert {k: r["status"] for k, r in rows.items()} == {
         "broken": "damaged", "cut": "interrupted", "finished": "finished", "group/weather": "interrupted"}
     assert main(["runs", str(tmp_path / "nowhere")]) == 2
+
+
+# --- resume keeps the run's settings, and can start from the best epoch -------------------
+
+@pytest.mark.parametrize("extra, named", [
+    (["--epochs", "20", "--lr", "0.1", "--model", "vgg16"], ["--epochs 20 (the run has 3)", "--lr 0.1", "--model 'vgg16'"]),
+    (["--seed", "4"], ["--seed 4 (the run has 3)"]),
+    (["--recipe", "fast"], ["--epochs 6", "--focus 0.18"]),
+    (["--out", "elsewhere"], ["--out does not apply to --resume"]),
+])
+def test_resume_refuses_options_that_contradict_the_run(digits, tmp_path, capsys, monkeypatch, extra, named):
+    run = tmp_path / "run"
+    assert command(*train_args(digits, run), crash_at=f"{runs.LAST}:2").returncode == -signal.SIGKILL
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert main(["train", "--resume", str(run), "--quiet", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    for words in named:
+        assert words in err, err
+    assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before, "a refused resume wrote"
+    # the run's own settings, typed again (the data folder by a relative path), are no contradiction
+    monkeypatch.chdir(digits.parent)
+    assert main(["train", "--resume", str(run), "--quiet", "--epochs", "3", "--seed", "3", "--model", "mlp",
+                 "--data", digits.name]) == 0
+    assert_consistent(run)
+
+
+def test_a_damaged_last_checkpoint_is_resumed_from_the_best_one(digits, whole, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert command(*train_args(digits, run), crash_at=f"{runs.METRICS}:3").returncode == -signal.SIGKILL
+    last = run / runs.LAST
+    last.write_bytes(last.read_bytes()[:1000])  # a disk error in the last checkpoint
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(last) in err and "--checkpoint \"best\"" in err and err.count("\n") == 1
+    assert main(["train", "--resume", str(run), "--quiet", "--checkpoint", "best"]) == 0
+    assert_consistent(run)
+    # the epochs after the best one are trained again from its full state: the same weights
+    for key, value in weights(whole / runs.WEIGHTS).items():
+        assert torch.equal(value, weights(run / runs.WEIGHTS)[key]), key
+    assert json.loads((run / runs.RESULTS).read_text())["best_epoch"] == json.loads(
+        (whole / runs.RESULTS).read_text())["best_epoch"]

@@ -45,7 +45,9 @@ def _train_options(p) -> None:
     _budget(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run directory (default runs/MODEL-DATA-TIME)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run with its own settings")
+    p.add_argument("--checkpoint", choices=("last", "best"), default="last",
+                   help="with --resume: go on from the last epoch (default) or the best one")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
 
 
@@ -85,6 +87,23 @@ def _config(args, model: str, seed: int = 0):
     return ClassifierConfig(model=model, data=args.data, data_dir=args.data_dir, train=train, **split)
 
 
+def _resume_options(args) -> dict:
+    """The settings typed with --resume (given, or unlike their default): the run keeps its own,
+    so the library refuses any that differ from them."""
+    from neuralab.training.classify import RECIPES
+
+    if args.out or args.overwrite:
+        from neuralab.errors import NeuralabError
+        raise NeuralabError(f"{args.resume}: a resumed run stays in its folder; "
+                            f"`{'out' if args.out else 'overwrite'}` does not apply to `resume`")
+    parser = args._parsers[0]
+    typed = dict(RECIPES.get(args.recipe, {}))
+    typed.update({k: getattr(args, k) for k in (*TRAIN_OPTIONS, "val_fraction", "data_dir") if getattr(args, k) is not None})
+    typed.update({k: getattr(args, k) for k in ("model", "data", "seed", "device", "amp")
+                  if getattr(args, k) != parser.get_default(k)})
+    return typed
+
+
 def run_train(args) -> int:
     from neuralab.runs import Interrupted
     from neuralab.training import resume_classifier, train_classifier
@@ -92,7 +111,8 @@ def run_train(args) -> int:
 
     try:
         if args.resume:
-            resume_classifier(args.resume, verbose=not args.quiet)
+            resume_classifier(args.resume, verbose=not args.quiet, checkpoint=args.checkpoint,
+                              options=_resume_options(args))
             return 0
         result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
                                   verbose=not args.quiet)

@@ -54,7 +54,34 @@ def _images_and_labels(directory, images_file: str, labels_file: str) -> Split:
         raise NeuralabError(
             f"{labels_path}: {len(y)} labels for {len(x)} images in {images_path.name}; the files do not belong together"
         )
-    return Split(x[:, None, :, :], y.astype(np.int64))
+    return Split(check_images(x, images_path)[:, None, :, :], checked_labels(y, labels_path))
+
+
+def check_images(x: np.ndarray, path) -> np.ndarray:
+    """``x`` if it holds 8-bit pixels (0..255), as every image dataset stores them; an IDX file
+    of floats or wider integers would be scaled wrongly without a word, so it is refused."""
+    if x.dtype != np.uint8:
+        raise NeuralabError(f"{path}: images are stored as {x.dtype}; neuralab reads 8-bit pixels (IDX type "
+                            "0x08, values 0..255): convert the images to uint8 first")
+    return x
+
+
+def checked_labels(y: np.ndarray, path) -> np.ndarray:
+    """``y`` as int64 class indices, refusing fractional, non-finite or negative labels (which a
+    cast would silently turn into other classes), naming the file and the first bad label."""
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise NeuralabError(f"{path}: label {y[i]} (at index {i}) is not a whole number; labels are "
+                                "class indices 0, 1, 2, ...")
+    elif y.dtype.kind not in "iu":
+        raise NeuralabError(f"{path}: labels are stored as {y.dtype}; expected whole numbers (class indices)")
+    if len(y) and y.min() < 0:
+        i = int(np.argmin(y))
+        raise NeuralabError(f"{path}: label {y[i]:g} (at index {i}) is negative; labels are class indices "
+                            "0, 1, 2, ...")
+    return y.astype(np.int64)
 
 
 def split_validation(train: Split, val_fraction: float, seed: int) -> tuple[Split, Split]:
@@ -76,6 +103,7 @@ def load_idx_dataset(name: str, data_dir: str | os.PathLike | None = None,
     test = _images_and_labels(directory, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
     for split, f in ((full_train, "train-labels"), (test, "t10k-labels")):
         if len(split) and split.y.max() >= len(source.classes):
-            raise NeuralabError(f"{directory}/{f}: label {split.y.max()} out of range for {len(source.classes)} classes")
+            raise NeuralabError(f"{directory}/{f}: label {split.y.max()} out of range for {len(source.classes)} classes "
+                                f"(0..{len(source.classes) - 1}); the file does not belong to {name}")
     train, val = split_validation(full_train, val_fraction, seed)
     return ImageData(name, list(source.classes), train, val, test)

@@ -205,15 +205,25 @@ def _check_model_name(name: str) -> None:
         raise ParameterError("model", name, f"unknown model; choose one of: {', '.join(ARCHITECTURES)}")
 
 
-def resume_classifier(run_dir: str | Path, verbose: bool = True) -> RunResult:
-    """Continue an interrupted run from its last checkpoint, with its stored config.
+CHECKPOINTS = ("last", "best")  # where a resumed run starts: its latest epoch, or its best one
 
+
+def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str = "last",
+                      options: dict | None = None) -> RunResult:
+    """Continue an interrupted run with its stored config, from its last checkpoint or, with
+    ``checkpoint="best"``, from its best epoch (when last.safetensors is damaged, say).
+
+    ``options`` are config fields the caller asks for (``{"epochs": 20}``, ``{"train": ...}``
+    flattened): a resumed run keeps its config, so any that differ from it are refused.
     A run stopped before its first checkpoint starts again from epoch 1 in the same folder."""
     from neuralab.data import load_image_data
     from neuralab.models import build_model
     from neuralab.training.device import dist_info
 
+    if checkpoint not in CHECKPOINTS:
+        raise ParameterError("checkpoint", checkpoint, f"choose one of: {', '.join(CHECKPOINTS)}")
     run = Run.open(run_dir, Kind.CLASSIFIER)
+    _refuse_changes(run, options or {})
     if run.status() is Status.FINISHED:
         raise NeuralabError(f"{run.path}: the run is finished (results.json is written); nothing to resume. "
                             "To train for longer, start a new run with more `epochs`")
@@ -222,6 +232,8 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True) -> RunResult:
     if dist_info().is_main:
         run.lock()
     try:
+        if checkpoint == "best":
+            _restart_from_best(run)
         config = stored_config(run)
         data = load_image_data(config.data, config.data_dir, val_fraction=config.val_fraction,
                                seed=config.train.seed)
@@ -233,6 +245,35 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True) -> RunResult:
         return _fit_and_finish(trainer, run, config, data, pre, resume=True, verbose=verbose)
     finally:
         run.unlock()
+
+
+def _refuse_changes(run: Run, options: dict) -> None:
+    """Refuse ``options`` that differ from the run's stored config, naming each with both values."""
+    stored = asdict(stored_config(run))
+    flat = {**{k: v for k, v in stored.items() if k != "train"}, **stored["train"]}
+    unknown = sorted(set(options) - set(flat))
+    if unknown:
+        raise ParameterError(unknown[0], options[unknown[0]], "is no setting of a classifier run")
+    same = lambda name, a, b: (str(Path(a).resolve()) == str(Path(b).resolve())  # noqa: E731
+                               if name in ("data", "data_dir") and a and b and Path(a).is_dir() else a == b)
+    changed = [f"`{k}` {v!r} (the run has {flat[k]!r})" for k, v in options.items() if not same(k, v, flat[k])]
+    if changed:
+        raise NeuralabError(f"{run.path}: " + ", ".join(changed) + "; a resumed run keeps the settings it was "
+                            "started with: resume without them, or start a new run to change them")
+
+
+def _restart_from_best(run: Run) -> None:
+    """Put the best epoch's checkpoint in place of the last one: training goes on from there."""
+    from neuralab.files import atomic_write
+    from neuralab.training.checkpoint import load_tensors
+
+    best = run / runs.BEST
+    if not best.exists():
+        raise NeuralabError(f"{best}: missing; the run has no best checkpoint to resume from (resume from its "
+                            "`checkpoint` \"last\" or start a new run)")
+    load_tensors(best)  # a damaged best is named before the last checkpoint is replaced
+    with atomic_write(run / runs.LAST, "wb") as f:
+        f.write(best.read_bytes())
 
 
 def stored_config(run: Run) -> ClassifierConfig:

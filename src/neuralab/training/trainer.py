@@ -340,8 +340,8 @@ class Trainer:
         try:
             meta = load_checkpoint(last, model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle)
         except NeuralabError as e:
-            raise NeuralabError(f"{e}; resume from the best epoch instead by deleting {last} and copying "
-                                f"{self.run_dir / BEST} in its place, or start a new run") from None
+            raise NeuralabError(f"{e}; resume from the best epoch instead (`checkpoint` \"best\"), "
+                                "or start a new run") from None
         self.history = meta["history"]
         if "sample_losses" in meta["state"]:
             self.sample_losses = meta["state"]["sample_losses"].to(self.device)
