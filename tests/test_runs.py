@@ -25,21 +25,14 @@ from neuralab.cli import main
 from neuralab.files import write_json
 from neuralab.runs import Kind, Run, RunLocked, Status
 from neuralab.training.checkpoint import load_tensors
+from helpers import digits_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory) -> Path:
-    """scikit-learn's bundled handwritten digits (8x8) as a folder of PNGs, one sub-folder per class."""
-    from sklearn.datasets import load_digits
-
-    root = tmp_path_factory.mktemp("digits")
-    d = load_digits()
-    for i, (image, label) in enumerate(zip(d.images[:600], d.target[:600])):
-        (root / str(label)).mkdir(exist_ok=True)
-        Image.fromarray((image * 16).clip(0, 255).astype(np.uint8)).save(root / str(label) / f"{i}.png")
-    return root
+    return digits_folder(tmp_path_factory.mktemp("digits"))
 
 
 def command(*args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:

@@ -162,14 +162,16 @@ def available_memory() -> int | None:
     """Bytes the system can still give this process (MemAvailable, or the cgroup's limit)."""
     limits = []
     try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                limits.append(int(line.split()[1]) * 1024)
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
     except OSError:
         pass
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
-            text = open(path).read().strip()
+            with open(path) as f:
+                text = f.read().strip()
             if text.isdigit() and int(text) < 1 << 60:
                 limits.append(int(text))
         except OSError:

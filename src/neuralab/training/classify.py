@@ -394,8 +394,11 @@ def _checked_model(meta: dict, weights: Path):
     from neuralab.models import build_model
 
     args = (meta["architecture"], meta["input_shape"], meta["num_classes"])
-    with torch.device("meta"):
-        skeleton = build_model(*args, **meta.get("options", {}))
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(*args, **meta.get("options", {}))
+    except NeuralabError as e:  # an option or a size the architecture refuses: the file is at fault
+        raise NeuralabError(f"{weights.parent / runs.MODEL}: {e}") from None
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
     found = tensor_shapes(weights)
     for name in sorted(set(expected) | set(found)):
