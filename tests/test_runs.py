@@ -296,3 +296,88 @@ def test_a_damaged_last_checkpoint_is_resumed_from_the_best_one(digits, whole, t
         assert torch.equal(value, weights(run / runs.WEIGHTS)[key]), key
     assert json.loads((run / runs.RESULTS).read_text())["best_epoch"] == json.loads(
         (whole / runs.RESULTS).read_text())["best_epoch"]
+
+
+# --- a forecast run killed at any write: never half a file, and a way back ------------------
+
+def forecast_args(csv: Path, out: Path) -> list[str]:
+    return ["forecast", "--data", str(csv), "--target", "load", "--date-column", "day", "--lookback", "7",
+            "--horizon", "2", "--model", "rnn", "--hidden", "4", "--epochs", "2", "--backtest-folds", "2",
+            "--seed", "1", "--quiet", "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def series_csv(tmp_path_factory) -> Path:
+    """Four months of a daily load with a weekly cycle and a trend."""
+    path = tmp_path_factory.mktemp("series") / "load.csv"
+    days = np.arange(np.datetime64("2021-01-01"), np.datetime64("2021-05-01"))
+    t = np.arange(len(days))
+    load = 50 + 10 * np.sin(2 * np.pi * t / 7) + 0.1 * t + np.random.default_rng(0).normal(0, 1, len(t))
+    path.write_text("day,load\n" + "".join(f"{d},{v:.4f}\n" for d, v in zip(days, load)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def whole_forecast(series_csv, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("whole") / "forecast"
+    done = command(*forecast_args(series_csv, out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def assert_readable(run: Path) -> None:
+    """Every file in the run parses whole: JSON, JSON lines, CSV, safetensors."""
+    import pandas as pd
+
+    for path in run.rglob("*"):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".jsonl":
+            [json.loads(line) for line in path.read_text().splitlines()]
+        elif path.suffix == ".safetensors":
+            load_tensors(path)
+        elif path.suffix == ".csv":
+            assert len(pd.read_csv(path))
+
+
+# Every file a forecast run writes: config, model, each epoch's checkpoint, metrics and best
+# weights, the forecast, the results, the report's four pictures and its page.
+FORECAST_POINTS = [runs.CONFIG, runs.MODEL, f"{runs.LAST}:1", f"{runs.METRICS}:1", f"{runs.BEST}:1",
+                   f"{runs.WEIGHTS}:1", f"{runs.LAST}:2", f"{runs.METRICS}:2", runs.FORECAST, runs.RESULTS,
+                   "plots/series.png", "plots/forecast.png", "plots/error_by_step.png", "plots/learning_curves.png",
+                   runs.REPORT]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", FORECAST_POINTS)
+def test_a_forecast_run_killed_at_any_write_is_whole_and_recoverable(point, series_csv, whole_forecast, tmp_path):
+    run = tmp_path / "forecast"
+    killed = command(*forecast_args(series_csv, run), crash_at=point)
+    assert killed.returncode == -signal.SIGKILL, f"never reached {point}: {killed.stderr}"
+    assert_readable(run)  # what is there is whole: a killed write left at most a hidden .tmp
+    status = Run(run).status()
+    finished = (run / runs.RESULTS).exists()
+    if point == runs.CONFIG:  # killed before the folder held a run: nothing to list, not running
+        assert status is not Status.RUNNING and not (run / runs.CONFIG).exists()
+    else:
+        assert status is (Status.FINISHED if finished else Status.INTERRUPTED), (point, status)
+        listed = command("runs", str(tmp_path), "--json")
+        assert listed.returncode == 0 and json.loads(listed.stdout)[0]["status"] == status.value
+    if finished:  # only the report is missing or old: `neuralab report` writes it from the run
+        again = command("report", str(run))
+    else:  # the same command starts it again in that folder (it says to pass --overwrite)
+        again = command(*forecast_args(series_csv, run))
+        if point != runs.CONFIG:
+            assert again.returncode == 2 and "--overwrite" in again.stderr and again.stderr.count("\n") == 1
+            again = command(*forecast_args(series_csv, run), "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert_readable(run)
+    assert not list(run.rglob("*.tmp")), "a temporary file was left behind"
+    assert Run(run).status() is Status.FINISHED and (run / runs.REPORT).is_file()
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()) == sorted(
+        p.relative_to(whole_forecast).as_posix() for p in whole_forecast.rglob("*") if p.is_file())
+    ours, theirs = (json.loads((r / runs.RESULTS).read_text()) for r in (run, whole_forecast))
+    for name, scores in theirs["test"].items():
+        assert ours["test"][name] == pytest.approx(scores), f"the recovered run scores {name} otherwise"
