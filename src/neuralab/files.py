@@ -93,12 +93,14 @@ def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def finite(obj, where: str = ""):
-    """``obj`` with every NaN or infinite float replaced by None (JSON has no such numbers);
-    a warning says where, since such a value means an input or a model went wrong."""
+def nulled(obj, where: str = "") -> tuple[object, list[str]]:
+    """``obj`` with every NaN or infinite number (NumPy scalars too) replaced by None, since JSON
+    has no such numbers and a reader such as the web app must never meet one; and where each was."""
     bad: list[str] = []
 
     def clean(value, key):
+        if hasattr(value, "item") and type(value).__module__ == "numpy" and getattr(value, "ndim", 1) == 0:
+            value = value.item()  # a NumPy scalar: its Python number
         if isinstance(value, float) and not math.isfinite(value):
             bad.append(key)
             return None
@@ -108,7 +110,13 @@ def finite(obj, where: str = ""):
             return [clean(v, f"{key}[{i}]") for i, v in enumerate(value)]
         return value
 
-    out = clean(obj, "")
+    return clean(obj, where), bad
+
+
+def finite(obj, where: str = ""):
+    """``obj`` as ``nulled`` gives it; a warning says where, since such a value means an input
+    or a model went wrong."""
+    out, bad = nulled(obj)
     if bad:
         warnings.warn(f"{where}: {len(bad)} value(s) are not finite ({', '.join(bad[:3])}"
                       f"{', ...' if len(bad) > 3 else ''}); recorded as null", stacklevel=3)

@@ -26,7 +26,7 @@ import torch
 from neuralab import runs
 from neuralab.data.series import BUILTIN, Series, load_series_list, report_dict
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.files import atomic_write, read_json
+from neuralab.files import atomic_write, nulled, read_json
 from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
 from neuralab.forecasting.baselines import BASELINES, build_baselines
@@ -174,7 +174,7 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
     results["future"] = _future(many, aheads, futures, intervals)
     write_forecast_csv(run_dir / runs.FORECAST, many, prepared, evaluated, aheads, futures, network.name,
                        intervals)
-    results, problems = finite(results)
+    results, problems = nulled(results)
     if problems:
         results["warnings"] = [f"{where}: not a finite number, stored as null" for where in problems]
     run.write_json(runs.RESULTS, results)
@@ -298,26 +298,6 @@ def _future(many, aheads, futures, intervals) -> dict:
                     (f[0] + half).tolist()
         out[s.name] = entry
     return out if len(many) > 1 else next(iter(out.values()))
-
-
-def finite(obj, path: str = "") -> tuple:
-    """``obj`` with every NaN or infinity replaced by None (JSON has no such numbers, and
-    a reader such as the web app must never meet one), and where they were."""
-    problems = []
-
-    def walk(o, where):
-        if isinstance(o, float) and not np.isfinite(o):
-            problems.append(where)
-            return None
-        if isinstance(o, dict):
-            return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [walk(v, f"{where}[{i}]") for i, v in enumerate(o)]
-        if isinstance(o, np.generic):
-            return walk(o.item(), where)
-        return o
-
-    return walk(obj, path), problems
 
 
 def outside_training_range(prepared: Prepared) -> float:
