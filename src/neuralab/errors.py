@@ -51,6 +51,7 @@ class ParameterError(NeuralabError):
         if self.parameter in getattr(name, "positionals", ()):  # a command's positional: the value says it
             return f"{self.value}: {reason}"
         flag = name(self.parameter)
-        if flag.startswith("-"):  # as it was typed on the command line
-            return f"{flag} {shlex.quote(str(self.value))}: {reason}"
+        if flag.startswith("-"):  # as it was typed on the command line; a newline or tab shown escaped
+            text = str(self.value)
+            return f"{flag} {shlex.quote(text) if text.isprintable() else repr(text)}: {reason}"
         return f"{flag}={self.value!r}: {reason}"

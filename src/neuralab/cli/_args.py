@@ -56,6 +56,8 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
+    if value == float("inf"):  # a learning rate of inf trains to NaN without a word
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
 
 

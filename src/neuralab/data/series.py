@@ -182,6 +182,8 @@ def available_memory() -> int | None:
 def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
     """The separator (given, or the one that splits the first lines into the same number of
     fields), decimal commas, the header and the number of rows, read without loading the file."""
+    if sep is not None and (len(sep) != 1 or sep in "\r\n\"."):
+        raise ParameterError("sep", sep, "give one character that separates the columns, such as , or ;")
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(1 << 16)

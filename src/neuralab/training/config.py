@@ -39,14 +39,16 @@ class TrainConfig:
             raise ParameterError("epochs", self.epochs, "must be at least 1")
         if self.batch_size <= 0:
             raise ParameterError("batch_size", self.batch_size, "must be at least 1")
-        if not self.lr > 0:
-            raise ParameterError("lr", self.lr, "must be greater than 0")
+        if not 0 < self.lr < float("inf"):
+            raise ParameterError("lr", self.lr, "must be greater than 0, and finite")
         if self.schedule not in SCHEDULES:
             raise ParameterError("schedule", self.schedule, f"choose one of {', '.join(SCHEDULES)}")
         if self.amp not in AMP:
             raise ParameterError("amp", self.amp, f"choose one of {', '.join(AMP)}")
         if self.threads < 0:
             raise ParameterError("threads", self.threads, "must be 1 or more (0 = torch's choice)")
+        if not 0 <= self.weight_decay < float("inf"):  # NaN or a negative decay trains to garbage silently
+            raise ParameterError("weight_decay", self.weight_decay, "must be 0 (off) or more, and finite")
         if not 0 < self.focus <= 1:
             raise ParameterError("focus", self.focus, "must be above 0 and at most 1 (1 = every sample, every epoch)")
 

@@ -47,10 +47,10 @@ def resolve_run(root: Path, run_id: str) -> Path:
         raise NotFound("no such run")
     try:
         path = inside(root, run_id)
-    except NeuralabError:
+        if path == Path(root).resolve() or not (path / runs.CONFIG).is_file():
+            raise NotFound("no such run")
+    except (NeuralabError, OSError):  # OSError: a name too long for the file system, say
         raise NotFound("no such run") from None
-    if path == Path(root).resolve() or not (path / runs.CONFIG).is_file():
-        raise NotFound("no such run")
     return path
 
 
