@@ -493,7 +493,6 @@ def kill_faults(tmp: Path, digits: Path, csv: Path, points: list[str], forecast_
 
 def folder_faults(tmp: Path, digits: Path, csv: Path, run: Path) -> None:
     """Read-only folders and a full disk: one line naming the path, exit 2, nothing else written."""
-    from neuralab.files import atomic_write  # noqa: F401 (the writes under test)
 
     locked = tmp / "locked"
     picture = tmp / "seven.png"

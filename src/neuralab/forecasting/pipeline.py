@@ -15,7 +15,6 @@ run directory behind:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 
 from neuralab import runs
 from neuralab.data.series import BUILTIN, Series, load_series_list, report_dict
+from neuralab.data.sources import sha256
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import atomic_write, nulled, read_json
 from neuralab.forecasting import metrics
@@ -343,18 +343,10 @@ def _data_record(config: ForecastConfig, many: list[Series], prepared: list[Prep
     if config.data not in BUILTIN:
         path = Path(config.data)
         data["path"] = str(path.resolve())
-        data["sha256"] = _sha256(path)
+        data["sha256"] = sha256(path, "file")
     else:
         data["builtin"] = {"title": BUILTIN[config.data].title, "source": BUILTIN[config.data].source}
     return data
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _header(config: ForecastConfig, many: list[Series], prepared: list[Prepared], network: NetworkForecaster,
@@ -528,7 +520,7 @@ def write_report(run_dir: str | Path) -> Path:
     data = record["data"]
     if "path" in data:  # the file the run read, wherever the command is run from, unchanged
         path = Path(data["path"])
-        if not path.is_file() or _sha256(path) != data["sha256"]:
+        if not path.is_file() or sha256(path, "file") != data["sha256"]:
             raise NeuralabError(f"{path}: {'missing' if not path.is_file() else 'changed'} since the run; the report "
                                 "draws the series the run was trained on: put that file back")
     results = run.results()
