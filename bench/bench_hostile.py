@@ -573,11 +573,44 @@ FORECAST_POINTS = ["config.json", "model.json", "checkpoints/last.safetensors:1"
                    "plots/error_by_step.png", "plots/learning_curves.png", "report.html"]
 
 
+def figures(cases: list[dict], seconds: float, machine: str) -> str:
+    """The section of docs/guarantees.md: totals, then each class, then what was not handled."""
+    import datetime
+
+    source = subprocess.run(["git", "log", "-1", "--format=%h %cs"], cwd=REPO, capture_output=True, text=True,
+                            check=False).stdout.strip()
+    lines = [f"Measured by `python bench/bench_hostile.py` on {machine}, {datetime.date.today()}, source `{source}` "
+             f"({seconds / 60:.0f} min; the machine was shared).", ""]
+    for group, verb in (("input", "handled"), ("fault", "survived")):
+        rows = [c for c in cases if c["group"] == group]
+        lines.append(f"- **{'bad inputs' if group == 'input' else 'faults injected'}: {len(rows)} tried, "
+                     f"{sum(c['handled'] for c in rows)} {verb}** ({len({c['kind'] for c in rows})} classes)")
+    lines += ["", "| class | tried | handled or survived |", "|---|---:|---:|"]
+    for group in ("input", "fault"):
+        for kind in sorted({c["kind"] for c in cases if c["group"] == group}):
+            rows = [c for c in cases if c["group"] == group and c["kind"] == kind]
+            lines.append(f"| {group}: {kind} | {len(rows)} | {sum(c['handled'] for c in rows)} |")
+    missed = [c for c in cases if not c["handled"]]
+    lines += ["", "Not handled: " + ("none." if not missed else "; ".join(
+        f"{c['kind']}: {c['name']} ({c['detail'][:120]})" for c in missed))]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write every case and the totals here")
     parser.add_argument("--quick", action="store_true", help="inputs only, and three kills of each kind")
+    parser.add_argument("--no-doc", action="store_true", help="leave docs/guarantees.md as it is")
+    parser.add_argument("--doc-from", metavar="JSON", help="only write docs/guarantees.md's figures from a --json file")
     args = parser.parse_args()
+    sys.path.insert(0, str(REPO / "bench"))
+    from _doc import machine, update_section
+
+    doc = REPO / "docs" / "guarantees.md"
+    if args.doc_from:
+        saved = json.loads(Path(args.doc_from).read_text())
+        update_section("bench_hostile", figures(saved["cases"], saved["seconds"], saved["machine"]), doc)
+        return 0
     os.environ.setdefault("NEURALAB_DATA", tempfile.mkdtemp(prefix="neuralab-cache-"))
     datasets = os.environ.get("NEURALAB_TEST_DATASETS")
     fashion = Path(datasets) / "fashion-mnist" if datasets and (Path(datasets) / "fashion-mnist").is_dir() else None
@@ -618,8 +651,12 @@ def main() -> int:
     for r in RESULTS:
         if not r.handled:
             print(f"  not handled: {r.group} {r.kind}: {r.name}: {r.detail}")
+    cases, seconds = [r.__dict__ for r in RESULTS], time.time() - started
     if args.json:
-        Path(args.json).write_text(json.dumps({"totals": totals, "cases": [r.__dict__ for r in RESULTS]}, indent=1))
+        Path(args.json).write_text(json.dumps({"totals": totals, "seconds": seconds, "machine": machine(),
+                                               "cases": cases}, indent=1))
+    if not (args.quick or args.no_doc):
+        update_section("bench_hostile", figures(cases, seconds, machine()), doc)
     return 0
 
 
