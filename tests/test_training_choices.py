@@ -349,3 +349,15 @@ def test_missing_tensorboard_package_is_one_line(tiny_fashion, tmp_path, monkeyp
     assert not (tmp_path / "run").exists()
     with pytest.raises(NeuralabError, match="tensorboard package"):
         TrainConfig(tensorboard=True).check()
+
+
+def test_docs_tensorboard_examples_run(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "tensorboard.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    for code in re.findall(r"^```python\n(.*?)^```", text, re.M | re.S):
+        exec(compile(code, "docs/tensorboard.md", "exec"), {"__name__": "__main__"})
+    steps = re.findall(r"\((\d), ", capsys.readouterr().out)
+    assert steps == ["1", "2"] and not (tmp_path / "runs" / "tb-demo" / "validation").exists()

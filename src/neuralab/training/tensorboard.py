@@ -50,7 +50,8 @@ class TensorBoard(Callback):
         # A resumed run starts again after its last checkpoint: events a killed session wrote
         # past it are hidden (purged) by TensorBoard instead of showing twice.
         first = trainer.history[-1]["epoch"] + 1 if trainer.history else 1
-        self.writers = {part: writer(str(root / part), purge_step=first) for part in ("train", "validation")}
+        parts = ("train", "validation") if trainer.val_data is not None else ("train",)
+        self.writers = {part: writer(str(root / part), purge_step=first) for part in parts}
         if first == 1:
             self.writers["train"].add_text("summary", _as_code(_summary_text(trainer)), 0)
         self.conv = next((m for m in trainer.model.modules() if isinstance(m, nn.Conv2d)), None)
@@ -64,6 +65,8 @@ class TensorBoard(Callback):
             if key in NOT_SCALARS or not isinstance(value, (int, float)):
                 continue
             part, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            if part not in self.writers:
+                continue
             self.writers[part].add_scalar("epoch_" + ("learning_rate" if name == "lr" else name), value, step)
         if self.sample is not None:
             self._images(trainer, step)
