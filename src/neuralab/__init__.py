@@ -25,6 +25,7 @@ __getattr__, __dir__ = exports(__name__, {
     **dict.fromkeys(["load_series"], "neuralab.data.series"),
     **dict.fromkeys(["TrainConfig"], "neuralab.training.config"),
     **dict.fromkeys(["Trainer"], "neuralab.training.trainer"),
+    **dict.fromkeys(["Callback", "EarlyStopping"], "neuralab.training.callbacks"),
     **dict.fromkeys(["Classifier", "ClassifierConfig", "Preprocess", "RECIPES", "RunResult", "confusion_matrix",
                      "evaluate_run", "load_classifier", "resume_classifier", "train_classifier"],
                     "neuralab.training.classify"),
@@ -35,8 +36,8 @@ __getattr__, __dir__ = exports(__name__, {
 })
 
 __all__ = [
-    "ARCHITECTURES", "Classifier", "ClassifierConfig", "ForecastConfig", "ForecastResult", "ModelConfig",
-    "NeuralabError", "ParameterError", "Preprocess", "RECIPES", "RunResult", "TrainConfig", "Trainer",
+    "ARCHITECTURES", "Callback", "Classifier", "ClassifierConfig", "ForecastConfig", "ForecastResult", "ModelConfig",
+    "EarlyStopping", "NeuralabError", "ParameterError", "Preprocess", "RECIPES", "RunResult", "TrainConfig", "Trainer",
     "WindowConfig", "__version__", "build_model", "confusion_matrix", "count_parameters", "evaluate_run", "load_classifier",
     "load_forecaster", "load_image_data", "load_series", "parameters_at", "predict_run", "print_summary",
     "resume_classifier", "run_forecast", "summary", "train_classifier",

@@ -11,7 +11,8 @@ WINDOW_OPTIONS = {"lookback": "lookback", "horizon": "horizon", "stride": "strid
 MODEL_OPTIONS = {"model": "architecture", "hidden": "hidden", "dropout": "dropout", "init": "init", "recipe": "recipe"}
 TRAIN_OPTIONS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "schedule": "schedule",
                  "grad_clip": "grad_clip", "patience": "patience", "seed": "seed", "device": "device",
-                 "threads": "threads"}
+                 "threads": "threads", "optimizer": "optimizer", "momentum": "momentum", "loss": "loss",
+                 "tensorboard": "tensorboard"}
 
 
 def register(sub) -> None:
@@ -32,7 +33,8 @@ def _forecast_options(p) -> None:
     from neuralab.forecasting.models import ARCHITECTURES, RECIPES, ModelConfig, series_train_config
     from neuralab.forecasting.pipeline import ForecastConfig
     from neuralab.forecasting.windows import SCALERS, TRANSFORMS, WindowConfig
-    from neuralab.training.config import DEVICES, SCHEDULES
+    from neuralab.cli.train import training_choices
+    from neuralab.training.config import DEVICES, REGRESSION_LOSSES, SCHEDULES
 
     f, w, m, t = ForecastConfig(), WindowConfig(), ModelConfig(), series_train_config()
     data = p.add_argument_group("data")
@@ -98,6 +100,7 @@ def _forecast_options(p) -> None:
     tr.add_argument("--device", choices=DEVICES, help=f"(default {t.device})")
     tr.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice; "
                     "1 is often faster on a busy machine)")
+    training_choices(tr, t, REGRESSION_LOSSES)
     tr.add_argument("--backtest-folds", type=positive_int, default=f.backtest_folds,
                     help=f"(default {f.backtest_folds})")
     tr.add_argument("--backtest-refit", action="store_true", help="refit every forecaster per fold (slow)")

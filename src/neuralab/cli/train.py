@@ -5,7 +5,8 @@ from __future__ import annotations
 from neuralab.cli._args import at_least, fraction, positive_float, positive_int
 
 # option -> TrainConfig field; None leaves the recipe's or the library's default in place
-TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "threads", "focus")
+TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "threads", "focus",
+                 "optimizer", "momentum", "loss", "tensorboard")
 
 
 def _budget(p) -> None:
@@ -34,7 +35,21 @@ def _budget(p) -> None:
     p.add_argument("--amp", default=d.amp, choices=AMP)
     p.add_argument("--threads", type=positive_int,
                    help="CPU threads for torch (default: torch's choice; fewer when the cores are shared)")
+    training_choices(p, d)
     p.add_argument("--overwrite", action="store_true", help="replace what is already in --out")
+
+
+def training_choices(p, d, losses: tuple[str, ...] | None = None) -> None:
+    """--optimizer, --momentum, --loss and --tensorboard (train and forecast); ``d``: the defaults."""
+    from neuralab.cli._args import fraction
+    from neuralab.training.config import LOSSES, OPTIMIZERS
+
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
+    p.add_argument("--momentum", type=fraction, help=f"for sgd and rmsprop, e.g. 0.9 (default {d.momentum:g})")
+    p.add_argument("--loss", choices=losses or LOSSES, help="Keras's names work (default: " + (d.loss or "the task's own: "
+                   "cross_entropy for classifiers, mse for forecasters") + ")")
+    p.add_argument("--tensorboard", action="store_true", default=None,
+                   help="also write TensorBoard event files into RUN/tensorboard (`tensorboard --logdir runs`)")
 
 
 def _train_options(p) -> None:

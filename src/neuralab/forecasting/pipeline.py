@@ -69,7 +69,7 @@ class ForecastConfig:
     def check(self) -> None:
         self.windows.check()
         self.model.check()
-        self.train.check()
+        self.train.check("regression")
         if self.backtest_folds < 1:
             raise ParameterError("backtest_folds", self.backtest_folds, "must be at least 1")
         if self.season is not None and not 1 <= self.season <= self.windows.lookback:
@@ -122,9 +122,10 @@ def choose_transform(many: list[Series], config: ForecastConfig) -> tuple[str, d
 
 
 def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrite: bool = False,
-                 verbose: bool = True) -> ForecastResult:
+                 verbose: bool = True, callbacks=()) -> ForecastResult:
     """Train ``config.model`` on ``config.data`` next to the baselines; returns the figures.
-    ``config`` is left as it was given: what was chosen (target, transform) is recorded."""
+    ``config`` is left as it was given: what was chosen (target, transform) is recorded.
+    ``callbacks`` (neuralab.training.callbacks) see the network's training."""
     config.check()
     many = load(config, verbose)
     transform, transform_errors = choose_transform(many, config)
@@ -139,17 +140,18 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     path = Path(out) if out is not None else runs.default_dir("forecast", config.model.architecture,
                                                               Path(config.data).stem)
     with Run.create(path, overwrite) as run:
-        return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose)
+        return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks)
 
 
 def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared: list[Prepared], baselines: dict,
-                   transform_errors: dict, verbose: bool) -> ForecastResult:
+                   transform_errors: dict, verbose: bool, callbacks=()) -> ForecastResult:
     run_dir = run.path
     network = NetworkForecaster(used.model, used.train, run_dir, verbose=verbose)
     pooled_train = Windows.pool([p.train for p in prepared])
     pooled_val = Windows.pool([p.val for p in prepared]) if all(len(p.val) for p in prepared) else None
     module = network.build(pooled_train)
     meta = network.trainer.model_meta = forecaster_meta(used, many, prepared, module)  # saved with the weights
+    network.trainer.callbacks += list(callbacks)
     run.write_record(Kind.FORECASTER, asdict(used), network.trainer.environment,
                      _data_record(used, many, prepared, transform_errors))
     run.write_json(runs.MODEL, meta)

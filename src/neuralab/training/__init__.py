@@ -7,7 +7,9 @@ without torch.
 from neuralab._lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {
-    **dict.fromkeys(["AMP", "DEVICES", "SCHEDULES", "TrainConfig"], "neuralab.training.config"),
+    **dict.fromkeys(["AMP", "DEVICES", "LOSSES", "OPTIMIZERS", "SCHEDULES", "TrainConfig"], "neuralab.training.config"),
+    **dict.fromkeys(["Callback", "Checkpoint", "EarlyStopping"], "neuralab.training.callbacks"),
+    **dict.fromkeys(["TensorBoard"], "neuralab.training.tensorboard"),
     **dict.fromkeys(["CLASSIFICATION", "REGRESSION", "Task", "Trainer", "seed_everything"],
                     "neuralab.training.trainer"),
     **dict.fromkeys(["Classifier", "ClassifierConfig", "Preprocess", "RECIPES", "RunResult", "confusion_matrix",
@@ -16,7 +18,8 @@ __getattr__, __dir__ = exports(__name__, {
 })
 
 __all__ = [
-    "AMP", "CLASSIFICATION", "Classifier", "ClassifierConfig", "DEVICES", "Preprocess", "RECIPES", "REGRESSION",
-    "RunResult", "SCHEDULES", "Task", "TrainConfig", "Trainer", "confusion_matrix", "evaluate_run", "load_classifier",
-    "resume_classifier", "seed_everything", "train_classifier",
+    "AMP", "CLASSIFICATION", "Callback", "Checkpoint", "Classifier", "ClassifierConfig", "DEVICES", "EarlyStopping",
+    "LOSSES", "OPTIMIZERS", "Preprocess", "RECIPES", "REGRESSION", "RunResult", "SCHEDULES", "Task", "TensorBoard",
+    "TrainConfig", "Trainer", "confusion_matrix", "evaluate_run", "load_classifier", "resume_classifier",
+    "seed_everything", "train_classifier",
 ]

@@ -129,13 +129,20 @@ def classifier_meta(config: ClassifierConfig, classes, pre: Preprocess, num_para
 
 
 def train_classifier(config: ClassifierConfig, out: str | Path | None = None, overwrite: bool = False,
-                     verbose: bool = True) -> RunResult:
-    """Train ``config.model`` on ``config.data``; returns the run's figures and directory."""
+                     verbose: bool = True, callbacks=(), optimizer=None) -> RunResult:
+    """Train ``config.model`` on ``config.data``; returns the run's figures and directory.
+
+    ``callbacks`` and ``optimizer`` (an optimizer class or factory) go to the Trainer; a run
+    given an ``optimizer`` records its name and is resumed with the same one."""
     from neuralab.data import load_image_data
     from neuralab.models import build_model, count_parameters
     from neuralab.training.device import dist_info
 
     config = _resolved(config)
+    if optimizer is not None:
+        from neuralab.training.compile import python_name
+
+        config.train.optimizer = python_name(optimizer)
     config.train.check()
     if config.train.patience > 0 and config.val_fraction == 0:
         raise ParameterError("patience", config.train.patience, "early stopping watches the validation set; "
@@ -153,7 +160,8 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
     path = Path(out) if out is not None else runs.default_dir(config.model, Path(config.data).name)
     run = Run.create(path, overwrite) if is_main else Run(path)
     try:
-        trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose)
+        trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose, callbacks=callbacks,
+                          optimizer=optimizer)
         if is_main:
             run.write_record(Kind.CLASSIFIER, asdict(config), trainer.environment, _data_record(data))
             run.write_json(runs.MODEL, meta)
@@ -209,7 +217,7 @@ CHECKPOINTS = ("last", "best")  # where a resumed run starts: its latest epoch, 
 
 
 def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str = "last",
-                      options: dict | None = None) -> RunResult:
+                      options: dict | None = None, callbacks=(), optimizer=None) -> RunResult:
     """Continue an interrupted run with its stored config, from its last checkpoint or, with
     ``checkpoint="best"``, from its best epoch (when last.safetensors is damaged, say).
 
@@ -228,7 +236,8 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         raise NeuralabError(f"{run.path}: the run is finished (results.json is written); nothing to resume. "
                             "To train for longer, start a new run with more `epochs`")
     if not (run / runs.LAST).exists():  # stopped before its first checkpoint: start it again, in place
-        return train_classifier(stored_config(run), out=run.path, overwrite=True, verbose=verbose)
+        return train_classifier(stored_config(run), out=run.path, overwrite=True, verbose=verbose,
+                                callbacks=callbacks, optimizer=optimizer)
     if dist_info().is_main:
         run.lock()
     try:
@@ -241,7 +250,8 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
         seed_everything(config.train.seed)
         model = build_model(config.model, data.input_shape, len(data.classes), **config.model_options)
-        trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose)
+        trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose, callbacks=callbacks,
+                          optimizer=optimizer)
         return _fit_and_finish(trainer, run, config, data, pre, resume=True, verbose=verbose)
     finally:
         run.unlock()

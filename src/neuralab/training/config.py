@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from neuralab.errors import ParameterError
+from neuralab.errors import NeuralabError, ParameterError
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 AMP = ("auto", "off", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")   # auto: CUDA, then Apple's MPS, then the CPU
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+# cross_entropy takes logits and class numbers; the Keras names are those a compile() call gives
+# (categorical_crossentropy also takes one-hot or soft targets); None picks the task's default:
+# cross_entropy for classifiers, mse for forecasters
+LOSSES = ("cross_entropy", "sparse_categorical_crossentropy", "categorical_crossentropy", "mse", "mae", "huber")
+REGRESSION_LOSSES = ("mse", "mae", "huber")  # what a forecaster's numbers can be scored with
+NO_TENSORBOARD = "`tensorboard` needs the tensorboard package: pip install 'neuralab[tensorboard]'"
+PYTHON = "python:"   # `optimizer` of a run given an optimizer object from Python: "python:" + its qualified name
 
 
 @dataclass
@@ -20,7 +28,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128          # the global batch: split across processes under torchrun
     lr: float = 3e-3               # peak learning rate of the schedule
-    weight_decay: float = 0.0      # decoupled (AdamW) when > 0
+    weight_decay: float = 0.0      # adam, adamw: decoupled (AdamW); sgd, rmsprop: L2 added to the gradient
     schedule: str = "onecycle"     # onecycle reaches good accuracy in few epochs (Smith, 2018)
     warmup: float = 0.2            # fraction of all steps spent warming up (onecycle)
     seed: int = 0
@@ -33,8 +41,13 @@ class TrainConfig:
     eval_batch_size: int = 1024
     threads: int = 0               # CPU threads for torch while training; 0 = torch's choice
     focus: float = 1.0             # after epoch 1, train on this fraction: the highest-loss samples
+    optimizer: str = "adam"        # adam (AdamW when weight_decay > 0), adamw, sgd, rmsprop (Keras's rho 0.9)
+    momentum: float = 0.0          # sgd and rmsprop only: Adam keeps its own moment estimates
+    loss: str | None = None        # None: the task's own (cross_entropy, or mse for series)
+    tensorboard: bool = False      # also write TensorBoard event files into the run's tensorboard/ folder
 
-    def check(self) -> None:
+    def check(self, task: str = "classification") -> None:
+        """Raise ParameterError for a value out of range; ``task`` is classification or regression."""
         if self.epochs <= 0:
             raise ParameterError("epochs", self.epochs, "must be at least 1")
         if self.batch_size <= 0:
@@ -51,6 +64,23 @@ class TrainConfig:
             raise ParameterError("weight_decay", self.weight_decay, "must be 0 (off) or more, and finite")
         if not 0 < self.focus <= 1:
             raise ParameterError("focus", self.focus, "must be above 0 and at most 1 (1 = every sample, every epoch)")
+        if not (self.optimizer in OPTIMIZERS or (isinstance(self.optimizer, str) and self.optimizer.startswith(PYTHON))):
+            raise ParameterError("optimizer", self.optimizer, f"choose one of {', '.join(OPTIMIZERS)}")
+        if not 0 <= self.momentum < 1:
+            raise ParameterError("momentum", self.momentum, "must be at least 0 and below 1 (0.9 is usual)")
+        if self.momentum and self.optimizer not in ("sgd", "rmsprop"):
+            raise ParameterError("momentum", self.momentum, f"applies to `optimizer` sgd or rmsprop, not "
+                                 f"{self.optimizer} (Adam keeps its own moment estimates); leave it at 0")
+        if self.loss is not None and self.loss not in LOSSES:
+            raise ParameterError("loss", self.loss, f"choose one of {', '.join(LOSSES)}")
+        if task == "regression" and self.loss not in (None, *REGRESSION_LOSSES):
+            raise ParameterError("loss", self.loss, "takes class scores, and a forecaster outputs numbers; "
+                                 f"choose one of {', '.join(REGRESSION_LOSSES)}")
+        if self.tensorboard:
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None:
+                raise NeuralabError(NO_TENSORBOARD)
 
     def epoch_sizes(self, n: int) -> list[int]:
         """Samples trained on in each epoch, for a training set of ``n``."""

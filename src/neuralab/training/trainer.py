@@ -23,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -34,8 +34,10 @@ from neuralab.errors import NeuralabError
 from neuralab.files import WriteError, atomic_write
 from neuralab.models.fast import accelerate
 from neuralab.runs import BEST, LAST, METRICS, WEIGHTS
+from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping
 from neuralab.training.checkpoint import (load_checkpoint, load_tensors, save_checkpoint, save_tensors, save_weights,
                                           unwrap)
+from neuralab.training.compile import LOSS_EACH, OptimizerFactory, check_given, make_optimizer
 from neuralab.training.config import SCHEDULES, TrainConfig  # noqa: F401  (re-exported)
 from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, pick_device
 from neuralab.training.progress import Progress
@@ -50,7 +52,7 @@ class Task:
 
 
 def _correct(out, y):
-    return {"accuracy": (out.argmax(1) == y).sum()}
+    return {"accuracy": (out.argmax(1) == (y if y.dim() == 1 else y.argmax(1))).sum()}  # labels or one-hot
 
 
 def _squared_error(out, y):  # (B, H) forecasts: mean over the horizon, one per sample
@@ -89,12 +91,27 @@ def lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
 
 class Trainer:
     """Fits ``model`` on in-memory tensors; ``run_dir`` (optional) receives checkpoints,
-    ``metrics.jsonl`` and the best weights as ``model.safetensors`` with ``model_meta``."""
+    ``metrics.jsonl`` and the best weights as ``model.safetensors`` with ``model_meta``.
+
+    ``callbacks`` (neuralab.training.callbacks) run after the trainer's own; ``optimizer``, a
+    torch.optim.Optimizer class or a function of the parameters returning one, replaces the
+    optimizer that ``config`` names."""
 
     def __init__(self, model: nn.Module, config: TrainConfig, task: Task = CLASSIFICATION,
-                 run_dir: str | Path | None = None, model_meta: dict | None = None, verbose: bool = True):
-        config.check()
+                 run_dir: str | Path | None = None, model_meta: dict | None = None, verbose: bool = True,
+                 callbacks: Iterable[Callback] = (), optimizer: OptimizerFactory | None = None):
+        config.check(task.name)
+        check_given(config, optimizer)
+        if config.loss is not None:  # the same task scored with another loss
+            task = Task(task.name, LOSS_EACH[config.loss], task.metric_sums)
         self.config, self.task = config, task
+        self.callbacks = list(callbacks)
+        self.optimizer_factory = optimizer
+        self.stop_training = False  # a callback may set it, as Keras's model.stop_training
+        self.optimizer = self.scheduler = None  # made by fit
+        self.train_data = self.val_data = None  # (x, y) on the device while fit runs
+        self.improved = False                   # the last epoch is the best so far
+        self._step_callbacks: list[Callback] = []
         self.device = pick_device(config.device)
         self.dist = init_distributed(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -143,13 +160,13 @@ class Trainer:
         x, y = self._layout(x.to(self.device)), y.to(self.device)
         if dist.active:
             model = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        opt_cls = torch.optim.AdamW if cfg.weight_decay > 0 else torch.optim.Adam
-        # The fused kernel updates all parameters in one pass: fewer tiny ops for small models.
-        fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
-        optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+        optimizer = make_optimizer(model.parameters(), cfg, self.device, self.optimizer_factory)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_factor(cfg, sum(math.ceil(size / cfg.batch_size) for size in sizes)))
         shuffle = torch.Generator().manual_seed(cfg.seed)
+        # What the callbacks see, and the checkpoint saves, besides the model
+        self.optimizer, self.scheduler, self._training = optimizer, scheduler, (model, shuffle)
+        self.train_data, self.val_data = (x, y), val
 
         start = 1
         if resume and self.run_dir is not None:
@@ -157,26 +174,50 @@ class Trainer:
             start = meta["epoch"] + 1 if meta else 1
 
         progress = Progress(cfg.epochs, n, enabled=self.verbose)
-        t0 = time.perf_counter() - self.elapsed  # wall time accumulates across resumes
-        with cpu_threads(cfg.threads), kept_heap(), contextlib.closing(progress):
-            for epoch in range(start, cfg.epochs + 1):
-                if self._should_stop():
-                    break
-                order = self._epoch_order(shuffle, n, sizes[epoch - 1])
-                record = self._train_epoch(model, optimizer, scheduler, order, x, y, epoch, progress)
-                if val is not None:
-                    record.update({f"val_{k}": v for k, v in self.evaluate(*val).items()})
-                record["elapsed"] = time.perf_counter() - t0
-                self.history.append(record)
-                improved = self._improved()
-                if improved:
-                    self.best_state = copy.deepcopy(unwrap(model).state_dict())
-                if dist.is_main and self.run_dir is not None:
-                    self._save(model, optimizer, scheduler, shuffle, epoch, improved)
-                progress.end_epoch(record)
+        callbacks = self._all_callbacks(progress)
+        self._step_callbacks = [c for c in callbacks if type(c).on_step_end is not Callback.on_step_end]
+        self.stop_training = False
+        try:
+            for callback in callbacks:
+                callback.on_train_begin(self)
+            t0 = time.perf_counter() - self.elapsed  # wall time accumulates across resumes
+            with cpu_threads(cfg.threads), kept_heap(), contextlib.closing(progress):
+                for epoch in range(start, cfg.epochs + 1):
+                    if self.stop_training:
+                        break
+                    order = self._epoch_order(shuffle, n, sizes[epoch - 1])
+                    record = self._train_epoch(model, optimizer, scheduler, order, x, y, epoch, progress)
+                    if val is not None:
+                        record.update({f"val_{k}": v for k, v in self.evaluate(*val).items()})
+                    record["elapsed"] = time.perf_counter() - t0
+                    self.history.append(record)
+                    self.improved = self._improved()
+                    if self.improved:
+                        self.best_state = copy.deepcopy(unwrap(model).state_dict())
+                    for callback in callbacks:  # the checkpoint first, then the progress line
+                        if callback.on_epoch_end(self, record):
+                            self.stop_training = True
+        finally:
+            for callback in callbacks:
+                callback.on_train_end(self)
+            self.train_data = self.val_data = None
         if self.best_state is not None:
             unwrap(model).load_state_dict(self.best_state)
         return self.history
+
+    def _all_callbacks(self, progress: Progress) -> list[Callback]:
+        """The trainer's own duties as callbacks, in the order they always ran, then the user's."""
+        own: list[Callback] = []
+        if self.dist.is_main and self.run_dir is not None:
+            own.append(Checkpoint())
+        own.append(_ProgressLine(progress))
+        if self.config.patience > 0:
+            own.append(EarlyStopping(self.config.patience))
+        if self.config.tensorboard and self.dist.is_main and self.run_dir is not None:
+            from neuralab.training.tensorboard import TensorBoard
+
+            own.append(TensorBoard())
+        return own + self.callbacks
 
     @property
     def elapsed(self) -> float:
@@ -200,7 +241,8 @@ class Trainer:
 
         own_loss = getattr(unwrap(model), "loss", None)
         criterion = (lambda out, y: own_loss(out, y, criterion=summed)) if callable(own_loss) else summed
-        progress.start_epoch(epoch, math.ceil(len(order) / cfg.batch_size))
+        steps = math.ceil(len(order) / cfg.batch_size)
+        progress.start_epoch(epoch, steps)
         t0 = time.perf_counter()
         seen = torch.zeros(len(x), device=self.device) if cfg.focus < 1 else None
         loss_total = torch.zeros((), device=self.device)
@@ -222,6 +264,8 @@ class Trainer:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
+            for callback in self._step_callbacks:
+                callback.on_step_end(self, start // cfg.batch_size + 1, steps)
             with torch.no_grad():
                 loss_total += loss_sum.detach()
                 for k, v in self.task.metric_sums(out.detach().float(), yb).items():
@@ -301,15 +345,16 @@ class Trainer:
             return self.history[-1]["epoch"]
         return self.history[int(np.argmin(scores))]["epoch"]
 
-    def _should_stop(self) -> bool:
-        p = self.config.patience
-        return p > 0 and len(self.history) > 0 and self.history[-1]["epoch"] - self.best_epoch() >= p
-
     # Every epoch writes, in this order: last.safetensors (the commit point: the whole state and
     # history), metrics.jsonl, then, when the epoch is the best so far, best.safetensors and
     # model.safetensors. A crash between two writes leaves files that ``_restore`` can make
     # agree from last.safetensors alone: a best epoch's state is committed in last before any
     # other file names it, and an earlier best's files were complete before the next commit.
+
+    def save_epoch(self, epoch: int) -> None:
+        """Save the state at the end of ``epoch`` (the Checkpoint callback calls it)."""
+        model, shuffle = self._training
+        self._save(model, self.optimizer, self.scheduler, shuffle, epoch, self.improved)
 
     def _save(self, model, optimizer, scheduler, shuffle, epoch, improved) -> None:
         try:
@@ -367,3 +412,13 @@ def _epoch_of(path: Path) -> int | None:
         return load_tensors(path)[1].get("epoch") if path.exists() else None
     except NeuralabError:
         return None
+
+
+class _ProgressLine(Callback):
+    """The epoch's line (or the end of its live bar) once its checkpoint is safe."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        self.progress.end_epoch(record)

@@ -1,0 +1,130 @@
+"""TensorBoard event files for a run, so that ``tensorboard --logdir runs`` shows neuralab's
+runs beside those of Keras's ``TensorBoard`` callback and PyTorch's ``SummaryWriter``.
+
+The layout is Keras's: ``RUN/tensorboard/train`` and ``RUN/tensorboard/validation``, each with
+``epoch_loss``, ``epoch_accuracy`` (``epoch_mae`` for series) at step = epoch, so that a
+metric's training and validation curves share one chart. The train folder also holds the
+learning rate, the model summary as text and, for image models, the first convolution's
+filters and its feature maps of one image, each epoch (one forward pass of one image).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from neuralab.errors import NeuralabError
+from neuralab.runs import SUMMARY
+from neuralab.training.callbacks import Callback
+from neuralab.training.config import NO_TENSORBOARD
+
+FOLDER = "tensorboard"
+NOT_SCALARS = ("epoch", "samples", "elapsed")  # counts and clocks, not metrics of the epoch
+
+
+def summary_writer():
+    """PyTorch's SummaryWriter class; a one-line error when the tensorboard package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise NeuralabError(NO_TENSORBOARD) from None
+    return SummaryWriter
+
+
+class TensorBoard(Callback):
+    """Writes each epoch's record as scalars into ``trainer.run_dir``/tensorboard (or ``log_dir``)."""
+
+    def __init__(self, log_dir=None, images: bool = True, maps: int = 16):
+        self.log_dir, self.images, self.maps = log_dir, images, maps
+        self.writers: dict = {}
+
+    def on_train_begin(self, trainer) -> None:
+        from pathlib import Path
+
+        if self.log_dir is None and trainer.run_dir is None:
+            raise NeuralabError("TensorBoard: the trainer has no run directory; give the callback a `log_dir`")
+        root = Path(self.log_dir) if self.log_dir is not None else Path(trainer.run_dir) / FOLDER
+        writer = summary_writer()
+        # A resumed run starts again after its last checkpoint: events a killed session wrote
+        # past it are hidden (purged) by TensorBoard instead of showing twice.
+        first = trainer.history[-1]["epoch"] + 1 if trainer.history else 1
+        parts = ("train", "validation") if trainer.val_data is not None else ("train",)
+        self.writers = {part: writer(str(root / part), purge_step=first) for part in parts}
+        if first == 1:
+            self.writers["train"].add_text("summary", _as_code(_summary_text(trainer)), 0)
+        self.conv = next((m for m in trainer.model.modules() if isinstance(m, nn.Conv2d)), None)
+        x, _ = trainer.train_data
+        sample = trainer.val_data[0] if trainer.val_data is not None and len(trainer.val_data[0]) else x
+        self.sample = sample[:1] if sample.dim() == 4 and self.images and self.conv is not None else None
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        step = record["epoch"]
+        for key, value in record.items():
+            if key in NOT_SCALARS or not isinstance(value, (int, float)):
+                continue
+            part, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            if part not in self.writers:
+                continue
+            self.writers[part].add_scalar("epoch_" + ("learning_rate" if name == "lr" else name), value, step)
+        if self.sample is not None:
+            self._images(trainer, step)
+        for writer in self.writers.values():
+            writer.flush()  # an interrupted run keeps every finished epoch's events
+
+    def on_train_end(self, trainer) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
+
+    @torch.no_grad()
+    def _images(self, trainer, step: int) -> None:
+        weight = self.conv.weight.detach().float().cpu()
+        # (out, in, kh, kw): colour filters where the input is RGB, else the mean over inputs
+        filters = weight if weight.shape[1] == 3 else weight.mean(1, keepdim=True)
+        self.writers["train"].add_image("first_conv/filters", grid(filters[: self.maps * 4]), step)
+        seen = []
+        hook = self.conv.register_forward_hook(lambda module, args, out: seen.append(out[0].detach()))
+        model = trainer.model
+        was_training = model.training
+        try:
+            model.eval()
+            model(trainer._layout(self.sample.to(trainer.device)))
+        finally:
+            hook.remove()
+            model.train(was_training)
+        maps = seen[0][: self.maps].float().cpu()
+        self.writers["train"].add_image("first_conv/feature_maps", grid(maps.unsqueeze(1)), step)
+
+
+def grid(images: torch.Tensor, width: int = 256) -> torch.Tensor:
+    """(N, C, h, w) -> one (C, H, W) picture in [0, 1]: each image scaled to its own range,
+    tiled in a near-square grid with 1-pixel gaps, enlarged (nearest) towards ``width`` pixels."""
+    n, c, h, w = images.shape
+    low = images.flatten(1).min(1).values.view(n, 1, 1, 1)
+    high = images.flatten(1).max(1).values.view(n, 1, 1, 1)
+    images = (images - low) / (high - low).clamp_min(1e-12)
+    zoom = max(1, width // (math.ceil(math.sqrt(n)) * (w + 1)))
+    images = images.repeat_interleave(zoom, 2).repeat_interleave(zoom, 3)
+    h, w = h * zoom, w * zoom
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    out = torch.zeros(c, rows * (h + 1) - 1, cols * (w + 1) - 1)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        out[:, r * (h + 1): r * (h + 1) + h, k * (w + 1): k * (w + 1) + w] = images[i]
+    return out
+
+
+def _summary_text(trainer) -> str:
+    """The run's summary.txt when it has one (classifiers), else PyTorch's view of the model."""
+    path = trainer.run_dir / SUMMARY if trainer.run_dir is not None else None
+    if path is not None and path.is_file():
+        return path.read_text()
+    count = sum(p.numel() for p in trainer.model.parameters())
+    return f"{trainer.model}\n\nTotal params: {count:,}"
+
+
+def _as_code(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())  # Markdown code: keeps the columns

@@ -1,0 +1,363 @@
+"""Training choices on real data: the optimizer and the loss (names as Keras's compile takes
+them, or a PyTorch optimizer from Python), callbacks that see every epoch and can stop
+training, and TensorBoard event files that TensorBoard's own reader finds the metrics in."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import idx_subset
+from neuralab.cli import main
+from neuralab.errors import NeuralabError, ParameterError
+from neuralab.training import ClassifierConfig, TrainConfig, resume_classifier, train_classifier
+from neuralab.training.callbacks import Callback
+from neuralab.training.checkpoint import load_tensors
+
+
+@pytest.fixture(scope="module")
+def tiny_fashion(fashion_mnist, tmp_path_factory):
+    return idx_subset(fashion_mnist, tmp_path_factory.mktemp("tiny"), 1500, 300)
+
+
+def config(data_dir, model="lenet5", **train) -> ClassifierConfig:
+    return ClassifierConfig(model=model, data="fashion-mnist", data_dir=str(data_dir),
+                            train=TrainConfig(**{"epochs": 2, "batch_size": 64, "threads": 1, **train}))
+
+
+def metrics(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+# --- optimizers -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimizer, momentum, kind", [("adam", 0.0, "Adam"), ("adamw", 0.0, "AdamW"),
+                                                       ("sgd", 0.9, "SGD"), ("rmsprop", 0.9, "RMSprop")])
+def test_each_optimizer_trains_is_the_one_named_and_is_recorded(tiny_fashion, tmp_path, optimizer, momentum, kind):
+    seen = []
+
+    class Watch(Callback):
+        def on_train_begin(self, trainer):
+            seen.append(trainer.optimizer)
+
+    lr = 0.05 if optimizer == "sgd" else 3e-3
+    result = train_classifier(config(tiny_fashion, optimizer=optimizer, momentum=momentum, lr=lr),
+                              out=tmp_path / "run", verbose=False, callbacks=[Watch()])
+    assert type(seen[0]).__name__ == kind
+    group = seen[0].param_groups[0]
+    assert group.get("momentum", 0.0) == momentum
+    # 1,350 pictures, 2 epochs, 10 classes: far above chance (0.1) whichever optimizer
+    assert result.test["accuracy"] > 0.55, result.test
+    train = json.loads((tmp_path / "run" / "config.json").read_text())["config"]["train"]
+    assert (train["optimizer"], train["momentum"], train["loss"]) == (optimizer, momentum, None)
+
+
+def test_default_is_plain_adam_and_sgd_momentum_matters(tiny_fashion, tmp_path):
+    """The default is PyTorch's Adam at the peak learning rate (the same weights as that
+    optimizer given from Python); SGD with and without momentum end in different places."""
+    default = train_classifier(config(tiny_fashion, epochs=1), out=tmp_path / "default", verbose=False)
+    adam = train_classifier(config(tiny_fashion, epochs=1), out=tmp_path / "adam", verbose=False,
+                            optimizer=lambda params: torch.optim.Adam(params, lr=3e-3, fused=True))
+    plain = train_classifier(config(tiny_fashion, epochs=1, optimizer="sgd", lr=0.05), out=tmp_path / "plain",
+                             verbose=False)
+    heavy = train_classifier(config(tiny_fashion, epochs=1, optimizer="sgd", lr=0.05, momentum=0.9),
+                             out=tmp_path / "heavy", verbose=False)
+    default, adam, plain, heavy = (load_tensors(r.run_dir / "model.safetensors")[0]
+                                   for r in (default, adam, plain, heavy))
+    assert all(torch.equal(default[k], adam[k]) for k in default)
+    assert not any(torch.equal(plain[k], heavy[k]) for k in plain if k.endswith("weight"))
+
+
+def test_a_pytorch_optimizer_class_or_factory_from_python(tiny_fashion, tmp_path):
+    """A class is made with the parameters and `lr`; a function makes its own. The run
+    records the name, and resuming it needs the same object again."""
+    made = []
+
+    def nadam(params):
+        made.append(torch.optim.NAdam(params, lr=2e-3))
+        return made[-1]
+
+    result = train_classifier(config(tiny_fashion), out=tmp_path / "f", verbose=False, optimizer=nadam)
+    assert isinstance(made[0], torch.optim.NAdam) and result.test["accuracy"] > 0.55
+    record = json.loads((tmp_path / "f" / "config.json").read_text())["config"]["train"]
+    assert record["optimizer"].startswith("python:") and record["optimizer"].endswith("nadam")
+
+    seen = []
+
+    class Watch(Callback):
+        def on_train_begin(self, trainer):
+            seen.append(trainer.optimizer)
+
+    train_classifier(config(tiny_fashion, epochs=1, lr=1e-3), out=tmp_path / "c", verbose=False,
+                     optimizer=torch.optim.Adagrad, callbacks=[Watch()])
+    assert isinstance(seen[0], torch.optim.Adagrad) and seen[0].defaults["lr"] == 1e-3
+
+    with pytest.raises(ParameterError, match="returns one; it gave int"):
+        train_classifier(config(tiny_fashion), out=tmp_path / "bad", verbose=False, optimizer=lambda params: 3)
+
+    # stopped after epoch 1 of 2 (a callback stops it; no results.json), then resumed
+    class StopAfterOne(Callback):
+        def on_epoch_end(self, trainer, record):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(config(tiny_fashion), out=tmp_path / "r", verbose=False, optimizer=nadam,
+                         callbacks=[StopAfterOne()])
+    with pytest.raises(ParameterError, match="resume it in Python with the same object as optimizer"):
+        resume_classifier(tmp_path / "r", verbose=False)
+    resumed = resume_classifier(tmp_path / "r", verbose=False, optimizer=nadam)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+
+
+# --- losses -----------------------------------------------------------------------------------
+
+def test_keras_loss_names_are_the_losses_they_name():
+    """On real-looking logits and labels: the per-sample values of each name against PyTorch's
+    functions written out, Keras's conventions (softmax output, one-hot targets for mse)."""
+    from neuralab.training.compile import LOSS_EACH
+
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(32, 10, generator=g) * 3, torch.randint(0, 10, (32,), generator=g)
+    onehot = F.one_hot(labels, 10).float()
+    ce = F.cross_entropy(logits, labels, reduction="none")
+    for name in ("cross_entropy", "sparse_categorical_crossentropy", "categorical_crossentropy"):
+        assert torch.allclose(LOSS_EACH[name](logits, labels), ce)
+    assert torch.allclose(LOSS_EACH["categorical_crossentropy"](logits, onehot), ce)
+    probs = logits.softmax(1)
+    assert torch.allclose(LOSS_EACH["mse"](logits, labels), ((probs - onehot) ** 2).mean(1))
+    forecast, actual = torch.randn(32, 24, generator=g), torch.randn(32, 24, generator=g)
+    error = forecast - actual
+    assert torch.allclose(LOSS_EACH["mse"](forecast, actual), (error ** 2).mean(1))
+    assert torch.allclose(LOSS_EACH["mae"](forecast, actual), error.abs().mean(1))
+    huber = torch.where(error.abs() <= 1, 0.5 * error ** 2, error.abs() - 0.5)  # Keras's Huber, delta 1
+    assert torch.allclose(LOSS_EACH["huber"](forecast, actual), huber.mean(1))
+
+
+def test_the_loss_chosen_is_the_loss_trained_and_reported(tiny_fashion, tmp_path):
+    """loss "mse" on a classifier: metrics.jsonl's loss is the mean squared error of the
+    softmax (at most 2 per sample, well below cross-entropy's 2.3 at the start)."""
+    result = train_classifier(config(tiny_fashion, loss="mse", epochs=2), out=tmp_path / "run", verbose=False)
+    lines = metrics(tmp_path / "run")
+    assert all(0 < m["loss"] < 0.1 and 0 < m["val_loss"] < 0.1 for m in lines), lines  # 10 classes: <= 0.2
+    assert lines[1]["loss"] < lines[0]["loss"] and result.test["accuracy"] > 0.5
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["train"]["loss"] == "mse"
+
+
+@pytest.mark.parametrize("train, words", [
+    ({"optimizer": "nadam"}, "optimizer='nadam': choose one of adam, adamw, sgd, rmsprop"),
+    ({"momentum": 0.9}, "applies to optimizer sgd or rmsprop, not adam"),
+    ({"optimizer": "sgd", "momentum": 1.5}, "momentum=1.5: must be at least 0 and below 1"),
+    ({"loss": "hinge"}, "loss='hinge': choose one of cross_entropy, sparse_categorical_crossentropy"),
+])
+def test_bad_choices_are_refused_before_anything_is_written(tiny_fashion, tmp_path, train, words):
+    with pytest.raises(ParameterError) as e:
+        train_classifier(config(tiny_fashion, **train), out=tmp_path / "run", verbose=False)
+    assert words in str(e.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_forecaster_refuses_a_class_loss_and_trains_with_mae(tmp_path):
+    from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
+    from neuralab.forecasting.models import series_train_config
+
+    with pytest.raises(ParameterError, match="forecaster outputs numbers; choose one of mse, mae, huber"):
+        ForecastConfig(train=series_train_config(loss="cross_entropy")).check()
+    cfg = ForecastConfig(train=series_train_config(epochs=2, loss="mae", threads=1), backtest_folds=1)
+    seen = []
+
+    class Watch(Callback):
+        def on_epoch_end(self, trainer, record):
+            seen.append(record)
+
+    result = run_forecast(cfg, out=tmp_path / "f", verbose=False, callbacks=[Watch()])
+    lines = metrics(tmp_path / "f")
+    # with loss mae the training loss is the mean absolute error the metric also measures
+    assert [m["loss"] for m in lines] == pytest.approx([m["mae"] for m in lines], rel=1e-5)
+    assert [m["val_loss"] for m in lines] == pytest.approx([m["val_mae"] for m in lines], rel=1e-5)
+    assert seen == lines and result.history == lines
+
+
+def test_cli_takes_the_choices_and_records_them(tiny_fashion, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "1", "--quiet",
+                 "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05", "--loss", "sparse_categorical_crossentropy",
+                 "--threads", "1", "--out", str(out)]) == 0
+    train = json.loads((out / "config.json").read_text())["config"]["train"]
+    assert (train["optimizer"], train["momentum"], train["loss"]) == ("sgd", 0.9, "sparse_categorical_crossentropy")
+    capsys.readouterr()
+    assert main(["train", "--data-dir", str(tiny_fashion), "--momentum", "0.9", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--momentum 0.9" in err and "--optimizer sgd or rmsprop" in err
+    with pytest.raises(SystemExit):
+        main(["forecast", "--loss", "cross_entropy"])
+    assert "invalid choice: 'cross_entropy'" in capsys.readouterr().err
+
+
+# --- callbacks --------------------------------------------------------------------------------
+
+class Recorder(Callback):
+    def __init__(self, stop_at=None):
+        self.events, self.records, self.stop_at = [], [], stop_at
+
+    def on_train_begin(self, trainer):
+        self.events.append("begin")
+
+    def on_step_end(self, trainer, step, steps):
+        self.events.append(("step", step, steps))
+
+    def on_epoch_end(self, trainer, record):
+        self.records.append(dict(record))
+        self.events.append(("epoch", record["epoch"]))
+        return self.stop_at is not None and record["epoch"] >= self.stop_at
+
+    def on_train_end(self, trainer):
+        self.events.append("end")
+
+
+def test_a_callback_sees_every_epochs_metrics_and_every_step(tiny_fashion, tmp_path):
+    seen = Recorder()
+    train_classifier(config(tiny_fashion, epochs=3), out=tmp_path / "run", verbose=False, callbacks=[seen])
+    assert seen.records == metrics(tmp_path / "run")  # the same records, val_* included
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(seen.records[0])
+    steps = 22  # 1,350 training images in batches of 64
+    expected = ["begin"]
+    for epoch in (1, 2, 3):
+        expected += [("step", s, steps) for s in range(1, steps + 1)] + [("epoch", epoch)]
+    assert seen.events == expected + ["end"]
+
+
+def test_a_callback_stops_training_and_the_run_finishes_cleanly(tiny_fashion, tmp_path):
+    seen = Recorder(stop_at=2)
+    result = train_classifier(config(tiny_fashion, epochs=5), out=tmp_path / "run", verbose=False, callbacks=[seen])
+    assert [r["epoch"] for r in result.history] == [1, 2] and seen.events[-1] == "end"
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["epochs_run"] == 2 and results["best_epoch"] in (1, 2)
+
+
+def test_stop_training_flag_stops_as_in_keras(tiny_fashion, tmp_path):
+    """trainer.stop_training = True stops after the epoch, as Keras's model.stop_training."""
+    class Flag(Callback):
+        def on_epoch_end(self, trainer, record):
+            trainer.stop_training = True
+
+    one = train_classifier(config(tiny_fashion, epochs=4), out=tmp_path / "a", verbose=False, callbacks=[Flag()])
+    assert len(one.history) == 1 and json.loads((tmp_path / "a" / "results.json").read_text())["epochs_run"] == 1
+
+
+@pytest.mark.parametrize("monitor, values, stops_at", [
+    ("val_accuracy", [0.50, 0.61, 0.61, 0.58, 0.70], 4),  # best first reached at 2; a tie is no improvement
+    ("val_loss", [0.9, 0.7, 0.8, 0.6, 0.65, 0.66], 6),
+    ("val_mae", [3.0, 2.0, 1.0], None),
+])
+def test_early_stopping_counts_epochs_since_the_best_in_the_right_direction(monitor, values, stops_at):
+    from types import SimpleNamespace
+
+    from neuralab.training.callbacks import EarlyStopping
+
+    stop = EarlyStopping(2, monitor=monitor)
+    trainer = SimpleNamespace(history=[], config=TrainConfig())
+    stopped = None
+    for epoch, value in enumerate(values, 1):
+        record = {"epoch": epoch, "loss": 1.0, monitor: value}
+        trainer.history.append(record)
+        if stop.on_epoch_end(trainer, record):
+            stopped = epoch
+            break
+    assert stopped == stops_at
+    resumed = SimpleNamespace(history=trainer.history, config=TrainConfig(), stop_training=False)
+    stop.on_train_begin(resumed)  # a run resumed after the stopping epoch stops at once
+    assert resumed.stop_training is (stops_at is not None)
+
+
+# --- TensorBoard ------------------------------------------------------------------------------
+
+def events(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def scalars(acc, tag) -> dict[int, float]:
+    return {e.step: e.value for e in acc.Scalars(tag)}
+
+
+def test_tensorboard_holds_the_metrics_summary_and_first_layer_pictures(tiny_fashion, tmp_path):
+    out = tmp_path / "runs" / "lenet"
+    assert main(["train", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "3", "--quiet",
+                 "--batch-size", "64", "--threads", "1", "--tensorboard", "--out", str(out)]) == 0
+    lines = metrics(out)
+    train, val = events(out / "tensorboard" / "train"), events(out / "tensorboard" / "validation")
+    for key, acc, tag in (("loss", train, "epoch_loss"), ("accuracy", train, "epoch_accuracy"),
+                          ("lr", train, "epoch_learning_rate"), ("val_loss", val, "epoch_loss"),
+                          ("val_accuracy", val, "epoch_accuracy")):
+        assert scalars(acc, tag) == pytest.approx({m["epoch"]: m[key] for m in lines}, rel=1e-6), key
+    text = train.Tensors("summary/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "Total params: 61,706" in text
+    for tag in ("first_conv/filters", "first_conv/feature_maps"):
+        images = train.Images(tag)
+        assert [i.step for i in images] == [1, 2, 3] and images[0].width >= 128, tag
+    assert json.loads((out / "config.json").read_text())["config"]["train"]["tensorboard"] is True
+
+
+def test_tensorboard_leaves_the_training_unchanged_and_resumes_without_repeats(tiny_fashion, tmp_path):
+    """The pictures' forward pass draws no random numbers: the same weights as without
+    TensorBoard. A run killed after epoch 1 and resumed has each epoch's loss once."""
+    plain = train_classifier(config(tiny_fashion, epochs=2), out=tmp_path / "plain", verbose=False)
+
+    class CutAfterOne(Callback):
+        def on_epoch_end(self, trainer, record):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(config(tiny_fashion, epochs=2, tensorboard=True), out=tmp_path / "tb", verbose=False,
+                         callbacks=[CutAfterOne()])
+    resumed = resume_classifier(tmp_path / "tb", verbose=False)
+    a, b = (load_tensors(r.run_dir / "model.safetensors")[0] for r in (plain, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = scalars(events(tmp_path / "tb" / "tensorboard" / "train"), "epoch_loss")
+    assert losses == pytest.approx({m["epoch"]: m["loss"] for m in metrics(tmp_path / "tb")}, rel=1e-6)
+
+
+def test_forecast_tensorboard_has_the_series_metrics(tmp_path):
+    from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
+    from neuralab.forecasting.models import series_train_config
+
+    cfg = ForecastConfig(train=series_train_config(epochs=2, threads=1, tensorboard=True), backtest_folds=1)
+    run_forecast(cfg, out=tmp_path / "runs" / "weather", verbose=False)
+    lines = metrics(tmp_path / "runs" / "weather")
+    val = events(tmp_path / "runs" / "weather" / "tensorboard" / "validation")
+    assert scalars(val, "epoch_mae") == pytest.approx({m["epoch"]: m["val_mae"] for m in lines}, rel=1e-6)
+    train = events(tmp_path / "runs" / "weather" / "tensorboard" / "train")
+    assert "Total params" in train.Tensors("summary/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert not train.Tags()["images"]  # series: no pictures
+
+
+def test_missing_tensorboard_package_is_one_line(tiny_fashion, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    assert main(["train", "--data-dir", str(tiny_fashion), "--tensorboard", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'neuralab[tensorboard]'" in err and "--tensorboard" in err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(NeuralabError, match="tensorboard package"):
+        TrainConfig(tensorboard=True).check()
+
+
+def test_docs_tensorboard_examples_run(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "tensorboard.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    for code in re.findall(r"^```python\n(.*?)^```", text, re.M | re.S):
+        exec(compile(code, "docs/tensorboard.md", "exec"), {"__name__": "__main__"})
+    steps = re.findall(r"\((\d), ", capsys.readouterr().out)
+    assert steps == ["1", "2"] and not (tmp_path / "runs" / "tb-demo" / "validation").exists()
