@@ -156,7 +156,7 @@ class Trainer:
             meta = self._restore(model, optimizer, scheduler, shuffle)
             start = meta["epoch"] + 1 if meta else 1
 
-        progress = Progress(cfg.epochs, n, enabled=self.verbose)
+        progress = Progress(cfg.epochs, n, enabled=self.verbose, run_dir=self.run_dir if dist.is_main else None)
         t0 = time.perf_counter() - self.elapsed  # wall time accumulates across resumes
         with cpu_threads(cfg.threads), kept_heap(), contextlib.closing(progress):
             for epoch in range(start, cfg.epochs + 1):
@@ -228,8 +228,7 @@ class Trainer:
                     sums[k] = sums.get(k, 0) + v
                 if seen is not None:
                     seen[mine] = self.task.loss_each(out.detach().float(), yb)
-            if progress.live:
-                progress.step(loss_sum.item() / max(1, len(mine)))
+            progress.step(loss_sum, len(mine), len(batch))  # a clock reading; progress.json twice a second
         totals = torch.stack([loss_total, *(torch.as_tensor(v, device=self.device, dtype=torch.float32)
                                             for v in sums.values())])
         if dist.active:  # every process saw its own share; the epoch's figures are over all of them
