@@ -148,14 +148,17 @@ async function showRun(run) {
 // once it stops, the page's figures are fetched again (no reload).
 let local = false;
 
+function isLive(state) {
+  return state.status === "running" || state.status === "starting" || Boolean(state.job);
+}
+
 function watch(run, state, kind) {
   drawLive(run, state, kind);
-  const live = state.status === "running" || state.status === "starting" || state.job;
-  if (!live) return;
+  if (!isLive(state)) return;
   setTimeout(() => guarded(async () => {
     const next = await api(`/api/run/live?${new URLSearchParams({ run })}`);
-    const stillLive = next.status === "running" || next.status === "starting" || next.job;
-    if (stillLive || next.status === "starting") watch(run, next, kind);
+    const created = state.status === "starting" && next.status !== "starting";  // its folder is there now
+    if (isLive(next) && !created) watch(run, next, kind);
     else await showRun(run);
   }), POLL_MS);
 }
