@@ -182,7 +182,7 @@ function drawLive(run, state, kind) {
   $("job-note").textContent = job ? `job ${job.id} ${job.state}` : "";
   const metric = (kind || "") === "forecast" || state.metrics.some((r) => "mae" in r) ? "mae" : "accuracy";
   curve($("curve-loss"), state.metrics, ["loss", "val_loss"], "loss", state.progress);
-  curve($("curve-metric"), state.metrics, [metric, `val_${metric}`], metric, null);
+  curve($("curve-metric"), state.metrics, [metric, `val_${metric}`], metric, state.progress);
 }
 
 function svgEl(tag, attrs = {}, text = null) {
@@ -220,8 +220,9 @@ function curve(box, metrics, names, title, progress) {
       chart.append(svgEl("circle", { cx: x(r.epoch), cy: y(r[name]), r: 5, fill: color, class: `point ${name}`,
         "data-epoch": r.epoch }, null));
     }
-    chart.append(svgEl("text", { x: W - R - 150 * (present.length - i), y: 20, fill: color },
-      name.startsWith("val_") ? "validation" : "training"));
+    const at = W - R - 150 * (present.length - i);
+    chart.append(svgEl("line", { x1: at, x2: at + 24, y1: 15, y2: 15, stroke: color, "stroke-width": 4 }),
+      svgEl("text", { x: at + 30, y: 20 }, name.startsWith("val_") ? "validation" : "training"));
   });
   box.replaceChildren(chart);
 }
