@@ -82,6 +82,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         idx_subset(DATASETS / "fashion-mnist", tmp / "cache" / "fashion-mnist", TRAIN_IMAGES, 500)
+        (tmp / "runs").mkdir()
         port = free_port()
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "NEURALAB_DATA": str(tmp / "cache")}
         server = subprocess.Popen([sys.executable, "-m", "neuralab", "serve", "--runs", str(tmp / "runs"),
@@ -91,7 +92,13 @@ def main() -> None:
             assert "neuralab web app on" in server.stdout.readline()
             load = os.getloadavg()[0]
             client = Client(port)
-            client.get("/api/jobs?choices")
+            for _ in range(300):  # the line is printed just before uvicorn listens
+                try:
+                    client.get("/api/jobs?choices")
+                    break
+                except ConnectionRefusedError:
+                    client.conn.close()
+                    time.sleep(0.2)
             # A first, short run gives the run pages something to show while idle.
             first = client.post("/api/jobs/start", {"model": "lenet5", "data": "fashion-mnist", "epochs": 1})
             while client.get(f"/api/run/live?run={first['run']}")["job"] is not None:
