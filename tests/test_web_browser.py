@@ -4,13 +4,18 @@ Playwright fails these tests; elsewhere it skips them (scripts/ci-system-deps.sh
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 try:
@@ -18,7 +23,7 @@ try:
 except ImportError:  # the browser fixture reports it: a failure in CI, a skip elsewhere
     expect = sync_playwright = None
 
-from helpers import handwritten_digit
+from helpers import handwritten_digit, idx_subset
 from neuralab.data.sources import SOURCES
 from neuralab.training import load_classifier
 from neuralab.web import make_server
@@ -75,10 +80,10 @@ def forecast_run(runs, tmp_path_factory) -> str:
     return "sine"
 
 
-@pytest.fixture(scope="module")
-def server(runs):
-    """The app under uvicorn in a thread, on a free port of 127.0.0.1."""
-    srv = make_server(runs, "127.0.0.1", 0)
+@contextlib.contextmanager
+def serving(root: Path):
+    """The app under uvicorn in a thread, on a free port of 127.0.0.1; its URL."""
+    srv = make_server(root, "127.0.0.1", 0)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.time() + 20
@@ -86,9 +91,17 @@ def server(runs):
         assert thread.is_alive() and time.time() < deadline, "the server did not start"
         time.sleep(0.05)
     port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    with serving(runs) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +280,7 @@ def test_opening_a_run_shows_its_curves_matrix_and_summary(page):
     row = page.locator("#runs tbody tr[data-run='lenet']")
     row.wait_for()
     cells = row.locator("td").all_inner_texts()
-    assert cells[1:4] == ["classifier", "lenet5", "fashion-mnist"] and cells[4].startswith("test accuracy ")
+    assert cells[1:5] == ["classifier", "lenet5", "fashion-mnist", "finished"] and cells[5].startswith("test accuracy ")
     shot(page, "runs-list")
     row.click()
     page.wait_for_url("**/runs?run=lenet")
@@ -320,3 +333,71 @@ def test_a_form_on_another_site_cannot_post_to_the_app(page, server, tmp_path):
         finally:
             other.shutdown()
     assert "refused: the request comes from another site" in text, text
+
+
+def test_a_training_started_from_the_page_grows_stops_resumes_and_ends_as_an_uninterrupted_one(
+        browser, fashion_mnist, tmp_path, monkeypatch):
+    """Issue 19's end-to-end check: the form starts `neuralab train` as a job; the run page
+    draws each epoch's point as it ends, without a reload; Stop interrupts it as Ctrl-C does;
+    Resume continues it; the final weights equal, bit for bit, those of the same command run
+    once without a stop."""
+    from safetensors.torch import load_file
+
+    cache = tmp_path / "cache"
+    idx_subset(fashion_mnist, cache / "fashion-mnist", 2000, 300)
+    monkeypatch.setenv("NEURALAB_DATA", str(cache))  # the server's jobs inherit it
+    epochs, seed = 6, 7
+    reference = subprocess.Popen(
+        [sys.executable, "-m", "neuralab", "train", "--model", "lenet5", "--data", "fashion-mnist", "--epochs",
+         str(epochs), "--seed", str(seed), "--out", str(tmp_path / "reference"), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with serving(tmp_path / "runs") as url:
+            context = browser.new_context(viewport={"width": 1600, "height": 1000}, base_url=url)
+            page = context.new_page()
+            page.set_default_timeout(240_000)  # the machine may be shared: epochs take what they take
+            errors, loads = [], []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto("/runs")
+            page.wait_for_selector("#train-card:not(.hidden)")
+            page.select_option("#train-model", "lenet5")
+            page.select_option("#train-data", "fashion-mnist")
+            page.fill("#train-epochs", str(epochs))
+            page.fill("#train-seed", str(seed))
+            shot(page, "runs-train-form")
+            page.click("#train-start")
+            page.wait_for_url("**/runs?run=lenet5-fashion-mnist-*")
+            run = page.url.split("run=")[1]
+            expect(page.locator("#detail-title")).to_have_text(f"{run}: lenet5 on fashion-mnist", timeout=120_000)
+            page.on("load", lambda p: loads.append(p.url))  # from here on, nothing may reload the page
+
+            page.locator("#curve-loss circle.point.loss[data-epoch='2']").wait_for()
+            expect(page.locator("#run-status")).to_have_text("running")
+            expect(page.locator("#progress-text")).to_contain_text("samples/s", timeout=60_000)
+            assert page.locator("#curve-metric circle.point.accuracy").count() >= 2
+            assert page.locator("#curve-loss circle.point.val_loss").count() >= 2
+            shot(page, "runs-live")
+            page.click("#stop")
+            expect(page.locator("#run-status")).to_have_text("interrupted", timeout=120_000)
+            done = page.locator("#curve-loss circle.point.loss").count()
+            assert 2 <= done < epochs, f"stopped after {done} of {epochs} epochs"
+            expect(page.locator("#resume")).to_be_visible(timeout=60_000)  # once the process has exited
+            shot(page, "runs-interrupted")
+
+            page.click("#resume")
+            expect(page.locator("#run-status")).to_have_text("finished", timeout=300_000)
+            expect(page.locator("#curve-loss circle.point.loss")).to_have_count(epochs, timeout=60_000)
+            page.wait_for_selector("#figures img")  # the finished run's figures came without a reload
+            shot(page, "runs-resumed-finished")
+            assert loads == [] and errors == [], (loads, errors)
+            context.close()
+        out, _ = reference.communicate(timeout=600)
+        assert reference.returncode == 0, out
+    finally:
+        reference.kill()
+    resumed = load_file(tmp_path / "runs" / run / "model.safetensors")
+    uninterrupted = load_file(tmp_path / "reference" / "model.safetensors")
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
+    losses = [json.loads(line)["val_loss"] for line in (tmp_path / "runs" / run / "metrics.jsonl").open()]
+    assert losses == [json.loads(line)["val_loss"] for line in (tmp_path / "reference" / "metrics.jsonl").open()]

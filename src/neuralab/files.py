@@ -43,8 +43,12 @@ class WriteError(NeuralabError):
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike, mode: str = "w", durable: bool = True) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
+
+    ``durable=False`` skips the fsync (a reader still never sees half a file, but a power cut
+    may lose the content): for files rewritten twice a second that nobody needs after a crash,
+    where the fsync (milliseconds) would stall the writer.
 
     On any error the temporary file is removed and ``path`` keeps its previous content; an
     OSError (read-only folder, full disk) becomes a ``WriteError`` naming ``path``."""
@@ -60,7 +64,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             with os.fdopen(fd, mode) as f:
                 yield f
                 f.flush()
-                os.fsync(f.fileno())
+                if durable:
+                    os.fsync(f.fileno())
             _crash_point(path)
             os.replace(tmp, path)
         except OSError as e:

@@ -9,6 +9,7 @@
     report.html        the self-contained report
     checkpoints/       last.safetensors, best.safetensors: the full training state, for resuming
     run.lock           while a process owns the run: its pid, host and start
+    progress.json      while it trains: the epoch's steps done, samples/s, time left
 
 This module owns that format: the kinds, the file names, creating a run (under a lock, so
 two processes never write one folder), opening one as the kind a command needs, its
@@ -46,6 +47,7 @@ CHECKPOINTS = "checkpoints"
 LAST = f"{CHECKPOINTS}/last.safetensors"
 BEST = f"{CHECKPOINTS}/best.safetensors"
 LOCK = "run.lock"
+PROGRESS = "progress.json"  # written by training.progress while an epoch runs, removed when training stops
 
 
 class Kind(str, enum.Enum):

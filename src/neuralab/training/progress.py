@@ -1,13 +1,28 @@
-"""Progress output that behaves both in a terminal and in a log file.
+"""Progress output that behaves both in a terminal and in a log file, and a live file for
+other processes to watch.
 
 In a terminal: a live bar per epoch (rich) and a summary line when it ends. Anywhere else
 (a pipe, a log file, CI): exactly one plain line per epoch, no carriage returns.
+
+With a run directory, ``progress.json`` (``runs.PROGRESS``) says where the epoch stands:
+steps done, samples per second and time left, rewritten at most every ``WRITE_EVERY``
+seconds (atomically, without fsync: a reader never sees half a file, and nothing is lost
+that matters after a crash) and removed when training stops. The web app's run page and
+anything else may poll it; the step itself pays one clock reading.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 import time
+from pathlib import Path
+
+from neuralab.files import WriteError, atomic_write
+from neuralab.runs import PROGRESS
+
+WRITE_EVERY = 0.5  # seconds: a page polling once a second sees a fresh line each time
 
 
 def format_metrics(metrics: dict) -> str:
@@ -20,12 +35,18 @@ def format_metrics(metrics: dict) -> str:
 
 
 class Progress:
-    def __init__(self, epochs: int, samples: int = 0, enabled: bool = True, stream=None):
+    """``run_dir``: where progress.json goes (None: no file; under torchrun only the main process writes)."""
+
+    def __init__(self, epochs: int, samples: int = 0, enabled: bool = True, stream=None,
+                 run_dir: str | Path | None = None):
         self.epochs, self.samples = epochs, samples  # samples: the training set's size
         self.enabled = enabled
         self.stream = stream or sys.stdout
         self.live = enabled and self.stream.isatty()
         self._bar = None
+        self.file = Path(run_dir) / PROGRESS if run_dir is not None else None
+        self._epoch = self._step = self._steps = self._seen = 0
+        self._t0 = self._next_write = time.perf_counter()
 
     def print(self, text: str = "") -> None:
         if self.enabled:
@@ -33,6 +54,8 @@ class Progress:
 
     def start_epoch(self, epoch: int, steps: int) -> None:
         self._t0 = time.perf_counter()
+        self._epoch, self._steps, self._step, self._seen = epoch, steps, 0, 0
+        self._write(self._t0)
         if self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
@@ -43,9 +66,31 @@ class Progress:
             self._bar.start()
             self._task = self._bar.add_task("train", total=steps, loss="")
 
-    def step(self, loss: float | None = None) -> None:
+    def step(self, loss_sum=None, share: int = 1, batch: int | None = None) -> None:
+        """One optimizer step done: ``batch`` samples in all, ``loss_sum`` (a tensor: read only
+        for the terminal's bar, as reading it waits for the device) over this process's ``share``."""
+        self._step += 1
+        self._seen += share if batch is None else batch
         if self._bar is not None:
+            loss = None if loss_sum is None else float(loss_sum) / max(1, share)
             self._bar.update(self._task, advance=1, loss="" if loss is None else f"loss {loss:.4f}")
+        if self.file is not None:
+            now = time.perf_counter()
+            if now >= self._next_write or self._step == self._steps:
+                self._write(now)
+
+    def _write(self, now: float) -> None:
+        if self.file is None:
+            return
+        self._next_write = now + WRITE_EVERY
+        took = now - self._t0
+        rate = self._seen / took if self._step and took > 0 else None
+        eta = took / self._step * (self._steps - self._step) if self._step else None
+        state = {"epoch": self._epoch, "epochs": self.epochs, "step": self._step, "steps": self._steps,
+                 "samples_per_s": rate, "eta_s": eta, "updated": time.time()}
+        with contextlib.suppress(WriteError):  # a full disk stops the checkpoints, not this nicety
+            with atomic_write(self.file, durable=False) as f:
+                f.write(json.dumps(state))
 
     def end_epoch(self, metrics: dict) -> None:
         if self._bar is not None:
@@ -62,3 +107,6 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+        if self.file is not None:  # training stopped: nothing in progress any more
+            with contextlib.suppress(FileNotFoundError):
+                self.file.unlink()

@@ -173,7 +173,7 @@ class Trainer:
             meta = self._restore(model, optimizer, scheduler, shuffle)
             start = meta["epoch"] + 1 if meta else 1
 
-        progress = Progress(cfg.epochs, n, enabled=self.verbose)
+        progress = Progress(cfg.epochs, n, enabled=self.verbose, run_dir=self.run_dir if dist.is_main else None)
         callbacks = self._all_callbacks(progress)
         self._step_callbacks = [c for c in callbacks if type(c).on_step_end is not Callback.on_step_end]
         self.stop_training = False
@@ -272,8 +272,7 @@ class Trainer:
                     sums[k] = sums.get(k, 0) + v
                 if seen is not None:
                     seen[mine] = self.task.loss_each(out.detach().float(), yb)
-            if progress.live:
-                progress.step(loss_sum.item() / max(1, len(mine)))
+            progress.step(loss_sum, len(mine), len(batch))  # a clock reading; progress.json twice a second
         totals = torch.stack([loss_total, *(torch.as_tensor(v, device=self.device, dtype=torch.float32)
                                             for v in sums.values())])
         if dist.active:  # every process saw its own share; the epoch's figures are over all of them

@@ -5,6 +5,8 @@ calls the library (``neuralab.mechanics``, ``neuralab.training``, ``neuralab.mod
     /conv        convolution and pooling playground      POST /api/conv, /api/upload
     /classify    draw or upload, top-k and feature maps  POST /api/classify
     /runs        run directories and their reports       GET  /api/runs, /api/run, /api/run/file
+                 a running training, live                GET  /api/run/live
+                 start, stop, resume a training          GET  /api/jobs, POST /api/jobs/start|stop|resume
     /forecast    forecast vs actual, baselines           GET  /api/forecast
 
 Every answer carries a strict Content-Security-Policy (no script but ours, nothing fetched
@@ -15,6 +17,7 @@ by field (``inputs``); pictures are decoded in worker threads, a few at a time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -28,10 +31,10 @@ from starlette.staticfiles import StaticFiles
 
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.web import classify as classifier
-from neuralab.web import images, playground, runs
+from neuralab.web import images, jobs, playground, runs
 from neuralab.web.forecast import forecast_view
 from neuralab.web.inputs import Shown, fields, read_body, read_json, text
-from neuralab.web.security import RequestGuard, SecurityHeaders, accepts, allowed_hosts
+from neuralab.web.security import RequestGuard, SecurityHeaders, accepts, allowed_hosts, is_loopback
 
 STATIC = Path(__file__).parent / "static"   # served as they are: scripts, style, sample pictures
 PAGES_DIR = Path(__file__).parent / "pages"  # each page's body, put into layout.html
@@ -57,6 +60,11 @@ def create_app(runs_dir: str | Path = "runs", hosts=None) -> Starlette:
     uploads = images.Uploads()
     models = classifier.Models()
     pictures = anyio.CapacityLimiter(PICTURES_AT_ONCE)
+    hosts = allowed_hosts() if hosts is None else hosts
+    # Training from the browser runs code on this machine for whoever can reach the page: only
+    # when the app answers to loopback names alone (`neuralab serve` without --host/--allow-host).
+    local = all(is_loopback(h) for h in hosts)
+    queue = jobs.Jobs(root)
 
     def page(name: str):
         html = render_page(name)
@@ -121,6 +129,46 @@ def create_app(runs_dir: str | Path = "runs", hosts=None) -> Starlette:
                                              q.get("invert", "auto"))
         return JSONResponse(result)
 
+    async def run_live(request):
+        run_id = request.query_params.get("run", "")
+        job = queue.active(run_id)
+        try:
+            state = await run_in_threadpool(runs.live, root, run_id)
+        except runs.NotFound:
+            if job is None:
+                raise
+            state = {"id": run_id, "status": "starting", "metrics": [], "progress": None}  # queued: no folder yet
+        return JSONResponse({**state, "job": job})
+
+    def only_local():
+        if not local:
+            raise HTTPException(403, "training from the browser is only for the app on this machine (`neuralab "
+                                     "serve` bound to localhost); use `neuralab train` on the server")
+
+    async def job_list(request):
+        want = local and "choices" in request.query_params  # the form's options: once, when the page opens
+        return JSONResponse({"local": local, "jobs": queue.list(),
+                             "choices": await run_in_threadpool(jobs.choices) if want else {}})
+
+    @accepts("application/json")
+    async def job_start(request):
+        only_local()
+        job = await run_in_threadpool(queue.start, await read_json(request))
+        return JSONResponse(job.as_dict(), status_code=201)
+
+    @accepts("application/json")
+    async def job_resume(request):
+        only_local()
+        body = fields(await read_json(request), ("run",))
+        job = await run_in_threadpool(queue.resume, body.get("run", ""))
+        return JSONResponse(job.as_dict(), status_code=201)
+
+    @accepts("application/json")
+    async def job_stop(request):
+        only_local()
+        body = fields(await read_json(request), ("run",))
+        return JSONResponse(queue.stop(text("run", body.get("run", ""))).as_dict())
+
     async def forecast(request):
         return JSONResponse(await run_in_threadpool(forecast_view, root, request.query_params.get("run", "")))
 
@@ -133,6 +181,9 @@ def create_app(runs_dir: str | Path = "runs", hosts=None) -> Starlette:
 
     async def bad_input(request, exc):
         return JSONResponse({"error": said(exc)}, status_code=400)
+
+    async def refused(request, exc):
+        return JSONResponse({"error": said(exc)}, status_code=409)
 
     async def http_error(request, exc):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
@@ -151,16 +202,29 @@ def create_app(runs_dir: str | Path = "runs", hosts=None) -> Starlette:
         Route("/api/runs", run_list),
         Route("/api/run", run_details),
         Route("/api/run/file", run_file),
+        Route("/api/run/live", run_live),
+        Route("/api/jobs", job_list),
+        Route("/api/jobs/start", job_start, methods=["POST"]),
+        Route("/api/jobs/resume", job_resume, methods=["POST"]),
+        Route("/api/jobs/stop", job_stop, methods=["POST"]),
         Route("/api/classify", classify, methods=["POST"]),
         Route("/api/forecast", forecast),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(RequestGuard, hosts=allowed_hosts() if hosts is None else hosts),
-                  Middleware(SecurityHeaders)]
-    return Starlette(routes=routes, middleware=middleware,
-                     exception_handlers={runs.NotFound: not_found, NeuralabError: bad_input,
-                                         HTTPException: http_error, Exception: server_error})
+    middleware = [Middleware(RequestGuard, hosts=hosts), Middleware(SecurityHeaders)]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        await run_in_threadpool(queue.close)  # jobs die with the server: the training one is interrupted, resumable
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={runs.NotFound: not_found, jobs.JobRefused: refused,
+                                        NeuralabError: bad_input, HTTPException: http_error,
+                                        Exception: server_error})
+    app.state.jobs = queue
+    return app
 
 
 def render_page(name: str) -> str:
@@ -181,7 +245,7 @@ def make_server(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: in
     import uvicorn
 
     config = uvicorn.Config(create_app(runs_dir, allowed_hosts(host, allow_hosts)), host=host, port=port,
-                            log_level="warning", server_header=False, lifespan="off",
+                            log_level="warning", server_header=False, lifespan="on",
                             limit_concurrency=MAX_CONNECTIONS)
     return uvicorn.Server(config)
 

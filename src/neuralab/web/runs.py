@@ -119,3 +119,21 @@ def details(root: Path, run_id: str) -> dict:
         row["sizes"] = {k: data.get(k) for k in ("train", "val", "test")}
     row["device"] = record.get("environment", {}).get("device", "")
     return row
+
+
+def live(root: Path, run_id: str) -> dict:
+    """What the run page polls while a run trains: its status, every finished epoch's figures
+    and, while it trains, where the current epoch stands (progress.json)."""
+    import json
+
+    path = resolve_run(root, run_id)
+    run = runs.Run(path)
+    status = run.status()
+    progress = None
+    if status is runs.Status.RUNNING:
+        try:
+            progress = json.loads((path / runs.PROGRESS).read_text())
+        except (OSError, ValueError):  # not written yet, or between two sessions
+            progress = None
+    return {"id": run_id, "status": status.value, "metrics": run.metrics(),
+            "progress": progress if isinstance(progress, dict) else None}

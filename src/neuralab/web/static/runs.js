@@ -1,10 +1,19 @@
-// Runs: the table of run directories, and one run's figures and summary.
+// Runs: the table of run directories (with the form that starts a training), and one run's
+// page: its curves, drawn again as each epoch ends while it trains, its figures and summary.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const SVG_NS = "http://www.w3.org/2000/svg";
+const POLL_MS = 1000;         // the run page asks for news once a second while the run is live
+const LIST_POLL_MS = 2000;    // the list, while something trains or waits
+const ACTIVE = ["queued", "running", "stopping"];
 
 function fileUrl(run, name) {
   return `/api/run/file?${new URLSearchParams({ run, name })}`;
+}
+
+function runUrl(run) {
+  return `/runs?${new URLSearchParams({ run })}`;
 }
 
 function metricText(m) {
@@ -17,21 +26,78 @@ function date(text) {
   return text ? text.replace("T", " ").slice(0, 16) : "";
 }
 
-async function showList() {
-  const data = await api("/api/runs");
+function post(path, body) {
+  return api(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+}
+
+// --- the list and the form ------------------------------------------------------------
+
+async function showList(first = false) {
+  const [data, jobs] = await Promise.all([api("/api/runs"), api(first ? "/api/jobs?choices" : "/api/jobs")]);
   $("root").textContent = data.root;
   $("empty").classList.toggle("hidden", data.runs.length > 0);
   const rows = [...data.runs].sort((a, b) => (b.created || "").localeCompare(a.created || ""));
   $("runs").querySelector("tbody").replaceChildren(...rows.map((r) => {
     const tr = el("tr", { "data-run": r.id },
-      el("td", {}, el("a", { href: `/runs?${new URLSearchParams({ run: r.id })}`, text: r.id })),
+      el("td", {}, el("a", { href: runUrl(r.id), text: r.id })),
       el("td", {}, el("span", { class: `tag ${r.kind}`, text: r.kind })),
-      el("td", { text: r.model }), el("td", { text: r.data }), el("td", { text: metricText(r.metric) }),
+      el("td", { text: r.model }), el("td", { text: r.data }),
+      el("td", {}, el("span", { class: `tag ${r.status}`, text: r.status })),
+      el("td", { text: metricText(r.metric) }),
       el("td", { class: "num", text: r.epochs ?? "" }), el("td", { text: date(r.created) }));
     tr.addEventListener("click", (e) => { if (e.target.tagName !== "A") window.location = tr.querySelector("a").href; });
     return tr;
   }));
+  showJobs(jobs);
+  const live = rows.some((r) => r.status === "running") || jobs.jobs.some((j) => ACTIVE.includes(j.state));
+  if (live) setTimeout(() => guarded(showList), LIST_POLL_MS);
+  return jobs;
 }
+
+function showJobs(jobs) {
+  $("train-card").classList.toggle("hidden", !jobs.local);
+  const shown = [...jobs.jobs].reverse().slice(0, 10);
+  $("jobs").classList.toggle("hidden", !shown.length);
+  $("jobs").querySelector("tbody").replaceChildren(...shown.map((j) => el("tr", { "data-job": j.id },
+    el("td", { class: "num", text: j.id }), el("td", {}, el("a", { href: runUrl(j.run), text: j.run })),
+    el("td", {}, el("span", { class: `tag ${j.state}`, text: j.state })),
+    el("td", {}, el("code", { text: j.error || j.command })),
+    el("td", {}, ACTIVE.includes(j.state) && j.state !== "stopping"
+      ? el("button", { type: "button", text: j.state === "queued" ? "Cancel" : "Stop",
+        onclick: () => guarded(async () => { await post("/api/jobs/stop", { run: j.run }); await showList(); }) })
+      : ""))));
+}
+
+function fillForm(choices) {
+  const option = (value, text) => el("option", { value, text });
+  $("train-model").replaceChildren(...choices.models.map((m) => option(m, m)));
+  $("train-model").value = choices.defaults.model;
+  $("train-data").replaceChildren(...choices.datasets.map((d) =>
+    option(d.name, d.found ? d.name : `${d.name} (not on this machine)`)));
+  $("train-data").value = choices.defaults.data;
+  for (const [name, recipe] of Object.entries(choices.recipes)) {
+    $("train-recipe").append(option(name, `${name} (${recipe.epochs} epochs)`));
+  }
+  $("train-epochs").value = choices.defaults.epochs;
+  $("train-recipe").addEventListener("change", () => {
+    const recipe = choices.recipes[$("train-recipe").value];
+    $("train-epochs").value = recipe ? "" : choices.defaults.epochs;
+    $("train-epochs").placeholder = recipe ? String(recipe.epochs) : "";
+  });
+  $("train-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    guarded(async () => {
+      const whole = (id) => ($(id).value === "" ? null : Number($(id).value));
+      const job = await post("/api/jobs/start", {
+        model: $("train-model").value, data: $("train-data").value, recipe: $("train-recipe").value,
+        epochs: whole("train-epochs"), seed: whole("train-seed"),
+      });
+      window.location = runUrl(job.run);
+    });
+  });
+}
+
+// --- one run ----------------------------------------------------------------------------
 
 function figure(title, run, name) {
   return el("div", { class: "card" }, el("h2", { text: title }),
@@ -39,10 +105,17 @@ function figure(title, run, name) {
 }
 
 async function showRun(run) {
-  const d = await api(`/api/run?${new URLSearchParams({ run })}`);
   $("list-card").classList.add("hidden");
   $("lead").classList.add("hidden");
   $("detail").classList.remove("hidden");
+  const state = await api(`/api/run/live?${new URLSearchParams({ run })}`);
+  if (state.status === "starting") {  // queued by this server: no folder yet
+    $("detail-title").textContent = `${run}: waiting to start`;
+    $("detail-lead").textContent = state.job ? state.job.command : "";
+    ["report-link", "summary-card"].forEach((id) => $(id).classList.add("hidden"));
+    return watch(run, state);
+  }
+  const d = await api(`/api/run?${new URLSearchParams({ run })}`);
   $("detail-title").textContent = `${d.id}: ${d.model} on ${d.data}`;
   const lead = [metricText(d.metric)];
   if (d.kind === "classifier") {
@@ -68,9 +141,107 @@ async function showRun(run) {
   $("figures").replaceChildren(...shown.filter(([name]) => d.files.includes(name)).map(([name, title]) => figure(title, d.id, name)));
   $("summary").textContent = d.summary;
   $("summary-card").classList.toggle("hidden", !d.summary);
+  watch(run, state, d.kind);
+}
+
+// Draw what /api/run/live says, then ask again while the run trains or a job waits for it;
+// once it stops, the page's figures are fetched again (no reload).
+let local = false;
+
+function isLive(state) {
+  return state.status === "running" || state.status === "starting" || Boolean(state.job);
+}
+
+function watch(run, state, kind) {
+  drawLive(run, state, kind);
+  if (!isLive(state)) return;
+  setTimeout(() => guarded(async () => {
+    const next = await api(`/api/run/live?${new URLSearchParams({ run })}`);
+    const created = state.status === "starting" && next.status !== "starting";  // its folder is there now
+    if (isLive(next) && !created) watch(run, next, kind);
+    else await showRun(run);
+  }), POLL_MS);
+}
+
+function drawLive(run, state, kind) {
+  $("run-status").textContent = state.job && state.job.state === "queued" ? "queued" : state.status;
+  $("run-status").className = `tag ${state.status}`;
+  const p = state.status === "running" ? state.progress : null;
+  $("progress-line").classList.toggle("hidden", !p);
+  if (p) {
+    $("progress-bar").value = p.steps ? p.step / p.steps : 0;
+    const parts = [`epoch ${p.epoch}/${p.epochs}`, `step ${p.step}/${p.steps}`];
+    if (p.samples_per_s) parts.push(`${Math.round(p.samples_per_s).toLocaleString("en")} samples/s`);
+    if (p.eta_s !== null && p.eta_s !== undefined) parts.push(`${Math.ceil(p.eta_s)} s left in this epoch`);
+    $("progress-text").textContent = parts.join(" · ");
+  }
+  const job = state.job;
+  $("stop").classList.toggle("hidden", !(job && ["queued", "running"].includes(job.state)));
+  $("stop").textContent = job && job.state === "queued" ? "Cancel" : "Stop (as Ctrl-C)";
+  $("resume").classList.toggle("hidden", !(local && !job && state.status === "interrupted"));
+  $("job-note").textContent = job ? `job ${job.id} ${job.state}` : "";
+  const metric = (kind || "") === "forecast" || state.metrics.some((r) => "mae" in r) ? "mae" : "accuracy";
+  curve($("curve-loss"), state.metrics, ["loss", "val_loss"], "loss", state.progress);
+  curve($("curve-metric"), state.metrics, [metric, `val_${metric}`], metric, state.progress);
+}
+
+function svgEl(tag, attrs = {}, text = null) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+// One chart: a line and a dot per finished epoch for each series present (train, val).
+function curve(box, metrics, names, title, progress) {
+  const W = 640, H = 260, L = 70, R = 20, T = 30, B = 40;
+  const colors = { 0: "#1f5fbf", 1: "#e8590c" };
+  const present = names.filter((n) => metrics.some((r) => typeof r[n] === "number"));
+  const values = present.flatMap((n) => metrics.map((r) => r[n]).filter((v) => typeof v === "number"));
+  const epochs = Math.max(metrics.length, progress ? progress.epochs : 0, 2);
+  const lo = values.length ? Math.min(...values) : 0, hi = values.length ? Math.max(...values) : 1;
+  const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.05 || 0.5;
+  const x = (e) => L + (W - L - R) * ((e - 1) / (epochs - 1));
+  const y = (v) => T + (H - T - B) * (1 - (v - lo + pad) / (hi - lo + 2 * pad));
+  const chart = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": `${title} by epoch` });
+  chart.append(svgEl("text", { x: L, y: 20 }, `${title} by epoch`),
+    svgEl("line", { x1: L, x2: L, y1: T, y2: H - B, stroke: "#868e96" }),
+    svgEl("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: "#868e96" }),
+    svgEl("text", { x: L - 8, y: y(hi) + 5, "text-anchor": "end" }, num(hi)),
+    svgEl("text", { x: L - 8, y: y(lo) + 5, "text-anchor": "end" }, num(lo)),
+    svgEl("text", { x: L, y: H - 14, "text-anchor": "middle" }, "1"),
+    svgEl("text", { x: W - R, y: H - 14, "text-anchor": "end" }, `epoch ${epochs}`));
+  present.forEach((name, i) => {
+    const color = colors[names.indexOf(name)];
+    const points = metrics.filter((r) => typeof r[name] === "number");
+    chart.append(svgEl("path", { d: points.map((r, k) => `${k ? "L" : "M"}${x(r.epoch).toFixed(1)},${y(r[name]).toFixed(1)}`).join(""),
+      fill: "none", stroke: color, "stroke-width": 2.5 }));
+    for (const r of points) {
+      chart.append(svgEl("circle", { cx: x(r.epoch), cy: y(r[name]), r: 5, fill: color, class: `point ${name}`,
+        "data-epoch": r.epoch }, null));
+    }
+    const at = W - R - 150 * (present.length - i);
+    chart.append(svgEl("line", { x1: at, x2: at + 24, y1: 15, y2: 15, stroke: color, "stroke-width": 4 }),
+      svgEl("text", { x: at + 30, y: 20 }, name.startsWith("val_") ? "validation" : "training"));
+  });
+  box.replaceChildren(chart);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   const run = query("run");
-  guarded(() => (run ? showRun(run) : showList()));
+  $("stop").addEventListener("click", () => guarded(async () => {
+    await post("/api/jobs/stop", { run });
+    $("stop").classList.add("hidden");
+  }));
+  $("resume").addEventListener("click", () => guarded(async () => {
+    $("resume").classList.add("hidden");
+    await post("/api/jobs/resume", { run });
+    await showRun(run);
+  }));
+  guarded(async () => {
+    const jobs = run ? await api("/api/jobs") : await showList(true);
+    local = jobs.local;
+    if (run) await showRun(run);
+    else if (jobs.local) fillForm(jobs.choices);
+  });
 });

@@ -1,0 +1,283 @@
+"""Training started from the browser: `neuralab train` as a separate process, one at a time.
+
+The server only queues and watches: each job runs ``python -m neuralab train ...`` (the
+command a user would type, so it writes the same run directory and honours the same
+checks), its output going to a log file, while the pages stay responsive. One job trains
+at a time; the others wait in order. Stopping sends SIGINT, as Ctrl-C does: the run keeps its
+last finished epoch and `neuralab train --resume` (the resume button) continues it, bit for
+bit. Jobs die with the server: ``close`` interrupts the one training, and on Linux the
+kernel sends it SIGINT if the server dies without closing (PR_SET_PDEATHSIG).
+
+The form's fields are read here as the command line reads its flags (a zoo model, a dataset
+neuralab knows and can find, whole epochs, a recipe, a seed) and then go through the
+library's own check (``TrainConfig.check``) before anything starts.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from neuralab import runs
+from neuralab.errors import NeuralabError, ParameterError
+from neuralab.web.inputs import Shown, choice, fields, text, whole
+
+TRAIN_FIELDS = ("model", "data", "epochs", "recipe", "seed")
+MAX_EPOCHS = 1000          # the form's bound; a longer training belongs on the command line
+MAX_SEED = 2**32 - 1       # what torch.manual_seed takes from every platform
+MAX_QUEUED = 20            # jobs waiting at once; a page clicking without end is refused past this
+STOP_GRACE = 30            # seconds a job may take to save and stop after SIGINT when the server closes
+KEEP_DONE = 50             # finished jobs remembered for the page
+
+
+class JobRefused(NeuralabError):
+    """A job request that is well-formed but cannot be done now (the app answers 409)."""
+
+
+@dataclass
+class Job:
+    id: str
+    run: str                   # the run directory, relative to the runs folder
+    argv: list[str]            # after `neuralab`
+    what: str                  # "train" or "resume"
+    state: str = "queued"      # queued, running, stopping, finished, interrupted, failed, cancelled
+    created: float = field(default_factory=time.time)
+    returncode: int | None = None
+    error: str = ""            # the last line the command printed when it failed
+    log: Path | None = None
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "run": self.run, "what": self.what, "state": self.state, "created": self.created,
+                "returncode": self.returncode, "error": self.error, "command": "neuralab " + " ".join(self.argv)}
+
+
+def train_request(body: dict) -> dict:
+    """The form's fields, checked as `neuralab train` checks its flags; raises ParameterError."""
+    from neuralab.data.sources import SOURCES, locate
+    from neuralab.models import ARCHITECTURES
+    from neuralab.training.classify import RECIPES, ClassifierConfig
+    from neuralab.training.config import TrainConfig
+
+    body = fields(body, TRAIN_FIELDS)
+    model = choice("model", body.get("model", ClassifierConfig().model), tuple(ARCHITECTURES))
+    data = choice("data", body.get("data", ClassifierConfig().data), tuple(SOURCES))
+    recipe = text("recipe", body.get("recipe") or "")
+    if recipe and recipe not in RECIPES:
+        raise ParameterError("recipe", Shown(recipe), f"allowed are {', '.join(RECIPES)} (or none)")
+    epochs = body.get("epochs")
+    if epochs is None and not recipe:  # a recipe brings its own epochs; without one, the library's default
+        epochs = TrainConfig().epochs
+    if epochs is not None:
+        epochs = whole("epochs", epochs, 1, MAX_EPOCHS)
+    seed = whole("seed", body.get("seed", 0), 0, MAX_SEED)
+    settings = {**RECIPES.get(recipe, {}), **({"epochs": epochs} if epochs is not None else {})}
+    settings.pop("val_fraction", None)
+    TrainConfig(seed=seed, **settings).check()  # the library's own check of the budget
+    locate(data)  # a dataset not on this machine fails now, in one line, not in the job's log
+    return {"model": model, "data": data, "epochs": epochs, "recipe": recipe, "seed": seed}
+
+
+def train_argv(request: dict, out: Path) -> list[str]:
+    argv = ["train", "--model", request["model"], "--data", request["data"], "--seed", str(request["seed"])]
+    if request["recipe"]:
+        argv += ["--recipe", request["recipe"]]
+    if request["epochs"] is not None:
+        argv += ["--epochs", str(request["epochs"])]
+    return argv + ["--out", str(out)]
+
+
+class Jobs:
+    """The queue of one app: ``start`` and ``resume`` add a job, ``stop`` interrupts or cancels
+    one, ``close`` ends them all. A single worker thread starts each process and waits for it."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._cv = threading.Condition()
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._jobs: dict[str, Job] = {}
+        self._current: tuple[Job, subprocess.Popen] | None = None
+        self._ids = itertools.count(1)
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._logs = tempfile.TemporaryDirectory(prefix="neuralab-jobs-")
+
+    # --- requests --------------------------------------------------------------------
+
+    def start(self, body: dict) -> Job:
+        request = train_request(body)
+        with self._cv:
+            out = self._free_dir(request["model"], request["data"])
+            return self._add(out, train_argv(request, self.root / out), "train")
+
+    def resume(self, run_id: str) -> Job:
+        from neuralab.web.runs import resolve_run
+
+        path = resolve_run(self.root, text("run", run_id))
+        run = runs.Run(path)
+        if run.kind is not runs.Kind.CLASSIFIER:
+            raise ParameterError("run", Shown(run_id), "only image-classifier runs resume (`neuralab train --resume`)")
+        status = run.status()
+        if status is not runs.Status.INTERRUPTED:
+            raise JobRefused(f"run {run_id}: {status.value}; only an interrupted run resumes")
+        rel = path.relative_to(self.root.resolve()).as_posix()
+        with self._cv:
+            if any(j.run == rel and j.state in ("queued", "running", "stopping") for j in self._jobs.values()):
+                raise JobRefused(f"run {run_id}: already queued or training")
+            return self._add(rel, ["train", "--resume", str(path)], "resume")
+
+    def stop(self, run_id: str) -> Job:
+        """Cancel the run's queued job, or interrupt its training (SIGINT, as Ctrl-C)."""
+        with self._cv:
+            for job in reversed(self._jobs.values()):
+                if job.run == run_id and job.state == "queued":
+                    self._waiting.remove(job)
+                    job.state = "cancelled"
+                    return job
+            if self._current is not None and self._current[0].run == run_id:
+                job, process = self._current
+                if job.state == "running":
+                    job.state = "stopping"
+                    process.send_signal(signal.SIGINT)
+                return job
+        raise JobRefused(f"run {run_id[:80]}: no job of this server is training or waiting for it")
+
+    def list(self) -> list[dict]:
+        with self._cv:
+            return [j.as_dict() for j in self._jobs.values()]
+
+    def active(self, run_id: str) -> dict | None:
+        """The queued or running job of a run, if any."""
+        with self._cv:
+            for job in reversed(self._jobs.values()):
+                if job.run == run_id and job.state in ("queued", "running", "stopping"):
+                    return job.as_dict()
+        return None
+
+    def close(self, grace: float = STOP_GRACE) -> None:
+        """Cancel what waits and interrupt what trains; kill it if it has not stopped within ``grace`` s."""
+        with self._cv:
+            self._closed = True
+            for job in self._waiting:
+                job.state = "cancelled"
+            self._waiting.clear()
+            current = self._current
+            self._cv.notify_all()
+        if current is not None:
+            job, process = current
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(grace)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._logs.cleanup()
+
+    # --- the worker ------------------------------------------------------------------
+
+    def _add(self, run: str, argv: list[str], what: str) -> Job:
+        if self._closed:
+            raise JobRefused("the server is shutting down")
+        if len(self._waiting) >= MAX_QUEUED:
+            raise JobRefused(f"{MAX_QUEUED} jobs are already waiting; stop some first")
+        job = Job(str(next(self._ids)), run, argv, what)
+        job.log = Path(self._logs.name) / f"{job.id}.log"
+        self._jobs[job.id] = job
+        self._waiting.append(job)
+        for old in [j for j in self._jobs.values() if j.state not in ("queued", "running", "stopping")][:-KEEP_DONE]:
+            del self._jobs[old.id]
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="neuralab-jobs", daemon=True)
+            self._thread.start()
+        self._cv.notify_all()
+        return job
+
+    def _free_dir(self, model: str, data: str) -> str:
+        """MODEL-DATA-TIME under the root, with -2, -3... when that folder is taken or promised."""
+        base = runs.default_dir(model, data, root=self.root).name
+        taken = {j.run for j in self._jobs.values()}
+        for n in itertools.count(1):
+            name = base if n == 1 else f"{base}-{n}"
+            if name not in taken and not (self.root / name).exists():
+                return name
+        raise AssertionError("unreachable")
+
+    def _work(self) -> None:
+        # This thread starts every process and lives as long as the app: PR_SET_PDEATHSIG
+        # fires when the thread that started a process ends, so it must not be a short-lived one.
+        while True:
+            with self._cv:
+                while not self._waiting and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                job = self._waiting.popleft()
+                try:
+                    process = self._spawn(job)
+                except OSError as e:
+                    job.state, job.error = "failed", f"cannot start `neuralab` ({e.strerror})"
+                    continue
+                job.state = "running"
+                self._current = (job, process)
+            returncode = process.wait()
+            with self._cv:
+                self._current = None
+                job.returncode = returncode
+                job.state = {0: "finished", 130: "interrupted"}.get(returncode, "failed")
+                if job.state == "failed":
+                    job.error = _last_line(job.log) or f"exited with status {returncode}"
+
+    def _spawn(self, job: Job) -> subprocess.Popen:
+        self.root.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(job.log, "wb") as log:
+            return subprocess.Popen([sys.executable, "-m", "neuralab", *job.argv], stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root,
+                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask the kernel for SIGINT when the server goes (Linux)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+
+
+def _last_line(path: Path | None) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except (OSError, AttributeError):
+        return ""
+    return lines[-1][:300] if lines else ""
+
+
+def choices() -> dict:
+    """What the form offers: the zoo, the datasets (and whether this machine has each), the recipes."""
+    from neuralab.data.sources import SOURCES, locate
+    from neuralab.models import ARCHITECTURES
+    from neuralab.training.classify import RECIPES, ClassifierConfig
+    from neuralab.training.config import TrainConfig
+
+    def here(name: str) -> bool:
+        try:
+            locate(name)
+            return True
+        except NeuralabError:
+            return False
+
+    defaults = ClassifierConfig()
+    return {"models": list(ARCHITECTURES), "datasets": [{"name": n, "found": here(n)} for n in SOURCES],
+            "recipes": {name: {k: v for k, v in r.items()} for name, r in RECIPES.items()},
+            "defaults": {"model": defaults.model, "data": defaults.data, "epochs": TrainConfig().epochs, "seed": 0}}

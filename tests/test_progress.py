@@ -1,0 +1,117 @@
+"""progress.json (runs.PROGRESS): where a training's epoch stands, for other processes to watch.
+Written at an epoch's start, at most every WRITE_EVERY seconds and at its last step, always
+whole; removed when training stops; written by classifier and forecasting runs alike."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers import idx_subset
+from neuralab import runs
+from neuralab.training import progress as progress_module
+from neuralab.training.progress import WRITE_EVERY, Progress
+
+FIELDS = {"epoch", "epochs", "step", "steps", "samples_per_s", "eta_s", "updated"}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_the_file_is_rewritten_at_most_twice_a_second_and_at_the_epochs_end(tmp_path, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(progress_module.time, "perf_counter", clock)
+    path = tmp_path / runs.PROGRESS
+    bar = Progress(3, 320, enabled=False, run_dir=tmp_path)
+    bar.start_epoch(2, 10)
+    first = json.loads(path.read_text())
+    assert set(first) == FIELDS and (first["epoch"], first["epochs"], first["step"], first["steps"]) == (2, 3, 0, 10)
+    assert first["samples_per_s"] is None and first["eta_s"] is None
+    for _ in range(3):  # 0.3 s of steps: no rewrite yet
+        clock.now += 0.1
+        bar.step(None, 32, 32)
+    assert json.loads(path.read_text())["step"] == 0
+    clock.now += WRITE_EVERY
+    bar.step(None, 32, 32)
+    state = json.loads(path.read_text())
+    took = 0.3 + WRITE_EVERY
+    assert state["step"] == 4 and state["samples_per_s"] == pytest.approx(4 * 32 / took)
+    assert state["eta_s"] == pytest.approx(took / 4 * 6)
+    for _ in range(6):  # the last step is written at once, however soon
+        clock.now += 0.01
+        bar.step(None, 32, 32)
+    assert json.loads(path.read_text())["step"] == 10
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+    bar.close()
+    assert not path.exists()
+
+
+def test_without_a_run_directory_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bar = Progress(1, 10, enabled=False)
+    bar.start_epoch(1, 2)
+    bar.step(None, 5, 5)
+    bar.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every progress.json a training writes, read back right after it was written."""
+    seen = []
+    original = Progress._write
+
+    def spy(self, now):
+        original(self, now)
+        seen.append(json.loads(self.file.read_text()))
+    monkeypatch.setattr(Progress, "_write", spy)
+    return seen
+
+
+def check_epochs(seen: list[dict], epochs: int, steps: int) -> None:
+    assert seen and all(set(s) == FIELDS for s in seen)
+    assert [s["epoch"] for s in seen] == sorted(s["epoch"] for s in seen)
+    assert {s["epoch"] for s in seen} == set(range(1, epochs + 1)) and {s["epochs"] for s in seen} == {epochs}
+    for epoch in range(1, epochs + 1):
+        mine = [s for s in seen if s["epoch"] == epoch]
+        assert mine[0]["step"] == 0 and mine[-1]["step"] == mine[-1]["steps"] == steps
+        assert [s["step"] for s in mine] == sorted(s["step"] for s in mine)
+        assert mine[-1]["samples_per_s"] > 0 and mine[-1]["eta_s"] == 0
+
+
+def test_a_classifier_run_writes_its_progress_while_it_trains(fashion_mnist, tmp_path, writes):
+    from neuralab.training import ClassifierConfig, TrainConfig, train_classifier
+
+    data = idx_subset(fashion_mnist, tmp_path / "fashion", 1000, 100)
+    config = ClassifierConfig(model="mlp", data="fashion-mnist", data_dir=str(data),
+                              train=TrainConfig(epochs=2, batch_size=100, threads=1))
+    result = train_classifier(config, out=tmp_path / "run", verbose=False)
+    check_epochs(writes, 2, 9)  # 900 training images (10% held out), batches of 100
+    assert not (result.run_dir / runs.PROGRESS).exists()
+
+
+def test_a_forecast_run_writes_its_progress_while_it_trains(tmp_path, writes):
+    pipeline = pytest.importorskip("neuralab.forecasting.pipeline")
+    from neuralab.forecasting.models import ModelConfig, series_train_config
+    from neuralab.forecasting.windows import WindowConfig
+
+    csv = tmp_path / "sine.csv"
+    days = np.arange(240)
+    values = 10 + 5 * np.sin(days / 7) + np.random.default_rng(0).normal(0, 0.3, len(days))
+    csv.write_text("date,value\n" + "".join(
+        f"{np.datetime64('2020-01-01') + d},{v:.3f}\n" for d, v in zip(days, values)))
+    config = pipeline.ForecastConfig(data=str(csv), windows=WindowConfig(lookback=14, horizon=2),
+                                     model=ModelConfig("lstm", hidden=[4]), train=series_train_config(epochs=2),
+                                     backtest_folds=1)
+    result = pipeline.run_forecast(config, out=tmp_path / "run", verbose=False)
+    steps = writes[-1]["steps"]
+    assert steps >= 1
+    check_epochs(writes, 2, steps)
+    assert not (result.run_dir / runs.PROGRESS).exists()
