@@ -10,8 +10,7 @@ TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "pati
 
 def _budget(p) -> None:
     """Options shared by train and compare: the data and the training budget, with the library's defaults."""
-    from neuralab.training.classify import RECIPES, ClassifierConfig
-    from neuralab.training.config import AMP, DEVICES, SCHEDULES, TrainConfig
+    from neuralab.training.config import AMP, DEVICES, RECIPES, SCHEDULES, ClassifierConfig, TrainConfig
 
     d, c = TrainConfig(), ClassifierConfig()
     p.add_argument("--data", default=c.data, help=f"dataset name or image folder (default {c.data})")
@@ -38,7 +37,7 @@ def _budget(p) -> None:
 
 
 def _train_options(p) -> None:
-    from neuralab.training.classify import ClassifierConfig
+    from neuralab.training.config import ClassifierConfig
 
     model = ClassifierConfig().model
     p.add_argument("--model", default=model, help=f"architecture (see `neuralab zoo`; default {model})")
@@ -74,8 +73,7 @@ def register(sub) -> None:
 
 def _config(args, model: str, seed: int = 0):
     """The ClassifierConfig the options describe: the recipe, then the options given, else the library's defaults."""
-    from neuralab.training.classify import RECIPES, ClassifierConfig
-    from neuralab.training.config import TrainConfig
+    from neuralab.training.config import RECIPES, ClassifierConfig, TrainConfig
 
     chosen = dict(RECIPES.get(args.recipe, {}))
     given = {k: getattr(args, k) for k in (*TRAIN_OPTIONS, "val_fraction")}

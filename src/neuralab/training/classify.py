@@ -3,7 +3,7 @@ trainer, evaluate on the test set and leave a complete run directory behind."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,30 +13,8 @@ from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run, Status
 from neuralab.training.checkpoint import load_weights, tensor_shapes
-from neuralab.training.trainer import CLASSIFICATION, TrainConfig, Trainer, seed_everything
-
-
-# Tuned defaults a user picks by name (`--recipe fast`); explicit options override them.
-RECIPES: dict[str, dict] = {
-    # One-cycle schedule, no validation pass; epoch 1 on every training image, then five epochs
-    # on the hardest 18%: 1.9 epochs' work (docs/benchmarks.md, "What was tried").
-    "fast": {"epochs": 6, "focus": 0.18, "batch_size": 128, "lr": 7e-3, "warmup": 0.3, "schedule": "onecycle",
-             "val_fraction": 0.0},
-}
-
-
-@dataclass
-class ClassifierConfig:
-    model: str = "lenet5"
-    data: str = "fashion-mnist"
-    data_dir: str | None = None
-    val_fraction: float = 0.1   # held out from the training set, seeded
-    model_options: dict = field(default_factory=dict)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassifierConfig":
-        return cls(**{**d, "train": TrainConfig(**d.get("train", {}))})
+from neuralab.training.config import RECIPES, ClassifierConfig  # noqa: F401  (defined torch-free there)
+from neuralab.training.trainer import CLASSIFICATION, Trainer, seed_everything
 
 
 @dataclass
