@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from neuralab.cli._args import at_least, fraction, positive_float, positive_int
 
+TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs made from a .py file; "
+              "read the file first: it runs with your permissions")
+
 # option -> TrainConfig field; None leaves the recipe's or the library's default in place
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "threads", "focus")
 
@@ -40,12 +43,16 @@ def _train_options(p) -> None:
     from neuralab.training.config import ClassifierConfig
 
     model = ClassifierConfig().model
-    p.add_argument("--model", default=model, help=f"architecture (see `neuralab zoo`; default {model})")
+    p.add_argument("--model", default=model, metavar="MODEL",
+                   help=f"a zoo architecture (see `neuralab zoo`; default {model}), a Keras file (.keras, .h5), or "
+                        "FILE.py[:NAME] defining a Keras model or a torch.nn.Module (docs/keras.md)")
     _budget(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run directory (default runs/MODEL-DATA-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
+    p.add_argument("--trust-code", action="store_true",
+                   help="with --resume: run the run's copy of its PyTorch model code (model.py); read it first")
 
 
 def _compare_options(c) -> None:
@@ -68,6 +75,7 @@ def register(sub) -> None:
     e = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run, rebuilt from its directory")
     e.add_argument("run_dir")
     e.add_argument("--data-dir", help="folder holding the dataset files, if not where the run found them")
+    e.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     e.set_defaults(func=run_evaluate)
 
 
@@ -90,7 +98,7 @@ def run_train(args) -> int:
 
     try:
         if args.resume:
-            resume_classifier(args.resume, verbose=not args.quiet)
+            resume_classifier(args.resume, verbose=not args.quiet, trust_code=args.trust_code)
             return 0
         result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
                                   verbose=not args.quiet)
@@ -115,7 +123,7 @@ def run_compare(args) -> int:
 def run_evaluate(args) -> int:
     from neuralab.training import evaluate_run
 
-    r = evaluate_run(args.run_dir, args.data_dir)
+    r = evaluate_run(args.run_dir, args.data_dir, trust_code=args.trust_code)
     print(f"test loss {r['test_loss']:.4f}  test accuracy {r['test_accuracy'] * 100:.2f}%")
     width = max(len(c) for c in r["classes"])
     print("confusion matrix (rows: true, columns: predicted)")
