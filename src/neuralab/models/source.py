@@ -117,11 +117,11 @@ class ModelSource:
 
             shape, out = input_shape(self.spec), output_shape(self.spec)
             if len(shape) != 2 or (shape[0] is not None and shape[0] != lookback) or shape[1] != inputs:
-                raise NeuralabError(f"{self.architecture}: the model takes {_keras_shape(shape)} inputs, the data "
+                raise NeuralabError(f"{self.architecture}: the model takes {keras_shape(shape)} inputs, the data "
                                     f"gives windows of (None, {lookback}, {inputs}) (`lookback` {lookback}, "
                                     f"{inputs} input columns); change the model's input or `lookback`")
             if len(out) != 2 or out[1] != horizon:
-                raise NeuralabError(f"{self.architecture}: the model outputs {_keras_shape(out[1:])}, a forecast of "
+                raise NeuralabError(f"{self.architecture}: the model outputs {keras_shape(out[1:])}, a forecast of "
                                     f"`horizon` {horizon} needs (None, {horizon}); end the model in Dense({horizon})")
             return build(self.spec, self.weights)
         if self.type == TORCH:
@@ -318,14 +318,14 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     have = tuple(int(v) for v in input_shape)
     out = output_shape(spec)
     if len(want) != 3:
-        raise NeuralabError(f"{name}: the model takes {_keras_shape(want)} inputs, not images (height, width, "
+        raise NeuralabError(f"{name}: the model takes {keras_shape(want)} inputs, not images (height, width, "
                             "channels); a sequence model forecasts with `neuralab forecast --model`")
     pad_h, pad_w = want[1] - have[1], want[2] - have[2]
     if want[0] != have[0] or not (0 <= pad_h <= MAX_PAD and 0 <= pad_w <= MAX_PAD):
         raise NeuralabError(f"{name}: the model takes images of {_hwc(want)} (height x width x channels), the data "
                             f"has {_hwc(have)}; change the model's input shape to {_hwc(have)}")
     if len(out) != 2 or out[1] != num_classes:
-        raise NeuralabError(f"{name}: the model outputs {_keras_shape(out[1:])}, the data has {num_classes} "
+        raise NeuralabError(f"{name}: the model outputs {keras_shape(out[1:])}, the data has {num_classes} "
                             f"classes; end the model in Dense({num_classes}, activation='softmax')")
     net = build(spec, weights, logits=True)
     if pad_h or pad_w:  # as models/lenet.py: the top/left border gets the smaller half
@@ -368,7 +368,7 @@ def _hwc(chw) -> str:
     return f"{h}x{w}x{c}"
 
 
-def _keras_shape(shape) -> str:
+def keras_shape(shape) -> str:
     return "(" + ", ".join(["None", *("None" if v is None else str(v) for v in shape)]) + ")"
 
 

@@ -449,8 +449,14 @@ def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_cod
 
     clf = load_classifier(run_dir, trust_code)
     config = stored_config(Run(run_dir))
+    if config.data is None:
+        raise NeuralabError(f"{run_dir}: an imported model with no dataset to test it on; import it again "
+                            "naming its `data`")
     data = load_image_data(config.data, data_dir or config.data_dir, val_fraction=config.val_fraction,
                            seed=config.train.seed)
+    if tuple(data.input_shape) != tuple(clf.preprocess.input_shape):
+        raise NeuralabError(f"{data.name}: images of {'x'.join(map(str, data.input_shape))} (channels x height x "
+                            f"width), the run's model takes {'x'.join(map(str, clf.preprocess.input_shape))}")
     probs = np.concatenate([clf.predict_proba(data.test.x[i:i + 2048]) for i in range(0, len(data.test), 2048)])
     return clf, data, probs
 
