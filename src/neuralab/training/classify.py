@@ -15,7 +15,7 @@ from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run, Status
 from neuralab.training.checkpoint import load_weights, tensor_shapes
-from neuralab.training.config import RECIPES, ClassifierConfig, TrainConfig  # noqa: F401  (torch-free there)
+from neuralab.training.config import RECIPES, ClassifierConfig, with_compile  # noqa: F401  (torch-free there)
 from neuralab.training.trainer import CLASSIFICATION, Trainer, seed_everything
 
 
@@ -178,17 +178,6 @@ def _model_name(model, source) -> str:
 
 def _dir_name(source) -> str:
     return source.architecture.replace(":", "-").replace(".py", "")
-
-
-def with_compile(train: TrainConfig, settings: dict) -> TrainConfig:
-    """``train`` with Keras's compile() ``settings`` (TrainConfig field names) in the fields it
-    leaves at TrainConfig's defaults; fields TrainConfig does not have are left out."""
-    from dataclasses import fields
-
-    default = TrainConfig()
-    names = {f.name for f in fields(TrainConfig)}
-    return replace(train, **{k: v for k, v in settings.items()
-                             if k in names and getattr(train, k) == getattr(default, k)})
 
 
 def _resolved(config: ClassifierConfig) -> ClassifierConfig:

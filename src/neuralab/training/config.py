@@ -6,7 +6,7 @@ and defaults without importing torch (`neuralab --help` starts in a fraction of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 from neuralab.errors import ParameterError
 
@@ -53,6 +53,16 @@ class TrainConfig:
     def epoch_sizes(self, n: int) -> list[int]:
         """Samples trained on in each epoch, for a training set of ``n``."""
         return [n] + [max(1, round(self.focus * n))] * (self.epochs - 1)
+
+
+def with_compile(train: TrainConfig, settings: dict, defaults: TrainConfig | None = None) -> TrainConfig:
+    """``train`` with a Keras model's compile() ``settings`` (TrainConfig field names, from
+    models.source) in the fields ``train`` leaves at ``defaults`` (TrainConfig's own by
+    default): options given explicitly win. Fields TrainConfig does not have are left out."""
+    defaults = defaults or TrainConfig()
+    names = {f.name for f in fields(TrainConfig)}
+    return replace(train, **{k: v for k, v in settings.items()
+                             if k in names and getattr(train, k) == getattr(defaults, k)})
 
 
 # Tuned defaults a user picks by name (`--recipe fast`); explicit options override them.
