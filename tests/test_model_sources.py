@@ -288,6 +288,10 @@ def test_import_refuses_damaged_files_and_lambdas(saved_lenet, tmp_path, capsys)
     (tmp_path / "cut.keras").write_bytes(data[: len(data) // 2])
     code, _, err = _cli(capsys, "import", tmp_path / "cut.keras", "--out", tmp_path / "run")
     assert code == 2 and err.count("\n") == 1 and "damaged or truncated" in err
+    h5 = (KERAS_DATA / "same_cnn_8_tfk2.h5").read_bytes()
+    (tmp_path / "cut.h5").write_bytes(h5[: len(h5) // 2])
+    code, _, err = _cli(capsys, "import", tmp_path / "cut.h5", "--out", tmp_path / "run")
+    assert code == 2 and err.count("\n") == 1 and "cut.h5" in err and not (tmp_path / "run").exists()
     marker = tmp_path / "lambda-ran.txt"
     where = str(marker)  # Keras stores the function's closure: a string it can serialise
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Lambda(lambda x: (open(where, "w").close(), x)[1]),
