@@ -171,6 +171,26 @@ def test_web_app_loads_torch_runs_only_with_trust(torch_run):
     assert clf.name == "torch:net.py:Net" and clf.predict_proba(np.zeros((1, 1, 28, 28), np.uint8)).shape == (1, 10)
 
 
+def test_served_torch_runs_classify_only_with_trust(torch_run, fashion):
+    """`neuralab serve` (with and without --trust-code): the classifier page's API."""
+    import io
+
+    from PIL import Image
+    from starlette.testclient import TestClient
+
+    from neuralab.web.app import create_app
+
+    run, _ = torch_run
+    picture = io.BytesIO()
+    Image.fromarray(_test_images(fashion, 1)[0, 0]).save(picture, format="PNG")
+    for trust, status in ((False, 400), (True, 200)):
+        with TestClient(create_app(run.parent, trust_code=trust), base_url="http://127.0.0.1") as client:
+            r = client.post("/api/classify", params={"run": run.name, "source": "upload"}, content=picture.getvalue(),
+                            headers={"content-type": "application/octet-stream"})
+        assert r.status_code == status and (trust or "trust_code" in r.json()["error"]), r.text
+    assert r.json()["model"] == "torch:net.py:Net" and len(r.json()["top"]) == 5
+
+
 def test_a_changed_copy_is_refused_even_with_trust(torch_run, tmp_path):
     import shutil
 
