@@ -97,7 +97,7 @@ def test_keras_run_rebuilds_without_keras_and_without_code(keras_run):
     script = (f"import sys; sys.modules['keras'] = None\n"
               f"from neuralab.training import evaluate_run\n"
               f"print(evaluate_run({str(run)!r})['test_accuracy'])")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.split()[-1]) == pytest.approx(result.test["accuracy"], abs=1e-9)
@@ -143,7 +143,7 @@ def test_torch_run_refuses_without_trust_and_runs_nothing(torch_run, capsys):
     with pytest.raises(CodeNotTrusted, match="then pass trust_code"):
         load_classifier(run)
     for argv in (["evaluate", run], ["export", run, "--onnx"]):
-        code, out, err = _cli(capsys, *argv)
+        code, _, err = _cli(capsys, *argv)
         assert code == 2 and err.count("\n") == 1 and "pass --trust-code" in err and "model.py" in err
     assert not (run / "ran.txt").exists()  # the copy never ran
 
@@ -208,7 +208,7 @@ def test_train_classifier_takes_a_torch_module_and_a_keras_model(fashion, tmp_pa
     sys.path.insert(0, str(tmp_path))
     try:
         (tmp_path / "mynet.py").write_text(TORCH_NET)
-        from mynet import Net  # noqa: PLC0415  the user's module, imported as a user does
+        from mynet import Net  # the user's module, imported as a user does
     finally:
         sys.path.remove(str(tmp_path))
     r = train_classifier(_config(Net(), fashion), out=tmp_path / "obj", verbose=False)
@@ -408,7 +408,7 @@ def test_forecast_with_keras_code_checks_the_window_shape(tmp_path, capsys):
             "--epochs", "1", "--backtest-folds", "1", "--quiet"]
     code, _, err = _cli(capsys, *base, "--lookback", "20", "--out", tmp_path / "wrong")
     assert code == 2 and "(None, 14, 1)" in err and "(None, 20, 1)" in err and not (tmp_path / "wrong").exists()
-    code, out, err = _cli(capsys, *base, "--lookback", "14", "--out", tmp_path / "run")
+    code, _, err = _cli(capsys, *base, "--lookback", "14", "--out", tmp_path / "run")
     assert code == 0, err
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert meta["source"]["type"] == "keras" and not (tmp_path / "run" / "model.py").exists()

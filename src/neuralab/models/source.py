@@ -310,9 +310,10 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     """The Keras model as a PyTorch classifier giving logits (a final softmax left out) for
     images of ``input_shape`` (C, H, W); a model wanting up to MAX_PAD more pixels per side
     (LeNet-5's 32x32 on 28x28 digits) gets the data zero-padded around, as the zoo's LeNet-5."""
-    import torch.nn as nn
+    from torch import nn
 
-    from neuralab.keras import build, input_shape as keras_input
+    from neuralab.keras import build
+    from neuralab.keras import input_shape as keras_input
 
     want = tuple(keras_input(spec))
     have = tuple(int(v) for v in input_shape)
