@@ -73,7 +73,7 @@ def _forecast_options(p) -> None:
                           f"validation span (default {w.transform})")
     win.add_argument("--scaler", choices=SCALERS, help=f"fitted on the training rows only (default {w.scaler})")
     mod = p.add_argument_group("model")
-    mod.add_argument("--model", metavar="MODEL",
+    mod.add_argument("--model", metavar="MODEL", type=model_choice(tuple(ARCHITECTURES)),
                      help=f"{', '.join(ARCHITECTURES)}: lstm-stacked is the workshop's LSTM(128) -> LSTM(64) -> Dense "
                           f"(default {m.architecture}); or a Keras file, or FILE.py[:NAME] defining a Keras model or "
                           "a torch.nn.Module that takes (batch, lookback, inputs) and gives (batch, horizon)")
@@ -122,6 +122,20 @@ def _forecast_options(p) -> None:
 
 def _given(args, options: dict[str, str]) -> dict:
     return {field: getattr(args, option) for option, field in options.items() if getattr(args, option) is not None}
+
+
+def model_choice(architectures: tuple[str, ...]):
+    """A type for --model: a built-in architecture, or a file naming a model (checked when read)."""
+    import argparse
+
+    from neuralab.models.source import KERAS_SUFFIXES, split_name
+
+    def model(text: str) -> str:
+        if text in architectures or split_name(text)[0].suffix.lower() in (*KERAS_SUFFIXES, ".py"):
+            return text
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(architectures)}, "
+                                         "or give a Keras file or FILE.py[:NAME])")
+    return model
 
 
 def user_model(args):
