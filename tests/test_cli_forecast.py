@@ -133,7 +133,7 @@ def test_cli_choices_and_defaults_are_the_librarys():
     choices = {a.dest: tuple(a.choices) for a in forecast._actions if a.choices and a.dest != "action"}
     assert choices == {"missing": series.MISSING, "duplicates": series.DUPLICATES, "gaps": series.GAPS,
                        "target_transform": windows.TRANSFORMS, "scaler": windows.SCALERS,
-                       "model": tuple(models.ARCHITECTURES), "schedule": training.SCHEDULES,
+                       "schedule": training.SCHEDULES,
                        "device": training.DEVICES, "recipe": models.RECIPES}
     assert next(a for a in forecast._actions if a.dest == "baselines").default == list(baselines.BASELINES)
     config = cli.config_from_args(build_parser().parse_args(["forecast"]))

@@ -42,6 +42,9 @@ def loaded(argv: list[str]) -> tuple[int, int, list[str]]:
     ["zoo"],
     ["zoo", "--json"],
     ["summary", "--help"],
+    ["train", "--help"],     # ClassifierConfig and its recipes live in training/config.py, free of torch
+    ["compare", "--help"],
+    ["import", "--help"],
 ])
 def test_light_commands_import_no_heavy_library(argv):
     code, printed, modules = loaded(argv)

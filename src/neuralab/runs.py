@@ -33,7 +33,7 @@ from pathlib import Path
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import read_json, remove_leftovers, write_json, write_text
 
-FORMAT = 1  # bumped when a file or field changes meaning; docs/runs.md lists the versions
+FORMAT = 2  # bumped when a file or field changes meaning; docs/runs.md lists the versions (2: model.json "source")
 
 CONFIG = "config.json"
 MODEL = "model.json"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from neuralab.cli._args import at_least, fraction, layer_sizes, names, positive_float, positive_int
+from neuralab.cli.train import TRUST_HELP
 
 # option -> field of the config section; options left out (None) keep the library's default
 WINDOW_OPTIONS = {"lookback": "lookback", "horizon": "horizon", "stride": "stride", "val_fraction": "val_fraction",
@@ -74,9 +75,10 @@ def _forecast_options(p) -> None:
                           f"validation span (default {w.transform})")
     win.add_argument("--scaler", choices=SCALERS, help=f"fitted on the training rows only (default {w.scaler})")
     mod = p.add_argument_group("model")
-    mod.add_argument("--model", choices=tuple(ARCHITECTURES),
-                     help="lstm-stacked is the workshop's LSTM(128) -> LSTM(64) -> Dense "
-                          f"(default {m.architecture})")
+    mod.add_argument("--model", metavar="MODEL", type=model_choice(tuple(ARCHITECTURES)),
+                     help=f"{', '.join(ARCHITECTURES)}: lstm-stacked is the workshop's LSTM(128) -> LSTM(64) -> Dense "
+                          f"(default {m.architecture}); or a Keras file, or FILE.py[:NAME] defining a Keras model or "
+                          "a torch.nn.Module that takes (batch, lookback, inputs) and gives (batch, horizon)")
     mod.add_argument("--hidden", type=layer_sizes, metavar="N,N",
                      help="recurrent layer sizes, e.g. 128,64 (default: the model's)")
     mod.add_argument("--dropout", type=float, help=f"after each recurrent layer (default {m.dropout})")
@@ -117,11 +119,33 @@ def _forecast_options(p) -> None:
     pr.add_argument("--date-column", help="if it differs from the training data's")
     pr.add_argument("--missing", choices=MISSING, help="missing-value policy (default: the run's)")
     pr.add_argument("--output", help="write the forecast to this CSV instead of printing it")
+    pr.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     pr.set_defaults(func=run_predict)
 
 
 def _given(args, options: dict[str, str]) -> dict:
     return {field: getattr(args, option) for option, field in options.items() if getattr(args, option) is not None}
+
+
+def model_choice(architectures: tuple[str, ...]):
+    """A type for --model: a built-in architecture, or a file naming a model (checked when read)."""
+    import argparse
+
+    from neuralab.models.source import KERAS_SUFFIXES, split_name
+
+    def model(text: str) -> str:
+        if text in architectures or split_name(text)[0].suffix.lower() in (*KERAS_SUFFIXES, ".py"):
+            return text
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(architectures)}, "
+                                         "or give a Keras file or FILE.py[:NAME])")
+    return model
+
+
+def user_model(args):
+    """The --model that is not a built-in architecture (a Keras file, FILE.py[:NAME]), or None."""
+    from neuralab.forecasting.models import ARCHITECTURES
+
+    return args.model if args.model is not None and args.model not in ARCHITECTURES else None
 
 
 def config_from_args(args):
@@ -131,12 +155,16 @@ def config_from_args(args):
     from neuralab.forecasting.models import ModelConfig, series_train_config
     from neuralab.forecasting.pipeline import ForecastConfig
 
+    model_options = _given(args, MODEL_OPTIONS)
+    if user_model(args) is not None:
+        model_options.pop("architecture")
+
     return ForecastConfig(
         data=args.data, target=args.target, features=args.features, calendar=args.calendar,
         date_column=args.date_column, date_format=args.date_format, sep=args.sep, series_column=args.series_column,
         where=args.where, missing=args.missing, duplicates=args.duplicates, gaps=args.gaps,
         windows=replace(ForecastConfig().windows, **_given(args, WINDOW_OPTIONS)),
-        model=ModelConfig(**_given(args, MODEL_OPTIONS)),
+        model=ModelConfig(**model_options),
         train=series_train_config(**_given(args, TRAIN_OPTIONS)), baselines=args.baselines, season=args.season,
         backtest_folds=args.backtest_folds, backtest_refit=args.backtest_refit)
 
@@ -144,7 +172,8 @@ def config_from_args(args):
 def run_forecast(args) -> int:
     from neuralab.forecasting.pipeline import run_forecast as run
 
-    result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet)
+    result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet,
+                 model=user_model(args))
     if args.quiet:  # the verdict alone; its table is in results.json and report.html
         print(f"{result.headline['sentence']}  run: {result.run_dir}")
     return 0
@@ -154,7 +183,8 @@ def run_predict(args) -> int:
     from neuralab.files import atomic_write
     from neuralab.forecasting.pipeline import predict_run
 
-    frame = predict_run(args.run_dir, args.csv, date_column=args.date_column, missing=args.missing)
+    frame = predict_run(args.run_dir, args.csv, date_column=args.date_column, missing=args.missing,
+                        trust_code=args.trust_code)
     if args.output:
         with atomic_write(args.output) as f:
             frame.to_csv(f, index=False, float_format="%.6g")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from neuralab.cli.train import TRUST_HELP
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -16,6 +18,7 @@ def register(sub) -> None:
     p.add_argument("image", type=Path, metavar="IMAGE", help="a PNG or JPEG picture of any size")
     p.add_argument("--out", type=Path, help="folder for the pictures (default inspect-RUN-IMAGE in this folder)")
     p.add_argument("--invert", action="store_true", help="invert dark-on-light drawings (MNIST is light on dark)")
+    p.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=run_inspect)
 
 
@@ -24,7 +27,7 @@ def run_inspect(args) -> int:
     from neuralab.reports.inspect import write_inspection
     from neuralab.training import load_classifier
 
-    clf = load_classifier(args.run_dir)
+    clf = load_classifier(args.run_dir, trust_code=args.trust_code)
     out = args.out or Path(f"inspect-{args.run_dir.resolve().name}-{args.image.stem}")
     result = inspect_image(clf, args.image, invert=args.invert)
     files = write_inspection(out, pixels=result.pixels, layers=result.layers, filters=result.filters,

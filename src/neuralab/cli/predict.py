@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from neuralab.cli._args import positive_int
+from neuralab.cli.train import TRUST_HELP
 
 
 def register(sub) -> None:
@@ -12,12 +13,14 @@ def register(sub) -> None:
     p.add_argument("--top-k", type=positive_int, default=3)
     p.add_argument("--invert", action="store_true", help="invert dark-on-light drawings (MNIST is light on dark)")
     p.add_argument("--json", action="store_true", help="print JSON for machines")
+    p.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=run_predict)
 
     e = sub.add_parser("export", help="export a run's model (ONNX), checked with onnxruntime")
     e.add_argument("run_dir")
     e.add_argument("--onnx", action="store_true", required=True, help="write model.onnx")
     e.add_argument("--out", help="where to write (default RUN_DIR/model.onnx)")
+    e.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     e.set_defaults(func=run_export)
 
 
@@ -26,7 +29,7 @@ def run_predict(args) -> int:
 
     from neuralab.training import load_classifier
 
-    clf = load_classifier(args.run_dir)
+    clf = load_classifier(args.run_dir, trust_code=args.trust_code)
     k = min(args.top_k, len(clf.classes))
     probs = clf.predict_proba(clf.load_images(args.images, invert=args.invert))
     results = clf.top_k(probs, k)
@@ -42,6 +45,6 @@ def run_predict(args) -> int:
 def run_export(args) -> int:
     from neuralab.training.export import export_onnx
 
-    path, diff = export_onnx(args.run_dir, args.out)
+    path, diff = export_onnx(args.run_dir, args.out, trust_code=args.trust_code)
     print(f"wrote {path} (onnxruntime matches PyTorch within {diff:.1e})")
     return 0

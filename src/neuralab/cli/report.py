@@ -14,6 +14,8 @@ def register(sub) -> None:
                     "the report, or to draw an old run with this version.")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("--data-dir", help="folder holding an image classifier's dataset, if not where the run found it")
+    p.add_argument("--trust-code", action="store_true",
+                   help="run the run's copy of its PyTorch model code (model.py), for runs made from a .py file")
     p.set_defaults(func=run_report)
 
 
@@ -25,7 +27,7 @@ def run_report(args) -> int:
     if kind is Kind.CLASSIFIER:
         from neuralab.training.classify import write_report
 
-        path = write_report(args.run_dir, args.data_dir)
+        path = write_report(args.run_dir, args.data_dir, trust_code=args.trust_code)
     else:
         from neuralab.forecasting.pipeline import write_report
 
@@ -33,6 +35,6 @@ def run_report(args) -> int:
             raise NeuralabError(f"--data-dir: {args.run_dir} is a forecast run, which reads its series from "
                                 "where it was trained; leave --data-dir out")
 
-        path = write_report(args.run_dir)
+        path = write_report(args.run_dir, trust_code=args.trust_code)
     print(f"wrote {path}")
     return 0

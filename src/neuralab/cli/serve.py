@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--allow-host", type=host_name, action="append", default=[], metavar="NAME",
                    help="another name or address browsers reach this machine by (repeatable); the app "
                         "answers only to requests naming this machine, which stops DNS-rebinding pages")
+    p.add_argument("--trust-code", action="store_true",
+                   help="let the classifier page run the model code (model.py) of runs made from a .py file; "
+                        "only for runs whose code you have read")
     p.set_defaults(func=run_serve)
 
 
@@ -40,7 +43,7 @@ def run_serve(args) -> int:
     check_port(args.host, args.port)
     import torch  # noqa: F401  loaded now, so that the first prediction answers fast
 
-    server = make_server(args.runs, args.host, args.port, args.allow_host)
+    server = make_server(args.runs, args.host, args.port, args.allow_host, trust_code=args.trust_code)
     shown = "localhost" if args.host in ("0.0.0.0", "::") else (f"[{args.host}]" if ":" in args.host else args.host)
     print(f"neuralab web app on http://{shown}:{args.port}  (runs from {args.runs.resolve()}; Ctrl+C stops it)",
           flush=True)

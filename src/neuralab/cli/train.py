@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from neuralab.cli._args import at_least, fraction, positive_float, positive_int
 
+TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs made from a .py file; "
+              "read the file first: it runs with your permissions")
+
 # option -> TrainConfig field; None leaves the recipe's or the library's default in place
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "threads", "focus",
                  "optimizer", "momentum", "loss", "tensorboard")
@@ -11,8 +14,7 @@ TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "pati
 
 def _budget(p) -> None:
     """Options shared by train and compare: the data and the training budget, with the library's defaults."""
-    from neuralab.training.classify import RECIPES, ClassifierConfig
-    from neuralab.training.config import AMP, DEVICES, SCHEDULES, TrainConfig
+    from neuralab.training.config import AMP, DEVICES, RECIPES, SCHEDULES, ClassifierConfig, TrainConfig
 
     d, c = TrainConfig(), ClassifierConfig()
     p.add_argument("--data", default=c.data, help=f"dataset name or image folder (default {c.data})")
@@ -53,10 +55,12 @@ def training_choices(p, d, losses: tuple[str, ...] | None = None) -> None:
 
 
 def _train_options(p) -> None:
-    from neuralab.training.classify import ClassifierConfig
+    from neuralab.training.config import ClassifierConfig
 
     model = ClassifierConfig().model
-    p.add_argument("--model", default=model, help=f"architecture (see `neuralab zoo`; default {model})")
+    p.add_argument("--model", default=model, metavar="MODEL",
+                   help=f"a zoo architecture (see `neuralab zoo`; default {model}), a Keras file (.keras, .h5), or "
+                        "FILE.py[:NAME] defining a Keras model or a torch.nn.Module (docs/keras.md)")
     _budget(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run directory (default runs/MODEL-DATA-TIME)")
@@ -64,6 +68,8 @@ def _train_options(p) -> None:
     p.add_argument("--checkpoint", choices=("last", "best"), default="last",
                    help="with --resume: go on from the last epoch (default) or the best one")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
+    p.add_argument("--trust-code", action="store_true",
+                   help="with --resume: run the run's copy of its PyTorch model code (model.py); read it first")
 
 
 def _compare_options(c) -> None:
@@ -86,13 +92,13 @@ def register(sub) -> None:
     e = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run, rebuilt from its directory")
     e.add_argument("run_dir")
     e.add_argument("--data-dir", help="folder holding the dataset files, if not where the run found them")
+    e.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     e.set_defaults(func=run_evaluate)
 
 
 def _config(args, model: str, seed: int = 0):
     """The ClassifierConfig the options describe: the recipe, then the options given, else the library's defaults."""
-    from neuralab.training.classify import RECIPES, ClassifierConfig
-    from neuralab.training.config import TrainConfig
+    from neuralab.training.config import RECIPES, ClassifierConfig, TrainConfig
 
     chosen = dict(RECIPES.get(args.recipe, {}))
     given = {k: getattr(args, k) for k in (*TRAIN_OPTIONS, "val_fraction")}
@@ -127,7 +133,7 @@ def run_train(args) -> int:
     try:
         if args.resume:
             resume_classifier(args.resume, verbose=not args.quiet, checkpoint=args.checkpoint,
-                              options=_resume_options(args))
+                              options=_resume_options(args), trust_code=args.trust_code)
             return 0
         result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
                                   verbose=not args.quiet)
@@ -152,7 +158,7 @@ def run_compare(args) -> int:
 def run_evaluate(args) -> int:
     from neuralab.training import evaluate_run
 
-    r = evaluate_run(args.run_dir, args.data_dir)
+    r = evaluate_run(args.run_dir, args.data_dir, trust_code=args.trust_code)
     print(f"test loss {r['test_loss']:.4f}  test accuracy {r['test_accuracy'] * 100:.2f}%")
     width = max(len(c) for c in r["classes"])
     print("confusion matrix (rows: true, columns: predicted)")

@@ -35,7 +35,7 @@ from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_ne
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
 from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
 from neuralab.runs import Kind, Run
-from neuralab.training.trainer import TrainConfig
+from neuralab.training.trainer import TrainConfig, seed_everything
 
 
 @dataclass
@@ -121,14 +121,101 @@ def choose_transform(many: list[Series], config: ForecastConfig) -> tuple[str, d
     return chosen, errors
 
 
+class WindowNetwork(torch.nn.Module):
+    """A user's network (a converted Keras model or a torch.nn.Module) on windows, as
+    NetworkForecaster drives its own: (B, L, C) floats, or (B,) start rows into the series
+    attached with ``attach``; the forecast comes out as (B, H)."""
+
+    recipe = "plain"  # what NetworkForecaster checks: no linear path to start from
+
+    def __init__(self, net: torch.nn.Module, lookback: int, level: bool = True, zero: float = 0.0):
+        super().__init__()
+        self.net, self.lookback, self.level, self.zero = net, lookback, level, zero
+        self.source: torch.Tensor | None = None
+
+    def attach(self, source: np.ndarray | None) -> None:
+        device = next(self.net.parameters()).device
+        self.source = torch.from_numpy(source).to(device) if source is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_floating_point():
+            x = self.source[x[:, None] + torch.arange(self.lookback, device=x.device)]  # (B, L, C)
+        return self.net(x).reshape(len(x), -1)
+
+
+class UserForecaster(NetworkForecaster):
+    """NetworkForecaster for a network that came from a Keras model or PyTorch code
+    (neuralab.models.source), trained on plain windows."""
+
+    def __init__(self, source, model: ModelConfig | None = None, train=None, run_dir: str | Path | None = None,
+                 meta: dict | None = None, verbose: bool = False):
+        super().__init__(model, train, run_dir, meta, verbose)
+        self.source, self.name = source, source.architecture
+
+    def params(self) -> dict:
+        return {"source": self.source, **super().params()}
+
+    def build(self, windows: Windows) -> WindowNetwork:
+        from neuralab.training.trainer import REGRESSION, Trainer, seed_everything
+
+        seed_everything(self.train_config.seed)
+        codec = windows.codec
+        level = codec is None or codec.transform == "none"
+        zero = 0.0 if level else float(codec.scaler.transform(np.zeros((1, len(codec.scaler.center))))[0, 0])
+        inputs = windows.source.scaled.shape[1]
+        sample = torch.from_numpy(np.ascontiguousarray(windows.source.scaled[:windows.lookback], np.float32))
+        net = self.source.sequence_network(windows.lookback, inputs, windows.horizon, sample[None].repeat(2, 1, 1))
+        self.network = WindowNetwork(net, windows.lookback, level, zero)
+        self.trainer = Trainer(self.network, self.train_config, REGRESSION, self.run_dir, self.meta,
+                               verbose=self.verbose)
+        return self.network
+
+    def describe(self) -> str:
+        n = sum(p.numel() for p in self.network.parameters() if p.requires_grad) if self.network is not None else 0
+        return f"{self.name} ({n:,} trained parameters, on plain windows)"
+
+
+def _user_network(source: dict, run_dir: Path, trust_code: bool) -> torch.nn.Module:
+    """A forecasting run's network from its "source": a Keras spec (no code runs) or the run's
+    copy of PyTorch code (only with ``trust_code``)."""
+    from neuralab.models.source import rebuild
+
+    return rebuild(source, run_dir, trust_code)
+
+
+def network_summary(module: torch.nn.Module, lookback: int) -> str:
+    """The layer table of a forecasting network: the built-in ones' Keras-style table, a user's
+    network as PyTorch prints it, with its parameter count."""
+    if not isinstance(module, WindowNetwork):
+        return summary(module, lookback)
+    n = sum(p.numel() for p in module.parameters() if p.requires_grad)  # a converted LSTM's second bias is fixed at 0
+    return f"{module.net}\ninput (batch, {lookback}, inputs); {n:,} trained parameters"
+
+
 def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrite: bool = False,
-                 verbose: bool = True, callbacks=()) -> ForecastResult:
+                 verbose: bool = True, callbacks=(), model=None) -> ForecastResult:
     """Train ``config.model`` on ``config.data`` next to the baselines; returns the figures.
     ``config`` is left as it was given: what was chosen (target, transform) is recorded.
-    ``callbacks`` (neuralab.training.callbacks) see the network's training."""
+    ``callbacks`` (neuralab.training.callbacks) see the network's training.
+
+    ``model``, when given, is the network instead of ``config.model``'s: a Keras file,
+    "FILE.py[:NAME]" (a Keras model or a torch.nn.Module) or such a model object, taking
+    windows (N, `lookback`, inputs) and giving (N, `horizon`); it trains on plain windows (the
+    residual recipe is the built-in networks'), with a Keras model's compile() settings where
+    ``config.train`` leaves the series defaults."""
     config.check()
+    source = None
+    if model is not None:
+        from neuralab.models.source import resolve
+        from neuralab.training.config import with_compile
+
+        seed_everything(config.train.seed)  # a PyTorch module from a file is built as it is read
+        source = resolve(model)
     many = load(config, verbose)
-    transform, transform_errors = choose_transform(many, config)
+    transform, transform_errors = choose_transform(many, config)  # with the built-in network's linear path
+    if source is not None:
+        config = replace(config, model=replace(config.model, architecture=source.architecture, recipe="plain"),
+                         train=with_compile(config.train, source.compile, series_train_config()))
     used = replace(config, target=many[0].target, windows=replace(config.windows, transform=transform))
     prepared = prepare_many(many, used.windows)
     baselines = {p.name: build_baselines(config.baselines, config.season) for p in prepared}
@@ -137,21 +224,27 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
             b.fit(p.train, p.val)
 
     # Inputs are valid: only now does anything touch the disk.
-    path = Path(out) if out is not None else runs.default_dir("forecast", config.model.architecture,
-                                                              Path(config.data).stem)
+    name = config.model.architecture.replace(":", "-").replace(".py", "")
+    path = Path(out) if out is not None else runs.default_dir("forecast", name, Path(config.data).stem)
+    if source is not None:  # the network is checked against the windows before anything touches the disk
+        UserForecaster(source, used.model, used.train).build(Windows.pool([p.train for p in prepared]))
     with Run.create(path, overwrite) as run:
-        return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks)
+        return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks, source)
 
 
 def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared: list[Prepared], baselines: dict,
-                   transform_errors: dict, verbose: bool, callbacks=()) -> ForecastResult:
+                   transform_errors: dict, verbose: bool, callbacks=(), source=None) -> ForecastResult:
     run_dir = run.path
-    network = NetworkForecaster(used.model, used.train, run_dir, verbose=verbose)
+    network = (NetworkForecaster(used.model, used.train, run_dir, verbose=verbose) if source is None
+               else UserForecaster(source, used.model, used.train, run_dir, verbose=verbose))
     pooled_train = Windows.pool([p.train for p in prepared])
     pooled_val = Windows.pool([p.val for p in prepared]) if all(len(p.val) for p in prepared) else None
     module = network.build(pooled_train)
     meta = network.trainer.model_meta = forecaster_meta(used, many, prepared, module)  # saved with the weights
     network.trainer.callbacks += list(callbacks)
+    if source is not None:
+        meta["source"] = source.record(logits=False)
+        source.copy_code(run_dir)
     run.write_record(Kind.FORECASTER, asdict(used), network.trainer.environment,
                      _data_record(used, many, prepared, transform_errors))
     run.write_json(runs.MODEL, meta)
@@ -185,7 +278,7 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
 
     write_forecast_report(run_dir, config=used, series=many[0], prepared=prepared[0], results=results,
                           predictions=evaluated[0]["test"], history=network.history,
-                          summary_text=summary(module, used.windows.lookback),
+                          summary_text=network_summary(module, used.windows.lookback),
                           bands={label(a): b for a, b in intervals[0].test.items()} if intervals else None)
     head = results["headline"]
     if verbose:
@@ -365,7 +458,7 @@ def _header(config: ForecastConfig, many: list[Series], prepared: list[Prepared]
              f"  {chosen}",
              *("  " + line for s in many[:1] for line in s.report.lines()),
              f"  windows: {c['train']:,} train / {c['val']:,} val / {c['test']:,} test",
-             summary(network.network, config.windows.lookback)]
+             network_summary(network.network, config.windows.lookback)]
     return "\n".join(lines)
 
 
@@ -447,9 +540,11 @@ def _number(text):
 
 # --- using a finished run --------------------------------------------------------------
 
-def load_forecaster(run_dir: str | Path) -> NetworkForecaster:
+def load_forecaster(run_dir: str | Path, trust_code: bool = False) -> NetworkForecaster:
     """Rebuild a trained forecaster from its run directory alone (JSON + safetensors): a
-    fitted NetworkForecaster whose ``meta`` holds the run's scaler and window settings."""
+    fitted NetworkForecaster whose ``meta`` holds the run's scaler and window settings. A
+    run of PyTorch code runs the run's copy of it only with ``trust_code`` (models.source)."""
+    from neuralab.models.source import check_record
     from neuralab.training.checkpoint import load_weights
 
     run = Run.open(run_dir, Kind.FORECASTER)
@@ -459,8 +554,13 @@ def load_forecaster(run_dir: str | Path) -> NetworkForecaster:
     meta = read_json(run_dir / runs.MODEL)
     config = ModelConfig(**{"recipe": "plain", **meta["model"]})  # runs before the residual recipe were plain
     windows = WindowConfig(**meta["windows"])
-    network = build_network(config, meta["inputs"], meta["horizon"], windows.lookback,
-                            **meta.get("network", {}))
+    source = check_record(meta.get("source"), str(run_dir / runs.MODEL))
+    if source["type"] == "zoo":
+        network = build_network(config, meta["inputs"], meta["horizon"], windows.lookback,
+                                **meta.get("network", {}))
+    else:
+        network = WindowNetwork(_user_network(source, run_dir, trust_code), windows.lookback,
+                                **meta.get("network", {}))
     load_weights(run_dir / runs.WEIGHTS, network)
     forecaster = NetworkForecaster(config, series_train_config(device="cpu"))
     forecaster.network, forecaster.meta, forecaster.horizon_ = network.eval(), meta, meta["horizon"]
@@ -482,10 +582,10 @@ class _Inference:
 
 
 def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = None,
-                missing: str | None = None) -> pd.DataFrame:
+                missing: str | None = None, trust_code: bool = False) -> pd.DataFrame:
     """Forecast the next horizon after the end of ``csv`` with the run's model and scaler
     (for every series, when the run was trained on several)."""
-    model = load_forecaster(run_dir)
+    model = load_forecaster(run_dir, trust_code)
     meta = model.meta
     stored = meta["series"]
     windows = WindowConfig(**meta["windows"])
@@ -507,12 +607,12 @@ def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = 
     return pd.concat(frames, ignore_index=True)
 
 
-def write_report(run_dir: str | Path) -> Path:
+def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:
     """Write report.html and plots/ again from a finished run alone: results.json,
     forecast.csv, metrics.jsonl, the model, and the series it was trained on."""
     from neuralab.forecasting.report import write_forecast_report
 
-    network = load_forecaster(run_dir).network  # checks the run's kind and weights first
+    network = load_forecaster(run_dir, trust_code).network  # checks the run's kind and weights first
     run = Run.open(run_dir, Kind.FORECASTER)
     run_dir, record = run.path, run.record
     for name in (runs.RESULTS, runs.FORECAST):
@@ -539,4 +639,4 @@ def write_report(run_dir: str | Path) -> Path:
     with run:  # one writer at a time; a killed write's leftovers go
         return write_forecast_report(run_dir, config=config, series=many[0], prepared=prepared[0],
                                      results=results, predictions=predictions, history=run.metrics(),
-                                     summary_text=summary(network, config.windows.lookback), bands=bands)
+                                     summary_text=network_summary(network, config.windows.lookback), bands=bands)

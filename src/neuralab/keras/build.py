@@ -420,11 +420,36 @@ def build(spec: dict, weights: dict | None = None, logits: bool = False) -> nn.M
         blocks[e["name"]] = (name, mods)
     layers = spec["layers"]
     if all(e["inputs"] == [p["name"]] for p, e in itertools.pairwise(layers)):
-        return nn.Sequential(OrderedDict(m for _, mods in blocks.values() for m in mods))
-    wiring = [(blocks[e["name"]][0], [blocks[i][0] if i in blocks else i for i in e["inputs"]]) for e in layers[1:]]
-    modules = OrderedDict((name, mods[0][1] if len(mods) == 1 else nn.Sequential(OrderedDict(mods)))
-                          for name, mods in blocks.values())
-    return KerasGraph(modules, wiring, layers[0]["name"], blocks[spec["output"]][0])
+        module = nn.Sequential(OrderedDict(m for _, mods in blocks.values() for m in mods))
+    else:
+        wiring = [(blocks[e["name"]][0], [blocks[i][0] if i in blocks else i for i in e["inputs"]]) for e in layers[1:]]
+        modules = OrderedDict((name, mods[0][1] if len(mods) == 1 else nn.Sequential(OrderedDict(mods)))
+                              for name, mods in blocks.values())
+        module = KerasGraph(modules, wiring, layers[0]["name"], blocks[spec["output"]][0])
+    return module if weights is not None else keras_init(module)
+
+
+def keras_init(module: nn.Module) -> nn.Module:
+    """Keras's default initialisers, which a spec does not keep (docs/keras.md): Glorot-uniform
+    kernels and zero biases for Conv2D and Dense, orthogonal recurrent kernels, an LSTM's
+    forget-gate bias at 1. A model built without weights starts as Keras would start it (the
+    zoo's LeNet-5 does the same: 99.20% against 98.88% with PyTorch's defaults, docs/models.md)."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.RNN, nn.LSTM, nn.GRU)):
+                nn.init.xavier_uniform_(m.weight_ih_l0)   # Keras's kernel (F, gates * U): the same fans
+                nn.init.orthogonal_(m.weight_hh_l0)       # Keras's recurrent kernel, one matrix (U, gates * U)
+                if m.bias:
+                    m.bias_ih_l0.zero_()
+                    m.bias_hh_l0.zero_()
+                    if isinstance(m, nn.LSTM):
+                        u = m.hidden_size
+                        m.bias_ih_l0[u:2 * u] = 1.0       # unit_forget_bias (gate order i, f, c, o)
+    return module
 
 
 def _freeze(op: nn.Module) -> None:

@@ -7,12 +7,13 @@ without torch.
 from neuralab._lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {
-    **dict.fromkeys(["AMP", "DEVICES", "LOSSES", "OPTIMIZERS", "SCHEDULES", "TrainConfig"], "neuralab.training.config"),
+    **dict.fromkeys(["AMP", "ClassifierConfig", "DEVICES", "LOSSES", "OPTIMIZERS", "RECIPES", "SCHEDULES",
+                     "TrainConfig"], "neuralab.training.config"),
     **dict.fromkeys(["Callback", "Checkpoint", "EarlyStopping"], "neuralab.training.callbacks"),
     **dict.fromkeys(["TensorBoard"], "neuralab.training.tensorboard"),
     **dict.fromkeys(["CLASSIFICATION", "REGRESSION", "Task", "Trainer", "seed_everything"],
                     "neuralab.training.trainer"),
-    **dict.fromkeys(["Classifier", "ClassifierConfig", "Preprocess", "RECIPES", "RunResult", "confusion_matrix",
+    **dict.fromkeys(["Classifier", "Preprocess", "RunResult", "confusion_matrix",
                      "evaluate_run", "load_classifier", "resume_classifier", "train_classifier"],
                     "neuralab.training.classify"),
 })

@@ -3,8 +3,10 @@ trainer, evaluate on the test set and leave a complete run directory behind."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+import contextlib
 
 import numpy as np
 import torch
@@ -13,30 +15,8 @@ from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run, Status
 from neuralab.training.checkpoint import load_weights, tensor_shapes
-from neuralab.training.trainer import CLASSIFICATION, TrainConfig, Trainer, seed_everything
-
-
-# Tuned defaults a user picks by name (`--recipe fast`); explicit options override them.
-RECIPES: dict[str, dict] = {
-    # One-cycle schedule, no validation pass; epoch 1 on every training image, then five epochs
-    # on the hardest 18%: 1.9 epochs' work (docs/benchmarks.md, "What was tried").
-    "fast": {"epochs": 6, "focus": 0.18, "batch_size": 128, "lr": 7e-3, "warmup": 0.3, "schedule": "onecycle",
-             "val_fraction": 0.0},
-}
-
-
-@dataclass
-class ClassifierConfig:
-    model: str = "lenet5"
-    data: str = "fashion-mnist"
-    data_dir: str | None = None
-    val_fraction: float = 0.1   # held out from the training set, seeded
-    model_options: dict = field(default_factory=dict)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassifierConfig":
-        return cls(**{**d, "train": TrainConfig(**d.get("train", {}))})
+from neuralab.training.config import RECIPES, ClassifierConfig, with_compile  # noqa: F401  (torch-free there)
+from neuralab.training.trainer import CLASSIFICATION, Trainer, seed_everything
 
 
 @dataclass
@@ -115,9 +95,11 @@ class RunResult:
     params: int
 
 
-def classifier_meta(config: ClassifierConfig, classes, pre: Preprocess, num_params: int) -> dict:
-    """model.json of a classifier run: what rebuilds the model and feeds it raw images."""
-    return {
+def classifier_meta(config: ClassifierConfig, classes, pre: Preprocess, num_params: int,
+                    source: dict | None = None) -> dict:
+    """model.json of a classifier run: what rebuilds the model and feeds it raw images.
+    ``source`` (models.source's record) says where a model not from the zoo came from."""
+    meta = {
         "architecture": config.model,
         "options": config.model_options,
         "input_shape": list(pre.input_shape),
@@ -126,16 +108,23 @@ def classifier_meta(config: ClassifierConfig, classes, pre: Preprocess, num_para
         "preprocess": {"mean": pre.mean, "std": pre.std},
         "parameters": num_params,
     }
+    if source is not None and source.get("type") != "zoo":
+        meta["source"] = source
+    return meta
 
 
 def train_classifier(config: ClassifierConfig, out: str | Path | None = None, overwrite: bool = False,
                      verbose: bool = True, callbacks=(), optimizer=None) -> RunResult:
     """Train ``config.model`` on ``config.data``; returns the run's figures and directory.
 
-    ``callbacks`` and ``optimizer`` (an optimizer class or factory) go to the Trainer; a run
-    given an ``optimizer`` records its name and is resumed with the same one."""
+    ``config.model`` is a zoo name, a Keras file, "FILE.py[:NAME]" (a Keras model or a
+    torch.nn.Module), or such a model object (neuralab.models.source). A Keras model trains
+    with the optimizer, loss and learning rate given to its compile() wherever ``config.train``
+    leaves TrainConfig's defaults. ``callbacks`` and ``optimizer`` (an optimizer class or
+    factory) go to the Trainer; a run given an ``optimizer`` records its name and is resumed
+    with the same one."""
     from neuralab.data import load_image_data
-    from neuralab.models import build_model, count_parameters
+    from neuralab.models import count_parameters
     from neuralab.training.device import dist_info
 
     config = _resolved(config)
@@ -147,19 +136,25 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
     if config.train.patience > 0 and config.val_fraction == 0:
         raise ParameterError("patience", config.train.patience, "early stopping watches the validation set; "
                              "give `val_fraction` above 0")
-    _check_model_name(config.model)
+    seed_everything(config.train.seed)  # a PyTorch module from a file is built as it is read
+    source = _source(config.model)
+    config = replace(config, model=_model_name(config.model, source), train=with_compile(config.train, source.compile))
+    config.train.check()
     data = load_image_data(config.data, config.data_dir, val_fraction=config.val_fraction, seed=config.train.seed)
     check_data(data)
     pre = Preprocess.fit(data.train.x)
     seed_everything(config.train.seed)
-    model = build_model(config.model, data.input_shape, len(data.classes), **config.model_options)
-    meta = classifier_meta(config, data.classes, pre, count_parameters(model))
+    model = source.classifier(data.input_shape, len(data.classes), config.model_options, pre(data.train.x[:2]))
+    meta = classifier_meta(config, data.classes, pre, count_parameters(model), source.record())
+    meta["architecture"] = source.architecture
 
     # Inputs are valid: only now does anything touch the disk.
     is_main = dist_info().is_main
-    path = Path(out) if out is not None else runs.default_dir(config.model, Path(config.data).name)
+    path = Path(out) if out is not None else runs.default_dir(_dir_name(source), Path(config.data).name)
     run = Run.create(path, overwrite) if is_main else Run(path)
     try:
+        if is_main:
+            source.copy_code(run.path)
         trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose, callbacks=callbacks,
                           optimizer=optimizer)
         if is_main:
@@ -170,10 +165,31 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
         run.unlock()
 
 
+def _source(model):
+    """The model's ModelSource: a zoo name, a Keras file, FILE.py[:NAME], or a model object."""
+    from neuralab.models import ARCHITECTURES
+    from neuralab.models.source import resolve
+
+    return resolve(model, zoo=tuple(ARCHITECTURES))
+
+
+def _model_name(model, source) -> str:
+    """What config.json keeps as the model: the zoo name, the file as given (absolute), or the
+    architecture of a model object."""
+    if source.type == "zoo" or not isinstance(model, (str, Path)):
+        return source.architecture
+    from neuralab.models.source import split_name
+
+    path, name = split_name(str(model))
+    return str(path.resolve()) + (f":{name}" if name else "")
+
+
+def _dir_name(source) -> str:
+    return source.architecture.replace(":", "-").replace(".py", "")
+
+
 def _resolved(config: ClassifierConfig) -> ClassifierConfig:
     """A copy whose folders are absolute, so that the stored config works from any folder."""
-    from dataclasses import replace
-
     data = config.data
     if Path(data).expanduser().is_dir() and data not in ("mnist", "fashion-mnist", "cifar10"):
         data = str(Path(data).expanduser().resolve())
@@ -205,27 +221,20 @@ def _data_record(data) -> dict:
             "test": len(data.test), "input_shape": list(data.input_shape)}
 
 
-def _check_model_name(name: str) -> None:
-    """Fail on a misspelt model before spending time on the data."""
-    from neuralab.models import ARCHITECTURES
-
-    if name not in ARCHITECTURES:
-        raise ParameterError("model", name, f"unknown model; choose one of: {', '.join(ARCHITECTURES)}")
-
-
 CHECKPOINTS = ("last", "best")  # where a resumed run starts: its latest epoch, or its best one
 
 
 def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str = "last",
-                      options: dict | None = None, callbacks=(), optimizer=None) -> RunResult:
+                      options: dict | None = None, callbacks=(), optimizer=None,
+                      trust_code: bool = False) -> RunResult:
     """Continue an interrupted run with its stored config, from its last checkpoint or, with
     ``checkpoint="best"``, from its best epoch (when last.safetensors is damaged, say).
 
     ``options`` are config fields the caller asks for (``{"epochs": 20}``, ``{"train": ...}``
     flattened): a resumed run keeps its config, so any that differ from it are refused.
-    A run stopped before its first checkpoint starts again from epoch 1 in the same folder."""
+    A run stopped before its first checkpoint starts again from epoch 1 in the same folder.
+    A run of PyTorch code runs the run's copy of it only with ``trust_code``."""
     from neuralab.data import load_image_data
-    from neuralab.models import build_model
     from neuralab.training.device import dist_info
 
     if checkpoint not in CHECKPOINTS:
@@ -236,7 +245,11 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         raise NeuralabError(f"{run.path}: the run is finished (results.json is written); nothing to resume. "
                             "To train for longer, start a new run with more `epochs`")
     if not (run / runs.LAST).exists():  # stopped before its first checkpoint: start it again, in place
-        return train_classifier(stored_config(run), out=run.path, overwrite=True, verbose=verbose,
+        config = stored_config(run)
+        meta = run.read(runs.MODEL) if (run / runs.MODEL).is_file() else {}
+        if isinstance(meta, dict) and isinstance(meta.get("source"), dict) and meta["source"].get("type") != "zoo":
+            config = replace(config, model=_rebuilt(checked_meta(run), run.path, trust_code))
+        return train_classifier(config, out=run.path, overwrite=True, verbose=verbose,
                                 callbacks=callbacks, optimizer=optimizer)
     if dist_info().is_main:
         run.lock()
@@ -246,10 +259,10 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         config = stored_config(run)
         data = load_image_data(config.data, config.data_dir, val_fraction=config.val_fraction,
                                seed=config.train.seed)
-        meta = run.read(runs.MODEL)
+        meta = checked_meta(run)
         pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
         seed_everything(config.train.seed)
-        model = build_model(config.model, data.input_shape, len(data.classes), **config.model_options)
+        model = _network(meta, run.path, trust_code)
         trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose, callbacks=callbacks,
                           optimizer=optimizer)
         return _fit_and_finish(trainer, run, config, data, pre, resume=True, verbose=verbose)
@@ -357,6 +370,7 @@ def checked_meta(run: Run) -> dict:
     """model.json of a classifier run, every field checked for type and bounds (it may come
     from anyone: a downloaded run) before anything is built from it."""
     from neuralab.models import ARCHITECTURES
+    from neuralab.models.source import check_record
 
     path = run / runs.MODEL
     meta = run.read(runs.MODEL)
@@ -369,8 +383,11 @@ def checked_meta(run: Run) -> dict:
     for name in ("architecture", "input_shape", "num_classes", "classes", "preprocess"):
         if name not in meta:
             raise bad(name, "is missing")
-    if meta["architecture"] not in ARCHITECTURES:
+    kind = check_record(meta.get("source"), str(path))["type"]
+    if kind == "zoo" and meta["architecture"] not in ARCHITECTURES:
         raise bad("architecture", f"is {meta['architecture']!r}; known: {', '.join(ARCHITECTURES)}")
+    if kind != "zoo" and not str(meta["architecture"]).startswith(f"{kind}:"):
+        raise bad("architecture", f"is {meta['architecture']!r}; a {kind} model's starts with '{kind}:'")
     shape = meta["input_shape"]
     if not (isinstance(shape, list) and len(shape) == 3 and all(type(v) is int for v in shape)):
         raise bad("input_shape", f"is {shape!r}; expected [channels, height, width] as 3 whole numbers")
@@ -398,17 +415,39 @@ def checked_meta(run: Run) -> dict:
     return meta
 
 
-def _checked_model(meta: dict, weights: Path):
-    """The model of ``meta`` with ``weights`` loaded, after the structure (built without
-    memory, on the meta device) was matched against the shapes in the weights' header."""
-    from neuralab.models import build_model
+def _rebuilt(meta: dict, run_dir: Path, trust_code: bool):
+    """The model object a run of a Keras or PyTorch model was made from (for training again)."""
+    from neuralab.models.source import KERAS, ModelSource
 
-    args = (meta["architecture"], meta["input_shape"], meta["num_classes"])
-    try:
-        with torch.device("meta"):
-            skeleton = build_model(*args, **meta.get("options", {}))
-    except NeuralabError as e:  # an option or a size the architecture refuses: the file is at fault
-        raise NeuralabError(f"{weights.parent / runs.MODEL}: {e}") from None
+    source = meta["source"]
+    if source["type"] == KERAS:
+        return ModelSource(KERAS, meta["architecture"], source["spec"])
+    return _network(meta, run_dir, trust_code)
+
+
+def _network(meta: dict, run_dir: Path, trust_code: bool = False, device=None):
+    """The untrained network of a checked model.json: from the zoo, a Keras spec (no code
+    runs), or the run's copy of PyTorch code (only with ``trust_code``)."""
+    from neuralab.models import build_model
+    from neuralab.models.source import KERAS, ZOO, checked_module, keras_classifier, rebuild
+
+    source = meta.get("source") or {"type": ZOO}
+    shape, k = tuple(meta["input_shape"]), meta["num_classes"]
+    with torch.device(device) if device else contextlib.nullcontext():
+        if source["type"] == ZOO:
+            return build_model(meta["architecture"], shape, k, **meta.get("options", {}))
+        if source["type"] == KERAS:
+            return keras_classifier(source["spec"], None, shape, k, meta["architecture"])
+    return checked_module(rebuild(source, run_dir, trust_code), meta["architecture"], shape, k)
+
+
+def _checked_model(meta: dict, weights: Path, run_dir: Path, trust_code: bool = False):
+    """The model of ``meta`` with ``weights`` loaded, after the structure (built without
+    memory, on the meta device, where it is not the user's code) was matched against the
+    shapes in the weights' header."""
+    source = (meta.get("source") or {}).get("type", "zoo")
+    model = _network(meta, run_dir, trust_code, device=None if source == "torch" else "meta")
+    skeleton = model
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
     found = tensor_shapes(weights)
     for name in sorted(set(expected) | set(found)):
@@ -416,45 +455,54 @@ def _checked_model(meta: dict, weights: Path):
             raise NeuralabError(f"{weights}: tensor {name!r} is {found.get(name, 'missing')} in the weights "
                                 f"but {expected.get(name, 'absent')} in model.json's model; the two files do "
                                 "not belong together")
-    model = build_model(*args, **meta.get("options", {}))
+    if source != "torch":
+        model = _network(meta, run_dir)
     load_weights(weights, model)
     return model.eval()
 
 
-def load_classifier(run_dir: str | Path) -> Classifier:
-    """Rebuild a trained classifier from its run directory alone (JSON + safetensors)."""
+def load_classifier(run_dir: str | Path, trust_code: bool = False) -> Classifier:
+    """Rebuild a trained classifier from its run directory alone (JSON + safetensors; a
+    Keras model from its stored spec). A run of PyTorch code runs the run's copy of that
+    code only with ``trust_code``, after checking its SHA-256 (models.source)."""
     run = Run.open(run_dir, Kind.CLASSIFIER)
     meta = checked_meta(run)
     weights = run / runs.WEIGHTS
     if not weights.exists():
         raise NeuralabError(f"{run.path}: no model.safetensors yet (the run has not finished an epoch)")
-    model = _checked_model(meta, weights)
+    model = _checked_model(meta, weights, run.path, trust_code)
     pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
     return Classifier(model, meta["classes"], pre, meta["architecture"])
 
 
-def evaluate_run(run_dir: str | Path, data_dir: str | None = None) -> dict:
+def evaluate_run(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False) -> dict:
     """Test-set loss, accuracy and confusion matrix of a run, rebuilt from its directory."""
-    clf, data, probs = _test_set_probabilities(run_dir, data_dir)
+    clf, data, probs = _test_set_probabilities(run_dir, data_dir, trust_code)
     pred = probs.argmax(1)
     loss = float(-np.log(np.clip(probs[np.arange(len(pred)), data.test.y], 1e-12, None)).mean())
     return {"test_loss": loss, "test_accuracy": float((pred == data.test.y).mean()),
             "confusion_matrix": confusion_matrix(pred, data.test.y, len(clf.classes)), "classes": clf.classes}
 
 
-def _test_set_probabilities(run_dir: str | Path, data_dir: str | None):
+def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_code: bool = False):
     """The run's classifier, its data and the test set's probabilities (N, classes)."""
     from neuralab.data import load_image_data
 
-    clf = load_classifier(run_dir)
+    clf = load_classifier(run_dir, trust_code)
     config = stored_config(Run(run_dir))
+    if config.data is None:
+        raise NeuralabError(f"{run_dir}: an imported model with no dataset to test it on; import it again "
+                            "naming its `data`")
     data = load_image_data(config.data, data_dir or config.data_dir, val_fraction=config.val_fraction,
                            seed=config.train.seed)
+    if tuple(data.input_shape) != tuple(clf.preprocess.input_shape):
+        raise NeuralabError(f"{data.name}: images of {'x'.join(map(str, data.input_shape))} (channels x height x "
+                            f"width), the run's model takes {'x'.join(map(str, clf.preprocess.input_shape))}")
     probs = np.concatenate([clf.predict_proba(data.test.x[i:i + 2048]) for i in range(0, len(data.test), 2048)])
     return clf, data, probs
 
 
-def write_report(run_dir: str | Path, data_dir: str | None = None) -> Path:
+def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False) -> Path:
     """Write report.html and its pictures again from the run directory alone: the model is
     loaded and the test set evaluated again (after a full disk stopped the report, say)."""
     from neuralab.models.summary import render_summary, summary
@@ -465,7 +513,7 @@ def write_report(run_dir: str | Path, data_dir: str | None = None) -> Path:
         raise NeuralabError(f"{run / runs.RESULTS}: missing; the run did not finish, so there is no report "
                             "to write (resume it instead)")
     with run:  # the report's files are the run's: one writer at a time, and a killed write's leftovers go
-        clf, data, probs = _test_set_probabilities(run.path, data_dir)
+        clf, data, probs = _test_set_probabilities(run.path, data_dir, trust_code)
         text = render_summary(summary(clf.model, data.input_shape, name=stored_config(run).model), rich=False)
         return _report(run, results, run.metrics(), probs, data.test, text)
 

@@ -1,4 +1,4 @@
-"""The training budget as a dataclass, and the choices it allows.
+"""The training budget and the classifier's config as dataclasses, and the choices they allow.
 
 Kept apart from the trainer and free of torch, so that the command line reads its choices
 and defaults without importing torch (`neuralab --help` starts in a fraction of a second).
@@ -6,7 +6,7 @@ and defaults without importing torch (`neuralab --help` starts in a fraction of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 
 from neuralab.errors import NeuralabError, ParameterError
 
@@ -85,3 +85,38 @@ class TrainConfig:
     def epoch_sizes(self, n: int) -> list[int]:
         """Samples trained on in each epoch, for a training set of ``n``."""
         return [n] + [max(1, round(self.focus * n))] * (self.epochs - 1)
+
+
+def with_compile(train: TrainConfig, settings: dict, defaults: TrainConfig | None = None) -> TrainConfig:
+    """``train`` with a Keras model's compile() ``settings`` (TrainConfig field names, from
+    models.source) in the fields ``train`` leaves at ``defaults`` (TrainConfig's own by
+    default): options given explicitly win. Fields TrainConfig does not have are left out."""
+    defaults = defaults or TrainConfig()
+    names = {f.name for f in fields(TrainConfig)}
+    return replace(train, **{k: v for k, v in settings.items()
+                             if k in names and getattr(train, k) == getattr(defaults, k)})
+
+
+# Tuned defaults a user picks by name (`--recipe fast`); explicit options override them.
+RECIPES: dict[str, dict] = {
+    # One-cycle schedule, no validation pass; epoch 1 on every training image, then five epochs
+    # on the hardest 18%: 1.9 epochs' work (docs/benchmarks.md, "What was tried").
+    "fast": {"epochs": 6, "focus": 0.18, "batch_size": 128, "lr": 7e-3, "warmup": 0.3, "schedule": "onecycle",
+             "val_fraction": 0.0},
+}
+
+
+@dataclass
+class ClassifierConfig:
+    # a zoo name, a Keras file (.keras, .h5), "FILE.py[:NAME]" defining a Keras model or a
+    # torch.nn.Module, or such a model object itself (neuralab.models.source reads each)
+    model: object = "lenet5"
+    data: str = "fashion-mnist"
+    data_dir: str | None = None
+    val_fraction: float = 0.1   # held out from the training set, seeded
+    model_options: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassifierConfig":
+        return cls(**{**d, "train": TrainConfig(**d.get("train", {}))})

@@ -12,7 +12,8 @@ from neuralab.errors import NeuralabError
 from neuralab.files import atomic_write
 
 
-def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float = 1e-4) -> tuple[Path, float]:
+def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float = 1e-4,
+                trust_code: bool = False) -> tuple[Path, float]:
     """Write ``model.onnx`` (dynamic batch; input: normalised images) and return its path and
     the largest difference between onnxruntime's and PyTorch's logits on random inputs."""
     from neuralab.training.classify import load_classifier
@@ -22,7 +23,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
     except ImportError:
         raise NeuralabError("ONNX export needs onnx and onnxruntime: pip install 'neuralab[export]'") from None
     run_dir = Path(run_dir)
-    clf = load_classifier(run_dir)
+    clf = load_classifier(run_dir, trust_code)
     out = Path(out) if out else run_dir / "model.onnx"
     example = torch.randn(4, *clf.preprocess.input_shape)
     with warnings.catch_warnings(), atomic_write(out, "wb") as f:

@@ -51,14 +51,14 @@ MAX_CONNECTIONS = 64  # beyond this uvicorn answers 503 at once (limit_concurren
 CONV_FIELDS = ("image", "op", "kernel", "stride", "padding", "size", "scale", "at")
 
 
-def create_app(runs_dir: str | Path = "runs", hosts=None) -> Starlette:
+def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = False) -> Starlette:
     """The app serving the runs under ``runs_dir``; ``hosts``: the Host names it answers to
     (default: the loopback names; ``security.allowed_hosts`` makes the set for a bind address)."""
     import anyio
 
     root = Path(runs_dir).resolve()
     uploads = images.Uploads()
-    models = classifier.Models()
+    models = classifier.Models(trust_code=trust_code)  # runs of PyTorch code: their model.py runs only so
     pictures = anyio.CapacityLimiter(PICTURES_AT_ONCE)
     hosts = allowed_hosts() if hosts is None else hosts
     # Training from the browser runs code on this machine for whoever can reach the page: only
@@ -238,13 +238,13 @@ def render_page(name: str) -> str:
 
 
 def make_server(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: int = 7860,
-                allow_hosts: list[str] | tuple[str, ...] = ()):
+                allow_hosts: list[str] | tuple[str, ...] = (), trust_code: bool = False):
     """A uvicorn server for the app; ``run()`` blocks, a thread may set ``should_exit``.
     Port 0 takes a free port: read it from ``server.servers[0].sockets[0]`` once ``started``.
     ``allow_hosts``: more names the app answers to besides those ``allowed_hosts`` finds."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(runs_dir, allowed_hosts(host, allow_hosts)), host=host, port=port,
+    config = uvicorn.Config(create_app(runs_dir, allowed_hosts(host, allow_hosts), trust_code), host=host, port=port,
                             log_level="warning", server_header=False, lifespan="on",
                             limit_concurrency=MAX_CONNECTIONS)
     return uvicorn.Server(config)

@@ -24,10 +24,12 @@ INFERENCE = threading.Lock()
 
 class Models:
     """Loaded classifiers by run directory, reloaded when model.safetensors changes; the
-    least recently used is dropped beyond ``keep``."""
+    least recently used is dropped beyond ``keep``. A run made from PyTorch code runs its copy
+    of that code only with ``trust_code`` (`neuralab serve --trust-code`); without, it is a
+    NeuralabError saying so, answered with 400."""
 
-    def __init__(self, keep: int = 4):
-        self.keep = keep
+    def __init__(self, keep: int = 4, trust_code: bool = False):
+        self.keep, self.trust_code = keep, trust_code
         self._items: OrderedDict[Path, tuple[float, object]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -42,7 +44,7 @@ class Models:
         with self._lock:
             item = self._items.get(run_dir)
             if item is None or item[0] != stamp:
-                item = (stamp, load_classifier(run_dir))
+                item = (stamp, load_classifier(run_dir, trust_code=self.trust_code))
                 self._items[run_dir] = item
             self._items.move_to_end(run_dir)
             while len(self._items) > self.keep:

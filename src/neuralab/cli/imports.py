@@ -1,0 +1,40 @@
+"""`neuralab import MODEL.keras|MODEL.h5`: a saved Keras image classifier as a neuralab run."""
+
+from __future__ import annotations
+
+from neuralab.cli._args import names
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "import", help="make a run from a saved Keras image classifier (.keras or full-model .h5)",
+        description="Read a saved Keras model as data (nothing in it runs), convert it to PyTorch and write a "
+                    "classifier run: evaluate, predict, inspect, export --onnx and serve then work on it. With Keras "
+                    "installed, the conversion is checked against Keras's own outputs on random images.")
+    p.add_argument("model", metavar="MODEL", help="a .keras file or a full-model .h5 (TF-Keras 2's model.save)")
+    p.add_argument("--out", help="run directory (default runs/import-NAME-TIME)")
+    p.add_argument("--classes", type=names, help="class names in the model's output order, comma-separated "
+                                                 "(default: the dataset's, else 0..K-1)")
+    p.add_argument("--scale", help="the model's inputs are pixels x SCALE, e.g. 1/255 (default 1/255, or 1 when "
+                                   "the model starts with a Rescaling layer)")
+    p.add_argument("--data", help="the dataset the model is for (e.g. fashion-mnist, or an image folder): the run "
+                                  "is evaluated on its test set")
+    p.add_argument("--data-dir", help="folder holding the dataset files")
+    p.add_argument("--overwrite", action="store_true", help="replace what is already in --out")
+    p.set_defaults(func=run_import)
+
+
+def run_import(args) -> int:
+    from neuralab.training.keras_import import import_keras, parse_scale
+
+    scale = parse_scale(args.scale) if args.scale is not None else None
+    r = import_keras(args.model, args.out, args.classes, scale, args.data, args.data_dir, args.overwrite)
+    check = r["check"]
+    checked = (f"Keras and neuralab differ by at most {check['max_abs_difference']:.1e} on {check['inputs']}"
+               if check["checked"] else f"not checked against Keras: {check['why']}")
+    print(f"{args.model}: {r['parameters']:,} parameters, {len(r['classes'])} classes, inputs = pixels x "
+          f"{r['scale']:.6g}; {checked}")
+    if "test_accuracy" in r["results"]:
+        print(f"test accuracy {r['results']['test_accuracy'] * 100:.2f}% on {args.data}")
+    print(f"run: {r['run_dir']}")
+    return 0

@@ -1,0 +1,474 @@
+"""Where a network comes from: the zoo, a Keras model, or a user's PyTorch code.
+
+A classifier's (or a forecaster's) ``model`` is one of
+
+    "lenet5"                 a zoo name (neuralab zoo)
+    "lenet5.keras", "m.h5"   a saved Keras model: its architecture and weights, read as data
+    "net.py", "net.py:Net"   a Python file defining a Keras model, or a torch.nn.Module (an
+                             instance, a class, or a function returning one); NAME picks one
+    a model object           a Keras 3 model or a torch.nn.Module
+
+``resolve`` reads any of them into a ``ModelSource``; ``record()`` is what model.json keeps
+under "source" (docs/runs.md) and ``rebuild`` makes the network again from a run directory
+alone. Keras models become a spec of plain data (neuralab.keras), so rebuilding them runs no
+code. PyTorch code is copied into the run with its SHA-256, and rebuilding runs that copy only
+when the caller says it trusts it (``trust_code``), after checking the hash.
+
+Running the file named in ``model`` at training time is what the user asked for; running a
+file found in a run directory (which may come from anyone) is not, unless they say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import traceback
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from neuralab.errors import NeuralabError, ParameterError
+
+ZOO, KERAS, TORCH = "zoo", "keras", "torch"
+CODE_FILE = "model.py"              # the copy of a user's PyTorch code in a run directory
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+MAX_CODE = 4 * 2**20                # bytes: a model file is a page of Python, not a data file
+MAX_PAD = 4                         # pixels a model's input may exceed the data's by (28 -> 32, as LeNet-5 pads)
+OPTIMIZERS = {"adam": "adam", "adamw": "adamw", "sgd": "sgd", "rmsprop": "rmsprop"}
+LOSSES = {  # Keras's names (string or class) -> TrainConfig.loss
+    "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
+    "sparsecategoricalcrossentropy": "sparse_categorical_crossentropy",
+    "categorical_crossentropy": "categorical_crossentropy", "categoricalcrossentropy": "categorical_crossentropy",
+    "mse": "mse", "mean_squared_error": "mse", "meansquarederror": "mse",
+    "mae": "mae", "mean_absolute_error": "mae", "meanabsoluteerror": "mae",
+    "huber": "huber", "huber_loss": "huber",
+}
+
+
+class CodeNotTrusted(ParameterError):
+    """A run's model is PyTorch code and the caller did not pass ``trust_code``."""
+
+    def __init__(self, reason: str):
+        super().__init__("trust_code", False, reason)
+        self.args = (reason,)
+
+    def render(self, name=lambda p: p) -> str:
+        return NeuralabError.render(self, name)  # the reason alone: it names `trust_code` itself
+
+
+@dataclass
+class ModelSource:
+    """A network's origin and what rebuilds it. ``architecture`` is model.json's name for it:
+    the zoo name, "keras:<model name>" or "torch:<file>:<name>"."""
+
+    type: str
+    architecture: str
+    spec: dict | None = None                  # keras: neuralab.keras's spec (plain JSON)
+    weights: dict | None = None               # keras: initial weights by layer, or None (Keras's initialisers)
+    module: object = None                     # torch: the user's nn.Module, as built
+    file: Path | None = None                  # torch: the file defining it
+    code: bytes | None = None                 # torch: that file's bytes, as they were run
+    name: str | None = None                   # torch: its name in the file
+    compile: dict = field(default_factory=dict)  # keras: compile()'s settings as TrainConfig fields
+
+    # --- what a run stores ------------------------------------------------------------
+
+    def record(self, logits: bool = True) -> dict:
+        """model.json's "source" field (docs/runs.md)."""
+        if self.type == ZOO:
+            return {"type": ZOO}
+        if self.type == KERAS:
+            return {"type": KERAS, "spec": self.spec, "logits": logits}
+        return {"type": TORCH, "file": CODE_FILE if self.code is not None else None, "name": self.name,
+                "sha256": hashlib.sha256(self.code).hexdigest() if self.code is not None else None}
+
+    def copy_code(self, run_dir: Path) -> None:
+        """Put the user's PyTorch file into the run (as model.py), for rebuilding it later."""
+        if self.type == TORCH and self.code is not None:
+            from neuralab.files import atomic_write
+
+            with atomic_write(Path(run_dir) / CODE_FILE, "wb") as f:
+                f.write(self.code)
+
+    # --- the network --------------------------------------------------------------------
+
+    def classifier(self, input_shape, num_classes: int, options: dict | None = None, sample=None):
+        """The network for images of ``input_shape`` (C, H, W) and ``num_classes`` classes,
+        giving logits; refused, naming both shapes, when the model does not fit the data.
+        ``sample``: a few input images (N, C, H, W) float, to check a PyTorch module on."""
+        if self.type == ZOO:
+            from neuralab.models import build_model
+
+            return build_model(self.architecture, input_shape, num_classes, **(options or {}))
+        if self.type == KERAS:
+            return keras_classifier(self.spec, self.weights, input_shape, num_classes, self.architecture)
+        return checked_module(self.module, self.architecture, tuple(input_shape), num_classes, sample)
+
+    def sequence_network(self, lookback: int, inputs: int, horizon: int, sample=None):
+        """The network for windows (N, ``lookback``, ``inputs``) forecasting ``horizon`` steps."""
+        if self.type == KERAS:
+            from neuralab.keras import build, input_shape
+
+            shape, out = input_shape(self.spec), output_shape(self.spec)
+            if len(shape) != 2 or (shape[0] is not None and shape[0] != lookback) or shape[1] != inputs:
+                raise NeuralabError(f"{self.architecture}: the model takes {keras_shape(shape)} inputs, the data "
+                                    f"gives windows of (None, {lookback}, {inputs}) (`lookback` {lookback}, "
+                                    f"{inputs} input columns); change the model's input or `lookback`")
+            if len(out) != 2 or out[1] != horizon:
+                raise NeuralabError(f"{self.architecture}: the model outputs {keras_shape(out[1:])}, a forecast of "
+                                    f"`horizon` {horizon} needs (None, {horizon}); end the model in Dense({horizon})")
+            return build(self.spec, self.weights)
+        if self.type == TORCH:
+            return checked_module(self.module, self.architecture, (lookback, inputs), horizon, sample, "steps")
+        raise NeuralabError(f"{self.architecture}: not a forecasting network")
+
+
+# --- reading a model from what a user gives ------------------------------------------------
+
+def resolve(model, zoo=None) -> ModelSource:
+    """A ``ModelSource`` for ``model``: a zoo name (from ``zoo``, a collection of names; None
+    for none), a Keras file, "FILE.py[:NAME]", a Keras 3 model or a torch.nn.Module."""
+    if isinstance(model, ModelSource):
+        return model
+    if not isinstance(model, (str, os.PathLike)):
+        return _from_object(model, None, None)
+    text = str(model)
+    if zoo is not None and text in zoo:
+        return ModelSource(ZOO, text)
+    path, name = split_name(text)
+    if path.suffix.lower() in KERAS_SUFFIXES and name is None:
+        return _from_keras_file(path)
+    if path.suffix.lower() == ".py":
+        obj, name = load_python(path, name)
+        return _from_object(obj, path, name)
+    known = f"a zoo model ({', '.join(zoo)}), " if zoo else ""
+    raise ParameterError("model", text, f"unknown model; give {known}a Keras file (.keras, .h5) or a Python "
+                                        "file FILE.py[:NAME] defining a Keras model or a torch.nn.Module")
+
+
+def split_name(text: str) -> tuple[Path, str | None]:
+    """"net.py:Net" -> (net.py, "Net"); "net.py" -> (net.py, None)."""
+    head, sep, tail = text.rpartition(":")
+    if sep and head.lower().endswith(".py") and tail.isidentifier():
+        return Path(head).expanduser(), tail
+    return Path(text).expanduser(), None
+
+
+def _from_keras_file(path: Path) -> ModelSource:
+    from neuralab.keras import read
+
+    model = read(path)
+    return ModelSource(KERAS, f"keras:{_model_name(model.spec, path.stem)}", model.spec, model.weights,
+                       compile=compile_settings(_file_compile_config(path)))
+
+
+def _from_object(obj, path: Path | None, name: str | None) -> ModelSource:
+    import torch
+
+    if _is_keras(obj):
+        from neuralab.keras import read
+
+        model = read(obj)
+        # A fresh model from code starts from neuralab's seeded Keras-style initialisation, so
+        # that the run is reproducible from its seed; a trained one (from a file) keeps its weights.
+        return ModelSource(KERAS, f"keras:{obj.name}", model.spec, None,
+                           compile=compile_settings(obj.get_compile_config() if obj.compiled else {}))
+    if isinstance(obj, torch.nn.Module):
+        if path is None:  # a live module: rebuilt from the file that defines its class, when there is one
+            cls = type(obj)
+            try:
+                found = inspect.getsourcefile(cls)
+            except TypeError:
+                found = None
+            path = Path(found) if found and cls.__module__ != "__main__" and Path(found).is_file() else None
+            name = cls.__name__
+        where = path.name if path else "object"
+        return ModelSource(TORCH, f"torch:{where}:{name}", module=obj, file=path.resolve() if path else None,
+                           code=path.read_bytes() if path else None, name=name)
+    raise NeuralabError(f"{path or type(obj).__name__}: {name + ' is ' if name else ''}a {type(obj).__name__}, not "
+                        "a model; give a Keras model or a torch.nn.Module (an instance, a class, or a function "
+                        "returning one)")
+
+
+def _is_keras(obj) -> bool:
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(obj, keras.Model)
+
+
+def _model_name(spec: dict, fallback: str) -> str:
+    return spec.get("name") or fallback
+
+
+# --- Python files ------------------------------------------------------------------------
+
+def load_python(path: Path, name: str | None = None) -> tuple[object, str]:
+    """Run the Python file ``path`` and return the model it defines and its name: NAME when
+    given (an object, a class or a function, called without arguments), else the module-level
+    ``model``, else its one Keras model or nn.Module instance, else its one nn.Module class."""
+    module = run_file(path)
+    found = {k: v for k, v in vars(module).items() if not k.startswith("_")}
+    if name is not None:
+        if name not in found:
+            defined = ", ".join(_candidates(module, found)) or "no model"
+            raise NeuralabError(f"{path}: no {name!r} in the file (it defines: {defined})")
+        return _materialise(path, name, found[name]), name
+    instances = [k for k, v in found.items() if _is_model(v)]
+    if "model" in instances:
+        return found["model"], "model"
+    classes = [k for k, v in found.items() if _is_module_class(v) and v.__module__ == module.__name__]
+    for picks in (instances, classes):
+        if len(picks) == 1:
+            return _materialise(path, picks[0], found[picks[0]]), picks[0]
+        if len(picks) > 1:
+            raise NeuralabError(f"{path}: defines several models ({', '.join(picks)}); name one: {path.name}:NAME")
+    raise NeuralabError(f"{path}: defines no model; define a Keras model or a torch.nn.Module (an instance named "
+                        f"model, a class, or a function returning one, chosen with {path.name}:NAME)")
+
+
+def run_file(path: Path):
+    """Execute ``path`` as a fresh module; its errors become one line naming file:line."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise NeuralabError(f"{path}: file not found") from None
+    if not path.is_file() or size > MAX_CODE:
+        raise NeuralabError(f"{path}: not a Python file of at most {MAX_CODE // 2**20} MB")
+    source = path.read_bytes()
+    try:
+        code = compile(source, str(path), "exec")
+    except SyntaxError as e:
+        raise NeuralabError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # neuralab runs Keras on PyTorch, never TensorFlow
+    name = f"neuralab_model_{hashlib.sha256(source).hexdigest()[:16]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)  # the file may import its neighbours, as `python FILE.py` lets it
+    sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
+    try:
+        exec(code, module.__dict__)  # noqa: S102  the user named this file as their model
+    except Exception as e:  # noqa: BLE001  any error in the user's code becomes one line
+        line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__)) if f.filename == str(path)), "?")
+        hint = "; install Keras 3: pip install 'neuralab[keras]'" if isinstance(e, ImportError) and "keras" in str(e) \
+            else ""
+        raise NeuralabError(f"{path}:{line}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}{hint}") \
+            from None
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+    return module
+
+
+def _is_model(obj) -> bool:
+    torch = sys.modules.get("torch")
+    return _is_keras(obj) or (torch is not None and isinstance(obj, torch.nn.Module))
+
+
+def _is_module_class(obj) -> bool:
+    torch = sys.modules.get("torch")
+    return inspect.isclass(obj) and torch is not None and issubclass(obj, torch.nn.Module)
+
+
+def _candidates(module, found: dict) -> list[str]:
+    return [k for k, v in found.items() if _is_model(v) or (_is_module_class(v) and v.__module__ == module.__name__)
+            or (inspect.isfunction(v) and v.__module__ == module.__name__)]
+
+
+def _materialise(path: Path, name: str, obj):
+    """An object, or what a class or function gives when called without arguments."""
+    if _is_model(obj):
+        return obj
+    if callable(obj):
+        try:
+            made = obj()
+        except Exception as e:  # noqa: BLE001  the user's constructor: one line, file and line
+            line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
+                         if f.filename == str(path)), "?")
+            raise NeuralabError(f"{path}:{line}: {name}() failed: {type(e).__name__}: {e}; neuralab calls it "
+                                "without arguments (give defaults, or a function returning the model)") from None
+        if _is_model(made):
+            return made
+        raise NeuralabError(f"{path}: {name}() returns a {type(made).__name__}, not a Keras model or torch.nn.Module")
+    raise NeuralabError(f"{path}: {name} is a {type(obj).__name__}, not a Keras model or torch.nn.Module "
+                        "(an instance, a class, or a function returning one)")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --- fitting a network to the data ---------------------------------------------------------
+
+def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: str):
+    """The Keras model as a PyTorch classifier giving logits (a final softmax left out) for
+    images of ``input_shape`` (C, H, W); a model wanting up to MAX_PAD more pixels per side
+    (LeNet-5's 32x32 on 28x28 digits) gets the data zero-padded around, as the zoo's LeNet-5."""
+    from torch import nn
+
+    from neuralab.keras import build
+    from neuralab.keras import input_shape as keras_input
+
+    want = tuple(keras_input(spec))
+    have = tuple(int(v) for v in input_shape)
+    out = output_shape(spec)
+    if len(want) != 3:
+        raise NeuralabError(f"{name}: the model takes {keras_shape(want)} inputs, not images (height, width, "
+                            "channels); a sequence model forecasts with `neuralab forecast --model`")
+    pad_h, pad_w = want[1] - have[1], want[2] - have[2]
+    if want[0] != have[0] or not (0 <= pad_h <= MAX_PAD and 0 <= pad_w <= MAX_PAD):
+        raise NeuralabError(f"{name}: the model takes images of {_hwc(want)} (height x width x channels), the data "
+                            f"has {_hwc(have)}; change the model's input shape to {_hwc(have)}")
+    if len(out) != 2 or out[1] != num_classes:
+        raise NeuralabError(f"{name}: the model outputs {keras_shape(out[1:])}, the data has {num_classes} "
+                            f"classes; end the model in Dense({num_classes}, activation='softmax')")
+    net = build(spec, weights, logits=True)
+    if pad_h or pad_w:  # as models/lenet.py: the top/left border gets the smaller half
+        pad = nn.ZeroPad2d((pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        net = nn.Sequential(OrderedDict(pad=pad, keras=net))
+    return net
+
+
+def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=None, what: str = "classes"):
+    """The user's PyTorch module after one forward pass on ``sample`` (or zeros of
+    ``input_shape``): it must give (N, ``outputs``)."""
+    import torch
+
+    x = sample if sample is not None else torch.zeros(2, *input_shape)
+    shape = f"({', '.join(['N', *map(str, input_shape)])})"
+    was = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            y = module(x)
+    except Exception as e:  # noqa: BLE001  the user's forward: one line naming both shapes
+        raise NeuralabError(f"{name}: the model fails on the data's inputs {shape}: {type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    finally:
+        module.train(was)
+    got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+    if not isinstance(y, torch.Tensor) or y.dim() != 2 or y.shape[1] != outputs:
+        raise NeuralabError(f"{name}: on inputs {shape} the model gives {got}, the data needs (N, {outputs}) "
+                            f"({outputs} {what})")
+    return module
+
+
+def output_shape(spec: dict) -> list:
+    """The Keras model's output shape, (None, ...)."""
+    return {e["name"]: e for e in spec["layers"]}[spec["output"]]["output_shape"]
+
+
+def _hwc(chw) -> str:
+    c, h, w = chw
+    return f"{h}x{w}x{c}"
+
+
+def keras_shape(shape) -> str:
+    return "(" + ", ".join(["None", *("None" if v is None else str(v) for v in shape)]) + ")"
+
+
+# --- Keras's compile() settings -------------------------------------------------------------
+
+def compile_settings(config: dict | None, logits: bool = True) -> dict:
+    """The optimizer, learning rate, momentum and loss given to Keras's compile() (its
+    ``get_compile_config()``, or a .keras file's compile_config) as TrainConfig's fields;
+    the trainer applies those its TrainConfig has. Cross-entropies on a softmax model trained
+    on its logits are neuralab's cross-entropy (the same loss, computed stably)."""
+    out: dict = {}
+    opt = (config or {}).get("optimizer")
+    if isinstance(opt, str):
+        opt = {"class_name": opt, "config": {}}
+    if isinstance(opt, dict):
+        cls = str(opt.get("class_name", "")).lower()
+        if cls not in OPTIMIZERS:
+            raise NeuralabError(f"compile(optimizer={opt.get('class_name')!r}): neuralab trains with "
+                                f"{', '.join(OPTIMIZERS)}; compile with one of those")
+        out["optimizer"] = OPTIMIZERS[cls]
+        c = opt.get("config") or {}
+        if isinstance(c.get("learning_rate"), (int, float)):
+            out["lr"] = float(f"{c['learning_rate']:.7g}")  # Keras keeps it in float32
+        if isinstance(c.get("momentum"), (int, float)) and cls in ("sgd", "rmsprop"):
+            out["momentum"] = float(f"{c['momentum']:.7g}")
+        if isinstance(c.get("weight_decay"), (int, float)) and c["weight_decay"]:
+            out["weight_decay"] = float(f"{c['weight_decay']:.7g}")
+    loss = (config or {}).get("loss")
+    if isinstance(loss, dict):
+        loss = loss.get("class_name")
+    if isinstance(loss, str):
+        key = loss.lower()
+        if key not in LOSSES:
+            raise NeuralabError(f"compile(loss={loss!r}): neuralab trains with {', '.join(sorted(set(LOSSES.values())))}")
+        out["loss"] = "cross_entropy" if logits and "crossentropy" in LOSSES[key].replace("_", "") else LOSSES[key]
+    return out
+
+
+def _file_compile_config(path: Path) -> dict:
+    """compile_config of a .keras file (config.json), or training_config of a legacy .h5."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                if z.getinfo("config.json").file_size > 64 * 2**20:
+                    return {}
+                found = json.loads(z.read("config.json")).get("compile_config")
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as h:
+                raw = h.attrs.get("training_config")
+            found = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
+            if isinstance(found, dict) and isinstance(found.get("optimizer_config"), dict):
+                found = {"optimizer": found["optimizer_config"], "loss": found.get("loss")}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return {}  # read() has already checked the file: a missing compile config is no error
+    return found if isinstance(found, dict) else {}
+
+
+# --- rebuilding from a run -------------------------------------------------------------------
+
+def check_record(source, where: str) -> dict:
+    """model.json's "source" (absent: a zoo run), checked for shape before anything is built."""
+    if source is None:
+        return {"type": ZOO}
+    if not isinstance(source, dict) or source.get("type") not in (ZOO, KERAS, TORCH):
+        raise NeuralabError(f"{where}: field 'source' must be an object whose type is zoo, keras or torch")
+    if source["type"] == KERAS and not (isinstance(source.get("spec"), dict) and source.get("logits") in (True, False)):
+        raise NeuralabError(f"{where}: field 'source' of a Keras model needs its spec and logits (true/false)")
+    if source["type"] == TORCH and not (source.get("file") in (CODE_FILE, None) and isinstance(source.get("name"), str)
+                                        and str(source["name"]).isidentifier()):
+        raise NeuralabError(f"{where}: field 'source' of a PyTorch model needs file {CODE_FILE!r} and the "
+                            "model's name in it")
+    return source
+
+
+def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
+    """A run's network from its "source" record, without weights: a Keras spec is built
+    (no code runs); PyTorch code runs only with ``trust_code``, after its SHA-256 is checked."""
+    run_dir = Path(run_dir)
+    if source["type"] == KERAS:
+        from neuralab.keras import build
+
+        return build(source["spec"], logits=source["logits"])
+    if source["type"] != TORCH:
+        raise NeuralabError(f"{run_dir}: a zoo run is built from its architecture")
+    if source.get("file") is None:
+        raise NeuralabError(f"{run_dir}: the model was a PyTorch object without a file, so the run cannot rebuild "
+                            "it; load model.safetensors into your module with neuralab.training.checkpoint.load_weights")
+    path = run_dir / CODE_FILE
+    if not path.is_file():
+        raise NeuralabError(f"{path}: missing; the run's model is that PyTorch file")
+    if sha256(path) != source.get("sha256"):
+        raise NeuralabError(f"{path}: changed since the run was made (its SHA-256 differs from model.json's); "
+                            "the weights belong to the code as it was")
+    if not trust_code:
+        raise CodeNotTrusted(f"{path}: the run's model is PyTorch code ({source['name']}), which runs only when you "
+                             "trust it: read the file, then pass `trust_code`")
+    obj, _ = load_python(path, source["name"])
+    if not _is_model(obj) or _is_keras(obj):
+        raise NeuralabError(f"{path}: {source['name']} does not give a torch.nn.Module")
+    return obj

@@ -1,0 +1,151 @@
+"""A saved Keras model as a neuralab run: ``import_keras("lenet5.keras", out=...)``.
+
+The run is a normal image-classifier run (docs/runs.md): model.json with the Keras spec as
+its source (rebuilt without Keras and without running code), the converted weights as
+model.safetensors, summary.txt in neuralab's and Keras's layouts, and config.json recording
+the file's SHA-256 and the conversion's own check: the largest difference between Keras's
+outputs and neuralab's on random inputs, when Keras is installed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neuralab import runs
+from neuralab.errors import NeuralabError, ParameterError
+from neuralab.runs import Kind, Run
+from neuralab.training.config import ClassifierConfig
+
+CHECK_INPUTS = 8  # random images the conversion is checked on
+
+
+def parse_scale(text) -> float:
+    """"1/255" or "0.5" -> a positive number."""
+    try:
+        value = float(Fraction(str(text).strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ParameterError("scale", text, "give a number or a fraction such as 1/255") from None
+    if not value > 0:
+        raise ParameterError("scale", text, "must be greater than 0")
+    return value
+
+
+def import_keras(path: str | Path, out: str | Path | None = None, classes: list[str] | None = None,
+                 scale: float | str | None = None, data: str | None = None, data_dir: str | None = None,
+                 overwrite: bool = False) -> dict:
+    """Write a classifier run from the Keras image classifier saved in ``path`` (.keras or a
+    full-model .h5). ``scale``: what the model's inputs were, pixels x scale (None: 1 when the
+    model starts with a Rescaling layer, else 1/255); ``classes``: their names (default: the
+    dataset's ``data`` when given, else 0..K-1); ``data`` (and ``data_dir``): the dataset the
+    model is for, so that the run is evaluated on its test set (and can be again). Returns what was written and the conversion's check."""
+    from neuralab.keras import keras_summary, parameter_count, read
+    from neuralab.models.source import KERAS, ModelSource, keras_classifier, keras_shape, output_shape, sha256
+    from neuralab.models.summary import render_summary, summary
+    from neuralab.training.checkpoint import save_weights
+    from neuralab.training.classify import Preprocess, classifier_meta, evaluate_run
+    from neuralab.training.device import environment
+
+    path = Path(path).expanduser()
+    model = read(path)
+    spec = model.spec
+    name = f"keras:{path.stem}"
+    first = spec["layers"][0]["output_shape"][1:]
+    if len(first) != 3:
+        raise NeuralabError(f"{path}: the model takes inputs of {keras_shape(first)}, not images (height, width, "
+                            "channels); a sequence model trains as a forecaster: `neuralab forecast --model FILE.py`")
+    h, w, c = first
+    if c not in (1, 3):
+        raise NeuralabError(f"{path}: the model takes images with {c} channels; neuralab's classifiers take 1 (grey) "
+                            "or 3 (colour)")
+    out_shape = output_shape(spec)
+    if len(out_shape) != 2 or out_shape[1] < 2:
+        raise NeuralabError(f"{path}: the model outputs {keras_shape(out_shape[1:])}; an image classifier outputs one "
+                            "score per class, (None, K) with K of 2 or more")
+    k = out_shape[1]
+    classes = _classes(classes, data, k)
+    if scale is None:
+        rescaled = len(spec["layers"]) > 1 and spec["layers"][1]["class"] == "Rescaling"
+        scale = 1.0 if rescaled else 1 / 255
+    scale = parse_scale(scale)
+    chw = (c, h, w)
+    if data is not None:  # the run takes the dataset's images: LeNet-5's 32x32 pads MNIST's 28x28, as in training
+        from neuralab.data import load_image_data
+
+        chw = tuple(load_image_data(data, data_dir, val_fraction=0.0).input_shape)
+    net = keras_classifier(spec, model.weights, chw, k, name).eval()
+    # Preprocess maps pixels p to (p / 255 - mean) / std: with mean 0 and std 1 / (255 scale), p x scale
+    pre = Preprocess(chw, [0.0] * c, [1 / (255 * scale)] * c)
+    check = _conversion_check(path, spec, model.weights, (c, h, w))
+    config = ClassifierConfig(model=str(path.resolve()), data=data,
+                              data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None)
+    meta = classifier_meta(config, classes, pre, sum(p.numel() for p in net.parameters()),
+                           ModelSource(KERAS, name, spec).record(logits=True))
+    meta["architecture"] = name
+    text = render_summary(summary(net, chw, name=name), rich=False)
+    keras_rows = [f"{r['name']} ({r['class']})".ljust(40) + str(r["output_shape"]).ljust(22) + f"{r['params']:>10,}"
+                  for r in keras_summary(spec)]
+    keras_text = "\n".join([f'Keras\'s layout: "{path.name}"', f"{'Layer (type)':<40}{'Output Shape':<22}{'Param #':>10}",
+                            *keras_rows, f"Total params: {parameter_count(spec):,}"])
+
+    target = Path(out) if out is not None else runs.default_dir("import", path.stem)
+    with Run.create(target, overwrite) as run:
+        run.write_record(Kind.CLASSIFIER, asdict(config), environment(torch.device("cpu")),
+                         {"name": data, "classes": classes, "input_shape": list(chw)},
+                         imported={"file": str(path.resolve()), "sha256": sha256(path),
+                                   "keras_version": spec.get("keras_version", ""), "scale": scale,
+                                   "conversion_check": check, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        run.write_json(runs.MODEL, meta)
+        save_weights(run / runs.WEIGHTS, net, meta)
+        run.write_text(runs.SUMMARY, text + "\n\n" + keras_text + "\n")
+        results = {"imported": True, "epochs_run": 0, "best_epoch": None, "train_seconds": 0.0}
+        if data is not None:
+            figures = evaluate_run(run.path)
+            results.update(test_loss=figures["test_loss"], test_accuracy=figures["test_accuracy"],
+                           confusion_matrix=figures["confusion_matrix"].tolist())
+        run.write_json(runs.RESULTS, results)
+    return {"run_dir": run.path, "classes": classes, "scale": scale, "check": check, "results": results,
+            "parameters": parameter_count(spec)}
+
+
+def _classes(classes, data, k: int) -> list[str]:
+    if classes is None and data is not None:
+        from neuralab.data.sources import SOURCES
+
+        classes = list(SOURCES[data].classes) if data in SOURCES else None
+    if classes is None:
+        return [str(i) for i in range(k)]
+    if len(classes) != k or len(set(classes)) != k:
+        raise ParameterError("classes", ",".join(classes), f"the model has {k} outputs: give {k} distinct names")
+    return list(classes)
+
+
+def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple) -> dict:
+    """The largest |Keras - neuralab| over random images, through Keras's own loader (safe
+    mode, after neuralab's reader has refused anything that would run code)."""
+    from neuralab.keras import build
+
+    try:
+        import os
+
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+        import keras
+    except ImportError:
+        return {"checked": False, "why": "Keras is not installed (pip install 'neuralab[keras]')"}
+    try:
+        reference = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # noqa: BLE001  Keras's loader: any failure only means "not checked"
+        return {"checked": False, "why": f"Keras could not load the file: {type(e).__name__}: {str(e)[:120]}"}
+    x = np.random.default_rng(0).random((CHECK_INPUTS, *chw), dtype=np.float32)
+    expected = np.asarray(reference.predict(x.transpose(0, 2, 3, 1), verbose=0), dtype=np.float64)
+    with torch.inference_mode():
+        got = build(spec, weights).eval()(torch.from_numpy(x)).double().numpy()
+    return {"checked": True, "inputs": f"{CHECK_INPUTS} random images, uniform in [0, 1)",
+            "max_abs_difference": float(np.abs(got - expected).max()), "keras": keras.__version__}
+
+
