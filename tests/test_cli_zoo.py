@@ -58,7 +58,8 @@ def test_summary_defaults_to_the_paper_size(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["summary", "resnet50"], "neuralab summary: error: argument MODEL: invalid choice: 'resnet50'"),
+    (["summary", "resnet50"], "neuralab summary: error: argument MODEL: 'resnet50': neither a zoo model (mlp, "),
+    (["summary", "missing.keras"], "neuralab: error: missing.keras: file not found"),
     (["summary", "cnn", "--input", "28x28"], None),  # HxW alone means one channel: valid
     (["summary", "cnn", "--input", "28by28"],
      "neuralab summary: error: argument --input: '28by28': expected HxWxC, e.g. 28x28x1 or 32x32x3"),
