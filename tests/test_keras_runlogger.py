@@ -180,3 +180,20 @@ def test_the_stacked_lstm_fitted_on_seattle_weather_writes_a_forecaster_run(tmp_
     with torch.inference_mode():
         got = net.eval()(torch.from_numpy(x[:16])).numpy()
     assert np.abs(got - model.predict(x[:16], verbose=0)).max() <= 1e-5
+
+
+def test_neuralab_serve_lists_the_run_and_serves_its_report(fitted):
+    """Route (a)'s last step: `neuralab serve` on the folder shows the run, its summary and report."""
+    from starlette.testclient import TestClient
+
+    from neuralab.web.app import create_app
+
+    model, _, out, _, _ = fitted
+    with TestClient(create_app(out.parent), base_url="http://127.0.0.1") as client:
+        listed = client.get("/api/runs").json()["runs"]
+        (row,) = [r for r in listed if r["id"] == out.name]
+        assert row["finished"] and row["model"] == "keras:" + model.name
+        details = client.get("/api/run", params={"run": out.name}).json()
+        assert "Total params: 61,706" in details["summary"] and details["classes"] == CLASSES
+        report = client.get("/api/run/file", params={"run": out.name, "name": "report.html"})
+        assert report.status_code == 200 and "Confusion matrix" in report.text
