@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from neuralab.models.alexnet import AlexNet, dense_head
 from neuralab.models.geometry import flat_size, is_small
 
 
@@ -47,15 +48,10 @@ class AlexNet2012(nn.Module):
             pool(),                                                                   # (B, 256, 6, 6)
             nn.Flatten(),                                                             # (B, 9216)
         )
-        hidden = hidden or (1024 if small else 4096)
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(flat_size(self.features, input_shape), hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
-            nn.Linear(hidden, num_classes),
-        )
+        self.classifier = dense_head(flat_size(self.features, input_shape), hidden or (1024 if small else 4096),
+                                     num_classes, dropout)
 
-    def forward(self, x):
-        return self.classifier(self.features(x))  # logits (B, num_classes)
+    forward = AlexNet.forward  # logits (B, num_classes)
 
 
 def alexnet2012(input_shape=(3, 227, 227), num_classes: int = 1000, **options) -> AlexNet2012:
