@@ -127,7 +127,15 @@ def test_without_a_test_set_the_run_still_finishes(tmp_path, fashion_mnist):
     x, y = images(folder, "train")
     model = lenet5()
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["sparse_categorical_accuracy"])
-    model.fit(x, y, epochs=2, batch_size=100, verbose=0, callbacks=[RunLogger(out=tmp_path / "run")])
+    seen = []
+
+    class Probe(keras.callbacks.Callback):  # what `neuralab runs` sees while Keras is still fitting
+        def on_epoch_end(self, epoch, logs=None):
+            row = runs.describe(runs.Run(tmp_path / "run"))
+            seen.append((row.status, row.epochs, row.metric["name"]))
+
+    model.fit(x, y, epochs=2, batch_size=100, verbose=0, callbacks=[RunLogger(out=tmp_path / "run"), Probe()])
+    assert seen == [("running", 1, "train accuracy"), ("running", 2, "train accuracy")]  # live, epoch by epoch
     run = runs.Run(tmp_path / "run")
     assert run.status() is runs.Status.FINISHED
     assert [r["epoch"] for r in run.metrics()] == [1, 2] and "accuracy" in run.metrics()[0]
