@@ -22,7 +22,7 @@ def test_zoo_lists_every_architecture_with_paper_year_and_counts(capsys):
     for name, a in ARCHITECTURES.items():
         line = next(ln for ln in out.splitlines() if ln.startswith(name + " "))
         assert str(a.year) in line and a.paper[:20] in line
-    for count in ("61,706", "61,100,840", "138,357,544", "6,624,904"):
+    for count in ("61,706", "61,100,840", "60,965,224", "138,357,544", "6,624,904"):
         assert count in out
     assert "\x1b[" not in out  # not a terminal: plain text
 
@@ -58,7 +58,8 @@ def test_summary_defaults_to_the_paper_size(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["summary", "resnet50"], "neuralab summary: error: argument MODEL: invalid choice: 'resnet50'"),
+    (["summary", "resnet50"], "neuralab summary: error: argument MODEL: 'resnet50': neither a zoo model (mlp, "),
+    (["summary", "missing.keras"], "neuralab: error: missing.keras: file not found"),
     (["summary", "cnn", "--input", "28x28"], None),  # HxW alone means one channel: valid
     (["summary", "cnn", "--input", "28by28"],
      "neuralab summary: error: argument --input: '28by28': expected HxWxC, e.g. 28x28x1 or 32x32x3"),

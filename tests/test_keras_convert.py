@@ -186,6 +186,14 @@ def test_global_pooling_2d_matches_keras(tmp_path, layer):
     assert_parity(model, images(2, 7, 6, 3), tmp_path)
 
 
+@pytest.mark.parametrize("layer", [L.GlobalAveragePooling1D(), L.GlobalMaxPooling1D(),
+                                   L.GlobalMaxPooling1D(keepdims=True)])
+@pytest.mark.parametrize("steps", [6, 7])
+def test_global_pooling_1d_matches_keras(tmp_path, layer, steps):
+    model = sequential((steps, 3), L.Dense(4, activation="tanh"), layer)
+    assert_parity(model, series(2, steps, 3), tmp_path)
+
+
 # --- Flatten, Dense, Reshape: Keras flattens (H, W, C), PyTorch (C, H, W) ---------------------
 
 def test_flatten_dense_after_convolution_matches_keras(tmp_path):
@@ -275,14 +283,15 @@ def train_both(model, batches, lr=0.1):
     return module
 
 
-@pytest.mark.parametrize("shape", [(6,), (7, 6, 3)])
+@pytest.mark.parametrize("shape", [(6,), (5, 3), (7, 6, 3), (8, 8, 2)])
 def test_batch_norm_training_updates_moving_statistics_as_keras(shape):
     """After SGD steps in training mode, Keras and the converted module hold the same moving
     mean and variance (Keras 3 averages the plain batch variance, not PyTorch's unbiased one)
     and the same weights."""
     rng = np.random.default_rng(4)
-    head = [L.Conv2D(4, 3), L.BatchNormalization(momentum=0.8), L.GlobalAveragePooling2D()] if len(shape) == 3 \
-        else [L.Dense(4), L.BatchNormalization(momentum=0.8)]
+    head = {3: [L.Conv2D(4, 3), L.BatchNormalization(momentum=0.8), L.GlobalAveragePooling2D()],
+            2: [L.Dense(4), L.BatchNormalization(momentum=0.8), L.GlobalAveragePooling1D()],  # over batch and time
+            1: [L.Dense(4), L.BatchNormalization(momentum=0.8)]}[len(shape)]
     model = sequential(shape, *head, L.Dense(2))
     batches = [(1 + 2 * rng.standard_normal((8, *shape)).astype("float32"),
                 rng.standard_normal((8, 2)).astype("float32")) for _ in range(4)]
@@ -337,6 +346,12 @@ RECURRENT = [
 def test_recurrent_layers_match_keras(tmp_path, make, return_sequences):
     model = sequential((7, 3), make(return_sequences), L.Dense(2))
     assert_parity(model, series(4, 7, 3), tmp_path)
+
+
+@pytest.mark.parametrize("make", [L.SimpleRNN, L.LSTM, L.GRU], ids=["rnn", "lstm", "gru"])
+def test_recurrent_input_dropout_is_inactive_at_inference_as_in_keras(tmp_path, make):
+    model = sequential((6, 3), make(4, dropout=0.4, return_sequences=True), make(2, dropout=0.2), L.Dense(1))
+    assert_parity(model, series(3, 6, 3), tmp_path)
 
 
 def test_stacked_recurrent_with_variable_length_matches_keras(tmp_path):

@@ -79,3 +79,24 @@ def test_batch_norm_slide_listing_converts_and_matches_keras():
     with torch.no_grad():
         got = convert(model).eval()(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
     assert np.abs(got.transpose(0, 2, 3, 1) - keras_out(model, x)).max() <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["lenet5", "stacked_lstm"])
+def test_summary_of_a_keras_file_is_keras_s_own(tmp_path, capsys, name):
+    """`neuralab summary FILE.keras` prints Keras's rows: its layer names, (None, H, W, C) shapes
+    and counts, as model.summary() does; under the stacked LSTM, PyTorch's count and why."""
+    from neuralab.cli import main
+
+    model = example(name)
+    model.save(tmp_path / f"{name}.keras")
+    assert main(["summary", str(tmp_path / f"{name}.keras")]) == 0
+    out = capsys.readouterr().out
+    for layer in model.layers:
+        shape = "(" + ", ".join("None" if v is None else str(v) for v in layer.output.shape) + ")"
+        assert f"{layer.name} ({type(layer).__name__})" in out and shape in out, layer.name
+        assert f"{layer.count_params():,}" in out
+    assert f"Total params: {model.count_params():,}" in out
+    if name == "stacked_lstm":
+        assert "counts 116,801: its LSTM and SimpleRNN keep two biases per gate" in out
+    else:
+        assert "PyTorch's layout" not in out

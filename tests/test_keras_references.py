@@ -40,6 +40,9 @@ def run(module, x: np.ndarray) -> np.ndarray:
     ("same_cnn_7_k3tf", "same_cnn_7_k3tf.keras"),
     ("recurrent_tfk2", "recurrent_tfk2.h5"),
     ("graph_tfk2", "graph_tfk2.keras"),
+    ("strides_11x10_tfk2", "strides_11x10_tfk2.h5"),   # strides 1 and 2, valid and same, odd H and even W
+    ("strides_valid_tfk2", "strides_valid_tfk2.h5"),
+    ("recurrent_last_tfk2", "recurrent_last_tfk2.h5"),  # return_sequences into the last step only
 ])
 def test_conversion_matches_tensorflow(refs, name, file):
     got = run(convert(DATA / file), refs[f"{name}__x"])
@@ -65,3 +68,23 @@ def test_tf_keras_2_batch_norm_statistics_after_training(refs):
     for i, bn in ((1, module[1]), (4, module[4])):
         assert np.abs(bn.running_mean.numpy() - refs[f"bn_train__mean{i}"]).max() <= TOL
         assert np.abs(bn.running_var.numpy() - refs[f"bn_train__var{i}"]).max() <= TOL
+
+
+def test_tf_keras_2_batch_norm_statistics_on_sequences_after_training(refs):
+    """On (N, T, C) sequences TF-Keras 2 normalises each feature over batch and time with its plain
+    kernel: after the same SGD steps the converted module holds TF-Keras's moving statistics and
+    computes what TF-Keras computes."""
+    module = convert(DATA / "bn_seq_train_tfk2.h5")
+    spec = read(DATA / "bn_seq_train_tfk2.h5").spec
+    assert [e["args"]["unbiased_moving_variance"] for e in spec["layers"] if e["class"] == "BatchNormalization"] == [False]
+    opt = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=0.1)
+    module.train()
+    for x, y in zip(refs["bn_seq_train__x"], refs["bn_seq_train__y"]):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(module(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        opt.step()
+    bn = module[1]
+    assert np.abs(bn.running_mean.numpy() - refs["bn_seq_train__mean"]).max() <= TOL
+    assert np.abs(bn.running_var.numpy() - refs["bn_seq_train__var"]).max() <= TOL
+    assert np.abs(refs["bn_seq_train__var"] - 1).max() > 0.05  # the statistics did move
+    assert np.abs(run(module, refs["bn_seq_train__after_x"]) - refs["bn_seq_train__after_y"]).max() <= TOL

@@ -174,3 +174,56 @@ def test_render_table_aligns_columns():
     text = render_table("T", ("a", "num", "note"), [("x", "1", "first"), ("long", "1,000", "")], right=(1,), rich=False)
     rule = "=" * len("x         1  first")
     assert text.splitlines() == ["T", rule, "a       num  note", rule, "x         1  first", "long  1,000", rule]
+
+
+# --- Keras's layout ---------------------------------------------------------------------------
+
+def test_keras_layout_shows_channels_last_shapes_and_keras_counts():
+    s = summary(build_model("lenet5", (1, 32, 32), 10), (1, 32, 32), name="lenet5")
+    text = render_summary(s, rich=False, layout="keras")
+    conv = next(r for r in s.rows if r.kind == "Conv2d")
+    assert conv.output_shape == (6, 28, 28) and "(None, 28, 28, 6)" in text and "(B, 6, 28, 28)" not in text
+    assert "(None, 10)" in text and "Total params: 61,706 (241.04 KB)" in text  # Keras's own figure for LeNet-5
+    assert "Param #" in text and "PyTorch's layout" not in text  # the counts agree: no note
+
+
+def test_keras_layout_counts_batch_norm_moving_statistics():
+    """Keras's BatchNormalization holds moving mean and variance as non-trainable weights."""
+    model = build_model("cnn", (1, 28, 28), 10)
+    s = summary(model, (1, 28, 28))
+    bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    moving = sum(2 * m.num_features for m in bn)
+    assert (s.keras_params, s.keras_trainable) == (s.total_params + moving, s.trainable_params)
+    text = render_summary(s, rich=False, layout="keras")
+    assert f"Total params: {s.total_params + moving:,}" in text and f"Non-trainable params: {moving:,}" in text
+    assert f"counts {s.total_params:,}: BatchNorm's moving mean and variance are buffers there" in text
+
+
+class _StackedLSTM(nn.Module):
+    """The workshop's LSTM(128) -> LSTM(64) -> Dense(1) on one feature, in PyTorch."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm1, self.lstm2, self.dense = nn.LSTM(1, 128, batch_first=True), nn.LSTM(128, 64, batch_first=True), nn.Linear(64, 1)
+
+
+def test_keras_count_of_lstms_keeps_one_bias_per_gate():
+    """Keras's LSTM(128) -> LSTM(64) -> Dense(1) has 116,033 parameters; PyTorch's layout keeps a
+    second bias per gate (4 x 128 + 4 x 64 = 768 more): 116,801."""
+    from neuralab.models.summary import keras_count, render_keras
+
+    model = _StackedLSTM()
+    assert sum(p.numel() for p in model.parameters()) == 116_801
+    assert keras_count(model) == (116_033, 116_033)
+    assert keras_count(model.lstm1) == (4 * (128 * (1 + 128) + 128),) * 2  # Keras's formula: 4 (units (in + units) + units)
+    rows = [{"name": n, "class": type(m).__name__, "output_shape": (None, 64), "params": keras_count(m)[0]}
+            for n, m in model.named_children()]
+    text = render_keras("stacked", rows, torch_params=116_801, rich=False)
+    assert "Total params: 116,033" in text
+    assert "counts 116,801: its LSTM and SimpleRNN keep two biases per gate where Keras keeps one" in text
+
+
+def test_unknown_layout_is_refused_by_name():
+    s = summary(build_model("lenet5", (1, 32, 32), 10), (1, 32, 32))
+    with pytest.raises(NeuralabError, match="layout=.tf.: choose torch or keras"):
+        render_summary(s, layout="tf")

@@ -1,23 +1,42 @@
-"""`neuralab summary MODEL --input 28x28x1 [--classes N]`: the Keras-style layer table."""
+"""`neuralab summary MODEL [--input 28x28x1] [--classes N] [--layout keras]`: the layer table of a
+zoo model or of a saved Keras model (.keras, .h5)."""
 
 from __future__ import annotations
 
+import argparse
+
 from neuralab.cli._args import at_least, positive_int, shape_hwc
+
+KERAS_FILES = (".keras", ".h5", ".hdf5")
 
 
 def register(sub) -> None:
     from neuralab.models.zoo import ARCHITECTURES
 
-    p = sub.add_parser("summary", help="layer table of a zoo model: output shapes, parameters, W_out formula",
-                       description="Keras-style summary of a zoo model: one row per layer with its output shape and "
-                                   "parameters, and for every conv/pool layer the output size from "
-                                   "W_out = floor((W_in - K + 2P) / S) + 1. Nothing is allocated: any size is instant.")
-    p.add_argument("model", metavar="MODEL", choices=tuple(ARCHITECTURES), help=f"one of {', '.join(ARCHITECTURES)}")
+    def model_name(text: str) -> str:
+        if text in ARCHITECTURES or text.lower().endswith(KERAS_FILES):
+            return text
+        raise argparse.ArgumentTypeError(f"{text!r}: neither a zoo model ({', '.join(ARCHITECTURES)}) nor a "
+                                         f"Keras file ({', '.join(KERAS_FILES)})")
+
+    p = sub.add_parser("summary", help="layer table of a zoo model or a Keras file: output shapes, parameters, "
+                                       "W_out formula",
+                       description="Keras-style summary of a zoo model or of a saved Keras model: one row per layer "
+                                   "with its output shape and parameters, and (PyTorch's layout) for every conv/pool "
+                                   "layer the output size from W_out = floor((W_in - K + 2P) / S) + 1. Nothing is "
+                                   "allocated: any size is instant.")
+    p.add_argument("model", metavar="MODEL", type=model_name,
+                   help=f"one of {', '.join(ARCHITECTURES)}, or a Keras file (model.keras, a full-model .h5)")
     p.add_argument("--input", metavar="HxWxC", type=shape_hwc,
-                   help="input size, e.g. 28x28x1 or 32x32x3 (default: the paper's)")
+                   help="input size of a zoo model, e.g. 28x28x1 or 32x32x3 (default: the paper's)")
     p.add_argument("--classes", metavar="N", type=at_least(2),
-                   help="number of classes (default: the paper's at the paper's input size, else 10)")
+                   help="number of classes of a zoo model (default: the paper's at the paper's input size, else 10)")
     p.add_argument("--depth", metavar="N", type=positive_int, help="fold layers nested deeper than N levels into one row")
+    p.add_argument("--layout", choices=("torch", "keras"),
+                   help="torch: (B, C, H, W) shapes, PyTorch's parameter count, the W_out formulas (a zoo model's "
+                        "default); keras: (None, H, W, C) shapes and Keras's count, as model.summary() prints "
+                        "(a Keras file's default). The counts differ for LSTM/SimpleRNN (one bias per gate in "
+                        "Keras, two in PyTorch) and BatchNorm (Keras counts the moving statistics)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_summary)
 
@@ -25,6 +44,13 @@ def register(sub) -> None:
 def run_summary(args) -> int:
     import json
 
+    from neuralab.errors import ParameterError
+
+    if args.model.lower().endswith(KERAS_FILES):
+        if args.input or args.classes:
+            raise ParameterError("input_shape" if args.input else "num_classes", args.input or args.classes,
+                                 "a Keras file has its own input and classes; give them for zoo models only")
+        return _keras_file(args)
     import torch
 
     from neuralab.models import ARCHITECTURES, build_model, print_summary, summary
@@ -35,6 +61,42 @@ def run_summary(args) -> int:
     with torch.device("meta"):  # shapes and counts only: no weights are allocated
         model = build_model(args.model, input_shape, classes)
     result = summary(model, input_shape, depth=args.depth, name=args.model)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_summary(result, layout=args.layout or "torch")
+    return 0
+
+
+def _keras_file(args) -> int:
+    """A Keras file's summary: Keras's own rows from its spec, or the converted module's (torch)."""
+    import json
+    from pathlib import Path
+
+    from neuralab.errors import NeuralabError
+    from neuralab.keras import build, input_shape, keras_summary, parameter_count, read, summary_text
+
+    model = read(args.model)
+    name = Path(args.model).stem
+    if (args.layout or "keras") == "keras":
+        if args.json:
+            rows = keras_summary(model.spec)
+            print(json.dumps({"model": name, "layout": "keras", "rows": rows, "total_params": parameter_count(model.spec),
+                              "trainable_params": sum(r["trainable"] for r in rows)}, indent=2))
+        else:
+            print(summary_text(model.spec, name), end="")
+        return 0
+    import torch
+
+    from neuralab.models import print_summary, summary
+
+    shape = input_shape(model.spec)
+    if len(shape) != 3:
+        raise NeuralabError(f"{args.model}: PyTorch's layout table is drawn for image models; this model takes "
+                            f"{'x'.join(str(v) for v in shape)} sequences or vectors: use the keras layout")
+    with torch.device("meta"):
+        net = build(model.spec)
+    result = summary(net, shape, depth=args.depth, name=name)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -21,7 +21,7 @@ def zoo_rows() -> list[dict]:
         c, h, w = a.paper_input
         paper, *small = ZOO_COUNTS[name]
         rows.append({
-            "model": name, "year": a.year, "paper": a.paper, "introduced": a.introduced,
+            "model": name, "year": a.year, "paper": a.paper, "introduced": a.introduced, "variant": a.variant,
             "paper_input": f"{h}x{w}x{c}", "paper_classes": a.paper_classes, "params_paper": paper,
             **{f"params_{s[1]}x{s[2]}x{s[0]}": n for s, n in zip(ZOO_SIZES, small)},
         })
@@ -41,7 +41,9 @@ def run_zoo(args) -> int:
     table = [(r["model"], str(r["year"]), f"{r['params_paper']:,} ({r['paper_input']}, {r['paper_classes']} classes)",
               f"{r['params_28x28x1']:,}", f"{r['params_32x32x3']:,}", r["paper"])
              for r in rows]
+    variants = [f"{r['model']}: {r['variant']}, {r['params_paper']:,} parameters at {r['paper_input']}"
+                for r in rows if r["variant"]]
     print(render_table("neuralab model zoo (small inputs: 10 classes)", header, table, right=(2, 3, 4),
-                       footer=["Details: neuralab summary MODEL --input 28x28x1; adaptations: docs/models.md"]),
+                       footer=[*variants, "Details: neuralab summary MODEL --input 28x28x1; adaptations: docs/models.md"]),
           end="")
     return 0

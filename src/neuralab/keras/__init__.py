@@ -11,7 +11,7 @@ run stores and rebuilds from, and the spec becomes PyTorch modules (build.py). d
 
 from __future__ import annotations
 
-from neuralab.keras.build import build
+from neuralab.keras.build import build, summary_text
 from neuralab.keras.layers import supported_layers
 from neuralab.keras.reader import KerasModel, read
 from neuralab.keras.spec import (
@@ -32,4 +32,13 @@ def convert(source, logits: bool = False):
 
 
 __all__ = ["KerasModel", "build", "check", "convert", "ends_in_softmax", "input_shape", "keras_summary",
-           "parameter_count", "read", "supported_layers"]
+           "parameter_count", "read", "summary_text", "supported_layers", "RunLogger"]
+
+
+def __getattr__(name: str):
+    # RunLogger is a Keras callback class: it imports Keras, which converting files never needs.
+    if name == "RunLogger":
+        from neuralab.keras.runlogger import RunLogger
+
+        return RunLogger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

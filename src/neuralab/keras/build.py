@@ -471,3 +471,14 @@ def _unique(name: str, taken: set[str]) -> str:
         out, k = f"{base}_{k}", k + 1
     taken.add(out)
     return out
+
+
+def summary_text(spec: dict, name: str = "model", rich: bool | None = None, file=None) -> str:
+    """Keras's model.summary() of ``spec`` ((None, H, W, C) shapes, Keras's counts), with the
+    converted module's count in PyTorch's layout named below it where the two differ."""
+    from neuralab.models.summary import render_keras
+    from neuralab.keras.spec import keras_summary
+
+    with torch.device("meta"):  # counts only: nothing is allocated
+        torch_params = sum(p.numel() for p in build(spec).parameters())
+    return render_keras(name, keras_summary(spec), torch_params=torch_params, rich=rich, file=file)

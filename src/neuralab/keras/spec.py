@@ -243,9 +243,15 @@ def check(spec, source: str = "spec") -> dict:
 
 def keras_summary(spec: dict) -> list[dict]:
     """One row per layer as Keras's model.summary() shows it: name, class, output shape
-    (None, ...) and parameter count (Keras counts BatchNormalization's moving statistics)."""
+    (None, ...), parameter count (Keras counts BatchNormalization's moving statistics) and
+    how many of them train (not the moving statistics, none of a frozen layer)."""
+    def trainable(e) -> int:
+        if e["args"].get("trainable") is False:
+            return 0
+        return sum(math.prod(s) for n, s in e["weights"] if n not in ("moving_mean", "moving_variance"))
+
     return [{"name": e["name"], "class": e["class"], "output_shape": tuple(e["output_shape"]),
-             "params": sum(math.prod(s) for _, s in e["weights"])}
+             "params": sum(math.prod(s) for _, s in e["weights"]), "trainable": trainable(e)}
             for e in spec["layers"] if e["class"] != "InputLayer"]
 
 

@@ -48,15 +48,20 @@ class AlexNet(nn.Module):
             *tail,
             nn.Flatten(),                                                # (B, 9216)          small: 4096
         )
-        hidden = hidden or (1024 if small else 4096)
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(flat_size(self.features, input_shape), hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
-            nn.Linear(hidden, num_classes),
-        )
+        self.classifier = dense_head(flat_size(self.features, input_shape), hidden or (1024 if small else 4096),
+                                     num_classes, dropout)
 
     def forward(self, x):
         return self.classifier(self.features(x))  # logits (B, num_classes)
+
+
+def dense_head(inputs: int, hidden: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """AlexNet's three dense layers, dropout before the first two (both AlexNets)."""
+    return nn.Sequential(
+        nn.Dropout(dropout), nn.Linear(inputs, hidden), nn.ReLU(inplace=True),
+        nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+        nn.Linear(hidden, num_classes),
+    )
 
 
 def alexnet(input_shape=(3, 224, 224), num_classes: int = 1000, **options) -> AlexNet:

@@ -35,6 +35,8 @@ class LayerRow:
     formula: str | None = None   # how a conv/pool/pad layer's output size follows from its input
     block: bool = False          # a composite layer (e.g. an Inception module) listed after its parts;
                                  # its params are already counted in the rows above it
+    keras_params: int = 0        # what Keras counts for this layer (see keras_count)
+    keras_trainable: int = 0
 
 
 @dataclass
@@ -48,6 +50,8 @@ class ModelSummary:
     size_bytes: int                    # parameters and buffers as stored
     output_shape: tuple
     unused: list[tuple[str, int]] = field(default_factory=list)  # layers with parameters that did not run
+    keras_params: int = 0              # the model's parameters as Keras counts them (keras_count)
+    keras_trainable: int = 0
 
     @property
     def non_trainable_params(self) -> int:
@@ -201,19 +205,40 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
             continue
         params = list(m.parameters())
         rows.append(LayerRow(n, type(m).__name__, shape, sum(p.numel() for p in params),
-                             sum(p.numel() for p in params if p.requires_grad), level, formulas.get(n), block))
+                             sum(p.numel() for p in params if p.requires_grad), level, formulas.get(n), block,
+                             *keras_count(m)))
     unused = [(n, sum(p.numel() for p in m.parameters(recurse=False)))
               for n, m in modules.items() if n and n not in seen and any(True for _ in m.parameters(recurse=False))]
     params = list(model.parameters())
     buffers = list(model.buffers())
+    keras_total, keras_trainable = keras_count(model)
     return ModelSummary(
         model=name, input_shape=input_shape, rows=rows,
         total_params=sum(p.numel() for p in params),
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         buffers=sum(b.numel() for b in buffers),
         size_bytes=sum(t.numel() * t.element_size() for t in params + buffers),
-        output_shape=_shape(output), unused=_fold_unused(unused),
+        output_shape=_shape(output), unused=_fold_unused(unused), keras_params=keras_total, keras_trainable=keras_trainable,
     )
+
+
+def keras_count(module: nn.Module) -> tuple[int, int]:
+    """(total, trainable) parameters of ``module`` as Keras counts the same layers.
+
+    Two layers count differently. Keras's BatchNormalization holds its moving mean and
+    variance as (non-trainable) weights, PyTorch as buffers: Keras counts them. Keras's LSTM
+    and SimpleRNN have one bias per gate, PyTorch's two (b_ih and b_hh, which only ever add up):
+    Keras does not count the second. GRU keeps two biases in both (Keras's reset_after=True)."""
+    total = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            total += m.running_mean.numel() + m.running_var.numel()
+        elif isinstance(m, (nn.LSTM, nn.RNN)) and m.bias:
+            second = [p for n, p in m.named_parameters() if n.startswith("bias_hh")]
+            total -= sum(p.numel() for p in second)
+            trainable -= sum(p.numel() for p in second if p.requires_grad)
+    return total, trainable
 
 
 def _with_containers_run_by_parts(seen: dict[str, tuple], modules: dict[str, nn.Module]) -> dict[str, tuple]:
@@ -275,18 +300,87 @@ def _footer(s: ModelSummary) -> list[str]:
     return lines
 
 
-def render_summary(s: ModelSummary, rich: bool | None = None, file=None) -> str:
-    """The summary as text: a rich table on a terminal, plain columns otherwise (see render_table)."""
+def render_summary(s: ModelSummary, rich: bool | None = None, file=None, layout: str = "torch") -> str:
+    """The summary as text: a rich table on a terminal, plain columns otherwise (see render_table).
+    ``layout="keras"``: as Keras's model.summary() shows it (see render_keras)."""
+    if layout == "keras":
+        return render_keras(s.model, keras_rows(s), torch_params=s.total_params, rich=rich, file=file)
+    if layout != "torch":
+        raise ParameterError("layout", layout, "choose torch or keras")
     header = ("Layer (type)", "Output shape", "Param #", "Output size: W_out = floor((W_in - K + 2P) / S) + 1")
     return render_table(f'Model: "{s.model}"  input {_fmt_shape(s.input_shape)}', header, _table_rows(s),
                         right=(2,), footer=_footer(s), rich=rich, file=file)
 
 
-def print_summary(s: ModelSummary, file=None) -> None:
+def print_summary(s: ModelSummary, file=None, layout: str = "torch") -> None:
     """Print the summary to ``file`` (default stdout): rich on a terminal, plain otherwise."""
     stream = file if file is not None else sys.stdout
-    stream.write(render_summary(s, file=stream))
+    stream.write(render_summary(s, file=stream, layout=layout))
 
 
-__all__ = ["LayerRow", "ModelSummary", "print_summary", "render_summary", "render_table", "smallest_input", "summary",
-           "too_small"]
+# --- Keras's layout -------------------------------------------------------------------------------
+
+LAYOUTS = ("torch", "keras")
+
+
+def keras_shape(shape) -> tuple:
+    """A PyTorch output shape without the batch as Keras shows it: (C, H, W) maps become
+    (None, H, W, C), channels last; vectors and sequences only gain the batch's None."""
+    if shape and isinstance(shape[0], tuple):
+        return tuple(keras_shape(s) for s in shape)
+    return (None, *shape[1:], shape[0]) if len(shape) == 3 else (None, *shape)
+
+
+def keras_rows(s: ModelSummary) -> list[dict]:
+    """The summary's layers as Keras's rows (the form of neuralab.keras.keras_summary): name,
+    class, (None, H, W, C) output shape, Keras's parameter count; blocks are left out (Keras
+    lists the layers it runs)."""
+    return [{"name": r.name, "class": r.kind, "output_shape": keras_shape(r.output_shape),
+             "params": r.keras_params, "trainable": r.keras_trainable} for r in s.rows if not r.block]
+
+
+def _keras_shape_text(shape) -> str:
+    if shape and isinstance(shape[0], tuple):
+        return ", ".join(_keras_shape_text(s) for s in shape)
+    return "(" + ", ".join("None" if v is None else str(v) for v in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _bytes(n: int) -> str:
+    """Keras's way of giving a parameter count's size: float32, in B, KB or MB of 1024."""
+    size, unit = n * 4.0, "B"
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            break
+        size /= 1024
+    return f"{size:.2f} {unit}"
+
+
+def render_keras(model: str, rows: list[dict], torch_params: int | None = None, rich: bool | None = None,
+                 file=None) -> str:
+    """The table Keras's model.summary() prints: one row per layer with its (None, H, W, C) output
+    shape and Keras's parameter count, then the totals with their float32 size. ``rows`` as
+    neuralab.keras.keras_summary gives them ("trainable" defaults to all). ``torch_params``: the
+    same model's count in PyTorch's layout, named below the table when it differs."""
+    total = sum(r["params"] for r in rows)
+    trainable = sum(r.get("trainable", r["params"]) for r in rows)
+    footer = [f"Total params: {total:,} ({_bytes(total)})",
+              f"Trainable params: {trainable:,} ({_bytes(trainable)})",
+              f"Non-trainable params: {total - trainable:,} ({_bytes(total - trainable)})"]
+    if torch_params is not None and torch_params != total:
+        kinds = {r["class"] for r in rows}
+        why = []
+        if kinds & {"LSTM", "SimpleRNN", "RNN"}:
+            why.append("its LSTM and SimpleRNN keep two biases per gate where Keras keeps one (the two only "
+                       "ever add up, so the function is the same; the converted second bias stays at zero)")
+        if any("BatchNorm" in k for k in kinds):
+            why.append("BatchNorm's moving mean and variance are buffers there, which Keras counts as "
+                       "non-trainable weights")
+        footer.append(f"Parameters are counted as Keras counts them; PyTorch's layout of the same model counts "
+                      f"{torch_params:,}: " + "; ".join(why or ["its layers hold other weights"]) + ".")
+    table = [(f"{r['name']} ({r['class']})", _keras_shape_text(r["output_shape"]), f"{r['params']:,}") for r in rows]
+    return render_table(f'Model: "{model}"', ("Layer (type)", "Output Shape", "Param #"), table,
+                        right=(2,), footer=footer, rich=rich, file=file)
+
+
+__all__ = ["LAYOUTS", "LayerRow", "ModelSummary", "keras_count", "keras_rows", "keras_shape", "print_summary",
+           "render_keras", "render_summary", "render_table", "smallest_input", "summary", "too_small"]

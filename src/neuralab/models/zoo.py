@@ -27,6 +27,7 @@ class Architecture:
     paper_input: tuple[int, int, int]  # (C, H, W) of the reference parameter count
     paper_classes: int
     introduced: str = ""               # what the architecture brought, in a few words
+    variant: str = ""                  # which form of the paper's network, where the zoo has two
 
     @property
     def builder(self) -> Callable[..., nn.Module]:
@@ -44,7 +45,12 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("lenet5", "lenet:lenet5", "LeCun et al.: Gradient-based learning applied to document recognition",
                      1998, (1, 32, 32), 10, "convolution + pooling stacks trained end to end"),
         Architecture("alexnet", "alexnet:alexnet", "Krizhevsky, Sutskever, Hinton: ImageNet classification with deep CNNs",
-                     2012, (3, 224, 224), 1000, "ReLU, dropout, overlapping pooling, GPU training"),
+                     2012, (3, 224, 224), 1000, "ReLU, dropout, overlapping pooling, GPU training",
+                     "single tower, 64 filters in the first layer, no LRN (Krizhevsky 2014, as torchvision)"),
+        Architecture("alexnet2012", "alexnet2012:alexnet2012",
+                     "Krizhevsky, Sutskever, Hinton: ImageNet classification with deep CNNs",
+                     2012, (3, 227, 227), 1000, "ReLU, dropout, overlapping pooling, GPU training",
+                     "the 2012 paper's and the slides': 227x227x3, 96 filters 11x11/4, two towers, LRN"),
         Architecture("vgg16", "vgg:vgg16", "Simonyan, Zisserman: Very deep convolutional networks for large-scale image recognition",
                      2014, (3, 224, 224), 1000, "depth from stacked 3x3 convolutions"),
         Architecture("googlenet", "googlenet:googlenet", "Szegedy et al.: Going deeper with convolutions (Inception v1)",
@@ -62,6 +68,7 @@ ZOO_COUNTS: dict[str, tuple[int, int, int]] = {  # paper, 28x28x1, 32x32x3
     "cnn": (421_834, 421_834, 545_290),
     "lenet5": (61_706, 61_706, 62_006),
     "alexnet": (61_100_840, 7_703_242, 7_706_442),
+    "alexnet2012": (60_965_224, 7_556_810, 7_561_610),
     "vgg16": (138_357_544, 15_243_978, 15_245_130),
     "googlenet": (6_624_904, 5_601_322, 5_602_474),
 }

@@ -99,6 +99,56 @@ def bn_model():
     ])
 
 
+def strides(size: tuple[int, int]):
+    """Strides 1 and 2, valid and same, on odd and even sides at once (H odd, W even), then Flatten -> Dense."""
+    L = tf_keras.layers
+    return tf_keras.Sequential([
+        L.InputLayer(input_shape=(*size, 3)),
+        L.Conv2D(4, 3, strides=2, padding="same", activation="relu"),   # 11x10 -> 6x5: pads (1, 1) and (0, 1)
+        L.MaxPooling2D(3, strides=2, padding="same"),                   # 6x5 -> 3x3: pads (0, 1) and (1, 1)
+        L.Conv2D(3, 2, padding="same", activation="tanh"),              # pads (0, 1)
+        L.AveragePooling2D(2, strides=1),
+        L.Conv2D(5, 2, strides=2, padding="valid"),                     # 2x2 -> 1x1
+        L.Flatten(),
+        L.Dense(4, activation="softmax"),
+    ])
+
+
+def strides_valid():
+    L = tf_keras.layers
+    return tf_keras.Sequential([
+        L.InputLayer(input_shape=(9, 8, 2)),
+        L.Conv2D(3, 3, strides=2, activation="relu"),                   # 9x8 -> 4x3
+        L.MaxPooling2D(2, strides=2),                                   # 4x3 -> 2x1
+        L.Flatten(),
+        L.Dense(3),
+    ])
+
+
+def recurrent_last():
+    """Recurrent layers returning sequences into ones returning the last step only."""
+    L = tf_keras.layers
+    return tf_keras.Sequential([
+        L.InputLayer(input_shape=(5, 3)),
+        L.SimpleRNN(4, return_sequences=True),
+        L.GRU(4, return_sequences=True),
+        L.LSTM(3),
+        L.Dense(2),
+    ])
+
+
+def bn_sequence_model():
+    """BatchNormalization over the features of a sequence (TF-Keras 2's plain, unfused kernel)."""
+    L = tf_keras.layers
+    return tf_keras.Sequential([
+        L.InputLayer(input_shape=(5, 3)),
+        L.Dense(4),
+        L.BatchNormalization(momentum=0.7),
+        L.GlobalAveragePooling1D(),
+        L.Dense(2),
+    ])
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     arrays: dict[str, np.ndarray] = {}
@@ -131,6 +181,25 @@ def main() -> None:
         if isinstance(layer, tf_keras.layers.BatchNormalization):
             arrays[f"bn_train__mean{i}"], arrays[f"bn_train__var{i}"] = (np.asarray(layer.moving_mean),
                                                                          np.asarray(layer.moving_variance))
+
+    # Added later, after every earlier draw from rng, so that the earlier references stay as they were.
+    record("strides_11x10_tfk2", randomize(strides((11, 10)), 4), rng.standard_normal((2, 11, 10, 3)).astype("float32"),
+           "strides_11x10_tfk2.h5")
+    record("strides_valid_tfk2", randomize(strides_valid(), 5), rng.standard_normal((2, 9, 8, 2)).astype("float32"),
+           "strides_valid_tfk2.h5")
+    record("recurrent_last_tfk2", randomize(recurrent_last(), 6), rng.standard_normal((3, 5, 3)).astype("float32"),
+           "recurrent_last_tfk2.h5")
+    model = randomize(bn_sequence_model(), 7)
+    model.save(HERE / "bn_seq_train_tfk2.h5")
+    xs = (1 + 2 * rng.standard_normal((3, 8, 5, 3))).astype("float32")
+    ys = rng.standard_normal((3, 8, 2)).astype("float32")
+    model.compile(optimizer=tf_keras.optimizers.SGD(learning_rate=0.1), loss="mse")
+    for x, y in zip(xs, ys):
+        model.train_on_batch(x, y)
+    arrays.update({"bn_seq_train__x": xs, "bn_seq_train__y": ys,
+                   "bn_seq_train__mean": np.asarray(model.layers[1].moving_mean),
+                   "bn_seq_train__var": np.asarray(model.layers[1].moving_variance),
+                   "bn_seq_train__after_x": xs[0], "bn_seq_train__after_y": np.asarray(model(xs[0], training=False))})
 
     np.savez_compressed(HERE / "references.npz", **{k: np.asarray(v, dtype="float32") for k, v in arrays.items()})
     (HERE / "references.json").write_text(json.dumps(

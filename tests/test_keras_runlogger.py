@@ -1,0 +1,207 @@
+"""neuralab.keras.RunLogger: Keras's own fit of the workshop's LeNet-5 on real Fashion-MNIST
+writes a neuralab run that the tools list, whose metrics are Keras's and whose weights are
+the fitted model's."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ["KERAS_BACKEND"] = "torch"
+keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
+
+from helpers import idx_subset  # noqa: E402
+
+from neuralab import runs  # noqa: E402
+from neuralab.cli import main  # noqa: E402
+from neuralab.data.idx import read_idx  # noqa: E402
+from neuralab.errors import NeuralabError, ParameterError  # noqa: E402
+from neuralab.keras import RunLogger, build  # noqa: E402
+from neuralab.training.checkpoint import load_weights  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "keras"
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def lenet5():
+    spec = importlib.util.spec_from_file_location("keras_example_lenet5_fit", EXAMPLES / "lenet5.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.model
+
+
+def images(folder: Path, split: str):
+    """Fashion-MNIST as the LeNet-5 listing takes it: 28x28 padded to 32x32 (as LeCun padded
+    MNIST), channels last, scaled to [0, 1]; and the labels."""
+    x = read_idx(folder / f"{split}-images-idx3-ubyte.gz")
+    y = read_idx(folder / f"{split}-labels-idx1-ubyte.gz").astype(np.int64)
+    x = np.pad(x, ((0, 0), (2, 2), (2, 2)))[..., None].astype(np.float32) / 255
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, fashion_mnist):
+    """LeNet-5 fitted by Keras for one epoch on 2,000 real Fashion-MNIST images, with RunLogger."""
+    tmp = tmp_path_factory.mktemp("runlogger")
+    folder = idx_subset(fashion_mnist, tmp / "fashion", 2000, 500)
+    (x, y), (xt, yt) = images(folder, "train"), images(folder, "t10k")
+    keras.utils.set_random_seed(0)
+    model = lenet5()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    out = tmp / "runs" / "lenet5-keras"
+    logger = RunLogger(out=out, classes=CLASSES, test=(xt, yt), data="fashion-mnist (2,000)", seed=0)
+    history = model.fit(x, y, epochs=1, batch_size=64, validation_split=0.1, verbose=0, callbacks=[logger])
+    return model, history.history, out, xt, yt
+
+
+def test_the_run_is_listed_as_finished(fitted, capsys):
+    model, history, out, _, _ = fitted
+    assert main(["runs", str(out.parent), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    (row,) = [r for r in rows if r["id"] == out.name]
+    assert row["kind"] == "image-classifier" and row["status"] == "finished" and row["epochs"] == 1
+    assert row["model"] == "keras:" + model.name and row["data"] == "fashion-mnist (2,000)"
+    assert 0.5 < row["metric"]["value"] <= 1 and row["metric"]["name"] == "test accuracy"  # 10 classes: chance is 0.1
+    assert not (out / runs.LOCK).exists()
+
+
+def test_metrics_are_keras_s_history_under_neuralab_s_names(fitted):
+    _, history, out, _, _ = fitted
+    (record,) = runs.Run(out).metrics()
+    assert record["epoch"] == 1 and record["seconds"] > 0 and record["lr"] == pytest.approx(1e-3)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert record[key] == history[key][0], key  # the same float: JSON keeps all its digits
+
+
+def test_config_records_seed_versions_device_and_compile(fitted):
+    _, _, out, _, _ = fitted
+    record = runs.Run(out).record
+    assert record["kind"] == "image-classifier" and record["seed"] == 0
+    env = record["environment"]
+    assert env["keras"] == keras.__version__ and env["keras_backend"] == "torch" and env["device"] == "cpu"
+    assert env["torch"] == torch.__version__
+    compiled = record["config"]["compile"]
+    assert compiled["loss"] == "sparse_categorical_crossentropy" and compiled["metrics"] == ["accuracy"]
+    assert compiled["optimizer"]["config"]["learning_rate"] == pytest.approx(1e-3)
+    assert record["config"]["fit"]["epochs"] == 1 and record["data"]["classes"] == CLASSES
+    summary = (out / runs.SUMMARY).read_text()
+    assert "(None, 28, 28, 6)" in summary and "Total params: 61,706" in summary
+
+
+def test_weights_rebuilt_from_the_run_reproduce_keras_s_predict(fitted):
+    model, _, out, xt, _ = fitted
+    meta = json.loads((out / runs.MODEL).read_text())
+    assert meta["architecture"] == "keras:" + model.name and meta["source"]["type"] == "keras"
+    assert meta["input_shape"] == [1, 32, 32] and meta["classes"] == CLASSES and meta["parameters"] == 61_706
+    # uint8 pixels / 255 - mean) / std must be what the model was fitted on: pixels * (1/255)
+    assert meta["preprocess"] == {"mean": [0.0], "std": [1.0]}
+    net = build(meta["source"]["spec"], logits=meta["source"]["logits"])
+    load_weights(out / runs.WEIGHTS, net)
+    with torch.inference_mode():
+        got = torch.softmax(net.eval()(torch.from_numpy(xt.transpose(0, 3, 1, 2).copy())), dim=1).numpy()
+    want = model.predict(xt, verbose=0)
+    assert np.abs(got - want).max() <= 1e-5
+
+
+def test_results_and_report_hold_the_test_figures(fitted):
+    model, _, out, xt, yt = fitted
+    results = runs.Run(out).results()
+    want = model.evaluate(xt, yt, verbose=0, return_dict=True)
+    assert results["test_accuracy"] == pytest.approx(want["accuracy"], abs=1 / len(yt))
+    assert results["test_loss"] == pytest.approx(want["loss"], rel=1e-4)
+    assert np.sum(results["confusion_matrix"]) == len(yt) and results["epochs_run"] == 1
+    report = (out / runs.REPORT).read_text()
+    assert "Confusion matrix" in report and f"{results['test_accuracy'] * 100:.2f}%" in report
+
+
+def test_without_a_test_set_the_run_still_finishes(tmp_path, fashion_mnist):
+    folder = idx_subset(fashion_mnist, tmp_path / "fashion", 300, 10)
+    x, y = images(folder, "train")
+    model = lenet5()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["sparse_categorical_accuracy"])
+    seen = []
+
+    class Probe(keras.callbacks.Callback):  # what `neuralab runs` sees while Keras is still fitting
+        def on_epoch_end(self, epoch, logs=None):
+            row = runs.describe(runs.Run(tmp_path / "run"))
+            seen.append((row.status, row.epochs, row.metric["name"]))
+
+    model.fit(x, y, epochs=2, batch_size=100, verbose=0, callbacks=[RunLogger(out=tmp_path / "run"), Probe()])
+    assert seen == [("running", 1, "train accuracy"), ("running", 2, "train accuracy")]  # live, epoch by epoch
+    run = runs.Run(tmp_path / "run")
+    assert run.status() is runs.Status.FINISHED
+    assert [r["epoch"] for r in run.metrics()] == [1, 2] and "accuracy" in run.metrics()[0]
+    assert "no test set given" in (tmp_path / "run" / runs.REPORT).read_text()
+    assert run.read(runs.MODEL)["classes"] == [str(i) for i in range(10)]
+
+
+def test_a_model_neuralab_cannot_record_is_refused_before_any_file(tmp_path):
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    x = np.zeros((8, 4, 4, 1), np.float32)
+    with pytest.raises(NeuralabError, match="RunLogger records image classifiers"):
+        model.fit(x, np.zeros((8, 1)), epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ParameterError, match="classes"):
+        lenet = lenet5()
+        lenet.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        lenet.fit(np.zeros((4, 32, 32, 1), np.float32), np.zeros(4), epochs=1, verbose=0,
+                  callbacks=[RunLogger(out=tmp_path / "run", classes=["a", "b"])])
+    with pytest.raises(ParameterError, match="scale"):
+        RunLogger(scale=0)
+
+
+def test_the_stacked_lstm_fitted_on_seattle_weather_writes_a_forecaster_run(tmp_path, capsys):
+    """A sequence model becomes a forecaster run: the training, the summary in Keras's count and
+    the converted model; results.json says what a forecaster run made by Keras lacks."""
+    from neuralab.data.series import load_series
+
+    spec = importlib.util.spec_from_file_location("keras_example_lstm_fit", EXAMPLES / "stacked_lstm.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.model
+    series = load_series("seattle-weather", target="temp_max")
+    temps = series.frame[series.target].to_numpy(np.float32)[:400]
+    temps = (temps - temps.mean()) / temps.std()
+    x = np.stack([temps[i:i + 60] for i in range(300)])[..., None]
+    y = temps[60:360, None]
+    model.compile(optimizer="adam", loss="mse", metrics=["mean_absolute_error"])
+    history = model.fit(x, y, epochs=1, batch_size=50, verbose=0,
+                        callbacks=[RunLogger(out=tmp_path / "lstm", data="seattle-weather temp_max")]).history
+    run = runs.Run(tmp_path / "lstm")
+    assert run.kind is runs.Kind.FORECASTER and run.status() is runs.Status.FINISHED
+    (record,) = run.metrics()
+    assert record["loss"] == history["loss"][0] and record["mae"] == history["mean_absolute_error"][0]
+    assert "forecast predict" in run.results()["missing"]
+    assert "Total params: 116,033" in (run / runs.SUMMARY).read_text()
+    meta = run.read(runs.MODEL)
+    net = build(meta["source"]["spec"])
+    load_weights(run / runs.WEIGHTS, net)
+    with torch.inference_mode():
+        got = net.eval()(torch.from_numpy(x[:16])).numpy()
+    assert np.abs(got - model.predict(x[:16], verbose=0)).max() <= 1e-5
+
+
+def test_neuralab_serve_lists_the_run_and_serves_its_report(fitted):
+    """Route (a)'s last step: `neuralab serve` on the folder shows the run, its summary and report."""
+    from starlette.testclient import TestClient
+
+    from neuralab.web.app import create_app
+
+    model, _, out, _, _ = fitted
+    with TestClient(create_app(out.parent), base_url="http://127.0.0.1") as client:
+        listed = client.get("/api/runs").json()["runs"]
+        (row,) = [r for r in listed if r["id"] == out.name]
+        assert row["finished"] and row["model"] == "keras:" + model.name
+        details = client.get("/api/run", params={"run": out.name}).json()
+        assert "Total params: 61,706" in details["summary"] and details["classes"] == CLASSES
+        report = client.get("/api/run/file", params={"run": out.name, "name": "report.html"})
+        assert report.status_code == 200 and "Confusion matrix" in report.text
