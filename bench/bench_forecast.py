@@ -142,6 +142,29 @@ def run_series(results: dict, seeds, only: set | None) -> None:
             print(f"  {results[key].get('ratio', results[key].get('error'))}  ({seconds:.0f} s)", flush=True)
 
 
+def queue() -> list[tuple[int, tuple]]:
+    """Every (seed, series) run, in the order a short bench covers most: each seed before the
+    next, within one the cheap series first (the hourly ones take longest)."""
+    cost = {"seattle-temps.csv": 9, "sf-temps.csv": 9, "msft.csv": 5, "nasdaq": 4, "sp500": 4}
+    return [(seed, item) for seed in SEEDS for item in sorted(SERIES, key=lambda i: cost.get(i[2], 1))]
+
+
+def work(only: set | None) -> None:
+    """One worker of several: takes the next run no other worker has claimed (its directory
+    made first), so that any number can run at once on a shared machine."""
+    for seed, (label, kind, data, extra) in queue():
+        out = RUNS / f"{Path(data).stem}-s{seed}"
+        if only and data not in only:
+            continue
+        try:
+            out.mkdir(parents=True)
+        except FileExistsError:
+            continue  # done, or another worker's
+        print(f"{label}, seed {seed} ...", flush=True)
+        res, seconds, _, text = forecast(out, ["--data", data_path(data), *extra, "--seed", str(seed), "--quiet"])
+        print(f"  {ratio(res) if res else text}  ({seconds:.0f} s)", flush=True)
+
+
 def big_csv(path: Path, rows: int = 3_400_000) -> Path:
     """A generated hourly CSV of about 200 MB: a daily cycle, a random walk and noise."""
     if path.exists():
@@ -248,6 +271,7 @@ def main() -> None:
     parser.add_argument("--no-extras", action="store_true")
     parser.add_argument("--extras-only", action="store_true", help="only the extras (they can run beside the series)")
     parser.add_argument("--write", action="store_true", help="only write the table from the runs so far")
+    parser.add_argument("--worker", action="store_true", help="take unclaimed runs from the queue (several at once)")
     parser.add_argument("--part", help="keep this process's runs in results-PART.json, so that several can run at once")
     args = parser.parse_args()
     if args.prepare:
@@ -257,7 +281,9 @@ def main() -> None:
     if args.part:
         RESULTS = CACHE / f"results-{args.part}.json"
     results, extras = load_results(), load_results(EXTRAS)
-    if not args.write:
+    if args.worker:
+        work(set(args.series.split(",")) if args.series else None)
+    elif not args.write:
         if not args.extras_only:
             run_series(results, [int(s) for s in args.seeds.split(",")],
                        set(args.series.split(",")) if args.series else None)
