@@ -12,7 +12,14 @@ whose peak memory is measured (within 4 GB, or refused up front with an estimate
 
     python bench/bench_forecast.py --prepare   # once: a separate venv exports the real series
     nice python bench/bench_forecast.py        # every run; resumable (finished runs are kept)
-    python bench/bench_forecast.py --write     # the table from the runs so far
+    nice python bench/bench_forecast.py --worker &   # or several workers sharing one queue
+    nice python bench/bench_forecast.py --memory &   # the 3.4 M-row run alone (its peak RSS)
+    python bench/bench_forecast.py --write     # the table from the run directories so far
+
+The table is read from the run directories (the record of truth): each series' median and
+worst ratio over the seeds run, the best forecaster of each seed, and whether the network's
+reported forecast was its trained state or its linear start (kept when training did not beat
+it on the validation span by more than noise).
 
 The series outside neuralab come from packages that ship them offline, installed into a
 separate virtual environment under the cache folder (neuralab depends on none of them):
@@ -44,9 +51,24 @@ DATA = CACHE / "csv"
 RUNS = CACHE / "runs"
 RESULTS = CACHE / "results.json"   # the series table
 EXTRAS = CACHE / "extras.json"     # the extras, kept apart so that both can run at once
+MEMORY = CACHE / "memory.json"     # the 3.4 M-row run's peak memory (measured by the process that ran it)
 PACKAGES = ["vega_datasets==0.9.0", "pmdarima==2.1.1", "statsmodels==0.15.0", "pvlib==0.16.1"]
 SEEDS = (0, 1, 2)
 TARGET = {"weather": 1.0, "load": 1.0, "price": 1.05}
+
+# Where each series comes from: the package that ships it offline (its licence) and the data's origin.
+SOURCES = {
+    "sp500": "`arch` (NCSA), Yahoo! Finance",
+    "nasdaq": "`arch` (NCSA), Yahoo! Finance",
+    "msft.csv": "`pmdarima` (MIT), Kaggle's US stocks and ETFs (CC0)",
+    "seattle-weather": "`vega_datasets` (BSD-3), NOAA",
+    "seattle-temps.csv": "`vega_datasets` (BSD-3), NOAA",
+    "sf-temps.csv": "`vega_datasets` (BSD-3), NOAA",
+    "taylor-load.csv": "`pmdarima` (MIT), Taylor (2003)",
+    "co2.csv": "`statsmodels` (BSD-3), Keeling and Whorf, public domain",
+    "elnino.csv": "`statsmodels` (BSD-3), NOAA ERSST V3B, public domain",
+    "sunspots.csv": "`pmdarima` (MIT), Andrews and Herzberg (1985)",
+}
 
 # (label, kind, --data, other arguments)
 SERIES = [
@@ -113,7 +135,8 @@ def summary(res: dict, seconds: float) -> dict:
             "kept_linear_start": res.get("kept_linear_start"), "epochs": res["epochs_run"],
             "coverage": {k: v["coverage"] for k, v in res.get("intervals", {}).get("coverage", {}).items()},
             "intervals": res.get("intervals", {}).get("method", "")[:8],
-            "mae": {n: m["mae"] for n, m in res["test"].items()}, "seconds": seconds}
+            "mae": {n: m["mae"] for n, m in res["test"].items()}, "seconds": seconds,
+            "linear_start": res.get("linear_start", "")}
 
 
 def collect() -> dict:
@@ -142,6 +165,31 @@ def run_series(results: dict, seeds, only: set | None) -> None:
             print(f"  {results[key].get('ratio', results[key].get('error'))}  ({seconds:.0f} s)", flush=True)
 
 
+def queue() -> list[tuple[int, tuple]]:
+    """Every (seed, series) run, in the order a short bench covers most: each seed before the
+    next, within one the cheap series first (the hourly ones take longest)."""
+    cost = {"seattle-temps.csv": 9, "sf-temps.csv": 9, "msft.csv": 5, "nasdaq": 4, "sp500": 4}
+    return [(seed, item) for seed in SEEDS for item in sorted(SERIES, key=lambda i: cost.get(i[2], 1))]
+
+
+def work(only: set | None) -> None:
+    """One worker of several: takes the next run no other worker has claimed (its directory
+    made first), so that any number can run at once on a shared machine."""
+    items = [(f"{label}, seed {seed}", RUNS / f"{Path(data).stem}-s{seed}",
+              ["--data", data_path(data), *extra, "--seed", str(seed), "--quiet"])
+             for seed, (label, kind, data, extra) in queue() if not only or data in only]
+    firsts = sum(1 for seed, _ in queue() if seed == SEEDS[0])
+    extras = [(key, RUNS / key.replace("|", "-"), args) for key, args in extra_runs().items()]
+    for name, out, args in items[:firsts] + ([] if only else extras) + items[firsts:]:
+        try:
+            out.mkdir(parents=True)
+        except FileExistsError:
+            continue  # done, or another worker's
+        print(f"{name} ...", flush=True)
+        res, seconds, _, text = forecast(out, args)
+        print(f"  {ratio(res) if res else text}  ({seconds:.0f} s)", flush=True)
+
+
 def big_csv(path: Path, rows: int = 3_400_000) -> Path:
     """A generated hourly CSV of about 200 MB: a daily cycle, a random walk and noise."""
     if path.exists():
@@ -162,27 +210,47 @@ def big_csv(path: Path, rows: int = 3_400_000) -> Path:
     return path
 
 
-def run_extras(results: dict) -> None:
+def extra_runs() -> dict[str, list[str]]:
     three = data_path("three-stations.csv")
-    extras = {
+    return {
         "three-stations|series-column": ["--data", three, "--series-column", "station", "--quiet"],
         "three-stations|where": ["--data", three, "--where", "station=SEATTLE", "--quiet"],
         "seattle-temps|horizon-24": ["--data", data_path("seattle-temps.csv"), "--horizon", "24", "--quiet"],
     }
-    for key, args in extras.items():
+
+
+def extra_summary(res: dict, seconds: float) -> dict:
+    return {"ratio": ratio(res), "best": res["headline"]["best"], "seconds": seconds,
+            "by_step_mae": res["by_step_mae"], "network": res["headline"]["network"],
+            "intervals": res.get("intervals", {}).get("coverage", {}),
+            "series": {k: v["best"] for k, v in res.get("series", {}).items()}, "test": res["test"]}
+
+
+def collect_extras() -> dict:
+    """The extras from their run directories, and the memory measurement from its file."""
+    found = {}
+    for key in extra_runs():
+        path = RUNS / key.replace("|", "-") / "results.json"
+        if path.is_file():
+            res = json.loads(path.read_text())
+            found[key] = extra_summary(res, res.get("train_seconds", 0.0))
+    found.update(load_results(MEMORY))
+    return found
+
+
+def run_extras(results: dict) -> None:
+    for key, args in extra_runs().items():
         if key in results:
             continue
         print(f"{key} ...", flush=True)
         res, seconds, _, text = forecast(RUNS / key.replace("|", "-"), args)
-        if res is None:
-            results[key] = {"error": text, "seconds": seconds}
-        else:
-            results[key] = {"ratio": ratio(res), "best": res["headline"]["best"], "seconds": seconds,
-                            "by_step_mae": res["by_step_mae"], "network": res["headline"]["network"],
-                            "intervals": res.get("intervals", {}).get("coverage", {}),
-                            "series": {k: v["best"] for k, v in res.get("series", {}).items()},
-                            "test": res["test"]}
+        results[key] = {"error": text, "seconds": seconds} if res is None else extra_summary(res, seconds)
         save(results, EXTRAS)
+    run_memory(results)
+    save(results, EXTRAS)
+
+
+def run_memory(results: dict) -> None:
     if "memory" not in results:
         path = big_csv(CACHE / "big.csv")
         print(f"memory: {path.stat().st_size / 1e6:.0f} MB ...", flush=True)
@@ -192,25 +260,32 @@ def run_extras(results: dict) -> None:
         loading = next((line for line in text.splitlines() if line.startswith("loading")), text.splitlines()[-1])
         results["memory"] = {"rows": 3_400_000, "megabytes": path.stat().st_size / 1e6, "peak_rss": peak,
                              "seconds": seconds, "finished": res is not None, "said": loading}
-        save(results, EXTRAS)
+        save({"memory": results["memory"]}, MEMORY)
 
 
 def table(results: dict) -> str:
-    lines = ["| series | kind | network MAE / best baseline, seeds 0, 1, 2 | mean | target | best forecaster "
-             "(seed 0) | transform | 80% / 95% interval coverage (first seed) |",
-             "|---|---|---|---:|---:|---|---|---|"]
+    lines = ["| series | kind | source (package, licence), origin | command (`neuralab forecast` ...) | seeds | "
+             "network MAE / best baseline: median | worst | target | best forecaster (per seed) | network's forecast | "
+             "80% / 95% coverage (seed 0) |",
+             "|---|---|---|---|---|---:|---:|---:|---|---|---|"]
     for label, kind, data, extra in SERIES:
         runs = [results.get(f"{data}|{s}") for s in SEEDS]
-        ratios = [r["ratio"] for r in runs if r and "ratio" in r]
-        cells = ", ".join(f"{r['ratio']:.3f}" if r and "ratio" in r else ("error" if r else "-") for r in runs)
-        mean = np.mean(ratios) if ratios else float("nan")
+        done = [(s, r) for s, r in zip(SEEDS, runs) if r and "ratio" in r]
+        ratios = [r["ratio"] for _, r in done]
         target = TARGET.get(kind)
         mark = "" if target is None or not ratios else (" ✓" if max(ratios) <= target else " ✗")
-        first = runs[0] or {}
-        adaptive = [r for r in runs if r and r.get("intervals") == "adaptive"]  # the method measured below
-        cov = adaptive[0]["coverage"] if adaptive else {}
-        lines.append(f"| {label} | {kind} | {cells} | {mean:.3f}{mark} | {target or '-'} | {first.get('best', '-')} | "
-                     f"{first.get('transform', '-')} | {' / '.join(f'{100 * v:.0f}%' for v in cov.values()) or '-'} |")
+        seeds = ", ".join(str(s) for s, _ in done) or "-"
+        median = f"{np.median(ratios):.3f}" if ratios else "-"
+        worst = f"{max(ratios):.3f}{mark}" if ratios else "-"
+        best = ", ".join(r["best"] for _, r in done) or "-"
+        kept = sum(bool(r.get("kept_linear_start")) for _, r in done)
+        used = (f"linear start {kept}/{len(done)}" if kept else "") + (", " if 0 < kept < len(done) else "") + \
+            (f"trained {len(done) - kept}/{len(done)}" if kept < len(done) else "") if done else "-"
+        first = done[0][1] if done else {}
+        cov = first.get("coverage", {})
+        command = " ".join(["--data", data, *extra])
+        lines.append(f"| {label} | {kind} | {SOURCES.get(data, '')} | `{command}` | {seeds} | {median} | {worst} | "
+                     f"{target or '-'} | {best} | {used} | {' / '.join(f'{100 * v:.0f}%' for v in cov.values()) or '-'} |")
     out = "\n".join(lines)
     extras = []
     sc = results.get("three-stations|series-column")
@@ -248,6 +323,8 @@ def main() -> None:
     parser.add_argument("--no-extras", action="store_true")
     parser.add_argument("--extras-only", action="store_true", help="only the extras (they can run beside the series)")
     parser.add_argument("--write", action="store_true", help="only write the table from the runs so far")
+    parser.add_argument("--memory", action="store_true", help="only the 3.4 M-row run's peak memory")
+    parser.add_argument("--worker", action="store_true", help="take unclaimed runs from the queue (several at once)")
     parser.add_argument("--part", help="keep this process's runs in results-PART.json, so that several can run at once")
     args = parser.parse_args()
     if args.prepare:
@@ -257,13 +334,17 @@ def main() -> None:
     if args.part:
         RESULTS = CACHE / f"results-{args.part}.json"
     results, extras = load_results(), load_results(EXTRAS)
-    if not args.write:
+    if args.memory:
+        run_memory(load_results(MEMORY))
+    elif args.worker:
+        work(set(args.series.split(",")) if args.series else None)
+    elif not args.write:
         if not args.extras_only:
             run_series(results, [int(s) for s in args.seeds.split(",")],
                        set(args.series.split(",")) if args.series else None)
         if not args.no_extras:
             run_extras(extras)
-    text = table({**collect(), **load_results(EXTRAS)})
+    text = table({**collect(), **load_results(EXTRAS), **collect_extras()})
     print(text)
     update_section("bench_forecast", f"Measured by `bench/bench_forecast.py` ({time.strftime('%Y-%m-%d')}, "
                                      "a shared 2-core machine, one thread per run):\n\n" + text,

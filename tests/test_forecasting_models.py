@@ -11,7 +11,7 @@ from neuralab.data.series import load_series
 from neuralab.errors import NeuralabError
 from neuralab.forecasting.gradients import GradientConfig, input_gradient_norms, measure, norm_table, plot
 from neuralab.forecasting.models import (ForecastNetwork, ModelConfig, NetworkForecaster, build_network,
-                                         series_train_config, summary)
+                                         series_train_config, summary, validation_gain)
 from neuralab.forecasting.topologies import (ManyToMany, ManyToOne, OneToMany, OneToOne, TOPOLOGIES, keras_init,
                                              shapes, train_toy)
 from neuralab.forecasting.windows import WindowConfig, prepare
@@ -115,11 +115,38 @@ def test_residual_recipe_never_ends_worse_on_validation_than_its_linear_start():
     persistence_val = np.abs(p.val.future - p.val.past[:, -1:]).mean()
     assert start_val <= 1.01 * persistence_val
     assert net.score(p.val) <= start_val * 1.02  # at most the start's error (MSE kept, MAE close)
-    if net.kept_start:
-        assert "which no epoch improved on: kept" in net.describe()
-        np.testing.assert_allclose(net.score(p.val), start_val, rtol=1e-5)
+    # a random walk gives training nothing to find: a validation gain within noise never replaces the start
+    assert net.kept_start and "by more than noise" in net.describe()
+    assert net.gain["gain"] <= net.gain["noise"] * net.gain["standard_error"] and net.gain["windows"] == len(p.val)
+    np.testing.assert_allclose(net.score(p.val), start_val, rtol=1e-5)
     persistence = np.abs(p.test.future - p.test.past[:, -1:]).mean()
     assert net.score(p.test) < 1.05 * persistence  # starts from, and stays near, persistence on prices
+
+
+def test_a_network_that_finds_what_a_line_cannot_replaces_its_linear_start():
+    # The logistic map x' = 3.9 x (1 - x): chaotic, nearly uncorrelated to a line, a parabola to a network.
+    x = [0.3]
+    for _ in range(1199):
+        x.append(3.9 * x[-1] * (1 - x[-1]))
+    frame = pd.DataFrame({"x": np.array(x) + 1.0}, index=pd.date_range("2000-01-01", periods=1200))
+    p = prepare(load_series(frame, "x"), WindowConfig(lookback=4))
+    net = NetworkForecaster(ModelConfig("lstm", hidden=[32], dropout=0.0),
+                            series_train_config(epochs=15, batch_size=32, device="cpu", patience=0))
+    start_val = NetworkForecaster(ModelConfig("lstm", hidden=[32]), series_train_config(device="cpu")) \
+        .linear_errors(p.train, [p.val])[0]
+    net.fit(p.train, p.val)
+    assert not net.kept_start and "kept" not in net.describe()
+    assert net.gain["gain"] > net.gain["noise"] * net.gain["standard_error"] > 0
+    assert net.score(p.val) < 0.7 * start_val and net.score(p.test) < 0.7 * start_val
+
+
+def test_validation_gain_is_the_paired_mean_and_its_standard_error():
+    start, trained = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.5, 2.0, 2.5, 4.5])  # differences .5, 0, .5, -.5
+    g = validation_gain(start, trained)
+    assert g["gain"] == 0.125 and g["windows"] == 4
+    np.testing.assert_allclose(g["standard_error"], np.sqrt(((0.375 ** 2) * 2 + 0.125 ** 2 + 0.625 ** 2) / 3 / 4))
+    np.testing.assert_allclose(g["percent"], 100 * 0.125 / 2.5)
+    assert validation_gain(start[:1], trained[:1])["standard_error"] == float("inf")  # one window proves nothing
 
 
 def test_four_topologies_have_the_documented_shapes():

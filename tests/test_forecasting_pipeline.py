@@ -93,6 +93,51 @@ def test_results_judge_the_network_against_the_best_baseline(run):
     assert 1.5 < results["test"]["persistence"]["mae"] < 5
 
 
+def test_the_results_say_which_forecast_the_network_reports(run):
+    result, _ = run
+    results = json.loads((result.run_dir / "results.json").read_text())
+    head, gain = results["headline"], results["validation_gain"]
+    assert gain["windows"] == results["windows"]["val"] and gain["noise"] == 2.0
+    beyond_noise = gain["gain"] > gain["noise"] * gain["standard_error"]
+    assert results["kept_linear_start"] is (not beyond_noise)
+    if results["kept_linear_start"]:
+        assert head["network_forecast"] == f"its linear start ({results['linear_start']})"
+        assert "its linear start" in head["sentence"] and results["best_epoch"] == 0
+    else:
+        assert head["network_forecast"] == "trained" and "linear start" not in head["sentence"]
+
+
+def test_the_runs_listing_shows_the_ratio_to_the_best_baseline(run):
+    from neuralab import runs
+
+    result, _ = run
+    head = json.loads((result.run_dir / "results.json").read_text())["headline"]
+    row = runs.describe(Run(result.run_dir))
+    assert row.metric["name"] == "test MAE" and row.metric["value"] == pytest.approx(head["network_mae"])
+    assert row.metric["note"] == f"{head['ratio_to_best_baseline']:.3f} x the best baseline's MAE ({head['best_baseline']})"
+    assert "persistence" not in row.metric["note"] or head["best_baseline"] == "persistence"
+
+
+def test_the_web_view_carries_the_intervals_it_draws(run):
+    from neuralab.web.forecast import forecast_view
+
+    result, _ = run
+    results = json.loads((result.run_dir / "results.json").read_text())
+    v = forecast_view(result.run_dir.parent, result.run_dir.name)
+    assert v["intervals"]["forecaster"] == "lstm" and v["intervals"]["levels"] == ["80", "95"]
+    assert v["intervals"]["coverage"] == {k: c["coverage"] for k, c in results["intervals"]["coverage"].items()}
+    frame = pd.read_csv(result.run_dir / "forecast.csv")
+    for step, data in v["steps"].items():
+        rows = frame[(frame.split == "test") & (frame.step == int(step))]
+        for k in ("80", "95"):
+            np.testing.assert_allclose(data[f"lower_{k}"], rows[f"lower_{k}"])
+            assert all(lo <= f <= up for lo, f, up in zip(data[f"lower_{k}"], data["lstm"], data[f"upper_{k}"]))
+        assert all(a <= b for a, b in zip(data["upper_80"], data["upper_95"]))  # the 95% band holds the 80% one
+    ratios = {s["name"]: s["vs_best_baseline"] for s in v["scores"]}
+    assert ratios["lstm"] == pytest.approx(results["headline"]["ratio_to_best_baseline"])
+    assert min(r for n, r in ratios.items() if n != "lstm") == pytest.approx(1.0)
+
+
 def test_forecast_csv_lines_up_with_actual_values(run, tmp_path):
     result, _ = run
     frame = pd.read_csv(result.run_dir / "forecast.csv", parse_dates=["origin", "time"])

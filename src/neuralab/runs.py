@@ -378,6 +378,11 @@ def _best_so_far(metrics: list[dict], name: str, best) -> dict:
 
 
 def _versus(head: dict) -> str:
+    """The network against the best baseline (results' verdict); runs from before the verdict
+    existed only knew persistence."""
+    ratio, best = _finite(head.get("ratio_to_best_baseline")), head.get("best_baseline")
+    if ratio is not None and best:
+        return f"{ratio:.3f} x the best baseline's {head.get('metric', 'mae').upper()} ({best})"
     pct = _finite(head.get("percent_better"))
     if pct is None:
         return ""

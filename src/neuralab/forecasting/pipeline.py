@@ -333,6 +333,13 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
     if head["outcome"] != "constant" and config.windows.transform == "none":
         outside = outside_training_range(prepared[0])
         head["test_outside_training_range"] = outside
+    if network.kept_start:
+        # Say which forecast the network's figures are: its linear start, chosen on the validation span.
+        head["network_forecast"] = f"its linear start ({network.start_})"
+        head["sentence"] += (f" {network.name}'s forecast is its linear start, {network.start_}: training did not "
+                             "beat that start on the validation span by more than noise, so it was kept.")
+    else:
+        head["network_forecast"] = "trained"
     persistence = test.get("persistence", {})
     head.update({"network_mae": test[network.name]["mae"], "persistence_mae": persistence.get("mae"),
                  "percent_better": metrics.percent_better(test[network.name]["mae"], persistence.get("mae") or 0),
@@ -358,6 +365,8 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
         "spans": {k: [str(a.date()), str(b.date())] for k, (a, b) in prepared[0].spans().items()},
         "best_epoch": 0 if network.kept_start else network.trainer.best_epoch(),
         "kept_linear_start": network.kept_start,
+        "linear_start": network.start_,
+        "validation_gain": network.gain,  # the trained network's over its start; kept when within noise
         "epochs_run": len(network.history),
         "train_seconds": seconds,
         "mase_scale": prepared[0].mase_scale,

@@ -26,13 +26,20 @@ def forecast_view(root: Path, run_id: str) -> dict:
     run = run.path
     head = results.get("headline", {})
     persistence = head.get("persistence_mae")
+    test = results.get("test", {})
+    metric = head.get("metric", "mae")
+    baseline_scores = [m.get(metric) for n, m in test.items() if n != head.get("network") and m.get(metric)]
+    best_baseline = min(baseline_scores, default=None)
     scores = []
-    for name, m in results.get("test", {}).items():
+    for name, m in test.items():
         vs = None if not persistence else (persistence - m["mae"]) / persistence * 100
-        scores.append({"name": name, **m, "vs_persistence": vs, "network": name == head.get("network"),
-                       "fitted": results.get("forecasters", {}).get(name, "")})
+        ratio = m[metric] / best_baseline if best_baseline and m.get(metric) is not None else None
+        scores.append({"name": name, **m, "vs_persistence": vs, "vs_best_baseline": ratio,
+                       "network": name == head.get("network"), "fitted": results.get("forecasters", {}).get(name, "")})
     scores.sort(key=lambda r: r["mae"])
     steps, future, names = read_forecast_csv(run / runs.FORECAST, MAX_ROWS)
+    names_all = set(next(iter(steps.values()), {}))
+    intervals = results.get("intervals") or {}
     return {
         "id": run_id,
         "target": results.get("target", ""),
@@ -42,6 +49,12 @@ def forecast_view(root: Path, run_id: str) -> dict:
         "forecasters": names,
         "steps": steps,
         "future": future,
+        # the network's prediction intervals: their columns ride in steps/future (lower_80, upper_80, ...)
+        "intervals": {"forecaster": intervals.get("forecaster", head.get("network")),
+                      "levels": [k for k in intervals.get("coverage", {})
+                                 if f"lower_{k}" in names_all and f"upper_{k}" in names_all],
+                      "coverage": {k: v.get("coverage") for k, v in intervals.get("coverage", {}).items()},
+                      "method": intervals.get("method", "")},
         "plots": [p for p in ("series", "forecast", "error_by_step", "learning_curves")
                   if (run / "plots" / f"{p}.png").is_file()],
     }

@@ -31,7 +31,12 @@ function drawChart() {
   const W = 1300, H = 460, L = 80, R = 20, T = 20, B = 50;
   const series = [["actual", "#111", 3.5], ...view.forecasters.filter((n) => shown.has(n))
     .map((n) => [n, COLORS[view.forecasters.indexOf(n) % COLORS.length], 2.5])];
-  const values = series.flatMap(([n]) => data[n]).filter((v) => v !== null);
+  // The network's intervals, widest first, drawn under the lines as bands (polygons, not paths).
+  const net = view.intervals.forecaster;
+  const levels = shown.has(net) ? [...view.intervals.levels].sort((a, b) => b - a) : [];
+  const bands = levels.map((k) => [k, data[`lower_${k}`], data[`upper_${k}`]]).filter(([, lo, up]) => lo && up);
+  const values = [...series.flatMap(([n]) => data[n]), ...bands.flatMap(([, lo, up]) => [...lo, ...up])]
+    .filter((v) => v !== null && v !== undefined);
   const lo = Math.min(...values), hi = Math.max(...values), pad = (hi - lo) * 0.05 || 1;
   const n = data.time.length;
   const x = (i) => L + (W - L - R) * (n > 1 ? i / (n - 1) : 0.5);
@@ -48,13 +53,27 @@ function drawChart() {
   }
   chart.append(svg("line", { x1: L, x2: L, y1: T, y2: H - B, stroke: "#868e96" }),
     svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: "#868e96" }));
+  const netColor = COLORS[Math.max(0, view.forecasters.indexOf(net)) % COLORS.length];
+  bands.forEach(([k, lower, upper], j) => {
+    const upperPts = [], lowerPts = [];
+    upper.forEach((v, i) => { if (v !== null && lower[i] !== null) { upperPts.push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`); lowerPts.unshift(`${x(i).toFixed(1)},${y(lower[i]).toFixed(1)}`); } });
+    const band = svg("polygon", { points: [...upperPts, ...lowerPts].join(" "), fill: netColor,
+      "fill-opacity": j === bands.length - 1 ? 0.25 : 0.12, stroke: "none", class: "band", "data-level": k });
+    band.append(svg("title", {}, `${net}: ${k}% prediction interval`));
+    chart.append(band);
+  });
   for (const [name, color, width] of series) {
     let d = "";
     data[name].forEach((v, i) => { if (v !== null) d += `${d ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`; });
     chart.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": width, "data-name": name }));
   }
   $("chart").replaceChildren(chart);
-  $("chart-note").textContent = `· ${view.target}, ${n} forecasts, ${data.time[0].slice(0, 10)} to ${data.time[n - 1].slice(0, 10)}`;
+  const covered = bands.map(([k]) => {
+    const c = view.intervals.coverage[k];
+    return `${k}% interval` + (c === null || c === undefined ? "" : ` (covered ${(100 * c).toFixed(1)}% of the test targets)`);
+  });
+  $("chart-note").textContent = `· ${view.target}, ${n} forecasts, ${data.time[0].slice(0, 10)} to ${data.time[n - 1].slice(0, 10)}`
+    + (covered.length ? `; shaded: ${net}'s ${covered.reverse().join(", ")}` : "");
 }
 
 function toggles() {
@@ -72,8 +91,7 @@ function toggles() {
 
 function scores() {
   $("scores").querySelector("tbody").replaceChildren(...view.scores.map((s) => {
-    const vs = s.vs_persistence === null ? "" : s.name === "persistence" ? "reference"
-      : `${Math.abs(s.vs_persistence).toFixed(1)}% ${s.vs_persistence >= 0 ? "better" : "worse"}`;
+    const vs = s.vs_best_baseline === null || s.vs_best_baseline === undefined ? "" : `${s.vs_best_baseline.toFixed(3)} x`;
     return el("tr", { class: s.network ? "hl" : "" }, el("td", { text: s.name + (s.network ? " (network)" : "") }),
       el("td", { class: "num", text: num(s.mae) }), el("td", { class: "num", text: num(s.rmse) }),
       el("td", { class: "num", text: num(s.mape) }), el("td", { class: "num", text: num(s.mase) }),
@@ -86,7 +104,8 @@ async function load(run) {
   $("view").classList.remove("hidden");
   const head = view.headline;
   $("verdict").textContent = head.sentence || "";
-  $("verdict").className = `verdict ${head.beats_persistence ? "good" : "bad"}`;
+  const good = head.outcome ? head.outcome !== "baseline" : head.beats_persistence;  // older runs: persistence only
+  $("verdict").className = `verdict ${good ? "good" : "bad"}`;
   shown.clear();
   for (const name of [head.network, "persistence", head.best]) if (view.forecasters.includes(name)) shown.add(name);
   const steps = Object.keys(view.steps);
