@@ -139,8 +139,8 @@ def test_load_idx_names_the_damaged_file_not_its_copy(tmp_path):
         load_idx(raw, tmp_path / "cache")
 
 
-def test_real_mnist_through_the_cache_equals_the_gzip_files(mnist, tmp_path):
-    gz = mnist / "train-images-idx3-ubyte.gz"
+def test_real_fashion_mnist_through_the_cache_equals_the_gzip_files(fashion_mnist, tmp_path):
+    gz = file_in(fashion_mnist, "train-images-idx3-ubyte.gz")
     cached = load_idx(gz, tmp_path / "cache")
     assert isinstance(load_idx(gz, tmp_path / "cache"), np.memmap)
     np.testing.assert_array_equal(cached, read_idx(gz))

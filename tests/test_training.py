@@ -197,7 +197,7 @@ def test_existing_run_is_refused_without_overwrite(small_fashion, tmp_path, caps
     (["train", "--patience", "2", "--val-fraction", "0"], "give --val-fraction above 0"),
     (["train", "--model", "resnet"], "--model resnet: unknown model"),
     (["train", "--data", "imagenet"], "unknown dataset 'imagenet'"),
-    (["evaluate", "/nonexistent"], "/nonexistent': not found; give a folder made by `neuralab train`"),
+    (["evaluate", "/nonexistent"], "/nonexistent: not found; give a folder made by `neuralab train`"),
 ])
 def test_bad_options_get_one_line_and_exit_2(argv, words, capsys, tmp_path):
     with pytest.raises(SystemExit) as e:

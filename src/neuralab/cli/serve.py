@@ -2,37 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-
-def port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value}: allowed are 1 to 65535")
-    return value
-
-
-def host_name(text: str) -> str:
-    """A host name or an IP address as a browser puts it in the Host header: no scheme, port or path."""
-    import ipaddress
-
-    name = text.strip().strip("[]")
-    try:
-        ipaddress.ip_address(name)
-        return name
-    except ValueError:
-        pass
-    labels = name.rstrip(".").split(".")
-    if not name or len(name) > 253 or not all(0 < len(x) <= 63 and x.replace("-", "").isalnum() and x.isascii()
-                                              for x in labels):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a host name or IP address (give it without "
-                                         "http:// or a port, e.g. lab-pc.local or 192.168.1.20)")
-    return name
+from neuralab.cli._args import host_name, port_number
 
 
 def register(sub) -> None:

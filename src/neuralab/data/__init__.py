@@ -21,10 +21,11 @@ __getattr__, __dir__ = exports(__name__, {
 })
 
 NAMED = ("mnist", "fashion-mnist", "cifar10")
+VAL_FRACTION = 0.1  # of the training images held out for validation, seeded: every loader's default
 
 
 def load_image_data(name: str, data_dir: str | os.PathLike | None = None,
-                    val_fraction: float = 0.1, seed: int = 0, *, test_fraction: float | None = None,
+                    val_fraction: float = VAL_FRACTION, seed: int = 0, *, test_fraction: float | None = None,
                     image_size: tuple[int, int] | None = None, color: str | None = None,
                     on_error: str | None = None) -> ImageData:
     """Load an image dataset with a seeded train/validation split.

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralab.data import VAL_FRACTION
 from neuralab.data.images import ImageData, Split, split_validation
 from neuralab.data.sources import file_in, get_source, locate
 from neuralab.errors import NeuralabError
@@ -77,7 +78,7 @@ def read_archive(path: str | os.PathLike) -> dict[str, bytes]:
     return found
 
 
-def load_cifar10(data_dir: str | os.PathLike | None = None, val_fraction: float = 0.1, seed: int = 0) -> ImageData:
+def load_cifar10(data_dir: str | os.PathLike | None = None, val_fraction: float = VAL_FRACTION, seed: int = 0) -> ImageData:
     """CIFAR-10 (50,000 train + 10,000 test, 32x32x3) with a seeded validation split."""
     source = get_source(NAME)
     path = file_in(locate(NAME, data_dir), ARCHIVE)

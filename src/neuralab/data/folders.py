@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralab.data import VAL_FRACTION
 from neuralab.data.images import ImageData, Split
 from neuralab.data.pictures import read_image, resize
 from neuralab.errors import NeuralabError, ParameterError
@@ -75,7 +76,7 @@ def _stratified(y: np.ndarray, val_fraction: float, test_fraction: float, seed: 
 
 
 def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | None = None, color: str = "auto",
-                      val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
+                      val_fraction: float = VAL_FRACTION, test_fraction: float = 0.1, seed: int = 0,
                       on_error: str = "refuse") -> FolderData:
     """Images under ``root``/CLASS/ as (N, C, H, W) uint8 splits.
 

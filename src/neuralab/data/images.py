@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralab.data import VAL_FRACTION
 from neuralab.data.idx import load_idx
 from neuralab.data.sources import cache_dir, file_in, get_source, locate
 from neuralab.errors import NeuralabError, ParameterError
@@ -68,7 +69,7 @@ def split_validation(train: Split, val_fraction: float, seed: int) -> tuple[Spli
 
 
 def load_idx_dataset(name: str, data_dir: str | os.PathLike | None = None,
-                     val_fraction: float = 0.1, seed: int = 0) -> ImageData:
+                     val_fraction: float = VAL_FRACTION, seed: int = 0) -> ImageData:
     """MNIST or Fashion-MNIST from wherever ``sources.locate`` finds them."""
     source = get_source(name)
     directory = locate(name, data_dir)

@@ -126,8 +126,8 @@ def learning_curves(history: list[dict], metrics: tuple[str, ...] = ("loss", "ac
                 ax.plot(epochs, values, style, ms=3, label=("validation" if prefix else "train"))
         ax.set_xlabel("epoch")
         ax.set_ylabel((labels or {}).get(key, key))
-        if log:
-            ax.set_yscale("log")
+        if log and all(v > 0 for line in ax.lines for v in line.get_ydata() if v is not None):
+            ax.set_yscale("log")  # a constant target's zero losses stay on a linear axis
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend()
