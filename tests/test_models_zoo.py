@@ -293,7 +293,7 @@ def test_fast_dropout_keeps_with_probability_1_minus_p_and_scales_like_pytorch(p
     a = x.clone().requires_grad_()
     torch.manual_seed(3)
     out = layer(a)
-    assert out.grad_fn.name() != "MulBackward0" and out.is_contiguous(memory_format=layout)
+    assert out.grad_fn.name() == "_DropoutMaskBackward" and out.is_contiguous(memory_format=layout)
     kept = out != 0
     torch.testing.assert_close(out[kept], x[kept] / (1 - p))
     grad = torch.randn_like(x)
@@ -306,6 +306,100 @@ def test_fast_dropout_keeps_with_probability_1_minus_p_and_scales_like_pytorch(p
     torch.testing.assert_close(layer.eval()(x), nn.Dropout(p).eval()(x))
     small = torch.ones(8, 100, requires_grad=True)  # too few values to pay for a generator: PyTorch's own
     assert layer.train()(small).grad_fn.name() == nn.Dropout(p)(small).grad_fn.name()
+
+
+def _block(pool: nn.Module, channels: int = 8, affine: bool = True, momentum: float | None = 0.1) -> nn.Sequential:
+    """The sample CNN's block after its convolution: ReLU -> batch norm -> max pooling."""
+    torch.manual_seed(1)
+    block = nn.Sequential(nn.ReLU(inplace=True), nn.BatchNorm2d(channels, affine=affine, momentum=momentum), pool)
+    if affine:
+        with torch.no_grad():  # away from the initial 1 and 0, so that a wrong use of either shows
+            block[1].weight.uniform_(0.5, 2)
+            block[1].bias.uniform_(-1, 1)
+    return block
+
+
+FUSED_CASES = {  # pool, input (C, H, W), fused in channels-last
+    "same-2x2-even": (lambda: MaxPool2dSame(2, 2), (8, 14, 14), True),
+    "same-2x2-odd": (lambda: MaxPool2dSame(2, 2), (8, 7, 9), True),        # a last window over real cells alone
+    "maxpool-3x3-stride-2-padded": (lambda: nn.MaxPool2d(3, 2, padding=1), (8, 11, 11), True),  # windows overlap
+    "maxpool-ceil-dilated": (lambda: nn.MaxPool2d(2, 3, dilation=2, ceil_mode=True), (8, 13, 10), True),
+    "same-3x3-stride-1": (lambda: MaxPool2dSame(3, 1), (8, 9, 9), False),  # zeros before: a padded copy
+    "avgpool": (lambda: nn.AvgPool2d(2), (8, 8, 8), False),
+}
+
+
+@pytest.mark.parametrize("options", [{}, {"affine": False}, {"momentum": None}], ids=["affine", "no-affine", "cumulative"])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, CL], ids=["nchw", "channels-last"])
+@pytest.mark.parametrize("case", list(FUSED_CASES))
+def test_fused_relu_batchnorm_maxpool_matches_the_three_layers(case, layout, options, one_thread):
+    """accelerate() runs ReLU -> BatchNorm2d -> max pooling in a row as one step in training on
+    channels-last maps: the same output, input gradient, gamma and beta gradients, running
+    statistics and batch count as PyTorch's three layers, over two steps (the second with the
+    statistics the first left); PyTorch's layers in NCHW and where the pooling is not plain."""
+    pool, shape, fusable = FUSED_CASES[case]
+    reference = _block(pool(), **options)
+    block = accelerate(_block(pool(), **options))
+    fused = fusable and layout == CL
+    for step in range(2):
+        torch.manual_seed(step)
+        x = (2 * torch.randn(16, *shape) + 0.3).contiguous(memory_format=layout)
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out, ref = block(a * 1), reference(b * 1)  # * 1: the in-place ReLU may not touch a leaf
+        assert (out.grad_fn.name() == "_ReluBatchNormMaxPoolBackward") == fused, out.grad_fn.name()
+        assert out.is_contiguous(memory_format=layout)
+        grad = torch.randn_like(ref)
+        out.backward(grad)
+        ref.backward(grad)
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5)
+        for mine, theirs in zip(block.parameters(), reference.parameters()):
+            torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-5 * theirs.grad.abs().max().item())
+        for mine, theirs in zip(block.buffers(), reference.buffers()):
+            torch.testing.assert_close(mine, theirs)
+    torch.testing.assert_close(block.eval()(x), reference.eval()(x))
+
+
+def test_fused_block_steps_aside_where_it_would_differ(one_thread):
+    """A gamma that is not positive (pooling no longer commutes with batch norm), a hook that
+    would see the maps between the layers, and evaluation mode all run PyTorch's layers."""
+    x = torch.randn(8, 8, 6, 6).contiguous(memory_format=CL)
+    block = accelerate(_block(MaxPool2dSame(2, 2)))
+    assert block(x * 1).grad_fn.name() == "_ReluBatchNormMaxPoolBackward"
+    with torch.no_grad():
+        block[1].weight[3] = -0.5
+    reference = _block(MaxPool2dSame(2, 2))
+    reference.load_state_dict(block.state_dict())
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, ref = block(a * 1), reference(b * 1)
+    assert out.grad_fn.name() != "_ReluBatchNormMaxPoolBackward"
+    torch.testing.assert_close(out, ref)
+    with torch.no_grad():
+        block[1].weight[3] = 1.0
+    seen = []
+    handle = block[1].register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    assert block(x * 1).grad_fn.name() != "_ReluBatchNormMaxPoolBackward" and seen == [x.shape]
+    handle.remove()
+    assert block.eval()(x * 1).grad_fn.name() != "_ReluBatchNormMaxPoolBackward"
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, CL], ids=["nchw", "channels-last"])
+def test_accelerated_sample_cnn_step_matches_pytorch_layers(layout, one_thread):
+    """The whole sample CNN (without dropout, whose draws differ by design) with every fast
+    layer, against the same network in PyTorch's layers: logits and every parameter gradient."""
+    torch.manual_seed(0)
+    plain = build_model("cnn", (1, 28, 28), 10, block_dropout=0.0, dropout=0.0)
+    fast = accelerate(build_model("cnn", (1, 28, 28), 10, block_dropout=0.0, dropout=0.0))
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(32, 1, 28, 28).contiguous(memory_format=layout)
+    y = torch.randint(0, 10, (32,))
+    out, ref = fast(x), plain(x)
+    F.cross_entropy(out, y).backward()
+    F.cross_entropy(ref, y).backward()
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    for (name, mine), theirs in zip(fast.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-3, atol=1e-5 * theirs.grad.abs().max().item(),
+                                   msg=name)
 
 
 def test_accelerate_swaps_pytorch_layers_only_and_keeps_names_and_weights():

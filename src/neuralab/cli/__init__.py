@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from typing import Callable
@@ -85,6 +86,11 @@ def namer(parsers: list[argparse.ArgumentParser]) -> Callable[[str], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # PyTorch's OpenMP threads spin at every barrier before they sleep; where the cores are busy
+    # with other work, the spinning thread takes the core its partner needs, and the fast
+    # recipe took 10 min 53 s instead of 63 s on a shared 2-core machine (docs/benchmarks.md).
+    # It must be set before torch starts OpenMP; a user's own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
