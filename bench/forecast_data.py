@@ -5,7 +5,6 @@ depends on none of them. Usage: python forecast_data.py OUT_DIR"""
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 out = Path(sys.argv[1])

@@ -31,7 +31,7 @@ from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.keras.build import build, summary_text
 from neuralab.keras.reader import read
-from neuralab.keras.spec import ends_in_softmax, input_shape, parameter_count
+from neuralab.keras.spec import input_shape, parameter_count
 from neuralab.runs import Kind, Run
 
 # Keras's names for the metrics (as logs and History hold them) -> neuralab's, so that the runs
