@@ -74,7 +74,7 @@ def epochs(data: Path, rounds: int, steps: int) -> None:
     import torch
 
     from neuralab.models import ARCHITECTURES
-    from neuralab.models.source import resolve
+    from neuralab.training.source import resolve
     from neuralab.training import CLASSIFICATION, Preprocess, TrainConfig, Trainer
 
     x = _idx(data, "train-images-idx3-ubyte.gz")[:, None][: steps * 128]

@@ -1,4 +1,4 @@
-"""neuralab.keras.RunLogger: Keras's own fit of the workshop's LeNet-5 on real Fashion-MNIST
+"""neuralab.training.RunLogger: Keras's own fit of the workshop's LeNet-5 on real Fashion-MNIST
 writes a neuralab run that the tools list, whose metrics are Keras's and whose weights are
 the fitted model's."""
 
@@ -22,7 +22,8 @@ from neuralab import runs  # noqa: E402
 from neuralab.cli import main  # noqa: E402
 from neuralab.data.idx import read_idx  # noqa: E402
 from neuralab.errors import NeuralabError, ParameterError  # noqa: E402
-from neuralab.keras import RunLogger, build  # noqa: E402
+from neuralab.keras import build  # noqa: E402
+from neuralab.training import RunLogger  # noqa: E402
 from neuralab.training.checkpoint import load_weights  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")

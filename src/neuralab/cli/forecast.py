@@ -131,7 +131,7 @@ def model_choice(architectures: tuple[str, ...]):
     """A type for --model: a built-in architecture, or a file naming a model (checked when read)."""
     import argparse
 
-    from neuralab.models.source import KERAS_SUFFIXES, split_name
+    from neuralab.training.source import KERAS_SUFFIXES, split_name
 
     def model(text: str) -> str:
         if text in architectures or split_name(text)[0].suffix.lower() in (*KERAS_SUFFIXES, ".py"):

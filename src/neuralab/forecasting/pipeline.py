@@ -145,7 +145,7 @@ class WindowNetwork(torch.nn.Module):
 
 class UserForecaster(NetworkForecaster):
     """NetworkForecaster for a network that came from a Keras model or PyTorch code
-    (neuralab.models.source), trained on plain windows."""
+    (neuralab.training.source), trained on plain windows."""
 
     def __init__(self, source, model: ModelConfig | None = None, train=None, run_dir: str | Path | None = None,
                  meta: dict | None = None, verbose: bool = False):
@@ -178,7 +178,7 @@ class UserForecaster(NetworkForecaster):
 def _user_network(source: dict, run_dir: Path, trust_code: bool) -> torch.nn.Module:
     """A forecasting run's network from its "source": a Keras spec (no code runs) or the run's
     copy of PyTorch code (only with ``trust_code``)."""
-    from neuralab.models.source import rebuild
+    from neuralab.training.source import rebuild
 
     return rebuild(source, run_dir, trust_code)
 
@@ -206,7 +206,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     config.check()
     source = None
     if model is not None:
-        from neuralab.models.source import resolve
+        from neuralab.training.source import resolve
         from neuralab.training.config import with_compile
 
         seed_everything(config.train.seed)  # a PyTorch module from a file is built as it is read
@@ -246,10 +246,10 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
         meta["source"] = source.record(logits=False)
         source.copy_code(run_dir)
     run.write_record(Kind.FORECASTER, asdict(used), network.trainer.environment,
-                     _data_record(used, many, prepared, transform_errors))
+                     _series_record(used, many, prepared, transform_errors))
     run.write_json(runs.MODEL, meta)
     if verbose:
-        print(_header(used, many, prepared, network, transform_errors), flush=True)
+        print(_forecast_header(used, many, prepared, network, transform_errors), flush=True)
 
     try:
         network.fit(pooled_train, pooled_val)
@@ -438,7 +438,7 @@ def forecaster_meta(config: ForecastConfig, many: list[Series], prepared: list[P
     return meta
 
 
-def _data_record(config: ForecastConfig, many: list[Series], prepared: list[Prepared], transform_errors: dict) -> dict:
+def _series_record(config: ForecastConfig, many: list[Series], prepared: list[Prepared], transform_errors: dict) -> dict:
     first = prepared[0]
     data = {"series": report_dict(many[0]) if len(many) == 1 else {s.name: report_dict(s) for s in many},
             "windows": {k: sum(p.counts()[k] for p in prepared) for k in first.counts()},
@@ -453,7 +453,7 @@ def _data_record(config: ForecastConfig, many: list[Series], prepared: list[Prep
     return data
 
 
-def _header(config: ForecastConfig, many: list[Series], prepared: list[Prepared], network: NetworkForecaster,
+def _forecast_header(config: ForecastConfig, many: list[Series], prepared: list[Prepared], network: NetworkForecaster,
             transform_errors: dict) -> str:
     c = {k: sum(p.counts()[k] for p in prepared) for k in prepared[0].counts()}
     series = many[0]
@@ -553,7 +553,7 @@ def load_forecaster(run_dir: str | Path, trust_code: bool = False) -> NetworkFor
     """Rebuild a trained forecaster from its run directory alone (JSON + safetensors): a
     fitted NetworkForecaster whose ``meta`` holds the run's scaler and window settings. A
     run of PyTorch code runs the run's copy of it only with ``trust_code`` (models.source)."""
-    from neuralab.models.source import check_record
+    from neuralab.training.source import check_record
     from neuralab.training.checkpoint import load_weights
 
     run = Run.open(run_dir, Kind.FORECASTER)

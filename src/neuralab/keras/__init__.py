@@ -32,13 +32,5 @@ def convert(source, logits: bool = False):
 
 
 __all__ = ["KerasModel", "build", "check", "convert", "ends_in_softmax", "input_shape", "keras_summary",
-           "parameter_count", "read", "summary_text", "supported_layers", "RunLogger"]
+           "parameter_count", "read", "summary_text", "supported_layers"]
 
-
-def __getattr__(name: str):
-    # RunLogger is a Keras callback class: it imports Keras, which converting files never needs.
-    if name == "RunLogger":
-        from neuralab.keras.runlogger import RunLogger
-
-        return RunLogger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

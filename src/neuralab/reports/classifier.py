@@ -41,7 +41,7 @@ def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict,
     names under ``data``); ``results``: results.json's numbers; ``history``: one dict per
     epoch; ``matrix``: the test set's confusion matrix (rows true); ``probabilities`` (N,
     classes) for the test ``images`` (N, C, H, W) uint8 with their true ``labels``.
-    A run without a test set (Keras's own fit, see neuralab.keras.RunLogger) passes None for
+    A run without a test set (Keras's own fit, see neuralab.training.RunLogger) passes None for
     the four test-set arguments: its report has no test figures, matrix or mistakes.
     A full disk or a read-only folder raises NeuralabError; the run's other files stay.
     """

@@ -11,6 +11,7 @@ __getattr__, __dir__ = exports(__name__, {
                      "TrainConfig"], "neuralab.training.config"),
     **dict.fromkeys(["Callback", "Checkpoint", "EarlyStopping"], "neuralab.training.callbacks"),
     **dict.fromkeys(["TensorBoard"], "neuralab.training.tensorboard"),
+    "RunLogger": "neuralab.training.runlogger",  # Keras's own fit writing a neuralab run (imports Keras)
     **dict.fromkeys(["CLASSIFICATION", "REGRESSION", "Task", "Trainer", "seed_everything"],
                     "neuralab.training.trainer"),
     **dict.fromkeys(["Classifier", "Preprocess", "RunResult", "confusion_matrix",
@@ -20,7 +21,7 @@ __getattr__, __dir__ = exports(__name__, {
 
 __all__ = [
     "AMP", "CLASSIFICATION", "Callback", "Checkpoint", "Classifier", "ClassifierConfig", "DEVICES", "EarlyStopping",
-    "LOSSES", "OPTIMIZERS", "Preprocess", "RECIPES", "REGRESSION", "RunResult", "SCHEDULES", "Task", "TensorBoard",
+    "LOSSES", "OPTIMIZERS", "Preprocess", "RECIPES", "REGRESSION", "RunLogger", "RunResult", "SCHEDULES", "Task", "TensorBoard",
     "TrainConfig", "Trainer", "confusion_matrix", "evaluate_run", "load_classifier", "resume_classifier",
     "seed_everything", "train_classifier",
 ]

@@ -118,7 +118,7 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
     """Train ``config.model`` on ``config.data``; returns the run's figures and directory.
 
     ``config.model`` is a zoo name, a Keras file, "FILE.py[:NAME]" (a Keras model or a
-    torch.nn.Module), or such a model object (neuralab.models.source). A Keras model trains
+    torch.nn.Module), or such a model object (neuralab.training.source). A Keras model trains
     with the optimizer, loss and learning rate given to its compile() wherever ``config.train``
     leaves TrainConfig's defaults. ``callbacks`` and ``optimizer`` (an optimizer class or
     factory) go to the Trainer; a run given an ``optimizer`` records its name and is resumed
@@ -158,7 +158,7 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
         trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose, callbacks=callbacks,
                           optimizer=optimizer)
         if is_main:
-            run.write_record(Kind.CLASSIFIER, asdict(config), trainer.environment, _data_record(data))
+            run.write_record(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data))
             run.write_json(runs.MODEL, meta)
         return _fit_and_finish(trainer, run, config, data, pre, resume=False, verbose=verbose)
     finally:
@@ -168,7 +168,7 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
 def _source(model):
     """The model's ModelSource: a zoo name, a Keras file, FILE.py[:NAME], or a model object."""
     from neuralab.models import ARCHITECTURES
-    from neuralab.models.source import resolve
+    from neuralab.training.source import resolve
 
     return resolve(model, zoo=tuple(ARCHITECTURES))
 
@@ -178,7 +178,7 @@ def _model_name(model, source) -> str:
     architecture of a model object."""
     if source.type == "zoo" or not isinstance(model, (str, Path)):
         return source.architecture
-    from neuralab.models.source import split_name
+    from neuralab.training.source import split_name
 
     path, name = split_name(str(model))
     return str(path.resolve()) + (f":{name}" if name else "")
@@ -216,7 +216,7 @@ def check_data(data) -> None:
                             "at least 2 classes to learn")
 
 
-def _data_record(data) -> dict:
+def _images_record(data) -> dict:
     return {"name": data.name, "classes": data.classes, "train": len(data.train), "val": len(data.val),
             "test": len(data.test), "input_shape": list(data.input_shape)}
 
@@ -317,7 +317,7 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, pre, resume: bool,
         run.write_text(runs.SUMMARY, summary_text + "\n")
     if verbose and main:
         print(summary_text, flush=True)
-        print(_header(config, data, trainer), flush=True)
+        print(_training_header(config, data, trainer), flush=True)
     # PyTorch's optimizers import torch._dynamo when the first one is made (about 2 s, once per
     # process): start-up like importing torch, so it happens before the training clock starts.
     import torch._dynamo  # noqa: F401
@@ -352,7 +352,7 @@ def confusion_matrix(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
 
 
-def _header(config: ClassifierConfig, data, trainer: Trainer) -> str:
+def _training_header(config: ClassifierConfig, data, trainer: Trainer) -> str:
     from neuralab.models import count_parameters
 
     return (f"{config.model} on {data.name}: {len(data.train):,} train / {len(data.val):,} val / "
@@ -370,7 +370,7 @@ def checked_meta(run: Run) -> dict:
     """model.json of a classifier run, every field checked for type and bounds (it may come
     from anyone: a downloaded run) before anything is built from it."""
     from neuralab.models import ARCHITECTURES
-    from neuralab.models.source import check_record
+    from neuralab.training.source import check_record
 
     path = run / runs.MODEL
     meta = run.read(runs.MODEL)
@@ -417,7 +417,7 @@ def checked_meta(run: Run) -> dict:
 
 def _rebuilt(meta: dict, run_dir: Path, trust_code: bool):
     """The model object a run of a Keras or PyTorch model was made from (for training again)."""
-    from neuralab.models.source import KERAS, ModelSource
+    from neuralab.training.source import KERAS, ModelSource
 
     source = meta["source"]
     if source["type"] == KERAS:
@@ -429,7 +429,7 @@ def _network(meta: dict, run_dir: Path, trust_code: bool = False, device=None):
     """The untrained network of a checked model.json: from the zoo, a Keras spec (no code
     runs), or the run's copy of PyTorch code (only with ``trust_code``)."""
     from neuralab.models import build_model
-    from neuralab.models.source import KERAS, ZOO, checked_module, keras_classifier, rebuild
+    from neuralab.training.source import KERAS, ZOO, checked_module, keras_classifier, rebuild
 
     source = meta.get("source") or {"type": ZOO}
     shape, k = tuple(meta["input_shape"]), meta["num_classes"]

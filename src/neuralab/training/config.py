@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
+from neuralab.data import VAL_FRACTION
 from neuralab.errors import NeuralabError, ParameterError
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -109,11 +110,11 @@ RECIPES: dict[str, dict] = {
 @dataclass
 class ClassifierConfig:
     # a zoo name, a Keras file (.keras, .h5), "FILE.py[:NAME]" defining a Keras model or a
-    # torch.nn.Module, or such a model object itself (neuralab.models.source reads each)
+    # torch.nn.Module, or such a model object itself (neuralab.training.source reads each)
     model: object = "lenet5"
     data: str = "fashion-mnist"
     data_dir: str | None = None
-    val_fraction: float = 0.1   # held out from the training set, seeded
+    val_fraction: float = VAL_FRACTION  # held out from the training set, seeded
     model_options: dict = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
 

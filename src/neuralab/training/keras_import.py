@@ -45,7 +45,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     dataset's ``data`` when given, else 0..K-1); ``data`` (and ``data_dir``): the dataset the
     model is for, so that the run is evaluated on its test set (and can be again). Returns what was written and the conversion's check."""
     from neuralab.keras import keras_summary, parameter_count, read
-    from neuralab.models.source import KERAS, ModelSource, keras_classifier, keras_shape, output_shape, sha256
+    from neuralab.training.source import KERAS, ModelSource, keras_classifier, keras_shape, output_shape, sha256
     from neuralab.models.summary import render_summary, summary
     from neuralab.training.checkpoint import save_weights
     from neuralab.training.classify import Preprocess, classifier_meta, evaluate_run
