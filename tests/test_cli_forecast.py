@@ -134,7 +134,8 @@ def test_cli_choices_and_defaults_are_the_librarys():
     assert choices == {"missing": series.MISSING, "duplicates": series.DUPLICATES, "gaps": series.GAPS,
                        "target_transform": windows.TRANSFORMS, "scaler": windows.SCALERS,
                        "schedule": training.SCHEDULES,
-                       "device": training.DEVICES, "recipe": models.RECIPES}
+                       "device": training.DEVICES, "recipe": models.RECIPES,
+                       "optimizer": training.OPTIMIZERS, "loss": training.REGRESSION_LOSSES}
     assert next(a for a in forecast._actions if a.dest == "baselines").default == list(baselines.BASELINES)
     config = cli.config_from_args(build_parser().parse_args(["forecast"]))
     assert config == pipeline.ForecastConfig()

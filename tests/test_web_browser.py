@@ -344,9 +344,10 @@ def test_a_training_started_from_the_page_grows_stops_resumes_and_ends_as_an_uni
     from safetensors.torch import load_file
 
     cache = tmp_path / "cache"
-    idx_subset(fashion_mnist, cache / "fashion-mnist", 2000, 300)
+    # epochs of a few seconds on an idle machine: long enough to be seen running and stopped
+    idx_subset(fashion_mnist, cache / "fashion-mnist", 20000, 300)
     monkeypatch.setenv("NEURALAB_DATA", str(cache))  # the server's jobs inherit it
-    epochs, seed = 6, 7
+    epochs, seed = 10, 7
     reference = subprocess.Popen(
         [sys.executable, "-m", "neuralab", "train", "--model", "lenet5", "--data", "fashion-mnist", "--epochs",
          str(epochs), "--seed", str(seed), "--out", str(tmp_path / "reference"), "--quiet"],

@@ -446,7 +446,12 @@ def _checked_model(meta: dict, weights: Path, run_dir: Path, trust_code: bool = 
     memory, on the meta device, where it is not the user's code) was matched against the
     shapes in the weights' header."""
     source = (meta.get("source") or {}).get("type", "zoo")
-    model = _network(meta, run_dir, trust_code, device=None if source == "torch" else "meta")
+    try:
+        model = _network(meta, run_dir, trust_code, device=None if source == "torch" else "meta")
+    except ParameterError:
+        raise  # `trust_code` and the like: the caller's to change, not the file's
+    except NeuralabError as e:  # an option or a size the architecture refuses: the file is at fault
+        raise NeuralabError(f"{run_dir / runs.MODEL}: {e}") from None
     skeleton = model
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
     found = tensor_shapes(weights)

@@ -226,7 +226,7 @@ class Jobs:
                 try:
                     process = self._spawn(job)
                 except OSError as e:
-                    job.state, job.error = "failed", f"cannot start `neuralab` ({e.strerror})"
+                    job.state, job.error = "failed", f"cannot start neuralab ({e.strerror})"
                     continue
                 job.state = "running"
                 self._current = (job, process)
