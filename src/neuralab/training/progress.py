@@ -28,7 +28,7 @@ WRITE_EVERY = 0.5  # seconds: a page polling once a second sees a fresh line eac
 def format_metrics(metrics: dict) -> str:
     parts = []
     for key, value in metrics.items():
-        if key in ("epoch", "samples", "seconds", "lr"):
+        if key in ("epoch", "samples", "seconds", "elapsed", "lr"):  # the line ends with the epoch's own time
             continue
         parts.append(f"{key} {value * 100:.2f}%" if key.endswith("accuracy") else f"{key} {value:.4f}")
     return "  ".join(parts)
