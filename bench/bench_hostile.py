@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the tests' real-data makers: digits, read-only folders
 
-from helpers import digits_folder, read_only  # noqa: E402
+from helpers import digits_folder, read_only, unreadable  # noqa: E402
 
 
 @dataclass
@@ -436,29 +436,6 @@ def child(*args: str, crash_at: str | None = None, env: dict | None = None) -> s
                           timeout=900)
 
 
-def whole(run: Path) -> str:
-    """'' if every file in ``run`` parses whole, else what does not."""
-    import pandas as pd
-
-    from neuralab.training.checkpoint import load_tensors
-
-    for path in run.rglob("*"):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        try:
-            if path.suffix == ".json":
-                json.loads(path.read_text())
-            elif path.suffix == ".jsonl":
-                [json.loads(line) for line in path.read_text().splitlines()]
-            elif path.suffix == ".safetensors":
-                load_tensors(path)
-            elif path.suffix == ".csv":
-                pd.read_csv(path)
-        except Exception as e:  # noqa: BLE001
-            return f"{path.name}: {e}"
-    return ""
-
-
 def kill_faults(tmp: Path, digits: Path, csv: Path, points: list[str], forecast_points: list[str]) -> None:
     from neuralab.runs import Run, Status
 
@@ -472,7 +449,7 @@ def kill_faults(tmp: Path, digits: Path, csv: Path, points: list[str], forecast_
             if killed.returncode != -signal.SIGKILL:
                 record("fault", kind, point, False, f"never reached: exit {killed.returncode} {killed.stderr[-150:]}")
                 continue
-            broken = whole(run)
+            broken = unreadable(run)
             if Run(run).status() is Status.RUNNING:
                 broken = "still held after the kill"
             if not broken:
@@ -486,7 +463,7 @@ def kill_faults(tmp: Path, digits: Path, csv: Path, points: list[str], forecast_
                 else:
                     back = child(*argv, "--out", str(run), "--overwrite")
                 broken = (f"the way back failed: {back.stderr.strip()[-150:]}" if back.returncode != 0 else
-                          whole(run) or ("" if Run(run).status() is Status.FINISHED and not list(run.rglob("*.tmp"))
+                          unreadable(run) or ("" if Run(run).status() is Status.FINISHED and not list(run.rglob("*.tmp"))
                                          else f"{Run(run).status().value} after the way back"))
             record("fault", kind, point, not broken, broken or "whole; the way back worked")
 
@@ -552,7 +529,7 @@ def folder_faults(tmp: Path, digits: Path, csv: Path, run: Path) -> None:
                 if ok and survives:  # what was written is whole, and not held
                     from neuralab.runs import Run, Status
 
-                    broken = whole(disk / survives) if (disk / survives).exists() else ""
+                    broken = unreadable(disk / survives) if (disk / survives).exists() else ""
                     if (disk / survives).exists() and Run(disk / survives).status() is Status.RUNNING:
                         broken = "still held"
                     ok, detail = not broken, broken or detail

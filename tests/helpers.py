@@ -4,6 +4,7 @@ handwritten digits that need no download."""
 from __future__ import annotations
 
 import contextlib
+import json
 from functools import cache
 from pathlib import Path
 
@@ -79,3 +80,27 @@ def read_only(folder: Path):
         yield folder
     finally:
         subprocess.run(["umount", folder], check=True)
+
+
+def unreadable(run: Path) -> str:
+    """'' when every file in the run directory ``run`` parses whole (JSON, JSON lines, a CSV
+    with rows, safetensors), else the first file that does not and why."""
+    import pandas as pd
+
+    from neuralab.training.checkpoint import load_tensors
+
+    for path in sorted(run.rglob("*")):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        try:
+            if path.suffix == ".json":
+                json.loads(path.read_text())
+            elif path.suffix == ".jsonl":
+                [json.loads(line) for line in path.read_text().splitlines()]
+            elif path.suffix == ".safetensors":
+                load_tensors(path)
+            elif path.suffix == ".csv" and pd.read_csv(path).empty:
+                return f"{path.name}: no rows"
+        except Exception as e:  # noqa: BLE001  (any failure to parse is the finding)
+            return f"{path.name}: {e}"
+    return ""

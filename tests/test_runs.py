@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import digits_folder, unreadable
 from PIL import Image
 
 from neuralab import runs
@@ -25,7 +26,6 @@ from neuralab.cli import main
 from neuralab.files import write_json
 from neuralab.runs import Kind, Run, RunLocked, Status
 from neuralab.training.checkpoint import load_tensors
-from helpers import digits_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -327,19 +327,7 @@ def whole_forecast(series_csv, tmp_path_factory) -> Path:
 
 def assert_readable(run: Path) -> None:
     """Every file in the run parses whole: JSON, JSON lines, CSV, safetensors."""
-    import pandas as pd
-
-    for path in run.rglob("*"):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        if path.suffix == ".json":
-            json.loads(path.read_text())
-        elif path.suffix == ".jsonl":
-            [json.loads(line) for line in path.read_text().splitlines()]
-        elif path.suffix == ".safetensors":
-            load_tensors(path)
-        elif path.suffix == ".csv":
-            assert len(pd.read_csv(path))
+    assert not (broken := unreadable(run)), broken
 
 
 # Every file a forecast run writes: config, model, each epoch's checkpoint, metrics and best
