@@ -33,13 +33,15 @@ def defaults(function: Callable) -> dict:
             if p.default is not inspect.Parameter.empty}
 
 
-def at_least(minimum: int) -> Callable[[str], int]:
-    """A type for whole numbers of at least ``minimum``."""
+def at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """A type for whole numbers of at least ``minimum`` (and at most ``maximum``, if given)."""
     def whole_number(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if maximum is not None and not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value}: allowed are {minimum} to {maximum}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
         return value
@@ -121,14 +123,7 @@ def layer_sizes(text: str) -> list[int]:
     return sizes
 
 
-def port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value}: allowed are 1 to 65535")
-    return value
+port_number = at_least(1, 65535)
 
 
 def host_name(text: str) -> str:
