@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +24,6 @@ from neuralab.training.config import ClassifierConfig
 CHECK_INPUTS = 8  # random images the conversion is checked on
 
 
-def parse_scale(text) -> float:
-    """"1/255" or "0.5" -> a positive number."""
-    try:
-        value = float(Fraction(str(text).strip()))
-    except (ValueError, ZeroDivisionError):
-        raise ParameterError("scale", text, "give a number or a fraction such as 1/255") from None
-    if not value > 0:
-        raise ParameterError("scale", text, "must be greater than 0")
-    return value
-
-
 def import_keras(path: str | Path, out: str | Path | None = None, classes: list[str] | None = None,
                  scale: float | str | None = None, data: str | None = None, data_dir: str | None = None,
                  overwrite: bool = False) -> dict:
@@ -44,12 +32,20 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     model starts with a Rescaling layer, else 1/255); ``classes``: their names (default: the
     dataset's ``data`` when given, else 0..K-1); ``data`` (and ``data_dir``): the dataset the
     model is for, so that the run is evaluated on its test set (and can be again). Returns what was written and the conversion's check."""
-    from neuralab.keras import keras_summary, parameter_count, read
-    from neuralab.training.source import KERAS, ModelSource, keras_classifier, keras_shape, output_shape, sha256
+    from neuralab.data.sources import sha256
+    from neuralab.keras import parameter_count, read, summary_text
     from neuralab.models.summary import render_summary, summary
     from neuralab.training.checkpoint import save_weights
     from neuralab.training.classify import Preprocess, classifier_meta, evaluate_run
     from neuralab.training.device import environment
+    from neuralab.training.source import (
+        KERAS,
+        ModelSource,
+        keras_classifier,
+        keras_pixels,
+        keras_shape,
+        output_shape,
+    )
 
     path = Path(path).expanduser()
     model = read(path)
@@ -69,18 +65,14 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
                             "score per class, (None, K) with K of 2 or more")
     k = out_shape[1]
     classes = _classes(classes, data, k)
-    if scale is None:
-        rescaled = len(spec["layers"]) > 1 and spec["layers"][1]["class"] == "Rescaling"
-        scale = 1.0 if rescaled else 1 / 255
-    scale = parse_scale(scale)
+    scale, pixels = keras_pixels(spec, scale, c)
     chw = (c, h, w)
     if data is not None:  # the run takes the dataset's images: LeNet-5's 32x32 pads MNIST's 28x28, as in training
         from neuralab.data import load_image_data
 
         chw = tuple(load_image_data(data, data_dir, val_fraction=0.0).input_shape)
     net = keras_classifier(spec, model.weights, chw, k, name).eval()
-    # Preprocess maps pixels p to (p / 255 - mean) / std: with mean 0 and std 1 / (255 scale), p x scale
-    pre = Preprocess(chw, [0.0] * c, [1 / (255 * scale)] * c)
+    pre = Preprocess(chw, **pixels)
     check = _conversion_check(path, spec, model.weights, (c, h, w))
     config = ClassifierConfig(model=str(path.resolve()), data=data,
                               data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None)
@@ -88,16 +80,13 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
                            ModelSource(KERAS, name, spec).record(logits=True))
     meta["architecture"] = name
     text = render_summary(summary(net, chw, name=name), rich=False)
-    keras_rows = [f"{r['name']} ({r['class']})".ljust(40) + str(r["output_shape"]).ljust(22) + f"{r['params']:>10,}"
-                  for r in keras_summary(spec)]
-    keras_text = "\n".join([f'Keras\'s layout: "{path.name}"', f"{'Layer (type)':<40}{'Output Shape':<22}{'Param #':>10}",
-                            *keras_rows, f"Total params: {parameter_count(spec):,}"])
+    keras_text = "Keras's layout:\n" + summary_text(spec, name, rich=False)
 
     target = Path(out) if out is not None else runs.default_dir("import", path.stem)
     with Run.create(target, overwrite) as run:
         run.write_record(Kind.CLASSIFIER, asdict(config), environment(torch.device("cpu")),
                          {"name": data, "classes": classes, "input_shape": list(chw)},
-                         imported={"file": str(path.resolve()), "sha256": sha256(path),
+                         imported={"file": str(path.resolve()), "sha256": sha256(path, "file"),
                                    "keras_version": spec.get("keras_version", ""), "scale": scale,
                                    "conversion_check": check, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         run.write_json(runs.MODEL, meta)

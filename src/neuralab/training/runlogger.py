@@ -20,7 +20,6 @@ Importing this module imports Keras (``neuralab[keras]``); converting files neve
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from neuralab.keras.build import build, summary_text
 from neuralab.keras.reader import read
 from neuralab.keras.spec import input_shape, parameter_count
 from neuralab.runs import Kind, Run
+from neuralab.training.source import keras_pixels, parse_scale
 
 # Keras's names for the metrics (as logs and History hold them) -> neuralab's, so that the runs
 # table and the learning curves find them; anything else keeps Keras's name.
@@ -68,8 +68,8 @@ class RunLogger(keras.callbacks.Callback):
     def __init__(self, out: str | Path | None = None, classes=None, scale: float | None = None, test=None,
                  data: str = "", seed: int | None = None, overwrite: bool = False):
         super().__init__()
-        if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-            raise ParameterError("scale", scale, "must be a number above 0, e.g. 1/255 for pixels scaled to [0, 1]")
+        if scale is not None:
+            scale = parse_scale(scale)
         if test is not None and not (isinstance(test, (tuple, list)) and len(test) == 2 and len(test[0]) == len(test[1])):
             raise ParameterError("test", type(test).__name__, "must be (x, y) of the same length, as given to "
                                                               "model.evaluate")
@@ -140,12 +140,9 @@ class RunLogger(keras.callbacks.Callback):
         classes = [str(i) for i in range(k)] if self.classes is None else self.classes
         if not (isinstance(classes, (list, tuple)) and len(classes) == k and all(isinstance(c, str) for c in classes)):
             raise ParameterError("classes", classes, f"must be {k} class names, one per output of the model")
-        scale = self.scale if self.scale is not None else (
-            1.0 if any(e["class"] == "Rescaling" for e in spec["layers"][1:2]) else 1 / 255)
-        self.scale, self.classes = scale, list(classes)
-        # neuralab's Preprocess takes uint8 pixels to (x / 255 - mean) / std; the model was fitted on x * scale.
-        meta.update(num_classes=k, classes=list(classes),
-                    preprocess={"mean": [0.0] * shape[0], "std": [1 / (255 * scale)] * shape[0]})
+        self.scale, pixels = keras_pixels(spec, self.scale, shape[0])
+        self.classes = list(classes)
+        meta.update(num_classes=k, classes=list(classes), preprocess=pixels)
         return Kind.CLASSIFIER, meta
 
     def _config(self) -> dict:

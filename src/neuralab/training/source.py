@@ -33,6 +33,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from neuralab.data.sources import sha256
 from neuralab.errors import NeuralabError, ParameterError
 
 ZOO, KERAS, TORCH = "zoo", "keras", "torch"
@@ -300,11 +301,32 @@ def _materialise(path: Path, name: str, obj):
                         "(an instance, a class, or a function returning one)")
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 # --- fitting a network to the data ---------------------------------------------------------
+
+def parse_scale(text) -> float:
+    """"1/255" or "0.5" -> a positive number."""
+    from fractions import Fraction
+
+    try:
+        value = float(Fraction(str(text).strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ParameterError("scale", text, "give a number or a fraction such as 1/255") from None
+    if not value > 0:
+        raise ParameterError("scale", text, "must be greater than 0")
+    return value
+
+
+def keras_pixels(spec: dict, scale, channels: int) -> tuple[float, dict]:
+    """What a Keras image model's inputs were, pixels x ``scale`` (None: 1 when the model
+    starts with a Rescaling layer, else the workshop's 1/255), and the Preprocess fields that
+    give a neuralab run those inputs: Preprocess maps uint8 pixels p to (p / 255 - mean) / std,
+    so mean 0 and std 1 / (255 scale) give p x scale."""
+    if scale is None:
+        rescaled = len(spec["layers"]) > 1 and spec["layers"][1]["class"] == "Rescaling"
+        scale = 1.0 if rescaled else 1 / 255
+    scale = parse_scale(scale)
+    return scale, {"mean": [0.0] * channels, "std": [1 / (255 * scale)] * channels}
+
 
 def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: str):
     """The Keras model as a PyTorch classifier giving logits (a final softmax left out) for
@@ -462,7 +484,7 @@ def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
     path = run_dir / CODE_FILE
     if not path.is_file():
         raise NeuralabError(f"{path}: missing; the run's model is that PyTorch file")
-    if sha256(path) != source.get("sha256"):
+    if sha256(path, "file") != source.get("sha256"):
         raise NeuralabError(f"{path}: changed since the run was made (its SHA-256 differs from model.json's); "
                             "the weights belong to the code as it was")
     if not trust_code:
