@@ -448,10 +448,10 @@ def _checked_model(meta: dict, weights: Path, run_dir: Path, trust_code: bool = 
     source = (meta.get("source") or {}).get("type", "zoo")
     try:
         model = _network(meta, run_dir, trust_code, device=None if source == "torch" else "meta")
-    except ParameterError:
-        raise  # `trust_code` and the like: the caller's to change, not the file's
-    except NeuralabError as e:  # an option or a size the architecture refuses: the file is at fault
-        raise NeuralabError(f"{run_dir / runs.MODEL}: {e}") from None
+    except NeuralabError as e:
+        if source == "torch":  # the run's code, or the trust it needs, names itself
+            raise
+        raise NeuralabError(f"{run_dir / runs.MODEL}: {e}") from None  # an option or size the model refuses
     skeleton = model
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
     found = tensor_shapes(weights)
