@@ -104,19 +104,24 @@ function figure(title, run, name) {
     el("img", { class: "figure-img", src: fileUrl(run, name), alt: title }));
 }
 
-async function showRun(run) {
+function openDetail() {  // once its title is known: the page never shows an empty run
   $("list-card").classList.add("hidden");
   $("lead").classList.add("hidden");
   $("detail").classList.remove("hidden");
+}
+
+async function showRun(run) {
   const state = await api(`/api/run/live?${new URLSearchParams({ run })}`);
   if (state.status === "starting") {  // queued by this server: no folder yet
     $("detail-title").textContent = `${run}: waiting to start`;
+    openDetail();
     $("detail-lead").textContent = state.job ? state.job.command : "";
     ["report-link", "summary-card"].forEach((id) => $(id).classList.add("hidden"));
     return watch(run, state);
   }
   const d = await api(`/api/run?${new URLSearchParams({ run })}`);
   $("detail-title").textContent = `${d.id}: ${d.model} on ${d.data}`;
+  openDetail();
   const lead = [metricText(d.metric)];
   if (d.kind === "classifier") {
     if (d.best_epoch) lead.push(`best epoch ${d.best_epoch} of ${d.epochs}`);
