@@ -308,10 +308,11 @@ def test_fast_dropout_keeps_with_probability_1_minus_p_and_scales_like_pytorch(p
     assert layer.train()(small).grad_fn.name() == nn.Dropout(p)(small).grad_fn.name()
 
 
-def _block(pool: nn.Module, channels: int = 8, affine: bool = True, momentum: float | None = 0.1) -> nn.Sequential:
+def _block(pool: nn.Module, channels: int = 8, affine: bool = True, momentum: float | None = 0.1,
+           inplace: bool = True) -> nn.Sequential:
     """The sample CNN's block after its convolution: ReLU -> batch norm -> max pooling."""
     torch.manual_seed(1)
-    block = nn.Sequential(nn.ReLU(inplace=True), nn.BatchNorm2d(channels, affine=affine, momentum=momentum), pool)
+    block = nn.Sequential(nn.ReLU(inplace=inplace), nn.BatchNorm2d(channels, affine=affine, momentum=momentum), pool)
     if affine:
         with torch.no_grad():  # away from the initial 1 and 0, so that a wrong use of either shows
             block[1].weight.uniform_(0.5, 2)
@@ -329,14 +330,16 @@ FUSED_CASES = {  # pool, input (C, H, W), fused in channels-last
 }
 
 
-@pytest.mark.parametrize("options", [{}, {"affine": False}, {"momentum": None}], ids=["affine", "no-affine", "cumulative"])
+@pytest.mark.parametrize("options", [{}, {"affine": False}, {"momentum": None}, {"inplace": False}],
+                         ids=["affine", "no-affine", "cumulative", "relu-not-in-place"])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, CL], ids=["nchw", "channels-last"])
 @pytest.mark.parametrize("case", list(FUSED_CASES))
 def test_fused_relu_batchnorm_maxpool_matches_the_three_layers(case, layout, options, one_thread):
     """accelerate() runs ReLU -> BatchNorm2d -> max pooling in a row as one step in training on
     channels-last maps: the same output, input gradient, gamma and beta gradients, running
     statistics and batch count as PyTorch's three layers, over two steps (the second with the
-    statistics the first left); PyTorch's layers in NCHW and where the pooling is not plain."""
+    statistics the first left); PyTorch's layers in NCHW and where the pooling is not plain.
+    The ReLU overwrites its input exactly where PyTorch's layer would (inplace=True)."""
     pool, shape, fusable = FUSED_CASES[case]
     reference = _block(pool(), **options)
     block = accelerate(_block(pool(), **options))
@@ -345,8 +348,10 @@ def test_fused_relu_batchnorm_maxpool_matches_the_three_layers(case, layout, opt
         torch.manual_seed(step)
         x = (2 * torch.randn(16, *shape) + 0.3).contiguous(memory_format=layout)
         a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
-        out, ref = block(a * 1), reference(b * 1)  # * 1: the in-place ReLU may not touch a leaf
+        c = a * 1  # the in-place ReLU may not touch a leaf
+        out, ref = block(c), reference(b * 1)
         assert (out.grad_fn.name() == "_ReluBatchNormMaxPoolBackward") == fused, out.grad_fn.name()
+        assert bool((c >= 0).all()) == options.get("inplace", True)  # the input holds negative values
         assert out.is_contiguous(memory_format=layout)
         grad = torch.randn_like(ref)
         out.backward(grad)
