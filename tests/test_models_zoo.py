@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,7 +13,7 @@ from torch import nn
 
 from neuralab.errors import NeuralabError
 from neuralab.models import ARCHITECTURES, build_model, count_parameters, parameters_at, summary
-from neuralab.models.fast import AvgPool2d, Conv2d, Dropout, Flatten, Tanh, accelerate
+from neuralab.models.fast import AvgPool2d, Conv2d, Dropout, Flatten, Tanh, accelerate, keep_mask
 from neuralab.models.googlenet import GoogLeNetOutputs
 from neuralab.models.geometry import MapVanishes, flat_size, geometry
 from neuralab.models.layers import Conv2dSame, MaxPool2dSame
@@ -306,6 +307,19 @@ def test_fast_dropout_keeps_with_probability_1_minus_p_and_scales_like_pytorch(p
     torch.testing.assert_close(layer.eval()(x), nn.Dropout(p).eval()(x))
     small = torch.ones(8, 100, requires_grad=True)  # too few values to pay for a generator: PyTorch's own
     assert layer.train()(small).grad_fn.name() == nn.Dropout(p)(small).grad_fn.name()
+
+
+@pytest.mark.parametrize("keep", [0.9, 0.5, 100.5 / 256, 0.7 / 256])
+def test_keep_mask_keeps_with_the_probability_asked(keep):
+    """One random byte per value decides all but the values whose byte equals floor(256 keep),
+    which 32 more bits decide: at 0.7 / 256 only those ties are ever kept, so the share kept
+    tests that second draw; 0.5 has no fraction left, so its ties are all dropped."""
+    n = 4_000_000
+    kept = keep_mask(n, keep, np.random.PCG64(7))
+    assert kept.dtype == np.bool_ and kept.shape == (n,)
+    assert abs(kept.mean() - keep) < 5 * (keep * (1 - keep) / n) ** 0.5
+    assert not np.array_equal(kept, keep_mask(n, keep, np.random.PCG64(8)))
+    assert np.array_equal(kept, keep_mask(n, keep, np.random.PCG64(7)))
 
 
 def _block(pool: nn.Module, channels: int = 8, affine: bool = True, momentum: float | None = 0.1,
