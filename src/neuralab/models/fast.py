@@ -24,8 +24,8 @@ replaces on this project's shared 2-core machine, batch 128; docs/benchmarks.md 
                 backward below keeps its fast layout (the sample CNN's second pool: 2.3 ms
                 against 11 ms; its step 1.04-1.06x)
     Dropout     ATen's bernoulli_ -> a mask from NumPy's PCG64 generator (seeded from torch's),
-                one random byte per value (``keep_mask``), from 32,768 values: 128x32x14x14,
-                forward and back, about 1.7 ms against 6.5 ms
+                one random byte per value (``keep_mask``), from 65,536 values: 128x32x14x14,
+                forward and back, 2.4 ms against 7.2 ms
     Sequential  ReLU -> BatchNorm2d -> max pooling in a row, in training -> one fused step that
                 normalises the pooled map (the sample CNN's first block, forward and back:
                 27 ms against 46 ms; its step 1.07x)
@@ -221,8 +221,9 @@ class _DropoutMask(torch.autograd.Function):
         return grad * mask, None
 
 
-# Below this many values a generator of its own saves nothing over ATen's draws (128x128: 0.24 ms both).
-DROPOUT_NUMPY = 1 << 15
+# Below this many values PyTorch's own dropout is as fast in a training step: the MLP's 128x256 took
+# 1.3% longer per step with a NumPy mask (600 interleaved steps), though its draws alone are faster.
+DROPOUT_NUMPY = 1 << 16
 
 
 def keep_mask(n: int, keep: float, bits: np.random.BitGenerator) -> np.ndarray:
@@ -247,8 +248,8 @@ def keep_mask(n: int, keep: float, bits: np.random.BitGenerator) -> np.ndarray:
 class Dropout(nn.Dropout):
     """nn.Dropout; in training on CPU its mask comes from NumPy's PCG64 generator, seeded from
     torch's, one random byte per value (``keep_mask``), where ATen's bernoulli_ draws a
-    double per value: 128x32x14x14, forward and back, about 1.7 ms against 6.5 ms; the MLP's
-    128x256, 0.06 ms of draws against 0.25 ms. Each value is kept with probability 1 - p and
+    double per value: 128x32x14x14, forward and back, 2.4 ms against 7.2 ms (and 3.0 ms with
+    a float32 uniform per value from NumPy). Each value is kept with probability 1 - p and
     scaled by 1 / (1 - p), as in PyTorch; the draws differ from PyTorch's, and
     torch.manual_seed repeats them."""
 
