@@ -117,12 +117,10 @@ def _classes(classes, data, k: int) -> list[str]:
 def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple) -> dict:
     """The largest |Keras - neuralab| over random images, through Keras's own loader (safe
     mode, after neuralab's reader has refused anything that would run code)."""
-    from neuralab.keras import build
+    from neuralab.keras import build, on_pytorch
 
     try:
-        import os
-
-        os.environ.setdefault("KERAS_BACKEND", "torch")
+        on_pytorch()
         import keras
     except ImportError:
         return {"checked": False, "why": "Keras is not installed (pip install 'neuralab[keras]')"}

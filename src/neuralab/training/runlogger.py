@@ -23,16 +23,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError
+from neuralab.keras import on_pytorch
 from neuralab.keras.build import build, summary_text
 from neuralab.keras.reader import read
 from neuralab.keras.spec import input_shape, parameter_count
 from neuralab.runs import Kind, Run
 from neuralab.training.source import keras_pixels, parse_scale
+
+on_pytorch()
+import keras  # noqa: E402  (after choosing its backend)
 
 # Keras's names for the metrics (as logs and History hold them) -> neuralab's, so that the runs
 # table and the learning curves find them; anything else keeps Keras's name.

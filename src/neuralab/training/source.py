@@ -35,6 +35,7 @@ from pathlib import Path
 
 from neuralab.data.sources import sha256
 from neuralab.errors import NeuralabError, ParameterError
+from neuralab.keras import on_pytorch
 
 ZOO, KERAS, TORCH = "zoo", "keras", "torch"
 CODE_FILE = "model.py"              # the copy of a user's PyTorch code in a run directory
@@ -246,7 +247,7 @@ def run_file(path: Path):
         code = compile(source, str(path), "exec")
     except SyntaxError as e:
         raise NeuralabError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
-    os.environ.setdefault("KERAS_BACKEND", "torch")  # neuralab runs Keras on PyTorch, never TensorFlow
+    on_pytorch()  # the file may import Keras
     name = f"neuralab_model_{hashlib.sha256(source).hexdigest()[:16]}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
