@@ -181,7 +181,7 @@ def test_the_stacked_lstm_fitted_on_seattle_weather_writes_a_forecaster_run(tmp_
     assert run.kind is runs.Kind.FORECASTER and run.status() is runs.Status.FINISHED
     (record,) = run.metrics()
     assert record["loss"] == history["loss"][0] and record["mae"] == history["mean_absolute_error"][0]
-    assert "forecast predict" in run.results()["missing"]
+    assert "series, target, scaling and window" in run.results()["missing"]
     assert "Total params: 116,033" in (run / runs.SUMMARY).read_text()
     meta = run.read(runs.MODEL)
     net = build(meta["source"]["spec"])

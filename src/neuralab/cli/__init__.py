@@ -17,7 +17,7 @@ from typing import Callable
 
 from neuralab import __version__
 from neuralab.cli._args import flag_for
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, NotAClassifier
 
 
 class Parser(argparse.ArgumentParser):
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except NeuralabError as e:
-        print(f"neuralab: error: {e.render(namer(args._parsers))}", file=sys.stderr)
+        how = "; train it with `neuralab forecast --model`" if isinstance(e, NotAClassifier) else ""
+        print(f"neuralab: error: {e.render(namer(args._parsers))}{how}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         print(f"neuralab: {e or 'interrupted'}", file=sys.stderr)

@@ -119,8 +119,8 @@ class RunLogger(keras.callbacks.Callback):
                 self._finish_classifier(net, results)
             else:
                 results["missing"] = ("a forecaster run made by Keras's fit holds the training and the converted "
-                                      "model, not the series, target, scaling and window that `neuralab forecast "
-                                      "predict` needs, nor baselines and backtests")
+                                      "model, not the series, target, scaling and window that a forecast run's "
+                                      "predictions need, nor baselines and backtests")
                 self.run.write_json(runs.RESULTS, results)
         finally:
             self.run.unlock()

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neuralab.data.sources import sha256
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, NotAClassifier, ParameterError
 from neuralab.keras import on_pytorch
 
 ZOO, KERAS, TORCH = "zoo", "keras", "torch"
@@ -342,8 +342,8 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     have = tuple(int(v) for v in input_shape)
     out = output_shape(spec)
     if len(want) != 3:
-        raise NeuralabError(f"{name}: the model takes {keras_shape(want)} inputs, not images (height, width, "
-                            "channels); a sequence model forecasts with `neuralab forecast --model`")
+        raise NotAClassifier(f"{name}: the model takes {keras_shape(want)} inputs, not images (height, width, "
+                             "channels); a sequence model is a forecaster (neuralab.forecasting)")
     pad_h, pad_w = want[1] - have[1], want[2] - have[2]
     if want[0] != have[0] or not (0 <= pad_h <= MAX_PAD and 0 <= pad_w <= MAX_PAD):
         raise NeuralabError(f"{name}: the model takes images of {_hwc(want)} (height x width x channels), the data "
