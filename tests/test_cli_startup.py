@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from helpers import idx_subset
+
 HEAVY = ("torch", "pandas", "matplotlib", "PIL", "scipy", "sklearn")
 RUN = """
 import contextlib, io, sys
@@ -24,9 +26,9 @@ print(code, len(out.getvalue()), *(m for m in {heavy} if m in sys.modules))
 """
 
 
-def loaded(argv: list[str]) -> tuple[int, int, list[str]]:
+def loaded(argv: list[str], heavy: tuple[str, ...] = HEAVY) -> tuple[int, int, list[str]]:
     """(exit status, characters printed, heavy modules imported) of `neuralab ARGV` in a fresh Python."""
-    result = subprocess.run([sys.executable, "-c", RUN.format(heavy=HEAVY), *argv],
+    result = subprocess.run([sys.executable, "-c", RUN.format(heavy=heavy), *argv],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     code, printed, *modules = result.stdout.split()
@@ -54,3 +56,31 @@ def test_light_commands_import_no_heavy_library(argv):
 def test_a_command_that_trains_still_gets_its_library():
     code, printed, modules = loaded(["rnn", "gradients", "--help"])  # its defaults are GradientConfig's
     assert code == 0 and "torch" in modules and printed > 100
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_training_imports_neither_dynamo_nor_onnx(fashion_mnist, tmp_path, optimizer):
+    """PyTorch's optimizers import torch._dynamo when first used (1.3 s), and reading
+    `torch.onnx` imports the exporter (0.2 s): a run that neither compiles nor exports needs
+    neither, so the default optimizers and the fast layers leave them unimported."""
+    data = idx_subset(fashion_mnist, tmp_path / "data", 300, 100)
+    code, _, modules = loaded(["train", "--model", "cnn", "--data", "fashion-mnist", "--data-dir", str(data),
+                               "--epochs", "1", "--optimizer", optimizer, "--threads", "1", "--out", str(tmp_path / "run")],
+                              heavy=("torch._dynamo", "torch.onnx"))
+    assert code == 0 and modules == []
+
+
+def test_openmp_threads_sleep_where_cores_are_busy_and_spin_briefly_where_free(monkeypatch):
+    import os
+
+    from neuralab.cli import openmp_waits
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0))
+    free: dict[str, str] = {}
+    assert openmp_waits(free) == "GOMP_SPINCOUNT=30000" and free == {"GOMP_SPINCOUNT": "30000"}
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.5, 0.0, 0.0))
+    busy: dict[str, str] = {}
+    assert openmp_waits(busy) == "OMP_WAIT_POLICY=PASSIVE" and busy == {"OMP_WAIT_POLICY": "PASSIVE"}
+    mine = {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's own setting is kept, whatever the load
+    assert openmp_waits(mine) == "OMP_WAIT_POLICY=ACTIVE" and mine == {"OMP_WAIT_POLICY": "ACTIVE"}

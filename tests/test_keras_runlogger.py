@@ -181,7 +181,7 @@ def test_the_stacked_lstm_fitted_on_seattle_weather_writes_a_forecaster_run(tmp_
     assert run.kind is runs.Kind.FORECASTER and run.status() is runs.Status.FINISHED
     (record,) = run.metrics()
     assert record["loss"] == history["loss"][0] and record["mae"] == history["mean_absolute_error"][0]
-    assert "forecast predict" in run.results()["missing"]
+    assert "series, target, scaling and window" in run.results()["missing"]
     assert "Total params: 116,033" in (run / runs.SUMMARY).read_text()
     meta = run.read(runs.MODEL)
     net = build(meta["source"]["spec"])
@@ -206,3 +206,19 @@ def test_neuralab_serve_lists_the_run_and_serves_its_report(fitted):
         assert "Total params: 61,706" in details["summary"] and details["classes"] == CLASSES
         report = client.get("/api/run/file", params={"run": out.name, "name": "report.html"})
         assert report.status_code == 200 and "Confusion matrix" in report.text
+
+
+def test_runlogger_brings_keras_up_on_pytorch_whatever_keras_json_says(tmp_path):
+    """Keras's own default backend is TensorFlow (and a keras.json may name it): importing
+    RunLogger without KERAS_BACKEND set still gives Keras on PyTorch and never imports TensorFlow."""
+    import subprocess
+    import sys
+
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "tensorflow", "floatx": "float32",
+                                                     "epsilon": 1e-07, "image_data_format": "channels_last"}))
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"KERAS_HOME": str(tmp_path)}
+    code = ("import sys; from neuralab.training import RunLogger; import keras; "
+            "print(keras.backend.backend(), 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["torch", "False"]

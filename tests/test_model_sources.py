@@ -20,7 +20,7 @@ from helpers import idx_subset
 from neuralab.cli import main
 from neuralab.data.idx import read_idx
 from neuralab.data.sources import file_in
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, NotAClassifier
 from neuralab.training import (
     ClassifierConfig,
     TrainConfig,
@@ -307,6 +307,18 @@ def test_import_refuses_in_one_line(source, message, tmp_path, capsys):
     code, _, err = _cli(capsys, "import", source, "--out", tmp_path / "run")
     assert code == 2 and err.count("\n") == 1 and message in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_sequence_model_is_refused_in_the_librarys_words_and_the_cli_adds_the_command(tmp_path, capsys):
+    """The library says what the model is (a forecaster) without naming a command or a flag;
+    the command line adds the command that trains it."""
+    from neuralab.training.keras_import import import_keras
+
+    with pytest.raises(NotAClassifier) as refused:
+        import_keras(KERAS_DATA / "recurrent_tfk2.h5", tmp_path / "run")
+    assert "forecaster" in str(refused.value) and "neuralab " not in str(refused.value) and "--" not in str(refused.value)
+    code, _, err = _cli(capsys, "import", KERAS_DATA / "recurrent_tfk2.h5", "--out", tmp_path / "run")
+    assert code == 2 and err.endswith("; train it with `neuralab forecast --model`\n")
 
 
 def test_import_refuses_damaged_files_and_lambdas(saved_lenet, tmp_path, capsys):

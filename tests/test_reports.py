@@ -187,3 +187,26 @@ def test_figures_stay_out_of_pyplot():
     user = plt.figure()  # a user's pyplot figure saved through the reports is closed, not leaked
     plots.save(user)
     assert plt.get_fignums() == before
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_picture_grid_shows_each_picture_whole_under_its_title(fashion, channels):
+    """The mistakes are tiled into one image: every picture's pixels lie there unchanged, in
+    reading order, on the common 0-255 scale, with its title above it."""
+    from neuralab.data import load_image_data
+    from neuralab.reports import plots
+
+    pictures = load_image_data("fashion-mnist", str(fashion)).test.x[:11]  # (11, 1, 28, 28) uint8
+    pictures = np.repeat(pictures, channels, axis=1)
+    titles = [f"picture {i}" for i in range(len(pictures))]
+    fig = plots.picture_grid(pictures, titles, columns=4)
+    (shown,) = fig.axes[0].images
+    tiles, (lo, hi) = np.asarray(shown.get_array()), shown.get_clim()
+    texts = fig.axes[0].texts
+    assert (lo, hi) == (0, 255) and [t.get_text() for t in texts] == titles
+    for i, picture in enumerate(pictures):
+        x, y = texts[i].get_position()  # the centre of the picture's top edge, in pixels
+        top, left = int(y + 0.5), int(x - 14)
+        tile = tiles[top:top + 28, left:left + 28]
+        assert np.array_equal(tile, picture[0] if channels == 1 else picture.transpose(1, 2, 0)), i
+    assert plots.save(fig).startswith(b"\x89PNG")

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from helpers import idx_subset
 from neuralab.cli import main
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.training import ClassifierConfig, TrainConfig, resume_classifier, train_classifier
+from neuralab.training import ClassifierConfig, TrainConfig, evaluate_run, resume_classifier, train_classifier
 from neuralab.training.callbacks import Callback
 from neuralab.training.checkpoint import load_tensors
 
@@ -69,6 +69,22 @@ def test_default_is_plain_adam_and_sgd_momentum_matters(tiny_fashion, tmp_path):
                                    for r in (default, adam, plain, heavy))
     assert all(torch.equal(default[k], adam[k]) for k in default)
     assert not any(torch.equal(plain[k], heavy[k]) for k in plain if k.endswith("weight"))
+
+
+def test_adamw_is_pytorchs_adamw_and_the_test_scores_are_evaluates(tiny_fashion, tmp_path):
+    """neuralab's AdamW (PyTorch's, without the wrappers that import torch._dynamo) ends in the
+    same weights as PyTorch's own; the run's test scores, taken from the logits the report also
+    uses, are what `evaluate` computes by running the model again."""
+    ours = train_classifier(config(tiny_fashion, epochs=1, optimizer="adamw", weight_decay=0.01),
+                            out=tmp_path / "ours", verbose=False)
+    theirs = train_classifier(config(tiny_fashion, epochs=1), out=tmp_path / "theirs", verbose=False,
+                              optimizer=lambda params: torch.optim.AdamW(params, lr=3e-3, weight_decay=0.01, fused=True))
+    a, b = (load_tensors(r.run_dir / "model.safetensors")[0] for r in (ours, theirs))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert ours.test["accuracy"] == theirs.test["accuracy"]
+    again = evaluate_run(ours.run_dir)
+    assert again["test_accuracy"] == ours.test["accuracy"]
+    assert again["test_loss"] == pytest.approx(ours.test["loss"], rel=1e-4)
 
 
 def test_a_pytorch_optimizer_class_or_factory_from_python(tiny_fashion, tmp_path):

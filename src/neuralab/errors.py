@@ -55,3 +55,8 @@ class ParameterError(NeuralabError):
             text = str(self.value)
             return f"{flag} {shlex.quote(text) if text.isprintable() else repr(text)}: {reason}"
         return f"{flag}={self.value!r}: {reason}"
+
+
+class NotAClassifier(NeuralabError):
+    """A model that takes sequences, not images, given where an image classifier is wanted: it
+    is a forecaster's ``model`` (neuralab.forecasting). The CLI adds the command that trains it."""

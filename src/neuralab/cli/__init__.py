@@ -17,7 +17,7 @@ from typing import Callable
 
 from neuralab import __version__
 from neuralab.cli._args import flag_for
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, NotAClassifier
 
 
 class Parser(argparse.ArgumentParser):
@@ -85,18 +85,42 @@ def namer(parsers: list[argparse.ArgumentParser]) -> Callable[[str], str]:
     return name
 
 
+def openmp_waits(environ=os.environ) -> str:
+    """How PyTorch's OpenMP threads wait at their barriers, chosen from the load: set in
+    ``environ`` before torch starts OpenMP, and returned as "NAME=value" (a user's own
+    setting wins, and is returned).
+
+    By default they spin for about a millisecond before they sleep: where the cores are busy
+    with other work, the spinning thread takes the core its partner needs (the fast recipe took
+    10 min 53 s instead of 63 s on a shared 2-core machine), so there they sleep at once. On
+    free cores a short spin (30,000 rounds) wakes them faster than sleeping does, between the
+    many small parallel regions of a training step: the fast recipe's command 11.3-11.8 s
+    against 12.2 s (docs/benchmarks.md)."""
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        if environ.get(name):
+            return f"{name}={environ[name]}"
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0] >= cores
+    except (AttributeError, OSError):  # no load average (Windows): assume others need the cores
+        busy = True
+    name, value = ("OMP_WAIT_POLICY", "PASSIVE") if busy else ("GOMP_SPINCOUNT", "30000")
+    environ[name] = value
+    return f"{name}={value}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    # PyTorch's OpenMP threads spin at every barrier before they sleep; where the cores are busy
-    # with other work, the spinning thread takes the core its partner needs, and the fast
-    # recipe took 10 min 53 s instead of 63 s on a shared 2-core machine (docs/benchmarks.md).
-    # It must be set before torch starts OpenMP; a user's own setting wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    openmp_waits()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
     except NeuralabError as e:
-        print(f"neuralab: error: {e.render(namer(args._parsers))}", file=sys.stderr)
+        how = "; train it with `neuralab forecast --model`" if isinstance(e, NotAClassifier) else ""
+        print(f"neuralab: error: {e.render(namer(args._parsers))}{how}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         print(f"neuralab: {e or 'interrupted'}", file=sys.stderr)

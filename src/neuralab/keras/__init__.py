@@ -11,6 +11,8 @@ run stores and rebuilds from, and the spec becomes PyTorch modules (build.py). d
 
 from __future__ import annotations
 
+import os
+
 from neuralab.keras.build import build, summary_text
 from neuralab.keras.layers import supported_layers
 from neuralab.keras.reader import KerasModel, read
@@ -34,3 +36,10 @@ def convert(source, logits: bool = False):
 __all__ = ["KerasModel", "build", "check", "convert", "ends_in_softmax", "input_shape", "keras_summary",
            "parameter_count", "read", "summary_text", "supported_layers"]
 
+
+
+def on_pytorch() -> None:
+    """Have Keras run on PyTorch when it is next imported: neuralab never runs it on TensorFlow,
+    whatever ~/.keras/keras.json says (Keras's own default is TensorFlow). A user's
+    KERAS_BACKEND wins, and a Keras already imported keeps its backend."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")

@@ -38,6 +38,8 @@ the byte masks, which made the step 1.13x), VGG16 at 28x28 1.22x.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,8 +49,10 @@ from neuralab.mechanics.shapes import pair
 
 
 def _fast(x: torch.Tensor) -> bool:
+    # An export imports torch.onnx first; reading `torch.onnx` here would import it (0.2 s) in every run.
+    onnx = sys.modules.get("torch.onnx")
     return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-            and not torch.onnx.is_in_onnx_export())
+            and not (onnx is not None and onnx.is_in_onnx_export()))
 
 
 def _fast_map(x: torch.Tensor) -> bool:

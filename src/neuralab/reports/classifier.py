@@ -82,7 +82,7 @@ def _test_sections(run_dir: Path, classes, matrix, probabilities, images, labels
     scores = [[c, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", int(n)]
               for c, p, r, f, n in zip(classes, precision, recall, f1, matrix.sum(1))]
     cm = plots.save(plots.confusion(matrix, classes), run_dir / "confusion_matrix.png")
-    mistakes = plots.save(plots.image_grid(images[worst], titles), run_dir / "mistakes.png")
+    mistakes = plots.save(plots.picture_grid(images[worst], titles), run_dir / "mistakes.png")
     return [("Confusion matrix", html.img(cm, "confusion matrix")),
             ("Per-class precision, recall, F1", html.table(["class", "precision", "recall", "F1", "support"], scores)),
             ("Most confidently misclassified test images (true -> predicted)", html.img(mistakes, "mistakes"))]

@@ -318,10 +318,6 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, pre, resume: bool,
     if verbose and main:
         print(summary_text, flush=True)
         print(_training_header(config, data, trainer), flush=True)
-    # PyTorch's optimizers import torch._dynamo when the first one is made (about 2 s, once per
-    # process): start-up like importing torch, so it happens before the training clock starts.
-    import torch._dynamo  # noqa: F401
-
     try:
         history = trainer.fit(pre(data.train.x), torch.from_numpy(data.train.y),
                               val=(pre(data.val.x), torch.from_numpy(data.val.y)) if len(data.val) else None,
@@ -329,11 +325,12 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, pre, resume: bool,
     except KeyboardInterrupt:
         raise runs.Interrupted(run.path) from None
     seconds = trainer.elapsed
-    x_test, y_test = pre(data.test.x), torch.from_numpy(data.test.y)
-    test = trainer.evaluate(x_test, y_test)
+    # One pass over the test set: the report's probabilities and the test scores from the same logits.
+    logits = trainer.predict(pre(data.test.x))
+    test = trainer.score(logits, torch.from_numpy(data.test.y))
     result = RunResult(run.path, history, test, trainer.best_epoch(), seconds, count_parameters(trainer.model))
     if main:
-        probs = torch.softmax(trainer.predict(x_test), dim=1).numpy()
+        probs = torch.softmax(logits, dim=1).numpy()
         results = {
             "test_loss": test["loss"], "test_accuracy": test["accuracy"], "best_epoch": result.best_epoch,
             "train_seconds": seconds, "epochs_run": len(history),

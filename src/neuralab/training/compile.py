@@ -35,6 +35,35 @@ def check_given(config: TrainConfig, given: OptimizerFactory | None) -> None:
                              "from Python; resume it in Python with the same object as `optimizer`")
 
 
+def _eager(method):
+    return getattr(method, "__wrapped__", method)
+
+
+class _WithoutDynamo:
+    """PyTorch's own Adam and AdamW, without the wrappers that keep torch.compile out of them:
+    each imports ``torch._dynamo`` when first called (1.3 s on this machine, a tenth of
+    ``--recipe fast``'s whole command) and the step asks it for a graph break every time. neuralab
+    never compiles the optimizer, so they only cost time; the update is the same fused kernel,
+    the state dict the same (tests/test_training_choices.py compares both)."""
+
+    add_param_group = _eager(torch.optim.Optimizer.add_param_group)
+    zero_grad = _eager(torch.optim.Optimizer.zero_grad)
+    state_dict = _eager(torch.optim.Optimizer.state_dict)
+    load_state_dict = _eager(torch.optim.Optimizer.load_state_dict)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        return _eager(torch.optim.Adam.step)(self, closure)
+
+
+class Adam(_WithoutDynamo, torch.optim.Adam):
+    pass
+
+
+class AdamW(_WithoutDynamo, torch.optim.AdamW):
+    pass
+
+
 def make_optimizer(params, config: TrainConfig, device: torch.device,
                    given: OptimizerFactory | None = None) -> torch.optim.Optimizer:
     """The optimizer ``config`` names, or the one ``given`` makes, over ``params``. Its
@@ -50,9 +79,9 @@ def make_optimizer(params, config: TrainConfig, device: torch.device,
     # The fused kernels update all parameters in one pass: fewer tiny ops for small models.
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     if name == "adam":  # as before these choices existed: decoupled decay (AdamW) when there is any
-        return (torch.optim.AdamW if decay > 0 else torch.optim.Adam)(params, lr=lr, weight_decay=decay, **fused)
+        return (AdamW if decay > 0 else Adam)(params, lr=lr, weight_decay=decay, **fused)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=decay, **fused)
+        return AdamW(params, lr=lr, weight_decay=decay, **fused)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=decay, **fused)
     # Keras's RMSprop defaults (rho 0.9, epsilon 1e-7), not PyTorch's (0.99, 1e-8): a Keras

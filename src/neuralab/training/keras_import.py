@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from neuralab import runs
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, NotAClassifier, ParameterError
 from neuralab.runs import Kind, Run
 from neuralab.training.config import ClassifierConfig
 
@@ -53,8 +53,8 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     name = f"keras:{path.stem}"
     first = spec["layers"][0]["output_shape"][1:]
     if len(first) != 3:
-        raise NeuralabError(f"{path}: the model takes inputs of {keras_shape(first)}, not images (height, width, "
-                            "channels); a sequence model trains as a forecaster: `neuralab forecast --model FILE.py`")
+        raise NotAClassifier(f"{path}: the model takes inputs of {keras_shape(first)}, not images (height, width, "
+                             "channels); a sequence model is a forecaster (neuralab.forecasting)")
     h, w, c = first
     if c not in (1, 3):
         raise NeuralabError(f"{path}: the model takes images with {c} channels; neuralab's classifiers take 1 (grey) "
@@ -117,12 +117,10 @@ def _classes(classes, data, k: int) -> list[str]:
 def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple) -> dict:
     """The largest |Keras - neuralab| over random images, through Keras's own loader (safe
     mode, after neuralab's reader has refused anything that would run code)."""
-    from neuralab.keras import build
+    from neuralab.keras import build, on_pytorch
 
     try:
-        import os
-
-        os.environ.setdefault("KERAS_BACKEND", "torch")
+        on_pytorch()
         import keras
     except ImportError:
         return {"checked": False, "why": "Keras is not installed (pip install 'neuralab[keras]')"}

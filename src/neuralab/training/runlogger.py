@@ -23,16 +23,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError
+from neuralab.keras import on_pytorch
 from neuralab.keras.build import build, summary_text
 from neuralab.keras.reader import read
 from neuralab.keras.spec import input_shape, parameter_count
 from neuralab.runs import Kind, Run
 from neuralab.training.source import keras_pixels, parse_scale
+
+on_pytorch()
+import keras  # noqa: E402  (after choosing its backend)
 
 # Keras's names for the metrics (as logs and History hold them) -> neuralab's, so that the runs
 # table and the learning curves find them; anything else keeps Keras's name.
@@ -116,8 +119,8 @@ class RunLogger(keras.callbacks.Callback):
                 self._finish_classifier(net, results)
             else:
                 results["missing"] = ("a forecaster run made by Keras's fit holds the training and the converted "
-                                      "model, not the series, target, scaling and window that `neuralab forecast "
-                                      "predict` needs, nor baselines and backtests")
+                                      "model, not the series, target, scaling and window that a forecast run's "
+                                      "predictions need, nor baselines and backtests")
                 self.run.write_json(runs.RESULTS, results)
         finally:
             self.run.unlock()

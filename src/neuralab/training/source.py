@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neuralab.data.sources import sha256
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, NotAClassifier, ParameterError
+from neuralab.keras import on_pytorch
 
 ZOO, KERAS, TORCH = "zoo", "keras", "torch"
 CODE_FILE = "model.py"              # the copy of a user's PyTorch code in a run directory
@@ -246,7 +247,7 @@ def run_file(path: Path):
         code = compile(source, str(path), "exec")
     except SyntaxError as e:
         raise NeuralabError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
-    os.environ.setdefault("KERAS_BACKEND", "torch")  # neuralab runs Keras on PyTorch, never TensorFlow
+    on_pytorch()  # the file may import Keras
     name = f"neuralab_model_{hashlib.sha256(source).hexdigest()[:16]}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -341,8 +342,8 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     have = tuple(int(v) for v in input_shape)
     out = output_shape(spec)
     if len(want) != 3:
-        raise NeuralabError(f"{name}: the model takes {keras_shape(want)} inputs, not images (height, width, "
-                            "channels); a sequence model forecasts with `neuralab forecast --model`")
+        raise NotAClassifier(f"{name}: the model takes {keras_shape(want)} inputs, not images (height, width, "
+                             "channels); a sequence model is a forecaster (neuralab.forecasting)")
     pad_h, pad_w = want[1] - have[1], want[2] - have[2]
     if want[0] != have[0] or not (0 <= pad_h <= MAX_PAD and 0 <= pad_w <= MAX_PAD):
         raise NeuralabError(f"{name}: the model takes images of {_hwc(want)} (height x width x channels), the data "

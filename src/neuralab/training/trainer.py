@@ -310,6 +310,13 @@ class Trainer:
         n = max(1, len(x))
         return {"loss": loss / n, **{k: v / n for k, v in sums.items()}}
 
+    def score(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Mean loss and metrics of outputs already computed (``predict``'s) against ``y``:
+        what ``evaluate`` gives, without running the model again."""
+        n = max(1, len(out))
+        sums = self.task.metric_sums(out, y)
+        return {"loss": float(self.task.loss_each(out, y).double().sum()) / n, **{k: float(v) / n for k, v in sums.items()}}
+
     @torch.inference_mode()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Raw model outputs (logits for classifiers) for ``x``, on the CPU."""
