@@ -39,10 +39,13 @@ import tempfile
 import time
 from pathlib import Path
 
-# OpenMP threads that spin at barriers while the cores are busy with other work make every
-# PyTorch loop several times slower (docs/benchmarks.md); they must sleep instead, which is
-# set before torch starts OpenMP. TensorFlow's thread pool does not spin this way.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# PyTorch's OpenMP threads wait as the `neuralab` command has them wait, chosen before torch
+# starts OpenMP: sleeping at once where other work keeps the cores busy (spinning threads made
+# every PyTorch loop several times slower there), a short spin on free cores. Both PyTorch
+# loops run with the same choice; TensorFlow's thread pool has its own.
+from neuralab.cli import openmp_waits  # noqa: E402
+
+WAITS = openmp_waits()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -177,7 +180,7 @@ def markdown(rows: list[dict], args, load: tuple[float, float], minutes: float) 
         f"Measured by `python bench/bench_zoo.py{' ' + flags if flags else ''}` on {machine()}"
         + (f", TensorFlow {tf['tensorflow']} with Keras {tf['keras']}" if tf else ", without TF-Keras")
         + f", {time.strftime('%Y-%m-%d')}; load average {load[0]:.1f} at the start and {load[1]:.1f} at the end, "
-        f"{minutes:.0f} min in all, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}. One epoch of each loop, batch 128, Adam; the three loops alternate in each of "
+        f"{minutes:.0f} min in all, OpenMP threads {WAITS}. One epoch of each loop, batch 128, Adam; the three loops alternate in each of "
         f"{args.rounds} rounds; seconds are medians over the rounds, ratios the median of the per-round ratios "
         "(above 1: neuralab is faster). Where fewer images than the whole training set were timed, the last "
         "column scales neuralab's median to the whole epoch.",

@@ -70,17 +70,26 @@ def test_training_imports_neither_dynamo_nor_onnx(fashion_mnist, tmp_path, optim
     assert code == 0 and modules == []
 
 
-def test_openmp_threads_sleep_where_cores_are_busy_and_spin_briefly_where_free(monkeypatch):
+def test_openmp_threads_sleep_where_cores_are_busy_and_spin_briefly_where_free(monkeypatch, tmp_path):
+    import builtins
     import os
 
     from neuralab.cli import openmp_waits
 
     cores = len(os.sched_getaffinity(0))
-    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0))
+    real_open = builtins.open
+
+    def machine(load: float, running: int):
+        fake = tmp_path / "loadavg"
+        fake.write_text(f"{load:.2f} 0.50 0.40 {running}/300 12345\n")
+        monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(fake if path == "/proc/loadavg" else path, *a, **k))
+
+    machine(0.3, 1)  # only this process runs
     free: dict[str, str] = {}
     assert openmp_waits(free) == "GOMP_SPINCOUNT=30000" and free == {"GOMP_SPINCOUNT": "30000"}
-    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 0.5, 0.0, 0.0))
-    busy: dict[str, str] = {}
-    assert openmp_waits(busy) == "OMP_WAIT_POLICY=PASSIVE" and busy == {"OMP_WAIT_POLICY": "PASSIVE"}
+    for load, running in ((0.3, 2), (cores + 0.5, 1)):  # another task running now, or a high load average
+        machine(load, running)
+        busy: dict[str, str] = {}
+        assert openmp_waits(busy) == "OMP_WAIT_POLICY=PASSIVE" and busy == {"OMP_WAIT_POLICY": "PASSIVE"}
     mine = {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's own setting is kept, whatever the load
     assert openmp_waits(mine) == "OMP_WAIT_POLICY=ACTIVE" and mine == {"OMP_WAIT_POLICY": "ACTIVE"}

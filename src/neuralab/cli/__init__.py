@@ -13,6 +13,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import time
 from typing import Callable
 
 from neuralab import __version__
@@ -86,30 +87,37 @@ def namer(parsers: list[argparse.ArgumentParser]) -> Callable[[str], str]:
 
 
 def openmp_waits(environ=os.environ) -> str:
-    """How PyTorch's OpenMP threads wait at their barriers, chosen from the load: set in
-    ``environ`` before torch starts OpenMP, and returned as "NAME=value" (a user's own
-    setting wins, and is returned).
+    """How PyTorch's OpenMP threads wait at their barriers, chosen from what else the machine is
+    running: set in ``environ`` before torch starts OpenMP, and returned as "NAME=value" (a
+    user's own setting wins, and is returned).
 
     By default they spin for about a millisecond before they sleep: where the cores are busy
     with other work, the spinning thread takes the core its partner needs (the fast recipe took
-    10 min 53 s instead of 63 s on a shared 2-core machine), so there they sleep at once. On
-    free cores a short spin (30,000 rounds) wakes them faster than sleeping does, between the
-    many small parallel regions of a training step: the fast recipe's command 11.3-11.8 s
-    against 12.2 s (docs/benchmarks.md)."""
+    10 min 53 s instead of 63 s on a shared 2-core machine; a sample-CNN step 202 ms instead of
+    64-71 ms beside one other busy process), so there they sleep at once. On free cores a short
+    spin (30,000 rounds) wakes them faster than sleeping does, between the many small parallel
+    regions of a training step: the fast recipe's whole command 11.3-11.8 s against 12.2 s
+    (docs/benchmarks.md). Free means no other task running now (the kernel's count in
+    /proc/loadavg) and a load average below the core count."""
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
         if environ.get(name):
             return f"{name}={environ[name]}"
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0] >= cores
-    except (AttributeError, OSError):  # no load average (Windows): assume others need the cores
-        busy = True
-    name, value = ("OMP_WAIT_POLICY", "PASSIVE") if busy else ("GOMP_SPINCOUNT", "30000")
+    name, value = ("OMP_WAIT_POLICY", "PASSIVE") if _others_busy() else ("GOMP_SPINCOUNT", "30000")
     environ[name] = value
     return f"{name}={value}"
+
+
+def _others_busy() -> bool:
+    try:
+        samples = []
+        for _ in range(3):  # a task that runs for a moment (a kernel worker) is not load: the least of 3 readings
+            with open("/proc/loadavg") as f:
+                samples.append(f.read().split())
+            time.sleep(0.002)
+        running = min(int(fields[3].split("/")[0]) for fields in samples) - 1  # runnable now, this one left out
+        return running >= 1 or float(samples[-1][0]) >= len(os.sched_getaffinity(0))
+    except (OSError, ValueError, IndexError, AttributeError):  # not Linux: assume others need the cores
+        return True
 
 
 def main(argv: list[str] | None = None) -> int:
