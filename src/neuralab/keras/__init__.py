@@ -33,13 +33,12 @@ def convert(source, logits: bool = False):
     return build(model.spec, model.weights, logits=logits)
 
 
-__all__ = ["KerasModel", "build", "check", "convert", "ends_in_softmax", "input_shape", "keras_summary",
-           "parameter_count", "read", "summary_text", "supported_layers"]
-
-
-
 def on_pytorch() -> None:
     """Have Keras run on PyTorch when it is next imported: neuralab never runs it on TensorFlow,
     whatever ~/.keras/keras.json says (Keras's own default is TensorFlow). A user's
     KERAS_BACKEND wins, and a Keras already imported keeps its backend."""
     os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+__all__ = ["KerasModel", "build", "check", "convert", "ends_in_softmax", "input_shape", "keras_summary",
+           "on_pytorch", "parameter_count", "read", "summary_text", "supported_layers"]

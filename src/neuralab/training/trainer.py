@@ -291,28 +291,20 @@ class Trainer:
         record["seconds"] = time.perf_counter() - t0
         return record
 
-    @torch.inference_mode()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """Mean loss and metrics over ``(x, y)`` in inference mode, in large batches."""
+        """Mean loss and metrics over ``(x, y)`` in inference mode, in large batches; the model
+        is left in the mode it was in (a validation pass inside ``fit``)."""
         model = unwrap(self.model)
         was_training = model.training
-        model.eval()
-        loss, sums = 0.0, {}
-        for start in range(0, len(x), self.config.eval_batch_size):
-            xb = self._layout(x[start:start + self.config.eval_batch_size].to(self.device))
-            yb = y[start:start + self.config.eval_batch_size].to(self.device)
-            with self._autocast():
-                out = model(xb).float()
-            loss += float(self.task.loss_each(out, yb).sum())
-            for k, v in self.task.metric_sums(out, yb).items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-        model.train(was_training)
-        n = max(1, len(x))
-        return {"loss": loss / n, **{k: v / n for k, v in sums.items()}}
+        try:
+            return self.score(self.predict(x), y)
+        finally:
+            model.train(was_training)
 
     def score(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean loss and metrics of outputs already computed (``predict``'s) against ``y``:
-        what ``evaluate`` gives, without running the model again."""
+        ``evaluate`` without running the model again."""
+        y = y.to(out.device)
         n = max(1, len(out))
         sums = self.task.metric_sums(out, y)
         return {"loss": float(self.task.loss_each(out, y).double().sum()) / n, **{k: float(v) / n for k, v in sums.items()}}
