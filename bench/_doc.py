@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import subprocess
 from pathlib import Path
 
 import torch
@@ -35,3 +36,16 @@ def update_section(name: str, markdown: str, doc: Path = DOC) -> None:
     tmp = doc.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(doc)
+
+
+def commit(src: Path) -> str:
+    """"abc1234 2026-12-03": the last commit of the checkout holding ``src``."""
+    out = subprocess.run(["git", "-C", str(src), "log", "-1", "--format=%h %cs"], capture_output=True, text=True)
+    return out.stdout.strip() or str(src)
+
+
+def command_env(src: Path) -> dict:
+    """The environment a timed `neuralab` command runs in: this environment, with ``src``'s
+    package first and Python's compiled modules kept (__pycache__), as an installed neuralab
+    has them, so that timings are of a user's second and later starts."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(src)}

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _doc import machine, update_section  # noqa: E402
+from _doc import command_env, commit, machine, update_section  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 COMMANDS = [
@@ -40,20 +40,13 @@ def timed(command: str, src: Path) -> float:
     """Seconds from the shell's start to the command's exit; its output is discarded."""
     script = Path(sys.executable).parent / "neuralab"  # the console script pip installed beside this Python
     line = shlex.quote(str(script)) + command.removeprefix("neuralab")
-    # Python keeps compiled modules (__pycache__), as an installed neuralab has them: the rounds time
-    # a user's second and later starts, not the first compilation.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(src)}
+    env = command_env(src)
     start = time.perf_counter()
     done = subprocess.run(["/bin/sh", "-c", line], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{command} failed with PYTHONPATH={src}: {done.stderr.decode()[-1000:]}")
     return seconds
-
-
-def commit(src: Path) -> str:
-    out = subprocess.run(["git", "-C", str(src), "log", "-1", "--format=%h %cs"], capture_output=True, text=True)
-    return out.stdout.strip() or str(src)
 
 
 def main() -> None:

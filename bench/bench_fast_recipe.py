@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _doc import DATASETS, machine, update_section  # noqa: E402
+from _doc import DATASETS, command_env, commit, machine, update_section  # noqa: E402
 
 from neuralab.cli import openmp_waits  # noqa: E402
 from neuralab.data.sources import cache_dir  # noqa: E402
@@ -51,7 +51,7 @@ def run(src: Path, out: Path) -> dict:
     """One whole command through /bin/sh: wall seconds, test accuracy, training seconds."""
     script = Path(sys.executable).parent / "neuralab"
     line = f"{script}{COMMAND.removeprefix('neuralab')} --out {out} --overwrite"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(src)}
+    env = command_env(src)
     # what this tree's command will choose, from the load now; another tree chooses its own way
     waits = openmp_waits(dict(env)) if src == SRC else "its own choice"
     load = os.getloadavg()[0]
@@ -63,11 +63,6 @@ def run(src: Path, out: Path) -> dict:
         raise SystemExit(f"{line} failed: {(done.stdout + done.stderr)[-1500:]}")
     return {"seconds": seconds, "accuracy": float(found[1]) / 100, "training": float(found[2]),
             "load": load, "waits": waits}
-
-
-def commit(src: Path) -> str:
-    out = subprocess.run(["git", "-C", str(src), "log", "-1", "--format=%h %cs"], capture_output=True, text=True)
-    return out.stdout.strip() or str(src)
 
 
 def main() -> None:
