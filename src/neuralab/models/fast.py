@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neuralab.mechanics.shapes import pair
+from neuralab.models import winograd
 
 
 def _fast(x: torch.Tensor) -> bool:
@@ -161,7 +162,7 @@ def _toeplitz(weight: torch.Tensor, hw: tuple[int, int], padding: tuple[int, int
 
 
 class Conv2d(nn.Conv2d):
-    """nn.Conv2d, with three shortcuts for channels-last maps:
+    """nn.Conv2d, with four shortcuts for channels-last maps:
 
     - a map no larger than the kernel's reach (VGG's 2x2 maps under 3x3 kernels, LeNet-5's C5:
       5x5 on a 5x5 map) is a fully connected layer with a weight matrix built from the kernel's
@@ -170,7 +171,12 @@ class Conv2d(nn.Conv2d):
       gradient from one matrix product over the input's windows, 2-3x faster than oneDNN's
       (with three channels or LeNet-5's 6 filters oneDNN's is the faster);
     - when the input channels do not fill 8-float vector lanes (LeNet-5's C3 reads 6), oneDNN's
-      input gradient takes twice as long as in NCHW, so it is computed there.
+      input gradient takes twice as long as in NCHW, so it is computed there;
+    - a wide 3x3 or 5x5 convolution on a small map (at least 64x192 channel pairs, maps up to
+      14x14: ``winograd.pays``; at 28x28 inputs AlexNet's conv2-conv5, GoogLeNet's stem conv3
+      and its wide Inception branches) runs by Winograd's F(4x4, r x r), a quarter (3x3) or a
+      sixth (5x5) of the multiplications: 1.05-2.0x forward and back by layer (AlexNet's
+      training step 1.43x), with float32 error up to about 1e-5 of the output's scale.
     """
 
     def forward(self, x):
@@ -186,6 +192,8 @@ class Conv2d(nn.Conv2d):
                 if self.bias is not None:
                     y = y.view(n, -1, f).add(self.bias).view(n, -1)
                 return y.view(n, ho, wo, f).permute(0, 3, 1, 2)                  # (B, F, ho, wo) channels-last
+            if winograd.pays(self.weight, x.shape[-2:]):
+                return winograd.conv2d(x, self.weight, self.bias, self.padding)
         if plain and self.stride == (1, 1) and not x.requires_grad and self.in_channels == 1 and self.out_channels >= 16:
             return _ConvWeightGradByWindows.apply(x, self.weight, self.bias, self.padding)
         if x.requires_grad and self.in_channels % 8:

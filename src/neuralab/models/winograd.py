@@ -1,0 +1,187 @@
+"""Winograd's minimal filtering for stride-1 convolutions: Lavin and Gray, "Fast algorithms
+for convolutional neural networks", CVPR 2016. https://arxiv.org/abs/1509.09308
+
+F(m x m, r x r) computes an m x m block of outputs of an r x r kernel from an a x a input
+tile (a = m + r - 1) with a^2 multiplications per pair of channels, where sliding the kernel
+takes m^2 r^2: F(4x4, 3x3) 36 against 144, F(4x4, 5x5) 64 against 400. The tile d and the
+kernel g are each transformed, multiplied elementwise, and transformed back:
+Y = A^T [(G g G^T) * (B^T d B)] A. Over C input channels and F filters the elementwise
+products sum over channels, so each of the a^2 transform positions is one matrix product
+(tiles, C) @ (C, F), which BLAS runs at its full speed. Backward runs the same steps
+transposed: the output gradient goes into the transform domain through A, the input
+gradient comes back through B with the overlapping tiles added up, and the weight gradient
+is (transformed inputs)^T @ (transformed output gradient) brought back through G.
+
+Convolution is already at BLAS's speed on this project's CPU (AVX2), so only doing fewer
+multiplications makes it faster: AlexNet's convolutions at 28x28 (batch 128, forward and
+both gradients, interleaved with PyTorch's oneDNN convolution) 1.5-1.8x; see fast.Conv2d for
+where it is used. The transforms trade exactness for that: float32 results differ from
+PyTorch's by up to about 1e-5 of the output's largest value (1e-6 for direct convolution).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+# Output block side: F(4x4, r x r). F(2x2, 3x3) multiplies 2.25x less against 4x and was no
+# faster anywhere it was measured; larger blocks lose float32 accuracy quickly.
+BLOCK = 4
+
+# Interpolation points of the Toom-Cook construction, the usual small ones that keep the
+# transforms' entries small (float32 error grows with them); infinity is the last point.
+_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5)
+
+
+@functools.cache
+def transforms(m: int, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(A^T, G, B^T) of F(m, r) in one dimension: (m, a), (a, r) and (a, a), float64.
+
+    A^T evaluates the output polynomial at the points, G the kernel's polynomial divided by
+    the other points' differences (Lagrange's denominators); B^T then follows from the
+    identity A^T diag(G g) B^T d = correlation(d, g) for all d and g, solved exactly here."""
+    a = m + r - 1
+    points = torch.tensor(_POINTS[:a - 1], dtype=torch.float64)
+    at, g = torch.zeros(m, a, dtype=torch.float64), torch.zeros(a, r, dtype=torch.float64)
+    for j, p in enumerate(points):
+        at[:, j] = p ** torch.arange(m)
+        g[j] = p ** torch.arange(r) / torch.prod(p - points[torch.arange(a - 1) != j])
+    at[m - 1, a - 1] = g[a - 1, r - 1] = 1.0                                  # the point at infinity
+    # sum_j AT[i, j] G[j, k] BT[j, l] = [l == i + k] for every output i, tap k and input l
+    system = (at[:, None, :] * g.t()[None, :, :]).reshape(m * r, a)
+    target = torch.zeros(m, r, a, dtype=torch.float64)
+    for i in range(m):
+        for k in range(r):
+            target[i, k, i + k] = 1.0
+    bt = torch.linalg.lstsq(system, target.reshape(m * r, a)).solution
+    bt[bt.abs() < 1e-9] = 0.0                                                 # rounding noise of the solve
+    return at, g, bt
+
+
+@functools.cache
+def _transforms2d(m: int, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # Kronecker products apply a 1-D transform to both sides of a flattened tile at once
+    # (X -> T X T^T is kron(T, T) vec(X)): one matrix product per transform.
+    return tuple(torch.kron(t, t).float() for t in transforms(m, r))
+
+
+def _spans(size: int, m: int) -> list[tuple[slice, int, slice]]:
+    """(blocks, cells of each, cells of the map) along one side of a map of `size` cells cut
+    in blocks of m: the whole blocks, then the one the edge cuts."""
+    whole = size // m
+    spans = [(slice(0, whole), m, slice(0, whole * m))] if whole else []
+    return spans + [(slice(whole, whole + 1), size % m, slice(whole * m, size))] if size % m else spans
+
+
+def _pieces(blocks: torch.Tensor, cells: torch.Tensor, m: int):
+    """Pairs of matching views of a map in m x m blocks, (n, th, m, tw, m, F), and of the map
+    itself, (n, H, W, F) with H <= th*m and W <= tw*m."""
+    for rows, k, span in _spans(cells.shape[1], m):
+        for cols, l, span_c in _spans(cells.shape[2], m):
+            block = blocks[:, rows, :k, cols, :l]
+            yield block, cells[:, span, span_c].unflatten(1, block.shape[1:3]).unflatten(3, block.shape[3:5])
+
+
+class _Winograd(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding):
+        f, c, r, _ = weight.shape
+        m = BLOCK
+        a = m + r - 1
+        at, g, bt = _transforms2d(m, r)
+        n, _, h, w = x.shape
+        ph, pw = padding
+        ho, wo = h + 2 * ph - r + 1, w + 2 * pw - r + 1
+        th, tw = -(-ho // m), -(-wo // m)                                      # tiles down and across
+        # (n, th*m + r - 1, tw*m + r - 1, c): zeros around, and below and right up to whole tiles
+        xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, tw * m + r - 1 - w - pw, ph, th * m + r - 1 - h - ph))
+        s = xp.stride()
+        tiles = xp.as_strided((a, a, n, th, tw, c), (s[1], s[2], s[0], m * s[1], m * s[2], s[3]))  # overlapping views
+        v = (bt @ tiles.reshape(a * a, -1)).view(a * a, n * th * tw, c)       # B^T d B: (a^2, tiles, C)
+        u = (g @ weight.permute(2, 3, 1, 0).reshape(r * r, c * f)).view(a * a, c, f)  # G g G^T: (a^2, C, F)
+        y = (at @ torch.bmm(v, u).view(a * a, -1)).view(m, m, n, th, tw, f)  # A^T M A: (m, m, n, th, tw, F)
+        ctx.save_for_backward(v, u)
+        ctx.shape = (n, c, f, h, w, ho, wo, th, tw, r, ph, pw, bias is not None)
+        ctx.channels_last = x.is_contiguous(memory_format=torch.channels_last)
+        # A new tensor in the input's layout, not a view of y: autograd lets the next layer
+        # (an in-place ReLU) write into it only then.
+        layout = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        out = torch.empty(n, f, ho, wo, dtype=x.dtype, memory_format=layout)
+        for block, cells in _pieces(y.permute(2, 3, 0, 4, 1, 5), out.permute(0, 2, 3, 1), m):
+            if bias is not None:
+                torch.add(block, bias, out=cells)
+            else:
+                cells.copy_(block)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        v, u = ctx.saved_tensors
+        n, c, f, h, w, ho, wo, th, tw, r, ph, pw, has_bias = ctx.shape
+        m = BLOCK
+        a = m + r - 1
+        at, g, bt = _transforms2d(m, r)
+        dy = grad.permute(0, 2, 3, 1)                                          # (n, ho, wo, F)
+        blocks = dy.new_empty(m, m, n, th, tw, f)                              # dY in m x m blocks
+        if ho % m or wo % m:
+            blocks.zero_()                                                     # past the map's edge
+        for block, cells in _pieces(blocks.permute(2, 3, 0, 4, 1, 5), dy, m):
+            block.copy_(cells)
+        dm = (at.t() @ blocks.view(m * m, -1)).view(a * a, n * th * tw, f)     # A dY A^T: (a^2, tiles, F)
+        need_x, need_w, need_b, _ = ctx.needs_input_grad
+        dx = dw = db = None
+        if need_x:
+            dv = (bt.t() @ torch.bmm(dm, u.transpose(1, 2)).view(a * a, -1))  # B dV B^T: (a^2, tiles * C)
+            dv = dv.view(a, a, n, th, tw, c).permute(2, 3, 0, 4, 1, 5)         # (n, th, a, tw, a, C)
+            # Tiles overlap by r - 1: cut each tile's side into q pieces of up to m cells and add
+            # piece (i, j) of tile (t, s) into block (t + i, s + j) of the padded map's gradient.
+            q = -(-a // m)
+            dxp = dv.new_empty(n, th + q - 1, m, tw + q - 1, m, c)
+            dxp[:, th:] = 0                                                    # what piece (0, 0) does not cover
+            dxp[:, :th, :, tw:] = 0
+            for i in range(q):
+                for j in range(q):
+                    ki, kj = min(m, a - i * m), min(m, a - j * m)
+                    piece = dv[:, :, i * m:i * m + ki, :, j * m:j * m + kj]
+                    cells = dxp[:, i:i + th, :ki, j:j + tw, :kj]
+                    cells.copy_(piece) if i == j == 0 else cells.add_(piece)
+            dxp = dxp.view(n, (th + q - 1) * m, (tw + q - 1) * m, c)[:, ph:ph + h, pw:pw + w]
+            dx = dxp.permute(0, 3, 1, 2)
+            dx = dx.contiguous(memory_format=torch.channels_last if ctx.channels_last else torch.contiguous_format)
+        if need_w:
+            du = torch.bmm(v.transpose(1, 2), dm)                              # (a^2, C, F)
+            dw = (g.t() @ du.view(a * a, -1)).view(r, r, c, f).permute(3, 2, 0, 1).contiguous()
+        if has_bias and need_b:
+            db = dy.sum((0, 1, 2))
+        return dx, dw, db, None
+
+
+def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+           padding: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, 1, padding)`` for a batch of maps (B, C, H, W) and a square
+    kernel, by F(4x4, r x r); the output has the input's layout (channels-last or not)."""
+    return _Winograd.apply(x, weight, bias, tuple(padding))
+
+
+# Where F(4x4, r x r) measured faster than oneDNN's direct convolution, forward and both
+# gradients, batch 128, channels-last (one thread's CPU time, interleaved): the transforms
+# cost the same per value whatever the channels while the products grow with both counts,
+# so narrow layers lose (3x3, 32 -> 64 channels on 14x14: 0.6x; 32 -> 128 on 7x7: 0.8x) and
+# wide ones win (3x3: 64 -> 192 and 96 -> 128 on 14x14 1.05-1.1x, 128 -> 192 1.3x, 192 -> 384
+# on 7x7 1.6x, on 4x4 2.0x; 5x5: 64 -> 192 on 14x14 1.8x). oneDNN's backward is the slow part
+# it replaces (weight gradient 2.4x, input gradient 1.1x, forward 1.2x on 256 -> 256, 7x7).
+# Larger maps were not measured, and oneDNN does better on them.
+KERNELS = (3, 5)
+MIN_CHANNEL_PRODUCT = 64 * 192
+MAX_MAP = 14
+
+
+def pays(weight: torch.Tensor, map_size: tuple[int, int]) -> bool:
+    """Whether a stride-1 convolution with these weights (F, C, r, r) on maps of this size runs
+    faster here than as direct convolution, by the measurements above."""
+    f, c, kh, kw = weight.shape
+    return kh == kw and kh in KERNELS and c * f >= MIN_CHANNEL_PRODUCT and max(map_size) <= MAX_MAP
