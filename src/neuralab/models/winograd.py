@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 # Output block side: F(4x4, r x r). F(2x2, 3x3) multiplies 2.25x less against 4x and was no
@@ -68,6 +67,20 @@ def _transforms2d(m: int, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return tuple(torch.kron(t, t).float() for t in transforms(m, r))
 
 
+@functools.cache
+def _band(m: int, r: int, size: int, pad: int, tiles: int) -> torch.Tensor:
+    """B^T of every tile along one side of a map, as one matrix (tiles * a, size): row
+    (t, i) holds B^T's row i at the cells of tile t, which starts m * t cells into the map
+    padded by `pad`. The padding's columns are dropped (they would multiply zeros), so
+    the product with the map itself tiles, pads and transforms it at once; its transpose
+    takes tile gradients back to the map, adding where tiles overlap."""
+    a = m + r - 1
+    band = torch.zeros(tiles, a, tiles * m + r - 1, dtype=torch.float64)          # over the padded map
+    for t in range(tiles):
+        band[t, :, t * m:t * m + a] = transforms(m, r)[2]
+    return band.reshape(tiles * a, -1)[:, pad:pad + size].float().contiguous()
+
+
 def _spans(size: int, m: int) -> list[tuple[slice, int, slice]]:
     """(blocks, cells of each, cells of the map) along one side of a map of `size` cells cut
     in blocks of m: the whole blocks, then the one the edge cuts."""
@@ -91,16 +104,15 @@ class _Winograd(torch.autograd.Function):
         f, c, r, _ = weight.shape
         m = BLOCK
         a = m + r - 1
-        at, g, bt = _transforms2d(m, r)
+        at, g, _ = _transforms2d(m, r)
         n, _, h, w = x.shape
         ph, pw = padding
         ho, wo = h + 2 * ph - r + 1, w + 2 * pw - r + 1
         th, tw = -(-ho // m), -(-wo // m)                                      # tiles down and across
-        # (n, th*m + r - 1, tw*m + r - 1, c): zeros around, and below and right up to whole tiles
-        xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, tw * m + r - 1 - w - pw, ph, th * m + r - 1 - h - ph))
-        s = xp.stride()
-        tiles = xp.as_strided((a, a, n, th, tw, c), (s[1], s[2], s[0], m * s[1], m * s[2], s[3]))  # overlapping views
-        v = (bt @ tiles.reshape(a * a, -1)).view(a * a, n * th * tw, c)       # B^T d B: (a^2, tiles, C)
+        bh, bw = _band(m, r, h, ph, th), _band(m, r, w, pw, tw)                # (th*a, h), (tw*a, w)
+        rows = torch.matmul(bh, x.permute(0, 2, 3, 1).reshape(n, h, w * c))   # (n, th*a, w*c): B^T d down
+        v = torch.matmul(bw, rows.view(n * th * a, w, c))                      # (n*th*a, tw*a, C): and across
+        v = v.view(n, th, a, tw, a, c).permute(2, 4, 0, 1, 3, 5).reshape(a * a, n * th * tw, c)  # (a^2, tiles, C)
         u = (g @ weight.permute(2, 3, 1, 0).reshape(r * r, c * f)).view(a * a, c, f)  # G g G^T: (a^2, C, F)
         y = (at @ torch.bmm(v, u).view(a * a, -1)).view(m, m, n, th, tw, f)  # A^T M A: (m, m, n, th, tw, F)
         ctx.save_for_backward(v, u)
@@ -124,7 +136,7 @@ class _Winograd(torch.autograd.Function):
         n, c, f, h, w, ho, wo, th, tw, r, ph, pw, has_bias = ctx.shape
         m = BLOCK
         a = m + r - 1
-        at, g, bt = _transforms2d(m, r)
+        at, g, _ = _transforms2d(m, r)
         dy = grad.permute(0, 2, 3, 1)                                          # (n, ho, wo, F)
         blocks = dy.new_empty(m, m, n, th, tw, f)                              # dY in m x m blocks
         if ho % m or wo % m:
@@ -135,21 +147,12 @@ class _Winograd(torch.autograd.Function):
         need_x, need_w, need_b, _ = ctx.needs_input_grad
         dx = dw = db = None
         if need_x:
-            dv = (bt.t() @ torch.bmm(dm, u.transpose(1, 2)).view(a * a, -1))  # B dV B^T: (a^2, tiles * C)
-            dv = dv.view(a, a, n, th, tw, c).permute(2, 3, 0, 4, 1, 5)         # (n, th, a, tw, a, C)
-            # Tiles overlap by r - 1: cut each tile's side into q pieces of up to m cells and add
-            # piece (i, j) of tile (t, s) into block (t + i, s + j) of the padded map's gradient.
-            q = -(-a // m)
-            dxp = dv.new_empty(n, th + q - 1, m, tw + q - 1, m, c)
-            dxp[:, th:] = 0                                                    # what piece (0, 0) does not cover
-            dxp[:, :th, :, tw:] = 0
-            for i in range(q):
-                for j in range(q):
-                    ki, kj = min(m, a - i * m), min(m, a - j * m)
-                    piece = dv[:, :, i * m:i * m + ki, :, j * m:j * m + kj]
-                    cells = dxp[:, i:i + th, :ki, j:j + tw, :kj]
-                    cells.copy_(piece) if i == j == 0 else cells.add_(piece)
-            dxp = dxp.view(n, (th + q - 1) * m, (tw + q - 1) * m, c)[:, ph:ph + h, pw:pw + w]
+            dv = torch.bmm(dm, u.transpose(1, 2))                              # (a^2, tiles, C)
+            dv = dv.view(a, a, n, th, tw, c).permute(2, 3, 0, 4, 1, 5).reshape(n * th * a, tw * a, c)
+            bh, bw = _band(m, r, h, ph, th), _band(m, r, w, pw, tw)
+            # B dV B^T of every tile, added where tiles overlap, without the padding
+            cols = torch.matmul(bw.t(), dv)                                     # (n*th*a, w, C)
+            dxp = torch.matmul(bh.t(), cols.view(n, th * a, w * c)).view(n, h, w, c)
             dx = dxp.permute(0, 3, 1, 2)
             dx = dx.contiguous(memory_format=torch.channels_last if ctx.channels_last else torch.contiguous_format)
         if need_w:
