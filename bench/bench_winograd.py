@@ -1,0 +1,135 @@
+"""Winograd convolution (models/winograd.py) against oneDNN's direct convolution, as
+fast.Conv2d uses them: single layers forward and back, then whole training steps of the
+accelerated zoo models with the Winograd branch on and off; prints its tables.
+
+    python bench/bench_winograd.py                       # layers, then AlexNet and GoogLeNet steps (~6 min)
+    python bench/bench_winograd.py --layers              # layers only (~2 min)
+    python bench/bench_winograd.py --models alexnet --steps 20 --threads 2
+
+Layers: batch 128, channels-last, forward and the input, weight and bias gradients, the
+two alternating in one process, medians of 10 after 3 warm-ups, CPU time of one thread.
+Steps: forward, backward and fused Adam on one batch of 128 random 28x28x1 images, the same
+model with the branch on and off alternating step by step (``winograd.pays`` replaced),
+medians; wall time with 2 threads (CPU time with 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from neuralab.cli import openmp_waits
+
+WAITS = openmp_waits()  # OpenMP's waiting chosen before torch starts it, as the `neuralab` command does
+
+import torch
+import torch.nn.functional as F
+
+from neuralab.models import build_model, winograd
+from neuralab.models.fast import accelerate
+from neuralab.training.device import kept_heap
+
+# (in, out, map, kernel, padding): AlexNet's conv2-conv5 and GoogLeNet's 3x3 layers at 28x28
+# inputs, wide (taken) and narrow (left to oneDNN by winograd.pays)
+LAYERS = {
+    "alexnet conv2": (64, 192, 14, 5, 2), "alexnet conv3": (192, 384, 7, 3, 1),
+    "alexnet conv4": (384, 256, 7, 3, 1), "alexnet conv5": (256, 256, 7, 3, 1),
+    "googlenet conv3": (64, 192, 14, 3, 1), "googlenet 3b 3x3": (128, 192, 14, 3, 1),
+    "googlenet 4d 3x3": (144, 288, 7, 3, 1), "googlenet 5b 3x3": (192, 384, 4, 3, 1),
+    "googlenet 3b 5x5 branch": (32, 96, 14, 3, 1), "sample cnn conv2": (32, 64, 14, 3, 1),
+}
+
+
+WAYS = {"onednn": lambda x, w, b, p: F.conv2d(x, w, b, padding=p),
+        "winograd": lambda x, w, b, p: winograd.conv2d(x, w, b, (p, p))}
+
+
+def layer(c: int, f: int, hw: int, r: int, p: int, reps: int = 10, warm: int = 3) -> tuple[dict, float]:
+    """({way: median ms}, largest error of Winograd's output and gradients / their scale)."""
+    torch.manual_seed(0)
+    x = torch.randn(128, c, hw, hw).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = (torch.randn(f, c, r, r) * 0.05).requires_grad_()
+    b = torch.zeros(f, requires_grad=True)
+    times = {k: [] for k in WAYS}
+    for _ in range(reps + warm):
+        for k, way in WAYS.items():
+            t0 = time.process_time()
+            y = way(x, w, b, p)
+            torch.autograd.grad(y, [x, w, b], torch.ones_like(y))
+            times[k].append(time.process_time() - t0)
+    results = {}
+    for k, way in WAYS.items():
+        y = way(x, w, b, p)
+        results[k] = [y, *torch.autograd.grad(y, [x, w], torch.randn(y.shape, generator=torch.Generator().manual_seed(1)))]
+    error = max(((a - ref).abs().max() / ref.abs().max()).item() for a, ref in zip(results["winograd"], results["onednn"]))
+    return {k: statistics.median(v[warm:]) * 1e3 for k, v in times.items()}, error
+
+
+def layers() -> None:
+    torch.set_num_threads(1)
+    print("| layer | in -> out, map, kernel | oneDNN ms | Winograd ms | speed-up | max error / scale | taken |")
+    print("|---|---|---|---|---|---|---|")
+    for name, (c, f, hw, r, p) in LAYERS.items():
+        ms, error = layer(c, f, hw, r, p)
+        taken = winograd.pays(torch.empty(f, c, r, r), (hw, hw))
+        print(f"| {name} | {c} -> {f}, {hw}x{hw}, {r}x{r} | {ms['onednn']:.1f} | {ms['winograd']:.1f} | "
+              f"{ms['onednn'] / ms['winograd']:.2f}x | {error:.1e} | {'yes' if taken else 'no'} |", flush=True)
+
+
+def steps(name: str, n: int, threads: int) -> None:
+    torch.set_num_threads(threads)
+    clock = time.process_time if threads == 1 else time.perf_counter
+    pays = winograd.pays
+    models = {}
+    for k in ("direct", "winograd"):
+        torch.manual_seed(0)
+        model = accelerate(build_model(name, (1, 28, 28), 10)).to(memory_format=torch.channels_last)
+        models[k] = (model, torch.optim.Adam(model.parameters(), lr=3e-3, fused=True))
+    x = torch.randn(128, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (128,))
+
+    def step(k: str) -> float:
+        winograd.pays = pays if k == "winograd" else (lambda *args: False)
+        model, optimizer = models[k]
+        t0 = clock()
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        return clock() - t0
+
+    times = {k: [] for k in models}
+    try:
+        for k in models:  # warm-up: oneDNN's primitives, the heap
+            step(k)
+            step(k)
+        for i in range(n):
+            for k in (("direct", "winograd") if i % 2 == 0 else ("winograd", "direct")):
+                times[k].append(step(k))
+    finally:
+        winograd.pays = pays
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"{name}: {threads} thread(s), {'CPU' if threads == 1 else 'wall'} s/step over {n} alternating steps: "
+          f"direct {med['direct']:.3f}, Winograd {med['winograd']:.3f}, {med['direct'] / med['winograd']:.2f}x",
+          flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", action="store_true", help="single layers only")
+    parser.add_argument("--models", default="alexnet,googlenet")
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    with kept_heap():  # as the trainer runs: freed memory stays in the heap
+        layers()
+        if not args.layers:
+            torch.set_num_threads(args.threads)
+            for name in args.models.split(","):
+                steps(name, args.steps, args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
