@@ -73,7 +73,7 @@ def layers() -> None:
     print("|---|---|---|---|---|---|---|")
     for name, (c, f, hw, r, p) in LAYERS.items():
         ms, error = layer(c, f, hw, r, p)
-        taken = winograd.pays(torch.empty(f, c, r, r), (hw, hw))
+        taken = winograd.pays(torch.empty(f, c, r, r), (128, c, hw, hw))
         print(f"| {name} | {c} -> {f}, {hw}x{hw}, {r}x{r} | {ms['onednn']:.1f} | {ms['winograd']:.1f} | "
               f"{ms['onednn'] / ms['winograd']:.2f}x | {error:.1e} | {'yes' if taken else 'no'} |", flush=True)
 

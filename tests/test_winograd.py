@@ -80,14 +80,15 @@ def test_winograd_matches_pytorch_forward_and_gradients(layout, size, kernel, pa
 def test_conv2d_takes_winograd_only_where_it_pays(calls):
     torch.manual_seed(0)
     wide = Conv2d(192, 384, 3, padding=1)                                     # AlexNet's conv3
-    x = torch.randn(2, 192, 7, 7)
+    x = torch.randn(16, 192, 7, 7)
     wide(x.contiguous(memory_format=CL))
     assert len(calls) == 1
     wide(x)                                                                   # NCHW: PyTorch's layer
-    wide(torch.randn(2, 192, 28, 28).contiguous(memory_format=CL))           # a map past MAX_MAP
+    wide(x[:4].contiguous(memory_format=CL))                                  # a batch under MIN_BATCH
+    wide(torch.randn(16, 192, 16, 16).contiguous(memory_format=CL))          # maps past MAX_MAP
     Conv2d(192, 384, 3, stride=2, padding=1)(x.contiguous(memory_format=CL))
     Conv2d(192, 384, 3, padding=1, groups=2)(x.contiguous(memory_format=CL))
-    Conv2d(32, 64, 3, padding=1)(torch.randn(2, 32, 14, 14).contiguous(memory_format=CL))  # the sample CNN's: too narrow
+    Conv2d(32, 64, 3, padding=1)(torch.randn(16, 32, 14, 14).contiguous(memory_format=CL))  # the sample CNN's: too narrow
     Conv2d(192, 384, 1)(x.contiguous(memory_format=CL))                      # 1x1: already one matrix product
     assert len(calls) == 1
 

@@ -172,12 +172,12 @@ class Conv2d(nn.Conv2d):
       (with three channels or LeNet-5's 6 filters oneDNN's is the faster);
     - when the input channels do not fill 8-float vector lanes (LeNet-5's C3 reads 6), oneDNN's
       input gradient takes twice as long as in NCHW, so it is computed there;
-    - a wide 3x3 or 5x5 convolution on a small map (at least 64x192 channel pairs, maps up to
-      14x14: ``winograd.pays``; at 28x28 inputs AlexNet's conv2-conv5, GoogLeNet's stem conv3
-      and its wide Inception branches) runs by Winograd's F(4x4, r x r), a quarter (3x3) or a
-      sixth (5x5) of the multiplications: 1.1-2.2x forward and back by layer; training steps
-      at batch 128: AlexNet 1.7-1.8x, GoogLeNet 1.2x (bench/bench_winograd.py); float32
-      error up to about 1e-5 of the output's scale.
+    - a wide 3x3 or 5x5 convolution on a batch of small maps (at least 64x192 channel pairs,
+      maps up to 14x14, 16 maps or more: ``winograd.pays``; at 28x28 inputs AlexNet's
+      conv2-conv5, GoogLeNet's stem conv3 and its wide Inception branches) runs by Winograd's
+      F(4x4, r x r), a quarter (3x3) or a sixth (5x5) of the multiplications: 1.1-2.2x
+      forward and back by layer; training steps at batch 128: AlexNet 1.7-1.8x, GoogLeNet
+      1.2x (bench/bench_winograd.py); float32 error up to about 1e-5 of the output's scale.
     """
 
     def forward(self, x):
@@ -193,7 +193,7 @@ class Conv2d(nn.Conv2d):
                 if self.bias is not None:
                     y = y.view(n, -1, f).add(self.bias).view(n, -1)
                 return y.view(n, ho, wo, f).permute(0, 3, 1, 2)                  # (B, F, ho, wo) channels-last
-            if winograd.pays(self.weight, x.shape[-2:]):
+            if winograd.pays(self.weight, x.shape):
                 return winograd.conv2d(x, self.weight, self.bias, self.padding)
         if plain and self.stride == (1, 1) and not x.requires_grad and self.in_channels == 1 and self.out_channels >= 16:
             return _ConvWeightGradByWindows.apply(x, self.weight, self.bias, self.padding)

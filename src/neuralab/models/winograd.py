@@ -15,8 +15,9 @@ is (transformed inputs)^T @ (transformed output gradient) brought back through G
 Convolution is already at BLAS's speed on this project's CPU (AVX2), so only doing fewer
 multiplications makes it faster: AlexNet's convolutions at 28x28 (batch 128, forward and
 both gradients, interleaved with PyTorch's oneDNN convolution) 1.7-2.2x, its training step
-1.7-1.8x (bench/bench_winograd.py); ``pays`` below says where it is used. The transforms trade exactness for that: float32 results differ from
-PyTorch's by up to about 1e-5 of the output's largest value (1e-6 for direct convolution).
+1.7-1.8x (bench/bench_winograd.py); ``pays`` below says where it is used. The transforms
+trade exactness for that: float32 results differ from PyTorch's by up to about 1e-5 of the
+output's largest value (1e-6 for direct convolution).
 """
 
 from __future__ import annotations
@@ -173,18 +174,23 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 # Where F(4x4, r x r) measured faster than oneDNN's direct convolution, forward and both
 # gradients, batch 128, channels-last (one thread's CPU time, interleaved): the transforms
 # cost the same per value whatever the channels while the products grow with both counts,
-# so narrow layers lose (3x3, 32 -> 64 channels on 14x14: 0.7x; 32 -> 128 on 7x7: 0.8x; 64 -> 128
-# break even) and wide ones win (3x3: 64 -> 192 and 96 -> 128 on 14x14 1.1-1.25x, 128 -> 192
-# 1.4-1.5x, 192 -> 384 on 7x7 1.7-1.9x, on 4x4 1.9x; 5x5: 64 -> 192 on 14x14 2.0-2.2x).
-# oneDNN's weight gradient is the slowest part it replaces. Larger maps were not measured,
-# and oneDNN does better on them.
+# so narrow layers lose (3x3, 32 -> 64 channels on 14x14: 0.7x; 32 -> 128 on 7x7: 0.8x;
+# 64 -> 128 breaks even) and wide ones win (3x3: 64 -> 192 and 96 -> 128 on 14x14
+# 1.1-1.25x, 128 -> 192 1.4-1.5x, 192 -> 384 on 7x7 1.7-1.9x, on 4x4 1.9x; 5x5: 64 -> 192 on
+# 14x14 2.0-2.2x). oneDNN's weight gradient is the slowest part it replaces. Larger maps were
+# not measured, and oneDNN does better on them. The kernels' transform costs the same for any
+# batch: one image through AlexNet in eval mode took 2.3x as long (17.8 ms against 7.8),
+# 8 images about as long, 32 images 1.4x less.
 KERNELS = (3, 5)
 MIN_CHANNEL_PRODUCT = 64 * 192
 MAX_MAP = 14
+MIN_BATCH = 16
 
 
-def pays(weight: torch.Tensor, map_size: tuple[int, int]) -> bool:
-    """Whether a stride-1 convolution with these weights (F, C, r, r) on maps of this size runs
-    faster here than as direct convolution, by the measurements above."""
+def pays(weight: torch.Tensor, shape: torch.Size) -> bool:
+    """Whether a stride-1 convolution with these weights (F, C, r, r) on a batch of maps of
+    this shape (B, C, H, W) runs faster here than as direct convolution, by the measurements
+    above."""
     f, c, kh, kw = weight.shape
-    return kh == kw and kh in KERNELS and c * f >= MIN_CHANNEL_PRODUCT and max(map_size) <= MAX_MAP
+    return (kh == kw and kh in KERNELS and c * f >= MIN_CHANNEL_PRODUCT and max(shape[-2:]) <= MAX_MAP
+            and shape[0] >= MIN_BATCH)
