@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _doc import DATASETS, machine, update_section  # noqa: E402
@@ -80,6 +81,29 @@ def images(name: str) -> tuple[torch.Tensor, torch.Tensor, str]:
         data = load_image_data(name, DATASETS / name, val_fraction=0.1)
         x, y, what = data.train.x, data.train.y, name
     return Preprocess.fit(x)(x), torch.from_numpy(np.asarray(y, dtype=np.int64)), what
+
+
+def step_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """Floating-point operations of one training step on ``x`` (forward and backward, the
+    images' own gradient excluded), counted by PyTorch on its own layers: the work every loop
+    must do, whatever its kernels."""
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), torch.zeros(len(x), dtype=torch.long)).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of one large float32 matrix product on this machine's threads (median of
+    ``repeats``): roughly what the cores can do, the ceiling for convolutions done directly."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        seconds.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / statistics.median(seconds) / 1e9
 
 
 def neuralab_epoch(trainer: Trainer, x, y) -> float:
@@ -129,6 +153,7 @@ def measure(name: str, data: str, steps: int, rounds: int, threads: int, keras: 
     torch.manual_seed(0)
     model = build_model(name, x.shape[1:], 10)
     params = count_parameters(model, trainable_only=True)
+    flops = step_flops(build_model(name, x.shape[1:], 10), x[:BATCH]) / BATCH  # per image
     trainer = Trainer(model, TrainConfig(epochs=1, batch_size=BATCH, lr=LR, device="cpu"), CLASSIFICATION,
                       verbose=False)
     plain = PlainLoop(name, x, y)
@@ -157,7 +182,7 @@ def measure(name: str, data: str, steps: int, rounds: int, threads: int, keras: 
             print(f"{name} round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items() if v),
                   flush=True)
     return {"model": name, "data": what, "shape": tuple(x.shape[1:]), "images": len(x), "params": params,
-            "times": {k: v for k, v in times.items() if v}, "tf": tf_info}
+            "flops": flops, "times": {k: v for k, v in times.items() if v}, "tf": tf_info}
 
 
 def ratio(row: dict, other: str) -> float | None:
@@ -167,7 +192,7 @@ def ratio(row: dict, other: str) -> float | None:
     return statistics.median(o / n for o, n in zip(row["times"][other], row["times"]["neuralab"]))
 
 
-def markdown(rows: list[dict], args, load: tuple[float, float], minutes: float) -> str:
+def markdown(rows: list[dict], args, load: tuple[float, float], minutes: float, peak: float) -> str:
     tf = next((r["tf"] for r in rows if r["tf"]), {})
     flags = " ".join(f for f in (args.quick and "--quick", args.rgb and "--rgb",
                                  args.models != ",".join(SMALL + BIG) and f"--models {args.models}",
@@ -183,11 +208,15 @@ def markdown(rows: list[dict], args, load: tuple[float, float], minutes: float) 
         f"{minutes:.0f} min in all, OpenMP threads {WAITS}. One epoch of each loop, batch 128, Adam; the three loops alternate in each of "
         f"{args.rounds} rounds; seconds are medians over the rounds, ratios the median of the per-round ratios "
         "(above 1: neuralab is faster). Where fewer images than the whole training set were timed, the last "
-        "column scales neuralab's median to the whole epoch.",
+        "column scales neuralab's median to the whole epoch. GFLOP/s: the floating-point operations of the "
+        "steps timed (forward and backward, counted by PyTorch's FlopCounterMode on PyTorch's layers) over each "
+        f"loop's seconds; on the same threads one 2048x2048 matrix product runs at {peak:.0f} GFLOP/s, about "
+        "the ceiling for convolutions computed directly. The last but one column is what 2x TF-Keras asks.",
         "",
         "| model | data | images timed | parameters | neuralab (s) | plain PyTorch (s) | TF-Keras (s) "
-        "| plain / neuralab | TF-Keras / neuralab | neuralab, whole epoch (s) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| plain / neuralab | TF-Keras / neuralab | GFLOP/s neuralab / plain / TF-Keras "
+        "| GFLOP/s for 2x TF-Keras | neuralab, whole epoch (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     verdicts = []
     for row in rows:
@@ -196,10 +225,14 @@ def markdown(rows: list[dict], args, load: tuple[float, float], minutes: float) 
         full = {"fashion-mnist": 54_000, "mnist": 54_000}.get(row["data"], 45_000)
         c, h, w = row["shape"]
         keras_s = f"{med['keras']:.1f}" if "keras" in med else "-"
+        work = row["flops"] * row["images"] / 1e9
+        rates = " / ".join(f"{work / med[k]:.0f}" if k in med else "-" for k in ("neuralab", "plain", "keras"))
+        needed = f"{2 * work / med['keras']:.0f}" if "keras" in med else "-"
         lines.append(
             f"| {row['model']} | {row['data']} {h}x{w}x{c} | {row['images']:,} | {row['params']:,} "
             f"| {med['neuralab']:.1f} | {med['plain']:.1f} | {keras_s} | **{plain:.2f}x** | "
-            + (f"**{keras:.2f}x**" if keras else "-") + f" | {med['neuralab'] * full / row['images']:.1f} |")
+            + (f"**{keras:.2f}x**" if keras else "-")
+            + f" | {rates} | {needed} | {med['neuralab'] * full / row['images']:.1f} |")
         verdicts.append(f"`{row['model']}` {h}x{w}x{c}: {plain:.2f}x the plain loop "
                         f"({'met' if plain >= TARGETS['plain'] else 'not met'})"
                         + (f", {keras:.2f}x TF-Keras ({'met' if keras >= TARGETS['keras'] else 'not met'})"
@@ -234,6 +267,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     keras = not args.no_keras and Path(TF_PYTHON).exists()
     load0, t0 = os.getloadavg()[0], time.perf_counter()
+    peak = matmul_peak()
     rows = []
     for name in args.models.split(","):
         big = name in BIG
@@ -241,7 +275,7 @@ def main() -> int:
         datasets = [DATA[name]] + (["rgb"] if big and args.rgb else [])
         for data in datasets:
             rows.append(measure(name, data, steps, args.rounds, args.threads, keras))
-    section = markdown(rows, args, (load0, os.getloadavg()[0]), (time.perf_counter() - t0) / 60)
+    section = markdown(rows, args, (load0, os.getloadavg()[0]), (time.perf_counter() - t0) / 60, peak)
     print(section)
     if not args.no_write:
         update_section("bench_zoo", section)

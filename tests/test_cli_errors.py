@@ -33,6 +33,7 @@ PYTHON_ONLY = {
     "run": "a field of the web app's requests",
     "test": "RunLogger's test set, (images, labels) in Keras's fit",
     "log_dir": "the TensorBoard callback's folder in Python; the command line writes into the run",
+    "callbacks": "objects called as training goes; Python only",
     "window": "the moving-average baseline chooses its window on the command line",
     "intervals": "the command line reports the 80% and 95% intervals",
 }

@@ -295,6 +295,38 @@ def test_a_callback_stops_training_and_the_run_finishes_cleanly(tiny_fashion, tm
     assert results["epochs_run"] == 2 and results["best_epoch"] in (1, 2)
 
 
+def test_an_object_with_some_hooks_is_a_callback_without_subclassing(tiny_fashion, tmp_path):
+    """Duck typing, as Python users expect: only the hooks it defines are called."""
+    class Epochs:  # no Callback base, no on_train_begin or on_step_end
+        def __init__(self):
+            self.epochs, self.ended = [], False
+
+        def on_epoch_end(self, trainer, record):
+            self.epochs.append(record["epoch"])
+            return record["epoch"] >= 2
+
+        def on_train_end(self, trainer):
+            self.ended = True
+
+    seen = Epochs()
+    result = train_classifier(config(tiny_fashion, epochs=4), out=tmp_path / "run", verbose=False, callbacks=[seen])
+    assert seen.epochs == [1, 2] and seen.ended and len(result.history) == 2
+
+
+def test_an_object_without_hooks_or_a_keras_callback_is_refused_by_name(tiny_fashion):
+    from neuralab.errors import ParameterError
+    from neuralab.training.callbacks import as_callback
+
+    with pytest.raises(ParameterError, match=r"callbacks=.*defines none of the hooks on_train_begin"):
+        as_callback(object())
+    from neuralab.keras import on_pytorch
+
+    on_pytorch()
+    keras = pytest.importorskip("keras")
+    with pytest.raises(ParameterError, match=r"is a Keras callback.*subclass neuralab.training.Callback"):
+        as_callback(keras.callbacks.History())
+
+
 def test_stop_training_flag_stops_as_in_keras(tiny_fashion, tmp_path):
     """trainer.stop_training = True stops after the epoch, as Keras's model.stop_training."""
     class Flag(Callback):

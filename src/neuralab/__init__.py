@@ -29,7 +29,8 @@ __getattr__, __dir__ = exports(__name__, {
     **dict.fromkeys(["Classifier", "ClassifierConfig", "Preprocess", "RECIPES", "RunResult", "confusion_matrix",
                      "evaluate_run", "load_classifier", "resume_classifier", "train_classifier"],
                     "neuralab.training.classify"),
-    **dict.fromkeys(["ForecastConfig", "ForecastResult", "load_forecaster", "predict_run", "run_forecast"],
+    **dict.fromkeys(["ForecastConfig", "ForecastResult", "load_forecaster", "predict_run", "resume_forecast",
+                    "run_forecast"],
                     "neuralab.forecasting.pipeline"),
     **dict.fromkeys(["ModelConfig"], "neuralab.forecasting.models"),
     **dict.fromkeys(["WindowConfig"], "neuralab.forecasting.windows"),
@@ -40,5 +41,5 @@ __all__ = [
     "EarlyStopping", "NeuralabError", "ParameterError", "Preprocess", "RECIPES", "RunResult", "TrainConfig", "Trainer",
     "WindowConfig", "__version__", "build_model", "confusion_matrix", "count_parameters", "evaluate_run", "load_classifier",
     "load_forecaster", "load_image_data", "load_series", "parameters_at", "predict_run", "print_summary",
-    "resume_classifier", "run_forecast", "summary", "train_classifier",
+    "resume_classifier", "resume_forecast", "run_forecast", "summary", "train_classifier",
 ]

@@ -73,7 +73,7 @@ class Kind(str, enum.Enum):
 class Status(str, enum.Enum):
     RUNNING = "running"          # a live process holds the lock
     FINISHED = "finished"        # results.json is written
-    INTERRUPTED = "interrupted"  # stopped before the end: `neuralab train --resume` continues it
+    INTERRUPTED = "interrupted"  # stopped before the end: `neuralab train --resume` (or `forecast --resume`) continues it
     DAMAGED = "damaged"          # a file that should be readable is not
 
 

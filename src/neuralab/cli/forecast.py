@@ -109,6 +109,8 @@ def _forecast_options(p) -> None:
     p.add_argument("--out", help="run directory (default runs/forecast-MODEL-DATA-TIME)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--quiet", action="store_true", help="print only the verdict")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run with its own settings and data")
+    p.add_argument("--trust-code", action="store_true", help="with --resume: " + TRUST_HELP)
 
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     pr = actions.add_parser("predict", help="forecast the next horizon after the end of new data",
@@ -170,13 +172,35 @@ def config_from_args(args):
 
 
 def run_forecast(args) -> int:
-    from neuralab.forecasting.pipeline import run_forecast as run
+    from neuralab.forecasting.pipeline import resume_forecast, run_forecast as run
+    from neuralab.runs import Interrupted
 
-    result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet,
-                 model=user_model(args))
+    try:
+        if args.resume:
+            _refuse_settings(args)
+            result = resume_forecast(args.resume, verbose=not args.quiet, trust_code=args.trust_code)
+        else:
+            result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet,
+                         model=user_model(args))
+    except Interrupted as e:
+        raise KeyboardInterrupt(f"{e}; `neuralab forecast --resume {e.path}` continues it") from None
     if args.quiet:  # the verdict alone; its table is in results.json and report.html
         print(f"{result.headline['sentence']}  run: {result.run_dir}")
     return 0
+
+
+def _refuse_settings(args) -> None:
+    """A resumed run keeps the settings and data it was started with: any other option typed
+    beside --resume is refused by name rather than silently ignored."""
+    from neuralab.errors import NeuralabError
+
+    parser = args._parsers[0]
+    kept = {"resume", "trust_code", "quiet", "func", "action", "command"}
+    typed = [a.dest for a in parser._actions
+             if a.dest not in kept and a.default != "==SUPPRESS==" and getattr(args, a.dest, None) != a.default]
+    if typed:
+        raise NeuralabError(f"{args.resume}: a resumed run keeps the settings and data it was started with; "
+                            f"`{typed[0]}` does not apply to `resume` (start a new run to change it)")
 
 
 def run_predict(args) -> int:

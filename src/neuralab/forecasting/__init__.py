@@ -15,7 +15,8 @@ __getattr__, __dir__ = exports(__name__, {
                     "neuralab.forecasting.baselines"),
     **dict.fromkeys(["ARCHITECTURES", "ForecastNetwork", "ModelConfig", "NetworkForecaster"],
                     "neuralab.forecasting.models"),
-    **dict.fromkeys(["ForecastConfig", "ForecastResult", "load_forecaster", "predict_run", "run_forecast"],
+    **dict.fromkeys(["ForecastConfig", "ForecastResult", "load_forecaster", "predict_run", "resume_forecast",
+                    "run_forecast"],
                     "neuralab.forecasting.pipeline"),
     **dict.fromkeys(["WindowConfig", "Windows", "prepare"], "neuralab.forecasting.windows"),
 })
@@ -23,5 +24,5 @@ __getattr__, __dir__ = exports(__name__, {
 __all__ = [
     "ARCHITECTURES", "BASELINES", "Drift", "ForecastConfig", "ForecastResult", "Forecaster", "LinearAR",
     "ForecastNetwork", "ModelConfig", "MovingAverage", "NetworkForecaster", "Persistence", "SeasonalNaive",
-    "WindowConfig", "Windows", "load_forecaster", "predict_run", "prepare", "run_forecast",
+    "WindowConfig", "Windows", "load_forecaster", "predict_run", "prepare", "resume_forecast", "run_forecast",
 ]

@@ -222,6 +222,7 @@ class NetworkForecaster(Forecaster):
         self.start_ = ""         # which linear start forecast the validation span best
         self.gain: dict = {}     # the trained network's validation gain over its start (validation_gain)
         self._memo: list = []    # (source, sorted start rows, outputs) of the fitted network: predict_scaled
+        self.resume = False      # fit goes on from the run's last checkpoint (resume_forecast)
 
     def build(self, windows: Windows) -> ForecastNetwork:
         """The network for ``windows``' shape and transform, on a seeded trainer."""
@@ -252,7 +253,7 @@ class NetworkForecaster(Forecaster):
         self._memo = []
         start_errors = _window_errors(self._outputs(val), val.y) if judged else None
         net.attach(train.source.scaled)
-        self.history = self.trainer.fit(starts, torch.tensor(train.y), val=val_set)  # (N, H): small
+        self.history = self.trainer.fit(starts, torch.tensor(train.y), val=val_set, resume=self.resume)  # (N, H)
         if judged:
             self.gain = validation_gain(start_errors, _window_errors(self.predict_scaled(val), val.y))
             if self.gain["gain"] <= NOISE * self.gain["standard_error"]:

@@ -5,7 +5,7 @@ run directory behind:
     config.json        the ForecastConfig, seed, versions and device, the data's report
     model.safetensors  the network's best weights (written by the trainer)
     model.json         architecture, input columns, window settings and the fitted scaler
-    metrics.jsonl      one line per epoch; checkpoints/ for --resume-style inspection
+    metrics.jsonl      one line per epoch; checkpoints/ from which resume_forecast goes on
     forecast.csv       every test forecast of every forecaster next to the actual value and
                        the network's intervals, then the forecast beyond the end of the data
     results.json       the verdict (the best forecaster, the network's rank against the best
@@ -34,7 +34,8 @@ from neuralab.forecasting.intervals import GAMMA, LEVELS, METHOD, WINDOW, covera
 from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config, summary
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
 from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
-from neuralab.runs import Kind, Run
+from neuralab.runs import Kind, Run, Status
+from neuralab.training.callbacks import as_callback
 from neuralab.training.trainer import TrainConfig, seed_everything
 
 
@@ -232,22 +233,75 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
         return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks, source)
 
 
+def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), trust_code: bool = False) -> ForecastResult:
+    """Continue an interrupted forecasting run in its folder from its last checkpoint, with the
+    config it recorded and the data it read, which must be unchanged; the baselines, the
+    transform and the network's linear start are fitted again as they were (they are
+    deterministic), and the run then finishes as an uninterrupted one would. A run stopped
+    before its first checkpoint trains from epoch 1. A network from PyTorch code runs the
+    run's copy of that code only with ``trust_code``."""
+    run = Run.open(run_dir, Kind.FORECASTER)
+    if run.status() is Status.FINISHED:
+        raise NeuralabError(f"{run.path}: the run is finished (results.json is written); nothing to resume. "
+                            "To train for longer, start a new run with more `epochs`")
+    record = run.record
+    used = ForecastConfig.from_dict(record["config"])
+    meta = run.read(runs.MODEL) if (run / runs.MODEL).is_file() else None
+    if not isinstance(meta, dict):
+        raise NeuralabError(f"{run / runs.MODEL}: missing or damaged; the run cannot be resumed, start it again")
+    source = None
+    if isinstance(meta.get("source"), dict):
+        from neuralab.training.source import resolve
+
+        seed_everything(used.train.seed)
+        source = resolve(_user_network(meta["source"], run.path, trust_code))
+    with run:  # one writer at a time
+        many = load(replace(used, data=_recorded_data(run, "the run trains on")), verbose)
+        prepared = prepare_many(many, used.windows)
+        baselines = {p.name: build_baselines(used.baselines, used.season) for p in prepared}
+        for p in prepared:
+            for b in baselines[p.name]:
+                b.fit(p.train, p.val)
+        transform_errors = record["data"].get("transform", {}).get("validation_mae", {})
+        return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks, source,
+                              resumed=meta)
+
+
+def _recorded_data(run: Run, why: str) -> str:
+    """The data a run read: a built-in name, or its CSV's path, checked unchanged by its SHA-256."""
+    data = run.record["data"]
+    if "path" not in data:
+        return run.record["config"]["data"]
+    path = Path(data["path"])  # absolute: the file the run read, wherever the command is run from
+    if not path.is_file() or sha256(path, "file") != data["sha256"]:
+        raise NeuralabError(f"{path}: {'missing' if not path.is_file() else 'changed'} since the run started; "
+                            f"{why} that file as it was: put it back")
+    return str(path)
+
+
 def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared: list[Prepared], baselines: dict,
-                   transform_errors: dict, verbose: bool, callbacks=(), source=None) -> ForecastResult:
+                   transform_errors: dict, verbose: bool, callbacks=(), source=None,
+                   resumed: dict | None = None) -> ForecastResult:
+    """Train the network, judge every forecaster and write the run. ``resumed``: the model.json
+    of an interrupted run, whose config.json, model.json and code stay as they were written."""
     run_dir = run.path
     network = (NetworkForecaster(used.model, used.train, run_dir, verbose=verbose) if source is None
                else UserForecaster(source, used.model, used.train, run_dir, verbose=verbose))
+    network.name = used.model.architecture  # a rebuilt user network keeps the name the run gave it
     pooled_train = Windows.pool([p.train for p in prepared])
     pooled_val = Windows.pool([p.val for p in prepared]) if all(len(p.val) for p in prepared) else None
     module = network.build(pooled_train)
-    meta = network.trainer.model_meta = forecaster_meta(used, many, prepared, module)  # saved with the weights
-    network.trainer.callbacks += list(callbacks)
-    if source is not None:
-        meta["source"] = source.record(logits=False)
-        source.copy_code(run_dir)
-    run.write_record(Kind.FORECASTER, asdict(used), network.trainer.environment,
-                     _series_record(used, many, prepared, transform_errors))
-    run.write_json(runs.MODEL, meta)
+    network.trainer.callbacks += [as_callback(c) for c in callbacks]
+    if resumed is not None:
+        network.trainer.model_meta, network.resume = resumed, True
+    else:
+        meta = network.trainer.model_meta = forecaster_meta(used, many, prepared, module)  # saved with the weights
+        if source is not None:
+            meta["source"] = source.record(logits=False)
+            source.copy_code(run_dir)
+        run.write_record(Kind.FORECASTER, asdict(used), network.trainer.environment,
+                         _series_record(used, many, prepared, transform_errors))
+        run.write_json(runs.MODEL, meta)
     if verbose:
         print(_forecast_header(used, many, prepared, network, transform_errors), flush=True)
 
@@ -628,14 +682,8 @@ def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:
         if not (run_dir / name).is_file():
             raise NeuralabError(f"{run_dir / name}: missing; the run did not finish, so there is no report to write")
     config = ForecastConfig.from_dict(record["config"])
-    data = record["data"]
-    if "path" in data:  # the file the run read, wherever the command is run from, unchanged
-        path = Path(data["path"])
-        if not path.is_file() or sha256(path, "file") != data["sha256"]:
-            raise NeuralabError(f"{path}: {'missing' if not path.is_file() else 'changed'} since the run; the report "
-                                "draws the series the run was trained on: put that file back")
     results = run.results()
-    many = load(replace(config, data=data.get("path", config.data)))
+    many = load(replace(config, data=_recorded_data(run, "the report draws")))
     prepared = prepare_many(many, config.windows)
     test = pd.read_csv(run_dir / runs.FORECAST).query("split == 'test'")
     if SERIES_COLUMN in test.columns:

@@ -1,6 +1,7 @@
 """Callbacks: code that the trainer calls as training goes, as Keras's ``fit(callbacks=[...])``.
 
-A callback subclasses ``Callback`` and overrides the hooks it needs. ``on_epoch_end`` sees
+A callback subclasses ``Callback`` and overrides the hooks it needs; any other object that
+defines some of the hooks is taken as it is (``as_callback``). ``on_epoch_end`` sees
 the epoch's record, the line metrics.jsonl gets ({"epoch", "loss", "accuracy", "val_loss",
 "val_accuracy", "lr", ...}), and returns True to stop training after that epoch. The trainer
 (the first argument of every hook) is the whole state: ``trainer.model``, ``trainer.optimizer``,
@@ -14,6 +15,10 @@ them (the records are: each holds the metrics over every process's share).
 """
 
 from __future__ import annotations
+
+from neuralab.errors import ParameterError
+
+HOOKS = ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end")
 
 
 class Callback:
@@ -62,3 +67,39 @@ class Checkpoint(Callback):
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         trainer.save_epoch(record["epoch"])
+
+
+def overrides(callback: Callback, hook: str) -> bool:
+    """Whether ``callback`` does something at ``hook`` (the trainer skips the per-step call otherwise)."""
+    return getattr(getattr(callback, hook), "__func__", None) is not getattr(Callback, hook)
+
+
+class _Adopted(Callback):
+    """A user's object with some of the hooks and not subclassing Callback: its hooks, and
+    the base class's do-nothing ones for the rest."""
+
+    def __init__(self, target):
+        self.target = target
+        for hook in HOOKS:
+            if callable(getattr(target, hook, None)):
+                setattr(self, hook, getattr(target, hook))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.target!r})"
+
+
+def as_callback(obj) -> Callback:
+    """``obj`` as a Callback: itself when it subclasses Callback, else its own hooks adopted.
+
+    A Keras callback is refused by name: its hooks take (epoch, logs) and see a Keras model."""
+    if isinstance(obj, Callback):
+        return obj
+    kind = type(obj)
+    if kind.__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow"):
+        raise ParameterError("callbacks", obj, "is a Keras callback, whose hooks take (epoch, logs) and a Keras "
+                             "model; neuralab's take the trainer: subclass neuralab.training.Callback, or fit the "
+                             "Keras model with Keras and neuralab.keras.RunLogger")
+    if not any(callable(getattr(obj, hook, None)) for hook in HOOKS):
+        raise ParameterError("callbacks", obj, f"defines none of the hooks {', '.join(HOOKS)}: subclass "
+                             "neuralab.training.Callback and override the ones you need")
+    return _Adopted(obj)

@@ -34,7 +34,7 @@ from neuralab.errors import NeuralabError
 from neuralab.files import WriteError, atomic_write
 from neuralab.models.fast import accelerate
 from neuralab.runs import BEST, LAST, METRICS, WEIGHTS
-from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping
+from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, as_callback, overrides
 from neuralab.training.checkpoint import (load_checkpoint, load_tensors, save_checkpoint, save_tensors, save_weights,
                                           unwrap)
 from neuralab.training.compile import LOSS_EACH, OptimizerFactory, check_given, make_optimizer
@@ -105,7 +105,7 @@ class Trainer:
         if config.loss is not None:  # the same task scored with another loss
             task = Task(task.name, LOSS_EACH[config.loss], task.metric_sums)
         self.config, self.task = config, task
-        self.callbacks = list(callbacks)
+        self.callbacks = [as_callback(c) for c in callbacks]
         self.optimizer_factory = optimizer
         self.stop_training = False  # a callback may set it, as Keras's model.stop_training
         self.optimizer = self.scheduler = None  # made by fit
@@ -175,7 +175,7 @@ class Trainer:
 
         progress = Progress(cfg.epochs, n, enabled=self.verbose, run_dir=self.run_dir if dist.is_main else None)
         callbacks = self._all_callbacks(progress)
-        self._step_callbacks = [c for c in callbacks if type(c).on_step_end is not Callback.on_step_end]
+        self._step_callbacks = [c for c in callbacks if overrides(c, "on_step_end")]
         self.stop_training = False
         try:
             for callback in callbacks:
