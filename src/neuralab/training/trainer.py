@@ -272,7 +272,7 @@ class Trainer:
                     if k in sums:
                         sums[k] += v
                     else:
-                        sums[k] = v.clone()  # summed in place from the next step on
+                        sums[k] = torch.as_tensor(v).clone()  # summed in place from the next step on
                 if seen is not None:
                     seen[mine] = self.task.loss_each(out.detach().float(), yb)
             progress.step(loss_sum, len(mine), len(batch))  # a clock reading; progress.json twice a second
