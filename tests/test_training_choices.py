@@ -87,6 +87,48 @@ def test_adamw_is_pytorchs_adamw_and_the_test_scores_are_evaluates(tiny_fashion,
     assert again["test_loss"] == pytest.approx(ours.test["loss"], rel=1e-4)
 
 
+@pytest.mark.parametrize("kind, options", [
+    ("Adam", {}), ("Adam", {"weight_decay": 0.01, "maximize": True, "betas": (0.8, 0.99)}),
+    ("AdamW", {"weight_decay": 0.05}), ("Adam", {"amsgrad": True})])
+def test_adam_steps_are_pytorchs_step_for_step(fashion_mnist, monkeypatch, kind, options):
+    """neuralab's Adam and AdamW call the fused kernel themselves after the first step: every
+    step gives PyTorch's weights and optimizer state to the bit, with the learning rate changed
+    between steps as a schedule does, through a step where one layer has no gradient (PyTorch's
+    own path then runs), and with amsgrad (always PyTorch's path)."""
+    from neuralab.data import load_image_data
+    from neuralab.models import build_model
+    from neuralab.training import compile as optimizers
+
+    taken = []
+    monkeypatch.setattr(optimizers, "_fused_step", lambda opt, group, f=optimizers._fused_step: (taken.append(1), f(opt, group)))
+    train = load_image_data("fashion-mnist", fashion_mnist, val_fraction=0.1).train
+    images, labels = torch.from_numpy(train.x[:640]).float() / 255, torch.from_numpy(train.y[:640]).long()
+    torch.manual_seed(0)
+    ours_model = build_model("mlp", (1, 28, 28), 10)
+    theirs_model = build_model("mlp", (1, 28, 28), 10)
+    theirs_model.load_state_dict(ours_model.state_dict())
+    ours = getattr(optimizers, kind)(ours_model.parameters(), lr=3e-3, fused=True, **options)
+    theirs = getattr(torch.optim, kind)(theirs_model.parameters(), lr=3e-3, fused=True, **options)
+    for step in range(5):
+        xb, yb = images[step * 128:(step + 1) * 128], labels[step * 128:(step + 1) * 128]
+        for model, opt in ((ours_model, ours), (theirs_model, theirs)):
+            for group in opt.param_groups:
+                group["lr"] = 3e-3 * (step + 1) / 5
+            opt.zero_grad(set_to_none=step != 2)
+            torch.manual_seed(step)  # the same dropout masks in both models
+            F.cross_entropy(model.eval()(xb) if step == 3 else model.train()(xb), yb).backward()
+            if step == 3:
+                model.classifier.weight.grad = None  # a layer without a gradient: PyTorch leaves it
+            opt.step()
+        assert all(torch.equal(a, b) for a, b in zip(ours_model.parameters(), theirs_model.parameters()))
+        mine, pytorchs = ours.state_dict(), theirs.state_dict()
+        assert mine["param_groups"] == pytorchs["param_groups"]
+        assert all(torch.equal(mine["state"][i][k], pytorchs["state"][i][k])
+                   for i in pytorchs["state"] for k in pytorchs["state"][i])
+    # the steps after the first took the direct call, except the one with a missing gradient
+    assert len(taken) == (0 if options.get("amsgrad") else 3)
+
+
 def test_a_pytorch_optimizer_class_or_factory_from_python(tiny_fashion, tmp_path):
     """A class is made with the parameters and `lr`; a function makes its own. The run
     records the name, and resuming it needs the same object again."""

@@ -24,8 +24,8 @@ replaces on this project's shared 2-core machine, batch 128; docs/benchmarks.md 
                 backward below keeps its fast layout (the sample CNN's second pool: 2.3 ms
                 against 11 ms; its step 1.04-1.06x)
     Dropout     ATen's bernoulli_ -> a mask from NumPy's PCG64 generator (seeded from torch's),
-                one random byte per value (``keep_mask``), from 65,536 values: 128x32x14x14,
-                forward and back, 2.4 ms against 7.2 ms
+                one random byte per value (``keep_mask``), from 8,192 values: 128x32x14x14,
+                forward and back, 2.4 ms against 7.2 ms; the MLP's epoch 1.06x
     Sequential  ReLU -> BatchNorm2d -> max pooling in a row, in training -> one fused step that
                 normalises the pooled map (the sample CNN's first block, forward and back:
                 27 ms against 46 ms; its step 1.07x), its ReLU in place where the layer is
@@ -39,6 +39,7 @@ the byte masks, which made the step 1.13x), VGG16 at 28x28 1.22x.
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 import torch
@@ -224,21 +225,11 @@ class Flatten(nn.Flatten):
         return super().forward(x)
 
 
-class _DropoutMask(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, mask):
-        ctx.save_for_backward(mask)
-        return x * mask
-
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        return grad * mask, None
-
-
-# Below this many values PyTorch's own dropout is as fast in a training step: the MLP's 128x256 took
-# 1.3% longer per step with a NumPy mask (600 interleaved steps), though its draws alone are faster.
-DROPOUT_NUMPY = 1 << 16
+# Below this many values PyTorch's own dropout is the faster (forward and back, 2 threads: 128x64
+# 170 us against 162 with a NumPy mask, 128x32 129 against 154). From 8,192 the MLP's three masks
+# (128x256, 128x128, 128x100) made its epoch 1.06x (20 interleaved rounds), once the product's backward
+# was autograd's own and the generator's state was set rather than built (docs/benchmarks.md).
+DROPOUT_NUMPY = 1 << 13
 
 
 def keep_mask(n: int, keep: float, bits: np.random.BitGenerator) -> np.ndarray:
@@ -260,6 +251,23 @@ def keep_mask(n: int, keep: float, bits: np.random.BitGenerator) -> np.ndarray:
     return kept
 
 
+_PCG64_INCREMENT = 0xDA3E39CB94B95BDB  # odd, as PCG64's increment must be; the state alone picks the place
+_local = threading.local()
+
+
+def _bits() -> np.random.PCG64:
+    """A PCG64 generator at a place drawn from torch's generator (124 bits), so torch.manual_seed
+    repeats the masks. Setting the state of one generator per thread takes 2 us, where a new
+    PCG64(seed) hashes its seed through a SeedSequence in 24."""
+    bits = getattr(_local, "bits", None)
+    if bits is None:
+        bits = _local.bits = np.random.PCG64()
+    high, low = torch.randint(2**62, (2,)).tolist()
+    bits.state = {"bit_generator": "PCG64", "state": {"state": high << 62 | low, "inc": _PCG64_INCREMENT},
+                  "has_uint32": 0, "uinteger": 0}
+    return bits
+
+
 class Dropout(nn.Dropout):
     """nn.Dropout; in training on CPU its mask comes from NumPy's PCG64 generator, seeded from
     torch's, one random byte per value (``keep_mask``), where ATen's bernoulli_ draws a
@@ -272,11 +280,11 @@ class Dropout(nn.Dropout):
         if (not self.training or self.inplace or not 0 < self.p < 1 or not _fast(x) or x.numel() < DROPOUT_NUMPY
                 or not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))):
             return super().forward(x)
-        bits = np.random.PCG64(int(torch.randint(2**62, ())))
+        bits = _bits()
         # 0 or 1 / (1 - p) in float32; NumPy's bool-to-float product takes a third of torch.mul's time
         mask = np.multiply(keep_mask(x.numel(), 1 - self.p, bits), np.float32(1 / (1 - self.p)), dtype=np.float32)
-        mask = torch.from_numpy(mask).as_strided(x.shape, x.stride())
-        return _DropoutMask.apply(x, mask)
+        # autograd's own product: its backward (grad * mask) runs without a call into Python
+        return x * torch.from_numpy(mask).as_strided(x.shape, x.stride())
 
 
 def _plain(*modules: nn.Module) -> bool:

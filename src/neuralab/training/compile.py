@@ -47,13 +47,60 @@ class _WithoutDynamo:
     the state dict the same (tests/test_training_choices.py compares both)."""
 
     add_param_group = _eager(torch.optim.Optimizer.add_param_group)
-    zero_grad = _eager(torch.optim.Optimizer.zero_grad)
     state_dict = _eager(torch.optim.Optimizer.state_dict)
     load_state_dict = _eager(torch.optim.Optimizer.load_state_dict)
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        if not set_to_none:
+            return _eager(torch.optim.Optimizer.zero_grad)(self, set_to_none)
+        # PyTorch's does this inside a profiler label that costs more than the loop (17 us against 4)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
     @torch.no_grad()
     def step(self, closure=None):
+        groups = self._fused_groups() if closure is None else []
+        for group in groups:
+            _fused_step(self, group)
+        if groups:
+            return None
         return _eager(torch.optim.Adam.step)(self, closure)
+
+    def _fused_groups(self) -> list[dict]:
+        """The parameter groups when every one can take ``_fused_step`` (else none): fused, on one
+        device and dtype, every parameter with a dense gradient and its state made by an earlier step."""
+        if getattr(self, "grad_scale", None) is not None or getattr(self, "found_inf", None) is not None:
+            return []
+        for group in self.param_groups:
+            if not group["fused"] or group["amsgrad"] or group["capturable"] or group["differentiable"]:
+                return []
+            if not all(isinstance(v, (int, float)) for v in (group["lr"], group["eps"], group["weight_decay"], *group["betas"])):
+                return []
+            params = group["params"]
+            first = params[0] if params else None
+            for p in params:
+                if (p.grad is None or p.grad.is_sparse or "step" not in self.state.get(p, ()) or p.device != first.device
+                        or p.dtype != first.dtype or p.grad.dtype != p.dtype or p.is_complex()):
+                    return []
+        return self.param_groups
+
+
+def _fused_step(optimizer: torch.optim.Optimizer, group: dict) -> None:
+    """PyTorch's fused Adam step over one group, as ``Adam.step`` makes it (the same kernel with
+    the same arguments) without its per-step sorting of the tensors by device and type, which
+    cost 80 us of the MLP's 200 us step (docs/benchmarks.md). The caller checked the group."""
+    params = group["params"]
+    if not params:
+        return
+    states = [optimizer.state[p] for p in params]
+    steps = [s["step"] for s in states]
+    torch._foreach_add_(steps, 1)
+    kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+    beta1, beta2 = group["betas"]
+    kernel(params, [p.grad for p in params], [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [],
+           steps, amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
+           eps=group["eps"], maximize=group["maximize"], grad_scale=None, found_inf=None)
 
 
 class Adam(_WithoutDynamo, torch.optim.Adam):

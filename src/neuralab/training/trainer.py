@@ -249,8 +249,8 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         for start in range(0, len(order), cfg.batch_size):
             batch = order[start:start + cfg.batch_size]
-            mine = batch[dist.rank::dist.world_size]
-            xb, yb = x[mine], y[mine]
+            mine = batch[dist.rank::dist.world_size] if dist.world_size > 1 else batch
+            xb, yb = _rows(x, mine), _rows(y, mine)
             with self._autocast():
                 out = model(xb)
                 loss_sum = criterion(out, yb)
@@ -269,7 +269,10 @@ class Trainer:
             with torch.no_grad():
                 loss_total += loss_sum.detach()
                 for k, v in self.task.metric_sums(out.detach().float(), yb).items():
-                    sums[k] = sums.get(k, 0) + v
+                    if k in sums:
+                        sums[k] += v
+                    else:
+                        sums[k] = torch.as_tensor(v).clone()  # summed in place from the next step on
                 if seen is not None:
                     seen[mine] = self.task.loss_each(out.detach().float(), yb)
             progress.step(loss_sum, len(mine), len(batch))  # a clock reading; progress.json twice a second
@@ -402,6 +405,13 @@ class Trainer:
                 save_tensors(self.run_dir / WEIGHTS, self.best_state, {**self.model_meta, "epoch": best})
         self._write_metrics()
         return meta
+
+
+def _rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``t[index]``: through index_select, which copies whole rows where indexing goes value by
+    value (the MLP's batch of 128 images: 25 us against 52), where ``t`` is contiguous; its
+    result is always contiguous, so a channels-last batch of several channels is indexed."""
+    return t.index_select(0, index) if t.is_contiguous() else t[index]
 
 
 def _epoch_of(path: Path) -> int | None:
