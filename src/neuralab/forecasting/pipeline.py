@@ -219,10 +219,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
                          train=with_compile(config.train, source.compile, series_train_config()))
     used = replace(config, target=many[0].target, windows=replace(config.windows, transform=transform))
     prepared = prepare_many(many, used.windows)
-    baselines = {p.name: build_baselines(config.baselines, config.season) for p in prepared}
-    for p in prepared:
-        for b in baselines[p.name]:
-            b.fit(p.train, p.val)
+    baselines = _fitted_baselines(prepared, config)
 
     # Inputs are valid: only now does anything touch the disk.
     name = config.model.architecture.replace(":", "-").replace(".py", "")
@@ -258,13 +255,19 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
     with run:  # one writer at a time
         many = load(replace(used, data=_recorded_data(run, "the run trains on")), verbose)
         prepared = prepare_many(many, used.windows)
-        baselines = {p.name: build_baselines(used.baselines, used.season) for p in prepared}
-        for p in prepared:
-            for b in baselines[p.name]:
-                b.fit(p.train, p.val)
+        baselines = _fitted_baselines(prepared, used)
         transform_errors = record["data"].get("transform", {}).get("validation_mae", {})
         return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks, source,
                               resumed=meta)
+
+
+def _fitted_baselines(prepared: list[Prepared], config: ForecastConfig) -> dict[str, list]:
+    """Each series' baselines, fitted on its training and validation spans."""
+    baselines = {p.name: build_baselines(config.baselines, config.season) for p in prepared}
+    for p in prepared:
+        for b in baselines[p.name]:
+            b.fit(p.train, p.val)
+    return baselines
 
 
 def _recorded_data(run: Run, why: str) -> str:
