@@ -153,3 +153,12 @@ def test_refused_while_parsing_names_the_flag_in_one_line(capsys, argv, message)
         main(argv)
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.splitlines()[-1].startswith(message), err
+
+
+@pytest.mark.parametrize("command", ["train", "forecast"])
+def test_a_run_folder_given_to_resume_is_named_by_its_flag(capsys, tmp_path, command):
+    """The library names `run_dir`; on these commands it is --resume's RUN_DIR."""
+    code = main([command, "--resume", str(tmp_path / "nope")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"neuralab: error: --resume {tmp_path / 'nope'}: not found; give a folder made by " \
+                                "`neuralab train` or `neuralab forecast`\n"

@@ -75,13 +75,18 @@ def build_parser() -> Parser:
 
 def namer(parsers: list[argparse.ArgumentParser]) -> Callable[[str], str]:
     """Name a library parameter by its flag where the command has that flag, by its metavar
-    where it is the command's positional argument (RUN_DIR), else by its name."""
+    where it is the command's positional argument (RUN_DIR), by the flag whose value it is
+    where a flag takes it (`run_dir` is --resume's RUN_DIR), else by its name."""
     flags = {flag for p in parsers for action in p._actions for flag in action.option_strings}
     positionals = {a.dest: a.metavar or a.dest.upper() for p in parsers for a in p._actions if not a.option_strings}
+    valued = {a.metavar.lower(): a.option_strings[-1] for p in parsers for a in p._actions
+              if a.option_strings and isinstance(a.metavar, str)}
 
     def name(parameter: str) -> str:
         flag = flag_for(parameter)
-        return flag if flag in flags else positionals.get(parameter, parameter)
+        if flag in flags:
+            return flag
+        return positionals[parameter] if parameter in positionals else valued.get(parameter, parameter)
     name.positionals = set(positionals)
     return name
 

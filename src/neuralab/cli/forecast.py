@@ -192,12 +192,14 @@ def run_forecast(args) -> int:
 def _refuse_settings(args) -> None:
     """A resumed run keeps the settings and data it was started with: any other option typed
     beside --resume is refused by name rather than silently ignored."""
+    import argparse
+
     from neuralab.errors import NeuralabError
 
     parser = args._parsers[0]
     kept = {"resume", "trust_code", "quiet", "func", "action", "command"}
     typed = [a.dest for a in parser._actions
-             if a.dest not in kept and a.default != "==SUPPRESS==" and getattr(args, a.dest, None) != a.default]
+             if a.dest not in kept and a.default != argparse.SUPPRESS and getattr(args, a.dest, None) != a.default]
     if typed:
         raise NeuralabError(f"{args.resume}: a resumed run keeps the settings and data it was started with; "
                             f"`{typed[0]}` does not apply to `resume` (start a new run to change it)")
