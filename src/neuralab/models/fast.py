@@ -30,8 +30,8 @@ replaces on this project's shared 2-core machine, batch 128; docs/benchmarks.md 
                 normalises the pooled map (the sample CNN's first block, forward and back:
                 27 ms against 46 ms; its step 1.07x), its ReLU in place where the layer is;
                 Linear [-> ReLU [-> Dropout]] runs of two or more Linear layers, in training ->
-                one autograd step (``dense_chain``; the MLP's forward 1.27 -> 1.07 ms, its
-                epoch 1.13x; the dense heads of the CNN, AlexNet and VGG 0.99-1.02x)
+                one call with every dropout mask drawn at once (``dense_chain``; the MLP's
+                forward 1.11 -> 0.90 ms, its step 1.10x)
 
 A training step with all of them: LeNet-5 1.20x, the sample CNN 1.20x (CPU time of one
 thread, channels-last, 60 interleaved steps: 64 ms against 77 ms; 1.41x against PyTorch's
