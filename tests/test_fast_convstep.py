@@ -124,3 +124,29 @@ def test_commuted_pools_leave_whole_steps_unchanged(name, pools, commuted, monke
     ref, ref_grads = _step(name)
     assert torch.equal(out, ref)
     assert all(torch.equal(a, b) for a, b in zip(grads, ref_grads))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, CL], ids=["nchw", "channels-last"])
+@pytest.mark.parametrize("filters, kernel, padding, size, bias", [
+    (32, 3, 1, (28, 28), True),      # the sample CNN's first layer
+    (64, 5, 2, (28, 28), True),      # AlexNet's at 28x28
+    (16, 3, 0, (9, 13), True),       # no padding, odd and unequal sides
+    (32, 5, 1, (11, 8), False),      # no bias: no row of ones
+])
+def test_first_layer_weight_and_bias_gradients_match_pytorch(layout, filters, kernel, padding, size, bias):
+    """A first layer on one channel (its input needs no gradient): the weight and bias gradients
+    from one product of the input's windows (and a row of ones) against nn.Conv2d's."""
+    torch.manual_seed(filters + kernel)
+    reference = nn.Conv2d(1, filters, kernel, padding=padding, bias=bias)
+    conv = accelerate(nn.Conv2d(1, filters, kernel, padding=padding, bias=bias))
+    conv.load_state_dict(reference.state_dict())
+    x = torch.randn(8, 1, *size).contiguous(memory_format=layout)
+    out, ref = conv(x), reference(x)
+    assert out.grad_fn.name() == "_ConvWeightGradByWindowsBackward"  # one channel: both layouts are one
+    grad = torch.randn(ref.shape).contiguous(memory_format=layout)          # the gradient's layout differs
+    out.backward(grad)
+    ref.backward(grad)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for mine, theirs in zip(conv.parameters(), reference.parameters()):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-5, atol=1e-5 * theirs.grad.abs().max().item())
+    assert (conv.bias is None) == (not bias)
