@@ -29,10 +29,10 @@ replaces on this project's shared 2-core machine, batch 128; docs/benchmarks.md 
     Sequential  ReLU -> BatchNorm2d -> max pooling in a row, in training -> one fused step that
                 normalises the pooled map (the sample CNN's first block, forward and back:
                 27 ms against 46 ms; its step 1.07x), its ReLU in place where the layer is;
-                ReLU -> max pooling -> max pooling -> ReLU, exactly the same function, with
-                ReLU on the pooled map (AlexNet's first block: ReLU 2.6 ms forward over
+                ReLU then max pooling -> max pooling then ReLU, exactly the same function,
+                with ReLU on the pooled map (AlexNet's first block: ReLU 2.6 ms forward over
                 128x64x28x28, its backward over a quarter of it; AlexNet's and VGG16's steps
-                1.01x in one thread's CPU time, 1.04x wall with two)
+                1.01x in one thread's CPU time; 1.00-1.04x wall with two, within the noise)
 
 A training step with all of them: LeNet-5 1.20x, the sample CNN 1.20x (CPU time of one
 thread, channels-last, 60 interleaved steps: 64 ms against 77 ms; 1.41x against PyTorch's
