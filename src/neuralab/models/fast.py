@@ -32,7 +32,7 @@ replaces on this project's shared 2-core machine, batch 128; docs/benchmarks.md 
                 ReLU then max pooling -> max pooling then ReLU, exactly the same function,
                 with ReLU on the pooled map (AlexNet's first block: ReLU 2.6 ms forward over
                 128x64x28x28, its backward over a quarter of it; AlexNet's and VGG16's steps
-                1.01x in one thread's CPU time; 1.00-1.04x wall with two, within the noise)
+                1.01x in one thread's CPU time, 1.02x wall with two: 20 alternating pairs)
 
 A training step with all of them: LeNet-5 1.20x, the sample CNN 1.20x (CPU time of one
 thread, channels-last, 60 interleaved steps: 64 ms against 77 ms; 1.41x against PyTorch's
