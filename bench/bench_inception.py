@@ -1,0 +1,108 @@
+"""GoogLeNet's Inception modules with their 1x1 ConvBNs fused (models/inception_fast.py) against
+the same accelerated network without the fusion: the 1x1 layers alone, then whole training
+steps; prints its tables.
+
+    python bench/bench_inception.py                      # layers, then steps (~4 min)
+    python bench/bench_inception.py --steps 0            # layers only
+    python bench/bench_inception.py --layers "" --steps 12 --threads 2
+
+Layers: batch 128 at GoogLeNet's 28x28x1 map sizes, channels-last, forward and both gradients,
+oneDNN's convolution against one matrix product over the channels, alternating in one
+process, medians of 11 after 2 warm-ups. Steps: forward, backward and fused Adam on one batch
+of 128 random 28x28x1 images, two copies of the accelerated GoogLeNet, one with the fusion
+(``inception_fast.forward``) turned off, alternating step by step, medians and the median of
+the per-pair ratios. CPU time with 1 thread, wall time with more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from neuralab.cli import openmp_waits
+
+WAITS = openmp_waits()  # OpenMP's waiting chosen before torch starts it, as the `neuralab` command does
+
+import torch
+import torch.nn.functional as F
+
+from neuralab.models import build_model, inception_fast
+from neuralab.models.fast import accelerate
+from neuralab.training.device import kept_heap
+
+from _steps import alternating_steps  # noqa: E402 (bench/, beside this script)
+
+# name: (in channels, map side, filters): the three 1x1 layers stacked, the pooled branch's, the stem's
+LAYERS = {
+    "3a stacked": (192, 14, 64 + 96 + 16), "3b stacked": (256, 14, 128 + 128 + 32),
+    "4a stacked": (480, 7, 192 + 96 + 16), "4e stacked": (528, 7, 256 + 160 + 32),
+    "5a stacked": (832, 4, 256 + 160 + 32), "5b stacked": (832, 4, 384 + 192 + 48),
+    "3b pool": (256, 14, 64), "4e pool": (528, 7, 128), "5b pool": (832, 4, 128), "stem conv2": (64, 14, 64),
+}
+
+
+def layer(c: int, hw: int, f: int, clock, reps: int = 11, warm: int = 2) -> tuple[float, float, float]:
+    """(oneDNN ms, matrix product ms, median of the per-pair ratios)."""
+    torch.manual_seed(0)
+    x = torch.randn(128, c, hw, hw).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = (torch.randn(f, c, 1, 1) * 0.05).requires_grad_()
+    grad = torch.randn(128, f, hw, hw).contiguous(memory_format=torch.channels_last)
+    ways = {"onednn": lambda: F.conv2d(x, w).backward(grad),
+            "matmul": lambda: (x.permute(0, 2, 3, 1).reshape(-1, c) @ w.view(f, c).t()).backward(
+                grad.permute(0, 2, 3, 1).reshape(-1, f))}
+    times = {k: [] for k in ways}
+    for i in range(reps + warm):
+        for k in (ways if i % 2 else reversed(ways)):
+            x.grad = w.grad = None
+            t0 = clock()
+            ways[k]()
+            times[k].append(clock() - t0)
+    ratio = statistics.median(a / b for a, b in zip(times["onednn"][warm:], times["matmul"][warm:]))
+    return statistics.median(times["onednn"][warm:]) * 1e3, statistics.median(times["matmul"][warm:]) * 1e3, ratio
+
+
+def steps(n: int, clock) -> None:
+    models = {}
+    for k in ("unfused", "fused"):
+        torch.manual_seed(0)
+        model = accelerate(build_model("googlenet", (1, 28, 28), 10)).to(memory_format=torch.channels_last)
+        models[k] = (model, torch.optim.Adam(model.parameters(), lr=1e-3, fused=True))
+    fused = inception_fast.forward
+    try:
+        times = alternating_steps(models, n, clock, lambda k: setattr(
+            inception_fast, "forward", fused if k == "fused" else (lambda module, x: None)))
+    finally:
+        inception_fast.forward = fused
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratio = statistics.median(a / b for a, b in zip(times["unfused"], times["fused"]))
+    print(f"googlenet 28x28x1, batch 128: s/step over {n} alternating steps: unfused {med['unfused']:.3f}, "
+          f"fused {med['fused']:.3f}; median ratio {ratio:.3f}x", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", default=",".join(LAYERS), help="comma-separated names from LAYERS")
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    clock = time.process_time if args.threads == 1 else time.perf_counter
+    print(f"{args.threads} thread(s), {'CPU' if args.threads == 1 else 'wall'} time; OpenMP threads {WAITS}")
+    with kept_heap():  # as the trainer runs: freed memory stays in the heap
+        names = [name for name in args.layers.split(",") if name]
+        if names:
+            print("| 1x1 layer | in -> out, map | oneDNN ms | matrix product ms | speed-up |")
+            print("|---|---|---|---|---|")
+        for name in names:
+            c, hw, f = LAYERS[name]
+            onednn, matmul, ratio = layer(c, hw, f, clock)
+            print(f"| {name} | {c} -> {f}, {hw}x{hw} | {onednn:.1f} | {matmul:.1f} | {ratio:.2f}x |", flush=True)
+        if args.steps:
+            steps(args.steps, clock)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
