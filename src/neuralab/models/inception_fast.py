@@ -10,13 +10,16 @@ channels normalises each as its own layer would, and the running statistics go b
 layer's buffers. Backward then takes one input gradient, dY @ W over all three, where PyTorch
 computes three and adds them, and one weight gradient.
 
-Measured (batch 128, 28x28x1 inputs, channels-last; forward and both gradients, CPU time of
-one thread, interleaved, medians of 11; the machine shared): the three 1x1 convolutions as one
-matrix product against oneDNN's one by one, 1.02x (inception3b, 256 -> 288 channels on 14x14)
-to 1.24x (inception5a, 832 -> 448 on 4x4); oneDNN's own convolution with the weights stacked is
-slower than the product on every module's shape (1.02-1.24x). On narrower outputs alone (the
-pooled branch's 32 or 64 filters, the stem's 64 -> 64) the product loses (0.81-0.90x), so a
-single 1x1 layer stays with oneDNN below 128 filters.
+Measured (batch 128 at 28x28x1 inputs, channels-last, forward and both gradients, 2 threads,
+the ways alternating in one process on the project's shared 2-core machine; `python
+bench/bench_inception.py --threads 2`): the three 1x1 layers one by one in oneDNN (their input
+gradients added, as PyTorch runs the module) against one matrix product, 1.18x (inception3b,
+256 -> 128 + 128 + 32 on 14x14: 85.7 -> 72.7 ms) to 1.37x (inception3a, 5a); oneDNN's
+convolution with the weights stacked is even with the product on 14x14 maps and slower on 7x7
+and 4x4 (1.09-1.20x). A single 1x1 layer with fewer filters loses as a product (64 filters:
+0.80-0.87x; 128 filters: 0.97x on 7x7, 1.27x on 4x4), so below ``MATMUL_FROM`` filters it stays
+with oneDNN. GoogLeNet's whole training step with Adam: 1.654 -> 1.529 s, **1.084x** (2
+threads, 20 alternating steps; 1.074x in another run of 14), 1.046x in one thread's CPU time.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from neuralab.models import googlenet
 from neuralab.models.fast import FASTER, Conv2d, _fast_map, _plain, _running
 from neuralab.models.googlenet import ConvBN
 
-# From this many output channels a 1x1 convolution runs faster as MKL's matrix product than as
-# oneDNN's convolution (measured above: 128 filters 1.08-1.17x, 64 filters 0.81-1.01x).
+# From this many output channels a 1x1 convolution runs about as fast or faster as MKL's matrix
+# product than as oneDNN's convolution (measured above: 128 filters 0.97-1.27x, 64 filters 0.80-0.87x).
 MATMUL_FROM = 128
 
 
