@@ -28,12 +28,11 @@ WAITS = openmp_waits()  # OpenMP's waiting chosen before torch starts it, as the
 
 import torch
 import torch.nn.functional as F
+from _steps import alternating_steps
 
 from neuralab.models import build_model, inception_fast
 from neuralab.models.fast import accelerate
 from neuralab.training.device import kept_heap
-
-from _steps import alternating_steps  # noqa: E402 (bench/, beside this script)
 
 # name: (in channels, map side, filters of each layer): the three 1x1 layers on a module's input,
 # the pooled branch's, the stem's

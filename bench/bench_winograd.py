@@ -26,12 +26,11 @@ WAITS = openmp_waits()  # OpenMP's waiting chosen before torch starts it, as the
 
 import torch
 import torch.nn.functional as F
+from _steps import alternating_steps
 
 from neuralab.models import build_model, winograd
 from neuralab.models.fast import accelerate
 from neuralab.training.device import kept_heap
-
-from _steps import alternating_steps  # noqa: E402 (bench/, beside this script)
 
 # (in, out, map, kernel, padding): AlexNet's conv2-conv5 and GoogLeNet's 3x3 layers at 28x28
 # inputs, wide (taken) and narrow (left to oneDNN by winograd.pays)
