@@ -464,6 +464,8 @@ def accelerate(model: nn.Module) -> nn.Module:
 
     The modules stay the same objects with the same parameters, buffers and names; only their
     class changes, to a subclass whose forward computes the same function."""
+    from neuralab.models import inception_fast  # noqa: F401  registers GoogLeNet's Inception here (it imports this module)
+
     for module in model.modules():
         faster = FASTER.get(type(module))
         if faster is not None:
