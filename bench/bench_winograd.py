@@ -26,6 +26,7 @@ WAITS = openmp_waits()  # OpenMP's waiting chosen before torch starts it, as the
 
 import torch
 import torch.nn.functional as F
+from _steps import alternating_steps
 
 from neuralab.models import build_model, winograd
 from neuralab.models.fast import accelerate
@@ -87,26 +88,9 @@ def steps(name: str, n: int, threads: int) -> None:
         torch.manual_seed(0)
         model = accelerate(build_model(name, (1, 28, 28), 10)).to(memory_format=torch.channels_last)
         models[k] = (model, torch.optim.Adam(model.parameters(), lr=3e-3, fused=True))
-    x = torch.randn(128, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (128,))
-
-    def step(k: str) -> float:
-        winograd.pays = pays if k == "winograd" else (lambda *args: False)
-        model, optimizer = models[k]
-        t0 = clock()
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-        return clock() - t0
-
-    times = {k: [] for k in models}
     try:
-        for k in models:  # warm-up: oneDNN's primitives, the heap
-            step(k)
-            step(k)
-        for i in range(n):
-            for k in (("direct", "winograd") if i % 2 == 0 else ("winograd", "direct")):
-                times[k].append(step(k))
+        times = alternating_steps(models, n, clock, lambda k: setattr(
+            winograd, "pays", pays if k == "winograd" else (lambda *args: False)))
     finally:
         winograd.pays = pays
     med = {k: statistics.median(v) for k, v in times.items()}
