@@ -18,7 +18,7 @@ from neuralab.cli import openmp_waits
 WAITS = openmp_waits()  # OpenMP's waiting chosen before torch starts it, as the `neuralab` command does
 
 import torch
-import torch.nn.functional as F
+from _steps import alternating_steps
 
 from neuralab.models import build_model, fast
 from neuralab.training.compile import Adam
@@ -38,27 +38,8 @@ def steps(name: str, shortcut: str, n: int, threads: int) -> None:
         torch.manual_seed(0)
         model = fast.accelerate(build_model(name, (1, 28, 28), 10)).to(memory_format=torch.channels_last)
         models[k] = (model, Adam(model.parameters(), lr=1e-3, fused=True))
-    x = torch.randn(128, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (128,))
-
-    def step(k: str) -> float:
-        setattr(module, attribute, real if k == "on" else off)
-        model, optimizer = models[k]
-        t0 = clock()
-        optimizer.zero_grad(set_to_none=True)
-        out = model(x)
-        F.cross_entropy(getattr(out, "logits", out), y).backward()
-        optimizer.step()
-        return clock() - t0
-
-    times = {k: [] for k in models}
     try:
-        for k in models:  # warm-up: oneDNN's primitives, the heap, Adam's state
-            step(k)
-            step(k)
-        for i in range(n):
-            for k in (("off", "on") if i % 2 == 0 else ("on", "off")):
-                times[k].append(step(k))
+        times = alternating_steps(models, n, clock, lambda k: setattr(module, attribute, real if k == "on" else off))
     finally:
         setattr(module, attribute, real)
     ratios = [a / b for a, b in zip(times["off"], times["on"])]
