@@ -1,5 +1,5 @@
 """Test data built from real data: small IDX subsets that train in seconds, and real
-handwritten digits that need no download."""
+handwritten digits that need no download; and ``record_calls``, which shows what a shortcut ran."""
 
 from __future__ import annotations
 
@@ -104,3 +104,18 @@ def unreadable(run: Path) -> str:
         except Exception as e:  # noqa: BLE001  (any failure to parse is the finding)
             return f"{path.name}: {e}"
     return ""
+
+
+def record_calls(monkeypatch, module, name: str, note) -> list:
+    """Wrap ``module.name`` for one test: every call still runs, and ``note(args, result)`` of
+    each is appended to the list returned (whether a shortcut ran, and on what)."""
+    seen = []
+    real = getattr(module, name)
+
+    def recorded(*args):
+        result = real(*args)
+        seen.append(note(args, result))
+        return result
+
+    monkeypatch.setattr(module, name, recorded)
+    return seen

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import record_calls
 from test_models_zoo import one_thread  # noqa: F401 (the fixture)
 from torch import nn
 
@@ -21,17 +22,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture
 def commuted(monkeypatch):
-    """How many times fast.Sequential ran max pooling before ReLU."""
-    seen = []
-    real = fast.maxpool_relu
-
-    def counting(*args):
-        y = real(*args)
-        seen.append(y is not None)
-        return y
-
-    monkeypatch.setattr(fast, "maxpool_relu", counting)
-    return seen
+    """Whether fast.Sequential ran max pooling before ReLU, at each ReLU -> pooling it met."""
+    return record_calls(monkeypatch, fast, "maxpool_relu", lambda _, y: y is not None)
 
 
 def _maps(shape: tuple[int, ...], layout) -> torch.Tensor:

@@ -10,6 +10,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import record_calls
 from test_models_zoo import one_thread  # noqa: F401 (the fixture)
 
 from neuralab.models import build_model, inception_fast
@@ -23,15 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture
 def fused(monkeypatch):
     """The channel counts of every group of 1x1 ConvBNs that ran as one."""
-    seen = []
-    real = inception_fast.convbn_1x1
-
-    def counting(convbns, x):
-        seen.append([m[0].out_channels for m in convbns])
-        return real(convbns, x)
-
-    monkeypatch.setattr(inception_fast, "convbn_1x1", counting)
-    return seen
+    return record_calls(monkeypatch, inception_fast, "convbn_1x1", lambda args, _: [m[0].out_channels for m in args[0]])
 
 
 def _relative(mine: torch.Tensor, theirs: torch.Tensor) -> float:

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import record_calls
+from test_models_zoo import one_thread  # noqa: F401 (the fixture)
 from torch import nn
 
 from neuralab.models import build_model, dense_chain
 from neuralab.models.fast import accelerate
-from test_models_zoo import one_thread  # noqa: F401 (the fixture)
 
 
 def _head(name: str) -> nn.Sequential:
@@ -118,15 +119,7 @@ def test_chain_masks_keep_with_probability_1_minus_p_and_repeat_under_the_seed()
 @pytest.fixture
 def chains(monkeypatch) -> list[int]:
     """The number of Linear layers of each chain run while the test runs."""
-    ran: list[int] = []
-    run = dense_chain._run
-
-    def counted(x, steps, layers):
-        ran.append(len(layers))
-        return run(x, steps, layers)
-
-    monkeypatch.setattr(dense_chain, "_run", counted)
-    return ran
+    return record_calls(monkeypatch, dense_chain, "_run", lambda args, _: len(args[2]))
 
 
 def _chained(model: nn.Module, x: torch.Tensor, chains: list[int]) -> bool:

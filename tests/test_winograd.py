@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import record_calls
 from test_models_zoo import one_thread  # noqa: F401 (the fixture)
 from torch import nn
 
@@ -20,16 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # all of them on one thread
 
 @pytest.fixture
 def calls(monkeypatch):
-    """How many times fast.Conv2d went through winograd.conv2d."""
-    seen = []
-    real = winograd.conv2d
-
-    def counting(*args):
-        seen.append(args[1].shape)
-        return real(*args)
-
-    monkeypatch.setattr(winograd, "conv2d", counting)
-    return seen
+    """The weight's shape of every call fast.Conv2d made to winograd.conv2d."""
+    return record_calls(monkeypatch, winograd, "conv2d", lambda args, _: args[1].shape)
 
 
 @pytest.mark.parametrize("m, r", [(4, 3), (4, 5), (2, 3)])
