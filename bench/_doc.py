@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -49,3 +51,17 @@ def command_env(src: Path) -> dict:
     package first and Python's compiled modules kept (__pycache__), as an installed neuralab
     has them, so that timings are of a user's second and later starts."""
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(src)}
+
+
+THIS_SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def command_line(command: str, src: Path) -> str:
+    """The shell line that runs ``command`` ("neuralab ...") from ``src``: the console script pip
+    installed beside this Python for this tree; for another tree (``--against``), `python -m
+    neuralab`, its own entry point, which an older tree's script may not name."""
+    if Path(src).resolve() == THIS_SRC:
+        start = shlex.quote(str(Path(sys.executable).parent / "neuralab"))
+    else:
+        start = f"{shlex.quote(sys.executable)} -m neuralab"
+    return start + command.removeprefix("neuralab")

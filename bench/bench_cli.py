@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _doc import command_env, commit, machine, update_section  # noqa: E402
+from _doc import command_env, command_line, commit, machine, update_section  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 COMMANDS = [
@@ -38,8 +37,7 @@ TARGET_S = 1.0
 
 def timed(command: str, src: Path) -> float:
     """Seconds from the shell's start to the command's exit; its output is discarded."""
-    script = Path(sys.executable).parent / "neuralab"  # the console script pip installed beside this Python
-    line = shlex.quote(str(script)) + command.removeprefix("neuralab")
+    line = command_line(command, src)
     env = command_env(src)
     start = time.perf_counter()
     done = subprocess.run(["/bin/sh", "-c", line], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

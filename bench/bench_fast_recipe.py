@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _doc import DATASETS, command_env, commit, machine, update_section  # noqa: E402
+from _doc import DATASETS, command_env, command_line, commit, machine, update_section  # noqa: E402
 
 from neuralab.cli import openmp_waits  # noqa: E402
 from neuralab.data.sources import cache_dir  # noqa: E402
@@ -49,8 +49,7 @@ def ensure_mnist() -> None:
 
 def run(src: Path, out: Path) -> dict:
     """One whole command through /bin/sh: wall seconds, test accuracy, training seconds."""
-    script = Path(sys.executable).parent / "neuralab"
-    line = f"{script}{COMMAND.removeprefix('neuralab')} --out {out} --overwrite"
+    line = f"{command_line(COMMAND, src)} --out {out} --overwrite"
     env = command_env(src)
     # what this tree's command will choose, from the load now; another tree chooses its own way
     waits = openmp_waits(dict(env)) if src == SRC else "its own choice"

@@ -93,3 +93,35 @@ def test_openmp_threads_sleep_where_cores_are_busy_and_spin_briefly_where_free(m
         assert openmp_waits(busy) == "OMP_WAIT_POLICY=PASSIVE" and busy == {"OMP_WAIT_POLICY": "PASSIVE"}
     mine = {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's own setting is kept, whatever the load
     assert openmp_waits(mine) == "OMP_WAIT_POLICY=ACTIVE" and mine == {"OMP_WAIT_POLICY": "ACTIVE"}
+
+
+EXIT = """
+import atexit, gc, sys
+atexit.register(lambda: print("exit handlers ran; objects left to the exit:", gc.get_freeze_count() > 0))
+sys.argv[0] = "neuralab"
+from neuralab.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize("argv, status", [
+    (["conv", "shape", "--input", "28x28x1", "--filters", "8", "--kernel", "3"], 0),
+    (["conv", "shape", "--input", "28x28x1", "--filters", "8", "--kernel", "0"], 2),
+])
+def test_the_command_exits_with_mains_status_after_its_exit_handlers(argv, status):
+    """`neuralab` (the installed script and `python -m neuralab`) is ``cli.run``: ``main``'s
+    status, every line printed, exit handlers run, and the objects left for the process's
+    exit to free rather than for the interpreter's final collections (0.5-1 s after torch)."""
+    from importlib.metadata import entry_points
+
+    assert [e.value for e in entry_points(group="console_scripts", name="neuralab")] == ["neuralab.cli:run"]
+    done = subprocess.run([sys.executable, "-c", EXIT, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == status, done.stderr[-2000:]
+    *printed, last = done.stdout.splitlines()
+    assert last == "exit handlers ran; objects left to the exit: True"
+    if status == 0:
+        assert printed and "26x26x8" in printed[0]
+    else:
+        assert "--kernel" in done.stderr and "Traceback" not in done.stderr
+    module = subprocess.run([sys.executable, "-m", "neuralab", *argv], capture_output=True, text=True, timeout=120)
+    assert module.returncode == status and module.stdout.splitlines() == printed

@@ -317,8 +317,8 @@ def test_auxiliary_heads_are_trained_and_scored_apart(tiny_fashion):
 
 
 def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_path):
-    """`--threads N` (TrainConfig.threads) is the thread count of every training step, is
-    recorded with the run, and leaves the process's setting as it found it."""
+    """`--threads N` (TrainConfig.threads) is the thread count of every training step and
+    prediction, is recorded with the run, and leaves the process's setting as it found it."""
     from neuralab.data import load_image_data
     from neuralab.models.lenet import LeNet5
     from neuralab.training import Trainer
@@ -336,8 +336,10 @@ def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_p
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        Trainer(Watched((1, 28, 28), 10), TrainConfig(epochs=1, batch_size=64, threads=1), verbose=False).fit(x, y)
-        assert seen == [1] * 4 and torch.get_num_threads() == 2
+        trainer = Trainer(Watched((1, 28, 28), 10), TrainConfig(epochs=1, batch_size=64, threads=1), verbose=False)
+        trainer.fit(x, y)
+        trainer.predict(x[:64])  # the test set's pass too
+        assert seen == [1] * 5 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
     assert main(["train", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "1", "--threads", "1",
@@ -345,3 +347,17 @@ def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_p
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["train"]["threads"] == 1
     with pytest.raises(NeuralabError, match="threads=-1"):
         TrainConfig(threads=-1).check()
+
+
+def test_preprocess_has_each_channels_mean_and_std_of_the_pixels_on_0_1():
+    from neuralab.training.classify import Preprocess
+
+    x = np.random.default_rng(0).integers(0, 256, (3000, 3, 9, 7), dtype=np.uint8)
+    x[:, 1] //= 4  # channels that differ
+    p = Preprocess.fit(x)
+    pixels = x.astype(np.float64) / 255
+    np.testing.assert_allclose(p.mean, pixels.mean((0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(p.std, pixels.std((0, 2, 3)), rtol=1e-12)
+    normalised = p(x).double()
+    np.testing.assert_allclose(normalised.mean((0, 2, 3)), 0, atol=1e-6)
+    np.testing.assert_allclose(normalised.std((0, 2, 3), correction=0), 1, atol=1e-6)

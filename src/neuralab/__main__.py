@@ -1,3 +1,3 @@
-from neuralab.cli import main
+from neuralab.cli import run
 
-raise SystemExit(main())
+run()

@@ -9,6 +9,7 @@ so that `neuralab --help` and the arithmetic commands start without importing to
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import pkgutil
@@ -123,6 +124,19 @@ def _others_busy() -> bool:
         return running >= 1 or float(samples[-1][0]) >= len(os.sched_getaffinity(0))
     except (OSError, ValueError, IndexError, AttributeError):  # not Linux: assume others need the cores
         return True
+
+
+def run() -> None:
+    """The `neuralab` command's entry point: ``main``, then exit with its status.
+
+    A command that imported torch used to spend 0.5-1 s after its last line in the
+    interpreter's final garbage collections over torch's and matplotlib's million objects
+    (docs/benchmarks.md, "Command-line start-up"); frozen, they are left to the process's exit,
+    which frees them at once. Exit handlers run as before."""
+    try:
+        sys.exit(main())
+    finally:
+        gc.freeze()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -320,9 +320,11 @@ class Trainer:
         model = unwrap(self.model)
         model.eval()
         outs = []
-        for start in range(0, len(x), self.config.eval_batch_size):
-            with self._autocast():
-                outs.append(model(self._layout(x[start:start + self.config.eval_batch_size].to(self.device))).float().cpu())
+        size = self.config.eval_batch_size
+        with cpu_threads(self.config.threads), kept_heap():
+            for start in range(0, len(x), size):
+                with self._autocast():
+                    outs.append(model(self._layout(x[start:start + size].to(self.device))).float().cpu())
         return torch.cat(outs) if outs else torch.empty(0)
 
     # --- bookkeeping ---------------------------------------------------------------
