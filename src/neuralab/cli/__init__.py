@@ -129,10 +129,10 @@ def _others_busy() -> bool:
 def run() -> None:
     """The `neuralab` command's entry point: ``main``, then exit with its status.
 
-    A command that imported torch used to spend 0.5-1 s after its last line in the
-    interpreter's final garbage collections over torch's and matplotlib's million objects
-    (docs/benchmarks.md, "Command-line start-up"); frozen, they are left to the process's exit,
-    which frees them at once. Exit handlers run as before."""
+    A command that imported torch spent 0.5-1.3 s after its last line in the interpreter's
+    final garbage collections over torch's and matplotlib's million objects (docs/benchmarks.md,
+    "A tenth round"); frozen, they are left to the process's exit, which frees them at once.
+    Exit handlers run as before."""
     try:
         sys.exit(main())
     finally:
