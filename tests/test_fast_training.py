@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import threading
 
 import pytest
 import torch
@@ -28,14 +29,24 @@ def test_kept_heap_spares_the_page_faults_of_reallocating():
     assert inside < 500  # 5 x 16 MB reused from the heap (3,906 fresh pages each without it)
 
 
+def _enter_and_leave_kept_heap() -> None:
+    with kept_heap():
+        torch.ones(4_000_000)
+
+
 @pytest.mark.skipif(device._glibc() is None, reason="the heap setting is glibc's (Linux)")
 def test_a_kept_heap_inside_another_leaves_the_outer_setting():
-    """A validation pass (``Trainer.predict``) inside training must not hand the heap back
-    when it ends: the training steps after it would fault their pages in again."""
+    """A validation pass (``Trainer.predict``) inside training, or another thread's block,
+    must not hand the heap back when it ends: the training steps after it would fault their
+    pages in again."""
     with kept_heap():
         with kept_heap():
             for _ in range(3):
                 _faults_of_reallocating()
         after_inner = _faults_of_reallocating()
-    assert after_inner < 500
+        another = threading.Thread(target=_enter_and_leave_kept_heap)  # a second thread's block, over before this one
+        another.start()
+        another.join()
+        after_another = _faults_of_reallocating()
+    assert after_inner < 500 and after_another < 500
     assert _faults_of_reallocating() > 5 * 3_000  # outside every block, glibc hands the memory back again

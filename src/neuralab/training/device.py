@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -55,7 +56,8 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD = -1, -3, 128 * 1024
 def kept_heap():
     """Run a block with freed memory kept in the process's heap (glibc's malloc on Linux;
     elsewhere nothing changes), then hand it back to the system. A block inside another (a
-    validation pass inside training) keeps the outer block's setting.
+    validation pass inside training) or beside another (a second thread's) keeps the setting
+    until the last one ends.
 
     Every training step frees and allocates the same large tensors. glibc gives big blocks
     back to the system when they are freed, and every page of the next allocation then
@@ -65,22 +67,27 @@ def kept_heap():
     (docs/benchmarks.md)."""
     global _heap_kept
     libc = _glibc()
-    if libc is None or _heap_kept:
+    if libc is None:
         yield
         return
-    libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
-    libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
-    _heap_kept = True
+    with _heap_lock:  # the setting is the process's: the first block in sets it, the last one out restores it
+        _heap_kept += 1
+        if _heap_kept == 1:
+            libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+            libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
     try:
         yield
     finally:
-        _heap_kept = False
-        libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD)
-        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
-        libc.malloc_trim(0)
+        with _heap_lock:
+            _heap_kept -= 1
+            if _heap_kept == 0:
+                libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD)
+                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
+                libc.malloc_trim(0)
 
 
-_heap_kept = False
+_heap_kept = 0  # blocks inside kept_heap now, in any thread
+_heap_lock = threading.Lock()
 
 
 def _glibc():
