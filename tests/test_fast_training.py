@@ -29,24 +29,44 @@ def test_kept_heap_spares_the_page_faults_of_reallocating():
     assert inside < 500  # 5 x 16 MB reused from the heap (3,906 fresh pages each without it)
 
 
-def _enter_and_leave_kept_heap() -> None:
-    with kept_heap():
-        torch.ones(4_000_000)
-
-
 @pytest.mark.skipif(device._glibc() is None, reason="the heap setting is glibc's (Linux)")
 def test_a_kept_heap_inside_another_leaves_the_outer_setting():
-    """A validation pass (``Trainer.predict``) inside training, or another thread's block,
-    must not hand the heap back when it ends: the training steps after it would fault their
-    pages in again."""
+    """A validation pass (``Trainer.predict``) inside training must not hand the heap back
+    when it ends: the training steps after it would fault their pages in again."""
     with kept_heap():
         with kept_heap():
             for _ in range(3):
                 _faults_of_reallocating()
         after_inner = _faults_of_reallocating()
-        another = threading.Thread(target=_enter_and_leave_kept_heap)  # a second thread's block, over before this one
-        another.start()
-        another.join()
-        after_another = _faults_of_reallocating()
-    assert after_inner < 500 and after_another < 500
-    assert _faults_of_reallocating() > 5 * 3_000  # outside every block, glibc hands the memory back again
+    assert after_inner < 500
+
+
+def test_the_heap_setting_is_restored_once_when_the_last_block_of_any_thread_ends(monkeypatch):
+    """The setting is the process's: blocks in two threads that overlap set it once and
+    restore it (and hand the memory back) once, when the last of them ends."""
+    calls = []
+
+    class Libc:
+        def mallopt(self, what, value):
+            calls.append(("mallopt", what, value))
+
+        def malloc_trim(self, pad):
+            calls.append(("trim",))
+
+    monkeypatch.setattr(device, "_glibc", Libc)
+    inside, leave = threading.Event(), threading.Event()
+
+    def other():
+        with kept_heap():
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert inside.wait(10)
+    with kept_heap():
+        leave.set()
+        thread.join(10)  # the other thread's block ends inside this one's
+        assert calls == [("mallopt", device._M_MMAP_THRESHOLD, 1 << 30), ("mallopt", device._M_TRIM_THRESHOLD, 1 << 30)]
+    assert calls[2:] == [("mallopt", device._M_MMAP_THRESHOLD, device._DEFAULT_THRESHOLD),
+                         ("mallopt", device._M_TRIM_THRESHOLD, device._DEFAULT_THRESHOLD), ("trim",)]
