@@ -53,14 +53,14 @@ def command_env(src: Path) -> dict:
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(src)}
 
 
-THIS_SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[1] / "src"  # this checkout's package, the one the benches measure
 
 
 def command_line(command: str, src: Path) -> str:
     """The shell line that runs ``command`` ("neuralab ...") from ``src``: the console script pip
     installed beside this Python for this tree; for another tree (``--against``), `python -m
     neuralab`, its own entry point, which an older tree's script may not name."""
-    if Path(src).resolve() == THIS_SRC:
+    if Path(src).resolve() == SRC:
         start = shlex.quote(str(Path(sys.executable).parent / "neuralab"))
     else:
         start = f"{shlex.quote(sys.executable)} -m neuralab"

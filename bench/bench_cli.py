@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _doc import command_env, command_line, commit, machine, update_section  # noqa: E402
+from _doc import SRC, command_env, command_line, commit, machine, update_section  # noqa: E402
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 COMMANDS = [
     "neuralab --help",
     "neuralab conv shape --input 32x32x3 --filters 16 --kernel 5 --stride 2 --padding same",

@@ -26,12 +26,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _doc import DATASETS, command_env, command_line, commit, machine, update_section  # noqa: E402
+from _doc import (  # noqa: E402
+    DATASETS,
+    SRC,
+    command_env,
+    command_line,
+    commit,
+    machine,
+    update_section,
+)
 
 from neuralab.cli import openmp_waits  # noqa: E402
 from neuralab.data.sources import cache_dir  # noqa: E402
 
-SRC = Path(__file__).resolve().parents[1] / "src"
 COMMAND = "neuralab train --model lenet5 --data mnist --recipe fast"
 TARGET_S, FLOOR = 12.0, 0.990
 
