@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -90,7 +91,9 @@ _heap_kept = 0  # blocks inside kept_heap now, in any thread
 _heap_lock = threading.Lock()
 
 
+@functools.cache
 def _glibc():
+    """glibc, loaded once; None elsewhere (another libc, another system)."""
     import ctypes
     import platform
 
