@@ -7,6 +7,7 @@ let last = null;       // the last picture sent: {blob, source}, resent when the
 let drawing = false;
 let inked = false;
 let asked = 0;         // requests sent; only the answer to the latest is shown
+let listed = null;     // the run picker's loading: a picture dropped in before it ends waits for it
 
 function pad() { return $("pad").getContext("2d"); }
 
@@ -52,6 +53,7 @@ function endStroke() {
 
 async function classify(blob, source) {
   last = { blob, source };
+  await listed;
   const run = $("run").value;
   if (!run) return showError("Choose a trained run first (none is listed: train one with `neuralab train`).");
   const params = new URLSearchParams({ run, source, invert: $("invert").value });
@@ -92,7 +94,8 @@ function render(r) {
   }));
 }
 
-document.addEventListener("DOMContentLoaded", async () => {
+document.addEventListener("DOMContentLoaded", () => {
+  listed = guarded(() => runPicker($("run"), "classifier", $("no-runs")));
   clearPad();
   $("pad").addEventListener("pointerdown", startStroke);
   $("pad").addEventListener("pointermove", moveStroke);
@@ -104,5 +107,4 @@ document.addEventListener("DOMContentLoaded", async () => {
   const resend = () => { if (last) classify(last.blob, last.source); };
   $("run").addEventListener("change", resend);
   $("invert").addEventListener("change", resend);
-  await guarded(() => runPicker($("run"), "classifier", $("no-runs")));
 });
