@@ -9,13 +9,14 @@ import torch.nn.functional as F
 
 
 def alternating_steps(models: dict, n: int, clock: Callable[[], float],
-                      switch: Callable[[str], None] = lambda kind: None) -> dict[str, list[float]]:
+                      switch: Callable[[str], None] = lambda kind: None,
+                      shape: tuple[int, int, int] = (1, 28, 28)) -> dict[str, list[float]]:
     """Seconds of each of ``n`` training steps (forward, backward, the optimizer's step) of every
-    ``models[kind] = (model, optimizer)`` on one batch of 128 random 28x28x1 channels-last images,
-    the kinds in turn (reversed every other round); ``switch(kind)`` runs before each step,
-    untimed, to turn a shortcut on or off. Two untimed steps of each first warm oneDNN's
-    primitives and the heap."""
-    x = torch.randn(128, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    ``models[kind] = (model, optimizer)`` on one batch of 128 random channels-last images of
+    ``shape`` (C, H, W), the kinds in turn (reversed every other round); ``switch(kind)`` runs
+    before each step, untimed, to turn a shortcut on or off. Two untimed steps of each first
+    warm oneDNN's primitives and the heap."""
+    x = torch.randn(128, *shape).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (128,))
 
     def step(kind: str) -> float:

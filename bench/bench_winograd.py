@@ -5,12 +5,13 @@ accelerated zoo models with the Winograd branch on and off; prints its tables.
     python bench/bench_winograd.py                       # layers, then AlexNet and GoogLeNet steps (~6 min)
     python bench/bench_winograd.py --layers              # layers only (~2 min)
     python bench/bench_winograd.py --models alexnet --steps 20 --threads 2
+    python bench/bench_winograd.py --models alexnet,googlenet,vgg16 --rgb   # steps at 32x32x3
 
 Layers: batch 128, channels-last, forward and the input, weight and bias gradients, the
 two alternating in one process, medians of 10 after 3 warm-ups, CPU time of one thread.
-Steps: forward, backward and fused Adam on one batch of 128 random 28x28x1 images, the same
-model with the branch on and off alternating step by step (``winograd.pays`` replaced),
-medians; wall time with 2 threads (CPU time with 1).
+Steps: forward, backward and fused Adam on one batch of 128 random 28x28x1 images (32x32x3
+with --rgb), the same model with the branch on and off alternating step by step
+(``winograd.pays`` replaced), medians; wall time with 2 threads (CPU time with 1).
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ from neuralab.models.fast import accelerate
 from neuralab.training.device import kept_heap
 
 # (in, out, map, kernel, padding): AlexNet's conv2-conv5 and GoogLeNet's 3x3 layers at 28x28
-# inputs, wide (taken) and narrow (left to oneDNN by winograd.pays)
+# and 32x32x3 inputs, wide (taken) and narrow (left to oneDNN by winograd.pays)
 LAYERS = {
     "alexnet conv2": (64, 192, 14, 5, 2), "alexnet conv3": (192, 384, 7, 3, 1),
     "alexnet conv4": (384, 256, 7, 3, 1), "alexnet conv5": (256, 256, 7, 3, 1),
     "googlenet conv3": (64, 192, 14, 3, 1), "googlenet 3b 3x3": (128, 192, 14, 3, 1),
     "googlenet 4d 3x3": (144, 288, 7, 3, 1), "googlenet 5b 3x3": (192, 384, 4, 3, 1),
     "googlenet 3b 5x5 branch": (32, 96, 14, 3, 1), "sample cnn conv2": (32, 64, 14, 3, 1),
+    # at 32x32x3 inputs: 16x16 maps, whole 4x4 blocks
+    "alexnet conv2 (32x32x3)": (64, 192, 16, 5, 2), "googlenet conv3 (32x32x3)": (64, 192, 16, 3, 1),
+    "googlenet 3b 3x3 (32x32x3)": (128, 192, 16, 3, 1), "vgg16 conv2_2 (32x32x3)": (128, 128, 16, 3, 1),
 }
 
 
@@ -79,22 +83,23 @@ def layers() -> None:
               f"{ms['onednn'] / ms['winograd']:.2f}x | {error:.1e} | {'yes' if taken else 'no'} |", flush=True)
 
 
-def steps(name: str, n: int, threads: int) -> None:
+def steps(name: str, n: int, threads: int, shape: tuple[int, int, int]) -> None:
     torch.set_num_threads(threads)
     clock = time.process_time if threads == 1 else time.perf_counter
     pays = winograd.pays
     models = {}
     for k in ("direct", "winograd"):
         torch.manual_seed(0)
-        model = accelerate(build_model(name, (1, 28, 28), 10)).to(memory_format=torch.channels_last)
+        model = accelerate(build_model(name, shape, 10)).to(memory_format=torch.channels_last)
         models[k] = (model, torch.optim.Adam(model.parameters(), lr=3e-3, fused=True))
     try:
         times = alternating_steps(models, n, clock, lambda k: setattr(
-            winograd, "pays", pays if k == "winograd" else (lambda *args: False)))
+            winograd, "pays", pays if k == "winograd" else (lambda *args: False)), shape)
     finally:
         winograd.pays = pays
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"{name}: {threads} thread(s), {'CPU' if threads == 1 else 'wall'} s/step over {n} alternating steps: "
+    print(f"{name} at {'x'.join(map(str, shape[1:]))}x{shape[0]}: {threads} thread(s), "
+          f"{'CPU' if threads == 1 else 'wall'} s/step over {n} alternating steps: "
           f"direct {med['direct']:.3f}, Winograd {med['winograd']:.3f}, {med['direct'] / med['winograd']:.2f}x",
           flush=True)
 
@@ -105,13 +110,14 @@ def main() -> int:
     parser.add_argument("--models", default="alexnet,googlenet")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rgb", action="store_true", help="steps on 32x32x3 images instead of 28x28x1")
     args = parser.parse_args()
     with kept_heap():  # as the trainer runs: freed memory stays in the heap
         layers()
         if not args.layers:
             torch.set_num_threads(args.threads)
             for name in args.models.split(","):
-                steps(name, args.steps, args.threads)
+                steps(name, args.steps, args.threads, (3, 32, 32) if args.rgb else (1, 28, 28))
     return 0
 
 

@@ -6,6 +6,7 @@ the same layers; writes its table to docs/benchmarks.md.
     python bench/bench_zoo.py --quick           # a look in a few minutes: 30 batches, 3 of the big three
     python bench/bench_zoo.py --models cnn --rounds 5
     python bench/bench_zoo.py --rgb             # also AlexNet, VGG16, GoogLeNet at 32x32x3
+    python bench/bench_zoo.py --rgb-only --no-write   # only those, printed
 
 For each model the three loops alternate, round after round, in one run (the order rotates
 each round), so that a machine shared with other work slows all three alike; the table gives
@@ -199,7 +200,7 @@ def ratio(row: dict, other: str) -> float | None:
 
 def markdown(rows: list[dict], args, load: tuple[float, float], minutes: float, peak: float) -> str:
     tf = next((r["tf"] for r in rows if r["tf"]), {})
-    flags = " ".join(f for f in (args.quick and "--quick", args.rgb and "--rgb",
+    flags = " ".join(f for f in (args.quick and "--quick", args.rgb and "--rgb", args.rgb_only and "--rgb-only",
                                  args.models != ",".join(SMALL + BIG) and f"--models {args.models}",
                                  args.rounds != 3 and f"--rounds {args.rounds}",
                                  args.big_steps != 40 and f"--big-steps {args.big_steps}",
@@ -267,6 +268,7 @@ def main() -> int:
                         help="batches timed per epoch of AlexNet, VGG16 and GoogLeNet (0: the whole epoch)")
     parser.add_argument("--quick", action="store_true", help="30 batches of the small models, 3 of the big ones")
     parser.add_argument("--rgb", action="store_true", help="also the big three at 32x32x3 (random images)")
+    parser.add_argument("--rgb-only", action="store_true", help="the big three at 32x32x3 only")
     parser.add_argument("--threads", type=int, default=0, help="torch and TensorFlow threads (0: their choice)")
     parser.add_argument("--no-keras", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
@@ -280,7 +282,7 @@ def main() -> int:
     for name in args.models.split(","):
         big = name in BIG
         steps = (3 if big else 30) if args.quick else (args.big_steps if big else 0)
-        datasets = [DATA[name]] + (["rgb"] if big and args.rgb else [])
+        datasets = ([] if args.rgb_only else [DATA[name]]) + (["rgb"] if big and (args.rgb or args.rgb_only) else [])
         for data in datasets:
             rows.append(measure(name, data, steps, args.rounds, args.threads, keras))
     section = markdown(rows, args, (load0, os.getloadavg()[0]), (time.perf_counter() - t0) / 60, peak)

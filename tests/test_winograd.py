@@ -49,6 +49,7 @@ def _relative(mine: torch.Tensor, theirs: torch.Tensor) -> float:
     ((2, 5), 3, 1, True),
     ((1, 1), 3, 1, False),
     ((14, 14), 5, 2, True),     # AlexNet's conv2
+    ((16, 16), 5, 2, True),     # AlexNet's conv2 at 32x32x3: whole blocks, no tile past the map
     ((11, 8), 5, 0, False),
     ((4, 4), 5, 2, True),
 ])
@@ -78,7 +79,7 @@ def test_conv2d_takes_winograd_only_where_it_pays(calls):
     assert len(calls) == 1
     wide(x)                                                                   # NCHW: PyTorch's layer
     wide(x[:4].contiguous(memory_format=CL))                                  # a batch under MIN_BATCH
-    wide(torch.randn(16, 192, 16, 16).contiguous(memory_format=CL))          # maps past MAX_MAP
+    wide(torch.randn(16, 192, 18, 18).contiguous(memory_format=CL))          # maps past MAX_MAP
     Conv2d(192, 384, 3, stride=2, padding=1)(x.contiguous(memory_format=CL))
     Conv2d(192, 384, 3, padding=1, groups=2)(x.contiguous(memory_format=CL))
     Conv2d(32, 64, 3, padding=1)(torch.randn(16, 32, 14, 14).contiguous(memory_format=CL))  # the sample CNN's: too narrow
@@ -86,14 +87,16 @@ def test_conv2d_takes_winograd_only_where_it_pays(calls):
     assert len(calls) == 1
 
 
-def test_accelerated_alexnet_trains_as_the_plain_one(calls):
-    """AlexNet at 28x28 (conv2-conv5 through Winograd, without dropout, whose draws differ by
-    design): logits and every parameter gradient against PyTorch's layers."""
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)], ids=["28x28x1", "32x32x3"])
+def test_accelerated_alexnet_trains_as_the_plain_one(calls, shape):
+    """AlexNet at its small inputs (conv2-conv5 through Winograd: conv2 on 14x14 or 16x16 maps;
+    without dropout, whose draws differ by design): logits and every parameter gradient
+    against PyTorch's layers."""
     torch.manual_seed(0)
-    plain = build_model("alexnet", (1, 28, 28), 10, dropout=0.0)
-    fast = accelerate(build_model("alexnet", (1, 28, 28), 10, dropout=0.0)).to(memory_format=CL)  # as the trainer runs it
+    plain = build_model("alexnet", shape, 10, dropout=0.0)
+    fast = accelerate(build_model("alexnet", shape, 10, dropout=0.0)).to(memory_format=CL)  # as the trainer runs it
     fast.load_state_dict(plain.state_dict())
-    x = torch.randn(16, 1, 28, 28).contiguous(memory_format=CL)
+    x = torch.randn(16, *shape).contiguous(memory_format=CL)
     y = torch.randint(0, 10, (16,))
     out, ref = fast(x), plain(x)
     assert [tuple(s[2:]) for s in calls] == [(5, 5), (3, 3), (3, 3), (3, 3)]

@@ -177,13 +177,15 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 # so narrow layers lose (3x3, 32 -> 64 channels on 14x14: 0.7x; 32 -> 128 on 7x7: 0.8x;
 # 64 -> 128 breaks even) and wide ones win (3x3: 64 -> 192 and 96 -> 128 on 14x14
 # 1.1-1.25x, 128 -> 192 1.4-1.5x, 192 -> 384 on 7x7 1.7-1.9x, on 4x4 1.9x; 5x5: 64 -> 192 on
-# 14x14 2.0-2.2x). oneDNN's weight gradient is the slowest part it replaces. Larger maps were
-# not measured, and oneDNN does better on them. The kernels' transform costs the same for any
-# batch: one image through AlexNet in eval mode took 2.3x as long (17.8 ms against 7.8),
+# 14x14 2.0-2.2x). oneDNN's weight gradient is the slowest part it replaces. On 16x16 maps
+# (32x32x3 inputs), whole blocks with no tile past the map, it wins more: 5x5 64 -> 192 2.4x,
+# 3x3 64 -> 192 1.3x, 96 -> 128 1.5x, 128 -> 128 and 128 -> 192 1.6x. Larger maps were not
+# measured for 3x3 (5x5 64 -> 192 on 32x32: 2.1x). The kernels' transform costs the same for
+# any batch: one image through AlexNet in eval mode took 2.3x as long (17.8 ms against 7.8),
 # 8 images about as long, 32 images 1.4x less.
 KERNELS = (3, 5)
 MIN_CHANNEL_PRODUCT = 64 * 192
-MAX_MAP = 14
+MAX_MAP = 16
 MIN_BATCH = 16
 
 
