@@ -271,8 +271,11 @@ def test_uploading_a_digit_predicts_what_the_classifier_predicts(page, runs, pic
     page.route("**/api/runs", lambda route: held.append(route))
     page.goto("/classify?run=lenet")
     page.set_input_files("#upload", str(pictures / "two.png"))
-    while not held:
+    for _ in range(500):  # 10 s at most
+        if held:
+            break
         page.wait_for_timeout(20)
+    assert held, "the page never asked for its run list"
     held[0].continue_()
     page.wait_for_selector("#bars .label")
     assert page.locator("#bars").get_attribute("data-top") == expected[0]
