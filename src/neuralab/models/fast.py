@@ -193,7 +193,7 @@ class Conv2d(nn.Conv2d):
       maps up to 16x16, 16 maps or more: ``winograd.pays``; at 28x28 and 32x32x3 inputs
       AlexNet's conv2-conv5, GoogLeNet's stem conv3 and its wide Inception branches, at
       32x32x3 VGG16's second 128-filter layer on 16x16) runs by Winograd's
-      F(4x4, r x r), a quarter (3x3) or a sixth (5x5) of the multiplications: 1.1-2.2x
+      F(4x4, r x r), a quarter (3x3) or a sixth (5x5) of the multiplications: 1.1-2.4x
       forward and back by layer; training steps at batch 128: AlexNet 1.7-1.8x, GoogLeNet
       1.2x (bench/bench_winograd.py); float32 error up to about 1e-5 of the output's scale.
     """
