@@ -1,5 +1,6 @@
 """Dense layers run as one chain (models/dense_chain.py) against PyTorch's own layers:
-the output and every gradient, without dropout and with the masks the chain drew; the masks'
+the output and every gradient, without dropout and with the masks the chain drew, bit for
+bit with the same products; the masks'
 distribution and seeding; the fallbacks where the chain would differ (evaluation, hooks,
 other dtypes, autocast)."""
 
@@ -15,7 +16,7 @@ from helpers import record_calls
 from test_models_zoo import one_thread  # noqa: F401 (the fixture)
 from torch import nn
 
-from neuralab.models import build_model, dense_chain
+from neuralab.models import build_model, dense_chain, inner_product
 from neuralab.models.fast import accelerate
 
 
@@ -27,11 +28,13 @@ def _head(name: str) -> nn.Sequential:
 
 
 def _reference(head: nn.Sequential, x: torch.Tensor, masks: list[torch.Tensor | None]) -> torch.Tensor:
-    """PyTorch's layers, each dropout inside the chain replaced by a product with the chain's mask."""
+    """PyTorch's layers, each dropout inside the chain replaced by a product with the chain's
+    mask, and each Linear's product the one the chain takes (tests/test_inner_product.py holds
+    oneDNN's to PyTorch's)."""
     modules, k, chained = list(head), 0, False
     for i, layer in enumerate(modules):
         if isinstance(layer, nn.Linear):
-            x, chained, k = layer(x), True, k + 1
+            x, chained, k = inner_product.linear(x, layer.weight, layer.bias), True, k + 1
         elif isinstance(layer, nn.Dropout) and chained and isinstance(modules[i - 1], nn.ReLU):
             x = x * masks[k - 1] if masks[k - 1] is not None else x
         elif isinstance(layer, nn.Flatten):
@@ -140,7 +143,7 @@ def test_chain_falls_back_to_the_layers_where_it_would_differ(chains):
     assert not _chained(model, x, chains)
     plain = build_model("mlp", (1, 28, 28), 10).eval()
     plain.load_state_dict(model.state_dict())
-    assert torch.equal(model(x), plain(x))
+    torch.testing.assert_close(model(x), plain(x), rtol=1e-5, atol=1e-6)  # oneDNN's products round otherwise
     model.train()
     # a hook on one of the layers sees what the chain skips: the layers run, the hook is called
     seen = []

@@ -1,7 +1,8 @@
 """Winograd's F(4x4, r x r) convolution (models/winograd.py) against PyTorch's: the 1-D
 transforms compute correlation exactly, forward and every gradient agree in both layouts
 for odd maps, maps smaller than a tile and paddings 0-2, fast.Conv2d takes it only where
-its rule says, and an accelerated AlexNet trains as the plain one does."""
+its rule says (never on CPUs with AVX-512), and an accelerated AlexNet trains as the plain
+one does."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # all of them on one thread
 
 @pytest.fixture
 def calls(monkeypatch):
-    """The weight's shape of every call fast.Conv2d made to winograd.conv2d."""
+    """The weight's shape of every call fast.Conv2d made to winograd.conv2d, on a CPU without
+    AVX-512 (the rule's own: with it, direct convolution is kept, as the last test checks)."""
+    monkeypatch.setattr(winograd, "_wide_vectors", lambda: False)
     return record_calls(monkeypatch, winograd, "conv2d", lambda args, _: args[1].shape)
 
 
@@ -85,6 +88,20 @@ def test_conv2d_takes_winograd_only_where_it_pays(calls):
     Conv2d(32, 64, 3, padding=1)(torch.randn(16, 32, 14, 14).contiguous(memory_format=CL))  # the sample CNN's: too narrow
     Conv2d(192, 384, 1)(x.contiguous(memory_format=CL))                      # 1x1: already one matrix product
     assert len(calls) == 1
+
+
+def test_cpus_with_avx512_keep_direct_convolution(calls, monkeypatch):
+    """Where PyTorch's kernels run AVX-512, oneDNN's direct convolution beat Winograd's products
+    (MKL's, held to AVX2 on AMD): a layer that fits the rule runs as PyTorch's convolution."""
+    torch.manual_seed(0)
+    wide = Conv2d(192, 384, 3, padding=1)
+    x = torch.randn(16, 192, 7, 7).contiguous(memory_format=CL)
+    assert winograd.fits(wide.weight, x.shape) and winograd.pays(wide.weight, x.shape)
+    monkeypatch.setattr(winograd, "_wide_vectors", lambda: True)
+    assert winograd.fits(wide.weight, x.shape) and not winograd.pays(wide.weight, x.shape)
+    out = wide(x)
+    assert calls == []
+    assert torch.equal(out, F.conv2d(x, wide.weight, wide.bias, padding=1))
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)], ids=["28x28x1", "32x32x3"])

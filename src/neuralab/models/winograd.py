@@ -183,16 +183,36 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 # measured for 3x3 (5x5 64 -> 192 on 32x32: 2.1x). The kernels' transform costs the same for
 # any batch: one image through AlexNet in eval mode took 2.3x as long (17.8 ms against 7.8),
 # 8 images about as long, 32 images 1.4x less.
+#
+# All of that was measured on AVX2 (8 floats per instruction). On an AMD CPU with AVX-512,
+# oneDNN's direct convolution uses 16 while the transforms cost what they did and MKL's
+# products keep to AVX2, and direct convolution won: training steps without Winograd at
+# 28x28 AlexNet 1.17x, GoogLeNet 1.10x, VGG16 1.09x, at 32x32x3 AlexNet 1.08x, GoogLeNet
+# 1.0x, VGG16 0.95x; with the products through oneDNN too (``inner_product``), AlexNet's
+# step at 28x28 was 1.05x Winograd's, GoogLeNet's 0.91x (AMD EPYC, 2026-12-04). So CPUs
+# whose PyTorch kernels run AVX-512 keep direct convolution.
 KERNELS = (3, 5)
 MIN_CHANNEL_PRODUCT = 64 * 192
 MAX_MAP = 16
 MIN_BATCH = 16
 
 
-def pays(weight: torch.Tensor, shape: torch.Size) -> bool:
+@functools.cache
+def _wide_vectors() -> bool:
+    """Whether PyTorch's CPU kernels run AVX-512 here (``ATEN_CPU_CAPABILITY`` can lower it)."""
+    return torch.backends.cpu.get_cpu_capability() == "AVX512"
+
+
+def fits(weight: torch.Tensor, shape: torch.Size) -> bool:
     """Whether a stride-1 convolution with these weights (F, C, r, r) on a batch of maps of
-    this shape (B, C, H, W) runs faster here than as direct convolution, by the measurements
-    above."""
+    this shape (B, C, H, W) ran faster by Winograd than as direct convolution on AVX2, by
+    the measurements above."""
     f, c, kh, kw = weight.shape
     return (kh == kw and kh in KERNELS and c * f >= MIN_CHANNEL_PRODUCT and max(shape[-2:]) <= MAX_MAP
             and shape[0] >= MIN_BATCH)
+
+
+def pays(weight: torch.Tensor, shape: torch.Size) -> bool:
+    """Whether that convolution runs faster by Winograd on this CPU: it ``fits``, and the CPU
+    has no AVX-512 for direct convolution."""
+    return fits(weight, shape) and not _wide_vectors()
