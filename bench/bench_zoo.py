@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _doc import DATASETS, machine, update_section  # noqa: E402
 
 from neuralab.data import load_image_data  # noqa: E402
-from neuralab.models import build_model, count_parameters  # noqa: E402
+from neuralab.models import build_model, count_parameters, inner_product  # noqa: E402
 from neuralab.training import CLASSIFICATION, TrainConfig, Trainer  # noqa: E402
 from neuralab.training.classify import Preprocess  # noqa: E402
 
@@ -96,17 +96,23 @@ def step_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+def matmul_peak(n: int = 2048, repeats: int = 5) -> tuple[float, float]:
     """GFLOP/s of one large float32 matrix product on this machine's threads (median of
-    ``repeats``): roughly what the cores can do, the ceiling for convolutions done directly."""
+    ``repeats``), through MKL (PyTorch's ``@``) and through oneDNN (models/inner_product.py),
+    the library of PyTorch's and TensorFlow's convolutions: the faster is roughly what the
+    cores can do, the ceiling for convolutions done directly (on AMD's AVX-512 CPUs MKL keeps
+    to AVX2 and reaches half of it)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    seconds = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        seconds.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / statistics.median(seconds) / 1e9
+    rates = []
+    for product in (torch.matmul, inner_product.product):
+        product(a, b)
+        seconds = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            product(a, b)
+            seconds.append(time.perf_counter() - t0)
+        rates.append(2 * n ** 3 / statistics.median(seconds) / 1e9)
+    return rates[0], rates[1]
 
 
 def neuralab_epoch(trainer: Trainer, x, y, calls: list[float]) -> float:
@@ -198,7 +204,7 @@ def ratio(row: dict, other: str) -> float | None:
     return statistics.median(o / n for o, n in zip(row["times"][other], row["times"]["neuralab"]))
 
 
-def markdown(rows: list[dict], args, load: tuple[float, float], minutes: float, peak: float) -> str:
+def markdown(rows: list[dict], args, load: tuple[float, float], minutes: float, peak: tuple[float, float]) -> str:
     tf = next((r["tf"] for r in rows if r["tf"]), {})
     flags = " ".join(f for f in (args.quick and "--quick", args.rgb and "--rgb", args.rgb_only and "--rgb-only",
                                  args.models != ",".join(SMALL + BIG) and f"--models {args.models}",
@@ -218,8 +224,9 @@ def markdown(rows: list[dict], args, load: tuple[float, float], minutes: float, 
         "listed under the table). Where fewer images than the whole training set were timed, the last "
         "column scales neuralab's median to the whole epoch. GFLOP/s: the floating-point operations of the "
         "steps timed (forward and backward, counted by PyTorch's FlopCounterMode on PyTorch's layers) over each "
-        f"loop's seconds; on the same threads one 2048x2048 matrix product runs at {peak:.0f} GFLOP/s, about "
-        "the ceiling for convolutions computed directly. The last but one column is what 2x TF-Keras asks.",
+        f"loop's seconds; on the same threads one 2048x2048 matrix product runs at {peak[1]:.0f} GFLOP/s "
+        f"through oneDNN and {peak[0]:.0f} through MKL, the faster about the ceiling for convolutions computed directly. "
+        "The last but one column is what 2x TF-Keras asks.",
         "",
         "| model | data | images timed | parameters | neuralab (s) | plain PyTorch (s) | TF-Keras (s) "
         "| plain / neuralab | TF-Keras / neuralab | GFLOP/s neuralab / plain / TF-Keras "

@@ -52,19 +52,19 @@ def test_only_the_gradients_asked_for_are_computed(taken):
     """A first layer's input needs no gradient: none is returned, and the weight's is right."""
     torch.manual_seed(1)
     layer = nn.Linear(784, 256)
-    x = torch.randn(32, 784)                                                   # no requires_grad
+    x = torch.randn(128, 784)                                                  # no requires_grad
     out = inner_product.linear(x, layer.weight, layer.bias)
     out.sum().backward()
     assert x.grad is None and taken == [(256, 784)]
-    _close(layer.weight.grad, torch.ones(256, 32) @ x)
-    _close(layer.bias.grad, torch.full((256,), 32.0))
+    _close(layer.weight.grad, torch.ones(256, 128) @ x)
+    _close(layer.bias.grad, torch.full((256,), 128.0))
 
 
 def test_small_layers_and_other_inputs_keep_pytorchs_product(taken):
     torch.manual_seed(2)
-    small = nn.Linear(256, 128)                                                # 32,768 weights: MKL's is faster
-    assert torch.equal(inner_product.linear(torch.ones(4, 256), small.weight, small.bias),
-                       F.linear(torch.ones(4, 256), small.weight, small.bias))
+    small = nn.Linear(256, 128)                                                # at batch 128, MKL's is faster
+    assert torch.equal(inner_product.linear(torch.ones(128, 256), small.weight, small.bias),
+                       F.linear(torch.ones(128, 256), small.weight, small.bias))
     big = nn.Linear(784, 256)
     batch_of_sequences = torch.randn(2, 3, 784)                                # not a batch of vectors
     assert torch.equal(inner_product.linear(batch_of_sequences, big.weight, big.bias),
@@ -76,7 +76,7 @@ def test_fast_linear_falls_back_to_pytorchs_layer_for_other_dtypes_and_autocast(
     torch.manual_seed(3)
     layer = accelerate(nn.Linear(784, 256))
     assert type(layer) is Linear
-    x = torch.randn(8, 784)
+    x = torch.randn(128, 784)
     layer(x)
     assert taken == [(256, 784)]
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -93,7 +93,7 @@ def test_accelerated_mlp_with_onednn_products_trains_as_the_plain_one(taken):
     plain = build_model("mlp", (1, 28, 28), 10, dropout=0.0)
     fast = accelerate(build_model("mlp", (1, 28, 28), 10, dropout=0.0))
     fast.load_state_dict(plain.state_dict())
-    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
     out, ref = fast(x), plain(x)
     assert taken == [(256, 784)]                                               # 256 x 128 and the rest: MKL's
     _close(out, ref)
@@ -116,3 +116,18 @@ def test_accelerated_cnn_predicts_as_the_plain_one(taken):
         out, ref = fast(x.contiguous(memory_format=torch.channels_last)), plain(x)
     assert taken == [(128, 3136)]
     _close(out, ref)
+
+
+def test_googlenets_stacked_1x1_layers_take_onednns_product(taken):
+    """An Inception module's three 1x1 layers on its input, one product (models/inception_fast.py),
+    go through oneDNN; the module's output is PyTorch's layers' (tests/test_fast_inception.py
+    holds every gradient to them)."""
+    torch.manual_seed(6)
+    plain = build_model("googlenet", (1, 28, 28), 10).features.inception3a.train()
+    fast = accelerate(build_model("googlenet", (1, 28, 28), 10).features.inception3a).train()
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(16, plain.branch1[0].in_channels, 14, 14)
+    out, ref = fast(x.contiguous(memory_format=torch.channels_last)), plain(x)
+    stacked = sum(m[0].out_channels for m in (plain.branch1, plain.branch2[0], plain.branch3[0]))
+    assert (stacked, plain.branch1[0].in_channels) in taken
+    assert ((out - ref).abs().max() / ref.abs().max()).item() < 1e-4

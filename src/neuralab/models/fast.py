@@ -224,10 +224,10 @@ class Conv2d(nn.Conv2d):
 
 
 class Linear(nn.Linear):
-    """nn.Linear; in float32 on CPU, a layer of 2^17 weights or more computes its products,
-    forward and both gradients, through oneDNN's inner product instead of MKL's matrix
-    product (``inner_product``: forward and back 1.7-2.0x on AMD's AVX-512 CPUs, where MKL
-    keeps to AVX2, and 1.1-1.4x with oneDNN held to AVX2)."""
+    """nn.Linear; in float32 on CPU, a large enough layer (2^17 weights at batch 128) computes
+    its products, forward and both gradients, through oneDNN's inner product instead of MKL's
+    matrix product (``inner_product``: forward and back 1.7-2.0x on AMD's AVX-512 CPUs, where
+    MKL keeps to AVX2, and 1.1-1.4x with oneDNN held to AVX2)."""
 
     def forward(self, x):
         if _fast(x) and self.weight.dtype == x.dtype and self.weight.device == x.device:

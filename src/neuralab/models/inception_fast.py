@@ -28,12 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuralab.models import googlenet
+from neuralab.models import googlenet, inner_product
 from neuralab.models.fast import FASTER, Conv2d, _fast_map, _plain, _running
 from neuralab.models.googlenet import ConvBN
 
-# From this many filters MKL's matrix product runs a 1x1 convolution about as fast as oneDNN or
-# faster (measured above: 128 filters 0.97-1.27x, 64 filters 0.80-0.87x).
+# From this many filters a matrix product runs a 1x1 convolution about as fast as oneDNN or
+# faster (measured above with MKL's on AVX2: 128 filters 0.97-1.27x, 64 filters 0.80-0.87x);
+# on AMD's AVX-512 CPUs MKL's product keeps to AVX2, so it is ``inner_product``'s, oneDNN's.
 MATMUL_FROM = 128
 
 
@@ -68,7 +69,7 @@ def convbn_1x1(convbns: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     kernels = torch.cat([conv.weight.reshape(-1, c) for conv in convs])               # (F, C)
     if len(kernels) >= MATMUL_FROM:
-        y = x.permute(0, 2, 3, 1).reshape(-1, c) @ kernels.t()                        # x as (B*H*W, C) is a view
+        y = inner_product.linear(x.permute(0, 2, 3, 1).reshape(-1, c), kernels)      # x as (B*H*W, C) is a view
         y = y.view(n, h, w, len(kernels)).permute(0, 3, 1, 2)                         # (B, F, H, W) channels-last
     else:
         y = F.conv2d(x, kernels.view(-1, c, 1, 1))

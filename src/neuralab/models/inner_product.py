@@ -8,7 +8,7 @@ MKL, 3136 -> 128 1.97x, 1024 -> 1024 1.93x, 4096 -> 1024 2.02x (AMD EPYC, 2 thre
 2026-12-04). With oneDNN held to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``) it still won, 1.09-1.40x
 on those layers: MKL's products with a transposed operand, which the gradients are, are its
 slow ones. Small layers lose to the primitive's set-up (256 -> 128 0.93x, 100 -> 10 0.43x)
-and stay with MKL (``MIN_WEIGHTS``). The sums run in another order than MKL's, so results
+and stay with MKL (``MIN_PRODUCT``). The sums run in another order than MKL's, so results
 differ from ``F.linear``'s by rounding, about 1e-6 of their scale.
 """
 
@@ -19,9 +19,9 @@ import functools
 import torch
 import torch.nn.functional as F
 
-# A layer with fewer weights keeps MKL's product (the measurements above: 784 x 256 = 200,704
-# weights won 1.73x, 256 x 128 = 32,768 lost).
-MIN_WEIGHTS = 1 << 17
+# A smaller product keeps MKL's: rows x weights, the multiply-adds (the measurements above at
+# batch 128: 784 x 256, 25.7 million, won 1.73x; 256 x 128, 4.2 million, lost).
+MIN_PRODUCT = 1 << 24
 
 
 @functools.cache
@@ -58,7 +58,7 @@ class _InnerProduct(torch.autograd.Function):
 def pays(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether ``linear`` takes oneDNN's inner product for this batch of vectors (B, in) and
     these weights (out, in); the caller has checked that both are float32 on CPU."""
-    return x.dim() == 2 and weight.dim() == 2 and weight.numel() >= MIN_WEIGHTS and available()
+    return x.dim() == 2 and weight.dim() == 2 and x.shape[0] * weight.numel() >= MIN_PRODUCT and available()
 
 
 def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -76,4 +76,4 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     return F.linear(x, weight, bias)
 
 
-__all__ = ["MIN_WEIGHTS", "available", "linear", "pays", "product"]
+__all__ = ["MIN_PRODUCT", "available", "linear", "pays", "product"]
