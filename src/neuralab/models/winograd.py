@@ -15,7 +15,8 @@ is (transformed inputs)^T @ (transformed output gradient) brought back through G
 Convolution is already at BLAS's speed on this project's CPU (AVX2), so only doing fewer
 multiplications makes it faster: AlexNet's convolutions at 28x28 (batch 128, forward and
 both gradients, interleaved with PyTorch's oneDNN convolution) 1.7-2.2x, its training step
-1.7-1.8x (bench/bench_winograd.py); ``pays`` below says where it is used. The transforms
+1.7-1.8x (bench/bench_winograd.py); ``pays`` below says where it is used (not on CPUs with
+AVX-512, where oneDNN's direct convolution runs twice as wide and won). The transforms
 trade exactness for that: float32 results differ from PyTorch's by up to about 1e-5 of the
 output's largest value (1e-6 for direct convolution).
 """
