@@ -26,7 +26,7 @@ MIN_PRODUCT = 1 << 24
 
 @functools.cache
 def available() -> bool:
-    """Whether this PyTorch build has oneDNN's inner product (x86 and ARM builds with oneDNN)."""
+    """Whether this PyTorch build has oneDNN's inner product (builds with oneDNN, x86 ones among them)."""
     try:
         return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
     except (AttributeError, RuntimeError):
