@@ -60,13 +60,14 @@ def test_a_command_that_trains_still_gets_its_library():
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
 def test_training_imports_neither_dynamo_nor_onnx(fashion_mnist, tmp_path, optimizer):
-    """PyTorch's optimizers import torch._dynamo when first used (1.3 s), and reading
-    `torch.onnx` imports the exporter (0.2 s): a run that neither compiles nor exports needs
-    neither, so the default optimizers and the fast layers leave them unimported."""
+    """PyTorch's optimizers import torch._dynamo when first used (1.3 s), reading `torch.onnx`
+    imports the exporter (0.2 s), a gradient given to `backward` imports torch.fx's symbolic
+    shapes and SymPy (0.45 s), and the Keras reader h5py (0.2 s): a run of a zoo model that
+    neither compiles, exports nor reads Keras needs none of them, so none is imported."""
     data = idx_subset(fashion_mnist, tmp_path / "data", 300, 100)
     code, _, modules = loaded(["train", "--model", "cnn", "--data", "fashion-mnist", "--data-dir", str(data),
                                "--epochs", "1", "--optimizer", optimizer, "--threads", "1", "--out", str(tmp_path / "run")],
-                              heavy=("torch._dynamo", "torch.onnx"))
+                              heavy=("torch._dynamo", "torch.onnx", "sympy", "h5py"))
     assert code == 0 and modules == []
 
 

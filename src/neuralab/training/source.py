@@ -35,7 +35,6 @@ from pathlib import Path
 
 from neuralab.data.sources import sha256
 from neuralab.errors import NeuralabError, NotAClassifier, ParameterError
-from neuralab.keras import on_pytorch
 
 ZOO, KERAS, TORCH = "zoo", "keras", "torch"
 CODE_FILE = "model.py"              # the copy of a user's PyTorch code in a run directory
@@ -247,6 +246,10 @@ def run_file(path: Path):
         code = compile(source, str(path), "exec")
     except SyntaxError as e:
         raise NeuralabError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    # Here, not at the top: neuralab.keras reads Keras files with h5py, whose import (0.2 s)
+    # a run of a zoo model does not need.
+    from neuralab.keras import on_pytorch
+
     on_pytorch()  # the file may import Keras
     name = f"neuralab_model_{hashlib.sha256(source).hexdigest()[:16]}"
     spec = importlib.util.spec_from_file_location(name, path)
