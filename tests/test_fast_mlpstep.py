@@ -1,8 +1,7 @@
 """Dense layers run as one chain (models/dense_chain.py) against PyTorch's own layers:
 the output and every gradient, without dropout and with the masks the chain drew, bit for
-bit with the same products; the masks'
-distribution and seeding; the fallbacks where the chain would differ (evaluation, hooks,
-other dtypes, autocast)."""
+bit with the same products; the masks' distribution and seeding; the fallbacks where the
+chain would differ (evaluation, hooks, other dtypes, autocast)."""
 
 from __future__ import annotations
 

@@ -247,7 +247,6 @@ class Trainer:
         seen = torch.zeros(len(x), device=self.device) if cfg.focus < 1 else None
         loss_total = torch.zeros((), device=self.device)
         sums: dict[str, torch.Tensor] = {}
-        scales: dict[float, torch.Tensor] = {}
         for start in range(0, len(order), cfg.batch_size):
             batch = order[start:start + cfg.batch_size]
             mine = batch[dist.rank::dist.world_size] if dist.world_size > 1 else batch
@@ -263,7 +262,7 @@ class Trainer:
             # gradient through torch.fx's symbolic shapes, whose first import (SymPy) takes
             # 0.45 s, a twentieth of the fast recipe's whole command; the product's node costs
             # 34 us a step (the MLP's loss forward and back: 110 -> 144 us).
-            (loss_sum * _factor(scales, dist.world_size / len(batch), loss_sum)).backward()
+            (loss_sum * (dist.world_size / len(batch))).backward()
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -418,14 +417,6 @@ def _rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     value (the MLP's batch of 128 images: 25 us against 52), where ``t`` is contiguous; its
     result is always contiguous, so a channels-last batch of several channels is indexed."""
     return t.index_select(0, index) if t.is_contiguous() else t[index]
-
-
-def _factor(made: dict[float, torch.Tensor], value: float, like: torch.Tensor) -> torch.Tensor:
-    """``value`` as a tensor of ``like``'s dtype and device, made once per epoch and value."""
-    factor = made.get(value)
-    if factor is None:
-        factor = made[value] = torch.tensor(value, dtype=like.dtype, device=like.device)
-    return factor
 
 
 def _epoch_of(path: Path) -> int | None:
