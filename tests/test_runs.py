@@ -256,6 +256,24 @@ def test_neuralab_runs_lists_every_kind_with_its_status_damaged_ones_too(digits,
     assert main(["runs", str(tmp_path / "nowhere")]) == 2
 
 
+def test_the_test_accuracy_is_printed_before_the_report_is_drawn(digits, tmp_path, capsys, monkeypatch):
+    """The report's figures take about a second (matplotlib's import, three PNGs): the answer
+    the user waits for comes first, and the report still follows."""
+    from neuralab.training import classify
+
+    said_before = []
+    real = classify._report
+
+    def report(*args, **kwargs):
+        said_before.append(capsys.readouterr().out)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(classify, "_report", report)
+    assert main([arg for arg in train_args(digits, tmp_path / "run") if arg != "--quiet"]) == 0
+    assert len(said_before) == 1 and "test accuracy" in said_before[0]
+    assert (tmp_path / "run" / runs.REPORT).is_file()
+
+
 # --- resume keeps the run's settings, and can start from the best epoch -------------------
 
 @pytest.mark.parametrize("extra, named", [

@@ -339,10 +339,10 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, pre, resume: bool,
             "confusion_matrix": confusion_matrix(probs.argmax(1), data.test.y, len(data.classes)).tolist(),
         }
         run.write_json(runs.RESULTS, results)
-        _report(run, results, history, probs, data.test, summary_text)
-        if verbose:
+        if verbose:  # the answer before the report, whose figures take about a second to draw
             print(f"test accuracy {test['accuracy'] * 100:.2f}%  (best epoch {result.best_epoch}, "
                   f"{seconds:.1f}s of training)  run: {run.path}", flush=True)
+        _report(run, results, history, probs, data.test, summary_text)
     return result
 
 
