@@ -3,10 +3,9 @@ trainer, evaluate on the test set and leave a complete run directory behind."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-
-import contextlib
 
 import numpy as np
 import torch
