@@ -63,9 +63,8 @@ _AFTER_MMAP_THRESHOLD, _AFTER_TRIM_THRESHOLD = 32 << 20, 64 << 20
 def kept_heap():
     """Run a block with freed memory kept in the process's heap (glibc's malloc on Linux;
     elsewhere nothing changes), then hand it back to the system and leave glibc's thresholds
-    where its own rule would have them. A block inside another (a
-    validation pass inside training) or beside another (a second thread's) keeps the setting
-    until the last one ends.
+    where its own rule would have them. A block inside another (a validation pass inside
+    training) or beside another (a second thread's) keeps the setting until the last one ends.
 
     Every training step frees and allocates the same large tensors. glibc gives big blocks
     back to the system when they are freed, and every page of the next allocation then
@@ -78,7 +77,7 @@ def kept_heap():
     if libc is None:
         yield
         return
-    with _heap_lock:  # the setting is the process's: the first block in sets it, the last one out restores it
+    with _heap_lock:  # the setting is the process's: the first block in sets it, the last one out hands memory back
         _heap_kept += 1
         if _heap_kept == 1:
             libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
