@@ -2,7 +2,7 @@
 bench/bench_zoo.py, which runs this file with the Python of an environment that has
 TensorFlow (TensorFlow is no dependency of neuralab and never imported by it).
 
-    TFPYTHON bench/_keras_zoo.py MODEL DATA.npz [--steps N] [--threads N]
+    TFPYTHON bench/_keras_zoo.py MODEL DATA.npz [--steps N] [--threads N] [--precision mixed_bfloat16]
 
 DATA.npz holds x (N, H, W, C) float32, already normalised as neuralab's trainer normalises
 it, and y (N,) int64. Prints one JSON line: the epoch's seconds, the images it trained on,
@@ -106,9 +106,12 @@ def googlenet(shape, classes):  # the small-input variant, functional: Inception
 MODELS = {f.__name__: f for f in (mlp, cnn, lenet5, alexnet, vgg16, googlenet)}
 
 
-def build(name: str, shape, classes: int) -> keras.Model:
+def build(name: str, shape, classes: int, precision: str = "float32") -> keras.Model:
+    keras.mixed_precision.set_global_policy(precision)
     net = MODELS[name](shape, classes)
     model = net if isinstance(net, keras.Model) else keras.Sequential([keras.Input(shape), *net])
+    if precision != "float32":  # the logits in float32 for the loss, as Keras's mixed-precision guide does
+        model = keras.Model(model.inputs, L.Activation("linear", dtype="float32")(model.outputs[0]))
     model.compile(optimizer=keras.optimizers.Adam(3e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
@@ -121,6 +124,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=0, help="train on the first N batches only (0: all)")
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow's intra-op threads (0: its choice)")
     parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
+                        help="Keras's dtype policy: mixed_bfloat16 computes in bfloat16 with float32 weights")
     args = parser.parse_args()
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -128,7 +133,7 @@ def main() -> int:
     x, y = data["x"], data["y"]
     if args.steps:
         x, y = x[:args.steps * BATCH], y[:args.steps * BATCH]
-    model = build(args.model, x.shape[1:], args.classes)
+    model = build(args.model, x.shape[1:], args.classes, args.precision)
     # Warm-up on a full batch and a batch of the epoch's last size, so that the timed epoch
     # traces nothing (Keras traces once per batch shape).
     last = len(x) % BATCH or BATCH
@@ -145,7 +150,7 @@ def main() -> int:
 
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0, callbacks=[Clock()])
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    print(json.dumps({"seconds": times[0], "images": len(x), "params": trainable,
+    print(json.dumps({"seconds": times[0], "images": len(x), "params": trainable, "precision": args.precision,
                       "tensorflow": tf.__version__, "keras": keras.__version__}))
     return 0
 

@@ -12,8 +12,8 @@ For each model the three loops alternate, round after round, in one run (the ord
 each round), so that a machine shared with other work slows all three alike; the table gives
 medians over the rounds and the median of the per-round ratios.
 
-- neuralab: ``Trainer.fit`` for one epoch (channels-last, the layers through models/fast.py,
-  fused Adam), no validation pass; the epoch's own seconds from the history, as the other two
+- neuralab: ``Trainer.fit`` for one epoch in float32 (``amp="off"``; channels-last, the layers
+  through models/fast.py, fused Adam), no validation pass; the epoch's own seconds from the history, as the other two
   loops time theirs (fit's set-up and the heap handed back at its end are paid once per
   training, however many epochs). The whole call is timed too and listed under the table.
 - plain PyTorch: the loop of the PyTorch examples: the model in PyTorch's own layers as
@@ -24,6 +24,10 @@ medians over the rounds and the median of the per-round ratios.
   are checked equal), Adam, batch 128; the epoch is timed inside that process after a
   warm-up, so TensorFlow's start-up and tracing are not counted.
 
+Where ``amp="auto"`` computes in bfloat16 on this machine (models of 5M+ parameters on a CPU
+with AVX-512 BF16), neuralab runs that way too, against TF-Keras under its mixed_bfloat16
+policy, in a second table.
+
 Every loop trains with batch 128 and Adam at lr 3e-3 on the same normalised images.
 MLP, the sample CNN and the big three train on Fashion-MNIST, LeNet-5 on MNIST (54,000
 training images each: 10% held out, as the trainer's default); --rgb adds 32x32x3 inputs,
@@ -33,6 +37,7 @@ random images with CIFAR-10's shape (45,000), since CIFAR-10 is not in the test 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -71,6 +76,7 @@ SMALL, BIG = ("mlp", "cnn", "lenet5"), ("alexnet", "vgg16", "googlenet")
 DATA = {"mlp": "fashion-mnist", "cnn": "fashion-mnist", "lenet5": "mnist", "alexnet": "fashion-mnist",
         "vgg16": "fashion-mnist", "googlenet": "fashion-mnist"}
 TARGETS = {"plain": 1.3, "keras": 2.0, "cnn_seconds": 20.0}  # issue 18
+LOOPS = ("neuralab", "plain", "keras", "neuralab_bf16", "keras_bf16")  # the last two where auto picks bfloat16
 
 
 def images(name: str) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -145,10 +151,10 @@ class PlainLoop:
         return time.perf_counter() - t0
 
 
-def keras_epoch(name: str, npz: Path, steps: int, threads: int) -> dict | None:
+def keras_epoch(name: str, npz: Path, steps: int, threads: int, precision: str = "float32") -> dict | None:
     if not Path(TF_PYTHON).exists():
         return None
-    command = [TF_PYTHON, str(HERE / "_keras_zoo.py"), name, str(npz), "--steps", str(steps)]
+    command = [TF_PYTHON, str(HERE / "_keras_zoo.py"), name, str(npz), "--steps", str(steps), "--precision", precision]
     if threads:
         command += ["--threads", str(threads)]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -165,12 +171,20 @@ def measure(name: str, data: str, steps: int, rounds: int, threads: int, keras: 
     model = build_model(name, x.shape[1:], 10)
     params = count_parameters(model, trainable_only=True)
     flops = step_flops(build_model(name, x.shape[1:], 10), x[:BATCH]) / BATCH  # per image
-    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=BATCH, lr=LR, device="cpu"), CLASSIFICATION,
-                      verbose=False)
+    config = TrainConfig(epochs=1, batch_size=BATCH, lr=LR, device="cpu", amp="off")  # float32, as the others
+    trainer = Trainer(model, config, CLASSIFICATION, verbose=False)
+    # What `--amp auto` chooses on this machine; where that is bfloat16 (large models, a CPU
+    # with AVX-512 BF16) it runs too, against TF-Keras's mixed_bfloat16 policy.
+    torch.manual_seed(0)
+    mixed = Trainer(build_model(name, x.shape[1:], 10), dataclasses.replace(config, amp="auto"), CLASSIFICATION,
+                    verbose=False)
+    mixed = mixed if mixed.autocast == "bfloat16" else None
     plain = PlainLoop(name, x, y)
-    trainer.fit(x[:2 * BATCH], y[:2 * BATCH])  # warm-up: oneDNN's primitives, the allocator
+    for warm in (trainer, mixed):  # warm-up: oneDNN's primitives, the allocator
+        if warm is not None:
+            warm.fit(x[:2 * BATCH], y[:2 * BATCH])
     plain.epoch(x[:2 * BATCH], y[:2 * BATCH])
-    times: dict[str, list[float]] = {"neuralab": [], "plain": [], "keras": []}
+    times: dict[str, list[float]] = {loop: [] for loop in LOOPS}
     calls: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "data.npz"
@@ -179,6 +193,10 @@ def measure(name: str, data: str, steps: int, rounds: int, threads: int, keras: 
         loops = {"neuralab": lambda: neuralab_epoch(trainer, x, y, calls), "plain": plain.epoch}
         if keras:
             loops["keras"] = lambda: keras_epoch(name, npz, 0, threads)
+        if mixed is not None:
+            loops["neuralab_bf16"] = lambda: neuralab_epoch(mixed, x, y, [])
+            if keras:
+                loops["keras_bf16"] = lambda: keras_epoch(name, npz, 0, threads, "mixed_bfloat16")
         tf_info = {}
         for r in range(rounds):
             order = list(loops)[r % len(loops):] + list(loops)[:r % len(loops)]
@@ -188,7 +206,7 @@ def measure(name: str, data: str, steps: int, rounds: int, threads: int, keras: 
                     if result["params"] != params:
                         raise RuntimeError(f"TF-Keras {name} has {result['params']:,} trainable parameters, "
                                            f"neuralab's {params:,}: not the same layers")
-                    tf_info = result
+                    tf_info = tf_info or result
                     result = result["seconds"]
                 times[loop].append(result)
             print(f"{name} round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items() if v),
@@ -197,11 +215,11 @@ def measure(name: str, data: str, steps: int, rounds: int, threads: int, keras: 
             "flops": flops, "times": {k: v for k, v in times.items() if v}, "calls": calls, "tf": tf_info}
 
 
-def ratio(row: dict, other: str) -> float | None:
-    """Median over rounds of other's time / neuralab's time (above 1: neuralab is faster)."""
-    if other not in row["times"]:
+def ratio(row: dict, other: str, base: str = "neuralab") -> float | None:
+    """Median over rounds of other's time / base's time (above 1: base is faster)."""
+    if other not in row["times"] or base not in row["times"]:
         return None
-    return statistics.median(o / n for o, n in zip(row["times"][other], row["times"]["neuralab"]))
+    return statistics.median(o / n for o, n in zip(row["times"][other], row["times"][base]))
 
 
 def markdown(rows: list[dict], args, load: tuple[float, float], minutes: float, peak: tuple[float, float]) -> str:
@@ -259,12 +277,35 @@ def markdown(rows: list[dict], args, load: tuple[float, float], minutes: float, 
         s = statistics.median(cnn["times"]["neuralab"])
         lines.append(f"The sample CNN's epoch on Fashion-MNIST: {s:.1f} s (target at most "
                      f"{TARGETS['cnn_seconds']:.0f} s: **{'met' if s <= TARGETS['cnn_seconds'] else 'not met'}**).")
+    lines += mixed_table(rows)
     lines += ["", "Each loop's epochs (s), in the order of the rounds:", ""]
     for row in rows:
         lines.append(f"- {row['model']} {'x'.join(map(str, row['shape'][1:]))}x{row['shape'][0]}: "
                      + "; ".join(f"{k} {', '.join(f'{t:.1f}' for t in v)}" for k, v in row["times"].items())
                      + f"; neuralab's whole fit call {', '.join(f'{t:.1f}' for t in row['calls'])}")
     return "\n".join(lines) + "\n"
+
+
+def mixed_table(rows: list[dict]) -> list[str]:
+    """The models that `--amp auto` trains in bfloat16 on this machine, against TF-Keras's
+    mixed_bfloat16 policy (the issue's targets compare float32 with float32, above)."""
+    mixed = [row for row in rows if "neuralab_bf16" in row["times"]]
+    if not mixed:
+        return []
+    lines = ["", "Where `--amp auto` trains in bfloat16 on this machine (models of 5 million parameters or more, "
+             "on a CPU with AVX-512 BF16: PyTorch's autocast, float32 weights), the same rounds ran neuralab that "
+             "way too, and TF-Keras under its `mixed_bfloat16` policy (the logits in float32):", "",
+             "| model | data | neuralab bf16 (s) | TF-Keras mixed_bfloat16 (s) | neuralab float32 / bf16 "
+             "| TF-Keras mixed_bfloat16 / neuralab bf16 | TF-Keras float32 / neuralab bf16 |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for row in mixed:
+        med = {k: statistics.median(v) for k, v in row["times"].items()}
+        c, h, w = row["shape"]
+        cells = [ratio(row, other, "neuralab_bf16") for other in ("neuralab", "keras_bf16", "keras")]
+        lines.append(f"| {row['model']} | {row['data']} {h}x{w}x{c} | {med['neuralab_bf16']:.1f} | "
+                     + (f"{med['keras_bf16']:.1f}" if "keras_bf16" in med else "-") + " | "
+                     + " | ".join(f"{r:.2f}x" if r else "-" for r in cells) + " |")
+    return lines
 
 
 def main() -> int:

@@ -14,7 +14,8 @@ TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "pati
 
 def _budget(p) -> None:
     """Options shared by train and compare: the data and the training budget, with the library's defaults."""
-    from neuralab.training.config import AMP, DEVICES, RECIPES, SCHEDULES, ClassifierConfig, TrainConfig
+    from neuralab.training.config import (AMP, AUTO_BF16_PARAMETERS, DEVICES, RECIPES, SCHEDULES, ClassifierConfig,
+                                          TrainConfig)
 
     d, c = TrainConfig(), ClassifierConfig()
     p.add_argument("--data", default=c.data, help=f"dataset name or image folder (default {c.data})")
@@ -34,7 +35,10 @@ def _budget(p) -> None:
     p.add_argument("--patience", type=at_least(0), help=f"early stopping patience in epochs (default {d.patience} = off)")
     p.add_argument("--monitor", choices=("val_loss", "val_accuracy"), help=f"default {d.monitor}")
     p.add_argument("--device", default=d.device, choices=DEVICES)
-    p.add_argument("--amp", default=d.amp, choices=AMP)
+    p.add_argument("--amp", default=d.amp, choices=AMP,
+                   help="mixed precision: auto computes in bfloat16 (float32 weights) for models of "
+                        f"{AUTO_BF16_PARAMETERS / 1e6:g}M+ parameters "
+                        "on CUDA GPUs and CPUs with AVX-512 BF16, in float32 elsewhere; off: float32 always")
     p.add_argument("--threads", type=positive_int,
                    help="CPU threads for torch (default: torch's choice; fewer when the cores are shared)")
     training_choices(p, d)

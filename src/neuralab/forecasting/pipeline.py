@@ -520,7 +520,7 @@ def _forecast_header(config: ForecastConfig, many: list[Series], prepared: list[
     lines = [f"{network.describe()} on {name} {series.target}"
              + (f" + {', '.join(series.features + series.calendar)}" if series.features or series.calendar else "")
              + f": lookback {config.windows.lookback}, horizon {config.windows.horizon}, "
-               f"device {network.trainer.device}, seed {config.train.seed}",
+               f"device {network.trainer.device_text}, seed {config.train.seed}",
              f"  {chosen}",
              *("  " + line for s in many[:1] for line in s.report.lines()),
              f"  windows: {c['train']:,} train / {c['val']:,} val / {c['test']:,} test",

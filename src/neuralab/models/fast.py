@@ -3,8 +3,9 @@ plain PyTorch (``nn.Conv2d``, ``nn.Tanh``, ...) and ``accelerate(model)`` swaps 
 class for its subclass here, in place; the trainer does it before training. Parameter
 names, weights, hooks and saved runs do not change. A layer takes its shortcut only for
 float32 on CPU outside autocast and ONNX export (most only for batches of channels-last
-maps, the trainer's layout) and is PyTorch's own layer everywhere else (CUDA, bf16,
-unbatched inputs).
+maps, the trainer's layout) and is PyTorch's own layer everywhere else (CUDA, unbatched
+inputs), except one: under bfloat16 autocast on CPU (``amp="auto"`` for large models on CPUs
+with AVX-512 BF16) Conv2d still computes a map within the kernel's reach as one matrix product.
 
 What each replaces, and by how much (CPU time of one thread, interleaved with the layer it
 replaces on this project's shared 2-core machine, batch 128; docs/benchmarks.md has the runs):
@@ -70,6 +71,14 @@ def _fast(x: torch.Tensor) -> bool:
 def _fast_map(x: torch.Tensor) -> bool:
     """A batch of channels-last float32 maps on CPU."""
     return _fast(x) and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _bf16_map(x: torch.Tensor) -> bool:
+    """A batch of channels-last maps on CPU under bfloat16 autocast."""
+    onnx = sys.modules.get("torch.onnx")
+    return (x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+            and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+            and not (onnx is not None and onnx.is_in_onnx_export()))
 
 
 class _TanhBySigmoid(torch.autograd.Function):
@@ -186,7 +195,9 @@ class Conv2d(nn.Conv2d):
 
     - a map no larger than the kernel's reach (VGG's 2x2 maps under 3x3 kernels, LeNet-5's C5:
       5x5 on a 5x5 map) is a fully connected layer with a weight matrix built from the kernel's
-      taps: one matrix product (``inner_product``'s) skips the windows' padding;
+      taps: one matrix product (``inner_product``'s) skips the windows' padding. Under
+      bfloat16 autocast too, where oneDNN's bfloat16 convolutions on 2x2 maps run at a
+      fraction of their speed on larger ones: VGG16's step 1.07x at 28x28, 1.08x at 32x32x3;
     - a first layer on one input channel (MNIST's) with 16 or more filters gets its weight
       gradient from one matrix product over the input's windows (``inner_product``'s), faster
       than oneDNN's backward: 1->32 3x3 2x on AVX2, 7x on AVX-512 (with three channels or
@@ -204,27 +215,39 @@ class Conv2d(nn.Conv2d):
     """
 
     def forward(self, x):
-        if not _fast_map(x) or isinstance(self.padding, str) or self.padding_mode != "zeros":
+        if isinstance(self.padding, str) or self.padding_mode != "zeros":
             return super().forward(x)
-        plain = self.groups == 1 and self.dilation == (1, 1)
-        if plain and self.stride == (1, 1):
-            matrix = _toeplitz(self.weight, x.shape[-2:], self.padding)
-            if matrix is not None:
-                n, (h, w), f = len(x), x.shape[-2:], self.out_channels
-                ho, wo = h + 2 * self.padding[0] - self.kernel_size[0] + 1, w + 2 * self.padding[1] - self.kernel_size[1] + 1
-                flat = x.permute(0, 2, 3, 1).reshape(n, -1)
-                y = inner_product.linear(flat, matrix.t())                      # (B, ho*wo*F) in (h, w, c) order
-                if self.bias is not None:
-                    y = y.view(n, -1, f).add(self.bias).view(n, -1)
-                return y.view(n, ho, wo, f).permute(0, 3, 1, 2)                  # (B, F, ho, wo) channels-last
-            if winograd.pays(self.weight, x.shape):
-                return winograd.conv2d(x, self.weight, self.bias, self.padding)
-        if plain and self.stride == (1, 1) and not x.requires_grad and self.in_channels == 1 and self.out_channels >= 16:
+        if _bf16_map(x):  # bfloat16 autocast: F.linear computes in bfloat16, as the convolution would
+            y = self._by_matrix(x, F.linear)
+            return super().forward(x) if y is None else y
+        if not _fast_map(x):
+            return super().forward(x)
+        y = self._by_matrix(x, inner_product.linear)
+        if y is not None:
+            return y
+        plain = self.groups == 1 and self.dilation == (1, 1) and self.stride == (1, 1)
+        if plain and winograd.pays(self.weight, x.shape):
+            return winograd.conv2d(x, self.weight, self.bias, self.padding)
+        if plain and not x.requires_grad and self.in_channels == 1 and self.out_channels >= 16:
             return _ConvWeightGradByWindows.apply(x, self.weight, self.bias, self.padding)
         if x.requires_grad and self.in_channels % 8:
             return _ConvInputGradNCHW.apply(x, self.weight, self.bias,
                                             (self.stride, self.padding, self.dilation, self.groups))
         return super().forward(x)
+
+    def _by_matrix(self, x: torch.Tensor, linear) -> torch.Tensor | None:
+        """The convolution as one matrix product ``linear(x, matrix, bias)`` where the map is
+        within the kernel's reach (``_toeplitz``); None elsewhere."""
+        if self.groups != 1 or self.dilation != (1, 1) or self.stride != (1, 1):
+            return None
+        matrix = _toeplitz(self.weight, x.shape[-2:], self.padding)
+        if matrix is None:
+            return None
+        n, (h, w), f = len(x), x.shape[-2:], self.out_channels
+        ho, wo = h + 2 * self.padding[0] - self.kernel_size[0] + 1, w + 2 * self.padding[1] - self.kernel_size[1] + 1
+        bias = None if self.bias is None else self.bias.repeat(ho * wo)         # each output cell's F biases
+        y = linear(x.permute(0, 2, 3, 1).reshape(n, -1), matrix.t(), bias)      # (B, ho*wo*F) in (h, w, c) order
+        return y.view(n, ho, wo, f).permute(0, 3, 1, 2)                         # (B, F, ho, wo) channels-last
 
 
 class Linear(nn.Linear):

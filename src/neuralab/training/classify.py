@@ -355,7 +355,7 @@ def _training_header(config: ClassifierConfig, data, trainer: Trainer) -> str:
 
     return (f"{config.model} on {data.name}: {len(data.train):,} train / {len(data.val):,} val / "
             f"{len(data.test):,} test images {'x'.join(map(str, data.input_shape))}, "
-            f"{count_parameters(trainer.model):,} parameters, device {trainer.device}, seed {config.train.seed}")
+            f"{count_parameters(trainer.model):,} parameters, device {trainer.device_text}, seed {config.train.seed}")
 
 
 # --- using a finished run --------------------------------------------------------------

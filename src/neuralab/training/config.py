@@ -13,6 +13,7 @@ from neuralab.errors import NeuralabError, ParameterError
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 AMP = ("auto", "off", "bf16", "fp16")
+AUTO_BF16_PARAMETERS = 5_000_000  # amp="auto" computes in bfloat16 from this size, where the hardware has it
 DEVICES = ("auto", "cpu", "cuda", "mps")   # auto: CUDA, then Apple's MPS, then the CPU
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 # cross_entropy takes logits and class numbers; the Keras names are those a compile() call gives
@@ -37,7 +38,7 @@ class TrainConfig:
     patience: int = 0              # early stopping after this many epochs without improvement; 0 = off
     monitor: str = "val_loss"      # val_loss or val_accuracy (or val_mae for series)
     grad_clip: float = 0.0         # max gradient norm; 0 = off (series models want ~1.0)
-    amp: str = "auto"              # auto: bf16 autocast for large models on CUDA; full precision elsewhere
+    amp: str = "auto"              # auto: see AUTO_BF16_PARAMETERS; off: float32 always
     channels_last: bool = True     # faster convolutions on CPU (oneDNN) and tensor cores
     eval_batch_size: int = 1024
     threads: int = 0               # CPU threads for torch while training; 0 = torch's choice

@@ -34,6 +34,18 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 in hardware: a CUDA GPU that supports it, or a CPU
+    with AVX-512 BF16 (AMX CPUs have it too). Elsewhere oneDNN emulates bfloat16 on float32
+    units, slower than float32 itself."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        supported = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private: absent on some builds
+        return bool(supported and supported())
+    return False
+
+
 @contextlib.contextmanager
 def cpu_threads(n: int):
     """Run a block with ``n`` intra-op CPU threads (0: leave torch's setting), then restore.

@@ -38,8 +38,8 @@ from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, as_
 from neuralab.training.checkpoint import (load_checkpoint, load_tensors, save_checkpoint, save_tensors, save_weights,
                                           unwrap)
 from neuralab.training.compile import LOSS_EACH, OptimizerFactory, check_given, make_optimizer
-from neuralab.training.config import SCHEDULES, TrainConfig  # noqa: F401  (re-exported)
-from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, pick_device
+from neuralab.training.config import AUTO_BF16_PARAMETERS, SCHEDULES, TrainConfig  # noqa: F401  (SCHEDULES re-exported)
+from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, native_bf16, pick_device
 from neuralab.training.progress import Progress
 
 
@@ -128,8 +128,11 @@ class Trainer:
         if amp == "auto":
             # Measured on an H200: bf16 autocast made LeNet-5 (62k parameters) and the sample
             # CNN 3-30% slower per epoch (kernel launch bound); it pays off for large models.
-            big = sum(p.numel() for p in self.model.parameters()) >= 5_000_000
-            amp = "bf16" if big and self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "off"
+            # On a CPU with AVX-512 BF16 it took AlexNet's, VGG16's and GoogLeNet's steps
+            # 1.6-1.9x faster, the sample CNN's 1.06x and LeNet-5's not at all
+            # (docs/benchmarks.md, fourteenth round).
+            big = sum(p.numel() for p in self.model.parameters()) >= AUTO_BF16_PARAMETERS
+            amp = "bf16" if big and native_bf16(self.device) else "off"
         return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
     def _autocast(self):
@@ -143,8 +146,18 @@ class Trainer:
         return x
 
     @property
+    def autocast(self) -> str:
+        """``off``, or the dtype that autocast computes in: ``bfloat16`` or ``float16``."""
+        return "off" if self.amp_dtype is None else str(self.amp_dtype).removeprefix("torch.")
+
+    @property
+    def device_text(self) -> str:
+        """The device as run headers print it: ``cpu``, or ``cpu, bfloat16 autocast``."""
+        return str(self.device) if self.amp_dtype is None else f"{self.device}, {self.autocast} autocast"
+
+    @property
     def environment(self) -> dict:
-        return environment(self.device)
+        return {**environment(self.device), "autocast": self.autocast}
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor] | None = None,
             resume: bool = False) -> list[dict]:
