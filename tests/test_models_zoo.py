@@ -282,26 +282,30 @@ def test_fast_cpu_layers_match_pytorch(case, layout):
         torch.testing.assert_close(layer(x), reference(x), **close)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, CL], ids=["nchw", "channels-last"])
-@pytest.mark.parametrize("p", [0.1, 0.5])
-def test_fast_dropout_keeps_with_probability_1_minus_p_and_scales_like_pytorch(p, layout):
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_fast_dropout_keeps_with_probability_1_minus_p_and_scales_like_pytorch(p, layout, dtype):
     """The mask comes from another generator than PyTorch's, so the test holds the function:
-    every value is either 0 or x / (1 - p), the gradient is the same mask, the share kept is
-    1 - p within 5 standard deviations, masks differ between calls and repeat under a seed,
-    and outside training it is the identity, as nn.Dropout."""
+    every value is either 0 or x times PyTorch's 1 / (1 - p) (rounded to the dtype, as
+    PyTorch rounds it), the gradient is the same mask, the share kept is 1 - p within 5
+    standard deviations, masks differ between calls and repeat under a seed, and outside
+    training it is the identity, as nn.Dropout."""
     layer = Dropout(p)
-    x = (torch.rand(64, 8, 14, 14) + 0.5).contiguous(memory_format=layout)  # no zeros of its own
+    x = (torch.rand(64, 8, 14, 14) + 0.5).to(dtype).contiguous(memory_format=layout)  # no zeros of its own
     a = x.clone().requires_grad_()
     torch.manual_seed(3)
     out = layer(a)
-    assert out.is_contiguous(memory_format=layout)
+    assert out.is_contiguous(memory_format=layout) and out.dtype == dtype
     torch.manual_seed(3)
-    assert not torch.equal(out.detach(), nn.Dropout(p)(x))  # its own mask, not PyTorch's from the same seed
+    theirs = nn.Dropout(p)(x)
+    assert not torch.equal(out.detach(), theirs)  # its own mask, not PyTorch's from the same seed
     kept = out != 0
-    torch.testing.assert_close(out[kept], x[kept] / (1 - p))
+    assert torch.equal(out[kept], x[kept] * torch.tensor(1 / (1 - p), dtype=dtype))
+    assert torch.equal(theirs[theirs != 0], x[theirs != 0] * torch.tensor(1 / (1 - p), dtype=dtype))
     grad = torch.randn_like(x)
     out.backward(grad)
-    torch.testing.assert_close(a.grad, torch.where(kept, grad / (1 - p), 0))
+    assert torch.equal(a.grad, torch.where(kept, grad * torch.tensor(1 / (1 - p), dtype=dtype), 0))
     share, n = kept.float().mean().item(), x.numel()
     assert abs(share - (1 - p)) < 5 * (p * (1 - p) / n) ** 0.5
     torch.manual_seed(3)

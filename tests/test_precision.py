@@ -48,7 +48,6 @@ def test_auto_computes_in_bfloat16_for_large_models_where_the_hardware_multiplie
 
 
 def _logits_and_gradients(model, x, y):
-    torch.manual_seed(1)  # the same dropout masks in both models
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x)
     logits = getattr(out, "logits", out)  # GoogLeNet's auxiliary heads return more in training
@@ -63,6 +62,9 @@ def _logits_and_gradients(model, x, y):
 def test_the_fast_layers_compute_what_pytorchs_compute_under_bfloat16_autocast(name, shape, channels_last):
     torch.manual_seed(0)
     reference = build_model(name, shape, 10)
+    for layer in reference.modules():  # dropout draws its masks apart (tests/test_models_zoo.py)
+        if isinstance(layer, torch.nn.Dropout):
+            layer.p = 0.0
     fast = accelerate(copy.deepcopy(reference))
     assert any(type(m).__module__.startswith("neuralab.models.") and type(m) is not type(r)
                for m, r in zip(fast.modules(), reference.modules()))  # layers were swapped
