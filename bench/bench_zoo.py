@@ -13,9 +13,10 @@ each round), so that a machine shared with other work slows all three alike; the
 medians over the rounds and the median of the per-round ratios.
 
 - neuralab: ``Trainer.fit`` for one epoch in float32 (``amp="off"``; channels-last, the layers
-  through models/fast.py, fused Adam), no validation pass; the epoch's own seconds from the history, as the other two
-  loops time theirs (fit's set-up and the heap handed back at its end are paid once per
-  training, however many epochs). The whole call is timed too and listed under the table.
+  through models/fast.py, fused Adam), no validation pass; the epoch's own seconds from the
+  history, as the other two loops time theirs (fit's set-up and the heap handed back at its
+  end are paid once per training, however many epochs). The whole call is timed too and
+  listed under the table.
 - plain PyTorch: the loop of the PyTorch examples: the model in PyTorch's own layers as
   ``build_model`` returns it, NCHW, ``DataLoader(TensorDataset(x, y), batch_size=128,
   shuffle=True)``, ``torch.optim.Adam``, ``zero_grad``/``backward``/``step``.

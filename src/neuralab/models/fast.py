@@ -4,8 +4,9 @@ class for its subclass here, in place; the trainer does it before training. Para
 names, weights, hooks and saved runs do not change. A layer takes its shortcut only for
 float32 on CPU outside autocast and ONNX export (most only for batches of channels-last
 maps, the trainer's layout) and is PyTorch's own layer everywhere else (CUDA, unbatched
-inputs), except one: under bfloat16 autocast on CPU (``amp="auto"`` for large models on CPUs
-with AVX-512 BF16) Conv2d still computes a map within the kernel's reach as one matrix product.
+inputs). Under bfloat16 autocast on CPU (``amp="auto"`` for large models on CPUs with AVX-512
+BF16) three keep theirs: Conv2d's matrix product for a map within the kernel's reach, ReLU
+after max pooling, and Dropout's masks.
 
 What each replaces, and by how much (CPU time of one thread, interleaved with the layer it
 replaces on this project's shared 2-core machine, batch 128; docs/benchmarks.md has the runs):
@@ -61,11 +62,15 @@ from neuralab.mechanics.shapes import pair
 from neuralab.models import dense_chain, inner_product, winograd
 
 
-def _fast(x: torch.Tensor) -> bool:
+def _exporting() -> bool:
     # An export imports torch.onnx first; reading `torch.onnx` here would import it (0.2 s) in every run.
     onnx = sys.modules.get("torch.onnx")
+    return onnx is not None and onnx.is_in_onnx_export()
+
+
+def _fast(x: torch.Tensor) -> bool:
     return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-            and not (onnx is not None and onnx.is_in_onnx_export()))
+            and not _exporting())
 
 
 def _fast_map(x: torch.Tensor) -> bool:
@@ -75,10 +80,9 @@ def _fast_map(x: torch.Tensor) -> bool:
 
 def _bf16_map(x: torch.Tensor) -> bool:
     """A batch of channels-last maps on CPU under bfloat16 autocast."""
-    onnx = sys.modules.get("torch.onnx")
-    return (x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-            and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
-            and not (onnx is not None and onnx.is_in_onnx_export()))
+    return (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16 and x.dim() == 4
+            and x.is_contiguous(memory_format=torch.channels_last) and not _exporting())
 
 
 class _TanhBySigmoid(torch.autograd.Function):
@@ -336,7 +340,7 @@ class Dropout(nn.Dropout):
     bernoulli_ is slower still: AlexNet's two dropouts took 8 ms of its 221 ms step."""
 
     def forward(self, x):
-        bf16 = x.dtype == torch.bfloat16 and x.device.type == "cpu"
+        bf16 = x.dtype == torch.bfloat16 and x.device.type == "cpu" and not _exporting()
         if (not self.training or self.inplace or not 0 < self.p < 1 or not (_fast(x) or bf16)
                 or x.numel() < DROPOUT_NUMPY
                 or not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))):
