@@ -90,13 +90,17 @@ def _within_bfloat16_rounding(got: torch.Tensor, expected: torch.Tensor) -> None
     torch.testing.assert_close(got.float(), expected.float(), rtol=0, atol=2e-2 * expected.abs().max().item())
 
 
-@pytest.mark.parametrize("bias", [True, False])
-def test_a_convolution_within_the_kernels_reach_is_one_bfloat16_product(bias):
-    """VGG16's last block at 28x28 inputs: 3x3 kernels on 2x2 maps, forward and every gradient."""
+@pytest.mark.parametrize("kernel,stride,padding,size,bias", [
+    (3, 1, 1, 2, True), (3, 1, 1, 2, False),  # VGG16's last block at 28x28: one product through the taps
+    (3, 1, 1, 4, True), (3, 2, 1, 8, False),  # 4x4 outputs: the weight gradient over the windows
+    (1, 1, 0, 4, True), (5, 1, 2, 4, False),  # GoogLeNet's 1x1 on 4x4 maps; a 5x5 kernel on 4x4
+])
+def test_small_bfloat16_convolutions_compute_what_pytorchs_compute(kernel, stride, padding, size, bias):
+    """The shortcuts under bfloat16 autocast, forward and every gradient, against PyTorch's layer."""
     torch.manual_seed(0)
-    reference = torch.nn.Conv2d(64, 32, 3, padding=1, bias=bias).to(memory_format=torch.channels_last)
+    reference = torch.nn.Conv2d(64, 32, kernel, stride, padding, bias=bias).to(memory_format=torch.channels_last)
     fast = accelerate(copy.deepcopy(reference))
-    x = torch.randn(8, 64, 2, 2).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(8, 64, size, size).contiguous(memory_format=torch.channels_last)
     results = []
     for layer in (reference, fast):
         xi = x.clone().requires_grad_()
@@ -106,7 +110,9 @@ def test_a_convolution_within_the_kernels_reach_is_one_bfloat16_product(bias):
         results.append([out, xi.grad, *(p.grad for p in layer.parameters())])
     for got, expected in zip(*results[::-1]):
         _within_bfloat16_rounding(got, expected)
-    assert not torch.equal(results[0][2], results[1][2])  # the product, not the convolution, ran
+    shortcut = type(results[1][0].grad_fn).__name__  # a product, not oneDNN's convolution, ran
+    assert type(results[0][0].grad_fn).__name__ == "ConvolutionBackward0" != shortcut
+    assert results[1][2].is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.fixture(scope="module")
