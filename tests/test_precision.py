@@ -40,10 +40,10 @@ def test_auto_computes_in_bfloat16_for_large_models_where_the_hardware_multiplie
     monkeypatch.setattr(trainer_module, "native_bf16", lambda device: native)
     big = build_model("googlenet", (1, 28, 28), 10)  # 5,601,322 parameters
     small = build_model("cnn", (1, 28, 28), 10)      # 421,834
-    assert Trainer(big, TrainConfig(), verbose=False).autocast == ("bfloat16" if native else "off")
-    assert Trainer(small, TrainConfig(), verbose=False).autocast == "off"
-    assert Trainer(big, TrainConfig(amp="off"), verbose=False).autocast == "off"
-    chosen = Trainer(small, TrainConfig(amp="bf16"), verbose=False)
+    assert Trainer(big, TrainConfig(device="cpu"), verbose=False).autocast == ("bfloat16" if native else "off")
+    assert Trainer(small, TrainConfig(device="cpu"), verbose=False).autocast == "off"
+    assert Trainer(big, TrainConfig(device="cpu", amp="off"), verbose=False).autocast == "off"
+    chosen = Trainer(small, TrainConfig(device="cpu", amp="bf16"), verbose=False)
     assert chosen.environment["autocast"] == "bfloat16" and chosen.device_text == "cpu, bfloat16 autocast"
 
 
