@@ -51,6 +51,7 @@ the byte masks, which made the step 1.13x), VGG16 at 28x28 1.22x.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
@@ -282,10 +283,10 @@ class Conv2d(nn.Conv2d):
     def _bf16_windows(self, x: torch.Tensor) -> torch.Tensor:
         """Under bfloat16 autocast: the weight gradient as a product of windows on small maps
         (``_ConvWeightGradOfWindows``), PyTorch's own layer elsewhere."""
-        (h, w), (kh, kw), (sh, sw), (ph, pw) = x.shape[-2:], self.kernel_size, self.stride, self.padding
-        cells = ((h + 2 * ph - kh) // sh + 1) * ((w + 2 * pw - kw) // sw + 1)
+        from neuralab.models.geometry import geometry  # it imports models.layers, which imports this module
+
         if (self.groups != 1 or self.dilation != (1, 1) or not self.weight.requires_grad
-                or cells > WINDOWS_MAX_CELLS):
+                or math.prod(geometry(self, *x.shape[-2:]).out) > WINDOWS_MAX_CELLS):
             return super().forward(x)
         dtype = torch.get_autocast_dtype("cpu")
         bias = None if self.bias is None else self.bias.to(dtype)
@@ -299,8 +300,9 @@ class Conv2d(nn.Conv2d):
         matrix = _toeplitz(self.weight, x.shape[-2:], self.padding)
         if matrix is None:
             return None
-        n, (h, w), f = len(x), x.shape[-2:], self.out_channels
-        ho, wo = h + 2 * self.padding[0] - self.kernel_size[0] + 1, w + 2 * self.padding[1] - self.kernel_size[1] + 1
+        from neuralab.models.geometry import geometry  # it imports models.layers, which imports this module
+
+        n, f, (ho, wo) = len(x), self.out_channels, geometry(self, *x.shape[-2:]).out
         bias = None if self.bias is None else self.bias.repeat(ho * wo)         # each output cell's F biases
         y = linear(x.permute(0, 2, 3, 1).reshape(n, -1), matrix.t(), bias)      # (B, ho*wo*F) in (h, w, c) order
         return y.view(n, ho, wo, f).permute(0, 3, 1, 2)                         # (B, F, ho, wo) channels-last
