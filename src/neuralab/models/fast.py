@@ -283,7 +283,8 @@ class Conv2d(nn.Conv2d):
     def _bf16_windows(self, x: torch.Tensor) -> torch.Tensor:
         """Under bfloat16 autocast: the weight gradient as a product of windows on small maps
         (``_ConvWeightGradOfWindows``), PyTorch's own layer elsewhere."""
-        from neuralab.models.geometry import geometry  # it imports models.layers, which imports this module
+        # Imported here: models.geometry imports models.layers, which imports this module.
+        from neuralab.models.geometry import geometry
 
         if (self.groups != 1 or self.dilation != (1, 1) or not self.weight.requires_grad
                 or math.prod(geometry(self, *x.shape[-2:]).out) > WINDOWS_MAX_CELLS):
@@ -300,7 +301,8 @@ class Conv2d(nn.Conv2d):
         matrix = _toeplitz(self.weight, x.shape[-2:], self.padding)
         if matrix is None:
             return None
-        from neuralab.models.geometry import geometry  # it imports models.layers, which imports this module
+        # Imported here: models.geometry imports models.layers, which imports this module.
+        from neuralab.models.geometry import geometry
 
         n, f, (ho, wo) = len(x), self.out_channels, geometry(self, *x.shape[-2:]).out
         bias = None if self.bias is None else self.bias.repeat(ho * wo)         # each output cell's F biases
