@@ -11,7 +11,7 @@ Layers: batch 128, channels-last, forward and the input, weight and bias gradien
 two alternating in one process, medians of 10 after 3 warm-ups, CPU time of one thread.
 Steps: forward, backward and fused Adam on one batch of 128 random 28x28x1 images (32x32x3
 with --rgb), the same model with the branch on and off alternating step by step
-(``winograd.pays`` replaced), medians; wall time with 2 threads (CPU time with 1).
+(``winograd.pays`` replaced; ``--rule`` picks another CPU's rule), medians; wall time with 2 threads (CPU time with 1).
 """
 
 from __future__ import annotations
@@ -33,17 +33,22 @@ from neuralab.models import build_model, winograd
 from neuralab.models.fast import accelerate
 from neuralab.training.device import kept_heap
 
-# (in, out, map, kernel, padding): AlexNet's conv2-conv5 and GoogLeNet's 3x3 layers at 28x28
-# and 32x32x3 inputs, wide (taken) and narrow (left to oneDNN by winograd.pays)
+# (in, out, map, kernel, padding): AlexNet's conv2-conv5, GoogLeNet's 3x3 layers and VGG16's
+# last blocks at 28x28 and 32x32x3 inputs, wide (taken) and narrow (left to oneDNN by
+# winograd.pays)
 LAYERS = {
     "alexnet conv2": (64, 192, 14, 5, 2), "alexnet conv3": (192, 384, 7, 3, 1),
     "alexnet conv4": (384, 256, 7, 3, 1), "alexnet conv5": (256, 256, 7, 3, 1),
     "googlenet conv3": (64, 192, 14, 3, 1), "googlenet 3b 3x3": (128, 192, 14, 3, 1),
     "googlenet 4d 3x3": (144, 288, 7, 3, 1), "googlenet 5b 3x3": (192, 384, 4, 3, 1),
     "googlenet 3b 5x5 branch": (32, 96, 14, 3, 1), "sample cnn conv2": (32, 64, 14, 3, 1),
+    "vgg16 conv3_1": (128, 256, 7, 3, 1), "vgg16 conv3_2": (256, 256, 7, 3, 1),
+    "vgg16 conv4_1": (256, 512, 4, 3, 1), "vgg16 conv4_2": (512, 512, 4, 3, 1),
     # at 32x32x3 inputs: 16x16 maps, whole 4x4 blocks
     "alexnet conv2 (32x32x3)": (64, 192, 16, 5, 2), "googlenet conv3 (32x32x3)": (64, 192, 16, 3, 1),
     "googlenet 3b 3x3 (32x32x3)": (128, 192, 16, 3, 1), "vgg16 conv2_2 (32x32x3)": (128, 128, 16, 3, 1),
+    # and 8x8 maps
+    "alexnet conv3 (32x32x3)": (192, 384, 8, 3, 1), "vgg16 conv3_2 (32x32x3)": (256, 256, 8, 3, 1),
 }
 
 
@@ -83,20 +88,21 @@ def layers() -> None:
               f"{ms['onednn'] / ms['winograd']:.2f}x | {error:.1e} | {'yes' if taken else 'no'} |", flush=True)
 
 
-def steps(name: str, n: int, threads: int, shape: tuple[int, int, int]) -> None:
+def steps(name: str, n: int, threads: int, shape: tuple[int, int, int], rule: str = "this") -> None:
     torch.set_num_threads(threads)
     clock = time.process_time if threads == 1 else time.perf_counter
     pays = winograd.pays
+    # The Winograd side takes the layers this CPU's rule takes, or those of the rule for the
+    # other vectors: this is where each rule's choice is measured.
+    taken = pays if rule == "this" else (lambda weight, shape: winograd.fits(weight, shape, rule == "avx512"))
     models = {}
-    # The Winograd side takes every layer that fits the rule's shapes, also where this CPU's
-    # AVX-512 makes ``pays`` keep direct convolution: this is where that choice is measured.
     for k in ("direct", "winograd"):
         torch.manual_seed(0)
         model = accelerate(build_model(name, shape, 10)).to(memory_format=torch.channels_last)
         models[k] = (model, torch.optim.Adam(model.parameters(), lr=3e-3, fused=True))
     try:
         times = alternating_steps(models, n, clock, lambda k: setattr(
-            winograd, "pays", winograd.fits if k == "winograd" else (lambda *args: False)), shape)
+            winograd, "pays", taken if k == "winograd" else (lambda *args: False)), shape)
     finally:
         winograd.pays = pays
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -113,13 +119,15 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rgb", action="store_true", help="steps on 32x32x3 images instead of 28x28x1")
+    parser.add_argument("--rule", choices=("this", "avx2", "avx512"), default="this",
+                        help="the layers the Winograd side takes: this CPU's rule (default) or one CPU kind's")
     args = parser.parse_args()
     with kept_heap():  # as the trainer runs: freed memory stays in the heap
         layers()
         if not args.layers:
             torch.set_num_threads(args.threads)
             for name in args.models.split(","):
-                steps(name, args.steps, args.threads, (3, 32, 32) if args.rgb else (1, 28, 28))
+                steps(name, args.steps, args.threads, (3, 32, 32) if args.rgb else (1, 28, 28), args.rule)
     return 0
 
 

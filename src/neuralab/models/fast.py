@@ -249,14 +249,16 @@ class Conv2d(nn.Conv2d):
       LeNet-5's 6 filters oneDNN's is the faster);
     - when the input channels do not fill 8-float vector lanes (LeNet-5's C3 reads 6), oneDNN's
       input gradient takes twice as long as in NCHW, so it is computed there;
-    - a wide 3x3 or 5x5 convolution on a batch of small maps (at least 64x192 channel pairs,
-      maps up to 16x16, 16 maps or more: ``winograd.pays``; at 28x28 and 32x32x3 inputs
-      AlexNet's conv2-conv5, GoogLeNet's stem conv3 and its wide Inception branches, at
-      32x32x3 VGG16's second 128-filter layer on 16x16) runs by Winograd's
-      F(4x4, r x r), a quarter (3x3) or a sixth (5x5) of the multiplications: 1.1-2.4x
-      forward and back by layer; training steps at batch 128: AlexNet 1.7-1.8x, GoogLeNet
-      1.2x (bench/bench_winograd.py); float32 error up to about 1e-5 of the output's scale.
-      On CPUs with AVX-512 direct convolution won and is kept (``winograd.pays``).
+    - a wide 3x3 or 5x5 convolution on a batch of small maps runs by Winograd's
+      F(4x4, r x r), a quarter (3x3) or a sixth (5x5) of the multiplications, where
+      ``winograd.pays``; float32 error up to about 1e-5 of the output's scale. On AVX2 (at
+      least 64x192 channel pairs, maps up to 16x16, 16 maps or more: at 28x28 and 32x32x3
+      inputs AlexNet's conv2-conv5, GoogLeNet's stem conv3 and its wide Inception branches)
+      1.1-2.4x forward and back by layer, training steps at batch 128 AlexNet 1.7-1.8x,
+      GoogLeNet 1.2x. On AVX-512, where oneDNN's direct convolution is twice as wide, only
+      wider layers (AlexNet's conv3-conv5, VGG16's 256- and 512-filter layers, AlexNet's conv2
+      on 16x16): steps at 28x28 VGG16 1.11x, AlexNet 1.07x, at 32x32x3 AlexNet 1.33x, VGG16
+      1.14x (bench/bench_winograd.py).
     """
 
     def forward(self, x):

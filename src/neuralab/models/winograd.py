@@ -12,13 +12,14 @@ transposed: the output gradient goes into the transform domain through A, the in
 gradient comes back through B with the overlapping tiles added up, and the weight gradient
 is (transformed inputs)^T @ (transformed output gradient) brought back through G.
 
-Convolution is already at BLAS's speed on this project's CPU (AVX2), so only doing fewer
-multiplications makes it faster: AlexNet's convolutions at 28x28 (batch 128, forward and
-both gradients, interleaved with PyTorch's oneDNN convolution) 1.7-2.2x, its training step
-1.7-1.8x (bench/bench_winograd.py); ``pays`` below says where it is used (not on CPUs with
-AVX-512, where oneDNN's direct convolution runs twice as wide and won). The transforms
-trade exactness for that: float32 results differ from PyTorch's by up to about 1e-5 of the
-output's largest value (1e-6 for direct convolution).
+Convolution already runs at the speed of the CPU's products, so only doing fewer
+multiplications makes it faster. On AVX2: AlexNet's convolutions at 28x28 (batch 128,
+forward and both gradients, interleaved with PyTorch's oneDNN convolution) 1.7-2.2x, its
+training step 1.7-1.8x (bench/bench_winograd.py). On AVX-512, where oneDNN's direct
+convolution runs twice as wide, only wide layers on small maps win, 1.1-1.4x; ``pays``
+below says where it is used on each. The transforms trade exactness for that: float32
+results differ from PyTorch's by up to about 1e-5 of the output's largest value (1e-6 for
+direct convolution).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from __future__ import annotations
 import functools
 
 import torch
+import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+from neuralab.models import inner_product
 
 # Output block side: F(4x4, r x r). F(2x2, 3x3) multiplies 2.25x less against 4x and was no
 # faster anywhere it was measured; larger blocks lose float32 accuracy quickly.
@@ -69,96 +73,79 @@ def _transforms2d(m: int, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return tuple(torch.kron(t, t).float() for t in transforms(m, r))
 
 
-@functools.cache
-def _band(m: int, r: int, size: int, pad: int, tiles: int) -> torch.Tensor:
-    """B^T of every tile along one side of a map, as one matrix (tiles * a, size): row
-    (t, i) holds B^T's row i at the cells of tile t, which starts m * t cells into the map
-    padded by `pad`. The padding's columns are dropped (they would multiply zeros), so
-    the product with the map itself tiles, pads and transforms it at once; its transpose
-    takes tile gradients back to the map, adding where tiles overlap."""
-    a = m + r - 1
-    band = torch.zeros(tiles, a, tiles * m + r - 1, dtype=torch.float64)          # over the padded map
-    for t in range(tiles):
-        band[t, :, t * m:t * m + a] = transforms(m, r)[2]
-    return band.reshape(tiles * a, -1)[:, pad:pad + size].float().contiguous()
-
-
-def _spans(size: int, m: int) -> list[tuple[slice, int, slice]]:
-    """(blocks, cells of each, cells of the map) along one side of a map of `size` cells cut
-    in blocks of m: the whole blocks, then the one the edge cuts."""
-    whole = size // m
-    spans = [(slice(0, whole), m, slice(0, whole * m))] if whole else []
-    return spans + [(slice(whole, whole + 1), size % m, slice(whole * m, size))] if size % m else spans
-
-
-def _pieces(blocks: torch.Tensor, cells: torch.Tensor, m: int):
-    """Pairs of matching views of a map in m x m blocks, (n, th, m, tw, m, F), and of the map
-    itself, (n, H, W, F) with H <= th*m and W <= tw*m."""
-    for rows, k, span in _spans(cells.shape[1], m):
-        for cols, l, span_c in _spans(cells.shape[2], m):
-            block = blocks[:, rows, :k, cols, :l]
-            yield block, cells[:, span, span_c].unflatten(1, block.shape[1:3]).unflatten(3, block.shape[3:5])
+def _products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a[p] @ b[p] for each of the a^2 transform positions, each through oneDNN where this
+    build has it (``inner_product.product``): a loop of 36 oneDNN products took half the time
+    of one ``torch.bmm``, MKL's, which keeps to AVX2 on AMD CPUs."""
+    out = a.new_empty(a.shape[0], a.shape[1], b.shape[2])
+    for p in range(a.shape[0]):
+        out[p] = inner_product.product(a[p], b[p])
+    return out
 
 
 class _Winograd(torch.autograd.Function):
+    """Every transform is one matrix product over all tiles and channels, in channels-last
+    order, so each runs at the speed of memory: the padded map's tiles are gathered once
+    (a^2, tiles * C), the kernels' transforms multiply that from the left."""
+
     @staticmethod
     def forward(ctx, x, weight, bias, padding):
         f, c, r, _ = weight.shape
         m = BLOCK
         a = m + r - 1
-        at, g, _ = _transforms2d(m, r)
+        at, g, bt = _transforms2d(m, r)
         n, _, h, w = x.shape
         ph, pw = padding
         ho, wo = h + 2 * ph - r + 1, w + 2 * pw - r + 1
         th, tw = -(-ho // m), -(-wo // m)                                      # tiles down and across
-        bh, bw = _band(m, r, h, ph, th), _band(m, r, w, pw, tw)                # (th*a, h), (tw*a, w)
-        rows = torch.matmul(bh, x.permute(0, 2, 3, 1).reshape(n, h, w * c))   # (n, th*a, w*c): B^T d down
-        v = torch.matmul(bw, rows.view(n * th * a, w, c))                      # (n*th*a, tw*a, C): and across
-        v = v.view(n, th, a, tw, a, c).permute(2, 4, 0, 1, 3, 5).reshape(a * a, n * th * tw, c)  # (a^2, tiles, C)
+        hp, wp = th * m + r - 1, tw * m + r - 1                                # the map padded to whole tiles
+        xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, wp - w - pw, ph, hp - h - ph))  # (n, hp, wp, C)
+        s = xp.stride()                                                        # tiles overlap by r - 1 cells
+        tiles = xp.as_strided((a, a, n, th, tw, c), (s[1], s[2], s[0], m * s[1], m * s[2], s[3]))
+        v = inner_product.product(bt, tiles.reshape(a * a, -1)).view(a * a, n * th * tw, c)  # B^T d B: (a^2, tiles, C)
         u = (g @ weight.permute(2, 3, 1, 0).reshape(r * r, c * f)).view(a * a, c, f)  # G g G^T: (a^2, C, F)
-        y = (at @ torch.bmm(v, u).view(a * a, -1)).view(m, m, n, th, tw, f)  # A^T M A: (m, m, n, th, tw, F)
+        y = inner_product.product(at, _products(v, u).view(a * a, -1))         # A^T M A: (m*m, tiles*F)
+        y = y.view(m, m, n, th, tw, f).permute(2, 3, 0, 4, 1, 5).reshape(n, th * m, tw * m, f)[:, :ho, :wo]
         ctx.save_for_backward(v, u)
-        ctx.shape = (n, c, f, h, w, ho, wo, th, tw, r, ph, pw, bias is not None)
+        ctx.shape = (n, c, f, h, w, th, tw, r, ph, pw, bias is not None)
         ctx.channels_last = x.is_contiguous(memory_format=torch.channels_last)
         # A new tensor in the input's layout, not a view of y: autograd lets the next layer
         # (an in-place ReLU) write into it only then.
         layout = torch.channels_last if ctx.channels_last else torch.contiguous_format
         out = torch.empty(n, f, ho, wo, dtype=x.dtype, memory_format=layout)
-        for block, cells in _pieces(y.permute(2, 3, 0, 4, 1, 5), out.permute(0, 2, 3, 1), m):
-            if bias is not None:
-                torch.add(block, bias, out=cells)
-            else:
-                cells.copy_(block)
+        if bias is not None:
+            torch.add(y, bias, out=out.permute(0, 2, 3, 1))
+        else:
+            out.permute(0, 2, 3, 1).copy_(y)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         v, u = ctx.saved_tensors
-        n, c, f, h, w, ho, wo, th, tw, r, ph, pw, has_bias = ctx.shape
+        n, c, f, h, w, th, tw, r, ph, pw, has_bias = ctx.shape
         m = BLOCK
         a = m + r - 1
-        at, g, _ = _transforms2d(m, r)
+        at, g, bt = _transforms2d(m, r)
+        ho, wo = grad.shape[-2:]
         dy = grad.permute(0, 2, 3, 1)                                          # (n, ho, wo, F)
         blocks = dy.new_empty(m, m, n, th, tw, f)                              # dY in m x m blocks
-        if ho % m or wo % m:
-            blocks.zero_()                                                     # past the map's edge
-        for block, cells in _pieces(blocks.permute(2, 3, 0, 4, 1, 5), dy, m):
-            block.copy_(cells)
-        dm = (at.t() @ blocks.view(m * m, -1)).view(a * a, n * th * tw, f)     # A dY A^T: (a^2, tiles, F)
+        whole = blocks.permute(2, 3, 0, 4, 1, 5)                               # (n, th, m, tw, m, F)
+        whole.copy_(F.pad(dy, (0, 0, 0, tw * m - wo, 0, th * m - ho)).view(n, th, m, tw, m, f))  # zeros past the edge
+        dm = inner_product.product(at.t(), blocks.view(m * m, -1)).view(a * a, n * th * tw, f)  # A dY A^T: (a^2, tiles, F)
         need_x, need_w, need_b, _ = ctx.needs_input_grad
         dx = dw = db = None
         if need_x:
-            dv = torch.bmm(dm, u.transpose(1, 2))                              # (a^2, tiles, C)
-            dv = dv.view(a, a, n, th, tw, c).permute(2, 3, 0, 4, 1, 5).reshape(n * th * a, tw * a, c)
-            bh, bw = _band(m, r, h, ph, th), _band(m, r, w, pw, tw)
-            # B dV B^T of every tile, added where tiles overlap, without the padding
-            cols = torch.matmul(bw.t(), dv)                                     # (n*th*a, w, C)
-            dxp = torch.matmul(bh.t(), cols.view(n, th * a, w * c)).view(n, h, w, c)
-            dx = dxp.permute(0, 3, 1, 2)
-            dx = dx.contiguous(memory_format=torch.channels_last if ctx.channels_last else torch.contiguous_format)
+            dv = _products(dm, u.transpose(1, 2))                              # (a^2, tiles, C)
+            dt = inner_product.product(bt.t(), dv.view(a * a, -1)).view(a, a, n, th, tw, c)  # B dV B^T
+            dxp = dy.new_zeros(n, th * m + r - 1, tw * m + r - 1, c)
+            for i in range(a):                                                 # overlapping tiles add up
+                for j in range(a):
+                    dxp[:, i:i + th * m:m, j:j + tw * m:m] += dt[i, j]
+            layout = torch.channels_last if ctx.channels_last else torch.contiguous_format
+            dx = dxp[:, ph:ph + h, pw:pw + w].permute(0, 3, 1, 2).contiguous(memory_format=layout)
         if need_w:
-            du = torch.bmm(v.transpose(1, 2), dm)                              # (a^2, C, F)
+            du = _products(v.transpose(1, 2), dm)                              # (a^2, C, F)
             dw = (g.t() @ du.view(a * a, -1)).view(r, r, c, f).permute(3, 2, 0, 1).contiguous()
         if has_bias and need_b:
             db = dy.sum((0, 1, 2))
@@ -185,17 +172,26 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 # any batch: one image through AlexNet in eval mode took 2.3x as long (17.8 ms against 7.8),
 # 8 images about as long, 32 images 1.4x less.
 #
-# All of that was measured on AVX2 (8 floats per instruction). On an AMD CPU with AVX-512,
-# oneDNN's direct convolution uses 16 while the transforms cost what they did and MKL's
-# products keep to AVX2, and direct convolution won: training steps without Winograd at
-# 28x28 AlexNet 1.17x, GoogLeNet 1.10x, VGG16 1.09x, at 32x32x3 AlexNet 1.08x, GoogLeNet
-# 1.0x, VGG16 0.95x; with the products through oneDNN too (``inner_product``), AlexNet's
-# step at 28x28 was 1.05x Winograd's, GoogLeNet's 0.91x (AMD EPYC, 2026-12-04). So CPUs
-# whose PyTorch kernels run AVX-512 keep direct convolution.
+# All of that was measured on AVX2 (8 floats per instruction), with the transforms as
+# products with band matrices and the products through MKL. On an AMD CPU with AVX-512
+# oneDNN's direct convolution runs 16 floats wide while MKL keeps to AVX2, and there direct
+# convolution won everywhere. With every product through oneDNN and the transforms as single
+# products over all tiles (this module now; on AVX2, emulated by ``ATEN_CPU_CAPABILITY=avx2
+# ONEDNN_MAX_CPU_ISA=AVX2``, it took 0.9-1.03x the time of the band version), only wider
+# layers win there (2 threads, wall time, medians of 7 interleaved, AMD EPYC, 2026-12-04):
+# 3x3 on 8x8 maps 256 -> 256 1.23x, 192 -> 384 and 384 -> 256 1.41x, 128 -> 256 1.04x;
+# on 7x7, where a quarter of the 8x8 tiles' cells fall past the map, 192 -> 384, 384 -> 256
+# and 256 -> 256 1.13-1.14x, 160 -> 320 1.03x, 128 -> 256 0.80x; on 4x4 512 -> 512 1.35x,
+# 256 -> 512 1.22x, 192 -> 384 1.13x, 128 -> 256 0.78x; on 16x16 128 -> 192 1.21x, 128 -> 128
+# 0.92x; 5x5 64 -> 192 on 16x16 1.38x, on 14x14 1.03x. The products of 4x4 maps are a quarter
+# of direct convolution's, but there the transformed kernels (36 x C x F) are as large as
+# the transformed batch, and moving them through memory costs most of what is saved.
+# ``WIDE_MIN_CHANNEL_PRODUCT`` counts only the tiles' cells that fall on the map.
 KERNELS = (3, 5)
 MIN_CHANNEL_PRODUCT = 64 * 192
 MAX_MAP = 16
 MIN_BATCH = 16
+WIDE_MIN_CHANNEL_PRODUCT = {3: 192 * 256, 5: 64 * 192}
 
 
 @functools.cache
@@ -204,16 +200,20 @@ def _wide_vectors() -> bool:
     return torch.backends.cpu.get_cpu_capability() == "AVX512"
 
 
-def fits(weight: torch.Tensor, shape: torch.Size) -> bool:
+def fits(weight: torch.Tensor, shape: torch.Size, wide: bool = False) -> bool:
     """Whether a stride-1 convolution with these weights (F, C, r, r) on a batch of maps of
-    this shape (B, C, H, W) ran faster by Winograd than as direct convolution on AVX2, by
-    the measurements above."""
+    this shape (B, C, H, W) ran faster by Winograd than as direct convolution, by the
+    measurements above: on AVX2, or with ``wide`` on AVX-512."""
     f, c, kh, kw = weight.shape
-    return (kh == kw and kh in KERNELS and c * f >= MIN_CHANNEL_PRODUCT and max(shape[-2:]) <= MAX_MAP
-            and shape[0] >= MIN_BATCH)
+    if kh != kw or kh not in KERNELS or max(shape[-2:]) > MAX_MAP or shape[0] < MIN_BATCH:
+        return False
+    if not wide:
+        return c * f >= MIN_CHANNEL_PRODUCT
+    h, w = shape[-2:]
+    on_map = h * w / (-(-h // BLOCK) * -(-w // BLOCK) * BLOCK * BLOCK)       # 7x7 in 8x8 tiles: 0.77
+    return c * f * on_map >= WIDE_MIN_CHANNEL_PRODUCT[kh]
 
 
 def pays(weight: torch.Tensor, shape: torch.Size) -> bool:
-    """Whether that convolution runs faster by Winograd on this CPU: it ``fits``, and the CPU
-    has no AVX-512 for direct convolution."""
-    return fits(weight, shape) and not _wide_vectors()
+    """Whether that convolution runs faster by Winograd on this CPU (``fits`` for its vectors)."""
+    return fits(weight, shape, _wide_vectors())
