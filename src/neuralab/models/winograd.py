@@ -74,9 +74,13 @@ def _transforms2d(m: int, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 
 def _products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a[p] @ b[p] for each of the a^2 transform positions, each through oneDNN where this
-    build has it (``inner_product.product``): a loop of 36 oneDNN products took half the time
-    of one ``torch.bmm``, MKL's, which keeps to AVX2 on AMD CPUs."""
+    """a[p] @ b[p] for each of the a^2 transform positions. Where PyTorch's kernels run
+    AVX-512, each through oneDNN (``inner_product.product``): on AMD CPUs MKL keeps to AVX2,
+    and a loop of 36 oneDNN products took half the time of one ``torch.bmm``. Elsewhere one
+    ``torch.bmm``, which writes every product in place: with AVX2 emulated on that CPU, the
+    loop's copies made 14x14 and 16x16 layers 10-20% slower."""
+    if not _wide_vectors():
+        return torch.bmm(a, b)
     out = a.new_empty(a.shape[0], a.shape[1], b.shape[2])
     for p in range(a.shape[0]):
         out[p] = inner_product.product(a[p], b[p])
@@ -86,7 +90,8 @@ def _products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class _Winograd(torch.autograd.Function):
     """Every transform is one matrix product over all tiles and channels, in channels-last
     order, so each runs at the speed of memory: the padded map's tiles are gathered once
-    (a^2, tiles * C), the kernels' transforms multiply that from the left."""
+    into (a^2, tiles * C), and the transform's Kronecker product multiplies that from the
+    left."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, padding):
@@ -103,8 +108,9 @@ class _Winograd(torch.autograd.Function):
         s = xp.stride()                                                        # tiles overlap by r - 1 cells
         tiles = xp.as_strided((a, a, n, th, tw, c), (s[1], s[2], s[0], m * s[1], m * s[2], s[3]))
         v = inner_product.product(bt, tiles.reshape(a * a, -1)).view(a * a, n * th * tw, c)  # B^T d B: (a^2, tiles, C)
-        u = (g @ weight.permute(2, 3, 1, 0).reshape(r * r, c * f)).view(a * a, c, f)  # G g G^T: (a^2, C, F)
-        y = inner_product.product(at, _products(v, u).view(a * a, -1))         # A^T M A: (m*m, tiles*F)
+        # G g G^T: (a^2, F, C), read from the weights as they lie, (F, C, r, r)
+        u = inner_product.product(g, weight.reshape(f * c, r * r).t()).view(a * a, f, c)
+        y = inner_product.product(at, _products(v, u.transpose(1, 2)).view(a * a, -1))  # A^T M A: (m*m, tiles*F)
         y = y.view(m, m, n, th, tw, f).permute(2, 3, 0, 4, 1, 5).reshape(n, th * m, tw * m, f)[:, :ho, :wo]
         ctx.save_for_backward(v, u)
         ctx.shape = (n, c, f, h, w, th, tw, r, ph, pw, bias is not None)
@@ -136,7 +142,7 @@ class _Winograd(torch.autograd.Function):
         need_x, need_w, need_b, _ = ctx.needs_input_grad
         dx = dw = db = None
         if need_x:
-            dv = _products(dm, u.transpose(1, 2))                              # (a^2, tiles, C)
+            dv = _products(dm, u)                                              # (a^2, tiles, C)
             dt = inner_product.product(bt.t(), dv.view(a * a, -1)).view(a, a, n, th, tw, c)  # B dV B^T
             dxp = dy.new_zeros(n, th * m + r - 1, tw * m + r - 1, c)
             for i in range(a):                                                 # overlapping tiles add up
@@ -145,8 +151,9 @@ class _Winograd(torch.autograd.Function):
             layout = torch.channels_last if ctx.channels_last else torch.contiguous_format
             dx = dxp[:, ph:ph + h, pw:pw + w].permute(0, 3, 1, 2).contiguous(memory_format=layout)
         if need_w:
-            du = _products(v.transpose(1, 2), dm)                              # (a^2, C, F)
-            dw = (g.t() @ du.view(a * a, -1)).view(r, r, c, f).permute(3, 2, 0, 1).contiguous()
+            du = _products(dm.transpose(1, 2), v)                              # (a^2, F, C)
+            dw = inner_product.product(g.t(), du.view(a * a, f * c))           # (r*r, F*C)
+            dw = dw.t().reshape(f, c, r, r)                                    # in the weights' own layout
         if has_bias and need_b:
             db = dy.sum((0, 1, 2))
         return dx, dw, db, None
@@ -175,23 +182,25 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 # All of that was measured on AVX2 (8 floats per instruction), with the transforms as
 # products with band matrices and the products through MKL. On an AMD CPU with AVX-512
 # oneDNN's direct convolution runs 16 floats wide while MKL keeps to AVX2, and there direct
-# convolution won everywhere. With every product through oneDNN and the transforms as single
-# products over all tiles (this module now; on AVX2, emulated by ``ATEN_CPU_CAPABILITY=avx2
-# ONEDNN_MAX_CPU_ISA=AVX2``, it took 0.9-1.03x the time of the band version), only wider
-# layers win there (2 threads, wall time, medians of 7 interleaved, AMD EPYC, 2026-12-04):
-# 3x3 on 8x8 maps 256 -> 256 1.23x, 192 -> 384 and 384 -> 256 1.41x, 128 -> 256 1.04x;
-# on 7x7, where a quarter of the 8x8 tiles' cells fall past the map, 192 -> 384, 384 -> 256
-# and 256 -> 256 1.13-1.14x, 160 -> 320 1.03x, 128 -> 256 0.80x; on 4x4 512 -> 512 1.35x,
-# 256 -> 512 1.22x, 192 -> 384 1.13x, 128 -> 256 0.78x; on 16x16 128 -> 192 1.21x, 128 -> 128
-# 0.92x; 5x5 64 -> 192 on 16x16 1.38x, on 14x14 1.03x. The products of 4x4 maps are a quarter
-# of direct convolution's, but there the transformed kernels (36 x C x F) are as large as
-# the transformed batch, and moving them through memory costs most of what is saved.
-# ``WIDE_MIN_CHANNEL_PRODUCT`` counts only the tiles' cells that fall on the map.
+# convolution won everywhere. With every product through oneDNN, the transforms as single
+# products over all tiles and the kernels' transforms read and written in the weights' own
+# layout (this module now; with AVX2 emulated by ``ATEN_CPU_CAPABILITY=avx2
+# ONEDNN_MAX_CPU_ISA=AVX2`` it ran 0.95-1.22x as fast as the band version on the layers
+# above, with its products in one ``torch.bmm`` there), wide layers win there too (2 threads, wall time, medians of 7 interleaved, AMD EPYC,
+# 2026-12-04): 3x3 on 4x4 maps 512 -> 512 1.82x, 256 -> 512 1.59x, 192 -> 384 1.38x,
+# 160 -> 320 1.15x, 128 -> 256 1.05x; on 8x8 192 -> 384 1.59x, 256 -> 256 1.45x, 144 -> 288
+# 1.28x, 128 -> 256 1.18x; on 7x7, where a quarter of the 8x8 tiles' cells fall past the
+# map, 192 -> 384 1.23x, 256 -> 256 1.13x, 160 -> 320 1.05x, 144 -> 288 1.01x, 128 -> 256
+# 0.90x, 96 -> 208 0.75x; on 16x16 128 -> 192 1.19x, 128 -> 128 0.93x; 5x5 64 -> 192 on
+# 16x16 1.29x, on 14x14 0.93x, 48 -> 128 on 8x8 0.73x. The products on 4x4 maps are a
+# quarter of direct convolution's, but there the transformed kernels (36 x C x F) are as
+# large as the transformed batch, and moving them through memory costs much of what is
+# saved. ``WIDE_MIN_CHANNEL_PRODUCT`` counts only the tiles' cells that fall on the map.
 KERNELS = (3, 5)
 MIN_CHANNEL_PRODUCT = 64 * 192
 MAX_MAP = 16
 MIN_BATCH = 16
-WIDE_MIN_CHANNEL_PRODUCT = {3: 192 * 256, 5: 64 * 192}
+WIDE_MIN_CHANNEL_PRODUCT = {3: 128 * 256, 5: 64 * 192}
 
 
 @functools.cache
