@@ -257,8 +257,8 @@ class Conv2d(nn.Conv2d):
       1.1-2.4x forward and back by layer, training steps at batch 128 AlexNet 1.7-1.8x,
       GoogLeNet 1.2x. On AVX-512, where oneDNN's direct convolution is twice as wide, only
       wider layers (AlexNet's conv3-conv5, VGG16's 256- and 512-filter layers, AlexNet's conv2
-      on 16x16): steps at 28x28 VGG16 1.11x, AlexNet 1.07x, at 32x32x3 AlexNet 1.33x, VGG16
-      1.14x (bench/bench_winograd.py).
+      on 16x16): steps at 28x28 VGG16 1.12x, AlexNet 1.05x, GoogLeNet 1.07x, at 32x32x3
+      AlexNet 1.40x, VGG16 1.20x, GoogLeNet 1.04x (bench/bench_winograd.py).
     """
 
     def forward(self, x):

@@ -78,7 +78,7 @@ def _products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     AVX-512, each through oneDNN (``inner_product.product``): on AMD CPUs MKL keeps to AVX2,
     and a loop of 36 oneDNN products took half the time of one ``torch.bmm``. Elsewhere one
     ``torch.bmm``, which writes every product in place: with AVX2 emulated on that CPU, the
-    loop's copies made 14x14 and 16x16 layers 10-20% slower."""
+    loop's copies made 14x14 and 16x16 layers 15-20% slower."""
     if not _wide_vectors():
         return torch.bmm(a, b)
     out = a.new_empty(a.shape[0], a.shape[1], b.shape[2])
