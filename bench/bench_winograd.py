@@ -11,7 +11,8 @@ Layers: batch 128, channels-last, forward and the input, weight and bias gradien
 two alternating in one process, medians of 10 after 3 warm-ups, CPU time of one thread.
 Steps: forward, backward and fused Adam on one batch of 128 random 28x28x1 images (32x32x3
 with --rgb), the same model with the branch on and off alternating step by step
-(``winograd.pays`` replaced; ``--rule`` picks another CPU's rule), medians; wall time with 2 threads (CPU time with 1).
+(``winograd.pays`` replaced; ``--rule`` takes another CPU kind's rule), medians; wall time
+with 2 threads (CPU time with 1).
 """
 
 from __future__ import annotations

@@ -161,5 +161,6 @@ def test_accelerated_models_train_as_the_plain_ones(monkeypatch, name, shape, ke
         ref = F.conv2d(x, weight, bias, padding=call["padding"])
         theirs = torch.autograd.grad(ref, [x, weight, bias], call["dy"])
         assert _relative(call["out"], ref) < 2e-5
-        for what, mine, exact in zip(("input", "weight", "bias"), (call["dx"], call["weight"].grad, call["bias"].grad), theirs):
-            assert _relative(mine, exact) < 2e-5, (tuple(call["weight"].shape), what)
+        mine = (call["dx"], call["weight"].grad, call["bias"].grad)
+        for what, ours, exact in zip(("input", "weight", "bias"), mine, theirs):
+            assert _relative(ours, exact) < 2e-5, (tuple(call["weight"].shape), what)

@@ -16,8 +16,8 @@ Convolution already runs at the speed of the CPU's products, so only doing fewer
 multiplications makes it faster. On AVX2: AlexNet's convolutions at 28x28 (batch 128,
 forward and both gradients, interleaved with PyTorch's oneDNN convolution) 1.7-2.2x, its
 training step 1.7-1.8x (bench/bench_winograd.py). On AVX-512, where oneDNN's direct
-convolution runs twice as wide, only wide layers on small maps win, 1.1-1.4x; ``pays``
-below says where it is used on each. The transforms trade exactness for that: float32
+convolution runs twice as wide, only wide layers on small maps win: 1.2-1.8x by layer,
+training steps 1.05-1.4x. ``pays`` below says where it is used on each. The transforms trade exactness for that: float32
 results differ from PyTorch's by up to about 1e-5 of the output's largest value (1e-6 for
 direct convolution).
 """
@@ -186,15 +186,15 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 # products over all tiles and the kernels' transforms read and written in the weights' own
 # layout (this module now; with AVX2 emulated by ``ATEN_CPU_CAPABILITY=avx2
 # ONEDNN_MAX_CPU_ISA=AVX2`` it ran 0.95-1.22x as fast as the band version on the layers
-# above, with its products in one ``torch.bmm`` there), wide layers win there too (2 threads, wall time, medians of 7 interleaved, AMD EPYC,
-# 2026-12-04): 3x3 on 4x4 maps 512 -> 512 1.82x, 256 -> 512 1.59x, 192 -> 384 1.38x,
-# 160 -> 320 1.15x, 128 -> 256 1.05x; on 8x8 192 -> 384 1.59x, 256 -> 256 1.45x, 144 -> 288
-# 1.28x, 128 -> 256 1.18x; on 7x7, where a quarter of the 8x8 tiles' cells fall past the
-# map, 192 -> 384 1.23x, 256 -> 256 1.13x, 160 -> 320 1.05x, 144 -> 288 1.01x, 128 -> 256
-# 0.90x, 96 -> 208 0.75x; on 16x16 128 -> 192 1.19x, 128 -> 128 0.93x; 5x5 64 -> 192 on
-# 16x16 1.29x, on 14x14 0.93x, 48 -> 128 on 8x8 0.73x. The products on 4x4 maps are a
-# quarter of direct convolution's, but there the transformed kernels (36 x C x F) are as
-# large as the transformed batch, and moving them through memory costs much of what is
+# above, with its products in one ``torch.bmm`` there), wide layers win there too
+# (2 threads, wall time, medians of 7 interleaved, AMD EPYC, 2026-12-04): 3x3 on 4x4 maps
+# 512->512 1.82x, 256->512 1.59x, 192->384 1.38x, 160->320 1.15x, 128->256 1.05x; on 8x8
+# 192->384 1.59x, 256->256 1.45x, 144->288 1.28x, 128->256 1.18x; on 7x7, where a quarter of
+# the 8x8 tiles' cells fall past the map, 192->384 1.23x, 256->256 1.13x, 160->320 1.05x,
+# 144->288 1.01x, 128->256 0.90x, 96->208 0.75x; on 16x16 128->192 1.19x, 128->128 0.93x;
+# 5x5 64->192 on 16x16 1.29x, on 14x14 0.93x, 48->128 on 8x8 0.73x. The products on 4x4 maps
+# are a quarter of direct convolution's, but there the transformed kernels (36 x C x F) are
+# as large as the transformed batch, and moving them through memory costs much of what is
 # saved. ``WIDE_MIN_CHANNEL_PRODUCT`` counts only the tiles' cells that fall on the map.
 KERNELS = (3, 5)
 MIN_CHANNEL_PRODUCT = 64 * 192
