@@ -204,8 +204,7 @@ class _ConvWeightGradOfWindows(torch.autograd.Function):
                                                          (0, 0), 1, (True, False, False))[0]
         (f, c, kh, kw), (sh, sw), (ph, pw), (n, _, ho, wo) = weight.shape, ctx.stride, ctx.padding, grad.shape
         maps = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, pw, ph, ph))             # (B, H, W, C), a view when unpadded
-        b, h, w, ch = maps.stride()
-        windows = maps.as_strided((n, ho, wo, kh, kw, c), (b, h * sh, w * sw, h, w, ch)).reshape(n * ho * wo, -1)
+        windows = maps.unfold(1, kh, sh).unfold(2, kw, sw).permute(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, -1)
         g = grad.permute(0, 2, 3, 1).reshape(n * ho * wo, f)
         grad_w = (g.t() @ windows).view(f, kh, kw, c).permute(0, 3, 1, 2) if need_w else None  # channels-last
         if need_b and ctx.has_bias:
@@ -285,15 +284,19 @@ class Conv2d(nn.Conv2d):
     def _bf16_windows(self, x: torch.Tensor) -> torch.Tensor:
         """Under bfloat16 autocast: the weight gradient as a product of windows on small maps
         (``_ConvWeightGradOfWindows``), PyTorch's own layer elsewhere."""
-        # Imported here: models.geometry imports models.layers, which imports this module.
-        from neuralab.models.geometry import geometry
-
         if (self.groups != 1 or self.dilation != (1, 1) or not self.weight.requires_grad
-                or math.prod(geometry(self, *x.shape[-2:]).out) > WINDOWS_MAX_CELLS):
+                or math.prod(self._out_size(x)) > WINDOWS_MAX_CELLS):
             return super().forward(x)
         dtype = torch.get_autocast_dtype("cpu")
         bias = None if self.bias is None else self.bias.to(dtype)
         return _ConvWeightGradOfWindows.apply(x.to(dtype), self.weight.to(dtype), bias, self.stride, self.padding)
+
+    def _out_size(self, x: torch.Tensor) -> tuple[int, int]:
+        """(ho, wo) of this layer on the maps x, by models.geometry, which owns the formula."""
+        # Imported here: models.geometry imports models.layers, which imports this module.
+        from neuralab.models.geometry import geometry
+
+        return geometry(self, *x.shape[-2:]).out
 
     def _by_matrix(self, x: torch.Tensor, linear) -> torch.Tensor | None:
         """The convolution as one matrix product ``linear(x, matrix, bias)`` where the map is
@@ -303,10 +306,7 @@ class Conv2d(nn.Conv2d):
         matrix = _toeplitz(self.weight, x.shape[-2:], self.padding)
         if matrix is None:
             return None
-        # Imported here: models.geometry imports models.layers, which imports this module.
-        from neuralab.models.geometry import geometry
-
-        n, f, (ho, wo) = len(x), self.out_channels, geometry(self, *x.shape[-2:]).out
+        n, f, (ho, wo) = len(x), self.out_channels, self._out_size(x)
         bias = None if self.bias is None else self.bias.repeat(ho * wo)         # each output cell's F biases
         y = linear(x.permute(0, 2, 3, 1).reshape(n, -1), matrix.t(), bias)      # (B, ho*wo*F) in (h, w, c) order
         return y.view(n, ho, wo, f).permute(0, 3, 1, 2)                         # (B, F, ho, wo) channels-last

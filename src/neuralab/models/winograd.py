@@ -105,8 +105,7 @@ class _Winograd(torch.autograd.Function):
         th, tw = -(-ho // m), -(-wo // m)                                      # tiles down and across
         hp, wp = th * m + r - 1, tw * m + r - 1                                # the map padded to whole tiles
         xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, wp - w - pw, ph, hp - h - ph))  # (n, hp, wp, C)
-        s = xp.stride()                                                        # tiles overlap by r - 1 cells
-        tiles = xp.as_strided((a, a, n, th, tw, c), (s[1], s[2], s[0], m * s[1], m * s[2], s[3]))
+        tiles = xp.unfold(1, a, m).unfold(2, a, m).permute(4, 5, 0, 1, 2, 3)     # (a, a, n, th, tw, C): overlapping views
         v = inner_product.product(bt, tiles.reshape(a * a, -1)).view(a * a, n * th * tw, c)  # B^T d B: (a^2, tiles, C)
         # G g G^T: (a^2, F, C), read from the weights as they lie, (F, C, r, r)
         u = inner_product.product(g, weight.reshape(f * c, r * r).t()).view(a * a, f, c)
