@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from _steps import alternating_steps
 
-from neuralab.models import build_model, inception_fast
+from neuralab.models import build_model, inception_fast, inner_product
 from neuralab.models.fast import accelerate
 from neuralab.training.device import kept_heap
 
@@ -52,8 +52,8 @@ def layer(c: int, hw: int, filters: tuple[int, ...], clock, reps: int = 11, warm
     w = (torch.randn(f, c, 1, 1) * 0.05).requires_grad_()
     grad = torch.randn(128, f, hw, hw).contiguous(memory_format=torch.channels_last)
     ways = {"onednn": lambda: F.conv2d(x, w).backward(grad),
-            "matmul": lambda: (x.permute(0, 2, 3, 1).reshape(-1, c) @ w.view(f, c).t()).backward(
-                grad.permute(0, 2, 3, 1).reshape(-1, f))}
+            "matmul": lambda: inner_product.linear(x.permute(0, 2, 3, 1).reshape(-1, c), w.view(f, c)).backward(
+                grad.permute(0, 2, 3, 1).reshape(-1, f))}  # the module's product, oneDNN's where it pays
     if len(filters) > 1:  # as PyTorch runs the module: one convolution per layer, their input gradients added
         ws, grads = w.split(filters), grad.split(filters, 1)
         ways["one by one"] = lambda: torch.autograd.backward([F.conv2d(x, wi) for wi in ws], grads)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from helpers import record_calls
 from test_models_zoo import one_thread  # noqa: F401 (the fixture)
 
-from neuralab.models import build_model, inception_fast
+from neuralab.models import build_model, inception_fast, inner_product
 from neuralab.models.fast import accelerate
 from neuralab.models.googlenet import Inception
 
@@ -55,11 +55,15 @@ def _step(module: Inception, x: torch.Tensor, grad: torch.Tensor) -> tuple[torch
 SHAPES = [(24, 8, 12, 16, 8, 8, 16), (192, 64, 96, 128, 16, 32, 32), (64, 32, 64, 48, 32, 16, 128)]
 
 
+@pytest.mark.parametrize("wide", [False, True], ids=["avx2-rule", "avx512-rule"])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, CL], ids=["nchw", "channels-last"])
 @pytest.mark.parametrize("channels", SHAPES, ids=["narrow", "inception3a", "wide-pool"])
-def test_inception_trains_as_pytorch_layers(channels, layout, fused):
+def test_inception_trains_as_pytorch_layers(channels, layout, wide, fused, monkeypatch):
     """Three training steps on odd maps: output, input gradient, every parameter's gradient, then
-    every layer's running mean, variance and batch count; evaluation with those statistics."""
+    every layer's running mean, variance and batch count; evaluation with those statistics. Under
+    either CPU kind's rule: on 7x5 maps AVX2's takes the matrix product from 128 filters,
+    AVX-512's one oneDNN convolution."""
+    monkeypatch.setattr(inner_product, "wide_vectors", lambda: wide)
     plain, fast = _pair(*channels)
     gen = torch.Generator().manual_seed(1)
     for _ in range(3):
@@ -76,6 +80,17 @@ def test_inception_trains_as_pytorch_layers(channels, layout, fused):
     assert int(fast.branch3[0][1].num_batches_tracked) == 3
     x = torch.randn(6, channels[0], 7, 5, generator=gen).contiguous(memory_format=layout)
     torch.testing.assert_close(fast.eval()(x), plain.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["avx2", "avx512"])
+def test_stacked_1x1_layers_take_the_faster_way_for_the_cpu(wide, monkeypatch):
+    """A matrix product from 128 filters; where PyTorch runs AVX-512, only on maps of 4x4 or
+    less, since oneDNN's convolution won on larger ones."""
+    monkeypatch.setattr(inner_product, "wide_vectors", lambda: wide)
+    assert not inception_fast._by_product(112, 4, 4)                        # too few filters anywhere
+    assert inception_fast._by_product(176, 4, 4)                            # inception3a's three at 4x4
+    assert inception_fast._by_product(176, 14, 14) is not wide              # and at 14x14
+    assert inception_fast._by_product(176, 7, 7) is not wide
 
 
 def test_cumulative_average_and_frozen_statistics_match(fused):

@@ -119,14 +119,14 @@ def test_accelerated_cnn_predicts_as_the_plain_one(taken):
 
 
 def test_googlenets_stacked_1x1_layers_take_onednns_product(taken):
-    """An Inception module's three 1x1 layers on its input, one product (models/inception_fast.py),
-    go through oneDNN; the module's output is PyTorch's layers' (tests/test_fast_inception.py
+    """An Inception module's three 1x1 layers on its input, one product (models/inception_fast.py)
+    on 4x4 maps, go through oneDNN; the module's output is PyTorch's layers' (tests/test_fast_inception.py
     holds every gradient to them)."""
     torch.manual_seed(6)
     plain = build_model("googlenet", (1, 28, 28), 10).features.inception3a.train()
     fast = accelerate(build_model("googlenet", (1, 28, 28), 10).features.inception3a).train()
     fast.load_state_dict(plain.state_dict())
-    x = torch.randn(16, plain.branch1[0].in_channels, 14, 14)
+    x = torch.randn(64, plain.branch1[0].in_channels, 4, 4)
     out, ref = fast(x.contiguous(memory_format=torch.channels_last)), plain(x)
     stacked = sum(m[0].out_channels for m in (plain.branch1, plain.branch2[0], plain.branch3[0]))
     assert (stacked, plain.branch1[0].in_channels) in taken

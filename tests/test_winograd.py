@@ -13,7 +13,7 @@ from helpers import record_calls
 from test_models_zoo import one_thread  # noqa: F401 (the fixture)
 from torch import nn
 
-from neuralab.models import build_model, winograd
+from neuralab.models import build_model, inner_product, winograd
 from neuralab.models.fast import Conv2d, accelerate
 
 CL = torch.channels_last
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # all of them on one thread
 def calls(monkeypatch):
     """The weight's shape of every call fast.Conv2d made to winograd.conv2d, on a CPU without
     AVX-512 (the rule's own: with it, direct convolution is kept, as the last test checks)."""
-    monkeypatch.setattr(winograd, "_wide_vectors", lambda: False)
+    monkeypatch.setattr(inner_product, "wide_vectors", lambda: False)
     return record_calls(monkeypatch, winograd, "conv2d", lambda args, _: args[1].shape)
 
 
@@ -58,7 +58,7 @@ def _relative(mine: torch.Tensor, theirs: torch.Tensor) -> float:
 ])
 @pytest.mark.parametrize("wide", [False, True], ids=["bmm", "onednn"])  # the products' two ways
 def test_winograd_matches_pytorch_forward_and_gradients(monkeypatch, layout, size, kernel, padding, bias, wide):
-    monkeypatch.setattr(winograd, "_wide_vectors", lambda: wide)
+    monkeypatch.setattr(inner_product, "wide_vectors", lambda: wide)
     torch.manual_seed(sum(size) + kernel + padding)
     x = torch.randn(5, 16, *size).contiguous(memory_format=layout).requires_grad_()
     conv = nn.Conv2d(16, 24, kernel, padding=padding, bias=bias)
@@ -98,7 +98,7 @@ def test_cpus_with_avx512_take_only_wide_layers(calls, monkeypatch):
     layers on 4x4 still take it; GoogLeNet's 4d 3x3 (144 -> 288), AlexNet's conv2 on 14x14
     and VGG16's first 256-filter layer on 7x7 run as PyTorch's convolution."""
     torch.manual_seed(0)
-    monkeypatch.setattr(winograd, "_wide_vectors", lambda: True)
+    monkeypatch.setattr(inner_product, "wide_vectors", lambda: True)
     taken = [(Conv2d(192, 384, 3, padding=1), (16, 192, 7, 7)), (Conv2d(512, 512, 3, padding=1), (16, 512, 4, 4)),
              (Conv2d(256, 256, 3, padding=1), (16, 256, 8, 8)), (Conv2d(64, 192, 5, padding=2), (16, 64, 16, 16))]
     kept = [(Conv2d(144, 288, 3, padding=1), (16, 144, 7, 7)), (Conv2d(64, 192, 5, padding=2), (16, 64, 14, 14)),
@@ -144,7 +144,7 @@ def test_accelerated_models_train_as_the_plain_ones(monkeypatch, name, shape, ke
     and the same incoming gradient: output, input, weight and bias gradients. (The networks'
     parameter gradients, compared end to end, hang on max pooling's near-ties: a 1e-6
     difference can move one pool's maximum to its neighbour, and with it a gradient.)"""
-    monkeypatch.setattr(winograd, "_wide_vectors", lambda: wide)
+    monkeypatch.setattr(inner_product, "wide_vectors", lambda: wide)
     seen = _in_situ(monkeypatch)
     torch.manual_seed(0)
     plain = build_model(name, shape, 10, dropout=0.0)

@@ -20,6 +20,11 @@ and 4x4 (1.09-1.20x). A single 1x1 layer with fewer filters loses as a product (
 0.80-0.87x; 128 filters: 0.97x on 7x7, 1.27x on 4x4), so below ``MATMUL_FROM`` filters it stays
 with oneDNN. GoogLeNet's whole training step with Adam: 1.654 -> 1.529 s, **1.084x** (2
 threads, 20 alternating steps; 1.074x in another run of 14), 1.046x in one thread's CPU time.
+
+Where PyTorch runs AVX-512 (an AMD EPYC, 2 threads), the product is oneDNN's too, and oneDNN's
+convolution with the weights stacked beat it on 14x14 and 7x7 maps, so there the product
+takes only 4x4 maps (``WIDE_MATMUL_MAX_CELLS``): GoogLeNet's step 1.029x at 28x28x1 (674 ->
+656 ms), 1.024x at 32x32x3, against the product everywhere.
 """
 
 from __future__ import annotations
@@ -36,6 +41,17 @@ from neuralab.models.googlenet import ConvBN
 # faster (measured above with MKL's on AVX2: 128 filters 0.97-1.27x, 64 filters 0.80-0.87x);
 # on AMD's AVX-512 CPUs MKL's product keeps to AVX2, so it is ``inner_product``'s, oneDNN's.
 MATMUL_FROM = 128
+# Where PyTorch runs AVX-512, oneDNN's 1x1 convolution with the weights stacked beat that
+# product on larger maps (AMD EPYC, 2 threads, forward and both gradients, `python
+# bench/bench_inception.py --steps 0`): 1.28x on 14x14 (3a, 3b), 1.04-1.16x on 7x7; on 4x4
+# maps the product won 1.04-1.07x. So there the product takes only maps of this many cells.
+WIDE_MATMUL_MAX_CELLS = 16
+
+
+def _by_product(filters: int, h: int, w: int) -> bool:
+    """Whether 1x1 convolutions with this many filters in all, on h x w maps, run as one matrix
+    product (``inner_product``'s) rather than one oneDNN convolution."""
+    return filters >= MATMUL_FROM and (not inner_product.wide_vectors() or h * w <= WIDE_MATMUL_MAX_CELLS)
 
 
 def _pointwise(convbn: nn.Module) -> bool:
@@ -68,7 +84,7 @@ def convbn_1x1(convbns: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     sizes = [conv.out_channels for conv in convs]
     n, c, h, w = x.shape
     kernels = torch.cat([conv.weight.reshape(-1, c) for conv in convs])               # (F, C)
-    if len(kernels) >= MATMUL_FROM:
+    if _by_product(len(kernels), h, w):
         y = inner_product.linear(x.permute(0, 2, 3, 1).reshape(-1, c), kernels)      # x as (B*H*W, C) is a view
         y = y.view(n, h, w, len(kernels)).permute(0, 3, 1, 2)                         # (B, F, H, W) channels-last
     else:
@@ -112,8 +128,8 @@ def forward(module: googlenet.Inception, x: torch.Tensor) -> torch.Tensor | None
 class Inception(googlenet.Inception):
     """googlenet.Inception, under the same name (summaries read the same); in training on
     channels-last float32 maps on CPU, ``forward`` above: the three 1x1 ConvBNs on the module's
-    input as one matrix product and one batch norm. Everywhere else (eval, NCHW, CUDA,
-    autocast, ONNX export, hooks) the plain module."""
+    input as one product (a matrix product or one oneDNN convolution) and one batch norm.
+    Everywhere else (eval, NCHW, CUDA, autocast, ONNX export, hooks) the plain module."""
 
     def forward(self, x):
         out = forward(self, x)

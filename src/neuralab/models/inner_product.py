@@ -33,6 +33,13 @@ def available() -> bool:
         return False
 
 
+@functools.cache
+def wide_vectors() -> bool:
+    """Whether PyTorch's CPU kernels run AVX-512 here (``ATEN_CPU_CAPABILITY`` can lower it),
+    and with them oneDNN's: where the faster of two ways of computing a layer often differs."""
+    return torch.backends.cpu.get_cpu_capability() == "AVX512"
+
+
 def _product(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """a @ b^T (+ bias) by oneDNN's inner product; transposed views are read as they are."""
     return torch.ops.mkldnn._linear_pointwise(a, b, bias, "none", [], "")
@@ -76,4 +83,4 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     return F.linear(x, weight, bias)
 
 
-__all__ = ["MIN_PRODUCT", "available", "linear", "pays", "product"]
+__all__ = ["MIN_PRODUCT", "available", "linear", "pays", "product", "wide_vectors"]

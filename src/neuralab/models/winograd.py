@@ -79,7 +79,7 @@ def _products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     and a loop of 36 oneDNN products took half the time of one ``torch.bmm``. Elsewhere one
     ``torch.bmm``, which writes every product in place: with AVX2 emulated on that CPU, the
     loop's copies made 14x14 and 16x16 layers 15-20% slower."""
-    if not _wide_vectors():
+    if not inner_product.wide_vectors():
         return torch.bmm(a, b)
     out = a.new_empty(a.shape[0], a.shape[1], b.shape[2])
     for p in range(a.shape[0]):
@@ -202,12 +202,6 @@ MIN_BATCH = 16
 WIDE_MIN_CHANNEL_PRODUCT = {3: 128 * 256, 5: 64 * 192}
 
 
-@functools.cache
-def _wide_vectors() -> bool:
-    """Whether PyTorch's CPU kernels run AVX-512 here (``ATEN_CPU_CAPABILITY`` can lower it)."""
-    return torch.backends.cpu.get_cpu_capability() == "AVX512"
-
-
 def fits(weight: torch.Tensor, shape: torch.Size, wide: bool = False) -> bool:
     """Whether a stride-1 convolution with these weights (F, C, r, r) on a batch of maps of
     this shape (B, C, H, W) ran faster by Winograd than as direct convolution, by the
@@ -224,4 +218,4 @@ def fits(weight: torch.Tensor, shape: torch.Size, wide: bool = False) -> bool:
 
 def pays(weight: torch.Tensor, shape: torch.Size) -> bool:
     """Whether that convolution runs faster by Winograd on this CPU (``fits`` for its vectors)."""
-    return fits(weight, shape, _wide_vectors())
+    return fits(weight, shape, inner_product.wide_vectors())
