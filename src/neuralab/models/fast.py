@@ -220,18 +220,10 @@ class _ConvWeightGradOfWindows(torch.autograd.Function):
 WINDOWS_MAX_CELLS = 16
 
 
-def _within_reach(hw: tuple[int, int], padding: tuple[int, int], kernel: tuple[int, int]) -> bool:
-    """Whether every window of a stride-1 convolution reaches every input cell: a map no
-    larger than the kernel's reach (VGG's 2x2 maps under a 3x3 kernel, LeNet-5's C5)."""
-    (h, w), (ph, pw), (kh, kw) = hw, padding, kernel
-    ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
-    return ho >= 1 and wo >= 1 and h + ph <= kh and w + pw <= kw and ho - 1 <= ph and wo - 1 <= pw
-
-
 class _TapMatrix(torch.autograd.Function):
     """The weights (F, C, kh, kw) as the matrix M^T with conv(x) = x @ M when x and the output
-    are flattened in (h, w, c) order (``_within_reach`` maps): (ho*wo*F, h*w*C), the layout
-    a dense layer's weights have.
+    are flattened in (h, w, c) order, for a stride-1 convolution whose every window reaches
+    every input cell: (ho*wo*F, h*w*C), the layout a dense layer's weights have.
 
     Output (r, q) reads input (i, j) through kernel tap (i - r + ph, j - q + pw), so each
     output cell's block of rows is one slice of the taps, copied whole rows of w*C channels
@@ -241,10 +233,9 @@ class _TapMatrix(torch.autograd.Function):
     and back: 11 ms against 22)."""
 
     @staticmethod
-    def forward(ctx, weight, hw, padding):
-        (h, w), (ph, pw), (f, c, kh, kw) = hw, padding, weight.shape
-        ho, wo = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
-        taps = weight.permute(0, 2, 3, 1)                                      # (F, kh, kw, C): a view when channels-last
+    def forward(ctx, weight, hw, out, padding):
+        (h, w), (ho, wo), (ph, pw), (f, c) = hw, out, padding, weight.shape[:2]
+        taps = weight.permute(0, 2, 3, 1)  # (F, kh, kw, C): a view if channels-last
         matrix = weight.new_empty(ho, wo, f, h, w, c)
         for r in range(ho):
             for q in range(wo):
@@ -260,7 +251,7 @@ class _TapMatrix(torch.autograd.Function):
         for r in range(ho):
             for q in range(wo):
                 taps[:, ph - r:ph - r + h, pw - q:pw - q + w] += grad[r, q]
-        return taps.permute(0, 3, 1, 2), None, None                            # (F, C, kh, kw) channels-last
+        return taps.permute(0, 3, 1, 2), None, None, None                      # (F, C, kh, kw) channels-last
 
 
 class Conv2d(nn.Conv2d):
@@ -328,13 +319,19 @@ class Conv2d(nn.Conv2d):
         return geometry(self, *x.shape[-2:]).out
 
     def _by_matrix(self, x: torch.Tensor, linear) -> torch.Tensor | None:
-        """The convolution as one matrix product ``linear(x, matrix, bias)`` where the map is
-        within the kernel's reach (``_TapMatrix``); None elsewhere."""
-        if (self.groups != 1 or self.dilation != (1, 1) or self.stride != (1, 1)
-                or not _within_reach(x.shape[-2:], self.padding, self.kernel_size)):
+        """The convolution as one matrix product ``linear(x, matrix, bias)`` where every window
+        reaches every input cell, a map no larger than the kernel's reach (VGG's 2x2 maps under
+        a 3x3 kernel, LeNet-5's C5; ``_TapMatrix``); None elsewhere."""
+        # Output cell q's window covers input cells q - p .. q - p + k - 1. With h + p <= k the
+        # first window reaches the last cell, and the last starts at the first: ho - 1 = h + 2p - k <= p.
+        (h, w), (ph, pw), (kh, kw) = x.shape[-2:], self.padding, self.kernel_size
+        if self.groups != 1 or self.dilation != (1, 1) or self.stride != (1, 1) or h + ph > kh or w + pw > kw:
             return None
-        n, f, (ho, wo) = len(x), self.out_channels, self._out_size(x)
-        matrix = _TapMatrix.apply(self.weight, tuple(x.shape[-2:]), self.padding)  # (ho*wo*F, h*w*C)
+        ho, wo = self._out_size(x)
+        if ho < 1 or wo < 1:  # no output: PyTorch's layer says so
+            return None
+        n, f = len(x), self.out_channels
+        matrix = _TapMatrix.apply(self.weight, (h, w), (ho, wo), self.padding)  # (ho*wo*F, h*w*C)
         bias = None if self.bias is None else self.bias.repeat(ho * wo)         # each output cell's F biases
         y = linear(x.permute(0, 2, 3, 1).reshape(n, -1), matrix, bias)          # (B, ho*wo*F) in (h, w, c) order
         return y.view(n, ho, wo, f).permute(0, 3, 1, 2)                         # (B, F, ho, wo) channels-last

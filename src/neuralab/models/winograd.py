@@ -17,9 +17,9 @@ multiplications makes it faster. On AVX2: AlexNet's convolutions at 28x28 (batch
 forward and both gradients, interleaved with PyTorch's oneDNN convolution) 1.7-2.2x, its
 training step 1.7-1.8x (bench/bench_winograd.py). On AVX-512, where oneDNN's direct
 convolution runs twice as wide, only wide layers on small maps win: 1.2-1.8x by layer,
-training steps 1.05-1.4x. ``pays`` below says where it is used on each. The transforms trade exactness for that: float32
-results differ from PyTorch's by up to about 1e-5 of the output's largest value (1e-6 for
-direct convolution).
+training steps 1.05-1.4x. ``pays`` below says where it is used on each. The transforms
+trade exactness for that: float32 results differ from PyTorch's by up to about 1e-5 of the
+output's largest value (1e-6 for direct convolution).
 """
 
 from __future__ import annotations
