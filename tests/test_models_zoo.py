@@ -215,6 +215,10 @@ CL = torch.channels_last
 FAST_CASES = {  # id: PyTorch's layer, ours, arguments, input (C, H, W), where the shortcut runs, input needs grad
     "tanh": (nn.Tanh, Tanh, {}, (6, 13, 13), "both", True),
     "avg2": (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2, stride=2), (6, 13, 13), "channels-last", True),
+    "avg2-whole-windows": (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2), (6, 14, 14), "channels-last", True),
+    "avg-3x2-windows": (nn.AvgPool2d, AvgPool2d, dict(kernel_size=(3, 2)), (3, 13, 11), "channels-last", True),
+    "avg-1x3-windows": (nn.AvgPool2d, AvgPool2d, dict(kernel_size=(1, 3), stride=(1, 3)), (5, 7, 13),
+                        "channels-last", True),
     "avg3-overlapping": (nn.AvgPool2d, AvgPool2d, dict(kernel_size=3, stride=2), (6, 13, 13), "channels-last", True),
     "avg2-16-channels": (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2, stride=2), (16, 13, 13), "none", True),
     "avg-padded": (nn.AvgPool2d, AvgPool2d, dict(kernel_size=2, stride=2, padding=1), (6, 13, 13), "none", True),
