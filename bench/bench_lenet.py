@@ -19,9 +19,18 @@ import tempfile
 import time
 from pathlib import Path
 
-# OpenMP threads must sleep at barriers, not spin, or a shared machine's other work makes
-# every step several times slower (docs/benchmarks.md); set before torch starts OpenMP.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# PyTorch's OpenMP threads wait as the `neuralab` command has them wait, chosen before torch
+# starts OpenMP: sleeping at once where other work keeps the cores busy, a short spin on free
+# cores. Sleeping at once on free cores hides what the layers save: in alternating runs of
+# this bench, neuralab's epoch was 1.24x and 1.20x the plain loop's and its layers' step
+# 1.01x and 1.00x PyTorch's, where the command's own choice gave 1.57x, 1.59x and 1.22x,
+# 1.22x (docs/benchmarks.md, the eighteenth round).
+from neuralab.cli import openmp_waits  # noqa: E402
+
+WAITS = openmp_waits()
+if WAITS.endswith("PASSIVE"):
+    print(f"bench_lenet: OpenMP threads sleep at once ({WAITS}: the machine was busy at the start, or the "
+          "environment says so), which slows small steps; for the table, start on an idle machine", file=sys.stderr)
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -201,7 +210,7 @@ def main() -> None:
         "## Image classification: LeNet-5",
         "",
         f"Measured by `python bench/bench_lenet.py{' --full' if args.full else ''}` on {machine()}, "
-        f"{time.strftime('%Y-%m-%d')}.",
+        f"{time.strftime('%Y-%m-%d')}, OpenMP threads {WAITS}.",
         "",
         "Training throughput, one epoch of the 60,000 MNIST training images, batch 128, Adam "
         f"({args.rounds} alternating rounds in one process; medians):",

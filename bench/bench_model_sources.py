@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from neuralab.cli import openmp_waits  # noqa: E402
+
+openmp_waits()  # as the `neuralab` command waits, chosen before torch starts OpenMP (see bench_lenet.py)
 
 import numpy as np  # noqa: E402
 

@@ -56,8 +56,9 @@ from neuralab.cli import openmp_waits  # noqa: E402
 
 WAITS = openmp_waits()
 if WAITS.endswith("PASSIVE"):  # a run started just after other work measured neuralab's MLP 1.4x slower
-    print(f"bench_zoo: the machine was busy at the start, so OpenMP threads sleep at once ({WAITS}), "
-          "which slows every PyTorch loop's small steps; for the table, start on an idle machine", file=sys.stderr)
+    print(f"bench_zoo: OpenMP threads sleep at once ({WAITS}: the machine was busy at the start, or the "
+          "environment says so), which slows every PyTorch loop's small steps; for the table, start on an idle "
+          "machine", file=sys.stderr)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
