@@ -464,6 +464,16 @@ def test_fast_cpu_layers_leave_unbatched_and_bf16_inputs_to_pytorch(one_thread):
     assert torch.tanh(torch.tensor(1e-3, dtype=torch.bfloat16)) == Tanh()(torch.tensor(1e-3, dtype=torch.bfloat16))
 
 
+@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 2)], ids=["tiling", "overlapping"])
+def test_fast_avgpool_on_a_map_smaller_than_its_window_raises_as_pytorch(kernel, stride):
+    x = torch.randn(2, 6, 1, 5).contiguous(memory_format=CL)
+    with pytest.raises(RuntimeError) as theirs:
+        nn.AvgPool2d(kernel, stride)(x)
+    with pytest.raises(RuntimeError) as ours:
+        AvgPool2d(kernel, stride)(x)
+    assert str(ours.value) == str(theirs.value)
+
+
 def test_geometry_formulas_match_pytorch():
     for module, size in [(nn.Conv2d(1, 1, 3, 2, 1), 28), (nn.MaxPool2d(3, 2, ceil_mode=True), 14),
                          (nn.AvgPool2d(2, 2), 13), (nn.Conv2d(1, 1, 3, dilation=2), 9),

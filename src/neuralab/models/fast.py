@@ -153,10 +153,10 @@ class AvgPool2d(nn.AvgPool2d):
     of ATen's pooling, forward and back."""
 
     def forward(self, x):
-        if (not _fast_map(x) or x.shape[1] % 8 == 0 or self.padding not in (0, (0, 0)) or self.ceil_mode
-                or self.divisor_override):
-            return super().forward(x)
         (kh, kw), stride = pair(self.kernel_size), pair(self.stride or self.kernel_size)
+        if (not _fast_map(x) or x.shape[1] % 8 == 0 or self.padding not in (0, (0, 0)) or self.ceil_mode
+                or self.divisor_override or x.shape[2] < kh or x.shape[3] < kw):  # no window fits: PyTorch's error
+            return super().forward(x)
         if stride == (kh, kw):
             return _WindowMean.apply(x, (kh, kw))
         c = x.shape[1]
