@@ -110,6 +110,22 @@ class Tanh(nn.Tanh):
         return _TanhBySigmoid.apply(x) if _fast(x) else torch.tanh(x)
 
 
+def _out_size(layer: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """(ho, wo) of a convolution or pooling layer on the maps x, by models.geometry, which owns the formula."""
+    # Imported here: models.geometry imports models.layers, which imports this module.
+    from neuralab.models.geometry import geometry
+
+    return geometry(layer, *x.shape[-2:]).out
+
+
+def _sum(views: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The sum of same-shaped tensors in a new one: the first two in one pass, the rest in place."""
+    total = views[0].clone() if len(views) == 1 else torch.add(views[0], views[1])
+    for view in views[2:]:
+        total += view
+    return total
+
+
 class _WindowMean(torch.autograd.Function):
     """Average pooling over windows that tile the map (kernel = stride, no padding) of
     channels-last maps, as sums of strided views: each window's rows are whole runs of
@@ -119,30 +135,23 @@ class _WindowMean(torch.autograd.Function):
     back): 0.29 ms against 0.58 for a depthwise convolution and 0.57 for ATen's pooling."""
 
     @staticmethod
-    def forward(ctx, x, kernel):
-        (kh, kw), (n, c, h, w) = kernel, x.shape
-        ho, wo = h // kh, w // kw
+    def forward(ctx, x, kernel, out):
+        (kh, kw), (ho, wo), (n, c) = kernel, out, x.shape[:2]
         ctx.shape, ctx.kernel = x.shape, kernel
         runs = x.permute(0, 2, 3, 1)[:, :ho * kh, :wo * kw].view(n, ho, kh, wo, kw * c)  # cells left over are dropped
-        rows = runs[:, :, 0].clone() if kh == 1 else torch.add(runs[:, :, 0], runs[:, :, 1])
-        for i in range(2, kh):
-            rows += runs[:, :, i]
-        cells = rows.view(n, ho, wo, kw, c)
-        y = cells[..., 0, :].clone() if kw == 1 else torch.add(cells[..., 0, :], cells[..., 1, :])
-        for j in range(2, kw):
-            y += cells[..., j, :]
-        return y.mul_(1 / (kh * kw)).permute(0, 3, 1, 2)                        # (B, C, ho, wo) channels-last
+        rows = _sum(runs.unbind(2)).view(n, ho, wo, kw, c)                    # each window's rows added
+        return _sum(rows.unbind(3)).mul_(1 / (kh * kw)).permute(0, 3, 1, 2)  # (B, C, ho, wo) channels-last
 
     @staticmethod
     def backward(ctx, grad):
         (kh, kw), (n, c, h, w) = ctx.kernel, ctx.shape
         _, _, ho, wo = grad.shape
         share = grad.permute(0, 2, 3, 1) * (1 / (kh * kw))                     # (B, ho, wo, C)
-        runs = torch.cat([share] * kw, -1) if kw > 1 else share                # (B, ho, wo, kw*C): a window's row
+        runs = torch.cat([share] * kw, -1)                                      # (B, ho, wo, kw*C): a window's row
         cells = torch.stack([runs] * kh, 2).view(n, ho * kh, wo * kw, c)
         if (ho * kh, wo * kw) != (h, w):  # cells outside every window get no gradient
             cells = F.pad(cells, (0, 0, 0, w - wo * kw, 0, h - ho * kh))
-        return cells.permute(0, 3, 1, 2), None
+        return cells.permute(0, 3, 1, 2), None, None
 
 
 class AvgPool2d(nn.AvgPool2d):
@@ -153,13 +162,16 @@ class AvgPool2d(nn.AvgPool2d):
     of ATen's pooling, forward and back."""
 
     def forward(self, x):
-        (kh, kw), stride = pair(self.kernel_size), pair(self.stride or self.kernel_size)
         if (not _fast_map(x) or x.shape[1] % 8 == 0 or self.padding not in (0, (0, 0)) or self.ceil_mode
-                or self.divisor_override or x.shape[2] < kh or x.shape[3] < kw):  # no window fits: PyTorch's error
+                or self.divisor_override):
             return super().forward(x)
-        if stride == (kh, kw):
-            return _WindowMean.apply(x, (kh, kw))
-        c = x.shape[1]
+        ho, wo = _out_size(self, x)
+        if ho < 1 or wo < 1:  # no window fits: PyTorch's layer says so
+            return super().forward(x)
+        kernel = pair(self.kernel_size)
+        if pair(self.stride) == kernel:
+            return _WindowMean.apply(x, kernel, (ho, wo))
+        c, (kh, kw) = x.shape[1], kernel
         return F.conv2d(x, x.new_full((c, 1, kh, kw), 1 / (kh * kw)), stride=self.stride, groups=c)
 
 
@@ -346,18 +358,11 @@ class Conv2d(nn.Conv2d):
         """Under bfloat16 autocast: the weight gradient as a product of windows on small maps
         (``_ConvWeightGradOfWindows``), PyTorch's own layer elsewhere."""
         if (self.groups != 1 or self.dilation != (1, 1) or not self.weight.requires_grad
-                or math.prod(self._out_size(x)) > WINDOWS_MAX_CELLS):
+                or math.prod(_out_size(self, x)) > WINDOWS_MAX_CELLS):
             return super().forward(x)
         dtype = torch.get_autocast_dtype("cpu")
         bias = None if self.bias is None else self.bias.to(dtype)
         return _ConvWeightGradOfWindows.apply(x.to(dtype), self.weight.to(dtype), bias, self.stride, self.padding)
-
-    def _out_size(self, x: torch.Tensor) -> tuple[int, int]:
-        """(ho, wo) of this layer on the maps x, by models.geometry, which owns the formula."""
-        # Imported here: models.geometry imports models.layers, which imports this module.
-        from neuralab.models.geometry import geometry
-
-        return geometry(self, *x.shape[-2:]).out
 
     def _by_matrix(self, x: torch.Tensor, linear) -> torch.Tensor | None:
         """The convolution as one matrix product ``linear(x, matrix, bias)`` where every window
@@ -368,7 +373,7 @@ class Conv2d(nn.Conv2d):
         (h, w), (ph, pw), (kh, kw) = x.shape[-2:], self.padding, self.kernel_size
         if self.groups != 1 or self.dilation != (1, 1) or self.stride != (1, 1) or h + ph > kh or w + pw > kw:
             return None
-        ho, wo = self._out_size(x)
+        ho, wo = _out_size(self, x)
         if ho < 1 or wo < 1:  # no output: PyTorch's layer says so
             return None
         n, f = len(x), self.out_channels
