@@ -94,6 +94,7 @@ def _within_bfloat16_rounding(got: torch.Tensor, expected: torch.Tensor) -> None
     (3, 1, 1, 2, True), (3, 1, 1, 2, False),  # VGG16's last block at 28x28: one product through the taps
     (3, 1, 1, 4, True), (3, 2, 1, 8, False),  # 4x4 outputs: the weight gradient over the windows
     (1, 1, 0, 4, True), (5, 1, 2, 4, False),  # GoogLeNet's 1x1 on 4x4 maps; a 5x5 kernel on 4x4
+    (3, 1, 1, 1, True), (5, 1, 0, 5, False),  # one output cell (a 1x1 map, LeNet-5's C5): a slice of the taps
 ])
 def test_small_bfloat16_convolutions_compute_what_pytorchs_compute(kernel, stride, padding, size, bias):
     """The shortcuts under bfloat16 autocast, forward and every gradient, against PyTorch's layer."""

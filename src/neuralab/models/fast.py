@@ -367,7 +367,9 @@ class Conv2d(nn.Conv2d):
     def _by_matrix(self, x: torch.Tensor, linear) -> torch.Tensor | None:
         """The convolution as one matrix product ``linear(x, matrix, bias)`` where every window
         reaches every input cell, a map no larger than the kernel's reach (VGG's 2x2 maps under
-        a 3x3 kernel, LeNet-5's C5; ``_TapMatrix``); None elsewhere."""
+        a 3x3 kernel, LeNet-5's C5; ``_TapMatrix``); None elsewhere. With one output cell the
+        matrix is a view of the taps that cover the map, and autograd's own view backward
+        takes its gradient: LeNet-5's step 1.04x (docs/benchmarks.md)."""
         # Output cell q's window covers input cells q - p .. q - p + k - 1. With h + p <= k the
         # first window reaches the last cell, and the last starts at the first: ho - 1 = h + 2p - k <= p.
         (h, w), (ph, pw), (kh, kw) = x.shape[-2:], self.padding, self.kernel_size
@@ -377,8 +379,11 @@ class Conv2d(nn.Conv2d):
         if ho < 1 or wo < 1:  # no output: PyTorch's layer says so
             return None
         n, f = len(x), self.out_channels
-        matrix = _TapMatrix.apply(self.weight, (h, w), (ho, wo), self.padding)  # (ho*wo*F, h*w*C)
-        bias = None if self.bias is None else self.bias.repeat(ho * wo)         # each output cell's F biases
+        if (ho, wo) == (1, 1):  # one output cell reads the taps over the map: a slice of the weights, no copies
+            matrix, bias = self.weight[:, :, ph:ph + h, pw:pw + w].permute(0, 2, 3, 1).reshape(f, -1), self.bias
+        else:
+            matrix = _TapMatrix.apply(self.weight, (h, w), (ho, wo), self.padding)  # (ho*wo*F, h*w*C)
+            bias = None if self.bias is None else self.bias.repeat(ho * wo)         # each output cell's F biases
         y = linear(x.permute(0, 2, 3, 1).reshape(n, -1), matrix, bias)          # (B, ho*wo*F) in (h, w, c) order
         return y.view(n, ho, wo, f).permute(0, 3, 1, 2)                         # (B, F, ho, wo) channels-last
 
