@@ -77,19 +77,30 @@ def test_openmp_threads_sleep_where_cores_are_busy_and_spin_briefly_where_free(m
 
     from neuralab.cli import openmp_waits
 
-    cores = len(os.sched_getaffinity(0))
     real_open = builtins.open
 
-    def machine(load: float, running: int):
-        fake = tmp_path / "loadavg"
-        fake.write_text(f"{load:.2f} 0.50 0.40 {running}/300 12345\n")
-        monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(fake if path == "/proc/loadavg" else path, *a, **k))
+    def machine(load: float, running: list[int]):
+        """/proc/loadavg as the kernel writes it, its runnable count taking ``running`` in turn."""
+        counts = iter(running)
 
-    machine(0.3, 1)  # only this process runs
-    free: dict[str, str] = {}
-    assert openmp_waits(free) == "GOMP_SPINCOUNT=30000" and free == {"GOMP_SPINCOUNT": "30000"}
-    for load, running in ((0.3, 2), (cores + 0.5, 1)):  # another task running now, or a high load average
+        def fake(path, *args, **kwargs):
+            if path != "/proc/loadavg":
+                return real_open(path, *args, **kwargs)
+            written = tmp_path / "loadavg"
+            written.write_text(f"{load:.2f} 0.50 0.40 {next(counts)}/300 12345\n")
+            return real_open(written, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", fake)
+
+    cores = len(os.sched_getaffinity(0))
+    for load, running in ((0.3, [1] * 5),              # only this process runs
+                          (cores + 0.7, [1] * 5),      # a high load average from work that has ended
+                          (0.3, [1, 2, 1, 1, 2])):     # another task runnable for a moment
         machine(load, running)
+        free: dict[str, str] = {}
+        assert openmp_waits(free) == "GOMP_SPINCOUNT=30000" and free == {"GOMP_SPINCOUNT": "30000"}
+    for running in ([2] * 5, [2, 3, 1, 2, 1]):         # another task runnable in most readings
+        machine(0.3, running)
         busy: dict[str, str] = {}
         assert openmp_waits(busy) == "OMP_WAIT_POLICY=PASSIVE" and busy == {"OMP_WAIT_POLICY": "PASSIVE"}
     mine = {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's own setting is kept, whatever the load

@@ -102,9 +102,9 @@ def openmp_waits(environ=os.environ) -> str:
     10 min 53 s instead of 63 s on a shared 2-core machine; a sample-CNN step 202 ms instead of
     64-71 ms beside one other busy process), so there they sleep at once. On free cores a short
     spin (30,000 rounds) wakes them faster than sleeping does, between the many small parallel
-    regions of a training step: the fast recipe's whole command 11.3-11.8 s against 12.2 s
-    (docs/benchmarks.md). Free means no other task running now (the kernel's count in
-    /proc/loadavg) and a load average below the core count."""
+    regions of a training step: the fast recipe's whole command 11.3-11.8 s against 12.2 s,
+    LeNet-5's step 4.3-5.6 ms against 7.8-10.4 (docs/benchmarks.md). Busy means another task
+    runnable now (``_others_busy``)."""
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
         if environ.get(name):
             return f"{name}={environ[name]}"
@@ -113,16 +113,23 @@ def openmp_waits(environ=os.environ) -> str:
     return f"{name}={value}"
 
 
-def _others_busy() -> bool:
+def _others_busy(readings: int = 5) -> bool:
+    """Whether another task is runnable in most of ``readings`` of the kernel's count in
+    /proc/loadavg, 2 ms apart: a task that runs for a moment (a kernel worker) is not load.
+
+    The load average is not asked: it still holds work that has ended, this command's own last
+    run among it. Right after the test suite it read 2.7 on 2 free cores, so the next command
+    slept at once, which makes LeNet-5's step about twice as long (docs/benchmarks.md, the
+    nineteenth round)."""
     try:
-        samples = []
-        for _ in range(3):  # a task that runs for a moment (a kernel worker) is not load: the least of 3 readings
+        busy = 0
+        for i in range(readings):
+            if i:
+                time.sleep(0.002)
             with open("/proc/loadavg") as f:
-                samples.append(f.read().split())
-            time.sleep(0.002)
-        running = min(int(fields[3].split("/")[0]) for fields in samples) - 1  # runnable now, this one left out
-        return running >= 1 or float(samples[-1][0]) >= len(os.sched_getaffinity(0))
-    except (OSError, ValueError, IndexError, AttributeError):  # not Linux: assume others need the cores
+                busy += int(f.read().split()[3].split("/")[0]) - 1 >= 1  # runnable now, this one left out
+        return 2 * busy > readings
+    except (OSError, ValueError, IndexError):  # not Linux: assume others need the cores
         return True
 
 
