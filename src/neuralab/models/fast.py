@@ -379,7 +379,7 @@ class Conv2d(nn.Conv2d):
         if ho < 1 or wo < 1:  # no output: PyTorch's layer says so
             return None
         n, f = len(x), self.out_channels
-        if (ho, wo) == (1, 1):  # one output cell reads the taps over the map: a slice of the weights, no copies
+        if (ho, wo) == (1, 1):  # one output cell reads the taps over the map: a slice, a view of channels-last weights
             matrix, bias = self.weight[:, :, ph:ph + h, pw:pw + w].permute(0, 2, 3, 1).reshape(f, -1), self.bias
         else:
             matrix = _TapMatrix.apply(self.weight, (h, w), (ho, wo), self.padding)  # (ho*wo*F, h*w*C)
