@@ -25,12 +25,9 @@ from pathlib import Path
 # this bench, neuralab's epoch was 1.24x and 1.20x the plain loop's and its layers' step
 # 1.01x and 1.00x PyTorch's, where the command's own choice gave 1.57x, 1.59x and 1.22x,
 # 1.22x (docs/benchmarks.md, the eighteenth round).
-from neuralab.cli import openmp_waits  # noqa: E402
+from _waits import bench_waits  # noqa: E402
 
-WAITS = openmp_waits()
-if WAITS.endswith("PASSIVE"):
-    print(f"bench_lenet: OpenMP threads sleep at once ({WAITS}: the machine was busy at the start, or the "
-          "environment says so), which slows small steps; for the table, start on an idle machine", file=sys.stderr)
+WAITS = bench_waits("bench_lenet")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402

@@ -52,13 +52,9 @@ from pathlib import Path
 # starts OpenMP: sleeping at once where other work keeps the cores busy (spinning threads made
 # every PyTorch loop several times slower there), a short spin on free cores. Both PyTorch
 # loops run with the same choice; TensorFlow's thread pool has its own.
-from neuralab.cli import openmp_waits  # noqa: E402
+from _waits import bench_waits  # noqa: E402
 
-WAITS = openmp_waits()
-if WAITS.endswith("PASSIVE"):  # a run started just after other work measured neuralab's MLP 1.4x slower
-    print(f"bench_zoo: OpenMP threads sleep at once ({WAITS}: the machine was busy at the start, or the "
-          "environment says so), which slows every PyTorch loop's small steps; for the table, start on an idle "
-          "machine", file=sys.stderr)
+WAITS = bench_waits("bench_zoo")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
