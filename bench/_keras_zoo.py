@@ -18,13 +18,13 @@ import argparse
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _keras_clock import EpochClock  # noqa: E402
 from tensorflow import keras  # noqa: E402
 from tensorflow.keras import layers as L  # noqa: E402
 
@@ -140,15 +140,7 @@ def main() -> int:
     warm = np.concatenate([np.arange(BATCH), np.arange(last)])
     model.fit(x[warm], y[warm], batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     times = []
-
-    class Clock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t0)
-
-    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0, callbacks=[Clock()])
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=True, verbose=0, callbacks=[EpochClock(times)])
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     print(json.dumps({"seconds": times[0], "images": len(x), "params": trainable, "precision": args.precision,
                       "tensorflow": tf.__version__, "keras": keras.__version__}))

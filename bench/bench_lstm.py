@@ -97,6 +97,7 @@ def keras_epochs(x, y, batch: int, epochs: int) -> list[float] | None:
     try:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf  # noqa: F401
+        from _keras_clock import EpochClock
         from tensorflow import keras
     except ImportError:
         return None
@@ -104,15 +105,7 @@ def keras_epochs(x, y, batch: int, epochs: int) -> list[float] | None:
                             keras.layers.LSTM(64), keras.layers.Dense(1)])
     net.compile(optimizer="adam", loss="mse")
     times = []
-
-    class Clock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t0)
-
-    net.fit(x.numpy(), y.numpy(), batch_size=batch, epochs=epochs + 1, verbose=0, callbacks=[Clock()])
+    net.fit(x.numpy(), y.numpy(), batch_size=batch, epochs=epochs + 1, verbose=0, callbacks=[EpochClock(times)])
     return times[1:]  # the first epoch includes tracing
 
 
