@@ -24,7 +24,7 @@ from pathlib import Path
 # cores. Sleeping at once on free cores hides what the layers save: in alternating runs of
 # this bench, neuralab's epoch was 1.24x and 1.20x the plain loop's and its layers' step
 # 1.01x and 1.00x PyTorch's, where the command's own choice gave 1.57x, 1.59x and 1.22x,
-# 1.22x (docs/benchmarks.md, the eighteenth round).
+# 1.22x (docs/speed-rounds.md, the eighteenth round).
 from _waits import bench_waits  # noqa: E402
 
 WAITS = bench_waits("bench_lenet")

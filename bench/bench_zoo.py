@@ -185,7 +185,7 @@ def measure(name: str, data: str, steps: int, rounds: int, threads: int, keras: 
     # at its end, and in one session on this project's VM the next fit's first steps, on pages
     # the machine had not used before, took 2-4x as long (VGG16: 1.9 s more in its first timed
     # round; from the third fit on they ran at the steady speed). Other sessions saw no such
-    # cost (docs/benchmarks.md, the sixteenth and seventeenth rounds).
+    # cost (docs/speed-rounds.md, the sixteenth and seventeenth rounds).
     for warm in (trainer, trainer, mixed, mixed):
         if warm is not None:
             warm.fit(x[:2 * BATCH], y[:2 * BATCH])

@@ -119,8 +119,8 @@ def _others_busy(readings: int = 5) -> bool:
 
     The load average is not asked: it still holds work that has ended, this command's own last
     run among it. Right after the test suite it read 2.7 on 2 free cores, so the next command
-    slept at once, which makes LeNet-5's step about twice as long (docs/benchmarks.md, the
-    nineteenth round)."""
+    slept at once, which makes LeNet-5's step about twice as long (docs/speed-rounds.md,
+    the nineteenth round)."""
     try:
         busy = 0
         for i in range(readings):
@@ -137,8 +137,8 @@ def run() -> None:
     """The `neuralab` command's entry point: ``main``, then exit with its status.
 
     A command that imported torch spent 0.5-1.3 s after its last line in the interpreter's
-    final garbage collections over torch's and matplotlib's million objects (docs/benchmarks.md,
-    "A tenth round"); frozen, they are left to the process's exit, which frees them at once.
+    final garbage collections over torch's and matplotlib's million objects (docs/speed-rounds.md,
+    the tenth round); frozen, they are left to the process's exit, which frees them at once.
     Exit handlers run as before."""
     try:
         sys.exit(main())

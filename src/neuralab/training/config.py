@@ -102,7 +102,7 @@ def with_compile(train: TrainConfig, settings: dict, defaults: TrainConfig | Non
 # Tuned defaults a user picks by name (`--recipe fast`); explicit options override them.
 RECIPES: dict[str, dict] = {
     # One-cycle schedule, no validation pass; epoch 1 on every training image, then five epochs
-    # on the hardest 18%: 1.9 epochs' work (docs/benchmarks.md, "What was tried").
+    # on the hardest 18%: 1.9 epochs' work (docs/speed-rounds.md, the third round).
     "fast": {"epochs": 6, "focus": 0.18, "batch_size": 128, "lr": 7e-3, "warmup": 0.3, "schedule": "onecycle",
              "val_fraction": 0.0},
 }

@@ -130,7 +130,7 @@ class Trainer:
             # CNN 3-30% slower per epoch (kernel launch bound); it pays off for large models.
             # On a CPU with AVX-512 BF16 it made AlexNet's, VGG16's and GoogLeNet's epochs
             # 1.4-1.8x faster, the sample CNN's 1.06x and LeNet-5's 1.07x
-            # (docs/benchmarks.md, fourteenth round).
+            # (docs/speed-rounds.md, the fourteenth round).
             big = sum(p.numel() for p in self.model.parameters()) >= AUTO_BF16_PARAMETERS
             amp = "bf16" if big and native_bf16(self.device) else "off"
         return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
