@@ -46,10 +46,10 @@ replaces on this project's shared 2-core machine, batch 128; docs/benchmarks.md 
                 one call with every dropout mask drawn at once (``dense_chain``; the MLP's
                 forward 1.11 -> 0.90 ms, its step 1.02-1.14x, its epoch 1.08-1.31x)
 
-A training step with all of them: LeNet-5 1.20x, the sample CNN 1.20x (CPU time of one
-thread, channels-last, 60 interleaved steps: 64 ms against 77 ms; 1.41x against PyTorch's
-layers in NCHW, the plain loop's layout, before the in-place ReLU, the row-wise windows and
-the byte masks, which made the step 1.13x), VGG16 at 28x28 1.22x.
+A training step with all of them against PyTorch's layers, both channels-last (batch 128, Adam,
+the two alternating step by step; wall time of two threads on an AMD EPYC with AVX-512,
+2026-12-05): LeNet-5 1.23x (4.6-5.0 ms against 5.7-6.0), the sample CNN 1.39-1.42x (24-27 ms
+against 34-36), VGG16 at 28x28 1.29-1.32x (463-477 ms against 587-631).
 """
 
 from __future__ import annotations
