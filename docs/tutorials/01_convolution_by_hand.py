@@ -22,7 +22,7 @@
 # against PyTorch, applies the kernels to a real photograph, and ends with a small CNN
 # built and trained from these NumPy pieces alone.
 #
-# **Runtime on a 2-core CPU:** about 15 s (full), 10 s (small budget:
+# **Runtime on a 2-core CPU:** about 6 s (full), 5 s (small budget:
 # `NEURALAB_TUTORIAL_BUDGET=small`). No dataset to download.
 #
 # Run it as a script (`python docs/tutorials/01_convolution_by_hand.py`) or as a

@@ -21,8 +21,8 @@
 # seeds) on both datasets, a comparison table, and then a look inside the trained CNN:
 # its feature maps and its learned first-layer filters.
 #
-# **Runtime on a 2-core CPU:** about 50 min (full: all 54,000 training images, 10
-# epochs, 3 seeds per model and dataset; most of it is the CNN), about 40 s in the small
+# **Runtime on a 2-core CPU:** about 12 min (full: all 54,000 training images, 10
+# epochs, 3 seeds per model and dataset; most of it is the CNN), about 11 s in the small
 # budget (`NEURALAB_TUTORIAL_BUDGET=small`: 2,000 training images, 2 epochs, 1 seed).
 #
 # Needs MNIST and Fashion-MNIST where neuralab finds them: `neuralab data list` shows

@@ -21,9 +21,9 @@
 # with model summaries, says what each network introduced, and trains them on
 # Fashion-MNIST, where the three ImageNet networks need their small-input variants.
 #
-# **Runtime on a 2-core CPU:** about 15 min (full: LeNet-5 for 10 epochs on all of MNIST
+# **Runtime on a 2-core CPU:** about 3 min (full: LeNet-5 for 10 epochs on all of MNIST
 # and Fashion-MNIST, the docs/benchmarks.md setting, then AlexNet, VGG16 and GoogLeNet for
-# 2 epochs on 5,000 Fashion-MNIST images), about 30 s in the small budget
+# 2 epochs on 5,000 Fashion-MNIST images), about 11 s in the small budget
 # (`NEURALAB_TUTORIAL_BUDGET=small`: 2,000 images and 2 epochs for LeNet-5, one batch of
 # 128 images for each of the big three, enough to time them).
 
@@ -215,7 +215,9 @@ for name, run in {"lenet5": lenet_runs["fashion-mnist"], **big_runs}.items():
 # - On 28x28 grayscale images the small LeNet-5 is already good: 99.2% on MNIST and 90.1%
 #   on Fashion-MNIST after 10 epochs on all the images (the full budget, seed 0). The
 #   small-input AlexNet, VGG16 and GoogLeNet, given 5,000 images and 2 epochs in the full
-#   budget, reached 65-79% while costing 70 to 140 times more CPU time per image. Their size
+#   budget, reached 57-80% while costing 30 to 90 times more CPU time per image. So short
+#   a run swings with the seed: over seeds 0-2, AlexNet 57-74% and VGG16 58-70%, in float32
+#   and in the bfloat16 that `amp="auto"` chooses on CPUs with AVX-512 BF16 alike. Their size
 #   pays off on large colour photographs and on GPUs, not on 28x28 images on a laptop.
 # - Each network's idea lives on: ReLU and dropout (AlexNet), stacks of 3x3 convolutions
 #   (VGG), 1x1 bottlenecks and global average pooling (GoogLeNet).

@@ -22,7 +22,7 @@
 # them against PyTorch, trains a template of each topology, makes the vanishing gradient
 # visible, and measures how far back a SimpleRNN and an LSTM can remember.
 #
-# **Runtime on a 2-core CPU:** about 3 min (full), about 25 s in the small budget
+# **Runtime on a 2-core CPU:** about 15 s (full), about 7 s in the small budget
 # (`NEURALAB_TUTORIAL_BUDGET=small`: fewer training steps). No dataset to download.
 
 # %% [markdown]

@@ -28,8 +28,8 @@
 # naive forecast, drift, a moving average and a linear autoregression. The conclusion is
 # written from the numbers, whatever they say.
 #
-# **Runtime on a 2-core CPU:** about 8 min (full: four runs of up to 30 epochs with early
-# stopping, neuralab's forecasting defaults), about 30 s in the small budget
+# **Runtime on a 2-core CPU:** about 1.5 min (full: four runs of up to 30 epochs with early
+# stopping, neuralab's forecasting defaults), about 10 s in the small budget
 # (`NEURALAB_TUTORIAL_BUDGET=small`: one epoch). The series ship with neuralab: nothing to
 # download.
 
