@@ -103,7 +103,7 @@ def openmp_waits(environ=os.environ) -> str:
     64-71 ms beside one other busy process), so there they sleep at once. On free cores a short
     spin (30,000 rounds) wakes them faster than sleeping does, between the many small parallel
     regions of a training step: the fast recipe's whole command 11.3-11.8 s against 12.2 s,
-    LeNet-5's step 4.3-5.6 ms against 7.8-10.4 (docs/benchmarks.md). Busy means another task
+    LeNet-5's step 4.3-5.6 ms against 7.8-10.4 (docs/speed-rounds.md). Busy means another task
     runnable now (``_others_busy``)."""
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
         if environ.get(name):

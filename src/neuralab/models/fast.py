@@ -10,7 +10,7 @@ of 4x4 or less, its weight gradient as a product over the windows), ReLU after m
 and Dropout's masks.
 
 What each replaces, and by how much (CPU time of one thread, interleaved with the layer it
-replaces on this project's shared 2-core machine, batch 128; docs/benchmarks.md has the runs):
+replaces on this project's shared 2-core machine, batch 128; docs/speed-rounds.md has the runs):
 
     Tanh        ATen's tanh -> 2 sigmoid(2x) - 1 through ATen's sigmoid; LeNet-5's C1 maps
                 (128x6x28x28): 0.74 ms against 1.39 ms
@@ -369,7 +369,7 @@ class Conv2d(nn.Conv2d):
         reaches every input cell, a map no larger than the kernel's reach (VGG's 2x2 maps under
         a 3x3 kernel, LeNet-5's C5; ``_TapMatrix``); None elsewhere. With one output cell the
         matrix is a view of the taps that cover the map, and autograd's own view backward
-        takes its gradient: LeNet-5's step 1.04x (docs/benchmarks.md)."""
+        takes its gradient: LeNet-5's step 1.04x (docs/speed-rounds.md, the nineteenth round)."""
         # Output cell q's window covers input cells q - p .. q - p + k - 1. With h + p <= k the
         # first window reaches the last cell, and the last starts at the first: ho - 1 = h + 2p - k <= p.
         (h, w), (ph, pw), (kh, kw) = x.shape[-2:], self.padding, self.kernel_size
@@ -424,7 +424,7 @@ class Flatten(nn.Flatten):
 # Below this many values PyTorch's own dropout is the faster (forward and back, 2 threads: 128x64
 # 170 us against 162 with a NumPy mask, 128x32 129 against 154). From 8,192 the MLP's three masks
 # (128x256, 128x128, 128x100) made its epoch 1.06x (20 interleaved rounds), once the product's backward
-# was autograd's own and the generator's state was set rather than built (docs/benchmarks.md).
+# was autograd's own and the generator's state was set rather than built (docs/speed-rounds.md).
 DROPOUT_NUMPY = 1 << 13
 
 

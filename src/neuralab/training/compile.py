@@ -89,7 +89,8 @@ class _WithoutDynamo:
 def _fused_step(optimizer: torch.optim.Optimizer, group: dict) -> None:
     """PyTorch's fused Adam step over one group, as ``Adam.step`` makes it (the same kernel with
     the same arguments) without its per-step sorting of the tensors by device and type, which
-    cost 80 us of the MLP's 200 us step (docs/benchmarks.md). The caller checked the group."""
+    cost 80 us of the MLP's 200 us step (docs/speed-rounds.md, the seventh round). The caller
+    checked the group."""
     params = group["params"]
     if not params:
         return

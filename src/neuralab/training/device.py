@@ -83,7 +83,7 @@ def kept_heap():
     costs a page fault when first written: about 3,000 faults and 13 ms of system time per
     step of the sample CNN at batch 128 on this project's machine, against 1 ms with the
     memory kept; inference over a test set in batches runs 2-3x faster for the same reason
-    (docs/benchmarks.md)."""
+    (docs/speed-rounds.md, the fourth and tenth rounds)."""
     global _heap_kept
     libc = _glibc()
     if libc is None:
