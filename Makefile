@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench tfenv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,20 @@ test: $(STAMP)
 	-@sh scripts/ci-system-deps.sh
 	$(BIN)/python -m pytest
 
-# Every CPU benchmark (about 45 min on two cores); each writes its section of docs/benchmarks.md.
+# TensorFlow for the benchmarks' TF-Keras columns (bench/bench_zoo.py, bench/bench_lstm.py), in an
+# environment of its own beside neuralab and the same torch: neuralab never imports it.
+TFENV  ?= .tfenv
+TF     ?= tensorflow-cpu==2.21.0
+tfenv: $(TFENV)/.installed
+$(TFENV)/.installed: pyproject.toml
+	test -x $(TFENV)/bin/python || $(PYTHON) -m venv $(TFENV)
+	$(TFENV)/bin/pip install --quiet --disable-pip-version-check "$(TORCH)" "$(TF)"
+	$(TFENV)/bin/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+# The main CPU benchmarks (about 45 min on two cores); each writes its section of
+# docs/benchmarks.md. The others, the zoo against TF-Keras among them (`make tfenv` first),
+# say at their top how to run them.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_lenet.py --full
 	$(BIN)/python bench/bench_web.py

@@ -12,11 +12,10 @@ go to their own block of docs/benchmarks.md (nothing else in the file is touched
     python bench/bench_lstm.py --epochs 1 --windows 2000 --no-write   # a quick look
     python bench/bench_lstm.py --options       # also time threads x oneDNN for the trainer
 
-For the TF-Keras row, run it from a separate environment that has TensorFlow beside neuralab
+For the TF-Keras row, run it from the environment that has TensorFlow beside neuralab
 (TensorFlow is for this comparison only):
 
-    python3 -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu torch==2.13.0 -e .
-    /tmp/tfenv/bin/python bench/bench_lstm.py --options
+    make tfenv && .tfenv/bin/python bench/bench_lstm.py --options
 """
 
 from __future__ import annotations

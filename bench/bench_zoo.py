@@ -20,10 +20,11 @@ medians over the rounds and the median of the per-round ratios.
 - plain PyTorch: the loop of the PyTorch examples: the model in PyTorch's own layers as
   ``build_model`` returns it, NCHW, ``DataLoader(TensorDataset(x, y), batch_size=128,
   shuffle=True)``, ``torch.optim.Adam``, ``zero_grad``/``backward``/``step``.
-- TF-Keras: bench/_keras_zoo.py run by TFPYTHON (default /work/tfenv/bin/python, or
-  $NEURALAB_TF_PYTHON), the same layers written in Keras (the trainable parameter counts
-  are checked equal), Adam, batch 128; the epoch is timed inside that process after a
-  warm-up, so TensorFlow's start-up and tracing are not counted.
+- TF-Keras: bench/_keras_zoo.py run by the Python of an environment with TensorFlow
+  (``make tfenv`` makes .tfenv; $NEURALAB_TF_PYTHON names another), the same layers written
+  in Keras (the trainable parameter counts are checked equal), Adam, batch 128; the epoch is
+  timed inside that process after a warm-up, so TensorFlow's start-up and tracing are not
+  counted.
 
 Where ``amp="auto"`` computes in bfloat16 on this machine (models of 5M+ parameters on a CPU
 with AVX-512 BF16), neuralab runs that way too, against TF-Keras under its mixed_bfloat16
@@ -71,7 +72,7 @@ from neuralab.training import CLASSIFICATION, TrainConfig, Trainer  # noqa: E402
 from neuralab.training.classify import Preprocess  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-TF_PYTHON = os.environ.get("NEURALAB_TF_PYTHON", "/work/tfenv/bin/python")
+TF_PYTHON = os.environ.get("NEURALAB_TF_PYTHON", str(HERE.parent / ".tfenv" / "bin" / "python"))
 BATCH, LR = 128, 3e-3
 SMALL, BIG = ("mlp", "cnn", "lenet5"), ("alexnet", "vgg16", "googlenet")
 DATA = {"mlp": "fashion-mnist", "cnn": "fashion-mnist", "lenet5": "mnist", "alexnet": "fashion-mnist",
@@ -330,6 +331,9 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     keras = not args.no_keras and Path(TF_PYTHON).exists()
+    if not keras and not args.no_keras:
+        print(f"no TensorFlow at {TF_PYTHON}: the TF-Keras column is left out (`make tfenv` makes it, "
+              "or NEURALAB_TF_PYTHON names another environment's Python)", file=sys.stderr)
     load0, t0 = os.getloadavg()[0], time.perf_counter()
     peak = matmul_peak()
     rows = []
