@@ -50,4 +50,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_compare.py
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) $(TFENV) runs build *.egg-info
