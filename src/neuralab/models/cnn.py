@@ -16,9 +16,9 @@ The default widths (two blocks, 32 and 64 filters, Dense 128: 421,834 parameters
 on Fashion-MNIST: 92.4-92.8% test accuracy after 5 epochs (5 runs), 93.0% after 10; one
 training step of a 128-image batch takes 19-25 ms on two server-CPU cores with AVX-512, an
 epoch of 54,000 images 8.6 s (docs/benchmarks.md). The workshop's exact widths
-(``channels=(75, 50, 25), dense=512``) reach about the same accuracy at twice the cost. ``CNNConfig`` holds every knob. Pools use Keras
-padding="same" (``MaxPool2dSame``), so an odd side rounds up (7 -> 4) and the map never
-vanishes: any input size works.
+(``channels=(75, 50, 25), dense=512``) reach about the same accuracy at twice the cost.
+``CNNConfig`` holds every knob. Pools use Keras padding="same" (``MaxPool2dSame``), so an odd
+side rounds up (7 -> 4) and the map never vanishes: any input size works.
 """
 
 from __future__ import annotations
