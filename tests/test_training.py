@@ -361,3 +361,43 @@ def test_preprocess_has_each_channels_mean_and_std_of_the_pixels_on_0_1():
     normalised = p(x).double()
     np.testing.assert_allclose(normalised.mean((0, 2, 3)), 0, atol=1e-6)
     np.testing.assert_allclose(normalised.std((0, 2, 3), correction=0), 1, atol=1e-6)
+
+
+def test_image_runs_hold_uint8_pixels_and_train_as_on_a_normalised_float_copy(tiny_fashion, tmp_path):
+    """The trainer normalises each batch of uint8 pixels (``inputs=Preprocess.normalise``):
+    the same values as the whole set normalised at once, so the same training, with the
+    set kept at a quarter of float32's memory."""
+    from neuralab.data import load_image_data
+    from neuralab.models import build_model
+    from neuralab.training import Trainer
+    from neuralab.training.callbacks import Callback
+    from neuralab.training.classify import Preprocess, pixels
+
+    data = load_image_data("fashion-mnist", tiny_fashion)
+    pre = Preprocess.fit(data.train.x)
+    x, y = pixels(data.train.x[:512]), torch.from_numpy(data.train.y[:512])
+    assert torch.equal(pre.normalise(x), pre(data.train.x[:512]))
+    rgb = pixels(np.random.default_rng(0).integers(0, 256, (8, 3, 5, 5), dtype=np.uint8))
+    rgb_pre = Preprocess.fit(rgb.numpy())
+    normalised = rgb_pre.normalise(rgb.contiguous(memory_format=torch.channels_last))
+    assert normalised.is_contiguous(memory_format=torch.channels_last) and torch.equal(normalised, rgb_pre(rgb.numpy()))
+
+    def fit(x, inputs):
+        torch.manual_seed(0)
+        trainer = Trainer(build_model("cnn", (1, 28, 28), 10), TrainConfig(epochs=2, batch_size=64), verbose=False,
+                          inputs=inputs)
+        history = trainer.fit(x, y, val=(x[:128], y[:128]))
+        return history, trainer.predict(x[:200]), trainer.model.state_dict()
+
+    (h1, out1, w1), (h2, out2, w2) = fit(x, pre.normalise), fit(pre(data.train.x[:512]), None)
+    assert [r["loss"] for r in h1] == [r["loss"] for r in h2] and h1[-1]["val_loss"] == h2[-1]["val_loss"]
+    assert torch.equal(out1, out2) and all(torch.equal(w1[k], w2[k]) for k in w1)
+
+    seen = []
+
+    class Dtype(Callback):
+        def on_epoch_end(self, trainer, record):
+            seen.append((trainer.train_data[0].dtype, trainer.val_data[0].dtype))
+
+    train_classifier(config(tiny_fashion, epochs=1), out=tmp_path / "run", verbose=False, callbacks=[Dtype()])
+    assert seen == [(torch.uint8, torch.uint8)]

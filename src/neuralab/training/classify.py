@@ -4,7 +4,7 @@ trainer, evaluate on the test set and leave a complete run directory behind."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ class Preprocess:
     input_shape: tuple[int, int, int]  # (C, H, W)
     mean: list[float]
     std: list[float]
+    _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # device -> (mean, std)
 
     @classmethod
     def fit(cls, x: np.ndarray) -> "Preprocess":
@@ -42,10 +43,23 @@ class Preprocess:
 
     def __call__(self, x: np.ndarray) -> torch.Tensor:
         """(N, C, H, W) uint8 -> normalised float32 tensor."""
-        t = torch.from_numpy(x.astype(np.float32)).div_(255.0)
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return t.sub_(mean).div_(std)
+        return self.normalise(pixels(x))
+
+    def normalise(self, t: torch.Tensor) -> torch.Tensor:
+        """A batch (N, C, H, W) of uint8 pixels, on any device -> a new normalised float32 tensor:
+        the trainer's ``inputs``, so that a run holds its images as uint8."""
+        # Made once per device: on a GPU, tensors made from lists at every batch would be blocking
+        # copies, each waiting for every step queued before it.
+        if t.device not in self._stats:
+            self._stats[t.device] = tuple(torch.tensor(v, device=t.device).view(1, -1, 1, 1) for v in (self.mean, self.std))
+        mean, std = self._stats[t.device]
+        return t.to(torch.float32, copy=True).div_(255.0).sub_(mean).div_(std)
+
+
+def pixels(x: np.ndarray) -> torch.Tensor:
+    """Images as a tensor of the same dtype: NumPy's memory where torch may share it, a copy of
+    a read-only array (a dataset's memory-mapped cache)."""
+    return torch.from_numpy(x if x.flags.writeable else np.array(x))
 
 
 @dataclass
@@ -157,11 +171,11 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
         if is_main:
             source.copy_code(run.path)
         trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose, callbacks=callbacks,
-                          optimizer=optimizer)
+                          optimizer=optimizer, inputs=pre.normalise)
         if is_main:
             run.write_record(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data))
             run.write_json(runs.MODEL, meta)
-        return _fit_and_finish(trainer, run, config, data, pre, resume=False, verbose=verbose)
+        return _fit_and_finish(trainer, run, config, data, resume=False, verbose=verbose)
     finally:
         run.unlock()
 
@@ -265,8 +279,8 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         seed_everything(config.train.seed)
         model = _network(meta, run.path, trust_code)
         trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose, callbacks=callbacks,
-                          optimizer=optimizer)
-        return _fit_and_finish(trainer, run, config, data, pre, resume=True, verbose=verbose)
+                          optimizer=optimizer, inputs=pre.normalise)
+        return _fit_and_finish(trainer, run, config, data, resume=True, verbose=verbose)
     finally:
         run.unlock()
 
@@ -308,7 +322,7 @@ def stored_config(run: Run) -> ClassifierConfig:
         raise NeuralabError(f"{run / runs.CONFIG}: not a config neuralab wrote ({e}); the file is damaged") from None
 
 
-def _fit_and_finish(trainer: Trainer, run: Run, config, data, pre, resume: bool, verbose: bool) -> RunResult:
+def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verbose: bool) -> RunResult:
     from neuralab.models import count_parameters
     from neuralab.models.summary import render_summary, summary
 
@@ -320,14 +334,14 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, pre, resume: bool,
         print(summary_text, flush=True)
         print(_training_header(config, data, trainer), flush=True)
     try:
-        history = trainer.fit(pre(data.train.x), torch.from_numpy(data.train.y),
-                              val=(pre(data.val.x), torch.from_numpy(data.val.y)) if len(data.val) else None,
+        history = trainer.fit(pixels(data.train.x), torch.from_numpy(data.train.y),
+                              val=(pixels(data.val.x), torch.from_numpy(data.val.y)) if len(data.val) else None,
                               resume=resume)
     except KeyboardInterrupt:
         raise runs.Interrupted(run.path) from None
     seconds = trainer.elapsed
     # One pass over the test set: the report's probabilities and the test scores from the same logits.
-    logits = trainer.predict(pre(data.test.x))
+    logits = trainer.predict(pixels(data.test.x))
     test = trainer.score(logits, torch.from_numpy(data.test.y))
     result = RunResult(run.path, history, test, trainer.best_epoch(), seconds, count_parameters(trainer.model))
     if main:

@@ -57,7 +57,8 @@ class TensorBoard(Callback):
         self.conv = next((m for m in trainer.model.modules() if isinstance(m, nn.Conv2d)), None)
         x, _ = trainer.train_data
         sample = trainer.val_data[0] if trainer.val_data is not None and len(trainer.val_data[0]) else x
-        self.sample = sample[:1] if sample.dim() == 4 and self.images and self.conv is not None else None
+        self.sample = (trainer.model_input(sample[:1]) if sample.dim() == 4 and self.images and self.conv is not None
+                       else None)
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         step = record["epoch"]
