@@ -377,6 +377,8 @@ def test_image_runs_hold_uint8_pixels_and_train_as_on_a_normalised_float_copy(ti
     pre = Preprocess.fit(data.train.x)
     x, y = pixels(data.train.x[:512]), torch.from_numpy(data.train.y[:512])
     assert torch.equal(pre.normalise(x), pre(data.train.x[:512]))
+    flipped = data.train.x[:8, :, :, ::-1]  # a view with a negative stride, as a user's mirrored images
+    assert torch.equal(pre(flipped), pre(flipped.copy()))
     rgb = pixels(np.random.default_rng(0).integers(0, 256, (8, 3, 5, 5), dtype=np.uint8))
     rgb_pre = Preprocess.fit(rgb.numpy())
     normalised = rgb_pre.normalise(rgb.contiguous(memory_format=torch.channels_last))

@@ -57,9 +57,10 @@ class Preprocess:
 
 
 def pixels(x: np.ndarray) -> torch.Tensor:
-    """Images as a tensor of the same dtype: NumPy's memory where torch may share it, a copy of
-    a read-only array (a dataset's memory-mapped cache)."""
-    return torch.from_numpy(x if x.flags.writeable else np.array(x))
+    """Images as a tensor of the same dtype: NumPy's memory where torch may share it, a copy
+    where it may not (a dataset's read-only memory-mapped cache, a flipped view)."""
+    shareable = x.flags.writeable and min(x.strides, default=0) >= 0
+    return torch.from_numpy(x if shareable else np.array(x))
 
 
 @dataclass
