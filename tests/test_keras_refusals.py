@@ -8,6 +8,7 @@ import base64
 import copy
 import json
 import marshal
+import re
 import zipfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from neuralab.cli import main
 from neuralab.errors import NeuralabError
 from neuralab.keras import build, check, convert, read
 
@@ -249,3 +251,142 @@ def test_a_tampered_spec_is_refused():
     bad["layers"][1]["args"]["filters"] = 10**12
     with pytest.raises(NeuralabError, match="filters=1000000000000: expected a whole number"):
         build(bad)
+
+
+# --- data from outside the file ---------------------------------------------------------------
+
+def keras_h5(path: Path, tmp_path: Path, edit) -> Path:
+    """A copy of the .keras file ``path`` whose model.weights.h5 went through ``edit(h5py.File)``."""
+    h5 = tmp_path / "model.weights.h5"
+    with zipfile.ZipFile(path) as z:
+        h5.write_bytes(z.read("model.weights.h5"))
+        members = {n: z.read(n) for n in z.namelist() if n != "model.weights.h5"}
+    with h5py.File(h5, "r+") as f:
+        edit(f)
+    out = tmp_path / path.name
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+        z.write(h5, "model.weights.h5")
+    return out
+
+
+def outside(how: str, dataset: str, tmp_path: Path):
+    """An edit putting ``dataset`` (of an HDF5 file) somewhere else than in the file."""
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"sk_live_SECRET\n" * 1000)
+
+    def edit(f: h5py.File):
+        shape = f[dataset].shape
+        with h5py.File(tmp_path / "other.h5", "w") as other:
+            other["k"] = np.full(shape, 42.0, "float32")
+        f.move(dataset, "/moved")
+        if how == "soft link":
+            f[dataset] = h5py.SoftLink("/moved")
+        elif how == "external link":
+            f[dataset] = h5py.ExternalLink(str(tmp_path / "other.h5"), "/k")
+        elif how == "external storage":
+            f.create_dataset(dataset, shape=shape, dtype="<f4", external=[(str(secret), 0, h5py.h5f.UNLIMITED)])
+        else:
+            layout = h5py.VirtualLayout(shape, "f4")
+            layout[...] = h5py.VirtualSource(str(tmp_path / "other.h5"), "k", shape)
+            f.create_virtual_dataset(dataset, layout)
+    return edit
+
+
+@pytest.mark.parametrize("how", ["external storage", "external link", "soft link", "virtual dataset"])
+@pytest.mark.parametrize("file", ["same_cnn_8_k3tf.keras", "same_cnn_8_tfk2.h5"])
+def test_weights_kept_outside_the_file_are_refused(tmp_path, capsys, file, how):
+    """HDF5 can keep a dataset's bytes in another file, or link to one: a Keras file would
+    then read any local file into the weights. Nothing but the file's own data is read."""
+    if file.endswith(".keras"):
+        path, dataset = keras_h5(DATA / file, tmp_path, outside(how, "layers/conv2d/vars/0", tmp_path)), \
+            "/layers/conv2d/vars/0"
+    else:
+        path, dataset = tmp_path / file, "/model_weights/conv2d/conv2d/kernel:0"
+        path.write_bytes((DATA / file).read_bytes())
+        with h5py.File(path, "r+") as f:
+            outside(how, dataset, tmp_path)(f)
+    message = refused(path)
+    assert message.startswith((f"{path}: {dataset} is a link (", f"{path}: the array {dataset} is "))
+    assert main(["import", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert dataset in err and "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+# --- malformed fields -------------------------------------------------------------------------
+
+def test_malformed_input_layer_fields_are_refused(tmp_path):
+    config = sequential(DENSE)
+    config["config"]["layers"][0] = {**INPUT, "config": {**INPUT["config"], "name": [1]}}
+    assert "layer names must be distinct strings, got [1]" in refused(write_keras(tmp_path / "name.keras", config))
+    config["config"]["layers"][0] = {**INPUT, "config": {**INPUT["config"], "dtype": {"config": "x"}}}
+    message = refused(write_keras(tmp_path / "dtype.keras", config))
+    assert "layer 'input_layer' (InputLayer): dtype={'config': 'x'}: neuralab converts models with float inputs" in message
+
+
+def zip_flags(path: Path, member: str, flag: int = 0, method: int | None = None) -> Path:
+    """``path`` with ``member``'s flags or compression method changed in both its headers."""
+    data = bytearray(path.read_bytes())
+    local = zipfile.ZipFile(path).getinfo(member).header_offset
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        size = int.from_bytes(data[at + 28:at + 30], "little")
+        if data[at + 46:at + 46 + size].decode() == member:
+            for flags, method_at in ((at + 8, at + 10), (local + 6, local + 8)):
+                data[flags:flags + 2] = (int.from_bytes(data[flags:flags + 2], "little") | flag).to_bytes(2, "little")
+                if method is not None:
+                    data[method_at:method_at + 2] = method.to_bytes(2, "little")
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("member", ["config.json", "model.weights.h5"])
+def test_encrypted_and_oddly_compressed_members_are_refused(tmp_path, member):
+    path = zip_flags(write_keras(tmp_path / "enc.keras", sequential(DENSE)), member, flag=0x1)
+    assert f"{path}: {member} in the archive is encrypted" in refused(path)
+    path = zip_flags(write_keras(tmp_path / "odd.keras", sequential(DENSE)), member, method=97)
+    assert f"{path}: {member} in the archive is compressed with method 97" in refused(path)
+
+
+@pytest.mark.parametrize("names", [5, np.array([[b"a"]]), np.array([1, 2])])
+def test_legacy_weight_names_that_are_no_list_of_names_are_refused(tmp_path, names):
+    path = tmp_path / "m.h5"
+    path.write_bytes((DATA / "same_cnn_8_tfk2.h5").read_bytes())
+    with h5py.File(path, "r+") as f:
+        f["model_weights/conv2d"].attrs["weight_names"] = names
+    assert f"{path}: layer 'conv2d': attribute weight_names should list the names of its weights" in refused(path)
+
+
+@pytest.mark.parametrize("field,edit", [
+    ("spec.output", lambda s: s.__setitem__("output", ["dense"])),
+    ("spec.layers[1].inputs", lambda s: s["layers"][1].__setitem__("inputs", [["input_layer"]])),
+    ("spec.layers[0]", lambda s: s.__setitem__("layers", ["x"])),
+    ("spec.layers[1].class", lambda s: s["layers"][1].__setitem__("class", ["Conv2D"])),
+    ("spec.layers[1].output_shape", lambda s: s["layers"][1].__setitem__("output_shape", "x")),
+    ("spec.layers[1].weights", lambda s: s["layers"][1]["weights"][0].__setitem__(1, [3, 3, 2.0, 4])),
+    ("spec.keras_version", lambda s: s.__setitem__("keras_version", 3)),
+])
+def test_a_spec_with_fields_of_the_wrong_type_is_refused_naming_the_field(tmp_path, field, edit):
+    from neuralab.training.source import check_record, keras_classifier
+
+    spec = read(DATA / "same_cnn_8_tfk2.h5").spec
+    edit(spec)
+    with pytest.raises(NeuralabError, match=f"^run/model.json: field 'source.{re.escape(field)}' must be "):
+        check_record({"type": "keras", "spec": spec, "logits": True}, "run/model.json")
+    with pytest.raises(NeuralabError, match=f"^keras:m: field '{re.escape(field)}' must be "):
+        keras_classifier(spec, None, (2, 8, 8), 3, "keras:m")
+
+
+def test_a_spec_whose_numbers_are_floats_or_a_wrong_dtype_is_refused():
+    spec = read(DATA / "same_cnn_8_tfk2.h5").spec
+    bad = copy.deepcopy(spec)
+    bad["layers"][0]["args"]["dtype"] = {"config": 1}
+    with pytest.raises(NeuralabError, match="InputLayer\\): dtype=\\{'config': 1\\}: neuralab converts"):
+        check(bad)
+    bad = copy.deepcopy(spec)
+    bad["layers"][1]["input_shapes"] = [[None, 8.0, 8, 2]]  # == [None, 8, 8, 2] in Python, not in JSON
+    with pytest.raises(NeuralabError, match="field 'spec.layers\\[1\\].input_shapes' must be"):
+        check(bad)

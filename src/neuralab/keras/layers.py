@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 
 from neuralab.errors import NeuralabError
+from neuralab.mechanics.shapes import axis_size
 
 MAX_SIZE = 2**31 - 1  # largest size of any dimension, and of any one weight tensor
 
@@ -136,7 +137,7 @@ def _window(a: Args, n, k: int, s: int, same: bool, dilation: int = 1):
     """Output size along one axis, as Keras computes it (TensorFlow's "same": ceil(n / s))."""
     if n is None:
         return None
-    out = -(-n // s) if same else (n - dilation * (k - 1) - 1) // s + 1
+    out = -(-n // s) if same else axis_size(n, dilation * (k - 1) + 1, s)[0]
     if out < 1:
         raise a.fail(f"a {k}-wide window does not fit an input of size {n}")
     return out
@@ -157,7 +158,8 @@ def _input(a: Args, shapes):
                      "(batch, steps, features) or (batch, height, width, channels)")
     a.keep("batch_shape", [None, *shape[1:]])
     dtype = a.value("dtype", "float32")
-    dtype = dtype.get("config", {}).get("name") if isinstance(dtype, dict) else dtype
+    if isinstance(dtype, dict):  # a DTypePolicy: {"class_name": "DTypePolicy", "config": {"name": "float32"}}
+        dtype = dtype["config"].get("name") if isinstance(dtype.get("config"), dict) else dtype
     if dtype not in (None, "float32", "float16", "float64", "bfloat16"):
         raise a.fail(f"dtype={dtype!r}: neuralab converts models with float inputs")
     a.unset("sparse", (None, False))

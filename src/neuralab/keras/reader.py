@@ -76,17 +76,18 @@ def _read_keras_zip(path: Path) -> KerasModel:
                 if "model.weights.h5" in names or any(n.endswith(".h5") for n in names):
                     raise _weights_only(path)
                 raise NeuralabError(f"{path}: a zip without config.json, not a .keras model file")
-            config = _json(path, z.getinfo("config.json").file_size, lambda: z.read("config.json"), "config.json")
+            config = _json(path, _member(z, path, "config.json").file_size, lambda: z.read("config.json"), "config.json")
             meta = {}
             if "metadata.json" in names:
-                meta = _json(path, z.getinfo("metadata.json").file_size, lambda: z.read("metadata.json"), "metadata.json")
+                meta = _json(path, _member(z, path, "metadata.json").file_size, lambda: z.read("metadata.json"),
+                             "metadata.json")
             version = str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
             spec = specs.from_config(config, str(path), version)
             if "model.weights.h5" not in names:
                 sharded = any(n.endswith(".weights.json") or n.startswith("model.weights") for n in names)
                 raise NeuralabError(f"{path}: no model.weights.h5 in the archive" +
                                     ("; sharded weights are not read, save it as one file" if sharded else ""))
-            info = z.getinfo("model.weights.h5")
+            info = _member(z, path, "model.weights.h5")
             if info.file_size < _bytes_needed(spec):
                 raise NeuralabError(f"{path}: model.weights.h5 is smaller than the weights the config declares; "
                                     "the file is truncated or its config was changed")
@@ -101,8 +102,20 @@ def _read_keras_zip(path: Path) -> KerasModel:
                 return KerasModel(spec, _weights_v3(path, h5, spec))
     except zipfile.BadZipFile as e:
         raise NeuralabError(f"{path}: the zip is damaged or truncated ({e}); save the model again") from None
-    except (EOFError, zipfile.LargeZipFile) as e:
+    except (EOFError, zipfile.LargeZipFile, NotImplementedError) as e:  # the last: flags in a member's own header
         raise NeuralabError(f"{path}: the zip is damaged or truncated ({type(e).__name__}); save the model again") from None
+
+
+def _member(z: zipfile.ZipFile, path: Path, name: str) -> zipfile.ZipInfo:
+    """A member as Keras writes it: not encrypted, stored or deflated (zipfile would stop on
+    a password, or on a method it lacks, before the file is refused by name)."""
+    info = z.getinfo(name)
+    if info.flag_bits & 0x1:
+        raise NeuralabError(f"{path}: {name} in the archive is encrypted; save the model with model.save()")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise NeuralabError(f"{path}: {name} in the archive is compressed with method {info.compress_type}, which "
+                            "Keras does not write; save the model with model.save()")
+    return info
 
 
 def _json(path: Path, size: int, read, what: str):
@@ -133,15 +146,15 @@ def _weights_v3(path: Path, h5_path: Path, spec: dict) -> dict:
             key = f"{key}_{used[key]}" if used[key] else key
             if not e["weights"]:
                 continue
-            group = h.get(f"layers/{key}")
+            group = _get(path, h, f"layers/{key}")
             if not isinstance(group, h5py.Group):
                 raise NeuralabError(f"{path}: layer {e['name']!r} has no weights in the file (layers/{key})")
-            found = [group[v] for v in ("vars", "cell/vars") if isinstance(group.get(v), h5py.Group)]
+            found = [g for g in (_get(path, group, "vars"), _get(path, group, "cell/vars")) if isinstance(g, h5py.Group)]
             named = [g.attrs.get("name") for g in found[:1] if "name" in g.attrs]
             if named and named[0] not in (e["name"], e["name"].encode()):
                 raise NeuralabError(f"{path}: the weights at layers/{key} belong to {named[0]!r}, not "
                                     f"{e['name']!r}; the file's weights do not line up with its config")
-            arrays = [g.get(str(i)) for g in found for i in range(len(g))]
+            arrays = [_get(path, g, str(i)) for g in found for i in range(len(g))]
             weights[e["name"]] = _checked(path, e, arrays)
     return weights
 
@@ -151,6 +164,40 @@ def _h5(h5_path: Path, path: Path):
         return h5py.File(h5_path, "r")
     except OSError:
         raise NeuralabError(f"{path}: the HDF5 data is damaged or truncated; save the model again") from None
+
+
+def _get(path: Path, group: h5py.Group, name: str):
+    """``group[name]`` (names joined by /), or None, through hard links only: a soft or external
+    link could lead into another file, whose bytes would be read as weights."""
+    node = group
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        link = node.get(part, getlink=True) if isinstance(node, h5py.Group) else None
+        if link is None:
+            return None
+        if not isinstance(link, h5py.HardLink):
+            raise NeuralabError(f"{path}: {node.name.rstrip('/')}/{part} is a link ({type(link).__name__}), not "
+                                "data in the file; save the model with model.save()")
+        node = node[part]
+    return node
+
+
+_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, h5py.h5z.FILTER_SZIP,
+            h5py.h5z.FILTER_NBIT, h5py.h5z.FILTER_SCALEOFFSET, h5py.h5z.FILTER_LZF}  # HDF5's and h5py's own
+
+
+def _in_file(path: Path, ds: h5py.Dataset) -> None:
+    """A dataset whose bytes are in the file itself: HDF5 can keep them in other files (external
+    storage, virtual datasets) or decode them with a plugin library, which would read any
+    local file as weights, or load code."""
+    plist = ds.id.get_create_plist()
+    filters = {plist.get_filter(i)[0] for i in range(plist.get_nfilters())} - _FILTERS
+    why = ("a virtual dataset" if ds.is_virtual else "stored in another file" if plist.get_external_count()
+           else f"decoded by HDF5 filter {min(filters)}" if filters else None)
+    if why:
+        raise NeuralabError(f"{path}: the array {ds.name} is {why}, not plain data in the file; "
+                            "save the model with model.save()")
 
 
 def _checked(path: Path, e: dict, datasets: list) -> dict[str, np.ndarray]:
@@ -165,6 +212,7 @@ def _checked(path: Path, e: dict, datasets: list) -> dict[str, np.ndarray]:
             got = f"{ds.dtype} {list(ds.shape)}" if isinstance(ds, h5py.Dataset) else "not an array"
             raise NeuralabError(f"{path}: layer {e['name']!r} ({e['class']}): {name} should be float {list(shape)}, "
                                 f"the file has {got}")
+        _in_file(path, ds)
         try:
             out[name] = np.asarray(ds[()], dtype=np.float32)
         except (OSError, ValueError) as err:
@@ -195,22 +243,26 @@ def _read_h5(path: Path) -> KerasModel:
         if _bytes_needed(spec) > path.stat().st_size:
             raise NeuralabError(f"{path}: the file is smaller than the weights its config declares; "
                                 "it is truncated or not a full-model file")
-        group = h.get("model_weights")
+        group = _get(path, h, "model_weights")
         if not isinstance(group, h5py.Group):
             raise NeuralabError(f"{path}: no model_weights group; save the model with its weights")
         weights = {}
         for e in spec["layers"]:
             if not e["weights"]:
                 continue
-            layer = group.get(e["name"])
+            layer = _get(path, group, e["name"])
             if not isinstance(layer, h5py.Group):
                 raise NeuralabError(f"{path}: layer {e['name']!r} has no weights in the file")
-            names = [n.decode() if isinstance(n, bytes) else str(n) for n in layer.attrs.get("weight_names", [])]
-            try:
-                datasets = [layer[n] for n in names]
-            except KeyError as err:
-                raise NeuralabError(f"{path}: layer {e['name']!r}: weight {str(err)[:60]} is missing; "
-                                    "the file is damaged") from None
+            names = layer.attrs.get("weight_names", [])
+            names = names.tolist() if isinstance(names, np.ndarray) and names.ndim == 1 else names
+            if not isinstance(names, list) or not all(isinstance(n, (str, bytes)) for n in names):
+                raise NeuralabError(f"{path}: layer {e['name']!r}: attribute weight_names should list the names of "
+                                    f"its weights, the file has {str(names)[:60]}; the file is damaged")
+            names = [n.decode(errors="replace") if isinstance(n, bytes) else n for n in names]
+            datasets = [_get(path, layer, n) for n in names]
+            if None in datasets:
+                raise NeuralabError(f"{path}: layer {e['name']!r}: weight {names[datasets.index(None)]!r} is missing; "
+                                    "the file is damaged")
             weights[e["name"]] = _checked(path, e, datasets)
     return KerasModel(spec, weights)
 

@@ -18,6 +18,7 @@ hand-edited spec is checked as thoroughly as a Keras file.
 
 from __future__ import annotations
 
+import json
 import math
 
 from neuralab.errors import NeuralabError
@@ -85,7 +86,8 @@ def _history(source: str, name: str, node) -> list[str]:
     def walk(x):
         if isinstance(x, dict):
             if x.get("class_name") == "__keras_tensor__":
-                found.append(tuple(x.get("config", {}).get("keras_history", ())))
+                history = x["config"].get("keras_history") if isinstance(x.get("config"), dict) else None
+                found.append(tuple(history) if isinstance(history, list) else ())
             else:
                 for v in x.values():
                     walk(v)
@@ -100,7 +102,10 @@ def _history(source: str, name: str, node) -> list[str]:
 
     walk(node)
     for history in found:
-        if len(history) < 3 or history[1:3] != (0, 0):
+        if len(history) < 3 or not isinstance(history[0], str):
+            raise NeuralabError(f"{source}: layer {name!r} has a malformed input (keras_history {list(history)!r}); "
+                                "the file is damaged, save the model again")
+        if history[1:3] != (0, 0):
             raise NeuralabError(f"{source}: layer {name!r} takes a second output or a second call of "
                                 f"{history[0]!r}; neuralab converts layers called once, with one output")
     return [h[0] for h in found]
@@ -129,15 +134,59 @@ def from_config(config: dict, source: str, keras_version: str = "") -> dict:
         layers, inputs, output = _functional(source, body, raw_layers)
     else:
         raise NeuralabError(f"{source}: the model is a {cls!r}; neuralab converts Sequential and functional models")
+    order = _ordered(source, layers, inputs, output)
+    unused = [n for n in layers if n not in order]
+    if unused:
+        raise NeuralabError(f"{source}: layer {unused[0]!r} does not lead to the model's output; "
+                            "neuralab converts models whose every layer does")
     entries: dict[str, dict] = {}
-    for name in _ordered(source, layers, inputs, output):
-        cls, inbound, cfg = layers[name]
+    for name in order:
+        cls, inbound, cfg, raw = layers[name]
         shapes = [tuple(entries[i]["output_shape"][1:]) for i in inbound]
         if cls == "BatchNormalization":  # TF-Keras 2's fused kernel runs on images: see _batch_norm
             fused = legacy and cfg.get("fused") is not False and [len(s) for s in shapes] == [3]
             cfg = {**cfg, "unbiased_moving_variance": fused}
-        entries[name] = _entry(name, cls, inbound, cfg, shapes, _where(source, name, cls))
+        e = entries[name] = _entry(name, cls, inbound, cfg, shapes, _where(source, name, cls))
+        takes = e["input_shapes"]
+        _keras_shapes(_where(source, name, cls), raw, raw.get("config", cfg),
+                      e["output_shape"] if cls == "InputLayer" else takes[0] if len(takes) == 1 else takes)
+    _keras_shapes(f"{source}: the model", config, body, entries[inputs[0]]["output_shape"])
     return {"format": FORMAT, "keras_version": keras_version, "output": output, "layers": list(entries.values())}
+
+
+def _keras_shapes(where: str, obj: dict, config: dict, want: list) -> None:
+    """Keras's own loader (the import's conversion check) builds each layer from shapes that
+    the file repeats and neuralab does not use (build_config, input_shape, ...): each must be
+    the shape neuralab computed, ``want``, or Keras would allocate whatever it says."""
+    build = obj.get("build_config")
+    if build is not None and not isinstance(build, dict):
+        raise NeuralabError(f"{where}: build_config={str(build)[:60]!r} is not an object; the file is damaged")
+    build = build or {}
+    batched = {f"build_config.{k}": build.get(k) for k in ("input_shape", "shapes_dict")}
+    batched.update((k, config.get(k)) for k in ("batch_shape", "batch_input_shape", "build_input_shape"))
+    dim = config.get("input_dim")
+    unbatched = {"shape": config.get("shape"), "input_shape": config.get("input_shape"),
+                 "input_dim": None if dim is None else [dim]}
+    for key, v in {**batched, **unbatched}.items():
+        shape = [None, *v] if key in unbatched and isinstance(v, list) else v
+        if v is not None and not _fits(shape, want):
+            raise NeuralabError(f"{where}: {key}={json.dumps(v)[:60]} differs from the input shape "
+                                f"{json.dumps(want)[:60]} that the layers compute; the config was edited, "
+                                "save the model again")
+
+
+def _fits(v, want: list) -> bool:
+    """Whether Keras's shape ``v`` is ``want`` (with any batch size), or for a layer taking
+    several inputs, one such shape per input."""
+    if not isinstance(v, list) or len(v) != len(want):
+        return False
+    if want and isinstance(want[0], list):
+        return all(_fits(a, b) for a, b in zip(v, want))
+    return (v[0] is None or _size(v[0])) and json.dumps(v[1:]) == json.dumps(list(want[1:]))
+
+
+def _size(d) -> bool:
+    return type(d) is int and 1 <= d <= MAX_SIZE
 
 
 def _builtin(obj: dict) -> bool:
@@ -165,19 +214,22 @@ def _sequential(source: str, body: dict, config: dict, raw: list[dict]):
         input_name, input_cfg = first["config"].get("name", "input_layer"), first["config"]
     else:  # the input shape sits on the first layer (TF-Keras 2) or on the model (Keras 3, built)
         cfg = raw[0]["config"] if raw else {}
+        build = config.get("build_config") if isinstance(config.get("build_config"), dict) else {}
         shape = (cfg.get("batch_input_shape") or cfg.get("batch_shape") or body.get("build_input_shape")
-                 or (config.get("build_config") or {}).get("input_shape"))
+                 or build.get("input_shape"))
         if shape is None:
             raise NeuralabError(f"{source}: the model has no input shape; give it one (keras.Input(shape=...) "
                                 "as its first layer) and save it again")
-        input_name, input_cfg = "input_layer", {"batch_shape": shape}
-    layers[input_name] = ("InputLayer", [], input_cfg)
+        first, input_name, input_cfg = {}, "input_layer", {"batch_shape": shape}
+    if not isinstance(input_name, str):
+        raise NeuralabError(f"{source}: layer names must be distinct strings, got {input_name!r}")
+    layers[input_name] = ("InputLayer", [], input_cfg, first)
     previous = input_name
     for r in raw:
         name = r["config"].get("name")
         if not isinstance(name, str) or name in layers:
             raise NeuralabError(f"{source}: layer names must be distinct strings, got {name!r}")
-        layers[name] = (r["class_name"], [previous], r["config"])
+        layers[name] = (r["class_name"], [previous], r["config"], r)
         previous = name
     return layers, [input_name], previous
 
@@ -189,11 +241,14 @@ def _functional(source: str, body: dict, raw: list[dict]):
         nodes = r.get("inbound_nodes") or []
         if not isinstance(name, str) or name in layers:
             raise NeuralabError(f"{source}: layer names must be distinct strings, got {name!r}")
+        if not isinstance(nodes, list):
+            raise NeuralabError(f"{_where(source, name, r['class_name'])}: inbound_nodes={str(nodes)[:60]!r} is not "
+                                "a list; the file is damaged")
         if len(nodes) > 1:
             raise NeuralabError(f"{_where(source, name, r['class_name'])}: the layer is called {len(nodes)} times "
                                 "(shared weights); neuralab converts layers called once")
         inbound = _history(source, name, nodes[0]) if nodes else []
-        layers[name] = (r["class_name"], inbound, r["config"])
+        layers[name] = (r["class_name"], inbound, r["config"], r)
 
     def ends(key: str) -> list[str]:
         v = body.get(key)
@@ -209,34 +264,88 @@ def _functional(source: str, body: dict, raw: list[dict]):
     return layers, inputs, output
 
 
-def check(spec, source: str = "spec") -> dict:
-    """Check a stored spec as thoroughly as a Keras file: every layer is read again from its
-    args and its shapes recomputed; returns the spec, or raises NeuralabError naming the layer."""
-    if not isinstance(spec, dict) or spec.get("format") != FORMAT or not isinstance(spec.get("layers"), list):
-        raise NeuralabError(f"{source}: not a neuralab Keras spec (format {FORMAT}); convert the Keras model again")
-    layers: dict[str, tuple] = {}
-    for e in spec["layers"]:
-        if (not isinstance(e, dict) or not isinstance(e.get("name"), str) or e["name"] in layers
-                or not isinstance(e.get("inputs"), list) or not isinstance(e.get("args"), dict)):
-            raise NeuralabError(f"{source}: a layer entry is malformed or named twice: {str(e)[:80]}")
-        layers[e["name"]] = (e.get("class"), e["inputs"], e["args"])
+def check(spec, source: str = "spec", field: str = "spec") -> dict:
+    """Check a stored spec (``field`` of ``source``) as thoroughly as a Keras file: every
+    field's type first, then every layer read again from its args and its shapes recomputed;
+    returns the spec, or raises NeuralabError naming the field or the layer."""
+    _check_types(spec, source, field)
+    layers = {e["name"]: (e["class"], e["inputs"], e["args"]) for e in spec["layers"]}
     inputs = [n for n, (_, i, _) in layers.items() if not i]
-    if len(inputs) != 1 or layers[inputs[0]][0] != "InputLayer" or spec.get("output") not in layers:
-        raise NeuralabError(f"{source}: a spec has one InputLayer and names its output layer")
+    if len(inputs) != 1 or layers[inputs[0]][0] != "InputLayer" or spec["output"] not in layers:
+        raise NeuralabError(f"{source}: field '{field}': a spec has one InputLayer and names its output layer")
     if _ordered(source, layers, inputs, spec["output"]) != list(layers):
-        raise NeuralabError(f"{source}: the spec lists layers that the output does not use")
-    checked: dict[str, dict] = {}
-    for e in spec["layers"]:
-        where = _where(source, e["name"], e.get("class"))
-        if not isinstance(e.get("class"), str):
-            raise NeuralabError(f"{where}: the layer has no class name")
-        again = _entry(e["name"], e["class"], e["inputs"], e["args"],
-                       [tuple(checked[i]["output_shape"][1:]) for i in e["inputs"]], where)
-        if any(e.get(key) != again[key] for key in ("args", "output_shape", "weights")):
-            raise NeuralabError(f"{where}: the stored shapes or arguments do not match the layer; "
-                                "convert the Keras model again")
-        checked[e["name"]] = again
+        raise NeuralabError(f"{source}: field '{field}' lists layers that the output does not use")
+    for e, again in zip(spec["layers"], _recomputed(spec, source)):
+        # As JSON, so that 2.0 or true does not pass for 2 (== would let them through to PyTorch).
+        if any(json.dumps(e[k], sort_keys=True) != json.dumps(again[k], sort_keys=True)
+               for k in ("args", "input_shapes", "output_shape", "weights")):
+            raise NeuralabError(f"{_where(source, e['name'], e['class'])}: the stored shapes or arguments do not "
+                                "match the layer; convert the Keras model again")
     return spec
+
+
+def with_input(spec: dict, shape, source: str = "spec") -> dict:
+    """A checked ``spec`` on inputs of ``shape`` (Keras's, without the batch), for a model
+    leaving sizes free (None): every layer's shapes recomputed, so that a size too small for
+    a layer is refused naming it."""
+    return {**spec, "layers": _recomputed(spec, source, [None, *shape])}
+
+
+def _recomputed(spec: dict, source: str, batch_shape: list | None = None) -> list[dict]:
+    """The layers of a type-checked spec read again from their args (the input's batch_shape
+    replaced when given)."""
+    done: dict[str, dict] = {}
+    for e in spec["layers"]:
+        args = {**e["args"], "batch_shape": batch_shape} if batch_shape and e["class"] == "InputLayer" else e["args"]
+        shapes = [tuple(done[i]["output_shape"][1:]) for i in e["inputs"]]
+        done[e["name"]] = _entry(e["name"], e["class"], e["inputs"], args, shapes, _where(source, e["name"], e["class"]))
+    return list(done.values())
+
+
+def _shape(v) -> bool:
+    """A Keras shape as a spec stores it: [null, size or null, ...]."""
+    return isinstance(v, list) and 2 <= len(v) <= 4 and v[0] is None and all(d is None or _size(d) for d in v[1:])
+
+
+def _weights(v) -> bool:
+    return isinstance(v, list) and all(isinstance(w, list) and len(w) == 2 and isinstance(w[0], str)
+                                       and isinstance(w[1], list) and all(_size(d) for d in w[1]) for w in v)
+
+
+_FIELDS = (  # a spec layer's fields: (key, whether a value is well-formed, what it must be)
+    ("name", lambda v: isinstance(v, str), "a layer name"),
+    ("class", lambda v: isinstance(v, str), "a Keras class name"),
+    ("inputs", lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of layer names"),
+    ("args", lambda v: isinstance(v, dict), "an object of the layer's arguments"),
+    ("input_shapes", lambda v: isinstance(v, list) and all(_shape(s) for s in v), "a list of shapes [null, ...]"),
+    ("output_shape", _shape, "a shape [null, ...]"),
+    ("weights", _weights, "a list of [name, shape]"),
+)
+
+
+def _check_types(spec, source: str, field: str) -> None:
+    """Every field of a stored spec has its type, before any of it is used (as a key, say)."""
+    def bad(key: str, what: str) -> NeuralabError:
+        return NeuralabError(f"{source}: field '{field}{key}' must be {what}; convert the Keras model again")
+
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise bad("", f"a neuralab Keras spec (format {FORMAT})")
+    if not isinstance(spec.get("keras_version", ""), str):
+        raise bad(".keras_version", "a version string")
+    if not isinstance(spec.get("output"), str):
+        raise bad(".output", "the name of the output layer")
+    if not isinstance(spec.get("layers"), list) or not spec["layers"]:
+        raise bad(".layers", "a list of layers")
+    names = set()
+    for i, e in enumerate(spec["layers"]):
+        if not isinstance(e, dict):
+            raise bad(f".layers[{i}]", "an object")
+        for key, ok, what in _FIELDS:
+            if not ok(e.get(key)):
+                raise bad(f".layers[{i}].{key}", what)
+        if e["name"] in names:
+            raise bad(f".layers[{i}].name", f"distinct; {e['name']!r} names two layers")
+        names.add(e["name"])
 
 
 # --- what a spec tells about the model --------------------------------------------------------

@@ -114,8 +114,9 @@ class ModelSource:
     def sequence_network(self, lookback: int, inputs: int, horizon: int, sample=None):
         """The network for windows (N, ``lookback``, ``inputs``) forecasting ``horizon`` steps."""
         if self.type == KERAS:
-            from neuralab.keras import build, input_shape
+            from neuralab.keras import build, check, input_shape
 
+            check(self.spec, self.architecture)
             shape, out = input_shape(self.spec), output_shape(self.spec)
             if len(shape) != 2 or (shape[0] is not None and shape[0] != lookback) or shape[1] != inputs:
                 raise NeuralabError(f"{self.architecture}: the model takes {keras_shape(shape)} inputs, the data "
@@ -335,18 +336,32 @@ def keras_pixels(spec: dict, scale, channels: int) -> tuple[float, dict]:
 def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: str):
     """The Keras model as a PyTorch classifier giving logits (a final softmax left out) for
     images of ``input_shape`` (C, H, W); a model wanting up to MAX_PAD more pixels per side
-    (LeNet-5's 32x32 on 28x28 digits) gets the data zero-padded around, as the zoo's LeNet-5."""
+    (LeNet-5's 32x32 on 28x28 digits) gets the data zero-padded around, as the zoo's LeNet-5.
+    A model leaving its height or width free (``keras.Input((None, None, 1))``, a fully
+    convolutional network) takes the data's: a dataset gives it, and the run keeps it.
+    Sides are at most classify.MAX_SIDE pixels, as every classifier run's."""
     from torch import nn
 
-    from neuralab.keras import build
+    from neuralab.keras import build, check
     from neuralab.keras import input_shape as keras_input
+    from neuralab.keras.spec import with_input
+    from neuralab.training.classify import MAX_SIDE
 
-    want = tuple(keras_input(spec))
-    have = tuple(int(v) for v in input_shape)
+    want = tuple(keras_input(check(spec, name)))
     out = output_shape(spec)
     if len(want) != 3:
         raise NotAClassifier(f"{name}: the model takes {keras_shape(want)} inputs, not images (height, width, "
                              "channels); a sequence model is a forecaster (neuralab.forecasting)")
+    if any(v is None for v in input_shape):
+        raise NeuralabError(f"{name}: the model takes images of any height and width, and needs a fixed size "
+                            "here: train it on a dataset (`data`), which gives one, or save it with "
+                            "keras.Input((height, width, channels))")
+    have = tuple(int(v) for v in input_shape)
+    if None in want[1:]:  # sides the model leaves free: the data's
+        want = (want[0], *(h if w is None else w for w, h in zip(want[1:], have[1:])))
+    if any(v > MAX_SIDE for v in want[1:]):
+        raise NeuralabError(f"{name}: the model takes images of {_hwc(want)}, larger than the {MAX_SIDE} pixels a "
+                            "side that neuralab's classifiers take; change the model's input shape")
     pad_h, pad_w = want[1] - have[1], want[2] - have[2]
     if want[0] != have[0] or not (0 <= pad_h <= MAX_PAD and 0 <= pad_w <= MAX_PAD):
         raise NeuralabError(f"{name}: the model takes images of {_hwc(want)} (height x width x channels), the data "
@@ -354,6 +369,8 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     if len(out) != 2 or out[1] != num_classes:
         raise NeuralabError(f"{name}: the model outputs {keras_shape(out[1:])}, the data has {num_classes} "
                             f"classes; end the model in Dense({num_classes}, activation='softmax')")
+    if None in keras_input(spec):
+        spec = with_input(spec, (want[1], want[2], want[0]), name)
     net = build(spec, weights, logits=True)
     if pad_h or pad_w:  # as models/lenet.py: the top/left border gets the smaller half
         pad = nn.ZeroPad2d((pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
@@ -465,6 +482,10 @@ def check_record(source, where: str) -> dict:
         raise NeuralabError(f"{where}: field 'source' must be an object whose type is zoo, keras or torch")
     if source["type"] == KERAS and not (isinstance(source.get("spec"), dict) and source.get("logits") in (True, False)):
         raise NeuralabError(f"{where}: field 'source' of a Keras model needs its spec and logits (true/false)")
+    if source["type"] == KERAS:
+        from neuralab.keras import check
+
+        check(source["spec"], where, "source.spec")
     if source["type"] == TORCH and not (source.get("file") in (CODE_FILE, None) and isinstance(source.get("name"), str)
                                         and str(source["name"]).isidentifier()):
         raise NeuralabError(f"{where}: field 'source' of a PyTorch model needs file {CODE_FILE!r} and the "
