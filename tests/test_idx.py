@@ -106,7 +106,36 @@ def test_load_idx_takes_a_new_copy_when_the_file_changes(tmp_path):
     load_idx(path, tmp_path / "cache")
     write_idx(path, np.array([7, 8, 9, 10], dtype=np.uint8))
     np.testing.assert_array_equal(load_idx(path, tmp_path / "cache"), [7, 8, 9, 10])
-    assert len(list((tmp_path / "cache").iterdir())) == 2
+    (copy,) = (tmp_path / "cache").iterdir()  # the older version's copy went
+    assert copy.stat().st_size == 8 + 4
+
+
+def test_the_cache_keeps_the_copies_used_last_within_its_size(tmp_path, monkeypatch):
+    """Folders that come and go (subsets, other checkouts) must not fill the disk with copies."""
+    import os
+
+    from neuralab.data import idx
+
+    monkeypatch.setattr(idx, "MAX_CACHE", 3 * (16 + 1000))  # room for three copies of 1,000 bytes
+    cache = tmp_path / "cache"
+    files = []
+    for i in range(5):
+        files.append(tmp_path / f"set{i}" / "x-idx3-ubyte.gz")
+        files[-1].parent.mkdir()
+        write_idx(files[-1], np.full((10, 10, 10), i, np.uint8))
+
+    def copy_of(path):
+        return next((c for c in cache.glob("*") if c.name.split(".")[1] ==
+                     idx.hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]), None)
+
+    for i, path in enumerate(files[:3]):
+        load_idx(path, cache)
+        os.utime(copy_of(path), (0, 1_000_000 + i))  # used in this order, seconds apart
+    load_idx(files[0], cache)  # used again: now the most recent
+    load_idx(files[3], cache)  # the cache is full: set1's copy goes, then set2's
+    load_idx(files[4], cache)
+    assert [copy_of(f) is not None for f in files] == [True, False, False, True, True]
+    assert sum(c.stat().st_size for c in cache.iterdir()) <= idx.MAX_CACHE
 
 
 def test_load_idx_rewrites_a_damaged_copy(tmp_path):
