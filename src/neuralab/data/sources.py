@@ -139,12 +139,11 @@ def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     raise NeuralabError(_not_found_message(source))
 
 
-def _not_found_message(source: Source) -> str:
-    ways = [
-        f"run `neuralab data fetch {source.name}` (needs internet)",
-        f"copy the files into {cache_dir() / source.name} (or set NEURALAB_DATA)",
-        "point `data_dir` at the folder holding them",
-    ]
+def _not_found_message(source: Source, fetching: bool = False) -> str:
+    """How to get a dataset; when ``fetching`` failed, the ways that need no download."""
+    ways = [] if fetching else [f"fetch it (`neuralab data fetch {source.name}`, or neuralab.data.fetch; needs internet)"]
+    ways += [f"copy the files into {cache_dir() / source.name} (or set NEURALAB_DATA)",
+             "point `data_dir` at the folder holding them"]
     if source.debian_package:
         ways.append(f"on Debian/Ubuntu: apt-get install {source.debian_package}")
     return f"dataset {source.name} not found; to get it: " + "; ".join(ways)
@@ -204,7 +203,7 @@ def _fetch_into(source: Source, target: Path, timeout: float) -> None:
         else:
             raise NeuralabError(
                 f"could not download {filename} for {source.name} ({'; '.join(errors)}); "
-                + _not_found_message(source).split("; to get it: ", 1)[1]
+                + _not_found_message(source, fetching=True).split("; to get it: ", 1)[1]
             )
 
 
