@@ -162,3 +162,28 @@ def test_a_run_folder_given_to_resume_is_named_by_its_flag(capsys, tmp_path, com
     err = capsys.readouterr().err
     assert code == 2 and err == f"neuralab: error: --resume {tmp_path / 'nope'}: not found; give a folder made by " \
                                 "`neuralab train` or `neuralab forecast`\n"
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly():
+    """`neuralab ... | head -1`: the reader closes the pipe; the command stops without a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    p = subprocess.Popen([sys.executable, "-c", "from neuralab.cli import run; run()", "summary", "vgg16"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p.stdout.close()  # before the command writes its first line
+    err = p.stderr.read().decode()
+    assert p.wait() == 0 and "Traceback" not in err and "Broken pipe" not in err, err
+
+
+def test_ctrl_c_says_interrupted(monkeypatch, capsys):
+    from neuralab.cli import zoo
+
+    def pressed(args):
+        raise KeyboardInterrupt  # as Python raises it for Ctrl-C: no message
+
+    monkeypatch.setattr(zoo, "run_zoo", pressed)
+    assert main(["zoo"]) == 130
+    assert capsys.readouterr().err == "neuralab: interrupted\n"

@@ -61,6 +61,42 @@ def test_forecast_csv_then_predict(tmp_path, capsys):
     # new data shorter than the lookback
     short = csv(tmp_path, rows=5, name="short.csv")
     assert "5 rows; this model needs the last" in error(capsys, ["forecast", "predict", str(run), "--csv", short])
+    # a file that is not there is named by the option that gave it
+    missing = str(tmp_path / "nope.csv")
+    assert error(capsys, ["forecast", "predict", str(run), "--csv", missing]).startswith(f"neuralab: error: --csv {missing}:")
+
+
+def test_a_forecast_run_with_edited_files_is_refused_in_one_line(tmp_path, capsys):
+    """A run may come from anyone: model.json's sizes are checked against the weights before the
+    network is built (a hidden size of a billion would ask for terabytes), and damaged fields
+    are named."""
+    import shutil
+
+    data = csv(tmp_path)
+    run = tmp_path / "run"
+    assert main(["forecast", "--data", data, *SMALL, "--out", str(run)]) == 0
+    capsys.readouterr()
+    new = csv(tmp_path, rows=30, name="new.csv")
+
+    def edited(name, file, change):
+        copy = tmp_path / name
+        shutil.copytree(run, copy)
+        (copy / file).write_text(json.dumps(change(json.loads((copy / file).read_text()))))
+        return copy
+
+    cases = {
+        "no-windows": ("model.json", lambda m: {k: v for k, v in m.items() if k != "windows"}, "field 'windows' is 'missing'"),
+        "huge": ("model.json", lambda m: {**m, "model": {**m["model"], "hidden": [10**9]}},
+                 "is (4,) in the weights but (1000000000,) in model.json's network"),
+        "unknown": ("model.json", lambda m: {**m, "model": {**m["model"], "layers": 3}}, "unexpected keyword argument 'layers'"),
+        "network": ("model.json", lambda m: {**m, "network": "x"}, "field 'network' is 'x'"),
+        "config": ("config.json", lambda r: {**r, "config": [1]}, "config.json: not a config neuralab wrote"),
+    }
+    for name, (file, change, words) in cases.items():
+        copy = edited(name, file, change)
+        command = ["report", str(copy)] if file == "config.json" else ["forecast", "predict", str(copy), "--csv", new]
+        err = error(capsys, command)
+        assert words in err and str(copy) in err, (name, err)
 
 
 @pytest.mark.parametrize("edits, message", [
@@ -139,7 +175,7 @@ def test_cli_choices_and_defaults_are_the_librarys():
     assert next(a for a in forecast._actions if a.dest == "baselines").default == list(baselines.BASELINES)
     config = cli.config_from_args(build_parser().parse_args(["forecast"]))
     assert config == pipeline.ForecastConfig()
-    w, t = windows.WindowConfig(), models.series_train_config()
+    w, t = pipeline.ForecastConfig().windows, models.series_train_config()  # the pipeline's: transform auto
     text = " ".join(forecast.format_help().split())
     for default in (f"input steps (default {w.lookback})", f"(default {t.epochs})", f"(default {t.batch_size})",
                     f"(default {t.lr})", f"(default {t.patience})", f"(default {w.val_fraction})",

@@ -449,3 +449,33 @@ def test_conversion_imports_no_keras_for_files(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     assert done.stdout.strip() == "ok", done.stderr[-400:]
+
+
+# --- importing writes a whole run or none ------------------------------------------------------------
+
+def test_a_file_name_that_is_no_utf8_imports_whole(tmp_path, capsys):
+    from neuralab.cli import main
+    from neuralab.runs import Run, Status
+
+    model = sequential((8, 8, 1), L.Conv2D(2, 3), L.Flatten(), L.Dense(3, activation="softmax"))
+    model.save(tmp_path / "m.keras")
+    odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/\xff\xfe.keras"))  # a Latin-1 name on a UTF-8 system
+    (tmp_path / "m.keras").rename(odd)
+    assert main(["import", str(odd), "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err
+    assert "\\udcff\\udcfe" in (tmp_path / "run" / "summary.txt").read_text(encoding="utf-8")
+    assert Run(tmp_path / "run").status() is Status.FINISHED
+
+
+def test_an_import_that_fails_half_way_leaves_no_run(tmp_path, capsys, monkeypatch):
+    from neuralab.cli import main
+    from neuralab.errors import NeuralabError
+    from neuralab.training import checkpoint
+
+    def full_disk(path, *args, **kwargs):
+        raise NeuralabError(f"{path}: cannot write (No space left on device)")
+
+    sequential((8, 8, 1), L.Conv2D(2, 3), L.Flatten(), L.Dense(3, activation="softmax")).save(tmp_path / "m.keras")
+    monkeypatch.setattr(checkpoint, "save_weights", full_disk)
+    assert main(["import", str(tmp_path / "m.keras"), "--out", str(tmp_path / "run")]) == 2
+    assert "No space left" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # config.json and model.json were written before the weights

@@ -189,6 +189,35 @@ def test_the_stacked_lstm_fitted_on_seattle_weather_writes_a_forecaster_run(tmp_
     with torch.inference_mode():
         got = net.eval()(torch.from_numpy(x[:16])).numpy()
     assert np.abs(got - model.predict(x[:16], verbose=0)).max() <= 1e-5
+    # what it lacks is said in one line wherever it is asked for, never called damaged
+    csv = tmp_path / "recent.csv"
+    series.frame.head(100).to_csv(csv)
+    for argv in (["forecast", "predict", str(run.path), "--csv", str(csv)], ["report", str(run.path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Keras's fit wrote this run" in err and "damaged" not in err, err
+
+
+def test_the_run_is_evaluated_again_on_the_dataset_it_names(fitted, tmp_path, fashion_mnist, capsys):
+    """RunLogger's `data` naming a dataset lets `neuralab evaluate` read it again (here to find
+    that the listing's LeNet-5 takes the 32x32 images Keras was given, padded by hand); a run
+    fitted on arrays it cannot name says so in one line."""
+    import shutil
+
+    _, _, out, _, _ = fitted
+    named = tmp_path / "named"
+    shutil.copytree(out, named)
+    record = json.loads((named / "config.json").read_text())
+    record["config"]["data"] = "fashion-mnist"
+    (named / "config.json").write_text(json.dumps(record))
+    assert main(["evaluate", str(named), "--data-dir", str(fashion_mnist)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fashion-mnist: images of 1x28x28" in err and "takes 1x32x32" in err, err
+    assert main(["evaluate", str(out)]) == 2  # "fashion-mnist (2,000)": arrays given to fit
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "names no dataset to read again" in err and "damaged" not in err, err
+    assert main(["train", "--resume", str(out)]) == 2
+    assert "continue the training in Keras" in capsys.readouterr().err
 
 
 def test_neuralab_serve_lists_the_run_and_serves_its_report(fitted):

@@ -155,6 +155,29 @@ def test_torch_run_refuses_without_trust_and_runs_nothing(torch_run, capsys):
     assert not (run / "ran.txt").exists()  # the copy never ran
 
 
+def test_resuming_a_run_that_names_code_in_its_config_runs_it_only_with_trust(torch_run, tmp_path, capsys):
+    """A run stopped before its first checkpoint trains again from config.json; a run from
+    elsewhere (downloaded, or in the web app's runs folder) could name any Python file there."""
+    import shutil
+
+    run, _ = torch_run
+    copy = tmp_path / "from-elsewhere"
+    copy.mkdir()
+    shutil.copy(run / "config.json", copy / "config.json")
+    payload = tmp_path / "code" / "payload.py"
+    payload.parent.mkdir()
+    payload.write_text(TORCH_NET)
+    record = json.loads((copy / "config.json").read_text())
+    record["config"]["model"] = f"{payload}:Net"
+    (copy / "config.json").write_text(json.dumps(record))
+    code, _, err = _cli(capsys, "train", "--resume", copy)
+    assert code == 2 and err.count("\n") == 1 and "payload.py" in err and "pass --trust-code" in err, err
+    assert not (payload.parent / "ran.txt").exists()
+    code, out, err = _cli(capsys, "train", "--resume", copy, "--trust-code", "--quiet")
+    assert code == 0 and "test accuracy" in out, err
+    assert (payload.parent / "ran.txt").read_text() == "executed" and (copy / "model.safetensors").is_file()
+
+
 def test_torch_run_works_with_trust(torch_run, fashion, tmp_path, capsys):
     from PIL import Image
 

@@ -387,3 +387,37 @@ def test_a_forecast_run_killed_at_any_write_is_whole_and_recoverable(point, seri
     ours, theirs = (json.loads((r / runs.RESULTS).read_text()) for r in (run, whole_forecast))
     for name, scores in theirs["test"].items():
         assert ours["test"][name] == pytest.approx(scores), f"the recovered run scores {name} otherwise"
+
+
+def test_compare_replaces_only_its_own_runs_and_checks_every_model_first(digits, tmp_path, capsys):
+    root = tmp_path / "runs"
+    other = root / "lenet-by-hand"
+    other.mkdir(parents=True)
+    (other / "notes.txt").write_text("a run of mine")
+    budget = ["--data", str(digits), "--seeds", "2", "--epochs", "1", "--threads", "1", "--out", str(root)]
+
+    assert main(["compare", "--models", "mlp,cnn", *budget]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("| mlp ") or line.startswith("| cnn ")]
+    assert len(table) == 2 and all("% +- " in line for line in table), out
+    rows = (root / "compare.csv").read_text().splitlines()
+    assert rows[0].startswith("model,parameters") and [r.split(",")[0] for r in rows[1:]] == ["mlp", "cnn"]
+    assert all(r.endswith(",2") for r in rows[1:])
+    assert {p.name for p in root.iterdir()} == {"lenet-by-hand", "compare.csv", "compare.md", "mlp-seed0",
+                                               "mlp-seed1", "cnn-seed0", "cnn-seed1"}
+    assert Run(root / "cnn-seed1").status() is Status.FINISHED
+
+    # again without --overwrite: refused before anything trains; with it, only the comparison's runs go
+    assert main(["compare", "--models", "mlp,cnn", *budget]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "mlp-seed0" in err and "--overwrite" in err, err
+    assert main(["compare", "--models", "mlp", *budget, "--overwrite"]) == 0
+    capsys.readouterr()
+    assert (other / "notes.txt").read_text() == "a run of mine" and (root / "cnn-seed1" / "config.json").is_file()
+
+    # an unknown model is named before the first one trains
+    fresh = tmp_path / "fresh"
+    assert main(["compare", "--models", "mlp,resnet", *budget[:-1], str(fresh)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--models" in err and "resnet" in err, err
+    assert not (fresh / "mlp-seed0").exists()

@@ -209,6 +209,8 @@ def test_the_loss_chosen_is_the_loss_trained_and_reported(tiny_fashion, tmp_path
     ({"momentum": 0.9}, "applies to optimizer sgd or rmsprop, not adam"),
     ({"optimizer": "sgd", "momentum": 1.5}, "momentum=1.5: must be at least 0 and below 1"),
     ({"loss": "hinge"}, "loss='hinge': choose one of cross_entropy, sparse_categorical_crossentropy"),
+    # a misspelt metric would never improve: "best" would be the last epoch and early stopping would never fire
+    ({"monitor": "val_acc", "patience": 2}, "monitor='val_acc': choose one of val_loss, val_accuracy"),
 ])
 def test_bad_choices_are_refused_before_anything_is_written(tiny_fashion, tmp_path, train, words):
     with pytest.raises(ParameterError) as e:
@@ -223,6 +225,8 @@ def test_a_forecaster_refuses_a_class_loss_and_trains_with_mae(tmp_path):
 
     with pytest.raises(ParameterError, match="forecaster outputs numbers; choose one of mse, mae, huber"):
         ForecastConfig(train=series_train_config(loss="cross_entropy")).check()
+    with pytest.raises(ParameterError, match="monitor='val_accuracy': choose one of val_loss, val_mae"):
+        ForecastConfig(train=series_train_config(monitor="val_accuracy")).check()
     cfg = ForecastConfig(train=series_train_config(epochs=2, loss="mae", threads=1), backtest_folds=1)
     seen = []
 

@@ -848,3 +848,65 @@ def test_classify_against_a_run_that_is_no_classifier_is_a_4xx(broken_runs, digi
     error = r.json()["error"]
     assert error.startswith(f"{run}") and "\n" not in error and str(broken_runs) not in error, error
     assert run != "forecast" or "not an image-classifier run" in error
+
+
+def test_runs_with_edited_files_are_listed_and_shown_without_a_500(runs, tmp_path, capsys):
+    """Every field of a run's files may have been edited by hand or come from elsewhere: the
+    listing, the run page and its live figures show what they can and leak nothing."""
+    import shutil
+
+    from neuralab.cli import main
+
+    root = tmp_path / "runs"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-TOKEN beside the runs folder")
+
+    def edit_json(name, change):
+        return lambda d: (d / name).write_text(json.dumps(change(json.loads((d / name).read_text()))))
+
+    damage = {
+        "results-list": lambda d: (d / "results.json").write_text("[1, 2]"),
+        "results-nan": lambda d: (d / "results.json").write_text('{"best_epoch": 1, "test_loss": NaN, '
+                                                                 '"test_accuracy": Infinity}'),
+        "data-list": edit_json("config.json", lambda r: {**r, "data": [1], "environment": "cpu"}),
+        "config-list": edit_json("config.json", lambda r: {**r, "config": [1]}),
+        "metrics-nan": lambda d: (d / "metrics.jsonl").write_text('{"epoch": 1, "loss": NaN, "val_loss": -Infinity}\n'),
+        "summary-link": lambda d: ((d / "summary.txt").unlink(), (d / "summary.txt").symlink_to(secret)),
+        "model-garbage": lambda d: (d / "model.json").write_text("{bad"),
+    }
+    for name, hurt in damage.items():
+        shutil.copytree(runs / "lenet", root / name, symlinks=True)
+        hurt(root / name)
+    forecasts = {
+        "scores-edited": edit_json("results.json", lambda r: {**r, "test": {"lstm": "x", "drift": {"mae": "y"},
+                                                                           "persistence": r["test"]["persistence"]}}),
+        "headline-list": edit_json("results.json", lambda r: {**r, "headline": [1], "intervals": {"coverage": [2]},
+                                                              "spans": 3, "forecasters": None}),
+    }
+    for name, hurt in forecasts.items():
+        shutil.copytree(runs / "weather", root / name)
+        hurt(root / name)
+    with TestClient(create_app(root), base_url="http://127.0.0.1") as c:
+        for name in forecasts:
+            r = c.get("/api/forecast", params={"run": name})
+            assert r.status_code == 200, (name, r.text)
+        assert [s["name"] for s in c.get("/api/forecast", params={"run": "scores-edited"}).json()["scores"]] == [
+            "persistence"]
+        listing = c.get("/api/runs")
+        assert listing.status_code == 200, listing.text
+        rows = {r["id"]: r for r in listing.json()["runs"]}
+        assert set(rows) == set(damage) | set(forecasts) and rows["results-list"]["status"] == "damaged"
+        assert rows["model-garbage"]["status"] == "damaged"  # it could be neither loaded nor used
+        for name in damage:
+            for url in ("/api/run", "/api/run/live"):
+                r = c.get(url, params={"run": name})
+                assert r.status_code == 200, (name, url, r.text)
+                assert "SECRET" not in r.text
+        shown = c.get("/api/run", params={"run": "summary-link"}).json()
+        assert shown["summary"] == "" and "summary.txt" not in shown["files"]
+        assert c.get("/api/run", params={"run": "results-nan"}).json()["test_loss"] is None
+        assert c.get("/api/run/live", params={"run": "metrics-nan"}).json()["metrics"] == [
+            {"epoch": 1, "loss": None, "val_loss": None}]
+    assert main(["runs", str(root)]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and all(name in out for name in damage)

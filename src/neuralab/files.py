@@ -61,7 +61,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", durable: bool = True)
     try:
         try:
             os.fchmod(fd, _MODE)
-            with os.fdopen(fd, mode) as f:
+            # A name from the file system may hold bytes that are no UTF-8 (Python keeps them as
+            # lone surrogates): written escaped, so a file never stops half-way on one.
+            with os.fdopen(fd, mode, **({} if "b" in mode else {"errors": "backslashreplace"})) as f:
                 yield f
                 f.flush()
                 if durable:
@@ -139,10 +141,20 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
+MAX_JSON = 64 * 2**20  # bytes: a run's JSON files are kilobytes (a Keras model's graph, a few MB)
+
+
 def read_json(path: str | os.PathLike):
+    """A JSON file written by neuralab (or claiming to be), with one clear error when it is
+    missing, too large or damaged. NaN and infinity, which strict JSON has not and which
+    neuralab writes as null, are read as None too."""
     try:
         with open(path) as f:
-            return json.load(f)
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_JSON:
+                raise NeuralabError(f"{path}: {size:,} bytes, more than the {MAX_JSON:,} a JSON file of "
+                                    "neuralab's holds; the file is not one of its own")
+            return json.load(f, parse_constant=lambda name: None)
     except FileNotFoundError:
         raise NeuralabError(f"{path}: file not found") from None
     except IsADirectoryError:

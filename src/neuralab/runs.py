@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.files import read_json, remove_leftovers, write_json, write_text
+from neuralab.files import nulled, read_json, remove_leftovers, write_json, write_text
 
 FORMAT = 2  # bumped when a file or field changes meaning; docs/runs.md lists the versions (2: model.json "source")
 
@@ -47,6 +47,7 @@ CHECKPOINTS = "checkpoints"
 LAST = f"{CHECKPOINTS}/last.safetensors"
 BEST = f"{CHECKPOINTS}/best.safetensors"
 LOCK = "run.lock"
+KERAS_FIT = "keras fit"  # config.json's config.trained_by in a run that Keras's own fit wrote (RunLogger)
 PROGRESS = "progress.json"  # written by training.progress while an epoch runs, removed when training stops
 
 
@@ -89,9 +90,14 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(f"{self.path}: interrupted; the files of the last finished epoch are kept")
 
 
+def default_root() -> Path:
+    """The folder of runs when none is named: $NEURALAB_RUNS, else ./runs."""
+    return Path(os.environ.get("NEURALAB_RUNS", "runs"))
+
+
 def default_dir(*parts: str, root: str | os.PathLike | None = None) -> Path:
-    """``ROOT/PART-PART-YYYYmmdd-HHMMSS``; ROOT is ``root``, else $NEURALAB_RUNS, else ./runs."""
-    root = Path(root if root is not None else os.environ.get("NEURALAB_RUNS", "runs"))
+    """``ROOT/PART-PART-YYYYmmdd-HHMMSS``; ROOT is ``root``, else ``default_root()``."""
+    root = Path(root) if root is not None else default_root()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return root / "-".join([*(p.replace("/", "_") for p in parts), stamp])
 
@@ -182,6 +188,18 @@ class Run:
             os.close(self._fd)
             self._fd = None
 
+    @contextlib.contextmanager
+    def written_whole(self):
+        """For a run written in one go (an import): when the block fails, the folder goes
+        again, so that no half-written run is left to be listed or loaded. The lock is held
+        for the block and released after it."""
+        try:
+            with self:
+                yield self
+        except BaseException:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+
     def __enter__(self) -> "Run":
         return self.lock()
 
@@ -222,6 +240,13 @@ class Run:
     def write_text(self, name: str, text: str) -> None:
         write_text(self.path / name, text)
 
+    def write_metrics(self, history: list[dict]) -> None:
+        """metrics.jsonl: one JSON line per finished epoch, the whole file rewritten atomically.
+        A diverged run's NaN or infinite values are written as null: strict JSON readers (the
+        web app's) refuse them, and the training log already shows them."""
+        rows, _ = nulled(list(history))
+        self.write_text(METRICS, "".join(json.dumps(row, allow_nan=False) + "\n" for row in rows))
+
     # --- reading ------------------------------------------------------------------
 
     @classmethod
@@ -252,6 +277,12 @@ class Run:
         return record
 
     @property
+    def by_keras_fit(self) -> bool:
+        """Whether Keras's own fit wrote the run (RunLogger): it records the model and the
+        training, not the data that training, testing or forecasting again would read."""
+        return json_object(self.record.get("config")).get("trained_by") == KERAS_FIT
+
+    @property
     def kind(self) -> Kind:
         value = self.record.get("kind")
         try:
@@ -265,18 +296,24 @@ class Run:
         return read_json(self.path / name)
 
     def results(self) -> dict | None:
-        """results.json, or None while the run is not finished."""
-        return read_json(self.path / RESULTS) if (self.path / RESULTS).is_file() else None
+        """results.json (checked to be a JSON object), or None while the run is not finished."""
+        if not (self.path / RESULTS).is_file():
+            return None
+        results = read_json(self.path / RESULTS)
+        if not isinstance(results, dict):
+            raise NeuralabError(f"{self.path / RESULTS}: expected a JSON object; the file is damaged")
+        return results
 
     def metrics(self) -> list[dict]:
-        """One dict per finished epoch (metrics.jsonl); a torn last line is skipped."""
+        """One dict per finished epoch (metrics.jsonl); a torn last line is skipped, and a NaN or
+        infinity (older runs wrote them) is read as None."""
         path = self.path / METRICS
         if not path.is_file():
             return []
         rows = []
         for line in path.read_text().splitlines():
             with contextlib.suppress(ValueError):
-                row = json.loads(line)
+                row = json.loads(line, parse_constant=lambda name: None)
                 if isinstance(row, dict):
                     rows.append(row)
         return rows
@@ -287,10 +324,10 @@ class Run:
             return Status.RUNNING
         try:
             self.kind
+            if (self.path / MODEL).is_file() and not isinstance(self.read(MODEL), dict):
+                raise NeuralabError(f"{self.path / MODEL}: expected a JSON object")
             if self.results() is not None:
                 return Status.FINISHED if (self.path / WEIGHTS).is_file() else Status.DAMAGED
-            if (self.path / MODEL).is_file():
-                self.read(MODEL)
         except NeuralabError:
             return Status.DAMAGED
         return Status.INTERRUPTED
@@ -351,21 +388,28 @@ def describe(run: Run, id: str | None = None) -> Row:
         results = run.results() if status == Status.FINISHED else None
     except NeuralabError as e:
         return Row(id, "", "", "", Status.DAMAGED.value, {"name": "", "value": None, "note": ""}, None, "", str(e))
-    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    config = json_object(record.get("config"))
     metrics = run.metrics()
     epochs = results.get("epochs_run") if results else len(metrics) or None
     if kind == Kind.FORECASTER:
         model = config.get("model", {})
         model = model.get("architecture", "") if isinstance(model, dict) else str(model)
         data = f"{Path(str(config.get('data', ''))).name} {config.get('target') or ''}".strip()
-        head = (results or {}).get("headline", {})
+        head = json_object((results or {}).get("headline"))
         metric = ({"name": "test MAE", "value": _finite(head.get("network_mae")), "note": _versus(head)} if results
                   else _best_so_far(metrics, "mae", min))
     else:
-        model, data = str(config.get("model", "")), str(config.get("data", ""))
+        # a model from a file shows the file's name: the whole path is in config.json
+        model, data = Path(str(config.get("model") or "")).name, str(config.get("data") or "")
         metric = ({"name": "test accuracy", "value": _finite(results.get("test_accuracy")), "note": ""} if results
                   else _best_so_far(metrics, "accuracy", max))
     return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")))
+
+
+def json_object(value) -> dict:
+    """``value`` where a run's file holds a JSON object there, else {}: the listing and the web
+    app read every field of files anyone may have edited, and show what they can."""
+    return value if isinstance(value, dict) else {}
 
 
 def _best_so_far(metrics: list[dict], name: str, best) -> dict:

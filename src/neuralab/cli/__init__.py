@@ -102,8 +102,8 @@ def openmp_waits(environ=os.environ) -> str:
     10 min 53 s instead of 63 s on a shared 2-core machine; a sample-CNN step 202 ms instead of
     64-71 ms beside one other busy process), so there they sleep at once. On free cores a short
     spin (30,000 rounds) wakes them faster than sleeping does, between the many small parallel
-    regions of a training step: the fast recipe's whole command 11.3-11.8 s against 12.2 s,
-    LeNet-5's step 4.3-5.6 ms against 7.8-10.4 (docs/speed-rounds.md). Busy means another task
+    regions of a training step: LeNet-5's step 4.3-5.6 ms against 7.8-10.4 (docs/speed-rounds.md,
+    the nineteenth round). Busy means another task
     runnable now (``_others_busy``)."""
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
         if environ.get(name):
@@ -142,12 +142,19 @@ def run() -> None:
     Exit handlers run as before."""
     try:
         sys.exit(main())
+    except BrokenPipeError:  # the reader went away (`| head`): what it wanted was printed
+        # Python flushes stdout once more at exit; pointed at /dev/null, that flush cannot fail
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     finally:
         gc.freeze()
 
 
 def main(argv: list[str] | None = None) -> int:
     openmp_waits()
+    for stream in (sys.stdout, sys.stderr):  # a file name with bytes that are no UTF-8 prints escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -157,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neuralab: error: {e.render(namer(args._parsers))}{how}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        print(f"neuralab: {e or 'interrupted'}", file=sys.stderr)
+        print(f"neuralab: {str(e) or 'interrupted'}", file=sys.stderr)
         return 130
     finally:
         torch = sys.modules.get("torch")

@@ -142,3 +142,13 @@ def host_name(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a host name or IP address (give it without "
                                          "http:// or a port, e.g. lab-pc.local or 192.168.1.20)")
     return name
+
+
+def only_with_resume(args, *names: str) -> None:
+    """Refuse options that mean something only when a run is resumed, given without `resume`."""
+    from neuralab.errors import NeuralabError
+
+    given = [name for name in names if getattr(args, name)]
+    if given:
+        raise NeuralabError(f"`{given[0]}` applies only with `resume` (to an interrupted run); leave it out "
+                            "for a new run")

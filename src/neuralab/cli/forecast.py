@@ -33,11 +33,12 @@ def _forecast_options(p) -> None:
     from neuralab.forecasting.baselines import BASELINES
     from neuralab.forecasting.models import ARCHITECTURES, RECIPES, ModelConfig, series_train_config
     from neuralab.forecasting.pipeline import ForecastConfig
-    from neuralab.forecasting.windows import SCALERS, TRANSFORMS, WindowConfig
+    from neuralab.forecasting.windows import SCALERS, TRANSFORMS
     from neuralab.cli.train import training_choices
     from neuralab.training.config import DEVICES, REGRESSION_LOSSES, SCHEDULES
 
-    f, w, m, t = ForecastConfig(), WindowConfig(), ModelConfig(), series_train_config()
+    f, m, t = ForecastConfig(), ModelConfig(), series_train_config()
+    w = f.windows  # the pipeline's defaults (transform auto), not WindowConfig's own
     data = p.add_argument_group("data")
     data.add_argument("--data", default=f.data,
                       help=f"built-in series ({', '.join(BUILTIN)}) or a CSV path (default {f.data})")
@@ -116,7 +117,7 @@ def _forecast_options(p) -> None:
     pr = actions.add_parser("predict", help="forecast the next horizon after the end of new data",
                             description="Load a forecasting run and forecast the horizon after the last row of a CSV "
                                         "with the run's scaler and window settings.")
-    pr.add_argument("run_dir")
+    pr.add_argument("run_dir", metavar="RUN_DIR", help="a forecasting run's directory (from neuralab forecast)")
     pr.add_argument("--csv", required=True, help="CSV with the run's date, target and feature columns")
     pr.add_argument("--date-column", help="if it differs from the training data's")
     pr.add_argument("--missing", choices=MISSING, help="missing-value policy (default: the run's)")
@@ -172,6 +173,7 @@ def config_from_args(args):
 
 
 def run_forecast(args) -> int:
+    from neuralab.cli._args import only_with_resume
     from neuralab.forecasting.pipeline import resume_forecast, run_forecast as run
     from neuralab.runs import Interrupted
 
@@ -180,6 +182,7 @@ def run_forecast(args) -> int:
             _refuse_settings(args)
             result = resume_forecast(args.resume, verbose=not args.quiet, trust_code=args.trust_code)
         else:
+            only_with_resume(args, "trust_code")
             result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet,
                          model=user_model(args))
     except Interrupted as e:
@@ -214,7 +217,7 @@ def run_predict(args) -> int:
     if args.output:
         with atomic_write(args.output) as f:
             frame.to_csv(f, index=False, float_format="%.6g")
-        print(f"forecast of {len(frame)} steps written to {args.output}")
+        print(f"forecast of {len(frame)} step{'s' * (len(frame) != 1)} written to {args.output}")
     else:
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
     return 0

@@ -8,16 +8,16 @@ from neuralab.cli.train import TRUST_HELP
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="classify picture files with a trained run")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="an image classifier's run directory (from neuralab train or import)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top-k", type=positive_int, default=3)
+    p.add_argument("--top-k", type=positive_int, default=3, help="classes listed per picture, most likely first (default 3)")
     p.add_argument("--invert", action="store_true", help="invert dark-on-light drawings (MNIST is light on dark)")
     p.add_argument("--json", action="store_true", help="print JSON for machines")
     p.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=run_predict)
 
     e = sub.add_parser("export", help="export a run's model (ONNX), checked with onnxruntime")
-    e.add_argument("run_dir")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="an image classifier's run directory (from neuralab train or import)")
     e.add_argument("--onnx", action="store_true", required=True, help="write model.onnx")
     e.add_argument("--out", help="where to write (default RUN_DIR/model.onnx)")
     e.add_argument("--trust-code", action="store_true", help=TRUST_HELP)

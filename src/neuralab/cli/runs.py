@@ -25,11 +25,10 @@ def register(sub) -> None:
 
 def run_runs(args) -> int:
     import json
-    import os
-
     from neuralab.errors import ParameterError
+    from neuralab.runs import default_root
 
-    root = args.root or Path(os.environ.get("NEURALAB_RUNS", "runs"))
+    root = args.root or default_root()
     if args.root is not None and not root.is_dir():
         raise ParameterError("root", str(root), "no such folder; give the folder your runs are in")
     if args.json:

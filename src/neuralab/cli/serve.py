@@ -14,7 +14,7 @@ def register(sub) -> None:
         description="Serve the web app on this machine. Pages: convolution and pooling playground, "
                     "draw-a-digit classifier with feature maps, the run directories under --runs with "
                     "their reports, and forecast runs against their baselines.")
-    p.add_argument("--runs", type=Path, default=Path("runs"), help="folder holding run directories (default runs)")
+    p.add_argument("--runs", type=Path, help="folder holding run directories (default runs, or $NEURALAB_RUNS)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port_number, default=7860, help="port (default 7860)")
@@ -28,8 +28,11 @@ def register(sub) -> None:
 
 
 def run_serve(args) -> int:
+    from neuralab.runs import default_root
     from neuralab.web.app import check_port, make_server
     from neuralab.web.security import allowed_hosts, is_loopback
+
+    args.runs = args.runs or default_root()
 
     if not is_loopback(args.host):
         print(f"warning: --host {args.host} makes the app reachable from other machines; it has no login "

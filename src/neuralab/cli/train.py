@@ -7,14 +7,14 @@ from neuralab.cli._args import at_least, fraction, positive_float, positive_int
 TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs made from a .py file; "
               "read the file first: it runs with your permissions")
 
-# option -> TrainConfig field; None leaves the recipe's or the library's default in place
+# options that set the TrainConfig field of their name; one left out (None) keeps the recipe's or the library's default
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "threads", "focus",
                  "optimizer", "momentum", "loss", "tensorboard")
 
 
 def _budget(p) -> None:
     """Options shared by train and compare: the data and the training budget, with the library's defaults."""
-    from neuralab.training.config import (AMP, AUTO_BF16_PARAMETERS, DEVICES, RECIPES, SCHEDULES, ClassifierConfig,
+    from neuralab.training.config import (AMP, AUTO_BF16_PARAMETERS, DEVICES, MONITORS, RECIPES, SCHEDULES, ClassifierConfig,
                                           TrainConfig)
 
     d, c = TrainConfig(), ClassifierConfig()
@@ -33,7 +33,7 @@ def _budget(p) -> None:
                         f"those with the highest loss when last seen (default {d.focus:g} = all of them)")
     p.add_argument("--val-fraction", type=fraction, help=f"held out from the training set (default {c.val_fraction})")
     p.add_argument("--patience", type=at_least(0), help=f"early stopping patience in epochs (default {d.patience} = off)")
-    p.add_argument("--monitor", choices=("val_loss", "val_accuracy"), help=f"default {d.monitor}")
+    p.add_argument("--monitor", choices=MONITORS["classification"], help=f"default {d.monitor}")
     p.add_argument("--device", default=d.device, choices=DEVICES)
     p.add_argument("--amp", default=d.amp, choices=AMP,
                    help="mixed precision: auto computes in bfloat16 (float32 weights) for models of "
@@ -52,8 +52,8 @@ def training_choices(p, d, losses: tuple[str, ...] | None = None) -> None:
 
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
     p.add_argument("--momentum", type=fraction, help=f"for sgd and rmsprop, e.g. 0.9 (default {d.momentum:g})")
-    p.add_argument("--loss", choices=losses or LOSSES, help="Keras's names work (default: " + (d.loss or "the task's own: "
-                   "cross_entropy for classifiers, mse for forecasters") + ")")
+    task_loss = "mse" if losses else "cross_entropy"  # the trainer's choice for a forecaster or a classifier
+    p.add_argument("--loss", choices=losses or LOSSES, help=f"Keras's names work (default {d.loss or task_loss})")
     p.add_argument("--tensorboard", action="store_true", default=None,
                    help="also write TensorBoard event files into RUN/tensorboard (`tensorboard --logdir runs`)")
 
@@ -69,7 +69,7 @@ def _train_options(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run directory (default runs/MODEL-DATA-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run with its own settings")
-    p.add_argument("--checkpoint", choices=("last", "best"), default="last",
+    p.add_argument("--checkpoint", choices=("last", "best"),
                    help="with --resume: go on from the last epoch (default) or the best one")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
     p.add_argument("--trust-code", action="store_true",
@@ -80,7 +80,7 @@ def _compare_options(c) -> None:
     c.add_argument("--models", default="mlp,cnn,lenet5", help="comma-separated (default mlp,cnn,lenet5)")
     c.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 per model (default 3)")
     _budget(c)
-    c.add_argument("--out", default="runs/compare", help="folder for the runs and the table (default runs/compare)")
+    c.add_argument("--out", help="folder for the runs and the table (default runs/compare, or $NEURALAB_RUNS/compare)")
 
 
 def register(sub) -> None:
@@ -94,7 +94,7 @@ def register(sub) -> None:
     c.set_defaults(func=run_compare)
 
     e = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run, rebuilt from its directory")
-    e.add_argument("run_dir")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="an image classifier's run directory")
     e.add_argument("--data-dir", help="folder holding the dataset files, if not where the run found them")
     e.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     e.set_defaults(func=run_evaluate)
@@ -130,17 +130,19 @@ def _resume_options(args) -> dict:
 
 
 def run_train(args) -> int:
+    from neuralab.cli._args import only_with_resume
     from neuralab.runs import Interrupted
     from neuralab.training import resume_classifier, train_classifier
     from neuralab.training.device import dist_info
 
     try:
         if args.resume:
-            resume_classifier(args.resume, verbose=not args.quiet, checkpoint=args.checkpoint,
-                              options=_resume_options(args), trust_code=args.trust_code)
-            return 0
-        result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
-                                  verbose=not args.quiet)
+            result = resume_classifier(args.resume, verbose=not args.quiet, checkpoint=args.checkpoint or "last",
+                                       options=_resume_options(args), trust_code=args.trust_code)
+        else:
+            only_with_resume(args, "checkpoint", "trust_code")
+            result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
+                                      verbose=not args.quiet)
     except Interrupted as e:
         raise KeyboardInterrupt(f"{e}; `neuralab train --resume {e.path}` continues it") from None
     if args.quiet and dist_info().is_main:
@@ -151,11 +153,14 @@ def run_train(args) -> int:
 def run_compare(args) -> int:
     from neuralab.training.compare import compare, to_markdown
 
+    from neuralab.runs import default_root
+
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     base = _config(args, models[0] if models else "")
-    rows = compare(models, base, args.seeds, args.out, overwrite=args.overwrite)
+    out = args.out or default_root() / "compare"
+    rows = compare(models, base, args.seeds, out, overwrite=args.overwrite)
     print(to_markdown(rows, base, args.seeds))
-    print(f"written: {args.out}/compare.csv, {args.out}/compare.md")
+    print(f"written: {out}/compare.csv, {out}/compare.md")
     return 0
 
 

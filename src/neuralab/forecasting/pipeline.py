@@ -242,7 +242,7 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
         raise NeuralabError(f"{run.path}: the run is finished (results.json is written); nothing to resume. "
                             "To train for longer, start a new run with more `epochs`")
     record = run.record
-    used = ForecastConfig.from_dict(record["config"])
+    used = stored_config(run)
     meta = run.read(runs.MODEL) if (run / runs.MODEL).is_file() else None
     if not isinstance(meta, dict):
         raise NeuralabError(f"{run / runs.MODEL}: missing or damaged; the run cannot be resumed, start it again")
@@ -270,13 +270,24 @@ def _fitted_baselines(prepared: list[Prepared], config: ForecastConfig) -> dict[
     return baselines
 
 
+def stored_config(run: Run) -> ForecastConfig:
+    """The ForecastConfig a run was made with, from its config.json."""
+    if run.by_keras_fit:
+        raise NeuralabError(f"{run.path}: Keras's fit wrote this run (RunLogger): it records no series or window "
+                            "to train or forecast with again; continue it in Keras (docs/keras.md)")
+    try:
+        return ForecastConfig.from_dict(run.record["config"])
+    except (KeyError, TypeError) as e:
+        raise NeuralabError(f"{run / runs.CONFIG}: not a config neuralab wrote ({e}); the file is damaged") from None
+
+
 def _recorded_data(run: Run, why: str) -> str:
     """The data a run read: a built-in name, or its CSV's path, checked unchanged by its SHA-256."""
-    data = run.record["data"]
+    data = runs.json_object(run.record.get("data"))
     if "path" not in data:
-        return run.record["config"]["data"]
-    path = Path(data["path"])  # absolute: the file the run read, wherever the command is run from
-    if not path.is_file() or sha256(path, "file") != data["sha256"]:
+        return stored_config(run).data
+    path = Path(str(data["path"]))  # absolute: the file the run read, wherever the command is run from
+    if not path.is_file() or sha256(path, "file") != data.get("sha256"):
         raise NeuralabError(f"{path}: {'missing' if not path.is_file() else 'changed'} since the run started; "
                             f"{why} that file as it was: put it back")
     return str(path)
@@ -609,29 +620,64 @@ def _number(text):
 def load_forecaster(run_dir: str | Path, trust_code: bool = False) -> NetworkForecaster:
     """Rebuild a trained forecaster from its run directory alone (JSON + safetensors): a
     fitted NetworkForecaster whose ``meta`` holds the run's scaler and window settings. A
-    run of PyTorch code runs the run's copy of it only with ``trust_code`` (models.source)."""
+    run of PyTorch code runs the run's copy of it only with ``trust_code`` (training.source)."""
     from neuralab.training.source import check_record
-    from neuralab.training.checkpoint import load_weights
+    from neuralab.training.checkpoint import check_fits, load_weights
 
     run = Run.open(run_dir, Kind.FORECASTER)
     run_dir = run.path
     if not (run_dir / runs.WEIGHTS).exists():
         raise NeuralabError(f"{run_dir}: no model.safetensors yet (the run has not finished an epoch)")
+    if run.by_keras_fit:
+        raise NeuralabError(f"{run_dir}: Keras's fit wrote this run (RunLogger): it holds the model, but not the "
+                            "series, target, scaling and window that forecasting with it takes (docs/keras.md)")
     meta = read_json(run_dir / runs.MODEL)
-    config = ModelConfig(**{"recipe": "plain", **meta["model"]})  # runs before the residual recipe were plain
-    windows = WindowConfig(**meta["windows"])
+    if not isinstance(meta, dict):
+        raise NeuralabError(f"{run_dir / runs.MODEL}: expected a JSON object, found {type(meta).__name__}")
     source = check_record(meta.get("source"), str(run_dir / runs.MODEL))
+    config, windows, options = _checked_meta(meta, run_dir / runs.MODEL, zoo=source["type"] == "zoo")
     if source["type"] == "zoo":
-        network = build_network(config, meta["inputs"], meta["horizon"], windows.lookback,
-                                **meta.get("network", {}))
+        build = lambda: build_network(config, meta["inputs"], meta["horizon"], windows.lookback, **options)  # noqa: E731
+        with torch.device("meta"):
+            check_fits(run_dir / runs.WEIGHTS, build(), "model.json's network")
+        network = build()
     else:
-        network = WindowNetwork(_user_network(source, run_dir, trust_code), windows.lookback,
-                                **meta.get("network", {}))
+        network = WindowNetwork(_user_network(source, run_dir, trust_code), windows.lookback, **options)
     load_weights(run_dir / runs.WEIGHTS, network)
     forecaster = NetworkForecaster(config, series_train_config(device="cpu"))
     forecaster.network, forecaster.meta, forecaster.horizon_ = network.eval(), meta, meta["horizon"]
     forecaster.trainer = _Inference(network)
     return forecaster
+
+
+def _checked_meta(meta: dict, path: Path, zoo: bool) -> tuple[ModelConfig, WindowConfig, dict]:
+    """The network's settings in a forecaster's model.json, each checked as a new run's are
+    (the model's only for the zoo's networks; another names the user's): the file may come
+    from anyone (a downloaded run)."""
+    def bad(why: str) -> NeuralabError:
+        return NeuralabError(f"{path}: {why}; the file is damaged or not neuralab's")
+
+    for name, kind in (("model", dict), ("windows", dict), ("inputs", int), ("horizon", int)):
+        if type(meta.get(name)) is not kind:
+            raise bad(f"field {name!r} is {meta.get(name, 'missing')!r}, expected {'an object' if kind is dict else 'a whole number'}")
+    options = meta.get("network", {})
+    if not (isinstance(options, dict) and set(options) <= {"level", "zero"}
+            and type(options.get("level", True)) is bool and type(options.get("zero", 0.0)) in (int, float)
+            and np.isfinite(options.get("zero", 0.0))):
+        raise bad(f"field 'network' is {options!r}, expected an object of 'level' (true or false) and 'zero' (a number)")
+    if not (meta["inputs"] >= 1 and meta["horizon"] >= 1):
+        raise bad(f"fields 'inputs' and 'horizon' are {meta['inputs']} and {meta['horizon']}; both must be at least 1")
+    try:
+        config = ModelConfig(**{"recipe": "plain", **meta["model"]})  # runs before the residual recipe were plain
+        windows = WindowConfig(**meta["windows"])
+        if zoo:
+            config.check()
+        windows.check()
+    except TypeError as e:  # a field of another name
+        raise bad(f"{e}".replace("__init__()", "a setting")) from None
+    except NeuralabError as e:
+        raise bad(str(e)) from None
+    return config, windows, options
 
 
 class _Inference:
@@ -653,17 +699,31 @@ def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = 
     (for every series, when the run was trained on several)."""
     model = load_forecaster(run_dir, trust_code)
     meta = model.meta
-    stored = meta["series"]
-    windows = WindowConfig(**meta["windows"])
-    many = load_series_list(csv, meta["target"], meta["features"],
-                            date_column or (stored["date_column"] if str(csv) not in BUILTIN else None),
-                            missing=missing or stored["missing"], duplicates=stored["duplicates"], gaps=stored["gaps"],
-                            calendar=meta.get("calendar", []), date_format=stored.get("date_format"),
-                            series_column=meta.get("series_column"))
+    try:
+        stored = meta["series"]
+        windows = WindowConfig(**meta["windows"])
+        read = dict(target=meta["target"], features=meta["features"],
+                    date_column=date_column or (stored["date_column"] if str(csv) not in BUILTIN else None),
+                    missing=missing or stored["missing"], duplicates=stored["duplicates"], gaps=stored["gaps"],
+                    calendar=meta.get("calendar", []), date_format=stored.get("date_format"),
+                    series_column=meta.get("series_column"))
+        scalers = {name: Scaler(**v) for name, v in meta.get("scalers", {}).items()}  # one per series, or
+        default = Scaler(**meta["scaler"]) if "scaler" in meta else None                # one for them all
+    except (KeyError, TypeError, AttributeError) as e:  # a field missing, or of another kind
+        raise NeuralabError(f"{Path(run_dir) / runs.MODEL}: field {e} is missing or damaged; the file is not the one "
+                            "neuralab wrote") from None
+    try:
+        many = load_series_list(csv, **read)
+    except ParameterError as e:
+        if e.parameter != "data":
+            raise
+        raise ParameterError("csv", csv, e.reason) from None
     frames = []
     for s in many:
-        scaler = Scaler(**meta["scalers"][s.name]) if "scalers" in meta and s.name in meta["scalers"] \
-            else Scaler(**meta["scaler"])
+        scaler = scalers.get(s.name, default)
+        if scaler is None:
+            raise NeuralabError(f"{Path(run_dir) / runs.MODEL}: no scaler for series {s.name!r}; the run was trained "
+                                "on other series")
         window = last_window(s, windows, scaler)
         values = model.predict(window)[0]
         frame = pd.DataFrame({"time": window.times[0], "step": np.arange(1, len(values) + 1), meta["target"]: values})
@@ -680,11 +740,11 @@ def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:
 
     network = load_forecaster(run_dir, trust_code).network  # checks the run's kind and weights first
     run = Run.open(run_dir, Kind.FORECASTER)
-    run_dir, record = run.path, run.record
+    run_dir = run.path
     for name in (runs.RESULTS, runs.FORECAST):
         if not (run_dir / name).is_file():
             raise NeuralabError(f"{run_dir / name}: missing; the run did not finish, so there is no report to write")
-    config = ForecastConfig.from_dict(record["config"])
+    config = stored_config(run)
     results = run.results()
     many = load(replace(config, data=_recorded_data(run, "the report draws")))
     prepared = prepare_many(many, config.windows)

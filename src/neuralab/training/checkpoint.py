@@ -1,6 +1,8 @@
 """Checkpoints and weights as safetensors: tensors in the file, everything else as JSON in
-its header. Nothing here ever unpickles, and a checksum of the tensor data catches a
-tampered file that is still well-formed.
+its header. Nothing here ever unpickles. A checksum of the tensor data, where the header
+has one (neuralab writes it; other tools' safetensors files lack it), catches a file damaged
+in a way that leaves it well-formed; someone who edits a file on purpose can recompute it,
+so it is no signature: loading checks every shape and size instead.
 
 A checkpoint holds the model, the optimizer, the scheduler, the RNG states and the
 training history, so that a resumed run continues bit for bit on the CPU.
@@ -69,6 +71,19 @@ def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
         raise NeuralabError(f"{path}: file not found") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e})") from None
+
+
+def check_fits(path: str | os.PathLike, skeleton: torch.nn.Module, what: str) -> None:
+    """Refuse weights whose header does not list exactly ``skeleton``'s tensors and shapes.
+
+    ``skeleton`` is the model a run's JSON describes, built on the meta device: sizes read from
+    a file are checked against the weights this way before a byte of the model is allocated."""
+    expected = {k: tuple(v.shape) for k, v in unwrap(skeleton).state_dict().items()}
+    found = tensor_shapes(path)
+    for name in sorted(set(expected) | set(found)):
+        if expected.get(name) != found.get(name):
+            raise NeuralabError(f"{path}: tensor {name!r} is {found.get(name, 'missing')} in the weights "
+                                f"but {expected.get(name, 'absent')} in {what}; the two files do not belong together")
 
 
 def save_weights(path, model: torch.nn.Module, meta: dict | None = None) -> None:

@@ -13,7 +13,7 @@ import torch
 from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run, Status
-from neuralab.training.checkpoint import load_weights, tensor_shapes
+from neuralab.training.checkpoint import check_fits, load_weights
 from neuralab.training.config import RECIPES, ClassifierConfig, with_compile  # noqa: F401  (torch-free there)
 from neuralab.training.trainer import CLASSIFICATION, Trainer, seed_everything
 
@@ -111,13 +111,14 @@ class RunResult:
     params: int
 
 
-def classifier_meta(config: ClassifierConfig, classes, pre: Preprocess, num_params: int,
-                    source: dict | None = None) -> dict:
+def classifier_meta(architecture: str, classes, pre: Preprocess, num_params: int, source: dict | None = None,
+                    options: dict | None = None) -> dict:
     """model.json of a classifier run: what rebuilds the model and feeds it raw images.
-    ``source`` (models.source's record) says where a model not from the zoo came from."""
+    ``source`` (training.source's record) says where a model not from the zoo came from;
+    ``options`` are a zoo model's (ClassifierConfig.model_options)."""
     meta = {
-        "architecture": config.model,
-        "options": config.model_options,
+        "architecture": architecture,
+        "options": dict(options or {}),
         "input_shape": list(pre.input_shape),
         "num_classes": len(classes),
         "classes": list(classes),
@@ -153,7 +154,7 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
         raise ParameterError("patience", config.train.patience, "early stopping watches the validation set; "
                              "give `val_fraction` above 0")
     seed_everything(config.train.seed)  # a PyTorch module from a file is built as it is read
-    source = _source(config.model)
+    source = model_source(config.model)
     config = replace(config, model=_model_name(config.model, source), train=with_compile(config.train, source.compile))
     config.train.check()
     data = load_image_data(config.data, config.data_dir, val_fraction=config.val_fraction, seed=config.train.seed)
@@ -161,12 +162,12 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
     pre = Preprocess.fit(data.train.x)
     seed_everything(config.train.seed)
     model = source.classifier(data.input_shape, len(data.classes), config.model_options, pre(data.train.x[:2]))
-    meta = classifier_meta(config, data.classes, pre, count_parameters(model), source.record())
-    meta["architecture"] = source.architecture
+    meta = classifier_meta(source.architecture, data.classes, pre, count_parameters(model), source.record(),
+                           config.model_options)
 
     # Inputs are valid: only now does anything touch the disk.
     is_main = dist_info().is_main
-    path = Path(out) if out is not None else runs.default_dir(_dir_name(source), Path(config.data).name)
+    path = Path(out) if out is not None else runs.default_dir(folder_name(source), Path(config.data).name)
     run = Run.create(path, overwrite) if is_main else Run(path)
     try:
         if is_main:
@@ -181,7 +182,7 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
         run.unlock()
 
 
-def _source(model):
+def model_source(model):
     """The model's ModelSource: a zoo name, a Keras file, FILE.py[:NAME], or a model object."""
     from neuralab.models import ARCHITECTURES
     from neuralab.training.source import resolve
@@ -200,14 +201,17 @@ def _model_name(model, source) -> str:
     return str(path.resolve()) + (f":{name}" if name else "")
 
 
-def _dir_name(source) -> str:
+def folder_name(source) -> str:
+    """The start of a run folder's name for a model: its architecture, as a file name."""
     return source.architecture.replace(":", "-").replace(".py", "")
 
 
 def _resolved(config: ClassifierConfig) -> ClassifierConfig:
     """A copy whose folders are absolute, so that the stored config works from any folder."""
+    from neuralab.data import NAMED
+
     data = config.data
-    if Path(data).expanduser().is_dir() and data not in ("mnist", "fashion-mnist", "cifar10"):
+    if Path(data).expanduser().is_dir() and data not in NAMED:
         data = str(Path(data).expanduser().resolve())
     data_dir = str(Path(config.data_dir).expanduser().resolve()) if config.data_dir else None
     return replace(config, data=data, data_dir=data_dir, train=replace(config.train))
@@ -256,6 +260,9 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     if checkpoint not in CHECKPOINTS:
         raise ParameterError("checkpoint", checkpoint, f"choose one of: {', '.join(CHECKPOINTS)}")
     run = Run.open(run_dir, Kind.CLASSIFIER)
+    if run.by_keras_fit:
+        raise NeuralabError(f"{run.path}: Keras's fit wrote this run (RunLogger); continue the training in Keras, "
+                            "with model.fit(..., initial_epoch=N) and the same RunLogger")
     _refuse_changes(run, options or {})
     if run.status() is Status.FINISHED:
         raise NeuralabError(f"{run.path}: the run is finished (results.json is written); nothing to resume. "
@@ -265,6 +272,13 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         meta = run.read(runs.MODEL) if (run / runs.MODEL).is_file() else {}
         if isinstance(meta, dict) and isinstance(meta.get("source"), dict) and meta["source"].get("type") != "zoo":
             config = replace(config, model=_rebuilt(checked_meta(run), run.path, trust_code))
+        elif _names_code(config.model) and not trust_code:
+            from neuralab.training.source import CodeNotTrusted
+
+            # config.json names the code and the run holds no checked copy of it yet: a run
+            # from elsewhere could name any file here
+            raise CodeNotTrusted(f"{run / runs.CONFIG}: the run's model is the Python code in {config.model}, which "
+                                 "runs only when you trust it: read the file, then pass `trust_code`")
         return train_classifier(config, out=run.path, overwrite=True, verbose=verbose,
                                 callbacks=callbacks, optimizer=optimizer)
     if dist_info().is_main:
@@ -284,6 +298,13 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         return _fit_and_finish(trainer, run, config, data, resume=True, verbose=verbose)
     finally:
         run.unlock()
+
+
+def _names_code(model) -> bool:
+    """Whether a stored ``config.model`` names a Python file ("net.py", "net.py:Net")."""
+    from neuralab.training.source import split_name
+
+    return isinstance(model, str) and split_name(model)[0].suffix.lower() == ".py"
 
 
 def _refuse_changes(run: Run, options: dict) -> None:
@@ -316,7 +337,18 @@ def _restart_from_best(run: Run) -> None:
 
 
 def stored_config(run: Run) -> ClassifierConfig:
-    """The ClassifierConfig a run was made with, from its config.json."""
+    """The ClassifierConfig a run was made with, from its config.json; for a run of Keras's
+    fit, its model and the dataset it names (RunLogger's ``data``)."""
+    from neuralab.data import NAMED
+
+    if run.by_keras_fit:
+        config = run.record["config"]
+        data = str(config.get("data") or "")
+        if data not in NAMED and not Path(data).is_dir():
+            raise NeuralabError(f"{run.path}: Keras's fit wrote this run (RunLogger) from arrays, and it names no "
+                                f"dataset to read again ({data!r}); give RunLogger `data` as a dataset name "
+                                "(mnist, fashion-mnist, cifar10) or an image folder")
+        return ClassifierConfig(model=str(config.get("model")), data=data)
     try:
         return ClassifierConfig.from_dict(run.record["config"])
     except (KeyError, TypeError) as e:
@@ -465,14 +497,7 @@ def _checked_model(meta: dict, weights: Path, run_dir: Path, trust_code: bool = 
         if source == "torch":  # the run's code, or the trust it needs, names itself
             raise
         raise NeuralabError(f"{run_dir / runs.MODEL}: {e}") from None  # an option or size the model refuses
-    skeleton = model
-    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    found = tensor_shapes(weights)
-    for name in sorted(set(expected) | set(found)):
-        if expected.get(name) != found.get(name):
-            raise NeuralabError(f"{weights}: tensor {name!r} is {found.get(name, 'missing')} in the weights "
-                                f"but {expected.get(name, 'absent')} in model.json's model; the two files do "
-                                "not belong together")
+    check_fits(weights, model, "model.json's model")
     if source != "torch":
         model = _network(meta, run_dir)
     load_weights(weights, model)
@@ -482,7 +507,7 @@ def _checked_model(meta: dict, weights: Path, run_dir: Path, trust_code: bool = 
 def load_classifier(run_dir: str | Path, trust_code: bool = False) -> Classifier:
     """Rebuild a trained classifier from its run directory alone (JSON + safetensors; a
     Keras model from its stored spec). A run of PyTorch code runs the run's copy of that
-    code only with ``trust_code``, after checking its SHA-256 (models.source)."""
+    code only with ``trust_code``, after checking its SHA-256 (training.source)."""
     run = Run.open(run_dir, Kind.CLASSIFIER)
     meta = checked_meta(run)
     weights = run / runs.WEIGHTS
@@ -496,10 +521,15 @@ def load_classifier(run_dir: str | Path, trust_code: bool = False) -> Classifier
 def evaluate_run(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False) -> dict:
     """Test-set loss, accuracy and confusion matrix of a run, rebuilt from its directory."""
     clf, data, probs = _test_set_probabilities(run_dir, data_dir, trust_code)
+    return {**figures_on_test_set(probs, data.test.y, len(clf.classes)), "classes": clf.classes}
+
+
+def figures_on_test_set(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
+    """Test loss (cross-entropy of the probabilities), accuracy and confusion matrix."""
     pred = probs.argmax(1)
-    loss = float(-np.log(np.clip(probs[np.arange(len(pred)), data.test.y], 1e-12, None)).mean())
-    return {"test_loss": loss, "test_accuracy": float((pred == data.test.y).mean()),
-            "confusion_matrix": confusion_matrix(pred, data.test.y, len(clf.classes)), "classes": clf.classes}
+    loss = float(-np.log(np.clip(probs[np.arange(len(pred)), labels], 1e-12, None)).mean())
+    return {"test_loss": loss, "test_accuracy": float((pred == labels).mean()),
+            "confusion_matrix": confusion_matrix(pred, labels, num_classes)}
 
 
 def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_code: bool = False):

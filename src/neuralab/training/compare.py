@@ -12,8 +12,9 @@ import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from neuralab.errors import ParameterError
 from neuralab.files import atomic_write
-from neuralab.training.classify import ClassifierConfig, train_classifier
+from neuralab.training.classify import ClassifierConfig, folder_name, model_source, train_classifier
 
 
 @dataclass
@@ -34,19 +35,31 @@ class Row:
 
 def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Path,
             overwrite: bool = False, verbose: bool = True) -> list[Row]:
-    """Train each of ``models`` with seeds 0..seeds-1 under ``base``; write compare.csv and .md."""
-    out = Path(out)
-    if out.exists() and overwrite:
-        import shutil
+    """Train each of ``models`` with seeds 0..seeds-1 under ``base`` into the runs
+    ``out/MODEL-seedN``; write compare.csv and compare.md beside them.
 
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    Runs already there are replaced only with ``overwrite``, and only those runs: ``out``
+    may hold others (it may be the runs folder itself). Every name and setting is checked,
+    and every run's folder, before the first model trains."""
+    out = Path(out)
+    if not models:
+        raise ParameterError("models", models, "name at least one model")
+    if seeds < 1:
+        raise ParameterError("seeds", seeds, "must be at least 1")
+    base.train.check()
+    sources = {name: _model_source(name) for name in models}  # an unknown model is named before any trains
+    folders = {(name, seed): out / f"{folder_name(sources[name])}-seed{seed}" for name in models for seed in range(seeds)}
+    if not overwrite:
+        taken = [path for path in folders.values() if path.exists()]
+        if taken:
+            raise ParameterError("out", str(out), f"already holds {taken[0].name}; pass `overwrite` to replace "
+                                                  "the runs of this comparison, or choose another `out`")
     rows = []
     for name in models:
         accs, epoch_seconds, params = [], [], 0
         for seed in range(seeds):
             config = replace(base, model=name, train=replace(base.train, seed=seed))
-            result = train_classifier(config, out=out / f"{name}-seed{seed}", overwrite=True, verbose=False)
+            result = train_classifier(config, out=folders[name, seed], overwrite=overwrite, verbose=False)
             accs.append(result.test["accuracy"])
             epoch_seconds += [r["seconds"] for r in result.history]
             params = result.params
@@ -58,6 +71,16 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     with atomic_write(out / "compare.md") as f:
         f.write(to_markdown(rows, base, seeds) + "\n")
     return rows
+
+
+def _model_source(name: str):
+    """``model_source``, its complaint about the model said of ``models``, the parameter here."""
+    try:
+        return model_source(name)
+    except ParameterError as e:
+        if e.parameter != "model":
+            raise
+        raise ParameterError("models", name, e.reason) from None
 
 
 def to_csv(rows: list[Row]) -> str:
@@ -72,7 +95,7 @@ def to_csv(rows: list[Row]) -> str:
 def to_markdown(rows: list[Row], base: ClassifierConfig, seeds: int) -> str:
     t = base.train
     lines = [
-        f"{base.data}, {t.epochs} epochs, batch {t.batch_size}, lr {t.lr}, {t.schedule} schedule, seeds 0..{seeds - 1}",
+        f"{base.data}, {t.epochs} epoch{'s' * (t.epochs != 1)}, batch {t.batch_size}, lr {t.lr}, {t.schedule} schedule, seeds 0..{seeds - 1}",
         "",
         "| model | parameters | s/epoch | test accuracy (mean +- std) |",
         "|---|---:|---:|---:|",

@@ -23,6 +23,9 @@ LOSSES = ("cross_entropy", "sparse_categorical_crossentropy", "categorical_cross
 REGRESSION_LOSSES = ("mse", "mae", "huber")  # what a forecaster's numbers can be scored with
 NO_TENSORBOARD = "`tensorboard` needs the tensorboard package: pip install 'neuralab[tensorboard]'"
 PYTHON = "python:"   # `optimizer` of a run given an optimizer object from Python: "python:" + its qualified name
+# What `monitor` can watch: the validation set's loss and the task's metric (the trainer's
+# history records them as val_ + the metric's name)
+MONITORS = {"classification": ("val_loss", "val_accuracy"), "regression": ("val_loss", "val_mae")}
 
 
 @dataclass
@@ -36,7 +39,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     patience: int = 0              # early stopping after this many epochs without improvement; 0 = off
-    monitor: str = "val_loss"      # val_loss or val_accuracy (or val_mae for series)
+    monitor: str = "val_loss"      # one of MONITORS[task]: val_loss, val_accuracy (val_mae for series)
     grad_clip: float = 0.0         # max gradient norm; 0 = off (series models want ~1.0)
     amp: str = "auto"              # auto: see AUTO_BF16_PARAMETERS; off: float32 always
     channels_last: bool = True     # faster convolutions on CPU (oneDNN) and tensor cores
@@ -73,6 +76,8 @@ class TrainConfig:
         if self.momentum and self.optimizer not in ("sgd", "rmsprop"):
             raise ParameterError("momentum", self.momentum, f"applies to `optimizer` sgd or rmsprop, not "
                                  f"{self.optimizer} (Adam keeps its own moment estimates); leave it at 0")
+        if task in MONITORS and self.monitor not in MONITORS[task]:  # a task of the user's own names its metrics
+            raise ParameterError("monitor", self.monitor, f"choose one of {', '.join(MONITORS[task])}")
         if self.loss is not None and self.loss not in LOSSES:
             raise ParameterError("loss", self.loss, f"choose one of {', '.join(LOSSES)}")
         if task == "regression" and self.loss not in (None, *REGRESSION_LOSSES):
@@ -91,7 +96,7 @@ class TrainConfig:
 
 def with_compile(train: TrainConfig, settings: dict, defaults: TrainConfig | None = None) -> TrainConfig:
     """``train`` with a Keras model's compile() ``settings`` (TrainConfig field names, from
-    models.source) in the fields ``train`` leaves at ``defaults`` (TrainConfig's own by
+    training.source) in the fields ``train`` leaves at ``defaults`` (TrainConfig's own by
     default): options given explicitly win. Fields TrainConfig does not have are left out."""
     defaults = defaults or TrainConfig()
     names = {f.name for f in fields(TrainConfig)}

@@ -73,17 +73,16 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         chw = tuple(load_image_data(data, data_dir, val_fraction=0.0).input_shape)
     net = keras_classifier(spec, model.weights, chw, k, name).eval()
     pre = Preprocess(chw, **pixels)
-    check = _conversion_check(path, spec, model.weights, (c, h, w))
+    check = _conversion_check(path, spec, model.weights, (c, h, w) if h and w else chw)  # open sides: the data's
     config = ClassifierConfig(model=str(path.resolve()), data=data,
                               data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None)
-    meta = classifier_meta(config, classes, pre, sum(p.numel() for p in net.parameters()),
+    meta = classifier_meta(name, classes, pre, sum(p.numel() for p in net.parameters()),
                            ModelSource(KERAS, name, spec).record(logits=True))
-    meta["architecture"] = name
     text = render_summary(summary(net, chw, name=name), rich=False)
     keras_text = "Keras's layout:\n" + summary_text(spec, name, rich=False)
 
     target = Path(out) if out is not None else runs.default_dir("import", path.stem)
-    with Run.create(target, overwrite) as run:
+    with Run.create(target, overwrite).written_whole() as run:
         run.write_record(Kind.CLASSIFIER, asdict(config), environment(torch.device("cpu")),
                          {"name": data, "classes": classes, "input_shape": list(chw)},
                          imported={"file": str(path.resolve()), "sha256": sha256(path, "file"),

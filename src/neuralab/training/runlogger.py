@@ -103,7 +103,7 @@ class RunLogger(keras.callbacks.Callback):
         record.setdefault("lr", self._lr())
         record.update(seconds=now - self._epoch_start, elapsed=now - self._start)
         self.history.append(record)
-        self.run.write_text(runs.METRICS, "".join(_json_line(r) for r in self.history))
+        self.run.write_metrics(self.history)
         self._save_model()
 
     def on_train_end(self, logs=None):
@@ -114,7 +114,7 @@ class RunLogger(keras.callbacks.Callback):
             last = self.history[-1] if self.history else {}
             results = {"best_epoch": last.get("epoch", 0),  # Keras keeps the last epoch's weights
                        "epochs_run": len(self.history), "train_seconds": last.get("elapsed", 0.0),
-                       "trained_by": "keras fit", "last_epoch": last}
+                       "trained_by": runs.KERAS_FIT, "last_epoch": last}
             if self.kind is Kind.CLASSIFIER:
                 self._finish_classifier(net, results)
             else:
@@ -150,7 +150,7 @@ class RunLogger(keras.callbacks.Callback):
 
     def _config(self) -> dict:
         model = self.model
-        return {"model": f"keras:{model.name}", "data": self.data, "trained_by": "keras fit", "seed": self.seed,
+        return {"model": f"keras:{model.name}", "data": self.data, "trained_by": runs.KERAS_FIT, "seed": self.seed,
                 "scale": self.scale, "compile": _plain(model.get_compile_config()), "fit": _plain(self.params or {}),
                 "keras_optimizer": _plain(getattr(model.optimizer, "get_config", dict)())}
 
@@ -203,7 +203,7 @@ class RunLogger(keras.callbacks.Callback):
         import torch
 
         from neuralab.reports.classifier import write_classifier_report
-        from neuralab.training.classify import confusion_matrix
+        from neuralab.training.classify import figures_on_test_set
 
         probs = images = labels = matrix = None
         if self.test is not None:
@@ -213,20 +213,14 @@ class RunLogger(keras.callbacks.Callback):
                 logits = torch.cat([net(torch.from_numpy(x[i:i + 1024].transpose(0, 3, 1, 2).copy()))
                                     for i in range(0, len(x), 1024)])
             probs = torch.softmax(logits, dim=1).numpy()
-            matrix = confusion_matrix(probs.argmax(1), labels, len(self.classes))
-            results.update(test_loss=float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean()),
-                           test_accuracy=float((probs.argmax(1) == labels).mean()), confusion_matrix=matrix.tolist())
+            figures = figures_on_test_set(probs, labels, len(self.classes))
+            matrix = figures["confusion_matrix"]
+            results.update(figures, confusion_matrix=matrix.tolist())
             images = np.clip(np.rint(x / self.scale), 0, 255).astype(np.uint8).transpose(0, 3, 1, 2)
         self.run.write_json(runs.RESULTS, results)
         write_classifier_report(self.run.path, record=self.run.record, results=results, history=self.history,
                                 matrix=matrix, probabilities=probs, images=images, labels=labels,
                                 summary_text=(self.run / runs.SUMMARY).read_text())
-
-
-def _json_line(record: dict) -> str:
-    import json
-
-    return json.dumps(record) + "\n"
 
 
 def _plain(obj):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
 import random
 import time
@@ -33,7 +32,7 @@ from torch import nn
 from neuralab.errors import NeuralabError
 from neuralab.files import WriteError, atomic_write
 from neuralab.models.fast import accelerate
-from neuralab.runs import BEST, LAST, METRICS, WEIGHTS
+from neuralab.runs import BEST, LAST, WEIGHTS, Run
 from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, as_callback, overrides
 from neuralab.training.checkpoint import (load_checkpoint, load_tensors, save_checkpoint, save_tensors, save_weights,
                                           unwrap)
@@ -282,7 +281,7 @@ class Trainer:
             # equals the mean over the whole batch, whatever the share sizes. The factor is a
             # product, not the sum's gradient given to backward: PyTorch checks a given
             # gradient through torch.fx's symbolic shapes, whose first import (SymPy) takes
-            # 0.45 s, a twentieth of the fast recipe's whole command; the product's node costs
+            # 0.45 s of the fast recipe's whole command (the twelfth round); the product's node costs
             # 34 us a step (the MLP's loss forward and back: 110 -> 144 us).
             (loss_sum * (dist.world_size / len(batch))).backward()
             if cfg.grad_clip > 0:
@@ -401,9 +400,7 @@ class Trainer:
                                 "intact)") from None
 
     def _write_metrics(self) -> None:
-        with atomic_write(self.run_dir / METRICS) as f:
-            for record in self.history:
-                f.write(json.dumps(record) + "\n")
+        Run(self.run_dir).write_metrics(self.history)
 
     def _restore(self, model, optimizer, scheduler, shuffle) -> dict | None:
         """Load last.safetensors and bring the other files in line with it; None when the run

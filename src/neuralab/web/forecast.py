@@ -13,8 +13,14 @@ from neuralab.web.runs import NotFound, resolve_run
 MAX_ROWS = 200_000
 
 
+def number(value) -> float | None:
+    """A figure read from results.json, or None where the file holds no number there."""
+    return float(value) if type(value) in (int, float) else None
+
+
 def forecast_view(root: Path, run_id: str) -> dict:
     """Verdict, test scores per forecaster (best first) and the test-span curves by horizon step."""
+    from neuralab.forecasting.metrics import percent_better
     from neuralab.forecasting.pipeline import read_forecast_csv  # torch-heavy: only when a forecast is shown
 
     run = runs.Run(resolve_run(root, run_id))
@@ -22,38 +28,44 @@ def forecast_view(root: Path, run_id: str) -> dict:
         raise NotFound("not a forecast run")
     results = run.results()
     if results is None or not (run / runs.FORECAST).is_file():
+        if run.by_keras_fit:
+            raise NeuralabError(f"run {run_id}: Keras's fit wrote this run, which holds no series to show forecasts "
+                                "of; its page shows the training")
         raise NeuralabError(f"run {run_id}: still training (no results.json or forecast.csv yet)")
     run = run.path
-    head = results.get("headline", {})
-    persistence = head.get("persistence_mae")
-    test = results.get("test", {})
+    head = runs.json_object(results.get("headline"))
+    persistence = number(head.get("persistence_mae"))
     metric = head.get("metric", "mae")
-    baseline_scores = [m.get(metric) for n, m in test.items() if n != head.get("network") and m.get(metric)]
-    best_baseline = min(baseline_scores, default=None)
+    # every forecaster's test scores; an entry edited into something else is left out
+    test = {name: m for name, m in runs.json_object(results.get("test")).items()
+            if isinstance(m, dict) and number(m.get("mae")) is not None}
+    baseline_scores = [number(m.get(metric)) for n, m in test.items() if n != head.get("network")]
+    best_baseline = min((v for v in baseline_scores if v), default=None)
+    fitted = runs.json_object(results.get("forecasters"))
     scores = []
     for name, m in test.items():
-        vs = None if not persistence else (persistence - m["mae"]) / persistence * 100
-        ratio = m[metric] / best_baseline if best_baseline and m.get(metric) is not None else None
+        vs = percent_better(m["mae"], persistence) if persistence else None
+        ratio = number(m.get(metric)) / best_baseline if best_baseline and number(m.get(metric)) is not None else None
         scores.append({"name": name, **m, "vs_persistence": vs, "vs_best_baseline": ratio,
-                       "network": name == head.get("network"), "fitted": results.get("forecasters", {}).get(name, "")})
+                       "network": name == head.get("network"), "fitted": fitted.get(name, "")})
     scores.sort(key=lambda r: r["mae"])
     steps, future, names = read_forecast_csv(run / runs.FORECAST, MAX_ROWS)
     names_all = set(next(iter(steps.values()), {}))
-    intervals = results.get("intervals") or {}
+    intervals = runs.json_object(results.get("intervals"))
+    coverage = {k: v for k, v in runs.json_object(intervals.get("coverage")).items() if isinstance(v, dict)}
     return {
         "id": run_id,
         "target": results.get("target", ""),
         "headline": head,
         "scores": scores,
-        "spans": results.get("spans", {}),
+        "spans": runs.json_object(results.get("spans")),
         "forecasters": names,
         "steps": steps,
         "future": future,
         # the network's prediction intervals: their columns ride in steps/future (lower_80, upper_80, ...)
         "intervals": {"forecaster": intervals.get("forecaster", head.get("network")),
-                      "levels": [k for k in intervals.get("coverage", {})
-                                 if f"lower_{k}" in names_all and f"upper_{k}" in names_all],
-                      "coverage": {k: v.get("coverage") for k, v in intervals.get("coverage", {}).items()},
+                      "levels": [k for k in coverage if f"lower_{k}" in names_all and f"upper_{k}" in names_all],
+                      "coverage": {k: v.get("coverage") for k, v in coverage.items()},
                       "method": intervals.get("method", "")},
         "plots": [p for p in ("series", "forecast", "error_by_step", "learning_curves")
                   if (run / "plots" / f"{p}.png").is_file()],

@@ -64,7 +64,7 @@ def train_request(body: dict) -> dict:
     """The form's fields, checked as `neuralab train` checks its flags; raises ParameterError."""
     from neuralab.data.sources import SOURCES, locate
     from neuralab.models import ARCHITECTURES
-    from neuralab.training.classify import RECIPES, ClassifierConfig
+    from neuralab.training.config import RECIPES, ClassifierConfig
     from neuralab.training.config import TrainConfig
 
     body = fields(body, TRAIN_FIELDS)
@@ -267,7 +267,7 @@ def choices() -> dict:
     """What the form offers: the zoo, the datasets (and whether this machine has each), the recipes."""
     from neuralab.data.sources import SOURCES, locate
     from neuralab.models import ARCHITECTURES
-    from neuralab.training.classify import RECIPES, ClassifierConfig
+    from neuralab.training.config import RECIPES, ClassifierConfig
     from neuralab.training.config import TrainConfig
 
     def here(name: str) -> bool:

@@ -68,6 +68,14 @@ def run_file(root: Path, run_id: str, name: str) -> tuple[Path, str]:
     return path, SERVED[name]
 
 
+def _served(root: Path, run_id: str, name: str) -> Path | None:
+    """``run_file``'s path, or None where the run has no such file to serve."""
+    try:
+        return run_file(root, run_id, name)[0]
+    except NotFound:
+        return None
+
+
 def find_runs(root: Path) -> list[str]:
     """Relative names of the run directories under ``root`` that resolve inside it."""
     found = []
@@ -99,25 +107,29 @@ def details(root: Path, run_id: str) -> dict:
     path = resolve_run(root, run_id)
     run = runs.Run(path)
     row = describe(root, run_id)
-    row["files"] = [name for name in SERVED if (path / name).is_file()]
-    summary = path / runs.SUMMARY
-    row["summary"] = summary.read_text(errors="replace")[:MAX_TEXT] if summary.is_file() else ""
+    row["files"] = [name for name in SERVED if _served(root, run_id, name) is not None]
+    summary = _served(root, run_id, runs.SUMMARY)  # a link out of the run is no summary
+    if summary is None:
+        row["summary"] = ""
+    else:
+        with open(summary, errors="replace") as f:
+            row["summary"] = f.read(MAX_TEXT)
     if row["status"] == runs.Status.DAMAGED.value:
         return row
-    results = run.results() or {} if row["finished"] else {}
+    results = runs.json_object(run.results()) if row["finished"] else {}
     record = run.record
     if row["kind"] == "forecast":
-        row["headline"] = results.get("headline", {})
-        row["test"] = results.get("test", {})
-        row["spans"] = results.get("spans", {})
+        row["headline"] = runs.json_object(results.get("headline"))
+        row["test"] = runs.json_object(results.get("test"))
+        row["spans"] = runs.json_object(results.get("spans"))
     else:
-        data = record.get("data", {})
+        data = runs.json_object(record.get("data"))
         row["best_epoch"] = results.get("best_epoch")
         row["test_loss"] = results.get("test_loss")
         row["train_seconds"] = results.get("train_seconds")
         row["classes"] = data.get("classes", [])
         row["sizes"] = {k: data.get(k) for k in ("train", "val", "test")}
-    row["device"] = record.get("environment", {}).get("device", "")
+    row["device"] = runs.json_object(record.get("environment")).get("device", "")
     return row
 
 

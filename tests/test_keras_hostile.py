@@ -1,0 +1,146 @@
+"""Keras files made to hurt: shapes that Keras's own loader would build from and neuralab's
+reader ignored, and input sizes that no image classifier takes. Each is refused in one line
+before anything is allocated; a model leaving its image size free trains on the data's.
+The files are saved by Keras 3 (on PyTorch), then edited as JSON where the case needs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import idx_subset
+
+from neuralab.cli import main
+from neuralab.errors import NeuralabError
+from neuralab.keras import read
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
+from keras import layers as L
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # NumPy 2's copy= notes from Keras
+
+
+def saved(path: Path, input_shape, *layers) -> Path:
+    keras.Sequential([keras.Input(input_shape), *layers]).save(path)
+    return path
+
+
+def edited(path: Path, edit) -> Path:
+    """``path`` with its config.json through ``edit(config)``."""
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(members["config.json"])
+    edit(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def cli_refused(capsys, *argv) -> str:
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def small(path: Path) -> Path:
+    return saved(path, (8, 8, 1), L.Conv2D(2, 3), L.Flatten(), L.Dense(3, activation="softmax"))
+
+
+# --- shapes Keras builds from ------------------------------------------------------------------
+
+def layer_config(c: dict, cls: str) -> dict:
+    return next(r for r in c["config"]["layers"] if r["class_name"] == cls)
+
+
+@pytest.mark.parametrize("field,edit", [
+    ("build_config.input_shape=[null, 65536]",
+     lambda c: layer_config(c, "Dense").__setitem__("build_config", {"input_shape": [None, 2**16]})),
+    ("build_config.input_shape=[null, 4096, 4096, 1]",
+     lambda c: layer_config(c, "Conv2D")["build_config"].__setitem__("input_shape", [None, 4096, 4096, 1])),
+    ("batch_input_shape=[null, 4096, 4096, 1]",
+     lambda c: layer_config(c, "InputLayer")["config"].__setitem__("batch_input_shape", [None, 4096, 4096, 1])),
+    ("input_shape=[65536]", lambda c: layer_config(c, "Dense")["config"].__setitem__("input_shape", [2**16])),
+    ("build_input_shape=[null, 4096, 4096, 1]",
+     lambda c: c["config"].__setitem__("build_input_shape", [None, 4096, 4096, 1])),
+    ("build_config.shapes_dict=", lambda c: layer_config(c, "Dense").__setitem__(
+        "build_config", {"shapes_dict": {"inputs_shape": [None, 2**16]}})),
+])
+def test_shapes_keras_would_build_from_must_be_the_ones_neuralab_computes(tmp_path, capsys, field, edit):
+    """Keras builds each layer from its build_config (and a few other shape fields), which
+    neuralab computes for itself: an 18 KB file could make the import's conversion check
+    (Keras's loader) allocate gigabytes. The file is refused before Keras sees it."""
+    path = edited(small(tmp_path / "m.keras"), edit)
+    with pytest.raises(NeuralabError) as e:
+        read(path)
+    assert str(e.value).startswith(f"{path}: ") and field in str(e.value) and "the config was edited" in str(e.value)
+    assert field in cli_refused(capsys, "import", path, "--out", tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_genuine_files_keep_their_shapes(tmp_path):
+    """The shapes that Keras writes all agree: a model through every kind of layer input."""
+    inputs = keras.Input((6, 6, 3))
+    a, b = L.Conv2D(4, 3, padding="same")(inputs), L.Conv2D(4, 1)(inputs)
+    x = L.GlobalAveragePooling2D()(L.BatchNormalization()(L.Concatenate()([L.Add()([a, b]), inputs])))
+    keras.Model(inputs, L.Dense(2)(x)).save(tmp_path / "f.keras")
+    assert [e["class"] for e in read(tmp_path / "f.keras").spec["layers"]][-1] == "Dense"
+
+
+# --- image sizes ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fashion(fashion_mnist, tmp_path_factory):
+    return idx_subset(fashion_mnist, tmp_path_factory.mktemp("fashion-mnist"), 256, 64)
+
+
+def any_size(path: Path) -> Path:
+    return saved(path, (None, None, 1), L.Conv2D(4, 3, activation="relu"), L.GlobalAveragePooling2D(),
+                 L.Dense(10, activation="softmax"))
+
+
+def test_a_model_of_any_image_size_trains_at_the_datasets_size(tmp_path, capsys, fashion):
+    """keras.Input((None, None, 1)): training takes the dataset's 28x28, and the run keeps it."""
+    from neuralab.training import load_classifier
+
+    path = any_size(tmp_path / "fcn.keras")
+    code = main([str(a) for a in ("train", "--model", path, "--data", "fashion-mnist", "--data-dir", fashion,
+                                  "--epochs", "1", "--out", tmp_path / "run", "--quiet")])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["input_shape"] == [1, 28, 28]
+    images = np.zeros((2, 1, 28, 28), np.uint8)
+    assert load_classifier(tmp_path / "run").predict_proba(images).shape == (2, 10)
+
+
+def test_a_model_of_any_image_size_needs_a_size_to_be_imported(tmp_path, capsys, fashion):
+    path = any_size(tmp_path / "fcn.keras")
+    err = cli_refused(capsys, "import", path, "--out", tmp_path / "run")
+    assert "keras:fcn: the model takes images of any height and width, and needs a fixed size" in err
+    assert "--data" in err and not (tmp_path / "run").exists()
+    # as the message says: with a dataset it takes the dataset's size, and Keras checks it there
+    code = main([str(a) for a in ("import", path, "--data", "fashion-mnist", "--data-dir", fashion,
+                                  "--out", tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0 and "Keras and neuralab differ by at most" in out and "test accuracy" in out, out
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["input_shape"] == [1, 28, 28]
+
+
+@pytest.mark.parametrize("side", [4000, 2**31 - 1])
+def test_image_sides_beyond_max_side_are_refused_before_allocating(tmp_path, capsys, side):
+    from neuralab.training.classify import MAX_SIDE
+    from neuralab.training.source import keras_classifier
+
+    path = saved(tmp_path / "big.keras", (side, side, 1), L.Conv2D(2, 3), L.GlobalAveragePooling2D(),
+                 L.Dense(3, activation="softmax"))
+    expected = f"the model takes images of {side}x{side}x1, larger than the {MAX_SIDE} pixels a side"
+    with pytest.raises(NeuralabError, match=expected):
+        keras_classifier(read(path).spec, None, (1, side, side), 3, "keras:big")
+    if side > 2**20:  # what the import would allocate fails at once (on any code): a quick check of the command
+        assert expected in cli_refused(capsys, "import", path, "--out", tmp_path / "run")
