@@ -55,6 +55,12 @@ def test_advice_fits_the_kind_of_series():
     on_weather = verdict(SCORES, "lstm-stacked", kind=seasonal)["advice"]
     assert "random walk" in on_prices and "season" not in on_prices and "calendar" not in on_prices
     assert "season of 24 steps" in on_weather and "random walk" not in on_weather and "prices" not in on_weather
+    assert "`features`" in on_weather and "`calendar`" in on_weather
+    # what the run already gives the network is not advised again
+    given = verdict(SCORES, "lstm-stacked", kind=seasonal, given=("features", "calendar"))["advice"]
+    assert given.endswith("Give the network more to work with: a `lookback` that covers at least one season.")
+    partly = verdict(SCORES, "lstm-stacked", given=("features",))["advice"]
+    assert partly == "Give the network more to work with: date encodings as `calendar`, or a longer `lookback`."
 
 
 def test_terminal_table_holds_every_forecaster_and_the_backtest_spread():

@@ -267,6 +267,9 @@ def test_compile_settings_become_train_config_fields(fashion, tmp_path):
     record = json.loads((r.run_dir / "config.json").read_text())
     assert record["config"]["train"]["lr"] == 0.05
     assert resolve(model).compile == settings
+    for name in ("linear.keras", "linear.h5"):  # read from the file: compile_config, or a legacy training_config
+        model.save(tmp_path / name)
+        assert resolve(str(tmp_path / name)).compile == settings, name
     with pytest.raises(NeuralabError, match="Adagrad"):
         compile_settings({"optimizer": "Adagrad"})
 

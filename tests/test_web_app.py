@@ -500,9 +500,24 @@ def test_serve_answers_on_localhost(runs, tmp_path):
             except OSError:
                 assert time.time() < deadline, "the server did not answer"
                 time.sleep(0.2)
+        second = subprocess.run([sys.executable, "-m", "neuralab", "serve", "--runs", str(runs), "--port", str(port)],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+        assert f"--port {port}: cannot listen there" in second.stderr
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_the_port_is_held_from_the_check_until_the_server_answers_on_it():
+    """Two apps started at the same moment: the port is bound once, when it is checked, so
+    the second gets the one-line refusal rather than the server's own error later."""
+    from neuralab.errors import NeuralabError
+    from neuralab.web.app import listening_socket
+
+    first = listening_socket("127.0.0.1", 0)
+    with first, pytest.raises(NeuralabError, match="cannot listen there"):
+        listening_socket("127.0.0.1", first.getsockname()[1])
 
 
 # --- security: hosts, other sites, content types -------------------------------------------------

@@ -29,7 +29,7 @@ def register(sub) -> None:
 
 def run_serve(args) -> int:
     from neuralab.runs import default_root
-    from neuralab.web.app import check_port, make_server
+    from neuralab.web.app import listening_socket, make_server
     from neuralab.web.security import allowed_hosts, is_loopback
 
     args.runs = args.runs or default_root()
@@ -43,12 +43,13 @@ def run_serve(args) -> int:
     if not args.runs.is_dir():
         print(f"note: no folder {args.runs} yet: the playground works; train a model with "
               f"`neuralab train --out {args.runs}/NAME` to fill the classifier and runs pages", file=sys.stderr)
-    check_port(args.host, args.port)
+    sock = listening_socket(args.host, args.port)
     import torch  # noqa: F401  loaded now, so that the first prediction answers fast
 
     server = make_server(args.runs, args.host, args.port, args.allow_host, trust_code=args.trust_code)
     shown = "localhost" if args.host in ("0.0.0.0", "::") else (f"[{args.host}]" if ":" in args.host else args.host)
     print(f"neuralab web app on http://{shown}:{args.port}  (runs from {args.runs.resolve()}; Ctrl+C stops it)",
           flush=True)
-    server.run()
+    with sock:
+        server.run(sockets=[sock])
     return 0

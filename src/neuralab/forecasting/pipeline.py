@@ -397,7 +397,8 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
     backtest_summary = summarize(all_folds)
     kind = character(prepared[0].levels[:prepared[0].boundaries[0]], config.target, config.windows.lookback) \
         if not multi else character_of_many(prepared, config)
-    head = verdict(test, network.name, "mase" if multi else "mae", kind)
+    head = verdict(test, network.name, "mase" if multi else "mae", kind,
+                   given=tuple(name for name in ("features", "calendar") if getattr(config, name)))
     if head["outcome"] != "constant" and config.windows.transform == "none":
         outside = outside_training_range(prepared[0])
         head["test_outside_training_range"] = outside

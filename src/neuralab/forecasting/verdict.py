@@ -38,20 +38,29 @@ ADVICE = {
                     "persistence is nearly optimal, so a tie with it is the expected result, and a network "
                     "that beats it by a few percent on one test span is more likely luck than skill "
                     "(see the backtest spread)."),
-    "seasonal": ("This series has a season of {period} steps: forecasters that see it do best. Give the network "
-                 "more to work with: related measurements as `features`, date encodings as `calendar`, a "
-                 "`lookback` that covers at least one season."),
-    "other": ("Give the network more to work with: related measurements as `features`, date encodings as "
-              "`calendar`, or a longer `lookback`."),
+    "seasonal": "This series has a season of {period} steps: forecasters that see it do best. ",
+    "other": "",
 }
+# What else the network could be given, unless the run already gives it
+MORE = {"features": "related measurements as `features`", "calendar": "date encodings as `calendar`"}
+
+
+def _advice(kind: dict, given: tuple[str, ...]) -> str:
+    if kind["kind"] == "random-walk":
+        return ADVICE["random-walk"]
+    lookback = "a `lookback` that covers at least one season" if kind["kind"] == "seasonal" else "a longer `lookback`"
+    more = [text for name, text in MORE.items() if name not in given] + [lookback]
+    return (ADVICE.get(kind["kind"], "").format(period=kind.get("period", "")) + "Give the network more to work "
+            "with: " + ", ".join(more[:-1]) + (", or " if len(more) > 1 else "") + more[-1] + ".")
 
 
 def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict | None = None,
-            unit: str = "") -> dict:
+            unit: str = "", given: tuple[str, ...] = ()) -> dict:
     """The best forecaster, the best baseline, the network's rank and one paragraph saying so.
 
     ``test`` maps each forecaster to its test metrics; ``metric`` ranks them (MAE for one
-    series, MASE when series in different units are pooled)."""
+    series, MASE when series in different units are pooled); ``given``: what the run already
+    gives the network ("features", "calendar"), which the advice then leaves out."""
     kind = kind or {"kind": "other"}
     usable = {n: m for n, m in test.items() if m.get(metric) is not None and np.isfinite(m[metric])}
     ranking = sorted(usable, key=lambda n: usable[n][metric])
@@ -94,7 +103,7 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
         versus = "ties with" if abs(p) < TIE else ("beats" if p > 0 else "loses to")
         head += f" Against persistence alone it {versus} it ({abs(p):.1f}% {'better' if p > 0 else 'worse'})."
     out["outcome"] = outcome
-    out["advice"] = ADVICE.get(kind["kind"], ADVICE["other"]).format(period=kind.get("period", ""))
+    out["advice"] = _advice(kind, given)
     out["sentence"] = head
     return out
 

@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -36,6 +36,9 @@ class KerasModel:
 
     spec: dict
     weights: dict[str, dict[str, np.ndarray]]
+    # What the file says was given to compile() (optimizer, loss, metrics), as Keras 3 writes it:
+    # a .keras file's compile_config; a legacy .h5's training_config, in the same shape
+    compile: dict = field(default_factory=dict)
 
 
 def read(source) -> KerasModel:
@@ -99,7 +102,7 @@ def _read_keras_zip(path: Path) -> KerasModel:
                 h5 = Path(tmp) / "model.weights.h5"
                 with z.open(info) as src, open(h5, "wb") as dst:
                     shutil.copyfileobj(src, dst, 2**20)
-                return KerasModel(spec, _weights_v3(path, h5, spec))
+                return KerasModel(spec, _weights_v3(path, h5, spec), _object(config.get("compile_config")))
     except zipfile.BadZipFile as e:
         raise NeuralabError(f"{path}: the zip is damaged or truncated ({e}); save the model again") from None
     except (EOFError, zipfile.LargeZipFile, NotImplementedError) as e:  # the last: flags in a member's own header
@@ -264,7 +267,28 @@ def _read_h5(path: Path) -> KerasModel:
                 raise NeuralabError(f"{path}: layer {e['name']!r}: weight {names[datasets.index(None)]!r} is missing; "
                                     "the file is damaged")
             weights[e["name"]] = _checked(path, e, datasets)
-    return KerasModel(spec, weights)
+        return KerasModel(spec, weights, _training_config(path, h.attrs.get("training_config")))
+
+
+def _object(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _training_config(path: Path, raw) -> dict:
+    """A legacy .h5's training_config as Keras 3's compile_config: {"optimizer", "loss", ...};
+    none (or one that does not read) is no error: the model simply trains with neuralab's defaults."""
+    if raw is None:
+        return {}
+    raw = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+    if len(raw) > MAX_CONFIG:
+        return {}
+    try:
+        found = _object(json.loads(raw))
+    except (ValueError, RecursionError):
+        return {}
+    if isinstance(found.get("optimizer_config"), dict):
+        found = {"optimizer": found["optimizer_config"], "loss": found.get("loss")}
+    return found
 
 
 # --- a live Keras 3 model ---------------------------------------------------------------------

@@ -24,11 +24,9 @@ import contextlib
 import hashlib
 import importlib.util
 import inspect
-import json
 import os
 import sys
 import traceback
-import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +165,7 @@ def _from_keras_file(path: Path) -> ModelSource:
 
     model = read(path)
     return ModelSource(KERAS, f"keras:{_model_name(model.spec, path.stem)}", model.spec, model.weights,
-                       compile=compile_settings(_file_compile_config(path)))
+                       compile=compile_settings(model.compile))
 
 
 def _from_object(obj, path: Path | None, name: str | None) -> ModelSource:
@@ -449,27 +447,6 @@ def compile_settings(config: dict | None, logits: bool = True) -> dict:
             raise NeuralabError(f"compile(loss={loss!r}): neuralab trains with {', '.join(sorted(set(LOSSES.values())))}")
         out["loss"] = "cross_entropy" if logits and "crossentropy" in LOSSES[key].replace("_", "") else LOSSES[key]
     return out
-
-
-def _file_compile_config(path: Path) -> dict:
-    """compile_config of a .keras file (config.json), or training_config of a legacy .h5."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                if z.getinfo("config.json").file_size > 64 * 2**20:
-                    return {}
-                found = json.loads(z.read("config.json")).get("compile_config")
-        else:
-            import h5py
-
-            with h5py.File(path, "r") as h:
-                raw = h.attrs.get("training_config")
-            found = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else None
-            if isinstance(found, dict) and isinstance(found.get("optimizer_config"), dict):
-                found = {"optimizer": found["optimizer_config"], "loss": found.get("loss")}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return {}  # read() has already checked the file: a missing compile config is no error
-    return found if isinstance(found, dict) else {}
 
 
 # --- rebuilding from a run -------------------------------------------------------------------

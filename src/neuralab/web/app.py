@@ -250,15 +250,20 @@ def make_server(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: in
     return uvicorn.Server(config)
 
 
-def check_port(host: str, port: int) -> None:
-    """A one-line error for a port in use or a host not on this machine, before uvicorn starts."""
+def listening_socket(host: str, port: int):
+    """The socket the server will answer on, bound and listening, or a one-line error for a
+    port in use or a host not on this machine. Binding it here, not inside uvicorn, leaves no
+    moment in which another process can take the port between a check and the server's start."""
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as e:
-            raise NeuralabError(f"`host` {host} `port` {port}: cannot listen there ({e.strerror}); "
-                                "choose another `port`") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(MAX_CONNECTIONS)
+    except OSError as e:
+        sock.close()
+        raise NeuralabError(f"`host` {host} `port` {port}: cannot listen there ({e.strerror}); "
+                            "choose another `port`") from None
+    return sock
