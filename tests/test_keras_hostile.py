@@ -144,3 +144,21 @@ def test_image_sides_beyond_max_side_are_refused_before_allocating(tmp_path, cap
         keras_classifier(read(path).spec, None, (1, side, side), 3, "keras:big")
     if side > 2**20:  # what the import would allocate fails at once (on any code): a quick check of the command
         assert expected in cli_refused(capsys, "import", path, "--out", tmp_path / "run")
+
+
+def test_the_conversion_check_is_left_out_where_its_outputs_would_not_fit_its_memory(tmp_path, capsys, monkeypatch):
+    """A few hundred bytes of weights can ask for gigabytes of layer outputs: the check that
+    runs random images through Keras and neuralab is then left out, and says why."""
+    from neuralab.training import keras_import
+
+    monkeypatch.setattr(keras_import, "MAX_CHECK_BYTES", 2**20)  # 1 MB: this model's 8 x 30x30x64 outputs are 1.8 MB
+    path = saved(tmp_path / "wide.keras", (32, 32, 1), L.Conv2D(64, 3), L.GlobalAveragePooling2D(),
+                 L.Dense(3, activation="softmax"))
+    assert main([str(a) for a in ("import", path, "--out", tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "not checked against Keras: a layer outputs 57,600 values an image" in out, out
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["imported"]["conversion_check"]["checked"] is False
+    monkeypatch.setattr(keras_import, "MAX_CHECK_BYTES", 2**30)
+    assert main([str(a) for a in ("import", path, "--out", tmp_path / "run", "--overwrite")]) == 0
+    assert "Keras and neuralab differ by at most" in capsys.readouterr().out

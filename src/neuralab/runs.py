@@ -276,6 +276,12 @@ class Run:
             raise NeuralabError(f"{self.path / CONFIG}: expected a JSON object; the file is damaged")
         return record
 
+    def refuse_finished(self) -> None:
+        """A resume's first check: a finished run has nothing left to train."""
+        if self.status() is Status.FINISHED:
+            raise NeuralabError(f"{self.path}: the run is finished (results.json is written); nothing to resume. "
+                                "To train for longer, start a new run with more `epochs`")
+
     @property
     def by_keras_fit(self) -> bool:
         """Whether Keras's own fit wrote the run (RunLogger): it records the model and the

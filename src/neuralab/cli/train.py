@@ -102,11 +102,9 @@ def register(sub) -> None:
 
 def _config(args, model: str, seed: int = 0):
     """The ClassifierConfig the options describe: the recipe, then the options given, else the library's defaults."""
-    from neuralab.training.config import RECIPES, ClassifierConfig, TrainConfig
+    from neuralab.training.config import ClassifierConfig, TrainConfig, recipe_settings
 
-    chosen = dict(RECIPES.get(args.recipe, {}))
-    given = {k: getattr(args, k) for k in (*TRAIN_OPTIONS, "val_fraction")}
-    chosen.update({k: v for k, v in given.items() if v is not None})
+    chosen = recipe_settings(args.recipe, **{k: getattr(args, k) for k in (*TRAIN_OPTIONS, "val_fraction")})
     split = {"val_fraction": chosen.pop("val_fraction")} if "val_fraction" in chosen else {}
     train = TrainConfig(seed=seed, device=args.device, amp=args.amp, **chosen)
     return ClassifierConfig(model=model, data=args.data, data_dir=args.data_dir, train=train, **split)
@@ -115,7 +113,7 @@ def _config(args, model: str, seed: int = 0):
 def _resume_options(args) -> dict:
     """The settings typed with --resume (given, or unlike their default): the run keeps its own,
     so the library refuses any that differ from them."""
-    from neuralab.training.classify import RECIPES
+    from neuralab.training.config import RECIPES
 
     if args.out or args.overwrite:
         from neuralab.errors import NeuralabError

@@ -34,7 +34,7 @@ from neuralab.forecasting.intervals import GAMMA, LEVELS, METHOD, WINDOW, covera
 from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config, summary
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
 from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
-from neuralab.runs import Kind, Run, Status
+from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback
 from neuralab.training.trainer import TrainConfig, seed_everything
 
@@ -238,9 +238,7 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
     before its first checkpoint trains from epoch 1. A network from PyTorch code runs the
     run's copy of that code only with ``trust_code``."""
     run = Run.open(run_dir, Kind.FORECASTER)
-    if run.status() is Status.FINISHED:
-        raise NeuralabError(f"{run.path}: the run is finished (results.json is written); nothing to resume. "
-                            "To train for longer, start a new run with more `epochs`")
+    run.refuse_finished()
     record = run.record
     used = stored_config(run)
     meta = run.read(runs.MODEL) if (run / runs.MODEL).is_file() else None

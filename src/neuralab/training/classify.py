@@ -12,7 +12,7 @@ import torch
 
 from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.runs import Kind, Run, Status
+from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
 from neuralab.training.config import RECIPES, ClassifierConfig, with_compile  # noqa: F401  (torch-free there)
 from neuralab.training.trainer import CLASSIFICATION, Trainer, seed_everything
@@ -264,9 +264,7 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         raise NeuralabError(f"{run.path}: Keras's fit wrote this run (RunLogger); continue the training in Keras, "
                             "with model.fit(..., initial_epoch=N) and the same RunLogger")
     _refuse_changes(run, options or {})
-    if run.status() is Status.FINISHED:
-        raise NeuralabError(f"{run.path}: the run is finished (results.json is written); nothing to resume. "
-                            "To train for longer, start a new run with more `epochs`")
+    run.refuse_finished()
     if not (run / runs.LAST).exists():  # stopped before its first checkpoint: start it again, in place
         config = stored_config(run)
         meta = run.read(runs.MODEL) if (run / runs.MODEL).is_file() else {}

@@ -113,6 +113,14 @@ RECIPES: dict[str, dict] = {
 }
 
 
+def recipe_settings(recipe: str | None, **given) -> dict:
+    """A recipe's settings (none: {}) with the ones ``given`` (not None) in their place: what a
+    run of that recipe trains with; ``val_fraction`` among them is ClassifierConfig's."""
+    if recipe and recipe not in RECIPES:
+        raise ParameterError("recipe", recipe, f"choose one of {', '.join(RECIPES)} (or none)")
+    return {**RECIPES.get(recipe or "", {}), **{k: v for k, v in given.items() if v is not None}}
+
+
 @dataclass
 class ClassifierConfig:
     # a zoo name, a Keras file (.keras, .h5), "FILE.py[:NAME]" defining a Keras model or a

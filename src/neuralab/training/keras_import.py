@@ -9,6 +9,7 @@ outputs and neuralab's on random inputs, when Keras is installed.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +23,9 @@ from neuralab.runs import Kind, Run
 from neuralab.training.config import ClassifierConfig
 
 CHECK_INPUTS = 8  # random images the conversion is checked on
+# The check runs the images through Keras and neuralab at once; beyond this many bytes of one
+# layer's outputs it is left out rather than ask the machine for memory a file made up
+MAX_CHECK_BYTES = 2**30
 
 
 def import_keras(path: str | Path, out: str | Path | None = None, classes: list[str] | None = None,
@@ -123,6 +127,10 @@ def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple) -> dict
         import keras
     except ImportError:
         return {"checked": False, "why": "Keras is not installed (pip install 'neuralab[keras]')"}
+    largest = max(math.prod(d or 1 for d in e["output_shape"][1:]) for e in spec["layers"])
+    if 4 * CHECK_INPUTS * max(largest, math.prod(chw)) > MAX_CHECK_BYTES:
+        return {"checked": False, "why": f"a layer outputs {largest:,} values an image, more than the check of "
+                                         f"{CHECK_INPUTS} images runs in {MAX_CHECK_BYTES // 2**20:,} MB"}
     try:
         reference = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001  Keras's loader: any failure only means "not checked"

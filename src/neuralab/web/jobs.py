@@ -64,8 +64,7 @@ def train_request(body: dict) -> dict:
     """The form's fields, checked as `neuralab train` checks its flags; raises ParameterError."""
     from neuralab.data.sources import SOURCES, locate
     from neuralab.models import ARCHITECTURES
-    from neuralab.training.config import RECIPES, ClassifierConfig
-    from neuralab.training.config import TrainConfig
+    from neuralab.training.config import RECIPES, ClassifierConfig, TrainConfig, recipe_settings
 
     body = fields(body, TRAIN_FIELDS)
     model = choice("model", body.get("model", ClassifierConfig().model), tuple(ARCHITECTURES))
@@ -79,7 +78,7 @@ def train_request(body: dict) -> dict:
     if epochs is not None:
         epochs = whole("epochs", epochs, 1, MAX_EPOCHS)
     seed = whole("seed", body.get("seed", 0), 0, MAX_SEED)
-    settings = {**RECIPES.get(recipe, {}), **({"epochs": epochs} if epochs is not None else {})}
+    settings = recipe_settings(recipe, epochs=epochs)
     settings.pop("val_fraction", None)
     TrainConfig(seed=seed, **settings).check()  # the library's own check of the budget
     locate(data)  # a dataset not on this machine fails now, in one line, not in the job's log
@@ -267,8 +266,7 @@ def choices() -> dict:
     """What the form offers: the zoo, the datasets (and whether this machine has each), the recipes."""
     from neuralab.data.sources import SOURCES, locate
     from neuralab.models import ARCHITECTURES
-    from neuralab.training.config import RECIPES, ClassifierConfig
-    from neuralab.training.config import TrainConfig
+    from neuralab.training.config import RECIPES, ClassifierConfig, TrainConfig
 
     def here(name: str) -> bool:
         try:
