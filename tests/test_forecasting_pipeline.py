@@ -210,6 +210,11 @@ def test_one_network_across_several_series_with_metrics_per_series(tmp_path):
     np.testing.assert_allclose(step["actual"].to_numpy()[-5:], weather["temp_min"].to_numpy()[-5:], rtol=1e-5)
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert set(meta["scalers"]) == {"MAX", "MIN"} and meta["series_column"] == "station"
+    from neuralab import runs
+
+    row = runs.describe(runs.Run(tmp_path / "run"))  # the listing ranks by the verdict's metric too
+    assert row.metric["name"] == "test MASE" and row.metric["value"] == pytest.approx(results["test"]["gru"]["mase"])
+    assert "best baseline's MASE" in row.metric["note"]
     ahead = predict_run(tmp_path / "run", path)
     assert list(ahead["series"]) == ["MAX", "MIN"] and (ahead["time"] == pd.Timestamp("2016-01-01")).all()
     np.testing.assert_allclose(ahead["temp"], frame[frame.split == "future"]["gru"], rtol=1e-4)

@@ -402,7 +402,10 @@ def describe(run: Run, id: str | None = None) -> Row:
         model = model.get("architecture", "") if isinstance(model, dict) else str(model)
         data = f"{Path(str(config.get('data', ''))).name} {config.get('target') or ''}".strip()
         head = json_object((results or {}).get("headline"))
-        metric = ({"name": "test MAE", "value": _finite(head.get("network_mae")), "note": _versus(head)} if results
+        # the verdict's metric: MAE, or MASE where series in different units were pooled
+        ranked = str(head.get("metric") or "mae")
+        score = head.get("network_mae") if ranked == "mae" else head.get("network_score")
+        metric = ({"name": f"test {ranked.upper()}", "value": _finite(score), "note": _versus(head)} if results
                   else _best_so_far(metrics, "mae", min))
     else:
         # a model from a file shows the file's name: the whole path is in config.json
