@@ -340,12 +340,12 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
         results["warnings"] = [f"{where}: not a finite number, stored as null" for where in problems]
     run.write_json(runs.RESULTS, results)
 
-    from neuralab.forecasting.report import write_forecast_report
+    from neuralab.forecasting.report import report_run
 
-    write_forecast_report(run_dir, config=used, series=many[0], prepared=prepared[0], results=results,
-                          predictions=evaluated[0]["test"], history=network.history,
-                          summary_text=network_summary(module, used.windows.lookback),
-                          bands={label(a): b for a, b in intervals[0].test.items()} if intervals else None)
+    report_run(run_dir, config=used, series=many[0], prepared=prepared[0], results=results,
+               predictions=evaluated[0]["test"], history=network.history,
+               summary_text=network_summary(module, used.windows.lookback),
+               bands={label(a): b for a, b in intervals[0].test.items()} if intervals else None)
     head = results["headline"]
     if verbose:
         print(verdict_table(results["test"], results["backtest_summary"], network.name, head["metric"]))
@@ -735,7 +735,7 @@ def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = 
 def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:
     """Write report.html and plots/ again from a finished run alone: results.json,
     forecast.csv, metrics.jsonl, the model, and the series it was trained on."""
-    from neuralab.forecasting.report import write_forecast_report
+    from neuralab.forecasting.report import report_run
 
     network = load_forecaster(run_dir, trust_code).network  # checks the run's kind and weights first
     run = Run.open(run_dir, Kind.FORECASTER)
@@ -756,6 +756,6 @@ def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:
     bands = {lv: (test[f"lower_{lv}"].to_numpy(np.float64).reshape(-1, h),
                   test[f"upper_{lv}"].to_numpy(np.float64).reshape(-1, h)) for lv in levels if f"lower_{lv}" in test}
     with run:  # one writer at a time; a killed write's leftovers go
-        return write_forecast_report(run_dir, config=config, series=many[0], prepared=prepared[0],
-                                     results=results, predictions=predictions, history=run.metrics(),
-                                     summary_text=network_summary(network, config.windows.lookback), bands=bands)
+        return report_run(run_dir, config=config, series=many[0], prepared=prepared[0],
+                          results=results, predictions=predictions, history=run.metrics(),
+                          summary_text=network_summary(network, config.windows.lookback), bands=bands)

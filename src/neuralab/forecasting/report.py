@@ -21,9 +21,9 @@ from neuralab.reports import forecast as page
 REFERENCE = "persistence"  # every forecaster is judged against "tomorrow = today"
 
 
-def write_forecast_report(run_dir: Path, *, config, series, prepared, results: dict,
-                          predictions: dict[str, np.ndarray], history: list[dict], summary_text: str,
-                          bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Path:
+def report_run(run_dir: Path, *, config, series, prepared, results: dict,
+               predictions: dict[str, np.ndarray], history: list[dict], summary_text: str,
+               bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Path:
     """report.html and plots/*.png for a forecasting run: ``config`` a ForecastConfig, ``series``
     the loaded Series, ``prepared`` its windows, ``predictions`` forecaster -> (N, H) on the test
     windows, ``history`` one record per epoch, ``bands`` level ("80") -> the network's (lower,

@@ -33,14 +33,17 @@ from pathlib import Path
 
 from neuralab.data.sources import sha256
 from neuralab.errors import NeuralabError, NotAClassifier, ParameterError
+from neuralab.training.config import OPTIMIZERS
 
 ZOO, KERAS, TORCH = "zoo", "keras", "torch"
 CODE_FILE = "model.py"              # the copy of a user's PyTorch code in a run directory
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 MAX_CODE = 4 * 2**20                # bytes: a model file is a page of Python, not a data file
 MAX_PAD = 4                         # pixels a model's input may exceed the data's by (28 -> 32, as LeNet-5 pads)
-OPTIMIZERS = {"adam": "adam", "adamw": "adamw", "sgd": "sgd", "rmsprop": "rmsprop"}
-LOSSES = {  # Keras's names (string or class) -> TrainConfig.loss
+# Keras's names (string or class, lower case) -> TrainConfig's: the optimizers and losses
+# a compile() call may name that neuralab's trainer runs the same way
+KERAS_OPTIMIZERS = {name: name for name in OPTIMIZERS}
+KERAS_LOSSES = {
     "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
     "sparsecategoricalcrossentropy": "sparse_categorical_crossentropy",
     "categorical_crossentropy": "categorical_crossentropy", "categoricalcrossentropy": "categorical_crossentropy",
@@ -427,10 +430,10 @@ def compile_settings(config: dict | None, logits: bool = True) -> dict:
         opt = {"class_name": opt, "config": {}}
     if isinstance(opt, dict):
         cls = str(opt.get("class_name", "")).lower()
-        if cls not in OPTIMIZERS:
+        if cls not in KERAS_OPTIMIZERS:
             raise NeuralabError(f"compile(optimizer={opt.get('class_name')!r}): neuralab trains with "
-                                f"{', '.join(OPTIMIZERS)}; compile with one of those")
-        out["optimizer"] = OPTIMIZERS[cls]
+                                f"{', '.join(KERAS_OPTIMIZERS)}; compile with one of those")
+        out["optimizer"] = KERAS_OPTIMIZERS[cls]
         c = opt.get("config") or {}
         if isinstance(c.get("learning_rate"), (int, float)):
             out["lr"] = float(f"{c['learning_rate']:.7g}")  # Keras keeps it in float32
@@ -443,9 +446,9 @@ def compile_settings(config: dict | None, logits: bool = True) -> dict:
         loss = loss.get("class_name")
     if isinstance(loss, str):
         key = loss.lower()
-        if key not in LOSSES:
-            raise NeuralabError(f"compile(loss={loss!r}): neuralab trains with {', '.join(sorted(set(LOSSES.values())))}")
-        out["loss"] = "cross_entropy" if logits and "crossentropy" in LOSSES[key].replace("_", "") else LOSSES[key]
+        if key not in KERAS_LOSSES:
+            raise NeuralabError(f"compile(loss={loss!r}): neuralab trains with {', '.join(sorted(set(KERAS_LOSSES.values())))}")
+        out["loss"] = "cross_entropy" if logits and "crossentropy" in KERAS_LOSSES[key].replace("_", "") else KERAS_LOSSES[key]
     return out
 
 
