@@ -25,9 +25,6 @@ MARKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")       # a parameter named ins
 
 # Parameters the library names in errors that the command line does not set, and why.
 PYTHON_ONLY = {
-    "color": "image folders are read with the default colour mode on the command line",
-    "on_error": "the command line refuses unreadable images",
-    "image_size": "the command line keeps the images' size",
     "image": "a field of the web app's requests",
     "at": "a field of the web app's requests",
     "run": "a field of the web app's requests",

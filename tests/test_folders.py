@@ -189,3 +189,66 @@ def test_load_image_data_dispatches_folders(folder, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clean folder warns about nothing
         load_image_data(str(folder))
+
+
+# --- what a folder of pictures may ask of the machine, and pictures beyond 8 bits -------------------
+
+def test_a_class_folder_named_in_bytes_that_are_no_utf8_is_named_and_nothing_is_read(folder):
+    odd = Path(os.fsdecode(os.fsencode(folder) + b"/b\xff"))
+    odd.mkdir()
+    write(odd / "0.png", gray(1))
+    with pytest.raises(NeuralabError, match="the class folder's name is not UTF-8 text") as e:
+        load_image_folder(folder)
+    assert "rename the folder" in str(e.value)
+
+
+def test_large_pictures_are_refused_before_they_fill_the_memory(tmp_path, monkeypatch):
+    """A 3000x3000 PNG of one colour is a few kilobytes; two classes of them would give an MLP a
+    first layer of 9 million inputs per unit."""
+    from neuralab.data import folders
+
+    for name in ("a", "b"):
+        write(tmp_path / "big" / name / "0.png", gray(100, (3000, 3000)))
+    assert (tmp_path / "big" / "a" / "0.png").stat().st_size < 100_000
+    with pytest.raises(NeuralabError, match=r"3000x3000 pixels, more than the 1024 a side.*pass image_size"):
+        load_image_folder(tmp_path / "big")
+    data = load_image_folder(tmp_path / "big", image_size=(32, 32), test_fraction=0.0, val_fraction=0.0)
+    assert data.train.x.shape == (2, 1, 32, 32)
+    monkeypatch.setattr(folders, "MAX_BYTES", 2 * 32 * 32 - 1)  # one byte short of the two resized pictures
+    with pytest.raises(NeuralabError, match="its images take more than"):
+        load_image_folder(tmp_path / "big", image_size=(32, 32))
+
+
+def test_pictures_of_16_bits_and_floats_keep_their_shades_and_photos_stand_upright(tmp_path):
+    from neuralab.data.pictures import read_image
+
+    ramp = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)  # 0 .. 65,520
+    write(tmp_path / "deep.png", ramp)
+    deep = read_image(tmp_path / "deep.png")
+    np.testing.assert_array_equal(deep, np.rint(ramp / 257).astype(np.uint8))  # clipping made 99.6% of it white
+    shades = (np.arange(64 * 64).reshape(64, 64) / 4095).astype(np.float32)  # 0 .. 1
+    Image.fromarray(shades, mode="F").save(tmp_path / "float.tif")
+    np.testing.assert_array_equal(read_image(tmp_path / "float.tif"), np.rint(shades * 255).astype(np.uint8))
+    photo = Image.fromarray(rgb(200, 10, 10, (20, 40)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # taken with the camera turned: shown rotated a quarter turn
+    photo.save(tmp_path / "turned.jpg", exif=exif)
+    assert read_image(tmp_path / "turned.jpg").shape == (40, 20, 3)
+
+
+def test_the_command_resizes_a_folder_of_mixed_sizes_and_its_run_keeps_the_size(folder, tmp_path, capsys):
+    from neuralab.cli import main
+
+    write(folder / "circle" / "big.png", gray(5, (40, 30)))
+    out = tmp_path / "run"
+    budget = ["train", "--model", "mlp", "--data", str(folder), "--epochs", "1", "--threads", "1", "--out", str(out)]
+    assert main(budget) == 2
+    assert "pass --image-size to resize them all" in capsys.readouterr().err
+    assert main([*budget, "--image-size", "12x10", "--test-fraction", "0.2", "--quiet"]) == 0
+    capsys.readouterr()
+    import json
+
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["image_size"] == [12, 10] and config["test_fraction"] == 0.2
+    assert main(["evaluate", str(out)]) == 0  # reads the folder again at the run's size
+    assert "test accuracy" in capsys.readouterr().out

@@ -888,10 +888,13 @@ def test_runs_with_edited_files_are_listed_and_shown_without_a_500(runs, tmp_pat
         "metrics-nan": lambda d: (d / "metrics.jsonl").write_text('{"epoch": 1, "loss": NaN, "val_loss": -Infinity}\n'),
         "summary-link": lambda d: ((d / "summary.txt").unlink(), (d / "summary.txt").symlink_to(secret)),
         "model-garbage": lambda d: (d / "model.json").write_text("{bad"),
+        "metrics-bytes": lambda d: (d / "metrics.jsonl").write_bytes(b'\xff\xfe{}\n{"epoch": 1}\n'),
+        "metrics-deep": lambda d: (d / "metrics.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n"),
     }
     for name, hurt in damage.items():
         shutil.copytree(runs / "lenet", root / name, symlinks=True)
         hurt(root / name)
+    shutil.copytree(runs / "lenet", Path(os.fsdecode(os.fsencode(root) + b"/odd\xffname")))  # no URL names it
     forecasts = {
         "scores-edited": edit_json("results.json", lambda r: {**r, "test": {"lstm": "x", "drift": {"mae": "y"},
                                                                            "persistence": r["test"]["persistence"]}}),
@@ -920,6 +923,7 @@ def test_runs_with_edited_files_are_listed_and_shown_without_a_500(runs, tmp_pat
         shown = c.get("/api/run", params={"run": "summary-link"}).json()
         assert shown["summary"] == "" and "summary.txt" not in shown["files"]
         assert c.get("/api/run", params={"run": "results-nan"}).json()["test_loss"] is None
+        assert c.get("/api/run/live", params={"run": "metrics-bytes"}).json()["metrics"] == [{"epoch": 1}]
         assert c.get("/api/run/live", params={"run": "metrics-nan"}).json()["metrics"] == [
             {"epoch": 1, "loss": None, "val_loss": None}]
     assert main(["runs", str(root)]) == 0

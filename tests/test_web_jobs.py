@@ -112,6 +112,9 @@ def test_resume_and_stop_take_only_what_they_can_do(client, root):
     r = post("/api/jobs/stop", "done")
     assert r.status_code == 409 and "no job of this server" in r.json()["error"]
     assert client.post("/api/jobs/resume", content=json.dumps({"run": "done", "x": 1}), headers=JSON).status_code == 400
+    for path in ("/api/jobs/resume", "/api/jobs/stop"):  # no run named: said so
+        r = client.post(path, content="{}", headers=JSON)
+        assert r.status_code == 400 and "name the run, as the runs page lists it" in r.json()["error"], r.text
 
 
 def test_the_live_state_of_a_run_comes_from_its_folder(client, root):

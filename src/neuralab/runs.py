@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.files import nulled, read_json, remove_leftovers, write_json, write_text
+from neuralab.files import MAX_JSON, nulled, read_json, remove_leftovers, write_json, write_text
 
 FORMAT = 2  # bumped when a file or field changes meaning; docs/runs.md lists the versions (2: model.json "source")
 
@@ -314,11 +314,16 @@ class Run:
         """One dict per finished epoch (metrics.jsonl); a torn last line is skipped, and a NaN or
         infinity (older runs wrote them) is read as None."""
         path = self.path / METRICS
-        if not path.is_file():
+        try:
+            if not path.is_file() or path.stat().st_size > MAX_JSON:  # a file of a run's epochs is kilobytes
+                return []
+            lines = path.read_bytes().splitlines()
+        except OSError:
             return []
         rows = []
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(ValueError):
+        for line in lines:
+            # a line that is not UTF-8, not JSON, or nested past Python's recursion limit is no epoch
+            with contextlib.suppress(ValueError, RecursionError):
                 row = json.loads(line, parse_constant=lambda name: None)
                 if isinstance(row, dict):
                     rows.append(row)

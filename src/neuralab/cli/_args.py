@@ -152,3 +152,11 @@ def only_with_resume(args, *names: str) -> None:
     if given:
         raise NeuralabError(f"`{given[0]}` applies only with `resume` (to an interrupted run); leave it out "
                             "for a new run")
+
+
+def height_width(text: str) -> tuple[int, int]:
+    """"64x48" (height x width) or "64" (square) -> (64, 48); a usage error otherwise."""
+    parts = text.lower().split("x")
+    if len(parts) not in (1, 2) or not all(part.isdigit() and int(part) >= 1 for part in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH in pixels, e.g. 64x64, or one number for a square")
+    return (int(parts[0]), int(parts[-1]))

@@ -10,10 +10,14 @@ TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs
 # options that set the TrainConfig field of their name; one left out (None) keeps the recipe's or the library's default
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "threads", "focus",
                  "optimizer", "momentum", "loss", "tensorboard")
+# options that set ClassifierConfig's fields for a folder of images, the same way
+FOLDER_OPTIONS = ("image_size", "color", "on_error", "test_fraction")
 
 
 def _budget(p) -> None:
     """Options shared by train and compare: the data and the training budget, with the library's defaults."""
+    from neuralab.cli._args import height_width
+    from neuralab.data import COLORS, ON_ERROR
     from neuralab.training.config import (AMP, AUTO_BF16_PARAMETERS, DEVICES, MONITORS, RECIPES, SCHEDULES, ClassifierConfig,
                                           TrainConfig)
 
@@ -32,6 +36,14 @@ def _budget(p) -> None:
                    help="after the first epoch, train each epoch on this fraction of the training images: "
                         f"those with the highest loss when last seen (default {d.focus:g} = all of them)")
     p.add_argument("--val-fraction", type=fraction, help=f"held out from the training set (default {c.val_fraction})")
+    folder = p.add_argument_group("a folder of images (--data FOLDER, one sub-folder per class)")
+    folder.add_argument("--image-size", type=height_width, metavar="HxW",
+                        help="resize every picture to HxW pixels, e.g. 64x64 (needed when their sizes differ)")
+    folder.add_argument("--color", choices=COLORS, help="read the pictures as grayscale or rgb (default auto: "
+                                                        "grayscale when every picture is)")
+    folder.add_argument("--on-error", choices=ON_ERROR, help="a picture that cannot be read: refuse (the default) "
+                                                             "stops with its name; skip leaves it out with a warning")
+    folder.add_argument("--test-fraction", type=fraction, help="held out for the test set (default 0.1)")
     p.add_argument("--patience", type=at_least(0), help=f"early stopping patience in epochs (default {d.patience} = off)")
     p.add_argument("--monitor", choices=MONITORS["classification"], help=f"default {d.monitor}")
     p.add_argument("--device", default=d.device, choices=DEVICES)
@@ -107,7 +119,8 @@ def _config(args, model: str, seed: int = 0):
     chosen = recipe_settings(args.recipe, **{k: getattr(args, k) for k in (*TRAIN_OPTIONS, "val_fraction")})
     split = {"val_fraction": chosen.pop("val_fraction")} if "val_fraction" in chosen else {}
     train = TrainConfig(seed=seed, device=args.device, amp=args.amp, **chosen)
-    return ClassifierConfig(model=model, data=args.data, data_dir=args.data_dir, train=train, **split)
+    folder = {k: getattr(args, k) for k in FOLDER_OPTIONS}
+    return ClassifierConfig(model=model, data=args.data, data_dir=args.data_dir, train=train, **split, **folder)
 
 
 def _resume_options(args) -> dict:
@@ -121,7 +134,8 @@ def _resume_options(args) -> dict:
                             f"`{'out' if args.out else 'overwrite'}` does not apply to `resume`")
     parser = args._parsers[0]
     typed = dict(RECIPES.get(args.recipe, {}))
-    typed.update({k: getattr(args, k) for k in (*TRAIN_OPTIONS, "val_fraction", "data_dir") if getattr(args, k) is not None})
+    typed.update({k: getattr(args, k) for k in (*TRAIN_OPTIONS, *FOLDER_OPTIONS, "val_fraction", "data_dir")
+                  if getattr(args, k) is not None})
     typed.update({k: getattr(args, k) for k in ("model", "data", "seed", "device", "amp")
                   if getattr(args, k) != parser.get_default(k)})
     return typed

@@ -22,6 +22,9 @@ __getattr__, __dir__ = exports(__name__, {
 
 NAMED = ("mnist", "fashion-mnist", "cifar10")
 VAL_FRACTION = 0.1  # of the training images held out for validation, seeded: every loader's default
+# A folder of images (load_image_folder): how its pictures are read
+COLORS = ("auto", "grayscale", "rgb")  # auto: grayscale when every image is, else RGB
+ON_ERROR = ("refuse", "skip")          # what an unreadable picture does to the loading
 
 
 def load_image_data(name: str, data_dir: str | os.PathLike | None = None,

@@ -22,15 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralab.data import VAL_FRACTION
+from neuralab.data import COLORS, ON_ERROR, VAL_FRACTION
 from neuralab.data.images import ImageData, Split
-from neuralab.data.pictures import read_image, resize
+from neuralab.data.pictures import MAX_SIDE, read_image, resize
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import inside
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
-COLORS = ("auto", "grayscale", "rgb")
-ON_ERROR = ("refuse", "skip")
+# Bytes of pixels a folder dataset may hold in memory (uint8): a few small files of large
+# pictures must be refused before they are decoded, not when the model's first layer is built
+MAX_BYTES = 4 * 2**30
 
 
 class SkippedImagesWarning(UserWarning):
@@ -48,6 +49,12 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     if not root.is_dir():
         raise NeuralabError(f"{root}: no such folder; give a folder with one sub-folder of images per class")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    for name in classes:
+        try:
+            name.encode()
+        except UnicodeEncodeError:
+            raise NeuralabError(f"{root / name}: the class folder's name is not UTF-8 text, and it becomes the "
+                                "class's label in runs, reports and the web app; rename the folder") from None
     if len(classes) < 2:
         raise NeuralabError(f"{root}: found {len(classes)} class folder(s); a classifier needs at least 2 "
                             "(root/CLASS_NAME/*.png|jpg)")
@@ -103,7 +110,7 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
     classes, files = list_images(root)
 
     mode = {"grayscale": "L", "rgb": "RGB", "auto": None}[color]
-    images, labels, skipped = [], [], []
+    images, labels, skipped, held = [], [], [], 0
     for path, label in files:
         try:
             inside(root, path.relative_to(root))
@@ -115,7 +122,15 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
         except NeuralabError as e:
             skipped.append((str(path), str(e).removeprefix(f"{path}: ")))
             continue
-        images.append(resize(img, *image_size) if image_size else img)
+        img = resize(img, *image_size) if image_size else img
+        if max(img.shape[:2]) > MAX_SIDE:
+            raise NeuralabError(f"{path}: {img.shape[0]}x{img.shape[1]} pixels, more than the {MAX_SIDE} a side that "
+                                "neuralab's classifiers take; pass `image_size` to resize every image")
+        held += img.size * (3 if color == "rgb" and img.ndim == 2 else 1)
+        if held > MAX_BYTES:
+            raise NeuralabError(f"{root}: its images take more than {MAX_BYTES // 2**30} GB of memory at this size; "
+                                "pass a smaller `image_size`, or train on fewer images")
+        images.append(img)
         labels.append(label)
     if skipped:
         listed = "; ".join(f"{p} ({why})" for p, why in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")

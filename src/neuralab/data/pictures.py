@@ -11,6 +11,7 @@ from neuralab.errors import NeuralabError
 
 # Pillow refuses images above this many pixels instead of decoding them (decompression bombs).
 MAX_PIXELS = 40_000_000
+MAX_SIDE = 1024  # pixels a side of the images a classifier takes (a dataset's, a run's model.json)
 # The formats a user's picture may have, by Pillow's names. Pillow knows some forty more; each
 # is a parser fed with untrusted bytes, and some hand the file to another program (EPS and PDF
 # to Ghostscript). Photos, scans, drawings and datasets come in these six.
@@ -26,7 +27,7 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
     unreadable, empty, non-image, other-format and oversized files give a NeuralabError
     naming the file.
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     path = Path(path)
     if path.is_dir():
@@ -43,12 +44,17 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
                 raise NeuralabError(
                     f"{path}: {img.width}x{img.height} pixels is more than the {max_pixels:,} allowed; resize it first"
                 )
-            if mode is None:
-                mode = "L" if img.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
             img.load()
+            img = ImageOps.exif_transpose(img)  # a photo's EXIF orientation: upright, as viewers show it
+            if img.mode.startswith(("I", "F")):  # 16- and 32-bit grey: to 0-255 by its own range
+                img = Image.fromarray(_to_bytes(np.asarray(img), floating=img.mode == "F"))
+            if mode is None:
+                mode = "L" if img.mode in ("1", "L", "LA") else "RGB"
             return np.asarray(img.convert(mode), dtype=np.uint8).copy()
     except NeuralabError:
         raise
+    except MemoryError:
+        raise NeuralabError(f"{path}: too large to decode in this machine's memory; resize it first") from None
     except Image.DecompressionBombError:
         raise NeuralabError(f"{path}: image is too large to decode safely; resize it first") from None
     except Image.UnidentifiedImageError:
@@ -59,6 +65,26 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
         raise NeuralabError(f"{path}: not a readable image; give a {FORMAT_NAMES} file") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise NeuralabError(f"{path}: not a readable image ({e}); give a {FORMAT_NAMES} file") from None
+
+
+def _to_bytes(values: np.ndarray, floating: bool) -> np.ndarray:
+    """Grey levels of a 16-bit, 32-bit or floating-point picture as uint8: 16-bit ones (up to
+    65535) divided by 257, floats in [0, 1] times 255, others stretched from their own minimum
+    and maximum; clipping them to 255 would turn most of a 16-bit picture white."""
+    values = values.astype(np.float64)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if not np.isfinite([low, high]).all():
+        values = np.nan_to_num(values, nan=0.0, posinf=high if np.isfinite(high) else 0.0, neginf=0.0)
+        low, high = float(values.min()), float(values.max())
+    if floating and 0 <= low and high <= 1:
+        scaled = values * 255
+    elif 0 <= low and high <= 255:
+        scaled = values
+    elif 0 <= low and high <= 65535:
+        scaled = values / 257
+    else:
+        scaled = (values - low) * (255 / (high - low)) if high > low else np.zeros_like(values)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def _other_format(path: Path) -> str | None:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from neuralab import runs
+from neuralab.data.pictures import MAX_SIDE  # model.json's input size is checked against it before anything is built
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
@@ -157,7 +158,7 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
     source = model_source(config.model)
     config = replace(config, model=_model_name(config.model, source), train=with_compile(config.train, source.compile))
     config.train.check()
-    data = load_image_data(config.data, config.data_dir, val_fraction=config.val_fraction, seed=config.train.seed)
+    data = load_image_data(config.data, config.data_dir, **config.data_options)
     check_data(data)
     pre = Preprocess.fit(data.train.x)
     seed_everything(config.train.seed)
@@ -285,8 +286,7 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         if checkpoint == "best":
             _restart_from_best(run)
         config = stored_config(run)
-        data = load_image_data(config.data, config.data_dir, val_fraction=config.val_fraction,
-                               seed=config.train.seed)
+        data = load_image_data(config.data, config.data_dir, **config.data_options)
         meta = checked_meta(run)
         pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
         seed_everything(config.train.seed)
@@ -405,7 +405,6 @@ def _training_header(config: ClassifierConfig, data, trainer: Trainer) -> str:
 
 # --- using a finished run --------------------------------------------------------------
 
-MAX_SIDE = 1024            # pixels: model.json's input size is checked against it before anything is built
 MAX_CLASSES = 100_000
 
 
@@ -440,9 +439,11 @@ def checked_meta(run: Run) -> dict:
     if type(k) is not int or not 2 <= k <= MAX_CLASSES:
         raise bad("num_classes", f"is {k!r}; expected a whole number from 2 to {MAX_CLASSES:,}")
     classes = meta["classes"]
-    if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)) or len(classes) != k:
+    if not isinstance(classes, list) or len(classes) != k:
         raise bad("classes", f"must list {k} class names (num_classes), found "
                              f"{len(classes) if isinstance(classes, list) else type(classes).__name__}")
+    if not all(isinstance(c, str) for c in classes):
+        raise bad("classes", "must list the class names as text")
     pre = meta["preprocess"]
     if not isinstance(pre, dict) or set(pre) != {"mean", "std"}:
         raise bad("preprocess", f"must hold exactly 'mean' and 'std', found {sorted(pre) if isinstance(pre, dict) else pre!r}")
@@ -539,8 +540,7 @@ def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_cod
     if config.data is None:
         raise NeuralabError(f"{run_dir}: an imported model with no dataset to test it on; import it again "
                             "naming its `data`")
-    data = load_image_data(config.data, data_dir or config.data_dir, val_fraction=config.val_fraction,
-                           seed=config.train.seed)
+    data = load_image_data(config.data, data_dir or config.data_dir, **config.data_options)
     if tuple(data.input_shape) != tuple(clf.preprocess.input_shape):
         raise NeuralabError(f"{data.name}: images of {'x'.join(map(str, data.input_shape))} (channels x height x "
                             f"width), the run's model takes {'x'.join(map(str, clf.preprocess.input_shape))}")

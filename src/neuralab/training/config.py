@@ -131,7 +131,20 @@ class ClassifierConfig:
     val_fraction: float = VAL_FRACTION  # held out from the training set, seeded
     model_options: dict = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # A folder of images only (None: the loader's defaults; named datasets bring their own):
+    image_size: tuple[int, int] | None = None  # (height, width) every image is resized to
+    color: str | None = None                   # auto, grayscale or rgb
+    on_error: str | None = None                # refuse or skip unreadable images
+    test_fraction: float | None = None         # held out for the test set (default 0.1)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClassifierConfig":
-        return cls(**{**d, "train": TrainConfig(**d.get("train", {}))})
+        size = d.get("image_size")
+        return cls(**{**d, "train": TrainConfig(**d.get("train", {})),
+                      "image_size": tuple(size) if isinstance(size, list) else size})
+
+    @property
+    def data_options(self) -> dict:
+        """What ``neuralab.data.load_image_data`` takes from this config besides the data's name."""
+        return {"val_fraction": self.val_fraction, "seed": self.train.seed, "image_size": self.image_size,
+                "color": self.color, "on_error": self.on_error, "test_fraction": self.test_fraction}

@@ -340,13 +340,13 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     (LeNet-5's 32x32 on 28x28 digits) gets the data zero-padded around, as the zoo's LeNet-5.
     A model leaving its height or width free (``keras.Input((None, None, 1))``, a fully
     convolutional network) takes the data's: a dataset gives it, and the run keeps it.
-    Sides are at most classify.MAX_SIDE pixels, as every classifier run's."""
+    Sides are at most data.pictures.MAX_SIDE pixels, as every classifier run's."""
     from torch import nn
 
     from neuralab.keras import build, check
     from neuralab.keras import input_shape as keras_input
     from neuralab.keras.spec import with_input
-    from neuralab.training.classify import MAX_SIDE
+    from neuralab.data.pictures import MAX_SIDE
 
     want = tuple(keras_input(check(spec, name)))
     out = output_shape(spec)

@@ -159,15 +159,20 @@ def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = Fal
     @accepts("application/json")
     async def job_resume(request):
         only_local()
-        body = fields(await read_json(request), ("run",))
-        job = await run_in_threadpool(queue.resume, body.get("run", ""))
+        job = await run_in_threadpool(queue.resume, run_named(await read_json(request)))
         return JSONResponse(job.as_dict(), status_code=201)
 
     @accepts("application/json")
     async def job_stop(request):
         only_local()
-        body = fields(await read_json(request), ("run",))
-        return JSONResponse(queue.stop(text("run", body.get("run", ""))).as_dict())
+        return JSONResponse(queue.stop(run_named(await read_json(request))).as_dict())
+
+    def run_named(body) -> str:
+        """The "run" a job request names: the id the runs page lists."""
+        run = text("run", fields(body, ("run",)).get("run", ""))
+        if not run:
+            raise ParameterError("run", "", "name the run, as the runs page lists it")
+        return run
 
     async def forecast(request):
         return JSONResponse(await run_in_threadpool(forecast_view, root, request.query_params.get("run", "")))

@@ -81,8 +81,9 @@ def find_runs(root: Path) -> list[str]:
     found = []
     for run_id in runs.find(root):
         try:
+            run_id.encode()  # a folder name that is no UTF-8 cannot be named in a URL or in JSON
             resolve_run(root, run_id)
-        except NotFound:
+        except (NotFound, UnicodeEncodeError):
             continue
         found.append(run_id)
     return found
