@@ -366,7 +366,7 @@ def test_requests_must_name_this_machine(client):
     assert r.status_code == 400 and "Host 'attacker.example': not a name this server answers to" in r.json()["error"]
     for host in ("localhost:7860", "127.0.0.1", "[::1]:7860", "LOCALHOST."):
         assert client.get("/api/runs", headers={"host": host}).status_code == 200, host
-    for host in ("", "localhost:port", "[::1", "a b", "evil.example@localhost"):
+    for host in ("", "localhost:port", "[::1", "a b", "evil.example@localhost", "localhost:99999", "localhost:0"):
         assert client.get("/api/runs", headers={"host": host}).status_code == 400, host
 
 
@@ -778,6 +778,7 @@ HOSTILE_JSON = [
         ("image", "x" * 60_000, "image='xxx"), ("op", "x" * 60_000, "op='xxx"), ("scale", "x" * 60_000, "scale='xxx"),
         ("padding", "x" * 60_000, "padding='xxx"), ("kernel", "x" * 60_000, "kernel: 'xxx"), ("x" * 60_000, 1, "unknown field"),
         ("at", ["x" * 60_000, 1], "at='xxx")]],
+    (b'{"op": "conv", "op": "pool"}', 400, "field 'op' is given twice; give it once"),
     (b"[1, 2]", 400, "expected a JSON object"),
     (b'"conv"', 400, "expected a JSON object"),
     (b"\xff\xfe{}", 400, "not valid JSON"),

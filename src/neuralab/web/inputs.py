@@ -60,10 +60,20 @@ async def read_json(request: Request) -> dict:
     return parse_json(await read_body(request, MAX_JSON_BYTES, "request"))
 
 
+def _once_each(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose every field is given once: with two, which one counts would be a guess."""
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        twice = next(key for i, (key, _) in enumerate(pairs) if key in dict(pairs[:i]))
+        raise NeuralabError(f"request: field {twice[:40]!r} is given twice; give it once")
+    return obj
+
+
 def parse_json(data: bytes) -> dict:
     """A JSON object, or a NeuralabError saying what is wrong with it."""
     try:
-        obj = json.loads(data, parse_constant=_no_constant, parse_float=_finite, parse_int=_whole_number)
+        obj = json.loads(data, parse_constant=_no_constant, parse_float=_finite, parse_int=_whole_number,
+                         object_pairs_hook=_once_each)
     except NeuralabError:
         raise
     except RecursionError:

@@ -52,7 +52,7 @@ def normal_host(name: str) -> str:
 def split_host(value: str) -> tuple[str, int | None] | None:
     """A Host header (or an Origin's netloc) -> (normal host, port), None when malformed."""
     m = _HOST.fullmatch(value.strip())
-    if m is None:
+    if m is None or (m[2] and not 0 < int(m[2]) < 65536):  # a port no server can listen on
         return None
     return normal_host(m[1]), int(m[2]) if m[2] else None
 
