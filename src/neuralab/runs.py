@@ -95,11 +95,16 @@ def default_root() -> Path:
     return Path(os.environ.get("NEURALAB_RUNS", "runs"))
 
 
+def folder_part(name: str) -> str:
+    """A model's or a dataset's name as part of a run folder's name: "torch:net.py:Net" -> "torch-net-Net"."""
+    return name.replace("/", "_").replace(":", "-").replace(".py", "")
+
+
 def default_dir(*parts: str, root: str | os.PathLike | None = None) -> Path:
     """``ROOT/PART-PART-YYYYmmdd-HHMMSS``; ROOT is ``root``, else ``default_root()``."""
     root = Path(root) if root is not None else default_root()
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return root / "-".join([*(p.replace("/", "_") for p in parts), stamp])
+    return root / "-".join([*(folder_part(p) for p in parts), stamp])
 
 
 @dataclass

@@ -222,8 +222,8 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     baselines = _fitted_baselines(prepared, config)
 
     # Inputs are valid: only now does anything touch the disk.
-    name = config.model.architecture.replace(":", "-").replace(".py", "")
-    path = Path(out) if out is not None else runs.default_dir("forecast", name, Path(config.data).stem)
+    path = Path(out) if out is not None else runs.default_dir("forecast", config.model.architecture,
+                                                              Path(config.data).stem)
     if source is not None:  # the network is checked against the windows before anything touches the disk
         UserForecaster(source, used.model, used.train).build(Windows.pool([p.train for p in prepared]))
     with Run.create(path, overwrite) as run:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from neuralab import runs
-from neuralab.data.pictures import MAX_SIDE  # model.json's input size is checked against it before anything is built
+from neuralab.data.pictures import MAX_SIDE
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
@@ -168,7 +168,7 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
 
     # Inputs are valid: only now does anything touch the disk.
     is_main = dist_info().is_main
-    path = Path(out) if out is not None else runs.default_dir(folder_name(source), Path(config.data).name)
+    path = Path(out) if out is not None else runs.default_dir(source.architecture, Path(config.data).name)
     run = Run.create(path, overwrite) if is_main else Run(path)
     try:
         if is_main:
@@ -200,11 +200,6 @@ def _model_name(model, source) -> str:
 
     path, name = split_name(str(model))
     return str(path.resolve()) + (f":{name}" if name else "")
-
-
-def folder_name(source) -> str:
-    """The start of a run folder's name for a model: its architecture, as a file name."""
-    return source.architecture.replace(":", "-").replace(".py", "")
 
 
 def _resolved(config: ClassifierConfig) -> ClassifierConfig:

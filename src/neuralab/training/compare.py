@@ -14,7 +14,8 @@ from pathlib import Path
 
 from neuralab.errors import ParameterError
 from neuralab.files import atomic_write
-from neuralab.training.classify import ClassifierConfig, folder_name, model_source, train_classifier
+from neuralab.runs import folder_part
+from neuralab.training.classify import ClassifierConfig, model_source, train_classifier
 
 
 @dataclass
@@ -48,7 +49,8 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
         raise ParameterError("seeds", seeds, "must be at least 1")
     base.train.check()
     sources = {name: _model_source(name) for name in models}  # an unknown model is named before any trains
-    folders = {(name, seed): out / f"{folder_name(sources[name])}-seed{seed}" for name in models for seed in range(seeds)}
+    folders = {(name, seed): out / f"{folder_part(sources[name].architecture)}-seed{seed}"
+               for name in models for seed in range(seeds)}
     if not overwrite:
         taken = [path for path in folders.values() if path.exists()]
         if taken:
