@@ -658,7 +658,8 @@ def _checked_meta(meta: dict, path: Path, zoo: bool) -> tuple[ModelConfig, Windo
 
     for name, kind in (("model", dict), ("windows", dict), ("inputs", int), ("horizon", int)):
         if type(meta.get(name)) is not kind:
-            raise bad(f"field {name!r} is {meta.get(name, 'missing')!r}, expected {'an object' if kind is dict else 'a whole number'}")
+            expected = "an object" if kind is dict else "a whole number"
+            raise bad(f"field {name!r} is {meta.get(name, 'missing')!r}, expected {expected}")
     options = meta.get("network", {})
     if not (isinstance(options, dict) and set(options) <= {"level", "zero"}
             and type(options.get("level", True)) is bool and type(options.get("zero", 0.0)) in (int, float)

@@ -97,7 +97,8 @@ def to_csv(rows: list[Row]) -> str:
 def to_markdown(rows: list[Row], base: ClassifierConfig, seeds: int) -> str:
     t = base.train
     lines = [
-        f"{base.data}, {t.epochs} epoch{'s' * (t.epochs != 1)}, batch {t.batch_size}, lr {t.lr}, {t.schedule} schedule, seeds 0..{seeds - 1}",
+        f"{base.data}, {t.epochs} epoch{'s' * (t.epochs != 1)}, batch {t.batch_size}, lr {t.lr}, "
+        f"{t.schedule} schedule, seeds 0..{seeds - 1}",
         "",
         "| model | parameters | s/epoch | test accuracy (mean +- std) |",
         "|---|---:|---:|---:|",

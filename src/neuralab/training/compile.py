@@ -42,8 +42,9 @@ def _eager(method):
 class _WithoutDynamo:
     """PyTorch's own Adam and AdamW, without the wrappers that keep torch.compile out of them:
     each imports ``torch._dynamo`` when first called (1.26 s on this project's machine, in the
-    sixth speed round, when the fast recipe's whole command took 12.4 s) and the step asks it for a graph break every time. neuralab
-    never compiles the optimizer, so they only cost time; the update is the same fused kernel,
+    sixth speed round, when the fast recipe's whole command took 12.4 s) and the step asks it
+    for a graph break every time. neuralab never compiles the optimizer, so they only cost
+    time; the update is the same fused kernel,
     the state dict the same (tests/test_training_choices.py compares both)."""
 
     add_param_group = _eager(torch.optim.Optimizer.add_param_group)

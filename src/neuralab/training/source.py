@@ -447,8 +447,10 @@ def compile_settings(config: dict | None, logits: bool = True) -> dict:
     if isinstance(loss, str):
         key = loss.lower()
         if key not in KERAS_LOSSES:
-            raise NeuralabError(f"compile(loss={loss!r}): neuralab trains with {', '.join(sorted(set(KERAS_LOSSES.values())))}")
-        out["loss"] = "cross_entropy" if logits and "crossentropy" in KERAS_LOSSES[key].replace("_", "") else KERAS_LOSSES[key]
+            known = ", ".join(sorted(set(KERAS_LOSSES.values())))
+            raise NeuralabError(f"compile(loss={loss!r}): neuralab trains with {known}")
+        ours = KERAS_LOSSES[key]
+        out["loss"] = "cross_entropy" if logits and "crossentropy" in ours.replace("_", "") else ours
     return out
 
 
