@@ -95,7 +95,8 @@ def test_shape_bad_options(capsys, argv, option, allowed):
 def test_shape_kernel_larger_than_padded_input(capsys):
     code, out, err = run(capsys, "shape", "--input", "4x4x1", "--kernel", "7", "--padding", "1")
     assert code == 2 and out == ""
-    assert err == "neuralab: error: kernel 7x7 is larger than the padded input 6x6; allowed: 1 to 6 high and 1 to 6 wide, or more padding\n"
+    assert err == ("neuralab: error: --kernel 7x7 is larger than the padded input 6x6; allowed: 1 to 6 high and 1 to 6 "
+                   "wide, or more --padding\n")  # the library names its parameters, the command its flags
 
 
 def test_kernels_lists_the_library(capsys):

@@ -115,6 +115,30 @@ def test_download_from_a_mirror_with_the_real_files(tmp_path, monkeypatch, fashi
     assert locate("fashion-mnist") == target
 
 
+def test_a_mirror_serving_other_bytes_is_passed_over_for_the_next(tmp_path, monkeypatch, fashion_mnist):
+    """A wrong file from the first mirror: the second, with the published files, is tried."""
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    wrong = tmp_path / "wrong"
+    fake_mnist(wrong)
+    for name in sources.SOURCES["fashion-mnist"].files:  # the right names, other bytes
+        (wrong / name).write_bytes((wrong / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    source = sources.SOURCES["fashion-mnist"]
+    mirrors = (wrong.as_uri() + "/", fashion_mnist.as_uri() + "/")
+    monkeypatch.setitem(sources.SOURCES, "fashion-mnist", sources.Source(**{**source.__dict__, "mirrors": mirrors}))
+    assert verify("fashion-mnist", sources.fetch("fashion-mnist")) == {f: True for f in source.files}
+
+
+def test_a_download_larger_than_any_dataset_file_is_not_kept(tmp_path, monkeypatch, fashion_mnist):
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    monkeypatch.setattr(sources, "MAX_DOWNLOAD", 2**20)  # Fashion-MNIST's training images take 26 MB
+    source = sources.SOURCES["fashion-mnist"]
+    monkeypatch.setitem(sources.SOURCES, "fashion-mnist",
+                        sources.Source(**{**source.__dict__, "mirrors": (fashion_mnist.as_uri() + "/",)}))
+    with pytest.raises(NeuralabError, match="more than 1 MB, larger than any file of the datasets"):
+        sources.fetch("fashion-mnist")
+    assert not list((tmp_path / "cache").rglob("train-images*"))
+
+
 def test_verify_flags_a_changed_file(tmp_path, fashion_mnist):
     folder = tmp_path / "copy"
     shutil.copytree(fashion_mnist, folder)

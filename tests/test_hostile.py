@@ -61,6 +61,9 @@ SPOILT = {  # file -> how it is spoilt, and the words the refusal must hold
     "float32 images": ("train-images-idx3-ubyte.gz", lambda x: x.astype(np.float32) / 255,
                        ["images are stored as float32", "uint8"]),
     "fractional label": ("train-labels-idx1-ubyte.gz", spoil_fraction, ["label 2.5 (at index 7) is not a whole number"]),
+    # as int64, 1e30 is -2**63: it passed every check and indexed backwards
+    "huge float label": ("train-labels-idx1-ubyte.gz", lambda y: np.where(np.arange(len(y)) == 4, 1e30, y),
+                         ["label 1e+30 (at index 4) is no class index a dataset has"]),
     "label beyond the classes": ("t10k-labels-idx1-ubyte.gz", lambda y: np.where(np.arange(len(y)) == 3, 10, y),
                                  ["label 10 out of range for 10 classes"]),
     "one class": ("train-labels-idx1-ubyte.gz", lambda y: np.full_like(y, 3), ["every training image has the same label"]),

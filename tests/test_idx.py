@@ -1,6 +1,7 @@
 """The IDX reader on files the tests write, and on the real MNIST and Fashion-MNIST."""
 
 import gzip
+import struct
 
 import numpy as np
 import pytest
@@ -173,3 +174,18 @@ def test_real_fashion_mnist_through_the_cache_equals_the_gzip_files(fashion_mnis
     cached = load_idx(gz, tmp_path / "cache")
     assert isinstance(load_idx(gz, tmp_path / "cache"), np.memmap)
     np.testing.assert_array_equal(cached, read_idx(gz))
+
+
+def test_sizes_in_a_header_or_a_gzip_stream_are_checked_before_they_are_allocated(tmp_path, monkeypatch):
+    from neuralab.data import idx
+
+    # 65536^4 bytes: NumPy's int64 product wraps to 0, and the header passed as describing 20 bytes
+    with pytest.raises(NeuralabError, match=r"truncated: header says \(65536, 65536, 65536, 65536\)"):
+        parse_idx(struct.pack(">HBB4i", 0, 8, 4, 65536, 65536, 65536, 65536))
+    bomb = tmp_path / "bomb-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb") as f:  # 3 MB of zeros squeeze into a few KB
+        f.write(struct.pack(">HBB3i", 0, 8, 3, 3000, 1000, 1) + bytes(3_000_000))
+    assert bomb.stat().st_size < 10_000
+    monkeypatch.setattr(idx, "MAX_DECOMPRESSED", 2**20)
+    with pytest.raises(NeuralabError, match="decompresses to more than 1 MB"):
+        read_idx(bomb)

@@ -241,3 +241,21 @@ def test_dropout_is_inverted_seeded_and_matches_torch_given_the_mask():
 def test_dropout_rate_out_of_range(rate):
     with pytest.raises(NeuralabError, match="0 <= rate < 1"):
         norm.dropout_forward(np.ones(3), rate)
+
+
+def test_max_pooling_sends_a_nan_windows_gradient_to_the_nan_as_pytorch_does():
+    import torch
+
+    from neuralab.mechanics.pooling import max_pool2d_backward, max_pool2d_forward, pool2d
+    from neuralab.errors import ParameterError
+
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = np.nan
+    out, cache = max_pool2d_forward(x, 2)
+    dx = max_pool2d_backward(np.ones_like(out), cache)
+    t = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(t, 2).sum().backward()
+    np.testing.assert_array_equal(dx, t.grad.numpy())
+    assert dx[0, 0, 0, 1] == 1  # the gradient went to the NaN, not nowhere
+    with pytest.raises(ParameterError, match="mode='min': choose max or avg"):
+        pool2d(x, 2, mode="min")

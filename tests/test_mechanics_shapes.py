@@ -99,3 +99,10 @@ def test_bad_settings_name_the_option_and_range(kwargs, message):
     with pytest.raises(NeuralabError) as e:
         output_hw((5, 5), **kwargs)
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_padding_given_as_a_superscript_digit_is_refused_in_one_line():
+    from neuralab.mechanics.shapes import resolve_padding
+
+    with pytest.raises(NeuralabError, match="padding '²': allowed are 'valid', 'same' or a whole number"):
+        resolve_padding("²", (28, 28), 3, 1)  # a digit to str.isdigit, and a ValueError to int()

@@ -135,6 +135,9 @@ def test_cnn_workshop_widths_and_same_pooling():
     assert [p.output_shape[1] for p in pools] == [14, 7, 4]
     assert pools[-1].formula == "floor((7 - 2 + (0+1)) / 2) + 1 = 4 = ceil(7/2)"
     assert s.output_shape == (24,)
+    # an even kernel would grow each block's map by one: H + 2 * (k // 2) - k + 1
+    with pytest.raises(NeuralabError, match="kernel_size=4: must be odd"):
+        build_model("cnn", (1, 28, 28), 10, kernel_size=4)
 
 
 # --- errors -------------------------------------------------------------------------------------

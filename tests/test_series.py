@@ -219,3 +219,15 @@ def test_dates_outside_what_a_timestamp_holds_are_a_clear_error(tmp_path):
     path = write(tmp_path, "date,v\n1620-01-01,1\n1620-01-02,2\n1620-01-03,3\n")
     with pytest.raises(NeuralabError, match="dates from 1620-01-01 .* between 1678 and 2261"):
         load_series(path)
+
+
+def test_a_few_rows_far_apart_are_counted_not_laid_on_a_grid_of_billions(tmp_path):
+    """Five rows at one-second steps, five centuries apart: the grid their gaps are counted on
+    would hold 15.8 billion steps (the command asked for 21 GB and stopped with MemoryError)."""
+    path = tmp_path / "sparse.csv"
+    path.write_text("date,v\n1700-01-01 00:00:00,1\n1700-01-01 00:00:01,2\n1700-01-01 00:00:02,3\n"
+                    "2200-01-01 00:00:00,4\n2200-01-01 00:00:01,5\n")
+    s = load_series(path)
+    assert s.report.frequency == "s" and s.report.gaps == 15_778_454_397 and len(s.frame) == 5
+    with pytest.raises(NeuralabError, match="filling its 15,778,454,397 missing steps of s would make a series"):
+        load_series(path, gaps="fill")

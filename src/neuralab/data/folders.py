@@ -126,7 +126,7 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
         if max(img.shape[:2]) > MAX_SIDE:
             raise NeuralabError(f"{path}: {img.shape[0]}x{img.shape[1]} pixels, more than the {MAX_SIDE} a side that "
                                 "neuralab's classifiers take; pass `image_size` to resize every image")
-        held += img.size * (3 if color == "rgb" and img.ndim == 2 else 1)
+        held += img.shape[0] * img.shape[1] * 3  # as RGB: one colour picture makes _stack turn every grey one to RGB
         if held > MAX_BYTES:
             raise NeuralabError(f"{root}: its images take more than {MAX_BYTES // 2**30} GB of memory at this size; "
                                 "pass a smaller `image_size`, or train on fewer images")

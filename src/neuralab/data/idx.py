@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import math
 import os
 import struct
 import zlib
@@ -35,6 +37,8 @@ _MAX_HEADER = 4 + 4 * 255  # magic, then up to 255 dimensions
 # Bytes of decompressed copies ``load_idx`` keeps: MNIST's and Fashion-MNIST's take 55 MB each,
 # so a few datasets stay while folders that come and go (a subset, a test's) cannot fill the disk
 MAX_CACHE = 512 * 2**20
+# Bytes a gzipped file may decompress to: EMNIST's largest file takes 550 MB
+MAX_DECOMPRESSED = 2 * 2**30
 _CODES = {dt.newbyteorder("=") if dt.itemsize > 1 else dt: code for code, dt in _DTYPES.items()}
 
 
@@ -49,9 +53,14 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         raise NeuralabError(f"{path}: cannot read ({e.strerror})") from None
     if raw[:2] == b"\x1f\x8b":
         try:
-            return gzip.decompress(raw)
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+                data = stream.read(MAX_DECOMPRESSED + 1)  # a few KB of gzip can claim gigabytes
         except (OSError, EOFError, zlib.error) as e:
             raise NeuralabError(f"{path}: damaged gzip data ({e}); delete it and fetch it again") from None
+        if len(data) > MAX_DECOMPRESSED:
+            raise NeuralabError(f"{path}: decompresses to more than {MAX_DECOMPRESSED // 2**20:,} MB, more than an "
+                                "image dataset's file holds; it is not one")
+        return data
     return raw
 
 
@@ -72,7 +81,7 @@ def _header(head: bytes, size: int, name: str) -> tuple[tuple[int, ...], np.dtyp
     if any(d < 0 for d in shape):
         raise NeuralabError(f"{name}: IDX header has a negative dimension {shape}")
     dtype = _DTYPES[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python's integers: NumPy's int64 would wrap
     if size != expected:
         what = "truncated" if size < expected else "has trailing bytes"
         raise NeuralabError(

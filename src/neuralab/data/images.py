@@ -82,7 +82,14 @@ def checked_labels(y: np.ndarray, path) -> np.ndarray:
         i = int(np.argmin(y))
         raise NeuralabError(f"{path}: label {y[i]:g} (at index {i}) is negative; labels are class indices "
                             "0, 1, 2, ...")
+    if len(y) and y.max() > MAX_LABEL:  # cast to int64, 1e30 would become a negative number
+        i = int(np.argmax(y))
+        raise NeuralabError(f"{path}: label {y[i]:g} (at index {i}) is no class index a dataset has; labels are "
+                            "class indices 0, 1, 2, ...")
     return y.astype(np.int64)
+
+
+MAX_LABEL = 2**31 - 1  # more classes than any dataset has: a label beyond it is damage
 
 
 def split_validation(train: Split, val_fraction: float, seed: int) -> tuple[Split, Split]:

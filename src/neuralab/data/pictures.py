@@ -9,7 +9,8 @@ import numpy as np
 
 from neuralab.errors import NeuralabError
 
-# Pillow refuses images above this many pixels instead of decoding them (decompression bombs).
+# Pictures above this many pixels are refused from their header, before Pillow decodes them
+# (decompression bombs: a few kilobytes of PNG can declare gigapixels).
 MAX_PIXELS = 40_000_000
 MAX_SIDE = 1024  # pixels a side of the images a classifier takes (a dataset's, a run's model.json)
 # The formats a user's picture may have, by Pillow's names. Pillow knows some forty more; each
@@ -47,7 +48,7 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
             img.load()
             img = ImageOps.exif_transpose(img)  # a photo's EXIF orientation: upright, as viewers show it
             if img.mode.startswith(("I", "F")):  # 16- and 32-bit grey: to 0-255 by its own range
-                img = Image.fromarray(_to_bytes(np.asarray(img), floating=img.mode == "F"))
+                img = Image.fromarray(_to_bytes(np.asarray(img), img.mode))
             if mode is None:
                 mode = "L" if img.mode in ("1", "L", "LA") else "RGB"
             return np.asarray(img.convert(mode), dtype=np.uint8).copy()
@@ -67,21 +68,21 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
         raise NeuralabError(f"{path}: not a readable image ({e}); give a {FORMAT_NAMES} file") from None
 
 
-def _to_bytes(values: np.ndarray, floating: bool) -> np.ndarray:
-    """Grey levels of a 16-bit, 32-bit or floating-point picture as uint8: 16-bit ones (up to
-    65535) divided by 257, floats in [0, 1] times 255, others stretched from their own minimum
-    and maximum; clipping them to 255 would turn most of a 16-bit picture white."""
+def _to_bytes(values: np.ndarray, mode: str) -> np.ndarray:
+    """Grey levels of a 16-bit, 32-bit or floating-point picture (Pillow's modes I;16*, I, F) as
+    uint8: 16-bit ones divided by 257, whatever their darkest and brightest; floats in [0, 1]
+    times 255; others stretched from their own minimum to their maximum. Clipping them to 255
+    turned most of a 16-bit picture white."""
     values = values.astype(np.float64)
-    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
-    if not np.isfinite([low, high]).all():
-        values = np.nan_to_num(values, nan=0.0, posinf=high if np.isfinite(high) else 0.0, neginf=0.0)
-        low, high = float(values.min()), float(values.max())
-    if floating and 0 <= low and high <= 1:
-        scaled = values * 255
-    elif 0 <= low and high <= 255:
-        scaled = values
-    elif 0 <= low and high <= 65535:
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    values = np.nan_to_num(values, nan=low, posinf=high, neginf=low)
+    if mode.startswith("I;16"):
         scaled = values / 257
+    elif mode == "F" and 0 <= low and high <= 1:
+        scaled = values * 255
+    elif 0 <= low and high <= 255 and mode != "F":
+        scaled = values  # 8-bit levels in a 32-bit picture
     else:
         scaled = (values - low) * (255 / (high - low)) if high > low else np.zeros_like(values)
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

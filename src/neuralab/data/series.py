@@ -404,6 +404,9 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
     frame.index.name = date_column
 
     grid = _grid(frame.index, report)
+    if gaps == "fill" and grid is None and report.gaps and report.frequency != "irregular":
+        raise NeuralabError(f"{name}: filling its {report.gaps:,} missing steps of {report.frequency} would make a series "
+                            f"of more than {MAX_GRID:,} rows; keep the gaps (`gaps` keep) or resample the file first")
     if gaps == "fill" and grid is not None and report.gaps:
         frame = frame.reindex(grid)
         frame.index.name = date_column
@@ -551,6 +554,9 @@ def _resolve_duplicates(frame: pd.DataFrame, policy: str, report: SeriesReport, 
     return frame.drop_duplicates("_time", keep=policy)
 
 
+MAX_GRID = 10_000_000  # steps of the regular grid a series' gaps are counted (and filled) on
+
+
 def _grid(index: pd.DatetimeIndex, report: SeriesReport) -> pd.DatetimeIndex | None:
     """The regular time grid the index lives on (counting its gaps into ``report``), or None."""
     if len(index) < 3:
@@ -559,6 +565,12 @@ def _grid(index: pd.DatetimeIndex, report: SeriesReport) -> pd.DatetimeIndex | N
     steps = np.diff(index.asi8)
     step = pd.Timedelta(int(pd.Series(steps).mode().iloc[0]), "ns")
     weekdays_only = step == pd.Timedelta(days=1) and bool((index.day_of_week < 5).all())
+    cells = (int(index.asi8[-1]) - int(index.asi8[0])) // step.value + 1  # the grid's length, before it is built
+    if cells > MAX_GRID:  # a few rows far apart: counted, not laid on a grid of billions
+        report.frequency = _alias(step)
+        report.gaps = int(cells - len(index))
+        report.largest_gap = _duration(pd.Timedelta(int(steps.max()), "ns"))
+        return None
     if weekdays_only and (steps == pd.Timedelta(days=3).value).any():
         grid, report.frequency = pd.bdate_range(index[0], index[-1]), "B"
     elif ((index.asi8 - index.asi8[0]) % step.value == 0).all():

@@ -34,6 +34,7 @@ class Source:
 
 
 SOURCES: dict[str, Source] = {}
+MAX_DOWNLOAD = 1024 * 2**20  # bytes: CIFAR-10's archive, the largest file, takes 163 MB
 
 
 def register(source: Source) -> Source:
@@ -200,6 +201,8 @@ def _fetch_into(source: Source, target: Path, timeout: float) -> None:
                 raise
             except OSError as e:  # urllib's URLError and timeouts are OSErrors
                 errors.append(f"{mirror}: {getattr(e, 'reason', e)}")
+            except NeuralabError as e:  # a file that is not the one published: the next mirror may have it
+                errors.append(str(e))
         else:
             raise NeuralabError(
                 f"could not download {filename} for {source.name} ({'; '.join(errors)}); "
@@ -217,7 +220,11 @@ def _download(url: str, dest: Path, digest: str, checksum: str, timeout: float) 
     with scratch as tmp:
         part = Path(tmp) / dest.name
         with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f:
-            shutil.copyfileobj(response, f)
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                if f.tell() + len(chunk) > MAX_DOWNLOAD:
+                    raise NeuralabError(f"{url}: more than {MAX_DOWNLOAD // 2**20:,} MB, larger than any file of "
+                                        "the datasets; the file was not kept")
+                f.write(chunk)
         got = sha256(part, checksum)
         if got != digest:
             raise NeuralabError(f"{url}: checksum mismatch (SHA-256 {got}, expected {digest}); the file was not kept")

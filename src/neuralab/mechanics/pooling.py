@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from neuralab.mechanics.conv import tap
+from neuralab.errors import ParameterError
 from neuralab.mechanics.shapes import output_hw, pair
 
 
@@ -39,7 +40,8 @@ def max_pool2d_backward(dout, cache):
     taken = np.zeros(out.shape, dtype=bool)  # window already routed its gradient
     for u in range(kh):
         for v in range(kw):
-            winner = (tap(x, u, v, out_hw, stride) == out) & ~taken
+            cell = tap(x, u, v, out_hw, stride)
+            winner = ((cell == out) | (np.isnan(cell) & np.isnan(out))) & ~taken  # NaN is a window's maximum, as in PyTorch
             taken |= winner
             tap(dx, u, v, out_hw, stride)[...] += np.where(winner, dout, 0)
     return dx
@@ -64,5 +66,7 @@ def avg_pool2d_backward(dout, cache):
 
 def pool2d(x, size=2, stride=None, mode="max"):
     """Forward only, "max" or "avg": the shortcut the CLI and the demo use."""
-    forward = {"max": max_pool2d_forward, "avg": avg_pool2d_forward}[mode]
-    return forward(x, size, stride)[0]
+    forwards = {"max": max_pool2d_forward, "avg": avg_pool2d_forward}
+    if mode not in forwards:
+        raise ParameterError("mode", mode, "choose max or avg")
+    return forwards[mode](x, size, stride)[0]

@@ -30,7 +30,7 @@ def pair(value, name: str = "value") -> tuple[int, int]:
         a, b = value
         return int(a), int(b)
     except (TypeError, ValueError):
-        raise NeuralabError(f"{name} {value!r}: give one whole number or a pair such as (2, 1)") from None
+        raise NeuralabError(f"`{name}` {value!r}: give one whole number or a pair such as (2, 1)") from None
 
 
 def same_pads(n: int, k: int, s: int) -> tuple[int, int]:
@@ -68,13 +68,13 @@ def resolve_padding(padding, in_hw, kernel, stride) -> Pads:
             return (0, 0), (0, 0)
         if mode == "same":
             return same_pads(h, kh, sh), same_pads(w, kw, sw)
-        if mode.isdigit():
+        if mode.isdecimal() and mode.isascii():  # "²" is a digit to Python, and no number to int()
             padding = int(mode)
         else:
-            raise NeuralabError(f"padding {padding!r}: allowed are 'valid', 'same' or a whole number >= 0")
+            raise NeuralabError(f"`padding` {padding!r}: allowed are 'valid', 'same' or a whole number >= 0")
     ph, pw = pair(padding, "padding")
     if ph < 0 or pw < 0:
-        raise NeuralabError(f"padding {padding!r}: must be 'valid', 'same' or a whole number >= 0")
+        raise NeuralabError(f"`padding` {padding!r}: must be 'valid', 'same' or a whole number >= 0")
     return (ph, ph), (pw, pw)
 
 
@@ -86,15 +86,15 @@ def output_hw(in_hw, kernel, stride=1, padding=0, what="kernel") -> tuple[tuple[
     """
     (kh, kw), (sh, sw) = pair(kernel, what), pair(stride, "stride")
     if min(kh, kw) < 1:
-        raise NeuralabError(f"{what} {kh}x{kw}: each side must be at least 1")
+        raise NeuralabError(f"`{what}` {kh}x{kw}: each side must be at least 1")
     if min(sh, sw) < 1:
-        raise NeuralabError(f"stride {sh}x{sw}: each step must be at least 1")
+        raise NeuralabError(f"`stride` {sh}x{sw}: each step must be at least 1")
     pads = resolve_padding(padding, in_hw, (kh, kw), (sh, sw))
     hp, wp = in_hw[0] + sum(pads[0]), in_hw[1] + sum(pads[1])
     if kh > hp or kw > wp:
         raise NeuralabError(
-            f"{what} {kh}x{kw} is larger than the padded input {hp}x{wp}; "
-            f"allowed: 1 to {hp} high and 1 to {wp} wide, or more padding"
+            f"`{what}` {kh}x{kw} is larger than the padded input {hp}x{wp}; "
+            f"allowed: 1 to {hp} high and 1 to {wp} wide, or more `padding`"
         )
     return (axis_size(in_hw[0], kh, sh, pads[0])[0], axis_size(in_hw[1], kw, sw, pads[1])[0]), pads
 
