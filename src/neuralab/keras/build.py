@@ -29,7 +29,8 @@ from torch import nn
 
 from neuralab.keras.layers import ALIASES
 from neuralab.keras.spec import check
-from neuralab.models.layers import AvgPool2d, Conv2d, Conv2dSame, MaxPool2dSame, Tanh, same_padding
+from neuralab.models.fast import AvgPool2d, Conv2d, Tanh
+from neuralab.models.layers import Conv2dSame, MaxPool2dSame, same_padding
 
 _ELEMENTWISE = ("Dropout", "Activation", "ReLU", "LeakyReLU", "Softmax")  # commute with a permutation of features
 

@@ -73,7 +73,7 @@ def dropout_forward(x, rate, training=True, seed=None):
     ``seed`` (an int or a numpy Generator) makes the mask reproducible. Returns (out, mask).
     """
     if not 0 <= rate < 1:
-        raise NeuralabError(f"dropout rate {rate}: allowed range is 0 <= rate < 1")
+        raise NeuralabError(f"`rate` {rate}: the dropout rate's allowed range is 0 <= rate < 1")
     if not training or rate == 0:
         return x, np.ones_like(x)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)

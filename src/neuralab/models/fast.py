@@ -493,7 +493,8 @@ def _plain(*modules: nn.Module) -> bool:
     """No hooks anywhere that would see what a fused step skips (the maps between the layers)."""
     from torch.nn.modules import module as m
 
-    if m._global_forward_hooks or m._global_forward_pre_hooks or m._global_backward_hooks:
+    if (m._global_forward_hooks or m._global_forward_pre_hooks or m._global_backward_hooks
+            or m._global_backward_pre_hooks):
         return False
     return not any(mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks
                    or mod._backward_pre_hooks for mod in modules)

@@ -1,9 +1,9 @@
 """Keras's padding="same" for any stride, which PyTorch's layers lack: ``Conv2dSame`` and
 ``MaxPool2dSame`` (the workshop's sample CNN pools with it; the Keras converter builds both).
 
-PyTorch's ``padding="same"`` works at stride 1 only and splits an odd total of zeros the
-other way round; TensorFlow pads to an output of ceil(W / S) and puts the extra zero after
-(bottom / right). The padding rule is the lesson's, ``neuralab.mechanics.shapes.same_pads``.
+PyTorch's ``padding="same"`` works at stride 1 only; TensorFlow pads to an output of
+ceil(W / S) at any stride and puts an odd total's extra zero after (bottom / right). The
+padding rule is the lesson's, ``neuralab.mechanics.shapes.same_pads``.
 """
 
 from __future__ import annotations
@@ -66,8 +66,4 @@ class MaxPool2dSame(nn.MaxPool2d):
                    for n, k, s in zip((h, w), pair(self.kernel_size), pair(self.stride)))
 
 
-# The Keras converter (neuralab/keras/build.py) still imports the faster CPU layers from here;
-# they live in models/fast.py, and plain nn layers that accelerate() swaps would do for it.
-from neuralab.models.fast import AvgPool2d, Conv2d, Tanh  # noqa: E402
-
-__all__ = ["AvgPool2d", "Conv2d", "Conv2dSame", "MaxPool2dSame", "Tanh", "same_padding"]
+__all__ = ["Conv2dSame", "MaxPool2dSame", "same_padding"]
