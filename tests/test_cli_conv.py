@@ -214,3 +214,14 @@ def test_train_scratch_runs(capsys):
     assert code == 0
     assert "total parameters: 6,090" in out and "epoch 1/1" in out and "test accuracy" in out
     assert "first-layer filters" in out
+
+
+def test_padding_that_would_make_a_giant_picture_is_refused_before_the_copy(gray, capsys):
+    """--padding 10000 asked for a 20,000-pixel-wide copy of each channel and the machine ran out of memory."""
+    code, out, err = run(capsys, "apply", str(gray[0]), "--kernel", "sobel-x", "--padding", "10000", "--no-figure")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "--padding 10000: the padded picture would be" in err and "pad less" in err
+
+
+def test_scratch_training_refuses_a_negative_seed(capsys):
+    assert "--seed: -1" in argparse_error(capsys, "train-scratch", "--epochs", "1", "--seed", "-1")

@@ -208,8 +208,13 @@ def test_value_errors_name_the_flag_and_the_value(tmp_path, capsys):
                    "use --target-transform 'diff'")
     err = error(capsys, ["forecast", "--data", data, *SMALL, "--device", "mps"])
     assert err == "neuralab: error: --device mps: Apple's Metal backend is not available here; use --device cpu or auto"
-    err = error(capsys, ["rnn", "gradients", "--steps", "1"])
-    assert err == "neuralab: error: --steps 1: must be at least 2"
+    with pytest.raises(SystemExit) as e:  # the command's own bound is the library's: 2 steps at least
+        main(["rnn", "gradients", "--steps", "1"])
+    assert e.value.code == 2 and "argument --steps: 1 must be at least 2" in capsys.readouterr().err
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    err = error(capsys, ["rnn", "gradients", "--steps", "5", "--train-steps", "2", "--out", str(taken)])
+    assert err == f"neuralab: error: --out {taken}: cannot make the folder (File exists); give a folder to write into"
 
 
 def test_terminal_prints_the_whole_table_and_never_headlines_a_losing_network(tmp_path, capsys):

@@ -94,3 +94,11 @@ def test_onnx_export_matches_pytorch(run, pictures, capsys):
     logits = session.run(None, {"images": clf.preprocess(images).numpy()})[0]
     np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True),
                                clf.predict_proba(images), atol=1e-5)
+
+
+def test_onnx_export_into_a_folder_writes_model_onnx_there(run, tmp_path, capsys):
+    existing = tmp_path / "models"
+    existing.mkdir()
+    for out, path in ((existing, existing / "model.onnx"), (f"{tmp_path / 'new'}/", tmp_path / "new" / "model.onnx")):
+        assert main(["export", str(run), "--onnx", "--out", str(out)]) == 0
+        assert f"wrote {path}" in capsys.readouterr().out and path.stat().st_size > 1000

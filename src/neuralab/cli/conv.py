@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from neuralab.cli._args import defaults, padding, positive_float, positive_int, shape_hwc, size_pair
+from neuralab.cli._args import at_least, defaults, padding, positive_float, positive_int, shape_hwc, size_pair
 
 
 def register(subparsers) -> None:
@@ -60,7 +60,7 @@ def _scratch_options(p) -> None:
     p.add_argument("--epochs", type=positive_int, default=d["epochs"], help=f"default {d['epochs']}")
     p.add_argument("--batch-size", type=positive_int, default=d["batch_size"], help=f"default {d['batch_size']}")
     p.add_argument("--lr", type=positive_float, default=d["lr"], help=f"Adam learning rate (default {d['lr']})")
-    p.add_argument("--seed", type=int, default=d["seed"], help=f"default {d['seed']}")
+    p.add_argument("--seed", type=at_least(0), default=d["seed"], help=f"default {d['seed']}")
 
 
 def _window_options(p, stride_default="1") -> None:

@@ -42,7 +42,7 @@ def _gradient_options(g) -> None:
     from neuralab.forecasting.gradients import GradientConfig
 
     d = GradientConfig()
-    g.add_argument("--steps", type=positive_int, help=f"sequence length (default {d.steps})")
+    g.add_argument("--steps", type=at_least(2), help=f"sequence length, at least 2 (default {d.steps})")
     g.add_argument("--hidden", type=positive_int, help=f"hidden size of both models (default {d.hidden})")
     g.add_argument("--batch", type=positive_int, help=f"(default {d.batch})")
     g.add_argument("--train-steps", type=at_least(0), help=f"Adam updates (default {d.train_steps})")
@@ -72,6 +72,7 @@ def run_gradients(args) -> int:
     import csv
     from pathlib import Path
 
+    from neuralab.errors import NeuralabError
     from neuralab.files import atomic_write, write_json
     from neuralab.forecasting.gradients import GradientConfig, measure, plot, norm_table
     from neuralab.reports import plots
@@ -80,10 +81,13 @@ def run_gradients(args) -> int:
     config = GradientConfig(**{k: getattr(args, k) for k in GRADIENT_OPTIONS if getattr(args, k) is not None})
     config.check()
     out = Path(args.out) if args.out else default_dir("rnn-gradients")
+    try:  # before the measurement, which takes a while: a place the results cannot go is said now
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NeuralabError(f"`out` {out}: cannot make the folder ({e.strerror}); give a folder to write into") from None
     print(f"SimpleRNN vs LSTM, hidden {config.hidden}, {config.steps} steps, {config.train_steps} training steps, "
           f"clip {config.clip} in the clipped runs ...", flush=True)
     result = measure(config)
-    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "gradients.json", result)
     with atomic_write(out / "gradients.csv") as f:
         w = csv.writer(f)

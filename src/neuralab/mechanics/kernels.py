@@ -116,7 +116,15 @@ def apply_kernel(image: np.ndarray, kernel: np.ndarray, stride=1, padding="valid
     depth="sum": one Conv2D filter spanning the depth, the kernel repeated on every channel and
     the channels summed, as the depth slide shows -> (H_out, W_out).
     """
+    from neuralab.data.pictures import MAX_PIXELS
+    from neuralab.mechanics.shapes import resolve_padding
+
     x = np.asarray(image, dtype=np.float64)
+    (top, bottom), (left, right) = resolve_padding(padding, x.shape[:2], kernel.shape, stride)
+    h, w = x.shape[0] + top + bottom, x.shape[1] + left + right
+    if h * w > MAX_PIXELS:  # the padded copy is made before any window is read
+        raise NeuralabError(f"`padding` {padding}: the padded picture would be {h}x{w}, more than the "
+                            f"{MAX_PIXELS:,} pixels a picture may have; pad less")
     planes = x[None] if x.ndim == 2 else np.moveaxis(x, -1, 0)  # (C, H, W)
     if depth == "sum":
         w = np.broadcast_to(kernel, (1, planes.shape[0], *kernel.shape))

@@ -5,8 +5,8 @@ Configuration D: 13 convolutions, all 3x3 with padding 1, in five blocks each cl
 2x2/2 max pool, then three dense layers. What it showed: depth from small kernels (two
 stacked 3x3 convolutions see 5x5 with fewer weights) beats a few large kernels.
 
-At 224x224x3 with 1000 classes: 138,357,544 parameters, 124M of them in the first dense
-layer (512*7*7 -> 4096). An adaptive average pool makes that layer see 7x7 for any input
+At 224x224x3 with 1000 classes: 138,357,544 parameters, 124M of them in the three dense
+layers and 103M in the first (512*7*7 -> 4096). An adaptive average pool makes that layer see 7x7 for any input
 of at least 32x32, as torchvision does.
 
 Small inputs (shorter side under 64 px, e.g. 28x28x1, 32x32x3): the five pools round up

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from neuralab.files import atomic_write
 def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float = 1e-4,
                 trust_code: bool = False) -> tuple[Path, float]:
     """Write ``model.onnx`` (dynamic batch; input: normalised images) and return its path and
-    the largest difference between onnxruntime's and PyTorch's logits on random inputs."""
+    the largest difference between onnxruntime's and PyTorch's logits on random inputs.
+    ``out``: the file, or a folder (existing, or named with a trailing /) to write model.onnx in;
+    default the run's folder."""
     from neuralab.training.classify import load_classifier
 
     try:
@@ -24,7 +27,10 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
         raise NeuralabError("ONNX export needs onnx and onnxruntime: pip install 'neuralab[export]'") from None
     run_dir = Path(run_dir)
     clf = load_classifier(run_dir, trust_code)
-    out = Path(out) if out else run_dir / "model.onnx"
+    folder = out is None or str(out).endswith(("/", os.sep))  # Path() drops the trailing /
+    out = Path(out) if out else run_dir
+    if folder or out.is_dir():
+        out = out / "model.onnx"
     example = torch.randn(4, *clf.preprocess.input_shape)
     with warnings.catch_warnings(), atomic_write(out, "wb") as f:
         warnings.simplefilter("ignore")
