@@ -109,6 +109,11 @@ def _is_file(path: Path) -> bool:
         return False
 
 
+# The padded copy of a picture ``apply_kernel`` makes, in pixels: a picture as large as
+# neuralab reads (40 million pixels), padded by a few hundred rows and columns
+MAX_PADDED_PIXELS = 50_000_000
+
+
 def apply_kernel(image: np.ndarray, kernel: np.ndarray, stride=1, padding="valid", depth="per-channel") -> np.ndarray:
     """Slide ``kernel`` over a picture (H, W) or (H, W, C) and return float results.
 
@@ -116,15 +121,14 @@ def apply_kernel(image: np.ndarray, kernel: np.ndarray, stride=1, padding="valid
     depth="sum": one Conv2D filter spanning the depth, the kernel repeated on every channel and
     the channels summed, as the depth slide shows -> (H_out, W_out).
     """
-    from neuralab.data.pictures import MAX_PIXELS
     from neuralab.mechanics.shapes import resolve_padding
 
     x = np.asarray(image, dtype=np.float64)
     (top, bottom), (left, right) = resolve_padding(padding, x.shape[:2], kernel.shape, stride)
     h, w = x.shape[0] + top + bottom, x.shape[1] + left + right
-    if h * w > MAX_PIXELS:  # the padded copy is made before any window is read
+    if h * w > MAX_PADDED_PIXELS:  # the padded copy is made before any window is read
         raise NeuralabError(f"`padding` {padding}: the padded picture would be {h}x{w}, more than the "
-                            f"{MAX_PIXELS:,} pixels a picture may have; pad less")
+                            f"{MAX_PADDED_PIXELS:,} pixels it may have; pad less")
     planes = x[None] if x.ndim == 2 else np.moveaxis(x, -1, 0)  # (C, H, W)
     if depth == "sum":
         w = np.broadcast_to(kernel, (1, planes.shape[0], *kernel.shape))
