@@ -70,7 +70,7 @@ def test_shape_of_the_issue_example(capsys):
 
 def test_shape_floor_case_and_rectangular_settings(capsys):
     code, out, _ = run(capsys, "shape", "--input", "28x28x1", "--kernel", "3", "--stride", "2")
-    assert code == 0 and "output shape: 13x13x1" in out and "(input rows 27) are never covered" in out
+    assert code == 0 and "output shape: 13x13x1" in out and "the last of 28 padded rows (input row 27) is never covered" in out
     code, out, _ = run(capsys, "shape", "--input", "9x8x2", "--kernel", "3x2", "--stride", "2x1", "--padding", "1", "--no-bias")
     assert code == 0 and "output shape: 5x9x1" in out and "1 x (2 x 3 x 2 + 0) = 12" in out
 
@@ -225,3 +225,14 @@ def test_padding_that_would_make_a_giant_picture_is_refused_before_the_copy(gray
 
 def test_scratch_training_refuses_a_negative_seed(capsys):
     assert "--seed: -1" in argparse_error(capsys, "train-scratch", "--epochs", "1", "--seed", "-1")
+
+
+def test_default_names_tell_the_settings_apart(gray, tmp_path, capsys, monkeypatch):
+    """A 2x3 pooling wrote photo-maxpool2.png over the 2x2 one; a stride or padding kept the kernel's name alone."""
+    monkeypatch.chdir(tmp_path)
+    for argv, name in ((["pool", "--size", "2"], "gray-maxpool2.png"), (["pool", "--size", "2x3"], "gray-maxpool2x3-s2x3.png"),
+                       (["apply", "--kernel", "sobel-x"], "gray-sobel-x.png"),
+                       (["apply", "--kernel", "sobel-x", "--stride", "2", "--padding", "same"], "gray-sobel-x-s2x2-psame.png")):
+        code, out, _ = run(capsys, argv[0], str(gray[0]), *argv[1:], "--no-figure")
+        assert code == 0 and f"wrote {name}" in out, out
+    assert len(list(tmp_path.glob("gray-*.png"))) == 4

@@ -78,11 +78,11 @@ def test_floor_case_names_the_dropped_rows():
     assert shape.out_chw == (4, 13, 13)
     text = "\n".join(shape.explain())
     assert "floor(25/2) + 1 = 13" in text
-    assert "the last 1 of 28 padded rows (input rows 27) are never covered" in text
+    assert "the last of 28 padded rows (input row 27) is never covered" in text
     text = "\n".join(conv_shape((1, 10, 10), 1, 3, 4, 1).explain())  # padded 12: windows at 0, 4, 8 cover 0..10
-    assert "last 1 of 12 padded rows (only padding rows)" in text
+    assert "the last of 12 padded rows (only padding) is never covered" in text
     text = "\n".join(conv_shape((1, 11, 11), 1, 2, 4).explain())  # windows at 0, 4, 8 cover 0..9
-    assert "last 1 of 11 padded columns (input columns 10)" in text
+    assert "the last of 11 padded columns (input column 10) is never covered" in text
 
 
 @pytest.mark.parametrize(

@@ -152,7 +152,9 @@ def cmd_apply(args) -> int:
     values = apply_kernel(image, kernel, stride, args.padding, args.depth)
     scale = default_scale(kernel, image.ndim == 3 and args.depth == "sum") if args.scale == "auto" else args.scale
     picture = to_uint8(values, scale)
-    out, figure = _paths(args, name)
+    settings = "".join([f"-s{stride[0]}x{stride[1]}" if tuple(stride) != (1, 1) else "",
+                        f"-p{args.padding}" if args.padding != "valid" else ""])
+    out, figure = _paths(args, name + settings)
     _save(out, values, picture)
     kh, kw = kernel.shape
     print(f"kernel {name} ({kh}x{kw}), stride {stride[0]}x{stride[1]}, padding {args.padding}, depth {args.depth}")
@@ -179,9 +181,12 @@ def cmd_pool(args) -> int:
     values = pool2d(planes.astype(np.float64), args.size, args.stride, args.mode)[0]
     values = values[0] if image.ndim == 2 else np.moveaxis(values, 0, -1)
     picture = to_uint8(values)
-    out, figure = _paths(args, f"{args.mode}pool{args.size[0]}")
-    _save(out, values, picture)
+    h, w = args.size
     stride = args.stride or args.size
+    # the default name tells the settings apart, so that another window or stride keeps its own picture
+    name = f"{args.mode}pool{h}" if (h == w and tuple(stride) == (h, w)) else f"{args.mode}pool{h}x{w}-s{stride[0]}x{stride[1]}"
+    out, figure = _paths(args, name)
+    _save(out, values, picture)
     print(f"{args.mode} pooling {args.size[0]}x{args.size[1]}, stride {stride[0]}x{stride[1]}: "
           f"input {_hwc(image.shape)} -> output {_hwc(values.shape)}")
     print(f"wrote {out}")

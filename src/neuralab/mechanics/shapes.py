@@ -166,11 +166,14 @@ def _explain_axis(axis, n, k, s, p0, p1, out, padding) -> list[str]:
         padded = n + p0 + p1
         first = padded - dropped
         real = [i - p0 for i in range(first, padded) if p0 <= i < p0 + n]
-        what = f"input {rows} {_ranges(real)}" if real else f"only padding {rows}"
-        lines.append(
-            f"   {span}/{s} is not whole: the last window ends at padded index {first - 1}, so the last "
-            f"{dropped} of {padded} padded {rows} ({what}) are never covered and are dropped"
-        )
+        one = rows[:-1]  # "row", "column"
+        if dropped == 1:
+            what = f"input {one} {real[0]}" if real else "only padding"
+            last = f"the last of {padded} padded {rows} ({what}) is never covered and is dropped"
+        else:
+            what = f"input {rows} {_ranges(real)}" if real else f"only padding {rows}"
+            last = f"the last {dropped} of {padded} padded {rows} ({what}) are never covered and are dropped"
+        lines.append(f"   {span}/{s} is not whole: the last window ends at padded index {first - 1}, so {last}")
     return lines
 
 
