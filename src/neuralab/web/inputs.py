@@ -62,11 +62,12 @@ async def read_json(request: Request) -> dict:
 
 def _once_each(pairs: list[tuple[str, object]]) -> dict:
     """An object whose every field is given once: with two, which one counts would be a guess."""
-    obj = dict(pairs)
-    if len(obj) < len(pairs):
-        twice = next(key for i, (key, _) in enumerate(pairs) if key in dict(pairs[:i]))
-        raise NeuralabError(f"request: field {twice[:40]!r} is given twice; give it once")
-    return obj
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise NeuralabError(f"request: field {key[:40]!r} is given twice; give it once")
+        seen.add(key)
+    return dict(pairs)
 
 
 def parse_json(data: bytes) -> dict:
