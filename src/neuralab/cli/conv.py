@@ -184,7 +184,8 @@ def cmd_pool(args) -> int:
     h, w = args.size
     stride = args.stride or args.size
     # the default name tells the settings apart, so that another window or stride keeps its own picture
-    name = f"{args.mode}pool{h}" if (h == w and tuple(stride) == (h, w)) else f"{args.mode}pool{h}x{w}-s{stride[0]}x{stride[1]}"
+    square = h == w and tuple(stride) == (h, w)
+    name = f"{args.mode}pool{h}" if square else f"{args.mode}pool{h}x{w}-s{stride[0]}x{stride[1]}"
     out, figure = _paths(args, name)
     _save(out, values, picture)
     print(f"{args.mode} pooling {args.size[0]}x{args.size[1]}, stride {stride[0]}x{stride[1]}: "

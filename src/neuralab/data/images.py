@@ -67,6 +67,9 @@ def check_images(x: np.ndarray, path) -> np.ndarray:
     return x
 
 
+MAX_LABEL = 2**31 - 1  # more classes than any dataset has: a label beyond it is damage
+
+
 def checked_labels(y: np.ndarray, path) -> np.ndarray:
     """``y`` as int64 class indices, refusing fractional, non-finite or negative labels (which a
     cast would silently turn into other classes), naming the file and the first bad label."""
@@ -87,9 +90,6 @@ def checked_labels(y: np.ndarray, path) -> np.ndarray:
         raise NeuralabError(f"{path}: label {y[i]:g} (at index {i}) is no class index a dataset has; labels are "
                             "class indices 0, 1, 2, ...")
     return y.astype(np.int64)
-
-
-MAX_LABEL = 2**31 - 1  # more classes than any dataset has: a label beyond it is damage
 
 
 def split_validation(train: Split, val_fraction: float, seed: int) -> tuple[Split, Split]:

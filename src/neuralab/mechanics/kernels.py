@@ -16,6 +16,7 @@ import numpy as np
 
 from neuralab.errors import NeuralabError
 from neuralab.mechanics.conv import conv2d_forward
+from neuralab.mechanics.shapes import resolve_padding
 
 KERNELS: dict[str, np.ndarray] = {
     "identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], float),
@@ -121,8 +122,6 @@ def apply_kernel(image: np.ndarray, kernel: np.ndarray, stride=1, padding="valid
     depth="sum": one Conv2D filter spanning the depth, the kernel repeated on every channel and
     the channels summed, as the depth slide shows -> (H_out, W_out).
     """
-    from neuralab.mechanics.shapes import resolve_padding
-
     x = np.asarray(image, dtype=np.float64)
     (top, bottom), (left, right) = resolve_padding(padding, x.shape[:2], kernel.shape, stride)
     h, w = x.shape[0] + top + bottom, x.shape[1] + left + right
