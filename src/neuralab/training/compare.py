@@ -44,7 +44,7 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     and every run's folder, before the first model trains."""
     out = Path(out)
     if not models:
-        raise ParameterError("models", models, "name at least one model")
+        raise ParameterError("models", ",".join(models), "name at least one model")
     if seeds < 1:
         raise ParameterError("seeds", seeds, "must be at least 1")
     base.train.check()
