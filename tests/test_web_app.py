@@ -309,10 +309,10 @@ def test_run_listing_stays_inside_the_runs_folder(client):
     rows = {r["id"]: r for r in client.get("/api/runs").json()["runs"]}
     assert sorted(rows) == ["alias", "course/mlp", "lenet", "weather"]  # no notes/, no escape/
     lenet = rows["lenet"]
-    assert (lenet["kind"], lenet["model"], lenet["data"], lenet["epochs"]) == ("classifier", "lenet5", "fashion-mnist", 1)
+    assert (lenet["kind"], lenet["model"], lenet["data"], lenet["epochs"]) == ("image-classifier", "lenet5", "fashion-mnist", 1)
     assert 0 <= lenet["metric"]["value"] <= 1 and lenet["metric"]["name"] == "test accuracy" and lenet["created"]
     weather = rows["weather"]
-    assert (weather["kind"], weather["model"], weather["data"]) == ("forecast", "lstm", "seattle-weather temp_max")
+    assert (weather["kind"], weather["model"], weather["data"]) == ("forecaster", "lstm", "seattle-weather temp_max")
     assert weather["metric"] == {"name": "test MAE", "value": 2.0, "note": "20.0% better than persistence"}
 
 

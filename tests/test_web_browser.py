@@ -288,7 +288,7 @@ def test_opening_a_run_shows_its_curves_matrix_and_summary(page):
     row = page.locator("#runs tbody tr[data-run='lenet']")
     row.wait_for()
     cells = row.locator("td").all_inner_texts()
-    assert cells[1:5] == ["classifier", "lenet5", "fashion-mnist", "finished"] and cells[5].startswith("test accuracy ")
+    assert cells[1:5] == ["image-classifier", "lenet5", "fashion-mnist", "finished"] and cells[5].startswith("test accuracy ")
     shot(page, "runs-list")
     row.click()
     page.wait_for_url("**/runs?run=lenet")

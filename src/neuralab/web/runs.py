@@ -89,16 +89,11 @@ def find_runs(root: Path) -> list[str]:
     return found
 
 
-# The runs page's short names of the kinds (its tags and views are styled by them).
-LABELS = {runs.Kind.CLASSIFIER.value: "classifier", runs.Kind.FORECASTER.value: "forecast"}
-
-
 def describe(root: Path, run_id: str) -> dict:
     """The row of the runs table: kind, model, data, status, headline metric, date. A run
     whose files are damaged still gets its row (status "damaged"), so one bad folder never
     breaks the listing."""
     row = runs.describe(runs.Run(resolve_run(root, run_id)), run_id).as_dict()
-    row["kind"] = LABELS.get(row["kind"], row["kind"])
     row["finished"] = row["status"] == runs.Status.FINISHED.value
     return row
 
@@ -119,7 +114,7 @@ def details(root: Path, run_id: str) -> dict:
         return row
     results = runs.json_object(run.results()) if row["finished"] else {}
     record = run.record
-    if row["kind"] == "forecast":
+    if row["kind"] == runs.Kind.FORECASTER.value:
         row["headline"] = runs.json_object(results.get("headline"))
         row["test"] = runs.json_object(results.get("test"))
         row["spans"] = runs.json_object(results.get("spans"))

@@ -122,7 +122,7 @@ async function load(run) {
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
-  const runs = await guarded(() => runPicker($("run"), "forecast", $("no-runs")));
+  const runs = await guarded(() => runPicker($("run"), "forecaster", $("no-runs")));
   $("run").addEventListener("change", () => guarded(() => load($("run").value)));
   $("step").addEventListener("change", drawChart);
   if (runs && runs.length) guarded(() => load($("run").value));

@@ -123,7 +123,7 @@ async function showRun(run) {
   $("detail-title").textContent = `${d.id}: ${d.model} on ${d.data}`;
   openDetail();
   const lead = [metricText(d.metric)];
-  if (d.kind === "classifier") {
+  if (d.kind === "image-classifier") {
     if (d.best_epoch) lead.push(`best epoch ${d.best_epoch} of ${d.epochs}`);
     if (d.train_seconds) lead.push(`${d.train_seconds.toFixed(1)} s of training`);
     if (d.sizes && d.sizes.train) lead.push(`${d.sizes.train} train / ${d.sizes.val} val / ${d.sizes.test} test images`);
@@ -135,7 +135,7 @@ async function showRun(run) {
   $("detail-lead").textContent = lead.join(" · ");
   $("report-link").href = fileUrl(d.id, "report.html");
   $("report-link").classList.toggle("hidden", !d.files.includes("report.html"));
-  if (d.kind === "forecast") {
+  if (d.kind === "forecaster") {
     $("forecast-link").href = `/forecast?${new URLSearchParams({ run: d.id })}`;
     $("forecast-link").classList.remove("hidden");
   }
@@ -185,7 +185,7 @@ function drawLive(run, state, kind) {
   $("stop").textContent = job && job.state === "queued" ? "Cancel" : "Stop (as Ctrl-C)";
   $("resume").classList.toggle("hidden", !(local && !job && state.status === "interrupted"));
   $("job-note").textContent = job ? `job ${job.id} ${job.state}` : "";
-  const metric = (kind || "") === "forecast" || state.metrics.some((r) => "mae" in r) ? "mae" : "accuracy";
+  const metric = (kind || "") === "forecaster" || state.metrics.some((r) => "mae" in r) ? "mae" : "accuracy";
   curve($("curve-loss"), state.metrics, ["loss", "val_loss"], "loss", state.progress);
   curve($("curve-metric"), state.metrics, [metric, `val_${metric}`], metric, state.progress);
 }
