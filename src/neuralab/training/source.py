@@ -77,6 +77,7 @@ class ModelSource:
     file: Path | None = None                  # torch: the file defining it
     code: bytes | None = None                 # torch: that file's bytes, as they were run
     name: str | None = None                   # torch: its name in the file
+    imports: dict = field(default_factory=dict)  # torch: the files beside it that it imports, name -> bytes
     compile: dict = field(default_factory=dict)  # keras: compile()'s settings as TrainConfig fields
 
     # --- what a run stores ------------------------------------------------------------
@@ -87,16 +88,21 @@ class ModelSource:
             return {"type": ZOO}
         if self.type == KERAS:
             return {"type": KERAS, "spec": self.spec, "logits": logits}
-        return {"type": TORCH, "file": CODE_FILE if self.code is not None else None, "name": self.name,
-                "sha256": hashlib.sha256(self.code).hexdigest() if self.code is not None else None}
+        record = {"type": TORCH, "file": CODE_FILE if self.code is not None else None, "name": self.name,
+                  "sha256": hashlib.sha256(self.code).hexdigest() if self.code is not None else None}
+        if self.imports:
+            record["imports"] = {n: hashlib.sha256(b).hexdigest() for n, b in sorted(self.imports.items())}
+        return record
 
     def copy_code(self, run_dir: Path) -> None:
-        """Put the user's PyTorch file into the run (as model.py), for rebuilding it later."""
+        """Put the user's PyTorch file into the run (as model.py), and the files beside it that
+        it imports under their own names, for rebuilding it later."""
         if self.type == TORCH and self.code is not None:
             from neuralab.files import atomic_write
 
-            with atomic_write(Path(run_dir) / CODE_FILE, "wb") as f:
-                f.write(self.code)
+            for name, code in {**self.imports, CODE_FILE: self.code}.items():
+                with atomic_write(Path(run_dir) / name, "wb") as f:
+                    f.write(code)
 
     # --- the network --------------------------------------------------------------------
 
@@ -148,8 +154,9 @@ def resolve(model, zoo=None) -> ModelSource:
     if path.suffix.lower() in KERAS_SUFFIXES and name is None:
         return _from_keras_file(path)
     if path.suffix.lower() == ".py":
-        obj, name = load_python(path, name)
-        return _from_object(obj, path, name)
+        imports = local_imports(path)
+        obj, name = load_python(path, name, imports)
+        return _from_object(obj, path, name, imports)
     known = f"a zoo model ({', '.join(zoo)}), " if zoo else ""
     raise ParameterError("model", text, f"unknown model; give {known}a Keras file (.keras, .h5) or a Python "
                                         "file FILE.py[:NAME] defining a Keras model or a torch.nn.Module")
@@ -171,7 +178,7 @@ def _from_keras_file(path: Path) -> ModelSource:
                        compile=compile_settings(model.compile))
 
 
-def _from_object(obj, path: Path | None, name: str | None) -> ModelSource:
+def _from_object(obj, path: Path | None, name: str | None, imports: dict | None = None) -> ModelSource:
     import torch
 
     if _is_keras(obj):
@@ -182,21 +189,76 @@ def _from_object(obj, path: Path | None, name: str | None) -> ModelSource:
         # that the run is reproducible from its seed; a trained one (from a file) keeps its weights.
         return ModelSource(KERAS, f"keras:{obj.name}", model.spec, None,
                            compile=compile_settings(obj.get_compile_config() if obj.compiled else {}))
+    if path is None and not _is_model(obj) and callable(obj):  # a class, or a function giving a model
+        origin = obj
+        name = getattr(origin, "__name__", type(origin).__name__)
+        obj = _materialise(Path(getattr(inspect.getmodule(origin), "__file__", None) or "object"), name, origin)
+        if not isinstance(obj, torch.nn.Module):
+            return _from_object(obj, None, None)
+        path = code_file(origin)
+        name = name if path is not None else type(obj).__name__  # a lambda's "<lambda>" names nothing
+    elif path is None and isinstance(obj, torch.nn.Module):  # a module object: rebuilt as its class, when it can be
+        name = type(obj).__name__
+        path = code_file(type(obj))
+        if path is not None and not _rebuilt_alike(obj):
+            path = None  # built with arguments: its class called without them is another network
+    if path is not None and imports is None:
+        imports = local_imports(path)
     if isinstance(obj, torch.nn.Module):
-        if path is None:  # a live module: rebuilt from the file that defines its class, when there is one
-            cls = type(obj)
-            try:
-                found = inspect.getsourcefile(cls)
-            except TypeError:
-                found = None
-            path = Path(found) if found and cls.__module__ != "__main__" and Path(found).is_file() else None
-            name = cls.__name__
         where = path.name if path else "object"
         return ModelSource(TORCH, f"torch:{where}:{name}", module=obj, file=path.resolve() if path else None,
-                           code=path.read_bytes() if path else None, name=name)
-    raise NeuralabError(f"{path or type(obj).__name__}: {name + ' is ' if name else ''}a {type(obj).__name__}, not "
+                           code=path.read_bytes() if path else None, name=name, imports=imports or {})
+    raise NeuralabError(f"{path or type(obj).__name__}: {name + ' is ' if name else ''}{_a(obj)}, not "
                         "a model; give a Keras model or a torch.nn.Module (an instance, a class, or a function "
                         "returning one)")
+
+
+def code_file(obj) -> Path | None:
+    """The user's file defining the class or function ``obj``, where running that file alone
+    gives it back by its name; None for a library's (torch's nn.Sequential), a package's (its
+    file imports its siblings), a notebook's, a script's own (running it would run the script)."""
+    module, name = getattr(obj, "__module__", None) or "", getattr(obj, "__qualname__", "")
+    if "." in module or module in ("__main__", "builtins") or not name.isidentifier():
+        return None
+    try:
+        found = inspect.getsourcefile(obj)
+    except (TypeError, OSError):  # built in, or defined where no file holds it (a notebook cell)
+        return None
+    if not found or not Path(found).is_file():
+        return None
+    path = Path(found).resolve()
+    import sysconfig
+
+    libraries = {sysconfig.get_path(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")} - {None}
+    return None if any(path.is_relative_to(Path(p).resolve()) for p in libraries) else path
+
+
+def _rebuilt_alike(module) -> bool:
+    """Whether ``type(module)()`` makes the same network: the same layers, settings and shapes
+    of weights. A module built with arguments (``Net(hidden=32)``, ``Net(invert=True)``) is
+    not, and a run could not rebuild it from its class."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # building it draws weights: the run's seed stays as it was
+        try:
+            made = type(module)()
+        except Exception:  # noqa: BLE001  a class that needs its arguments
+            return False
+
+    def layout(m):
+        return ([(n, type(s).__name__, _settings(s)) for n, s in m.named_modules()],
+                [(n, tuple(t.shape)) for n, t in m.state_dict().items()])
+    try:
+        return layout(made) == layout(module)
+    except Exception:  # noqa: BLE001  settings that cannot be compared are not known to be the same
+        return False
+
+
+def _settings(module) -> dict:
+    """A module's plain attributes (sizes, flags, names): what its constructor's arguments set."""
+    plain = (bool, int, float, str, tuple, type(None))
+    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"
+            and isinstance(v, plain)}
 
 
 def _is_keras(obj) -> bool:
@@ -210,20 +272,21 @@ def _model_name(spec: dict, fallback: str) -> str:
 
 # --- Python files ------------------------------------------------------------------------
 
-def load_python(path: Path, name: str | None = None) -> tuple[object, str]:
+def load_python(path: Path, name: str | None = None, imports: dict | None = None) -> tuple[object, str]:
     """Run the Python file ``path`` and return the model it defines and its name: NAME when
     given (an object, a class or a function, called without arguments), else the module-level
-    ``model``, else its one Keras model or nn.Module instance, else its one nn.Module class."""
-    module = run_file(path)
+    ``model``, else its one Keras model or nn.Module instance, else its one nn.Module class.
+    ``imports``: the files beside it that it imports (``local_imports``)."""
+    module = run_file(path, imports)
     found = {k: v for k, v in vars(module).items() if not k.startswith("_")}
     if name is not None:
         if name not in found:
             defined = ", ".join(_candidates(module, found)) or "no model"
             raise NeuralabError(f"{path}: no {name!r} in the file (it defines: {defined})")
         return _materialise(path, name, found[name]), name
+    if "model" in found:
+        return _materialise(path, "model", found["model"]), "model"
     instances = [k for k, v in found.items() if _is_model(v)]
-    if "model" in instances:
-        return found["model"], "model"
     classes = [k for k, v in found.items() if _is_module_class(v) and v.__module__ == module.__name__]
     for picks in (instances, classes):
         if len(picks) == 1:
@@ -234,8 +297,45 @@ def load_python(path: Path, name: str | None = None) -> tuple[object, str]:
                         f"model, a class, or a function returning one, chosen with {path.name}:NAME)")
 
 
-def run_file(path: Path):
-    """Execute ``path`` as a fresh module; its errors become one line naming file:line."""
+def local_imports(path: Path) -> dict:
+    """The Python files beside ``path`` that it imports, and those they import, as {file name:
+    bytes}: a run keeps them with the model's file, so that the file runs again from the run
+    alone. A package beside it (a folder) is refused: a run keeps files, not folders."""
+    import ast
+
+    path = Path(path)
+    folder, found, todo = path.parent, {}, [path]
+    while todo:
+        current = todo.pop()
+        try:
+            tree = ast.parse(current.read_bytes(), str(current))
+        except (SyntaxError, ValueError, OSError):
+            continue  # run_file says what is wrong with the model's file; a neighbour's error shows when it runs
+        names = {a.name.partition(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module.partition(".")[0] for n in ast.walk(tree)
+                  if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module}
+        for name in sorted(names):
+            beside = folder / f"{name}.py"
+            if (folder / name / "__init__.py").is_file() and not beside.is_file():
+                raise NeuralabError(f"{path}: imports {name}, a package in its folder; a run keeps the model's file "
+                                    "and the .py files beside it that it imports, not folders: move what the model "
+                                    "needs into files beside it")
+            if not beside.is_file() or beside.name in found or beside.resolve() == path.resolve():
+                continue
+            if beside.name == CODE_FILE:
+                raise NeuralabError(f"{path}: imports {beside}, whose name a run keeps for the model's own file; "
+                                    "rename it")
+            if beside.stat().st_size > MAX_CODE:
+                raise NeuralabError(f"{beside}: imported by the model, and larger than {MAX_CODE // 2**20} MB")
+            found[beside.name] = beside.read_bytes()
+            todo.append(beside)
+    return found
+
+
+def run_file(path: Path, imports: dict | None = None):
+    """Execute ``path`` as a fresh module; its errors become one line naming file:line.
+    ``imports``: the files beside it that it imports; they are imported from beside it, not
+    from whatever this process imported under their names before (another run's)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -259,6 +359,8 @@ def run_file(path: Path):
     folder = str(path.resolve().parent)
     sys.path.insert(0, folder)  # the file may import its neighbours, as `python FILE.py` lets it
     sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
+    neighbours = [Path(n).stem for n in imports or ()]
+    before = {n: sys.modules.pop(n) for n in neighbours if n in sys.modules}
     try:
         exec(code, module.__dict__)  # noqa: S102  the user named this file as their model
     except Exception as e:  # noqa: BLE001  any error in the user's code becomes one line
@@ -270,6 +372,9 @@ def run_file(path: Path):
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
+        for n in neighbours:
+            sys.modules.pop(n, None)
+        sys.modules.update(before)
     return module
 
 
@@ -297,14 +402,29 @@ def _materialise(path: Path, name: str, obj):
             made = obj()
         except Exception as e:  # noqa: BLE001  the user's constructor: one line, file and line
             line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
-                         if f.filename == str(path)), "?")
+                         if f.filename == str(path)), None) or _defined_at(obj)
             raise NeuralabError(f"{path}:{line}: {name}() failed: {type(e).__name__}: {e}; neuralab calls it "
                                 "without arguments (give defaults, or a function returning the model)") from None
         if _is_model(made):
             return made
-        raise NeuralabError(f"{path}: {name}() returns a {type(made).__name__}, not a Keras model or torch.nn.Module")
-    raise NeuralabError(f"{path}: {name} is a {type(obj).__name__}, not a Keras model or torch.nn.Module "
+        raise NeuralabError(f"{path}: {name}() returns {_a(made)}, not a Keras model or torch.nn.Module")
+    raise NeuralabError(f"{path}: {name} is {_a(obj)}, not a Keras model or torch.nn.Module "
                         "(an instance, a class, or a function returning one)")
+
+
+def _a(obj) -> str:
+    """"an int", "a float": what the user gave, in words."""
+    kind = type(obj).__name__
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
+
+
+def _defined_at(obj) -> int | str:
+    """The line where ``obj`` is defined ("?" where no source says): an error raised by the
+    call itself (a missing argument) has no line of the user's file in its traceback."""
+    try:
+        return inspect.getsourcelines(obj)[1]
+    except (TypeError, OSError):
+        return "?"
 
 
 # --- fitting a network to the data ---------------------------------------------------------
@@ -472,6 +592,11 @@ def check_record(source, where: str) -> dict:
                                         and str(source["name"]).isidentifier()):
         raise NeuralabError(f"{where}: field 'source' of a PyTorch model needs file {CODE_FILE!r} and the "
                             "model's name in it")
+    imports = source.get("imports", {})
+    if source["type"] == TORCH and not (isinstance(imports, dict) and all(
+            isinstance(n, str) and n.endswith(".py") and n[:-3].isidentifier() and n != CODE_FILE
+            and isinstance(h, str) for n, h in imports.items())):
+        raise NeuralabError(f"{where}: field 'source.imports' must map file names (NAME.py) to their SHA-256")
     return source
 
 
@@ -486,18 +611,23 @@ def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
     if source["type"] != TORCH:
         raise NeuralabError(f"{run_dir}: a zoo run is built from its architecture")
     if source.get("file") is None:
-        raise NeuralabError(f"{run_dir}: the model was a PyTorch object without a file, so the run cannot rebuild "
-                            "it; load model.safetensors into your module with neuralab.training.checkpoint.load_weights")
+        raise NeuralabError(f"{run_dir}: the model was a PyTorch object that its class alone does not rebuild (built "
+                            "with arguments, or defined in a notebook, a script or a library), so the run cannot "
+                            "rebuild it; load model.safetensors into your module with "
+                            "neuralab.training.checkpoint.load_weights")
     path = run_dir / CODE_FILE
-    if not path.is_file():
-        raise NeuralabError(f"{path}: missing; the run's model is that PyTorch file")
-    if sha256(path, "file") != source.get("sha256"):
-        raise NeuralabError(f"{path}: changed since the run was made (its SHA-256 differs from model.json's); "
-                            "the weights belong to the code as it was")
+    imports = source.get("imports", {})
+    for name, digest in {CODE_FILE: source.get("sha256"), **imports}.items():
+        if not (run_dir / name).is_file():
+            raise NeuralabError(f"{run_dir / name}: missing; the run's model is PyTorch code kept in the run")
+        if sha256(run_dir / name, "file") != digest:
+            raise NeuralabError(f"{run_dir / name}: changed since the run was made (its SHA-256 differs from "
+                                "model.json's); the weights belong to the code as it was")
     if not trust_code:
-        raise CodeNotTrusted(f"{path}: the run's model is PyTorch code ({source['name']}), which runs only when you "
-                             "trust it: read the file, then pass `trust_code`")
-    obj, _ = load_python(path, source["name"])
+        also = f" and {', '.join(sorted(imports))}" if imports else ""
+        raise CodeNotTrusted(f"{path}: the run's model is PyTorch code ({source['name']}{also}), which runs only when "
+                             f"you trust it: read the file{'s' if imports else ''}, then pass `trust_code`")
+    obj, _ = load_python(path, source["name"], {n: b"" for n in imports})
     if not _is_model(obj) or _is_keras(obj):
         raise NeuralabError(f"{path}: {source['name']} does not give a torch.nn.Module")
     return obj
