@@ -227,3 +227,99 @@ def test_unknown_layout_is_refused_by_name():
     s = summary(build_model("lenet5", (1, 32, 32), 10), (1, 32, 32))
     with pytest.raises(NeuralabError, match="layout=.tf.: choose torch or keras"):
         render_summary(s, layout="tf")
+
+
+# --- recurrent layers, saved buffers, tied weights, notebooks --------------------------------------
+
+class _Rows(nn.Module):
+    """A (1, steps, features) input read row by row by a two-layer recurrent layer."""
+
+    def __init__(self, cell, batch_first):
+        super().__init__()
+        self.batch_first = batch_first
+        self.rnn = cell(16, 8, num_layers=2, batch_first=batch_first)
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x):
+        x = x[:, 0] if self.batch_first else x[:, 0].transpose(0, 1)  # (B, T, F) or (T, B, F)
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1] if self.batch_first else out[-1])
+
+
+def _without_batch(t: torch.Tensor, batch: int):
+    """A real output's shape as a row holds it: the batch stripped when first, else None in its place."""
+    dims = tuple(t.shape)
+    return dims[1:] if dims[0] == batch else tuple(None if d == batch else d for d in dims)
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_recurrent_rows_show_the_batch_where_pytorch_puts_it(cell, batch_first):
+    model = _Rows(cell, batch_first)
+    out, states = model.rnn(torch.zeros((3, 16, 16) if batch_first else (16, 3, 16)))  # a real batch of 3
+    lstm = cell is nn.LSTM
+    expected = (_without_batch(out, 3),
+                tuple(_without_batch(t, 3) for t in states) if lstm else _without_batch(states, 3))
+    seq = (16, 8) if batch_first else (16, None, 8)
+    assert expected == ((seq, ((2, None, 8), (2, None, 8))) if lstm else (seq, (2, None, 8)))  # h_n, c_n: batch second
+    s = summary(model, (1, 16, 16))
+    assert next(r for r in s.rows if r.name == "rnn").output_shape == expected
+    text = render_summary(s, rich=False)
+    first = "(B, 16, 8)" if batch_first else "(16, B, 8)"
+    shown = ", ".join([first] + ["(2, B, 8)"] * (2 if lstm else 1))
+    assert re.search(r"rnn \((LSTM|GRU)\)\s+" + re.escape(shown) + r"\s", text) and "0, 8)" not in text
+    keras = render_summary(s, rich=False, layout="keras")
+    # Keras's LSTM(8, return_sequences=True) shows (None, 16, 8): batch first, without the states
+    assert re.search(r"rnn \((LSTM|GRU)\)\s+\(None, 16, 8\)\s+\d", keras)
+    assert "final states" in keras and "(2, None, 8)" in keras and "0, 8)" not in keras
+
+
+def test_buffers_count_only_what_the_weights_file_saves(tmp_path):
+    from neuralab.training.checkpoint import load_tensors, save_weights
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten())
+    model[1].register_buffer("scratch", torch.zeros(1000), persistent=False)  # recomputed, never saved
+    s = summary(model, (1, 8, 8))
+    save_weights(tmp_path / "model.safetensors", model)
+    saved, _ = load_tensors(tmp_path / "model.safetensors")
+    assert s.buffers == sum(t.numel() for t in saved.values()) - s.total_params == 2 * 4 + 1
+    assert s.size_bytes == sum(t.numel() * t.element_size() for t in saved.values())
+    assert "Buffers (e.g. BatchNorm running mean/var, saved but not trained): 9" in render_summary(s, rich=False)
+
+
+class _Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed, self.mid, self.enc = nn.Linear(48, 32), nn.Linear(32, 32), nn.Linear(32, 32)
+        self.enc.weight = self.mid.weight
+        self.out = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.out(self.enc(self.mid(self.embed(x.flatten(1)))))
+
+
+def test_tied_weights_count_once_and_the_row_says_so():
+    model = _Tied()
+    s = summary(model, (3, 4, 4))
+    total = sum(p.numel() for p in model.parameters())
+    assert total == 1568 + 1056 + 32 + 330
+    assert sum(r.params for r in s.rows) == s.total_params == total
+    assert sum(r.trainable for r in s.rows) == s.trainable_params == total
+    enc = next(r for r in s.rows if r.name == "enc")
+    assert (enc.params, enc.shared) == (32, [("weight", "mid", 1024)])
+    assert next(r for r in s.rows if r.name == "mid").params == 1056
+    text = render_summary(s, rich=False)
+    assert re.search(r"enc \(Linear\)\s+\(B, 32\)\s+32  weight shared with mid, counted there \(1,024\)", text)
+    assert "Tied parameters count once" in text
+    assert sum(r.keras_params for r in s.rows) == s.keras_params == total
+    keras = render_summary(s, rich=False, layout="keras")
+    assert f"Total params: {total:,}" in keras and "enc (Linear) shares mid's weight (1,024 parameters)" in keras
+
+
+def test_a_summary_displays_as_its_table_in_a_repl_and_a_notebook():
+    from IPython.lib.pretty import pretty
+
+    s = summary(build_model("lenet5", (1, 32, 32), 10), (1, 32, 32), name="lenet5")
+    table = render_summary(s, rich=False)
+    assert str(s) == table and repr(s) == pretty(s) == table.rstrip("\n")  # what `s` as a cell's last line shows
+    assert s.rows[0].name == "features.0"  # the data stays as it was

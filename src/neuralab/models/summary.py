@@ -5,6 +5,7 @@ totals, the size, and for every conv and pooling layer the workshop's formula
 
 with the numbers filled in. ``summary`` returns the data, ``render_summary`` the text (a rich
 table on a terminal, plain columns in a log file), ``ModelSummary.to_dict`` a JSON-ready dict.
+A ModelSummary prints and displays (REPL, IPython, Jupyter) as the plain table.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from neuralab.models.geometry import MapVanishes, geometry, shape_guard
 from neuralab.models.table import render_table
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+RECURRENT = ("RNN", "LSTM", "GRU")  # nn.RNNBase's layers: (output, h_n) or (output, (h_n, c_n))
 MAX_SIDE = 8192  # the smallest-input search gives up beyond this many pixels a side
 
 
@@ -28,7 +30,9 @@ MAX_SIDE = 8192  # the smallest-input search gives up beyond this many pixels a 
 class LayerRow:
     name: str                    # qualified module name, e.g. "features.0"
     kind: str                    # class name, e.g. "Conv2d"
-    output_shape: tuple          # without the batch: (C, H, W) or (F,); a tuple of those for several outputs
+    output_shape: tuple          # without the batch: (C, H, W) or (F,); a tuple of those for several outputs.
+                                 # A tensor whose batch is not its first dimension keeps every dimension,
+                                 # None at the batch's: an LSTM's h_n is (layers * directions, None, hidden)
     params: int                  # parameters of this layer (of the whole block for a block row)
     trainable: int
     depth: int                   # nesting level, 1 for the model's direct children
@@ -37,6 +41,8 @@ class LayerRow:
                                  # its params are already counted in the rows above it
     keras_params: int = 0        # what Keras counts for this layer (see keras_count)
     keras_trainable: int = 0
+    shared: list = field(default_factory=list)  # (parameter, row that counts it, size): tied weights
+                                                # count once, in the first row that holds them
 
 
 @dataclass
@@ -47,7 +53,8 @@ class ModelSummary:
     total_params: int
     trainable_params: int
     buffers: int                       # BatchNorm running statistics and the like: saved, not trained
-    size_bytes: int                    # parameters and buffers as stored
+                                       # (persistent=False buffers are not saved, so not counted)
+    size_bytes: int                    # parameters and buffers as stored in state_dict / model.safetensors
     output_shape: tuple
     unused: list[tuple[str, int]] = field(default_factory=list)  # layers with parameters that did not run
     keras_params: int = 0              # the model's parameters as Keras counts them (keras_count)
@@ -69,10 +76,23 @@ class ModelSummary:
     def __str__(self) -> str:
         return render_summary(self, rich=False)
 
+    def __repr__(self) -> str:
+        # A bare `summary(model, shape)` at a notebook cell's end or in a REPL shows the table, as
+        # Keras's model.summary() does, not hundreds of characters of dataclass fields. IPython's
+        # pretty printer and Jupyter's text/plain both use a class's own __repr__; the REPL adds the newline.
+        return render_summary(self, rich=False).rstrip("\n")
+
 
 def _shape(output):
     if isinstance(output, torch.Tensor):
-        return tuple(output.shape[1:])
+        # The dry run's batch is empty, so the batch is the dimension of size 0: first for most
+        # layers, second in an RNN's h_n/c_n (layers * directions, B, hidden) and in a
+        # batch_first=False sequence (steps, B, features).
+        dims = tuple(output.shape)
+        if 0 in dims[1:] and dims[0] != 0:
+            at = dims.index(0)
+            return (*dims[:at], None, *dims[at + 1:])
+        return dims[1:]
     if isinstance(output, (tuple, list)):
         return tuple(_shape(o) for o in output if isinstance(o, (torch.Tensor, tuple, list)))
     return ()
@@ -193,6 +213,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
             h.remove()
 
     rows = []
+    owner: dict[int, str] = {}         # id of a parameter -> the row that counts it (tied weights count once)
     for n, shape in _with_containers_run_by_parts(seen, modules).items():
         m = modules[n]
         level = n.count(".") + 1
@@ -203,23 +224,48 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         block = has_children and not folded and not isinstance(m, _CONTAINERS)
         if has_children and not (folded or block):
             continue
-        params = list(m.parameters())
+        if block:  # its parts counted its parameters above it, except what they share with rows outside it
+            elsewhere = {i for i, o in owner.items() if not o.startswith(n + ".")}
+            params = [p for p in m.parameters() if id(p) not in elsewhere]
+            shared = []
+        else:
+            params = [p for p in m.parameters() if id(p) not in owner]
+            shared = [(k, owner[id(p)], p.numel()) for k, p in m.named_parameters() if id(p) in owner]
+            owner.update((id(p), n) for p in params)
+        skip = {id(p) for p in m.parameters()} - {id(p) for p in params}
         rows.append(LayerRow(n, type(m).__name__, shape, sum(p.numel() for p in params),
                              sum(p.numel() for p in params if p.requires_grad), level, formulas.get(n), block,
-                             *keras_count(m)))
-    unused = [(n, sum(p.numel() for p in m.parameters(recurse=False)))
-              for n, m in modules.items() if n and n not in seen and any(True for _ in m.parameters(recurse=False))]
+                             *_keras_count(m, skip), shared=shared))
+    unused = []
+    for n, m in modules.items():
+        if n and n not in seen:
+            own = [p for p in m.parameters(recurse=False) if id(p) not in owner]
+            owner.update((id(p), n) for p in own)
+            if own:
+                unused.append((n, sum(p.numel() for p in own)))
     params = list(model.parameters())
-    buffers = list(model.buffers())
+    stored = _stored(model)
+    is_param = {id(p) for p in params}
     keras_total, keras_trainable = keras_count(model)
     return ModelSummary(
         model=name, input_shape=input_shape, rows=rows,
         total_params=sum(p.numel() for p in params),
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
-        buffers=sum(b.numel() for b in buffers),
-        size_bytes=sum(t.numel() * t.element_size() for t in params + buffers),
+        buffers=sum(t.numel() for t in stored if id(t) not in is_param),
+        size_bytes=sum(t.numel() * t.element_size() for t in stored),
         output_shape=_shape(output), unused=_fold_unused(unused), keras_params=keras_total, keras_trainable=keras_trainable,
     )
+
+
+def _stored(model: nn.Module) -> list[torch.Tensor]:
+    """The tensors that model.safetensors holds, each once: state_dict leaves out buffers
+    registered with persistent=False (recomputed, not saved), and lists a tied weight under
+    each of its names."""
+    unique = {}
+    for t in model.state_dict(keep_vars=True).values():
+        if isinstance(t, torch.Tensor):
+            unique.setdefault(id(t), t)
+    return list(unique.values())
 
 
 def keras_count(module: nn.Module) -> tuple[int, int]:
@@ -229,13 +275,19 @@ def keras_count(module: nn.Module) -> tuple[int, int]:
     variance as (non-trainable) weights, PyTorch as buffers: Keras counts them. Keras's LSTM
     and SimpleRNN have one bias per gate, PyTorch's two (b_ih and b_hh, which only ever add up):
     Keras does not count the second. GRU keeps two biases in both (Keras's reset_after=True)."""
-    total = sum(p.numel() for p in module.parameters())
-    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return _keras_count(module, set())
+
+
+def _keras_count(module: nn.Module, skip: set[int]) -> tuple[int, int]:
+    """keras_count without the parameters whose id is in ``skip`` (counted in another row)."""
+    params = [p for p in module.parameters() if id(p) not in skip]
+    total = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
             total += m.running_mean.numel() + m.running_var.numel()
         elif isinstance(m, (nn.LSTM, nn.RNN)) and m.bias:
-            second = [p for n, p in m.named_parameters() if n.startswith("bias_hh")]
+            second = [p for n, p in m.named_parameters() if n.startswith("bias_hh") and id(p) not in skip]
             total -= sum(p.numel() for p in second)
             trainable -= sum(p.numel() for p in second if p.requires_grad)
     return total, trainable
@@ -269,7 +321,20 @@ def _fold_unused(unused: list[tuple[str, int]]) -> list[tuple[str, int]]:
 def _fmt_shape(shape) -> str:
     if shape and isinstance(shape[0], tuple):
         return ", ".join(_fmt_shape(s) for s in shape)
+    if None in shape:
+        return "(" + ", ".join("B" if v is None else str(v) for v in shape) + ")"
     return "(B, " + ", ".join(map(str, shape)) + ")" if shape else "(B,)"
+
+
+def _batch_inside(shape) -> bool:
+    """Whether ``shape`` (or one of several outputs) keeps its batch elsewhere than first."""
+    if shape and isinstance(shape[0], tuple):
+        return any(_batch_inside(s) for s in shape)
+    return None in shape
+
+
+def _shared_note(r: LayerRow) -> str:
+    return "; ".join(f"{k} shared with {o}, counted there ({size:,})" for k, o, size in r.shared)
 
 
 def _table_rows(s: ModelSummary) -> list[tuple[str, str, str, str]]:
@@ -279,7 +344,7 @@ def _table_rows(s: ModelSummary) -> list[tuple[str, str, str, str]]:
         indent = "  " * (r.depth - base)
         label = f"{indent}{r.name} ({r.kind})"
         params = f"({r.params:,})" if r.block else f"{r.params:,}"
-        out.append((label, _fmt_shape(r.output_shape), params, r.formula or ""))
+        out.append((label, _fmt_shape(r.output_shape), params, "; ".join(filter(None, [r.formula, _shared_note(r)]))))
     return out
 
 
@@ -296,7 +361,14 @@ def _footer(s: ModelSummary) -> list[str]:
                      + ", ".join(f"{n} ({p:,})" for n, p in s.unused))
     if any(r.block for r in s.rows):
         lines.append("A block row (params in parentheses) sums the rows of its parts above it.")
+    if any(r.shared for r in s.rows):
+        lines.append("Tied parameters count once, in the first row that holds them (as Keras counts a shared layer "
+                     "once), so the rows add up to the total.")
     lines.append("Shapes are (batch, channels, height, width); K kernel, P padding, S stride.")
+    if any(_batch_inside(r.output_shape) for r in s.rows):
+        lines.append("B marks the batch where a tensor does not lead with it: an RNN/LSTM/GRU row gives its output "
+                     "sequence, then its final states h_n (and c_n), (layers x directions, B, hidden) each; with "
+                     "batch_first=False the sequence is (steps, B, features).")
     return lines
 
 
@@ -325,18 +397,34 @@ LAYOUTS = ("torch", "keras")
 
 def keras_shape(shape) -> tuple:
     """A PyTorch output shape without the batch as Keras shows it: (C, H, W) maps become
-    (None, H, W, C), channels last; vectors and sequences only gain the batch's None."""
+    (None, H, W, C), channels last; vectors and sequences only gain the batch's None. Keras is
+    always batch first, so a time-major (steps, None, features) becomes (None, steps, features)."""
     if shape and isinstance(shape[0], tuple):
         return tuple(keras_shape(s) for s in shape)
+    if None in shape:
+        return (None, *(v for v in shape if v is not None))
     return (None, *shape[1:], shape[0]) if len(shape) == 3 else (None, *shape)
 
 
 def keras_rows(s: ModelSummary) -> list[dict]:
     """The summary's layers as Keras's rows (the form of neuralab.keras.keras_summary): name,
     class, (None, H, W, C) output shape, Keras's parameter count; blocks are left out (Keras
-    lists the layers it runs)."""
-    return [{"name": r.name, "class": r.kind, "output_shape": keras_shape(r.output_shape),
-             "params": r.keras_params, "trainable": r.keras_trainable} for r in s.rows if not r.block]
+    lists the layers it runs). A recurrent layer shows its output sequence, as Keras's
+    LSTM(return_sequences=True) does; "states" keeps the final states PyTorch also returns.
+    "shared": the row's tied parameters, counted in an earlier row."""
+    out = []
+    for r in s.rows:
+        if r.block:
+            continue
+        row = {"name": r.name, "class": r.kind, "output_shape": keras_shape(r.output_shape),
+               "params": r.keras_params, "trainable": r.keras_trainable}
+        if r.kind in RECURRENT and r.output_shape and isinstance(r.output_shape[0], tuple):
+            row["output_shape"] = keras_shape(r.output_shape[0])
+            row["states"] = _fmt_shape(r.output_shape[1:]).replace("B", "None")
+        if r.shared:
+            row["shared"] = r.shared
+        out.append(row)
+    return out
 
 
 def _keras_shape_text(shape) -> str:
@@ -377,6 +465,15 @@ def render_keras(model: str, rows: list[dict], torch_params: int | None = None, 
                        "non-trainable weights")
         footer.append(f"Parameters are counted as Keras counts them; PyTorch's layout of the same model counts "
                       f"{torch_params:,}: " + "; ".join(why or ["its layers hold other weights"]) + ".")
+    states = [f"{r['name']} {r['states']}" for r in rows if r.get("states")]
+    if states:
+        footer.append("A recurrent layer's row shows its output sequence, as Keras's LSTM(return_sequences=True) does; "
+                      "PyTorch's layer also returns its final states, (layers x directions, batch, units) each: "
+                      + "; ".join(states) + ".")
+    for r in rows:
+        for k, o, size in r.get("shared", ()):
+            footer.append(f"{r['name']} ({r['class']}) shares {o}'s {k} ({size:,} parameters): counted once, in "
+                          f"{o}'s row, as Keras counts a shared layer once.")
     table = [(f"{r['name']} ({r['class']})", _keras_shape_text(r["output_shape"]), f"{r['params']:,}") for r in rows]
     return render_table(f'Model: "{model}"', ("Layer (type)", "Output Shape", "Param #"), table,
                         right=(2,), footer=footer, rich=rich, file=file)
