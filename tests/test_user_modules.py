@@ -157,6 +157,9 @@ def test_a_package_beside_the_file_is_refused_before_anything_is_written(digits,
 
 @pytest.mark.parametrize("text, message", [
     ("model = 42\n", "net.py: model is an int, not a Keras model or torch.nn.Module"),
+    ("from tensorflow.keras.models import Sequential\n",  # as the workshop's listings import it
+     "net.py:1: ModuleNotFoundError: No module named 'tensorflow'; neuralab runs Keras 3 on PyTorch, without "
+     "TensorFlow: import from keras"),
     (textwrap.dedent("""
         from torch import nn
 

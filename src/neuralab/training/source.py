@@ -365,8 +365,7 @@ def run_file(path: Path, imports: dict | None = None):
         exec(code, module.__dict__)  # noqa: S102  the user named this file as their model
     except Exception as e:  # noqa: BLE001  any error in the user's code becomes one line
         line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__)) if f.filename == str(path)), "?")
-        hint = "; install Keras 3: pip install 'neuralab[keras]'" if isinstance(e, ImportError) and "keras" in str(e) \
-            else ""
+        hint = _import_hint(e)
         raise NeuralabError(f"{path}:{line}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}{hint}") \
             from None
     finally:
@@ -376,6 +375,17 @@ def run_file(path: Path, imports: dict | None = None):
             sys.modules.pop(n, None)
         sys.modules.update(before)
     return module
+
+
+def _import_hint(e: Exception) -> str:
+    """What to do about a model file's failed import of Keras or TensorFlow (the workshop's
+    listings import tensorflow.keras, which neuralab's Keras 3 on PyTorch replaces)."""
+    if not isinstance(e, ImportError):
+        return ""
+    if getattr(e, "name", None) == "tensorflow" or "tensorflow" in str(e):
+        return ("; neuralab runs Keras 3 on PyTorch, without TensorFlow: import from keras (from keras.models "
+                "import Sequential, from keras import layers) instead of tensorflow.keras")
+    return "; install Keras 3: pip install 'neuralab[keras]'" if "keras" in str(e) else ""
 
 
 def _is_model(obj) -> bool:
