@@ -250,8 +250,8 @@ def test_raw_csvs_as_people_have_them(tmp_path, capsys):
     path = tmp_path / "de.csv"
     path.write_text("\n".join(lines) + "\n")
     small = ["--lookback", "7", "--model", "rnn", "--hidden", "2", "--epochs", "1", "--backtest-folds", "1"]
-    assert "give --date-format, e.g. %d/%m/%Y" in error(capsys, ["forecast", "--data", str(path), *small, "--target", "temperatur",
-                                                "--out", str(tmp_path / "r0")])
+    assert main(["forecast", "--data", str(path), *small, "--target", "temperatur", "--out", str(tmp_path / "r0")]) == 0
+    assert "dates read day first" in capsys.readouterr().out  # 13/01/2012 only reads day first: said, not refused
     assert main(["forecast", "--data", str(path), *small, "--target", "TEMPERATUR", "--date-format", "%d/%m/%Y",
                  "--out", str(tmp_path / "r1")]) == 0
     out = capsys.readouterr().out
@@ -288,3 +288,57 @@ def test_series_column_and_where_from_the_command_line(tmp_path, capsys):
     config = json.loads((tmp_path / "s" / "config.json").read_text())
     assert config["data"]["series"]["rows"] == 120 and config["config"]["where"] == "station=south"
     assert config["data"]["series"]["start"] == "2021-01-01"  # time_hour, not the integer `day`, is the date
+
+
+def test_sizes_that_cannot_fit_in_memory_are_refused_by_name_before_anything_is_allocated(tmp_path, capsys,
+                                                                                         monkeypatch):
+    from neuralab.data import series
+
+    data = csv(tmp_path)
+    # 10^16 parameters: the allocator's RuntimeError came out as a traceback
+    err = error(capsys, ["forecast", "--data", data, *SMALL, "--hidden", "100000000", "--out", str(tmp_path / "h")])
+    assert err.startswith("neuralab: error: --hidden 100000000: 10,000,000,400,000,017 parameters") and "GiB to train" in err
+    # a lookback of 8,000 on a long minute series: two 8,001 x 8,001 Gram matrices, whatever the rows
+    minutes = pd.DataFrame({"time": pd.date_range("2021-01-01", periods=20_000, freq="min").strftime("%Y-%m-%d %H:%M"),
+                            "load": np.sin(np.arange(20_000) / 60)})
+    minutes.to_csv(tmp_path / "minutes.csv", index=False)
+    monkeypatch.setattr(series, "available_memory", lambda: 2 << 30)
+    err = error(capsys, ["forecast", "--data", str(tmp_path / "minutes.csv"), "--lookback", "8000", "--stride", "1000",
+                         "--model", "lstm", "--hidden", "4", "--epochs", "1", "--out", str(tmp_path / "l")])
+    assert err.startswith("neuralab: error: --lookback 8000: ") and "8,001 x 8,001 normal equations" in err
+    assert not (tmp_path / "l").exists()
+
+
+def test_a_negative_gradient_clip_is_refused(tmp_path, capsys):
+    from neuralab.forecasting.pipeline import ForecastConfig
+    from neuralab.forecasting.models import series_train_config
+    from neuralab.errors import ParameterError
+
+    with pytest.raises(SystemExit) as e:
+        main(["forecast", "--data", csv(tmp_path), *SMALL, "--grad-clip", "-1"])
+    assert e.value.code == 2 and "argument --grad-clip: -1.0 must be 0 (off)" in capsys.readouterr().err
+    with pytest.raises(ParameterError, match="grad_clip=-1"):
+        ForecastConfig(train=series_train_config(grad_clip=-1)).check()
+
+
+def test_predict_names_only_what_predict_accepts(tmp_path, capsys):
+    data = csv(tmp_path)
+    run = tmp_path / "run"
+    assert main(["forecast", "--data", data, *SMALL, "--out", str(run)]) == 0
+    capsys.readouterr()
+    dups = csv(tmp_path, name="dups.csv", order=[*range(120), 10])  # the 11th day twice
+    err = error(capsys, ["forecast", "predict", str(run), "--csv", dups])
+    assert "duplicate timestamps" in err and "--duplicates first, last or mean" in err
+    assert "--series-column" not in err and "--where" not in err
+    assert main(["forecast", "predict", str(run), "--csv", dups, "--duplicates", "last"]) == 0
+    capsys.readouterr()
+    other = tmp_path / "other.csv"
+    pd.read_csv(data).rename(columns={"load": "price"}).to_csv(other, index=False)
+    err = error(capsys, ["forecast", "predict", str(run), "--csv", str(other)])
+    assert err.startswith(f"neuralab: error: {other}: the run was trained on column 'load': no such column in other.csv")
+    assert "--target" not in err
+
+
+def test_a_folder_given_as_data_is_called_a_folder(tmp_path, capsys):
+    err = error(capsys, ["forecast", "--data", str(tmp_path), *SMALL])
+    assert err == f"neuralab: error: --data {tmp_path}: is a folder; give a CSV file (or a built-in series)"

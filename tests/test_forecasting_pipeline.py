@@ -301,3 +301,20 @@ def test_report_refuses_a_series_that_changed_since_the_run(run, tmp_path, capsy
     assert len(err) == 1 and str(csv) in err[0] and "changed since the run" in err[0]
     assert main(["report", str(copy), "--data-dir", str(tmp_path)]) == 2
     assert "--data-dir" in capsys.readouterr().err
+
+
+def test_forecast_csv_keeps_every_digit_of_a_large_level(tmp_path):
+    """A random walk around 12,345,678 moving by about 1: six significant digits would round every
+    value to 1.23457e+07, so the MAE recomputed from forecast.csv came out 0 beside results.json's."""
+    rng = np.random.default_rng(1)
+    days = pd.date_range("2022-01-01", periods=150).strftime("%Y-%m-%d")
+    pd.DataFrame({"date": days, "level": 12_345_678 + np.cumsum(rng.normal(0, 1, 150))}).to_csv(
+        tmp_path / "big.csv", index=False)
+    config = ForecastConfig(data=str(tmp_path / "big.csv"), windows=WindowConfig(lookback=5, transform="none"),
+                            model=ModelConfig("lstm", hidden=[4]), train=series_train_config(epochs=1, device="cpu"),
+                            backtest_folds=1)
+    result = run_forecast(config, out=tmp_path / "run", verbose=False)
+    test = pd.read_csv(tmp_path / "run" / "forecast.csv").query("split == 'test'")
+    for name in ("persistence", "lstm"):
+        mae = float(np.abs(test[name] - test["actual"]).mean())
+        assert mae == pytest.approx(result.test[name]["mae"], rel=1e-9) and mae > 0.1

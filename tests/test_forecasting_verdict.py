@@ -69,3 +69,24 @@ def test_terminal_table_holds_every_forecaster_and_the_backtest_spread():
     assert text[0].split()[:4] == ["forecaster", "MAE", "RMSE", "MASE"]
     assert [line.split()[0] for line in text[1:]] == ["linear-ar", "lstm-stacked", "persistence", "drift"]
     assert "<- network" in text[2] and "2.85 ± 0.1" in text[2]
+
+
+def test_a_network_that_misses_an_exact_baseline_loses_instead_of_tying():
+    """A straight line: drift forecasts it with error 0; an MAE of 140.6 is no tie with that."""
+    line = {"lstm": {"mae": 140.6, "rmse": 150.0, "mase": 70.3}, "drift": {"mae": 0.0, "rmse": 0.0, "mase": 0.0},
+            "persistence": {"mae": 2.0, "rmse": 2.0, "mase": 1.0}}
+    v = verdict(line, "lstm")
+    assert v["outcome"] == "baseline" and v["best"] == "drift"
+    assert "ties" not in v["sentence"].split(" Against")[0] and "drift is exact there (MAE 0)" in v["sentence"]
+    both = verdict({**line, "lstm": {"mae": 0.0, "rmse": 0.0, "mase": 0.0}}, "lstm")
+    assert both["outcome"] == "tie"  # exact and exact: a tie indeed
+
+
+def test_a_straight_line_is_not_called_a_random_walk():
+    y = 2.0 * np.arange(120) + 3
+    kind = character(y, "value", 60)
+    assert kind == {"kind": "linear", "step": pytest.approx(2.0)}
+    advice = verdict({"lstm": {"mae": 140.6}, "drift": {"mae": 0.0}}, "lstm", kind=kind)["advice"]
+    assert "straight line" in advice and "random walk" not in advice and "drift extrapolates it exactly" in advice
+    noisy = y + np.random.default_rng(0).normal(0, 0.01, len(y))  # changes that vary are judged as before
+    assert character(noisy, "value", 60)["kind"] != "linear"

@@ -146,13 +146,15 @@ def test_semicolons_and_decimal_commas_are_detected_and_said(tmp_path):
     assert load_series(write(tmp_path, "date|v\n2020-01-01|1\n2020-01-02|2\n", "b.csv"), sep="|").target == "v"
 
 
-def test_day_first_dates_need_a_format_and_the_message_says_so(tmp_path):
+def test_day_first_dates_are_read_day_first_and_the_report_says_so(tmp_path):
     path = write(tmp_path, "date,v\n01/02/2012,1\n13/01/2012,2\n14/01/2012,3\n")
-    with pytest.raises(NeuralabError, match=r"line 3: '13/01/2012' in column 'date' is not a date; give "
-                                            r"date_format, e.g. %d/%m/%Y"):
-        load_series(path, "v")
-    s = load_series(path, "v", date_format="%d/%m/%Y")
+    s = load_series(path, "v")  # only the day-first reading takes 13/01
     assert s.report.start == "2012-01-13" and s.report.end == "2012-02-01"  # 01/02 is the 1st of February
+    assert "dates read day first" in s.report.dates
+    assert load_series(path, "v", date_format="%d/%m/%Y").report.end == "2012-02-01"
+    bad = write(tmp_path, "date,v\n01/02/2012,1\n13/13/2012,2\n14/01/2012,3\n", "bad.csv")  # neither reading
+    with pytest.raises(NeuralabError, match=r"'13/13/2012' in column 'date' is not a date; give date_format, e.g. %d/%m/%Y"):
+        load_series(bad, "v")
 
 
 def test_date_column_prefers_timestamps_over_integer_columns(tmp_path):
@@ -231,3 +233,106 @@ def test_a_few_rows_far_apart_are_counted_not_laid_on_a_grid_of_billions(tmp_pat
     assert s.report.frequency == "s" and s.report.gaps == 15_778_454_397 and len(s.frame) == 5
     with pytest.raises(NeuralabError, match="filling its 15,778,454,397 missing steps of s would make a series"):
         load_series(path, gaps="fill")
+
+
+def test_monthly_day_first_dates_with_every_day_below_13_take_the_regular_reading(tmp_path):
+    """01/01/2015, 01/02/2015, ...: month first they are days 1-12 of each month, 2,473 days missing."""
+    months = pd.date_range("2015-01-01", periods=96, freq="MS")
+    path = write(tmp_path, "date,sales\n" + "".join(f"{d:%d/%m/%Y},{20 + i % 12}\n" for i, d in enumerate(months)))
+    s = load_series(path)
+    assert s.report.frequency == "MS" and s.report.gaps == 0 and s.report.end == "2022-12-01"
+    assert s.report.dates.startswith("dates read day first (01/01/2015 = 2015-01-01): read month first they leave "
+                                     "2,473 timestamps off") and s.report.dates in s.report.lines()
+    us = write(tmp_path, "date,v\n" + "".join(f"{d:%m/%d/%Y},{i}\n" for i, d in
+                                              enumerate(pd.date_range("2021-01-01", periods=40))), "us.csv")
+    assert load_series(us).report.end == "2021-02-09"  # month first where that is the only reading
+
+
+def test_utc_offsets_that_change_with_summer_time_are_read_as_one_utc_time_line(tmp_path):
+    times = pd.date_range("2021-03-26", periods=120, freq="h", tz="Europe/Paris")
+    text = "time,v\n" + "".join(f"{t.isoformat()},{20 + np.sin(i / 5):.3f}\n" for i, t in enumerate(times))
+    assert "+01:00" in text and "+02:00" in text
+    path = write(tmp_path, text)
+    for fmt in (None, "%Y-%m-%dT%H:%M:%S%z"):
+        s = load_series(path, date_format=fmt)
+        assert len(s) == 120 and s.report.frequency == "h" and s.report.gaps == 0
+        assert s.times[0] == pd.Timestamp("2021-03-25 23:00", tz="UTC") and "converted to UTC" in s.report.dates
+    frame = pd.DataFrame({"v": np.arange(120.0)}, index=times)  # a zone-aware DataFrame too
+    s = load_series(frame)
+    assert len(s) == 120 and s.report.gaps == 0 and s.report.dates == "times in Europe/Paris converted to UTC"
+
+
+@pytest.mark.parametrize("cell, why", [
+    ('"10,006.72"', "thousands separators"), ("-", "a mark for a missing value"), ("12.3%", "a percent sign"),
+    ("$10.00", "a currency sign")])
+def test_a_file_without_numbers_says_which_cell_is_not_one_and_why(tmp_path, cell, why):
+    rows = [f"2021-01-{d:02d},{cell if d == 1 else ''}" for d in range(1, 5)]
+    path = write(tmp_path, "date,price\n" + "\n".join(rows) + "\n")
+    with pytest.raises(NeuralabError) as e:
+        load_series(path)
+    assert str(e.value).startswith("s.csv: no column holds numbers to forecast; line 2: ")
+    assert "in column 'price' is not a number (" + why in str(e.value) and "None" not in str(e.value)
+
+
+@pytest.mark.parametrize("unit, scale", [("seconds", 1), ("milliseconds", 1000)])
+def test_unix_epoch_timestamps_are_dates(tmp_path, recwarn, unit, scale):
+    days = pd.date_range("2021-01-01", periods=30)
+    epoch = (days - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1) * scale
+    path = write(tmp_path, "timestamp,value\n" + "".join(f"{e},{1000 + i}\n" for i, e in enumerate(epoch)))
+    s = load_series(path)
+    assert s.date_column == "timestamp" and s.report.start == "2021-01-01" and s.report.frequency == "D"
+    assert s.report.dates == f"dates read as Unix epoch {unit} (UTC)"
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]  # nothing leaks to stderr
+
+
+def test_files_that_are_no_utf8_csv_say_what_they_are(tmp_path):
+    text = "Datum;Temperatur °C\n" + "".join(f"2021-01-{d:02d};{d / 2:.1f}\n" for d in range(1, 21))
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(text.encode("cp1252"))
+    s = load_series(latin)  # Excel's plain "CSV" on Windows
+    assert s.target == "Temperatur °C" and "Windows-1252 text" in s.report.read_as and len(s) == 20
+    wide = tmp_path / "wide.csv"
+    wide.write_bytes(text.replace(";", ",").encode("utf-16"))
+    assert load_series(wide).target == "Temperatur °C"
+    png = tmp_path / "chart.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    with pytest.raises(NeuralabError, match=r"chart.csv: a PNG image, not a CSV file; .* save or export it as CSV UTF-8"):
+        load_series(png)
+    book = tmp_path / "book.xlsx"
+    book.write_bytes(b"PK\x03\x04" + bytes(200))
+    with pytest.raises(NeuralabError, match=r"book.xlsx: an Excel workbook"):
+        load_series(book)
+    with pytest.raises(NeuralabError, match=r"data='.*': is a folder; give a CSV file"):
+        load_series(tmp_path)
+
+
+def test_a_gzipped_csv_is_sized_by_what_it_holds(tmp_path):
+    from neuralab.data.series import sniff_csv
+
+    rows = "".join(f"2021-01-01 {h // 60 % 24:02d}:{h % 60:02d},{h % 7};{h}\n" for h in range(5000))
+    path = tmp_path / "m.csv.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("time,v;w\n" + rows)
+    shape = sniff_csv(path)
+    assert shape.rows == 5000 and shape.columns == ["time", "v;w"] and shape.separator == ","
+
+
+def test_decimal_commas_after_many_whole_numbers_are_found(tmp_path):
+    lines = [f"2021-01-01 {i // 60:02d}:{i % 60:02d};{900 + i}" for i in range(60)] + ["2021-01-01 01:00;972,80"]
+    s = load_series(write(tmp_path, "date;v\n" + "\n".join(lines) + "\n"))
+    assert s.frame["v"].iloc[-1] == 972.8 and s.report.read_as == "semicolon-separated with decimal commas"
+
+
+def test_header_without_rows_integer_column_names_and_a_short_series_of_several(tmp_path):
+    with pytest.raises(NeuralabError, match=r"s.csv: a header \(date, value\) and no data rows"):
+        load_series(write(tmp_path, "date,value\n"))
+    days = pd.date_range("2021-01-01", periods=30)
+    s = load_series(pd.DataFrame({0: days, 1: np.arange(30.0)}))
+    assert s.date_column == "0" and s.target == "1" and len(s) == 30
+    from neuralab.forecasting.windows import WindowConfig, prepare_many
+
+    rows = [f"{d:%Y-%m-%d},A,{i}" for i, d in enumerate(days)] + [f"{d:%Y-%m-%d},C,{i}" for i, d in enumerate(days[:4])]
+    many = load_series_list(write(tmp_path, "date,station,temp\n" + "\n".join(rows) + "\n", "multi.csv"),
+                            "temp", series_column="station")
+    with pytest.raises(NeuralabError, match=r"^multi.csv, station = 'C': 4 rows is fewer than lookback 5"):
+        prepare_many(many, WindowConfig(lookback=5))

@@ -97,7 +97,7 @@ def _forecast_options(p) -> None:
     tr.add_argument("--batch-size", type=positive_int, help=f"(default {t.batch_size})")
     tr.add_argument("--lr", type=positive_float, help=f"peak learning rate (default {t.lr})")
     tr.add_argument("--schedule", choices=SCHEDULES, help=f"(default {t.schedule})")
-    tr.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off (default {t.grad_clip})")
+    tr.add_argument("--grad-clip", type=non_negative_float, help=f"max gradient norm, 0 = off (default {t.grad_clip})")
     tr.add_argument("--patience", type=at_least(0), help=f"early stopping patience in epochs, 0 = off (default {t.patience})")
     tr.add_argument("--seed", type=int, help=f"(default {t.seed})")
     tr.add_argument("--device", choices=DEVICES, help=f"(default {t.device})")
@@ -121,9 +121,26 @@ def _forecast_options(p) -> None:
     pr.add_argument("--csv", required=True, help="CSV with the run's date, target and feature columns")
     pr.add_argument("--date-column", help="if it differs from the training data's")
     pr.add_argument("--missing", choices=MISSING, help="missing-value policy (default: the run's)")
+    pr.add_argument("--duplicates", choices=DUPLICATES, help="duplicate-timestamp policy (default: the run's)")
+    pr.add_argument("--date-format", help="how the dates are written, if it differs from the training data's")
+    pr.add_argument("--sep", help="CSV separator (default: detected)")
     pr.add_argument("--output", help="write the forecast to this CSV instead of printing it")
     pr.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     pr.set_defaults(func=run_predict)
+
+
+def non_negative_float(text: str) -> float:
+    """A type for --grad-clip: 0 turns clipping off; a negative or infinite norm is no setting."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 (off) or a positive number")
+    return value
 
 
 def _given(args, options: dict[str, str]) -> dict:
@@ -213,10 +230,11 @@ def run_predict(args) -> int:
     from neuralab.forecasting.pipeline import predict_run
 
     frame = predict_run(args.run_dir, args.csv, date_column=args.date_column, missing=args.missing,
-                        trust_code=args.trust_code)
+                        trust_code=args.trust_code, duplicates=args.duplicates, date_format=args.date_format,
+                        sep=args.sep)
     if args.output:
         with atomic_write(args.output) as f:
-            frame.to_csv(f, index=False, float_format="%.6g")
+            frame.to_csv(f, index=False)  # every digit, as forecast.csv
         print(f"forecast of {len(frame)} step{'s' * (len(frame) != 1)} written to {args.output}")
     else:
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.6g}"))

@@ -72,11 +72,14 @@ class SeriesReport:
     dropped: int = 0                # rows the policy removed
     filled: int = 0                 # values the policy filled
     read_as: str = ""               # how the file was read: "semicolon-separated with decimal commas"
+    dates: str = ""                 # how the dates were read, where a choice was made: "dates read day first ..."
 
     def lines(self) -> list[str]:
         out = [f"{self.rows:,} rows, {self.start} .. {self.end}, frequency {self.frequency}"]
         if self.read_as:
             out.append(f"read as {self.read_as}")
+        if self.dates:
+            out.append(self.dates)
         if self.unsorted:
             out.append(f"{self.unsorted:,} rows were out of order: sorted by date")
         if self.duplicates:
@@ -103,6 +106,11 @@ class Series:
     features: list[str]          # the input columns the user named
     report: SeriesReport
     calendar: list[str] = field(default_factory=list)  # the date encodings added: dayofyear_sin, ...
+    where: str = ""              # for errors, where the rows came from: "multi.csv, station = 'C'" of several series
+
+    @property
+    def label(self) -> str:
+        return self.where or self.name
 
     @property
     def columns(self) -> list[str]:
@@ -144,6 +152,7 @@ class CsvShape:
     separator: str
     decimal: str
     bytes_on_disk: int
+    encoding: str = "utf-8"   # of the text, after decompression
 
     def estimate(self, used: int | None = None) -> int:
         """Bytes a forecasting run needs for this file, ``used`` columns of it read."""
@@ -154,6 +163,8 @@ class CsvShape:
         how = SEPARATORS.get(self.separator, repr(self.separator)) + "-separated"
         if self.decimal == ",":
             how += " with decimal commas"
+        if self.encoding not in ("utf-8", "utf-8-sig"):
+            how += {"cp1252": ", Windows-1252 text", "latin-1": ", Latin-1 text"}.get(self.encoding, f", {self.encoding} text")
         return (f"{self.rows:,} rows x {len(self.columns)} columns ({self.bytes_on_disk / 1e6:.1f} MB on disk, {how}), "
                 f"about {self.estimate(used) / 2**30:.2f} GiB in memory to forecast")
 
@@ -179,65 +190,138 @@ def available_memory() -> int | None:
     return min(limits) if limits else None
 
 
+COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma", ".zip": "zip"}  # what pandas decompresses by suffix
+# The first bytes of files that are often renamed .csv or picked by mistake: what they are, and what to do
+SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"), (b"\xff\xd8\xff", "a JPEG image"),
+              (b"\xd0\xcf\x11\xe0", "an Excel 97-2003 workbook (.xls)"),
+              (b"PK\x03\x04", "an Excel workbook (.xlsx) or another zip archive"))
+DECIMAL_COMMA = re.compile(rb"(?:^|[;\t|])[ \"]*-?\d+,\d+[ \"]*(?=[;\t|\r\n]|$)", re.M)
+DECIMAL_POINT = re.compile(rb"(?:^|[;\t|])[ \"]*-?\d+\.\d+[ \"]*(?=[;\t|\r\n]|$)", re.M)
+
+
+def _open_bytes(path: Path):
+    """The bytes pandas will read: a compressed file's content, not its compressed bytes."""
+    kind = COMPRESSED.get(path.suffix.lower())
+    if kind == "gzip":
+        import gzip
+        return gzip.open(path, "rb")
+    if kind == "bz2":
+        import bz2
+        return bz2.open(path, "rb")
+    if kind == "lzma":
+        import lzma
+        return lzma.open(path, "rb")
+    if kind == "zip":
+        import zipfile
+        archive = zipfile.ZipFile(path)
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+        if len(names) != 1:
+            raise NeuralabError(f"{path}: a zip archive of {len(names)} files; pandas reads one CSV per archive, so "
+                                "unpack it and give the CSV")
+        return archive.open(names[0])
+    return open(path, "rb")
+
+
+def _encoding(path: Path, head: bytes) -> str:
+    """How the text is encoded: UTF-8 (with or without its mark), UTF-16 with its mark, or
+    Windows-1252 (what Excel's plain "CSV" writes on Windows); a file that is no text is refused."""
+    for magic, what in SIGNATURES:
+        if head.startswith(magic):
+            if magic == b"PK\x03\x04" and path.suffix.lower() == ".zip":
+                break
+            raise NeuralabError(f"{path}: {what}, not a CSV file; open it in its program and save or export it as "
+                                "CSV UTF-8 (comma-separated), then give that file")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if b"\x00" in head:
+        raise NeuralabError(f"{path}: binary data, not a CSV text file; save it as CSV UTF-8 (comma-separated)")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:  # not a character cut at the end of the sample
+            try:
+                head.decode("cp1252")
+                return "cp1252"
+            except UnicodeDecodeError:
+                return "latin-1"
+    return "utf-8"
+
+
 def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
     """The separator (given, or the one that splits the first lines into the same number of
-    fields), decimal commas, the header and the number of rows, read without loading the file."""
+    fields), decimal commas (looked for in every line), the encoding, the header and the number
+    of rows, read without loading the file; a compressed file's content is what is sniffed."""
     if sep is not None and (len(sep) != 1 or sep in "\r\n\"."):
         raise ParameterError("sep", sep, "give one character that separates the columns, such as , or ;")
     size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(1 << 16)
-        rows = head.count(b"\n")
-        for block in iter(lambda: f.read(1 << 24), b""):
-            rows += block.count(b"\n")
-    if size and not head.endswith(b"\n") and size <= len(head):
-        rows += 1
-    elif size > len(head):
-        with open(path, "rb") as f:
-            f.seek(size - 1)
-            rows += f.read(1) != b"\n"
-    text = head.decode("utf-8", errors="replace")
-    lines = [line for line in text.splitlines()[:50] if line.strip()]
-    if len(head) == 1 << 16 and len(lines) > 1:
-        lines = lines[:-1]  # the last line may be cut
+        magic = f.read(8)
+    if path.suffix.lower() in COMPRESSED and not magic.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"PK\x03\x04")):
+        raise NeuralabError(f"{path}: named {path.suffix} but not compressed that way; give the file its real name")
+    try:
+        with _open_bytes(path) as f:
+            head = f.read(1 << 16)
+            encoding = _encoding(path, head)
+            text = head.decode(encoding, errors="replace")
+            lines = [line for line in text.splitlines()[:50] if line.strip()]
+            if len(head) == 1 << 16 and len(lines) > 1:
+                lines = lines[:-1]  # the last line may be cut
+            if sep is None and lines:
+                counts = {c: [line.count(c) for line in lines] for c in SEPARATORS}
+                steady = [c for c, n in counts.items() if n[0] > 0 and all(k == n[0] for k in n)]
+                sep = max(steady or counts, key=lambda c: counts[c][0])
+            # decimal commas in the whole file: whole numbers may fill its first lines
+            wide = encoding == "utf-16"
+            commas = points = False
+            rows, last, tail = head.count(b"\n"), head[-2:], b""
+            block = head
+            while True:
+                if sep not in (",", None) and not wide and not points:
+                    sample = tail + block
+                    commas = commas or bool(DECIMAL_COMMA.search(sample))
+                    points = bool(DECIMAL_POINT.search(sample))  # then decimal points, and the commas are no decimals
+                    tail = sample[sample.rfind(b"\n") + 1:][-256:]  # a cell cut at the block's end
+                block = f.read(1 << 24)
+                if not block:
+                    break
+                rows += block.count(b"\n")
+                last = block[-2:]
+    except (OSError, EOFError) as e:  # a truncated or damaged archive
+        raise NeuralabError(f"{path}: cannot be read ({e}); the file is damaged or not what its name says") from None
+    if last and not last.endswith(b"\n") and not (wide and last in (b"\n\x00", b"\x00\n")):
+        rows += 1  # a last line without its newline
     if not lines:
-        return CsvShape(0, [], sep or ",", ".", size)
-    if sep is None:
-        counts = {c: [line.count(c) for line in lines] for c in SEPARATORS}
-        steady = [c for c, n in counts.items() if n[0] > 0 and all(k == n[0] for k in n)]
-        sep = max(steady or counts, key=lambda c: counts[c][0])
+        return CsvShape(0, [], sep or ",", ".", size, encoding)
     header = next(csv.reader([lines[0]], delimiter=sep))
-    decimal = "."
-    if sep != ",":
-        cells = [cell for line in lines[1:] for cell in next(csv.reader([line], delimiter=sep))]
-        if any(re.fullmatch(r"-?\d+,\d+", c.strip()) for c in cells) and \
-                not any(re.fullmatch(r"-?\d+\.\d+", c.strip()) for c in cells):
-            decimal = ","
-    return CsvShape(max(0, rows - 1), [h.strip() for h in header], sep, decimal, size)
+    decimal = "," if commas and not points else "."
+    return CsvShape(max(0, rows - 1), [h.strip() for h in header], sep, decimal, size, encoding)
 
 
 def read_table(source: str | os.PathLike | pd.DataFrame, sep: str | None = None,
                columns: list[str] | None = None, shape: CsvShape | None = None,
                nrows: int | None = None) -> tuple[pd.DataFrame, str, int]:
     """The raw table, a display name and the offset from row position to file line.
-    A DataFrame's DatetimeIndex becomes its first column (named ``date`` if unnamed).
+    A DataFrame's DatetimeIndex becomes its first column (named ``date`` if unnamed); its
+    column names are read as text (0 and "0" name the same column).
     ``columns`` reads only those (a large file's other columns never take memory)."""
     if isinstance(source, pd.DataFrame):
         if isinstance(source.index, pd.DatetimeIndex):
-            return source.rename_axis(source.index.name or "date").reset_index(), "DataFrame", 0
-        return source.reset_index(drop=source.index.name is None), "DataFrame", 0
+            source = source.rename_axis(source.index.name or "date").reset_index()
+        else:
+            source = source.reset_index(drop=source.index.name is None)
+        return source.rename(columns=str), "DataFrame", 0
     text = str(source)
     if text in BUILTIN:
         with builtin_path(text).open("rb") as f:
             return pd.read_csv(f, compression="gzip", usecols=columns), text, 2
     path = Path(source)
-    if not path.is_file():
-        known = ", ".join(BUILTIN)
-        raise ParameterError("data", text, f"no such file and not a built-in series ({known})")
+    _refuse_missing(path, text)
     shape = shape or sniff_csv(path, sep)
     try:
         return pd.read_csv(path, sep=shape.separator, decimal=shape.decimal, usecols=columns, nrows=nrows,
-                           skipinitialspace=True), path.name, 2  # line 1 is the header
+                           skipinitialspace=True, encoding=shape.encoding), path.name, 2  # line 1 is the header
     except pd.errors.EmptyDataError:
         raise NeuralabError(f"{path}: the file is empty; give a CSV with a header and rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
@@ -245,6 +329,13 @@ def read_table(source: str | os.PathLike | pd.DataFrame, sep: str | None = None,
         raise NeuralabError(f"{path}: not a readable CSV ({first}); it was read as "
                             f"{SEPARATORS.get(shape.separator, shape.separator)}-separated: give `sep` if that is "
                             "wrong") from None
+
+
+def _refuse_missing(path: Path, text: str) -> None:
+    if path.is_dir():
+        raise ParameterError("data", text, "is a folder; give a CSV file (or a built-in series)")
+    if not path.is_file():
+        raise ParameterError("data", text, f"no such file and not a built-in series ({', '.join(BUILTIN)})")
 
 
 def resolve_column(name: str, columns, what: str, source: str) -> str:
@@ -299,12 +390,14 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
     shape, columns = None, None
     if not isinstance(source, pd.DataFrame) and builtin is None:
         path = Path(source)
-        if not path.is_file():
-            raise ParameterError("data", str(source), f"no such file and not a built-in series ({', '.join(BUILTIN)})")
+        _refuse_missing(path, str(source))
         shape = sniff_csv(path, sep)
         if not shape.columns:
             raise NeuralabError(f"{path}: the file is empty; give a CSV with a header and rows")
         sample, name, _ = read_table(path, shape=shape, nrows=1000)
+        if len(sample) == 0:
+            raise NeuralabError(f"{name}: a header ({', '.join(map(str, sample.columns[:20]))}) and no data rows; "
+                                "give a CSV with rows under its header")
         wanted = _choose_columns(sample, name, target, features, date_column, date_format, series_column,
                                  where_column)
         date, value, inputs, group, filtered = wanted
@@ -343,7 +436,10 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
                                  f"{len(groups):,} different values; a series column names a few series")
     many = [_clean(part, label, target, features, date_column, date_format, missing, duplicates, gaps, calendar,
                    single=series_column is None) for label, part in groups]
-    if shape is not None and (shape.separator != "," or shape.decimal != "."):
+    if series_column is not None:
+        for series in many:
+            series.where = f"{name}, {series_column} = {series.name!r}"
+    if shape is not None and (shape.separator != "," or shape.decimal != "." or shape.encoding not in ("utf-8", "utf-8-sig")):
         for series in many:
             series.report.read_as = shape.describe().split("(", 1)[1].split(")")[0].split(", ", 1)[1]
     return many
@@ -386,9 +482,8 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
 def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], date_column: str, date_format,
            missing: str, duplicates: str, gaps: str, calendar, single: bool = True) -> Series:
     report = SeriesReport(duplicate_policy=duplicates, missing_policy=missing)
-    frame = pd.DataFrame({"_time": _parse_dates(table[date_column], table["_line"], name, date_column,
-                                                date_format).to_numpy(),
-                          "_line": table["_line"].to_numpy()})
+    times, report.dates = _parse_dates(table[date_column], table["_line"], name, date_column, date_format)
+    frame = pd.DataFrame({"_time": times.to_numpy(), "_line": table["_line"].to_numpy()})
     for column in [target, *features]:
         frame[column] = _numeric(table[column], table["_line"], name, column).to_numpy()
     order = np.argsort(frame["_time"].to_numpy(), kind="stable")
@@ -452,21 +547,21 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
     parsed = {}
     for column in table.columns:
         values = sample[column].dropna()
+        low = str(column).strip().lower()
+        if pd.api.types.is_numeric_dtype(values) and not values.empty and date_format in (None, "%s") and \
+                (low in DATE_NAMES or "time" in low or "date" in low or "epoch" in low) and _epoch_unit(values):
+            parsed[str(column)] = 1.0  # whole epoch seconds under a date's name: a date, unlike a `day` of 1..31
+            continue
         if values.empty or pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             continue
         text = values.astype("string").str.strip()
-        try:
-            with warnings.catch_warnings():  # text columns that are no dates make pandas guess element by element
-                warnings.simplefilter("ignore", UserWarning)
-                ok = float(pd.to_datetime(text, errors="coerce", format=date_format).notna().mean())
-        except (ValueError, TypeError):
-            ok = 0.0
+        ok = float(_to_datetime(text, format=date_format)[0].notna().mean())  # quiet: no dates warn element-wise
         looks = text.str.fullmatch(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?").mean()
         if ok >= 0.5 or looks >= 0.9 or str(column).strip().lower() in DATE_NAMES:
             parsed[str(column)] = ok  # dates in an unexpected format get their own error, with a hint
     if not parsed:
-        raise ParameterError("date_column", None, f"no column of {name} holds dates (columns: {_names(table)}); "
-                             "name the column, and give `date_format` if its dates are written unusually")
+        raise NeuralabError(f"no column of {name} holds dates (columns: {_names(table)}); name the column as "
+                            "`date_column`, and give `date_format` if its dates are written unusually")
 
     def rank(column: str) -> tuple:
         low = column.strip().lower()
@@ -486,21 +581,101 @@ def _default_target(table: pd.DataFrame, skip: set, name: str) -> str:
     for candidate in PRICE_TARGETS:
         if candidate in lowered:
             return lowered[candidate]
-    raise ParameterError("target", None, f"{name} has {len(numeric)} numeric columns; choose one: "
-                         f"{', '.join(numeric) or _names(table)}")
+    if numeric:
+        raise NeuralabError(f"{name} has {len(numeric)} numeric columns; choose one: {', '.join(numeric[:20])} "
+                            "(give it as `target`)")
+    reasons = []
+    for column in table.columns:
+        if column in skip or table[column].dropna().empty:
+            continue
+        text = table[column].astype("string").str.strip()
+        bad = pd.to_numeric(text, errors="coerce").isna() & text.notna() & (text != "")
+        if bad.any():
+            at = int(np.flatnonzero(bad.to_numpy())[0])
+            where = f"row {at}" if name == "DataFrame" else f"line {at + 2}"  # a file: line 1 is the header
+            reasons.append(f"{where}: {text.iloc[at]!r} in column {str(column)!r} is not a number"
+                           f"{_why_not_a_number(text.iloc[at])}")
+    why = f"; {reasons[0]}" if reasons else ""
+    raise NeuralabError(f"{name}: no column holds numbers to forecast{why}; fix the file")
+
+
+def _why_not_a_number(cell: str) -> str:
+    """What keeps a cell that a person reads as a number from being one, and what to do about it."""
+    cell = str(cell).strip()
+    if cell in ("-", ".", "--", "?", "n/a", "N/A", "#N/A", "#VALUE!"):
+        return " (a mark for a missing value: leave the cell empty instead)"
+    if re.fullmatch(r"[-+]?\d{1,3}([,.' ]\d{3})+([.,]\d+)?", cell):
+        return " (thousands separators: write the numbers without them)"
+    if cell.endswith("%"):
+        return " (a percent sign: write the number alone)"
+    if re.fullmatch(r"[-+]?\s*[$€£¥]\s*[-+]?[\d.,]+|[-+]?[\d.,]+\s*[$€£¥]|\(\s*[$€£¥]?[\d.,]+\)", cell):
+        return " (a currency sign or accounting brackets: write the number alone)"
+    if re.fullmatch(r"[-+]?\d+,\d+", cell):
+        return " (a decimal comma in a comma-separated file: give `sep`, or save the file with decimal points)"
+    return ""
+
+
+DAY_MONTH = r"\d{1,2}([/.-])\d{1,2}\1\d{2,4}([ T].*)?"  # 01/02/2015: the 1st of February, or the 2nd of January
+EPOCH_RANGES = (("s", 1e8, 4.2e9), ("ms", 1e11, 4.2e12))  # 1973 to 2103, in seconds or milliseconds
+
+
+def _epoch_unit(values: pd.Series) -> str | None:
+    """"s" or "ms" when every value is a whole number of Unix epoch seconds (or milliseconds)
+    between 1973 and 2103; None otherwise (a day of the month, a year, YYYYMMDD are not)."""
+    v = pd.to_numeric(values, errors="coerce")
+    if v.isna().any() or v.empty or pd.api.types.is_bool_dtype(values) or (v % 1 != 0).any():
+        return None
+    return next((unit for unit, lo, hi in EPOCH_RANGES if lo <= v.min() and v.max() <= hi), None)
+
+
+def _to_datetime(text: pd.Series, **options) -> tuple[pd.Series, str]:
+    """pandas' reading, quietly (no UserWarning on stderr); UTC offsets that change within the
+    column (summer time) are all converted to UTC, the one time line both readings share."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return pd.to_datetime(text, errors="coerce", **options), ""
+        except (ValueError, TypeError):  # mixed UTC offsets, or what pandas cannot read at all
+            pass
+        try:
+            parsed = pd.to_datetime(text, errors="coerce", utc=True, **options)
+        except (ValueError, TypeError):
+            return pd.Series(pd.NaT, index=text.index), ""
+        return parsed, "times with changing UTC offsets, converted to UTC"
+
+
+def _grid_gaps(parsed: pd.Series) -> int:
+    index = pd.DatetimeIndex(parsed.dropna().unique()).sort_values()
+    report = SeriesReport()
+    _grid(index, report)
+    return report.gaps + (len(parsed) - len(index))  # a reading that makes duplicates is less regular too
 
 
 def _parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
-                 date_format: str | None = None) -> pd.Series:
+                 date_format: str | None = None) -> tuple[pd.Series, str]:
+    """The column as timestamps, and how they were read when that is worth saying ("" if not)."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):  # a DataFrame's zone-aware times: one time line, as above
+        return column.dt.tz_convert("UTC"), "" if str(column.dt.tz) == "UTC" else f"times in {column.dt.tz} converted to UTC"
+    if pd.api.types.is_datetime64_dtype(column):
+        return column, ""
+    if pd.api.types.is_numeric_dtype(column) and date_format in (None, "%s"):
+        unit = _epoch_unit(column)
+        if unit is not None:
+            what = "seconds" if unit == "s" else "milliseconds"
+            return pd.to_datetime(column.astype(np.int64), unit=unit), f"dates read as Unix epoch {what} (UTC)"
+        if date_format == "%s":
+            raise NeuralabError(f"{name}: column {label!r} holds numbers that are not Unix epoch seconds or "
+                                "milliseconds between 1973 and 2103; give `date_format` for them, e.g. %Y%m%d")
     text = column.astype("string").str.strip()
     empty = text.isna() | (text == "")
     if empty.any():
         at = int(np.flatnonzero(empty.to_numpy())[0])
         raise NeuralabError(f"{name}: line {lines.iloc[at]}: empty date in column {label!r}; every row needs a date")
-    try:
-        parsed = pd.to_datetime(text, errors="coerce", format=date_format)
-    except (ValueError, TypeError):  # mixed time zones and the like
-        parsed = pd.Series(pd.NaT, index=column.index)
+    note = ""
+    if date_format is None and bool(text.str.fullmatch(DAY_MONTH).all()):
+        parsed, note = _day_or_month_first(text, name, label)
+    else:
+        parsed, note = _to_datetime(text, format=None if date_format == "%s" else date_format)
     if parsed.isna().any():
         at = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         value = text.iloc[at]
@@ -509,10 +684,39 @@ def _parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
             hint = f" (`date_format` is {date_format!r})"
         elif re.fullmatch(r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}.*", value):
             hint = "; give `date_format`, e.g. %d/%m/%Y for 13/01/2012 (day first) or %m/%d/%Y"
+        elif re.fullmatch(r"\d{9,13}", value):
+            hint = " (whole Unix epoch seconds or milliseconds between 1973 and 2103 are read as dates)"
         else:
             hint = " (or not in the format of the first rows); give `date_format`, e.g. %Y-%m-%d %H:%M"
         raise NeuralabError(f"{name}: line {lines.iloc[at]}: {value!r} in column {label!r} is not a date{hint}")
-    return parsed
+    return parsed, note
+
+
+def _day_or_month_first(text: pd.Series, name: str, label: str) -> tuple[pd.Series, str]:
+    """Dates such as 01/02/2015 read both ways: the reading that parses every row, and of two
+    that do, the one that lies on a regular grid (monthly 01/MM/2015 read month first would be
+    days 1-12 of each month, thousands of days missing). Which reading was used is said."""
+    month, month_note = _to_datetime(text, dayfirst=False)
+    day, day_note = _to_datetime(text, dayfirst=True)
+    month_ok, day_ok = not month.isna().any(), not day.isna().any()
+    if not (month_ok and day_ok):
+        if day_ok:
+            return day, _join("dates read day first (DD/MM/YYYY): some days are above 12", day_note)
+        return month, month_note
+    if (month == day).all():  # day and month equal on every row: nothing to choose
+        return month, month_note
+    month_gaps, day_gaps = _grid_gaps(month), _grid_gaps(day)
+    if month_gaps == day_gaps:
+        raise NeuralabError(f"{name}: the dates in column {label!r} (e.g. {text.iloc[0]!r}) read as well day first as "
+                            "month first; give `date_format`, %d/%m/%Y (day first) or %m/%d/%Y")
+    first, (chosen, note, other, gaps) = ("day", (day, day_note, "month", month_gaps)) if day_gaps < month_gaps \
+        else ("month", (month, month_note, "day", day_gaps))
+    return chosen, _join(f"dates read {first} first ({text.iloc[0]} = {_stamp(chosen.iloc[0])}): read {other} first "
+                         f"they leave {gaps:,} timestamps off a regular grid; give `date_format` to choose", note)
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
 # Beyond this a value's square overflows a float64, so no mean, variance or RMSE of it exists.
@@ -524,8 +728,9 @@ def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str) -> pd.S
     bad = values.isna() & column.notna() & (column.astype("string").str.strip() != "")
     if bad.any():
         at = int(np.flatnonzero(bad.to_numpy())[0])
-        raise NeuralabError(f"{name}: line {lines.iloc[at]}: {column.iloc[at]!r} in column {label!r} is not a number "
-                            f"({int(bad.sum())} such cells); fix the file or leave the cell empty to mark it missing")
+        raise NeuralabError(f"{name}: line {lines.iloc[at]}: {column.iloc[at]!r} in column {label!r} is not a number"
+                            f"{_why_not_a_number(column.iloc[at])} ({int(bad.sum())} such cells); fix the file or "
+                            "leave the cell empty to mark it missing")
     values = values.astype(np.float64)
     huge = ~np.isfinite(values.to_numpy()) & values.notna().to_numpy() | (np.abs(values.to_numpy()) > LARGEST)
     if huge.any():
@@ -545,8 +750,7 @@ def _resolve_duplicates(frame: pd.DataFrame, policy: str, report: SeriesReport, 
     if policy == "error":
         when = frame["_time"][repeated].iloc[0]
         lines = frame["_line"][frame["_time"] == when].tolist()
-        several = ("; if the file holds several series (one per station, say), name their column as "
-                   "`series_column` or pick one with `where`") if single else ""
+        several = SEVERAL if single else ""
         raise NeuralabError(f"{name}: {report.duplicates} duplicate timestamps, first {_stamp(when)} "
                             f"(lines {', '.join(map(str, lines[:5]))}); pass `duplicates` first, last or mean{several}")
     if policy == "mean":
@@ -554,6 +758,9 @@ def _resolve_duplicates(frame: pd.DataFrame, policy: str, report: SeriesReport, 
     return frame.drop_duplicates("_time", keep=policy)
 
 
+# What a file of duplicate timestamps may be; `forecast predict` leaves it out (the run fixed which series it reads)
+SEVERAL = ("; if the file holds several series (one per station, say), name their column as `series_column` or pick "
+           "one with `where`")
 MAX_GRID = 10_000_000  # steps of the regular grid a series' gaps are counted (and filled) on
 
 
@@ -577,7 +784,10 @@ def _grid(index: pd.DatetimeIndex, report: SeriesReport) -> pd.DatetimeIndex | N
         grid = pd.date_range(index[0], index[-1], freq=step)
         report.frequency = _alias(step)
     else:
-        inferred = pd.infer_freq(index)
+        with warnings.catch_warnings():  # pandas 3 warns that infer_freq will return an offset: take its text
+            warnings.simplefilter("ignore")  # Pandas4Warning is no FutureWarning
+            inferred = pd.infer_freq(index)
+        inferred = getattr(inferred, "freqstr", inferred)
         report.frequency = inferred or "irregular"
         largest = int(steps.max())
         report.largest_gap = _duration(pd.Timedelta(largest, "ns"))

@@ -159,9 +159,44 @@ class ForecastNetwork(nn.Module):
         return anchor[:, None] + scale[:, None] * (out + self.highway(z)) + self.ar(x.flatten(1))  # (B, H)
 
 
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # weight blocks per recurrent layer
+TRAINING_COPIES = 4                      # float32 weights, their gradients and Adam's two moments
+
+
+def parameter_count(config: ModelConfig, inputs: int, horizon: int, lookback: int) -> int:
+    """The parameters ``build_network`` would make, counted before any is allocated."""
+    widths = [inputs, *config.sizes]
+    n = sum(GATES[config.cell] * (b * (a + b) + 2 * b) for a, b in zip(widths, widths[1:]))  # PyTorch: two biases
+    n += (widths[-1] + 1) * horizon
+    if config.recipe == "residual":
+        n += (lookback + 1) * horizon + (lookback * inputs + 1) * horizon  # highway and ar
+    return n
+
+
+def normal_equation_bytes(lookback: int, inputs: int) -> int:
+    """Memory of the least squares behind the linear start and the linear-ar baseline: the
+    (L + 1) and (L*C + 1) square Gram matrices in float64, each held about three times
+    (the sum, the ridge and the sum with the ridge that is solved)."""
+    return 3 * 8 * ((lookback + 1) ** 2 + (lookback * inputs + 1) ** 2)
+
+
+def refuse_oversized(config: ModelConfig, inputs: int, horizon: int, lookback: int, free: int | None) -> None:
+    """A network whose training cannot fit in ``free`` bytes is refused by name before it is built."""
+    n = parameter_count(config, inputs, horizon, lookback)
+    need = 4 * n * TRAINING_COPIES
+    if free is not None and need > free:
+        raise ParameterError("hidden", ",".join(map(str, config.sizes)),
+                             f"{n:,} parameters would need about {need / 2**30:,.1f} GiB to train (weights, gradients "
+                             f"and the optimizer's state) and {free / 2**30:.1f} GiB is available; use smaller sizes")
+
+
 def build_network(config: ModelConfig, inputs: int, horizon: int, lookback: int, level: bool = True,
                   zero: float = 0.0) -> ForecastNetwork:
+    from neuralab.data import series
+
     config.check()
+    if torch.get_default_device().type != "meta":  # on the meta device nothing is allocated: sizes are being checked
+        refuse_oversized(config, inputs, horizon, lookback, series.available_memory())
     model = ForecastNetwork(config.cell, inputs, config.sizes, horizon, lookback, config.dropout, config.recipe,
                             level, zero)
     return keras_init(model) if config.init == "keras" else model

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from neuralab import runs
-from neuralab.data.series import BUILTIN, Series, load_series_list, report_dict
+from neuralab.data.series import BUILTIN, SEVERAL, Series, load_series_list, report_dict
 from neuralab.data.sources import sha256
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import atomic_write, nulled, read_json
@@ -71,6 +71,8 @@ class ForecastConfig:
         self.windows.check()
         self.model.check()
         self.train.check("regression")
+        if not self.train.grad_clip >= 0:  # nan too; a negative norm would clip every gradient to nothing
+            raise ParameterError("grad_clip", self.train.grad_clip, "must be 0 (off) or a positive gradient norm")
         if self.backtest_folds < 1:
             raise ParameterError("backtest_folds", self.backtest_folds, "must be at least 1")
         if self.season is not None and not 1 <= self.season <= self.windows.lookback:
@@ -193,6 +195,28 @@ def network_summary(module: torch.nn.Module, lookback: int) -> str:
     return f"{module.net}\ninput (batch, {lookback}, inputs); {n:,} trained parameters"
 
 
+def refuse_oversized_run(config: ForecastConfig, network: bool = True) -> None:
+    """Refuse, before the data is read, a `lookback` or network sizes whose arrays cannot fit in
+    memory: the least squares hold (L*C + 1)^2 floats whatever the length of the series."""
+    from neuralab.data import series
+    from neuralab.forecasting.models import normal_equation_bytes, refuse_oversized
+
+    free = series.available_memory()
+    if free is None:
+        return
+    lookback, inputs = config.windows.lookback, 1 + len(config.features) + 2 * len(config.calendar)
+    squares = config.model.recipe == "residual" or config.windows.transform == "auto" or "linear-ar" in config.baselines
+    need = normal_equation_bytes(lookback, inputs) if squares else 0
+    if need + series.BASE_BYTES > free:
+        size = lookback * inputs + 1
+        raise ParameterError("lookback", lookback, f"the least squares of the linear start and the linear-ar baseline "
+                             f"solve {size:,} x {size:,} normal equations, about {need / 2**30:,.1f} GiB, and "
+                             f"{free / 2**30:.1f} GiB is available; use a shorter `lookback`"
+                             + (" or fewer inputs" if inputs > 1 else ""))
+    if network:
+        refuse_oversized(config.model, inputs, config.windows.horizon, lookback, free - need - series.BASE_BYTES)
+
+
 def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrite: bool = False,
                  verbose: bool = True, callbacks=(), model=None) -> ForecastResult:
     """Train ``config.model`` on ``config.data`` next to the baselines; returns the figures.
@@ -212,6 +236,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
 
         seed_everything(config.train.seed)  # a PyTorch module from a file is built as it is read
         source = resolve(model)
+    refuse_oversized_run(config, network=source is None)
     many = load(config, verbose)
     transform, transform_errors = choose_transform(many, config)  # with the built-in network's linear path
     if source is not None:
@@ -567,8 +592,8 @@ def write_forecast_csv(path: Path, many: list[Series], prepared: list[Prepared],
             part.insert(0, SERIES_COLUMN, s.name)
         frames.append(part)
     with atomic_write(path) as f:
-        pd.concat(frames, ignore_index=True).to_csv(f, index=False, float_format="%.6g",
-                                                    date_format="%Y-%m-%d %H:%M:%S")
+        # every digit: rounded values of a large level (12,345,678.3) would make the file disagree with results.json
+        pd.concat(frames, ignore_index=True).to_csv(f, index=False, date_format="%Y-%m-%d %H:%M:%S")
 
 
 def read_forecast_csv(path: Path, max_rows: int = 200_000) -> tuple[dict, dict, list[str]]:
@@ -694,19 +719,24 @@ class _Inference:
 
 
 def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = None,
-                missing: str | None = None, trust_code: bool = False) -> pd.DataFrame:
+                missing: str | None = None, trust_code: bool = False, duplicates: str | None = None,
+                date_format: str | None = None, sep: str | None = None) -> pd.DataFrame:
     """Forecast the next horizon after the end of ``csv`` with the run's model and scaler
-    (for every series, when the run was trained on several)."""
+    (for every series, when the run was trained on several). The file is read as the run's
+    data was (its target, features, series and policies); ``date_column``, ``missing``,
+    ``duplicates``, ``date_format`` and ``sep`` override the run's where the new file differs."""
     model = load_forecaster(run_dir, trust_code)
     meta = model.meta
+    where = stored_config(Run.open(run_dir, Kind.FORECASTER)).where  # the one series of several it was trained on
     try:
         stored = meta["series"]
         windows = WindowConfig(**meta["windows"])
         read = dict(target=meta["target"], features=meta["features"],
                     date_column=date_column or (stored["date_column"] if str(csv) not in BUILTIN else None),
-                    missing=missing or stored["missing"], duplicates=stored["duplicates"], gaps=stored["gaps"],
-                    calendar=meta.get("calendar", []), date_format=stored.get("date_format"),
-                    series_column=meta.get("series_column"))
+                    missing=missing or stored["missing"], duplicates=duplicates or stored["duplicates"],
+                    gaps=stored["gaps"], calendar=meta.get("calendar", []),
+                    date_format=date_format or stored.get("date_format"), sep=sep,
+                    series_column=meta.get("series_column"), where=where)
         scalers = {name: Scaler(**v) for name, v in meta.get("scalers", {}).items()}  # one per series, or
         default = Scaler(**meta["scaler"]) if "scaler" in meta else None                # one for them all
     except (KeyError, TypeError, AttributeError) as e:  # a field missing, or of another kind
@@ -714,10 +744,18 @@ def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = 
                             "neuralab wrote") from None
     try:
         many = load_series_list(csv, **read)
-    except ParameterError as e:
-        if e.parameter != "data":
+    except ParameterError as e:  # the run chose these, not an option of predict: say so rather than name them
+        if e.parameter == "data":
+            raise ParameterError("csv", csv, e.reason) from None
+        if e.parameter in ("target", "features", "where", "series_column"):
+            what = {"features": "input column", "where": "series"}.get(e.parameter, "column")
+            raise NeuralabError(f"{csv}: the run was trained on {what} {e.value!r}: {e.reason}; give a file with the "
+                                "columns of the run's data") from None
+        raise
+    except NeuralabError as e:
+        if SEVERAL not in e.args[0]:
             raise
-        raise ParameterError("csv", csv, e.reason) from None
+        raise NeuralabError(e.args[0].replace(SEVERAL, "")) from None
     frames = []
     for s in many:
         scaler = scalers.get(s.name, default)

@@ -15,14 +15,16 @@ TIE = 1.0  # percent: closer than this is a tie, too small to matter on one test
 
 
 def character(levels: np.ndarray, target: str, max_period: int) -> dict:
-    """The kind of series the training span shows: constant, random-walk-like, seasonal or other."""
+    """The kind of series the training span shows: constant, linear, random-walk-like, seasonal or other."""
     y = np.asarray(levels, dtype=np.float64)
     if len(y) < 3 or np.ptp(y) == 0:
         return {"kind": "constant", "value": float(y[0]) if len(y) else None}
+    changes = np.diff(y)
+    if np.ptp(changes) <= 1e-9 * np.max(np.abs(y)):  # the same step every time: a line, nothing random to walk
+        return {"kind": "linear", "step": float(changes.mean())}
     period = detect_period(y, max_period)
     if period > 1:
         return {"kind": "seasonal", "period": period}
-    changes = np.diff(y)
     c = changes - changes.mean()
     acf1 = float(c[:-1] @ c[1:] / (c @ c)) if c @ c > 0 else 0.0
     # A random walk: changes small next to the spread of the levels, and uncorrelated.
@@ -38,6 +40,9 @@ ADVICE = {
                     "persistence is nearly optimal, so a tie with it is the expected result, and a network "
                     "that beats it by a few percent on one test span is more likely luck than skill "
                     "(see the backtest spread)."),
+    "linear": ("This series changes by the same step every time ({step:.4g}), a straight line: drift extrapolates "
+               "it exactly, and a network can at best learn that line again. A forecast is only worth training "
+               "where the changes vary."),
     "seasonal": "This series has a season of {period} steps: forecasters that see it do best. ",
     "other": "",
 }
@@ -48,6 +53,8 @@ MORE = {"features": "related measurements as `features`", "calendar": "date enco
 def _advice(kind: dict, given: tuple[str, ...]) -> str:
     if kind["kind"] == "random-walk":
         return ADVICE["random-walk"]
+    if kind["kind"] == "linear":
+        return ADVICE["linear"].format(step=kind["step"])
     lookback = "a `lookback` that covers at least one season" if kind["kind"] == "seasonal" else "a longer `lookback`"
     more = [text for name, text in MORE.items() if name not in given] + [lookback]
     return (ADVICE.get(kind["kind"], "").format(period=kind.get("period", "")) + "Give the network more to work "
@@ -84,7 +91,11 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
         out["outcome"] = "constant"
         return out
     fmt = (lambda v: f"{v:.4g}{unit}") if metric == "mae" else (lambda v: f"{v:.3f}")
-    if ref == 0 or abs(pct) < TIE:
+    if ref == 0 and net > 0:  # a baseline that is exact leaves no percentage to compare, and nothing to tie with
+        outcome = "baseline"
+        head = (f"{best} is the best forecaster on the test span: {best_baseline} is exact there ({label} 0), "
+                f"{network} is not ({label} {fmt(net)}), and ranks {out['network_rank']} of {len(ranking)}.")
+    elif ref == 0 or abs(pct) < TIE:
         outcome = "tie"
         head = (f"{network} ties with the best baseline, {best_baseline}, on the test span: {label} {fmt(net)} vs "
                 f"{fmt(ref)}, too close to matter.")

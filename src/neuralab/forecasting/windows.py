@@ -304,13 +304,13 @@ def prepare(series, config: WindowConfig) -> Prepared:
                             "the forecasting pipeline chooses one on the validation span for transform='auto'")
     n_rows = len(series)
     if n_rows < config.lookback + config.horizon + (config.transform != "none"):
-        raise NeuralabError(f"{series.name}: {n_rows} rows is fewer than `lookback` {config.lookback} + "
+        raise NeuralabError(f"{series.label}: {n_rows} rows is fewer than `lookback` {config.lookback} + "
                             f"`horizon` {config.horizon}; use a shorter lookback or a longer series")
     inputs, levels, offset = model_inputs(series.values, config.transform, series.target)
     starts, split, (first_val, first_test) = _split_windows(len(inputs), config)
     missing = _complete(split, config)
     if missing:
-        raise NeuralabError(f"{series.name}: {n_rows} rows leave no {missing[0]} window for `lookback` "
+        raise NeuralabError(f"{series.label}: {n_rows} rows leave no {missing[0]} window for `lookback` "
                             f"{config.lookback}, `horizon` {config.horizon} and val/test fractions "
                             f"{config.val_fraction}/{config.test_fraction}; need at least {minimum_rows(config)} rows")
     scaler = Scaler.fit(config.scaler, inputs[:first_val])
@@ -347,7 +347,7 @@ def last_window(series, config: WindowConfig, scaler: Scaler) -> Windows:
     inputs, levels, _ = model_inputs(series.values, config.transform, series.target)
     if len(inputs) < config.lookback:
         need = config.lookback + (config.transform != "none")
-        raise NeuralabError(f"{series.name}: {len(series)} rows; this model needs the last {need} "
+        raise NeuralabError(f"{series.label}: {len(series)} rows; this model needs the last {need} "
                             f"(its lookback{' + 1 for the transform' if need > config.lookback else ''})")
     l, h = config.lookback, config.horizon
     scaled = np.concatenate([scaler.transform(inputs[-l:]), np.full((h, inputs.shape[1]), np.nan)]).astype(np.float32)
