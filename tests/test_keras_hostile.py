@@ -162,3 +162,62 @@ def test_the_conversion_check_is_left_out_where_its_outputs_would_not_fit_its_me
     monkeypatch.setattr(keras_import, "MAX_CHECK_BYTES", 2**30)
     assert main([str(a) for a in ("import", path, "--out", tmp_path / "run", "--overwrite")]) == 0
     assert "Keras and neuralab differ by at most" in capsys.readouterr().out
+
+
+# --- what an import takes, and what it is imported with -------------------------------------------
+
+def pet_folder(root: Path) -> Path:
+    """Two classes ("cat", "dog") of 8x8 grey PNGs."""
+    from PIL import Image
+
+    for name, base in (("cat", 40), ("dog", 200)):
+        (root / name).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.full((8, 8), base + i, np.uint8), "L").save(root / name / f"{i}.png")
+    return root
+
+
+def test_an_image_folder_gives_its_classes_and_must_have_the_models_number(tmp_path, capsys, monkeypatch):
+    """The default class names are the folder's; a model of 3 outputs on 2 classes is refused,
+    as `neuralab train` refuses it, instead of a run whose classes say 0, 1, 2."""
+    pet_folder(tmp_path / "pets")
+    monkeypatch.chdir(tmp_path)
+    three = saved(tmp_path / "three.keras", (8, 8, 1), L.Flatten(), L.Dense(3, activation="softmax"))
+    for extra in ([], ["--classes", "a,b,c"]):
+        err = cli_refused(capsys, "import", three, "--out", tmp_path / "run3", "--data", "pets", *extra)
+        assert "the model outputs (None, 3)" in err and "has 2 classes" in err, err
+        assert not (tmp_path / "run3").exists()
+    two = saved(tmp_path / "two.keras", (8, 8, 1), L.Flatten(), L.Dense(2, activation="softmax"))
+    assert main([str(a) for a in ("import", two, "--out", tmp_path / "run2", "--data", "pets")]) == 0
+    record = json.loads((tmp_path / "run2" / "config.json").read_text())
+    assert record["data"]["classes"] == ["cat", "dog"]
+    assert record["config"]["data"] == str((tmp_path / "pets").resolve())  # read again from any directory
+
+
+def test_a_file_is_taken_by_its_extension_and_read_by_its_content(tmp_path, capsys):
+    """An .h5 renamed .keras imports and is still checked against Keras; a .zip is refused by
+    `import` as by `train --model`, naming the extensions both take."""
+    model = keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(), L.Dense(3, activation="softmax")])
+    model.save(tmp_path / "m.h5")
+    (tmp_path / "m.h5").rename(tmp_path / "renamed.keras")
+    assert main([str(a) for a in ("import", tmp_path / "renamed.keras", "--out", tmp_path / "run")]) == 0
+    check = json.loads((tmp_path / "run" / "config.json").read_text())["imported"]["conversion_check"]
+    assert check["checked"] is True and check["max_abs_difference"] < 1e-5, check
+    small(tmp_path / "m.keras").rename(tmp_path / "m.zip")
+    err = cli_refused(capsys, "import", tmp_path / "m.zip", "--out", tmp_path / "zip")
+    assert ".keras, .h5 or .hdf5" in err and not (tmp_path / "zip").exists()
+    err = cli_refused(capsys, "train", "--model", tmp_path / "m.zip", "--out", tmp_path / "zip")
+    assert ".keras, .h5, .hdf5" in err
+
+
+def test_an_unconvertible_layer_in_a_python_file_names_the_file(tmp_path):
+    from neuralab.training.source import resolve
+
+    net = tmp_path / "net.py"
+    # named: an unnamed Conv1D would take Keras's "conv1d" from the tests that expect it in this process
+    net.write_text("import keras\nfrom keras import layers as L\n"
+                   "model = keras.Sequential([keras.Input((28, 28, 1)), L.Reshape((28, 28)), "
+                   "L.Conv1D(4, 3, name='c1'), L.Flatten(), L.Dense(2, activation='softmax')], name='net')\n")
+    with pytest.raises(NeuralabError) as e:
+        resolve(str(net))
+    assert str(e.value).startswith(f"{net}: Keras model 'net': layer 'c1' (Conv1D)"), str(e.value)

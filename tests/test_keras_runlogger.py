@@ -251,3 +251,95 @@ def test_runlogger_brings_keras_up_on_pytorch_whatever_keras_json_says(tmp_path)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["torch", "False"]
+
+
+# --- a run continued, and the data it records ---------------------------------------------------
+
+def small_classifier():
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def picture_folder(root: Path, per_class: int = 20) -> Path:
+    """Two classes of 8x8 grey PNGs ("cat" dark, "dog" light): an image folder neuralab reads."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, (name, base) in enumerate((("cat", 40), ("dog", 200))):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.clip(base + rng.integers(-30, 30, (8, 8)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, "L").save(root / name / f"{i}.png")
+    return root
+
+
+def test_a_second_fit_appends_its_epochs_to_the_same_run(tmp_path):
+    """As Keras's CSVLogger(append=True): fit again with the same RunLogger, or with a new one on
+    the same out when fit continues from initial_epoch, and the run goes on."""
+    keras.utils.set_random_seed(0)
+    x, y = np.random.default_rng(0).random((32, 8, 8, 1), dtype=np.float32), np.arange(32) % 2
+    model, out = small_classifier(), tmp_path / "run"
+    logger = RunLogger(out=out, classes=["cat", "dog"], seed=0)
+    first = model.fit(x, y, epochs=1, verbose=0, callbacks=[logger]).history
+    second = model.fit(x, y, initial_epoch=1, epochs=2, verbose=0, callbacks=[logger]).history
+    third = model.fit(x, y, initial_epoch=2, epochs=4, verbose=0, callbacks=[RunLogger(out=out)]).history
+    run = runs.Run(out)
+    rows = run.metrics()
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4] and run.status() is runs.Status.FINISHED
+    assert [r["loss"] for r in rows] == first["loss"] + second["loss"] + third["loss"]
+    assert rows[3]["elapsed"] > rows[0]["elapsed"]  # the run's training time goes on across the fits
+    results = run.results()
+    assert results["epochs_run"] == 4 and results["best_epoch"] == 4
+    assert run.read(runs.MODEL)["classes"] == ["cat", "dog"]  # the new logger kept the run's classes
+    assert run.record["config"]["fit"]["epochs"] == 4
+    meta = run.read(runs.MODEL)
+    net = build(meta["source"]["spec"])
+    load_weights(out / runs.WEIGHTS, net)
+    with torch.inference_mode():
+        got = net.eval()(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    assert np.abs(got - model.predict(x, verbose=0)).max() <= 1e-5  # the weights are the last epoch's
+
+
+def test_a_fit_that_does_not_follow_the_run_is_refused_and_leaves_it_as_it_was(tmp_path):
+    x, y = np.zeros((8, 8, 8, 1), np.float32), np.arange(8) % 2
+    model, out = small_classifier(), tmp_path / "run"
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[RunLogger(out=out)])
+    before = (out / runs.METRICS).read_bytes()
+    with pytest.raises(ParameterError, match=r"already holds a run of Keras's fit \(2 epochs\).*initial_epoch=2"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=out)])
+    with pytest.raises(NeuralabError, match="holds epochs 1 to 2, and this fit starts at epoch 4"):
+        model.fit(x, y, initial_epoch=3, epochs=4, verbose=0, callbacks=[RunLogger(out=out)])
+    with pytest.raises(ParameterError, match="classes"):
+        model.fit(x, y, initial_epoch=2, epochs=3, verbose=0, callbacks=[RunLogger(out=out, classes=["a", "b"])])
+    other = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(4),
+                              keras.layers.Dense(2, activation="softmax")])
+    other.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ParameterError, match="another model"):
+        other.fit(x, y, initial_epoch=2, epochs=3, verbose=0, callbacks=[RunLogger(out=out)])
+    run = runs.Run(out)
+    assert (out / runs.METRICS).read_bytes() == before and run.status() is runs.Status.FINISHED
+    assert run.owner() is None  # no refusal leaves the run locked
+
+
+def test_an_image_folder_is_recorded_whole_and_no_data_as_null(tmp_path, monkeypatch, capsys):
+    """`data` naming a folder relative to the working directory is recorded as its absolute path,
+    so that `neuralab evaluate` reads it from anywhere; no data is null, a dataset's name stays."""
+    picture_folder(tmp_path / "work" / "pets")
+    x, y = np.zeros((4, 8, 8, 1), np.float32), np.arange(4) % 2
+    monkeypatch.chdir(tmp_path / "work")
+    model = small_classifier()
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "pets-run", classes=["cat", "dog"],
+                                                              data="pets")])
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "none")])
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "named", data="fashion-mnist")])
+    record = runs.Run(tmp_path / "pets-run").record
+    assert record["config"]["data"] == record["data"]["name"] == str((tmp_path / "work" / "pets").resolve())
+    none = runs.Run(tmp_path / "none").record
+    assert none["config"]["data"] is None and none["data"]["name"] is None
+    assert runs.Run(tmp_path / "named").record["config"]["data"] == "fashion-mnist"
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "pets-run")]) == 0, capsys.readouterr().err
+    assert "accuracy" in capsys.readouterr().out

@@ -7,14 +7,17 @@ from neuralab.cli._args import names
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "import", help="make a run from a saved Keras image classifier (.keras or full-model .h5)",
+        "import", help="make a run from a saved Keras image classifier (.keras, .h5 or .hdf5)",
         description="Read a saved Keras model as data (nothing in it runs), convert it to PyTorch and write a "
                     "classifier run: evaluate, predict, inspect, export --onnx and serve then work on it. With Keras "
-                    "installed, the conversion is checked against Keras's own outputs on random images.")
-    p.add_argument("model", metavar="MODEL", help="a .keras file or a full-model .h5 (TF-Keras 2's model.save)")
+                    "installed, the conversion is checked against Keras's own outputs on random images (Keras's "
+                    "loader in safe mode, given the file only after neuralab's reader accepted it).")
+    p.add_argument("model", metavar="MODEL", help="a .keras, .h5 or .hdf5 file (Keras 3's or TF-Keras 2's model.save); "
+                                                  "the format is read from the content")
     p.add_argument("--out", help="run directory (default runs/import-NAME-TIME)")
     p.add_argument("--classes", type=names, help="class names in the model's output order, comma-separated "
-                                                 "(default: the dataset's, else 0..K-1)")
+                                                 "(default: the dataset's, an image folder's sub-folder "
+                                                 "names, else 0..K-1)")
     p.add_argument("--scale", help="the model's inputs are pixels x SCALE, e.g. 1/255 (default 1/255, or 1 when "
                                    "the model starts with a Rescaling layer)")
     p.add_argument("--data", help="the dataset the model is for (e.g. fashion-mnist, or an image folder): the run "

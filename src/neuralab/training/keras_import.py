@@ -9,7 +9,11 @@ outputs and neuralab's on random inputs, when Keras is installed.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -31,11 +35,13 @@ MAX_CHECK_BYTES = 2**30
 def import_keras(path: str | Path, out: str | Path | None = None, classes: list[str] | None = None,
                  scale: float | str | None = None, data: str | None = None, data_dir: str | None = None,
                  overwrite: bool = False) -> dict:
-    """Write a classifier run from the Keras image classifier saved in ``path`` (.keras or a
-    full-model .h5). ``scale``: what the model's inputs were, pixels x scale (None: 1 when the
-    model starts with a Rescaling layer, else 1/255); ``classes``: their names (default: the
-    dataset's ``data`` when given, else 0..K-1); ``data`` (and ``data_dir``): the dataset the
-    model is for, so that the run is evaluated on its test set (and can be again). Returns what was written and the conversion's check."""
+    """Write a classifier run from the Keras image classifier saved in ``path`` (a .keras, .h5
+    or .hdf5 file, whichever of Keras's two formats it holds). ``scale``: what the model's
+    inputs were, pixels x scale (None: 1 when the model starts with a Rescaling layer, else
+    1/255); ``classes``: their names (default: the classes of ``data`` when given, else
+    0..K-1); ``data`` (and ``data_dir``): the dataset the model is for, so that the run is
+    evaluated on its test set (and can be again); its number of classes must be the model's
+    outputs. Returns what was written and the conversion's check."""
     from neuralab.data.sources import sha256
     from neuralab.keras import parameter_count, read, summary_text
     from neuralab.models.summary import render_summary, summary
@@ -44,6 +50,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     from neuralab.training.device import environment
     from neuralab.training.source import (
         KERAS,
+        KERAS_SUFFIXES,
         ModelSource,
         keras_classifier,
         keras_pixels,
@@ -52,6 +59,9 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     )
 
     path = Path(path).expanduser()
+    if path.suffix.lower() not in KERAS_SUFFIXES:  # as `neuralab train --model` tells a Keras file by its name
+        raise ParameterError("model", str(path), "not a Keras model file name; give a .keras, .h5 or .hdf5 file "
+                                                 "(model.save('model.keras')), renamed so if it is one")
     model = read(path)
     spec = model.spec
     name = f"keras:{path.stem}"
@@ -68,13 +78,16 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         raise NeuralabError(f"{path}: the model outputs {keras_shape(out_shape[1:])}; an image classifier outputs one "
                             "score per class, (None, K) with K of 2 or more")
     k = out_shape[1]
-    classes = _classes(classes, data, k)
-    scale, pixels = keras_pixels(spec, scale, c)
-    chw = (c, h, w)
+    chw, known = (c, h, w), None
     if data is not None:  # the run takes the dataset's images: LeNet-5's 32x32 pads MNIST's 28x28, as in training
-        from neuralab.data import load_image_data
+        from neuralab.data import NAMED, load_image_data
 
-        chw = tuple(load_image_data(data, data_dir, val_fraction=0.0).input_shape)
+        loaded = load_image_data(data, data_dir, val_fraction=0.0)
+        chw, known = tuple(loaded.input_shape), list(loaded.classes)
+        if data not in NAMED:  # a folder, recorded whole: the run reads it again from any directory
+            data = str(Path(data).expanduser().resolve())
+    classes = _classes(classes, known, k, path, data)
+    scale, pixels = keras_pixels(spec, scale, c)
     net = keras_classifier(spec, model.weights, chw, k, name).eval()
     pre = Preprocess(chw, **pixels)
     check = _conversion_check(path, spec, model.weights, (c, h, w) if h and w else chw)  # open sides: the data's
@@ -105,13 +118,13 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
             "parameters": parameter_count(spec)}
 
 
-def _classes(classes, data, k: int) -> list[str]:
-    if classes is None and data is not None:
-        from neuralab.data.sources import SOURCES
-
-        classes = list(SOURCES[data].classes) if data in SOURCES else None
+def _classes(classes, known: list[str] | None, k: int, path: Path, data: str | None) -> list[str]:
+    """The run's class names: ``classes`` as given, else the dataset's (``known``), else 0..K-1."""
+    if known is not None and len(known) != k:  # its labels index outputs the model does not have, or leave some out
+        raise NeuralabError(f"{path}: the model outputs (None, {k}), the data {data} has {len(known)} classes; "
+                            f"import it with the dataset it was trained on, or one of {k} classes")
     if classes is None:
-        return [str(i) for i in range(k)]
+        return list(known) if known is not None else [str(i) for i in range(k)]
     if len(classes) != k or len(set(classes)) != k:
         raise ParameterError("classes", ",".join(classes), f"the model has {k} outputs: give {k} distinct names")
     return list(classes)
@@ -132,7 +145,8 @@ def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple) -> dict
         return {"checked": False, "why": f"a layer outputs {largest:,} values an image, more than the check of "
                                          f"{CHECK_INPUTS} images runs in {MAX_CHECK_BYTES // 2**20:,} MB"}
     try:
-        reference = keras.saving.load_model(path, compile=False, safe_mode=True)
+        with _named_for_keras(path) as named:
+            reference = keras.saving.load_model(named, compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001  Keras's loader: any failure only means "not checked"
         return {"checked": False, "why": f"Keras could not load the file: {type(e).__name__}: {str(e)[:120]}"}
     x = np.random.default_rng(0).random((CHECK_INPUTS, *chw), dtype=np.float32)
@@ -143,3 +157,23 @@ def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple) -> dict
             "max_abs_difference": float(np.abs(got - expected).max()), "keras": keras.__version__}
 
 
+@contextlib.contextmanager
+def _named_for_keras(path: Path):
+    """``path`` under a name whose extension says what it holds: Keras's loader picks the format
+    by the name (.keras a zip, .h5 HDF5), neuralab's reader by the content, so a file saved as
+    .h5 and renamed .keras reads here and would fail there with "File not found"."""
+    from neuralab.keras.reader import ZIP_MAGIC
+
+    with open(path, "rb") as f:
+        zipped = f.read(4) == ZIP_MAGIC
+    suffix = path.suffix.lower()
+    if (suffix == ".keras") == zipped:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="neuralab-import-") as folder:
+        named = Path(folder) / ("model.keras" if zipped else "model.h5")
+        try:
+            os.symlink(path.resolve(), named)
+        except OSError:  # a file system without links: a copy
+            shutil.copyfile(path, named)
+        yield named

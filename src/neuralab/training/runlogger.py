@@ -8,7 +8,9 @@ it is locked, config.json records the seed, the versions, the device and the set
 metrics.jsonl under neuralab's names (Keras's "sparse_categorical_accuracy" is "accuracy"), so
 `neuralab runs` and `neuralab serve` follow it live. Every epoch also converts the model as it
 stands (neuralab.keras: the weights as safetensors, the layer spec in model.json, no code), so
-that the run can be used from its first epoch on; at the end come results.json and the report.
+that the run can be used from its first epoch on; at the end come results.json and, for an image
+classifier, the report. A later fit that continues the model (``initial_epoch``) appends its
+epochs to the same run, as Keras's CSVLogger(append=True) does.
 
 Image classifiers (input (H, W, C), one score per class) become image-classifier runs that
 `neuralab predict`, `evaluate` and `serve` use; sequence models (T, F) become forecaster runs
@@ -20,6 +22,7 @@ Importing this module imports Keras (``neuralab[keras]``); converting files neve
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -63,13 +66,20 @@ class RunLogger(keras.callbacks.Callback):
     the pixels given to ``fit`` were multiplied by (default 1/255, images in [0, 1]; 1 when the
     model starts with a Rescaling layer), so that neuralab feeds the model raw images the same
     way. ``test``: optional (x, y) as given to ``model.evaluate``, for the test figures, the
-    confusion matrix and the mistakes in the report. ``data``: the data's name in the runs
-    table. ``seed``: the seed given to ``keras.utils.set_random_seed``, recorded (Keras cannot
-    tell it afterwards). ``overwrite``: replace a finished run at ``out``.
+    confusion matrix and the mistakes in the report. ``data``: the dataset, for the runs table
+    and for `neuralab evaluate`: a dataset's name (mnist, fashion-mnist, cifar10) or an image
+    folder (recorded as its absolute path) lets it read the test set again; any other text is
+    only a label, and None (the default) records no data. ``seed``: the seed given to
+    ``keras.utils.set_random_seed``, recorded (Keras cannot tell it afterwards). ``overwrite``:
+    replace a finished run at ``out``.
+
+    A second ``fit`` with the same RunLogger appends its epochs to the run; so does a new
+    RunLogger on the same ``out`` when ``fit`` continues the model from ``initial_epoch`` N,
+    the number of epochs the run holds.
     """
 
     def __init__(self, out: str | Path | None = None, classes=None, scale: float | None = None, test=None,
-                 data: str = "", seed: int | None = None, overwrite: bool = False):
+                 data: str | Path | None = None, seed: int | None = None, overwrite: bool = False):
         super().__init__()
         if scale is not None:
             scale = parse_scale(scale)
@@ -77,29 +87,35 @@ class RunLogger(keras.callbacks.Callback):
             raise ParameterError("test", type(test).__name__, "must be (x, y) of the same length, as given to "
                                                               "model.evaluate")
         self.out, self.classes, self.scale, self.test = out, classes, scale, test
-        self.data, self.seed, self.overwrite = str(data), seed, overwrite
+        self.data, self.seed, self.overwrite = data_record(data), seed, overwrite
+        # Given by the caller, or defaults: a run this logger takes over keeps its own for the defaults
+        self._given = {"classes": classes is not None, "scale": scale is not None, "data": self.data is not None}
         self.run: Run | None = None
         self.history: list[dict] = []
+        self._path: Path | None = None
+        self._opening = self._open_now = False
 
     # --- Keras's hooks -------------------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
-        model = self.model
-        spec = read(model).spec  # refuses, naming it, a layer neuralab cannot convert: before any file
-        self.kind, self.meta = self._describe(spec)
-        path = Path(self.out) if self.out is not None else runs.default_dir("keras", model.name)
-        self.run = Run.create(path, self.overwrite)
-        self.run.write_record(self.kind, self._config(), self._environment(), self._data_record())
-        self.run.write_text(runs.SUMMARY, self._summary(spec))
-        self.run.write_json(runs.MODEL, self.meta)
-        self.history, self._start = [], time.perf_counter()
+        self._spec = read(self.model).spec  # refuses, naming it, a layer neuralab cannot convert: before any file
+        self.kind, self.meta = self._describe(self._spec)
+        if self._path is None:
+            self._path = Path(self.out) if self.out is not None else runs.default_dir("keras", self.model.name)
+        # The folder is set up at the first epoch: only then does Keras tell where this fit starts
+        # (its initial_epoch), which decides between a new run and one continued
+        self._opening, self._open_now = True, False
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self._opening:
+            self._opening = False
+            self._open(epoch)
+            self._open_now = True
         self._epoch_start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
-        record = {"epoch": epoch + 1, **neuralab_names(logs)}
+        record = {"epoch": epoch + 1 + self._offset, **neuralab_names(logs)}
         record.setdefault("lr", self._lr())
         record.update(seconds=now - self._epoch_start, elapsed=now - self._start)
         self.history.append(record)
@@ -107,8 +123,9 @@ class RunLogger(keras.callbacks.Callback):
         self._save_model()
 
     def on_train_end(self, logs=None):
-        if self.run is None:
+        if not self._open_now:  # a fit that ran no epoch (epochs <= initial_epoch) leaves the run as it was
             return
+        self._open_now = False
         try:
             net = self._save_model()
             last = self.history[-1] if self.history else {}
@@ -124,6 +141,81 @@ class RunLogger(keras.callbacks.Callback):
                 self.run.write_json(runs.RESULTS, results)
         finally:
             self.run.unlock()
+
+    # --- a new run, or one continued ----------------------------------------------------------------
+
+    def _open(self, epoch: int) -> None:
+        """Set up the run for a fit whose first epoch is ``epoch`` (0-based, Keras's initial_epoch)."""
+        path = self._path
+        held = (path / runs.CONFIG).is_file()
+        if self.run is not None and held:  # this logger's own run, from an earlier fit
+            self.run.lock()
+            self._continue(epoch, renumber=True)
+            return
+        if held and not self.overwrite and _by_keras_fit(path):
+            done = _epochs_in(path)
+            if epoch == 0:
+                raise ParameterError("out", str(path), f"already holds a run of Keras's fit ({done} epochs); to "
+                                     f"train it on, call model.fit(..., initial_epoch={done}) with the model it "
+                                     "recorded, pass `overwrite` to replace it, or choose another `out`")
+            run = Run(path).lock()
+            try:
+                self._adopt(run)
+            except BaseException:
+                run.unlock()
+                raise
+            self.run = run
+            self._continue(epoch, renumber=False)
+            return
+        self.run = Run.create(path, self.overwrite)
+        self.run.write_record(self.kind, self._config(), self._environment(), self._data_record())
+        self.run.write_text(runs.SUMMARY, self._summary(self._spec))
+        self.run.write_json(runs.MODEL, self.meta)
+        self.history, self._offset, self._start = [], 0, time.perf_counter()
+
+    def _continue(self, epoch: int, renumber: bool) -> None:
+        """Go on writing the locked run: its epochs so far stay, this fit's follow them. A fit
+        starting again at epoch 0 with the same logger trains the model on, so its epochs are
+        numbered after the run's; one starting elsewhere than after the run's last is refused."""
+        done = self.history[-1]["epoch"] if self.history else 0
+        if epoch != done and not (renumber and epoch == 0):
+            self.run.unlock()
+            raise NeuralabError(f"{self.run.path}: the run holds epochs 1 to {done}, and this fit starts at epoch "
+                                f"{epoch + 1}; continue it with model.fit(..., initial_epoch={done}), or give "
+                                "RunLogger another out")
+        self._offset = done - epoch
+        # No longer finished while it trains: an interrupted continuation reads as interrupted
+        for name in (runs.RESULTS, runs.REPORT):
+            (self.run / name).unlink(missing_ok=True)
+        record = self.run.record
+        config = runs.json_object(record.get("config"))
+        config.update(fit=_plain(self.params or {}), keras_optimizer=self._config()["keras_optimizer"])
+        record["config"] = config
+        self.run.write_json(runs.CONFIG, record)
+        self.run.write_json(runs.MODEL, self.meta)
+        self._start = time.perf_counter() - float((self.history[-1] if self.history else {}).get("elapsed") or 0.0)
+
+    def _adopt(self, run: Run) -> None:
+        """Take over a run that another RunLogger wrote at ``out``: the same model (its layers and
+        shapes), and the settings the run recorded wherever this logger was not given others."""
+        stored = runs.json_object(run.read(runs.MODEL))
+        config = runs.json_object(run.record.get("config"))
+        spec = runs.json_object(stored.get("source")).get("spec")
+        if run.kind is not self.kind or _layout(spec) != _layout(self.meta["source"]["spec"]):
+            raise ParameterError("out", str(run.path), f"holds the run of another model ({stored.get('architecture')}, "
+                                 f"{stored.get('parameters')} parameters); continue a run with the model it "
+                                 "recorded, or choose another `out`")
+        kept = {"classes": stored.get("classes"), "scale": config.get("scale"), "data": config.get("data")}
+        for name, value in kept.items():
+            given = getattr(self, name)
+            if self._given[name] and value is not None and given != value:
+                raise ParameterError(name, given, f"the run at {run.path} has {value!r}, and a continued run keeps "
+                                     f"its settings; leave `{name}` out, or choose another `out`")
+        if self.kind is Kind.CLASSIFIER:
+            self.classes, self.scale = kept["classes"] or self.classes, kept["scale"] or self.scale
+        self.data = kept["data"] if kept["data"] is not None else self.data
+        self.kind, self.meta = self._describe(self._spec)
+        self.history = run.metrics()
 
     # --- what the run records ----------------------------------------------------------------------
 
@@ -164,7 +256,7 @@ class RunLogger(keras.callbacks.Callback):
             device = self.model.weights[0].value.device
         return {**environment(device), "keras": keras.__version__, "keras_backend": keras.backend.backend()}
 
-    def _data_record(self) -> dict:
+    def _data_record(self) -> dict:  # "name": None says that no data was recorded
         record = {"name": self.data, "input_shape": self.meta["input_shape"]}
         if self.kind is Kind.CLASSIFIER:
             record.update(classes=self.classes, test=len(self.test[0]) if self.test is not None else 0)
@@ -221,6 +313,45 @@ class RunLogger(keras.callbacks.Callback):
         write_classifier_report(self.run.path, record=self.run.record, results=results, history=self.history,
                                 matrix=matrix, probabilities=probs, images=images, labels=labels,
                                 summary_text=(self.run / runs.SUMMARY).read_text())
+
+
+def data_record(data) -> str | None:
+    """RunLogger's ``data`` as config.json records it: a dataset's name as it is, an existing
+    folder or file as its absolute path (so that the run reads it again from any directory, as
+    `neuralab train` records it), other text as a label, and no data (None, "") as null."""
+    from neuralab.data import NAMED
+
+    if data is None or data == "":
+        return None
+    if not isinstance(data, (str, os.PathLike)):
+        raise ParameterError("data", data, "must be a dataset name (mnist, fashion-mnist, cifar10), an image folder "
+                                           "or a label")
+    text = os.fspath(data)
+    if text in NAMED:  # a named dataset wins over a folder of the same name, as load_image_data reads it
+        return text
+    path = Path(text).expanduser()
+    return str(path.resolve()) if path.exists() else text
+
+
+def _by_keras_fit(path: Path) -> bool:
+    try:
+        return Run(path).by_keras_fit
+    except NeuralabError:  # a damaged config.json is no run to continue: Run.create says what to do
+        return False
+
+
+def _epochs_in(path: Path) -> int:
+    rows = Run(path).metrics()
+    return int(rows[-1].get("epoch") or len(rows)) if rows else 0
+
+
+def _layout(spec) -> list | None:
+    """A model's layers as classes and shapes: what a continued run's model must share with the
+    recorded one (a model built again in the same session has other layer names)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("layers"), list):
+        return None
+    layers = [(e.get("class"), e.get("output_shape"), e.get("weights")) for e in spec["layers"] if isinstance(e, dict)]
+    return _plain(layers)  # as JSON holds it: the stored spec's tuples came back as lists
 
 
 def _plain(obj):

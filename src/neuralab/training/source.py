@@ -158,7 +158,7 @@ def resolve(model, zoo=None) -> ModelSource:
         obj, name = load_python(path, name, imports)
         return _from_object(obj, path, name, imports)
     known = f"a zoo model ({', '.join(zoo)}), " if zoo else ""
-    raise ParameterError("model", text, f"unknown model; give {known}a Keras file (.keras, .h5) or a Python "
+    raise ParameterError("model", text, f"unknown model; give {known}a Keras file (.keras, .h5, .hdf5) or a Python "
                                         "file FILE.py[:NAME] defining a Keras model or a torch.nn.Module")
 
 
@@ -184,7 +184,13 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
     if _is_keras(obj):
         from neuralab.keras import read
 
-        model = read(obj)
+        try:
+            model = read(obj)
+        except NeuralabError as e:
+            if path is None or type(e) is not NeuralabError:
+                raise
+            # The reader knows the model by its Keras name alone; the user knows the file they gave
+            raise NeuralabError(f"{path}: {e.args[0]}") from None
         # A fresh model from code starts from neuralab's seeded Keras-style initialisation, so
         # that the run is reproducible from its seed; a trained one (from a file) keeps its weights.
         return ModelSource(KERAS, f"keras:{obj.name}", model.spec, None,
