@@ -196,6 +196,9 @@ def test_the_stacked_lstm_fitted_on_seattle_weather_writes_a_forecaster_run(tmp_
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Keras's fit wrote this run" in err and "damaged" not in err, err
+    assert main(["evaluate", str(run.path)]) == 2  # pointed to what shows it, not to `forecast predict`
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Keras's fit wrote (RunLogger)" in err and "forecast predict" not in err, err
 
 
 def test_the_run_is_evaluated_again_on_the_dataset_it_names(fitted, tmp_path, fashion_mnist, capsys):

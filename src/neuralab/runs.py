@@ -269,6 +269,10 @@ class Run:
                                                            "made by `neuralab train` or `neuralab forecast`")
         if kind is not None and run.kind != kind:
             found = run.kind
+            if run.by_keras_fit and found is Kind.FORECASTER:  # it records no series: `forecast predict` refuses it too
+                raise NeuralabError(f"{run.path}: {found.article} {found.value} run that Keras's fit wrote "
+                                    "(RunLogger), not an image-classifier run; it shows its training in "
+                                    "`neuralab runs`, `neuralab serve` and TensorBoard")
             raise NeuralabError(f"{run.path}: {found.article} {found.value} run (made by `{found.made_by}`), not "
                                 f"{kind.article} {kind.value} run; use it with {found.used_by}")
         return run
