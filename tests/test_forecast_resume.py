@@ -13,7 +13,6 @@ from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.pipeline import ForecastConfig, resume_forecast, run_forecast
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.runs import Interrupted, Run, Status
-from neuralab.training import trainer as trainer_module
 from neuralab.training.checkpoint import load_tensors
 from neuralab.training.device import cpu_threads
 
@@ -31,25 +30,12 @@ def config(data="seattle-weather", **train) -> ForecastConfig:
                           backtest_folds=2)
 
 
-@pytest.fixture
-def cut_in_epoch_2(monkeypatch):
-    """Ctrl-C as epoch 2 starts; undo() lets training run again."""
-    original = trainer_module.Trainer._train_epoch
-
-    def interrupt(self, *args):
-        if args[-2] == 2:
-            raise KeyboardInterrupt
-        return original(self, *args)
-
-    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", interrupt)
-    return lambda: monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)
-
-
 def test_an_interrupted_forecast_resumed_ends_like_an_uninterrupted_one(tmp_path, cut_in_epoch_2):
+    whole_again = cut_in_epoch_2()
     with pytest.raises(Interrupted):
         run_forecast(config(), out=tmp_path / "cut", verbose=False)
     assert Run.open(tmp_path / "cut").status() is Status.INTERRUPTED
-    cut_in_epoch_2()
+    whole_again()
     whole = run_forecast(config(), out=tmp_path / "whole", verbose=False)
     before = (tmp_path / "cut" / "config.json").read_text()
     resumed = resume_forecast(tmp_path / "cut", verbose=False)
@@ -69,12 +55,13 @@ def test_an_interrupted_forecast_resumed_ends_like_an_uninterrupted_one(tmp_path
 def test_a_forecast_on_a_csv_that_changed_is_not_resumed(tmp_path, cut_in_epoch_2):
     from neuralab.data.series import load_series
 
+    whole_again = cut_in_epoch_2()
     s = load_series("seattle-weather", "temp_max")
     csv = tmp_path / "temps.csv"
     csv.write_text("date,temp_max\n" + "\n".join(f"{t},{v}" for t, v in zip(s.times, s.values[:, 0])) + "\n")
     with pytest.raises(Interrupted):
         run_forecast(config(str(csv)), out=tmp_path / "run", verbose=False)
-    cut_in_epoch_2()
+    whole_again()
     csv.write_text(csv.read_text() + "2016-01-01,12.0\n")
     with pytest.raises(NeuralabError, match=rf"{csv}: changed since the run started"):
         resume_forecast(tmp_path / "run", verbose=False)
@@ -103,13 +90,14 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
 
 def test_the_command_resumes_a_run_of_pytorch_code_only_with_trust_and_its_own_settings(
         tmp_path, capsys, cut_in_epoch_2):
+    whole_again = cut_in_epoch_2()
     (tmp_path / "small.py").write_text(TORCH_FORECASTER)
     run = tmp_path / "run"
     code, _, err = cli(capsys, "forecast", "--model", f"{tmp_path / 'small.py'}:Small", "--data", "seattle-weather",
                        "--target", "temp_max", "--lookback", "14", "--horizon", "2", "--epochs", "3",
                        "--backtest-folds", "1", "--threads", "1", "--out", run, "--quiet")
-    assert code == 130 and f"`neuralab forecast --resume {run}` continues it" in err
-    cut_in_epoch_2()
+    assert code == 130 and f"`neuralab forecast --resume {run} --trust-code` continues it" in err
+    whole_again()
     code, _, err = cli(capsys, "forecast", "--resume", run, "--epochs", "5")
     assert code == 2 and "--epochs" in err and "does not apply to --resume" in err and "Traceback" not in err
     code, _, err = cli(capsys, "forecast", "--resume", run)

@@ -460,3 +460,124 @@ def test_forecast_with_keras_code_checks_the_window_shape(tmp_path, capsys):
     from neuralab.forecasting import load_forecaster
 
     assert load_forecaster(tmp_path / "run").network.net[0].rnn.hidden_size == 4  # rebuilt from the spec
+
+
+# --- plain PyTorch modules on neuralab's trainer: tied weights, (N, C, H, W) input, training mode ----
+
+def _shapes_folder(root: Path, color: str = "L", per_class: int = 40) -> Path:
+    """Three classes of 16x16 pictures (a square, a left half, stripes over noise), written with Pillow."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["square", "half", "stripes"]):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            a = rng.integers(0, 60, (16, 16, 3)).astype(np.uint8)
+            a[[(slice(4, 12), slice(4, 12)), (slice(None), slice(0, 8)), (slice(None, None, 3), slice(None))][c]] += 150
+            Image.fromarray(a).convert(color).save(root / name / f"{i}.png")
+    return root
+
+
+TIED_NET = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(256, 32)
+        self.mid = nn.Linear(32, 32)
+        self.enc = nn.Linear(32, 32)
+        self.enc.weight = self.mid.weight  # tied
+        self.out = nn.Linear(32, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.mid(torch.relu(self.a(x.flatten(1)))))
+        return self.out(torch.relu(self.enc(h)))
+"""
+
+
+def test_tied_weights_are_stored_once_and_tied_again_when_loaded(tmp_path, capsys):
+    from safetensors import safe_open
+
+    data = _shapes_folder(tmp_path / "pictures")
+    (tmp_path / "tied.py").write_text(TIED_NET)
+    code, _, err = _cli(capsys, "train", "--model", tmp_path / "tied.py", "--data", data, "--epochs", "1",
+                        "--out", tmp_path / "run", "--quiet")
+    assert code == 0, err
+    for name in ("model.safetensors", "checkpoints/last.safetensors"):
+        with safe_open(str(tmp_path / "run" / name), framework="pt") as f:
+            stored = set(f.keys())
+        assert not {"enc.weight", "model.enc.weight"} & stored and {"mid.weight", "model.mid.weight"} & stored
+    model = load_classifier(tmp_path / "run", trust_code=True).model
+    assert model.enc.weight is model.mid.weight
+    from neuralab.training.checkpoint import load_tensors
+
+    weights, _ = load_tensors(tmp_path / "run" / "model.safetensors")
+    assert weights["enc.weight"] is weights["mid.weight"] and torch.equal(model.mid.weight, weights["mid.weight"])
+
+
+@pytest.mark.parametrize("color", ["L", "RGB"])
+def test_a_view_after_a_convolution_trains_and_predicts_on_neuralabs_images(color, tmp_path, capsys):
+    """Plain PyTorch code flattens with x.view, which needs (N, C, H, W) strides: neuralab's
+    images are read as (N, H, W, C), and the zoo trains channels-last, but a user's module
+    gets the layout PyTorch gives."""
+    data = _shapes_folder(tmp_path / "pictures", color)
+    channels = 1 if color == "L" else 3
+    (tmp_path / "viewnet.py").write_text(textwrap.dedent(f"""
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d({channels}, 4, 3, padding=1)
+                self.fc = nn.Linear(4 * 16 * 16, 3)
+
+            def forward(self, x):
+                x = self.conv(x)
+                return self.fc(x.view(x.size(0), -1))  # the idiom of the PyTorch examples
+    """))
+    code, _, err = _cli(capsys, "train", "--model", tmp_path / "viewnet.py", "--data", data, "--epochs", "2",
+                        "--color", "grayscale" if color == "L" else "rgb", "--out", tmp_path / "run", "--quiet")
+    assert code == 0, err
+    code, out, err = _cli(capsys, "evaluate", tmp_path / "run", "--trust-code")
+    assert code == 0 and "test accuracy" in out, err
+
+
+def test_a_model_that_fails_only_when_training_is_refused_in_one_line_and_leaves_no_run(tmp_path, capsys):
+    data = _shapes_folder(tmp_path / "pictures")
+    (tmp_path / "aux.py").write_text(textwrap.dedent("""
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(256, 3)
+                self.aux = nn.Linear(256, 3)
+
+            def forward(self, x):
+                f = x.flatten(1)
+                return (self.fc(f), self.aux(f)) if self.training else self.fc(f)
+    """))
+    code, _, err = _cli(capsys, "train", "--model", tmp_path / "aux.py", "--data", data, "--epochs", "1",
+                        "--out", tmp_path / "run")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "torch:aux.py:Net" in err and "in training mode" in err and "returns a tuple" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_interrupted_hint_of_a_run_of_pytorch_code_resumes_it_with_trust(tmp_path, capsys, cut_in_epoch_2):
+    data = _shapes_folder(tmp_path / "pictures")
+    (tmp_path / "net.py").write_text("import torch\n\n"
+                                     "model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 3))\n")
+    whole_again = cut_in_epoch_2()
+    code, _, err = _cli(capsys, "train", "--model", tmp_path / "net.py", "--data", data, "--epochs", "2",
+                        "--out", tmp_path / "run", "--quiet")
+    whole_again()
+    hint = f"`neuralab train --resume {tmp_path / 'run'} --trust-code` continues it"
+    assert code == 130 and hint in err, err
+    code, out, err = _cli(capsys, *hint.split("`")[1].split()[1:], "--quiet")
+    assert code == 0 and "test accuracy" in out, err

@@ -323,3 +323,23 @@ def test_a_summary_displays_as_its_table_in_a_repl_and_a_notebook():
     table = render_summary(s, rich=False)
     assert str(s) == table and repr(s) == pretty(s) == table.rstrip("\n")  # what `s` as a cell's last line shows
     assert s.rows[0].name == "features.0"  # the data stays as it was
+
+
+def test_a_model_that_flattens_by_its_batch_size_is_summarised():
+    """x.view(x.size(0), -1), PyTorch's most common flatten, cannot infer -1 on an empty batch."""
+
+    class ViewNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.fc = nn.Linear(4 * 14 * 14, 3)
+
+        def forward(self, x):
+            x = self.conv(x)
+            return self.fc(x.view(x.size(0), -1))
+
+    s = summary(ViewNet(), (1, 16, 16))
+    assert [(r.name, r.output_shape) for r in s.rows] == [("conv", (4, 14, 14)), ("fc", (3,))]
+    assert s.total_params == 4 * 9 + 4 + 4 * 14 * 14 * 3 + 3
+    with pytest.raises(NeuralabError, match=r"fails at fc \(Linear\): mat1 and mat2"):
+        summary(ViewNet(), (1, 20, 20))

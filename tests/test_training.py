@@ -71,24 +71,15 @@ def _cli(args, **kw):
 
 
 @pytest.mark.parametrize("focus", [1.0, 0.3])
-def test_interrupted_and_resumed_equals_uninterrupted(tiny_fashion, tmp_path, monkeypatch, focus):
+def test_interrupted_and_resumed_equals_uninterrupted(tiny_fashion, tmp_path, cut_in_epoch_2, focus):
     """Ctrl-C in epoch 2, then resume: bit-identical weights (optimizer moments keep the
     channels-last layout of their parameters, which the fused Adam kernel relies on; with
     focus, the remembered per-sample losses pick the same hardest samples)."""
-    from neuralab.training import trainer as trainer_module
-
     whole = train_classifier(config(tiny_fashion, epochs=3, focus=focus), out=tmp_path / "whole", verbose=False)
-    original = trainer_module.Trainer._train_epoch
-
-    def interrupt_in_epoch_2(self, *args):
-        if args[-2] == 2:
-            raise KeyboardInterrupt
-        return original(self, *args)
-
-    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", interrupt_in_epoch_2)
+    whole_again = cut_in_epoch_2()
     with pytest.raises(KeyboardInterrupt):
         train_classifier(config(tiny_fashion, epochs=3, focus=focus), out=tmp_path / "cut", verbose=False)
-    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)
+    whole_again()
     resumed = resume_classifier(tmp_path / "cut", verbose=False)
     a, _ = load_tensors(whole.run_dir / "checkpoints" / "last.safetensors")
     b, _ = load_tensors(resumed.run_dir / "checkpoints" / "last.safetensors")
@@ -339,7 +330,8 @@ def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_p
         trainer = Trainer(Watched((1, 28, 28), 10), TrainConfig(epochs=1, batch_size=64, threads=1), verbose=False)
         trainer.fit(x, y)
         trainer.predict(x[:64])  # the test set's pass too
-        assert seen == [1] * 5 and torch.get_num_threads() == 2
+        # 4 steps, the test pass, and the check of a training step a subclass of a zoo model gets
+        assert seen == [1] * 6 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
     assert main(["train", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "1", "--threads", "1",
@@ -403,3 +395,129 @@ def test_image_runs_hold_uint8_pixels_and_train_as_on_a_normalised_float_copy(ti
 
     train_classifier(config(tiny_fashion, epochs=1), out=tmp_path / "run", verbose=False, callbacks=[Dtype()])
     assert seen == [(torch.uint8, torch.uint8)]
+
+
+# --- modules neuralab does not know: tied weights, their layout, training mode, recorded threads ------
+
+class _Tied(torch.nn.Module):
+    """A weight shared by two layers, as autoencoders and language models tie theirs."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(64, 16)
+        self.mid = torch.nn.Linear(16, 16)
+        self.enc = torch.nn.Linear(16, 16)
+        self.enc.weight = self.mid.weight
+        self.out = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.enc(torch.relu(self.mid(torch.relu(self.a(x.flatten(1))))))))
+
+
+def _random_images(n: int, channels: int = 1, side: int = 8, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, channels, side, side, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def test_tied_weights_checkpoint_and_resume_as_one_tensor(tmp_path):
+    """A run stopped after epoch 1 and resumed ends with the weights of an uninterrupted run,
+    and the two layers still share one weight."""
+    from neuralab.training import Trainer
+    from neuralab.training.callbacks import Callback
+
+    class StopAfterEpoch1(Callback):
+        def on_epoch_end(self, trainer, record):
+            return record["epoch"] == 1
+
+    x, y = _random_images(96)
+
+    def fit(run_dir, resume=False, callbacks=()):
+        torch.manual_seed(0)
+        model = _Tied()
+        trainer = Trainer(model, TrainConfig(epochs=2, batch_size=32, threads=1), run_dir=run_dir, verbose=False,
+                          callbacks=callbacks)
+        trainer.fit(x, y, val=(x[:32], y[:32]), resume=resume)
+        return model
+
+    whole = fit(tmp_path / "whole")
+    fit(tmp_path / "cut", callbacks=[StopAfterEpoch1()])
+    assert load_tensors(tmp_path / "cut" / "checkpoints" / "last.safetensors")[1]["epoch"] == 1
+    resumed = fit(tmp_path / "cut", resume=True)
+    assert resumed.enc.weight is resumed.mid.weight
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
+    tensors, _ = load_tensors(tmp_path / "cut" / "checkpoints" / "last.safetensors")
+    assert tensors["model.enc.weight"] is tensors["model.mid.weight"]
+
+
+class _ViewNet(torch.nn.Module):
+    """The idiom of PyTorch's tutorials: flatten a convolution's maps with view."""
+
+    def __init__(self, channels: int = 1):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(channels, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_a_users_module_gets_nchw_batches_and_the_zoo_keeps_channels_last():
+    from neuralab.models import build_model
+    from neuralab.training import Trainer
+    from neuralab.training.classify import Preprocess
+
+    for channels in (1, 3):
+        x, y = _random_images(64, channels)
+        trainer = Trainer(_ViewNet(channels), TrainConfig(epochs=1, batch_size=32, threads=1), verbose=False)
+        assert trainer.fit(x, y)[-1]["loss"] > 0 and trainer.predict(x).shape == (64, 3)
+        # images as neuralab reads them, (N, H, W, C) in memory, viewed as (N, C, H, W)
+        pixels = np.random.default_rng(0).integers(0, 256, (4, 8, 8, channels), dtype=np.uint8).transpose(0, 3, 1, 2)
+        assert _ViewNet(channels)(Preprocess.fit(pixels)(pixels)).shape == (4, 3)
+
+    seen = []
+    model = build_model("cnn", (3, 8, 8), 3)
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    Trainer(model, TrainConfig(epochs=1, batch_size=32, threads=1), verbose=False).fit(*_random_images(64, 3))
+    assert seen and all(seen)
+
+
+def test_batch_norm_on_a_last_batch_of_one_is_refused_before_anything_trains(tmp_path):
+    """96 samples in batches of 95 leave a batch of 1, on which BatchNorm1d cannot train:
+    one line naming the model and a batch size that works, and the model and folder untouched."""
+    from neuralab.training import Trainer
+
+    class Normed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.bn, self.out = torch.nn.Linear(64, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.bn(self.fc(x.flatten(1)))))
+
+    x, y = _random_images(96)
+    model = Normed()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=95, threads=1), run_dir=tmp_path / "run", verbose=False)
+    with pytest.raises(NeuralabError) as e:
+        trainer.fit(x, y)
+    message = str(e.value)
+    assert message.startswith("Normed: ") and "last batch" in message and "1 of 96" in message
+    assert "choose a batch_size" in message and "such as 94" in message and "\n" not in message
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(rng, torch.get_rng_state()) and not (tmp_path / "run").exists()
+    assert Trainer(model, TrainConfig(epochs=1, batch_size=94, threads=1), verbose=False).fit(x, y)[-1]["loss"] > 0
+
+
+def test_the_run_records_the_threads_it_trained_with(tmp_path):
+    from helpers import digits_folder
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_classifier(ClassifierConfig(model="mlp", data=str(digits_folder(tmp_path / "digits", 200)),
+                                          train=TrainConfig(epochs=1, threads=1)), out=tmp_path / "run", verbose=False)
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["environment"]["threads"] == 1

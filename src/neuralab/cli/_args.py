@@ -160,3 +160,20 @@ def height_width(text: str) -> tuple[int, int]:
     if len(parts) not in (1, 2) or not all(part.isdigit() and int(part) >= 1 for part in parts):
         raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH in pixels, e.g. 64x64, or one number for a square")
     return (int(parts[0]), int(parts[-1]))
+
+
+def resume_command(command: str, run_dir) -> str:
+    """The command line that continues the run in ``run_dir``: with --trust-code where its model
+    is PyTorch code, which --resume runs only when told to."""
+    import contextlib
+
+    from neuralab.errors import NeuralabError
+    from neuralab.runs import MODEL, Run
+    from neuralab.training.source import TORCH
+
+    line = f"{command} --resume {run_dir}"
+    with contextlib.suppress(NeuralabError):
+        meta = Run(run_dir).read(MODEL)
+        if isinstance(meta, dict) and isinstance(meta.get("source"), dict) and meta["source"].get("type") == TORCH:
+            line += " --trust-code"
+    return line

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import at_least, fraction, layer_sizes, names, positive_float, positive_int
+from neuralab.cli._args import at_least, fraction, layer_sizes, names, positive_float, positive_int, resume_command
 from neuralab.cli.train import TRUST_HELP
 
 # option -> field of the config section; options left out (None) keep the library's default
@@ -203,7 +203,7 @@ def run_forecast(args) -> int:
             result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet,
                          model=user_model(args))
     except Interrupted as e:
-        raise KeyboardInterrupt(f"{e}; `neuralab forecast --resume {e.path}` continues it") from None
+        raise KeyboardInterrupt(f"{e}; `{resume_command('neuralab forecast', e.path)}` continues it") from None
     if args.quiet:  # the verdict alone; its table is in results.json and report.html
         print(f"{result.headline['sentence']}  run: {result.run_dir}")
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import at_least, fraction, positive_float, positive_int
+from neuralab.cli._args import at_least, fraction, positive_float, positive_int, resume_command
 
 TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs made from a .py file; "
               "read the file first: it runs with your permissions")
@@ -156,7 +156,7 @@ def run_train(args) -> int:
             result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
                                       verbose=not args.quiet)
     except Interrupted as e:
-        raise KeyboardInterrupt(f"{e}; `neuralab train --resume {e.path}` continues it") from None
+        raise KeyboardInterrupt(f"{e}; `{resume_command('neuralab train', e.path)}` continues it") from None
     if args.quiet and dist_info().is_main:
         print(f"test accuracy {result.test['accuracy'] * 100:.2f}%  run: {result.run_dir}")
     return 0

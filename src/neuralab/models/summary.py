@@ -198,8 +198,18 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         if n:
             handles += [m.register_forward_pre_hook(enter(n)), m.register_forward_hook(leave(n))]
     try:
-        with shape_guard(model):
-            output = _dry_run(model, input_shape)
+        # An empty batch computes nothing but shapes; a model that flattens with
+        # x.view(x.size(0), -1) cannot infer the -1 of zero elements, so it gets one image
+        # (its rows then show no batch inside a recurrent layer's states: there is no 0 to find).
+        for batch in (0, 1):
+            seen.clear(), formulas.clear(), running.clear()
+            try:
+                with shape_guard(model):
+                    output = _dry_run(model, input_shape, batch)
+                break
+            except RuntimeError:
+                if batch == 1:
+                    raise
     except MapVanishes as e:
         raise too_small(name, input_shape, e, _passes_features(model)) from None
     except RuntimeError as e:

@@ -25,21 +25,66 @@ from neuralab.errors import NeuralabError
 from neuralab.files import atomic_write
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
+def _digest(tensors: dict[str, torch.Tensor], aliases: dict[str, str] | None = None) -> str:
     h = hashlib.sha256()
     for key in sorted(tensors):
         h.update(key.encode())
         h.update(tensors[key].contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    if aliases:  # absent from files without tied tensors, whose checksums stay as they were
+        h.update(json.dumps(aliases, sort_keys=True).encode())
     return h.hexdigest()
 
 
+def _each_once(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors to write, each once, and the names that are another's tensor (alias -> name).
+
+    A tied weight (``self.enc.weight = self.mid.weight``) is one tensor under two names of the
+    state dict, and safetensors refuses tensors that share memory: the file keeps it under its
+    first name, and loading gives both names the same tensor again. Tensors that overlap other
+    tensors' memory without being them (a buffer that is a slice of a weight) are copied."""
+    kept: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    first: dict[tuple, str] = {}
+    for name, value in tensors.items():
+        value = value.detach()
+        # identity from before the move to the CPU, where two names of one CUDA tensor become two copies
+        key = (value.device, value.data_ptr(), value.dtype, tuple(value.shape), value.stride())
+        if value.numel() and key in first:
+            aliases[name] = first[key]
+            continue
+        first.setdefault(key, name)
+        kept[name] = value.cpu().contiguous()
+    storages: set[int] = set()
+    for name, value in kept.items():
+        if value.numel():
+            if value.untyped_storage().data_ptr() in storages:
+                kept[name] = value.clone()
+            storages.add(kept[name].untyped_storage().data_ptr())
+    return kept, aliases
+
+
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict | None = None) -> None:
-    """Write ``tensors`` and the JSON-able ``meta`` atomically (temporary file, fsync, rename)."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    header = {"neuralab": json.dumps(meta or {}), "sha256": _digest(tensors)}
+    """Write ``tensors`` and the JSON-able ``meta`` atomically (temporary file, fsync, rename);
+    a tensor under several names (tied weights) is written once."""
+    tensors, aliases = _each_once(tensors)
+    header = {"neuralab": json.dumps(meta or {}), "sha256": _digest(tensors, aliases)}
+    if aliases:
+        header["aliases"] = json.dumps(aliases)
     data = st_save(tensors, metadata=header)
     with atomic_write(path, "wb") as f:
         f.write(data)
+
+
+def _aliases(path, header: dict, names) -> dict[str, str]:
+    """The header's tied names (alias -> stored name), checked to name stored tensors."""
+    try:
+        aliases = json.loads(header.get("aliases", "{}"))
+    except json.JSONDecodeError:
+        aliases = None
+    if not (isinstance(aliases, dict) and all(isinstance(k, str) and isinstance(v, str) and k not in names
+                                              and v in names for k, v in aliases.items())):
+        raise NeuralabError(f"{path}: damaged safetensors file (its 'aliases' do not name tensors of the file)")
+    return aliases
 
 
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
@@ -55,8 +100,10 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         header = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
     except (SafetensorError, ValueError, json.JSONDecodeError) as e:
         raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e})") from None
-    if "sha256" in header and _digest(tensors) != header["sha256"]:
+    aliases = _aliases(path, header, tensors)
+    if "sha256" in header and _digest(tensors, aliases) != header["sha256"]:
         raise NeuralabError(f"{path}: checksum mismatch, the file was altered after it was written")
+    tensors.update({alias: tensors[name] for alias, name in aliases.items()})  # tied names share one tensor again
     return tensors, json.loads(header.get("neuralab", "{}"))
 
 
@@ -66,11 +113,13 @@ def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            header = f.metadata() or {}
     except FileNotFoundError:
         raise NeuralabError(f"{path}: file not found") from None
     except (SafetensorError, OSError, ValueError) as e:
         raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e})") from None
+    return {**shapes, **{alias: shapes[name] for alias, name in _aliases(path, header, shapes).items()}}
 
 
 def check_fits(path: str | os.PathLike, skeleton: torch.nn.Module, what: str) -> None:

@@ -16,7 +16,7 @@ from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
 from neuralab.training.config import RECIPES, ClassifierConfig, with_compile  # noqa: F401  (torch-free there)
-from neuralab.training.trainer import CLASSIFICATION, Trainer, seed_everything
+from neuralab.training.trainer import CLASSIFICATION, Trainer, nchw, seed_everything
 
 
 @dataclass
@@ -43,8 +43,9 @@ class Preprocess:
         return cls(tuple(x.shape[1:]), mean.tolist(), np.maximum(std, 1e-3).tolist())
 
     def __call__(self, x: np.ndarray) -> torch.Tensor:
-        """(N, C, H, W) uint8 -> normalised float32 tensor."""
-        return self.normalise(pixels(x))
+        """(N, C, H, W) uint8 -> normalised float32 tensor with (N, C, H, W) strides, as any
+        PyTorch model takes it (the trainer picks its own layout for ``normalise``)."""
+        return self.normalise(nchw(pixels(x)))
 
     def normalise(self, t: torch.Tensor) -> torch.Tensor:
         """A batch (N, C, H, W) of uint8 pixels, on any device -> a new normalised float32 tensor:
@@ -166,19 +167,24 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
     meta = classifier_meta(source.architecture, data.classes, pre, count_parameters(model), source.record(),
                            config.model_options)
 
+    path = Path(out) if out is not None else runs.default_dir(source.architecture, Path(config.data).name)
+    trainer = Trainer(model, config.train, CLASSIFICATION, path, meta, verbose=verbose, callbacks=callbacks,
+                      optimizer=optimizer, inputs=pre.normalise)
+    # A model that fails in training mode is refused here, not in a run left behind half-made;
+    # the first full batch is all the check reads.
+    first = data.train.x[:config.train.batch_size]
+    trainer.check_model(pixels(first), torch.from_numpy(data.train.y[:len(first)]), size=len(data.train))
+    summary_text = _summary_text(trainer, config, data)
+
     # Inputs are valid: only now does anything touch the disk.
     is_main = dist_info().is_main
-    path = Path(out) if out is not None else runs.default_dir(source.architecture, Path(config.data).name)
     run = Run.create(path, overwrite) if is_main else Run(path)
     try:
         if is_main:
             source.copy_code(run.path)
-        trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose, callbacks=callbacks,
-                          optimizer=optimizer, inputs=pre.normalise)
-        if is_main:
             run.write_record(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data))
             run.write_json(runs.MODEL, meta)
-        return _fit_and_finish(trainer, run, config, data, resume=False, verbose=verbose)
+        return _fit_and_finish(trainer, run, config, data, resume=False, verbose=verbose, summary_text=summary_text)
     finally:
         run.unlock()
 
@@ -348,12 +354,19 @@ def stored_config(run: Run) -> ClassifierConfig:
         raise NeuralabError(f"{run / runs.CONFIG}: not a config neuralab wrote ({e}); the file is damaged") from None
 
 
-def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verbose: bool) -> RunResult:
-    from neuralab.models import count_parameters
+def _summary_text(trainer: Trainer, config, data) -> str:
     from neuralab.models.summary import render_summary, summary
 
+    return render_summary(summary(trainer.model, data.input_shape, name=config.model), rich=False)
+
+
+def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verbose: bool,
+                    summary_text: str | None = None) -> RunResult:
+    """Train, test and report; ``summary_text`` when the caller made it before the run existed."""
+    from neuralab.models import count_parameters
+
     main = trainer.dist.is_main
-    summary_text = render_summary(summary(trainer.model, data.input_shape, name=config.model), rich=False)
+    summary_text = summary_text if summary_text is not None else _summary_text(trainer, config, data)
     if main:
         run.write_text(runs.SUMMARY, summary_text + "\n")
     if verbose and main:

@@ -159,8 +159,9 @@ def init_distributed(device: torch.device) -> DistInfo:
     return info
 
 
-def environment(device: torch.device) -> dict:
-    """What a run records so that it can be reproduced: versions, device, threads."""
+def environment(device: torch.device, threads: int = 0) -> dict:
+    """What a run records so that it can be reproduced: versions, device, threads. ``threads``
+    is the count the run computes with (``cpu_threads``'s; 0: torch's setting, which then applies)."""
     import platform
 
     import numpy
@@ -174,7 +175,7 @@ def environment(device: torch.device) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": str(device),
-        "threads": torch.get_num_threads(),
+        "threads": threads or torch.get_num_threads(),
         "world_size": dist_info().world_size,
     }
     if device.type == "cuda":

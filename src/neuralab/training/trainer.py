@@ -122,6 +122,10 @@ class Trainer:
         self.model_meta = model_meta or {}
         self.verbose = verbose and self.dist.is_main
         self.model = model.to(self.device)
+        # Channels-last only where every layer is neuralab's or PyTorch's, which take either layout: a
+        # user's forward may use x.view(N, -1), which needs (N, C, H, W) strides.
+        self.channels_last = config.channels_last and _layout_free(model)
+        self._checked = _own_architecture(model)  # neuralab's architectures are known to train
         self.amp_dtype = self._amp_dtype()
         self.history: list[dict] = []
         self.sample_losses: torch.Tensor | None = None  # each training sample's loss when last seen (focus)
@@ -145,9 +149,9 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
-        if self.config.channels_last and x.dim() == 4:
-            return x.contiguous(memory_format=torch.channels_last)
-        return x
+        if x.dim() != 4:
+            return x
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else nchw(x)
 
     def model_input(self, x: torch.Tensor) -> torch.Tensor:
         """A batch as the data hold it (on the device, in the trainer's layout) -> the model's input."""
@@ -165,7 +169,7 @@ class Trainer:
 
     @property
     def environment(self) -> dict:
-        return {**environment(self.device), "autocast": self.autocast}
+        return {**environment(self.device, self.config.threads), "autocast": self.autocast}
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor] | None = None,
             resume: bool = False) -> list[dict]:
@@ -173,9 +177,10 @@ class Trainer:
         n = len(x)
         if n == 0:
             raise NeuralabError("the training set is empty")
+        self.check_model(x, y)
         sizes = cfg.epoch_sizes(n)
         model = accelerate(self.model)  # the same layers through faster CPU kernels (models/fast.py)
-        if cfg.channels_last and x.dim() == 4:
+        if self.channels_last and x.dim() == 4:
             model = model.to(memory_format=torch.channels_last)
         # The whole set moves to the device once; batches are gathered there.
         x, y = self._layout(x.to(self.device)), y.to(self.device)
@@ -252,16 +257,84 @@ class Trainer:
             order = self.sample_losses.topk(size).indices[order]
         return order
 
-    def _train_epoch(self, model, optimizer, scheduler, order, x, y, epoch, progress) -> dict:
-        cfg, dist = self.config, self.dist
-        model.train()
-        # A model that defines ``loss`` (GoogLeNet: main loss + 0.3 x each auxiliary head) gets
-        # the task's criterion; everything else is scored by the criterion directly.
+    def _criterion(self, model) -> Callable:
+        """The summed loss of a batch's outputs. A model that defines ``loss`` (GoogLeNet: main loss
+        + 0.3 x each auxiliary head) gets the task's criterion; everything else is scored by it directly."""
         def summed(out, y):
             return self.task.loss_each(out.float(), y).sum()
 
         own_loss = getattr(unwrap(model), "loss", None)
-        criterion = (lambda out, y: own_loss(out, y, criterion=summed)) if callable(own_loss) else summed
+        return (lambda out, y: own_loss(out, y, criterion=summed)) if callable(own_loss) else summed
+
+    def check_model(self, x: torch.Tensor, y: torch.Tensor, size: int | None = None) -> None:
+        """Refuse in one line, before anything trains or is written, a model that fails in training
+        mode on ``(x, y)``: one step (forward, loss, backward) on a full batch and one on the smallest
+        batch an epoch ends with. The weights, buffers and random state are left as they were, so the
+        training that follows is the same. A model's check in eval mode (training.source) misses a
+        forward that returns more while training, and batch norm on a last batch of one sample.
+        Neuralab's own architectures are known to train and are not checked; ``fit`` checks once.
+        ``x`` may hold only the first rows (a batch's) of a training set of ``size`` samples."""
+        if self._checked:
+            return
+        cfg, dist = self.config, self.dist
+        sizes = cfg.epoch_sizes(size or len(x))
+        share = lambda rows: len(range(dist.rank, rows, dist.world_size))  # noqa: E731  this process's part
+        full = share(min(cfg.batch_size, max(sizes)))
+        last, epoch_size = min((share(s % cfg.batch_size or cfg.batch_size), s) for s in sizes)
+        name = self.model_meta.get("architecture") or type(unwrap(self.model)).__name__
+        for k in (full, last) if 0 < last < full else (full,):
+            failure = self._step_error(x, y, k)
+            if isinstance(failure, str):
+                raise NeuralabError(f"{name}: in training mode (model.train()) the model returns {failure}, where "
+                                    "the trainer needs one tensor of outputs (N, classes); return the outputs alone "
+                                    "when training too")
+            if failure is not None and k == full:
+                shape = f"({', '.join(['N', *map(str, x.shape[1:])])})"
+                raise NeuralabError(f"{name}: the model fails in training mode (model.train()) on a batch of {k} "
+                                    f"inputs {shape}: {_first_line(failure)}; make its forward work when training")
+            if failure is not None:
+                better = next((b for b in _near(cfg.batch_size, max(sizes))
+                               if all(share(s % b or b) > k for s in sizes)), None)
+                raise NeuralabError(f"{name}: the model fails in training mode on the last batch of an epoch, {k} "
+                                    f"of {epoch_size} training samples in batches of {cfg.batch_size} "
+                                    f"({_first_line(failure)}); choose a `batch_size` that leaves a larger last "
+                                    "batch" + (f", such as {better}" if better else ""))
+        self._checked = True
+
+    def _step_error(self, x: torch.Tensor, y: torch.Tensor, k: int) -> Exception | str | None:
+        """What one training step on the first ``k`` rows raises, what a forward returns in place of
+        a tensor ("a tuple"), or None; the model is left as it was."""
+        model = self.model
+        saved = [(m, name, b, b.detach().clone()) for m in model.modules() for name, b in m._buffers.items()
+                 if b is not None]
+        was_training = model.training
+        xb, yb = self.model_input(self._layout(x[:k].to(self.device))), y[:k].to(self.device)
+        try:
+            model.train()
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
+                    cpu_threads(self.config.threads):
+                with self._autocast():
+                    out = model(xb)
+                    if not isinstance(out, torch.Tensor) and not callable(getattr(unwrap(model), "loss", None)):
+                        return "None" if out is None else f"a {type(out).__name__}"
+                    loss = self._criterion(model)(out, yb)
+                loss.backward()
+        except Exception as e:  # noqa: BLE001  the user's forward: named in one line by check_model
+            return e
+        finally:
+            with torch.no_grad():  # running statistics (batch norm) and counters as they were
+                for module, name, buffer, value in saved:
+                    buffer.copy_(value)
+                    module._buffers[name] = buffer
+            for p in model.parameters():
+                p.grad = None
+            model.train(was_training)
+        return None
+
+    def _train_epoch(self, model, optimizer, scheduler, order, x, y, epoch, progress) -> dict:
+        cfg, dist = self.config, self.dist
+        model.train()
+        criterion = self._criterion(model)
         steps = math.ceil(len(order) / cfg.batch_size)
         progress.start_epoch(epoch, steps)
         t0 = time.perf_counter()
@@ -430,6 +503,37 @@ class Trainer:
                 save_tensors(self.run_dir / WEIGHTS, self.best_state, {**self.model_meta, "epoch": best})
         self._write_metrics()
         return meta
+
+
+def nchw(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with PyTorch's default strides, those of (N, C, H, W) in that order: what plain PyTorch
+    code such as ``x.view(len(x), -1)`` after a convolution needs. Images read as (N, H, W, C) and
+    viewed as (N, C, H, W) do not have them, even with one channel, where PyTorch counts the tensor
+    contiguous but convolutions still give channels-last maps; there the same memory is viewed again."""
+    x = x.contiguous()
+    return x.view(-1).view(x.shape)
+
+
+def _layout_free(model: nn.Module) -> bool:
+    """Whether every layer of ``model`` is neuralab's or PyTorch's own, whose forward takes maps in
+    either memory layout; a user's forward may assume (N, C, H, W) strides."""
+    return all(type(m).__module__.startswith(("neuralab.", "torch.nn.")) for m in model.modules())
+
+
+def _own_architecture(model: nn.Module) -> bool:
+    """Whether ``model`` is one of neuralab's architectures (the zoo, the forecasters' networks)."""
+    return type(unwrap(model)).__module__.startswith(("neuralab.models.", "neuralab.forecasting."))
+
+
+def _first_line(e: Exception) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0]}" if str(e) else type(e).__name__
+
+
+def _near(b: int, most: int):
+    """Batch sizes other than ``b`` up to the larger of ``b`` and ``most``, nearest to ``b`` first."""
+    top = max(b, most)
+    for d in range(1, top):
+        yield from (c for c in (b - d, b + d) if 1 <= c <= top)
 
 
 def _rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
