@@ -218,7 +218,12 @@ def test_the_run_is_evaluated_again_on_the_dataset_it_names(fitted, tmp_path, fa
     assert err.count("\n") == 1 and "fashion-mnist: images of 1x28x28" in err and "takes 1x32x32" in err, err
     assert main(["evaluate", str(out)]) == 2  # "fashion-mnist (2,000)": arrays given to fit
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "names no dataset to read again" in err and "damaged" not in err, err
+    assert err.count("\n") == 1 and "is neither a dataset's name" in err and "damaged" not in err, err
+    record["config"]["data"] = None  # RunLogger given no data: not the current folder
+    (named / "config.json").write_text(json.dumps(record))
+    assert main(["evaluate", str(named)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "without naming its data" in err, err
     assert main(["train", "--resume", str(out)]) == 2
     assert "continue the training in Keras" in capsys.readouterr().err
 

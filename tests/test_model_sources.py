@@ -312,6 +312,19 @@ def test_import_gives_kerass_probabilities(saved_lenet, fashion, tmp_path, capsy
         file_in(fashion, "t10k-labels-idx1-ubyte.gz"))[:200]).mean()), abs=1e-9)
 
 
+def test_fine_tuning_a_keras_file_keeps_the_inputs_it_was_trained_on(saved_lenet, fashion, tmp_path):
+    """Its weights were fitted on pixels / 255: training it on neuralab's own normalisation
+    would start from another function. At a learning rate too small to move the weights, the
+    run predicts what Keras does."""
+    path, model = saved_lenet
+    run = train_classifier(_config(str(path), fashion, lr=1e-12), out=tmp_path / "tuned", verbose=False).run_dir
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["preprocess"]["mean"] == [0.0] and meta["preprocess"]["std"] == [pytest.approx(1.0)]
+    images = _test_images(fashion, 50)
+    theirs = model.predict(np.pad(images[:, 0], ((0, 0), (2, 2), (2, 2)))[..., None] / np.float32(255), verbose=0)
+    assert np.abs(load_classifier(run).predict_proba(images) - theirs).max() <= 1e-4
+
+
 def test_import_of_tf_keras_files_matches_tensorflows_outputs(tmp_path, capsys):
     """A functional graph (BatchNormalization, global pooling) saved by TF-Keras 2, against the
     outputs TensorFlow computed (tests/data/keras/make_references.py)."""

@@ -161,7 +161,7 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
     config.train.check()
     data = load_image_data(config.data, config.data_dir, **config.data_options)
     check_data(data)
-    pre = Preprocess.fit(data.train.x)
+    pre = _keras_inputs(source, data.input_shape) or Preprocess.fit(data.train.x)
     seed_everything(config.train.seed)
     model = source.classifier(data.input_shape, len(data.classes), config.model_options, pre(data.train.x[:2]))
     meta = classifier_meta(source.architecture, data.classes, pre, count_parameters(model), source.record(),
@@ -187,6 +187,19 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
         return _fit_and_finish(trainer, run, config, data, resume=False, verbose=verbose, summary_text=summary_text)
     finally:
         run.unlock()
+
+
+def _keras_inputs(source, input_shape) -> Preprocess | None:
+    """What a Keras model's inputs are where its weights or its first layer fix them: a
+    saved model (fine-tuned) keeps the pixels x scale it was trained on, and a model starting
+    with Rescaling takes raw pixels; neuralab's own normalisation would change what it
+    computes. A fresh model from code trains on neuralab's, as the zoo does (None)."""
+    from neuralab.training.source import KERAS, keras_pixels, rescales
+
+    if source.type != KERAS or (source.weights is None and not rescales(source.spec)):
+        return None
+    _, pixels = keras_pixels(source.spec, None, input_shape[0])
+    return Preprocess(tuple(input_shape), **pixels)
 
 
 def model_source(model):
@@ -343,10 +356,13 @@ def stored_config(run: Run) -> ClassifierConfig:
     if run.by_keras_fit:
         config = run.record["config"]
         data = str(config.get("data") or "")
+        if not data:  # Path("") is the current folder: no data is no folder
+            raise NeuralabError(f"{run.path}: Keras's fit wrote this run (RunLogger) without naming its data; give "
+                                "RunLogger `data` (mnist, fashion-mnist, cifar10 or an image folder) in the next "
+                                "fit, or evaluate the model in Python")
         if data not in NAMED and not Path(data).is_dir():
-            raise NeuralabError(f"{run.path}: Keras's fit wrote this run (RunLogger) from arrays, and it names no "
-                                f"dataset to read again ({data!r}); give RunLogger `data` as a dataset name "
-                                "(mnist, fashion-mnist, cifar10) or an image folder")
+            raise NeuralabError(f"{run.path}: Keras's fit wrote this run (RunLogger), and its data {data!r} is "
+                                "neither a dataset's name (mnist, fashion-mnist, cifar10) nor an image folder here")
         return ClassifierConfig(model=str(config.get("model")), data=data)
     try:
         return ClassifierConfig.from_dict(run.record["config"])

@@ -97,7 +97,8 @@ class TrainConfig:
 def with_compile(train: TrainConfig, settings: dict, defaults: TrainConfig | None = None) -> TrainConfig:
     """``train`` with a Keras model's compile() ``settings`` (TrainConfig field names, from
     training.source) in the fields ``train`` leaves at ``defaults`` (TrainConfig's own by
-    default): options given explicitly win. Fields TrainConfig does not have are left out."""
+    default): options set to other values win (one set to its default cannot be told from one
+    left out). Fields TrainConfig does not have are left out."""
     defaults = defaults or TrainConfig()
     names = {f.name for f in fields(TrainConfig)}
     return replace(train, **{k: v for k, v in settings.items()

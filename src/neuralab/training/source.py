@@ -458,14 +458,18 @@ def parse_scale(text) -> float:
     return value
 
 
+def rescales(spec: dict) -> bool:
+    """Whether the Keras model starts with a Rescaling layer: it takes raw pixels."""
+    return len(spec["layers"]) > 1 and spec["layers"][1]["class"] == "Rescaling"
+
+
 def keras_pixels(spec: dict, scale, channels: int) -> tuple[float, dict]:
     """What a Keras image model's inputs were, pixels x ``scale`` (None: 1 when the model
     starts with a Rescaling layer, else the workshop's 1/255), and the Preprocess fields that
     give a neuralab run those inputs: Preprocess maps uint8 pixels p to (p / 255 - mean) / std,
     so mean 0 and std 1 / (255 scale) give p x scale."""
     if scale is None:
-        rescaled = len(spec["layers"]) > 1 and spec["layers"][1]["class"] == "Rescaling"
-        scale = 1.0 if rescaled else 1 / 255
+        scale = 1.0 if rescales(spec) else 1 / 255
     scale = parse_scale(scale)
     return scale, {"mean": [0.0] * channels, "std": [1 / (255 * scale)] * channels}
 
