@@ -70,6 +70,24 @@ def test_a_full_disk_stops_only_the_report_and_neuralab_report_writes_it(fashion
     assert f"test accuracy <b>{results['test_accuracy'] * 100:.2f}%</b>" in page
 
 
+def test_ctrl_c_while_the_report_is_drawn_says_the_run_is_finished(fashion, tmp_path, monkeypatch, capsys):
+    """The run is whole once results.json is written: `--resume` would refuse it, `report` writes the page."""
+    from neuralab.reports import plots
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(plots, "save", interrupted)
+        code = main(["train", "--model", "mlp", "--data", "fashion-mnist", "--data-dir", str(fashion), "--epochs", "1",
+                     "--out", str(run), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 130 and len(err) == 1 and "the run is finished" in err[0], err
+    assert f"`neuralab report {run}` writes the report again" in err[0] and "--resume" not in err[0]
+    assert (run / "results.json").is_file() and main(["report", str(run)]) == 0
+
+
 def test_a_report_written_again_is_the_one_training_wrote(fashion, tmp_path):
     run = train_classifier(ClassifierConfig(model="lenet5", data="fashion-mnist", data_dir=str(fashion),
                                             train=TrainConfig(epochs=2, batch_size=64)),

@@ -97,9 +97,12 @@ def write(path: str | Path, document: str) -> Path:
 @contextlib.contextmanager
 def kept_if_unwritable(run_dir: Path) -> Iterator[None]:
     """Writing a run's report (its PNGs, then report.html) after its weights and results:
-    a full disk or a read-only folder stops the report alone, in one line that says so."""
+    a full disk, a read-only folder or Ctrl-C stops the report alone, in one line that says so."""
     try:
         yield
+    except KeyboardInterrupt:  # the run is finished: no --resume for it, only the report to write again
+        raise KeyboardInterrupt(f"{run_dir / 'report.html'}: interrupted; the run is finished and its weights and "
+                                f"results are kept: `neuralab report {run_dir}` writes the report again") from None
     except (OSError, WriteError) as e:
         raise NeuralabError(
             f"{run_dir / 'report.html'}: not written ({e.strerror or e}); the weights and results in {run_dir} "
