@@ -84,7 +84,7 @@ def test_a_module_built_with_arguments_is_not_rebuilt_as_another_network(code, d
     for made in (net.Net(invert=True), net.Net(hidden=32)):
         result = _train(made, digits, tmp_path / f"{made.invert}-{made.body[1].out_features}")
         assert _source(result.run_dir)["file"] is None and not (result.run_dir / "model.py").exists()
-        with pytest.raises(NeuralabError, match="its class alone does not rebuild"):
+        with pytest.raises(NeuralabError, match="PyTorch code the run cannot rebuild"):
             evaluate_run(result.run_dir, trust_code=True)
 
 
@@ -144,19 +144,59 @@ def test_a_file_importing_its_neighbours_keeps_them_and_reloads_from_the_run_alo
     assert "blocks.py: missing" in capsys.readouterr().err
 
 
-def test_a_package_beside_the_file_is_refused_before_anything_is_written(digits, tmp_path, capsys):
+def test_code_importing_a_package_beside_it_trains_and_its_run_says_it_cannot_rebuild_it(digits, tmp_path, capsys):
     (tmp_path / "parts").mkdir()
     (tmp_path / "parts" / "__init__.py").write_text(BLOCKS)
     (tmp_path / "net.py").write_text(NET.replace("from blocks import head", "from parts import head"))
-    code = main(["train", "--model", f"{tmp_path / 'net.py'}:Net", "--data", str(digits), "--out",
-                 str(tmp_path / "run")])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "imports parts, a package in its folder" in err
-    assert not (tmp_path / "run").exists()
+    run = tmp_path / "run"
+    assert main(["train", "--model", f"{tmp_path / 'net.py'}:Net", "--data", str(digits), "--epochs", "1",
+                 "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert _source(run)["file"] is None and not list(run.glob("*.py"))
+    assert main(["evaluate", str(run), "--trust-code"]) == 2
+    assert "importing a package beside it" in capsys.readouterr().err
+
+
+def test_a_constructor_argument_that_only_the_outputs_show_is_caught(tmp_path, digits):
+    (tmp_path / "actnet.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self, act=torch.relu):
+                super().__init__()
+                self.act = act
+                self.fc1, self.fc2 = nn.Linear(64, 16), nn.Linear(16, 10)
+
+            def forward(self, x):
+                return self.fc2(self.act(self.fc1(x.flatten(1))))
+    """))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import actnet
+    finally:
+        sys.path.remove(str(tmp_path))
+    import torch
+
+    assert _source(_train(actnet.Net(act=torch.tanh), digits, tmp_path / "tanh").run_dir)["file"] is None
+    assert _source(_train(actnet.Net(), digits, tmp_path / "relu").run_dir)["file"] == "model.py"
+
+
+def test_a_run_whose_folder_holds_code_its_record_does_not_name_is_refused(code, digits, tmp_path):
+    _, net = code
+    run = _train(net.Net(), digits, tmp_path / "run").run_dir
+    meta = json.loads((run / "model.json").read_text())
+    del meta["source"]["imports"]  # blocks.py still beside model.py, run with no hash checked
+    (run / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(NeuralabError, match="imports blocks.py from the run's folder, which model.json does not"):
+        load_classifier(run, trust_code=True)
 
 
 @pytest.mark.parametrize("text, message", [
     ("model = 42\n", "net.py: model is an int, not a Keras model or torch.nn.Module"),
+    ("import torch\n\nmodel = None  # set below\n\n\nclass Net(torch.nn.Module):\n    pass\n",
+     "torch:net.py:Net: the model fails on the data"),  # Net was taken, not "model is a NoneType"
     ("from tensorflow.keras.models import Sequential\n",  # as the workshop's listings import it
      "net.py:1: ModuleNotFoundError: No module named 'tensorflow'; neuralab runs Keras 3 on PyTorch, without "
      "TensorFlow: import from keras"),

@@ -202,7 +202,9 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         # x.view(x.size(0), -1) cannot infer the -1 of zero elements, so it gets one image
         # (its rows then show no batch inside a recurrent layer's states: there is no 0 to find).
         for batch in (0, 1):
-            seen.clear(), formulas.clear(), running.clear()
+            seen.clear()
+            formulas.clear()
+            running.clear()
             try:
                 with shape_guard(model):
                     output = _dry_run(model, input_shape, batch)

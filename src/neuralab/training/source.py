@@ -78,6 +78,7 @@ class ModelSource:
     code: bytes | None = None                 # torch: that file's bytes, as they were run
     name: str | None = None                   # torch: its name in the file
     imports: dict = field(default_factory=dict)  # torch: the files beside it that it imports, name -> bytes
+    rebuilt: object = None                    # torch: a module object's class built again, to compare on data
     compile: dict = field(default_factory=dict)  # keras: compile()'s settings as TrainConfig fields
 
     # --- what a run stores ------------------------------------------------------------
@@ -116,7 +117,8 @@ class ModelSource:
             return build_model(self.architecture, input_shape, num_classes, **(options or {}))
         if self.type == KERAS:
             return keras_classifier(self.spec, self.weights, input_shape, num_classes, self.architecture)
-        return checked_module(self.module, self.architecture, tuple(input_shape), num_classes, sample)
+        shape = tuple(input_shape)
+        return self._confirmed(checked_module(self.module, self.architecture, shape, num_classes, sample), sample, shape)
 
     def sequence_network(self, lookback: int, inputs: int, horizon: int, sample=None):
         """The network for windows (N, ``lookback``, ``inputs``) forecasting ``horizon`` steps."""
@@ -134,8 +136,23 @@ class ModelSource:
                                     f"`horizon` {horizon} needs (None, {horizon}); end the model in Dense({horizon})")
             return build(self.spec, self.weights)
         if self.type == TORCH:
-            return checked_module(self.module, self.architecture, (lookback, inputs), horizon, sample, "steps")
+            shape = (lookback, inputs)
+            return self._confirmed(checked_module(self.module, self.architecture, shape, horizon, sample, "steps"),
+                                   sample, shape)
         raise NeuralabError(f"{self.architecture}: not a forecasting network")
+
+    def _confirmed(self, module, sample, shape: tuple):
+        """``module``, its record kept only where its class built again computes the same on
+        ``sample`` (or zeros of ``shape``) with the same weights: a constructor argument that
+        sets no size or plain attribute (``Net(act=torch.tanh)``) shows only in the outputs."""
+        if self.rebuilt is not None:
+            import torch
+
+            rebuilt, self.rebuilt = self.rebuilt, None
+            if not _same_outputs(module, rebuilt, sample if sample is not None else torch.rand(2, *shape)):
+                self.file = self.code = None
+                self.imports = {}
+        return module
 
 
 # --- reading a model from what a user gives ------------------------------------------------
@@ -195,6 +212,7 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         # that the run is reproducible from its seed; a trained one (from a file) keeps its weights.
         return ModelSource(KERAS, f"keras:{obj.name}", model.spec, None,
                            compile=compile_settings(obj.get_compile_config() if obj.compiled else {}))
+    rebuilt = None
     if path is None and not _is_model(obj) and callable(obj):  # a class, or a function giving a model
         origin = obj
         name = getattr(origin, "__name__", type(origin).__name__)
@@ -206,17 +224,20 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
     elif path is None and isinstance(obj, torch.nn.Module):  # a module object: rebuilt as its class, when it can be
         name = type(obj).__name__
         path = code_file(type(obj))
-        if path is not None and not _rebuilt_alike(obj):
+        rebuilt = _rebuilt_alike(obj) if path is not None else None
+        if rebuilt is None:
             path = None  # built with arguments: its class called without them is another network
+    if not isinstance(obj, torch.nn.Module):
+        raise NeuralabError(f"{path or type(obj).__name__}: {name + ' is ' if name else ''}{_a(obj)}, not "
+                            "a model; give a Keras model or a torch.nn.Module (an instance, a class, or a function "
+                            "returning one)")
+    where = path.name if path else "object"
     if path is not None and imports is None:
         imports = local_imports(path)
-    if isinstance(obj, torch.nn.Module):
-        where = path.name if path else "object"
-        return ModelSource(TORCH, f"torch:{where}:{name}", module=obj, file=path.resolve() if path else None,
-                           code=path.read_bytes() if path else None, name=name, imports=imports or {})
-    raise NeuralabError(f"{path or type(obj).__name__}: {name + ' is ' if name else ''}{_a(obj)}, not "
-                        "a model; give a Keras model or a torch.nn.Module (an instance, a class, or a function "
-                        "returning one)")
+    if imports is None:  # code that imports a package beside it: the run cannot keep it, nor rebuild the model
+        path = None
+    return ModelSource(TORCH, f"torch:{where}:{name}", module=obj, file=path.resolve() if path else None,
+                       code=path.read_bytes() if path else None, name=name, imports=imports or {}, rebuilt=rebuilt)
 
 
 def code_file(obj) -> Path | None:
@@ -239,25 +260,46 @@ def code_file(obj) -> Path | None:
     return None if any(path.is_relative_to(Path(p).resolve()) for p in libraries) else path
 
 
-def _rebuilt_alike(module) -> bool:
-    """Whether ``type(module)()`` makes the same network: the same layers, settings and shapes
-    of weights. A module built with arguments (``Net(hidden=32)``, ``Net(invert=True)``) is
-    not, and a run could not rebuild it from its class."""
+def _rebuilt_alike(module):
+    """``type(module)()`` with ``module``'s weights, where it has the same layers, settings and
+    shapes of weights; None where a constructor argument made another network (``Net(hidden=32)``,
+    ``Net(invert=True)``), which a run could not rebuild from its class. ``_same_outputs`` then
+    compares the two on data."""
     import torch
 
     with torch.random.fork_rng(devices=[]):  # building it draws weights: the run's seed stays as it was
         try:
             made = type(module)()
         except Exception:  # noqa: BLE001  a class that needs its arguments
-            return False
+            return None
 
     def layout(m):
         return ([(n, type(s).__name__, _settings(s)) for n, s in m.named_modules()],
                 [(n, tuple(t.shape)) for n, t in m.state_dict().items()])
     try:
-        return layout(made) == layout(module)
+        if layout(made) != layout(module):
+            return None
+        made.load_state_dict(module.state_dict())
     except Exception:  # noqa: BLE001  settings that cannot be compared are not known to be the same
+        return None
+    return made
+
+
+def _same_outputs(module, rebuilt, x) -> bool:
+    """Whether the two networks give the same outputs on ``x`` (eval mode, no gradients)."""
+    import torch
+
+    was = module.training
+    try:
+        module.eval()
+        rebuilt.eval()
+        with torch.no_grad():
+            a, b = module(x), rebuilt(x)
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    except Exception:  # noqa: BLE001  the class built again fails where the object works: not the same
         return False
+    finally:
+        module.train(was)
 
 
 def _settings(module) -> dict:
@@ -290,7 +332,8 @@ def load_python(path: Path, name: str | None = None, imports: dict | None = None
             defined = ", ".join(_candidates(module, found)) or "no model"
             raise NeuralabError(f"{path}: no {name!r} in the file (it defines: {defined})")
         return _materialise(path, name, found[name]), name
-    if "model" in found:
+    if "model" in found and (_is_model(found["model"]) or _is_module_class(found["model"])
+                             or inspect.isfunction(found["model"])):
         return _materialise(path, "model", found["model"]), "model"
     instances = [k for k, v in found.items() if _is_model(v)]
     classes = [k for k, v in found.items() if _is_module_class(v) and v.__module__ == module.__name__]
@@ -299,6 +342,8 @@ def load_python(path: Path, name: str | None = None, imports: dict | None = None
             return _materialise(path, picks[0], found[picks[0]]), picks[0]
         if len(picks) > 1:
             raise NeuralabError(f"{path}: defines several models ({', '.join(picks)}); name one: {path.name}:NAME")
+    if "model" in found:  # a placeholder (model = None) beside the real one is passed over; alone, it is the mistake
+        return _materialise(path, "model", found["model"]), "model"
     raise NeuralabError(f"{path}: defines no model; define a Keras model or a torch.nn.Module (an instance named "
                         f"model, a class, or a function returning one, chosen with {path.name}:NAME)")
 
@@ -306,7 +351,8 @@ def load_python(path: Path, name: str | None = None, imports: dict | None = None
 def local_imports(path: Path) -> dict:
     """The Python files beside ``path`` that it imports, and those they import, as {file name:
     bytes}: a run keeps them with the model's file, so that the file runs again from the run
-    alone. A package beside it (a folder) is refused: a run keeps files, not folders."""
+    alone. None where it imports a package beside it (a folder) or a file named as the run's
+    copy of the model (model.py): a run keeps neither, and cannot rebuild the model."""
     import ast
 
     path = Path(path)
@@ -323,14 +369,11 @@ def local_imports(path: Path) -> dict:
         for name in sorted(names):
             beside = folder / f"{name}.py"
             if (folder / name / "__init__.py").is_file() and not beside.is_file():
-                raise NeuralabError(f"{path}: imports {name}, a package in its folder; a run keeps the model's file "
-                                    "and the .py files beside it that it imports, not folders: move what the model "
-                                    "needs into files beside it")
+                return None
             if not beside.is_file() or beside.name in found or beside.resolve() == path.resolve():
                 continue
             if beside.name == CODE_FILE:
-                raise NeuralabError(f"{path}: imports {beside}, whose name a run keeps for the model's own file; "
-                                    "rename it")
+                return None
             if beside.stat().st_size > MAX_CODE:
                 raise NeuralabError(f"{beside}: imported by the model, and larger than {MAX_CODE // 2**20} MB")
             found[beside.name] = beside.read_bytes()
@@ -631,9 +674,9 @@ def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
     if source["type"] != TORCH:
         raise NeuralabError(f"{run_dir}: a zoo run is built from its architecture")
     if source.get("file") is None:
-        raise NeuralabError(f"{run_dir}: the model was a PyTorch object that its class alone does not rebuild (built "
-                            "with arguments, or defined in a notebook, a script or a library), so the run cannot "
-                            "rebuild it; load model.safetensors into your module with "
+        raise NeuralabError(f"{run_dir}: the model was PyTorch code the run cannot rebuild (an object built with "
+                            "arguments, or defined in a notebook, a script or a library, or code importing a package "
+                            "beside it); load model.safetensors into your module with "
                             "neuralab.training.checkpoint.load_weights")
     path = run_dir / CODE_FILE
     imports = source.get("imports", {})
@@ -643,6 +686,11 @@ def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
         if sha256(run_dir / name, "file") != digest:
             raise NeuralabError(f"{run_dir / name}: changed since the run was made (its SHA-256 differs from "
                                 "model.json's); the weights belong to the code as it was")
+    found = local_imports(path)  # what running model.py would import from the run's folder
+    unrecorded = sorted(set(found or ()) - set(imports)) if found is not None else ["a package"]
+    if unrecorded:
+        raise NeuralabError(f"{path}: imports {', '.join(unrecorded)} from the run's folder, which model.json does not "
+                            "record; the run is not as neuralab made it")
     if not trust_code:
         also = f" and {', '.join(sorted(imports))}" if imports else ""
         raise CodeNotTrusted(f"{path}: the run's model is PyTorch code ({source['name']}{also}), which runs only when "
