@@ -288,6 +288,19 @@ def test_series_column_and_where_from_the_command_line(tmp_path, capsys):
     config = json.loads((tmp_path / "s" / "config.json").read_text())
     assert config["data"]["series"]["rows"] == 120 and config["config"]["where"] == "station=south"
     assert config["data"]["series"]["start"] == "2021-01-01"  # time_hour, not the integer `day`, is the date
+    capsys.readouterr()
+    # predict picks the run's series where the file holds several, and takes a file of that series alone
+    assert main(["forecast", "predict", str(tmp_path / "s"), "--csv", str(path)]) == 0
+    several = capsys.readouterr().out
+    south = tmp_path / "south.csv"
+    frame = pd.read_csv(path)
+    frame[frame.station == "south"].drop(columns="station").to_csv(south, index=False)
+    assert main(["forecast", "predict", str(tmp_path / "s"), "--csv", str(south)]) == 0
+    assert capsys.readouterr().out == several
+    frame[frame.station != "south"].to_csv(tmp_path / "others.csv", index=False)
+    err = error(capsys, ["forecast", "predict", str(tmp_path / "s"), "--csv", str(tmp_path / "others.csv")])
+    assert err == (f"neuralab: error: {tmp_path / 'others.csv'}: the run was trained on the series station=south: no "
+                   "row has station = 'south'; its values include north, east; give a file with that series' rows")
 
 
 def test_sizes_that_cannot_fit_in_memory_are_refused_by_name_before_anything_is_allocated(tmp_path, capsys,
@@ -319,6 +332,11 @@ def test_a_negative_gradient_clip_is_refused(tmp_path, capsys):
     assert e.value.code == 2 and "argument --grad-clip: -1.0 must be 0 (off)" in capsys.readouterr().err
     with pytest.raises(ParameterError, match="grad_clip=-1"):
         ForecastConfig(train=series_train_config(grad_clip=-1)).check()
+    from neuralab.cli._args import non_negative_float
+
+    with pytest.raises(SystemExit):
+        main(["forecast", "--data", csv(tmp_path), *SMALL, "--grad-clip", "nan"])
+    assert "argument --grad-clip: nan must be 0 (off)" in capsys.readouterr().err and non_negative_float("0") == 0
 
 
 def test_predict_names_only_what_predict_accepts(tmp_path, capsys):

@@ -196,3 +196,21 @@ def test_input_gradient_norms_see_only_the_steps_that_matter():
     np.testing.assert_allclose(g, [0, 0, 4, 0, 0], atol=1e-6)
     with pytest.raises(NeuralabError, match="clip=0"):
         GradientConfig(clip=0).check()
+
+
+@pytest.mark.parametrize("config, inputs, horizon, lookback", [
+    (ModelConfig(), 1, 1, 60), (ModelConfig("gru", hidden=[8, 4], init="keras"), 3, 5, 10),
+    (ModelConfig("rnn", hidden=[6], recipe="plain"), 2, 2, 7)])
+def test_parameters_are_counted_from_the_network_itself_and_memory_is_checked_when_asked(config, inputs, horizon,
+                                                                                        lookback, monkeypatch):
+    from neuralab.data import series
+    from neuralab.errors import ParameterError
+    from neuralab.forecasting.models import parameter_count
+
+    built = build_network(config, inputs, horizon, lookback)
+    assert parameter_count(config, inputs, horizon, lookback) == sum(p.numel() for p in built.parameters())
+    monkeypatch.setattr(series, "available_memory", lambda: 1000)
+    with torch.device("meta"), pytest.raises(ParameterError, match="GiB to train"):
+        build_network(config, inputs, horizon, lookback)  # the meta device is no hidden switch: the caller says
+    with torch.device("meta"):
+        assert build_network(config, inputs, horizon, lookback, check_memory=False).head.weight.is_meta

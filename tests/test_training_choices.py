@@ -211,6 +211,7 @@ def test_the_loss_chosen_is_the_loss_trained_and_reported(tiny_fashion, tmp_path
     ({"loss": "hinge"}, "loss='hinge': choose one of cross_entropy, sparse_categorical_crossentropy"),
     # a misspelt metric would never improve: "best" would be the last epoch and early stopping would never fire
     ({"monitor": "val_acc", "patience": 2}, "monitor='val_acc': choose one of val_loss, val_accuracy"),
+    ({"grad_clip": -1.0}, "grad_clip=-1.0: must be 0 (off) or a positive gradient norm"),  # clipped to nothing
 ])
 def test_bad_choices_are_refused_before_anything_is_written(tiny_fashion, tmp_path, train, words):
     with pytest.raises(ParameterError) as e:

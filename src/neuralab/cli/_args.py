@@ -63,6 +63,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """0 (a setting off, as --grad-clip 0) or a positive finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < float("inf"):  # NaN too
+        raise argparse.ArgumentTypeError(f"{value} must be 0 (off) or a positive number")
+    return value
+
+
 def fraction(text: str) -> float:
     """A share of the data: 0 or more and below 1."""
     try:

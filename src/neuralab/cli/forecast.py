@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import at_least, fraction, layer_sizes, names, positive_float, positive_int, resume_command
+from neuralab.cli._args import (at_least, fraction, layer_sizes, names, non_negative_float, positive_float,
+                                positive_int, resume_command)
 from neuralab.cli.train import TRUST_HELP
 
 # option -> field of the config section; options left out (None) keep the library's default
@@ -127,20 +128,6 @@ def _forecast_options(p) -> None:
     pr.add_argument("--output", help="write the forecast to this CSV instead of printing it")
     pr.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     pr.set_defaults(func=run_predict)
-
-
-def non_negative_float(text: str) -> float:
-    """A type for --grad-clip: 0 turns clipping off; a negative or infinite norm is no setting."""
-    import argparse
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 (off) or a positive number")
-    return value
 
 
 def _given(args, options: dict[str, str]) -> dict:

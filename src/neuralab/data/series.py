@@ -12,7 +12,10 @@ missing timestamps back on the grid for the ``missing`` policy to fill.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
+import itertools
 import os
 import re
 import warnings
@@ -138,6 +141,8 @@ def builtin_path(name: str):
 
 
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
+TEXT_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows-1252",
+              "latin-1": "Latin-1"}
 PRICE_TARGETS = ("adj close", "adj_close", "adjclose", "close", "price")  # in order of preference
 ROW_BYTES = 250          # memory per row while loading, beyond the values (dates as text, then parsed)
 VALUE_BYTES = 48         # memory per value held through windowing, scaling and the forecasts
@@ -159,14 +164,24 @@ class CsvShape:
         used = used or len(self.columns)
         return BASE_BYTES + self.rows * (ROW_BYTES + VALUE_BYTES * (used + 2))
 
-    def describe(self, used: int | None = None) -> str:
+    @property
+    def plain(self) -> bool:
+        """Written as pandas reads a CSV unless told otherwise: commas, decimal points, UTF-8."""
+        return self.separator == "," and self.decimal == "." and self.encoding in ("utf-8", "utf-8-sig")
+
+    @property
+    def how(self) -> str:
+        """How the text is written: "semicolon-separated with decimal commas, Windows-1252 text"."""
         how = SEPARATORS.get(self.separator, repr(self.separator)) + "-separated"
         if self.decimal == ",":
             how += " with decimal commas"
         if self.encoding not in ("utf-8", "utf-8-sig"):
-            how += {"cp1252": ", Windows-1252 text", "latin-1": ", Latin-1 text"}.get(self.encoding, f", {self.encoding} text")
-        return (f"{self.rows:,} rows x {len(self.columns)} columns ({self.bytes_on_disk / 1e6:.1f} MB on disk, {how}), "
-                f"about {self.estimate(used) / 2**30:.2f} GiB in memory to forecast")
+            how += f", {TEXT_NAMES.get(self.encoding, self.encoding)} text"
+        return how
+
+    def describe(self, used: int | None = None) -> str:
+        return (f"{self.rows:,} rows x {len(self.columns)} columns ({self.bytes_on_disk / 1e6:.1f} MB on disk, "
+                f"{self.how}), about {self.estimate(used) / 2**30:.2f} GiB in memory to forecast")
 
 
 def available_memory() -> int | None:
@@ -195,36 +210,50 @@ COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma", ".zip": "zip"}  # wha
 SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"), (b"\xff\xd8\xff", "a JPEG image"),
               (b"\xd0\xcf\x11\xe0", "an Excel 97-2003 workbook (.xls)"),
               (b"PK\x03\x04", "an Excel workbook (.xlsx) or another zip archive"))
-DECIMAL_COMMA = re.compile(rb"(?:^|[;\t|])[ \"]*-?\d+,\d+[ \"]*(?=[;\t|\r\n]|$)", re.M)
+DECIMAL_CELL = re.compile(rb"(?:^|[;\t|])[ \"]*-?\d+[.,]\d+[ \"]*(?=[;\t|\r\n]|$)", re.M)
 DECIMAL_POINT = re.compile(rb"(?:^|[;\t|])[ \"]*-?\d+\.\d+[ \"]*(?=[;\t|\r\n]|$)", re.M)
+SAMPLE, BLOCK = 1 << 16, 1 << 24  # bytes: the head that the encoding and separator are judged on; a read's size
 
 
+@contextlib.contextmanager
 def _open_bytes(path: Path):
     """The bytes pandas will read: a compressed file's content, not its compressed bytes."""
     kind = COMPRESSED.get(path.suffix.lower())
-    if kind == "gzip":
-        import gzip
-        return gzip.open(path, "rb")
-    if kind == "bz2":
-        import bz2
-        return bz2.open(path, "rb")
-    if kind == "lzma":
-        import lzma
-        return lzma.open(path, "rb")
-    if kind == "zip":
-        import zipfile
-        archive = zipfile.ZipFile(path)
-        names = [n for n in archive.namelist() if not n.endswith("/")]
-        if len(names) != 1:
-            raise NeuralabError(f"{path}: a zip archive of {len(names)} files; pandas reads one CSV per archive, so "
-                                "unpack it and give the CSV")
-        return archive.open(names[0])
-    return open(path, "rb")
+    with contextlib.ExitStack() as stack:
+        if kind == "gzip":
+            import gzip
+            yield stack.enter_context(gzip.open(path, "rb"))
+        elif kind == "bz2":
+            import bz2
+            yield stack.enter_context(bz2.open(path, "rb"))
+        elif kind == "lzma":
+            import lzma
+            yield stack.enter_context(lzma.open(path, "rb"))
+        elif kind == "zip":
+            import zipfile
+            archive = stack.enter_context(zipfile.ZipFile(path))
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            if len(names) != 1:
+                raise NeuralabError(f"{path}: a zip archive of {len(names)} files; pandas reads one CSV per archive, "
+                                    "so unpack it and give the CSV")
+            yield stack.enter_context(archive.open(names[0]))
+        else:
+            yield stack.enter_context(open(path, "rb"))
 
 
-def _encoding(path: Path, head: bytes) -> str:
+def _damaged() -> tuple[type[Exception], ...]:
+    """What a truncated or corrupt compressed file raises while it is read (bz2's errors are OSError)."""
+    import lzma
+    import zipfile
+    import zlib
+
+    return OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError, zlib.error
+
+
+def _encoding(path: Path, head: bytes, cut: bool = False) -> str:
     """How the text is encoded: UTF-8 (with or without its mark), UTF-16 with its mark, or
-    Windows-1252 (what Excel's plain "CSV" writes on Windows); a file that is no text is refused."""
+    Windows-1252 (what Excel's plain "CSV" writes on Windows); a file that is no text is refused.
+    ``cut``: more of the file follows ``head``, whose last character may be cut in two."""
     for magic, what in SIGNATURES:
         if head.startswith(magic):
             if magic == b"PK\x03\x04" and path.suffix.lower() == ".zip":
@@ -240,7 +269,7 @@ def _encoding(path: Path, head: bytes) -> str:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as e:
-        if e.start < len(head) - 3:  # not a character cut at the end of the sample
+        if not (cut and e.start >= len(head) - 3):  # not a UTF-8 character cut at the end of the sample
             try:
                 head.decode("cp1252")
                 return "cp1252"
@@ -251,8 +280,9 @@ def _encoding(path: Path, head: bytes) -> str:
 
 def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
     """The separator (given, or the one that splits the first lines into the same number of
-    fields), decimal commas (looked for in every line), the encoding, the header and the number
-    of rows, read without loading the file; a compressed file's content is what is sniffed."""
+    fields), decimal commas (looked for up to the first decimal number), the encoding, the
+    header and the number of rows, read without loading the file; a compressed file's content
+    is what is sniffed."""
     if sep is not None and (len(sep) != 1 or sep in "\r\n\"."):
         raise ParameterError("sep", sep, "give one character that separates the columns, such as , or ;")
     size = path.stat().st_size
@@ -262,41 +292,50 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
         raise NeuralabError(f"{path}: named {path.suffix} but not compressed that way; give the file its real name")
     try:
         with _open_bytes(path) as f:
-            head = f.read(1 << 16)
-            encoding = _encoding(path, head)
+            head = f.read(SAMPLE)
+            more = f.read(BLOCK)
+            encoding = _encoding(path, head, cut=bool(more))
             text = head.decode(encoding, errors="replace")
             lines = [line for line in text.splitlines()[:50] if line.strip()]
-            if len(head) == 1 << 16 and len(lines) > 1:
+            if more and len(lines) > 1:
                 lines = lines[:-1]  # the last line may be cut
             if sep is None and lines:
                 counts = {c: [line.count(c) for line in lines] for c in SEPARATORS}
                 steady = [c for c, n in counts.items() if n[0] > 0 and all(k == n[0] for k in n)]
                 sep = max(steady or counts, key=lambda c: counts[c][0])
-            # decimal commas in the whole file: whole numbers may fill its first lines
+            # Whole numbers may fill the first lines, so decimals are looked for block by block until
+            # one is found; past that the rows are only counted (a regex over 100 MB takes seconds).
             wide = encoding == "utf-16"
-            commas = points = False
-            rows, last, tail = head.count(b"\n"), head[-2:], b""
-            block = head
-            while True:
-                if sep not in (",", None) and not wide and not points:
-                    sample = tail + block
-                    commas = commas or bool(DECIMAL_COMMA.search(sample))
-                    points = bool(DECIMAL_POINT.search(sample))  # then decimal points, and the commas are no decimals
-                    tail = sample[sample.rfind(b"\n") + 1:][-256:]  # a cell cut at the block's end
-                block = f.read(1 << 24)
-                if not block:
-                    break
+            decoder = codecs.getincrementaldecoder(encoding)("replace") if wide else None  # the regexes read bytes
+            decimal = "." if sep in (",", None) else None
+            rows, last, tail = 0, b"", b""
+            for block in filter(None, itertools.chain((head, more), iter(lambda: f.read(BLOCK), b""))):
                 rows += block.count(b"\n")
                 last = block[-2:]
-    except (OSError, EOFError) as e:  # a truncated or damaged archive
+                if decimal is None:
+                    sample = tail + (decoder.decode(block).encode("utf-8") if wide else block)
+                    decimal = _decimal(sample)
+                    tail = sample[sample.rfind(b"\n") + 1:][-256:]  # a cell cut at the block's end
+    except _damaged() as e:
         raise NeuralabError(f"{path}: cannot be read ({e}); the file is damaged or not what its name says") from None
     if last and not last.endswith(b"\n") and not (wide and last in (b"\n\x00", b"\x00\n")):
         rows += 1  # a last line without its newline
     if not lines:
         return CsvShape(0, [], sep or ",", ".", size, encoding)
     header = next(csv.reader([lines[0]], delimiter=sep))
-    decimal = "," if commas and not points else "."
-    return CsvShape(max(0, rows - 1), [h.strip() for h in header], sep, decimal, size, encoding)
+    return CsvShape(max(0, rows - 1), [h.strip() for h in header], sep, decimal or ".", size, encoding)
+
+
+def _decimal(sample: bytes) -> str | None:
+    """"," or "." as the first number with decimals in ``sample`` writes it, unless the 64 KB from
+    its line on hold a decimal point (then commas there are no decimals); None if it holds none."""
+    if b"," not in sample and b"." not in sample:  # whole numbers only: no regex over the block
+        return None
+    first = DECIMAL_CELL.search(sample)
+    if first is None:
+        return None
+    start = sample.rfind(b"\n", 0, first.start()) + 1
+    return "." if DECIMAL_POINT.search(sample, start, first.end() + SAMPLE) else ","
 
 
 def read_table(source: str | os.PathLike | pd.DataFrame, sep: str | None = None,
@@ -324,11 +363,37 @@ def read_table(source: str | os.PathLike | pd.DataFrame, sep: str | None = None,
                            skipinitialspace=True, encoding=shape.encoding), path.name, 2  # line 1 is the header
     except pd.errors.EmptyDataError:
         raise NeuralabError(f"{path}: the file is empty; give a CSV with a header and rows") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+    except UnicodeDecodeError as e:  # the encoding was judged on the first 64 KB: the rest says otherwise
+        where = _undecodable(path, shape.encoding)
+        where = f"from {where} on" if where else f"({e.reason})"
+        raise NeuralabError(f"{path}: not {TEXT_NAMES.get(shape.encoding, shape.encoding)} text {where}; save it as "
+                            "CSV UTF-8 and give that file") from None
+    except (pd.errors.ParserError, ValueError) as e:
         first = str(e).strip().splitlines()[-1]
         raise NeuralabError(f"{path}: not a readable CSV ({first}); it was read as "
                             f"{SEPARATORS.get(shape.separator, shape.separator)}-separated: give `sep` if that is "
                             "wrong") from None
+
+
+def _undecodable(path: Path, encoding: str) -> str:
+    """Where the file stops being ``encoding`` text: "line 1,204 (byte 0xE9)"; "" if it does not."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line = 1
+    with _open_bytes(path) as f:
+        for block in iter(lambda: f.read(BLOCK), b""):
+            pending = decoder.getstate()[0]  # a character's first bytes, left from the block before
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:  # e.start counts from the pending bytes
+                data = pending + block
+                line += data.count(b"\n", len(pending), e.start)
+                return f"line {line:,} (byte 0x{data[e.start]:02X})"
+            line += block.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return f"line {line:,} (its end)"
+    return ""
 
 
 def _refuse_missing(path: Path, text: str) -> None:
@@ -338,15 +403,22 @@ def _refuse_missing(path: Path, text: str) -> None:
         raise ParameterError("data", text, f"no such file and not a built-in series ({', '.join(BUILTIN)})")
 
 
-def resolve_column(name: str, columns, what: str, source: str) -> str:
+def find_column(name: str, columns) -> str | None:
     """``name`` as the table spells it: exact, else the one column equal ignoring case and
-    surrounding spaces; a clear error listing the columns otherwise."""
+    surrounding spaces; None if there is no such column."""
     columns = [str(c) for c in columns]
     if name in columns:
         return name
     folded = [c for c in columns if c.strip().lower() == str(name).strip().lower()]
-    if len(folded) == 1:
-        return folded[0]
+    return folded[0] if len(folded) == 1 else None
+
+
+def resolve_column(name: str, columns, what: str, source: str) -> str:
+    """``name`` as the table spells it (``find_column``); a clear error listing the columns otherwise."""
+    found = find_column(name, columns)
+    if found is not None:
+        return found
+    columns = [str(c) for c in columns]
     listing = ", ".join(columns[:20]) + (" ..." if len(columns) > 20 else "")
     raise ParameterError(what, name, f"no such column in {source}; columns are {listing}")
 
@@ -375,17 +447,19 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
                      missing: str = "error", duplicates: str = "error", gaps: str = "keep",
                      calendar: list[str] | tuple[str, ...] = (), date_format: str | None = None,
                      sep: str | None = None, series_column: str | None = None, where: str | None = None,
-                     announce=None) -> list[Series]:
+                     announce=None, suggest_series: bool = True) -> list[Series]:
     """``load_series`` for a file that may hold several series: one ``Series`` per value of
     ``series_column`` (each cleaned on its own: its duplicates, gaps and missing values), or
     the one series when ``series_column`` is None. ``announce`` (print, say) is told what is
-    being loaded and how much memory it will take before anything large is read."""
+    being loaded and how much memory it will take before anything large is read.
+    ``suggest_series``: duplicate timestamps suggest `series_column` and `where` (False where
+    the caller has fixed which series is read)."""
     for name in calendar:
         _choose("calendar", name, tuple(CALENDAR))
     _choose("missing", missing, MISSING)
     _choose("duplicates", duplicates, DUPLICATES)
     _choose("gaps", gaps, GAPS)
-    where_column, where_value = _parse_where(where)
+    where_column, where_value = parse_where(where)
     builtin = BUILTIN.get(str(source)) if not isinstance(source, pd.DataFrame) else None
     shape, columns = None, None
     if not isinstance(source, pd.DataFrame) and builtin is None:
@@ -435,17 +509,18 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
             raise ParameterError("series_column", series_column,
                                  f"{len(groups):,} different values; a series column names a few series")
     many = [_clean(part, label, target, features, date_column, date_format, missing, duplicates, gaps, calendar,
-                   single=series_column is None) for label, part in groups]
+                   single=series_column is None and suggest_series) for label, part in groups]
     if series_column is not None:
         for series in many:
             series.where = f"{name}, {series_column} = {series.name!r}"
-    if shape is not None and (shape.separator != "," or shape.decimal != "." or shape.encoding not in ("utf-8", "utf-8-sig")):
+    if shape is not None and not shape.plain:
         for series in many:
-            series.report.read_as = shape.describe().split("(", 1)[1].split(")")[0].split(", ", 1)[1]
+            series.report.read_as = shape.how
     return many
 
 
-def _parse_where(where: str | None) -> tuple[str | None, str | None]:
+def parse_where(where: str | None) -> tuple[str | None, str | None]:
+    """"station=C" -> ("station", "C"); None -> (None, None)."""
     if where is None:
         return None, None
     column, eq, value = str(where).partition("=")
@@ -616,6 +691,10 @@ def _why_not_a_number(cell: str) -> str:
 
 
 DAY_MONTH = r"\d{1,2}([/.-])\d{1,2}\1\d{2,4}([ T].*)?"  # 01/02/2015: the 1st of February, or the 2nd of January
+# The parts of such a date and its time, each with the strftime code that reads it
+DATE_SHAPE = re.compile(r"\d{1,2}(?P<sep>[/.-])\d{1,2}[/.-](?P<year>\d{2,4})"
+                        r"(?:(?P<T>[ T])\d{1,2}:\d{2}(?P<S>:\d{2})?(?P<f>\.\d+)?(?P<p> ?[AaPp][Mm])?"
+                        r"(?P<z> ?(?:Z|[+-]\d{2}:?\d{2}))?)?")
 EPOCH_RANGES = (("s", 1e8, 4.2e9), ("ms", 1e11, 4.2e12))  # 1973 to 2103, in seconds or milliseconds
 
 
@@ -673,7 +752,7 @@ def _parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
         raise NeuralabError(f"{name}: line {lines.iloc[at]}: empty date in column {label!r}; every row needs a date")
     note = ""
     if date_format is None and bool(text.str.fullmatch(DAY_MONTH).all()):
-        parsed, note = _day_or_month_first(text, name, label)
+        parsed, note = _day_or_month_first(text)
     else:
         parsed, note = _to_datetime(text, format=None if date_format == "%s" else date_format)
     if parsed.isna().any():
@@ -682,8 +761,13 @@ def _parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
         hint = ""
         if date_format:
             hint = f" (`date_format` is {date_format!r})"
+            if DATE_SHAPE.match(value):
+                like = _format_like(value, "day" if date_format.strip().startswith("%d") else "month")
+                if like != date_format:
+                    hint = f" (`date_format` is {date_format!r}; values like this one take {like})"
         elif re.fullmatch(r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}.*", value):
-            hint = "; give `date_format`, e.g. %d/%m/%Y for 13/01/2012 (day first) or %m/%d/%Y"
+            day, month = _format_like(value, "day"), _format_like(value, "month")
+            hint = f"; give `date_format`, e.g. {day} (day first) or {month}"
         elif re.fullmatch(r"\d{9,13}", value):
             hint = " (whole Unix epoch seconds or milliseconds between 1973 and 2103 are read as dates)"
         else:
@@ -692,10 +776,27 @@ def _parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
     return parsed, note
 
 
-def _day_or_month_first(text: pd.Series, name: str, label: str) -> tuple[pd.Series, str]:
+def _format_like(value: str, first: str) -> str:
+    """The `date_format` that reads ``value`` (01/02/2015 13:45) ``first`` "day" or "month" first,
+    time and all: %d/%m/%Y %H:%M; the codes of a time it does not know are left to the user."""
+    shape = DATE_SHAPE.match(value.strip())
+    if shape is None:
+        return "%d/%m/%Y" if first == "day" else "%m/%d/%Y"
+    sep = shape["sep"]
+    out = sep.join(("%d", "%m") if first == "day" else ("%m", "%d")) + sep + ("%Y" if len(shape["year"]) == 4 else "%y")
+    if shape["T"]:
+        out += shape["T"] + ("%I" if shape["p"] else "%H") + ":%M" + ":%S" * bool(shape["S"]) + ".%f" * bool(shape["f"])
+        out += (" " * shape["p"].startswith(" ") + "%p") if shape["p"] else ""
+        out += (" " * shape["z"].startswith(" ") + "%z") if shape["z"] else ""
+    rest = value.strip()[shape.end():]
+    return f"{out} and codes for {rest!r}" if rest else out
+
+
+def _day_or_month_first(text: pd.Series) -> tuple[pd.Series, str]:
     """Dates such as 01/02/2015 read both ways: the reading that parses every row, and of two
     that do, the one that lies on a regular grid (monthly 01/MM/2015 read month first would be
-    days 1-12 of each month, thousands of days missing). Which reading was used is said."""
+    days 1-12 of each month, thousands of days missing); where both fit as well, pandas' own
+    (month first). Which reading was used is said."""
     month, month_note = _to_datetime(text, dayfirst=False)
     day, day_note = _to_datetime(text, dayfirst=True)
     month_ok, day_ok = not month.isna().any(), not day.isna().any()
@@ -706,13 +807,16 @@ def _day_or_month_first(text: pd.Series, name: str, label: str) -> tuple[pd.Seri
     if (month == day).all():  # day and month equal on every row: nothing to choose
         return month, month_note
     month_gaps, day_gaps = _grid_gaps(month), _grid_gaps(day)
-    if month_gaps == day_gaps:
-        raise NeuralabError(f"{name}: the dates in column {label!r} (e.g. {text.iloc[0]!r}) read as well day first as "
-                            "month first; give `date_format`, %d/%m/%Y (day first) or %m/%d/%Y")
+    example = text.iloc[0]
+    if month_gaps == day_gaps:  # a day's hours, say: nothing in the dates tells, so as pandas (and neuralab before)
+        return month, _join(f"dates read month first ({example} = {_stamp(month.iloc[0])}), as pandas reads them: "
+                            f"day first fits as well; give `date_format` {_format_like(example, 'day')} if the day "
+                            "comes first", month_note)
     first, (chosen, note, other, gaps) = ("day", (day, day_note, "month", month_gaps)) if day_gaps < month_gaps \
         else ("month", (month, month_note, "day", day_gaps))
-    return chosen, _join(f"dates read {first} first ({text.iloc[0]} = {_stamp(chosen.iloc[0])}): read {other} first "
-                         f"they leave {gaps:,} timestamps off a regular grid; give `date_format` to choose", note)
+    return chosen, _join(f"dates read {first} first ({example} = {_stamp(chosen.iloc[0])}): read {other} first "
+                         f"they leave {gaps:,} timestamps off a regular grid; give `date_format` "
+                         f"{_format_like(example, other)} to read them {other} first", note)
 
 
 def _join(*notes: str) -> str:
@@ -758,7 +862,7 @@ def _resolve_duplicates(frame: pd.DataFrame, policy: str, report: SeriesReport, 
     return frame.drop_duplicates("_time", keep=policy)
 
 
-# What a file of duplicate timestamps may be; `forecast predict` leaves it out (the run fixed which series it reads)
+# What a file of duplicate timestamps may be; left out where the caller fixed which series is read (`suggest_series`)
 SEVERAL = ("; if the file holds several series (one per station, say), name their column as `series_column` or pick "
            "one with `where`")
 MAX_GRID = 10_000_000  # steps of the regular grid a series' gaps are counted (and filled) on

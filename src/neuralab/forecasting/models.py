@@ -159,18 +159,14 @@ class ForecastNetwork(nn.Module):
         return anchor[:, None] + scale[:, None] * (out + self.highway(z)) + self.ar(x.flatten(1))  # (B, H)
 
 
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # weight blocks per recurrent layer
-TRAINING_COPIES = 4                      # float32 weights, their gradients and Adam's two moments
+TRAINING_COPIES = 4  # float32 weights, their gradients and Adam's two moments
 
 
 def parameter_count(config: ModelConfig, inputs: int, horizon: int, lookback: int) -> int:
-    """The parameters ``build_network`` would make, counted before any is allocated."""
-    widths = [inputs, *config.sizes]
-    n = sum(GATES[config.cell] * (b * (a + b) + 2 * b) for a, b in zip(widths, widths[1:]))  # PyTorch: two biases
-    n += (widths[-1] + 1) * horizon
-    if config.recipe == "residual":
-        n += (lookback + 1) * horizon + (lookback * inputs + 1) * horizon  # highway and ar
-    return n
+    """The parameters ``build_network`` would make, counted on the meta device: nothing is allocated."""
+    with torch.device("meta"):
+        network = build_network(config, inputs, horizon, lookback, check_memory=False)
+    return sum(p.numel() for p in network.parameters())
 
 
 def normal_equation_bytes(lookback: int, inputs: int) -> int:
@@ -191,11 +187,13 @@ def refuse_oversized(config: ModelConfig, inputs: int, horizon: int, lookback: i
 
 
 def build_network(config: ModelConfig, inputs: int, horizon: int, lookback: int, level: bool = True,
-                  zero: float = 0.0) -> ForecastNetwork:
+                  zero: float = 0.0, check_memory: bool = True) -> ForecastNetwork:
+    """The network, refused by name first when its training cannot fit in the free memory
+    (``check_memory`` False: built on the meta device, where nothing is allocated)."""
     from neuralab.data import series
 
     config.check()
-    if torch.get_default_device().type != "meta":  # on the meta device nothing is allocated: sizes are being checked
+    if check_memory:
         refuse_oversized(config, inputs, horizon, lookback, series.available_memory())
     model = ForecastNetwork(config.cell, inputs, config.sizes, horizon, lookback, config.dropout, config.recipe,
                             level, zero)

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from neuralab import runs
-from neuralab.data.series import BUILTIN, SEVERAL, Series, load_series_list, report_dict
+from neuralab.data.series import BUILTIN, Series, find_column, load_series_list, parse_where, read_table, report_dict
 from neuralab.data.sources import sha256
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import atomic_write, nulled, read_json
@@ -71,8 +71,6 @@ class ForecastConfig:
         self.windows.check()
         self.model.check()
         self.train.check("regression")
-        if not self.train.grad_clip >= 0:  # nan too; a negative norm would clip every gradient to nothing
-            raise ParameterError("grad_clip", self.train.grad_clip, "must be 0 (off) or a positive gradient norm")
         if self.backtest_folds < 1:
             raise ParameterError("backtest_folds", self.backtest_folds, "must be at least 1")
         if self.season is not None and not 1 <= self.season <= self.windows.lookback:
@@ -661,10 +659,11 @@ def load_forecaster(run_dir: str | Path, trust_code: bool = False) -> NetworkFor
     source = check_record(meta.get("source"), str(run_dir / runs.MODEL))
     config, windows, options = _checked_meta(meta, run_dir / runs.MODEL, zoo=source["type"] == "zoo")
     if source["type"] == "zoo":
-        build = lambda: build_network(config, meta["inputs"], meta["horizon"], windows.lookback, **options)  # noqa: E731
+        shape = (config, meta["inputs"], meta["horizon"], windows.lookback)
         with torch.device("meta"):
-            check_fits(run_dir / runs.WEIGHTS, build(), "model.json's network")
-        network = build()
+            check_fits(run_dir / runs.WEIGHTS, build_network(*shape, **options, check_memory=False),
+                       "model.json's network")
+        network = build_network(*shape, **options)
     else:
         network = WindowNetwork(_user_network(source, run_dir, trust_code), windows.lookback, **options)
     load_weights(run_dir / runs.WEIGHTS, network)
@@ -736,26 +735,27 @@ def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = 
                     missing=missing or stored["missing"], duplicates=duplicates or stored["duplicates"],
                     gaps=stored["gaps"], calendar=meta.get("calendar", []),
                     date_format=date_format or stored.get("date_format"), sep=sep,
-                    series_column=meta.get("series_column"), where=where)
+                    series_column=meta.get("series_column"), where=where, suggest_series=False)
         scalers = {name: Scaler(**v) for name, v in meta.get("scalers", {}).items()}  # one per series, or
         default = Scaler(**meta["scaler"]) if "scaler" in meta else None                # one for them all
     except (KeyError, TypeError, AttributeError) as e:  # a field missing, or of another kind
         raise NeuralabError(f"{Path(run_dir) / runs.MODEL}: field {e} is missing or damaged; the file is not the one "
                             "neuralab wrote") from None
     try:
+        if where is not None and find_column(parse_where(where)[0], read_table(csv, sep, nrows=0)[0].columns) is None:
+            read["where"] = None  # a file of the run's one series alone, without the column that picked it
         many = load_series_list(csv, **read)
     except ParameterError as e:  # the run chose these, not an option of predict: say so rather than name them
         if e.parameter == "data":
             raise ParameterError("csv", csv, e.reason) from None
-        if e.parameter in ("target", "features", "where", "series_column"):
-            what = {"features": "input column", "where": "series"}.get(e.parameter, "column")
+        if e.parameter == "where":
+            raise NeuralabError(f"{csv}: the run was trained on the series {where}: {e.reason}; give a file with "
+                                "that series' rows") from None
+        if e.parameter in ("target", "features", "series_column"):
+            what = "input column" if e.parameter == "features" else "column"
             raise NeuralabError(f"{csv}: the run was trained on {what} {e.value!r}: {e.reason}; give a file with the "
                                 "columns of the run's data") from None
         raise
-    except NeuralabError as e:
-        if SEVERAL not in e.args[0]:
-            raise
-        raise NeuralabError(e.args[0].replace(SEVERAL, "")) from None
     frames = []
     for s in many:
         scaler = scalers.get(s.name, default)

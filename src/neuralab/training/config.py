@@ -65,6 +65,8 @@ class TrainConfig:
             raise ParameterError("amp", self.amp, f"choose one of {', '.join(AMP)}")
         if self.threads < 0:
             raise ParameterError("threads", self.threads, "must be 1 or more (0 = torch's choice)")
+        if not 0 <= self.grad_clip < float("inf"):  # NaN too; a negative norm would clip every gradient to nothing
+            raise ParameterError("grad_clip", self.grad_clip, "must be 0 (off) or a positive gradient norm, and finite")
         if not 0 <= self.weight_decay < float("inf"):  # NaN or a negative decay trains to garbage silently
             raise ParameterError("weight_decay", self.weight_decay, "must be 0 (off) or more, and finite")
         if not 0 < self.focus <= 1:
