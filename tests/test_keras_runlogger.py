@@ -292,8 +292,13 @@ def test_a_second_fit_appends_its_epochs_to_the_same_run(tmp_path):
     logger = RunLogger(out=out, classes=["cat", "dog"], seed=0)
     first = model.fit(x, y, epochs=1, verbose=0, callbacks=[logger]).history
     second = model.fit(x, y, initial_epoch=1, epochs=2, verbose=0, callbacks=[logger]).history
-    third = model.fit(x, y, initial_epoch=2, epochs=4, verbose=0, callbacks=[RunLogger(out=out)]).history
+    assert runs.Run(out).record["config"]["data"] is None
+    folder = tmp_path / "pictures"  # named only now, as `neuralab evaluate` asks of a run without data
+    folder.mkdir()
+    third = model.fit(x, y, initial_epoch=2, epochs=4, verbose=0,
+                      callbacks=[RunLogger(out=out, data=folder)]).history
     run = runs.Run(out)
+    assert run.record["config"]["data"] == str(folder) and run.record["data"]["name"] == str(folder)
     rows = run.metrics()
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4] and run.status() is runs.Status.FINISHED
     assert [r["loss"] for r in rows] == first["loss"] + second["loss"] + third["loss"]

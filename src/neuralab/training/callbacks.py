@@ -98,7 +98,7 @@ def as_callback(obj) -> Callback:
     if kind.__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow"):
         raise ParameterError("callbacks", obj, "is a Keras callback, whose hooks take (epoch, logs) and a Keras "
                              "model; neuralab's take the trainer: subclass neuralab.training.Callback, or fit the "
-                             "Keras model with Keras and neuralab.keras.RunLogger")
+                             "Keras model with Keras and neuralab.training.RunLogger")
     if not any(callable(getattr(obj, hook, None)) for hook in HOOKS):
         raise ParameterError("callbacks", obj, f"defines none of the hooks {', '.join(HOOKS)}: subclass "
                              "neuralab.training.Callback and override the ones you need")

@@ -190,6 +190,9 @@ class RunLogger(keras.callbacks.Callback):
         record = self.run.record
         config = runs.json_object(record.get("config"))
         config.update(fit=_plain(self.params or {}), keras_optimizer=self._config()["keras_optimizer"])
+        if self.data is not None and config.get("data") is None:  # data named now, as evaluate's message asks
+            config["data"] = self.data
+            record["data"] = {**runs.json_object(record.get("data")), "name": self.data}
         record["config"] = config
         self.run.write_json(runs.CONFIG, record)
         self.run.write_json(runs.MODEL, self.meta)
