@@ -19,6 +19,7 @@ from neuralab.cli import main
 from neuralab.data.idx import read_idx, write_idx
 from neuralab.training import ClassifierConfig, TrainConfig, train_classifier
 from helpers import digits_folder, idx_subset, read_only
+from test_runs import three_classes
 
 
 def refused(capsys, argv: list[str], *words: str) -> str:
@@ -205,3 +206,57 @@ def test_a_separator_that_is_no_single_character_is_refused(tmp_path, capsys):
         refused(capsys, ["forecast", "--data", str(csv), "--target", "load", "--date-column", "day", "--sep", sep,
                          "--out", str(tmp_path / "run")], "--sep", "give one character")
     assert not (tmp_path / "run").exists()
+
+
+# --- a run's files turned into folders, its folder turned read-only mid-training ------------
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory) -> Path:
+    """An interrupted run: trained, then its results.json removed (what a kill before it leaves)."""
+    pictures = three_classes(tmp_path_factory.mktemp("pictures") / "three")
+    config = ClassifierConfig(model="mlp", data=str(pictures), train=TrainConfig(epochs=2, batch_size=8))
+    run = train_classifier(config, out=tmp_path_factory.mktemp("runs") / "run", verbose=False).run_dir
+    (run / "results.json").unlink()
+    return run
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "checkpoints/last.safetensors", "checkpoints/best.safetensors",
+                                  "progress.json", "metrics.jsonl"])
+def test_a_folder_where_a_run_keeps_a_file_is_named_on_resume(name, stopped, tmp_path, capsys):
+    copy = shutil.copytree(stopped, tmp_path / "run")
+    if (copy / name).exists():
+        (copy / name).unlink()
+    (copy / name).mkdir()
+    refused(capsys, ["train", "--resume", str(copy), "--quiet"], f"{copy / name}: is a folder", "remove it")
+
+
+def test_predict_calls_a_folder_of_weights_a_folder(run, tmp_path, capsys):
+    copy = shutil.copytree(run, tmp_path / "run")
+    (copy / "model.safetensors").unlink()
+    (copy / "model.safetensors").mkdir()
+    refused(capsys, ["predict", str(copy), picture(tmp_path)], f"{copy / 'model.safetensors'}: is a folder")
+
+
+def test_a_run_folder_turned_read_only_mid_training_is_what_the_error_says(tmp_path, capsys, monkeypatch):
+    """The folder freezes as the second epoch's metrics.jsonl is renamed into place: that epoch's
+    failure is the one line, not the tidy-up after it (the temporary file, progress.json, run.lock)."""
+    import contextlib
+    import os
+
+    pictures = three_classes(tmp_path / "pictures")
+    run, replace, renamed = tmp_path / "run", os.replace, []
+    with contextlib.ExitStack() as frozen:
+        def replace_then_freeze(src, dst, *args, **kwargs):
+            if str(dst).endswith("metrics.jsonl"):
+                renamed.append(dst)
+                if len(renamed) == 2:
+                    frozen.enter_context(read_only(run))
+            return replace(src, dst, *args, **kwargs)
+
+        monkeypatch.setattr(os, "replace", replace_then_freeze)
+        refused(capsys, ["train", "--model", "mlp", "--data", str(pictures), "--epochs", "3", "--batch-size", "8",
+                         "--quiet", "--out", str(run)], f"{run / 'metrics.jsonl'}: cannot save epoch 2", "--resume")
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0  # from epoch 1, which was saved whole
+    assert json.loads((run / "results.json").read_text())["epochs_run"] == 3
+    assert not list(run.rglob(".*.tmp"))

@@ -111,6 +111,16 @@ def test_load_idx_takes_a_new_copy_when_the_file_changes(tmp_path):
     assert copy.stat().st_size == 8 + 4
 
 
+def _gzipped_sets(root, n: int) -> list:
+    """``n`` folders of one gzipped IDX file each (1,000 bytes decompressed, all ``i``s)."""
+    files = []
+    for i in range(n):
+        files.append(root / f"set{i}" / "x-idx3-ubyte.gz")
+        files[-1].parent.mkdir()
+        write_idx(files[-1], np.full((10, 10, 10), i, np.uint8))
+    return files
+
+
 def test_the_cache_keeps_the_copies_used_last_within_its_size(tmp_path, monkeypatch):
     """Folders that come and go (subsets, other checkouts) must not fill the disk with copies."""
     import os
@@ -119,11 +129,7 @@ def test_the_cache_keeps_the_copies_used_last_within_its_size(tmp_path, monkeypa
 
     monkeypatch.setattr(idx, "MAX_CACHE", 3 * (16 + 1000))  # room for three copies of 1,000 bytes
     cache = tmp_path / "cache"
-    files = []
-    for i in range(5):
-        files.append(tmp_path / f"set{i}" / "x-idx3-ubyte.gz")
-        files[-1].parent.mkdir()
-        write_idx(files[-1], np.full((10, 10, 10), i, np.uint8))
+    files = _gzipped_sets(tmp_path, 5)
 
     def copy_of(path):
         return next((c for c in cache.glob("*") if c.name.split(".")[1] ==
@@ -189,3 +195,35 @@ def test_sizes_in_a_header_or_a_gzip_stream_are_checked_before_they_are_allocate
     monkeypatch.setattr(idx, "MAX_DECOMPRESSED", 2**20)
     with pytest.raises(NeuralabError, match="decompresses to more than 1 MB"):
         read_idx(bomb)
+
+
+def test_copies_left_by_killed_decompressions_are_removed_and_live_ones_counted(tmp_path, monkeypatch):
+    """A kill mid-copy leaves a ``.NAME.*.tmp`` of the whole decompressed file (47 MB for MNIST's
+    training images) on every kill: it goes once its writer is gone, and a copy still being
+    written counts against the cache's size."""
+    import fcntl
+    import os
+
+    from neuralab.data import idx
+
+    monkeypatch.setattr(idx, "MAX_CACHE", 2 * (16 + 1000))  # room for two copies of 1,000 bytes
+    cache = tmp_path / "cache"
+    files = _gzipped_sets(tmp_path, 2)
+    load_idx(files[0], cache)
+    killed, old, live = (cache / f".x-idx3-ubyte.{name}.tmp" for name in ("killed", "old", "live"))
+    for tmp in (killed, old, live):
+        tmp.write_bytes(bytes(1016))
+    writers = [os.open(tmp, os.O_RDONLY) for tmp in (old, live)]
+    for fd in writers:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as another process writing the copy holds it
+    os.utime(old, (0, 0))  # an hour untouched: gone even where a flock seems held (or flocks tell nothing)
+    try:
+        load_idx(files[1], cache)
+        names = sorted(p.name for p in cache.iterdir())
+    finally:
+        for fd in writers:
+            os.close(fd)
+    # the live copy and set1's fill the cache: set0's copy, used longer ago, went to make room
+    copies = [name for name in names if not name.startswith(".")]
+    assert names == [live.name, *copies] and len(copies) == 1
+    np.testing.assert_array_equal(read_idx(cache / copies[0]), np.full((10, 10, 10), 1, np.uint8))

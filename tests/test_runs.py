@@ -421,3 +421,121 @@ def test_compare_replaces_only_its_own_runs_and_checks_every_model_first(digits,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--models" in err and "resnet" in err, err
     assert not (fresh / "mlp-seed0").exists()
+
+
+# --- a run's folder as others may leave it: links, pipes, folders, kills mid-way ------------
+
+def three_classes(folder: Path, each: int = 8) -> Path:
+    """A folder of 16x16 pictures in three classes (bright, dark, striped): a training of seconds."""
+    rng = np.random.default_rng(0)
+    looks = {"bright": lambda: rng.integers(180, 255, (16, 16)), "dark": lambda: rng.integers(0, 60, (16, 16)),
+             "striped": lambda: np.tile([0, 255], (16, 8)) + rng.integers(0, 20, (16, 16))}
+    for name, look in looks.items():
+        (folder / name).mkdir(parents=True)
+        for i in range(each):
+            Image.fromarray(look().clip(0, 255).astype(np.uint8)).save(folder / name / f"{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory) -> Path:
+    """An interrupted run (2 of 3 epochs, then a kill), in a folder copied by the tests that spoil it."""
+    base = tmp_path_factory.mktemp("stopped")
+    pictures = three_classes(base / "pictures")
+    run = base / "run"
+    done = command("train", "--model", "mlp", "--data", str(pictures), "--epochs", "3", "--quiet", "--out", str(run),
+                   crash_at=f"{runs.LAST}:3")
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    (run / runs.LOCK).unlink()
+    return run
+
+
+def copy_of(run: Path, to: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(run, to, symlinks=True))
+
+
+def test_a_lock_that_is_a_link_is_never_written_through(stopped, tmp_path, capsys):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not the run's")
+    run = copy_of(stopped, tmp_path / "runs" / "linked")
+    (run / runs.LOCK).symlink_to(victim)
+
+    def refused(*argv):
+        assert main(list(argv)) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{run / runs.LOCK}: is a symbolic link" in err, err
+
+    refused("train", "--resume", str(run), "--quiet")
+    refused("train", "--model", "mlp", "--data", str(stopped.parent / "pictures"), "--out", str(run), "--overwrite")
+    assert Run(run).status() is Status.DAMAGED
+    assert runs.describe(Run(run)).error.endswith("is a symbolic link, not the run's lock file; remove it "
+                                                  "(neuralab never makes one)")
+    (run / runs.LOCK).unlink()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0  # finished, for `report`
+    (run / runs.LOCK).symlink_to(victim)
+    refused("report", str(run))
+    assert victim.read_text() == "not the run's" and (run / runs.CONFIG).is_file()
+
+
+def test_a_lock_that_is_a_pipe_lists_the_run_as_damaged_without_waiting(stopped, tmp_path):
+    root = tmp_path / "runs"
+    copy_of(stopped, root / "fine")
+    os.mkfifo(copy_of(stopped, root / "piped") / runs.LOCK)
+    # in a child: the listing that waits for a writer to open the pipe must fail the test, not hang it
+    done = subprocess.run([sys.executable, "-m", "neuralab", "runs", str(root), "--json"], capture_output=True,
+                          text=True, timeout=60, check=False, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert done.returncode == 0, done.stderr
+    rows = {r["id"]: r for r in json.loads(done.stdout)}
+    assert rows["fine"]["status"] == "interrupted" and rows["piped"]["status"] == "damaged"
+    assert "run.lock: is not a plain file" in rows["piped"]["error"]
+    with pytest.raises(runs.NeuralabError, match="is not a plain file"):
+        Run(root / "piped").lock()
+
+
+def test_a_checkpoints_link_out_of_the_run_is_refused_before_anything_is_written(stopped, tmp_path, capsys):
+    run = copy_of(stopped, tmp_path / "run")
+    elsewhere = tmp_path / "elsewhere"
+    (run / runs.CHECKPOINTS).rename(elsewhere)
+    (run / runs.CHECKPOINTS).symlink_to(elsewhere)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in elsewhere.iterdir()}
+    for extra in ([], ["--checkpoint", "best"]):
+        assert main(["train", "--resume", str(run), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{run / runs.CHECKPOINTS}: a symbolic link leading out of the run" in err
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in elsewhere.iterdir()} == before
+    (run / runs.CHECKPOINTS).unlink()  # a link that stays inside the run is followed
+    (run / "kept").mkdir()
+    for p in elsewhere.iterdir():
+        p.rename(run / "kept" / p.name)
+    (run / runs.CHECKPOINTS).symlink_to("kept")
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert Run(run).status() is Status.FINISHED
+
+
+def test_an_overwrite_killed_half_way_leaves_no_run_that_reads_as_finished(stopped, tmp_path, capsys):
+    """The old run's files go one by one; a kill between two of them must not leave the old run,
+    finished, with files missing: the remains are no run, and the next run given that `out` takes them."""
+    run = copy_of(stopped, tmp_path / "runs" / "old")
+    write_json(run / runs.RESULTS, {"test_accuracy": 0.5, "epochs_run": 2, "best_epoch": 2})
+    assert Run(run).status() is Status.FINISHED
+    # killed as the first of the old run's other files goes
+    code = ("import os, signal, sys, pathlib; unlink = pathlib.Path.unlink\n"
+            "def dying(self, *a, **k):\n"
+            "    if self.name not in ('config.json', 'results.json', 'run.lock') and self.suffix != '.tmp':\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "    return unlink(self, *a, **k)\n"
+            "pathlib.Path.unlink = dying\n"
+            "from neuralab.runs import Run; Run.create(sys.argv[1], overwrite=True)")
+    done = subprocess.run([sys.executable, "-c", code, str(run)], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert (run / runs.WEIGHTS).exists() and not (run / runs.CONFIG).exists()  # half deleted
+    assert not (run / runs.RESULTS).exists()
+    assert runs.find(tmp_path / "runs") == []
+    with pytest.raises(runs.ParameterError, match="stopped before it was set up"):
+        Run.open(run)
+    assert main(["train", "--model", "mlp", "--data", str(stopped.parent / "pictures"), "--epochs", "1", "--quiet",
+                 "--out", str(run)]) == 0
+    assert Run(run).status() is Status.FINISHED and json.loads((run / runs.RESULTS).read_text())["epochs_run"] == 1

@@ -930,3 +930,53 @@ def test_runs_with_edited_files_are_listed_and_shown_without_a_500(runs, tmp_pat
     assert main(["runs", str(root)]) == 0
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err and all(name in out for name in damage)
+
+
+# --- runs copied and deleted while the app reads them ----------------------------------------
+
+def test_a_run_or_file_deleted_while_the_app_reads_it_is_a_404_or_left_out(tmp_path, monkeypatch):
+    """Each step is made to lose the race: the run or file goes between the app's check and its use."""
+    import shutil
+
+    from neuralab.web import runs as web_runs
+
+    root = tmp_path / "runs"
+    for name in ("kept", "gone", "page", "vanishing"):
+        fake_classifier_run(root / name, "mlp")
+        (root / name / "summary.txt").write_text("the summary")
+        (root / name / "report.html").write_text("<p>the report</p>")
+
+    def then(name, after):
+        original = getattr(web_runs, name)
+
+        def wrapped(*args):
+            result = original(*args)
+            after(*args)
+            return result
+        monkeypatch.setattr(web_runs, name, wrapped)
+
+    with TestClient(create_app(root), base_url="http://127.0.0.1", raise_server_exceptions=False) as c:
+        then("find_runs", lambda root_: shutil.rmtree(root / "gone", ignore_errors=True))
+        listing = c.get("/api/runs")
+        assert listing.status_code == 200, listing.text
+        assert sorted(r["id"] for r in listing.json()["runs"]) == ["kept", "page", "vanishing"]
+
+        then("run_file", lambda root_, run, name: (root / run / name).unlink())
+        r = c.get("/api/run/file", params={"run": "kept", "name": "report.html"})
+        assert r.status_code == 404 and r.json() == {"error": "no such file"}, r.text
+        monkeypatch.undo()
+        (root / "kept" / "report.html").write_text("<p>the report</p>")
+        r = c.get("/api/run/file", params={"run": "kept", "name": "report.html"})
+        assert r.text == "<p>the report</p>" and r.headers["content-length"] == str(len(r.text))
+        assert r.headers["content-type"].startswith("text/html") and "sandbox" in r.headers["content-security-policy"]
+
+        asked = []  # the page lists the files present, then reads the summary: it goes in between
+        then("_served", lambda root_, run, name: asked.append(name) or (
+            (root / run / name).unlink() if asked.count("summary.txt") == 2 and name == "summary.txt" else None))
+        r = c.get("/api/run", params={"run": "page"})
+        assert r.status_code == 200 and r.json()["summary"] == "", r.text
+        monkeypatch.undo()
+
+        then("describe", lambda root_, run: shutil.rmtree(root / run))
+        r = c.get("/api/run", params={"run": "vanishing"})
+        assert r.status_code == 404 and r.json() == {"error": "no such run"}, r.text

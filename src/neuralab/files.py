@@ -73,7 +73,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", durable: bool = True)
         except OSError as e:
             raise WriteError(path, e) from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        # A folder turned read-only keeps the temporary file (a later owner's remove_leftovers
+        # takes it); the error that got us here is the one to tell, not this tidy-up's.
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 

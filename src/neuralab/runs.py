@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import fcntl
 import json
 import os
 import shutil
 import socket
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,7 @@ CHECKPOINTS = "checkpoints"
 LAST = f"{CHECKPOINTS}/last.safetensors"
 BEST = f"{CHECKPOINTS}/best.safetensors"
 LOCK = "run.lock"
+WRITTEN_INTO = (CHECKPOINTS, "plots")  # the run's folders that commands write files into
 KERAS_FIT = "keras fit"  # config.json's config.trained_by in a run that Keras's own fit wrote (RunLogger)
 PROGRESS = "progress.json"  # written by training.progress while an epoch runs, removed when training stops
 
@@ -122,6 +125,28 @@ class Run:
 
     # --- making and owning a run -------------------------------------------------
 
+    def file(self, name: str) -> Path:
+        """``self / name``, refused in one line where that is a folder or leads out of the run."""
+        path = self._within(name)
+        if path.is_dir():
+            raise NeuralabError(f"{path}: is a folder where the run keeps a file; remove it (or move it away) "
+                                "and try again")
+        return path
+
+    def _within(self, name: str) -> Path:
+        """``self / name``, refused in one line where a symbolic link on the way leads out of the
+        run: what a command writes there would land in another folder, over its files. A link
+        that stays inside the run is followed, and so is the run's own folder being one."""
+        path, root = self.path / name, self.path.resolve()
+        if root not in path.resolve().parents:
+            parts = Path(name).parts
+            link = next((p for p in (self.path.joinpath(*parts[:i]) for i in range(1, len(parts) + 1))
+                         if p.is_symlink()), path)
+            to = os.readlink(link) if link.is_symlink() else path.resolve()
+            raise NeuralabError(f"{link}: a symbolic link leading out of the run (to {to}); a run's files stay "
+                                "in its folder: put the folder itself there, or start a new run")
+        return path
+
     @classmethod
     def create(cls, path: str | os.PathLike, overwrite: bool = False) -> "Run":
         """A new, empty run directory at ``path``, locked by this process.
@@ -133,19 +158,19 @@ class Run:
         if path.exists() and not path.is_dir():
             raise ParameterError("out", str(path), "exists and is not a directory; choose another `out`")
         if (path / LOCK).exists() and not (path / CONFIG).exists() and run.owner() is None:
-            remove_leftovers(path)  # a run killed before its config.json leaves only these behind
-            with contextlib.suppress(FileNotFoundError):
-                (path / LOCK).unlink()
+            # What a run killed before its config.json, or while an overwrite was deleting it, left
+            # behind: only neuralab writes into a folder holding run.lock, so all of it goes.
+            run._lock()
+            run._empty()
+            return run
         if path.is_dir() and any(path.iterdir()):
             if not (path / CONFIG).exists() and not (path / LOCK).exists():
                 raise ParameterError("out", str(path), "folder is not empty and holds no run; choose another `out`")
             if not overwrite:
                 raise ParameterError("out", str(path), "already holds a run; pass `overwrite` to replace it "
                                                        "or choose another `out`")
-            run.lock()
-            for child in path.iterdir():
-                if child.name != LOCK:
-                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            run._lock()
+            run._empty()
             return run
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -162,13 +187,22 @@ class Run:
         included: a run left behind by a crash is never locked. The file also says who holds it."""
         if self._fd is not None:
             return self
+        self._lock()
+        try:
+            for folder in WRITTEN_INTO:  # before a command writes a byte there
+                self._within(folder)
+        except NeuralabError:
+            self.unlock()
+            raise
+        return self
+
+    def _lock(self) -> None:
+        """``lock`` without its check of the run's folders: ``create`` empties them instead."""
+        if self._fd is not None:
+            return
         path = self.path / LOCK
         while True:
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-            except OSError as e:
-                raise NeuralabError(f"{self.path}: cannot write here ({e.strerror}); fix its permissions "
-                                    "or copy the run somewhere writable") from None
+            fd = self._open_lock(os.O_RDWR | os.O_CREAT)
             if not _flock(fd):
                 os.close(fd)
                 owner = self.owner() or {}
@@ -176,7 +210,7 @@ class Run:
                                 f"{owner.get('host', '?')} since {owner.get('started', '?')}; wait for it to "
                                 "finish or stop it first") from None
             with contextlib.suppress(FileNotFoundError):
-                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                if os.fstat(fd).st_ino == os.lstat(path).st_ino:
                     break  # else the previous owner removed the file while we opened it: take the new one
             os.close(fd)
         info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}).encode()
@@ -184,14 +218,59 @@ class Run:
         os.pwrite(fd, info, 0)
         self._fd = fd
         remove_leftovers(self.path)
-        return self
 
     def unlock(self) -> None:
         if self._fd is not None:
-            with contextlib.suppress(FileNotFoundError):
+            # A file left behind is harmless (the flock dies with the descriptor), and unlock runs
+            # while an error unwinds (a folder turned read-only): that error is the one to tell.
+            with contextlib.suppress(OSError):
                 (self.path / LOCK).unlink()
             os.close(self._fd)
             self._fd = None
+
+    def _open_lock(self, flags: int) -> int | None:
+        """run.lock opened with ``flags``, refused in one line unless it is a plain file of the run;
+        None when a reader finds none (or may not read it: it cannot tell who holds the run).
+
+        O_NOFOLLOW: a link in its place would have the lock's JSON written through it, over any
+        file the link names. O_NONBLOCK: a named pipe in its place would hang the opener (the
+        listing, the web app's threads) until something writes to it."""
+        path, writing = self.path / LOCK, bool(flags & os.O_CREAT)
+        try:
+            fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise NeuralabError(f"{path}: is a symbolic link, not the run's lock file; remove it "
+                                    "(neuralab never makes one)") from None
+            if e.errno == errno.EISDIR:
+                raise NeuralabError(f"{path}: is a folder, not the run's lock file; remove it") from None
+            if not writing:
+                return None
+            raise NeuralabError(f"{self.path}: cannot write here ({e.strerror}); fix its permissions "
+                                "or copy the run somewhere writable") from None
+        info = os.fstat(fd)
+        # a hard link shares the file with another folder, whose file the lock's JSON would replace
+        if not stat.S_ISREG(info.st_mode) or (writing and info.st_nlink > 1):
+            os.close(fd)
+            what = ("a hard link to another file" if stat.S_ISREG(info.st_mode)
+                    else "not a plain file (a folder, a pipe, a device)")
+            raise NeuralabError(f"{path}: is {what}, so it cannot be the run's lock; remove it")
+        return fd
+
+    def _empty(self) -> None:
+        """Delete everything in the run's folder but the lock this process holds.
+
+        config.json goes first, then results.json: a kill half-way then leaves a folder that reads
+        as a run stopped before it was set up (listed nowhere, refused by every command, emptied
+        by the next run given this `out`), never as the old run, finished, with files missing."""
+        first = [self.path / CONFIG, self.path / RESULTS]
+        for child in first + sorted(set(self.path.iterdir()) - set(first)):
+            if child.name == LOCK:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def written_whole(self):
@@ -212,10 +291,10 @@ class Run:
         self.unlock()
 
     def owner(self) -> dict | None:
-        """Who holds run.lock (pid, host, started), or None when no live process does."""
-        try:
-            fd = os.open(self.path / LOCK, os.O_RDONLY)
-        except OSError:
+        """Who holds run.lock (pid, host, started), or None when no live process does; a lock
+        that is a link or no plain file is a NeuralabError (``status`` calls the run damaged)."""
+        fd = self._open_lock(os.O_RDONLY)
+        if fd is None:
             return None
         try:
             try:
@@ -340,9 +419,9 @@ class Run:
 
     def status(self) -> Status:
         """Derived from the folder alone: the lock, then which files exist and parse."""
-        if self.owner() is not None:
-            return Status.RUNNING
         try:
+            if self.owner() is not None:
+                return Status.RUNNING
             self.kind
             if (self.path / MODEL).is_file() and not isinstance(self.read(MODEL), dict):
                 raise NeuralabError(f"{self.path / MODEL}: expected a JSON object")
@@ -403,6 +482,7 @@ def describe(run: Run, id: str | None = None) -> Row:
     id = id or run.path.name
     status = run.status()
     try:
+        run.owner()  # a lock that is a link or a pipe: the run is damaged, and the row says why
         record = run.record
         kind = run.kind
         results = run.results() if status == Status.FINISHED else None

@@ -11,12 +11,15 @@ copy per file and at most ``MAX_CACHE`` bytes, the copies used last.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gzip
 import hashlib
 import io
 import math
 import os
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -37,6 +40,9 @@ _MAX_HEADER = 4 + 4 * 255  # magic, then up to 255 dimensions
 # Bytes of decompressed copies ``load_idx`` keeps: MNIST's and Fashion-MNIST's take 55 MB each,
 # so a few datasets stay while folders that come and go (a subset, a test's) cannot fill the disk
 MAX_CACHE = 512 * 2**20
+# Seconds after which a copy being written, untouched since, was left by a killed process even where
+# flocks do not tell: writing one takes seconds (EMNIST's largest, 550 MB), so an hour is never a live one
+STALE_TMP = 3600
 # Bytes a gzipped file may decompress to: EMNIST's largest file takes 550 MB
 MAX_DECOMPRESSED = 2 * 2**30
 _CODES = {dt.newbyteorder("=") if dt.itemsize > 1 else dt: code for code, dt in _DTYPES.items()}
@@ -141,6 +147,9 @@ def load_idx(path: str | os.PathLike, cache: str | os.PathLike | None = None) ->
     array = parse_idx(data, str(path))  # a damaged file is named as the user gave it
     try:
         with atomic_write(copy, "wb") as f:
+            # held while written, so that ``_trim`` tells a live copy from a killed one's leftover
+            with contextlib.suppress(OSError):  # a file system without flocks: the age tells
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             f.write(data)
     except (WriteError, OSError):  # a read-only or full cache: this run keeps the array in memory
         return array
@@ -150,22 +159,52 @@ def load_idx(path: str | os.PathLike, cache: str | os.PathLike | None = None) ->
 
 def _trim(cache: Path, keep: Path, older: list[Path]) -> None:
     """Remove ``older`` copies of the file just cached, then the least recently used copies
-    of others until the cache holds at most ``MAX_CACHE`` bytes (``keep`` always stays)."""
+    of others until the cache holds at most ``MAX_CACHE`` bytes (``keep`` always stays).
+
+    A copy being written (``.NAME.*.tmp``) counts, and stays while its writer lives; one that a
+    process killed mid-copy left behind goes."""
     for stale in older:
         stale.unlink(missing_ok=True)
-    copies = []
+    copies, writing, now = [], 0, time.time()
     for p in cache.iterdir():
-        if p != keep and not p.name.startswith("."):  # "." : another process's copy being written
-            try:
-                copies.append((p.stat().st_mtime, p.stat().st_size, p))
-            except OSError:
-                continue  # removed meanwhile by another process
-    total = keep.stat().st_size + sum(size for _, size, _ in copies)
+        if p == keep:
+            continue
+        try:
+            info = p.stat()
+            if p.name.startswith("."):
+                if p.name.endswith(".tmp") and _abandoned(p, now - info.st_mtime):
+                    p.unlink()
+                elif p.name.endswith(".tmp"):
+                    writing += info.st_size
+                continue
+        except OSError:
+            continue  # removed meanwhile by another process
+        copies.append((info.st_mtime, info.st_size, p))
+    total = keep.stat().st_size + writing + sum(size for _, size, _ in copies)
     for _, size, p in sorted(copies):
         if total <= MAX_CACHE:
             break
         p.unlink(missing_ok=True)
         total -= size
+
+
+def _abandoned(tmp: Path, age: float) -> bool:
+    """Whether no process writes ``tmp`` any more: its writer's flock is gone (it dies with the
+    process, kill -9 included), or, where the file system keeps no flocks, it is ``STALE_TMP`` old.
+    Taking a live copy by mistake costs its writer only the cache: it keeps its array in memory."""
+    if age > STALE_TMP:
+        return True
+    try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _map_idx(path: Path, name: str) -> np.ndarray:

@@ -94,6 +94,10 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         data = path.read_bytes()
     except FileNotFoundError:
         raise NeuralabError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise NeuralabError(f"{path}: is a folder, not a safetensors file; remove it (or move it away)") from None
+    except OSError as e:
+        raise NeuralabError(f"{path}: cannot read ({e.strerror})") from None
     try:
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
@@ -111,6 +115,8 @@ def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     """Each tensor's shape from a safetensors file's header, without reading the tensors."""
     from safetensors import safe_open
 
+    if Path(path).is_dir():  # safetensors would say "No such device", which names no cause
+        raise NeuralabError(f"{path}: is a folder, not a safetensors file; remove it (or move it away)")
     try:
         with safe_open(str(path), framework="pt") as f:
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}

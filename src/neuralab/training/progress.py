@@ -108,5 +108,7 @@ class Progress:
             self._bar.stop()
             self._bar = None
         if self.file is not None:  # training stopped: nothing in progress any more
-            with contextlib.suppress(FileNotFoundError):
+            # close runs while an error unwinds (a folder turned read-only, a disk full): a file
+            # that stays is only a nicety gone stale, and that error is the one to tell
+            with contextlib.suppress(OSError):
                 self.file.unlink()

@@ -32,7 +32,7 @@ from torch import nn
 from neuralab.errors import NeuralabError
 from neuralab.files import WriteError, atomic_write
 from neuralab.models.fast import accelerate
-from neuralab.runs import BEST, LAST, WEIGHTS, Run
+from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Run
 from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, as_callback, overrides
 from neuralab.training.checkpoint import (load_checkpoint, load_tensors, save_checkpoint, save_tensors, save_weights,
                                           unwrap)
@@ -462,11 +462,12 @@ class Trainer:
             state = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle,
                          epoch=epoch, history=self.history,
                          state={} if self.sample_losses is None else {"sample_losses": self.sample_losses})
-            save_checkpoint(self.run_dir / LAST, **state)
+            run = Run(self.run_dir)
+            save_checkpoint(run.file(LAST), **state)
             self._write_metrics()
             if improved:
-                save_checkpoint(self.run_dir / BEST, **state)
-                save_weights(self.run_dir / WEIGHTS, model, {**self.model_meta, "epoch": epoch})
+                save_checkpoint(run.file(BEST), **state)
+                save_weights(run.file(WEIGHTS), model, {**self.model_meta, "epoch": epoch})
         except WriteError as e:
             raise NeuralabError(f"{e.path}: cannot save epoch {epoch} ({e.strerror}); free disk space or fix "
                                 f"permissions, then resume the run with `resume` {self.run_dir} (earlier checkpoints are "
@@ -478,7 +479,8 @@ class Trainer:
     def _restore(self, model, optimizer, scheduler, shuffle) -> dict | None:
         """Load last.safetensors and bring the other files in line with it; None when the run
         stopped before its first checkpoint (it then starts again from epoch 1)."""
-        last = self.run_dir / LAST
+        # each file the resume reads or rewrites, checked first: none is a folder, none leads out of the run
+        last, best_file, weights, _, _ = (Run(self.run_dir).file(n) for n in (LAST, BEST, WEIGHTS, METRICS, PROGRESS))
         if not last.exists():
             return None
         try:
@@ -490,17 +492,17 @@ class Trainer:
         if "sample_losses" in meta["state"]:
             self.sample_losses = meta["state"]["sample_losses"].to(self.device)
         best = self.best_epoch()
-        if best == meta["epoch"] and _epoch_of(self.run_dir / BEST) != best:
-            with atomic_write(self.run_dir / BEST, "wb") as f:  # the crash came between the two writes
+        if best == meta["epoch"] and _epoch_of(best_file) != best:
+            with atomic_write(best_file, "wb") as f:  # the crash came between the two writes
                 f.write(last.read_bytes())
         if best:
-            tensors, best_meta = load_tensors(self.run_dir / BEST)
+            tensors, best_meta = load_tensors(best_file)
             if best_meta.get("epoch") != best:
-                raise NeuralabError(f"{self.run_dir / BEST}: holds epoch {best_meta.get('epoch')} but the "
+                raise NeuralabError(f"{best_file}: holds epoch {best_meta.get('epoch')} but the "
                                     f"history's best is epoch {best}; the run's files are damaged")
             self.best_state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-            if _epoch_of(self.run_dir / WEIGHTS) != best:
-                save_tensors(self.run_dir / WEIGHTS, self.best_state, {**self.model_meta, "epoch": best})
+            if _epoch_of(weights) != best:
+                save_tensors(weights, self.best_state, {**self.model_meta, "epoch": best})
         self._write_metrics()
         return meta
 

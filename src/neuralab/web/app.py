@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -107,7 +107,11 @@ def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = Fal
 
     async def run_list(request):
         def rows():
-            return [runs.describe(root, r) for r in runs.find_runs(root)]
+            found = []
+            for run_id in runs.find_runs(root):
+                with contextlib.suppress(runs.NotFound):  # removed since it was found: listed no more
+                    found.append(runs.describe(root, run_id))
+            return found
         return JSONResponse({"root": str(root), "runs": await run_in_threadpool(rows)})
 
     async def run_details(request):
@@ -115,9 +119,14 @@ def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = Fal
 
     async def run_file(request):
         q = request.query_params
-        path, media = await run_in_threadpool(runs.run_file, root, q.get("run", ""), q.get("name", ""))
-        headers = {"content-security-policy": REPORT_CSP} if path.suffix == ".html" else None
-        return FileResponse(path, media_type=media, headers=headers)
+        name = q.get("name", "")
+        # opened here and sent from the open file: a FileResponse would open the path again
+        # later, and answer 500 for a run deleted in between
+        f, size, media = await run_in_threadpool(runs.open_file, root, q.get("run", ""), name)
+        headers = {"content-length": str(size)}
+        if name.endswith(".html"):
+            headers["content-security-policy"] = REPORT_CSP
+        return StreamingResponse(_chunks(f, size), media_type=media, headers=headers)  # read in worker threads
 
     @accepts(*PICTURE_TYPES)
     async def classify(request):
@@ -230,6 +239,15 @@ def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = Fal
                                         Exception: server_error})
     app.state.jobs = queue
     return app
+
+
+def _chunks(f, size: int, piece: int = 64 * 1024):
+    """The first ``size`` bytes of the open file ``f`` (its size when opened, sent as Content-Length:
+    a file that a copy still writes grows meanwhile) in pieces; ``f`` is closed at the end."""
+    with f:
+        while size > 0 and (chunk := f.read(min(piece, size))):
+            size -= len(chunk)
+            yield chunk
 
 
 def render_page(name: str) -> str:

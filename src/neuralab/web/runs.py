@@ -8,7 +8,10 @@ symbolic links and refuses whatever lands outside the root.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from neuralab import runs
 from neuralab.errors import NeuralabError
@@ -68,6 +71,23 @@ def run_file(root: Path, run_id: str, name: str) -> tuple[Path, str]:
     return path, SERVED[name]
 
 
+def open_file(root: Path, run_id: str, name: str) -> tuple[BinaryIO, int, str]:
+    """``run_file``'s file, open, with its size and media type. What is sent is read from this
+    open file: a run removed or rewritten meanwhile (files are replaced by renames) still sends
+    the whole file that was checked, and a file gone before it opened is NotFound."""
+    path, media = run_file(root, run_id, name)
+    try:
+        # O_NONBLOCK: a named pipe put there since the check would hold a worker thread forever
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        raise NotFound("no such file") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise NotFound("no such file")
+    return os.fdopen(fd, "rb"), info.st_size, media
+
+
 def _served(root: Path, run_id: str, name: str) -> Path | None:
     """``run_file``'s path, or None where the run has no such file to serve."""
     try:
@@ -93,9 +113,18 @@ def describe(root: Path, run_id: str) -> dict:
     """The row of the runs table: kind, model, data, status, headline metric, date. A run
     whose files are damaged still gets its row (status "damaged"), so one bad folder never
     breaks the listing."""
-    row = runs.describe(runs.Run(resolve_run(root, run_id)), run_id).as_dict()
+    path = resolve_run(root, run_id)
+    row = runs.describe(runs.Run(path), run_id).as_dict()
+    if row["status"] == runs.Status.DAMAGED.value:
+        _still_there(path)  # removed while it was read: no run, rather than a damaged one
     row["finished"] = row["status"] == runs.Status.FINISHED.value
     return row
+
+
+def _still_there(path: Path) -> None:
+    """NotFound when the run at ``path`` has gone (runs are deleted while the app lists them)."""
+    if not (path / runs.CONFIG).is_file():
+        raise NotFound("no such run")
 
 
 def details(root: Path, run_id: str) -> dict:
@@ -105,15 +134,21 @@ def details(root: Path, run_id: str) -> dict:
     row = describe(root, run_id)
     row["files"] = [name for name in SERVED if _served(root, run_id, name) is not None]
     summary = _served(root, run_id, runs.SUMMARY)  # a link out of the run is no summary
-    if summary is None:
-        row["summary"] = ""
-    else:
-        with open(summary, errors="replace") as f:
-            row["summary"] = f.read(MAX_TEXT)
+    row["summary"] = ""
+    if summary is not None:
+        try:  # O_NONBLOCK: see open_file
+            with open(os.open(summary, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), errors="replace") as f:
+                row["summary"] = f.read(MAX_TEXT)
+        except OSError:  # removed since it was found: the page shows none
+            pass
     if row["status"] == runs.Status.DAMAGED.value:
         return row
-    results = runs.json_object(run.results()) if row["finished"] else {}
-    record = run.record
+    try:
+        results = runs.json_object(run.results()) if row["finished"] else {}
+        record = run.record
+    except NeuralabError:
+        _still_there(path)
+        raise
     if row["kind"] == runs.Kind.FORECASTER.value:
         row["headline"] = runs.json_object(results.get("headline"))
         row["test"] = runs.json_object(results.get("test"))
