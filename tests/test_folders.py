@@ -252,3 +252,17 @@ def test_the_command_resizes_a_folder_of_mixed_sizes_and_its_run_keeps_the_size(
     assert config["image_size"] == [12, 10] and config["test_fraction"] == 0.2
     assert main(["evaluate", str(out)]) == 0  # reads the folder again at the run's size
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_a_folder_too_small_to_leave_a_test_image_is_refused_before_training(tmp_path, capsys):
+    """Four pictures a class: the test share of each rounds to none, and nothing could score the model."""
+    from neuralab.cli import main
+
+    for c, value in (("a", 0), ("b", 120), ("c", 250)):
+        for i in range(4):
+            write(tmp_path / "pictures" / c / f"{i}.png", gray(value + i))
+    code = main(["train", "--model", "mlp", "--data", str(tmp_path / "pictures"), "--epochs", "1",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "the test set is empty (12 images in all)" in err
+    assert "--test-fraction" in err and not (tmp_path / "run").exists()

@@ -236,6 +236,9 @@ def check_data(data) -> None:
     """Refuse, before any training, data a classifier cannot learn from or be tested on."""
     if len(data.train) == 0:
         raise NeuralabError(f"{data.name}: the training set is empty")
+    if len(data.test) == 0:  # a folder of a few pictures a class: its share for testing rounds to none
+        raise NeuralabError(f"{data.name}: the test set is empty ({len(data.train) + len(data.val)} images in all); "
+                            "give more images per class, or a larger `test_fraction`")
     if len(data.test) and data.test.x.shape[1:] != data.train.x.shape[1:]:
         shape = lambda x: "x".join(map(str, x.shape[1:]))  # noqa: E731
         raise NeuralabError(f"{data.name}: test images are {shape(data.test.x)} but training images are "
@@ -339,12 +342,12 @@ def _restart_from_best(run: Run) -> None:
     from neuralab.files import atomic_write
     from neuralab.training.checkpoint import load_tensors
 
-    best = run / runs.BEST
+    best = run.file(runs.BEST)
     if not best.exists():
         raise NeuralabError(f"{best}: missing; the run has no best checkpoint to resume from (resume from its "
                             "`checkpoint` \"last\" or start a new run)")
     load_tensors(best)  # a damaged best is named before the last checkpoint is replaced
-    with atomic_write(run / runs.LAST, "wb") as f:
+    with atomic_write(run.file(runs.LAST), "wb") as f:
         f.write(best.read_bytes())
 
 
