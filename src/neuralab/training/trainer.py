@@ -311,7 +311,9 @@ class Trainer:
         xb, yb = self.model_input(self._layout(x[:k].to(self.device))), y[:k].to(self.device)
         try:
             model.train()
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
+            accelerator = self.device.type != "cpu"  # its generator too (CUDA, MPS), besides the CPU's
+            with torch.random.fork_rng(devices=[self.device.index or 0] if accelerator else [],
+                                       device_type=self.device.type if accelerator else "cuda"), \
                     cpu_threads(self.config.threads):
                 with self._autocast():
                     out = model(xb)
