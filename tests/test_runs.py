@@ -539,3 +539,27 @@ def test_an_overwrite_killed_half_way_leaves_no_run_that_reads_as_finished(stopp
     assert main(["train", "--model", "mlp", "--data", str(stopped.parent / "pictures"), "--epochs", "1", "--quiet",
                  "--out", str(run)]) == 0
     assert Run(run).status() is Status.FINISHED and json.loads((run / runs.RESULTS).read_text())["epochs_run"] == 1
+
+
+def test_a_stale_lock_beside_someone_elses_files_deletes_nothing(tmp_path):
+    """A run killed before its config.json leaves its lock; a user may fill that folder later."""
+    folder = tmp_path / "thesis"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "x.csv").write_text("1\n")
+    (folder / "thesis.tex").write_text("\\section{}")
+    (folder / runs.LOCK).write_text("")
+    with pytest.raises(runs.ParameterError, match=r"holds data, which no run writes, beside a stale run.lock"):
+        Run.create(folder)
+    assert (folder / "thesis.tex").exists() and (folder / "data" / "x.csv").exists()
+
+
+def test_a_loop_of_links_in_a_run_is_one_line(stopped, tmp_path, capsys):
+    run = copy_of(stopped, tmp_path / "run")
+    import shutil
+
+    shutil.rmtree(run / "plots", ignore_errors=True)
+    (run / "plots").symlink_to("plots")
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "loops back on itself" in err, err
+    assert Run(run).owner() is None  # the lock went with the error

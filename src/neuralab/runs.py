@@ -50,8 +50,13 @@ LAST = f"{CHECKPOINTS}/last.safetensors"
 BEST = f"{CHECKPOINTS}/best.safetensors"
 LOCK = "run.lock"
 WRITTEN_INTO = (CHECKPOINTS, "plots")  # the run's folders that commands write files into
+TENSORBOARD = "tensorboard"  # TensorBoard's event files (training.tensorboard), as Keras lays them out
 KERAS_FIT = "keras fit"  # config.json's config.trained_by in a run that Keras's own fit wrote (RunLogger)
 PROGRESS = "progress.json"  # written by training.progress while an epoch runs, removed when training stops
+# What runs write into their folder, besides WRITTEN_INTO and tensorboard/: its files by name, and its
+# pictures, tables and PyTorch code (model.py and what it imports) by kind
+RUN_FILES = {CONFIG, MODEL, WEIGHTS, METRICS, SUMMARY, RESULTS, REPORT, FORECAST, PROGRESS, LOCK}
+RUN_SUFFIXES = (".png", ".csv", ".py")
 
 
 class Kind(str, enum.Enum):
@@ -91,6 +96,14 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         super().__init__(f"{self.path}: interrupted; the files of the last finished epoch are kept")
+
+
+def _written_by_runs(child: Path) -> bool:
+    """Whether a run could have written ``child`` into its folder (a temporary file included)."""
+    if child.is_dir() and not child.is_symlink():
+        return child.name in (*WRITTEN_INTO, TENSORBOARD)
+    return child.name in RUN_FILES or child.suffix in RUN_SUFFIXES or \
+        (child.name.startswith(".") and child.name.endswith(".tmp"))
 
 
 def default_root() -> Path:
@@ -137,8 +150,12 @@ class Run:
         """``self / name``, refused in one line where a symbolic link on the way leads out of the
         run: what a command writes there would land in another folder, over its files. A link
         that stays inside the run is followed, and so is the run's own folder being one."""
-        path, root = self.path / name, self.path.resolve()
-        if root not in path.resolve().parents:
+        path = self.path / name
+        try:
+            root, target = self.path.resolve(), path.resolve()
+        except (RuntimeError, OSError):  # a loop of links (RuntimeError before Python 3.13)
+            raise NeuralabError(f"{path}: a symbolic link that loops back on itself; remove it") from None
+        if root not in target.parents:
             parts = Path(name).parts
             link = next((p for p in (self.path.joinpath(*parts[:i]) for i in range(1, len(parts) + 1))
                          if p.is_symlink()), path)
@@ -159,7 +176,11 @@ class Run:
             raise ParameterError("out", str(path), "exists and is not a directory; choose another `out`")
         if (path / LOCK).exists() and not (path / CONFIG).exists() and run.owner() is None:
             # What a run killed before its config.json, or while an overwrite was deleting it, left
-            # behind: only neuralab writes into a folder holding run.lock, so all of it goes.
+            # behind goes, where all of it is what a run holds; anything else is someone's.
+            theirs = next((c for c in sorted(path.iterdir()) if not _written_by_runs(c)), None)
+            if theirs is not None:
+                raise ParameterError("out", str(path), f"holds {theirs.name}, which no run writes, beside a stale "
+                                                       f"{LOCK}; choose another `out`")
             run._lock()
             run._empty()
             return run
@@ -191,7 +212,7 @@ class Run:
         try:
             for folder in WRITTEN_INTO:  # before a command writes a byte there
                 self._within(folder)
-        except NeuralabError:
+        except BaseException:
             self.unlock()
             raise
         return self

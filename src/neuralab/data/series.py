@@ -686,7 +686,8 @@ def _why_not_a_number(cell: str) -> str:
     if re.fullmatch(r"[-+]?\s*[$€£¥]\s*[-+]?[\d.,]+|[-+]?[\d.,]+\s*[$€£¥]|\(\s*[$€£¥]?[\d.,]+\)", cell):
         return " (a currency sign or accounting brackets: write the number alone)"
     if re.fullmatch(r"[-+]?\d+,\d+", cell):
-        return " (a decimal comma in a comma-separated file: give `sep`, or save the file with decimal points)"
+        return (" (a decimal comma, where the file was read with decimal points: write all its numbers one way; "
+                "in a comma-separated file, give `sep`)")
     return ""
 
 

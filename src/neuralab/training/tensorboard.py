@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from neuralab.errors import NeuralabError
-from neuralab.runs import SUMMARY
+from neuralab.runs import SUMMARY, TENSORBOARD
 from neuralab.training.callbacks import Callback
 from neuralab.training.config import NO_TENSORBOARD
 
-FOLDER = "tensorboard"
+FOLDER = TENSORBOARD
 NOT_SCALARS = ("epoch", "samples", "elapsed")  # counts and clocks, not metrics of the epoch
 
 
