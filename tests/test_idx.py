@@ -227,3 +227,22 @@ def test_copies_left_by_killed_decompressions_are_removed_and_live_ones_counted(
     copies = [name for name in names if not name.startswith(".")]
     assert names == [live.name, *copies] and len(copies) == 1
     np.testing.assert_array_equal(read_idx(cache / copies[0]), np.full((10, 10, 10), 1, np.uint8))
+
+
+def test_a_read_only_cache_still_serves_its_copies(tmp_path, monkeypatch):
+    """Marking a copy as used is bookkeeping: where the cache cannot be written, the copy is read
+    all the same, not decompressed again from the file."""
+    from neuralab.data import idx
+
+    (path,) = _gzipped_sets(tmp_path, 1)
+    first = load_idx(path, tmp_path / "cache")
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    def read_again(*args, **kwargs):
+        raise AssertionError("the file was read again")
+
+    monkeypatch.setattr(idx.os, "utime", refused)
+    monkeypatch.setattr(idx, "read_bytes", read_again)
+    np.testing.assert_array_equal(load_idx(path, tmp_path / "cache"), first)

@@ -139,10 +139,12 @@ def load_idx(path: str | os.PathLike, cache: str | os.PathLike | None = None) ->
     if copy.is_file():
         try:
             array = _map_idx(copy, str(copy))
-            os.utime(copy)  # last used now: the cache keeps the copies used last
-            return array
         except (NeuralabError, OSError):
             pass  # a damaged copy is written again from the file
+        else:
+            with contextlib.suppress(OSError):  # a read-only cache still serves its copies
+                os.utime(copy)  # last used now: the cache keeps the copies used last
+            return array
     data = read_bytes(path)
     array = parse_idx(data, str(path))  # a damaged file is named as the user gave it
     try:
