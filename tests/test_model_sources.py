@@ -98,6 +98,12 @@ def test_keras_code_trains_and_is_stored_as_a_spec_not_code(keras_run):
     assert result.test["accuracy"] > 0.4  # one epoch on 576 images: far above chance (0.1)
 
 
+def test_summary_of_keras_code_is_kerass_table(capsys):
+    assert main(["summary", str(LENET)]) == 0
+    out = capsys.readouterr().out
+    assert "Output Shape" in out and "(None, 28, 28, 6)" in out and "Total params: 61,706" in out
+
+
 def test_keras_run_rebuilds_without_keras_and_without_code(keras_run):
     """Rebuilt in a fresh Python where importing Keras fails: the spec is data."""
     run, result = keras_run

@@ -214,3 +214,14 @@ def test_files_that_give_no_model_say_why_with_the_line(text, message, digits, t
     code = main(["train", "--model", str(tmp_path / "net.py"), "--data", str(digits), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_summary_of_a_module_in_a_file(code, tmp_path, capsys):
+    """`neuralab summary net.py:Net --input 8x8x1`: the user's module in the table every zoo model gets."""
+    folder, _ = code
+    assert main(["summary", f"{folder / 'net.py'}:Net", "--input", "8x8x1"]) == 0
+    out = capsys.readouterr().out
+    assert "body.1 (Linear)" in out and "(B, 16)" in out and "head (Linear)" in out and "Total params: 1,210" in out
+    assert main(["summary", f"{folder / 'net.py'}:Net"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "give --input, e.g. 28x28x1" in err, err

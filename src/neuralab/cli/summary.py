@@ -1,5 +1,6 @@
 """`neuralab summary MODEL [--input 28x28x1] [--classes N] [--layout keras]`: the layer table of a
-zoo model or of a saved Keras model (.keras, .h5)."""
+zoo model, a saved Keras model (.keras, .h5), or a model in a Python file (Keras code or a
+torch.nn.Module), which runs as `neuralab train --model FILE.py` runs it."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ def register(sub) -> None:
     from neuralab.models.zoo import ARCHITECTURES
 
     def model_name(text: str) -> str:
-        if text in ARCHITECTURES or text.lower().endswith(KERAS_FILES):
+        if text in ARCHITECTURES or text.lower().endswith(KERAS_FILES) or _python_file(text):
             return text
-        raise argparse.ArgumentTypeError(f"{text!r}: neither a zoo model ({', '.join(ARCHITECTURES)}) nor a "
-                                         f"Keras file ({', '.join(KERAS_FILES)})")
+        raise argparse.ArgumentTypeError(f"{text!r}: neither a zoo model ({', '.join(ARCHITECTURES)}), a "
+                                         f"Keras file ({', '.join(KERAS_FILES)}) nor a Python file FILE.py[:NAME]")
 
     p = sub.add_parser("summary", help="layer table of a zoo model or a Keras file: output shapes, parameters, "
                                        "W_out formula",
@@ -26,9 +27,11 @@ def register(sub) -> None:
                                    "layer the output size from W_out = floor((W_in - K + 2P) / S) + 1. Nothing is "
                                    "allocated: any size is instant.")
     p.add_argument("model", metavar="MODEL", type=model_name,
-                   help=f"one of {', '.join(ARCHITECTURES)}, or a Keras file (model.keras, a full-model .h5)")
+                   help=f"one of {', '.join(ARCHITECTURES)}, a Keras file (model.keras, a full-model .h5), or a "
+                        "Python file FILE.py[:NAME] defining a Keras model or a torch.nn.Module (it runs)")
     p.add_argument("--input", metavar="HxWxC", type=shape_hwc,
-                   help="input size of a zoo model, e.g. 28x28x1 or 32x32x3 (default: the paper's)")
+                   help="input size of a zoo model, e.g. 28x28x1 or 32x32x3 (default: the paper's); needed for a "
+                        "torch.nn.Module")
     p.add_argument("--classes", metavar="N", type=at_least(2),
                    help="number of classes of a zoo model (default: the paper's at the paper's input size, else 10)")
     p.add_argument("--depth", metavar="N", type=positive_int, help="fold layers nested deeper than N levels into one row")
@@ -51,6 +54,8 @@ def run_summary(args) -> int:
             raise ParameterError("input_shape" if args.input else "num_classes", args.input or args.classes,
                                  "a Keras file has its own input and classes; give them for zoo models only")
         return _keras_file(args)
+    if _python_file(args.model):
+        return _python_model(args)
     import torch
 
     from neuralab.models import ARCHITECTURES, build_model, print_summary, summary
@@ -68,34 +73,78 @@ def run_summary(args) -> int:
     return 0
 
 
+def _python_file(text: str) -> bool:
+    from neuralab.training.source import split_name
+
+    return split_name(text)[0].suffix.lower() == ".py"
+
+
+def _python_model(args) -> int:
+    """A model defined in a Python file: Keras code as a Keras file is shown, a torch.nn.Module
+    as a zoo model is, on the ``--input`` it is given."""
+    import json
+
+    from neuralab.errors import ParameterError
+    from neuralab.models import print_summary, summary
+    from neuralab.training.source import KERAS, resolve, split_name
+
+    source = resolve(args.model)
+    name = source.name or split_name(args.model)[0].stem
+    if source.type == KERAS:
+        if args.input or args.classes:
+            raise ParameterError("input_shape" if args.input else "num_classes", args.input or args.classes,
+                                 "a Keras model has its own input and classes; give them for zoo models only")
+        return _keras_spec(args, source.spec, source.architecture.removeprefix("keras:"))
+    if args.classes:
+        raise ParameterError("num_classes", args.classes, "a PyTorch module has its own classes; give them for zoo "
+                                                          "models only")
+    if not args.input:
+        from neuralab.errors import NeuralabError
+
+        raise NeuralabError(f"{args.model}: a PyTorch module does not say what it takes; give `input_shape`, "
+                            "e.g. 28x28x1")
+    result = summary(source.module, args.input, depth=args.depth, name=name)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_summary(result, layout=args.layout or "torch")
+    return 0
+
+
 def _keras_file(args) -> int:
     """A Keras file's summary: Keras's own rows from its spec, or the converted module's (torch)."""
-    import json
     from pathlib import Path
 
-    from neuralab.errors import NeuralabError
-    from neuralab.keras import build, input_shape, keras_summary, parameter_count, read, summary_text
+    from neuralab.keras import read
 
-    model = read(args.model)
-    name = Path(args.model).stem
+    return _keras_spec(args, read(args.model).spec, Path(args.model).stem)
+
+
+def _keras_spec(args, spec: dict, name: str) -> int:
+    """A Keras model's summary from its spec: Keras's own rows, or the converted module's (torch)."""
+    import json
+
+    from neuralab.errors import NeuralabError
+    from neuralab.keras import build, input_shape, keras_summary, parameter_count, summary_text
+
     if (args.layout or "keras") == "keras":
         if args.json:
-            rows = keras_summary(model.spec)
-            print(json.dumps({"model": name, "layout": "keras", "rows": rows, "total_params": parameter_count(model.spec),
+            rows = keras_summary(spec)
+            print(json.dumps({"model": name, "layout": "keras", "rows": rows, "total_params": parameter_count(spec),
                               "trainable_params": sum(r["trainable"] for r in rows)}, indent=2))
         else:
-            print(summary_text(model.spec, name), end="")
+            print(summary_text(spec, name), end="")
         return 0
     import torch
 
     from neuralab.models import print_summary, summary
 
-    shape = input_shape(model.spec)
+    shape = input_shape(spec)
     if len(shape) != 3:
         raise NeuralabError(f"{args.model}: PyTorch's layout table is drawn for image models; this model takes "
                             f"{'x'.join(str(v) for v in shape)} sequences or vectors: use the keras layout")
     with torch.device("meta"):
-        net = build(model.spec)
+        net = build(spec)
     result = summary(net, shape, depth=args.depth, name=name)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
