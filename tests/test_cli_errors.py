@@ -35,6 +35,8 @@ PYTHON_ONLY = {
     "callbacks": "objects called as training goes; Python only",
     "window": "the moving-average baseline chooses its window on the command line",
     "intervals": "the command line reports the 80% and 95% intervals",
+    "x": "Trainer.fit's and predict's inputs, tensors in Python; the command line reads a dataset",
+    "val": "Trainer.fit's validation set in Python; the command line splits val_fraction off the data",
 }
 
 

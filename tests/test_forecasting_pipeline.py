@@ -318,3 +318,14 @@ def test_forecast_csv_keeps_every_digit_of_a_large_level(tmp_path):
     for name in ("persistence", "lstm"):
         mae = float(np.abs(test[name] - test["actual"]).mean())
         assert mae == pytest.approx(result.test[name]["mae"], rel=1e-9) and mae > 0.1
+
+
+def test_a_dataframe_as_a_runs_data_is_refused_before_anything_is_written(tmp_path):
+    """A run reads its data again (resume, the report): a DataFrame cannot be; load_series takes it."""
+    from neuralab.errors import ParameterError
+    from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
+
+    frame = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=200), "value": np.arange(200.0)})
+    with pytest.raises(ParameterError, match="df.to_csv") as e:
+        run_forecast(ForecastConfig(data=frame), out=tmp_path / "run", verbose=False)
+    assert e.value.parameter == "data" and not (tmp_path / "run").exists()

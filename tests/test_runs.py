@@ -563,3 +563,14 @@ def test_a_loop_of_links_in_a_run_is_one_line(stopped, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "loops back on itself" in err, err
     assert Run(run).owner() is None  # the lock went with the error
+
+
+def test_a_run_this_session_holds_says_so(tmp_path):
+    """In a notebook, an interrupted Keras fit keeps its RunLogger's lock in the kernel itself:
+    "wait for process N" would have the user wait for their own session."""
+    held = Run.create(tmp_path / "run")
+    try:
+        with pytest.raises(runs.RunLocked, match="held by this very Python session"):
+            Run(tmp_path / "run").lock()
+    finally:
+        held.unlock()

@@ -343,3 +343,14 @@ def test_a_model_that_flattens_by_its_batch_size_is_summarised():
     assert s.total_params == 4 * 9 + 4 + 4 * 14 * 14 * 3 + 3
     with pytest.raises(NeuralabError, match=r"fails at fc \(Linear\): mat1 and mat2"):
         summary(ViewNet(), (1, 20, 20))
+
+
+def test_what_is_no_module_or_no_shape_is_named():
+    from neuralab.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="give a torch.nn.Module") as e:
+        summary(object(), (1, 8, 8))  # a Keras model, say: no PyTorch layers to hook
+    assert e.value.parameter == "model"
+    with pytest.raises(ParameterError, match="expected \\(channels, height, width\\)") as e:
+        summary(nn.Linear(4, 2), 16)
+    assert e.value.parameter == "input_shape"

@@ -521,3 +521,41 @@ def test_the_run_records_the_threads_it_trained_with(tmp_path):
     finally:
         torch.set_num_threads(before)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["environment"]["threads"] == 1
+
+
+@pytest.mark.parametrize("mistake, parameter", [
+    (lambda x, y: ((x, y[:100]), {}), "y"),                      # fewer labels than images
+    (lambda x, y: ((x, y.float()), {}), "y"),                    # labels as floats
+    (lambda x, y: ((x, y - 1), {}), "y"),                        # labels from -1
+    (lambda x, y: ((x.numpy(), y), {}), "x"),                    # a NumPy array
+    (lambda x, y: ((x, y), {"val": (x[:50], y[:40])}), "val[1]"),
+    (lambda x, y: ((x, y), {"val": (x,)}), "val"),
+])
+def test_data_mistakes_are_named_before_anything_trains(mistake, parameter):
+    """A notebook's usual slips, which the model's own error would blame on its forward (or
+    raise after a whole epoch)."""
+    from neuralab.errors import ParameterError
+    from neuralab.training import Trainer
+
+    seen = []
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    net.register_forward_hook(lambda *a: seen.append(1))
+    x, y = torch.rand(200, 1, 8, 8), torch.randint(0, 10, (200,))
+    args, kwargs = mistake(x, y)
+    with pytest.raises(ParameterError) as e:
+        Trainer(net, TrainConfig(epochs=1)).fit(*args, **kwargs)
+    assert e.value.parameter == parameter and not seen
+
+
+def test_a_classifier_refuses_pictures_it_would_read_wrong(tiny_fashion, tmp_path):
+    """Floats in [0, 1] would all land in one class without an error: only uint8 pixels of the
+    run's shape are taken."""
+    from neuralab.errors import ParameterError
+
+    run = train_classifier(config(tiny_fashion, epochs=1), out=tmp_path / "run", verbose=False).run_dir
+    clf = load_classifier(run)
+    pixels = np.zeros((2, 1, 28, 28), np.uint8)
+    assert clf.predict_proba(pixels).shape == (2, 10)
+    for bad in (pixels.astype(np.float32) / 255, pixels[0], pixels.transpose(0, 2, 3, 1), pixels.tolist()):
+        with pytest.raises(ParameterError, match="give uint8 pixels"):
+            clf.predict(bad)

@@ -227,6 +227,11 @@ class Run:
             if not _flock(fd):
                 os.close(fd)
                 owner = self.owner() or {}
+                if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+                    # a notebook's kernel: an interrupted fit's RunLogger (or Run) still holds it
+                    raise RunLocked(f"{self.path}: held by this very Python session since {owner.get('started', '?')} "
+                                    "(an earlier training or Keras fit that was interrupted); go on with the same "
+                                    "RunLogger object, or restart the session (the notebook's kernel)") from None
                 raise RunLocked(f"{self.path}: in use by process {owner.get('pid', '?')} on "
                                 f"{owner.get('host', '?')} since {owner.get('started', '?')}; wait for it to "
                                 "finish or stop it first") from None

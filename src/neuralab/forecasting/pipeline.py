@@ -15,6 +15,7 @@ run directory behind:
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -68,6 +69,10 @@ class ForecastConfig:
                       "train": TrainConfig(**d.get("train", {}))})
 
     def check(self) -> None:
+        if not isinstance(self.data, (str, os.PathLike)):  # a DataFrame: a run must read its data again to resume
+            raise ParameterError("data", type(self.data).__name__, "give a built-in series' name or a CSV file; save "
+                                 "a DataFrame with df.to_csv('series.csv') first, so that the run can read it again "
+                                 "(load_series takes the DataFrame itself)")
         self.windows.check()
         self.model.check()
         self.train.check("regression")

@@ -169,7 +169,14 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
     An input on which a feature map vanishes raises a NeuralabError naming the layer and
     the smallest input that works.
     """
-    input_shape = tuple(int(v) for v in input_shape)
+    if not isinstance(model, nn.Module):  # a Keras model, say: its layers are not PyTorch's to hook
+        raise ParameterError("model", type(model).__name__, "give a torch.nn.Module; a Keras model converts with "
+                                                            "neuralab.keras (read, then build), or shows its own "
+                                                            "table with model.summary()")
+    try:
+        input_shape = tuple(int(v) for v in input_shape)
+    except (TypeError, ValueError):
+        raise ParameterError("input_shape", input_shape, "expected (channels, height, width)") from None
     name = name or type(model).__name__
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ParameterError("input_shape", input_shape, "expected (channels, height, width), each at least 1")

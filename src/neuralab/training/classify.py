@@ -15,7 +15,7 @@ from neuralab.data.pictures import MAX_SIDE
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
-from neuralab.training.config import RECIPES, ClassifierConfig, with_compile  # noqa: F401  (torch-free there)
+from neuralab.training.config import RECIPES, ClassifierConfig, TrainConfig, with_compile  # noqa: F401  (torch-free there)
 from neuralab.training.trainer import CLASSIFICATION, Trainer, nchw, seed_everything
 
 
@@ -76,8 +76,20 @@ class Classifier:
     @torch.inference_mode()
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """(N, C, H, W) uint8 -> (N, classes) probabilities (the softmax of the logits)."""
+        self._check(images)
         self.model.eval()
         return torch.softmax(self.model(self.preprocess(images)), dim=1).numpy()
+
+    def _check(self, images) -> None:
+        """Pictures as the model was trained on: pixels 0-255 would be read wrong as floats in
+        [0, 1] without an error, so anything but uint8 of the input shape is refused."""
+        want = "x".join(map(str, self.preprocess.input_shape))
+        got = getattr(images, "shape", None)
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or \
+                tuple(images.shape[1:]) != tuple(self.preprocess.input_shape):
+            kind = f"{images.dtype} of {tuple(got)}" if isinstance(images, np.ndarray) else type(images).__name__
+            raise ParameterError("images", kind, f"give uint8 pixels (0-255) of (N, {want.replace('x', ', ')}) "
+                                                 "(channels, height, width), as load_images gives them")
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(N, C, H, W) uint8 -> (N,) class names, the most probable of each image (as scikit-learn's)."""
@@ -229,6 +241,8 @@ def _resolved(config: ClassifierConfig) -> ClassifierConfig:
     if Path(data).expanduser().is_dir() and data not in NAMED:
         data = str(Path(data).expanduser().resolve())
     data_dir = str(Path(config.data_dir).expanduser().resolve()) if config.data_dir else None
+    if not isinstance(config.train, TrainConfig):
+        raise ParameterError("train", type(config.train).__name__, "give a TrainConfig, e.g. TrainConfig(epochs=1)")
     return replace(config, data=data, data_dir=data_dir, train=replace(config.train))
 
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import WriteError, atomic_write
 from neuralab.models.fast import accelerate
 from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Run
@@ -174,6 +174,11 @@ class Trainer:
     def fit(self, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor] | None = None,
             resume: bool = False) -> list[dict]:
         cfg, dist = self.config, self.dist
+        _check_pairs(x, y, "x", "y", self.task)
+        if val is not None:
+            if not (isinstance(val, (tuple, list)) and len(val) == 2):
+                raise ParameterError("val", type(val).__name__, "give (x, y) of the validation set, or None")
+            _check_pairs(*val, "val[0]", "val[1]", self.task)
         n = len(x)
         if n == 0:
             raise NeuralabError("the training set is empty")
@@ -414,6 +419,8 @@ class Trainer:
     @torch.inference_mode()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Raw model outputs (logits for classifiers) for ``x``, on the CPU."""
+        if not isinstance(x, torch.Tensor):
+            raise ParameterError("x", type(x).__name__, "give a torch tensor, e.g. torch.from_numpy(array)")
         model = unwrap(self.model)
         model.eval()
         outs = []
@@ -507,6 +514,21 @@ class Trainer:
                 save_tensors(weights, self.best_state, {**self.model_meta, "epoch": best})
         self._write_metrics()
         return meta
+
+
+def _check_pairs(x, y, x_name: str, y_name: str, task: Task) -> None:
+    """Inputs and targets as the trainer takes them, refused by name before anything trains: the
+    model's own error would blame its forward for a label count or a NumPy array."""
+    for name, t in ((x_name, x), (y_name, y)):
+        if not isinstance(t, torch.Tensor):
+            raise ParameterError(name, type(t).__name__, "give a torch tensor, e.g. torch.from_numpy(array)")
+    if len(x) != len(y):
+        raise ParameterError(y_name, f"{len(y)} rows", f"{x_name} has {len(x)}; give one target per input")
+    if task is CLASSIFICATION and y.dim() == 1 and (y.is_floating_point() or y.is_complex()):
+        raise ParameterError(y_name, str(y.dtype).removeprefix("torch."), "class labels are whole numbers: give "
+                                                                          "y.long() (or one-hot rows of floats)")
+    if task is CLASSIFICATION and y.dim() == 1 and len(y) and int(y.min()) < 0:
+        raise ParameterError(y_name, int(y.min()), "class labels count from 0")
 
 
 def nchw(x: torch.Tensor) -> torch.Tensor:
