@@ -980,3 +980,77 @@ def test_a_run_or_file_deleted_while_the_app_reads_it_is_a_404_or_left_out(tmp_p
         then("describe", lambda root_, run: shutil.rmtree(root / run))
         r = c.get("/api/run", params={"run": "vanishing"})
         assert r.status_code == 404 and r.json() == {"error": "no such run"}, r.text
+
+
+def test_spoiled_run_files_answer_in_one_line_never_hang_and_never_leak(tmp_path, digit):
+    """A run folder from anyone: a pipe where its model is would hold every classify request; a
+    loop of links broke resolving (500); files linking out of the run were read and sent."""
+    import threading
+
+    root = tmp_path / "runs"
+    for name in ("good", "pipe", "loop", "leak"):
+        fake_classifier_run(root / name, "mlp")
+    os.unlink(root / "pipe" / "model.json")
+    os.mkfifo(root / "pipe" / "model.json")
+    (root / "selfloop").symlink_to("selfloop")
+    (root / "loop" / "results.json").unlink()
+    (root / "loop" / "results.json").symlink_to("results.json")
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"epoch": 1, "loss": 0.5, "secret": "OUTSIDE"}\n')
+    (root / "leak" / "metrics.jsonl").symlink_to(secret)
+    picture = digit.read_bytes()
+    with TestClient(create_app(root), base_url="http://127.0.0.1") as c:
+        answers = {}
+
+        def classify(run):
+            answers[run] = c.post("/api/classify", params={"run": run}, content=picture,
+                                  headers={"content-type": "image/png"}).status_code
+        workers = [threading.Thread(target=classify, args=(run,)) for run in ("pipe", "good")]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=30)
+        assert answers == {"pipe": 400, "good": 200}
+        for url, params in (("/api/run", {"run": "selfloop"}), ("/api/run/live", {"run": "selfloop"}),
+                            ("/api/run/file", {"run": "loop", "name": "results.json"})):
+            assert c.get(url, params=params).status_code in (400, 404), url
+        assert c.get("/api/runs").status_code == 200
+        assert "OUTSIDE" not in c.get("/api/run/live", params={"run": "leak"}).text
+        for path in ("/api/jobs/stop", "/api/jobs/resume"):
+            r = c.post(path, content=b'{"run": "\\ud800"}', headers={"content-type": "application/json"})
+            assert r.status_code in (400, 404, 409), (path, r.text)
+
+
+def test_resume_from_the_browser_is_refused_where_it_could_only_fail(tmp_path):
+    """The job used to be accepted (201) and then fail: PyTorch code without the app's trust, a
+    run that Keras's fit wrote, a module its class cannot rebuild. With trust, the job carries it."""
+    from neuralab.web.jobs import JobRefused, Jobs
+
+    def interrupted(name, source=None, keras_fit=False):
+        run = fake_classifier_run(tmp_path / name, "mlp")
+        (run / "results.json").unlink()
+        if source is not None:
+            write_json(run / "model.json", {**json.loads((run / "model.json").read_text()), "source": source})
+        if keras_fit:
+            record = json.loads((run / "config.json").read_text())
+            record["config"]["trained_by"] = "keras fit"
+            write_json(run / "config.json", record)
+        return name
+
+    code = {"type": "torch", "file": "model.py", "name": "Net", "sha256": "0" * 64}
+    cases = {interrupted("code", code): "neuralab serve --trust-code",
+             interrupted("fit", keras_fit=True): "continue it in Keras",
+             interrupted("object", {**code, "file": None, "sha256": None}): "cannot be rebuilt"}
+    queue = Jobs(tmp_path)
+    try:
+        for run, words in cases.items():
+            with pytest.raises(JobRefused, match=words):
+                queue.resume(run)
+    finally:
+        queue.close()
+    trusting = Jobs(tmp_path, trust_code=True)
+    try:
+        assert trusting.resume("code").as_dict()["command"].endswith("--resume " + str(tmp_path / "code") +
+                                                                      " --trust-code")
+    finally:
+        trusting.close()

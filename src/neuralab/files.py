@@ -10,10 +10,12 @@ place; the tests use it to prove that every crash point leaves a consistent run.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import signal
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -146,12 +148,29 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 MAX_JSON = 64 * 2**20  # bytes: a run's JSON files are kilobytes (a Keras model's graph, a few MB)
 
 
+def open_plain(path: str | os.PathLike, mode: str = "r", **options):
+    """``open(path, mode, **options)`` for reading, refused in one line where ``path`` is no plain file: a
+    named pipe would hold the reader (a command, the web app's threads) until something writes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        kind = os.fstat(fd).st_mode
+        if stat.S_ISDIR(kind):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(kind):
+            raise NeuralabError(f"{path}: is not a plain file (a pipe or a device); remove it")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, mode, **options)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_json(path: str | os.PathLike):
     """A JSON file written by neuralab (or claiming to be), with one clear error when it is
     missing, too large or damaged. NaN and infinity, which strict JSON has not and which
     neuralab writes as null, are read as None too."""
     try:
-        with open(path) as f:
+        with open_plain(path) as f:
             size = os.fstat(f.fileno()).st_size
             if size > MAX_JSON:
                 raise NeuralabError(f"{path}: {size:,} bytes, more than the {MAX_JSON:,} a JSON file of "
@@ -170,8 +189,13 @@ def read_json(path: str | os.PathLike):
 
 def inside(root: str | os.PathLike, candidate: str | os.PathLike) -> Path:
     """Resolve ``candidate`` under ``root`` and refuse any path that leaves ``root``."""
-    root = Path(root).resolve()
-    target = (root / candidate).resolve()
+    try:
+        root = Path(root).resolve()
+        target = (root / candidate).resolve()
+    except (RuntimeError, OSError):  # a loop of links (RuntimeError before Python 3.13)
+        raise NeuralabError(f"{candidate}: a symbolic link that loops back on itself") from None
+    except UnicodeEncodeError:  # a lone surrogate, which no file name on disk holds
+        raise NeuralabError(f"{candidate!r}: no such path") from None
     if target != root and root not in target.parents:
         raise NeuralabError(f"{candidate}: path leaves {root}; give a path inside it")
     return target

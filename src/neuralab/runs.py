@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.files import MAX_JSON, nulled, read_json, remove_leftovers, write_json, write_text
+from neuralab.files import MAX_JSON, nulled, open_plain, read_json, remove_leftovers, write_json, write_text
 
 FORMAT = 2  # bumped when a file or field changes meaning; docs/runs.md lists the versions (2: model.json "source")
 
@@ -148,8 +148,9 @@ class Run:
 
     def _within(self, name: str) -> Path:
         """``self / name``, refused in one line where a symbolic link on the way leads out of the
-        run: what a command writes there would land in another folder, over its files. A link
-        that stays inside the run is followed, and so is the run's own folder being one."""
+        run: what a command writes there would land in another folder, over its files, and what
+        a reader (the web app) reads there is another folder's. A link that stays inside the run
+        is followed, and so is the run's own folder being one."""
         path = self.path / name
         try:
             root, target = self.path.resolve(), path.resolve()
@@ -385,7 +386,7 @@ class Run:
     @property
     def record(self) -> dict:
         """config.json as a dict (checked to be one)."""
-        record = read_json(self.path / CONFIG)
+        record = read_json(self._within(CONFIG))
         if not isinstance(record, dict):
             raise NeuralabError(f"{self.path / CONFIG}: expected a JSON object; the file is damaged")
         return record
@@ -413,13 +414,13 @@ class Run:
 
     def read(self, name: str):
         """A JSON file of the run, with a clear error when it is missing or damaged."""
-        return read_json(self.path / name)
+        return read_json(self._within(name))
 
     def results(self) -> dict | None:
         """results.json (checked to be a JSON object), or None while the run is not finished."""
         if not (self.path / RESULTS).is_file():
             return None
-        results = read_json(self.path / RESULTS)
+        results = read_json(self._within(RESULTS))
         if not isinstance(results, dict):
             raise NeuralabError(f"{self.path / RESULTS}: expected a JSON object; the file is damaged")
         return results
@@ -427,12 +428,13 @@ class Run:
     def metrics(self) -> list[dict]:
         """One dict per finished epoch (metrics.jsonl); a torn last line is skipped, and a NaN or
         infinity (older runs wrote them) is read as None."""
-        path = self.path / METRICS
         try:
+            path = self._within(METRICS)  # a link out of the run is no run's epochs
             if not path.is_file() or path.stat().st_size > MAX_JSON:  # a file of a run's epochs is kilobytes
                 return []
-            lines = path.read_bytes().splitlines()
-        except OSError:
+            with open_plain(path, "rb") as f:
+                lines = f.read().splitlines()
+        except (OSError, NeuralabError):
             return []
         rows = []
         for line in lines:

@@ -608,7 +608,9 @@ def read_forecast_csv(path: Path, max_rows: int = 200_000) -> tuple[dict, dict, 
 
     steps: dict[str, dict[str, list]] = {}
     future: dict[str, list] = {"time": []}
-    with open(path, newline="") as f:
+    from neuralab.files import open_plain
+
+    with open_plain(path, newline="") as f:
         reader = csv.DictReader(f)
         columns = [c for c in (reader.fieldnames or []) if c not in FORECAST_COLUMNS and c != SERIES_COLUMN]
         names = [c for c in columns if not c.startswith(INTERVAL_PREFIXES)]

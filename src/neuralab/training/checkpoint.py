@@ -22,7 +22,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from neuralab.errors import NeuralabError
-from neuralab.files import atomic_write
+from neuralab.files import atomic_write, open_plain
 
 
 def _digest(tensors: dict[str, torch.Tensor], aliases: dict[str, str] | None = None) -> str:
@@ -91,7 +91,8 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     """Read a file written by ``save_tensors``; a damaged or altered file is a NeuralabError."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open_plain(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         raise NeuralabError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -118,6 +119,7 @@ def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     if Path(path).is_dir():  # safetensors would say "No such device", which names no cause
         raise NeuralabError(f"{path}: is a folder, not a safetensors file; remove it (or move it away)")
     try:
+        open_plain(path, "rb").close()  # safetensors would wait on a named pipe for good
         with safe_open(str(path), framework="pt") as f:
             shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
             header = f.metadata() or {}

@@ -64,7 +64,7 @@ def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = Fal
     # Training from the browser runs code on this machine for whoever can reach the page: only
     # when the app answers to loopback names alone (`neuralab serve` without --host/--allow-host).
     local = all(is_loopback(h) for h in hosts)
-    queue = jobs.Jobs(root)
+    queue = jobs.Jobs(root, trust_code)
 
     def page(name: str):
         html = render_page(name)
@@ -188,7 +188,8 @@ def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = Fal
 
     def said(exc) -> str:
         """The error's one line, with the runs folder's own path taken out (runs are named by id)."""
-        return str(exc).replace(f"{root}{os.sep}", "").replace(str(root), "the runs folder")
+        line = str(exc).replace(f"{root}{os.sep}", "").replace(str(root), "the runs folder")
+        return line.encode("utf-8", "replace").decode()  # a lone surrogate typed in a request: no JSON holds it
 
     async def not_found(request, exc):
         return JSONResponse({"error": said(exc)}, status_code=404)

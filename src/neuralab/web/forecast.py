@@ -27,7 +27,8 @@ def forecast_view(root: Path, run_id: str) -> dict:
     if run.kind is not runs.Kind.FORECASTER:
         raise NotFound("not a forecast run")
     results = run.results()
-    if results is None or not (run / runs.FORECAST).is_file():
+    table = run.file(runs.FORECAST)  # a folder, or a link out of the run, is named and not read
+    if results is None or not table.is_file():
         if run.by_keras_fit:
             raise NeuralabError(f"run {run_id}: Keras's fit wrote this run, which holds no series to show forecasts "
                                 "of; its page shows the training")
@@ -49,7 +50,7 @@ def forecast_view(root: Path, run_id: str) -> dict:
         scores.append({"name": name, **m, "vs_persistence": vs, "vs_best_baseline": ratio,
                        "network": name == head.get("network"), "fitted": fitted.get(name, "")})
     scores.sort(key=lambda r: r["mae"])
-    steps, future, names = read_forecast_csv(run / runs.FORECAST, MAX_ROWS)
+    steps, future, names = read_forecast_csv(table, MAX_ROWS)
     names_all = set(next(iter(steps.values()), {}))
     intervals = runs.json_object(results.get("intervals"))
     coverage = {k: v for k, v in runs.json_object(intervals.get("coverage")).items() if isinstance(v, dict)}

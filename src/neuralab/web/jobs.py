@@ -98,8 +98,9 @@ class Jobs:
     """The queue of one app: ``start`` and ``resume`` add a job, ``stop`` interrupts or cancels
     one, ``close`` ends them all. A single worker thread starts each process and waits for it."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, trust_code: bool = False):
         self.root = Path(root)
+        self.trust_code = trust_code  # the app's: a run of PyTorch code resumes only with it
         self._cv = threading.Condition()
         self._waiting: collections.deque[Job] = collections.deque()
         self._jobs: dict[str, Job] = {}
@@ -127,11 +128,34 @@ class Jobs:
         status = run.status()
         if status is not runs.Status.INTERRUPTED:
             raise JobRefused(f"run {run_id}: {status.value}; only an interrupted run resumes")
+        command = ["train", "--resume", str(path), *self._trust(run, run_id)]
         rel = path.relative_to(self.root.resolve()).as_posix()
         with self._cv:
             if any(j.run == rel and j.state in ("queued", "running", "stopping") for j in self._jobs.values()):
                 raise JobRefused(f"run {run_id}: already queued or training")
-            return self._add(rel, ["train", "--resume", str(path)], "resume")
+            return self._add(rel, command, "resume")
+
+    def _trust(self, run: runs.Run, run_id: str) -> list[str]:
+        """What resuming ``run`` needs beyond `--resume`, refused here where the job could only fail:
+        a run Keras's fit wrote goes on in Keras, and one of PyTorch code needs the app's trust."""
+        if run.by_keras_fit:
+            raise JobRefused(f"run {run_id}: Keras's fit wrote it (RunLogger); continue it in Keras, with "
+                             "model.fit(..., initial_epoch=N) and the same RunLogger")
+        try:
+            source = runs.json_object(runs.json_object(run.read(runs.MODEL)).get("source"))
+        except NeuralabError:
+            return []  # the resume names what is wrong with model.json
+        from neuralab.training.source import TORCH
+
+        if source.get("type") != TORCH:
+            return []
+        if source.get("file") is None:
+            raise JobRefused(f"run {run_id}: its PyTorch model cannot be rebuilt from the run (docs/runs.md); "
+                             "resume it in Python with the model in hand")
+        if not self.trust_code:
+            raise JobRefused(f"run {run_id}: its model is PyTorch code, which runs only when trusted; start the app "
+                             "with `neuralab serve --trust-code` after reading the run's model.py")
+        return ["--trust-code"]
 
     def stop(self, run_id: str) -> Job:
         """Cancel the run's queued job, or interrupt its training (SIGINT, as Ctrl-C)."""
