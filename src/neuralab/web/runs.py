@@ -9,13 +9,12 @@ symbolic links and refuses whatever lands outside the root.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from neuralab import runs
 from neuralab.errors import NeuralabError
-from neuralab.files import inside
+from neuralab.files import inside, open_plain
 
 # What the app may send from a run directory, and as what.
 SERVED: dict[str, str] = {
@@ -76,16 +75,11 @@ def open_file(root: Path, run_id: str, name: str) -> tuple[BinaryIO, int, str]:
     open file: a run removed or rewritten meanwhile (files are replaced by renames) still sends
     the whole file that was checked, and a file gone before it opened is NotFound."""
     path, media = run_file(root, run_id, name)
-    try:
-        # O_NONBLOCK: a named pipe put there since the check would hold a worker thread forever
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+    try:  # a named pipe put there since the check would hold a worker thread forever: open_plain refuses it
+        f = open_plain(path, "rb")
+    except (OSError, NeuralabError):
         raise NotFound("no such file") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        raise NotFound("no such file")
-    return os.fdopen(fd, "rb"), info.st_size, media
+    return f, os.fstat(f.fileno()).st_size, media
 
 
 def _served(root: Path, run_id: str, name: str) -> Path | None:
@@ -136,10 +130,10 @@ def details(root: Path, run_id: str) -> dict:
     summary = _served(root, run_id, runs.SUMMARY)  # a link out of the run is no summary
     row["summary"] = ""
     if summary is not None:
-        try:  # O_NONBLOCK: see open_file
-            with open(os.open(summary, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), errors="replace") as f:
+        try:
+            with open_plain(summary, errors="replace") as f:
                 row["summary"] = f.read(MAX_TEXT)
-        except OSError:  # removed since it was found: the page shows none
+        except (OSError, NeuralabError):  # removed, or no plain file, since it was found: the page shows none
             pass
     if row["status"] == runs.Status.DAMAGED.value:
         return row
@@ -167,16 +161,14 @@ def details(root: Path, run_id: str) -> dict:
 def live(root: Path, run_id: str) -> dict:
     """What the run page polls while a run trains: its status, every finished epoch's figures
     and, while it trains, where the current epoch stands (progress.json)."""
-    import json
-
     path = resolve_run(root, run_id)
     run = runs.Run(path)
     status = run.status()
     progress = None
     if status is runs.Status.RUNNING:
         try:
-            progress = json.loads((path / runs.PROGRESS).read_text())
-        except (OSError, ValueError):  # not written yet, or between two sessions
+            progress = run.read(runs.PROGRESS)  # a plain file inside the run, as its other files
+        except NeuralabError:  # not written yet, or between two sessions
             progress = None
     return {"id": run_id, "status": status.value, "metrics": run.metrics(),
             "progress": progress if isinstance(progress, dict) else None}
