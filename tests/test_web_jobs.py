@@ -168,7 +168,7 @@ def test_one_job_trains_the_next_waits_and_both_end_with_the_server(root, data):
         assert live["progress"]["epochs"] == 200 and live["progress"]["steps"] == 5  # 540 images, batches of 128
         cancelled = client.post("/api/jobs/stop", content=json.dumps({"run": second["run"]}), headers=JSON)
         assert cancelled.json()["state"] == "cancelled" and state(second) == "cancelled"
-        jobs = client.app.state.jobs
+        jobs = client.app.state.served.jobs
     # leaving the block shuts the server down: the training is interrupted as Ctrl-C would
     done = {j["id"]: j for j in jobs.list()}
     assert done[first["id"]]["state"] == "interrupted" and done[first["id"]]["returncode"] == 130

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -36,6 +38,9 @@ from neuralab.web.forecast import forecast_view
 from neuralab.web.inputs import Shown, fields, read_body, read_json, text
 from neuralab.web.security import RequestGuard, SecurityHeaders, accepts, allowed_hosts, is_loopback
 
+if TYPE_CHECKING:
+    import anyio
+
 STATIC = Path(__file__).parent / "static"   # served as they are: scripts, style, sample pictures
 PAGES_DIR = Path(__file__).parent / "pages"  # each page's body, put into layout.html
 PAGES = {"index": "Home", "conv": "Convolution playground", "classify": "Classifier", "runs": "Runs",
@@ -51,194 +56,234 @@ MAX_CONNECTIONS = 64  # beyond this uvicorn answers 503 at once (limit_concurren
 CONV_FIELDS = ("image", "op", "kernel", "stride", "padding", "size", "scale", "at")
 
 
+@dataclass(frozen=True)
+class Served:
+    """What the handlers share, kept on ``app.state.served``: one per app."""
+    root: Path                       # the runs folder, absolute
+    uploads: images.Uploads          # pictures sent to the playground, by token
+    models: classifier.Models        # runs loaded for the classifier page
+    pictures: anyio.CapacityLimiter  # pictures read and decoded at once
+    jobs: jobs.Jobs                  # trainings started from the browser
+    # Training from the browser runs code on this machine for whoever can reach the page: only
+    # when the app answers to loopback names alone (`neuralab serve` without --host/--allow-host).
+    local: bool
+
+
+def served(request) -> Served:
+    return request.app.state.served
+
+
+async def kernels(request):
+    from neuralab.mechanics import KERNELS
+
+    return JSONResponse({"kernels": {n: k.tolist() for n, k in KERNELS.items()}, "samples": images.SAMPLES})
+
+
+def _read_upload(data: bytes):
+    return images.fit_within(images.decode(data, "L"))
+
+
+@accepts(*PICTURE_TYPES)
+async def upload(request):
+    s = served(request)
+    async with s.pictures:
+        data = await read_body(request, images.MAX_UPLOAD_BYTES)
+        picture = await run_in_threadpool(_read_upload, data)
+    return JSONResponse({"token": s.uploads.add(picture), "h": picture.shape[0], "w": picture.shape[1]})
+
+
+def _conv(uploads: images.Uploads, params: dict) -> dict:
+    params = fields(params, CONV_FIELDS)
+    source = text("image", params.get("image", "sample:digit"))
+    kind, _, name = source.partition(":")
+    if kind == "sample":
+        picture = images.sample(name)
+    elif kind == "upload":
+        picture = uploads.get(name)
+    else:
+        raise ParameterError("image", Shown(source), "give sample:NAME or upload:TOKEN")
+    return playground.run(picture, **{k: v for k, v in params.items() if k != "image"})
+
+
+@accepts("application/json")
+async def conv(request):
+    return JSONResponse(await run_in_threadpool(_conv, served(request).uploads, await read_json(request)))
+
+
+def _run_rows(root: Path) -> list[dict]:
+    found = []
+    for run_id in runs.find_runs(root):
+        with contextlib.suppress(runs.NotFound):  # removed since it was found: listed no more
+            found.append(runs.describe(root, run_id))
+    return found
+
+
+async def run_list(request):
+    root = served(request).root
+    return JSONResponse({"root": str(root), "runs": await run_in_threadpool(_run_rows, root)})
+
+
+async def run_details(request):
+    return JSONResponse(await run_in_threadpool(runs.details, served(request).root, request.query_params.get("run", "")))
+
+
+async def run_file(request):
+    q = request.query_params
+    name = q.get("name", "")
+    # opened here and sent from the open file: a FileResponse would open the path again
+    # later, and answer 500 for a run deleted in between
+    f, size, media = await run_in_threadpool(runs.open_file, served(request).root, q.get("run", ""), name)
+    headers = {"content-length": str(size)}
+    if name.endswith(".html"):
+        headers["content-security-policy"] = REPORT_CSP
+    return StreamingResponse(_chunks(f, size), media_type=media, headers=headers)  # read in worker threads
+
+
+@accepts(*PICTURE_TYPES)
+async def classify(request):
+    s, q = served(request), request.query_params
+    run_dir = runs.resolve_run(s.root, q.get("run", ""))
+    async with s.pictures:
+        data = await read_body(request, images.MAX_UPLOAD_BYTES)
+        result = await run_in_threadpool(classifier.classify, s.models, run_dir, data, q.get("source", "upload"),
+                                         q.get("invert", "auto"))
+    return JSONResponse(result)
+
+
+async def run_live(request):
+    s, run_id = served(request), request.query_params.get("run", "")
+    job = s.jobs.active(run_id)
+    try:
+        state = await run_in_threadpool(runs.live, s.root, run_id)
+    except runs.NotFound:
+        if job is None:
+            raise
+        state = {"id": run_id, "status": "starting", "metrics": [], "progress": None}  # queued: no folder yet
+    return JSONResponse({**state, "job": job})
+
+
+def _local_only(request) -> Served:
+    s = served(request)
+    if not s.local:
+        raise HTTPException(403, "training from the browser is only for the app on this machine (`neuralab "
+                                 "serve` bound to localhost); use `neuralab train` on the server")
+    return s
+
+
+async def job_list(request):
+    s = served(request)
+    want = s.local and "choices" in request.query_params  # the form's options: once, when the page opens
+    return JSONResponse({"local": s.local, "jobs": s.jobs.list(),
+                         "choices": await run_in_threadpool(jobs.choices) if want else {}})
+
+
+@accepts("application/json")
+async def job_start(request):
+    s = _local_only(request)
+    job = await run_in_threadpool(s.jobs.start, await read_json(request))
+    return JSONResponse(job.as_dict(), status_code=201)
+
+
+@accepts("application/json")
+async def job_resume(request):
+    s = _local_only(request)
+    job = await run_in_threadpool(s.jobs.resume, _run_named(await read_json(request)))
+    return JSONResponse(job.as_dict(), status_code=201)
+
+
+@accepts("application/json")
+async def job_stop(request):
+    s = _local_only(request)
+    return JSONResponse(s.jobs.stop(_run_named(await read_json(request))).as_dict())
+
+
+def _run_named(body) -> str:
+    """The "run" a job request names: the id the runs page lists."""
+    run = text("run", fields(body, ("run",)).get("run", ""))
+    if not run:
+        raise ParameterError("run", "", "name the run, as the runs page lists it")
+    return run
+
+
+async def forecast(request):
+    return JSONResponse(await run_in_threadpool(forecast_view, served(request).root,
+                                                request.query_params.get("run", "")))
+
+
+def _said(request, exc) -> str:
+    """The error's one line, with the runs folder's own path taken out (runs are named by id)."""
+    root = served(request).root
+    line = str(exc).replace(f"{root}{os.sep}", "").replace(str(root), "the runs folder")
+    return line.encode("utf-8", "replace").decode()  # a lone surrogate typed in a request: no JSON holds it
+
+
+def _answer(status: int):
+    """An exception handler answering ``status`` with the error's one line."""
+    async def handler(request, exc):
+        return JSONResponse({"error": _said(request, exc)}, status_code=status)
+    return handler
+
+
+async def http_error(request, exc):
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+
+async def server_error(request, exc):  # a bug of the app; the traceback goes to the server's log
+    return JSONResponse({"error": f"internal error ({type(exc).__name__}); the server's log has the details"},
+                        status_code=500)
+
+
+def _page(name: str):
+    html = render_page(name)
+
+    async def endpoint(request):
+        return HTMLResponse(html)
+    return endpoint
+
+
+ROUTES = [
+    Route("/api/kernels", kernels),
+    Route("/api/upload", upload, methods=["POST"]),
+    Route("/api/conv", conv, methods=["POST"]),
+    Route("/api/runs", run_list),
+    Route("/api/run", run_details),
+    Route("/api/run/file", run_file),
+    Route("/api/run/live", run_live),
+    Route("/api/jobs", job_list),
+    Route("/api/jobs/start", job_start, methods=["POST"]),
+    Route("/api/jobs/resume", job_resume, methods=["POST"]),
+    Route("/api/jobs/stop", job_stop, methods=["POST"]),
+    Route("/api/classify", classify, methods=["POST"]),
+    Route("/api/forecast", forecast),
+    Route("/index.html", lambda request: RedirectResponse("/")),
+    Route("/favicon.ico", lambda request: Response(status_code=204)),
+    Mount("/static", StaticFiles(directory=STATIC), name="static"),
+]
+EXCEPTION_HANDLERS = {runs.NotFound: _answer(404), jobs.JobRefused: _answer(409), NeuralabError: _answer(400),
+                      HTTPException: http_error, Exception: server_error}
+
+
 def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = False) -> Starlette:
     """The app serving the runs under ``runs_dir``; ``hosts``: the Host names it answers to
     (default: the loopback names; ``security.allowed_hosts`` makes the set for a bind address)."""
     import anyio
 
     root = Path(runs_dir).resolve()
-    uploads = images.Uploads()
-    models = classifier.Models(trust_code=trust_code)  # runs of PyTorch code: their model.py runs only so
-    pictures = anyio.CapacityLimiter(PICTURES_AT_ONCE)
     hosts = allowed_hosts() if hosts is None else hosts
-    # Training from the browser runs code on this machine for whoever can reach the page: only
-    # when the app answers to loopback names alone (`neuralab serve` without --host/--allow-host).
-    local = all(is_loopback(h) for h in hosts)
     queue = jobs.Jobs(root, trust_code)
-
-    def page(name: str):
-        html = render_page(name)
-
-        async def endpoint(request):
-            return HTMLResponse(html)
-        return endpoint
-
-    async def kernels(request):
-        from neuralab.mechanics import KERNELS
-
-        return JSONResponse({"kernels": {n: k.tolist() for n, k in KERNELS.items()},
-                             "samples": images.SAMPLES})
-
-    def read_upload(data: bytes):
-        return images.fit_within(images.decode(data, "L"))
-
-    @accepts(*PICTURE_TYPES)
-    async def upload(request):
-        async with pictures:
-            data = await read_body(request, images.MAX_UPLOAD_BYTES)
-            picture = await run_in_threadpool(read_upload, data)
-        return JSONResponse({"token": uploads.add(picture), "h": picture.shape[0], "w": picture.shape[1]})
-
-    def conv_sync(params: dict) -> dict:
-        params = fields(params, CONV_FIELDS)
-        source = text("image", params.get("image", "sample:digit"))
-        kind, _, name = source.partition(":")
-        if kind == "sample":
-            picture = images.sample(name)
-        elif kind == "upload":
-            picture = uploads.get(name)
-        else:
-            raise ParameterError("image", Shown(source), "give sample:NAME or upload:TOKEN")
-        return playground.run(picture, **{k: v for k, v in params.items() if k != "image"})
-
-    @accepts("application/json")
-    async def conv(request):
-        return JSONResponse(await run_in_threadpool(conv_sync, await read_json(request)))
-
-    async def run_list(request):
-        def rows():
-            found = []
-            for run_id in runs.find_runs(root):
-                with contextlib.suppress(runs.NotFound):  # removed since it was found: listed no more
-                    found.append(runs.describe(root, run_id))
-            return found
-        return JSONResponse({"root": str(root), "runs": await run_in_threadpool(rows)})
-
-    async def run_details(request):
-        return JSONResponse(await run_in_threadpool(runs.details, root, request.query_params.get("run", "")))
-
-    async def run_file(request):
-        q = request.query_params
-        name = q.get("name", "")
-        # opened here and sent from the open file: a FileResponse would open the path again
-        # later, and answer 500 for a run deleted in between
-        f, size, media = await run_in_threadpool(runs.open_file, root, q.get("run", ""), name)
-        headers = {"content-length": str(size)}
-        if name.endswith(".html"):
-            headers["content-security-policy"] = REPORT_CSP
-        return StreamingResponse(_chunks(f, size), media_type=media, headers=headers)  # read in worker threads
-
-    @accepts(*PICTURE_TYPES)
-    async def classify(request):
-        q = request.query_params
-        run_dir = runs.resolve_run(root, q.get("run", ""))
-        async with pictures:
-            data = await read_body(request, images.MAX_UPLOAD_BYTES)
-            result = await run_in_threadpool(classifier.classify, models, run_dir, data, q.get("source", "upload"),
-                                             q.get("invert", "auto"))
-        return JSONResponse(result)
-
-    async def run_live(request):
-        run_id = request.query_params.get("run", "")
-        job = queue.active(run_id)
-        try:
-            state = await run_in_threadpool(runs.live, root, run_id)
-        except runs.NotFound:
-            if job is None:
-                raise
-            state = {"id": run_id, "status": "starting", "metrics": [], "progress": None}  # queued: no folder yet
-        return JSONResponse({**state, "job": job})
-
-    def only_local():
-        if not local:
-            raise HTTPException(403, "training from the browser is only for the app on this machine (`neuralab "
-                                     "serve` bound to localhost); use `neuralab train` on the server")
-
-    async def job_list(request):
-        want = local and "choices" in request.query_params  # the form's options: once, when the page opens
-        return JSONResponse({"local": local, "jobs": queue.list(),
-                             "choices": await run_in_threadpool(jobs.choices) if want else {}})
-
-    @accepts("application/json")
-    async def job_start(request):
-        only_local()
-        job = await run_in_threadpool(queue.start, await read_json(request))
-        return JSONResponse(job.as_dict(), status_code=201)
-
-    @accepts("application/json")
-    async def job_resume(request):
-        only_local()
-        job = await run_in_threadpool(queue.resume, run_named(await read_json(request)))
-        return JSONResponse(job.as_dict(), status_code=201)
-
-    @accepts("application/json")
-    async def job_stop(request):
-        only_local()
-        return JSONResponse(queue.stop(run_named(await read_json(request))).as_dict())
-
-    def run_named(body) -> str:
-        """The "run" a job request names: the id the runs page lists."""
-        run = text("run", fields(body, ("run",)).get("run", ""))
-        if not run:
-            raise ParameterError("run", "", "name the run, as the runs page lists it")
-        return run
-
-    async def forecast(request):
-        return JSONResponse(await run_in_threadpool(forecast_view, root, request.query_params.get("run", "")))
-
-    def said(exc) -> str:
-        """The error's one line, with the runs folder's own path taken out (runs are named by id)."""
-        line = str(exc).replace(f"{root}{os.sep}", "").replace(str(root), "the runs folder")
-        return line.encode("utf-8", "replace").decode()  # a lone surrogate typed in a request: no JSON holds it
-
-    async def not_found(request, exc):
-        return JSONResponse({"error": said(exc)}, status_code=404)
-
-    async def bad_input(request, exc):
-        return JSONResponse({"error": said(exc)}, status_code=400)
-
-    async def refused(request, exc):
-        return JSONResponse({"error": said(exc)}, status_code=409)
-
-    async def http_error(request, exc):
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
-
-    async def server_error(request, exc):  # a bug of the app; the traceback goes to the server's log
-        return JSONResponse({"error": f"internal error ({type(exc).__name__}); the server's log has the details"},
-                            status_code=500)
-
-    routes = [
-        Route("/", page("index")),
-        *(Route(f"/{name}", page(name)) for name in PAGES if name != "index"),
-        Route("/index.html", lambda request: RedirectResponse("/")),
-        Route("/api/kernels", kernels),
-        Route("/api/upload", upload, methods=["POST"]),
-        Route("/api/conv", conv, methods=["POST"]),
-        Route("/api/runs", run_list),
-        Route("/api/run", run_details),
-        Route("/api/run/file", run_file),
-        Route("/api/run/live", run_live),
-        Route("/api/jobs", job_list),
-        Route("/api/jobs/start", job_start, methods=["POST"]),
-        Route("/api/jobs/resume", job_resume, methods=["POST"]),
-        Route("/api/jobs/stop", job_stop, methods=["POST"]),
-        Route("/api/classify", classify, methods=["POST"]),
-        Route("/api/forecast", forecast),
-        Route("/favicon.ico", lambda request: Response(status_code=204)),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
-    ]
-    middleware = [Middleware(RequestGuard, hosts=hosts), Middleware(SecurityHeaders)]
+    pages = [Route("/" if name == "index" else f"/{name}", _page(name)) for name in PAGES]
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
         await run_in_threadpool(queue.close)  # jobs die with the server: the training one is interrupted, resumable
 
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers={runs.NotFound: not_found, jobs.JobRefused: refused,
-                                        NeuralabError: bad_input, HTTPException: http_error,
-                                        Exception: server_error})
-    app.state.jobs = queue
+    app = Starlette(routes=pages + ROUTES, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
+                    middleware=[Middleware(RequestGuard, hosts=hosts), Middleware(SecurityHeaders)])
+    app.state.served = Served(root=root, uploads=images.Uploads(),
+                              models=classifier.Models(trust_code=trust_code),  # model.py of a run runs only so
+                              pictures=anyio.CapacityLimiter(PICTURES_AT_ONCE), jobs=queue,
+                              local=all(is_loopback(h) for h in hosts))
     return app
 
 
