@@ -97,5 +97,9 @@ def test_docs_api_examples_run(small_fashion_cache, capsys):
                 raise AssertionError(f"docs/api.md, example {i + 1} in '{section}' fails: {e!r}") from e
     out = capsys.readouterr().out
     assert "epochs=0: must be at least 1" in out and "138,357,544" in out
+    # a notebook's module: refused without `model`, resumed and loaded with it, checked against the run
+    assert "passing the module it was trained with" in out
+    assert "tensor 'classifier.weight' is (10, 32) in the weights but (10, 16) in the model given" in out
+    assert (small_fashion_cache / "runs" / "my-net" / "results.json").exists()
     assert (small_fashion_cache / "runs" / "lenet-fashion" / "report.html").exists()
     assert (small_fashion_cache / "runs" / "weather" / "forecast.csv").exists()

@@ -13,12 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers import digits_folder
 from torch import nn
 
 from neuralab.cli import main
 from neuralab.errors import NeuralabError
-from neuralab.training import ClassifierConfig, TrainConfig, evaluate_run, load_classifier, train_classifier
+from neuralab.training import (ClassifierConfig, TrainConfig, evaluate_run, load_classifier, resume_classifier,
+                                train_classifier)
+from neuralab.training.checkpoint import load_tensors
+from neuralab.training.classify import write_report
 
 NET = """
 import torch
@@ -70,9 +74,29 @@ def code(tmp_path_factory):
     return folder, net
 
 
-def _train(model, digits: Path, out: Path):
-    config = ClassifierConfig(model=model, data=str(digits), train=TrainConfig(epochs=2, batch_size=32, seed=0))
+class Cell(nn.Module):
+    """A notebook cell's module, built with arguments: no file holds its class (set below)."""
+
+    def __init__(self, hidden=16, classes=10):
+        super().__init__()
+        self.classes = classes
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Dropout(0.2))
+        self.head = nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        return self.head(self.body(x))[:, :self.classes]
+
+
+Cell.__module__ = "__main__"
+
+
+def _train(model, digits: Path, out: Path, epochs: int = 2):
+    config = ClassifierConfig(model=model, data=str(digits), train=TrainConfig(epochs=epochs, batch_size=32, seed=0))
     return train_classifier(config, out=out, verbose=False)
+
+
+def _files(run: Path) -> dict:
+    return {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file() and p.name != "run.lock"}
 
 
 def _source(run: Path) -> dict:
@@ -93,6 +117,86 @@ def test_a_module_its_class_rebuilds_reloads_with_the_same_results(code, digits,
     result = _train(net.Net(), digits, tmp_path / "net")
     assert _source(result.run_dir)["file"] == "model.py" and _source(result.run_dir)["name"] == "Net"
     assert evaluate_run(result.run_dir, trust_code=True)["test_accuracy"] == pytest.approx(result.test["accuracy"])
+    # the run's own code, not a module with the same shapes, says what its network computes
+    with pytest.raises(NeuralabError, match="rebuilds its model from its copy of the code, model.py .*leave out model"):
+        load_classifier(result.run_dir, model=net.Net())
+
+
+def test_a_notebook_module_given_again_resumes_bit_for_bit_and_loads(digits, tmp_path, cut_in_epoch_2, capsys):
+    """Ctrl-C in epoch 2 of a run whose module the run cannot rebuild; resumed from Python with
+    the module built again (other first weights: the checkpoint's count), it ends with the
+    uninterrupted run's weights, as a zoo run does (test_training)."""
+    def made():
+        torch.manual_seed(1)
+        return Cell(hidden=32)
+
+    whole = _train(made(), digits, tmp_path / "whole", epochs=3)
+    whole_again = cut_in_epoch_2()
+    with pytest.raises(KeyboardInterrupt):
+        _train(made(), digits, tmp_path / "cut", epochs=3)
+    whole_again()
+    cut = tmp_path / "cut"
+    assert _source(cut)["file"] is None
+    assert main(["train", "--resume", str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "can only be resumed from Python" in err and "model=" in err, err
+    with pytest.raises(NeuralabError, match="passing the module it was trained with, .* as model$"):
+        resume_classifier(cut, verbose=False)
+    resumed = resume_classifier(cut, verbose=False, model=Cell(hidden=32))
+    a, _ = load_tensors(whole.run_dir / "checkpoints" / "last.safetensors")
+    b, _ = load_tensors(resumed.run_dir / "checkpoints" / "last.safetensors")
+    assert [k for k in a if not torch.equal(a[k], b[k]) and not k.startswith("rng.")] == []
+    assert resumed.test["accuracy"] == whole.test["accuracy"]
+    assert [r["samples"] for r in resumed.history] == [r["samples"] for r in whole.history]
+
+    with pytest.raises(NeuralabError, match="use the run from Python, passing the module"):
+        load_classifier(cut)
+    mine = Cell(hidden=32)
+    assert evaluate_run(cut, model=mine)["test_accuracy"] == pytest.approx(whole.test["accuracy"])
+    weights, _ = load_tensors(cut / "model.safetensors")
+    assert all(torch.equal(v, weights[k]) for k, v in mine.state_dict().items())  # loaded in place, as Keras's
+    (cut / "report.html").unlink()
+    assert write_report(cut, model=Cell(hidden=32)) == cut / "report.html" and (cut / "report.html").exists()
+
+
+@pytest.mark.parametrize("checkpoint", ["last", "best"])
+def test_a_module_unlike_the_runs_is_refused_before_anything_changes(checkpoint, digits, tmp_path, cut_in_epoch_2):
+    cut_in_epoch_2()
+    with pytest.raises(KeyboardInterrupt):
+        _train(Cell(hidden=32), digits, tmp_path / "cut")
+    run = tmp_path / "cut"
+    before = _files(run)
+    for model, message in [
+            (Cell(hidden=16), (r"\.safetensors: tensor 'body\.1\.bias' is \(32,\) in the weights but \(16,\) in the "
+                               "model given; give the module the run was trained with, built the same way")),
+            (nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), r"tensor '1\.bias' is missing in the weights but \(10,\) in the model given"),
+            (Cell(hidden=32, classes=5), r"the model gives \(2, 5\), the data needs \(N, 10\)"),
+            (Cell, "model is a type; give the torch.nn.Module object"),
+            (None, "use the run from Python, passing the module it was trained with")]:
+        kept = {k: v.clone() for k, v in model.state_dict().items()} if isinstance(model, nn.Module) else {}
+        with pytest.raises(NeuralabError, match=message) as e:
+            resume_classifier(run, verbose=False, checkpoint=checkpoint, model=model)
+        assert "\n" not in str(e.value)
+        assert _files(run) == before
+        assert all(torch.equal(v, model.state_dict()[k]) for k, v in kept.items())
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_the_module_given(digits, tmp_path, monkeypatch):
+    from neuralab.training import trainer as trainer_module
+
+    original = trainer_module.Trainer._train_epoch
+    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        _train(Cell(hidden=32), digits, tmp_path / "run", epochs=1)
+    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)
+    run = tmp_path / "run"
+    assert not (run / "checkpoints" / "last.safetensors").exists()
+    with pytest.raises(NeuralabError, match="passing the module it was trained with"):
+        resume_classifier(run, verbose=False)
+    with pytest.raises(NeuralabError, match=r"the run's model has 2410 parameters, the model given 1210"):
+        resume_classifier(run, verbose=False, model=Cell(hidden=16))
+    result = resume_classifier(run, verbose=False, model=Cell(hidden=32))
+    assert (run / "results.json").exists() and _source(run)["file"] is None and len(result.history) == 1
 
 
 @pytest.mark.parametrize("given, name", [("class", "Net"), ("function", "small")])

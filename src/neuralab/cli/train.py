@@ -143,14 +143,21 @@ def _resume_options(args) -> dict:
 
 def run_train(args) -> int:
     from neuralab.cli._args import only_with_resume
+    from neuralab.errors import NeuralabError
     from neuralab.runs import Interrupted
     from neuralab.training import resume_classifier, train_classifier
     from neuralab.training.device import dist_info
+    from neuralab.training.source import CANNOT_REBUILD, ModelNeeded
 
     try:
         if args.resume:
-            result = resume_classifier(args.resume, verbose=not args.quiet, checkpoint=args.checkpoint or "last",
-                                       options=_resume_options(args), trust_code=args.trust_code)
+            try:
+                result = resume_classifier(args.resume, verbose=not args.quiet, checkpoint=args.checkpoint or "last",
+                                           options=_resume_options(args), trust_code=args.trust_code)
+            except ModelNeeded:  # its `model` is no --model but the module itself, which only Python can give
+                call = f"resume_classifier({args.resume!r}, model=Net(...))"
+                raise NeuralabError(f"{args.resume}: {CANNOT_REBUILD}; it can only be resumed from Python, with the "
+                                    f"module given again: {call} (docs/runs.md)") from None
         else:
             only_with_resume(args, "checkpoint", "trust_code")
             result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,

@@ -130,17 +130,20 @@ def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     return {**shapes, **{alias: shapes[name] for alias, name in _aliases(path, header, shapes).items()}}
 
 
-def check_fits(path: str | os.PathLike, skeleton: torch.nn.Module, what: str) -> None:
-    """Refuse weights whose header does not list exactly ``skeleton``'s tensors and shapes.
+def check_fits(path: str | os.PathLike, skeleton: torch.nn.Module, what: str, prefix: str = "",
+               fix: str = "the two files do not belong together") -> None:
+    """Refuse weights whose header does not list exactly ``skeleton``'s tensors and shapes,
+    naming the first that differs and ending in ``fix``; ``prefix``: the model's tensors' in
+    the file ("model." in a checkpoint).
 
     ``skeleton`` is the model a run's JSON describes, built on the meta device: sizes read from
     a file are checked against the weights this way before a byte of the model is allocated."""
     expected = {k: tuple(v.shape) for k, v in unwrap(skeleton).state_dict().items()}
-    found = tensor_shapes(path)
+    found = {k[len(prefix):]: v for k, v in tensor_shapes(path).items() if k.startswith(prefix)}
     for name in sorted(set(expected) | set(found)):
         if expected.get(name) != found.get(name):
             raise NeuralabError(f"{path}: tensor {name!r} is {found.get(name, 'missing')} in the weights "
-                                f"but {expected.get(name, 'absent')} in {what}; the two files do not belong together")
+                                f"but {expected.get(name, 'absent')} in {what}; {fix}")
 
 
 def save_weights(path, model: torch.nn.Module, meta: dict | None = None) -> None:

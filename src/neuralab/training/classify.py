@@ -278,14 +278,16 @@ CHECKPOINTS = ("last", "best")  # where a resumed run starts: its latest epoch, 
 
 def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str = "last",
                       options: dict | None = None, callbacks=(), optimizer=None,
-                      trust_code: bool = False) -> RunResult:
+                      trust_code: bool = False, model=None) -> RunResult:
     """Continue an interrupted run with its stored config, from its last checkpoint or, with
     ``checkpoint="best"``, from its best epoch (when last.safetensors is damaged, say).
 
     ``options`` are config fields the caller asks for (``{"epochs": 20}``, ``{"train": ...}``
     flattened): a resumed run keeps its config, so any that differ from it are refused.
     A run stopped before its first checkpoint starts again from epoch 1 in the same folder.
-    A run of PyTorch code runs the run's copy of it only with ``trust_code``."""
+    A run of PyTorch code runs the run's copy of it only with ``trust_code``. A run whose
+    PyTorch model it cannot rebuild (model.json's source has file null) goes on in ``model``,
+    the module it was trained with, built the same way (``_given_module`` checks it)."""
     from neuralab.data import load_image_data
     from neuralab.training.device import dist_info
 
@@ -300,7 +302,9 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     if not (run / runs.LAST).exists():  # stopped before its first checkpoint: start it again, in place
         config = stored_config(run)
         meta = run.read(runs.MODEL) if (run / runs.MODEL).is_file() else {}
-        if isinstance(meta, dict) and isinstance(meta.get("source"), dict) and meta["source"].get("type") != "zoo":
+        if model is not None:  # no weights yet: the run starts again from the module's own
+            config = replace(config, model=_given_module(model, checked_meta(run), run.path, None))
+        elif isinstance(meta, dict) and isinstance(meta.get("source"), dict) and meta["source"].get("type") != "zoo":
             config = replace(config, model=_rebuilt(checked_meta(run), run.path, trust_code))
         elif _names_code(config.model) and not trust_code:
             from neuralab.training.source import CodeNotTrusted
@@ -311,17 +315,25 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
                                  "runs only when you trust it: read the file, then pass `trust_code`")
         return train_classifier(config, out=run.path, overwrite=True, verbose=verbose,
                                 callbacks=callbacks, optimizer=optimizer)
+    # Everything that may refuse the resume comes before the lock and the files it changes
+    start = _best_checkpoint(run) if checkpoint == "best" else run / runs.LAST
+    config = stored_config(run)
+    data = load_image_data(config.data, config.data_dir, **config.data_options)
+    meta = checked_meta(run)
+    pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
+    seed_everything(config.train.seed)
+    if model is not None:
+        model = _given_module(model, meta, run.path, start, prefix="model.")
+    else:
+        model = _network(meta, run.path, trust_code)
     if dist_info().is_main:
         run.lock()
     try:
         if checkpoint == "best":
-            _restart_from_best(run)
-        config = stored_config(run)
-        data = load_image_data(config.data, config.data_dir, **config.data_options)
-        meta = checked_meta(run)
-        pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
-        seed_everything(config.train.seed)
-        model = _network(meta, run.path, trust_code)
+            from neuralab.files import atomic_write
+
+            with atomic_write(run.file(runs.LAST), "wb") as f:  # training goes on from the best epoch
+                f.write(start.read_bytes())
         trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose, callbacks=callbacks,
                           optimizer=optimizer, inputs=pre.normalise)
         return _fit_and_finish(trainer, run, config, data, resume=True, verbose=verbose)
@@ -351,9 +363,8 @@ def _refuse_changes(run: Run, options: dict) -> None:
                             "started with: resume without them, or start a new run to change them")
 
 
-def _restart_from_best(run: Run) -> None:
-    """Put the best epoch's checkpoint in place of the last one: training goes on from there."""
-    from neuralab.files import atomic_write
+def _best_checkpoint(run: Run) -> Path:
+    """The best epoch's checkpoint, which a resume from it puts in place of the last one."""
     from neuralab.training.checkpoint import load_tensors
 
     best = run.file(runs.BEST)
@@ -361,8 +372,7 @@ def _restart_from_best(run: Run) -> None:
         raise NeuralabError(f"{best}: missing; the run has no best checkpoint to resume from (resume from its "
                             "`checkpoint` \"last\" or start a new run)")
     load_tensors(best)  # a damaged best is named before the last checkpoint is replaced
-    with atomic_write(run.file(runs.LAST), "wb") as f:
-        f.write(best.read_bytes())
+    return best
 
 
 def stored_config(run: Run) -> ClassifierConfig:
@@ -514,7 +524,7 @@ def _network(meta: dict, run_dir: Path, trust_code: bool = False, device=None):
     """The untrained network of a checked model.json: from the zoo, a Keras spec (no code
     runs), or the run's copy of PyTorch code (only with ``trust_code``)."""
     from neuralab.models import build_model
-    from neuralab.training.source import KERAS, ZOO, checked_module, keras_classifier, rebuild
+    from neuralab.training.source import KERAS, ZOO, ModelNeeded, checked_module, keras_classifier, rebuild
 
     source = meta.get("source") or {"type": ZOO}
     shape, k = tuple(meta["input_shape"]), meta["num_classes"]
@@ -523,13 +533,50 @@ def _network(meta: dict, run_dir: Path, trust_code: bool = False, device=None):
             return build_model(meta["architecture"], shape, k, **meta.get("options", {}))
         if source["type"] == KERAS:
             return keras_classifier(source["spec"], None, shape, k, meta["architecture"])
+    if source.get("file") is None:
+        raise ModelNeeded(run_dir)
     return checked_module(rebuild(source, run_dir, trust_code), meta["architecture"], shape, k)
 
 
-def _checked_model(meta: dict, weights: Path, run_dir: Path, trust_code: bool = False):
+def _given_module(model, meta: dict, run_dir: Path, weights: Path | None, prefix: str = ""):
+    """The caller's ``model`` for a run whose PyTorch model the run cannot rebuild, checked
+    against the run before anything is loaded, trained or written: the names and shapes of
+    the tensors in ``weights`` (``prefix``: theirs in the file; None for a run stopped before
+    its first checkpoint, which has only its parameter count), then one pass on the run's
+    input shape giving one output per class. A run that rebuilds its model refuses it: the
+    run's files, not a module with the same shapes, say what its network computes."""
+    from neuralab.models import count_parameters
+    from neuralab.training.source import TORCH, ZOO, checked_module
+
+    source = meta.get("source") or {"type": ZOO}
+    if source["type"] != TORCH or source.get("file") is not None:
+        how = {ZOO: f"as the zoo's {meta['architecture']}", TORCH: "from its copy of the code, model.py (with "
+               "`trust_code`)"}.get(source["type"], "from its Keras spec")
+        raise NeuralabError(f"{run_dir}: the run rebuilds its model {how}; leave out `model`, which is for runs "
+                            "whose PyTorch model they cannot rebuild")
+    if not isinstance(model, torch.nn.Module):
+        raise NeuralabError(f"`model` is a {type(model).__name__}; give the torch.nn.Module object the run was "
+                            "trained with, built the same way (Net(hidden=32), say)")
+    fix = "give the module the run was trained with, built the same way (the same class and arguments)"
+    if weights is not None:
+        check_fits(weights, model, "the `model` given", prefix, fix)
+    elif count_parameters(model) != meta.get("parameters"):
+        raise NeuralabError(f"{run_dir / runs.MODEL}: the run's model has {meta.get('parameters')} parameters, the "
+                            f"`model` given {count_parameters(model)}; {fix}")
+    shape = tuple(meta["input_shape"])
+    device = next((t.device for t in model.state_dict().values()), None)
+    return checked_module(model, meta["architecture"], shape, meta["num_classes"], torch.zeros(2, *shape, device=device))
+
+
+def _checked_model(meta: dict, weights: Path, run_dir: Path, trust_code: bool = False, model=None):
     """The model of ``meta`` with ``weights`` loaded, after the structure (built without
     memory, on the meta device, where it is not the user's code) was matched against the
-    shapes in the weights' header."""
+    shapes in the weights' header; ``model``: the caller's module, for a run that cannot
+    rebuild its own, loaded in place and moved to the CPU, where a Classifier computes."""
+    if model is not None:
+        model = _given_module(model, meta, run_dir, weights)
+        load_weights(weights, model)
+        return model.cpu().eval()
     source = (meta.get("source") or {}).get("type", "zoo")
     try:
         model = _network(meta, run_dir, trust_code, device=None if source == "torch" else "meta")
@@ -544,23 +591,26 @@ def _checked_model(meta: dict, weights: Path, run_dir: Path, trust_code: bool = 
     return model.eval()
 
 
-def load_classifier(run_dir: str | Path, trust_code: bool = False) -> Classifier:
+def load_classifier(run_dir: str | Path, trust_code: bool = False, model=None) -> Classifier:
     """Rebuild a trained classifier from its run directory alone (JSON + safetensors; a
     Keras model from its stored spec). A run of PyTorch code runs the run's copy of that
-    code only with ``trust_code``, after checking its SHA-256 (training.source)."""
+    code only with ``trust_code``, after checking its SHA-256 (training.source). A run whose
+    PyTorch model it cannot rebuild loads into ``model``, the module it was trained with,
+    built the same way (checked against the run first)."""
     run = Run.open(run_dir, Kind.CLASSIFIER)
     meta = checked_meta(run)
     weights = run / runs.WEIGHTS
     if not weights.exists():
         raise NeuralabError(f"{run.path}: no model.safetensors yet (the run has not finished an epoch)")
-    model = _checked_model(meta, weights, run.path, trust_code)
+    model = _checked_model(meta, weights, run.path, trust_code, model)
     pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
     return Classifier(model, meta["classes"], pre, meta["architecture"])
 
 
-def evaluate_run(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False) -> dict:
-    """Test-set loss, accuracy and confusion matrix of a run, rebuilt from its directory."""
-    clf, data, probs = _test_set_probabilities(run_dir, data_dir, trust_code)
+def evaluate_run(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False, model=None) -> dict:
+    """Test-set loss, accuracy and confusion matrix of a run, rebuilt from its directory
+    (``model``: as load_classifier's)."""
+    clf, data, probs = _test_set_probabilities(run_dir, data_dir, trust_code, model)
     return {**figures_on_test_set(probs, data.test.y, len(clf.classes)), "classes": clf.classes}
 
 
@@ -572,11 +622,11 @@ def figures_on_test_set(probs: np.ndarray, labels: np.ndarray, num_classes: int)
             "confusion_matrix": confusion_matrix(pred, labels, num_classes)}
 
 
-def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_code: bool = False):
+def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_code: bool = False, model=None):
     """The run's classifier, its data and the test set's probabilities (N, classes)."""
     from neuralab.data import load_image_data
 
-    clf = load_classifier(run_dir, trust_code)
+    clf = load_classifier(run_dir, trust_code, model)
     config = stored_config(Run(run_dir))
     if config.data is None:
         raise NeuralabError(f"{run_dir}: an imported model with no dataset to test it on; import it again "
@@ -589,9 +639,10 @@ def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_cod
     return clf, data, probs
 
 
-def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False) -> Path:
+def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False, model=None) -> Path:
     """Write report.html and its pictures again from the run directory alone: the model is
-    loaded and the test set evaluated again (after a full disk stopped the report, say)."""
+    loaded and the test set evaluated again (after a full disk stopped the report, say);
+    ``model``: as load_classifier's."""
     from neuralab.models.summary import render_summary, summary
 
     run = Run.open(run_dir, Kind.CLASSIFIER)
@@ -600,7 +651,7 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: b
         raise NeuralabError(f"{run / runs.RESULTS}: missing; the run did not finish, so there is no report "
                             "to write (resume it instead)")
     with run:  # the report's files are the run's: one writer at a time, and a killed write's leftovers go
-        clf, data, probs = _test_set_probabilities(run.path, data_dir, trust_code)
+        clf, data, probs = _test_set_probabilities(run.path, data_dir, trust_code, model)
         text = render_summary(summary(clf.model, data.input_shape, name=stored_config(run).model), rich=False)
         return _report(run, results, run.metrics(), probs, data.test, text)
 

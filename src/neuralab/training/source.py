@@ -53,6 +53,10 @@ KERAS_LOSSES = {
 }
 
 
+CANNOT_REBUILD = ("the model was PyTorch code the run cannot rebuild (an object built with arguments, or defined in "
+                  "a notebook, a script or a library, or code importing a package beside it)")
+
+
 class CodeNotTrusted(ParameterError):
     """A run's model is PyTorch code and the caller did not pass ``trust_code``."""
 
@@ -62,6 +66,21 @@ class CodeNotTrusted(ParameterError):
 
     def render(self, name=lambda p: p) -> str:
         return NeuralabError.render(self, name)  # the reason alone: it names `trust_code` itself
+
+
+class ModelNeeded(ParameterError):
+    """A classifier run's PyTorch model is one the run cannot rebuild (model.json's source has
+    file null) and the caller gave no ``model``; the command line, which cannot give one, says
+    so in its own words."""
+
+    def __init__(self, run_dir):
+        reason = (f"{run_dir}: {CANNOT_REBUILD}; use the run from Python, passing the module it was trained "
+                  "with, built the same way (Net(hidden=32), say), as `model`")
+        super().__init__("model", None, reason)
+        self.args = (reason,)
+
+    def render(self, name=lambda p: p) -> str:
+        return NeuralabError.render(self, name)
 
 
 @dataclass
@@ -674,9 +693,7 @@ def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
     if source["type"] != TORCH:
         raise NeuralabError(f"{run_dir}: a zoo run is built from its architecture")
     if source.get("file") is None:
-        raise NeuralabError(f"{run_dir}: the model was PyTorch code the run cannot rebuild (an object built with "
-                            "arguments, or defined in a notebook, a script or a library, or code importing a package "
-                            "beside it); load model.safetensors into your module with "
+        raise NeuralabError(f"{run_dir}: {CANNOT_REBUILD}; load model.safetensors into your module with "
                             "neuralab.training.checkpoint.load_weights")
     path = run_dir / CODE_FILE
     imports = source.get("imports", {})
