@@ -150,8 +150,8 @@ class Jobs:
         if source.get("type") != TORCH:
             return []
         if source.get("file") is None:
-            raise JobRefused(f"run {run_id}: its PyTorch model cannot be rebuilt from the run (docs/runs.md); "
-                             "resume it in Python with the model in hand")
+            raise JobRefused(f"run {run_id}: its PyTorch model cannot be rebuilt from the run (docs/runs.md); resume "
+                             "it in Python with the module given again: resume_classifier(RUN, model=Net(...))")
         if not self.trust_code:
             raise JobRefused(f"run {run_id}: its model is PyTorch code, which runs only when trusted; start the app "
                              "with `neuralab serve --trust-code` after reading the run's model.py")
