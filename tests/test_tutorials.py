@@ -82,6 +82,9 @@ def run_tutorial(name: str, tutorial_env) -> dict:
     errors = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
+    # what the reader sees printed, for the tests that check it
+    results["_printed"] = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                                  for o in cell.get("outputs", []) if o.get("output_type") == "stream")
     return results
 
 
@@ -118,6 +121,11 @@ def test_01_convolution_by_hand(tutorial_env):
     assert r["max_abs_diff_vs_torch"] < 1e-9
     assert r["scratch_cnn"]["test_accuracy"] > 0.8  # 2 epochs of the NumPy CNN on 8x8 digits
     assert r["scratch_cnn"]["loss"][-1] < r["scratch_cnn"]["loss"][0]
+    # each worked example is printed whole, from its image and kernel to the result, as the text says
+    feature = r["_printed"].split("--- A 3x3 kernel over a 5x5 binary image")[1].split("\n--- ")[0]
+    assert feature.splitlines()[1].startswith("image") and "window (0,0)" in feature and "sum = 1 + 0 + 1 + 0 + 1 + 0 + 0 + 0 + 1 = 4" in feature
+    padding = r["_printed"].split("--- Zero padding with P = 2")[1]
+    assert "padding P=2 -> (W + 2P, H + 2P) = (9, 9)" in padding.splitlines()[1]
 
 
 def test_02_mlp_to_cnn(with_mnist):

@@ -96,7 +96,7 @@ assert np.array_equal(torch_out, dot.result)
 for key in ("convolved-feature", "stride", "padding"):
     example = worked(key)[0]
     print(f"--- {example.title} (slide: {example.slide})")
-    print("\n".join(example.lines[-12:]))
+    print("\n".join(example.lines))
     results[key.replace("-", "_")] = example.result
 
 # %% [markdown]

@@ -16,12 +16,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuralab.mechanics.shapes import output_hw, pair
+from neuralab.errors import NeuralabError
+from neuralab.mechanics.shapes import as_array, check_size, output_hw, pair
+
+
+def float_dtype(*arrays) -> np.dtype:
+    """The dtype a sum of products is computed in: the inputs' own floating type, or float64
+    for whole numbers (nine uint8 pixels of 200 summed in uint8 give 8), as PyTorch's conv2d
+    takes floats only."""
+    dtype = np.result_type(*arrays)
+    return dtype if np.issubdtype(dtype, np.inexact) else np.dtype(np.float64)
 
 
 def pad(x: np.ndarray, pads) -> np.ndarray:
     """Zero-pad the last two axes of (..., H, W): pads = ((top, bottom), (left, right))."""
-    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [tuple(pads[0]), tuple(pads[1])])
+    x = np.asarray(x)
+    (top, bottom), (left, right) = pads
+    shape = (*x.shape[:-2], x.shape[-2] + top + bottom, x.shape[-1] + left + right)
+    check_size(shape, x.dtype, "the padded input", "use less `padding`")
+    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)])
 
 
 def tap(x_pad: np.ndarray, u: int, v: int, out_hw, stride) -> np.ndarray:
@@ -35,6 +48,7 @@ def windows(x: np.ndarray, kernel, stride=1) -> np.ndarray:
 
     Handy for showing the windows (the demo); the layers use ``tap`` instead.
     """
+    output_hw(np.shape(x)[-2:], kernel, stride)  # a window larger than the input, a stride below 1: said here
     (kh, kw), (sh, sw) = pair(kernel), pair(stride)
     view = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
     return view[..., ::sh, ::sw, :, :]
@@ -44,13 +58,24 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     """out = conv2d(x, w) + b.  x (N, C, H, W), w (F, C, K_h, K_w), b (F,) -> out (N, F, H_out, W_out).
 
     ``padding``: "valid", "same" (Keras: odd extra zero at bottom/right), P or (P_h, P_w).
-    Returns (out, cache) for ``conv2d_backward``.
+    Whole-number inputs (uint8 pixels) are computed in float64. Returns (out, cache) for ``conv2d_backward``.
     """
-    f, _, kh, kw = w.shape
+    x, w = as_array(x, "x", "(N, C, H, W)", 4), as_array(w, "w", "(F, C, K_h, K_w)", 4)
+    f, c, kh, kw = w.shape
+    if x.shape[1] != c:
+        raise NeuralabError(f"`w` of shape {w.shape} is for {c} input channel(s) but `x` of shape {x.shape} has "
+                            f"{x.shape[1]}: axis 1 of both is the depth C and must agree")
+    if b is not None:
+        b = as_array(b, "b", f"({f},), one bias per filter", 1)
+        if b.shape != (f,):
+            raise NeuralabError(f"`b` of shape {b.shape}: give one bias per filter of `w`, shape ({f},)")
+    dtype = float_dtype(x, w) if b is None else float_dtype(x, w, b)
     stride = pair(stride, "stride")
     out_hw, pads = output_hw(x.shape[2:], (kh, kw), stride, padding)
-    x_pad = pad(x, pads)
-    out = np.zeros((x.shape[0], f, *out_hw), dtype=np.result_type(x, w))
+    check_size((x.shape[0], f, *out_hw), dtype, "the output (N, F, H_out, W_out)",
+               "give fewer images in `x` or filters in `w`, less `padding` or a larger `stride`")
+    x_pad = pad(x.astype(dtype, copy=False), pads)
+    out = np.zeros((x.shape[0], f, *out_hw), dtype=dtype)
     for u in range(kh):
         for v in range(kw):
             # (F, C) . (N, C, H_out, W_out) summed over C -> (N, F, H_out, W_out)
@@ -72,6 +97,10 @@ def conv2d_backward(dout, cache):
     """
     x_pad, w, has_bias, stride, pads, out_hw = cache
     _, _, kh, kw = w.shape
+    dout = as_array(dout, "dout", "(N, F, H_out, W_out)", 4)
+    if dout.shape != (x_pad.shape[0], w.shape[0], *out_hw):
+        raise NeuralabError(f"`dout` of shape {dout.shape}: give dL/dout of the forward pass's output shape "
+                            f"{(x_pad.shape[0], w.shape[0], *out_hw)}")
     dx_pad = np.zeros(x_pad.shape, dtype=np.result_type(dout, w))
     dw = np.zeros_like(w, dtype=np.result_type(dout, w))
     for u in range(kh):
@@ -86,6 +115,6 @@ def conv2d_backward(dout, cache):
 
 def correlate2d(image: np.ndarray, kernel: np.ndarray, stride=1, padding=0) -> np.ndarray:
     """One 2-D image (H, W) with one 2-D kernel (K_h, K_w) -> (H_out, W_out): the slides' picture."""
-    x = np.asarray(image, dtype=np.float64)[None, None]
-    k = np.asarray(kernel, dtype=np.float64)[None, None]
+    x = as_array(image, "image", "(H, W)", 2).astype(np.float64)[None, None]
+    k = as_array(kernel, "kernel", "(K_h, K_w)", 2).astype(np.float64)[None, None]
     return conv2d_forward(x, k, stride=stride, padding=padding)[0][0, 0]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from neuralab.errors import NeuralabError
+
 
 def flatten_forward(x):
     """(N, C, H, W) -> (N, C*H*W), row-major like Keras Flatten / torch.flatten(x, 1)."""
@@ -100,7 +102,14 @@ def cross_entropy_forward(logits, labels):
     Softmax and loss together, as Keras' from_logits and nn.CrossEntropyLoss do.
     """
     logp = log_softmax(logits)
-    n = logits.shape[0]
+    n, k = logits.shape
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise NeuralabError(f"`labels` of shape {labels.shape} and type {labels.dtype}: give one class index per "
+                            f"row of `logits`, whole numbers, shape ({n},)")
+    outside = labels[(labels < 0) | (labels >= k)]
+    if outside.size:  # -1 would silently pick the last class, as NumPy indexes from the end
+        raise NeuralabError(f"`labels` holds {outside[0]}: class indices go from 0 to {k - 1}, one per column of `logits`")
     return -logp[np.arange(n), labels].mean(), (np.exp(logp), labels)
 
 

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from neuralab.errors import NeuralabError
+
 
 def numeric_gradient(f, a: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """The gradient of the scalar ``f()`` with respect to every entry of ``a``, which f reads.
 
     Each entry is nudged up and down in place and restored; two calls of f per entry, so
-    keep ``a`` small.
+    keep ``a`` small. ``a`` must be float64, as for PyTorch's gradcheck: in an integer array the
+    nudge is rounded away (every gradient would read 0), in float32 mostly so.
     """
+    if not (isinstance(a, np.ndarray) and a.dtype == np.float64):
+        raise NeuralabError(f"`a` of type {getattr(a, 'dtype', type(a).__name__)}: give a float64 NumPy array "
+                            "(a.astype(np.float64)) that f reads, so that a nudge of `eps` is not rounded away")
     grad = np.zeros_like(a, dtype=np.float64)
     for i in np.ndindex(a.shape):
         old = a[i]

@@ -16,7 +16,7 @@ import numpy as np
 
 from neuralab.errors import NeuralabError
 from neuralab.mechanics.conv import conv2d_forward
-from neuralab.mechanics.shapes import resolve_padding
+from neuralab.mechanics.shapes import as_array, resolve_padding
 
 KERNELS: dict[str, np.ndarray] = {
     "identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], float),
@@ -122,7 +122,10 @@ def apply_kernel(image: np.ndarray, kernel: np.ndarray, stride=1, padding="valid
     depth="sum": one Conv2D filter spanning the depth, the kernel repeated on every channel and
     the channels summed, as the depth slide shows -> (H_out, W_out).
     """
-    x = np.asarray(image, dtype=np.float64)
+    x = as_array(image, "image", "(H, W) or (H, W, C)").astype(np.float64)
+    kernel = as_array(kernel, "kernel", "(K_h, K_w)", 2)
+    if x.ndim > 3:
+        raise NeuralabError(f"`image` of shape {x.shape}: give one picture, (H, W) or (H, W, C)")
     (top, bottom), (left, right) = resolve_padding(padding, x.shape[:2], kernel.shape, stride)
     h, w = x.shape[0] + top + bottom, x.shape[1] + left + right
     if h * w > MAX_PADDED_PIXELS:  # the padded copy is made before any window is read
@@ -170,7 +173,7 @@ def closest_kernels(weights: np.ndarray) -> list[KernelMatch]:
     a 3x3 kernel being placed at the centre of a larger filter. The match with the largest
     |cos| wins and keeps its sign: -0.9 with sobel-x is an edge detector of the other direction.
     """
-    weights = np.asarray(weights, dtype=np.float64)
+    weights = as_array(weights, "weights", "(F, C, K_h, K_w)", 4).astype(np.float64)
     filters = weights.mean(axis=1)  # (F, K_h, K_w)
     kh, kw = filters.shape[1:]
     names, refs = [], []

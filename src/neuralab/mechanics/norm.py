@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from neuralab.errors import NeuralabError
+from neuralab.mechanics.shapes import as_array
 
 
 def _stat_axes(x):
@@ -29,10 +30,21 @@ def batch_norm_forward(x, running_mean, running_var, gamma, beta, training, mome
     training=False: mu, var are the running statistics (inference mode).
     Same arguments as torch.nn.functional.batch_norm. Returns (y, cache).
     """
+    x = as_array(x, "x", "(N, C) or (N, C, H, W)")
+    for name, v in (("running_mean", running_mean), ("running_var", running_var), ("gamma", gamma), ("beta", beta)):
+        if np.shape(v) != (x.shape[1],):
+            raise NeuralabError(f"`{name}` of shape {np.shape(v)}: give one value per feature, shape ({x.shape[1]},), "
+                                f"for `x` of shape {x.shape} (features on axis 1)")
+    for name, v in (("running_mean", running_mean), ("running_var", running_var)):
+        if training and not (isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.floating)):
+            raise NeuralabError(f"`{name}`: give a float NumPy array; training updates it in place")
     axes = _stat_axes(x)
     if training:
-        mu, var = x.mean(axis=axes), x.var(axis=axes)
         m = x.size // x.shape[1]  # values per feature
+        if m < 2:  # its variance is 0 and x_hat all zeros; PyTorch refuses it too
+            raise NeuralabError(f"`x` of shape {x.shape}: training needs more than one value per feature "
+                                "to take a batch's mean and variance; give a batch of 2 or more, or training=False")
+        mu, var = x.mean(axis=axes), x.var(axis=axes)
         running_mean *= 1 - momentum
         running_mean += momentum * mu
         running_var *= 1 - momentum

@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuralab.mechanics.conv import tap
 from neuralab.errors import ParameterError
-from neuralab.mechanics.shapes import output_hw, pair
+from neuralab.mechanics.conv import float_dtype, tap
+from neuralab.mechanics.shapes import as_array, output_hw, pair
 
 
 def _setup(x, size, stride):
+    x = as_array(x, "x", "(N, C, H, W)")
     size = pair(size, "size")
     stride = size if stride is None else pair(stride, "stride")
     out_hw, _ = output_hw(x.shape[-2:], size, stride, "valid", what="size")
-    return size, stride, out_hw
+    return x, size, stride, out_hw
 
 
 def max_pool2d_forward(x, size=2, stride=None):
     """(N, C, H, W) -> (N, C, H_out, W_out), the largest value of each window; returns (out, cache)."""
-    (kh, kw), stride, out_hw = _setup(x, size, stride)
+    x, (kh, kw), stride, out_hw = _setup(x, size, stride)
     out = tap(x, 0, 0, out_hw, stride).copy()
     for u in range(kh):
         for v in range(kw):
@@ -48,16 +49,20 @@ def max_pool2d_backward(dout, cache):
 
 
 def avg_pool2d_forward(x, size=2, stride=None):
-    """(N, C, H, W) -> (N, C, H_out, W_out), the mean of each window; returns (out, cache)."""
-    (kh, kw), stride, out_hw = _setup(x, size, stride)
-    out = sum(tap(x, u, v, out_hw, stride) for u in range(kh) for v in range(kw)) / (kh * kw)
-    return out, (x.shape, (kh, kw), stride, out_hw)
+    """(N, C, H, W) -> (N, C, H_out, W_out), the mean of each window; returns (out, cache).
+    Whole numbers (uint8 pixels) are averaged in float64: summed in uint8 they would wrap around."""
+    x, (kh, kw), stride, out_hw = _setup(x, size, stride)
+    out = np.zeros(x.shape[:-2] + out_hw, dtype=float_dtype(x))
+    for u in range(kh):
+        for v in range(kw):
+            out += tap(x, u, v, out_hw, stride)
+    return out / (kh * kw), (x.shape, (kh, kw), stride, out_hw)
 
 
 def avg_pool2d_backward(dout, cache):
     """dx: each window shares its gradient equally, dout / (K_h * K_w), among its cells."""
     shape, (kh, kw), stride, out_hw = cache
-    dx = np.zeros(shape, dtype=dout.dtype)
+    dx = np.zeros(shape, dtype=float_dtype(dout))
     for u in range(kh):
         for v in range(kw):
             tap(dx, u, v, out_hw, stride)[...] += dout / (kh * kw)

@@ -10,7 +10,36 @@ from __future__ import annotations
 
 import numpy as np
 
+from neuralab.errors import NeuralabError
 from neuralab.mechanics.dense import sigmoid
+from neuralab.mechanics.shapes import as_array, check_size
+
+
+def _check(x, h0, w_ih, w_hh, b, gates: int, c0=None, kept: int = 2):
+    """The arrays of an unrolled layer as NumPy arrays whose shapes fit together; refuses, before
+    the loop, states for backpropagation (``kept`` (N, T, H) arrays) larger than MAX_BYTES."""
+    x = as_array(x, "x", "(N, T, D)", 3)
+    w_hh = as_array(w_hh, "w_hh", "(G*H, H)" if gates > 1 else "(H, H)", 2)
+    n, t, d = x.shape
+    h = w_hh.shape[1]
+    if t == 0:
+        raise NeuralabError(f"`x` of shape {x.shape} has no time steps: give (N, T, D) with T at least 1")
+    g = f"{gates}*H" if gates > 1 else "H"
+    why = f"for `x` of shape {x.shape} and H = {h} (the width of `w_hh`)" + (
+        f"; the {gates} gates input, forget, candidate, output are stacked along axis 0" if gates > 1 else "")
+    arrays = {"w_ih": (w_ih, (gates * h, d), f"({g}, D)"), "w_hh": (w_hh, (gates * h, h), f"({g}, H)"),
+              "b": (b, (gates * h,), f"({g},)"), "h0": (h0, (n, h), "(N, H)")}
+    if c0 is not None or gates > 1:
+        arrays["c0"] = (c0, (n, h), "(N, H)")
+    checked = []
+    for name, (value, shape, layout) in arrays.items():
+        value = as_array(value, name, layout, len(shape))
+        if value.shape != shape:
+            raise NeuralabError(f"`{name}` of shape {value.shape}: expected {layout} = {shape} {why}")
+        checked.append(value)
+    check_size((n, t, kept * h), np.result_type(x, *checked), "the states kept for backpropagation through time",
+               "give fewer sequences or steps in `x`, or fewer hidden units")
+    return x, *checked
 
 
 def _zero_grads(w_ih, w_hh):
@@ -38,6 +67,7 @@ def rnn_step_backward(dh, cache, w_ih, w_hh):
 
 def rnn_forward(x, h0, w_ih, w_hh, b):
     """Unroll over T steps: x (N, T, D), h0 (N, H) -> hs (N, T, H); returns (hs, cache)."""
+    x, w_ih, w_hh, b, h0 = _check(x, h0, w_ih, w_hh, b, gates=1)
     hs, caches, h = [], [], h0
     for t in range(x.shape[1]):
         h, cache = rnn_step_forward(x[:, t], h, w_ih, w_hh, b)
@@ -96,6 +126,8 @@ def lstm_step_backward(dh, dc, cache, w_ih, w_hh):
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b):
     """Unroll over T steps: x (N, T, D), h0 and c0 (N, H) -> (hs, cs, cache), hs and cs (N, T, H)."""
+    # kept per step: h, c, the four gates and tanh(c), plus the stacked hs and cs
+    x, w_ih, w_hh, b, h0, c0 = _check(x, h0, w_ih, w_hh, b, gates=4, c0=c0, kept=9)
     hs, cs, caches, h, c = [], [], [], h0, c0
     for t in range(x.shape[1]):
         h, c, cache = lstm_step_forward(x[:, t], h, c, w_ih, w_hh, b)

@@ -9,17 +9,50 @@ Padding comes in three spellings, as in Keras and PyTorch:
            the rest (one more when total is odd) on the bottom/right;
   P        an integer (or a (P_h, P_w) pair): P zeros on every side.
 Sizes are (H, W) pairs; kernels, strides and paddings accept one int for both axes.
+
+The layers check what they are handed here too: ``as_array`` (numbers, the axes the layout
+names) and ``check_size`` (no array over MAX_BYTES is ever allocated).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import operator
 from dataclasses import dataclass
+
+import numpy as np
 
 from neuralab.errors import NeuralabError
 
 Pads = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
+
+# The largest array a mechanics function makes: the lessons' arrays are kilobytes to a few
+# hundred megabytes (a 40-megapixel photo in float64 is 320 MB), while a typo in a padding or
+# a filter count asks for terabytes, and NumPy would take whatever part of 24 GB it can.
+MAX_BYTES = 2 * 2**30
+
+
+def check_size(shape, dtype, what: str, fix: str) -> None:
+    """Refuse, before it is allocated, an array of ``shape`` and ``dtype`` larger than MAX_BYTES.
+    ``what`` names the array ("the padded input"), ``fix`` the parameters that shrink it."""
+    size = math.prod(shape) * np.dtype(dtype).itemsize
+    if size > MAX_BYTES:
+        raise NeuralabError(f"{what} would be {'x'.join(map(str, shape))} values, {size / 2**30:,.1f} GiB, more than "
+                            f"the {MAX_BYTES / 2**30:.0f} GiB one array may take here; {fix}")
+
+
+def as_array(value, name: str, layout: str, ndim: int | None = None) -> np.ndarray:
+    """``value`` as an array of numbers with the ``ndim`` axes ``layout`` names ("(N, C, H, W)");
+    ``ndim`` None: at least the last two, (..., H, W). Anything else names ``name``."""
+    a = np.asarray(value)
+    if a.dtype != bool and not np.issubdtype(a.dtype, np.number):
+        raise NeuralabError(f"`{name}` holds {a.dtype} values; give numbers, shape {layout}")
+    if (a.ndim != ndim) if ndim is not None else a.ndim < 2:
+        hint = {2: "[None, None]", 3: "[None]"}.get(a.ndim) if layout == "(N, C, H, W)" else None
+        hint = f" ({name}{hint} makes a batch of one)" if hint else ""
+        raise NeuralabError(f"`{name}` of shape {a.shape} has {a.ndim} axes; give {layout}{hint}")
+    return a
 
 
 def pair(value, name: str = "value") -> tuple[int, int]:
@@ -183,8 +216,13 @@ def _ranges(idx: list[int]) -> str:
 
 def conv_shape(in_chw, filters: int, kernel, stride=1, padding="valid", bias: bool = True) -> ConvShape:
     """Output shape and parameter count of Conv2D(filters, kernel, stride, padding) on a (C, H, W) input."""
-    if filters < 1:
-        raise NeuralabError(f"filters {filters}: must be at least 1")
-    c, h, w = in_chw
+    if not isinstance(filters, numbers.Integral) or isinstance(filters, bool) or filters < 1:
+        raise NeuralabError(f"`filters` {filters!r}: give a whole number, at least 1")
+    try:
+        c, h, w = (operator.index(n) for n in in_chw)
+    except (TypeError, ValueError):
+        raise NeuralabError(f"`in_chw` {in_chw!r}: give (depth, height, width), three whole numbers") from None
+    if min(c, h, w) < 1:
+        raise NeuralabError(f"`in_chw` {in_chw!r}: depth, height and width must each be at least 1")
     (ho, wo), pads = output_hw((h, w), kernel, stride, padding)
-    return ConvShape(tuple(in_chw), filters, pair(kernel), pair(stride), padding, (filters, ho, wo), pads, bias)
+    return ConvShape((c, h, w), filters, pair(kernel), pair(stride), padding, (filters, ho, wo), pads, bias)
