@@ -260,3 +260,26 @@ def test_a_run_folder_turned_read_only_mid_training_is_what_the_error_says(tmp_p
     assert main(["train", "--resume", str(run), "--quiet"]) == 0  # from epoch 1, which was saved whole
     assert json.loads((run / "results.json").read_text())["epochs_run"] == 3
     assert not list(run.rglob(".*.tmp"))
+
+
+# --- seeds NumPy and PyTorch cannot take: refused before anything is made ----------------
+
+@pytest.mark.parametrize("seed", ["-5", "99999999999999999999"])
+def test_a_seed_out_of_range_is_one_line_for_training_and_forecasting(capsys, small_idx, tmp_path, seed):
+    refused(capsys, ["train", "--model", "mlp", "--data", "fashion-mnist", "--data-dir", str(small_idx),
+                     "--epochs", "1", "--seed", seed, "--out", str(tmp_path / "run")], f"--seed {seed}", "4294967295")
+    refused(capsys, ["forecast", "--data", "seattle-weather", "--target", "temp_max", "--epochs", "1",
+                     "--seed", seed, "--out", str(tmp_path / "forecast")], f"--seed {seed}", "4294967295")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "forecast").exists()
+
+
+def test_the_library_names_a_seed_out_of_range_as_its_parameter(small_idx, tmp_path):
+    from neuralab import NeuralabError
+    from neuralab.forecasting.gradients import GradientConfig
+
+    config = ClassifierConfig(model="mlp", data="fashion-mnist", data_dir=str(small_idx), train=TrainConfig(seed=-1))
+    with pytest.raises(NeuralabError, match=r"^`?seed`?=-1: give a whole number from 0 to 4294967295$"):
+        train_classifier(config, out=tmp_path / "run", verbose=False)
+    with pytest.raises(NeuralabError, match="seed"):
+        GradientConfig(seed=2**40).check()
+    assert not (tmp_path / "run").exists()

@@ -24,6 +24,12 @@ from neuralab.forecasting.topologies import KERAS_NAMES, ManyToOne, keras_init
 MODELS = ("rnn", "lstm")  # the two cells compared
 
 
+# sequences x steps x hidden units a measurement keeps for backpropagation: each takes about
+# 80 bytes (both models, their gates and gradients), so this is about 2 GB; the default run
+# has 256 x 100 x 32, 0.8 million
+MAX_CELLS = 25_000_000
+
+
 @dataclass
 class GradientConfig:
     steps: int = 100          # sequence length: the distance the gradient must travel
@@ -38,10 +44,18 @@ class GradientConfig:
 
     def check(self) -> None:
         from neuralab.errors import ParameterError
+        from neuralab.training.config import check_seed
 
         for name in ("steps", "hidden", "batch"):
             if getattr(self, name) < 2:
                 raise ParameterError(name, getattr(self, name), "must be at least 2")
+        cells = max(self.batch, self.probe) * self.steps * self.hidden
+        if cells > MAX_CELLS:  # refused before torch allocates it and fails halfway
+            name = max(("steps", "hidden", "batch"), key=lambda k: getattr(self, k) / getattr(GradientConfig(), k))
+            raise ParameterError(name, getattr(self, name), f"the run would keep {cells:,} values (max(`batch`, "
+                                 f"{self.probe}) x `steps` x `hidden`) for backpropagation, more than the "
+                                 f"{MAX_CELLS:,} (about 2 GB) allowed; make `steps`, `hidden` or `batch` smaller")
+        check_seed(self.seed)
         if self.train_steps < 0:
             raise ParameterError("train_steps", self.train_steps, "must be 0 or more")
         if not self.clip > 0:

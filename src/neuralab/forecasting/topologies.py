@@ -176,6 +176,9 @@ def shapes(batch: int = 4) -> list[dict]:
 
 def train_toy(name: str, steps: int = 300, batch: int = 64, lr: float = 1e-2, seed: int = 0) -> tuple[float, float]:
     """Fit one template on its toy task; returns the MSE on a fresh batch before and after."""
+    from neuralab.training.config import check_seed
+
+    check_seed(seed)
     torch.manual_seed(seed)
     t = TOPOLOGIES[name]
     model = t.build()

@@ -26,6 +26,13 @@ PYTHON = "python:"   # `optimizer` of a run given an optimizer object from Pytho
 # What `monitor` can watch: the validation set's loss and the task's metric (the trainer's
 # history records them as val_ + the metric's name)
 MONITORS = {"classification": ("val_loss", "val_accuracy"), "regression": ("val_loss", "val_mae")}
+MAX_SEED = 2**32 - 1  # NumPy's global seed takes no more, and torch.manual_seed no more on every platform
+
+
+def check_seed(seed, name: str = "seed") -> None:
+    """Refuse a seed that NumPy or PyTorch would reject halfway through seeding."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ParameterError(name, seed, f"give a whole number from 0 to {MAX_SEED}")
 
 
 @dataclass
@@ -55,6 +62,7 @@ class TrainConfig:
         """Raise ParameterError for a value out of range; ``task`` is classification or regression."""
         if self.epochs <= 0:
             raise ParameterError("epochs", self.epochs, "must be at least 1")
+        check_seed(self.seed)
         if self.batch_size <= 0:
             raise ParameterError("batch_size", self.batch_size, "must be at least 1")
         if not 0 < self.lr < float("inf"):

@@ -37,7 +37,7 @@ from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, as_
 from neuralab.training.checkpoint import (load_checkpoint, load_tensors, save_checkpoint, save_tensors, save_weights,
                                           unwrap)
 from neuralab.training.compile import LOSS_EACH, OptimizerFactory, check_given, make_optimizer
-from neuralab.training.config import AUTO_BF16_PARAMETERS, SCHEDULES, TrainConfig  # noqa: F401  (SCHEDULES re-exported)
+from neuralab.training.config import AUTO_BF16_PARAMETERS, SCHEDULES, TrainConfig, check_seed  # noqa: F401  (SCHEDULES re-exported)
 from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, native_bf16, pick_device
 from neuralab.training.progress import Progress
 
@@ -68,6 +68,7 @@ REGRESSION = Task("regression", _squared_error, _abs_error)
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch so that model initialisation and dropout repeat."""
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

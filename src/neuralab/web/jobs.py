@@ -33,7 +33,6 @@ from neuralab.web.inputs import Shown, choice, fields, text, whole
 
 TRAIN_FIELDS = ("model", "data", "epochs", "recipe", "seed")
 MAX_EPOCHS = 1000          # the form's bound; a longer training belongs on the command line
-MAX_SEED = 2**32 - 1       # what torch.manual_seed takes from every platform
 MAX_QUEUED = 20            # jobs waiting at once; a page clicking without end is refused past this
 STOP_GRACE = 30            # seconds a job may take to save and stop after SIGINT when the server closes
 KEEP_DONE = 50             # finished jobs remembered for the page
@@ -64,7 +63,7 @@ def train_request(body: dict) -> dict:
     """The form's fields, checked as `neuralab train` checks its flags; raises ParameterError."""
     from neuralab.data.sources import SOURCES, locate
     from neuralab.models import ARCHITECTURES
-    from neuralab.training.config import RECIPES, ClassifierConfig, TrainConfig, recipe_settings
+    from neuralab.training.config import MAX_SEED, RECIPES, ClassifierConfig, TrainConfig, recipe_settings
 
     body = fields(body, TRAIN_FIELDS)
     model = choice("model", body.get("model", ClassifierConfig().model), tuple(ARCHITECTURES))
