@@ -153,13 +153,15 @@ def test_folder_shape_errors(tmp_path):
     with pytest.raises(NeuralabError, match="found 1 class folder"):
         load_image_folder(tmp_path / "one")
     (tmp_path / "one" / "empty").mkdir()
-    with pytest.raises(NeuralabError, match="no .png, .jpg or .jpeg images in class folder 'empty'"):
+    with pytest.raises(NeuralabError, match="no pictures \\(PNG, JPEG, GIF, BMP, TIFF or WebP\\) in class folder 'empty'"):
         load_image_folder(tmp_path / "one")
 
 
 @pytest.mark.parametrize("kwargs, option", [
     ({"color": "sepia"}, "color='sepia'"), ({"on_error": "ignore"}, "on_error='ignore'"),
-    ({"image_size": (0, 5)}, "image_size=\\(0, 5\\)"), ({"val_fraction": 1.0}, "val_fraction=1.0"),
+    ({"image_size": (0, 5)}, "image_size=\\(0, 5\\)"), ({"image_size": (32.5, 32)}, "image_size=\\(32.5, 32\\)"),
+    ({"image_size": ("32", "32")}, "image_size=\\('32', '32'\\)"), ({"image_size": 32}, "image_size=32"),
+    ({"val_fraction": 1.0}, "val_fraction=1.0"),
     ({"test_fraction": -0.1}, "test_fraction=-0.1"),
     ({"val_fraction": 0.5, "test_fraction": 0.5}, "val_fraction 0.5 \\+ test_fraction 0.5"),
 ])

@@ -206,3 +206,29 @@ def test_an_out_that_is_a_file_is_refused_in_one_line(run, picture, tmp_path, ca
     err = capsys.readouterr().err
     assert f"--out {taken}: is a file" in err and err.count("\n") == 1
     assert taken.read_text() == "keep me"
+
+
+def test_inspecting_another_model_into_the_same_folder_leaves_only_its_own_layers(run, picture, tmp_path, capsys):
+    """The grids of an earlier inspection stayed beside the new ones: 01-features.0-conv2d.png of
+    the sample CNN next to LeNet-5's 01-features.1-conv2d.png, as if one model had both. The
+    user's own files in the folder are kept."""
+    from neuralab.models.inspect import filter_pairs as pairs_of
+    from neuralab.reports.inspect import write_inspection
+
+    out = tmp_path / "inspect"
+    out.mkdir()
+    (out / "01-holiday-beach.png").write_bytes(b"the user's")
+    torch.manual_seed(0)
+    cnn = build_model("cnn", (1, 28, 28), 10).eval()
+    pixels = load_classifier(run).load_images([picture])[0]
+    x = torch.from_numpy(pixels[None]).float() / 255
+    layers, weights = feature_maps(cnn, x), first_layer_filters(cnn)
+    write_inspection(out, pixels=pixels, layers=layers, filters=weights, pairs=pairs_of(weights),
+                     probabilities=np.full(10, 0.1))
+    assert (out / "01-features.0-conv2d.png").exists()
+    assert main(["inspect", str(run), str(picture), "--out", str(out)]) == 0
+    capsys.readouterr()
+    saved = np.load(out / "feature_maps.npz")
+    grids = sorted(p.stem for p in out.glob("0*.png"))
+    assert grids == sorted(["01-holiday-beach", *(k for k in saved.files if k[:2].isdigit())])
+    assert len(grids) == 1 + len(LENET_LAYERS)

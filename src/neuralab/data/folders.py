@@ -5,7 +5,10 @@ torchvision's ImageFolder read them:
       cat/  001.png  002.jpg ...
       dog/  a.jpeg ...
 
-Class names are the sub-folder names, sorted. Images are decoded safely (data.pictures),
+Class names are the sub-folder names, sorted. A class's pictures are every PNG, JPEG, GIF,
+BMP, TIFF or WebP file in its folder and in the folders below it, as Keras and torchvision
+read them; hidden files and folders are left out, and links to folders are not followed
+(they are reported like unreadable files). Images are decoded safely (data.pictures),
 converted to grayscale or RGB, resized, and split per class into train / validation / test
 with a seeded permutation (stratified: every split keeps the class proportions). Files that
 cannot be read are reported by path and count; ``on_error`` says whether the load refuses
@@ -24,11 +27,10 @@ import numpy as np
 
 from neuralab.data import COLORS, ON_ERROR, VAL_FRACTION
 from neuralab.data.images import ImageData, Split
-from neuralab.data.pictures import MAX_SIDE, read_image, resize
+from neuralab.data.pictures import FORMAT_NAMES, MAX_SIDE, picture_suffixes, read_image, resize
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import inside
 
-EXTENSIONS = (".png", ".jpg", ".jpeg")
 # Bytes of pixels a folder dataset may hold in memory (uint8): a few small files of large
 # pictures must be refused before they are decoded, not when the model's first layer is built
 MAX_BYTES = 4 * 2**30
@@ -44,8 +46,26 @@ class FolderData(ImageData):
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of every unreadable image
 
 
-def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    """Class names and (path, label) for every image file under ``root``/CLASS/, sorted."""
+def list_pictures(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The picture files in ``folder`` and all the folders below it, sorted, leaving out hidden
+    files and folders; and the links to folders met on the way, which are not followed (one
+    may loop, or lead out of the dataset)."""
+    def refuse(error: OSError):
+        raise NeuralabError(f"{error.filename}: cannot list the folder ({error.strerror})")
+
+    suffixes = picture_suffixes()
+    found, links = [], []
+    for top, folders, files in os.walk(folder, onerror=refuse):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        links += [Path(top, name) for name in folders if Path(top, name).is_symlink()]
+        found += [Path(top, name) for name in files
+                  if not name.startswith(".") and os.path.splitext(name)[1].lower() in suffixes]
+    return sorted(found), sorted(links)
+
+
+def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path]]:
+    """Class names, (path, label) for every picture under ``root``/CLASS/ (sorted), and the links
+    to folders in the class folders, which are not followed."""
     if not root.is_dir():
         raise NeuralabError(f"{root}: no such folder; give a folder with one sub-folder of images per class")
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -58,14 +78,15 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     if len(classes) < 2:
         raise NeuralabError(f"{root}: found {len(classes)} class folder(s); a classifier needs at least 2 "
                             "(root/CLASS_NAME/*.png|jpg)")
-    files = []
+    files, links = [], []
     for label, name in enumerate(classes):
-        found = sorted(p for p in (root / name).iterdir()
-                       if p.suffix.lower() in EXTENSIONS and not p.name.startswith("."))
-        if not found:
-            raise NeuralabError(f"{root / name}: no .png, .jpg or .jpeg images in class folder {name!r}")
+        found, linked = list_pictures(root / name)
+        if not found and not linked:
+            raise NeuralabError(f"{root / name}: no pictures ({FORMAT_NAMES}) in class folder {name!r} "
+                                "or the folders below it")
         files += [(p, label) for p in found]
-    return classes, files
+        links += linked
+    return classes, files, links
 
 
 def _stratified(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int):
@@ -98,8 +119,10 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
         raise ParameterError("color", color, f"choose one of {', '.join(COLORS)}")
     if on_error not in ON_ERROR:
         raise ParameterError("on_error", on_error, f"choose one of {', '.join(ON_ERROR)}")
-    if image_size is not None and (len(image_size) != 2 or min(image_size) < 1):
-        raise ParameterError("image_size", image_size, "expected (height, width), each at least 1")
+    if image_size is not None and not _is_size(image_size):
+        # checked before any picture is resized to it: 60000x60000 took 10 GB before it was refused
+        raise ParameterError("image_size", image_size, f"expected (height, width), whole numbers of pixels "
+                                                       f"from 1 to {MAX_SIDE}")
     for parameter, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= value < 1.0:
             raise ParameterError(parameter, value, "must be in [0, 1)")
@@ -107,10 +130,12 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
         raise NeuralabError(f"`val_fraction` {val_fraction} + `test_fraction` {test_fraction}: "
                             "must leave some images for training (sum below 1)")
     root = Path(root)
-    classes, files = list_images(root)
+    classes, files, links = list_images(root)
 
     mode = {"grayscale": "L", "rgb": "RGB", "auto": None}[color]
-    images, labels, skipped, held = [], [], [], 0
+    images, labels, held = [], [], 0
+    skipped = [(str(link), "a link to a folder, which is not followed; copy its pictures in instead")
+               for link in links]
     for path, label in files:
         try:
             inside(root, path.relative_to(root))
@@ -133,11 +158,12 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
         images.append(img)
         labels.append(label)
     if skipped:
+        total = len(files) + len(links)
         listed = "; ".join(f"{p} ({why})" for p, why in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
         if on_error == "refuse":
-            raise NeuralabError(f"{root}: {len(skipped)} of {len(files)} images cannot be read: {listed}; "
+            raise NeuralabError(f"{root}: {len(skipped)} of {total} images cannot be read: {listed}; "
                                 "fix or remove them, or pass `on_error` skip to leave them out")
-        warnings.warn(f"{root}: skipped {len(skipped)} of {len(files)} images that cannot be read: {listed}",
+        warnings.warn(f"{root}: skipped {len(skipped)} of {total} images that cannot be read: {listed}",
                       SkippedImagesWarning, stacklevel=2)
     y = np.asarray(labels, dtype=np.int64)
     empty = [classes[i] for i in range(len(classes)) if not (y == i).any()]
@@ -147,6 +173,13 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
     train, val, test = _stratified(y, val_fraction, test_fraction, seed)
     return FolderData(root.resolve().name, classes, Split(x[train], y[train]), Split(x[val], y[val]),
                       Split(x[test], y[test]), root=str(root), skipped=skipped)
+
+
+def _is_size(image_size) -> bool:
+    """Whether ``image_size`` is (height, width) in whole pixels that a classifier takes."""
+    return (isinstance(image_size, (tuple, list)) and len(image_size) == 2
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE
+                    for v in image_size))
 
 
 def _stack(images: list[np.ndarray], root: Path) -> np.ndarray:

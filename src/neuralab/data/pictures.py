@@ -20,6 +20,14 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 FORMAT_NAMES = "PNG, JPEG, GIF, BMP, TIFF or WebP"
 
 
+def picture_suffixes() -> frozenset[str]:
+    """The file name endings Pillow gives the formats in ``FORMATS`` (.png, .jpg, .jpeg, .gif,
+    .bmp, .tif, .webp, ...): how a folder's pictures are told from its other files."""
+    from PIL import Image
+
+    return frozenset(suffix for suffix, name in Image.registered_extensions().items() if name in FORMATS)
+
+
 def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """The image at ``path`` as uint8, (H, W) for mode "L" or (H, W, 3) for "RGB".
 

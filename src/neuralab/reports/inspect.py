@@ -12,6 +12,7 @@ A feature map here is anything with ``name`` ("features.1"), ``kind`` ("Conv2d")
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,7 @@ def write_inspection(out: str | Path, *, pixels: np.ndarray, layers: list, filte
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ParameterError("out", str(out), f"cannot create the folder ({e.strerror}); give a writable folder") from None
+    stale = _earlier_grids(out / "feature_maps.npz")
     files = [out / "input.png"]
     save_image(files[0], pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0))
     for i, fm in enumerate(layers, 1):
@@ -115,4 +117,17 @@ def write_inspection(out: str | Path, *, pixels: np.ndarray, layers: list, filte
     with atomic_write(files[-1], "wb") as f:
         np.savez_compressed(f, input=pixels, filters=filters, probabilities=probabilities,
                             **{file_stem(i, fm): fm.maps for i, fm in enumerate(layers, 1)})
+    for path in stale - set(files):  # another model's layers beside these would pass for this one's
+        path.unlink(missing_ok=True)
     return files
+
+
+def _earlier_grids(npz: Path) -> set[Path]:
+    """The layer grids an earlier inspection wrote beside ``npz``, its feature_maps.npz: the
+    stems are its keys, so no file of the user's is taken for one."""
+    try:
+        with np.load(npz, allow_pickle=False) as earlier:
+            stems = [k for k in earlier.files if k not in ("input", "filters", "probabilities")]
+    except (OSError, ValueError, zipfile.BadZipFile):  # none, or not ours: nothing to tidy
+        return set()
+    return {npz.parent / f"{stem}.png" for stem in stems if "/" not in stem and not stem.startswith(".")}

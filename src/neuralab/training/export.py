@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import atomic_write
 
 
@@ -18,7 +22,8 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
     """Write ``model.onnx`` (dynamic batch; input: normalised images) and return its path and
     the largest difference between onnxruntime's and PyTorch's logits on random inputs.
     ``out``: the file, or a folder (existing, or named with a trailing /) to write model.onnx in;
-    default the run's folder."""
+    default the run's folder. An existing file is replaced only if it is an .onnx file, and
+    only by a graph that passed the check."""
     from neuralab.training.classify import load_classifier
 
     try:
@@ -26,23 +31,98 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
     except ImportError:
         raise NeuralabError("ONNX export needs onnx and onnxruntime: pip install 'neuralab[export]'") from None
     run_dir = Path(run_dir)
-    clf = load_classifier(run_dir, trust_code)
     folder = out is None or str(out).endswith(("/", os.sep))  # Path() drops the trailing /
     out = Path(out) if out else run_dir
     if folder or out.is_dir():
         out = out / "model.onnx"
+    if out.exists() and out.suffix.lower() != ".onnx":  # `--out RUN/config.json` replaced the run's config
+        raise ParameterError("out", str(out), "is a file that is no ONNX model (.onnx); give a new file or a folder")
+    clf = load_classifier(run_dir, trust_code)
     example = torch.randn(4, *clf.preprocess.input_shape)
-    with warnings.catch_warnings(), atomic_write(out, "wb") as f:
-        warnings.simplefilter("ignore")
-        # The TorchScript-based exporter needs no extra packages and covers the whole zoo.
-        torch.onnx.export(clf.model, (example,), f, input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
-    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     with torch.inference_mode():
-        expected = clf.model(example).numpy()
+        expected = clf.model(example).numpy()  # before _exportable: the graph is checked against the run's model
+    model = _exportable(clf.model, example)
+    graph = io.BytesIO()
+    with warnings.catch_warnings(), _native_output_closed():
+        warnings.simplefilter("ignore")
+        try:
+            # The TorchScript-based exporter needs no extra packages and covers the whole zoo.
+            torch.onnx.export(model, (example,), graph, input_names=["images"], output_names=["logits"],
+                              dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+        except RuntimeError as e:  # torch.onnx's errors, an operator ONNX lacks: their first line says which
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise NeuralabError(f"{run_dir}: its model cannot be exported to ONNX ({why})") from None
+    session = onnxruntime.InferenceSession(graph.getvalue(), providers=["CPUExecutionProvider"])
     got = session.run(None, {"images": example.numpy()})[0]
     diff = float(np.abs(got - expected).max())
     if diff > atol:
-        out.unlink()
-        raise NeuralabError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {atol}); export refused")
+        raise NeuralabError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {atol}); export refused, "
+                            "nothing written")
+    with atomic_write(out, "wb") as f:  # only now: a refused or interrupted export keeps the file there was
+        f.write(graph.getvalue())
     return out, diff
+
+
+@contextlib.contextmanager
+def _native_output_closed():
+    """Standard output and error closed to C++ for the duration: torch's TorchScript exporter
+    prints the whole graph on standard output when an operator has no ONNX form (its log is on
+    whatever it was set to), before the error that names the operator in one line."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # replaced or closed: nothing to flush
+            stream.flush()
+    saved = {}
+    try:
+        with open(os.devnull, "wb") as null:
+            for fd in (1, 2):
+                with contextlib.suppress(OSError):  # a descriptor not open: nothing to close
+                    saved[fd] = os.dup(fd)
+                    os.dup2(null.fileno(), fd)
+        yield
+    finally:
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def _exportable(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """``model``, its adaptive average pools that ONNX cannot express (an output size that does
+    not divide the input's: AlexNet and VGG16 at 64x64) replaced by ``FixedAdaptiveAvgPool``
+    at the sizes ``example`` gives them. The run's input size is fixed, so they stay exact."""
+    sizes = {}
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.__setitem__(m, (i[0].shape[-2:], o.shape[-2:])))
+             for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
+    try:
+        with torch.inference_mode():
+            model.eval()(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if child in sizes:
+                (h, w), (oh, ow) = sizes[child]
+                if h % oh or w % ow:
+                    setattr(parent, name, FixedAdaptiveAvgPool((h, w), (oh, ow)))
+    return model
+
+
+class FixedAdaptiveAvgPool(nn.Module):
+    """``nn.AdaptiveAvgPool2d`` for one input size, as two matrix products, which ONNX has."""
+
+    def __init__(self, size_in: tuple[int, int], size_out: tuple[int, int]):
+        super().__init__()
+        self.register_buffer("rows", _averaging(size_in[0], size_out[0]))  # (oh, H)
+        self.register_buffer("cols", _averaging(size_in[1], size_out[1]))  # (ow, W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rows @ x @ self.cols.T  # (N, C, H, W) -> (N, C, oh, ow)
+
+
+def _averaging(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in): row i averages PyTorch's adaptive window [floor(i n_in / n_out), ceil((i + 1) n_in / n_out))."""
+    weights = torch.zeros(n_out, n_in)
+    for i in range(n_out):
+        start, end = i * n_in // n_out, -(-(i + 1) * n_in // n_out)
+        weights[i, start:end] = 1 / (end - start)
+    return weights
