@@ -206,3 +206,55 @@ def test_a_model_onnx_cannot_express_is_refused_in_one_line(tmp_path, capfd):
     assert out == "" and err.count("\n") == 1
     assert f"{run}: its model cannot be exported to ONNX" in err and "aten::fft_rfft" in err
     assert not (run / "model.onnx").exists() and not list(run.glob(".model.onnx*"))
+
+
+def test_evaluate_and_resume_refuse_a_folder_changed_since_training(tmp_path, capsys):
+    """A class folder added, renamed or taken away shifted the labels (an added one crashed with
+    an IndexError, the others scored the model against the wrong classes without a word), and
+    pictures added since shifted the seeded split, putting training pictures in the test set."""
+    import shutil
+
+    root = digits_folder(tmp_path / "digits", 300)
+    out = tmp_path / "run"
+    train_classifier(ClassifierConfig(model="mlp", data=str(root), train=TrainConfig(epochs=2, batch_size=64)),
+                     out=out, verbose=False)
+    assert main(["evaluate", str(out)]) == 0
+    capsys.readouterr()
+
+    def refused(*words):
+        assert main(["evaluate", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and all(w in err for w in words), err
+
+    shutil.copytree(root / "9", root / "ten")
+    refused("not the 10 the run was trained on", "added: ten")
+    shutil.rmtree(root / "ten")
+    (root / "3").rename(root / "three")
+    refused("added: three", "missing: 3")
+    (root / "three").rename(root / "3")
+    shade(40, (8, 8)).save(root / "3" / "extra.png")
+    refused("301 images now, 300 when the run was trained", "give the data as it was")
+
+    # an interrupted run goes on only on the data it began with
+    (out / "results.json").unlink()  # as if stopped before its end
+    assert main(["train", "--resume", str(out)]) == 2
+    assert "301 images now" in capsys.readouterr().err
+    (root / "3" / "extra.png").unlink()
+    assert main(["evaluate", str(out)]) == 0
+
+
+def test_one_picture_name_is_one_picture_and_many_are_classified_in_batches(tmp_path):
+    root = digits_folder(tmp_path / "digits", 200)
+    out = tmp_path / "run"
+    train_classifier(ClassifierConfig(model="mlp", data=str(root), train=TrainConfig(epochs=1)), out=out,
+                     verbose=False)
+    clf = load_classifier(out)
+    picture = next((root / "4").iterdir())
+    one = clf.load_images(str(picture))  # a str is one name, not a list of its letters
+    assert one.shape == (1, *clf.preprocess.input_shape)
+    assert np.array_equal(one, clf.load_images(picture)) and np.array_equal(one, clf.load_images([picture]))
+    many = np.repeat(one, 600, axis=0)  # more than a batch: the probabilities are those of each image alone
+    probs = clf.predict_proba(many)
+    assert probs.shape == (600, 10) and np.allclose(probs, probs[:1], atol=1e-6)
+    assert np.allclose(probs[0], clf.predict_proba(one)[0], atol=1e-6)
+    assert clf.predict_proba(many[:0]).shape == (0, 10)

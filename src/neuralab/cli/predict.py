@@ -5,10 +5,6 @@ from __future__ import annotations
 from neuralab.cli._args import positive_int
 from neuralab.cli.train import TRUST_HELP
 
-# Pictures read, normalised and classified at a time: a shell glob of 20,000 photos took 2 GB
-# at 32x32 in one batch, and 49 times that at 224x224
-BATCH = 256
-
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="classify picture files with a trained run")
@@ -33,13 +29,14 @@ def run_predict(args) -> int:
     import json
 
     from neuralab.training import load_classifier
+    from neuralab.training.classify import PREDICT_BATCH
 
     clf = load_classifier(args.run_dir, trust_code=args.trust_code)
     k = min(args.top_k, len(clf.classes))
     paths = pictures(args.images)
     results = []
-    for i in range(0, len(paths), BATCH):
-        results += clf.top_k(clf.predict_proba(clf.load_images(paths[i:i + BATCH], invert=args.invert)), k)
+    for i in range(0, len(paths), PREDICT_BATCH):  # read a batch at a time: 20,000 photos need not all be in memory
+        results += clf.top_k(clf.predict_proba(clf.load_images(paths[i:i + PREDICT_BATCH], invert=args.invert)), k)
     if args.json:
         print(json.dumps([{"image": str(path), "top": [{"class": c, "probability": p} for c, p in top]}
                           for path, top in zip(paths, results)], indent=2))

@@ -4,6 +4,7 @@ trainer, evaluate on the test set and leave a complete run directory behind."""
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -65,6 +66,9 @@ def pixels(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(x if shareable else np.array(x))
 
 
+PREDICT_BATCH = 256  # images normalised and classified at a time
+
+
 @dataclass
 class Classifier:
     """A trained model with what it needs to take raw images: classes and preprocessing."""
@@ -75,10 +79,13 @@ class Classifier:
 
     @torch.inference_mode()
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) uint8 -> (N, classes) probabilities (the softmax of the logits)."""
+        """(N, C, H, W) uint8 -> (N, classes) probabilities (the softmax of the logits), computed
+        PREDICT_BATCH images at a time: the normalised floats of 20,000 photos would not fit."""
         self._check(images)
         self.model.eval()
-        return torch.softmax(self.model(self.preprocess(images)), dim=1).numpy()
+        return np.concatenate([torch.softmax(self.model(self.preprocess(images[i:i + PREDICT_BATCH])), dim=1).numpy()
+                               for i in range(0, len(images), PREDICT_BATCH)] or
+                              [np.empty((0, len(self.classes)), np.float32)])
 
     def _check(self, images) -> None:
         """Pictures as the model was trained on: pixels 0-255 would be read wrong as floats in
@@ -102,6 +109,8 @@ class Classifier:
         """
         from neuralab.data.pictures import read_image, resize
 
+        if isinstance(paths, (str, os.PathLike)):  # one picture, not its name's letters
+            paths = [paths]
         c, h, w = self.preprocess.input_shape
         out = np.empty((len(paths), c, h, w), dtype=np.uint8)
         for i, path in enumerate(paths):
@@ -320,6 +329,7 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     config = stored_config(run)
     data = load_image_data(config.data, config.data_dir, **config.data_options)
     meta = checked_meta(run)
+    check_same_data(run, data, meta["classes"])
     pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
     seed_everything(config.train.seed)
     if model is not None:
@@ -635,8 +645,30 @@ def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_cod
     if tuple(data.input_shape) != tuple(clf.preprocess.input_shape):
         raise NeuralabError(f"{data.name}: images of {'x'.join(map(str, data.input_shape))} (channels x height x "
                             f"width), the run's model takes {'x'.join(map(str, clf.preprocess.input_shape))}")
-    probs = np.concatenate([clf.predict_proba(data.test.x[i:i + 2048]) for i in range(0, len(data.test), 2048)])
-    return clf, data, probs
+    check_same_data(Run(run_dir), data, clf.classes)
+    return clf, data, clf.predict_proba(data.test.x)
+
+
+def check_same_data(run: Run, data, classes) -> None:
+    """Refuse data that is no longer what the run was trained on: other classes (label k would
+    be scored as another class's), or a folder with pictures added or taken away since (its
+    seeded split would differ, and put training pictures in the test set)."""
+    if list(data.classes) != list(classes):
+        added = [c for c in data.classes if c not in classes]
+        missing = [c for c in classes if c not in data.classes]
+        what = "; ".join(f"{k}: {', '.join(map(str, v[:5]))}{' ...' if len(v) > 5 else ''}"
+                         for k, v in (("added", added), ("missing", missing)) if v) or "in another order"
+        raise NeuralabError(f"{data.name}: its classes are not the {len(classes)} the run was trained on ({what}); "
+                            "give the data the run was trained on")
+    record = run.record.get("data") if not run.by_keras_fit else None
+    if not isinstance(record, dict):
+        return
+    then = {split: record.get(split) for split in ("train", "val", "test")}
+    now = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
+    if all(isinstance(n, int) for n in then.values()) and then != now:
+        raise NeuralabError(f"{data.name}: {sum(now.values())} images now, {sum(then.values())} when the run was "
+                            f"trained ({', '.join(f'{k} {then[k]} -> {now[k]}' for k in now if then[k] != now[k])}); "
+                            "the split would put other images in the test set: give the data as it was")
 
 
 def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False, model=None) -> Path:
