@@ -157,6 +157,10 @@ def test_a_notebook_module_given_again_resumes_bit_for_bit_and_loads(digits, tmp
     assert all(torch.equal(v, weights[k]) for k, v in mine.state_dict().items())  # loaded in place, as Keras's
     (cut / "report.html").unlink()
     assert write_report(cut, model=Cell(hidden=32)) == cut / "report.html" and (cut / "report.html").exists()
+    from neuralab.training.export import export_onnx
+
+    onnx, diff = export_onnx(cut, model=Cell(hidden=32))
+    assert onnx == cut / "model.onnx" and onnx.stat().st_size > 0 and diff < 1e-4
 
 
 @pytest.mark.parametrize("checkpoint", ["last", "best"])

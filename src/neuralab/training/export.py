@@ -18,12 +18,13 @@ from neuralab.files import atomic_write
 
 
 def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float = 1e-4,
-                trust_code: bool = False) -> tuple[Path, float]:
+                trust_code: bool = False, model=None) -> tuple[Path, float]:
     """Write ``model.onnx`` (dynamic batch; input: normalised images) and return its path and
     the largest difference between onnxruntime's and PyTorch's logits on random inputs.
     ``out``: the file, or a folder (existing, or named with a trailing /) to write model.onnx in;
     default the run's folder. An existing file is replaced only if it is an .onnx file, and
-    only by a graph that passed the check."""
+    only by a graph that passed the check. ``model``: for a run whose PyTorch module it cannot
+    rebuild, that module given again (as load_classifier's)."""
     from neuralab.training.classify import load_classifier
 
     try:
@@ -37,7 +38,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
         out = out / "model.onnx"
     if out.exists() and out.suffix.lower() != ".onnx":  # `--out RUN/config.json` replaced the run's config
         raise ParameterError("out", str(out), "is a file that is no ONNX model (.onnx); give a new file or a folder")
-    clf = load_classifier(run_dir, trust_code)
+    clf = load_classifier(run_dir, trust_code, model)
     example = torch.randn(4, *clf.preprocess.input_shape)
     with torch.inference_mode():
         expected = clf.model(example).numpy()  # before _exportable: the graph is checked against the run's model
