@@ -224,7 +224,7 @@ def test_dense_on_vectors_sequences_and_maps_matches_keras(tmp_path, shape):
 
 
 ACTIVATIONS = ["linear", "relu", "tanh", "sigmoid", "softmax", "log_softmax", "elu", "selu", "softplus", "softsign",
-               "swish", "silu", "gelu", "relu6"]
+               "swish", "silu", "gelu", "relu6", "leaky_relu", "mish", "hard_silu", "hard_swish"]
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -232,6 +232,12 @@ def test_activations_match_keras(tmp_path, activation):
     model = sequential((4, 4, 3), L.Conv2D(3, 2, activation=activation), L.Flatten(),
                        L.Dense(4, activation=activation), L.Activation(activation))
     assert_parity(model, 3 * images(2, 4, 4, 3), tmp_path, routes=("live",))
+
+
+def test_exponential_activation_matches_keras(tmp_path):
+    """Once only: three exponentials stacked overflow float32 on these inputs."""
+    model = sequential((4, 4, 3), L.Conv2D(3, 2), L.Flatten(), L.Dense(4, activation="exponential"))
+    assert_parity(model, 0.2 * images(2, 4, 4, 3), tmp_path, routes=("live",))  # outputs near 1: float32's 1e-5
 
 
 @pytest.mark.parametrize("layer", [L.ReLU(), L.ReLU(max_value=0.5), L.LeakyReLU(), L.LeakyReLU(negative_slope=0.1),

@@ -150,8 +150,8 @@ def test_lambda_is_refused_and_never_run(tmp_path):
       "config": {"name": "mine"}}, "layer 'mine' (MyPackage>MyLayer): a custom layer from 'my_package.layers'"),
     ({"module": "evil", "class_name": "Dense", "registered_name": None, "config": {"name": "fake", "units": 2}},
      "layer 'fake' (Dense): a custom layer from 'evil'"),
-    ({"module": "keras.layers", "class_name": "Conv1D", "registered_name": None, "config": {"name": "c"}},
-     "layer 'c' (Conv1D): it is not a layer neuralab converts; supported layers:"),
+    ({"module": "keras.layers", "class_name": "Conv3D", "registered_name": None, "config": {"name": "c"}},
+     "layer 'c' (Conv3D): it is not a layer neuralab converts; supported layers:"),
     ({**DENSE, "config": {**DENSE["config"], "activation": {"module": "builtins", "class_name": "function",
                                                              "config": "my_act", "registered_name": "function"}}},
      "activation is a custom function, which neuralab never runs"),
@@ -170,11 +170,11 @@ def test_subclassed_model_is_refused(tmp_path, module):
 
 
 def test_unsupported_options_are_named(tmp_path):
-    lstm = {"class_name": "LSTM", "config": {"name": "lstm", "units": 3, "recurrent_dropout": 0.2}}
+    lstm = {"class_name": "LSTM", "config": {"name": "lstm", "units": 3, "go_backwards": True}}
     config = sequential(lstm)
     config["config"]["layers"][0] = {"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [None, 5, 4]}}
     message = refused(write_keras(tmp_path / "m.keras", config))
-    assert "layer 'lstm' (LSTM): recurrent_dropout=0.2 is not supported" in message
+    assert "layer 'lstm' (LSTM): go_backwards=True is not supported" in message
 
 
 def functional(layers: list[dict], inputs, outputs) -> dict:

@@ -393,9 +393,9 @@ BAD_FILES = {
     "syntax": ("import torch\n\nclass Net(torch.nn.Module)\n    pass\n", "", "syntax.py:3: syntax error"),
     "empty": ("import torch\nWIDTH = 3\n", "", "defines no model"),
     "missing": (TORCH_NET, ":Nett", "no 'Nett' in the file (it defines: Net)"),
-    "unsupported": ("import keras\nmodel = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Reshape((28, 28)),"
-                    " keras.layers.Conv1D(4, 3), keras.layers.Flatten(), keras.layers.Dense(10)])\n", "",
-                    "layer 'conv1d' (Conv1D): it is not a layer neuralab converts; supported layers: "),
+    "unsupported": ("import keras\nmodel = keras.Sequential([keras.Input((28, 28, 1)),"
+                    " keras.layers.Conv2DTranspose(4, 3), keras.layers.Flatten(), keras.layers.Dense(10)])\n", "",
+                    "(Conv2DTranspose): it is not a layer neuralab converts; supported layers: "),
     "lambda": ("import keras\nmodel = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Lambda(lambda x: x),"
                " keras.layers.Flatten(), keras.layers.Dense(10)])\n", "", "Lambda"),
     "keras_size": ("import keras\nmodel = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(),"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections import OrderedDict
 
 import numpy as np
@@ -27,12 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuralab.keras.layers import ALIASES
+from neuralab.keras.augment import augmentation, noise
+from neuralab.keras.layers import ALIASES, AUGMENTATION
 from neuralab.keras.spec import check
 from neuralab.models.fast import AvgPool2d, Conv2d, Tanh
 from neuralab.models.layers import Conv2dSame, MaxPool2dSame, same_padding
 
-_ELEMENTWISE = ("Dropout", "Activation", "ReLU", "LeakyReLU", "Softmax")  # commute with a permutation of features
+# Layers that commute with a permutation of features
+_ELEMENTWISE = ("Dropout", "Activation", "ReLU", "LeakyReLU", "Softmax", "GaussianNoise", "GaussianDropout")
 
 
 # --- modules for what PyTorch has no layer for -------------------------------------------------
@@ -86,6 +89,18 @@ class Reshape(nn.Module):
         return x.permute(0, 3, 1, 2) if x.dim() == 4 else x
 
 
+class OnSequences(nn.Module):
+    """A 2-D layer run on sequences (N, T, F) as maps of height 1, (N, F, 1, T): Conv1D and the
+    1-D poolings are the 2-D layers with (1, K) windows, TensorFlow's "same" rule included."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        return self.layer(x.transpose(1, 2).unsqueeze(2)).squeeze(2).transpose(1, 2)
+
+
 class GlobalPool(nn.Module):
     """Global average or max over the spatial (N, C, H, W) or time (N, T, F) axes."""
 
@@ -134,17 +149,48 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
 class Recurrent(nn.Module):
     """Keras's SimpleRNN, LSTM or GRU on (N, T, F): the whole sequence (N, T, U) with
     return_sequences, else the last step (N, U). Keras's ``dropout`` drops the same input
-    features at every step of a sequence."""
+    features at every step of a sequence, its ``recurrent_dropout`` the same units of the state
+    entering the recurrent kernel (which PyTorch's layers lack: training then runs step by step)."""
 
-    def __init__(self, rnn: nn.Module, return_sequences: bool, dropout: float):
+    def __init__(self, rnn: nn.Module, return_sequences: bool, dropout: float, recurrent_dropout: float = 0.0):
         super().__init__()
         self.rnn, self.return_sequences, self.dropout = rnn, return_sequences, dropout
+        self.recurrent_dropout = recurrent_dropout
 
     def forward(self, x):
         if self.training and self.dropout:
             x = x * F.dropout(x.new_ones(x.shape[0], 1, x.shape[2]), self.dropout)
-        y = self.rnn(x)[0]
+        if self.training and self.recurrent_dropout:
+            units = self.rnn.units if isinstance(self.rnn, GRUResetBefore) else self.rnn.hidden_size
+            y = masked_steps(self.rnn, x, F.dropout(x.new_ones(x.shape[0], units), self.recurrent_dropout))
+        else:
+            y = self.rnn(x)[0]
         return y if self.return_sequences else y[:, -1]
+
+
+def masked_steps(rnn: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The outputs (N, T, U) of ``rnn`` run step by step, the state multiplied by ``mask``
+    (N, U) where it enters the recurrent kernel, as Keras's recurrent dropout does (a GRU's
+    update keeps the state unmasked, an LSTM's cell state is untouched)."""
+    if isinstance(rnn, GRUResetBefore):
+        return rnn(x, mask)[0]
+    w_ih, w_hh = rnn.weight_ih_l0, rnn.weight_hh_l0
+    b_ih, b_hh = (rnn.bias_ih_l0, rnn.bias_hh_l0) if rnn.bias else (None, None)
+    h = c = x.new_zeros(x.shape[0], rnn.hidden_size)
+    out = []
+    for t in range(x.shape[1]):
+        if isinstance(rnn, nn.LSTM):
+            h, c = torch.lstm_cell(x[:, t], (h * mask, c), w_ih, w_hh, b_ih, b_hh)
+        elif isinstance(rnn, nn.GRU):  # PyTorch's gate order r, z, n
+            ir, iz, i_n = F.linear(x[:, t], w_ih, b_ih).chunk(3, 1)
+            hr, hz, h_n = F.linear(h * mask, w_hh, b_hh).chunk(3, 1)
+            r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+            h = (1 - z) * torch.tanh(i_n + r * h_n) + z * h
+        else:
+            h = F.linear(x[:, t], w_ih, b_ih) + F.linear(h * mask, w_hh, b_hh)
+            h = torch.tanh(h) if rnn.nonlinearity == "tanh" else torch.relu(h)
+        out.append(h)
+    return torch.stack(out, 1)
 
 
 class GRUResetBefore(nn.Module):
@@ -161,15 +207,17 @@ class GRUResetBefore(nn.Module):
         nn.init.xavier_uniform_(self.weight_ih)
         nn.init.orthogonal_(self.weight_hh)
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
+        """``mask``: Keras's recurrent dropout (see masked_steps), or None."""
         u = self.units
         xs = F.linear(x, self.weight_ih, self.bias)  # (N, T, 3U): the input's part of every gate
         h = x.new_zeros(x.shape[0], u)
         out = []
         for t in range(x.shape[1]):
-            zr = torch.sigmoid(xs[:, t, :2 * u] + h @ self.weight_hh[:2 * u].T)
+            hm = h if mask is None else h * mask
+            zr = torch.sigmoid(xs[:, t, :2 * u] + hm @ self.weight_hh[:2 * u].T)
             z, r = zr[:, :u], zr[:, u:]
-            h = z * h + (1 - z) * torch.tanh(xs[:, t, 2 * u:] + (r * h) @ self.weight_hh[2 * u:].T)
+            h = z * h + (1 - z) * torch.tanh(xs[:, t, 2 * u:] + (r * hm) @ self.weight_hh[2 * u:].T)
             out.append(h)
         return torch.stack(out, 1), h
 
@@ -218,9 +266,17 @@ def _set(param: torch.Tensor, value: np.ndarray | torch.Tensor) -> None:
         param.copy_(value if isinstance(value, torch.Tensor) else _t(value))
 
 
+class Exp(nn.Module):
+    """Keras's "exponential" activation."""
+
+    def forward(self, x):
+        return torch.exp(x)
+
+
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": Tanh, "sigmoid": nn.Sigmoid, "elu": nn.ELU, "selu": nn.SELU,
                 "softplus": nn.Softplus, "softsign": nn.Softsign, "swish": nn.SiLU, "silu": nn.SiLU, "gelu": nn.GELU,
-                "relu6": nn.ReLU6}
+                "relu6": nn.ReLU6, "leaky_relu": lambda: nn.LeakyReLU(0.2),  # Keras 3's default slope
+                "mish": nn.Mish, "hard_silu": nn.Hardswish, "hard_swish": nn.Hardswish, "exponential": Exp}
 
 
 def _activation(name: str, rank: int) -> nn.Module:
@@ -247,9 +303,54 @@ def _conv2d(e, w, _):
     return m
 
 
+def _conv1d(e, w, _):
+    a = e["args"]
+    c, (k,), (d,) = e["input_shapes"][0][-1], a["kernel_size"], a["dilation_rate"]
+    cls = Conv2dSame if a["padding"] == "same" else Conv2d
+    conv = cls(c, a["filters"], (1, k), stride=(1, a["strides"][0]), dilation=(1, d), groups=a["groups"],
+               bias=a["use_bias"])
+    if w:
+        _set(conv.weight, w["kernel"].transpose(2, 1, 0)[:, :, None, :])  # (k, in, out) -> (out, in, 1, k)
+        if a["use_bias"]:
+            _set(conv.bias, w["bias"])
+    if a["padding"] == "causal":  # step t sees steps up to t: all the padding before
+        conv = nn.Sequential(OrderedDict(pad=nn.ZeroPad2d((d * (k - 1), 0, 0, 0)), conv=conv))
+    return OnSequences(conv)
+
+
+def _depthwise(e, w, kernel: str) -> nn.Module:
+    """Keras's depthwise kernel (kh, kw, C, M) as a convolution with one group per channel,
+    whose output channel c * M + m is channel c's m-th kernel, as Keras orders them."""
+    a = e["args"]
+    kh, kw, c, m = e["weights"][0][1]
+    cls = Conv2dSame if a["padding"] == "same" else Conv2d
+    bias = a["use_bias"] and e["class"] == "DepthwiseConv2D"  # a separable one's bias comes after the pointwise
+    conv = cls(c, c * m, (kh, kw), stride=tuple(a["strides"]), dilation=tuple(a["dilation_rate"]), groups=c, bias=bias)
+    conv.keras_fans = (kh * kw * c, kh * kw * m)  # Glorot's fans as Keras counts them (see keras_init)
+    if w:
+        _set(conv.weight, w[kernel].transpose(2, 3, 0, 1).reshape(c * m, 1, kh, kw))
+        if bias:
+            _set(conv.bias, w["bias"])
+    return conv
+
+
+def _separable_conv2d(e, w, _):
+    a = e["args"]
+    depthwise = _depthwise(e, w, "depthwise_kernel")
+    pointwise = Conv2d(depthwise.out_channels, a["filters"], 1, bias=a["use_bias"])
+    if w:
+        _set(pointwise.weight, w["pointwise_kernel"].transpose(3, 2, 0, 1))
+        if a["use_bias"]:
+            _set(pointwise.bias, w["bias"])
+    return nn.Sequential(OrderedDict(depthwise=depthwise, pointwise=pointwise))
+
+
 def _pool(e, w, _):
     a = e["args"]
     k, s = tuple(a["pool_size"]), tuple(a["strides"])
+    if len(k) == 1:  # MaxPooling1D, AveragePooling1D
+        return OnSequences(_pool({"class": e["class"].replace("1D", "2D"), "args": {
+            **a, "pool_size": (1, *k), "strides": (1, *s)}}, w, _))
     if e["class"] == "MaxPooling2D":
         return MaxPool2dSame(k, s) if a["padding"] == "same" else nn.MaxPool2d(k, s)
     return AvgPool2dSame(k, s) if a["padding"] == "same" else AvgPool2d(k, s)
@@ -300,7 +401,7 @@ def _recurrent(e, w, _):
             _set(rnn.weight_hh, w["recurrent_kernel"].T)
             if bias:
                 _set(rnn.bias, w["bias"])
-        return Recurrent(rnn, a["return_sequences"], a["dropout"])
+        return Recurrent(rnn, a["return_sequences"], a["dropout"], a.get("recurrent_dropout", 0.0))
     if cls == "SimpleRNN":
         rnn = nn.RNN(f, units, nonlinearity=a["activation"], bias=bias, batch_first=True)
     else:
@@ -317,7 +418,34 @@ def _recurrent(e, w, _):
             _set(rnn.bias_hh_l0, order(w["bias"][1]))
         elif bias:
             _set(rnn.bias_ih_l0, w["bias"])
-    return Recurrent(rnn, a["return_sequences"], a["dropout"])
+    return Recurrent(rnn, a["return_sequences"], a["dropout"], a.get("recurrent_dropout", 0.0))
+
+
+class Bidirectional(nn.Module):
+    """Keras's Bidirectional: the forward layer on the sequence and the backward one on it
+    reversed (its outputs put back in time order), merged."""
+
+    def __init__(self, forward_layer: Recurrent, backward_layer: Recurrent, merge_mode: str):
+        super().__init__()
+        self.forward_layer, self.backward_layer, self.merge_mode = forward_layer, backward_layer, merge_mode
+
+    def forward(self, x):
+        y, back = self.forward_layer(x), self.backward_layer(x.flip(1))
+        if self.backward_layer.return_sequences:
+            back = back.flip(1)
+        if self.merge_mode == "concat":
+            return torch.cat([y, back], -1)
+        if self.merge_mode == "mul":
+            return y * back
+        return y + back if self.merge_mode == "sum" else (y + back) / 2
+
+
+def _bidirectional(e, w, _):
+    inner = e["args"]["layer"]
+    one = {"class": inner["class_name"], "args": inner["config"], "input_shapes": e["input_shapes"]}
+    halves = [_recurrent(one, {n[len(d) + 1:]: v for n, v in w.items() if n.startswith(d + "_")} if w else None, _)
+              for d in ("forward", "backward")]
+    return Bidirectional(*halves, e["args"]["merge_mode"])
 
 
 def _rank(e) -> int:
@@ -348,16 +476,21 @@ def _concatenate(e, w, hwc):
 # Keras class -> (spec entry, its weights or None, the (H, W, C) its Dense rows were flattened from) -> module
 _MODULES = {
     "Conv2D": _conv2d, "MaxPooling2D": _pool, "AveragePooling2D": _pool, "Dense": _dense,
+    "Conv1D": _conv1d, "MaxPooling1D": _pool, "AveragePooling1D": _pool,
+    "DepthwiseConv2D": lambda e, w, hwc: _depthwise(e, w, "kernel"), "SeparableConv2D": _separable_conv2d,
     "BatchNormalization": _batch_norm, "SimpleRNN": _recurrent, "LSTM": _recurrent, "GRU": _recurrent,
     "GlobalAveragePooling2D": _global_pool, "GlobalMaxPooling2D": _global_pool,
     "GlobalAveragePooling1D": _global_pool, "GlobalMaxPooling1D": _global_pool,
-    "ZeroPadding2D": _zero_padding, "ReLU": _relu, "Concatenate": _concatenate,
+    "ZeroPadding2D": _zero_padding, "ReLU": _relu, "Concatenate": _concatenate, "Bidirectional": _bidirectional,
     "Rescaling": lambda e, w, hwc: Rescale(e["args"]["scale"], e["args"]["offset"], _rank(e) == 3),
     "Reshape": lambda e, w, hwc: Reshape(e["args"]["target_shape"]),
     "Dropout": lambda e, w, hwc: nn.Dropout(e["args"]["rate"]),
     "LeakyReLU": lambda e, w, hwc: nn.LeakyReLU(e["args"]["negative_slope"]),
     "Softmax": lambda e, w, hwc: _activation("softmax", _rank(e)),
     **{m: lambda e, w, hwc: Merge(e["class"]) for m in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
+    **{m: lambda e, w, hwc: augmentation(e) for m in AUGMENTATION},
+    **{m: lambda e, w, hwc: noise(e) for m in ("GaussianNoise", "GaussianDropout", "SpatialDropout1D",
+                                               "SpatialDropout2D")},
 }
 
 
@@ -438,7 +571,11 @@ def keras_init(module: nn.Module) -> nn.Module:
     with torch.no_grad():
         for m in module.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(m.weight)
+                if hasattr(m, "keras_fans"):  # a depthwise kernel, whose fans Keras counts otherwise
+                    bound = math.sqrt(6 / sum(m.keras_fans))
+                    nn.init.uniform_(m.weight, -bound, bound)
+                else:
+                    nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, (nn.RNN, nn.LSTM, nn.GRU)):

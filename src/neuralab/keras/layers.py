@@ -17,7 +17,8 @@ Shape = tuple  # without the batch: (F,), (T, F) or (H, W, C); a None is a size 
 
 # Keras activation name -> what it is; every one has a parity test against Keras.
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "log_softmax", "elu", "selu", "softplus",
-               "softsign", "swish", "silu", "gelu", "relu6")
+               "softsign", "swish", "silu", "gelu", "relu6", "leaky_relu", "mish", "hard_silu", "hard_swish",
+               "exponential")
 REFUSED = {
     "Lambda": "it holds Python code, and neuralab never runs code from a model file",
     "TFOpLambda": "it holds a TensorFlow call, and neuralab never runs code from a model file",
@@ -179,22 +180,71 @@ def _rescaling(a: Args, shapes):
     return shape, []
 
 
-@layer("Conv2D", "Convolution2D")
-def _conv2d(a: Args, shapes):
-    h, w, c = _one(a, shapes, (3,))
+def _conv(a: Args, sizes: tuple, c, paddings=("valid", "same")):
+    """The fields Conv1D and Conv2D share; returns the output sizes along ``sizes`` (time, or
+    height and width) and the kernel's shape, as Keras's (*kernel_size, in / groups, filters)."""
+    n = len(sizes)
     a.channels_last()
-    filters, k = a.int("filters"), a.ints("kernel_size", 2)
-    s, d = a.ints("strides", 2, 1), a.ints("dilation_rate", 2, 1)
+    filters, k = a.int("filters"), a.ints("kernel_size", n)
+    s, d = a.ints("strides", n, 1), a.ints("dilation_rate", n, 1)
     if max(s) > 1 and max(d) > 1:
         raise a.fail("strides and dilation_rate both above 1 are not supported (Keras refuses them too)")
-    same = a.choice("padding", ("valid", "same"), "valid") == "same"
+    padded = a.choice("padding", paddings, "valid") != "valid"  # "causal" gives as many steps as "same"
     groups = a.int("groups", 1)
     if c is None or c % groups or filters % groups:
         raise a.fail(f"groups={groups} must divide the input's {c} channels and the {filters} filters")
     a.activation()
+    out = tuple(_window(a, size, k[i], s[i], padded, d[i]) for i, size in enumerate(sizes))
+    return out, [*k, c // groups, filters]
+
+
+@layer("Conv2D", "Convolution2D")
+def _conv2d(a: Args, shapes):
+    h, w, c = _one(a, shapes, (3,))
+    out, kernel = _conv(a, (h, w), c)
     bias = a.flag("use_bias", True)
-    out = (_window(a, h, k[0], s[0], same, d[0]), _window(a, w, k[1], s[1], same, d[1]), filters)
-    return out, [("kernel", [*k, c // groups, filters])] + ([("bias", [filters])] if bias else [])
+    return (*out, kernel[-1]), [("kernel", kernel)] + ([("bias", kernel[-1:])] if bias else [])
+
+
+@layer("Conv1D", "Convolution1D")
+def _conv1d(a: Args, shapes):
+    t, c = _one(a, shapes, (2,))
+    out, kernel = _conv(a, (t,), c, ("valid", "same", "causal"))
+    bias = a.flag("use_bias", True)
+    return (*out, kernel[-1]), [("kernel", kernel)] + ([("bias", kernel[-1:])] if bias else [])
+
+
+def _depthwise(a: Args, h, w, c) -> tuple[tuple, list[int]]:
+    """The depthwise half of DepthwiseConv2D and SeparableConv2D: each channel convolved on its
+    own by depth_multiplier kernels; returns the output sizes and the kernel's shape (kh, kw, C, M)."""
+    a.channels_last()
+    k, s, d = a.ints("kernel_size", 2), a.ints("strides", 2, 1), a.ints("dilation_rate", 2, 1)
+    if max(s) > 1 and max(d) > 1:
+        raise a.fail("strides and dilation_rate both above 1 are not supported (Keras refuses them too)")
+    same = a.choice("padding", ("valid", "same"), "valid") == "same"
+    m = a.int("depth_multiplier", 1)
+    c = _known(a, (c,), "number of channels")[0]
+    a.activation()
+    return (_window(a, h, k[0], s[0], same, d[0]), _window(a, w, k[1], s[1], same, d[1])), [*k, c, m]
+
+
+@layer("DepthwiseConv2D")
+def _depthwise_conv2d(a: Args, shapes):
+    h, w, c = _one(a, shapes, (3,))
+    out, kernel = _depthwise(a, h, w, c)
+    bias = a.flag("use_bias", True)
+    channels = kernel[2] * kernel[3]
+    return (*out, channels), [("kernel", kernel)] + ([("bias", [channels])] if bias else [])
+
+
+@layer("SeparableConv2D", "SeparableConvolution2D")
+def _separable_conv2d(a: Args, shapes):
+    h, w, c = _one(a, shapes, (3,))
+    out, kernel = _depthwise(a, h, w, c)
+    filters, bias = a.int("filters"), a.flag("use_bias", True)
+    pointwise = [1, 1, kernel[2] * kernel[3], filters]
+    return (*out, filters), ([("depthwise_kernel", kernel), ("pointwise_kernel", pointwise)]
+                             + ([("bias", [filters])] if bias else []))
 
 
 def _pool(a: Args, shapes):
@@ -206,6 +256,17 @@ def _pool(a: Args, shapes):
     return (_window(a, h, k[0], s[0], same), _window(a, w, k[1], s[1], same), c), []
 
 
+def _pool1d(a: Args, shapes):
+    t, c = _one(a, shapes, (2,))
+    a.channels_last()
+    (k,) = a.ints("pool_size", 1, 2)
+    (s,) = a.ints("strides", 1, k) if a.value("strides") is not None else a.keep("strides", [k])
+    same = a.choice("padding", ("valid", "same"), "valid") == "same"
+    return (_window(a, t, k, s, same), c), []
+
+
+layer("MaxPooling1D", "MaxPool1D")(_pool1d)
+layer("AveragePooling1D", "AvgPool1D")(_pool1d)
 layer("MaxPooling2D", "MaxPool2D")(_pool)
 layer("AveragePooling2D", "AvgPool2D")(_pool)
 
@@ -262,6 +323,31 @@ def _dense(a: Args, shapes):
 def _dropout(a: Args, shapes):
     a.number("rate", None, 0.0, 1.0)
     a.unset("noise_shape", why="use Dropout without noise_shape")
+    return _one(a, shapes), []
+
+
+@layer("SpatialDropout1D")
+def _spatial_dropout1d(a: Args, shapes):
+    a.number("rate", None, 0.0, 1.0)  # whole features, at every step
+    return _one(a, shapes, (2,)), []
+
+
+@layer("SpatialDropout2D")
+def _spatial_dropout2d(a: Args, shapes):
+    a.number("rate", None, 0.0, 1.0)  # whole channels
+    a.channels_last()
+    return _one(a, shapes, (3,)), []
+
+
+@layer("GaussianNoise")
+def _gaussian_noise(a: Args, shapes):
+    a.number("stddev", None, 0.0)
+    return _one(a, shapes), []
+
+
+@layer("GaussianDropout")
+def _gaussian_dropout(a: Args, shapes):
+    a.number("rate", None, 0.0, 0.999)
     return _one(a, shapes), []
 
 
@@ -342,10 +428,11 @@ def _recurrent(gates: int):
         bias = a.flag("use_bias", True)
         seq = a.flag("return_sequences", False)
         for key, why in (("return_state", "neuralab converts models with one output"),
-                         ("go_backwards", ""), ("stateful", ""), ("time_major", ""),
-                         ("recurrent_dropout", "PyTorch's recurrent layers have none; set it to 0")):
+                         ("go_backwards", ""), ("stateful", ""), ("time_major", "")):
             a.unset(key, why=why)
         a.number("dropout", 0.0, 0.0, 1.0)
+        if a.value("recurrent_dropout"):  # kept only when set, as specs stored before it was read hold none
+            a.number("recurrent_dropout", 0.0, 0.0, 1.0)
         reset_after = gates == 3 and a.flag("reset_after", True)
         f = _known(a, (f,), "number of features")[0]
         weights = [("kernel", [f, gates * units]), ("recurrent_kernel", [units, gates * units])]
@@ -358,6 +445,113 @@ def _recurrent(gates: int):
 layer("SimpleRNN")(_recurrent(1))
 layer("LSTM")(_recurrent(4))
 layer("GRU")(_recurrent(3))
+
+
+# --- data augmentation: nothing at inference (Keras's predict), random transforms in training ------
+
+AUGMENTATION = ("RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness")
+
+
+def _factor(a: Args, key: str, low: float, high: float, number=lambda f: [-abs(f), abs(f)]) -> list[float]:
+    """Keras's factor: one number (a range around 0, by default) or (lower, upper)."""
+    v = a.value(key)
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high:
+        return a.keep(key, [float(f) for f in number(v)])
+    if (isinstance(v, (list, tuple)) and len(v) == 2
+            and all(isinstance(f, (int, float)) and not isinstance(f, bool) and low <= f <= high for f in v)):
+        return a.keep(key, sorted(float(f) for f in v))
+    raise a.fail(f"{key}={v!r}: expected a number or (lower, upper), from {low} to {high}")
+
+
+def _image(a: Args, shapes) -> Shape:
+    shape = _one(a, shapes, (3,))
+    a.channels_last()
+    return shape
+
+
+def _resampled(a: Args) -> None:
+    """The fields of the layers that move pixels (rotation, zoom, translation)."""
+    a.choice("fill_mode", ("reflect", "nearest", "constant"), "reflect")
+    a.choice("interpolation", ("bilinear", "nearest"), "bilinear")
+    a.number("fill_value", 0.0)
+
+
+@layer("RandomFlip")
+def _random_flip(a: Args, shapes):
+    a.choice("mode", ("horizontal", "vertical", "horizontal_and_vertical"), "horizontal_and_vertical")
+    return _image(a, shapes), []
+
+
+@layer("RandomRotation")
+def _random_rotation(a: Args, shapes):
+    _factor(a, "factor", -1.0, 1.0)  # fractions of a full turn
+    _resampled(a)
+    return _image(a, shapes), []
+
+
+@layer("RandomZoom")
+def _random_zoom(a: Args, shapes):
+    _factor(a, "height_factor", -1.0, 1.0)  # above 0 zooms out
+    if a.value("width_factor") is not None:  # None: the height's zoom, the aspect kept
+        _factor(a, "width_factor", -1.0, 1.0)
+    _resampled(a)
+    return _image(a, shapes), []
+
+
+@layer("RandomTranslation")
+def _random_translation(a: Args, shapes):
+    _factor(a, "height_factor", -1.0, 1.0)  # fractions of the height and width
+    _factor(a, "width_factor", -1.0, 1.0)
+    _resampled(a)
+    return _image(a, shapes), []
+
+
+def _value_range(a: Args) -> None:
+    v = a.value("value_range", [0, 255])
+    if (not isinstance(v, (list, tuple)) or len(v) != 2 or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v) or v[0] >= v[1]):
+        raise a.fail(f"value_range={v!r}: expected (low, high), low below high")
+    a.keep("value_range", [float(x) for x in v])
+
+
+@layer("RandomContrast")
+def _random_contrast(a: Args, shapes):
+    # Contrast x (1 - lower) to x (1 + upper); TF-Keras 2 saves one number f for (f, f)
+    _factor(a, "factor", 0.0, 1.0, lambda f: [f, f])
+    _value_range(a)
+    return _image(a, shapes), []
+
+
+@layer("RandomBrightness")
+def _random_brightness(a: Args, shapes):
+    _factor(a, "factor", -1.0, 1.0)  # fractions of value_range added
+    _value_range(a)
+    return _image(a, shapes), []
+
+
+@layer("Bidirectional")
+def _bidirectional(a: Args, shapes):
+    """A SimpleRNN, LSTM or GRU read forwards and a copy of it read backwards; the weights are
+    the forward layer's, then the backward one's."""
+    inner = a.value("layer")
+    cls = inner.get("class_name") if isinstance(inner, dict) else None
+    if cls not in ("SimpleRNN", "LSTM", "GRU") or not isinstance(inner.get("config"), dict) or str(
+            inner.get("module", "keras")).split(".")[0] not in ("keras", "tf_keras"):
+        raise a.fail("it wraps a layer other than Keras's SimpleRNN, LSTM or GRU, which neuralab converts")
+    forward = Args(f"{a.where}, its {cls}", inner["config"])
+    out, weights = LAYERS[cls](forward, shapes)
+    backward = a.value("backward_layer")  # Keras writes the copy it made, reading backwards
+    if backward is not None:
+        config = backward.get("config") if isinstance(backward, dict) else None
+        same = isinstance(config, dict) and backward.get("class_name") == cls and all(
+            config.get(k) == v for k, v in forward.used.items())
+        if not same or config.get("go_backwards") is not True:
+            raise a.fail("backward_layer is not the forward layer reading backwards; neuralab converts "
+                         "Bidirectional(layer) without a backward_layer of its own")
+    merge = a.choice("merge_mode", ("concat", "sum", "mul", "ave"), "concat")
+    a.keep("layer", {"class_name": cls, "config": forward.used})
+    out = (*out[:-1], 2 * out[-1] if merge == "concat" else out[-1])
+    return out, [(f"{d}_{n}", shape) for d in ("forward", "backward") for n, shape in weights]
 
 
 def _merge(a: Args, shapes):

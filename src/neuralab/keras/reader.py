@@ -140,7 +140,8 @@ def _snake(name: str) -> str:
 def _weights_v3(path: Path, h5_path: Path, spec: dict) -> dict:
     """Keras 3 (and TF-Keras 2.13+) store layer i's variables as layers/<class>[_k]/vars/<j>,
     <class> in snake case and numbered by class in the order the config lists the layers
-    (a recurrent layer's under .../cell/vars)."""
+    (a recurrent layer's under .../cell/vars, a Bidirectional's under its forward_layer, then
+    its backward_layer)."""
     weights, used = {}, {}
     with _h5(h5_path, path) as h:
         for e in spec["layers"]:
@@ -152,7 +153,8 @@ def _weights_v3(path: Path, h5_path: Path, spec: dict) -> dict:
             group = _get(path, h, f"layers/{key}")
             if not isinstance(group, h5py.Group):
                 raise NeuralabError(f"{path}: layer {e['name']!r} has no weights in the file (layers/{key})")
-            found = [g for g in (_get(path, group, "vars"), _get(path, group, "cell/vars")) if isinstance(g, h5py.Group)]
+            found = [g for g in (_get(path, group, v) for v in ("vars", "cell/vars", "forward_layer/cell/vars",
+                                                                "backward_layer/cell/vars")) if isinstance(g, h5py.Group)]
             named = [g.attrs.get("name") for g in found[:1] if "name" in g.attrs]
             if named and named[0] not in (e["name"], e["name"].encode()):
                 raise NeuralabError(f"{path}: the weights at layers/{key} belong to {named[0]!r}, not "

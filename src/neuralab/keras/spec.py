@@ -23,6 +23,7 @@ import math
 
 from neuralab.errors import NeuralabError
 from neuralab.keras.layers import (
+    AUGMENTATION,
     LAYERS,
     MAX_SIZE,
     REFUSED,
@@ -134,6 +135,7 @@ def from_config(config: dict, source: str, keras_version: str = "") -> dict:
         layers, inputs, output = _functional(source, body, raw_layers)
     else:
         raise NeuralabError(f"{source}: the model is a {cls!r}; neuralab converts Sequential and functional models")
+    layers, output, blocks = _inline(source, layers, output)
     order = _ordered(source, layers, inputs, output)
     unused = [n for n in layers if n not in order]
     if unused:
@@ -148,8 +150,20 @@ def from_config(config: dict, source: str, keras_version: str = "") -> dict:
             cfg = {**cfg, "unbiased_moving_variance": fused}
         e = entries[name] = _entry(name, cls, inbound, cfg, shapes, _where(source, name, cls))
         takes = e["input_shapes"]
-        _keras_shapes(_where(source, name, cls), raw, raw.get("config", cfg),
-                      e["output_shape"] if cls == "InputLayer" else takes[0] if len(takes) == 1 else takes)
+        want = e["output_shape"] if cls == "InputLayer" else takes[0] if len(takes) == 1 else takes
+        _keras_shapes(_where(source, name, cls), raw, raw.get("config", cfg), want)
+        for key in ("layer", "backward_layer") if cls == "Bidirectional" else ():  # Keras builds them too
+            if isinstance(cfg.get(key), dict):
+                _keras_shapes(_where(source, name, cls), cfg[key], cfg[key].get("config") or {}, want)
+    for name, (raws, inbound, inside) in blocks.items():
+        for n in inside:
+            if entries[n]["weights"]:  # the file keeps them under the block, where the readers do not look
+                raise NeuralabError(f"{_where(source, n, entries[n]['class'])}: a layer with weights inside the nested "
+                                    f"model {name!r}; neuralab converts nested Sequential blocks without weights "
+                                    "(data augmentation, say): put its layers in the model itself")
+        for raw in raws:  # the block and its InputLayer: the shapes Keras's loader would build them from
+            _keras_shapes(_where(source, name, raw.get("class_name")), raw, raw["config"],
+                          entries[inbound[0]]["output_shape"])
     _keras_shapes(f"{source}: the model", config, body, entries[inputs[0]]["output_shape"])
     return {"format": FORMAT, "keras_version": keras_version, "output": output, "layers": list(entries.values())}
 
@@ -232,6 +246,35 @@ def _sequential(source: str, body: dict, config: dict, raw: list[dict]):
         layers[name] = (r["class_name"], [previous], r["config"], r)
         previous = name
     return layers, [input_name], previous
+
+
+def _inline(source: str, layers: dict[str, tuple], output: str):
+    """Nested Sequential models (a data augmentation block, typically) spliced in: their layers
+    take the block's place, its InputLayer dropped. Returns the layers, the output's name and,
+    per block, its raw configs (the block's and its InputLayer's), its input and its layers."""
+    out: dict[str, tuple] = {}
+    renamed: dict[str, str] = {}  # a block -> its last layer, which the layers after it read
+    blocks: dict[str, tuple] = {}
+    for name, (cls, inbound, cfg, raw) in layers.items():
+        inbound = [renamed.get(i, i) for i in inbound]
+        if cls != "Sequential" or not isinstance(cfg.get("layers"), list):
+            out[name] = (cls, inbound, cfg, raw)
+            continue
+        inner = cfg["layers"]
+        for r in inner:
+            _refuse_custom(source, r)
+        first = inner[:1] if inner and inner[0]["class_name"] == "InputLayer" else []
+        previous, inside = inbound, []
+        for r in inner[len(first):]:
+            n = r["config"].get("name")
+            if not isinstance(n, str) or n in layers or n in out:
+                raise NeuralabError(f"{source}: layer names must be distinct strings, got {n!r}")
+            out[n] = (r["class_name"], previous, r["config"], r)
+            previous = [n]
+            inside.append(n)
+        renamed[name] = previous[0]  # an empty block passes its input on
+        blocks[name] = ([raw, *first], inbound, inside)
+    return out, renamed.get(output, output), blocks
 
 
 def _functional(source: str, body: dict, raw: list[dict]):
@@ -383,3 +426,49 @@ def ends_in_softmax(spec: dict) -> bool:
     more stable than the log of Keras's probabilities."""
     last = {e["name"]: e for e in spec["layers"]}[spec["output"]]
     return last["class"] == "Softmax" or last["args"].get("activation") == "softmax"
+
+
+def rescales(spec: dict) -> bool:
+    """Whether the model takes raw pixels: its first computation is a Rescaling layer, after
+    any data augmentation (which Keras's predict skips, and which works on pixels as they come)."""
+    for e in spec["layers"][1:]:
+        if e["class"] not in AUGMENTATION:
+            return e["class"] == "Rescaling"
+    return False
+
+
+def pixel_scale(spec: dict) -> float:
+    """What an image model's inputs are by default, pixels x this: 1 under a Rescaling layer
+    (``rescales``), else the workshop's 1/255."""
+    return 1.0 if rescales(spec) else 1 / 255
+
+
+def grey_images(spec: dict, loss=None) -> bool:
+    """Whether a model taking (H, W) inputs classifies grey images given without their channel
+    axis, as TensorFlow's first tutorial writes it (``Flatten(input_shape=(28, 28))``, or a
+    Reshape to (28, 28, 1) first): its input goes to one Flatten or Reshape, and it gives class
+    scores: it ends in a softmax, or compile() was given a categorical cross-entropy (``loss``,
+    a name or Keras's config of a loss object). A model reading (steps, features) is a sequence
+    model; one flattening them into a forecast has no such loss."""
+    first = spec["layers"][0]
+    readers = [e for e in spec["layers"] if first["name"] in e["inputs"]]
+    out = {e["name"]: e for e in spec["layers"]}[spec["output"]]["output_shape"]
+    names = [loss] if isinstance(loss, str) else [loss.get("class_name")] if isinstance(loss, dict) else []
+    categorical = any(isinstance(n, str) and "categoricalcrossentropy" in n.replace("_", "").lower() for n in names)
+    return (len(first["output_shape"]) == 3 and None not in first["output_shape"][1:]
+            and [e["class"] for e in readers] in (["Flatten"], ["Reshape"])
+            and len(out) == 2 and (out[1] or 0) >= 2 and (ends_in_softmax(spec) or categorical))
+
+
+def with_channel(spec: dict) -> dict:
+    """A model taking (H, W) as one taking (H, W, 1) images (see ``grey_images``): a Reshape to
+    (H, W) after the input, named ``<input>_channel``, the rest as it was."""
+    first, rest = spec["layers"][0], spec["layers"][1:]
+    h, w = first["output_shape"][1:]
+    name = f"{first['name']}_channel"
+    while any(e["name"] == name for e in rest):
+        name += "_"
+    layers = [{**first, "args": {**first["args"], "batch_shape": [None, h, w, 1]}},
+              {"name": name, "class": "Reshape", "inputs": [first["name"]], "args": {"target_shape": [h, w]}},
+              *({**e, "inputs": [name if i == first["name"] else i for i in e["inputs"]]} for e in rest)]
+    return {**spec, "layers": _recomputed({**spec, "layers": layers}, "spec")}

@@ -44,6 +44,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     outputs. Returns what was written and the conversion's check."""
     from neuralab.data.sources import sha256
     from neuralab.keras import parameter_count, read, summary_text
+    from neuralab.keras.spec import grey_images, with_channel
     from neuralab.models.summary import render_summary, summary
     from neuralab.training.checkpoint import save_weights
     from neuralab.training.classify import Preprocess, classifier_meta, evaluate_run
@@ -64,6 +65,8 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
                                                  "(model.save('model.keras')), renamed so if it is one")
     model = read(path)
     spec = model.spec
+    if grey_images(spec, model.compile.get("loss")):  # TensorFlow's first tutorial: Flatten(input_shape=(28, 28))
+        spec = with_channel(spec)
     name = f"keras:{path.stem}"
     first = spec["layers"][0]["output_shape"][1:]
     if len(first) != 3:
@@ -87,6 +90,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         if data not in NAMED:  # a folder, recorded whole: the run reads it again from any directory
             data = str(Path(data).expanduser().resolve())
     classes = _classes(classes, known, k, path, data)
+    # The default resolved here: a model whose Rescaling comes after its augmentation takes raw pixels too
     scale, pixels = keras_pixels(spec, scale, c)
     net = keras_classifier(spec, model.weights, chw, k, name).eval()
     pre = Preprocess(chw, **pixels)
@@ -150,7 +154,10 @@ def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple) -> dict
     except Exception as e:  # noqa: BLE001  Keras's loader: any failure only means "not checked"
         return {"checked": False, "why": f"Keras could not load the file: {type(e).__name__}: {str(e)[:120]}"}
     x = np.random.default_rng(0).random((CHECK_INPUTS, *chw), dtype=np.float32)
-    expected = np.asarray(reference.predict(x.transpose(0, 2, 3, 1), verbose=0), dtype=np.float64)
+    x_keras = x.transpose(0, 2, 3, 1)
+    if len(reference.input_shape) == 3:  # grey images without their channel axis (spec.grey_images)
+        x_keras = x_keras[..., 0]
+    expected = np.asarray(reference.predict(x_keras, verbose=0), dtype=np.float64)
     with torch.inference_mode():
         got = build(spec, weights).eval()(torch.from_numpy(x)).double().numpy()
     return {"checked": True, "inputs": f"{CHECK_INPUTS} random images, uniform in [0, 1)",

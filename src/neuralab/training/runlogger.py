@@ -33,7 +33,7 @@ from neuralab.errors import NeuralabError, ParameterError
 from neuralab.keras import on_pytorch
 from neuralab.keras.build import build, summary_text
 from neuralab.keras.reader import read
-from neuralab.keras.spec import input_shape, parameter_count
+from neuralab.keras.spec import grey_images, input_shape, parameter_count, with_channel
 from neuralab.runs import Kind, Run
 from neuralab.training.source import keras_pixels, parse_scale
 
@@ -98,7 +98,7 @@ class RunLogger(keras.callbacks.Callback):
     # --- Keras's hooks -------------------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
-        self._spec = read(self.model).spec  # refuses, naming it, a layer neuralab cannot convert: before any file
+        self._spec = self._read().spec  # refuses, naming it, a layer neuralab cannot convert: before any file
         self.kind, self.meta = self._describe(self._spec)
         if self._path is None:
             self._path = Path(self.out) if self.out is not None else runs.default_dir("keras", self.model.name)
@@ -238,6 +238,7 @@ class RunLogger(keras.callbacks.Callback):
         classes = [str(i) for i in range(k)] if self.classes is None else self.classes
         if not (isinstance(classes, (list, tuple)) and len(classes) == k and all(isinstance(c, str) for c in classes)):
             raise ParameterError("classes", classes, f"must be {k} class names, one per output of the model")
+        # The default resolved here: a model whose Rescaling comes after its augmentation takes raw pixels too
         self.scale, pixels = keras_pixels(spec, self.scale, shape[0])
         self.classes = list(classes)
         meta.update(num_classes=k, classes=list(classes), preprocess=pixels)
@@ -284,11 +285,19 @@ class RunLogger(keras.callbacks.Callback):
         except (AttributeError, TypeError, ValueError):
             return None
 
+    def _read(self):
+        """The model converted; grey images given without their channel axis (TensorFlow's first
+        tutorial, Flatten(input_shape=(28, 28))) become (H, W, 1) images, as neuralab's runs take them."""
+        model = read(self.model)
+        if grey_images(model.spec, _plain(self.model.get_compile_config() or {}).get("loss")):
+            model.spec = with_channel(model.spec)
+        return model
+
     def _save_model(self):
         """The model as it stands, converted: model.safetensors (what rebuilds from model.json's spec)."""
         from neuralab.training.checkpoint import save_weights
 
-        current = read(self.model)
+        current = self._read()
         net = build(current.spec, current.weights, logits=True).eval()
         epoch = self.history[-1]["epoch"] if self.history else 0
         save_weights(self.run / runs.WEIGHTS, net, {"architecture": self.meta["architecture"], "epoch": epoch})
@@ -303,6 +312,7 @@ class RunLogger(keras.callbacks.Callback):
         probs = images = labels = matrix = None
         if self.test is not None:
             x, y = np.asarray(self.test[0], dtype=np.float32), np.asarray(self.test[1])
+            x = x[..., None] if x.ndim == 3 else x  # grey images without their channel axis
             labels = (y.argmax(1) if y.ndim == 2 else y.reshape(-1)).astype(np.int64)
             with torch.inference_mode():
                 logits = torch.cat([net(torch.from_numpy(x[i:i + 1024].transpose(0, 3, 1, 2).copy()))

@@ -210,8 +210,16 @@ def _from_keras_file(path: Path) -> ModelSource:
     from neuralab.keras import read
 
     model = read(path)
-    return ModelSource(KERAS, f"keras:{_model_name(model.spec, path.stem)}", model.spec, model.weights,
-                       compile=compile_settings(model.compile))
+    return ModelSource(KERAS, f"keras:{_model_name(model.spec, path.stem)}", _images(model.spec, model.compile),
+                       model.weights, compile=compile_settings(model.compile))
+
+
+def _images(spec: dict, compile_config: dict) -> dict:
+    """The Keras spec as one taking images: TensorFlow's first tutorial gives grey ones without
+    their channel axis, Flatten(input_shape=(28, 28)) (keras.spec.grey_images)."""
+    from neuralab.keras.spec import grey_images, with_channel
+
+    return with_channel(spec) if grey_images(spec, (compile_config or {}).get("loss")) else spec
 
 
 def _from_object(obj, path: Path | None, name: str | None, imports: dict | None = None) -> ModelSource:
@@ -229,8 +237,9 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
             raise NeuralabError(f"{path}: {e.args[0]}") from None
         # A fresh model from code starts from neuralab's seeded Keras-style initialisation, so
         # that the run is reproducible from its seed; a trained one (from a file) keeps its weights.
-        return ModelSource(KERAS, f"keras:{obj.name}", model.spec, None,
-                           compile=compile_settings(obj.get_compile_config() if obj.compiled else {}))
+        compiled = obj.get_compile_config() if obj.compiled else {}
+        return ModelSource(KERAS, f"keras:{obj.name}", _images(model.spec, compiled), None,
+                           compile=compile_settings(compiled))
     rebuilt = None
     if path is None and not _is_model(obj) and callable(obj):  # a class, or a function giving a model
         origin = obj
@@ -520,19 +529,14 @@ def parse_scale(text) -> float:
     return value
 
 
-def rescales(spec: dict) -> bool:
-    """Whether the Keras model starts with a Rescaling layer: it takes raw pixels."""
-    return len(spec["layers"]) > 1 and spec["layers"][1]["class"] == "Rescaling"
-
-
 def keras_pixels(spec: dict, scale, channels: int) -> tuple[float, dict]:
-    """What a Keras image model's inputs were, pixels x ``scale`` (None: 1 when the model
-    starts with a Rescaling layer, else the workshop's 1/255), and the Preprocess fields that
-    give a neuralab run those inputs: Preprocess maps uint8 pixels p to (p / 255 - mean) / std,
-    so mean 0 and std 1 / (255 scale) give p x scale."""
-    if scale is None:
-        scale = 1.0 if rescales(spec) else 1 / 255
-    scale = parse_scale(scale)
+    """What a Keras image model's inputs were, pixels x ``scale`` (None: keras.spec.pixel_scale,
+    1 under a Rescaling layer, else the workshop's 1/255), and the Preprocess fields that give
+    a neuralab run those inputs: Preprocess maps uint8 pixels p to (p / 255 - mean) / std, so
+    mean 0 and std 1 / (255 scale) give p x scale."""
+    from neuralab.keras.spec import pixel_scale
+
+    scale = parse_scale(pixel_scale(spec) if scale is None else scale)
     return scale, {"mean": [0.0] * channels, "std": [1 / (255 * scale)] * channels}
 
 
