@@ -8,8 +8,11 @@ MKL, 3136 -> 128 1.97x, 1024 -> 1024 1.93x, 4096 -> 1024 2.02x (AMD EPYC, 2 thre
 2026-12-04). With oneDNN held to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``) it still won, 1.09-1.40x
 on those layers: MKL's products with a transposed operand, which the gradients are, are its
 slow ones. Small layers lose to the primitive's set-up (256 -> 128 0.93x, 100 -> 10 0.43x)
-and stay with MKL (``MIN_PRODUCT``). The sums run in another order than MKL's, so results
-differ from ``F.linear``'s by rounding, about 1e-6 of their scale.
+and stay with MKL (``MIN_PRODUCT``). On Intel CPUs MKL runs its AVX-512 code, and the
+inner product gains nothing: 784 -> 256 0.87x, 3136 -> 128 0.96x, 1024 -> 1024 and
+4096 -> 1024 1.03x, the MLP's step 0.89x (Intel Xeon with AMX, 2 threads, 2026-12-05), so
+there the layers keep MKL (``mkl_runs_wide``). The sums run in another order than MKL's, so
+results differ from ``F.linear``'s by rounding, about 1e-6 of their scale.
 """
 
 from __future__ import annotations
@@ -30,6 +33,16 @@ def available() -> bool:
     try:
         return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
     except (AttributeError, RuntimeError):
+        return False
+
+
+@functools.cache
+def mkl_runs_wide() -> bool:
+    """Whether MKL's products run their AVX-512 code here: MKL picks it on Intel CPUs only."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return any(line.startswith("vendor_id") and "GenuineIntel" in line for line in f)
+    except OSError:  # not Linux: the vendor is unknown, and the measured rule stays
         return False
 
 
@@ -65,7 +78,8 @@ class _InnerProduct(torch.autograd.Function):
 def pays(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether ``linear`` takes oneDNN's inner product for this batch of vectors (B, in) and
     these weights (out, in); the caller has checked that both are float32 on CPU."""
-    return x.dim() == 2 and weight.dim() == 2 and x.shape[0] * weight.numel() >= MIN_PRODUCT and available()
+    return (x.dim() == 2 and weight.dim() == 2 and x.shape[0] * weight.numel() >= MIN_PRODUCT and available()
+            and not mkl_runs_wide())
 
 
 def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -83,4 +97,4 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     return F.linear(x, weight, bias)
 
 
-__all__ = ["MIN_PRODUCT", "available", "linear", "pays", "product", "wide_vectors"]
+__all__ = ["MIN_PRODUCT", "available", "linear", "mkl_runs_wide", "pays", "product", "wide_vectors"]
