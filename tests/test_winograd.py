@@ -59,6 +59,7 @@ def _relative(mine: torch.Tensor, theirs: torch.Tensor) -> float:
 @pytest.mark.parametrize("wide", [False, True], ids=["bmm", "onednn"])  # the products' two ways
 def test_winograd_matches_pytorch_forward_and_gradients(monkeypatch, layout, size, kernel, padding, bias, wide):
     monkeypatch.setattr(inner_product, "wide_vectors", lambda: wide)
+    monkeypatch.setattr(inner_product, "mkl_runs_wide", lambda: False)  # AMD's rule: the oneDNN loop when wide
     torch.manual_seed(sum(size) + kernel + padding)
     x = torch.randn(5, 16, *size).contiguous(memory_format=layout).requires_grad_()
     conv = nn.Conv2d(16, 24, kernel, padding=padding, bias=bias)
@@ -164,3 +165,15 @@ def test_accelerated_models_train_as_the_plain_ones(monkeypatch, name, shape, ke
         mine = (call["dx"], call["weight"].grad, call["bias"].grad)
         for what, ours, exact in zip(("input", "weight", "bias"), mine, theirs):
             assert _relative(ours, exact) < 2e-5, (tuple(call["weight"].shape), what)
+
+
+@pytest.mark.parametrize("mkl_wide", [False, True], ids=["amd", "intel"])
+def test_the_transform_positions_products_go_where_they_are_fastest(monkeypatch, mkl_wide):
+    """With AVX-512 everywhere: a loop of oneDNN products where MKL keeps to AVX2 (AMD), one
+    torch.bmm where MKL runs AVX-512 too (Intel); the same products either way."""
+    monkeypatch.setattr(inner_product, "wide_vectors", lambda: True)
+    monkeypatch.setattr(inner_product, "mkl_runs_wide", lambda: mkl_wide)
+    looped = record_calls(monkeypatch, inner_product, "product", lambda args, _: args[0].shape)
+    a, b = torch.randn(36, 50, 16), torch.randn(36, 16, 24)
+    torch.testing.assert_close(winograd._products(a, b), torch.bmm(a, b), rtol=1e-5, atol=1e-5)
+    assert len(looped) == (0 if mkl_wide else 36)

@@ -75,11 +75,13 @@ def _transforms2d(m: int, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 def _products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a[p] @ b[p] for each of the a^2 transform positions. Where PyTorch's kernels run
-    AVX-512, each through oneDNN (``inner_product.product``): on AMD CPUs MKL keeps to AVX2,
-    and a loop of 36 oneDNN products took half the time of one ``torch.bmm``. Elsewhere one
-    ``torch.bmm``, which writes every product in place: with AVX2 emulated on that CPU, the
-    loop's copies made 14x14 and 16x16 layers 15-20% slower."""
-    if not inner_product.wide_vectors():
+    AVX-512 and MKL does not (AMD CPUs: MKL keeps to AVX2), each through oneDNN
+    (``inner_product.product``): a loop of 36 oneDNN products took half the time of one
+    ``torch.bmm``. Elsewhere one ``torch.bmm``, which writes every product in place: with AVX2
+    emulated on that CPU, the loop's copies made 14x14 and 16x16 layers 15-20% slower, and on
+    an Intel CPU, where MKL runs AVX-512, VGG16's step at 28x28 took 1.13x as long through the
+    loop, AlexNet's 1.16x (2026-12-05)."""
+    if not inner_product.wide_vectors() or inner_product.mkl_runs_wide():
         return torch.bmm(a, b)
     out = a.new_empty(a.shape[0], a.shape[1], b.shape[2])
     for p in range(a.shape[0]):
