@@ -215,10 +215,13 @@ def _keras_inputs(source, input_shape) -> Preprocess | None:
     saved model (fine-tuned) keeps the pixels x scale it was trained on, and a model starting
     with Rescaling takes raw pixels; neuralab's own normalisation would change what it
     computes. A fresh model from code trains on neuralab's, as the zoo does (None)."""
-    from neuralab.keras.spec import rescales
     from neuralab.training.source import KERAS, keras_pixels
 
-    if source.type != KERAS or (source.weights is None and not rescales(source.spec)):
+    if source.type != KERAS:
+        return None
+    from neuralab.keras.spec import rescales  # the Keras package loads h5py: only for Keras models
+
+    if source.weights is None and not rescales(source.spec):
         return None
     _, pixels = keras_pixels(source.spec, None, input_shape[0])
     return Preprocess(tuple(input_shape), **pixels)
