@@ -91,10 +91,12 @@ def test_a_size_no_classifier_takes_is_refused_before_any_picture_is_resized(tmp
     with pytest.raises(NeuralabError, match=r"^image_size=\(60000, 60000\): expected \(height, width\), whole "
                                             r"numbers of pixels from 1 to 1024"):
         load_image_folder(root, image_size=(60000, 60000))
-    code = main(["train", "--model", "cnn", "--data", str(root), "--image-size", "1025x32", "--epochs", "1",
-                 "--out", str(tmp_path / "run")])
+    with pytest.raises(SystemExit) as usage:  # a usage error, from the option as typed
+        main(["train", "--model", "cnn", "--data", str(root), "--image-size", "1025x32", "--epochs", "1",
+              "--out", str(tmp_path / "run")])
+    code = usage.value.code
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "--image-size" in err and "from 1 to 1024" in err
+    assert code == 2 and err.count("\n") == 1 and "--image-size" in err and "1025x32': at most 1024 pixels a side" in err
     assert not (tmp_path / "run").exists()
 
 

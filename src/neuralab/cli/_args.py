@@ -166,10 +166,15 @@ def only_with_resume(args, *names: str) -> None:
 
 
 def height_width(text: str) -> tuple[int, int]:
-    """"64x48" (height x width) or "64" (square) -> (64, 48); a usage error otherwise."""
+    """"64x48" (height x width) or "64" (square) -> (64, 48); a usage error otherwise, a side
+    past what a classifier takes included (said here, as typed)."""
+    from neuralab.data.pictures import MAX_SIDE
+
     parts = text.lower().split("x")
     if len(parts) not in (1, 2) or not all(part.isdigit() and int(part) >= 1 for part in parts):
         raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH in pixels, e.g. 64x64, or one number for a square")
+    if max(int(part) for part in parts) > MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_SIDE} pixels a side")
     return (int(parts[0]), int(parts[-1]))
 
 
