@@ -474,3 +474,101 @@ def test_training_tensorflows_first_tutorial_model_from_its_code(tmp_path, fashi
                  "--quiet", "--out", str(tmp_path / "run")]) == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["test_accuracy"] > 0.3  # ten classes, chance 0.1: it learned
+
+
+# --- a binary classifier as keras-io's image_classification_from_scratch writes it ----------------
+
+def binary_model(form: str, side: int = 12, channels: int = 3):
+    """keras-io's cats vs dogs head: one unit, a sigmoid with binary cross-entropy ("sigmoid"),
+    or its logit with BinaryCrossentropy(from_logits=True) ("logits"), the example's newer form."""
+    sigmoid = form == "sigmoid"
+    model = keras.Sequential([keras.Input((side, side, channels)), L.Rescaling(1.0 / 255),
+                              L.Conv2D(8, 3, activation="relu"), L.GlobalAveragePooling2D(), L.Dropout(0.25),
+                              L.Dense(1, activation="sigmoid" if sigmoid else None)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), metrics=["accuracy"],
+                  loss="binary_crossentropy" if sigmoid else keras.losses.BinaryCrossentropy(from_logits=True))
+    return model
+
+
+@pytest.mark.parametrize("form", ["sigmoid", "logits"])
+def test_import_of_a_one_unit_binary_classifier_predicts_kerass_sigmoid(tmp_path, form):
+    """Class 1 is the one the sigmoid scores (Keras's label 1): `neuralab predict` gives
+    [1 - p, p] for the picture, p Keras's predict (or the sigmoid of its logit)."""
+    from PIL import Image
+
+    model = randomize(binary_model(form), seed=2)
+    model.save(tmp_path / "cats_vs_dogs.keras")
+    pixels = np.random.default_rng(5).integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "p.png")
+    z = keras.ops.convert_to_numpy(model.predict(pixels[None].astype("float32"), verbose=0))[0, 0]
+    p = z if form == "sigmoid" else 1 / (1 + np.exp(-np.float64(z)))
+    assert 0.01 < p < 0.99  # a score the test can tell from its complement
+    got = import_and_predict(tmp_path, tmp_path / "cats_vs_dogs.keras", tmp_path / "p.png", 2)
+    assert np.abs(got - [1 - p, p]).max() <= 1e-5
+
+
+def test_training_keras_ios_binary_classifier_from_its_code(tmp_path):
+    """`neuralab train --model FILE.py` on a 2-class folder (digits 0 and 1): the sigmoid unit
+    trains as a 2-class classifier and learns."""
+    import shutil
+
+    from helpers import digits_folder
+    from neuralab.cli import main
+
+    digits = digits_folder(tmp_path / "digits", 600)
+    for label in ("0", "1"):
+        shutil.copytree(digits / label, tmp_path / "two" / label)
+    code = tmp_path / "binary.py"
+    code.write_text("import keras\nfrom keras import layers\n"
+                    "model = keras.Sequential([keras.Input((8, 8, 1)), layers.Rescaling(1.0 / 255),\n"
+                    "    layers.Conv2D(8, 3, activation='relu'), layers.Flatten(), layers.Dropout(0.25),\n"
+                    "    layers.Dense(1, activation='sigmoid')])\n"
+                    "model.compile(optimizer=keras.optimizers.Adam(1e-2), loss='binary_crossentropy',\n"
+                    "              metrics=['accuracy'])\n")
+    assert main(["train", "--model", str(code), "--data", str(tmp_path / "two"), "--epochs", "3", "--quiet",
+                 "--out", str(tmp_path / "run")]) == 0
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["num_classes"] == 2 and meta["classes"] == ["0", "1"]
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["test_accuracy"] > 0.8  # chance: 0.5
+
+
+@pytest.mark.parametrize("form", ["sigmoid", "logits"])
+def test_runlogger_records_a_one_unit_binary_classifier_with_kerass_test_loss(tmp_path, form):
+    """Labels as binary cross-entropy takes them, (N, 1) floats: the run's test loss is Keras's
+    evaluate, its cross-entropy on [0, z] the binary one on z."""
+    from neuralab.training import RunLogger
+
+    keras.utils.set_random_seed(0)
+    model = binary_model(form, side=8, channels=1)
+    x = np.random.default_rng(0).uniform(0, 255, (64, 8, 8, 1)).astype("float32")
+    y = (x.mean(axis=(1, 2, 3)) > 127.5).astype("float32")[:, None]
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "run", test=(x[:32], y[:32]))])
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["kind"] == "image-classifier"
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["classes"] == ["0", "1"]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    loss, accuracy = model.evaluate(x[:32], y[:32], verbose=0)
+    assert results["test_loss"] == pytest.approx(loss, abs=1e-5)
+    assert results["test_accuracy"] == pytest.approx(accuracy)
+
+
+def test_a_one_unit_model_with_a_regression_loss_is_refused_naming_it(tmp_path, capsys):
+    from neuralab.cli import main
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(), L.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.save(tmp_path / "regressor.keras")
+    assert main(["import", str(tmp_path / "regressor.keras"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "(None, 1)" in err and "'mse'" in err and "not a classifier" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_series_models_one_output_stays_one_output_as_logits():
+    """The [0, z] of a binary image classifier is for image models: an LSTM forecaster's Dense(1)
+    keeps its one output however it is built (RunLogger converts every model with logits=True)."""
+    model = randomize(keras.Sequential([keras.Input((12, 3)), L.LSTM(8), L.Dense(1)]))
+    x = np.random.default_rng(2).standard_normal((5, 12, 3)).astype("float32")
+    want = keras.ops.convert_to_numpy(model.predict(x, verbose=0))
+    for logits in (False, True):
+        got = torch_out(convert(model, logits=logits), x)
+        assert got.shape == (5, 1) and np.abs(got - want).max() <= TOL

@@ -28,7 +28,8 @@ from neuralab.keras.spec import (
 def convert(source, logits: bool = False):
     """A native ``torch.nn.Module`` computing what the Keras model ``source`` computes: a
     ``.keras`` file, a legacy full-model ``.h5`` (TF-Keras 2), or a live Keras 3 model.
-    ``logits=True`` leaves out a final softmax (see ``ends_in_softmax``)."""
+    ``logits=True`` leaves out a final softmax (see ``ends_in_softmax``), and gives an image
+    model's one sigmoid unit as the 2-class logits [0, z] (``spec.binary_classifier``)."""
     model = read(source)
     return build(model.spec, model.weights, logits=logits)
 

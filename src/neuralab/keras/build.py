@@ -266,6 +266,14 @@ def _set(param: torch.Tensor, value: np.ndarray | torch.Tensor) -> None:
         param.copy_(value if isinstance(value, torch.Tensor) else _t(value))
 
 
+class BinaryLogits(nn.Module):
+    """One sigmoid unit's pre-activation z (N, 1) as 2-class logits [0, z] (N, 2): their softmax
+    is [1 - sigmoid(z), sigmoid(z)], their cross-entropy the binary one on z (spec.binary_classifier)."""
+
+    def forward(self, z):
+        return torch.cat([torch.zeros_like(z), z], dim=1)
+
+
 class Exp(nn.Module):
     """Keras's "exponential" activation."""
 
@@ -535,22 +543,29 @@ def _folds(spec: dict) -> tuple[set[str], dict[str, tuple]]:
 def build(spec: dict, weights: dict | None = None, logits: bool = False) -> nn.Module:
     """The PyTorch module of ``spec``, with Keras's ``weights`` ({layer: {name: array}}) loaded
     when given. ``logits=True`` leaves out a final softmax (see spec.ends_in_softmax), so that a
-    trainer can use cross-entropy on logits; by default the module returns what Keras returns."""
+    trainer can use cross-entropy on logits; an image model's single output, one sigmoid unit's
+    or its logit, becomes the 2-class logits [0, z] (spec.binary_classifier). By default the
+    module returns what Keras returns."""
     spec = check(spec)
     plain, permuted = _folds(spec)
     names: set[str] = set()
     blocks: OrderedDict[str, list[tuple[str, nn.Module]]] = OrderedDict()
+    images = len(spec["layers"][0]["output_shape"]) == 4  # (None, H, W, C): a series model's one output is no class
     for e in spec["layers"][1:]:
-        drop_softmax = logits and e["name"] == spec["output"]
+        out = logits and e["name"] == spec["output"]
+        binary = out and images and list(e["output_shape"][1:]) == [1]
+        dropped = "sigmoid" if binary else "softmax" if out else None
         op = _op(e, (weights or {}).get(e["name"]), permuted.get(e["name"]), e["name"] in plain)
         if e["args"].get("trainable") is False:
             _freeze(op)
         name = _unique(e["name"], names)
-        mods = [] if op is None or (drop_softmax and e["class"] == "Softmax") else [(name, op)]
+        mods = [] if op is None or (dropped == "softmax" and e["class"] == "Softmax") else [(name, op)]
         act = e["args"].get("activation", "linear")
         inside = e["class"] in ("SimpleRNN", "LSTM", "GRU")  # their activation is part of the cell
-        if not inside and act != "linear" and not (drop_softmax and act == "softmax"):
+        if not inside and act not in ("linear", dropped):
             mods.append((_unique(f"{e['name']}_{act}", names), _activation(act, len(e["output_shape"]) - 1)))
+        if binary:
+            mods.append((_unique(f"{e['name']}_two_classes", names), BinaryLogits()))
         blocks[e["name"]] = (name, mods)
     layers = spec["layers"]
     if all(e["inputs"] == [p["name"]] for p, e in itertools.pairwise(layers)):

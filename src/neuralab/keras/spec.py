@@ -428,6 +428,35 @@ def ends_in_softmax(spec: dict) -> bool:
     return last["class"] == "Softmax" or last["args"].get("activation") == "softmax"
 
 
+def binary_classifier(spec: dict, loss, name: str) -> bool:
+    """Whether the model is a 2-class classifier written Keras's way, one unit scoring class 1
+    (Keras's label 1): a (None, 1) output ending in a sigmoid, compiled with binary cross-entropy,
+    or a linear one compiled with BinaryCrossentropy(from_logits=True), the same model in logits
+    form; either one not compiled (a run's model.json keeps no loss), as a linear Dense(K) gives
+    the logits of K classes. ``loss`` is compile()'s, a name or Keras's config of a loss object.
+    Its unit's pre-activation z gives the logits [0, z] (``build(spec, logits=True)``): their
+    softmax is [1 - sigmoid(z), sigmoid(z)], their cross-entropy the binary one on z. A
+    (None, 1) output that is no such classifier (a regression loss, say) is refused naming ``name``."""
+    last = {e["name"]: e for e in spec["layers"]}[spec["output"]]
+    if list(last["output_shape"][1:]) != [1]:
+        return False
+    config = loss.get("config") if isinstance(loss, dict) else None
+    key = (loss.get("class_name") if isinstance(loss, dict) else loss) if loss is not None else None
+    binary = isinstance(key, str) and key.replace("_", "").lower() == "binarycrossentropy"
+    from_logits = binary and isinstance(config, dict) and config.get("from_logits") is True
+    act = last["args"].get("activation", "linear")
+    if act in ("sigmoid", "linear") and (key is None or binary and from_logits == (act == "linear")):
+        return True
+    if not binary:
+        how = f"compiled with loss {key!r}" if key is not None else f"ending in activation {act!r}"
+    else:
+        how = f"ending in {act!r} and compiled with BinaryCrossentropy(from_logits={from_logits})"
+    raise NeuralabError(f"{name}: the model outputs (None, 1), {how}: not a classifier; a 2-class classifier "
+                        "ends in Dense(1, activation='sigmoid') with loss='binary_crossentropy' (or in Dense(1) "
+                        "with BinaryCrossentropy(from_logits=True)), one of K classes in "
+                        "Dense(K, activation='softmax')")
+
+
 def rescales(spec: dict) -> bool:
     """Whether the model takes raw pixels: its first computation is a Rescaling layer, after
     any data augmentation (which Keras's predict skips, and which works on pixels as they come)."""

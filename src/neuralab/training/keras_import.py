@@ -44,7 +44,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     outputs. Returns what was written and the conversion's check."""
     from neuralab.data.sources import sha256
     from neuralab.keras import parameter_count, read, summary_text
-    from neuralab.keras.spec import grey_images, with_channel
+    from neuralab.keras.spec import binary_classifier, grey_images, with_channel
     from neuralab.models.summary import render_summary, summary
     from neuralab.training.checkpoint import save_weights
     from neuralab.training.classify import Preprocess, classifier_meta, evaluate_run
@@ -76,11 +76,12 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     if c not in (1, 3):
         raise NeuralabError(f"{path}: the model takes images with {c} channels; neuralab's classifiers take 1 (grey) "
                             "or 3 (colour)")
-    out_shape = output_shape(spec)
-    if len(out_shape) != 2 or out_shape[1] < 2:
+    out_shape, loss = output_shape(spec), model.compile.get("loss")
+    binary = binary_classifier(spec, loss, str(path))  # one sigmoid unit: classes 0 and 1, Keras's labels
+    if not binary and (len(out_shape) != 2 or out_shape[1] < 2):
         raise NeuralabError(f"{path}: the model outputs {keras_shape(out_shape[1:])}; an image classifier outputs one "
-                            "score per class, (None, K) with K of 2 or more")
-    k = out_shape[1]
+                            "score per class, (None, K) with K of 2 or more, or one sigmoid unit for 2 classes")
+    k = 2 if binary else out_shape[1]
     chw, known = (c, h, w), None
     if data is not None:  # the run takes the dataset's images: LeNet-5's 32x32 pads MNIST's 28x28, as in training
         from neuralab.data import NAMED, load_image_data
@@ -92,7 +93,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     classes = _classes(classes, known, k, path, data)
     # The default resolved here: a model whose Rescaling comes after its augmentation takes raw pixels too
     scale, pixels = keras_pixels(spec, scale, c)
-    net = keras_classifier(spec, model.weights, chw, k, name).eval()
+    net = keras_classifier(spec, model.weights, chw, k, name, loss).eval()
     pre = Preprocess(chw, **pixels)
     check = _conversion_check(path, spec, model.weights, (c, h, w) if h and w else chw)  # open sides: the data's
     config = ClassifierConfig(model=str(path.resolve()), data=data,

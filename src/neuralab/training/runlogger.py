@@ -33,7 +33,7 @@ from neuralab.errors import NeuralabError, ParameterError
 from neuralab.keras import on_pytorch
 from neuralab.keras.build import build, summary_text
 from neuralab.keras.reader import read
-from neuralab.keras.spec import grey_images, input_shape, parameter_count, with_channel
+from neuralab.keras.spec import binary_classifier, grey_images, input_shape, parameter_count, with_channel
 from neuralab.runs import Kind, Run
 from neuralab.training.source import keras_pixels, parse_scale
 
@@ -230,10 +230,13 @@ class RunLogger(keras.callbacks.Callback):
                 "parameters": parameter_count(spec), "source": {"type": "keras", "spec": spec, "logits": True}}
         if len(shape) == 2:
             return Kind.FORECASTER, meta
+        if len(shape) == 3 and binary_classifier(spec, self._loss(),
+                                                 f"Keras model {model.name!r}: RunLogger records image classifiers"):
+            out = [None, 2]  # one sigmoid unit: classes 0 and 1, as logits [0, z]
         if len(shape) != 3 or shape[0] not in (1, 3) or len(out) != 2 or out[1] is None or out[1] < 2:
             raise NeuralabError(f"Keras model {model.name!r}: RunLogger records image classifiers (input (H, W, C) with "
-                                f"1 or 3 channels, one score per class) and sequence models (T, F); this one maps "
-                                f"{spec['layers'][0]['output_shape']} to {out}")
+                                f"1 or 3 channels, one score per class or one sigmoid unit for 2) and sequence models "
+                                f"(T, F); this one maps {spec['layers'][0]['output_shape']} to {out}")
         k = out[1]
         classes = [str(i) for i in range(k)] if self.classes is None else self.classes
         if not (isinstance(classes, (list, tuple)) and len(classes) == k and all(isinstance(c, str) for c in classes)):
@@ -289,9 +292,13 @@ class RunLogger(keras.callbacks.Callback):
         """The model converted; grey images given without their channel axis (TensorFlow's first
         tutorial, Flatten(input_shape=(28, 28))) become (H, W, 1) images, as neuralab's runs take them."""
         model = read(self.model)
-        if grey_images(model.spec, _plain(self.model.get_compile_config() or {}).get("loss")):
+        if grey_images(model.spec, self._loss()):
             model.spec = with_channel(model.spec)
         return model
+
+    def _loss(self):
+        """compile()'s loss, a name or Keras's config of a loss object (None: not compiled)."""
+        return _plain(self.model.get_compile_config() or {}).get("loss")
 
     def _save_model(self):
         """The model as it stands, converted: model.safetensors (what rebuilds from model.json's spec)."""
@@ -313,7 +320,8 @@ class RunLogger(keras.callbacks.Callback):
         if self.test is not None:
             x, y = np.asarray(self.test[0], dtype=np.float32), np.asarray(self.test[1])
             x = x[..., None] if x.ndim == 3 else x  # grey images without their channel axis
-            labels = (y.argmax(1) if y.ndim == 2 else y.reshape(-1)).astype(np.int64)
+            # one-hot rows, or labels (N,) or (N, 1) as a sigmoid unit's binary cross-entropy takes them
+            labels = (y.argmax(1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)).astype(np.int64)
             with torch.inference_mode():
                 logits = torch.cat([net(torch.from_numpy(x[i:i + 1024].transpose(0, 3, 1, 2).copy()))
                                     for i in range(0, len(x), 1024)])

@@ -47,6 +47,8 @@ KERAS_LOSSES = {
     "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
     "sparsecategoricalcrossentropy": "sparse_categorical_crossentropy",
     "categorical_crossentropy": "categorical_crossentropy", "categoricalcrossentropy": "categorical_crossentropy",
+    # one sigmoid unit's, which a classifier trains as cross-entropy on [0, z] (spec.binary_classifier)
+    "binary_crossentropy": "binary_crossentropy", "binarycrossentropy": "binary_crossentropy",
     "mse": "mse", "mean_squared_error": "mse", "meansquarederror": "mse",
     "mae": "mae", "mean_absolute_error": "mae", "meanabsoluteerror": "mae",
     "huber": "huber", "huber_loss": "huber",
@@ -99,6 +101,8 @@ class ModelSource:
     imports: dict = field(default_factory=dict)  # torch: the files beside it that it imports, name -> bytes
     rebuilt: object = None                    # torch: a module object's class built again, to compare on data
     compile: dict = field(default_factory=dict)  # keras: compile()'s settings as TrainConfig fields
+    loss: object = None                       # keras: compile()'s loss as Keras gives it, which tells a
+    #                                           one-unit model's kind (keras.spec.binary_classifier)
 
     # --- what a run stores ------------------------------------------------------------
 
@@ -135,7 +139,7 @@ class ModelSource:
 
             return build_model(self.architecture, input_shape, num_classes, **(options or {}))
         if self.type == KERAS:
-            return keras_classifier(self.spec, self.weights, input_shape, num_classes, self.architecture)
+            return keras_classifier(self.spec, self.weights, input_shape, num_classes, self.architecture, self.loss)
         shape = tuple(input_shape)
         return self._confirmed(checked_module(self.module, self.architecture, shape, num_classes, sample), sample, shape)
 
@@ -211,7 +215,7 @@ def _from_keras_file(path: Path) -> ModelSource:
 
     model = read(path)
     return ModelSource(KERAS, f"keras:{_model_name(model.spec, path.stem)}", _images(model.spec, model.compile),
-                       model.weights, compile=compile_settings(model.compile))
+                       model.weights, compile=compile_settings(model.compile), loss=(model.compile or {}).get("loss"))
 
 
 def _images(spec: dict, compile_config: dict) -> dict:
@@ -239,7 +243,7 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         # that the run is reproducible from its seed; a trained one (from a file) keeps its weights.
         compiled = obj.get_compile_config() if obj.compiled else {}
         return ModelSource(KERAS, f"keras:{obj.name}", _images(model.spec, compiled), None,
-                           compile=compile_settings(compiled))
+                           compile=compile_settings(compiled), loss=compiled.get("loss"))
     rebuilt = None
     if path is None and not _is_model(obj) and callable(obj):  # a class, or a function giving a model
         origin = obj
@@ -540,10 +544,12 @@ def keras_pixels(spec: dict, scale, channels: int) -> tuple[float, dict]:
     return scale, {"mean": [0.0] * channels, "std": [1 / (255 * scale)] * channels}
 
 
-def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: str):
+def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: str, loss=None):
     """The Keras model as a PyTorch classifier giving logits (a final softmax left out) for
-    images of ``input_shape`` (C, H, W); a model wanting up to MAX_PAD more pixels per side
-    (LeNet-5's 32x32 on 28x28 digits) gets the data zero-padded around, as the zoo's LeNet-5.
+    images of ``input_shape`` (C, H, W); one sigmoid unit (compile()'s ``loss`` tells, see
+    keras.spec.binary_classifier) classifies 2 classes, as logits [0, z]. A model wanting up
+    to MAX_PAD more pixels per side (LeNet-5's 32x32 on 28x28 digits) gets the data
+    zero-padded around, as the zoo's LeNet-5.
     A model leaving its height or width free (``keras.Input((None, None, 1))``, a fully
     convolutional network) takes the data's: a dataset gives it, and the run keeps it.
     Sides are at most data.pictures.MAX_SIDE pixels, as every classifier run's."""
@@ -551,7 +557,7 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
 
     from neuralab.keras import build, check
     from neuralab.keras import input_shape as keras_input
-    from neuralab.keras.spec import with_input
+    from neuralab.keras.spec import binary_classifier, with_input
     from neuralab.data.pictures import MAX_SIDE
 
     want = tuple(keras_input(check(spec, name)))
@@ -573,8 +579,10 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     if want[0] != have[0] or not (0 <= pad_h <= MAX_PAD and 0 <= pad_w <= MAX_PAD):
         raise NeuralabError(f"{name}: the model takes images of {_hwc(want)} (height x width x channels), the data "
                             f"has {_hwc(have)}; change the model's input shape to {_hwc(have)}")
-    if len(out) != 2 or out[1] != num_classes:
-        raise NeuralabError(f"{name}: the model outputs {keras_shape(out[1:])}, the data has {num_classes} "
+    k = 2 if binary_classifier(spec, loss, name) else out[1] if len(out) == 2 else None
+    if k != num_classes:
+        got = " (2 classes, one sigmoid unit)" if k == 2 and out[1] == 1 else ""
+        raise NeuralabError(f"{name}: the model outputs {keras_shape(out[1:])}{got}, the data has {num_classes} "
                             f"classes; end the model in Dense({num_classes}, activation='softmax')")
     if None in keras_input(spec):
         spec = with_input(spec, (want[1], want[2], want[0]), name)
