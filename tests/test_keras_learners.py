@@ -531,6 +531,14 @@ def test_training_keras_ios_binary_classifier_from_its_code(tmp_path):
     assert meta["num_classes"] == 2 and meta["classes"] == ["0", "1"]
     assert json.loads((tmp_path / "run" / "results.json").read_text())["test_accuracy"] > 0.8  # chance: 0.5
 
+    # Binary cross-entropy on two softmax outputs (one label per output, as for several labels
+    # an image) is another loss than the 2-class cross-entropy neuralab trains: refused, as before
+    code.write_text(code.read_text().replace("layers.Dense(1, activation='sigmoid')",
+                                             "layers.Dense(2, activation='softmax')"))
+    assert main(["train", "--model", str(code), "--data", str(tmp_path / "two"), "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "multi")]) == 2
+    assert not (tmp_path / "multi").exists()
+
 
 @pytest.mark.parametrize("form", ["sigmoid", "logits"])
 def test_runlogger_records_a_one_unit_binary_classifier_with_kerass_test_loss(tmp_path, form):

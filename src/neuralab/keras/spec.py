@@ -428,6 +428,14 @@ def ends_in_softmax(spec: dict) -> bool:
     return last["class"] == "Softmax" or last["args"].get("activation") == "softmax"
 
 
+def loss_name(loss) -> tuple[str | None, dict]:
+    """compile()'s loss, a name or Keras's config of a loss object, as its name in lower case
+    without underscores ("binarycrossentropy" for "binary_crossentropy" and BinaryCrossentropy)
+    and the object's config ({} for a name; None and {} when not compiled)."""
+    name, config = (loss.get("class_name"), loss.get("config")) if isinstance(loss, dict) else (loss, None)
+    return (name.replace("_", "").lower() if isinstance(name, str) else None), (config if isinstance(config, dict) else {})
+
+
 def binary_classifier(spec: dict, loss, name: str) -> bool:
     """Whether the model is a 2-class classifier written Keras's way, one unit scoring class 1
     (Keras's label 1): a (None, 1) output ending in a sigmoid, compiled with binary cross-entropy,
@@ -440,10 +448,9 @@ def binary_classifier(spec: dict, loss, name: str) -> bool:
     last = {e["name"]: e for e in spec["layers"]}[spec["output"]]
     if list(last["output_shape"][1:]) != [1]:
         return False
-    config = loss.get("config") if isinstance(loss, dict) else None
-    key = (loss.get("class_name") if isinstance(loss, dict) else loss) if loss is not None else None
-    binary = isinstance(key, str) and key.replace("_", "").lower() == "binarycrossentropy"
-    from_logits = binary and isinstance(config, dict) and config.get("from_logits") is True
+    key, config = loss_name(loss)
+    binary = key == "binarycrossentropy"
+    from_logits = binary and config.get("from_logits") is True
     act = last["args"].get("activation", "linear")
     if act in ("sigmoid", "linear") and (key is None or binary and from_logits == (act == "linear")):
         return True
@@ -482,8 +489,7 @@ def grey_images(spec: dict, loss=None) -> bool:
     first = spec["layers"][0]
     readers = [e for e in spec["layers"] if first["name"] in e["inputs"]]
     out = {e["name"]: e for e in spec["layers"]}[spec["output"]]["output_shape"]
-    names = [loss] if isinstance(loss, str) else [loss.get("class_name")] if isinstance(loss, dict) else []
-    categorical = any(isinstance(n, str) and "categoricalcrossentropy" in n.replace("_", "").lower() for n in names)
+    categorical = "categoricalcrossentropy" in (loss_name(loss)[0] or "")
     return (len(first["output_shape"]) == 3 and None not in first["output_shape"][1:]
             and [e["class"] for e in readers] in (["Flatten"], ["Reshape"])
             and len(out) == 2 and (out[1] or 0) >= 2 and (ends_in_softmax(spec) or categorical))

@@ -139,6 +139,16 @@ class ModelSource:
 
             return build_model(self.architecture, input_shape, num_classes, **(options or {}))
         if self.type == KERAS:
+            from neuralab.keras.spec import loss_name
+
+            outputs = output_shape(self.spec)[1:]
+            if loss_name(self.loss)[0] == "binarycrossentropy" and list(outputs) != [1]:
+                # Keras's binary cross-entropy on each of K outputs (several labels an image) is
+                # not the K-class cross-entropy a classifier here trains with
+                raise NeuralabError(f"{self.architecture}: compile(loss=binary_crossentropy) on {keras_shape(outputs)} "
+                                    "outputs; neuralab trains one class an image: compile with "
+                                    "sparse_categorical_crossentropy, or end in Dense(1, activation='sigmoid') "
+                                    "for 2 classes")
             return keras_classifier(self.spec, self.weights, input_shape, num_classes, self.architecture, self.loss)
         shape = tuple(input_shape)
         return self._confirmed(checked_module(self.module, self.architecture, shape, num_classes, sample), sample, shape)
