@@ -641,7 +641,8 @@ def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_cod
     from neuralab.data import load_image_data
 
     clf = load_classifier(run_dir, trust_code, model)
-    config = stored_config(Run(run_dir))
+    run = Run(run_dir)
+    config = stored_config(run)
     if config.data is None:
         raise NeuralabError(f"{run_dir}: an imported model with no dataset to test it on; import it again "
                             "naming its `data`")
@@ -649,7 +650,7 @@ def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_cod
     if tuple(data.input_shape) != tuple(clf.preprocess.input_shape):
         raise NeuralabError(f"{data.name}: images of {'x'.join(map(str, data.input_shape))} (channels x height x "
                             f"width), the run's model takes {'x'.join(map(str, clf.preprocess.input_shape))}")
-    check_same_data(Run(run_dir), data, clf.classes)
+    check_same_data(run, data, clf.classes)
     return clf, data, clf.predict_proba(data.test.x)
 
 
