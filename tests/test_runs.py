@@ -574,3 +574,29 @@ def test_a_run_this_session_holds_says_so(tmp_path):
             Run(tmp_path / "run").lock()
     finally:
         held.unlock()
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_and_it_resumes(digits, tmp_path):
+    """What SLURM at the end of a job's time, `timeout` and `docker stop` send: the command says
+    how to go on and ends with the shell's status for SIGTERM; the run is interrupted, not
+    locked, and resumes to its end."""
+    run = tmp_path / "run"
+    args = train_args(digits, run)
+    args[args.index("--epochs") + 1] = "60"  # a few seconds: long enough to be cut in the middle
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "neuralab", *args], env=env, stderr=subprocess.PIPE, text=True)
+    metrics = run / runs.METRICS
+    deadline = time.monotonic() + 300
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 2) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no epoch finished"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"neuralab train --resume {run}" in err and "interrupted" in err
+    assert Run(run).status() is Status.INTERRUPTED
+    assert 2 <= json.loads(metrics.read_text().splitlines()[-1])["epoch"] < 60
+    resumed = command("train", "--resume", str(run), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert Run(run).status() is Status.FINISHED

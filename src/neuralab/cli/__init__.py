@@ -13,7 +13,9 @@ import gc
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -152,11 +154,24 @@ def run() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     openmp_waits()
+    received: list[int] = []
+
+    def terminated(signum, frame):
+        # SIGTERM is what cluster schedulers (SLURM at the end of a job's time, Kubernetes),
+        # `timeout` and `docker stop` send before they kill. Python's default ends the process
+        # at once, without the line that says how to resume; taken as Ctrl-C, every command
+        # stops the way Ctrl-C stops it.
+        received.append(signum)
+        raise KeyboardInterrupt
+
     for stream in (sys.stdout, sys.stderr):  # a file name with bytes that are no UTF-8 prints escaped
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # where Python lets a handler be set
+        previous = signal.signal(signal.SIGTERM, terminated)
     try:
         return args.func(args) or 0
     except NeuralabError as e:
@@ -165,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:
         print(f"neuralab: {str(e) or 'interrupted'}", file=sys.stderr)
-        return 130
+        return 128 + (received[0] if received else signal.SIGINT)  # the shell's status for that signal
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         torch = sys.modules.get("torch")
         if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
