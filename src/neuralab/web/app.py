@@ -45,6 +45,7 @@ STATIC = Path(__file__).parent / "static"   # served as they are: scripts, style
 PAGES_DIR = Path(__file__).parent / "pages"  # each page's body, put into layout.html
 PAGES = {"index": "Home", "conv": "Convolution playground", "classify": "Classifier", "runs": "Runs",
          "forecast": "Forecast"}
+PAGE_PATHS = ["/" if name == "index" else f"/{name}" for name in PAGES]
 # A run's report.html is self-contained (inline style, images as data: URLs) and runs no script.
 REPORT_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 PICTURE_TYPES = ("image/*", "application/octet-stream")  # what the pages send a picture as
@@ -225,7 +226,14 @@ def _answer(status: int):
 
 
 async def http_error(request, exc):
-    return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    """Starlette's own refusals (no route here, a method the route does not take) said as what to
+    do; a 405 keeps its Allow header (RFC 9110), which a JSONResponse would otherwise drop."""
+    detail = exc.detail
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no page or endpoint at this address; the pages are {', '.join(PAGE_PATHS)}"
+    elif exc.status_code == 405:
+        detail = f"method {request.method[:20]} is not taken here; use {(exc.headers or {}).get('Allow', 'GET')}"
+    return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def server_error(request, exc):  # a bug of the app; the traceback goes to the server's log
@@ -271,7 +279,7 @@ def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = Fal
     root = Path(runs_dir).resolve()
     hosts = allowed_hosts() if hosts is None else hosts
     queue = jobs.Jobs(root, trust_code)
-    pages = [Route("/" if name == "index" else f"/{name}", _page(name)) for name in PAGES]
+    pages = [Route(path, _page(name)) for path, name in zip(PAGE_PATHS, PAGES)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

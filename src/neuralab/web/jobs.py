@@ -68,7 +68,8 @@ def train_request(body: dict) -> dict:
     body = fields(body, TRAIN_FIELDS)
     model = choice("model", body.get("model", ClassifierConfig().model), tuple(ARCHITECTURES))
     data = choice("data", body.get("data", ClassifierConfig().data), tuple(SOURCES))
-    recipe = text("recipe", body.get("recipe") or "")
+    recipe = body.get("recipe")
+    recipe = "" if recipe is None else text("recipe", recipe)  # 0, false, [] are no way of saying "none"
     if recipe and recipe not in RECIPES:
         raise ParameterError("recipe", Shown(recipe), f"allowed are {', '.join(RECIPES)} (or none)")
     epochs = body.get("epochs")
@@ -256,7 +257,10 @@ class Jobs:
             with self._cv:
                 self._current = None
                 job.returncode = returncode
+                stopped = job.state == "stopping" and returncode in (130, -signal.SIGINT)
                 job.state = {0: "finished", 130: "interrupted"}.get(returncode, "failed")
+                if stopped:  # Stop in the first second hits Python's start (-SIGINT) or comes before the run's folder
+                    job.state = "interrupted" if (self.root / job.run / runs.CONFIG).is_file() else "cancelled"
                 if job.state == "failed":
                     job.error = _last_line(job.log) or f"exited with status {returncode}"
 
