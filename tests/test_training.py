@@ -260,6 +260,21 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_fashion, tmp_pa
         assert ra["val_accuracy"] == pytest.approx(rb["val_accuracy"])
 
 
+def test_a_refusal_under_torchrun_is_said_once_by_rank_0(tiny_fashion, tmp_path):
+    """Rank 0 refuses an --out that holds a run; torchrun then stops rank 1 with SIGTERM, which
+    must not add that the run was interrupted and can be resumed."""
+    args = ["train", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "1", "--quiet",
+            "--out", str(tmp_path / "run")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    assert subprocess.run([sys.executable, "-m", "neuralab", *args], env=env, timeout=300).returncode == 0
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "-m", "neuralab", *args], capture_output=True, text=True, env=env, timeout=300)
+    assert ddp.returncode != 0
+    said = [line for line in ddp.stderr.splitlines() if line.startswith("neuralab:")]
+    assert said == [f"neuralab: error: --out {tmp_path / 'run'}: already holds a run; pass --overwrite to replace "
+                    "it or choose another --out"], ddp.stderr[-2000:]
+
+
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(small_fashion, tmp_path, monkeypatch, capsys):
     """The second epoch's save fails with ENOSPC: one clear line, epoch 1's checkpoint intact."""
     import errno

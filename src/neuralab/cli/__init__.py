@@ -152,6 +152,17 @@ def run() -> None:
         gc.freeze()
 
 
+def _other_rank() -> bool:
+    """A process of a torchrun job other than rank 0. When one process fails, torchrun stops the
+    others with SIGTERM: rank 0 says what happened to the run, once, and an "interrupted, resume
+    it" from the others would be wrong (the failure may have been a refusal to start)."""
+    if "RANK" not in os.environ:  # not under torchrun: no need to import torch to know
+        return False
+    from neuralab.training.device import dist_info
+
+    return not dist_info().is_main
+
+
 def main(argv: list[str] | None = None) -> int:
     openmp_waits()
     received: list[int] = []
@@ -179,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neuralab: error: {e.render(namer(args._parsers))}{how}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        print(f"neuralab: {str(e) or 'interrupted'}", file=sys.stderr)
+        if not _other_rank():
+            print(f"neuralab: {str(e) or 'interrupted'}", file=sys.stderr)
         return 128 + (received[0] if received else signal.SIGINT)  # the shell's status for that signal
     finally:
         if previous is not None:
