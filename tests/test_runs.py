@@ -600,3 +600,19 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_it_resumes(digits, tmp_path):
     resumed = command("train", "--resume", str(run), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert Run(run).status() is Status.FINISHED
+
+
+def test_ctrl_c_during_the_test_pass_says_how_to_finish_the_run(digits, tmp_path, monkeypatch, capsys):
+    from neuralab.training.trainer import Trainer
+
+    def pressed(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "predict", pressed)  # no validation set: this is the test pass, after the last epoch
+        assert main([*train_args(digits, run), "--val-fraction", "0"]) == 130
+    assert f"`neuralab train --resume {run}` continues it" in capsys.readouterr().err
+    assert Run(run).status() is Status.INTERRUPTED and (run / runs.METRICS).read_text().count("\n") == 3
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert Run(run).status() is Status.FINISHED

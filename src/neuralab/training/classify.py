@@ -429,16 +429,16 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verb
     if verbose and main:
         print(summary_text, flush=True)
         print(_training_header(config, data, trainer), flush=True)
-    try:
+    try:  # until results.json, an interrupted run is one `--resume` finishes
         history = trainer.fit(pixels(data.train.x), torch.from_numpy(data.train.y),
                               val=(pixels(data.val.x), torch.from_numpy(data.val.y)) if len(data.val) else None,
                               resume=resume)
+        # One pass over the test set: the report's probabilities and the test scores from the same logits.
+        logits = trainer.predict(pixels(data.test.x))
+        test = trainer.score(logits, torch.from_numpy(data.test.y))
     except KeyboardInterrupt:
         raise runs.Interrupted(run.path) from None
     seconds = trainer.elapsed
-    # One pass over the test set: the report's probabilities and the test scores from the same logits.
-    logits = trainer.predict(pixels(data.test.x))
-    test = trainer.score(logits, torch.from_numpy(data.test.y))
     result = RunResult(run.path, history, test, trainer.best_epoch(), seconds, count_parameters(trainer.model))
     if main:
         probs = torch.softmax(logits, dim=1).numpy()
