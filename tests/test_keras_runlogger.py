@@ -356,3 +356,17 @@ def test_an_image_folder_is_recorded_whole_and_no_data_as_null(tmp_path, monkeyp
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "pets-run")]) == 0, capsys.readouterr().err
     assert "accuracy" in capsys.readouterr().out
+
+
+def test_two_fits_in_the_same_second_without_out_get_a_run_each(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEURALAB_RUNS", str(tmp_path))
+    monkeypatch.setattr(runs.time, "strftime", lambda fmt: "20261206-010820")  # a notebook's two cells at once
+    keras.utils.set_random_seed(0)
+    x, y = np.random.default_rng(0).random((32, 8, 8, 1), dtype=np.float32), np.arange(32) % 2
+    model = small_classifier()
+    loggers = [RunLogger(classes=["cat", "dog"], seed=0), RunLogger(classes=["cat", "dog"], seed=0)]
+    for logger in loggers:
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[logger])
+    first, second = (tmp_path / f"keras-{model.name}-20261206-010820{n}" for n in ("", "-2"))
+    assert [logger.run.path for logger in loggers] == [first, second]
+    assert runs.Run(first).status() is runs.Status.FINISHED and runs.Run(second).status() is runs.Status.FINISHED

@@ -616,3 +616,28 @@ def test_ctrl_c_during_the_test_pass_says_how_to_finish_the_run(digits, tmp_path
     assert Run(run).status() is Status.INTERRUPTED and (run / runs.METRICS).read_text().count("\n") == 3
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert Run(run).status() is Status.FINISHED
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(digits, tmp_path, monkeypatch, capsys):
+    """A job array starts its tasks at once: the default MODEL-DATA-TIME names are the same, and
+    the second run went nowhere ("--out ...: already holds a run", an --out nobody gave)."""
+    monkeypatch.setenv("NEURALAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setattr(runs.time, "strftime", lambda fmt: "20261206-010820")  # the same second for both
+    args = [a for a in train_args(digits, tmp_path) if a not in ("--out", str(tmp_path))]
+    assert main(args) == 0 and main([*args, "--seed", "4"]) == 0
+    out = capsys.readouterr().out
+    first, second = (tmp_path / "runs" / f"mlp-{digits.name}-20261206-010820{n}" for n in ("", "-2"))
+    assert f"run: {first}" in out and f"run: {second}" in out
+    assert Run(first).status() is Status.FINISHED and Run(second).status() is Status.FINISHED
+    assert json.loads((second / runs.CONFIG).read_text())["seed"] == 4
+    assert main(["report", str(second)]) == 0  # the run knows where it is: its files are in its folder
+
+
+def test_numbered_folders_are_claimed_once_by_processes_asking_at_once(tmp_path):
+    code = ("import sys; from neuralab.runs import Run; run = Run.create(sys.argv[1], numbered=True); "
+            "print(run.path.name, flush=True); run.unlock()")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True,
+                              env=env) for _ in range(4)]
+    names = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
+    assert names == ["run", "run-2", "run-3", "run-4"]

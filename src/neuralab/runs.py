@@ -23,6 +23,7 @@ import contextlib
 import enum
 import errno
 import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -123,6 +124,22 @@ def default_dir(*parts: str, root: str | os.PathLike | None = None) -> Path:
     return root / "-".join([*(folder_part(p) for p in parts), stamp])
 
 
+def _claimed(path: Path) -> Path:
+    """``path``, else the first free ``path``-2, -3, ..., made by this process: mkdir fails where
+    the folder exists, so of two processes asking at once each gets one of its own."""
+    for n in itertools.count(1):
+        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise ParameterError("out", str(candidate), f"cannot create the folder ({e.strerror}); "
+                                                        "choose another `out` or fix its permissions") from None
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class Run:
     """One run directory. ``Run.create`` makes a new one and holds its lock; ``Run.open``
@@ -166,11 +183,16 @@ class Run:
         return path
 
     @classmethod
-    def create(cls, path: str | os.PathLike, overwrite: bool = False) -> "Run":
+    def create(cls, path: str | os.PathLike, overwrite: bool = False, numbered: bool = False) -> "Run":
         """A new, empty run directory at ``path``, locked by this process.
 
         An existing run is replaced only with ``overwrite`` and never while another process
-        trains it; a non-empty folder that is not a run is never touched."""
+        trains it; a non-empty folder that is not a run is never touched. ``numbered``: ``path``
+        is a name made by ``default_dir``, not one the user gave, and where it is taken the run
+        goes to the first of PATH-2, PATH-3, ... that this process creates itself: runs started
+        in the same second (a job array, two terminals) each get their own folder."""
+        if numbered:
+            path = _claimed(Path(path))
         run = cls(path)
         path = run.path
         if path.exists() and not path.is_dir():

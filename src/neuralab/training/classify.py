@@ -199,7 +199,8 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
 
     # Inputs are valid: only now does anything touch the disk.
     is_main = dist_info().is_main
-    run = Run.create(path, overwrite) if is_main else Run(path)
+    run = Run.create(path, overwrite, numbered=out is None) if is_main else Run(path)
+    trainer.run_dir = run.path
     try:
         if is_main:
             source.copy_code(run.path)

@@ -152,7 +152,7 @@ class RunLogger(keras.callbacks.Callback):
             self.run.lock()
             self._continue(epoch, renumber=True)
             return
-        if held and not self.overwrite and _by_keras_fit(path):
+        if held and not self.overwrite and self.out is not None and _by_keras_fit(path):
             done = _epochs_in(path)
             if epoch == 0:
                 raise ParameterError("out", str(path), f"already holds a run of Keras's fit ({done} epochs); to "
@@ -167,7 +167,8 @@ class RunLogger(keras.callbacks.Callback):
             self.run = run
             self._continue(epoch, renumber=False)
             return
-        self.run = Run.create(path, self.overwrite)
+        self.run = Run.create(path, self.overwrite, numbered=self.out is None)  # a default name taken: NAME-2
+        self._path = self.run.path
         self.run.write_record(self.kind, self._config(), self._environment(), self._data_record())
         self.run.write_text(runs.SUMMARY, self._summary(self._spec))
         self.run.write_json(runs.MODEL, self.meta)
