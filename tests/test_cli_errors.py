@@ -190,3 +190,21 @@ def test_ctrl_c_says_interrupted(monkeypatch, capsys):
     monkeypatch.setattr(zoo, "run_zoo", pressed)
     assert main(["zoo"]) == 130
     assert capsys.readouterr().err == "neuralab: interrupted\n"
+
+
+def test_a_warning_of_neuralab_is_one_line_on_the_command_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from helpers import digits_folder
+
+    folder = digits_folder(tmp_path / "digits", n=100)
+    (folder / "3" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a picture")
+    done = subprocess.run([sys.executable, "-m", "neuralab", "train", "--model", "mlp", "--data", str(folder),
+                           "--epochs", "1", "--on-error", "skip", "--quiet", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(SRC.parent)})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(f"neuralab: warning: {folder}: skipped 1 of 101 images that cannot be read")
+    assert done.stderr.count("\n") == 1, done.stderr  # not Python's form: file, line, then the source line

@@ -17,6 +17,8 @@ import signal
 import sys
 import threading
 import time
+import warnings
+from pathlib import Path
 from typing import Callable
 
 from neuralab import __version__
@@ -135,6 +137,18 @@ def _others_busy(readings: int = 5) -> bool:
         return True
 
 
+_python_warning = warnings.formatwarning
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """neuralab's own warnings in one line, as its errors are; Python's form (file, line and the
+    source line under it) for other libraries'."""
+    if Path(filename).resolve().is_relative_to(PACKAGE):
+        return f"neuralab: warning: {message}\n"
+    return _python_warning(message, category, filename, lineno, line)
+
+
 def run() -> None:
     """The `neuralab` command's entry point: ``main``, then exit with its status.
 
@@ -142,6 +156,7 @@ def run() -> None:
     final garbage collections over torch's and matplotlib's million objects (docs/speed-rounds.md,
     the tenth round); frozen, they are left to the process's exit, which frees them at once.
     Exit handlers run as before."""
+    warnings.formatwarning = _one_line_warning
     try:
         sys.exit(main())
     except BrokenPipeError:  # the reader went away (`| head`): what it wanted was printed
