@@ -17,6 +17,7 @@ from neuralab.cli import main
 from neuralab.data import SkippedImagesWarning, folders, load_image_folder
 from neuralab.errors import NeuralabError
 from neuralab.training import ClassifierConfig, TrainConfig, load_classifier, train_classifier
+from test_web_app import parsers_watched  # noqa: F401 (the fixture)
 
 
 def shade(value: int, size=(12, 10)) -> Image.Image:
@@ -260,3 +261,37 @@ def test_one_picture_name_is_one_picture_and_many_are_classified_in_batches(tmp_
     assert probs.shape == (600, 10) and np.allclose(probs, probs[:1], atol=1e-6)
     assert np.allclose(probs[0], clf.predict_proba(one)[0], atol=1e-6)
     assert clf.predict_proba(many[:0]).shape == (0, 10)
+
+
+def tga_bytes(footer: bool) -> bytes:
+    """A 16 x 16 photo as Pillow writes TGA (version 2, ending in its footer), or as a version 1
+    file, which has no footer and no signature at all."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(buf, format="TGA")
+    data = buf.getvalue()
+    assert data.endswith(b"TRUEVISION-XFILE.\0")
+    return data if footer else data[:-26]  # the footer: extension and developer offsets, then the signature
+
+
+@pytest.mark.parametrize("footer, said", [
+    (True, "TGA format, which neuralab does not open; convert it to PNG, JPEG, GIF, BMP, TIFF or WebP"),
+    (False, "not a readable image; give a PNG, JPEG, GIF, BMP, TIFF or WebP file"),
+])
+def test_a_tga_picture_is_refused_by_its_name_or_none_never_as_a_cur(tmp_path, footer, said,
+                                                                      parsers_watched):  # noqa: F811
+    """An uncompressed TGA starts with the four bytes Pillow's CUR test looks for: it was
+    refused as "CUR format"."""
+    from neuralab.data.pictures import read_image
+    from neuralab.web.images import decode
+
+    path = tmp_path / "photo.tga"
+    path.write_bytes(tga_bytes(footer))
+    with pytest.raises(NeuralabError) as e:
+        read_image(path)
+    assert str(e.value) == f"{path}: {said}"
+    with pytest.raises(NeuralabError) as e:
+        decode(path.read_bytes())  # an upload to the web app
+    assert str(e.value) == f"upload: {said}"
+    assert parsers_watched == []  # told from its bytes: Pillow's TGA and CUR parsers never ran

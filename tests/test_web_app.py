@@ -703,7 +703,7 @@ def test_pictures_are_decoded_off_the_event_loop_a_few_at_a_time(runs, digit, mo
     from neuralab.data import pictures
     from neuralab.web.app import PICTURES_AT_ONCE
 
-    real, release, lock = pictures.read_image, threading.Event(), threading.Lock()
+    real, release, lock = pictures.decode_image, threading.Event(), threading.Lock()
     running, seen = [], {"peak": 0, "on_loop": 0, "stuck": 0}
 
     def slow_read(*args, **kwargs):
@@ -721,7 +721,7 @@ def test_pictures_are_decoded_off_the_event_loop_a_few_at_a_time(runs, digit, mo
             running.pop()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pictures, "read_image", slow_read)
+    monkeypatch.setattr(pictures, "decode_image", slow_read)
     with TestClient(create_app(runs), base_url="http://127.0.0.1") as c:
         answers = []
 
@@ -762,7 +762,8 @@ HOSTILE_JSON = [
     (b'{"at": [1.5, 2]}', 400, "at=1.5: must be a whole number"),
     (b'{"at": [1]}', 400, "at=[1]: give [row, column]"),
     (b'{"at": "3,4"}', 400, "at='3,4': give [row, column]"),
-    (b'{"at": [5, 99999]}', 400, "at=99999: must be a whole number from 0 to 28"),
+    (b'{"at": [5, 99999]}', 400, "at=[5, 99999]: give [row, column] of a pixel of the 28 x 28 input: row 0 to 27, "
+                                 "column 0 to 27"),
     (b'{"kernel": "1e308 1e308; 1e308 1e308"}', 400, "kernel: '1e308' is out of range"),
     (b'{"kernel": "1e400"}', 400, "kernel: '1e400' is out of range"),
     (b'{"kernel": "1e10000000"}', 400, "kernel: '1e10000000' has too many digits"),  # 10**10000000 took 46 s
@@ -963,7 +964,8 @@ def test_a_run_or_file_deleted_while_the_app_reads_it_is_a_404_or_left_out(tmp_p
 
         then("run_file", lambda root_, run, name: (root / run / name).unlink())
         r = c.get("/api/run/file", params={"run": "kept", "name": "report.html"})
-        assert r.status_code == 404 and r.json() == {"error": "no such file"}, r.text
+        assert r.status_code == 404 and r.json() == {"error": "name='report.html': not in this run; give a file that "
+                                                             "/api/run?run=RUN lists under files"}, r.text
         monkeypatch.undo()
         (root / "kept" / "report.html").write_text("<p>the report</p>")
         r = c.get("/api/run/file", params={"run": "kept", "name": "report.html"})
@@ -979,7 +981,8 @@ def test_a_run_or_file_deleted_while_the_app_reads_it_is_a_404_or_left_out(tmp_p
 
         then("describe", lambda root_, run: shutil.rmtree(root / run))
         r = c.get("/api/run", params={"run": "vanishing"})
-        assert r.status_code == 404 and r.json() == {"error": "no such run"}, r.text
+        assert r.status_code == 404 and r.json() == {"error": "run='vanishing': no such run in the runs folder; "
+                                                             "give a run that /api/runs lists"}, r.text
 
 
 def test_spoiled_run_files_answer_in_one_line_never_hang_and_never_leak(tmp_path, digit):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 
@@ -18,6 +20,11 @@ MAX_SIDE = 1024  # pixels a side of the images a classifier takes (a dataset's, 
 # to Ghostscript). Photos, scans, drawings and datasets come in these six.
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 FORMAT_NAMES = "PNG, JPEG, GIF, BMP, TIFF or WebP"
+# Pillow's signature tests that other files pass too, which name no format here: an uncompressed
+# TGA starts as a CUR does, a binary file whose first four bytes are a small number as a DIB, GBR
+# or EMF (WMF) does, a C or CSS file as an XBM.
+UNSURE = frozenset({"CUR", "DIB", "GBR", "WMF", "XBM"})
+TGA_FOOTER = b"TRUEVISION-XFILE.\0"  # how a TGA file ends (version 2); it has no signature at its start
 
 
 def picture_suffixes() -> frozenset[str]:
@@ -36,8 +43,6 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
     unreadable, empty, non-image, other-format and oversized files give a NeuralabError
     naming the file.
     """
-    from PIL import Image, ImageOps
-
     path = Path(path)
     if path.is_dir():
         raise NeuralabError(f"{path}: is a folder, not a picture; give a {FORMAT_NAMES} file")
@@ -47,11 +52,25 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
         raise NeuralabError(f"{path}: not a regular file; give a {FORMAT_NAMES} file")
     if path.stat().st_size == 0:
         raise NeuralabError(f"{path}: file is empty; give a {FORMAT_NAMES} file")
+    return _decode(path, str(path), mode, max_pixels)
+
+
+def decode_image(data: bytes, name: str, mode: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A picture file's bytes already in memory (an upload), read as ``read_image`` reads a
+    file, with no file written anywhere; errors name the picture ``name``."""
+    if not data:
+        raise NeuralabError(f"{name}: file is empty; give a {FORMAT_NAMES} file")
+    return _decode(io.BytesIO(data), name, mode, max_pixels)
+
+
+def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: int) -> np.ndarray:
+    from PIL import Image, ImageOps
+
     try:
-        with Image.open(path, formats=FORMATS) as img:
+        with Image.open(source, formats=FORMATS) as img:
             if img.width * img.height > max_pixels:
                 raise NeuralabError(
-                    f"{path}: {img.width}x{img.height} pixels is more than the {max_pixels:,} allowed; resize it first"
+                    f"{name}: {img.width}x{img.height} pixels is more than the {max_pixels:,} allowed; resize it first"
                 )
             img.load()
             img = ImageOps.exif_transpose(img)  # a photo's EXIF orientation: upright, as viewers show it
@@ -63,17 +82,17 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
     except NeuralabError:
         raise
     except MemoryError:
-        raise NeuralabError(f"{path}: too large to decode in this machine's memory; resize it first") from None
+        raise NeuralabError(f"{name}: too large to decode in this machine's memory; resize it first") from None
     except Image.DecompressionBombError:
-        raise NeuralabError(f"{path}: image is too large to decode safely; resize it first") from None
+        raise NeuralabError(f"{name}: image is too large to decode safely; resize it first") from None
     except Image.UnidentifiedImageError:
-        other = _other_format(path)
+        other = _other_format(source)
         if other:
-            raise NeuralabError(f"{path}: {other} format, which neuralab does not open; "
+            raise NeuralabError(f"{name}: {other} format, which neuralab does not open; "
                                 f"convert it to {FORMAT_NAMES}") from None
-        raise NeuralabError(f"{path}: not a readable image; give a {FORMAT_NAMES} file") from None
+        raise NeuralabError(f"{name}: not a readable image; give a {FORMAT_NAMES} file") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise NeuralabError(f"{path}: not a readable image ({e}); give a {FORMAT_NAMES} file") from None
+        raise NeuralabError(f"{name}: not a readable image ({e}); give a {FORMAT_NAMES} file") from None
 
 
 def _to_bytes(values: np.ndarray, mode: str) -> np.ndarray:
@@ -96,18 +115,23 @@ def _to_bytes(values: np.ndarray, mode: str) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def _other_format(path: Path) -> str | None:
-    """The name of the refused format ``path`` is in, told by Pillow's signature tests alone
-    (each looks at the first 16 bytes; no parser of that format runs)."""
+def _other_format(source: Path | io.BytesIO) -> str | None:
+    """The name of the refused format ``source`` is in, told by its last bytes (TGA) or by
+    Pillow's signature tests of its first 16 (the sure ones); no parser of that format runs."""
     from PIL import Image
 
     Image.init()
-    with open(path, "rb") as f:
+    with open(source, "rb") if isinstance(source, Path) else contextlib.nullcontext(source) as f:
+        f.seek(0)
         prefix = f.read(16)
+        f.seek(max(0, f.seek(0, os.SEEK_END) - len(TGA_FOOTER)))
+        tail = f.read()
+    if tail == TGA_FOOTER:
+        return "TGA"
     for name in Image.ID:
         accept = Image.OPEN[name][1]
         try:
-            if name not in FORMATS and accept is not None and accept(prefix):
+            if name not in FORMATS and name not in UNSURE and accept is not None and accept(prefix):
                 return name
         except Exception:  # a plugin's test that chokes on odd bytes tells us nothing
             continue

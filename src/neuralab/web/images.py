@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import tempfile
 import threading
 import uuid
 from collections import OrderedDict
@@ -24,21 +22,13 @@ SAMPLES_DIR = Path(__file__).parent / "static" / "samples"
 
 
 def decode(data: bytes, mode: str | None = "L") -> np.ndarray:
-    """Uploaded bytes -> uint8 (H, W) or (H, W, 3), through ``read_image`` and its pixel cap."""
-    from neuralab.data.pictures import read_image
+    """Uploaded bytes -> uint8 (H, W) or (H, W, 3), through ``decode_image`` and its pixel cap.
+    Decoded from memory: a server whose temporary folder is full or read-only still reads them."""
+    from neuralab.data.pictures import decode_image
 
     if len(data) > MAX_UPLOAD_BYTES:
         raise NeuralabError(f"upload: {len(data):,} bytes is more than the {MAX_UPLOAD_BYTES:,} allowed")
-    fd, tmp = tempfile.mkstemp(prefix="neuralab-upload-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        try:
-            return read_image(tmp, mode=mode, max_pixels=MAX_UPLOAD_PIXELS)
-        except NeuralabError as e:  # the message names the temporary file; name the upload instead
-            raise NeuralabError(str(e).replace(f" '{tmp}'", "").replace(tmp, "upload")) from None
-    finally:
-        os.unlink(tmp)
+    return decode_image(data, "upload", mode=mode, max_pixels=MAX_UPLOAD_PIXELS)
 
 
 def fit_within(image: np.ndarray, side: int = PLAYGROUND_SIDE) -> np.ndarray:

@@ -30,6 +30,7 @@ from pathlib import Path
 from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.web.inputs import Shown, choice, fields, text, whole
+from neuralab.web.runs import resolve_run, run_name
 
 TRAIN_FIELDS = ("model", "data", "epochs", "recipe", "seed")
 MAX_EPOCHS = 1000          # the form's bound; a longer training belongs on the command line
@@ -108,7 +109,8 @@ class Jobs:
         self._ids = itertools.count(1)
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._logs = tempfile.TemporaryDirectory(prefix="neuralab-jobs-")
+        # made when a job first starts: a server whose temporary folder is full still serves its pages
+        self._logs: tempfile.TemporaryDirectory | None = None
 
     # --- requests --------------------------------------------------------------------
 
@@ -119,8 +121,6 @@ class Jobs:
             return self._add(out, train_argv(request, self.root / out), "train")
 
     def resume(self, run_id: str) -> Job:
-        from neuralab.web.runs import resolve_run
-
         path = resolve_run(self.root, text("run", run_id))
         run = runs.Run(path)
         if run.kind is not runs.Kind.CLASSIFIER:
@@ -129,7 +129,7 @@ class Jobs:
         if status is not runs.Status.INTERRUPTED:
             raise JobRefused(f"run {run_id}: {status.value}; only an interrupted run resumes")
         command = ["train", "--resume", str(path), *self._trust(run, run_id)]
-        rel = path.relative_to(self.root.resolve()).as_posix()
+        rel = run_name(self.root, run_id)
         with self._cv:
             if any(j.run == rel and j.state in ("queued", "running", "stopping") for j in self._jobs.values()):
                 raise JobRefused(f"run {run_id}: already queued or training")
@@ -159,13 +159,14 @@ class Jobs:
 
     def stop(self, run_id: str) -> Job:
         """Cancel the run's queued job, or interrupt its training (SIGINT, as Ctrl-C)."""
+        run = run_name(self.root, run_id)
         with self._cv:
             for job in reversed(self._jobs.values()):
-                if job.run == run_id and job.state == "queued":
+                if job.run == run and job.state == "queued":
                     self._waiting.remove(job)
                     job.state = "cancelled"
                     return job
-            if self._current is not None and self._current[0].run == run_id:
+            if self._current is not None and self._current[0].run == run:
                 job, process = self._current
                 if job.state == "running":
                     job.state = "stopping"
@@ -179,9 +180,10 @@ class Jobs:
 
     def active(self, run_id: str) -> dict | None:
         """The queued or running job of a run, if any."""
+        run = run_name(self.root, run_id)
         with self._cv:
             for job in reversed(self._jobs.values()):
-                if job.run == run_id and job.state in ("queued", "running", "stopping"):
+                if job.run == run and job.state in ("queued", "running", "stopping"):
                     return job.as_dict()
         return None
 
@@ -205,7 +207,8 @@ class Jobs:
                     process.wait()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._logs.cleanup()
+        if self._logs is not None:
+            self._logs.cleanup()
 
     # --- the worker ------------------------------------------------------------------
 
@@ -215,7 +218,6 @@ class Jobs:
         if len(self._waiting) >= MAX_QUEUED:
             raise JobRefused(f"{MAX_QUEUED} jobs are already waiting; stop some first")
         job = Job(str(next(self._ids)), run, argv, what)
-        job.log = Path(self._logs.name) / f"{job.id}.log"
         self._jobs[job.id] = job
         self._waiting.append(job)
         for old in [j for j in self._jobs.values() if j.state not in ("queued", "running", "stopping")][:-KEEP_DONE]:
@@ -251,6 +253,9 @@ class Jobs:
                 except OSError as e:
                     job.state, job.error = "failed", f"cannot start neuralab ({e.strerror})"
                     continue
+                except NeuralabError as e:
+                    job.state, job.error = "failed", str(e)
+                    continue
                 job.state = "running"
                 self._current = (job, process)
             returncode = process.wait()
@@ -267,10 +272,22 @@ class Jobs:
     def _spawn(self, job: Job) -> subprocess.Popen:
         self.root.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(job.log, "wb") as log:
+        with self._log(job) as log:
             return subprocess.Popen([sys.executable, "-m", "neuralab", *job.argv], stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root,
                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+
+    def _log(self, job: Job):
+        """The job's log file, open for writing, in the server's temporary folder."""
+        try:
+            if self._logs is None:
+                self._logs = tempfile.TemporaryDirectory(prefix="neuralab-jobs-")
+            job.log = Path(self._logs.name) / f"{job.id}.log"
+            return open(job.log, "wb")
+        except OSError as e:
+            raise NeuralabError(f"cannot write the job's log: the server's temporary folder {tempfile.gettempdir()} "
+                                f"cannot be written ({e.strerror}); free space there, or start the server with "
+                                "TMPDIR set to a folder it can write") from None
 
 
 def _die_with_parent() -> None:

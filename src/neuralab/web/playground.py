@@ -40,6 +40,19 @@ def _padding(value):
     return value
 
 
+def _pixel(at, h: int, w: int) -> tuple[int, int]:
+    """``at`` as (row, column) of one of the h x w input's pixels."""
+    where = f"give [row, column] of a pixel of the {h} x {w} input: row 0 to {h - 1}, column 0 to {w - 1}"
+    if not isinstance(at, list) or len(at) != 2:
+        raise ParameterError("at", Shown(at), where)
+    for value in at:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParameterError("at", Shown(value), f"must be a whole number; {where}")
+    if not (0 <= at[0] < h and 0 <= at[1] < w):
+        raise ParameterError("at", Shown(at), where)
+    return at[0], at[1]
+
+
 def run(image: np.ndarray, op="conv", kernel="sobel-x", stride=1, padding="valid", size=2,
         scale="auto", at=None) -> dict:
     """Apply ``op`` ("conv", "max" or "avg") to the grayscale uint8 ``image`` (H, W).
@@ -54,9 +67,7 @@ def run(image: np.ndarray, op="conv", kernel="sobel-x", stride=1, padding="valid
     x = image.astype(np.float64)
     h, w = x.shape
     if at is not None:
-        if not isinstance(at, list) or len(at) != 2:
-            raise ParameterError("at", Shown(at), "give [row, column] of the input picture")
-        at = (whole("at", at[0], 0, h), whole("at", at[1], 0, w))
+        at = _pixel(at, h, w)
     if op == "conv":
         name, k = kernel_from(kernel)
         padding = _padding(padding)

@@ -15,6 +15,7 @@ from typing import BinaryIO
 from neuralab import runs
 from neuralab.errors import NeuralabError
 from neuralab.files import inside, open_plain
+from neuralab.web.inputs import Shown
 
 # What the app may send from a run directory, and as what.
 SERVED: dict[str, str] = {
@@ -43,30 +44,48 @@ def resolve_run(root: Path, run_id: str) -> Path:
     Absolute paths, '..' parts, backslashes, symbolic links leading out of ``root`` and
     folders without config.json are all refused with NotFound."""
     if not run_id or "\x00" in run_id or "\\" in run_id:
-        raise NotFound("no such run")
+        raise _no_run(run_id)
     parts = PurePosixPath(run_id).parts
     if PurePosixPath(run_id).is_absolute() or ".." in parts or len(parts) > runs.MAX_DEPTH:
-        raise NotFound("no such run")
+        raise _no_run(run_id)
     try:
         path = inside(root, run_id)
         if path == Path(root).resolve() or not (path / runs.CONFIG).is_file():
-            raise NotFound("no such run")
+            raise _no_run(run_id)
     except (NeuralabError, OSError):  # OSError: a name too long for the file system, say
-        raise NotFound("no such run") from None
+        raise _no_run(run_id) from None
     return path
+
+
+def run_name(root: Path, run_id: str) -> str:
+    """The one name of the run ``run_id`` names, for telling runs apart: './X', 'X/', 'X/.' and
+    'X//' all open X, so all are 'X' (and a link inside ``root`` is the folder it leads to). A
+    name of no run yet, a training queued before its folder is made, is tidied the same way."""
+    try:
+        return resolve_run(root, run_id).relative_to(Path(root).resolve()).as_posix()
+    except NotFound:
+        return PurePosixPath(run_id).as_posix()
+
+
+def _no_run(run_id: str) -> NotFound:
+    return NotFound(f"run={Shown(run_id)!r}: no such run in the runs folder; give a run that /api/runs lists")
+
+
+def _no_file(name: str, why: str) -> NotFound:
+    return NotFound(f"name={Shown(name)!r}: {why}; give a file that /api/run?run=RUN lists under files")
 
 
 def run_file(root: Path, run_id: str, name: str) -> tuple[Path, str]:
     """(path, media type) of the served file ``name`` of a run; anything else is NotFound."""
     if name not in SERVED:
-        raise NotFound("no such file")
+        raise _no_file(name, "not a file the app serves")
     run = resolve_run(root, run_id)
     try:
         path = inside(run, name)
     except NeuralabError:
-        raise NotFound("no such file") from None
+        raise _no_file(name, "not in this run") from None
     if not path.is_file():
-        raise NotFound("no such file")
+        raise _no_file(name, "not in this run")
     return path, SERVED[name]
 
 
@@ -78,7 +97,7 @@ def open_file(root: Path, run_id: str, name: str) -> tuple[BinaryIO, int, str]:
     try:  # a named pipe put there since the check would hold a worker thread forever: open_plain refuses it
         f = open_plain(path, "rb")
     except (OSError, NeuralabError):
-        raise NotFound("no such file") from None
+        raise _no_file(name, "not in this run") from None
     return f, os.fstat(f.fileno()).st_size, media
 
 
@@ -110,15 +129,15 @@ def describe(root: Path, run_id: str) -> dict:
     path = resolve_run(root, run_id)
     row = runs.describe(runs.Run(path), run_id).as_dict()
     if row["status"] == runs.Status.DAMAGED.value:
-        _still_there(path)  # removed while it was read: no run, rather than a damaged one
+        _still_there(path, run_id)  # removed while it was read: no run, rather than a damaged one
     row["finished"] = row["status"] == runs.Status.FINISHED.value
     return row
 
 
-def _still_there(path: Path) -> None:
+def _still_there(path: Path, run_id: str) -> None:
     """NotFound when the run at ``path`` has gone (runs are deleted while the app lists them)."""
     if not (path / runs.CONFIG).is_file():
-        raise NotFound("no such run")
+        raise _no_run(run_id)
 
 
 def details(root: Path, run_id: str) -> dict:
@@ -141,7 +160,7 @@ def details(root: Path, run_id: str) -> dict:
         results = runs.json_object(run.results()) if row["finished"] else {}
         record = run.record
     except NeuralabError:
-        _still_there(path)
+        _still_there(path, run_id)
         raise
     if row["kind"] == runs.Kind.FORECASTER.value:
         row["headline"] = runs.json_object(results.get("headline"))

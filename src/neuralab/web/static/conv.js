@@ -211,7 +211,9 @@ document.addEventListener("DOMContentLoaded", async () => {
     $(id).addEventListener("change", (e) => { state[id] = setting(e.target.value); update(); });
   }
   $("input-img").addEventListener("click", (e) => {
-    state.at = [Math.max(0, Math.floor(e.offsetY / result.scale)), Math.max(0, Math.floor(e.offsetX / result.scale))];
+    // the picture's bottom and right edges (and a border) lie at offset h * scale, one past the last pixel
+    const pixel = (offset, n) => Math.min(n - 1, Math.max(0, Math.floor(offset / result.scale)));
+    state.at = [pixel(e.offsetY, result.input.h), pixel(e.offsetX, result.input.w)];
     update();
   });
   $("step-first").addEventListener("click", () => { stopPlaying(); showStep(0); });
