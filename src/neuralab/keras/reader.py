@@ -27,6 +27,10 @@ from neuralab.keras import spec as specs
 from neuralab.keras.layers import ALIASES
 
 MAX_CONFIG = 64 * 2**20  # bytes of JSON; a real model's config takes a few KB
+# Keras stores a .keras file's members uncompressed, and deflated float weights shrink little:
+# a member expanding past this many times its stored bytes, beyond the floor, is a zip bomb
+# (Keras's own loader refuses the same: saving_lib._reject_zip_extract_bomb)
+MAX_EXPANSION, EXPANSION_FLOOR = 100, 256 * 2**20
 ZIP_MAGIC, HDF5_MAGIC = b"PK\x03\x04", b"\x89HDF\r\n\x1a\n"
 
 
@@ -91,6 +95,10 @@ def _read_keras_zip(path: Path) -> KerasModel:
                 raise NeuralabError(f"{path}: no model.weights.h5 in the archive" +
                                     ("; sharded weights are not read, save it as one file" if sharded else ""))
             info = _member(z, path, "model.weights.h5")
+            if info.file_size > max(EXPANSION_FLOOR, MAX_EXPANSION * info.compress_size):
+                raise NeuralabError(f"{path}: model.weights.h5 expands from {info.compress_size:,} bytes in the "
+                                    f"archive to {info.file_size:,}, which no Keras model's weights do; the file "
+                                    "is not a Keras model (a zip bomb)")
             if info.file_size < _bytes_needed(spec):
                 raise NeuralabError(f"{path}: model.weights.h5 is smaller than the weights the config declares; "
                                     "the file is truncated or its config was changed")

@@ -431,8 +431,14 @@ def ends_in_softmax(spec: dict) -> bool:
 def loss_name(loss) -> tuple[str | None, dict]:
     """compile()'s loss, a name or Keras's config of a loss object, as its name in lower case
     without underscores ("binarycrossentropy" for "binary_crossentropy" and BinaryCrossentropy)
-    and the object's config ({} for a name; None and {} when not compiled)."""
+    and the object's config ({} for a name; None and {} when not compiled). A loss function
+    (``loss=keras.losses.binary_crossentropy``) Keras writes as {"class_name": "function",
+    "config": its name}; a list of one loss (``loss=["binary_crossentropy"]``) is that loss."""
+    if isinstance(loss, list) and len(loss) == 1:
+        loss = loss[0]
     name, config = (loss.get("class_name"), loss.get("config")) if isinstance(loss, dict) else (loss, None)
+    if name == "function" and isinstance(config, str):
+        name, config = config, None
     return (name.replace("_", "").lower() if isinstance(name, str) else None), (config if isinstance(config, dict) else {})
 
 
@@ -484,15 +490,17 @@ def grey_images(spec: dict, loss=None) -> bool:
     axis, as TensorFlow's first tutorial writes it (``Flatten(input_shape=(28, 28))``, or a
     Reshape to (28, 28, 1) first): its input goes to one Flatten or Reshape, and it gives class
     scores: it ends in a softmax, or compile() was given a categorical cross-entropy (``loss``,
-    a name or Keras's config of a loss object). A model reading (steps, features) is a sequence
-    model; one flattening them into a forecast has no such loss."""
+    a name or Keras's config of a loss object), or a binary one on one unit (``binary_classifier``).
+    A model reading (steps, features) is a sequence model; one flattening them into a forecast
+    has no such loss."""
     first = spec["layers"][0]
     readers = [e for e in spec["layers"] if first["name"] in e["inputs"]]
     out = {e["name"]: e for e in spec["layers"]}[spec["output"]]["output_shape"]
-    categorical = "categoricalcrossentropy" in (loss_name(loss)[0] or "")
+    key = loss_name(loss)[0] or ""
+    scores = ends_in_softmax(spec) or "categoricalcrossentropy" in key
     return (len(first["output_shape"]) == 3 and None not in first["output_shape"][1:]
-            and [e["class"] for e in readers] in (["Flatten"], ["Reshape"])
-            and len(out) == 2 and (out[1] or 0) >= 2 and (ends_in_softmax(spec) or categorical))
+            and [e["class"] for e in readers] in (["Flatten"], ["Reshape"]) and len(out) == 2
+            and ((out[1] or 0) >= 2 and scores or out[1] == 1 and key == "binarycrossentropy"))
 
 
 def with_channel(spec: dict) -> dict:

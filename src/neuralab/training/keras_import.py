@@ -64,11 +64,22 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         raise ParameterError("model", str(path), "not a Keras model file name; give a .keras, .h5 or .hdf5 file "
                                                  "(model.save('model.keras')), renamed so if it is one")
     model = read(path)
+    for layer, arrays in model.weights.items():  # Keras saves a diverged fit as it is; its outputs would be NaN
+        bad = next((n for n, a in arrays.items() if not np.isfinite(a).all()), None)
+        if bad is not None:
+            raise NeuralabError(f"{path}: layer {layer!r}: {bad} holds NaN or infinite values (the training "
+                                "diverged); train it again with a lower learning rate, then save it")
     spec = model.spec
     if grey_images(spec, model.compile.get("loss")):  # TensorFlow's first tutorial: Flatten(input_shape=(28, 28))
         spec = with_channel(spec)
     name = f"keras:{path.stem}"
     first = spec["layers"][0]["output_shape"][1:]
+    if len(first) == 1:  # Keras's MNIST MLP: Dense(512, input_shape=(784,)) on x.reshape(-1, 784)
+        side = math.isqrt(first[0] or 0)
+        hwc = f"({side}, {side}, 1)" if side and side * side == first[0] else "(height, width, channels)"
+        raise NeuralabError(f"{path}: the model takes vectors of {first[0] or 'any number of'} values, not images; "
+                            f"for images flattened by hand, start it with keras.Input({hwc}) and Flatten() before "
+                            "its first Dense (whose weights stay the same) and save it again")
     if len(first) != 3:
         raise NotAClassifier(f"{path}: the model takes inputs of {keras_shape(first)}, not images (height, width, "
                              "channels); a sequence model is a forecaster (neuralab.forecasting)")
@@ -90,7 +101,11 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         chw, known = tuple(loaded.input_shape), list(loaded.classes)
         if data not in NAMED:  # a folder, recorded whole: the run reads it again from any directory
             data = str(Path(data).expanduser().resolve())
-    classes = _classes(classes, known, k, path, data)
+    # as the user wrote it: one sigmoid (or logit) unit, which neuralab reads as 2 classes' logits [0, z]
+    last = {e["name"]: e for e in spec["layers"]}[spec["output"]]
+    unit = "sigmoid" if last["args"].get("activation") == "sigmoid" else "logit"
+    outputs = f"gives 2 classes through one {unit} unit (None, 1)" if binary else f"outputs {keras_shape(out_shape[1:])}"
+    classes = _classes(classes, known, k, path, data, outputs)
     # The default resolved here: a model whose Rescaling comes after its augmentation takes raw pixels too
     scale, pixels = keras_pixels(spec, scale, c)
     net = keras_classifier(spec, model.weights, chw, k, name, loss).eval()
@@ -104,7 +119,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     keras_text = "Keras's layout:\n" + summary_text(spec, name, rich=False)
 
     target = Path(out) if out is not None else runs.default_dir("import", path.stem)
-    with Run.create(target, overwrite).written_whole() as run:
+    with Run.create(target, overwrite, numbered=out is None).written_whole() as run:  # a default name taken: NAME-2
         run.write_record(Kind.CLASSIFIER, asdict(config), environment(torch.device("cpu")),
                          {"name": data, "classes": classes, "input_shape": list(chw)},
                          imported={"file": str(path.resolve()), "sha256": sha256(path, "file"),
@@ -123,15 +138,16 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
             "parameters": parameter_count(spec)}
 
 
-def _classes(classes, known: list[str] | None, k: int, path: Path, data: str | None) -> list[str]:
-    """The run's class names: ``classes`` as given, else the dataset's (``known``), else 0..K-1."""
+def _classes(classes, known: list[str] | None, k: int, path: Path, data: str | None, outputs: str) -> list[str]:
+    """The run's class names: ``classes`` as given, else the dataset's (``known``), else 0..K-1;
+    ``outputs`` says what the model gives, as its Keras code wrote it."""
     if known is not None and len(known) != k:  # its labels index outputs the model does not have, or leave some out
-        raise NeuralabError(f"{path}: the model outputs (None, {k}), the data {data} has {len(known)} classes; "
+        raise NeuralabError(f"{path}: the model {outputs}, the data {data} has {len(known)} classes; "
                             f"import it with the dataset it was trained on, or one of {k} classes")
     if classes is None:
         return list(known) if known is not None else [str(i) for i in range(k)]
     if len(classes) != k or len(set(classes)) != k:
-        raise ParameterError("classes", ",".join(classes), f"the model has {k} outputs: give {k} distinct names")
+        raise ParameterError("classes", ",".join(classes), f"the model {outputs}: give {k} distinct names")
     return list(classes)
 
 
