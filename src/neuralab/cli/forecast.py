@@ -213,9 +213,19 @@ def _refuse_settings(args) -> None:
 
 
 def run_predict(args) -> int:
+    from pathlib import Path
+
+    from neuralab.errors import ParameterError
     from neuralab.files import atomic_write
     from neuralab.forecasting.pipeline import predict_run
 
+    if args.output:  # checked before the forecast: replacing either would lose what it holds
+        output = Path(args.output).resolve()
+        if output == Path(args.csv).resolve():
+            raise ParameterError("output", args.output, "is the file read as `csv`; write the forecast to another file")
+        if output.is_relative_to(Path(args.run_dir).resolve()):
+            raise ParameterError("output", args.output, "lies inside the run's folder, whose files the run's report "
+                                                        "reads; write the forecast somewhere else")
     frame = predict_run(args.run_dir, args.csv, date_column=args.date_column, missing=args.missing,
                         trust_code=args.trust_code, duplicates=args.duplicates, date_format=args.date_format,
                         sep=args.sep)

@@ -454,6 +454,9 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
     being loaded and how much memory it will take before anything large is read.
     ``suggest_series``: duplicate timestamps suggest `series_column` and `where` (False where
     the caller has fixed which series is read)."""
+    for parameter, names in (("features", features), ("calendar", calendar)):
+        if isinstance(names, str):  # each letter would be taken for a column or an encoding
+            raise ParameterError(parameter, names, f"give a list of names, e.g. [{names!r}]")
     for name in calendar:
         _choose("calendar", name, tuple(CALENDAR))
     _choose("missing", missing, MISSING)
@@ -560,7 +563,8 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
     times, report.dates = _parse_dates(table[date_column], table["_line"], name, date_column, date_format)
     frame = pd.DataFrame({"_time": times.to_numpy(), "_line": table["_line"].to_numpy()})
     for column in [target, *features]:
-        frame[column] = _numeric(table[column], table["_line"], name, column).to_numpy()
+        parameter = "target" if column == target else "features"
+        frame[column] = _numeric(table[column], table["_line"], name, column, parameter).to_numpy()
     order = np.argsort(frame["_time"].to_numpy(), kind="stable")
     report.unsorted = int((order != np.arange(len(order))).sum())
     frame = frame.iloc[order].reset_index(drop=True)
@@ -828,11 +832,15 @@ def _join(*notes: str) -> str:
 LARGEST = 1e150
 
 
-def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str) -> pd.Series:
+def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str, parameter: str) -> pd.Series:
+    """``column`` as float64; ``parameter`` (target, features) is what chose it."""
     values = pd.to_numeric(column, errors="coerce")
     bad = values.isna() & column.notna() & (column.astype("string").str.strip() != "")
     if bad.any():
         at = int(np.flatnonzero(bad.to_numpy())[0])
+        if values.isna().all() and not _why_not_a_number(column.iloc[at]):  # words (a category such as 'sun')
+            raise ParameterError(parameter, label, f"holds text ({column.iloc[at]!r} on line {lines.iloc[at]} of "
+                                                   f"{name}), not numbers; give a column of numbers")
         raise NeuralabError(f"{name}: line {lines.iloc[at]}: {column.iloc[at]!r} in column {label!r} is not a number"
                             f"{_why_not_a_number(column.iloc[at])} ({int(bad.sum())} such cells); fix the file or "
                             "leave the cell empty to mark it missing")

@@ -147,6 +147,8 @@ def ridge_solve(gram: np.ndarray, moment: np.ndarray, penalty: float) -> np.ndar
 
 def build_baselines(names=tuple(BASELINES), season: int | None = None) -> list[Forecaster]:
     """The baselines by name; persistence always comes first, since every report leads with it."""
+    if isinstance(names, str):  # each letter would be taken for a name
+        raise ParameterError("baselines", names, f"give a list of names, e.g. [{names!r}]")
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ParameterError("baselines", unknown[0], f"choose from {', '.join(BASELINES)}")

@@ -48,7 +48,7 @@ from neuralab.errors import ParameterError
 from neuralab.forecasting.base import Forecaster
 from neuralab.forecasting.baselines import ridge_solve
 from neuralab.forecasting.topologies import CELLS, KERAS_NAMES, keras_init, keras_name
-from neuralab.forecasting.windows import Windows
+from neuralab.forecasting.windows import Windows, is_whole
 
 # architecture -> (cell, default hidden sizes)
 ARCHITECTURES: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -74,8 +74,8 @@ class ModelConfig:
     def check(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ParameterError("architecture", self.architecture, f"choose one of {', '.join(ARCHITECTURES)}")
-        if any(h < 1 for h in self.hidden):
-            raise ParameterError("hidden", self.hidden, "every size must be at least 1")
+        if isinstance(self.hidden, str) or any(not is_whole(h) or h < 1 for h in self.hidden):
+            raise ParameterError("hidden", self.hidden, "give a list of ints, each at least 1, e.g. [128, 64]")
         if not 0 <= self.dropout < 1:
             raise ParameterError("dropout", self.dropout, "must be in [0, 1)")
         if self.init not in ("keras", "torch"):
@@ -181,9 +181,11 @@ def refuse_oversized(config: ModelConfig, inputs: int, horizon: int, lookback: i
     n = parameter_count(config, inputs, horizon, lookback)
     need = 4 * n * TRAINING_COPIES
     if free is not None and need > free:
-        raise ParameterError("hidden", ",".join(map(str, config.sizes)),
-                             f"{n:,} parameters would need about {need / 2**30:,.1f} GiB to train (weights, gradients "
-                             f"and the optimizer's state) and {free / 2**30:.1f} GiB is available; use smaller sizes")
+        why = (f"{n:,} parameters would need about {need / 2**30:,.1f} GiB to train (weights, gradients and the "
+               f"optimizer's state) and {free / 2**30:.1f} GiB is available")
+        if 2 * parameter_count(config, inputs, 1, lookback) < n:  # most of them are outputs, one set per step
+            raise ParameterError("horizon", horizon, f"{why}; use a shorter `horizon`")
+        raise ParameterError("hidden", ",".join(map(str, config.sizes)), f"{why}; use smaller sizes")
 
 
 def build_network(config: ModelConfig, inputs: int, horizon: int, lookback: int, level: bool = True,
@@ -289,10 +291,12 @@ class NetworkForecaster(Forecaster):
         self.history = self.trainer.fit(starts, torch.tensor(train.y), val=val_set, resume=self.resume)  # (N, H)
         if judged:
             self.gain = validation_gain(start_errors, _window_errors(self.predict_scaled(val), val.y))
-            if self.gain["gain"] <= NOISE * self.gain["standard_error"]:
+            if not self.gain["gain"] > NOISE * self.gain["standard_error"]:  # NaN too: a diverged network
                 net.load_state_dict(start_state)  # training did not beat the start by more than noise
                 self.kept_start = True
                 self._memo = []
+        elif not np.isfinite(self.predict_scaled(val if val is not None else train)).all():
+            raise Diverged(self.train_config)
         if self.kept_start:
             if self.run_dir is not None:
                 from neuralab.training.checkpoint import save_weights
@@ -399,6 +403,15 @@ class NetworkForecaster(Forecaster):
         kept = (f", which training did not beat on the validation span by more than noise "
                 f"({_gain_words(self.gain)}): kept") if self.kept_start else ""
         return f"{self.name} ({cell} {sizes} -> Dense{recipe}, {n:,} parameters{start}{kept})"
+
+
+class Diverged(ParameterError):
+    """Training left the network's forecasts infinite or NaN, with no linear start to fall back on."""
+
+    def __init__(self, train):
+        clip = "" if train.grad_clip else " or clip gradients with `grad_clip` 1"
+        super().__init__("lr", train.lr, f"training diverged: the network's forecasts are not finite numbers; lower "
+                                         f"it{clip}")
 
 
 # Training must beat the linear start on the validation span by more than this many standard

@@ -16,6 +16,7 @@ run directory behind:
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -32,9 +33,11 @@ from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
 from neuralab.forecasting.baselines import BASELINES, build_baselines
 from neuralab.forecasting.intervals import GAMMA, LEVELS, METHOD, WINDOW, coverage, label, rolling
-from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config, summary
+from neuralab.forecasting.models import (Diverged, ModelConfig, NetworkForecaster, build_network, series_train_config,
+                                        summary)
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
-from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
+from neuralab.forecasting.windows import (Prepared, Scaler, WindowConfig, Windows, is_whole, last_window,
+                                         prepare_many)
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback
 from neuralab.training.trainer import TrainConfig, seed_everything
@@ -73,11 +76,16 @@ class ForecastConfig:
             raise ParameterError("data", type(self.data).__name__, "give a built-in series' name or a CSV file; save "
                                  "a DataFrame with df.to_csv('series.csv') first, so that the run can read it again "
                                  "(load_series takes the DataFrame itself)")
+        for name, kind in (("windows", WindowConfig), ("model", ModelConfig), ("train", TrainConfig)):
+            if not isinstance(getattr(self, name), kind):  # a dict: ForecastConfig.from_dict reads those
+                raise ParameterError(name, getattr(self, name), f"give a {kind.__name__}, e.g. {kind.__name__}()")
         self.windows.check()
         self.model.check()
         self.train.check("regression")
-        if self.backtest_folds < 1:
-            raise ParameterError("backtest_folds", self.backtest_folds, "must be at least 1")
+        if not is_whole(self.backtest_folds) or self.backtest_folds < 1:
+            raise ParameterError("backtest_folds", self.backtest_folds, "must be an int, at least 1")
+        if self.season is not None and not is_whole(self.season):
+            raise ParameterError("season", self.season, "must be an int, or None to detect it")
         if self.season is not None and not 1 <= self.season <= self.windows.lookback:
             raise ParameterError("season", self.season, f"must be between 1 and `lookback` ({self.windows.lookback})")
         if any(not 0 < a < 1 for a in self.intervals):
@@ -245,7 +253,8 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     if source is not None:
         config = replace(config, model=replace(config.model, architecture=source.architecture, recipe="plain"),
                          train=with_compile(config.train, source.compile, series_train_config()))
-    used = replace(config, target=many[0].target, windows=replace(config.windows, transform=transform))
+    used = replace(config, data=os.fspath(config.data), target=many[0].target,  # a Path is stored as text
+                   windows=replace(config.windows, transform=transform))
     prepared = prepare_many(many, used.windows)
     baselines = _fitted_baselines(prepared, config)
 
@@ -254,8 +263,17 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
                                                               Path(config.data).stem)
     if source is not None:  # the network is checked against the windows before anything touches the disk
         UserForecaster(source, used.model, used.train).build(Windows.pool([p.train for p in prepared]))
-    with Run.create(path, overwrite) as run:
-        return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks, source)
+    fresh = out is None or not path.exists()
+    run = Run.create(path, overwrite, numbered=out is None)  # a default name taken: NAME-2
+    try:
+        with run:
+            return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks, source)
+    except Diverged:  # NaN weights: nothing to resume, read or report; a folder that was there stays, empty
+        if fresh:
+            shutil.rmtree(run.path, ignore_errors=True)
+        else:
+            run._empty()
+        raise
 
 
 def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), trust_code: bool = False) -> ForecastResult:

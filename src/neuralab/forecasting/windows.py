@@ -29,6 +29,12 @@ SCALERS = ("standard", "minmax", "none")
 SPLITS = ("train", "val", "test")
 
 
+def is_whole(value) -> bool:
+    """A Python int, not a bool, a float, text such as "60" or a NumPy integer (config.json holds
+    the config, and JSON knows no NumPy types)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass
 class WindowConfig:
     lookback: int = 60            # input steps: the workshop's 60 days
@@ -43,8 +49,8 @@ class WindowConfig:
 
     def check(self) -> None:
         for name in ("lookback", "horizon", "stride"):
-            if getattr(self, name) < 1:
-                raise ParameterError(name, getattr(self, name), "must be at least 1")
+            if not is_whole(getattr(self, name)) or getattr(self, name) < 1:
+                raise ParameterError(name, getattr(self, name), "must be an int, at least 1")
         if not 0 <= self.val_fraction < 1 or not 0 < self.test_fraction < 1 \
                 or self.val_fraction + self.test_fraction >= 0.9:
             raise NeuralabError(f"`val_fraction` {self.val_fraction} and `test_fraction` {self.test_fraction}: "
@@ -296,6 +302,30 @@ def minimum_rows(config: WindowConfig) -> int:
     return n + offset
 
 
+# The network computes in float32 and the residual recipe squares each window's one-step
+# changes: past about 1e19 a square is infinite. Scaled inputs far below that are a series the
+# network can learn from; beyond 1e15 they are unscaled huge numbers, or a value so far from the
+# training rows (a wrong unit, a typo) that every forecast from it would be inf or NaN.
+SCALED_LIMIT = 1e15
+
+
+def refuse_overflow(scaled: np.ndarray, label: str, scaler: str, columns: list[str]) -> None:
+    """Refuse scaled inputs (T, C) too large for the network's arithmetic, naming the column."""
+    if not scaled.size:
+        return
+    top = max(float(np.nanmax(scaled)), -float(np.nanmin(scaled)))  # NaN: the future rows of a last window
+    if top <= SCALED_LIMIT:
+        return
+    column = int(np.argmax(np.nanmax(np.abs(scaled), axis=0)))
+    value = f"{top:.3g}" if np.isfinite(top) else "more than float32 holds (3.4e38)"
+    if scaler == "none":
+        raise ParameterError("scaler", scaler, f"{label}: column {columns[column]!r} reaches {value}, too large for "
+                             "the network's 32-bit arithmetic unscaled; use `scaler` standard or minmax")
+    raise NeuralabError(f"{label}: column {columns[column]!r} reaches {value} times the spread of the training rows "
+                        "once scaled: far beyond anything the network learned on, and beyond its 32-bit arithmetic; "
+                        "check the file for a wrong unit or a mistyped value")
+
+
 def prepare(series, config: WindowConfig) -> Prepared:
     """Cut ``series`` (a neuralab Series) into scaled windows and chronological splits."""
     config.check()
@@ -314,8 +344,10 @@ def prepare(series, config: WindowConfig) -> Prepared:
                             f"{config.lookback}, `horizon` {config.horizon} and val/test fractions "
                             f"{config.val_fraction}/{config.test_fraction}; need at least {minimum_rows(config)} rows")
     scaler = Scaler.fit(config.scaler, inputs[:first_val])
-    scaled = scaler.transform(inputs).astype(np.float32)  # (T, C)
+    with np.errstate(over="ignore"):  # too large for float32: refused by name just below
+        scaled = scaler.transform(inputs).astype(np.float32)  # (T, C)
     del inputs
+    refuse_overflow(scaled, series.label, config.scaler, series.columns)
     source = Source(scaled, levels, series.times[offset:].to_numpy(), offset)
     windows = Windows(source, _as_range(starts), config.lookback, config.horizon, Codec(scaler, config.transform))
     train_levels = levels[:first_val]
@@ -350,7 +382,9 @@ def last_window(series, config: WindowConfig, scaler: Scaler) -> Windows:
         raise NeuralabError(f"{series.label}: {len(series)} rows; this model needs the last {need} "
                             f"(its lookback{' + 1 for the transform' if need > config.lookback else ''})")
     l, h = config.lookback, config.horizon
-    scaled = np.concatenate([scaler.transform(inputs[-l:]), np.full((h, inputs.shape[1]), np.nan)]).astype(np.float32)
+    with np.errstate(over="ignore"):
+        scaled = np.concatenate([scaler.transform(inputs[-l:]), np.full((h, inputs.shape[1]), np.nan)]).astype(np.float32)
+    refuse_overflow(scaled, series.label, scaler.kind, series.columns)
     times = np.concatenate([series.times[-l:].to_numpy(), future_times(series.times, h)])
     source = Source(scaled, np.concatenate([levels[-l:], np.full(h, np.nan)]), times, len(series) - l)
     return Windows(source, range(0, 1), l, h, Codec(scaler, config.transform))

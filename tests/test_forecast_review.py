@@ -1,0 +1,164 @@
+"""Faults a user of `neuralab forecast` and of neuralab.forecasting runs into, on stretches of
+the real S&P 500 closes and Seattle's weather: each is refused in one line naming the
+parameter or the file, and leaves no half-written run behind."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from neuralab.cli import main
+from neuralab.data.series import available_memory, load_series
+from neuralab.errors import NeuralabError, ParameterError
+from neuralab.forecasting.baselines import build_baselines
+from neuralab.forecasting.models import ModelConfig, series_train_config
+from neuralab.forecasting.pipeline import ForecastConfig, predict_run, refuse_oversized_run, run_forecast
+from neuralab.forecasting.windows import WindowConfig
+from neuralab.training.device import cpu_threads
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with cpu_threads(1):
+        yield
+
+
+def closes(path: Path, rows: slice = slice(0, 150), times: float = 1.0) -> Path:
+    """The S&P 500's daily closes of ``rows`` as a user's CSV, in units ``times`` the index points."""
+    s = load_series("sp500", "Close")
+    frame = pd.DataFrame({"Date": s.times[rows].strftime("%Y-%m-%d"), "Close": s.values[rows, 0] * times})
+    frame.to_csv(path, index=False)
+    return path
+
+
+def config(data, **changes) -> ForecastConfig:
+    train = series_train_config(**{"epochs": 1, "device": "cpu", "seed": 0, **changes.pop("train", {})})
+    return ForecastConfig(data=str(data), windows=changes.pop("windows", WindowConfig(lookback=5, transform="none")),
+                          model=changes.pop("model", ModelConfig("lstm", hidden=[4])), train=train,
+                          backtest_folds=1, **changes)
+
+
+def test_huge_prices_unscaled_are_refused_naming_the_scaler(tmp_path):
+    # 1e30 x the index: the float32 network squares each window's changes, which overflows
+    data = closes(tmp_path / "prices.csv", times=1e30)
+    windows = WindowConfig(lookback=5, transform="none", scaler="none")
+    with pytest.raises(ParameterError, match="prices.csv: column 'Close' reaches .* use scaler standard") as e:
+        run_forecast(config(data, windows=windows), out=tmp_path / "run", verbose=False)
+    assert e.value.parameter == "scaler" and not (tmp_path / "run").exists()
+
+
+def test_huge_prices_unscaled_with_the_automatic_transform_exit_2_in_one_line(tmp_path, capsys):
+    data = closes(tmp_path / "prices.csv", times=1e30)
+    code = main(["forecast", "--data", str(data), "--scaler", "none", "--lookback", "5", "--epochs", "1",
+                 "--model", "lstm", "--hidden", "4", "--quiet", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("neuralab: error: --scaler none: ")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("trained")
+    return run_forecast(config(closes(folder / "prices.csv")), out=folder / "run", verbose=False).run_dir
+
+
+def test_predicting_from_values_far_outside_the_training_span_is_refused(trained, tmp_path):
+    closes(tmp_path / "recent.csv", slice(150, 170))
+    assert predict_run(trained, tmp_path / "recent.csv")["Close"].between(1000, 2000).all()
+    closes(tmp_path / "wrong-unit.csv", slice(150, 170), times=1e32)  # else its forecast came back as inf
+    with pytest.raises(NeuralabError, match="wrong-unit.csv: column 'Close' reaches .* times the spread"):
+        predict_run(trained, tmp_path / "wrong-unit.csv")
+
+
+@pytest.mark.parametrize("into_run", [False, True])
+def test_a_prediction_never_replaces_its_input_or_the_runs_files(trained, tmp_path, capsys, into_run):
+    recent = closes(tmp_path / "recent.csv", slice(150, 170))
+    output = str(trained / "forecast.csv" if into_run else recent)
+    kept = {p: p.read_bytes() for p in (recent, trained / "forecast.csv")}
+    code = main(["forecast", "predict", str(trained), "--csv", str(recent), "--output", output])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"neuralab: error: --output {output}: ")
+    assert {p: p.read_bytes() for p in kept} == kept
+
+
+def test_a_network_that_diverges_is_refused_naming_lr_and_leaves_no_run(tmp_path, capsys):
+    data = closes(tmp_path / "prices.csv")
+    code = main(["forecast", "--data", str(data), "--recipe", "plain", "--lr", "1e30", "--grad-clip", "0",
+                 "--target-transform", "none", "--lookback", "5", "--epochs", "2", "--quiet",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("neuralab: error: --lr 1e+30: training diverged") and "--grad-clip 1" in err
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user made stays, empty
+    with pytest.raises(ParameterError, match="training diverged"):
+        run_forecast(config(data, model=ModelConfig("lstm-stacked", recipe="plain"),
+                            train={"lr": 1e30, "grad_clip": 0.0, "epochs": 2}), out=tmp_path / "mine", verbose=False)
+    assert list((tmp_path / "mine").iterdir()) == []
+
+
+def test_a_residual_network_that_diverges_keeps_its_linear_start(tmp_path):
+    data = closes(tmp_path / "prices.csv")
+    result = run_forecast(config(data, model=ModelConfig("lstm-stacked"), train={"lr": 1e30, "grad_clip": 0.0}),
+                          out=tmp_path / "run", verbose=False)
+    assert result.results["kept_linear_start"] is True
+    assert result.test["lstm-stacked"]["mae"] < 2 * result.test["persistence"]["mae"]
+    assert "its linear start" in result.headline["sentence"]
+
+
+def test_a_path_object_as_data_is_recorded_as_its_text(tmp_path):
+    data = closes(tmp_path / "prices.csv")
+    run = run_forecast(replace(config(data), data=data), out=tmp_path / "run", verbose=False)
+    record = json.loads((run.run_dir / "config.json").read_text())
+    assert record["config"]["data"] == str(data) and record["data"]["path"] == str(data.resolve())
+
+
+@pytest.mark.parametrize("changes, parameter", [
+    ({"windows": WindowConfig(lookback="60")}, "lookback"),
+    ({"windows": WindowConfig(lookback=5.5)}, "lookback"),
+    ({"windows": WindowConfig(horizon=True)}, "horizon"),
+    ({"windows": {"lookback": 30}}, "windows"),
+    ({"season": 7.5}, "season"),
+    ({"backtest_folds": 1.5}, "backtest_folds"),
+    ({"model": ModelConfig("lstm", hidden="64")}, "hidden"),
+    ({"model": ModelConfig("lstm", hidden=[64.0])}, "hidden"),
+])
+def test_settings_of_the_wrong_type_are_refused_by_name(changes, parameter):
+    with pytest.raises(ParameterError) as e:
+        ForecastConfig(**changes).check()
+    assert e.value.parameter == parameter
+
+
+def test_a_name_given_where_a_list_is_expected_is_refused_whole():
+    with pytest.raises(ParameterError, match=r"features='temp_min': give a list of names, e.g. \['temp_min'\]"):
+        load_series("seattle-weather", "temp_max", features="temp_min")
+    with pytest.raises(ParameterError, match=r"calendar='month': give a list"):
+        load_series("seattle-weather", "temp_max", calendar="month")
+    with pytest.raises(ParameterError, match=r"baselines='drift': give a list"):
+        build_baselines("drift")
+
+
+def test_a_horizon_too_long_for_memory_names_the_horizon():
+    if available_memory() is None:
+        pytest.skip("this system does not say how much memory is free")
+    long = ForecastConfig(windows=WindowConfig(lookback=5, horizon=10**12))
+    with pytest.raises(ParameterError, match="use a shorter horizon") as e:
+        refuse_oversized_run(long)
+    assert e.value.parameter == "horizon"
+    wide = ForecastConfig(windows=WindowConfig(lookback=5), model=ModelConfig("lstm", hidden=[10**8]))
+    with pytest.raises(ParameterError, match="use smaller sizes") as e:
+        refuse_oversized_run(wide)
+    assert e.value.parameter == "hidden"
+
+
+def test_a_column_of_words_is_refused_naming_the_option_that_chose_it(capsys):
+    # Seattle's `weather` holds words (drizzle, rain, sun): nothing in the file to fix
+    with pytest.raises(ParameterError, match=r"holds text \('drizzle' on line 2 of seattle-weather\)") as e:
+        load_series("seattle-weather", "temp_max", features=["weather"])
+    assert e.value.parameter == "features"
+    assert main(["forecast", "--data", "seattle-weather", "--target", "weather"]) == 2
+    assert capsys.readouterr().err.startswith("neuralab: error: --target weather: holds text")
