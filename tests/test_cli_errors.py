@@ -165,6 +165,11 @@ def test_a_run_folder_given_to_resume_is_named_by_its_flag(capsys, tmp_path, com
     err = capsys.readouterr().err
     assert code == 2 and err == f"neuralab: error: --resume {tmp_path / 'nope'}: not found; give a folder made by " \
                                 "`neuralab train` or `neuralab forecast`\n"
+    (tmp_path / "prices.csv").write_text("date,close\n2024-01-02,1\n")  # the data given where the run goes
+    code = main([command, "--resume", str(tmp_path / "prices.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"neuralab: error: --resume {tmp_path / 'prices.csv'}: is a file, not a run's folder; " \
+                                "give a folder made by `neuralab train` or `neuralab forecast`\n"
 
 
 def test_output_piped_into_a_reader_that_stops_early_ends_quietly():

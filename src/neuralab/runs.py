@@ -387,7 +387,8 @@ class Run:
         """An existing run; with ``kind``, refused (naming the command that fits) when it holds another kind."""
         run = cls(path)
         if not run.path.is_dir():
-            raise ParameterError("run_dir", str(run.path), "not found; give a folder made by `neuralab train` "
+            what = "is a file, not a run's folder" if run.path.exists() else "not found"
+            raise ParameterError("run_dir", str(run.path), f"{what}; give a folder made by `neuralab train` "
                                                            "or `neuralab forecast`")
         if not (run.path / CONFIG).is_file():
             if (run.path / LOCK).exists():
