@@ -1,13 +1,16 @@
 """Keras code as workshop learners write it, through `neuralab import`: binary classifiers of
 grey images given without their channel axis, losses passed as Keras functions, Keras's MNIST
 MLP on flattened images, a fit that diverged; and a .keras file whose weights member is a zip
-bomb. Each imports and predicts what Keras's predict gives (within 1e-5), or is refused in one
-line saying what to do."""
+bomb, or objects from modules outside Keras in fields neuralab ignores. Through `neuralab train
+--model`: losses as Keras functions, learning-rate schedules, Keras's input_shape warnings, the
+MNIST MLP. Each imports and predicts what Keras's predict gives (within 1e-5), or is refused in
+one line saying what to do."""
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -214,3 +217,179 @@ def test_a_weights_member_that_is_a_zip_bomb_is_refused_before_it_is_extracted(t
     assert "zip bomb" in cli_refused(capsys, "import", bomb, "--out", tmp_path / "run")
     assert not copied and not (tmp_path / "run").exists()
 
+
+
+# --- `neuralab train --model FILE.py` on learners' listings ---------------------------------------
+
+MLP_LISTING = """
+import keras
+from keras import layers
+
+model = keras.Sequential([layers.Dense(32, activation="relu", input_shape=(784,)), layers.Dropout(0.2),
+                          layers.Dense(10, activation="softmax")])
+model.compile(loss="categorical_crossentropy", optimizer="rmsprop", metrics=["accuracy"])
+"""
+
+CNN_LISTING = """
+import keras
+from keras import layers
+
+model = keras.Sequential([layers.Conv2D(4, 3, activation="relu", input_shape=(28, 28, 1)), layers.Flatten(),
+                          layers.Dense(10, activation="softmax")])
+model.compile(optimizer={optimizer}, loss={loss}, metrics=["accuracy"])
+"""
+
+
+@pytest.fixture(scope="module")
+def fashion_subset(fashion_mnist, tmp_path_factory) -> Path:
+    from helpers import idx_subset
+
+    return idx_subset(fashion_mnist, tmp_path_factory.mktemp("fashion-mnist"), 256, 64)
+
+
+def test_train_model_takes_a_loss_given_as_a_keras_function(tmp_path, capsys, fashion_subset):
+    """compile(loss=keras.losses.sparse_categorical_crossentropy), as Keras's own examples write
+    it: the run trains with that loss (cross-entropy on the softmax's logits), not refused as a
+    loss named 'function'."""
+    from neuralab.training.source import compile_settings
+
+    listing = tmp_path / "cnn.py"
+    listing.write_text(CNN_LISTING.format(optimizer="keras.optimizers.SGD(0.05)",
+                                          loss="keras.losses.sparse_categorical_crossentropy"))
+    code = main(["train", "--model", str(listing), "--data", "fashion-mnist", "--data-dir", str(fashion_subset),
+                 "--epochs", "1", "--batch-size", "64", "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    train = json.loads((tmp_path / "run" / "config.json").read_text())["config"]["train"]
+    assert (train["loss"], train["optimizer"], train["lr"]) == ("cross_entropy", "sgd", 0.05)
+    for function, ours in ((keras.losses.mean_squared_error, "mse"), (keras.losses.huber, "huber"),
+                           (keras.losses.categorical_crossentropy, "cross_entropy")):
+        model = keras.Sequential([keras.Input((4,)), L.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss=function)
+        assert compile_settings(model.get_compile_config())["loss"] == ours, function
+    with pytest.raises(NeuralabError, match="compile\\(loss='kldivergence'\\): neuralab trains with"):
+        model.compile(optimizer="adam", loss=keras.losses.kl_divergence)
+        compile_settings(model.get_compile_config())
+
+
+@pytest.mark.parametrize("ext", ["code", "keras"])
+def test_a_learning_rate_schedule_is_said_and_its_initial_rate_taken(tmp_path, ext):
+    """SGD(learning_rate=ExponentialDecay(0.1, ...)): neuralab's trainer runs its own schedules,
+    so the run takes the schedule's initial rate, and a warning says so rather than train at
+    neuralab's default rate without a word."""
+    from neuralab.training.config import TrainConfig, with_compile
+    from neuralab.training.source import resolve
+
+    schedule = "keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1000, decay_rate=0.9)"
+    listing = tmp_path / "cnn.py"
+    listing.write_text(CNN_LISTING.format(optimizer=f"keras.optimizers.SGD(learning_rate={schedule})",
+                                          loss="'sparse_categorical_crossentropy'"))
+    model = str(listing)
+    if ext == "keras":  # a saved model's compile_config keeps the schedule the same way
+        import runpy
+
+        runpy.run_path(model)["model"].save(tmp_path / "cnn.keras")
+        model = str(tmp_path / "cnn.keras")
+    with pytest.warns(UserWarning, match=r"SGD\(learning_rate=ExponentialDecay\(\.\.\.\)\).*initial_learning_rate, "
+                                         r"0\.1, as the rate"):
+        settings = resolve(model).compile
+    assert settings["optimizer"] == "sgd" and settings["lr"] == 0.1
+    assert with_compile(TrainConfig(), settings).lr == 0.1
+
+    from neuralab.training.source import compile_settings
+
+    steps = keras.Sequential([keras.Input((4,)), L.Dense(3, activation="softmax")])
+    steps.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.PiecewiseConstantDecay([100], [0.01, 0.001])),
+                  loss="sparse_categorical_crossentropy")
+    with pytest.warns(UserWarning, match="PiecewiseConstantDecay.*neuralab's default rate"):
+        assert "lr" not in compile_settings(steps.get_compile_config())
+
+
+def test_keras_input_shape_warnings_are_silenced_while_the_file_runs_and_others_are_not(tmp_path):
+    """The workshop's listings pass input_shape= to their first layer; Keras's advice against it
+    printed on every `train --model`, --quiet or not. The file's own warnings still show."""
+    from neuralab.training.source import resolve
+
+    listing = tmp_path / "mlp.py"
+    listing.write_text(CNN_LISTING.format(optimizer="'adam'", loss="'sparse_categorical_crossentropy'")
+                       + "\nimport warnings\nwarnings.warn('the listing speaks')\n"
+                       + "\ndef build():\n    return keras.Sequential([keras.layers.Dense(3, input_shape=(4,))])\n")
+    for model in (str(listing), f"{listing}:build"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            resolve(model)
+        said = [str(w.message) for w in caught]
+        assert not [m for m in said if "input_shape" in m], said
+        assert "the listing speaks" in said
+
+
+def test_train_model_on_flattened_images_gives_imports_advice_not_forecasts(tmp_path, capsys, fashion_subset):
+    """Keras's MNIST MLP, Dense(..., input_shape=(784,)), through `train --model` (code or a saved
+    file): the advice `neuralab import` gives, not "a sequence model ... neuralab forecast"."""
+    listing = tmp_path / "mlp.py"
+    listing.write_text(MLP_LISTING)
+    import runpy
+
+    runpy.run_path(str(listing))["model"].save(tmp_path / "mlp.keras")
+    said = []
+    for model in (listing, tmp_path / "mlp.keras"):
+        err = cli_refused(capsys, "train", "--model", model, "--data", "fashion-mnist", "--data-dir", fashion_subset,
+                          "--epochs", "1", "--out", tmp_path / "run")
+        assert "vectors of 784 values" in err and "keras.Input((28, 28, 1)) and Flatten()" in err, err
+        assert "forecast" not in err and "sequence" not in err, err
+        said.append(err.split(": ", 3)[-1])
+    imported = cli_refused(capsys, "import", tmp_path / "mlp.keras", "--out", tmp_path / "run")
+    assert said[0] == said[1] and "vectors of 784 values" in imported
+    assert not (tmp_path / "run").exists()
+
+
+# --- objects from other modules in fields neuralab ignores ------------------------------------------
+
+def with_object(source: Path, target: Path, layer: str, key: str, obj) -> Path:
+    """``source`` (a .keras file) with ``obj`` put in ``key`` of ``layer``'s config."""
+    with zipfile.ZipFile(source) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(members["config.json"])
+    entry = next(r for r in config["config"]["layers"] if r["config"]["name"] == layer)
+    entry["config"][key] = obj
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(target, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return target
+
+
+@pytest.mark.parametrize("key, obj, named", [
+    ("kernel_initializer", {"module": "os", "class_name": "system", "config": {"command": "touch pwned"},
+                            "registered_name": None}, "kernel_initializer is 'system' from module 'os'"),
+    ("kernel_regularizer", {"module": "keras.regularizers", "class_name": "L1L2", "registered_name": None,
+                            "config": {"l1": {"module": "subprocess", "class_name": "Popen", "config": {},
+                                              "registered_name": None}}},
+     "kernel_regularizer.config.l1 is 'Popen' from module 'subprocess'"),
+    ("dtype", {"module": "my_policies", "class_name": "Policy", "config": {"name": "float32"},
+               "registered_name": "Mine>Policy"}, "dtype is 'Mine>Policy' from module 'my_policies'"),
+])
+def test_an_object_from_outside_keras_in_an_ignored_field_never_reaches_keras(tmp_path, capsys, monkeypatch,
+                                                                              key, obj, named):
+    """The reader ignores initializers, regularizers, constraints and dtype policies, but import's
+    conversion check hands the file to Keras's loader: an object there from another module is
+    refused in one line naming the layer and the field, before any Keras call."""
+    model = keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(),
+                              L.Dense(3, activation="softmax", name="scores",
+                                      kernel_regularizer=keras.regularizers.L2(0.01),
+                                      kernel_constraint=keras.constraints.MaxNorm(2.0))])
+    model.save(tmp_path / "plain.keras")
+    assert main(["import", str(tmp_path / "plain.keras"), "--out", str(tmp_path / "plain")]) == 0  # Keras's own pass
+    capsys.readouterr()
+    loads = []
+
+    def load_model(*args, **kwargs):
+        loads.append(args)
+        raise RuntimeError("Keras's loader was handed the file")
+
+    monkeypatch.setattr(keras.saving, "load_model", load_model)
+    hostile = with_object(tmp_path / "plain.keras", tmp_path / "hostile.keras", "scores", key, obj)
+    err = cli_refused(capsys, "import", hostile, "--out", tmp_path / "run")
+    assert "layer 'scores' (Dense)" in err and named in err and "not one of Keras's own objects" in err, err
+    assert not loads and not (tmp_path / "run").exists()
+    with pytest.raises(NeuralabError, match=named.replace(".", r"\.")):
+        read(hostile)

@@ -219,6 +219,34 @@ def _refuse_custom(source: str, r: dict) -> None:
         origin = f" from {r['module']!r}" if r.get("module") else ""
         raise NeuralabError(f"{_where(source, name, r.get('registered_name') or cls)}: a custom layer{origin}, "
                             f"whose code neuralab never runs; supported layers: {', '.join(supported_layers())}")
+    foreign = _foreign(r)
+    if foreign is not None:  # in a field neuralab ignores, it would still reach Keras's loader (import's check)
+        key, obj = foreign
+        what = obj.get("registered_name") or obj.get("class_name")
+        raise NeuralabError(f"{_where(source, name, cls)}: {key} is {str(what)[:60]!r} from module "
+                            f"{str(obj.get('module'))[:60]!r}, not one of Keras's own objects; neuralab never "
+                            "loads code a model names: build the model without it and save it again")
+
+
+def _foreign(r: dict) -> tuple[str, dict] | None:
+    """The first object nested in a layer's config (or its call's arguments) that is not Keras's
+    own, as (its field, the object): an initializer, regularizer, constraint or dtype policy
+    from another module. Keras writes a function, its own or a user's, by name alone
+    (module "builtins"); the readers judge those it uses (the activations). A stack, not
+    recursion: a file can nest its JSON deeper than Python's recursion limit."""
+    fields = [*r["config"].items(), *((k, v) for k, v in r.items()
+                                      if k not in ("config", "module", "class_name", "registered_name"))]
+    todo = fields[::-1]  # popped from the end: the file's order
+    while todo:
+        key, x = todo.pop()
+        if isinstance(x, dict):
+            named = x.get("module") == "builtins" and x.get("class_name") == "function" and isinstance(x.get("config"), str)
+            if ("module" in x or "registered_name" in x) and not (named or _builtin(x)):
+                return key, x
+            todo.extend((f"{key}.{k}", v) for k, v in reversed(x.items()))
+        elif isinstance(x, list):
+            todo.extend((f"{key}[{i}]", v) for i, v in reversed(list(enumerate(x))))
+    return None
 
 
 def _sequential(source: str, body: dict, config: dict, raw: list[dict]):
@@ -418,6 +446,20 @@ def input_shape(spec: dict) -> tuple:
     (C, H, W) for images (Keras's (H, W, C)), (T, F) for sequences, (F,) for vectors."""
     shape = tuple(spec["layers"][0]["output_shape"][1:])
     return (shape[2], shape[0], shape[1]) if len(shape) == 3 else shape
+
+
+def refuse_vectors(spec: dict, source: str) -> None:
+    """Refuse a model taking vectors where images are wanted, saying how to make it take them:
+    Keras's MNIST MLP, Dense(512, input_shape=(784,)) fitted on x.reshape(-1, 784). Flatten()
+    after an image input gives its first Dense the same vector, so its weights stay as they are."""
+    first = spec["layers"][0]["output_shape"][1:]
+    if len(first) != 1:
+        return
+    side = math.isqrt(first[0] or 0)
+    hwc = f"({side}, {side}, 1)" if side and side * side == first[0] else "(height, width, channels)"
+    raise NeuralabError(f"{source}: the model takes vectors of {first[0] or 'any number of'} values, not images; "
+                        f"for images flattened by hand, start it with keras.Input({hwc}) and Flatten() before "
+                        "its first Dense (whose weights stay the same)")
 
 
 def ends_in_softmax(spec: dict) -> bool:

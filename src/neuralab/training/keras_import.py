@@ -44,7 +44,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     outputs. Returns what was written and the conversion's check."""
     from neuralab.data.sources import sha256
     from neuralab.keras import parameter_count, read, summary_text
-    from neuralab.keras.spec import binary_classifier, grey_images, with_channel
+    from neuralab.keras.spec import binary_classifier, grey_images, refuse_vectors, with_channel
     from neuralab.models.summary import render_summary, summary
     from neuralab.training.checkpoint import save_weights
     from neuralab.training.classify import Preprocess, classifier_meta, evaluate_run
@@ -74,12 +74,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         spec = with_channel(spec)
     name = f"keras:{path.stem}"
     first = spec["layers"][0]["output_shape"][1:]
-    if len(first) == 1:  # Keras's MNIST MLP: Dense(512, input_shape=(784,)) on x.reshape(-1, 784)
-        side = math.isqrt(first[0] or 0)
-        hwc = f"({side}, {side}, 1)" if side and side * side == first[0] else "(height, width, channels)"
-        raise NeuralabError(f"{path}: the model takes vectors of {first[0] or 'any number of'} values, not images; "
-                            f"for images flattened by hand, start it with keras.Input({hwc}) and Flatten() before "
-                            "its first Dense (whose weights stay the same) and save it again")
+    refuse_vectors(spec, str(path))  # Keras's MNIST MLP: Dense(512, input_shape=(784,)) on x.reshape(-1, 784)
     if len(first) != 3:
         raise NotAClassifier(f"{path}: the model takes inputs of {keras_shape(first)}, not images (height, width, "
                              "channels); a sequence model is a forecaster (neuralab.forecasting)")

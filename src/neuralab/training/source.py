@@ -24,9 +24,11 @@ import contextlib
 import hashlib
 import importlib.util
 import inspect
+import math
 import os
 import sys
 import traceback
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,15 +45,16 @@ MAX_PAD = 4                         # pixels a model's input may exceed the data
 # Keras's names (string or class, lower case) -> TrainConfig's: the optimizers and losses
 # a compile() call may name that neuralab's trainer runs the same way
 KERAS_OPTIMIZERS = {name: name for name in OPTIMIZERS}
+# keyed as keras.spec.loss_name reads them: a name, a function or a loss object, in lower case
+# without underscores
 KERAS_LOSSES = {
-    "sparse_categorical_crossentropy": "sparse_categorical_crossentropy",
     "sparsecategoricalcrossentropy": "sparse_categorical_crossentropy",
-    "categorical_crossentropy": "categorical_crossentropy", "categoricalcrossentropy": "categorical_crossentropy",
+    "categoricalcrossentropy": "categorical_crossentropy",
     # one sigmoid unit's, which a classifier trains as cross-entropy on [0, z] (spec.binary_classifier)
-    "binary_crossentropy": "binary_crossentropy", "binarycrossentropy": "binary_crossentropy",
-    "mse": "mse", "mean_squared_error": "mse", "meansquarederror": "mse",
-    "mae": "mae", "mean_absolute_error": "mae", "meanabsoluteerror": "mae",
-    "huber": "huber", "huber_loss": "huber",
+    "binarycrossentropy": "binary_crossentropy",
+    "mse": "mse", "meansquarederror": "mse",
+    "mae": "mae", "meanabsoluteerror": "mae",
+    "huber": "huber", "huberloss": "huber",
 }
 
 
@@ -453,7 +456,8 @@ def run_file(path: Path, imports: dict | None = None):
     neighbours = [Path(n).stem for n in imports or ()]
     before = {n: sys.modules.pop(n) for n in neighbours if n in sys.modules}
     try:
-        exec(code, module.__dict__)  # noqa: S102  the user named this file as their model
+        with _keras_input_shape_quiet():
+            exec(code, module.__dict__)  # noqa: S102  the user named this file as their model
     except Exception as e:  # noqa: BLE001  any error in the user's code becomes one line
         line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__)) if f.filename == str(path)), "?")
         hint = _import_hint(e)
@@ -466,6 +470,17 @@ def run_file(path: Path, imports: dict | None = None):
             sys.modules.pop(n, None)
         sys.modules.update(before)
     return module
+
+
+@contextlib.contextmanager
+def _keras_input_shape_quiet():
+    """Keras's warnings against ``input_shape=`` on a layer, silenced: the workshop's listings
+    (and most tutorials) pass it, neuralab reads it as Keras does, and the advice would print
+    even with --quiet. Other warnings stay."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"(Do not pass an `input_shape`|Argument `input_shape` is deprecated)",
+                                UserWarning, r"keras(\.|$)")
+        yield
 
 
 def _import_hint(e: Exception) -> str:
@@ -500,7 +515,8 @@ def _materialise(path: Path, name: str, obj):
         return obj
     if callable(obj):
         try:
-            made = obj()
+            with _keras_input_shape_quiet():
+                made = obj()
         except Exception as e:  # noqa: BLE001  the user's constructor: one line, file and line
             line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
                          if f.filename == str(path)), None) or _defined_at(obj)
@@ -565,13 +581,14 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     Sides are at most data.pictures.MAX_SIDE pixels, as every classifier run's."""
     from torch import nn
 
+    from neuralab.data.pictures import MAX_SIDE
     from neuralab.keras import build, check
     from neuralab.keras import input_shape as keras_input
-    from neuralab.keras.spec import binary_classifier, with_input
-    from neuralab.data.pictures import MAX_SIDE
+    from neuralab.keras.spec import binary_classifier, refuse_vectors, with_input
 
     want = tuple(keras_input(check(spec, name)))
     out = output_shape(spec)
+    refuse_vectors(spec, name)  # Keras's MNIST MLP: no forecaster, an image classifier flattened by hand
     if len(want) != 3:
         raise NotAClassifier(f"{name}: the model takes {keras_shape(want)} inputs, not images (height, width, "
                              "channels); a sequence model is a forecaster (neuralab.forecasting)")
@@ -647,7 +664,11 @@ def compile_settings(config: dict | None, logits: bool = True) -> dict:
     """The optimizer, learning rate, momentum and loss given to Keras's compile() (its
     ``get_compile_config()``, or a .keras file's compile_config) as TrainConfig's fields;
     the trainer applies those its TrainConfig has. Cross-entropies on a softmax model trained
-    on its logits are neuralab's cross-entropy (the same loss, computed stably)."""
+    on its logits are neuralab's cross-entropy (the same loss, computed stably). A learning-rate
+    schedule is no rate neuralab's trainer can run: its initial rate is taken, under neuralab's
+    own schedule, and a warning says so."""
+    from neuralab.keras.spec import loss_name
+
     out: dict = {}
     opt = (config or {}).get("optimizer")
     if isinstance(opt, str):
@@ -659,23 +680,39 @@ def compile_settings(config: dict | None, logits: bool = True) -> dict:
                                 f"{', '.join(KERAS_OPTIMIZERS)}; compile with one of those")
         out["optimizer"] = KERAS_OPTIMIZERS[cls]
         c = opt.get("config") or {}
-        if isinstance(c.get("learning_rate"), (int, float)):
-            out["lr"] = float(f"{c['learning_rate']:.7g}")  # Keras keeps it in float32
+        rate = c.get("learning_rate")
+        if isinstance(rate, dict):  # a schedule: {"class_name": "ExponentialDecay", "config": {...}}
+            rate = _scheduled(opt.get("class_name"), rate)
+        if isinstance(rate, (int, float)) and not isinstance(rate, bool):
+            out["lr"] = float(f"{rate:.7g}")  # Keras keeps it in float32
         if isinstance(c.get("momentum"), (int, float)) and cls in ("sgd", "rmsprop"):
             out["momentum"] = float(f"{c['momentum']:.7g}")
         if isinstance(c.get("weight_decay"), (int, float)) and c["weight_decay"]:
             out["weight_decay"] = float(f"{c['weight_decay']:.7g}")
-    loss = (config or {}).get("loss")
-    if isinstance(loss, dict):
-        loss = loss.get("class_name")
-    if isinstance(loss, str):
-        key = loss.lower()
+    key = loss_name((config or {}).get("loss"))[0]
+    if key is not None:
         if key not in KERAS_LOSSES:
             known = ", ".join(sorted(set(KERAS_LOSSES.values())))
-            raise NeuralabError(f"compile(loss={loss!r}): neuralab trains with {known}")
+            raise NeuralabError(f"compile(loss={key!r}): neuralab trains with {known}")
         ours = KERAS_LOSSES[key]
         out["loss"] = "cross_entropy" if logits and "crossentropy" in ours.replace("_", "") else ours
     return out
+
+
+def _scheduled(optimizer, schedule: dict):
+    """The rate a Keras learning-rate schedule starts from (None where it names none), which the
+    run takes as its rate under neuralab's own schedule; a warning says so, since neuralab's
+    schedules (onecycle, cosine, constant over the whole run) are none of Keras's."""
+    kind = str(schedule.get("class_name"))[:40]
+    c = schedule.get("config") if isinstance(schedule.get("config"), dict) else {}
+    rate = c.get("initial_learning_rate")
+    rate = rate if isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 < rate < math.inf else None
+    used = (f"its initial_learning_rate, {rate:.7g}, as the rate" if rate is not None
+            else "neuralab's default rate")
+    warnings.warn(f"compile(optimizer={str(optimizer)[:40]}(learning_rate={kind}(...))): neuralab does not run "
+                  f"Keras's learning-rate schedules; the run trains with {used} (unless given one) under "
+                  "neuralab's own schedule (onecycle unless another is given)")
+    return rate
 
 
 # --- rebuilding from a run -------------------------------------------------------------------
