@@ -25,6 +25,7 @@ MARKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")       # a parameter named ins
 
 # Parameters the library names in errors that the command line does not set, and why.
 PYTHON_ONLY = {
+    "warmup": "TrainConfig's warm-up fraction, which a --recipe sets",
     "rate": "the mechanics' dropout rate, an argument of the lesson's NumPy functions",
     **{name: "an argument of the mechanics' NumPy functions (the lessons' arrays)"
        for name in ("w", "b", "dout", "logits", "labels", "a", "eps", "w_hh", "in_chw")},

@@ -321,6 +321,15 @@ class Run:
             else:
                 child.unlink(missing_ok=True)
 
+    def discard(self, made: bool) -> None:
+        """Take away what a run that failed for good wrote (a training that diverged: nothing to
+        resume, read or report): its folder, where this process ``made`` it, else what is in it,
+        the folder staying empty as the user's ``out`` was before."""
+        if made:
+            shutil.rmtree(self.path, ignore_errors=True)
+        else:
+            self._empty()
+
     @contextlib.contextmanager
     def written_whole(self):
         """For a run written in one go (an import): when the block fails, the folder goes

@@ -49,6 +49,7 @@ from neuralab.forecasting.base import Forecaster
 from neuralab.forecasting.baselines import ridge_solve
 from neuralab.forecasting.topologies import CELLS, KERAS_NAMES, keras_init, keras_name
 from neuralab.forecasting.windows import Windows, is_whole
+from neuralab.training.config import Diverged
 
 # architecture -> (cell, default hidden sizes)
 ARCHITECTURES: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -288,7 +289,12 @@ class NetworkForecaster(Forecaster):
         self._memo = []
         start_errors = _window_errors(self._outputs(val), val.y) if judged else None
         net.attach(train.source.scaled)
-        self.history = self.trainer.fit(starts, torch.tensor(train.y), val=val_set, resume=self.resume)  # (N, H)
+        try:
+            self.history = self.trainer.fit(starts, torch.tensor(train.y), val=val_set, resume=self.resume)  # (N, H)
+        except Diverged as e:  # the trainer stopped at the first epoch whose loss is not finite
+            if not judged:
+                raise Diverged(self.train_config.lr, e.epoch, fix=_lower_or_clip(self.train_config)) from None
+            self.history = self.trainer.history  # NaN weights: the gain below is NaN, and the start is kept
         if judged:
             self.gain = validation_gain(start_errors, _window_errors(self.predict_scaled(val), val.y))
             if not self.gain["gain"] > NOISE * self.gain["standard_error"]:  # NaN too: a diverged network
@@ -296,7 +302,8 @@ class NetworkForecaster(Forecaster):
                 self.kept_start = True
                 self._memo = []
         elif not np.isfinite(self.predict_scaled(val if val is not None else train)).all():
-            raise Diverged(self.train_config)
+            raise Diverged(self.train_config.lr, sign="the network's forecasts are not finite numbers",
+                           fix=_lower_or_clip(self.train_config))
         if self.kept_start:
             if self.run_dir is not None:
                 from neuralab.training.checkpoint import save_weights
@@ -405,13 +412,9 @@ class NetworkForecaster(Forecaster):
         return f"{self.name} ({cell} {sizes} -> Dense{recipe}, {n:,} parameters{start}{kept})"
 
 
-class Diverged(ParameterError):
-    """Training left the network's forecasts infinite or NaN, with no linear start to fall back on."""
-
-    def __init__(self, train):
-        clip = "" if train.grad_clip else " or clip gradients with `grad_clip` 1"
-        super().__init__("lr", train.lr, f"training diverged: the network's forecasts are not finite numbers; lower "
-                                         f"it{clip}")
+def _lower_or_clip(train) -> str:
+    """What to do about a diverged network: clipping tames an LSTM's exploding gradients."""
+    return "lower it" + ("" if train.grad_clip else " or clip gradients with `grad_clip` 1")
 
 
 # Training must beat the linear start on the validation span by more than this many standard

@@ -16,7 +16,6 @@ run directory behind:
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -33,13 +32,13 @@ from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
 from neuralab.forecasting.baselines import BASELINES, build_baselines
 from neuralab.forecasting.intervals import GAMMA, LEVELS, METHOD, WINDOW, coverage, label, rolling
-from neuralab.forecasting.models import (Diverged, ModelConfig, NetworkForecaster, build_network, series_train_config,
-                                        summary)
+from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config, summary
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
 from neuralab.forecasting.windows import (Prepared, Scaler, WindowConfig, Windows, is_whole, last_window,
                                          prepare_many)
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback
+from neuralab.training.config import Diverged
 from neuralab.training.trainer import TrainConfig, seed_everything
 
 
@@ -269,10 +268,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
         with run:
             return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks, source)
     except Diverged:  # NaN weights: nothing to resume, read or report; a folder that was there stays, empty
-        if fresh:
-            shutil.rmtree(run.path, ignore_errors=True)
-        else:
-            run._empty()
+        run.discard(made=fresh)
         raise
 
 

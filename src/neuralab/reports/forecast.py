@@ -96,6 +96,8 @@ def _sections(r: ForecastReport, images: dict[str, str]) -> list[tuple[str, str]
     spans = ", ".join(f"{k} {a} .. {b}" for k, (a, b) in _in_split_order(results["spans"]))
     windows = ", ".join(f"{k} {v:,}" for k, v in _in_split_order(results["windows"]))
     fitted = ", refitted per fold" if r.backtest_refit else ", fitted once on the training span"
+    n = len(results["backtest"])
+    folds_text = f"{n} fold{'' if n == 1 else 's'}"
     return [
         ("", top),
         ("Test span: every forecaster",
@@ -110,7 +112,7 @@ def _sections(r: ForecastReport, images: dict[str, str]) -> list[tuple[str, str]
                           "The scaler was fitted on the training rows only.")
          + html.items(r.data_lines)),
         ("Error by horizon step", images["error_by_step"]),
-        (f"Rolling-origin backtest ({len(results['backtest'])} folds of the test span{fitted})",
+        (f"Rolling-origin backtest ({folds_text} of the test span{fitted})",
          html.table(["name", "mean MAE", "spread (std)", "folds beating persistence"], backtest,
                     highlight=[i for i, row in enumerate(backtest) if row[0] == r.network])
          + html.table(["fold", "span", "windows", *fold_names], folds)),

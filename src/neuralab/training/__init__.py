@@ -7,8 +7,8 @@ without torch.
 from neuralab._lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {
-    **dict.fromkeys(["AMP", "ClassifierConfig", "DEVICES", "LOSSES", "OPTIMIZERS", "RECIPES", "SCHEDULES",
-                     "TrainConfig"], "neuralab.training.config"),
+    **dict.fromkeys(["AMP", "ClassifierConfig", "DEVICES", "Diverged", "LOSSES", "OPTIMIZERS", "RECIPES",
+                     "SCHEDULES", "TrainConfig"], "neuralab.training.config"),
     **dict.fromkeys(["Callback", "Checkpoint", "EarlyStopping"], "neuralab.training.callbacks"),
     **dict.fromkeys(["TensorBoard"], "neuralab.training.tensorboard"),
     "RunLogger": "neuralab.training.runlogger",  # Keras's own fit writing a neuralab run (imports Keras)
@@ -20,7 +20,8 @@ __getattr__, __dir__ = exports(__name__, {
 })
 
 __all__ = [
-    "AMP", "CLASSIFICATION", "Callback", "Checkpoint", "Classifier", "ClassifierConfig", "DEVICES", "EarlyStopping",
+    "AMP", "CLASSIFICATION", "Callback", "Checkpoint", "Classifier", "ClassifierConfig", "DEVICES", "Diverged",
+    "EarlyStopping",
     "LOSSES", "OPTIMIZERS", "Preprocess", "RECIPES", "REGRESSION", "RunLogger", "RunResult", "SCHEDULES", "Task", "TensorBoard",
     "TrainConfig", "Trainer", "confusion_matrix", "evaluate_run", "load_classifier", "resume_classifier",
     "seed_everything", "train_classifier",

@@ -16,7 +16,8 @@ from neuralab.data.pictures import MAX_SIDE
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
-from neuralab.training.config import RECIPES, ClassifierConfig, TrainConfig, with_compile  # noqa: F401  (torch-free there)
+from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exported; torch-free there)
+from neuralab.training.config import ClassifierConfig, Diverged, with_compile
 from neuralab.training.trainer import CLASSIFICATION, Trainer, nchw, seed_everything
 
 
@@ -199,6 +200,7 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
 
     # Inputs are valid: only now does anything touch the disk.
     is_main = dist_info().is_main
+    fresh = out is None or not path.exists()
     run = Run.create(path, overwrite, numbered=out is None) if is_main else Run(path)
     trainer.run_dir = run.path
     try:
@@ -207,6 +209,10 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
             run.write_record(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data))
             run.write_json(runs.MODEL, meta)
         return _fit_and_finish(trainer, run, config, data, resume=False, verbose=verbose, summary_text=summary_text)
+    except Diverged:  # NaN weights: nothing to resume, test or report; a folder that was there stays, empty
+        if is_main:
+            run.discard(made=fresh)
+        raise
     finally:
         run.unlock()
 

@@ -6,6 +6,7 @@ and defaults without importing torch (`neuralab --help` starts in a fraction of 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field, fields, replace
 
 from neuralab.data import VAL_FRACTION
@@ -27,6 +28,11 @@ PYTHON = "python:"   # `optimizer` of a run given an optimizer object from Pytho
 # history records them as val_ + the metric's name)
 MONITORS = {"classification": ("val_loss", "val_accuracy"), "regression": ("val_loss", "val_mae")}
 MAX_SEED = 2**32 - 1  # NumPy's global seed takes no more, and torch.manual_seed no more on every platform
+# What a field annotated int, float or bool takes: (accepted, what it is stored as, what to give).
+# NumPy's integers and floats (np.arange's) are accepted and stored as Python's: config.json
+# holds the config, and JSON knows no NumPy types.
+FIELD_TYPES = {"int": (numbers.Integral, int, "must be an int"), "float": (numbers.Real, float, "must be a number"),
+               "bool": (bool, bool, "must be True or False")}
 
 
 def check_seed(seed, name: str = "seed") -> None:
@@ -59,7 +65,15 @@ class TrainConfig:
     tensorboard: bool = False      # also write TensorBoard event files into the run's tensorboard/ folder
 
     def check(self, task: str = "classification") -> None:
-        """Raise ParameterError for a value out of range; ``task`` is classification or regression."""
+        """Raise ParameterError for a value of the wrong type or out of range; ``task`` is
+        classification or regression. A NumPy number becomes the Python one (FIELD_TYPES)."""
+        for f in fields(self):
+            accepted, python, need = FIELD_TYPES.get(f.type, (object, None, ""))
+            value = getattr(self, f.name)
+            if not isinstance(value, accepted) or (isinstance(value, bool) and python is not bool):
+                raise ParameterError(f.name, value, f"{need}, not {type(value).__name__}")
+            if python is not None and type(value) not in (bool, int, float):
+                setattr(self, f.name, python(value))
         if self.epochs <= 0:
             raise ParameterError("epochs", self.epochs, "must be at least 1")
         check_seed(self.seed)
@@ -77,6 +91,9 @@ class TrainConfig:
             raise ParameterError("grad_clip", self.grad_clip, "must be 0 (off) or a positive gradient norm, and finite")
         if not 0 <= self.weight_decay < float("inf"):  # NaN or a negative decay trains to garbage silently
             raise ParameterError("weight_decay", self.weight_decay, "must be 0 (off) or more, and finite")
+        if not 0 <= self.warmup <= 1:  # NaN too: the schedule could not count its warm-up steps
+            raise ParameterError("warmup", self.warmup, "must be the fraction of all steps spent warming up, "
+                                 "from 0 to 1 (0.2 is usual)")
         if not 0 < self.focus <= 1:
             raise ParameterError("focus", self.focus, "must be above 0 and at most 1 (1 = every sample, every epoch)")
         if not (self.optimizer in OPTIMIZERS or (isinstance(self.optimizer, str) and self.optimizer.startswith(PYTHON))):
@@ -102,6 +119,18 @@ class TrainConfig:
     def epoch_sizes(self, n: int) -> list[int]:
         """Samples trained on in each epoch, for a training set of ``n``."""
         return [n] + [max(1, round(self.focus * n))] * (self.epochs - 1)
+
+
+class Diverged(ParameterError):
+    """Training went to infinite or NaN numbers: refused naming `lr`, the usual cause. ``epoch``
+    is the first whose training loss was not finite (the trainer stops there, every process
+    alike); ``sign`` what showed it, and ``fix`` what to do, where a caller knows better."""
+
+    def __init__(self, lr: float, epoch: int | None = None, sign: str = "its training loss is not a finite number",
+                 fix: str = "lower it"):
+        self.epoch = epoch
+        at = f" at epoch {epoch}" if epoch is not None else ""
+        super().__init__("lr", lr, f"training diverged{at} ({sign}); {fix}")
 
 
 def with_compile(train: TrainConfig, settings: dict, defaults: TrainConfig | None = None) -> TrainConfig:

@@ -3,8 +3,10 @@
 Datasets that fit in memory stay as tensors and are batched by indexing a seeded
 permutation (no per-sample Python work). Each epoch ends with a validation pass, one
 progress line, an atomic checkpoint of the full training state and, when the monitored
-metric improves, the best weights. Under torchrun each process takes an equal share of
-every global batch, so N processes give the result of one with the same global batch.
+metric improves, the best weights; an epoch whose training loss is not finite stops the
+training instead, refused as ``Diverged`` (naming ``lr``). Under torchrun each process takes
+an equal share of every global batch, so N processes give the result of one with the same
+global batch.
 
 With ``focus`` below 1, every epoch after the first trains only on that fraction of the
 training set: the samples whose loss was highest when they were last seen, the idea of
@@ -37,7 +39,8 @@ from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, as_
 from neuralab.training.checkpoint import (load_checkpoint, load_tensors, save_checkpoint, save_tensors, save_weights,
                                           unwrap)
 from neuralab.training.compile import LOSS_EACH, OptimizerFactory, check_given, make_optimizer
-from neuralab.training.config import AUTO_BF16_PARAMETERS, SCHEDULES, TrainConfig, check_seed  # noqa: F401  (SCHEDULES re-exported)
+from neuralab.training.config import SCHEDULES  # noqa: F401  (re-exported)
+from neuralab.training.config import AUTO_BF16_PARAMETERS, Diverged, TrainConfig, check_seed
 from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, native_bf16, pick_device
 from neuralab.training.progress import Progress
 
@@ -219,6 +222,10 @@ class Trainer:
                         break
                     order = self._epoch_order(shuffle, n, sizes[epoch - 1])
                     record = self._train_epoch(model, optimizer, scheduler, order, x, y, epoch, progress)
+                    # NaN weights from here on: no validation, no checkpoint, no callback sees the epoch.
+                    # The loss is the sum over every process's share, so all of them stop here.
+                    if not math.isfinite(record["loss"]):
+                        raise Diverged(cfg.lr, epoch)
                     if val is not None:
                         record.update({f"val_{k}": v for k, v in self.evaluate(*val).items()})
                     record["elapsed"] = time.perf_counter() - t0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from neuralab import runs
 from neuralab.errors import NeuralabError
+from neuralab.web.inputs import Shown
 from neuralab.web.runs import NotFound, resolve_run
 
 MAX_ROWS = 200_000
@@ -25,7 +26,8 @@ def forecast_view(root: Path, run_id: str) -> dict:
 
     run = runs.Run(resolve_run(root, run_id))
     if run.kind is not runs.Kind.FORECASTER:
-        raise NotFound("not a forecast run")
+        raise NotFound(f"run={Shown(run_id)!r}: not a forecast run; give a run that /api/runs lists with kind "
+                       f"{runs.Kind.FORECASTER.value}")
     results = run.results()
     table = run.file(runs.FORECAST)  # a folder, or a link out of the run, is named and not read
     if results is None or not table.is_file():

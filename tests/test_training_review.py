@@ -1,0 +1,159 @@
+"""Faults a user of `neuralab train` and of the training loop runs into, on a real Fashion-MNIST
+subset and the S&P 500's closes: a learning rate that diverges, settings of the wrong type from
+Python, and two forecast pages' wording."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from starlette.testclient import TestClient
+
+from helpers import idx_subset
+from neuralab.cli import main
+from neuralab.data.series import load_series
+from neuralab.errors import ParameterError
+from neuralab.training import Callback, ClassifierConfig, TrainConfig, Trainer, train_classifier
+from neuralab.training.config import Diverged
+
+DIVERGED = "training diverged at epoch 1 (its training loss is not a finite number); lower it"
+
+
+@pytest.fixture(scope="module")
+def tiny_fashion(fashion_mnist, tmp_path_factory):
+    return idx_subset(fashion_mnist, tmp_path_factory.mktemp("tiny"), 600, 100)
+
+
+def config(data_dir, **train) -> ClassifierConfig:
+    return ClassifierConfig(model="mlp", data="fashion-mnist", data_dir=str(data_dir),
+                            train=TrainConfig(**{"epochs": 1, "batch_size": 64, **train}))
+
+
+class Seen(Callback):
+    """What the trainer showed a user's callback."""
+
+    def __init__(self):
+        self.steps, self.epochs, self.ended = 0, [], 0
+
+    def on_step_end(self, trainer, step, steps):
+        self.steps += 1
+
+    def on_epoch_end(self, trainer, record):
+        self.epochs.append(record["epoch"])
+
+    def on_train_end(self, trainer):
+        self.ended += 1
+
+
+# --- a learning rate that diverges --------------------------------------------------------------
+
+def test_a_diverging_training_is_refused_naming_lr_and_leaves_no_run(tiny_fashion, tmp_path, capsys):
+    code = main(["train", "--model", "mlp", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion),
+                 "--epochs", "2", "--lr", "1e9", "--quiet", "--out", str(tmp_path / "run")])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.err == f"neuralab: error: --lr 1000000000.0: {DIVERGED}\n"
+    assert "test accuracy" not in captured.out and not (tmp_path / "run").exists()
+
+
+def test_a_diverging_training_stops_after_its_first_epoch_and_empties_a_folder_that_was_there(tiny_fashion,
+                                                                                              tmp_path):
+    (tmp_path / "mine").mkdir()
+    seen = Seen()
+    with pytest.raises(Diverged) as e:
+        train_classifier(config(tiny_fashion, epochs=3, lr=1e9), out=tmp_path / "mine", verbose=False,
+                         callbacks=[seen])
+    assert (e.value.parameter, e.value.epoch) == ("lr", 1) and str(e.value) == f"lr=1000000000.0: {DIVERGED}"
+    # one epoch's steps (540 training images in batches of 64), no epoch handed on, the end said once
+    assert (seen.steps, seen.epochs, seen.ended) == (9, [], 1)
+    assert list((tmp_path / "mine").iterdir()) == []
+
+
+def test_the_trainer_itself_stops_at_the_first_epoch_whose_loss_is_not_finite(tiny_fashion):
+    from neuralab.data import load_image_data
+    from neuralab.models import build_model
+    from neuralab.training import Preprocess, seed_everything
+
+    data = load_image_data("fashion-mnist", str(tiny_fashion), val_fraction=0.0)
+    x, y = Preprocess.fit(data.train.x)(data.train.x), torch.from_numpy(data.train.y)
+    seed_everything(0)
+    seen = Seen()
+    # plain SGD at lr 1.2 overshoots more each epoch: the loss is finite in epoch 1, not after
+    trainer = Trainer(build_model("mlp", (1, 28, 28), 10), TrainConfig(epochs=6, batch_size=64, lr=1.2,
+                      optimizer="sgd", schedule="constant", device="cpu"), verbose=False, callbacks=[seen])
+    with pytest.raises(Diverged) as e:
+        trainer.fit(x, y)
+    assert trainer.history and all(np.isfinite(r["loss"]) for r in trainer.history)
+    assert e.value.epoch == len(trainer.history) + 1 and str(e.value).startswith(
+        f"lr=1.2: training diverged at epoch {e.value.epoch} ")
+    assert seen.epochs == [r["epoch"] for r in trainer.history] and seen.ended == 1
+
+
+def test_two_processes_stop_together_when_training_diverges(tiny_fashion, tmp_path):
+    """Each process sees the loss summed over both shares: both stop at epoch 1, none waits for the other."""
+    args = ["train", "--model", "mlp", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "3",
+            "--lr", "1e9", "--batch-size", "50", "--quiet", "--out", str(tmp_path / "ddp")]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "neuralab",
+                          *args], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                         timeout=300)
+    said = {line for line in ddp.stderr.splitlines() if line.startswith("neuralab:")}
+    assert ddp.returncode != 0 and said == {f"neuralab: error: --lr 1000000000.0: {DIVERGED}"}, ddp.stderr[-2000:]
+    assert "test accuracy" not in ddp.stdout and not (tmp_path / "ddp").exists()
+
+
+# --- settings of the wrong type from Python -----------------------------------------------------
+
+@pytest.mark.parametrize("field, value", [("epochs", "3"), ("batch_size", 2.5), ("lr", "0.1"), ("epochs", True),
+                                          ("momentum", None), ("channels_last", "no")])
+def test_a_setting_of_the_wrong_type_is_refused_by_name(field, value):
+    with pytest.raises(ParameterError) as e:
+        TrainConfig(**{field: value}).check()
+    assert e.value.parameter == field and str(e.value).startswith(f"{field}={value!r}: must be ")
+
+
+def test_numpy_numbers_are_taken_as_pythons_and_stored_in_config_json(tiny_fashion, tmp_path):
+    # what a sweep over np.arange or np.linspace hands over
+    train = {"epochs": np.int64(1), "batch_size": np.int32(64), "lr": np.float32(0.5) / 100, "seed": np.uint8(3)}
+    run = train_classifier(config(tiny_fashion, **train), out=tmp_path / "run", verbose=False).run_dir
+    stored = json.loads((run / "config.json").read_text())["config"]["train"]
+    assert {k: stored[k] for k in train} == {"epochs": 1, "batch_size": 64, "lr": pytest.approx(0.005), "seed": 3}
+    assert [type(stored[k]) for k in train] == [int, int, float, int]
+
+
+# --- the forecast pages ---------------------------------------------------------------------------
+
+def test_a_backtest_of_one_fold_is_said_so(tmp_path):
+    from neuralab.forecasting.models import ModelConfig, series_train_config
+    from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
+    from neuralab.forecasting.windows import WindowConfig
+
+    s = load_series("sp500", "Close")
+    csv = tmp_path / "closes.csv"
+    pd.DataFrame({"Date": s.times[:150].strftime("%Y-%m-%d"), "Close": s.values[:150, 0]}).to_csv(csv, index=False)
+    cfg = ForecastConfig(data=str(csv), windows=WindowConfig(lookback=5, transform="none"),
+                         model=ModelConfig("lstm", hidden=[4]), backtest_folds=1,
+                         train=series_train_config(epochs=1, device="cpu"))
+    page = (run_forecast(cfg, out=tmp_path / "run", verbose=False).run_dir / "report.html").read_text()
+    assert "Rolling-origin backtest (1 fold of the test span" in page and "1 folds" not in page
+
+
+def test_the_forecast_page_of_a_classifier_run_names_the_run_and_what_to_give(tiny_fashion, tmp_path):
+    from neuralab.web import create_app
+
+    train_classifier(config(tiny_fashion), out=tmp_path / "runs" / "mlp", verbose=False)
+    with TestClient(create_app(tmp_path / "runs"), base_url="http://127.0.0.1") as client:
+        r = client.get("/api/forecast", params={"run": "mlp"})
+    assert r.status_code == 404
+    assert r.json()["error"] == "run='mlp': not a forecast run; give a run that /api/runs lists with kind forecaster"
+
+
+@pytest.mark.parametrize("warmup", [-0.5, 1.5, float("nan")])
+def test_a_warm_up_that_is_no_fraction_of_the_steps_is_refused_by_name(warmup):
+    with pytest.raises(ParameterError, match="warmup") as e:
+        TrainConfig(warmup=warmup).check()
+    assert e.value.parameter == "warmup"
