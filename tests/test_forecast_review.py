@@ -162,3 +162,17 @@ def test_a_column_of_words_is_refused_naming_the_option_that_chose_it(capsys):
     assert e.value.parameter == "features"
     assert main(["forecast", "--data", "seattle-weather", "--target", "weather"]) == 2
     assert capsys.readouterr().err.startswith("neuralab: error: --target weather: holds text")
+
+
+def test_numpy_numbers_in_the_configs_are_taken_as_pythons_as_in_trainconfig():
+    """np.arange's numbers, as a sweep over lookbacks gives them: the same rule as TrainConfig's
+    (training.config.check_types), so config.json can hold them."""
+    import numpy as np
+
+    config = ForecastConfig(windows=WindowConfig(lookback=np.arange(30, 31)[0], val_fraction=np.float32(0.25)),
+                            backtest_folds=np.int64(2), season=np.int32(7))
+    config.check()
+    assert json.dumps([config.windows.lookback, config.windows.val_fraction, config.backtest_folds, config.season])
+    assert (type(config.windows.lookback), type(config.backtest_folds), type(config.season)) == (int, int, int)
+    with pytest.raises(ParameterError, match="season"):
+        replace(config, season="7").check()

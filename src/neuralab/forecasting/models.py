@@ -48,7 +48,7 @@ from neuralab.errors import ParameterError
 from neuralab.forecasting.base import Forecaster
 from neuralab.forecasting.baselines import ridge_solve
 from neuralab.forecasting.topologies import CELLS, KERAS_NAMES, keras_init, keras_name
-from neuralab.forecasting.windows import Windows, is_whole
+from neuralab.forecasting.windows import Windows
 from neuralab.training.config import Diverged
 
 # architecture -> (cell, default hidden sizes)
@@ -75,7 +75,8 @@ class ModelConfig:
     def check(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ParameterError("architecture", self.architecture, f"choose one of {', '.join(ARCHITECTURES)}")
-        if isinstance(self.hidden, str) or any(not is_whole(h) or h < 1 for h in self.hidden):
+        if isinstance(self.hidden, str) or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
+                                               for h in self.hidden):  # a list in config.json: Python ints
             raise ParameterError("hidden", self.hidden, "give a list of ints, each at least 1, e.g. [128, 64]")
         if not 0 <= self.dropout < 1:
             raise ParameterError("dropout", self.dropout, "must be in [0, 1)")

@@ -34,11 +34,10 @@ from neuralab.forecasting.baselines import BASELINES, build_baselines
 from neuralab.forecasting.intervals import GAMMA, LEVELS, METHOD, WINDOW, coverage, label, rolling
 from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config, summary
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
-from neuralab.forecasting.windows import (Prepared, Scaler, WindowConfig, Windows, is_whole, last_window,
-                                         prepare_many)
+from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback
-from neuralab.training.config import Diverged
+from neuralab.training.config import Diverged, check_types
 from neuralab.training.trainer import TrainConfig, seed_everything
 
 
@@ -81,10 +80,9 @@ class ForecastConfig:
         self.windows.check()
         self.model.check()
         self.train.check("regression")
-        if not is_whole(self.backtest_folds) or self.backtest_folds < 1:
-            raise ParameterError("backtest_folds", self.backtest_folds, "must be an int, at least 1")
-        if self.season is not None and not is_whole(self.season):
-            raise ParameterError("season", self.season, "must be an int, or None to detect it")
+        check_types(self)
+        if self.backtest_folds < 1:
+            raise ParameterError("backtest_folds", self.backtest_folds, "must be at least 1")
         if self.season is not None and not 1 <= self.season <= self.windows.lookback:
             raise ParameterError("season", self.season, f"must be between 1 and `lookback` ({self.windows.lookback})")
         if any(not 0 < a < 1 for a in self.intervals):

@@ -23,16 +23,11 @@ import pandas as pd
 
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.metrics import naive_scale
+from neuralab.training.config import check_types
 
 TRANSFORMS = ("auto", "none", "diff", "log-return")
 SCALERS = ("standard", "minmax", "none")
 SPLITS = ("train", "val", "test")
-
-
-def is_whole(value) -> bool:
-    """A Python int, not a bool, a float, text such as "60" or a NumPy integer (config.json holds
-    the config, and JSON knows no NumPy types)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -48,9 +43,10 @@ class WindowConfig:
     scaler: str = "standard"      # fitted on the training rows only
 
     def check(self) -> None:
+        check_types(self)
         for name in ("lookback", "horizon", "stride"):
-            if not is_whole(getattr(self, name)) or getattr(self, name) < 1:
-                raise ParameterError(name, getattr(self, name), "must be an int, at least 1")
+            if getattr(self, name) < 1:
+                raise ParameterError(name, getattr(self, name), "must be at least 1")
         if not 0 <= self.val_fraction < 1 or not 0 < self.test_fraction < 1 \
                 or self.val_fraction + self.test_fraction >= 0.9:
             raise NeuralabError(f"`val_fraction` {self.val_fraction} and `test_fraction` {self.test_fraction}: "

@@ -35,6 +35,23 @@ FIELD_TYPES = {"int": (numbers.Integral, int, "must be an int"), "float": (numbe
                "bool": (bool, bool, "must be True or False")}
 
 
+def check_types(config) -> None:
+    """Refuse a dataclass config's int, float and bool fields (and ``int | None`` ones) holding
+    another type, naming the field; NumPy numbers become Python's (FIELD_TYPES). Every config
+    checks its fields so: TrainConfig, and forecasting's WindowConfig and ForecastConfig."""
+    for f in fields(config):
+        optional = isinstance(f.type, str) and f.type.endswith(" | None")
+        accepted, python, need = FIELD_TYPES.get(f.type.removesuffix(" | None") if optional else f.type,
+                                                 (object, None, ""))
+        value = getattr(config, f.name)
+        if optional and value is None:
+            continue
+        if not isinstance(value, accepted) or (isinstance(value, bool) and python is not bool):
+            raise ParameterError(f.name, value, f"{need}{' or None' if optional else ''}, not {type(value).__name__}")
+        if python is not None and type(value) not in (bool, int, float):
+            setattr(config, f.name, python(value))
+
+
 def check_seed(seed, name: str = "seed") -> None:
     """Refuse a seed that NumPy or PyTorch would reject halfway through seeding."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
@@ -67,13 +84,7 @@ class TrainConfig:
     def check(self, task: str = "classification") -> None:
         """Raise ParameterError for a value of the wrong type or out of range; ``task`` is
         classification or regression. A NumPy number becomes the Python one (FIELD_TYPES)."""
-        for f in fields(self):
-            accepted, python, need = FIELD_TYPES.get(f.type, (object, None, ""))
-            value = getattr(self, f.name)
-            if not isinstance(value, accepted) or (isinstance(value, bool) and python is not bool):
-                raise ParameterError(f.name, value, f"{need}, not {type(value).__name__}")
-            if python is not None and type(value) not in (bool, int, float):
-                setattr(self, f.name, python(value))
+        check_types(self)
         if self.epochs <= 0:
             raise ParameterError("epochs", self.epochs, "must be at least 1")
         check_seed(self.seed)
