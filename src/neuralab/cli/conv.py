@@ -66,8 +66,9 @@ def _scratch_options(p) -> None:
 def _window_options(p, stride_default="1") -> None:
     p.add_argument("--stride", type=size_pair, default=None, help=f"S or ShxSw (default {stride_default})")
     p.add_argument("--out", type=Path,
-                   help="result picture (.png/.jpg) or raw values (.npy); default named after IMAGE, in this folder")
-    p.add_argument("--figure", type=Path, help="side-by-side figure (default: OUT with -figure.png)")
+                   help="result picture (.png/.jpg) or raw values (.npy), or a folder for it; default named after IMAGE, "
+                        "in this folder")
+    p.add_argument("--figure", type=Path, help="side-by-side figure, or a folder for it (default: OUT with -figure.png)")
     p.add_argument("--no-figure", action="store_true", help="write no figure")
 
 
@@ -125,9 +126,30 @@ def _read(args):
 
 
 def _paths(args, suffix: str) -> tuple[Path, Path | None]:
-    out = args.out or Path(f"{args.image.stem}-{suffix}.png")
-    figure = None if args.no_figure else (args.figure or out.with_name(f"{out.stem}-figure.png"))
+    """The result's and the figure's files: a folder given for either gets the default name in
+    it. Checked before anything is written: neither may replace the picture read, or the other."""
+    from neuralab.errors import ParameterError
+
+    default = Path(f"{args.image.stem}-{suffix}.png")
+    out = args.out / default if args.out and args.out.is_dir() else args.out or default
+    figure = None
+    if not args.no_figure:
+        figure = args.figure or out.with_name(f"{out.stem}-figure.png")
+        figure = figure / f"{out.stem}-figure.png" if figure.is_dir() else figure
+    for option, path in (("out", out), ("figure", figure)):
+        if path is not None and _same_file(path, args.image):
+            raise ParameterError(option, str(path), "is the picture read; give another file, so that it is kept")
+    if figure is not None and _same_file(figure, out):
+        raise ParameterError("figure", str(figure), "is `out`, the result; give the figure another file")
     return out, figure
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same path, or, where both exist, one file by
+    its links."""
+    if a.exists() and b.exists():
+        return a.samefile(b)
+    return a.resolve() == b.resolve()
 
 
 def _save(out: Path, values, picture) -> None:

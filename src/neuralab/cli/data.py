@@ -38,13 +38,16 @@ def run_path(args) -> int:
 
 
 def run_verify(args) -> int:
+    import sys
+
     from neuralab.data import verify
 
     results = verify(args.name, args.data_dir)
     for f, ok in results.items():
         print(f"{'ok ' if ok else 'BAD'} {f}")
     if not all(results.values()):
-        print(f"neuralab: error: {args.name}: some files do not match their SHA-256; delete them and fetch again")
+        print(f"neuralab: error: {args.name}: some files do not match their SHA-256; delete them and fetch again",
+              file=sys.stderr)
         return 2
     return 0
 

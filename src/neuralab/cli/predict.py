@@ -42,7 +42,9 @@ def run_predict(args) -> int:
                           for path, top in zip(paths, results)], indent=2))
     else:
         for path, top in zip(paths, results):
-            print(f"{path}: " + ", ".join(f"{c} {p * 100:.1f}%" for c, p in top))
+            # one line per picture, for grep and scripts: a name with a newline or tab is shown escaped
+            name = str(path) if str(path).isprintable() else repr(str(path))
+            print(f"{name}: " + ", ".join(f"{c} {p * 100:.1f}%" for c, p in top))
     return 0
 
 
@@ -58,6 +60,8 @@ def pictures(given: list[str]) -> list:
 
     paths = []
     for name in given:
+        if not name.strip():  # Path("") is this folder: an unset $PICTURE would classify all below it
+            raise NeuralabError(f"IMAGE {name!r}: an empty name; give picture files, or folders of them")
         if not Path(name).is_dir():
             paths.append(name)
             continue

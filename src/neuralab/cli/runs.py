@@ -25,12 +25,16 @@ def register(sub) -> None:
 
 def run_runs(args) -> int:
     import json
-    from neuralab.errors import ParameterError
+    from neuralab.errors import NeuralabError, ParameterError
     from neuralab.runs import default_root
 
     root = args.root or default_root()
     if args.root is not None and not root.is_dir():
-        raise ParameterError("root", str(root), "no such folder; give the folder your runs are in")
+        what = "is a file, not a folder" if root.exists() else "no such folder"
+        raise ParameterError("root", str(root), f"{what}; give the folder your runs are in")
+    if root.exists() and not root.is_dir():  # where no runs can ever be: not "no runs under" it
+        raise NeuralabError(f"{root}: is a file, not a folder of runs; set NEURALAB_RUNS to the folder your runs "
+                            "are in, or give it as ROOT")
     if args.json:
         print(json.dumps([row.as_dict() for row in rows(root)], indent=2))
         return 0
@@ -52,8 +56,10 @@ def run_runs(args) -> int:
 
 
 def rows(root: Path):
-    from neuralab.runs import Run, describe, find
+    from neuralab.runs import CONFIG, Run, describe, find
 
+    if (root / CONFIG).is_file():  # ROOT is a run: its own row, where a folder of runs has its runs'
+        return [describe(Run(root), str(root))]
     return [describe(Run(root / run_id), run_id) for run_id in find(root)]
 
 

@@ -63,9 +63,17 @@ def run_summary(args) -> int:
     arch = ARCHITECTURES[args.model]
     input_shape = args.input or arch.paper_input
     classes = args.classes or (arch.paper_classes if input_shape == arch.paper_input else 10)
-    with torch.device("meta"):  # shapes and counts only: no weights are allocated
-        model = build_model(args.model, input_shape, classes)
-    result = summary(model, input_shape, depth=args.depth, name=args.model)
+    try:
+        with torch.device("meta"):  # shapes and counts only: no weights are allocated
+            model = build_model(args.model, input_shape, classes)
+        result = summary(model, input_shape, depth=args.depth, name=args.model)
+    except (RuntimeError, TypeError) as e:
+        if "overflow" not in str(e).lower():
+            raise
+        # torch counts a tensor's sizes and elements in 64 bits, even on the meta device
+        c, h, w = input_shape
+        raise ParameterError("input_shape", f"{h}x{w}x{c}", f"too large: a tensor of {args.model} would have more "
+                             "than 2**63 elements; give a smaller size") from None
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab.data import VAL_FRACTION
+from neuralab.data.idx import REFETCH
 from neuralab.data.images import ImageData, Split, split_validation
 from neuralab.data.sources import file_in, get_source, locate
 from neuralab.errors import NeuralabError
@@ -38,13 +39,15 @@ def parse_batch(data: bytes, name: str = "<bytes>", num_classes: int = 10) -> Sp
     """Records of one batch file -> (N, 3, 32, 32) uint8 images and (N,) int64 labels."""
     if len(data) % RECORD:
         raise NeuralabError(
-            f"{name}: {len(data)} bytes is not a whole number of {RECORD}-byte records; the archive is damaged"
+            f"{name}: {len(data)} bytes is not a whole number of {RECORD}-byte records; the archive is damaged: "
+            f"{REFETCH}"
         )
     records = np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD)
     y = records[:, 0].astype(np.int64)
     if len(y) and y.max() >= num_classes:
         bad = int(np.argmax(y >= num_classes))
-        raise NeuralabError(f"{name}: record {bad} has label {y[bad]}, but CIFAR-10 has {num_classes} classes (0-9)")
+        raise NeuralabError(f"{name}: record {bad} has label {y[bad]}, but CIFAR-10 has {num_classes} classes (0-9); "
+                            f"the archive is damaged: {REFETCH}")
     x = records[:, 1:].reshape(-1, 3, 32, 32).copy()  # planes R, G, B, each row-major
     return Split(x, y)
 
@@ -70,7 +73,7 @@ def read_archive(path: str | os.PathLike) -> dict[str, bytes]:
     except FileNotFoundError:
         raise NeuralabError(f"{path}: file not found") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise NeuralabError(f"{path}: damaged or not a tar archive ({e}); delete it and fetch it again") from None
+        raise NeuralabError(f"{path}: damaged or not a tar archive ({e}); {REFETCH}") from None
     missing = [f for f in (*TRAIN_FILES, TEST_FILE) if f not in found]
     if missing:
         raise NeuralabError(f"{path}: missing {', '.join(f'{FOLDER}/{m}' for m in missing)}; "

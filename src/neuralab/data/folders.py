@@ -168,7 +168,8 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
     y = np.asarray(labels, dtype=np.int64)
     empty = [classes[i] for i in range(len(classes)) if not (y == i).any()]
     if empty:
-        raise NeuralabError(f"{root}: no readable images left in class folder(s) {', '.join(empty)}")
+        raise NeuralabError(f"{root}: no readable images left in class folder(s) {', '.join(empty)}; put pictures "
+                            "there that can be read, or move the folder out of the dataset")
     x = _stack(images, root)
     train, val, test = _stratified(y, val_fraction, test_fraction, seed)
     return FolderData(root.resolve().name, classes, Split(x[train], y[train]), Split(x[val], y[val]),

@@ -37,6 +37,7 @@ _DTYPES = {
     0x0E: np.dtype(">f8"),
 }
 _MAX_HEADER = 4 + 4 * 255  # magic, then up to 255 dimensions
+REFETCH = "delete it and fetch it again"  # what to do about a dataset's file that is damaged
 # Bytes of decompressed copies ``load_idx`` keeps: MNIST's and Fashion-MNIST's take 55 MB each,
 # so a few datasets stay while folders that come and go (a subset, a test's) cannot fill the disk
 MAX_CACHE = 512 * 2**20
@@ -62,7 +63,7 @@ def read_bytes(path: str | os.PathLike) -> bytes:
             with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
                 data = stream.read(MAX_DECOMPRESSED + 1)  # a few KB of gzip can claim gigabytes
         except (OSError, EOFError, zlib.error) as e:
-            raise NeuralabError(f"{path}: damaged gzip data ({e}); delete it and fetch it again") from None
+            raise NeuralabError(f"{path}: damaged gzip data ({e}); {REFETCH}") from None
         if len(data) > MAX_DECOMPRESSED:
             raise NeuralabError(f"{path}: decompresses to more than {MAX_DECOMPRESSED // 2**20:,} MB, more than an "
                                 "image dataset's file holds; it is not one")
@@ -74,25 +75,24 @@ def _header(head: bytes, size: int, name: str) -> tuple[tuple[int, ...], np.dtyp
     """(shape, dtype, header length) of IDX data of ``size`` bytes starting with ``head``,
     checking the magic, the type and that the size matches the header exactly."""
     if size < 4:
-        raise NeuralabError(f"{name}: too short for an IDX header ({size} bytes)")
+        raise NeuralabError(f"{name}: too short for an IDX header ({size} bytes); {REFETCH}")
     zero, code, ndim = struct.unpack(">HBB", head[:4])
     if zero != 0 or code not in _DTYPES:
-        raise NeuralabError(f"{name}: not an IDX file (magic bytes {head[:4].hex()}); expected 0000 08 0N")
+        raise NeuralabError(f"{name}: not an IDX file (magic bytes {head[:4].hex()}, expected 0000 08 0N); {REFETCH}")
     if ndim == 0:
-        raise NeuralabError(f"{name}: IDX header declares 0 dimensions")
+        raise NeuralabError(f"{name}: IDX header declares 0 dimensions; {REFETCH}")
     header = 4 + 4 * ndim
     if size < header:
-        raise NeuralabError(f"{name}: truncated IDX header ({size} of {header} bytes)")
+        raise NeuralabError(f"{name}: truncated IDX header ({size} of {header} bytes); {REFETCH}")
     shape = struct.unpack(f">{ndim}i", head[4:header])
     if any(d < 0 for d in shape):
-        raise NeuralabError(f"{name}: IDX header has a negative dimension {shape}")
+        raise NeuralabError(f"{name}: IDX header has a negative dimension {shape}; {REFETCH}")
     dtype = _DTYPES[code]
     expected = header + math.prod(shape) * dtype.itemsize  # Python's integers: NumPy's int64 would wrap
     if size != expected:
         what = "truncated" if size < expected else "has trailing bytes"
         raise NeuralabError(
-            f"{name}: {what}: header says {shape} ({expected} bytes), file has {size} bytes; "
-            "delete it and fetch it again"
+            f"{name}: {what}: header says {shape} ({expected} bytes), file has {size} bytes; {REFETCH}"
         )
     return shape, dtype, header
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab.data import VAL_FRACTION
-from neuralab.data.idx import load_idx
+from neuralab.data.idx import REFETCH, load_idx
 from neuralab.data.sources import cache_dir, file_in, get_source, locate
 from neuralab.errors import NeuralabError, ParameterError
 
@@ -109,9 +109,10 @@ def load_idx_dataset(name: str, data_dir: str | os.PathLike | None = None,
     directory = locate(name, data_dir)
     full_train = _images_and_labels(directory, "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
     test = _images_and_labels(directory, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-    for split, f in ((full_train, "train-labels"), (test, "t10k-labels")):
+    for split, f in ((full_train, "train-labels-idx1-ubyte.gz"), (test, "t10k-labels-idx1-ubyte.gz")):
         if len(split) and split.y.max() >= len(source.classes):
-            raise NeuralabError(f"{directory}/{f}: label {split.y.max()} out of range for {len(source.classes)} classes "
-                                f"(0..{len(source.classes) - 1}); the file does not belong to {name}")
+            raise NeuralabError(f"{file_in(directory, f)}: label {split.y.max()} out of range for {len(source.classes)} "
+                                f"classes (0..{len(source.classes) - 1}); the file does not belong to {name}: "
+                                f"{REFETCH}")
     train, val = split_validation(full_train, val_fraction, seed)
     return ImageData(name, list(source.classes), train, val, test)

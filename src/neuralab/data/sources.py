@@ -133,7 +133,10 @@ def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path:
             if _complete(source, d):
                 return d
         missing = [f for f in source.files if not file_in(data_dir, f)]
-        raise ParameterError("data_dir", str(data_dir), f"missing {', '.join(missing)} for {name}")
+        # a folder that is not there is said: "missing train-images..." alone sends one looking for files
+        where = "" if data_dir.is_dir() else " (it is a file)" if data_dir.exists() else " (no such folder)"
+        raise ParameterError("data_dir", str(data_dir), f"missing {', '.join(missing)} for {name}{where}; give "
+                                                        "the folder that holds them")
     for d in candidates(source):
         if _complete(source, d):
             return d

@@ -8,11 +8,14 @@ evaluates.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
+from neuralab.errors import NeuralabError
 from neuralab.reports import html, plots
+from neuralab.runs import CONFIG, RESULTS, json_object
 
 
 def per_class_scores(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,17 +49,23 @@ def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict,
     A full disk or a read-only folder raises NeuralabError; the run's other files stay.
     """
     run_dir = Path(run_dir)
-    classes = record["data"]["classes"]
     tested = matrix is not None
-    cfg, env = record["config"], record["environment"]
-    figure = (f"test accuracy <b>{results['test_accuracy'] * 100:.2f}%</b>" if tested
+    numbers = _numbers(run_dir / RESULTS, results, ("test_accuracy",) if tested else (),
+                       ("best_epoch", "epochs_run", "train_seconds"))
+    count = np.shape(probabilities)[-1] if tested else None  # the model's outputs: one per class
+    classes = _classes(run_dir / CONFIG, json_object(record.get("data")).get("classes"), count)
+    matrix = _square(run_dir / RESULTS, matrix, count) if tested else None
+    history = _epochs(history)
+    cfg, env = json_object(record.get("config")), json_object(record.get("environment"))
+    figure = (f"test accuracy <b>{numbers['test_accuracy'] * 100:.2f}%</b>" if tested
               else "no test set given")
-    lead = (f"<b>{html.esc(cfg['model'])}</b> on <b>{html.esc(cfg['data'])}</b>: {figure} (best epoch "
-            f"{results['best_epoch']} of {results['epochs_run']}, {results['train_seconds']:.1f} s of training on "
-            f"{html.esc(env['device'])})")
-    epochs = [[r["epoch"], f"{r['loss']:.4f}", f"{r.get('accuracy', 0) * 100:.2f}%",
-               f"{r['val_loss']:.4f}" if "val_loss" in r else "",
-               f"{r['val_accuracy'] * 100:.2f}%" if "val_accuracy" in r else "", f"{r['seconds']:.1f}"]
+    best, run, seconds = (_fixed(numbers[k], form) or "-" for k, form in
+                          (("best_epoch", "{:g}"), ("epochs_run", "{:g}"), ("train_seconds", "{:.1f}")))
+    lead = (f"<b>{html.esc(cfg.get('model', '?'))}</b> on <b>{html.esc(cfg.get('data', '?'))}</b>: {figure} (best "
+            f"epoch {best} of {run}, {seconds} s of training on {html.esc(env.get('device', '?'))})")
+    epochs = [[r["epoch"], _fixed(r.get("loss"), "{:.4f}"), _fixed(r.get("accuracy"), "{:.2%}"),
+               _fixed(r.get("val_loss"), "{:.4f}"), _fixed(r.get("val_accuracy"), "{:.2%}"),
+               _fixed(r.get("seconds"), "{:.1f}")]
               for r in history]
     with html.kept_if_unwritable(run_dir):
         curves = plots.save(plots.learning_curves(history), run_dir / "learning_curves.png")
@@ -69,8 +78,62 @@ def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict,
             ("Environment", html.pretty(env)),
         ]
         doc = html.page(f"neuralab run {run_dir.name}", sections, lead=lead,
-                        footer=f"created {html.esc(record['created'])} by neuralab {html.esc(env['neuralab'])}")
+                        footer=f"created {html.esc(record.get('created', '?'))} by neuralab "
+                               f"{html.esc(env.get('neuralab', '?'))}")
         return html.write(run_dir / "report.html", doc)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(path: Path, results: dict, required: tuple[str, ...], known: tuple[str, ...]) -> dict:
+    """The figures of results.json that the report prints, refused by field where an edit or
+    a damaged file left something else: the report would print nonsense, or nothing at all.
+    Those ``known`` may be None (an imported model has no best epoch; NaN is read as None)."""
+    for field in required + known:
+        value = results.get(field)
+        if not (_is_number(value) or (value is None and field in known)):
+            raise NeuralabError(f"{path}: field {field!r} is {value!r}, not a number; the file was "
+                                "edited or is damaged: restore it, or train the run again")
+    return {field: results.get(field) for field in required + known}
+
+
+def _square(path: Path, matrix, count: int) -> np.ndarray:
+    """The confusion matrix as counts, a row and a column for each of the ``count`` classes."""
+    try:
+        counts = np.asarray(matrix, dtype=np.float64)
+    except (TypeError, ValueError):
+        counts = np.zeros(0)
+    if counts.shape != (count, count) or not np.isfinite(counts).all():
+        raise NeuralabError(f"{path}: field 'confusion_matrix' should be a table of counts, {count} rows of "
+                            f"{count}, one per class; the file was edited or is damaged: restore it, or train the "
+                            "run again")
+    return counts.astype(np.int64)
+
+
+def _classes(path: Path, classes, count: int | None) -> list[str]:
+    """config.json's class names, one for each of the model's ``count`` outputs where it was tested."""
+    if not isinstance(classes, list) or not classes or (count is not None and len(classes) != count):
+        want = f"the model's {count} class names" if count else "the class names"
+        raise NeuralabError(f"{path}: field 'data.classes' should list {want}; the file was edited or is "
+                            "damaged: restore it, or train the run again")
+    return [str(c) for c in classes]
+
+
+def _epochs(history: list[dict]) -> list[dict]:
+    """The epochs of ``history`` with a number for every value: one that is none (a NaN, which
+    metrics.jsonl holds as null, or an edit) becomes NaN, which the table shows as n/a and the
+    curves leave out; a row without an epoch number is no epoch."""
+    return [{k: v if _is_number(v) else math.nan for k, v in row.items()} for row in history
+            if isinstance(row, dict) and _is_number(row.get("epoch"))]
+
+
+def _fixed(value, form: str) -> str:
+    """``value`` written in ``form``: blank where there is none, n/a where it is NaN."""
+    if value is None:
+        return ""
+    return "n/a" if math.isnan(value) else form.format(value)
 
 
 def _test_sections(run_dir: Path, classes, matrix, probabilities, images, labels) -> list[tuple[str, str]]:

@@ -1,0 +1,231 @@
+"""A hostile user's review of the commands around a run (report, predict, summary, conv, data,
+runs): a finished run of LeNet-5 on scikit-learn's real handwritten digits, its files edited
+by hand, odd names and sizes; each fault is one line that names the file, field or option,
+exit status 2, and nothing of the user's is overwritten."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import digits_folder, idx_subset
+from neuralab.cli import main
+from neuralab.data.idx import read_idx, write_idx
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A finished classifier run on 400 real 8x8 digits (3 epochs, a second of training)."""
+    root = tmp_path_factory.mktemp("review")
+    data = digits_folder(root / "digits", 400)
+    run = root / "run"
+    assert main(["train", "--model", "lenet5", "--data", str(data), "--epochs", "3", "--out", str(run),
+                 "--quiet"]) == 0
+    return run
+
+
+@pytest.fixture
+def run(finished, tmp_path) -> Path:
+    """A copy of the finished run, to edit."""
+    import shutil
+
+    return Path(shutil.copytree(finished, tmp_path / "run"))
+
+
+def edit(path: Path, change) -> None:
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+
+
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+# --- report: a run's files edited by hand -------------------------------------------------
+
+@pytest.mark.parametrize("file, change, names", [
+    ("results.json", lambda r: r.update(test_accuracy="0.675"), "results.json: field 'test_accuracy'"),
+    ("results.json", lambda r: r.update(confusion_matrix=[[40]]), "results.json: field 'confusion_matrix'"),
+    ("config.json", lambda r: r["data"].update(classes=None), "config.json: field 'data.classes'"),
+    ("config.json", lambda r: r["data"].update(classes=["zero"]), "config.json: field 'data.classes'"),
+])
+def test_report_of_a_run_file_edited_by_hand_names_the_file_and_field_and_writes_nothing(run, capsys, file, change,
+                                                                                          names):
+    edit(run / file, change)
+    before = {name: (run / name).read_bytes() for name in ("report.html", "learning_curves.png",
+                                                           "confusion_matrix.png", "mistakes.png")}
+    assert main(["report", str(run)]) == 2
+    line = one_line(capsys)
+    assert names in line and "restore it" in line and "Traceback" not in line
+    assert {name: (run / name).read_bytes() for name in before} == before
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_report_of_epochs_with_a_nan_or_an_edited_value_shows_them_as_n_a(run, capsys):
+    # metrics.jsonl holds a NaN loss as null (files.nulled); an edit left text in another row
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows[0]["loss"], rows[1]["val_accuracy"] = None, "sixty"
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    epochs = page.split("<h2>Epochs</h2>")[1].split("</table>")[0]
+    assert epochs.count("n/a") == 2
+    assert f"{rows[2]['loss']:.4f}" in epochs  # the others as they were
+    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
+    assert f"test accuracy <b>{accuracy * 100:.2f}%</b>" in page
+
+
+# --- predict --------------------------------------------------------------------------------
+
+def test_predict_refuses_an_empty_picture_name_rather_than_classify_the_whole_folder(finished, capsys,
+                                                                                      monkeypatch):
+    monkeypatch.chdir(finished.parent)  # "" read as "." would be every picture below here: the digits
+    assert main(["predict", str(finished), ""]) == 2
+    assert "IMAGE '': an empty name" in one_line(capsys)
+    assert capsys.readouterr().out == ""
+
+
+def test_predict_prints_one_line_per_picture_when_a_name_holds_a_newline(finished, tmp_path, capsys):
+    run = finished
+    digit = next((finished.parent / "digits" / "3").glob("*.png"))
+    odd = tmp_path / "three\nof them.png"
+    odd.write_bytes(digit.read_bytes())
+    assert main(["predict", str(run), str(digit), str(odd), "--top-k", "99"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].startswith(repr(str(odd)) + ": ")
+    assert lines[0].split(": ", 1)[1] == lines[1].split(": ", 1)[1]  # the same picture, the same answer
+    assert main(["predict", str(run), str(odd), "--json", "--top-k", "99"]) == 0
+    (answer,) = json.loads(capsys.readouterr().out)
+    assert answer["image"] == str(odd) and len(answer["top"]) == 10
+    assert sum(t["probability"] for t in answer["top"]) == pytest.approx(1, abs=1e-5)
+
+
+# --- summary ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["lenet5", "mlp", "googlenet"])
+@pytest.mark.parametrize("size", ["1000000000x1000000000", "99999999999999999999x2"])
+def test_summary_of_an_input_past_64_bit_sizes_is_one_line(capsys, model, size):
+    assert main(["summary", model, "--input", size]) == 2
+    line = one_line(capsys)
+    assert line.startswith(f"neuralab: error: --input {size}x1: too large") and "smaller size" in line
+
+
+# --- conv apply / pool ------------------------------------------------------------------------
+
+@pytest.fixture
+def picture(tmp_path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("command", [["apply", "--kernel", "sobel-x"], ["pool"]])
+@pytest.mark.parametrize("where", ["out", "figure", "link"])
+def test_conv_never_writes_over_the_picture_it_reads(picture, tmp_path, capsys, command, where):
+    link = tmp_path / "link.png"
+    link.symlink_to(picture)
+    before = picture.read_bytes()
+    options = {"out": ["--out", str(picture)], "figure": ["--out", str(tmp_path / "r.png"), "--figure", str(picture)],
+               "link": ["--out", str(link)]}[where]
+    assert main(["conv", command[0], str(picture), *command[1:], *options]) == 2
+    line = one_line(capsys)
+    assert ("--figure" if where == "figure" else "--out") in line and "is the picture read" in line
+    assert picture.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.png", "photo.png"]
+
+
+def test_conv_figure_on_the_result_is_refused_before_anything_is_written(picture, tmp_path, capsys):
+    result = tmp_path / "result.png"
+    assert main(["conv", "apply", str(picture), "--out", str(result), "--figure", str(result)]) == 2
+    assert "--figure" in one_line(capsys) and not result.exists()
+
+
+def test_conv_out_and_figure_folders_get_the_default_names_in_them(picture, tmp_path, capsys):
+    from PIL import Image
+
+    folder, figures = tmp_path / "results", tmp_path / "figures"
+    folder.mkdir()
+    figures.mkdir()
+    assert main(["conv", "apply", str(picture), "--out", str(folder), "--figure", str(figures)]) == 0
+    assert Image.open(folder / "photo-sobel-x.png").size == (22, 18)  # 3x3 kernel, valid: (24-2) x (20-2)
+    assert (figures / "photo-sobel-x-figure.png").stat().st_size > 0
+    assert main(["conv", "pool", str(picture), "--out", str(folder)]) == 0
+    assert Image.open(folder / "photo-maxpool2.png").size == (12, 10)
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def test_data_verify_says_its_error_on_standard_error(fashion_mnist, tmp_path, capsys):
+    subset = idx_subset(fashion_mnist, tmp_path / "fashion", 100, 50)  # not the published files
+    assert main(["data", "verify", "fashion-mnist", "--data-dir", str(subset)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].startswith("BAD ") and "error" not in captured.out
+    assert "fashion-mnist: some files do not match their SHA-256" in captured.err
+
+
+@pytest.mark.parametrize("kind, said", [("file", "(it is a file)"), ("none", "(no such folder)")])
+def test_a_data_dir_that_is_no_folder_is_said_as_such(tmp_path, capsys, kind, said):
+    given = tmp_path / "mnist.gz"
+    if kind == "file":
+        given.write_bytes(b"\x1f\x8b")
+    assert main(["data", "path", "mnist", "--data-dir", str(given)]) == 2
+    line = one_line(capsys)
+    assert line.startswith(f"neuralab: error: --data-dir {given}: missing") and said in line
+
+
+def test_labels_of_another_dataset_name_their_file_and_what_to_do(fashion_mnist, tmp_path, capsys):
+    subset = idx_subset(fashion_mnist, tmp_path / "fashion", 100, 50)
+    labels = read_idx(subset / "t10k-labels-idx1-ubyte.gz").copy()
+    labels[7] = 200
+    write_idx(subset / "t10k-labels-idx1-ubyte.gz", labels)
+    assert main(["train", "--data", "fashion-mnist", "--data-dir", str(subset), "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    line = one_line(capsys)
+    assert f"{subset / 't10k-labels-idx1-ubyte.gz'}: label 200" in line and "fetch it again" in line
+
+
+def test_an_empty_idx_file_says_what_to_do(fashion_mnist, tmp_path, capsys):
+    import gzip
+
+    subset = idx_subset(fashion_mnist, tmp_path / "fashion", 100, 50)
+    with gzip.open(subset / "t10k-images-idx3-ubyte.gz", "wb"):
+        pass
+    assert main(["train", "--data", "fashion-mnist", "--data-dir", str(subset), "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "too short for an IDX header (0 bytes); delete it and fetch it again" in one_line(capsys)
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+def test_runs_of_a_run_folder_shows_that_run(finished, capsys):
+    assert main(["runs", str(finished), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    accuracy = json.loads((finished / "results.json").read_text())["test_accuracy"]
+    assert row["status"] == "finished" and row["metric"]["value"] == accuracy
+
+
+def test_runs_where_neuralab_runs_is_a_file_says_so(finished, capsys, monkeypatch):
+    monkeypatch.setenv("NEURALAB_RUNS", str(finished / "config.json"))
+    assert main(["runs"]) == 2
+    assert "is a file, not a folder of runs; set NEURALAB_RUNS" in one_line(capsys)
+
+
+def test_a_class_folder_left_without_readable_pictures_says_what_to_do(tmp_path, capsys):
+    data = digits_folder(tmp_path / "digits", 60)
+    (data / "broken").mkdir()
+    (data / "broken" / "scan.png").write_bytes(b"")  # an upload that never finished
+    with pytest.warns(UserWarning, match="skipped 1 of 61 images"):
+        assert main(["train", "--data", str(data), "--on-error", "skip", "--epochs", "1",
+                     "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no readable images left in class folder(s) broken; put pictures there" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
