@@ -157,3 +157,53 @@ def test_a_warm_up_that_is_no_fraction_of_the_steps_is_refused_by_name(warmup):
     with pytest.raises(ParameterError, match="warmup") as e:
         TrainConfig(warmup=warmup).check()
     assert e.value.parameter == "warmup"
+
+
+def cgroup_tree(root, membership: str, files: dict[str, str]):
+    """A /proc/self/cgroup and a cgroup tree as the kernel writes them, under ``root``."""
+    (root / "cgroup").write_text(membership)
+    for name, text in files.items():
+        (root / "fs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "fs" / name).write_text(text)
+    return root / "cgroup", root / "fs"
+
+
+@pytest.mark.parametrize("membership, files, cpus", [
+    ("0::/\n", {"cpu.max": "max 100000\n"}, None),                                     # v2, no limit
+    ("0::/\n", {"cpu.max": "150000 100000\n"}, 2),                                     # docker run --cpus 1.5
+    ("0::/kubepods/pod1/c1\n", {"cpu.max": "max 100000\n", "kubepods/pod1/cpu.max": "50000 100000\n",
+                                "kubepods/pod1/c1/cpu.max": "max 100000\n"}, 1),       # the pod's limit, above
+    ("12:cpu,cpuacct:/job_7\n1:name=systemd:/\n", {"cpu,cpuacct/cpu.cfs_quota_us": "-1\n",
+                                                   "cpu,cpuacct/cpu.cfs_period_us": "100000\n",
+                                                   "cpu,cpuacct/job_7/cpu.cfs_quota_us": "400000\n",
+                                                   "cpu,cpuacct/job_7/cpu.cfs_period_us": "100000\n"}, 4),  # v1
+    ("1:cpu:/\n0::/\n", {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+])
+def test_a_cpu_quota_is_read_from_the_cgroup_files(tmp_path, membership, files, cpus):
+    from neuralab.training.device import _quota_cpus
+
+    assert _quota_cpus(*cgroup_tree(tmp_path, membership, files)) == cpus
+
+
+def test_training_under_a_cpu_quota_computes_with_that_many_threads(tmp_path, monkeypatch):
+    """torch counts the cores it may run on; a quota of one CPU's time on more cores runs one
+    thread, and the run records it."""
+    from neuralab.training import device
+
+    monkeypatch.setattr(device, "quota_cpus", lambda: 1)
+    torch.set_num_threads(2)
+    seen = []
+
+    class Threads(Callback):
+        def on_epoch_end(self, trainer, record):
+            seen.append(torch.get_num_threads())
+
+    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 2, (64,))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=32, device="cpu"), callbacks=[Threads()], verbose=False)
+    trainer.fit(x, y)
+    assert seen == [1] and trainer.environment["threads"] == 1 and torch.get_num_threads() == 2
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=32, device="cpu", threads=2), callbacks=[Threads()],
+                      verbose=False)
+    trainer.fit(x, y)  # threads given: the user's choice stands
+    assert seen == [1, 2]

@@ -102,8 +102,8 @@ def _forecast_options(p) -> None:
     tr.add_argument("--patience", type=at_least(0), help=f"early stopping patience in epochs, 0 = off (default {t.patience})")
     tr.add_argument("--seed", type=int, help=f"(default {t.seed})")
     tr.add_argument("--device", choices=DEVICES, help=f"(default {t.device})")
-    tr.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice; "
-                    "1 is often faster on a busy machine)")
+    tr.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice, at most a "
+                    "container's CPU quota; 1 is often faster on a busy machine)")
     training_choices(tr, t, REGRESSION_LOSSES)
     tr.add_argument("--backtest-folds", type=positive_int, default=f.backtest_folds,
                     help=f"(default {f.backtest_folds})")

@@ -52,7 +52,8 @@ def _budget(p) -> None:
                         f"{AUTO_BF16_PARAMETERS / 1e6:g}M+ parameters "
                         "on CUDA GPUs and CPUs with AVX-512 BF16, in float32 elsewhere; off: float32 always")
     p.add_argument("--threads", type=positive_int,
-                   help="CPU threads for torch (default: torch's choice; fewer when the cores are shared)")
+                   help="CPU threads for torch (default: torch's choice, at most a container's CPU "
+                        "quota; fewer when the cores are shared)")
     training_choices(p, d)
     p.add_argument("--overwrite", action="store_true", help="replace what is already in --out")
 

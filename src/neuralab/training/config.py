@@ -74,7 +74,7 @@ class TrainConfig:
     amp: str = "auto"              # auto: see AUTO_BF16_PARAMETERS; off: float32 always
     channels_last: bool = True     # faster convolutions on CPU (oneDNN) and tensor cores
     eval_batch_size: int = 1024
-    threads: int = 0               # CPU threads for torch while training; 0 = torch's choice
+    threads: int = 0               # CPU threads for torch while training; 0 = torch's choice, held to a CPU quota
     focus: float = 1.0             # after epoch 1, train on this fraction: the highest-loss samples
     optimizer: str = "adam"        # adam (AdamW when weight_decay > 0), adamw, sgd, rmsprop (Keras's rho 0.9)
     momentum: float = 0.0          # sgd and rmsprop only: Adam keeps its own moment estimates

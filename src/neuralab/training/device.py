@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -46,14 +48,76 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
+CGROUPS = Path("/sys/fs/cgroup")
+
+
+@functools.cache
+def quota_cpus() -> int | None:
+    """The CPUs a CPU quota grants this process, rounded up, or None where none is set: a
+    container's (`docker run --cpus`, a Kubernetes limit) or a job's. PyTorch counts the cores
+    it may run on, not the time it may use: with two cores and a quota of one, LeNet-5's epoch
+    took 8.3-8.6 s on torch's two threads against 6.7 s on one (docs/speed-rounds.md); on a
+    large node under a small quota, torch's dozens of threads would share a few CPUs' time."""
+    return _quota_cpus(Path("/proc/self/cgroup"), CGROUPS)
+
+
+def _quota_cpus(membership: Path, root: Path) -> int | None:
+    """``quota_cpus`` read from ``membership`` (a /proc/PID/cgroup) and the cgroup tree at ``root``:
+    cgroup v2's cpu.max ("max 100000", "150000 100000") or v1's cpu.cfs_quota_us over
+    cpu.cfs_period_us (-1: none), the tightest of the process's cgroup and those above it."""
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:  # not Linux, or no cgroups: no quota known
+        return None
+    found = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":                                      # v2: one tree
+            folders = [root]
+        elif "cpu" in controllers.split(","):                      # v1: the cpu controller's tree
+            folders = [root / controllers, root / "cpu"]
+        else:
+            continue
+        for folder in folders:
+            here = folder / path.lstrip("/")
+            for level in (here, *here.parents):
+                found.append(_quota_at(level))
+                if level == folder:
+                    break
+    quotas = [q for q in found if q is not None]
+    return max(1, math.ceil(min(quotas))) if quotas else None
+
+
+def _quota_at(folder: Path) -> float | None:
+    """CPUs the quota set in one cgroup folder grants (None: none set there, or not readable)."""
+    try:
+        if (folder / "cpu.max").is_file():
+            quota, period = (folder / "cpu.max").read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        return None if quota < 0 else quota / int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def compute_threads(n: int = 0) -> int:
+    """The intra-op CPU threads a run computes with: ``n``, else torch's count held to the CPU
+    quota (``quota_cpus``)."""
+    if n:
+        return n
+    quota = quota_cpus()
+    return min(torch.get_num_threads(), quota) if quota else torch.get_num_threads()
+
+
 @contextlib.contextmanager
 def cpu_threads(n: int):
-    """Run a block with ``n`` intra-op CPU threads (0: leave torch's setting), then restore.
-    Small models gain little from many threads, and where the cores are busy with other work
-    (a shared node, parallel jobs) threads beyond the free cores spin at barriers and can be
-    many times slower (docs/forecasting.md, "Training speed")."""
+    """Run a block with ``n`` intra-op CPU threads (0: torch's setting, held to a CPU quota),
+    then restore. Small models gain little from many threads, and where the cores are busy
+    with other work (a shared node, parallel jobs) threads beyond the free cores spin at
+    barriers and can be many times slower (docs/forecasting.md, "Training speed")."""
     before = torch.get_num_threads()
-    if n:
+    n = compute_threads(n)
+    if n != before:
         torch.set_num_threads(n)
     try:
         yield
@@ -175,7 +239,7 @@ def environment(device: torch.device, threads: int = 0) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": str(device),
-        "threads": threads or torch.get_num_threads(),
+        "threads": compute_threads(threads),
         "world_size": dist_info().world_size,
     }
     if device.type == "cuda":
