@@ -641,3 +641,16 @@ def test_numbered_folders_are_claimed_once_by_processes_asking_at_once(tmp_path)
                               env=env) for _ in range(4)]
     names = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
     assert names == ["run", "run-2", "run-3", "run-4"]
+
+
+def test_a_write_through_a_file_says_the_path_is_wrong_not_to_free_space(tmp_path):
+    """`--out RUN/config.json/model.onnx`: the folder to make is a file. The advice was to free
+    space or fix permissions, neither of which helps."""
+    from neuralab.files import WriteError, atomic_write
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(WriteError, match=r"config\.json/model\.onnx: cannot write \(File exists\); a part of the "
+                                         r"path is a file, not a folder: give a path through folders"):
+        with atomic_write(tmp_path / "config.json" / "model.onnx", "wb") as f:
+            f.write(b"graph")
+    assert (tmp_path / "config.json").read_text() == "{}"

@@ -35,13 +35,27 @@ _MODE = 0o666 & ~_read_umask()
 _writes: dict[str, int] = {}  # NEURALAB_CRASH_AT's count of writes per name
 
 
+# What to do about each reason a write fails; others get all of them.
+_WRITE_ADVICE = {
+    errno.ENOSPC: "free some space, or write somewhere else",
+    errno.EDQUOT: "free some space within your quota, or write somewhere else",
+    errno.EACCES: "fix the folder's permissions, or write somewhere else",
+    errno.EPERM: "fix the folder's permissions, or write somewhere else",
+    errno.EROFS: "the file system is read-only: write somewhere else",
+    # mkdir of a folder on the way that is a file: FileExistsError, or ENOTDIR further down
+    errno.EEXIST: "a part of the path is a file, not a folder: give a path through folders",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: give a path through folders",
+}
+
+
 class WriteError(NeuralabError):
-    """A file could not be written (read-only folder, full disk); names the file and why."""
+    """A file could not be written (read-only folder, full disk); names the file, why and what to do."""
 
     def __init__(self, path: str | os.PathLike, error: OSError):
         self.path, self.strerror = Path(path), error.strerror or str(error)
-        super().__init__(f"{path}: cannot write ({self.strerror}); free some space or fix the folder's "
-                         "permissions, or write somewhere else")
+        advice = _WRITE_ADVICE.get(error.errno, "free some space or fix the folder's permissions, or write "
+                                                "somewhere else")
+        super().__init__(f"{path}: cannot write ({self.strerror}); {advice}")
 
 
 @contextlib.contextmanager
