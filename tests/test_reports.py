@@ -228,3 +228,15 @@ def test_picture_grid_shows_each_picture_whole_under_its_title(fashion, channels
         tile = tiles[top:top + 28, left:left + 28]
         assert np.array_equal(tile, picture[0] if channels == 1 else picture.transpose(1, 2, 0)), i
     assert plots.save(fig).startswith(b"\x89PNG")
+
+
+def test_learning_curves_mark_whole_epochs_only():
+    from neuralab.reports import plots
+
+    history = [{"epoch": e, "loss": 1 / e, "accuracy": 0.5 + e / 10, "val_loss": 1.2 / e, "val_accuracy": 0.5}
+               for e in (1, 2, 3)]
+    fig = plots.learning_curves(history)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks

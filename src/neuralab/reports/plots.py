@@ -116,6 +116,8 @@ def learning_curves(history: list[dict], metrics: tuple[str, ...] = ("loss", "ac
                     labels: dict[str, str] | None = None, log: bool = False):
     """One panel per metric of ``history`` (one record per epoch), train against validation.
     ``labels`` names a metric's axis ("MSE (scaled)"); ``log`` for losses over decades."""
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [r["epoch"] for r in history]
     shown = [m for m in metrics if any(m in r or f"val_{m}" in r for r in history)] or list(metrics[:1])
     fig = figure(5 * len(shown), 3.6)
@@ -125,6 +127,7 @@ def learning_curves(history: list[dict], metrics: tuple[str, ...] = ("loss", "ac
             if any(v is not None for v in values):
                 ax.plot(epochs, values, style, ms=3, label=("validation" if prefix else "train"))
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5 between epochs 2 and 3
         ax.set_ylabel((labels or {}).get(key, key))
         if log and all(v > 0 for line in ax.lines for v in line.get_ydata() if v is not None):
             ax.set_yscale("log")  # a constant target's zero losses stay on a linear axis
