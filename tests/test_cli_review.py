@@ -229,3 +229,55 @@ def test_a_class_folder_left_without_readable_pictures_says_what_to_do(tmp_path,
     err = capsys.readouterr().err
     assert "no readable images left in class folder(s) broken; put pictures there" in err
     assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+# --- a run's weights: moved, linked out of the run, damaged ---------------------------------
+
+def test_a_finished_run_without_its_weights_says_they_are_missing(run, capsys):
+    (run / "model.safetensors").unlink()
+    assert main(["evaluate", str(run)]) == 2
+    assert one_line(capsys) == (f"neuralab: error: {run / 'model.safetensors'}: missing from a finished run "
+                                "(deleted or moved); put it back, or train the run again")
+
+
+def test_weights_linked_from_outside_the_run_are_refused_as_model_json_is(run, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere.safetensors"
+    (run / "model.safetensors").rename(elsewhere)
+    (run / "model.safetensors").symlink_to(elsewhere)
+    digit = tmp_path / "digit.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((8, 8), 200, dtype=np.uint8)).save(digit)
+    assert main(["predict", str(run), str(digit)]) == 2
+    assert "a symbolic link leading out of the run" in one_line(capsys)
+
+
+def test_damaged_weights_say_what_to_do(run, capsys):
+    (run / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes()[:100])
+    assert main(["evaluate", str(run)]) == 2
+    assert one_line(capsys).endswith("; put back a good copy, or train the run again")
+
+
+def test_a_run_whose_picture_folder_moved_is_evaluated_where_data_dir_says(run, finished, tmp_path, capsys):
+    import shutil
+
+    moved = Path(shutil.copytree(finished.parent / "digits", tmp_path / "moved"))
+    edit(run / "config.json", lambda r: r["config"].update(data=str(tmp_path / "gone")))  # where it was trained
+    assert main(["evaluate", str(run)]) == 2
+    assert one_line(capsys) == (f"neuralab: error: {tmp_path / 'gone'}: the run's image folder is not there any "
+                                "more; if it moved, give its new place as --data-dir")
+    assert main(["evaluate", str(run), "--data-dir", str(moved)]) == 0
+    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
+    assert f"{accuracy * 100:.2f}%" in capsys.readouterr().out
+    some = next((moved / "3").iterdir())
+    shutil.copy(some, moved / "3" / "extra.png")
+    assert main(["evaluate", str(run), "--data-dir", str(moved)]) == 2  # no longer the pictures it was trained on
+    assert one_line(capsys).endswith("the split would put other images in the test set: give the data as it was")
+
+
+def test_export_to_an_empty_out_is_refused_not_written_into_the_run(run, capsys):
+    pytest.importorskip("onnxruntime", reason="pip install 'neuralab[export]'")
+    assert main(["export", str(run), "--onnx", "--out", ""]) == 2
+    assert one_line(capsys) == ("neuralab: error: --out '': is empty; give a file or a folder, or leave it out to write "
+                                "into the run")
+    assert not (run / "model.onnx").exists()

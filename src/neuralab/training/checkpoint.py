@@ -104,7 +104,8 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         header_len = int.from_bytes(data[:8], "little")
         header = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
     except (SafetensorError, ValueError, json.JSONDecodeError) as e:
-        raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e})") from None
+        raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e}); put back a good copy, or train "
+                            "the run again") from None
     aliases = _aliases(path, header, tensors)
     if "sha256" in header and _digest(tensors, aliases) != header["sha256"]:
         raise NeuralabError(f"{path}: checksum mismatch, the file was altered after it was written")
@@ -126,7 +127,8 @@ def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     except FileNotFoundError:
         raise NeuralabError(f"{path}: file not found") from None
     except (SafetensorError, OSError, ValueError) as e:
-        raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e})") from None
+        raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e}); put back a good copy, or train "
+                            "the run again") from None
     return {**shapes, **{alias: shapes[name] for alias, name in _aliases(path, header, shapes).items()}}
 
 

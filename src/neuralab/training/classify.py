@@ -620,8 +620,11 @@ def load_classifier(run_dir: str | Path, trust_code: bool = False, model=None) -
     built the same way (checked against the run first)."""
     run = Run.open(run_dir, Kind.CLASSIFIER)
     meta = checked_meta(run)
-    weights = run / runs.WEIGHTS
+    weights = run.file(runs.WEIGHTS)  # a link leading out of the run refused, as model.json's is
     if not weights.exists():
+        if (run / runs.RESULTS).is_file():
+            raise NeuralabError(f"{weights}: missing from a finished run (deleted or moved); put it back, or "
+                                "train the run again")
         raise NeuralabError(f"{run.path}: no model.safetensors yet (the run has not finished an epoch)")
     model = _checked_model(meta, weights, run.path, trust_code, model)
     pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
@@ -645,7 +648,7 @@ def figures_on_test_set(probs: np.ndarray, labels: np.ndarray, num_classes: int)
 
 def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_code: bool = False, model=None):
     """The run's classifier, its data and the test set's probabilities (N, classes)."""
-    from neuralab.data import load_image_data
+    from neuralab.data import NAMED, load_image_data
 
     clf = load_classifier(run_dir, trust_code, model)
     run = Run(run_dir)
@@ -653,7 +656,13 @@ def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_cod
     if config.data is None:
         raise NeuralabError(f"{run_dir}: an imported model with no dataset to test it on; import it again "
                             "naming its `data`")
-    data = load_image_data(config.data, data_dir or config.data_dir, **config.data_options)
+    name, where = config.data, data_dir or config.data_dir
+    if config.data not in NAMED and data_dir is not None:  # an image folder that moved: `data_dir` is where it is now
+        name, where = data_dir, None
+    elif config.data not in NAMED and not Path(config.data).expanduser().is_dir():
+        raise NeuralabError(f"{config.data}: the run's image folder is not there any more; if it moved, give its "
+                            "new place as `data_dir`")
+    data = load_image_data(name, where, **config.data_options)  # check_same_data below: the same pictures
     if tuple(data.input_shape) != tuple(clf.preprocess.input_shape):
         raise NeuralabError(f"{data.name}: images of {'x'.join(map(str, data.input_shape))} (channels x height x "
                             f"width), the run's model takes {'x'.join(map(str, clf.preprocess.input_shape))}")

@@ -32,6 +32,8 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
     except ImportError:
         raise NeuralabError("ONNX export needs onnx and onnxruntime: pip install 'neuralab[export]'") from None
     run_dir = Path(run_dir)
+    if out is not None and not str(out).strip():  # an unset shell variable: no place was meant
+        raise ParameterError("out", str(out), "is empty; give a file or a folder, or leave it out to write into the run")
     folder = out is None or str(out).endswith(("/", os.sep))  # Path() drops the trailing /
     out = Path(out) if out else run_dir
     if folder or out.is_dir():
