@@ -115,3 +115,43 @@ def test_a_forecast_run_writes_its_progress_while_it_trains(tmp_path, writes):
     assert steps >= 1
     check_epochs(writes, 2, steps)
     assert not (result.run_dir / runs.PROGRESS).exists()
+
+
+NOTEBOOK_CELL = """
+import time
+import torch
+from neuralab.training import TrainConfig, Trainer, progress
+
+progress.DRAW_EVERY = 0.0  # a redraw at every step, so that a short training shows them
+x, y = torch.randn(512, 1, 8, 8), torch.randint(0, 2, (512,))
+model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+trainer = Trainer(model, TrainConfig(epochs=2, batch_size=64, device="cpu"))
+trainer.fit(x, y)
+print("done")
+"""
+
+
+def test_in_a_notebook_each_epoch_is_one_output_redrawn_as_a_bar_that_ends_as_its_line(tmp_path):
+    """As Keras's fit in Jupyter (and Colab): a bar per epoch, redrawn in place while it trains,
+    then its line; not one line per epoch only at its end, nor each line twice."""
+    nbformat = pytest.importorskip("nbformat", reason="pip install -e .[test] brings nbformat")
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(NOTEBOOK_CELL)])
+    redraws = []
+
+    class Client(NotebookClient):
+        def process_message(self, msg, cell, cell_index):  # every message the kernel sends the notebook
+            if msg["msg_type"] == "update_display_data":
+                redraws.append(msg["content"]["data"]["text/plain"])
+            return super().process_message(msg, cell, cell_index)
+
+    Client(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = notebook.cells[0].outputs
+    shown = [o["data"]["text/plain"] for o in outputs if o["output_type"] == "display_data"]
+    printed = "".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
+    assert [line.split("  ")[0] for line in shown] == ["epoch 1/2", "epoch 2/2"]
+    assert all("loss" in line and "lr" in line for line in shown)  # each ended as its epoch's line
+    assert "epoch 1/2" not in printed and printed.strip().endswith("done")
+    bars = [r for r in redraws if "━" in r]
+    assert any(r.startswith("epoch 1/2") and "/8" in r for r in bars) and any(r.startswith("epoch 2/2") for r in bars)

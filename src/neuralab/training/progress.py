@@ -1,8 +1,10 @@
 """Progress output that behaves both in a terminal and in a log file, and a live file for
 other processes to watch.
 
-In a terminal: a live bar per epoch (rich) and a summary line when it ends. Anywhere else
-(a pipe, a log file, CI): exactly one plain line per epoch, no carriage returns.
+In a terminal: a live bar per epoch (rich) and a summary line when it ends. In a Jupyter
+notebook (JupyterLab, VS Code, Colab): one output per epoch, redrawn in place as a bar a few
+times a second through IPython's display, that ends as the epoch's line. Anywhere else (a
+pipe, a log file, CI): exactly one plain line per epoch, no carriage returns.
 
 With a run directory, ``progress.json`` (``runs.PROGRESS``) says where the epoch stands:
 steps done, samples per second and time left, rewritten at most every ``WRITE_EVERY``
@@ -23,6 +25,16 @@ from neuralab.files import WriteError, atomic_write
 from neuralab.runs import PROGRESS
 
 WRITE_EVERY = 0.5  # seconds: a page polling once a second sees a fresh line each time
+DRAW_EVERY = 0.25  # seconds between redraws of a notebook's bar: each one is a message to the browser
+BAR = 24           # characters of a notebook's bar
+
+
+def _in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel, whose output a notebook can redraw in place
+    (Colab's shell is a kind of ipykernel's); IPython is imported there already."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def format_metrics(metrics: dict) -> str:
@@ -43,7 +55,11 @@ class Progress:
         self.enabled = enabled
         self.stream = stream or sys.stdout
         self.live = enabled and self.stream.isatty()
-        self._bar = None
+        # a stream given is written to as it is; the notebook's own output is redrawn
+        self.notebook = enabled and not self.live and stream is None and _in_notebook()
+        self._bar = self._shown = None
+        self._next_draw = 0.0
+        self._loss = None
         self.file = Path(run_dir) / PROGRESS if run_dir is not None else None
         self._epoch = self._step = self._steps = self._seen = 0
         self._t0 = self._next_write = time.perf_counter()
@@ -56,6 +72,11 @@ class Progress:
         self._t0 = time.perf_counter()
         self._epoch, self._steps, self._step, self._seen = epoch, steps, 0, 0
         self._write(self._t0)
+        if self.notebook:
+            from IPython.display import Pretty, display
+
+            self._shown = display(Pretty(self._drawn(self._t0)), display_id=True)
+            self._next_draw = self._t0 + DRAW_EVERY
         if self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
@@ -74,10 +95,27 @@ class Progress:
         if self._bar is not None:
             loss = None if loss_sum is None else float(loss_sum) / max(1, share)
             self._bar.update(self._task, advance=1, loss="" if loss is None else f"loss {loss:.4f}")
+        if self._shown is not None:
+            now = time.perf_counter()
+            if now >= self._next_draw and self._step < self._steps:  # the last step's line is the epoch's
+                from IPython.display import Pretty
+
+                self._loss = None if loss_sum is None else float(loss_sum) / max(1, share)
+                self._shown.update(Pretty(self._drawn(now)))
+                self._next_draw = now + DRAW_EVERY
         if self.file is not None:
             now = time.perf_counter()
             if now >= self._next_write or self._step == self._steps:
                 self._write(now)
+
+    def _drawn(self, now: float) -> str:
+        """The notebook's bar: epoch, steps done, the last loss read and the time left."""
+        done = self._step / self._steps if self._steps else 0.0
+        took = now - self._t0
+        left = f"  {took / self._step * (self._steps - self._step):.0f} s left" if self._step else ""
+        loss = f"  loss {self._loss:.4f}" if self._loss is not None else ""
+        bar = "━" * round(BAR * done) + " " * (BAR - round(BAR * done))
+        return f"epoch {self._epoch}/{self.epochs}  {bar} {self._step}/{self._steps}{loss}{left}"
 
     def _write(self, now: float) -> None:
         if self.file is None:
@@ -98,10 +136,15 @@ class Progress:
             self._bar = None
         trained = metrics.get("samples", self.samples)
         focus = f" (the {trained:,} hardest)" if trained < self.samples else ""
-        self.print(
-            f"epoch {metrics['epoch']}/{self.epochs}{focus}  {format_metrics(metrics)}  "
-            f"lr {metrics['lr']:.2e}  {metrics['seconds']:.1f}s"
-        )
+        line = (f"epoch {metrics['epoch']}/{self.epochs}{focus}  {format_metrics(metrics)}  "
+                f"lr {metrics['lr']:.2e}  {metrics['seconds']:.1f}s")
+        if self._shown is not None:  # the bar becomes the epoch's line, in its place
+            from IPython.display import Pretty
+
+            self._shown.update(Pretty(line))
+            self._shown = self._loss = None
+        else:
+            self.print(line)
 
     def close(self) -> None:
         if self._bar is not None:
