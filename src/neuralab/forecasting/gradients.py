@@ -13,6 +13,7 @@ leaves the direction of each update unchanged.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -46,6 +47,9 @@ class GradientConfig:
         from neuralab.errors import ParameterError
         from neuralab.training.config import check_seed
 
+        for name in ("steps", "hidden", "batch", "train_steps"):
+            if not isinstance(getattr(self, name), numbers.Integral) or isinstance(getattr(self, name), bool):
+                raise ParameterError(name, getattr(self, name), "give a whole number")
         for name in ("steps", "hidden", "batch"):
             if getattr(self, name) < 2:
                 raise ParameterError(name, getattr(self, name), "must be at least 2")
@@ -58,8 +62,9 @@ class GradientConfig:
         check_seed(self.seed)
         if self.train_steps < 0:
             raise ParameterError("train_steps", self.train_steps, "must be 0 or more")
-        if not self.clip > 0:
-            raise ParameterError("clip", self.clip, "must be greater than 0")
+        for name in ("lr", "clip"):  # an infinite clip would label unclipped runs "clipped"
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ParameterError(name, getattr(self, name), "must be a finite number greater than 0")
         if self.init not in ("keras", "torch"):
             raise ParameterError("init", self.init, "choose keras or torch")
 

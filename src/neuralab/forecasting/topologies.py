@@ -178,7 +178,16 @@ def train_toy(name: str, steps: int = 300, batch: int = 64, lr: float = 1e-2, se
     """Fit one template on its toy task; returns the MSE on a fresh batch before and after."""
     from neuralab.training.config import check_seed
 
+    from neuralab.errors import ParameterError
+
     check_seed(seed)
+    if name not in TOPOLOGIES:
+        raise ParameterError("name", name, f"choose one of {', '.join(TOPOLOGIES)}")
+    for what, value in (("steps", steps), ("batch", batch)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ParameterError(what, value, "give a whole number, at least 1")
+    if not 0 < lr < float("inf"):
+        raise ParameterError("lr", lr, "must be a finite number greater than 0")
     torch.manual_seed(seed)
     t = TOPOLOGIES[name]
     model = t.build()

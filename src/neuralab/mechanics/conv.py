@@ -30,8 +30,13 @@ def float_dtype(*arrays) -> np.dtype:
 
 def pad(x: np.ndarray, pads) -> np.ndarray:
     """Zero-pad the last two axes of (..., H, W): pads = ((top, bottom), (left, right))."""
-    x = np.asarray(x)
-    (top, bottom), (left, right) = pads
+    x = as_array(x, "x", "(..., H, W)")
+    try:
+        (top, bottom), (left, right) = (pair(p, "pads") for p in pads)
+    except (TypeError, ValueError):
+        raise NeuralabError(f"`pads` {pads!r}: give ((top, bottom), (left, right)), whole numbers") from None
+    if min(top, bottom, left, right) < 0:
+        raise NeuralabError(f"`pads` {pads!r}: zeros to add, each at least 0")
     shape = (*x.shape[:-2], x.shape[-2] + top + bottom, x.shape[-1] + left + right)
     check_size(shape, x.dtype, "the padded input", "use less `padding`")
     return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)])
@@ -48,7 +53,8 @@ def windows(x: np.ndarray, kernel, stride=1) -> np.ndarray:
 
     Handy for showing the windows (the demo); the layers use ``tap`` instead.
     """
-    output_hw(np.shape(x)[-2:], kernel, stride)  # a window larger than the input, a stride below 1: said here
+    x = as_array(x, "x", "(..., H, W)")
+    output_hw(x.shape[-2:], kernel, stride)  # a window larger than the input, a stride below 1: said here
     (kh, kw), (sh, sw) = pair(kernel), pair(stride)
     view = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
     return view[..., ::sh, ::sw, :, :]

@@ -10,19 +10,48 @@ from __future__ import annotations
 import numpy as np
 
 from neuralab.errors import NeuralabError
+from neuralab.mechanics.conv import float_dtype
+from neuralab.mechanics.shapes import as_array
+
+
+def _floats(value, name: str, layout: str = "any shape", ndim: int | None = None) -> np.ndarray:
+    """``value`` as a floating array; whole numbers in float64, where int8 logits minus their
+    maximum would wrap around and int8 products overflow without a word."""
+    a = as_array(value, name, layout, ndim, min_ndim=0)
+    return a.astype(float_dtype(a), copy=False)
+
+
+def _same_shape(dout, shape, what: str) -> np.ndarray:
+    dout = _floats(dout, "dout")
+    if dout.shape != tuple(shape):
+        raise NeuralabError(f"`dout` of shape {dout.shape}: give dL/dout of the shape of {what}, {tuple(shape)}")
+    return dout
 
 
 def flatten_forward(x):
     """(N, C, H, W) -> (N, C*H*W), row-major like Keras Flatten / torch.flatten(x, 1)."""
-    return x.reshape(x.shape[0], -1), x.shape
+    x = as_array(x, "x", "(N, ...), a batch")
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:]))), x.shape  # -1 is ambiguous when N = 0
 
 
 def flatten_backward(dout, shape):
+    dout = as_array(dout, "dout", "(N, D)")
+    if dout.shape != (shape[0], int(np.prod(shape[1:]))):
+        raise NeuralabError(f"`dout` of shape {dout.shape}: give dL/dout of the flattened shape "
+                            f"{(shape[0], int(np.prod(shape[1:])))}")
     return dout.reshape(shape)
 
 
 def dense_forward(x, w, b=None):
     """y = x W^T + b.  x (N, D_in), W (D_out, D_in), b (D_out,) -> (N, D_out)."""
+    x, w = _floats(x, "x", "(N, D_in)", 2), _floats(w, "w", "(D_out, D_in)", 2)
+    if x.shape[1] != w.shape[1]:
+        raise NeuralabError(f"`w` of shape {w.shape} takes {w.shape[1]} inputs but `x` of shape {x.shape} has "
+                            f"{x.shape[1]}: give `w` as (D_out, D_in), as nn.Linear's weight")
+    if b is not None:
+        b = _floats(b, "b", f"({w.shape[0]},), one bias per output", 1)
+        if b.shape != w.shape[:1]:
+            raise NeuralabError(f"`b` of shape {b.shape}: give one bias per row of `w`, shape ({w.shape[0]},)")
     out = x @ w.T
     if b is not None:
         out = out + b
@@ -32,32 +61,37 @@ def dense_forward(x, w, b=None):
 def dense_backward(dout, cache):
     """dx = dout W,  dW = dout^T x,  db = sum_n dout.  Returns (dx, dW, db)."""
     x, w, has_bias = cache
+    dout = _same_shape(dout, (x.shape[0], w.shape[0]), "the forward pass's output")
     return dout @ w, dout.T @ x, (dout.sum(axis=0) if has_bias else None)
 
 
 def relu_forward(x):
     """ReLU(x) = max(0, x)."""
+    x = _floats(x, "x")
     return np.maximum(x, 0), x
 
 
 def relu_backward(dout, x):
     """d ReLU / dx = 1 where x > 0, else 0 (0 at x = 0, as PyTorch)."""
-    return dout * (x > 0)
+    dout = _same_shape(dout, np.shape(x), "the forward pass's input")
+    return dout * (np.asarray(x) > 0)
 
 
 def tanh_forward(x):
     """tanh(x) = (e^x - e^-x) / (e^x + e^-x)."""
-    out = np.tanh(x)
+    out = np.tanh(_floats(x, "x"))
     return out, out
 
 
 def tanh_backward(dout, out):
     """d tanh / dx = 1 - tanh(x)^2."""
+    dout = _same_shape(dout, np.shape(out), "the forward pass's output")
     return dout * (1 - out**2)
 
 
 def sigmoid(x):
     """sigma(x) = 1 / (1 + e^-x), computed without overflow for large |x|."""
+    x = _floats(x, "x")
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
@@ -69,17 +103,27 @@ def sigmoid_forward(x):
 
 def sigmoid_backward(dout, out):
     """d sigma / dx = sigma(x) (1 - sigma(x))."""
+    dout = _same_shape(dout, np.shape(out), "the forward pass's output")
     return dout * out * (1 - out)
+
+
+def _scores(z, axis):
+    z = as_array(z, "z", "(..., K)", min_ndim=1)
+    if z.shape[axis] == 0:
+        raise NeuralabError(f"`z` of shape {z.shape} has no classes along axis {axis}; give at least one score")
+    return z.astype(float_dtype(z), copy=False)
 
 
 def softmax(z, axis=-1):
     """softmax(z)_k = e^{z_k} / sum_j e^{z_j}; subtracting max(z) first changes nothing but avoids overflow."""
+    z = _scores(z, axis)
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
 def log_softmax(z, axis=-1):
     """log softmax(z)_k = z_k - log sum_j e^{z_j}."""
+    z = _scores(z, axis)
     shifted = z - z.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
@@ -91,6 +135,7 @@ def softmax_forward(z):
 
 def softmax_backward(dout, s):
     """dz_k = s_k (dout_k - sum_j dout_j s_j): the softmax Jacobian times dout, row by row."""
+    dout = _same_shape(dout, np.shape(s), "the forward pass's output")
     return s * (dout - (dout * s).sum(axis=-1, keepdims=True))
 
 
@@ -101,8 +146,11 @@ def cross_entropy_forward(logits, labels):
 
     Softmax and loss together, as Keras' from_logits and nn.CrossEntropyLoss do.
     """
-    logp = log_softmax(logits)
+    logits = _floats(logits, "logits", "(N, K), one row of scores per sample", 2)
     n, k = logits.shape
+    if n == 0:
+        raise NeuralabError(f"`logits` of shape {logits.shape}: the mean loss needs at least one sample")
+    logp = log_softmax(logits)
     labels = np.asarray(labels)
     if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
         raise NeuralabError(f"`labels` of shape {labels.shape} and type {labels.dtype}: give one class index per "

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuralab.errors import NeuralabError
-from neuralab.mechanics.shapes import as_array
+from neuralab.errors import NeuralabError, ParameterError
+from neuralab.mechanics.shapes import as_array, check_size
 
 
 def _stat_axes(x):
@@ -31,6 +31,10 @@ def batch_norm_forward(x, running_mean, running_var, gamma, beta, training, mome
     Same arguments as torch.nn.functional.batch_norm. Returns (y, cache).
     """
     x = as_array(x, "x", "(N, C) or (N, C, H, W)")
+    if not 0 <= momentum <= 1:  # outside, the running statistics overshoot the batch's and diverge
+        raise ParameterError("momentum", momentum, "the running statistics' step is from 0 to 1 (PyTorch's default 0.1)")
+    if not 0 < eps < np.inf:
+        raise ParameterError("eps", eps, "give a small number above 0 (default 1e-5) that keeps the division finite")
     for name, v in (("running_mean", running_mean), ("running_var", running_var), ("gamma", gamma), ("beta", beta)):
         if np.shape(v) != (x.shape[1],):
             raise NeuralabError(f"`{name}` of shape {np.shape(v)}: give one value per feature, shape ({x.shape[1]},), "
@@ -38,6 +42,8 @@ def batch_norm_forward(x, running_mean, running_var, gamma, beta, training, mome
     for name, v in (("running_mean", running_mean), ("running_var", running_var)):
         if training and not (isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.floating)):
             raise NeuralabError(f"`{name}`: give a float NumPy array; training updates it in place")
+    gamma, beta = as_array(gamma, "gamma", "(C,)", 1), as_array(beta, "beta", "(C,)", 1)
+    running_mean, running_var = np.asarray(running_mean), np.asarray(running_var)  # in place, when training
     axes = _stat_axes(x)
     if training:
         m = x.size // x.shape[1]  # values per feature
@@ -66,6 +72,9 @@ def batch_norm_backward(dout, cache):
     inference:  dx = gamma / sqrt(var + eps) * dout
     """
     x_hat, inv_std, gamma, training = cache
+    dout = as_array(dout, "dout", str(x_hat.shape), x_hat.ndim)
+    if dout.shape != x_hat.shape:
+        raise NeuralabError(f"`dout` of shape {dout.shape}: give dL/dy of the forward pass's shape {x_hat.shape}")
     axes = _stat_axes(dout)
     dbeta = dout.sum(axis=axes)
     dgamma = (dout * x_hat).sum(axis=axes)
@@ -84,11 +93,16 @@ def dropout_forward(x, rate, training=True, seed=None):
     (training=False) simply passes x through, as the slide says: no dropout after training.
     ``seed`` (an int or a numpy Generator) makes the mask reproducible. Returns (out, mask).
     """
-    if not 0 <= rate < 1:
-        raise NeuralabError(f"`rate` {rate}: the dropout rate's allowed range is 0 <= rate < 1")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) or not 0 <= rate < 1:
+        raise NeuralabError(f"`rate` {rate!r}: the dropout rate is a number, 0 <= rate < 1")
+    x = as_array(x, "x", "any shape", min_ndim=0)
     if not training or rate == 0:
         return x, np.ones_like(x)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    check_size(x.shape, np.float64, "the dropout mask", "give a smaller `x`")
+    try:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise NeuralabError(f"`seed` {seed!r}: give a whole number >= 0, a numpy Generator or None") from None
     mask = (rng.random(x.shape) >= rate) / (1 - rate)
     return x * mask, mask
 

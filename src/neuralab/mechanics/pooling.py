@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuralab.errors import ParameterError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.mechanics.conv import float_dtype, tap
 from neuralab.mechanics.shapes import as_array, output_hw, pair
 
@@ -22,6 +22,13 @@ def _setup(x, size, stride):
     stride = size if stride is None else pair(stride, "stride")
     out_hw, _ = output_hw(x.shape[-2:], size, stride, "valid", what="size")
     return x, size, stride, out_hw
+
+
+def _dout(dout, shape):
+    dout = as_array(dout, "dout", "(N, C, H_out, W_out)")
+    if dout.shape != shape:
+        raise NeuralabError(f"`dout` of shape {dout.shape}: give dL/dout of the forward pass's output shape {shape}")
+    return dout
 
 
 def max_pool2d_forward(x, size=2, stride=None):
@@ -37,6 +44,7 @@ def max_pool2d_forward(x, size=2, stride=None):
 def max_pool2d_backward(dout, cache):
     """dx: each window's gradient goes to the one input that was its maximum (the first, on ties)."""
     x, out, (kh, kw), stride, out_hw = cache
+    dout = _dout(dout, out.shape)
     dx = np.zeros_like(x, dtype=np.result_type(x, dout))
     taken = np.zeros(out.shape, dtype=bool)  # window already routed its gradient
     for u in range(kh):
@@ -62,6 +70,7 @@ def avg_pool2d_forward(x, size=2, stride=None):
 def avg_pool2d_backward(dout, cache):
     """dx: each window shares its gradient equally, dout / (K_h * K_w), among its cells."""
     shape, (kh, kw), stride, out_hw = cache
+    dout = _dout(dout, shape[:-2] + out_hw)
     dx = np.zeros(shape, dtype=float_dtype(dout))
     for u in range(kh):
         for v in range(kw):
@@ -72,6 +81,6 @@ def avg_pool2d_backward(dout, cache):
 def pool2d(x, size=2, stride=None, mode="max"):
     """Forward only, "max" or "avg": the shortcut the CLI and the demo use."""
     forwards = {"max": max_pool2d_forward, "avg": avg_pool2d_forward}
-    if mode not in forwards:
+    if not isinstance(mode, str) or mode not in forwards:
         raise ParameterError("mode", mode, "choose max or avg")
     return forwards[mode](x, size, stride)[0]

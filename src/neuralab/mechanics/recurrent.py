@@ -42,6 +42,17 @@ def _check(x, h0, w_ih, w_hh, b, gates: int, c0=None, kept: int = 2):
     return x, *checked
 
 
+def _check_dhs(dhs, caches, w_hh):
+    """dL/dh_t as a float array of the forward pass's (N, T, H): whole numbers would make
+    every gradient array an integer one, truncating each step's contribution."""
+    n, h = caches[0][1].shape[0], w_hh.shape[1]  # h_prev of the first step is h0 (N, H)
+    dhs = as_array(dhs, "dhs", "(N, T, H)", 3)
+    if dhs.shape != (n, len(caches), h):
+        raise NeuralabError(f"`dhs` of shape {dhs.shape}: give dL/dh_t for every step, the forward pass's "
+                            f"shape {(n, len(caches), h)} (zeros where a step's output is unused)")
+    return dhs.astype(np.result_type(dhs, w_hh, np.float16), copy=False)
+
+
 def _zero_grads(w_ih, w_hh):
     return [np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(w_ih.shape[0])]
 
@@ -85,6 +96,7 @@ def rnn_backward(dhs, cache):
     Returns (dx, dh0, dW_ih, dW_hh, db).
     """
     caches, w_ih, w_hh = cache
+    dhs = _check_dhs(dhs, caches, w_hh)
     dx = np.zeros(dhs.shape[:2] + (w_ih.shape[1],), dtype=dhs.dtype)
     weights = _zero_grads(w_ih, w_hh)  # dW_ih, dW_hh, db summed over the steps
     dh_next = np.zeros_like(dhs[:, 0])
@@ -143,8 +155,13 @@ def lstm_backward(dhs, cache, dc_last=None):
     Returns (dx, dh0, dc0, dW_ih, dW_hh, db).
     """
     caches, w_ih, w_hh = cache
+    dhs = _check_dhs(dhs, caches, w_hh)
     dx = np.zeros(dhs.shape[:2] + (w_ih.shape[1],), dtype=dhs.dtype)
     weights = _zero_grads(w_ih, w_hh)
+    if dc_last is not None:
+        dc_last = as_array(dc_last, "dc_last", "(N, H)", 2)
+        if dc_last.shape != dhs[:, 0].shape:
+            raise NeuralabError(f"`dc_last` of shape {dc_last.shape}: give dL/dc_T, shape {dhs[:, 0].shape}")
     dh_next = np.zeros_like(dhs[:, 0])
     dc_next = np.zeros_like(dhs[:, 0]) if dc_last is None else dc_last
     for t in reversed(range(dhs.shape[1])):

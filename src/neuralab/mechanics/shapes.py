@@ -42,13 +42,16 @@ def check_size(shape, dtype, what: str, fix: str) -> None:
                             f"the {MAX_BYTES / 2**30:.0f} GiB one array may take here; {fix}")
 
 
-def as_array(value, name: str, layout: str, ndim: int | None = None) -> np.ndarray:
+def as_array(value, name: str, layout: str, ndim: int | None = None, min_ndim: int = 2) -> np.ndarray:
     """``value`` as an array of numbers with the ``ndim`` axes ``layout`` names ("(N, C, H, W)");
-    ``ndim`` None: at least the last two, (..., H, W). Anything else names ``name``."""
-    a = np.asarray(value)
+    ``ndim`` None: at least ``min_ndim``, by default the last two, (..., H, W). Anything else names ``name``."""
+    try:
+        a = np.asarray(value)
+    except ValueError:  # nested lists of unequal lengths
+        raise NeuralabError(f"`{name}`: its rows are of unequal lengths; give a rectangular array, shape {layout}") from None
     if a.dtype != bool and not np.issubdtype(a.dtype, np.number):
         raise NeuralabError(f"`{name}` holds {a.dtype} values; give numbers, shape {layout}")
-    if (a.ndim != ndim) if ndim is not None else a.ndim < 2:
+    if (a.ndim != ndim) if ndim is not None else a.ndim < min_ndim:
         hint = {2: "[None, None]", 3: "[None]"}.get(a.ndim) if layout == "(N, C, H, W)" else None
         hint = f" ({name}{hint} makes a batch of one)" if hint else ""
         raise NeuralabError(f"`{name}` of shape {a.shape} has {a.ndim} axes; give {layout}{hint}")
