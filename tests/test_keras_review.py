@@ -393,3 +393,34 @@ def test_an_object_from_outside_keras_in_an_ignored_field_never_reaches_keras(tm
     assert not loads and not (tmp_path / "run").exists()
     with pytest.raises(NeuralabError, match=named.replace(".", r"\.")):
         read(hostile)
+
+
+LOGITS_LISTING = """
+import keras
+from keras import layers
+
+model = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dense(10)])
+model.compile(optimizer="adam", loss={loss}, metrics=["accuracy"])
+"""
+
+
+@pytest.mark.parametrize("loss, warned", [
+    ('"sparse_categorical_crossentropy"', True),
+    ("keras.losses.SparseCategoricalCrossentropy()", True),
+    ("keras.losses.SparseCategoricalCrossentropy(from_logits=True)", False),
+])
+def test_a_model_without_softmax_compiled_on_probabilities_is_said_to_train_on_logits(tmp_path, capsys,
+                                                                                         fashion_subset, loss, warned):
+    """Dense(10) with from_logits=False: Keras would take the outputs as probabilities (and train
+    badly); neuralab trains them as logits, and says so rather than differ from Keras in silence."""
+    import warnings
+
+    listing = tmp_path / "mlp.py"
+    listing.write_text(LOGITS_LISTING.format(loss=loss))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        code = main(["train", "--model", str(listing), "--data", "fashion-mnist", "--data-dir", str(fashion_subset),
+                     "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    said = [str(w.message) for w in seen if "ends without a softmax" in str(w.message)]
+    assert len(said) == warned and all("neuralab reads them as logits" in m for m in said)

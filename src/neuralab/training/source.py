@@ -584,7 +584,7 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     from neuralab.data.pictures import MAX_SIDE
     from neuralab.keras import build, check
     from neuralab.keras import input_shape as keras_input
-    from neuralab.keras.spec import binary_classifier, refuse_vectors, with_input
+    from neuralab.keras.spec import binary_classifier, ends_in_softmax, loss_name, refuse_vectors, with_input
 
     want = tuple(keras_input(check(spec, name)))
     out = output_shape(spec)
@@ -611,6 +611,14 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
         got = " (2 classes, one sigmoid unit)" if k == 2 and out[1] == 1 else ""
         raise NeuralabError(f"{name}: the model outputs {keras_shape(out[1:])}{got}, the data has {num_classes} "
                             f"classes; end the model in Dense({num_classes}, activation='softmax')")
+    key, options = loss_name(loss)
+    if (k != 2 or out[1] != 1) and key in ("sparsecategoricalcrossentropy", "categoricalcrossentropy") \
+            and options.get("from_logits") is not True and not ends_in_softmax(spec):
+        # A learner's usual slip; Keras would train on log(outputs) clipped to [1e-7, 1], which stalls.
+        warnings.warn(f"{name}: ends without a softmax and is compiled with a cross-entropy on probabilities "
+                      "(from_logits=False): Keras would read its outputs as probabilities, neuralab reads them as "
+                      "logits, as from_logits=True would; end it in a softmax or compile with from_logits=True to "
+                      "make that explicit")
     if None in keras_input(spec):
         spec = with_input(spec, (want[1], want[2], want[0]), name)
     net = build(spec, weights, logits=True)
