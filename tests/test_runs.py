@@ -654,3 +654,17 @@ def test_a_write_through_a_file_says_the_path_is_wrong_not_to_free_space(tmp_pat
         with atomic_write(tmp_path / "config.json" / "model.onnx", "wb") as f:
             f.write(b"graph")
     assert (tmp_path / "config.json").read_text() == "{}"
+
+
+def test_a_default_run_folder_that_cannot_be_made_names_neuralab_runs_not_an_out_never_given(digits, tmp_path,
+                                                                                              monkeypatch, capsys):
+    (tmp_path / "f").write_text("a file where the runs would go")
+    monkeypatch.setenv("NEURALAB_RUNS", str(tmp_path / "f"))
+    args = [a for a in train_args(digits, tmp_path) if a not in ("--out", str(tmp_path))]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"neuralab: error: {tmp_path / 'f'}/mlp-") and err.count("\n") == 1
+    assert "cannot create the folder (Not a directory); a part of the path is a file, not a folder" in err
+    assert "give the run's folder as --out (the default is under NEURALAB_RUNS" in err
+    assert main([*args, "--out", str(tmp_path / "f" / "run")]) == 2  # an --out given is named as such
+    assert capsys.readouterr().err.startswith(f"neuralab: error: --out {tmp_path / 'f' / 'run'}: cannot create")

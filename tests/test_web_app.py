@@ -469,7 +469,7 @@ def test_serve_refuses_a_busy_port_and_warns_off_localhost(tmp_path, capsys):
         assert f"--port {port}: cannot listen there" in err and "warning" not in err
         assert main(["serve", "--runs", str(tmp_path / "none"), "--host", "0.0.0.0", "--port", str(port)]) == 2
         err = capsys.readouterr().err
-        assert "warning: --host 0.0.0.0 makes the app reachable from other machines" in err
+        assert "neuralab: warning: --host 0.0.0.0 makes the app reachable from other machines" in err
         assert "no folder" in err
     with pytest.raises(SystemExit) as e:
         main(["serve", "--port", "70000"])

@@ -48,14 +48,17 @@ _WRITE_ADVICE = {
 }
 
 
+def write_advice(error: OSError) -> str:
+    """What to do about a file or folder that could not be written, for the reason ``error`` gives."""
+    return _WRITE_ADVICE.get(error.errno, "free some space or fix the folder's permissions, or write somewhere else")
+
+
 class WriteError(NeuralabError):
     """A file could not be written (read-only folder, full disk); names the file, why and what to do."""
 
     def __init__(self, path: str | os.PathLike, error: OSError):
         self.path, self.strerror = Path(path), error.strerror or str(error)
-        advice = _WRITE_ADVICE.get(error.errno, "free some space or fix the folder's permissions, or write "
-                                                "somewhere else")
-        super().__init__(f"{path}: cannot write ({self.strerror}); {advice}")
+        super().__init__(f"{path}: cannot write ({self.strerror}); {write_advice(error)}")
 
 
 @contextlib.contextmanager

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.files import MAX_JSON, nulled, open_plain, read_json, remove_leftovers, write_json, write_text
+from neuralab.files import (MAX_JSON, nulled, open_plain, read_json, remove_leftovers, write_advice, write_json,
+                            write_text)
 
 FORMAT = 2  # bumped when a file or field changes meaning; docs/runs.md lists the versions (2: model.json "source")
 
@@ -132,12 +133,23 @@ def _claimed(path: Path) -> Path:
         try:
             candidate.mkdir(parents=True)
             return candidate
-        except FileExistsError:
-            continue
+        except FileExistsError as e:
+            if candidate.exists():  # taken: the next number
+                continue
+            raise _not_made(candidate, e, given=False) from None  # a folder on the way is a file
         except OSError as e:
-            raise ParameterError("out", str(candidate), f"cannot create the folder ({e.strerror}); "
-                                                        "choose another `out` or fix its permissions") from None
+            raise _not_made(candidate, e, given=False) from None
     raise AssertionError("unreachable")
+
+
+def _not_made(path: Path, error: OSError, given: bool) -> NeuralabError:
+    """A run's folder that could not be made: the user's `out`, or the default name under
+    ``default_root`` (NEURALAB_RUNS), which the user never typed."""
+    why = f"cannot create the folder ({error.strerror}); {write_advice(error)}"
+    if given:
+        return ParameterError("out", str(path), why)
+    return NeuralabError(f"{path}: {why}; or give the run's folder as `out` (the default is under NEURALAB_RUNS, "
+                         "else ./runs)")
 
 
 @dataclass
@@ -219,8 +231,7 @@ class Run:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ParameterError("out", str(path), f"cannot create the folder ({e.strerror}); "
-                                                   "choose another `out` or fix its permissions") from None
+            raise _not_made(path, e, given=True) from None
         run.lock()
         return run
 

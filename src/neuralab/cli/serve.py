@@ -35,13 +35,13 @@ def run_serve(args) -> int:
     args.runs = args.runs or default_root()
 
     if not is_loopback(args.host):
-        print(f"warning: --host {args.host} makes the app reachable from other machines; it has no login "
+        print(f"neuralab: warning: --host {args.host} makes the app reachable from other machines; it has no login "
               "and shows every run under --runs. Use it only on a network you trust.", file=sys.stderr)
         names = sorted(allowed_hosts(args.host, args.allow_host))
-        print(f"note: the app answers to requests naming {', '.join(names)}; add other names with --allow-host",
+        print(f"neuralab: note: the app answers to requests naming {', '.join(names)}; add other names with --allow-host",
               file=sys.stderr)
     if not args.runs.is_dir():
-        print(f"note: no folder {args.runs} yet: the playground works; train a model with "
+        print(f"neuralab: note: no folder {args.runs} yet: the playground works; train a model with "
               f"`neuralab train --out {args.runs}/NAME` to fill the classifier and runs pages", file=sys.stderr)
     sock = listening_socket(args.host, args.port)
     import torch  # noqa: F401  loaded now, so that the first prediction answers fast
