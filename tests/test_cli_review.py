@@ -281,3 +281,14 @@ def test_export_to_an_empty_out_is_refused_not_written_into_the_run(run, capsys)
     assert one_line(capsys) == ("neuralab: error: --out '': is empty; give a file or a folder, or leave it out to write "
                                 "into the run")
     assert not (run / "model.onnx").exists()
+
+
+def test_conv_figure_and_no_figure_together_is_a_usage_error(tmp_path, capsys):
+    from PIL import Image
+
+    picture = tmp_path / "digit.png"
+    Image.fromarray(np.full((8, 8), 200, dtype=np.uint8)).save(picture)
+    with pytest.raises(SystemExit) as e:
+        main(["conv", "apply", str(picture), "--no-figure", "--figure", str(tmp_path / "f.png")])
+    assert e.value.code == 2 and "--figure: not allowed with argument --no-figure" in capsys.readouterr().err
+    assert not (tmp_path / "f.png").exists()

@@ -68,8 +68,10 @@ def _window_options(p, stride_default="1") -> None:
     p.add_argument("--out", type=Path,
                    help="result picture (.png/.jpg) or raw values (.npy), or a folder for it; default named after IMAGE, "
                         "in this folder")
-    p.add_argument("--figure", type=Path, help="side-by-side figure, or a folder for it (default: OUT with -figure.png)")
-    p.add_argument("--no-figure", action="store_true", help="write no figure")
+    figure = p.add_mutually_exclusive_group()  # both at once: one of them would be ignored
+    figure.add_argument("--figure", type=Path, help="side-by-side figure, or a folder for it (default: OUT with "
+                        "-figure.png)")
+    figure.add_argument("--no-figure", action="store_true", help="write no figure")
 
 
 def _console():
