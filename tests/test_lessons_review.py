@@ -112,3 +112,11 @@ def test_train_toy_refuses_a_bad_setting_naming_it(kwargs, parameter):
     with pytest.raises(ParameterError) as e:
         train_toy(**{"name": "one-to-one", **kwargs})
     assert e.value.parameter == parameter
+
+
+def test_rnn_gradients_without_training_says_so_rather_than_a_norm_of_zero(tmp_path, capsys):
+    from neuralab.cli import main
+
+    assert main(["rnn", "gradients", "--train-steps", "0", "--steps", "10", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("not trained (--train-steps 0)") == 4 and "largest gradient norm in training" not in out
