@@ -292,3 +292,19 @@ def test_conv_figure_and_no_figure_together_is_a_usage_error(tmp_path, capsys):
         main(["conv", "apply", str(picture), "--no-figure", "--figure", str(tmp_path / "f.png")])
     assert e.value.code == 2 and "--figure: not allowed with argument --no-figure" in capsys.readouterr().err
     assert not (tmp_path / "f.png").exists()
+
+
+def test_runs_shows_a_run_named_with_a_newline_on_one_row(finished, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(finished, tmp_path / "runs" / "two\nlines")
+    assert main(["runs", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[1].startswith("'two\\nlines'")
+
+
+def test_rnn_gradients_never_write_into_a_run(finished, capsys):
+    before = sorted(p.name for p in finished.iterdir())
+    assert main(["rnn", "gradients", "--steps", "10", "--train-steps", "0", "--out", str(finished)]) == 2
+    assert "holds a run (config.json)" in one_line(capsys)
+    assert sorted(p.name for p in finished.iterdir()) == before

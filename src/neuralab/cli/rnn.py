@@ -81,6 +81,8 @@ def run_gradients(args) -> int:
     config = GradientConfig(**{k: getattr(args, k) for k in GRADIENT_OPTIONS if getattr(args, k) is not None})
     config.check()
     out = Path(args.out) if args.out else default_dir("rnn-gradients")
+    if (out / "config.json").is_file():  # a run's folder: the lesson's files would sit among the run's
+        raise NeuralabError(f"`out` {out}: holds a run (config.json); give a folder of its own for the gradients")
     try:  # before the measurement, which takes a while: a place the results cannot go is said now
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
