@@ -207,3 +207,23 @@ def test_training_under_a_cpu_quota_computes_with_that_many_threads(tmp_path, mo
                       verbose=False)
     trainer.fit(x, y)  # threads given: the user's choice stands
     assert seen == [1, 2]
+
+
+def test_a_resumed_run_that_diverges_keeps_its_run_and_says_a_new_run_must_lower_lr(tiny_fashion, tmp_path,
+                                                                                     cut_in_epoch_2):
+    """A resume keeps the run's settings, so "lower it" alone would ask for what `--resume` refuses."""
+    from neuralab.runs import Interrupted, Run, Status
+    from neuralab.training import resume_classifier
+
+    restore = cut_in_epoch_2()
+    # plain SGD at lr 1.2 overshoots more each epoch (above): epoch 1 is finite, a later one is not
+    settings = dict(epochs=10, lr=1.2, optimizer="sgd", schedule="constant")
+    with pytest.raises(Interrupted):
+        train_classifier(config(tiny_fashion, **settings), out=tmp_path / "run", verbose=False)
+    restore()
+    with pytest.raises(Diverged) as e:
+        resume_classifier(tmp_path / "run", verbose=False)
+    assert e.value.parameter == "lr" and e.value.epoch >= 2
+    assert str(e.value).endswith(f"the run keeps its last finite epoch ({tmp_path / 'run'}); start a new run with "
+                                 "a lower one")
+    assert Run(tmp_path / "run").status() is Status.INTERRUPTED
