@@ -107,3 +107,38 @@ def test_the_command_resumes_a_run_of_pytorch_code_only_with_trust_and_its_own_s
     results = json.loads((run / "results.json").read_text())
     assert "torch:small.py:Small" in results["test"]
     assert [r["epoch"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())] == [1, 2, 3]
+
+
+def test_a_resumed_forecast_that_diverges_keeps_its_run_and_says_a_new_run_must_lower_lr(tmp_path, cut_in_epoch_2,
+                                                                                          monkeypatch):
+    """The plain recipe has no linear start to fall back on: a resume that diverges is refused, and
+    "lower it" alone would ask for what a resume refuses (it keeps the run's settings)."""
+    import math
+
+    from neuralab.training.config import Diverged
+    from neuralab.training.trainer import Trainer
+
+    plain = replace_model(config(), recipe="plain")
+    restore = cut_in_epoch_2()
+    with pytest.raises(Interrupted):
+        run_forecast(plain, out=tmp_path / "run", verbose=False)
+    restore()
+    original = Trainer._train_epoch
+
+    def overflowing(self, *args):  # epoch 2 goes to infinity, as a too-high rate makes it
+        record = original(self, *args)
+        return {**record, "loss": math.inf} if args[-2] == 2 else record
+
+    monkeypatch.setattr(Trainer, "_train_epoch", overflowing)
+    with pytest.raises(Diverged) as e:
+        resume_forecast(tmp_path / "run", verbose=False)
+    assert e.value.parameter == "lr" and e.value.epoch == 2
+    assert str(e.value).endswith(f"the run keeps its last finite epoch ({tmp_path / 'run'}); start a new run with "
+                                 "a lower one")
+    assert Run.open(tmp_path / "run").status() is Status.INTERRUPTED
+
+
+def replace_model(forecast: ForecastConfig, **model) -> ForecastConfig:
+    from dataclasses import replace
+
+    return replace(forecast, model=replace(forecast.model, **model))

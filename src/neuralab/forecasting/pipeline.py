@@ -295,8 +295,12 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
         prepared = prepare_many(many, used.windows)
         baselines = _fitted_baselines(prepared, used)
         transform_errors = record["data"].get("transform", {}).get("validation_mae", {})
-        return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks, source,
-                              resumed=meta)
+        try:
+            return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks, source,
+                                  resumed=meta)
+        except Diverged as e:  # a resumed run keeps its settings: the lower rate is a new run's
+            raise Diverged(used.train.lr, e.epoch, fix=f"the run keeps its last finite epoch ({run.path}); start a "
+                           "new run with a lower one") from None
 
 
 def _fitted_baselines(prepared: list[Prepared], config: ForecastConfig) -> dict[str, list]:
