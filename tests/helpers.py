@@ -119,3 +119,15 @@ def record_calls(monkeypatch, module, name: str, note) -> list:
 
     monkeypatch.setattr(module, name, recorded)
     return seen
+
+
+def randomize(model, seed: int = 0):
+    """A Keras model's weights far from Keras's initial ones (BatchNormalization's statistics and
+    scales included, its variances positive), so that a weight loaded in the wrong place shows."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in v.path
+                           else (0.5 * rng.standard_normal(w.shape)).astype("float32")
+                           for v, w in zip(layer.weights, layer.get_weights())])
+    return model
+

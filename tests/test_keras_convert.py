@@ -18,6 +18,7 @@ import torch
 os.environ["KERAS_BACKEND"] = "torch"  # Keras 3 reads it once, at its first import
 keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
 from keras import layers as L  # noqa: E402
+from helpers import randomize  # noqa: E402
 
 from neuralab.keras import (
     build,
@@ -34,21 +35,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # NumPy 2
 
 TOL = 1e-5
 REPO = Path(__file__).resolve().parents[1]
-
-
-def randomize(model, seed: int = 0):
-    """Weights far from Keras's initial ones (BatchNormalization's statistics and scales
-    included), so that a weight loaded in the wrong place shows."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        ws = []
-        for v, w in zip(layer.weights, layer.get_weights()):
-            if "variance" in v.path:
-                ws.append(rng.uniform(0.5, 1.5, w.shape).astype("float32"))
-            else:
-                ws.append((0.5 * rng.standard_normal(w.shape)).astype("float32"))
-        layer.set_weights(ws)
-    return model
 
 
 def to_torch(a: np.ndarray) -> np.ndarray:

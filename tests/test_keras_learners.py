@@ -20,6 +20,7 @@ import torch
 os.environ["KERAS_BACKEND"] = "torch"  # Keras 3 reads it once, at its first import
 keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
 from keras import layers as L  # noqa: E402
+from helpers import randomize  # noqa: E402
 
 from neuralab.errors import NeuralabError  # noqa: E402
 from neuralab.keras import build, convert, parameter_count, read  # noqa: E402
@@ -27,16 +28,6 @@ from neuralab.keras import build, convert, parameter_count, read  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
 TOL = 1e-5
-
-
-def randomize(model, seed: int = 0):
-    """Weights far from Keras's initial ones, so that a weight loaded in the wrong place shows."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in v.path
-                           else (0.5 * rng.standard_normal(w.shape)).astype("float32")
-                           for v, w in zip(layer.weights, layer.get_weights())])
-    return model
 
 
 def to_torch(a: np.ndarray) -> np.ndarray:
