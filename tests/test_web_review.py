@@ -300,3 +300,29 @@ def test_a_click_on_the_pictures_edge_asks_for_its_last_pixel(client, tmp_path):
     assert [s["at"] for s in sent] == [[27, 27], [27, 0], [0, 27], [5, 9]]
     for settings in sent:  # and the server takes each
         assert client.post("/api/conv", json=settings).status_code == 200
+
+
+def test_the_live_poll_and_stop_read_the_runs_folder_off_the_event_loop(root, monkeypatch):
+    """Both look the run's name up in the runs folder (a slow or network disk): never on the
+    event loop's thread, which every other request waits for."""
+    import asyncio
+
+    real, on_loop = web_runs.resolve_run, []
+
+    def watched(*args):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(args[1])
+        except RuntimeError:  # no event loop in this thread: a worker thread
+            pass
+        return real(*args)
+
+    interrupted(root, "a")
+    monkeypatch.setattr(web_runs, "resolve_run", watched)
+    monkeypatch.setattr(jobs, "resolve_run", watched)
+    monkeypatch.setattr(jobs.Jobs, "_spawn", lambda self, job: Training())
+    with TestClient(create_app(root), base_url="http://127.0.0.1") as c:
+        assert post(c, "/api/jobs/resume", "a").status_code == 201
+        assert c.get("/api/run/live", params={"run": "./a"}).json()["job"]["run"] == "a"
+        assert post(c, "/api/jobs/stop", "a/").status_code == 200
+    assert on_loop == []

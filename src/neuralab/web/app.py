@@ -153,7 +153,7 @@ async def classify(request):
 
 async def run_live(request):
     s, run_id = served(request), request.query_params.get("run", "")
-    job = s.jobs.active(run_id)
+    job = await run_in_threadpool(s.jobs.active, run_id)  # it reads the runs folder to know the run's name
     try:
         state = await run_in_threadpool(runs.live, s.root, run_id)
     except runs.NotFound:
@@ -195,7 +195,7 @@ async def job_resume(request):
 @accepts("application/json")
 async def job_stop(request):
     s = _local_only(request)
-    return JSONResponse(s.jobs.stop(_run_named(await read_json(request))).as_dict())
+    return JSONResponse((await run_in_threadpool(s.jobs.stop, _run_named(await read_json(request)))).as_dict())
 
 
 def _run_named(body) -> str:
