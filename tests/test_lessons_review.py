@@ -120,3 +120,12 @@ def test_rnn_gradients_without_training_says_so_rather_than_a_norm_of_zero(tmp_p
     assert main(["rnn", "gradients", "--train-steps", "0", "--steps", "10", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.count("not trained (--train-steps 0)") == 4 and "largest gradient norm in training" not in out
+
+
+def test_batch_norm_in_eval_refuses_a_negative_running_variance():
+    from neuralab.errors import NeuralabError
+    from neuralab.mechanics import batch_norm_forward
+
+    x = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(NeuralabError, match=r"running_var holds -1: a variance is 0 or more"):
+        batch_norm_forward(x, np.zeros(2), np.array([1.0, -1.0]), np.ones(2), np.zeros(2), training=False)

@@ -44,6 +44,9 @@ def batch_norm_forward(x, running_mean, running_var, gamma, beta, training, mome
             raise NeuralabError(f"`{name}`: give a float NumPy array; training updates it in place")
     gamma, beta = as_array(gamma, "gamma", "(C,)", 1), as_array(beta, "beta", "(C,)", 1)
     running_mean, running_var = np.asarray(running_mean), np.asarray(running_var)  # in place, when training
+    if not training and (running_var < 0).any():  # a variance is never negative: a sign slipped somewhere
+        raise NeuralabError(f"`running_var` holds {running_var.min():g}: a variance is 0 or more; give the "
+                            "layer's running variances (PyTorch's running_var)")
     axes = _stat_axes(x)
     if training:
         m = x.size // x.shape[1]  # values per feature
