@@ -195,7 +195,7 @@ async def job_resume(request):
 @accepts("application/json")
 async def job_stop(request):
     s = _local_only(request)
-    return JSONResponse((await run_in_threadpool(s.jobs.stop, _run_named(await read_json(request)))).as_dict())
+    return JSONResponse(await run_in_threadpool(s.jobs.stop, _run_named(await read_json(request))))
 
 
 def _run_named(body) -> str:

@@ -157,21 +157,22 @@ class Jobs:
                              "with `neuralab serve --trust-code` after reading the run's model.py")
         return ["--trust-code"]
 
-    def stop(self, run_id: str) -> Job:
-        """Cancel the run's queued job, or interrupt its training (SIGINT, as Ctrl-C)."""
+    def stop(self, run_id: str) -> dict:
+        """Cancel the run's queued job, or interrupt its training (SIGINT, as Ctrl-C); the job as
+        this left it (the worker may end it a moment later)."""
         run = run_name(self.root, run_id)
         with self._cv:
             for job in reversed(self._jobs.values()):
                 if job.run == run and job.state == "queued":
                     self._waiting.remove(job)
                     job.state = "cancelled"
-                    return job
+                    return job.as_dict()
             if self._current is not None and self._current[0].run == run:
                 job, process = self._current
                 if job.state == "running":
                     job.state = "stopping"
                     process.send_signal(signal.SIGINT)
-                return job
+                return job.as_dict()
         raise JobRefused(f"run {run_id[:80]}: no job of this server is training or waiting for it")
 
     def list(self) -> list[dict]:
