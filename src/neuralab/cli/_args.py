@@ -193,3 +193,9 @@ def resume_command(command: str, run_dir) -> str:
         if isinstance(meta, dict) and isinstance(meta.get("source"), dict) and meta["source"].get("type") == TORCH:
             line += " --trust-code"
     return line
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: a name holding a newline or a tab is shown escaped, as Python writes it."""
+    return text if text.isprintable() else repr(text)
+

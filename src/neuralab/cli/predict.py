@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import positive_int
+from neuralab.cli._args import positive_int, printable
 from neuralab.cli.train import TRUST_HELP
 
 
@@ -42,9 +42,8 @@ def run_predict(args) -> int:
                           for path, top in zip(paths, results)], indent=2))
     else:
         for path, top in zip(paths, results):
-            # one line per picture, for grep and scripts: a name with a newline or tab is shown escaped
-            name = str(path) if str(path).isprintable() else repr(str(path))
-            print(f"{name}: " + ", ".join(f"{c} {p * 100:.1f}%" for c, p in top))
+            # one line per picture, for grep and scripts
+            print(f"{printable(str(path))}: " + ", ".join(f"{c} {p * 100:.1f}%" for c, p in top))
     return 0
 
 

@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from neuralab.cli._args import printable
+
 COLUMNS = ("run", "kind", "model", "data", "status", "best metric", "epochs", "created")
 
 
@@ -66,7 +68,7 @@ def rows(root: Path):
 def table(rows, root: Path) -> str:
     if not rows:
         return f"no runs under {root}"
-    cells = [COLUMNS] + [(_shown(r.id), r.kind, r.model, r.data, r.status, _metric(r), str(r.epochs or ""),
+    cells = [COLUMNS] + [(printable(r.id), r.kind, r.model, r.data, r.status, _metric(r), str(r.epochs or ""),
                           r.created.replace("T", " ")[:16]) for r in sorted(rows, key=lambda r: r.created)]
     widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
@@ -80,8 +82,3 @@ def _metric(row) -> str:
         return ""
     value = f"{m['value'] * 100:.2f}%" if "accuracy" in m["name"] else f"{m['value']:.4g}"
     return f"{m['name']} {value}" + (f" ({m['note']})" if m.get("note") else "")
-
-
-def _shown(name: str) -> str:
-    """A run's name in one cell of one line: a name holding a newline or a tab is shown escaped."""
-    return name if name.isprintable() else repr(name)

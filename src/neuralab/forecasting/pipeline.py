@@ -299,8 +299,7 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
             return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks, source,
                                   resumed=meta)
         except Diverged as e:  # a resumed run keeps its settings: the lower rate is a new run's
-            raise Diverged(used.train.lr, e.epoch, fix=f"the run keeps its last finite epoch ({run.path}); start a "
-                           "new run with a lower one") from None
+            raise e.resumed(run.path) from None
 
 
 def _fitted_baselines(prepared: list[Prepared], config: ForecastConfig) -> dict[str, list]:

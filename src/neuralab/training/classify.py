@@ -359,8 +359,7 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
                           optimizer=optimizer, inputs=pre.normalise)
         return _fit_and_finish(trainer, run, config, data, resume=True, verbose=verbose)
     except Diverged as e:  # a resumed run keeps its settings: the lower rate is a new run's
-        raise Diverged(config.train.lr, e.epoch, fix=f"the run keeps its last finite epoch ({run.path}); start a "
-                       "new run with a lower one") from None
+        raise e.resumed(run.path) from None
     finally:
         run.unlock()
 

@@ -143,6 +143,12 @@ class Diverged(ParameterError):
         at = f" at epoch {epoch}" if epoch is not None else ""
         super().__init__("lr", lr, f"training diverged{at} ({sign}); {fix}")
 
+    def resumed(self, run_dir) -> "Diverged":
+        """This divergence as a resume says it: a resume keeps the run's settings, so the lower
+        rate is a new run's."""
+        return Diverged(self.value, self.epoch, fix=f"the run keeps its last finite epoch ({run_dir}); start a "
+                        "new run with a lower one")
+
 
 def with_compile(train: TrainConfig, settings: dict, defaults: TrainConfig | None = None) -> TrainConfig:
     """``train`` with a Keras model's compile() ``settings`` (TrainConfig field names, from
