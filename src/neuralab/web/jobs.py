@@ -263,9 +263,12 @@ class Jobs:
             with self._cv:
                 self._current = None
                 job.returncode = returncode
-                stopped = job.state == "stopping" and returncode in (130, -signal.SIGINT)
+                # Asked to stop and ended short of finishing: whatever the status, the stop ended it. Stop in
+                # the first second hits Python's start (-SIGINT, or 1 where an exit handler was interrupted)
+                # or comes before the run's folder.
+                stopped = job.state == "stopping" and returncode != 0
                 job.state = {0: "finished", 130: "interrupted"}.get(returncode, "failed")
-                if stopped:  # Stop in the first second hits Python's start (-SIGINT) or comes before the run's folder
+                if stopped:
                     job.state = "interrupted" if (self.root / job.run / runs.CONFIG).is_file() else "cancelled"
                 if job.state == "failed":
                     job.error = _last_line(job.log) or f"exited with status {returncode}"
