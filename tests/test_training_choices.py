@@ -259,6 +259,20 @@ def test_cli_takes_the_choices_and_records_them(tiny_fashion, tmp_path, capsys):
     assert "invalid choice: 'cross_entropy'" in capsys.readouterr().err
 
 
+
+def test_cli_grad_clip_clips_and_is_recorded(tiny_fashion, tmp_path):
+    """--grad-clip is TrainConfig's grad_clip: a norm of 1e-6 holds plain SGD's weights where they
+    started, so its training loss stays where the free run's falls."""
+    losses = {}
+    for clip in ("0", "1e-6"):
+        out = tmp_path / f"clip{clip}"
+        assert main(["train", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "1", "--quiet",
+                     "--optimizer", "sgd", "--lr", "0.05", "--grad-clip", clip, "--threads", "1",
+                     "--out", str(out)]) == 0
+        assert json.loads((out / "config.json").read_text())["config"]["train"]["grad_clip"] == float(clip)
+        losses[clip] = metrics(out)[0]["loss"]
+    assert losses["1e-6"] > losses["0"] + 0.2
+
 # --- callbacks --------------------------------------------------------------------------------
 
 class Recorder(Callback):

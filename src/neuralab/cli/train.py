@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import at_least, fraction, positive_float, positive_int, resume_command
+from neuralab.cli._args import at_least, fraction, non_negative_float, positive_float, positive_int, resume_command
 
 TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs made from a .py file; "
               "read the file first: it runs with your permissions")
 
 # options that set the TrainConfig field of their name; one left out (None) keeps the recipe's or the library's default
-TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "patience", "monitor", "threads", "focus",
-                 "optimizer", "momentum", "loss", "tensorboard")
+TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "grad_clip", "schedule", "patience", "monitor", "threads",
+                 "focus", "optimizer", "momentum", "loss", "tensorboard")
 # options that set ClassifierConfig's fields for a folder of images, the same way
 FOLDER_OPTIONS = ("image_size", "color", "on_error", "test_fraction")
 
@@ -31,6 +31,8 @@ def _budget(p) -> None:
     p.add_argument("--batch-size", type=positive_int, help=f"default {d.batch_size}")
     p.add_argument("--lr", type=positive_float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--weight-decay", type=float, help=f"decoupled, AdamW (default {d.weight_decay})")
+    p.add_argument("--grad-clip", type=non_negative_float,
+                   help=f"clip the gradients' global norm to this, 0 = off (default {d.grad_clip:g})")
     p.add_argument("--schedule", choices=SCHEDULES, help=f"default {d.schedule}")
     p.add_argument("--focus", type=positive_float,
                    help="after the first epoch, train each epoch on this fraction of the training images: "

@@ -14,8 +14,8 @@ dropout: Srivastava et al., JMLR 2014.
 The default widths (two blocks, 32 and 64 filters, Dense 128: 421,834 parameters at
 28x28x1) are chosen for a CPU. Measured with neuralab's trainer (Adam, one-cycle, batch 128)
 on Fashion-MNIST: 92.4-92.8% test accuracy after 5 epochs (5 runs), 92.83% +- 0.39 after 10
-(3 seeds, `neuralab compare`); a training step of a 128-image batch, data and all, takes
-19-25 ms on two server-CPU cores with AVX-512, an epoch of 54,000 images 8.6 s (docs/benchmarks.md). The workshop's exact widths
+(3 seeds, `neuralab compare`). An epoch of 54,000 images took 8.6 s on an AMD EPYC's two cores
+with AVX-512 and 13.5 s on an Intel Xeon's (docs/benchmarks.md). The workshop's exact widths
 (``channels=(75, 50, 25), dense=512``) reach about the same accuracy at twice the cost.
 ``CNNConfig`` holds every knob. Pools use Keras padding="same" (``MaxPool2dSame``), so an odd
 side rounds up (7 -> 4) and the map never vanishes: any input size works.
