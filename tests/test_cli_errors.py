@@ -29,7 +29,8 @@ PYTHON_ONLY = {
     "rate": "the mechanics' dropout rate, an argument of the lesson's NumPy functions",
     **{name: "an argument of the mechanics' NumPy functions (the lessons' arrays)"
        for name in ("w", "b", "dout", "logits", "labels", "a", "eps", "w_hh", "in_chw", "pads", "z", "dhs",
-                    "dc_last", "running_var")},
+                    "dc_last", "running_var", "dloss", "axis", "f", "actual", "expected", "text", "spec",
+                    "weights", "training", "in_hw")},
     "kernel_size": "the sample CNN's option (CNNConfig); the command line trains the zoo's defaults",
     "image": "a field of the web app's requests",
     "at": "a field of the web app's requests",

@@ -28,6 +28,13 @@ def float_dtype(*arrays) -> np.dtype:
     return dtype if np.issubdtype(dtype, np.inexact) else np.dtype(np.float64)
 
 
+def sum_dtype(dtype) -> np.dtype:
+    """The dtype to add up products in, for results of ``dtype``: float16's 11 bits lose about
+    three of the four digits of a 3x3x64 dot product, so float32 at least, as PyTorch sums
+    half precision; the result is rounded to ``dtype`` once, at the end."""
+    return np.promote_types(dtype, np.float32)
+
+
 def pad(x: np.ndarray, pads) -> np.ndarray:
     """Zero-pad the last two axes of (..., H, W): pads = ((top, bottom), (left, right))."""
     x = as_array(x, "x", "(..., H, W)")
@@ -64,7 +71,8 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     """out = conv2d(x, w) + b.  x (N, C, H, W), w (F, C, K_h, K_w), b (F,) -> out (N, F, H_out, W_out).
 
     ``padding``: "valid", "same" (Keras: odd extra zero at bottom/right), P or (P_h, P_w).
-    Whole-number inputs (uint8 pixels) are computed in float64. Returns (out, cache) for ``conv2d_backward``.
+    Whole-number inputs (uint8 pixels) are computed in float64; float16 is summed in float32 and
+    returned as float16. Returns (out, cache) for ``conv2d_backward``.
     """
     x, w = as_array(x, "x", "(N, C, H, W)", 4), as_array(w, "w", "(F, C, K_h, K_w)", 4)
     f, c, kh, kw = w.shape
@@ -76,19 +84,21 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
         if b.shape != (f,):
             raise NeuralabError(f"`b` of shape {b.shape}: give one bias per filter of `w`, shape ({f},)")
     dtype = float_dtype(x, w) if b is None else float_dtype(x, w, b)
+    acc = sum_dtype(dtype)
     stride = pair(stride, "stride")
     out_hw, pads = output_hw(x.shape[2:], (kh, kw), stride, padding)
-    check_size((x.shape[0], f, *out_hw), dtype, "the output (N, F, H_out, W_out)",
+    check_size((x.shape[0], f, *out_hw), acc, "the output (N, F, H_out, W_out)",
                "give fewer images in `x` or filters in `w`, less `padding` or a larger `stride`")
     x_pad = pad(x.astype(dtype, copy=False), pads)
-    out = np.zeros((x.shape[0], f, *out_hw), dtype=dtype)
+    w_acc = w.astype(acc, copy=False)  # an einsum with it multiplies and sums in acc
+    out = np.zeros((x.shape[0], f, *out_hw), dtype=acc)
     for u in range(kh):
         for v in range(kw):
             # (F, C) . (N, C, H_out, W_out) summed over C -> (N, F, H_out, W_out)
-            out += np.einsum("fc,nchw->nfhw", w[:, :, u, v], tap(x_pad, u, v, out_hw, stride), optimize=True)
+            out += np.einsum("fc,nchw->nfhw", w_acc[:, :, u, v], tap(x_pad, u, v, out_hw, stride), optimize=True)
     if b is not None:
         out += b.reshape(1, f, 1, 1)
-    return out, (x_pad, w, b is not None, stride, pads, out_hw)
+    return out.astype(dtype, copy=False), (x_pad, w, b is not None, stride, pads, out_hw)
 
 
 def conv2d_backward(dout, cache):
@@ -99,7 +109,8 @@ def conv2d_backward(dout, cache):
         db[f] = sum_{n, i, j} dout[n, f, i, j]
 
     dx is dx_pad with the padding cut off (zeros added by padding get no gradient).
-    db is None when the layer had no bias.
+    db is None when the layer had no bias. Whole numbers give float64 gradients, float16
+    ones are summed in float32, as in the forward pass.
     """
     x_pad, w, has_bias, stride, pads, out_hw = cache
     _, _, kh, kw = w.shape
@@ -107,16 +118,19 @@ def conv2d_backward(dout, cache):
     if dout.shape != (x_pad.shape[0], w.shape[0], *out_hw):
         raise NeuralabError(f"`dout` of shape {dout.shape}: give dL/dout of the forward pass's output shape "
                             f"{(x_pad.shape[0], w.shape[0], *out_hw)}")
-    dx_pad = np.zeros(x_pad.shape, dtype=np.result_type(dout, w))
-    dw = np.zeros_like(w, dtype=np.result_type(dout, w))
+    dtype = float_dtype(dout, x_pad, w)  # bool or int8 gradients would wrap around or truncate
+    acc = sum_dtype(dtype)
+    dout, w_acc = dout.astype(acc, copy=False), w.astype(acc, copy=False)
+    dx_pad = np.zeros(x_pad.shape, dtype=acc)
+    dw = np.zeros(w.shape, dtype=acc)
     for u in range(kh):
         for v in range(kw):
             dw[:, :, u, v] = np.einsum("nfhw,nchw->fc", dout, tap(x_pad, u, v, out_hw, stride), optimize=True)
-            tap(dx_pad, u, v, out_hw, stride)[...] += np.einsum("nfhw,fc->nchw", dout, w[:, :, u, v], optimize=True)
+            tap(dx_pad, u, v, out_hw, stride)[...] += np.einsum("nfhw,fc->nchw", dout, w_acc[:, :, u, v], optimize=True)
     (top, bottom), (left, right) = pads
     dx = dx_pad[:, :, top : x_pad.shape[2] - bottom, left : x_pad.shape[3] - right]
-    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    return dx, dw, db
+    db = dout.sum(axis=(0, 2, 3)).astype(dtype, copy=False) if has_bias else None
+    return dx.astype(dtype, copy=False), dw.astype(dtype, copy=False), db
 
 
 def correlate2d(image: np.ndarray, kernel: np.ndarray, stride=1, padding=0) -> np.ndarray:

@@ -7,17 +7,22 @@ Weights follow PyTorch's nn.Linear: W (out_features, in_features), so y = x W^T 
 
 from __future__ import annotations
 
+import numbers
+import operator
+
 import numpy as np
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.mechanics.conv import float_dtype
-from neuralab.mechanics.shapes import as_array
+from neuralab.mechanics.shapes import as_array, check_size
 
 
 def _floats(value, name: str, layout: str = "any shape", ndim: int | None = None) -> np.ndarray:
     """``value`` as a floating array; whole numbers in float64, where int8 logits minus their
-    maximum would wrap around and int8 products overflow without a word."""
+    maximum would wrap around and int8 products overflow without a word. Every function here
+    makes arrays of its inputs' size, so one over MAX_BYTES (a broadcast view) is refused."""
     a = as_array(value, name, layout, ndim, min_ndim=0)
+    check_size(a.shape, float_dtype(a), f"`{name}` as floats", f"give a smaller `{name}`")
     return a.astype(float_dtype(a), copy=False)
 
 
@@ -31,6 +36,8 @@ def _same_shape(dout, shape, what: str) -> np.ndarray:
 def flatten_forward(x):
     """(N, C, H, W) -> (N, C*H*W), row-major like Keras Flatten / torch.flatten(x, 1)."""
     x = as_array(x, "x", "(N, ...), a batch")
+    if not x.flags.c_contiguous:  # reshaped, it is a copy
+        check_size(x.shape, x.dtype, "the flattened copy of `x`", "give a smaller `x`")
     return x.reshape(x.shape[0], int(np.prod(x.shape[1:]))), x.shape  # -1 is ambiguous when N = 0
 
 
@@ -52,6 +59,8 @@ def dense_forward(x, w, b=None):
         b = _floats(b, "b", f"({w.shape[0]},), one bias per output", 1)
         if b.shape != w.shape[:1]:
             raise NeuralabError(f"`b` of shape {b.shape}: give one bias per row of `w`, shape ({w.shape[0]},)")
+    check_size((x.shape[0], w.shape[0]), np.result_type(x, w), "the output (N, D_out)",
+               "give fewer samples in `x` or rows in `w`")
     out = x @ w.T
     if b is not None:
         out = out + b
@@ -73,8 +82,9 @@ def relu_forward(x):
 
 def relu_backward(dout, x):
     """d ReLU / dx = 1 where x > 0, else 0 (0 at x = 0, as PyTorch)."""
-    dout = _same_shape(dout, np.shape(x), "the forward pass's input")
-    return dout * (np.asarray(x) > 0)
+    x = _floats(x, "x")
+    dout = _same_shape(dout, x.shape, "the forward pass's input")
+    return dout * (x > 0)
 
 
 def tanh_forward(x):
@@ -85,7 +95,8 @@ def tanh_forward(x):
 
 def tanh_backward(dout, out):
     """d tanh / dx = 1 - tanh(x)^2."""
-    dout = _same_shape(dout, np.shape(out), "the forward pass's output")
+    out = _floats(out, "out")
+    dout = _same_shape(dout, out.shape, "the forward pass's output")
     return dout * (1 - out**2)
 
 
@@ -103,15 +114,23 @@ def sigmoid_forward(x):
 
 def sigmoid_backward(dout, out):
     """d sigma / dx = sigma(x) (1 - sigma(x))."""
-    dout = _same_shape(dout, np.shape(out), "the forward pass's output")
+    out = _floats(out, "out")
+    dout = _same_shape(dout, out.shape, "the forward pass's output")
     return dout * out * (1 - out)
 
 
 def _scores(z, axis):
-    z = as_array(z, "z", "(..., K)", min_ndim=1)
-    if z.shape[axis] == 0:
+    z = _floats(z, "z", "(..., K)")
+    if z.ndim == 0:
+        raise NeuralabError(f"`z` of shape {z.shape} has 0 axes; give (..., K)")
+    try:
+        size = z.shape[operator.index(axis)]
+    except (TypeError, IndexError):
+        raise ParameterError("axis", axis, f"give the axis of the classes, a whole number from {-z.ndim} to {z.ndim - 1}, "
+                                           f"for `z` of shape {z.shape}") from None
+    if size == 0:
         raise NeuralabError(f"`z` of shape {z.shape} has no classes along axis {axis}; give at least one score")
-    return z.astype(float_dtype(z), copy=False)
+    return z
 
 
 def softmax(z, axis=-1):
@@ -135,7 +154,8 @@ def softmax_forward(z):
 
 def softmax_backward(dout, s):
     """dz_k = s_k (dout_k - sum_j dout_j s_j): the softmax Jacobian times dout, row by row."""
-    dout = _same_shape(dout, np.shape(s), "the forward pass's output")
+    s = _floats(s, "s")
+    dout = _same_shape(dout, s.shape, "the forward pass's output")
     return s * (dout - (dout * s).sum(axis=-1, keepdims=True))
 
 
@@ -163,6 +183,8 @@ def cross_entropy_forward(logits, labels):
 
 def cross_entropy_backward(cache, dloss=1.0):
     """dL/dlogits = (softmax(logits) - one_hot(labels)) / N."""
+    if isinstance(dloss, bool) or not isinstance(dloss, numbers.Real):
+        raise ParameterError("dloss", dloss, "give dL/dloss, one real number (1.0 when the loss is L itself)")
     probs, labels = cache
     grad = probs.copy()
     grad[np.arange(len(labels)), labels] -= 1

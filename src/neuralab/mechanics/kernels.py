@@ -14,9 +14,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.mechanics.conv import conv2d_forward
-from neuralab.mechanics.shapes import as_array, resolve_padding
+from neuralab.mechanics.shapes import as_array, check_size, resolve_padding
 
 KERNELS: dict[str, np.ndarray] = {
     "identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], float),
@@ -52,6 +52,8 @@ _ANY_LENGTH = _number_pattern("", "")  # the same without limits, to say what is
 def parse_kernel(text: str, source: str = "kernel") -> np.ndarray:
     """'1,0,-1; 2,0,-2; 1,0,-1' -> 3x3 array.  Rows end at ';' or a new line; values are
     separated by commas or spaces and may be fractions like 1/9."""
+    if not isinstance(text, str):
+        raise ParameterError("text", text, "give the kernel as text, rows split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'")
     example = "give rows of numbers split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'"
     rows = [r.replace(",", " ").split() for r in text.replace("\n", ";").split(";")]
     rows = [r for r in rows if r]
@@ -84,6 +86,9 @@ def _number(text: str, source: str, example: str) -> float:
 def get_kernel(spec: str) -> tuple[str, np.ndarray]:
     """A name from KERNELS (or an alias), a file holding a kernel, or the numbers themselves.
     Returns (name, kernel)."""
+    if not isinstance(spec, str):
+        raise ParameterError("spec", spec, f"give a kernel's name ({', '.join(KERNELS)}), a file, or numbers as "
+                                           "text like '1,0,-1;2,0,-2;1,0,-1'")
     name = ALIASES.get(spec.lower(), spec.lower())
     if name in KERNELS:
         return name, KERNELS[name].copy()
@@ -122,10 +127,14 @@ def apply_kernel(image: np.ndarray, kernel: np.ndarray, stride=1, padding="valid
     depth="sum": one Conv2D filter spanning the depth, the kernel repeated on every channel and
     the channels summed, as the depth slide shows -> (H_out, W_out).
     """
-    x = as_array(image, "image", "(H, W) or (H, W, C)").astype(np.float64)
+    x = as_array(image, "image", "(H, W) or (H, W, C)")
     kernel = as_array(kernel, "kernel", "(K_h, K_w)", 2)
     if x.ndim > 3:
         raise NeuralabError(f"`image` of shape {x.shape}: give one picture, (H, W) or (H, W, C)")
+    if depth not in ("per-channel", "sum"):
+        raise ParameterError("depth", depth, "choose per-channel (each colour on its own) or sum (one filter over the depth)")
+    check_size(x.shape, np.float64, "the picture in floats", "give a smaller `image`")
+    x = x.astype(np.float64)
     (top, bottom), (left, right) = resolve_padding(padding, x.shape[:2], kernel.shape, stride)
     h, w = x.shape[0] + top + bottom, x.shape[1] + left + right
     if h * w > MAX_PADDED_PIXELS:  # the padded copy is made before any window is read
@@ -173,8 +182,11 @@ def closest_kernels(weights: np.ndarray) -> list[KernelMatch]:
     a 3x3 kernel being placed at the centre of a larger filter. The match with the largest
     |cos| wins and keeps its sign: -0.9 with sobel-x is an edge detector of the other direction.
     """
-    weights = as_array(weights, "weights", "(F, C, K_h, K_w)", 4).astype(np.float64)
-    filters = weights.mean(axis=1)  # (F, K_h, K_w)
+    weights = as_array(weights, "weights", "(F, C, K_h, K_w)", 4)
+    if weights.shape[1] == 0:  # the mean over no channels is NaN
+        raise NeuralabError(f"`weights` of shape {weights.shape} has no input channels; give (F, C, K_h, K_w), C at least 1")
+    check_size(weights.shape, np.float64, "`weights` in floats", "give fewer or smaller filters")
+    filters = weights.astype(np.float64).mean(axis=1)  # (F, K_h, K_w)
     kh, kw = filters.shape[1:]
     names, refs = [], []
     for name, k in KERNELS.items():
@@ -184,7 +196,7 @@ def closest_kernels(weights: np.ndarray) -> list[KernelMatch]:
             refs.append(np.pad(k, ((dh // 2, dh - dh // 2), (dw // 2, dw - dw // 2))).ravel())
     if not names:
         return [KernelMatch(None, 0.0) for _ in filters]
-    a = filters.reshape(len(filters), -1)
+    a = filters.reshape(len(filters), kh * kw)  # -1 is ambiguous when F = 0
     b = np.array(refs)
     norms = np.linalg.norm(a, axis=1, keepdims=True) * np.linalg.norm(b, axis=1)
     cos = np.divide(a @ b.T, norms, out=np.zeros((len(a), len(b))), where=norms > 0)  # (F, kernels)

@@ -6,9 +6,12 @@ a Conv2D (statistics then pool over N, H and W), like nn.BatchNorm1d/2d.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from neuralab.errors import NeuralabError, ParameterError
+from neuralab.mechanics.conv import float_dtype
 from neuralab.mechanics.shapes import as_array, check_size
 
 
@@ -31,6 +34,14 @@ def batch_norm_forward(x, running_mean, running_var, gamma, beta, training, mome
     Same arguments as torch.nn.functional.batch_norm. Returns (y, cache).
     """
     x = as_array(x, "x", "(N, C) or (N, C, H, W)")
+    if x.shape[1] == 0:
+        raise NeuralabError(f"`x` of shape {x.shape} has no features on axis 1; give (N, C) or (N, C, H, W), C at least 1")
+    check_size(x.shape, float_dtype(x), "the normalised `x`", "give a smaller `x`")
+    if not isinstance(training, (bool, np.bool_)):  # "False" or 0.0 would train, as any truthy value
+        raise ParameterError("training", training, "give True (batch statistics) or False (running statistics)")
+    for name, value in (("momentum", momentum), ("eps", eps)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ParameterError(name, value, "give a number")
     if not 0 <= momentum <= 1:  # outside, the running statistics overshoot the batch's and diverge
         raise ParameterError("momentum", momentum, "the running statistics' step is from 0 to 1 (PyTorch's default 0.1)")
     if not 0 < eps < np.inf:
@@ -43,7 +54,9 @@ def batch_norm_forward(x, running_mean, running_var, gamma, beta, training, mome
         if training and not (isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.floating)):
             raise NeuralabError(f"`{name}`: give a float NumPy array; training updates it in place")
     gamma, beta = as_array(gamma, "gamma", "(C,)", 1), as_array(beta, "beta", "(C,)", 1)
-    running_mean, running_var = np.asarray(running_mean), np.asarray(running_var)  # in place, when training
+    # as_array returns a NumPy array itself, not a copy: training updates it in place
+    running_mean = as_array(running_mean, "running_mean", "(C,)", 1)
+    running_var = as_array(running_var, "running_var", "(C,)", 1)
     if not training and (running_var < 0).any():  # a variance is never negative: a sign slipped somewhere
         raise NeuralabError(f"`running_var` holds {running_var.min():g}: a variance is 0 or more; give the "
                             "layer's running variances (PyTorch's running_var)")
@@ -99,9 +112,9 @@ def dropout_forward(x, rate, training=True, seed=None):
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) or not 0 <= rate < 1:
         raise NeuralabError(f"`rate` {rate!r}: the dropout rate is a number, 0 <= rate < 1")
     x = as_array(x, "x", "any shape", min_ndim=0)
+    check_size(x.shape, np.float64, "the dropout mask", "give a smaller `x`")
     if not training or rate == 0:
         return x, np.ones_like(x)
-    check_size(x.shape, np.float64, "the dropout mask", "give a smaller `x`")
     try:
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     except (TypeError, ValueError):
@@ -112,4 +125,8 @@ def dropout_forward(x, rate, training=True, seed=None):
 
 def dropout_backward(dout, mask):
     """Gradient flows only through the kept values, with the same 1/(1 - rate) scale."""
+    mask = as_array(mask, "mask", "the shape of the forward pass's `x`", min_ndim=0)
+    dout = as_array(dout, "dout", str(mask.shape), min_ndim=0)
+    if dout.shape != mask.shape:
+        raise NeuralabError(f"`dout` of shape {dout.shape}: give dL/dout of the forward pass's shape {mask.shape}")
     return dout * mask

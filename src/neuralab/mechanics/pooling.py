@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.mechanics.conv import float_dtype, tap
-from neuralab.mechanics.shapes import as_array, output_hw, pair
+from neuralab.mechanics.conv import float_dtype, sum_dtype, tap
+from neuralab.mechanics.shapes import as_array, check_size, output_hw, pair
 
 
 def _setup(x, size, stride):
@@ -21,6 +21,8 @@ def _setup(x, size, stride):
     size = pair(size, "size")
     stride = size if stride is None else pair(stride, "stride")
     out_hw, _ = output_hw(x.shape[-2:], size, stride, "valid", what="size")
+    # the backward pass's dx has x's shape: a broadcast view of terabytes is refused here, not there
+    check_size(x.shape, sum_dtype(float_dtype(x)), "the gradient dx, of the shape of `x`,", "give a smaller `x`")
     return x, size, stride, out_hw
 
 
@@ -45,7 +47,7 @@ def max_pool2d_backward(dout, cache):
     """dx: each window's gradient goes to the one input that was its maximum (the first, on ties)."""
     x, out, (kh, kw), stride, out_hw = cache
     dout = _dout(dout, out.shape)
-    dx = np.zeros_like(x, dtype=np.result_type(x, dout))
+    dx = np.zeros(x.shape, dtype=float_dtype(x, dout))  # bool or uint8 would wrap where windows overlap
     taken = np.zeros(out.shape, dtype=bool)  # window already routed its gradient
     for u in range(kh):
         for v in range(kw):
@@ -58,24 +60,27 @@ def max_pool2d_backward(dout, cache):
 
 def avg_pool2d_forward(x, size=2, stride=None):
     """(N, C, H, W) -> (N, C, H_out, W_out), the mean of each window; returns (out, cache).
-    Whole numbers (uint8 pixels) are averaged in float64: summed in uint8 they would wrap around."""
+    Whole numbers (uint8 pixels) are averaged in float64: summed in uint8 they would wrap around;
+    float16 is summed in float32 and returned as float16."""
     x, (kh, kw), stride, out_hw = _setup(x, size, stride)
-    out = np.zeros(x.shape[:-2] + out_hw, dtype=float_dtype(x))
+    dtype = float_dtype(x)
+    out = np.zeros(x.shape[:-2] + out_hw, dtype=sum_dtype(dtype))
     for u in range(kh):
         for v in range(kw):
             out += tap(x, u, v, out_hw, stride)
-    return out / (kh * kw), (x.shape, (kh, kw), stride, out_hw)
+    return (out / (kh * kw)).astype(dtype, copy=False), (x.shape, (kh, kw), stride, out_hw)
 
 
 def avg_pool2d_backward(dout, cache):
     """dx: each window shares its gradient equally, dout / (K_h * K_w), among its cells."""
     shape, (kh, kw), stride, out_hw = cache
     dout = _dout(dout, shape[:-2] + out_hw)
-    dx = np.zeros(shape, dtype=float_dtype(dout))
+    dtype = float_dtype(dout)
+    dx = np.zeros(shape, dtype=sum_dtype(dtype))
     for u in range(kh):
         for v in range(kw):
             tap(dx, u, v, out_hw, stride)[...] += dout / (kh * kw)
-    return dx
+    return dx.astype(dtype, copy=False)
 
 
 def pool2d(x, size=2, stride=None, mode="max"):

@@ -15,28 +15,25 @@ from neuralab.mechanics.dense import sigmoid
 from neuralab.mechanics.shapes import as_array, check_size
 
 
-def _check(x, h0, w_ih, w_hh, b, gates: int, c0=None, kept: int = 2):
+def _check(x, h0, w_ih, w_hh, b, gates: int, c0=None, kept: int = 2, step: bool = False):
     """The arrays of an unrolled layer as NumPy arrays whose shapes fit together; refuses, before
-    the loop, states for backpropagation (``kept`` (N, T, H) arrays) larger than MAX_BYTES."""
-    x = as_array(x, "x", "(N, T, D)", 3)
+    the loop, states for backpropagation (``kept`` (N, T, H) arrays) larger than MAX_BYTES.
+    ``step``: the arrays of one step, x_t (N, D), h_prev and c_prev."""
+    x_name, h_name, c_name = ("x_t", "h_prev", "c_prev") if step else ("x", "h0", "c0")
+    x = as_array(x, x_name, "(N, D)" if step else "(N, T, D)", 2 if step else 3)
     w_hh = as_array(w_hh, "w_hh", "(G*H, H)" if gates > 1 else "(H, H)", 2)
-    n, t, d = x.shape
+    n, t, d = (x.shape[0], 1, x.shape[1]) if step else x.shape
     h = w_hh.shape[1]
     if t == 0:
         raise NeuralabError(f"`x` of shape {x.shape} has no time steps: give (N, T, D) with T at least 1")
     g = f"{gates}*H" if gates > 1 else "H"
-    why = f"for `x` of shape {x.shape} and H = {h} (the width of `w_hh`)" + (
+    why = f"for `{x_name}` of shape {x.shape} and H = {h} (the width of `w_hh`)" + (
         f"; the {gates} gates input, forget, candidate, output are stacked along axis 0" if gates > 1 else "")
     arrays = {"w_ih": (w_ih, (gates * h, d), f"({g}, D)"), "w_hh": (w_hh, (gates * h, h), f"({g}, H)"),
-              "b": (b, (gates * h,), f"({g},)"), "h0": (h0, (n, h), "(N, H)")}
+              "b": (b, (gates * h,), f"({g},)"), h_name: (h0, (n, h), "(N, H)")}
     if c0 is not None or gates > 1:
-        arrays["c0"] = (c0, (n, h), "(N, H)")
-    checked = []
-    for name, (value, shape, layout) in arrays.items():
-        value = as_array(value, name, layout, len(shape))
-        if value.shape != shape:
-            raise NeuralabError(f"`{name}` of shape {value.shape}: expected {layout} = {shape} {why}")
-        checked.append(value)
+        arrays[c_name] = (c0, (n, h), "(N, H)")
+    checked = _fit(arrays, why)
     check_size((n, t, kept * h), np.result_type(x, *checked), "the states kept for backpropagation through time",
                "give fewer sequences or steps in `x`, or fewer hidden units")
     return x, *checked
@@ -53,6 +50,28 @@ def _check_dhs(dhs, caches, w_hh):
     return dhs.astype(np.result_type(dhs, w_hh, np.float16), copy=False)
 
 
+def _fit(arrays: dict, why: str) -> list[np.ndarray]:
+    """{name: (value, shape, layout)} -> the values as arrays of those shapes; ``why`` says
+    where the shapes come from."""
+    checked = []
+    for name, (value, shape, layout) in arrays.items():
+        value = as_array(value, name, layout, len(shape))
+        if value.shape != shape:
+            raise NeuralabError(f"`{name}` of shape {value.shape}: expected {layout} = {shape} {why}")
+        checked.append(value)
+    return checked
+
+
+def _check_step_grads(cache, w_ih, w_hh, gates: int, **grads):
+    """The weights and the gradients (dh, dc) handed to a step's backward, as arrays of the
+    shapes its forward step had: the cache holds x_t (N, D) and h_prev (N, H)."""
+    (n, d), (_, h) = cache[0].shape, cache[1].shape
+    g = f"{gates}*H" if gates > 1 else "H"
+    wanted = {"w_ih": (w_ih, (gates * h, d), f"({g}, D)"), "w_hh": (w_hh, (gates * h, h), f"({g}, H)")}
+    wanted.update({name: (value, (n, h), "(N, H)") for name, value in grads.items()})
+    return _fit(wanted, f"for the forward step's x_t of shape {(n, d)} and H = {h}")
+
+
 def _zero_grads(w_ih, w_hh):
     return [np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(w_ih.shape[0])]
 
@@ -64,13 +83,24 @@ def _accumulate(totals, parts):
 
 
 def rnn_step_forward(x_t, h_prev, w_ih, w_hh, b):
-    """h_t = tanh(x_t W_ih^T + h_{t-1} W_hh^T + b): the loop of the slide "RNNs have loops"."""
+    """h_t = tanh(x_t W_ih^T + h_{t-1} W_hh^T + b): the loop of the slide "RNNs have loops".
+    x_t (N, D), h_prev (N, H); returns (h_t, cache)."""
+    x_t, w_ih, w_hh, b, h_prev = _check(x_t, h_prev, w_ih, w_hh, b, gates=1, step=True)
+    return _rnn_step(x_t, h_prev, w_ih, w_hh, b)
+
+
+def _rnn_step(x_t, h_prev, w_ih, w_hh, b):
     h = np.tanh(x_t @ w_ih.T + h_prev @ w_hh.T + b)
     return h, (x_t, h_prev, h)
 
 
 def rnn_step_backward(dh, cache, w_ih, w_hh):
     """One step back: returns (dx_t, dh_prev, dW_ih, dW_hh, db) given dL/dh_t."""
+    w_ih, w_hh, dh = _check_step_grads(cache, w_ih, w_hh, 1, dh=dh)
+    return _rnn_step_back(dh, cache, w_ih, w_hh)
+
+
+def _rnn_step_back(dh, cache, w_ih, w_hh):
     x_t, h_prev, h = cache
     dz = dh * (1 - h**2)  # through tanh
     return dz @ w_ih, dz @ w_hh, dz.T @ x_t, dz.T @ h_prev, dz.sum(axis=0)
@@ -81,7 +111,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b):
     x, w_ih, w_hh, b, h0 = _check(x, h0, w_ih, w_hh, b, gates=1)
     hs, caches, h = [], [], h0
     for t in range(x.shape[1]):
-        h, cache = rnn_step_forward(x[:, t], h, w_ih, w_hh, b)
+        h, cache = _rnn_step(x[:, t], h, w_ih, w_hh, b)
         hs.append(h)
         caches.append(cache)
     return np.stack(hs, axis=1), (caches, w_ih, w_hh)
@@ -101,7 +131,7 @@ def rnn_backward(dhs, cache):
     weights = _zero_grads(w_ih, w_hh)  # dW_ih, dW_hh, db summed over the steps
     dh_next = np.zeros_like(dhs[:, 0])
     for t in reversed(range(dhs.shape[1])):
-        dx[:, t], dh_next, *step = rnn_step_backward(dhs[:, t] + dh_next, caches[t], w_ih, w_hh)
+        dx[:, t], dh_next, *step = _rnn_step_back(dhs[:, t] + dh_next, caches[t], w_ih, w_hh)
         _accumulate(weights, step)
     return dx, dh_next, *weights
 
@@ -113,8 +143,13 @@ def lstm_step_forward(x_t, h_prev, c_prev, w_ih, w_hh, b):
         i = sigma(i), f = sigma(f), g = tanh(g), o = sigma(o)   input, forget, candidate, output
         c_t = f * c_{t-1} + i * g                               the cell state: the long memory
         h_t = o * tanh(c_t)
-    Returns (h_t, c_t, cache).
+    x_t (N, D), h_prev and c_prev (N, H); returns (h_t, c_t, cache).
     """
+    x_t, w_ih, w_hh, b, h_prev, c_prev = _check(x_t, h_prev, w_ih, w_hh, b, gates=4, c0=c_prev, step=True)
+    return _lstm_step(x_t, h_prev, c_prev, w_ih, w_hh, b)
+
+
+def _lstm_step(x_t, h_prev, c_prev, w_ih, w_hh, b):
     i, f, g, o = np.split(x_t @ w_ih.T + h_prev @ w_hh.T + b, 4, axis=1)
     i, f, g, o = sigmoid(i), sigmoid(f), np.tanh(g), sigmoid(o)
     c = f * c_prev + i * g
@@ -128,6 +163,11 @@ def lstm_step_backward(dh, dc, cache, w_ih, w_hh):
     dc_t gains dh_t * o * (1 - tanh(c_t)^2); then dc_{t-1} = dc_t * f: the forget gate, not a
     weight matrix, carries the long-range gradient, which is what keeps it from vanishing.
     """
+    w_ih, w_hh, dh, dc = _check_step_grads(cache, w_ih, w_hh, 4, dh=dh, dc=dc)
+    return _lstm_step_back(dh, dc, cache, w_ih, w_hh)
+
+
+def _lstm_step_back(dh, dc, cache, w_ih, w_hh):
     x_t, h_prev, c_prev, i, f, g, o, tanh_c = cache
     dc = dc + dh * o * (1 - tanh_c**2)
     dz = np.concatenate(
@@ -142,7 +182,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b):
     x, w_ih, w_hh, b, h0, c0 = _check(x, h0, w_ih, w_hh, b, gates=4, c0=c0, kept=9)
     hs, cs, caches, h, c = [], [], [], h0, c0
     for t in range(x.shape[1]):
-        h, c, cache = lstm_step_forward(x[:, t], h, c, w_ih, w_hh, b)
+        h, c, cache = _lstm_step(x[:, t], h, c, w_ih, w_hh, b)
         hs.append(h)
         cs.append(c)
         caches.append(cache)
@@ -165,6 +205,6 @@ def lstm_backward(dhs, cache, dc_last=None):
     dh_next = np.zeros_like(dhs[:, 0])
     dc_next = np.zeros_like(dhs[:, 0]) if dc_last is None else dc_last
     for t in reversed(range(dhs.shape[1])):
-        dx[:, t], dh_next, dc_next, *step = lstm_step_backward(dhs[:, t] + dh_next, dc_next, caches[t], w_ih, w_hh)
+        dx[:, t], dh_next, dc_next, *step = _lstm_step_back(dhs[:, t] + dh_next, dc_next, caches[t], w_ih, w_hh)
         _accumulate(weights, step)
     return dx, dh_next, dc_next, *weights

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 
 Pads = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
 
@@ -51,6 +51,8 @@ def as_array(value, name: str, layout: str, ndim: int | None = None, min_ndim: i
         raise NeuralabError(f"`{name}`: its rows are of unequal lengths; give a rectangular array, shape {layout}") from None
     if a.dtype != bool and not np.issubdtype(a.dtype, np.number):
         raise NeuralabError(f"`{name}` holds {a.dtype} values; give numbers, shape {layout}")
+    if np.issubdtype(a.dtype, np.complexfloating):  # NumPy runs on, but max, ReLU and a cast to float mean nothing
+        raise ParameterError(name, a.dtype.name, f"give real numbers (its .real part or abs()), shape {layout}")
     if (a.ndim != ndim) if ndim is not None else a.ndim < min_ndim:
         hint = {2: "[None, None]", 3: "[None]"}.get(a.ndim) if layout == "(N, C, H, W)" else None
         hint = f" ({name}{hint} makes a batch of one)" if hint else ""
@@ -69,9 +71,15 @@ def pair(value, name: str = "value") -> tuple[int, int]:
         raise NeuralabError(f"`{name}` {value!r}: give one whole number or a pair such as (2, 1)") from None
 
 
+def _check_step(s, name: str) -> None:
+    if s < 1:  # a window that never moves: the formula divides by it
+        raise ParameterError(name, s, "the stride is the window's step, at least 1")
+
+
 def same_pads(n: int, k: int, s: int) -> tuple[int, int]:
     """Keras "same" along one axis: (before, after), the odd zero going after (bottom/right).
     A dilated kernel passes its span, dilation * (K - 1) + 1, as ``k``."""
+    _check_step(s, "s")
     total = max((math.ceil(n / s) - 1) * s + k - n, 0)
     return total // 2, total - total // 2
 
@@ -84,6 +92,7 @@ def axis_size(n: int, k: int, s: int = 1, pads: tuple[int, int] = (0, 0), ceil: 
     up instead, as pooling with PyTorch's ``ceil_mode``, which never lets the last window
     start in the bottom/right padding. A result below 1 is returned, not refused: the caller
     says which layer it is (``output_hw`` checks its arguments first)."""
+    _check_step(s, "s")
     before, after = pads
     span = n - k + before + after
     out = (span + (s - 1 if ceil else 0)) // s + 1
@@ -98,6 +107,8 @@ def axis_size(n: int, k: int, s: int = 1, pads: tuple[int, int] = (0, 0), ceil: 
 def resolve_padding(padding, in_hw, kernel, stride) -> Pads:
     """"valid" | "same" | P | (P_h, P_w)  ->  ((top, bottom), (left, right))."""
     (h, w), (kh, kw), (sh, sw) = in_hw, pair(kernel, "kernel"), pair(stride, "stride")
+    if min(sh, sw) < 1:
+        raise NeuralabError(f"`stride` {sh}x{sw}: each step must be at least 1")
     if isinstance(padding, str):
         mode = padding.lower()
         if mode == "valid":
@@ -120,12 +131,17 @@ def output_hw(in_hw, kernel, stride=1, padding=0, what="kernel") -> tuple[tuple[
     A window (``what``: "kernel", or "size" for pooling) larger than the padded input, or a
     stride below 1, is a NeuralabError that names the option and the allowed range.
     """
-    (kh, kw), (sh, sw) = pair(kernel, what), pair(stride, "stride")
+    try:
+        in_hw = tuple(operator.index(n) for n in in_hw)
+    except TypeError:  # 5.5 rows would give a fractional output size
+        in_hw = ()
+    if len(in_hw) != 2 or min(in_hw) < 0:
+        raise NeuralabError("`in_hw`: give the input's (height, width), two whole numbers from 0")
+    kh, kw = pair(kernel, what)
     if min(kh, kw) < 1:
         raise NeuralabError(f"`{what}` {kh}x{kw}: each side must be at least 1")
-    if min(sh, sw) < 1:
-        raise NeuralabError(f"`stride` {sh}x{sw}: each step must be at least 1")
-    pads = resolve_padding(padding, in_hw, (kh, kw), (sh, sw))
+    pads = resolve_padding(padding, in_hw, (kh, kw), stride)  # checks the stride too
+    sh, sw = pair(stride, "stride")
     hp, wp = in_hw[0] + sum(pads[0]), in_hw[1] + sum(pads[1])
     if kh > hp or kw > wp:
         raise NeuralabError(
