@@ -35,7 +35,7 @@ from neuralab.models.fast import AvgPool2d, Conv2d, Tanh
 from neuralab.models.layers import Conv2dSame, MaxPool2dSame, same_padding
 
 # Layers that commute with a permutation of features
-_ELEMENTWISE = ("Dropout", "Activation", "ReLU", "LeakyReLU", "Softmax", "GaussianNoise", "GaussianDropout")
+_ELEMENTWISE = ("Dropout", "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "GaussianNoise", "GaussianDropout")
 
 
 # --- modules for what PyTorch has no layer for -------------------------------------------------
@@ -494,6 +494,7 @@ _MODULES = {
     "Reshape": lambda e, w, hwc: Reshape(e["args"]["target_shape"]),
     "Dropout": lambda e, w, hwc: nn.Dropout(e["args"]["rate"]),
     "LeakyReLU": lambda e, w, hwc: nn.LeakyReLU(e["args"]["negative_slope"]),
+    "ELU": lambda e, w, hwc: nn.ELU(e["args"]["alpha"]),
     "Softmax": lambda e, w, hwc: _activation("softmax", _rank(e)),
     **{m: lambda e, w, hwc: Merge(e["class"]) for m in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
     **{m: lambda e, w, hwc: augmentation(e) for m in AUGMENTATION},

@@ -25,6 +25,8 @@ REFUSED = {
     "Sequential": "nested models are not converted; rebuild it as one Sequential or functional model",
     "Functional": "nested models are not converted; rebuild it as one Sequential or functional model",
     "Model": "nested models are not converted; rebuild it as one Sequential or functional model",
+    "Normalization": "its mean and variance are not converted; Rescaling(scale=1 / sqrt(variance), "
+                     "offset=-mean / sqrt(variance)) computes the same and converts",
 }
 
 LAYERS: dict[str, Callable] = {}
@@ -371,6 +373,12 @@ def _leaky_relu(a: Args, shapes):
     key = "negative_slope" if "negative_slope" in a.config else "alpha"  # Keras 3 / TF-Keras 2
     a.keep("negative_slope", a.number(key, 0.3, 0.0))
     a.used.pop("alpha", None)
+    return _one(a, shapes), []
+
+
+@layer("ELU")
+def _elu(a: Args, shapes):
+    a.number("alpha", 1.0)
     return _one(a, shapes), []
 
 

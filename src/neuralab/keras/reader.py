@@ -43,6 +43,8 @@ class KerasModel:
     # What the file says was given to compile() (optimizer, loss, metrics), as Keras 3 writes it:
     # a .keras file's compile_config; a legacy .h5's training_config, in the same shape
     compile: dict = field(default_factory=dict)
+    # Regularizers, constraints and initializers the spec does not keep (spec.training_only)
+    training_only: list[str] = field(default_factory=list)
 
 
 def read(source) -> KerasModel:
@@ -110,7 +112,8 @@ def _read_keras_zip(path: Path) -> KerasModel:
                 h5 = Path(tmp) / "model.weights.h5"
                 with z.open(info) as src, open(h5, "wb") as dst:
                     shutil.copyfileobj(src, dst, 2**20)
-                return KerasModel(spec, _weights_v3(path, h5, spec), _object(config.get("compile_config")))
+                return KerasModel(spec, _weights_v3(path, h5, spec), _object(config.get("compile_config")),
+                                  specs.training_only(config))
     except zipfile.BadZipFile as e:
         raise NeuralabError(f"{path}: the zip is damaged or truncated ({e}); save the model again") from None
     except (EOFError, zipfile.LargeZipFile, NotImplementedError) as e:  # the last: flags in a member's own header
@@ -277,7 +280,8 @@ def _read_h5(path: Path) -> KerasModel:
                 raise NeuralabError(f"{path}: layer {e['name']!r}: weight {names[datasets.index(None)]!r} is missing; "
                                     "the file is damaged")
             weights[e["name"]] = _checked(path, e, datasets)
-        return KerasModel(spec, weights, _training_config(path, h.attrs.get("training_config")))
+        return KerasModel(spec, weights, _training_config(path, h.attrs.get("training_config")),
+                          specs.training_only(config))
 
 
 def _object(value) -> dict:
@@ -320,7 +324,7 @@ def read_live(model) -> KerasModel:
         if e["weights"]:
             arrays = [np.asarray(w) for w in model.get_layer(e["name"]).get_weights()]
             weights[e["name"]] = _checked_arrays(source, e, arrays)
-    return KerasModel(spec, weights)
+    return KerasModel(spec, weights, training_only=specs.training_only(config))
 
 
 def _checked_arrays(source: str, e: dict, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:

@@ -419,6 +419,50 @@ def _check_types(spec, source: str, field: str) -> None:
         names.add(e["name"])
 
 
+# Keras's default initialiser of each *_initializer field, the ones neuralab starts training from (build.keras_init)
+_INITIALIZERS = {"kernel": "glorotuniform", "depthwise": "glorotuniform", "pointwise": "glorotuniform",
+                 "recurrent": "orthogonal", "bias": "zeros", "beta": "zeros", "moving_mean": "zeros",
+                 "gamma": "ones", "moving_variance": "ones"}
+
+
+def training_only(config: dict) -> list[str]:
+    """What a Keras model's config (as ``from_config`` accepted it) sets for training that a spec
+    does not keep: regularizers, constraints and initializers other than Keras's defaults, one
+    "layer 'conv2d': kernel_regularizer L2(l2=0.001)" each. neuralab's trainer trains without
+    them, so that a caller training the model can say so (Keras's own fit, RunLogger's route, keeps them)."""
+    found, todo = [], [config]
+    while todo:  # a stack, as in _foreign: layers nest in blocks and in Bidirectional
+        x = todo.pop()
+        if isinstance(x, list):
+            todo.extend(reversed(x))
+        elif isinstance(x, dict):
+            cfg = x.get("config")
+            if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
+                found += [f"layer {cfg['name']!r}: {key} {_described(v)}" for key, v in cfg.items()
+                          if _trains_otherwise(key, v)]
+            todo.extend(reversed(list(x.values())))
+    return found
+
+
+def _trains_otherwise(key: str, v) -> bool:
+    if v is None or not key.endswith(("_regularizer", "_constraint", "_initializer")):
+        return False
+    if not key.endswith("_initializer"):
+        return True
+    name = v.get("class_name") if isinstance(v, dict) else v
+    return str(name).replace("_", "").lower() != _INITIALIZERS.get(key[: -len("_initializer")])
+
+
+def _described(v) -> str:
+    """Keras's config of an object as it was written: L2(l2=0.001); a name as it is."""
+    if not isinstance(v, dict):
+        return str(v)[:60]
+    args = v.get("config") if isinstance(v.get("config"), dict) else {}
+    shown = ", ".join(f"{k}={f'{a:.7g}' if isinstance(a, float) else a}" for k, a in args.items()
+                      if k != "seed" and a is not None)
+    return f"{str(v.get('class_name'))[:40]}({shown[:80]})"
+
+
 # --- what a spec tells about the model --------------------------------------------------------
 
 def keras_summary(spec: dict) -> list[dict]:

@@ -63,7 +63,12 @@ def first_layer_filters(model: nn.Module) -> np.ndarray:
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             return module.weight.detach().float().cpu().numpy()
-    raise NeuralabError(f"{type(model).__name__}: has no convolution layer, so no filters or feature maps to show")
+    # Filters kept as a bare 4-D nn.Parameter convolve through torch.nn.functional: no layer to hook
+    bare = [n for n, p in model.named_parameters() if p.dim() == 4]
+    why = (f"; its 4-D weights ({', '.join(bare)}) convolve through torch.nn.functional, which has no layer to look "
+           "into: keep them in an nn.Conv2d" if bare else "")
+    raise NeuralabError(f"{type(model).__name__}: has no convolution layer (nn.Conv2d), so no filters or feature maps "
+                        f"to show{why}")
 
 
 def filter_pairs(weights: np.ndarray) -> tuple[np.ndarray, list[str]]:

@@ -57,6 +57,7 @@ class ModelSummary:
     size_bytes: int                    # parameters and buffers as stored in state_dict / model.safetensors
     output_shape: tuple
     unused: list[tuple[str, int]] = field(default_factory=list)  # layers with parameters that did not run
+    unregistered: list[tuple[str, str]] = field(default_factory=list)  # weights PyTorch does not see (unregistered)
     keras_params: int = 0              # the model's parameters as Keras counts them (keras_count)
     keras_trainable: int = 0
 
@@ -273,7 +274,29 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         buffers=sum(t.numel() for t in stored if id(t) not in is_param),
         size_bytes=sum(t.numel() * t.element_size() for t in stored),
         output_shape=_shape(output), unused=_fold_unused(unused), keras_params=keras_total, keras_trainable=keras_trainable,
+        unregistered=unregistered(model),
     )
+
+
+def unregistered(model: nn.Module) -> list[tuple[str, str]]:
+    """Where ``model`` keeps weights that PyTorch does not register, as (attribute, what to use
+    instead): layers in a plain list, tuple or dict (``self.layers = [nn.Linear(64, 10)]``), a
+    tensor requiring grad that is no nn.Parameter. No ``parameters()`` or ``state_dict()``
+    holds them, so they are not counted, trained, moved to a device or saved, and a model
+    loaded again draws them afresh."""
+    registered = {id(p) for p in model.parameters()}
+    found = []
+    for path, m in model.named_modules():
+        for key, value in vars(m).items():  # registered layers and weights live in m._modules, m._parameters
+            plain = isinstance(value, (list, tuple, dict)) and not isinstance(value, nn.Module)
+            items = list(value.values() if isinstance(value, dict) else value) if plain else [value]
+            weights = [t for v in items for t in (v.parameters() if isinstance(v, nn.Module) else [v])
+                       if isinstance(t, torch.Tensor) and t.requires_grad and t.is_leaf]
+            if any(id(t) not in registered for t in weights):
+                use = ("nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList") if plain else (
+                    "a registered submodule" if isinstance(value, nn.Module) else "nn.Parameter")
+                found.append((f"{path}.{key}" if path else key, use))
+    return found
 
 
 def _stored(model: nn.Module) -> list[torch.Tensor]:
@@ -375,6 +398,9 @@ def _footer(s: ModelSummary) -> list[str]:
     ]
     if s.buffers:
         lines.append(f"Buffers (e.g. BatchNorm running mean/var, saved but not trained): {s.buffers:,}")
+    if s.unregistered:
+        lines.append("Not registered with PyTorch, so not counted above, trained or saved: "
+                     + ", ".join(f"{n} (use {use})" for n, use in s.unregistered))
     if s.unused:
         lines.append("Not run at inference (params counted above): "
                      + ", ".join(f"{n} ({p:,})" for n, p in s.unused))
@@ -499,4 +525,4 @@ def render_keras(model: str, rows: list[dict], torch_params: int | None = None, 
 
 
 __all__ = ["LAYOUTS", "LayerRow", "ModelSummary", "keras_count", "keras_rows", "keras_shape", "print_summary",
-           "render_keras", "render_summary", "render_table", "smallest_input", "summary", "too_small"]
+           "render_keras", "render_summary", "render_table", "smallest_input", "summary", "too_small", "unregistered"]

@@ -154,7 +154,8 @@ class ModelSource:
                                     "for 2 classes")
             return keras_classifier(self.spec, self.weights, input_shape, num_classes, self.architecture, self.loss)
         shape = tuple(input_shape)
-        return self._confirmed(checked_module(self.module, self.architecture, shape, num_classes, sample), sample, shape)
+        return self._confirmed(checked_module(self.module, self.architecture, shape, num_classes, sample,
+                                              training=True), sample, shape)
 
     def sequence_network(self, lookback: int, inputs: int, horizon: int, sample=None):
         """The network for windows (N, ``lookback``, ``inputs``) forecasting ``horizon`` steps."""
@@ -173,8 +174,8 @@ class ModelSource:
             return build(self.spec, self.weights)
         if self.type == TORCH:
             shape = (lookback, inputs)
-            return self._confirmed(checked_module(self.module, self.architecture, shape, horizon, sample, "steps"),
-                                   sample, shape)
+            return self._confirmed(checked_module(self.module, self.architecture, shape, horizon, sample, "steps",
+                                                  training=True), sample, shape)
         raise NeuralabError(f"{self.architecture}: not a forecasting network")
 
     def _confirmed(self, module, sample, shape: tuple):
@@ -185,6 +186,8 @@ class ModelSource:
             import torch
 
             rebuilt, self.rebuilt = self.rebuilt, None
+            with contextlib.suppress(RuntimeError, ValueError):  # lazy layers took their shapes in the pass on the data
+                rebuilt.load_state_dict(module.state_dict())
             if not _same_outputs(module, rebuilt, sample if sample is not None else torch.rand(2, *shape)):
                 self.file = self.code = None
                 self.imports = {}
@@ -227,8 +230,20 @@ def _from_keras_file(path: Path) -> ModelSource:
     from neuralab.keras import read
 
     model = read(path)
+    # its weights are trained already: how they were first drawn no longer matters
+    _warn_training_only(path.name, [s for s in model.training_only if "_initializer " not in s])
     return ModelSource(KERAS, f"keras:{_model_name(model.spec, path.stem)}", _images(model.spec, model.compile),
                        model.weights, compile=compile_settings(model.compile), loss=(model.compile or {}).get("loss"))
+
+
+def _warn_training_only(where: str, settings: list[str]) -> None:
+    """One warning for what a Keras model sets for training that neuralab's trainer does not
+    run (keras.spec.training_only): Keras's own fit keeps them, so the difference is said."""
+    if settings:
+        more = f" and {len(settings) - 3} more" if len(settings) > 3 else ""
+        warnings.warn(f"{where}: {'; '.join(settings[:3])}{more}: not kept; neuralab trains without Keras's "
+                      "regularizers and constraints, from Keras's default initialisers (weight_decay is AdamW's "
+                      "decoupled decay)")
 
 
 def _images(spec: dict, compile_config: dict) -> dict:
@@ -255,13 +270,15 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         # A fresh model from code starts from neuralab's seeded Keras-style initialisation, so
         # that the run is reproducible from its seed; a trained one (from a file) keeps its weights.
         compiled = obj.get_compile_config() if obj.compiled else {}
+        _warn_training_only(path.name if path else obj.name, model.training_only)
         return ModelSource(KERAS, f"keras:{obj.name}", _images(model.spec, compiled), None,
                            compile=compile_settings(compiled), loss=compiled.get("loss"))
     rebuilt = None
     if path is None and not _is_model(obj) and callable(obj):  # a class, or a function giving a model
         origin = obj
         name = getattr(origin, "__name__", type(origin).__name__)
-        obj = _materialise(Path(getattr(inspect.getmodule(origin), "__file__", None) or "object"), name, origin)
+        obj = _materialise(Path(getattr(inspect.getmodule(origin), "__file__", None) or "object"), name, origin,
+                           f"give the module built with them, {name}(...), or give them defaults")
         if not isinstance(obj, torch.nn.Module):
             return _from_object(obj, None, None)
         path = code_file(origin)
@@ -311,6 +328,7 @@ def _rebuilt_alike(module):
     ``Net(invert=True)``), which a run could not rebuild from its class. ``_same_outputs`` then
     compares the two on data."""
     import torch
+    from torch.nn.parameter import is_lazy
 
     with torch.random.fork_rng(devices=[]):  # building it draws weights: the run's seed stays as it was
         try:
@@ -320,7 +338,7 @@ def _rebuilt_alike(module):
 
     def layout(m):
         return ([(n, type(s).__name__, _settings(s)) for n, s in m.named_modules()],
-                [(n, tuple(t.shape)) for n, t in m.state_dict().items()])
+                [(n, None if is_lazy(t) else tuple(t.shape)) for n, t in m.state_dict().items()])
     try:
         if layout(made) != layout(module):
             return None
@@ -389,6 +407,12 @@ def load_python(path: Path, name: str | None = None, imports: dict | None = None
             raise NeuralabError(f"{path}: defines several models ({', '.join(picks)}); name one: {path.name}:NAME")
     if "model" in found:  # a placeholder (model = None) beside the real one is passed over; alone, it is the mistake
         return _materialise(path, "model", found["model"]), "model"
+    # A function is called only when named: which of a file's functions builds the model, and
+    # which builds a block of it, only the user knows
+    functions = [f"{path.name}:{k}" for k in _candidates(module, found) if inspect.isfunction(found[k])]
+    if functions:
+        raise NeuralabError(f"{path}: defines no model object or class, only functions; name the one that returns "
+                            f"the model: {' or '.join(functions)}")
     raise NeuralabError(f"{path}: defines no model; define a Keras model or a torch.nn.Module (an instance named "
                         f"model, a class, or a function returning one, chosen with {path.name}:NAME)")
 
@@ -459,10 +483,16 @@ def run_file(path: Path, imports: dict | None = None):
         with _keras_input_shape_quiet():
             exec(code, module.__dict__)  # noqa: S102  the user named this file as their model
     except Exception as e:  # noqa: BLE001  any error in the user's code becomes one line
-        line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__)) if f.filename == str(path)), "?")
-        hint = _import_hint(e)
-        raise NeuralabError(f"{path}:{line}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}{hint}") \
-            from None
+        frames = traceback.extract_tb(e.__traceback__)
+        line = next((f.lineno for f in reversed(frames) if f.filename == str(path)), "?")
+        where, text, hint = f"{path}:{line}", str(e), _import_hint(e)
+        # An error in a file beside it that it imports: that file's line, which the user must fix
+        inner = ((e.filename, e.lineno, e.msg) if isinstance(e, SyntaxError) and e.filename else
+                 next(((f.filename, f.lineno, text) for f in reversed(frames) if _beside(f.filename, folder)),
+                      (None, None, text)))
+        if inner[0] and inner[0] != str(path) and _beside(inner[0], folder):
+            where, text, hint = f"{inner[0]}:{inner[1]}", inner[2], f" (from {path}:{line}){hint}"
+        raise NeuralabError(f"{where}: {type(e).__name__}: {text.splitlines()[0] if text else ''}{hint}") from None
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
@@ -470,6 +500,12 @@ def run_file(path: Path, imports: dict | None = None):
             sys.modules.pop(n, None)
         sys.modules.update(before)
     return module
+
+
+def _beside(filename: str, folder: str) -> bool:
+    """Whether ``filename`` (a traceback's) is a file in the model file's ``folder``."""
+    file = Path(filename)
+    return file.is_file() and file.resolve().parent == Path(folder)
 
 
 @contextlib.contextmanager
@@ -509,8 +545,9 @@ def _candidates(module, found: dict) -> list[str]:
             or (inspect.isfunction(v) and v.__module__ == module.__name__)]
 
 
-def _materialise(path: Path, name: str, obj):
-    """An object, or what a class or function gives when called without arguments."""
+def _materialise(path: Path, name: str, obj, fix: str = "give defaults, or a function returning the model"):
+    """An object, or what a class or function gives when called without arguments; ``fix``:
+    what to do about arguments it requires."""
     if _is_model(obj):
         return obj
     if callable(obj):
@@ -521,7 +558,7 @@ def _materialise(path: Path, name: str, obj):
             line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
                          if f.filename == str(path)), None) or _defined_at(obj)
             raise NeuralabError(f"{path}:{line}: {name}() failed: {type(e).__name__}: {e}; neuralab calls it "
-                                "without arguments (give defaults, or a function returning the model)") from None
+                                f"without arguments ({fix})") from None
         if _is_model(made):
             return made
         raise NeuralabError(f"{path}: {name}() returns {_a(made)}, not a Keras model or torch.nn.Module")
@@ -628,9 +665,17 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     return net
 
 
-def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=None, what: str = "classes"):
+# what a user's module is given, by what it outputs: PyTorch's layout, which code written for Keras's
+# channels-last images or for flattened vectors does not expect
+INPUT_LAYOUT = {"classes": "images as (batch, channels, height, width)", "steps": "windows as (batch, steps, inputs)"}
+
+
+def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=None, what: str = "classes",
+                   training: bool = False):
     """The user's PyTorch module after one forward pass on ``sample`` (or zeros of
-    ``input_shape``): it must give (N, ``outputs``)."""
+    ``input_shape``): it must give (N, ``outputs``). ``training``: it is about to be trained,
+    so its weights must be ones the optimizer sees and the run saves, and a classifier giving
+    probabilities, not logits, is warned about."""
     import torch
 
     x = sample if sample is not None else torch.zeros(2, *input_shape)
@@ -641,15 +686,52 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
         with torch.no_grad():
             y = module(x)
     except Exception as e:  # noqa: BLE001  the user's forward: one line naming both shapes
-        raise NeuralabError(f"{name}: the model fails on the data's inputs {shape}: {type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''}") from None
+        raise NeuralabError(f"{name}: the model fails on the data's inputs {shape}, {INPUT_LAYOUT[what]}: "
+                            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     finally:
         module.train(was)
-    got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+    if isinstance(y, (tuple, list, dict)):  # (logits, features), {"logits": ...}: research code's habit
+        parts = ({k: _shape_of(v) for k, v in y.items()} if isinstance(y, dict)
+                 else ", ".join(map(str, map(_shape_of, y))))
+        raise NeuralabError(f"{name}: on inputs {shape} the model returns {_a(y)} of {parts}; the data needs one "
+                            f"tensor (N, {outputs}) ({outputs} {what}): return that alone from forward")
     if not isinstance(y, torch.Tensor) or y.dim() != 2 or y.shape[1] != outputs:
-        raise NeuralabError(f"{name}: on inputs {shape} the model gives {got}, the data needs (N, {outputs}) "
-                            f"({outputs} {what})")
+        raise NeuralabError(f"{name}: on inputs {shape} the model gives {_shape_of(y)}, the data needs "
+                            f"(N, {outputs}) ({outputs} {what})")
+    if training:
+        _trainable(module, name, y if what == "classes" else None)
     return module
+
+
+
+def _shape_of(y):
+    return tuple(y.shape) if hasattr(y, "shape") else type(y).__name__
+
+
+def _trainable(module, name: str, logits=None) -> None:
+    """Refuse a module with nothing the optimizer would train, or weights no run would save;
+    warn where a classifier's outputs ``logits`` are probabilities."""
+    import torch
+
+    from neuralab.models.summary import unregistered
+
+    hidden = unregistered(module)
+    if hidden:
+        where = ", ".join(f"{n} (use {use})" for n, use in hidden)
+        raise NeuralabError(f"{name}: keeps weights where PyTorch does not register them: {where}; no parameters() "
+                            "holds them, so they would be neither trained nor saved")
+    params = list(module.parameters())
+    if not any(p.requires_grad for p in params):
+        why = "every parameter has requires_grad=False" if params else "it holds no nn.Parameter"
+        raise NeuralabError(f"{name}: has nothing to train ({why}); leave some of its layers trainable")
+    if logits is not None and logits.shape[1] > 1 and torch.isfinite(logits).all() and logits.min() >= 0 \
+            and torch.allclose(logits.sum(1), torch.ones_like(logits[:, 0]), atol=1e-4):
+        # cross-entropy on the softmax of a softmax: small gradients, slow learning, and predict's
+        # probabilities squashed towards 1 / classes; a log_softmax trains as the logits would
+        warnings.warn(f"{name}: its outputs are probabilities (each row sums to 1: a final softmax); neuralab reads "
+                      "a model's outputs as logits and applies the softmax itself, in the loss and in predict, so "
+                      "it would train slowly and predict flattened probabilities; leave the softmax out of forward "
+                      "(a final log_softmax is fine)")
 
 
 def output_shape(spec: dict) -> list:
@@ -697,7 +779,16 @@ def compile_settings(config: dict | None, logits: bool = True) -> dict:
             out["momentum"] = float(f"{c['momentum']:.7g}")
         if isinstance(c.get("weight_decay"), (int, float)) and c["weight_decay"]:
             out["weight_decay"] = float(f"{c['weight_decay']:.7g}")
-    key = loss_name((config or {}).get("loss"))[0]
+        if isinstance(c.get("global_clipnorm"), (int, float)) and c["global_clipnorm"] > 0:
+            out["grad_clip"] = float(f"{c['global_clipnorm']:.7g}")  # the norm over every gradient: clip_grad_norm_'s
+        _warn_not_kept(f"compile(optimizer={str(opt.get('class_name'))[:40]}(...))", c, _KERAS_OPTIMIZER_DEFAULTS,
+                       f"neuralab trains with PyTorch's {out['optimizer']} at its defaults for them "
+                       "(global_clipnorm alone is kept, as grad_clip)")
+    loss = (config or {}).get("loss")
+    if isinstance(loss, dict) and isinstance(loss.get("config"), dict):
+        _warn_not_kept(f"compile(loss={str(loss.get('class_name'))[:40]}(...))", loss["config"], _KERAS_LOSS_DEFAULTS,
+                       "neuralab's loss is the plain one, averaged over the batch")
+    key = loss_name(loss)[0]
     if key is not None:
         if key not in KERAS_LOSSES:
             known = ", ".join(sorted(set(KERAS_LOSSES.values())))
@@ -705,6 +796,27 @@ def compile_settings(config: dict | None, logits: bool = True) -> dict:
         ours = KERAS_LOSSES[key]
         out["loss"] = "cross_entropy" if logits and "crossentropy" in ours.replace("_", "") else ours
     return out
+
+
+# Keras's defaults of the compile() settings neuralab's trainer has no field for: one set
+# otherwise would be dropped without a word (a warning says so instead)
+_KERAS_OPTIMIZER_DEFAULTS = {"nesterov": False, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False,
+                             "rho": 0.9, "centered": False, "clipnorm": None, "clipvalue": None, "use_ema": False,
+                             "gradient_accumulation_steps": None}
+_KERAS_LOSS_DEFAULTS = {"label_smoothing": 0.0, "ignore_class": None, "reduction": "sum_over_batch_size", "axis": -1}
+
+
+def _warn_not_kept(call: str, config: dict, defaults: dict, instead: str) -> None:
+    """One warning naming the settings of ``config`` that differ from Keras's ``defaults``, and
+    what neuralab does ``instead``."""
+    def differs(value, default) -> bool:
+        if isinstance(value, (int, float)) and isinstance(default, (int, float)) and not isinstance(value, bool):
+            return not math.isclose(value, default, rel_tol=1e-6)  # Keras stores its numbers in float32
+        return value != default
+
+    given = [f"{k}={config[k]!r}" for k in defaults if k in config and differs(config[k], defaults[k])]
+    if given:
+        warnings.warn(f"{call}: {', '.join(given)[:200]}: not kept; {instead}")
 
 
 def _scheduled(optimizer, schedule: dict):
