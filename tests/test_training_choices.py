@@ -87,6 +87,32 @@ def test_adamw_is_pytorchs_adamw_and_the_test_scores_are_evaluates(tiny_fashion,
     assert again["test_loss"] == pytest.approx(ours.test["loss"], rel=1e-4)
 
 
+@pytest.mark.parametrize("optimizer, keras_optimizer", [("sgd", "SGD"), ("rmsprop", "RMSprop")])
+def test_sgd_and_rmsprop_decay_weights_as_keras_does(optimizer, keras_optimizer):
+    """weight_decay is decoupled for every optimizer, as AdamW and Keras 3 apply it: SGD and
+    RMSprop with momentum and decay take Keras's steps on the same weights and gradients, where
+    PyTorch's own weight_decay (an L2 term in the gradient, which momentum and RMSprop's scaling
+    change) would not."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
+    from neuralab.training.compile import make_optimizer
+
+    start = torch.linspace(-2, 3, 12, dtype=torch.float64).reshape(3, 4).float()
+    weight = torch.nn.Parameter(start.clone())
+    theirs = keras.Variable(start.numpy())
+    ours = make_optimizer([weight], TrainConfig(optimizer=optimizer, lr=0.05, momentum=0.9, weight_decay=0.1),
+                          torch.device("cpu"))
+    keras_opt = getattr(keras.optimizers, keras_optimizer)(learning_rate=0.05, momentum=0.9, weight_decay=0.1)
+    for step in range(6):
+        grad = torch.sin(weight.detach() * (step + 1))  # a gradient that moves with the weights
+        weight.grad = grad.clone()
+        ours.step()
+        keras_opt.apply_gradients([(keras.ops.convert_to_tensor(grad.numpy()), theirs)])
+        assert torch.allclose(weight.detach(), torch.as_tensor(keras.ops.convert_to_numpy(theirs)), atol=1e-5), step
+    assert not torch.allclose(weight.detach(), start, atol=1e-2)  # it moved
+
 @pytest.mark.parametrize("kind, options", [
     ("Adam", {}), ("Adam", {"weight_decay": 0.01, "maximize": True, "betas": (0.8, 0.99)}),
     ("AdamW", {"weight_decay": 0.05}), ("Adam", {"amsgrad": True})])

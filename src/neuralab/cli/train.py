@@ -30,7 +30,7 @@ def _budget(p) -> None:
     p.add_argument("--epochs", type=positive_int, help=f"default {d.epochs}")
     p.add_argument("--batch-size", type=positive_int, help=f"default {d.batch_size}")
     p.add_argument("--lr", type=positive_float, help=f"peak learning rate (default {d.lr})")
-    p.add_argument("--weight-decay", type=float, help=f"decoupled, AdamW (default {d.weight_decay})")
+    p.add_argument("--weight-decay", type=float, help=f"decoupled, as AdamW and Keras apply it, for every optimizer (default {d.weight_decay})")
     p.add_argument("--grad-clip", type=non_negative_float,
                    help=f"clip the gradients' global norm to this, 0 = off (default {d.grad_clip:g})")
     p.add_argument("--schedule", choices=SCHEDULES, help=f"default {d.schedule}")

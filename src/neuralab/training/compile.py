@@ -113,6 +113,34 @@ class AdamW(_WithoutDynamo, torch.optim.AdamW):
     pass
 
 
+class _DecoupledDecay:
+    """Weight decay as AdamW and every Keras 3 optimizer apply it: each weight shrinks by
+    lr * decay before the step, apart from the gradient. PyTorch's SGD and RMSprop add decay * w
+    to the gradient instead, which momentum accumulates and RMSprop divides by the gradients'
+    scale, so that `weight_decay` would mean another thing for them than for adam."""
+
+    def __init__(self, params, weight_decay: float = 0.0, **options):
+        super().__init__(params, **options)
+        self.decoupled_decay = weight_decay
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if self.decoupled_decay:
+            for group in self.param_groups:
+                params = [p for p in group["params"] if p.grad is not None]
+                if params:
+                    torch._foreach_mul_(params, 1 - group["lr"] * self.decoupled_decay)
+        return super().step(closure)
+
+
+class SGD(_DecoupledDecay, torch.optim.SGD):
+    pass
+
+
+class RMSprop(_DecoupledDecay, torch.optim.RMSprop):
+    pass
+
+
 def make_optimizer(params, config: TrainConfig, device: torch.device,
                    given: OptimizerFactory | None = None) -> torch.optim.Optimizer:
     """The optimizer ``config`` names, or the one ``given`` makes, over ``params``. Its
@@ -132,10 +160,10 @@ def make_optimizer(params, config: TrainConfig, device: torch.device,
     if name == "adamw":
         return AdamW(params, lr=lr, weight_decay=decay, **fused)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=decay, **fused)
+        return SGD(params, lr=lr, momentum=config.momentum, weight_decay=decay, **fused)
     # Keras's RMSprop defaults (rho 0.9, epsilon 1e-7), not PyTorch's (0.99, 1e-8): a Keras
     # model compiled with "rmsprop" then trains the same way here.
-    return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7, momentum=config.momentum, weight_decay=decay)
+    return RMSprop(params, lr=lr, alpha=0.9, eps=1e-7, momentum=config.momentum, weight_decay=decay)
 
 
 # --- losses: one value per sample (the trainer sums and averages them) ----------------------

@@ -63,7 +63,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128          # the global batch: split across processes under torchrun
     lr: float = 3e-3               # peak learning rate of the schedule
-    weight_decay: float = 0.0      # adam, adamw: decoupled (AdamW); sgd, rmsprop: L2 added to the gradient
+    weight_decay: float = 0.0      # decoupled for every optimizer, as AdamW and Keras 3 apply it
     schedule: str = "onecycle"     # onecycle reaches good accuracy in few epochs (Smith, 2018)
     warmup: float = 0.2            # fraction of all steps spent warming up (onecycle)
     seed: int = 0

@@ -782,8 +782,8 @@ def compile_settings(config: dict | None, logits: bool = True) -> dict:
         if isinstance(c.get("global_clipnorm"), (int, float)) and c["global_clipnorm"] > 0:
             out["grad_clip"] = float(f"{c['global_clipnorm']:.7g}")  # the norm over every gradient: clip_grad_norm_'s
         _warn_not_kept(f"compile(optimizer={str(opt.get('class_name'))[:40]}(...))", c, _KERAS_OPTIMIZER_DEFAULTS,
-                       f"neuralab trains with PyTorch's {out['optimizer']} at its defaults for them "
-                       "(global_clipnorm alone is kept, as grad_clip)")
+                       f"neuralab's {out['optimizer']} keeps its own values of them (global_clipnorm alone is "
+                       "kept, as grad_clip)")
     loss = (config or {}).get("loss")
     if isinstance(loss, dict) and isinstance(loss.get("config"), dict):
         _warn_not_kept(f"compile(loss={str(loss.get('class_name'))[:40]}(...))", loss["config"], _KERAS_LOSS_DEFAULTS,
