@@ -261,7 +261,7 @@ def _sequential(source: str, body: dict, config: dict, raw: list[dict]):
                  or build.get("input_shape"))
         if shape is None:
             raise NeuralabError(f"{source}: the model has no input shape; give it one (keras.Input(shape=...) "
-                                "as its first layer) and save it again")
+                                "as its first layer, or input_shape= on the first layer)")
         first, input_name, input_cfg = {}, "input_layer", {"batch_shape": shape}
     if not isinstance(input_name, str):
         raise NeuralabError(f"{source}: layer names must be distinct strings, got {input_name!r}")
