@@ -8,6 +8,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -176,3 +177,32 @@ def test_numpy_numbers_in_the_configs_are_taken_as_pythons_as_in_trainconfig():
     assert (type(config.windows.lookback), type(config.backtest_folds), type(config.season)) == (int, int, int)
     with pytest.raises(ParameterError, match="season"):
         replace(config, season="7").check()
+
+
+def test_a_test_span_past_the_training_range_gets_advice_naming_flags_on_the_command_line(tmp_path, capsys):
+    """A rising series whose test span lies above every level trained on: the verdict's advice
+    says so and offers to model the changes, naming --target-transform on the command line and
+    `transform` in Python; the advice about lookback names --lookback too."""
+    t = np.arange(300)
+    visits = 100 + 0.5 * t + 3 * np.sin(t * 0.9) + np.random.default_rng(0).normal(0, 0.5, t.size)
+    data = tmp_path / "visits.csv"
+    pd.DataFrame({"day": pd.date_range("2022-01-01", periods=t.size).strftime("%Y-%m-%d"),
+                  "visits": visits}).to_csv(data, index=False)
+    assert main(["forecast", "--data", str(data), "--target", "visits", "--recipe", "plain", "--target-transform",
+                 "none", "--lookback", "10", "--model", "rnn", "--hidden", "4", "--epochs", "1",
+                 "--backtest-folds", "1", "--threads", "1", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    advice = next(line for line in out.splitlines() if "outside the range of the training span" in line)
+    assert "(--target-transform log-return for prices, diff otherwise)" in advice and "`" not in advice
+    assert "related measurements as --features" in advice and "--lookback" in advice
+    head = json.loads((tmp_path / "run" / "results.json").read_text())["headline"]
+    assert head["test_outside_training_range"] > 0.1 and "`transform` log-return" in head["advice"]
+
+    plain = config(data, target="visits", windows=WindowConfig(lookback=10, transform="none"),
+                   model=ModelConfig("rnn", hidden=[4], recipe="plain"))
+    run_forecast(plain, out=tmp_path / "python", verbose=True)
+    assert "model the changes instead (transform log-return for prices, diff otherwise)" in capsys.readouterr().out
+    # the residual recipe forecasts from each window's last value: no advice about the range
+    residual = run_forecast(replace(plain, model=ModelConfig("rnn", hidden=[4])), out=tmp_path / "residual",
+                            verbose=False)
+    assert "outside the range" not in residual.headline["advice"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from contextvars import ContextVar
 from typing import Callable
 
 _MARKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
@@ -18,6 +19,16 @@ _MARKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
 
 def _plain(parameter: str) -> str:
     return parameter
+
+
+# How what the library prints as it goes (advice, not only errors) names a parameter: by its
+# Python name, unless an interface sets its own, as the command line does while a command runs
+NAMING: ContextVar[Callable[[str], str]] = ContextVar("naming", default=_plain)
+
+
+def named(text: str) -> str:
+    """``text`` with each marked parameter ("`lookback`") named as the running interface names it."""
+    return _MARKED.sub(lambda m: NAMING.get()(m[1]), text)
 
 
 class NeuralabError(ValueError):

@@ -23,7 +23,7 @@ from typing import Callable
 
 from neuralab import __version__
 from neuralab.cli._args import flag_for
-from neuralab.errors import NeuralabError, NotAClassifier
+from neuralab.errors import NAMING, NeuralabError, NotAClassifier, named
 
 
 class Parser(argparse.ArgumentParser):
@@ -145,7 +145,7 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     """neuralab's own warnings in one line, as its errors are; Python's form (file, line and the
     source line under it) for other libraries'."""
     if Path(filename).resolve().is_relative_to(PACKAGE):
-        return f"neuralab: warning: {message}\n"
+        return f"neuralab: warning: {named(str(message))}\n"
     return _python_warning(message, category, filename, lineno, line)
 
 
@@ -198,17 +198,19 @@ def main(argv: list[str] | None = None) -> int:
     previous = None
     if threading.current_thread() is threading.main_thread():  # where Python lets a handler be set
         previous = signal.signal(signal.SIGTERM, terminated)
+    naming = NAMING.set(namer(args._parsers))  # the library's printed advice names flags, as errors do
     try:
         return args.func(args) or 0
     except NeuralabError as e:
         how = "; train it with `neuralab forecast --model`" if isinstance(e, NotAClassifier) else ""
-        print(f"neuralab: error: {e.render(namer(args._parsers))}{how}", file=sys.stderr)
+        print(f"neuralab: error: {e.render(NAMING.get())}{how}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         if not _other_rank():
             print(f"neuralab: {str(e) or 'interrupted'}", file=sys.stderr)
         return 128 + (received[0] if received else signal.SIGINT)  # the shell's status for that signal
     finally:
+        NAMING.reset(naming)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         torch = sys.modules.get("torch")

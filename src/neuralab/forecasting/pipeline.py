@@ -26,7 +26,7 @@ import torch
 from neuralab import runs
 from neuralab.data.series import BUILTIN, Series, find_column, load_series_list, parse_where, read_table, report_dict
 from neuralab.data.sources import sha256
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, named
 from neuralab.files import atomic_write, nulled, read_json
 from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
@@ -392,9 +392,9 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
     head = results["headline"]
     if verbose:
         print(verdict_table(results["test"], results["backtest_summary"], network.name, head["metric"]))
-        print(head["sentence"])
+        print(named(head["sentence"]))
         if head.get("advice"):
-            print(head["advice"])
+            print(named(head["advice"]))
         if intervals is not None:
             print("intervals: " + ", ".join(f"{k}% covered {100 * v['coverage']:.1f}% of the test targets"
                                             for k, v in results["intervals"]["coverage"].items()))
@@ -443,6 +443,12 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
     if head["outcome"] != "constant" and config.windows.transform == "none":
         outside = outside_training_range(prepared[0])
         head["test_outside_training_range"] = outside
+        # levels past any the plain network was trained on, which its scaled outputs cannot reach
+        # (the residual recipe forecasts from each window's last value, wherever that lies)
+        if outside > 0.1 and config.model.recipe == "plain":
+            head["advice"] = (f"{100 * outside:.0f}% of the test values lie outside the range of the training "
+                              "span, where a network trained on the levels has never been: model the changes "
+                              "instead (`transform` log-return for prices, diff otherwise). " + head["advice"]).strip()
     if network.kept_start:
         # Say which forecast the network's figures are: its linear start, chosen on the validation span.
         head["network_forecast"] = f"its linear start ({network.start_})"
