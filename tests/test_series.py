@@ -263,8 +263,7 @@ def test_utc_offsets_that_change_with_summer_time_are_read_as_one_utc_time_line(
 
 
 @pytest.mark.parametrize("cell, why", [
-    ('"10,006.72"', "thousands separators"), ("-", "a mark for a missing value"), ("12.3%", "a percent sign"),
-    ("$10.00", "a currency sign")])
+    ("-", "a mark for a missing value"), ("12.3%", "a percent sign"), ("$10.00", "a currency sign")])
 def test_a_file_without_numbers_says_which_cell_is_not_one_and_why(tmp_path, cell, why):
     rows = [f"2021-01-{d:02d},{cell if d == 1 else ''}" for d in range(1, 5)]
     path = write(tmp_path, "date,price\n" + "\n".join(rows) + "\n")

@@ -158,6 +158,7 @@ class CsvShape:
     decimal: str
     bytes_on_disk: int
     encoding: str = "utf-8"   # of the text, after decompression
+    trailing: bool = False    # every row ends with a separator the header does not: an empty last field
 
     def estimate(self, used: int | None = None) -> int:
         """Bytes a forecasting run needs for this file, ``used`` columns of it read."""
@@ -212,6 +213,7 @@ SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"), (b"\xff\
               (b"PK\x03\x04", "an Excel workbook (.xlsx) or another zip archive"))
 DECIMAL_CELL = re.compile(rb"(?:^|[;\t|])[ \"]*-?\d+[.,]\d+[ \"]*(?=[;\t|\r\n]|$)", re.M)
 DECIMAL_POINT = re.compile(rb"(?:^|[;\t|])[ \"]*-?\d+\.\d+[ \"]*(?=[;\t|\r\n]|$)", re.M)
+TRAILING = "_trailing"  # the name of the empty field after a row's last separator
 SAMPLE, BLOCK = 1 << 16, 1 << 24  # bytes: the head that the encoding and separator are judged on; a read's size
 
 
@@ -322,8 +324,9 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
         rows += 1  # a last line without its newline
     if not lines:
         return CsvShape(0, [], sep or ",", ".", size, encoding)
-    header = next(csv.reader([lines[0]], delimiter=sep))
-    return CsvShape(max(0, rows - 1), [h.strip() for h in header], sep, decimal or ".", size, encoding)
+    header, *rows_read = csv.reader(lines, delimiter=sep)
+    trailing = bool(rows_read) and all(len(r) == len(header) + 1 and r[-1] == "" for r in rows_read)
+    return CsvShape(max(0, rows - 1), [h.strip() for h in header], sep, decimal or ".", size, encoding, trailing)
 
 
 def _decimal(sample: bytes) -> str | None:
@@ -340,11 +343,12 @@ def _decimal(sample: bytes) -> str | None:
 
 def read_table(source: str | os.PathLike | pd.DataFrame, sep: str | None = None,
                columns: list[str] | None = None, shape: CsvShape | None = None,
-               nrows: int | None = None) -> tuple[pd.DataFrame, str, int]:
+               nrows: int | None = None, as_text: list[str] | None = None) -> tuple[pd.DataFrame, str, int]:
     """The raw table, a display name and the offset from row position to file line.
     A DataFrame's DatetimeIndex becomes its first column (named ``date`` if unnamed); its
     column names are read as text (0 and "0" name the same column).
-    ``columns`` reads only those (a large file's other columns never take memory)."""
+    ``columns`` reads only those (a large file's other columns never take memory); ``as_text``
+    columns of a file are kept as written, for ``read_numbers`` to read 1.234,56 as people do."""
     if isinstance(source, pd.DataFrame):
         if isinstance(source.index, pd.DatetimeIndex):
             source = source.rename_axis(source.index.name or "date").reset_index()
@@ -358,9 +362,15 @@ def read_table(source: str | os.PathLike | pd.DataFrame, sep: str | None = None,
     path = Path(source)
     _refuse_missing(path, text)
     shape = shape or sniff_csv(path, sep)
+    options = dict(sep=shape.separator, decimal=shape.decimal, skipinitialspace=True, encoding=shape.encoding,
+                   nrows=nrows, dtype=dict.fromkeys(as_text or [], str))
     try:
-        return pd.read_csv(path, sep=shape.separator, decimal=shape.decimal, usecols=columns, nrows=nrows,
-                           skipinitialspace=True, encoding=shape.encoding), path.name, 2  # line 1 is the header
+        if not shape.trailing:
+            return pd.read_csv(path, usecols=columns, **options), path.name, 2  # line 1 is the header
+        # A separator ends every row but not the header: the empty last field gets a name, and is checked
+        names = [*pd.read_csv(path, **{**options, "nrows": 0}).columns, TRAILING]
+        options["dtype"] = {**options["dtype"], TRAILING: str}
+        table = pd.read_csv(path, header=0, names=names, usecols=[*(columns or names[:-1]), TRAILING], **options)
     except pd.errors.EmptyDataError:
         raise NeuralabError(f"{path}: the file is empty; give a CSV with a header and rows") from None
     except UnicodeDecodeError as e:  # the encoding was judged on the first 64 KB: the rest says otherwise
@@ -373,6 +383,13 @@ def read_table(source: str | os.PathLike | pd.DataFrame, sep: str | None = None,
         raise NeuralabError(f"{path}: not a readable CSV ({first}); it was read as "
                             f"{SEPARATORS.get(shape.separator, shape.separator)}-separated: give `sep` if that is "
                             "wrong") from None
+    filled = table[TRAILING].notna().to_numpy()
+    if filled.any():
+        at = int(np.flatnonzero(filled)[0])
+        raise NeuralabError(f"{path}: line {at + 2} has a value after its last column ({table[TRAILING].iloc[at]!r}), "
+                            "where the other rows end with an empty field; name that column in the header or "
+                            "remove the value")
+    return table.drop(columns=TRAILING), path.name, 2
 
 
 def _undecodable(path: Path, encoding: str) -> str:
@@ -475,6 +492,7 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
         if len(sample) == 0:
             raise NeuralabError(f"{name}: a header ({', '.join(map(str, sample.columns[:20]))}) and no data rows; "
                                 "give a CSV with rows under its header")
+        _refuse_headless(sample, name)
         wanted = _choose_columns(sample, name, target, features, date_column, date_format, series_column,
                                  where_column)
         date, value, inputs, group, filtered = wanted
@@ -487,7 +505,11 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
             raise NeuralabError(f"{name}: {shape.rows:,} rows would need about {estimate / 2**30:.1f} GiB of memory "
                                 f"and {free / 2**30:.1f} GiB is available; use a shorter stretch of the file (or "
                                 f"fewer columns), or a machine with more memory")
-    table, name, line0 = read_table(source, sep, columns, shape)
+    # Value columns are read as written (1.234,56), except where commas separate the columns: there a
+    # comma in a number is quoted, so pandas leaves its column as text anyway, and a point is a decimal point
+    values = [c for c in [value, *inputs] if c not in (date, group, filtered)] \
+        if columns and shape.separator != "," else None
+    table, name, line0 = read_table(source, sep, columns, shape, as_text=values)
     if len(table) == 0:
         raise NeuralabError(f"{name}: no data rows")
     if date_column is None and isinstance(source, pd.DataFrame) and isinstance(source.index, pd.DatetimeIndex):
@@ -511,8 +533,9 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
         if len(groups) > 1000:
             raise ParameterError("series_column", series_column,
                                  f"{len(groups):,} different values; a series column names a few series")
+    decimal = shape.decimal if shape is not None else "."
     many = [_clean(part, label, target, features, date_column, date_format, missing, duplicates, gaps, calendar,
-                   single=series_column is None and suggest_series) for label, part in groups]
+                   single=series_column is None and suggest_series, decimal=decimal) for label, part in groups]
     if series_column is not None:
         for series in many:
             series.where = f"{name}, {series_column} = {series.name!r}"
@@ -520,6 +543,17 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
         for series in many:
             series.report.read_as = shape.how
     return many
+
+
+def _refuse_headless(sample: pd.DataFrame, name: str) -> None:
+    """A file whose first line is data (2023-01-01,1002.51), not column names, would lose that row
+    and be known by names such as '1002.51'."""
+    header = pd.Series([re.sub(r"\.\d+$", "", str(c)) for c in sample.columns], dtype="string")  # 1.0.1: a repeat
+    numbers = pd.to_numeric(header, errors="coerce").notna()
+    dates = header.str.fullmatch(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?")
+    if len(header) > 1 and bool((numbers | dates).all()) and numbers.any():
+        raise NeuralabError(f"{name}: its first line ({', '.join(map(str, sample.columns[:5]))}) holds values, not "
+                            "column names; add a header line that names the columns, e.g. date,value")
 
 
 def parse_where(where: str | None) -> tuple[str | None, str | None]:
@@ -558,13 +592,13 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
 
 
 def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], date_column: str, date_format,
-           missing: str, duplicates: str, gaps: str, calendar, single: bool = True) -> Series:
+           missing: str, duplicates: str, gaps: str, calendar, single: bool = True, decimal: str = ".") -> Series:
     report = SeriesReport(duplicate_policy=duplicates, missing_policy=missing)
     times, report.dates = _parse_dates(table[date_column], table["_line"], name, date_column, date_format)
     frame = pd.DataFrame({"_time": times.to_numpy(), "_line": table["_line"].to_numpy()})
     for column in [target, *features]:
         parameter = "target" if column == target else "features"
-        frame[column] = _numeric(table[column], table["_line"], name, column, parameter).to_numpy()
+        frame[column] = _numeric(table[column], table["_line"], name, column, parameter, decimal).to_numpy()
     order = np.argsort(frame["_time"].to_numpy(), kind="stable")
     report.unsorted = int((order != np.arange(len(order))).sum())
     frame = frame.iloc[order].reset_index(drop=True)
@@ -631,8 +665,8 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
                 (low in DATE_NAMES or "time" in low or "date" in low or "epoch" in low) and _epoch_unit(values):
             parsed[str(column)] = 1.0  # whole epoch seconds under a date's name: a date, unlike a `day` of 1..31
             continue
-        if values.empty or pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            continue
+        if values.empty or _holds_numbers(values) or pd.api.types.is_bool_dtype(values):
+            continue  # 1.002,51 would parse as a date
         text = values.astype("string").str.strip()
         ok = float(_to_datetime(text, format=date_format)[0].notna().mean())  # quiet: no dates warn element-wise
         looks = text.str.fullmatch(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?").mean()
@@ -651,9 +685,11 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
 
 
 def _default_target(table: pd.DataFrame, skip: set, name: str) -> str:
-    """The only numeric column, or the closing price in price data; else a clear error."""
-    numeric = [str(c) for c in table.columns if c not in skip and pd.api.types.is_numeric_dtype(table[c])
-               and not pd.api.types.is_bool_dtype(table[c])]
+    """The only numeric column, or the closing price in price data; else a clear error. Columns
+    that hold nothing (after a separator that ends the header) and the row numbers that pandas'
+    ``to_csv`` writes as an unnamed first column are no candidates."""
+    numeric = [str(c) for c in table.columns if c not in skip and _holds_numbers(table[c])
+               and not _row_numbers(c, table[c])]
     if len(numeric) == 1:
         return numeric[0]
     lowered = {c.strip().lower(): c for c in numeric}
@@ -676,6 +712,21 @@ def _default_target(table: pd.DataFrame, skip: set, name: str) -> str:
                            f"{_why_not_a_number(text.iloc[at])}")
     why = f"; {reasons[0]}" if reasons else ""
     raise NeuralabError(f"{name}: no column holds numbers to forecast{why}; fix the file")
+
+
+def _holds_numbers(column: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(column) or column.isna().all():
+        return False
+    if pd.api.types.is_numeric_dtype(column):
+        return True
+    values, text, _ = read_numbers(column)  # 1.234,56 or 1,234.56: numbers as a person wrote them
+    return not (values.isna() & text.notna() & (text != "")).any()
+
+
+def _row_numbers(name, column: pd.Series) -> bool:
+    """Whether ``column`` is the 0, 1, 2, ... that pandas' ``to_csv`` writes as "Unnamed: 0"."""
+    return bool(re.fullmatch(r"Unnamed: \d+", str(name))) and pd.api.types.is_integer_dtype(column) and \
+        bool((column.to_numpy() == np.arange(len(column))).all())
 
 
 def _why_not_a_number(cell: str) -> str:
@@ -832,10 +883,22 @@ def _join(*notes: str) -> str:
 LARGEST = 1e150
 
 
-def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str, parameter: str) -> pd.Series:
-    """``column`` as float64; ``parameter`` (target, features) is what chose it."""
-    values = pd.to_numeric(column, errors="coerce")
-    bad = values.isna() & column.notna() & (column.astype("string").str.strip() != "")
+def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str, parameter: str,
+             decimal: str = ".") -> pd.Series:
+    """``column`` as float64; ``parameter`` (target, features) is what chose it; ``decimal`` is
+    the file's decimal mark, for numbers written as text (``read_numbers``)."""
+    if pd.api.types.is_numeric_dtype(column):
+        values, text = pd.to_numeric(column, errors="coerce"), column.astype("string")
+    else:
+        values, text, ambiguous = read_numbers(column, decimal)
+        if ambiguous >= 0:
+            cell = text.iloc[ambiguous]
+            mark = "a decimal point" if "." in cell else "a decimal comma"
+            raise NeuralabError(f"{name}: line {lines.iloc[ambiguous]}: {cell!r} in column {label!r} reads as "
+                                f"{float(re.sub('[.,]', '', cell)):g} (a thousands separator) or as "
+                                f"{float(cell.replace(',', '.')):g} ({mark}), and no number in the column tells "
+                                "which; write the numbers without thousands separators")
+    bad = values.isna() & text.notna() & (text.str.strip() != "")
     if bad.any():
         at = int(np.flatnonzero(bad.to_numpy())[0])
         if values.isna().all() and not _why_not_a_number(column.iloc[at]):  # words (a category such as 'sun')
@@ -852,6 +915,65 @@ def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str, paramet
                             f"number of usable size (|value| up to {LARGEST:.0e}; {int(huge.sum())} such cells); fix "
                             "the file or leave the cell empty to mark it missing")
     return values
+
+
+# A number whose decimal mark is "," (thousands ".", "'" or a space) or "." (thousands ","): 1.234,5 / 1,234.5
+WRITTEN = {",": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([.' ])\d{3})(?:\1\d{3})*|\d*)(?:,\d+)?"),
+           ".": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([,' ])\d{3})(?:\1\d{3})*|\d*)(?:\.\d+)?")}
+ONE_GROUP = r"[-+]?[1-9]\d{0,2}[.,]\d{3}"  # 1.234: a thousand and more, or one and a bit
+
+
+def read_numbers(column: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.Series, int]:
+    """Numbers written as text, as people write them: (float values, NaN where a cell is no number;
+    the stripped text; the position of the first cell whose
+    decimal mark the column does not settle, or -1).
+
+    The column settles the marks when all its numbers read one way only: 1.234,56 or 0,5 or
+    12,5 have a decimal comma, 1,234.56 or 999.87 a decimal point, 1.234.567 groups thousands.
+    Where each cell fits both (1.002 and 999: 1002 or 1.002?), ``decimal``, the file's decimal
+    mark, settles it only when the file has decimal commas (its points then group thousands) or
+    when every number is written with that mark (as a logger writes 12.345 with three decimals);
+    otherwise the first such cell is returned as ambiguous, never guessed."""
+    text = column.astype("string").str.strip()
+    cells = text[text.notna() & (text != "")]
+    mark = _decimal_mark(cells.iloc[:SETTLE], decimal)
+    if mark not in (",", "."):  # the first rows do not settle it: the whole column may
+        mark = _decimal_mark(cells, decimal)
+    if mark in ("", None):  # 12, 1e5, or no numbers at all (the caller says which cell and why)
+        return pd.to_numeric(text, errors="coerce"), text, -1
+    if not isinstance(mark, str):
+        return pd.to_numeric(text, errors="coerce"), text, int(text.index.get_indexer([mark])[0])
+    grouping = r"[.' ]" if mark == "," else r"[,' ]"
+    normal = text
+    grouped = text.str.contains(grouping, regex=True).fillna(False)
+    if grouped.any():  # only whole groups of three are grouping: 1.2345,6 is no number
+        normal = text.mask(grouped & ~text.str.fullmatch(WRITTEN[mark]).fillna(False)).str.replace(grouping, "",
+                                                                                                   regex=True)
+    if mark == ",":
+        normal = normal.str.replace(",", ".", regex=False)
+    return pd.to_numeric(normal, errors="coerce"), text, -1
+
+
+SETTLE = 10_000  # cells that usually settle a column's decimal mark; only a column they do not is read whole
+
+
+def _decimal_mark(cells: pd.Series, decimal: str):
+    """"," or "." where ``cells`` settle the decimal mark (``read_numbers``), "" where no cell has a
+    mark, None where they do not read as numbers either way, else the label of an ambiguous cell."""
+    marked = cells.str.contains(r"\d[.,' ]\d", regex=True)
+    if not marked.any():
+        return ""
+    fits = {mark: bool(cells.str.fullmatch(pattern).all()) for mark, pattern in WRITTEN.items()}
+    if fits[","] != fits["."]:
+        return "," if fits[","] else "."
+    if not fits[","]:
+        return None
+    marks = set(cells[marked].str.extract(r"([.,])", expand=False).dropna())  # each marked cell: 1.002 or 5,678
+    if marks == {"."} and decimal == ",":
+        return ","
+    if marks == {decimal} and marked.all():
+        return decimal
+    return cells[marked].index[0]
 
 
 def _resolve_duplicates(frame: pd.DataFrame, policy: str, report: SeriesReport, name: str,

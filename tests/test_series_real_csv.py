@@ -1,0 +1,93 @@
+"""A researcher's own CSV series, as spreadsheets and pandas write them: thousands separators,
+a separator at the end of every row, no header line, pandas' row numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuralab.cli import main
+from neuralab.data.series import load_series
+from neuralab.errors import NeuralabError
+from neuralab.training.device import cpu_threads
+
+DAYS = pd.date_range("2023-01-01", periods=120)
+SALES = np.round(1000 + np.cumsum(np.random.default_rng(0).normal(0, 20, 120)), 2)  # about 1,000: some above
+
+
+def german(x: float) -> str:
+    """1002.51 as German Excel writes it with its thousands separator: 1.002,51."""
+    return f"{x:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+
+
+def write(tmp_path, name: str, lines: list[str]) -> str:
+    path = tmp_path / name
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8"))
+    return str(path)
+
+
+@pytest.mark.parametrize("header, row", [
+    ("Datum;Umsatz", lambda d, x: f"{d:%d.%m.%Y};{german(x)}"),             # Excel, German locale
+    ("Date,Sales", lambda d, x: f'{d:%m/%d/%Y},"{x:,.2f}"'),                 # Excel, US locale
+    ("date,value", lambda d, x: f'{d:%Y-%m-%d},"{x:.2f}"'.replace(".", ",")),  # Google Sheets, European locale
+    ("date;value", lambda d, x: f"{d:%Y-%m-%d};{x:,.2f}"),                   # US thousands in a semicolon file
+])
+def test_numbers_with_thousands_separators_or_quoted_decimal_commas_read_as_written(tmp_path, header, row):
+    path = write(tmp_path, "sales.csv", [header] + [row(d, x) for d, x in zip(DAYS, SALES)])
+    series = load_series(path)
+    assert series.target == header.replace(";", ",").split(",")[1]
+    assert np.array_equal(series.values[:, 0], SALES) and series.times.equals(DAYS)
+
+
+def test_a_column_that_does_not_settle_thousands_or_decimals_is_refused_not_misread(tmp_path):
+    visitors = [int(x) for x in SALES]  # 999, 1.002, 1.012: 1002 visitors, or one and a bit?
+    lines = ["Datum;Besucher"] + [f"{d:%d.%m.%Y};{v:,}".replace(",", ".") for d, v in zip(DAYS, visitors)]
+    with pytest.raises(NeuralabError) as e:
+        load_series(write(tmp_path, "visits.csv", lines))
+    at = next(i for i, v in enumerate(visitors) if v >= 1000)
+    assert str(e.value).startswith(f"visits.csv: line {at + 2}: '{visitors[at]:,}'".replace(",", "."))
+    assert "column 'Besucher'" in str(e.value) and "without thousands separators" in str(e.value)
+
+
+def test_a_separator_ending_every_row_is_no_column_and_a_value_after_it_is_refused(tmp_path):
+    rows = [f"{d:%Y-%m-%d},{x:.2f}," for d, x in zip(DAYS, SALES)]
+    for header in ("date,value,", "date,value"):  # the header with or without its own trailing comma
+        series = load_series(write(tmp_path, "trailing.csv", [header] + rows))
+        assert series.target == "value" and np.array_equal(series.values[:, 0], SALES)
+    semicolons = [r.replace(",", ";").replace(".", ",") for r in rows]
+    series = load_series(write(tmp_path, "excel.csv", ["date;value;"] + semicolons))
+    assert np.array_equal(series.values[:, 0], SALES)
+    rows[60] += "7"  # one row has a value after its last column: nothing is dropped silently
+    with pytest.raises(NeuralabError, match=r"trailing.csv: line 62 has a value after its last column \('7'\)"):
+        load_series(write(tmp_path, "trailing.csv", ["date,value"] + rows))
+
+
+def test_a_file_without_a_header_line_is_refused_not_read_from_its_second_row(tmp_path):
+    path = write(tmp_path, "export.csv", [f"{d:%Y-%m-%d},{x:.2f}" for d, x in zip(DAYS, SALES)])
+    with pytest.raises(NeuralabError, match=r"^export.csv: its first line \(2023-01-01, 1002.51\) holds values, not "
+                                            "column names; add a header line"):
+        load_series(path)
+
+
+def test_the_row_numbers_pandas_writes_are_no_target(tmp_path):
+    path = tmp_path / "frame.csv"
+    pd.DataFrame({"date": DAYS, "value": SALES}).to_csv(path)  # with its index: ",date,value" then "0,2023-..."
+    series = load_series(path)
+    assert series.target == "value" and series.features == [] and np.array_equal(series.values[:, 0], SALES)
+
+
+def test_german_excel_export_forecasts_and_predicts_from_the_command_line(tmp_path, capsys):
+    lines = ["Datum;Umsatz"] + [f"{d:%d.%m.%Y};{german(x)}" for d, x in zip(DAYS, SALES)]
+    path = write(tmp_path, "umsatz.csv", lines)
+    small = ["--lookback", "5", "--model", "rnn", "--hidden", "2", "--epochs", "1", "--backtest-folds", "1", "--quiet"]
+    with cpu_threads(1):
+        assert main(["forecast", "--data", path, *small, "--out", str(tmp_path / "run")]) == 0
+        capsys.readouterr()
+        assert main(["forecast", "predict", str(tmp_path / "run"), "--csv", path]) == 0
+    assert "2023-05-01" in capsys.readouterr().out
+    visits = write(tmp_path, "visits.csv", ["Datum;Besucher"] + [f"{d:%d.%m.%Y};{int(x):,}".replace(",", ".")
+                                                                  for d, x in zip(DAYS, SALES)])
+    assert main(["forecast", "--data", visits, *small, "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("neuralab: error: visits.csv: line ") and "\n" not in err
