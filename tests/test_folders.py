@@ -153,7 +153,7 @@ def test_folder_shape_errors(tmp_path):
     with pytest.raises(NeuralabError, match="found 1 class folder"):
         load_image_folder(tmp_path / "one")
     (tmp_path / "one" / "empty").mkdir()
-    with pytest.raises(NeuralabError, match="no pictures \\(PNG, JPEG, GIF, BMP, TIFF or WebP\\) in class folder 'empty'"):
+    with pytest.raises(NeuralabError, match="no pictures \\(PNG, JPEG, GIF, BMP, TIFF, WebP or PGM/PPM\\) in class folder 'empty'"):
         load_image_folder(tmp_path / "one")
 
 
@@ -257,14 +257,32 @@ def test_the_command_resizes_a_folder_of_mixed_sizes_and_its_run_keeps_the_size(
 
 
 def test_a_folder_too_small_to_leave_a_test_image_is_refused_before_training(tmp_path, capsys):
-    """Four pictures a class: the test share of each rounds to none, and nothing could score the model."""
+    """One picture a class: each must stay in training, and nothing could score the model."""
     from neuralab.cli import main
 
     for c, value in (("a", 0), ("b", 120), ("c", 250)):
-        for i in range(4):
-            write(tmp_path / "pictures" / c / f"{i}.png", gray(value + i))
+        write(tmp_path / "pictures" / c / "0.png", gray(value))
     code = main(["train", "--model", "mlp", "--data", str(tmp_path / "pictures"), "--epochs", "1",
                  "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "the test set is empty (12 images in all)" in err
+    assert code == 2 and err.count("\n") == 1 and "the test set is empty (3 images in all)" in err
     assert "--test-fraction" in err and not (tmp_path / "run").exists()
+
+
+def test_many_small_classes_still_leave_test_and_validation_pictures(tmp_path):
+    """Each class's share rounds to none (40 classes of 4 pictures at 0.1), but the whole split's
+    does not: the split's own count of pictures goes to classes drawn by the seed, one each, and
+    every class keeps pictures to train on. Classes whose shares round to some are split as before."""
+    for c in range(40):
+        for i in range(4):
+            write(tmp_path / "many" / f"class{c:02d}" / f"{i}.png", gray(c * 6 + i))
+    data = load_image_folder(tmp_path / "many", val_fraction=0.1, test_fraction=0.1, seed=3)
+    assert (len(data.train), len(data.val), len(data.test)) == (128, 16, 16)  # a tenth of 160 pictures each
+    assert len(set(data.train.y.tolist())) == 40 and len(set(data.test.y.tolist())) == 16
+    again = load_image_folder(tmp_path / "many", val_fraction=0.1, test_fraction=0.1, seed=3)
+    assert np.array_equal(again.test.x, data.test.x)  # the seed repeats the split
+    for c in range(3):  # 10 pictures a class: one each for test and validation, as per-class rounding gives
+        for i in range(10):
+            write(tmp_path / "ten" / f"class{c}" / f"{i}.png", gray(c * 60 + i))
+    ten = load_image_folder(tmp_path / "ten", val_fraction=0.1, test_fraction=0.1, seed=0)
+    assert np.bincount(ten.test.y).tolist() == [1, 1, 1] and np.bincount(ten.val.y).tolist() == [1, 1, 1]

@@ -276,8 +276,8 @@ def tga_bytes(footer: bool) -> bytes:
 
 
 @pytest.mark.parametrize("footer, said", [
-    (True, "TGA format, which neuralab does not open; convert it to PNG, JPEG, GIF, BMP, TIFF or WebP"),
-    (False, "not a readable image; give a PNG, JPEG, GIF, BMP, TIFF or WebP file"),
+    (True, "TGA format, which neuralab does not open; convert it to PNG, JPEG, GIF, BMP, TIFF, WebP or PGM/PPM"),
+    (False, "not a readable image; give a PNG, JPEG, GIF, BMP, TIFF, WebP or PGM/PPM file"),
 ])
 def test_a_tga_picture_is_refused_by_its_name_or_none_never_as_a_cur(tmp_path, footer, said,
                                                                       parsers_watched):  # noqa: F811

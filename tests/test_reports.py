@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import re
@@ -240,3 +241,24 @@ def test_learning_curves_mark_whole_epochs_only():
     for ax in fig.axes:
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_confusion_matrix_of_a_thousand_classes_is_drawn_on_a_page(tmp_path):
+    """A folder of 1,000 classes: the figure stops growing at a page (it grew to 550 inches, and
+    drawing it took more memory than the machine had), its axes number the classes, and it is saved."""
+    from PIL import Image
+
+    from neuralab.reports import plots
+
+    k = 1000
+    rng = np.random.default_rng(0)
+    matrix = np.diag(rng.integers(1, 5, k)) + (rng.random((k, k)) < 0.001)
+    fig = plots.confusion(matrix, [f"species {i}" for i in range(k)])
+    assert max(fig.get_size_inches()) <= 24
+    assert fig.axes[0].get_xlabel() == "predicted (class number)"
+    png = plots.save(fig, tmp_path / "confusion_matrix.png")
+    assert (tmp_path / "confusion_matrix.png").read_bytes() == png
+    with Image.open(io.BytesIO(png)) as picture:
+        assert max(picture.size) <= 24 * plots.DPI * 1.1  # the tight box may add a margin
+    small = plots.confusion(np.eye(3, dtype=int) * 5, ["cat", "dog", "owl"])
+    assert [t.get_text() for t in small.axes[0].get_xticklabels()] == ["cat", "dog", "owl"]

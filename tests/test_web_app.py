@@ -616,7 +616,7 @@ def test_serve_lists_the_names_it_answers_to_and_checks_allow_host(tmp_path, cap
 
 # --- pictures: only the formats on the list are ever parsed ------------------------------------
 
-REFUSED_FORMATS = {"EPS": ".eps", "PPM": ".ppm", "PCX": ".pcx", "ICO": ".ico", "PDF": ".pdf", "TGA": ".tga",
+REFUSED_FORMATS = {"EPS": ".eps", "PCX": ".pcx", "ICO": ".ico", "PDF": ".pdf", "TGA": ".tga",
                    "SGI": ".sgi", "DDS": ".dds", "QOI": ".qoi"}
 
 
@@ -647,7 +647,7 @@ def test_pictures_in_other_formats_are_refused_without_parsing_them(fmt, tmp_pat
     (tmp_path / f"x{REFUSED_FORMATS[fmt]}").rename(path)
     with pytest.raises(NeuralabError) as e:
         read_image(path)
-    assert str(e.value).startswith(f"{path}: ") and "PNG, JPEG, GIF, BMP, TIFF or WebP" in str(e.value)
+    assert str(e.value).startswith(f"{path}: ") and "PNG, JPEG, GIF, BMP, TIFF, WebP or PGM/PPM" in str(e.value)
     assert parsers_watched == []
 
 

@@ -7,13 +7,14 @@ torchvision's ImageFolder read them:
 
 Class names are the sub-folder names, sorted. A class's pictures are every PNG, JPEG, GIF,
 BMP, TIFF or WebP file in its folder and in the folders below it, as Keras and torchvision
-read them; hidden files and folders are left out, and links to folders are not followed
-(they are reported like unreadable files). Images are decoded safely (data.pictures),
-converted to grayscale or RGB, resized, and split per class into train / validation / test
-with a seeded permutation (stratified: every split keeps the class proportions). Files that
-cannot be read are reported by path and count; ``on_error`` says whether the load refuses
-("refuse", the default) or leaves them out ("skip", with a warning and the list kept in
-``FolderData.skipped``). Nothing is ever dropped silently.
+read them; hidden files and folders are left out, as are the __MACOSX folders of macOS's zip
+files. Links to folders are not followed, and pictures in formats neuralab does not open (an
+iPhone's HEIC) are not left out without a word: both are reported like unreadable files.
+Images are decoded safely (data.pictures), converted to grayscale or RGB, resized, and split
+per class into train / validation / test with a seeded permutation (stratified: every split
+keeps the class proportions). Files that cannot be read are reported by path and count;
+``on_error`` says whether the load refuses ("refuse", the default) or leaves them out
+("skip", with a warning and the list kept in ``FolderData.skipped``). Nothing is ever dropped silently.
 """
 
 from __future__ import annotations
@@ -27,13 +28,20 @@ import numpy as np
 
 from neuralab.data import COLORS, ON_ERROR, VAL_FRACTION
 from neuralab.data.images import ImageData, Split
-from neuralab.data.pictures import FORMAT_NAMES, MAX_SIDE, picture_suffixes, read_image, resize
+from neuralab.data.pictures import FORMAT_NAMES, MAX_SIDE, OTHER_SUFFIXES, picture_suffixes, read_image, resize
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import inside
 
 # Bytes of pixels a folder dataset may hold in memory (uint8): a few small files of large
 # pictures must be refused before they are decoded, not when the model's first layer is built
 MAX_BYTES = 4 * 2**30
+
+
+def hidden(name: str) -> bool:
+    """Whether a file or folder is no part of a dataset: hidden (.DS_Store, .ipynb_checkpoints,
+    macOS's ._name twins) or the __MACOSX folder that macOS's zip files unpack to, which holds
+    only those twins and became a class of its own."""
+    return name.startswith(".") or name == "__MACOSX"
 
 
 class SkippedImagesWarning(UserWarning):
@@ -48,18 +56,19 @@ class FolderData(ImageData):
 
 def list_pictures(folder: Path) -> tuple[list[Path], list[Path]]:
     """The picture files in ``folder`` and all the folders below it, sorted, leaving out hidden
-    files and folders; and the links to folders met on the way, which are not followed (one
+    files and folders (those in formats neuralab does not open too, for the reader to name);
+    and the links to folders met on the way, which are not followed (one
     may loop, or lead out of the dataset)."""
     def refuse(error: OSError):
         raise NeuralabError(f"{error.filename}: cannot list the folder ({error.strerror})")
 
-    suffixes = picture_suffixes()
+    suffixes = picture_suffixes() | OTHER_SUFFIXES
     found, links = [], []
     for top, folders, files in os.walk(folder, onerror=refuse):
-        folders[:] = [name for name in folders if not name.startswith(".")]
+        folders[:] = [name for name in folders if not hidden(name)]
         links += [Path(top, name) for name in folders if Path(top, name).is_symlink()]
         found += [Path(top, name) for name in files
-                  if not name.startswith(".") and os.path.splitext(name)[1].lower() in suffixes]
+                  if not hidden(name) and os.path.splitext(name)[1].lower() in suffixes]
     return sorted(found), sorted(links)
 
 
@@ -68,7 +77,7 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
     to folders in the class folders, which are not followed."""
     if not root.is_dir():
         raise NeuralabError(f"{root}: no such folder; give a folder with one sub-folder of images per class")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not hidden(d.name))
     for name in classes:
         try:
             name.encode()
@@ -76,14 +85,23 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
             raise NeuralabError(f"{root / name}: the class folder's name is not UTF-8 text, and it becomes the "
                                 "class's label in runs, reports and the web app; rename the folder") from None
     if len(classes) < 2:
+        inner = sorted(d.name for d in (root / classes[0]).iterdir() if d.is_dir() and not hidden(d.name)) \
+            if classes else []
+        # a zip file that held the dataset's folder unpacks to root/NAME/CLASS/...
+        wrapped = f"; if {', '.join(inner[:3])}{', ...' if len(inner) > 3 else ''} are the classes, give " \
+                  f"{root / classes[0]}" if len(inner) >= 2 else ""
         raise NeuralabError(f"{root}: found {len(classes)} class folder(s); a classifier needs at least 2 "
-                            "(root/CLASS_NAME/*.png|jpg)")
+                            f"(root/CLASS_NAME/*.png|jpg){wrapped}")
     files, links = [], []
     for label, name in enumerate(classes):
         found, linked = list_pictures(root / name)
         if not found and not linked:
+            others = sorted(f.name for f in (root / name).iterdir() if f.is_file() and not hidden(f.name))
+            kept = (f"; pictures are told by their names' endings (.png, .jpg, ...), and its {len(others)} "
+                    f"file(s) ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}) have none of them: "
+                    "rename those that are pictures") if others else ""
             raise NeuralabError(f"{root / name}: no pictures ({FORMAT_NAMES}) in class folder {name!r} "
-                                "or the folders below it")
+                                f"or the folders below it{kept}")
         files += [(p, label) for p in found]
         links += linked
     return classes, files, links
@@ -91,16 +109,29 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
 
 def _stratified(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int):
     rng = np.random.default_rng(seed)
-    parts: tuple[list, list, list] = ([], [], [])
-    for label in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == label))
-        # rounded per class; every class keeps at least one training image
-        n_test = min(int(round(len(idx) * test_fraction)), len(idx) - 1)
-        n_val = min(int(round(len(idx) * val_fraction)), len(idx) - 1 - n_test)
-        parts[2].append(idx[:n_test])
-        parts[1].append(idx[n_test:n_test + n_val])
-        parts[0].append(idx[n_test + n_val:])
+    order = [rng.permutation(np.flatnonzero(y == label)) for label in np.unique(y)]
+    sizes = np.array([len(idx) for idx in order])
+    # every class keeps at least one training image
+    n_test = _shares(sizes, test_fraction, sizes - 1, seed)
+    n_val = _shares(sizes, val_fraction, sizes - 1 - n_test, seed + 1)
+    parts = ([idx[t + v:] for idx, t, v in zip(order, n_test, n_val)],
+             [idx[t:t + v] for idx, t, v in zip(order, n_test, n_val)],
+             [idx[:t] for idx, t in zip(order, n_test)])
     return tuple(np.sort(np.concatenate(p)) for p in parts)
+
+
+def _shares(sizes: np.ndarray, fraction: float, room: np.ndarray, seed: int) -> np.ndarray:
+    """Each class's share of a split: its size times ``fraction``, rounded, at most ``room``.
+    Where every share rounds to none although the whole split would not (1,000 classes of 5
+    pictures at 0.1), the split's rounded total goes one picture each to classes drawn with
+    ``seed``, so that a folder of many small classes still has pictures to score the model."""
+    shares = np.minimum(np.round(sizes * fraction).astype(int), room)
+    total = int(round(sizes.sum() * fraction))
+    if shares.sum() == 0 and total > 0:
+        # its own generator: the classes' orders above stay those every earlier run drew
+        drawn = [c for c in np.random.default_rng([seed, 1]).permutation(len(sizes)) if room[c] > 0][:total]
+        shares[drawn] = 1
+    return shares
 
 
 def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | None = None, color: str = "auto",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +20,19 @@ MAX_PIXELS = 40_000_000
 MAX_SIDE = 1024  # pixels a side of the images a classifier takes (a dataset's, a run's model.json)
 # The formats a user's picture may have, by Pillow's names. Pillow knows some forty more; each
 # is a parser fed with untrusted bytes, and some hand the file to another program (EPS and PDF
-# to Ghostscript). Photos, scans, drawings and datasets come in these six.
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
-FORMAT_NAMES = "PNG, JPEG, GIF, BMP, TIFF or WebP"
+# to Ghostscript). Photos, scans, drawings and datasets come in these seven.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # PPM: Netpbm's PGM and PPM, classic face datasets
+FORMAT_NAMES = "PNG, JPEG, GIF, BMP, TIFF, WebP or PGM/PPM"
 # Pillow's signature tests that other files pass too, which name no format here: an uncompressed
 # TGA starts as a CUR does, a binary file whose first four bytes are a small number as a DIB, GBR
 # or EMF (WMF) does, a C or CSS file as an XBM.
 UNSURE = frozenset({"CUR", "DIB", "GBR", "WMF", "XBM"})
 TGA_FOOTER = b"TRUEVISION-XFILE.\0"  # how a TGA file ends (version 2); it has no signature at its start
+# The brands an HEIF file (an iPhone's photo) names in its first box; Pillow has no test for them
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+# Name endings of pictures in formats neuralab does not open (phones' HEIC, Photoshop, ...): a folder's such files are read, and refused by name, so that a
+# class never loses its iPhone photos without a word as it loses its notes.txt.
+OTHER_SUFFIXES = frozenset({".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".psd", ".tga", ".svg", ".ico"})
 
 
 def picture_suffixes() -> frozenset[str]:
@@ -39,9 +47,13 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
     """The image at ``path`` as uint8, (H, W) for mode "L" or (H, W, 3) for "RGB".
 
     ``mode=None`` keeps grayscale images grayscale and turns everything else into RGB.
-    Only the formats in ``FORMATS`` are opened, whatever the file's name says. Folders,
-    unreadable, empty, non-image, other-format and oversized files give a NeuralabError
-    naming the file.
+    Photos stand upright by their EXIF orientation, transparent pixels are shown on white (as
+    viewers and web pages show them), an animation or a multi-page TIFF gives its first frame.
+    A JPEG of more than ``max_pixels`` is decoded at 1/2, 1/4 or 1/8 of its size, as libjpeg
+    can at that fraction of the memory. Only the formats in ``FORMATS`` are opened, whatever
+    the file's name says. Folders, unreadable, empty, non-image, other-format and oversized
+    files give a NeuralabError naming the file; what Pillow warns of (damaged EXIF data) is
+    warned of naming the file.
     """
     path = Path(path)
     if path.is_dir():
@@ -66,18 +78,33 @@ def decode_image(data: bytes, name: str, mode: str | None = None, max_pixels: in
 def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: int) -> np.ndarray:
     from PIL import Image, ImageOps
 
+    said: set[str] = set()  # Pillow reads a JPEG's EXIF data on opening it and again to turn it
     try:
-        with Image.open(source, formats=FORMATS) as img:
+        with _warnings_named(name, said):
+            img = Image.open(source, formats=FORMATS)
+        with img:
+            width, height, fmt = *img.size, img.format
+            if width * height > max_pixels and img.format in ("JPEG", "MPO"):
+                # a 50-megapixel camera's photo: libjpeg scales it down while decoding
+                scale = next((s for s in (2, 4) if math.ceil(width / s) * math.ceil(height / s) <= max_pixels), 8)
+                img.draft(None, (width // scale, height // scale))
             if img.width * img.height > max_pixels:
                 raise NeuralabError(
-                    f"{name}: {img.width}x{img.height} pixels is more than the {max_pixels:,} allowed; resize it first"
+                    f"{name}: {width}x{height} pixels is more than the {max_pixels:,} allowed; resize it first"
                 )
             img.load()
-            img = ImageOps.exif_transpose(img)  # a photo's EXIF orientation: upright, as viewers show it
+            with _warnings_named(name, said):
+                img = ImageOps.exif_transpose(img)  # a photo's EXIF orientation: upright, as viewers show it
             if img.mode.startswith(("I", "F")):  # 16- and 32-bit grey: to 0-255 by its own range
-                img = Image.fromarray(_to_bytes(np.asarray(img), img.mode))
+                # a PGM of more than 8 bits comes as 32-bit levels, scaled by Pillow from its maximum to 65535
+                depth = "I;16" if img.mode == "I" and fmt == "PPM" else img.mode
+                img = Image.fromarray(_to_bytes(np.asarray(img), depth))
             if mode is None:
-                mode = "L" if img.mode in ("1", "L", "LA") else "RGB"
+                mode = "L" if img.mode in ("1", "L", "LA", "La") else "RGB"
+            if img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info:
+                # converting drops the alpha and shows what lies under it, often black: black
+                # strokes drawn on a transparent page became a black square
+                img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
             return np.asarray(img.convert(mode), dtype=np.uint8).copy()
     except NeuralabError:
         raise
@@ -93,6 +120,26 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
         raise NeuralabError(f"{name}: not a readable image; give a {FORMAT_NAMES} file") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise NeuralabError(f"{name}: not a readable image ({e}); give a {FORMAT_NAMES} file") from None
+
+
+_WARNINGS_CAUGHT = threading.Lock()  # catch_warnings swaps the process's warning state: one thread at a time
+
+
+@contextlib.contextmanager
+def _warnings_named(name: str, said: set[str]):
+    """What Pillow warns of in the block (damaged EXIF data) warned of again naming the picture:
+    in a folder of thousands, the user could not find it. Pillow's own size warning is left out:
+    ``_decode`` checks the size, and refuses the picture or decodes it smaller; those in ``said``
+    are not repeated."""
+    from PIL import Image
+
+    with _WARNINGS_CAUGHT, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        if not issubclass(warning.category, Image.DecompressionBombWarning) and str(warning.message) not in said:
+            said.add(str(warning.message))
+            warnings.warn(f"{name}: {warning.message}", UserWarning, stacklevel=3)
 
 
 def _to_bytes(values: np.ndarray, mode: str) -> np.ndarray:
@@ -128,6 +175,8 @@ def _other_format(source: Path | io.BytesIO) -> str | None:
         tail = f.read()
     if tail == TGA_FOOTER:
         return "TGA"
+    if prefix[4:8] == b"ftyp" and prefix[8:12] in HEIF_BRANDS:
+        return "HEIC"
     for name in Image.ID:
         accept = Image.OPEN[name][1]
         try:

@@ -143,14 +143,17 @@ def confusion(matrix: np.ndarray, classes: list[str]):
     matrix = np.asarray(matrix)
     rates = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     k = len(classes)
-    size = max(4.5, 0.55 * k + 2)
+    # A figure grows with the classes up to a page: at 1,000 classes an unbounded one was 550
+    # inches across and its drawing took more memory than the machine had
+    size = min(max(4.5, 0.55 * k + 2), 24)
     fig = figure(size, size * 0.85)
     ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), classes, rotation=45, ha="right")
-    ax.set_yticks(range(k), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    if k <= 60:  # names beyond that overlap: the axes count the classes in the order of the table below
+        ax.set_xticks(range(k), classes, rotation=45, ha="right")
+        ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted" if k <= 60 else "predicted (class number)")
+    ax.set_ylabel("true" if k <= 60 else "true (class number)")
     if k <= 20:
         for i in range(k):
             for j in range(k):

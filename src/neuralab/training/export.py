@@ -19,8 +19,10 @@ from neuralab.files import atomic_write
 
 def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float = 1e-4,
                 trust_code: bool = False, model=None) -> tuple[Path, float]:
-    """Write ``model.onnx`` (dynamic batch; input: normalised images) and return its path and
-    the largest difference between onnxruntime's and PyTorch's logits on random inputs.
+    """Write ``model.onnx`` (dynamic batch; input ``images``: (N, C, H, W) float32, the pixels
+    normalised as the file's metadata ``mean`` and ``std`` say; output ``logits``: (N, classes) in
+    the order of its metadata ``classes``) and return its path and the largest difference
+    between onnxruntime's and PyTorch's logits on random inputs, at two batch sizes.
     ``out``: the file, or a folder (existing, or named with a trailing /) to write model.onnx in;
     default the run's folder. An existing file is replaced only if it is an .onnx file, and
     only by a graph that passed the check. ``model``: for a run whose PyTorch module it cannot
@@ -42,8 +44,10 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
         raise ParameterError("out", str(out), "is a file that is no ONNX model (.onnx); give a new file or a folder")
     clf = load_classifier(run_dir, trust_code, model)
     example = torch.randn(4, *clf.preprocess.input_shape)
+    # The traced batch and one image: a batch size the trace kept as a constant fails at the other.
+    checks = (example, example[:1])
     with torch.inference_mode():
-        expected = clf.model(example).numpy()  # before _exportable: the graph is checked against the run's model
+        expected = [clf.model(x).numpy() for x in checks]  # before _exportable: checked against the run's model
     model = _exportable(clf.model, example)
     graph = io.BytesIO()
     with warnings.catch_warnings(), _native_output_closed():
@@ -55,15 +59,61 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
         except RuntimeError as e:  # torch.onnx's errors, an operator ONNX lacks: their first line says which
             why = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise NeuralabError(f"{run_dir}: its model cannot be exported to ONNX ({why})") from None
-    session = onnxruntime.InferenceSession(graph.getvalue(), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"images": example.numpy()})[0]
-    diff = float(np.abs(got - expected).max())
+    graph = _described(graph.getvalue(), clf)
+    quiet = onnxruntime.SessionOptions()
+    quiet.log_severity_level = 4  # fatal only: a batch the graph refuses is said below, in one line
+    try:
+        session = onnxruntime.InferenceSession(graph, quiet, providers=["CPUExecutionProvider"])
+    except _runtime_errors(onnxruntime) as e:  # an operator or type onnxruntime does not run
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise NeuralabError(f"{run_dir}: onnxruntime cannot load its exported graph ({why}); nothing written") from None
+    diff = 0.0
+    for x, want in zip(checks, expected):
+        try:
+            got = session.run(None, {"images": x.numpy()})[0]
+        except _runtime_errors(onnxruntime):
+            got = None
+        if got is None or got.shape != want.shape:
+            raise NeuralabError(
+                f"{run_dir}: its ONNX graph takes batches of {len(example)} only, not of {len(x)}: the model's forward "
+                "turns the batch size into a Python number (len(x), int(x.shape[0])), which the export keeps as a "
+                "constant; write x.flatten(1) or x.reshape(x.shape[0], -1) instead; nothing written")
+        diff = max(diff, float(np.abs(got - want).max()))
     if diff > atol:
         raise NeuralabError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {atol}); export refused, "
                             "nothing written")
     with atomic_write(out, "wb") as f:  # only now: a refused or interrupted export keeps the file there was
-        f.write(graph.getvalue())
+        f.write(graph)
     return out, diff
+
+
+def _described(graph: bytes, clf) -> bytes:
+    """The exported graph with what its user needs besides it, in the ONNX file's metadata
+    (onnxruntime's ``get_modelmeta().custom_metadata_map``): the class names in the logits'
+    order and how pixels become ``images``. Without them the file alone cannot be used."""
+    import json
+
+    import onnx
+
+    proto = onnx.load_model_from_string(graph)
+    pre = clf.preprocess
+    onnx.helper.set_model_props(proto, {
+        "classes": json.dumps(list(clf.classes)),
+        "mean": json.dumps(list(pre.mean)),
+        "std": json.dumps(list(pre.std)),
+        "input_shape": json.dumps(list(pre.input_shape)),
+        "images": "(N, C, H, W) float32: (pixels / 255 - mean[c]) / std[c], pixels 0-255 at input_shape (C, H, W)",
+        "logits": "(N, classes): softmax gives the probabilities of the classes, in the order of classes",
+    })
+    proto.doc_string = f"neuralab run of {clf.name}"
+    return proto.SerializeToString()
+
+
+def _runtime_errors(onnxruntime) -> tuple[type[Exception], ...]:
+    """onnxruntime's errors when a graph cannot run an input; they derive from Exception alone."""
+    state = onnxruntime.capi.onnxruntime_pybind11_state
+    return tuple(getattr(state, name) for name in ("Fail", "InvalidArgument", "RuntimeException", "NotImplemented",
+                                                   "InvalidGraph", "InvalidProtobuf") if hasattr(state, name))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,184 @@
+"""Pictures and folders as they come from real life: drawings on a transparent page, zip files
+unpacked on a Mac, iPhone photos, a camera's 50-megapixel photos, damaged EXIF data, folders
+one level too deep and pictures saved without a name ending."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import _sklearn_digits
+from neuralab.cli import main
+from neuralab.data import SkippedImagesWarning, load_image_folder
+from neuralab.data.pictures import read_image
+from neuralab.errors import NeuralabError
+
+
+def digits(n: int) -> list[tuple[np.ndarray, int]]:
+    """scikit-learn's handwritten digits as 32x32 uint8 ink (255 = full ink), with their labels."""
+    data = _sklearn_digits()
+    return [(np.asarray(Image.fromarray((im * 16).clip(0, 255).astype(np.uint8)).resize((32, 32))), int(label))
+            for im, label in zip(data.images[:n], data.target[:n])]
+
+
+def photo(height: int, width: int) -> np.ndarray:
+    """A smooth colour picture, as a photo is at the scale of a few pixels."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([255 * x // max(width - 1, 1), 255 * y // max(height - 1, 1),
+                     np.full_like(x, 90)], axis=2).astype(np.uint8)
+
+
+def test_a_drawing_on_a_transparent_page_is_read_as_it_is_seen_on_white(tmp_path):
+    """Drawing apps save black ink on a transparent page: dropping the alpha showed the black
+    under it, and every digit became a black square."""
+    (ink, _), = digits(1)
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[..., 3] = ink  # black everywhere; the ink is how opaque it is
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "drawn.png")
+    Image.fromarray(np.stack([np.zeros_like(ink), ink], axis=2), "LA").save(tmp_path / "drawn-gray.png")
+    seen = 255 - ink.astype(int)  # black ink over a white page
+    for name in ("drawn.png", "drawn-gray.png"):
+        for mode in ("L", None):
+            got = read_image(tmp_path / name, mode).astype(int)
+            assert np.abs((got if got.ndim == 2 else got[..., 0]) - seen).max() <= 1, (name, mode)
+    # a GIF's or palette PNG's transparent colour is shown as the page, not as what the palette holds
+    page = np.where(ink > 128, 0, 1).astype(np.uint8)
+    paletted = Image.fromarray(page, "P")
+    paletted.putpalette([0, 0, 0, 255, 0, 255])  # ink black, page magenta: transparent
+    paletted.save(tmp_path / "sticker.gif", transparency=1)
+    got = read_image(tmp_path / "sticker.gif")
+    assert (got[page == 1] == 255).all() and (got[page == 0] == 0).all()
+
+
+def macos_zip(root: Path, n: int = 20) -> Path:
+    """Digits 0 and 1 as a Mac user's zip unpacks: __MACOSX with its ._ twins, .DS_Store,
+    Thumbs.db from Windows, and a Jupyter checkpoint folder."""
+    kept = [(ink, label) for ink, label in digits(200) if label in (0, 1)][:n]
+    for i, (ink, label) in enumerate(kept):
+        name = ["zero", "one"][label]
+        for folder in (root / name, root / "__MACOSX" / name):
+            folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(ink).save(root / name / f"IMG_{i:04d}.PNG")
+        (root / "__MACOSX" / name / f"._IMG_{i:04d}.PNG").write_bytes(b"\x00\x05\x16\x07" + bytes(78))
+        (root / name / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(40))
+        (root / name / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(40))
+    (root / ".ipynb_checkpoints").mkdir()
+    return root
+
+
+def test_a_zip_unpacked_on_a_mac_trains_on_its_classes_not_on_macosx(tmp_path, capsys):
+    """__MACOSX became a third class, holding no pictures, and the load was refused."""
+    root = macos_zip(tmp_path / "digits")
+    data = load_image_folder(root, val_fraction=0, test_fraction=0)
+    assert data.classes == ["one", "zero"] and len(data.train) == 20 and data.skipped == []
+    out = tmp_path / "run"
+    code = main(["train", "--model", "mlp", "--data", str(root), "--epochs", "1", "--image-size", "16x16",
+                 "--threads", "1", "--test-fraction", "0.2", "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((out / "model.json").read_text())["classes"] == ["one", "zero"]
+
+
+def heic(path: Path) -> None:
+    """The first bytes of an iPhone's HEIC photo: an ISO box naming its brand."""
+    path.write_bytes(struct.pack(">I", 24) + b"ftypheic" + b"\x00\x00\x00\x00mif1heic" + bytes(200))
+
+
+def test_iphone_photos_in_a_class_folder_are_named_not_left_out(tmp_path):
+    """HEIC photos were left out of their class without a word, as if they were notes."""
+    root = tmp_path / "pets"
+    for c, name in enumerate(("cat", "dog")):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(photo(12, 16) // (c + 1)).save(root / name / f"{i}.jpg")
+    heic(root / "dog" / "IMG_0042.HEIC")
+    (root / "dog" / "notes.txt").write_text("the dog photos from the holiday")
+    with pytest.raises(NeuralabError, match=r"1 of 7 images cannot be read: .*IMG_0042.HEIC \(HEIC format, "
+                                            r"which neuralab does not open; convert it to PNG, JPEG"):
+        load_image_folder(root)
+    with pytest.warns(SkippedImagesWarning, match="IMG_0042.HEIC"):
+        data = load_image_folder(root, on_error="skip", val_fraction=0, test_fraction=0)
+    assert len(data.train) == 6 and [Path(p).name for p, _ in data.skipped] == ["IMG_0042.HEIC"]
+
+
+def test_a_camera_photo_beyond_the_pixel_cap_is_decoded_at_a_smaller_scale(tmp_path):
+    """A JPEG above the cap was refused, though libjpeg decodes it at half the size in a quarter
+    of the memory; a PNG has no such scale and is still refused by its header."""
+    picture = photo(300, 400)
+    Image.fromarray(picture).save(tmp_path / "camera.jpg", quality=95)
+    Image.fromarray(picture).save(tmp_path / "scan.png")
+    half = read_image(tmp_path / "camera.jpg", max_pixels=40_000)  # 400x300 is 120,000
+    assert half.shape == (150, 200, 3)
+    expected = np.asarray(Image.fromarray(picture).resize((200, 150), Image.Resampling.BOX)).astype(int)
+    assert np.abs(half.astype(int) - expected).mean() < 3
+    assert read_image(tmp_path / "camera.jpg", max_pixels=10_000).shape == (75, 100, 3)  # a quarter
+    with pytest.raises(NeuralabError, match=r"scan.png: 400x300 pixels is more than the 40,000 allowed"):
+        read_image(tmp_path / "scan.png", max_pixels=40_000)
+    with pytest.raises(NeuralabError, match=r"camera.jpg: 400x300 pixels is more than the 100 allowed"):
+        read_image(tmp_path / "camera.jpg", max_pixels=100)  # even an eighth is too large
+
+
+def test_what_pillow_warns_of_names_the_picture(tmp_path, monkeypatch):
+    """Damaged EXIF data was warned of with Pillow's source line and no file name; Pillow's own
+    size warning came before neuralab's refusal of the same size."""
+    buffer = io.BytesIO()
+    Image.fromarray(photo(8, 8)).save(buffer, "JPEG")
+    exif = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\xff\xff" + bytes(20)  # a table of 65,535 entries, cut short
+    jpeg = buffer.getvalue()
+    (tmp_path / "IMG_0001.jpg").write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif
+                                            + jpeg[2:])
+    with pytest.warns(UserWarning, match=r"IMG_0001.jpg: Corrupt EXIF data") as caught:
+        assert read_image(tmp_path / "IMG_0001.jpg").shape == (8, 8, 3)
+    assert len(caught) == 1  # Pillow reads the EXIF data twice, and warned twice
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)  # Pillow warns from here, refuses from twice it
+    Image.fromarray(photo(30, 40)).save(tmp_path / "scan.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(NeuralabError, match="scan.png: 40x30 pixels is more than the 1,000 allowed"):
+            read_image(tmp_path / "scan.png", max_pixels=1_000)
+    assert [str(w.message) for w in caught] == []
+
+
+def test_a_folder_one_level_too_deep_or_of_unnamed_pictures_is_told_what_to_do(tmp_path):
+    """A zip that held the dataset's folder unpacks to root/NAME/CLASS/; pictures saved from a
+    browser often have no name ending. Both were refused without saying why."""
+    for c, name in enumerate(("cat", "dog")):
+        (tmp_path / "download" / "pets" / name).mkdir(parents=True)
+        Image.fromarray(photo(12, 16) // (c + 1)).save(tmp_path / "download" / "pets" / name / "0.jpg")
+    with pytest.raises(NeuralabError, match=r"found 1 class folder\(s\).*if cat, dog are the classes, give "
+                                            r".*download/pets$"):
+        load_image_folder(tmp_path / "download")
+    for c, name in enumerate(("cat", "dog")):
+        (tmp_path / "saved" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(photo(12, 16) // (c + 1)).save(tmp_path / "saved" / name / f"images{i}", format="JPEG")
+    with pytest.raises(NeuralabError, match=r"saved/cat: no pictures .* its 2 file\(s\) \(images0, images1\) "
+                                            r"have none of them: rename those that are pictures"):
+        load_image_folder(tmp_path / "saved")
+
+
+def test_a_face_dataset_of_pgm_files_trains_and_predicts(tmp_path, capsys):
+    """Classic face datasets (AT&T's ORL faces, Yale) are Netpbm PGM files, 8 or 16 bits: a folder
+    of them trains, each read as the grey levels written, and predict takes one."""
+    for (ink, label) in digits(60):
+        folder = tmp_path / "faces" / f"s{label % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(ink).save(folder / f"{len(list(folder.iterdir()))}.pgm")
+    ink, _ = digits(1)[0]
+    assert np.array_equal(read_image(tmp_path / "faces" / "s0" / "0.pgm"), ink)
+    deep = (ink.astype(np.uint16) * 257)  # a 16-bit PGM of the same levels
+    Image.fromarray(deep).save(tmp_path / "deep.pgm")
+    assert np.array_equal(read_image(tmp_path / "deep.pgm"), ink)
+    out = tmp_path / "run"
+    assert main(["train", "--model", "mlp", "--data", str(tmp_path / "faces"), "--epochs", "1", "--threads", "1",
+                 "--quiet", "--out", str(out)]) == 0, capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["data"]["classes"] == ["s0", "s1", "s2"]
+    assert main(["predict", str(out), str(tmp_path / "deep.pgm")]) == 0
+    assert "s" in capsys.readouterr().out
