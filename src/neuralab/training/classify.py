@@ -120,9 +120,23 @@ class Classifier:
             out[i] = img[None] if c == 1 else img.transpose(2, 0, 1)
         return out
 
+    def __repr__(self) -> str:
+        # A cell ending in `clf` shows what the classifier takes and gives, not the network's
+        # whole module tree (hundreds of lines for GoogLeNet) and every class name; .model has those
+        from neuralab.models import count_parameters
+
+        names = ", ".join(map(repr, self.classes[:5])) + (f", ... ({len(self.classes)} in all)"
+                                                          if len(self.classes) > 5 else "")
+        return (f"Classifier({self.name!r}: uint8 images {tuple(self.preprocess.input_shape)} -> classes [{names}], "
+                f"{count_parameters(self.model):,} parameters)")
+
     def top_k(self, probs: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         order = np.argsort(-probs, axis=1)[:, :k]
         return [[(self.classes[j], float(p[j])) for j in row] for p, row in zip(probs, order)]
+
+
+SHOWN_EPOCHS = 12  # a result's display lists this many epochs at most: the first and the last half
+SHOWN_PNG_BYTES = 5_000_000  # a report's figure is tens of kB; a far larger file there is no figure of it
 
 
 @dataclass
@@ -133,6 +147,39 @@ class RunResult:
     best_epoch: int
     seconds: float
     params: int
+
+    def __repr__(self) -> str:
+        # What a notebook cell ending in `result` shows (and the REPL): the figures a reader looks
+        # for and one line per epoch, as the training printed them, not a dump of every float
+        from neuralab.training.progress import format_metrics
+
+        test = format_metrics({f"test_{k}": v for k, v in self.test.items()})
+        lines = [f"RunResult {self.run_dir}: {test}, best epoch {self.best_epoch} of {len(self.history)}, "
+                 f"{self.params:,} parameters, {self.seconds:.1f} s of training"]
+        epochs = [f"  epoch {r.get('epoch', '?')}  {format_metrics(r)}" for r in self.history]
+        if len(epochs) > SHOWN_EPOCHS:
+            half = SHOWN_EPOCHS // 2
+            epochs[half:-half] = [f"  ... {len(epochs) - 2 * half} more epochs in .history"]
+        lines += epochs
+        lines.append("fields: run_dir, history (one dict per epoch), test, best_epoch, seconds, params")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the text above, then the run's learning curves and confusion matrix
+        as its report drew them (nothing is drawn again), where they are still on disk."""
+        from neuralab.reports import html
+
+        run, parts = Run(self.run_dir), [html.pre(repr(self))]
+        for name, alt in (("learning_curves.png", "learning curves"), ("confusion_matrix.png", "confusion matrix")):
+            try:  # a display shows what is there and never fails: a figure moved, linked out or too big is left out
+                path = run.file(name)
+                if path.is_file() and path.stat().st_size <= SHOWN_PNG_BYTES:
+                    parts.append(html.img(path.read_bytes(), alt))
+            except (NeuralabError, OSError):
+                continue
+        if (run / "report.html").is_file():
+            parts.append(html.paragraph(f"the whole report: {html.esc(run / 'report.html')}", muted=True))
+        return "\n".join(parts)
 
 
 def classifier_meta(architecture: str, classes, pre: Preprocess, num_params: int, source: dict | None = None,

@@ -46,6 +46,14 @@ def format_metrics(metrics: dict) -> str:
     return "  ".join(parts)
 
 
+def _mean(loss_sum, share: int) -> float | None:
+    """The loss per sample of a step's ``loss_sum`` (a tensor still in the autograd graph:
+    detached, as reading a graph's tensor warns), or None without one."""
+    if loss_sum is None:
+        return None
+    return float(loss_sum.detach() if hasattr(loss_sum, "detach") else loss_sum) / max(1, share)
+
+
 class Progress:
     """``run_dir``: where progress.json goes (None: no file; under torchrun only the main process writes)."""
 
@@ -93,14 +101,14 @@ class Progress:
         self._step += 1
         self._seen += share if batch is None else batch
         if self._bar is not None:
-            loss = None if loss_sum is None else float(loss_sum) / max(1, share)
+            loss = _mean(loss_sum, share)
             self._bar.update(self._task, advance=1, loss="" if loss is None else f"loss {loss:.4f}")
         if self._shown is not None:
             now = time.perf_counter()
             if now >= self._next_draw and self._step < self._steps:  # the last step's line is the epoch's
                 from IPython.display import Pretty
 
-                self._loss = None if loss_sum is None else float(loss_sum) / max(1, share)
+                self._loss = _mean(loss_sum, share)
                 self._shown.update(Pretty(self._drawn(now)))
                 self._next_draw = now + DRAW_EVERY
         if self.file is not None:
@@ -108,11 +116,13 @@ class Progress:
             if now >= self._next_write or self._step == self._steps:
                 self._write(now)
 
-    def _drawn(self, now: float) -> str:
-        """The notebook's bar: epoch, steps done, the last loss read and the time left."""
+    def _drawn(self, now: float, stopped: bool = False) -> str:
+        """The notebook's bar: epoch, steps done, the last loss read and the time left
+        (``stopped``: that the epoch ends there)."""
         done = self._step / self._steps if self._steps else 0.0
         took = now - self._t0
         left = f"  {took / self._step * (self._steps - self._step):.0f} s left" if self._step else ""
+        left = "  stopped here: this epoch is not kept" if stopped else left
         loss = f"  loss {self._loss:.4f}" if self._loss is not None else ""
         bar = "━" * round(BAR * done) + " " * (BAR - round(BAR * done))
         return f"epoch {self._epoch}/{self.epochs}  {bar} {self._step}/{self._steps}{loss}{left}"
@@ -150,6 +160,12 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+        if self._shown is not None:  # an epoch cut short (Ctrl-C, the kernel interrupted, an error)
+            # would otherwise stay drawn in the notebook as a bar still on its way
+            from IPython.display import Pretty
+
+            self._shown.update(Pretty(self._drawn(time.perf_counter(), stopped=True)))
+            self._shown = self._loss = None
         if self.file is not None:  # training stopped: nothing in progress any more
             # close runs while an error unwinds (a folder turned read-only, a disk full): a file
             # that stays is only a nicety gone stale, and that error is the one to tell
