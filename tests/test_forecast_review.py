@@ -206,3 +206,20 @@ def test_a_test_span_past_the_training_range_gets_advice_naming_flags_on_the_com
     residual = run_forecast(replace(plain, model=ModelConfig("rnn", hidden=[4])), out=tmp_path / "residual",
                             verbose=False)
     assert "outside the range" not in residual.headline["advice"]
+
+
+def test_a_forecast_result_and_a_loaded_forecaster_show_what_the_run_is(tmp_path):
+    """A notebook cell ending in the result shows the verdict and each forecaster's test error,
+    best first, and the report's figures; a loaded forecaster shows the settings it was trained
+    with (it showed 30 epochs, the defaults, for a run of 1)."""
+    from neuralab.forecasting.pipeline import load_forecaster
+
+    result = run_forecast(config(closes(tmp_path / "prices.csv")), out=tmp_path / "run", verbose=False)
+    shown = repr(result).splitlines()
+    assert shown[0] == f"ForecastResult {result.run_dir}: 1 epoch, {result.seconds:.1f} s of training"
+    assert shown[1] == result.headline["sentence"].replace("`", "")
+    listed = [line.split()[0] for line in shown[2:-1]]
+    assert listed == result.headline["ranking"] and len(listed) == len(result.test) >= 5
+    assert sum(line.endswith("<- network") for line in shown) == 1 and len(repr(result)) < 2000
+    assert result._repr_html_().count("<img") == 2
+    assert "epochs=1," in repr(load_forecaster(result.run_dir))

@@ -262,3 +262,16 @@ def test_a_confusion_matrix_of_a_thousand_classes_is_drawn_on_a_page(tmp_path):
         assert max(picture.size) <= 24 * plots.DPI * 1.1  # the tight box may add a margin
     small = plots.confusion(np.eye(3, dtype=int) * 5, ["cat", "dog", "owl"])
     assert [t.get_text() for t in small.axes[0].get_xticklabels()] == ["cat", "dog", "owl"]
+
+
+def test_a_figure_shows_as_a_picture_in_a_notebook_without_pyplot():
+    """IPython's display of a report figure, with pyplot never imported: its PNG, where before
+    a cell ending in plots.learning_curves(...) showed only "<Figure size 1000x360 with 2 Axes>"."""
+    shell = pytest.importorskip("IPython.core.interactiveshell").InteractiveShell.instance()
+    from neuralab.reports import plots
+
+    history = [{"epoch": e, "loss": 1 / e, "accuracy": 0.5 + e / 10, "val_loss": 1.2 / e, "val_accuracy": 0.45 + e / 10}
+               for e in (1, 2, 3)]
+    fig = plots.learning_curves(history)
+    shown, _ = shell.display_formatter.format(fig)
+    assert shown["image/png"][:8] == b"\x89PNG\r\n\x1a\n" and "text/plain" in shown

@@ -49,8 +49,9 @@ def _in_notebook() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def show(fig, path: Path) -> Path:
-    """Save ``fig`` as PNG at ``path``; in a notebook also show it inline, in a script name the file."""
+def show(fig, path: Path) -> None:
+    """Save ``fig`` as PNG at ``path``; in a notebook also show it inline, in a script name the file.
+    Nothing is returned: a cell ending in it would print the path under the figure."""
     from neuralab.reports import plots
 
     png = plots.save(fig, path)
@@ -60,7 +61,6 @@ def show(fig, path: Path) -> Path:
         display(Image(png))
     else:
         print(f"[figure] {path}")
-    return path
 
 
 def _plain(value):
@@ -73,12 +73,11 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def save_results(out: Path, results: dict) -> Path:
+def save_results(out: Path, results: dict) -> None:
     """Write the tutorial's key numbers to out/results.json (what CI asserts on)."""
     path = out / "results.json"
     path.write_text(json.dumps({"budget": BUDGET, **results}, indent=2, default=_plain) + "\n")
     print(f"[results] {path}")
-    return path
 
 
 @dataclass

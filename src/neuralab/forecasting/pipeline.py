@@ -100,6 +100,29 @@ class ForecastResult:
     seconds: float
     results: dict = field(default_factory=dict)  # everything results.json holds
 
+    def __repr__(self) -> str:
+        # What a notebook cell ending in `result` shows: the verdict and each forecaster's test
+        # error, best first, not results.json's thousands of characters
+        def mae(name: str) -> str:
+            value = self.test[name].get("mae")
+            return f"{value:.4g}" if isinstance(value, (int, float)) else "n/a"  # NaN is stored as null
+
+        order = [n for n in self.headline.get("ranking") or sorted(self.test) if n in self.test]
+        width = max(map(len, order), default=0)
+        rows = [f"  {name:<{width}}  MAE {mae(name)}" + ("  <- network" if name == self.headline.get("network") else "")
+                for name in order]
+        epochs = f"{len(self.history)} epoch{'' if len(self.history) == 1 else 's'}"
+        return "\n".join([f"ForecastResult {self.run_dir}: {epochs}, {self.seconds:.1f} s of training",
+                          named(self.headline.get("sentence", "")), *rows,
+                          "fields: run_dir, headline, test, by_step, backtest, history, seconds, results"])
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the text above and the figures the run's report drew."""
+        from neuralab.reports.html import notebook_display
+
+        return notebook_display(repr(self), Run(self.run_dir), [("plots/forecast.png", "forecast"),
+                                                               ("plots/error_by_step.png", "error by step")])
+
 
 def load(config: ForecastConfig, verbose: bool = False) -> list[Series]:
     """The series ``config`` names: one, or one per value of ``series_column``."""
@@ -695,7 +718,11 @@ def load_forecaster(run_dir: str | Path, trust_code: bool = False) -> NetworkFor
     else:
         network = WindowNetwork(_user_network(source, run_dir, trust_code), windows.lookback, **options)
     load_weights(run_dir / runs.WEIGHTS, network)
-    forecaster = NetworkForecaster(config, series_train_config(device="cpu"))
+    try:  # the settings it was trained with, for what it shows; forecasting with it needs none of them
+        train = replace(stored_config(run).train, device="cpu")
+    except NeuralabError:
+        train = series_train_config(device="cpu")
+    forecaster = NetworkForecaster(config, train)
     forecaster.network, forecaster.meta, forecaster.horizon_ = network.eval(), meta, meta["horizon"]
     forecaster.trainer = _Inference(network)
     return forecaster

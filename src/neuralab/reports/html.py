@@ -46,6 +46,27 @@ def cell(value) -> str:
     return "" if value is None else esc(value)
 
 
+SHOWN_PNG_BYTES = 5_000_000  # a report's figure is tens of kB; a far larger file there is no figure of it
+
+
+def notebook_display(text: str, run, figures: Iterable[tuple[str, str]]) -> str:
+    """What Jupyter shows of a run's result: ``text``, then the ``figures`` (file in the run,
+    alt text) its report drew, read through ``run.file`` (no link out of the run), and where
+    the whole report is. A display never fails: a figure moved, linked out or too big is left out."""
+    parts = [pre(text)]
+    for name, alt in figures:
+        try:
+            path = run.file(name)
+            if path.is_file() and path.stat().st_size <= SHOWN_PNG_BYTES:
+                parts.append(img(path.read_bytes(), alt))
+        except (NeuralabError, OSError):
+            continue
+    report = Path(run.path) / "report.html"
+    if report.is_file():
+        parts.append(paragraph(f"the whole report: {esc(report)}", muted=True))
+    return "\n".join(parts)
+
+
 def table(header: list[str], rows: Iterable[list], highlight: Iterable[int] = ()) -> str:
     """A table of ``rows`` (lists of cells, in ``header``'s order); the rows numbered in
     ``highlight`` stand out (the network among the baselines)."""

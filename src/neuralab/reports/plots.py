@@ -11,6 +11,7 @@ keep the file and embed the picture.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -26,14 +27,28 @@ DPI = 110  # one resolution for every PNG a report writes: sharp on screen, smal
 
 
 def figure(width: float, height: float):
-    """An empty Figure of ``width`` x ``height`` inches, drawn by Agg (PNG, no display)."""
+    """An empty Figure of ``width`` x ``height`` inches, drawn by Agg (PNG, no display). As a
+    notebook cell's last expression it shows as its PNG: pyplot, whose import would make
+    Jupyter draw figures, never knew it."""
     _give_matplotlib_a_writable_folder()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height))
+    fig = _shown_figure()(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
+
+
+@functools.cache
+def _shown_figure() -> type:
+    """matplotlib's Figure with the PNG display Jupyter asks objects for, made with the first
+    figure: importing this module imports no matplotlib."""
+    from matplotlib.figure import Figure
+
+    class ShownFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            return save(self)
+
+    return ShownFigure
 
 
 def save(fig, path: str | Path | None = None, dpi: int = DPI) -> bytes:

@@ -136,7 +136,6 @@ class Classifier:
 
 
 SHOWN_EPOCHS = 12  # a result's display lists this many epochs at most: the first and the last half
-SHOWN_PNG_BYTES = 5_000_000  # a report's figure is tens of kB; a far larger file there is no figure of it
 
 
 @dataclass
@@ -167,19 +166,10 @@ class RunResult:
     def _repr_html_(self) -> str:
         """Jupyter's display: the text above, then the run's learning curves and confusion matrix
         as its report drew them (nothing is drawn again), where they are still on disk."""
-        from neuralab.reports import html
+        from neuralab.reports.html import notebook_display
 
-        run, parts = Run(self.run_dir), [html.pre(repr(self))]
-        for name, alt in (("learning_curves.png", "learning curves"), ("confusion_matrix.png", "confusion matrix")):
-            try:  # a display shows what is there and never fails: a figure moved, linked out or too big is left out
-                path = run.file(name)
-                if path.is_file() and path.stat().st_size <= SHOWN_PNG_BYTES:
-                    parts.append(html.img(path.read_bytes(), alt))
-            except (NeuralabError, OSError):
-                continue
-        if (run / "report.html").is_file():
-            parts.append(html.paragraph(f"the whole report: {html.esc(run / 'report.html')}", muted=True))
-        return "\n".join(parts)
+        return notebook_display(repr(self), Run(self.run_dir), [("learning_curves.png", "learning curves"),
+                                                               ("confusion_matrix.png", "confusion matrix")])
 
 
 def classifier_meta(architecture: str, classes, pre: Preprocess, num_params: int, source: dict | None = None,
