@@ -50,6 +50,28 @@ def test_a_column_that_does_not_settle_thousands_or_decimals_is_refused_not_misr
     assert "column 'Besucher'" in str(e.value) and "without thousands separators" in str(e.value)
 
 
+@pytest.mark.parametrize("group", [" ", "'"])
+def test_thousands_grouped_by_spaces_or_apostrophes_are_whole_numbers(tmp_path, group):
+    """French and Swiss exports group thousands with a space or an apostrophe, which no decimal
+    mark can be: the column reads as whole numbers, where a traceback came out."""
+    visitors = [int(x) for x in SALES]
+    lines = ["date;visitors"] + [f"{d:%Y-%m-%d};{v:,}".replace(",", group) for d, v in zip(DAYS, visitors)]
+    series = load_series(write(tmp_path, "visits.csv", lines))
+    assert series.values[:, 0].tolist() == visitors
+
+
+def test_numbers_in_scientific_notation_keep_a_decimal_comma_column_readable(tmp_path):
+    """European Excel writes small numbers as 1,5E-05: one such cell left the column's decimal
+    mark unsettled, every 0,25 unread, and a good cell named as the bad one."""
+    lines = ["date;value"] + [f"{d:%Y-%m-%d};{x:.2f}".replace(".", ",") for d, x in zip(DAYS, SALES)]
+    lines[5] = f"{DAYS[4]:%Y-%m-%d};1,5E-05"
+    series = load_series(write(tmp_path, "small.csv", lines))
+    assert series.values[4, 0] == 1.5e-05 and np.array_equal(np.delete(series.values[:, 0], 4), np.delete(SALES, 4))
+    lines[5] = f"{DAYS[4]:%Y-%m-%d};12%"  # a cell that is no number is the one named
+    with pytest.raises(NeuralabError, match="line 6: '12%' in column 'value' is not a number \\(a percent sign"):
+        load_series(write(tmp_path, "small.csv", lines))
+
+
 def test_a_separator_ending_every_row_is_no_column_and_a_value_after_it_is_refused(tmp_path):
     rows = [f"{d:%Y-%m-%d},{x:.2f}," for d, x in zip(DAYS, SALES)]
     for header in ("date,value,", "date,value"):  # the header with or without its own trailing comma

@@ -703,8 +703,8 @@ def _default_target(table: pd.DataFrame, skip: set, name: str) -> str:
     for column in table.columns:
         if column in skip or table[column].dropna().empty:
             continue
-        text = table[column].astype("string").str.strip()
-        bad = pd.to_numeric(text, errors="coerce").isna() & text.notna() & (text != "")
+        values, text, _ = read_numbers(table[column])
+        bad = values.isna() & text.notna() & (text != "")
         if bad.any():
             at = int(np.flatnonzero(bad.to_numpy())[0])
             where = f"row {at}" if name == "DataFrame" else f"line {at + 2}"  # a file: line 1 is the header
@@ -894,10 +894,11 @@ def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str, paramet
         if ambiguous >= 0:
             cell = text.iloc[ambiguous]
             mark = "a decimal point" if "." in cell else "a decimal comma"
+            grouped, decimal_read = re.sub(r"[.,' ]", "", cell), re.sub(r"[' ]", "", cell).replace(",", ".")
             raise NeuralabError(f"{name}: line {lines.iloc[ambiguous]}: {cell!r} in column {label!r} reads as "
-                                f"{float(re.sub('[.,]', '', cell)):g} (a thousands separator) or as "
-                                f"{float(cell.replace(',', '.')):g} ({mark}), and no number in the column tells "
-                                "which; write the numbers without thousands separators")
+                                f"{grouped} (a thousands separator) or as {decimal_read} ({mark}), and no number "
+                                "in the column tells which; write the numbers without thousands separators, or "
+                                "one of them with one or two decimals (12.5), which only a decimal mark reads")
     bad = values.isna() & text.notna() & (text.str.strip() != "")
     if bad.any():
         at = int(np.flatnonzero(bad.to_numpy())[0])
@@ -918,8 +919,9 @@ def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str, paramet
 
 
 # A number whose decimal mark is "," (thousands ".", "'" or a space) or "." (thousands ","): 1.234,5 / 1,234.5
-WRITTEN = {",": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([.' ])\d{3})(?:\1\d{3})*|\d*)(?:,\d+)?"),
-           ".": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([,' ])\d{3})(?:\1\d{3})*|\d*)(?:\.\d+)?")}
+# (with an exponent, as Excel writes small numbers: 1,5E-05)
+WRITTEN = {",": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([.' ])\d{3})(?:\1\d{3})*|\d*)(?:,\d+)?(?:[eE][-+]?\d+)?"),
+           ".": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([,' ])\d{3})(?:\1\d{3})*|\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")}
 ONE_GROUP = r"[-+]?[1-9]\d{0,2}[.,]\d{3}"  # 1.234: a thousand and more, or one and a bit
 
 
@@ -939,6 +941,10 @@ def read_numbers(column: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.S
     mark = _decimal_mark(cells.iloc[:SETTLE], decimal)
     if mark not in (",", "."):  # the first rows do not settle it: the whole column may
         mark = _decimal_mark(cells, decimal)
+    if mark is None:  # a cell that is no number (12%): the others read with the mark most of them fit,
+        # so that the caller names that cell, not a good 0,25 (a tie: the file's mark)
+        fits = {m: int(cells.str.fullmatch(WRITTEN[m]).sum()) for m in (decimal, "," if decimal == "." else ".")}
+        mark = max(fits, key=fits.get)
     if mark in ("", None):  # 12, 1e5, or no numbers at all (the caller says which cell and why)
         return pd.to_numeric(text, errors="coerce"), text, -1
     if not isinstance(mark, str):
@@ -969,6 +975,8 @@ def _decimal_mark(cells: pd.Series, decimal: str):
     if not fits[","]:
         return None
     marks = set(cells[marked].str.extract(r"([.,])", expand=False).dropna())  # each marked cell: 1.002 or 5,678
+    if not marks:  # only spaces or apostrophes (1 234, 1'234): whole numbers, grouped, whichever the mark
+        return decimal
     if marks == {"."} and decimal == ",":
         return ","
     if marks == {decimal} and marked.all():
