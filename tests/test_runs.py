@@ -146,7 +146,7 @@ def test_commands_check_the_runs_kind_and_name_the_command_that_fits(tmp_path, c
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(picture)
     for argv in (["evaluate", str(forecast)], ["predict", str(forecast), str(picture)],
                  ["inspect", str(forecast), str(picture), "--out", str(tmp_path / "maps")],
-                 ["export", str(forecast), "--onnx"], ["train", "--resume", str(forecast)]):
+                 ["train", "--resume", str(forecast)]):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert "a forecaster run (made by `neuralab forecast`)" in err and "forecast predict" in err, argv

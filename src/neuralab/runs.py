@@ -78,7 +78,7 @@ class Kind(str, enum.Enum):
     def used_by(self) -> str:
         return {Kind.CLASSIFIER: "`neuralab evaluate`, `neuralab predict`, `neuralab inspect`, `neuralab export` "
                                  "or `neuralab serve`",
-                Kind.FORECASTER: "`neuralab forecast predict` or `neuralab serve`"}[self]
+                Kind.FORECASTER: "`neuralab forecast predict`, `neuralab export` or `neuralab serve`"}[self]
 
 
 class Status(str, enum.Enum):

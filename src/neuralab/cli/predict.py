@@ -18,7 +18,8 @@ def register(sub) -> None:
     p.set_defaults(func=run_predict)
 
     e = sub.add_parser("export", help="export a run's model (ONNX), checked with onnxruntime")
-    e.add_argument("run_dir", metavar="RUN_DIR", help="an image classifier's run directory (from neuralab train or import)")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="an image classifier's run directory (from neuralab train or "
+                                                      "import), or a forecaster's (from neuralab forecast)")
     e.add_argument("--onnx", action="store_true", required=True, help="write model.onnx")
     e.add_argument("--out", help="where to write (default RUN_DIR/model.onnx)")
     e.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
@@ -73,6 +74,14 @@ def pictures(given: list[str]) -> list:
 
 
 def run_export(args) -> int:
+    from neuralab.runs import Kind, Run
+
+    if Run.open(args.run_dir).kind is Kind.FORECASTER:
+        from neuralab.forecasting.onnx import export_onnx
+
+        path, diff = export_onnx(args.run_dir, args.out, trust_code=args.trust_code)
+        print(f"wrote {path} (onnxruntime matches neuralab's forecasts within {diff:.1e}, in the target's units)")
+        return 0
     from neuralab.training.export import export_onnx
 
     path, diff = export_onnx(args.run_dir, args.out, trust_code=args.trust_code)

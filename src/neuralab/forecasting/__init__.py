@@ -19,10 +19,11 @@ __getattr__, __dir__ = exports(__name__, {
                     "run_forecast"],
                     "neuralab.forecasting.pipeline"),
     **dict.fromkeys(["WindowConfig", "Windows", "prepare"], "neuralab.forecasting.windows"),
+    "export_onnx": "neuralab.forecasting.onnx",
 })
 
 __all__ = [
     "ARCHITECTURES", "BASELINES", "Drift", "ForecastConfig", "ForecastResult", "Forecaster", "LinearAR",
     "ForecastNetwork", "ModelConfig", "MovingAverage", "NetworkForecaster", "Persistence", "SeasonalNaive",
-    "WindowConfig", "Windows", "load_forecaster", "predict_run", "prepare", "resume_forecast", "run_forecast",
+    "WindowConfig", "Windows", "export_onnx", "load_forecaster", "predict_run", "prepare", "resume_forecast", "run_forecast",
 ]

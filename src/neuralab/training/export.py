@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import sys
@@ -27,13 +28,42 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
     default the run's folder. An existing file is replaced only if it is an .onnx file, and
     only by a graph that passed the check. ``model``: for a run whose PyTorch module it cannot
     rebuild, that module given again (as load_classifier's)."""
+    from neuralab.runs import Kind, Run
     from neuralab.training.classify import load_classifier
 
+    onnxruntime = require_onnxruntime()
+    run_dir = Path(run_dir)
+    out = destination(run_dir, out)
+    if Run.open(run_dir).kind is Kind.FORECASTER:  # its graph holds the series' scaling: forecasting builds it
+        raise NeuralabError(f"{run_dir}: a forecaster run; export it with neuralab.forecasting.onnx.export_onnx")
+    clf = load_classifier(run_dir, trust_code, model)
+    example = torch.randn(4, *clf.preprocess.input_shape)
+    # The traced batch and one image: a batch size the trace kept as a constant fails at the other.
+    checks = (example, example[:1])
+    with torch.inference_mode():
+        expected = [clf.model(x).numpy() for x in checks]  # before _exportable: checked against the run's model
+    graph = traced(_exportable(clf.model, example), example, "images", "logits", run_dir)
+    graph = described(graph, _classifier_props(clf), f"neuralab run of {clf.name}")
+    got = outputs(onnxruntime, graph, "images", [x.numpy() for x in checks], run_dir)
+    diff = max(float(np.abs(g - want).max()) for g, want in zip(got, expected))
+    if not diff <= atol:  # NaN logits too
+        raise NeuralabError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {atol}); export refused, "
+                            "nothing written")
+    write(out, graph)
+    return out, diff
+
+
+def require_onnxruntime():
+    """onnxruntime, or the line that says how to install it."""
     try:
         import onnxruntime
     except ImportError:
         raise NeuralabError("ONNX export needs onnx and onnxruntime: pip install 'neuralab[export]'") from None
-    run_dir = Path(run_dir)
+    return onnxruntime
+
+
+def destination(run_dir: Path, out: str | Path | None) -> Path:
+    """The file ``out`` names (see export_onnx), refused when it would replace a file that is no ONNX model."""
     if out is not None and not str(out).strip():  # an unset shell variable: no place was meant
         raise ParameterError("out", str(out), "is empty; give a file or a folder, or leave it out to write into the run")
     folder = out is None or str(out).endswith(("/", os.sep))  # Path() drops the trailing /
@@ -42,24 +72,46 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
         out = out / "model.onnx"
     if out.exists() and out.suffix.lower() != ".onnx":  # `--out RUN/config.json` replaced the run's config
         raise ParameterError("out", str(out), "is a file that is no ONNX model (.onnx); give a new file or a folder")
-    clf = load_classifier(run_dir, trust_code, model)
-    example = torch.randn(4, *clf.preprocess.input_shape)
-    # The traced batch and one image: a batch size the trace kept as a constant fails at the other.
-    checks = (example, example[:1])
-    with torch.inference_mode():
-        expected = [clf.model(x).numpy() for x in checks]  # before _exportable: checked against the run's model
-    model = _exportable(clf.model, example)
+    return out
+
+
+def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name: str, run_dir: Path) -> bytes:
+    """``model`` as an ONNX graph of one input and one output, both with a dynamic first (batch) axis."""
+    _diff_as_slices()
     graph = io.BytesIO()
     with warnings.catch_warnings(), _native_output_closed():
         warnings.simplefilter("ignore")
         try:
             # The TorchScript-based exporter needs no extra packages and covers the whole zoo.
-            torch.onnx.export(model, (example,), graph, input_names=["images"], output_names=["logits"],
-                              dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+            torch.onnx.export(model, (example,), graph, input_names=[input_name], output_names=[output_name],
+                              dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}}, dynamo=False)
         except RuntimeError as e:  # torch.onnx's errors, an operator ONNX lacks: their first line says which
             why = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise NeuralabError(f"{run_dir}: its model cannot be exported to ONNX ({why})") from None
-    graph = _described(graph.getvalue(), clf)
+    return graph.getvalue()
+
+
+@functools.cache
+def _diff_as_slices() -> None:
+    """Teach the TorchScript exporter ``torch.diff``, which it lacks (a forecasting network's
+    window scale takes the window's steps): x[1:] - x[:-1] along the axis, as two ONNX slices."""
+    from torch.onnx import symbolic_helper as helper
+
+    @helper.parse_args("v", "i", "i", "v", "v")
+    def diff(g, x, n, dim, prepend, append):
+        if n != 1 or not helper._is_none(prepend) or not helper._is_none(append):
+            return helper._unimplemented("diff", "n other than 1, prepend or append", x)
+
+        def part(start: int, end: int):
+            return g.op("Slice", x, *(g.op("Constant", value_t=torch.tensor([v])) for v in (start, end, dim)))
+        return g.op("Sub", part(1, torch.iinfo(torch.int64).max), part(0, -1))
+
+    torch.onnx.register_custom_op_symbolic("aten::diff", diff, 10)  # Slice takes its bounds as inputs from opset 10
+
+
+def outputs(onnxruntime, graph: bytes, input_name: str, inputs: list[np.ndarray], run_dir: Path) -> list[np.ndarray]:
+    """What onnxruntime computes from each of ``inputs`` (the first is the traced batch), or
+    the reason in one line why it cannot."""
     quiet = onnxruntime.SessionOptions()
     quiet.log_severity_level = 4  # fatal only: a batch the graph refuses is said below, in one line
     try:
@@ -67,46 +119,54 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
     except _runtime_errors(onnxruntime) as e:  # an operator or type onnxruntime does not run
         why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise NeuralabError(f"{run_dir}: onnxruntime cannot load its exported graph ({why}); nothing written") from None
-    diff = 0.0
-    for x, want in zip(checks, expected):
+    results = []
+    for i, x in enumerate(inputs):
         try:
-            got = session.run(None, {"images": x.numpy()})[0]
-        except _runtime_errors(onnxruntime):
+            got = session.run(None, {input_name: x})[0]
+        except _runtime_errors(onnxruntime) as e:
+            if i == 0:  # the very batch it was traced with: no batch size to blame
+                why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                raise NeuralabError(f"{run_dir}: onnxruntime cannot run its exported graph ({why}); "
+                                    "nothing written") from None
             got = None
-        if got is None or got.shape != want.shape:
+        if got is None or len(got) != len(x):
             raise NeuralabError(
-                f"{run_dir}: its ONNX graph takes batches of {len(example)} only, not of {len(x)}: the model's forward "
-                "turns the batch size into a Python number (len(x), int(x.shape[0])), which the export keeps as a "
-                "constant; write x.flatten(1) or x.reshape(x.shape[0], -1) instead; nothing written")
-        diff = max(diff, float(np.abs(got - want).max()))
-    if diff > atol:
-        raise NeuralabError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {atol}); export refused, "
-                            "nothing written")
-    with atomic_write(out, "wb") as f:  # only now: a refused or interrupted export keeps the file there was
+                f"{run_dir}: its ONNX graph takes batches of {len(inputs[0])} only, not of {len(x)}: the model's "
+                "forward turns the batch size into a Python number (len(x), int(x.shape[0])), which the export keeps "
+                "as a constant; write x.flatten(1) or x.reshape(x.shape[0], -1) instead; nothing written")
+        results.append(got)
+    return results
+
+
+def write(out: Path, graph: bytes) -> None:
+    with atomic_write(out, "wb") as f:  # only once checked: a refused or interrupted export keeps the file there was
         f.write(graph)
-    return out, diff
 
 
-def _described(graph: bytes, clf) -> bytes:
-    """The exported graph with what its user needs besides it, in the ONNX file's metadata
-    (onnxruntime's ``get_modelmeta().custom_metadata_map``): the class names in the logits'
-    order and how pixels become ``images``. Without them the file alone cannot be used."""
-    import json
-
+def described(graph: bytes, props: dict[str, str], doc: str) -> bytes:
+    """The exported graph with what its user needs besides it in the ONNX file's metadata
+    (onnxruntime's ``get_modelmeta().custom_metadata_map``): without it the file alone cannot be used."""
     import onnx
 
     proto = onnx.load_model_from_string(graph)
+    onnx.helper.set_model_props(proto, props)
+    proto.doc_string = doc
+    return proto.SerializeToString()
+
+
+def _classifier_props(clf) -> dict[str, str]:
+    """The class names in the logits' order and how pixels become ``images``."""
+    import json
+
     pre = clf.preprocess
-    onnx.helper.set_model_props(proto, {
+    return {
         "classes": json.dumps(list(clf.classes)),
         "mean": json.dumps(list(pre.mean)),
         "std": json.dumps(list(pre.std)),
         "input_shape": json.dumps(list(pre.input_shape)),
         "images": "(N, C, H, W) float32: (pixels / 255 - mean[c]) / std[c], pixels 0-255 at input_shape (C, H, W)",
         "logits": "(N, classes): softmax gives the probabilities of the classes, in the order of classes",
-    })
-    proto.doc_string = f"neuralab run of {clf.name}"
-    return proto.SerializeToString()
+    }
 
 
 def _runtime_errors(onnxruntime) -> tuple[type[Exception], ...]:

@@ -1,0 +1,238 @@
+"""`neuralab export FORECAST_RUN --onnx`: a model.onnx that onnxruntime alone runs on rows as
+the CSV holds them and that forecasts in the target's units, as `neuralab forecast predict` does
+(real S&P 500 and Seattle weather, tiny networks, one epoch)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuralab.cli import main
+from neuralab.data.series import load_series
+from neuralab.errors import NeuralabError
+from neuralab.forecasting.models import ModelConfig, series_train_config
+from neuralab.forecasting.pipeline import ForecastConfig, predict_run, run_forecast
+from neuralab.forecasting.windows import WindowConfig
+from neuralab.training.device import cpu_threads
+
+ort = pytest.importorskip("onnxruntime", reason="pip install 'neuralab[export]'")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with cpu_threads(1):
+        yield
+
+
+def forecast(tmp_path, data="seattle-weather", target="temp_max", features=(), transform="diff", recipe="residual",
+             **settings):
+    config = ForecastConfig(data=data, target=target, features=list(features),
+                            windows=WindowConfig(lookback=6, horizon=3, transform=transform),
+                            model=ModelConfig("lstm", hidden=[4], recipe=recipe),
+                            train=series_train_config(epochs=1, device="cpu", seed=1), baselines=["persistence"],
+                            backtest_folds=1, **settings)
+    return run_forecast(config, out=tmp_path / "run", verbose=False).run_dir
+
+
+def session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def assert_forecasts_like_predict(run, frame, tmp_path, ends=(-1, -40, -900)):
+    """onnxruntime on one batch of windows ending at ``ends`` gives what `forecast predict` gives
+    on the CSV cut at each of those rows, in the target's units."""
+    onnx = session(run / "model.onnx")
+    props = onnx.get_modelmeta().custom_metadata_map
+    columns, rows = json.loads(props["columns"]), int(props["rows"])
+    values = frame[columns].to_numpy(np.float32)
+    windows = np.stack([values[len(values) + end + 1 - rows:len(values) + end + 1] for end in ends])
+    got = onnx.run(None, {"windows": windows})[0]
+    meta = json.loads((run / "model.json").read_text())
+    for i, end in enumerate(ends):
+        csv = tmp_path / f"until{end}.csv"
+        frame.iloc[:len(frame) + end + 1].to_csv(csv)
+        want = predict_run(run, csv)[meta["target"]].to_numpy()
+        np.testing.assert_allclose(got[i], want, rtol=1e-5, atol=1e-5)
+    return props
+
+
+@pytest.mark.parametrize("data, target, features, transform, recipe", [
+    ("sp500", "Close", (), "log-return", "residual"),
+    ("sp500", "Close", (), "none", "plain"),
+    ("seattle-weather", "temp_max", ("precipitation", "wind"), "diff", "plain"),
+    ("seattle-weather", "temp_max", ("temp_min",), "none", "residual"),
+])
+def test_the_exported_file_alone_forecasts_as_neuralab_does(tmp_path, capsys, data, target, features, transform,
+                                                             recipe):
+    run = forecast(tmp_path, data, target, features, transform, recipe)
+    assert main(["export", str(run), "--onnx"]) == 0
+    assert "onnxruntime matches neuralab's forecasts" in capsys.readouterr().out
+    frame = load_series(data, target=target, features=list(features)).frame
+    props = assert_forecasts_like_predict(run, frame, tmp_path)
+    rows = 6 + (transform != "none")  # a difference or return needs the row before the window
+    assert json.loads(props["columns"]) == [target, *features]
+    assert (props["target"], props["transform"], props["lookback"], props["horizon"], props["rows"]) == \
+        (target, transform, "6", "3", str(rows))
+    assert f"the last {rows} rows" in props["windows"] and "in its units" in props["forecast"]
+
+
+def test_date_encodings_are_inputs_the_metadata_says_how_to_make(tmp_path):
+    from neuralab.data.series import add_calendar
+    from neuralab.forecasting.onnx import export_onnx
+
+    run = forecast(tmp_path, features=("temp_min",), calendar=["dayofyear"])
+    export_onnx(run)
+    csv = load_series("seattle-weather", target="temp_max", features=["temp_min"]).frame
+    props = session(run / "model.onnx").get_modelmeta().custom_metadata_map
+    assert "add_calendar" in props["windows"] and json.loads(props["calendar"]) == ["dayofyear"]
+    frame, added = add_calendar(csv, json.loads(props["calendar"]))
+    assert json.loads(props["columns"]) == ["temp_max", "temp_min", *added]
+    assert_forecasts_like_predict(run, frame, tmp_path)
+
+
+def test_a_keras_lstm_forecaster_exports(tmp_path, capsys):
+    (tmp_path / "lstm.py").write_text("import keras\nmodel = keras.Sequential([keras.Input((6, 1)), "
+                                      "keras.layers.LSTM(4), keras.layers.Dense(3)])\n")
+    assert main(["forecast", "--model", str(tmp_path / "lstm.py"), "--data", "seattle-weather", "--target", "temp_max",
+                 "--lookback", "6", "--horizon", "3", "--target-transform", "diff", "--epochs", "1",
+                 "--baselines", "persistence", "--backtest-folds", "1", "--out", str(tmp_path / "run"),
+                 "--quiet"]) == 0
+    assert main(["export", str(tmp_path / "run"), "--onnx"]) == 0, capsys.readouterr().err
+    assert_forecasts_like_predict(tmp_path / "run", load_series("seattle-weather", target="temp_max").frame, tmp_path)
+
+
+TORCH_FORECASTER = """
+import torch
+from torch import nn
+
+
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(1, 4, batch_first=True)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.head(self.gru(x)[0][:, -1])
+
+
+class Flat(nn.Module):  # its reshape keeps the traced batch size as a constant
+    def __init__(self):
+        super().__init__()
+        self.dense = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.dense(x.reshape(int(x.shape[0]), 6))
+"""
+
+
+def user_run(tmp_path, name):
+    (tmp_path / "nets.py").write_text(TORCH_FORECASTER)
+    assert main(["forecast", "--model", f"{tmp_path / 'nets.py'}:{name}", "--data", "seattle-weather", "--target",
+                 "temp_max", "--lookback", "6", "--horizon", "3", "--target-transform", "none", "--epochs", "1",
+                 "--baselines", "persistence", "--backtest-folds", "1", "--out", str(tmp_path / name), "--quiet"]) == 0
+    return tmp_path / name
+
+
+def test_a_pytorch_forecaster_exports_only_with_trust_code(tmp_path, capsys):
+    run = user_run(tmp_path, "Small")
+    capsys.readouterr()
+    assert main(["export", str(run), "--onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--trust-code" in err and not (run / "model.onnx").exists()
+    assert main(["export", str(run), "--onnx", "--trust-code"]) == 0
+    assert_forecasts_like_predict_trusted(run, tmp_path)
+
+
+def assert_forecasts_like_predict_trusted(run, tmp_path):
+    frame = load_series("seattle-weather", target="temp_max").frame
+    x = frame[["temp_max"]].to_numpy(np.float32)[-6:][None]
+    csv = tmp_path / "recent.csv"
+    frame.tail(30).to_csv(csv)
+    want = predict_run(run, csv, trust_code=True)["temp_max"].to_numpy()
+    np.testing.assert_allclose(session(run / "model.onnx").run(None, {"windows": x})[0][0], want, rtol=1e-5)
+
+
+def test_what_cannot_be_exported_is_refused_in_one_line_writing_nothing(tmp_path, capsys):
+    run = user_run(tmp_path, "Flat")
+    capsys.readouterr()
+    assert main(["export", str(run), "--onnx", "--trust-code"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "batches of 7 only, not of 1" in err and "nothing written" in err, err
+    assert not (run / "model.onnx").exists()
+
+
+def test_a_run_on_several_series_is_refused(tmp_path, capsys):
+    weather = load_series("seattle-weather", features=["temp_min"]).frame.iloc[-300:]
+    long = pd.concat([pd.DataFrame({"station": name, "date": weather.index.strftime("%Y-%m-%d"),
+                                    "temp": weather[column].to_numpy()})
+                      for name, column in [("MAX", "temp_max"), ("MIN", "temp_min")]])
+    long.to_csv(tmp_path / "stations.csv", index=False)
+    run = forecast(tmp_path, str(tmp_path / "stations.csv"), "temp", series_column="station")
+    assert main(["export", str(run), "--onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trained on 2 series" in err and "one series" in err, err
+    assert not (run / "model.onnx").exists()
+
+
+def test_a_forecaster_run_keras_fit_wrote_is_refused_as_before(tmp_path, capsys):
+    # RunLogger first: it brings Keras up on PyTorch
+    from neuralab.training import RunLogger
+
+    keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
+
+    temps = load_series("seattle-weather", target="temp_max").frame["temp_max"].to_numpy(np.float32)[:200]
+    x, y = np.stack([temps[i:i + 6] for i in range(150)])[..., None], temps[6:156, None]
+    model = keras.Sequential([keras.Input((6, 1)), keras.layers.LSTM(4), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "fit", data="seattle-weather temp_max")])
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "fit"), "--onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Keras's fit wrote this run" in err and "scaling" in err, err
+    assert not (tmp_path / "fit" / "model.onnx").exists()
+
+
+def test_the_check_against_neuralab_refuses_a_graph_that_differs_and_keeps_the_earlier_file(tmp_path, monkeypatch):
+    from neuralab.forecasting.onnx import export_onnx
+
+    run = forecast(tmp_path, "sp500", "Close", transform="log-return")
+    earlier, _ = export_onnx(run)
+    good = earlier.read_bytes()
+    real_run = ort.InferenceSession.run
+
+    def off_by_a_tenth(self, *args, **kwargs):  # of an index point near 4,000: 2.5e-5 of the forecast
+        return [out + 0.1 for out in real_run(self, *args, **kwargs)]
+
+    monkeypatch.setattr(ort.InferenceSession, "run", off_by_a_tenth)
+    with pytest.raises(NeuralabError, match="ONNX forecasts differ from neuralab's by 1.00e-01"):
+        export_onnx(run)
+    assert earlier.read_bytes() == good
+
+
+def test_the_run_s_data_changed_since_is_refused(tmp_path, capsys):
+    frame = load_series("seattle-weather", target="temp_max").frame[["temp_max"]]
+    frame.to_csv(tmp_path / "weather.csv")
+    run = forecast(tmp_path, str(tmp_path / "weather.csv"))
+    frame.iloc[:-10].to_csv(tmp_path / "weather.csv")
+    assert main(["export", str(run), "--onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "changed since the run started" in err and "put it back" in err, err
+    assert not (run / "model.onnx").exists()
+
+
+def test_the_classifiers_export_function_names_the_forecasters(tmp_path):
+    from neuralab.files import write_json
+    from neuralab.forecasting.onnx import export_onnx as export_forecaster
+    from neuralab.training.export import export_onnx
+
+    write_json(tmp_path / "forecast" / "config.json", {"kind": "forecaster", "config": {}})
+    with pytest.raises(NeuralabError, match="a forecaster run; export it with neuralab.forecasting.onnx.export_onnx"):
+        export_onnx(tmp_path / "forecast")
+    write_json(tmp_path / "classifier" / "config.json", {"kind": "image-classifier", "config": {}})
+    with pytest.raises(NeuralabError, match="an image-classifier run .* not a forecaster run"):
+        export_forecaster(tmp_path / "classifier")
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["config.json", "config.json"]
