@@ -269,16 +269,19 @@ def test_a_folder_too_small_to_leave_a_test_image_is_refused_before_training(tmp
     assert "--test-fraction" in err and not (tmp_path / "run").exists()
 
 
-def test_many_small_classes_still_leave_test_and_validation_pictures(tmp_path):
-    """Each class's share rounds to none (40 classes of 4 pictures at 0.1), but the whole split's
-    does not: the split's own count of pictures goes to classes drawn by the seed, one each, and
-    every class keeps pictures to train on. Classes whose shares round to some are split as before."""
+def test_many_small_classes_still_leave_test_pictures(tmp_path):
+    """Each class's test share rounds to none (40 classes of 4 pictures at 0.1), but the whole
+    split's does not: the split's own count of pictures goes to classes drawn by the seed, one
+    each, and every class keeps pictures to train on. The validation split is rounded per class,
+    as every earlier version made it, so that a run's split made again is the one it recorded;
+    classes whose shares round to some are split as before."""
     for c in range(40):
         for i in range(4):
             write(tmp_path / "many" / f"class{c:02d}" / f"{i}.png", gray(c * 6 + i))
     data = load_image_folder(tmp_path / "many", val_fraction=0.1, test_fraction=0.1, seed=3)
-    assert (len(data.train), len(data.val), len(data.test)) == (128, 16, 16)  # a tenth of 160 pictures each
+    assert (len(data.train), len(data.val), len(data.test)) == (144, 0, 16)  # a tenth of 160 pictures to test
     assert len(set(data.train.y.tolist())) == 40 and len(set(data.test.y.tolist())) == 16
+    assert len(load_image_folder(tmp_path / "many", val_fraction=0.1, test_fraction=0.1, seed=None).test) == 16
     again = load_image_folder(tmp_path / "many", val_fraction=0.1, test_fraction=0.1, seed=3)
     assert np.array_equal(again.test.x, data.test.x)  # the seed repeats the split
     for c in range(3):  # 10 pictures a class: one each for test and validation, as per-class rounding gives

@@ -149,6 +149,15 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return _python_warning(message, category, filename, lineno, line)
 
 
+def quiet_pillow() -> None:
+    """Pillow's warnings that tell a user of the command nothing, left out: its size warning
+    (neuralab checks every picture's size itself, and refuses it or decodes it smaller) and
+    damaged EXIF data (the picture reads; its orientation may not). By their text: importing
+    Pillow to name their class would cost every command that reads no picture."""
+    warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit", module=r"PIL\.")
+    warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF data", module=r"PIL\.")
+
+
 def run() -> None:
     """The `neuralab` command's entry point: ``main``, then exit with its status.
 
@@ -157,6 +166,7 @@ def run() -> None:
     the tenth round); frozen, they are left to the process's exit, which frees them at once.
     Exit handlers run as before."""
     warnings.formatwarning = _one_line_warning
+    quiet_pillow()
     try:
         sys.exit(main())
     except BrokenPipeError:  # the reader went away (`| head`): what it wanted was printed

@@ -65,11 +65,11 @@ def pictures(given: list[str]) -> list:
         if not Path(name).is_dir():
             paths.append(name)
             continue
-        found, _ = list_pictures(Path(name))
-        if not found:
+        found, _, others = list_pictures(Path(name))
+        if not found and not others:
             raise NeuralabError(f"{name}: is a folder, not a picture, and holds no {FORMAT_NAMES} file; "
                                 "give pictures, or folders of them")
-        paths += found
+        paths += sorted([*found, *others])  # pictures in other formats are named by the reader
     return paths
 
 

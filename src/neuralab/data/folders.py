@@ -54,22 +54,28 @@ class FolderData(ImageData):
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of every unreadable image
 
 
-def list_pictures(folder: Path) -> tuple[list[Path], list[Path]]:
+def list_pictures(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     """The picture files in ``folder`` and all the folders below it, sorted, leaving out hidden
-    files and folders (those in formats neuralab does not open too, for the reader to name);
-    and the links to folders met on the way, which are not followed (one
-    may loop, or lead out of the dataset)."""
+    files and folders; the links to folders met on the way, which are not followed (one may
+    loop, or lead out of the dataset); and the pictures in formats neuralab does not open (an
+    iPhone's HEIC), which a caller names rather than drops without a word, as it drops notes.txt."""
     def refuse(error: OSError):
         raise NeuralabError(f"{error.filename}: cannot list the folder ({error.strerror})")
 
-    suffixes = picture_suffixes() | OTHER_SUFFIXES
-    found, links = [], []
+    suffixes = picture_suffixes()
+    found, links, others = [], [], []
     for top, folders, files in os.walk(folder, onerror=refuse):
         folders[:] = [name for name in folders if not hidden(name)]
         links += [Path(top, name) for name in folders if Path(top, name).is_symlink()]
-        found += [Path(top, name) for name in files
-                  if not hidden(name) and os.path.splitext(name)[1].lower() in suffixes]
-    return sorted(found), sorted(links)
+        for name in files:
+            suffix = os.path.splitext(name)[1].lower()
+            if not hidden(name) and (suffix in suffixes or suffix in OTHER_SUFFIXES):
+                (found if suffix in suffixes else others).append(Path(top, name))
+    return sorted(found), sorted(links), sorted(others)
+
+
+def _listed(paths: list, shown: int = 3) -> str:
+    return ", ".join(str(p) for p in paths[:shown]) + (", ..." if len(paths) > shown else "")
 
 
 def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path]]:
@@ -85,25 +91,36 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
             raise NeuralabError(f"{root / name}: the class folder's name is not UTF-8 text, and it becomes the "
                                 "class's label in runs, reports and the web app; rename the folder") from None
     if len(classes) < 2:
-        inner = sorted(d.name for d in (root / classes[0]).iterdir() if d.is_dir() and not hidden(d.name)) \
-            if classes else []
+        try:
+            inner = sorted(d.name for d in (root / classes[0]).iterdir() if d.is_dir() and not hidden(d.name)) \
+                if classes else []
+        except OSError:  # an unreadable folder: the refusal below says what it needs without the hint
+            inner = []
         # a zip file that held the dataset's folder unpacks to root/NAME/CLASS/...
         wrapped = f"; if {', '.join(inner[:3])}{', ...' if len(inner) > 3 else ''} are the classes, give " \
                   f"{root / classes[0]}" if len(inner) >= 2 else ""
         raise NeuralabError(f"{root}: found {len(classes)} class folder(s); a classifier needs at least 2 "
                             f"(root/CLASS_NAME/*.png|jpg){wrapped}")
-    files, links = [], []
+    files, links, unopened = [], [], []
     for label, name in enumerate(classes):
-        found, linked = list_pictures(root / name)
+        found, linked, others = list_pictures(root / name)
         if not found and not linked:
-            others = sorted(f.name for f in (root / name).iterdir() if f.is_file() and not hidden(f.name))
-            kept = (f"; pictures are told by their names' endings (.png, .jpg, ...), and its {len(others)} "
-                    f"file(s) ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}) have none of them: "
-                    "rename those that are pictures") if others else ""
+            if others:
+                kept = (f"; its {len(others)} picture(s) ({_listed([p.name for p in others])}) are in formats "
+                        "neuralab does not open: convert them to PNG or JPEG")
+            else:
+                plain = sorted(f.name for f in (root / name).iterdir() if f.is_file() and not hidden(f.name))
+                kept = (f"; pictures are told by their names' endings (.png, .jpg, ...), and its {len(plain)} "
+                        f"file(s) ({_listed(plain)}) have none of them: rename those that are pictures") if plain else ""
             raise NeuralabError(f"{root / name}: no pictures ({FORMAT_NAMES}) in class folder {name!r} "
                                 f"or the folders below it{kept}")
         files += [(p, label) for p in found]
         links += linked
+        unopened += others
+    if unopened:
+        warnings.warn(f"{root}: left out {len(unopened)} picture(s) in formats neuralab does not open "
+                      f"({_listed([p.relative_to(root) for p in unopened])}); convert them to PNG or JPEG to "
+                      "train on them", SkippedImagesWarning, stacklevel=3)
     return classes, files, links
 
 
@@ -113,23 +130,26 @@ def _stratified(y: np.ndarray, val_fraction: float, test_fraction: float, seed: 
     sizes = np.array([len(idx) for idx in order])
     # every class keeps at least one training image
     n_test = _shares(sizes, test_fraction, sizes - 1, seed)
-    n_val = _shares(sizes, val_fraction, sizes - 1 - n_test, seed + 1)
+    # rounded per class, as every earlier version did: a run's split, made again, is the one it recorded
+    n_val = np.minimum(np.round(sizes * val_fraction).astype(int), sizes - 1 - n_test)
     parts = ([idx[t + v:] for idx, t, v in zip(order, n_test, n_val)],
              [idx[t:t + v] for idx, t, v in zip(order, n_test, n_val)],
              [idx[:t] for idx, t in zip(order, n_test)])
     return tuple(np.sort(np.concatenate(p)) for p in parts)
 
 
-def _shares(sizes: np.ndarray, fraction: float, room: np.ndarray, seed: int) -> np.ndarray:
-    """Each class's share of a split: its size times ``fraction``, rounded, at most ``room``.
+def _shares(sizes: np.ndarray, fraction: float, room: np.ndarray, seed: int | None) -> np.ndarray:
+    """Each class's share of the test set: its size times ``fraction``, rounded, at most ``room``.
     Where every share rounds to none although the whole split would not (1,000 classes of 5
     pictures at 0.1), the split's rounded total goes one picture each to classes drawn with
-    ``seed``, so that a folder of many small classes still has pictures to score the model."""
+    ``seed``, so that a folder of many small classes still has pictures to score the model
+    (earlier versions refused such a folder: no run recorded another split of it)."""
     shares = np.minimum(np.round(sizes * fraction).astype(int), room)
     total = int(round(sizes.sum() * fraction))
     if shares.sum() == 0 and total > 0:
-        # its own generator: the classes' orders above stay those every earlier run drew
-        drawn = [c for c in np.random.default_rng([seed, 1]).permutation(len(sizes)) if room[c] > 0][:total]
+        # its own generator: the classes' orders drawn before stay those every earlier run drew
+        rng = np.random.default_rng(None if seed is None else [seed, 1])
+        drawn = [c for c in rng.permutation(len(sizes)) if room[c] > 0][:total]
         shares[drawn] = 1
     return shares
 

@@ -6,8 +6,6 @@ import contextlib
 import io
 import math
 import os
-import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +28,9 @@ UNSURE = frozenset({"CUR", "DIB", "GBR", "WMF", "XBM"})
 TGA_FOOTER = b"TRUEVISION-XFILE.\0"  # how a TGA file ends (version 2); it has no signature at its start
 # The brands an HEIF file (an iPhone's photo) names in its first box; Pillow has no test for them
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
-# Name endings of pictures in formats neuralab does not open (phones' HEIC, Photoshop, ...): a folder's such files are read, and refused by name, so that a
-# class never loses its iPhone photos without a word as it loses its notes.txt.
+# Name endings of pictures in formats neuralab does not open (phones' HEIC, Photoshop, ...): a
+# folder's are named in a warning, so that a class never loses its iPhone photos without a word
+# as it loses its notes.txt
 OTHER_SUFFIXES = frozenset({".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".psd", ".tga", ".svg", ".ico"})
 
 
@@ -47,13 +46,12 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
     """The image at ``path`` as uint8, (H, W) for mode "L" or (H, W, 3) for "RGB".
 
     ``mode=None`` keeps grayscale images grayscale and turns everything else into RGB.
-    Photos stand upright by their EXIF orientation, transparent pixels are shown on white (as
-    viewers and web pages show them), an animation or a multi-page TIFF gives its first frame.
+    Photos stand upright by their EXIF orientation, transparent pixels are shown on a page their
+    marks stand out on (white under dark ones, as viewers show them), an animation or a multi-page TIFF gives its first frame.
     A JPEG of more than ``max_pixels`` is decoded at 1/2, 1/4 or 1/8 of its size, as libjpeg
     can at that fraction of the memory. Only the formats in ``FORMATS`` are opened, whatever
     the file's name says. Folders, unreadable, empty, non-image, other-format and oversized
-    files give a NeuralabError naming the file; what Pillow warns of (damaged EXIF data) is
-    warned of naming the file.
+    files give a NeuralabError naming the file.
     """
     path = Path(path)
     if path.is_dir():
@@ -78,10 +76,8 @@ def decode_image(data: bytes, name: str, mode: str | None = None, max_pixels: in
 def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: int) -> np.ndarray:
     from PIL import Image, ImageOps
 
-    said: set[str] = set()  # Pillow reads a JPEG's EXIF data on opening it and again to turn it
     try:
-        with _warnings_named(name, said):
-            img = Image.open(source, formats=FORMATS)
+        img = Image.open(source, formats=FORMATS)
         with img:
             width, height, fmt = *img.size, img.format
             if width * height > max_pixels and img.format in ("JPEG", "MPO"):
@@ -93,8 +89,7 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
                     f"{name}: {width}x{height} pixels is more than the {max_pixels:,} allowed; resize it first"
                 )
             img.load()
-            with _warnings_named(name, said):
-                img = ImageOps.exif_transpose(img)  # a photo's EXIF orientation: upright, as viewers show it
+            img = ImageOps.exif_transpose(img)  # a photo's EXIF orientation: upright, as viewers show it
             if img.mode.startswith(("I", "F")):  # 16- and 32-bit grey: to 0-255 by its own range
                 # a PGM of more than 8 bits comes as 32-bit levels, scaled by Pillow from its maximum to 65535
                 depth = "I;16" if img.mode == "I" and fmt == "PPM" else img.mode
@@ -102,9 +97,7 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
             if mode is None:
                 mode = "L" if img.mode in ("1", "L", "LA", "La") else "RGB"
             if img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info:
-                # converting drops the alpha and shows what lies under it, often black: black
-                # strokes drawn on a transparent page became a black square
-                img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
+                img = _on_contrasting_page(img)
             return np.asarray(img.convert(mode), dtype=np.uint8).copy()
     except NeuralabError:
         raise
@@ -122,24 +115,20 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
         raise NeuralabError(f"{name}: not a readable image ({e}); give a {FORMAT_NAMES} file") from None
 
 
-_WARNINGS_CAUGHT = threading.Lock()  # catch_warnings swaps the process's warning state: one thread at a time
-
-
-@contextlib.contextmanager
-def _warnings_named(name: str, said: set[str]):
-    """What Pillow warns of in the block (damaged EXIF data) warned of again naming the picture:
-    in a folder of thousands, the user could not find it. Pillow's own size warning is left out:
-    ``_decode`` checks the size, and refuses the picture or decodes it smaller; those in ``said``
-    are not repeated."""
+def _on_contrasting_page(img):
+    """A picture with transparent pixels laid on a page that its opaque pixels stand out on:
+    white under dark marks, black under light ones. Dropping the alpha, as Keras does, shows
+    what lies under it, often black: black strokes drawn on a transparent page became a black
+    square. A picture with no transparent pixel (most PNGs with an alpha channel) is as it was."""
     from PIL import Image
 
-    with _WARNINGS_CAUGHT, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for warning in caught:
-        if not issubclass(warning.category, Image.DecompressionBombWarning) and str(warning.message) not in said:
-            said.add(str(warning.message))
-            warnings.warn(f"{name}: {warning.message}", UserWarning, stacklevel=3)
+    rgba = img.convert("RGBA")
+    alpha = np.asarray(rgba)[..., 3]
+    if alpha.min() == 255:
+        return rgba
+    opaque = np.asarray(rgba.convert("L"))[alpha > 127]
+    page = "black" if opaque.size and opaque.mean() >= 128 else "white"
+    return Image.alpha_composite(Image.new("RGBA", img.size, page), rgba)
 
 
 def _to_bytes(values: np.ndarray, mode: str) -> np.ndarray:
