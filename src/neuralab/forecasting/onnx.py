@@ -119,11 +119,11 @@ def _checks(run_dir: Path, forecaster, scaler: Scaler, transform: str,
             lookback: int) -> tuple[np.ndarray, np.ndarray]:
     """Windows of the run's own data as the graph takes them, (N, rows, C) float32, and
     neuralab's forecasts from them, (N, H): the last window of the series among them."""
-    from neuralab.forecasting.pipeline import _recorded_data, load, stored_config
+    from neuralab.forecasting.pipeline import recorded_data, load, stored_config
     from neuralab.runs import Kind, Run
 
     run = Run.open(run_dir, Kind.FORECASTER)
-    series = load(replace(stored_config(run), data=_recorded_data(run, "the export checks its graph on")))[0]
+    series = load(replace(stored_config(run), data=recorded_data(run, "the export checks its graph on")))[0]
     inputs, levels, offset = model_inputs(series.values, transform, series.target)
     with np.errstate(over="ignore"):  # the run was trained on these rows: they scale as they did
         scaled = scaler.transform(inputs).astype(np.float32)

@@ -314,7 +314,7 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
         seed_everything(used.train.seed)
         source = resolve(_user_network(meta["source"], run.path, trust_code))
     with run:  # one writer at a time
-        many = load(replace(used, data=_recorded_data(run, "the run trains on")), verbose)
+        many = load(replace(used, data=recorded_data(run, "the run trains on")), verbose)
         prepared = prepare_many(many, used.windows)
         baselines = _fitted_baselines(prepared, used)
         transform_errors = record["data"].get("transform", {}).get("validation_mae", {})
@@ -345,7 +345,7 @@ def stored_config(run: Run) -> ForecastConfig:
         raise NeuralabError(f"{run / runs.CONFIG}: not a config neuralab wrote ({e}); the file is damaged") from None
 
 
-def _recorded_data(run: Run, why: str) -> str:
+def recorded_data(run: Run, why: str) -> str:
     """The data a run read: a built-in name, or its CSV's path, checked unchanged by its SHA-256."""
     data = runs.json_object(run.record.get("data"))
     if "path" not in data:
@@ -839,7 +839,7 @@ def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:
             raise NeuralabError(f"{run_dir / name}: missing; the run did not finish, so there is no report to write")
     config = stored_config(run)
     results = run.results()
-    many = load(replace(config, data=_recorded_data(run, "the report draws")))
+    many = load(replace(config, data=recorded_data(run, "the report draws")))
     prepared = prepare_many(many, config.windows)
     test = pd.read_csv(run_dir / runs.FORECAST).query("split == 'test'")
     if SERIES_COLUMN in test.columns:
