@@ -113,3 +113,19 @@ def test_german_excel_export_forecasts_and_predicts_from_the_command_line(tmp_pa
     assert main(["forecast", "--data", visits, *small, "--out", str(tmp_path / "r2")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("neuralab: error: visits.csv: line ") and "\n" not in err
+
+
+def test_a_date_column_and_a_time_column_make_one_timestamp(tmp_path):
+    """Loggers write Date;Time;value (the household power consumption data: 16/12/2006;17:24:00):
+    the date alone made each day's rows duplicate timestamps. The two columns are read as one
+    timestamp, and the run says so; the time column is never taken for the dates."""
+    stamps = pd.date_range("2006-12-16 17:24", periods=300, freq="min")
+    power = np.round(4 + np.sin(np.arange(300) / 30), 3)
+    lines = ["Date;Time;Global_active_power;Voltage"] + [
+        f"{t.day}/{t.month}/{t.year};{t:%H:%M:%S};{p:.3f};{240 + p:.2f}" for t, p in zip(stamps, power)]
+    series = load_series(write(tmp_path, "household_power_consumption.txt", lines), "Global_active_power")
+    assert series.times.equals(pd.DatetimeIndex(stamps)) and series.report.duplicates == 0
+    assert series.report.frequency == "min" and np.array_equal(series.values[:, 0], power)
+    assert series.report.dates.startswith("dates and times from columns 'Date' and 'Time'")
+    with pytest.raises(NeuralabError, match="duplicate timestamps"):  # a date_format reads the date column alone
+        load_series(write(tmp_path, "h.txt", lines), "Global_active_power", date_format="%d/%m/%Y")

@@ -496,7 +496,8 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
         wanted = _choose_columns(sample, name, target, features, date_column, date_format, series_column,
                                  where_column)
         date, value, inputs, group, filtered = wanted
-        columns = list(dict.fromkeys(c for c in [date, value, *inputs, group, filtered] if c is not None))
+        clock = _time_of_day_column(sample, date, {value, *inputs, group, filtered}, date_format)
+        columns = list(dict.fromkeys(c for c in [date, clock, value, *inputs, group, filtered] if c is not None))
         estimate = shape.estimate(len(columns))
         if announce is not None:
             announce(f"loading {name}: {shape.describe(len(columns))}")
@@ -517,6 +518,7 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
     date_column, target, features, series_column, where_column = _choose_columns(
         table, name, target, features, date_column, date_format, series_column, where_column,
         builtin=builtin)
+    clock = _time_of_day_column(table, date_column, {target, *features, series_column, where_column}, date_format)
     table = table.assign(_line=np.arange(len(table)) + line0)
     if where_column is not None:
         keep = table[where_column].astype("string").str.strip() == where_value
@@ -535,7 +537,8 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
                                  f"{len(groups):,} different values; a series column names a few series")
     decimal = shape.decimal if shape is not None else "."
     many = [_clean(part, label, target, features, date_column, date_format, missing, duplicates, gaps, calendar,
-                   single=series_column is None and suggest_series, decimal=decimal) for label, part in groups]
+                   single=series_column is None and suggest_series, decimal=decimal, time_column=clock)
+            for label, part in groups]
     if series_column is not None:
         for series in many:
             series.where = f"{name}, {series_column} = {series.name!r}"
@@ -592,9 +595,15 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
 
 
 def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], date_column: str, date_format,
-           missing: str, duplicates: str, gaps: str, calendar, single: bool = True, decimal: str = ".") -> Series:
+           missing: str, duplicates: str, gaps: str, calendar, single: bool = True, decimal: str = ".",
+           time_column: str | None = None) -> Series:
     report = SeriesReport(duplicate_policy=duplicates, missing_policy=missing)
-    times, report.dates = _parse_dates(table[date_column], table["_line"], name, date_column, date_format)
+    if time_column is None:
+        times, report.dates = _parse_dates(table[date_column], table["_line"], name, date_column, date_format)
+    else:  # Date;Time;... as loggers write (the household power data): one timestamp of the two
+        stamps = table[date_column].astype("string").str.strip() + " " + table[time_column].astype("string").str.strip()
+        times, note = _parse_dates(stamps, table["_line"], name, f"{date_column} + {time_column}", date_format)
+        report.dates = _join(f"dates and times from columns {date_column!r} and {time_column!r}", note)
     frame = pd.DataFrame({"_time": times.to_numpy(), "_line": table["_line"].to_numpy()})
     for column in [target, *features]:
         parameter = "target" if column == target else "features"
@@ -652,6 +661,28 @@ def _names(table: pd.DataFrame) -> str:
     return ", ".join(map(str, table.columns[:20])) + (" ..." if len(table.columns) > 20 else "")
 
 
+TIME_OF_DAY = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?"  # 17:24, 17:24:00, 17:24:00.5
+
+
+def _time_of_day_column(table: pd.DataFrame, date_column: str, used: set, date_format: str | None) -> str | None:
+    """The column that holds the times of day of a date column written without them (Date;Time
+    as loggers write), or None: without it, a day's many rows were duplicate timestamps. Not
+    where ``date_format`` is given (it reads the date column alone)."""
+    if date_format is not None:
+        return None
+    sample = table.head(200)
+    dates = sample[date_column].dropna().astype("string").str.strip()
+    if dates.empty or pd.api.types.is_datetime64_any_dtype(sample[date_column]) or dates.str.contains(":").any():
+        return None
+    for column in sample.columns:
+        if column == date_column or column in used or pd.api.types.is_numeric_dtype(sample[column]):
+            continue
+        values = sample[column].dropna().astype("string").str.strip()
+        if not values.empty and bool(values.str.fullmatch(TIME_OF_DAY).all()):
+            return column
+    return None
+
+
 def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = None) -> str:
     """The column that holds the dates: of the columns whose values parse as timestamps
     (text, not plain numbers: a ``day`` of 1..31 is no date), the one named date/time/...,
@@ -679,7 +710,8 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
     def rank(column: str) -> tuple:
         low = column.strip().lower()
         named = 0 if low in DATE_NAMES else 1 if ("date" in low or "time" in low) else 2
-        return named, -parsed[column], list(parsed).index(column)
+        clock = bool(sample[column].dropna().astype("string").str.strip().str.fullmatch(TIME_OF_DAY).all())
+        return clock, named, -parsed[column], list(parsed).index(column)  # a time of day alone: the last choice
 
     return min(parsed, key=rank)
 
