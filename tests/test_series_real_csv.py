@@ -129,3 +129,26 @@ def test_a_date_column_and_a_time_column_make_one_timestamp(tmp_path):
     assert series.report.dates.startswith("dates and times from columns 'Date' and 'Time'")
     with pytest.raises(NeuralabError, match="duplicate timestamps"):  # a date_format reads the date column alone
         load_series(write(tmp_path, "h.txt", lines), "Global_active_power", date_format="%d/%m/%Y")
+
+
+def test_dates_excel_saved_as_numbers_are_read_as_its_days(tmp_path):
+    """A spreadsheet's date column formatted as General is saved as Excel's serial day numbers
+    (44927 is 2023-01-01): it got "no column holds dates". A fraction is the time of day."""
+    lines = ["Date,Sales"] + [f"{44927 + i},{x:.2f}" for i, x in enumerate(SALES)]
+    series = load_series(write(tmp_path, "export.csv", lines))
+    assert series.times.equals(DAYS) and series.target == "Sales" and np.array_equal(series.values[:, 0], SALES)
+    assert series.report.dates == "dates read as Excel's serial day numbers (days since 1899-12-30)"
+    hours = ["Date,Load"] + [f"{44927 + i / 24:.6f},{x:.2f}" for i, x in enumerate(SALES)]
+    assert load_series(write(tmp_path, "hourly.csv", hours)).report.frequency == "h"
+    days = ["day,value"] + [f"{i % 28 + 1},{x:.2f}" for i, x in enumerate(SALES)]  # a day of the month is no date
+    with pytest.raises(NeuralabError, match="no column of days.csv holds dates"):
+        load_series(write(tmp_path, "days.csv", days))
+
+
+def test_day_first_dates_are_said_as_they_are_written():
+    """31.01.2024 was said to be read as DD/MM/YYYY."""
+    from neuralab.data.series import _day_or_month_first
+
+    for sep in "./-":
+        _, note = _day_or_month_first(pd.Series([f"{d:%d}{sep}{d:%m}{sep}{d:%Y}" for d in DAYS[:40]], dtype="string"))
+        assert note.startswith(f"dates read day first (DD{sep}MM{sep}YYYY)"), note

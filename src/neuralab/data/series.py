@@ -693,8 +693,9 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
         values = sample[column].dropna()
         low = str(column).strip().lower()
         if pd.api.types.is_numeric_dtype(values) and not values.empty and date_format in (None, "%s") and \
-                (low in DATE_NAMES or "time" in low or "date" in low or "epoch" in low) and _epoch_unit(values):
-            parsed[str(column)] = 1.0  # whole epoch seconds under a date's name: a date, unlike a `day` of 1..31
+                (low in DATE_NAMES or "time" in low or "date" in low or "epoch" in low) and \
+                (_epoch_unit(values) or _excel_days(values)):
+            parsed[str(column)] = 1.0  # epoch seconds or Excel's days under a date's name: a date, unlike a `day` of 1..31
             continue
         if values.empty or _holds_numbers(values) or pd.api.types.is_bool_dtype(values):
             continue  # 1.002,51 would parse as a date
@@ -786,6 +787,18 @@ DATE_SHAPE = re.compile(r"\d{1,2}(?P<sep>[/.-])\d{1,2}[/.-](?P<year>\d{2,4})"
 EPOCH_RANGES = (("s", 1e8, 4.2e9), ("ms", 1e11, 4.2e12))  # 1973 to 2103, in seconds or milliseconds
 
 
+EXCEL_ORIGIN = "1899-12-30"  # Excel's day 0, as its serial numbers count (44927 is 2023-01-01)
+EXCEL_DAYS = (25569, 73051)     # 1970-01-01 to 2099-12-31: a date column saved from Excel as General
+
+
+def _excel_days(values: pd.Series) -> bool:
+    """Whether every value is one of Excel's serial day numbers from 1970 to 2099 (a fraction
+    is the time of day): dates a spreadsheet saved as numbers."""
+    v = pd.to_numeric(values, errors="coerce")
+    return not (v.empty or v.isna().any() or pd.api.types.is_bool_dtype(values)) and \
+        EXCEL_DAYS[0] <= v.min() and v.max() <= EXCEL_DAYS[1]
+
+
 def _epoch_unit(values: pd.Series) -> str | None:
     """"s" or "ms" when every value is a whole number of Unix epoch seconds (or milliseconds)
     between 1973 and 2103; None otherwise (a day of the month, a year, YYYYMMDD are not)."""
@@ -830,6 +843,9 @@ def _parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
         if unit is not None:
             what = "seconds" if unit == "s" else "milliseconds"
             return pd.to_datetime(column.astype(np.int64), unit=unit), f"dates read as Unix epoch {what} (UTC)"
+        if date_format is None and _excel_days(column):
+            days = pd.to_datetime(column.astype(np.float64), unit="D", origin=EXCEL_ORIGIN).dt.round("s")
+            return days, "dates read as Excel's serial day numbers (days since 1899-12-30)"
         if date_format == "%s":
             raise NeuralabError(f"{name}: column {label!r} holds numbers that are not Unix epoch seconds or "
                                 "milliseconds between 1973 and 2103; give `date_format` for them, e.g. %Y%m%d")
@@ -890,7 +906,8 @@ def _day_or_month_first(text: pd.Series) -> tuple[pd.Series, str]:
     month_ok, day_ok = not month.isna().any(), not day.isna().any()
     if not (month_ok and day_ok):
         if day_ok:
-            return day, _join("dates read day first (DD/MM/YYYY): some days are above 12", day_note)
+            sep = re.match(DAY_MONTH, text.iloc[0])[1]
+            return day, _join(f"dates read day first (DD{sep}MM{sep}YYYY): some days are above 12", day_note)
         return month, month_note
     if (month == day).all():  # day and month equal on every row: nothing to choose
         return month, month_note
