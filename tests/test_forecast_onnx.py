@@ -236,3 +236,17 @@ def test_the_classifiers_export_function_names_the_forecasters(tmp_path):
     with pytest.raises(NeuralabError, match="an image-classifier run .* not a forecaster run"):
         export_forecaster(tmp_path / "classifier")
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["config.json", "config.json"]
+
+
+def test_a_run_whose_model_json_lacks_a_window_setting_exports_as_predict_reads_it(tmp_path, capsys):
+    """An older run's model.json without `windows.transform`: `forecast predict` takes the
+    default (none), and so does the export, where it ended in a KeyError traceback."""
+    import json
+
+    run = forecast(tmp_path, transform="none")
+    meta = json.loads((run / "model.json").read_text())
+    del meta["windows"]["transform"]
+    (run / "model.json").write_text(json.dumps(meta))
+    assert main(["export", str(run), "--onnx"]) == 0, capsys.readouterr().err
+    props = session(run / "model.onnx").get_modelmeta().custom_metadata_map
+    assert props["transform"] == "none" and props["lookback"] == "6"

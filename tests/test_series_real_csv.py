@@ -152,3 +152,26 @@ def test_day_first_dates_are_said_as_they_are_written():
     for sep in "./-":
         _, note = _day_or_month_first(pd.Series([f"{d:%d}{sep}{d:%m}{sep}{d:%Y}" for d in DAYS[:40]], dtype="string"))
         assert note.startswith(f"dates read day first (DD{sep}MM{sep}YYYY)"), note
+
+
+def test_what_only_looks_like_times_excel_days_or_grouped_numbers_is_read_as_before(tmp_path):
+    """A lap's duration (1:13) is no time of day, a `downtime` of 30,100 minutes is no Excel date,
+    1.234E-05 is one and a bit: each read as it was before those readings existed. A blank time
+    of day is named by its line and column."""
+    laps = ["date,duration,km"] + [f"{d:%Y-%m-%d},{i % 3 + 1}:{13 + i % 40:02d},{x:.2f}"
+                                   for i, (d, x) in enumerate(zip(DAYS, SALES))]
+    series = load_series(write(tmp_path, "laps.csv", laps), "km")
+    assert series.times.equals(DAYS) and series.report.frequency == "D"
+    down = ["Month,downtime,sales"] + [f"{d:%Y-%m-%d},{30100 + i},{x:.2f}" for i, (d, x) in enumerate(zip(DAYS, SALES))]
+    series = load_series(write(tmp_path, "down.csv", down), "sales")
+    assert series.date_column == "Month" and series.times.equals(DAYS)
+    tiny = ["date,v"] + [f"{d:%Y-%m-%d},{'1.234E-05' if i == 0 else i}" for i, d in enumerate(DAYS)]
+    assert load_series(write(tmp_path, "tiny.csv", tiny)).values[0, 0] == 1.234e-05
+    from neuralab.data.series import read_numbers  # in a file whose decimal mark is a comma: not 1000 times it
+
+    assert read_numbers(pd.Series(["1.234E-05", "2", "3"]), ",")[0].tolist() == [1.234e-05, 2, 3]
+
+    stamps = pd.date_range("2006-12-16 17:24", periods=100, freq="min")
+    logged = ["Date;Time;power"] + [f"{t:%d/%m/%Y};{'' if i == 7 else f'{t:%H:%M}'};{i}" for i, t in enumerate(stamps)]
+    with pytest.raises(NeuralabError, match=r"line 9: an empty cell in column 'Time' is not a time of day"):
+        load_series(write(tmp_path, "logged.csv", logged), "power")

@@ -155,7 +155,7 @@ def quiet_pillow() -> None:
     damaged EXIF data (the picture reads; its orientation may not). By their text: importing
     Pillow to name their class would cost every command that reads no picture."""
     warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit", module=r"PIL\.")
-    warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF data", module=r"PIL\.")
+    warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF", module=r"PIL\.")  # MakerNote data too
 
 
 def run() -> None:

@@ -46,8 +46,8 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
     """The image at ``path`` as uint8, (H, W) for mode "L" or (H, W, 3) for "RGB".
 
     ``mode=None`` keeps grayscale images grayscale and turns everything else into RGB.
-    Photos stand upright by their EXIF orientation, transparent pixels are shown on a page their
-    marks stand out on (white under dark ones, as viewers show them), an animation or a multi-page TIFF gives its first frame.
+    Photos stand upright by their EXIF orientation, transparent pixels are shown on white (as
+    viewers and web pages show them), an animation or a multi-page TIFF gives its first frame.
     A JPEG of more than ``max_pixels`` is decoded at 1/2, 1/4 or 1/8 of its size, as libjpeg
     can at that fraction of the memory. Only the formats in ``FORMATS`` are opened, whatever
     the file's name says. Folders, unreadable, empty, non-image, other-format and oversized
@@ -97,7 +97,7 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
             if mode is None:
                 mode = "L" if img.mode in ("1", "L", "LA", "La") else "RGB"
             if img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info:
-                img = _on_contrasting_page(img)
+                img = _on_white(img)
             return np.asarray(img.convert(mode), dtype=np.uint8).copy()
     except NeuralabError:
         raise
@@ -115,20 +115,18 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
         raise NeuralabError(f"{name}: not a readable image ({e}); give a {FORMAT_NAMES} file") from None
 
 
-def _on_contrasting_page(img):
-    """A picture with transparent pixels laid on a page that its opaque pixels stand out on:
-    white under dark marks, black under light ones. Dropping the alpha, as Keras does, shows
-    what lies under it, often black: black strokes drawn on a transparent page became a black
-    square. A picture with no transparent pixel (most PNGs with an alpha channel) is as it was."""
+def _on_white(img):
+    """A picture with transparent pixels laid on white, as viewers and web pages show it.
+    Dropping the alpha, as Keras does, shows what lies under it, often black: black strokes
+    drawn on a transparent page became a black square. One page for every picture, whatever
+    its colours: a page chosen by each picture's brightness would tell its class by its
+    background. A picture with no transparent pixel (most PNGs with an alpha channel) is as it was."""
     from PIL import Image
 
     rgba = img.convert("RGBA")
-    alpha = np.asarray(rgba)[..., 3]
-    if alpha.min() == 255:
+    if np.asarray(rgba)[..., 3].min() == 255:
         return rgba
-    opaque = np.asarray(rgba.convert("L"))[alpha > 127]
-    page = "black" if opaque.size and opaque.mean() >= 128 else "white"
-    return Image.alpha_composite(Image.new("RGBA", img.size, page), rgba)
+    return Image.alpha_composite(Image.new("RGBA", img.size, "white"), rgba)
 
 
 def _to_bytes(values: np.ndarray, mode: str) -> np.ndarray:

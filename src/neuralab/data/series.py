@@ -598,12 +598,10 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
            missing: str, duplicates: str, gaps: str, calendar, single: bool = True, decimal: str = ".",
            time_column: str | None = None) -> Series:
     report = SeriesReport(duplicate_policy=duplicates, missing_policy=missing)
-    if time_column is None:
-        times, report.dates = _parse_dates(table[date_column], table["_line"], name, date_column, date_format)
-    else:  # Date;Time;... as loggers write (the household power data): one timestamp of the two
-        stamps = table[date_column].astype("string").str.strip() + " " + table[time_column].astype("string").str.strip()
-        times, note = _parse_dates(stamps, table["_line"], name, f"{date_column} + {time_column}", date_format)
-        report.dates = _join(f"dates and times from columns {date_column!r} and {time_column!r}", note)
+    times, report.dates = _parse_dates(table[date_column], table["_line"], name, date_column, date_format)
+    if time_column is not None:  # Date;Time;... as loggers write (the household power data): one timestamp
+        times = times + _times_of_day(table[time_column], table["_line"], name, time_column).to_numpy()
+        report.dates = _join(f"dates and times from columns {date_column!r} and {time_column!r}", report.dates)
     frame = pd.DataFrame({"_time": times.to_numpy(), "_line": table["_line"].to_numpy()})
     for column in [target, *features]:
         parameter = "target" if column == target else "features"
@@ -664,18 +662,23 @@ def _names(table: pd.DataFrame) -> str:
 TIME_OF_DAY = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?"  # 17:24, 17:24:00, 17:24:00.5
 
 
+TIME_NAMES = ("time", "hour", "clock", "time of day", "heure", "uhrzeit", "zeit", "hora", "ora", "tijd", "tid")
+
+
 def _time_of_day_column(table: pd.DataFrame, date_column: str, used: set, date_format: str | None) -> str | None:
     """The column that holds the times of day of a date column written without them (Date;Time
-    as loggers write), or None: without it, a day's many rows were duplicate timestamps. Not
-    where ``date_format`` is given (it reads the date column alone)."""
+    as loggers write), or None: without it, a day's many rows were duplicate timestamps. Only a
+    column named as a time (a lap's 1:13 is a duration), and only where the dates repeat (a
+    day's many rows); not where ``date_format`` is given (it reads the date column alone)."""
     if date_format is not None:
         return None
     sample = table.head(200)
     dates = sample[date_column].dropna().astype("string").str.strip()
-    if dates.empty or pd.api.types.is_datetime64_any_dtype(sample[date_column]) or dates.str.contains(":").any():
+    if dates.empty or pd.api.types.is_datetime64_any_dtype(sample[date_column]) or dates.str.contains(":").any() \
+            or not dates.duplicated().any():
         return None
     for column in sample.columns:
-        if column == date_column or column in used or pd.api.types.is_numeric_dtype(sample[column]):
+        if column == date_column or column in used or str(column).strip().lower() not in TIME_NAMES:
             continue
         values = sample[column].dropna().astype("string").str.strip()
         if not values.empty and bool(values.str.fullmatch(TIME_OF_DAY).all()):
@@ -683,19 +686,35 @@ def _time_of_day_column(table: pd.DataFrame, date_column: str, used: set, date_f
     return None
 
 
+def _times_of_day(column: pd.Series, lines: pd.Series, name: str, label: str) -> pd.Series:
+    """17:24 or 17:24:00 as durations since midnight; a cell that is none is refused by its line."""
+    text = column.astype("string").str.strip()
+    bad = ~text.str.fullmatch(TIME_OF_DAY).fillna(False)
+    if bad.any():
+        at = int(np.flatnonzero(bad.to_numpy())[0])
+        cell = "an empty cell" if pd.isna(text.iloc[at]) or not text.iloc[at] else repr(text.iloc[at])
+        raise NeuralabError(f"{name}: line {lines.iloc[at]}: {cell} in column {label!r} is not a time of day "
+                            "(HH:MM or HH:MM:SS); every row needs one")
+    return pd.to_timedelta(text.where(text.str.count(":") == 2, text + ":00"))
+
+
 def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = None) -> str:
     """The column that holds the dates: of the columns whose values parse as timestamps
     (text, not plain numbers: a ``day`` of 1..31 is no date), the one named date/time/...,
     then one whose name contains "date" or "time", then the first."""
     sample = table.head(200)
-    parsed = {}
+    parsed, excel = {}, set()
     for column in table.columns:
         values = sample[column].dropna()
         low = str(column).strip().lower()
         if pd.api.types.is_numeric_dtype(values) and not values.empty and date_format in (None, "%s") and \
-                (low in DATE_NAMES or "time" in low or "date" in low or "epoch" in low) and \
-                (_epoch_unit(values) or _excel_days(values)):
-            parsed[str(column)] = 1.0  # epoch seconds or Excel's days under a date's name: a date, unlike a `day` of 1..31
+                (low in DATE_NAMES or "time" in low or "date" in low or "epoch" in low) and _epoch_unit(values):
+            parsed[str(column)] = 1.0  # whole epoch seconds under a date's name: a date, unlike a `day` of 1..31
+            continue
+        if pd.api.types.is_numeric_dtype(values) and date_format is None and low in DATE_NAMES[:3] and \
+                _excel_days(values):
+            parsed[str(column)] = 1.0  # Excel's days under a date's own name (not a `downtime` of 30,100)
+            excel.add(str(column))
             continue
         if values.empty or _holds_numbers(values) or pd.api.types.is_bool_dtype(values):
             continue  # 1.002,51 would parse as a date
@@ -712,7 +731,8 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
         low = column.strip().lower()
         named = 0 if low in DATE_NAMES else 1 if ("date" in low or "time" in low) else 2
         clock = bool(sample[column].dropna().astype("string").str.strip().str.fullmatch(TIME_OF_DAY).all())
-        return clock, named, -parsed[column], list(parsed).index(column)  # a time of day alone: the last choice
+        # a time of day alone is the last choice, Excel's numbers the one before: dates written as dates win
+        return clock, column in excel, named, -parsed[column], list(parsed).index(column)
 
     return min(parsed, key=rank)
 
@@ -969,8 +989,9 @@ def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str, paramet
 
 # A number whose decimal mark is "," (thousands ".", "'" or a space) or "." (thousands ","): 1.234,5 / 1,234.5
 # (with an exponent, as Excel writes small numbers: 1,5E-05)
-WRITTEN = {",": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([.' ])\d{3})(?:\1\d{3})*|\d*)(?:,\d+)?(?:[eE][-+]?\d+)?"),
-           ".": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([,' ])\d{3})(?:\1\d{3})*|\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")}
+# (an exponent only without thousands separators: 1.234E-05 is one and a bit, never 1234E-05)
+WRITTEN = {",": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([.' ])\d{3})(?:\1\d{3})*(?:,\d+)?|\d*(?:,\d+)?(?:[eE][-+]?\d+)?)"),
+           ".": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([,' ])\d{3})(?:\1\d{3})*(?:\.\d+)?|\d*(?:\.\d+)?(?:[eE][-+]?\d+)?)")}
 ONE_GROUP = r"[-+]?[1-9]\d{0,2}[.,]\d{3}"  # 1.234: a thousand and more, or one and a bit
 
 

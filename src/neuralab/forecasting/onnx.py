@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from neuralab.errors import NeuralabError
-from neuralab.forecasting.windows import Codec, Scaler, Source, Windows, model_inputs
+from neuralab.forecasting.windows import Codec, Scaler, Source, WindowConfig, Windows, model_inputs
 
 CHECKED_WINDOWS = 7  # the traced batch, spread over the series (low and high levels); then its last window alone
 
@@ -103,16 +103,16 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
 def _settings(meta: dict, run_dir: Path) -> tuple[Scaler, str, int]:
     """The scaler, transform and lookback model.json records, checked against its inputs."""
     path = run_dir / "model.json"
-    try:
-        scaler, windows = Scaler(**meta["scaler"]), meta["windows"]
+    try:  # the window's settings as predict_run reads them: a field an older run lacks takes its default
+        scaler, windows = Scaler(**meta["scaler"]), WindowConfig(**meta["windows"])
         sizes = {len(scaler.center), len(scaler.scale), len(meta["columns"]), meta["inputs"]}
         numbers = np.asarray([*scaler.center, *scaler.scale], dtype=np.float64)
     except (KeyError, TypeError, ValueError) as e:  # load_forecaster checked the network's fields, not these
         raise NeuralabError(f"{path}: field {e} is missing or damaged; the file is not the one neuralab wrote") from None
-    if len(sizes) != 1 or not np.isfinite(numbers).all() or windows["transform"] not in ("none", "diff", "log-return"):
+    if len(sizes) != 1 or not np.isfinite(numbers).all() or windows.transform not in ("none", "diff", "log-return"):
         raise NeuralabError(f"{path}: its scaler, columns and transform do not fit its {meta['inputs']} inputs; the "
                             "file is damaged or not neuralab's")
-    return scaler, windows["transform"], windows["lookback"]
+    return scaler, windows.transform, windows.lookback
 
 
 def _checks(run_dir: Path, forecaster, scaler: Scaler, transform: str,

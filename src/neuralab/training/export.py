@@ -45,6 +45,9 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
     graph = traced(_exportable(clf.model, example), example, "images", "logits", run_dir)
     graph = described(graph, _classifier_props(clf), f"neuralab run of {clf.name}")
     got = outputs(onnxruntime, graph, "images", [x.numpy() for x in checks], run_dir)
+    if any(g.shape != want.shape for g, want in zip(got, expected)):
+        raise NeuralabError(f"{run_dir}: its ONNX graph gives outputs of shape {got[0].shape}, PyTorch "
+                            f"{expected[0].shape}; export refused, nothing written")
     diff = max(float(np.abs(g - want).max()) for g, want in zip(got, expected))
     if not diff <= atol:  # NaN logits too
         raise NeuralabError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {atol}); export refused, "
