@@ -18,7 +18,6 @@ by field (``inputs``); pictures are decoded in worker threads, a few at a time.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -160,7 +159,13 @@ async def run_live(request):
         if job is None:
             raise
         state = {"id": run_id, "status": "starting", "metrics": [], "progress": None}  # queued: no folder yet
-    return JSONResponse({**state, "job": job})
+    state["job"] = job
+    if job is None and state["status"] == "interrupted":
+        # the page offers Resume only where the job would not fail; elsewhere (a Keras fit, a forecast,
+        # untrusted code) it says why
+        refused = await run_in_threadpool(s.jobs.why_not_resume, run_id) if s.local else "this app starts no training"
+        state["resume_refused"] = _said(request, refused) if refused else ""
+    return JSONResponse(state)
 
 
 def _local_only(request) -> Served:
@@ -213,8 +218,7 @@ async def forecast(request):
 
 def _said(request, exc) -> str:
     """The error's one line, with the runs folder's own path taken out (runs are named by id)."""
-    root = served(request).root
-    line = str(exc).replace(f"{root}{os.sep}", "").replace(str(root), "the runs folder")
+    line = runs.without_root(served(request).root, str(exc))
     return line.encode("utf-8", "replace").decode()  # a lone surrogate typed in a request: no JSON holds it
 
 

@@ -121,19 +121,33 @@ class Jobs:
             return self._add(out, train_argv(request, self.root / out), "train")
 
     def resume(self, run_id: str) -> Job:
-        path = resolve_run(self.root, text("run", run_id))
-        run = runs.Run(path)
-        if run.kind is not runs.Kind.CLASSIFIER:
-            raise ParameterError("run", Shown(run_id), "only image-classifier runs resume (`neuralab train --resume`)")
-        status = run.status()
-        if status is not runs.Status.INTERRUPTED:
-            raise JobRefused(f"run {run_id}: {status.value}; only an interrupted run resumes")
-        command = ["train", "--resume", str(path), *self._trust(run, run_id)]
+        command = self._resume_command(run_id)
         rel = run_name(self.root, run_id)
         with self._cv:
             if any(j.run == rel and j.state in ("queued", "running", "stopping") for j in self._jobs.values()):
                 raise JobRefused(f"run {run_id}: already queued or training")
             return self._add(rel, command, "resume")
+
+    def why_not_resume(self, run_id: str) -> str:
+        """Why Resume would be refused for the interrupted run ``run_id`` ("" where it would be
+        queued): the run page offers the button only where it can work, and says why not."""
+        try:
+            self._resume_command(run_id)
+        except NeuralabError as e:
+            return str(e)
+        return ""
+
+    def _resume_command(self, run_id: str) -> list[str]:
+        """`neuralab train --resume` for ``run_id``, or the refusal where the job could only fail."""
+        path = resolve_run(self.root, text("run", run_id))
+        run = runs.Run(path)
+        if run.kind is not runs.Kind.CLASSIFIER:
+            raise ParameterError("run", Shown(run_id), "only image-classifier runs resume from the app; a forecast "
+                                 "run resumes in a terminal with `neuralab forecast --resume RUN`")
+        status = run.status()
+        if status is not runs.Status.INTERRUPTED:
+            raise JobRefused(f"run {run_id}: {status.value}; only an interrupted run resumes")
+        return ["train", "--resume", str(path), *self._trust(run, run_id)]
 
     def _trust(self, run: runs.Run, run_id: str) -> list[str]:
         """What resuming ``run`` needs beyond `--resume`, refused here where the job could only fail:

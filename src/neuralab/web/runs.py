@@ -67,6 +67,12 @@ def run_name(root: Path, run_id: str) -> str:
         return PurePosixPath(run_id).as_posix()
 
 
+def without_root(root: Path, line: str) -> str:
+    """``line`` with the runs folder's own path taken out: the app names runs by their id."""
+    root = str(Path(root).resolve())
+    return line.replace(f"{root}{os.sep}", "").replace(root, "the runs folder")
+
+
 def _no_run(run_id: str) -> NotFound:
     return NotFound(f"run={Shown(run_id)!r}: no such run in the runs folder; give a run that /api/runs lists")
 
@@ -131,6 +137,7 @@ def describe(root: Path, run_id: str) -> dict:
     if row["status"] == runs.Status.DAMAGED.value:
         _still_there(path, run_id)  # removed while it was read: no run, rather than a damaged one
     row["finished"] = row["status"] == runs.Status.FINISHED.value
+    row["error"] = without_root(root, row["error"])  # the page shows it; the app never shows its paths
     return row
 
 

@@ -16,8 +16,14 @@ function runUrl(run) {
   return `/runs?${new URLSearchParams({ run })}`;
 }
 
-function metricText(m) {
-  if (m.value === null || m.value === undefined) return "training…";
+// The headline figure of a run, or what its status says where it has none: only a running run
+// is "training"; a damaged one says what is wrong, one stopped before its first epoch says so.
+function metricText(m, r) {
+  if (m.value === null || m.value === undefined) {
+    if (r.status === "damaged") return r.error || "damaged";
+    if (r.status === "interrupted") return "stopped before its first epoch";
+    return r.status === "running" ? "training…" : "–";
+  }
   const value = m.name.includes("accuracy") ? `${(m.value * 100).toFixed(2)}%` : num(m.value);
   return `${m.name} ${value}${m.note ? ` (${m.note})` : ""}`;
 }
@@ -43,7 +49,7 @@ async function showList(first = false) {
       el("td", {}, el("span", { class: `tag ${r.kind}`, text: r.kind })),
       el("td", { text: r.model }), el("td", { text: r.data }),
       el("td", {}, el("span", { class: `tag ${r.status}`, text: r.status })),
-      el("td", { text: metricText(r.metric) }),
+      el("td", { text: metricText(r.metric, r) }),
       el("td", { class: "num", text: r.epochs ?? "" }), el("td", { text: date(r.created) }));
     tr.addEventListener("click", (e) => { if (e.target.tagName !== "A") window.location = tr.querySelector("a").href; });
     return tr;
@@ -120,9 +126,9 @@ async function showRun(run) {
     return watch(run, state);
   }
   const d = await api(`/api/run?${new URLSearchParams({ run })}`);
-  $("detail-title").textContent = `${d.id}: ${d.model} on ${d.data}`;
+  $("detail-title").textContent = d.status === "damaged" ? `${d.id}: damaged` : `${d.id}: ${d.model} on ${d.data}`;
   openDetail();
-  const lead = [metricText(d.metric)];
+  const lead = [metricText(d.metric, d)];
   if (d.kind === "image-classifier") {
     if (d.best_epoch) lead.push(`best epoch ${d.best_epoch} of ${d.epochs}`);
     if (d.train_seconds) lead.push(`${d.train_seconds.toFixed(1)} s of training`);
@@ -183,8 +189,10 @@ function drawLive(run, state, kind) {
   const job = state.job;
   $("stop").classList.toggle("hidden", !(job && ["queued", "running"].includes(job.state)));
   $("stop").textContent = job && job.state === "queued" ? "Cancel" : "Stop (as Ctrl-C)";
-  $("resume").classList.toggle("hidden", !(local && !job && state.status === "interrupted"));
-  $("job-note").textContent = job ? `job ${job.id} ${job.state}` : "";
+  const resumable = local && !job && state.status === "interrupted" && !state.resume_refused;
+  $("resume").classList.toggle("hidden", !resumable);
+  $("job-note").textContent = job ? `job ${job.id} ${job.state}`
+    : local && state.status === "interrupted" ? state.resume_refused || "" : "";
   const metric = (kind || "") === "forecaster" || state.metrics.some((r) => "mae" in r) ? "mae" : "accuracy";
   curve($("curve-loss"), state.metrics, ["loss", "val_loss"], "loss", state.progress);
   curve($("curve-metric"), state.metrics, [metric, `val_${metric}`], metric, state.progress);
