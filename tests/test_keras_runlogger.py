@@ -370,3 +370,17 @@ def test_two_fits_in_the_same_second_without_out_get_a_run_each(tmp_path, monkey
     first, second = (tmp_path / f"keras-{model.name}-20261206-010820{n}" for n in ("", "-2"))
     assert [logger.run.path for logger in loggers] == [first, second]
     assert runs.Run(first).status() is runs.Status.FINISHED and runs.Run(second).status() is runs.Status.FINISHED
+
+
+def test_a_named_dataset_gives_its_class_names(tmp_path, fashion_mnist):
+    """RunLogger(data="fashion-mnist") without `classes` labelled the clothes "0".."9", so the
+    web app's classifier showed digits for them; the dataset's names are taken where it has
+    the model's number of classes."""
+    folder = idx_subset(fashion_mnist, tmp_path / "fashion", 200, 10)
+    x, y = images(folder, "train")
+    model = lenet5()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=100, verbose=0,
+              callbacks=[RunLogger(out=tmp_path / "run", data="fashion-mnist")])
+    classes = runs.Run(tmp_path / "run").read(runs.MODEL)["classes"]
+    assert classes[:2] == ["T-shirt/top", "Trouser"] and len(classes) == 10

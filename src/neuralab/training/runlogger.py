@@ -239,7 +239,7 @@ class RunLogger(keras.callbacks.Callback):
                                 f"1 or 3 channels, one score per class or one sigmoid unit for 2) and sequence models "
                                 f"(T, F); this one maps {spec['layers'][0]['output_shape']} to {out}")
         k = out[1]
-        classes = [str(i) for i in range(k)] if self.classes is None else self.classes
+        classes = self._default_classes(k) if self.classes is None else self.classes
         if not (isinstance(classes, (list, tuple)) and len(classes) == k and all(isinstance(c, str) for c in classes)):
             raise ParameterError("classes", classes, f"must be {k} class names, one per output of the model")
         # The default resolved here: a model whose Rescaling comes after its augmentation takes raw pixels too
@@ -247,6 +247,16 @@ class RunLogger(keras.callbacks.Callback):
         self.classes = list(classes)
         meta.update(num_classes=k, classes=list(classes), preprocess=pixels)
         return Kind.CLASSIFIER, meta
+
+    def _default_classes(self, k: int) -> list[str]:
+        """A named dataset's class names where it has the model's ``k`` (Fashion-MNIST's clothes,
+        not the digits 0-9 for them), else "0", "1", ..."""
+        from neuralab.data.sources import SOURCES
+
+        source = SOURCES.get(self.data) if isinstance(self.data, str) else None
+        if source is not None and len(source.classes) == k:
+            return list(source.classes)
+        return [str(i) for i in range(k)]
 
     def _config(self) -> dict:
         model = self.model
