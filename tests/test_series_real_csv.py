@@ -127,8 +127,30 @@ def test_a_date_column_and_a_time_column_make_one_timestamp(tmp_path):
     assert series.times.equals(pd.DatetimeIndex(stamps)) and series.report.duplicates == 0
     assert series.report.frequency == "min" and np.array_equal(series.values[:, 0], power)
     assert series.report.dates.startswith("dates and times from columns 'Date' and 'Time'")
-    with pytest.raises(NeuralabError, match="duplicate timestamps"):  # a date_format reads the date column alone
-        load_series(write(tmp_path, "h.txt", lines), "Global_active_power", date_format="%d/%m/%Y")
+    # the day-first format the loader's note suggests for 01.03.2023 keeps the times of day
+    dotted = ["Date;Time;kWh"] + [f"{t:%d.%m.%Y};{t:%H:%M};" + f"{p:.2f}".replace(".", ",")
+                                  for t, p in zip(pd.date_range("2023-03-01", periods=60, freq="h"), power)]
+    series = load_series(write(tmp_path, "euro.csv", dotted), "kWh", date_format="%d.%m.%Y")
+    assert series.times[0] == pd.Timestamp("2023-03-01") and series.times[-1] == pd.Timestamp("2023-03-03 11:00")
+    # with '?' for missing values and no target named, the message names the '?', not the times of day
+    lines[3] = lines[3].replace(f";{power[2]:.3f};", ";?;")
+    with pytest.raises(NeuralabError, match=r"line 4: '\?' in column 'Global_active_power' is not a number"):
+        load_series(write(tmp_path, "gap.txt", [line.rsplit(";", 1)[0] for line in lines]))
+
+
+def test_what_is_no_time_of_day_or_excel_day_is_not_read_as_one(tmp_path):
+    """A run's durations under `Time` (not rising within a day), hours past 24 and a logger's
+    `timestamp` counter of seconds since boot are read as before: no times of day, no Excel days."""
+    runs = ["Date,Time,Distance"] + [f"2023-05-0{1 + i // 2},{t},{5 + i}" for i, t in
+                                     enumerate(["0:45:12", "0:22:05", "1:02:40", "0:31:00", "0:50:10", "0:20:00"])]
+    series = load_series(write(tmp_path, "runs.csv", runs), "Distance", duplicates="mean")
+    assert len(series) == 3 and series.report.frequency == "D"
+    long = ["date,time,v"] + [f"2023-05-0{1 + i // 2},{t},{i}" for i, t in enumerate(["10:00", "47:30", "11:00",
+                                                                                        "95:00", "12:00", "13:00"])]
+    assert len(load_series(write(tmp_path, "long.csv", long), "v", duplicates="mean")) == 3
+    counter = ["timestamp,temp"] + [f"{30000 + i},{20 + i / 10}" for i in range(60)]
+    with pytest.raises(NeuralabError, match="holds dates"):
+        load_series(write(tmp_path, "logger.csv", counter))
 
 
 def test_dates_excel_saved_as_numbers_are_read_as_its_days(tmp_path):

@@ -580,7 +580,8 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
         date_column = resolve_column(date_column, columns, "date_column", name)
     else:
         date_column = builtin.date_column if builtin else _find_date_column(table, name, date_format)
-    skip = {date_column, series_column, where_column}
+    clock = _time_of_day_column(table, date_column, set(), date_format)  # part of the dates, no value
+    skip = {date_column, clock, series_column, where_column}
     if target is not None:
         target = resolve_column(target, columns, "target", name)
     else:
@@ -659,7 +660,7 @@ def _names(table: pd.DataFrame) -> str:
     return ", ".join(map(str, table.columns[:20])) + (" ..." if len(table.columns) > 20 else "")
 
 
-TIME_OF_DAY = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?"  # 17:24, 17:24:00, 17:24:00.5
+TIME_OF_DAY = r"(?:[01]?\d|2[0-4]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"  # 17:24, 17:24:00, 17:24:00.5 (47:30 is no time)
 
 
 TIME_NAMES = ("time", "hour", "clock", "time of day", "heure", "uhrzeit", "zeit", "hora", "ora", "tijd", "tid")
@@ -668,9 +669,10 @@ TIME_NAMES = ("time", "hour", "clock", "time of day", "heure", "uhrzeit", "zeit"
 def _time_of_day_column(table: pd.DataFrame, date_column: str, used: set, date_format: str | None) -> str | None:
     """The column that holds the times of day of a date column written without them (Date;Time
     as loggers write), or None: without it, a day's many rows were duplicate timestamps. Only a
-    column named as a time (a lap's 1:13 is a duration), and only where the dates repeat (a
-    day's many rows); not where ``date_format`` is given (it reads the date column alone)."""
-    if date_format is not None:
+    column named as a time, only where the dates repeat (a day's many rows), and only where the
+    times rise within each day, as a logger writes them (a run's 0:45:12 is a duration); not
+    where ``date_format`` reads a time itself."""
+    if date_format is not None and re.search(r"%[HIMSXTcsfp]", date_format):
         return None
     sample = table.head(200)
     dates = sample[date_column].dropna().astype("string").str.strip()
@@ -680,8 +682,13 @@ def _time_of_day_column(table: pd.DataFrame, date_column: str, used: set, date_f
     for column in sample.columns:
         if column == date_column or column in used or str(column).strip().lower() not in TIME_NAMES:
             continue
-        values = sample[column].dropna().astype("string").str.strip()
-        if not values.empty and bool(values.str.fullmatch(TIME_OF_DAY).all()):
+        values = sample[column].astype("string").str.strip()
+        known = values.notna() & sample[date_column].notna()
+        if not known.any() or not bool(values[known].str.fullmatch(TIME_OF_DAY).all()):
+            continue
+        since = pd.to_timedelta(values[known].where(values[known].str.count(":") == 2, values[known] + ":00"))
+        day = sample[date_column][known].astype("string").str.strip()
+        if bool((since.groupby(day.to_numpy(), sort=False).diff().dropna() > pd.Timedelta(0)).all()):
             return column
     return None
 
@@ -711,8 +718,8 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
                 (low in DATE_NAMES or "time" in low or "date" in low or "epoch" in low) and _epoch_unit(values):
             parsed[str(column)] = 1.0  # whole epoch seconds under a date's name: a date, unlike a `day` of 1..31
             continue
-        if pd.api.types.is_numeric_dtype(values) and date_format is None and low in DATE_NAMES[:3] and \
-                _excel_days(values):
+        if pd.api.types.is_numeric_dtype(values) and date_format is None and low in ("date", "datetime") and \
+                _excel_days(values):  # a logger's `timestamp` of 30,000 seconds since boot is no Excel day
             parsed[str(column)] = 1.0  # Excel's days under a date's own name (not a `downtime` of 30,100)
             excel.add(str(column))
             continue

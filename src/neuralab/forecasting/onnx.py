@@ -107,8 +107,11 @@ def _settings(meta: dict, run_dir: Path) -> tuple[Scaler, str, int]:
         scaler, windows = Scaler(**meta["scaler"]), WindowConfig(**meta["windows"])
         sizes = {len(scaler.center), len(scaler.scale), len(meta["columns"]), meta["inputs"]}
         numbers = np.asarray([*scaler.center, *scaler.scale], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as e:  # load_forecaster checked the network's fields, not these
-        raise NeuralabError(f"{path}: field {e} is missing or damaged; the file is not the one neuralab wrote") from None
+    except KeyError as e:  # load_forecaster checked the network's fields, not these
+        raise NeuralabError(f"{path}: field {e} is missing; the file is not the one neuralab wrote") from None
+    except (TypeError, ValueError):  # a field of another kind, or one WindowConfig or Scaler does not know
+        raise NeuralabError(f"{path}: its 'windows' or 'scaler' fields are not the ones neuralab writes; the file "
+                            "is damaged or from another version") from None
     if len(sizes) != 1 or not np.isfinite(numbers).all() or windows.transform not in ("none", "diff", "log-return"):
         raise NeuralabError(f"{path}: its scaler, columns and transform do not fit its {meta['inputs']} inputs; the "
                             "file is damaged or not neuralab's")

@@ -21,7 +21,7 @@ function runUrl(run) {
 function metricText(m, r) {
   if (m.value === null || m.value === undefined) {
     if (r.status === "damaged") return r.error || "damaged";
-    if (r.status === "interrupted") return "stopped before its first epoch";
+    if (r.status === "interrupted") return r.epochs ? "no finite figure yet" : "stopped before its first epoch";
     return r.status === "running" ? "training…" : "–";
   }
   const value = m.name.includes("accuracy") ? `${(m.value * 100).toFixed(2)}%` : num(m.value);
