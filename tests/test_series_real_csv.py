@@ -197,3 +197,17 @@ def test_what_only_looks_like_times_excel_days_or_grouped_numbers_is_read_as_bef
     logged = ["Date;Time;power"] + [f"{t:%d/%m/%Y};{'' if i == 7 else f'{t:%H:%M}'};{i}" for i, t in enumerate(stamps)]
     with pytest.raises(NeuralabError, match=r"line 9: an empty cell in column 'Time' is not a time of day"):
         load_series(write(tmp_path, "logged.csv", logged), "power")
+
+
+def test_dates_written_with_dots_are_read_day_first_where_both_readings_fit(tmp_path):
+    """A German logger's Datum;Zeit of 01.03.2023 to 03.03.2023: its three dates lie on a grid
+    both ways (daily, or monthly from January 3rd), and pandas' month first read the hours as
+    January to March. Dates written with dots are day first; slashes keep pandas' reading."""
+    hours = pd.date_range("2023-03-01", periods=60, freq="h")
+    dotted = ["Datum;Zeit;Last"] + [f"{t:%d.%m.%Y};{t:%H:%M};{i}" for i, t in enumerate(hours)]
+    series = load_series(write(tmp_path, "last.csv", dotted))
+    assert series.times.equals(pd.DatetimeIndex(hours)) and series.report.frequency == "h"
+    assert "dates read day first (01.03.2023 = 2023-03-01), as dates written with dots are" in series.report.dates
+    assert "give `date_format` %m.%d.%Y if the month comes first" in series.report.dates
+    slashed = ["date,time,load"] + [f"{t:%d/%m/%Y},{t:%H:%M},{i}" for i, t in enumerate(hours)]
+    assert load_series(write(tmp_path, "load.csv", slashed)).times[0] == pd.Timestamp("2023-01-03")

@@ -926,8 +926,9 @@ def _format_like(value: str, first: str) -> str:
 def _day_or_month_first(text: pd.Series) -> tuple[pd.Series, str]:
     """Dates such as 01/02/2015 read both ways: the reading that parses every row, and of two
     that do, the one that lies on a regular grid (monthly 01/MM/2015 read month first would be
-    days 1-12 of each month, thousands of days missing); where both fit as well, pandas' own
-    (month first). Which reading was used is said."""
+    days 1-12 of each month, thousands of days missing); where both fit as well, day first for
+    dates written with dots (01.03.2023, as only day-first countries write them), else pandas'
+    own (month first). Which reading was used is said."""
     month, month_note = _to_datetime(text, dayfirst=False)
     day, day_note = _to_datetime(text, dayfirst=True)
     month_ok, day_ok = not month.isna().any(), not day.isna().any()
@@ -940,6 +941,10 @@ def _day_or_month_first(text: pd.Series) -> tuple[pd.Series, str]:
         return month, month_note
     month_gaps, day_gaps = _grid_gaps(month), _grid_gaps(day)
     example = text.iloc[0]
+    if month_gaps == day_gaps and re.match(DAY_MONTH, example)[1] == ".":  # 01.03.2023: dots are Europe's, day first
+        return day, _join(f"dates read day first ({example} = {_stamp(day.iloc[0])}), as dates written with dots "
+                          f"are: month first fits as well; give `date_format` {_format_like(example, 'month')} if "
+                          "the month comes first", day_note)
     if month_gaps == day_gaps:  # a day's hours, say: nothing in the dates tells, so as pandas (and neuralab before)
         return month, _join(f"dates read month first ({example} = {_stamp(month.iloc[0])}), as pandas reads them: "
                             f"day first fits as well; give `date_format` {_format_like(example, 'day')} if the day "
