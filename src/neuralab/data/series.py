@@ -495,8 +495,7 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
         _refuse_headless(sample, name)
         wanted = _choose_columns(sample, name, target, features, date_column, date_format, series_column,
                                  where_column)
-        date, value, inputs, group, filtered = wanted
-        clock = _time_of_day_column(sample, date, {value, *inputs, group, filtered}, date_format)
+        date, value, inputs, group, filtered, clock = wanted
         columns = list(dict.fromkeys(c for c in [date, clock, value, *inputs, group, filtered] if c is not None))
         estimate = shape.estimate(len(columns))
         if announce is not None:
@@ -515,10 +514,9 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
         raise NeuralabError(f"{name}: no data rows")
     if date_column is None and isinstance(source, pd.DataFrame) and isinstance(source.index, pd.DatetimeIndex):
         date_column = table.columns[0]
-    date_column, target, features, series_column, where_column = _choose_columns(
+    date_column, target, features, series_column, where_column, clock = _choose_columns(
         table, name, target, features, date_column, date_format, series_column, where_column,
         builtin=builtin)
-    clock = _time_of_day_column(table, date_column, {target, *features, series_column, where_column}, date_format)
     table = table.assign(_line=np.arange(len(table)) + line0)
     if where_column is not None:
         keep = table[where_column].astype("string").str.strip() == where_value
@@ -572,7 +570,7 @@ def parse_where(where: str | None) -> tuple[str | None, str | None]:
 def _choose_columns(table: pd.DataFrame, name: str, target, features, date_column, date_format, series_column,
                     where_column, builtin=None):
     """The table's spelling of every column a run uses, with the defaults filled in:
-    (date column, target, features, series column, where column)."""
+    (date column, target, features, series column, where column, time-of-day column or None)."""
     columns = list(table.columns)
     series_column = resolve_column(series_column, columns, "series_column", name) if series_column else None
     where_column = resolve_column(where_column, columns, "where", name) if where_column else None
@@ -580,7 +578,7 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
         date_column = resolve_column(date_column, columns, "date_column", name)
     else:
         date_column = builtin.date_column if builtin else _find_date_column(table, name, date_format)
-    clock = _time_of_day_column(table, date_column, set(), date_format)  # part of the dates, no value
+    clock = _time_of_day_column(table, date_column, date_format)  # part of the dates, no value
     skip = {date_column, clock, series_column, where_column}
     if target is not None:
         target = resolve_column(target, columns, "target", name)
@@ -592,7 +590,7 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
         if column == date_column:
             raise ParameterError("target" if column == target else "features", column,
                                  "is the date column; choose a value column")
-    return date_column, target, features, series_column, where_column
+    return date_column, target, features, series_column, where_column, clock
 
 
 def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], date_column: str, date_format,
@@ -661,12 +659,10 @@ def _names(table: pd.DataFrame) -> str:
 
 
 TIME_OF_DAY = r"(?:[01]?\d|2[0-4]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"  # 17:24, 17:24:00, 17:24:00.5 (47:30 is no time)
-
-
 TIME_NAMES = ("time", "hour", "clock", "time of day", "heure", "uhrzeit", "zeit", "hora", "ora", "tijd", "tid")
 
 
-def _time_of_day_column(table: pd.DataFrame, date_column: str, used: set, date_format: str | None) -> str | None:
+def _time_of_day_column(table: pd.DataFrame, date_column: str, date_format: str | None) -> str | None:
     """The column that holds the times of day of a date column written without them (Date;Time
     as loggers write), or None: without it, a day's many rows were duplicate timestamps. Only a
     column named as a time, only where the dates repeat (a day's many rows), and only where the
@@ -680,7 +676,7 @@ def _time_of_day_column(table: pd.DataFrame, date_column: str, used: set, date_f
             or not dates.duplicated().any():
         return None
     for column in sample.columns:
-        if column == date_column or column in used or str(column).strip().lower() not in TIME_NAMES:
+        if column == date_column or str(column).strip().lower() not in TIME_NAMES:
             continue
         values = sample[column].astype("string").str.strip()
         known = values.notna() & sample[date_column].notna()
@@ -999,12 +995,11 @@ def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str, paramet
     return values
 
 
-# A number whose decimal mark is "," (thousands ".", "'" or a space) or "." (thousands ","): 1.234,5 / 1,234.5
-# (with an exponent, as Excel writes small numbers: 1,5E-05)
-# (an exponent only without thousands separators: 1.234E-05 is one and a bit, never 1234E-05)
+# A number whose decimal mark is "," (thousands ".", "'" or a space) or "." (thousands ","): 1.234,5 / 1,234.5;
+# an exponent, as Excel writes small numbers (1,5E-05), only without thousands separators: 1.234E-05
+# is one and a bit, never 1234E-05
 WRITTEN = {",": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([.' ])\d{3})(?:\1\d{3})*(?:,\d+)?|\d*(?:,\d+)?(?:[eE][-+]?\d+)?)"),
            ".": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([,' ])\d{3})(?:\1\d{3})*(?:\.\d+)?|\d*(?:\.\d+)?(?:[eE][-+]?\d+)?)")}
-ONE_GROUP = r"[-+]?[1-9]\d{0,2}[.,]\d{3}"  # 1.234: a thousand and more, or one and a bit
 
 
 def read_numbers(column: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.Series, int]:
