@@ -70,6 +70,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     from neuralab.training.export import (
         described,
         destination,
+        largest_difference,
         outputs,
         require_onnxruntime,
         traced,
@@ -91,7 +92,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     graph = described(graph, _props(meta, transform, lookback, raw.shape[1]),
                       f"neuralab forecaster {meta.get('architecture')} of {meta['target']}")
     got = outputs(onnxruntime, graph, "windows", [raw, raw[-1:]], run_dir)
-    diff = max(float(np.abs(g - want).max()) for g, want in zip(got, (expected, expected[-1:])))
+    diff = largest_difference(got, [expected, expected[-1:]], run_dir)
     limit = rtol * max(1.0, float(np.abs(expected).max()))
     if not diff <= limit:  # NaN too
         raise NeuralabError(f"{out}: ONNX forecasts differ from neuralab's by {diff:.2e} (> {limit:.2e}, rtol "

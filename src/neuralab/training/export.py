@@ -45,10 +45,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
     graph = traced(_exportable(clf.model, example), example, "images", "logits", run_dir)
     graph = described(graph, _classifier_props(clf), f"neuralab run of {clf.name}")
     got = outputs(onnxruntime, graph, "images", [x.numpy() for x in checks], run_dir)
-    if any(g.shape != want.shape for g, want in zip(got, expected)):
-        raise NeuralabError(f"{run_dir}: its ONNX graph gives outputs of shape {got[0].shape}, PyTorch "
-                            f"{expected[0].shape}; export refused, nothing written")
-    diff = max(float(np.abs(g - want).max()) for g, want in zip(got, expected))
+    diff = largest_difference(got, expected, run_dir)
     if not diff <= atol:  # NaN logits too
         raise NeuralabError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {atol}); export refused, "
                             "nothing written")
@@ -89,8 +86,7 @@ def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name
             torch.onnx.export(model, (example,), graph, input_names=[input_name], output_names=[output_name],
                               dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}}, dynamo=False)
         except RuntimeError as e:  # torch.onnx's errors, an operator ONNX lacks: their first line says which
-            why = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise NeuralabError(f"{run_dir}: its model cannot be exported to ONNX ({why})") from None
+            raise NeuralabError(f"{run_dir}: its model cannot be exported to ONNX ({_first_line(e)})") from None
     return graph.getvalue()
 
 
@@ -120,16 +116,15 @@ def outputs(onnxruntime, graph: bytes, input_name: str, inputs: list[np.ndarray]
     try:
         session = onnxruntime.InferenceSession(graph, quiet, providers=["CPUExecutionProvider"])
     except _runtime_errors(onnxruntime) as e:  # an operator or type onnxruntime does not run
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise NeuralabError(f"{run_dir}: onnxruntime cannot load its exported graph ({why}); nothing written") from None
+        raise NeuralabError(f"{run_dir}: onnxruntime cannot load its exported graph ({_first_line(e)}); "
+                            "nothing written") from None
     results = []
     for i, x in enumerate(inputs):
         try:
             got = session.run(None, {input_name: x})[0]
         except _runtime_errors(onnxruntime) as e:
             if i == 0:  # the very batch it was traced with: no batch size to blame
-                why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-                raise NeuralabError(f"{run_dir}: onnxruntime cannot run its exported graph ({why}); "
+                raise NeuralabError(f"{run_dir}: onnxruntime cannot run its exported graph ({_first_line(e)}); "
                                     "nothing written") from None
             got = None
         if got is None or len(got) != len(x):
@@ -139,6 +134,15 @@ def outputs(onnxruntime, graph: bytes, input_name: str, inputs: list[np.ndarray]
                 "as a constant; write x.flatten(1) or x.reshape(x.shape[0], -1) instead; nothing written")
         results.append(got)
     return results
+
+
+def largest_difference(got: list[np.ndarray], expected: list[np.ndarray], run_dir: Path) -> float:
+    """The largest difference between onnxruntime's outputs and neuralab's (NaN where either
+    holds one), refused in one line where their shapes differ."""
+    if any(g.shape != want.shape for g, want in zip(got, expected)):
+        raise NeuralabError(f"{run_dir}: its ONNX graph gives outputs of shape {got[0].shape}, neuralab "
+                            f"{expected[0].shape}; export refused, nothing written")
+    return float(np.max([np.abs(g - want).max() for g, want in zip(got, expected)]))  # NaN wherever it is
 
 
 def write(out: Path, graph: bytes) -> None:
@@ -170,6 +174,11 @@ def _classifier_props(clf) -> dict[str, str]:
         "images": "(N, C, H, W) float32: (pixels / 255 - mean[c]) / std[c], pixels 0-255 at input_shape (C, H, W)",
         "logits": "(N, classes): softmax gives the probabilities of the classes, in the order of classes",
     }
+
+
+def _first_line(error: Exception) -> str:
+    """The first line of an exporter's or onnxruntime's error (they run to pages), or its kind."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def _runtime_errors(onnxruntime) -> tuple[type[Exception], ...]:
