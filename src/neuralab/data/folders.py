@@ -6,10 +6,10 @@ torchvision's ImageFolder read them:
       dog/  a.jpeg ...
 
 Class names are the sub-folder names, sorted. A class's pictures are every PNG, JPEG, GIF,
-BMP, TIFF or WebP file in its folder and in the folders below it, as Keras and torchvision
-read them; hidden files and folders are left out, as are the __MACOSX folders of macOS's zip
-files. Links to folders are not followed, and pictures in formats neuralab does not open (an
-iPhone's HEIC) are not left out without a word: both are reported like unreadable files.
+BMP, TIFF, WebP, PGM or PPM file in its folder and in the folders below it, as Keras and
+torchvision read them; hidden files and folders are left out, as are the __MACOSX folders of
+macOS's zip files. Links to folders are not followed (they are reported like unreadable
+files), and pictures in formats neuralab does not open (an iPhone's HEIC) are named in a warning.
 Images are decoded safely (data.pictures), converted to grayscale or RGB, resized, and split
 per class into train / validation / test with a seeded permutation (stratified: every split
 keeps the class proportions). Files that cannot be read are reported by path and count;

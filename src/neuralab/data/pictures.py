@@ -80,7 +80,7 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
         img = Image.open(source, formats=FORMATS)
         with img:
             width, height, fmt = *img.size, img.format
-            if width * height > max_pixels and img.format in ("JPEG", "MPO"):
+            if width * height > max_pixels and fmt in ("JPEG", "MPO"):
                 # a 50-megapixel camera's photo: libjpeg scales it down while decoding
                 scale = next((s for s in (2, 4) if math.ceil(width / s) * math.ceil(height / s) <= max_pixels), 8)
                 img.draft(None, (width // scale, height // scale))

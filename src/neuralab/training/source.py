@@ -242,8 +242,8 @@ def _warn_training_only(where: str, settings: list[str]) -> None:
     if settings:
         more = f" and {len(settings) - 3} more" if len(settings) > 3 else ""
         warnings.warn(f"{where}: {'; '.join(settings[:3])}{more}: not kept; neuralab trains without Keras's "
-                      "regularizers and constraints, from Keras's default initialisers (weight_decay is AdamW's "
-                      "decoupled decay)")
+                      "regularizers and constraints, from Keras's default initialisers (its weight_decay is a "
+                      "decoupled decay, not an L2 term in the loss)")
 
 
 def _images(spec: dict, compile_config: dict) -> dict:
