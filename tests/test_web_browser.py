@@ -116,10 +116,10 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server):
-    """A 1600 x 1000 page (a projector's size); uncaught script errors fail the test."""
-    context = browser.new_context(viewport={"width": 1600, "height": 1000}, base_url=server)
+@contextlib.contextmanager
+def watched_page(browser, base_url: str, **options):
+    """A page of the app at ``base_url``; uncaught script errors fail the test."""
+    context = browser.new_context(base_url=base_url, **options)
     pg = context.new_page()
     pg.set_default_timeout(TIMEOUT_MS)
     errors = []
@@ -127,6 +127,13 @@ def page(browser, server):
     yield pg
     context.close()
     assert not errors, errors
+
+
+@pytest.fixture
+def page(browser, server):
+    """A 1600 x 1000 page (a projector's size)."""
+    with watched_page(browser, server, viewport={"width": 1600, "height": 1000}) as pg:
+        yield pg
 
 
 def shot(page, name: str) -> None:

@@ -15,12 +15,12 @@ from starlette.testclient import TestClient
 from neuralab.files import write_json
 from neuralab.web import create_app
 from test_web_app import fake_classifier_run
-from test_web_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, missing, serving
+from test_web_browser import browser, serving, watched_page  # noqa: F401  browser: the one Chromium launch
 
 try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:
-    expect = sync_playwright = None
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture says what is missing
+    expect = None
 
 
 def interrupted(folder: Path, keras_fit: bool = False) -> Path:
@@ -85,20 +85,9 @@ def test_an_exposed_app_says_it_starts_no_training_instead_of_offering_resume(ro
 
 
 @pytest.fixture
-def page(root):
-    if sync_playwright is None:
-        missing("Playwright is not installed: pip install -e .[test]")
-    if not CHROMIUM.exists():
-        missing(f"no Chromium at {CHROMIUM}: run scripts/ci-system-deps.sh")
-    with serving(root) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        pg = browser.new_context(base_url=url).new_page()
-        pg.set_default_timeout(TIMEOUT_MS)
-        errors = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
+def page(browser, root):  # noqa: F811  pytest passes the imported fixture
+    with serving(root) as url, watched_page(browser, url) as pg:
         yield pg
-        browser.close()
-        assert not errors, errors
 
 
 def test_the_runs_table_and_run_pages_say_what_each_run_is(page):
