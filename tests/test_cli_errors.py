@@ -11,7 +11,9 @@ import ast
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from neuralab.cli import build_parser, main, namer
 from neuralab.cli._args import FLAGS, flag_for
@@ -202,6 +204,28 @@ def test_ctrl_c_says_interrupted(monkeypatch, capsys):
     monkeypatch.setattr(zoo, "run_zoo", pressed)
     assert main(["zoo"]) == 130
     assert capsys.readouterr().err == "neuralab: interrupted\n"
+
+
+@pytest.mark.parametrize("allocate, asked", [(lambda: torch.empty(2**50), "4194304.0 GiB"),
+                                             (lambda: np.empty(2**50), "8.00 PiB")], ids=["torch", "numpy"])
+def test_running_out_of_memory_is_one_line(monkeypatch, capsys, allocate, asked):
+    """Sizes that no check caught end in one line and status 2, not the allocator's traceback."""
+    from neuralab.cli import zoo
+
+    monkeypatch.setattr(zoo, "run_zoo", lambda args: allocate())
+    assert main(["zoo"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"neuralab: error: not enough memory: a step asked for {asked}; ") and err.count("\n") == 1, err
+
+
+def test_a_bug_is_still_a_traceback(monkeypatch):
+    from neuralab.cli import zoo
+
+    def bug(args):
+        raise RuntimeError("index out of range in self")
+    monkeypatch.setattr(zoo, "run_zoo", bug)
+    with pytest.raises(RuntimeError, match="index out of range"):
+        main(["zoo"])
 
 
 def test_a_warning_of_neuralab_is_one_line_on_the_command_line(tmp_path):

@@ -1057,3 +1057,20 @@ def test_resume_from_the_browser_is_refused_where_it_could_only_fail(tmp_path):
                                                                       " --trust-code")
     finally:
         trusting.close()
+
+
+def test_running_out_of_memory_is_refused_and_the_server_lives_on(tmp_path, monkeypatch):
+    """An allocation no size check caught answers 507 with one line, not 500; the next request is served."""
+    from neuralab.web import images as web_images
+
+    photo = (np.arange(64 * 48).reshape(64, 48) % 251).astype(np.uint8)
+    with TestClient(create_app(tmp_path / "runs"), base_url="http://127.0.0.1", raise_server_exceptions=False) as c:
+        fit_within = web_images.fit_within
+        monkeypatch.setattr(web_images, "fit_within", lambda picture: torch.empty(2**50))
+        r = c.post("/api/upload", content=png_bytes(photo), headers=PICTURE)
+        assert r.status_code == 507, r.text
+        assert r.json() == {"error": "not enough memory: a step asked for 4194304.0 GiB; send a smaller input or "
+                                     "choose a smaller run"}
+        monkeypatch.setattr(web_images, "fit_within", fit_within)
+        r = c.post("/api/upload", content=png_bytes(photo), headers=PICTURE)
+        assert r.status_code == 200 and (r.json()["h"], r.json()["w"]) == (64, 48), r.text

@@ -71,3 +71,17 @@ class ParameterError(NeuralabError):
 class NotAClassifier(NeuralabError):
     """A model that takes sequences, not images, given where an image classifier is wanted: it
     is a forecaster's ``model`` (neuralab.forecasting). The CLI adds the command that trains it."""
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """What ran out, in one line, where ``exc`` is a failed allocation (NumPy's and Python's
+    MemoryError, PyTorch's allocators, which raise RuntimeError or torch.OutOfMemoryError);
+    None for any other error. The interfaces' last word on sizes that no check caught."""
+    text = str(exc)
+    if not isinstance(exc, MemoryError) and "can't allocate memory" not in text and "out of memory" not in text.lower():
+        return None
+    asked = re.search(r"allocate (\d+) bytes", text)
+    if asked:
+        return f"not enough memory: a step asked for {int(asked[1]) / 2**30:.1f} GiB"
+    asked = re.search(r"allocate ([\d.]+ [KMGTP]i?B)", text)
+    return f"not enough memory: a step asked for {asked[1]}" if asked else "not enough memory"

@@ -23,7 +23,7 @@ from typing import Callable
 
 from neuralab import __version__
 from neuralab.cli._args import flag_for
-from neuralab.errors import NAMING, NeuralabError, NotAClassifier, named
+from neuralab.errors import NAMING, NeuralabError, NotAClassifier, named, out_of_memory
 
 
 class Parser(argparse.ArgumentParser):
@@ -214,6 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     except NeuralabError as e:
         how = "; train it with `neuralab forecast --model`" if isinstance(e, NotAClassifier) else ""
         print(f"neuralab: error: {e.render(NAMING.get())}{how}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:
+        shortage = out_of_memory(e)
+        if shortage is None:
+            raise
+        print(f"neuralab: error: {shortage}; give smaller inputs (pictures, batches, rows) or a machine with more "
+              "memory", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         if not _other_rank():

@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, out_of_memory
 from neuralab.web import classify as classifier
 from neuralab.web import images, jobs, playground, runs
 from neuralab.web.forecast import forecast_view
@@ -241,6 +241,9 @@ async def http_error(request, exc):
 
 
 async def server_error(request, exc):  # a bug of the app; the traceback goes to the server's log
+    shortage = out_of_memory(exc)
+    if shortage is not None:  # sizes no check caught: the request is refused, the server lives on
+        return JSONResponse({"error": f"{shortage}; send a smaller input or choose a smaller run"}, status_code=507)
     return JSONResponse({"error": f"internal error ({type(exc).__name__}); the server's log has the details"},
                         status_code=500)
 
