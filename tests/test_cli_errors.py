@@ -43,6 +43,10 @@ PYTHON_ONLY = {
     "intervals": "the command line reports the 80% and 95% intervals",
     "x": "Trainer.fit's and predict's inputs, tensors in Python; the command line reads a dataset",
     "val": "Trainer.fit's validation set in Python; the command line splits val_fraction off the data",
+    "preprocess": "a Classifier's normalisation in Python; the command line keeps the run's",
+    "probs": "Classifier.top_k's probabilities in Python; `neuralab predict --top-k` lists them",
+    **{name: "confusion_matrix's arguments in Python; the command line's reports count them from the test set"
+       for name in ("pred", "true", "k")},
 }
 
 # Arguments of the lessons' NumPy functions whose names are generic: exempt only where every

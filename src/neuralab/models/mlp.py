@@ -7,14 +7,21 @@ Hidden sizes 256-128-100 follow the Fashion-MNIST benchmark's MLPClassifier
 from __future__ import annotations
 
 import math
+import numbers
 
 from torch import nn
+
+from neuralab.errors import ParameterError
 
 
 class MLP(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int,
                  hidden: tuple[int, ...] = (256, 128, 100), dropout: float = 0.2):
         super().__init__()
+        if not isinstance(hidden, (tuple, list)) or not all(
+                isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in hidden):
+            raise ParameterError("hidden", hidden, "give the hidden layers' sizes as a tuple of whole numbers of at "
+                                                   "least 1, e.g. (256, 128); (64,) for one layer, () for none")
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
         for h in hidden:

@@ -20,6 +20,7 @@ from torch import nn
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.models.geometry import MapVanishes, geometry, shape_guard
 from neuralab.models.table import render_table
+from neuralab.models.zoo import checked_shape
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 RECURRENT = ("RNN", "LSTM", "GRU")  # nn.RNNBase's layers: (output, h_n) or (output, (h_n, c_n))
@@ -122,30 +123,54 @@ def _dry_run(model: nn.Module, input_shape, batch: int = 0):
         model.train(was_training)
 
 
-def smallest_input(works: Callable[[tuple[int, int, int]], bool], channels: int) -> tuple[int, int, int] | None:
-    """The smallest square (channels, s, s) for which ``works`` holds, or None up to MAX_SIDE.
+def smallest_input(works: Callable[[tuple[int, int, int]], bool], channels: int,
+                   start: int = 1) -> tuple[int, int, int] | None:
+    """The smallest square (channels, s, s) with s >= ``start`` for which ``works`` holds, or
+    None up to MAX_SIDE.
 
     Conv and pool output sizes never shrink when the input grows, so a doubling search and
-    then a bisection find it in a few dozen dry runs."""
-    hi = 1
+    then a bisection find it in a few dozen dry runs. A zoo model whose layers change with
+    the input's size (geometry.SMALL_INPUT) breaks that rule where they change: started at
+    the input that failed, the search looks only above it, and its answer is a size that worked."""
+    lo, hi = start - 1, start  # lo: the largest side known to fail (start - 1: none tried)
     while not works((channels, hi, hi)):
         if hi >= MAX_SIDE:
             return None
-        hi *= 2
-    lo = hi // 2  # fails (or 0)
+        lo, hi = hi, min(2 * hi, MAX_SIDE)
+    side = _edge(lambda s: not works((channels, s, s)), lo, hi) + 1
+    return channels, side, side
+
+
+def _edge(holds: Callable[[int], bool], lo: int, hi: int) -> int:
+    """The largest side in [lo, hi) where ``holds`` is true, by bisection, given that it holds
+    at ``lo`` (or ``lo`` was never tried) and not at ``hi``."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if works((channels, mid, mid)):
-            hi = mid
-        else:
-            lo = mid
-    return channels, hi, hi
+        lo, hi = (mid, hi) if holds(mid) else (lo, mid)
+    return lo
+
+
+def _largest_below(works, channels: int, side: int) -> tuple[int, int, int] | None:
+    """The largest square below ``side`` that works, where one does (a smaller input may get a
+    model's small-input layers), found by bisection from the smallest that works."""
+    first = smallest_input(works, channels)
+    if first is None or first[1] >= side:
+        return None
+    largest = _edge(lambda s: works((channels, s, s)), first[1], side)
+    return channels, largest, largest
 
 
 def too_small(model_name: str, input_shape, err: MapVanishes, works) -> NeuralabError:
-    """The one-line error for an input on which ``model_name``'s feature maps vanish."""
-    best = smallest_input(works, input_shape[0])
-    hint = f"the smallest input that works is {_hwc(best)}" if best else f"no input up to {MAX_SIDE}x{MAX_SIDE} works"
+    """The one-line error for an input on which ``model_name``'s feature maps vanish: with the
+    nearest input up that works, and the nearest one down where a smaller input works too."""
+    c, side = input_shape[0], min(input_shape[1:])
+    up, down = smallest_input(works, c, side), _largest_below(works, c, side)
+    if down is None:
+        hint = f"the smallest input that works is {_hwc(up)}" if up else f"no input up to {MAX_SIDE}x{MAX_SIDE} works"
+    elif up is None:
+        hint = f"the largest input that works is {_hwc(down)}"
+    else:
+        hint = f"the nearest inputs that work are {_hwc(down)} and {_hwc(up)}"
     return NeuralabError(f"`input_shape` {_hwc(input_shape)}: too small for {model_name}: {err}; {hint}")
 
 
@@ -174,13 +199,8 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         raise ParameterError("model", type(model).__name__, "give a torch.nn.Module; a Keras model converts with "
                                                             "neuralab.keras (read, then build), or shows its own "
                                                             "table with model.summary()")
-    try:
-        input_shape = tuple(int(v) for v in input_shape)
-    except (TypeError, ValueError):
-        raise ParameterError("input_shape", input_shape, "expected (channels, height, width)") from None
+    input_shape = checked_shape(input_shape)
     name = name or type(model).__name__
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ParameterError("input_shape", input_shape, "expected (channels, height, width), each at least 1")
     modules = dict(model.named_modules())
     seen: dict[str, tuple] = {}        # name -> output shape, in the order the layers finished
     formulas: dict[str, str] = {}

@@ -8,6 +8,8 @@ This module imports torch only to build a model, so that listing the zoo is inst
 from __future__ import annotations
 
 import importlib
+import numbers
+import operator
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -83,11 +85,15 @@ def build_model(name: str, input_shape, num_classes: int, **options) -> nn.Modul
     """
     if name not in ARCHITECTURES:
         raise NeuralabError(f"unknown model {name!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise ParameterError("num_classes", num_classes, "give the number of classes as a whole number, e.g. 10")
     if num_classes < 2:
         raise ParameterError("num_classes", num_classes, "a classifier needs at least 2 classes")
-    input_shape = tuple(int(v) for v in input_shape)
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ParameterError("input_shape", input_shape, "expected (channels, height, width), each at least 1")
+    input_shape = checked_shape(input_shape)
+    c, h, w = input_shape
+    if w in (1, 3) and c > 4:  # (28, 28, 1) would build a 28-channel network without a word
+        raise ParameterError("input_shape", input_shape, f"reads as {c} channels of {h}x{w} pixels; give (C, H, W), "
+                                                         f"channels first: ({w}, {c}, {h}), not Keras's (H, W, C)")
     import torch
 
     from neuralab.models.geometry import MapVanishes
@@ -105,11 +111,49 @@ def build_model(name: str, input_shape, num_classes: int, **options) -> nn.Modul
                 return False
             return True
         raise too_small(name, input_shape, e, works) from None
-    except TypeError as e:
+    except NeuralabError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as e:
         unknown = re.search(r"unexpected keyword argument '(\w+)'", str(e))
         if unknown:
             raise NeuralabError(f"{name}: unknown model option {unknown[1]!r}") from None
-        raise
+        culprit = _failing_option(builder, input_shape, num_classes, options)
+        if culprit is None:
+            raise
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        module = ARCHITECTURES[name].source.split(":")[0]
+        raise ParameterError(culprit, options[culprit], f"{name} cannot be built with it ({reason}); the options "
+                                                        f"and their types are in neuralab.models.{module}") from None
+
+
+def _failing_option(builder, input_shape, num_classes: int, options: dict) -> str | None:
+    """The first option that fails a build on its own, where the build without options works
+    (None: the fault is not an option's, a size too large to count, say)."""
+    import torch
+
+    def builds(**chosen) -> bool:
+        try:
+            with torch.device("meta"):
+                builder(input_shape, num_classes, **chosen)
+        except Exception:  # noqa: BLE001 - whatever the builder raises, the build failed
+            return False
+        return True
+
+    if not options or not builds():
+        return None
+    return next((key for key, value in options.items() if not builds(**{key: value})), next(iter(options)))
+
+
+def checked_shape(input_shape) -> tuple[int, int, int]:
+    """``input_shape`` as (channels, height, width), three whole numbers of at least 1."""
+    try:  # operator.index: 28.5 or "28" is no size, where int() would take it
+        shape = () if isinstance(input_shape, str) else tuple(operator.index(v) for v in input_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ParameterError("input_shape", input_shape, "expected (channels, height, width), each a whole number "
+                                                         "of at least 1, e.g. (1, 28, 28)")
+    return shape
 
 
 def parameters_at(name: str, input_shape, num_classes: int, **options) -> int:

@@ -4,6 +4,8 @@ trainer, evaluate on the test set and leave a complete run directory behind."""
 from __future__ import annotations
 
 import contextlib
+import itertools
+import numbers
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -32,6 +34,9 @@ class Preprocess:
     @classmethod
     def fit(cls, x: np.ndarray) -> "Preprocess":
         """Per-channel mean and std of the training images (N, C, H, W) uint8, on [0, 1]."""
+        if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or not len(x):
+            raise ParameterError("x", _described(x), "give the training images as uint8 pixels (0-255) of "
+                                                     "(N, C, H, W), at least one, as load_image_data gives them")
         sample = x[: 20_000]
         # From each channel's histogram of the 256 levels: the same mean and std as over the
         # pixels in float64, without a float copy of the images (0.5 s on MNIST, start-up).
@@ -60,6 +65,13 @@ class Preprocess:
         return t.to(torch.float32, copy=True).div_(255.0).sub_(mean).div_(std)
 
 
+def _described(images) -> str:
+    """What was given as images, for an error: "float32 of (2, 28, 28)", or its type."""
+    if isinstance(images, np.ndarray):
+        return f"{images.dtype} of {tuple(images.shape)}"
+    return type(images).__name__
+
+
 def pixels(x: np.ndarray) -> torch.Tensor:
     """Images as a tensor of the same dtype: NumPy's memory where torch may share it, a copy
     where it may not (a dataset's read-only memory-mapped cache, a flipped view)."""
@@ -70,6 +82,14 @@ def pixels(x: np.ndarray) -> torch.Tensor:
 PREDICT_BATCH = 256  # images normalised and classified at a time
 
 
+def _placement(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where ``model`` computes and in which float type: those of its first floating-point
+    weight or buffer (the CPU and float32 for a model without one)."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    t = next((t for t in tensors if t.is_floating_point()), None)
+    return (t.device, t.dtype) if t is not None else (torch.device("cpu"), torch.float32)
+
+
 @dataclass
 class Classifier:
     """A trained model with what it needs to take raw images: classes and preprocessing."""
@@ -78,26 +98,47 @@ class Classifier:
     preprocess: Preprocess
     name: str
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, torch.nn.Module):
+            raise ParameterError("model", type(self.model).__name__, "give the trained torch.nn.Module (a run's: "
+                                                                     "load_classifier)")
+        if not isinstance(self.classes, (list, tuple, np.ndarray)) or len(self.classes) < 2:
+            # a string would be read as its letters, one class each
+            raise ParameterError("classes", self.classes, "give the class names as a list, one for each of the "
+                                                          "model's outputs, in their order")
+        self.classes = list(self.classes)
+        if not isinstance(self.preprocess, Preprocess):
+            raise ParameterError("preprocess", type(self.preprocess).__name__, "give a Preprocess: the training "
+                                 "images' Preprocess.fit(x), or the run's (load_classifier)")
+
     @torch.inference_mode()
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """(N, C, H, W) uint8 -> (N, classes) probabilities (the softmax of the logits), computed
-        PREDICT_BATCH images at a time: the normalised floats of 20,000 photos would not fit."""
+        PREDICT_BATCH images at a time: the normalised floats of 20,000 photos would not fit.
+        The images go where the model's weights are (a GPU, after training) and in their float
+        type; the probabilities come back as float32 on the CPU."""
         self._check(images)
         self.model.eval()
-        return np.concatenate([torch.softmax(self.model(self.preprocess(images[i:i + PREDICT_BATCH])), dim=1).numpy()
-                               for i in range(0, len(images), PREDICT_BATCH)] or
-                              [np.empty((0, len(self.classes)), np.float32)])
+        device, dtype = _placement(self.model)
+        out = []
+        for i in range(0, len(images), PREDICT_BATCH):
+            # uint8 crosses to the device, a quarter of the floats it becomes there
+            x = self.preprocess.normalise(nchw(pixels(images[i:i + PREDICT_BATCH])).to(device))
+            logits = self.model(x.to(dtype))
+            if logits.shape[1:] != (len(self.classes),):
+                raise NeuralabError(f"`classes` names {len(self.classes)} classes, but the model gives outputs of "
+                                    f"{tuple(logits.shape[1:])} an image; give one class name per output")
+            out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        return np.concatenate(out or [np.empty((0, len(self.classes)), np.float32)])
 
     def _check(self, images) -> None:
         """Pictures as the model was trained on: pixels 0-255 would be read wrong as floats in
         [0, 1] without an error, so anything but uint8 of the input shape is refused."""
         want = "x".join(map(str, self.preprocess.input_shape))
-        got = getattr(images, "shape", None)
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or \
                 tuple(images.shape[1:]) != tuple(self.preprocess.input_shape):
-            kind = f"{images.dtype} of {tuple(got)}" if isinstance(images, np.ndarray) else type(images).__name__
-            raise ParameterError("images", kind, f"give uint8 pixels (0-255) of (N, {want.replace('x', ', ')}) "
-                                                 "(channels, height, width), as load_images gives them")
+            raise ParameterError("images", _described(images), f"give uint8 pixels (0-255) of (N, "
+                                 f"{want.replace('x', ', ')}) (channels, height, width), as load_images gives them")
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(N, C, H, W) uint8 -> (N,) class names, the most probable of each image (as scikit-learn's)."""
@@ -131,6 +172,14 @@ class Classifier:
                 f"{count_parameters(self.model):,} parameters)")
 
     def top_k(self, probs: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """The ``k`` most probable (class, probability) of each row of ``probs`` (N, classes), as
+        predict_proba gives them; all the classes where there are fewer than ``k``."""
+        probs = np.asarray(probs)
+        if probs.ndim != 2 or probs.shape[1] != len(self.classes):
+            raise ParameterError("probs", f"shape {probs.shape}", f"give (N, {len(self.classes)}) probabilities, as "
+                                                                  "predict_proba gives them; one image's as probs[None]")
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ParameterError("k", k, "give how many classes to list for each image, a whole number of at least 1")
         order = np.argsort(-probs, axis=1)[:, :k]
         return [[(self.classes[j], float(p[j])) for j in row] for p, row in zip(probs, order)]
 
@@ -502,8 +551,24 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verb
 
 
 def confusion_matrix(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:
-    """Rows are true classes, columns predicted ones."""
-    return np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
+    """Rows are true classes, columns predicted ones; ``pred`` and ``true`` are class numbers
+    0..k-1, one prediction per label."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ParameterError("k", k, "give the number of classes, a whole number of at least 1")
+    pred, true = np.asarray(pred), np.asarray(true)
+    if pred.ndim != 1 or pred.shape != true.shape:
+        raise ParameterError("pred", f"shape {pred.shape}", f"give one predicted class per label of `true` "
+                                                            f"(shape {true.shape}), both 1-D")
+    for name, values in (("pred", pred), ("true", true)):
+        if not len(values):
+            continue
+        if not np.issubdtype(values.dtype, np.integer):
+            raise ParameterError(name, f"{values.dtype} values", "give class numbers (integers), e.g. "
+                                                                 "probabilities.argmax(1)")
+        if values.min() < 0 or values.max() >= k:  # a class k would be counted in the next row's first column
+            bad = values.min() if values.min() < 0 else values.max()
+            raise ParameterError(name, int(bad), f"a class number out of range for `k`={k} classes (0..{k - 1})")
+    return np.bincount(true.astype(np.int64) * k + pred.astype(np.int64), minlength=k * k).reshape(k, k)
 
 
 def _training_header(config: ClassifierConfig, data, trainer: Trainer) -> str:
