@@ -44,6 +44,7 @@ PYTHON_ONLY = {
     "x": "Trainer.fit's and predict's inputs, tensors in Python; the command line reads a dataset",
     "val": "Trainer.fit's validation set in Python; the command line splits val_fraction off the data",
     "preprocess": "a Classifier's normalisation in Python; the command line keeps the run's",
+    "windows": "a forecaster's predict in Python; `neuralab forecast predict` reads new rows from a CSV",
     "probs": "Classifier.top_k's probabilities in Python; `neuralab predict --top-k` lists them",
     **{name: "confusion_matrix's arguments in Python; the command line's reports count them from the test set"
        for name in ("pred", "true", "k")},
@@ -248,3 +249,13 @@ def test_a_warning_of_neuralab_is_one_line_on_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr.startswith(f"neuralab: warning: {folder}: skipped 1 of 101 images that cannot be read")
     assert done.stderr.count("\n") == 1, done.stderr  # not Python's form: file, line, then the source line
+
+
+@pytest.mark.parametrize("models, seeds, named", [("cnn", 1, "models='cnn'"), (["mlp", 3], 1, "models=['mlp', 3]"),
+                                                  (["mlp"], 1.5, "seeds=1.5"), (["mlp"], True, "seeds=True")])
+def test_compare_in_python_names_what_is_no_list_of_models_or_count_of_seeds(tmp_path, models, seeds, named):
+    from neuralab import ClassifierConfig, compare
+
+    with pytest.raises(ParameterError) as e:
+        compare(models, ClassifierConfig(data="mnist"), seeds, tmp_path / "out")
+    assert str(e.value).startswith(named + ": give ") and not (tmp_path / "out").exists()

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from neuralab.errors import ParameterError
 from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.pipeline import ForecastConfig, load_forecaster, predict_run, run_forecast
 from neuralab.forecasting.windows import WindowConfig
@@ -182,6 +183,9 @@ def test_predict_from_new_data_matches_the_runs_own_forecast(run, tmp_path):
     assert [str(t.date()) for t in forecast["time"]] == ["2016-01-01", "2016-01-02", "2016-01-03"]
     model = load_forecaster(result.run_dir)
     assert model.meta["windows"]["lookback"] == 14 and not model.network.training
+    for new_rows in (weather.tail(40), weather["temp_max"].to_numpy()):  # what a notebook hands over first
+        with pytest.raises(ParameterError, match=r"^windows=.*use predict_run\(run, data\)"):
+            model.predict(new_rows)
 
 
 def test_one_network_across_several_series_with_metrics_per_series(tmp_path):

@@ -29,6 +29,7 @@ __getattr__, __dir__ = exports(__name__, {
     **dict.fromkeys(["Classifier", "ClassifierConfig", "Preprocess", "RECIPES", "RunResult", "confusion_matrix",
                      "evaluate_run", "load_classifier", "resume_classifier", "train_classifier"],
                     "neuralab.training.classify"),
+    **dict.fromkeys(["compare"], "neuralab.training.compare"),
     **dict.fromkeys(["ForecastConfig", "ForecastResult", "load_forecaster", "predict_run", "resume_forecast",
                     "run_forecast"],
                     "neuralab.forecasting.pipeline"),
@@ -39,7 +40,7 @@ __getattr__, __dir__ = exports(__name__, {
 __all__ = [
     "ARCHITECTURES", "Callback", "Classifier", "ClassifierConfig", "ForecastConfig", "ForecastResult", "ModelConfig",
     "EarlyStopping", "NeuralabError", "ParameterError", "Preprocess", "RECIPES", "RunResult", "TrainConfig", "Trainer",
-    "WindowConfig", "__version__", "build_model", "confusion_matrix", "count_parameters", "evaluate_run", "load_classifier",
+    "WindowConfig", "__version__", "build_model", "compare", "confusion_matrix", "count_parameters", "evaluate_run", "load_classifier",
     "load_forecaster", "load_image_data", "load_series", "parameters_at", "predict_run", "print_summary",
     "resume_classifier", "resume_forecast", "run_forecast", "summary", "train_classifier",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting import metrics
 from neuralab.forecasting.windows import Windows
 
@@ -34,6 +34,9 @@ class Forecaster:
         """(N, H) forecasts of ``windows.future`` in original units."""
         if self.horizon_ is None:
             raise NeuralabError(f"{self.name}: call fit before predict")
+        if not isinstance(windows, Windows):
+            raise ParameterError("windows", type(windows).__name__, "give Windows, as the run's data makes them; for "
+                                 "the next horizon after a DataFrame or CSV of new rows, use predict_run(run, data)")
         if windows.horizon != self.horizon_:
             raise NeuralabError(f"{self.name}: fitted for `horizon` {self.horizon_}, asked for {windows.horizon}")
         return self._predict(windows)

@@ -11,6 +11,7 @@ __getattr__, __dir__ = exports(__name__, {
                      "SCHEDULES", "TrainConfig"], "neuralab.training.config"),
     **dict.fromkeys(["Callback", "Checkpoint", "EarlyStopping"], "neuralab.training.callbacks"),
     **dict.fromkeys(["TensorBoard"], "neuralab.training.tensorboard"),
+    "compare": "neuralab.training.compare",  # the workshop's MLP against CNN: models, one budget, seeds
     "RunLogger": "neuralab.training.runlogger",  # Keras's own fit writing a neuralab run (imports Keras)
     **dict.fromkeys(["CLASSIFICATION", "REGRESSION", "Task", "Trainer", "seed_everything"],
                     "neuralab.training.trainer"),
@@ -23,6 +24,6 @@ __all__ = [
     "AMP", "CLASSIFICATION", "Callback", "Checkpoint", "Classifier", "ClassifierConfig", "DEVICES", "Diverged",
     "EarlyStopping",
     "LOSSES", "OPTIMIZERS", "Preprocess", "RECIPES", "REGRESSION", "RunLogger", "RunResult", "SCHEDULES", "Task", "TensorBoard",
-    "TrainConfig", "Trainer", "confusion_matrix", "evaluate_run", "load_classifier", "resume_classifier",
+    "TrainConfig", "Trainer", "compare", "confusion_matrix", "evaluate_run", "load_classifier", "resume_classifier",
     "seed_everything", "train_classifier",
 ]

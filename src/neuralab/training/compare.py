@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import numbers
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,10 +44,13 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     may hold others (it may be the runs folder itself). Every name and setting is checked,
     and every run's folder, before the first model trains."""
     out = Path(out)
+    if isinstance(models, str) or not all(isinstance(name, str) for name in models):
+        # a string would be compared letter by letter: "cnn" as models c, n and n
+        raise ParameterError("models", models, "give a list of model names, e.g. [\"mlp\", \"cnn\"]")
     if not models:
         raise ParameterError("models", ",".join(models), "name at least one model")
-    if seeds < 1:
-        raise ParameterError("seeds", seeds, "must be at least 1")
+    if isinstance(seeds, bool) or not isinstance(seeds, numbers.Integral) or seeds < 1:
+        raise ParameterError("seeds", seeds, "give how many seeds each model trains with, a whole number of at least 1")
     base.train.check()
     sources = {name: _model_source(name) for name in models}  # an unknown model is named before any trains
     folders = {(name, seed): out / f"{folder_part(sources[name].architecture)}-seed{seed}"
