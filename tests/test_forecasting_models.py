@@ -77,6 +77,12 @@ def test_model_config_is_validated():
         ModelConfig(dropout=1.5).check()
     with pytest.raises(NeuralabError, match="recipe='fancy'"):
         ModelConfig(recipe="fancy").check()
+    # what a notebook writes first: one size, not a list of them; a dropout as text
+    for config, named in ((ModelConfig(hidden=16), "hidden=16: give a list"), (ModelConfig(hidden="64"), "hidden='64'"),
+                          (ModelConfig(dropout="0.2"), "dropout='0.2': must be a number")):
+        with pytest.raises(NeuralabError, match=named):
+            config.check()
+    ModelConfig(hidden=(32, 16)).check()  # a tuple is a list of sizes too
 
 
 def test_keras_init_sets_the_forget_bias_and_orthogonal_recurrence():

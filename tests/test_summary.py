@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from neuralab.errors import NeuralabError
-from neuralab.models import build_model, print_summary, render_summary, summary
+from neuralab.errors import NeuralabError, ParameterError
+from neuralab.models import build_model, count_parameters, print_summary, render_summary, summary
 from neuralab.models.summary import render_table, smallest_input
 
 GEOMETRY_KINDS = {"Conv2d", "MaxPool2d", "AvgPool2d", "MaxPool2dSame", "Conv2dSame", "ZeroPad2d", "AdaptiveAvgPool2d"}
@@ -274,6 +274,34 @@ def test_recurrent_rows_show_the_batch_where_pytorch_puts_it(cell, batch_first):
     assert "final states" in keras and "(2, None, 8)" in keras and "0, 8)" not in keras
 
 
+class _Forecaster(nn.Module):
+    """A researcher's stacked LSTM on (steps, features) windows, as the workshop's stock forecaster."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 32, num_layers=2, batch_first=True)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])
+
+
+def test_a_sequence_model_is_summarised_on_its_steps_and_features():
+    model = _Forecaster()
+    s = summary(model, (30, 3))
+    assert s.input_shape == (30, 3) and s.output_shape == (5,)
+    assert [(r.name, r.output_shape[0] if r.name == "lstm" else r.output_shape) for r in s.rows] == \
+        [("lstm", (30, 32)), ("head", (5,))]
+    assert s.total_params == count_parameters(model) == 4 * (3 * 32 + 32 * 32 + 2 * 32) + 4 * (2 * 32 * 32 + 2 * 32) + 165
+    text = render_summary(s, rich=False)
+    assert 'Model: "_Forecaster"  input (B, 30, 3)' in text and "(batch, channels, height, width)" not in text
+    assert re.search(r"lstm \(LSTM\)\s+\(None, 30, 32\)", render_summary(s, rich=False, layout="keras"))
+    for shape in ((1, 2, 3, 4, 5), (30, 0), "30x3", (30, 3.5)):
+        with pytest.raises(ParameterError, match=r"^input_shape=.*expected one input's shape without the batch"):
+            summary(model, shape)
+
+
 def test_buffers_count_only_what_the_weights_file_saves(tmp_path):
     from neuralab.training.checkpoint import load_tensors, save_weights
 
@@ -351,6 +379,6 @@ def test_what_is_no_module_or_no_shape_is_named():
     with pytest.raises(ParameterError, match="give a torch.nn.Module") as e:
         summary(object(), (1, 8, 8))  # a Keras model, say: no PyTorch layers to hook
     assert e.value.parameter == "model"
-    with pytest.raises(ParameterError, match="expected \\(channels, height, width\\)") as e:
+    with pytest.raises(ParameterError, match="expected one input.s shape without the batch") as e:
         summary(nn.Linear(4, 2), 16)
     assert e.value.parameter == "input_shape"

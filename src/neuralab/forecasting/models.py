@@ -75,11 +75,11 @@ class ModelConfig:
     def check(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ParameterError("architecture", self.architecture, f"choose one of {', '.join(ARCHITECTURES)}")
-        if isinstance(self.hidden, str) or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
+        if not isinstance(self.hidden, (list, tuple)) or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
                                                for h in self.hidden):  # a list in config.json: Python ints
             raise ParameterError("hidden", self.hidden, "give a list of ints, each at least 1, e.g. [128, 64]")
-        if not 0 <= self.dropout < 1:
-            raise ParameterError("dropout", self.dropout, "must be in [0, 1)")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ParameterError("dropout", self.dropout, "must be a number in [0, 1)")
         if self.init not in ("keras", "torch"):
             raise ParameterError("init", self.init, "choose keras or torch")
         if self.recipe not in RECIPES:

@@ -49,7 +49,7 @@ class LayerRow:
 @dataclass
 class ModelSummary:
     model: str
-    input_shape: tuple[int, int, int]  # (C, H, W)
+    input_shape: tuple[int, ...]       # (C, H, W) for images, (steps, features) for sequences
     rows: list[LayerRow]
     total_params: int
     trainable_params: int
@@ -101,6 +101,9 @@ def _shape(output):
 
 
 def _hwc(input_shape) -> str:
+    """An image's shape as the CLI's --input takes it (HxWxC); another input's as it is."""
+    if len(input_shape) != 3:
+        return "x".join(map(str, input_shape))
     c, h, w = input_shape
     return f"{h}x{w}x{c}"
 
@@ -188,7 +191,8 @@ def _passes_features(model: nn.Module):
 
 
 def summary(model: nn.Module, input_shape, depth: int | None = None, name: str | None = None) -> ModelSummary:
-    """Run ``model`` once on an empty batch of ``input_shape`` (C, H, W) and describe every layer.
+    """Run ``model`` once on an empty batch of ``input_shape`` and describe every layer: (C, H, W)
+    for an image model, (steps, features) for a recurrent one, one input without the batch.
 
     ``depth`` folds layers nested deeper than that many levels into their parent's row
     (None: every layer). Models built on the "meta" device work too and cost nothing.
@@ -199,7 +203,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         raise ParameterError("model", type(model).__name__, "give a torch.nn.Module; a Keras model converts with "
                                                             "neuralab.keras (read, then build), or shows its own "
                                                             "table with model.summary()")
-    input_shape = checked_shape(input_shape)
+    input_shape = checked_shape(input_shape, images=False)
     name = name or type(model).__name__
     modules = dict(model.named_modules())
     seen: dict[str, tuple] = {}        # name -> output shape, in the order the layers finished
@@ -429,7 +433,10 @@ def _footer(s: ModelSummary) -> list[str]:
     if any(r.shared for r in s.rows):
         lines.append("Tied parameters count once, in the first row that holds them (as Keras counts a shared layer "
                      "once), so the rows add up to the total.")
-    lines.append("Shapes are (batch, channels, height, width); K kernel, P padding, S stride.")
+    if len(s.input_shape) == 3:
+        lines.append("Shapes are (batch, channels, height, width); K kernel, P padding, S stride.")
+    else:
+        lines.append("Shapes lead with the batch, then the input's own dimensions (steps, features for a sequence).")
     if any(_batch_inside(r.output_shape) for r in s.rows):
         lines.append("B marks the batch where a tensor does not lead with it: an RNN/LSTM/GRU row gives its output "
                      "sequence, then its final states h_n (and c_n), (layers x directions, B, hidden) each; with "

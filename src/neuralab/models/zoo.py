@@ -144,15 +144,19 @@ def _failing_option(builder, input_shape, num_classes: int, options: dict) -> st
     return next((key for key, value in options.items() if not builds(**{key: value})), next(iter(options)))
 
 
-def checked_shape(input_shape) -> tuple[int, int, int]:
-    """``input_shape`` as (channels, height, width), three whole numbers of at least 1."""
+def checked_shape(input_shape, images: bool = True) -> tuple[int, ...]:
+    """``input_shape`` as (channels, height, width), three whole numbers of at least 1; with
+    ``images`` False, one input of any model without the batch: (steps, features) for a
+    recurrent one, say."""
     try:  # operator.index: 28.5 or "28" is no size, where int() would take it
         shape = () if isinstance(input_shape, str) else tuple(operator.index(v) for v in input_shape)
     except TypeError:
         shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise ParameterError("input_shape", input_shape, "expected (channels, height, width), each a whole number "
-                                                         "of at least 1, e.g. (1, 28, 28)")
+    if not shape or min(shape) < 1 or (len(shape) != 3 if images else len(shape) > 4):
+        expected = "(channels, height, width)" if images else \
+            "one input's shape without the batch: (channels, height, width) for images, (steps, features) for sequences"
+        raise ParameterError("input_shape", input_shape, f"expected {expected}, each a whole number of at least 1, "
+                                                         "e.g. (1, 28, 28)")
     return shape
 
 
