@@ -4,8 +4,9 @@ file (a zip: config.json, metadata.json, model.weights.h5), of a legacy full-mod
 group), or of a live Keras 3 model (the only route that imports Keras).
 
 Nothing in a file is executed or unpickled: configs are JSON and weights are HDF5 datasets,
-each checked against the spec (count, shape, float type) before it is read, and the weights
-the spec declares must fit in the file before anything is allocated.
+each checked against the spec (count, shape, float type) and stored whole in the file before
+it is read, and the weights the spec declares must fit in the file before anything is allocated;
+a weight holding NaN or infinity (a fit that diverged) is refused.
 """
 
 from __future__ import annotations
@@ -85,11 +86,12 @@ def _read_keras_zip(path: Path) -> KerasModel:
                 if "model.weights.h5" in names or any(n.endswith(".h5") for n in names):
                     raise _weights_only(path)
                 raise NeuralabError(f"{path}: a zip without config.json, not a .keras model file")
-            config = _json(path, _member(z, path, "config.json").file_size, lambda: z.read("config.json"), "config.json")
+            config = _json(path, _member(z, path, "config.json").file_size, lambda: _read_member(z, path, "config.json"),
+                           "config.json")
             meta = {}
             if "metadata.json" in names:
-                meta = _json(path, _member(z, path, "metadata.json").file_size, lambda: z.read("metadata.json"),
-                             "metadata.json")
+                meta = _json(path, _member(z, path, "metadata.json").file_size,
+                             lambda: _read_member(z, path, "metadata.json"), "metadata.json")
             version = str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
             spec = specs.from_config(config, str(path), version)
             if "model.weights.h5" not in names:
@@ -130,6 +132,18 @@ def _member(z: zipfile.ZipFile, path: Path, name: str) -> zipfile.ZipInfo:
         raise NeuralabError(f"{path}: {name} in the archive is compressed with method {info.compress_type}, which "
                             "Keras does not write; save the model with model.save()")
     return info
+
+
+def _read_member(z: zipfile.ZipFile, path: Path, name: str) -> bytes:
+    """A member's bytes, no more than its header declares: z.read() inflates the whole stream
+    (up to 2 GB) before it cuts, whatever the header says."""
+    info = z.getinfo(name)
+    with z.open(info) as f:
+        data = f.read(info.file_size + 1)
+    if len(data) > info.file_size:
+        raise NeuralabError(f"{path}: {name} in the archive holds more than the {info.file_size:,} bytes its header "
+                            "declares; the file is damaged, save the model again")
+    return data
 
 
 def _json(path: Path, size: int, read, what: str):
@@ -229,12 +243,31 @@ def _checked(path: Path, e: dict, datasets: list) -> dict[str, np.ndarray]:
             raise NeuralabError(f"{path}: layer {e['name']!r} ({e['class']}): {name} should be float {list(shape)}, "
                                 f"the file has {got}")
         _in_file(path, ds)
+        _stored(path, e, name, ds)
         try:
             out[name] = np.asarray(ds[()], dtype=np.float32)
         except (OSError, ValueError) as err:
             raise NeuralabError(f"{path}: layer {e['name']!r}: {name} cannot be read ({str(err)[:60]}); "
                                 "the file is damaged or truncated") from None
+        except MemoryError:
+            raise NeuralabError(f"{path}: layer {e['name']!r}: {name} of shape {list(shape)} does not fit in this "
+                                "machine's memory") from None
+        if not np.isfinite(out[name]).all():  # Keras saves a diverged fit as it is; its outputs would be NaN
+            raise NeuralabError(f"{path}: layer {e['name']!r}: {name} holds NaN or infinite values (the training "
+                                "diverged); train it again with a lower learning rate, then save it")
     return out
+
+
+def _stored(path: Path, e: dict, name: str, ds: h5py.Dataset) -> None:
+    """Refuse an array whose bytes are not in the file: HDF5 fills chunks never written, and
+    inflates compressed ones, so that a small (or sparse) file can hold gigabytes of weights.
+    Keras writes every weight whole and uncompressed."""
+    nbytes = ds.size * ds.dtype.itemsize
+    least = nbytes // 100 if ds.id.get_create_plist().get_nfilters() else nbytes
+    stored = ds.id.get_storage_size()
+    if stored < least:
+        raise NeuralabError(f"{path}: layer {e['name']!r}: {name} stores {stored:,} bytes for {nbytes:,} bytes of "
+                            "weights (unwritten or compressed); the file is not as Keras saves it, save the model again")
 
 
 def _weights_only(path: Path) -> NeuralabError:

@@ -33,6 +33,10 @@ from neuralab.keras.layers import (
 )
 
 FORMAT = 1
+# Generous bounds on what a file may ask for: a layer's output per image, in values (256 MB in
+# float32; VGG16's largest on 224x224 images is 3.2 million), and a model's layers (ResNet-152 has ~500)
+MAX_ACTIVATION = 2**26
+MAX_LAYERS = 10_000
 
 
 def _entry(name: str, cls: str, inputs: list[str], config: dict, shapes: list[Shape], where: str) -> dict:
@@ -45,6 +49,11 @@ def _entry(name: str, cls: str, inputs: list[str], config: dict, shapes: list[Sh
     for _, shape in weights:
         if math.prod(shape) > MAX_SIZE:
             raise a.fail(f"a weight of shape {shape} is too large")
+    values = math.prod(d or 1 for d in out)  # a size left free is checked once known (with_input)
+    if values > MAX_ACTIVATION:  # a few bytes of config (ZeroPadding2D(30000)) would ask gigabytes of every run
+        smaller = "the model's input shape" if cls == "InputLayer" else "the layer (its padding, size or units)"
+        raise a.fail(f"outputs {[None, *out]}, {values:,} values an image, more than the {MAX_ACTIVATION:,} "
+                     f"neuralab allows; make {smaller} smaller, then save the model again")
     if weights and config.get("trainable", True) is False:
         a.keep("trainable", False)  # frozen in Keras (fine-tuning): its weights stay, BatchNormalization infers
     return {"name": name, "class": cls, "inputs": inputs, "args": a.used,
@@ -136,8 +145,12 @@ def from_config(config: dict, source: str, keras_version: str = "") -> dict:
     else:
         raise NeuralabError(f"{source}: the model is a {cls!r}; neuralab converts Sequential and functional models")
     layers, output, blocks = _inline(source, layers, output)
+    if len(layers) > MAX_LAYERS:
+        raise NeuralabError(f"{source}: the model has {len(layers):,} layers, more than the {MAX_LAYERS:,} "
+                            "neuralab converts; build the model with fewer layers")
     order = _ordered(source, layers, inputs, output)
-    unused = [n for n in layers if n not in order]
+    used = set(order)
+    unused = [n for n in layers if n not in used]
     if unused:
         raise NeuralabError(f"{source}: layer {unused[0]!r} does not lead to the model's output; "
                             "neuralab converts models whose every layer does")
@@ -405,8 +418,8 @@ def _check_types(spec, source: str, field: str) -> None:
         raise bad(".keras_version", "a version string")
     if not isinstance(spec.get("output"), str):
         raise bad(".output", "the name of the output layer")
-    if not isinstance(spec.get("layers"), list) or not spec["layers"]:
-        raise bad(".layers", "a list of layers")
+    if not isinstance(spec.get("layers"), list) or not 1 <= len(spec["layers"]) <= MAX_LAYERS:
+        raise bad(".layers", f"a list of at most {MAX_LAYERS:,} layers")
     names = set()
     for i, e in enumerate(spec["layers"]):
         if not isinstance(e, dict):

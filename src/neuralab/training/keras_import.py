@@ -63,12 +63,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     if path.suffix.lower() not in KERAS_SUFFIXES:  # as `neuralab train --model` tells a Keras file by its name
         raise ParameterError("model", str(path), "not a Keras model file name; give a .keras, .h5 or .hdf5 file "
                                                  "(model.save('model.keras')), renamed so if it is one")
-    model = read(path)
-    for layer, arrays in model.weights.items():  # Keras saves a diverged fit as it is; its outputs would be NaN
-        bad = next((n for n, a in arrays.items() if not np.isfinite(a).all()), None)
-        if bad is not None:
-            raise NeuralabError(f"{path}: layer {layer!r}: {bad} holds NaN or infinite values (the training "
-                                "diverged); train it again with a lower learning rate, then save it")
+    model = read(path)  # which refuses NaN weights (a diverged fit, which Keras saves as it is)
     spec = model.spec
     if grey_images(spec, model.compile.get("loss")):  # TensorFlow's first tutorial: Flatten(input_shape=(28, 28))
         spec = with_channel(spec)

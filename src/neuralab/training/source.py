@@ -432,6 +432,8 @@ def local_imports(path: Path) -> dict:
             tree = ast.parse(current.read_bytes(), str(current))
         except (SyntaxError, ValueError, OSError):
             continue  # run_file says what is wrong with the model's file; a neighbour's error shows when it runs
+        except (RecursionError, MemoryError):  # a run's model.py is parsed before `trust_code` is asked for
+            raise _too_nested(current) from None
         names = {a.name.partition(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module.partition(".")[0] for n in ast.walk(tree)
                   if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module}
@@ -450,6 +452,12 @@ def local_imports(path: Path) -> dict:
     return found
 
 
+def _too_nested(path: Path) -> NeuralabError:
+    """Python's parser gives up on an expression nested thousands deep ("1+1+...", "---1") with
+    RecursionError or MemoryError."""
+    return NeuralabError(f"{path}: nested too deeply for Python to parse; write the model as ordinary code")
+
+
 def run_file(path: Path, imports: dict | None = None):
     """Execute ``path`` as a fresh module; its errors become one line naming file:line.
     ``imports``: the files beside it that it imports; they are imported from beside it, not
@@ -466,6 +474,8 @@ def run_file(path: Path, imports: dict | None = None):
         code = compile(source, str(path), "exec")
     except SyntaxError as e:
         raise NeuralabError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    except (RecursionError, MemoryError):
+        raise _too_nested(path) from None
     # Here, not at the top: neuralab.keras reads Keras files with h5py, whose import (0.2 s)
     # a run of a zoo model does not need.
     from neuralab.keras import on_pytorch
