@@ -46,8 +46,10 @@ class Parser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         self.complete()
         namespace, rest = super().parse_known_args(args, namespace)
-        # The parsers that took part, innermost first: their flags are the command's (see main).
+        # The parsers that took part, innermost first: their flags are the command's (see main),
+        # and what each was given (see _args.typed).
         namespace.__dict__.setdefault("_parsers", []).append(self)
+        namespace.__dict__.setdefault("_argv", []).append(list(sys.argv[1:] if args is None else args))
         return namespace, rest
 
     def format_usage(self) -> str:
@@ -188,16 +190,31 @@ def _other_rank() -> bool:
     return not dist_info().is_main
 
 
+def _drop_hung_up_outputs() -> None:
+    """Point stdout and stderr at /dev/null where their terminal hung up (SIGHUP: the ssh session
+    dropped). Every write to it fails with EIO, and the first as the training stops (the
+    progress display's last refresh, the line that says how to resume, Python's flush at exit)
+    would end the command with a traceback instead of its status; a write of nothing tells."""
+    for fd in (1, 2):
+        try:
+            os.write(fd, b"")
+        except OSError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+
+
 def main(argv: list[str] | None = None) -> int:
     openmp_waits()
     received: list[int] = []
 
     def terminated(signum, frame):
         # SIGTERM is what cluster schedulers (SLURM at the end of a job's time, Kubernetes),
-        # `timeout` and `docker stop` send before they kill. Python's default ends the process
-        # at once, without the line that says how to resume; taken as Ctrl-C, every command
-        # stops the way Ctrl-C stops it.
+        # `timeout` and `docker stop` send before they kill, SIGHUP what a dropped ssh session
+        # sends. Python's default ends the process at once, without the line that says how to
+        # resume; taken as Ctrl-C, every command stops the way Ctrl-C stops it.
         received.append(signum)
+        _drop_hung_up_outputs()
         raise KeyboardInterrupt
 
     for stream in (sys.stdout, sys.stderr):  # a file name with bytes that are no UTF-8 prints escaped
@@ -205,9 +222,11 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
-    previous = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():  # where Python lets a handler be set
-        previous = signal.signal(signal.SIGTERM, terminated)
+        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # no SIGHUP on Windows
+            if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:  # nohup's stays ignored
+                previous[signum] = signal.signal(signum, terminated)
     naming = NAMING.set(namer(args._parsers))  # the library's printed advice names flags, as errors do
     try:
         return args.func(args) or 0
@@ -228,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + (received[0] if received else signal.SIGINT)  # the shell's status for that signal
     finally:
         NAMING.reset(naming)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         torch = sys.modules.get("torch")
         if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

@@ -165,6 +165,31 @@ def only_with_resume(args, *names: str) -> None:
                             "for a new run")
 
 
+def typed(args) -> set[str]:
+    """The options typed on the command line (by their dest), a value equal to the default's
+    included: argparse parses the command's words again into a namespace where every option
+    holds a marker, which only an option that is typed replaces."""
+    parser, argv = args._parsers[0], args._argv[0]  # the command's own parser and words (Parser records them)
+    unset = object()
+    marked = argparse.Namespace(**{a.dest: unset for a in parser._actions if a.dest != argparse.SUPPRESS})
+    parser.parse_known_args(argv, marked)
+    return {dest for dest, value in vars(marked).items() if value is not unset and not dest.startswith("_")}
+
+
+def refuse_other_kind(run_dir, kind) -> None:
+    """A run of another kind than ``kind`` given to --resume: refused with the command that
+    resumes it, beside those that use it (Run.open's refusal names only those)."""
+    from neuralab.errors import NeuralabError
+    from neuralab.runs import Run
+
+    run = Run.open(run_dir)
+    found = run.kind
+    if found is not kind and not run.by_keras_fit:  # Keras's fit: Run.open(run_dir, kind) says where it goes on
+        raise NeuralabError(f"{run.path}: {found.article} {found.value} run (made by `{found.made_by}`), not "
+                            f"{kind.article} {kind.value} run; resume it with "
+                            f"`{resume_command(found.made_by, run.path)}`, or use it with {found.used_by}")
+
+
 def height_width(text: str) -> tuple[int, int]:
     """"64x48" (height x width) or "64" (square) -> (64, 48); a usage error otherwise, a side
     past what a classifier takes included (said here, as typed)."""

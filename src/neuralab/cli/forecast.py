@@ -177,12 +177,13 @@ def config_from_args(args):
 
 
 def run_forecast(args) -> int:
-    from neuralab.cli._args import only_with_resume
+    from neuralab.cli._args import only_with_resume, refuse_other_kind
     from neuralab.forecasting.pipeline import resume_forecast, run_forecast as run
-    from neuralab.runs import Interrupted
+    from neuralab.runs import Interrupted, Kind
 
     try:
         if args.resume:
+            refuse_other_kind(args.resume, Kind.FORECASTER)
             _refuse_settings(args)
             result = resume_forecast(args.resume, verbose=not args.quiet, trust_code=args.trust_code)
         else:
@@ -197,19 +198,45 @@ def run_forecast(args) -> int:
 
 
 def _refuse_settings(args) -> None:
-    """A resumed run keeps the settings and data it was started with: any other option typed
-    beside --resume is refused by name rather than silently ignored."""
-    import argparse
+    """A resumed run keeps the settings and data it was started with: an option typed beside
+    --resume that differs from the run's own is refused by name rather than silently ignored;
+    the run's own value typed again is accepted."""
+    from pathlib import Path
 
+    from neuralab.cli._args import typed
     from neuralab.errors import NeuralabError
+    from neuralab.forecasting.pipeline import stored_config
+    from neuralab.runs import Kind, Run, json_object
 
-    parser = args._parsers[0]
-    kept = {"resume", "trust_code", "quiet", "func", "action", "command"}
-    typed = [a.dest for a in parser._actions
-             if a.dest not in kept and a.default != argparse.SUPPRESS and getattr(args, a.dest, None) != a.default]
-    if typed:
-        raise NeuralabError(f"{args.resume}: a resumed run keeps the settings and data it was started with; "
-                            f"`{typed[0]}` does not apply to `resume` (start a new run to change it)")
+    given = [a.dest for a in args._parsers[0]._actions if a.dest in typed(args) - {"resume", "trust_code", "quiet"}]
+    if not given:
+        return
+    how = "a resumed run keeps the settings and data it was started with (start a new run to change them)"
+    placed = [dest for dest in given if dest in ("out", "overwrite")]
+    if placed:
+        raise NeuralabError(f"{args.resume}: `{placed[0]}` does not apply to `resume`: {how}")
+    run = Run.open(args.resume, Kind.FORECASTER)
+    own = stored_config(run)
+    data = str(json_object(run.record.get("data")).get("path", own.data))  # a CSV: the absolute path it was read from
+
+    def same(dest: str, value) -> bool:
+        if dest == "data":
+            return value == own.data or Path(value).is_file() and Path(value).resolve() == Path(data).resolve()
+        return value == _setting(own, dest)
+
+    changed = [f"`{dest}` {getattr(args, dest)!r} (the run has {_setting(own, dest)!r})" for dest in given
+               if not same(dest, getattr(args, dest))]
+    if changed:
+        verb = "does" if len(changed) == 1 else "do"
+        raise NeuralabError(f"{args.resume}: " + ", ".join(changed) + f" {verb} not apply to `resume`: {how}")
+
+
+def _setting(config, option: str):
+    """The value in ``config`` (a ForecastConfig) that ``option`` sets."""
+    for section, options in (("windows", WINDOW_OPTIONS), ("model", MODEL_OPTIONS), ("train", TRAIN_OPTIONS)):
+        if option in options:
+            return getattr(getattr(config, section), options[option])
+    return getattr(config, option)
 
 
 def run_predict(args) -> int:

@@ -127,33 +127,33 @@ def _config(args, model: str, seed: int = 0):
 
 
 def _resume_options(args) -> dict:
-    """The settings typed with --resume (given, or unlike their default): the run keeps its own,
+    """The settings typed with --resume, their defaults' values included: the run keeps its own,
     so the library refuses any that differ from them."""
+    from neuralab.cli._args import typed
     from neuralab.training.config import RECIPES
 
     if args.out or args.overwrite:
         from neuralab.errors import NeuralabError
         raise NeuralabError(f"{args.resume}: a resumed run stays in its folder; "
                             f"`{'out' if args.out else 'overwrite'}` does not apply to `resume`")
-    parser = args._parsers[0]
-    typed = dict(RECIPES.get(args.recipe, {}))
-    typed.update({k: getattr(args, k) for k in (*TRAIN_OPTIONS, *FOLDER_OPTIONS, "val_fraction", "data_dir")
-                  if getattr(args, k) is not None})
-    typed.update({k: getattr(args, k) for k in ("model", "data", "seed", "device", "amp")
-                  if getattr(args, k) != parser.get_default(k)})
-    return typed
+    given = typed(args)
+    options = dict(RECIPES.get(args.recipe, {}))
+    options.update({k: getattr(args, k) for k in (*TRAIN_OPTIONS, *FOLDER_OPTIONS, "val_fraction", "data_dir", "model",
+                                                   "data", "seed", "device", "amp") if k in given})
+    return options
 
 
 def run_train(args) -> int:
-    from neuralab.cli._args import only_with_resume
+    from neuralab.cli._args import only_with_resume, refuse_other_kind
     from neuralab.errors import NeuralabError
-    from neuralab.runs import Interrupted
+    from neuralab.runs import Interrupted, Kind
     from neuralab.training import resume_classifier, train_classifier
     from neuralab.training.device import dist_info
     from neuralab.training.source import CANNOT_REBUILD, ModelNeeded
 
     try:
         if args.resume:
+            refuse_other_kind(args.resume, Kind.CLASSIFIER)
             try:
                 result = resume_classifier(args.resume, verbose=not args.quiet, checkpoint=args.checkpoint or "last",
                                            options=_resume_options(args), trust_code=args.trust_code)
