@@ -345,8 +345,9 @@ def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_p
         trainer = Trainer(Watched((1, 28, 28), 10), TrainConfig(epochs=1, batch_size=64, threads=1), verbose=False)
         trainer.fit(x, y)
         trainer.predict(x[:64])  # the test set's pass too
-        # 4 steps, the test pass, and the check of a training step a subclass of a zoo model gets
-        assert seen == [1] * 6 and torch.get_num_threads() == 2
+        # 4 steps, the test pass, the check of a training step a subclass of a zoo model gets, and the
+        # one-image passes that check the inputs of fit and predict
+        assert seen == [1] * 8 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
     assert main(["train", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "1", "--threads", "1",

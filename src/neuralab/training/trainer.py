@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, out_of_memory
 from neuralab.files import WriteError, atomic_write
 from neuralab.models.fast import accelerate
 from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Run
@@ -129,7 +129,8 @@ class Trainer:
         # Channels-last only where every layer is neuralab's or PyTorch's, which take either layout: a
         # user's forward may use x.view(N, -1), which needs (N, C, H, W) strides.
         self.channels_last = config.channels_last and _layout_free(model)
-        self._checked = _own_architecture(model)  # neuralab's architectures are known to train
+        self._own = _own_architecture(model)  # before fit's accelerate() gives a user's layers neuralab's classes
+        self._checked = self._own  # neuralab's architectures are known to train
         self.amp_dtype = self._amp_dtype()
         self.history: list[dict] = []
         self.sample_losses: torch.Tensor | None = None  # each training sample's loss when last seen (focus)
@@ -177,12 +178,21 @@ class Trainer:
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor] | None = None,
             resume: bool = False) -> list[dict]:
+        """Train on ``(x, y)`` from the model's current weights and return this fit's history, one
+        record per epoch. With ``val``, the model ends with the weights of the epoch that scored best
+        on it, not the last epoch's. Each call is a new training with a fresh history, as Keras's
+        ``fit``; ``resume`` continues the run in ``run_dir`` instead. Class labels may be of any
+        integer type, or bool (False is class 0, True class 1)."""
         cfg, dist = self.config, self.dist
-        _check_pairs(x, y, "x", "y", self.task)
+        y = self._checked_pairs(x, y, "x", "y")
         if val is not None:
             if not (isinstance(val, (tuple, list)) and len(val) == 2):
                 raise ParameterError("val", type(val).__name__, "give (x, y) of the validation set, or None")
-            _check_pairs(*val, "val[0]", "val[1]", self.task)
+            val = (val[0], self._checked_pairs(*val, "val[0]", "val[1]"))
+        # the model runs only once the data passed every check that needs no forward
+        _check_classes(y, "y", self._outputs(x, "x"))
+        if val is not None:
+            _check_classes(val[1], "val[1]", self._outputs(val[0], "val[0]"))
         n = len(x)
         if n == 0:
             raise NeuralabError("the training set is empty")
@@ -203,6 +213,8 @@ class Trainer:
         self.optimizer, self.scheduler, self._training = optimizer, scheduler, (model, shuffle)
         self.train_data, self.val_data = (x, y), val
 
+        # A new training: an earlier fit's epochs and best weights would be compared with this one's
+        self.history, self.best_state, self.sample_losses, self.improved = [], None, None, False
         start = 1
         if resume and self.run_dir is not None:
             meta = self._restore(model, optimizer, scheduler, shuffle)
@@ -227,7 +239,7 @@ class Trainer:
                     if not math.isfinite(record["loss"]):
                         raise Diverged(cfg.lr, epoch)
                     if val is not None:
-                        record.update({f"val_{k}": v for k, v in self.evaluate(*val).items()})
+                        record.update({f"val_{k}": v for k, v in self._evaluate(*val).items()})
                     record["elapsed"] = time.perf_counter() - t0
                     self.history.append(record)
                     self.improved = self._improved()
@@ -294,7 +306,7 @@ class Trainer:
         share = lambda rows: len(range(dist.rank, rows, dist.world_size))  # noqa: E731  this process's part
         full = share(min(cfg.batch_size, max(sizes)))
         last, epoch_size = min((share(s % cfg.batch_size or cfg.batch_size), s) for s in sizes)
-        name = self.model_meta.get("architecture") or type(unwrap(self.model)).__name__
+        name = self.model_name
         for k in (full, last) if 0 < last < full else (full,):
             failure = self._step_error(x, y, k)
             if isinstance(failure, str):
@@ -324,10 +336,7 @@ class Trainer:
         xb, yb = self.model_input(self._layout(x[:k].to(self.device))), y[:k].to(self.device)
         try:
             model.train()
-            accelerator = self.device.type != "cpu"  # its generator too (CUDA, MPS), besides the CPU's
-            with torch.random.fork_rng(devices=[self.device.index or 0] if accelerator else [],
-                                       device_type=self.device.type if accelerator else "cuda"), \
-                    cpu_threads(self.config.threads):
+            with self._kept_rng(), cpu_threads(self.config.threads):
                 with self._autocast():
                     out = model(xb)
                     if not isinstance(out, torch.Tensor) and not callable(getattr(unwrap(model), "loss", None)):
@@ -345,6 +354,87 @@ class Trainer:
                 p.grad = None
             model.train(was_training)
         return None
+
+    @property
+    def model_name(self) -> str:
+        return self.model_meta.get("architecture") or type(unwrap(self.model)).__name__
+
+    def _kept_rng(self):
+        """A block after which the random state is as it was: the CPU's, and the accelerator's (CUDA, MPS)."""
+        accelerator = self.device.type != "cpu"
+        return torch.random.fork_rng(devices=[self.device.index or 0] if accelerator else [],
+                                     device_type=self.device.type if accelerator else "cuda")
+
+    def _checked_pairs(self, x, y, x_name: str, y_name: str) -> torch.Tensor:
+        """``y`` as the loss takes it, once inputs and targets are found fit to train on, or refused by
+        name before anything trains: the model's own error would blame its forward for a NumPy array
+        or dtype, and NaN in the inputs would read as a learning rate too high. The checks that need
+        the model's outputs (shapes, label range) come after, from ``_outputs``."""
+        for name, t in ((x_name, x), (y_name, y)):
+            if not isinstance(t, torch.Tensor):
+                raise ParameterError(name, type(t).__name__, "give a torch tensor, e.g. torch.from_numpy(array)")
+        if len(x) != len(y):
+            raise ParameterError(y_name, f"{len(y)} rows", f"{x_name} has {len(x)}; give one target per input")
+        y = _labels(y, y_name, self.task)
+        if x.is_floating_point():
+            row = _first_not_finite(x)
+            if row is not None:
+                raise ParameterError(x_name, f"row {row}", "holds NaN or infinity, which no training learns from; "
+                                                           "drop or fill such rows (torch.isfinite finds them)")
+        return y
+
+    def _outputs(self, x: torch.Tensor, name: str) -> int | None:
+        """How many outputs (classes) a classifier gives, from its forward on ``x``'s first sample in eval
+        mode, the random state kept; None for other tasks, or where no (N, outputs) tensor comes back.
+        Inputs the model cannot take are refused naming ``name``: where a neuralab architecture's first
+        step would fail with a raw PyTorch error. A user's forward that fails is left to check_model."""
+        if self.task is not CLASSIFICATION or not len(x):
+            return None
+        model = unwrap(self.model)
+        was_training = model.training
+        try:
+            model.eval()
+            with torch.no_grad(), self._kept_rng(), self._autocast(), cpu_threads(self.config.threads):
+                out = model(self.model_input(self._layout(x[:1].to(self.device))))
+        except Exception as e:  # noqa: BLE001  named in one line below, or by check_model
+            if out_of_memory(e):
+                raise
+            self._refuse_input(x, name, e)
+            return None
+        finally:
+            model.train(was_training)
+        out = getattr(out, "logits", out)
+        return out.shape[1] if isinstance(out, torch.Tensor) and out.dim() >= 2 else None
+
+    def _refuse_input(self, x: torch.Tensor, name: str, e: Exception) -> None:
+        """Refuse ``x``, on which the model's forward raised ``e``, for its dtype or, in neuralab's
+        architectures, its shape; return where neither is known to be the cause."""
+        weights = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
+        if self.inputs is None and weights is not None and x.dtype != weights:
+            dtype = str(x.dtype).removeprefix("torch.")
+            if x.dtype == torch.uint8:  # pixels as images are read; a float copy would take 4x the memory
+                raise ParameterError(name, dtype, "the model takes normalised floats, not pixels 0-255: give the "
+                                                  "Trainer inputs=Preprocess.fit(images).normalise, which normalises "
+                                                  "a batch at a time, or give float32 values")
+            cast = f"{name}.float()" if weights == torch.float32 else f"{name}.to({weights})"
+            raise ParameterError(name, dtype, f"the model's weights are {str(weights).removeprefix('torch.')}: "
+                                              f"give {cast}")
+        if not self._own:
+            return
+        first = next((m for m in self.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+        built = self.model_meta.get("input_shape")
+        if built:
+            takes = f"(N, {', '.join(map(str, built))})"
+        elif isinstance(first, nn.Conv2d):
+            takes = f"(N, {first.in_channels}, H, W) of the height and width it was built for"
+        elif first is not None:
+            takes = f"(N, C, H, W) with C x H x W = {first.in_features}"
+        else:
+            takes = "(N, C, H, W) of the shape it was built for"
+        channels_last = x.dim() == 4 and x.shape[3] in (1, 3) and x.shape[1] not in (1, 3)
+        raise ParameterError(name, tuple(x.shape), f"{self.model_name} takes images {takes} ({_first_line(e)})"
+                             + (f"; images as (N, H, W, C) become (N, C, H, W) by {name}.permute(0, 3, 1, 2)"
+                                if channels_last else ""))
 
     def _train_epoch(self, model, optimizer, scheduler, order, x, y, epoch, progress) -> dict:
         cfg, dist = self.config, self.dist
@@ -409,26 +499,37 @@ class Trainer:
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean loss and metrics over ``(x, y)`` in inference mode, in large batches; the model
         is left in the mode it was in (a validation pass inside ``fit``)."""
+        y = self._checked_pairs(x, y, "x", "y")
+        _check_classes(y, "y", self._outputs(x, "x"))
+        return self._evaluate(x, y)
+
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         model = unwrap(self.model)
         was_training = model.training
         try:
-            return self.score(self.predict(x), y)
+            return self.score(self._predict(x), y)
         finally:
             model.train(was_training)
 
     def score(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean loss and metrics of outputs already computed (``predict``'s) against ``y``:
         ``evaluate`` without running the model again."""
+        y = _labels(y, "y", self.task)
+        _check_classes(y, "y", out.shape[1] if self.task is CLASSIFICATION and out.dim() >= 2 else None)
         y = y.to(out.device)
         n = max(1, len(out))
         sums = self.task.metric_sums(out, y)
         return {"loss": float(self.task.loss_each(out, y).double().sum()) / n, **{k: float(v) / n for k, v in sums.items()}}
 
-    @torch.inference_mode()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Raw model outputs (logits for classifiers) for ``x``, on the CPU."""
         if not isinstance(x, torch.Tensor):
             raise ParameterError("x", type(x).__name__, "give a torch tensor, e.g. torch.from_numpy(array)")
+        self._outputs(x, "x")  # inputs the model cannot take, refused by name
+        return self._predict(x)
+
+    @torch.inference_mode()
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
         model = unwrap(self.model)
         model.eval()
         outs = []
@@ -524,19 +625,45 @@ class Trainer:
         return meta
 
 
-def _check_pairs(x, y, x_name: str, y_name: str, task: Task) -> None:
-    """Inputs and targets as the trainer takes them, refused by name before anything trains: the
-    model's own error would blame its forward for a label count or a NumPy array."""
-    for name, t in ((x_name, x), (y_name, y)):
-        if not isinstance(t, torch.Tensor):
-            raise ParameterError(name, type(t).__name__, "give a torch tensor, e.g. torch.from_numpy(array)")
-    if len(x) != len(y):
-        raise ParameterError(y_name, f"{len(y)} rows", f"{x_name} has {len(x)}; give one target per input")
-    if task is CLASSIFICATION and y.dim() == 1 and (y.is_floating_point() or y.is_complex()):
-        raise ParameterError(y_name, str(y.dtype).removeprefix("torch."), "class labels are whole numbers: give "
-                                                                          "y.long() (or one-hot rows of floats)")
-    if task is CLASSIFICATION and y.dim() == 1 and len(y) and int(y.min()) < 0:
-        raise ParameterError(y_name, int(y.min()), "class labels count from 0")
+def _labels(y: torch.Tensor, name: str, task: Task) -> torch.Tensor:
+    """Class labels as the cross-entropy takes them, int64: NumPy's int32 and uint8, and bools
+    (False is class 0, True class 1, as y.long() makes them), are whole numbers too."""
+    if task is not CLASSIFICATION or y.dim() != 1:
+        return y
+    if y.is_floating_point() or y.is_complex():
+        raise ParameterError(name, str(y.dtype).removeprefix("torch."), "class labels are whole numbers: give "
+                                                                        "y.long() (or one-hot rows of floats)")
+    y = y.long()
+    if len(y) and int(y.min()) < 0:
+        raise ParameterError(name, int(y.min()), "class labels count from 0")
+    return y
+
+
+def _check_classes(y: torch.Tensor, name: str, outputs: int | None) -> None:
+    """Refuse labels (or one-hot columns) that the model's ``outputs`` cannot score, where the
+    cross-entropy would raise an IndexError in the middle of an epoch."""
+    if outputs is None or not len(y):
+        return
+    if y.dim() == 1 and int(y.max()) >= outputs:
+        raise ParameterError(name, int(y.max()), f"the model gives {outputs} outputs, and class labels count from 0 "
+                                                 f"to {outputs - 1}: give labels in that range, or a model with "
+                                                 "an output for each class")
+    if y.dim() == 2 and y.is_floating_point() and y.shape[1] != outputs:
+        raise ParameterError(name, f"{y.shape[1]} columns", f"the model gives {outputs} outputs: give one-hot "
+                                                            "rows with a column for each")
+
+
+def _first_not_finite(x: torch.Tensor) -> int | None:
+    """The first row of ``x`` that holds NaN or infinity, or None: a slice at a time, so that the
+    mask stays small beside a large set."""
+    if not x.numel():
+        return None
+    rows = max(1, 2**22 // x[0].numel())
+    for start in range(0, len(x), rows):
+        finite = torch.isfinite(x[start:start + rows]).reshape(min(rows, len(x) - start), -1).all(1)
+        if not finite.all():
+            return start + int(finite.logical_not().nonzero()[0])
+    return None
 
 
 def nchw(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,188 @@
+"""Trainer.fit, evaluate and predict on what a notebook hands them, on scikit-learn's real
+handwritten digits: NumPy's dtypes, labels the model has no output for, NaN, images of
+another shape, and a second fit on the same trainer."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from neuralab.errors import ParameterError
+from neuralab.models import build_model
+from neuralab.training import Callback, TrainConfig, Trainer
+from neuralab.training.classify import Preprocess
+from neuralab.training.trainer import seed_everything
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """(N, 1, 8, 8) float64 ink in [0, 1], as NumPy computes it, and int64 labels 0-9."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return d.images[:, None] / 16, d.target
+
+
+def config(**kw) -> TrainConfig:
+    return TrainConfig(**{"epochs": 1, "batch_size": 64, "threads": 1, **kw})
+
+
+def own_mlp(classes: int = 10) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, classes))
+
+
+MODELS = {"zoo mlp": lambda: build_model("mlp", (1, 8, 8), 10), "zoo cnn": lambda: build_model("cnn", (1, 8, 8), 10),
+          "own": own_mlp}
+
+
+def weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def refused(call, parameter: str) -> str:
+    with pytest.raises(ParameterError) as e:
+        call()
+    assert e.value.parameter == parameter and "\n" not in str(e.value), e.value
+    return str(e.value)
+
+
+@pytest.mark.parametrize("make", MODELS.values(), ids=MODELS.keys())
+def test_numpy_float64_inputs_are_refused_naming_x(digits, make):
+    images, labels = digits
+    x, y = torch.from_numpy(images[:256]), torch.from_numpy(labels[:256])
+    assert x.dtype == torch.float64
+    model = make()
+    before = weights(model)
+    trainer = Trainer(model, config(), verbose=False)
+    assert "give x.float()" in refused(lambda: trainer.fit(x, y), "x")
+    assert "give val[0].float()" in refused(lambda: trainer.fit(x.float(), y, val=(x, y)), "val[0]")
+    refused(lambda: trainer.evaluate(x, y), "x")
+    refused(lambda: trainer.predict(x), "x")
+    assert same(before, weights(model))
+    assert trainer.fit(x.float(), y, val=(x.float(), y))[-1]["val_accuracy"] > 0
+
+
+def test_integer_and_bool_labels_train_as_int64_labels_do(digits):
+    """NumPy's int32 (its default on Windows), uint8 (IDX files) and bool labels: the same
+    training, step for step, as int64 labels; True is class 1, as y.long() makes it."""
+    images, labels = digits
+    x, y = torch.from_numpy(images[:256]).float(), torch.from_numpy(labels[:256])
+    seed_everything(0)
+    start = build_model("mlp", (1, 8, 8), 10)
+    seed_everything(0)
+    start_binary = own_mlp(2)
+
+    def trained(model, targets):
+        trainer = Trainer(copy.deepcopy(model), config(), verbose=False)
+        seed_everything(1)  # the same dropout masks
+        history = trainer.fit(x, targets, val=(x[:64], targets[:64]))
+        return weights(trainer.model), history[-1]["val_loss"], trainer.evaluate(x[:64], targets[:64])
+
+    reference = trained(start, y.long())
+    for dtype in (torch.int32, torch.uint8):
+        w, val_loss, scores = trained(start, y.to(dtype))
+        assert same(w, reference[0]) and val_loss == reference[1] and scores == reference[2]
+    zero = y == 0  # is it a zero?
+    w, val_loss, scores = trained(start_binary, zero)
+    w_long, val_loss_long, scores_long = trained(start_binary, zero.long())
+    assert same(w, w_long) and val_loss == val_loss_long and scores == scores_long
+
+
+@pytest.mark.parametrize("make", MODELS.values(), ids=MODELS.keys())
+def test_uint8_pixels_without_inputs_are_refused_pointing_to_normalise(digits, make):
+    images, labels = digits
+    pixels = np.round(images[:256] * 255).astype(np.uint8)
+    x, y = torch.from_numpy(pixels), torch.from_numpy(labels[:256])
+    model = make()
+    message = refused(lambda: Trainer(model, config(), verbose=False).fit(x, y), "x")
+    assert "normalise" in message and "uint8" in message
+    trainer = Trainer(model, config(), verbose=False, inputs=Preprocess.fit(pixels).normalise)
+    assert trainer.fit(x, y)[-1]["loss"] > 0 and trainer.predict(x).shape == (256, 10)
+
+
+@pytest.mark.parametrize("make", MODELS.values(), ids=MODELS.keys())
+def test_labels_beyond_the_models_outputs_are_refused_before_training(digits, make, tmp_path):
+    """Ten outputs, labels 1-10 (counted from 1): the model's IndexError came at the first bad
+    batch, or after check_model's batch, mid-epoch, or only after a whole epoch for val."""
+    images, labels = digits
+    x, y = torch.from_numpy(images[:256]).float(), torch.from_numpy(labels[:256])
+    late = y.clone()
+    late[-1] = 10  # one label, in the epoch's last batch
+    model = make()
+    before = weights(model)
+    trainer = Trainer(model, config(), run_dir=tmp_path / "run", verbose=False)
+    for bad in (y + 1, late):
+        assert "count from 0 to 9" in refused(lambda: trainer.fit(x, bad), "y")
+    assert "count from 0 to 9" in refused(lambda: trainer.fit(x, y, val=(x[:64], y[:64] + 1)), "val[1]")
+    refused(lambda: trainer.evaluate(x, late), "y")
+    refused(lambda: trainer.score(trainer.predict(x), late), "y")
+    assert same(before, weights(model)) and not (tmp_path / "run").exists()
+
+
+def test_a_second_fit_trains_again_with_a_fresh_history(digits):
+    """Before, the second fit compared its epochs with the first's: on a validation set it
+    scored worse on (here, mislabelled), no epoch 'improved' and the first fit's best weights
+    came back, as if the second had not run; its history read [1, 2, 1, 2]."""
+    images, labels = digits
+    x, y = torch.from_numpy(images[:512]).float(), torch.from_numpy(labels[:512])
+    xv, yv = torch.from_numpy(images[1000:1200]).float(), torch.from_numpy(labels[1000:1200])
+
+    class Kept(Callback):
+        def __init__(self):
+            self.states = {}
+
+        def on_epoch_end(self, trainer, record):
+            self.states[record["epoch"]] = weights(trainer.model)
+
+    kept = Kept()
+    trainer = Trainer(build_model("mlp", (1, 8, 8), 10), config(epochs=2), verbose=False, callbacks=[kept])
+    first = trainer.fit(x, y, val=(xv, yv))
+    after_first = weights(trainer.model)
+    assert [r["epoch"] for r in first] == [1, 2]
+    second = trainer.fit(x, y, val=(xv, (yv + 1) % 10))
+    assert [r["epoch"] for r in second] == [1, 2] and trainer.history == second
+    assert min(r["val_loss"] for r in second) > min(r["val_loss"] for r in first)  # the case described above
+    assert not same(after_first, weights(trainer.model))
+    assert same(kept.states[trainer.best_epoch()], weights(trainer.model))  # the second fit's best epoch
+
+
+def test_nan_or_infinity_in_inputs_is_refused_naming_the_row(digits):
+    """Before, a NaN pixel read as Diverged ("lower the learning rate") and left NaN weights."""
+    images, labels = digits
+    x, y = torch.from_numpy(images[:256]).float(), torch.from_numpy(labels[:256])
+    broken = x.clone()
+    broken[37, 0, 4, 4] = float("nan")
+    model = build_model("mlp", (1, 8, 8), 10)
+    before = weights(model)
+    trainer = Trainer(model, config(), verbose=False)
+    assert "row 37" in refused(lambda: trainer.fit(broken, y), "x")
+    infinite = x[:64].clone()
+    infinite[5, 0, 0, 0] = float("inf")
+    assert "row 5" in refused(lambda: trainer.fit(x, y, val=(infinite, y[:64])), "val[0]")
+    assert same(before, weights(model))
+
+
+def test_images_of_another_shape_are_refused_naming_x_on_zoo_models(digits):
+    images, labels = digits
+    x, y = torch.from_numpy(images[:256]).float(), torch.from_numpy(labels[:256])
+    built_for_16 = build_model("cnn", (1, 16, 16), 10)
+    message = refused(lambda: Trainer(built_for_16, config(), verbose=False).fit(x, y), "x")
+    assert "(256, 1, 8, 8)" in message and "(N, 1, H, W)" in message
+    refused(lambda: Trainer(built_for_16, config(), verbose=False).predict(x), "x")
+    # where the run's metadata records the shape, the message gives it
+    meta = {"architecture": "cnn", "input_shape": [1, 16, 16]}
+    assert "(N, 1, 16, 16)" in refused(lambda: Trainer(built_for_16, config(), model_meta=meta,
+                                                       verbose=False).fit(x, y), "x")
+    # colour pictures as (N, H, W, C), as PIL and NumPy hold them
+    rgb = x.repeat(1, 3, 1, 1).permute(0, 2, 3, 1).contiguous()
+    colour = build_model("cnn", (3, 8, 8), 10)
+    assert "x.permute(0, 3, 1, 2)" in refused(lambda: Trainer(colour, config(), verbose=False).fit(rgb, y), "x")
+    assert Trainer(colour, config(), verbose=False).fit(rgb.permute(0, 3, 1, 2), y)[-1]["loss"] > 0
