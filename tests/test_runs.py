@@ -306,7 +306,7 @@ def test_a_damaged_last_checkpoint_is_resumed_from_the_best_one(digits, whole, t
     last.write_bytes(last.read_bytes()[:1000])  # a disk error in the last checkpoint
     assert main(["train", "--resume", str(run), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert str(last) in err and "--checkpoint \"best\"" in err and err.count("\n") == 1
+    assert str(last) in err and "(best for --checkpoint)" in err and err.count("\n") == 1
     assert main(["train", "--resume", str(run), "--quiet", "--checkpoint", "best"]) == 0
     assert_consistent(run)
     # the epochs after the best one are trained again from its full state: the same weights

@@ -310,9 +310,12 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
             wide = encoding == "utf-16"
             decoder = codecs.getincrementaldecoder(encoding)("replace") if wide else None  # the regexes read bytes
             decimal = "." if sep in (",", None) else None
+            # Old Macs end lines with a CR alone, which pandas reads as lines too: counting only
+            # LFs made a file of millions of rows one row, and let it past the memory estimate
+            ending = b"\r" if b"\r" in head and b"\n" not in head + more[:1] else b"\n"
             rows, last, tail = 0, b"", b""
             for block in filter(None, itertools.chain((head, more), iter(lambda: f.read(BLOCK), b""))):
-                rows += block.count(b"\n")
+                rows += block.count(ending)
                 last = block[-2:]
                 if decimal is None:
                     sample = tail + (decoder.decode(block).encode("utf-8") if wide else block)
@@ -320,7 +323,7 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
                     tail = sample[sample.rfind(b"\n") + 1:][-256:]  # a cell cut at the block's end
     except _damaged() as e:
         raise NeuralabError(f"{path}: cannot be read ({e}); the file is damaged or not what its name says") from None
-    if last and not last.endswith(b"\n") and not (wide and last in (b"\n\x00", b"\x00\n")):
+    if last and not last.endswith(ending) and not (wide and last in (ending + b"\x00", b"\x00" + ending)):
         rows += 1  # a last line without its newline
     if not lines:
         return CsvShape(0, [], sep or ",", ".", size, encoding)

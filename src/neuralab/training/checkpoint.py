@@ -1,8 +1,9 @@
 """Checkpoints and weights as safetensors: tensors in the file, everything else as JSON in
-its header. Nothing here ever unpickles. A checksum of the tensor data, where the header
-has one (neuralab writes it; other tools' safetensors files lack it), catches a file damaged
-in a way that leaves it well-formed; someone who edits a file on purpose can recompute it,
-so it is no signature: loading checks every shape and size instead.
+its header. Nothing here ever unpickles. Checksums of the tensor data and of the header,
+where the file has them (neuralab writes them; other tools' safetensors files lack them, and
+older neuralab releases wrote only the tensors'), catch a file damaged in a way that leaves it
+well-formed; someone who edits a file on purpose can recompute or drop them, so they are no
+signature: loading checks every shape and size, and every field of a checkpoint, instead.
 
 A checkpoint holds the model, the optimizer, the scheduler, the RNG states and the
 training history, so that a resumed run continues bit for bit on the CPU.
@@ -21,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, out_of_memory
 from neuralab.files import atomic_write, open_plain
 
 
@@ -33,6 +34,16 @@ def _digest(tensors: dict[str, torch.Tensor], aliases: dict[str, str] | None = N
     if aliases:  # absent from files without tied tensors, whose checksums stay as they were
         h.update(json.dumps(aliases, sort_keys=True).encode())
     return h.hexdigest()
+
+
+# The header's checksum: of every entry but the checksums, so of the metadata JSON too. A key
+# of its own, so that releases before it, which know only "sha256", still read new files.
+HEADER_SUM = "sha256_header"
+
+
+def _header_digest(header: dict[str, str]) -> str:
+    rest = {k: v for k, v in header.items() if k not in ("sha256", HEADER_SUM)}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
 
 
 def _each_once(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -70,6 +81,7 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     header = {"neuralab": json.dumps(meta or {}), "sha256": _digest(tensors, aliases)}
     if aliases:
         header["aliases"] = json.dumps(aliases)
+    header[HEADER_SUM] = _header_digest(header)
     data = st_save(tensors, metadata=header)
     with atomic_write(path, "wb") as f:
         f.write(data)
@@ -99,6 +111,8 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise NeuralabError(f"{path}: is a folder, not a safetensors file; remove it (or move it away)") from None
     except OSError as e:
         raise NeuralabError(f"{path}: cannot read ({e.strerror})") from None
+    except MemoryError:
+        raise _too_large(path) from None
     try:
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
@@ -106,11 +120,21 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     except (SafetensorError, ValueError, json.JSONDecodeError) as e:
         raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e}); put back a good copy, or train "
                             "the run again") from None
+    except MemoryError:
+        raise _too_large(path) from None
     aliases = _aliases(path, header, tensors)
-    if "sha256" in header and _digest(tensors, aliases) != header["sha256"]:
+    if ("sha256" in header and _digest(tensors, aliases) != header["sha256"]) \
+            or (HEADER_SUM in header and _header_digest(header) != header[HEADER_SUM]):
         raise NeuralabError(f"{path}: checksum mismatch, the file was altered after it was written")
+    try:
+        meta = json.loads(header.get("neuralab", "{}"))
+    except json.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise NeuralabError(f"{path}: damaged safetensors file (its 'neuralab' metadata is no JSON object); put "
+                            "back a good copy, or train the run again")
     tensors.update({alias: tensors[name] for alias, name in aliases.items()})  # tied names share one tensor again
-    return tensors, json.loads(header.get("neuralab", "{}"))
+    return tensors, meta
 
 
 def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
@@ -129,7 +153,15 @@ def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     except (SafetensorError, OSError, ValueError) as e:
         raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e}); put back a good copy, or train "
                             "the run again") from None
+    except MemoryError:  # safetensors maps the whole file: a large one in a small address space (ulimit -v)
+        raise _too_large(path) from None
     return {**shapes, **{alias: shapes[name] for alias, name in _aliases(path, header, shapes).items()}}
+
+
+def _too_large(path) -> NeuralabError:
+    size = Path(path).stat().st_size / 2**30
+    return NeuralabError(f"{path}: not enough memory to open this {size:.1f} GiB file; free memory (or raise the "
+                         "process's memory limit), or use a machine with more")
 
 
 def check_fits(path: str | os.PathLike, skeleton: torch.nn.Module, what: str, prefix: str = "",
@@ -140,8 +172,13 @@ def check_fits(path: str | os.PathLike, skeleton: torch.nn.Module, what: str, pr
 
     ``skeleton`` is the model a run's JSON describes, built on the meta device: sizes read from
     a file are checked against the weights this way before a byte of the model is allocated."""
-    expected = {k: tuple(v.shape) for k, v in unwrap(skeleton).state_dict().items()}
     found = {k[len(prefix):]: v for k, v in tensor_shapes(path).items() if k.startswith(prefix)}
+    _refuse_misfit(path, skeleton, found, what, fix)
+
+
+def _refuse_misfit(path, model: torch.nn.Module, found: dict[str, tuple[int, ...]], what: str, fix: str) -> None:
+    """``check_fits``'s comparison, on shapes already read."""
+    expected = {k: tuple(v.shape) for k, v in unwrap(model).state_dict().items()}
     for name in sorted(set(expected) | set(found)):
         if expected.get(name) != found.get(name):
             raise NeuralabError(f"{path}: tensor {name!r} is {found.get(name, 'missing')} in the weights "
@@ -228,19 +265,153 @@ def save_checkpoint(path, *, model, optimizer, scheduler, generator: torch.Gener
 
 
 def load_checkpoint(path, *, model, optimizer, scheduler, generator: torch.Generator) -> dict:
-    """Restore everything ``save_checkpoint`` wrote; returns its metadata (epoch, history, ...)."""
+    """Restore everything ``save_checkpoint`` wrote; returns its metadata (epoch, history, ...).
+    A field that is missing or not what ``save_checkpoint`` writes is a NeuralabError naming it,
+    before anything is restored (a checksum says nothing of a file edited by hand), and so is
+    whatever PyTorch still refuses."""
     tensors, meta = load_tensors(path)
     weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    unwrap(model).load_state_dict(weights)
-    optimizer.load_state_dict(_join_optimizer(tensors, meta["optimizer"]))
-    _match_layouts(optimizer)
-    if scheduler is not None and meta.get("scheduler") is not None:
-        scheduler.load_state_dict(meta["scheduler"])
-    torch.set_rng_state(tensors["rng.torch"])
-    generator.set_state(tensors["rng.shuffle"])
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
-    kind, keys, *rest = meta["rng_numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
+    _refuse_misfit(path, model, {k: tuple(v.shape) for k, v in weights.items()}, "the model",
+                   "the checkpoint is damaged or of another model; " + _FIX)
+    numpy_state = _check_meta(path, meta, tensors, optimizer, scheduler)
+    try:
+        unwrap(model).load_state_dict(weights)
+        optimizer.load_state_dict(_join_optimizer(tensors, meta["optimizer"]))
+        _match_layouts(optimizer)
+        if scheduler is not None:
+            scheduler.load_state_dict(meta["scheduler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        generator.set_state(tensors["rng.shuffle"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:  # what the checks above cannot foresee
+        if out_of_memory(e) is not None:  # the device's memory, not the file
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NeuralabError(f"{path}: damaged checkpoint ({first}); {_FIX}") from None
+    np.random.set_state(numpy_state)
     meta["state"] = {k.removeprefix("state."): v for k, v in tensors.items() if k.startswith("state.")}
     return meta
+
+
+_FIX = "put back a good copy"  # the trainer adds which other checkpoint to resume from
+
+
+def _check_meta(path, meta, tensors: dict[str, torch.Tensor], optimizer, scheduler) -> tuple:
+    """Refuse a checkpoint's metadata unless each field has the form ``save_checkpoint`` gives
+    it, the optimizer's and the scheduler's that of the live objects' own state; returns the
+    NumPy RNG state to set."""
+    def refuse(what: str):
+        raise NeuralabError(f"{path}: damaged checkpoint: {what}; {_FIX}")
+
+    for key in ("epoch", "history", "optimizer", "rng_numpy", *(["scheduler"] if scheduler is not None else [])):
+        if key not in meta:
+            refuse(f"{key!r} is missing")
+    epoch, history = meta["epoch"], meta["history"]
+    if not (_whole(epoch) and epoch >= 1):
+        refuse(f"'epoch' is {_shown(epoch)}, not a whole number of 1 or more")
+    if not (isinstance(history, list) and all(isinstance(r, dict) for r in history)):
+        refuse(f"'history' is {_shown(history)}, not a list of each epoch's metrics")
+    bad = next((r for r in history if not all(_number(v) or v is None for v in r.values())), None)
+    if bad is not None:
+        refuse(f"'history' holds {_shown(bad)}, whose metrics are not all numbers")
+    epochs = [r.get("epoch") for r in history]
+    if len(epochs) != epoch or not all(_whole(e) and e == i for i, e in enumerate(epochs, 1)):
+        refuse(f"'epoch' is {epoch} but the 'history' holds epochs {_shown(epochs)}")
+    numpy_state = _numpy_state(meta["rng_numpy"])
+    if numpy_state is None:
+        refuse(f"'rng_numpy' is {_shown(meta['rng_numpy'])}, not NumPy's random state")
+    for name in ("rng.torch", "rng.shuffle"):
+        if name not in tensors:
+            refuse(f"tensor {name!r} is missing")
+    _check_optimizer(refuse, meta["optimizer"], optimizer, tensors)
+    if scheduler is not None:
+        misfit = _misfit(meta["scheduler"], scheduler.state_dict(), "'scheduler'")
+        if misfit:
+            refuse(misfit)
+    return numpy_state
+
+
+def _check_optimizer(refuse, plain, optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    """``refuse`` the optimizer's part of a checkpoint (``_split_optimizer``'s ``plain``) unless
+    its groups have the form of ``optimizer``'s and each state tensor fits its parameter."""
+    live = optimizer.state_dict()
+    if not (isinstance(plain, dict) and plain.keys() == {"param_groups", "state"}):
+        refuse(f"'optimizer' is {_shown(plain)}, not an optimizer's param_groups and state")
+    misfit = _misfit(plain["param_groups"], live["param_groups"], "'optimizer' param_groups")
+    if misfit:
+        refuse(misfit)
+    if [g["params"] for g in plain["param_groups"]] != [g["params"] for g in live["param_groups"]]:
+        refuse("'optimizer' param_groups do not number the model's parameters as its optimizer does")
+    params = [p for g in optimizer.param_groups for p in g["params"]]  # in the numbering of the state
+    ids = [str(i) for i in range(len(params))]
+    if not isinstance(plain["state"], dict):
+        refuse(f"'optimizer' state is {_shown(plain['state'])}, not a JSON object")
+    for pid, slots in plain["state"].items():
+        if not (pid in ids and isinstance(slots, dict)):
+            refuse(f"'optimizer' state {pid!r} is {_shown(slots)}, not the state of a parameter")
+        for key, value in slots.items():
+            where = f"'optimizer' state [{pid!r}][{key!r}]"
+            if isinstance(value, dict):
+                if not (value.keys() == {"tensor"} and isinstance(value["tensor"], str) and value["tensor"] in tensors):
+                    refuse(f"{where} is {_shown(value)}, which names no tensor of the file")
+                shape, own = tensors[value["tensor"]].shape, params[int(pid)].shape
+                if not _broadcasts(shape, own):
+                    refuse(f"{where} is a tensor of shape {tuple(shape)}, which does not fit its parameter's "
+                           f"{tuple(own)}")
+            elif not (_number(value) or value is None):
+                refuse(f"{where} is {_shown(value)}, not a number")
+
+
+def _misfit(found, like, where: str) -> str | None:
+    """Where and how ``found``, read from JSON, first differs in form from ``like``, a live
+    object's own state; None where it does not. Dicts must have the same keys (a scheduler sets
+    each key as an attribute), lists (or tuples) the same length, numbers stand for numbers,
+    text for text, and None and booleans for each other (``fused`` is None on some devices)."""
+    if isinstance(like, dict):
+        if not isinstance(found, dict):
+            return f"{where} is {_shown(found)}, not a JSON object"
+        unknown, lacking = sorted(found.keys() - like.keys(), key=str), sorted(like.keys() - found.keys(), key=str)
+        if unknown or lacking:
+            return f"{where} has the unknown {unknown[0]!r}" if unknown else f"{where} lacks {lacking[0]!r}"
+        return next(filter(None, (_misfit(found[k], v, f"{where}[{k!r}]") for k, v in like.items())), None)
+    if isinstance(like, (list, tuple)):
+        if not (isinstance(found, list) and len(found) == len(like)):
+            return f"{where} is {_shown(found)}, not a list of {len(like)}"
+        return next(filter(None, (_misfit(f, v, f"{where}[{i}]") for i, (f, v) in enumerate(zip(found, like)))), None)
+    if like is None or isinstance(like, bool):
+        return None if found is None or isinstance(found, bool) else f"{where} is {_shown(found)}, not true or false"
+    if _number(like):
+        return None if _number(found) else f"{where} is {_shown(found)}, not a number"
+    return None if type(found) is type(like) else f"{where} is {_shown(found)}, not {type(like).__name__}"
+
+
+def _numpy_state(value) -> tuple | None:
+    """``value``, as ``save_checkpoint`` writes NumPy's random state, as np.random.set_state takes
+    it; None if it is no such state."""
+    if not (isinstance(value, list) and len(value) == 5 and value[0] == "MT19937"):
+        return None
+    _, keys, pos, has_gauss, gauss = value
+    if not (isinstance(keys, list) and len(keys) == 624 and all(_whole(k) and 0 <= k < 2**32 for k in keys)
+            and _whole(pos) and 0 <= pos <= 624 and _whole(has_gauss) and has_gauss in (0, 1) and _number(gauss)):
+        return None
+    return "MT19937", np.asarray(keys, dtype=np.uint32), pos, has_gauss, float(gauss)
+
+
+def _broadcasts(shape, to) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to ``to``: an optimizer's moments have their
+    parameter's shape, its step none, a factored moment (Adafactor's) ones of size 1."""
+    return len(shape) <= len(to) and all(s in (1, t) for s, t in zip(reversed(shape), reversed(to)))
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

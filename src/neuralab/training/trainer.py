@@ -36,8 +36,8 @@ from neuralab.files import WriteError, atomic_write
 from neuralab.models.fast import accelerate
 from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Run
 from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, as_callback, overrides
-from neuralab.training.checkpoint import (load_checkpoint, load_tensors, save_checkpoint, save_tensors, save_weights,
-                                          unwrap)
+from neuralab.training.checkpoint import (check_fits, load_checkpoint, load_tensors, save_checkpoint, save_tensors,
+                                          save_weights, unwrap)
 from neuralab.training.compile import LOSS_EACH, OptimizerFactory, check_given, make_optimizer
 from neuralab.training.config import SCHEDULES  # noqa: F401  (re-exported)
 from neuralab.training.config import AUTO_BF16_PARAMETERS, Diverged, TrainConfig, check_seed
@@ -604,7 +604,7 @@ class Trainer:
         try:
             meta = load_checkpoint(last, model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle)
         except NeuralabError as e:
-            raise NeuralabError(f"{e}; resume from the best epoch instead (`checkpoint` \"best\"), "
+            raise NeuralabError(f"{e}; resume from the best epoch instead (best for `checkpoint`), "
                                 "or start a new run") from None
         self.history = meta["history"]
         if "sample_losses" in meta["state"]:
@@ -614,6 +614,8 @@ class Trainer:
             with atomic_write(best_file, "wb") as f:  # the crash came between the two writes
                 f.write(last.read_bytes())
         if best:
+            check_fits(best_file, model, "the model", prefix="model.", fix="the run's files are damaged; put back a good "
+                       "copy or start a new run")
             tensors, best_meta = load_tensors(best_file)
             if best_meta.get("epoch") != best:
                 raise NeuralabError(f"{best_file}: holds epoch {best_meta.get('epoch')} but the "
