@@ -17,20 +17,12 @@ from neuralab.data import series
 from neuralab.errors import NeuralabError
 from neuralab.training import ClassifierConfig, TrainConfig, resume_classifier, train_classifier
 from neuralab.training import checkpoint
+import test_hostile
 from test_hostile import refused
 from test_runs import three_classes
 
 LAST = "checkpoints/last.safetensors"
-
-
-@pytest.fixture(scope="module")
-def stopped(tmp_path_factory) -> Path:
-    """An interrupted run: trained, then its results.json removed (what a kill before it leaves)."""
-    pictures = three_classes(tmp_path_factory.mktemp("pictures") / "three")
-    config = ClassifierConfig(model="mlp", data=str(pictures), train=TrainConfig(epochs=2, batch_size=8))
-    run = train_classifier(config, out=tmp_path_factory.mktemp("runs") / "run", verbose=False).run_dir
-    (run / "results.json").unlink()
-    return run
+stopped = test_hostile.stopped  # the fixture of an interrupted run, shared
 
 
 def read_header(path: Path) -> tuple[dict, bytes]:

@@ -1,6 +1,7 @@
 """Run directories: one folder per run, in a format other tools can read (docs/runs.md).
 
-    config.json        kind, format, created, the config, seed, environment (versions, device), data
+    config.json        kind, format, created, the config, seed, environment (versions, device), data;
+                       sessions: what each resumed session ran on
     model.json         what rebuilds the model: architecture, input shape, classes, scaling
     model.safetensors  the weights to use: the best epoch's (safetensors, never a pickle)
     metrics.jsonl      one line per finished epoch
@@ -30,6 +31,7 @@ import shutil
 import socket
 import stat
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +92,15 @@ class Status(str, enum.Enum):
 
 class RunLocked(NeuralabError):
     """Another live process owns the run."""
+
+
+class EnvironmentChangedWarning(UserWarning):
+    """A resumed run computes on another device, thread count or versions than its first session."""
+
+
+# The environment's fields (training.device.environment) that change what a training computes,
+# if only in the last bits of its floats: a resume where one differs from the first session is told
+COMPUTES_WITH = ("device", "gpu", "world_size", "threads", "autocast", "torch", "neuralab")
 
 
 class Interrupted(KeyboardInterrupt):
@@ -195,14 +206,17 @@ class Run:
         return path
 
     @classmethod
-    def create(cls, path: str | os.PathLike, overwrite: bool = False, numbered: bool = False) -> "Run":
+    def create(cls, path: str | os.PathLike, overwrite: bool = False, numbered: bool = False,
+               resumed: bool = False) -> "Run":
         """A new, empty run directory at ``path``, locked by this process.
 
         An existing run is replaced only with ``overwrite`` and never while another process
         trains it; a non-empty folder that is not a run is never touched. ``numbered``: ``path``
         is a name made by ``default_dir``, not one the user gave, and where it is taken the run
         goes to the first of PATH-2, PATH-3, ... that this process creates itself: runs started
-        in the same second (a job array, two terminals) each get their own folder."""
+        in the same second (a job array, two terminals) each get their own folder. ``resumed``:
+        a resume starting a run stopped before its first checkpoint again in place, which must
+        not empty a run that another resume finished since it was checked."""
         if numbered:
             path = _claimed(Path(path))
         run = cls(path)
@@ -226,6 +240,12 @@ class Run:
                 raise ParameterError("out", str(path), "already holds a run; pass `overwrite` to replace it "
                                                        "or choose another `out`")
             run._lock()
+            if resumed:
+                try:
+                    run.refuse_finished()
+                except BaseException:
+                    run.unlock()
+                    raise
             run._empty()
             return run
         try:
@@ -387,6 +407,23 @@ class Run:
             "format": FORMAT, "kind": kind.value, "created": _now(), "seed": config.get("seed", _seed(config)),
             "config": config, "environment": environment, "data": data, **extra})
 
+    def record_session(self, environment: dict) -> None:
+        """Add a resumed session's ``environment`` to config.json's ``sessions`` (``environment``
+        stays the first session's), and warn in one line where it computes otherwise than the
+        first did: threads and an "auto" device are worked out again each session, so a resume
+        on another machine would go on with other arithmetic and no word about it."""
+        record = self.record
+        sessions = record.get("sessions")
+        record["sessions"] = [*(sessions if isinstance(sessions, list) else []),
+                              {"started": _now(), "environment": environment}]
+        write_json(self.path / CONFIG, record)
+        first = json_object(record.get("environment"))
+        changed = _computes_otherwise(first, environment)
+        if changed:
+            warnings.warn(f"{self.path}: this session computes with {_listed(environment, changed)}, the run's first "
+                          f"with {_listed(first, changed)}; the epochs from here on may differ in their last bits "
+                          "from those of a run trained in one session", EnvironmentChangedWarning, stacklevel=2)
+
     def write_json(self, name: str, obj) -> None:
         write_json(self.path / name, obj)
 
@@ -435,8 +472,9 @@ class Run:
         return record
 
     def refuse_finished(self) -> None:
-        """A resume's first check: a finished run has nothing left to train."""
-        if self.status() is Status.FINISHED:
+        """A resume's first check, and again once it holds the lock: a finished run has nothing
+        left to train, and another resume may have finished it in between."""
+        if self._files_status() is Status.FINISHED:
             raise NeuralabError(f"{self.path}: the run is finished (results.json is written); nothing to resume. "
                                 "To train for longer, start a new run with more `epochs`")
 
@@ -493,6 +531,13 @@ class Run:
         try:
             if self.owner() is not None:
                 return Status.RUNNING
+        except NeuralabError:
+            return Status.DAMAGED
+        return self._files_status()
+
+    def _files_status(self) -> Status:
+        """``status`` without the lock, which says nothing to the process holding it."""
+        try:
             self.kind
             if (self.path / MODEL).is_file() and not isinstance(self.read(MODEL), dict):
                 raise NeuralabError(f"{self.path / MODEL}: expected a JSON object")
@@ -580,6 +625,18 @@ def describe(run: Run, id: str | None = None) -> Row:
     return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")))
 
 
+class SessionRecorder:
+    """A trainer callback (neuralab.training.callbacks adopts any object with its hooks) that
+    adds a resumed session to ``run``'s config.json (``Run.record_session``) once the checkpoint
+    it goes on from has loaded: a resume refused on the way (a damaged checkpoint) writes nothing."""
+
+    def __init__(self, run: Run):
+        self.run = run
+
+    def on_train_begin(self, trainer) -> None:
+        self.run.record_session(trainer.environment)
+
+
 def json_object(value) -> dict:
     """``value`` where a run's file holds a JSON object there, else {}: the listing and the web
     app read every field of files anyone may have edited, and show what they can."""
@@ -626,6 +683,19 @@ def _flock(fd: int, tries: int = 10) -> bool:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _computes_otherwise(first: dict, now: dict) -> list[str]:
+    """The fields of COMPUTES_WITH in which two sessions' environments differ; the CPU's threads
+    only where one of them computed on the CPU (a GPU's arithmetic does not depend on them)."""
+    on_cpu = "cpu" in (first.get("device"), now.get("device"))
+    return [key for key in COMPUTES_WITH if key in first and key in now and first[key] != now[key]
+            and (key != "threads" or on_cpu)]
+
+
+def _listed(environment: dict, keys: list[str]) -> str:
+    """"threads 2, torch 2.5.0": the values of ``keys`` in an environment, for a message."""
+    return ", ".join(f"{key} {environment[key]}" for key in keys)
 
 
 def _seed(config: dict):

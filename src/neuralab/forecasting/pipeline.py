@@ -314,6 +314,7 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
         seed_everything(used.train.seed)
         source = resolve(_user_network(meta["source"], run.path, trust_code))
     with run:  # one writer at a time
+        run.refuse_finished()  # again: another resume may have finished it since the check above
         many = load(replace(used, data=recorded_data(run, "the run trains on")), verbose)
         prepared = prepare_many(many, used.windows)
         baselines = _fitted_baselines(prepared, used)
@@ -361,7 +362,8 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
                    transform_errors: dict, verbose: bool, callbacks=(), source=None,
                    resumed: dict | None = None) -> ForecastResult:
     """Train the network, judge every forecaster and write the run. ``resumed``: the model.json
-    of an interrupted run, whose config.json, model.json and code stay as they were written."""
+    of an interrupted run, whose config.json (but for the session it adds), model.json and code
+    stay as they were written."""
     run_dir = run.path
     network = (NetworkForecaster(used.model, used.train, run_dir, verbose=verbose) if source is None
                else UserForecaster(source, used.model, used.train, run_dir, verbose=verbose))
@@ -372,6 +374,7 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
     network.trainer.callbacks += [as_callback(c) for c in callbacks]
     if resumed is not None:
         network.trainer.model_meta, network.resume = resumed, True
+        network.trainer.callbacks.append(as_callback(runs.SessionRecorder(run)))
     else:
         meta = network.trainer.model_meta = forecaster_meta(used, many, prepared, module)  # saved with the weights
         if source is not None:

@@ -4,6 +4,7 @@ trainer, evaluate on the test set and leave a complete run directory behind."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import numbers
 import os
@@ -250,6 +251,12 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
     leaves TrainConfig's defaults. ``callbacks`` and ``optimizer`` (an optimizer class or
     factory) go to the Trainer; a run given an ``optimizer`` records its name and is resumed
     with the same one."""
+    return _train(config, out, overwrite, verbose, callbacks, optimizer)
+
+
+def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callbacks, optimizer,
+           resumed: bool = False) -> RunResult:
+    """``train_classifier``; ``resumed``: a resume starting its run again in place (Run.create's)."""
     from neuralab.data import load_image_data
     from neuralab.models import count_parameters
     from neuralab.training.device import dist_info
@@ -287,7 +294,7 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
     # Inputs are valid: only now does anything touch the disk.
     is_main = dist_info().is_main
     fresh = out is None or not path.exists()
-    run = Run.create(path, overwrite, numbered=out is None) if is_main else Run(path)
+    run = Run.create(path, overwrite, numbered=out is None, resumed=resumed) if is_main else Run(path)
     trainer.run_dir = run.path
     try:
         if is_main:
@@ -376,7 +383,48 @@ def check_data(data) -> None:
 
 def _images_record(data) -> dict:
     return {"name": data.name, "classes": data.classes, "train": len(data.train), "val": len(data.val),
-            "test": len(data.test), "input_shape": list(data.input_shape)}
+            "test": len(data.test), "input_shape": list(data.input_shape), **_data_digest(data)}
+
+
+SPLITS = ("train", "val", "test")
+
+
+def _data_digest(data) -> dict:
+    """What tells the data a run trains on from other data of the same classes and sizes (another
+    dataset's files put in its folder), for ``check_same_data``. A dataset's images and labels
+    as read, a SHA-256 for each split (MNIST's 55 MB: about 40 ms); a folder's pictures by their
+    paths and sizes, so that none is read again and no newer decoder's pixels refuse the run."""
+    from neuralab.data import FolderData
+
+    if isinstance(data, FolderData):
+        return {"listing_sha256": _listing_sha256(Path(data.root))}
+    digests = {}
+    for split in SPLITS:
+        digest = hashlib.sha256()
+        for array in (getattr(data, split).x, getattr(data, split).y):
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array))
+        digests[split] = digest.hexdigest()
+    return {"sha256": digests}
+
+
+def _listing_sha256(root: Path) -> str:
+    """SHA-256 of the sorted (path in ``root``, size) of a folder's pictures."""
+    import warnings
+
+    from neuralab.data.folders import list_images
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # what the loading left out, it said already
+        _, files, _ = list_images(root)
+    digest = hashlib.sha256()
+    for path, _ in files:
+        try:
+            size = path.stat().st_size
+        except OSError:  # a link to nothing: the loading refused it, or left it out
+            size = -1
+        digest.update(os.fsencode(path.relative_to(root).as_posix()) + f"\0{size}\n".encode())
+    return digest.hexdigest()
 
 
 CHECKPOINTS = ("last", "best")  # where a resumed run starts: its latest epoch, or its best one
@@ -419,29 +467,32 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
             # from elsewhere could name any file here
             raise CodeNotTrusted(f"{run / runs.CONFIG}: the run's model is the Python code in {config.model}, which "
                                  "runs only when you trust it: read the file, then pass `trust_code`")
-        return train_classifier(config, out=run.path, overwrite=True, verbose=verbose,
-                                callbacks=callbacks, optimizer=optimizer)
+        return _train(config, run.path, True, verbose, callbacks, optimizer, resumed=True)
     # Everything that may refuse the resume comes before the lock and the files it changes
     start = _best_checkpoint(run) if checkpoint == "best" else run / runs.LAST
     config = stored_config(run)
     data = load_image_data(config.data, config.data_dir, **config.data_options)
     meta = checked_meta(run)
-    check_same_data(run, data, meta["classes"])
+    check_same_data(run, data, meta["classes"], config.data_dir)
     pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
     seed_everything(config.train.seed)
     if model is not None:
         model = _given_module(model, meta, run.path, start, prefix="model.")
     else:
         model = _network(meta, run.path, trust_code)
-    if dist_info().is_main:
+    main = dist_info().is_main
+    if main:
         run.lock()
     try:
+        if main:  # checked again now that no other resume can finish it while this one trains it
+            run.refuse_finished()
         if checkpoint == "best":
             from neuralab.files import atomic_write
 
             with atomic_write(run.file(runs.LAST), "wb") as f:  # training goes on from the best epoch
                 f.write(start.read_bytes())
-        trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose, callbacks=callbacks,
+        trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose,
+                          callbacks=[*callbacks, runs.SessionRecorder(run)] if main else callbacks,
                           optimizer=optimizer, inputs=pre.normalise)
         return _fit_and_finish(trainer, run, config, data, resume=True, verbose=verbose)
     except Diverged as e:  # a resumed run keeps its settings: the lower rate is a new run's
@@ -770,14 +821,16 @@ def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_cod
     if tuple(data.input_shape) != tuple(clf.preprocess.input_shape):
         raise NeuralabError(f"{data.name}: images of {'x'.join(map(str, data.input_shape))} (channels x height x "
                             f"width), the run's model takes {'x'.join(map(str, clf.preprocess.input_shape))}")
-    check_same_data(run, data, clf.classes)
+    check_same_data(run, data, clf.classes, where)
     return clf, data, clf.predict_proba(data.test.x)
 
 
-def check_same_data(run: Run, data, classes) -> None:
+def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> None:
     """Refuse data that is no longer what the run was trained on: other classes (label k would
-    be scored as another class's), or a folder with pictures added or taken away since (its
-    seeded split would differ, and put training pictures in the test set)."""
+    be scored as another class's), a folder with pictures added or taken away since (its
+    seeded split would differ, and put training pictures in the test set), or other images of
+    the same classes and sizes (another dataset's files in ``data_dir``, where a named dataset
+    was read): the digest config.json records (``_data_digest``), where it records one."""
     if list(data.classes) != list(classes):
         added = [c for c in data.classes if c not in classes]
         missing = [c for c in classes if c not in data.classes]
@@ -788,12 +841,28 @@ def check_same_data(run: Run, data, classes) -> None:
     record = run.record.get("data") if not run.by_keras_fit else None
     if not isinstance(record, dict):
         return
-    then = {split: record.get(split) for split in ("train", "val", "test")}
-    now = {"train": len(data.train), "val": len(data.val), "test": len(data.test)}
+    then = {split: record.get(split) for split in SPLITS}
+    now = {split: len(getattr(data, split)) for split in SPLITS}
     if all(isinstance(n, int) for n in then.values()) and then != now:
         raise NeuralabError(f"{data.name}: {sum(now.values())} images now, {sum(then.values())} when the run was "
                             f"trained ({', '.join(f'{k} {then[k]} -> {now[k]}' for k in now if then[k] != now[k])}); "
                             "the split would put other images in the test set: give the data as it was")
+    if not {"sha256", "listing_sha256"} & set(record):  # recorded before runs kept a digest of their data
+        return
+    digest = _data_digest(data)
+    if "listing_sha256" in record and record["listing_sha256"] != digest.get("listing_sha256"):
+        raise NeuralabError(f"{data.root}: not the pictures the run was trained on: the same classes and counts, but "
+                            "files renamed, moved or replaced since (their names and sizes are not those config.json "
+                            "records); put the folder back as it was, or start a new run")
+    then, now = runs.json_object(record.get("sha256")), digest.get("sha256", {})
+    changed = [split for split in SPLITS if split in then and then[split] != now.get(split)]
+    if changed:
+        from neuralab.data.sources import locate
+
+        raise NeuralabError(f"{data.name} in {locate(data.name, data_dir)}: not the images the run was trained on: "
+                            f"the same classes and counts, but other {', '.join(changed)} images or labels (their "
+                            "SHA-256 is not the one config.json records); give the files the run was trained on, or "
+                            "start a new run")
 
 
 def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False, model=None) -> Path:

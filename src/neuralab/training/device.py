@@ -6,6 +6,7 @@ import contextlib
 import functools
 import math
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,7 +226,9 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 def environment(device: torch.device, threads: int = 0) -> dict:
     """What a run records so that it can be reproduced: versions, device, threads. ``threads``
-    is the count the run computes with (``cpu_threads``'s; 0: torch's setting, which then applies)."""
+    is the count the run computes with (``cpu_threads``'s; 0: torch's setting, which then applies).
+    Keras's version and backend where Keras is loaded: a model from Keras code, or Keras's own
+    fit (RunLogger). A Keras file is read without Keras; its spec keeps the version that saved it."""
     import platform
 
     import numpy
@@ -245,4 +248,7 @@ def environment(device: torch.device, threads: int = 0) -> dict:
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
         env["cuda"] = torch.version.cuda
+    keras = sys.modules.get("keras")  # not imported here: seconds of start-up for runs that do not use it
+    if keras is not None:
+        env.update(keras=keras.__version__, keras_backend=keras.backend.backend())
     return env

@@ -272,7 +272,7 @@ class RunLogger(keras.callbacks.Callback):
         device = torch.device("cpu")
         if keras.backend.backend() == "torch" and self.model.weights:
             device = self.model.weights[0].value.device
-        return {**environment(device), "keras": keras.__version__, "keras_backend": keras.backend.backend()}
+        return environment(device)  # with Keras's version and backend, as Keras is loaded
 
     def _data_record(self) -> dict:  # "name": None says that no data was recorded
         record = {"name": self.data, "input_shape": self.meta["input_shape"]}
