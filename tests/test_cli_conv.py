@@ -72,7 +72,7 @@ def test_shape_floor_case_and_rectangular_settings(capsys):
     code, out, _ = run(capsys, "shape", "--input", "28x28x1", "--kernel", "3", "--stride", "2")
     assert code == 0 and "output shape: 13x13x1" in out and "the last of 28 padded rows (input row 27) is never covered" in out
     code, out, _ = run(capsys, "shape", "--input", "9x8x2", "--kernel", "3x2", "--stride", "2x1", "--padding", "1", "--no-bias")
-    assert code == 0 and "output shape: 5x9x1" in out and "1 x (2 x 3 x 2 + 0) = 12" in out
+    assert code == 0 and "output shape: 5x9x1" in out and "F x C x K_h x K_w (no bias) = 1 x 2 x 3 x 2 = 12" in out
 
 
 @pytest.mark.parametrize(

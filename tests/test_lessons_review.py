@@ -54,6 +54,48 @@ def test_backpropagation_through_time_with_whole_number_dhs_equals_float_dhs(cel
     assert M.relative_error(backward(dhs, cache)[0], backward(dhs.astype(float), cache)[0]) < 1e-12
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_backpropagation_through_time_with_whole_number_weights_equals_torch(cell):
+    """np.eye weights, as a learner types them for a step by hand: the sums over the steps are floats."""
+    n, t, d, h = 2, 3, 2, 2
+    x = rng.normal(size=(n, t, d))
+    gates = 4 if cell == "lstm" else 1
+    w_ih, w_hh = np.tile(np.eye(h, d, dtype=int), (gates, 1)), np.tile(np.eye(h, dtype=int), (gates, 1))
+    b = np.zeros(gates * h, dtype=int)
+    h0 = np.zeros((n, h))
+    dhs = rng.normal(size=(n, t, h))
+    if cell == "lstm":
+        *_, cache = M.lstm_forward(x, h0, h0, w_ih, w_hh, b)
+        dx, dh0, _, dw_ih, dw_hh, db = M.lstm_backward(dhs, cache)
+        layer = torch.nn.LSTM(d, h, batch_first=True, dtype=torch.float64)
+    else:
+        _, cache = M.rnn_forward(x, h0, w_ih, w_hh, b)
+        dx, dh0, dw_ih, dw_hh, db = M.rnn_backward(dhs, cache)
+        layer = torch.nn.RNN(d, h, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight_ih_l0.copy_(torch.from_numpy(w_ih.astype(float)))
+        layer.weight_hh_l0.copy_(torch.from_numpy(w_hh.astype(float)))
+        layer.bias_ih_l0.zero_()
+        layer.bias_hh_l0.zero_()
+    xt = torch.from_numpy(x).requires_grad_()
+    out, _ = layer(xt)
+    out.backward(torch.from_numpy(dhs))
+    assert dw_ih.dtype == dw_hh.dtype == db.dtype == np.float64
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(dw_ih, layer.weight_ih_l0.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(dw_hh, layer.weight_hh_l0.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(db, layer.bias_ih_l0.grad.numpy(), atol=1e-12)
+
+
+def test_the_shape_explanation_says_which_rows_a_stride_over_the_kernel_skips():
+    lines = M.conv_shape((1, 7, 7), filters=1, kernel=(1, 2), stride=(3, 3), bias=False).explain()
+    assert "   S > K: each window reads 1 of every 3 rows, so the 2 rows between two windows are read by none" in lines
+    assert "   S > K: each window reads 2 of every 3 columns, so the column between two windows is read by none" in lines
+    assert lines[-2] == "parameters = F x C x K_h x K_w (no bias) = 1 x 1 x 1 x 2 = 2"
+    touching = M.conv_shape((1, 7, 7), filters=1, kernel=(3, 3), stride=(3, 3)).explain()
+    assert not any("S > K" in line for line in touching) and "+ 1) = 10" in touching[-2]
+
+
 @pytest.mark.parametrize("call, parameter", [
     (lambda: M.conv2d_forward([[[[1, 2], [3]]]], np.ones((1, 1, 1, 1))), "`x`"),  # ragged nested lists
     (lambda: M.dense_forward(np.ones((4, 5)), np.ones((5, 3))), "`w`"),            # weight transposed

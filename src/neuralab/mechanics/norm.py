@@ -32,6 +32,10 @@ def batch_norm_forward(x, running_mean, running_var, gamma, beta, training, mome
                     (running_var gets the unbiased batch variance, as PyTorch does).
     training=False: mu, var are the running statistics (inference mode).
     Same arguments as torch.nn.functional.batch_norm. Returns (y, cache).
+
+    Keras's BatchNormalization(momentum=m) is momentum=1 - m here (its 0.99 is 0.01: a Keras
+    momentum typed as it is would keep almost only the last batch); Keras's eps defaults to
+    1e-3, and its moving variance is the biased one.
     """
     x = as_array(x, "x", "(N, C) or (N, C, H, W)")
     if x.shape[1] == 0:

@@ -72,8 +72,10 @@ def _check_step_grads(cache, w_ih, w_hh, gates: int, **grads):
     return _fit(wanted, f"for the forward step's x_t of shape {(n, d)} and H = {h}")
 
 
-def _zero_grads(w_ih, w_hh):
-    return [np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(w_ih.shape[0])]
+def _zero_grads(w_ih, w_hh, dtype):
+    """The sums of the weights' gradients over the steps, in the gradients' float ``dtype``: sums
+    shaped like whole-number weights would be whole numbers too, and refuse the first step's."""
+    return [np.zeros(w_ih.shape, dtype), np.zeros(w_hh.shape, dtype), np.zeros(w_ih.shape[0], dtype)]
 
 
 def _accumulate(totals, parts):
@@ -128,7 +130,7 @@ def rnn_backward(dhs, cache):
     caches, w_ih, w_hh = cache
     dhs = _check_dhs(dhs, caches, w_hh)
     dx = np.zeros(dhs.shape[:2] + (w_ih.shape[1],), dtype=dhs.dtype)
-    weights = _zero_grads(w_ih, w_hh)  # dW_ih, dW_hh, db summed over the steps
+    weights = _zero_grads(w_ih, w_hh, dhs.dtype)  # dW_ih, dW_hh, db summed over the steps
     dh_next = np.zeros_like(dhs[:, 0])
     for t in reversed(range(dhs.shape[1])):
         dx[:, t], dh_next, *step = _rnn_step_back(dhs[:, t] + dh_next, caches[t], w_ih, w_hh)
@@ -197,7 +199,7 @@ def lstm_backward(dhs, cache, dc_last=None):
     caches, w_ih, w_hh = cache
     dhs = _check_dhs(dhs, caches, w_hh)
     dx = np.zeros(dhs.shape[:2] + (w_ih.shape[1],), dtype=dhs.dtype)
-    weights = _zero_grads(w_ih, w_hh)
+    weights = _zero_grads(w_ih, w_hh, dhs.dtype)
     if dc_last is not None:
         dc_last = as_array(dc_last, "dc_last", "(N, H)", 2)
         if dc_last.shape != dhs[:, 0].shape:

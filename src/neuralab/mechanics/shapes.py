@@ -187,9 +187,10 @@ class ConvShape:
         ):
             lines += _explain_axis(axis, n, k, s, p0, p1, out, self.padding)
         kh, kw = self.kernel
-        lines.append(
-            f"parameters = F x (C x K_h x K_w + 1) = {f} x ({c} x {kh} x {kw} + {int(self.bias)}) = {self.params:,}"
-        )
+        if self.bias:
+            lines.append(f"parameters = F x (C x K_h x K_w + 1) = {f} x ({c} x {kh} x {kw} + 1) = {self.params:,}")
+        else:
+            lines.append(f"parameters = F x C x K_h x K_w (no bias) = {f} x {c} x {kh} x {kw} = {self.params:,}")
         lines.append(f"multiply-adds = F x H_out x W_out x C x K_h x K_w = {self.multiply_adds:,}")
         return lines
 
@@ -213,6 +214,9 @@ def _explain_axis(axis, n, k, s, p0, p1, out, padding) -> list[str]:
         f"{axis}_out = floor(({axis}_in - K + {'2P' if p0 == p1 else 'P_before + P_after'}) / S) + 1 = "
         f"floor(({n} - {k} + {two_p}) / {s}) + 1 = floor({span}/{s}) + 1 = {out}"
     )
+    if s > k and out > 1:  # the windows do not touch: between two, S - K rows are read by none
+        gap = f"the {rows[:-1]} between two windows is" if s - k == 1 else f"the {s - k} {rows} between two windows are"
+        lines.append(f"   S > K: each window reads {k} of every {s} {rows}, so {gap} read by none")
     dropped = span % s
     if dropped:
         padded = n + p0 + p1
