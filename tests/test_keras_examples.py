@@ -100,3 +100,35 @@ def test_summary_of_a_keras_file_is_keras_s_own(tmp_path, capsys, name):
         assert "counts 116,801: its LSTM and SimpleRNN keep two biases per gate" in out
     else:
         assert "PyTorch's layout" not in out
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.parametrize("layout", ["keras", "torch"])
+def test_a_summary_reads_the_architecture_alone(tmp_path, capsys, suffix, layout):
+    """A summary needs no weights: a file whose weights are gone (the archive's model.weights.h5,
+    the .h5's model_weights group) still shows its table, as Keras's model.summary() does from a
+    config; what trains or predicts (read) still refuses it."""
+    import zipfile
+
+    import h5py
+
+    from neuralab.cli import main
+    from neuralab.errors import NeuralabError
+
+    model = example("lenet5")
+    path = tmp_path / f"lenet5{suffix}"
+    model.save(path)
+    if suffix == ".keras":
+        with zipfile.ZipFile(path) as z:
+            kept = {n: z.read(n) for n in z.namelist() if n != "model.weights.h5"}
+        with zipfile.ZipFile(path, "w") as z:
+            for name, data in kept.items():
+                z.writestr(name, data)
+    else:
+        with h5py.File(path, "a") as f:
+            del f["model_weights"]
+    assert main(["summary", str(path), "--layout", layout]) == 0
+    out = capsys.readouterr().out
+    assert "61,706" in out and ("conv2d" in out if layout == "keras" else "Conv2d" in out), out
+    with pytest.raises(NeuralabError, match="weights"):
+        read(path)

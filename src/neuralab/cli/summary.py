@@ -125,7 +125,7 @@ def _keras_file(args) -> int:
 
     from neuralab.keras import read
 
-    return _keras_spec(args, read(args.model).spec, Path(args.model).stem)
+    return _keras_spec(args, read(args.model, weights=False).spec, Path(args.model).stem)  # a table needs no weights
 
 
 def _keras_spec(args, spec: dict, name: str) -> int:

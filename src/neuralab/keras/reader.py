@@ -48,8 +48,10 @@ class KerasModel:
     training_only: list[str] = field(default_factory=list)
 
 
-def read(source) -> KerasModel:
-    """Read a ``.keras`` file, a legacy full-model ``.h5`` file, or a live Keras 3 model."""
+def read(source, weights: bool = True) -> KerasModel:
+    """Read a ``.keras`` file, a legacy full-model ``.h5`` file, or a live Keras 3 model.
+    ``weights`` False: the architecture alone, its weights neither read nor checked (a summary
+    of VGG16's 500 MB reads a few kilobytes)."""
     if not isinstance(source, (str, os.PathLike)):
         return read_live(source)
     path = Path(source)
@@ -64,9 +66,9 @@ def read(source) -> KerasModel:
     except OSError as e:
         raise NeuralabError(f"{path}: cannot be read ({e.strerror})") from None
     if magic.startswith(ZIP_MAGIC):
-        return _read_keras_zip(path)
+        return _read_keras_zip(path, weights)
     if magic == HDF5_MAGIC:
-        return _read_h5(path)
+        return _read_h5(path, weights)
     raise NeuralabError(f"{path}: neither a .keras file (zip) nor an HDF5 .h5 file; "
                         "save the model with model.save('model.keras')")
 
@@ -78,7 +80,7 @@ def _bytes_needed(spec: dict) -> int:
 
 # --- .keras -----------------------------------------------------------------------------------
 
-def _read_keras_zip(path: Path) -> KerasModel:
+def _read_keras_zip(path: Path, weights: bool = True) -> KerasModel:
     try:
         with zipfile.ZipFile(path) as z:
             names = set(z.namelist())
@@ -94,6 +96,8 @@ def _read_keras_zip(path: Path) -> KerasModel:
                              lambda: _read_member(z, path, "metadata.json"), "metadata.json")
             version = str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
             spec = specs.from_config(config, str(path), version)
+            if not weights:
+                return KerasModel(spec, {}, _object(config.get("compile_config")), specs.training_only(config))
             if "model.weights.h5" not in names:
                 sharded = any(n.endswith(".weights.json") or n.startswith("model.weights") for n in names)
                 raise NeuralabError(f"{path}: no model.weights.h5 in the archive" +
@@ -277,7 +281,7 @@ def _weights_only(path: Path) -> NeuralabError:
 
 # --- legacy .h5 -------------------------------------------------------------------------------
 
-def _read_h5(path: Path) -> KerasModel:
+def _read_h5(path: Path, read_weights: bool = True) -> KerasModel:
     with _h5(path, path) as h:
         if "model_config" not in h.attrs:
             if "layer_names" in h.attrs or "layers" in h or "model_weights" in h:
@@ -289,6 +293,9 @@ def _read_h5(path: Path) -> KerasModel:
         version = h.attrs.get("keras_version", b"")
         version = version.decode() if isinstance(version, bytes) else str(version)
         spec = specs.from_config(config, str(path), version)
+        if not read_weights:
+            return KerasModel(spec, {}, _training_config(path, h.attrs.get("training_config")),
+                              specs.training_only(config))
         if _bytes_needed(spec) > path.stat().st_size:
             raise NeuralabError(f"{path}: the file is smaller than the weights its config declares; "
                                 "it is truncated or not a full-model file")
