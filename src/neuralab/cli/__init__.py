@@ -190,6 +190,16 @@ def _other_rank() -> bool:
     return not dist_info().is_main
 
 
+def _peer_lost(e: BaseException) -> bool:
+    """Whether ``e`` is the process group's, raised where another process of the job went away
+    (it failed, or torchrun stopped it): gloo raises a plain RuntimeError for a closed connection."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return False
+    return isinstance(e, torch.distributed.DistError) or any(
+        text in str(e) for text in ("Connection closed by peer", "Connection reset by peer"))
+
+
 def _drop_hung_up_outputs() -> None:
     """Point stdout and stderr at /dev/null where their terminal hung up (SIGHUP: the ssh session
     dropped). Every write to it fails with EIO, and the first as the training stops (the
@@ -232,14 +242,21 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except NeuralabError as e:
         how = "; train it with `neuralab forecast --model`" if isinstance(e, NotAClassifier) else ""
-        print(f"neuralab: error: {e.render(NAMING.get())}{how}", file=sys.stderr)
+        if not _other_rank():  # every process of a torchrun job checks the same inputs: one says it
+            print(f"neuralab: error: {e.render(NAMING.get())}{how}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as e:
         shortage = out_of_memory(e)
+        if shortage is None and _peer_lost(e):
+            if not _other_rank():
+                print("neuralab: error: another process of this torchrun job stopped; torchrun's report below "
+                      "names its rank", file=sys.stderr)
+            return 2
         if shortage is None:
             raise
-        print(f"neuralab: error: {shortage}; give smaller inputs (pictures, batches, rows) or a machine with more "
-              "memory", file=sys.stderr)
+        if not _other_rank():
+            print(f"neuralab: error: {shortage}; give smaller inputs (pictures, batches, rows) or a machine with "
+                  "more memory", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         if not _other_rank():

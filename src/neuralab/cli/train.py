@@ -174,6 +174,7 @@ def run_train(args) -> int:
 
 def run_compare(args) -> int:
     from neuralab.training.compare import compare, to_markdown
+    from neuralab.training.device import dist_info
 
     from neuralab.runs import default_root
 
@@ -181,8 +182,9 @@ def run_compare(args) -> int:
     base = _config(args, models[0] if models else "")
     out = args.out or default_root() / "compare"
     rows = compare(models, base, args.seeds, out, overwrite=args.overwrite)
-    print(to_markdown(rows, base, args.seeds))
-    print(f"written: {out}/compare.csv, {out}/compare.md")
+    if dist_info().is_main:  # the same table in every process of a torchrun job
+        print(to_markdown(rows, base, args.seeds))
+        print(f"written: {out}/compare.csv, {out}/compare.md")
     return 0
 
 

@@ -295,6 +295,10 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     is_main = dist_info().is_main
     fresh = out is None or not path.exists()
     run = Run.create(path, overwrite, numbered=out is None, resumed=resumed) if is_main else Run(path)
+    if out is None and trainer.dist.active:  # a default name is rank 0's: its time, or its NAME-2, may differ
+        shared = [str(run.path)]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        run = run if is_main else Run(Path(shared[0]))
     trainer.run_dir = run.path
     try:
         if is_main:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from neuralab.errors import ParameterError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.training.config import DEVICES
 
 
@@ -33,7 +33,11 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise ParameterError("device", name, "Apple's Metal backend is not available here; use `device` cpu or auto")
     if name == "cuda" and dist_info().active:
-        return torch.device("cuda", dist_info().local_rank)
+        local, visible = dist_info().local_rank, torch.cuda.device_count()
+        if local >= visible:  # CUDA's own "invalid device ordinal" would come from every such process
+            raise NeuralabError(f"LOCAL_RANK {local}: this machine shows {visible} GPU{'s' * (visible != 1)}, one per "
+                                f"process; start torchrun with nproc_per_node {visible} or fewer (or `device` cpu)")
+        return torch.device("cuda", local)
     return torch.device(name)
 
 
@@ -212,6 +216,15 @@ def dist_info() -> DistInfo:
         world_size=int(os.environ.get("WORLD_SIZE", 1)),
         launched="RANK" in os.environ and "WORLD_SIZE" in os.environ,
     )
+
+
+def refuse_distributed(work: str) -> None:
+    """Refuse ``work`` (what a command does) in a torchrun job of several processes: it runs in one
+    process, and N copies would each write the same run."""
+    world = dist_info().world_size
+    if world > 1:
+        raise NeuralabError(f"{work} runs in one process, and torchrun started {world}: run it without torchrun "
+                            "(torchrun is for training image classifiers)")
 
 
 def init_distributed(device: torch.device) -> DistInfo:

@@ -42,6 +42,9 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     0..K-1); ``data`` (and ``data_dir``): the dataset the model is for, so that the run is
     evaluated on its test set (and can be again); its number of classes must be the model's
     outputs. Returns what was written and the conversion's check."""
+    from neuralab.training.device import refuse_distributed
+
+    refuse_distributed("importing a Keras model, which trains nothing,")
     from neuralab.data.sources import sha256
     from neuralab.keras import parameter_count, read, summary_text
     from neuralab.keras.spec import binary_classifier, grey_images, refuse_vectors, with_channel

@@ -6,7 +6,9 @@ progress line, an atomic checkpoint of the full training state and, when the mon
 metric improves, the best weights; an epoch whose training loss is not finite stops the
 training instead, refused as ``Diverged`` (naming ``lr``). Under torchrun each process takes
 an equal share of every global batch, so N processes give the result of one with the same
-global batch.
+global batch (to rounding) for models without dropout or batch norm. Dropout draws other masks
+in each process, as it would in the next epoch of one; batch norm normalises each process's share
+by its own statistics on the CPU (gloo), and by the whole batch's on GPUs (NCCL, SyncBatchNorm).
 
 With ``focus`` below 1, every epoch after the first trains only on that fraction of the
 training set: the samples whose loss was highest when they were last seen, the idea of
@@ -131,6 +133,8 @@ class Trainer:
         self.channels_last = config.channels_last and _layout_free(model)
         self._own = _own_architecture(model)  # before fit's accelerate() gives a user's layers neuralab's classes
         self._checked = self._own  # neuralab's architectures are known to train
+        self._unused: set[str] = set()  # parameters the checked step left without a gradient
+        self._scaler = torch.amp.GradScaler(self.device.type, enabled=False)  # fit's, for float16
         self.amp_dtype = self._amp_dtype()
         self.history: list[dict] = []
         self.sample_losses: torch.Tensor | None = None  # each training sample's loss when last seen (focus)
@@ -204,8 +208,14 @@ class Trainer:
         # The whole set moves to the device once; batches are gathered there.
         x, y = self._layout(x.to(self.device)), y.to(self.device)
         if dist.active:
-            model = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.device.type == "cuda":  # NCCL syncs batch norm's statistics over the whole batch; gloo cannot
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            # A parameter no forward uses would leave DDP waiting for its gradient at the next step
+            model = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                                        find_unused_parameters=bool(self._unused))
         optimizer = make_optimizer(model.parameters(), cfg, self.device, self.optimizer_factory)
+        # float16's range is narrow: small gradients would flush to zero and large ones overflow unscaled
+        self._scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_factor(cfg, sum(math.ceil(size / cfg.batch_size) for size in sizes)))
         shuffle = torch.Generator().manual_seed(cfg.seed)
@@ -219,6 +229,10 @@ class Trainer:
         if resume and self.run_dir is not None:
             meta = self._restore(model, optimizer, scheduler, shuffle)
             start = meta["epoch"] + 1 if meta else 1
+        if dist.world_size > 1:
+            # Every process was seeded alike to build the same model (a checkpoint restores rank 0's
+            # state): the i-th sample of every share would get the same dropout mask.
+            torch.manual_seed(int(np.random.SeedSequence([cfg.seed, start, dist.rank]).generate_state(1)[0]))
 
         progress = Progress(cfg.epochs, n, enabled=self.verbose, run_dir=self.run_dir if dist.is_main else None)
         callbacks = self._all_callbacks(progress)
@@ -248,6 +262,8 @@ class Trainer:
                     for callback in callbacks:  # the checkpoint first, then the progress line
                         if callback.on_epoch_end(self, record):
                             self.stop_training = True
+                    if dist.active:  # one process stopping alone would leave the others waiting in the next step
+                        self.stop_training = _any_process(self.stop_training, self.device)
         finally:
             for callback in callbacks:
                 callback.on_train_end(self)
@@ -299,11 +315,13 @@ class Trainer:
         forward that returns more while training, and batch norm on a last batch of one sample.
         Neuralab's own architectures are known to train and are not checked; ``fit`` checks once.
         ``x`` may hold only the first rows (a batch's) of a training set of ``size`` samples."""
-        if self._checked:
-            return
         cfg, dist = self.config, self.dist
         sizes = cfg.epoch_sizes(size or len(x))
-        share = lambda rows: len(range(dist.rank, rows, dist.world_size))  # noqa: E731  this process's part
+        self._refuse_empty_shares(sizes)
+        if self._checked:
+            return
+        # the smallest process's part, the same in every process: all of them refuse alike, or none
+        share = lambda rows: rows // dist.world_size  # noqa: E731
         full = share(min(cfg.batch_size, max(sizes)))
         last, epoch_size = min((share(s % cfg.batch_size or cfg.batch_size), s) for s in sizes)
         name = self.model_name
@@ -326,6 +344,24 @@ class Trainer:
                                     "batch" + (f", such as {better}" if better else ""))
         self._checked = True
 
+    def _refuse_empty_shares(self, sizes: list[int]) -> None:
+        """Refuse, naming ``batch_size``, a batch that torchrun's processes cannot all take part in:
+        each takes every world_size-th sample, and one left with none fails in its forward."""
+        cfg, world = self.config, self.dist.world_size
+        if world == 1:
+            return
+        batches = lambda b: [(min(b, s), s) for s in sizes] + [(s % b, s) for s in sizes if s % b]  # noqa: E731
+        smallest, epoch_size = min(batches(cfg.batch_size))
+        if smallest >= world:
+            return
+        better = next((b for b in _near(cfg.batch_size, max(sizes)) if min(batches(b))[0] >= world), None)
+        which = "a batch" if smallest == min(cfg.batch_size, epoch_size) else \
+            f"the last batch of an epoch of {epoch_size} training samples"
+        raise ParameterError("batch_size", cfg.batch_size,
+                             f"torchrun's {world} processes split every batch, and {which} holds {smallest}, which "
+                             "leaves a process without samples; choose a `batch_size`"
+                             + (f" such as {better}" if better else "") + " or start fewer processes")
+
     def _step_error(self, x: torch.Tensor, y: torch.Tensor, k: int) -> Exception | str | None:
         """What one training step on the first ``k`` rows raises, what a forward returns in place of
         a tensor ("a tuple"), or None; the model is left as it was."""
@@ -343,6 +379,7 @@ class Trainer:
                         return "None" if out is None else f"a {type(out).__name__}"
                     loss = self._criterion(model)(out, yb)
                 loss.backward()
+            self._unused |= {name for name, p in model.named_parameters() if p.requires_grad and p.grad is None}
         except Exception as e:  # noqa: BLE001  the user's forward: named in one line by check_model
             return e
         finally:
@@ -437,7 +474,7 @@ class Trainer:
                                 if channels_last else ""))
 
     def _train_epoch(self, model, optimizer, scheduler, order, x, y, epoch, progress) -> dict:
-        cfg, dist = self.config, self.dist
+        cfg, dist, scaler = self.config, self.dist, self._scaler
         model.train()
         criterion = self._criterion(model)
         steps = math.ceil(len(order) / cfg.batch_size)
@@ -461,10 +498,12 @@ class Trainer:
             # gradient through torch.fx's symbolic shapes, whose first import (SymPy) takes
             # 0.45 s of the fast recipe's whole command (the twelfth round); the product's node costs
             # 34 us a step (the MLP's loss forward and back: 110 -> 144 us).
-            (loss_sum * (dist.world_size / len(batch))).backward()
+            scaler.scale(loss_sum * (dist.world_size / len(batch))).backward()
             if cfg.grad_clip > 0:
+                scaler.unscale_(optimizer)  # the threshold is for the true gradients
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)  # skipped where float16 overflowed; the scale then halves
+            scaler.update()
             scheduler.step()
             for callback in self._step_callbacks:
                 callback.on_step_end(self, start // cfg.batch_size + 1, steps)
@@ -577,9 +616,12 @@ class Trainer:
 
     def _save(self, model, optimizer, scheduler, shuffle, epoch, improved) -> None:
         try:
+            own = {} if self.sample_losses is None else {"sample_losses": self.sample_losses}
+            if self._scaler.is_enabled():
+                scale = self._scaler.state_dict()
+                own["grad_scale"] = torch.tensor([scale["scale"], scale["_growth_tracker"]], dtype=torch.float64)
             state = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=shuffle,
-                         epoch=epoch, history=self.history,
-                         state={} if self.sample_losses is None else {"sample_losses": self.sample_losses})
+                         epoch=epoch, history=self.history, state=own)
             run = Run(self.run_dir)
             save_checkpoint(run.file(LAST), **state)
             self._write_metrics()
@@ -609,6 +651,9 @@ class Trainer:
         self.history = meta["history"]
         if "sample_losses" in meta["state"]:
             self.sample_losses = meta["state"]["sample_losses"].to(self.device)
+        if "grad_scale" in meta["state"] and self._scaler.is_enabled():
+            scale, tracker = meta["state"]["grad_scale"].tolist()
+            self._scaler.load_state_dict({**self._scaler.state_dict(), "scale": scale, "_growth_tracker": int(tracker)})
         best = self.best_epoch()
         if best == meta["epoch"] and _epoch_of(best_file) != best:
             with atomic_write(best_file, "wb") as f:  # the crash came between the two writes
@@ -686,6 +731,13 @@ def _layout_free(model: nn.Module) -> bool:
 def _own_architecture(model: nn.Module) -> bool:
     """Whether ``model`` is one of neuralab's architectures (the zoo, the forecasters' networks)."""
     return type(unwrap(model)).__module__.startswith(("neuralab.models.", "neuralab.forecasting."))
+
+
+def _any_process(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` is set in any process of the job."""
+    t = torch.tensor(float(flag), device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def _first_line(e: Exception) -> str:
