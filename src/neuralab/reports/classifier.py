@@ -28,6 +28,21 @@ def per_class_scores(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return precision, recall, f1
 
 
+Z95 = 1.959964  # the standard normal's 97.5% quantile: a two-sided 95% interval
+
+
+def wilson_interval(accuracy: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval (95% for the default ``z``) of an accuracy measured on ``n``
+    images. Unlike the normal approximation it stays within [0, 1] and keeps a width at 0% and
+    100%: 36 right of 36 is 90.4-100%, not 100% exactly."""
+    if n < 1:
+        return 0.0, 1.0
+    shrink = 1 + z * z / n
+    centre = (accuracy + z * z / (2 * n)) / shrink
+    half = z / shrink * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def confident_mistakes(probs: np.ndarray, labels: np.ndarray, k: int = 16) -> np.ndarray:
     """Indices of the ``k`` wrong predictions made with the highest probability."""
     pred = probs.argmax(1)
@@ -57,8 +72,7 @@ def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict,
     matrix = _square(run_dir / RESULTS, matrix, count) if tested else None
     history = _epochs(history)
     cfg, env = json_object(record.get("config")), json_object(record.get("environment"))
-    figure = (f"test accuracy <b>{numbers['test_accuracy'] * 100:.2f}%</b>" if tested
-              else "no test set given")
+    figure = _test_figure(numbers["test_accuracy"], int(matrix.sum())) if tested else "no test set given"
     best, run, seconds = (_fixed(numbers[k], form) or "-" for k, form in
                           (("best_epoch", "{:g}"), ("epochs_run", "{:g}"), ("train_seconds", "{:.1f}")))
     lead = (f"<b>{html.esc(cfg.get('model', '?'))}</b> on <b>{html.esc(cfg.get('data', '?'))}</b>: {figure} (best "
@@ -70,7 +84,8 @@ def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict,
     with html.kept_if_unwritable(run_dir):
         curves = plots.save(plots.learning_curves(history), run_dir / "learning_curves.png")
         sections = [
-            ("Learning curves", html.img(curves, "learning curves")),
+            ("Learning curves", html.img(curves, "learning curves")
+             + html.paragraph(_curves_caption(cfg, history), muted=True)),
             ("Epochs", html.table(["epoch", "loss", "accuracy", "val loss", "val accuracy", "seconds"], epochs)),
             *(_test_sections(run_dir, classes, np.asarray(matrix), probabilities, images, labels) if tested else []),
             ("Model", html.pre(summary_text)),
@@ -81,6 +96,26 @@ def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict,
                         footer=f"created {html.esc(record.get('created', '?'))} by neuralab "
                                f"{html.esc(env.get('neuralab', '?'))}")
         return html.write(run_dir / "report.html", doc)
+
+
+def _test_figure(accuracy: float, n: int) -> str:
+    """The lead's test accuracy with what it rests on: on a few dozen images one image is
+    several points, and 100% says little."""
+    low, high = wilson_interval(accuracy, n)
+    return (f"test accuracy <b>{accuracy * 100:.2f}%</b> on {n:,} test image{'s' * (n != 1)}, "
+            f"95% interval {low * 100:.1f}-{high * 100:.1f}%")
+
+
+def _curves_caption(cfg: dict, history: list[dict]) -> str:
+    """Why training loss sits above validation loss early on, which reads as a bug."""
+    focus = json_object(cfg.get("train")).get("focus")
+    hard = (" and, after the first epoch, only over the hardest images (focus)"
+            if _is_number(focus) and focus < 1 else "")
+    caption = f"Training loss and accuracy are averaged over each epoch while the weights still change{hard}"
+    if not any(math.isfinite(r.get("val_loss", math.nan)) for r in history):
+        return caption + "."
+    return (caption + "; validation figures are measured with the weights at the epoch's end, so training "
+            "loss can sit above validation loss, most of all in the first epoch.")
 
 
 def _is_number(value) -> bool:
@@ -145,7 +180,11 @@ def _test_sections(run_dir: Path, classes, matrix, probabilities, images, labels
     scores = [[c, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", int(n)]
               for c, p, r, f, n in zip(classes, precision, recall, f1, matrix.sum(1))]
     cm = plots.save(plots.confusion(matrix, classes), run_dir / "confusion_matrix.png")
-    mistakes = plots.save(plots.picture_grid(images[worst], titles), run_dir / "mistakes.png")
+    if len(worst):
+        shown = html.img(plots.save(plots.picture_grid(images[worst], titles), run_dir / "mistakes.png"), "mistakes")
+    else:  # an empty grid reads as a figure that failed to draw; one left from an earlier report would contradict
+        (run_dir / "mistakes.png").unlink(missing_ok=True)
+        shown = html.paragraph(f"No mistakes: every one of the {len(labels):,} test images is classified right.")
     return [("Confusion matrix", html.img(cm, "confusion matrix")),
             ("Per-class precision, recall, F1", html.table(["class", "precision", "recall", "F1", "support"], scores)),
-            ("Most confidently misclassified test images (true -> predicted)", html.img(mistakes, "mistakes"))]
+            ("Most confidently misclassified test images (true -> predicted)", shown)]

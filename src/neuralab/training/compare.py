@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import numbers
 import statistics
 from dataclasses import dataclass, replace
@@ -15,8 +16,9 @@ from pathlib import Path
 
 from neuralab.errors import ParameterError
 from neuralab.files import atomic_write
-from neuralab.runs import folder_part
+from neuralab.runs import Run, folder_part
 from neuralab.training.classify import ClassifierConfig, model_source, train_classifier
+from neuralab.training.device import dist_info
 
 
 @dataclass
@@ -25,6 +27,7 @@ class Row:
     params: int
     seconds_per_epoch: float
     accuracies: list[float]
+    test_images: int | None = None  # each seed's test set: on 36 images, one image is 2.8 points
 
     @property
     def mean(self) -> float:
@@ -32,7 +35,8 @@ class Row:
 
     @property
     def std(self) -> float:
-        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+        """The spread over seeds; NaN for one seed, which shows none (0 would claim a steady result)."""
+        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else math.nan
 
 
 def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Path,
@@ -55,7 +59,8 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     sources = {name: _model_source(name) for name in models}  # an unknown model is named before any trains
     folders = {(name, seed): out / f"{folder_part(sources[name].architecture)}-seed{seed}"
                for name in models for seed in range(seeds)}
-    if not overwrite:
+    main = dist_info().is_main
+    if not overwrite and main:  # rank 0 may already have made the first run's folder
         taken = [path for path in folders.values() if path.exists()]
         if taken:
             raise ParameterError("out", str(out), f"already holds {taken[0].name}; pass `overwrite` to replace "
@@ -69,13 +74,15 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
             accs.append(result.test["accuracy"])
             epoch_seconds += [r["seconds"] for r in result.history]
             params = result.params
-            if verbose:
+            test_images = Run(result.run_dir).record["data"]["test"] if main else None  # rank 0 writes config.json
+            if verbose and main:
                 print(f"{name} seed {seed}: test accuracy {accs[-1] * 100:.2f}%", flush=True)
-        rows.append(Row(name, params, statistics.median(epoch_seconds), accs))
-    with atomic_write(out / "compare.csv") as f:
-        f.write(to_csv(rows))
-    with atomic_write(out / "compare.md") as f:
-        f.write(to_markdown(rows, base, seeds) + "\n")
+        rows.append(Row(name, params, statistics.median(epoch_seconds), accs, test_images))
+    if main:  # under torchrun, every process has the same figures
+        with atomic_write(out / "compare.csv") as f:
+            f.write(to_csv(rows))
+        with atomic_write(out / "compare.md") as f:
+            f.write(to_markdown(rows, base, seeds) + "\n")
     return rows
 
 
@@ -92,9 +99,12 @@ def _model_source(name: str):
 def to_csv(rows: list[Row]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["model", "parameters", "seconds_per_epoch", "test_accuracy_mean", "test_accuracy_std", "seeds"])
+    # columns are only ever added at the end: scripts read the older ones by position
+    w.writerow(["model", "parameters", "seconds_per_epoch", "test_accuracy_mean", "test_accuracy_std", "seeds",
+                "test_images"])
     for r in rows:
-        w.writerow([r.model, r.params, f"{r.seconds_per_epoch:.2f}", f"{r.mean:.4f}", f"{r.std:.4f}", len(r.accuracies)])
+        w.writerow([r.model, r.params, f"{r.seconds_per_epoch:.2f}", f"{r.mean:.4f}", _or_blank(r.std, "{:.4f}"),
+                    len(r.accuracies), _or_blank(r.test_images, "{}")])
     return buf.getvalue()
 
 
@@ -104,9 +114,16 @@ def to_markdown(rows: list[Row], base: ClassifierConfig, seeds: int) -> str:
         f"{base.data}, {t.epochs} epoch{'s' * (t.epochs != 1)}, batch {t.batch_size}, lr {t.lr}, "
         f"{t.schedule} schedule, seeds 0..{seeds - 1}",
         "",
-        "| model | parameters | s/epoch | test accuracy (mean +- std) |",
-        "|---|---:|---:|---:|",
+        "| model | parameters | s/epoch | test images | test accuracy (mean +- std) |",
+        "|---|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r.model} | {r.params:,} | {r.seconds_per_epoch:.1f} | {r.mean * 100:.2f}% +- {r.std * 100:.2f} |"
-              for r in rows]
+    for r in rows:
+        spread = _or_blank(r.std * 100, "{:.2f}") or "n/a"  # one seed has no spread, not a spread of 0
+        lines.append(f"| {r.model} | {r.params:,} | {r.seconds_per_epoch:.1f} | {_or_blank(r.test_images, '{:,}')} | "
+                     f"{r.mean * 100:.2f}% +- {spread} |")
     return "\n".join(lines)
+
+
+def _or_blank(value, form: str) -> str:
+    """``value`` written in ``form``; blank where there is none (NaN or None), as a CSV reader expects."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else form.format(value)
