@@ -44,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _doc import update_section  # noqa: E402
+from neuralab.forecasting.metrics import tied  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("NEURALAB_BENCH_DATA", Path.home() / ".cache" / "neuralab-bench" / "forecast"))
@@ -277,7 +278,11 @@ def table(results: dict) -> str:
         seeds = ", ".join(str(s) for s, _ in done) or "-"
         median = f"{np.median(ratios):.3f}" if ratios else "-"
         worst = f"{max(ratios):.3f}{mark}" if ratios else "-"
-        best = ", ".join(r["best"] for _, r in done) or "-"
+        # a network that kept its linear start scores as the baseline it started from, up to rounding
+        labels = ["tie (linear start)" if r.get("kept_linear_start") and tied(r["ratio"], 1.0) else r["best"]
+                  for _, r in done]
+        same_tie = labels and len(set(labels)) == 1 and labels[0].startswith("tie")
+        best = f"{labels[0]}, {len(labels)}/{len(labels)}" if same_tie else ", ".join(labels) or "-"
         kept = sum(bool(r.get("kept_linear_start")) for _, r in done)
         used = (f"linear start {kept}/{len(done)}" if kept else "") + (", " if 0 < kept < len(done) else "") + \
             (f"trained {len(done) - kept}/{len(done)}" if kept < len(done) else "") if done else "-"

@@ -191,7 +191,7 @@ def test_cli_choices_and_defaults_are_the_librarys():
     (["--lookback", "200"], "series.csv: 120 rows is fewer than --lookback 200 + --horizon 1"),
     (["--season", "9"], "--season 9: must be between 1 and --lookback (7)"),
     (["--baselines", "drift,arima"], "--baselines arima: choose from persistence, seasonal-naive"),
-    (["--dropout", "1.5"], "--dropout 1.5: must be in [0, 1)"),
+    (["--dropout", "1.5"], "--dropout 1.5: must be a number in [0, 1)"),
     (["--init", "glorot"], "--init glorot: choose keras or torch"),
     (["--val-fraction", "0.5", "--test-fraction", "0.5"], "--val-fraction 0.5 and --test-fraction 0.5: need"),
 ])

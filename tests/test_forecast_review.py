@@ -182,7 +182,7 @@ def test_numpy_numbers_in_the_configs_are_taken_as_pythons_as_in_trainconfig():
 def test_a_test_span_past_the_training_range_gets_advice_naming_flags_on_the_command_line(tmp_path, capsys):
     """A rising series whose test span lies above every level trained on: the verdict's advice
     says so and offers to model the changes, naming --target-transform on the command line and
-    `transform` in Python; the advice about lookback names --lookback too."""
+    `transform` in Python, and the other advice names flags too."""
     t = np.arange(300)
     visits = 100 + 0.5 * t + 3 * np.sin(t * 0.9) + np.random.default_rng(0).normal(0, 0.5, t.size)
     data = tmp_path / "visits.csv"
@@ -194,7 +194,8 @@ def test_a_test_span_past_the_training_range_gets_advice_naming_flags_on_the_com
     out = capsys.readouterr().out
     advice = next(line for line in out.splitlines() if "outside the range of the training span" in line)
     assert "(--target-transform log-return for prices, diff otherwise)" in advice and "`" not in advice
-    assert "related measurements as --features" in advice and "--lookback" in advice
+    # its lookback of 10 covers the season of 7 the sine gives it: no advice about the lookback
+    assert "related measurements as --features" in advice and "--calendar" in advice and "lookback" not in advice
     head = json.loads((tmp_path / "run" / "results.json").read_text())["headline"]
     assert head["test_outside_training_range"] > 0.1 and "`transform` log-return" in head["advice"]
 

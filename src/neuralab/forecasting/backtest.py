@@ -5,7 +5,8 @@ is a forecast origin. Without ``refit`` every forecaster keeps what it learned o
 training span (a network trained once is judged on each fold). With ``refit`` each
 forecaster is cloned and fitted again, for every fold, on all windows whose targets
 precede that fold's first target (an expanding window), so nothing from the fold leaks.
-A spread over folds says how much one test figure can be trusted.
+A spread over folds says how much one test figure can be trusted; without ``refit`` it is
+the variation across sub-spans of the test span, not of a model fitted again.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import numpy as np
 import pandas as pd
 
 from neuralab.forecasting.base import Forecaster
-from neuralab.forecasting.metrics import evaluate
+from neuralab.forecasting.metrics import difference, evaluate, paired_gain, window_errors
 from neuralab.forecasting.windows import Prepared
 
 
 def rolling_origin(prepared: Prepared, forecasters: list[Forecaster], folds: int = 4,
                    refit: bool = False, val_fraction: float = 0.15) -> list[dict]:
-    """One record per fold: its span, window count and each forecaster's metrics."""
+    """One record per fold: its span, window count, each forecaster's metrics and, under
+    "versus", its paired gain over persistence (``metrics.paired_gain``) where that ran."""
     test = np.flatnonzero(prepared.split == "test")
+    lag = -(-prepared.config.horizon // prepared.config.stride) - 1  # windows this close share targets
     records = []
     for k, block in enumerate(b for b in np.array_split(test, min(folds, len(test))) if len(b)):
         windows = prepared.all.take(block)
@@ -30,15 +33,22 @@ def rolling_origin(prepared: Prepared, forecasters: list[Forecaster], folds: int
         if refit:
             train, val = _history(prepared, first_row, val_fraction)
             fitted = [f.clone().fit(train, val) for f in forecasters]
+        predictions = {f.name: f.predict(windows) for f in fitted}
+        errors = {n: window_errors(windows.future, p) for n, p in predictions.items()}
         records.append({
             "fold": k + 1,
             "start": str(pd.Timestamp(windows.times.min()).date()),
             "end": str(pd.Timestamp(windows.times.max()).date()),
             "windows": len(windows),
             "refit": refit,
-            "metrics": {f.name: evaluate(windows.future, f.predict(windows), prepared.mase_scale) for f in fitted},
+            "metrics": {n: evaluate(windows.future, p, prepared.mase_scale) for n, p in predictions.items()},
+            "versus": {n: paired_gain(errors[REFERENCE], e, lag) for n, e in errors.items()} if REFERENCE in errors
+            else {},
         })
     return records
+
+
+REFERENCE = "persistence"  # what each fold's paired gains are measured against
 
 
 def _history(prepared: Prepared, first_row: int, val_fraction: float):
@@ -51,13 +61,22 @@ def _history(prepared: Prepared, first_row: int, val_fraction: float):
     return prepared.all.take(fit), prepared.all.take(val) if len(val) else None
 
 
-def summarize(records: list[dict], reference: str = "persistence") -> dict[str, dict]:
-    """Per forecaster: mean and spread of the fold MAEs, and the folds where it beats ``reference``."""
+def summarize(records: list[dict], metric: str = "mae") -> dict[str, dict]:
+    """Per forecaster: the mean of the fold scores weighted by their windows and their spread
+    (``mae_mean``, ``mae_std``, or ``mase_...`` by ``metric``: MASE where series in different
+    units are pooled), and the folds where it beats persistence beyond the noise of its
+    paired per-window gain (``metrics.difference``; float rounding is a tie)."""
     names = list(records[0]["metrics"]) if records else []
+    weights = np.array([r["windows"] for r in records], dtype=np.float64)
     out = {}
     for name in names:
-        maes = np.array([r["metrics"][name]["mae"] for r in records])
-        ref = np.array([r["metrics"][reference]["mae"] for r in records]) if reference in names else maes
-        out[name] = {"mae_mean": float(maes.mean()), "mae_std": float(maes.std()),
-                     "folds_beating_" + reference: int((maes < ref).sum()), "folds": len(records)}
+        scores = np.array([np.nan if r["metrics"][name][metric] is None else r["metrics"][name][metric]
+                           for r in records], dtype=np.float64)
+        mean = float(np.average(scores, weights=weights)) if weights.sum() else float("nan")
+        spread = float(np.sqrt(np.average((scores - mean) ** 2, weights=weights))) if weights.sum() else float("nan")
+        verdicts = [difference(r["versus"][name]) if name in r.get("versus", {}) else None for r in records]
+        out[name] = {f"{metric}_mean": mean, f"{metric}_std": spread, "metric": metric, "folds": len(records),
+                     "folds_beating_" + REFERENCE: sum(v == 1 for v in verdicts),
+                     "folds_tied_with_" + REFERENCE: sum(v == 0 for v in verdicts),
+                     "refit": bool(records and records[0]["refit"])}
     return out

@@ -90,5 +90,6 @@ def coverage(all_intervals: list[Intervals]) -> dict[str, dict]:
     out = {}
     for level in all_intervals[0].levels if all_intervals else ():
         hits = np.concatenate([iv.hits[level] for iv in all_intervals if len(iv.hits[level])])
-        out[label(level)] = {"nominal": level, "coverage": float(hits.mean()), "by_step": hits.mean(0).tolist()}
+        out[label(level)] = {"nominal": level, "coverage": float(hits.mean()), "by_step": hits.mean(0).tolist(),
+                             "targets": int(hits.size)}  # a coverage of 6 targets says little: say how many
     return out

@@ -1,9 +1,15 @@
 """Forecast errors in the units of the data. ``actual`` and ``pred`` are (N, H) or (N,).
 
 MAPE and sMAPE are in percent. MAPE skips actual values of 0, where it is undefined (it
-is misleading for any series that crosses zero, such as temperatures in degrees C).
+is misleading for any series that crosses zero, such as temperatures in degrees C), and
+``evaluate`` leaves it undefined where more than ``MAPE_MAX_ZEROS`` of the actuals are 0.
 MASE divides the MAE by the in-sample MAE of the one-step naive forecast on the training
-span (Hyndman and Koehler, 2006): below 1 beats that naive forecast on average.
+span (Hyndman and Koehler, 2006): below 1 beats that naive forecast on average; a constant
+training span has no such scale, and MASE is then None.
+
+``paired_gain`` judges two forecasters window by window on the same span: the one owner of
+"is this difference more than noise", for the verdict, the backtest and the network's
+validation.
 """
 
 from __future__ import annotations
@@ -11,6 +17,13 @@ from __future__ import annotations
 import numpy as np
 
 METRICS = ("mae", "rmse", "mape", "smape", "mase")
+MAPE_MAX_ZEROS = 0.1  # more actual zeros than this share: MAPE over the rest describes another series
+# A difference counts only beyond this many standard errors of the paired per-window gain
+# (about 95% for a normal mean): one test span of a few hundred windows decides little.
+SIGNIFICANCE = 2.0
+# Scores closer than this, relative, are the same forecast up to float rounding (a network
+# that kept its linear start differs from that baseline by ~1e-8 in MAE).
+RTOL = 1e-6
 
 
 def mae(actual, pred) -> float:
@@ -37,8 +50,8 @@ def smape(actual, pred) -> float:
     return float(100 * np.mean(ratio))
 
 
-def mase(actual, pred, scale: float) -> float:
-    return mae(actual, pred) / scale
+def mase(actual, pred, scale: float | None) -> float | None:
+    return mae(actual, pred) / scale if scale else None
 
 
 def naive_scale(train_levels, period: int = 1) -> float:
@@ -47,10 +60,66 @@ def naive_scale(train_levels, period: int = 1) -> float:
     return float(np.mean(np.abs(y[period:] - y[:-period])))
 
 
-def evaluate(actual, pred, scale: float) -> dict[str, float]:
-    """All five metrics; ``scale`` is the MASE denominator (``naive_scale`` of the training span)."""
-    return {"mae": mae(actual, pred), "rmse": rmse(actual, pred), "mape": mape(actual, pred),
+def zeros(actual) -> int:
+    """How many actual values are 0: the ones MAPE leaves out."""
+    return int(np.count_nonzero(np.asarray(actual) == 0))
+
+
+def evaluate(actual, pred, scale: float | None) -> dict[str, float]:
+    """All five metrics; ``scale`` is the MASE denominator (``naive_scale`` of the training span,
+    None when it is 0). MAPE is NaN where more than ``MAPE_MAX_ZEROS`` of the actuals are 0."""
+    many_zeros = zeros(actual) > MAPE_MAX_ZEROS * np.size(actual)
+    return {"mae": mae(actual, pred), "rmse": rmse(actual, pred),
+            "mape": float("nan") if many_zeros else mape(actual, pred),
             "smape": smape(actual, pred), "mase": mase(actual, pred, scale)}
+
+
+def window_errors(actual, pred, scale: float | None = 1.0) -> np.ndarray:
+    """(N, H) -> (N,): each window's mean absolute error, divided by ``scale`` (MASE's, to
+    pool series in different units); NaN without a scale."""
+    err = np.abs(np.asarray(actual, dtype=np.float64) - np.asarray(pred, dtype=np.float64))
+    err = err.reshape(len(err), -1).mean(1)
+    return err / scale if scale else np.full(len(err), np.nan)
+
+
+def paired_gain(reference, errors, lag: int = 0) -> dict:
+    """How much lower ``errors`` are than ``reference``'s, window by window (N,): the mean
+    gain and its standard error. Windows ``lag`` or fewer apart share targets (horizon - 1
+    with stride 1), so their gains are correlated: the variance then adds their
+    autocovariances with Bartlett weights (Newey-West), as the Diebold-Mariano test does."""
+    d = np.asarray(reference, dtype=np.float64) - np.asarray(errors, dtype=np.float64)
+    n = len(d)
+    gain = float(d.mean()) if n else 0.0
+    if n > 1:
+        c = d - gain
+        variance = c @ c + 2 * sum((1 - k / (lag + 1)) * (c[k:] @ c[:-k]) for k in range(1, min(lag, n - 1) + 1))
+        se = float(np.sqrt(max(variance, 0.0) / (n - 1) / n))
+    else:
+        se = float("inf")
+    base = float(np.mean(reference)) if n else 0.0
+    pct = (lambda v: 100 * v / base if base > 0 and np.isfinite(v) else None)
+    return {"gain": gain, "standard_error": se, "percent": pct(gain), "standard_error_percent": pct(se),
+            "windows": n, "lag": lag}
+
+
+def difference(gain: dict) -> int:
+    """+1: clearly lower errors, -1: clearly higher, 0: within ``SIGNIFICANCE`` standard errors
+    or float rounding of ``paired_gain``'s reference."""
+    g, se, pct = gain["gain"], gain["standard_error"], gain.get("percent")
+    if not np.isfinite(g) or abs(g) <= SIGNIFICANCE * se or (pct is not None and abs(pct) <= 100 * RTOL):
+        return 0
+    return 1 if g > 0 else -1
+
+
+def gain_words(gain: dict, unit: str = "") -> str:
+    """"gain +0.12 ± 0.08 (2 SE) over 219 windows": what a verdict rests on."""
+    g, se = gain["gain"], SIGNIFICANCE * gain["standard_error"]
+    return f"gain per window {g:+.3g} ± {se:.2g}{unit} ({SIGNIFICANCE:g} SE) over {gain['windows']} windows"
+
+
+def tied(a: float, b: float) -> bool:
+    """The same score up to float rounding."""
+    return abs(a - b) <= RTOL * max(abs(a), abs(b))
 
 
 def by_step(actual, pred, metric=mae) -> list[float]:

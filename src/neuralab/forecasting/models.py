@@ -46,6 +46,7 @@ from torch import nn
 
 from neuralab.errors import ParameterError
 from neuralab.forecasting.base import Forecaster
+from neuralab.forecasting.metrics import paired_gain
 from neuralab.forecasting.baselines import ridge_solve
 from neuralab.forecasting.topologies import CELLS, KERAS_NAMES, keras_init, keras_name
 from neuralab.forecasting.windows import Windows
@@ -434,14 +435,9 @@ def validation_gain(start: np.ndarray, trained: np.ndarray) -> dict:
     """How much lower the trained network's per-window validation errors are than its
     start's: the mean gain, its standard error (paired windows), both in percent of the
     start's loss too."""
-    diff = np.asarray(start, dtype=np.float64) - np.asarray(trained, dtype=np.float64)
-    n = len(diff)
-    gain = float(diff.mean()) if n else 0.0
-    se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
-    base = float(np.mean(start)) if n else 0.0
-    pct = (lambda v: 100 * v / base if base > 0 and np.isfinite(v) else None)
-    return {"gain": gain, "standard_error": se, "percent": pct(gain), "standard_error_percent": pct(se),
-            "noise": NOISE, "windows": n}
+    gain = paired_gain(start, trained)  # the verdict's arithmetic, without its correction for overlapping windows
+    del gain["lag"]
+    return {**gain, "noise": NOISE}
 
 
 def _gain_words(gain: dict) -> str:

@@ -38,6 +38,7 @@ from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback
 from neuralab.training.config import Diverged, check_types
+from neuralab.training.device import refuse_distributed
 from neuralab.training.trainer import TrainConfig, seed_everything
 
 
@@ -148,7 +149,8 @@ def choose_transform(many: list[Series], config: ForecastConfig) -> tuple[str, d
             return "none", {}
         probe = NetworkForecaster(replace(config.model, recipe="residual"), replace(config.train, device="cpu"))
         maes = probe.linear_errors(Windows.pool([p.train for p in prepared]), [p.val for p in prepared])
-        errors[transform] = float(np.mean([m / p.mase_scale for m, p in zip(maes, prepared)])) if len(maes) > 1 \
+        errors[transform] = float(np.mean([m / (p.mase_scale or 1.0) for m, p in zip(maes, prepared)])) \
+            if len(maes) > 1 \
             else maes[0]
     best = min(errors.values())
     chosen = next(t for t in candidates if errors[t] <= best * 1.005)
@@ -259,6 +261,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     windows (N, `lookback`, inputs) and giving (N, `horizon`); it trains on plain windows (the
     residual recipe is the built-in networks'), with a Keras model's compile() settings where
     ``config.train`` leaves the series defaults."""
+    refuse_distributed("forecasting, which trains small networks,")
     config.check()
     source = None
     if model is not None:
@@ -300,6 +303,7 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
     deterministic), and the run then finishes as an uninterrupted one would. A run stopped
     before its first checkpoint trains from epoch 1. A network from PyTorch code runs the
     run's copy of that code only with ``trust_code``."""
+    refuse_distributed("forecasting, which trains small networks,")
     run = Run.open(run_dir, Kind.FORECASTER)
     run.refuse_finished()
     record = run.record
@@ -398,7 +402,7 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
     folds = {p.name: rolling_origin(p, [network, *baselines[p.name]], used.backtest_folds,
                                     refit=used.backtest_refit) for p in prepared}
     results = _results(used, many, prepared, [network, *baselines[prepared[0].name]], evaluated, intervals, folds,
-                       seconds, transform_errors)
+                       seconds, transform_errors, baselines)
     aheads = [last_window(s, used.windows, p.scaler) for s, p in zip(many, prepared)]
     futures = [network.predict(a) for a in aheads]
     results["future"] = _future(many, aheads, futures, intervals)
@@ -422,8 +426,8 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
         if head.get("advice"):
             print(named(head["advice"]))
         if intervals is not None:
-            print("intervals: " + ", ".join(f"{k}% covered {100 * v['coverage']:.1f}% of the test targets"
-                                            for k, v in results["intervals"]["coverage"].items()))
+            print("intervals: " + ", ".join(f"{k}% covered {100 * v['coverage']:.1f}% of the {v['targets']:,} test "
+                                            "targets" for k, v in results["intervals"]["coverage"].items()))
         print(f"report: {run_dir / runs.REPORT}", flush=True)
     return ForecastResult(run_dir, head, results["test"], results["by_step_mae"],
                           results["backtest"], network.history, seconds, results)
@@ -442,7 +446,8 @@ def _evaluate(p: Prepared, forecasters: list) -> dict:
 
 
 def _pooled(prepared: list[Prepared], evaluated: list[dict], span: str) -> dict[str, dict]:
-    """Metrics over every series: MAE and RMSE over all their windows, MASE the mean of theirs."""
+    """Metrics over every series: MAE and RMSE over all their windows, MASE the mean of theirs
+    (of the series that have a MASE scale; None if none has)."""
     if len(prepared) == 1:
         return evaluated[0][span + "_metrics"]
     names = list(evaluated[0][span])
@@ -451,21 +456,41 @@ def _pooled(prepared: list[Prepared], evaluated: list[dict], span: str) -> dict[
         actual = np.concatenate([getattr(p, span).future.ravel() for p in prepared])
         pred = np.concatenate([e[span][n].ravel() for e in evaluated])
         m = metrics.evaluate(actual, pred, 1.0)
-        m["mase"] = float(np.mean([e[span + "_metrics"][n]["mase"] for e in evaluated]))
+        scaled = [e[span + "_metrics"][n]["mase"] for e in evaluated if e[span + "_metrics"][n]["mase"] is not None]
+        m["mase"] = float(np.mean(scaled)) if scaled else None
         out[n] = m
     return out
 
 
-def _results(config, many, prepared, forecasters, evaluated, intervals, folds, seconds, transform_errors) -> dict:
+def _window_errors(prepared: list[Prepared], evaluated: list[dict], names, scaled: bool) -> dict[str, np.ndarray]:
+    """Each forecaster's per-window test errors over the series, divided by each series' MASE
+    scale when ``scaled`` (series without one left out): what the verdict's paired test reads."""
+    kept = [(p, e) for p, e in zip(prepared, evaluated) if not scaled or p.mase_scale]
+    return {n: np.concatenate([metrics.window_errors(p.test.future, e["test"][n], p.mase_scale if scaled else 1.0)
+                               for p, e in kept]) if kept else np.zeros(0) for n in names}
+
+
+# What a kept linear start is, in words that do not claim a baseline's forecasts: the network
+# fits its own least squares, so its forecasts come close to linear-ar's without being them
+START_WORDS = {"the linear-ar baseline's least squares": "a least-squares linear forecast fitted as the linear-ar "
+               "baseline's is (its own fit, so its forecasts come close to linear-ar's but differ)"}
+
+
+def _results(config, many, prepared, forecasters, evaluated, intervals, folds, seconds, transform_errors,
+             baselines=None) -> dict:
     network = forecasters[0]
     test = _pooled(prepared, evaluated, "test")
     multi = len(prepared) > 1
+    metric = "mase" if multi else "mae"
+    lag = -(-config.windows.horizon // config.windows.stride) - 1  # windows this close share targets
     all_folds = [r for p in prepared for r in folds[p.name]]
-    backtest_summary = summarize(all_folds)
-    kind = character(prepared[0].levels[:prepared[0].boundaries[0]], config.target, config.windows.lookback) \
-        if not multi else character_of_many(prepared, config)
-    head = verdict(test, network.name, "mase" if multi else "mae", kind,
-                   given=tuple(name for name in ("features", "calendar") if getattr(config, name)))
+    backtest_summary = summarize(all_folds, metric)
+    lookback = config.windows.lookback
+    kinds = {p.name: character(p.levels[:p.boundaries[0]], config.target, lookback) for p in prepared}
+    kind = kinds[prepared[0].name] if not multi else character_of_many(prepared, config)
+    given = tuple(name for name in ("features", "calendar") if getattr(config, name))
+    head = verdict(test, network.name, metric, kind, given=given,
+                   errors=_window_errors(prepared, evaluated, test, scaled=multi), lag=lag, lookback=lookback)
     if head["outcome"] != "constant" and config.windows.transform == "none":
         outside = outside_training_range(prepared[0])
         head["test_outside_training_range"] = outside
@@ -477,16 +502,30 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
                               "instead (`transform` log-return for prices, diff otherwise). " + head["advice"]).strip()
     if network.kept_start:
         # Say which forecast the network's figures are: its linear start, chosen on the validation span.
+        start = START_WORDS.get(network.start_, network.start_)
         head["network_forecast"] = f"its linear start ({network.start_})"
-        head["sentence"] += (f" {network.name}'s forecast is its linear start, {network.start_}: training did not "
+        head["sentence"] += (f" {network.name}'s forecast is its linear start, {start}: training did not "
                              "beat that start on the validation span by more than noise, so it was kept.")
     else:
         head["network_forecast"] = "trained"
+    series = {}
+    if multi:
+        series = _per_series(config, many, prepared, evaluated, folds, kinds, network, baselines, given, lag)
+        said = {"beats": [], "ties with": [], "loses to": []}
+        for name, one in series.items():
+            said[one["versus_persistence"]].append(name)
+        head["sentence"] += " Series by series, against persistence, it " + "; ".join(
+            f"{verb} it on {', '.join(names)}" for verb, names in said.items() if names) + "."
+        if len({k["kind"] for k in kinds.values()}) > 1:
+            head["advice"] = ("The series differ in kind (" + ", ".join(f"{n}: {_kind_words(k)}" for n, k in kinds.items())
+                              + f"); this advice fits {_kind_words(kind)}. " + head["advice"]).strip()
     persistence = test.get("persistence", {})
     head.update({"network_mae": test[network.name]["mae"], "persistence_mae": persistence.get("mae"),
                  "percent_better": metrics.percent_better(test[network.name]["mae"], persistence.get("mae") or 0),
-                 "beats_persistence": bool(persistence and test[network.name]["mae"] < persistence["mae"]),
-                 "best_mae": test[head["best"]]["mae"]})
+                 # lower beyond float rounding; "clearly": beyond the noise of the paired gain (verdict)
+                 "beats_persistence": bool(persistence and test[network.name]["mae"] < persistence["mae"]
+                                           and not metrics.tied(test[network.name]["mae"], persistence["mae"])),
+                 "best_mae": test[head["best"]]["mae"], "best_score": test[head["best"]][metric]})
     by_step = {}
     for n in test:
         actual = np.concatenate([p.test.future for p in prepared])
@@ -498,9 +537,10 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
         "test": test,
         "val": _pooled(prepared, evaluated, "val") if all(len(p.val) for p in prepared) else {},
         "by_step_mae": by_step,
-        "backtest": all_folds if not multi else [],
+        "backtest": all_folds if not multi else [],  # several series: per series, under "series"
         "backtest_summary": backtest_summary,
-        "forecasters": {f.name: f.describe() for f in forecasters},
+        "forecasters": _descriptions(prepared, network, baselines) if baselines else
+        {f.name: f.describe() for f in forecasters},
         "transform": {"used": config.windows.transform, "chosen_on": "validation" if transform_errors else "given",
                       "validation_mae": transform_errors},
         "windows": {k: sum(p.counts()[k] for p in prepared) for k in prepared[0].counts()},
@@ -512,18 +552,50 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
         "epochs_run": len(network.history),
         "train_seconds": seconds,
         "mase_scale": prepared[0].mase_scale,
+        "mape_zeros": sum(metrics.zeros(p.test.future) for p in prepared),  # actual zeros MAPE leaves out
+        "test_targets": sum(p.test.future.size for p in prepared),
     }
     if intervals is not None:
         results["intervals"] = {"method": METHOD, "forecaster": network.name, "levels": list(config.intervals),
                                 "gamma": GAMMA, "window": WINDOW, "coverage": coverage(intervals),
                                 "columns": [f"{side}_{label(a)}" for a in config.intervals for side in ("lower", "upper")]}
     if multi:
-        results["series"] = {p.name: {"test": e["test_metrics"], "rows": len(s),
-                                      "backtest": folds[p.name],
-                                      "best": min(e["test_metrics"], key=lambda n: e["test_metrics"][n]["mae"])}
-                             for p, e, s in zip(prepared, evaluated, many)}
+        results["series"] = series
         results["series_column"] = config.series_column
     return results
+
+
+def _per_series(config, many, prepared, evaluated, folds, kinds, network, baselines, given, lag) -> dict:
+    """Each series' own verdict (by MAE, in its own units), kind, backtest and MASE scale."""
+    out = {}
+    for p, e, s in zip(prepared, evaluated, many):
+        errors = _window_errors([p], [e], e["test_metrics"], scaled=False)
+        v = verdict(e["test_metrics"], network.name, "mae", kinds[p.name], given=given, errors=errors, lag=lag,
+                    lookback=config.windows.lookback)
+        side = (metrics.difference(metrics.paired_gain(errors["persistence"], errors[network.name], lag))
+                if "persistence" in errors else 0)
+        out[p.name] = {"test": e["test_metrics"], "rows": len(s), "best": v["best"], "outcome": v["outcome"],
+                       "network_rank": v["network_rank"], "sentence": v["sentence"], "kind": kinds[p.name],
+                       "versus_persistence": {1: "beats", 0: "ties with", -1: "loses to"}[side],
+                       "backtest": folds[p.name], "backtest_summary": summarize(folds[p.name]),
+                       "mase_scale": p.mase_scale}
+        if baselines:
+            out[p.name]["forecasters"] = {f.name: f.describe() for f in baselines[p.name]}
+    return out
+
+
+def _descriptions(prepared, network, baselines: dict) -> dict[str, str]:
+    """Each forecaster in words; a baseline fitted differently per series says each series' fit."""
+    out = {network.name: network.describe()}
+    for f in baselines[prepared[0].name]:
+        texts = {p.name: next(g.describe() for g in baselines[p.name] if g.name == f.name) for p in prepared}
+        out[f.name] = next(iter(texts.values())) if len(set(texts.values())) == 1 else \
+            "; ".join(f"{name}: {text}" for name, text in texts.items())
+    return out
+
+
+def _kind_words(kind: dict) -> str:
+    return f"seasonal, period {kind['period']}" if kind["kind"] == "seasonal" else kind["kind"]
 
 
 def character_of_many(prepared: list[Prepared], config: ForecastConfig) -> dict:
@@ -646,28 +718,31 @@ def write_forecast_csv(path: Path, many: list[Series], prepared: list[Prepared],
         pd.concat(frames, ignore_index=True).to_csv(f, index=False, date_format="%Y-%m-%d %H:%M:%S")
 
 
-def read_forecast_csv(path: Path, max_rows: int = 200_000) -> tuple[dict, dict, list[str]]:
-    """forecast.csv -> ({step: {"time", "actual", name: values}}, the future rows, forecaster names);
-    values that are missing or not finite are None. The network's interval columns (lower_80,
-    ...) come with each step and the future rows but are not forecasters; of a run on several
-    series, the first series' rows."""
+def read_forecast_csv(path: Path, max_rows: int = 200_000,
+                      series: str | None = None) -> tuple[dict, dict, list[str], list[str]]:
+    """forecast.csv -> ({step: {"time", "actual", name: values}}, the future rows, forecaster names,
+    series names); values that are missing or not finite are None. The network's interval columns
+    (lower_80, ...) come with each step and the future rows but are not forecasters. Of a run on
+    several series, the rows of ``series`` (default the first); the series names are [] for a
+    run on one series. Only the first ``max_rows`` rows are read."""
     import csv
 
     steps: dict[str, dict[str, list]] = {}
     future: dict[str, list] = {"time": []}
     from neuralab.files import open_plain
 
+    seen: dict[str, None] = {}  # in the file's order
     with open_plain(path, newline="") as f:
         reader = csv.DictReader(f)
         columns = [c for c in (reader.fieldnames or []) if c not in FORECAST_COLUMNS and c != SERIES_COLUMN]
         names = [c for c in columns if not c.startswith(INTERVAL_PREFIXES)]
-        first = None
         for i, row in enumerate(reader):
             if i >= max_rows:
                 break
             if SERIES_COLUMN in row:
-                first = row[SERIES_COLUMN] if first is None else first
-                if row[SERIES_COLUMN] != first:
+                seen.setdefault(row[SERIES_COLUMN])
+                series = row[SERIES_COLUMN] if series is None else series
+                if row[SERIES_COLUMN] != series:
                     continue
             if row.get("split") == "future":
                 future["time"].append(row["time"])
@@ -679,8 +754,12 @@ def read_forecast_csv(path: Path, max_rows: int = 200_000) -> tuple[dict, dict, 
             step["actual"].append(_number(row.get("actual")))
             for n in columns:
                 step[n].append(_number(row.get(n)))
+    if series is not None and series not in seen:
+        listed = ", ".join(list(seen)[:20]) or "none: the run forecast one series"
+        # NeuralabError, not ParameterError: `series` is the web app's choice, no flag of the command line
+        raise NeuralabError(f"series={series!r}: no such series in {path.name}; choose one of {listed}")
     future = {k: v for k, v in future.items() if k == "time" or any(x is not None for x in v)}
-    return steps, future, names
+    return steps, future, names, list(seen)
 
 
 def _number(text):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralab.forecasting.metrics import percent_better
+from neuralab.forecasting.metrics import SIGNIFICANCE, percent_better
 from neuralab.reports import forecast as page
 
 REFERENCE = "persistence"  # every forecaster is judged against "tomorrow = today"
@@ -31,14 +31,20 @@ def report_run(run_dir: Path, *, config, series, prepared, results: dict,
     head = results["headline"]
     network = head["network"]
     shown = list(dict.fromkeys([network, REFERENCE, head["best"]]))  # the network, the reference, the winner
-    reference = results["test"][REFERENCE]["mae"]
+    metric = head.get("metric", "mae")  # MASE where series in different units are pooled
+    reference = results["test"][REFERENCE][metric]
+    notes = [n for n in (head.get("advice"),) if n]
+    if results.get("series"):
+        notes.append(f"The plots, the forecasts drawn and the data's description are of the first series, "
+                     f"{series.name}, of {len(results['series'])}; the table 'Series by series' judges each.")
     report = page.ForecastReport(
         name=series.name, target=series.target, horizon=config.windows.horizon, transform=config.windows.transform,
         verdict=head["sentence"], verdict_good=head.get("outcome") == "network",
-        verdict_table=verdict_rows(results), notes=[n for n in (head.get("advice"),) if n],
+        verdict_table=verdict_rows(results), notes=notes,
         intervals={level: (lower[:, 0], upper[:, 0]) for level, (lower, upper) in (bands or {}).items()},
         reference=REFERENCE, network=network, results=results,
-        versus={n: percent_better(m["mae"], reference) for n, m in results["test"].items()},
+        versus={n: percent_better(m[metric], reference) if m.get(metric) is not None and reference else None
+                for n, m in results["test"].items()},
         times=prepared.times, values=prepared.levels, spans=prepared.spans(),
         test_times=prepared.test.times[:, 0], actual=prepared.test.future[:, 0],
         forecasts={n: predictions[n][:, 0] for n in shown},
@@ -49,15 +55,27 @@ def report_run(run_dir: Path, *, config, series, prepared, results: dict,
 
 def verdict_rows(results: dict) -> tuple[list[str], list[list]]:
     """The table under the verdict: the network, the best baseline and persistence on the test
-    span (with the rank and the ratio to the best baseline), then the interval coverage."""
+    span (with the rank, the ratio to the best baseline and the paired gain over it that the
+    verdict rests on), then the interval coverage and how many targets it counts."""
     head, test = results["headline"], results["test"]
     metric = head.get("metric", "mae")
     names = list(dict.fromkeys([head["network"], head["best_baseline"], REFERENCE]))
-    rows = [[n, head["ranking"].index(n) + 1 if n in head.get("ranking", []) else "", test[n].get(metric),
-             (test[n][metric] / head["best_baseline_score"]) if head.get("best_baseline_score") else None]
+    ranks = head.get("ranks") or {n: i + 1 for i, n in enumerate(head.get("ranking", []))}
+    gains = head.get("gains_over_best_baseline") or {}
+    rows = [[n, ranks.get(n, ""), test[n].get(metric),
+             (test[n][metric] / head["best_baseline_score"]) if head.get("best_baseline_score") else None,
+             _gain(gains.get(n)) if n != head["best_baseline"] else "reference"]
             for n in names if n in test]
     coverage = (results.get("intervals") or {}).get("coverage", {})
     for level, c in coverage.items():
-        rows.append([f"{head['network']}: {level}% interval", "", f"covered {100 * c['coverage']:.1f}% of the test "
-                     "targets", ""])
-    return ["forecaster", "rank", f"test {metric.upper()}", "vs best baseline"], rows
+        of = f"the {c['targets']:,} test targets" if "targets" in c else "the test targets"
+        rows.append([f"{head['network']}: {level}% interval", "", f"covered {100 * c['coverage']:.1f}% of {of}", "",
+                     ""])
+    return ["forecaster", "rank", f"test {metric.upper()}", "vs best baseline",
+            f"gain per window ± {SIGNIFICANCE:g} SE (windows)"], rows
+
+
+def _gain(gain: dict | None) -> str:
+    if not gain or gain.get("gain") is None or gain.get("standard_error") is None:
+        return ""
+    return f"{gain['gain']:+.3g} ± {SIGNIFICANCE * gain['standard_error']:.2g} ({gain['windows']})"

@@ -2,6 +2,10 @@
 much, where the network ranks against the best baseline (not only against persistence),
 and advice that fits the kind of series: prices that move like a random walk, series with
 a season, or a constant.
+
+A difference is named only where the paired per-window gain lies beyond
+``metrics.SIGNIFICANCE`` standard errors (``metrics.paired_gain``); closer than that, the
+forecasters tie on this test span. Scores equal up to float rounding share a rank.
 """
 
 from __future__ import annotations
@@ -9,9 +13,12 @@ from __future__ import annotations
 import numpy as np
 
 from neuralab.forecasting.baselines import detect_period
-from neuralab.forecasting.metrics import percent_better
+from neuralab.forecasting.metrics import difference, gain_words, paired_gain, percent_better, tied
 
-TIE = 1.0  # percent: closer than this is a tie, too small to matter on one test span
+TIE = 1.0  # percent: without per-window errors to judge by, closer than this is a tie
+# The Dickey-Fuller test's 5% critical value with a constant (MacKinnon): a t statistic above
+# it cannot tell the series from a random walk, whatever its length or units
+UNIT_ROOT_T = -2.86
 
 
 def character(levels: np.ndarray, target: str, max_period: int) -> dict:
@@ -27,12 +34,29 @@ def character(levels: np.ndarray, target: str, max_period: int) -> dict:
         return {"kind": "seasonal", "period": period}
     c = changes - changes.mean()
     acf1 = float(c[:-1] @ c[1:] / (c @ c)) if c @ c > 0 else 0.0
-    # A random walk: changes small next to the spread of the levels, and uncorrelated.
-    wandering = np.mean(np.abs(changes)) < 0.1 * np.mean(np.abs(y - y.mean()))
+    # A random walk: no pull back to a mean (a unit root the Dickey-Fuller test cannot reject),
+    # and changes uncorrelated (beyond two standard errors of an autocorrelation, 1/sqrt(n)).
+    wandering = dickey_fuller(y) > UNIT_ROOT_T
     pricey = any(w in target.lower() for w in ("close", "price", "open", "high", "low", "adj"))
-    if wandering and abs(acf1) < 0.1:
+    if wandering and abs(acf1) < max(0.1, 2 / np.sqrt(len(c))):
         return {"kind": "random-walk", "prices": pricey or bool((y > 0).all()), "acf1_of_changes": acf1}
     return {"kind": "other", "acf1_of_changes": acf1}
+
+
+def dickey_fuller(y: np.ndarray) -> float:
+    """The t statistic of rho in y[t] - y[t-1] = a + rho * y[t-1]: near 0 for a random walk,
+    strongly negative for a series pulled back to its mean."""
+    y = np.asarray(y, dtype=np.float64)
+    x = np.column_stack([np.ones(len(y) - 1), y[:-1] - y[:-1].mean()])
+    dy = np.diff(y)
+    coef, *_ = np.linalg.lstsq(x, dy, rcond=None)
+    resid = dy - x @ coef
+    dof = len(dy) - 2
+    denom = x[:, 1] @ x[:, 1]
+    if dof < 1 or denom == 0:
+        return 0.0
+    se = np.sqrt(resid @ resid / dof / denom)
+    return float(coef[1] / se) if se > 0 else (-np.inf if coef[1] < 0 else 0.0)
 
 
 ADVICE = {
@@ -50,38 +74,61 @@ ADVICE = {
 MORE = {"features": "related measurements as `features`", "calendar": "date encodings as `calendar`"}
 
 
-def _advice(kind: dict, given: tuple[str, ...]) -> str:
+def _advice(kind: dict, given: tuple[str, ...], lookback: int | None = None) -> str:
     if kind["kind"] == "random-walk":
         return ADVICE["random-walk"]
     if kind["kind"] == "linear":
         return ADVICE["linear"].format(step=kind["step"])
-    lookback = "a `lookback` that covers at least one season" if kind["kind"] == "seasonal" else "a longer `lookback`"
-    more = [text for name, text in MORE.items() if name not in given] + [lookback]
-    return (ADVICE.get(kind["kind"], "").format(period=kind.get("period", "")) + "Give the network more to work "
-            "with: " + ", ".join(more[:-1]) + (", or " if len(more) > 1 else "") + more[-1] + ".")
+    head = ADVICE.get(kind["kind"], "").format(period=kind.get("period", ""))
+    more = [text for name, text in MORE.items() if name not in given]
+    if kind["kind"] != "seasonal":
+        more.append("a longer `lookback`")
+    elif lookback is None or lookback < kind["period"]:  # a lookback that already spans the season needs no advice
+        more.append("a `lookback` that covers at least one season")
+    if not more:
+        return head.strip()
+    return (head + "Give the network more to work with: " + ", ".join(more[:-1]) + (", or " if len(more) > 1 else "")
+            + more[-1] + ".")
 
 
 def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict | None = None,
-            unit: str = "", given: tuple[str, ...] = ()) -> dict:
+            unit: str = "", given: tuple[str, ...] = (), errors: dict[str, np.ndarray] | None = None,
+            lag: int = 0, lookback: int | None = None) -> dict:
     """The best forecaster, the best baseline, the network's rank and one paragraph saying so.
 
     ``test`` maps each forecaster to its test metrics; ``metric`` ranks them (MAE for one
     series, MASE when series in different units are pooled); ``given``: what the run already
-    gives the network ("features", "calendar"), which the advice then leaves out."""
+    gives the network ("features", "calendar"), which the advice then leaves out. ``errors``
+    maps each forecaster to its per-window test errors in ``metric``'s units
+    (``metrics.window_errors``), windows ``lag`` or fewer apart sharing targets: a winner is
+    named only beyond the noise of the paired gain; without them, within ``TIE`` percent is a
+    tie. ``lookback``: the network's, against which seasonal advice is given."""
     kind = kind or {"kind": "other"}
     usable = {n: m for n, m in test.items() if m.get(metric) is not None and np.isfinite(m[metric])}
-    ranking = sorted(usable, key=lambda n: usable[n][metric])
+    ranking = sorted(usable, key=lambda n: (usable[n][metric], n == network))  # a float tie: the baseline first
+    ranks = {n: 1 + sum(usable[m][metric] < usable[n][metric] and not tied(usable[m][metric], usable[n][metric])
+                        for m in ranking) for n in ranking}  # equal up to float rounding: the same rank
     baselines = [n for n in ranking if n != network]
     best, best_baseline = ranking[0], baselines[0]
     net, ref = usable[network][metric], usable[best_baseline][metric]
     persistence = usable.get("persistence", {}).get(metric)
     pct = percent_better(net, ref)
     label = metric.upper()
+    gains = {n: paired_gain(errors[best_baseline], errors[n], lag) for n in ranking} if errors else {}
+
+    def compare(reference: str, percent: float) -> tuple[int, str]:
+        """(+1 clearly better, -1 clearly worse, 0 no clear difference; what it rests on)."""
+        if not errors:
+            return (0 if abs(percent) < TIE else (1 if percent > 0 else -1)), ""
+        g = paired_gain(errors[reference], errors[network], lag)
+        return difference(g), f"{gain_words(g, unit if metric == 'mae' else '')}"
+
     out = {"network": network, "metric": metric, "best": best, "best_baseline": best_baseline,
-           "network_rank": ranking.index(network) + 1, "forecasters": len(ranking), "ranking": ranking,
+           "network_rank": ranks[network], "forecasters": len(ranking), "ranking": ranking, "ranks": ranks,
            "network_score": net, "best_baseline_score": ref,
            "ratio_to_best_baseline": net / ref if ref > 0 else None,
-           "percent_better_than_best_baseline": pct, "kind": kind}
+           "percent_better_than_best_baseline": pct, "kind": kind,
+           "best_baseline_chosen_on": "test", "gains_over_best_baseline": gains}
     if kind["kind"] == "constant":
         value = kind.get("value")
         out["sentence"] = (f"The target is constant ({value:g}) over the training span: there is nothing to learn, "
@@ -91,42 +138,55 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
         out["outcome"] = "constant"
         return out
     fmt = (lambda v: f"{v:.4g}{unit}") if metric == "mae" else (lambda v: f"{v:.3f}")
+    # The best baseline is the best of several on the test span itself: a pick made in hindsight
+    hindsight = f"the best of {len(baselines)} baselines on the test span itself, a pick made in hindsight"
+    side, rests_on = compare(best_baseline, pct)
+    why = f": {rests_on}" if rests_on else ""
     if ref == 0 and net > 0:  # a baseline that is exact leaves no percentage to compare, and nothing to tie with
         outcome = "baseline"
         head = (f"{best} is the best forecaster on the test span: {best_baseline} is exact there ({label} 0), "
-                f"{network} is not ({label} {fmt(net)}), and ranks {out['network_rank']} of {len(ranking)}.")
-    elif ref == 0 or abs(pct) < TIE:
+                f"{network} is not ({label} {fmt(net)}), and ranks {ranks[network]} of {len(ranking)}.")
+    elif ref == 0 or side == 0:
         outcome = "tie"
-        head = (f"{network} ties with the best baseline, {best_baseline}, on the test span: {label} {fmt(net)} vs "
-                f"{fmt(ref)}, too close to matter.")
-    elif net < ref:
+        head = (f"{network} ties with the best baseline, {best_baseline} ({hindsight}): {label} {fmt(net)} vs "
+                f"{fmt(ref)}, no clear difference" + (f" ({rests_on})." if rests_on else ", too close to matter."))
+    elif side > 0:
         outcome = "network"
         head = (f"{network} is the best forecaster on the test span: {label} {fmt(net)}, {pct:.1f}% better than "
-                f"the best baseline, {best_baseline} ({fmt(ref)}).")
+                f"the best baseline, {best_baseline} ({fmt(ref)}, {hindsight}){why}.")
     else:
         outcome = "baseline"
         worse = f"{-pct:.1f}% worse" if net < 10 * ref else f"{net / ref:.3g} times the error of"
         head = (f"{best} is the best forecaster on the test span ({label} {fmt(usable[best][metric])}); "
-                f"{network} ranks {out['network_rank']} of {len(ranking)}, {worse}{' than' if '%' in worse else ''} "
-                f"{best_baseline}.")
+                f"{network} ranks {ranks[network]} of {len(ranking)}, {worse}{' than' if '%' in worse else ''} "
+                f"{best_baseline} ({hindsight}){why}.")
+    out["clearly_beats_persistence"] = outcome == "network" and best_baseline == "persistence"
     if persistence is not None and best_baseline != "persistence" and persistence > 0:
         p = percent_better(net, persistence)
-        versus = "ties with" if abs(p) < TIE else ("beats" if p > 0 else "loses to")
-        head += f" Against persistence alone it {versus} it ({abs(p):.1f}% {'better' if p > 0 else 'worse'})."
+        side, rests_on = compare("persistence", p)
+        out["clearly_beats_persistence"] = side > 0
+        if side == 0:
+            head += f" Against persistence alone it shows no clear difference ({abs(p):.1f}% " \
+                    f"{'better' if p > 0 else 'worse'}{', ' + rests_on if rests_on else ''})."
+        else:
+            head += (f" Against persistence alone it {'beats' if side > 0 else 'loses to'} it ({abs(p):.1f}% "
+                     f"{'better' if p > 0 else 'worse'}{', ' + rests_on if rests_on else ''}).")
     out["outcome"] = outcome
-    out["advice"] = _advice(kind, given)
+    out["advice"] = _advice(kind, given, lookback)
     out["sentence"] = head
     return out
 
 
 def table(test: dict[str, dict], backtest: dict[str, dict], network: str, metric: str = "mae") -> str:
     """The terminal's table: every forecaster's MAE, RMSE and MASE on the test span and the
-    backtest's mean and spread, best first."""
+    backtest's mean and spread (of ``metric``), best first."""
     rows = sorted(test, key=lambda n: (test[n].get(metric) is None, test[n].get(metric) or 0))
-    lines = [f"{'forecaster':<18}{'MAE':>11}{'RMSE':>11}{'MASE':>8}   {'backtest MAE (mean ± std)':<26}"]
+    head = f"backtest {metric.upper()} (mean ± std)"
+    lines = [f"{'forecaster':<18}{'MAE':>11}{'RMSE':>11}{'MASE':>8}   {head:<26}"]
     for n in rows:
         m, b = test[n], backtest.get(n, {})
-        spread = f"{b['mae_mean']:.4g} ± {b['mae_std']:.2g}" if b else ""
+        mean, std = b.get(f"{metric}_mean"), b.get(f"{metric}_std")
+        spread = f"{mean:.4g} ± {std:.2g}" if mean is not None and np.isfinite(mean) else ""
         mark = "  <- network" if n == network else ""
         lines.append(f"{n:<18}{_num(m.get('mae')):>11}{_num(m.get('rmse')):>11}{_num(m.get('mase'), 3):>8}   "
                      f"{spread:<26}{mark}")

@@ -224,7 +224,7 @@ class Prepared:
     scaler: Scaler
     all: Windows
     split: np.ndarray            # (N_all,) "train" | "val" | "test" | "" (straddles a boundary)
-    mase_scale: float            # in-sample MAE of the one-step naive forecast on the training rows
+    mase_scale: float | None     # in-sample MAE of the one-step naive forecast on the training rows; None: constant
     name: str = ""               # the series' name (one of several in a file with a series column)
 
     @cached_property
@@ -347,10 +347,11 @@ def prepare(series, config: WindowConfig) -> Prepared:
     source = Source(scaled, levels, series.times[offset:].to_numpy(), offset)
     windows = Windows(source, _as_range(starts), config.lookback, config.horizon, Codec(scaler, config.transform))
     train_levels = levels[:first_val]
-    mase_scale = naive_scale(train_levels) if len(train_levels) > 1 else 1.0
+    # A constant training span has no naive error to scale by: MASE is undefined, not the MAE
+    mase_scale = naive_scale(train_levels) if len(train_levels) > 1 else 0.0
     return Prepared(config, series.columns, series.times, series.values[:, 0],
                     (first_val + offset, first_test + offset), scaler,
-                    windows, split, mase_scale if mase_scale > 0 else 1.0, series.name)
+                    windows, split, mase_scale if mase_scale > 0 else None, series.name)
 
 
 def prepare_many(many: list, config: WindowConfig) -> list[Prepared]:

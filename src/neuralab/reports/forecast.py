@@ -29,7 +29,7 @@ class ForecastReport:
     verdict: str                        # the first sentence of the page: the network against the reference
     verdict_good: bool                  # green when the network clearly wins, orange otherwise
     reference: str                      # what every forecaster is compared with ("persistence")
-    versus: dict[str, float]            # forecaster -> percent better than the reference (negative: worse)
+    versus: dict[str, float | None]     # forecaster -> percent better than the reference by the headline metric
     network: str                        # the row that stands out in the tables
     results: dict                       # results.json: test metrics, backtest, spans, windows, epochs
     times: np.ndarray                   # (T,) every row of the series
@@ -74,9 +74,12 @@ def write_forecast_report(run_dir: str | Path, report: ForecastReport) -> Path:
 
 def _sections(r: ForecastReport, images: dict[str, str]) -> list[tuple[str, str]]:
     results, head = r.results, r.results["headline"]
+    metric = head.get("metric", "mae")  # what the verdict ranks by: MASE where series in different units are pooled
     transform = f" and the {r.transform} transform" if r.transform != "none" else ""
-    top = html.paragraph(f"Best on the test span: <b>{html.esc(head['best'])}</b> (MAE {head['best_mae']:.4g}). "
-                         f"All errors are in the units of {html.esc(r.target)}, after undoing the scaling{transform}.")
+    best_score = _shown(results["test"][head["best"]].get(metric))
+    top = html.paragraph(f"Best on the test span: <b>{html.esc(head['best'])}</b> ({metric.upper()} "
+                         f"{html.cell(best_score)}). Errors are in the units of {html.esc(r.target)}, after undoing "
+                         f"the scaling{transform}" + ("; MASE is unitless." if metric == "mase" else "."))
     top += "".join(html.paragraph(html.esc(n)) for n in r.notes)
     if r.verdict_table is not None:
         top += html.table(*r.verdict_table)
@@ -85,49 +88,104 @@ def _sections(r: ForecastReport, images: dict[str, str]) -> list[tuple[str, str]
     # again from results.json (keys sorted) is the same page.
     ranked = _ranked(results)
     columns = ["mae", "rmse", "mape", "smape", "mase"]
-    scores = [[n, *(results["test"][n].get(c) for c in columns), _versus(n, r), results["forecasters"].get(n, "")]
-              for n in ranked]
-    summary = results["backtest_summary"]
-    backtest = [[n, summary[n]["mae_mean"], summary[n]["mae_std"],
-                 f"{summary[n]['folds_beating_persistence']} of {summary[n]['folds']}"] for n in ranked if n in summary]
-    fold_names = [n for n in ranked if results["backtest"] and n in results["backtest"][0]["metrics"]]
-    folds = [[f["fold"], f"{f['start']} .. {f['end']}", f["windows"], *(f["metrics"][n]["mae"] for n in fold_names)]
-             for f in results["backtest"]]
+    scores = [[n, *(_shown(results["test"][n].get(c)) for c in columns), _versus(n, r),
+               results["forecasters"].get(n, "")] for n in ranked]
+    zeros, targets = results.get("mape_zeros"), results.get("test_targets")
+    undefined = all(results["test"][n].get("mape") is None for n in results["test"])
+    left_out = (f"MAPE left out the {zeros:,} of {targets:,} test targets that are 0"
+                + (", too many for it to describe the series: n/a" if undefined else "") + "; "
+                if zeros else "MAPE skips zero actuals; ")
     spans = ", ".join(f"{k} {a} .. {b}" for k, (a, b) in _in_split_order(results["spans"]))
     windows = ", ".join(f"{k} {v:,}" for k, v in _in_split_order(results["windows"]))
-    fitted = ", refitted per fold" if r.backtest_refit else ", fitted once on the training span"
-    n = len(results["backtest"])
-    folds_text = f"{n} fold{'' if n == 1 else 's'}"
-    return [
+    sections = [
         ("", top),
         ("Test span: every forecaster",
-         html.table(["name", *columns, f"vs {r.reference}", "fitted"], scores,
+         html.table(["name", *columns, f"vs {r.reference} ({metric.upper()})", "fitted"], scores,
                     highlight=[i for i, row in enumerate(scores) if row[0] == r.network])
-         + html.paragraph("MAPE and sMAPE in percent (MAPE skips zero actuals); MASE below 1 beats the one-step "
-                          "naive forecast's in-sample error on the training span.", muted=True)
+         + html.paragraph(f"MAPE and sMAPE in percent ({left_out}MASE below 1 beats the one-step naive "
+                          "forecast's in-sample error on the training span, n/a where that span is constant).",
+                          muted=True)
          + images["forecast"]),
+    ]
+    if results.get("series"):
+        sections.append(("Series by series", _per_series(results, r.network)))
+    sections += [
         ("Series and splits",
          images["series"]
          + html.paragraph(f"Target spans: {html.esc(spans)}. Windows: {windows}. "
                           "The scaler was fitted on the training rows only.")
          + html.items(r.data_lines)),
         ("Error by horizon step", images["error_by_step"]),
-        (f"Rolling-origin backtest ({folds_text} of the test span{fitted})",
-         html.table(["name", "mean MAE", "spread (std)", "folds beating persistence"], backtest,
-                    highlight=[i for i, row in enumerate(backtest) if row[0] == r.network])
-         + html.table(["fold", "span", "windows", *fold_names], folds)),
-        ("Learning curves",
-         images["learning_curves"]
-         + html.paragraph(f"Best epoch {results['best_epoch']} of {results['epochs_run']}, "
-                          f"{results['train_seconds']:.1f}s of training.")),
+        _backtest(results, ranked, r),
+        ("Learning curves", images["learning_curves"] + html.paragraph(_training_words(results))),
         ("Model", html.pre(r.summary_text)),
         ("Configuration", html.pretty(r.config)),
     ]
+    return sections
+
+
+def _backtest(results: dict, ranked: list[str], r: ForecastReport) -> tuple[str, str]:
+    """The backtest's summary (its fold count from the summary itself) and, for one series, each fold."""
+    summary = results["backtest_summary"]
+    first = next(iter(summary.values()), {})
+    metric = first.get("metric", "mae")  # runs before the metric was recorded: MAE
+    n = first.get("folds", len(results["backtest"]))
+    many = len(results.get("series") or {})
+    folds_text = f"{n} fold{'' if n == 1 else 's'}" + (f" over {many} series, scored by MASE" if many else "")
+    if r.backtest_refit:
+        how = "each forecaster refitted on all that precedes a fold"
+    else:
+        how = "sub-spans of the test span, every forecaster fitted once: their variation, not a refit"
+    ties = any("folds_tied_with_persistence" in s for s in summary.values())
+    rows = [[n, _shown(summary[n].get(f"{metric}_mean")), _shown(summary[n].get(f"{metric}_std")),
+             f"{summary[n]['folds_beating_persistence']} of {summary[n]['folds']}"
+             + (f" ({summary[n]['folds_tied_with_persistence']} tied)" if ties else "")]
+            for n in ranked if n in summary]
+    fold_names = [n for n in ranked if results["backtest"] and n in results["backtest"][0]["metrics"]]
+    folds = [[f["fold"], f"{f['start']} .. {f['end']}", f["windows"], *(f["metrics"][n]["mae"] for n in fold_names)]
+             for f in results["backtest"]]
+    beating = "folds beating persistence" + (" (beyond 2 SE of the paired gain)" if ties else "")
+    body = html.table(["name", f"mean {metric.upper()} (weighted by windows)", "spread (std)", beating], rows,
+                      highlight=[i for i, row in enumerate(rows) if row[0] == r.network])
+    if folds:
+        body += html.table(["fold", "span", "windows", *fold_names], folds)
+    return f"Rolling-origin backtest ({folds_text}: {how})", body
+
+
+def _per_series(results: dict, network: str) -> str:
+    """One row per series: its kind, best forecaster, the network's rank and MAE against
+    persistence's in the series' own units, and its own verdict."""
+    rows = []
+    for name, one in results["series"].items():
+        test, kind = one["test"], one.get("kind") or {}
+        kind_text = kind.get("kind", "") + (f" (period {kind['period']})" if kind.get("period") else "")
+        rows.append([name, kind_text, one.get("best", ""), one.get("network_rank", ""),
+                     test.get(network, {}).get("mae"), test.get("persistence", {}).get("mae"),
+                     one.get("versus_persistence", ""), one.get("sentence", "")])
+    return html.table(["series", "kind", "best", f"{network} rank", f"{network} MAE", "persistence MAE",
+                       "vs persistence", "verdict"], rows)
+
+
+def _training_words(results: dict) -> str:
+    trained = (f"Best epoch {results['best_epoch']} of {results['epochs_run']}, "
+               f"{results['train_seconds']:.1f}s of training.")
+    if not results.get("kept_linear_start"):
+        return trained
+    return (f"Training ran {results['epochs_run']} epochs ({results['train_seconds']:.1f}s) but did not beat the "
+            "linear start on the validation span by more than noise: the network's forecasts are that start's "
+            "(epoch 0), and these curves are of the training that was discarded.")
+
+
+def _shown(value):
+    """A table cell: None (a metric that is undefined, e.g. MASE of a constant span) reads n/a."""
+    return "n/a" if value is None else value
 
 
 def _ranked(results: dict) -> list[str]:
-    """The forecasters from the lowest test MAE to the highest."""
-    return sorted(results["test"], key=lambda n: (results["test"][n]["mae"], n))
+    """The forecasters by the headline metric's test score, lowest first (undefined last)."""
+    metric = results["headline"].get("metric", "mae")
+    test = results["test"]
+    return sorted(test, key=lambda n: (test[n].get(metric) is None, test[n].get(metric) or 0, n))
 
 
 def _in_split_order(by_split: dict) -> list[tuple]:
@@ -140,7 +198,7 @@ def _versus(name: str, r: ForecastReport) -> str:
     p = r.versus.get(name)
     if p is None:
         return ""
-    return "the same" if p == 0 else f"{abs(p):.1f}% {'better' if p > 0 else 'worse'}"
+    return "the same" if abs(p) < 0.05 else f"{abs(p):.1f}% {'better' if p > 0 else 'worse'}"  # what .1f shows
 
 
 # --- figures --------------------------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""Forecast verdicts say no more than the numbers hold: a winner only beyond the noise of
+the paired per-window gain, float-rounding ties as ties, random walks recognised, a
+multi-series report that agrees with itself, and undefined metrics said as n/a."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuralab.data.series import load_series
+from neuralab.forecasting import metrics
+from neuralab.forecasting.backtest import rolling_origin, summarize
+from neuralab.forecasting.baselines import Drift, Persistence
+from neuralab.forecasting.models import ModelConfig, series_train_config
+from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
+from neuralab.forecasting.verdict import character, verdict
+from neuralab.forecasting.windows import WindowConfig, prepare
+from neuralab.training.device import cpu_threads
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with cpu_threads(1):
+        yield
+
+
+def ar1(n: int, phi: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y = np.zeros(n)
+    for t in range(1, n):
+        y[t] = phi * y[t - 1] + rng.normal()
+    return y
+
+
+def judged(actual: np.ndarray, forecasts: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """Test metrics and per-window errors of one-step forecasts, as the pipeline hands them over."""
+    test = {n: metrics.evaluate(actual, p, 1.0) for n, p in forecasts.items()}
+    errors = {n: metrics.window_errors(actual[:, None], p[:, None]) for n, p in forecasts.items()}
+    return test, errors
+
+
+def test_a_gain_within_the_noise_is_a_tie_and_a_real_one_is_named():
+    # The review's case: an AR(1) of 200 rows, the last 30 the test span, where a forecaster a few
+    # percent better than persistence over 30 windows is well within the noise.
+    y = ar1(200, 0.6, seed=4)
+    actual, last = y[170:], y[169:-1]
+    noisy = 0.6 * last + np.random.default_rng(1).normal(0, 0.9, 30)  # the right model, badly estimated
+    test, errors = judged(actual, {"lstm": noisy, "persistence": last, "drift": last + (y[169] - y[0]) / 169})
+    pct = metrics.percent_better(test["lstm"]["mae"], test["persistence"]["mae"])
+    gain = metrics.paired_gain(errors["persistence"], errors["lstm"])
+    assert abs(pct) > 1 and abs(gain["gain"]) < 2 * gain["standard_error"]  # the old 1% margin called this
+    v = verdict(test, "lstm", errors=errors)
+    assert v["outcome"] == "tie" and "no clear difference" in v["sentence"]
+    assert "± " in v["sentence"] and "over 30 windows" in v["sentence"] and "hindsight" in v["sentence"]
+    # the same model on 2,000 test windows: the gain is real and said so
+    y = ar1(4000, 0.6, seed=5)
+    actual, last = y[2000:], y[1999:-1]
+    test, errors = judged(actual, {"lstm": 0.6 * last, "persistence": last, "drift": last})
+    v = verdict(test, "lstm", errors=errors)
+    assert v["outcome"] == "network" and v["sentence"].startswith("lstm is the best forecaster")
+
+
+def test_overlapping_windows_widen_the_standard_error():
+    # Horizon 5 with stride 1: neighbouring windows share four targets, so their gains move together
+    rng = np.random.default_rng(0)
+    shared = np.convolve(rng.normal(size=600), np.ones(5) / 5, mode="valid")  # a gain correlated over 5 windows
+    plain = metrics.paired_gain(shared + 1, np.ones_like(shared))
+    hac = metrics.paired_gain(shared + 1, np.ones_like(shared), lag=4)
+    assert hac["gain"] == pytest.approx(plain["gain"]) and hac["standard_error"] > 1.8 * plain["standard_error"]
+
+
+def test_float_rounding_ties_share_a_rank_and_win_no_folds():
+    y = np.cumsum(np.random.default_rng(2).normal(size=300))
+    frame = pd.DataFrame({"y": y}, index=pd.date_range("2020-01-01", periods=len(y), name="date"))
+    p = prepare(load_series(frame, "y"), WindowConfig(lookback=10, horizon=1))
+    persistence, copy = Persistence().fit(p.train), Persistence().fit(p.train)
+    copy.name = "network"
+    copy.predict = lambda w: Persistence.predict(persistence, w) * (1 - 1e-12)  # the same forecast, rounded apart
+    records = rolling_origin(p, [persistence, copy], folds=4)
+    summary = summarize(records)
+    assert summary["network"]["folds_beating_persistence"] == 0 and summary["network"]["folds_tied_with_persistence"] == 4
+    test = {n: records[0]["metrics"][n] for n in ("network", "persistence")}
+    test["drift"] = {"mae": 10 * test["persistence"]["mae"]}
+    v = verdict(test, "network")
+    assert v["ranks"]["network"] == v["ranks"]["persistence"] == 1 and v["network_rank"] == 1
+
+
+def test_backtest_mean_weights_folds_by_their_windows():
+    values = 5 + np.sin(np.arange(230) / 3) + 0.01 * np.arange(230) ** 1.5
+    frame = pd.DataFrame({"y": values}, index=pd.date_range("2020-01-01", periods=len(values), name="date"))
+    p = prepare(load_series(frame, "y"), WindowConfig(lookback=10, horizon=1))
+    forecasters = [Persistence().fit(p.train), Drift().fit(p.train)]
+    records = rolling_origin(p, forecasters, folds=4)
+    assert len({r["windows"] for r in records}) > 1  # folds of unequal size
+    overall = metrics.mae(p.test.future, forecasters[0].predict(p.test))
+    assert summarize(records)["persistence"]["mae_mean"] == pytest.approx(overall)
+
+
+def test_random_walks_are_recognised_whatever_their_length_and_stationary_series_are_not():
+    walks = [np.cumsum(np.random.default_rng(s).normal(size=420)) for s in range(60)]
+    found = sum(character(w, "value", 60)["kind"] == "random-walk" for w in walks)
+    assert found >= 48  # ~5% are rejected by each of the two 5% tests
+    stationary = [ar1(420, 0.8, seed) + 50 for seed in range(60)]
+    assert sum(character(s, "value", 60)["kind"] == "random-walk" for s in stationary) <= 6
+
+
+def test_seasonal_advice_asks_for_a_longer_lookback_only_when_it_is_shorter_than_the_season():
+    scores = {"lstm": {"mae": 2.0}, "persistence": {"mae": 3.0}, "linear-ar": {"mae": 1.0}}
+    season = {"kind": "seasonal", "period": 24}
+    covers = verdict(scores, "lstm", kind=season, lookback=48)["advice"]
+    short = verdict(scores, "lstm", kind=season, lookback=12)["advice"]
+    assert "season of 24 steps" in covers and "lookback" not in covers
+    assert "a `lookback` that covers at least one season" in short
+
+
+def test_mase_of_a_constant_training_span_is_undefined_and_mape_with_many_zeros_is_na():
+    values = np.r_[np.full(200, 3.0), 3.0 + 0.5 * np.arange(100)]  # constant, then a ramp in the test span
+    frame = pd.DataFrame({"y": values}, index=pd.date_range("2020-01-01", periods=len(values), name="date"))
+    p = prepare(load_series(frame, "y"), WindowConfig(lookback=10, horizon=1, val_fraction=0.1, test_fraction=0.25))
+    assert p.mase_scale is None
+    scores = metrics.evaluate(p.test.future, Persistence().fit(p.train).predict(p.test), p.mase_scale)
+    assert scores["mase"] is None and scores["mae"] == pytest.approx(0.5)
+    rain = np.where(np.random.default_rng(0).random(200) < 0.4, 0.0, 3.0)  # 40% dry days
+    assert np.isnan(metrics.evaluate(rain, rain + 1, 1.0)["mape"]) and metrics.zeros(rain) > 40
+    few = np.r_[0.0, np.full(99, 2.0)]
+    assert metrics.evaluate(few, few + 1, 1.0)["mape"] == pytest.approx(50.0)
+
+
+def _config(path, **kw) -> ForecastConfig:
+    return ForecastConfig(data=str(path), target="value", windows=WindowConfig(lookback=14, transform="diff"),
+                          model=ModelConfig("lstm", hidden=[8]), train=series_train_config(epochs=1, device="cpu"),
+                          **kw)
+
+
+def test_a_network_that_kept_persistence_ties_with_it_everywhere(tmp_path):
+    y = 100 + np.cumsum(np.random.default_rng(7).normal(size=420))
+    frame = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=len(y)).strftime("%Y-%m-%d"), "value": y})
+    frame.to_csv(tmp_path / "walk.csv", index=False)
+    result = run_forecast(_config(tmp_path / "walk.csv", baselines=["persistence", "drift", "linear-ar"]),
+                          out=tmp_path / "run", verbose=False)
+    results, head = result.results, result.headline
+    assert head["kind"]["kind"] == "random-walk"
+    assert results["kept_linear_start"] and results["linear_start"] == "no change"  # persistence, on changes
+    assert head["ranks"]["lstm"] == head["ranks"]["persistence"]
+    assert results["backtest_summary"]["lstm"]["folds_beating_persistence"] == 0
+    assert not head["beats_persistence"] and not head["clearly_beats_persistence"]
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "curves are of the training that was discarded" in page and "Best epoch 0" not in page
+    n = results["intervals"]["coverage"]["80"]["targets"]
+    assert n == results["test_targets"] and f"of the {n:,} test targets" in page
+    assert "sub-spans of the test span" in page
+    stored = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert stored["headline"]["sentence"] == head["sentence"]
+
+
+def test_a_multi_series_report_judges_each_series_in_its_own_units(tmp_path):
+    rng = np.random.default_rng(3)
+    t = np.arange(400)
+    big = 1000 * (50 + 10 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 1, len(t)))  # weekly, in thousands
+    small = 100 + np.cumsum(rng.normal(size=len(t)))                               # a random walk
+    dates = pd.date_range("2020-01-01", periods=len(t)).strftime("%Y-%m-%d")
+    pd.concat([pd.DataFrame({"date": dates, "id": name, "value": v}) for name, v in (("big", big), ("small", small))]
+              ).to_csv(tmp_path / "multi.csv", index=False)
+    result = run_forecast(_config(tmp_path / "multi.csv", series_column="id", backtest_folds=3),
+                          out=tmp_path / "run", verbose=False)
+    results, head = result.results, result.headline
+    series = results["series"]
+    assert series["big"]["kind"]["kind"] == "seasonal" and series["small"]["kind"]["kind"] == "random-walk"
+    assert "The series differ in kind" in head["advice"]
+    assert "Series by series, against persistence" in head["sentence"]
+    summary = results["backtest_summary"]["lstm"]
+    assert summary["metric"] == "mase" and summary["folds"] == 6 and "mae_mean" not in summary  # no pooled units
+    assert series["small"]["backtest_summary"]["lstm"]["folds"] == 3
+    assert "big:" in results["forecasters"]["seasonal-naive"] and "small:" in results["forecasters"]["seasonal-naive"]
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "Series by series" in page and "6 folds over 2 series" in page and "0 folds" not in page
+    # the "vs persistence" column is by the verdict's MASE, as the verdict's own percentage is
+    pct = metrics.percent_better(results["test"]["lstm"]["mase"], results["test"]["persistence"]["mase"])
+    assert f"{abs(pct):.1f}% {'better' if pct > 0 else 'worse'}" in page
