@@ -52,7 +52,7 @@ def start(client, **body):
 @pytest.mark.parametrize("body, said", [
     ({"model": "lenet6"}, "model='lenet6': allowed are mlp, cnn, lenet5"),
     ({"data": "imagenet"}, "data='imagenet': allowed are mnist, fashion-mnist"),
-    ({"data": "mnist"}, "dataset mnist not found"),
+    ({"data": "mnist"}, "data='mnist': not on this machine"),
     ({"epochs": 0}, "epochs=0: must be a whole number from 1 to 1000"),
     ({"epochs": "3"}, "epochs='3': must be a whole number"),
     ({"epochs": 2.5}, "epochs=2.5: must be a whole number"),
@@ -106,7 +106,7 @@ def test_resume_and_stop_take_only_what_they_can_do(client, root):
     r = post("/api/jobs/resume", "done")
     assert r.status_code == 409 and r.json()["error"] == "run done: finished; only an interrupted run resumes"
     r = post("/api/jobs/resume", "weather")
-    assert r.status_code == 400 and "only image-classifier runs resume" in r.json()["error"]
+    assert r.status_code == 409 and "only image-classifier runs resume" in r.json()["error"]
     for escape in ("../done", "/etc", "nothing"):
         assert post("/api/jobs/resume", escape).status_code == 404
     r = post("/api/jobs/stop", "done")

@@ -537,15 +537,22 @@ class Run:
 
     def _files_status(self) -> Status:
         """``status`` without the lock, which says nothing to the process holding it."""
+        if self.damage():
+            return Status.DAMAGED
+        return Status.FINISHED if (self.path / RESULTS).is_file() else Status.INTERRUPTED
+
+    def damage(self) -> str:
+        """Why ``status`` calls the run's files damaged, naming the file; "" when they are not."""
         try:
             self.kind
             if (self.path / MODEL).is_file() and not isinstance(self.read(MODEL), dict):
                 raise NeuralabError(f"{self.path / MODEL}: expected a JSON object")
-            if self.results() is not None:
-                return Status.FINISHED if (self.path / WEIGHTS).is_file() else Status.DAMAGED
-        except NeuralabError:
-            return Status.DAMAGED
-        return Status.INTERRUPTED
+            if self.results() is not None and not (self.path / WEIGHTS).is_file():
+                raise NeuralabError(f"{self.path / WEIGHTS}: missing, though {RESULTS} says the run finished; "
+                                    "train it again")
+        except NeuralabError as e:
+            return str(e)
+        return ""
 
 
 # --- listing ----------------------------------------------------------------------
@@ -622,7 +629,8 @@ def describe(run: Run, id: str | None = None) -> Row:
         model, data = Path(str(config.get("model") or "")).name, str(config.get("data") or "")
         metric = ({"name": "test accuracy", "value": _finite(results.get("test_accuracy")), "note": ""} if results
                   else _best_so_far(metrics, "accuracy", max))
-    return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")))
+    error = run.damage() if status == Status.DAMAGED else ""  # damaged weights or results: the row says which
+    return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")), error)
 
 
 class SessionRecorder:

@@ -119,8 +119,9 @@ def _run_rows(root: Path) -> list[dict]:
 
 
 async def run_list(request):
-    root = served(request).root
-    return JSONResponse({"root": str(root), "runs": await run_in_threadpool(_run_rows, root)})
+    s = served(request)
+    # the server's own path, only for the app on this machine: whoever reaches it from elsewhere learns no paths
+    return JSONResponse({"root": str(s.root) if s.local else "", "runs": await run_in_threadpool(_run_rows, s.root)})
 
 
 async def run_details(request):
@@ -212,8 +213,9 @@ def _run_named(body) -> str:
 
 
 async def forecast(request):
-    return JSONResponse(await run_in_threadpool(forecast_view, served(request).root,
-                                                request.query_params.get("run", "")))
+    q = request.query_params
+    return JSONResponse(await run_in_threadpool(forecast_view, served(request).root, q.get("run", ""),
+                                                text("series", q.get("series", ""))))
 
 
 def _said(request, exc) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralab.errors import NeuralabError
 from neuralab.web.images import center_like_mnist, decode, looks_dark_on_light, png_url, stretch
 from neuralab.web.inputs import choice
 
@@ -38,13 +39,19 @@ class Models:
         naming it (``load_classifier`` checks the run's kind and model.json), which the app
         answers with 400."""
         from neuralab.training import load_classifier
+        from neuralab.training.source import CodeNotTrusted
 
         weights = run_dir / "model.safetensors"
         stamp = weights.stat().st_mtime if weights.exists() else 0.0
         with self._lock:
             item = self._items.get(run_dir)
             if item is None or item[0] != stamp:
-                item = (stamp, load_classifier(run_dir, trust_code=self.trust_code))
+                try:
+                    item = (stamp, load_classifier(run_dir, trust_code=self.trust_code))
+                except CodeNotTrusted:  # it names Python's `trust_code`: the app's user starts a server
+                    raise NeuralabError("run: this run's model is PyTorch code, which runs only when "
+                                        "trusted; start the app with `neuralab serve --trust-code` after reading "
+                                        "the run's model.py") from None
                 self._items[run_dir] = item
             self._items.move_to_end(run_dir)
             while len(self._items) > self.keep:
@@ -56,14 +63,16 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
     """The picture in ``data`` as the model's (1, C, H, W) uint8 input.
 
     source "canvas": a light-on-dark drawing, centred like MNIST for one-channel models.
-    source "upload": any picture, resized; ``invert`` "auto" inverts dark-on-light pictures."""
+    source "upload": any picture, resized; ``invert`` "auto" inverts a dark-on-light picture only
+    for a model that expects light-on-dark ones (``expects_light_on_dark``)."""
     from neuralab.data.pictures import resize
 
     choice("source", source, ("canvas", "upload"))
     choice("invert", invert, ("auto", "yes", "no"))
     c, h, w = clf.preprocess.input_shape
     picture = decode(data, "L" if c == 1 else "RGB")
-    if invert == "yes" or (invert == "auto" and source == "upload" and looks_dark_on_light(picture)):
+    auto = invert == "auto" and source == "upload" and expects_light_on_dark(clf.preprocess)
+    if invert == "yes" or (auto and looks_dark_on_light(picture)):
         picture = 255 - picture
     if source == "canvas" and c == 1:
         side = min(h, w)
@@ -71,6 +80,15 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
     else:
         picture = resize(picture, h, w)
     return (picture[None] if c == 1 else picture.transpose(2, 0, 1))[None]
+
+
+def expects_light_on_dark(preprocess) -> bool:
+    """Whether the model was trained on light-on-dark pictures, MNIST's way, so that a picture on
+    paper must be inverted for it. The training data's mean tells: MNIST's is 0.13, digits on
+    paper 0.69. A colour model never is: a light border is only a light background there. Keras
+    runs keep no statistics (mean 0, std 1) and are taken to be MNIST-like, as one-channel
+    classifiers mostly are."""
+    return preprocess.input_shape[0] == 1 and preprocess.mean[0] <= 0.5
 
 
 def _pictures(maps: np.ndarray) -> dict:

@@ -19,8 +19,9 @@ def number(value) -> float | None:
     return float(value) if type(value) in (int, float) else None
 
 
-def forecast_view(root: Path, run_id: str) -> dict:
-    """Verdict, test scores per forecaster (best first) and the test-span curves by horizon step."""
+def forecast_view(root: Path, run_id: str, series: str = "") -> dict:
+    """Verdict, test scores per forecaster (best first by the verdict's metric) and the test-span
+    curves by horizon step, of ``series`` for a run on several (default the first, named)."""
     from neuralab.forecasting.metrics import percent_better
     from neuralab.forecasting.pipeline import read_forecast_csv  # torch-heavy: only when a forecast is shown
 
@@ -31,14 +32,11 @@ def forecast_view(root: Path, run_id: str) -> dict:
     results = run.results()
     table = run.file(runs.FORECAST)  # a folder, or a link out of the run, is named and not read
     if results is None or not table.is_file():
-        if run.by_keras_fit:
-            raise NeuralabError(f"run {run_id}: Keras's fit wrote this run, which holds no series to show forecasts "
-                                "of; its page shows the training")
-        raise NeuralabError(f"run {run_id}: still training (no results.json or forecast.csv yet)")
+        raise NeuralabError(_no_forecast(run, run_id, results is None))
     run = run.path
     head = runs.json_object(results.get("headline"))
     persistence = number(head.get("persistence_mae"))
-    metric = head.get("metric", "mae")
+    metric = str(head.get("metric") or "mae")  # an edited file's list or number is no metric: no 500
     # every forecaster's test scores; an entry edited into something else is left out
     test = {name: m for name, m in runs.json_object(results.get("test")).items()
             if isinstance(m, dict) and number(m.get("mae")) is not None}
@@ -51,14 +49,16 @@ def forecast_view(root: Path, run_id: str) -> dict:
         ratio = number(m.get(metric)) / best_baseline if best_baseline and number(m.get(metric)) is not None else None
         scores.append({"name": name, **m, "vs_persistence": vs, "vs_best_baseline": ratio,
                        "network": name == head.get("network"), "fitted": fitted.get(name, "")})
-    scores.sort(key=lambda r: r["mae"])
-    steps, future, names = read_forecast_csv(table, MAX_ROWS)
+    scores.sort(key=lambda r: (number(r.get(metric)) is None, number(r.get(metric)) or 0.0))
+    steps, future, names, all_series = read_forecast_csv(table, MAX_ROWS, series or None)
     names_all = set(next(iter(steps.values()), {}))
     intervals = runs.json_object(results.get("intervals"))
     coverage = {k: v for k, v in runs.json_object(intervals.get("coverage")).items() if isinstance(v, dict)}
     return {
         "id": run_id,
         "target": results.get("target", ""),
+        "series": series or next(iter(all_series), ""),  # the series shown; "" for a run on one
+        "all_series": all_series,
         "headline": head,
         "scores": scores,
         "spans": runs.json_object(results.get("spans")),
@@ -73,3 +73,18 @@ def forecast_view(root: Path, run_id: str) -> dict:
         "plots": [p for p in ("series", "forecast", "error_by_step", "learning_curves")
                   if (run / "plots" / f"{p}.png").is_file()],
     }
+
+
+def _no_forecast(run: runs.Run, run_id: str, no_results: bool) -> str:
+    """Why the forecast run ``run`` has nothing to show, and what to do, by its status."""
+    if run.by_keras_fit:
+        return (f"run {run_id}: Keras's fit wrote this run, which holds no series to show forecasts of; its page "
+                "shows the training")
+    status = run.status()
+    if status is runs.Status.RUNNING:
+        return f"run {run_id}: still training (no results.json or forecast.csv yet)"
+    if status is runs.Status.INTERRUPTED:
+        return (f"run {run_id}: interrupted before it forecast; go on with `neuralab forecast --resume {run_id}` "
+                "in a terminal, from the runs folder")
+    missing = runs.RESULTS if no_results else runs.FORECAST
+    return f"run {run_id}: {status.value}, but its {missing} is missing; run the forecast again to write it"

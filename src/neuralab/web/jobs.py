@@ -30,7 +30,7 @@ from pathlib import Path
 from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.web.inputs import Shown, choice, fields, text, whole
-from neuralab.web.runs import resolve_run, run_name
+from neuralab.web.runs import resolve_run, run_name, without_root
 
 TRAIN_FIELDS = ("model", "data", "epochs", "recipe", "seed")
 MAX_EPOCHS = 1000          # the form's bound; a longer training belongs on the command line
@@ -54,10 +54,11 @@ class Job:
     returncode: int | None = None
     error: str = ""            # the last line the command printed when it failed
     log: Path | None = None
+    command: str = ""          # as the page shows it: the runs folder's own path taken out
 
     def as_dict(self) -> dict:
         return {"id": self.id, "run": self.run, "what": self.what, "state": self.state, "created": self.created,
-                "returncode": self.returncode, "error": self.error, "command": "neuralab " + " ".join(self.argv)}
+                "returncode": self.returncode, "error": self.error, "command": self.command}
 
 
 def train_request(body: dict) -> dict:
@@ -82,7 +83,12 @@ def train_request(body: dict) -> dict:
     settings = recipe_settings(recipe, epochs=epochs)
     settings.pop("val_fraction", None)
     TrainConfig(seed=seed, **settings).check()  # the library's own check of the budget
-    locate(data)  # a dataset not on this machine fails now, in one line, not in the job's log
+    try:  # a dataset not on this machine fails now, in one line, not in the job's log
+        locate(data)
+    except NeuralabError:  # its message names the server's cache folder and Python's `data_dir`
+        raise ParameterError("data", data, f"not on this machine; fetch it on the server with `neuralab data fetch "
+                             f"{data}` (needs internet), or train in a terminal with `neuralab train --data-dir "
+                             "DIR`") from None
     return {"model": model, "data": data, "epochs": epochs, "recipe": recipe, "seed": seed}
 
 
@@ -142,8 +148,8 @@ class Jobs:
         path = resolve_run(self.root, text("run", run_id))
         run = runs.Run(path)
         if run.kind is not runs.Kind.CLASSIFIER:
-            raise ParameterError("run", Shown(run_id), "only image-classifier runs resume from the app; a forecast "
-                                 "run resumes in a terminal with `neuralab forecast --resume RUN`")
+            raise JobRefused(f"run={Shown(run_id)!r}: only image-classifier runs resume from the app; a forecast run "
+                             "resumes in a terminal with `neuralab forecast --resume RUN`")
         status = run.status()
         if status is not runs.Status.INTERRUPTED:
             raise JobRefused(f"run {run_id}: {status.value}; only an interrupted run resumes")
@@ -232,7 +238,8 @@ class Jobs:
             raise JobRefused("the server is shutting down")
         if len(self._waiting) >= MAX_QUEUED:
             raise JobRefused(f"{MAX_QUEUED} jobs are already waiting; stop some first")
-        job = Job(str(next(self._ids)), run, argv, what)
+        job = Job(str(next(self._ids)), run, argv, what,
+                  command=without_root(self.root, "neuralab " + " ".join(argv)))
         self._jobs[job.id] = job
         self._waiting.append(job)
         for old in [j for j in self._jobs.values() if j.state not in ("queued", "running", "stopping")][:-KEEP_DONE]:
@@ -269,7 +276,7 @@ class Jobs:
                     job.state, job.error = "failed", f"cannot start neuralab ({e.strerror})"
                     continue
                 except NeuralabError as e:
-                    job.state, job.error = "failed", str(e)
+                    job.state, job.error = "failed", without_root(self.root, str(e))
                     continue
                 job.state = "running"
                 self._current = (job, process)
@@ -285,7 +292,7 @@ class Jobs:
                 if stopped:
                     job.state = "interrupted" if (self.root / job.run / runs.CONFIG).is_file() else "cancelled"
                 if job.state == "failed":
-                    job.error = _last_line(job.log) or f"exited with status {returncode}"
+                    job.error = without_root(self.root, _last_line(job.log)) or f"exited with status {returncode}"
 
     def _spawn(self, job: Job) -> subprocess.Popen:
         self.root.mkdir(parents=True, exist_ok=True)

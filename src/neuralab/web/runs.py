@@ -180,6 +180,7 @@ def details(root: Path, run_id: str) -> dict:
         row["train_seconds"] = results.get("train_seconds")
         row["classes"] = data.get("classes", [])
         row["sizes"] = {k: data.get(k) for k in ("train", "val", "test")}
+        row["imported"] = bool(results.get("imported"))  # from a Keras file: no epochs to show
     row["device"] = runs.json_object(record.get("environment")).get("device", "")
     return row
 

@@ -95,7 +95,7 @@ function render(r) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  listed = guarded(() => runPicker($("run"), "image-classifier", $("no-runs")));
+  listed = guarded(() => runPicker($("run"), "image-classifier", $("no-runs"), true));
   clearPad();
   $("pad").addEventListener("pointerdown", startStroke);
   $("pad").addEventListener("pointermove", moveStroke);

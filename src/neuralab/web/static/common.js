@@ -63,16 +63,25 @@ function query(name) {
   return new URLSearchParams(window.location.search).get(name);
 }
 
-// a <select> of run directories of one kind; keeps ?run= in the address bar
-async function runPicker(select, kind, note) {
+// a <select> of run directories of one kind; keeps ?run= in the address bar. Finished runs, and with
+// `interrupted` the interrupted ones too (marked): a classifier classifies with its best epoch so far.
+async function runPicker(select, kind, note, interrupted = false) {
   const data = await api("/api/runs");
-  const mine = data.runs.filter((r) => r.kind === kind && r.finished);
-  select.replaceChildren(...mine.map((r) => el("option", { value: r.id, text: `${r.id}  (${r.model}, ${r.data})` })));
+  const mine = data.runs.filter((r) => r.kind === kind && (r.finished || (interrupted && r.status === "interrupted")));
+  select.replaceChildren(...mine.map((r) => el("option", { value: r.id,
+    text: `${r.id}  (${r.model}, ${r.data})${r.finished ? "" : "  [interrupted]"}` })));
   const wanted = query("run");
+  const said = [];
   if (wanted && mine.some((r) => r.id === wanted)) select.value = wanted;
-  if (!mine.length && note) {
-    note.textContent = `No finished ${kind} runs under ${data.root}.`;
-    note.classList.remove("hidden");
+  else if (wanted) {
+    const found = data.runs.find((r) => r.id === wanted);
+    const what = found ? `a ${found.status} ${found.kind || ""} run`.replace(/ +run$/, " run") : "no such run";
+    said.push(`Run ${wanted} is not offered here (${what}); showing ${mine.length ? select.value : "none"} instead.`);
+  }
+  if (!mine.length) said.push(`No ${interrupted ? "finished or interrupted" : "finished"} ${kind} runs in the runs folder.`);
+  if (note) {
+    note.textContent = said.join(" ");
+    note.classList.toggle("hidden", !said.length);
   }
   select.addEventListener("change", () => {
     const url = new URL(window.location.href);

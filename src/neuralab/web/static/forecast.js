@@ -72,7 +72,8 @@ function drawChart() {
     const c = view.intervals.coverage[k];
     return `${k}% interval` + (c === null || c === undefined ? "" : ` (covered ${(100 * c).toFixed(1)}% of the test targets)`);
   });
-  $("chart-note").textContent = `· ${view.target}, ${n} forecasts, ${data.time[0].slice(0, 10)} to ${data.time[n - 1].slice(0, 10)}`
+  const named = view.series ? `series ${view.series}, ` : "";  // a run on several series shows one at a time
+  $("chart-note").textContent = `· ${named}${view.target}, ${n} forecasts, ${data.time[0].slice(0, 10)} to ${data.time[n - 1].slice(0, 10)}`
     + (covered.length ? `; shaded: ${net}'s ${covered.reverse().join(", ")}` : "");
 }
 
@@ -99,8 +100,11 @@ function scores() {
   }));
 }
 
-async function load(run) {
-  view = await api(`/api/forecast?${new URLSearchParams({ run })}`);
+async function load(run, series = "") {
+  view = await api(`/api/forecast?${new URLSearchParams({ run, series })}`);
+  $("series").replaceChildren(...view.all_series.map((s) => el("option", { value: s, text: s })));
+  $("series").value = view.series;
+  $("series-label").classList.toggle("hidden", view.all_series.length < 2);
   $("view").classList.remove("hidden");
   const head = view.headline;
   $("verdict").textContent = head.sentence || "";
@@ -124,6 +128,7 @@ async function load(run) {
 document.addEventListener("DOMContentLoaded", async () => {
   const runs = await guarded(() => runPicker($("run"), "forecaster", $("no-runs")));
   $("run").addEventListener("change", () => guarded(() => load($("run").value)));
+  $("series").addEventListener("change", () => guarded(() => load($("run").value, $("series").value)));
   $("step").addEventListener("change", drawChart);
   if (runs && runs.length) guarded(() => load($("run").value));
 });

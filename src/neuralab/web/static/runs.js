@@ -40,7 +40,7 @@ function post(path, body) {
 
 async function showList(first = false) {
   const [data, jobs] = await Promise.all([api("/api/runs"), api(first ? "/api/jobs?choices" : "/api/jobs")]);
-  $("root").textContent = data.root;
+  if (data.root) $("root").replaceChildren(el("code", { text: data.root }));  // only the local app names its folder
   $("empty").classList.toggle("hidden", data.runs.length > 0);
   const rows = [...data.runs].sort((a, b) => (b.created || "").localeCompare(a.created || ""));
   $("runs").querySelector("tbody").replaceChildren(...rows.map((r) => {
@@ -116,6 +116,27 @@ function openDetail() {  // once its title is known: the page never shows an emp
   $("detail").classList.remove("hidden");
 }
 
+// "ID: MODEL on DATA"; a run Keras's fit logged, or one imported from a Keras file, names no data
+function runTitle(d) {
+  if (d.status === "damaged") return `${d.id}: damaged`;
+  return `${d.id}: ${d.model}${d.data ? ` on ${d.data}` : ""}`;
+}
+
+function runLead(d) {
+  const lead = [metricText(d.metric, d)];
+  if (d.kind === "image-classifier") {
+    if (d.best_epoch) lead.push(`best epoch ${d.best_epoch} of ${d.epochs}`);
+    if (d.train_seconds) lead.push(`${d.train_seconds.toFixed(1)} s of training`);
+    if (d.sizes && d.sizes.train) lead.push(`${d.sizes.train} train / ${d.sizes.val} val / ${d.sizes.test} test images`);
+  } else if (d.headline && d.headline.sentence) {
+    lead.push(d.headline.sentence);
+  }
+  if (d.imported) lead.push("imported from a Keras file, not trained here");
+  if (d.device) lead.push(`device ${d.device}`);
+  if (d.created) lead.push(`created ${date(d.created)}`);
+  return lead.join(" · ");
+}
+
 async function showRun(run) {
   const state = await api(`/api/run/live?${new URLSearchParams({ run })}`);
   if (state.status === "starting") {  // queued by this server: no folder yet
@@ -126,19 +147,9 @@ async function showRun(run) {
     return watch(run, state);
   }
   const d = await api(`/api/run?${new URLSearchParams({ run })}`);
-  $("detail-title").textContent = d.status === "damaged" ? `${d.id}: damaged` : `${d.id}: ${d.model} on ${d.data}`;
+  $("detail-title").textContent = runTitle(d);
   openDetail();
-  const lead = [metricText(d.metric, d)];
-  if (d.kind === "image-classifier") {
-    if (d.best_epoch) lead.push(`best epoch ${d.best_epoch} of ${d.epochs}`);
-    if (d.train_seconds) lead.push(`${d.train_seconds.toFixed(1)} s of training`);
-    if (d.sizes && d.sizes.train) lead.push(`${d.sizes.train} train / ${d.sizes.val} val / ${d.sizes.test} test images`);
-  } else if (d.headline && d.headline.sentence) {
-    lead.push(d.headline.sentence);
-  }
-  if (d.device) lead.push(`device ${d.device}`);
-  if (d.created) lead.push(`created ${date(d.created)}`);
-  $("detail-lead").textContent = lead.join(" · ");
+  $("detail-lead").textContent = runLead(d);
   $("report-link").href = fileUrl(d.id, "report.html");
   $("report-link").classList.toggle("hidden", !d.files.includes("report.html"));
   if (d.kind === "forecaster") {
@@ -152,6 +163,8 @@ async function showRun(run) {
   $("figures").replaceChildren(...shown.filter(([name]) => d.files.includes(name)).map(([name, title]) => figure(title, d.id, name)));
   $("summary").textContent = d.summary;
   $("summary-card").classList.toggle("hidden", !d.summary);
+  $("live-title").textContent = d.imported ? "Imported, not trained here" : "Training";
+  $("run-status").classList.toggle("hidden", Boolean(d.imported));
   watch(run, state, d.kind);
 }
 
@@ -193,6 +206,8 @@ function drawLive(run, state, kind) {
   $("resume").classList.toggle("hidden", !resumable);
   $("job-note").textContent = job ? `job ${job.id} ${job.state}`
     : local && state.status === "interrupted" ? state.resume_refused || "" : "";
+  // no epoch to draw and none coming (an imported model, a run stopped before its first epoch): no empty charts
+  $("curves").classList.toggle("hidden", !state.metrics.length && !isLive(state));
   const metric = (kind || "") === "forecaster" || state.metrics.some((r) => "mae" in r) ? "mae" : "accuracy";
   curve($("curve-loss"), state.metrics, ["loss", "val_loss"], "loss", state.progress);
   curve($("curve-metric"), state.metrics, [metric, `val_${metric}`], metric, state.progress);
