@@ -170,14 +170,16 @@ def shown(master: int) -> None:
             time.sleep(0.05)
 
 
-@pytest.mark.parametrize("stderr", ["pipe", "terminal"])
-def test_sighup_from_a_dropped_session_stops_a_run_as_sigterm_does(digits, tmp_path, stderr):
-    """The terminal hangs up (its other end closes: every write to it fails), then SIGHUP comes:
-    the run stops at its last finished epoch with the shell's status for SIGHUP, says how to
-    resume where stderr is still read, and never fails on the terminal that is gone."""
+@pytest.mark.parametrize("stderr, wait", [("pipe", 0), ("terminal", 0), ("pipe", 1.5), ("terminal", 1.5)])
+def test_sighup_from_a_dropped_session_stops_a_run_as_sigterm_does(digits, tmp_path, stderr, wait):
+    """The terminal hangs up (its other end closes: every write to it fails), then SIGHUP comes,
+    at once or after the training has drawn on the dead terminal for a while (``wait`` s): the
+    run stops at its last finished epoch with the shell's status for SIGHUP, says how to resume
+    where stderr is still read, and never fails on the terminal that is gone."""
     run = tmp_path / "run"
-    proc = started(digits, run, stderr)
+    proc = started(digits, run, stderr, epochs=600 if wait else 60)  # still training when the signal comes
     os.close(proc.master)
+    time.sleep(wait)
     proc.send_signal(signal.SIGHUP)
     err = proc.stderr.read() if proc.stderr else b""
     assert proc.wait(timeout=120) == 128 + signal.SIGHUP, err
@@ -185,7 +187,7 @@ def test_sighup_from_a_dropped_session_stops_a_run_as_sigterm_does(digits, tmp_p
         assert err.decode() == (f"neuralab: {run}: interrupted; the files of the last finished epoch are kept; "
                                 f"`neuralab train --resume {run}` continues it\n")
     assert Run(run).status() is Status.INTERRUPTED  # not held: `train --resume` goes on (test_runs.py's SIGTERM)
-    assert 2 <= len((run / runs.METRICS).read_text().splitlines()) < 60
+    assert 2 <= len((run / runs.METRICS).read_text().splitlines()) < (600 if wait else 60)
 
 
 def test_a_run_started_under_nohup_trains_on_through_sighup(digits, tmp_path):

@@ -161,7 +161,7 @@ def test_weights_the_file_does_not_hold_are_refused(tmp_path, capsys, layout):
     expected = "layer 'scores': kernel stores 0 bytes for 13,520 bytes of weights"
     with pytest.raises(NeuralabError, match=expected):
         read(path)
-    assert expected in cli_refused(capsys, "summary", path)
+    assert expected in cli_refused(capsys, "import", path, "--out", tmp_path / "run")  # a summary reads none
 
 
 def test_weights_compressed_as_floats_compress_still_read(tmp_path):
@@ -178,7 +178,7 @@ def test_weights_beyond_this_machines_memory_are_refused_in_one_line(tmp_path, c
 
     path = legacy(tmp_path / "m.h5")
     monkeypatch.setattr(h5py.Dataset, "__getitem__", out_of_memory)
-    err = cli_refused(capsys, "summary", path)
+    err = cli_refused(capsys, "import", path, "--out", tmp_path / "run")
     assert "layer 'conv': kernel of shape [3, 3, 1, 2] does not fit in this machine's memory" in err, err
 
 

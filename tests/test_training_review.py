@@ -139,7 +139,7 @@ def test_a_backtest_of_one_fold_is_said_so(tmp_path):
                          model=ModelConfig("lstm", hidden=[4]), backtest_folds=1,
                          train=series_train_config(epochs=1, device="cpu"))
     page = (run_forecast(cfg, out=tmp_path / "run", verbose=False).run_dir / "report.html").read_text()
-    assert "Rolling-origin backtest (1 fold of the test span" in page and "1 folds" not in page
+    assert "Rolling-origin backtest (1 fold: " in page and "1 folds" not in page
 
 
 def test_the_forecast_page_of_a_classifier_run_names_the_run_and_what_to_give(tiny_fashion, tmp_path):

@@ -216,3 +216,17 @@ def inside(root: str | os.PathLike, candidate: str | os.PathLike) -> Path:
     if target != root and root not in target.parents:
         raise NeuralabError(f"{candidate}: path leaves {root}; give a path inside it")
     return target
+
+
+def drop_hung_up_outputs() -> None:
+    """Point stdout and stderr at /dev/null where their terminal hung up (the ssh session
+    dropped; SIGHUP follows or is ignored under nohup). Every write to it fails with EIO, and
+    the first (a progress bar's refresh, the line that says how to resume, Python's flush at
+    exit) would end a training with a traceback instead of its status; a write of nothing tells."""
+    for fd in (1, 2):
+        try:
+            os.write(fd, b"")
+        except OSError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)

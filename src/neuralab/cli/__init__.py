@@ -24,6 +24,7 @@ from typing import Callable
 from neuralab import __version__
 from neuralab.cli._args import flag_for
 from neuralab.errors import NAMING, NeuralabError, NotAClassifier, named, out_of_memory
+from neuralab.files import drop_hung_up_outputs
 
 
 class Parser(argparse.ArgumentParser):
@@ -200,20 +201,6 @@ def _peer_lost(e: BaseException) -> bool:
         text in str(e) for text in ("Connection closed by peer", "Connection reset by peer"))
 
 
-def _drop_hung_up_outputs() -> None:
-    """Point stdout and stderr at /dev/null where their terminal hung up (SIGHUP: the ssh session
-    dropped). Every write to it fails with EIO, and the first as the training stops (the
-    progress display's last refresh, the line that says how to resume, Python's flush at exit)
-    would end the command with a traceback instead of its status; a write of nothing tells."""
-    for fd in (1, 2):
-        try:
-            os.write(fd, b"")
-        except OSError:
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, fd)
-            os.close(null)
-
-
 def main(argv: list[str] | None = None) -> int:
     openmp_waits()
     received: list[int] = []
@@ -224,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         # sends. Python's default ends the process at once, without the line that says how to
         # resume; taken as Ctrl-C, every command stops the way Ctrl-C stops it.
         received.append(signum)
-        _drop_hung_up_outputs()
+        drop_hung_up_outputs()
         raise KeyboardInterrupt
 
     for stream in (sys.stdout, sys.stderr):  # a file name with bytes that are no UTF-8 prints escaped

@@ -16,12 +16,14 @@ anything else may poll it; the step itself pays one clock reading.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import json
 import sys
 import time
 from pathlib import Path
 
-from neuralab.files import WriteError, atomic_write
+from neuralab.files import WriteError, atomic_write, drop_hung_up_outputs
 from neuralab.runs import PROGRESS
 
 WRITE_EVERY = 0.5  # seconds: a page polling once a second sees a fresh line each time
@@ -54,6 +56,21 @@ def _mean(loss_sum, share: int) -> float | None:
     return float(loss_sum.detach() if hasattr(loss_sum, "detach") else loss_sum) / max(1, share)
 
 
+def _unseen_if_hung_up(method):
+    """``method``, where a terminal that hung up (EIO on every write: the ssh session dropped,
+    its SIGHUP not yet come or ignored) stops the drawing, not the training."""
+    @functools.wraps(method)
+    def drawing(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+            drop_hung_up_outputs()  # rich's refresh and Python's flush at exit write to nothing now
+            self._bar, self.live = None, False
+    return drawing
+
+
 class Progress:
     """``run_dir``: where progress.json goes (None: no file; under torchrun only the main process writes)."""
 
@@ -72,10 +89,12 @@ class Progress:
         self._epoch = self._step = self._steps = self._seen = 0
         self._t0 = self._next_write = time.perf_counter()
 
+    @_unseen_if_hung_up
     def print(self, text: str = "") -> None:
         if self.enabled:
             print(text, file=self.stream, flush=True)
 
+    @_unseen_if_hung_up
     def start_epoch(self, epoch: int, steps: int) -> None:
         self._t0 = time.perf_counter()
         self._epoch, self._steps, self._step, self._seen = epoch, steps, 0, 0
@@ -95,6 +114,7 @@ class Progress:
             self._bar.start()
             self._task = self._bar.add_task("train", total=steps, loss="")
 
+    @_unseen_if_hung_up
     def step(self, loss_sum=None, share: int = 1, batch: int | None = None) -> None:
         """One optimizer step done: ``batch`` samples in all, ``loss_sum`` (a tensor: read only
         for the terminal's bar, as reading it waits for the device) over this process's ``share``."""
@@ -140,6 +160,7 @@ class Progress:
             with atomic_write(self.file, durable=False) as f:
                 f.write(json.dumps(state))
 
+    @_unseen_if_hung_up
     def end_epoch(self, metrics: dict) -> None:
         if self._bar is not None:
             self._bar.stop()
@@ -156,6 +177,7 @@ class Progress:
         else:
             self.print(line)
 
+    @_unseen_if_hung_up
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
