@@ -217,3 +217,29 @@ def test_confusion_matrix_counts_and_refuses_class_numbers_out_of_range(digits, 
     with pytest.raises(ParameterError) as e:
         confusion_matrix(pred.astype(float), labels, 10)
     one_line(e, "pred")
+
+
+def test_what_numpy_json_and_torch_give_for_sizes_builds_as_before():
+    """Sizes as a notebook holds them (floats read from JSON, NumPy arrays, a tensor's count), and
+    a one-dimensional signal of 12 channels: all built before the checks came, and still do."""
+    import torch
+
+    from neuralab.models import build_model
+
+    model = build_model("cnn", [1.0, 28.0, 28.0], torch.tensor(10))
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert build_model("cnn", np.array([1, 28, 28]), np.int64(3))(torch.zeros(1, 1, 28, 28)).shape == (1, 3)
+    mlp = build_model("mlp", (1, 28, 28), 10, hidden=np.array([64, 32]))
+    assert [m.out_features for m in mlp.modules() if isinstance(m, torch.nn.Linear)] == [64, 32, 10]
+    signal = build_model("mlp", (12, 1000, 1), 5)  # 12 leads of 1000 samples: no Keras order to refuse
+    assert signal(torch.zeros(1, 12, 1000, 1)).shape == (1, 5)
+
+
+def test_a_build_too_large_for_memory_blames_no_option():
+    """An allocation that fails is the machine's size, not the first option's fault."""
+    from neuralab.errors import ParameterError, out_of_memory
+    from neuralab.models import build_model
+
+    with pytest.raises(RuntimeError) as e:
+        build_model("mlp", (3, 1024, 1024), 10, dropout=0.2, hidden=(2**20,))
+    assert out_of_memory(e.value) and not isinstance(e.value, ParameterError)

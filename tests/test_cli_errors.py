@@ -44,6 +44,7 @@ PYTHON_ONLY = {
     "x": "Trainer.fit's and predict's inputs, tensors in Python; the command line reads a dataset",
     "val": "Trainer.fit's validation set in Python; the command line splits val_fraction off the data",
     "preprocess": "a Classifier's normalisation in Python; the command line keeps the run's",
+    "inputs": "the Trainer's batch transform in Python (Preprocess.normalise); runs of the command line set it",
     "windows": "a forecaster's predict in Python; `neuralab forecast predict` reads new rows from a CSV",
     "probs": "Classifier.top_k's probabilities in Python; `neuralab predict --top-k` lists them",
     **{name: "confusion_matrix's arguments in Python; the command line's reports count them from the test set"

@@ -96,6 +96,23 @@ def test_a_hand_edited_checkpoint_is_refused_in_one_line_on_resume(case, stopped
     assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before  # nothing rewritten
 
 
+def test_a_checkpoint_of_another_torch_release_resumes(stopped, tmp_path):
+    """torch adds state keys between releases (Adam's decoupled_weight_decay, LambdaLR's
+    _is_initial) and its own load_state_dict fills in the ones an older release did not write:
+    such a checkpoint resumes, where one whose scheduler holds another object's state does not."""
+    copy = shutil.copytree(stopped, tmp_path / "run")
+
+    def older(header, meta):
+        meta["optimizer"]["param_groups"][0].pop("decoupled_weight_decay", None)
+        meta["optimizer"]["param_groups"][0].pop("fused", None)
+        meta["scheduler"].pop("_is_initial", None)
+        meta["scheduler"]["_a_newer_release"] = 1
+
+    edit_header(copy / LAST, older)
+    result = resume_classifier(copy, verbose=False)
+    assert len(result.history) == 2 and 0 <= result.test["accuracy"] <= 1
+
+
 def test_a_best_checkpoint_of_another_shape_is_refused_in_one_line_on_resume(stopped, tmp_path, capsys):
     copy = shutil.copytree(stopped, tmp_path / "run")
     best = copy / "checkpoints" / "best.safetensors"

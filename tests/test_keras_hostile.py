@@ -141,7 +141,7 @@ def test_image_sides_beyond_max_side_are_refused_before_allocating(tmp_path, cap
                  L.Dense(3, activation="softmax"))
     expected = f"the model takes images of {side}x{side}x1, larger than the {MAX_SIDE} pixels a side"
     if side > 2**20:  # refused as the file is read: its input alone is more values than any layer may output
-        expected = f"outputs [None, {side}, {side}, 1], {side * side:,} values an image, more than the 67,108,864 " \
+        expected = f"outputs [None, {side}, {side}, 1], {side * side:,} values an input, more than the 268,435,456 " \
                    "neuralab allows; make the model's input shape smaller"
         assert expected in cli_refused(capsys, "import", path, "--out", tmp_path / "run")
         return

@@ -285,6 +285,9 @@ def test_the_classifier_page_offers_interrupted_runs_and_says_when_the_asked_run
     root = tmp_path / "runs"
     fake_classifier_run(root / "done", "mlp")
     (fake_classifier_run(root / "cut", "mlp") / "results.json").unlink()
+    (root / "cut" / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "loss": 2.3, "accuracy": 0.1}) + "\n")
+    (fake_classifier_run(root / "cut0", "mlp") / "results.json").unlink()  # stopped in its first epoch: no weights
+    (root / "cut0" / "model.safetensors").unlink()
     (fake_classifier_run(root / "broken", "mlp") / "model.safetensors").unlink()
     with client_of(root) as client:
         (tmp_path / "runs.json").write_text(json.dumps(client.get("/api/runs").json()))
@@ -298,7 +301,8 @@ def test_the_classifier_page_offers_interrupted_runs_and_says_when_the_asked_run
         return json.loads(ran.stdout)
 
     cut = picker("?run=cut")
-    assert [value for value, _ in cut["offered"]] == ["cut", "done"]  # a damaged run is not offered
+    # neither a damaged run nor one without a finished epoch is offered
+    assert [value for value, _ in cut["offered"]] == ["cut", "done"]
     assert cut["chosen"] == "cut" and "[interrupted]" in dict(cut["offered"])["cut"] and cut["note"] == ""
     broken = picker("?run=broken")
     assert broken["chosen"] == "cut"

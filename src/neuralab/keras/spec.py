@@ -33,9 +33,10 @@ from neuralab.keras.layers import (
 )
 
 FORMAT = 1
-# Generous bounds on what a file may ask for: a layer's output per image, in values (256 MB in
-# float32; VGG16's largest on 224x224 images is 3.2 million), and a model's layers (ResNet-152 has ~500)
-MAX_ACTIVATION = 2**26
+# Generous bounds on what a file may ask for: a layer's output per input, in values (1 GiB in
+# float32; VGG16's largest on 224x224 images is 3.2 million, 128 filters on 1024x1024 pictures 134
+# million), and a model's layers (ResNet-152 has ~500)
+MAX_ACTIVATION = 2**28
 MAX_LAYERS = 10_000
 
 
@@ -52,7 +53,7 @@ def _entry(name: str, cls: str, inputs: list[str], config: dict, shapes: list[Sh
     values = math.prod(d or 1 for d in out)  # a size left free is checked once known (with_input)
     if values > MAX_ACTIVATION:  # a few bytes of config (ZeroPadding2D(30000)) would ask gigabytes of every run
         smaller = "the model's input shape" if cls == "InputLayer" else "the layer (its padding, size or units)"
-        raise a.fail(f"outputs {[None, *out]}, {values:,} values an image, more than the {MAX_ACTIVATION:,} "
+        raise a.fail(f"outputs {[None, *out]}, {values:,} values an input, more than the {MAX_ACTIVATION:,} "
                      f"neuralab allows; make {smaller} smaller, then save the model again")
     if weights and config.get("trainable", True) is False:
         a.keep("trainable", False)  # frozen in Keras (fine-tuning): its weights stay, BatchNormalization infers

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 
 from torch import nn
 
@@ -18,10 +19,12 @@ class MLP(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int,
                  hidden: tuple[int, ...] = (256, 128, 100), dropout: float = 0.2):
         super().__init__()
-        if not isinstance(hidden, (tuple, list)) or not all(
-                isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in hidden):
+        sizes = tuple(hidden) if isinstance(hidden, Iterable) and not isinstance(hidden, (str, bytes)) else None
+        if sizes is None or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1
+                                    for h in sizes):
             raise ParameterError("hidden", hidden, "give the hidden layers' sizes as a tuple of whole numbers of at "
                                                    "least 1, e.g. (256, 128); (64,) for one layer, () for none")
+        hidden = tuple(int(h) for h in sizes)  # a NumPy array's sizes too
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(input_shape)
         for h in hidden:

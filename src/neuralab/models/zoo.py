@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, out_of_memory
 
 if TYPE_CHECKING:
     from torch import nn
@@ -80,18 +80,23 @@ def build_model(name: str, input_shape, num_classes: int, **options) -> nn.Modul
     """Build architecture ``name`` for inputs of ``input_shape`` (C, H, W) and ``num_classes``.
 
     An input on which a feature map would vanish gives a NeuralabError naming the layer and
-    the smallest input that works. Build under ``torch.device("meta")`` to get the structure
+    the nearest inputs that work. Build under ``torch.device("meta")`` to get the structure
     and the parameter count without allocating the weights.
     """
     if name not in ARCHITECTURES:
         raise NeuralabError(f"unknown model {name!r}; choose one of: {', '.join(ARCHITECTURES)}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
-        raise ParameterError("num_classes", num_classes, "give the number of classes as a whole number, e.g. 10")
+    try:  # operator.index: 10, NumPy's or a tensor's 10, not 10.5 or True
+        if isinstance(num_classes, bool):
+            raise TypeError
+        num_classes = operator.index(num_classes)
+    except TypeError:
+        raise ParameterError("num_classes", num_classes, "give the number of classes as a whole number, "
+                                                         "e.g. 10") from None
     if num_classes < 2:
         raise ParameterError("num_classes", num_classes, "a classifier needs at least 2 classes")
     input_shape = checked_shape(input_shape)
     c, h, w = input_shape
-    if w in (1, 3) and c > 4:  # (28, 28, 1) would build a 28-channel network without a word
+    if c == h and w in (1, 3) and c > 4:  # Keras's (28, 28, 1) would build a 28-channel network without a word
         raise ParameterError("input_shape", input_shape, f"reads as {c} channels of {h}x{w} pixels; give (C, H, W), "
                                                          f"channels first: ({w}, {c}, {h}), not Keras's (H, W, C)")
     import torch
@@ -114,6 +119,8 @@ def build_model(name: str, input_shape, num_classes: int, **options) -> nn.Modul
     except NeuralabError:
         raise
     except (TypeError, ValueError, RuntimeError) as e:
+        if out_of_memory(e):  # a size too large for this machine, no option's fault
+            raise
         unknown = re.search(r"unexpected keyword argument '(\w+)'", str(e))
         if unknown:
             raise NeuralabError(f"{name}: unknown model option {unknown[1]!r}") from None
@@ -141,15 +148,15 @@ def _failing_option(builder, input_shape, num_classes: int, options: dict) -> st
 
     if not options or not builds():
         return None
-    return next((key for key, value in options.items() if not builds(**{key: value})), next(iter(options)))
+    return next((key for key, value in options.items() if not builds(**{key: value})), None)
 
 
 def checked_shape(input_shape, images: bool = True) -> tuple[int, ...]:
     """``input_shape`` as (channels, height, width), three whole numbers of at least 1; with
     ``images`` False, one input of any model without the batch: (steps, features) for a
     recurrent one, say."""
-    try:  # operator.index: 28.5 or "28" is no size, where int() would take it
-        shape = () if isinstance(input_shape, str) else tuple(operator.index(v) for v in input_shape)
+    try:  # 28.5 or "28" is no size, where int() would take it; 28.0 (from JSON, say) is
+        shape = () if isinstance(input_shape, str) else tuple(_whole(v) for v in input_shape)
     except TypeError:
         shape = ()
     if not shape or min(shape) < 1 or (len(shape) != 3 if images else len(shape) > 4):
@@ -170,3 +177,12 @@ def parameters_at(name: str, input_shape, num_classes: int, **options) -> int:
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _whole(v) -> int:
+    """``v`` as a whole number: an int of any kind, or a float without a fraction; TypeError else."""
+    if isinstance(v, bool):
+        raise TypeError
+    if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral) and float(v).is_integer():
+        return int(v)
+    return operator.index(v)

@@ -365,16 +365,18 @@ def _check_optimizer(refuse, plain, optimizer, tensors: dict[str, torch.Tensor])
 
 def _misfit(found, like, where: str) -> str | None:
     """Where and how ``found``, read from JSON, first differs in form from ``like``, a live
-    object's own state; None where it does not. Dicts must have the same keys (a scheduler sets
-    each key as an attribute), lists (or tuples) the same length, numbers stand for numbers,
-    text for text, and None and booleans for each other (``fused`` is None on some devices)."""
+    object's own state; None where it does not. The keys both hold must hold the same form
+    (keys one of them lacks are another torch release's: Adam's ``decoupled_weight_decay``,
+    LambdaLR's ``_is_initial``, which torch's own load_state_dict fills in or keeps); lists (or
+    tuples) have the same length, numbers stand for numbers, text for text, and None and
+    booleans for each other (``fused`` is None on some devices)."""
     if isinstance(like, dict):
         if not isinstance(found, dict):
             return f"{where} is {_shown(found)}, not a JSON object"
-        unknown, lacking = sorted(found.keys() - like.keys(), key=str), sorted(like.keys() - found.keys(), key=str)
-        if unknown or lacking:
-            return f"{where} has the unknown {unknown[0]!r}" if unknown else f"{where} lacks {lacking[0]!r}"
-        return next(filter(None, (_misfit(found[k], v, f"{where}[{k!r}]") for k, v in like.items())), None)
+        if like and not found.keys() & like.keys():  # not another release's form: another object's state
+            return f"{where} holds none of {sorted(like, key=str)[:3]}..., not this object's state"
+        return next(filter(None, (_misfit(found[k], v, f"{where}[{k!r}]") for k, v in like.items() if k in found)),
+                    None)
     if isinstance(like, (list, tuple)):
         if not (isinstance(found, list) and len(found) == len(like)):
             return f"{where} is {_shown(found)}, not a list of {len(like)}"

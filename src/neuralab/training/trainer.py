@@ -451,7 +451,7 @@ class Trainer:
             dtype = str(x.dtype).removeprefix("torch.")
             if x.dtype == torch.uint8:  # pixels as images are read; a float copy would take 4x the memory
                 raise ParameterError(name, dtype, "the model takes normalised floats, not pixels 0-255: give the "
-                                                  "Trainer inputs=Preprocess.fit(images).normalise, which normalises "
+                                                  "Trainer `inputs` Preprocess.fit(images).normalise, which normalises "
                                                   "a batch at a time, or give float32 values")
             cast = f"{name}.float()" if weights == torch.float32 else f"{name}.to({weights})"
             raise ParameterError(name, dtype, f"the model's weights are {str(weights).removeprefix('torch.')}: "

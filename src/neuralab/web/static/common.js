@@ -64,10 +64,12 @@ function query(name) {
 }
 
 // a <select> of run directories of one kind; keeps ?run= in the address bar. Finished runs, and with
-// `interrupted` the interrupted ones too (marked): a classifier classifies with its best epoch so far.
+// `interrupted` the interrupted ones too (marked) that finished an epoch: a classifier classifies with its
+// best epoch so far, and one stopped before its first has no weights yet.
 async function runPicker(select, kind, note, interrupted = false) {
   const data = await api("/api/runs");
-  const mine = data.runs.filter((r) => r.kind === kind && (r.finished || (interrupted && r.status === "interrupted")));
+  const mine = data.runs.filter((r) => r.kind === kind
+    && (r.finished || (interrupted && r.status === "interrupted" && r.epochs > 0)));
   select.replaceChildren(...mine.map((r) => el("option", { value: r.id,
     text: `${r.id}  (${r.model}, ${r.data})${r.finished ? "" : "  [interrupted]"}` })));
   const wanted = query("run");
