@@ -9,6 +9,7 @@ so that `neuralab --help` and the arithmetic commands start without importing to
 from __future__ import annotations
 
 import argparse
+import difflib
 import gc
 import importlib
 import os
@@ -32,6 +33,9 @@ class Parser(argparse.ArgumentParser):
     the library added only when this parser parses or shows its help."""
 
     def __init__(self, *args, **kwargs):
+        # A shortened option is not taken for a longer one: `compare --seed 1` would be read as
+        # --seeds 1 and `train --epoch 1` as --epochs, and start a training nobody asked for.
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self._deferred: list[Callable[[Parser], None]] = []
 
@@ -46,6 +50,7 @@ class Parser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         self.complete()
+        self._words = list(sys.argv[1:] if args is None else args)  # for error: an unknown option among them
         namespace, rest = super().parse_known_args(args, namespace)
         # The parsers that took part, innermost first: their flags are the command's (see main),
         # and what each was given (see _args.typed).
@@ -62,7 +67,36 @@ class Parser(argparse.ArgumentParser):
         return super().format_help()
 
     def error(self, message: str):
+        # `forecast --modl lstm` would blame `lstm` as an ACTION: the mistyped option is the fault
+        unknown = _unknown_option(self, getattr(self, "_words", []))
+        if unknown is not None and any(message.startswith(f"argument {a.metavar}: invalid choice") for a in self._actions
+                                       if isinstance(a, argparse._SubParsersAction)):
+            self.no_such_option(unknown)
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+    def no_such_option(self, word: str):
+        """Refuse ``word``, an option this command does not have, naming the closest it does."""
+        flags = [flag for action in self._actions for flag in action.option_strings
+                 if flag.startswith("--") and flag not in ("--help", "--version")]  # not what was meant
+        close = difflib.get_close_matches(word.split("=", 1)[0], flags, n=1)
+        how = f"did you mean {close[0]}?" if close else f"see `{self.prog} --help`"
+        self.exit(2, f"{self.prog}: error: {word.split('=', 1)[0]}: no such option of {self.prog}; {how}\n")
+
+
+def _unknown_option(parser: argparse.ArgumentParser, words: list[str]) -> str | None:
+    """The first of ``words`` that is written as an option and is none of ``parser``'s."""
+    for word in words:
+        if word == "--":
+            return None
+        if (word.startswith("-") and word != "-" and not parser._negative_number_matcher.match(word)
+                and word.split("=", 1)[0] not in parser._option_string_actions):
+            return word
+    return None
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, taken as Ctrl-C is (see main): a command that ends well on Ctrl-C
+    (`runs --watch`) still ends with the signal's status when it was stopped by one."""
 
 
 def build_parser() -> Parser:
@@ -212,13 +246,19 @@ def main(argv: list[str] | None = None) -> int:
         # resume; taken as Ctrl-C, every command stops the way Ctrl-C stops it.
         received.append(signum)
         drop_hung_up_outputs()
-        raise KeyboardInterrupt
+        raise Stopped
 
     for stream in (sys.stdout, sys.stderr):  # a file name with bytes that are no UTF-8 prints escaped
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest:  # said by the command's own parser, whose options are the ones meant
+        command = args._parsers[0]
+        unknown = _unknown_option(command, rest)
+        if unknown is not None:
+            command.no_such_option(unknown)
+        command.error(f"unrecognized arguments: {' '.join(rest)}")
     previous = {}
     if threading.current_thread() is threading.main_thread():  # where Python lets a handler be set
         for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # no SIGHUP on Windows

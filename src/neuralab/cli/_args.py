@@ -155,6 +155,20 @@ def host_name(text: str) -> str:
     return name
 
 
+def run_folder(text: str) -> str:
+    """A run's folder, as typed. A name that is no folder here but is one in the runs folder
+    (`mlp`, as `neuralab runs` lists it) is refused with that path, not taken silently: the
+    same name would mean another folder from another directory."""
+    from pathlib import Path
+
+    from neuralab.runs import default_root
+
+    there = default_root() / text
+    if not Path(text).exists() and not Path(text).is_absolute() and there.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: not found; did you mean {there}?")
+    return text
+
+
 def only_with_resume(args, *names: str) -> None:
     """Refuse options that mean something only when a run is resumed, given without `resume`."""
     from neuralab.errors import NeuralabError
@@ -165,11 +179,14 @@ def only_with_resume(args, *names: str) -> None:
                             "for a new run")
 
 
-def typed(args) -> set[str]:
+def typed(args, level: int = 0) -> set[str]:
     """The options typed on the command line (by their dest), a value equal to the default's
     included: argparse parses the command's words again into a namespace where every option
-    holds a marker, which only an option that is typed replaces."""
-    parser, argv = args._parsers[0], args._argv[0]  # the command's own parser and words (Parser records them)
+    holds a marker, which only an option that is typed replaces. ``level`` 1: those typed on
+    the command above it, before the subcommand's name (`forecast ... predict`)."""
+    parser, argv = args._parsers[level], args._argv[level]  # the parser and its words (Parser records them)
+    if level:  # the words from the subcommand's name on are the subcommand's
+        argv = argv[:len(argv) - len(args._argv[level - 1]) - 1]
     unset = object()
     marked = argparse.Namespace(**{a.dest: unset for a in parser._actions if a.dest != argparse.SUPPRESS})
     parser.parse_known_args(argv, marked)

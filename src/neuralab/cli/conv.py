@@ -44,7 +44,8 @@ def register(subparsers) -> None:
     p = sub.add_parser("pool", help="max or average pooling of a PNG/JPEG picture; writes the result and a figure")
     p.add_argument("image", type=Path, help="a PNG or JPEG picture, grayscale or colour")
     p.add_argument("--size", type=size_pair, default=(2, 2), help="window N or NxM (default 2)")
-    p.add_argument("--mode", choices=("max", "avg"), default="max")
+    p.add_argument("--mode", choices=("max", "avg"), default="max",
+                   help="the largest value of each window, or their mean (default max)")
     _window_options(p, stride_default="the size")
     p.set_defaults(func=cmd_pool)
 

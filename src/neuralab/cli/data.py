@@ -11,7 +11,7 @@ def register(sub) -> None:
                                ("verify", run_verify, "check NAME's files against their SHA-256"),
                                ("fetch", run_fetch, "download NAME into the cache (needs internet)")):
         a = dsub.add_parser(action, help=text)
-        a.add_argument("name")
+        a.add_argument("name", metavar="NAME", help="a dataset's name, as `neuralab data list` shows it")
         if action != "fetch":
             a.add_argument("--data-dir", help="look only in this folder")
         a.set_defaults(func=func)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from neuralab.cli._args import (at_least, fraction, layer_sizes, names, non_negative_float, positive_float,
-                                positive_int, resume_command)
+                                positive_int, resume_command, run_folder)
 from neuralab.cli.train import TRUST_HELP
 
 # option -> field of the config section; options left out (None) keep the library's default
@@ -31,10 +31,8 @@ def register(sub) -> None:
 def _forecast_options(p) -> None:
     """The options, with the choices and defaults of the library's configs (read when `forecast` runs)."""
     from neuralab.data.series import BUILTIN, CALENDAR, DUPLICATES, GAPS, MISSING
-    from neuralab.forecasting.baselines import BASELINES
-    from neuralab.forecasting.models import ARCHITECTURES, RECIPES, ModelConfig, series_train_config
-    from neuralab.forecasting.pipeline import ForecastConfig
-    from neuralab.forecasting.windows import SCALERS, TRANSFORMS
+    from neuralab.forecasting.config import (ARCHITECTURES, BASELINE_NAMES, RECIPES, SCALERS, TRANSFORMS,
+                                             ForecastConfig, ModelConfig, series_train_config)
     from neuralab.cli.train import training_choices
     from neuralab.training.config import DEVICES, REGRESSION_LOSSES, SCHEDULES
 
@@ -91,7 +89,7 @@ def _forecast_options(p) -> None:
     mod.add_argument("--init", help="initial weights: torch (PyTorch's uniform) or keras (Glorot, orthogonal, "
                                     f"forget-gate bias 1) (default {m.init})")
     mod.add_argument("--baselines", type=names, default=list(f.baselines), metavar="NAME,NAME",
-                     help=f"from {', '.join(BASELINES)} (persistence is always included)")
+                     help=f"from {', '.join(BASELINE_NAMES)} (persistence is always included)")
     mod.add_argument("--season", type=positive_int, help="seasonal-naive period (default: detected)")
     tr = p.add_argument_group("training")
     tr.add_argument("--epochs", type=positive_int, help=f"at most (default {t.epochs})")
@@ -108,17 +106,18 @@ def _forecast_options(p) -> None:
     tr.add_argument("--backtest-folds", type=positive_int, default=f.backtest_folds,
                     help=f"(default {f.backtest_folds})")
     tr.add_argument("--backtest-refit", action="store_true", help="refit every forecaster per fold (slow)")
-    p.add_argument("--out", help="run directory (default runs/forecast-MODEL-DATA-TIME)")
+    p.add_argument("--out", help="run directory (default forecast-MODEL-DATA-TIME in "
+                                 "the runs folder: $NEURALAB_RUNS or ./runs)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--quiet", action="store_true", help="print only the verdict")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run with its own settings and data")
+    p.add_argument("--resume", type=run_folder, metavar="RUN_DIR", help="continue an interrupted run with its own settings and data")
     p.add_argument("--trust-code", action="store_true", help="with --resume: " + TRUST_HELP)
 
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     pr = actions.add_parser("predict", help="forecast the next horizon after the end of new data",
                             description="Load a forecasting run and forecast the horizon after the last row of a CSV "
                                         "with the run's scaler and window settings.")
-    pr.add_argument("run_dir", metavar="RUN_DIR", help="a forecasting run's directory (from neuralab forecast)")
+    pr.add_argument("run_dir", type=run_folder, metavar="RUN_DIR", help="a forecasting run's directory (from neuralab forecast)")
     pr.add_argument("--csv", required=True, help="CSV with the run's date, target and feature columns")
     pr.add_argument("--date-column", help="if it differs from the training data's")
     pr.add_argument("--missing", choices=MISSING, help="missing-value policy (default: the run's)")
@@ -150,7 +149,7 @@ def model_choice(architectures: tuple[str, ...]):
 
 def user_model(args):
     """The --model that is not a built-in architecture (a Keras file, FILE.py[:NAME]), or None."""
-    from neuralab.forecasting.models import ARCHITECTURES
+    from neuralab.forecasting.config import ARCHITECTURES
 
     return args.model if args.model is not None and args.model not in ARCHITECTURES else None
 
@@ -159,8 +158,7 @@ def config_from_args(args):
     """The ForecastConfig the options describe; options left out keep the library's defaults."""
     from dataclasses import replace
 
-    from neuralab.forecasting.models import ModelConfig, series_train_config
-    from neuralab.forecasting.pipeline import ForecastConfig
+    from neuralab.forecasting.config import ForecastConfig, ModelConfig, series_train_config
 
     model_options = _given(args, MODEL_OPTIONS)
     if user_model(args) is not None:
@@ -244,8 +242,16 @@ def run_predict(args) -> int:
 
     from neuralab.errors import ParameterError
     from neuralab.files import atomic_write
+    from neuralab.cli._args import typed
+    from neuralab.errors import NeuralabError
     from neuralab.forecasting.pipeline import predict_run
 
+    # the options of `forecast` itself, typed before `predict`, would be ignored without a word
+    before = [a.dest for a in args._parsers[1]._actions if a.option_strings and a.dest in typed(args, 1)]
+    if before:
+        raise NeuralabError(f"`{before[0]}` is an option of `neuralab forecast` (training), typed before `predict`; "
+                            "`predict` uses the run's own settings: leave it out, or give predict's options "
+                            "after `predict RUN_DIR`")
     if args.output:  # checked before the forecast: replacing either would lose what it holds
         output = Path(args.output).resolve()
         if output == Path(args.csv).resolve():

@@ -14,7 +14,7 @@ def register(sub) -> None:
                     "loader in safe mode, given the file only after neuralab's reader accepted it).")
     p.add_argument("model", metavar="MODEL", help="a .keras, .h5 or .hdf5 file (Keras 3's or TF-Keras 2's model.save); "
                                                   "the format is read from the content")
-    p.add_argument("--out", help="run directory (default runs/import-NAME-TIME)")
+    p.add_argument("--out", help="run directory (default import-NAME-TIME in the runs folder: $NEURALAB_RUNS or ./runs)")
     p.add_argument("--classes", type=names, help="class names in the model's output order, comma-separated "
                                                  "(default: the dataset's, an image folder's sub-folder "
                                                  "names, else 0..K-1)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from neuralab.cli._args import run_folder
+
 from neuralab.cli.train import TRUST_HELP
 
 
@@ -14,7 +16,8 @@ def register(sub) -> None:
                     "convolution and pooling layer and the learned first-layer filters next to the classic "
                     "kernels (blur, sharpen, Sobel, ...) they resemble most by cosine similarity. "
                     "feature_maps.npz keeps every value.")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("run_dir", type=run_folder, metavar="RUN_DIR",
+                   help="a CNN image classifier's run directory (from neuralab train or import)")
     p.add_argument("image", type=Path, metavar="IMAGE", help="a PNG or JPEG picture of any size")
     p.add_argument("--out", type=Path, help="folder for the pictures (default inspect-RUN-IMAGE in this folder)")
     p.add_argument("--invert", action="store_true", help="invert dark-on-light drawings (MNIST is light on dark)")
@@ -28,7 +31,7 @@ def run_inspect(args) -> int:
     from neuralab.training import load_classifier
 
     clf = load_classifier(args.run_dir, trust_code=args.trust_code)
-    out = args.out or Path(f"inspect-{args.run_dir.resolve().name}-{args.image.stem}")
+    out = args.out or Path(f"inspect-{Path(args.run_dir).resolve().name}-{args.image.stem}")
     result = inspect_image(clf, args.image, invert=args.invert)
     files = write_inspection(out, pixels=result.pixels, layers=result.layers, filters=result.filters,
                              pairs=result.pairs, probabilities=result.probabilities)

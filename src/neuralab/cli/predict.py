@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import positive_int, printable
+from neuralab.cli._args import positive_int, printable, run_folder
 from neuralab.cli.train import TRUST_HELP
 
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="classify picture files with a trained run")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="an image classifier's run directory (from neuralab train or import)")
+    p.add_argument("run_dir", type=run_folder, metavar="RUN_DIR", help="an image classifier's run directory (from neuralab train or import)")
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="picture files, or folders: every picture in them and their sub-folders, sorted")
     p.add_argument("--top-k", type=positive_int, default=3, help="classes listed per picture, most likely first (default 3)")
@@ -18,7 +18,7 @@ def register(sub) -> None:
     p.set_defaults(func=run_predict)
 
     e = sub.add_parser("export", help="export a run's model (ONNX), checked with onnxruntime")
-    e.add_argument("run_dir", metavar="RUN_DIR", help="an image classifier's run directory (from neuralab train or "
+    e.add_argument("run_dir", type=run_folder, metavar="RUN_DIR", help="an image classifier's run directory (from neuralab train or "
                                                       "import), or a forecaster's (from neuralab forecast)")
     e.add_argument("--onnx", action="store_true", required=True, help="write model.onnx")
     e.add_argument("--out", help="where to write (default RUN_DIR/model.onnx)")

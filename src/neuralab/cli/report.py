@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from neuralab.cli._args import run_folder
 
 
 def register(sub) -> None:
@@ -12,7 +12,8 @@ def register(sub) -> None:
                     "for an image classifier (the model is loaded and the test set evaluated again) or a "
                     "forecast (from results.json, forecast.csv and the series): after a full disk stopped "
                     "the report, or to draw an old run with this version.")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("run_dir", type=run_folder, metavar="RUN_DIR",
+                   help="a run's directory (from neuralab train, import or forecast)")
     p.add_argument("--data-dir", help="folder holding an image classifier's dataset, if not where the run found it")
     p.add_argument("--trust-code", action="store_true",
                    help="run the run's copy of its PyTorch model code (model.py), for runs made from a .py file")

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import at_least, defaults, positive_float, positive_int
+from neuralab.cli._args import at_least, positive_float, positive_int
 
 GRADIENT_OPTIONS = ("steps", "hidden", "batch", "train_steps", "lr", "clip", "init", "seed")
 
@@ -29,17 +29,16 @@ def register(sub) -> None:
 
 
 def _topology_options(t) -> None:
-    from neuralab.forecasting.topologies import train_toy
+    from neuralab.forecasting.config import TOY_SEED, TOY_STEPS
 
-    d = defaults(train_toy)
-    t.add_argument("--steps", type=positive_int, default=d["steps"],
-                   help=f"training steps per template with --train (default {d['steps']})")
-    t.add_argument("--seed", type=int, default=d["seed"], help=f"default {d['seed']}")
+    t.add_argument("--steps", type=positive_int, default=TOY_STEPS,
+                   help=f"training steps per template with --train (default {TOY_STEPS})")
+    t.add_argument("--seed", type=int, default=TOY_SEED, help=f"(default {TOY_SEED})")
 
 
 def _gradient_options(g) -> None:
     """Options left out (None) keep GradientConfig's defaults, shown in the help."""
-    from neuralab.forecasting.gradients import GradientConfig
+    from neuralab.forecasting.config import GradientConfig
 
     d = GradientConfig()
     g.add_argument("--steps", type=at_least(2), help=f"sequence length, at least 2 (default {d.steps})")
@@ -50,7 +49,8 @@ def _gradient_options(g) -> None:
     g.add_argument("--clip", type=positive_float, help=f"max gradient norm of the clipped runs (default {d.clip})")
     g.add_argument("--init", help=f"keras (forget-gate bias 1) or torch (default {d.init})")
     g.add_argument("--seed", type=int, help=f"(default {d.seed})")
-    g.add_argument("--out", help="folder for the plot and numbers (default runs/rnn-gradients-TIME)")
+    g.add_argument("--out", help="folder for the plot and numbers (default rnn-gradients-TIME in "
+                                 "the runs folder: $NEURALAB_RUNS or ./runs)")
 
 
 def run_topologies(args) -> int:

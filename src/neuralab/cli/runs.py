@@ -15,10 +15,11 @@ def register(sub) -> None:
     from neuralab.cli._args import positive_float
 
     p = sub.add_parser("runs", help="list the runs under a folder: kind, model, data, status, best metric",
-                       description="List every run directory under ROOT (default: runs, or $NEURALAB_RUNS) with "
-                                   "its status read from the folder itself: running, finished, interrupted "
-                                   "(resumable) or damaged.")
-    p.add_argument("root", nargs="?", type=Path, help="folder holding runs (default runs, or $NEURALAB_RUNS)")
+                       description="List every run directory under ROOT (default the runs folder: $NEURALAB_RUNS "
+                                   "or ./runs) with its status read from the folder itself: running, finished, "
+                                   "interrupted (resumable) or damaged.")
+    p.add_argument("root", nargs="?", type=Path, metavar="ROOT",
+                   help="folder holding runs (default the runs folder: $NEURALAB_RUNS or ./runs)")
     p.add_argument("--watch", nargs="?", type=positive_float, const=2.0, metavar="SECONDS",
                    help="refresh every SECONDS (default 2) until Ctrl-C")
     p.add_argument("--json", action="store_true", help="print JSON for machines")
@@ -27,6 +28,8 @@ def register(sub) -> None:
 
 def run_runs(args) -> int:
     import json
+
+    from neuralab.cli import Stopped
     from neuralab.errors import NeuralabError, ParameterError
     from neuralab.runs import default_root
 
@@ -53,7 +56,9 @@ def run_runs(args) -> int:
                 print(time.strftime("%H:%M:%S") + "\n" + text + "\n", flush=True)
             last = text
             time.sleep(args.watch)
-    except KeyboardInterrupt:
+    except Stopped:  # SIGTERM, SIGHUP: the signal's status, as every command ends with
+        raise
+    except KeyboardInterrupt:  # Ctrl-C is how --watch is meant to end
         return 0
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from neuralab.cli._args import host_name, port_number
@@ -14,8 +17,9 @@ def register(sub) -> None:
         description="Serve the web app on this machine. Pages: convolution and pooling playground, "
                     "draw-a-digit classifier with feature maps, the run directories under --runs with "
                     "their reports, and forecast runs against their baselines.")
-    p.add_argument("--runs", type=Path, help="folder holding run directories (default runs, or $NEURALAB_RUNS)")
-    p.add_argument("--host", default="127.0.0.1",
+    p.add_argument("--runs", type=Path,
+                   help="folder holding run directories (default the runs folder: $NEURALAB_RUNS or ./runs)")
+    p.add_argument("--host", type=host_name, default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=port_number, default=7860, help="port (default 7860)")
     p.add_argument("--allow-host", type=host_name, action="append", default=[], metavar="NAME",
@@ -50,6 +54,32 @@ def run_serve(args) -> int:
     shown = "localhost" if args.host in ("0.0.0.0", "::") else (f"[{args.host}]" if ":" in args.host else args.host)
     print(f"neuralab web app on http://{shown}:{args.port}  (runs from {args.runs.resolve()}; Ctrl+C stops it)",
           flush=True)
-    with sock:
+    with sock, _hang_up_ends(server):
         server.run(sockets=[sock])
     return 0
+
+
+@contextlib.contextmanager
+def _hang_up_ends(server):
+    """SIGHUP (a closed terminal) ends the server as uvicorn ends it on SIGTERM: main's handler,
+    which raises KeyboardInterrupt, would raise it inside uvicorn's loop, which prints a
+    traceback. Once the server has stopped, the signal is raised again for main's handler (the
+    status 129 and one line), as uvicorn does with SIGTERM."""
+    hup = getattr(signal, "SIGHUP", None)  # none on Windows
+    if hup is None or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(hup) is signal.SIG_IGN:  # nohup's stays ignored
+        yield
+        return
+    received = []
+
+    def hang_up(signum, frame):
+        received.append(signum)
+        server.should_exit = True
+
+    previous = signal.signal(hup, hang_up)
+    try:
+        yield
+    finally:
+        signal.signal(hup, previous)
+    if received:
+        signal.raise_signal(hup)

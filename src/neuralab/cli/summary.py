@@ -5,6 +5,8 @@ torch.nn.Module), which runs as `neuralab train --model FILE.py` runs it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 
 from neuralab.cli._args import at_least, positive_int, shape_hwc
 
@@ -96,7 +98,8 @@ def _python_model(args) -> int:
     from neuralab.models import print_summary, summary
     from neuralab.training.source import KERAS, resolve, split_name
 
-    source = resolve(args.model)
+    with contextlib.redirect_stdout(sys.stderr):  # what the user's code prints as it loads: stdout is --json's
+        source = resolve(args.model)
     name = source.name or split_name(args.model)[0].stem
     if source.type == KERAS:
         if args.input or args.classes:
@@ -111,7 +114,8 @@ def _python_model(args) -> int:
 
         raise NeuralabError(f"{args.model}: a PyTorch module does not say what it takes; give `input_shape`, "
                             "e.g. 28x28x1")
-    result = summary(source.module, args.input, depth=args.depth, name=name)
+    with contextlib.redirect_stdout(sys.stderr):  # its forward, too
+        result = summary(source.module, args.input, depth=args.depth, name=name)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

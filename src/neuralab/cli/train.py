@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import at_least, fraction, non_negative_float, positive_float, positive_int, resume_command
+from neuralab.cli._args import (at_least, fraction, non_negative_float, positive_float, positive_int, resume_command,
+                                run_folder)
 
 TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs made from a .py file; "
               "read the file first: it runs with your permissions")
@@ -48,11 +49,12 @@ def _budget(p) -> None:
     folder.add_argument("--test-fraction", type=fraction, help="held out for the test set (default 0.1)")
     p.add_argument("--patience", type=at_least(0), help=f"early stopping patience in epochs (default {d.patience} = off)")
     p.add_argument("--monitor", choices=MONITORS["classification"], help=f"default {d.monitor}")
-    p.add_argument("--device", default=d.device, choices=DEVICES)
+    p.add_argument("--device", default=d.device, choices=DEVICES, help=f"(default {d.device})")
     p.add_argument("--amp", default=d.amp, choices=AMP,
                    help="mixed precision: auto computes in bfloat16 (float32 weights) for models of "
                         f"{AUTO_BF16_PARAMETERS / 1e6:g}M+ parameters "
-                        "on CUDA GPUs and CPUs with AVX-512 BF16, in float32 elsewhere; off: float32 always")
+                        "on CUDA GPUs and CPUs with AVX-512 BF16, in float32 elsewhere; off: float32 always "
+                        f"(default {d.amp})")
     p.add_argument("--threads", type=positive_int,
                    help="CPU threads for torch (default: torch's choice, at most a container's CPU "
                         "quota; fewer when the cores are shared)")
@@ -74,16 +76,16 @@ def training_choices(p, d, losses: tuple[str, ...] | None = None) -> None:
 
 
 def _train_options(p) -> None:
-    from neuralab.training.config import ClassifierConfig
+    from neuralab.training.config import ClassifierConfig, TrainConfig
 
-    model = ClassifierConfig().model
+    model, seed = ClassifierConfig().model, TrainConfig().seed
     p.add_argument("--model", default=model, metavar="MODEL",
                    help=f"a zoo architecture (see `neuralab zoo`; default {model}), a Keras file (.keras, .h5), or "
                         "FILE.py[:NAME] defining a Keras model or a torch.nn.Module (docs/keras.md)")
     _budget(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="run directory (default runs/MODEL-DATA-TIME)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run with its own settings")
+    p.add_argument("--seed", type=int, default=seed, help=f"(default {seed})")
+    p.add_argument("--out", help="run directory (default MODEL-DATA-TIME in the runs folder: $NEURALAB_RUNS or ./runs)")
+    p.add_argument("--resume", type=run_folder, metavar="RUN_DIR", help="continue an interrupted run with its own settings")
     p.add_argument("--checkpoint", choices=("last", "best"),
                    help="with --resume: go on from the last epoch (default) or the best one")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
@@ -95,7 +97,8 @@ def _compare_options(c) -> None:
     c.add_argument("--models", default="mlp,cnn,lenet5", help="comma-separated (default mlp,cnn,lenet5)")
     c.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 per model (default 3)")
     _budget(c)
-    c.add_argument("--out", help="folder for the runs and the table (default runs/compare, or $NEURALAB_RUNS/compare)")
+    c.add_argument("--out", help="folder for the runs and the table (default compare in "
+                                 "the runs folder: $NEURALAB_RUNS or ./runs)")
 
 
 def register(sub) -> None:
@@ -109,7 +112,7 @@ def register(sub) -> None:
     c.set_defaults(func=run_compare)
 
     e = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run, rebuilt from its directory")
-    e.add_argument("run_dir", metavar="RUN_DIR", help="an image classifier's run directory")
+    e.add_argument("run_dir", type=run_folder, metavar="RUN_DIR", help="an image classifier's run directory")
     e.add_argument("--data-dir", help="folder holding the dataset files, if not where the run found them")
     e.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     e.set_defaults(func=run_evaluate)

@@ -13,60 +13,16 @@ leaves the direction of each update unchanged.
 
 from __future__ import annotations
 
-import numbers
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
 from torch import nn
 
+from neuralab.forecasting.config import MAX_CELLS, GradientConfig  # noqa: F401  importable here too
 from neuralab.forecasting.topologies import KERAS_NAMES, ManyToOne, keras_init
 
 MODELS = ("rnn", "lstm")  # the two cells compared
-
-
-# sequences x steps x hidden units a measurement keeps for backpropagation: each takes about
-# 80 bytes (both models, their gates and gradients), so this is about 2 GB; the default run
-# has 256 x 100 x 32, 0.8 million
-MAX_CELLS = 25_000_000
-
-
-@dataclass
-class GradientConfig:
-    steps: int = 100          # sequence length: the distance the gradient must travel
-    hidden: int = 32          # the same for both models
-    batch: int = 64
-    probe: int = 256          # sequences the gradient is averaged over
-    train_steps: int = 300    # Adam updates on the task before the "trained" measurement
-    lr: float = 3e-3
-    clip: float = 1.0         # max total gradient norm in the clipped runs
-    init: str = "keras"       # keras (LSTM forget bias 1, orthogonal recurrence) | torch (uniform)
-    seed: int = 0
-
-    def check(self) -> None:
-        from neuralab.errors import ParameterError
-        from neuralab.training.config import check_seed
-
-        for name in ("steps", "hidden", "batch", "train_steps"):
-            if not isinstance(getattr(self, name), numbers.Integral) or isinstance(getattr(self, name), bool):
-                raise ParameterError(name, getattr(self, name), "give a whole number")
-        for name in ("steps", "hidden", "batch"):
-            if getattr(self, name) < 2:
-                raise ParameterError(name, getattr(self, name), "must be at least 2")
-        cells = max(self.batch, self.probe) * self.steps * self.hidden
-        if cells > MAX_CELLS:  # refused before torch allocates it and fails halfway
-            name = max(("steps", "hidden", "batch"), key=lambda k: getattr(self, k) / getattr(GradientConfig(), k))
-            raise ParameterError(name, getattr(self, name), f"the run would keep {cells:,} values (max(`batch`, "
-                                 f"{self.probe}) x `steps` x `hidden`) for backpropagation, more than the "
-                                 f"{MAX_CELLS:,} (about 2 GB) allowed; make `steps`, `hidden` or `batch` smaller")
-        check_seed(self.seed)
-        if self.train_steps < 0:
-            raise ParameterError("train_steps", self.train_steps, "must be 0 or more")
-        for name in ("lr", "clip"):  # an infinite clip would label unclipped runs "clipped"
-            if not 0 < getattr(self, name) < float("inf"):
-                raise ParameterError(name, getattr(self, name), "must be a finite number greater than 0")
-        if self.init not in ("keras", "torch"):
-            raise ParameterError("init", self.init, "choose keras or torch")
 
 
 def task(batch: int, steps: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

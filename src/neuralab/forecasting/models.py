@@ -37,7 +37,6 @@ improves on that start on the validation span, the start is kept and the report 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,54 +45,12 @@ from torch import nn
 
 from neuralab.errors import ParameterError
 from neuralab.forecasting.base import Forecaster
+from neuralab.forecasting.config import ARCHITECTURES, RECIPES, ModelConfig, series_train_config  # noqa: F401  importable here too
 from neuralab.forecasting.metrics import paired_gain
 from neuralab.forecasting.baselines import ridge_solve
 from neuralab.forecasting.topologies import CELLS, KERAS_NAMES, keras_init, keras_name
 from neuralab.forecasting.windows import Windows
 from neuralab.training.config import Diverged
-
-# architecture -> (cell, default hidden sizes)
-ARCHITECTURES: dict[str, tuple[str, tuple[int, ...]]] = {
-    "lstm-stacked": ("lstm", (128, 64)),  # the workshop's LSTM(128, return_sequences) -> LSTM(64) -> Dense
-    "lstm": ("lstm", (64,)),
-    "gru": ("gru", (64,)),
-    "rnn": ("rnn", (64,)),                # Keras' SimpleRNN: tanh
-}
-RECIPES = ("residual", "plain")
-
-
-@dataclass
-class ModelConfig:
-    architecture: str = "lstm-stacked"
-    hidden: list[int] = field(default_factory=list)  # empty: the architecture's sizes
-    dropout: float = 0.2                              # after each recurrent layer, as Keras tutorials do
-    init: str = "torch"                               # torch (uniform) | keras (Glorot, orthogonal, forget bias 1);
-                                                      # torch forecast better on seattle-weather (docs/forecasting.md)
-    recipe: str = "residual"                          # residual: anchored, normalised, with a linear path (see
-                                                      # above); plain: the workshop's network alone, which lost to
-                                                      # persistence and linear AR on unseen series (issue 17)
-
-    def check(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ParameterError("architecture", self.architecture, f"choose one of {', '.join(ARCHITECTURES)}")
-        if not isinstance(self.hidden, (list, tuple)) or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
-                                               for h in self.hidden):  # a list in config.json: Python ints
-            raise ParameterError("hidden", self.hidden, "give a list of ints, each at least 1, e.g. [128, 64]")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise ParameterError("dropout", self.dropout, "must be a number in [0, 1)")
-        if self.init not in ("keras", "torch"):
-            raise ParameterError("init", self.init, "choose keras or torch")
-        if self.recipe not in RECIPES:
-            raise ParameterError("recipe", self.recipe, f"choose one of {', '.join(RECIPES)}")
-
-    @property
-    def cell(self) -> str:
-        return ARCHITECTURES[self.architecture][0]
-
-    @property
-    def sizes(self) -> list[int]:
-        return list(self.hidden) or list(ARCHITECTURES[self.architecture][1])
-
 
 class ForecastNetwork(nn.Module):
     """(B, L, C) windows -> (B, H) forecasts in model space (scaled, transformed).
@@ -226,16 +183,6 @@ def summary(model: ForecastNetwork, lookback: int) -> str:
         lines.append("forecast = last value (or no change) + window scale x (Dense head + normalised linear path) "
                      "+ linear path")
     return "\n".join(lines)
-
-
-def series_train_config(**overrides):
-    """The trainer's settings for series: Keras' batch of 64, clipped gradients, early stopping."""
-    from neuralab.training.trainer import TrainConfig
-
-    # patience 5: the network starts from the least-squares linear path, so epochs that do not
-    # improve on the validation span soon are rarely followed by ones that do
-    defaults = dict(epochs=30, batch_size=64, lr=3e-3, grad_clip=1.0, patience=5, monitor="val_loss")
-    return TrainConfig(**{**defaults, **overrides})
 
 
 class NetworkForecaster(Forecaster):

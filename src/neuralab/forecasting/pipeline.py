@@ -30,64 +30,17 @@ from neuralab.errors import NeuralabError, ParameterError, named
 from neuralab.files import atomic_write, nulled, read_json
 from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
-from neuralab.forecasting.baselines import BASELINES, build_baselines
-from neuralab.forecasting.intervals import GAMMA, LEVELS, METHOD, WINDOW, coverage, label, rolling
+from neuralab.forecasting.baselines import build_baselines
+from neuralab.forecasting.config import ForecastConfig  # noqa: F401  importable here too
+from neuralab.forecasting.intervals import GAMMA, METHOD, WINDOW, coverage, label, rolling
 from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config, summary
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
 from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback
-from neuralab.training.config import Diverged, check_types
+from neuralab.training.config import Diverged
 from neuralab.training.device import refuse_distributed
-from neuralab.training.trainer import TrainConfig, seed_everything
-
-
-@dataclass
-class ForecastConfig:
-    data: str = "seattle-weather"     # a built-in series (sp500, nasdaq, seattle-weather) or a CSV path
-    target: str | None = None         # None: the built-in's, the only numeric column, or Close in price data
-    features: list[str] = field(default_factory=list)  # extra input columns (multivariate)
-    calendar: list[str] = field(default_factory=list)  # date encodings as inputs: dayofyear, dayofweek, ...
-    date_column: str | None = None    # None: the built-in's, or the column that parses as dates (named date/time/...)
-    date_format: str | None = None    # strftime format of the dates, e.g. %d/%m/%Y; None: inferred
-    sep: str | None = None            # CSV separator; None: detected (comma, semicolon, tab, bar)
-    series_column: str | None = None  # one series per value of this column, one network trained on all
-    where: str | None = None          # COLUMN=VALUE: keep only those rows (one series of several)
-    missing: str = "error"            # error | drop | ffill | interpolate
-    duplicates: str = "error"         # error | first | last | mean
-    gaps: str = "keep"                # keep (one row = one step) | fill (then `missing` fills them)
-    windows: WindowConfig = field(default_factory=lambda: WindowConfig(transform="auto"))
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=series_train_config)
-    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
-    season: int | None = None         # seasonal-naive period; None: detected on the training span
-    backtest_folds: int = 4
-    backtest_refit: bool = False      # refit every forecaster for every fold (the network too: slow)
-    intervals: list[float] = field(default_factory=lambda: list(LEVELS))  # prediction interval levels
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ForecastConfig":
-        return cls(**{**d, "windows": WindowConfig(**d.get("windows", {})), "model": ModelConfig(**d.get("model", {})),
-                      "train": TrainConfig(**d.get("train", {}))})
-
-    def check(self) -> None:
-        if not isinstance(self.data, (str, os.PathLike)):  # a DataFrame: a run must read its data again to resume
-            raise ParameterError("data", type(self.data).__name__, "give a built-in series' name or a CSV file; save "
-                                 "a DataFrame with df.to_csv('series.csv') first, so that the run can read it again "
-                                 "(load_series takes the DataFrame itself)")
-        for name, kind in (("windows", WindowConfig), ("model", ModelConfig), ("train", TrainConfig)):
-            if not isinstance(getattr(self, name), kind):  # a dict: ForecastConfig.from_dict reads those
-                raise ParameterError(name, getattr(self, name), f"give a {kind.__name__}, e.g. {kind.__name__}()")
-        self.windows.check()
-        self.model.check()
-        self.train.check("regression")
-        check_types(self)
-        if self.backtest_folds < 1:
-            raise ParameterError("backtest_folds", self.backtest_folds, "must be at least 1")
-        if self.season is not None and not 1 <= self.season <= self.windows.lookback:
-            raise ParameterError("season", self.season, f"must be between 1 and `lookback` ({self.windows.lookback})")
-        if any(not 0 < a < 1 for a in self.intervals):
-            raise ParameterError("intervals", self.intervals, "every level must lie between 0 and 1, e.g. 0.8, 0.95")
+from neuralab.training.trainer import seed_everything
 
 
 @dataclass
@@ -447,7 +400,8 @@ def _evaluate(p: Prepared, forecasters: list) -> dict:
 
 def _pooled(prepared: list[Prepared], evaluated: list[dict], span: str) -> dict[str, dict]:
     """Metrics over every series: MAE and RMSE over all their windows, MASE the mean of theirs
-    (of the series that have a MASE scale; None if none has)."""
+    weighted by their windows, as the verdict's paired test weighs each window once (of the
+    series that have a MASE scale; None if none has)."""
     if len(prepared) == 1:
         return evaluated[0][span + "_metrics"]
     names = list(evaluated[0][span])
@@ -456,8 +410,10 @@ def _pooled(prepared: list[Prepared], evaluated: list[dict], span: str) -> dict[
         actual = np.concatenate([getattr(p, span).future.ravel() for p in prepared])
         pred = np.concatenate([e[span][n].ravel() for e in evaluated])
         m = metrics.evaluate(actual, pred, 1.0)
-        scaled = [e[span + "_metrics"][n]["mase"] for e in evaluated if e[span + "_metrics"][n]["mase"] is not None]
-        m["mase"] = float(np.mean(scaled)) if scaled else None
+        scaled = [(e[span + "_metrics"][n]["mase"], len(getattr(p, span))) for p, e in zip(prepared, evaluated)
+                  if e[span + "_metrics"][n]["mase"] is not None]
+        values, windows = zip(*scaled) if scaled else ((), ())
+        m["mase"] = float(np.average(values, weights=windows)) if scaled else None
         out[n] = m
     return out
 

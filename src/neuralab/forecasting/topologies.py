@@ -18,6 +18,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from neuralab.forecasting.config import TOY_SEED, TOY_STEPS
+
 # The recurrent cells by the names neuralab uses, and what Keras calls each one: the only
 # place either map is written (the forecasting networks, the summary and the gradient
 # measurement all read them here).
@@ -174,7 +176,7 @@ def shapes(batch: int = 4) -> list[dict]:
     return rows
 
 
-def train_toy(name: str, steps: int = 300, batch: int = 64, lr: float = 1e-2, seed: int = 0) -> tuple[float, float]:
+def train_toy(name: str, steps: int = TOY_STEPS, batch: int = 64, lr: float = 1e-2, seed: int = TOY_SEED) -> tuple[float, float]:
     """Fit one template on its toy task; returns the MSE on a fresh batch before and after."""
     from neuralab.training.config import check_seed
 

@@ -23,39 +23,7 @@ import pandas as pd
 
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.metrics import naive_scale
-from neuralab.training.config import check_types
-
-TRANSFORMS = ("auto", "none", "diff", "log-return")
-SCALERS = ("standard", "minmax", "none")
-SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class WindowConfig:
-    lookback: int = 60            # input steps: the workshop's 60 days
-    horizon: int = 1              # steps forecast at once: 1 = many-to-one, more = many-to-many
-    stride: int = 1               # steps between consecutive window starts
-    val_fraction: float = 0.15    # of the rows, chronological: train | val | test
-    test_fraction: float = 0.15
-    transform: str = "none"       # none | diff | log-return (prices: near-stationary returns); the
-                                  # pipeline's default is auto: whichever forecasts the validation
-                                  # span best (chosen by run_forecast and recorded)
-    scaler: str = "standard"      # fitted on the training rows only
-
-    def check(self) -> None:
-        check_types(self)
-        for name in ("lookback", "horizon", "stride"):
-            if getattr(self, name) < 1:
-                raise ParameterError(name, getattr(self, name), "must be at least 1")
-        if not 0 <= self.val_fraction < 1 or not 0 < self.test_fraction < 1 \
-                or self.val_fraction + self.test_fraction >= 0.9:
-            raise NeuralabError(f"`val_fraction` {self.val_fraction} and `test_fraction` {self.test_fraction}: "
-                                "need 0 <= val, 0 < test and val + test < 0.9")
-        if self.transform not in TRANSFORMS:
-            raise ParameterError("transform", self.transform, f"choose one of {', '.join(TRANSFORMS)}")
-        if self.scaler not in SCALERS:
-            raise ParameterError("scaler", self.scaler, f"choose one of {', '.join(SCALERS)}")
-
+from neuralab.forecasting.config import SCALERS, SPLITS, TRANSFORMS, WindowConfig  # noqa: F401  importable here too
 
 @dataclass
 class Scaler:
