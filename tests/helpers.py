@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 from functools import cache
 from pathlib import Path
 
@@ -131,3 +132,11 @@ def randomize(model, seed: int = 0):
                            for v, w in zip(layer.weights, layer.get_weights())])
     return model
 
+
+def default_signals() -> None:
+    """A child's ``preexec_fn``: Ctrl-C and hang-up at their defaults, as in a terminal. A test
+    run under nohup, or started in the background by a shell without job control, hands its
+    children SIGHUP or SIGINT ignored, and a command keeps an ignored signal ignored (nohup's
+    contract), so a test of what that signal does would see nothing."""
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)

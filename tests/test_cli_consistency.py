@@ -13,6 +13,7 @@ import sys
 import urllib.request
 
 import pytest
+from helpers import default_signals
 
 from neuralab.cli import build_parser, main
 
@@ -64,7 +65,7 @@ def test_an_extra_word_is_blamed_on_the_command_that_got_it(capsys):
                                           (signal.SIGINT, 0)])
 def test_runs_watch_ends_well_on_ctrl_c_and_with_the_signals_status_otherwise(tmp_path, stop, status):
     p = subprocess.Popen([*COMMAND, "runs", str(tmp_path), "--watch", "0.2"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     try:
         assert f"no runs under {tmp_path}" in p.stdout.readline() + p.stdout.readline()  # watching
         p.send_signal(stop)
@@ -83,7 +84,7 @@ def free_port() -> int:
 def test_serve_stopped_by_sighup_says_one_line_and_ends_with_its_status(tmp_path):
     port = free_port()
     p = subprocess.Popen([*COMMAND, "serve", "--port", str(port), "--runs", str(tmp_path)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     try:
         assert "neuralab web app on" in p.stdout.readline()
         # the socket listens before uvicorn's loop runs: the signal must come once the loop answers

@@ -19,22 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import digits_folder
+from helpers import default_signals, digits_folder
 
 from neuralab import runs
 from neuralab.cli import main
 from neuralab.runs import Run, Status
+from test_runs import command
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def command(*args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    env.pop("NEURALAB_CRASH_AT", None)
-    if crash_at:
-        env["NEURALAB_CRASH_AT"] = crash_at
-    return subprocess.run([sys.executable, "-m", "neuralab", *args], env=env, capture_output=True, text=True,
-                          timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +141,7 @@ def started(digits: Path, run: Path, stderr, epochs: int = 60, **popen) -> subpr
     master, terminal = pty.openpty()
     args = train_args(digits, run, epochs)
     args.remove("--quiet")  # the progress display writes to the terminal as it trains
+    popen.setdefault("preexec_fn", default_signals)
     proc = subprocess.Popen([sys.executable, "-m", "neuralab", *args], stdin=terminal, stdout=terminal,
                             stderr=terminal if stderr == "terminal" else subprocess.PIPE, start_new_session=True,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")}, **popen)
