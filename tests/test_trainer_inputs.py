@@ -186,3 +186,19 @@ def test_images_of_another_shape_are_refused_naming_x_on_zoo_models(digits):
     colour = build_model("cnn", (3, 8, 8), 10)
     assert "x.permute(0, 3, 1, 2)" in refused(lambda: Trainer(colour, config(), verbose=False).fit(rgb, y), "x")
     assert Trainer(colour, config(), verbose=False).fit(rgb.permute(0, 3, 1, 2), y)[-1]["loss"] > 0
+
+
+def test_early_stopping_without_the_metric_it_watches_says_it_will_not_stop(digits):
+    """As Keras's EarlyStopping warns: patience on val_loss with no validation set stops nothing."""
+    import warnings
+
+    images, labels = digits
+    x, y = torch.from_numpy(images).float(), torch.from_numpy(labels)
+    with pytest.warns(UserWarning, match=r"early stopping watches 'val_loss', which the epochs do not report .*"
+                                         r"give a validation set \(val, or a val_fraction above 0\)") as said:
+        Trainer(own_mlp(), config(epochs=3, patience=1), verbose=False).fit(x[:1200], y[:1200])
+    assert sum("early stopping" in str(w.message) for w in said) == 1  # once, not every epoch
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # with a validation set: nothing to say
+        Trainer(own_mlp(), config(epochs=2, patience=1), verbose=False).fit(x[:1200], y[:1200],
+                                                                            val=(x[1200:], y[1200:]))

@@ -16,7 +16,9 @@ them (the records are: each holds the metrics over every process's share).
 
 from __future__ import annotations
 
-from neuralab.errors import ParameterError
+import warnings
+
+from neuralab.errors import ParameterError, named
 
 HOOKS = ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end")
 
@@ -49,6 +51,13 @@ class EarlyStopping(Callback):
             trainer.stop_training = True
 
     def on_epoch_end(self, trainer, record: dict) -> bool:
+        monitor = self.monitor or trainer.config.monitor
+        if self.patience > 0 and record.get(monitor) is None and len(trainer.history) == 1:
+            # as Keras's EarlyStopping warns: without the metric it watches, it never stops
+            warnings.warn(named(f"early stopping watches {monitor!r}, which the epochs do not report (validation "
+                                "metrics need a validation set): it will not stop the training; give a validation "
+                                "set (`val`, or a `val_fraction` above 0), or watch a training metric such as "
+                                "'loss'"), stacklevel=2)
         return self._due(trainer)
 
     def _due(self, trainer) -> bool:
