@@ -9,6 +9,7 @@ import json
 import shutil
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,12 +162,17 @@ def forecast_config() -> ForecastConfig:
                           train=series_train_config(epochs=3, device="cpu", seed=3, threads=1), backtest_folds=1)
 
 
-def test_a_forecast_resumed_on_the_same_setup_records_its_session_without_a_warning(tmp_path, monkeypatch):
-    run = tmp_path / "run"
+def interrupted_forecast(run: Path, monkeypatch) -> Path:
+    """A forecast run stopped in its second epoch, at ``run``."""
     whole_again = cut_in_epoch(monkeypatch, 2)
     with pytest.raises(Interrupted):
         run_forecast(forecast_config(), out=run, verbose=False)
     whole_again()
+    return run
+
+
+def test_a_forecast_resumed_on_the_same_setup_records_its_session_without_a_warning(tmp_path, monkeypatch):
+    run = interrupted_forecast(tmp_path / "run", monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error", EnvironmentChangedWarning)
         resume_forecast(run, verbose=False)
@@ -243,11 +249,7 @@ def test_a_run_stopped_before_its_first_checkpoint_finished_meanwhile_is_not_emp
 
 
 def test_a_forecast_resume_does_not_train_again_a_run_another_resume_finished(tmp_path, monkeypatch):
-    run = tmp_path / "run"
-    whole_again = cut_in_epoch(monkeypatch, 2)
-    with pytest.raises(Interrupted):
-        run_forecast(forecast_config(), out=run, verbose=False)
-    whole_again()
+    run = interrupted_forecast(tmp_path / "run", monkeypatch)
     left = finished_meanwhile(monkeypatch, pipeline, "stored_config",
                               lambda: (resume_forecast(run, verbose=False), files(run))[1])
     with pytest.raises(NeuralabError, match="the run is finished .*nothing to resume"):
