@@ -36,6 +36,7 @@ def rolling_origin(prepared: Prepared, forecasters: list[Forecaster], folds: int
         predictions = {f.name: f.predict(windows) for f in fitted}
         errors = {n: window_errors(windows.future, p) for n, p in predictions.items()}
         records.append({
+            "series": prepared.name,
             "fold": k + 1,
             "start": str(pd.Timestamp(windows.times.min()).date()),
             "end": str(pd.Timestamp(windows.times.max()).date()),
@@ -65,18 +66,25 @@ def summarize(records: list[dict], metric: str = "mae") -> dict[str, dict]:
     """Per forecaster: the mean of the fold scores weighted by their windows and their spread
     (``mae_mean``, ``mae_std``, or ``mase_...`` by ``metric``: MASE where series in different
     units are pooled), and the folds where it beats persistence beyond the noise of its
-    paired per-window gain (``metrics.difference``; float rounding is a tie)."""
+    paired per-window gain (``metrics.difference``; float rounding is a tie). Folds without a
+    score (MASE of a series constant over its training span) are left out of the mean, their
+    series named under ``left_out``; with none scored, the mean and spread are None."""
     names = list(records[0]["metrics"]) if records else []
     weights = np.array([r["windows"] for r in records], dtype=np.float64)
     out = {}
     for name in names:
-        scores = np.array([np.nan if r["metrics"][name][metric] is None else r["metrics"][name][metric]
-                           for r in records], dtype=np.float64)
-        mean = float(np.average(scores, weights=weights)) if weights.sum() else float("nan")
-        spread = float(np.sqrt(np.average((scores - mean) ** 2, weights=weights))) if weights.sum() else float("nan")
+        scores = [r["metrics"][name][metric] for r in records]
+        scored = np.array([s is not None for s in scores])
+        values = np.array([s for s in scores if s is not None], dtype=np.float64)
+        w = weights[scored]
+        mean = float(np.average(values, weights=w)) if w.sum() else None
+        spread = float(np.sqrt(np.average((values - mean) ** 2, weights=w))) if w.sum() else None
         verdicts = [difference(r["versus"][name]) if name in r.get("versus", {}) else None for r in records]
         out[name] = {f"{metric}_mean": mean, f"{metric}_std": spread, "metric": metric, "folds": len(records),
                      "folds_beating_" + REFERENCE: sum(v == 1 for v in verdicts),
                      "folds_tied_with_" + REFERENCE: sum(v == 0 for v in verdicts),
                      "refit": bool(records and records[0]["refit"])}
+        left_out = [r.get("series", f"fold {r['fold']}") for r, ok in zip(records, scored) if not ok]
+        if left_out:
+            out[name]["left_out"] = list(dict.fromkeys(left_out))
     return out

@@ -476,11 +476,10 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
             head["advice"] = ("The series differ in kind (" + ", ".join(f"{n}: {_kind_words(k)}" for n, k in kinds.items())
                               + f"); this advice fits {_kind_words(kind)}. " + head["advice"]).strip()
     persistence = test.get("persistence", {})
+    # by the verdict's measure, as its beats_persistence is: MAE pooled over series in different units compares nothing
+    ours, theirs = test[network.name].get(metric), persistence.get(metric)
     head.update({"network_mae": test[network.name]["mae"], "persistence_mae": persistence.get("mae"),
-                 "percent_better": metrics.percent_better(test[network.name]["mae"], persistence.get("mae") or 0),
-                 # lower beyond float rounding; "clearly": beyond the noise of the paired gain (verdict)
-                 "beats_persistence": bool(persistence and test[network.name]["mae"] < persistence["mae"]
-                                           and not metrics.tied(test[network.name]["mae"], persistence["mae"])),
+                 "percent_better": metrics.percent_better(ours, theirs) if ours is not None and theirs else None,
                  "best_mae": test[head["best"]]["mae"], "best_score": test[head["best"]][metric]})
     by_step = {}
     for n in test:
@@ -555,8 +554,10 @@ def _kind_words(kind: dict) -> str:
 
 
 def character_of_many(prepared: list[Prepared], config: ForecastConfig) -> dict:
-    """The kind most of the series share (their training spans)."""
+    """The kind most of the series share (their training spans); constant only where every one is,
+    since the pooled verdict ranks the others and leaves constant series out."""
     kinds = [character(p.levels[:p.boundaries[0]], config.target, config.windows.lookback) for p in prepared]
+    kinds = [k for k in kinds if k["kind"] != "constant"] or kinds
     names = [k["kind"] for k in kinds]
     return kinds[max(range(len(kinds)), key=lambda i: names.count(names[i]))]
 

@@ -105,6 +105,8 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
     tie. ``lookback``: the network's, against which seasonal advice is given."""
     kind = kind or {"kind": "other"}
     usable = {n: m for n, m in test.items() if m.get(metric) is not None and np.isfinite(m[metric])}
+    if not usable and metric != "mae":
+        return _unranked(test, network, metric, kind)
     ranking = sorted(usable, key=lambda n: (usable[n][metric], n == network))  # a float tie: the baseline first
     ranks = {n: 1 + sum(usable[m][metric] < usable[n][metric] and not tied(usable[m][metric], usable[n][metric])
                         for m in ranking) for n in ranking}  # equal up to float rounding: the same rank
@@ -128,8 +130,11 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
            "network_score": net, "best_baseline_score": ref,
            "ratio_to_best_baseline": net / ref if ref > 0 else None,
            "percent_better_than_best_baseline": pct, "kind": kind,
-           "best_baseline_chosen_on": "test", "gains_over_best_baseline": gains}
-    if kind["kind"] == "constant":
+           "best_baseline_chosen_on": "test", "gains_over_best_baseline": gains,
+           # by the measure that ranks, so that it and the verdict never disagree in sign
+           "beats_persistence": persistence is not None and bool(net < persistence) and not tied(net, persistence)}
+    # Pooled series with a MASE are not all constant, whatever kind most of them share
+    if kind["kind"] == "constant" and metric == "mae":
         value = kind.get("value")
         out["sentence"] = (f"The target is constant ({value:g}) over the training span: there is nothing to learn, "
                            "every forecaster that repeats the last value is exact there, and the errors on the test "
@@ -177,11 +182,34 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
     return out
 
 
+def _unranked(test: dict[str, dict], network: str, metric: str, kind: dict) -> dict:
+    """The verdict where no forecaster has a ``metric`` score: every pooled series is constant
+    over its training span, so none has the naive error MASE divides by, and MAE over series
+    in different units ranks nothing. The MAE are listed, lowest first, and nothing is ranked."""
+    order = sorted((n for n in test if test[n].get("mae") is not None and np.isfinite(test[n]["mae"])),
+                   key=lambda n: (test[n]["mae"], n == network))
+    baselines = [n for n in order if n != network] or [n for n in test if n != network]
+    scores = ", ".join(f"{n} {test[n]['mae']:.4g}" for n in order)
+    constant = kind["kind"] == "constant"
+    why = "every series is constant over its training span" if constant else "no series has a naive error to scale by"
+    sentence = (f"Cannot rank: {why}, so no forecaster has a {metric.upper()}, and MAE pooled over series in "
+                f"different units ranks nothing. Scores by MAE, each series in its own units: {scores}."
+                + (" Choose another `target`." if constant else ""))
+    return {"network": network, "metric": metric, "ranked": False, "best": order[0] if order else network,
+            "best_baseline": baselines[0], "network_rank": None, "forecasters": len(test), "ranking": [],
+            "ranks": {}, "network_score": None, "best_baseline_score": None, "ratio_to_best_baseline": None,
+            "percent_better_than_best_baseline": None, "kind": kind, "best_baseline_chosen_on": "test",
+            "gains_over_best_baseline": {}, "beats_persistence": False, "clearly_beats_persistence": False,
+            "outcome": "constant" if constant else "unranked", "sentence": sentence, "advice": ""}
+
+
 def table(test: dict[str, dict], backtest: dict[str, dict], network: str, metric: str = "mae") -> str:
     """The terminal's table: every forecaster's MAE, RMSE and MASE on the test span and the
-    backtest's mean and spread (of ``metric``), best first."""
+    backtest's mean and spread (of ``metric``), best first, then the series the backtest's
+    mean left out (``backtest.summarize``)."""
     rows = sorted(test, key=lambda n: (test[n].get(metric) is None, test[n].get(metric) or 0))
     head = f"backtest {metric.upper()} (mean ± std)"
+    left_out = next((b["left_out"] for b in backtest.values() if b.get("left_out")), [])
     lines = [f"{'forecaster':<18}{'MAE':>11}{'RMSE':>11}{'MASE':>8}   {head:<26}"]
     for n in rows:
         m, b = test[n], backtest.get(n, {})
@@ -190,6 +218,10 @@ def table(test: dict[str, dict], backtest: dict[str, dict], network: str, metric
         mark = "  <- network" if n == network else ""
         lines.append(f"{n:<18}{_num(m.get('mae')):>11}{_num(m.get('rmse')):>11}{_num(m.get('mase'), 3):>8}   "
                      f"{spread:<26}{mark}")
+    if left_out:
+        # the test span's pooled MASE leaves the same series out (pipeline._pooled)
+        lines.append(f"{metric.upper()} pools the series that have one; left out, constant over the training "
+                     f"span: {', '.join(left_out)}")
     return "\n".join(lines)
 
 

@@ -77,8 +77,9 @@ def _sections(r: ForecastReport, images: dict[str, str]) -> list[tuple[str, str]
     metric = head.get("metric", "mae")  # what the verdict ranks by: MASE where series in different units are pooled
     transform = f" and the {r.transform} transform" if r.transform != "none" else ""
     best_score = _shown(results["test"][head["best"]].get(metric))
-    top = html.paragraph(f"Best on the test span: <b>{html.esc(head['best'])}</b> ({metric.upper()} "
-                         f"{html.cell(best_score)}). Errors are in the units of {html.esc(r.target)}, after undoing "
+    best = (f"Best on the test span: <b>{html.esc(head['best'])}</b> ({metric.upper()} {html.cell(best_score)}). "
+            if head.get("ranked", True) else f"Nothing is ranked: no forecaster has a {metric.upper()}. ")
+    top = html.paragraph(f"{best}Errors are in the units of {html.esc(r.target)}, after undoing "
                          f"the scaling{transform}" + ("; MASE is unitless." if metric == "mase" else "."))
     top += "".join(html.paragraph(html.esc(n)) for n in r.notes)
     if r.verdict_table is not None:
@@ -97,14 +98,15 @@ def _sections(r: ForecastReport, images: dict[str, str]) -> list[tuple[str, str]
                 if zeros else "MAPE skips zero actuals; ")
     spans = ", ".join(f"{k} {a} .. {b}" for k, (a, b) in _in_split_order(results["spans"]))
     windows = ", ".join(f"{k} {v:,}" for k, v in _in_split_order(results["windows"]))
+    pooled = _pooled_words(_without_mase(results))
     sections = [
         ("", top),
         ("Test span: every forecaster",
          html.table(["name", *columns, f"vs {r.reference} ({metric.upper()})", "fitted"], scores,
                     highlight=[i for i, row in enumerate(scores) if row[0] == r.network])
          + html.paragraph(f"MAPE and sMAPE in percent ({left_out}MASE below 1 beats the one-step naive "
-                          "forecast's in-sample error on the training span, n/a where that span is constant).",
-                          muted=True)
+                          "forecast's in-sample error on the training span, n/a where that span is constant"
+                          + (f"; {pooled}" if pooled else "") + ").", muted=True)
          + images["forecast"]),
     ]
     if results.get("series"):
@@ -132,6 +134,7 @@ def _backtest(results: dict, ranked: list[str], r: ForecastReport) -> tuple[str,
     n = first.get("folds", len(results["backtest"]))
     many = len(results.get("series") or {})
     folds_text = f"{n} fold{'' if n == 1 else 's'}" + (f" over {many} series, scored by MASE" if many else "")
+    left_out = first.get("left_out", [])
     if r.backtest_refit:
         how = "each forecaster refitted on all that precedes a fold"
     else:
@@ -147,6 +150,8 @@ def _backtest(results: dict, ranked: list[str], r: ForecastReport) -> tuple[str,
     beating = "folds beating persistence" + (" (beyond 2 SE of the paired gain)" if ties else "")
     body = html.table(["name", f"mean {metric.upper()} (weighted by windows)", "spread (std)", beating], rows,
                       highlight=[i for i, row in enumerate(rows) if row[0] == r.network])
+    if left_out:
+        body += html.paragraph(f"The mean {_pooled_words(left_out)}.", muted=True)
     if folds:
         body += html.table(["fold", "span", "windows", *fold_names], folds)
     return f"Rolling-origin backtest ({folds_text}: {how})", body
@@ -164,6 +169,20 @@ def _per_series(results: dict, network: str) -> str:
                      one.get("versus_persistence", ""), one.get("sentence", "")])
     return html.table(["series", "kind", "best", f"{network} rank", f"{network} MAE", "persistence MAE",
                        "vs persistence", "verdict"], rows)
+
+
+def _without_mase(results: dict) -> list[str]:
+    """The series of a pooled run that have no MASE: constant over their training span."""
+    series = results.get("series") or {}
+    return [name for name, one in series.items() if "mase_scale" in one and one["mase_scale"] is None]
+
+
+def _pooled_words(left_out: list[str]) -> str:
+    """Which series a pooled MASE leaves out ("" where none)."""
+    if not left_out:
+        return ""
+    return (f"MASE pools the series that have one, leaving out {html.esc(', '.join(left_out))}, constant over "
+            f"{'its' if len(left_out) == 1 else 'their'} training span")
 
 
 def _training_words(results: dict) -> str:

@@ -108,7 +108,8 @@ async function load(run, series = "") {
   $("view").classList.remove("hidden");
   const head = view.headline;
   $("verdict").textContent = head.sentence || "";
-  const good = head.outcome ? head.outcome !== "baseline" : head.beats_persistence;  // older runs: persistence only
+  // older runs: persistence only; a run that ranks nothing (every series constant) is no good news
+  const good = head.outcome ? !["baseline", "constant", "unranked"].includes(head.outcome) : head.beats_persistence;
   $("verdict").className = `verdict ${good ? "good" : "bad"}`;
   shown.clear();
   for (const name of [head.network, "persistence", head.best]) if (view.forecasters.includes(name)) shown.add(name);
