@@ -6,6 +6,8 @@ bench/bench_cli.py (docs/benchmarks.md), not here.
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 
@@ -47,10 +49,32 @@ def loaded(argv: list[str], heavy: tuple[str, ...] = HEAVY) -> tuple[int, int, l
     ["train", "--help"],     # ClassifierConfig and its recipes live in training/config.py, free of torch
     ["compare", "--help"],
     ["import", "--help"],
+    ["forecast", "--help"],  # the series' policies and built-in names live in data/series_names.py, free of pandas
+    ["forecast", "predict", "--help"],
+    ["rnn", "--help"],
 ])
 def test_light_commands_import_no_heavy_library(argv):
     code, printed, modules = loaded(argv)
     assert code == 0 and printed > 100 and modules == []
+
+
+def test_the_series_names_keep_their_old_import_path():
+    from neuralab.data import series, series_names
+
+    for name in ("BUILTIN", "BuiltinSeries", "CALENDAR", "DUPLICATES", "GAPS", "MISSING"):
+        assert getattr(series, name) is getattr(series_names, name)
+    assert series.builtin_path("seattle-weather").name == series.BUILTIN["seattle-weather"].file
+
+
+def test_forecasts_help_names_the_interval_levels_of_its_config(monkeypatch, capsys):
+    """The levels --horizon's help names are ForecastConfig's (intervals.LEVELS), not a copy."""
+    from neuralab.cli import main
+    from neuralab.forecasting import config
+
+    monkeypatch.setattr(config, "LEVELS", (0.5, 0.9))
+    with pytest.raises(SystemExit):
+        main(["forecast", "--help"])
+    assert "many-to-many; metrics and 50%/90% intervals per step" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_command_that_computes_still_gets_its_library():
@@ -137,3 +161,36 @@ def test_the_command_exits_with_mains_status_after_its_exit_handlers(argv, statu
         assert "--kernel" in done.stderr and "Traceback" not in done.stderr
     module = subprocess.run([sys.executable, "-m", "neuralab", *argv], capture_output=True, text=True, timeout=120)
     assert module.returncode == status and module.stdout.splitlines() == printed
+
+
+@pytest.mark.parametrize("case", ["taken", "file on the way"])
+def test_compare_refused_by_rank_0_ends_every_process_of_a_torchrun_job_alike(fashion_mnist, tmp_path, case):
+    """Rank 0 finds --out unusable and both processes stop on its refusal with status 2, rank 0
+    saying it, nothing made; refused by rank 0 alone, rank 1 went on to wait for it in training until
+    torchrun stopped it. torchrun looks at its processes every 2 s here, so that each ends on its own."""
+    import torch
+
+    if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
+        pytest.skip("needs torch.distributed with gloo")
+    data = idx_subset(fashion_mnist, tmp_path / "data", 300, 100)
+    if case == "taken":
+        out = tmp_path / "cmp"
+        (out / "lenet5-seed0").mkdir(parents=True)
+        (out / "lenet5-seed0" / "notes.txt").write_text("my own notes\n")
+        line = f"--out {out}: already holds lenet5-seed0; pass --overwrite to replace the runs of this comparison, " \
+               "or choose another --out"
+    else:
+        (tmp_path / "cmp").write_text("a file where the folder goes\n")
+        out = tmp_path / "cmp" / "week1"
+        line = f"--out {out}: cannot create the runs' folders in {tmp_path / 'cmp'} (Not a directory); a part of " \
+               "the path is a file, not a folder: give a path through folders"
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--monitor-interval", "2",
+                        "-m", "neuralab", "compare", "--models", "lenet5", "--seeds", "1", "--data", "fashion-mnist",
+                        "--data-dir", str(data), "--epochs", "1", "--batch-size", "100", "--out", str(out)],
+                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=240)
+    said = [text for text in p.stderr.splitlines() if text.startswith("neuralab:")]
+    assert said == [f"neuralab: error: {line}"], p.stderr[-3000:]
+    exits = dict(re.findall(r"rank\s*: (\d+) \(local_rank: \d+\)\n\s*exitcode\s*: (-?\d+)", p.stderr))
+    assert exits == {"0": "2", "1": "2"}, p.stderr[-3000:]
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

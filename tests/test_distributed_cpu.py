@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -200,6 +201,49 @@ def test_every_process_names_the_run_folder_rank_0_made(tiny_fashion, tmp_path):
     folders = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert folders[0] == folders[1] and folders[0].endswith("-2")
     assert (tmp_path / folders[0] / "results.json").is_file()
+
+
+def exits(p: subprocess.CompletedProcess) -> dict[str, str]:
+    """Each rank's exit status, from torchrun's report of the processes that failed."""
+    return dict(re.findall(r"rank\s*: (\d+) \(local_rank: \d+\)\n\s*exitcode\s*: (-?\d+)", p.stderr))
+
+
+def test_a_folder_rank_0_refuses_ends_every_process_alike(tiny_fashion, tmp_path):
+    """Rank 0 alone makes the run's folder: refused there, rank 1 went on to wait for it in
+    training until torchrun stopped it. torchrun looks at its processes every 2 s here, so that
+    each ends on its own."""
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("my own notes\n")
+    p = torchrun("--monitor-interval", "2", *train_args(tiny_fashion, "--model", "mlp", "--out", str(mine)))
+    assert said(p) == [f"neuralab: error: --out {mine}: folder is not empty and holds no run; choose another "
+                       "--out"], p.stderr[-3000:]
+    assert exits(p) == {"0": "2", "1": "2"}, p.stderr[-3000:]
+    assert [f.name for f in mine.iterdir()] == ["todo.txt"]
+
+
+def test_a_resume_of_a_run_another_process_holds_ends_every_process_alike(tiny_fashion, tmp_path, monkeypatch):
+    """Rank 0 alone takes the run's lock: held by another process, rank 1 resumed the run on
+    its own instead of stopping with rank 0's refusal."""
+    from neuralab.runs import Run
+    from neuralab.training.trainer import Trainer
+
+    def pressed(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "predict", pressed)  # in the test pass: an interrupted run with every epoch done
+        assert main(train_args(tiny_fashion, "--model", "mlp", "--out", str(run))[2:]) == 130
+    held = Run(run).lock()
+    try:
+        p = torchrun("--monitor-interval", "2", "-m", "neuralab", "train", "--resume", str(run), "--quiet")
+    finally:
+        held.unlock()
+    lines = said(p)
+    assert len(lines) == 1 and str(run) in lines[0] and "another" in lines[0], p.stderr[-3000:]
+    assert exits(p) == {"0": "2", "1": "2"}, p.stderr[-3000:]
+    assert not (run / "results.json").exists()
 
 
 def test_more_processes_than_gpus_are_refused_naming_the_count(monkeypatch):

@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 def _forecast_options(p) -> None:
     """The options, with the choices and defaults of the library's configs (read when `forecast` runs)."""
-    from neuralab.data.series import BUILTIN, CALENDAR, DUPLICATES, GAPS, MISSING
+    from neuralab.data.series_names import BUILTIN, CALENDAR, DUPLICATES, GAPS, MISSING
     from neuralab.forecasting.config import (ARCHITECTURES, BASELINE_NAMES, RECIPES, SCALERS, TRANSFORMS,
                                              ForecastConfig, ModelConfig, series_train_config)
     from neuralab.cli.train import training_choices
@@ -38,6 +38,7 @@ def _forecast_options(p) -> None:
 
     f, m, t = ForecastConfig(), ModelConfig(), series_train_config()
     w = f.windows  # the pipeline's defaults (transform auto), not WindowConfig's own
+    levels = "/".join(f"{level * 100:g}%%" for level in f.intervals)  # %% is argparse's % in help
     data = p.add_argument_group("data")
     data.add_argument("--data", default=f.data,
                       help=f"built-in series ({', '.join(BUILTIN)}) or a CSV path (default {f.data})")
@@ -65,7 +66,7 @@ def _forecast_options(p) -> None:
     win.add_argument("--lookback", type=positive_int, help=f"input steps (default {w.lookback})")
     win.add_argument("--horizon", type=positive_int,
                      help="steps forecast at once, one output each: 1 = many-to-one, more = many-to-many; metrics "
-                          f"and 80%%/95%% intervals per step (default {w.horizon})")
+                          f"and {levels} intervals per step (default {w.horizon})")
     win.add_argument("--stride", type=positive_int, help=f"steps between window starts (default {w.stride})")
     win.add_argument("--val-fraction", type=fraction,
                      help=f"of the rows, after the training span (default {w.val_fraction})")

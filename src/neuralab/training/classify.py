@@ -259,7 +259,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     """``train_classifier``; ``resumed``: a resume starting its run again in place (Run.create's)."""
     from neuralab.data import load_image_data
     from neuralab.models import count_parameters
-    from neuralab.training.device import dist_info
+    from neuralab.training.device import dist_info, on_rank_0
 
     config = _resolved(config)
     if optimizer is not None:
@@ -294,11 +294,15 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     # Inputs are valid: only now does anything touch the disk.
     is_main = dist_info().is_main
     fresh = out is None or not path.exists()
-    run = Run.create(path, overwrite, numbered=out is None, resumed=resumed) if is_main else Run(path)
-    if out is None and trainer.dist.active:  # a default name is rank 0's: its time, or its NAME-2, may differ
-        shared = [str(run.path)]
-        torch.distributed.broadcast_object_list(shared, src=0)
-        run = run if is_main else Run(Path(shared[0]))
+    made = []
+
+    def create() -> str:
+        made.append(Run.create(path, overwrite, numbered=out is None, resumed=resumed))
+        return str(made[0].path)
+
+    # every process takes rank 0's folder (a default name's time, or its NAME-2, may differ), or its refusal
+    where = on_rank_0(create, trainer.device)
+    run = made[0] if made else Run(Path(where))
     trainer.run_dir = run.path
     try:
         if is_main:
@@ -447,7 +451,7 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     PyTorch model it cannot rebuild (model.json's source has file null) goes on in ``model``,
     the module it was trained with, built the same way (``_given_module`` checks it)."""
     from neuralab.data import load_image_data
-    from neuralab.training.device import dist_info
+    from neuralab.training.device import dist_info, on_rank_0
 
     if checkpoint not in CHECKPOINTS:
         raise ParameterError("checkpoint", checkpoint, f"choose one of: {', '.join(CHECKPOINTS)}")
@@ -485,11 +489,17 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     else:
         model = _network(meta, run.path, trust_code)
     main = dist_info().is_main
-    if main:
+
+    def claim() -> None:
         run.lock()
-    try:
-        if main:  # checked again now that no other resume can finish it while this one trains it
+        try:  # checked again now that no other resume can finish it while this one trains it
             run.refuse_finished()
+        except BaseException:
+            run.unlock()
+            raise
+
+    on_rank_0(claim, config.train.device)  # held by another process, or finished since: every process stops
+    try:
         if checkpoint == "best":
             from neuralab.files import atomic_write
 

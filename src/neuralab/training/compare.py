@@ -7,18 +7,20 @@ parameters, seconds per epoch and test accuracy as mean +- std over the seeds.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import math
 import numbers
+import os
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from neuralab.errors import ParameterError
-from neuralab.files import atomic_write
+from neuralab.files import atomic_write, write_advice
 from neuralab.runs import Run, folder_part
 from neuralab.training.classify import ClassifierConfig, model_source, train_classifier
-from neuralab.training.device import dist_info
+from neuralab.training.device import dist_info, on_rank_0
 
 
 @dataclass
@@ -60,11 +62,8 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     folders = {(name, seed): out / f"{folder_part(sources[name].architecture)}-seed{seed}"
                for name in models for seed in range(seeds)}
     main = dist_info().is_main
-    if not overwrite and main:  # rank 0 may already have made the first run's folder
-        taken = [path for path in folders.values() if path.exists()]
-        if taken:
-            raise ParameterError("out", str(out), f"already holds {taken[0].name}; pass `overwrite` to replace "
-                                                  "the runs of this comparison, or choose another `out`")
+    # rank 0 looks: another process might find the first run's folder that rank 0 has made already
+    on_rank_0(lambda: _refuse_folders(out, folders.values(), overwrite), base.train.device)
     rows = []
     for name in models:
         accs, epoch_seconds, params = [], [], 0
@@ -84,6 +83,23 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
         with atomic_write(out / "compare.md") as f:
             f.write(to_markdown(rows, base, seeds) + "\n")
     return rows
+
+
+def _refuse_folders(out: Path, folders, overwrite: bool) -> None:
+    """Refuse ``out`` where the runs cannot go, before any trains."""
+    taken = [path for path in folders if path.exists()]
+    if taken and not overwrite:
+        raise ParameterError("out", str(out), f"already holds {taken[0].name}; pass `overwrite` to replace the runs "
+                                              "of this comparison, or choose another `out`")
+    there = next(folder for folder in (out, *out.parents) if folder.exists())  # the runs' folders are made from here
+    if not there.is_dir():
+        code = errno.ENOTDIR
+    elif not os.access(there, os.W_OK | os.X_OK):
+        code = errno.EACCES
+    else:
+        return
+    raise ParameterError("out", str(out), f"cannot create the runs' folders in {there} ({os.strerror(code)}); "
+                                          f"{write_advice(OSError(code, ''))}")
 
 
 def _model_source(name: str):

@@ -237,6 +237,32 @@ def init_distributed(device: torch.device) -> DistInfo:
     return info
 
 
+def on_rank_0(decide, device: torch.device | str):
+    """What ``decide()`` returns on rank 0, in every process of a torchrun job (joining its
+    process group where no trainer has yet), or the error it raises there, raised in every
+    process with rank 0's words; in one process, ``decide()``. What rank 0 alone decides (a run
+    folder's name, a refusal of it) must reach the others: refused by rank 0 alone, they would
+    go on to train and end on the lost peer when torchrun stops them."""
+    info = dist_info()
+    if not info.active:
+        return decide()
+    init_distributed(pick_device(device) if isinstance(device, str) else device)
+    value, refusal = None, None
+    if info.is_main:
+        try:
+            value = decide()
+        except (NeuralabError, OSError) as e:
+            refusal = e
+    shared = [(value, refusal and str(refusal))]
+    torch.distributed.broadcast_object_list(shared, src=0)
+    value, said = shared[0]
+    if refusal is not None:
+        raise refusal
+    if said is not None:
+        raise NeuralabError(said)
+    return value
+
+
 def environment(device: torch.device, threads: int = 0) -> dict:
     """What a run records so that it can be reproduced: versions, device, threads. ``threads``
     is the count the run computes with (``cpu_threads``'s; 0: torch's setting, which then applies).
