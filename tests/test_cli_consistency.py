@@ -192,6 +192,29 @@ def test_every_argument_says_what_it_is_and_every_default_is_shown():
         assert "the runs folder: $NEURALAB_RUNS or ./runs" in text[name].split("--out OUT", 2)[-1], name
 
 
+def test_a_default_the_help_states_is_the_one_the_option_has(monkeypatch):
+    """A default written out as a number beside its owner goes stale when the owner changes it:
+    each help reads it from the owner (a folder's test share from neuralab.data), and where the
+    option holds its default itself the help says that one."""
+    import neuralab.data
+
+    monkeypatch.setattr(neuralab.data, "TEST_FRACTION", 0.25)
+    commands = dict(subcommands(build_parser()))
+    assert "(default 0.25)" in " ".join(commands["train"].format_help().split())
+    checked = 0
+    for name, parser in commands.items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            default = action.default
+            if isinstance(default, bool) or not isinstance(default, (str, int, float)) or not action.help:
+                continue
+            words = " ".join(formatter._expand_help(action).split())
+            if "default" in words:
+                checked += 1
+                assert f"default {default}" in words, f"{name} {action.option_strings}: {words}"
+    assert checked > 20
+
+
 @pytest.mark.parametrize("argv", [["predict", "mlp", "d.png"], ["report", "mlp"], ["evaluate", "mlp"],
                                   ["train", "--resume", "mlp"], ["forecast", "predict", "mlp", "--csv", "new.csv"]])
 def test_a_run_named_as_runs_lists_it_is_pointed_to_in_the_runs_folder(argv, tmp_path, monkeypatch, capsys):

@@ -18,10 +18,10 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("shape", help="output shape, formula and parameter count of a Conv2D layer")
     p.add_argument("--input", type=shape_hwc, required=True, help="H x W x depth, e.g. 32x32x3")
-    p.add_argument("--filters", type=positive_int, default=1, help="number of filters F (default 1)")
+    p.add_argument("--filters", type=positive_int, default=1, help="number of filters F (default %(default)s)")
     p.add_argument("--kernel", type=size_pair, required=True, help="K or KhxKw, e.g. 5 or 5x3")
     p.add_argument("--stride", type=size_pair, default=(1, 1), help="S or ShxSw (default 1)")
-    p.add_argument("--padding", type=padding, default="valid", help="valid (default), same, or P zeros per side")
+    p.add_argument("--padding", type=padding, default="valid", help="valid, same, or P zeros per side (default %(default)s)")
     p.add_argument("--no-bias", action="store_true", help="count no bias parameters")
     p.set_defaults(func=cmd_shape)
 
@@ -33,9 +33,9 @@ def register(subparsers) -> None:
     p.add_argument("--kernel", default="sobel-x",
                    help="a name (see `conv kernels`), numbers like '1,0,-1;2,0,-2;1,0,-1', or a file (default sobel-x)")
     _window_options(p)
-    p.add_argument("--padding", type=padding, default="valid", help="valid (default), same, or P zeros per side")
+    p.add_argument("--padding", type=padding, default="valid", help="valid, same, or P zeros per side (default %(default)s)")
     p.add_argument("--depth", choices=("per-channel", "sum"), default="per-channel",
-                   help="colour pictures: each channel on its own (default) or one filter summed over the depth")
+                   help="colour pictures: each channel on its own or one filter summed over the depth (default %(default)s)")
     p.add_argument("--gray", action="store_true", help="turn a colour picture into grayscale first")
     p.add_argument("--scale", choices=("auto", "clip", "abs", "minmax"), default="auto",
                    help="floats to 0..255: clip, |value| (auto for kernels summing to 0), or stretch (auto for --depth sum)")
@@ -45,7 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("image", type=Path, help="a PNG or JPEG picture, grayscale or colour")
     p.add_argument("--size", type=size_pair, default=(2, 2), help="window N or NxM (default 2)")
     p.add_argument("--mode", choices=("max", "avg"), default="max",
-                   help="the largest value of each window, or their mean (default max)")
+                   help="the largest value of each window, or their mean (default %(default)s)")
     _window_options(p, stride_default="the size")
     p.set_defaults(func=cmd_pool)
 

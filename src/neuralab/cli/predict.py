@@ -11,7 +11,7 @@ def register(sub) -> None:
     p.add_argument("run_dir", type=run_folder, metavar="RUN_DIR", help="an image classifier's run directory (from neuralab train or import)")
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="picture files, or folders: every picture in them and their sub-folders, sorted")
-    p.add_argument("--top-k", type=positive_int, default=3, help="classes listed per picture, most likely first (default 3)")
+    p.add_argument("--top-k", type=positive_int, default=3, help="classes listed per picture, most likely first (default %(default)s)")
     p.add_argument("--invert", action="store_true", help="invert dark-on-light drawings (MNIST is light on dark)")
     p.add_argument("--json", action="store_true", help="print JSON for machines")
     p.add_argument("--trust-code", action="store_true", help=TRUST_HELP)

@@ -20,8 +20,8 @@ def register(sub) -> None:
     p.add_argument("--runs", type=Path,
                    help="folder holding run directories (default the runs folder: $NEURALAB_RUNS or ./runs)")
     p.add_argument("--host", type=host_name, default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=port_number, default=7860, help="port (default 7860)")
+                   help="address to listen on (default %(default)s: this machine only)")
+    p.add_argument("--port", type=port_number, default=7860, help="port (default %(default)s)")
     p.add_argument("--allow-host", type=host_name, action="append", default=[], metavar="NAME",
                    help="another name or address browsers reach this machine by (repeatable); the app "
                         "answers only to requests naming this machine, which stops DNS-rebinding pages")

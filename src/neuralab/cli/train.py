@@ -18,7 +18,7 @@ FOLDER_OPTIONS = ("image_size", "color", "on_error", "test_fraction")
 def _budget(p) -> None:
     """Options shared by train and compare: the data and the training budget, with the library's defaults."""
     from neuralab.cli._args import height_width
-    from neuralab.data import COLORS, ON_ERROR
+    from neuralab.data import COLORS, ON_ERROR, TEST_FRACTION
     from neuralab.training.config import (AMP, AUTO_BF16_PARAMETERS, DEVICES, MONITORS, RECIPES, SCHEDULES, ClassifierConfig,
                                           TrainConfig)
 
@@ -42,11 +42,11 @@ def _budget(p) -> None:
     folder = p.add_argument_group("a folder of images (--data FOLDER, one sub-folder per class)")
     folder.add_argument("--image-size", type=height_width, metavar="HxW",
                         help="resize every picture to HxW pixels, e.g. 64x64 (needed when their sizes differ)")
-    folder.add_argument("--color", choices=COLORS, help="read the pictures as grayscale or rgb (default auto: "
+    folder.add_argument("--color", choices=COLORS, help=f"read the pictures as grayscale or rgb (default {COLORS[0]}: "
                                                         "grayscale when every picture is)")
-    folder.add_argument("--on-error", choices=ON_ERROR, help="a picture that cannot be read: refuse (the default) "
-                                                             "stops with its name; skip leaves it out with a warning")
-    folder.add_argument("--test-fraction", type=fraction, help="held out for the test set (default 0.1)")
+    folder.add_argument("--on-error", choices=ON_ERROR, help="a picture that cannot be read: refuse stops with its "
+                                                             f"name; skip leaves it out with a warning (default {ON_ERROR[0]})")
+    folder.add_argument("--test-fraction", type=fraction, help=f"held out for the test set (default {TEST_FRACTION})")
     p.add_argument("--patience", type=at_least(0), help=f"early stopping patience in epochs (default {d.patience} = off)")
     p.add_argument("--monitor", choices=MONITORS["classification"], help=f"default {d.monitor}")
     p.add_argument("--device", default=d.device, choices=DEVICES, help=f"(default {d.device})")
@@ -76,7 +76,7 @@ def training_choices(p, d, losses: tuple[str, ...] | None = None) -> None:
 
 
 def _train_options(p) -> None:
-    from neuralab.training.config import ClassifierConfig, TrainConfig
+    from neuralab.training.config import RESUME_FROM, ClassifierConfig, TrainConfig
 
     model, seed = ClassifierConfig().model, TrainConfig().seed
     p.add_argument("--model", default=model, metavar="MODEL",
@@ -86,16 +86,16 @@ def _train_options(p) -> None:
     p.add_argument("--seed", type=int, default=seed, help=f"(default {seed})")
     p.add_argument("--out", help="run directory (default MODEL-DATA-TIME in the runs folder: $NEURALAB_RUNS or ./runs)")
     p.add_argument("--resume", type=run_folder, metavar="RUN_DIR", help="continue an interrupted run with its own settings")
-    p.add_argument("--checkpoint", choices=("last", "best"),
-                   help="with --resume: go on from the last epoch (default) or the best one")
+    p.add_argument("--checkpoint", choices=RESUME_FROM,
+                   help=f"with --resume: go on from the last epoch or the best one (default {RESUME_FROM[0]})")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
     p.add_argument("--trust-code", action="store_true",
                    help="with --resume: run the run's copy of its PyTorch model code (model.py); read it first")
 
 
 def _compare_options(c) -> None:
-    c.add_argument("--models", default="mlp,cnn,lenet5", help="comma-separated (default mlp,cnn,lenet5)")
-    c.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 per model (default 3)")
+    c.add_argument("--models", default="mlp,cnn,lenet5", help="comma-separated (default %(default)s)")
+    c.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 per model (default %(default)s)")
     _budget(c)
     c.add_argument("--out", help="folder for the runs and the table (default compare in "
                                  "the runs folder: $NEURALAB_RUNS or ./runs)")

@@ -22,9 +22,10 @@ __getattr__, __dir__ = exports(__name__, {
 
 NAMED = ("mnist", "fashion-mnist", "cifar10")
 VAL_FRACTION = 0.1  # of the training images held out for validation, seeded: every loader's default
-# A folder of images (load_image_folder): how its pictures are read
+# A folder of images (load_image_folder): how its pictures are read, the first of each the default
 COLORS = ("auto", "grayscale", "rgb")  # auto: grayscale when every image is, else RGB
 ON_ERROR = ("refuse", "skip")          # what an unreadable picture does to the loading
+TEST_FRACTION = 0.1                    # of a folder's pictures held out for the test set (named datasets bring theirs)
 
 
 def load_image_data(name: str, data_dir: str | os.PathLike | None = None,
@@ -35,7 +36,7 @@ def load_image_data(name: str, data_dir: str | os.PathLike | None = None,
 
     ``name`` is "mnist", "fashion-mnist" or "cifar10" (found by ``sources.locate``, in
     ``data_dir`` when given), or the path of a folder of class sub-folders (root/CLASS/*.png|jpg),
-    which ``load_image_folder`` reads with ``test_fraction`` (default 0.1), ``image_size``
+    which ``load_image_folder`` reads with ``test_fraction`` (default TEST_FRACTION, 0.1), ``image_size``
     (height, width), ``color`` ("auto", "grayscale", "rgb") and ``on_error`` ("refuse", "skip").
     A named dataset takes precedence over a folder of the same name: write ./mnist for the folder.
     """

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralab.data import COLORS, ON_ERROR, VAL_FRACTION
+from neuralab.data import COLORS, ON_ERROR, TEST_FRACTION, VAL_FRACTION
 from neuralab.data.images import ImageData, Split
 from neuralab.data.pictures import FORMAT_NAMES, MAX_SIDE, OTHER_SUFFIXES, picture_suffixes, read_image, resize
 from neuralab.errors import NeuralabError, ParameterError
@@ -154,9 +154,9 @@ def _shares(sizes: np.ndarray, fraction: float, room: np.ndarray, seed: int | No
     return shares
 
 
-def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | None = None, color: str = "auto",
-                      val_fraction: float = VAL_FRACTION, test_fraction: float = 0.1, seed: int = 0,
-                      on_error: str = "refuse") -> FolderData:
+def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | None = None, color: str = COLORS[0],
+                      val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION, seed: int = 0,
+                      on_error: str = ON_ERROR[0]) -> FolderData:
     """Images under ``root``/CLASS/ as (N, C, H, W) uint8 splits.
 
     image_size: (height, width) to resize every image to; None keeps the size, which must then

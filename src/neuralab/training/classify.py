@@ -20,7 +20,7 @@ from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
 from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exported; torch-free there)
-from neuralab.training.config import ClassifierConfig, Diverged, with_compile
+from neuralab.training.config import RESUME_FROM, ClassifierConfig, Diverged, with_compile
 from neuralab.training.trainer import CLASSIFICATION, Trainer, nchw, seed_everything
 
 
@@ -435,7 +435,6 @@ def _listing_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
-CHECKPOINTS = ("last", "best")  # where a resumed run starts: its latest epoch, or its best one
 
 
 def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str = "last",
@@ -453,8 +452,8 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     from neuralab.data import load_image_data
     from neuralab.training.device import dist_info, on_rank_0
 
-    if checkpoint not in CHECKPOINTS:
-        raise ParameterError("checkpoint", checkpoint, f"choose one of: {', '.join(CHECKPOINTS)}")
+    if checkpoint not in RESUME_FROM:
+        raise ParameterError("checkpoint", checkpoint, f"choose one of: {', '.join(RESUME_FROM)}")
     run = Run.open(run_dir, Kind.CLASSIFIER)
     if run.by_keras_fit:
         raise NeuralabError(f"{run.path}: Keras's fit wrote this run (RunLogger); continue the training in Keras, "

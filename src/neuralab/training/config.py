@@ -14,6 +14,7 @@ from neuralab.errors import NeuralabError, ParameterError
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 AMP = ("auto", "off", "bf16", "fp16")
+RESUME_FROM = ("last", "best")  # where a resumed run starts: its latest epoch (the default), or its best one
 AUTO_BF16_PARAMETERS = 5_000_000  # amp="auto" computes in bfloat16 from this size, where the hardware has it
 DEVICES = ("auto", "cpu", "cuda", "mps")   # auto: CUDA, then Apple's MPS, then the CPU
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -192,7 +193,7 @@ class ClassifierConfig:
     image_size: tuple[int, int] | None = None  # (height, width) every image is resized to
     color: str | None = None                   # auto, grayscale or rgb
     on_error: str | None = None                # refuse or skip unreadable images
-    test_fraction: float | None = None         # held out for the test set (default 0.1)
+    test_fraction: float | None = None         # held out for the test set (default data.TEST_FRACTION)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClassifierConfig":
