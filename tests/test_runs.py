@@ -110,7 +110,7 @@ def test_status_and_rows_of_every_kind_including_damaged_ones(tmp_path):
     write_json(finished / runs.CONFIG, {"kind": "image-classifier", "created": "2026-01-01T00:00:00",
                                         "config": {"model": "lenet5", "data": "mnist"}})
     write_json(finished / runs.RESULTS, {"test_accuracy": 0.99, "epochs_run": 2})
-    (finished / runs.WEIGHTS).write_bytes(b"weights")
+    (finished / runs.WEIGHTS).write_bytes(b"\x02\0\0\0\0\0\0\0{}")  # safetensors of no tensors
     forecast = tmp_path / "group" / "weather"
     write_json(forecast / runs.CONFIG, {"kind": "forecaster", "config": {
         "data": "seattle-weather", "target": "temp_max", "model": {"architecture": "lstm-stacked"}}})
@@ -121,7 +121,7 @@ def test_status_and_rows_of_every_kind_including_damaged_ones(tmp_path):
     infinite = tmp_path / "infinite"
     write_json(infinite / runs.CONFIG, {"kind": "forecaster", "config": {}})
     (infinite / runs.RESULTS).write_text('{"headline": {"network_mae": Infinity}}')  # as an old version wrote
-    (infinite / runs.WEIGHTS).write_bytes(b"weights")
+    (infinite / runs.WEIGHTS).write_bytes(b"\x02\0\0\0\0\0\0\0{}")
     unknown = tmp_path / "unknown"
     write_json(unknown / runs.CONFIG, {"kind": "painter"})
 

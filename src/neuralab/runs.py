@@ -547,9 +547,11 @@ class Run:
             self.kind
             if (self.path / MODEL).is_file() and not isinstance(self.read(MODEL), dict):
                 raise NeuralabError(f"{self.path / MODEL}: expected a JSON object")
-            if self.results() is not None and not (self.path / WEIGHTS).is_file():
-                raise NeuralabError(f"{self.path / WEIGHTS}: missing, though {RESULTS} says the run finished; "
-                                    "train it again")
+            if self.results() is not None:
+                weights = self._within(WEIGHTS)
+                if not weights.is_file():
+                    raise NeuralabError(f"{weights}: missing, though {RESULTS} says the run finished; train it again")
+                _check_length(weights)
         except NeuralabError as e:
             return str(e)
         return ""
@@ -610,7 +612,8 @@ def describe(run: Run, id: str | None = None) -> Row:
         kind = run.kind
         results = run.results() if status == Status.FINISHED else None
     except NeuralabError as e:
-        return Row(id, "", "", "", Status.DAMAGED.value, {"name": "", "value": None, "note": ""}, None, "", str(e))
+        return Row(id, "", "", "", Status.DAMAGED.value, {"name": "", "value": None, "note": ""}, None, "",
+                   _named(str(e), run, id))
     config = json_object(record.get("config"))
     metrics = run.metrics()
     epochs = results.get("epochs_run") if results else len(metrics) or None
@@ -630,7 +633,8 @@ def describe(run: Run, id: str | None = None) -> Row:
         metric = ({"name": "test accuracy", "value": _finite(results.get("test_accuracy")), "note": ""} if results
                   else _best_so_far(metrics, "accuracy", max))
     error = run.damage() if status == Status.DAMAGED else ""  # damaged weights or results: the row says which
-    return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")), error)
+    return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")),
+               _named(error, run, id))
 
 
 class SessionRecorder:
@@ -672,11 +676,47 @@ def _versus(head: dict) -> str:
     return f"{abs(pct):.1f}% {'better' if pct >= 0 else 'worse'} than persistence"
 
 
+def _named(error: str, run: Run, id: str) -> str:
+    """``error`` with the run's folder said as ``id``, as the rest of its row names it: a listing of
+    runs under an absolute folder would otherwise repeat that folder in every damaged run's line."""
+    return error.replace(str(run.path), id)
+
+
 def _finite(value):
     return value if isinstance(value, (int, float)) and value == value and abs(value) != float("inf") else None
 
 
 # --- helpers -------------------------------------------------------------------------
+
+def _check_length(path: Path) -> None:
+    """Refuse a safetensors file that is not as long as its header says. The header (8 bytes of
+    length, then JSON) gives every tensor's byte range, so a file cut short by a full disk or a
+    copy killed half-way is told from its first bytes, where loading it would read it all."""
+    header = None
+    try:
+        with open_plain(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            length = int.from_bytes(f.read(8), "little")
+            expected = 8 + length
+            # no larger than a JSON file of neuralab's: a made-up length allocates nothing
+            if length <= MAX_JSON and expected <= size:
+                header = json.loads(f.read(length))
+    except OSError as e:
+        raise NeuralabError(f"{path}: cannot read ({e.strerror})") from None
+    except (ValueError, RecursionError):  # not UTF-8, not JSON
+        pass
+    ranges = [entry.get("data_offsets") for key, entry in header.items()
+              if key != "__metadata__" and isinstance(entry, dict)] if isinstance(header, dict) else [None]
+    if all(isinstance(r, list) and len(r) == 2 and all(type(v) is int for v in r) for r in ranges):
+        expected += max((end for _, end in ranges), default=0)
+    elif size >= expected or length > MAX_JSON:  # else cut within its header: the size tells
+        raise NeuralabError(f"{path}: damaged safetensors file (it starts with no safetensors header); put back a "
+                            "good copy, or train the run again")
+    if size != expected:
+        raise NeuralabError(f"{path}: {'truncated' if size < expected else 'damaged'} safetensors file ({size:,} "
+                            f"bytes where its header gives {expected:,}); put back a good copy, or train the run "
+                            "again")
+
 
 def _flock(fd: int, tries: int = 10) -> bool:
     """An exclusive flock, retried briefly: a reader's status check holds a shared one for an instant."""

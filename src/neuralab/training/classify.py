@@ -4,7 +4,6 @@ trainer, evaluate on the test set and leave a complete run directory behind."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import numbers
 import os
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from neuralab import runs
+from neuralab.data.digest import SPLITS, data_digest, split_record
 from neuralab.data.pictures import MAX_SIDE
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
@@ -390,51 +390,7 @@ def check_data(data) -> None:
 
 
 def _images_record(data) -> dict:
-    return {"name": data.name, "classes": data.classes, "train": len(data.train), "val": len(data.val),
-            "test": len(data.test), "input_shape": list(data.input_shape), **_data_digest(data)}
-
-
-SPLITS = ("train", "val", "test")
-
-
-def _data_digest(data) -> dict:
-    """What tells the data a run trains on from other data of the same classes and sizes (another
-    dataset's files put in its folder), for ``check_same_data``. A dataset's images and labels
-    as read, a SHA-256 for each split (MNIST's 55 MB: about 40 ms); a folder's pictures by their
-    paths and sizes, so that none is read again and no newer decoder's pixels refuse the run."""
-    from neuralab.data import FolderData
-
-    if isinstance(data, FolderData):
-        return {"listing_sha256": _listing_sha256(Path(data.root))}
-    digests = {}
-    for split in SPLITS:
-        digest = hashlib.sha256()
-        for array in (getattr(data, split).x, getattr(data, split).y):
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            digest.update(np.ascontiguousarray(array))
-        digests[split] = digest.hexdigest()
-    return {"sha256": digests}
-
-
-def _listing_sha256(root: Path) -> str:
-    """SHA-256 of the sorted (path in ``root``, size) of a folder's pictures."""
-    import warnings
-
-    from neuralab.data.folders import list_images
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # what the loading left out, it said already
-        _, files, _ = list_images(root)
-    digest = hashlib.sha256()
-    for path, _ in files:
-        try:
-            size = path.stat().st_size
-        except OSError:  # a link to nothing: the loading refused it, or left it out
-            size = -1
-        digest.update(os.fsencode(path.relative_to(root).as_posix()) + f"\0{size}\n".encode())
-    return digest.hexdigest()
-
-
+    return {"name": data.name, "classes": data.classes, "input_shape": list(data.input_shape), **split_record(data)}
 
 
 def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str = "last",
@@ -843,7 +799,7 @@ def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> Non
     be scored as another class's), a folder with pictures added or taken away since (its
     seeded split would differ, and put training pictures in the test set), or other images of
     the same classes and sizes (another dataset's files in ``data_dir``, where a named dataset
-    was read): the digest config.json records (``_data_digest``), where it records one."""
+    was read): the digest config.json records (``data_digest``), where it records one."""
     if list(data.classes) != list(classes):
         added = [c for c in data.classes if c not in classes]
         missing = [c for c in classes if c not in data.classes]
@@ -851,7 +807,7 @@ def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> Non
                          for k, v in (("added", added), ("missing", missing)) if v) or "in another order"
         raise NeuralabError(f"{data.name}: its classes are not the {len(classes)} the run was trained on ({what}); "
                             "give the data the run was trained on")
-    record = run.record.get("data") if not run.by_keras_fit else None
+    record = run.record.get("data")  # Keras's fit records no split sizes: its folder's digest, where it read one
     if not isinstance(record, dict):
         return
     then = {split: record.get(split) for split in SPLITS}
@@ -862,7 +818,7 @@ def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> Non
                             "the split would put other images in the test set: give the data as it was")
     if not {"sha256", "listing_sha256"} & set(record):  # recorded before runs kept a digest of their data
         return
-    digest = _data_digest(data)
+    digest = data_digest(data)
     if "listing_sha256" in record and record["listing_sha256"] != digest.get("listing_sha256"):
         raise NeuralabError(f"{data.root}: not the pictures the run was trained on: the same classes and counts, but "
                             "files renamed, moved or replaced since (their names and sizes are not those config.json "

@@ -86,12 +86,16 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         raise NeuralabError(f"{path}: the model outputs {keras_shape(out_shape[1:])}; an image classifier outputs one "
                             "score per class, (None, K) with K of 2 or more, or one sigmoid unit for 2 classes")
     k = 2 if binary else out_shape[1]
-    chw, known = (c, h, w), None
+    chw, known, recorded = (c, h, w), None, {}
     if data is not None:  # the run takes the dataset's images: LeNet-5's 32x32 pads MNIST's 28x28, as in training
         from neuralab.data import NAMED, load_image_data
+        from neuralab.data.digest import split_record
 
-        loaded = load_image_data(data, data_dir, val_fraction=0.0)
+        # split as `neuralab evaluate` splits it again from the run's config, which then refuses other data
+        # than this (check_same_data), as it refuses it for a trained run
+        loaded = load_image_data(data, data_dir, **ClassifierConfig().data_options)
         chw, known = tuple(loaded.input_shape), list(loaded.classes)
+        recorded = split_record(loaded)
         if data not in NAMED:  # a folder, recorded whole: the run reads it again from any directory
             data = str(Path(data).expanduser().resolve())
     # as the user wrote it: one sigmoid (or logit) unit, which neuralab reads as 2 classes' logits [0, z]
@@ -114,7 +118,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     target = Path(out) if out is not None else runs.default_dir("import", path.stem)
     with Run.create(target, overwrite, numbered=out is None).written_whole() as run:  # a default name taken: NAME-2
         run.write_record(Kind.CLASSIFIER, asdict(config), environment(torch.device("cpu")),
-                         {"name": data, "classes": classes, "input_shape": list(chw)},
+                         {"name": data, "classes": classes, "input_shape": list(chw), **recorded},
                          imported={"file": str(path.resolve()), "sha256": sha256(path, "file"),
                                    "keras_version": spec.get("keras_version", ""), "scale": scale,
                                    "conversion_check": check, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})

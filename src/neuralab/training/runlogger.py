@@ -194,6 +194,8 @@ class RunLogger(keras.callbacks.Callback):
         if self.data is not None and config.get("data") is None:  # data named now, as evaluate's message asks
             config["data"] = self.data
             record["data"] = {**runs.json_object(record.get("data")), "name": self.data}
+            if self.kind is Kind.CLASSIFIER:
+                record["data"].update(_folder_digest(self.data))
         record["config"] = config
         self.run.write_json(runs.CONFIG, record)
         self.run.write_json(runs.MODEL, self.meta)
@@ -277,7 +279,8 @@ class RunLogger(keras.callbacks.Callback):
     def _data_record(self) -> dict:  # "name": None says that no data was recorded
         record = {"name": self.data, "input_shape": self.meta["input_shape"]}
         if self.kind is Kind.CLASSIFIER:
-            record.update(classes=self.classes, test=len(self.test[0]) if self.test is not None else 0)
+            record.update(classes=self.classes, test=len(self.test[0]) if self.test is not None else 0,
+                          **_folder_digest(self.data))
         return record
 
     def _summary(self, spec: dict) -> str:
@@ -363,6 +366,22 @@ def data_record(data) -> str | None:
         return text
     path = Path(text).expanduser()
     return str(path.resolve()) if path.exists() else text
+
+
+def _folder_digest(data: str | None) -> dict:
+    """What `neuralab evaluate` checks the image folder ``data`` against when it reads it again
+    (training.classify's digest of a folder's pictures, by their names and sizes), as a trained
+    run's config.json records it; {} for a dataset's name or a label: a fit is given arrays, and
+    reading a whole dataset to digest it is no part of one."""
+    from neuralab.data import NAMED
+    from neuralab.data.digest import listing_sha256
+
+    if data is None or data in NAMED or not Path(data).is_dir():
+        return {}
+    try:
+        return {"listing_sha256": listing_sha256(Path(data))}
+    except NeuralabError:  # no folder of class folders: evaluate says so when it reads it
+        return {}
 
 
 def _by_keras_fit(path: Path) -> bool:
