@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("root", nargs="?", type=Path, metavar="ROOT",
                    help="folder holding runs (default the runs folder: $NEURALAB_RUNS or ./runs)")
     p.add_argument("--watch", nargs="?", type=positive_float, const=2.0, metavar="SECONDS",
-                   help="refresh every SECONDS (default 2) until Ctrl-C")
+                   help="refresh every SECONDS (default %(const)g) until Ctrl-C")
     p.add_argument("--json", action="store_true", help="print JSON for machines")
     p.set_defaults(func=run_runs)
 
