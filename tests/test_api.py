@@ -64,6 +64,18 @@ def test_a_submodule_does_not_hide_the_function_of_its_name():
     assert summary is neuralab.models.summary
 
 
+def test_every_name_the_docs_api_table_lists_is_importable_from_neuralab_and_its_package():
+    """The table says each name comes from `neuralab` itself and from the package it names."""
+    import neuralab
+
+    rows = re.findall(r"^\| (`[^|]*`) \| `(neuralab[.\w]*)` \|", API.read_text(), re.M)
+    assert len(rows) > 10
+    for names, package in rows:
+        for name in re.findall(r"`(\w+)`", names):
+            assert getattr(neuralab, name) is getattr(importlib.import_module(package), name), (name, package)
+            assert name in neuralab.__all__, name
+
+
 def test_docs_api_names_every_top_level_export_with_an_example():
     import neuralab
 

@@ -104,11 +104,22 @@ def test_download_with_wrong_checksum_is_not_kept(tmp_path, monkeypatch):
     assert not (tmp_path / "cache" / "mnist").exists()
 
 
+def test_fetch_takes_a_complete_copy_where_one_is_found_and_downloads_nothing(tmp_path, monkeypatch, fashion_mnist):
+    """An offline machine with the Debian package: `neuralab data fetch` said it could not download
+    what every training found in the package's folder."""
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    source = sources.SOURCES["fashion-mnist"]
+    monkeypatch.setitem(sources.SOURCES, "fashion-mnist", sources.Source(**{
+        **source.__dict__, "mirrors": ("http://127.0.0.1:9/",), "system_dirs": (str(fashion_mnist),)}))
+    assert sources.fetch("fashion-mnist", timeout=2) == fashion_mnist == locate("fashion-mnist")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_download_from_a_mirror_with_the_real_files(tmp_path, monkeypatch, fashion_mnist):
     monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
     source = sources.SOURCES["fashion-mnist"]
     monkeypatch.setitem(sources.SOURCES, "fashion-mnist",
-                        sources.Source(**{**source.__dict__, "mirrors": (fashion_mnist.as_uri() + "/",)}))
+                        sources.Source(**{**source.__dict__, "mirrors": (fashion_mnist.as_uri() + "/",), "system_dirs": ()}))
     target = sources.fetch("fashion-mnist")
     assert target == tmp_path / "cache" / "fashion-mnist"
     assert verify("fashion-mnist") == {f: True for f in source.files}
@@ -124,7 +135,8 @@ def test_a_mirror_serving_other_bytes_is_passed_over_for_the_next(tmp_path, monk
         (wrong / name).write_bytes((wrong / "t10k-labels-idx1-ubyte.gz").read_bytes())
     source = sources.SOURCES["fashion-mnist"]
     mirrors = (wrong.as_uri() + "/", fashion_mnist.as_uri() + "/")
-    monkeypatch.setitem(sources.SOURCES, "fashion-mnist", sources.Source(**{**source.__dict__, "mirrors": mirrors}))
+    monkeypatch.setitem(sources.SOURCES, "fashion-mnist", sources.Source(**{**source.__dict__, "mirrors": mirrors,
+                                                                           "system_dirs": ()}))
     assert verify("fashion-mnist", sources.fetch("fashion-mnist")) == {f: True for f in source.files}
 
 
@@ -133,7 +145,7 @@ def test_a_download_larger_than_any_dataset_file_is_not_kept(tmp_path, monkeypat
     monkeypatch.setattr(sources, "MAX_DOWNLOAD", 2**20)  # Fashion-MNIST's training images take 26 MB
     source = sources.SOURCES["fashion-mnist"]
     monkeypatch.setitem(sources.SOURCES, "fashion-mnist",
-                        sources.Source(**{**source.__dict__, "mirrors": (fashion_mnist.as_uri() + "/",)}))
+                        sources.Source(**{**source.__dict__, "mirrors": (fashion_mnist.as_uri() + "/",), "system_dirs": ()}))
     with pytest.raises(NeuralabError, match="more than 1 MB, larger than any file of the datasets"):
         sources.fetch("fashion-mnist")
     assert not list((tmp_path / "cache").rglob("train-images*"))

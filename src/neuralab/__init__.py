@@ -23,7 +23,7 @@ __getattr__, __dir__ = exports(__name__, {
     **dict.fromkeys(["print_summary", "summary"], "neuralab.models.summary"),
     **dict.fromkeys(["load_image_data"], "neuralab.data"),
     **dict.fromkeys(["load_series"], "neuralab.data.series"),
-    **dict.fromkeys(["TrainConfig"], "neuralab.training.config"),
+    **dict.fromkeys(["Diverged", "TrainConfig"], "neuralab.training.config"),
     **dict.fromkeys(["Trainer"], "neuralab.training.trainer"),
     **dict.fromkeys(["Callback", "EarlyStopping"], "neuralab.training.callbacks"),
     **dict.fromkeys(["Classifier", "ClassifierConfig", "Preprocess", "RECIPES", "RunResult", "confusion_matrix",
@@ -38,7 +38,7 @@ __getattr__, __dir__ = exports(__name__, {
 })
 
 __all__ = [
-    "ARCHITECTURES", "Callback", "Classifier", "ClassifierConfig", "ForecastConfig", "ForecastResult", "ModelConfig",
+    "ARCHITECTURES", "Callback", "Classifier", "ClassifierConfig", "Diverged", "ForecastConfig", "ForecastResult", "ModelConfig",
     "EarlyStopping", "NeuralabError", "ParameterError", "Preprocess", "RECIPES", "RunResult", "TrainConfig", "Trainer",
     "WindowConfig", "__version__", "build_model", "compare", "confusion_matrix", "count_parameters", "evaluate_run", "load_classifier",
     "load_forecaster", "load_image_data", "load_series", "parameters_at", "predict_run", "print_summary",

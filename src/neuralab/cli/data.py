@@ -9,7 +9,7 @@ def register(sub) -> None:
     dsub.add_parser("list", help="known datasets and where each was found").set_defaults(func=run_list)
     for action, func, text in (("path", run_path, "print the folder holding NAME"),
                                ("verify", run_verify, "check NAME's files against their SHA-256"),
-                               ("fetch", run_fetch, "download NAME into the cache (needs internet)")):
+                               ("fetch", run_fetch, "the folder of NAME, downloaded into the cache where no copy is found (needs internet)")):
         a = dsub.add_parser(action, help=text)
         a.add_argument("name", metavar="NAME", help="a dataset's name, as `neuralab data list` shows it")
         if action != "fetch":
