@@ -118,7 +118,7 @@ for dname in DATASETS:
 # %%
 for dname in DATASETS:
     rows = [Row(m, runs[dname, m][0].params, float(np.median([r.seconds_per_epoch for r in runs[dname, m]])),
-                [r.test["accuracy"] for r in runs[dname, m]]) for m in MODELS]
+                [r.test["accuracy"] for r in runs[dname, m]], len(data[dname].test[0])) for m in MODELS]
     table = to_markdown(rows, ClassifierConfig(data=dname, train=CONFIG), SEEDS)
     print(table, "\n")
     (OUT / f"compare-{dname}.md").write_text(table + "\n")
@@ -129,16 +129,8 @@ for dname in DATASETS:
 # Validation accuracy per epoch, seed 0: the CNN is ahead from the first epoch on.
 
 # %%
-fig, axes = plt.subplots(1, len(DATASETS), figsize=(11, 3.6))
-for ax, dname in zip(axes, DATASETS):
-    for mname in MODELS:
-        history = runs[dname, mname][0].history
-        ax.plot([h["epoch"] for h in history], [h["val_accuracy"] for h in history], "-o", ms=3, label=mname)
-    ax.set_title(dname)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend()
+fig = plots.per_epoch({dname: {mname: runs[dname, mname][0].history for mname in MODELS} for dname in DATASETS},
+                      "val_accuracy", "validation accuracy")
 show(fig, OUT / "validation_accuracy.png")
 
 # %% [markdown]

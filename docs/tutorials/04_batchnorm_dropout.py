@@ -31,7 +31,6 @@
 # %%
 from dataclasses import replace
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -41,6 +40,7 @@ from _common import SMALL, budget, out_dir, prepare_images, save_results, show, 
 from neuralab.mechanics import batch_norm_forward, dropout_forward
 from neuralab.models import build_model, count_parameters
 from neuralab.models.cnn import CNNConfig
+from neuralab.reports import plots
 from neuralab.training import TrainConfig, seed_everything
 
 OUT = out_dir("04-batchnorm-dropout")
@@ -174,8 +174,8 @@ for (name, lr), group in runs.items():
         "test_accuracy": float(test), "test_accuracies": [r.test["accuracy"] for r in group],
         "val_accuracy_epoch1": float(first), "train_val_gap": float(gap), "seeds": len(group)}
 table = "\n".join(lines)
-print(table)
 (OUT / "variants.txt").write_text(table + "\n")
+print(table)  # last: a cell that ends in write_text shows the count of characters it wrote
 
 # %% [markdown]
 # Validation loss per epoch (seed 0). With the one-cycle schedule the learning rate falls
@@ -183,16 +183,8 @@ print(table)
 # would show; the gap between training and validation accuracy in the table shows it.
 
 # %%
-fig, axes = plt.subplots(1, len(LEARNING_RATES), figsize=(11, 3.8), sharey=True)
-for ax, lr in zip(axes, LEARNING_RATES):
-    for name in VARIANTS:
-        history = runs[name, lr][0].history
-        ax.plot([h["epoch"] for h in history], [h["val_loss"] for h in history], "-o", ms=3, label=name)
-    ax.set_title(f"peak learning rate {lr:g}")
-    ax.set_xlabel("epoch")
-    ax.grid(alpha=0.3)
-axes[0].set_ylabel("validation loss")
-axes[0].legend()
+fig = plots.per_epoch({f"peak learning rate {lr:g}": {name: runs[name, lr][0].history for name in VARIANTS}
+                       for lr in LEARNING_RATES}, "val_loss", "validation loss", sharey=True)
 show(fig, OUT / "validation_loss.png")
 
 # %% [markdown]

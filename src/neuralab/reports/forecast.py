@@ -229,6 +229,7 @@ def series_spans(times, values, spans: dict, title: str = "", ylabel: str = ""):
     ax.plot(times, values, color="#333333", linewidth=0.7)
     for name, (start, end) in spans.items():
         ax.axvspan(start, end, color=SPAN_COLORS.get(name, "#999999"), alpha=0.15, label=name)
+    _concise_dates(ax)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.legend(loc="upper left", fontsize=8)
@@ -247,14 +248,27 @@ def forecasts(times, actual, predicted: dict[str, np.ndarray], title: str = "", 
     ax.plot(times, actual, color="black", linewidth=1.2, label="actual")
     for name, values in predicted.items():
         ax.plot(times, values, linewidth=0.9, alpha=0.85, label=name)
+    _concise_dates(ax)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.legend(loc="upper left", fontsize=8)
     return fig
 
 
+def _concise_dates(ax) -> None:
+    """Date ticks of ``ax`` labelled by what changes ("Sep", "15", the year once at the end):
+    matplotlib's own full dates ("2015-09-01") run into each other over a few months."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+    locator = ax.xaxis.get_major_locator()
+    if isinstance(locator, AutoDateLocator):  # the times were dates: steps and numbers keep their ticks
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
 def error_by_step(errors: dict[str, list[float]], metric: str = "MAE"):
     """Error at each horizon step, one line (or a bar for one step) per forecaster."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = plots.figure(6, 3.4)
     ax = fig.subplots()
     names = list(errors)
@@ -266,6 +280,7 @@ def error_by_step(errors: dict[str, list[float]], metric: str = "MAE"):
         for name in names:
             ax.plot(range(1, steps + 1), errors[name], marker="o", markersize=3, label=name)
         ax.set_xlabel("horizon step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no step 1.5 between steps 1 and 2
         if names:
             ax.legend(fontsize=8)
     ax.set_ylabel(f"test {metric}")

@@ -1,5 +1,6 @@
-"""Figures shared by every report: learning curves, confusion matrices, image grids, an
-operation's input, kernel and output side by side; and the one way a figure is made and saved.
+"""Figures shared by every report: learning curves, runs compared epoch by epoch, confusion
+matrices, image grids, an operation's input, kernel and output side by side; and the one way
+a figure is made and saved.
 
 Every figure is a ``matplotlib.figure.Figure`` on its own Agg canvas, never pyplot's: no
 backend is switched, no figure is registered anywhere, and a server or a notebook that uses
@@ -131,8 +132,6 @@ def learning_curves(history: list[dict], metrics: tuple[str, ...] = ("loss", "ac
                     labels: dict[str, str] | None = None, log: bool = False):
     """One panel per metric of ``history`` (one record per epoch), train against validation.
     ``labels`` names a metric's axis ("MSE (scaled)"); ``log`` for losses over decades."""
-    from matplotlib.ticker import MaxNLocator
-
     epochs = [r["epoch"] for r in history]
     shown = [m for m in metrics if any(m in r or f"val_{m}" in r for r in history)] or list(metrics[:1])
     fig = figure(5 * len(shown), 3.6)
@@ -141,8 +140,7 @@ def learning_curves(history: list[dict], metrics: tuple[str, ...] = ("loss", "ac
             values = [r.get(prefix + key) for r in history]
             if any(v is not None for v in values):
                 ax.plot(epochs, values, style, ms=3, label=("validation" if prefix else "train"))
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5 between epochs 2 and 3
+        _epoch_axis(ax)
         ax.set_ylabel((labels or {}).get(key, key))
         if log and all(v > 0 for line in ax.lines for v in line.get_ydata() if v is not None):
             ax.set_yscale("log")  # a constant target's zero losses stay on a linear axis
@@ -151,6 +149,32 @@ def learning_curves(history: list[dict], metrics: tuple[str, ...] = ("loss", "ac
             ax.legend()
     fig.suptitle("Learning curves")
     return fig
+
+
+def per_epoch(panels: dict[str, dict[str, list[dict]]], key: str, label: str = "", sharey: bool = False):
+    """Runs compared epoch by epoch: a panel per title of ``panels``, in it a line per run
+    (name -> history, one record per epoch) of the metric ``key`` ("val_accuracy"), which
+    ``label`` names on the axis."""
+    fig = figure(5.5 * len(panels), 3.7)
+    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=sharey))
+    for ax, (title, runs) in zip(axes, panels.items()):
+        for name, history in runs.items():
+            ax.plot([r["epoch"] for r in history], [r.get(key) for r in history], "-o", ms=3, label=name)
+        ax.set_title(title)
+        _epoch_axis(ax)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(label or key)
+    if axes[0].lines:
+        axes[0].legend()
+    return fig
+
+
+def _epoch_axis(ax) -> None:
+    """The x axis of ``ax`` counts epochs: ticks on whole ones only."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5 between epochs 2 and 3
 
 
 def confusion(matrix: np.ndarray, classes: list[str]):

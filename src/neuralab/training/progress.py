@@ -2,9 +2,11 @@
 other processes to watch.
 
 In a terminal: a live bar per epoch (rich) and a summary line when it ends. In a Jupyter
-notebook (JupyterLab, VS Code, Colab): one output per epoch, redrawn in place as a bar a few
-times a second through IPython's display, that ends as the epoch's line. Anywhere else (a
-pipe, a log file, CI): exactly one plain line per epoch, no carriage returns.
+kernel (JupyterLab, VS Code, Colab): a bar per epoch, redrawn in place a few times a second
+through IPython's display, blanked when the epoch ends and its line printed: front ends that
+draw a display once and ignore its redraws (jupyter console, qtconsole, Spyder) show every
+line too, a notebook each once. Anywhere else (a pipe, a log file, CI, a kernel's stdout
+redirected): exactly one plain line per epoch, no carriage returns.
 
 With a run directory, ``progress.json`` (``runs.PROGRESS``) says where the epoch stands:
 steps done, samples per second and time left, rewritten at most every ``WRITE_EVERY``
@@ -33,10 +35,14 @@ BAR = 24           # characters of a notebook's bar
 
 def _in_notebook() -> bool:
     """Whether this process is a Jupyter kernel, whose output a notebook can redraw in place
-    (Colab's shell is a kind of ipykernel's); IPython is imported there already."""
+    (Colab's shell is a kind of ipykernel's; IPython is imported there already), still
+    printing to the kernel's own stdout: one redirected (``contextlib.redirect_stdout``)
+    is a log that wants the lines, not displays it never sees."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    iostream = sys.modules.get("ipykernel.iostream")
+    return (shell is not None and getattr(shell, "kernel", None) is not None
+            and iostream is not None and isinstance(sys.stdout, iostream.OutStream))
 
 
 def format_metrics(metrics: dict) -> str:
@@ -169,13 +175,17 @@ class Progress:
         focus = f" (the {trained:,} hardest)" if trained < self.samples else ""
         line = (f"epoch {metrics['epoch']}/{self.epochs}{focus}  {format_metrics(metrics)}  "
                 f"lr {metrics['lr']:.2e}  {metrics['seconds']:.1f}s")
-        if self._shown is not None:  # the bar becomes the epoch's line, in its place
+        self.print(line)
+        self._blank_bar()
+
+    def _blank_bar(self) -> None:
+        """Empty the notebook's bar, whose epoch has its line printed below it: the line is
+        printed, not drawn in the bar's place, as a console shows a display only as first drawn."""
+        if self._shown is not None:
             from IPython.display import Pretty
 
-            self._shown.update(Pretty(line))
+            self._shown.update(Pretty(""))
             self._shown = self._loss = None
-        else:
-            self.print(line)
 
     @_unseen_if_hung_up
     def close(self) -> None:
@@ -184,10 +194,8 @@ class Progress:
             self._bar = None
         if self._shown is not None:  # an epoch cut short (Ctrl-C, the kernel interrupted, an error)
             # would otherwise stay drawn in the notebook as a bar still on its way
-            from IPython.display import Pretty
-
-            self._shown.update(Pretty(self._drawn(time.perf_counter(), stopped=True)))
-            self._shown = self._loss = None
+            self.print(self._drawn(time.perf_counter(), stopped=True))
+            self._blank_bar()
         if self.file is not None:  # training stopped: nothing in progress any more
             # close runs while an error unwinds (a folder turned read-only, a disk full): a file
             # that stays is only a nicety gone stale, and that error is the one to tell
