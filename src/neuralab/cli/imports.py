@@ -35,6 +35,8 @@ def run_import(args) -> int:
     r = import_keras(args.model, args.out, args.classes, scale, args.data, args.data_dir, args.overwrite)
     check = r["check"]
     checked = (f"Keras and neuralab differ by at most {check['max_abs_difference']:.1e} on {check['inputs']}"
+               + (" (beyond float32's rounding: see the warning above)"
+                  if not check["max_abs_difference"] <= check["tolerance"] else "")
                if check["checked"] else f"not checked against Keras: {check['why']}")
     print(f"{args.model}: {r['parameters']:,} parameters, {len(r['classes'])} classes, inputs = pixels x "
           f"{r['scale']:.6g}; {checked}")

@@ -4,7 +4,7 @@ The run is a normal image-classifier run (docs/runs.md): model.json with the Ker
 its source (rebuilt without Keras and without running code), the converted weights as
 model.safetensors, summary.txt in neuralab's and Keras's layouts, and config.json recording
 the file's SHA-256 and the conversion's own check: the largest difference between Keras's
-outputs and neuralab's on random inputs, when Keras is installed.
+outputs and neuralab's on random images in the range the model takes, when Keras is installed.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,6 +28,10 @@ from neuralab.runs import Kind, Run
 from neuralab.training.config import ClassifierConfig
 
 CHECK_INPUTS = 8  # random images the conversion is checked on
+# The parity tests' float32 bound (docs/keras.md, "What the parity tests hold"), of the outputs'
+# size where they are above 1: beyond it the two computed different functions
+CHECK_TOLERANCE = 1e-5
+BACKENDS_DISAGREE = 'docs/keras.md, "Where Keras\'s backends disagree, TensorFlow is the reference"'
 # The check runs the images through Keras and neuralab at once; beyond this many bytes of one
 # layer's outputs it is left out rather than ask the machine for memory a file made up
 MAX_CHECK_BYTES = 2**30
@@ -107,7 +112,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     scale, pixels = keras_pixels(spec, scale, c)
     net = keras_classifier(spec, model.weights, chw, k, name, loss).eval()
     pre = Preprocess(chw, **pixels)
-    check = _conversion_check(path, spec, model.weights, (c, h, w) if h and w else chw)  # open sides: the data's
+    check = _conversion_check(path, spec, model.weights, (c, h, w) if h and w else chw, scale)  # open sides: the data's
     config = ClassifierConfig(model=str(path.resolve()), data=data,
                               data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None)
     meta = classifier_meta(name, classes, pre, sum(p.numel() for p in net.parameters()),
@@ -148,9 +153,12 @@ def _classes(classes, known: list[str] | None, k: int, path: Path, data: str | N
     return list(classes)
 
 
-def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple) -> dict:
-    """The largest |Keras - neuralab| over random images, through Keras's own loader (safe
-    mode, after neuralab's reader has refused anything that would run code)."""
+def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple, scale: float) -> dict:
+    """The largest |Keras - neuralab| over random images of whole pixels 0-255 x ``scale``, the
+    inputs the run gives the model, through Keras's own loader (safe mode, after neuralab's
+    reader has refused anything that would run code). A difference above CHECK_TOLERANCE is
+    warned about: where the model has a layer that Keras's PyTorch backend computes otherwise
+    than TensorFlow (which neuralab follows), naming it, else as a possible conversion fault."""
     from neuralab.keras import build, on_pytorch
 
     try:
@@ -167,15 +175,58 @@ def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple) -> dict
             reference = keras.saving.load_model(named, compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001  Keras's loader: any failure only means "not checked"
         return {"checked": False, "why": f"Keras could not load the file: {type(e).__name__}: {str(e)[:120]}"}
-    x = np.random.default_rng(0).random((CHECK_INPUTS, *chw), dtype=np.float32)
+    # Images in [0, 1) would reach a model starting with Rescaling(1/255) as near-black ones, on
+    # which a wrong first kernel changes the outputs by less than float32's error
+    pixels = np.random.default_rng(0).integers(0, 256, (CHECK_INPUTS, *chw)).astype(np.float32)
+    x = pixels * np.float32(scale)
     x_keras = x.transpose(0, 2, 3, 1)
     if len(reference.input_shape) == 3:  # grey images without their channel axis (spec.grey_images)
         x_keras = x_keras[..., 0]
     expected = np.asarray(reference.predict(x_keras, verbose=0), dtype=np.float64)
     with torch.inference_mode():
         got = build(spec, weights).eval()(torch.from_numpy(x)).double().numpy()
-    return {"checked": True, "inputs": f"{CHECK_INPUTS} random images, uniform in [0, 1)",
-            "max_abs_difference": float(np.abs(got - expected).max()), "keras": keras.__version__}
+    difference = float(np.abs(got - expected).max())
+    tolerance = CHECK_TOLERANCE * max(1.0, float(np.abs(expected).max()))
+    check = {"checked": True, "inputs": f"{CHECK_INPUTS} random images of pixels 0-255 x {scale:.6g}",
+             "max_abs_difference": difference, "tolerance": tolerance, "keras": keras.__version__}
+    if not difference <= tolerance:  # NaN included
+        disagreeing = _backends_disagree(spec, chw)
+        check["explained_by"] = disagreeing
+        more = f" (and {len(disagreeing) - 1} more like it)" if len(disagreeing) > 1 else ""
+        why = (f"expected from its {disagreeing[0]}{more}: Keras on PyTorch averages the padding's edge copies in, "
+               f"neuralab follows TensorFlow ({BACKENDS_DISAGREE})" if disagreeing else
+               "a possible conversion fault, so the run may not compute what the Keras model does: please "
+               "report it with the file")
+        warnings.warn(f"{path}: Keras and neuralab differ by {difference:.1e}, more than the {tolerance:.0e} "
+                      f"float32's rounding explains; {why}")
+    return check
+
+
+def _backends_disagree(spec: dict, chw: tuple) -> list[str]:
+    """The layers that Keras 3 on PyTorch computes otherwise than TensorFlow: a "same" average
+    pooling whose window of 3 or more reaches unevenly into the padding, which Keras on PyTorch
+    fills with copies of the edge and averages in (docs/keras.md, BACKENDS_DISAGREE)."""
+    from neuralab.keras.spec import with_input
+    from neuralab.models.layers import same_padding
+
+    if None in spec["layers"][0]["output_shape"][1:]:  # sides left open: the check's images'
+        c, h, w = chw
+        spec = with_input(spec, (h, w, c))
+    found = []
+    for e in spec["layers"]:
+        a = e["args"]
+        if not e["class"].startswith("AveragePooling") or a.get("padding") != "same":
+            continue
+        sides, k, s = e["input_shapes"][0][1:-1], a["pool_size"], a["strides"]  # (H, W) or a series' (T,)
+        pads = [same_padding(n, kn, sn) for n, kn, sn in zip(sides, k, s)]
+        if any(kn >= 3 and before != after for kn, (before, after) in zip(k, pads)):
+            found.append(f"layer '{e['name']}' ({e['class']} {_by(k)} at strides {_by(s)}, padding 'same', "
+                         f"on {_by(sides)})")
+    return found
+
+
+def _by(sizes) -> str:
+    return "x".join(str(n) for n in sizes)
 
 
 @contextlib.contextmanager
