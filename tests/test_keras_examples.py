@@ -132,3 +132,21 @@ def test_a_summary_reads_the_architecture_alone(tmp_path, capsys, suffix, layout
     assert "61,706" in out and ("conv2d" in out if layout == "keras" else "Conv2d" in out), out
     with pytest.raises(NeuralabError, match="weights"):
         read(path)
+
+
+def test_a_sequence_models_summary_shows_the_converted_module_in_torch_layout(tmp_path, capsys):
+    """docs/models.md: `--layout torch` shows the converted module; the stacked LSTM was refused
+    as "drawn for image models". Its rows add up to the module's parameters."""
+    import json
+
+    from neuralab.cli import main
+
+    model = example("stacked_lstm")
+    path = tmp_path / "stacked_lstm.keras"
+    model.save(path)
+    assert main(["summary", str(path), "--layout", "torch", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    net = convert(model)
+    assert table["total_params"] == sum(p.numel() for p in net.parameters())
+    assert [r["kind"] for r in table["rows"] if r["kind"] == "LSTM"] == ["LSTM"] * sum(
+        type(layer).__name__ == "LSTM" for layer in model.layers)

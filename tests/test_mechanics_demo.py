@@ -74,3 +74,18 @@ def test_every_example_has_a_slide_and_lines():
 @pytest.mark.parametrize("key", ["dot-product", "convolved-feature"])
 def test_slides_arrays_are_exact_integers(key):
     assert np.array_equal(example(key).result, np.rint(example(key).result))
+
+
+def test_docs_mechanics_names_the_slide_each_demo_prints():
+    """`conv demo --list` and docs/mechanics.md's table name the same slide for every example."""
+    import re
+    from pathlib import Path
+
+    from neuralab.mechanics.demo import worked
+
+    table = (Path(__file__).resolve().parents[1] / "docs" / "mechanics.md").read_text()
+    documented = dict(re.findall(r'^\| `([\w-]+)` \| "([^"]+)" \(l\. ', table, re.M))
+    printed = {w.key: w.slide for w in worked()}
+    assert set(documented) == set(printed)
+    for key, slide in printed.items():
+        assert documented[key].startswith(slide), (key, slide, documented[key])

@@ -382,3 +382,13 @@ def test_what_is_no_module_or_no_shape_is_named():
     with pytest.raises(ParameterError, match="expected one input.s shape without the batch") as e:
         summary(nn.Linear(4, 2), 16)
     assert e.value.parameter == "input_shape"
+
+
+def test_a_lone_layer_is_its_own_row_so_the_rows_add_up_to_the_total():
+    """summary(nn.Conv2d(1, 4, 3), ...) had no rows under "Total params: 40" (docs/models.md:
+    one LayerRow per layer, the rows adding up to the total)."""
+    for layer, shape in ((nn.Conv2d(1, 4, 3), (1, 8, 8)), (nn.LSTM(16, 8, num_layers=2, batch_first=True), (16, 16))):
+        s = summary(layer, shape)
+        assert [r.kind for r in s.rows] == [type(layer).__name__]
+        assert sum(r.params for r in s.rows) == s.total_params == sum(p.numel() for p in layer.parameters())
+    assert summary(nn.Conv2d(1, 4, 3), (1, 8, 8)).rows[0].formula == "floor((8 - 3 + 2*0) / 1) + 1 = 6"

@@ -151,10 +151,10 @@ def _keras_spec(args, spec: dict, name: str) -> int:
 
     from neuralab.models import print_summary, summary
 
-    shape = input_shape(spec)
-    if len(shape) != 3:
-        raise NeuralabError(f"{args.model}: PyTorch's layout table is drawn for image models; this model takes "
-                            f"{'x'.join(str(v) for v in shape)} sequences or vectors: use the keras layout")
+    shape = input_shape(spec)  # (C, H, W) for images, (steps, features) for sequences, as summary takes them
+    if len(shape) not in (2, 3):
+        raise NeuralabError(f"{args.model}: PyTorch's layout table is drawn for image and sequence models; this "
+                            f"model takes vectors of {'x'.join(str(v) for v in shape)} values: use the keras layout")
     with torch.device("meta"):
         net = build(spec)
     result = summary(net, shape, depth=args.depth, name=name)

@@ -122,7 +122,7 @@ def depth() -> Worked:
     terms = " ".join(f"{'-' if s < 0 else '+'} {_num(abs(s))}" for s in sums).lstrip("+ ")
     lines.append(f"output (0,0) = {terms} + bias {DEPTH_BIAS} = {_num(total)}")
     lines.append("One filter spans the whole depth: one kernel per channel, the channel sums added, plus one bias.")
-    return Worked("depth", "Depth 3: one filter over an RGB image", "Formulation to compute the output size", total, lines)
+    return Worked("depth", "Depth 3: one filter over an RGB image", "Convolved features", total, lines)
 
 
 # (W_in, K, P, S) settings the slides use, with what each describes

@@ -206,6 +206,8 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
     input_shape = checked_shape(input_shape, images=False)
     name = name or type(model).__name__
     modules = dict(model.named_modules())
+    if len(modules) == 1:  # a lone layer (nn.Conv2d, nn.LSTM) is its own row, or the rows add up to nothing
+        modules = {type(model).__name__.lower(): model}
     seen: dict[str, tuple] = {}        # name -> output shape, in the order the layers finished
     formulas: dict[str, str] = {}
     running: list[str] = []            # the layers entered but not yet left: where an error happened
