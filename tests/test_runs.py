@@ -407,8 +407,9 @@ def test_compare_replaces_only_its_own_runs_and_checks_every_model_first(digits,
                                                "mlp-seed1", "cnn-seed0", "cnn-seed1"}
     assert Run(root / "cnn-seed1").status() is Status.FINISHED
 
-    # again without --overwrite: refused before anything trains; with it, only the comparison's runs go
-    assert main(["compare", "--models", "mlp,cnn", *budget]) == 2
+    # again with another budget and without --overwrite: refused before anything trains (the same
+    # budget again takes the finished runs as they are); with it, only the comparison's runs go
+    assert main(["compare", "--models", "mlp,cnn", *budget, "--lr", "0.01"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--out" in err and "mlp-seed0" in err and "--overwrite" in err, err
     assert main(["compare", "--models", "mlp", *budget, "--overwrite"]) == 0

@@ -104,11 +104,43 @@ COMPUTES_WITH = ("device", "gpu", "world_size", "threads", "autocast", "torch", 
 
 
 class Interrupted(KeyboardInterrupt):
-    """Training stopped by Ctrl-C (or SIGINT); the run keeps its last finished epoch."""
+    """Training stopped by Ctrl-C (or SIGINT); the run of ``kind`` keeps its last finished epoch.
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        super().__init__(f"{self.path}: interrupted; the files of the last finished epoch are kept")
+    The message ends with how to go on: ``then``, else the Python call that resumes the run
+    (``resume_call``). ``kept`` is the message without it, to which the command line adds its
+    own command: each interface names its own way on, never the other's."""
+
+    def __init__(self, path: str | os.PathLike, kind: Kind, then: str | None = None):
+        self.path, self.kind = Path(path), kind
+        self.kept = f"{self.path}: interrupted; the files of the last finished epoch are kept"
+        super().__init__(f"{self.kept}; {then or f'`{self.resume_call(self.path, kind)}` continues it'}")
+
+    @staticmethod
+    def resume_call(path: Path, kind: Kind) -> str:
+        """The Python call that continues the run at ``path``: with ``trust_code`` where its model
+        is PyTorch code the run keeps a copy of, which a resume runs only when told to, and with
+        ``model`` where it keeps none (a classifier's module given as an object)."""
+        call = {Kind.CLASSIFIER: "resume_classifier", Kind.FORECASTER: "resume_forecast"}[kind]
+        extra = ""
+        with contextlib.suppress(NeuralabError):  # no model.json yet: nothing to add
+            source = json_object(json_object(read_json(path / MODEL)).get("source"))
+            if source.get("type") == "torch" and source.get("file") is not None:
+                extra = ", trust_code=True"
+            elif source.get("type") == "torch" and kind is Kind.CLASSIFIER:
+                extra = f", model={source.get('name') or 'Net'}(...)"
+        return f"neuralab.{call}({str(path)!r}{extra})"
+
+
+class InterruptedInTheWay(ParameterError):
+    """``Run.create``'s refusal of an `out` that holds an interrupted run of ``kind``: a new run
+    there would throw its finished epochs away. The message names the Python call that continues
+    it, or ``resume``, the command line's command."""
+
+    def __init__(self, path: str | os.PathLike, kind: Kind, resume: str | None = None):
+        self.path, self.kind = Path(path), kind
+        resume = resume or Interrupted.resume_call(self.path, kind)
+        super().__init__("out", str(path), f"holds an interrupted run, which `{resume}` continues; pass `overwrite` "
+                                           "to replace it (its finished epochs are lost) or choose another `out`")
 
 
 def _written_by_runs(child: Path) -> bool:
@@ -237,6 +269,8 @@ class Run:
             if not (path / CONFIG).exists() and not (path / LOCK).exists():
                 raise ParameterError("out", str(path), "folder is not empty and holds no run; choose another `out`")
             if not overwrite:
+                if run.status() is Status.INTERRUPTED and not run.by_keras_fit:  # Keras's fit resumes in Keras
+                    raise InterruptedInTheWay(path, run.kind)
                 raise ParameterError("out", str(path), "already holds a run; pass `overwrite` to replace it "
                                                        "or choose another `out`")
             run._lock()

@@ -9,6 +9,7 @@ entry in FLAGS where the flag says it differently.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import Callable
 
 # parameter -> flag, where the flag is not "--" + parameter.replace("_", "-")
@@ -220,11 +221,25 @@ def height_width(text: str) -> tuple[int, int]:
     return (int(parts[0]), int(parts[-1]))
 
 
+@contextlib.contextmanager
+def ways_on_as_commands(interrupted: str | None = None):
+    """The library's ways on after an interrupt, its Python calls, said as the command line's:
+    `--resume` (the run's own command) for a run interrupted, or one an `--out` holds; or
+    ``interrupted``, where the same command again goes on (compare)."""
+    from neuralab.runs import Interrupted, InterruptedInTheWay
+
+    try:
+        yield
+    except Interrupted as e:
+        then = interrupted or f"`{resume_command(e.kind.made_by, e.path)}` continues it"
+        raise KeyboardInterrupt(f"{e.kept}; {then}") from None
+    except InterruptedInTheWay as e:
+        raise InterruptedInTheWay(e.path, e.kind, resume_command(e.kind.made_by, e.path)) from None
+
+
 def resume_command(command: str, run_dir) -> str:
     """The command line that continues the run in ``run_dir``: with --trust-code where its model
     is PyTorch code, which --resume runs only when told to."""
-    import contextlib
-
     from neuralab.errors import NeuralabError
     from neuralab.runs import MODEL, Run
     from neuralab.training.source import TORCH

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from neuralab.cli._args import (at_least, fraction, layer_sizes, names, non_negative_float, positive_float,
-                                positive_int, resume_command, run_folder)
+                                positive_int, run_folder)
 from neuralab.cli.train import TRUST_HELP
 
 # option -> field of the config section; options left out (None) keep the library's default
@@ -176,11 +176,11 @@ def config_from_args(args):
 
 
 def run_forecast(args) -> int:
-    from neuralab.cli._args import only_with_resume, refuse_other_kind
+    from neuralab.cli._args import only_with_resume, refuse_other_kind, ways_on_as_commands
     from neuralab.forecasting.pipeline import resume_forecast, run_forecast as run
-    from neuralab.runs import Interrupted, Kind
+    from neuralab.runs import Kind
 
-    try:
+    with ways_on_as_commands():
         if args.resume:
             refuse_other_kind(args.resume, Kind.FORECASTER)
             _refuse_settings(args)
@@ -189,8 +189,6 @@ def run_forecast(args) -> int:
             only_with_resume(args, "trust_code")
             result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet,
                          model=user_model(args))
-    except Interrupted as e:
-        raise KeyboardInterrupt(f"{e}; `{resume_command('neuralab forecast', e.path)}` continues it") from None
     if args.quiet:  # the verdict alone; its table is in results.json and report.html
         print(f"{result.headline['sentence']}  run: {result.run_dir}")
     return 0

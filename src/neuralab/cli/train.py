@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import (at_least, fraction, non_negative_float, positive_float, positive_int, resume_command,
-                                run_folder)
+from neuralab.cli._args import (at_least, fraction, non_negative_float, positive_float, positive_int, run_folder)
 
 TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs made from a .py file; "
               "read the file first: it runs with your permissions")
@@ -147,14 +146,14 @@ def _resume_options(args) -> dict:
 
 
 def run_train(args) -> int:
-    from neuralab.cli._args import only_with_resume, refuse_other_kind
+    from neuralab.cli._args import only_with_resume, refuse_other_kind, ways_on_as_commands
     from neuralab.errors import NeuralabError
-    from neuralab.runs import Interrupted, Kind
+    from neuralab.runs import Kind
     from neuralab.training import resume_classifier, train_classifier
     from neuralab.training.device import dist_info
     from neuralab.training.source import CANNOT_REBUILD, ModelNeeded
 
-    try:
+    with ways_on_as_commands():
         if args.resume:
             refuse_other_kind(args.resume, Kind.CLASSIFIER)
             try:
@@ -168,23 +167,23 @@ def run_train(args) -> int:
             only_with_resume(args, "checkpoint", "trust_code")
             result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
                                       verbose=not args.quiet)
-    except Interrupted as e:
-        raise KeyboardInterrupt(f"{e}; `{resume_command('neuralab train', e.path)}` continues it") from None
     if args.quiet and dist_info().is_main:
         print(f"test accuracy {result.test['accuracy'] * 100:.2f}%  run: {result.run_dir}")
     return 0
 
 
 def run_compare(args) -> int:
-    from neuralab.training.compare import compare, to_markdown
+    from neuralab.training.compare import GOES_ON, compare, to_markdown
     from neuralab.training.device import dist_info
 
+    from neuralab.cli._args import ways_on_as_commands
     from neuralab.runs import default_root
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     base = _config(args, models[0] if models else "")
     out = args.out or default_root() / "compare"
-    rows = compare(models, base, args.seeds, out, overwrite=args.overwrite)
+    with ways_on_as_commands(f"the same `neuralab compare` command again {GOES_ON}"):
+        rows = compare(models, base, args.seeds, out, overwrite=args.overwrite)
     if dist_info().is_main:  # the same table in every process of a torchrun job
         print(to_markdown(rows, base, args.seeds))
         print(f"written: {out}/compare.csv, {out}/compare.md")

@@ -15,6 +15,7 @@ run directory behind:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -242,7 +243,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     fresh = out is None or not path.exists()
     run = Run.create(path, overwrite, numbered=out is None)  # a default name taken: NAME-2
     try:
-        with run:
+        with run, _resumable(run.path):
             return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks, source)
     except Diverged:  # NaN weights: nothing to resume, read or report; a folder that was there stays, empty
         run.discard(made=fresh)
@@ -270,7 +271,7 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
 
         seed_everything(used.train.seed)
         source = resolve(_user_network(meta["source"], run.path, trust_code))
-    with run:  # one writer at a time
+    with run, _resumable(run.path):  # one writer at a time
         run.refuse_finished()  # again: another resume may have finished it since the check above
         many = load(replace(used, data=recorded_data(run, "the run trains on")), verbose)
         prepared = prepare_many(many, used.windows)
@@ -281,6 +282,20 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
                                   resumed=meta)
         except Diverged as e:  # a resumed run keeps its settings: the lower rate is a new run's
             raise e.resumed(run.path) from None
+
+
+@contextlib.contextmanager
+def _resumable(run_dir: Path):
+    """Ctrl-C in a forecasting run that is set up (config.json written) and not finished
+    (results.json not yet): one that ``resume_forecast`` finishes, as the error says. Before,
+    there is nothing to resume; after, the run is finished and the report, then written, says
+    what to do."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not (run_dir / runs.CONFIG).is_file() or (run_dir / runs.RESULTS).exists():
+            raise
+        raise runs.Interrupted(run_dir, Kind.FORECASTER) from None
 
 
 def _fitted_baselines(prepared: list[Prepared], config: ForecastConfig) -> dict[str, list]:
@@ -343,10 +358,7 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
     if verbose:
         print(_forecast_header(used, many, prepared, network, transform_errors), flush=True)
 
-    try:
-        network.fit(pooled_train, pooled_val)
-    except KeyboardInterrupt:
-        raise runs.Interrupted(run_dir) from None
+    network.fit(pooled_train, pooled_val)  # Ctrl-C from here to results.json: the caller's _resumable
     seconds = network.trainer.elapsed
     evaluated = [_evaluate(p, [network, *baselines[p.name]]) for p in prepared]
     intervals = [rolling(p.val.future - e["val"][network.name], p.test.future, e["test"][network.name],
@@ -367,11 +379,13 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
     run.write_json(runs.RESULTS, results)
 
     from neuralab.forecasting.report import report_run
+    from neuralab.reports.html import kept_if_unwritable
 
-    report_run(run_dir, config=used, series=many[0], prepared=prepared[0], results=results,
-               predictions=evaluated[0]["test"], history=network.history,
-               summary_text=network_summary(module, used.windows.lookback),
-               bands={label(a): b for a, b in intervals[0].test.items()} if intervals else None)
+    with kept_if_unwritable(run_dir):  # the figures too, drawn before report.html: the run is finished
+        report_run(run_dir, config=used, series=many[0], prepared=prepared[0], results=results,
+                   predictions=evaluated[0]["test"], history=network.history,
+                   summary_text=network_summary(module, used.windows.lookback),
+                   bands={label(a): b for a, b in intervals[0].test.items()} if intervals else None)
     head = results["headline"]
     if verbose:
         print(verdict_table(results["test"], results["backtest_summary"], network.name, head["metric"]))

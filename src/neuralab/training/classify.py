@@ -544,7 +544,7 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verb
     if verbose and main:
         print(summary_text, flush=True)
         print(_training_header(config, data, trainer), flush=True)
-    try:  # until results.json, an interrupted run is one `--resume` finishes
+    try:  # until results.json, an interrupted run is one a resume finishes
         history = trainer.fit(pixels(data.train.x), torch.from_numpy(data.train.y),
                               val=(pixels(data.val.x), torch.from_numpy(data.val.y)) if len(data.val) else None,
                               resume=resume)
@@ -552,7 +552,7 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verb
         logits = trainer.predict(pixels(data.test.x))
         test = trainer.score(logits, torch.from_numpy(data.test.y))
     except KeyboardInterrupt:
-        raise runs.Interrupted(run.path) from None
+        raise runs.Interrupted(run.path, Kind.CLASSIFIER) from None
     seconds = trainer.elapsed
     result = RunResult(run.path, history, test, trainer.best_epoch(), seconds, count_parameters(trainer.model))
     if main:

@@ -9,18 +9,25 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import json
 import math
 import numbers
 import os
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from neuralab.errors import ParameterError
+from neuralab import runs
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import atomic_write, write_advice
-from neuralab.runs import Run, folder_part
-from neuralab.training.classify import ClassifierConfig, model_source, train_classifier
+from neuralab.runs import Interrupted, InterruptedInTheWay, Kind, Run, Status, folder_part
+from neuralab.training.classify import (ClassifierConfig, RunResult, model_source, resume_classifier,
+                                        train_classifier)
 from neuralab.training.device import dist_info, on_rank_0
+
+
+# How a comparison called again after an interruption goes on (its interfaces say how to call it again)
+GOES_ON = "continues the comparison: it resumes this run and keeps the finished ones"
 
 
 @dataclass
@@ -46,9 +53,12 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     """Train each of ``models`` with seeds 0..seeds-1 under ``base`` into the runs
     ``out/MODEL-seedN``; write compare.csv and compare.md beside them.
 
-    Runs already there are replaced only with ``overwrite``, and only those runs: ``out``
-    may hold others (it may be the runs folder itself). Every name and setting is checked,
-    and every run's folder, before the first model trains."""
+    Called again after an interruption, a comparison goes on: a run already there that this
+    comparison would train (the same model, seed, budget and data) is taken as it is where it
+    finished and resumed where it was interrupted. Anything else in a run's place is replaced
+    only with ``overwrite``, which trains every run again, and only those runs: ``out`` may hold
+    others (it may be the runs folder itself). Every name and setting is checked, and every
+    run's folder, before the first model trains."""
     out = Path(out)
     if isinstance(models, str) or not all(isinstance(name, str) for name in models):
         # a string would be compared letter by letter: "cnn" as models c, n and n
@@ -61,21 +71,33 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     sources = {name: _model_source(name) for name in models}  # an unknown model is named before any trains
     folders = {(name, seed): out / f"{folder_part(sources[name].architecture)}-seed{seed}"
                for name in models for seed in range(seeds)}
+    configs = {(name, seed): replace(base, model=name, train=replace(base.train, seed=seed))
+               for name in models for seed in range(seeds)}
     main = dist_info().is_main
     # rank 0 looks: another process might find the first run's folder that rank 0 has made already
-    on_rank_0(lambda: _refuse_folders(out, folders.values(), overwrite), base.train.device)
+    kept = on_rank_0(lambda: _refuse_folders(out, folders, configs, sources, overwrite), base.train.device)
     rows = []
     for name in models:
         accs, epoch_seconds, params = [], [], 0
         for seed in range(seeds):
-            config = replace(base, model=name, train=replace(base.train, seed=seed))
-            result = train_classifier(config, out=folders[name, seed], overwrite=overwrite, verbose=False)
+            folder, state = folders[name, seed], kept.get((name, seed))
+            try:
+                if state is Status.FINISHED:
+                    result = _finished(folder)
+                elif state is Status.INTERRUPTED:
+                    result = resume_classifier(folder, verbose=False)
+                else:
+                    result = train_classifier(configs[name, seed], out=folder, overwrite=overwrite, verbose=False)
+            except Interrupted as e:  # the way on is this call again, which resumes this run and keeps the others
+                then = f"calling `compare(...)` again with the same `out` {GOES_ON}"
+                raise Interrupted(e.path, e.kind, then=then) from None
             accs.append(result.test["accuracy"])
             epoch_seconds += [r["seconds"] for r in result.history]
             params = result.params
             test_images = Run(result.run_dir).record["data"]["test"] if main else None  # rank 0 writes config.json
             if verbose and main:
-                print(f"{name} seed {seed}: test accuracy {accs[-1] * 100:.2f}%", flush=True)
+                print(f"{name} seed {seed}: test accuracy {accs[-1] * 100:.2f}%"
+                      + (" (finished before: taken as it is)" if state is Status.FINISHED else ""), flush=True)
         rows.append(Row(name, params, statistics.median(epoch_seconds), accs, test_images))
     if main:  # under torchrun, every process has the same figures
         with atomic_write(out / "compare.csv") as f:
@@ -85,21 +107,66 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     return rows
 
 
-def _refuse_folders(out: Path, folders, overwrite: bool) -> None:
-    """Refuse ``out`` where the runs cannot go, before any trains."""
-    taken = [path for path in folders if path.exists()]
-    if taken and not overwrite:
-        raise ParameterError("out", str(out), f"already holds {taken[0].name}; pass `overwrite` to replace the runs "
-                                              "of this comparison, or choose another `out`")
+def _refuse_folders(out: Path, folders: dict, configs: dict, sources: dict, overwrite: bool) -> dict:
+    """Refuse ``out`` where the runs cannot go, before any trains; else the runs of this
+    comparison there to go on with, (model, seed) -> Status.FINISHED or Status.INTERRUPTED
+    (none with ``overwrite``)."""
+    kept = {}
+    for key, path in folders.items():
+        if overwrite or not path.exists():
+            continue
+        kept[key] = _kept(Run(path), configs[key], sources[key[0]])
+        if kept[key] is None:
+            raise ParameterError("out", str(out), f"already holds {path.name}; pass `overwrite` to replace the runs "
+                                                  "of this comparison, or choose another `out`")
     there = next(folder for folder in (out, *out.parents) if folder.exists())  # the runs' folders are made from here
     if not there.is_dir():
         code = errno.ENOTDIR
     elif not os.access(there, os.W_OK | os.X_OK):
         code = errno.EACCES
     else:
-        return
+        return kept
     raise ParameterError("out", str(out), f"cannot create the runs' folders in {there} ({os.strerror(code)}); "
                                           f"{write_advice(OSError(code, ''))}")
+
+
+def _kept(run: Run, config: ClassifierConfig, source) -> Status | None:
+    """How a comparison goes on with ``run``, one it would train with ``config``: FINISHED, its
+    results taken as they are; INTERRUPTED, resumed; None where it is anything else, which only
+    `overwrite` replaces. An interrupted run of PyTorch code is refused in words of its own: its
+    resume runs the run's copy of the code, which only the user may trust."""
+    from neuralab.training.source import TORCH
+
+    status = run.status()  # damaged where its files are not a run's: nothing read below can fail
+    if status not in (Status.FINISHED, Status.INTERRUPTED) or run.kind is not Kind.CLASSIFIER:
+        return None
+    if run.record.get("config") != _recorded(config, source):
+        return None
+    if status is Status.INTERRUPTED and source.type == TORCH:
+        raise InterruptedInTheWay(run.path, Kind.CLASSIFIER)
+    return status
+
+
+def _recorded(config: ClassifierConfig, source) -> dict:
+    """The config.json "config" that ``train_classifier`` writes for ``config`` (as JSON reads it back)."""
+    from neuralab.training.classify import _model_name, _resolved
+    from neuralab.training.config import with_compile
+
+    config = _resolved(config)
+    config = replace(config, model=_model_name(config.model, source), train=with_compile(config.train, source.compile))
+    return json.loads(json.dumps(asdict(config)))
+
+
+def _finished(folder: Path) -> RunResult:
+    """A finished run of this comparison, read as ``train_classifier`` returned it."""
+    run = Run.open(folder, Kind.CLASSIFIER)
+    results, meta = run.results() or {}, runs.json_object(run.read(runs.MODEL))
+    try:
+        return RunResult(run.path, run.metrics(), {"loss": results["test_loss"], "accuracy": results["test_accuracy"]},
+                         results["best_epoch"], results["train_seconds"], meta["parameters"])
+    except KeyError as e:
+        raise NeuralabError(f"{run.path}: its results.json or model.json has no {e}; the run is damaged: pass "
+                            "`overwrite` to train the comparison again") from None
 
 
 def _model_source(name: str):

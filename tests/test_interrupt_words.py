@@ -1,0 +1,222 @@
+"""What a user is told after Ctrl-C: in Python (a notebook) the call that goes on, on the command
+line the command; and what calling the same cell again does with the interrupted run (real
+handwritten digits, Seattle's weather)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import digits_folder
+
+import neuralab
+from neuralab import runs
+from neuralab.cli import main
+from neuralab.errors import ParameterError
+from neuralab.forecasting import pipeline
+from neuralab.forecasting.models import ModelConfig, series_train_config
+from neuralab.forecasting.windows import WindowConfig
+from neuralab.runs import Interrupted, Run, Status
+from neuralab.training import trainer as trainer_module
+from neuralab.training.device import cpu_threads
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with cpu_threads(1):  # a resumed run then computes as an uninterrupted one did, to the bit
+        yield
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    return digits_folder(tmp_path_factory.mktemp("digits"))
+
+
+def classifier(digits, epochs: int = 3) -> neuralab.ClassifierConfig:
+    return neuralab.ClassifierConfig(model="mlp", data=str(digits), train=neuralab.TrainConfig(
+        epochs=epochs, batch_size=64, lr=0.01, seed=3, device="cpu"))
+
+
+def ctrl_c_in_epoch_2(monkeypatch, only: str = ""):
+    """Ctrl-C as epoch 2 starts in the runs whose folder's name ends with ``only``; calling what it
+    returns lets training run whole again."""
+    original = trainer_module.Trainer._train_epoch
+
+    def pressed(self, *args):
+        if args[-2] == 2 and str(self.run_dir).endswith(only):
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", pressed)
+    return lambda: monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)
+
+
+def test_a_notebook_is_told_the_python_call_that_resumes_and_the_same_cell_again_says_so(digits, tmp_path,
+                                                                                           monkeypatch):
+    run = tmp_path / "run"
+    whole_again = ctrl_c_in_epoch_2(monkeypatch)
+    with pytest.raises(KeyboardInterrupt) as cut:  # a bare one would stop pytest itself
+        neuralab.train_classifier(classifier(digits), out=run, verbose=False)
+    said = str(cut.value)
+    assert isinstance(cut.value, Interrupted), said
+    assert f"`neuralab.resume_classifier({str(run)!r})` continues it" in said and "--" not in said, said
+    whole_again()
+
+    # the same cell again: the advice is the resume, not an overwrite that throws the epochs away
+    with pytest.raises(ParameterError) as again:
+        neuralab.train_classifier(classifier(digits), out=run, verbose=False)
+    said = str(again.value)
+    assert "holds an interrupted run" in said and f"neuralab.resume_classifier({str(run)!r})" in said, said
+    assert "pass overwrite to replace it" in said and "--" not in said, said
+    assert Run(run).status() is Status.INTERRUPTED and len(Run(run).metrics()) == 1
+
+    result = neuralab.resume_classifier(run, verbose=False)  # the call as it was said
+    assert len(result.history) == 3 and Run(run).status() is Status.FINISHED
+
+
+NET = """
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+    def forward(self, x):
+        return self.layers(x)
+"""
+
+
+def test_a_run_of_pytorch_code_is_told_to_resume_with_trust_code(digits, tmp_path, monkeypatch):
+    """A resume runs the run's copy of the code only when told to: the call said must say so."""
+    (tmp_path / "net.py").write_text(NET)
+    run = tmp_path / "run"
+    config = neuralab.ClassifierConfig(model=f"{tmp_path / 'net.py'}:Net", data=str(digits),
+                                       train=neuralab.TrainConfig(epochs=3, batch_size=64, seed=3, device="cpu"))
+    whole_again = ctrl_c_in_epoch_2(monkeypatch)
+    with pytest.raises(KeyboardInterrupt) as cut:
+        neuralab.train_classifier(config, out=run, verbose=False)
+    assert f"`neuralab.resume_classifier({str(run)!r}, trust_code=True)` continues it" in str(cut.value)
+    whole_again()
+    assert len(neuralab.resume_classifier(run, verbose=False, trust_code=True).history) == 3
+
+
+def test_the_command_line_says_its_own_command_and_never_the_python_call(digits, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--model", "mlp", "--data", str(digits), "--epochs", "3", "--batch-size", "64", "--seed", "3",
+            "--threads", "1", "--quiet", "--out", str(run)]
+    whole_again = ctrl_c_in_epoch_2(monkeypatch)
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert f"`neuralab train --resume {run}` continues it" in err and "resume_classifier" not in err, err
+    whole_again()
+
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds an interrupted run" in err, err
+    assert f"`neuralab train --resume {run}`" in err and "--overwrite" in err and "resume_classifier" not in err, err
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert Run(run).status() is Status.FINISHED
+
+
+def test_compare_called_again_keeps_its_finished_runs_and_resumes_the_interrupted_one(digits, tmp_path, monkeypatch,
+                                                                                       capsys):
+    base, out = classifier(digits), tmp_path / "cmp"
+    whole_again = ctrl_c_in_epoch_2(monkeypatch, only="mlp-seed1")
+    with pytest.raises(KeyboardInterrupt) as cut:  # a bare one would stop pytest itself
+        neuralab.compare(["mlp"], base, 2, out, verbose=False)
+    said = str(cut.value)
+    assert isinstance(cut.value, Interrupted), said
+    assert said.startswith(f"{out / 'mlp-seed1'}: interrupted") and "`compare(...)` again with the same `out`" in said
+    assert "--" not in said, said
+    whole_again()
+    first = out / "mlp-seed0"
+    kept = {name: (first / name).stat().st_mtime_ns for name in (runs.WEIGHTS, runs.RESULTS, runs.METRICS)}
+    assert Run(first).status() is Status.FINISHED and Run(out / "mlp-seed1").status() is Status.INTERRUPTED
+
+    # another budget is another comparison: the runs in its way are refused as before
+    with pytest.raises(ParameterError, match="already holds mlp-seed0; pass overwrite"):
+        neuralab.compare(["mlp"], classifier(digits, epochs=2), 2, out, verbose=False)
+
+    rows = neuralab.compare(["mlp"], base, 2, out, verbose=True)
+    printed = capsys.readouterr().out
+    assert "mlp seed 0: test accuracy" in printed and "taken as it is" in printed
+    assert {name: (first / name).stat().st_mtime_ns for name in kept} == kept, "the finished run was trained again"
+    assert Run(out / "mlp-seed1").status() is Status.FINISHED
+    assert len(Run(out / "mlp-seed1").metrics()) == 3
+
+    whole = neuralab.compare(["mlp"], base, 2, tmp_path / "whole", verbose=False)
+    assert rows[0].accuracies == whole[0].accuracies and rows[0].params == whole[0].params
+    assert rows[0].test_images == whole[0].test_images
+    table = (out / "compare.csv").read_text().splitlines()
+    assert [line.split(",")[3:] for line in table] == \
+        [line.split(",")[3:] for line in (tmp_path / "whole" / "compare.csv").read_text().splitlines()]
+
+
+def test_compare_on_the_command_line_says_to_run_the_same_command_again(digits, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "--models", "mlp", "--data", str(digits), "--seeds", "1", "--epochs", "3", "--threads", "1",
+            "--out", str(out)]
+    whole_again = ctrl_c_in_epoch_2(monkeypatch)
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "the same `neuralab compare` command again continues the comparison" in err, err
+    assert "compare(" not in err and "`out`" not in err, err
+    whole_again()
+    assert main(args) == 0
+    assert "| mlp |" in capsys.readouterr().out and Run(out / "mlp-seed0").status() is Status.FINISHED
+
+
+def forecast_config() -> pipeline.ForecastConfig:
+    return pipeline.ForecastConfig(data="seattle-weather", target="temp_max",
+                                   windows=WindowConfig(lookback=14, horizon=2), model=ModelConfig("lstm", hidden=[8]),
+                                   train=series_train_config(epochs=2, device="cpu", seed=3), backtest_folds=2)
+
+
+def pressed(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_the_backtests_leaves_a_forecast_that_resume_forecast_finishes(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "rolling_origin", pressed)  # after the network's fit, before results.json
+        with pytest.raises(KeyboardInterrupt) as cut:  # a bare one would stop pytest itself
+            pipeline.run_forecast(forecast_config(), out=run, verbose=False)
+    said = str(cut.value)
+    assert isinstance(cut.value, Interrupted), said
+    assert f"`neuralab.resume_forecast({str(run)!r})` continues it" in said and "--" not in said, said
+    assert Run(run).status() is Status.INTERRUPTED
+
+    with pytest.raises(ParameterError, match="holds an interrupted run, which `neuralab.resume_forecast"):
+        pipeline.run_forecast(forecast_config(), out=run, verbose=False)
+    result = neuralab.resume_forecast(run, verbose=False)
+    assert Run(run).status() is Status.FINISHED and len(result.history) == 2
+    assert json.loads((run / runs.RESULTS).read_text())["backtest"]
+
+
+def test_ctrl_c_in_a_forecast_after_its_fit_gives_the_resume_command_on_the_command_line(tmp_path, monkeypatch,
+                                                                                         capsys):
+    run = tmp_path / "run"
+    args = ["forecast", "--data", "seattle-weather", "--target", "temp_max", "--lookback", "14", "--horizon", "2",
+            "--model", "lstm", "--hidden", "8", "--epochs", "2", "--backtest-folds", "2", "--quiet", "--out", str(run)]
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "rolling_origin", pressed)
+        assert main(args) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"`neuralab forecast --resume {run}` continues it" in err, err
+    assert "resume_forecast" not in err, err
+    assert main(["forecast", "--resume", str(run), "--quiet"]) == 0
+    assert Run(run).status() is Status.FINISHED
+
+
+def test_ctrl_c_while_a_finished_forecast_draws_its_report_says_the_run_is_finished(tmp_path, monkeypatch):
+    from neuralab.forecasting import report
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(report, "report_run", pressed)  # results.json is written: nothing is left to resume
+    with pytest.raises(KeyboardInterrupt) as cut:
+        pipeline.run_forecast(forecast_config(), out=run, verbose=False)
+    assert not isinstance(cut.value, Interrupted)
+    assert "interrupted; the run is finished" in str(cut.value) and Run(run).status() is Status.FINISHED
