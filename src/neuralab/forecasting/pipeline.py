@@ -216,7 +216,8 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     residual recipe is the built-in networks'), with a Keras model's compile() settings where
     ``config.train`` leaves the series defaults."""
     refuse_distributed("forecasting, which trains small networks,")
-    config.check()
+    # momentum is checked once a Keras model's compile() has given its optimizer, which may be the SGD it is for
+    replace(config, train=replace(config.train, momentum=0.0)).check() if model is not None else config.check()
     source = None
     if model is not None:
         from neuralab.training.source import resolve
@@ -230,6 +231,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     if source is not None:
         config = replace(config, model=replace(config.model, architecture=source.architecture, recipe="plain"),
                          train=with_compile(config.train, source.compile, series_train_config()))
+        config.train.check()
     used = replace(config, data=os.fspath(config.data), target=many[0].target,  # a Path is stored as text
                    windows=replace(config.windows, transform=transform))
     prepared = prepare_many(many, used.windows)

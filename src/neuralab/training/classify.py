@@ -266,7 +266,8 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
         from neuralab.training.compile import python_name
 
         config.train.optimizer = python_name(optimizer)
-    config.train.check()
+    # checked before the model file is read, but for momentum: compile()'s SGD may be what it is for
+    replace(config.train, momentum=0.0).check()
     if config.train.patience > 0 and config.val_fraction == 0:
         raise ParameterError("patience", config.train.patience, "early stopping watches the validation set; "
                              "give `val_fraction` above 0")
@@ -594,9 +595,17 @@ def confusion_matrix(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:
 def _training_header(config: ClassifierConfig, data, trainer: Trainer) -> str:
     from neuralab.models import count_parameters
 
-    return (f"{config.model} on {data.name}: {len(data.train):,} train / {len(data.val):,} val / "
-            f"{len(data.test):,} test images {'x'.join(map(str, data.input_shape))}, "
-            f"{count_parameters(trainer.model):,} parameters, device {trainer.device_text}, seed {config.train.seed}")
+    header = (f"{config.model} on {data.name}: {len(data.train):,} train / {len(data.val):,} val / "
+              f"{len(data.test):,} test images {'x'.join(map(str, data.input_shape))}, "
+              f"{count_parameters(trainer.model):,} parameters, device {trainer.device_text}, seed {config.train.seed}")
+    if (trainer.model_meta.get("source") or {}).get("type") != "keras":
+        return header
+    # A Keras model trains with its compile()'s settings where no option is given, which the
+    # command line shows nowhere else
+    t = config.train
+    momentum = f", momentum {t.momentum:g}" if t.optimizer in ("sgd", "rmsprop") else ""
+    return (f"{header}\noptimizer {t.optimizer}, lr {t.lr:g}{momentum}, loss {t.loss or 'cross_entropy'} "
+            "(compile()'s where no option sets them)")
 
 
 # --- using a finished run --------------------------------------------------------------

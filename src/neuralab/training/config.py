@@ -152,14 +152,17 @@ class Diverged(ParameterError):
 
 
 def with_compile(train: TrainConfig, settings: dict, defaults: TrainConfig | None = None) -> TrainConfig:
-    """``train`` with a Keras model's compile() ``settings`` (TrainConfig field names, from
+    """``train`` with a Keras model's compile() (and fit()) ``settings`` (TrainConfig field names, from
     training.source) in the fields ``train`` leaves at ``defaults`` (TrainConfig's own by
     default): options set to other values win (one set to its default cannot be told from one
-    left out). Fields TrainConfig does not have are left out."""
+    left out). Fields TrainConfig does not have are left out. compile()'s momentum is its
+    SGD's or RMSprop's: a run given another optimizer does not take it."""
     defaults = defaults or TrainConfig()
     names = {f.name for f in fields(TrainConfig)}
-    return replace(train, **{k: v for k, v in settings.items()
-                             if k in names and getattr(train, k) == getattr(defaults, k)})
+    taken = {k: v for k, v in settings.items() if k in names and getattr(train, k) == getattr(defaults, k)}
+    if taken.get("optimizer", train.optimizer) != settings.get("optimizer"):
+        taken.pop("momentum", None)
+    return replace(train, **taken)
 
 
 # Tuned defaults a user picks by name (`--recipe fast`); explicit options override them.

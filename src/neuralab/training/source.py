@@ -26,6 +26,7 @@ import importlib.util
 import inspect
 import math
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -103,9 +104,11 @@ class ModelSource:
     name: str | None = None                   # torch: its name in the file
     imports: dict = field(default_factory=dict)  # torch: the files beside it that it imports, name -> bytes
     rebuilt: object = None                    # torch: a module object's class built again, to compare on data
-    compile: dict = field(default_factory=dict)  # keras: compile()'s settings as TrainConfig fields
+    compile: dict = field(default_factory=dict)  # keras: compile()'s and fit()'s settings as TrainConfig fields
     loss: object = None                       # keras: compile()'s loss as Keras gives it, which tells a
     #                                           one-unit model's kind (keras.spec.binary_classifier)
+    where: str | None = None                  # keras: what refusals call it: its file, as `neuralab import`
+    #                                           names one (None: its architecture)
 
     # --- what a run stores ------------------------------------------------------------
 
@@ -133,6 +136,11 @@ class ModelSource:
 
     # --- the network --------------------------------------------------------------------
 
+    @property
+    def named(self) -> str:
+        """The model as refusals name it: its file where it came from one, else its architecture."""
+        return self.where or self.architecture
+
     def classifier(self, input_shape, num_classes: int, options: dict | None = None, sample=None):
         """The network for images of ``input_shape`` (C, H, W) and ``num_classes`` classes,
         giving logits; refused, naming both shapes, when the model does not fit the data.
@@ -148,11 +156,11 @@ class ModelSource:
             if loss_name(self.loss)[0] == "binarycrossentropy" and list(outputs) != [1]:
                 # Keras's binary cross-entropy on each of K outputs (several labels an image) is
                 # not the K-class cross-entropy a classifier here trains with
-                raise NeuralabError(f"{self.architecture}: compile(loss=binary_crossentropy) on {keras_shape(outputs)} "
+                raise NeuralabError(f"{self.named}: compile(loss=binary_crossentropy) on {keras_shape(outputs)} "
                                     "outputs; neuralab trains one class an image: compile with "
                                     "sparse_categorical_crossentropy, or end in Dense(1, activation='sigmoid') "
                                     "for 2 classes")
-            return keras_classifier(self.spec, self.weights, input_shape, num_classes, self.architecture, self.loss)
+            return keras_classifier(self.spec, self.weights, input_shape, num_classes, self.named, self.loss)
         shape = tuple(input_shape)
         return self._confirmed(checked_module(self.module, self.architecture, shape, num_classes, sample,
                                               training=True), sample, shape)
@@ -162,14 +170,14 @@ class ModelSource:
         if self.type == KERAS:
             from neuralab.keras import build, check, input_shape
 
-            check(self.spec, self.architecture)
+            check(self.spec, self.named)
             shape, out = input_shape(self.spec), output_shape(self.spec)
             if len(shape) != 2 or (shape[0] is not None and shape[0] != lookback) or shape[1] != inputs:
-                raise NeuralabError(f"{self.architecture}: the model takes {keras_shape(shape)} inputs, the data "
+                raise NeuralabError(f"{self.named}: the model takes {keras_shape(shape)} inputs, the data "
                                     f"gives windows of (None, {lookback}, {inputs}) (`lookback` {lookback}, "
                                     f"{inputs} input columns); change the model's input or `lookback`")
             if len(out) != 2 or out[1] != horizon:
-                raise NeuralabError(f"{self.architecture}: the model outputs {keras_shape(out[1:])}, a forecast of "
+                raise NeuralabError(f"{self.named}: the model outputs {keras_shape(out[1:])}, a forecast of "
                                     f"`horizon` {horizon} needs (None, {horizon}); end the model in Dense({horizon})")
             return build(self.spec, self.weights)
         if self.type == TORCH:
@@ -211,8 +219,15 @@ def resolve(model, zoo=None) -> ModelSource:
         return _from_keras_file(path)
     if path.suffix.lower() == ".py":
         imports = local_imports(path)
-        obj, name = load_python(path, name, imports)
-        return _from_object(obj, path, name, imports)
+        with _fit_recorded(path, imports) as fits:
+            try:
+                obj, name = load_python(path, name, imports)
+            except NeuralabError as e:
+                raise _after_fit(e, path, fits) from None
+        source = _from_object(obj, path, name, imports)
+        if fits:
+            source.compile = {**source.compile, **_taken_from_fit(path, fits, obj, source.type == KERAS)}
+        return source
     known = f"a zoo model ({', '.join(zoo)}), " if zoo else ""
     raise ParameterError("model", text, f"unknown model; give {known}a Keras file (.keras, .h5, .hdf5) or a Python "
                                         "file FILE.py[:NAME] defining a Keras model or a torch.nn.Module")
@@ -233,7 +248,18 @@ def _from_keras_file(path: Path) -> ModelSource:
     # its weights are trained already: how they were first drawn no longer matters
     _warn_training_only(path.name, [s for s in model.training_only if "_initializer " not in s])
     return ModelSource(KERAS, f"keras:{_model_name(model.spec, path.stem)}", _images(model.spec, model.compile),
-                       model.weights, compile=compile_settings(model.compile), loss=(model.compile or {}).get("loss"))
+                       model.weights, compile=_compile_settings(model.compile, str(path)),
+                       loss=(model.compile or {}).get("loss"), where=str(path))
+
+
+def _compile_settings(config: dict | None, where: str | None) -> dict:
+    """``compile_settings``, its refusals naming the model's file (``where``) where it has one."""
+    try:
+        return compile_settings(config)
+    except NeuralabError as e:
+        if where is None or type(e) is not NeuralabError:
+            raise
+        raise NeuralabError(f"{where}: {e.args[0]}") from None
 
 
 def _warn_training_only(where: str, settings: list[str]) -> None:
@@ -271,8 +297,9 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         # that the run is reproducible from its seed; a trained one (from a file) keeps its weights.
         compiled = obj.get_compile_config() if obj.compiled else {}
         _warn_training_only(path.name if path else obj.name, model.training_only)
+        where = str(path) if path else None
         return ModelSource(KERAS, f"keras:{obj.name}", _images(model.spec, compiled), None,
-                           compile=compile_settings(compiled), loss=compiled.get("loss"))
+                           compile=_compile_settings(compiled, where), loss=compiled.get("loss"), where=where)
     rebuilt = None
     if path is None and not _is_model(obj) and callable(obj):  # a class, or a function giving a model
         origin = obj
@@ -512,6 +539,114 @@ def run_file(path: Path, imports: dict | None = None):
     return module
 
 
+# --- a Keras file's fit(), which neuralab's trainer replaces --------------------------------------
+
+FIT_NOT_RUN = "which neuralab does not run: it trains the model on `data` itself"
+# fit()'s arguments that change nothing neuralab's run does; x and y are the data neuralab replaces
+_FIT_UNSAID = ("self", "x", "y", "verbose")
+
+
+@contextlib.contextmanager
+def _fit_recorded(path: Path, imports: dict | None):
+    """While the model file ``path`` runs: Keras's Model.fit records its calls, as (model, its
+    arguments by name, the file's line), in the list this gives, and trains nothing: the file
+    is read for its model, which neuralab then trains, and a tutorial's module-level fit()
+    would otherwise train a throwaway copy first. Keras is as it was afterwards. Keras is
+    imported first only for a file that, or whose neighbours, name it: PyTorch code goes
+    without (importing Keras takes seconds)."""
+    keras = sys.modules.get("keras")
+    if keras is None and _names_keras(path, imports) and importlib.util.find_spec("keras") is not None:
+        from neuralab.keras import on_pytorch
+
+        on_pytorch()
+        with contextlib.suppress(ImportError):  # the file's own import then says what is wrong
+            import keras
+    calls: list = []
+    if keras is None:
+        yield calls
+        return
+    model_class, own = keras.Model, vars(keras.Model).get("fit")
+    signature = inspect.signature(model_class.fit)
+
+    def fit(self, *args, **kwargs):
+        given = signature.bind(self, *args, **kwargs).arguments  # a call Keras would refuse fails as in Keras
+        line = next((f.lineno for f in reversed(traceback.extract_stack()) if f.filename == str(path)), "?")
+        calls.append((self, given, line))
+        history = keras.callbacks.History()  # what fit() returns, with no epochs in it
+        history.set_model(self)
+        return history
+
+    model_class.fit = fit
+    try:
+        yield calls
+    finally:
+        if own is None:
+            del model_class.fit
+        else:
+            model_class.fit = own
+
+
+def _names_keras(path: Path, imports: dict | None) -> bool:
+    """Whether the model file or one beside it that it imports names Keras (tensorflow.keras too)."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_CODE:  # run_file refuses it
+            return False
+        return b"keras" in path.read_bytes() or any(b"keras" in code for code in (imports or {}).values())
+    except OSError:
+        return False
+
+
+def _taken_from_fit(path: Path, fits: list, model, keras_model: bool) -> dict:
+    """The settings of the last fit() call on ``model`` that neuralab's TrainConfig has (epochs,
+    batch_size, and an EarlyStopping's patience and monitor), as its fields; a warning says, in
+    one line, that fit() did not run, what it took and what it did not."""
+    from neuralab.training.config import MONITORS
+
+    own = [(given, line) for m, given, line in fits if m is model] if keras_model else []
+    given, line = own[-1] if own else ({}, fits[0][2])
+    taken, left = {}, []
+    for key, value in given.items():
+        if key in ("epochs", "batch_size") and _whole(value) and value >= 1:
+            taken[key] = int(value)
+        elif key == "callbacks" and isinstance(value, (list, tuple)):
+            for callback in value:
+                kind, patience = type(callback).__name__, getattr(callback, "patience", None)
+                monitor = getattr(callback, "monitor", None)
+                monitor = "val_accuracy" if monitor == "val_acc" else monitor  # metrics=["acc"]'s name
+                if kind == "EarlyStopping" and _whole(patience) and monitor in {*sum(MONITORS.values(), ())}:
+                    # Keras stops after `patience` epochs in a row without improving, 0 after the first,
+                    # as neuralab's patience 1 does (its 0 is off)
+                    taken.update(patience=max(1, int(patience)), monitor=monitor)
+                else:
+                    left.append(f"{kind}(monitor={monitor!r})" if kind == "EarlyStopping" else kind)
+        elif key not in _FIT_UNSAID:
+            shown = f"{key}={value!r:.40}" if isinstance(value, (int, float, str, bool, type(None))) else key
+            left.append(f"{shown} (the run holds out `val_fraction`)" if key == "validation_split" else shown)
+    calls = f" ({len(fits)} calls)" if len(fits) > 1 else ""
+    said = f"{path}:{line}: model.fit(){calls}, {FIT_NOT_RUN}"
+    if taken:
+        said += f", with fit()'s {', '.join(f'`{k}` {v}' for k, v in taken.items())} where no option sets them"
+    if left:
+        said += f"; not taken: {', '.join(left)}"
+    warnings.warn(said)
+    return taken
+
+
+def _after_fit(e: NeuralabError, path: Path, fits: list) -> NeuralabError:
+    """An error in the model file's code after a fit() that did not run (its History is empty:
+    ``history.history["loss"]`` fails), with what to do about it; other errors as they are."""
+    if not fits or type(e) is not NeuralabError or not re.match(rf"{re.escape(str(path))}:\d+: ", e.args[0]):
+        return e
+    return NeuralabError(f"{e.args[0]} (after model.fit(), {FIT_NOT_RUN}; put the lines using what it returns "
+                         "under if __name__ == \"__main__\":, which neuralab does not run)")
+
+
+def _whole(value) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _beside(filename: str, folder: str) -> bool:
     """Whether ``filename`` (a traceback's) is a file in the model file's ``folder``."""
     file = Path(filename)
@@ -659,13 +794,19 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
         raise NeuralabError(f"{name}: the model outputs {keras_shape(out[1:])}{got}, the data has {num_classes} "
                             f"classes; end the model in Dense({num_classes}, activation='softmax')")
     key, options = loss_name(loss)
-    if (k != 2 or out[1] != 1) and key in ("sparsecategoricalcrossentropy", "categoricalcrossentropy") \
-            and options.get("from_logits") is not True and not ends_in_softmax(spec):
+    categorical = (k != 2 or out[1] != 1) and key in ("sparsecategoricalcrossentropy", "categoricalcrossentropy")
+    if categorical and options.get("from_logits") is not True and not ends_in_softmax(spec):
         # A learner's usual slip; Keras would train on log(outputs) clipped to [1e-7, 1], which stalls.
         warnings.warn(f"{name}: ends without a softmax and is compiled with a cross-entropy on probabilities "
                       "(from_logits=False): Keras would read its outputs as probabilities, neuralab reads them as "
                       "logits, as from_logits=True would; end it in a softmax or compile with from_logits=True to "
                       "make that explicit")
+    if categorical and options.get("from_logits") is True and ends_in_softmax(spec):
+        # The converse slip: Keras would take the softmax of its probabilities, squashed twice, which trains slowly
+        warnings.warn(f"{name}: ends in a softmax and is compiled with a cross-entropy on logits (from_logits=True): "
+                      "Keras would read its probabilities as logits and squash them twice, neuralab trains on the "
+                      "logits before the softmax, as from_logits=False would; compile with from_logits=False (the "
+                      "default) or leave the softmax out to make that explicit")
     if None in keras_input(spec):
         spec = with_input(spec, (want[1], want[2], want[0]), name)
     net = build(spec, weights, logits=True)

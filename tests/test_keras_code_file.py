@@ -1,0 +1,190 @@
+"""`neuralab train --model FILE.py` on a learner's Keras file as tutorials write it: its
+module-level fit() trains nothing (neuralab trains the model) and gives the run's defaults,
+refusals name the file, a softmax compiled with from_logits=True is warned about, compile()'s
+momentum stays with its optimizer, and the console says what compile() gave. Real images:
+a Fashion-MNIST subset."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+from helpers import idx_subset
+
+from neuralab.cli import main
+from neuralab.data.idx import read_idx
+from neuralab.data.sources import file_in
+from neuralab.errors import NeuralabError
+from neuralab.training.config import TrainConfig, with_compile
+from neuralab.training.source import compile_settings, resolve
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")  # the test extra installs Keras 3 (on PyTorch)
+
+# Keras's MNIST tutorial, one-hot labels and all: the model, then fit() at module level on the
+# learner's own arrays, with a callback that leaves a mark if Keras ever trains
+FITTED = """
+import numpy as np
+import keras
+from keras.callbacks import EarlyStopping, LambdaCallback
+from keras.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from keras.utils import to_categorical
+
+model = keras.Sequential(name="fitted")
+model.add(Conv2D(8, (3, 3), activation="relu", input_shape=(28, 28, 1)))
+model.add(MaxPooling2D(pool_size=(2, 2)))
+model.add(Flatten())
+model.add(Dense(10, activation="softmax"))
+model.compile(loss=keras.losses.categorical_crossentropy,
+              optimizer=keras.optimizers.SGD(learning_rate=0.05, momentum=0.9), metrics=["accuracy"])
+x_train = np.load({images!r}).astype("float32") / 255
+y_train = to_categorical(np.load({labels!r}), 10)
+mark = LambdaCallback(on_train_begin=lambda logs: open({mark!r}, "w").write("Keras trained"))
+history = model.fit(x_train, y_train, batch_size=32, epochs=3, validation_split=0.2,
+                    callbacks=[EarlyStopping(monitor="val_accuracy", patience=2), mark])
+"""
+
+BASE = """
+import keras
+from keras import layers as L
+"""
+
+
+@pytest.fixture(scope="module")
+def fashion(fashion_mnist, tmp_path_factory):
+    return idx_subset(fashion_mnist, tmp_path_factory.mktemp("fashion-mnist"), 256, 64)
+
+
+@pytest.fixture(scope="module")
+def fitted(fashion, tmp_path_factory) -> tuple:
+    """The tutorial's file, fitting on 64 real training images (N, 28, 28, 1) of its own."""
+    folder = tmp_path_factory.mktemp("code")
+    images = read_idx(file_in(fashion, "train-images-idx3-ubyte.gz"))[:64, :, :, None]
+    labels = read_idx(file_in(fashion, "train-labels-idx1-ubyte.gz"))[:64]
+    np.save(folder / "x.npy", images)
+    np.save(folder / "y.npy", labels)
+    path = folder / "mnist_cnn.py"
+    path.write_text(FITTED.format(images=str(folder / "x.npy"), labels=str(folder / "y.npy"),
+                                  mark=str(folder / "trained.txt")))
+    return path, folder / "trained.txt"
+
+
+def _file(folder, name: str, code: str):
+    path = folder / name
+    path.write_text(BASE + textwrap.dedent(code))
+    return path
+
+
+def _train(capsys, model, data, run, *options) -> tuple[int, str, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main([str(a) for a in ("train", "--model", model, "--data", "fashion-mnist", "--data-dir", data,
+                                      "--threads", "1", "--out", run, *options)])
+    return code, capsys.readouterr().out, [str(w.message) for w in caught]
+
+
+def test_a_files_fit_trains_nothing_and_gives_the_runs_defaults(fitted, fashion, tmp_path, capsys):
+    """fit()'s epochs, batch_size and EarlyStopping are the run's; Keras never trains, and one
+    warning line says what was taken and what was not."""
+    path, mark = fitted
+    code, out, warned = _train(capsys, path, fashion, tmp_path / "run")
+    assert code == 0 and not mark.exists()  # Keras's fit never began
+    train = json.loads((tmp_path / "run" / "config.json").read_text())["config"]["train"]
+    assert (train["epochs"], train["batch_size"], train["patience"], train["monitor"]) == (3, 32, 2, "val_accuracy")
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert 1 <= len(history) <= 3 and "epoch 1/3" in out
+    said = [w for w in warned if "model.fit()" in w]
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "model.fit(" in text)
+    assert len(said) == 1 and said[0].startswith(f"{path}:{line}: model.fit(), which neuralab does not run"), warned
+    assert "`epochs` 3" in said[0] and "`batch_size` 32" in said[0] and "`patience` 2" in said[0]
+    assert "not taken: LambdaCallback, validation_split=0.2 (the run holds out `val_fraction`)" in said[0]
+    # Keras is as it was: fit() trains again once neuralab has read the file
+    assert "fit" not in vars(keras.Model) and keras.Model.fit.__module__.startswith("keras.")
+
+
+def test_an_option_given_wins_over_fits_setting(fitted, fashion, tmp_path, capsys):
+    path, _ = fitted
+    code, out, _ = _train(capsys, path, fashion, tmp_path / "run", "--epochs", "1", "--batch-size", "64")
+    assert code == 0 and "epoch 1/1" in out
+    train = json.loads((tmp_path / "run" / "config.json").read_text())["config"]["train"]
+    assert (train["epochs"], train["batch_size"], train["patience"]) == (1, 64, 2)
+
+
+def test_the_console_says_what_compile_gave(fitted, fashion, tmp_path, capsys):
+    path, _ = fitted
+    code, out, _ = _train(capsys, path, fashion, tmp_path / "run", "--epochs", "1")
+    assert code == 0
+    assert "\noptimizer sgd, lr 0.05, momentum 0.9, loss cross_entropy (compile()'s where no option sets them)\n" in out
+
+
+def test_code_reading_fits_history_is_told_that_fit_did_not_run(tmp_path):
+    path = _file(tmp_path, "curves.py", """
+        import numpy as np
+        model = keras.Sequential([keras.Input((28, 28, 1)), L.Flatten(), L.Dense(10, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        history = model.fit(np.zeros((8, 28, 28, 1)), np.zeros(8), epochs=2)
+        print("final accuracy", history.history["accuracy"][-1])
+        """)
+    with pytest.raises(NeuralabError) as e:
+        resolve(path)
+    assert str(e.value).startswith(f"{path}:9: KeyError: 'accuracy' (after model.fit(), which neuralab does not run")
+    assert 'if __name__ == "__main__":' in str(e.value)
+
+
+def test_a_softmax_compiled_from_logits_is_warned_about(tmp_path):
+    path = _file(tmp_path, "twice.py", """
+        model = keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(8, 3, activation="relu"), L.MaxPooling2D(),
+                                  L.Flatten(), L.Dense(10, activation="softmax")], name="twice")
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        """)
+    with pytest.warns(UserWarning, match=rf"^{re.escape(str(path))}: ends in a softmax and is "
+                                         r"compiled with a cross-entropy on logits \(from_logits=True\)"):
+        resolve(path).classifier((1, 28, 28), 10)
+
+
+@pytest.mark.parametrize("layers, compiled, says", [
+    ('keras.Input((784,)), L.Dense(64, activation="relu"), L.Dense(10, activation="softmax")',
+     'optimizer="rmsprop", loss="categorical_crossentropy"', "the model takes vectors of 784 values"),
+    ('keras.Input((60, 1)), L.LSTM(16), L.Dense(1)', 'optimizer="adam", loss="mse"', "the model takes (None, 60, 1)"),
+    ('keras.Input((32, 32, 3)), L.Conv2D(8, 3), L.Flatten(), L.Dense(10, activation="softmax")',
+     'optimizer="adam", loss="sparse_categorical_crossentropy"', "the model takes images of 32x32x3"),
+    ('keras.Input((28, 28, 1)), L.Flatten(), L.Dense(1, activation="sigmoid")',
+     'optimizer="adam", loss="binary_crossentropy"', "the model outputs (None, 1) (2 classes, one sigmoid unit)"),
+    ('keras.Input((28, 28, 1)), L.Flatten(), L.Dense(10, activation="softmax")',
+     'optimizer="adam", loss="binary_crossentropy"', "compile(loss=binary_crossentropy) on (None, 10) outputs"),
+    ('keras.Input((28, 28, 1)), L.Flatten(), L.Dense(10, activation="softmax")',
+     'optimizer="nadam", loss="sparse_categorical_crossentropy"', "compile(optimizer='Nadam')"),
+])
+def test_refusals_name_the_file(tmp_path, layers, compiled, says):
+    path = _file(tmp_path, "net.py", f"model = keras.Sequential([{layers}], name='net')\nmodel.compile({compiled})\n")
+    with pytest.raises(NeuralabError) as e:
+        resolve(path).classifier((1, 28, 28), 10)
+    assert str(e.value).startswith(f"{path}: {says}"), str(e.value)
+
+
+def test_compiles_momentum_stays_with_its_optimizer():
+    """SGD(0.05, momentum=0.9) trained with another optimizer: the momentum was SGD's, and adamw
+    was refused for a momentum never given."""
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy")
+    settings = compile_settings(model.get_compile_config())
+    assert (with_compile(TrainConfig(), settings).optimizer, with_compile(TrainConfig(), settings).momentum) == \
+        ("sgd", 0.9)
+    other = with_compile(TrainConfig(optimizer="adamw"), settings)
+    other.check()
+    assert (other.optimizer, other.momentum, other.lr) == ("adamw", 0.0, 0.05)
+
+
+def test_a_momentum_typed_goes_to_compiles_sgd(fitted, fashion, tmp_path, capsys):
+    """`--momentum 0.5` for a model compiled with SGD was refused as "applies to --optimizer sgd or
+    rmsprop, not adam": checked against the default optimizer before compile() gave its own."""
+    path, _ = fitted
+    code, out, err = _train(capsys, path, fashion, tmp_path / "run", "--epochs", "1", "--momentum", "0.5")
+    assert code == 0, err
+    train = json.loads((tmp_path / "run" / "config.json").read_text())["config"]["train"]
+    assert (train["optimizer"], train["momentum"]) == ("sgd", 0.5)
