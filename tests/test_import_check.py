@@ -97,13 +97,13 @@ def test_the_backends_average_pooling_disagreement_is_named_where_the_model_has_
     agree, are within the tolerance."""
     def head(pool):
         return (L.Rescaling(1 / 255), L.Conv2D(8, 3, padding="same", activation="relu"), L.MaxPooling2D(),
-                L.AveragePooling2D(pool, strides=2, padding="same"), L.Flatten(), L.Dense(10, activation="softmax"))
+                L.AveragePooling2D(pool, strides=2, padding="same", name="pool"), L.Flatten(), L.Dense(10, activation="softmax"))
 
     check, said = imported(tmp_path, fitted(tmp_path / "pool3.keras", pixels, *head(3)), "pool3")
     assert check["max_abs_difference"] > check["tolerance"], check
-    assert check["explained_by"] == ["layer 'average_pooling2d' (AveragePooling2D 3x3 at strides 2x2, "
+    assert check["explained_by"] == ["layer 'pool' (AveragePooling2D 3x3 at strides 2x2, "
                                      "padding 'same', on 14x14)"], check
-    assert len(said) == 1 and "layer 'average_pooling2d'" in said[0], said
+    assert len(said) == 1 and "layer 'pool'" in said[0], said
     assert "conversion fault" not in said[0] and "Where Keras's backends disagree" in said[0], said
 
     check, said = imported(tmp_path, fitted(tmp_path / "pool2.keras", pixels, *head(2)), "pool2")

@@ -168,6 +168,67 @@ def test_compare_on_the_command_line_says_to_run_the_same_command_again(digits, 
     assert "| mlp |" in capsys.readouterr().out and Run(out / "mlp-seed0").status() is Status.FINISHED
 
 
+def test_compare_called_again_refuses_a_finished_run_whose_pictures_changed_since(tmp_path):
+    """The same config, other pictures: a finished run taken as it is would report its old test set."""
+    digits = digits_folder(tmp_path / "digits", n=300)
+    base, out = classifier(digits, epochs=1), tmp_path / "cmp"
+    neuralab.compare(["mlp"], base, 2, out, verbose=False)
+    run = out / "mlp-seed0"
+    results = (run / runs.RESULTS).read_bytes()
+    zero = sorted((digits / "0").iterdir())
+    for picture in zero[: len(zero) // 2]:  # half of one class's pictures deleted
+        picture.unlink()
+
+    with pytest.raises(ParameterError) as again:
+        neuralab.compare(["mlp"], base, 2, out, verbose=False)
+    said = str(again.value)
+    assert again.value.parameter == "out" and again.value.value == str(out), said
+    assert "already holds mlp-seed0, trained on other data" in said and "300 when the run was trained" in said, said
+    assert "pass overwrite" in said, said
+    assert (run / runs.RESULTS).read_bytes() == results and Run(out / "mlp-seed1").status() is Status.FINISHED
+
+    rows = neuralab.compare(["mlp"], base, 2, out, overwrite=True, verbose=False)
+    assert rows[0].test_images == Run(run).record["data"]["test"] < 30
+
+
+def test_compare_of_pytorch_code_says_to_resume_the_run_first_and_that_way_goes_on(digits, tmp_path, monkeypatch,
+                                                                                   capsys):
+    """compare never runs a run's copy of code: the user resumes it, trusting it, then compares again."""
+    (tmp_path / "net.py").write_text(NET)
+    model, out = f"{tmp_path / 'net.py'}:Net", tmp_path / "cmp"
+    base = neuralab.ClassifierConfig(model=model, data=str(digits),
+                                     train=neuralab.TrainConfig(epochs=3, batch_size=64, seed=3, device="cpu",
+                                                                threads=1))
+    whole_again = ctrl_c_in_epoch_2(monkeypatch)
+    with pytest.raises(KeyboardInterrupt) as cut:
+        neuralab.compare([model], base, 1, out, verbose=False)
+    run, said = cut.value.path, str(cut.value)
+    assert run.parent == out and Run(run).status() is Status.INTERRUPTED
+    assert f"`neuralab.resume_classifier({str(run)!r}, trust_code=True)` continues it; then calling `compare(...)` " \
+        "again with the same `out`" in said and "resumes this run" not in said, said
+    whole_again()
+
+    with pytest.raises(ParameterError) as again:  # the same call again, as a user not told would make it
+        neuralab.compare([model], base, 1, out, verbose=False)
+    said = str(again.value)
+    assert again.value.parameter == "out" and again.value.value == str(out), said
+    assert f"holds {run.name}, an interrupted run," in said and "does not run a run's copy of its code" in said, said
+    assert f"`neuralab.resume_classifier({str(run)!r}, trust_code=True)` continues" in said, said
+    assert Run(run).status() is Status.INTERRUPTED and len(Run(run).metrics()) == 1
+
+    args = ["compare", "--models", model, "--data", str(digits), "--seeds", "1", "--epochs", "3", "--batch-size",
+            "64", "--threads", "1", "--device", "cpu", "--out", str(out)]
+    assert main(args) == 2  # the command line says its own command, never the Python call
+    err = capsys.readouterr().err
+    assert f"neuralab train --resume {run} --trust-code" in err and "resume_classifier" not in err, err
+    assert err.startswith(f"neuralab: error: --out {out}: holds {run.name}") and "neuralab compare` command" in err, err
+
+    neuralab.resume_classifier(run, verbose=False, trust_code=True)  # the words followed
+    rows = neuralab.compare([model], base, 1, out, verbose=True)
+    assert "taken as it is" in capsys.readouterr().out
+    assert len(Run(run).metrics()) == 3 and rows[0].accuracies == [Run(run).results()["test_accuracy"]]
+
+
 def forecast_config() -> pipeline.ForecastConfig:
     return pipeline.ForecastConfig(data="seattle-weather", target="temp_max",
                                    windows=WindowConfig(lookback=14, horizon=2), model=ModelConfig("lstm", hidden=[8]),
@@ -220,3 +281,19 @@ def test_ctrl_c_while_a_finished_forecast_draws_its_report_says_the_run_is_finis
         pipeline.run_forecast(forecast_config(), out=run, verbose=False)
     assert not isinstance(cut.value, Interrupted)
     assert "interrupted; the run is finished" in str(cut.value) and Run(run).status() is Status.FINISHED
+
+
+def test_compare_of_pytorch_code_on_the_command_line_says_to_resume_it_first(digits, tmp_path, monkeypatch, capsys):
+    """The command line said "the same `neuralab compare` command again continues the comparison:
+    it resumes this run", and that command then refused the run of code."""
+    (tmp_path / "net.py").write_text(NET)
+    out = tmp_path / "cmp"
+    args = ["compare", "--models", f"{tmp_path / 'net.py'}:Net", "--data", str(digits), "--seeds", "1", "--epochs", "3",
+            "--batch-size", "64", "--threads", "1", "--device", "cpu", "--out", str(out)]
+    ctrl_c_in_epoch_2(monkeypatch)
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    assert err.count("\n") == 1 and f"`neuralab train --resume {run} --trust-code` continues it; then the same " \
+        "`neuralab compare` command again continues the comparison" in err, err
+    assert "resumes this run" not in err and "resume_classifier" not in err, err

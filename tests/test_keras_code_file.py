@@ -188,3 +188,31 @@ def test_a_momentum_typed_goes_to_compiles_sgd(fitted, fashion, tmp_path, capsys
     assert code == 0, err
     train = json.loads((tmp_path / "run" / "config.json").read_text())["config"]["train"]
     assert (train["optimizer"], train["momentum"]) == ("sgd", 0.5)
+
+
+def test_a_files_save_after_its_fit_writes_nothing_over_the_trained_model(tmp_path):
+    """The tutorial's ending, fit() then model.save(): with fit() not training, the save wrote the
+    untrained model over the one the file's own run had trained."""
+    trained = tmp_path / "m.keras"
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    model.save(trained)
+    before = trained.read_bytes()
+    path = _file(tmp_path, "saves.py", f"""
+        import numpy as np
+        model = keras.Sequential([keras.Input((28, 28, 1)), L.Flatten(), L.Dense(10, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(np.zeros((8, 28, 28, 1)), np.zeros(8), epochs=2)
+        model.save({str(trained)!r})
+        model.save_weights({str(tmp_path / "w.weights.h5")!r})
+        """)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resolve(path)
+    assert trained.read_bytes() == before and not (tmp_path / "w.weights.h5").exists()
+    said = [str(w.message) for w in caught if "model.save" in str(w.message)]
+    assert said == [f"{path}:9: model.save() (2 calls), which neuralab does not run while it reads the file for its "
+                    "model: it would write the untrained model over the file's trained one; `python saves.py` still "
+                    "saves it"], [str(w.message) for w in caught]
+    assert "save" in vars(keras.Model) and keras.Model.save.__name__ == "save"  # Keras's own again
+    model.save(tmp_path / "after.keras")
+    assert (tmp_path / "after.keras").stat().st_size > 0

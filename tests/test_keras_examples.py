@@ -150,3 +150,18 @@ def test_a_sequence_models_summary_shows_the_converted_module_in_torch_layout(tm
     assert table["total_params"] == sum(p.numel() for p in net.parameters())
     assert [r["kind"] for r in table["rows"] if r["kind"] == "LSTM"] == ["LSTM"] * sum(
         type(layer).__name__ == "LSTM" for layer in model.layers)
+
+
+@pytest.mark.parametrize("shape", [(None, 3), (None, None, 3)])
+def test_a_model_of_open_input_sizes_is_sent_to_the_keras_layout(tmp_path, capsys, shape):
+    """`--layout torch` on a model of open sizes blamed `--input`, which a Keras file refuses."""
+    from neuralab.cli import main
+
+    layers = [keras.layers.LSTM(4)] if len(shape) == 2 else [keras.layers.Conv2D(4, 3),
+                                                              keras.layers.GlobalAveragePooling2D()]
+    path = tmp_path / "open.keras"
+    keras.Sequential([keras.Input(shape), *layers, keras.layers.Dense(2)]).save(path)
+    assert main(["summary", str(path), "--layout", "torch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "open sizes" in err and "use the keras layout" in err and "--input" not in err
+    assert main(["summary", str(path)]) == 0

@@ -113,34 +113,52 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, path: str | os.PathLike, kind: Kind, then: str | None = None):
         self.path, self.kind = Path(path), kind
         self.kept = f"{self.path}: interrupted; the files of the last finished epoch are kept"
-        super().__init__(f"{self.kept}; {then or f'`{self.resume_call(self.path, kind)}` continues it'}")
+        call = self.resume_call(self.path, kind)
+        then = then or (f"`{call}` continues it" if call else
+                        f"its model, a module object, is not one the run can rebuild: {NOT_RESUMABLE}")
+        super().__init__(f"{self.kept}; {then}")
 
     @staticmethod
-    def resume_call(path: Path, kind: Kind) -> str:
-        """The Python call that continues the run at ``path``: with ``trust_code`` where its model
-        is PyTorch code the run keeps a copy of, which a resume runs only when told to, and with
-        ``model`` where it keeps none (a classifier's module given as an object)."""
+    def resume_call(path: Path, kind: Kind) -> str | None:
+        """The Python call that continues the run at ``path`` (``resume_needs``'s arguments
+        with it); None where none can."""
+        needs, name = resume_needs(path)
+        if needs == "model" and kind is not Kind.CLASSIFIER:  # resume_forecast takes no module
+            return None
         call = {Kind.CLASSIFIER: "resume_classifier", Kind.FORECASTER: "resume_forecast"}[kind]
-        extra = ""
-        with contextlib.suppress(NeuralabError):  # no model.json yet: nothing to add
-            source = json_object(json_object(read_json(path / MODEL)).get("source"))
-            if source.get("type") == "torch" and source.get("file") is not None:
-                extra = ", trust_code=True"
-            elif source.get("type") == "torch" and kind is Kind.CLASSIFIER:
-                extra = f", model={source.get('name') or 'Net'}(...)"
+        extra = {"trust_code": ", trust_code=True", "model": f", model={name}(...)"}.get(needs, "")
         return f"neuralab.{call}({str(path)!r}{extra})"
 
 
-class InterruptedInTheWay(ParameterError):
-    """``Run.create``'s refusal of an `out` that holds an interrupted run of ``kind``: a new run
-    there would throw its finished epochs away. The message names the Python call that continues
-    it, or ``resume``, the command line's command."""
+NOT_RESUMABLE = "start it again, with `overwrite`"
 
-    def __init__(self, path: str | os.PathLike, kind: Kind, resume: str | None = None):
-        self.path, self.kind = Path(path), kind
+
+def resume_needs(path: Path) -> tuple[str, str | None]:
+    """What a resume of the run at ``path`` needs besides its folder: ("trust_code", None) where
+    its model is PyTorch code the run keeps a copy of, which a resume runs only when told to;
+    ("model", the module's name) where it keeps none, a module given as an object, which only
+    Python can give again; ("", None) otherwise, or before model.json is written."""
+    with contextlib.suppress(NeuralabError):
+        source = json_object(json_object(read_json(path / MODEL)).get("source"))
+        if source.get("type") == "torch":
+            return ("trust_code", None) if source.get("file") is not None else ("model", source.get("name") or "Net")
+    return "", None
+
+
+class InterruptedInTheWay(ParameterError):
+    """The refusal of an `out` that holds an interrupted run of ``kind`` at ``path``: a new run
+    there would throw its finished epochs away. The message names the Python call that continues
+    it, or ``resume``, the command line's command; ``out``: the folder the caller gave, where the
+    run lies inside it (a comparison's), and ``then`` what to do after the resume."""
+
+    def __init__(self, path: str | os.PathLike, kind: Kind, resume: str | None = None,
+                 out: str | os.PathLike | None = None, then: str = ""):
+        self.path, self.kind, self.out, self.then = Path(path), kind, out, then
         resume = resume or Interrupted.resume_call(self.path, kind)
-        super().__init__("out", str(path), f"holds an interrupted run, which `{resume}` continues; pass `overwrite` "
-                                           "to replace it (its finished epochs are lost) or choose another `out`")
+        what = "holds an interrupted run" if out is None else f"holds {self.path.name}, an interrupted run"
+        super().__init__("out", str(path if out is None else out), f"{what}, which `{resume}` continues{then}; pass "
+                                                                   "`overwrite` to replace it (its finished epochs are "
+                                                                   "lost) or choose another `out`")
 
 
 def _written_by_runs(child: Path) -> bool:
@@ -269,7 +287,8 @@ class Run:
             if not (path / CONFIG).exists() and not (path / LOCK).exists():
                 raise ParameterError("out", str(path), "folder is not empty and holds no run; choose another `out`")
             if not overwrite:
-                if run.status() is Status.INTERRUPTED and not run.by_keras_fit:  # Keras's fit resumes in Keras
+                # Keras's fit resumes in Keras; a forecast of a module object cannot resume at all
+                if run.status() is Status.INTERRUPTED and not run.by_keras_fit and Interrupted.resume_call(path, run.kind):
                     raise InterruptedInTheWay(path, run.kind)
                 raise ParameterError("out", str(path), "already holds a run; pass `overwrite` to replace it "
                                                        "or choose another `out`")

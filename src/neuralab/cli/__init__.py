@@ -265,8 +265,11 @@ def main(argv: list[str] | None = None) -> int:
             if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:  # nohup's stays ignored
                 previous[signum] = signal.signal(signum, terminated)
     naming = NAMING.set(namer(args._parsers))  # the library's printed advice names flags, as errors do
+    from neuralab.cli._args import ways_on_as_commands
+
     try:
-        return args.func(args) or 0
+        with ways_on_as_commands():  # every command names the command line's way on, never a Python call
+            return args.func(args) or 0
     except NeuralabError as e:
         how = "; train it with `neuralab forecast --model`" if isinstance(e, NotAClassifier) else ""
         if not _other_rank():  # every process of a torchrun job checks the same inputs: one says it

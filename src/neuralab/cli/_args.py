@@ -222,34 +222,34 @@ def height_width(text: str) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def ways_on_as_commands(interrupted: str | None = None):
+def ways_on_as_commands(interrupted: Callable | None = None, then: str = ""):
     """The library's ways on after an interrupt, its Python calls, said as the command line's:
-    `--resume` (the run's own command) for a run interrupted, or one an `--out` holds; or
-    ``interrupted``, where the same command again goes on (compare)."""
+    `--resume` (the run's own command) for a run interrupted, or one an `--out` holds; where
+    the same command again goes on (compare), ``interrupted(e)`` says it, and ``then`` what
+    follows a run's resume."""
     from neuralab.runs import Interrupted, InterruptedInTheWay
 
     try:
         yield
     except Interrupted as e:
-        then = interrupted or f"`{resume_command(e.kind.made_by, e.path)}` continues it"
-        raise KeyboardInterrupt(f"{e.kept}; {then}") from None
+        said = interrupted(e) if interrupted else f"`{resume_command(e.kind.made_by, e.path)}` continues it"
+        raise KeyboardInterrupt(f"{e.kept}; {said}") from None
     except InterruptedInTheWay as e:
-        raise InterruptedInTheWay(e.path, e.kind, resume_command(e.kind.made_by, e.path)) from None
+        if getattr(e, "said_as_commands", False):  # by a command's own words already, within main()'s
+            raise
+        said = InterruptedInTheWay(e.path, e.kind, resume_command(e.kind.made_by, e.path), e.out, then if e.then else "")
+        said.said_as_commands = True
+        raise said from None
 
 
 def resume_command(command: str, run_dir) -> str:
     """The command line that continues the run in ``run_dir``: with --trust-code where its model
     is PyTorch code, which --resume runs only when told to."""
-    from neuralab.errors import NeuralabError
-    from neuralab.runs import MODEL, Run
-    from neuralab.training.source import TORCH
+    from pathlib import Path
 
-    line = f"{command} --resume {run_dir}"
-    with contextlib.suppress(NeuralabError):
-        meta = Run(run_dir).read(MODEL)
-        if isinstance(meta, dict) and isinstance(meta.get("source"), dict) and meta["source"].get("type") == TORCH:
-            line += " --trust-code"
-    return line
+    from neuralab.runs import resume_needs
+
+    return f"{command} --resume {run_dir}" + (" --trust-code" if resume_needs(Path(run_dir))[0] else "")
 
 
 def printable(text: str) -> str:

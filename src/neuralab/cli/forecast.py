@@ -176,19 +176,18 @@ def config_from_args(args):
 
 
 def run_forecast(args) -> int:
-    from neuralab.cli._args import only_with_resume, refuse_other_kind, ways_on_as_commands
+    from neuralab.cli._args import only_with_resume, refuse_other_kind
     from neuralab.forecasting.pipeline import resume_forecast, run_forecast as run
     from neuralab.runs import Kind
 
-    with ways_on_as_commands():
-        if args.resume:
-            refuse_other_kind(args.resume, Kind.FORECASTER)
-            _refuse_settings(args)
-            result = resume_forecast(args.resume, verbose=not args.quiet, trust_code=args.trust_code)
-        else:
-            only_with_resume(args, "trust_code")
-            result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet,
-                         model=user_model(args))
+    if args.resume:
+        refuse_other_kind(args.resume, Kind.FORECASTER)
+        _refuse_settings(args)
+        result = resume_forecast(args.resume, verbose=not args.quiet, trust_code=args.trust_code)
+    else:
+        only_with_resume(args, "trust_code")
+        result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet,
+                     model=user_model(args))
     if args.quiet:  # the verdict alone; its table is in results.json and report.html
         print(f"{result.headline['sentence']}  run: {result.run_dir}")
     return 0

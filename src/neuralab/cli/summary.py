@@ -155,6 +155,9 @@ def _keras_spec(args, spec: dict, name: str) -> int:
     if len(shape) not in (2, 3):
         raise NeuralabError(f"{args.model}: PyTorch's layout table is drawn for image and sequence models; this "
                             f"model takes vectors of {'x'.join(str(v) for v in shape)} values: use the keras layout")
+    if None in shape:  # the table runs the module on one input of every size
+        raise NeuralabError(f"{args.model}: takes inputs of open sizes ({', '.join(map(str, shape))}), and PyTorch's "
+                            "layout table runs the module on one of given sizes: use the keras layout")
     with torch.device("meta"):
         net = build(spec)
     result = summary(net, shape, depth=args.depth, name=name)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import (at_least, fraction, non_negative_float, positive_float, positive_int, run_folder)
+from neuralab.cli._args import (at_least, fraction, non_negative_float, positive_float, positive_int, resume_command,
+                                run_folder)
 
 TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs made from a .py file; "
               "read the file first: it runs with your permissions")
@@ -146,43 +147,50 @@ def _resume_options(args) -> dict:
 
 
 def run_train(args) -> int:
-    from neuralab.cli._args import only_with_resume, refuse_other_kind, ways_on_as_commands
+    from neuralab.cli._args import only_with_resume, refuse_other_kind
     from neuralab.errors import NeuralabError
     from neuralab.runs import Kind
     from neuralab.training import resume_classifier, train_classifier
     from neuralab.training.device import dist_info
     from neuralab.training.source import CANNOT_REBUILD, ModelNeeded
 
-    with ways_on_as_commands():
-        if args.resume:
-            refuse_other_kind(args.resume, Kind.CLASSIFIER)
-            try:
-                result = resume_classifier(args.resume, verbose=not args.quiet, checkpoint=args.checkpoint or "last",
-                                           options=_resume_options(args), trust_code=args.trust_code)
-            except ModelNeeded:  # its `model` is no --model but the module itself, which only Python can give
-                call = f"resume_classifier({args.resume!r}, model=Net(...))"
-                raise NeuralabError(f"{args.resume}: {CANNOT_REBUILD}; it can only be resumed from Python, with the "
-                                    f"module given again: {call} (docs/runs.md)") from None
-        else:
-            only_with_resume(args, "checkpoint", "trust_code")
-            result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
-                                      verbose=not args.quiet)
+    if args.resume:
+        refuse_other_kind(args.resume, Kind.CLASSIFIER)
+        try:
+            result = resume_classifier(args.resume, verbose=not args.quiet, checkpoint=args.checkpoint or "last",
+                                       options=_resume_options(args), trust_code=args.trust_code)
+        except ModelNeeded:  # its `model` is no --model but the module itself, which only Python can give
+            call = f"resume_classifier({args.resume!r}, model=Net(...))"
+            raise NeuralabError(f"{args.resume}: {CANNOT_REBUILD}; it can only be resumed from Python, with the "
+                                f"module given again: {call} (docs/runs.md)") from None
+    else:
+        only_with_resume(args, "checkpoint", "trust_code")
+        result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
+                                  verbose=not args.quiet)
     if args.quiet and dist_info().is_main:
         print(f"test accuracy {result.test['accuracy'] * 100:.2f}%  run: {result.run_dir}")
     return 0
 
 
 def run_compare(args) -> int:
-    from neuralab.training.compare import GOES_ON, compare, to_markdown
-    from neuralab.training.device import dist_info
-
     from neuralab.cli._args import ways_on_as_commands
     from neuralab.runs import default_root
+    from neuralab.training.compare import AFTER_ITS_RESUME, GOES_ON, compare, to_markdown
+    from neuralab.training.device import dist_info
+
+    again = "the same `neuralab compare` command again"
+
+    def way_on(e) -> str:
+        command = resume_command(e.kind.made_by, e.path)
+        if command.endswith("--trust-code"):  # a comparison does not run a run's copy of its code: the user resumes it
+            return f"`{command}` continues it; then {again} {AFTER_ITS_RESUME}"
+        return f"{again} {GOES_ON}"
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     base = _config(args, models[0] if models else "")
     out = args.out or default_root() / "compare"
-    with ways_on_as_commands(f"the same `neuralab compare` command again {GOES_ON}"):
+    with ways_on_as_commands(way_on, then=f" (a comparison does not run a run's copy of its code), then {again} "
+                                          f"{AFTER_ITS_RESUME}"):
         rows = compare(models, base, args.seeds, out, overwrite=args.overwrite)
     if dist_info().is_main:  # the same table in every process of a torchrun job
         print(to_markdown(rows, base, args.seeds))

@@ -24,10 +24,13 @@ from neuralab.runs import Interrupted, InterruptedInTheWay, Kind, Run, Status, f
 from neuralab.training.classify import (ClassifierConfig, RunResult, model_source, resume_classifier,
                                         train_classifier)
 from neuralab.training.device import dist_info, on_rank_0
+from neuralab.training.source import TORCH
 
 
 # How a comparison called again after an interruption goes on (its interfaces say how to call it again)
 GOES_ON = "continues the comparison: it resumes this run and keeps the finished ones"
+# ... after the user has resumed a run of PyTorch code themselves: compare never runs a run's copy of code
+AFTER_ITS_RESUME = "continues the comparison: it keeps the finished runs and trains the rest"
 
 
 @dataclass
@@ -90,6 +93,9 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
                     result = train_classifier(configs[name, seed], out=folder, overwrite=overwrite, verbose=False)
             except Interrupted as e:  # the way on is this call again, which resumes this run and keeps the others
                 then = f"calling `compare(...)` again with the same `out` {GOES_ON}"
+                if sources[name].type == TORCH:  # which this call would refuse: the user resumes it first
+                    then = (f"`{Interrupted.resume_call(e.path, e.kind)}` continues it; then calling `compare(...)` "
+                            f"again with the same `out` {AFTER_ITS_RESUME}")
                 raise Interrupted(e.path, e.kind, then=then) from None
             accs.append(result.test["accuracy"])
             epoch_seconds += [r["seconds"] for r in result.history]
@@ -111,14 +117,28 @@ def _refuse_folders(out: Path, folders: dict, configs: dict, sources: dict, over
     """Refuse ``out`` where the runs cannot go, before any trains; else the runs of this
     comparison there to go on with, (model, seed) -> Status.FINISHED or Status.INTERRUPTED
     (none with ``overwrite``)."""
-    kept = {}
+    from neuralab.data import load_image_data
+    from neuralab.training.classify import _resolved, check_same_data, checked_meta
+
+    kept, data = {}, None
     for key, path in folders.items():
         if overwrite or not path.exists():
             continue
-        kept[key] = _kept(Run(path), configs[key], sources[key[0]])
+        run = Run(path)
+        kept[key] = _kept(out, run, configs[key], sources[key[0]])
         if kept[key] is None:
             raise ParameterError("out", str(out), f"already holds {path.name}; pass `overwrite` to replace the runs "
                                                   "of this comparison, or choose another `out`")
+        if data is None:  # every run of a comparison trains on the same data: read once, as train_classifier reads it
+            config = _resolved(configs[key])
+            data = load_image_data(config.data, config.data_dir, **config.data_options)
+        classes = checked_meta(run)["classes"]  # a damaged model.json is named as such, not as other data
+        try:  # the same config, but the folder's pictures may have changed since
+            check_same_data(run, data, classes, config.data_dir)
+        except NeuralabError as e:
+            raise ParameterError("out", str(out), f"already holds {path.name}, trained on other data: {e}; or pass "
+                                                  "`overwrite` to train the comparison again, or choose another "
+                                                  "`out`") from None
     there = next(folder for folder in (out, *out.parents) if folder.exists())  # the runs' folders are made from here
     if not there.is_dir():
         code = errno.ENOTDIR
@@ -130,20 +150,20 @@ def _refuse_folders(out: Path, folders: dict, configs: dict, sources: dict, over
                                           f"{write_advice(OSError(code, ''))}")
 
 
-def _kept(run: Run, config: ClassifierConfig, source) -> Status | None:
-    """How a comparison goes on with ``run``, one it would train with ``config``: FINISHED, its
-    results taken as they are; INTERRUPTED, resumed; None where it is anything else, which only
-    `overwrite` replaces. An interrupted run of PyTorch code is refused in words of its own: its
-    resume runs the run's copy of the code, which only the user may trust."""
-    from neuralab.training.source import TORCH
-
+def _kept(out: Path, run: Run, config: ClassifierConfig, source) -> Status | None:
+    """How a comparison in ``out`` goes on with ``run``, one it would train with ``config``:
+    FINISHED, its results taken as they are; INTERRUPTED, resumed; None where it is anything
+    else, which only `overwrite` replaces. An interrupted run of PyTorch code is refused in words
+    of its own: its resume runs the run's copy of the code, which only the user may trust."""
     status = run.status()  # damaged where its files are not a run's: nothing read below can fail
     if status not in (Status.FINISHED, Status.INTERRUPTED) or run.kind is not Kind.CLASSIFIER:
         return None
     if run.record.get("config") != _recorded(config, source):
         return None
     if status is Status.INTERRUPTED and source.type == TORCH:
-        raise InterruptedInTheWay(run.path, Kind.CLASSIFIER)
+        raise InterruptedInTheWay(run.path, Kind.CLASSIFIER, out=out, then=(
+            " (a comparison does not run a run's copy of its code), then calling `compare(...)` again with the same "
+            f"`out` {AFTER_ITS_RESUME}"))
     return status
 
 

@@ -251,9 +251,9 @@ def on_rank_0(decide, device: torch.device | str):
     if info.is_main:
         try:
             value = decide()
-        except (NeuralabError, OSError) as e:
+        except BaseException as e:  # noqa: BLE001  a bug or Ctrl-C too: the others must not wait for rank 0 in vain
             refusal = e
-    shared = [(value, refusal and str(refusal))]
+    shared = [(value, None if refusal is None else str(refusal) or type(refusal).__name__)]
     torch.distributed.broadcast_object_list(shared, src=0)
     value, said = shared[0]
     if refusal is not None:

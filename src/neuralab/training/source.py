@@ -219,7 +219,7 @@ def resolve(model, zoo=None) -> ModelSource:
         return _from_keras_file(path)
     if path.suffix.lower() == ".py":
         imports = local_imports(path)
-        with _fit_recorded(path, imports) as fits:
+        with _fit_recorded(path, imports) as (fits, saves):
             try:
                 obj, name = load_python(path, name, imports)
             except NeuralabError as e:
@@ -227,6 +227,10 @@ def resolve(model, zoo=None) -> ModelSource:
         source = _from_object(obj, path, name, imports)
         if fits:
             source.compile = {**source.compile, **_taken_from_fit(path, fits, obj, source.type == KERAS)}
+        if saves:
+            warnings.warn(f"{path}:{saves[0][1]}: model.{saves[0][0]}(){f' ({len(saves)} calls)' if len(saves) > 1 else ''}"
+                          ", which neuralab does not run while it reads the file for its model: it would write the "
+                          "untrained model over the file's trained one; `python " + path.name + "` still saves it")
         return source
     known = f"a zoo model ({', '.join(zoo)}), " if zoo else ""
     raise ParameterError("model", text, f"unknown model; give {known}a Keras file (.keras, .h5, .hdf5) or a Python "
@@ -549,11 +553,13 @@ _FIT_UNSAID = ("self", "x", "y", "verbose")
 @contextlib.contextmanager
 def _fit_recorded(path: Path, imports: dict | None):
     """While the model file ``path`` runs: Keras's Model.fit records its calls, as (model, its
-    arguments by name, the file's line), in the list this gives, and trains nothing: the file
-    is read for its model, which neuralab then trains, and a tutorial's module-level fit()
-    would otherwise train a throwaway copy first. Keras is as it was afterwards. Keras is
-    imported first only for a file that, or whose neighbours, name it: PyTorch code goes
-    without (importing Keras takes seconds)."""
+    arguments by name, the file's line), in the first list this gives, and trains nothing: the
+    file is read for its model, which neuralab then trains, and a tutorial's module-level fit()
+    would otherwise train a throwaway copy first. Model.save and save_weights record theirs,
+    as (method, line), in the second, and write nothing: after a fit() that did not train,
+    they would write an untrained model over the one the file's own run trained. Keras is as
+    it was afterwards. Keras is imported first only for a file that, or whose neighbours, name
+    it: PyTorch code goes without (importing Keras takes seconds)."""
     keras = sys.modules.get("keras")
     if keras is None and _names_keras(path, imports) and importlib.util.find_spec("keras") is not None:
         from neuralab.keras import on_pytorch
@@ -562,28 +568,38 @@ def _fit_recorded(path: Path, imports: dict | None):
         with contextlib.suppress(ImportError):  # the file's own import then says what is wrong
             import keras
     calls: list = []
+    saves: list = []
     if keras is None:
-        yield calls
+        yield calls, saves
         return
-    model_class, own = keras.Model, vars(keras.Model).get("fit")
+    model_class = keras.Model
+    own = {name: vars(model_class).get(name) for name in ("fit", "save", "save_weights")}
     signature = inspect.signature(model_class.fit)
+
+    def line() -> int | str:
+        return next((f.lineno for f in reversed(traceback.extract_stack()) if f.filename == str(path)), "?")
 
     def fit(self, *args, **kwargs):
         given = signature.bind(self, *args, **kwargs).arguments  # a call Keras would refuse fails as in Keras
-        line = next((f.lineno for f in reversed(traceback.extract_stack()) if f.filename == str(path)), "?")
-        calls.append((self, given, line))
+        calls.append((self, given, line()))
         history = keras.callbacks.History()  # what fit() returns, with no epochs in it
         history.set_model(self)
         return history
 
-    model_class.fit = fit
+    def saved(method: str):
+        def save(self, *args, **kwargs):
+            saves.append((method, line()))
+        return save
+
+    model_class.fit, model_class.save, model_class.save_weights = fit, saved("save"), saved("save_weights")
     try:
-        yield calls
+        yield calls, saves
     finally:
-        if own is None:
-            del model_class.fit
-        else:
-            model_class.fit = own
+        for name, method in own.items():
+            if method is None:
+                delattr(model_class, name)
+            else:
+                setattr(model_class, name, method)
 
 
 def _names_keras(path: Path, imports: dict | None) -> bool:
