@@ -54,6 +54,18 @@ def mase(actual, pred, scale: float | None) -> float | None:
     return mae(actual, pred) / scale if scale else None
 
 
+# Values closer than this, relative to the series' magnitude, differ by float rounding alone
+# (0.3 next to 0.30000000000000004 from a sum of 0.1 and 0.2): the same value.
+CONSTANT_RTOL = 1e-9
+
+
+def constant(levels) -> bool:
+    """Whether ``levels`` (a training span) is constant up to float rounding: the one owner of
+    "nothing to learn and no naive error to scale MASE by"."""
+    y = np.asarray(levels, dtype=np.float64)
+    return len(y) < 2 or float(np.ptp(y)) <= CONSTANT_RTOL * float(np.max(np.abs(y)))
+
+
 def naive_scale(train_levels, period: int = 1) -> float:
     """In-sample MAE of the seasonal naive forecast with ``period`` on the training values."""
     y = np.asarray(train_levels, dtype=np.float64)

@@ -49,7 +49,7 @@ class ForecastResult:
     run_dir: Path
     headline: dict                  # the verdict: best forecaster, the network's rank, in words and numbers
     test: dict[str, dict]           # forecaster -> metrics on the test span (over all series)
-    by_step: dict[str, list[float]]  # forecaster -> MAE at each horizon step
+    by_step: dict[str, list[float]]  # forecaster -> MAE at each horizon step (MASE for several series)
     backtest: list[dict]
     history: list[dict]
     seconds: float
@@ -398,7 +398,7 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
             print("intervals: " + ", ".join(f"{k}% covered {100 * v['coverage']:.1f}% of the {v['targets']:,} test "
                                             "targets" for k, v in results["intervals"]["coverage"].items()))
         print(f"report: {run_dir / runs.REPORT}", flush=True)
-    return ForecastResult(run_dir, head, results["test"], results["by_step_mae"],
+    return ForecastResult(run_dir, head, results["test"], results[f"by_step_{head['metric']}"],
                           results["backtest"], network.history, seconds, results)
 
 
@@ -483,11 +483,16 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
     series = {}
     if multi:
         series = _per_series(config, many, prepared, evaluated, folds, kinds, network, baselines, given, lag)
-        said = {"beats": [], "ties with": [], "loses to": []}
+        said = {"beats": [], "ties with": [], "loses to": [], LEFT_OUT: []}
         for name, one in series.items():
             said[one["versus_persistence"]].append(name)
-        head["sentence"] += " Series by series, against persistence, it " + "; ".join(
-            f"{verb} it on {', '.join(names)}" for verb, names in said.items() if names) + "."
+        left_out = said.pop(LEFT_OUT)
+        if any(said.values()):
+            head["sentence"] += " Series by series, against persistence, it " + "; ".join(
+                f"{verb} it on {', '.join(names)}" for verb, names in said.items() if names) + "."
+        if left_out:
+            head["sentence"] += f" Left out, constant over {'its' if len(left_out) == 1 else 'their'} training " \
+                                f"span: {', '.join(left_out)}."
         if len({k["kind"] for k in kinds.values()}) > 1:
             head["advice"] = ("The series differ in kind (" + ", ".join(f"{n}: {_kind_words(k)}" for n, k in kinds.items())
                               + f"); this advice fits {_kind_words(kind)}. " + head["advice"]).strip()
@@ -497,17 +502,18 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
     head.update({"network_mae": test[network.name]["mae"], "persistence_mae": persistence.get("mae"),
                  "percent_better": metrics.percent_better(ours, theirs) if ours is not None and theirs else None,
                  "best_mae": test[head["best"]]["mae"], "best_score": test[head["best"]][metric]})
-    by_step = {}
-    for n in test:
-        actual = np.concatenate([p.test.future for p in prepared])
-        pred = np.concatenate([e["test"][n] for e in evaluated])
-        by_step[n] = metrics.by_step(actual, pred)
+    # Several series: each step's error in MASE, every window over its series' scale (as the verdict
+    # pools; series without one left out), since MAE pooled over series in different units compares nothing
+    kept = [(p, e, p.mase_scale if multi else 1.0) for p, e in zip(prepared, evaluated) if not multi or p.mase_scale]
+    by_step = {n: metrics.by_step(np.concatenate([p.test.future / scale for p, _, scale in kept]),
+                                  np.concatenate([e["test"][n] / scale for p, e, scale in kept]))
+               for n in test} if kept else {}
     results = {
         "headline": head,
         "target": config.target,
         "test": test,
         "val": _pooled(prepared, evaluated, "val") if all(len(p.val) for p in prepared) else {},
-        "by_step_mae": by_step,
+        f"by_step_{metric}": by_step,
         "backtest": all_folds if not multi else [],  # several series: per series, under "series"
         "backtest_summary": backtest_summary,
         "forecasters": _descriptions(prepared, network, baselines) if baselines else
@@ -536,8 +542,13 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
     return results
 
 
+# A series without a MASE scale: constant over its training span, judged neither pooled nor alone
+LEFT_OUT = "left out"
+
+
 def _per_series(config, many, prepared, evaluated, folds, kinds, network, baselines, given, lag) -> dict:
-    """Each series' own verdict (by MAE, in its own units), kind, backtest and MASE scale."""
+    """Each series' own verdict (by MAE, in its own units), kind, backtest and MASE scale;
+    a series constant over its training span is left out, as the pooled verdict leaves it."""
     out = {}
     for p, e, s in zip(prepared, evaluated, many):
         errors = _window_errors([p], [e], e["test_metrics"], scaled=False)
@@ -545,9 +556,14 @@ def _per_series(config, many, prepared, evaluated, folds, kinds, network, baseli
                     lookback=config.windows.lookback)
         side = (metrics.difference(metrics.paired_gain(errors["persistence"], errors[network.name], lag))
                 if "persistence" in errors else 0)
+        if p.mase_scale is None:  # every repeat of the last value is exact there: nothing to rank
+            v = {**v, "best": None, "network_rank": None, "outcome": "constant",
+                 "sentence": "Left out: constant over its training span, so it has no MASE and nothing to learn; "
+                             "its test errors only measure how far it departs from that constant."}
         out[p.name] = {"test": e["test_metrics"], "rows": len(s), "best": v["best"], "outcome": v["outcome"],
                        "network_rank": v["network_rank"], "sentence": v["sentence"], "kind": kinds[p.name],
-                       "versus_persistence": {1: "beats", 0: "ties with", -1: "loses to"}[side],
+                       "versus_persistence": LEFT_OUT if p.mase_scale is None else
+                       {1: "beats", 0: "ties with", -1: "loses to"}[side],
                        "backtest": folds[p.name], "backtest_summary": summarize(folds[p.name]),
                        "mase_scale": p.mase_scale}
         if baselines:
@@ -846,8 +862,10 @@ def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = 
                     gaps=stored["gaps"], calendar=meta.get("calendar", []),
                     date_format=date_format or stored.get("date_format"), sep=sep,
                     series_column=meta.get("series_column"), where=where, suggest_series=False)
-        scalers = {name: Scaler(**v) for name, v in meta.get("scalers", {}).items()}  # one per series, or
-        default = Scaler(**meta["scaler"]) if "scaler" in meta else None                # one for them all
+        # A run on several series keeps one scaler per series ("scalers"); its top-level "scaler" is the
+        # first series', no fallback for another. A run on one series has only that "scaler".
+        scalers = {name: Scaler(**v) for name, v in meta["scalers"].items()} if "scalers" in meta else None
+        default = Scaler(**meta["scaler"]) if scalers is None else None
     except (KeyError, TypeError, AttributeError) as e:  # a field missing, or of another kind
         raise NeuralabError(f"{Path(run_dir) / runs.MODEL}: field {e} is missing or damaged; the file is not the one "
                             "neuralab wrote") from None
@@ -868,10 +886,10 @@ def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = 
         raise
     frames = []
     for s in many:
-        scaler = scalers.get(s.name, default)
+        scaler = default if scalers is None else scalers.get(s.name)
         if scaler is None:
-            raise NeuralabError(f"{Path(run_dir) / runs.MODEL}: no scaler for series {s.name!r}; the run was trained "
-                                "on other series")
+            raise ParameterError("csv", csv, f"series {s.name!r} is not one the run was trained on, so it has no "
+                                 f"scaling for it; the run knows {', '.join(map(repr, scalers))}")
         window = last_window(s, windows, scaler)
         values = model.predict(window)[0]
         frame = pd.DataFrame({"time": window.times[0], "step": np.arange(1, len(values) + 1), meta["target"]: values})

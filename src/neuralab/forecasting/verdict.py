@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from neuralab.forecasting.baselines import detect_period
-from neuralab.forecasting.metrics import difference, gain_words, paired_gain, percent_better, tied
+from neuralab.forecasting.metrics import constant, difference, gain_words, paired_gain, percent_better, tied
 
 TIE = 1.0  # percent: without per-window errors to judge by, closer than this is a tie
 # The Dickey-Fuller test's 5% critical value with a constant (MacKinnon): a t statistic above
@@ -24,7 +24,7 @@ UNIT_ROOT_T = -2.86
 def character(levels: np.ndarray, target: str, max_period: int) -> dict:
     """The kind of series the training span shows: constant, linear, random-walk-like, seasonal or other."""
     y = np.asarray(levels, dtype=np.float64)
-    if len(y) < 3 or np.ptp(y) == 0:
+    if len(y) < 3 or constant(y):
         return {"kind": "constant", "value": float(y[0]) if len(y) else None}
     changes = np.diff(y)
     if np.ptp(changes) <= 1e-9 * np.max(np.abs(y)):  # the same step every time: a line, nothing random to walk

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.forecasting.metrics import naive_scale
+from neuralab.forecasting.metrics import constant, naive_scale
 from neuralab.forecasting.config import SCALERS, SPLITS, TRANSFORMS, WindowConfig  # noqa: F401  importable here too
 
 @dataclass
@@ -315,11 +315,12 @@ def prepare(series, config: WindowConfig) -> Prepared:
     source = Source(scaled, levels, series.times[offset:].to_numpy(), offset)
     windows = Windows(source, _as_range(starts), config.lookback, config.horizon, Codec(scaler, config.transform))
     train_levels = levels[:first_val]
-    # A constant training span has no naive error to scale by: MASE is undefined, not the MAE
-    mase_scale = naive_scale(train_levels) if len(train_levels) > 1 else 0.0
+    # A constant training span (up to float rounding) has no naive error to scale by: MASE is
+    # undefined, not the MAE divided by a rounding error
+    mase_scale = None if constant(train_levels) else naive_scale(train_levels)
     return Prepared(config, series.columns, series.times, series.values[:, 0],
                     (first_val + offset, first_test + offset), scaler,
-                    windows, split, mase_scale if mase_scale > 0 else None, series.name)
+                    windows, split, mase_scale, series.name)
 
 
 def prepare_many(many: list, config: WindowConfig) -> list[Prepared]:

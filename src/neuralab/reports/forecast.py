@@ -56,12 +56,14 @@ def write_forecast_report(run_dir: str | Path, report: ForecastReport) -> Path:
     A full disk or a read-only folder raises NeuralabError; the run's other files stay."""
     run_dir = Path(run_dir)
     r, results = report, report.results
+    # several series: MASE, each series over its own scale (by_step_mase); one series: MAE in its units
+    metric = "mase" if "by_step_mase" in results else "mae"
+    steps = results[f"by_step_{metric}"]
     figures = {
         "series": series_spans(r.times, r.values, r.spans, f"{r.name}: {r.target}", r.target),
         "forecast": forecasts(r.test_times, r.actual, r.forecasts, "test span: one-step-ahead forecasts vs actual",
                               r.target, bands=r.intervals, band_of=r.network),
-        "error_by_step": error_by_step({n: results["by_step_mae"][n] for n in _ranked(results)
-                                        if n in results["by_step_mae"]}),
+        "error_by_step": error_by_step({n: steps[n] for n in _ranked(results) if n in steps}, metric.upper()),
         "learning_curves": plots.learning_curves(r.history, ("loss",), {"loss": "MSE (scaled)"}, log=True),
     }
     with html.kept_if_unwritable(run_dir):
@@ -166,9 +168,15 @@ def _per_series(results: dict, network: str) -> str:
         kind_text = kind.get("kind", "") + (f" (period {kind['period']})" if kind.get("period") else "")
         rows.append([name, kind_text, one.get("best", ""), one.get("network_rank", ""),
                      test.get(network, {}).get("mae"), test.get("persistence", {}).get("mae"),
-                     one.get("versus_persistence", ""), one.get("sentence", "")])
+                     _versus_persistence(one), one.get("sentence", "")])
     return html.table(["series", "kind", "best", f"{network} rank", f"{network} MAE", "persistence MAE",
                        "vs persistence", "verdict"], rows)
+
+
+def _versus_persistence(one: dict) -> str:
+    """A series' judgement against persistence; one without a MASE is judged neither way."""
+    said = one.get("versus_persistence", "")
+    return f"{said}: constant over its training span" if said == "left out" else said
 
 
 def _without_mase(results: dict) -> list[str]:
