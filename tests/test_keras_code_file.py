@@ -210,9 +210,46 @@ def test_a_files_save_after_its_fit_writes_nothing_over_the_trained_model(tmp_pa
         resolve(path)
     assert trained.read_bytes() == before and not (tmp_path / "w.weights.h5").exists()
     said = [str(w.message) for w in caught if "model.save" in str(w.message)]
-    assert said == [f"{path}:9: model.save() (2 calls), which neuralab does not run while it reads the file for its "
-                    "model: it would write the untrained model over the file's trained one; `python saves.py` still "
-                    "saves it"], [str(w.message) for w in caught]
+    assert said == [f"{path}: saves.py:9: model.save(), saves.py:10: model.save_weights(), which neuralab does not "
+                    "run while it reads the file for its model: they would write the untrained model over the file's "
+                    "trained one; `python saves.py` still saves it"], [str(w.message) for w in caught]
     assert "save" in vars(keras.Model) and keras.Model.save.__name__ == "save"  # Keras's own again
     model.save(tmp_path / "after.keras")
     assert (tmp_path / "after.keras").stat().st_size > 0
+
+
+def test_what_else_a_learners_script_does_as_it_runs(tmp_path):
+    """keras.saving.save_model wrote the untrained model over the learner's; a file parsing its
+    options got neuralab's argv and exited with what read as neuralab's own usage error; a
+    sys.exit() ended neuralab without a word; a loop of fit(epochs=1) gave the run 1 epoch; and
+    arguments left at Keras's defaults were listed as "not taken"."""
+    trained = tmp_path / "final.keras"
+    trained.write_bytes(b"the learner's trained model")
+    path = _file(tmp_path, "script.py", f"""
+        import argparse
+        import numpy as np
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--epochs", type=int, default=4)
+        args = parser.parse_args()
+        model = keras.Sequential([keras.Input((28, 28, 1)), L.Flatten(), L.Dense(10, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        for epoch in range(args.epochs):
+            model.fit(np.zeros((8, 28, 28, 1)), np.zeros(8), epochs=1, batch_size=16, callbacks=None, shuffle=True)
+        keras.saving.save_model(model, {str(trained)!r})
+        """)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        source = resolve(path)
+    said = " ".join(str(w.message) for w in caught)
+    assert trained.read_bytes() == b"the learner's trained model" and "keras.saving.save_model()" in said, said
+    assert source.compile["epochs"] == 4 and source.compile["batch_size"] == 16
+    assert "model.fit() (4 calls)" in said and "not taken" not in said, said
+    assert keras.saving.save_model.__name__ == "save_model"  # Keras's own again
+
+    ends = _file(tmp_path, "ends.py", """
+        import sys
+        model = keras.Sequential([keras.Input((28, 28, 1)), L.Flatten(), L.Dense(10)])
+        sys.exit(1)
+        """)
+    with pytest.raises(NeuralabError, match=rf"^{re.escape(str(ends))}:7: the file exits \(SystemExit 1\)"):
+        resolve(ends)

@@ -228,9 +228,10 @@ def resolve(model, zoo=None) -> ModelSource:
         if fits:
             source.compile = {**source.compile, **_taken_from_fit(path, fits, obj, source.type == KERAS)}
         if saves:
-            warnings.warn(f"{path}:{saves[0][1]}: model.{saves[0][0]}(){f' ({len(saves)} calls)' if len(saves) > 1 else ''}"
-                          ", which neuralab does not run while it reads the file for its model: it would write the "
-                          "untrained model over the file's trained one; `python " + path.name + "` still saves it")
+            said = ", ".join(f"{path.name}:{line}: {call}()" for call, line in saves)
+            warnings.warn(f"{path}: {said}, which neuralab does not run while it reads the file for its model: they "
+                          f"would write the untrained model over the file's trained one; `python {path.name}` still "
+                          "saves it")
         return source
     known = f"a zoo model ({', '.join(zoo)}), " if zoo else ""
     raise ParameterError("model", text, f"unknown model; give {known}a Keras file (.keras, .h5, .hdf5) or a Python "
@@ -520,9 +521,16 @@ def run_file(path: Path, imports: dict | None = None):
     sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
     neighbours = [Path(n).stem for n in imports or ()]
     before = {n: sys.modules.pop(n) for n in neighbours if n in sys.modules}
+    argv, sys.argv = sys.argv, [str(path)]  # a file that parses its options gets its defaults, not neuralab's
     try:
         with _keras_input_shape_quiet():
             exec(code, module.__dict__)  # noqa: S102  the user named this file as their model
+    except SystemExit as e:  # sys.exit() or argparse's exit: the file ends, neuralab goes on to say so
+        frames = traceback.extract_tb(e.__traceback__)
+        line = next((f.lineno for f in reversed(frames) if f.filename == str(path)), "?")
+        raise NeuralabError(f"{path}:{line}: the file exits (SystemExit {e.code!r}) as neuralab reads it for its "
+                            "model; put what ends it under if __name__ == \"__main__\":, which neuralab does not "
+                            "run") from None
     except Exception as e:  # noqa: BLE001  any error in the user's code becomes one line
         frames = traceback.extract_tb(e.__traceback__)
         line = next((f.lineno for f in reversed(frames) if f.filename == str(path)), "?")
@@ -535,6 +543,7 @@ def run_file(path: Path, imports: dict | None = None):
             where, text, hint = f"{inner[0]}:{inner[1]}", inner[2], f" (from {path}:{line}){hint}"
         raise NeuralabError(f"{where}: {type(e).__name__}: {text.splitlines()[0] if text else ''}{hint}") from None
     finally:
+        sys.argv = argv
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
         for n in neighbours:
@@ -574,6 +583,9 @@ def _fit_recorded(path: Path, imports: dict | None):
         return
     model_class = keras.Model
     own = {name: vars(model_class).get(name) for name in ("fit", "save", "save_weights")}
+    # the function forms too, under each name a file may call them by
+    functions = [(module, "save_model") for module in (keras.saving, keras.models) if hasattr(module, "save_model")]
+    own_functions = [getattr(module, name) for module, name in functions]
     signature = inspect.signature(model_class.fit)
 
     def line() -> int | str:
@@ -587,11 +599,13 @@ def _fit_recorded(path: Path, imports: dict | None):
         return history
 
     def saved(method: str):
-        def save(self, *args, **kwargs):
+        def save(*args, **kwargs):
             saves.append((method, line()))
         return save
 
-    model_class.fit, model_class.save, model_class.save_weights = fit, saved("save"), saved("save_weights")
+    model_class.fit, model_class.save, model_class.save_weights = fit, saved("model.save"), saved("model.save_weights")
+    for module, name in functions:
+        setattr(module, name, saved(f"{module.__name__}.{name}"))
     try:
         yield calls, saves
     finally:
@@ -600,6 +614,8 @@ def _fit_recorded(path: Path, imports: dict | None):
                 delattr(model_class, name)
             else:
                 setattr(model_class, name, method)
+        for (module, name), function in zip(functions, own_functions):
+            setattr(module, name, function)
 
 
 def _names_keras(path: Path, imports: dict | None) -> bool:
@@ -613,16 +629,25 @@ def _names_keras(path: Path, imports: dict | None) -> bool:
 
 
 def _taken_from_fit(path: Path, fits: list, model, keras_model: bool) -> dict:
-    """The settings of the last fit() call on ``model`` that neuralab's TrainConfig has (epochs,
-    batch_size, and an EarlyStopping's patience and monitor), as its fields; a warning says, in
-    one line, that fit() did not run, what it took and what it did not."""
+    """The settings of the fit() calls on ``model`` that neuralab's TrainConfig has, as its
+    fields: the epochs they train in all (a loop of fit(epochs=1) calls, or fit() again from an
+    `initial_epoch`), and the last call's batch_size and EarlyStopping's patience and monitor; a
+    warning says, in one line, that fit() did not run, what it took and what it did not (an
+    argument left at Keras's default changes nothing, and goes unsaid)."""
     from neuralab.training.config import MONITORS
 
     own = [(given, line) for m, given, line in fits if m is model] if keras_model else []
     given, line = own[-1] if own else ({}, fits[0][2])
+    defaults = {k: p.default for k, p in inspect.signature(sys.modules["keras"].Model.fit).parameters.items()} \
+        if "keras" in sys.modules else {}
     taken, left = {}, []
+    counts = [(g.get("epochs", defaults.get("epochs", 1)), g.get("initial_epoch", 0)) for g, _ in own]
+    if own and all(_whole(e) and _whole(i) for e, i in counts) and sum(max(0, e - i) for e, i in counts) >= 1:
+        taken["epochs"] = sum(max(0, e - i) for e, i in counts)  # each call trains its epochs past initial_epoch
     for key, value in given.items():
-        if key in ("epochs", "batch_size") and _whole(value) and value >= 1:
+        if key in ("epochs", "initial_epoch") or _same(value, defaults.get(key)):
+            continue
+        if key == "batch_size" and _whole(value) and value >= 1:
             taken[key] = int(value)
         elif key == "callbacks" and isinstance(value, (list, tuple)):
             for callback in value:
@@ -640,6 +665,8 @@ def _taken_from_fit(path: Path, fits: list, model, keras_model: bool) -> dict:
             left.append(f"{shown} (the run holds out `val_fraction`)" if key == "validation_split" else shown)
     calls = f" ({len(fits)} calls)" if len(fits) > 1 else ""
     said = f"{path}:{line}: model.fit(){calls}, {FIT_NOT_RUN}"
+    if fits and not own:
+        said += "; it was called on another model than the one neuralab trains, whose settings are not taken"
     if taken:
         said += f", with fit()'s {', '.join(f'`{k}` {v}' for k, v in taken.items())} where no option sets them"
     if left:
@@ -655,6 +682,14 @@ def _after_fit(e: NeuralabError, path: Path, fits: list) -> NeuralabError:
         return e
     return NeuralabError(f"{e.args[0]} (after model.fit(), {FIT_NOT_RUN}; put the lines using what it returns "
                          "under if __name__ == \"__main__\":, which neuralab does not run)")
+
+
+def _same(value, default) -> bool:
+    """Whether a fit() argument is Keras's default (None, 0.0, True), which says nothing."""
+    try:
+        return value is default or (isinstance(value, (int, float, bool, str)) and value == default)
+    except Exception:  # noqa: BLE001  an array compared to a default: not one
+        return False
 
 
 def _whole(value) -> bool:
