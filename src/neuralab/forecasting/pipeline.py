@@ -217,7 +217,9 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     ``config.train`` leaves the series defaults."""
     refuse_distributed("forecasting, which trains small networks,")
     # momentum is checked once a Keras model's compile() has given its optimizer, which may be the SGD it is for
-    replace(config, train=replace(config.train, momentum=0.0)).check() if model is not None else config.check()
+    checked = replace(config, train=replace(config.train, momentum=0.0)) if model is not None else config
+    checked.check()  # which makes NumPy numbers Python's
+    config = replace(checked, train=replace(checked.train, momentum=config.train.momentum))
     source = None
     if model is not None:
         from neuralab.training.source import resolve
@@ -668,10 +670,33 @@ def _forecast_header(config: ForecastConfig, many: list[Series], prepared: list[
              + f": lookback {config.windows.lookback}, horizon {config.windows.horizon}, "
                f"device {network.trainer.device_text}, seed {config.train.seed}",
              f"  {chosen}",
-             *("  " + line for s in many[:1] for line in s.report.lines()),
+             *("  " + line for line in _data_lines(many)),
              f"  windows: {c['train']:,} train / {c['val']:,} val / {c['test']:,} test",
              network_summary(network.network, config.windows.lookback)]
     return "\n".join(lines)
+
+
+HEADER_SERIES = 10  # series the header describes one by one; config.json holds every one's report
+
+
+def _data_lines(many: list[Series]) -> list[str]:
+    """What loading found, for the header: one series' report, or every series' on a line of its
+    own (what they all share said once), so no series' figures stand for the file's."""
+    if len(many) == 1:
+        return many[0].report.lines()
+    reports, first = [s.report.lines() for s in many], many[0].report
+    # how the file and its dates were read, said once where every series says the same; counts never are
+    shared = [line for line in (first.read_as and f"read as {first.read_as}", first.dates)
+              if line and all(line in r for r in reports)]
+    lines = [f"{len(many)} series, {sum(s.report.rows for s in many):,} rows", *shared]
+    lines += [f"{s.name}: " + "; ".join(line for line in r if line not in shared)
+              for s, r in zip(many[:HEADER_SERIES], reports)]
+    rest = [s.report for s in many[HEADER_SERIES:]]
+    if rest:
+        lines.append(f"and {len(rest)} more series: {sum(r.rows for r in rest):,} rows, "
+                     f"{sum(r.gaps for r in rest):,} missing timestamps, "
+                     f"{sum(sum(r.missing.values()) for r in rest):,} missing values (config.json has each one's)")
+    return lines
 
 
 FORECAST_COLUMNS = ("split", "origin", "time", "step", "actual")  # then one column per forecaster

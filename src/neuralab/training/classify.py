@@ -267,7 +267,9 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
 
         config.train.optimizer = python_name(optimizer)
     # checked before the model file is read, but for momentum: compile()'s SGD may be what it is for
-    replace(config.train, momentum=0.0).check()
+    checked = replace(config.train, momentum=0.0)
+    checked.check()  # which makes NumPy numbers Python's
+    config = replace(config, train=replace(checked, momentum=config.train.momentum))
     if config.train.patience > 0 and config.val_fraction == 0:
         raise ParameterError("patience", config.train.patience, "early stopping watches the validation set; "
                              "give `val_fraction` above 0")
