@@ -719,7 +719,13 @@ def _best_so_far(metrics: list[dict], name: str, best) -> dict:
 
 def _versus(head: dict) -> str:
     """The network against the best baseline (results' verdict); runs from before the verdict
-    existed only knew persistence."""
+    existed only knew persistence. A verdict that ranks nothing, or finds nothing to learn, says so."""
+    if head.get("ranked") is False:
+        why = ("every series constant over its training span" if head.get("outcome") == "constant"
+               else "no series has a naive error to scale by")
+        return f"not ranked: {why}"
+    if head.get("outcome") == "constant":
+        return "nothing to learn: the target is constant over its training span"
     ratio, best = _finite(head.get("ratio_to_best_baseline")), head.get("best_baseline")
     if ratio is not None and best:
         return f"{ratio:.3f} x the best baseline's {head.get('metric', 'mae').upper()} ({best})"

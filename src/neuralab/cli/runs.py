@@ -84,6 +84,6 @@ def table(rows, root: Path) -> str:
 def _metric(row) -> str:
     m = row.metric
     if m.get("value") is None:
-        return ""
+        return m.get("note") or ""  # why there is no figure, where the verdict says (not ranked: ...)
     value = f"{m['value'] * 100:.2f}%" if "accuracy" in m["name"] else f"{m['value']:.4g}"
     return f"{m['name']} {value}" + (f" ({m['note']})" if m.get("note") else "")

@@ -22,7 +22,6 @@ def number(value) -> float | None:
 def forecast_view(root: Path, run_id: str, series: str = "") -> dict:
     """Verdict, test scores per forecaster (best first by the verdict's metric) and the test-span
     curves by horizon step, of ``series`` for a run on several (default the first, named)."""
-    from neuralab.forecasting.metrics import percent_better
     from neuralab.forecasting.pipeline import read_forecast_csv  # torch-heavy: only when a forecast is shown
 
     run = runs.Run(resolve_run(root, run_id))
@@ -35,33 +34,46 @@ def forecast_view(root: Path, run_id: str, series: str = "") -> dict:
         raise NeuralabError(_no_forecast(run, run_id, results is None))
     run = run.path
     head = runs.json_object(results.get("headline"))
-    persistence = number(head.get("persistence_mae"))
     metric = str(head.get("metric") or "mae")  # an edited file's list or number is no metric: no 500
-    # every forecaster's test scores; an entry edited into something else is left out
-    test = {name: m for name, m in runs.json_object(results.get("test")).items()
-            if isinstance(m, dict) and number(m.get("mae")) is not None}
-    baseline_scores = [number(m.get(metric)) for n, m in test.items() if n != head.get("network")]
-    best_baseline = min((v for v in baseline_scores if v), default=None)
     fitted = runs.json_object(results.get("forecasters"))
-    scores = []
-    for name, m in test.items():
-        vs = percent_better(m["mae"], persistence) if persistence else None
-        ratio = number(m.get(metric)) / best_baseline if best_baseline and number(m.get(metric)) is not None else None
-        scores.append({"name": name, **m, "vs_persistence": vs, "vs_best_baseline": ratio,
-                       "network": name == head.get("network"), "fitted": fitted.get(name, "")})
-    scores.sort(key=lambda r: (number(r.get(metric)) is None, number(r.get(metric)) or 0.0))
+    scores = _scores(results.get("test"), metric, head.get("network"), fitted)
     steps, future, names, all_series = read_forecast_csv(table, MAX_ROWS, series or None)
+    shown = series or next(iter(all_series), "")
+    spans = runs.json_object(results.get("spans"))
+    plots = [p for p in ("series", "forecast", "error_by_step", "learning_curves")
+             if (run / "plots" / f"{p}.png").is_file()]
+    mine = {}
+    if all_series:
+        one = runs.json_object(runs.json_object(results.get("series")).get(shown))
+        # pipeline._per_series judges each series alone by MAE, in its own units
+        own = _scores(one.get("test"), str(one.get("metric") or "mae"), head.get("network"),
+                      {**fitted, **runs.json_object(one.get("forecasters"))})
+        if own:  # an older or edited results.json without the series' own figures keeps the pooled table
+            pooled = {r["name"]: r for r in scores}
+            scores = [{**r, "pooled": {"metric": metric, "score": number(p.get(metric)),
+                                       "vs_persistence": p.get("vs_persistence"),
+                                       "vs_best_baseline": p.get("vs_best_baseline")}}
+                      for r in own for p in [pooled.get(r["name"], {})]]
+        if shown != all_series[0]:
+            # results.json's spans and the series plots are of the first series; of the others only
+            # the test span is known, from their rows in forecast.csv
+            times = [t for step in steps.values() for t in step["time"]]
+            spans = {"test": [min(times)[:10], max(times)[:10]]} if times else {}
+            plots = [p for p in plots if p not in ("series", "forecast")]
+        mine = {"scores_of": shown if own else "",  # "": the table is pooled over every series
+                "series_verdict": {k: one.get(k) for k in ("sentence", "outcome", "best", "network_rank",
+                                                           "versus_persistence")}}
     names_all = set(next(iter(steps.values()), {}))
     intervals = runs.json_object(results.get("intervals"))
     coverage = {k: v for k, v in runs.json_object(intervals.get("coverage")).items() if isinstance(v, dict)}
     return {
         "id": run_id,
         "target": results.get("target", ""),
-        "series": series or next(iter(all_series), ""),  # the series shown; "" for a run on one
+        "series": shown,  # "" for a run on one
         "all_series": all_series,
         "headline": head,
         "scores": scores,
-        "spans": runs.json_object(results.get("spans")),
+        "spans": spans,
         "forecasters": names,
         "steps": steps,
         "future": future,
@@ -70,9 +82,31 @@ def forecast_view(root: Path, run_id: str, series: str = "") -> dict:
                       "levels": [k for k in coverage if f"lower_{k}" in names_all and f"upper_{k}" in names_all],
                       "coverage": {k: v.get("coverage") for k, v in coverage.items()},
                       "method": intervals.get("method", "")},
-        "plots": [p for p in ("series", "forecast", "error_by_step", "learning_curves")
-                  if (run / "plots" / f"{p}.png").is_file()],
+        "plots": plots,
+        **mine,
     }
+
+
+def _scores(test, metric: str, network, fitted: dict) -> list[dict]:
+    """Each forecaster's test scores, best first by ``metric``, the measure its verdict ranks by,
+    against persistence and the best baseline by that same measure; an entry edited into
+    something else is left out."""
+    from neuralab.forecasting.metrics import percent_better
+
+    test = {name: m for name, m in runs.json_object(test).items()
+            if isinstance(m, dict) and number(m.get("mae")) is not None}
+    persistence = number(test.get("persistence", {}).get(metric))
+    best_baseline = min((v for n, m in test.items() if n != network and (v := number(m.get(metric)))), default=None)
+    rows = []
+    for name, m in test.items():
+        score = number(m.get(metric))
+        rows.append({"name": name, **m,
+                     "vs_persistence": percent_better(score, persistence) if persistence and score is not None
+                     else None,
+                     "vs_best_baseline": score / best_baseline if best_baseline and score is not None else None,
+                     "network": name == network, "fitted": fitted.get(name, "")})
+    rows.sort(key=lambda r: (number(r.get(metric)) is None, number(r.get(metric)) or 0.0))
+    return rows
 
 
 def _no_forecast(run: runs.Run, run_id: str, no_results: bool) -> str:

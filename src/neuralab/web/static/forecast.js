@@ -73,8 +73,10 @@ function drawChart() {
     return `${k}% interval` + (c === null || c === undefined ? "" : ` (covered ${(100 * c).toFixed(1)}% of the test targets)`);
   });
   const named = view.series ? `series ${view.series}, ` : "";  // a run on several series shows one at a time
+  // results.json holds the coverage over every series only
+  const pooled = view.all_series.length > 1 ? " (coverage pooled over every series)" : "";
   $("chart-note").textContent = `· ${named}${view.target}, ${n} forecasts, ${data.time[0].slice(0, 10)} to ${data.time[n - 1].slice(0, 10)}`
-    + (covered.length ? `; shaded: ${net}'s ${covered.reverse().join(", ")}` : "");
+    + (covered.length ? `; shaded: ${net}'s ${covered.reverse().join(", ")}${pooled}` : "");
 }
 
 function toggles() {
@@ -90,14 +92,49 @@ function toggles() {
   $("toggles").querySelector(".actual-swatch").style.background = "#111";
 }
 
+const ratio = (r) => (r === null || r === undefined ? "" : `${r.toFixed(3)} x`);
+const SCORES_NOTE = "MAE and RMSE are in the units of the target. MASE below 1 beats the one-step naive forecast's "
+  + "error on the training span. \"vs best baseline\": the forecaster's error divided by the best baseline's "
+  + "(below 1 beats every baseline). The shaded bands are the network's prediction intervals.";
+
 function scores() {
-  $("scores").querySelector("tbody").replaceChildren(...view.scores.map((s) => {
-    const vs = s.vs_best_baseline === null || s.vs_best_baseline === undefined ? "" : `${s.vs_best_baseline.toFixed(3)} x`;
-    return el("tr", { class: s.network ? "hl" : "" }, el("td", { text: s.name + (s.network ? " (network)" : "") }),
-      el("td", { class: "num", text: num(s.mae) }), el("td", { class: "num", text: num(s.rmse) }),
-      el("td", { class: "num", text: num(s.mape) }), el("td", { class: "num", text: num(s.mase) }),
-      el("td", { text: vs }), el("td", { class: "small", text: s.fitted }));
-  }));
+  // A run on several series: the table is the shown series' own (scores_of), with the pooled
+  // figures the run's verdict ranks by in their own, labelled columns; "" where results.json has none.
+  const own = view.scores_of;
+  const pooled = own ? view.scores[0]?.pooled?.metric.toUpperCase() || "MASE" : "";
+  const heads = ["Forecaster", "MAE", "RMSE", "MAPE %", "MASE", "vs best baseline",
+    ...(own ? [`pooled ${pooled}`, "pooled vs best baseline"] : []), "Fitted"];
+  $("scores").querySelector("thead").replaceChildren(el("tr", {}, ...heads.map((h) => el("th", { text: h }))));
+  $("scores").previousElementSibling.textContent = own ? `Every forecaster on series ${own}'s test span (best first by MAE)`
+    : view.all_series.length > 1 ? "Every forecaster on the test span, pooled over every series (best first)"
+    : "Every forecaster on the test span (best first)";
+  $("scores").nextElementSibling.textContent = own
+    ? `MAE, RMSE, MAPE, MASE and "vs best baseline" are series ${own}'s alone, MAE and RMSE in its units of the target. `
+      + `The pooled columns are over every series, by ${pooled} (each series' errors over its own scale), which `
+      + "the run's verdict ranks by. The shaded bands are the network's prediction intervals."
+    : view.all_series.length > 1 ? "Every figure is pooled over every series: MAE and RMSE mix the series' units; "
+      + "the verdict ranks by MASE. The shaded bands are the network's prediction intervals." : SCORES_NOTE;
+  $("scores").querySelector("tbody").replaceChildren(...view.scores.map((s) => el("tr", { class: s.network ? "hl" : "" },
+    el("td", { text: s.name + (s.network ? " (network)" : "") }),
+    el("td", { class: "num", text: num(s.mae) }), el("td", { class: "num", text: num(s.rmse) }),
+    el("td", { class: "num", text: num(s.mape) }), el("td", { class: "num", text: num(s.mase) }),
+    el("td", { text: ratio(s.vs_best_baseline) }),
+    ...(own ? [el("td", { class: "num", text: num(s.pooled?.score) }), el("td", { text: ratio(s.pooled?.vs_best_baseline) })] : []),
+    el("td", { class: "small", text: s.fitted }))));
+}
+
+// The shown series' own verdict (by MAE, in its units), beside the pooled one; none for a run on one series.
+function seriesVerdict() {
+  let node = $("series-verdict");
+  if (!node) {
+    node = el("p", { id: "series-verdict" });
+    $("verdict").after(node);
+  }
+  const v = view.series_verdict;
+  node.classList.toggle("hidden", !v || !v.sentence);
+  if (!v || !v.sentence) return;
+  node.textContent = `Series ${view.series} alone: ${v.sentence}`;
+  node.className = `verdict ${["baseline", "constant", "unranked"].includes(v.outcome) ? "bad" : "good"}`;
 }
 
 async function load(run, series = "") {
@@ -107,12 +144,15 @@ async function load(run, series = "") {
   $("series-label").classList.toggle("hidden", view.all_series.length < 2);
   $("view").classList.remove("hidden");
   const head = view.headline;
-  $("verdict").textContent = head.sentence || "";
+  const several = view.all_series.length > 1;
+  $("verdict").textContent = (several && head.sentence ? "Over every series: " : "") + (head.sentence || "");
   // older runs: persistence only; a run that ranks nothing (every series constant) is no good news
   const good = head.outcome ? !["baseline", "constant", "unranked"].includes(head.outcome) : head.beats_persistence;
   $("verdict").className = `verdict ${good ? "good" : "bad"}`;
+  seriesVerdict();
   shown.clear();
-  for (const name of [head.network, "persistence", head.best]) if (view.forecasters.includes(name)) shown.add(name);
+  const best = view.series_verdict?.best || head.best;  // the shown series' winner, not the pooled one
+  for (const name of [head.network, "persistence", best]) if (view.forecasters.includes(name)) shown.add(name);
   const steps = Object.keys(view.steps);
   $("step").replaceChildren(...steps.map((s) => el("option", { value: s, text: `${s} step${s === "1" ? "" : "s"} ahead` })));
   $("step-label").classList.toggle("hidden", steps.length < 2);
@@ -121,6 +161,10 @@ async function load(run, series = "") {
   scores();
   const titles = { series: "The series and its train / validation / test spans", error_by_step: "Error by horizon step",
     learning_curves: "Learning curves" };
+  if (several) {  // the pipeline draws these of the first series and pooled over every series
+    titles.series = `The first series, ${view.all_series[0]}, and its train / validation / test spans`;
+    titles.error_by_step = "Error by horizon step (MASE, pooled over every series)";
+  }
   $("plots").replaceChildren(...view.plots.filter((p) => titles[p]).map((p) => el("div", { class: "card" },
     el("h2", { text: titles[p] }),
     el("img", { class: "figure-img", alt: titles[p], src: `/api/run/file?${new URLSearchParams({ run, name: `plots/${p}.png` })}` }))));

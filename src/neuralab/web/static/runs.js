@@ -22,7 +22,7 @@ function metricText(m, r) {
   if (m.value === null || m.value === undefined) {
     if (r.status === "damaged") return r.error || "damaged";
     if (r.status === "interrupted") return r.epochs ? "no finite figure yet" : "stopped before its first epoch";
-    return r.status === "running" ? "training…" : "–";
+    return r.status === "running" ? "training…" : m.note || "–";
   }
   const value = m.name.includes("accuracy") ? `${(m.value * 100).toFixed(2)}%` : num(m.value);
   return `${m.name} ${value}${m.note ? ` (${m.note})` : ""}`;
