@@ -190,3 +190,13 @@ def test_the_series_spans_dates_never_run_into_each_other_and_horizon_steps_are_
     (steps,) = drawn_labels(fig)
     low, high = fig.axes[0].get_xlim()
     assert [t.get_text() for t in steps if low <= t.get_position()[0] <= high] == ["1", "2"]
+
+
+def test_a_run_of_one_epoch_is_ticked_at_its_epoch():
+    """One epoch's learning curves were ticked 0.945, 0.960 ... 1.050."""
+    from neuralab.reports import plots
+
+    fig = plots.learning_curves([{"epoch": 1, "loss": 0.5, "val_loss": 0.6}])
+    (labels,) = drawn_labels(fig)
+    low, high = fig.axes[0].get_xlim()
+    assert [t.get_text() for t in labels if low <= t.get_position()[0] <= high] == ["1"]

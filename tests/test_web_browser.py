@@ -328,6 +328,36 @@ def test_the_forecast_page_draws_forecast_against_actual(page, forecast_run):
     shot(page, "forecast")
 
 
+def test_a_forecast_of_several_series_shows_the_chosen_series_own_verdict(page, runs, tmp_path_factory):
+    """A run on two series in different units: choosing the second brings its own verdict
+    beside the pooled one, and its own scores table, with no script error."""
+    pipeline = pytest.importorskip("neuralab.forecasting.pipeline")
+    from neuralab.forecasting.models import ModelConfig, series_train_config
+    from neuralab.forecasting.windows import WindowConfig
+
+    csv = tmp_path_factory.mktemp("two") / "two.csv"
+    days = np.arange(200)
+    noise = np.random.default_rng(1).normal(0, 0.3, (2, len(days)))
+    rows = [f"{np.datetime64('2020-01-01') + d},{name},{level + scale * np.sin(d / 7) + n:.3f}\n"
+            for name, level, scale, series_noise in (("north", 10, 5, noise[0]), ("south", 5000, 800, noise[1]))
+            for d, n in zip(days, series_noise)]
+    csv.write_text("date,id,value\n" + "".join(rows))
+    config = pipeline.ForecastConfig(data=str(csv), target="value", series_column="id", backtest_folds=1,
+                                     windows=WindowConfig(lookback=14), model=ModelConfig("lstm", hidden=[4]),
+                                     train=series_train_config(epochs=1))
+    pipeline.run_forecast(config, out=runs / "two", verbose=False)
+    page.goto("/forecast")
+    page.wait_for_selector("#view:not(.hidden)")
+    page.select_option("#run", "two")
+    expect(page.locator("#series")).to_be_visible()
+    page.select_option("#series", "south")
+    expect(page.locator("#series-verdict")).to_contain_text("Series south alone:")
+    assert page.locator("#verdict").inner_text().startswith("Over every series:")
+    heads = page.locator("#scores thead th").all_text_contents()
+    assert "pooled MASE" in heads, heads
+    shot(page, "forecast-two-series")
+
+
 def test_a_form_on_another_site_cannot_post_to_the_app(page, server, tmp_path):
     """CSRF end to end: a page on another origin submits a text/plain form to the API (the kind
     of POST a browser sends without asking); Chromium labels it and the app refuses it."""

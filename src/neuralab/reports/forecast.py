@@ -288,7 +288,7 @@ def error_by_step(errors: dict[str, list[float]], metric: str = "MAE"):
         for name in names:
             ax.plot(range(1, steps + 1), errors[name], marker="o", markersize=3, label=name)
         ax.set_xlabel("horizon step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no step 1.5 between steps 1 and 2
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # no step 1.5 between steps 1 and 2
         if names:
             ax.legend(fontsize=8)
     ax.set_ylabel(f"test {metric}")

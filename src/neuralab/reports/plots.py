@@ -174,7 +174,8 @@ def _epoch_axis(ax) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5 between epochs 2 and 3
+    # no epoch 2.5 between epochs 2 and 3, and a run of one epoch ticked 1, not 0.945 ... 1.050
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def confusion(matrix: np.ndarray, classes: list[str]):
