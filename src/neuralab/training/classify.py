@@ -275,7 +275,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
                              "give `val_fraction` above 0")
     seed_everything(config.train.seed)  # a PyTorch module from a file is built as it is read
     source = model_source(config.model)
-    config = replace(config, model=_model_name(config.model, source), train=with_compile(config.train, source.compile))
+    config = run_config(config, source)
     config.train.check()
     data = load_image_data(config.data, config.data_dir, **config.data_options)
     check_data(data)
@@ -344,6 +344,14 @@ def model_source(model):
     from neuralab.training.source import resolve
 
     return resolve(model, zoo=tuple(ARCHITECTURES))
+
+
+def run_config(config: ClassifierConfig, source) -> ClassifierConfig:
+    """The config a run of ``config`` trains with and keeps in config.json, its model read as
+    ``source``: folders absolute, the model as stored, and a Keras model's compile() and fit()
+    settings where ``config.train`` leaves the defaults."""
+    config = _resolved(config)
+    return replace(config, model=_model_name(config.model, source), train=with_compile(config.train, source.compile))
 
 
 def _model_name(model, source) -> str:

@@ -118,19 +118,18 @@ def _refuse_folders(out: Path, folders: dict, configs: dict, sources: dict, over
     comparison there to go on with, (model, seed) -> Status.FINISHED or Status.INTERRUPTED
     (none with ``overwrite``)."""
     from neuralab.data import load_image_data
-    from neuralab.training.classify import _resolved, check_same_data, checked_meta
+    from neuralab.training.classify import check_same_data, checked_meta, run_config
 
     kept, data = {}, None
     for key, path in folders.items():
         if overwrite or not path.exists():
             continue
-        run = Run(path)
-        kept[key] = _kept(out, run, configs[key], sources[key[0]])
+        run, config = Run(path), run_config(configs[key], sources[key[0]])
+        kept[key] = _kept(out, run, config, sources[key[0]].type)
         if kept[key] is None:
             raise ParameterError("out", str(out), f"already holds {path.name}; pass `overwrite` to replace the runs "
                                                   "of this comparison, or choose another `out`")
         if data is None:  # every run of a comparison trains on the same data: read once, as train_classifier reads it
-            config = _resolved(configs[key])
             data = load_image_data(config.data, config.data_dir, **config.data_options)
         classes = checked_meta(run)["classes"]  # a damaged model.json is named as such, not as other data
         try:  # the same config, but the folder's pictures may have changed since
@@ -150,31 +149,22 @@ def _refuse_folders(out: Path, folders: dict, configs: dict, sources: dict, over
                                           f"{write_advice(OSError(code, ''))}")
 
 
-def _kept(out: Path, run: Run, config: ClassifierConfig, source) -> Status | None:
-    """How a comparison in ``out`` goes on with ``run``, one it would train with ``config``:
+def _kept(out: Path, run: Run, config: ClassifierConfig, source_type: str) -> Status | None:
+    """How a comparison in ``out`` goes on with ``run``, one it would train with ``config`` (as
+    config.json records it, ``classify.run_config``), of a model of ``source_type``:
     FINISHED, its results taken as they are; INTERRUPTED, resumed; None where it is anything
     else, which only `overwrite` replaces. An interrupted run of PyTorch code is refused in words
     of its own: its resume runs the run's copy of the code, which only the user may trust."""
     status = run.status()  # damaged where its files are not a run's: nothing read below can fail
     if status not in (Status.FINISHED, Status.INTERRUPTED) or run.kind is not Kind.CLASSIFIER:
         return None
-    if run.record.get("config") != _recorded(config, source):
+    if run.record.get("config") != json.loads(json.dumps(asdict(config))):  # as JSON reads it back
         return None
-    if status is Status.INTERRUPTED and source.type == TORCH:
+    if status is Status.INTERRUPTED and source_type == TORCH:
         raise InterruptedInTheWay(run.path, Kind.CLASSIFIER, out=out, then=(
             " (a comparison does not run a run's copy of its code), then calling `compare(...)` again with the same "
             f"`out` {AFTER_ITS_RESUME}"))
     return status
-
-
-def _recorded(config: ClassifierConfig, source) -> dict:
-    """The config.json "config" that ``train_classifier`` writes for ``config`` (as JSON reads it back)."""
-    from neuralab.training.classify import _model_name, _resolved
-    from neuralab.training.config import with_compile
-
-    config = _resolved(config)
-    config = replace(config, model=_model_name(config.model, source), train=with_compile(config.train, source.compile))
-    return json.loads(json.dumps(asdict(config)))
 
 
 def _finished(folder: Path) -> RunResult:

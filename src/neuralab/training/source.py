@@ -642,8 +642,10 @@ def _taken_from_fit(path: Path, fits: list, model, keras_model: bool) -> dict:
         if "keras" in sys.modules else {}
     taken, left = {}, []
     counts = [(g.get("epochs", defaults.get("epochs", 1)), g.get("initial_epoch", 0)) for g, _ in own]
-    if own and all(_whole(e) and _whole(i) for e, i in counts) and sum(max(0, e - i) for e, i in counts) >= 1:
-        taken["epochs"] = sum(max(0, e - i) for e, i in counts)  # each call trains its epochs past initial_epoch
+    if own and all(_whole(e) and _whole(i) for e, i in counts):
+        epochs = sum(max(0, e - i) for e, i in counts)  # each call trains its epochs past initial_epoch
+        if epochs >= 1:
+            taken["epochs"] = epochs
     for key, value in given.items():
         if key in ("epochs", "initial_epoch") or _same(value, defaults.get(key)):
             continue
