@@ -189,10 +189,11 @@ with open(f"rank{dist_info().rank}.json", "w") as f:
 
 
 def test_every_process_names_the_run_folder_rank_0_made(tiny_fashion, tmp_path):
-    """Default folder names of the next minute are taken, so rank 0 makes NAME-2: every process
-    must say that folder, not the NAME it would have chosen itself."""
+    """Default folder names of the next ten minutes are taken (a loaded machine may take more
+    than one to start the job), so rank 0 makes NAME-2: every process must say that folder, not
+    the NAME it would have chosen itself."""
     now = time.time()
-    for second in range(60):
+    for second in range(600):
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now + second))
         (tmp_path / "runs" / f"mlp-fashion-mnist-{stamp}").mkdir(parents=True)
     (tmp_path / "script.py").write_text(textwrap.dedent(DEFAULT_FOLDER_SCRIPT))
@@ -311,3 +312,24 @@ def test_a_process_that_dies_leaves_one_line_not_a_gloo_traceback(tiny_fashion, 
     assert p.returncode != 0
     assert "Connection closed by peer" not in p.stderr and not neuralab_frames(p), p.stderr[-3000:]
     assert len(said(p)) == 1, p.stderr[-3000:]
+
+
+@pytest.mark.parametrize("users_omp, share, threads", [(None, "4", "4"), ("1", "None", "1")])
+def test_threads_torchrun_chose_give_way_to_each_process_share_of_the_cpus(tmp_path, users_omp, share, threads):
+    # torchrun sets OMP_NUM_THREADS=1 for jobs that set none: a CPU job of 2 processes computed on
+    # 2 of a node's cores. Eight CPUs stand in for a node's; a user's own 1 stays.
+    script = tmp_path / "share.py"
+    script.write_text(textwrap.dedent("""
+        import os
+        from neuralab.training import device
+        os.sched_getaffinity = lambda pid: set(range(8))
+        device.quota_cpus = lambda: None
+        print("share", os.environ["OMP_NUM_THREADS"], device.torchrun_share(), device.compute_threads(), flush=True)
+    """))
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    if users_omp:
+        env["OMP_NUM_THREADS"] = users_omp
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)],
+                       capture_output=True, text=True, env=env, timeout=240)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert re.findall(r"^share (\S+) (\S+) (\S+)$", p.stdout, re.M) == [("1", share, threads)] * 2, p.stdout

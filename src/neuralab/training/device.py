@@ -107,11 +107,35 @@ def _quota_at(folder: Path) -> float | None:
 
 def compute_threads(n: int = 0) -> int:
     """The intra-op CPU threads a run computes with: ``n``, else torch's count held to the CPU
-    quota (``quota_cpus``)."""
+    quota (``quota_cpus``); in a torchrun job that left OMP_NUM_THREADS to torchrun, this
+    process's share of the node's CPUs (``torchrun_share``)."""
     if n:
         return n
+    share = torchrun_share()
+    if share:
+        return share
     quota = quota_cpus()
     return min(torch.get_num_threads(), quota) if quota else torch.get_num_threads()
+
+
+def torchrun_share(launcher: Path | None = None) -> int | None:
+    """The CPUs (held to the quota) over torchrun's processes on this node, where torchrun chose
+    OMP_NUM_THREADS=1 for them; None elsewhere. torchrun sets it for jobs of several processes a
+    node that set none, to keep them from oversubscribing; each then computes on one thread, so a
+    CPU job of 2 processes used 2 of a node's 32 cores. A user's own OMP_NUM_THREADS=1 stays: the
+    launcher sets its value after it started, so its environment at start (``launcher``, by
+    default /proc/PPID/environ, which later changes do not reach) lacks it."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    if os.environ.get("OMP_NUM_THREADS") != "1" or "TORCHELASTIC_RUN_ID" not in os.environ or local < 2:
+        return None
+    try:
+        started_with = (launcher or Path(f"/proc/{os.getppid()}/environ")).read_bytes().split(b"\0")
+    except OSError:  # not Linux, or not readable: the environment's 1 stands
+        return None
+    if any(entry.startswith(b"OMP_NUM_THREADS=") for entry in started_with):
+        return None
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus, quota_cpus() or cpus) // local)
 
 
 @contextlib.contextmanager
