@@ -596,8 +596,10 @@ def relu_batchnorm_maxpool(x: torch.Tensor, relu: nn.Module, bn: nn.Module, pool
     args = _pool_args(pool, *x.shape[-2:])
     if args is None or (bn.weight is not None and not bool((bn.weight > 0).all())):
         return None
-    # In place only where the ReLU itself is, and where autograd allows it (not on a leaf that needs a gradient)
-    inplace = relu.inplace and not (x.is_leaf and x.requires_grad)
+    # In place only where the ReLU itself is, and where autograd allows it: not on a leaf that
+    # needs a gradient, nor on a view (a small map's convolution gives one, `_TapMatrix`), which
+    # a function of two outputs may not change
+    inplace = relu.inplace and not (x.is_leaf and x.requires_grad) and not x._is_view()
     return _ReluBatchNormMaxPool.apply(x, bn.weight, bn.bias, bn, args, inplace)[0]
 
 
