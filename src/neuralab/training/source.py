@@ -219,19 +219,29 @@ def resolve(model, zoo=None) -> ModelSource:
         return _from_keras_file(path)
     if path.suffix.lower() == ".py":
         imports = local_imports(path)
-        with _fit_recorded(path, imports) as (fits, saves):
+        with _fit_recorded(path, imports) as read:
             try:
                 obj, name = load_python(path, name, imports)
             except NeuralabError as e:
-                raise _after_fit(e, path, fits) from None
+                raise _after_fit(e, path, read.fits) from None
         source = _from_object(obj, path, name, imports)
-        if fits:
-            source.compile = {**source.compile, **_taken_from_fit(path, fits, obj, source.type == KERAS)}
-        if saves:
-            said = ", ".join(f"{path.name}:{line}: {call}()" for call, line in saves)
-            warnings.warn(f"{path}: {said}, which neuralab does not run while it reads the file for its model: they "
-                          f"would write the untrained model over the file's trained one; `python {path.name}` still "
-                          "saves it")
+        if source.type == KERAS:
+            _warn_compiles(path, [(config, line) for m, config, line in read.compiles if m is obj])
+        if read.fits:
+            source.compile = {**source.compile, **_taken_from_fit(path, read.fits, obj, source.type == KERAS)}
+        if read.saves:
+            warnings.warn(f"{path}: {_calls(path, read.saves)}, which neuralab does not run while it reads the file "
+                          "for its model: they would write the untrained model over the file's trained one; "
+                          f"`python {path.name}` still saves it")
+        if read.results:
+            warnings.warn(f"{path}: {_calls(path, read.results)}, which neuralab does not run while it reads the file "
+                          "for its model: they give NaN where Keras's would give its numbers, in the same shapes (and "
+                          f"train_on_batch() trains nothing); `python {path.name}` still runs them")
+        if read.put_back:
+            one = len(read.put_back) == 1
+            warnings.warn(f"{path}: wrote over {', '.join(read.put_back)} as neuralab read it for its model, from a "
+                          f"model that was not trained: put back as {'it was' if one else 'they were'}; "
+                          f"`python {path.name}` still writes {'it' if one else 'them'}")
         return source
     known = f"a zoo model ({', '.join(zoo)}), " if zoo else ""
     raise ParameterError("model", text, f"unknown model; give {known}a Keras file (.keras, .h5, .hdf5) or a Python "
@@ -541,7 +551,8 @@ def run_file(path: Path, imports: dict | None = None):
                       (None, None, text)))
         if inner[0] and inner[0] != str(path) and _beside(inner[0], folder):
             where, text, hint = f"{inner[0]}:{inner[1]}", inner[2], f" (from {path}:{line}){hint}"
-        raise NeuralabError(f"{where}: {type(e).__name__}: {text.splitlines()[0] if text else ''}{hint}") from None
+        kind = "" if isinstance(e, _HistoryUsed) else f"{type(e).__name__}: "  # it says what to do itself
+        raise NeuralabError(f"{where}: {kind}{text.splitlines()[0] if text else ''}{hint}") from None
     finally:
         sys.argv = argv
         with contextlib.suppress(ValueError):
@@ -559,16 +570,64 @@ FIT_NOT_RUN = "which neuralab does not run: it trains the model on `data` itself
 _FIT_UNSAID = ("self", "x", "y", "verbose")
 
 
+@dataclass
+class _Read:
+    """What a model file's Keras calls were while neuralab read it (``_fit_recorded``)."""
+
+    fits: list = field(default_factory=list)      # (model, fit()'s arguments by name, line): trained nothing
+    saves: list = field(default_factory=list)     # (call, line): model.save and the like, which wrote nothing
+    results: list = field(default_factory=list)   # (call, line): train_on_batch, evaluate, predict, which ran nothing
+    compiles: list = field(default_factory=list)  # (model, its compile config or None, line)
+    kept: dict = field(default_factory=dict)      # files it wrote over after such a call: path -> bytes before
+    put_back: list = field(default_factory=list)  # those it changed, put back as they were
+
+
+class _HistoryUsed(Exception):
+    """The learner's code used the History of a fit() that did not run. Neither a KeyError nor
+    an AttributeError, so that neither `except KeyError` nor hasattr() goes on without it."""
+
+
+class _Unfitted:
+    """What fit() returns while neuralab reads the file, for Keras's History: that one would hold
+    no epochs, and the curves plotted or saved from it would be empty files over the learner's
+    own. Any attribute (``.history``, ``.epoch``) fails, naming the fit() and what to do."""
+
+    def __init__(self, line):
+        object.__setattr__(self, "_line", line)
+
+    def __repr__(self) -> str:
+        return "<History of a model.fit() that neuralab did not run>"
+
+    def __getattribute__(self, name):
+        if name.startswith("__") and name.endswith("__"):  # isinstance(), vars(): Python's, not the learner's
+            return object.__getattribute__(self, name)
+        line = object.__getattribute__(self, "_line")
+        at = f" at line {line}" if line != "?" else ""
+        raise _HistoryUsed(f"the History from model.fit(){at} holds no epochs: neuralab reads the file for its "
+                           "model without running fit(), and trains the model on `data` itself; put the lines using "
+                           "the History under if __name__ == \"__main__\":, which neuralab does not run")
+
+
 @contextlib.contextmanager
 def _fit_recorded(path: Path, imports: dict | None):
-    """While the model file ``path`` runs: Keras's Model.fit records its calls, as (model, its
-    arguments by name, the file's line), in the first list this gives, and trains nothing: the
-    file is read for its model, which neuralab then trains, and a tutorial's module-level fit()
-    would otherwise train a throwaway copy first. Model.save and save_weights record theirs,
-    as (method, line), in the second, and write nothing: after a fit() that did not train,
-    they would write an untrained model over the one the file's own run trained. Keras is as
-    it was afterwards. Keras is imported first only for a file that, or whose neighbours, name
-    it: PyTorch code goes without (importing Keras takes seconds)."""
+    """While the model file ``path`` runs, Keras's training calls run nothing and are recorded
+    in the ``_Read`` this gives. Model.fit trains nothing: the file is read for its model, which
+    neuralab then trains, and a tutorial's module-level fit() would otherwise train a throwaway
+    copy first; the History it returns refuses to be used (``_Unfitted``). train_on_batch,
+    evaluate and predict give NaN in the shapes Keras's would (a one-sample test_on_batch or
+    predict_on_batch tells them), so that code printing their numbers runs, without the minutes
+    a training loop or a pass over a test set takes; given a dataset or a generator, whose size
+    only reading it tells, evaluate and predict run as Keras's, which changes no weight.
+    Model.save, save_weights and keras.saving.save_model write nothing: after a fit() that did
+    not train, they would write an untrained model over the one the file's own run trained.
+    compile() calls are recorded with their settings. Files that the file's code (or a library
+    it calls) writes over once one of those calls ran nothing (a JSON of the history, a figure)
+    are put back as they were when the read ends. Keras and open() are as they were afterwards.
+    Keras is imported first only for a file that, or whose neighbours, name it: PyTorch code
+    goes without (importing Keras takes seconds)."""
+    import builtins
+    import io
+
     keras = sys.modules.get("keras")
     if keras is None and _names_keras(path, imports) and importlib.util.find_spec("keras") is not None:
         from neuralab.keras import on_pytorch
@@ -576,39 +635,93 @@ def _fit_recorded(path: Path, imports: dict | None):
         on_pytorch()
         with contextlib.suppress(ImportError):  # the file's own import then says what is wrong
             import keras
-    calls: list = []
-    saves: list = []
+    read = _Read()
     if keras is None:
-        yield calls, saves
+        yield read
         return
     model_class = keras.Model
-    own = {name: vars(model_class).get(name) for name in ("fit", "save", "save_weights")}
+    names = ("fit", "save", "save_weights", "compile", "train_on_batch", "evaluate", "predict")
+    own = {name: vars(model_class).get(name) for name in names}
+    keras_call = {name: getattr(model_class, name) for name in (*names, "test_on_batch", "predict_on_batch")}
+    signatures = {name: inspect.signature(keras_call[name]) for name in ("fit", "train_on_batch", "evaluate",
+                                                                          "predict")}
     # the function forms too, under each name a file may call them by
     functions = [(module, "save_model") for module in (keras.saving, keras.models) if hasattr(module, "save_model")]
     own_functions = [getattr(module, name) for module, name in functions]
-    signature = inspect.signature(model_class.fit)
+    opener = builtins.open
 
     def line() -> int | str:
         return next((f.lineno for f in reversed(traceback.extract_stack()) if f.filename == str(path)), "?")
 
     def fit(self, *args, **kwargs):
-        given = signature.bind(self, *args, **kwargs).arguments  # a call Keras would refuse fails as in Keras
-        calls.append((self, given, line()))
-        history = keras.callbacks.History()  # what fit() returns, with no epochs in it
-        history.set_model(self)
-        return history
+        given = signatures["fit"].bind(self, *args, **kwargs).arguments  # a call Keras would refuse fails as in Keras
+        read.fits.append((self, given, line()))
+        return _Unfitted(read.fits[-1][2])
+
+    def compile(self, *args, **kwargs):
+        keras_call["compile"](self, *args, **kwargs)
+        try:
+            config = self.get_compile_config()
+        except Exception:  # noqa: BLE001  settings Keras cannot serialise: compile() itself took them
+            config = None
+        read.compiles.append((self, config, line()))
+
+    def train_on_batch(self, *args, **kwargs):
+        given = signatures["train_on_batch"].bind(self, *args, **kwargs).arguments
+        read.results.append(("model.train_on_batch", line()))
+        x, y = _first_sample(given.get("x"), given.get("y")) or (given.get("x"), given.get("y"))
+        return _nan(keras_call["test_on_batch"](self, x, y, return_dict=given.get("return_dict", False)))
+
+    def evaluate(self, *args, **kwargs):
+        given = signatures["evaluate"].bind(self, *args, **kwargs).arguments
+        first = _first_sample(given.get("x"), given.get("y"))
+        if first is None:
+            return keras_call["evaluate"](self, *args, **kwargs)
+        read.results.append(("model.evaluate", line()))
+        return _nan(keras_call["test_on_batch"](self, *first, return_dict=given.get("return_dict", False)))
+
+    def predict(self, *args, **kwargs):
+        import numpy as np
+
+        given = signatures["predict"].bind(self, *args, **kwargs).arguments
+        first = _first_sample(given.get("x"))
+        if first is None:
+            return keras_call["predict"](self, *args, **kwargs)
+        read.results.append(("model.predict", line()))
+        count = len(keras.tree.flatten(given["x"])[0])
+
+        def unknown(a):  # (1, ...) -> (N, ...) of NaN
+            a = np.asarray(a)
+            return np.full((count, *a.shape[1:]), np.nan, a.dtype if a.dtype.kind == "f" else np.float32)
+        return keras.tree.map_structure(unknown, keras_call["predict_on_batch"](self, first[0]))
 
     def saved(method: str):
         def save(*args, **kwargs):
-            saves.append((method, line()))
+            read.saves.append((method, line()))
         return save
 
-    model_class.fit, model_class.save, model_class.save_weights = fit, saved("model.save"), saved("model.save_weights")
+    def guarded_open(file, mode="r", *args, **kwargs):
+        # what the file writes once a call did not run (its plots, its JSON of the history) holds no
+        # results; before that, it may be a library's own cache (matplotlib's fonts, Keras's datasets)
+        if (read.fits or read.results) and isinstance(file, (str, bytes, os.PathLike)) and set(str(mode)) & set("wa+") \
+                and _running(path):
+            target = os.path.realpath(os.fsdecode(file))
+            if target not in read.kept and os.path.isfile(target):
+                with opener(target, "rb") as f:
+                    read.kept[target] = f.read()
+        return opener(file, mode, *args, **kwargs)
+
+    patched = dict(fit=fit, save=saved("model.save"), save_weights=saved("model.save_weights"), compile=compile,
+                   train_on_batch=train_on_batch, evaluate=evaluate, predict=predict)
+    for name, method in patched.items():
+        setattr(model_class, name, method)
     for module, name in functions:
         setattr(module, name, saved(f"{module.__name__}.{name}"))
+    builtins.open = io.open = guarded_open
     try:
-        yield calls, saves
+        yield read
     finally:
+        builtins.open = io.open = opener
         for name, method in own.items():
             if method is None:
                 delattr(model_class, name)
@@ -616,6 +729,104 @@ def _fit_recorded(path: Path, imports: dict | None):
                 setattr(model_class, name, method)
         for (module, name), function in zip(functions, own_functions):
             setattr(module, name, function)
+        read.put_back = _put_back(read.kept)
+
+
+def _running(path: Path) -> bool:
+    """Whether the model file's code is on this thread's stack (another thread's open() is its own)."""
+    frame, name = sys._getframe(1), str(path)
+    while frame is not None:
+        if frame.f_code.co_filename == name:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _put_back(kept: dict) -> list[str]:
+    """The files that reading the model file wrote over, written back as they were; their paths."""
+    changed = []
+    for target, data in kept.items():
+        try:
+            with open(target, "rb") as f:
+                same = f.read() == data
+        except OSError:  # removed since: written back all the same
+            same = False
+        if not same:
+            from neuralab.files import atomic_write
+
+            with atomic_write(target, "wb") as f:  # a file half written back would be lost twice
+                f.write(data)
+            changed.append(target)
+    return changed
+
+
+def _first_sample(x, y=None) -> tuple | None:
+    """``x`` and ``y`` (arrays, or lists or dicts of them) cut to their first sample, in their
+    structures; None where either holds something else (a dataset, a generator, Python lists)."""
+    keras = sys.modules["keras"]
+    if x is None:
+        return None
+    cut = []
+    for data in (x, y):
+        leaves = keras.tree.flatten(data) if data is not None else None
+        if leaves is not None and not (leaves and all(len(getattr(a, "shape", ())) >= 1 and a.shape[0] >= 1
+                                                      for a in leaves)):
+            return None
+        cut.append(None if data is None else keras.tree.map_structure(lambda a: a[:1], data))
+    return tuple(cut)
+
+
+def _nan(result):
+    """Keras's numbers (a loss, a list of a loss and metrics, or a dict of them) as NaN: a call
+    that did not run gives none."""
+    if isinstance(result, dict):
+        return {k: math.nan for k in result}
+    if isinstance(result, (list, tuple)):
+        return [math.nan for _ in result]
+    return math.nan
+
+
+def _calls(path: Path, calls: list) -> str:
+    """"net.py:9: model.save(), net.py:12: model.predict() (40 calls)": each line's calls once."""
+    counts: dict = {}
+    for call, line in calls:
+        counts[call, line] = counts.get((call, line), 0) + 1
+    return ", ".join(f"{path.name}:{line}: {call}()" + (f" ({n} calls)" if n > 1 else "")
+                     for (call, line), n in counts.items())
+
+
+def _warn_compiles(path: Path, compiles: list) -> None:
+    """One warning where the model was compiled more than once, with other settings: as in
+    Keras, the last compile() is the one it trains with, and neuralab takes that one's."""
+    if len(compiles) < 2 or compiles[-1][0] is None:
+        return
+    *earlier, (config, line) = compiles
+    taken = _compiled(config)
+    replaced = [(at, settings) for c, at in earlier if c is not None and (settings := _compiled(c)) != taken]
+    if not replaced:
+        return
+    lines = [str(at) for at, _ in replaced]
+    before = replaced[-1][1]
+    keys = [k for k in {**taken, **before} if taken.get(k) != before.get(k)]
+
+    def said(settings: dict) -> str:
+        return ", ".join(f"`{k}` {settings[k]}" if k in settings else f"no `{k}`" for k in keys)
+    which = f"the one at line {lines[0]}" if len(lines) == 1 else f"those at lines {', '.join(lines)}"
+    warnings.warn(f"{path}:{line}: model.compile() replaces {which}, as in Keras, where fit() trains with the last "
+                  f"compile(): the run takes this one's {said(taken)} where no option sets them, not line "
+                  f"{lines[-1]}'s {said(before)}")
+
+
+def _compiled(config: dict) -> dict:
+    """``compile_settings`` of an earlier compile(), without its warnings (the last one's say
+    them); one neuralab cannot train with, by its optimizer's name."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return compile_settings(config)
+        except NeuralabError:
+            optimizer = config.get("optimizer")
+            return {"optimizer": str(optimizer.get("class_name") if isinstance(optimizer, dict) else optimizer)}
 
 
 def _names_keras(path: Path, imports: dict | None) -> bool:
@@ -678,9 +889,10 @@ def _taken_from_fit(path: Path, fits: list, model, keras_model: bool) -> dict:
 
 
 def _after_fit(e: NeuralabError, path: Path, fits: list) -> NeuralabError:
-    """An error in the model file's code after a fit() that did not run (its History is empty:
-    ``history.history["loss"]`` fails), with what to do about it; other errors as they are."""
-    if not fits or type(e) is not NeuralabError or not re.match(rf"{re.escape(str(path))}:\d+: ", e.args[0]):
+    """An error in the model file's code after a fit() that did not run, with what to do about
+    it; other errors, and those saying it already (the History's, a sys.exit()'s), as they are."""
+    if not fits or type(e) is not NeuralabError or not re.match(rf"{re.escape(str(path))}:\d+: ", e.args[0]) \
+            or 'if __name__ == "__main__":' in e.args[0]:
         return e
     return NeuralabError(f"{e.args[0]} (after model.fit(), {FIT_NOT_RUN}; put the lines using what it returns "
                          "under if __name__ == \"__main__\":, which neuralab does not run)")
