@@ -6,6 +6,7 @@ exit status 2, and nothing of the user's is overwritten."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,33 @@ def test_predict_prints_one_line_per_picture_when_a_name_holds_a_newline(finishe
     (answer,) = json.loads(capsys.readouterr().out)
     assert answer["image"] == str(odd) and len(answer["top"]) == 10
     assert sum(t["probability"] for t in answer["top"]) == pytest.approx(1, abs=1e-5)
+
+
+@pytest.mark.parametrize("on_error, status", [([], 2), (["--on-error", "skip"], 0)])
+def test_predict_of_a_folder_answers_every_readable_picture_and_names_every_unreadable_one(finished, tmp_path, capsys,
+                                                                                          on_error, status):
+    """A folder of photos with broken files among them: before, the first broken one ended the
+    command with nothing printed, after every other picture had been classified."""
+    import shutil
+
+    folder = Path(shutil.copytree(finished.parent / "digits" / "3", tmp_path / "photos"))
+    good = sorted(folder.glob("*.png"))
+    (folder / "zz-cut.png").write_bytes(good[0].read_bytes()[:60])  # cut short by a copy
+    (folder / "notes.png").write_text("not a picture")
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        assert main(["predict", str(finished), str(folder), "--json", *on_error]) == status
+    out, err = capsys.readouterr()
+    answered = [a["image"] for a in json.loads(out)]
+    assert answered == [str(p) for p in good]
+    (line,) = err.strip().splitlines() + [str(w.message) for w in warned]
+    assert f"2 of {len(good) + 2} pictures cannot be read" in line or f"skipped 2 of {len(good) + 2}" in line
+    assert "notes.png" in line and "zz-cut.png" in line
+    assert ("--on-error skip" in line) == (status == 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["predict", str(finished), str(folder), *on_error]) == status
+    assert [row.split(": ")[0] for row in capsys.readouterr().out.splitlines()] == [str(p) for p in good]
 
 
 # --- summary ------------------------------------------------------------------------------------

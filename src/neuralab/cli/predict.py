@@ -7,6 +7,8 @@ from neuralab.cli.train import TRUST_HELP
 
 
 def register(sub) -> None:
+    from neuralab.data import ON_ERROR
+
     p = sub.add_parser("predict", help="classify picture files with a trained run")
     p.add_argument("run_dir", type=run_folder, metavar="RUN_DIR", help="an image classifier's run directory (from neuralab train or import)")
     p.add_argument("images", nargs="+", metavar="IMAGE",
@@ -14,6 +16,9 @@ def register(sub) -> None:
     p.add_argument("--top-k", type=positive_int, default=3, help="classes listed per picture, most likely first (default %(default)s)")
     p.add_argument("--invert", action="store_true", help="invert dark-on-light drawings (MNIST is light on dark)")
     p.add_argument("--json", action="store_true", help="print JSON for machines")
+    p.add_argument("--on-error", choices=ON_ERROR, default=ON_ERROR[0],
+                   help="a picture that cannot be read: every other one is answered, then refuse ends with the "
+                        "names of those that cannot (exit status 2), skip with a warning (default %(default)s)")
     p.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=run_predict)
 
@@ -28,24 +33,62 @@ def register(sub) -> None:
 
 def run_predict(args) -> int:
     import json
+    import warnings
 
+    from neuralab.data.folders import SkippedImagesWarning
+    from neuralab.errors import NeuralabError
     from neuralab.training import load_classifier
     from neuralab.training.classify import PREDICT_BATCH
 
     clf = load_classifier(args.run_dir, trust_code=args.trust_code)
     k = min(args.top_k, len(clf.classes))
     paths = pictures(args.images)
-    results = []
-    for i in range(0, len(paths), PREDICT_BATCH):  # read a batch at a time: 20,000 photos need not all be in memory
-        results += clf.top_k(clf.predict_proba(clf.load_images(paths[i:i + PREDICT_BATCH], invert=args.invert)), k)
-    if args.json:
-        print(json.dumps([{"image": str(path), "top": [{"class": c, "probability": p} for c, p in top]}
-                          for path, top in zip(paths, results)], indent=2))
-    else:
-        for path, top in zip(paths, results):
+    answered, unreadable = [], []
+    for i in range(0, len(paths), PREDICT_BATCH):  # a batch at a time: 20,000 photos need not all be in memory
+        batch, images = readable(clf, paths[i:i + PREDICT_BATCH], args.invert, unreadable)
+        if not batch:
+            continue
+        tops = clf.top_k(clf.predict_proba(images), k)
+        if args.json:
+            answered += zip(batch, tops)
+            continue
+        for path, top in zip(batch, tops):  # printed as they come: one broken file at the end loses none of them
             # one line per picture, for grep and scripts
             print(f"{printable(str(path))}: " + ", ".join(f"{c} {p * 100:.1f}%" for c, p in top))
+    if args.json:
+        print(json.dumps([{"image": str(path), "top": [{"class": c, "probability": p} for c, p in top]}
+                          for path, top in answered], indent=2))
+    if unreadable:
+        listed = "; ".join(f"{printable(str(p))} ({why})" for p, why in unreadable[:3])
+        listed += "; ..." if len(unreadable) > 3 else ""
+        if args.on_error == "refuse":
+            raise NeuralabError(f"{len(unreadable)} of {len(paths)} pictures cannot be read, the others are answered: "
+                                f"{listed}; fix or remove them, or pass --on-error skip to leave them out")
+        warnings.warn(f"skipped {len(unreadable)} of {len(paths)} pictures that cannot be read: {listed}",
+                      SkippedImagesWarning, stacklevel=1)
     return 0
+
+
+def readable(clf, paths: list, invert: bool, unreadable: list) -> tuple[list, object]:
+    """The pictures of ``paths`` that can be read, and their pixels as ``clf.load_images`` gives
+    them; each of the others goes to ``unreadable`` as (path, why)."""
+    from neuralab.errors import NeuralabError
+
+    try:
+        return paths, clf.load_images(paths, invert=invert)
+    except NeuralabError:  # one or more of them: read one by one to answer the others
+        pass
+    kept, images = [], []
+    for path in paths:
+        try:
+            images.append(clf.load_images([path], invert=invert))
+        except NeuralabError as e:
+            unreadable.append((path, str(e).removeprefix(f"{path}: ")))
+            continue
+        kept.append(path)
+    import numpy as np
+
+    return kept, np.concatenate(images) if images else None
 
 
 def pictures(given: list[str]) -> list:
