@@ -159,3 +159,23 @@ def test_a_run_of_keras_fit_records_the_digest_of_its_picture_folder(keras, trai
     fit_with_logger(keras, digits, "my digits", tmp_path / "label")
     record = json.loads((tmp_path / "label" / runs.CONFIG).read_text())["data"]
     assert record["name"] == "my digits" and not {"listing_sha256", "sha256"} & set(record)
+
+
+def test_a_picture_the_run_skipped_as_unreadable_may_be_removed(tmp_path, capsys):
+    """`--on-error skip` names the files it left out, which invites their removal; the run used
+    none of them, so its data is the same without them. Before, evaluate refused the folder as
+    pictures "renamed, moved or replaced"."""
+    folder = digits_folder(tmp_path / "digits", 200)
+    cut = folder / "7" / "cut.png"
+    cut.write_bytes((folder / "7" / "7.png").read_bytes()[:50])
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match="skipped 1 of 201"):
+        assert main(["train", "--model", "mlp", "--data", str(folder), "--epochs", "1", "--on-error", "skip",
+                     "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    cut.unlink()
+    assert main(["evaluate", str(run)]) == 0
+    capsys.readouterr()
+    (folder / "3" / "3.png").rename(folder / "3" / "renamed.png")  # a picture the run used: still refused
+    assert main(["evaluate", str(run)]) == 2
+    assert "not the pictures the run was trained on" in one_line(capsys)

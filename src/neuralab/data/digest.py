@@ -26,7 +26,7 @@ def data_digest(data) -> dict:
     from neuralab.data import FolderData
 
     if isinstance(data, FolderData):
-        return {"listing_sha256": listing_sha256(Path(data.root))}
+        return {"listing_sha256": listing_sha256(Path(data.root), [path for path, _ in data.skipped])}
     digests = {}
     for split in SPLITS:
         digest = hashlib.sha256()
@@ -37,8 +37,10 @@ def data_digest(data) -> dict:
     return {"sha256": digests}
 
 
-def listing_sha256(root: Path) -> str:
-    """SHA-256 of the sorted (path in ``root``, size) of a folder's pictures."""
+def listing_sha256(root: Path, left_out=()) -> str:
+    """SHA-256 of the sorted (path in ``root``, size) of a folder's pictures, but those
+    ``left_out``: the ones the loading could not read and skipped (`on_error` skip), which the
+    run never used; the warning that names them invites their removal."""
     import warnings
 
     from neuralab.data.folders import list_images
@@ -46,8 +48,11 @@ def listing_sha256(root: Path) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # what the loading left out, it said already
         _, files, _ = list_images(root)
+    left_out = set(map(str, left_out))
     digest = hashlib.sha256()
     for path, _ in files:
+        if str(path) in left_out:
+            continue
         try:
             size = path.stat().st_size
         except OSError:  # a link to nothing: the loading refused it, or left it out
