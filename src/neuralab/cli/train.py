@@ -8,7 +8,9 @@ from neuralab.cli._args import (at_least, fraction, non_negative_float, positive
 TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs made from a .py file; "
               "read the file first: it runs with your permissions")
 
-# options that set the TrainConfig field of their name; one left out (None) keeps the recipe's or the library's default
+# options that set the TrainConfig field of their name; one left out (None) keeps the recipe's, else a Keras
+# model's compile() or fit() setting, else the library's default (TrainConfig is made with the recipe's and those
+# typed alone, which given_fields then names)
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "grad_clip", "schedule", "patience", "monitor", "threads",
                  "focus", "optimizer", "momentum", "loss", "tensorboard")
 # options that set ClassifierConfig's fields for a folder of images, the same way

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.intervals import LEVELS
-from neuralab.training.config import TrainConfig, check_types
+from neuralab.training.config import TrainConfig, check_types, given_only
 
 # the keys of baselines.BASELINES, in their order (tests/test_cli_consistency.py holds them equal)
 BASELINE_NAMES = ("persistence", "seasonal-naive", "drift", "moving-average", "linear-ar")
@@ -95,11 +95,13 @@ class ModelConfig:
 
 
 def series_train_config(**overrides):
-    """The trainer's settings for series: Keras' batch of 64, clipped gradients, early stopping."""
+    """The trainer's settings for series: Keras' batch of 64, clipped gradients, early stopping.
+    Only ``overrides`` are given (training.config.given_fields): a Keras model's compile() and
+    fit() settings fill the rest."""
     # patience 5: the network starts from the least-squares linear path, so epochs that do not
     # improve on the validation span soon are rarely followed by ones that do
     defaults = dict(epochs=30, batch_size=64, lr=3e-3, grad_clip=1.0, patience=5, monitor="val_loss")
-    return TrainConfig(**{**defaults, **overrides})
+    return given_only(defaults, **overrides)
 
 
 @dataclass

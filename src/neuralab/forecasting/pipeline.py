@@ -39,7 +39,7 @@ from neuralab.forecasting.verdict import character, table as verdict_table, verd
 from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback
-from neuralab.training.config import Diverged
+from neuralab.training.config import Diverged, given_fields, with_compile
 from neuralab.training.device import refuse_distributed
 from neuralab.training.trainer import seed_everything
 
@@ -213,17 +213,18 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     ``model``, when given, is the network instead of ``config.model``'s: a Keras file,
     "FILE.py[:NAME]" (a Keras model or a torch.nn.Module) or such a model object, taking
     windows (N, `lookback`, inputs) and giving (N, `horizon`); it trains on plain windows (the
-    residual recipe is the built-in networks'), with a Keras model's compile() settings where
-    ``config.train`` leaves the series defaults."""
+    residual recipe is the built-in networks'), with a Keras model's compile() and fit()
+    settings in the fields ``config.train`` does not give (training.config.given_fields, where
+    a config that cannot say gives those that differ from the series defaults)."""
     refuse_distributed("forecasting, which trains small networks,")
     # momentum is checked once a Keras model's compile() has given its optimizer, which may be the SGD it is for
     checked = replace(config, train=replace(config.train, momentum=0.0)) if model is not None else config
     checked.check()  # which makes NumPy numbers Python's
+    given = given_fields(config.train, series_train_config())  # before the copies below forget it
     config = replace(checked, train=replace(checked.train, momentum=config.train.momentum))
     source = None
     if model is not None:
         from neuralab.training.source import resolve
-        from neuralab.training.config import with_compile
 
         seed_everything(config.train.seed)  # a PyTorch module from a file is built as it is read
         source = resolve(model)
@@ -232,7 +233,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     transform, transform_errors = choose_transform(many, config)  # with the built-in network's linear path
     if source is not None:
         config = replace(config, model=replace(config.model, architecture=source.architecture, recipe="plain"),
-                         train=with_compile(config.train, source.compile, series_train_config()))
+                         train=with_compile(config.train, source.compile, given))
         config.train.check()
     used = replace(config, data=os.fspath(config.data), target=many[0].target,  # a Path is stored as text
                    windows=replace(config.windows, transform=transform))

@@ -20,7 +20,8 @@ from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
 from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exported; torch-free there)
-from neuralab.training.config import RESUME_FROM, ClassifierConfig, Diverged, with_compile
+from neuralab.training.config import (RESUME_FROM, ClassifierConfig, Diverged, given_fields, replaced,
+                                      with_compile)
 from neuralab.training.trainer import CLASSIFICATION, Trainer, nchw, seed_everything
 
 
@@ -247,10 +248,11 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
 
     ``config.model`` is a zoo name, a Keras file, "FILE.py[:NAME]" (a Keras model or a
     torch.nn.Module), or such a model object (neuralab.training.source). A Keras model trains
-    with the optimizer, loss and learning rate given to its compile() wherever ``config.train``
-    leaves TrainConfig's defaults. ``callbacks`` and ``optimizer`` (an optimizer class or
-    factory) go to the Trainer; a run given an ``optimizer`` records its name and is resumed
-    with the same one."""
+    with the optimizer, loss and learning rate given to its compile() (and fit()'s epochs and
+    batch size) in the fields ``config.train`` does not give: one named when it was made, as
+    ``TrainConfig(epochs=10)``, wins at any value (``training.config.given_fields``).
+    ``callbacks`` and ``optimizer`` (an optimizer class or factory) go to the Trainer; a run
+    given an ``optimizer`` records its name and is resumed with the same one."""
     return _train(config, out, overwrite, verbose, callbacks, optimizer)
 
 
@@ -266,6 +268,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
         from neuralab.training.compile import python_name
 
         config.train.optimizer = python_name(optimizer)
+    given = given_fields(config.train)  # what the caller gave, read before the copies below forget it
     # checked before the model file is read, but for momentum: compile()'s SGD may be what it is for
     checked = replace(config.train, momentum=0.0)
     checked.check()  # which makes NumPy numbers Python's
@@ -275,7 +278,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
                              "give `val_fraction` above 0")
     seed_everything(config.train.seed)  # a PyTorch module from a file is built as it is read
     source = model_source(config.model)
-    config = run_config(config, source)
+    config = run_config(config, source, given)
     config.train.check()
     data = load_image_data(config.data, config.data_dir, **config.data_options)
     check_data(data)
@@ -346,12 +349,14 @@ def model_source(model):
     return resolve(model, zoo=tuple(ARCHITECTURES))
 
 
-def run_config(config: ClassifierConfig, source) -> ClassifierConfig:
+def run_config(config: ClassifierConfig, source, given: frozenset[str] | None = None) -> ClassifierConfig:
     """The config a run of ``config`` trains with and keeps in config.json, its model read as
     ``source``: folders absolute, the model as stored, and a Keras model's compile() and fit()
-    settings where ``config.train`` leaves the defaults."""
+    settings in the fields not ``given`` (by default those ``config.train`` gives, given_fields)."""
     config = _resolved(config)
-    return replace(config, model=_model_name(config.model, source), train=with_compile(config.train, source.compile))
+    given = given_fields(config.train) if given is None else given
+    return replace(config, model=_model_name(config.model, source),
+                   train=with_compile(config.train, source.compile, given))
 
 
 def _model_name(model, source) -> str:
@@ -375,7 +380,7 @@ def _resolved(config: ClassifierConfig) -> ClassifierConfig:
     data_dir = str(Path(config.data_dir).expanduser().resolve()) if config.data_dir else None
     if not isinstance(config.train, TrainConfig):
         raise ParameterError("train", type(config.train).__name__, "give a TrainConfig, e.g. TrainConfig(epochs=1)")
-    return replace(config, data=data, data_dir=data_dir, train=replace(config.train))
+    return replace(config, data=data, data_dir=data_dir, train=replaced(config.train))
 
 
 def check_data(data) -> None:

@@ -23,6 +23,7 @@ from neuralab.files import atomic_write, write_advice
 from neuralab.runs import Interrupted, InterruptedInTheWay, Kind, Run, Status, folder_part
 from neuralab.training.classify import (ClassifierConfig, RunResult, model_source, resume_classifier,
                                         train_classifier)
+from neuralab.training.config import replaced
 from neuralab.training.device import dist_info, on_rank_0
 from neuralab.training.source import TORCH
 
@@ -74,7 +75,7 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     sources = {name: _model_source(name) for name in models}  # an unknown model is named before any trains
     folders = {(name, seed): out / f"{folder_part(sources[name].architecture)}-seed{seed}"
                for name in models for seed in range(seeds)}
-    configs = {(name, seed): replace(base, model=name, train=replace(base.train, seed=seed))
+    configs = {(name, seed): replace(base, model=name, train=replaced(base.train, seed=seed))  # base's given kept
                for name in models for seed in range(seeds)}
     main = dist_info().is_main
     # rank 0 looks: another process might find the first run's folder that rank 0 has made already

@@ -6,6 +6,7 @@ and defaults without importing torch (`neuralab --help` starts in a fraction of 
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass, field, fields, replace
 
@@ -59,8 +60,31 @@ def check_seed(seed, name: str = "seed") -> None:
         raise ParameterError(name, seed, f"give a whole number from 0 to {MAX_SEED}")
 
 
+def _records_given(cls):
+    """``cls`` (TrainConfig) recording in ``_named`` the fields its maker named: TrainConfig(epochs=10)
+    gives epochs 10, the default's value or not, and a Keras model's compile() and fit() fill only
+    the others (given_fields). One made with every field (dataclasses.replace, a stored
+    config.json's) cannot say which were its maker's: None. The signature stays the dataclass's."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        names = [f.name for f in fields(cls)]
+        named = {*names[:len(args)], *kwargs}
+        object.__setattr__(self, "_named", None)
+        init(self, *args, **kwargs)
+        object.__setattr__(self, "_named", None if named >= set(names) else frozenset(named))
+
+    cls.__init__ = __init__
+    return cls
+
+
+@_records_given
 @dataclass
 class TrainConfig:
+    """The training budget, optimizer and loss. A Keras model's compile() and fit() settings fill
+    the fields its maker did not give (given_fields): those named, at any value, are kept."""
+
     epochs: int = 10
     batch_size: int = 128          # the global batch: split across processes under torchrun
     lr: float = 3e-3               # peak learning rate of the schedule
@@ -81,6 +105,12 @@ class TrainConfig:
     momentum: float = 0.0          # sgd and rmsprop only: Adam keeps its own moment estimates
     loss: str | None = None        # None: the task's own (cross_entropy, or mse for series)
     tensorboard: bool = False      # also write TensorBoard event files into the run's tensorboard/ folder
+
+    def __setattr__(self, name, value):
+        # __init__ sets each field once, unrecorded; one set since (`config.epochs = 10`) is given
+        if name in self.__dataclass_fields__ and self.__dict__.get("_named") is not None:
+            object.__setattr__(self, "_named", self._named | {name})
+        super().__setattr__(name, value)
 
     def check(self, task: str = "classification") -> None:
         """Raise ParameterError for a value of the wrong type or out of range; ``task`` is
@@ -151,15 +181,42 @@ class Diverged(ParameterError):
                         "new run with a lower one")
 
 
-def with_compile(train: TrainConfig, settings: dict, defaults: TrainConfig | None = None) -> TrainConfig:
-    """``train`` with a Keras model's compile() (and fit()) ``settings`` (TrainConfig field names, from
-    training.source) in the fields ``train`` leaves at ``defaults`` (TrainConfig's own by
-    default): options set to other values win (one set to its default cannot be told from one
-    left out). Fields TrainConfig does not have are left out. compile()'s momentum is its
-    SGD's or RMSprop's: a run given another optimizer does not take it."""
+def given_fields(train: TrainConfig, defaults: TrainConfig | None = None) -> frozenset[str]:
+    """The fields of ``train`` its maker gave: those named when it was made (``TrainConfig(epochs=10)``,
+    a field given its default's value included) or set on it since. Where that cannot be told,
+    ``train`` having been made with every field (``dataclasses.replace``, a stored config.json),
+    those whose values differ from ``defaults`` (TrainConfig's own by default): one at its
+    default is taken as left out. ``replaced`` keeps the record through a change."""
+    if train._named is not None:
+        return train._named
     defaults = defaults or TrainConfig()
+    return frozenset(f.name for f in fields(TrainConfig) if getattr(train, f.name) != getattr(defaults, f.name))
+
+
+def replaced(train: TrainConfig, **changes) -> TrainConfig:
+    """``dataclasses.replace(train, **changes)`` that keeps which fields were given (given_fields),
+    the changed ones added."""
+    out = replace(train, **changes)
+    object.__setattr__(out, "_named", None if train._named is None else train._named | frozenset(changes))
+    return out
+
+
+def given_only(defaults: dict, **given) -> TrainConfig:
+    """A TrainConfig of ``defaults`` (a task's own, as forecasting's) with ``given`` in their place,
+    where only ``given`` count as given (given_fields)."""
+    out = TrainConfig(**{**defaults, **given})
+    object.__setattr__(out, "_named", frozenset(given))
+    return out
+
+
+def with_compile(train: TrainConfig, settings: dict, given: frozenset[str] | set[str] | None = None) -> TrainConfig:
+    """``train`` with a Keras model's compile() (and fit()) ``settings`` (TrainConfig field names, from
+    training.source) in the fields not ``given`` (by default ``given_fields(train)``): a field the
+    caller gave wins, at its default's value too. Fields TrainConfig does not have are left out.
+    compile()'s momentum is its SGD's or RMSprop's: a run given another optimizer does not take it."""
+    given = given_fields(train) if given is None else given
     names = {f.name for f in fields(TrainConfig)}
-    taken = {k: v for k, v in settings.items() if k in names and getattr(train, k) == getattr(defaults, k)}
+    taken = {k: v for k, v in settings.items() if k in names and k not in given}
     if taken.get("optimizer", train.optimizer) != settings.get("optimizer"):
         taken.pop("momentum", None)
     return replace(train, **taken)
