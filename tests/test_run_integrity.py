@@ -179,3 +179,22 @@ def test_a_picture_the_run_skipped_as_unreadable_may_be_removed(tmp_path, capsys
     (folder / "3" / "3.png").rename(folder / "3" / "renamed.png")  # a picture the run used: still refused
     assert main(["evaluate", str(run)]) == 2
     assert "not the pictures the run was trained on" in one_line(capsys)
+
+
+def test_a_run_whose_listing_counted_its_skipped_pictures_still_checks_its_folder(tmp_path, capsys):
+    """Runs recorded before the digest left out the pictures the loading skipped: their folder,
+    unchanged, is still theirs."""
+    from neuralab.data.digest import listing_sha256
+
+    folder = digits_folder(tmp_path / "digits", 200)
+    (folder / "7" / "cut.png").write_bytes((folder / "7" / "7.png").read_bytes()[:50])
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match="skipped 1 of 201"):
+        assert main(["train", "--model", "mlp", "--data", str(folder), "--epochs", "1", "--on-error", "skip",
+                     "--out", str(run), "--quiet"]) == 0
+    record = json.loads((run / runs.CONFIG).read_text())
+    assert record["data"]["listing_sha256"] != listing_sha256(folder)
+    record["data"]["listing_sha256"] = listing_sha256(folder)  # as such a run recorded it
+    (run / runs.CONFIG).write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from neuralab import runs
-from neuralab.data.digest import SPLITS, data_digest, split_record
+from neuralab.data.digest import SPLITS, data_digest, listing_sha256, split_record
 from neuralab.data.pictures import MAX_SIDE
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
@@ -843,7 +843,10 @@ def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> Non
     if not {"sha256", "listing_sha256"} & set(record):  # recorded before runs kept a digest of their data
         return
     digest = data_digest(data)
-    if "listing_sha256" in record and record["listing_sha256"] != digest.get("listing_sha256"):
+    listing = record.get("listing_sha256")
+    # runs of 2026-12-06 and before counted the pictures the loading skipped in their listing too
+    if listing is not None and listing != digest.get("listing_sha256") and not (
+            getattr(data, "root", None) and listing == listing_sha256(Path(data.root))):
         raise NeuralabError(f"{data.root}: not the pictures the run was trained on: the same classes and counts, but "
                             "files renamed, moved or replaced since (their names and sizes are not those config.json "
                             "records); put the folder back as it was, or start a new run")
