@@ -80,6 +80,44 @@ def test_a_link_to_a_folder_is_named_and_not_followed(tmp_path):
     assert len(data.train) == 6 and 1 not in data.train.x[:, 0, 0, 0]
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+@pytest.mark.parametrize("inside", [True, False], ids=["to-a-class-beside-it", "out-of-the-folder"])
+def test_a_class_folder_that_is_a_link_is_named_and_not_followed(tmp_path, inside):
+    """A link beside the classes was followed as a class of its own: to a class beside it, the
+    same pictures trained and tested under two names without a word; out of the folder, each of
+    its pictures was refused as a link leading out."""
+    root = tmp_path / "shapes"
+    for name, value in (("a", 10), ("b", 90)):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            shade(value + i).save(root / name / f"{i}.png")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for i in range(4):
+        shade(200 + i).save(elsewhere / f"{i}.png")
+    (root / "c").symlink_to(root / "a" if inside else elsewhere, target_is_directory=True)
+    with pytest.raises(NeuralabError, match=r"1 of 7 images cannot be read: \S*shapes/c \(a link to a folder, which "
+                                            r"is not followed"):
+        load_image_folder(root)
+    with pytest.warns(SkippedImagesWarning, match="skipped 1 of 7"):
+        data = load_image_folder(root, on_error="skip", val_fraction=0, test_fraction=0)
+    assert data.classes == ["a", "b"] and len(data.train) == 6
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_folder_of_linked_classes_says_the_links_are_not_followed(tmp_path):
+    root, elsewhere = tmp_path / "farm", tmp_path / "store"
+    for name in ("cat", "dog"):
+        (elsewhere / name).mkdir(parents=True)
+        shade(9).save(elsewhere / name / "0.png")
+    root.mkdir()
+    for name in ("cat", "dog"):
+        (root / name).symlink_to(elsewhere / name, target_is_directory=True)
+    with pytest.raises(NeuralabError, match=r"found 0 class folder\(s\).*; cat, dog: links to folders, which are not "
+                                            r"followed, so copy their pictures in"):
+        load_image_folder(root)
+
+
 def test_a_size_no_classifier_takes_is_refused_before_any_picture_is_resized(tmp_path, monkeypatch, capsys):
     """--image-size 60000x60000 resized the first picture (10 GB, 40 s) before refusing it,
     and then told the user to pass the --image-size they had passed."""

@@ -83,7 +83,11 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
     to folders in the class folders, which are not followed."""
     if not root.is_dir():
         raise NeuralabError(f"{root}: no such folder; give a folder with one sub-folder of images per class")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not hidden(d.name))
+    folders = [d for d in root.iterdir() if d.is_dir() and not hidden(d.name)]
+    # a class folder that is a link is a link to a folder like any other: not followed (one to a
+    # class beside it made a second class of the same pictures, in training and test alike)
+    class_links = sorted(d for d in folders if d.is_symlink())
+    classes = sorted(d.name for d in folders if not d.is_symlink())
     for name in classes:
         try:
             name.encode()
@@ -99,9 +103,11 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
         # a zip file that held the dataset's folder unpacks to root/NAME/CLASS/...
         wrapped = f"; if {', '.join(inner[:3])}{', ...' if len(inner) > 3 else ''} are the classes, give " \
                   f"{root / classes[0]}" if len(inner) >= 2 else ""
+        linked = (f"; {_listed([d.name for d in class_links])}: links to folders, which are not followed, so "
+                  "copy their pictures in") if class_links else ""
         raise NeuralabError(f"{root}: found {len(classes)} class folder(s); a classifier needs at least 2 "
-                            f"(root/CLASS_NAME/*.png|jpg){wrapped}")
-    files, links, unopened = [], [], []
+                            f"(root/CLASS_NAME/*.png|jpg){wrapped}{linked}")
+    files, links, unopened = [], list(class_links), []
     for label, name in enumerate(classes):
         found, linked, others = list_pictures(root / name)
         if not found and not linked:
