@@ -384,3 +384,32 @@ def test_a_named_dataset_gives_its_class_names(tmp_path, fashion_mnist):
               callbacks=[RunLogger(out=tmp_path / "run", data="fashion-mnist")])
     classes = runs.Run(tmp_path / "run").read(runs.MODEL)["classes"]
     assert classes[:2] == ["T-shirt/top", "Trouser"] and len(classes) == 10
+
+
+def test_a_named_dataset_is_recorded_with_its_digest_so_other_images_there_are_refused(tmp_path, fashion_mnist,
+                                                                                       capsys):
+    """RunLogger(data="fashion-mnist") recorded the name alone, so `neuralab evaluate` scored the
+    run on whatever files lay there later; the run records the dataset's digest, as a trained or
+    imported run does, and other images of the same counts are refused in one line."""
+    from neuralab.data.idx import write_idx
+    from neuralab.data.sources import cache_dir, file_in
+
+    cached = idx_subset(fashion_mnist, cache_dir() / "fashion-mnist", 300, 100)  # where evaluate finds it
+    x = read_idx(cached / "train-images-idx3-ubyte.gz")[..., None].astype(np.float32) / 255
+    y = read_idx(cached / "train-labels-idx1-ubyte.gz").astype(np.int64)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28, 1), name="digest_in"), keras.layers.Flatten(name="digest_flat"),
+                              keras.layers.Dense(10, activation="softmax", name="digest_out")], name="digest")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    run = tmp_path / "run"
+    model.fit(x, y, epochs=1, batch_size=100, verbose=0, callbacks=[RunLogger(out=run, data="fashion-mnist")])
+    recorded = runs.Run(run).record["data"]
+    assert set(recorded["sha256"]) == {"train", "val", "test"}, recorded
+    assert main(["evaluate", str(run)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+
+    later = read_idx(file_in(fashion_mnist, "t10k-images-idx3-ubyte.gz"))[100:200]  # other clothes, as many
+    write_idx(cached / "t10k-images-idx3-ubyte.gz", np.ascontiguousarray(later))
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not the images the run was trained on" in err and "other test images" in err, err

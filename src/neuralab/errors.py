@@ -31,12 +31,31 @@ def named(text: str) -> str:
     return _MARKED.sub(lambda m: NAMING.get()(m[1]), text)
 
 
+def _rebuilt(cls: type, args: tuple, fields: dict) -> BaseException:
+    """An exception as pickle gives it back: its message and fields as they were, without a
+    call to its __init__, which takes the fields (not the message) and may read a run's files."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(fields)
+    return error
+
+
+def reduced(error: BaseException) -> tuple:
+    """``__reduce__`` for an exception whose __init__ takes other arguments than its message:
+    pickle's default calls the class with the message alone, which such an __init__ refuses, so
+    multiprocessing could not raise it again in the parent process."""
+    return _rebuilt, (type(error), error.args, error.__dict__)
+
+
 class NeuralabError(ValueError):
     """Bad input: a file, field or parameter that the user can correct.
 
     The message is one line that names the culprit and says what to do. The CLI
     prints it without a traceback and exits with status 2; the web app answers 4xx.
     """
+
+    def __reduce__(self):  # every subclass, whatever its __init__ takes
+        return reduced(self)
 
     def render(self, name: Callable[[str], str] = _plain) -> str:
         """The message with every marked parameter named by ``name`` (the CLI passes its flags)."""

@@ -35,7 +35,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, reduced
 from neuralab.files import (MAX_JSON, nulled, open_plain, read_json, remove_leftovers, write_advice, write_json,
                             write_text)
 
@@ -118,6 +118,9 @@ class Interrupted(KeyboardInterrupt):
                         f"its model, a module object, is not one the run can rebuild: {NOT_RESUMABLE}")
         super().__init__(f"{self.kept}; {then}")
 
+    def __reduce__(self):
+        return reduced(self)
+
     @staticmethod
     def resume_call(path: Path, kind: Kind) -> str | None:
         """The Python call that continues the run at ``path`` (``resume_needs``'s arguments
@@ -143,6 +146,22 @@ def resume_needs(path: Path) -> tuple[str, str | None]:
         if source.get("type") == "torch":
             return ("trust_code", None) if source.get("file") is not None else ("model", source.get("name") or "Net")
     return "", None
+
+
+def report_call(path: Path) -> str | None:
+    """The Python call that writes the report of the finished run at ``path`` again
+    (``resume_needs``'s arguments with it); None where none can: a forecast of a module object,
+    which the forecasts' write_report cannot be given, or a run whose config.json says no kind."""
+    try:
+        kind = Run(path).kind
+    except NeuralabError:
+        return None
+    needs, name = resume_needs(path)
+    if needs == "model" and kind is not Kind.CLASSIFIER:
+        return None
+    module = {Kind.CLASSIFIER: "neuralab.training.classify", Kind.FORECASTER: "neuralab.forecasting.pipeline"}[kind]
+    extra = {"trust_code": ", trust_code=True", "model": f", model={name}(...)"}.get(needs, "")
+    return f"{module}.write_report({str(path)!r}{extra})"
 
 
 class InterruptedInTheWay(ParameterError):

@@ -226,11 +226,16 @@ def ways_on_as_commands(interrupted: Callable | None = None, then: str = ""):
     """The library's ways on after an interrupt, its Python calls, said as the command line's:
     `--resume` (the run's own command) for a run interrupted, or one an `--out` holds; where
     the same command again goes on (compare), ``interrupted(e)`` says it, and ``then`` what
-    follows a run's resume."""
+    follows a run's resume; `neuralab report` for a finished run's report that was stopped."""
+    from neuralab.reports.html import ReportInterrupted, ReportNotWritten
     from neuralab.runs import Interrupted, InterruptedInTheWay
 
     try:
         yield
+    except (ReportInterrupted, ReportNotWritten) as e:
+        from neuralab.cli.report import report_command
+
+        raise e.said_with(report_command(e.run_dir)) from None
     except Interrupted as e:
         said = interrupted(e) if interrupted else f"`{resume_command(e.kind.made_by, e.path)}` continues it"
         raise KeyboardInterrupt(f"{e.kept}; {said}") from None

@@ -20,6 +20,17 @@ def register(sub) -> None:
     p.set_defaults(func=run_report)
 
 
+def report_command(run_dir) -> str:
+    """The command line that writes the report of the finished run in ``run_dir`` again: with
+    --trust-code where its model is PyTorch code, which the command runs only when told to. The
+    library's report errors name the Python call; main() says this instead (``said_with``)."""
+    from pathlib import Path
+
+    from neuralab.runs import resume_needs
+
+    return f"neuralab report {run_dir}" + (" --trust-code" if resume_needs(Path(run_dir))[0] == "trust_code" else "")
+
+
 def run_report(args) -> int:
     from neuralab.errors import NeuralabError
     from neuralab.runs import Kind, Run

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, reduced
 from neuralab.files import WriteError, atomic_write
 
 STYLE = """
@@ -115,17 +115,56 @@ def write(path: str | Path, document: str) -> Path:
     return Path(path)
 
 
+class ReportInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a finished run's report was written: the run is whole, with no resume to
+    give; the message ends with ``way_on``, by default the Python call that writes the report
+    again (``runs.report_call``), for which the command line puts its own command (``said_with``)."""
+
+    def __init__(self, run_dir: str | Path, way_on: str | None = None):
+        self.run_dir = Path(run_dir)
+        self.kept = (f"{self.run_dir / 'report.html'}: interrupted; the run is finished and its weights and results "
+                     "are kept")
+        super().__init__(f"{self.kept}; {_written_again(self.run_dir, way_on)}")
+
+    def said_with(self, way_on: str) -> "ReportInterrupted":
+        return ReportInterrupted(self.run_dir, way_on)
+
+    def __reduce__(self):
+        return reduced(self)
+
+
+class ReportNotWritten(NeuralabError):
+    """A finished run's report that a full disk or a read-only folder stopped (``why``); the
+    message ends with ``way_on``, as ReportInterrupted's does."""
+
+    def __init__(self, run_dir: str | Path, why: str, way_on: str | None = None):
+        self.run_dir, self.why = Path(run_dir), why
+        then = _written_again(self.run_dir, way_on, "free disk space or fix permissions, then ")
+        super().__init__(f"{self.run_dir / 'report.html'}: not written ({why}); the weights and results in "
+                         f"{self.run_dir} are kept; {then}")
+
+    def said_with(self, way_on: str) -> "ReportNotWritten":
+        return ReportNotWritten(self.run_dir, self.why, way_on)
+
+
+def _written_again(run_dir: Path, way_on: str | None, first: str = "") -> str:
+    """What writes the report of the run in ``run_dir`` again, after ``first``."""
+    from neuralab.runs import report_call
+
+    way_on = way_on or report_call(run_dir)
+    if way_on is None:  # a forecast of a module object: the forecasts' write_report takes no module
+        return ("results.json holds its figures; no call draws the report again, as its model, a module object, "
+                "is not one the run can rebuild")
+    return f"{first}`{way_on}` writes the report again"
+
+
 @contextlib.contextmanager
 def kept_if_unwritable(run_dir: Path) -> Iterator[None]:
     """Writing a run's report (its PNGs, then report.html) after its weights and results:
     a full disk, a read-only folder or Ctrl-C stops the report alone, in one line that says so."""
     try:
         yield
-    except KeyboardInterrupt:  # the run is finished: no --resume for it, only the report to write again
-        raise KeyboardInterrupt(f"{run_dir / 'report.html'}: interrupted; the run is finished and its weights and "
-                                f"results are kept: `neuralab report {run_dir}` writes the report again") from None
+    except KeyboardInterrupt:  # the run is finished: no resume for it, only the report to write again
+        raise ReportInterrupted(run_dir) from None
     except (OSError, WriteError) as e:
-        raise NeuralabError(
-            f"{run_dir / 'report.html'}: not written ({e.strerror or e}); the weights and results in {run_dir} "
-            f"are kept: free disk space or fix permissions, then `neuralab report {run_dir}` writes the report again"
-        ) from None
+        raise ReportNotWritten(run_dir, e.strerror or str(e)) from None

@@ -68,10 +68,10 @@ class RunLogger(keras.callbacks.Callback):
     way. ``test``: optional (x, y) as given to ``model.evaluate``, for the test figures, the
     confusion matrix and the mistakes in the report. ``data``: the dataset, for the runs table
     and for `neuralab evaluate`: a dataset's name (mnist, fashion-mnist, cifar10) or an image
-    folder (recorded as its absolute path) lets it read the test set again; any other text is
-    only a label, and None (the default) records no data. ``seed``: the seed given to
-    ``keras.utils.set_random_seed``, recorded (Keras cannot tell it afterwards). ``overwrite``:
-    replace a finished run at ``out``.
+    folder (recorded as its absolute path) lets it read the test set again, and refuse other
+    images found there (the run records their digest); any other text is only a label, and None
+    (the default) records no data. ``seed``: the seed given to ``keras.utils.set_random_seed``,
+    recorded (Keras cannot tell it afterwards). ``overwrite``: replace a finished run at ``out``.
 
     A second ``fit`` with the same RunLogger appends its epochs to the run; so does a new
     RunLogger on the same ``out`` when ``fit`` continues the model from ``initial_epoch`` N,
@@ -195,7 +195,7 @@ class RunLogger(keras.callbacks.Callback):
             config["data"] = self.data
             record["data"] = {**runs.json_object(record.get("data")), "name": self.data}
             if self.kind is Kind.CLASSIFIER:
-                record["data"].update(_folder_digest(self.data))
+                record["data"].update(_data_digest(self.data))
         record["config"] = config
         self.run.write_json(runs.CONFIG, record)
         self.run.write_json(runs.MODEL, self.meta)
@@ -280,7 +280,7 @@ class RunLogger(keras.callbacks.Callback):
         record = {"name": self.data, "input_shape": self.meta["input_shape"]}
         if self.kind is Kind.CLASSIFIER:
             record.update(classes=self.classes, test=len(self.test[0]) if self.test is not None else 0,
-                          **_folder_digest(self.data))
+                          **_data_digest(self.data))
         return record
 
     def _summary(self, spec: dict) -> str:
@@ -368,20 +368,23 @@ def data_record(data) -> str | None:
     return str(path.resolve()) if path.exists() else text
 
 
-def _folder_digest(data: str | None) -> dict:
-    """What `neuralab evaluate` checks the image folder ``data`` against when it reads it again
-    (training.classify's digest of a folder's pictures, by their names and sizes), as a trained
-    run's config.json records it; {} for a dataset's name or a label: a fit is given arrays, and
-    reading a whole dataset to digest it is no part of one."""
-    from neuralab.data import NAMED
-    from neuralab.data.digest import listing_sha256
+def _data_digest(data: str | None) -> dict:
+    """What `neuralab evaluate` and `report` check the data ``data`` names against when they read
+    it again (data.digest's, as a trained or imported run's config.json records it): a named
+    dataset's images as evaluate splits them, an image folder's pictures by their names and sizes;
+    {} for a label, or a dataset or folder that cannot be read here (the fit was given arrays)."""
+    from neuralab.data import NAMED, load_image_data
+    from neuralab.data.digest import data_digest, listing_sha256
+    from neuralab.training.config import ClassifierConfig
 
-    if data is None or data in NAMED or not Path(data).is_dir():
-        return {}
     try:
-        return {"listing_sha256": listing_sha256(Path(data))}
-    except NeuralabError:  # no folder of class folders: evaluate says so when it reads it
-        return {}
+        if data in NAMED:  # read as evaluate reads it again: the default split of stored_config's config
+            return data_digest(load_image_data(data, **ClassifierConfig().data_options))
+        if data is not None and Path(data).is_dir():
+            return {"listing_sha256": listing_sha256(Path(data))}
+    except NeuralabError:  # not fetched, or no folder of class folders: evaluate says so when it reads it
+        pass
+    return {}
 
 
 def _by_keras_fit(path: Path) -> bool:

@@ -193,6 +193,8 @@ class Trainer:
             if not (isinstance(val, (tuple, list)) and len(val) == 2):
                 raise ParameterError("val", type(val).__name__, "give (x, y) of the validation set, or None")
             val = (val[0], self._checked_pairs(*val, "val[0]", "val[1]"))
+            if not len(val[0]):  # its loss would be a mean over no rows, which no epoch can be chosen by
+                raise ParameterError("val", "0 rows", "give at least one row, or None for no validation set")
         # the model runs only once the data passed every check that needs no forward
         _check_classes(y, "y", self._outputs(x, "x"))
         if val is not None:
@@ -421,18 +423,18 @@ class Trainer:
         return y
 
     def _outputs(self, x: torch.Tensor, name: str) -> int | None:
-        """How many outputs (classes) a classifier gives, from its forward on ``x``'s first sample in eval
-        mode, the random state kept; None for other tasks, or where no (N, outputs) tensor comes back.
-        Inputs the model cannot take are refused naming ``name``: where a neuralab architecture's first
+        """How many outputs (classes) a classifier gives, from its forward on ``x``'s first sample (one
+        of zeros where ``x`` has no rows) in eval mode, the random state kept; None for other tasks, or
+        where no (N, outputs) tensor comes back. Inputs the model cannot take are refused naming ``name``: where a neuralab architecture's first
         step would fail with a raw PyTorch error. A user's forward that fails is left to check_model."""
-        if self.task is not CLASSIFICATION or not len(x):
+        if self.task is not CLASSIFICATION:
             return None
         model = unwrap(self.model)
         was_training = model.training
         try:
             model.eval()
             with torch.no_grad(), self._kept_rng(), self._autocast(), cpu_threads(self.config.threads):
-                out = model(self.model_input(self._layout(x[:1].to(self.device))))
+                out = model(self.model_input(self._layout((x[:1] if len(x) else _stand_in(x)).to(self.device))))
         except Exception as e:  # noqa: BLE001  named in one line below, or by check_model
             if out_of_memory(e):
                 raise
@@ -539,6 +541,8 @@ class Trainer:
         """Mean loss and metrics over ``(x, y)`` in inference mode, in large batches; the model
         is left in the mode it was in (a validation pass inside ``fit``)."""
         y = self._checked_pairs(x, y, "x", "y")
+        if not len(x):  # a mean over no rows is no number
+            raise ParameterError("x", "0 rows", "give at least one row to evaluate on")
         _check_classes(y, "y", self._outputs(x, "x"))
         return self._evaluate(x, y)
 
@@ -569,16 +573,20 @@ class Trainer:
 
     @torch.inference_mode()
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The outputs for ``x``. No rows give no rows of the model's output shape, (0, classes), as
+        a batch of 0 gives in torch, taken from a forward of one sample of zeros: users' models
+        often flatten with x.view(len(x), -1), which fails on 0 rows."""
         model = unwrap(self.model)
         model.eval()
         outs = []
         size = self.config.eval_batch_size
+        parts = [x[start:start + size] for start in range(0, len(x), size)] or [_stand_in(x)]  # views
         with cpu_threads(self.config.threads), kept_heap():
-            for start in range(0, len(x), size):
+            for part in parts:
                 with self._autocast():
-                    batch = self.model_input(self._layout(x[start:start + size].to(self.device)))
+                    batch = self.model_input(self._layout(part.to(self.device)))
                     outs.append(model(batch).float().cpu())
-        return torch.cat(outs) if outs else torch.empty(0)
+        return torch.cat(outs) if len(x) else outs[0][:0]
 
     # --- bookkeeping ---------------------------------------------------------------
 
@@ -720,6 +728,11 @@ def nchw(x: torch.Tensor) -> torch.Tensor:
     contiguous but convolutions still give channels-last maps; there the same memory is viewed again."""
     x = x.contiguous()
     return x.view(-1).view(x.shape)
+
+
+def _stand_in(x: torch.Tensor) -> torch.Tensor:
+    """One sample of zeros shaped as ``x``'s rows, for what a forward of ``x``, which has none, gives."""
+    return x.new_zeros((1, *x.shape[1:]))
 
 
 def _layout_free(model: nn.Module) -> bool:
