@@ -59,10 +59,13 @@ def run_predict(args) -> int:
         print(json.dumps([{"image": str(path), "top": [{"class": c, "probability": p} for c, p in top]}
                           for path, top in answered], indent=2))
     if unreadable:
+        if len(paths) == 1 and args.on_error == "refuse":  # the reader's own words, which name the picture
+            raise NeuralabError(f"{printable(str(unreadable[0][0]))}: {unreadable[0][1]}")
         listed = "; ".join(f"{printable(str(p))} ({why})" for p, why in unreadable[:3])
         listed += "; ..." if len(unreadable) > 3 else ""
+        others = ", the others are answered" if len(unreadable) < len(paths) else ""
         if args.on_error == "refuse":
-            raise NeuralabError(f"{len(unreadable)} of {len(paths)} pictures cannot be read, the others are answered: "
+            raise NeuralabError(f"{len(unreadable)} of {len(paths)} pictures cannot be read{others}: "
                                 f"{listed}; fix or remove them, or pass --on-error skip to leave them out")
         warnings.warn(f"skipped {len(unreadable)} of {len(paths)} pictures that cannot be read: {listed}",
                       SkippedImagesWarning, stacklevel=1)
