@@ -28,7 +28,7 @@ import numpy as np
 
 from neuralab.data import COLORS, ON_ERROR, TEST_FRACTION, VAL_FRACTION
 from neuralab.data.images import ImageData, Split
-from neuralab.data.pictures import FORMAT_NAMES, MAX_SIDE, OTHER_SUFFIXES, picture_suffixes, read_image, resize
+from neuralab.data.pictures import FORMAT_NAMES, MAX_SIDE, OTHER_SUFFIXES, picture_suffixes, read_image
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import inside
 
@@ -200,11 +200,10 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
             skipped.append((str(path), f"a link that leads out of {root}"))
             continue
         try:
-            img = read_image(path, mode)
+            img = read_image(path, mode, size=image_size)
         except NeuralabError as e:
             skipped.append((str(path), str(e).removeprefix(f"{path}: ")))
             continue
-        img = resize(img, *image_size) if image_size else img
         if max(img.shape[:2]) > MAX_SIDE:
             raise NeuralabError(f"{path}: {img.shape[0]}x{img.shape[1]} pixels, more than the {MAX_SIDE} a side that "
                                 "neuralab's classifiers take; pass `image_size` to resize every image")
