@@ -123,10 +123,10 @@ def test_a_size_no_classifier_takes_is_refused_before_any_picture_is_resized(tmp
     and then told the user to pass the --image-size they had passed."""
     root = digits_folder(tmp_path / "digits", 40)
 
-    def no_resize(*args):
-        raise AssertionError(f"resized to {args[1:]} before the size was checked")
+    def no_read(path, *args, **kwargs):
+        raise AssertionError(f"{path} read before the size was checked")
 
-    monkeypatch.setattr(folders, "resize", no_resize)
+    monkeypatch.setattr(folders, "read_image", no_read)
     with pytest.raises(NeuralabError, match=r"^image_size=\(60000, 60000\): expected \(height, width\), whole "
                                             r"numbers of pixels from 1 to 1024"):
         load_image_folder(root, image_size=(60000, 60000))
