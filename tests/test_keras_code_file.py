@@ -102,7 +102,8 @@ def test_a_files_fit_trains_nothing_and_gives_the_runs_defaults(fitted, fashion,
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "model.fit(" in text)
     assert len(said) == 1 and said[0].startswith(f"{path}:{line}: model.fit(), which neuralab does not run"), warned
     assert "`epochs` 3" in said[0] and "`batch_size` 32" in said[0] and "`patience` 2" in said[0]
-    assert "not taken: LambdaCallback, validation_split=0.2 (the run holds out `val_fraction`)" in said[0]
+    assert "validation_split=0.2 as an image classifier's `val_fraction` (its share, drawn with the seed, " \
+           "not Keras's last samples)" in said[0] and said[0].endswith("not taken: LambdaCallback")
     # Keras is as it was: fit() trains again once neuralab has read the file
     assert "fit" not in vars(keras.Model) and keras.Model.fit.__module__.startswith("keras.")
 
@@ -119,7 +120,8 @@ def test_the_console_says_what_compile_gave(fitted, fashion, tmp_path, capsys):
     path, _ = fitted
     code, out, _ = _train(capsys, path, fashion, tmp_path / "run", "--epochs", "1")
     assert code == 0
-    assert "\noptimizer sgd, lr 0.05, momentum 0.9, loss cross_entropy (compile()'s where no option sets them)\n" in out
+    assert "\noptimizer sgd, lr 0.05, momentum 0.9, loss cross_entropy (compile()'s where no option sets them); " \
+           "val_fraction 0.2 (fit()'s validation_split: its share, drawn with the seed, not Keras's last samples)\n" in out
 
 
 def test_code_reading_fits_history_is_told_that_fit_did_not_run(tmp_path):

@@ -40,7 +40,8 @@ def _budget(p) -> None:
     p.add_argument("--focus", type=positive_float,
                    help="after the first epoch, train each epoch on this fraction of the training images: "
                         f"those with the highest loss when last seen (default {d.focus:g} = all of them)")
-    p.add_argument("--val-fraction", type=fraction, help=f"held out from the training set (default {c.val_fraction})")
+    p.add_argument("--val-fraction", type=fraction, help=f"held out from the training set (default {c.val_fraction}, "
+                                                         "or a Keras model file's fit(validation_split=...))")
     folder = p.add_argument_group("a folder of images (--data FOLDER, one sub-folder per class)")
     folder.add_argument("--image-size", type=height_width, metavar="HxW",
                         help="resize every picture to HxW pixels, e.g. 64x64 (needed when their sizes differ)")
@@ -125,6 +126,7 @@ def _config(args, model: str, seed: int = 0):
     from neuralab.training.config import ClassifierConfig, TrainConfig, recipe_settings
 
     chosen = recipe_settings(args.recipe, **{k: getattr(args, k) for k in (*TRAIN_OPTIONS, "val_fraction")})
+    # left out where neither the recipe nor an option sets it: a Keras model file's fit(validation_split=) fills it
     split = {"val_fraction": chosen.pop("val_fraction")} if "val_fraction" in chosen else {}
     train = TrainConfig(seed=seed, device=args.device, amp=args.amp, **chosen)
     folder = {k: getattr(args, k) for k in FOLDER_OPTIONS}

@@ -263,12 +263,13 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     from neuralab.models import count_parameters
     from neuralab.training.device import dist_info, on_rank_0
 
+    split_given = _split_given(config)  # before _resolved's copy forgets it
     config = _resolved(config)
     if optimizer is not None:
         from neuralab.training.compile import python_name
 
         config.train.optimizer = python_name(optimizer)
-    given = given_fields(config.train)  # what the caller gave, read before the copies below forget it
+    given = given_fields(config.train) | split_given  # what the caller gave, read before the copies below forget it
     # checked before the model file is read, but for momentum: compile()'s SGD may be what it is for
     checked = replace(config.train, momentum=0.0)
     checked.check()  # which makes NumPy numbers Python's
@@ -279,6 +280,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     seed_everything(config.train.seed)  # a PyTorch module from a file is built as it is read
     source = model_source(config.model)
     config = run_config(config, source, given)
+    split_taken = bool(_split_from_fit(source, given))
     config.train.check()
     data = load_image_data(config.data, config.data_dir, **config.data_options)
     check_data(data)
@@ -315,7 +317,8 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
             source.copy_code(run.path)
             run.write_record(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data))
             run.write_json(runs.MODEL, meta)
-        return _fit_and_finish(trainer, run, config, data, resume=False, verbose=verbose, summary_text=summary_text)
+        return _fit_and_finish(trainer, run, config, data, resume=False, verbose=verbose, summary_text=summary_text,
+                               split_taken=split_taken)
     except Diverged:  # NaN weights: nothing to resume, test or report; a folder that was there stays, empty
         if is_main:
             run.discard(made=fresh)
@@ -352,11 +355,23 @@ def model_source(model):
 def run_config(config: ClassifierConfig, source, given: frozenset[str] | None = None) -> ClassifierConfig:
     """The config a run of ``config`` trains with and keeps in config.json, its model read as
     ``source``: folders absolute, the model as stored, and a Keras model's compile() and fit()
-    settings in the fields not ``given`` (by default those ``config.train`` gives, given_fields)."""
+    settings in the fields not ``given`` (TrainConfig's, and ClassifierConfig's val_fraction; by
+    default those ``config.train`` and ``config`` give, given_fields)."""
+    given = given_fields(config.train) | _split_given(config) if given is None else given
     config = _resolved(config)
-    given = given_fields(config.train) if given is None else given
     return replace(config, model=_model_name(config.model, source),
-                   train=with_compile(config.train, source.compile, given))
+                   train=with_compile(config.train, source.compile, given), **_split_from_fit(source, given))
+
+
+def _split_given(config: ClassifierConfig) -> frozenset[str]:
+    """{"val_fraction"} where ``config``'s maker gave it (a recipe's included), else none."""
+    return given_fields(config) & {"val_fraction"}
+
+
+def _split_from_fit(source, given: frozenset[str]) -> dict:
+    """A Keras model's fit(validation_split=...) as the run's val_fraction, where not ``given``."""
+    taken = source.compile.get("val_fraction")
+    return {"val_fraction": taken} if taken is not None and "val_fraction" not in given else {}
 
 
 def _model_name(model, source) -> str:
@@ -549,8 +564,9 @@ def _summary_text(trainer: Trainer, config, data) -> str:
 
 
 def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verbose: bool,
-                    summary_text: str | None = None) -> RunResult:
-    """Train, test and report; ``summary_text`` when the caller made it before the run existed."""
+                    summary_text: str | None = None, split_taken: bool = False) -> RunResult:
+    """Train, test and report; ``summary_text`` when the caller made it before the run existed;
+    ``split_taken``: config.val_fraction is a Keras model's fit(validation_split=...)."""
     from neuralab.models import count_parameters
 
     main = trainer.dist.is_main
@@ -559,7 +575,7 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verb
         run.write_text(runs.SUMMARY, summary_text + "\n")
     if verbose and main:
         print(summary_text, flush=True)
-        print(_training_header(config, data, trainer), flush=True)
+        print(_training_header(config, data, trainer, split_taken), flush=True)
     try:  # until results.json, an interrupted run is one a resume finishes
         history = trainer.fit(pixels(data.train.x), torch.from_numpy(data.train.y),
                               val=(pixels(data.val.x), torch.from_numpy(data.val.y)) if len(data.val) else None,
@@ -607,7 +623,7 @@ def confusion_matrix(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(true.astype(np.int64) * k + pred.astype(np.int64), minlength=k * k).reshape(k, k)
 
 
-def _training_header(config: ClassifierConfig, data, trainer: Trainer) -> str:
+def _training_header(config: ClassifierConfig, data, trainer: Trainer, split_taken: bool = False) -> str:
     from neuralab.models import count_parameters
 
     header = (f"{config.model} on {data.name}: {len(data.train):,} train / {len(data.val):,} val / "
@@ -619,8 +635,13 @@ def _training_header(config: ClassifierConfig, data, trainer: Trainer) -> str:
     # command line shows nowhere else
     t = config.train
     momentum = f", momentum {t.momentum:g}" if t.optimizer in ("sgd", "rmsprop") else ""
+    split = ""
+    if split_taken:
+        from neuralab.training.source import VAL_FROM_FIT
+
+        split = f"; val_fraction {config.val_fraction:g} (fit()'s validation_split: {VAL_FROM_FIT})"
     return (f"{header}\noptimizer {t.optimizer}, lr {t.lr:g}{momentum}, loss {t.loss or 'cross_entropy'} "
-            "(compile()'s where no option sets them)")
+            f"(compile()'s where no option sets them){split}")
 
 
 # --- using a finished run --------------------------------------------------------------

@@ -14,7 +14,7 @@ import math
 import numbers
 import os
 import statistics
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from neuralab import runs
@@ -75,7 +75,7 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     sources = {name: _model_source(name) for name in models}  # an unknown model is named before any trains
     folders = {(name, seed): out / f"{folder_part(sources[name].architecture)}-seed{seed}"
                for name in models for seed in range(seeds)}
-    configs = {(name, seed): replace(base, model=name, train=replaced(base.train, seed=seed))  # base's given kept
+    configs = {(name, seed): replaced(base, model=name, train=replaced(base.train, seed=seed))  # what base was given kept
                for name in models for seed in range(seeds)}
     main = dist_info().is_main
     # rank 0 looks: another process might find the first run's folder that rank 0 has made already

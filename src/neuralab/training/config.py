@@ -61,10 +61,11 @@ def check_seed(seed, name: str = "seed") -> None:
 
 
 def _records_given(cls):
-    """``cls`` (TrainConfig) recording in ``_named`` the fields its maker named: TrainConfig(epochs=10)
-    gives epochs 10, the default's value or not, and a Keras model's compile() and fit() fill only
-    the others (given_fields). One made with every field (dataclasses.replace, a stored
-    config.json's) cannot say which were its maker's: None. The signature stays the dataclass's."""
+    """``cls`` (TrainConfig, ClassifierConfig) recording in ``_named`` the fields its maker named, or
+    set since: TrainConfig(epochs=10) gives epochs 10, the default's value or not, and a Keras
+    model's compile() and fit() fill only the others (given_fields). One made with every field
+    (dataclasses.replace, a stored config.json's) cannot say which were its maker's: None. The
+    signature stays the dataclass's."""
     init = cls.__init__
 
     @functools.wraps(init)
@@ -75,7 +76,14 @@ def _records_given(cls):
         init(self, *args, **kwargs)
         object.__setattr__(self, "_named", None if named >= set(names) else frozenset(named))
 
+    def __setattr__(self, name, value):
+        # __init__ sets each field once, unrecorded; one set since (`config.epochs = 10`) is given
+        if name in self.__dataclass_fields__ and self.__dict__.get("_named") is not None:
+            object.__setattr__(self, "_named", self._named | {name})
+        object.__setattr__(self, name, value)
+
     cls.__init__ = __init__
+    cls.__setattr__ = __setattr__
     return cls
 
 
@@ -105,12 +113,6 @@ class TrainConfig:
     momentum: float = 0.0          # sgd and rmsprop only: Adam keeps its own moment estimates
     loss: str | None = None        # None: the task's own (cross_entropy, or mse for series)
     tensorboard: bool = False      # also write TensorBoard event files into the run's tensorboard/ folder
-
-    def __setattr__(self, name, value):
-        # __init__ sets each field once, unrecorded; one set since (`config.epochs = 10`) is given
-        if name in self.__dataclass_fields__ and self.__dict__.get("_named") is not None:
-            object.__setattr__(self, "_named", self._named | {name})
-        super().__setattr__(name, value)
 
     def check(self, task: str = "classification") -> None:
         """Raise ParameterError for a value of the wrong type or out of range; ``task`` is
@@ -181,23 +183,25 @@ class Diverged(ParameterError):
                         "new run with a lower one")
 
 
-def given_fields(train: TrainConfig, defaults: TrainConfig | None = None) -> frozenset[str]:
-    """The fields of ``train`` its maker gave: those named when it was made (``TrainConfig(epochs=10)``,
-    a field given its default's value included) or set on it since. Where that cannot be told,
-    ``train`` having been made with every field (``dataclasses.replace``, a stored config.json),
-    those whose values differ from ``defaults`` (TrainConfig's own by default): one at its
-    default is taken as left out. ``replaced`` keeps the record through a change."""
+def given_fields(train: TrainConfig | ClassifierConfig, defaults: TrainConfig | ClassifierConfig | None = None
+                 ) -> frozenset[str]:
+    """The fields of ``train`` (a TrainConfig, or a ClassifierConfig, whose val_fraction a Keras
+    model's fit(validation_split=...) fills) its maker gave: those named when it was made
+    (``TrainConfig(epochs=10)``, a field given its default's value included) or set on it since.
+    Where that cannot be told, ``train`` having been made with every field (``dataclasses.replace``,
+    a stored config.json), those whose values differ from ``defaults`` (its class's own by default):
+    one at its default is taken as left out. ``replaced`` keeps a TrainConfig's record through a change."""
     if train._named is not None:
         return train._named
-    defaults = defaults or TrainConfig()
-    return frozenset(f.name for f in fields(TrainConfig) if getattr(train, f.name) != getattr(defaults, f.name))
+    defaults = defaults or type(train)()
+    return frozenset(f.name for f in fields(train) if getattr(train, f.name) != getattr(defaults, f.name))
 
 
-def replaced(train: TrainConfig, **changes) -> TrainConfig:
-    """``dataclasses.replace(train, **changes)`` that keeps which fields were given (given_fields),
-    the changed ones added."""
-    out = replace(train, **changes)
-    object.__setattr__(out, "_named", None if train._named is None else train._named | frozenset(changes))
+def replaced(config, /, **changes):
+    """``dataclasses.replace(config, **changes)`` for a TrainConfig or a ClassifierConfig that
+    keeps which fields were given (given_fields), the changed ones added."""
+    out = replace(config, **changes)
+    object.__setattr__(out, "_named", None if config._named is None else config._named | frozenset(changes))
     return out
 
 
@@ -239,6 +243,7 @@ def recipe_settings(recipe: str | None, **given) -> dict:
     return {**RECIPES.get(recipe or "", {}), **{k: v for k, v in given.items() if v is not None}}
 
 
+@_records_given
 @dataclass
 class ClassifierConfig:
     # a zoo name, a Keras file (.keras, .h5), "FILE.py[:NAME]" defining a Keras model or a
@@ -246,7 +251,8 @@ class ClassifierConfig:
     model: object = "lenet5"
     data: str = "fashion-mnist"
     data_dir: str | None = None
-    val_fraction: float = VAL_FRACTION  # held out from the training set, seeded
+    # held out from the training set, seeded; left out (given_fields), a Keras model's fit(validation_split=...)
+    val_fraction: float = VAL_FRACTION
     model_options: dict = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     # A folder of images only (None: the loader's defaults; named datasets bring their own):

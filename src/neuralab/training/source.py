@@ -104,7 +104,8 @@ class ModelSource:
     name: str | None = None                   # torch: its name in the file
     imports: dict = field(default_factory=dict)  # torch: the files beside it that it imports, name -> bytes
     rebuilt: object = None                    # torch: a module object's class built again, to compare on data
-    compile: dict = field(default_factory=dict)  # keras: compile()'s and fit()'s settings as TrainConfig fields
+    compile: dict = field(default_factory=dict)  # keras: compile()'s and fit()'s settings as TrainConfig fields,
+    #                                           fit()'s validation_split as ClassifierConfig's val_fraction
     loss: object = None                       # keras: compile()'s loss as Keras gives it, which tells a
     #                                           one-unit model's kind (keras.spec.binary_classifier)
     where: str | None = None                  # keras: what refusals call it: its file, as `neuralab import`
@@ -566,6 +567,8 @@ def run_file(path: Path, imports: dict | None = None):
 # --- a Keras file's fit(), which neuralab's trainer replaces --------------------------------------
 
 FIT_NOT_RUN = "which neuralab does not run: it trains the model on `data` itself"
+# how fit()'s validation_split is taken: neuralab's split is its own (data.images, data.folders)
+VAL_FROM_FIT = "its share, drawn with the seed, not Keras's last samples"
 # fit()'s arguments that change nothing neuralab's run does; x and y are the data neuralab replaces
 _FIT_UNSAID = ("self", "x", "y", "verbose")
 
@@ -842,9 +845,10 @@ def _names_keras(path: Path, imports: dict | None) -> bool:
 def _taken_from_fit(path: Path, fits: list, model, keras_model: bool) -> dict:
     """The settings of the fit() calls on ``model`` that neuralab's TrainConfig has, as its
     fields: the epochs they train in all (a loop of fit(epochs=1) calls, or fit() again from an
-    `initial_epoch`), and the last call's batch_size and EarlyStopping's patience and monitor; a
-    warning says, in one line, that fit() did not run, what it took and what it did not (an
-    argument left at Keras's default changes nothing, and goes unsaid)."""
+    `initial_epoch`), and the last call's batch_size and EarlyStopping's patience and monitor;
+    and its validation_split as ClassifierConfig's val_fraction; a warning says, in one line,
+    that fit() did not run, what it took and what it did not (an argument left at Keras's
+    default changes nothing, and goes unsaid)."""
     from neuralab.training.config import MONITORS
 
     own = [(given, line) for m, given, line in fits if m is model] if keras_model else []
@@ -862,6 +866,10 @@ def _taken_from_fit(path: Path, fits: list, model, keras_model: bool) -> dict:
             continue
         if key == "batch_size" and _whole(value) and value >= 1:
             taken[key] = int(value)
+        elif key == "validation_split" and _share(value) and _same(given.get("validation_data"), None):
+            # Keras holds out the last samples given to fit(), without shuffling; neuralab's split is drawn
+            # with the seed, so only the share is the script's (Keras ignores it beside validation_data)
+            taken["val_fraction"] = float(value)
         elif key == "callbacks" and isinstance(value, (list, tuple)):
             for callback in value:
                 kind, patience = type(callback).__name__, getattr(callback, "patience", None)
@@ -875,17 +883,32 @@ def _taken_from_fit(path: Path, fits: list, model, keras_model: bool) -> dict:
                     left.append(f"{kind}(monitor={monitor!r})" if kind == "EarlyStopping" else kind)
         elif key not in _FIT_UNSAID:
             shown = f"{key}={value!r:.40}" if isinstance(value, (int, float, str, bool, type(None))) else key
-            left.append(f"{shown} (the run holds out `val_fraction`)" if key == "validation_split" else shown)
+            held = key in ("validation_split", "validation_data")
+            left.append(f"{shown} (the run holds out `val_fraction` of `data`)" if held else shown)
     calls = f" ({len(fits)} calls)" if len(fits) > 1 else ""
     said = f"{path}:{line}: model.fit(){calls}, {FIT_NOT_RUN}"
     if fits and not own:
         said += "; it was called on another model than the one neuralab trains, whose settings are not taken"
     if taken:
-        said += f", with fit()'s {', '.join(f'`{k}` {v}' for k, v in taken.items())} where no option sets them"
+        said += f", with fit()'s {', '.join(_said_taken(k, v) for k, v in taken.items())} where no option sets them"
     if left:
         said += f"; not taken: {', '.join(left)}"
     warnings.warn(said)
     return taken
+
+
+def _said_taken(field: str, value) -> str:
+    """"`epochs` 3"; validation_split as what it becomes, and for which data."""
+    if field == "val_fraction":
+        return f"validation_split={value:g} as an image classifier's `val_fraction` ({VAL_FROM_FIT})"
+    return f"`{field}` {value}"
+
+
+def _share(value) -> bool:
+    """Whether ``value`` is a fraction Keras's validation_split takes: above 0, below 1."""
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value < 1
 
 
 def _after_fit(e: NeuralabError, path: Path, fits: list) -> NeuralabError:
