@@ -235,3 +235,23 @@ def test_a_face_dataset_of_pgm_files_trains_and_predicts(tmp_path, capsys):
     assert main(["predict", str(out), str(tmp_path / "deep.pgm")]) == 0
     printed = capsys.readouterr().out
     assert "deep.pgm" in printed and any(f" s{c} " in f" {printed} " or f"s{c}:" in printed for c in range(3)), printed
+
+
+def test_a_photo_predicted_is_read_as_the_folder_trained_on_it_was_read(tmp_path):
+    """Training reads a folder's photos at --image-size, decoded at the scale that covers it;
+    predicting must read them the same way, pixel for pixel."""
+    from neuralab.training import load_classifier
+
+    root = tmp_path / "photos"
+    for label, shift in (("day", 0), ("night", 100)):
+        (root / label).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray((photo(600, 800).astype(int) * (i + 1) // 4 + shift).clip(0, 255).astype(np.uint8)) \
+                .save(root / label / f"{i}.jpg", quality=90)
+    run = tmp_path / "run"
+    assert main(["train", "--model", "mlp", "--data", str(root), "--image-size", "28x28", "--color", "rgb",
+                 "--epochs", "1", "--val-fraction", "0", "--test-fraction", "0.25", "--quiet", "--out", str(run)]) == 0
+    data = load_image_folder(root, image_size=(28, 28), color="rgb", val_fraction=0, test_fraction=0.25)
+    files = sorted(root.glob("*/*.jpg"))
+    read = load_classifier(run).load_images(files)
+    assert sorted(map(bytes, read)) == sorted(map(bytes, [*data.train.x, *data.test.x]))

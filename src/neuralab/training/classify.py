@@ -151,14 +151,14 @@ class Classifier:
 
         ``invert`` turns dark-on-light drawings into the light-on-dark style of MNIST.
         """
-        from neuralab.data.pictures import read_image, resize
+        from neuralab.data.pictures import read_image
 
         if isinstance(paths, (str, os.PathLike)):  # one picture, not its name's letters
             paths = [paths]
         c, h, w = self.preprocess.input_shape
         out = np.empty((len(paths), c, h, w), dtype=np.uint8)
         for i, path in enumerate(paths):
-            img = resize(read_image(path, "L" if c == 1 else "RGB"), h, w)
+            img = read_image(path, "L" if c == 1 else "RGB", size=(h, w))  # as a folder's pictures are read
             img = 255 - img if invert else img
             out[i] = img[None] if c == 1 else img.transpose(2, 0, 1)
         return out
