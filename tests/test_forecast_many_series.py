@@ -123,3 +123,10 @@ def test_error_by_step_of_several_series_is_in_mase_weighted_by_windows(run):
         expected = ((rows[name] - rows["actual"]).abs() / scale).groupby(rows["step"]).mean()
         np.testing.assert_allclose(steps, expected.to_numpy(), rtol=1e-9)
         assert steps[0] == pytest.approx(r["test"][name]["mase"], rel=1e-9)  # horizon 1: the pooled MASE
+
+
+def test_series_over_the_same_dates_share_the_spans_the_report_shows(run):
+    r = results(run)
+    assert all(one["spans"] == r["spans"] for one in r["series"].values()) and r["first_series"] == "flat"
+    page = (run / "report.html").read_text()
+    assert "are of the first series, flat, of 4" in page and "Every series has these target spans." in page

@@ -94,14 +94,42 @@ def test_the_pooled_percent_better_than_persistence_follows_the_verdicts_measure
 def test_a_series_other_than_the_first_shows_its_own_spans_and_no_plot_of_the_first(root, client):
     saved = results(root, "two")
     first = view(client, "two")
-    assert first["series"] == "INDEX" and first["spans"] == saved["spans"]
+    assert first["series"] == "INDEX" and first["spans"] == saved["spans"] == saved["series"]["INDEX"]["spans"]
     assert "series" in first["plots"]
     temp = view(client, "two", "TEMP")
     times = [t for step in temp["steps"].values() for t in step["time"]]
-    assert temp["spans"] == {"test": [min(times)[:10], max(times)[:10]]}
-    assert temp["spans"]["test"][0] >= "2021"  # TEMP's own, later dates, not INDEX's
+    assert temp["spans"] == saved["series"]["TEMP"]["spans"]
+    assert set(temp["spans"]) == {"train", "val", "test"} and temp["spans"]["test"] == [min(times)[:10], max(times)[:10]]
+    assert temp["spans"]["train"][0] >= "2021"  # TEMP's own, later dates, not INDEX's
     assert "series" not in temp["plots"] and "forecast" not in temp["plots"]
     assert "error_by_step" in temp["plots"]  # pooled over every series, and labelled so on the page
+
+
+@pytest.mark.parametrize("series", ["INDEX", "TEMP"])
+def test_a_chosen_series_shows_its_own_interval_coverage(root, client, series):
+    own = results(root, "two")["series"][series]["intervals"]["coverage"]
+    v = view(client, "two", series)
+    assert v["intervals"]["coverage"] == {k: c["coverage"] for k, c in own.items()}
+    assert v["intervals"]["pooled"] is False and v["intervals"]["levels"] == ["80", "95"]
+
+
+def test_a_run_recorded_before_each_series_spans_and_coverage_falls_back_to_the_pooled_ones(root, client):
+    path = root / "two" / "results.json"
+    original = path.read_text()
+    saved = json.loads(original)
+    for one in saved["series"].values():
+        del one["spans"], one["intervals"]
+    path.write_text(json.dumps(saved))
+    try:
+        first, temp = view(client, "two"), view(client, "two", "TEMP")
+    finally:
+        path.write_text(original)
+    assert first["spans"] == saved["spans"]  # the first series' own
+    times = [t for step in temp["steps"].values() for t in step["time"]]
+    assert temp["spans"] == {"test": [min(times)[:10], max(times)[:10]]}  # all forecast.csv tells of another
+    for v in (first, temp):
+        assert v["intervals"]["pooled"] is True
+        assert v["intervals"]["coverage"] == {k: c["coverage"] for k, c in saved["intervals"]["coverage"].items()}
 
 
 def test_a_run_on_one_series_is_shown_as_before(root, client):
@@ -115,6 +143,7 @@ def test_a_run_on_one_series_is_shown_as_before(root, client):
     for s in v["scores"]:
         assert s["vs_persistence"] == pytest.approx(percent_better(s["mae"], persistence))
     assert v["spans"] == saved["spans"] and "series" in v["plots"]
+    assert v["intervals"]["pooled"] is False
 
 
 def test_an_edited_results_without_a_series_figures_keeps_the_pooled_table(root, client):

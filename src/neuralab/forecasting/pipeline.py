@@ -485,7 +485,8 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
         head["network_forecast"] = "trained"
     series = {}
     if multi:
-        series = _per_series(config, many, prepared, evaluated, folds, kinds, network, baselines, given, lag)
+        series = _per_series(config, many, prepared, evaluated, folds, kinds, network, baselines, given, lag,
+                             intervals)
         said = {"beats": [], "ties with": [], "loses to": [], LEFT_OUT: []}
         for name, one in series.items():
             said[one["versus_persistence"]].append(name)
@@ -524,7 +525,7 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
         "transform": {"used": config.windows.transform, "chosen_on": "validation" if transform_errors else "given",
                       "validation_mae": transform_errors},
         "windows": {k: sum(p.counts()[k] for p in prepared) for k in prepared[0].counts()},
-        "spans": {k: [str(a.date()), str(b.date())] for k, (a, b) in prepared[0].spans().items()},
+        "spans": span_dates(prepared[0]),  # several series: the first's (first_series); each one's under "series"
         "best_epoch": 0 if network.kept_start else network.trainer.best_epoch(),
         "kept_linear_start": network.kept_start,
         "linear_start": network.start_,
@@ -542,18 +543,28 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
     if multi:
         results["series"] = series
         results["series_column"] = config.series_column
+        # whose the top-level spans and mase_scale are, as the report's figures of the series: readers
+        # of one-series runs read those fields unchanged
+        results["first_series"] = prepared[0].name
     return results
+
+
+def span_dates(p: Prepared) -> dict[str, list[str]]:
+    """A series' target spans as results.json holds them: split -> [first date, last date]."""
+    return {k: [str(a.date()), str(b.date())] for k, (a, b) in p.spans().items()}
 
 
 # A series without a MASE scale: constant over its training span, judged neither pooled nor alone
 LEFT_OUT = "left out"
 
 
-def _per_series(config, many, prepared, evaluated, folds, kinds, network, baselines, given, lag) -> dict:
-    """Each series' own verdict (by MAE, in its own units), kind, backtest and MASE scale;
-    a series constant over its training span is left out, as the pooled verdict leaves it."""
+def _per_series(config, many, prepared, evaluated, folds, kinds, network, baselines, given, lag,
+                intervals=None) -> dict:
+    """Each series' own verdict (by MAE, in its own units), kind, backtest, MASE scale, target
+    spans and interval coverage; a series constant over its training span is left out, as the
+    pooled verdict leaves it."""
     out = {}
-    for p, e, s in zip(prepared, evaluated, many):
+    for k, (p, e, s) in enumerate(zip(prepared, evaluated, many)):
         errors = _window_errors([p], [e], e["test_metrics"], scaled=False)
         v = verdict(e["test_metrics"], network.name, "mae", kinds[p.name], given=given, errors=errors, lag=lag,
                     lookback=config.windows.lookback)
@@ -568,7 +579,9 @@ def _per_series(config, many, prepared, evaluated, folds, kinds, network, baseli
                        "versus_persistence": LEFT_OUT if p.mase_scale is None else
                        {1: "beats", 0: "ties with", -1: "loses to"}[side],
                        "backtest": folds[p.name], "backtest_summary": summarize(folds[p.name]),
-                       "mase_scale": p.mase_scale}
+                       "mase_scale": p.mase_scale, "spans": span_dates(p)}
+        if intervals is not None:  # the run's "intervals" says how they were made; this, the series' own coverage
+            out[p.name]["intervals"] = {"coverage": coverage([intervals[k]])}
         if baselines:
             out[p.name]["forecasters"] = {f.name: f.describe() for f in baselines[p.name]}
     return out

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab.forecasting.metrics import SIGNIFICANCE, percent_better
+from neuralab.forecasting.config import SPLITS
 from neuralab.reports import forecast as page
 
 REFERENCE = "persistence"  # every forecaster is judged against "tomorrow = today"
@@ -35,8 +36,10 @@ def report_run(run_dir: Path, *, config, series, prepared, results: dict,
     reference = results["test"][REFERENCE][metric]
     notes = [n for n in (head.get("advice"),) if n]
     if results.get("series"):
-        notes.append(f"The plots, the forecasts drawn and the data's description are of the first series, "
-                     f"{series.name}, of {len(results['series'])}; the table 'Series by series' judges each.")
+        notes.append(f"The figures of the series and of its test-span forecasts, its target spans and the data's "
+                     f"description are of the first series, {series.name}, of {len(results['series'])} (the error "
+                     f"by horizon step is over every series); the table 'Series by series' judges each."
+                     + _spans_words(results["series"]))
     report = page.ForecastReport(
         name=series.name, target=series.target, horizon=config.windows.horizon, transform=config.windows.transform,
         verdict=head["sentence"], verdict_good=head.get("outcome") == "network",
@@ -51,6 +54,24 @@ def report_run(run_dir: Path, *, config, series, prepared, results: dict,
         data_lines=series.report.lines(), history=history, summary_text=summary_text,
         config=asdict(config), backtest_refit=config.backtest_refit)
     return page.write_forecast_report(run_dir, report)
+
+
+SPANS_LISTED = 10  # series whose differing spans the report lists; results.json holds every one's
+
+
+def _spans_words(series: dict) -> str:
+    """Whether the first series' target spans are every series' ("" for a run recorded without
+    each series' spans)."""
+    own = {name: one["spans"] for name, one in series.items() if isinstance(one.get("spans"), dict)}
+    if len(own) < len(series):
+        return ""
+    first = next(iter(own.values()))
+    if all(s == first for s in own.values()):
+        return " Every series has these target spans."
+    listed = "; ".join(f"{name}: " + ", ".join(f"{k} {s[k][0]} .. {s[k][1]}" for k in SPLITS if k in s)
+                       for name, s in list(own.items())[:SPANS_LISTED])
+    more = f"; and {len(own) - SPANS_LISTED} more" if len(own) > SPANS_LISTED else ""
+    return f" The series' target spans differ ({listed}{more}); results.json holds each under series."
 
 
 def verdict_rows(results: dict) -> tuple[list[str], list[list]]:

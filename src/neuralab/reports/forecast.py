@@ -59,9 +59,11 @@ def write_forecast_report(run_dir: str | Path, report: ForecastReport) -> Path:
     # several series: MASE, each series over its own scale (by_step_mase); one series: MAE in its units
     metric = "mase" if "by_step_mase" in results else "mae"
     steps = results[f"by_step_{metric}"]
+    several = len(results.get("series") or {}) > 1  # the figures of the series are the first one's
     figures = {
         "series": series_spans(r.times, r.values, r.spans, f"{r.name}: {r.target}", r.target),
-        "forecast": forecasts(r.test_times, r.actual, r.forecasts, "test span: one-step-ahead forecasts vs actual",
+        "forecast": forecasts(r.test_times, r.actual, r.forecasts, (f"{r.name}: " if several else "")
+                              + "test span: one-step-ahead forecasts vs actual",
                               r.target, bands=r.intervals, band_of=r.network),
         "error_by_step": error_by_step({n: steps[n] for n in _ranked(results) if n in steps}, metric.upper()),
         "learning_curves": plots.learning_curves(r.history, ("loss",), {"loss": "MSE (scaled)"}, log=True),
@@ -69,7 +71,8 @@ def write_forecast_report(run_dir: str | Path, report: ForecastReport) -> Path:
     with html.kept_if_unwritable(run_dir):
         images = {name: html.img(plots.save(fig, run_dir / "plots" / f"{name}.png"), name)
                   for name, fig in figures.items()}
-        doc = html.page(f"Forecast: {r.name} {r.target}, horizon {r.horizon}", _sections(r, images),
+        title = f"Forecast: {r.name} {r.target}" + (f" (first of {len(results['series'])} series)" if several else "")
+        doc = html.page(f"{title}, horizon {r.horizon}", _sections(r, images),
                         verdict=html.verdict(r.verdict, r.verdict_good))
         return html.write(run_dir / "report.html", doc)
 

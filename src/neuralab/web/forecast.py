@@ -43,6 +43,9 @@ def forecast_view(root: Path, run_id: str, series: str = "") -> dict:
     plots = [p for p in ("series", "forecast", "error_by_step", "learning_curves")
              if (run / "plots" / f"{p}.png").is_file()]
     mine = {}
+    intervals = runs.json_object(results.get("intervals"))
+    coverage = runs.json_object(intervals.get("coverage"))
+    coverage_pooled = bool(all_series)  # results.json's top-level coverage counts every series' targets
     if all_series:
         one = runs.json_object(runs.json_object(results.get("series")).get(shown))
         # pipeline._per_series judges each series alone by MAE, in its own units
@@ -54,18 +57,24 @@ def forecast_view(root: Path, run_id: str, series: str = "") -> dict:
                                        "vs_persistence": p.get("vs_persistence"),
                                        "vs_best_baseline": p.get("vs_best_baseline")}}
                       for r in own for p in [pooled.get(r["name"], {})]]
-        if shown != all_series[0]:
-            # results.json's spans and the series plots are of the first series; of the others only
-            # the test span is known, from their rows in forecast.csv
+        own_spans = runs.json_object(one.get("spans"))
+        if own_spans:
+            spans = own_spans
+        elif shown != all_series[0]:
+            # a run recorded before each series' spans were: its top-level spans are the first
+            # series'; of the others only the test span is known, from their rows in forecast.csv
             times = [t for step in steps.values() for t in step["time"]]
             spans = {"test": [min(times)[:10], max(times)[:10]]} if times else {}
+        own_coverage = runs.json_object(runs.json_object(one.get("intervals")).get("coverage"))
+        if own_coverage:
+            coverage, coverage_pooled = own_coverage, False
+        if shown != all_series[0]:  # the pipeline draws the series plots of the first series
             plots = [p for p in plots if p not in ("series", "forecast")]
         mine = {"scores_of": shown if own else "",  # "": the table is pooled over every series
                 "series_verdict": {k: one.get(k) for k in ("sentence", "outcome", "best", "network_rank",
                                                            "versus_persistence")}}
     names_all = set(next(iter(steps.values()), {}))
-    intervals = runs.json_object(results.get("intervals"))
-    coverage = {k: v for k, v in runs.json_object(intervals.get("coverage")).items() if isinstance(v, dict)}
+    coverage = {k: v for k, v in coverage.items() if isinstance(v, dict)}
     return {
         "id": run_id,
         "target": results.get("target", ""),
@@ -81,6 +90,7 @@ def forecast_view(root: Path, run_id: str, series: str = "") -> dict:
         "intervals": {"forecaster": intervals.get("forecaster", head.get("network")),
                       "levels": [k for k in coverage if f"lower_{k}" in names_all and f"upper_{k}" in names_all],
                       "coverage": {k: v.get("coverage") for k, v in coverage.items()},
+                      "pooled": coverage_pooled and bool(coverage),  # over every series, not the shown one's
                       "method": intervals.get("method", "")},
         "plots": plots,
         **mine,

@@ -73,10 +73,23 @@ function drawChart() {
     return `${k}% interval` + (c === null || c === undefined ? "" : ` (covered ${(100 * c).toFixed(1)}% of the test targets)`);
   });
   const named = view.series ? `series ${view.series}, ` : "";  // a run on several series shows one at a time
-  // results.json holds the coverage over every series only
-  const pooled = view.all_series.length > 1 ? " (coverage pooled over every series)" : "";
+  // a run recorded before each series' coverage was: results.json holds it over every series only
+  const pooled = view.intervals.pooled ? " (coverage pooled over every series)" : "";
   $("chart-note").textContent = `· ${named}${view.target}, ${n} forecasts, ${data.time[0].slice(0, 10)} to ${data.time[n - 1].slice(0, 10)}`
     + (covered.length ? `; shaded: ${net}'s ${covered.reverse().join(", ")}${pooled}` : "");
+}
+
+// The shown series' own train / validation / test spans (a run recorded before they were per
+// series knows only the test span of a series other than the first).
+function spans() {
+  let node = $("spans");
+  if (!node) {
+    node = el("p", { id: "spans", class: "muted small" });
+    $("chart").after(node);
+  }
+  const parts = ["train", "val", "test"].filter((k) => Array.isArray(view.spans?.[k]) && view.spans[k].length === 2)
+    .map((k) => `${k} ${view.spans[k][0]} .. ${view.spans[k][1]}`);
+  node.textContent = parts.length ? `Target spans${view.series ? ` of series ${view.series}` : ""}: ${parts.join(", ")}` : "";
 }
 
 function toggles() {
@@ -158,6 +171,7 @@ async function load(run, series = "") {
   $("step-label").classList.toggle("hidden", steps.length < 2);
   toggles();
   drawChart();
+  spans();
   scores();
   const titles = { series: "The series and its train / validation / test spans", error_by_step: "Error by horizon step",
     learning_curves: "Learning curves" };
