@@ -117,7 +117,7 @@ def test_status_and_rows_of_every_kind_including_damaged_ones(tmp_path):
     (forecast / runs.METRICS).write_text('{"epoch": 1}\n{"epoch": 2}\n{"epo')  # torn by a kill
     garbled = tmp_path / "garbled"
     garbled.mkdir()
-    (garbled / runs.CONFIG).write_text("{not json")
+    (garbled / runs.CONFIG).write_text('{"kind": "image-classifier",\n "config": {"model": "len')  # cut in a string
     infinite = tmp_path / "infinite"
     write_json(infinite / runs.CONFIG, {"kind": "forecaster", "config": {}})
     (infinite / runs.RESULTS).write_text('{"headline": {"network_mae": Infinity}}')  # as an old version wrote
@@ -131,7 +131,9 @@ def test_status_and_rows_of_every_kind_including_damaged_ones(tmp_path):
     assert (rows["group/weather"].status, rows["group/weather"].kind, rows["group/weather"].epochs) == (
         "interrupted", "forecaster", 2)
     assert rows["group/weather"].data == "seattle-weather temp_max"
-    assert rows["garbled"].status == "damaged" and "not valid JSON" in rows["garbled"].error
+    assert rows["garbled"].status == "damaged"
+    assert rows["garbled"].error.endswith("not valid JSON (Unterminated string starting at: line 2 column 22); the "
+                                          "file is damaged"), rows["garbled"].error
     assert rows["unknown"].status == "damaged" and "painter" in rows["unknown"].error
     assert rows["infinite"].metric["value"] is None  # an old non-finite value never reaches a table
     json.dumps([r.as_dict() for r in rows.values()], allow_nan=False)

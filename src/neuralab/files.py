@@ -198,7 +198,8 @@ def read_json(path: str | os.PathLike):
     except IsADirectoryError:
         raise NeuralabError(f"{path}: is a folder, not a JSON file") from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        why = f"{e.msg} at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else type(e).__name__
+        # "Unterminated string starting at: line 6 column 15", as json says it (its msg may end in "at")
+        why = f"{e.msg}: line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else type(e).__name__
         raise NeuralabError(f"{path}: not valid JSON ({why}); the file is damaged") from None
     except OSError as e:
         raise NeuralabError(f"{path}: cannot read ({e.strerror})") from None
