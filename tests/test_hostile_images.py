@@ -118,6 +118,26 @@ def test_a_folder_of_linked_classes_says_the_links_are_not_followed(tmp_path):
         load_image_folder(root)
 
 
+def test_pictures_beside_the_class_folders_are_said_not_dropped_without_a_word(tmp_path):
+    """Pictures at the top of the dataset's folder belong to no class: they were left out
+    silently, and a folder of nothing else was refused as having no class folders, the
+    pictures it holds unsaid."""
+    root = tmp_path / "shapes"
+    root.mkdir()
+    for i in range(4):
+        shade(10 * i).save(root / f"{i}.png")
+    with pytest.raises(NeuralabError, match=r"found 0 class folder\(s\).*; its 4 picture\(s\) \(0.png, 1.png, 2.png, "
+                                            r"\.\.\.\) belong in a sub-folder named after their class"):
+        load_image_folder(root)
+    for name, value in (("a", 10), ("b", 90)):
+        (root / name).mkdir()
+        for i in range(3):
+            shade(value + i).save(root / name / f"{i}.png")
+    with pytest.warns(SkippedImagesWarning, match=r"left out 4 picture\(s\) beside the class folders"):
+        data = load_image_folder(root, val_fraction=0, test_fraction=0)
+    assert data.classes == ["a", "b"] and len(data.train) == 6
+
+
 def test_a_size_no_classifier_takes_is_refused_before_any_picture_is_resized(tmp_path, monkeypatch, capsys):
     """--image-size 60000x60000 resized the first picture (10 GB, 40 s) before refusing it,
     and then told the user to pass the --image-size they had passed."""

@@ -88,6 +88,10 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
     # class beside it made a second class of the same pictures, in training and test alike)
     class_links = sorted(d for d in folders if d.is_symlink())
     classes = sorted(d.name for d in folders if not d.is_symlink())
+    suffixes = picture_suffixes()
+    # a picture beside the class folders belongs to no class: said, not dropped without a word
+    loose = sorted(f.name for f in root.iterdir() if not hidden(f.name) and f.suffix.lower() in suffixes
+                   and f.is_file())
     for name in classes:
         try:
             name.encode()
@@ -105,8 +109,14 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
                   f"{root / classes[0]}" if len(inner) >= 2 else ""
         linked = (f"; {_listed([d.name for d in class_links])}: links to folders, which are not followed, so "
                   "copy their pictures in") if class_links else ""
+        beside = (f"; its {len(loose)} picture(s) ({_listed(loose)}) belong in a sub-folder named after their "
+                  "class") if loose else ""
         raise NeuralabError(f"{root}: found {len(classes)} class folder(s); a classifier needs at least 2 "
-                            f"(root/CLASS_NAME/*.png|jpg){wrapped}{linked}")
+                            f"(root/CLASS_NAME/*.png|jpg){wrapped}{linked}{beside}")
+    if loose:
+        warnings.warn(f"{root}: left out {len(loose)} picture(s) beside the class folders, which belong to no class "
+                      f"({_listed(loose)}); move each into its class's folder to train on it", SkippedImagesWarning,
+                      stacklevel=3)
     files, links, unopened = [], list(class_links), []
     for label, name in enumerate(classes):
         found, linked, others = list_pictures(root / name)
