@@ -122,16 +122,28 @@ def test_predict_of_a_folder_answers_every_readable_picture_and_names_every_unre
         warnings.simplefilter("always")
         assert main(["predict", str(finished), str(folder), "--json", *on_error]) == status
     out, err = capsys.readouterr()
-    answered = [a["image"] for a in json.loads(out)]
-    assert answered == [str(p) for p in good]
+    answers = json.loads(out)  # in the order of the folder's pictures, the unreadable with their errors
+    assert [a["image"] for a in answers] == [str(p) for p in sorted([*good, folder / "notes.png", folder / "zz-cut.png"])]
+    assert [a["image"] for a in answers if "top" in a] == [str(p) for p in good]
+    assert [a["error"].split(": ")[0] for a in answers if "error" in a] == [str(folder / "notes.png"),
+                                                                           str(folder / "zz-cut.png")]
     (line,) = err.strip().splitlines() + [str(w.message) for w in warned]
     assert f"2 of {len(good) + 2} pictures cannot be read" in line or f"skipped 2 of {len(good) + 2}" in line
-    assert "notes.png" in line and "zz-cut.png" in line
+    assert f"{folder / 'notes.png'}: not a readable image" in line and "zz-cut.png" in line
     assert ("--on-error skip" in line) == (status == 2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert main(["predict", str(finished), str(folder), *on_error]) == status
     assert [row.split(": ")[0] for row in capsys.readouterr().out.splitlines()] == [str(p) for p in good]
+
+
+def test_predict_of_one_picture_that_cannot_be_read_says_the_readers_line_once(finished, tmp_path, capsys,
+                                                                              monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("bad.jpg").write_text("not a picture")
+    assert main(["predict", str(finished), "./bad.jpg"]) == 2
+    assert one_line(capsys) == "neuralab: error: bad.jpg: not a readable image; give a PNG, JPEG, GIF, BMP, TIFF, " \
+                               "WebP or PGM/PPM file"
 
 
 # --- summary ------------------------------------------------------------------------------------

@@ -158,10 +158,10 @@ def test_a_photo_for_a_small_input_is_decoded_at_the_scale_that_covers_it(tmp_pa
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",
                         lambda self, mode, size: drafts.append(size) or real(self, mode, size))
     small = read_image(tmp_path / "photo.jpg", size=(64, 48))
-    assert drafts == [(100, 75)]  # an eighth: 100x75 still covers 64x48 either way round
+    assert drafts == [(200, 150)]  # a quarter: 200x150 still covers twice 64x48 either way round
     assert small.shape == whole.shape == (64, 48, 3)
     assert np.abs(small.astype(int) - whole.astype(int)).mean() < 2
-    assert pictures._jpeg_scale(800, 600, pictures.MAX_PIXELS, (300, 300)) == 2  # a half covers 300 a side
+    assert pictures._jpeg_scale(800, 600, pictures.MAX_PIXELS, (150, 150)) == 2  # a half covers twice 150
     assert pictures._jpeg_scale(800, 600, pictures.MAX_PIXELS, (600, 600)) == 1
     Image.fromarray(picture).save(tmp_path / "scan.png")  # no scale to decode at: resized as before
     assert np.array_equal(read_image(tmp_path / "scan.png", size=(64, 48)),

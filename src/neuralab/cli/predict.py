@@ -35,6 +35,8 @@ def run_predict(args) -> int:
     import json
     import warnings
 
+    import numpy as np
+
     from neuralab.data.folders import SkippedImagesWarning
     from neuralab.errors import NeuralabError
     from neuralab.training import load_classifier
@@ -43,26 +45,28 @@ def run_predict(args) -> int:
     clf = load_classifier(args.run_dir, trust_code=args.trust_code)
     k = min(args.top_k, len(clf.classes))
     paths = pictures(args.images)
-    answered, unreadable = [], []
+    answers, unreadable = [], []  # for --json, in the order given; (path, the reader's error, which names it)
     for i in range(0, len(paths), PREDICT_BATCH):  # a batch at a time: 20,000 photos need not all be in memory
-        batch, images = readable(clf, paths[i:i + PREDICT_BATCH], args.invert, unreadable)
-        if not batch:
-            continue
-        tops = clf.top_k(clf.predict_proba(images), k)
-        if args.json:
-            answered += zip(batch, tops)
-            continue
-        for path, top in zip(batch, tops):  # printed as they come: one broken file at the end loses none of them
-            # one line per picture, for grep and scripts
-            print(f"{printable(str(path))}: " + ", ".join(f"{c} {p * 100:.1f}%" for c, p in top))
+        batch = paths[i:i + PREDICT_BATCH]
+        read = [read_one(clf, path, args.invert) for path in batch]
+        pixels = [r for r in read if not isinstance(r, NeuralabError)]
+        tops = iter(clf.top_k(clf.predict_proba(np.concatenate(pixels)), k) if pixels else ())
+        for path, r in zip(batch, read):
+            if isinstance(r, NeuralabError):
+                unreadable.append((path, r))
+                answers.append({"image": str(path), "error": str(r)})
+                continue
+            top = next(tops)
+            if args.json:
+                answers.append({"image": str(path), "top": [{"class": c, "probability": p} for c, p in top]})
+            else:  # one line per picture, for grep and scripts, printed as they come: a broken file loses none
+                print(f"{printable(str(path))}: " + ", ".join(f"{c} {p * 100:.1f}%" for c, p in top))
     if args.json:
-        print(json.dumps([{"image": str(path), "top": [{"class": c, "probability": p} for c, p in top]}
-                          for path, top in answered], indent=2))
+        print(json.dumps(answers, indent=2))
     if unreadable:
-        if len(paths) == 1 and args.on_error == "refuse":  # the reader's own words, which name the picture
-            raise NeuralabError(f"{printable(str(unreadable[0][0]))}: {unreadable[0][1]}")
-        listed = "; ".join(f"{printable(str(p))} ({why})" for p, why in unreadable[:3])
-        listed += "; ..." if len(unreadable) > 3 else ""
+        if len(paths) == 1 and args.on_error == "refuse":  # the reader's own line
+            raise unreadable[0][1]
+        listed = "; ".join(printable(str(e)) for _, e in unreadable[:3]) + ("; ..." if len(unreadable) > 3 else "")
         others = ", the others are answered" if len(unreadable) < len(paths) else ""
         if args.on_error == "refuse":
             raise NeuralabError(f"{len(unreadable)} of {len(paths)} pictures cannot be read{others}: "
@@ -72,26 +76,15 @@ def run_predict(args) -> int:
     return 0
 
 
-def readable(clf, paths: list, invert: bool, unreadable: list) -> tuple[list, object]:
-    """The pictures of ``paths`` that can be read, and their pixels as ``clf.load_images`` gives
-    them; each of the others goes to ``unreadable`` as (path, why)."""
+def read_one(clf, path, invert: bool):
+    """The picture at ``path`` as ``clf.load_images`` gives it (1, C, H, W), or the reader's
+    NeuralabError, which names it: one that cannot be read must not cost the others."""
     from neuralab.errors import NeuralabError
 
     try:
-        return paths, clf.load_images(paths, invert=invert)
-    except NeuralabError:  # one or more of them: read one by one to answer the others
-        pass
-    kept, images = [], []
-    for path in paths:
-        try:
-            images.append(clf.load_images([path], invert=invert))
-        except NeuralabError as e:
-            unreadable.append((path, str(e).removeprefix(f"{path}: ")))
-            continue
-        kept.append(path)
-    import numpy as np
-
-    return kept, np.concatenate(images) if images else None
+        return clf.load_images([path], invert=invert)
+    except NeuralabError as e:
+        return e
 
 
 def pictures(given: list[str]) -> list:
