@@ -191,8 +191,9 @@ def given_fields(train: TrainConfig | ClassifierConfig, defaults: TrainConfig | 
     Where that cannot be told, ``train`` having been made with every field (``dataclasses.replace``,
     a stored config.json), those whose values differ from ``defaults`` (its class's own by default):
     one at its default is taken as left out. ``replaced`` keeps a TrainConfig's record through a change."""
-    if train._named is not None:
-        return train._named
+    named = getattr(train, "_named", None)  # a config pickled before the record existed has none
+    if named is not None:
+        return named
     defaults = defaults or type(train)()
     return frozenset(f.name for f in fields(train) if getattr(train, f.name) != getattr(defaults, f.name))
 
@@ -201,7 +202,8 @@ def replaced(config, /, **changes):
     """``dataclasses.replace(config, **changes)`` for a TrainConfig or a ClassifierConfig that
     keeps which fields were given (given_fields), the changed ones added."""
     out = replace(config, **changes)
-    object.__setattr__(out, "_named", None if config._named is None else config._named | frozenset(changes))
+    named = getattr(config, "_named", None)
+    object.__setattr__(out, "_named", None if named is None else named | frozenset(changes))
     return out
 
 
