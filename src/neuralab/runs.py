@@ -103,18 +103,35 @@ class EnvironmentChangedWarning(UserWarning):
 COMPUTES_WITH = ("device", "gpu", "world_size", "threads", "autocast", "torch", "neuralab")
 
 
+def epoch_kept(path: Path) -> bool:
+    """Whether the run at ``path`` keeps a finished epoch: last.safetensors is every epoch's
+    commit point (written before any other file names the epoch), so a run stopped in its
+    first epoch has none, and its folder holds only what says how to start it."""
+    return (Path(path) / LAST).exists()
+
+
 class Interrupted(KeyboardInterrupt):
-    """Training stopped by Ctrl-C (or SIGINT); the run of ``kind`` keeps its last finished epoch.
+    """Training stopped by Ctrl-C (or SIGINT); the run of ``kind`` keeps its last finished epoch,
+    or, stopped in its first (``epoch_kept`` False), only its config, from which a resume starts
+    it again.
 
     The message ends with how to go on: ``then``, else the Python call that resumes the run
-    (``resume_call``). ``kept`` is the message without it, to which the command line adds its
-    own command: each interface names its own way on, never the other's."""
+    (``resume_call``) and ``resume_does``, what that resume does. ``kept`` is the message
+    without it, to which the command line adds its own command: each interface names its own
+    way on, never the other's."""
 
     def __init__(self, path: str | os.PathLike, kind: Kind, then: str | None = None):
         self.path, self.kind = Path(path), kind
-        self.kept = f"{self.path}: interrupted; the files of the last finished epoch are kept"
+        self.epoch_kept = epoch_kept(self.path)
+        if self.epoch_kept:
+            self.kept = f"{self.path}: interrupted; the files of the last finished epoch are kept"
+            self.resume_does = "continues it"
+        else:
+            self.kept = (f"{self.path}: interrupted before its first epoch finished; no epoch is kept, only the "
+                         "run's config")
+            self.resume_does = FROM_THE_START
         call = self.resume_call(self.path, kind)
-        then = then or (f"`{call}` continues it" if call else
+        then = then or (f"`{call}` {self.resume_does}" if call else
                         f"its model, a module object, is not one the run can rebuild: {NOT_RESUMABLE}")
         super().__init__(f"{self.kept}; {then}")
 
@@ -134,6 +151,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 NOT_RESUMABLE = "start it again, with `overwrite`"
+FROM_THE_START = "starts it again from epoch 1 with the same config"  # a resume of a run with no epoch kept
 
 
 def resume_needs(path: Path) -> tuple[str, str | None]:
@@ -175,9 +193,13 @@ class InterruptedInTheWay(ParameterError):
         self.path, self.kind, self.out, self.then = Path(path), kind, out, then
         resume = resume or Interrupted.resume_call(self.path, kind)
         what = "holds an interrupted run" if out is None else f"holds {self.path.name}, an interrupted run"
-        super().__init__("out", str(path if out is None else out), f"{what}, which `{resume}` continues{then}; pass "
-                                                                   "`overwrite` to replace it (its finished epochs are "
-                                                                   "lost) or choose another `out`")
+        if epoch_kept(self.path):
+            why = (f"{what}, which `{resume}` continues{then}; pass `overwrite` to replace it (its finished epochs "
+                   "are lost)")
+        else:
+            why = (f"{what} stopped before its first epoch finished, which `{resume}` {FROM_THE_START}{then}; pass "
+                   "`overwrite` to replace it")
+        super().__init__("out", str(path if out is None else out), f"{why} or choose another `out`")
 
 
 def _written_by_runs(child: Path) -> bool:

@@ -237,7 +237,7 @@ def ways_on_as_commands(interrupted: Callable | None = None, then: str = ""):
 
         raise e.said_with(report_command(e.run_dir)) from None
     except Interrupted as e:
-        said = interrupted(e) if interrupted else f"`{resume_command(e.kind.made_by, e.path)}` continues it"
+        said = interrupted(e) if interrupted else f"`{resume_command(e.kind.made_by, e.path)}` {e.resume_does}"
         raise KeyboardInterrupt(f"{e.kept}; {said}") from None
     except InterruptedInTheWay as e:
         if getattr(e, "said_as_commands", False):  # by a command's own words already, within main()'s

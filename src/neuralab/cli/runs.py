@@ -78,12 +78,31 @@ def table(rows, root: Path) -> str:
     widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     damaged = [f"  {r.id}: {r.error}" for r in rows if r.error]
-    return "\n".join(lines + (["damaged:", *damaged] if damaged else []))
+    return "\n".join(lines + (["damaged:", *damaged] if damaged else []) + _left_out(root))
+
+
+def _left_out(root: Path) -> list[str]:
+    """Where ROOT is one run: the pictures its folder's loading left out, which its row's data
+    does not say (config.json's data.skipped)."""
+    from neuralab.errors import NeuralabError
+    from neuralab.runs import CONFIG, Run
+
+    if not (root / CONFIG).is_file():
+        return []
+    from neuralab.data.digest import skipped_sentence
+
+    try:
+        sentence = skipped_sentence(Run(root).record.get("data"))
+    except NeuralabError:  # a damaged config.json: its row says so
+        return []
+    return [printable(sentence)] if sentence else []
 
 
 def _metric(row) -> str:
     m = row.metric
     if m.get("value") is None:
+        if row.status == "interrupted" and not row.epochs:  # as the web app's list says it
+            return "stopped before its first epoch"
         return m.get("note") or ""  # why there is no figure, where the verdict says (not ranked: ...)
     value = f"{m['value'] * 100:.2f}%" if "accuracy" in m["name"] else f"{m['value']:.4g}"
     return f"{m['name']} {value}" + (f" ({m['note']})" if m.get("note") else "")

@@ -187,7 +187,7 @@ def run_compare(args) -> int:
     def way_on(e) -> str:
         command = resume_command(e.kind.made_by, e.path)
         if command.endswith("--trust-code"):  # a comparison does not run a run's copy of its code: the user resumes it
-            return f"`{command}` continues it; then {again} {AFTER_ITS_RESUME}"
+            return f"`{command}` {e.resume_does}; then {again} {AFTER_ITS_RESUME}"
         return f"{again} {GOES_ON}"
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]

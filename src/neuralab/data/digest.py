@@ -10,12 +10,56 @@ from pathlib import Path
 import numpy as np
 
 SPLITS = ("train", "val", "test")
+# Of the pictures a folder's loading left out, config.json names this many: the count says how
+# many in all, and a folder of 100,000 broken files must not make config.json megabytes
+SKIPPED_LISTED = 20
+SKIPPED_SAID = 5      # of those, the report's and `neuralab runs RUN`'s one line names this many
+MAX_REASON = 200      # characters of a reason kept: a decoder's message may quote the file's bytes
 
 
 def split_record(data) -> dict:
     """What config.json records of the images a run was made on for ``check_same_data``: the
-    size of each split and the digest."""
-    return {**{split: len(getattr(data, split)) for split in SPLITS}, **data_digest(data)}
+    size of each split and the digest; for a folder, the pictures its loading left out (``skipped``)."""
+    from neuralab.data import FolderData
+
+    record = {**{split: len(getattr(data, split)) for split in SPLITS}, **data_digest(data)}
+    if isinstance(data, FolderData):
+        record["skipped"] = skipped_record(data)
+    return record
+
+
+def skipped_record(data) -> dict:
+    """The pictures of a folder that its loading could not read and left out (`on_error` skip,
+    ``FolderData.skipped``), as config.json keeps them: ``count``, and the first SKIPPED_LISTED
+    as ``pictures``, each its ``path`` in the folder and the ``reason``."""
+    root = Path(data.root)
+
+    def in_folder(path: str) -> str:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:  # not under the folder as given: said as the loading said it
+            return str(path)
+
+    return {"count": len(data.skipped),
+            "pictures": [{"path": in_folder(path), "reason": str(why)[:MAX_REASON]}
+                         for path, why in data.skipped[:SKIPPED_LISTED]]}
+
+
+def skipped_sentence(record) -> str:
+    """One line saying what config.json's data record (``record``) lists as left out of the
+    folder: "12 pictures of the folder could not be read and were left out: cat/a.jpg (file is
+    empty), ... and 7 more"; "" where none was, or the record is from before runs kept the list."""
+    skipped = record.get("skipped") if isinstance(record, dict) else None
+    count = skipped.get("count") if isinstance(skipped, dict) else None
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        return ""
+    pictures = [p for p in skipped.get("pictures") or [] if isinstance(p, dict)][:SKIPPED_SAID]
+    # the reason's first clause: what is wrong, not the advice after it (the warning gave that)
+    named = [f"{p.get('path')} ({str(p.get('reason') or 'unreadable').split('; ')[0]})" for p in pictures]
+    more = f" and {count - len(named):,} more" if count > len(named) else ""
+    were = "picture of the folder could not be read and was" if count == 1 else \
+        "pictures of the folder could not be read and were"
+    return f"{count:,} {were} left out" + (f": {', '.join(named)}{more}" if named else "")
 
 
 def data_digest(data) -> dict:

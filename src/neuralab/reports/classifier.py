@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralab.data.digest import skipped_sentence
 from neuralab.errors import NeuralabError
 from neuralab.reports import html, plots
 from neuralab.runs import CONFIG, RESULTS, json_object
@@ -81,9 +82,12 @@ def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict,
                _fixed(r.get("val_loss"), "{:.4f}"), _fixed(r.get("val_accuracy"), "{:.2%}"),
                _fixed(r.get("seconds"), "{:.1f}")]
               for r in history]
+    # the pictures a folder's loading left out, which a reader of the figures would otherwise never learn of
+    left_out = skipped_sentence(record.get("data"))
     with html.kept_if_unwritable(run_dir):
         curves = plots.save(plots.learning_curves(history), run_dir / "learning_curves.png")
         sections = [
+            *([("", html.paragraph(html.esc(left_out) + "."))] if left_out else []),
             ("Learning curves", html.img(curves, "learning curves")
              + html.paragraph(_curves_caption(cfg, history), muted=True)),
             ("Epochs", html.table(["epoch", "loss", "accuracy", "val loss", "val accuracy", "seconds"], epochs)),

@@ -5,7 +5,8 @@ command a user would type, so it writes the same run directory and honours the s
 checks), its output going to a log file, while the pages stay responsive. One job trains
 at a time; the others wait in order. Stopping sends SIGINT, as Ctrl-C does: the run keeps its
 last finished epoch and `neuralab train --resume` (the resume button) continues it, bit for
-bit. Jobs die with the server: ``close`` interrupts the one training, and on Linux the
+bit; one stopped in its first epoch keeps only its config, and the resume starts it again
+from epoch 1. Jobs die with the server: ``close`` interrupts the one training, and on Linux the
 kernel sends it SIGINT if the server dies without closing (PR_SET_PDEATHSIG).
 
 The form's fields are read here as the command line reads its flags (a zoo model, a dataset
