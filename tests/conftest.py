@@ -141,3 +141,13 @@ def cut_in_epoch_2(monkeypatch):
         monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", interrupt)
         return lambda: monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)
     return cut
+
+
+@pytest.fixture(scope="module")
+def one_cpu_thread():
+    """A module's tests on one intra-op thread (``pytestmark = pytest.mark.usefixtures(...)``):
+    small models, and two threads on a busy two-core machine stall at every barrier."""
+    from neuralab.training.device import cpu_threads
+
+    with cpu_threads(1):
+        yield

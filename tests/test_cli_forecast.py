@@ -9,13 +9,9 @@ import pandas as pd
 import pytest
 
 from neuralab.cli import main
-from neuralab.training.device import cpu_threads
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):  # small recurrent models; far faster on a busy machine
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def csv(tmp_path, rows: int = 120, name: str = "series.csv", **edits) -> str:

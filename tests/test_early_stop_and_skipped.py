@@ -18,13 +18,9 @@ from neuralab.cli import main
 from neuralab.errors import ParameterError
 from neuralab.runs import Interrupted, Run, Status
 from neuralab.training import trainer as trainer_module
-from neuralab.training.device import cpu_threads
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 @pytest.fixture(scope="module")

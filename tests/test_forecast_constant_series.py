@@ -19,13 +19,9 @@ from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
 from neuralab.forecasting.verdict import verdict
 from neuralab.forecasting.windows import WindowConfig, prepare
-from neuralab.training.device import cpu_threads
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def flat_then_ramp(level: float, n: int = 400, flat: int = 300) -> np.ndarray:

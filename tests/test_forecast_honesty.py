@@ -18,13 +18,9 @@ from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
 from neuralab.forecasting.verdict import character, verdict
 from neuralab.forecasting.windows import WindowConfig, prepare
-from neuralab.training.device import cpu_threads
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def ar1(n: int, phi: float, seed: int) -> np.ndarray:

@@ -15,16 +15,12 @@ from neuralab.cli import main
 from neuralab.data.series import load_series
 from neuralab.forecasting.verdict import character
 from neuralab.forecasting.windows import WindowConfig, prepare
-from neuralab.training.device import cpu_threads
 
 N = 400
 ROUNDED = 0.1 + 0.2  # 0.30000000000000004: 0.3 as a sum of floats
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def rounding_constant(n: int = N) -> np.ndarray:

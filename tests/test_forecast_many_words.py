@@ -14,16 +14,12 @@ from neuralab.cli import main
 from neuralab.data.series import load_series_list
 from neuralab.forecasting.pipeline import HEADER_SERIES, _data_lines
 from neuralab.runs import Run, describe
-from neuralab.training.device import cpu_threads
 
 TINY = ["--target", "value", "--series-column", "id", "--lookback", "7", "--hidden", "8", "--epochs", "1",
         "--backtest-folds", "2", "--threads", "1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def station(name: str, start: str, days: int, gaps: int, seed: int) -> pd.DataFrame:

@@ -16,15 +16,11 @@ from neuralab.errors import NeuralabError
 from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.pipeline import ForecastConfig, predict_run, run_forecast
 from neuralab.forecasting.windows import WindowConfig
-from neuralab.training.device import cpu_threads
 
 ort = pytest.importorskip("onnxruntime", reason="pip install 'neuralab[export]'")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def forecast(tmp_path, data="seattle-weather", target="temp_max", features=(), transform="diff", recipe="residual",

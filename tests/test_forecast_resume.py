@@ -14,13 +14,9 @@ from neuralab.forecasting.pipeline import ForecastConfig, resume_forecast, run_f
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.runs import Interrupted, Run, Status
 from neuralab.training.checkpoint import load_tensors
-from neuralab.training.device import cpu_threads
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def config(data="seattle-weather", **train) -> ForecastConfig:

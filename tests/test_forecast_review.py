@@ -19,13 +19,9 @@ from neuralab.forecasting.baselines import build_baselines
 from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.pipeline import ForecastConfig, predict_run, refuse_oversized_run, run_forecast
 from neuralab.forecasting.windows import WindowConfig
-from neuralab.training.device import cpu_threads
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def closes(path: Path, rows: slice = slice(0, 150), times: float = 1.0) -> Path:

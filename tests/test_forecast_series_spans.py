@@ -14,15 +14,11 @@ from neuralab.cli import main
 from neuralab.data.series import load_series
 from neuralab.forecasting import pipeline
 from neuralab.forecasting.windows import WindowConfig, prepare
-from neuralab.training.device import cpu_threads
 
 STARTS = {"INDEX": ("2020-01-01", 300), "TEMP": ("2021-03-01", 260)}  # later and shorter
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def frames() -> dict[str, pd.DataFrame]:

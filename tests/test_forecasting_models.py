@@ -15,13 +15,9 @@ from neuralab.forecasting.models import (ForecastNetwork, ModelConfig, NetworkFo
 from neuralab.forecasting.topologies import (ManyToMany, ManyToOne, OneToMany, OneToOne, TOPOLOGIES, keras_init,
                                              shapes, train_toy)
 from neuralab.forecasting.windows import WindowConfig, prepare
-from neuralab.training.device import cpu_threads
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):  # small recurrent models; far faster on a busy machine
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def test_stacked_lstm_matches_the_workshop_model():

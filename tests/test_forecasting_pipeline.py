@@ -17,13 +17,9 @@ from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.pipeline import ForecastConfig, load_forecaster, predict_run, run_forecast
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.runs import Run
-from neuralab.training.device import cpu_threads
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):  # small recurrent models; far faster on a busy machine
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,15 @@ def shade(value: int, size=(12, 10)) -> Image.Image:
     return Image.fromarray(np.full(size, value, np.uint8))
 
 
+def two_classes(root: Path) -> Path:
+    """``root`` with classes a and b of three shades each (10-12 and 90-92)."""
+    for name, value in (("a", 10), ("b", 90)):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            shade(value + i).save(root / name / f"{i}.png")
+    return root
+
+
 def test_pictures_in_folders_below_a_class_folder_belong_to_that_class(tmp_path):
     """As Keras's image_dataset_from_directory and torchvision's ImageFolder read them: a class
     kept in sub-folders (by year, by camera) was refused as empty, and a class partly kept in
@@ -63,11 +72,7 @@ def test_every_format_the_reader_opens_is_found_in_a_folder(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
 def test_a_link_to_a_folder_is_named_and_not_followed(tmp_path):
-    root = tmp_path / "shapes"
-    for name, value in (("a", 10), ("b", 90)):
-        (root / name).mkdir(parents=True)
-        for i in range(3):
-            shade(value + i).save(root / name / f"{i}.png")
+    root = two_classes(tmp_path / "shapes")
     private = tmp_path / "elsewhere"
     private.mkdir()
     shade(1).save(private / "secret.png")
@@ -86,11 +91,7 @@ def test_a_class_folder_that_is_a_link_is_named_and_not_followed(tmp_path, insid
     """A link beside the classes was followed as a class of its own: to a class beside it, the
     same pictures trained and tested under two names without a word; out of the folder, each of
     its pictures was refused as a link leading out."""
-    root = tmp_path / "shapes"
-    for name, value in (("a", 10), ("b", 90)):
-        (root / name).mkdir(parents=True)
-        for i in range(3):
-            shade(value + i).save(root / name / f"{i}.png")
+    root = two_classes(tmp_path / "shapes")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for i in range(4):
@@ -129,10 +130,7 @@ def test_pictures_beside_the_class_folders_are_said_not_dropped_without_a_word(t
     with pytest.raises(NeuralabError, match=r"found 0 class folder\(s\).*; its 4 picture\(s\) \(0.png, 1.png, 2.png, "
                                             r"\.\.\.\) belong in a sub-folder named after their class"):
         load_image_folder(root)
-    for name, value in (("a", 10), ("b", 90)):
-        (root / name).mkdir()
-        for i in range(3):
-            shade(value + i).save(root / name / f"{i}.png")
+    two_classes(root)
     with pytest.warns(SkippedImagesWarning, match=r"left out 4 picture\(s\) beside the class folders"):
         data = load_image_folder(root, val_fraction=0, test_fraction=0)
     assert data.classes == ["a", "b"] and len(data.train) == 6

@@ -17,15 +17,11 @@ from neuralab.forecasting import pipeline
 from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.runs import Interrupted, Run, Status
-from neuralab.training.device import cpu_threads
 
 KERAS_FILE = Path(__file__).parent / "data" / "keras" / "graph_tfk2.keras"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 def pressed(*args, **kwargs):

@@ -18,13 +18,9 @@ from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.runs import Interrupted, Run, Status
 from neuralab.training import trainer as trainer_module
-from neuralab.training.device import cpu_threads
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):  # a resumed run then computes as an uninterrupted one did, to the bit
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # a resumed run computes as an uninterrupted one did, to the bit
 
 
 @pytest.fixture(scope="module")

@@ -30,15 +30,11 @@ from neuralab.reports import html as report_html
 from neuralab.reports.html import ReportInterrupted, ReportNotWritten
 from neuralab.runs import Interrupted, InterruptedInTheWay, Kind, Run, RunLocked, Status
 from neuralab.training.config import Diverged
-from neuralab.training.device import cpu_threads
 from neuralab.training.source import CodeNotTrusted, ModelNeeded
 from neuralab.training.trainer import REGRESSION, Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
 
 
 @pytest.fixture(scope="module")
