@@ -155,6 +155,11 @@ def test_a_size_no_classifier_takes_is_refused_before_any_picture_is_resized(tmp
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--image-size" in err and "1025x32': at most 1024 pixels a side" in err
     assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit) as usage:  # Keras's (height, width, channels), as a learner writes it
+        main(["train", "--model", "cnn", "--data", str(root), "--image-size", "32x32x3", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert usage.value.code == 2 and err.count("\n") == 1
+    assert "'32x32x3': give HEIGHTxWIDTH in pixels (32x32); the colour channels are --color's (rgb for 3" in err
 
 
 # --- ONNX export -----------------------------------------------------------------------------------
