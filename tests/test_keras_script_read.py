@@ -12,6 +12,8 @@ import io
 import json
 import os
 import re
+import shutil
+import sys
 import textwrap
 import warnings
 
@@ -233,3 +235,188 @@ def test_a_second_compile_with_other_settings_is_said_once(arrays, tmp_path):
         warnings.simplefilter("always")
         resolve(same)
     assert not [str(w.message) for w in caught if "compile()" in str(w.message)]
+
+
+def _resolved(path) -> tuple:
+    """``resolve(path)`` and the warnings it gave."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        source = resolve(path)
+    return source, [str(w.message) for w in said]
+
+
+def test_files_put_back_keep_their_permissions_and_hard_links(arrays, tmp_path):
+    """A file put back was a new file in its place: the learner's private 0600 file came back
+    readable by all, their 0755 script lost its +x, and a hard link to it kept the script's write."""
+    secrets, launcher = tmp_path / "secrets.json", tmp_path / "run.sh"
+    secrets.write_text('{"api_key": "learner-own"}\n')
+    secrets.chmod(0o600)
+    launcher.write_text("#!/bin/sh\npython script.py\n")
+    launcher.chmod(0o755)
+    os.link(launcher, tmp_path / "run-link.sh")
+    before = {p: (p.read_bytes(), os.stat(p)) for p in (secrets, launcher)}
+    path = _script(tmp_path, arrays, f"""
+        with open({str(secrets)!r}, "w") as f:
+            json.dump({{}}, f)
+        with open({str(launcher)!r}, "a") as f:
+            f.write("echo trained\\n")
+        """)
+    _, said = _resolved(path)
+    assert [s for s in said if "put back" in s] == [
+        f"{path}: wrote over {secrets}, {launcher} as neuralab read it for its model, from a model that was not "
+        "trained: put back as they were; `python script.py` still writes them"]
+    for file, (data, was) in before.items():
+        now = os.stat(file)
+        assert file.read_bytes() == data
+        assert (oct(now.st_mode), now.st_ino, now.st_nlink) == (oct(was.st_mode), was.st_ino, was.st_nlink), file
+    assert (tmp_path / "run-link.sh").read_bytes() == before[launcher][0]
+
+
+def test_files_the_script_makes_as_it_is_read_are_left_as_it_writes_them(arrays, tmp_path):
+    """A file absent when the script first opened it was copied on its second open, and what the
+    script wrote the first time "put back": a log it appends to came back as its first line, and
+    a scratch file in a temporary folder came back with the folder, which the script had removed."""
+    log = tmp_path / "train_log.txt"
+    path = _script(tmp_path, arrays, f"""
+        import os, tempfile
+        for step in range(3):
+            with open({str(log)!r}, "a") as f:
+                f.write(f"step {{step}}\\n")
+        with tempfile.TemporaryDirectory(dir={str(tmp_path)!r}) as scratch:
+            for i in range(2):
+                with open(os.path.join(scratch, "scratch.json"), "w") as f:
+                    json.dump({{"round": i}}, f)
+        """)
+    _, said = _resolved(path)
+    assert log.read_text() == "step 0\nstep 1\nstep 2\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["script.py", "train_log.txt"]
+    assert not [s for s in said if "wrote over" in s], said
+
+
+def _log(file, lines: int) -> bytes:
+    """A training log as a learner's runs leave one, ``lines`` lines long."""
+    file.write_bytes(b"".join(b"epoch %d step %d loss %.4f accuracy %.4f\n" % (i // 1000, i % 1000, 2 / (1 + i / 500),
+                                                                             1 - 1 / (2 + i / 300))
+                              for i in range(lines)))
+    return file.read_bytes()
+
+
+def test_a_file_over_the_copy_limit_is_said_not_put_back_and_others_are(arrays, tmp_path, monkeypatch):
+    """Every file written over was read whole into memory, however large (an append to a 400 MB
+    log took 800 MB), and nothing said which could not be kept."""
+    from neuralab.training import source
+
+    monkeypatch.setattr(source, "MAX_KEPT", 2**20)
+    log, results = tmp_path / "events.log", tmp_path / "results.txt"
+    before = _log(log, 40_000)
+    results.write_text("test accuracy 0.8125\n")
+    path = _script(tmp_path, arrays, f"""
+        with open({str(log)!r}, "a") as f:
+            f.write("trained\\n")
+        with open({str(results)!r}, "w") as f:
+            f.write("test accuracy nan\\n")
+        """)
+    _, said = _resolved(path)
+    assert log.read_bytes() == before + b"trained\n" and results.read_text() == "test accuracy 0.8125\n"
+    assert [s for s in said if "wrote over" in s] == [
+        f"{path}: wrote over {results} as neuralab read it for its model, from a model that was not trained: put "
+        "back as it was; `python script.py` still writes it",
+        f"{path}: wrote over {log} ({len(before) / 2**20:.0f} MB, over the 1 MB neuralab copies to put back) as "
+        "neuralab read it for its model, from a model that was not trained, and it could not be put back; put the "
+        "lines writing it under if __name__ == \"__main__\":, which neuralab does not run"]
+
+
+def test_a_file_put_back_is_copied_on_disk_not_held_in_memory(arrays, tmp_path):
+    """The 30 MB log a script appends to was held whole in memory, and read whole again to compare."""
+    import tracemalloc
+
+    log = tmp_path / "events.log"
+    before = _log(log, 700_000)
+    path = _script(tmp_path, arrays, f"""
+        with open({str(log)!r}, "a") as f:
+            f.write("trained\\n")
+        """)
+    tracemalloc.start()
+    try:
+        _, said = _resolved(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert log.read_bytes() == before and [s for s in said if "put back as it was" in s]
+    assert peak < len(before) / 2, f"{peak / 2**20:.0f} MB held for a {len(before) / 2**20:.0f} MB file"
+
+
+def test_a_file_that_cannot_be_put_back_is_said_and_the_others_are_put_back(arrays, tmp_path):
+    """Files were put back inside the read's `finally`: one that could not be (its folder gone,
+    read-only, a full disk) raised there, over the script's own error or result, and those after
+    it were left written over; a removed folder was made again to put its file back."""
+    out, results = tmp_path / "out", tmp_path / "results.txt"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"accuracy": 0.8125}\n')
+    results.write_text("test accuracy 0.8125\n")
+    path = _script(tmp_path, arrays, f"""
+        import shutil
+        with open({str(out / 'metrics.json')!r}, "w") as f:
+            json.dump({{"accuracy": float("nan")}}, f)
+        with open({str(results)!r}, "w") as f:
+            f.write("test accuracy nan\\n")
+        shutil.rmtree({str(out)!r})
+        """)
+    source, said = _resolved(path)
+    assert source.type == "keras" and not out.exists()
+    assert results.read_text() == "test accuracy 0.8125\n"
+    not_put_back = [s for s in said if "could not be put back" in s]
+    assert len(not_put_back) == 1, said
+    copy = re.search(r"as it was: (\S+)\)", not_put_back[0]).group(1)
+    assert not_put_back[0] == (
+        f"{path}: wrote over {out / 'metrics.json'} (No such file or directory; as it was: {copy}) as neuralab read it "
+        "for its model, from a model that was not trained, and it could not be put back; put the lines writing it "
+        "under if __name__ == \"__main__\":, which neuralab does not run")
+    with open(copy) as f:  # the learner's file as it was, for them to take back
+        assert f.read() == '{"accuracy": 0.8125}\n'
+    shutil.rmtree(os.path.dirname(copy))
+
+
+@pytest.mark.filterwarnings("ignore:.*model.fit\\(\\), which neuralab does not run")
+def test_two_threads_reading_scripts_leave_open_and_keras_as_they_were(arrays, tmp_path, monkeypatch):
+    """A second thread's read took the first's patched open() and Model.fit for Python's and
+    Keras's own, and put them back when it ended: every later fit() in the process trained
+    nothing, and every open() went through a leftover guard."""
+    import threading
+    import types
+
+    names = ("fit", "save", "save_weights", "compile", "train_on_batch", "evaluate", "predict")
+    own = {name: vars(keras.Model).get(name) for name in names}
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", real_open)  # put back after the test, even where a read left its guard
+    monkeypatch.setattr(io, "open", real_open)
+    # the first script waits (3 s at most) for the second's read to be running, which then outlives it
+    meeting = types.SimpleNamespace(waiting=threading.Event(), inside=threading.Event(), first_done=threading.Event())
+    monkeypatch.setitem(sys.modules, "meeting", meeting)
+    first = _script(tmp_path, arrays, "import meeting\nmeeting.waiting.set()\nmeeting.inside.wait(3)\n", "first.py")
+    second = _script(tmp_path, arrays, "import meeting\nmeeting.inside.set()\nmeeting.first_done.wait(3)\n",
+                     "second.py")
+    failed = []
+
+    def read(path, done=None):
+        try:
+            resolve(path)
+        except Exception as e:  # noqa: BLE001  said below, in the test's thread
+            failed.append(e)
+        if done is not None:
+            done.set()
+
+    one = threading.Thread(target=read, args=(first, meeting.first_done))
+    one.start()
+    assert meeting.waiting.wait(60)
+    two = threading.Thread(target=read, args=(second,))
+    two.start()
+    one.join()
+    two.join()
+    left = {name: vars(keras.Model).get(name) for name in names}
+    for name in names:  # Keras as it was for the tests after this one, even where a read left its patches
+        if left[name] is not own[name]:
+            setattr(keras.Model, name, own[name]) if own[name] else delattr(keras.Model, name)
+    assert not failed
+    assert builtins.open is real_open and io.open is real_open
+    assert left == own

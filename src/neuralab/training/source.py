@@ -21,13 +21,18 @@ file found in a run directory (which may come from anyone) is not, unless they s
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import hashlib
 import importlib.util
 import inspect
 import math
 import os
 import re
+import shutil
+import stat
 import sys
+import tempfile
+import threading
 import traceback
 import warnings
 from collections import OrderedDict
@@ -243,6 +248,12 @@ def resolve(model, zoo=None) -> ModelSource:
             warnings.warn(f"{path}: wrote over {', '.join(read.put_back)} as neuralab read it for its model, from a "
                           f"model that was not trained: put back as {'it was' if one else 'they were'}; "
                           f"`python {path.name}` still writes {'it' if one else 'them'}")
+        if read.not_put_back:
+            one = len(read.not_put_back) == 1
+            warnings.warn(f"{path}: wrote over {', '.join(read.not_put_back)} as neuralab read it for its model, from "
+                          f"a model that was not trained, and {'it' if one else 'they'} could not be put back; put "
+                          f"the lines writing {'it' if one else 'them'} under if __name__ == \"__main__\":, which "
+                          "neuralab does not run")
         return source
     known = f"a zoo model ({', '.join(zoo)}), " if zoo else ""
     raise ParameterError("model", text, f"unknown model; give {known}a Keras file (.keras, .h5, .hdf5) or a Python "
@@ -581,8 +592,8 @@ class _Read:
     saves: list = field(default_factory=list)     # (call, line): model.save and the like, which wrote nothing
     results: list = field(default_factory=list)   # (call, line): train_on_batch, evaluate, predict, which ran nothing
     compiles: list = field(default_factory=list)  # (model, its compile config or None, line)
-    kept: dict = field(default_factory=dict)      # files it wrote over after such a call: path -> bytes before
-    put_back: list = field(default_factory=list)  # those it changed, put back as they were
+    put_back: list = field(default_factory=list)  # files it wrote over after such a call, put back as they were
+    not_put_back: list = field(default_factory=list)  # "PATH (why)": those it changed that could not be
 
 
 class _HistoryUsed(Exception):
@@ -611,6 +622,13 @@ class _Unfitted:
                            "the History under if __name__ == \"__main__\":, which neuralab does not run")
 
 
+# One model file is read at a time in a process: a read patches what the whole process shares
+# (builtins.open, io.open, keras.Model's methods), and a second thread's read would take the
+# first's patches for the originals and put them back for good. Re-entrant, so that a model file
+# which itself reads one nests, its patches undone before the outer read's.
+_READING = threading.RLock()
+
+
 @contextlib.contextmanager
 def _fit_recorded(path: Path, imports: dict | None):
     """While the model file ``path`` runs, Keras's training calls run nothing and are recorded
@@ -625,9 +643,16 @@ def _fit_recorded(path: Path, imports: dict | None):
     not train, they would write an untrained model over the one the file's own run trained.
     compile() calls are recorded with their settings. Files that the file's code (or a library
     it calls) writes over once one of those calls ran nothing (a JSON of the history, a figure)
-    are put back as they were when the read ends. Keras and open() are as they were afterwards.
-    Keras is imported first only for a file that, or whose neighbours, name it: PyTorch code
-    goes without (importing Keras takes seconds)."""
+    are put back as they were when the read ends (``_Kept``). Keras and open() are as they were
+    afterwards. Keras is imported first only for a file that, or whose neighbours, name it:
+    PyTorch code goes without (importing Keras takes seconds)."""
+    with _READING, _recorded(path, imports) as read:
+        yield read
+
+
+@contextlib.contextmanager
+def _recorded(path: Path, imports: dict | None):
+    """``_fit_recorded``'s patches, in place while it holds ``_READING``."""
     import builtins
     import io
 
@@ -652,6 +677,7 @@ def _fit_recorded(path: Path, imports: dict | None):
     functions = [(module, "save_model") for module in (keras.saving, keras.models) if hasattr(module, "save_model")]
     own_functions = [getattr(module, name) for module, name in functions]
     opener = builtins.open
+    kept = _Kept(opener)
 
     def line() -> int | str:
         return next((f.lineno for f in reversed(traceback.extract_stack()) if f.filename == str(path)), "?")
@@ -708,10 +734,7 @@ def _fit_recorded(path: Path, imports: dict | None):
         # results; before that, it may be a library's own cache (matplotlib's fonts, Keras's datasets)
         if (read.fits or read.results) and isinstance(file, (str, bytes, os.PathLike)) and set(str(mode)) & set("wa+") \
                 and _running(path):
-            target = os.path.realpath(os.fsdecode(file))
-            if target not in read.kept and os.path.isfile(target):
-                with opener(target, "rb") as f:
-                    read.kept[target] = f.read()
+            kept.keep(os.path.realpath(os.fsdecode(file)))
         return opener(file, mode, *args, **kwargs)
 
     patched = dict(fit=fit, save=saved("model.save"), save_weights=saved("model.save_weights"), compile=compile,
@@ -732,7 +755,7 @@ def _fit_recorded(path: Path, imports: dict | None):
                 setattr(model_class, name, method)
         for (module, name), function in zip(functions, own_functions):
             setattr(module, name, function)
-        read.put_back = _put_back(read.kept)
+        read.put_back, read.not_put_back = kept.put_back()
 
 
 def _running(path: Path) -> bool:
@@ -745,22 +768,83 @@ def _running(path: Path) -> bool:
     return False
 
 
-def _put_back(kept: dict) -> list[str]:
-    """The files that reading the model file wrote over, written back as they were; their paths."""
-    changed = []
-    for target, data in kept.items():
-        try:
-            with open(target, "rb") as f:
-                same = f.read() == data
-        except OSError:  # removed since: written back all the same
-            same = False
-        if not same:
-            from neuralab.files import atomic_write
+MAX_KEPT = 256 * 2**20  # bytes: a larger file a model file writes over (a long log, a memmap) is not copied
 
-            with atomic_write(target, "wb") as f:  # a file half written back would be lost twice
-                f.write(data)
-            changed.append(target)
-    return changed
+
+class _Kept:
+    """The files a model file's code opens for writing as neuralab reads it (``_fit_recorded``),
+    each copied as it was the first time into a private temporary folder, and put back from
+    there into the same file when the read ends. A file absent at its first open is the
+    script's own (a log it starts, a scratch file): it is left as the script leaves it."""
+
+    def __init__(self, opener):
+        self._open = opener      # Python's open(): the copy's own writes are not the script's
+        self.folder = None       # the temporary folder, made for the first copy
+        self.copies: dict = {}   # path -> its copy; None where no file was there to keep
+        self.uncopied: dict = {}  # path -> (its size and mtime then, why it was not copied)
+
+    def keep(self, target: str) -> None:
+        """Copy ``target`` as it is now, unless it was seen before."""
+        if target in self.copies or target in self.uncopied:
+            return
+        try:
+            status = os.stat(target)
+        except OSError:  # no file: the script makes it
+            status = None
+        if status is None or not stat.S_ISREG(status.st_mode):
+            self.copies[target] = None
+            return
+        was = status.st_size, status.st_mtime_ns
+        if was[0] > MAX_KEPT:
+            self.uncopied[target] = (was, f"{was[0] / 2**20:.0f} MB, over the {MAX_KEPT // 2**20} MB neuralab "
+                                          "copies to put back")
+            return
+        try:
+            self.folder = self.folder or tempfile.mkdtemp(prefix="neuralab-kept-")
+            copy = os.path.join(self.folder, f"{len(self.copies)}-{os.path.basename(target)}")
+            with self._open(target, "rb") as f, self._open(copy, "wb") as out:
+                shutil.copyfileobj(f, out)
+            shutil.copystat(target, copy)
+        except OSError as e:
+            self.uncopied[target] = (was, f"could not be copied: {e.strerror or e}")
+            return
+        self.copies[target] = copy
+
+    def put_back(self) -> tuple[list[str], list[str]]:
+        """The files changed since they were copied, written back into the same file (so its
+        mode, owner and hard links stay), and those changed that could not be, as "PATH (why)".
+        Raises nothing: it runs as the read ends, where the script's own error or result stands."""
+        done, failed, keep_folder = [], [], False
+        for target, copy in self.copies.items():
+            if copy is None or _same_bytes(copy, target):
+                continue
+            try:  # a folder the script removed stays removed: copyfile makes none
+                shutil.copyfile(copy, target)
+                shutil.copystat(copy, target)
+                done.append(target)
+            except OSError as e:
+                failed.append(f"{target} ({e.strerror or e}; as it was: {copy})")
+                keep_folder = True
+        failed += [f"{target} ({why})" for target, (was, why) in self.uncopied.items() if _signature(target) != was]
+        if self.folder and not keep_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        return done, failed
+
+
+def _signature(path: str) -> tuple | None:
+    """``path``'s size and modification time, or None where there is no file."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns
+
+
+def _same_bytes(copy: str, target: str) -> bool:
+    try:
+        return filecmp.cmp(copy, target, shallow=False)  # streamed, after the sizes
+    except OSError:  # removed since: put back all the same
+        return False
 
 
 def _first_sample(x, y=None) -> tuple | None:
