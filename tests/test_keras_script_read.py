@@ -347,29 +347,35 @@ def test_a_file_put_back_is_copied_on_disk_not_held_in_memory(arrays, tmp_path):
 
 
 def test_a_file_that_cannot_be_put_back_is_said_and_the_others_are_put_back(arrays, tmp_path):
-    """Files were put back inside the read's `finally`: one that could not be (its folder gone,
-    read-only, a full disk) raised there, over the script's own error or result, and those after
-    it were left written over; a removed folder was made again to put its file back."""
-    out, results = tmp_path / "out", tmp_path / "results.txt"
+    """Files were put back inside the read's `finally`: one that could not be (a folder now where
+    it was, a full disk) raised there, over the script's own error or result, and those after it
+    were left written over; a folder the script removed was made again to put its file back."""
+    out, results, gone = tmp_path / "out", tmp_path / "results.txt", tmp_path / "scratch"
     out.mkdir()
+    gone.mkdir()
     (out / "metrics.json").write_text('{"accuracy": 0.8125}\n')
+    (gone / "notes.txt").write_text("the learner's notes\n")
     results.write_text("test accuracy 0.8125\n")
     path = _script(tmp_path, arrays, f"""
-        import shutil
+        import os, shutil
         with open({str(out / 'metrics.json')!r}, "w") as f:
             json.dump({{"accuracy": float("nan")}}, f)
+        os.remove({str(out / 'metrics.json')!r})
+        os.mkdir({str(out / 'metrics.json')!r})
         with open({str(results)!r}, "w") as f:
             f.write("test accuracy nan\\n")
-        shutil.rmtree({str(out)!r})
+        with open({str(gone / 'notes.txt')!r}, "w") as f:
+            f.write("overwritten\\n")
+        shutil.rmtree({str(gone)!r})  # the script's own to remove: not made again, not said
         """)
     source, said = _resolved(path)
-    assert source.type == "keras" and not out.exists()
+    assert source.type == "keras" and not gone.exists()
     assert results.read_text() == "test accuracy 0.8125\n"
     not_put_back = [s for s in said if "could not be put back" in s]
-    assert len(not_put_back) == 1, said
+    assert len(not_put_back) == 1 and "notes.txt" not in not_put_back[0], said
     copy = re.search(r"as it was: (\S+)\)", not_put_back[0]).group(1)
     assert not_put_back[0] == (
-        f"{path}: wrote over {out / 'metrics.json'} (No such file or directory; as it was: {copy}) as neuralab read it "
+        f"{path}: wrote over {out / 'metrics.json'} (Is a directory; as it was: {copy}) as neuralab read it "
         "for its model, from a model that was not trained, and it could not be put back; put the lines writing it "
         "under if __name__ == \"__main__\":, which neuralab does not run")
     with open(copy) as f:  # the learner's file as it was, for them to take back
@@ -420,3 +426,29 @@ def test_two_threads_reading_scripts_leave_open_and_keras_as_they_were(arrays, t
     assert not failed
     assert builtins.open is real_open and io.open is real_open
     assert left == own
+
+
+def test_a_script_failing_after_fit_says_the_file_it_wrote_over_that_could_not_be_put_back(arrays, tmp_path):
+    """The warnings that name what could not be put back came only where the read succeeded: a
+    script failing on its History (the common case) left the learner's file unsaid."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"accuracy": 0.8125}\n')
+    path = _script(tmp_path, arrays, f"""
+        import os
+        with open({str(out / 'metrics.json')!r}, "w") as f:
+            f.write("{{}}")
+        os.remove({str(out / 'metrics.json')!r})
+        os.mkdir({str(out / 'metrics.json')!r})
+        print(history.history["loss"])
+        """)
+    with pytest.raises(NeuralabError) as refused:
+        resolve(path)
+    line = str(refused.value)
+    copy = re.search(r"as it was: (\S+)\)", line).group(1)
+    assert "\n" not in line and "holds no epochs" in line
+    assert line.endswith(f"; it also wrote over {out / 'metrics.json'} (Is a directory; as it was: {copy}), which "
+                         "could not be put back")
+    with open(copy) as f:
+        assert f.read() == '{"accuracy": 0.8125}\n'
+    shutil.rmtree(os.path.dirname(copy))

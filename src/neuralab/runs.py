@@ -197,7 +197,7 @@ class InterruptedInTheWay(ParameterError):
             why = (f"{what}, which `{resume}` continues{then}; pass `overwrite` to replace it (its finished epochs "
                    "are lost)")
         else:
-            why = (f"{what} stopped before its first epoch finished, which `{resume}` {FROM_THE_START}{then}; pass "
+            why = (f"{what} stopped before its first epoch finished: `{resume}` {FROM_THE_START}{then}; pass "
                    "`overwrite` to replace it")
         super().__init__("out", str(path if out is None else out), f"{why} or choose another `out`")
 

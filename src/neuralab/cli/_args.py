@@ -214,7 +214,8 @@ def height_width(text: str) -> tuple[int, int]:
     from neuralab.data.pictures import MAX_SIDE
 
     parts = text.lower().split("x")
-    if len(parts) == 3 and all(part.isdigit() for part in parts) and parts[2] in ("1", "3"):  # 32x32x3, Keras's shape
+    if (len(parts) == 3 and all(part.isdigit() and 1 <= int(part) <= MAX_SIDE for part in parts)
+            and parts[2] in ("1", "3")):  # 32x32x3, Keras's shape
         raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH in pixels ({parts[0]}x{parts[1]}); the "
                                          "colour channels are --color's (rgb for 3, grayscale for 1)")
     if len(parts) not in (1, 2) or not all(part.isdigit() and int(part) >= 1 for part in parts):

@@ -54,7 +54,7 @@ def run_predict(args) -> int:
         for path, r in zip(batch, read):
             if isinstance(r, NeuralabError):
                 unreadable.append((path, r))
-                answers.append({"image": str(path), "error": str(r)})
+                answers.append({"image": str(path), "error": why(path, r)})
                 continue
             top = next(tops)
             if args.json:
@@ -66,7 +66,8 @@ def run_predict(args) -> int:
     if unreadable:
         if len(paths) == 1 and args.on_error == "refuse":  # the reader's own line
             raise unreadable[0][1]
-        listed = "; ".join(printable(str(e)) for _, e in unreadable[:3]) + ("; ..." if len(unreadable) > 3 else "")
+        listed = "; ".join(f"{printable(str(p))} ({why(p, e)})" for p, e in unreadable[:3])
+        listed += "; ..." if len(unreadable) > 3 else ""
         others = ", the others are answered" if len(unreadable) < len(paths) else ""
         if args.on_error == "refuse":
             raise NeuralabError(f"{len(unreadable)} of {len(paths)} pictures cannot be read{others}: "
@@ -74,6 +75,13 @@ def run_predict(args) -> int:
         warnings.warn(f"skipped {len(unreadable)} of {len(paths)} pictures that cannot be read: {listed}",
                       SkippedImagesWarning, stacklevel=1)
     return 0
+
+
+def why(path, error) -> str:
+    """What the reader said of the picture at ``path``, without its name (which leads its line)."""
+    from pathlib import Path
+
+    return str(error).removeprefix(f"{Path(path)}: ")
 
 
 def read_one(clf, path, invert: bool):

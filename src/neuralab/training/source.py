@@ -228,8 +228,14 @@ def resolve(model, zoo=None) -> ModelSource:
         with _fit_recorded(path, imports) as read:
             try:
                 obj, name = load_python(path, name, imports)
+                failed = None
             except NeuralabError as e:
-                raise _after_fit(e, path, read.fits) from None
+                failed = _after_fit(e, path, read.fits)
+        if failed is not None:  # the files put back by then are as they were; those that could not be, said
+            if read.not_put_back:
+                failed = NeuralabError(f"{failed.args[0]}; it also wrote over {', '.join(read.not_put_back)}, which "
+                                       "could not be put back")
+            raise failed from None
         source = _from_object(obj, path, name, imports)
         if source.type == KERAS:
             _warn_compiles(path, [(config, line) for m, config, line in read.compiles if m is obj])
@@ -816,8 +822,8 @@ class _Kept:
         Raises nothing: it runs as the read ends, where the script's own error or result stands."""
         done, failed, keep_folder = [], [], False
         for target, copy in self.copies.items():
-            if copy is None or _same_bytes(copy, target):
-                continue
+            if copy is None or _same_bytes(copy, target) or not os.path.isdir(os.path.dirname(target)):
+                continue  # unchanged, or in a folder the script removed, which is its own to remove
             try:  # a folder the script removed stays removed: copyfile makes none
                 shutil.copyfile(copy, target)
                 shutil.copystat(copy, target)
