@@ -143,6 +143,16 @@ def cut_in_epoch_2(monkeypatch):
     return cut
 
 
+@pytest.fixture
+def one_thread():
+    """A test on one intra-op thread: two OpenMP threads on a busy 2-core machine stall for
+    seconds; one does not."""
+    from neuralab.training.device import cpu_threads
+
+    with cpu_threads(1):
+        yield
+
+
 @pytest.fixture(scope="module")
 def one_cpu_thread():
     """A module's tests on one intra-op thread (``pytestmark = pytest.mark.usefixtures(...)``):

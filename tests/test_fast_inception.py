@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import record_calls
-from test_models_zoo import one_thread  # noqa: F401 (the fixture)
 
 from neuralab.models import build_model, inception_fast, inner_product
 from neuralab.models.fast import accelerate

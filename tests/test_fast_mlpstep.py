@@ -12,7 +12,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import record_calls
-from test_models_zoo import one_thread  # noqa: F401 (the fixture)
 from torch import nn
 
 from neuralab.models import build_model, dense_chain, inner_product

@@ -19,15 +19,6 @@ from neuralab.models.geometry import MapVanishes, flat_size, geometry
 from neuralab.models.layers import Conv2dSame, MaxPool2dSame
 
 
-@pytest.fixture
-def one_thread():
-    """Two OpenMP threads on a busy 2-core machine stall for seconds; one thread does not."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- reference parameter counts ----------------------------------------------------------------
 
 @pytest.mark.parametrize("name, shape, classes, expected", [
