@@ -178,7 +178,8 @@ def test_a_picture_the_run_skipped_as_unreadable_may_be_removed(tmp_path, capsys
     capsys.readouterr()
     (folder / "3" / "3.png").rename(folder / "3" / "renamed.png")  # a picture the run used: still refused
     assert main(["evaluate", str(run)]) == 2
-    assert "not the pictures the run was trained on" in one_line(capsys)
+    assert "not the pictures the run was trained on: the same classes and counts, but files renamed, moved or " \
+           "replaced since in class folder(s) 3 (their" in one_line(capsys)
 
 
 def test_a_run_whose_listing_counted_its_skipped_pictures_still_checks_its_folder(tmp_path, capsys):

@@ -14,6 +14,7 @@ SPLITS = ("train", "val", "test")
 # many in all, and a folder of 100,000 broken files must not make config.json megabytes
 SKIPPED_LISTED = 20
 SKIPPED_SAID = 5      # of those, the report's and `neuralab runs RUN`'s one line names this many
+MAX_CLASSES = 200     # a folder of more classes records the digest of its whole listing alone
 MAX_REASON = 200      # characters of a reason kept: a decoder's message may quote the file's bytes
 
 
@@ -70,7 +71,9 @@ def data_digest(data) -> dict:
     from neuralab.data import FolderData
 
     if isinstance(data, FolderData):
-        return {"listing_sha256": listing_sha256(Path(data.root), [path for path, _ in data.skipped])}
+        whole, by_class = listing_digests(Path(data.root), [path for path, _ in data.skipped])
+        # each class's too, for a refusal to name where the folder changed; not for a thousand classes
+        return {"listing_sha256": whole, **({"class_listing_sha256": by_class} if len(by_class) <= MAX_CLASSES else {})}
     digests = {}
     for split in SPLITS:
         digest = hashlib.sha256()
@@ -85,21 +88,29 @@ def listing_sha256(root: Path, left_out=()) -> str:
     """SHA-256 of the sorted (path in ``root``, size) of a folder's pictures, but those
     ``left_out``: the ones the loading could not read and skipped (`on_error` skip), which the
     run never used; the warning that names them invites their removal."""
+    return listing_digests(root, left_out)[0]
+
+
+def listing_digests(root: Path, left_out=()) -> tuple[str, dict[str, str]]:
+    """``listing_sha256``, and the same digest of each class folder's pictures alone, which
+    tells a refusal the classes a folder changed in."""
     import warnings
 
     from neuralab.data.folders import list_images
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # what the loading left out, it said already
-        _, files, _ = list_images(root)
+        classes, files, _ = list_images(root)
     left_out = set(map(str, left_out))
-    digest = hashlib.sha256()
-    for path, _ in files:
+    digest, by_class = hashlib.sha256(), [hashlib.sha256() for _ in classes]
+    for path, label in files:
         if str(path) in left_out:
             continue
         try:
             size = path.stat().st_size
         except OSError:  # a link to nothing: the loading refused it, or left it out
             size = -1
-        digest.update(os.fsencode(path.relative_to(root).as_posix()) + f"\0{size}\n".encode())
-    return digest.hexdigest()
+        entry = os.fsencode(path.relative_to(root).as_posix()) + f"\0{size}\n".encode()
+        digest.update(entry)
+        by_class[label].update(entry)
+    return digest.hexdigest(), {name: d.hexdigest() for name, d in zip(classes, by_class)}

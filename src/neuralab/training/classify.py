@@ -868,9 +868,14 @@ def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> Non
     # runs of 2026-12-06 and before counted the pictures the loading skipped in their listing too
     if listing is not None and listing != digest.get("listing_sha256") and not (
             getattr(data, "root", None) and listing == listing_sha256(Path(data.root))):
+        then_by_class = runs.json_object(record.get("class_listing_sha256"))
+        now_by_class = digest.get("class_listing_sha256", {})
+        changed = [c for c in then_by_class if then_by_class[c] != now_by_class.get(c)]
+        where = (f" in class folder(s) {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}"
+                 if changed else "")  # runs recorded before the classes' digests name none
         raise NeuralabError(f"{data.root}: not the pictures the run was trained on: the same classes and counts, but "
-                            "files renamed, moved or replaced since (their names and sizes are not those config.json "
-                            "records); put the folder back as it was, or start a new run")
+                            f"files renamed, moved or replaced since{where} (their names and sizes are not those "
+                            "config.json records); put the folder back as it was, or start a new run")
     then, now = runs.json_object(record.get("sha256")), digest.get("sha256", {})
     changed = [split for split in SPLITS if split in then and then[split] != now.get(split)]
     if changed:
