@@ -146,6 +146,26 @@ def test_predict_of_one_picture_that_cannot_be_read_says_the_readers_line_once(f
                                "WebP or PGM/PPM file"
 
 
+def test_predict_names_a_link_to_a_folder_it_does_not_follow(finished, tmp_path, capsys):
+    """A link to a folder among the pictures was left out without a word, and a folder of links
+    alone was refused as holding no picture."""
+    digits = finished.parent / "digits"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    first = sorted((digits / "3").glob("*.png"))[0]
+    (folder / "a.png").write_bytes(first.read_bytes())
+    (folder / "fives").symlink_to(digits / "5", target_is_directory=True)
+    assert main(["predict", str(finished), str(folder)]) == 2
+    out, err = capsys.readouterr()
+    assert [row.split(": ")[0] for row in out.splitlines()] == [str(folder / "a.png")]
+    assert f"1 of 2 pictures cannot be read, the others are answered: {folder / 'fives'} (a link to a folder, which is " \
+           "not followed; give the folder itself)" in err
+    (folder / "a.png").unlink()
+    assert main(["predict", str(finished), str(folder)]) == 2
+    assert one_line(capsys) == f"neuralab: error: {folder / 'fives'}: a link to a folder, which is not followed; give " \
+                               "the folder itself"
+
+
 # --- summary ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("model", ["lenet5", "mlp", "googlenet"])

@@ -213,7 +213,7 @@ def test_a_files_save_after_its_fit_writes_nothing_over_the_trained_model(tmp_pa
         resolve(path)
     assert trained.read_bytes() == before and not (tmp_path / "w.weights.h5").exists()
     said = [str(w.message) for w in caught if "model.save" in str(w.message)]
-    assert said == [f"{path}: saves.py:9: model.save(), saves.py:10: model.save_weights(), which neuralab does not "
+    assert said == [f"{path}:9: model.save(), {path}:10: model.save_weights(), which neuralab does not "
                     "run while it reads the file for its model: they would write the untrained model over the file's "
                     "trained one; `python saves.py` still saves it"], [str(w.message) for w in caught]
     assert "save" in vars(keras.Model) and keras.Model.save.__name__ == "save"  # Keras's own again

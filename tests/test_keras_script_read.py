@@ -167,7 +167,7 @@ def test_train_on_batch_trains_nothing_and_gives_nan(arrays, tmp_path, capsys):
     assert "kernel moved by 0.0\n" in out and "batch 3: loss nan, accuracy nan\n" in out, out
     said = [str(w.message) for w in caught if "model.train_on_batch()" in str(w.message)]
     loop = _line(path, r"train_on_batch\(")
-    assert said == [f"{path}: script.py:{loop}: model.train_on_batch() (4 calls), which "
+    assert said == [f"{path}:{loop}: model.train_on_batch() (4 calls), which "
                     "neuralab does not run while it reads the file for its model: they give NaN where Keras's would "
                     "give its numbers, in the same shapes (and train_on_batch() trains nothing); `python script.py` "
                     "still runs them"], said

@@ -178,8 +178,13 @@ def test_a_picture_the_run_skipped_as_unreadable_may_be_removed(tmp_path, capsys
     capsys.readouterr()
     (folder / "3" / "3.png").rename(folder / "3" / "renamed.png")  # a picture the run used: still refused
     assert main(["evaluate", str(run)]) == 2
-    assert "not the pictures the run was trained on: the same classes and counts, but files renamed, moved or " \
-           "replaced since in class folder(s) 3 (their" in one_line(capsys)
+    assert "not the pictures the run was trained on: the same classes and number of pictures, but files renamed, " \
+           "moved or replaced since in class folder(s) 3 (their" in one_line(capsys)
+    (folder / "3" / "renamed.png").rename(folder / "3" / "3.png")
+    (folder / "5" / "again.png").write_bytes((folder / "5" / "5.png").read_bytes())  # one picture more
+    assert main(["evaluate", str(run)]) == 2
+    assert "201 images now, 200 when the run was trained (train 160 -> 161) in class folder(s) 5; the split" \
+           in one_line(capsys)
 
 
 def test_a_run_whose_listing_counted_its_skipped_pictures_still_checks_its_folder(tmp_path, capsys):

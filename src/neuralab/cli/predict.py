@@ -87,8 +87,12 @@ def why(path, error) -> str:
 def read_one(clf, path, invert: bool):
     """The picture at ``path`` as ``clf.load_images`` gives it (1, C, H, W), or the reader's
     NeuralabError, which names it: one that cannot be read must not cost the others."""
+    from pathlib import Path
+
     from neuralab.errors import NeuralabError
 
+    if Path(path).is_symlink() and Path(path).is_dir():  # met in a folder given: as training says it
+        return NeuralabError(f"{Path(path)}: a link to a folder, which is not followed; give the folder itself")
     try:
         return clf.load_images([path], invert=invert)
     except NeuralabError as e:
@@ -112,11 +116,11 @@ def pictures(given: list[str]) -> list:
         if not Path(name).is_dir():
             paths.append(name)
             continue
-        found, _, others = list_pictures(Path(name))
-        if not found and not others:
+        found, links, others = list_pictures(Path(name))
+        if not found and not others and not links:
             raise NeuralabError(f"{name}: is a folder, not a picture, and holds no {FORMAT_NAMES} file; "
                                 "give pictures, or folders of them")
-        paths += sorted([*found, *others])  # pictures in other formats are named by the reader
+        paths += sorted([*found, *others, *links])  # pictures in other formats and links to folders: named by read_one
     return paths
 
 

@@ -839,6 +839,18 @@ def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_cod
     return clf, data, clf.predict_proba(data.test.x)
 
 
+def _changed_classes(record: dict, data) -> str:
+    """" in class folder(s) 3, 7": the classes of a picture folder whose listing differs from the
+    one config.json's data ``record`` keeps; "" for other data, or a run recorded before runs
+    kept each class's."""
+    then = runs.json_object(record.get("class_listing_sha256"))
+    if not then or not getattr(data, "root", None):
+        return ""
+    now = data_digest(data).get("class_listing_sha256", {})
+    changed = [c for c in then if then[c] != now.get(c)]
+    return f" in class folder(s) {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}" if changed else ""
+
+
 def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> None:
     """Refuse data that is no longer what the run was trained on: other classes (label k would
     be scored as another class's), a folder with pictures added or taken away since (its
@@ -859,8 +871,9 @@ def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> Non
     now = {split: len(getattr(data, split)) for split in SPLITS}
     if all(isinstance(n, int) for n in then.values()) and then != now:
         raise NeuralabError(f"{data.name}: {sum(now.values())} images now, {sum(then.values())} when the run was "
-                            f"trained ({', '.join(f'{k} {then[k]} -> {now[k]}' for k in now if then[k] != now[k])}); "
-                            "the split would put other images in the test set: give the data as it was")
+                            f"trained ({', '.join(f'{k} {then[k]} -> {now[k]}' for k in now if then[k] != now[k])})"
+                            f"{_changed_classes(record, data)}; the split would put other images in the test set: "
+                            "give the data as it was")
     if not {"sha256", "listing_sha256"} & set(record):  # recorded before runs kept a digest of their data
         return
     digest = data_digest(data)
@@ -868,14 +881,10 @@ def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> Non
     # runs of 2026-12-06 and before counted the pictures the loading skipped in their listing too
     if listing is not None and listing != digest.get("listing_sha256") and not (
             getattr(data, "root", None) and listing == listing_sha256(Path(data.root))):
-        then_by_class = runs.json_object(record.get("class_listing_sha256"))
-        now_by_class = digest.get("class_listing_sha256", {})
-        changed = [c for c in then_by_class if then_by_class[c] != now_by_class.get(c)]
-        where = (f" in class folder(s) {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}"
-                 if changed else "")  # runs recorded before the classes' digests name none
-        raise NeuralabError(f"{data.root}: not the pictures the run was trained on: the same classes and counts, but "
-                            f"files renamed, moved or replaced since{where} (their names and sizes are not those "
-                            "config.json records); put the folder back as it was, or start a new run")
+        raise NeuralabError(f"{data.root}: not the pictures the run was trained on: the same classes and number of "
+                            f"pictures, but files renamed, moved or replaced since{_changed_classes(record, data)} "
+                            "(their names and sizes are not those config.json records); put the folder back as it "
+                            "was, or start a new run")
     then, now = runs.json_object(record.get("sha256")), digest.get("sha256", {})
     changed = [split for split in SPLITS if split in then and then[split] != now.get(split)]
     if changed:

@@ -242,11 +242,11 @@ def resolve(model, zoo=None) -> ModelSource:
         if read.fits:
             source.compile = {**source.compile, **_taken_from_fit(path, read.fits, obj, source.type == KERAS)}
         if read.saves:
-            warnings.warn(f"{path}: {_calls(path, read.saves)}, which neuralab does not run while it reads the file "
+            warnings.warn(f"{_calls(path, read.saves)}, which neuralab does not run while it reads the file "
                           "for its model: they would write the untrained model over the file's trained one; "
                           f"`python {path.name}` still saves it")
         if read.results:
-            warnings.warn(f"{path}: {_calls(path, read.results)}, which neuralab does not run while it reads the file "
+            warnings.warn(f"{_calls(path, read.results)}, which neuralab does not run while it reads the file "
                           "for its model: they give NaN where Keras's would give its numbers, in the same shapes (and "
                           f"train_on_batch() trains nothing); `python {path.name}` still runs them")
         if read.put_back:
@@ -880,11 +880,12 @@ def _nan(result):
 
 
 def _calls(path: Path, calls: list) -> str:
-    """"net.py:9: model.save(), net.py:12: model.predict() (40 calls)": each line's calls once."""
+    """"learner/net.py:9: model.save(), learner/net.py:12: model.predict() (40 calls)": each
+    line's calls once, each named by the file as given (``path``)."""
     counts: dict = {}
     for call, line in calls:
         counts[call, line] = counts.get((call, line), 0) + 1
-    return ", ".join(f"{path.name}:{line}: {call}()" + (f" ({n} calls)" if n > 1 else "")
+    return ", ".join(f"{path}:{line}: {call}()" + (f" ({n} calls)" if n > 1 else "")
                      for (call, line), n in counts.items())
 
 
