@@ -304,9 +304,9 @@ def _log(file, lines: int) -> bytes:
 def test_a_file_over_the_copy_limit_is_said_not_put_back_and_others_are(arrays, tmp_path, monkeypatch):
     """Every file written over was read whole into memory, however large (an append to a 400 MB
     log took 800 MB), and nothing said which could not be kept."""
-    from neuralab.training import source
+    from neuralab.training import keras_script
 
-    monkeypatch.setattr(source, "MAX_KEPT", 2**20)
+    monkeypatch.setattr(keras_script, "MAX_KEPT", 2**20)
     log, results = tmp_path / "events.log", tmp_path / "results.txt"
     before = _log(log, 40_000)
     results.write_text("test accuracy 0.8125\n")

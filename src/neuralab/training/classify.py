@@ -637,7 +637,7 @@ def _training_header(config: ClassifierConfig, data, trainer: Trainer, split_tak
     momentum = f", momentum {t.momentum:g}" if t.optimizer in ("sgd", "rmsprop") else ""
     split = ""
     if split_taken:
-        from neuralab.training.source import VAL_FROM_FIT
+        from neuralab.training.keras_script import VAL_FROM_FIT
 
         split = f"; val_fraction {config.val_fraction:g} (fit()'s validation_split: {VAL_FROM_FIT})"
     return (f"{header}\noptimizer {t.optimizer}, lr {t.lr:g}{momentum}, loss {t.loss or 'cross_entropy'} "
