@@ -218,11 +218,10 @@ def _other_rank() -> bool:
     """A process of a torchrun job other than rank 0. When one process fails, torchrun stops the
     others with SIGTERM: rank 0 says what happened to the run, once, and an "interrupted, resume
     it" from the others would be wrong (the failure may have been a refusal to start)."""
-    if "RANK" not in os.environ:  # not under torchrun: no need to import torch to know
-        return False
-    from neuralab.training.device import dist_info
-
-    return not dist_info().is_main
+    # torchrun's environment, read as training.device.dist_info reads it, without importing torch:
+    # a process refused before it imported torch would import it here for seconds, and torchrun,
+    # stopping it as rank 0 ends, left it half imported and printing a traceback
+    return int(os.environ.get("RANK", 0)) != 0
 
 
 def _peer_lost(e: BaseException) -> bool:
