@@ -224,6 +224,22 @@ def _other_rank() -> bool:
     return int(os.environ.get("RANK", 0)) != 0
 
 
+RANK_0_SAYS = 10  # seconds another process, refused, leaves rank 0 to say why before it ends
+
+
+def _after_rank_0() -> None:
+    """Wait, in a process of a torchrun job other than rank 0 that refused its inputs, for
+    torchrun to stop it once rank 0 has refused them too and said why (at most RANK_0_SAYS
+    seconds): ended first, it had torchrun stop rank 0 before rank 0 said it, which then said
+    "interrupted" instead."""
+    import time
+
+    try:
+        time.sleep(RANK_0_SAYS)
+    except KeyboardInterrupt:  # torchrun's SIGTERM, as rank 0 ended: what was awaited
+        pass
+
+
 def _peer_lost(e: BaseException) -> bool:
     """Whether ``e`` is the process group's, raised where another process of the job went away
     (it failed, or torchrun stopped it): gloo raises a plain RuntimeError for a closed connection."""
@@ -273,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         how = "; train it with `neuralab forecast --model`" if isinstance(e, NotAClassifier) else ""
         if not _other_rank():  # every process of a torchrun job checks the same inputs: one says it
             print(f"neuralab: error: {e.render(NAMING.get())}{how}", file=sys.stderr)
+        else:
+            _after_rank_0()
         return 2
     except (MemoryError, RuntimeError) as e:
         shortage = out_of_memory(e)

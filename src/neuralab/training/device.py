@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import math
@@ -258,7 +259,16 @@ def init_distributed(device: torch.device) -> DistInfo:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_leave_group)
     return info
+
+
+def _leave_group() -> None:
+    """The process group left at exit, where the user's script did not: a gloo group torn down
+    by the interpreter's end instead now and then aborted a process ("terminate called without an
+    active exception", exit -6) after a job that had finished well."""
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def on_rank_0(decide, device: torch.device | str):
