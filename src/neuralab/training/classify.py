@@ -839,14 +839,14 @@ def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_cod
     return clf, data, clf.predict_proba(data.test.x)
 
 
-def _changed_classes(record: dict, data) -> str:
+def _changed_classes(record: dict, data, digest: dict | None = None) -> str:
     """" in class folder(s) 3, 7": the classes of a picture folder whose listing differs from the
-    one config.json's data ``record`` keeps; "" for other data, or a run recorded before runs
-    kept each class's."""
+    one config.json's data ``record`` keeps (``digest``: the data's ``data_digest``, where the
+    caller has it); "" for other data, or a run recorded before runs kept each class's."""
     then = runs.json_object(record.get("class_listing_sha256"))
     if not then or not getattr(data, "root", None):
         return ""
-    now = data_digest(data).get("class_listing_sha256", {})
+    now = (digest or data_digest(data)).get("class_listing_sha256", {})
     changed = [c for c in then if then[c] != now.get(c)]
     return f" in class folder(s) {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}" if changed else ""
 
@@ -882,7 +882,7 @@ def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> Non
     if listing is not None and listing != digest.get("listing_sha256") and not (
             getattr(data, "root", None) and listing == listing_sha256(Path(data.root))):
         raise NeuralabError(f"{data.root}: not the pictures the run was trained on: the same classes and number of "
-                            f"pictures, but files renamed, moved or replaced since{_changed_classes(record, data)} "
+                            f"pictures, but files renamed, moved or replaced since{_changed_classes(record, data, digest)} "
                             "(their names and sizes are not those config.json records); put the folder back as it "
                             "was, or start a new run")
     then, now = runs.json_object(record.get("sha256")), digest.get("sha256", {})
