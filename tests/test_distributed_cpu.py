@@ -133,7 +133,7 @@ def test_a_module_with_an_unused_parameter_trains_under_torchrun(tiny_fashion, t
 
 
 TRAINER_SCRIPT = """
-import json, sys
+import gc, json, sys
 import numpy as np, torch
 from torch import nn
 from neuralab.data.idx import read_idx
@@ -161,7 +161,8 @@ class StopOnRank1(Callback):  # as an early stopping that sees a near tie differ
 trainer = Trainer(model, TrainConfig(epochs=3, batch_size=100, device="cpu"), verbose=False, callbacks=[StopOnRank1()])
 history = trainer.fit(x, y)
 with open(f"{out}/rank{rank}.json", "w") as f:
-    json.dump({"epochs": len(history), "last_mask": masks[-1]}, f)
+    json.dump({"epochs": len(history), "last_mask": masks[-1],
+               "wrappers_left": sum(isinstance(o, nn.parallel.DistributedDataParallel) for o in gc.get_objects())}, f)
 """
 
 
@@ -173,6 +174,9 @@ def test_processes_draw_their_own_dropout_masks_and_stop_together(tiny_fashion, 
     assert [r["epochs"] for r in ranks] == [1, 1]  # rank 1's callback stopped both
     # the last step's 50 samples of each share: the same mask in both would halve dropout's noise
     assert ranks[0]["last_mask"] != ranks[1]["last_mask"]
+    # DDP's wrapper holds the process group: one alive at exit outlives the group's teardown, and
+    # gloo's threads, ended with the interpreter, now and then aborted a finished process
+    assert [r["wrappers_left"] for r in ranks] == [0, 0]
 
 
 DEFAULT_FOLDER_SCRIPT = """

@@ -269,7 +269,9 @@ class Trainer:
         finally:
             for callback in callbacks:
                 callback.on_train_end(self)
-            self.train_data = self.val_data = None
+            # DDP's wrapper holds the process group: kept past fit, it outlived the group's
+            # teardown at exit, and gloo's threads, ended by the interpreter's, aborted the process
+            self.train_data = self.val_data = self._training = None
         if self.best_state is not None:
             unwrap(model).load_state_dict(self.best_state)
         return self.history
