@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import digits_folder
+from helpers import digits_folder, idx_subset
 
 import neuralab
 from neuralab import runs
@@ -185,6 +185,22 @@ def test_compare_called_again_refuses_a_finished_run_whose_pictures_changed_sinc
 
     rows = neuralab.compare(["mlp"], base, 2, out, overwrite=True, verbose=False)
     assert rows[0].test_images == Run(run).record["data"]["test"] < 30
+
+
+def test_compare_called_again_on_a_named_dataset_takes_every_seeds_finished_run(fashion_mnist, tmp_path, capsys):
+    """Each seed draws its own validation split of a named dataset, whose digest covers the split's
+    images: the runs of seeds after the first were refused as trained on other data."""
+    data = idx_subset(fashion_mnist, tmp_path / "fashion", 600, 200)
+    base = neuralab.ClassifierConfig(model="mlp", data="fashion-mnist", data_dir=str(data), val_fraction=0.2,
+                                     train=neuralab.TrainConfig(epochs=1, batch_size=64, device="cpu"))
+    out = tmp_path / "cmp"
+    first = neuralab.compare(["mlp"], base, 3, out, verbose=False)
+    kept = {seed: (out / f"mlp-seed{seed}" / runs.WEIGHTS).stat().st_mtime_ns for seed in range(3)}
+
+    again = neuralab.compare(["mlp"], base, 3, out, verbose=True)
+    assert capsys.readouterr().out.count("taken as it is") == 3
+    assert again[0].accuracies == first[0].accuracies
+    assert {seed: (out / f"mlp-seed{seed}" / runs.WEIGHTS).stat().st_mtime_ns for seed in range(3)} == kept
 
 
 def test_compare_of_pytorch_code_says_to_resume_the_run_first_and_that_way_goes_on(digits, tmp_path, monkeypatch,

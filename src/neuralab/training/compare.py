@@ -121,7 +121,7 @@ def _refuse_folders(out: Path, folders: dict, configs: dict, sources: dict, over
     from neuralab.data import load_image_data
     from neuralab.training.classify import check_same_data, checked_meta, run_config
 
-    kept, data = {}, None
+    kept, loaded = {}, {}
     for key, path in folders.items():
         if overwrite or not path.exists():
             continue
@@ -130,8 +130,12 @@ def _refuse_folders(out: Path, folders: dict, configs: dict, sources: dict, over
         if kept[key] is None:
             raise ParameterError("out", str(out), f"already holds {path.name}; pass `overwrite` to replace the runs "
                                                   "of this comparison, or choose another `out`")
-        if data is None:  # every run of a comparison trains on the same data: read once, as train_classifier reads it
-            data = load_image_data(config.data, config.data_dir, **config.data_options)
+        # read as train_classifier reads it, once for each seed: the seed draws the validation split
+        options = config.data_options
+        ways = repr(sorted(options.items()))
+        if ways not in loaded:
+            loaded[ways] = load_image_data(config.data, config.data_dir, **options)
+        data = loaded[ways]
         classes = checked_meta(run)["classes"]  # a damaged model.json is named as such, not as other data
         try:  # the same config, but the folder's pictures may have changed since
             check_same_data(run, data, classes, config.data_dir)
