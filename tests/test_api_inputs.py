@@ -145,7 +145,7 @@ def test_class_names_that_do_not_match_the_models_outputs_are_refused(digits, cl
     images, _ = digits
     other = Classifier(clf.model, classes, clf.preprocess, "mlp")
     with pytest.raises(NeuralabError, match=rf"^classes names {len(classes)} classes, but the model gives outputs "
-                                            r"of \(10,\) an image"):
+                                            r"of \(10,\) per image"):
         other.predict(images)
 
 

@@ -28,6 +28,17 @@ ON_ERROR = ("refuse", "skip")          # what an unreadable picture does to the 
 TEST_FRACTION = 0.1                    # of a folder's pictures held out for the test set (named datasets bring theirs)
 
 
+def check_data_name(value, parameter: str) -> None:
+    """Refuse, naming ``parameter``, data given as anything but a dataset's name or a folder's path.
+    A run reads its data again to resume and to test, which arrays in memory (x, y) would not let
+    it do: those train on the trainer."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ParameterError(parameter, type(value).__name__,
+                             f"give a dataset's name ({', '.join(NAMED)}) or a folder of class sub-folders "
+                             "(root/CLASS_NAME/*.png|jpg); arrays in memory train on the trainer: "
+                             "Trainer(model, TrainConfig()).fit(torch.from_numpy(x), torch.from_numpy(y))")
+
+
 def load_image_data(name: str, data_dir: str | os.PathLike | None = None,
                     val_fraction: float = VAL_FRACTION, seed: int = 0, *, test_fraction: float | None = None,
                     image_size: tuple[int, int] | None = None, color: str | None = None,
@@ -44,6 +55,7 @@ def load_image_data(name: str, data_dir: str | os.PathLike | None = None,
     from neuralab.data.folders import load_image_folder
     from neuralab.data.images import load_idx_dataset
 
+    check_data_name(name, "name")
     folder_options = {"test_fraction": test_fraction, "image_size": image_size, "color": color,
                       "on_error": on_error}
     if name in NAMED:
@@ -61,7 +73,7 @@ def load_image_data(name: str, data_dir: str | os.PathLike | None = None,
                                  val_fraction=val_fraction, seed=seed,
                                  test_fraction=0.1 if test_fraction is None else test_fraction,
                                  on_error=on_error or "refuse")
-    if os.sep in name or Path(name).exists():
+    if os.sep in str(name) or Path(name).exists():
         raise NeuralabError(f"{name}: not a folder; give a folder with one sub-folder of images per class")
     raise NeuralabError(f"unknown dataset {name!r}; choose one of: {', '.join(NAMED)}, "
                         "or give a folder of class sub-folders (root/CLASS_NAME/*.png|jpg)")

@@ -48,7 +48,7 @@ class SkippedImagesWarning(UserWarning):
     """Some images could not be read and were left out (on_error="skip")."""
 
 
-@dataclass
+@dataclass(repr=False)  # ImageData's: what the folder holds, not its pixels
 class FolderData(ImageData):
     root: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of every unreadable image

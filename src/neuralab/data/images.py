@@ -21,6 +21,17 @@ def decompressed_dir() -> Path:
     return cache_dir() / "decompressed"
 
 
+def listed(names, shown: int = 5) -> str:
+    """The first ``shown`` of ``names`` as a display lists them: "'0', '1', ... (10 in all)"."""
+    names = list(names)
+    return ", ".join(map(repr, names[:shown])) + (f", ... ({len(names)} in all)" if len(names) > shown else "")
+
+
+def _images_summary(x) -> str:
+    """"uint8 images (1, 28, 28)": what a display says of a set of images, not their pixels."""
+    return f"{getattr(x, 'dtype', type(x).__name__)} images {tuple(np.shape(x)[1:])}"
+
+
 @dataclass
 class Split:
     x: np.ndarray  # (N, C, H, W) uint8
@@ -28,6 +39,10 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def __repr__(self) -> str:
+        # A cell ending in `data.train` shows what it holds, not thousands of pixels
+        return f"Split({len(self):,} {_images_summary(self.x)}, {getattr(self.y, 'dtype', '')} labels)"
 
 
 @dataclass
@@ -41,6 +56,13 @@ class ImageData:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.train.x.shape[1:])
+
+    def __repr__(self) -> str:
+        # A cell ending in `data` shows what the dataset holds, as a Classifier's does, not its
+        # pixels (6,900 characters for the 8x8 digits, a NumPy summary for MNIST)
+        return (f"{type(self).__name__}({self.name!r}: {_images_summary(self.train.x)}, "
+                f"{getattr(self.train.y, 'dtype', '')} labels of classes [{listed(self.classes)}]; "
+                f"train {len(self.train):,}, val {len(self.val):,}, test {len(self.test):,})")
 
 
 def _images_and_labels(directory, images_file: str, labels_file: str) -> Split:

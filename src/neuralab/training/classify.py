@@ -22,7 +22,7 @@ from neuralab.training.checkpoint import check_fits, load_weights
 from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exported; torch-free there)
 from neuralab.training.config import (RESUME_FROM, ClassifierConfig, Diverged, given_fields, replaced,
                                       with_compile)
-from neuralab.training.trainer import CLASSIFICATION, Trainer, nchw, seed_everything
+from neuralab.training.trainer import CLASSIFICATION, Trainer, check_train_config, nchw, seed_everything
 
 
 @dataclass
@@ -109,6 +109,9 @@ class Classifier:
             raise ParameterError("classes", self.classes, "give the class names as a list, one for each of the "
                                                           "model's outputs, in their order")
         self.classes = list(self.classes)
+        outputs = _last_layer_outputs(self.model)
+        if outputs is not None and outputs != len(self.classes):
+            raise _classes_mismatch(len(self.classes), (outputs,))
         if not isinstance(self.preprocess, Preprocess):
             raise ParameterError("preprocess", type(self.preprocess).__name__, "give a Preprocess: the training "
                                  "images' Preprocess.fit(x), or the run's (load_classifier)")
@@ -128,8 +131,7 @@ class Classifier:
             x = self.preprocess.normalise(nchw(pixels(images[i:i + PREDICT_BATCH])).to(device))
             logits = self.model(x.to(dtype))
             if logits.shape[1:] != (len(self.classes),):
-                raise NeuralabError(f"`classes` names {len(self.classes)} classes, but the model gives outputs of "
-                                    f"{tuple(logits.shape[1:])} an image; give one class name per output")
+                raise _classes_mismatch(len(self.classes), tuple(logits.shape[1:]))
             out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
         return np.concatenate(out or [np.empty((0, len(self.classes)), np.float32)])
 
@@ -166,10 +168,10 @@ class Classifier:
     def __repr__(self) -> str:
         # A cell ending in `clf` shows what the classifier takes and gives, not the network's
         # whole module tree (hundreds of lines for GoogLeNet) and every class name; .model has those
+        from neuralab.data.images import listed
         from neuralab.models import count_parameters
 
-        names = ", ".join(map(repr, self.classes[:5])) + (f", ... ({len(self.classes)} in all)"
-                                                          if len(self.classes) > 5 else "")
+        names = listed(self.classes)
         return (f"Classifier({self.name!r}: uint8 images {tuple(self.preprocess.input_shape)} -> classes [{names}], "
                 f"{count_parameters(self.model):,} parameters)")
 
@@ -184,6 +186,20 @@ class Classifier:
             raise ParameterError("k", k, "give how many classes to list for each image, a whole number of at least 1")
         order = np.argsort(-probs, axis=1)[:, :k]
         return [[(self.classes[j], float(p[j])) for j in row] for p, row in zip(probs, order)]
+
+
+def _last_layer_outputs(model: torch.nn.Module) -> int | None:
+    """How many outputs ``model`` gives an image where its structure alone says so, with no images
+    to run it on: a Linear layer, or an nn.Sequential (nested or not) ending in one; None where
+    only a forward would tell (a module with its own forward, a last layer of any other kind)."""
+    while isinstance(model, torch.nn.Sequential) and len(model):
+        model = model[-1]
+    return model.out_features if isinstance(model, torch.nn.Linear) else None
+
+
+def _classes_mismatch(classes: int, outputs: tuple) -> NeuralabError:
+    return NeuralabError(f"`classes` names {classes} classes, but the model gives outputs of {outputs} per image; "
+                         "give one class name per output")
 
 
 SHOWN_EPOCHS = 12  # a result's display lists this many epochs at most: the first and the last half
@@ -387,14 +403,14 @@ def _model_name(model, source) -> str:
 
 def _resolved(config: ClassifierConfig) -> ClassifierConfig:
     """A copy whose folders are absolute, so that the stored config works from any folder."""
-    from neuralab.data import NAMED
+    from neuralab.data import NAMED, check_data_name
 
+    check_data_name(config.data, "data")
     data = config.data
     if Path(data).expanduser().is_dir() and data not in NAMED:
         data = str(Path(data).expanduser().resolve())
     data_dir = str(Path(config.data_dir).expanduser().resolve()) if config.data_dir else None
-    if not isinstance(config.train, TrainConfig):
-        raise ParameterError("train", type(config.train).__name__, "give a TrainConfig, e.g. TrainConfig(epochs=1)")
+    check_train_config(config.train, "train")
     return replace(config, data=data, data_dir=data_dir, train=replaced(config.train))
 
 

@@ -42,7 +42,7 @@ from neuralab.training.checkpoint import (check_fits, load_checkpoint, load_tens
                                           save_weights, unwrap)
 from neuralab.training.compile import LOSS_EACH, OptimizerFactory, check_given, make_optimizer
 from neuralab.training.config import SCHEDULES  # noqa: F401  (re-exported)
-from neuralab.training.config import AUTO_BF16_PARAMETERS, Diverged, TrainConfig, check_seed
+from neuralab.training.config import AUTO_BF16_PARAMETERS, REGRESSION_LOSSES, Diverged, TrainConfig, check_seed
 from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, native_bf16, pick_device
 from neuralab.training.progress import Progress
 
@@ -109,8 +109,12 @@ class Trainer:
                  run_dir: str | Path | None = None, model_meta: dict | None = None, verbose: bool = True,
                  callbacks: Iterable[Callback] = (), optimizer: OptimizerFactory | None = None,
                  inputs: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        check_train_config(config, "config")
         config.check(task.name)
         check_given(config, optimizer)
+        # Targets are class numbers (or rows of class probabilities) where the loss is a cross-entropy
+        # over the outputs; mse, mae and huber may score float targets of any shape a model gives
+        self._class_targets = task is CLASSIFICATION and config.loss not in REGRESSION_LOSSES
         if config.loss is not None:  # the same task scored with another loss
             task = Task(task.name, LOSS_EACH[config.loss], task.metric_sums)
         self.config, self.task = config, task
@@ -416,7 +420,7 @@ class Trainer:
                 raise ParameterError(name, type(t).__name__, "give a torch tensor, e.g. torch.from_numpy(array)")
         if len(x) != len(y):
             raise ParameterError(y_name, f"{len(y)} rows", f"{x_name} has {len(x)}; give one target per input")
-        y = _labels(y, y_name, self.task)
+        y = _labels(y, y_name, self._class_targets, self.config.loss)
         if x.is_floating_point():
             row = _first_not_finite(x)
             if row is not None:
@@ -426,10 +430,11 @@ class Trainer:
 
     def _outputs(self, x: torch.Tensor, name: str) -> int | None:
         """How many outputs (classes) a classifier gives, from its forward on ``x``'s first sample (one
-        of zeros where ``x`` has no rows) in eval mode, the random state kept; None for other tasks, or
-        where no (N, outputs) tensor comes back. Inputs the model cannot take are refused naming ``name``: where a neuralab architecture's first
+        of zeros where ``x`` has no rows) in eval mode, the random state kept; None where the loss takes
+        no class numbers (a forecaster's, mse), or where no (N, outputs) tensor comes back.
+        Inputs the model cannot take are refused naming ``name``: where a neuralab architecture's first
         step would fail with a raw PyTorch error. A user's forward that fails is left to check_model."""
-        if self.task is not CLASSIFICATION:
+        if not self._class_targets:
             return None
         model = unwrap(self.model)
         was_training = model.training
@@ -559,8 +564,8 @@ class Trainer:
     def score(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean loss and metrics of outputs already computed (``predict``'s) against ``y``:
         ``evaluate`` without running the model again."""
-        y = _labels(y, "y", self.task)
-        _check_classes(y, "y", out.shape[1] if self.task is CLASSIFICATION and out.dim() >= 2 else None)
+        y = _labels(y, "y", self._class_targets, self.config.loss)
+        _check_classes(y, "y", out.shape[1] if self._class_targets and out.dim() >= 2 else None)
         y = y.to(out.device)
         n = max(1, len(out))
         sums = self.task.metric_sums(out, y)
@@ -682,14 +687,32 @@ class Trainer:
         return meta
 
 
-def _labels(y: torch.Tensor, name: str, task: Task) -> torch.Tensor:
+def check_train_config(config, parameter: str) -> None:
+    """Refuse, naming ``parameter``, a training budget that is no TrainConfig: a dict of its
+    fields, as Keras's fit takes them, would fail at the first field read."""
+    if not isinstance(config, TrainConfig):
+        raise ParameterError(parameter, type(config).__name__, "give a TrainConfig, e.g. TrainConfig(epochs=1)")
+
+
+def _labels(y: torch.Tensor, name: str, classes: bool, loss: str | None) -> torch.Tensor:
     """Class labels as the cross-entropy takes them, int64: NumPy's int32 and uint8, and bools
-    (False is class 0, True class 1, as y.long() makes them), are whole numbers too."""
-    if task is not CLASSIFICATION or y.dim() != 1:
+    (False is class 0, True class 1, as y.long() makes them), are whole numbers too. ``classes``:
+    the loss takes class numbers (``Trainer._class_targets``), else ``y`` is the loss's to judge;
+    ``loss``: the TrainConfig's, None for the task's own cross-entropy."""
+    if not classes:
+        return y
+    if y.dim() == 2 and not (y.is_floating_point() or y.is_complex()) and (y.shape[1] == 1 or loss is None):
+        # Rows of whole numbers: a column of class numbers, which no cross-entropy takes, or one-hot
+        # rows, which the task's own (F.cross_entropy) takes only as floats; both would fail in the
+        # first step, where the error reads as the model's
+        what, how = ("a column", f"{name}.view(-1)") if y.shape[1] == 1 else ("one-hot rows", f"{name}.argmax(1)")
+        raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
+                             f"{what}: give one class number per row, e.g. {how}")
+    if y.dim() != 1:
         return y
     if y.is_floating_point() or y.is_complex():
         raise ParameterError(name, str(y.dtype).removeprefix("torch."), "class labels are whole numbers: give "
-                                                                        "y.long() (or one-hot rows of floats)")
+                                                                        f"{name}.long() (or one-hot rows of floats)")
     y = y.long()
     if len(y) and int(y.min()) < 0:
         raise ParameterError(name, int(y.min()), "class labels count from 0")
@@ -705,7 +728,7 @@ def _check_classes(y: torch.Tensor, name: str, outputs: int | None) -> None:
         raise ParameterError(name, int(y.max()), f"the model gives {outputs} outputs, and class labels count from 0 "
                                                  f"to {outputs - 1}: give labels in that range, or a model with "
                                                  "an output for each class")
-    if y.dim() == 2 and y.is_floating_point() and y.shape[1] != outputs:
+    if y.dim() == 2 and y.shape[1] != outputs:
         raise ParameterError(name, f"{y.shape[1]} columns", f"the model gives {outputs} outputs: give one-hot "
                                                             "rows with a column for each")
 

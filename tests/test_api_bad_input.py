@@ -1,0 +1,170 @@
+"""What a notebook user hands the Python API in the shapes other libraries use: arrays as a
+dataset (Keras's x_train, y_train), a dict as the Trainer's config, one-hot or column labels,
+class names that do not match the model, on scikit-learn's real handwritten digits. Each is
+refused before anything trains with one ParameterError naming the parameter and saying what to
+give; and a dataset shows a short summary in a cell, not its pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import digits_folder
+from torch import nn
+
+from neuralab import ClassifierConfig, load_image_data, train_classifier
+from neuralab.errors import NeuralabError, ParameterError
+from neuralab.models import build_model
+from neuralab.training import Classifier, Preprocess, TrainConfig, Trainer
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's 1,797 real 8x8 digits as (N, 1, 8, 8) uint8 pixels and int64 labels 0-9."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return (d.images[:, None] * 16).clip(0, 255).astype(np.uint8), d.target.astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def tensors(digits):
+    """The digits as the trainer takes them: float32 ink in [0, 1] and int64 labels."""
+    x, y = digits
+    return torch.from_numpy(x).float() / 255, torch.from_numpy(y)
+
+
+def mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+def config(**kw) -> TrainConfig:
+    return TrainConfig(**{"epochs": 1, "batch_size": 64, "threads": 1, **kw})
+
+
+def refused(call, parameter: str) -> str:
+    with pytest.raises(ParameterError) as e:
+        call()
+    assert e.value.parameter == parameter and "\n" not in str(e.value), e.value
+    return str(e.value)
+
+
+def weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+# --- arrays as a dataset ----------------------------------------------------------------------
+
+def test_arrays_as_a_classifier_configs_data_are_refused_naming_data(digits, tmp_path):
+    out = tmp_path / "run"
+    message = refused(lambda: train_classifier(ClassifierConfig(model="lenet5", data=digits), out=out,
+                                               verbose=False), "data")
+    assert message.startswith("data='tuple': give a dataset's name (mnist, fashion-mnist, cifar10) or a folder")
+    assert "Trainer(model, TrainConfig()).fit(torch.from_numpy(x), torch.from_numpy(y))" in message
+    assert not out.exists()
+
+
+def test_arrays_given_to_load_image_data_are_refused_naming_name(digits):
+    message = refused(lambda: load_image_data(digits[0]), "name")
+    assert message.startswith("name='ndarray': give a dataset's name") and "Trainer(model" in message
+
+
+def test_a_path_that_is_no_folder_is_refused_as_a_string_is(tmp_path):
+    for missing in (str(tmp_path / "no" / "digits"), tmp_path / "no" / "digits"):
+        with pytest.raises(NeuralabError, match="no/digits: not a folder; give a folder with one sub-folder"):
+            load_image_data(missing)
+
+
+# --- the Trainer's config ---------------------------------------------------------------------
+
+def test_a_dict_as_the_trainers_config_is_refused_as_a_classifier_configs_train_is(tmp_path):
+    trainer = refused(lambda: Trainer(mlp(), {"epochs": 1}, verbose=False), "config")
+    assert trainer == "config='dict': give a TrainConfig, e.g. TrainConfig(epochs=1)"
+    run = refused(lambda: train_classifier(ClassifierConfig(data=str(tmp_path), train={"epochs": 1}),
+                                           verbose=False), "train")
+    assert run.removeprefix("train=") == trainer.removeprefix("config=")
+
+
+# --- labels -----------------------------------------------------------------------------------
+
+def test_one_hot_labels_are_refused_naming_y_before_training(tensors):
+    x, y = tensors
+    model = mlp()
+    before = weights(model)
+    trainer = Trainer(model, config(), verbose=False)
+    message = refused(lambda: trainer.fit(x, F.one_hot(y, 10)), "y")
+    assert message == "y='int64 of (1797, 10)': one-hot rows: give one class number per row, e.g. y.argmax(1)"
+    assert refused(lambda: trainer.fit(x[:1500], y[:1500], val=(x[1500:], F.one_hot(y[1500:], 10))), "val[1]") \
+        .endswith("e.g. val[1].argmax(1)")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert trainer.fit(x, F.one_hot(y, 10).argmax(1))[0]["accuracy"] > 0.3  # the advice trains
+
+
+def test_a_column_of_labels_is_refused_naming_y(tensors):
+    x, y = tensors
+    column = y[:, None].to(torch.uint8)  # as keras.datasets gives CIFAR-10's labels: (N, 1) uint8
+    for loss in (None, "sparse_categorical_crossentropy"):
+        message = refused(lambda: Trainer(mlp(), config(loss=loss), verbose=False).fit(x, column), "y")
+        assert message == "y='uint8 of (1797, 1)': a column: give one class number per row, e.g. y.view(-1)"
+
+
+def test_a_named_cross_entropy_checks_labels_as_the_default_loss_does(tensors):
+    x, y = tensors
+    for loss in ("cross_entropy", "sparse_categorical_crossentropy", "categorical_crossentropy"):
+        assert "class labels are whole numbers: give y.long()" in \
+            refused(lambda: Trainer(mlp(), config(loss=loss), verbose=False).fit(x, y.float()), "y")
+        assert refused(lambda: Trainer(mlp(), config(loss=loss), verbose=False).fit(x, y + 1), "y") \
+            .startswith("y=10: the model gives 10 outputs")
+    # NumPy's int32 labels train on a named cross-entropy as on the default, to the same weights
+    trained = []
+    for loss, labels in ((None, y), ("cross_entropy", y.int())):
+        model = mlp()
+        Trainer(model, config(loss=loss), verbose=False).fit(x, labels)
+        trained.append(weights(model))
+    assert all(torch.allclose(trained[0][k], trained[1][k]) for k in trained[0])
+
+
+def test_losses_that_take_one_hot_or_float_targets_still_train_on_them(tensors):
+    x, y = tensors
+    for loss, targets in ((None, F.one_hot(y, 10).float()), ("categorical_crossentropy", F.one_hot(y, 10)),
+                          ("mse", F.one_hot(y, 10).float())):
+        history = Trainer(mlp(), config(loss=loss), verbose=False).fit(x, targets)
+        assert np.isfinite(history[0]["loss"]), loss
+
+
+# --- Classifier -------------------------------------------------------------------------------
+
+def test_class_names_that_a_sequentials_last_layer_does_not_give_are_refused_when_made(digits):
+    pre = Preprocess.fit(digits[0])
+    with pytest.raises(NeuralabError, match=r"^classes names 2 classes, but the model gives outputs of \(10,\) "
+                                            r"per image; give one class name per output$"):
+        Classifier(mlp(), ["a", "b"], pre, "m")
+    clf = Classifier(mlp(), [str(d) for d in range(10)], pre, "m")
+    assert clf.predict(digits[0][:5]).shape == (5,)
+
+
+def test_class_names_that_a_modules_forward_does_not_give_are_refused_at_predict_in_words(digits):
+    pre = Preprocess.fit(digits[0])
+    clf = Classifier(build_model("mlp", (1, 8, 8), 10), ["a", "b"], pre, "m")  # its forward alone says
+    with pytest.raises(NeuralabError, match=r"^classes names 2 classes, but the model gives outputs of \(10,\) "
+                                            r"per image; give one class name per output$"):
+        clf.predict(digits[0][:5])
+
+
+# --- how a dataset shows in a cell ------------------------------------------------------------
+
+def test_a_dataset_shows_a_summary_not_its_pixels(fashion_mnist):
+    data = load_image_data("fashion-mnist", fashion_mnist)
+    assert repr(data) == ("ImageData('fashion-mnist': uint8 images (1, 28, 28), int64 labels of classes ['T-shirt/top', "
+                          "'Trouser', 'Pullover', 'Dress', 'Coat', ... (10 in all)]; train 54,000, val 6,000, test 10,000)")
+    assert repr(data.test) == "Split(10,000 uint8 images (1, 28, 28), int64 labels)"
+
+
+def test_a_folder_of_pictures_shows_its_splits_in_a_few_lines(tmp_path):
+    data = load_image_data(str(digits_folder(tmp_path / "digits", n=300)))
+    text = repr(data)
+    assert "array(" not in text and len(text) < 400, text
+    assert text.startswith("FolderData('digits': uint8 images (1, 8, 8), int64 labels of classes ['0', '1'"), text
+    assert text.endswith(f"train {len(data.train)}, val {len(data.val)}, test {len(data.test)})"), text
