@@ -5,9 +5,11 @@ and what a command cannot use is refused rather than ignored."""
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -75,20 +77,47 @@ def test_runs_watch_ends_well_on_ctrl_c_and_with_the_signals_status_otherwise(tm
         p.communicate()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+OPENMP = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+
+def test_main_called_in_a_process_leaves_its_environment_to_it(monkeypatch, capsys):
+    """A notebook or a test suite that calls ``main`` may have started OpenMP already; set in its
+    environment, the OpenMP choice of that moment would pass to every process it starts later,
+    taken there for the user's own."""
+    for name in OPENMP:
+        monkeypatch.delenv(name, raising=False)
+    assert main(["zoo"]) == 0
+    assert {name: value for name, value in os.environ.items() if name in OPENMP} == {}
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a setting of the user's own stays as it is
+    assert main(["zoo"]) == 0
+    assert {name: value for name, value in os.environ.items() if name in OPENMP} == {"OMP_WAIT_POLICY": "ACTIVE"}
+
+
+def test_the_command_chooses_how_openmp_waits_before_its_work():
+    """``neuralab``, started fresh, chooses from the machine's load (``cli.openmp_waits``) for
+    itself and the processes it starts; a setting of the user's own wins."""
+    said = ("import atexit, os\n"
+            "atexit.register(lambda: print([os.environ.get(name) for name in {names!r}]))\n"
+            "from neuralab.cli import run\n"
+            "run()\n").format(names=OPENMP)
+    env = {name: value for name, value in os.environ.items() if name not in OPENMP}
+    for own, chosen in (({}, ({"PASSIVE", None}, {None, "30000"})),
+                        ({"GOMP_SPINCOUNT": "1000"}, ({None}, {"1000"}))):
+        out = subprocess.run([sys.executable, "-c", said, "zoo"], env={**env, **own}, capture_output=True,
+                             text=True, timeout=120, check=True).stdout
+        policy, spin = ast.literal_eval(out.splitlines()[-1])
+        assert policy in chosen[0] and spin in chosen[1] and (policy is None) != (spin is None)
 
 
 def test_serve_stopped_by_sighup_says_one_line_and_ends_with_its_status(tmp_path):
-    port = free_port()
-    p = subprocess.Popen([*COMMAND, "serve", "--port", str(port), "--runs", str(tmp_path)], stdout=subprocess.PIPE,
+    p = subprocess.Popen([*COMMAND, "serve", "--port", "0", "--runs", str(tmp_path)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     try:
-        assert "neuralab web app on" in p.stdout.readline()
+        line = p.stdout.readline()
+        url = re.match(r"neuralab web app on (http://127\.0\.0\.1:\d+) ", line)  # the port the system chose
+        assert url, line
         # the socket listens before uvicorn's loop runs: the signal must come once the loop answers
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60) as page:
+        with urllib.request.urlopen(f"{url[1]}/", timeout=60) as page:
             assert page.status == 200
         p.send_signal(signal.SIGHUP)
         assert p.wait(timeout=60) == 128 + signal.SIGHUP

@@ -25,7 +25,10 @@ from test_runs import three_classes
 def refused(capsys, argv: list[str], *words: str) -> str:
     """Run ``argv``: exit 2 and one line holding every one of ``words``, no traceback."""
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a warning printed before the error is a second line
+        # a warning printed before the error is a second line: neuralab's are UserWarnings. Not
+        # those Python drops by default: a ResourceWarning of a file that some earlier test left
+        # open, freed whenever the garbage collector runs, would fail the test it happens to land in
+        warnings.simplefilter("error", UserWarning)
         try:
             code = main(argv)
         except SystemExit as e:  # argparse refused it
@@ -283,3 +286,27 @@ def test_the_library_names_a_seed_out_of_range_as_its_parameter(small_idx, tmp_p
     with pytest.raises(NeuralabError, match="seed"):
         GradientConfig(seed=2**40).check()
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pytest shows those it records; this one is made here
+def test_refused_fails_on_a_warning_neuralab_prints_but_not_on_one_python_drops(capsys, monkeypatch):
+    """``refused`` is what most tests here stand on. Warnings that Python drops by default, which
+    the command never prints, must not fail the test they land in: a ResourceWarning (a file some
+    earlier test left open, freed whenever the garbage collector runs) or a library's
+    DeprecationWarning (given once, to whichever test first imports it). A warning neuralab gives
+    before its error is a second line the user sees: it must."""
+    import sys
+
+    def warns(category):
+        def command(argv):
+            warnings.warn("left out 3 picture(s) beside the class folders", category)
+            print("neuralab: error: --data-dir: no such folder; give a folder of pictures", file=sys.stderr)
+            return 2
+        return command
+
+    for dropped in (ResourceWarning, DeprecationWarning):
+        monkeypatch.setattr(sys.modules[__name__], "main", warns(dropped))
+        refused(capsys, ["train"], "--data-dir")
+    monkeypatch.setattr(sys.modules[__name__], "main", warns(UserWarning))
+    with pytest.raises(UserWarning, match="left out 3 picture"):
+        refused(capsys, ["train"], "--data-dir")

@@ -80,6 +80,46 @@ def test_a_live_run_is_never_overwritten_and_a_dead_ones_lock_is_taken_over(tmp_
     assert not (path / runs.LOCK).exists()
 
 
+def test_a_run_is_taken_once_a_status_check_lets_go_of_its_lock_however_long_it_held_it(tmp_path, monkeypatch):
+    """A status check (``Run.owner``: `neuralab runs`, the web app's poll of a live run) holds the
+    lock shared for an instant, unless its process is preempted on a busy machine. A resume
+    then waits for it, where 200 ms of waiting refused the run as "in use"; a reader that never
+    lets go still has it refused, in the end."""
+    import fcntl
+    from types import SimpleNamespace
+
+    path = tmp_path / "run"
+    Run.create(path).unlock()
+    write_json(path / runs.CONFIG, {"kind": Kind.CLASSIFIER.value, "config": {}})
+    (path / runs.LOCK).write_text("")  # left by a run killed with -9
+    reader = os.open(path / runs.LOCK, os.O_RDONLY)
+    fcntl.flock(reader, fcntl.LOCK_SH)  # the status check, preempted while it holds the lock
+    waited = []
+
+    def sleep(seconds):  # the taker's waits, as the reader's process runs again a second later
+        waited.append(seconds)
+        if sum(waited) >= 1:
+            fcntl.flock(reader, fcntl.LOCK_UN)
+
+    monkeypatch.setattr(runs, "time", SimpleNamespace(sleep=sleep, strftime=time.strftime))
+    try:
+        run = Run(path).lock()
+        assert json.loads((path / runs.LOCK).read_text())["pid"] == os.getpid()
+        run.unlock()
+        (path / runs.LOCK).write_text("")
+        reader_again = os.open(path / runs.LOCK, os.O_RDONLY)
+        fcntl.flock(reader_again, fcntl.LOCK_SH)  # and never lets go
+        waited.clear()
+        try:
+            with pytest.raises(RunLocked, match="in use by process"):
+                Run(path).lock()
+        finally:
+            os.close(reader_again)
+    finally:
+        os.close(reader)
+    assert len(waited) > 50  # 2 s for readers, not an owner's 200 ms
+
+
 def test_overwrite_of_a_run_being_trained_is_refused_in_one_line(digits, tmp_path, capsys):
     path = tmp_path / "run"
     proc = holder(path)
@@ -585,7 +625,9 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_it_resumes(digits, tmp_path):
     locked, and resumes to its end."""
     run = tmp_path / "run"
     args = train_args(digits, run)
-    args[args.index("--epochs") + 1] = "60"  # a few seconds: long enough to be cut in the middle
+    # cut after epoch 2, with about 8 s of epochs left for the signal to come in (a stall of this
+    # process on a busy machine must not let the run finish first); the resume trains them all
+    args[args.index("--epochs") + 1] = "200"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.Popen([sys.executable, "-m", "neuralab", *args], env=env, stderr=subprocess.PIPE, text=True)
     metrics = run / runs.METRICS
@@ -599,7 +641,7 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_and_it_resumes(digits, tmp_path):
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"neuralab train --resume {run}" in err and "interrupted" in err
     assert Run(run).status() is Status.INTERRUPTED
-    assert 2 <= json.loads(metrics.read_text().splitlines()[-1])["epoch"] < 60
+    assert 2 <= json.loads(metrics.read_text().splitlines()[-1])["epoch"] < 200
     resumed = command("train", "--resume", str(run), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert Run(run).status() is Status.FINISHED

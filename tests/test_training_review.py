@@ -191,7 +191,6 @@ def test_training_under_a_cpu_quota_computes_with_that_many_threads(tmp_path, mo
     from neuralab.training import device
 
     monkeypatch.setattr(device, "quota_cpus", lambda: 1)
-    torch.set_num_threads(2)
     seen = []
 
     class Threads(Callback):
@@ -200,12 +199,14 @@ def test_training_under_a_cpu_quota_computes_with_that_many_threads(tmp_path, mo
 
     x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 2, (64,))
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
-    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=32, device="cpu"), callbacks=[Threads()], verbose=False)
-    trainer.fit(x, y)
-    assert seen == [1] and trainer.environment["threads"] == 1 and torch.get_num_threads() == 2
-    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=32, device="cpu", threads=2), callbacks=[Threads()],
-                      verbose=False)
-    trainer.fit(x, y)  # threads given: the user's choice stands
+    with device.cpu_threads(2):  # restored after: every later test in this process would compute on 2
+        trainer = Trainer(model, TrainConfig(epochs=1, batch_size=32, device="cpu"), callbacks=[Threads()],
+                          verbose=False)
+        trainer.fit(x, y)
+        assert seen == [1] and trainer.environment["threads"] == 1 and torch.get_num_threads() == 2
+        trainer = Trainer(model, TrainConfig(epochs=1, batch_size=32, device="cpu", threads=2),
+                          callbacks=[Threads()], verbose=False)
+        trainer.fit(x, y)  # threads given: the user's choice stands
     assert seen == [1, 2]
 
 

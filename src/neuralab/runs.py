@@ -818,14 +818,24 @@ def _check_length(path: Path) -> None:
                             "again")
 
 
-def _flock(fd: int, tries: int = 10) -> bool:
-    """An exclusive flock, retried briefly: a reader's status check holds a shared one for an instant."""
-    for _ in range(tries):
+def _flock(fd: int, tries: int = 100, owned_tries: int = 10) -> bool:
+    """An exclusive flock, retried 20 ms apart: ``tries`` times (2 s) while only readers hold the
+    file, ``owned_tries`` (200 ms) where an owner does. A reader's status check (``owner``: `neuralab
+    runs`, the web app's poll of a live run) holds a shared lock for microseconds, unless its process
+    is preempted on a busy machine, where 200 ms of waiting could refuse a starting run as in use."""
+    for i in range(tries):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except OSError:
-            time.sleep(0.02)
+            pass
+        if i + 1 >= owned_tries:
+            try:  # a shared lock is granted beside readers' alone, never beside an owner's
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return False
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        time.sleep(0.02)
     return False
 
 

@@ -201,7 +201,13 @@ def run() -> None:
     A command that imported torch spent 0.5-1.3 s after its last line in the interpreter's
     final garbage collections over torch's and matplotlib's million objects (docs/speed-rounds.md,
     the tenth round); frozen, they are left to the process's exit, which frees them at once.
-    Exit handlers run as before."""
+    Exit handlers run as before.
+
+    OpenMP's waiting is chosen here, in a process that has just started, rather than in ``main``:
+    a library user's process calling ``main`` (a notebook, the test suite) may have started OpenMP
+    already, where a setting changes nothing for it, and every process it starts later would
+    inherit the choice of that moment as the user's own."""
+    openmp_waits()
     warnings.formatwarning = _one_line_warning
     quiet_pillow()
     try:
@@ -251,7 +257,6 @@ def _peer_lost(e: BaseException) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    openmp_waits()
     received: list[int] = []
 
     def terminated(signum, frame):

@@ -135,7 +135,7 @@ def layer_sizes(text: str) -> list[int]:
     return sizes
 
 
-port_number = at_least(1, 65535)
+port_number = at_least(0, 65535)  # 0: a free port, which the system chooses
 
 
 def host_name(text: str) -> str:

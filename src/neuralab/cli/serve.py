@@ -21,7 +21,8 @@ def register(sub) -> None:
                    help="folder holding run directories (default the runs folder: $NEURALAB_RUNS or ./runs)")
     p.add_argument("--host", type=host_name, default="127.0.0.1",
                    help="address to listen on (default %(default)s: this machine only)")
-    p.add_argument("--port", type=port_number, default=7860, help="port (default %(default)s)")
+    p.add_argument("--port", type=port_number, default=7860,
+                   help="port (default %(default)s; 0: a free one, named in the address the first line prints)")
     p.add_argument("--allow-host", type=host_name, action="append", default=[], metavar="NAME",
                    help="another name or address browsers reach this machine by (repeatable); the app "
                         "answers only to requests naming this machine, which stops DNS-rebinding pages")
@@ -48,11 +49,12 @@ def run_serve(args) -> int:
         print(f"neuralab: note: no folder {args.runs} yet: the playground works; train a model with "
               f"`neuralab train --out {args.runs}/NAME` to fill the classifier and runs pages", file=sys.stderr)
     sock = listening_socket(args.host, args.port)
+    port = sock.getsockname()[1]  # the one the system chose, for --port 0
     import torch  # noqa: F401  loaded now, so that the first prediction answers fast
 
-    server = make_server(args.runs, args.host, args.port, args.allow_host, trust_code=args.trust_code)
+    server = make_server(args.runs, args.host, port, args.allow_host, trust_code=args.trust_code)
     shown = "localhost" if args.host in ("0.0.0.0", "::") else (f"[{args.host}]" if ":" in args.host else args.host)
-    print(f"neuralab web app on http://{shown}:{args.port}  (runs from {args.runs.resolve()}; Ctrl+C stops it)",
+    print(f"neuralab web app on http://{shown}:{port}  (runs from {args.runs.resolve()}; Ctrl+C stops it)",
           flush=True)
     with sock, _hang_up_ends(server):
         server.run(sockets=[sock])
