@@ -175,7 +175,7 @@ def test_pool_gray_with_stride(capsys, gray, tmp_path):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--kernel", "1,x;2,3"], "kernel: 'x' is not a number"),
+        (["--kernel", "1,x;2,3"], "error: --kernel: 'x' is not a number"),
         (["--kernel", "ones(50)"], "not a known name"),
         (["--kernel", ";".join(["1," * 29 + "1"] * 30)], "kernel 30x30 is larger than the padded input 21x30; allowed: 1 to 21 high"),
     ],

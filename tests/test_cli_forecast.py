@@ -283,7 +283,7 @@ def test_series_column_and_where_from_the_command_line(tmp_path, capsys):
     assert main(["forecast", "--data", str(path), *small, "--where", "station=south", "--out", str(tmp_path / "s")]) == 0
     config = json.loads((tmp_path / "s" / "config.json").read_text())
     assert config["data"]["series"]["rows"] == 120 and config["config"]["where"] == "station=south"
-    assert config["data"]["series"]["start"] == "2021-01-01"  # time_hour, not the integer `day`, is the date
+    assert config["data"]["series"]["start"] == "2021-01-01T00:00:00"  # time_hour, not the integer `day`, is the date
     capsys.readouterr()
     # predict picks the run's series where the file holds several, and takes a file of that series alone
     assert main(["forecast", "predict", str(tmp_path / "s"), "--csv", str(path)]) == 0

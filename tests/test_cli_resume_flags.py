@@ -133,6 +133,15 @@ def test_a_run_of_the_other_kind_given_to_resume_names_the_command_that_resumes_
         Status.INTERRUPTED
 
 
+def test_a_finished_run_of_the_other_kind_given_to_resume_is_not_told_to_resume(stopped_classifier, tmp_path,
+                                                                               capsys):
+    run = copy(stopped_classifier, tmp_path)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    err = refused(capsys, ["forecast", "--resume", str(run)], "an image-classifier run", "`neuralab evaluate`",
+                  "`neuralab report`")
+    assert "resume" not in err.split("; ", 1)[1], err  # a finished run has nothing to resume
+
+
 # --- SIGHUP ------------------------------------------------------------------------------------
 
 def started(digits: Path, run: Path, stderr, epochs: int = 600, **popen) -> subprocess.Popen:

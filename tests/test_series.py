@@ -400,13 +400,20 @@ def test_encodings_judged_on_what_the_file_holds(tmp_path):
 def test_dates_that_read_as_well_both_ways_are_read_month_first_and_the_hint_fits_their_shape(tmp_path):
     path = write(tmp_path, "date,value\n" + "".join(f"01/02/2015 {h:02d}:00,{h}\n" for h in range(24)))
     s = load_series(path)  # one day's hours: the 1st of February or the 2nd of January alike
-    assert s.report.start == "2015-01-02" and s.report.dates == (
+    assert s.report.start == "2015-01-02T00:00:00" and s.report.dates == (
         "dates read month first (01/02/2015 00:00 = 2015-01-02), as pandas reads them: day first fits as well; "
         "give `date_format` %d/%m/%Y %H:%M if the day comes first")
-    assert load_series(path, date_format="%d/%m/%Y %H:%M").report.start == "2015-02-01"
+    assert load_series(path, date_format="%d/%m/%Y %H:%M").report.start == "2015-02-01T00:00:00"
     with pytest.raises(NeuralabError, match=r"line 2: '01/02/2015 00:00' in column 'date' is not a date \(date_format "
                                             r"is '%d/%m/%Y'; values like this one take %d/%m/%Y %H:%M\)"):
         load_series(path, date_format="%d/%m/%Y")
     bad = write(tmp_path, "date,v\n01/02/2012 10:30,1\n13/13/2012 11:30,2\n", "bad.csv")
     with pytest.raises(NeuralabError, match=r"give date_format, e.g. %d/%m/%Y %H:%M \(day first\) or %m/%d/%Y %H:%M$"):
         load_series(bad, "v")
+
+
+def test_a_range_of_hours_from_midnight_says_both_ends_as_times(tmp_path):
+    hours = pd.date_range("2023-01-01", "2023-01-03 23:00", freq="h")
+    path = write(tmp_path, "time,load\n" + "".join(f"{t},{50 + i % 24}\n" for i, t in enumerate(hours)))
+    s = load_series(path, "load")
+    assert (s.report.start, s.report.end) == ("2023-01-01T00:00:00", "2023-01-03T23:00:00")

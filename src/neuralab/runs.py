@@ -78,9 +78,10 @@ class Kind(str, enum.Enum):
 
     @property
     def used_by(self) -> str:
-        return {Kind.CLASSIFIER: "`neuralab evaluate`, `neuralab predict`, `neuralab inspect`, `neuralab export` "
-                                 "or `neuralab serve`",
-                Kind.FORECASTER: "`neuralab forecast predict`, `neuralab export` or `neuralab serve`"}[self]
+        return {Kind.CLASSIFIER: "`neuralab evaluate`, `neuralab predict`, `neuralab inspect`, `neuralab report`, "
+                                 "`neuralab export` or `neuralab serve`",
+                Kind.FORECASTER: "`neuralab forecast predict`, `neuralab report`, `neuralab export` or "
+                                 "`neuralab serve`"}[self]
 
 
 class Status(str, enum.Enum):

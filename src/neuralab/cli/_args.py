@@ -196,16 +196,17 @@ def typed(args, level: int = 0) -> set[str]:
 
 def refuse_other_kind(run_dir, kind) -> None:
     """A run of another kind than ``kind`` given to --resume: refused with the command that
-    resumes it, beside those that use it (Run.open's refusal names only those)."""
+    resumes it where it is interrupted, beside those that use it (Run.open's refusal names only those)."""
     from neuralab.errors import NeuralabError
-    from neuralab.runs import Run
+    from neuralab.runs import Run, Status
 
     run = Run.open(run_dir)
     found = run.kind
     if found is not kind and not run.by_keras_fit:  # Keras's fit: Run.open(run_dir, kind) says where it goes on
+        resume = (f"resume it with `{resume_command(found.made_by, run.path)}`, or "
+                  if run.status() is Status.INTERRUPTED else "")
         raise NeuralabError(f"{run.path}: {found.article} {found.value} run (made by `{found.made_by}`), not "
-                            f"{kind.article} {kind.value} run; resume it with "
-                            f"`{resume_command(found.made_by, run.path)}`, or use it with {found.used_by}")
+                            f"{kind.article} {kind.value} run; {resume}use it with {found.used_by}")
 
 
 def height_width(text: str) -> tuple[int, int]:

@@ -29,7 +29,8 @@ def _budget(p) -> None:
     p.add_argument("--data-dir", help="folder holding the dataset files")
     p.add_argument("--recipe", choices=tuple(RECIPES),
                    help="tuned defaults that the options below override: " + "; ".join(
-                       f"{name} = " + ", ".join(f"{k} {v}" for k, v in recipe.items()) for name, recipe in RECIPES.items()))
+                       f"{name} = " + ", ".join(f"{k} {v}" for k, v in recipe.items()) for name, recipe in RECIPES.items())
+                   + " (warmup, the share of the steps over which the learning rate rises to --lr, has no option)")
     p.add_argument("--epochs", type=positive_int, help=f"default {d.epochs}")
     p.add_argument("--batch-size", type=positive_int, help=f"default {d.batch_size}")
     p.add_argument("--lr", type=positive_float, help=f"peak learning rate (default {d.lr})")

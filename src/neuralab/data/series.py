@@ -593,7 +593,7 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
     try:
         frame.index = frame.index.as_unit("ns")
     except pd.errors.OutOfBoundsDatetime:
-        raise NeuralabError(f"{name}: dates from {_stamp(frame.index[0])} to {_stamp(frame.index[-1])} in column "
+        raise NeuralabError(f"{name}: dates from {' to '.join(_stamps(frame.index[0], frame.index[-1]))} in column "
                             f"{date_column!r}; neuralab handles dates between 1678 and 2261") from None
     frame.index.name = date_column
 
@@ -609,7 +609,7 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
     if len(frame) < 2:
         raise NeuralabError(f"{name}: fewer than 2 rows left after cleaning; a series needs more data")
     report.rows = len(frame)
-    report.start, report.end = _stamp(frame.index[0]), _stamp(frame.index[-1])
+    report.start, report.end = _stamps(frame.index[0], frame.index[-1])
     frame, added = add_calendar(frame.astype(np.float64), calendar)
     return Series(name, frame, target, list(features), report, added)
 
@@ -1051,7 +1051,7 @@ def _resolve_duplicates(frame: pd.DataFrame, policy: str, report: SeriesReport, 
         when = frame["_time"][repeated].iloc[0]
         lines = frame["_line"][frame["_time"] == when].tolist()
         several = SEVERAL if single else ""
-        raise NeuralabError(f"{name}: {report.duplicates} duplicate timestamps, first {_stamp(when)} "
+        raise NeuralabError(f"{name}: {report.duplicates:,} duplicate timestamps, first {_stamp(when)} "
                             f"(lines {', '.join(map(str, lines[:5]))}); pass `duplicates` first, last or mean{several}")
     if policy == "mean":
         return frame.groupby("_time", as_index=False, sort=True).mean()
@@ -1139,8 +1139,16 @@ def _apply_missing(frame: pd.DataFrame, policy: str, report: SeriesReport, name:
 
 
 def _stamp(t) -> str:
-    t = pd.Timestamp(t)
-    return t.strftime("%Y-%m-%d") if t == t.normalize() else t.isoformat()
+    return _stamps(t)[0]
+
+
+def _stamps(*times) -> list[str]:
+    """Days as days, times as times, all in one style: a range of hourly rows from midnight to
+    23:00 reads 2023-01-01T00:00:00 .. 2023-04-30T23:00:00, not a day beside a time."""
+    times = [pd.Timestamp(t) for t in times]
+    if all(t == t.normalize() for t in times):
+        return [t.strftime("%Y-%m-%d") for t in times]
+    return [t.isoformat() for t in times]
 
 
 def report_dict(series: Series) -> dict:

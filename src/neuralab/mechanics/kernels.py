@@ -49,9 +49,10 @@ _NUMBER = _number_pattern("20", "3")
 _ANY_LENGTH = _number_pattern("", "")  # the same without limits, to say what is wrong
 
 
-def parse_kernel(text: str, source: str = "kernel") -> np.ndarray:
+def parse_kernel(text: str, source: str = "`kernel`") -> np.ndarray:
     """'1,0,-1; 2,0,-2; 1,0,-1' -> 3x3 array.  Rows end at ';' or a new line; values are
-    separated by commas or spaces and may be fractions like 1/9."""
+    separated by commas or spaces and may be fractions like 1/9. ``source``: what errors name, the
+    parameter (marked, which the command line says as its flag) or a file."""
     if not isinstance(text, str):
         raise ParameterError("text", text, "give the kernel as text, rows split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'")
     example = "give rows of numbers split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'"
