@@ -1,7 +1,8 @@
 """`neuralab train --model FILE.py` on a learner's Keras file as tutorials write it: its
 module-level fit() trains nothing (neuralab trains the model) and gives the run's defaults,
 refusals name the file, a softmax compiled with from_logits=True is warned about, compile()'s
-momentum stays with its optimizer, and the console says what compile() gave. Real images:
+momentum stays with its optimizer, and the console says what compile() gave, or that the model
+was not compiled (neuralab's defaults). Real images:
 a Fashion-MNIST subset."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import re
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,6 +124,59 @@ def test_the_console_says_what_compile_gave(fitted, fashion, tmp_path, capsys):
     assert code == 0
     assert "\noptimizer sgd, lr 0.05, momentum 0.9, loss cross_entropy (compile()'s where no option sets them); " \
            "val_fraction 0.2 (fit()'s validation_split: its share, drawn with the seed, not Keras's last samples)\n" in out
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "keras" / "lenet5.py"
+
+
+def settings_line(out: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith("optimizer "))
+
+
+def test_the_console_names_neuralabs_defaults_for_a_model_never_compiled(fashion, tmp_path, capsys):
+    """docs/keras.md's `neuralab train --model examples/keras/lenet5.py`: the file compiles nothing,
+    and the console credited compile() with neuralab's defaults."""
+    assert "compile(" not in EXAMPLE.read_text()
+    code, out, _ = _train(capsys, EXAMPLE, fashion, tmp_path / "run", "--epochs", "1")
+    assert code == 0
+    assert settings_line(out) == "optimizer adam, lr 0.003, loss cross_entropy (neuralab's defaults: the model " \
+                                 "was not compiled)"
+    code, out, _ = _train(capsys, EXAMPLE, fashion, tmp_path / "lr", "--epochs", "1", "--lr", "0.01")
+    assert code == 0
+    assert settings_line(out) == "optimizer adam, lr 0.01, loss cross_entropy (neuralab's defaults where no " \
+                                 "option sets them: the model was not compiled)"
+
+
+def test_the_console_names_compile_for_the_example_compiled(fashion, tmp_path, capsys):
+    """The same listing with a compile() line: its settings, and an option's over them."""
+    lines = EXAMPLE.read_text().replace("if __name__", 'model.compile(optimizer=keras.optimizers.SGD(learning_rate='
+                                        '0.02), loss="sparse_categorical_crossentropy")\n\nif __name__').splitlines()
+    layer = 0
+    for i, line in enumerate(lines):  # each layer named: Keras's own names depend on what ran before
+        if line.startswith("model.add("):
+            layer += 1
+            lines[i] = re.sub(r"\(\)\)$|\)\)$", lambda m: f'{"(" if m[0] == "())" else ", "}name="l{layer}"))', line)
+    compiled = tmp_path / "lenet5.py"
+    compiled.write_text("import keras\n" + "\n".join(lines) + "\n")
+    code, out, _ = _train(capsys, compiled, fashion, tmp_path / "run", "--epochs", "1")
+    assert code == 0
+    assert settings_line(out) == "optimizer sgd, lr 0.02, momentum 0, loss cross_entropy (compile()'s where no " \
+                                 "option sets them)"
+    code, out, _ = _train(capsys, compiled, fashion, tmp_path / "lr", "--epochs", "1", "--lr", "0.01")
+    assert code == 0
+    assert settings_line(out) == "optimizer sgd, lr 0.01, momentum 0, loss cross_entropy (compile()'s where no " \
+                                 "option sets them)"
+
+
+def test_a_resume_names_the_runs_own_settings(fashion, tmp_path, capsys, cut_in_epoch_2):
+    """A resume reads no model file: its settings are those config.json keeps, whatever gave them."""
+    restore = cut_in_epoch_2()
+    code, _, _ = _train(capsys, EXAMPLE, fashion, tmp_path / "run", "--epochs", "2")
+    assert code == 130
+    restore()
+    assert main(["train", "--resume", str(tmp_path / "run"), "--threads", "1"]) == 0
+    assert settings_line(capsys.readouterr().out) == "optimizer adam, lr 0.003, loss cross_entropy (the run's, as " \
+                                                     "its config.json keeps them)"
 
 
 def test_code_reading_fits_history_is_told_that_fit_did_not_run(tmp_path):

@@ -32,6 +32,10 @@ HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b
 # folder's are named in a warning, so that a class never loses its iPhone photos without a word
 # as it loses its notes.txt
 OTHER_SUFFIXES = frozenset({".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".psd", ".tga", ".svg", ".ico"})
+# How a picture's polarity is taken for a classifier: "auto" inverts one drawn dark on light
+# (looks_dark_on_light) for a model trained on light-on-dark pictures, MNIST's way
+# (Preprocess.expects_light_on_dark); "yes" inverts every picture, "no" none
+INVERT = ("auto", "yes", "no")
 
 
 def picture_suffixes() -> frozenset[str]:
@@ -202,6 +206,13 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     if image.shape[:2] == (height, width):
         return image
     return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.LANCZOS))
+
+
+def looks_dark_on_light(image: np.ndarray) -> bool:
+    """True when the border of the picture is mostly light: a drawing on paper, not MNIST-style."""
+    gray = image if image.ndim == 2 else image.mean(axis=2)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return float(border.mean()) > 127
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray) -> None:

@@ -66,6 +66,38 @@ class Preprocess:
         mean, std = self._stats[t.device]
         return t.to(torch.float32, copy=True).div_(255.0).sub_(mean).div_(std)
 
+    def expects_light_on_dark(self) -> bool:
+        """Whether the model was trained on light-on-dark pictures, MNIST's way, so that a picture on
+        paper must be inverted for it. The training data's mean tells: MNIST's is 0.13, digits on
+        paper 0.69. A colour model never is: a light border is only a light background there. Keras
+        runs keep no statistics (mean 0, std 1) and are taken to be MNIST-like, as one-channel
+        classifiers mostly are."""
+        return self.input_shape[0] == 1 and self.mean[0] <= 0.5
+
+    def inverts(self, picture: np.ndarray, invert: str | bool = "auto") -> bool:
+        """Whether ``picture`` (H, W) or (H, W, 3) uint8 is to be inverted for this model: with
+        ``invert`` "auto" where it is drawn dark on light (``looks_dark_on_light``) and the model
+        expects light on dark (``expects_light_on_dark``); always with "yes", never with "no".
+        True and False are "yes" and "no"."""
+        from neuralab.data.pictures import looks_dark_on_light
+
+        invert = invert_choice(invert)
+        if invert != "auto":
+            return invert == "yes"
+        return self.expects_light_on_dark() and looks_dark_on_light(picture)
+
+
+def invert_choice(invert) -> str:
+    """``invert`` as one of INVERT: True and False, which callers of old passed, are "yes" and "no"."""
+    from neuralab.data.pictures import INVERT
+
+    if isinstance(invert, (bool, np.bool_)):
+        return "yes" if invert else "no"
+    if not isinstance(invert, str) or invert not in INVERT:
+        raise ParameterError("invert", invert, "choose auto (invert a picture drawn dark on light for a model "
+                                               "trained on light-on-dark pictures), yes or no")
+    return invert
+
 
 def _described(images) -> str:
     """What was given as images, for an error: "float32 of (2, 28, 28)", or its type."""
@@ -148,22 +180,29 @@ class Classifier:
         """(N, C, H, W) uint8 -> (N,) class names, the most probable of each image (as scikit-learn's)."""
         return np.asarray(self.classes)[self.predict_proba(images).argmax(1)]
 
-    def load_images(self, paths, invert: bool = False) -> np.ndarray:
+    def load_images(self, paths, invert: str | bool = "auto", return_inverted: bool = False):
         """Picture files of any size and colour mode -> (N, C, H, W) uint8 at the model's input size.
 
-        ``invert`` turns dark-on-light drawings into the light-on-dark style of MNIST.
+        ``invert`` "auto" inverts a picture drawn dark on light (a photo, a drawing on paper) for a
+        model trained on light-on-dark pictures, MNIST's way, as the web app does; "yes" inverts
+        every picture, "no" none (True and False are "yes" and "no"). With ``return_inverted``,
+        also which pictures were inverted, (N,) bool.
         """
         from neuralab.data.pictures import read_image
 
+        invert = invert_choice(invert)
         if isinstance(paths, (str, os.PathLike)):  # one picture, not its name's letters
             paths = [paths]
         c, h, w = self.preprocess.input_shape
         out = np.empty((len(paths), c, h, w), dtype=np.uint8)
+        inverted = np.zeros(len(paths), dtype=bool)
         for i, path in enumerate(paths):
             img = read_image(path, "L" if c == 1 else "RGB", size=(h, w))  # as a folder's pictures are read
-            img = 255 - img if invert else img
+            # told at the model's size: reading the picture again at its own would cost a large photo's decode
+            inverted[i] = self.preprocess.inverts(img, invert)
+            img = 255 - img if inverted[i] else img
             out[i] = img[None] if c == 1 else img.transpose(2, 0, 1)
-        return out
+        return (out, inverted) if return_inverted else out
 
     def __repr__(self) -> str:
         # A cell ending in `clf` shows what the classifier takes and gives, not the network's
@@ -297,6 +336,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     source = model_source(config.model)
     config = run_config(config, source, given)
     split_taken = bool(_split_from_fit(source, given))
+    said = None if resumed else _settings_said(source, given)  # a resume's are the run's own, whatever gave them
     config.train.check()
     data = load_image_data(config.data, config.data_dir, **config.data_options)
     check_data(data)
@@ -334,7 +374,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
             run.write_record(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data))
             run.write_json(runs.MODEL, meta)
         return _fit_and_finish(trainer, run, config, data, resume=False, verbose=verbose, summary_text=summary_text,
-                               split_taken=split_taken)
+                               split_taken=split_taken, settings_said=said)
     except Diverged:  # NaN weights: nothing to resume, test or report; a folder that was there stays, empty
         if is_main:
             run.discard(made=fresh)
@@ -377,6 +417,20 @@ def run_config(config: ClassifierConfig, source, given: frozenset[str] | None = 
     config = _resolved(config)
     return replace(config, model=_model_name(config.model, source),
                    train=with_compile(config.train, source.compile, given), **_split_from_fit(source, given))
+
+
+COMPILE_FIELDS = ("optimizer", "lr", "momentum", "loss")  # what a Keras run's header says it trains with
+
+
+def _settings_said(source, given: frozenset[str]) -> str:
+    """Where a Keras model's optimizer, lr, momentum and loss come from, in the training header's
+    words: an option ``given`` wins; the others are compile()'s where the model was compiled, and
+    neuralab's defaults where it was not (a model built in a file that never calls compile())."""
+    if any(k in source.compile for k in COMPILE_FIELDS):
+        return "compile()'s where no option sets them"
+    if given & set(COMPILE_FIELDS):
+        return "neuralab's defaults where no option sets them: the model was not compiled"
+    return "neuralab's defaults: the model was not compiled"
 
 
 def _split_given(config: ClassifierConfig) -> frozenset[str]:
@@ -580,9 +634,12 @@ def _summary_text(trainer: Trainer, config, data) -> str:
 
 
 def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verbose: bool,
-                    summary_text: str | None = None, split_taken: bool = False) -> RunResult:
+                    summary_text: str | None = None, split_taken: bool = False,
+                    settings_said: str | None = None) -> RunResult:
     """Train, test and report; ``summary_text`` when the caller made it before the run existed;
-    ``split_taken``: config.val_fraction is a Keras model's fit(validation_split=...)."""
+    ``split_taken``: config.val_fraction is a Keras model's fit(validation_split=...);
+    ``settings_said``: where a Keras model's training settings came from (``_settings_said``;
+    None: a resume, which trains with the run's)."""
     from neuralab.models import count_parameters
 
     main = trainer.dist.is_main
@@ -591,7 +648,7 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verb
         run.write_text(runs.SUMMARY, summary_text + "\n")
     if verbose and main:
         print(summary_text, flush=True)
-        print(_training_header(config, data, trainer, split_taken), flush=True)
+        print(_training_header(config, data, trainer, split_taken, settings_said), flush=True)
     try:  # until results.json, an interrupted run is one a resume finishes
         history = trainer.fit(pixels(data.train.x), torch.from_numpy(data.train.y),
                               val=(pixels(data.val.x), torch.from_numpy(data.val.y)) if len(data.val) else None,
@@ -639,7 +696,8 @@ def confusion_matrix(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(true.astype(np.int64) * k + pred.astype(np.int64), minlength=k * k).reshape(k, k)
 
 
-def _training_header(config: ClassifierConfig, data, trainer: Trainer, split_taken: bool = False) -> str:
+def _training_header(config: ClassifierConfig, data, trainer: Trainer, split_taken: bool = False,
+                     settings_said: str | None = None) -> str:
     from neuralab.models import count_parameters
 
     header = (f"{config.model} on {data.name}: {len(data.train):,} train / {len(data.val):,} val / "
@@ -647,8 +705,8 @@ def _training_header(config: ClassifierConfig, data, trainer: Trainer, split_tak
               f"{count_parameters(trainer.model):,} parameters, device {trainer.device_text}, seed {config.train.seed}")
     if (trainer.model_meta.get("source") or {}).get("type") != "keras":
         return header
-    # A Keras model trains with its compile()'s settings where no option is given, which the
-    # command line shows nowhere else
+    # A Keras model trains with its compile()'s settings where no option is given, or neuralab's
+    # defaults where it was not compiled, which the command line shows nowhere else
     t = config.train
     momentum = f", momentum {t.momentum:g}" if t.optimizer in ("sgd", "rmsprop") else ""
     split = ""
@@ -656,8 +714,8 @@ def _training_header(config: ClassifierConfig, data, trainer: Trainer, split_tak
         from neuralab.training.keras_script import VAL_FROM_FIT
 
         split = f"; val_fraction {config.val_fraction:g} (fit()'s validation_split: {VAL_FROM_FIT})"
-    return (f"{header}\noptimizer {t.optimizer}, lr {t.lr:g}{momentum}, loss {t.loss or 'cross_entropy'} "
-            f"(compile()'s where no option sets them){split}")
+    said = settings_said or "the run's, as its config.json keeps them"
+    return f"{header}\noptimizer {t.optimizer}, lr {t.lr:g}{momentum}, loss {t.loss or 'cross_entropy'} ({said}){split}"
 
 
 # --- using a finished run --------------------------------------------------------------

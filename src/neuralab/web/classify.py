@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab.errors import NeuralabError
-from neuralab.web.images import center_like_mnist, decode, looks_dark_on_light, png_url, stretch
+from neuralab.web.images import center_like_mnist, decode, png_url, stretch
 from neuralab.web.inputs import choice
 
 MAPS_PER_LAYER = 16  # the page shows the first 16 channels of each layer
@@ -64,15 +64,16 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
 
     source "canvas": a light-on-dark drawing, centred like MNIST for one-channel models.
     source "upload": any picture, resized; ``invert`` "auto" inverts a dark-on-light picture only
-    for a model that expects light-on-dark ones (``expects_light_on_dark``)."""
-    from neuralab.data.pictures import resize
+    for a model that expects light-on-dark ones (``Preprocess.inverts``, as ``load_images``)."""
+    from neuralab.data.pictures import INVERT, resize
 
     choice("source", source, ("canvas", "upload"))
-    choice("invert", invert, ("auto", "yes", "no"))
+    choice("invert", invert, INVERT)
     c, h, w = clf.preprocess.input_shape
     picture = decode(data, "L" if c == 1 else "RGB")
-    auto = invert == "auto" and source == "upload" and expects_light_on_dark(clf.preprocess)
-    if invert == "yes" or (auto and looks_dark_on_light(picture)):
+    if source == "canvas" and invert == "auto":  # the page's canvas is drawn light on dark, MNIST's way, already
+        invert = "no"
+    if clf.preprocess.inverts(picture, invert):
         picture = 255 - picture
     if source == "canvas" and c == 1:
         side = min(h, w)
@@ -80,15 +81,6 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
     else:
         picture = resize(picture, h, w)
     return (picture[None] if c == 1 else picture.transpose(2, 0, 1))[None]
-
-
-def expects_light_on_dark(preprocess) -> bool:
-    """Whether the model was trained on light-on-dark pictures, MNIST's way, so that a picture on
-    paper must be inverted for it. The training data's mean tells: MNIST's is 0.13, digits on
-    paper 0.69. A colour model never is: a light border is only a light background there. Keras
-    runs keep no statistics (mean 0, std 1) and are taken to be MNIST-like, as one-channel
-    classifiers mostly are."""
-    return preprocess.input_shape[0] == 1 and preprocess.mean[0] <= 0.5
 
 
 def _pictures(maps: np.ndarray) -> dict:

@@ -81,13 +81,6 @@ def center_like_mnist(image: np.ndarray, size: int = 28, box: int = 20) -> np.nd
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def looks_dark_on_light(image: np.ndarray) -> bool:
-    """True when the border of the picture is mostly light: a drawing on paper, not MNIST-style."""
-    gray = image if image.ndim == 2 else image.mean(axis=2)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return float(border.mean()) > 127
-
-
 # --- the pictures a playground can start from --------------------------------------------
 
 SAMPLES: dict[str, str] = {
