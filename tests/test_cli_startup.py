@@ -99,7 +99,7 @@ def test_openmp_threads_sleep_where_cores_are_busy_and_spin_briefly_where_free(m
     import builtins
     import os
 
-    from neuralab.cli import openmp_waits
+    from neuralab.cli import CHOSEN, openmp_waits
 
     real_open = builtins.open
 
@@ -122,11 +122,16 @@ def test_openmp_threads_sleep_where_cores_are_busy_and_spin_briefly_where_free(m
                           (0.3, [1, 2, 1, 1, 2])):     # another task runnable for a moment
         machine(load, running)
         free: dict[str, str] = {}
-        assert openmp_waits(free) == "GOMP_SPINCOUNT=30000" and free == {"GOMP_SPINCOUNT": "30000"}
+        assert openmp_waits(free) == "GOMP_SPINCOUNT=30000" and free == {"GOMP_SPINCOUNT": "30000", CHOSEN: "GOMP_SPINCOUNT"}
     for running in ([2] * 5, [2, 3, 1, 2, 1]):         # another task runnable in most readings
         machine(0.3, running)
         busy: dict[str, str] = {}
-        assert openmp_waits(busy) == "OMP_WAIT_POLICY=PASSIVE" and busy == {"OMP_WAIT_POLICY": "PASSIVE"}
+        assert openmp_waits(busy) == "OMP_WAIT_POLICY=PASSIVE" and busy == {"OMP_WAIT_POLICY": "PASSIVE",
+                                                                            CHOSEN: "OMP_WAIT_POLICY"}
+        # a process a neuralab started when the machine was free (serve's job, later) chooses again
+        machine(0.3, running)
+        inherited = {"GOMP_SPINCOUNT": "30000", CHOSEN: "GOMP_SPINCOUNT"}
+        assert openmp_waits(inherited) == "OMP_WAIT_POLICY=PASSIVE" and inherited == busy
     mine = {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's own setting is kept, whatever the load
     assert openmp_waits(mine) == "OMP_WAIT_POLICY=ACTIVE" and mine == {"OMP_WAIT_POLICY": "ACTIVE"}
 

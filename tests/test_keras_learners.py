@@ -260,8 +260,7 @@ def import_and_predict(tmp_path: Path, model_file: Path, picture: Path, k: int) 
     cli = [sys.executable, "-m", "neuralab"]
     done = subprocess.run([*cli, "import", model_file, "--out", tmp_path / "run"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    # Keras's predict takes the picture as it is (a light border does not make it a drawing on paper)
-    done = subprocess.run([*cli, "predict", tmp_path / "run", picture, "--json", "--top-k", str(k), "--no-invert"],
+    done = subprocess.run([*cli, "predict", tmp_path / "run", picture, "--json", "--top-k", str(k)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

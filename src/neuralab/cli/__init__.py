@@ -146,12 +146,19 @@ def openmp_waits(environ=os.environ) -> str:
     regions of a training step: LeNet-5's step 4.3-5.6 ms against 7.8-10.4 (docs/speed-rounds.md,
     the nineteenth round). Busy means another task
     runnable now (``_others_busy``)."""
+    chosen = environ.pop(CHOSEN, None)
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
-        if environ.get(name):
+        if environ.get(name) and name != chosen:
             return f"{name}={environ[name]}"
+    # A choice an earlier neuralab made (`neuralab serve`, whose jobs start hours later) is this
+    # process's to make again, for the load now
+    environ.pop(chosen or "", None)
     name, value = ("OMP_WAIT_POLICY", "PASSIVE") if _others_busy() else ("GOMP_SPINCOUNT", "30000")
-    environ[name] = value
+    environ[name], environ[CHOSEN] = value, name
     return f"{name}={value}"
+
+
+CHOSEN = "NEURALAB_OPENMP_CHOSEN"  # which of the two openmp_waits set, beside it: a user's own has none
 
 
 def _others_busy(readings: int = 5) -> bool:

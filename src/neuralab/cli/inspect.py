@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 from neuralab.cli._args import run_folder
-from neuralab.cli.predict import INVERT_HELP, invert_choice, inverted_said
+from neuralab.cli.predict import INVERT_HELP, dark_on_light_said
 from neuralab.cli.train import TRUST_HELP
 
 
@@ -21,7 +21,7 @@ def register(sub) -> None:
                    help="a CNN image classifier's run directory (from neuralab train or import)")
     p.add_argument("image", type=Path, metavar="IMAGE", help="a PNG or JPEG picture of any size")
     p.add_argument("--out", type=Path, help="folder for the pictures (default inspect-RUN-IMAGE in this folder)")
-    p.add_argument("--invert", action=argparse.BooleanOptionalAction, help=INVERT_HELP)
+    p.add_argument("--invert", action="store_true", help=INVERT_HELP)
     p.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=run_inspect)
 
@@ -33,13 +33,13 @@ def run_inspect(args) -> int:
 
     clf = load_classifier(args.run_dir, trust_code=args.trust_code)
     out = args.out or Path(f"inspect-{Path(args.run_dir).resolve().name}-{args.image.stem}")
-    result = inspect_image(clf, args.image, invert=invert_choice(args.invert))
+    result = inspect_image(clf, args.image, invert=args.invert)
     files = write_inspection(out, pixels=result.pixels, layers=result.layers, filters=result.filters,
                              pairs=result.pairs, probabilities=result.probabilities)
     top = clf.top_k(result.probabilities[None], min(3, len(clf.classes)))[0]
     print(f"{args.image}: " + ", ".join(f"{c} {p * 100:.1f}%" for c, p in top))
-    if result.inverted and args.invert is None:
-        print(inverted_said(1, 1))
+    if not args.invert and clf.drawn_dark_on_light(result.pixels[None])[0]:
+        print(f"neuralab: note: {dark_on_light_said(1, 1)}", file=sys.stderr, flush=True)
     width = max(len(fm.name) + len(fm.kind) for fm in result.layers) + 3
     for fm, path in zip(result.layers, files[1:]):
         c, h, w = fm.maps.shape

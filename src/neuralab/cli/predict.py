@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-
 from neuralab.cli._args import positive_int, printable, run_folder
 from neuralab.cli.train import TRUST_HELP
 
-INVERT_HELP = ("invert every picture (MNIST's are light on dark); --no-invert: none; neither (the default): "
-               "a picture drawn dark on light (a photo, a drawing on paper) is inverted for a model trained on "
-               "light-on-dark pictures, as the web app does")
-
-
-def invert_choice(flag: bool | None) -> str:
-    """--invert, --no-invert or neither, as load_images takes it."""
-    return {None: "auto", True: "yes", False: "no"}[flag]
+INVERT_HELP = ("invert every picture: one drawn dark on light (a photo, a drawing on paper) for a model trained "
+               "on light-on-dark pictures, MNIST's way")
 
 
 def register(sub) -> None:
@@ -25,7 +17,7 @@ def register(sub) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="picture files, or folders: every picture in them and their sub-folders, sorted")
     p.add_argument("--top-k", type=positive_int, default=3, help="classes listed per picture, most likely first (default %(default)s)")
-    p.add_argument("--invert", action=argparse.BooleanOptionalAction, help=INVERT_HELP)
+    p.add_argument("--invert", action="store_true", help=INVERT_HELP)
     p.add_argument("--json", action="store_true", help="print JSON for machines")
     p.add_argument("--on-error", choices=ON_ERROR, default=ON_ERROR[0],
                    help="a picture that cannot be read: every other one is answered, then refuse ends with the "
@@ -58,28 +50,29 @@ def run_predict(args) -> int:
     k = min(args.top_k, len(clf.classes))
     paths = pictures(args.images)
     answers, unreadable = [], []  # for --json, in the order given; (path, the reader's error, which names it)
-    inverted = 0
+    dark_on_light = 0  # pictures the model would take inverted, which --invert was not given for
     for i in range(0, len(paths), PREDICT_BATCH):  # a batch at a time: 20,000 photos need not all be in memory
         batch = paths[i:i + PREDICT_BATCH]
-        read = [read_one(clf, path, invert_choice(args.invert)) for path in batch]
-        pixels = [r[0] for r in read if not isinstance(r, NeuralabError)]
+        read = [read_one(clf, path, args.invert) for path in batch]
+        pixels = [r for r in read if not isinstance(r, NeuralabError)]
         tops = iter(clf.top_k(clf.predict_proba(np.concatenate(pixels)), k) if pixels else ())
+        if pixels and not args.invert:
+            dark_on_light += int(clf.drawn_dark_on_light(np.concatenate(pixels)).sum())
         for path, r in zip(batch, read):
             if isinstance(r, NeuralabError):
                 unreadable.append((path, r))
                 answers.append({"image": str(path), "error": why(path, r)})
                 continue
-            top, flipped = next(tops), bool(r[1][0])
-            inverted += flipped
+            top = next(tops)
             if args.json:
-                answers.append({"image": str(path), "inverted": flipped,
-                                "top": [{"class": c, "probability": p} for c, p in top]})
+                answers.append({"image": str(path), "top": [{"class": c, "probability": p} for c, p in top]})
             else:  # one line per picture, for grep and scripts, printed as they come: a broken file loses none
                 print(f"{printable(str(path))}: " + ", ".join(f"{c} {p * 100:.1f}%" for c, p in top))
     if args.json:
         print(json.dumps(answers, indent=2))
-    if inverted and args.invert is None:  # on stderr, after the answers: a script reading them sees no change
-        print(f"neuralab: {inverted_said(inverted, len(paths) - len(unreadable))}", file=sys.stderr, flush=True)
+    if dark_on_light:  # on stderr, after the answers: a script reading them sees no change
+        print(f"neuralab: note: {dark_on_light_said(dark_on_light, len(paths) - len(unreadable))}", file=sys.stderr,
+              flush=True)
     if unreadable:
         if len(paths) == 1 and args.on_error == "refuse":  # the reader's own line
             raise unreadable[0][1]
@@ -94,12 +87,13 @@ def run_predict(args) -> int:
     return 0
 
 
-def inverted_said(n: int, of: int) -> str:
-    """What neither --invert nor --no-invert did to ``n`` of the ``of`` pictures answered (n > 0), and how to undo it."""
+def dark_on_light_said(n: int, of: int) -> str:
+    """Advice for ``n`` of the ``of`` pictures answered (n > 0) that look drawn dark on light, given
+    to a model that takes light-on-dark pictures, without --invert."""
     why = "the model takes light-on-dark pictures (MNIST's way)"
     if of == 1:
-        return f"inverted the picture, drawn dark on light: {why}; `--no-invert` keeps it as it is"
-    return f"inverted {n} of {of} pictures drawn dark on light: {why}; `--no-invert` keeps them as they are"
+        return f"the picture looks drawn dark on light, and {why}: `--invert` inverts it, as the web app does"
+    return f"{n} of {of} pictures look drawn dark on light, and {why}: `--invert` inverts them, as the web app does"
 
 
 def why(path, error) -> str:
@@ -109,10 +103,9 @@ def why(path, error) -> str:
     return str(error).removeprefix(f"{Path(path)}: ")
 
 
-def read_one(clf, path, invert: str):
-    """The picture at ``path`` as ``clf.load_images`` gives it, (1, C, H, W) and whether it was
-    inverted (1,), or the reader's NeuralabError, which names it: one that cannot be read must
-    not cost the others."""
+def read_one(clf, path, invert: bool):
+    """The picture at ``path`` as ``clf.load_images`` gives it (1, C, H, W), or the reader's
+    NeuralabError, which names it: one that cannot be read must not cost the others."""
     from pathlib import Path
 
     from neuralab.errors import NeuralabError
@@ -120,7 +113,7 @@ def read_one(clf, path, invert: str):
     if Path(path).is_symlink() and Path(path).is_dir():  # met in a folder given: as training says it
         return NeuralabError(f"{Path(path)}: a link to a folder, which is not followed; give the folder itself")
     try:
-        return clf.load_images([path], invert=invert, return_inverted=True)
+        return clf.load_images([path], invert=invert)
     except NeuralabError as e:
         return e
 

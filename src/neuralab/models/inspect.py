@@ -107,18 +107,14 @@ class Inspection(NamedTuple):
     filters: np.ndarray        # (F, C, K_h, K_w) the first convolution's weights
     pairs: tuple[np.ndarray, list[str]]  # ``filter_pairs(filters)``
     probabilities: np.ndarray  # (classes,)
-    inverted: bool = False     # whether the picture was inverted (``invert``) before the model saw it
 
 
-def inspect_image(clf, image: str | Path, invert: str | bool = "auto") -> Inspection:
+def inspect_image(clf, image: str | Path, invert: str | bool = "no") -> Inspection:
     """Feed the picture ``image`` to the trained classifier ``clf`` (``load_classifier``):
     what it saw, every conv and pooling layer's output, its first-layer filters and their
-    closest classic kernels, and its class probabilities. ``invert`` is ``load_images``'s: "auto"
-    inverts a picture drawn dark on light for a model trained on MNIST's light on dark, "yes"
-    and "no" force it. ``neuralab.reports.inspect.write_inspection`` writes them as pictures."""
-    # (1, C, H, W) uint8 at the model's input size
-    pixels, inverted = clf.load_images([image], invert=invert, return_inverted=True)
+    closest classic kernels, and its class probabilities. ``invert`` is ``load_images``'s.
+    ``neuralab.reports.inspect.write_inspection`` writes them as pictures."""
+    pixels = clf.load_images([image], invert=invert)  # (1, C, H, W) uint8 at the model's input size
     filters = first_layer_filters(clf.model)  # before anything else: an MLP has nothing to show
     layers = feature_maps(clf.model, clf.preprocess(pixels))
-    return Inspection(pixels[0], layers, filters, filter_pairs(filters), clf.predict_proba(pixels)[0],
-                      bool(inverted[0]))
+    return Inspection(pixels[0], layers, filters, filter_pairs(filters), clf.predict_proba(pixels)[0])

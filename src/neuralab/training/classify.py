@@ -180,13 +180,14 @@ class Classifier:
         """(N, C, H, W) uint8 -> (N,) class names, the most probable of each image (as scikit-learn's)."""
         return np.asarray(self.classes)[self.predict_proba(images).argmax(1)]
 
-    def load_images(self, paths, invert: str | bool = "auto", return_inverted: bool = False):
+    def load_images(self, paths, invert: str | bool = "no", return_inverted: bool = False):
         """Picture files of any size and colour mode -> (N, C, H, W) uint8 at the model's input size.
 
-        ``invert`` "auto" inverts a picture drawn dark on light (a photo, a drawing on paper) for a
-        model trained on light-on-dark pictures, MNIST's way, as the web app does; "yes" inverts
-        every picture, "no" none (True and False are "yes" and "no"). With ``return_inverted``,
-        also which pictures were inverted, (N,) bool.
+        ``invert`` "yes" (True) inverts every picture, into MNIST's light on dark; "no" (False)
+        none; "auto" those drawn dark on light (a photo, a drawing on paper) for a model trained on
+        light-on-dark pictures, as the web app's upload does (``drawn_dark_on_light``: a guess from
+        the picture's border, so never the default). With ``return_inverted``, also which pictures
+        were inverted, (N,) bool.
         """
         from neuralab.data.pictures import read_image
 
@@ -203,6 +204,13 @@ class Classifier:
             img = 255 - img if inverted[i] else img
             out[i] = img[None] if c == 1 else img.transpose(2, 0, 1)
         return (out, inverted) if return_inverted else out
+
+    def drawn_dark_on_light(self, images: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) uint8 as load_images gives them -> (N,) bool: the pictures that look drawn
+        dark on light for this model, which takes light-on-dark ones (``Preprocess.inverts``'s
+        "auto")."""
+        return np.array([self.preprocess.inverts(im[0] if im.shape[0] == 1 else im.transpose(1, 2, 0), "auto")
+                         for im in images], dtype=bool)
 
     def __repr__(self) -> str:
         # A cell ending in `clf` shows what the classifier takes and gives, not the network's
@@ -231,7 +239,8 @@ def _last_layer_outputs(model: torch.nn.Module) -> int | None:
     """How many outputs ``model`` gives an image where its structure alone says so, with no images
     to run it on: a Linear layer, or an nn.Sequential (nested or not) ending in one; None where
     only a forward would tell (a module with its own forward, a last layer of any other kind)."""
-    while isinstance(model, torch.nn.Sequential) and len(model):
+    # a subclass with a forward of its own may give another layer's outputs (a head beside the last)
+    while isinstance(model, torch.nn.Sequential) and type(model).forward is torch.nn.Sequential.forward and len(model):
         model = model[-1]
     return model.out_features if isinstance(model, torch.nn.Linear) else None
 

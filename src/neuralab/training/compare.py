@@ -121,8 +121,8 @@ def _refuse_folders(out: Path, folders: dict, configs: dict, sources: dict, over
     from neuralab.data import load_image_data
     from neuralab.training.classify import check_same_data, checked_meta, run_config
 
-    kept, loaded = {}, {}
-    for key, path in folders.items():
+    kept, loaded = {}, (None, None)
+    for key, path in sorted(folders.items(), key=lambda item: item[0][1]):  # seed by seed: one copy of the data
         if overwrite or not path.exists():
             continue
         run, config = Run(path), run_config(configs[key], sources[key[0]])
@@ -133,9 +133,9 @@ def _refuse_folders(out: Path, folders: dict, configs: dict, sources: dict, over
         # read as train_classifier reads it, once for each seed: the seed draws the validation split
         options = config.data_options
         ways = repr(sorted(options.items()))
-        if ways not in loaded:
-            loaded[ways] = load_image_data(config.data, config.data_dir, **options)
-        data = loaded[ways]
+        if loaded[0] != ways:
+            loaded = (ways, load_image_data(config.data, config.data_dir, **options))
+        data = loaded[1]
         classes = checked_meta(run)["classes"]  # a damaged model.json is named as such, not as other data
         try:  # the same config, but the folder's pictures may have changed since
             check_same_data(run, data, classes, config.data_dir)

@@ -112,9 +112,9 @@ class Trainer:
         check_train_config(config, "config")
         config.check(task.name)
         check_given(config, optimizer)
-        # Targets are class numbers (or rows of class probabilities) where the loss is a cross-entropy
-        # over the outputs; mse, mae and huber may score float targets of any shape a model gives
-        self._class_targets = task is CLASSIFICATION and config.loss not in REGRESSION_LOSSES
+        # A classifier's targets: class numbers, or rows of class probabilities; mse, mae and huber
+        # may also score float targets of any shape its outputs have
+        self._classifies = task is CLASSIFICATION
         if config.loss is not None:  # the same task scored with another loss
             task = Task(task.name, LOSS_EACH[config.loss], task.metric_sums)
         self.config, self.task = config, task
@@ -420,7 +420,7 @@ class Trainer:
                 raise ParameterError(name, type(t).__name__, "give a torch tensor, e.g. torch.from_numpy(array)")
         if len(x) != len(y):
             raise ParameterError(y_name, f"{len(y)} rows", f"{x_name} has {len(x)}; give one target per input")
-        y = _labels(y, y_name, self._class_targets, self.config.loss)
+        y = _labels(y, y_name, self._classifies, self.config.loss)
         if x.is_floating_point():
             row = _first_not_finite(x)
             if row is not None:
@@ -434,7 +434,7 @@ class Trainer:
         no class numbers (a forecaster's, mse), or where no (N, outputs) tensor comes back.
         Inputs the model cannot take are refused naming ``name``: where a neuralab architecture's first
         step would fail with a raw PyTorch error. A user's forward that fails is left to check_model."""
-        if not self._class_targets:
+        if not self._classifies:
             return None
         model = unwrap(self.model)
         was_training = model.training
@@ -564,8 +564,8 @@ class Trainer:
     def score(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean loss and metrics of outputs already computed (``predict``'s) against ``y``:
         ``evaluate`` without running the model again."""
-        y = _labels(y, "y", self._class_targets, self.config.loss)
-        _check_classes(y, "y", out.shape[1] if self._class_targets and out.dim() >= 2 else None)
+        y = _labels(y, "y", self._classifies, self.config.loss)
+        _check_classes(y, "y", out.shape[1] if self._classifies and out.dim() >= 2 else None)
         y = y.to(out.device)
         n = max(1, len(out))
         sums = self.task.metric_sums(out, y)
@@ -694,21 +694,24 @@ def check_train_config(config, parameter: str) -> None:
         raise ParameterError(parameter, type(config).__name__, "give a TrainConfig, e.g. TrainConfig(epochs=1)")
 
 
-def _labels(y: torch.Tensor, name: str, classes: bool, loss: str | None) -> torch.Tensor:
-    """Class labels as the cross-entropy takes them, int64: NumPy's int32 and uint8, and bools
-    (False is class 0, True class 1, as y.long() makes them), are whole numbers too. ``classes``:
-    the loss takes class numbers (``Trainer._class_targets``), else ``y`` is the loss's to judge;
-    ``loss``: the TrainConfig's, None for the task's own cross-entropy."""
-    if not classes:
+def _labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> torch.Tensor:
+    """A classifier's labels as its losses take them: class numbers as int64 (NumPy's int32 and
+    uint8, and bools, False class 0 and True class 1, as y.long() makes them, are whole numbers
+    too), or rows (N, classes) of class probabilities. ``loss``: the TrainConfig's, None for the
+    task's own cross-entropy; mse, mae and huber also score float targets as they are. Another
+    task's targets are its loss's to judge (``classifies`` False)."""
+    if not classifies:
         return y
-    if y.dim() == 2 and not (y.is_floating_point() or y.is_complex()) and (y.shape[1] == 1 or loss is None):
+    regression = loss in REGRESSION_LOSSES
+    if y.dim() == 2 and not (y.is_floating_point() or y.is_complex() or regression) and (
+            y.shape[1] == 1 or loss is None):
         # Rows of whole numbers: a column of class numbers, which no cross-entropy takes, or one-hot
         # rows, which the task's own (F.cross_entropy) takes only as floats; both would fail in the
         # first step, where the error reads as the model's
         what, how = ("a column", f"{name}.view(-1)") if y.shape[1] == 1 else ("one-hot rows", f"{name}.argmax(1)")
         raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
                              f"{what}: give one class number per row, e.g. {how}")
-    if y.dim() != 1:
+    if y.dim() != 1 or (regression and y.is_floating_point()):
         return y
     if y.is_floating_point() or y.is_complex():
         raise ParameterError(name, str(y.dtype).removeprefix("torch."), "class labels are whole numbers: give "
@@ -724,7 +727,7 @@ def _check_classes(y: torch.Tensor, name: str, outputs: int | None) -> None:
     cross-entropy would raise an IndexError in the middle of an epoch."""
     if outputs is None or not len(y):
         return
-    if y.dim() == 1 and int(y.max()) >= outputs:
+    if y.dim() == 1 and not y.is_floating_point() and int(y.max()) >= outputs:  # floats: mse's targets
         raise ParameterError(name, int(y.max()), f"the model gives {outputs} outputs, and class labels count from 0 "
                                                  f"to {outputs - 1}: give labels in that range, or a model with "
                                                  "an output for each class")
