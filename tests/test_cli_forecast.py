@@ -116,6 +116,24 @@ def test_unsorted_csv_and_missing_policy_are_accepted(tmp_path, capsys):
     assert series["unsorted"] > 0 and series["missing"]["load"] == 1 and series["filled"] == 1
 
 
+def test_a_users_spreadsheet_export_is_refused_with_what_to_do_in_flags(tmp_path, capsys):
+    days = pd.date_range("2021-01-01", periods=100)
+    excel = tmp_path / "verbrauch.csv"
+    excel.write_text("Datum;Verbrauch kWh\n" + "".join(f"{d:%d.%m.%Y};1.{500 + i},25\n" for i, d in enumerate(days))
+                     + "Total;123.456,00\n")
+    assert error(capsys, ["forecast", "--data", str(excel), "--out", str(tmp_path / "r")]).endswith(
+        "verbrauch.csv: line 102 ('Total') in column 'Datum' is not a date: a summary row at the end of the file; "
+        "delete it")
+    prices = tmp_path / "nasdaq.csv"
+    prices.write_text("Date,Close/Last,Volume\n" + "".join(f"{d:%m/%d/%Y},${100 + i}.50,{2_840_007 + i}\n"
+                                                           for i, d in enumerate(days)))
+    assert error(capsys, ["forecast", "--data", str(prices), "--out", str(tmp_path / "r")]).endswith(
+        "nasdaq.csv: column 'Close/Last' carries a currency sign ('$100.50' on line 2), so it is not numeric, and the "
+        "only numeric column is 'Volume'; write the numbers without the sign, or give 'Volume' as --target to "
+        "forecast it")
+    assert not (tmp_path / "r").exists()
+
+
 def test_series_too_short_and_other_usage_errors(tmp_path, capsys):
     short = csv(tmp_path, rows=20)
     assert "20 rows is fewer than --lookback 60 + --horizon 1" in error(

@@ -80,6 +80,23 @@ def test_linear_ar_recovers_an_ar2_process():
         Windows.batches = small
 
 
+
+def test_linear_ar_on_a_near_unit_root_series_ties_plain_least_squares():
+    # Minute readings: a random walk under a daily cycle. The ridge must shrink towards
+    # persistence, not towards the training mean the walk has long left.
+    rng = np.random.default_rng(0)
+    t = np.arange(4000)
+    y = 50 + np.cumsum(rng.normal(0, 0.05, len(t))) + 10 * np.sin(2 * np.pi * t / 1440)
+    frame = pd.DataFrame({"power": y}, index=pd.date_range("2024-01-01", periods=len(t), freq="min", name="time"))
+    p = prepare(load_series(frame, "power"), WindowConfig(lookback=30, horizon=1))
+    design = [np.column_stack([w.x.reshape(len(w), -1), np.ones(len(w))]).astype(np.float64) for w in (p.train, p.test)]
+    plain = np.linalg.lstsq(design[0], p.train.y.astype(np.float64), rcond=None)[0]
+    least_squares = np.abs(p.test.decode(design[1] @ plain) - p.test.future).mean()
+    ar = LinearAR().fit(p.train)
+    assert ar.score(p.test) == pytest.approx(least_squares, rel=0.01)
+    assert ar.score(p.test) < 0.9 * Persistence().fit(p.train).score(p.test)
+
+
 def test_every_baseline_shares_the_interface():
     p = prepared(np.sin(np.arange(300) / 4) + np.arange(300) / 50)
     for b in build_baselines():

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from neuralab.cli._args import (at_least, fraction, layer_sizes, names, non_negative_float, positive_float,
                                 positive_int, run_folder)
 from neuralab.cli.train import TRUST_HELP
@@ -235,6 +237,20 @@ def _setting(config, option: str):
     return getattr(config, option)
 
 
+@contextlib.contextmanager
+def finished_run_only():
+    """The library's refusal of a forecaster run that did not finish, with the command that
+    finishes it in place of its Python call."""
+    from neuralab.cli._args import resume_command
+    from neuralab.forecasting.pipeline import RunNotFinished
+    from neuralab.runs import Kind
+
+    try:
+        yield
+    except RunNotFinished as e:
+        raise e.said_with(resume_command(Kind.FORECASTER.made_by, e.run_dir)) from None
+
+
 def run_predict(args) -> int:
     from pathlib import Path
 
@@ -257,9 +273,10 @@ def run_predict(args) -> int:
         if output.is_relative_to(Path(args.run_dir).resolve()):
             raise ParameterError("output", args.output, "lies inside the run's folder, whose files the run's report "
                                                         "reads; write the forecast somewhere else")
-    frame = predict_run(args.run_dir, args.csv, date_column=args.date_column, missing=args.missing,
-                        trust_code=args.trust_code, duplicates=args.duplicates, date_format=args.date_format,
-                        sep=args.sep)
+    with finished_run_only():
+        frame = predict_run(args.run_dir, args.csv, date_column=args.date_column, missing=args.missing,
+                            trust_code=args.trust_code, duplicates=args.duplicates, date_format=args.date_format,
+                            sep=args.sep)
     if args.output:
         with atomic_write(args.output) as f:
             frame.to_csv(f, index=False)  # every digit, as forecast.csv

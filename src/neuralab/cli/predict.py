@@ -147,9 +147,11 @@ def run_export(args) -> int:
     from neuralab.runs import Kind, Run
 
     if Run.open(args.run_dir).kind is Kind.FORECASTER:
+        from neuralab.cli.forecast import finished_run_only
         from neuralab.forecasting.onnx import export_onnx
 
-        path, diff = export_onnx(args.run_dir, args.out, trust_code=args.trust_code)
+        with finished_run_only():
+            path, diff = export_onnx(args.run_dir, args.out, trust_code=args.trust_code)
         print(f"wrote {path} (onnxruntime matches neuralab's forecasts within {diff:.1e}, in the target's units)")
         return 0
     from neuralab.training.export import export_onnx

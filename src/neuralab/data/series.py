@@ -120,7 +120,7 @@ def builtin_path(name: str):
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
 TEXT_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows-1252",
               "latin-1": "Latin-1"}
-PRICE_TARGETS = ("adj close", "adj_close", "adjclose", "close", "price")  # in order of preference
+PRICE_TARGETS = ("adj close", "adj_close", "adjclose", "close", "close/last", "price")  # in order of preference
 ROW_BYTES = 250          # memory per row while loading, beyond the values (dates as text, then parsed)
 VALUE_BYTES = 48         # memory per value held through windowing, scaling and the forecasts
 BASE_BYTES = 600 << 20   # the libraries themselves (torch, pandas)
@@ -515,7 +515,8 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
                                  f"{len(groups):,} different values; a series column names a few series")
     decimal = shape.decimal if shape is not None else "."
     many = [_clean(part, label, target, features, date_column, date_format, missing, duplicates, gaps, calendar,
-                   single=series_column is None and suggest_series, decimal=decimal, time_column=clock)
+                   single=series_column is None and suggest_series, decimal=decimal, time_column=clock,
+                   sep=shape.separator if shape is not None else ",")
             for label, part in groups]
     if series_column is not None:
         for series in many:
@@ -575,8 +576,11 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
 
 def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], date_column: str, date_format,
            missing: str, duplicates: str, gaps: str, calendar, single: bool = True, decimal: str = ".",
-           time_column: str | None = None) -> Series:
+           time_column: str | None = None, sep: str = ",") -> Series:
     report = SeriesReport(duplicate_policy=duplicates, missing_policy=missing)
+    # ';' and 01.01.2022 are how a day-first locale writes a file, and there 5.008 is five thousand as often
+    points_group = sep == ";" and decimal == "." and bool(
+        table[date_column].astype("string").str.strip().str.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{2,4}(?:[ T].*)?").all())
     times, report.dates = _parse_dates(table[date_column], table["_line"], name, date_column, date_format)
     if time_column is not None:  # Date;Time;... as loggers write (the household power data): one timestamp
         times = times + _times_of_day(table[time_column], table["_line"], name, time_column).to_numpy()
@@ -584,7 +588,8 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
     frame = pd.DataFrame({"_time": times.to_numpy(), "_line": table["_line"].to_numpy()})
     for column in [target, *features]:
         parameter = "target" if column == target else "features"
-        frame[column] = _numeric(table[column], table["_line"], name, column, parameter, decimal).to_numpy()
+        frame[column] = _numeric(table[column], table["_line"], name, column, parameter, decimal,
+                                 points_group).to_numpy()
     order = np.argsort(frame["_time"].to_numpy(), kind="stable")
     report.unsorted = int((order != np.arange(len(order))).sum())
     frame = frame.iloc[order].reset_index(drop=True)
@@ -726,12 +731,14 @@ def _default_target(table: pd.DataFrame, skip: set, name: str) -> str:
     ``to_csv`` writes as an unnamed first column are no candidates."""
     numeric = [str(c) for c in table.columns if c not in skip and _holds_numbers(table[c])
                and not _row_numbers(c, table[c])]
+    lowered = {c.strip().lower(): c for c in numeric}
+    price = next((lowered[c] for c in PRICE_TARGETS if c in lowered), None)
+    if price is not None:
+        return price
+    if numeric:
+        _refuse_unread_prices(table, skip, numeric, name)
     if len(numeric) == 1:
         return numeric[0]
-    lowered = {c.strip().lower(): c for c in numeric}
-    for candidate in PRICE_TARGETS:
-        if candidate in lowered:
-            return lowered[candidate]
     if numeric:
         raise NeuralabError(f"{name} has {len(numeric)} numeric columns; choose one: {', '.join(numeric[:20])} "
                             "(give it as `target`)")
@@ -748,6 +755,46 @@ def _default_target(table: pd.DataFrame, skip: set, name: str) -> str:
                            f"{_why_not_a_number(text.iloc[at])}")
     why = f"; {reasons[0]}" if reasons else ""
     raise NeuralabError(f"{name}: no column holds numbers to forecast{why}; fix the file")
+
+
+CURRENCY = r"\s*[$€£¥]\s*"
+
+
+def _refuse_unread_prices(table: pd.DataFrame, skip: set, numeric: list[str], name: str) -> None:
+    """Refuse to default to another column where the prices are left out as no numbers: columns
+    that are numbers but for a currency sign ($282.59, as nasdaq.com exports them), or that a
+    price column's name (Close, Price) shows to be the one meant; else Volume wins unsaid."""
+    unread, signed = [], []
+    for column in table.columns:
+        if column in skip or str(column) in numeric or table[column].dropna().empty:
+            continue
+        text = table[column].astype("string").str.strip()
+        if text.str.contains(CURRENCY, regex=True).any() and \
+                _holds_numbers(text.str.replace(CURRENCY, "", regex=True)):
+            unread.append(column)
+            signed.append(column)
+        elif str(column).strip().lower() in PRICE_TARGETS:
+            unread.append(column)
+    if not unread:
+        return
+    values, text, _ = read_numbers(table[unread[0]])
+    at = int(np.flatnonzero((values.isna() & text.notna() & (text != "")).to_numpy())[0])
+    where = f"row {at}" if name == "DataFrame" else f"line {at + 2}"  # a file: line 1 is the header
+    columns = ", ".join(repr(str(c)) for c in unread)
+    plural = len(unread) > 1
+    if len(signed) == len(unread):
+        why = f"carr{'y' if plural else 'ies'} a currency sign ({text.iloc[at]!r} on {where}), so " \
+              f"{'they are' if plural else 'it is'} not numeric"
+        fix = "write the numbers without the sign"
+    else:
+        why = (f"{'are' if plural else 'is'} not numeric ({text.iloc[at]!r} in {unread[0]!r} on {where} is not a "
+               f"number{_why_not_a_number(text.iloc[at])})")
+        fix = "write the prices as plain numbers"
+    if len(numeric) == 1:
+        rest, other = f"the only numeric column is {numeric[0]!r}", f"{numeric[0]!r} as `target` to forecast it"
+    else:
+        rest, other = f"the numeric columns are {', '.join(numeric[:20])}", "one of those as `target`"
+    raise NeuralabError(f"{name}: column{'s' if plural else ''} {columns} {why}, and {rest}; {fix}, or give {other}")
 
 
 def _holds_numbers(column: pd.Series) -> bool:
@@ -857,19 +904,23 @@ def _parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
     if empty.any():
         at = int(np.flatnonzero(empty.to_numpy())[0])
         raise NeuralabError(f"{name}: line {lines.iloc[at]}: empty date in column {label!r}; every row needs a date")
-    note = ""
-    if date_format is None and bool(text.str.fullmatch(DAY_MONTH).all()):
-        parsed, note = _day_or_month_first(text)
+    # No format reads a cell without a digit (Total, Summe): the dates are read without such rows,
+    # so that a label at the end does not spoil the reading of the rest and take the blame off itself
+    words = ~text.str.contains(r"\d").to_numpy(bool)
+    labelled = bool(words.any() and not words.all())
+    dates, date_lines = (text[~words], lines[~words]) if labelled else (text, lines)
+    if date_format is None and bool(dates.str.fullmatch(DAY_MONTH).all()):
+        parsed, note = _day_or_month_first(dates)
     else:
-        parsed, note = _to_datetime(text, format=None if date_format == "%s" else date_format)
+        parsed, note = _to_datetime(dates, format=None if date_format == "%s" else date_format)
     if parsed.isna().any():
         at = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-        value = text.iloc[at]
+        value = dates.iloc[at]
         hint = ""
         if date_format:
             hint = f" (`date_format` is {date_format!r})"
             if DATE_SHAPE.match(value):
-                like = _format_like(value, "day" if date_format.strip().startswith("%d") else "month")
+                like = _format_like(value, _first(dates, date_format))
                 if like != date_format:
                     hint = f" (`date_format` is {date_format!r}; values like this one take {like})"
         elif re.fullmatch(r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}.*", value):
@@ -879,8 +930,45 @@ def _parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
             hint = " (whole Unix epoch seconds or milliseconds between 1973 and 2103 are read as dates)"
         else:
             hint = " (or not in the format of the first rows); give `date_format`, e.g. %Y-%m-%d %H:%M"
-        raise NeuralabError(f"{name}: line {lines.iloc[at]}: {value!r} in column {label!r} is not a date{hint}")
+        raise NeuralabError(f"{name}: line {date_lines.iloc[at]}: {value!r} in column {label!r} is not a date{hint}")
+    if labelled:
+        _refuse_labels(text, lines, words, name, label)
     return parsed, note
+
+
+def _refuse_labels(text: pd.Series, lines: pd.Series, words: np.ndarray, name: str, label: str) -> None:
+    """Refuse the rows whose date is a word, where the other dates read: the rows of a summary
+    (Total, Summe, Mittelwert) that a spreadsheet adds below the data are named as such. They
+    are not dropped: their values are no step of the series, and nothing else says so."""
+    at = np.flatnonzero(words)
+    values, where = text.iloc[at], lines.iloc[at]
+    if at[0] != len(text) - len(at):  # a word among the dates: that row, not the format
+        more = f" ({len(at):,} such rows)" if len(at) > 1 else ""
+        raise NeuralabError(f"{name}: line {where.iloc[0]}: {values.iloc[0]!r} in column {label!r} is not a date, "
+                            f"which no `date_format` reads{more}; give the row its date or delete it")
+    shown = ", ".join(map(repr, values.iloc[:5])) + (", ..." if len(at) > 5 else "")
+    if len(at) == 1:
+        raise NeuralabError(f"{name}: line {where.iloc[0]} ({shown}) in column {label!r} is not a date: a summary "
+                            "row at the end of the file; delete it")
+    span = where.astype(int).to_numpy()
+    lines_named = f"{span[0]}-{span[-1]}" if (np.diff(span) == 1).all() else ", ".join(map(str, span[:5]))
+    raise NeuralabError(f"{name}: lines {lines_named} ({shown}) in column {label!r} are not dates: summary rows at "
+                        "the end of the file; delete them")
+
+
+def _first(dates: pd.Series, date_format: str) -> str:
+    """"day" or "month": which comes first in ``dates`` (01.01.2021, 13/01/2021), as the column
+    tells (a first number above 12 is a day, a second one a month; dots are written day first),
+    else as ``date_format`` has it."""
+    parts = dates.str.extract(r"^(\d{1,2})([/.-])(\d{1,2})[/.-]\d{2,4}").dropna()
+    if len(parts):
+        if (parts[0].astype(int) > 12).any():
+            return "day"
+        if (parts[2].astype(int) > 12).any():
+            return "month"
+        if (parts[1] == ".").all():
+            return "day"
+    return "day" if date_format.strip().startswith("%d") else "month"
 
 
 def _format_like(value: str, first: str) -> str:
@@ -912,6 +1000,8 @@ def _day_or_month_first(text: pd.Series) -> tuple[pd.Series, str]:
         if day_ok:
             sep = re.match(DAY_MONTH, text.iloc[0])[1]
             return day, _join(f"dates read day first (DD{sep}MM{sep}YYYY): some days are above 12", day_note)
+        if not month_ok and day.isna().sum() < month.isna().sum():  # 31.02.2021 among day-first dates: blame it,
+            return day, day_note                                    # not the good 13.01.2021 before it
         return month, month_note
     if (month == day).all():  # day and month equal on every row: nothing to choose
         return month, month_note
@@ -941,20 +1031,29 @@ LARGEST = 1e150
 
 
 def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str, parameter: str,
-             decimal: str = ".") -> pd.Series:
+             decimal: str = ".", points_group: bool = False) -> pd.Series:
     """``column`` as float64; ``parameter`` (target, features) is what chose it; ``decimal`` is
-    the file's decimal mark, for numbers written as text (``read_numbers``)."""
+    the file's decimal mark, for numbers written as text (``read_numbers``); ``points_group``:
+    the file is written as where a point groups thousands, so that a column of 5.008 alone is
+    no logger's three decimals but ambiguous."""
     if pd.api.types.is_numeric_dtype(column):
         values, text = pd.to_numeric(column, errors="coerce"), column.astype("string")
     else:
         values, text, ambiguous = read_numbers(column, decimal)
+        why = ""
+        if ambiguous < 0 and points_group:
+            thousands = text.str.fullmatch(r"[-+]?[1-9]\d{0,2}\.\d{3}").fillna(False).to_numpy(bool)
+            given = (text.notna() & (text != "")).to_numpy(bool)
+            if given.any() and thousands[given].all():
+                ambiguous = int(np.flatnonzero(given)[0])
+                why = " (in a semicolon-separated file with dates such as 01.01.2022, a point groups thousands as often)"
         if ambiguous >= 0:
             cell = text.iloc[ambiguous]
             mark = "a decimal point" if "." in cell else "a decimal comma"
             grouped, decimal_read = re.sub(r"[.,' ]", "", cell), re.sub(r"[' ]", "", cell).replace(",", ".")
             raise NeuralabError(f"{name}: line {lines.iloc[ambiguous]}: {cell!r} in column {label!r} reads as "
                                 f"{grouped} (a thousands separator) or as {decimal_read} ({mark}), and no number "
-                                "in the column tells which; write the numbers without thousands separators, or "
+                                f"in the column tells which{why}; write the numbers without thousands separators, or "
                                 "one of them with one or two decimals (12.5), which only a decimal mark reads")
     bad = values.isna() & text.notna() & (text.str.strip() != "")
     if bad.any():
@@ -963,14 +1062,14 @@ def _numeric(column: pd.Series, lines: pd.Series, name: str, label: str, paramet
             raise ParameterError(parameter, label, f"holds text ({column.iloc[at]!r} on line {lines.iloc[at]} of "
                                                    f"{name}), not numbers; give a column of numbers")
         raise NeuralabError(f"{name}: line {lines.iloc[at]}: {column.iloc[at]!r} in column {label!r} is not a number"
-                            f"{_why_not_a_number(column.iloc[at])} ({int(bad.sum())} such cells); fix the file or "
+                            f"{_why_not_a_number(column.iloc[at])} ({int(bad.sum()):,} such cells); fix the file or "
                             "leave the cell empty to mark it missing")
     values = values.astype(np.float64)
     huge = ~np.isfinite(values.to_numpy()) & values.notna().to_numpy() | (np.abs(values.to_numpy()) > LARGEST)
     if huge.any():
         at = int(np.flatnonzero(huge)[0])
         raise NeuralabError(f"{name}: line {lines.iloc[at]}: '{column.iloc[at]}' in column {label!r} is not a finite "
-                            f"number of usable size (|value| up to {LARGEST:.0e}; {int(huge.sum())} such cells); fix "
+                            f"number of usable size (|value| up to {LARGEST:.0e}; {int(huge.sum()):,} such cells); fix "
                             "the file or leave the cell empty to mark it missing")
     return values
 

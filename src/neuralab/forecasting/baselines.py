@@ -97,29 +97,35 @@ class MovingAverage(Forecaster):
 
 class LinearAR(Forecaster):
     """Linear autoregression: least squares (ridge ``alpha``) from the flattened scaled
-    window to the scaled horizon, on the same inputs, transform and scaling as the network."""
+    window to the scaled horizon, on the same inputs, transform and scaling as the network.
+
+    It is fitted on departures from "no change" (the window's last value, or a change of
+    0), as the network's linear start is, so the ridge shrinks towards persistence: shrunk
+    towards the training mean instead, a near-unit-root fit (minute or hourly data) turns
+    into a mean-reverting forecast that loses to persistence."""
     name = "linear-ar"
 
     def __init__(self, alpha: float = 1e-3):
         self.alpha = alpha
         self.coef_: np.ndarray | None = None
 
-    @staticmethod
-    def _design(windows: Windows) -> np.ndarray:
-        x = windows.x.reshape(len(windows), -1).astype(np.float64)       # (B, L*C): one batch's copy
-        return np.column_stack([x, np.ones(len(x))])                     # (B, L*C + 1)
-
     def _fit(self, train: Windows, val: Windows | None) -> None:
+        level, zero = no_change(train.codec)
         # The normal equations summed batch by batch: never the whole (N, L*C) design at once.
         gram, moment = 0.0, 0.0
         for batch in train.batches():
-            a = self._design(batch)
-            gram = gram + a.T @ a                                        # (L*C + 1, L*C + 1)
-            moment = moment + a.T @ batch.y.astype(np.float64)           # (L*C + 1, H)
-        self.coef_ = ridge_solve(gram, moment, self.alpha * len(train))  # (L*C + 1, H)
+            g, m = departure_terms(batch, level, zero)
+            gram, moment = gram + g, moment + m
+        coef = ridge_solve(gram, moment, self.alpha * len(train))        # (L*C + 1, H): the departures
+        # The anchor put back as a weight, so that coef_ maps the window to the horizon itself.
+        if level:
+            coef[last_target(train)] += 1.0
+        else:
+            coef[-1] += zero
+        self.coef_ = coef
 
     def _predict(self, windows: Windows) -> np.ndarray:
-        scaled = [self._design(batch) @ self.coef_ for batch in windows.batches()]
+        scaled = [_design(batch) @ self.coef_ for batch in windows.batches()]
         return windows.decode(np.concatenate(scaled) if scaled else np.empty((0, windows.horizon)))
 
     def params(self) -> dict:
@@ -143,6 +149,34 @@ def ridge_solve(gram: np.ndarray, moment: np.ndarray, penalty: float) -> np.ndar
         return np.linalg.solve(gram + ridge, moment)
     except np.linalg.LinAlgError:
         return np.linalg.pinv(gram + ridge) @ moment
+
+
+def no_change(codec) -> tuple[bool, float]:
+    """How "no change" reads in model space: ``(level, zero)``. A level target's no change
+    is its window's last value (level True); a differenced one's (diff, log-return) is a
+    change of 0, which scaling moves to ``zero``. Windows pooled from several series carry
+    no codec and count as levels."""
+    level = codec is None or codec.transform == "none"
+    zero = 0.0 if level else float(codec.scaler.transform(np.zeros((1, len(codec.scaler.center))))[0, 0])
+    return level, zero
+
+
+def _design(windows: Windows) -> np.ndarray:
+    x = windows.x.reshape(len(windows), -1).astype(np.float64)       # (B, L*C): one batch's copy
+    return np.column_stack([x, np.ones(len(x))])                     # (B, L*C + 1)
+
+
+def departure_terms(batch: Windows, level: bool, zero: float) -> tuple[np.ndarray, np.ndarray]:
+    """One batch's share of the normal equations of the linear-ar least squares: the flattened
+    scaled window and an intercept against the horizon's departure from no change."""
+    a = _design(batch)                                               # (B, L*C + 1)
+    anchor = a[:, last_target(batch), None] if level else zero       # (B, 1): the last scaled value
+    return a.T @ a, a.T @ (batch.y.astype(np.float64) - anchor)      # (L*C + 1, H)
+
+
+def last_target(windows: Windows) -> int:
+    """The column of the flattened (L*C) window that holds the target's last value."""
+    return (windows.lookback - 1) * windows.source.scaled.shape[1]
 
 
 def build_baselines(names=tuple(BASELINES), season: int | None = None) -> list[Forecaster]:

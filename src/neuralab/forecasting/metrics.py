@@ -126,7 +126,7 @@ def difference(gain: dict) -> int:
 def gain_words(gain: dict, unit: str = "") -> str:
     """"gain +0.12 ± 0.08 (2 SE) over 219 windows": what a verdict rests on."""
     g, se = gain["gain"], SIGNIFICANCE * gain["standard_error"]
-    return f"gain per window {g:+.3g} ± {se:.2g}{unit} ({SIGNIFICANCE:g} SE) over {gain['windows']} windows"
+    return f"gain per window {g:+.3g} ± {se:.2g}{unit} ({SIGNIFICANCE:g} SE) over {gain['windows']:,} windows"
 
 
 def tied(a: float, b: float) -> bool:

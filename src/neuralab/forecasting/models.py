@@ -47,7 +47,7 @@ from neuralab.errors import ParameterError
 from neuralab.forecasting.base import Forecaster
 from neuralab.forecasting.config import ARCHITECTURES, RECIPES, ModelConfig, series_train_config  # noqa: F401  importable here too
 from neuralab.forecasting.metrics import paired_gain
-from neuralab.forecasting.baselines import ridge_solve
+from neuralab.forecasting.baselines import departure_terms, no_change, ridge_solve
 from neuralab.forecasting.topologies import CELLS, KERAS_NAMES, keras_init, keras_name
 from neuralab.forecasting.windows import Windows
 from neuralab.training.config import Diverged
@@ -215,9 +215,7 @@ class NetworkForecaster(Forecaster):
 
         seed_everything(self.train_config.seed)
         self._memo = []
-        codec = windows.codec
-        level = codec is None or codec.transform == "none"
-        zero = 0.0 if level else float(codec.scaler.transform(np.zeros((1, len(codec.scaler.center))))[0, 0])
+        level, zero = no_change(windows.codec)
         self.network = build_network(self.model_config, windows.source.scaled.shape[1], windows.horizon,
                                      windows.lookback, level, zero)
         self.trainer = Trainer(self.network, self.train_config, REGRESSION, self.run_dir, self.meta,
@@ -275,9 +273,8 @@ class NetworkForecaster(Forecaster):
             a = torch.cat([z, torch.ones(len(z), 1, device=device)], 1).double().cpu().numpy()        # (B, L + 1)
             normal_gram = normal_gram + a.T @ a
             normal_moment = normal_moment + a.T @ ((y - anchor[:, None]) / scale[:, None]).double().cpu().numpy()
-            b = torch.cat([x.flatten(1), torch.ones(len(x), 1, device=device)], 1).double().cpu().numpy()  # (B, LC + 1)
-            gram = gram + b.T @ b
-            moment = moment + b.T @ (y - anchor[:, None]).double().cpu().numpy()
+            g, m = departure_terms(batch, net.level, net.zero)  # the linear-ar baseline's own sums
+            gram, moment = gram + g, moment + m
         n = len(train)
         normalised, scaled = ridge_solve(normal_gram, normal_moment, 1e-3 * n), ridge_solve(gram, moment, 1e-3 * n)
         h = net.head.out_features

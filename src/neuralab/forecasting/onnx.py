@@ -65,8 +65,10 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     forecast (at least 1) nothing is written. Input ``windows``: (N, rows, inputs) float32, the
     last ``rows`` rows of the data as the CSV holds them, columns in the order of the metadata
     ``columns`` (target first); output ``forecast``: (N, horizon) float32 in the target's units.
-    ``out`` as training.export.export_onnx's; ``trust_code`` runs the run's copy of its PyTorch code."""
-    from neuralab.forecasting.pipeline import load_forecaster
+    ``out`` as training.export.export_onnx's; ``trust_code`` runs the run's copy of its PyTorch code.
+    A run that did not finish is refused (``RunNotFinished``): its weights are not yet its forecaster."""
+    from neuralab.forecasting.pipeline import load_forecaster, refuse_unfinished
+    from neuralab.runs import Kind, Run
     from neuralab.training.export import (
         described,
         destination,
@@ -77,8 +79,9 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
         write,
     )
 
-    onnxruntime = require_onnxruntime()
     run_dir = Path(run_dir)
+    refuse_unfinished(Run.open(run_dir, Kind.FORECASTER))  # a file carries no sign of an unfinished run
+    onnxruntime = require_onnxruntime()
     out = destination(run_dir, out)
     forecaster = load_forecaster(run_dir, trust_code)  # refuses another kind of run, and code not trusted
     meta = forecaster.meta

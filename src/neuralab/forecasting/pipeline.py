@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -741,9 +742,20 @@ def write_forecast_csv(path: Path, many: list[Series], prepared: list[Prepared],
         if len(many) > 1:
             part.insert(0, SERIES_COLUMN, s.name)
         frames.append(part)
+    table = pd.concat(frames, ignore_index=True)
+    for column in ("origin", "time"):
+        if isinstance(table[column].dtype, pd.DatetimeTZDtype):
+            table[column] = _with_offset(table[column])
     with atomic_write(path) as f:
         # every digit: rounded values of a large level (12,345,678.3) would make the file disagree with results.json
-        pd.concat(frames, ignore_index=True).to_csv(f, index=False, date_format="%Y-%m-%d %H:%M:%S")
+        table.to_csv(f, index=False, date_format="%Y-%m-%d %H:%M:%S")
+
+
+def _with_offset(times: pd.Series) -> pd.Series:
+    """Times of a series read with UTC offsets as results.json writes them, 2023-11-29
+    23:00:00+00:00: without its offset a UTC time reads as the file's local time, hours off."""
+    text = times.dt.strftime("%Y-%m-%d %H:%M:%S%z")  # +0000: ISO 8601 writes +00:00
+    return text.str[:-2] + ":" + text.str[-2:]
 
 
 def read_forecast_csv(path: Path, max_rows: int = 200_000,
@@ -799,6 +811,42 @@ def _number(text):
 
 
 # --- using a finished run --------------------------------------------------------------
+
+class RunNotFinished(NeuralabError):
+    """A forecaster run without results.json given to what forecasts with it: its
+    model.safetensors is the best epoch so far, not the forecaster the run keeps, which only
+    its end chooses (the trained network or its linear start, when training did not beat it).
+    An image classifier's best epoch is its model as it is, so an interrupted one is used.
+    The message ends with ``way_on``, by default the Python call that finishes the run, for
+    which the command line puts its own command (``said_with``)."""
+
+    def __init__(self, run_dir: str | Path, way_on: str | None = None):
+        self.run_dir = Path(run_dir)
+        run = Run(self.run_dir)
+        self.resumable = False
+        why = "its model.safetensors holds the best epoch so far, not yet the forecaster the run keeps"
+        if run.status() is runs.Status.RUNNING:
+            then = "wait until it finishes (its results.json)"
+            said = f"{self.run_dir}: still training; {why}; {then}"
+        else:
+            call = runs.Interrupted.resume_call(self.run_dir, Kind.FORECASTER)
+            does = "finishes it" if runs.epoch_kept(self.run_dir) else runs.FROM_THE_START
+            self.resumable = call is not None
+            then = (f"`{way_on or call}` {does}, then use it" if call is not None else
+                    f"its model, a module object, is not one the run can rebuild: {runs.NOT_RESUMABLE}")
+            said = f"{self.run_dir}: the run did not finish (no results.json); {why}; {then}"
+        super().__init__(said)
+
+    def said_with(self, way_on: str) -> "RunNotFinished":
+        return RunNotFinished(self.run_dir, way_on) if self.resumable else self
+
+
+def refuse_unfinished(run: Run) -> None:
+    """Raise RunNotFinished for a forecaster run that is still training or was interrupted;
+    a run Keras's fit wrote, or a damaged one, is left to ``load_forecaster`` to name."""
+    if not run.by_keras_fit and run.status() in (runs.Status.RUNNING, runs.Status.INTERRUPTED):
+        raise RunNotFinished(run.path)
+
 
 def load_forecaster(run_dir: str | Path, trust_code: bool = False) -> NetworkForecaster:
     """Rebuild a trained forecaster from its run directory alone (JSON + safetensors): a
@@ -882,16 +930,22 @@ class _Inference:
             else torch.empty(0)
 
 
-def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = None,
+def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, date_column: str | None = None,
                 missing: str | None = None, trust_code: bool = False, duplicates: str | None = None,
                 date_format: str | None = None, sep: str | None = None) -> pd.DataFrame:
-    """Forecast the next horizon after the end of ``csv`` with the run's model and scaler
-    (for every series, when the run was trained on several). The file is read as the run's
-    data was (its target, features, series and policies); ``date_column``, ``missing``,
-    ``duplicates``, ``date_format`` and ``sep`` override the run's where the new file differs."""
+    """Forecast the next horizon after the end of ``csv`` (a CSV, a DataFrame or a Series
+    from ``load_series``) with the run's model and scaler (for every series, when the run was
+    trained on several). The file is read as the run's data was (its target, features, series
+    and policies); ``date_column``, ``missing``, ``duplicates``, ``date_format`` and ``sep``
+    override the run's where the new file differs. Rows of another frequency than the run's
+    are refused; missing timestamps among the rows the forecast reads are warned of."""
+    run = Run.open(run_dir, Kind.FORECASTER)
+    refuse_unfinished(run)
     model = load_forecaster(run_dir, trust_code)
     meta = model.meta
-    where = stored_config(Run.open(run_dir, Kind.FORECASTER)).where  # the one series of several it was trained on
+    where = stored_config(run).where  # the one series of several it was trained on
+    if isinstance(csv, Series):  # its frame, read again as the run reads its data
+        csv = csv.frame
     try:
         stored = meta["series"]
         windows = WindowConfig(**meta["windows"])
@@ -929,6 +983,10 @@ def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = 
         if scaler is None:
             raise ParameterError("csv", csv, f"series {s.name!r} is not one the run was trained on, so it has no "
                                  f"scaling for it; the run knows {', '.join(map(repr, scalers))}")
+        _refuse_other_frequency(s, stored.get("frequency"), csv)
+        gaps = _window_gaps(s, windows.lookback + (windows.transform != "none"), stored.get("frequency"))
+        if gaps:
+            warnings.warn(f"{s.label}: {gaps}", stacklevel=2)
         window = last_window(s, windows, scaler)
         values = model.predict(window)[0]
         frame = pd.DataFrame({"time": window.times[0], "step": np.arange(1, len(values) + 1), meta["target"]: values})
@@ -936,6 +994,40 @@ def predict_run(run_dir: str | Path, csv: str | Path, date_column: str | None = 
             frame.insert(0, "series", s.name)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def _refuse_other_frequency(series: Series, frequency: str | None, csv) -> None:
+    """A model forecasts the steps of the frequency it was trained on: applied to rows of
+    another, it reads a window of another length of time and dates its forecast wrongly."""
+    own = series.report.frequency
+    if frequency in (None, "irregular") or own == "irregular" or own == frequency:
+        return  # an irregular reading is one with gaps, which _window_gaps counts
+    who = f"its series {series.name!r} has" if series.where else "has"  # of several series, the one
+    raise ParameterError("csv", csv if not isinstance(csv, pd.DataFrame) else "DataFrame",
+                         f"{who} rows of frequency {own}, and the run was trained on rows of frequency "
+                         f"{frequency}; give rows of frequency {frequency} (resample the data)")
+
+
+def _window_gaps(series: Series, rows: int, frequency: str | None) -> str:
+    """The series report's words for the timestamps missing on the run's ``frequency`` grid
+    among the last ``rows`` rows, which the forecast reads ("" where none are, or where the
+    rows lie on no such grid)."""
+    from neuralab.data.series import SeriesReport, _duration, _stamps
+
+    times = series.times[-rows:]
+    # a business-day grid's holes are a market's holidays, in every window the run was trained on too
+    if frequency in (None, "irregular", "B") or len(times) < 2:
+        return ""
+    try:
+        grid = pd.date_range(times[0], times[-1], freq=frequency)
+    except ValueError:  # a frequency pandas does not read back
+        return ""
+    absent = grid.difference(times)
+    if not len(absent) or not times.isin(grid).all():
+        return ""
+    report = SeriesReport(frequency=frequency, gaps=len(absent), gap_examples=_stamps(*absent[:3]),
+                          largest_gap=_duration(times.to_series().diff().max()))
+    return f"in the last {rows} rows, which the forecast reads: {report.lines()[-1]}"
 
 
 def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:

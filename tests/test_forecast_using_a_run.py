@@ -1,0 +1,145 @@
+"""Using a forecaster run on new data, on the S&P 500's monthly closes and Seattle's weather:
+a run that did not finish is refused with the way to finish it; new rows of another frequency
+are refused and holes in the window warned of; times read with UTC offsets keep them in every
+file the run writes; a Series from load_series is taken as its frame."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuralab.cli import main
+from neuralab.data.series import load_series
+from neuralab.errors import ParameterError
+from neuralab.forecasting.models import ModelConfig, series_train_config
+from neuralab.forecasting.pipeline import ForecastConfig, RunNotFinished, predict_run, resume_forecast, run_forecast
+from neuralab.forecasting.windows import WindowConfig
+from neuralab.runs import Interrupted
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
+
+LOOKBACK = 12
+
+
+def monthly_closes(path: Path, rows: slice = slice(None), dates: str = "MS") -> Path:
+    """The S&P 500's last close of each month, dated the first of the month (``dates`` MS), or
+    the same values dated day after day (``dates`` D), as a user's CSV."""
+    s = load_series("sp500", "Close")
+    months = s.frame["Close"].resample("MS").last().dropna().iloc[rows]
+    times = months.index if dates == "MS" else pd.date_range(months.index[0], periods=len(months), freq=dates)
+    pd.DataFrame({"Date": times.strftime("%Y-%m-%d"), "Close": months.to_numpy()}).to_csv(path, index=False)
+    return path
+
+
+def config(data, epochs: int = 1) -> ForecastConfig:
+    return ForecastConfig(data=str(data), windows=WindowConfig(lookback=LOOKBACK, transform="none"),
+                          model=ModelConfig("lstm", hidden=[8]),
+                          train=series_train_config(epochs=epochs, device="cpu", seed=0), backtest_folds=2)
+
+
+@pytest.fixture(scope="module")
+def monthly(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("monthly")
+    return run_forecast(config(monthly_closes(folder / "closes.csv")), out=folder / "run", verbose=False).run_dir
+
+
+# --- a run that did not finish --------------------------------------------------------
+
+def test_an_interrupted_forecaster_is_refused_by_predict_and_export_naming_the_resume(tmp_path, capsys,
+                                                                                        cut_in_epoch_2):
+    csv = monthly_closes(tmp_path / "closes.csv")
+    whole_again = cut_in_epoch_2()
+    with pytest.raises(Interrupted):
+        run_forecast(config(csv, epochs=2), out=tmp_path / "cut", verbose=False)
+    whole_again()
+    run = tmp_path / "cut"
+    assert (run / "model.safetensors").is_file()  # epoch 1's weights, which the finished run may not keep
+
+    with pytest.raises(RunNotFinished, match=rf"^{run}: the run did not finish \(no results.json\); .*"
+                                             rf"`neuralab.resume_forecast\('{run}'\)` finishes it"):
+        predict_run(run, csv)
+    from neuralab.forecasting.onnx import export_onnx
+
+    with pytest.raises(RunNotFinished, match=r"`neuralab.resume_forecast\("):
+        export_onnx(run)
+
+    # the command line names its own command, never the Python call
+    for command in (["forecast", "predict", str(run), "--csv", str(csv)], ["export", str(run), "--onnx"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"neuralab: error: {run}: the run did not finish") and err.count("\n") == 1
+        assert f"`neuralab forecast --resume {run}` finishes it" in err and "resume_forecast" not in err
+    assert not (run / "model.onnx").exists()
+
+    resume_forecast(run, verbose=False)
+    assert len(predict_run(run, csv)) == 1  # finished: used
+
+
+# --- new rows that do not fit the run -------------------------------------------------
+
+def test_new_rows_of_another_frequency_are_refused_naming_both(monthly, tmp_path, capsys):
+    daily = monthly_closes(tmp_path / "daily.csv", slice(-40, None), dates="D")  # the same closes, dated daily
+    with pytest.raises(ParameterError, match="has rows of frequency D, and the run was trained on rows of "
+                                             "frequency MS; give rows of frequency MS") as e:
+        predict_run(monthly, daily)
+    assert e.value.parameter == "csv"
+    assert main(["forecast", "predict", str(monthly), "--csv", str(daily)]) == 2
+    assert capsys.readouterr().err.startswith(f"neuralab: error: --csv {daily}: has rows of frequency D, and the run")
+
+
+def test_missing_months_in_the_window_are_warned_of_with_their_count_and_dates(monthly, tmp_path):
+    whole = pd.read_csv(monthly_closes(tmp_path / "recent.csv", slice(-40, None)))
+    holes = whole.drop(whole.index[-9:-4])  # five months gone from the last twelve rows
+    holes.to_csv(tmp_path / "holes.csv", index=False)
+    gone = ", ".join(whole["Date"].iloc[-9:-6])
+    with pytest.warns(UserWarning, match=rf"^holes.csv: in the last {LOOKBACK} rows, which the forecast reads: 5 "
+                                         rf"missing timestamps on the MS grid \(largest gap \d+ days, e\.g\. {gone}\): "
+                                         r"kept as they are \(one row = one step\)$"):
+        predict_run(monthly, tmp_path / "holes.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # rows without a hole: not a word
+        predict_run(monthly, tmp_path / "recent.csv")
+
+
+def test_a_series_from_load_series_forecasts_as_its_file_does(monthly, tmp_path):
+    csv = monthly_closes(tmp_path / "recent.csv", slice(-40, None))
+    assert predict_run(monthly, load_series(csv)).equals(predict_run(monthly, csv))
+
+
+# --- times with UTC offsets -----------------------------------------------------------
+
+def berlin_hourly(path: Path) -> Path:
+    """Seattle's daily highs and lows as hourly temperatures (a day's cycle between them), stamped
+    in Berlin's local time with its offset across the end of summer time (02:00 twice)."""
+    s = load_series("seattle-weather", "temp_max", features=["temp_min"])
+    days = s.frame.iloc[:20]
+    hours = pd.date_range("2023-10-20", periods=24 * len(days), freq="h", tz="Europe/Berlin")
+    high, low = np.repeat(days["temp_max"].to_numpy(), 24), np.repeat(days["temp_min"].to_numpy(), 24)
+    temp = (high + low) / 2 + (high - low) / 2 * np.sin(2 * np.pi * (hours.hour - 9) / 24)
+    pd.DataFrame({"time": hours.map(lambda t: t.isoformat()), "temp": temp.round(2)}).to_csv(path, index=False)
+    return path
+
+
+def test_forecast_csv_and_the_web_app_keep_the_offset_of_times_read_with_one(tmp_path):
+    from neuralab.web.forecast import forecast_view
+
+    csv = berlin_hourly(tmp_path / "berlin.csv")
+    assert "2023-10-29T02:00:00+02:00" in csv.read_text() and "2023-10-29T02:00:00+01:00" in csv.read_text()
+    run = run_forecast(config(csv), out=tmp_path / "runs" / "berlin", verbose=False).run_dir
+    table = pd.read_csv(run / "forecast.csv", dtype=str)
+    future = table[table["split"] == "future"]
+    results = json.loads((run / "results.json").read_text())
+    assert future["time"].tolist() == results["future"]["times"] == ["2023-11-08 22:00:00+00:00"]
+    assert future["origin"].tolist() == ["2023-11-08 21:00:00+00:00"]  # the last row, 22:00+01:00
+    assert table["time"].str.endswith("+00:00").all() and table["origin"].str.endswith("+00:00").all()
+    assert forecast_view(tmp_path / "runs", "berlin")["future"]["time"] == ["2023-11-08 22:00:00+00:00"]
+
+
+def test_forecast_csv_of_times_without_offsets_is_written_as_before(monthly):
+    future = pd.read_csv(monthly / "forecast.csv", dtype=str).query("split == 'future'")
+    assert future[["origin", "time"]].to_numpy().tolist() == [["2018-12-01 00:00:00", "2019-01-01 00:00:00"]]
