@@ -17,7 +17,8 @@ from neuralab.cli import main
 from neuralab.data.series import load_series
 from neuralab.errors import ParameterError
 from neuralab.forecasting.models import ModelConfig, series_train_config
-from neuralab.forecasting.pipeline import ForecastConfig, RunNotFinished, predict_run, resume_forecast, run_forecast
+from neuralab.forecasting.pipeline import (ForecastConfig, RunNotFinished, predict_run, resume_forecast,
+                                         run_forecast, write_report)
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.runs import Interrupted
 
@@ -69,7 +70,10 @@ def test_an_interrupted_forecaster_is_refused_by_predict_and_export_naming_the_r
         export_onnx(run)
 
     # the command line names its own command, never the Python call
-    for command in (["forecast", "predict", str(run), "--csv", str(csv)], ["export", str(run), "--onnx"]):
+    with pytest.raises(RunNotFinished, match=r"`neuralab.resume_forecast\("):
+        write_report(run)
+    for command in (["forecast", "predict", str(run), "--csv", str(csv)], ["export", str(run), "--onnx"],
+                    ["report", str(run)]):
         assert main(command) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"neuralab: error: {run}: the run did not finish") and err.count("\n") == 1

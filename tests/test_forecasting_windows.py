@@ -79,7 +79,9 @@ def test_features_ride_along_and_only_the_target_is_transformed():
 
 
 def test_too_short_series_are_clear_errors():
-    with pytest.raises(NeuralabError, match=r"50 rows is fewer than lookback 60 \+ horizon 1"):
+    # the true minimum at once: 61 rows would only meet the next refusal, "need at least 87 rows"
+    least = minimum_rows(WindowConfig(lookback=60))
+    with pytest.raises(NeuralabError, match=rf"50 rows is fewer than lookback 60 \+ horizon 1; .*at least {least} rows"):
         prepare(series(np.arange(50.0)), WindowConfig(lookback=60))
     need = minimum_rows(WindowConfig(lookback=20, horizon=3))
     prepare(series(np.arange(float(need))), WindowConfig(lookback=20, horizon=3))

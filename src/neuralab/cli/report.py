@@ -47,6 +47,9 @@ def run_report(args) -> int:
             raise NeuralabError(f"--data-dir: {args.run_dir} is a forecast run, which reads its series from "
                                 "where it was trained; leave --data-dir out")
 
-        path = write_report(args.run_dir, trust_code=args.trust_code)
+        from neuralab.cli.forecast import finished_run_only
+
+        with finished_run_only():
+            path = write_report(args.run_dir, trust_code=args.trust_code)
     print(f"wrote {path}")
     return 0

@@ -299,7 +299,8 @@ def prepare(series, config: WindowConfig) -> Prepared:
     n_rows = len(series)
     if n_rows < config.lookback + config.horizon + (config.transform != "none"):
         raise NeuralabError(f"{series.label}: {n_rows} rows is fewer than `lookback` {config.lookback} + "
-                            f"`horizon` {config.horizon}; use a shorter lookback or a longer series")
+                            f"`horizon` {config.horizon}; use a shorter lookback or a longer series (at least "
+                            f"{minimum_rows(config)} rows, with train, val and test windows)")
     inputs, levels, offset = model_inputs(series.values, config.transform, series.target)
     starts, split, (first_val, first_test) = _split_windows(len(inputs), config)
     missing = _complete(split, config)
