@@ -133,6 +133,9 @@ def namer(parsers: list[argparse.ArgumentParser]) -> Callable[[str], str]:
     return name
 
 
+CHOSEN = "NEURALAB_OPENMP_CHOSEN"  # which of the two openmp_waits set, beside it: a user's own has none
+
+
 def openmp_waits(environ=os.environ) -> str:
     """How PyTorch's OpenMP threads wait at their barriers, chosen from what else the machine is
     running: set in ``environ`` before torch starts OpenMP, and returned as "NAME=value" (a
@@ -157,8 +160,6 @@ def openmp_waits(environ=os.environ) -> str:
     environ[name], environ[CHOSEN] = value, name
     return f"{name}={value}"
 
-
-CHOSEN = "NEURALAB_OPENMP_CHOSEN"  # which of the two openmp_waits set, beside it: a user's own has none
 
 
 def _others_busy(readings: int = 5) -> bool:

@@ -1035,9 +1035,9 @@ def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:
     forecast.csv, metrics.jsonl, the model, and the series it was trained on."""
     from neuralab.forecasting.report import report_run
 
-    refuse_unfinished(Run.open(run_dir, Kind.FORECASTER))  # a resume finishes it, and writes its report
-    network = load_forecaster(run_dir, trust_code).network  # checks the run's kind and weights first
     run = Run.open(run_dir, Kind.FORECASTER)
+    refuse_unfinished(run)  # a resume finishes it, and writes its report
+    network = load_forecaster(run_dir, trust_code).network  # checks its weights, and code not trusted
     run_dir = run.path
     for name in (runs.RESULTS, runs.FORECAST):
         if not (run_dir / name).is_file():
