@@ -1200,6 +1200,23 @@ def _grid(index: pd.DatetimeIndex, report: SeriesReport) -> pd.DatetimeIndex | N
     return grid
 
 
+def calendar_holes(times: pd.DatetimeIndex, frequency: str) -> SeriesReport | None:
+    """The timestamps missing from ``times`` on the calendar grid of ``frequency`` (a pandas
+    alias, months included, where ``_grid`` lays equal steps), as a report whose last line says
+    them; None where none are missing, or where the times lie on no such grid."""
+    if len(times) < 2:
+        return None
+    try:
+        grid = pd.date_range(times[0], times[-1], freq=frequency)
+    except ValueError:  # a frequency pandas does not read back
+        return None
+    absent = grid.difference(times)
+    if not len(absent) or not times.isin(grid).all():
+        return None
+    return SeriesReport(frequency=frequency, gaps=len(absent), gap_examples=_stamps(*absent[:3]),
+                        largest_gap=_duration(times.to_series().diff().max()))
+
+
 def _duration(step: pd.Timedelta) -> str:
     """"7 days" rather than "7 days 00:00:00"."""
     if step % pd.Timedelta(days=1) == pd.Timedelta(0):

@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 
 from neuralab import runs
-from neuralab.data.series import BUILTIN, Series, find_column, load_series_list, parse_where, read_table, report_dict
+from neuralab.data.series import (BUILTIN, Series, calendar_holes, find_column, load_series_list, parse_where,
+                                  read_table, report_dict)
 from neuralab.data.sources import sha256
 from neuralab.errors import NeuralabError, ParameterError, named
 from neuralab.files import atomic_write, nulled, read_json
@@ -1009,25 +1010,13 @@ def _refuse_other_frequency(series: Series, frequency: str | None, csv) -> None:
 
 
 def _window_gaps(series: Series, rows: int, frequency: str | None) -> str:
-    """The series report's words for the timestamps missing on the run's ``frequency`` grid
-    among the last ``rows`` rows, which the forecast reads ("" where none are, or where the
-    rows lie on no such grid)."""
-    from neuralab.data.series import SeriesReport, _duration, _stamps
-
-    times = series.times[-rows:]
+    """Words for the timestamps missing on the run's ``frequency`` among the last ``rows`` rows,
+    which the forecast reads ("" where none are)."""
     # a business-day grid's holes are a market's holidays, in every window the run was trained on too
-    if frequency in (None, "irregular", "B") or len(times) < 2:
+    if frequency in (None, "irregular", "B"):
         return ""
-    try:
-        grid = pd.date_range(times[0], times[-1], freq=frequency)
-    except ValueError:  # a frequency pandas does not read back
-        return ""
-    absent = grid.difference(times)
-    if not len(absent) or not times.isin(grid).all():
-        return ""
-    report = SeriesReport(frequency=frequency, gaps=len(absent), gap_examples=_stamps(*absent[:3]),
-                          largest_gap=_duration(times.to_series().diff().max()))
-    return f"in the last {rows} rows, which the forecast reads: {report.lines()[-1]}"
+    holes = calendar_holes(series.times[-rows:], frequency)
+    return f"in the last {rows} rows, which the forecast reads: {holes.lines()[-1]}" if holes else ""
 
 
 def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:
