@@ -417,3 +417,10 @@ def test_a_range_of_hours_from_midnight_says_both_ends_as_times(tmp_path):
     path = write(tmp_path, "time,load\n" + "".join(f"{t},{50 + i % 24}\n" for i, t in enumerate(hours)))
     s = load_series(path, "load")
     assert (s.report.start, s.report.end) == ("2023-01-01T00:00:00", "2023-01-03T23:00:00")
+
+
+def test_a_column_named_twice_among_the_features_is_one_input(tmp_path):
+    days = pd.date_range("2020-01-01", periods=60, freq="D")
+    path = write(tmp_path, "date,load,Temp\n" + "".join(f"{t.date()},{i % 7},{i % 5}\n" for i, t in enumerate(days)))
+    s = load_series(path, "load", features=["temp", "Temp", "TEMP"])
+    assert s.features == ["Temp"] and s.columns == ["load", "Temp"]

@@ -565,8 +565,8 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
         target = resolve_column(target, columns, "target", name)
     else:
         target = builtin.target if builtin else _default_target(table, skip, name)
-    features = [resolve_column(f, columns, "features", name) for f in dict.fromkeys(features)]
-    features = [f for f in features if f != target]
+    # names that find one column ("temp", "Temp") count once: a column twice is the same input twice
+    features = [f for f in dict.fromkeys(resolve_column(f, columns, "features", name) for f in features) if f != target]
     for column in [target, *features]:
         if column == date_column:
             raise ParameterError("target" if column == target else "features", column,
