@@ -329,3 +329,32 @@ def test_a_dataframe_as_a_runs_data_is_refused_before_anything_is_written(tmp_pa
     with pytest.raises(ParameterError, match="df.to_csv") as e:
         run_forecast(ForecastConfig(data=frame), out=tmp_path / "run", verbose=False)
     assert e.value.parameter == "data" and not (tmp_path / "run").exists()
+
+
+def test_a_network_without_a_linear_path_is_not_given_the_levels_of_a_series_that_leaves_its_range(tmp_path, capsys):
+    from neuralab.data.series import load_series
+    from neuralab.forecasting.pipeline import choose_transform
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(1500)
+    sales = 100 + 0.08 * steps + 5 * np.sin(steps * 2 * np.pi / 7) + np.cumsum(rng.normal(0, 0.5, len(steps)))
+    path = tmp_path / "sales.csv"
+    pd.DataFrame({"date": pd.date_range("2018-01-01", periods=len(steps), freq="D"), "sales": sales}).to_csv(
+        path, index=False)
+    config = ForecastConfig(data=str(path), windows=WindowConfig(lookback=60, horizon=1, transform="auto"))
+    many = [load_series(path)]
+    # the linear probe extrapolates the trend on the levels as well as on the changes...
+    chosen, errors = choose_transform(many, config)
+    assert chosen == "none" and set(errors) == {"none", "diff", "log-return"}
+    # ...which a plain network, whose scaled outputs stay near the levels it saw, cannot
+    chosen, errors = choose_transform(many, config, linear_path=False)
+    assert chosen == "diff" and set(errors) == {"diff", "log-return"}
+    plain = ForecastConfig(data=str(path), model=ModelConfig("lstm", hidden=[4], recipe="plain"),
+                           windows=WindowConfig(lookback=60, horizon=1, transform="auto"),
+                           train=series_train_config(epochs=1, device="cpu", seed=0), backtest_folds=1)
+    result = run_forecast(plain, out=tmp_path / "run")
+    line = next(t for t in capsys.readouterr().out.splitlines() if "transform" in t)
+    assert re.fullmatch(r"  transform diff \(chosen on the validation span: diff [\d.]+, log-return [\d.]+\); none "
+                        r"left out: \d+% of the validation values lie outside the training span's range, which a "
+                        r"network without a linear path cannot reach on the levels", line), line
+    assert json.loads((result.run_dir / "results.json").read_text())["transform"]["used"] == "diff"

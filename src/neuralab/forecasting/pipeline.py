@@ -90,10 +90,13 @@ def load(config: ForecastConfig, verbose: bool = False) -> list[Series]:
                             announce=print if verbose else None)
 
 
-def choose_transform(many: list[Series], config: ForecastConfig) -> tuple[str, dict]:
+def choose_transform(many: list[Series], config: ForecastConfig, linear_path: bool = True) -> tuple[str, dict]:
     """The target transform that forecasts the validation span best with the network's
     linear path (what the network starts from), and each candidate's validation MAE.
-    The test span is never looked at. Within 0.5% the simpler transform wins."""
+    The test span is never looked at. Within 0.5% the simpler transform wins. A network
+    without that path (``linear_path`` False: the plain recipe, a user's model) is not given
+    the levels where the validation span leaves the training span's range, which its scaled
+    outputs cannot reach however well the linear probe extrapolates them."""
     if config.windows.transform != "auto":
         return config.windows.transform, {}
     candidates = ["none", "diff"] + (["log-return"] if all((s.values[:, 0] > 0).all() for s in many) else [])
@@ -103,13 +106,15 @@ def choose_transform(many: list[Series], config: ForecastConfig) -> tuple[str, d
         prepared = prepare_many(many, windows)
         if not all(len(p.val) for p in prepared):
             return "none", {}
+        if transform == "none" and not linear_path and outside_training_range(prepared, "val") > OUTSIDE:
+            continue
         probe = NetworkForecaster(replace(config.model, recipe="residual"), replace(config.train, device="cpu"))
         maes = probe.linear_errors(Windows.pool([p.train for p in prepared]), [p.val for p in prepared])
         errors[transform] = float(np.mean([m / (p.mase_scale or 1.0) for m, p in zip(maes, prepared)])) \
             if len(maes) > 1 \
             else maes[0]
     best = min(errors.values())
-    chosen = next(t for t in candidates if errors[t] <= best * 1.005)
+    chosen = next(t for t in errors if errors[t] <= best * 1.005)
     return chosen, errors
 
 
@@ -232,7 +237,8 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
         source = resolve(model)
     refuse_oversized_run(config, network=source is None)
     many = load(config, verbose)
-    transform, transform_errors = choose_transform(many, config)  # with the built-in network's linear path
+    transform, transform_errors = choose_transform(many, config, linear_path=source is None
+                                                   and config.model.recipe == "residual")
     if source is not None:
         config = replace(config, model=replace(config.model, architecture=source.architecture, recipe="plain"),
                          train=with_compile(config.train, source.compile, given))
@@ -473,7 +479,7 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
         head["test_outside_training_range"] = outside
         # levels past any the plain network was trained on, which its scaled outputs cannot reach
         # (the residual recipe forecasts from each window's last value, wherever that lies)
-        if outside > 0.1 and config.model.recipe == "plain":
+        if outside > OUTSIDE and config.model.recipe == "plain":
             head["advice"] = (f"{100 * outside:.0f}% of the test values lie outside the range of the training "
                               "span, where a network trained on the levels has never been: model the changes "
                               "instead (`transform` log-return for prices, diff otherwise). " + head["advice"]).strip()
@@ -625,11 +631,17 @@ def _future(many, aheads, futures, intervals) -> dict:
     return out if len(many) > 1 else next(iter(out.values()))
 
 
-def outside_training_range(prepared: Prepared) -> float:
-    """The fraction of test targets above the highest or below the lowest training value."""
-    seen = prepared.levels[:prepared.boundaries[0]]
-    future = prepared.test.future
-    return float(((future > seen.max()) | (future < seen.min())).mean())
+# the share of targets beyond the training span's range from which a network without a linear path is not given levels
+OUTSIDE = 0.1
+
+
+def outside_training_range(prepared: Prepared | list[Prepared], split: str = "test") -> float:
+    """The fraction of the ``split``'s targets above the highest or below the lowest training
+    value of their series."""
+    outside = [(w.future > seen.max()) | (w.future < seen.min())
+               for p in ([prepared] if isinstance(prepared, Prepared) else prepared)
+               for seen, w in [(p.levels[:p.boundaries[0]], getattr(p, split))]]
+    return float(np.concatenate([o.ravel() for o in outside]).mean())
 
 
 def forecaster_meta(config: ForecastConfig, many: list[Series], prepared: list[Prepared],
@@ -681,6 +693,10 @@ def _forecast_header(config: ForecastConfig, many: list[Series], prepared: list[
     name = series.name if len(many) == 1 else f"{len(many)} series ({', '.join(s.name for s in many[:5])})"
     chosen = (f"transform {config.windows.transform}" + (" (chosen on the validation span: " + ", ".join(
         f"{t} {e:.4g}" for t, e in transform_errors.items()) + ")" if transform_errors else ""))
+    if transform_errors and "none" not in transform_errors:  # left out by choose_transform
+        chosen += (f"; none left out: {100 * outside_training_range(prepared, 'val'):.0f}% of the validation "
+                   "values lie outside the training span's range, which a network without a linear path "
+                   "cannot reach on the levels")
     lines = [f"{network.describe()} on {name} {series.target}"
              + (f" + {', '.join(series.features + series.calendar)}" if series.features or series.calendar else "")
              + f": lookback {config.windows.lookback}, horizon {config.windows.horizon}, "
