@@ -147,3 +147,13 @@ def test_forecast_csv_and_the_web_app_keep_the_offset_of_times_read_with_one(tmp
 def test_forecast_csv_of_times_without_offsets_is_written_as_before(monthly):
     future = pd.read_csv(monthly / "forecast.csv", dtype=str).query("split == 'future'")
     assert future[["origin", "time"]].to_numpy().tolist() == [["2018-12-01 00:00:00", "2019-01-01 00:00:00"]]
+
+
+def test_a_series_the_run_does_not_have_is_named_in_a_line_of_bounded_length(monthly):
+    from neuralab.errors import NeuralabError
+    from neuralab.forecasting.pipeline import read_forecast_csv
+
+    with pytest.raises(NeuralabError) as e:  # the web app's query string may be of any length
+        read_forecast_csv(monthly / "forecast.csv", series="x" * 100_000)
+    assert str(e.value) == ("series='" + "x" * 37 + "'...: no such series in forecast.csv; choose one of none: the "
+                            "run forecast one series")

@@ -99,6 +99,8 @@ def test_to_uint8_scales():
     assert to_uint8(values, "clip").tolist() == [0, 0, 0, 255, 255]
     assert to_uint8(values, "abs").tolist() == [255, 2, 0, 255, 255]
     assert to_uint8(np.array([-1.0, 0.0, 1.0]), "minmax").tolist() == [0, 128, 255]
+    with np.errstate(all="raise"):  # a range of subnormal numbers: 255 / range overflows to infinity
+        assert to_uint8(np.array([-2.2e-318, 0.0, 2.0e-318]), "minmax").tolist() == [0, 134, 255]
     assert [default_scale(KERNELS[k]) for k in ("sobel-x", "laplacian", "sharpen", "box-blur")] == ["abs", "abs", "clip", "clip"]
     assert default_scale(KERNELS["box-blur"], summed_colour=True) == "minmax"
 

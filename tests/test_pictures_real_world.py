@@ -255,3 +255,36 @@ def test_a_photo_predicted_is_read_as_the_folder_trained_on_it_was_read(tmp_path
     files = sorted(root.glob("*/*.jpg"))
     read = load_classifier(run).load_images(files)
     assert sorted(map(bytes, read)) == sorted(map(bytes, [*data.train.x, *data.test.x]))
+
+
+def test_a_progressive_jpeg_of_thousands_of_scans_is_refused_before_it_is_decoded(tmp_path):
+    from neuralab.data.pictures import MAX_JPEG_SCANS, decode_image
+
+    photo = io.BytesIO()
+    Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), (256, 1))).save(photo, "JPEG", progressive=True)
+    good = photo.getvalue()
+    assert read_image(_written(tmp_path / "good.jpg", good)).shape == (256, 256)  # an encoder's ten or so scans
+    last, end = good.rfind(b"\xff\xda"), good.rfind(b"\xff\xd9")
+    bomb = good[:end] + good[last:end] * MAX_JPEG_SCANS + good[end:]  # libjpeg only warns, and decodes each again
+    with pytest.raises(NeuralabError, match=rf"bomb.jpg: a JPEG of more than {MAX_JPEG_SCANS} scans, which encoders "
+                                            r"do not write \(a file made to take hours to decode\); save it again"):
+        read_image(_written(tmp_path / "bomb.jpg", bomb))
+    with pytest.raises(NeuralabError, match=r"^upload: a JPEG of more than \d+ scans"):
+        decode_image(bomb, "upload")
+
+
+def test_a_picture_with_a_side_no_jpeg_can_have_is_refused_from_its_header(tmp_path):
+    from neuralab.data.pictures import MAX_PICTURE_SIDE
+
+    # one pixel wide and within the pixel cap: Pillow decodes and resizes row by row, seconds for kilobytes
+    Image.new("L", (1, MAX_PICTURE_SIDE + 1)).save(tmp_path / "strip.png")
+    with pytest.raises(NeuralabError, match=rf"^{tmp_path / 'strip.png'}: 1x{MAX_PICTURE_SIDE + 1} pixels has a side "
+                                            rf"longer than the 65,535 allowed; crop or resize it first$"):
+        read_image(tmp_path / "strip.png")
+    Image.new("L", (1, MAX_PICTURE_SIDE)).save(tmp_path / "longest.png")
+    assert read_image(tmp_path / "longest.png").shape == (MAX_PICTURE_SIDE, 1)
+
+
+def _written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

@@ -15,6 +15,13 @@ from neuralab.errors import NeuralabError
 # Pictures above this many pixels are refused from their header, before Pillow decodes them
 # (decompression bombs: a few kilobytes of PNG can declare gigapixels).
 MAX_PIXELS = 40_000_000
+# The longest side JPEG can store. A PNG or TIFF may declare 1 x 16,000,000 pixels within the
+# pixel cap, and decoding and resizing cost per row: seconds of CPU for 31 KB of zeros.
+MAX_PICTURE_SIDE = 65_535
+# A progressive JPEG's passes over the picture: encoders write about 10 (libjpeg's script).
+# Each costs a decode of the whole picture, and a file may repeat one thousands of times (18 ms
+# each at 4000x4000: hours of CPU in 10 MB), which no size in its header tells.
+MAX_JPEG_SCANS = 100
 MAX_SIDE = 1024  # pixels a side of the images a classifier takes (a dataset's, a run's model.json)
 # The formats a user's picture may have, by Pillow's names. Pillow knows some forty more; each
 # is a parser fed with untrusted bytes, and some hand the file to another program (EPS and PDF
@@ -98,8 +105,14 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
                 raise NeuralabError(
                     f"{name}: {width}x{height} pixels is more than the {max_pixels:,} allowed; resize it first"
                 )
+            if max(width, height) > MAX_PICTURE_SIDE:
+                raise NeuralabError(f"{name}: {width}x{height} pixels has a side longer than the "
+                                    f"{MAX_PICTURE_SIDE:,} allowed; crop or resize it first")
+            if fmt in ("JPEG", "MPO") and _jpeg_scans(source) > MAX_JPEG_SCANS:
+                raise NeuralabError(f"{name}: a JPEG of more than {MAX_JPEG_SCANS} scans, which encoders do not "
+                                    "write (a file made to take hours to decode); save it again as a JPEG")
             img.load()
-            img = ImageOps.exif_transpose(img)  # a photo's EXIF orientation: upright, as viewers show it
+            ImageOps.exif_transpose(img, in_place=True)  # a photo's EXIF orientation: upright, as viewers show it
             if img.mode.startswith(("I", "F")):  # 16- and 32-bit grey: to 0-255 by its own range
                 # a PGM of more than 8 bits comes as 32-bit levels, scaled by Pillow from its maximum to 65535
                 depth = "I;16" if img.mode == "I" and fmt == "PPM" else img.mode
@@ -140,6 +153,20 @@ def _jpeg_scale(width: int, height: int, max_pixels: int, size: tuple[int, int] 
     return max(fits, covers)
 
 
+def _jpeg_scans(source: Path | io.BytesIO) -> int:
+    """The start-of-scan markers in a JPEG file: FF DA stands nowhere else, since the coded data
+    writes a byte FF as FF 00 (an EXIF thumbnail's own scans count too, a few at most)."""
+    if isinstance(source, io.BytesIO):
+        return source.getvalue().count(b"\xff\xda")
+    count, tail = 0, b""
+    with open(source, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            chunk = tail + block
+            count += chunk.count(b"\xff\xda")
+            tail = block[-1:] if block[-1:] == b"\xff" else b""  # a marker split across two blocks
+    return count
+
+
 def _on_white(img):
     """A picture with transparent pixels laid on white, as viewers and web pages show it.
     Dropping the alpha, as Keras does, shows what lies under it, often black: black strokes
@@ -148,8 +175,8 @@ def _on_white(img):
     background. A picture with no transparent pixel (most PNGs with an alpha channel) is as it was."""
     from PIL import Image
 
-    rgba = img.convert("RGBA")
-    if np.asarray(rgba)[..., 3].min() == 255:
+    rgba = img if img.mode == "RGBA" else img.convert("RGBA")
+    if rgba.getextrema()[3][0] == 255:  # no copy of the alpha band (64 MB for a 4000x4000 picture)
         return rgba
     return Image.alpha_composite(Image.new("RGBA", img.size, "white"), rgba)
 

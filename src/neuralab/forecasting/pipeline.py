@@ -814,7 +814,8 @@ def read_forecast_csv(path: Path, max_rows: int = 200_000,
     if series is not None and series not in seen:
         listed = ", ".join(list(seen)[:20]) or "none: the run forecast one series"
         # NeuralabError, not ParameterError: `series` is the web app's choice, no flag of the command line
-        raise NeuralabError(f"series={series!r}: no such series in {path.name}; choose one of {listed}")
+        shown = repr(series) if len(series) <= 40 else repr(series[:37]) + "..."  # a web query may be of any length
+        raise NeuralabError(f"series={shown}: no such series in {path.name}; choose one of {listed}")
     future = {k: v for k, v in future.items() if k == "time" or any(x is not None for x in v)}
     return steps, future, names, list(seen)
 

@@ -158,7 +158,8 @@ def to_uint8(values: np.ndarray, scale: str = "clip") -> np.ndarray:
         values = np.abs(values)
     elif scale == "minmax":
         lo, hi = float(values.min()), float(values.max())
-        values = (values - lo) * (255 / (hi - lo)) if hi > lo else np.zeros_like(values)
+        # divided by the range, not multiplied by 255 / range, which overflows for subnormal ranges (1e-320)
+        values = (values - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(values)
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
