@@ -12,16 +12,20 @@ calls the library (``neuralab.mechanics``, ``neuralab.training``, ``neuralab.mod
 Every answer carries a strict Content-Security-Policy (no script but ours, nothing fetched
 from elsewhere); requests must name a host this server answers to (DNS rebinding) and may not
 come from another site's page (``security``); bodies are read within limits and checked field
-by field (``inputs``); pictures are decoded in worker threads, a few at a time.
+by field (``inputs``); pictures are decoded in worker threads, a few at a time. Under uvicorn
+each connection is a ``Connection``: closed when it keeps the server waiting for its headers,
+and refused, when too many are open, in the same one-line JSON as every other refusal.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import h11
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -29,15 +33,18 @@ from starlette.middleware import Middleware
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from neuralab.errors import NeuralabError, ParameterError, out_of_memory
 from neuralab.web import classify as classifier
 from neuralab.web import images, jobs, playground, runs
 from neuralab.web.forecast import forecast_view
 from neuralab.web.inputs import Shown, fields, read_body, read_json, text
-from neuralab.web.security import RequestGuard, SecurityHeaders, accepts, allowed_hosts, is_loopback
+from neuralab.web.security import HEADERS, RequestGuard, SecurityHeaders, accepts, allowed_hosts, is_loopback
 
 if TYPE_CHECKING:
+    import asyncio
+
     import anyio
 
 STATIC = Path(__file__).parent / "static"   # served as they are: scripts, style, sample pictures
@@ -48,11 +55,20 @@ PAGE_PATHS = ["/" if name == "index" else f"/{name}" for name in PAGES]
 # A run's report.html is self-contained (inline style, images as data: URLs) and runs no script.
 REPORT_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 PICTURE_TYPES = ("image/*", "application/octet-stream")  # what the pages send a picture as
-# Pictures read and decoded at once; the others wait without reading their bodies. Each holds
-# at most a 10 MB body and a 16-million-pixel picture being decoded and converted (about
-# 100 MB for a 4000 x 4000 colour photo), so a burst of uploads stays under half a gigabyte.
+# Pictures decoded at once; the others wait with their bodies read (each at most 10 MB, read
+# before a slot is taken, so that a client sending slowly holds no slot). Each decode holds a
+# 16-million-pixel picture being decoded and converted (measured: 60 MB for a 4000 x 4000 grey
+# PNG, 230 MB for one with transparency, laid on white), so a burst of uploads stays under a
+# gigabyte, plus the bodies waiting (at most MAX_CONNECTIONS x 10 MB, when every connection
+# sends a whole upload at once).
 PICTURES_AT_ONCE = 4
-MAX_CONNECTIONS = 64  # beyond this uvicorn answers 503 at once (limit_concurrency)
+MAX_CONNECTIONS = 64  # open at once; beyond this a request is answered 503 at once (``Connection``)
+# A connection must send its request line and headers within this long of opening, or of the
+# answer before on a kept-alive one. uvicorn would wait for them forever, and counts every open
+# connection towards MAX_CONNECTIONS: 64 sockets that never finish their headers, a few bytes
+# each, made it answer 503 to everyone for as long as they stayed. A browser sends its headers
+# in one packet; 10 s leaves a slow network ample room.
+HEADER_SECONDS = 10
 CONV_FIELDS = ("image", "op", "kernel", "stride", "padding", "size", "scale", "at")
 
 
@@ -86,8 +102,8 @@ def _read_upload(data: bytes):
 @accepts(*PICTURE_TYPES)
 async def upload(request):
     s = served(request)
+    data = await read_body(request, images.MAX_UPLOAD_BYTES)
     async with s.pictures:
-        data = await read_body(request, images.MAX_UPLOAD_BYTES)
         picture = await run_in_threadpool(_read_upload, data)
     return JSONResponse({"token": s.uploads.add(picture), "h": picture.shape[0], "w": picture.shape[1]})
 
@@ -144,8 +160,8 @@ async def run_file(request):
 async def classify(request):
     s, q = served(request), request.query_params
     run_dir = runs.resolve_run(s.root, q.get("run", ""))
+    data = await read_body(request, images.MAX_UPLOAD_BYTES)
     async with s.pictures:
-        data = await read_body(request, images.MAX_UPLOAD_BYTES)
         result = await run_in_threadpool(classifier.classify, s.models, run_dir, data, q.get("source", "upload"),
                                          q.get("invert", "auto"))
     return JSONResponse(result)
@@ -243,11 +259,13 @@ async def http_error(request, exc):
 
 
 async def server_error(request, exc):  # a bug of the app; the traceback goes to the server's log
+    # Starlette answers these outside every middleware: the security headers are added here
     shortage = out_of_memory(exc)
     if shortage is not None:  # sizes no check caught: the request is refused, the server lives on
-        return JSONResponse({"error": f"{shortage}; send a smaller input or choose a smaller run"}, status_code=507)
+        return JSONResponse({"error": f"{shortage}; send a smaller input or choose a smaller run"}, status_code=507,
+                            headers=HEADERS)
     return JSONResponse({"error": f"internal error ({type(exc).__name__}); the server's log has the details"},
-                        status_code=500)
+                        status_code=500, headers=HEADERS)
 
 
 def _page(name: str):
@@ -296,7 +314,8 @@ def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = Fal
         await run_in_threadpool(queue.close)  # jobs die with the server: the training one is interrupted, resumable
 
     app = Starlette(routes=pages + ROUTES, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
-                    middleware=[Middleware(RequestGuard, hosts=hosts), Middleware(SecurityHeaders)])
+                    # the first is outermost: the guard's refusals get the security headers too
+                    middleware=[Middleware(SecurityHeaders), Middleware(RequestGuard, hosts=hosts)])
     app.state.served = Served(root=root, uploads=images.Uploads(),
                               models=classifier.Models(trust_code=trust_code),  # model.py of a run runs only so
                               pictures=anyio.CapacityLimiter(PICTURES_AT_ONCE), jobs=queue,
@@ -331,9 +350,72 @@ def make_server(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: in
     import uvicorn
 
     config = uvicorn.Config(create_app(runs_dir, allowed_hosts(host, allow_hosts), trust_code), host=host, port=port,
-                            log_level="warning", server_header=False, lifespan="on",
-                            limit_concurrency=MAX_CONNECTIONS)
+                            log_level="warning", server_header=False, lifespan="on", http=Connection)
     return uvicorn.Server(config)
+
+
+class Connection(H11Protocol):
+    """uvicorn's HTTP/1.1 connection (h11's, here even where httptools is installed: one code
+    path everywhere), changed in two ways:
+
+    - it is closed when it has kept the server waiting for HEADER_SECONDS with no request of it
+      being answered: for a request line and headers (from the opening, or from the answer
+      before: uvicorn's `timeout_keep_alive` stops counting at the next request's first byte),
+      or for the rest of a body the app answered without reading (uvicorn reads it to the end,
+      however slowly it comes);
+    - its own answers, 503 past MAX_CONNECTIONS (uvicorn's `limit_concurrency`, counted the same
+      way) and 400 for a request h11 cannot parse, are the app's one-line JSON with the
+      security headers, not uvicorn's plain text.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deadline: asyncio.TimerHandle | None = None
+        self.limit_concurrency, self.app = None, functools.partial(self._unless_busy, self.app)
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._watch()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        self._watch()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._watch()
+
+    def connection_lost(self, exc) -> None:
+        super().connection_lost(exc)
+        self._watch()
+
+    def _watch(self) -> None:
+        """Start the deadline when the connection begins to wait for its client, end it when not."""
+        answering = self.cycle is not None and not self.cycle.response_complete
+        waiting = not (answering or self.transport.is_closing() or self.conn.their_state is h11.DONE)
+        if waiting and self.deadline is None:
+            self.deadline = self.loop.call_later(HEADER_SECONDS, self.transport.close)
+        elif not waiting and self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    async def _unless_busy(self, app, scope, receive, send) -> None:
+        # this request's own task is among self.tasks already, where uvicorn counts before adding it
+        if len(self.connections) >= MAX_CONNECTIONS or len(self.tasks) > MAX_CONNECTIONS:
+            self.logger.warning("Exceeded concurrency limit.")
+            busy = f"the server is busy ({MAX_CONNECTIONS} connections open); try again in a moment"
+            return await JSONResponse({"error": busy}, 503, headers={**HEADERS, "connection": "close"})(
+                scope, receive, send)
+        await app(scope, receive, send)
+
+    def send_400_response(self, msg: str) -> None:
+        malformed = ("request: not valid HTTP/1.1 (a malformed or repeated header, or a request line and headers "
+                     "over 16 KB); send a well-formed request")
+        answer = JSONResponse({"error": malformed}, 400, headers={**HEADERS, "connection": "close"})
+        for event in (h11.Response(status_code=400, headers=answer.raw_headers, reason=b"Bad Request"),
+                      h11.Data(data=answer.body), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
 
 
 def listening_socket(host: str, port: int):

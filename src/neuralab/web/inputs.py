@@ -11,7 +11,7 @@ import json
 import math
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from neuralab.errors import NeuralabError, ParameterError
 
@@ -19,8 +19,15 @@ MAX_JSON_BYTES = 64 * 1024   # a playground request is a few hundred bytes; a 31
 MAX_DEPTH = 4                # {"at": [row, column]} is 2 levels deep
 MAX_DIGITS = 15              # every whole number the API takes fits in far fewer
 # A body still arriving after this long is dropped: a client that sends slowly would otherwise
-# hold one of the few picture slots for as long as it likes. 10 MB in 60 s is 1.4 Mbit/s.
+# hold one of the MAX_CONNECTIONS connections, and a 10 MB body in memory, for as long as it
+# likes. 10 MB in 60 s is 1.4 Mbit/s.
 READ_SECONDS = 60
+# ... and one that trickles is dropped sooner: after the first GRACE_SECONDS a body must have
+# come at MIN_RATE bytes a second on average (64 kbit/s, a slow phone connection; a 10 MB picture
+# needs 20 times that to beat READ_SECONDS anyway). A few bytes a second would otherwise keep a
+# connection for all READ_SECONDS, again and again, at no cost to the client.
+GRACE_SECONDS = 10
+MIN_RATE = 8 * 1024
 
 
 def size_text(n: int) -> str:
@@ -34,7 +41,9 @@ def size_text(n: int) -> str:
 async def read_body(request: Request, limit: int, what: str = "upload") -> bytes:
     """The request body, refused with 413 past ``limit`` bytes (before reading it, when the
     client says its length; while reading it, when it does not), with 408 when it takes more
-    than READ_SECONDS to arrive, and when empty."""
+    than READ_SECONDS to arrive or comes slower than MIN_RATE after GRACE_SECONDS, and when
+    empty. A client gone before sending it all gets a 400 that nobody reads: a tab closed
+    mid-upload is no error of the app's, and its log stays quiet."""
     import anyio
 
     declared = request.headers.get("content-length")
@@ -42,14 +51,23 @@ async def read_body(request: Request, limit: int, what: str = "upload") -> bytes
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise too_large
     body = bytearray()
+    start = anyio.current_time()
     try:
         with anyio.fail_after(READ_SECONDS):
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    raise too_large
+            # each byte received buys 1 / MIN_RATE s more: a pause is fine, a trickle is not
+            with anyio.CancelScope(deadline=start + GRACE_SECONDS) as pace:
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > limit:
+                        raise too_large
+                    pace.deadline = start + GRACE_SECONDS + len(body) / MIN_RATE
     except TimeoutError:
         raise HTTPException(408, f"{what}: not received within {READ_SECONDS} s") from None
+    except ClientDisconnect:
+        raise HTTPException(400, f"{what}: the client closed the connection before sending it all") from None
+    if pace.cancelled_caught:
+        raise HTTPException(408, f"{what}: arriving slower than {size_text(MIN_RATE)} a second; send it "
+                                 "over a faster connection")
     if not body:
         raise NeuralabError(f"{what}: nothing was sent")
     return bytes(body)

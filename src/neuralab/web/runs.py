@@ -9,6 +9,7 @@ symbolic links and refuses whatever lands outside the root.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -32,6 +33,9 @@ SERVED: dict[str, str] = {
     "plots/learning_curves.png": "image/png",
 }
 MAX_TEXT = 200_000       # summary.txt is a few kB; a larger file is cut, not sent whole
+# The library's "a symbolic link leading out of the run (to TARGET)", the target cut up to the
+# line's last ")": one holding ")" or a newline is still cut whole
+LINK_TARGET = re.compile(r"(a symbolic link leading out of the run) \(to .*\)", re.DOTALL)
 
 
 class NotFound(NeuralabError):
@@ -68,9 +72,13 @@ def run_name(root: Path, run_id: str) -> str:
 
 
 def without_root(root: Path, line: str) -> str:
-    """``line`` with the runs folder's own path taken out: the app names runs by their id."""
+    """``line`` with the runs folder's own path taken out (the app names runs by their id), and
+    with no target of a link leading out of a run: the library names it for the user at the
+    terminal, but whoever reaches the app from elsewhere has no business knowing the server's
+    other paths."""
     root = str(Path(root).resolve())
-    return line.replace(f"{root}{os.sep}", "").replace(root, "the runs folder")
+    line = line.replace(f"{root}{os.sep}", "").replace(root, "the runs folder")
+    return LINK_TARGET.sub(r"\1", line)
 
 
 def _no_run(run_id: str) -> NotFound:

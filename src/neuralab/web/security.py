@@ -42,6 +42,9 @@ _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:/@\[\]]+)(?::(\d{1,5}))?")
 
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+# What every answer carries (``SecurityHeaders``), the refusals made outside the app's routes too.
+HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer", "content-security-policy": CSP,
+           "cache-control": "no-store"}
 
 
 def normal_host(name: str) -> str:
@@ -178,9 +181,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
-                extra = {b"x-content-type-options": b"nosniff", b"referrer-policy": b"no-referrer",
-                         b"content-security-policy": CSP.encode(), b"cache-control": b"no-store"}
-                headers += [(k, v) for k, v in extra.items() if k not in names]
+                headers += [(k.encode(), v.encode()) for k, v in HEADERS.items() if k.encode() not in names]
                 message = {**message, "headers": headers}
             await send(message)
 
