@@ -171,3 +171,13 @@ def test_batch_norm_in_eval_refuses_a_negative_running_variance():
     x = np.arange(8.0).reshape(4, 2)
     with pytest.raises(NeuralabError, match=r"running_var holds -1: a variance is 0 or more"):
         batch_norm_forward(x, np.zeros(2), np.array([1.0, -1.0]), np.ones(2), np.zeros(2), training=False)
+
+
+def test_rnn_gradients_says_its_largest_norms_are_measured_before_clipping(tmp_path, capsys):
+    from neuralab.cli import main
+
+    assert main(["rnn", "gradients", "--steps", "8", "--hidden", "4", "--batch", "4", "--train-steps", "2",
+                 "--out", str(tmp_path)]) == 0
+    norms = [line for line in capsys.readouterr().out.splitlines() if "largest gradient norm" in line]
+    # a clipped run's norm above its clip read as a clip that failed
+    assert len(norms) == 4 and all(line.endswith("(before clipping)") for line in norms), norms

@@ -61,9 +61,10 @@ for name, arch in ARCHITECTURES.items():
 results["parameters"] = counts
 
 # %% [markdown]
-# The slides round: LeNet-5 "60k" is 61,706; AlexNet "60M" is 61,100,840 (the
-# single-tower form torchvision also builds); VGG16 "130M" is 138,357,544; GoogLeNet has
-# 6.6M, ten times fewer than AlexNet despite 22 layers.
+# The slides round: LeNet-5 "60k" is 61,706; AlexNet "60M" is `alexnet2012`'s 60,965,224
+# (the 2012 paper's network at 227x227x3; `alexnet`, the single-tower form torchvision also
+# builds, has 61,100,840); VGG16 "130M" is 138,357,544; GoogLeNet has 6.6M, ten times fewer
+# than AlexNet despite 22 layers.
 #
 # ### LeNet-5 (1998): convolution and subsampling, trained end to end
 #

@@ -108,7 +108,7 @@ def run_gradients(args) -> int:
     for r in rows:
         print(f"  {r['model']:<10}{str(r['clip']):<6}{r['when']:<9}" + "".join(f"{r.get(c, float('nan')):>11.2e}" for c in cols))
     for run in result["runs"]:
-        largest = (f"largest gradient norm in training {max(run['grad_norm']):.3g}" if run["grad_norm"]
+        largest = (f"largest gradient norm in training {max(run['grad_norm']):.3g} (before clipping)" if run["grad_norm"]
                    else "not trained (--train-steps 0)")
         print(f"  {run['model']:<10} clip {str(run['clip'] or 'off'):<4} final loss {run['final_loss']:.3f} "
               f"(predicting the mean gives 1.0), {largest}")

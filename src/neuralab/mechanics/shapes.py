@@ -145,7 +145,9 @@ def output_hw(in_hw, kernel, stride=1, padding=0, what="kernel") -> tuple[tuple[
     hp, wp = in_hw[0] + sum(pads[0]), in_hw[1] + sum(pads[1])
     if kh > hp or kw > wp:
         raise NeuralabError(
-            f"`{what}` {kh}x{kw} is larger than the padded input {hp}x{wp}; "
+            # pooling takes no padding here: "the padded input" would send the learner looking for it
+            f"`{what}` {kh}x{kw} is larger than the {'padded ' if what == 'kernel' or hp + wp > sum(in_hw) else ''}"
+            f"input {hp}x{wp}; "
             f"allowed: 1 to {hp} high and 1 to {wp} wide" + (", or more `padding`" if what == "kernel" else "")
         )
     return (axis_size(in_hw[0], kh, sh, pads[0])[0], axis_size(in_hw[1], kw, sw, pads[1])[0]), pads
