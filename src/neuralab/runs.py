@@ -183,6 +183,28 @@ def report_call(path: Path) -> str | None:
     return f"{module}.write_report({str(path)!r}{extra})"
 
 
+class RunFinished(NeuralabError):
+    """A resume of a finished run: nothing is left to train. Where the report its end writes is
+    missing (``Run.report_missing``: the run was stopped while it wrote it), the message says so
+    and ends with ``way_on``, by default the Python call that writes it (``report_call``), for
+    which the command line puts its own command (``said_with``)."""
+
+    def __init__(self, path: str | os.PathLike, way_on: str | None = None):
+        self.path = Path(path)
+        said = f"{self.path}: the run is finished (results.json is written); nothing to resume"
+        if Run(self.path).report_missing():
+            way_on = way_on or report_call(self.path)
+            then = f"`{way_on}` writes it" if way_on else "results.json holds its figures"
+            said += f", but its {REPORT} is missing (it was stopped while it wrote it): {then}"
+        super().__init__(f"{said}. To train for longer, start a new run with more `epochs`")
+
+    def said_with(self, way_on: str) -> "RunFinished":
+        return RunFinished(self.path, way_on)
+
+    def __reduce__(self):
+        return reduced(self)
+
+
 class InterruptedInTheWay(ParameterError):
     """The refusal of an `out` that holds an interrupted run of ``kind`` at ``path``: a new run
     there would throw its finished epochs away. The message names the Python call that continues
@@ -329,6 +351,7 @@ class Run:
             if not (path / CONFIG).exists() and not (path / LOCK).exists():
                 raise ParameterError("out", str(path), "folder is not empty and holds no run; choose another `out`")
             if not overwrite:
+                run.refuse_live()
                 # Keras's fit resumes in Keras; a forecast of a module object cannot resume at all
                 if run.status() is Status.INTERRUPTED and not run.by_keras_fit and Interrupted.resume_call(path, run.kind):
                     raise InterruptedInTheWay(path, run.kind)
@@ -381,9 +404,8 @@ class Run:
                     raise RunLocked(f"{self.path}: held by this very Python session since {owner.get('started', '?')} "
                                     "(an earlier training or Keras fit that was interrupted); go on with the same "
                                     "RunLogger object, or restart the session (the notebook's kernel)") from None
-                raise RunLocked(f"{self.path}: in use by process {owner.get('pid', '?')} on "
-                                f"{owner.get('host', '?')} since {owner.get('started', '?')}; wait for it to "
-                                "finish or stop it first") from None
+                raise RunLocked(f"{self.path}: in use by {_holder(owner)}; wait for it to finish or stop it "
+                                "first") from None
             with contextlib.suppress(FileNotFoundError):
                 if os.fstat(fd).st_ino == os.lstat(path).st_ino:
                     break  # else the previous owner removed the file while we opened it: take the new one
@@ -393,6 +415,14 @@ class Run:
         os.pwrite(fd, info, 0)
         self._fd = fd
         remove_leftovers(self.path)
+
+    def refuse_live(self) -> None:
+        """Refuse the run as `out` while a live process trains it (two jobs given one `out`):
+        what it is told is that the run is being trained, and by whom, not to replace it."""
+        owner = self.owner()
+        if owner is not None:
+            raise ParameterError("out", str(self.path), f"the run there is being trained by {_holder(owner)}; wait "
+                                 "for it to finish, or choose another `out`")
 
     def unlock(self) -> None:
         if self._fd is not None:
@@ -570,8 +600,19 @@ class Run:
         """A resume's first check, and again once it holds the lock: a finished run has nothing
         left to train, and another resume may have finished it in between."""
         if self._files_status() is Status.FINISHED:
-            raise NeuralabError(f"{self.path}: the run is finished (results.json is written); nothing to resume. "
-                                "To train for longer, start a new run with more `epochs`")
+            raise RunFinished(self.path)
+
+    def report_missing(self) -> bool:
+        """Whether the run is finished without the report its end writes: a kill or a full disk
+        stopped it after results.json. Runs whose end writes none are not: an import, and a
+        forecaster that Keras's fit wrote (RunLogger), which records no series to draw."""
+        if (self.path / REPORT).is_file() or self._files_status() is not Status.FINISHED:
+            return False
+        try:
+            imported = json_object(self.results()).get("imported")
+            return not imported and not (self.by_keras_fit and self.kind is Kind.FORECASTER)
+        except NeuralabError:
+            return False
 
     @property
     def by_keras_fit(self) -> bool:
@@ -620,6 +661,22 @@ class Run:
                 if isinstance(row, dict):
                     rows.append(row)
         return rows
+
+    def committed(self) -> list[dict] | None:
+        """The epochs the run has committed, one dict each as metrics.jsonl has them: the history
+        in the header of checkpoints/last.safetensors (the commit point), read without its
+        tensors. metrics.jsonl is written after it, so a kill or a signal between the two leaves
+        that file an epoch behind until the resume writes it again. None where there is no last
+        checkpoint, or its header does not read (a run of Keras's fit has none)."""
+        try:
+            with open_plain(self._within(LAST), "rb") as f:
+                length = int.from_bytes(f.read(8), "little")
+                if length > MAX_JSON:  # a made-up length allocates nothing
+                    return None
+                history = json.loads(json.loads(f.read(length))["__metadata__"]["neuralab"])["history"]
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, NeuralabError):
+            return None
+        return [row for row in history if isinstance(row, dict)] if isinstance(history, list) else None
 
     def status(self) -> Status:
         """Derived from the folder alone: the lock, then which files exist and parse."""
@@ -692,6 +749,7 @@ class Row:
     epochs: int | None
     created: str
     error: str = ""  # why a damaged run is damaged
+    report_missing: bool = False  # finished, but stopped while it wrote report.html (Run.report_missing)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -710,7 +768,8 @@ def describe(run: Run, id: str | None = None) -> Row:
         return Row(id, "", "", "", Status.DAMAGED.value, {"name": "", "value": None, "note": ""}, None, "",
                    _named(str(e), run, id))
     config = json_object(record.get("config"))
-    metrics = run.metrics()
+    # an unfinished run's epochs are those its last checkpoint commits, which metrics.jsonl may lag behind
+    metrics = (None if results else run.committed()) or run.metrics()
     epochs = results.get("epochs_run") if results else len(metrics) or None
     if kind == Kind.FORECASTER:
         model = config.get("model", {})
@@ -729,7 +788,7 @@ def describe(run: Run, id: str | None = None) -> Row:
                   else _best_so_far(metrics, "accuracy", max))
     error = run.damage() if status == Status.DAMAGED else ""  # damaged weights or results: the row says which
     return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")),
-               _named(error, run, id))
+               _named(error, run, id), report_missing=status == Status.FINISHED and run.report_missing())
 
 
 class SessionRecorder:
@@ -838,6 +897,11 @@ def _flock(fd: int, tries: int = 100, owned_tries: int = 10) -> bool:
             fcntl.flock(fd, fcntl.LOCK_UN)
         time.sleep(0.02)
     return False
+
+
+def _holder(owner: dict) -> str:
+    """"process 4242 on node7 since 2026-12-06T18:19:44+0000": who holds a run.lock (``Run.owner``)."""
+    return f"process {owner.get('pid', '?')} on {owner.get('host', '?')} since {owner.get('started', '?')}"
 
 
 def _now() -> str:

@@ -233,7 +233,7 @@ def ways_on_as_commands(interrupted: Callable | None = None, then: str = ""):
     the same command again goes on (compare), ``interrupted(e)`` says it, and ``then`` what
     follows a run's resume; `neuralab report` for a finished run's report that was stopped."""
     from neuralab.reports.html import ReportInterrupted, ReportNotWritten
-    from neuralab.runs import Interrupted, InterruptedInTheWay
+    from neuralab.runs import Interrupted, InterruptedInTheWay, RunFinished
 
     try:
         yield
@@ -241,6 +241,10 @@ def ways_on_as_commands(interrupted: Callable | None = None, then: str = ""):
         from neuralab.cli.report import report_command
 
         raise e.said_with(report_command(e.run_dir)) from None
+    except RunFinished as e:  # a resume of a finished run whose report a kill stopped names the command
+        from neuralab.cli.report import report_command
+
+        raise e.said_with(report_command(e.path)) from None
     except Interrupted as e:
         said = interrupted(e) if interrupted else f"`{resume_command(e.kind.made_by, e.path)}` {e.resume_does}"
         raise KeyboardInterrupt(f"{e.kept}; {said}") from None
@@ -254,12 +258,72 @@ def ways_on_as_commands(interrupted: Callable | None = None, then: str = ""):
 
 def resume_command(command: str, run_dir) -> str:
     """The command line that continues the run in ``run_dir``: with --trust-code where its model
-    is PyTorch code, which --resume runs only when told to."""
+    is PyTorch code, which --resume runs only when told to; in a torchrun job, started as it was
+    (``launched_as``), so that it goes on in as many processes."""
     from pathlib import Path
 
-    from neuralab.runs import resume_needs
+    from neuralab.runs import Kind, resume_needs
 
-    return f"{command} --resume {run_dir}" + (" --trust-code" if resume_needs(Path(run_dir))[0] else "")
+    start = launched_as() if command == Kind.CLASSIFIER.made_by else ""  # torchrun runs `neuralab train` alone
+    return f"{start}{command} --resume {run_dir}" + (" --trust-code" if resume_needs(Path(run_dir))[0] else "")
+
+
+def launched_as() -> str:
+    """How the user started this process's neuralab, where torchrun started it with others:
+    "torchrun --nproc_per_node 2 -m " (with --nnodes over several nodes, whose rendezvous options
+    the user adds again), else "". Read from the environment torchrun sets (WORLD_SIZE: the
+    processes in all; LOCAL_WORLD_SIZE: on this node), as training.device.dist_info reads it,
+    without importing torch: a refusal may be said before torch is loaded."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if "RANK" not in os.environ or world < 2:  # one process: `neuralab train --resume` goes on as well
+        return ""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    nodes = f"--nnodes {world // local} " if local < world else ""
+    return f"torchrun {nodes}--nproc_per_node {local} -m "
+
+
+def requeued(args, kind) -> bool:
+    """Whether `resume_if_interrupted` goes on with a run in the folder `out` names, for the
+    command of a job that a scheduler may stop and start again: True where it holds a run of
+    ``kind``, which the command resumes (its typed options checked against the run's), or finds
+    finished (``finished_already``); False where it holds none yet (no folder, an empty one, or
+    what a kill before its config.json left, which the new run clears), and the command starts
+    it. A run of another kind, or one that a live process trains, is refused."""
+    from neuralab.errors import NeuralabError
+    from neuralab.runs import CONFIG, Run
+
+    placed = next((name for name in ("resume", "overwrite", "checkpoint") if getattr(args, name, None)), None)
+    if placed is not None:
+        raise NeuralabError(f"`{placed}` does not go with `resume_if_interrupted`, which starts the run in `out` "
+                            "or resumes it there; leave it out")
+    if not args.out:
+        raise NeuralabError("`resume_if_interrupted` needs `out`: the run's folder, where the command given again "
+                            "finds the run to resume")
+    run = Run(args.out)
+    if not (run / CONFIG).is_file():
+        return False  # Run.create refuses a folder that holds anything a run does not write
+    refuse_other_kind(run.path, kind)
+    run.refuse_live()
+    return True
+
+
+def finished_already(args) -> int:
+    """`resume_if_interrupted` given a finished run (the resume's RunFinished, once the options
+    typed are found to be the run's own): nothing is left to train, so the job is done (exit
+    status 0); the report its end writes, where a kill stopped that, is written now."""
+    from neuralab.runs import Run
+
+    run = Run(args.out)
+    if run.report_missing():
+        from neuralab.cli.report import write_report
+
+        path = write_report(run.path, getattr(args, "data_dir", None), args.trust_code)
+        print(f"{run.path}: the run is finished; its report, which was stopped, is written again: {path}")
+    else:
+        print(f"{run.path}: the run is finished already (results.json is written); nothing to do")
+    return 0
 
 
 def printable(text: str) -> str:

@@ -7,7 +7,7 @@ import contextlib
 
 from neuralab.cli._args import (at_least, fraction, layer_sizes, names, non_negative_float, positive_float,
                                 positive_int, run_folder)
-from neuralab.cli.train import TRUST_HELP
+from neuralab.cli.train import REQUEUE_HELP, TRUST_HELP
 
 # option -> field of the config section; options left out (None) keep the library's default
 WINDOW_OPTIONS = {"lookback": "lookback", "horizon": "horizon", "stride": "stride", "val_fraction": "val_fraction",
@@ -114,6 +114,7 @@ def _forecast_options(p) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--quiet", action="store_true", help="print only the verdict")
     p.add_argument("--resume", type=run_folder, metavar="RUN_DIR", help="continue an interrupted run with its own settings and data")
+    p.add_argument("--resume-if-interrupted", action="store_true", help=REQUEUE_HELP)
     p.add_argument("--trust-code", action="store_true", help="with --resume: " + TRUST_HELP)
 
     actions = p.add_subparsers(dest="action", metavar="ACTION")
@@ -178,16 +179,27 @@ def config_from_args(args):
 
 
 def run_forecast(args) -> int:
-    from neuralab.cli._args import only_with_resume, refuse_other_kind
+    from neuralab.cli._args import finished_already, only_with_resume, refuse_other_kind, requeued
     from neuralab.forecasting.pipeline import resume_forecast, run_forecast as run
-    from neuralab.runs import Kind
+    from neuralab.runs import Kind, RunFinished
+    from neuralab.training.device import session_threads
 
-    if args.resume:
-        refuse_other_kind(args.resume, Kind.FORECASTER)
-        _refuse_settings(args)
-        result = resume_forecast(args.resume, verbose=not args.quiet, trust_code=args.trust_code)
+    resume = args.resume
+    if args.resume_if_interrupted:
+        resume = args.out if requeued(args, Kind.FORECASTER) else None
+    if resume:
+        refuse_other_kind(resume, Kind.FORECASTER)
+        _refuse_settings(args, resume)
+        try:
+            with session_threads(args.threads):
+                result = resume_forecast(resume, verbose=not args.quiet, trust_code=args.trust_code)
+        except RunFinished:
+            if not args.resume_if_interrupted:
+                raise
+            return finished_already(args)
     else:
-        only_with_resume(args, "trust_code")
+        if not args.resume_if_interrupted:
+            only_with_resume(args, "trust_code")
         result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet,
                      model=user_model(args))
     if args.quiet:  # the verdict alone; its table is in results.json and report.html
@@ -195,10 +207,11 @@ def run_forecast(args) -> int:
     return 0
 
 
-def _refuse_settings(args) -> None:
+def _refuse_settings(args, run_dir) -> None:
     """A resumed run keeps the settings and data it was started with: an option typed beside
-    --resume that differs from the run's own is refused by name rather than silently ignored;
-    the run's own value typed again is accepted."""
+    --resume (or --resume-if-interrupted) that differs from the run's own is refused by name
+    rather than silently ignored; the run's own value typed again is accepted. The threads are
+    not the run's but the session's (``session_threads``), as its device is."""
     from pathlib import Path
 
     from neuralab.cli._args import typed
@@ -206,14 +219,17 @@ def _refuse_settings(args) -> None:
     from neuralab.forecasting.pipeline import stored_config
     from neuralab.runs import Kind, Run, json_object
 
-    given = [a.dest for a in args._parsers[0]._actions if a.dest in typed(args) - {"resume", "trust_code", "quiet"}]
+    requeued = args.resume_if_interrupted
+    mine = {"resume", "trust_code", "quiet", "threads", *(("out", "resume_if_interrupted") if requeued else ())}
+    given = [a.dest for a in args._parsers[0]._actions if a.dest in typed(args) - mine]
     if not given:
         return
-    how = "a resumed run keeps the settings and data it was started with (start a new run to change them)"
+    how = ("a resumed run keeps the settings and data it was started with (start a new run to change them"
+           + (", in another `out`)" if requeued else ")"))
     placed = [dest for dest in given if dest in ("out", "overwrite")]
     if placed:
         raise NeuralabError(f"{args.resume}: `{placed[0]}` does not apply to `resume`: {how}")
-    run = Run.open(args.resume, Kind.FORECASTER)
+    run = Run.open(run_dir, Kind.FORECASTER)
     own = stored_config(run)
     data = str(json_object(run.record.get("data")).get("path", own.data))  # a CSV: the absolute path it was read from
 
@@ -225,8 +241,11 @@ def _refuse_settings(args) -> None:
     changed = [f"`{dest}` {getattr(args, dest)!r} (the run has {_setting(own, dest)!r})" for dest in given
                if not same(dest, getattr(args, dest))]
     if changed:
+        if requeued:
+            raise NeuralabError(f"{run_dir}: holds an interrupted run with other settings: " + ", ".join(changed)
+                                + f"; {how}")
         verb = "does" if len(changed) == 1 else "do"
-        raise NeuralabError(f"{args.resume}: " + ", ".join(changed) + f" {verb} not apply to `resume`: {how}")
+        raise NeuralabError(f"{run_dir}: " + ", ".join(changed) + f" {verb} not apply to `resume`: {how}")
 
 
 def _setting(config, option: str):

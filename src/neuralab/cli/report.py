@@ -32,24 +32,48 @@ def report_command(run_dir) -> str:
 
 
 def run_report(args) -> int:
+    print(f"wrote {write_report(args.run_dir, args.data_dir, args.trust_code)}")
+    return 0
+
+
+def write_report(run_dir, data_dir: str | None = None, trust_code: bool = False):
+    """Write the report of the finished run in ``run_dir`` again, as its kind draws it; the path of report.html."""
     from neuralab.errors import NeuralabError
     from neuralab.runs import Kind, Run
 
-    kind = Run.open(args.run_dir).kind
+    kind = Run.open(run_dir).kind
     if kind is Kind.CLASSIFIER:
         from neuralab.training.classify import write_report
 
-        path = write_report(args.run_dir, args.data_dir, trust_code=args.trust_code)
-    else:
-        from neuralab.forecasting.pipeline import write_report
+        return write_report(run_dir, data_dir, trust_code=trust_code)
+    from neuralab.forecasting.pipeline import write_report
 
-        if args.data_dir is not None:
-            raise NeuralabError(f"--data-dir: {args.run_dir} is a forecast run, which reads its series from "
-                                "where it was trained; leave --data-dir out")
+    if data_dir is not None:
+        raise NeuralabError(f"--data-dir: {run_dir} is a forecast run, which reads its series from "
+                            "where it was trained; leave --data-dir out")
+    _refuse_unfinished(Run(run_dir))
 
-        from neuralab.cli.forecast import finished_run_only
+    from neuralab.cli.forecast import finished_run_only
 
-        with finished_run_only():
-            path = write_report(args.run_dir, trust_code=args.trust_code)
-    print(f"wrote {path}")
-    return 0
+    with finished_run_only():
+        return write_report(run_dir, trust_code=trust_code)
+
+
+def _refuse_unfinished(run) -> None:
+    """A forecast that did not finish has no report to write: said as what its resume does,
+    which writes the report at its end. (The library's refusal is about forecasting with the
+    run, naming its model.safetensors, which a run stopped in its first epochs has not yet.)"""
+    from neuralab.cli._args import resume_command
+    from neuralab.errors import NeuralabError
+    from neuralab.runs import FROM_THE_START, Kind, Status, epoch_kept, resume_needs
+
+    if run.by_keras_fit or resume_needs(run.path)[0] == "model":  # no command resumes those: the library says
+        return
+    status = run.status()
+    if status is Status.RUNNING:
+        raise NeuralabError(f"{run.path}: still training, so there is no report to write yet; its end writes it")
+    if status is Status.INTERRUPTED:
+        does = "finishes it" if epoch_kept(run.path) else FROM_THE_START
+        raise NeuralabError(f"{run.path}: the run did not finish (no results.json), so there is no report to write; "
+                            f"`{resume_command(Kind.FORECASTER.made_by, run.path)}` {does}, and writes its report "
+                            "at the end")

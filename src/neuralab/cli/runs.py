@@ -16,8 +16,9 @@ def register(sub) -> None:
 
     p = sub.add_parser("runs", help="list the runs under a folder: kind, model, data, status, best metric",
                        description="List every run directory under ROOT (default the runs folder: $NEURALAB_RUNS "
-                                   "or ./runs) with its status read from the folder itself: running, finished, "
-                                   "interrupted (resumable) or damaged.")
+                                   "or ./runs) with its status read from the folder itself: running, finished "
+                                   "(\"finished (no report)\" where it was stopped while it wrote its report: "
+                                   "`neuralab report RUN` writes it), interrupted (resumable) or damaged.")
     p.add_argument("root", nargs="?", type=Path, metavar="ROOT",
                    help="folder holding runs (default the runs folder: $NEURALAB_RUNS or ./runs)")
     p.add_argument("--watch", nargs="?", type=positive_float, const=2.0, metavar="SECONDS",
@@ -73,7 +74,7 @@ def rows(root: Path):
 def table(rows, root: Path) -> str:
     if not rows:
         return f"no runs under {root}"
-    cells = [COLUMNS] + [(printable(r.id), r.kind, r.model, r.data, r.status, _metric(r), str(r.epochs or ""),
+    cells = [COLUMNS] + [(printable(r.id), r.kind, r.model, r.data, _status(r), _metric(r), str(r.epochs or ""),
                           r.created.replace("T", " ")[:16]) for r in sorted(rows, key=lambda r: r.created)]
     widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
@@ -96,6 +97,12 @@ def _left_out(root: Path) -> list[str]:
     except NeuralabError:  # a damaged config.json: its row says so
         return []
     return [printable(sentence)] if sentence else []
+
+
+def _status(row) -> str:
+    """The row's status; a finished run that was stopped while it wrote its report says so
+    (`neuralab report RUN` writes it)."""
+    return f"{row.status} (no report)" if row.report_missing else row.status
 
 
 def _metric(row) -> str:

@@ -8,6 +8,10 @@ from neuralab.cli._args import (at_least, fraction, non_negative_float, positive
 TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs made from a .py file; "
               "read the file first: it runs with your permissions")
 
+REQUEUE_HELP = ("with --out: start the run there, or, where it holds an interrupted run, resume it (the options "
+                "typed must be the run's own); where it holds a finished one, exit 0. One command line for a job "
+                "that a scheduler may stop and start again (docs/runs.md)")
+
 # options that set the TrainConfig field of their name; one left out (None) keeps the recipe's, else a Keras
 # model's compile() or fit() setting, else the library's default (TrainConfig is made with the recipe's and those
 # typed alone, which given_fields then names)
@@ -90,6 +94,7 @@ def _train_options(p) -> None:
     p.add_argument("--seed", type=int, default=seed, help=f"(default {seed})")
     p.add_argument("--out", help="run directory (default MODEL-DATA-TIME in the runs folder: $NEURALAB_RUNS or ./runs)")
     p.add_argument("--resume", type=run_folder, metavar="RUN_DIR", help="continue an interrupted run with its own settings")
+    p.add_argument("--resume-if-interrupted", action="store_true", help=REQUEUE_HELP)
     p.add_argument("--checkpoint", choices=RESUME_FROM,
                    help=f"with --resume: go on from the last epoch or the best one (default {RESUME_FROM[0]})")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
@@ -136,40 +141,61 @@ def _config(args, model: str, seed: int = 0):
 
 def _resume_options(args) -> dict:
     """The settings typed with --resume, their defaults' values included: the run keeps its own,
-    so the library refuses any that differ from them."""
+    so the library refuses any that differ from them. Not the threads: those the run computes
+    with, as its device, are the session's (``session_threads``)."""
     from neuralab.cli._args import typed
     from neuralab.training.config import RECIPES
 
-    if args.out or args.overwrite:
-        from neuralab.errors import NeuralabError
-        raise NeuralabError(f"{args.resume}: a resumed run stays in its folder; "
-                            f"`{'out' if args.out else 'overwrite'}` does not apply to `resume`")
     given = typed(args)
     options = dict(RECIPES.get(args.recipe, {}))
     options.update({k: getattr(args, k) for k in (*TRAIN_OPTIONS, *FOLDER_OPTIONS, "val_fraction", "data_dir", "model",
-                                                   "data", "seed", "device", "amp") if k in given})
+                                                   "data", "seed", "device", "amp") if k in given and k != "threads"})
     return options
 
 
+def _requeued(args) -> bool:
+    """``requeued``'s answer, rank 0's in every process of a torchrun job: decided by each, a
+    process that looked after rank 0 had started the run would resume it while rank 0 trains."""
+    from neuralab.cli._args import requeued
+    from neuralab.runs import CONFIG, Kind, Run, json_object
+    from neuralab.training.device import on_rank_0
+
+    device = args.device  # the process group's, as the training joins it: the run's own where it has one
+    if args.out and (Run(args.out) / CONFIG).is_file():
+        device = json_object(json_object(Run(args.out).record.get("config")).get("train")).get("device", device)
+    return on_rank_0(lambda: requeued(args, Kind.CLASSIFIER), device)
+
+
 def run_train(args) -> int:
-    from neuralab.cli._args import only_with_resume, refuse_other_kind
+    from neuralab.cli._args import finished_already, only_with_resume, refuse_other_kind
     from neuralab.errors import NeuralabError
-    from neuralab.runs import Kind
+    from neuralab.runs import Kind, RunFinished
     from neuralab.training import resume_classifier, train_classifier
-    from neuralab.training.device import dist_info
+    from neuralab.training.device import dist_info, session_threads
     from neuralab.training.source import CANNOT_REBUILD, ModelNeeded
 
-    if args.resume:
-        refuse_other_kind(args.resume, Kind.CLASSIFIER)
+    resume = args.resume
+    if args.resume_if_interrupted:
+        resume = args.out if _requeued(args) else None
+    elif args.resume and (args.out or args.overwrite):
+        raise NeuralabError(f"{args.resume}: a resumed run stays in its folder; "
+                            f"`{'out' if args.out else 'overwrite'}` does not apply to `resume`")
+    if resume:
+        refuse_other_kind(resume, Kind.CLASSIFIER)
         try:
-            result = resume_classifier(args.resume, verbose=not args.quiet, checkpoint=args.checkpoint or "last",
-                                       options=_resume_options(args), trust_code=args.trust_code)
+            with session_threads(args.threads):
+                result = resume_classifier(resume, verbose=not args.quiet, checkpoint=args.checkpoint or "last",
+                                           options=_resume_options(args), trust_code=args.trust_code)
         except ModelNeeded:  # its `model` is no --model but the module itself, which only Python can give
-            call = f"resume_classifier({args.resume!r}, model=Net(...))"
-            raise NeuralabError(f"{args.resume}: {CANNOT_REBUILD}; it can only be resumed from Python, with the "
+            call = f"resume_classifier({resume!r}, model=Net(...))"
+            raise NeuralabError(f"{resume}: {CANNOT_REBUILD}; it can only be resumed from Python, with the "
                                 f"module given again: {call} (docs/runs.md)") from None
+        except RunFinished:  # refused after the options typed, which must be the run's own
+            if not args.resume_if_interrupted:
+                raise
+            return finished_already(args) if dist_info().is_main else 0
     else:
-        only_with_resume(args, "checkpoint", "trust_code")
+        only_with_resume(args, "checkpoint", *(() if args.resume_if_interrupted else ("trust_code",)))
         result = train_classifier(_config(args, args.model, args.seed), out=args.out, overwrite=args.overwrite,
                                   verbose=not args.quiet)
     if args.quiet and dist_info().is_main:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import functools
 import math
 import os
@@ -106,10 +107,29 @@ def _quota_at(folder: Path) -> float | None:
         return None
 
 
+# The threads of this session, over a run's own `threads` (``session_threads``); 0: the run's
+_SESSION_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("session_threads", default=0)
+
+
+@contextlib.contextmanager
+def session_threads(n: int | None):
+    """A block in which every run computes with ``n`` CPU threads, whatever its config's
+    ``threads`` (None or 0: the config's). A resumed run keeps the config it was started with,
+    but the threads it computes with are the machine's, as its device is: a job started again
+    by a scheduler may land on a node with another allotment of cores. The session records
+    them (config.json's ``sessions``), and a resume warns where they differ from the first's."""
+    token = _SESSION_THREADS.set(n or 0)
+    try:
+        yield
+    finally:
+        _SESSION_THREADS.reset(token)
+
+
 def compute_threads(n: int = 0) -> int:
-    """The intra-op CPU threads a run computes with: ``n``, else torch's count held to the CPU
-    quota (``quota_cpus``); in a torchrun job that left OMP_NUM_THREADS to torchrun, this
-    process's share of the node's CPUs (``torchrun_share``)."""
+    """The intra-op CPU threads a run computes with: the session's (``session_threads``), else
+    ``n``, else torch's count held to the CPU quota (``quota_cpus``); in a torchrun job that left
+    OMP_NUM_THREADS to torchrun, this process's share of the node's CPUs (``torchrun_share``)."""
+    n = _SESSION_THREADS.get() or n
     if n:
         return n
     share = torchrun_share()
