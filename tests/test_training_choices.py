@@ -393,7 +393,8 @@ def test_early_stopping_counts_epochs_since_the_best_in_the_right_direction(moni
     from neuralab.training.callbacks import EarlyStopping
 
     stop = EarlyStopping(2, monitor=monitor)
-    trainer = SimpleNamespace(history=[], config=TrainConfig())
+    said = []
+    trainer = SimpleNamespace(history=[], config=TrainConfig(), say=said.append)
     stopped = None
     for epoch, value in enumerate(values, 1):
         record = {"epoch": epoch, "loss": 1.0, monitor: value}
@@ -402,9 +403,13 @@ def test_early_stopping_counts_epochs_since_the_best_in_the_right_direction(moni
             stopped = epoch
             break
     assert stopped == stops_at
-    resumed = SimpleNamespace(history=trainer.history, config=TrainConfig(), stop_training=False)
-    stop.on_train_begin(resumed)  # a run resumed after the stopping epoch stops at once
-    assert resumed.stop_training is (stops_at is not None)
+    # the log says so, in one line (the trainer's own EarlyStopping watches its monitor, val_loss)
+    back = "; the model goes back to its best epoch's weights" if monitor == "val_loss" else ""
+    assert said == ([] if stops_at is None else [f"stopped early at epoch {stops_at} of 10: {monitor} has not "
+                                                 f"improved on epoch {stops_at - 2}'s for 2 epochs (patience 2){back}"])
+    resumed = SimpleNamespace(history=trainer.history, config=TrainConfig(), stop_training=False, say=said.append)
+    stop.on_train_begin(resumed)  # a run resumed after the stopping epoch stops at once, and says why
+    assert resumed.stop_training is (stops_at is not None) and len(said) == 2 * (stops_at is not None)
 
 
 # --- TensorBoard ------------------------------------------------------------------------------

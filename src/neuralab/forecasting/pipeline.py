@@ -43,7 +43,7 @@ from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback
 from neuralab.training.config import Diverged, given_fields, with_compile
 from neuralab.training.device import refuse_distributed
-from neuralab.training.trainer import seed_everything
+from neuralab.training.trainer import ModelFailed, seed_everything
 
 
 @dataclass
@@ -261,6 +261,10 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     except Diverged:  # NaN weights: nothing to resume, read or report; a folder that was there stays, empty
         run.discard(made=fresh)
         raise
+    except ModelFailed as e:  # the user's network raised: a run that kept no epoch goes as a diverged one does
+        if not runs.epoch_kept(run.path):
+            run.discard(made=fresh)
+        raise e.in_run(run.path, Kind.FORECASTER) from e.__cause__
 
 
 def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), trust_code: bool = False) -> ForecastResult:
@@ -295,6 +299,10 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
                                   resumed=meta)
         except Diverged as e:  # a resumed run keeps its settings: the lower rate is a new run's
             raise e.resumed(run.path) from None
+        except ModelFailed as e:  # as in run_forecast; a run stopped before its first epoch is emptied
+            if not runs.epoch_kept(run.path):
+                run.discard(made=False)
+            raise e.in_run(run.path, Kind.FORECASTER) from e.__cause__
 
 
 @contextlib.contextmanager
@@ -369,7 +377,7 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
                          _series_record(used, many, prepared, transform_errors))
         run.write_json(runs.MODEL, meta)
     if verbose:
-        print(_forecast_header(used, many, prepared, network, transform_errors), flush=True)
+        print(_forecast_header(used, many, prepared, network, transform_errors, run_dir), flush=True)
 
     network.fit(pooled_train, pooled_val)  # Ctrl-C from here to results.json: the caller's _resumable
     seconds = network.trainer.elapsed
@@ -687,7 +695,7 @@ def _series_record(config: ForecastConfig, many: list[Series], prepared: list[Pr
 
 
 def _forecast_header(config: ForecastConfig, many: list[Series], prepared: list[Prepared], network: NetworkForecaster,
-            transform_errors: dict) -> str:
+            transform_errors: dict, run_dir: Path) -> str:
     c = {k: sum(p.counts()[k] for p in prepared) for k in prepared[0].counts()}
     series = many[0]
     name = series.name if len(many) == 1 else f"{len(many)} series ({', '.join(s.name for s in many[:5])})"
@@ -700,7 +708,7 @@ def _forecast_header(config: ForecastConfig, many: list[Series], prepared: list[
     lines = [f"{network.describe()} on {name} {series.target}"
              + (f" + {', '.join(series.features + series.calendar)}" if series.features or series.calendar else "")
              + f": lookback {config.windows.lookback}, horizon {config.windows.horizon}, "
-               f"device {network.trainer.device_text}, seed {config.train.seed}",
+               f"device {network.trainer.device_text}, seed {config.train.seed}, run {run_dir}",  # before any epoch: a killed job names its run
              f"  {chosen}",
              *("  " + line for line in _data_lines(many)),
              f"  windows: {c['train']:,} train / {c['val']:,} val / {c['test']:,} test",

@@ -49,6 +49,7 @@ class EarlyStopping(Callback):
     def on_train_begin(self, trainer) -> None:
         if self._due(trainer):  # a run resumed after the epoch that stopped it
             trainer.stop_training = True
+            self._say(trainer)
 
     def on_epoch_end(self, trainer, record: dict) -> bool:
         monitor = self.monitor or trainer.config.monitor
@@ -58,16 +59,34 @@ class EarlyStopping(Callback):
                                 "metrics need a validation set): it will not stop the training; give a validation "
                                 "set (`val`, or a `val_fraction` above 0), or watch a training metric such as "
                                 "'loss'"), stacklevel=2)
-        return self._due(trainer)
+        due = self._due(trainer)
+        if due:
+            self._say(trainer)
+        return due
+
+    def _say(self, trainer) -> None:
+        """The line that says training stopped early: in a log, the last epoch's line before the
+        results would otherwise read as a job cut short."""
+        monitor = self.monitor or trainer.config.monitor
+        epoch, best = trainer.history[-1]["epoch"], self._best(trainer)
+        # the trainer ends with the weights of the best epoch by the metric it watches itself
+        back = "; the model goes back to its best epoch's weights" if monitor == trainer.config.monitor else ""
+        trainer.say(f"stopped early at epoch {epoch} of {trainer.config.epochs}: {monitor} has not improved on "
+                    f"epoch {best}'s for {epoch - best} epoch{'s' if epoch - best > 1 else ''} (patience "
+                    f"{self.patience}){back}")
 
     def _due(self, trainer) -> bool:
         monitor = self.monitor or trainer.config.monitor
+        if self.patience <= 0 or not trainer.history or trainer.history[-1].get(monitor) is None:
+            return False
+        return trainer.history[-1]["epoch"] - self._best(trainer) >= self.patience
+
+    def _best(self, trainer) -> int:
+        """The first epoch of the best value of the metric watched (one epoch reports it at least)."""
+        monitor = self.monitor or trainer.config.monitor
         sign = -1 if monitor.endswith("accuracy") else 1
         scored = [(sign * r[monitor], r["epoch"]) for r in trainer.history if r.get(monitor) is not None]
-        if self.patience <= 0 or not scored or trainer.history[-1].get(monitor) is None:
-            return False
-        best = min(scored, key=lambda s: s[0])[1]  # the first epoch of the best value
-        return trainer.history[-1]["epoch"] - best >= self.patience
+        return min(scored, key=lambda s: s[0])[1]
 
 
 class Checkpoint(Callback):

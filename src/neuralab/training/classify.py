@@ -22,7 +22,7 @@ from neuralab.training.checkpoint import check_fits, load_weights
 from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exported; torch-free there)
 from neuralab.training.config import (RESUME_FROM, ClassifierConfig, Diverged, given_fields, replaced,
                                       with_compile)
-from neuralab.training.trainer import CLASSIFICATION, Trainer, check_train_config, nchw, seed_everything
+from neuralab.training.trainer import CLASSIFICATION, ModelFailed, Trainer, check_train_config, nchw, seed_everything
 
 
 @dataclass
@@ -382,12 +382,17 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
             source.copy_code(run.path)
             run.write_record(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data))
             run.write_json(runs.MODEL, meta)
-        return _fit_and_finish(trainer, run, config, data, resume=False, verbose=verbose, summary_text=summary_text,
-                               split_taken=split_taken, settings_said=said)
+        # a resume of a run stopped before its first checkpoint: the trainer says it starts again
+        return _fit_and_finish(trainer, run, config, data, resume=resumed, verbose=verbose,
+                               summary_text=summary_text, split_taken=split_taken, settings_said=said)
     except Diverged:  # NaN weights: nothing to resume, test or report; a folder that was there stays, empty
         if is_main:
             run.discard(made=fresh)
         raise
+    except ModelFailed as e:  # the user's model raised: a run that kept no epoch goes as a diverged one does
+        if is_main and not runs.epoch_kept(run.path):
+            run.discard(made=fresh)
+        raise e.in_run(run.path, Kind.CLASSIFIER) from e.__cause__
     finally:
         run.unlock()
 
@@ -576,6 +581,8 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         return _fit_and_finish(trainer, run, config, data, resume=True, verbose=verbose)
     except Diverged as e:  # a resumed run keeps its settings: the lower rate is a new run's
         raise e.resumed(run.path) from None
+    except ModelFailed as e:  # the epochs it went on from stay
+        raise e.in_run(run.path, Kind.CLASSIFIER) from e.__cause__
     finally:
         run.unlock()
 
@@ -711,7 +718,8 @@ def _training_header(config: ClassifierConfig, data, trainer: Trainer, split_tak
 
     header = (f"{config.model} on {data.name}: {len(data.train):,} train / {len(data.val):,} val / "
               f"{len(data.test):,} test images {'x'.join(map(str, data.input_shape))}, "
-              f"{count_parameters(trainer.model):,} parameters, device {trainer.device_text}, seed {config.train.seed}")
+              f"{count_parameters(trainer.model):,} parameters, device {trainer.device_text}, seed {config.train.seed}, "
+              f"run {trainer.run_dir}")  # named first: a job killed outright leaves its log saying which run to resume
     if (trainer.model_meta.get("source") or {}).get("type") != "keras":
         return header
     # A Keras model trains with its compile()'s settings where no option is given, or neuralab's

@@ -47,18 +47,22 @@ class TensorBoard(Callback):
             raise NeuralabError("TensorBoard: the trainer has no run directory; give the callback a `log_dir`")
         root = Path(self.log_dir) if self.log_dir is not None else Path(trainer.run_dir) / FOLDER
         writer = summary_writer()
-        # A resumed run starts again after its last checkpoint: events a killed session wrote
-        # past it are hidden (purged) by TensorBoard instead of showing twice.
-        first = trainer.history[-1]["epoch"] + 1 if trainer.history else 1
+        # A resumed run goes on from its last checkpoint, epoch k, whose events the stopped session
+        # may not have written: it was stopped between the checkpoint (the commit point) and them.
+        # Events from k on are hidden (purged) by TensorBoard, and k's are written again below from
+        # the checkpoint's history and weights, so that every epoch shows once, as in metrics.jsonl.
+        first = trainer.history[-1]["epoch"] if trainer.history else 1
         parts = ("train", "validation") if trainer.val_data is not None else ("train",)
         self.writers = {part: writer(str(root / part), purge_step=first) for part in parts}
-        if first == 1:
+        if not trainer.history:
             self.writers["train"].add_text("summary", _as_code(_summary_text(trainer)), 0)
         self.conv = next((m for m in trainer.model.modules() if isinstance(m, nn.Conv2d)), None)
         x, _ = trainer.train_data
         sample = trainer.val_data[0] if trainer.val_data is not None and len(trainer.val_data[0]) else x
         self.sample = (trainer.model_input(sample[:1]) if sample.dim() == 4 and self.images and self.conv is not None
                        else None)
+        if trainer.history:  # the weights are epoch k's, as the checkpoint restored them
+            self.on_epoch_end(trainer, trainer.history[-1])
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         step = record["epoch"]

@@ -23,6 +23,8 @@ import contextlib
 import copy
 import math
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ from torch import nn
 from neuralab.errors import NeuralabError, ParameterError, out_of_memory
 from neuralab.files import WriteError, atomic_write
 from neuralab.models.fast import accelerate
-from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Run
+from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Interrupted, Kind, Run, epoch_kept, resume_needs
 from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, as_callback, overrides
 from neuralab.training.checkpoint import (check_fits, load_checkpoint, load_tensors, save_checkpoint, save_tensors,
                                           save_weights, unwrap)
@@ -69,6 +71,37 @@ def _abs_error(out, y):
 
 CLASSIFICATION = Task("classification", lambda out, y: F.cross_entropy(out, y, reduction="none"), _correct)
 REGRESSION = Task("regression", _squared_error, _abs_error)
+
+
+class ModelFailed(NeuralabError):
+    """A model of the user's (PyTorch code, a converted Keras model, a module given) that raised in
+    the middle of training, after the steps ``check_model`` tried had passed: a fault of its own
+    (one that depends on the batch or the step), said in one line naming the model, the epoch,
+    where in it, and the exception, which is its ``__cause__``. ``in_run`` adds what became of
+    the run the training wrote."""
+
+    def __init__(self, model: str, epoch: int, where: str, error: str,
+                 then: str = "make its forward work on every batch"):
+        self.model, self.epoch, self.where, self.error = model, epoch, where, error
+        super().__init__(f"{model}: the model failed in training at epoch {epoch}, {where} ({error}); {then}")
+
+    def in_run(self, run_dir: str | Path, kind: Kind) -> "ModelFailed":
+        """This failure, where it stopped the run in ``run_dir``, with what the run keeps and the
+        way on: none (the caller removed what it wrote), or the epochs before this one, which a
+        resume goes on from with the model the run keeps (a fault that depends on chance may
+        pass; one in the code comes back, which a new run of the mended model leaves behind)."""
+        run_dir = Path(run_dir)
+        if not epoch_kept(run_dir):
+            then = "no epoch had finished, so the run is not kept; make the model's forward work on every batch"
+        else:
+            needs, _ = resume_needs(run_dir)
+            resume = (f"`resume` {run_dir}" + (" and `trust_code`" if needs == "trust_code" else "")
+                      if needs != "model" else Interrupted.resume_call(run_dir, kind))
+            kept = "epoch 1" if self.epoch == 2 else f"epochs 1 to {self.epoch - 1}"
+            then = (f"the run keeps {kept} and is interrupted: mend the model and start a new run"
+                    + (f", or go on from epoch {self.epoch} with {resume}, which runs the model the run keeps"
+                       if resume else ""))
+        return ModelFailed(self.model, self.epoch, self.where, self.error, then)
 
 
 def seed_everything(seed: int) -> None:
@@ -126,6 +159,7 @@ class Trainer:
         self.train_data = self.val_data = None  # (x, y) on the device while fit runs
         self.improved = False                   # the last epoch is the best so far
         self._step_callbacks: list[Callback] = []
+        self._progress: Progress | None = None  # fit's, while it runs: say() writes there
         self.device = pick_device(config.device)
         self.dist = init_distributed(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -136,6 +170,7 @@ class Trainer:
         # user's forward may use x.view(N, -1), which needs (N, C, H, W) strides.
         self.channels_last = config.channels_last and _layout_free(model)
         self._own = _own_architecture(model)  # before fit's accelerate() gives a user's layers neuralab's classes
+        self._users = _users_code(model)  # what it raises in training is the user's to mend (ModelFailed)
         self._checked = self._own  # neuralab's architectures are known to train
         self._unused: set[str] = set()  # parameters the checked step left without a gradient
         self._scaler = torch.amp.GradScaler(self.device.type, enabled=False)  # fit's, for float16
@@ -241,7 +276,11 @@ class Trainer:
             torch.manual_seed(int(np.random.SeedSequence([cfg.seed, start, dist.rank]).generate_state(1)[0]))
 
         progress = Progress(cfg.epochs, n, enabled=self.verbose, run_dir=self.run_dir if dist.is_main else None)
-        callbacks = self._all_callbacks(progress)
+        self._progress = progress
+        if resume and self.run_dir is not None:
+            self.say(_resuming(self.run_dir, start - 1, cfg.epochs))
+        own = self._own_callbacks(progress)
+        callbacks = own + self.callbacks
         self._step_callbacks = [c for c in callbacks if overrides(c, "on_step_end")]
         self.stop_training = False
         try:
@@ -259,13 +298,18 @@ class Trainer:
                     if not math.isfinite(record["loss"]):
                         raise Diverged(cfg.lr, epoch)
                     if val is not None:
-                        record.update({f"val_{k}": v for k, v in self._evaluate(*val).items()})
+                        where = "in the validation pass"
+                        record.update({f"val_{k}": v for k, v in self._evaluate(*val, (epoch, where)).items()})
                     record["elapsed"] = time.perf_counter() - t0
                     self.history.append(record)
                     self.improved = self._improved()
                     if self.improved:
                         self.best_state = copy.deepcopy(unwrap(model).state_dict())
-                    for callback in callbacks:  # the checkpoint first, then the progress line
+                    with _signals_held():  # the checkpoint first, then the progress line, the events
+                        for callback in own:
+                            if callback.on_epoch_end(self, record):
+                                self.stop_training = True
+                    for callback in self.callbacks:
                         if callback.on_epoch_end(self, record):
                             self.stop_training = True
                     if dist.active:  # one process stopping alone would leave the others waiting in the next step
@@ -275,13 +319,21 @@ class Trainer:
                 callback.on_train_end(self)
             # DDP's wrapper holds the process group: kept past fit, it outlived the group's
             # teardown at exit, and gloo's threads, ended by the interpreter's, aborted the process
-            self.train_data = self.val_data = self._training = None
+            self.train_data = self.val_data = self._training = self._progress = None
         if self.best_state is not None:
             unwrap(model).load_state_dict(self.best_state)
         return self.history
 
-    def _all_callbacks(self, progress: Progress) -> list[Callback]:
-        """The trainer's own duties as callbacks, in the order they always ran, then the user's."""
+    def say(self, line: str) -> None:
+        """One line of the training's log, where its epochs' lines go (nothing with ``verbose``
+        False, and only from the main process of a torchrun job)."""
+        if self._progress is not None:
+            self._progress.print(line)
+        elif self.verbose:
+            print(line, flush=True)
+
+    def _own_callbacks(self, progress: Progress) -> list[Callback]:
+        """The trainer's own duties as callbacks, in the order they always ran; the user's follow."""
         own: list[Callback] = []
         if self.dist.is_main and self.run_dir is not None:
             own.append(Checkpoint())
@@ -292,7 +344,7 @@ class Trainer:
             from neuralab.training.tensorboard import TensorBoard
 
             own.append(TensorBoard())
-        return own + self.callbacks
+        return own
 
     @property
     def elapsed(self) -> float:
@@ -404,6 +456,17 @@ class Trainer:
     def model_name(self) -> str:
         return self.model_meta.get("architecture") or type(unwrap(self.model)).__name__
 
+    def _blame_model(self, e: Exception, epoch: int, where: str) -> None:
+        """Raise ModelFailed for ``e``, which a user's model raised in a step or a validation pass
+        of ``epoch`` (``where`` in it), once check_model's steps had passed; return for any other:
+        neuralab's own architectures are known to train, so what they raise is neuralab's fault, to
+        be shown whole (a traceback), and so is a refusal already in one line (NeuralabError).
+        Memory runs short in any model. Under torchrun another process's end reaches this one's
+        step as an error of the process group, which no model caused: left to the command line."""
+        if not self._users or self.dist.active or isinstance(e, NeuralabError) or out_of_memory(e) is not None:
+            return
+        raise ModelFailed(self.model_name, epoch, where, _first_line(e)) from e
+
     def _kept_rng(self):
         """A block after which the random state is as it was: the CPU's, and the accelerator's (CUDA, MPS)."""
         accelerator = self.device.type != "cpu"
@@ -496,18 +559,22 @@ class Trainer:
             batch = order[start:start + cfg.batch_size]
             mine = batch[dist.rank::dist.world_size] if dist.world_size > 1 else batch
             xb, yb = self.model_input(_rows(x, mine)), _rows(y, mine)
-            with self._autocast():
-                out = model(xb)
-                loss_sum = criterion(out, yb)
-            out = getattr(out, "logits", out)  # models with auxiliary heads (GoogLeNet) return more
-            optimizer.zero_grad(set_to_none=True)
-            # Sum over this process's share / global batch: DDP's mean over processes then
-            # equals the mean over the whole batch, whatever the share sizes. The factor is a
-            # product, not the sum's gradient given to backward: PyTorch checks a given
-            # gradient through torch.fx's symbolic shapes, whose first import (SymPy) takes
-            # 0.45 s of the fast recipe's whole command (the twelfth round); the product's node costs
-            # 34 us a step (the MLP's loss forward and back: 110 -> 144 us).
-            scaler.scale(loss_sum * (dist.world_size / len(batch))).backward()
+            try:
+                with self._autocast():
+                    out = model(xb)
+                    loss_sum = criterion(out, yb)
+                out = getattr(out, "logits", out)  # models with auxiliary heads (GoogLeNet) return more
+                optimizer.zero_grad(set_to_none=True)
+                # Sum over this process's share / global batch: DDP's mean over processes then
+                # equals the mean over the whole batch, whatever the share sizes. The factor is a
+                # product, not the sum's gradient given to backward: PyTorch checks a given
+                # gradient through torch.fx's symbolic shapes, whose first import (SymPy) takes
+                # 0.45 s of the fast recipe's whole command (the twelfth round); the product's node costs
+                # 34 us a step (the MLP's loss forward and back: 110 -> 144 us).
+                scaler.scale(loss_sum * (dist.world_size / len(batch))).backward()
+            except Exception as e:  # noqa: BLE001  a user's model is named in one line, anything else goes on
+                self._blame_model(e, epoch, f"batch {start // cfg.batch_size + 1} of {steps}")
+                raise
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)  # the threshold is for the true gradients
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -553,11 +620,12 @@ class Trainer:
         _check_classes(y, "y", self._outputs(x, "x"))
         return self._evaluate(x, y)
 
-    def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, at: tuple[int, str] | None = None) -> dict[str, float]:
+        """``evaluate`` on inputs already checked; ``at``: the epoch and the pass it is of, in fit."""
         model = unwrap(self.model)
         was_training = model.training
         try:
-            return self.score(self._predict(x), y)
+            return self.score(self._predict(x, at), y)
         finally:
             model.train(was_training)
 
@@ -579,10 +647,11 @@ class Trainer:
         return self._predict(x)
 
     @torch.inference_mode()
-    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+    def _predict(self, x: torch.Tensor, at: tuple[int, str] | None = None) -> torch.Tensor:
         """The outputs for ``x``. No rows give no rows of the model's output shape, (0, classes), as
         a batch of 0 gives in torch, taken from a forward of one sample of zeros: users' models
-        often flatten with x.view(len(x), -1), which fails on 0 rows."""
+        often flatten with x.view(len(x), -1), which fails on 0 rows. ``at``: the epoch and the pass
+        of fit this is, where a user's model that fails is named (``ModelFailed``)."""
         model = unwrap(self.model)
         model.eval()
         outs = []
@@ -592,7 +661,13 @@ class Trainer:
             for part in parts:
                 with self._autocast():
                     batch = self.model_input(self._layout(part.to(self.device)))
-                    outs.append(model(batch).float().cpu())
+                    try:
+                        out = model(batch)
+                    except Exception as e:  # noqa: BLE001  as in a training step
+                        if at is not None:
+                            self._blame_model(e, *at)
+                        raise
+                    outs.append(out.float().cpu())
         return torch.cat(outs) if len(x) else outs[0][:0]
 
     # --- bookkeeping ---------------------------------------------------------------
@@ -774,6 +849,15 @@ def _own_architecture(model: nn.Module) -> bool:
     return type(unwrap(model)).__module__.startswith(("neuralab.models.", "neuralab.forecasting."))
 
 
+def _users_code(model: nn.Module) -> bool:
+    """Whether ``model`` runs code of the user's: it is no architecture of neuralab's, or one that
+    holds a layer neither neuralab's nor PyTorch's (a forecast's WindowNetwork around a user's
+    module, or around a converted Keras model's layers)."""
+    return not _own_architecture(model) or not all(
+        type(m).__module__.startswith(("neuralab.models.", "neuralab.forecasting.", "torch.nn."))
+        for m in unwrap(model).modules())
+
+
 def _any_process(flag: bool, device: torch.device) -> bool:
     """Whether ``flag`` is set in any process of the job."""
     t = torch.tensor(float(flag), device=device)
@@ -797,6 +881,58 @@ def _rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     value (the MLP's batch of 128 images: 25 us against 52), where ``t`` is contiguous; its
     result is always contiguous, so a channels-last batch of several channels is indexed."""
     return t.index_select(0, index) if t.is_contiguous() else t[index]
+
+
+def _resuming(run_dir: Path, kept: int, epochs: int) -> str:
+    """The line a resumed training starts with: from which epoch of the run in ``run_dir`` it goes
+    on (``kept`` 0: the run stopped before its first checkpoint)."""
+    if not kept:
+        return (f"resuming {run_dir}: it stopped before its first epoch finished, so training starts again "
+                f"from epoch 1 of {epochs}")
+    left = f"training goes on at epoch {kept + 1}" if kept < epochs else "no epoch is left to train"
+    return f"resuming {run_dir} from epoch {kept} of {epochs}, its last checkpoint: {left}"
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """A block during which Ctrl-C, SIGTERM and SIGHUP wait, acted on when it ends: an epoch's own
+    writes (checkpoint, metrics, best weights, its line, TensorBoard's events), milliseconds long.
+    Acted on between the checkpoint, the commit point, and the rest, the signal left the epoch
+    committed but without its line and its events, which the resume, going on after it, never
+    wrote (a scheduler's SIGTERM lands there as often as anywhere). Only Python's own handlers wait
+    (Ctrl-C's, the command line's for SIGTERM): a default one ends the process at once, as a kill
+    does, which the resume makes good. A second signal acts at once, as before, so that a write
+    that hangs (a stalled network disk) can still be stopped."""
+    if threading.current_thread() is not threading.main_thread():  # where Python runs no handler
+        yield
+        return
+    held: dict[int, Callable] = {}
+    caught: list[tuple[int, object]] = []
+
+    def wait(signum, frame):
+        if caught:  # the second: as before this block
+            restore()
+            held[signum](signum, frame)
+        caught.append((signum, frame))
+
+    def restore():
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # no SIGHUP on Windows
+        handler = signal.getsignal(signum) if signum is not None else None
+        if callable(handler):
+            held[signum] = handler
+            signal.signal(signum, wait)
+    try:
+        yield
+    except BaseException:
+        restore()  # the block's own error stops the training already
+        raise
+    restore()
+    if caught:
+        signum, frame = caught[0]
+        held[signum](signum, frame)
 
 
 def _epoch_of(path: Path) -> int | None:
