@@ -122,7 +122,7 @@ def test_the_console_says_what_compile_gave(fitted, fashion, tmp_path, capsys):
     path, _ = fitted
     code, out, _ = _train(capsys, path, fashion, tmp_path / "run", "--epochs", "1")
     assert code == 0
-    assert "\noptimizer sgd, lr 0.05, momentum 0.9, loss cross_entropy (compile()'s where no option sets them); " \
+    assert "\noptimizer sgd, lr 0.05, momentum 0.9, schedule constant, loss cross_entropy (compile()'s where no option sets them); " \
            "val_fraction 0.2 (fit()'s validation_split: its share, drawn with the seed, not Keras's last samples)\n" in out
 
 
@@ -139,11 +139,11 @@ def test_the_console_names_neuralabs_defaults_for_a_model_never_compiled(fashion
     assert "compile(" not in EXAMPLE.read_text()
     code, out, _ = _train(capsys, EXAMPLE, fashion, tmp_path / "run", "--epochs", "1")
     assert code == 0
-    assert settings_line(out) == "optimizer adam, lr 0.003, loss cross_entropy (neuralab's defaults: the model " \
+    assert settings_line(out) == "optimizer adam, lr 0.003, schedule onecycle, loss cross_entropy (neuralab's defaults: the model " \
                                  "was not compiled)"
     code, out, _ = _train(capsys, EXAMPLE, fashion, tmp_path / "lr", "--epochs", "1", "--lr", "0.01")
     assert code == 0
-    assert settings_line(out) == "optimizer adam, lr 0.01, loss cross_entropy (neuralab's defaults where no " \
+    assert settings_line(out) == "optimizer adam, lr 0.01, schedule onecycle, loss cross_entropy (neuralab's defaults where no " \
                                  "option sets them: the model was not compiled)"
 
 
@@ -160,11 +160,11 @@ def test_the_console_names_compile_for_the_example_compiled(fashion, tmp_path, c
     compiled.write_text("import keras\n" + "\n".join(lines) + "\n")
     code, out, _ = _train(capsys, compiled, fashion, tmp_path / "run", "--epochs", "1")
     assert code == 0
-    assert settings_line(out) == "optimizer sgd, lr 0.02, momentum 0, loss cross_entropy (compile()'s where no " \
+    assert settings_line(out) == "optimizer sgd, lr 0.02, momentum 0, schedule constant, loss cross_entropy (compile()'s where no " \
                                  "option sets them)"
     code, out, _ = _train(capsys, compiled, fashion, tmp_path / "lr", "--epochs", "1", "--lr", "0.01")
     assert code == 0
-    assert settings_line(out) == "optimizer sgd, lr 0.01, momentum 0, loss cross_entropy (compile()'s where no " \
+    assert settings_line(out) == "optimizer sgd, lr 0.01, momentum 0, schedule constant, loss cross_entropy (compile()'s where no " \
                                  "option sets them)"
 
 
@@ -175,7 +175,7 @@ def test_a_resume_names_the_runs_own_settings(fashion, tmp_path, capsys, cut_in_
     assert code == 130
     restore()
     assert main(["train", "--resume", str(tmp_path / "run"), "--threads", "1"]) == 0
-    assert settings_line(capsys.readouterr().out) == "optimizer adam, lr 0.003, loss cross_entropy (the run's, as " \
+    assert settings_line(capsys.readouterr().out) == "optimizer adam, lr 0.003, schedule onecycle, loss cross_entropy (the run's, as " \
                                                      "its config.json keeps them)"
 
 
@@ -222,20 +222,36 @@ def test_refusals_name_the_file(tmp_path, layers, compiled, says):
     path = _file(tmp_path, "net.py", f"model = keras.Sequential([{layers}], name='net')\nmodel.compile({compiled})\n")
     with pytest.raises(NeuralabError) as e:
         resolve(path).classifier((1, 28, 28), 10)
-    assert str(e.value).startswith(f"{path}: {says}"), str(e.value)
+    # what compile() was given is refused at its line, as its warnings are
+    at = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "model.compile(" in text)
+    where = f"{path}:{at}" if says.startswith("compile(optimizer") else str(path)
+    assert str(e.value).startswith(f"{where}: {says}"), str(e.value)
 
 
-def test_compiles_momentum_stays_with_its_optimizer():
-    """SGD(0.05, momentum=0.9) trained with another optimizer: the momentum was SGD's, and adamw
-    was refused for a momentum never given."""
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+def test_compiles_rate_momentum_and_schedule_stay_with_its_optimizer():
+    """SGD(0.05, momentum=0.9) trained with another optimizer: the momentum was SGD's (adamw was
+    refused for a momentum never given), and so were its rate and its constant schedule: 0.05 is
+    17 times neuralab's adam rate. Another optimizer starts from neuralab's own, and says so."""
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(name="flat"),
+                              keras.layers.Dense(10, name="scores")])
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy")
     settings = compile_settings(model.get_compile_config())
-    assert (with_compile(TrainConfig(), settings).optimizer, with_compile(TrainConfig(), settings).momentum) == \
-        ("sgd", 0.9)
-    other = with_compile(TrainConfig(optimizer="adamw"), settings)
+    own = with_compile(TrainConfig(), settings)
+    assert (own.optimizer, own.lr, own.momentum, own.schedule) == ("sgd", 0.05, 0.9, "constant")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        other = with_compile(TrainConfig(optimizer="adamw"), settings)
     other.check()
-    assert (other.optimizer, other.momentum, other.lr) == ("adamw", 0.0, 0.05)
+    d = TrainConfig()
+    assert (other.optimizer, other.momentum, other.lr, other.schedule) == ("adamw", 0.0, d.lr, d.schedule)
+    (said,) = [str(w.message) for w in caught]
+    assert said == (f"`optimizer` adamw over compile()'s sgd: the run trains at neuralab's `lr` {d.lr:g} under its "
+                    f"`schedule` {d.schedule}, not at compile()'s 0.05, which was its sgd's; give `lr` to choose the rate")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chosen = with_compile(TrainConfig(optimizer="adamw", lr=0.01), settings)
+    assert (chosen.lr, chosen.schedule) == (0.01, d.schedule) and not caught  # the rate given is the run's
+    assert with_compile(TrainConfig(optimizer="sgd"), settings).lr == 0.05  # the same optimizer keeps its rate
 
 
 def test_a_momentum_typed_goes_to_compiles_sgd(fitted, fashion, tmp_path, capsys):

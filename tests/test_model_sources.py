@@ -266,12 +266,15 @@ def test_compile_settings_become_train_config_fields(fashion, tmp_path):
                               keras.layers.Dense(10, activation="softmax")], name="linear")
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy")
     settings = compile_settings(model.get_compile_config())
-    assert settings == {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "loss": "cross_entropy"}
+    # Keras's SGD steps at 0.05 throughout: a constant schedule, not neuralab's onecycle around it
+    assert settings == {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "loss": "cross_entropy", "schedule": "constant"}
     assert with_compile(TrainConfig(), settings).lr == 0.05          # left at the default: compile()'s
     assert with_compile(TrainConfig(lr=0.01), settings).lr == 0.01   # given: the caller's
+    assert with_compile(TrainConfig(schedule="onecycle"), settings).schedule == "onecycle"
     r = train_classifier(_config(model, fashion), out=tmp_path / "sgd", verbose=False)
     record = json.loads((r.run_dir / "config.json").read_text())
-    assert record["config"]["train"]["lr"] == 0.05
+    assert (record["config"]["train"]["lr"], record["config"]["train"]["schedule"]) == (0.05, "constant")
+    assert [e["lr"] for e in r.history] == [0.05]  # the epoch ends at compile()'s rate, as Keras's would
     assert resolve(model).compile == settings
     for name in ("linear.keras", "linear.h5"):  # read from the file: compile_config, or a legacy training_config
         model.save(tmp_path / name)

@@ -203,6 +203,16 @@ def test_threads_given_to_a_resume_are_accepted_recorded_and_warned(cut_classifi
         assert Run(run).record["config"]["train"]["threads"] == 1  # the run's config stays its own
 
 
+def test_threads_given_to_a_resume_from_python_are_the_sessions_too(cut_classifier, tmp_path):
+    from neuralab.training import resume_classifier
+
+    run = copy(cut_classifier, tmp_path)
+    with pytest.warns(runs.EnvironmentChangedWarning, match="this session computes with threads 2"):
+        resume_classifier(run, verbose=False, options={"threads": 2, "epochs": 3})
+    assert Run(run).record["sessions"][0]["environment"]["threads"] == 2
+    assert Run(run).record["config"]["train"]["threads"] == 1
+
+
 # --- the commit point ---------------------------------------------------------------------------------
 
 def test_runs_counts_the_epochs_the_last_checkpoint_commits(cut_classifier, cut_forecast, capsys):
@@ -270,3 +280,9 @@ def test_the_job_command_under_torchrun_starts_the_run_once_then_finds_it_finish
     again = subprocess.run(job, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("the run is finished already") == 1, again.stdout
+
+
+def test_a_setting_the_run_left_to_the_library_is_named_as_none_given(cut_forecast, tmp_path, capsys):
+    run = copy(cut_forecast, tmp_path)
+    assert main(["forecast", "--resume", str(run), "--season", "7"]) == 2
+    assert "--season 7 (the run has none given) does not apply to --resume" in capsys.readouterr().err

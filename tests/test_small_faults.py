@@ -210,3 +210,22 @@ def test_evaluate_and_a_validation_set_of_no_rows_are_refused_by_name(digits):
         trainer.fit(x, y, val=(x[:0], y[:0]))
     assert cut.value.parameter == "val" and not trainer.history
     assert isinstance(cut.value, NeuralabError)
+
+
+def test_a_tie_on_the_monitored_metric_keeps_the_first_best_epoch_as_the_history_names_it(tmp_path):
+    from neuralab.training.checkpoint import load_tensors
+    from neuralab.training.config import TrainConfig
+    from neuralab.training.trainer import Trainer
+
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(64, 2) - 3, torch.randn(64, 2) + 3])  # two clusters far apart: accuracy 1.0 at once
+    y = torch.cat([torch.zeros(64), torch.ones(64)]).long()
+    trainer = Trainer(nn.Sequential(nn.Linear(2, 2)), TrainConfig(epochs=4, batch_size=32, lr=0.1, schedule="constant",
+                                                                   monitor="val_accuracy", threads=1),
+                      run_dir=tmp_path / "run", verbose=False)
+    history = trainer.fit(x, y, val=(x, y))
+    assert [r["val_accuracy"] for r in history] == [1.0] * 4  # a tie at every epoch, as Keras's checkpoint sees it
+    tensors, meta = load_tensors(tmp_path / "run" / "model.safetensors")
+    assert trainer.best_epoch() == meta["epoch"] == 1
+    last, _ = load_tensors(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert not torch.equal(tensors["0.weight"], last["model.0.weight"])  # later epochs did change the weights

@@ -238,7 +238,7 @@ def _refuse_settings(args, run_dir) -> None:
             return value == own.data or Path(value).is_file() and Path(value).resolve() == Path(data).resolve()
         return value == _setting(own, dest)
 
-    changed = [f"`{dest}` {getattr(args, dest)!r} (the run has {_setting(own, dest)!r})" for dest in given
+    changed = [f"`{dest}` {getattr(args, dest)!r} (the run has {_shown(_setting(own, dest))})" for dest in given
                if not same(dest, getattr(args, dest))]
     if changed:
         if requeued:
@@ -246,6 +246,12 @@ def _refuse_settings(args, run_dir) -> None:
                                 + f"; {how}")
         verb = "does" if len(changed) == 1 else "do"
         raise NeuralabError(f"{run_dir}: " + ", ".join(changed) + f" {verb} not apply to `resume`: {how}")
+
+
+def _shown(value) -> str:
+    """A run's setting as a refusal names it: None, a setting left to the library (a season
+    detected on the data, a target chosen), as "none given", not Python's None."""
+    return "none given" if value is None else repr(value)
 
 
 def _setting(config, option: str):

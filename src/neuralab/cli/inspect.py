@@ -27,11 +27,18 @@ def register(sub) -> None:
 
 
 def run_inspect(args) -> int:
-    from neuralab.models.inspect import inspect_image
+    from neuralab.errors import NeuralabError
+    from neuralab.models.inspect import first_layer_filters, inspect_image
     from neuralab.reports.inspect import write_inspection
     from neuralab.training import load_classifier
 
     clf = load_classifier(args.run_dir, trust_code=args.trust_code)
+    try:
+        first_layer_filters(clf.model)
+    except NeuralabError as e:  # said of the model's PyTorch class ("Sequential: ..."), which the user never named
+        said, torch_class = e.args[0], f"{type(clf.model).__name__}: "
+        why = f"the run's model, {clf.name}, {said.removeprefix(torch_class)}" if said.startswith(torch_class) else said
+        raise NeuralabError(f"{args.run_dir}: {why}") from None
     out = args.out or Path(f"inspect-{Path(args.run_dir).resolve().name}-{args.image.stem}")
     result = inspect_image(clf, args.image, invert=args.invert)
     files = write_inspection(out, pixels=result.pixels, layers=result.layers, filters=result.filters,

@@ -141,15 +141,14 @@ def _config(args, model: str, seed: int = 0):
 
 def _resume_options(args) -> dict:
     """The settings typed with --resume, their defaults' values included: the run keeps its own,
-    so the library refuses any that differ from them. Not the threads: those the run computes
-    with, as its device, are the session's (``session_threads``)."""
+    so the library refuses any that differ from them (the threads, the session's, excepted)."""
     from neuralab.cli._args import typed
     from neuralab.training.config import RECIPES
 
     given = typed(args)
     options = dict(RECIPES.get(args.recipe, {}))
     options.update({k: getattr(args, k) for k in (*TRAIN_OPTIONS, *FOLDER_OPTIONS, "val_fraction", "data_dir", "model",
-                                                   "data", "seed", "device", "amp") if k in given and k != "threads"})
+                                                   "data", "seed", "device", "amp") if k in given})
     return options
 
 
@@ -171,7 +170,7 @@ def run_train(args) -> int:
     from neuralab.errors import NeuralabError
     from neuralab.runs import Kind, RunFinished
     from neuralab.training import resume_classifier, train_classifier
-    from neuralab.training.device import dist_info, session_threads
+    from neuralab.training.device import dist_info
     from neuralab.training.source import CANNOT_REBUILD, ModelNeeded
 
     resume = args.resume
@@ -183,9 +182,8 @@ def run_train(args) -> int:
     if resume:
         refuse_other_kind(resume, Kind.CLASSIFIER)
         try:
-            with session_threads(args.threads):
-                result = resume_classifier(resume, verbose=not args.quiet, checkpoint=args.checkpoint or "last",
-                                           options=_resume_options(args), trust_code=args.trust_code)
+            result = resume_classifier(resume, verbose=not args.quiet, checkpoint=args.checkpoint or "last",
+                                       options=_resume_options(args), trust_code=args.trust_code)
         except ModelNeeded:  # its `model` is no --model but the module itself, which only Python can give
             call = f"resume_classifier({resume!r}, model=Net(...))"
             raise NeuralabError(f"{resume}: {CANNOT_REBUILD}; it can only be resumed from Python, with the "

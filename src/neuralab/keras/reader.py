@@ -6,7 +6,8 @@ group), or of a live Keras 3 model (the only route that imports Keras).
 Nothing in a file is executed or unpickled: configs are JSON and weights are HDF5 datasets,
 each checked against the spec (count, shape, float type) and stored whole in the file before
 it is read, and the weights the spec declares must fit in the file before anything is allocated;
-a weight holding NaN or infinity (a fit that diverged) is refused.
+a weight holding NaN or infinity (a fit that diverged) is refused. Weights Keras keeps in 16 bits
+(a layer's dtype policy "float16" or "bfloat16") are read as float32, as every weight is.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ MAX_CONFIG = 64 * 2**20  # bytes of JSON; a real model's config takes a few KB
 # (Keras's own loader refuses the same: saving_lib._reject_zip_extract_bomb)
 MAX_EXPANSION, EXPANSION_FLOOR = 100, 256 * 2**20
 ZIP_MAGIC, HDF5_MAGIC = b"PK\x03\x04", b"\x89HDF\r\n\x1a\n"
+HALF = ("float16", "bfloat16")  # dtype policies whose weights Keras keeps in 16 bits ("mixed_*": in float32)
 
 
 @dataclass
@@ -46,6 +48,9 @@ class KerasModel:
     compile: dict = field(default_factory=dict)
     # Regularizers, constraints and initializers the spec does not keep (spec.training_only)
     training_only: list[str] = field(default_factory=list)
+    # Layers whose dtype policy is not float32, by name ("dense": "mixed_float16"; spec.dtype_policies):
+    # Keras computes them in 16 bits where neuralab computes in float32
+    dtypes: dict[str, str] = field(default_factory=dict)
 
 
 def read(source, weights: bool = True) -> KerasModel:
@@ -73,9 +78,11 @@ def read(source, weights: bool = True) -> KerasModel:
                         "save the model with model.save('model.keras')")
 
 
-def _bytes_needed(spec: dict) -> int:
-    """Bytes the spec's weights take in float32, the least that a file holding them must have."""
-    return sum(4 * int(np.prod(s)) for e in spec["layers"] for _, s in e["weights"])
+def _bytes_needed(spec: dict, dtypes: dict[str, str]) -> int:
+    """Bytes the spec's weights take, the least that a file holding them must have: 2 a value in
+    a layer whose dtype policy (``dtypes``, by layer) keeps 16-bit weights, float32's 4 elsewhere."""
+    return sum((2 if dtypes.get(e["name"]) in HALF else 4) * int(np.prod(s)) for e in spec["layers"]
+               for _, s in e["weights"])
 
 
 # --- .keras -----------------------------------------------------------------------------------
@@ -96,8 +103,9 @@ def _read_keras_zip(path: Path, weights: bool = True) -> KerasModel:
                              lambda: _read_member(z, path, "metadata.json"), "metadata.json")
             version = str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
             spec = specs.from_config(config, str(path), version)
+            dtypes = specs.dtype_policies(config)
             if not weights:
-                return KerasModel(spec, {}, _object(config.get("compile_config")), specs.training_only(config))
+                return KerasModel(spec, {}, _object(config.get("compile_config")), specs.training_only(config), dtypes)
             if "model.weights.h5" not in names:
                 sharded = any(n.endswith(".weights.json") or n.startswith("model.weights") for n in names)
                 raise NeuralabError(f"{path}: no model.weights.h5 in the archive" +
@@ -107,19 +115,19 @@ def _read_keras_zip(path: Path, weights: bool = True) -> KerasModel:
                 raise NeuralabError(f"{path}: model.weights.h5 expands from {info.compress_size:,} bytes in the "
                                     f"archive to {info.file_size:,}, which no Keras model's weights do; the file "
                                     "is not a Keras model (a zip bomb)")
-            if info.file_size < _bytes_needed(spec):
+            if info.file_size < _bytes_needed(spec, dtypes):
                 raise NeuralabError(f"{path}: model.weights.h5 is smaller than the weights the config declares; "
                                     "the file is truncated or its config was changed")
             # Generous: a file also holds the optimizer's state and HDF5's own records.
-            if info.file_size > 16 * _bytes_needed(spec) + 64 * 2**20:
+            if info.file_size > 16 * _bytes_needed(spec, dtypes) + 64 * 2**20:
                 raise NeuralabError(f"{path}: model.weights.h5 declares {info.file_size:,} bytes, far more "
                                     "than the model's weights need; the file is not a Keras model")
             with tempfile.TemporaryDirectory(prefix="neuralab-keras-") as tmp:
                 h5 = Path(tmp) / "model.weights.h5"
                 with z.open(info) as src, open(h5, "wb") as dst:
                     shutil.copyfileobj(src, dst, 2**20)
-                return KerasModel(spec, _weights_v3(path, h5, spec), _object(config.get("compile_config")),
-                                  specs.training_only(config))
+                return KerasModel(spec, _weights_v3(path, h5, spec, dtypes), _object(config.get("compile_config")),
+                                  specs.training_only(config), dtypes)
     except zipfile.BadZipFile as e:
         raise NeuralabError(f"{path}: the zip is damaged or truncated ({e}); save the model again") from None
     except (EOFError, zipfile.LargeZipFile, NotImplementedError) as e:  # the last: flags in a member's own header
@@ -166,7 +174,7 @@ def _snake(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _weights_v3(path: Path, h5_path: Path, spec: dict) -> dict:
+def _weights_v3(path: Path, h5_path: Path, spec: dict, dtypes: dict[str, str]) -> dict:
     """Keras 3 (and TF-Keras 2.13+) store layer i's variables as layers/<class>[_k]/vars/<j>,
     <class> in snake case and numbered by class in the order the config lists the layers
     (a recurrent layer's under .../cell/vars, a Bidirectional's under its forward_layer, then
@@ -189,7 +197,7 @@ def _weights_v3(path: Path, h5_path: Path, spec: dict) -> dict:
                 raise NeuralabError(f"{path}: the weights at layers/{key} belong to {named[0]!r}, not "
                                     f"{e['name']!r}; the file's weights do not line up with its config")
             arrays = [_get(path, g, str(i)) for g in found for i in range(len(g))]
-            weights[e["name"]] = _checked(path, e, arrays)
+            weights[e["name"]] = _checked(path, e, arrays, dtypes.get(e["name"]))
     return weights
 
 
@@ -234,22 +242,24 @@ def _in_file(path: Path, ds: h5py.Dataset) -> None:
                             "save the model with model.save()")
 
 
-def _checked(path: Path, e: dict, datasets: list) -> dict[str, np.ndarray]:
-    """Keras's arrays for one layer, each checked against the spec before it is read."""
+def _checked(path: Path, e: dict, datasets: list, policy: str | None = None) -> dict[str, np.ndarray]:
+    """Keras's arrays for one layer, each checked against the spec before it is read, as float32;
+    ``policy``: the layer's dtype policy, "bfloat16" for weights h5py keeps as opaque 2-byte records."""
     expected = e["weights"]
     if len(datasets) != len(expected):
         raise NeuralabError(f"{path}: layer {e['name']!r} ({e['class']}) has {len(datasets)} weight arrays in the "
                             f"file, its config needs {len(expected)} ({', '.join(n for n, _ in expected)})")
     out = {}
     for ds, (name, shape) in zip(datasets, expected):
-        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind != "f" or list(ds.shape) != list(shape):
+        bf16 = policy == "bfloat16" and isinstance(ds, h5py.Dataset) and ds.dtype.kind == "V" and ds.dtype.itemsize == 2
+        if not isinstance(ds, h5py.Dataset) or not (ds.dtype.kind == "f" or bf16) or list(ds.shape) != list(shape):
             got = f"{ds.dtype} {list(ds.shape)}" if isinstance(ds, h5py.Dataset) else "not an array"
             raise NeuralabError(f"{path}: layer {e['name']!r} ({e['class']}): {name} should be float {list(shape)}, "
                                 f"the file has {got}")
         _in_file(path, ds)
         _stored(path, e, name, ds)
         try:
-            out[name] = np.asarray(ds[()], dtype=np.float32)
+            out[name] = _bfloat16(ds[()]) if bf16 else np.asarray(ds[()], dtype=np.float32)
         except (OSError, ValueError) as err:
             raise NeuralabError(f"{path}: layer {e['name']!r}: {name} cannot be read ({str(err)[:60]}); "
                                 "the file is damaged or truncated") from None
@@ -260,6 +270,13 @@ def _checked(path: Path, e: dict, datasets: list) -> dict[str, np.ndarray]:
             raise NeuralabError(f"{path}: layer {e['name']!r}: {name} holds NaN or infinite values (the training "
                                 "diverged); train it again with a lower learning rate, then save it")
     return out
+
+
+def _bfloat16(raw) -> np.ndarray:
+    """bfloat16 values, which Keras writes as opaque 2-byte records (h5py has no such type), as
+    float32: a bfloat16 is the upper half of the float32 of the same value."""
+    a = np.ascontiguousarray(raw)
+    return (a.reshape(-1).view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(a.shape)
 
 
 def _stored(path: Path, e: dict, name: str, ds: h5py.Dataset) -> None:
@@ -293,10 +310,11 @@ def _read_h5(path: Path, read_weights: bool = True) -> KerasModel:
         version = h.attrs.get("keras_version", b"")
         version = version.decode() if isinstance(version, bytes) else str(version)
         spec = specs.from_config(config, str(path), version)
+        dtypes = specs.dtype_policies(config)
         if not read_weights:
             return KerasModel(spec, {}, _training_config(path, h.attrs.get("training_config")),
-                              specs.training_only(config))
-        if _bytes_needed(spec) > path.stat().st_size:
+                              specs.training_only(config), dtypes)
+        if _bytes_needed(spec, dtypes) > path.stat().st_size:
             raise NeuralabError(f"{path}: the file is smaller than the weights its config declares; "
                                 "it is truncated or not a full-model file")
         group = _get(path, h, "model_weights")
@@ -319,9 +337,9 @@ def _read_h5(path: Path, read_weights: bool = True) -> KerasModel:
             if None in datasets:
                 raise NeuralabError(f"{path}: layer {e['name']!r}: weight {names[datasets.index(None)]!r} is missing; "
                                     "the file is damaged")
-            weights[e["name"]] = _checked(path, e, datasets)
+            weights[e["name"]] = _checked(path, e, datasets, dtypes.get(e["name"]))
         return KerasModel(spec, weights, _training_config(path, h.attrs.get("training_config")),
-                          specs.training_only(config))
+                          specs.training_only(config), dtypes)
 
 
 def _object(value) -> dict:
@@ -364,7 +382,7 @@ def read_live(model) -> KerasModel:
         if e["weights"]:
             arrays = [np.asarray(w) for w in model.get_layer(e["name"]).get_weights()]
             weights[e["name"]] = _checked_arrays(source, e, arrays)
-    return KerasModel(spec, weights, training_only=specs.training_only(config))
+    return KerasModel(spec, weights, training_only=specs.training_only(config), dtypes=specs.dtype_policies(config))
 
 
 def _checked_arrays(source: str, e: dict, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:

@@ -40,21 +40,35 @@ MAX_ACTIVATION = 2**28
 MAX_LAYERS = 10_000
 
 
-def _entry(name: str, cls: str, inputs: list[str], config: dict, shapes: list[Shape], where: str) -> dict:
+# A stored spec (a run's model.json) with a layer past neuralab's bounds was edited: neuralab writes none
+EDITED = "neuralab writes no spec with such a layer, so this one was edited: convert or train the model again"
+
+
+def _entry(name: str, cls: str, inputs: list[str], config: dict, shapes: list[Shape], where: str,
+           stored: bool = False) -> dict:
+    """One layer's spec entry from its Keras ``config`` (or a stored spec's args: ``stored``)."""
     a = Args(where, config)
     fn = LAYERS.get(cls)
     if fn is None:
         why = REFUSED.get(cls, "it is not a layer neuralab converts")
         raise NeuralabError(f"{where}: {why}; supported layers: {', '.join(supported_layers())}")
+    mode = quantized(config)
+    if mode is not None:  # its int8 kernel and kernel_scale are no float weights of the layer's
+        how = f"{mode}-quantized (model.quantize({mode!r}))" if mode in QUANTIZED else "quantized (model.quantize)"
+        raise a.fail(f"{how}; neuralab converts float weights: save the model before quantizing it")
     out, weights = fn(a, shapes)
     for _, shape in weights:
         if math.prod(shape) > MAX_SIZE:
-            raise a.fail(f"a weight of shape {shape} is too large")
+            fix = EDITED if stored else ("make the layer (its units, filters or kernel) smaller, then save the model "
+                                         "again")
+            raise a.fail(f"a weight of shape {shape}, {math.prod(shape):,} values, is larger than the {MAX_SIZE:,} "
+                         f"neuralab allows in one weight; {fix}")
     values = math.prod(d or 1 for d in out)  # a size left free is checked once known (with_input)
     if values > MAX_ACTIVATION:  # a few bytes of config (ZeroPadding2D(30000)) would ask gigabytes of every run
         smaller = "the model's input shape" if cls == "InputLayer" else "the layer (its padding, size or units)"
+        fix = EDITED if stored else f"make {smaller} smaller, then save the model again"
         raise a.fail(f"outputs {[None, *out]}, {values:,} values an input, more than the {MAX_ACTIVATION:,} "
-                     f"neuralab allows; make {smaller} smaller, then save the model again")
+                     f"neuralab allows; {fix}")
     if weights and config.get("trainable", True) is False:
         a.keep("trainable", False)  # frozen in Keras (fine-tuning): its weights stay, BatchNormalization infers
     return {"name": name, "class": cls, "inputs": inputs, "args": a.used,
@@ -64,6 +78,55 @@ def _entry(name: str, cls: str, inputs: list[str], config: dict, shapes: list[Sh
 
 def _where(source: str, name, cls) -> str:
     return f"{source}: layer {name!r} ({cls})"
+
+
+# Keras's quantization modes (keras.dtype_policies.QUANTIZATION_MODES), which a quantized layer's
+# dtype policy names: {"class_name": "QuantizedDTypePolicy", "config": {"mode": "int8", ...}}, or
+# "int8_from_float32" in Keras 3's first quantizing versions
+QUANTIZED = ("int8", "int4", "float8", "gptq", "awq")
+
+
+def _policy(config: dict) -> tuple[str | None, dict]:
+    """A layer's dtype policy: its name ("float16", "mixed_float16") and its config. Keras 3 writes
+    {"class_name": "DTypePolicy", "config": {"name": ...}}; TF-Keras 2 a name, or its Policy so."""
+    policy = config.get("dtype")
+    inner = policy.get("config") if isinstance(policy, dict) and isinstance(policy.get("config"), dict) else {}
+    name = inner.get("name") if isinstance(policy, dict) else policy
+    return (name if isinstance(name, str) else None), inner
+
+
+def quantized(config: dict) -> str | None:
+    """The quantization mode of a layer's Keras config ("int8"), where model.quantize() made it so."""
+    name, inner = _policy(config)
+    if isinstance(inner.get("mode"), str):
+        return inner["mode"]
+    if name is not None and name.startswith(tuple(f"{m}_from_" for m in QUANTIZED)):
+        return name.partition("_from_")[0]
+    setting = config.get("quantization_config")
+    if isinstance(setting, dict):  # written beside the policy (Int8QuantizationConfig, GPTQConfig, ...)
+        kind = str(setting.get("class_name", "")).lower()
+        return next((m for m in QUANTIZED if kind.startswith(m)), "quantized")
+    return None
+
+
+def dtype_policies(config: dict) -> dict[str, str]:
+    """Each layer's Keras dtype policy where it is not float32, by the layer's name: "float16"
+    and "bfloat16" keep 16-bit weights, "mixed_float16" and "mixed_bfloat16" compute in 16 bits
+    on float32 weights. neuralab computes every layer in float32, from weights cast to it."""
+    found = {}
+    todo = [config.get("config", {}).get("layers") if isinstance(config.get("config"), dict) else None]
+    while todo:  # a stack, as in training_only: layers nest in blocks and in Bidirectional
+        x = todo.pop()
+        if isinstance(x, list):
+            todo.extend(reversed(x))
+        elif isinstance(x, dict):
+            cfg = x.get("config")
+            if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
+                name = _policy(cfg)[0]
+                if name not in (None, "float32"):
+                    found.setdefault(cfg["name"], name)
+            todo.extend(reversed(list(x.values())))
+    return found
 
 
 def _ordered(source: str, layers: dict[str, tuple], inputs: list[str], output: str) -> list[str]:
@@ -360,9 +423,9 @@ def check(spec, source: str = "spec", field: str = "spec") -> dict:
         raise NeuralabError(f"{source}: field '{field}': a spec has one InputLayer and names its output layer")
     if _ordered(source, layers, inputs, spec["output"]) != list(layers):
         raise NeuralabError(f"{source}: field '{field}' lists layers that the output does not use")
-    for e, again in zip(spec["layers"], _recomputed(spec, source)):
+    for e, redone in zip(spec["layers"], _recomputed(spec, source, stored=True)):
         # As JSON, so that 2.0 or true does not pass for 2 (== would let them through to PyTorch).
-        if any(json.dumps(e[k], sort_keys=True) != json.dumps(again[k], sort_keys=True)
+        if any(json.dumps(e[k], sort_keys=True) != json.dumps(redone[k], sort_keys=True)
                for k in ("args", "input_shapes", "output_shape", "weights")):
             raise NeuralabError(f"{_where(source, e['name'], e['class'])}: the stored shapes or arguments do not "
                                 "match the layer; convert the Keras model again")
@@ -376,14 +439,15 @@ def with_input(spec: dict, shape, source: str = "spec") -> dict:
     return {**spec, "layers": _recomputed(spec, source, [None, *shape])}
 
 
-def _recomputed(spec: dict, source: str, batch_shape: list | None = None) -> list[dict]:
+def _recomputed(spec: dict, source: str, batch_shape: list | None = None, stored: bool = False) -> list[dict]:
     """The layers of a type-checked spec read again from their args (the input's batch_shape
-    replaced when given)."""
+    replaced when given); ``stored``: a spec as a run keeps it, which no refusal tells to save again."""
     done: dict[str, dict] = {}
     for e in spec["layers"]:
         args = {**e["args"], "batch_shape": batch_shape} if batch_shape and e["class"] == "InputLayer" else e["args"]
         shapes = [tuple(done[i]["output_shape"][1:]) for i in e["inputs"]]
-        done[e["name"]] = _entry(e["name"], e["class"], e["inputs"], args, shapes, _where(source, e["name"], e["class"]))
+        where = _where(source, e["name"], e["class"])
+        done[e["name"]] = _entry(e["name"], e["class"], e["inputs"], args, shapes, where, stored)
     return list(done.values())
 
 

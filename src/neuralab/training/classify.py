@@ -515,21 +515,24 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     ``checkpoint="best"``, from its best epoch (when last.safetensors is damaged, say).
 
     ``options`` are config fields the caller asks for (``{"epochs": 20}``, ``{"train": ...}``
-    flattened): a resumed run keeps its config, so any that differ from it are refused.
+    flattened): a resumed run keeps its config, so any that differ from it are refused, but
+    ``threads``, which are this session's, as its device is (``session_threads``).
     A run stopped before its first checkpoint starts again from epoch 1 in the same folder.
     A run of PyTorch code runs the run's copy of it only with ``trust_code``. A run whose
     PyTorch model it cannot rebuild (model.json's source has file null) goes on in ``model``,
     the module it was trained with, built the same way (``_given_module`` checks it)."""
     from neuralab.data import load_image_data
-    from neuralab.training.device import dist_info, on_rank_0
+    from neuralab.training.device import dist_info, on_rank_0, session_threads
 
+    options = dict(options or {})
+    threads = session_threads(options.pop("threads", None))
     if checkpoint not in RESUME_FROM:
         raise ParameterError("checkpoint", checkpoint, f"choose one of: {', '.join(RESUME_FROM)}")
     run = Run.open(run_dir, Kind.CLASSIFIER)
     if run.by_keras_fit:
         raise NeuralabError(f"{run.path}: Keras's fit wrote this run (RunLogger); continue the training in Keras, "
                             "with model.fit(..., initial_epoch=N) and the same RunLogger")
-    _refuse_changes(run, options or {})
+    _refuse_changes(run, options)
     run.refuse_finished()
     if not (run / runs.LAST).exists():  # stopped before its first checkpoint: start it again, in place
         config = stored_config(run)
@@ -545,7 +548,8 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
             # from elsewhere could name any file here
             raise CodeNotTrusted(f"{run / runs.CONFIG}: the run's model is the Python code in {config.model}, which "
                                  "runs only when you trust it: read the file, then pass `trust_code`")
-        return _train(config, run.path, True, verbose, callbacks, optimizer, resumed=True)
+        with threads:
+            return _train(config, run.path, True, verbose, callbacks, optimizer, resumed=True)
     # Everything that may refuse the resume comes before the lock and the files it changes
     start = _best_checkpoint(run) if checkpoint == "best" else run / runs.LAST
     config = stored_config(run)
@@ -575,10 +579,11 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
 
             with atomic_write(run.file(runs.LAST), "wb") as f:  # training goes on from the best epoch
                 f.write(start.read_bytes())
-        trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose,
-                          callbacks=[*callbacks, runs.SessionRecorder(run)] if main else callbacks,
-                          optimizer=optimizer, inputs=pre.normalise)
-        return _fit_and_finish(trainer, run, config, data, resume=True, verbose=verbose)
+        with threads:
+            trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose,
+                              callbacks=[*callbacks, runs.SessionRecorder(run)] if main else callbacks,
+                              optimizer=optimizer, inputs=pre.normalise)
+            return _fit_and_finish(trainer, run, config, data, resume=True, verbose=verbose)
     except Diverged as e:  # a resumed run keeps its settings: the lower rate is a new run's
         raise e.resumed(run.path) from None
     except ModelFailed as e:  # the epochs it went on from stay
@@ -732,7 +737,10 @@ def _training_header(config: ClassifierConfig, data, trainer: Trainer, split_tak
 
         split = f"; val_fraction {config.val_fraction:g} (fit()'s validation_split: {VAL_FROM_FIT})"
     said = settings_said or "the run's, as its config.json keeps them"
-    return f"{header}\noptimizer {t.optimizer}, lr {t.lr:g}{momentum}, loss {t.loss or 'cross_entropy'} ({said}){split}"
+    # compile()'s rate is constant, as Keras steps it; neuralab's default schedule is said where it stands
+    schedule = f", schedule {t.schedule}"
+    return (f"{header}\noptimizer {t.optimizer}, lr {t.lr:g}{momentum}{schedule}, loss {t.loss or 'cross_entropy'} "
+            f"({said}){split}")
 
 
 # --- using a finished run --------------------------------------------------------------

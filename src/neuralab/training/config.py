@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 from dataclasses import dataclass, field, fields, replace
 
 from neuralab.data import VAL_FRACTION
@@ -219,12 +220,22 @@ def with_compile(train: TrainConfig, settings: dict, given: frozenset[str] | set
     """``train`` with a Keras model's compile() (and fit()) ``settings`` (TrainConfig field names, from
     training.source) in the fields not ``given`` (by default ``given_fields(train)``): a field the
     caller gave wins, at its default's value too. Fields TrainConfig does not have are left out.
-    compile()'s momentum is its SGD's or RMSprop's: a run given another optimizer does not take it."""
+    compile()'s learning rate, momentum and schedule ("constant", as Keras's optimizers step) are its
+    optimizer's: a run given another optimizer takes none of them, but ``train``'s (neuralab's
+    defaults where the caller gave none), and a warning says so of the rate."""
     given = given_fields(train) if given is None else given
     names = {f.name for f in fields(TrainConfig)}
     taken = {k: v for k, v in settings.items() if k in names and k not in given}
-    if taken.get("optimizer", train.optimizer) != settings.get("optimizer"):
+    compiled = settings.get("optimizer")
+    if taken.get("optimizer", train.optimizer) != compiled:
         taken.pop("momentum", None)
+        if compiled is not None:
+            taken.pop("schedule", None)
+            if taken.pop("lr", None) is not None:
+                under = "" if "schedule" in given else f" under its `schedule` {train.schedule}"
+                warnings.warn(f"`optimizer` {train.optimizer} over compile()'s {compiled}: the run trains at "
+                              f"neuralab's `lr` {train.lr:g}{under}, not at compile()'s {settings['lr']:g}, which was "
+                              f"its {compiled}'s; give `lr` to choose the rate")
     return replace(train, **taken)
 
 

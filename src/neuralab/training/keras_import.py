@@ -112,7 +112,8 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     scale, pixels = keras_pixels(spec, scale, c)
     net = keras_classifier(spec, model.weights, chw, k, name, loss).eval()
     pre = Preprocess(chw, **pixels)
-    check = _conversion_check(path, spec, model.weights, (c, h, w) if h and w else chw, scale)  # open sides: the data's
+    check = _conversion_check(path, spec, model.weights, (c, h, w) if h and w else chw, scale,  # open sides: the data's
+                              model.dtypes)
     config = ClassifierConfig(model=str(path.resolve()), data=data,
                               data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None)
     meta = classifier_meta(name, classes, pre, sum(p.numel() for p in net.parameters()),
@@ -153,12 +154,14 @@ def _classes(classes, known: list[str] | None, k: int, path: Path, data: str | N
     return list(classes)
 
 
-def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple, scale: float) -> dict:
+def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple, scale: float,
+                      dtypes: dict[str, str] | None = None) -> dict:
     """The largest |Keras - neuralab| over random images of whole pixels 0-255 x ``scale``, the
     inputs the run gives the model, through Keras's own loader (safe mode, after neuralab's
     reader has refused anything that would run code). A difference above CHECK_TOLERANCE is
     warned about: where the model has a layer that Keras's PyTorch backend computes otherwise
-    than TensorFlow (which neuralab follows), naming it, else as a possible conversion fault."""
+    than TensorFlow (which neuralab follows), or one that Keras computes in 16 bits (its dtype
+    policy, of ``dtypes`` by layer), naming it, else as a possible conversion fault."""
     from neuralab.keras import build, on_pytorch
 
     try:
@@ -190,13 +193,19 @@ def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple, scale: 
     check = {"checked": True, "inputs": f"{CHECK_INPUTS} random images of pixels 0-255 x {scale:.6g}",
              "max_abs_difference": difference, "tolerance": tolerance, "keras": keras.__version__}
     if not difference <= tolerance:  # NaN included
-        disagreeing = _backends_disagree(spec, chw)
-        check["explained_by"] = disagreeing
-        more = f" (and {len(disagreeing) - 1} more like it)" if len(disagreeing) > 1 else ""
-        why = (f"expected from its {disagreeing[0]}{more}: Keras on PyTorch averages the padding's edge copies in, "
-               f"neuralab follows TensorFlow ({BACKENDS_DISAGREE})" if disagreeing else
-               "a possible conversion fault, so the run may not compute what the Keras model does: please "
-               "report it with the file")
+        disagreeing, halved = _backends_disagree(spec, chw), _in_16_bits(spec, dtypes or {})
+        check["explained_by"] = disagreeing + halved
+        found = disagreeing or halved
+        more = f" (and {len(found) - 1} more like it)" if len(found) > 1 else ""
+        if disagreeing:
+            why = (f"expected from its {disagreeing[0]}{more}: Keras on PyTorch averages the padding's edge copies in, "
+                   f"neuralab follows TensorFlow ({BACKENDS_DISAGREE})")
+        elif halved:
+            why = (f"expected from its {halved[0]}{more}: Keras computes it in 16-bit floats, neuralab in float32, "
+                   "as it trains and predicts")
+        else:
+            why = ("a possible conversion fault, so the run may not compute what the Keras model does: please "
+                   "report it with the file")
         warnings.warn(f"{path}: Keras and neuralab differ by {difference:.1e}, more than the {tolerance:.0e} "
                       f"float32's rounding explains; {why}")
     return check
@@ -223,6 +232,14 @@ def _backends_disagree(spec: dict, chw: tuple) -> list[str]:
             found.append(f"layer '{e['name']}' ({e['class']} {_by(k)} at strides {_by(s)}, padding 'same', "
                          f"on {_by(sides)})")
     return found
+
+
+def _in_16_bits(spec: dict, dtypes: dict[str, str]) -> list[str]:
+    """The model's layers that Keras computes in 16-bit floats, by their dtype policy ("float16",
+    "mixed_float16", "bfloat16", "mixed_bfloat16"): float16 keeps 11 significant bits, so their
+    outputs differ from float32's by about 1e-4 of their size (bfloat16's 8 bits: 1e-3)."""
+    return [f"layer '{e['name']}' (dtype policy '{dtypes[e['name']]}')" for e in spec["layers"]
+            if dtypes.get(e["name"], "").endswith("float16")]
 
 
 def _by(sizes) -> str:

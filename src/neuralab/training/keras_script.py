@@ -37,6 +37,7 @@ FIT_NOT_RUN = "which neuralab does not run: it trains the model on `data` itself
 VAL_FROM_FIT = "its share, drawn with the seed, not Keras's last samples"
 # fit()'s arguments that change nothing neuralab's run does; x and y are the data neuralab replaces
 _FIT_UNSAID = ("self", "x", "y", "verbose")
+KERAS_BATCH = 32  # the batch Keras's fit() trains arrays in where it is given no batch_size
 
 
 @dataclass
@@ -385,10 +386,11 @@ def _names_keras(path: Path, imports: dict | None) -> bool:
 def taken_from_fit(path: Path, fits: list, model, keras_model: bool) -> dict:
     """The settings of the fit() calls on ``model`` that neuralab's TrainConfig has, as its
     fields: the epochs they train in all (a loop of fit(epochs=1) calls, or fit() again from an
-    `initial_epoch`), and the last call's batch_size and EarlyStopping's patience and monitor;
-    and its validation_split as ClassifierConfig's val_fraction; a warning says, in one line,
-    that fit() did not run, what it took and what it did not (an argument left at Keras's
-    default changes nothing, and goes unsaid)."""
+    `initial_epoch`), and the last call's batch_size (Keras's 32 where it gives arrays and none)
+    and EarlyStopping's patience and monitor; and its validation_split as ClassifierConfig's
+    val_fraction; a warning says, in one line, that fit() did not run, what it took and what it
+    did not, and that the run holds out a validation share where that fit() holds out none
+    (other arguments left at Keras's defaults change nothing, and go unsaid)."""
     from neuralab.training.config import MONITORS
 
     own = [(given, line) for m, given, line in fits if m is model] if keras_model else []
@@ -425,23 +427,36 @@ def taken_from_fit(path: Path, fits: list, model, keras_model: bool) -> dict:
             shown = f"{key}={value!r:.40}" if isinstance(value, (int, float, str, bool, type(None))) else key
             held = key in ("validation_split", "validation_data")
             left.append(f"{shown} (the run holds out `val_fraction` of `data`)" if held else shown)
+    defaulted = own and "batch_size" not in taken and given.get("batch_size") is None
+    if defaulted and _first_sample(given.get("x"), given.get("y")) is not None:
+        taken["batch_size"] = KERAS_BATCH  # as Keras's fit() batches arrays; neuralab's own 128 would be another run
+    elif defaulted and given.get("x") is not None:  # a dataset or a generator, which brings its own batches
+        left.append("the batch size of its dataset (the run trains at `batch_size`)")
+    # a validation_split out of range, or validation_data, are said among those not taken
+    split = given.get("validation_split")
+    holds_none = own and (split is None or _same(split, 0.0)) and _same(given.get("validation_data"), None)
     calls = f" ({len(fits)} calls)" if len(fits) > 1 else ""
     said = f"{path}:{line}: model.fit(){calls}, {FIT_NOT_RUN}"
     if fits and not own:
         said += "; it was called on another model than the one neuralab trains, whose settings are not taken"
     if taken:
-        said += f", with fit()'s {', '.join(_said_taken(k, v) for k, v in taken.items())} where no option sets them"
+        settings = ", ".join(_said_taken(k, v, k == "batch_size" and defaulted) for k, v in taken.items())
+        said += f", with fit()'s {settings} where no option sets them"
+    if holds_none:
+        said += ("; the run holds out `val_fraction` of `data` for validation, where this fit() holds out none (give "
+                 "`val_fraction` 0 for none)")
     if left:
         said += f"; not taken: {', '.join(left)}"
     warnings.warn(said)
     return taken
 
 
-def _said_taken(field: str, value) -> str:
-    """"`epochs` 3"; validation_split as what it becomes, and for which data."""
+def _said_taken(field: str, value, default: bool = False) -> str:
+    """"`epochs` 3"; validation_split as what it becomes, and for which data; ``default``: the value
+    is Keras's default, which fit() was not given."""
     if field == "val_fraction":
         return f"validation_split={value:g} as an image classifier's `val_fraction` ({VAL_FROM_FIT})"
-    return f"`{field}` {value}"
+    return f"`{field}` {value}" + (" (Keras's default)" if default else "")
 
 
 def _share(value) -> bool:

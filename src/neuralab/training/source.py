@@ -232,7 +232,9 @@ def resolve(model, zoo=None) -> ModelSource:
                 failed = NeuralabError(f"{failed.args[0]}; it also wrote over {', '.join(read.not_put_back)}, which "
                                        "could not be put back")
             raise failed from None
-        source = _from_object(obj, path, name, imports)
+        # the model's last compile(), which Keras trains with: its warnings name that line
+        compiled_at = next((line for m, _, line in reversed(read.compiles) if m is obj), "?")
+        source = _from_object(obj, path, name, imports, compiled_at)
         if source.type == KERAS:
             warn_compiles(path, [(config, line) for m, config, line in read.compiles if m is obj])
         if read.fits:
@@ -282,9 +284,10 @@ def _from_keras_file(path: Path) -> ModelSource:
 
 
 def _compile_settings(config: dict | None, where: str | None) -> dict:
-    """``compile_settings``, its refusals naming the model's file (``where``) where it has one."""
+    """``compile_settings``, its warnings and refusals naming the model's file (``where``, with
+    the line of a script's compile()) where it has one."""
     try:
-        return compile_settings(config)
+        return compile_settings(config, where=where)
     except NeuralabError as e:
         if where is None or type(e) is not NeuralabError:
             raise
@@ -309,7 +312,10 @@ def _images(spec: dict, compile_config: dict) -> dict:
     return with_channel(spec) if grey_images(spec, (compile_config or {}).get("loss")) else spec
 
 
-def _from_object(obj, path: Path | None, name: str | None, imports: dict | None = None) -> ModelSource:
+def _from_object(obj, path: Path | None, name: str | None, imports: dict | None = None,
+                 compiled_at: int | str = "?") -> ModelSource:
+    """``obj``'s ModelSource; ``path``, ``name`` and ``imports``: the file defining it, where it
+    came from one, and ``compiled_at`` the line of that file's compile() of it ("?": unknown)."""
     import torch
 
     if _is_keras(obj):
@@ -327,8 +333,9 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         compiled = obj.get_compile_config() if obj.compiled else {}
         _warn_training_only(path.name if path else obj.name, model.training_only)
         where = str(path) if path else None
+        at = f"{where}:{compiled_at}" if where and compiled_at != "?" else where
         return ModelSource(KERAS, f"keras:{obj.name}", _images(model.spec, compiled), None,
-                           compile=_compile_settings(compiled, where), loss=compiled.get("loss"), where=where)
+                           compile=_compile_settings(compiled, at), loss=compiled.get("loss"), where=where)
     rebuilt = None
     if path is None and not _is_model(obj) and callable(obj):  # a class, or a function giving a model
         origin = obj
@@ -717,9 +724,12 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
         raise NeuralabError(f"{name}: the model takes images of {_hwc(want)}, larger than the {MAX_SIDE} pixels a "
                             "side that neuralab's classifiers take; change the model's input shape")
     pad_h, pad_w = want[1] - have[1], want[2] - have[2]
-    if want[0] != have[0] or not (0 <= pad_h <= MAX_PAD and 0 <= pad_w <= MAX_PAD):
+    padded = 0 <= pad_h <= MAX_PAD and 0 <= pad_w <= MAX_PAD
+    if want[0] != have[0] or not padded:
+        instead = _read_as(f"pictures of {_hwc(want)}", want[0] if want[0] != have[0] else None,
+                           None if padded else want[1:])
         raise NeuralabError(f"{name}: the model takes images of {_hwc(want)} (height x width x channels), the data "
-                            f"has {_hwc(have)}; change the model's input shape to {_hwc(have)}")
+                            f"has {_hwc(have)}; change the model's input shape to {_hwc(have)}{instead}")
     k = 2 if binary_classifier(spec, loss, name) else out[1] if len(out) == 2 else None
     if k != num_classes:
         got = " (2 classes, one sigmoid unit)" if k == 2 and out[1] == 1 else ""
@@ -765,13 +775,29 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
     shape = f"({', '.join(['N', *map(str, input_shape)])})"
     was = module.training
     module.eval()
+    # the first convolution called, and the channels it was given: a model for colour pictures
+    # fails there on grey ones, which PyTorch says in its own terms
+    first: list = []
+
+    def called(layer: str):
+        return lambda conv, args: None if first else first.append((layer, conv, getattr(args[0], "shape", ())))
+    hooks = [m.register_forward_pre_hook(called(n)) for n, m in module.named_modules()
+             if isinstance(m, torch.nn.Conv2d)]
     try:
         with torch.no_grad():
             y = module(x)
     except Exception as e:  # noqa: BLE001  the user's forward: one line naming both shapes
+        layer, conv, got = first[0] if first else (None, None, ())
+        k, c = (conv.in_channels, x.shape[1]) if conv is not None else (0, 0)
+        if what == "classes" and len(got) == 4 and got[1] == c and 0 < k != c:  # the data's channels, as they came
+            raise NeuralabError(f"{name}: the model wants {k} channels (its first convolution, {layer}, is "
+                                f"nn.Conv2d({k}, ...)), the data has {c}: images {shape}; make that layer "
+                                f"nn.Conv2d({c}, ...){_read_as(f'{k}-channel pictures', k)}") from None
         raise NeuralabError(f"{name}: the model fails on the data's inputs {shape}, {INPUT_LAYOUT[what]}: "
                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     finally:
+        for hook in hooks:
+            hook.remove()
         module.train(was)
     if isinstance(y, (tuple, list, dict)):  # (logits, features), {"logits": ...}: research code's habit
         parts = ({k: _shape_of(v) for k, v in y.items()} if isinstance(y, dict)
@@ -817,6 +843,18 @@ def _trainable(module, name: str, logits=None) -> None:
                       "(a final log_softmax is fine)")
 
 
+def _read_as(what: str, channels: int | None, size: tuple | None = None) -> str:
+    """", or give it WHAT: a folder of pictures read with `color` rgb": how the data could give a
+    model the pictures it takes (``what``), a folder's being read with the ``channels`` (1 or 3)
+    and the (height, width) ``size`` asked for; "" where neither helps. A named dataset's
+    pictures come as they are."""
+    if channels is not None and channels not in (1, 3):
+        return ""
+    asked = ([f"`color` {'rgb' if channels == 3 else 'grayscale'}"] if channels else []) + \
+        ([f"`image_size` {size[0]}x{size[1]}"] if size else [])
+    return f", or give it {what}: a folder of pictures read with {' and '.join(asked)}" if asked else ""
+
+
 def output_shape(spec: dict) -> list:
     """The Keras model's output shape, (None, ...)."""
     return {e["name"]: e for e in spec["layers"]}[spec["output"]]["output_shape"]
@@ -833,15 +871,18 @@ def keras_shape(shape) -> str:
 
 # --- Keras's compile() settings -------------------------------------------------------------
 
-def compile_settings(config: dict | None, logits: bool = True) -> dict:
+def compile_settings(config: dict | None, logits: bool = True, where: str | None = None) -> dict:
     """The optimizer, learning rate, momentum and loss given to Keras's compile() (its
     ``get_compile_config()``, or a .keras file's compile_config) as TrainConfig's fields;
     the trainer applies those its TrainConfig has. Cross-entropies on a softmax model trained
-    on its logits are neuralab's cross-entropy (the same loss, computed stably). A learning-rate
+    on its logits are neuralab's cross-entropy (the same loss, computed stably). Keras's
+    optimizers keep their learning rate constant: the schedule is "constant". A learning-rate
     schedule is no rate neuralab's trainer can run: its initial rate is taken, under neuralab's
-    own schedule, and a warning says so."""
+    own schedule, and a warning says so. ``where``: what the warnings name the compile() by,
+    the model's file (FILE.py:LINE for a script's call)."""
     from neuralab.keras.spec import loss_name
 
+    said = f"{where}: " if where else ""
     out: dict = {}
     opt = (config or {}).get("optimizer")
     if isinstance(opt, str):
@@ -855,7 +896,9 @@ def compile_settings(config: dict | None, logits: bool = True) -> dict:
         c = opt.get("config") or {}
         rate = c.get("learning_rate")
         if isinstance(rate, dict):  # a schedule: {"class_name": "ExponentialDecay", "config": {...}}
-            rate = _scheduled(opt.get("class_name"), rate)
+            rate = _scheduled(opt.get("class_name"), rate, said)
+        else:  # Keras's fit steps at this rate throughout; onecycle would warm it up from a 25th and anneal it to ~0
+            out["schedule"] = "constant"
         if isinstance(rate, (int, float)) and not isinstance(rate, bool):
             out["lr"] = float(f"{rate:.7g}")  # Keras keeps it in float32
         if isinstance(c.get("momentum"), (int, float)) and cls in ("sgd", "rmsprop"):
@@ -864,13 +907,13 @@ def compile_settings(config: dict | None, logits: bool = True) -> dict:
             out["weight_decay"] = float(f"{c['weight_decay']:.7g}")
         if isinstance(c.get("global_clipnorm"), (int, float)) and c["global_clipnorm"] > 0:
             out["grad_clip"] = float(f"{c['global_clipnorm']:.7g}")  # the norm over every gradient: clip_grad_norm_'s
-        _warn_not_kept(f"compile(optimizer={str(opt.get('class_name'))[:40]}(...))", c, _KERAS_OPTIMIZER_DEFAULTS,
+        _warn_not_kept(f"{said}compile(optimizer={str(opt.get('class_name'))[:40]}(...))", c, _KERAS_OPTIMIZER_DEFAULTS,
                        f"neuralab's {out['optimizer']} keeps its own values of them (global_clipnorm alone is "
                        "kept, as grad_clip)")
     loss = (config or {}).get("loss")
     if isinstance(loss, dict) and isinstance(loss.get("config"), dict):
-        _warn_not_kept(f"compile(loss={str(loss.get('class_name'))[:40]}(...))", loss["config"], _KERAS_LOSS_DEFAULTS,
-                       "neuralab's loss is the plain one, averaged over the batch")
+        _warn_not_kept(f"{said}compile(loss={str(loss.get('class_name'))[:40]}(...))", loss["config"],
+                       _KERAS_LOSS_DEFAULTS, "neuralab's loss is the plain one, averaged over the batch")
     key = loss_name(loss)[0]
     if key is not None:
         if key not in KERAS_LOSSES:
@@ -902,17 +945,18 @@ def _warn_not_kept(call: str, config: dict, defaults: dict, instead: str) -> Non
         warnings.warn(f"{call}: {', '.join(given)[:200]}: not kept; {instead}")
 
 
-def _scheduled(optimizer, schedule: dict):
+def _scheduled(optimizer, schedule: dict, said: str = ""):
     """The rate a Keras learning-rate schedule starts from (None where it names none), which the
-    run takes as its rate under neuralab's own schedule; a warning says so, since neuralab's
-    schedules (onecycle, cosine, constant over the whole run) are none of Keras's."""
+    run takes as its rate under neuralab's own schedule; a warning (``said`` first: the file)
+    says so, since neuralab's schedules (onecycle, cosine, constant over the whole run) are none
+    of Keras's."""
     kind = str(schedule.get("class_name"))[:40]
     c = schedule.get("config") if isinstance(schedule.get("config"), dict) else {}
     rate = c.get("initial_learning_rate")
     rate = rate if isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 < rate < math.inf else None
     used = (f"its initial_learning_rate, {rate:.7g}, as the rate" if rate is not None
             else "neuralab's default rate")
-    warnings.warn(f"compile(optimizer={str(optimizer)[:40]}(learning_rate={kind}(...))): neuralab does not run "
+    warnings.warn(f"{said}compile(optimizer={str(optimizer)[:40]}(learning_rate={kind}(...))): neuralab does not run "
                   f"Keras's learning-rate schedules; the run trains with {used} (unless given one) under "
                   "neuralab's own schedule (onecycle unless another is given)")
     return rate

@@ -682,8 +682,11 @@ class Trainer:
     def _improved(self) -> bool:
         # Without a validation set the latest weights are kept: training losses of different
         # epochs are not comparable (with focus, later epochs see only the hardest samples).
+        # A tie is no improvement, as in Keras's checkpoint and in EarlyStopping: the weights kept
+        # are the first best epoch's, the one best_epoch() names.
         scores = [self._monitored(r) for r in self.history]
-        return scores[-1] is None or scores[-1] <= min(s for s in scores if s is not None)
+        earlier = [s for s in scores[:-1] if s is not None]
+        return scores[-1] is None or not earlier or scores[-1] < min(earlier)
 
     def best_epoch(self) -> int:
         scores = [self._monitored(r) for r in self.history]
