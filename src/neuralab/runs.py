@@ -669,11 +669,8 @@ class Run:
         that file an epoch behind until the resume writes it again. None where there is no last
         checkpoint, or its header does not read (a run of Keras's fit has none)."""
         try:
-            with open_plain(self._within(LAST), "rb") as f:
-                length = int.from_bytes(f.read(8), "little")
-                if length > MAX_JSON:  # a made-up length allocates nothing
-                    return None
-                history = json.loads(json.loads(f.read(length))["__metadata__"]["neuralab"])["history"]
+            _, _, header = _safetensors_header(self._within(LAST))
+            history = json.loads(header["__metadata__"]["neuralab"])["history"]
         except (OSError, ValueError, KeyError, TypeError, RecursionError, NeuralabError):
             return None
         return [row for row in history if isinstance(row, dict)] if isinstance(history, list) else None
@@ -848,23 +845,30 @@ def _finite(value):
 
 # --- helpers -------------------------------------------------------------------------
 
+def _safetensors_header(path: Path) -> tuple[int, int, object]:
+    """(the file's size, its header's length, the header read as JSON or None where it does not
+    read), from its first bytes alone: the header (8 bytes of length, then JSON) of a file of
+    neuralab's is no larger than MAX_JSON, so a made-up length allocates nothing."""
+    with open_plain(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        length = int.from_bytes(f.read(8), "little")
+        if length > MAX_JSON or 8 + length > size:
+            return size, length, None
+        try:
+            return size, length, json.loads(f.read(length))
+        except (ValueError, RecursionError):  # not UTF-8, not JSON
+            return size, length, None
+
+
 def _check_length(path: Path) -> None:
     """Refuse a safetensors file that is not as long as its header says. The header (8 bytes of
     length, then JSON) gives every tensor's byte range, so a file cut short by a full disk or a
     copy killed half-way is told from its first bytes, where loading it would read it all."""
-    header = None
     try:
-        with open_plain(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            length = int.from_bytes(f.read(8), "little")
-            expected = 8 + length
-            # no larger than a JSON file of neuralab's: a made-up length allocates nothing
-            if length <= MAX_JSON and expected <= size:
-                header = json.loads(f.read(length))
+        size, length, header = _safetensors_header(path)
     except OSError as e:
         raise NeuralabError(f"{path}: cannot read ({e.strerror})") from None
-    except (ValueError, RecursionError):  # not UTF-8, not JSON
-        pass
+    expected = 8 + length
     ranges = [entry.get("data_offsets") for key, entry in header.items()
               if key != "__metadata__" and isinstance(entry, dict)] if isinstance(header, dict) else [None]
     if all(isinstance(r, list) and len(r) == 2 and all(type(v) is int for v in r) for r in ranges):
