@@ -308,3 +308,36 @@ def test_a_users_forecasting_network_failing_mid_training_is_one_line(series_csv
     assert err.startswith("neuralab: error: torch:small.py:Small: the model failed in training at epoch 1, batch 2 of 2 ")
     assert "(IndexError: window out of range); no epoch had finished" in err and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_a_fault_of_neuralabs_kernels_inside_a_users_model_stays_a_traceback(monkeypatch):
+    """A user's model runs neuralab's own layers too (accelerate gives its Linear neuralab's): what
+    they raise is neuralab's to mend, not the model's."""
+    from torch import nn
+
+    import neuralab.models.fast as fast
+    from neuralab.training.config import TrainConfig
+    from neuralab.training.trainer import CLASSIFICATION, ModelFailed, Trainer
+
+    # a fault of the fast kernel met at a later batch, raised from code that is neuralab's
+    # own file (as a bug there would be), not this test's
+    space = {"forward": fast.Linear.forward, "calls": []}
+    exec(compile("def buggy(self, x):\n"
+                 "    calls.append(1)\n"
+                 "    if len(calls) > 4:\n"
+                 "        raise RuntimeError(\"a bug in neuralab's kernel\")\n"
+                 "    return forward(self, x)\n", fast.__file__, "exec"), space)
+    monkeypatch.setattr(fast.Linear, "forward", space["buggy"])
+
+    class Net(nn.Module):  # the user's: PyTorch's layers alone
+        def __init__(self):
+            super().__init__()
+            self.flat, self.dense = nn.Flatten(), nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.dense(self.flat(x))
+
+    trainer = Trainer(Net(), TrainConfig(epochs=1, batch_size=8, threads=1), CLASSIFICATION, verbose=False)
+    with pytest.raises(RuntimeError, match="a bug in neuralab's kernel") as e:
+        trainer.fit(torch.randn(64, 4), torch.randint(0, 3, (64,)))
+    assert not isinstance(e.value, ModelFailed)

@@ -463,7 +463,8 @@ class Trainer:
         be shown whole (a traceback), and so is a refusal already in one line (NeuralabError).
         Memory runs short in any model. Under torchrun another process's end reaches this one's
         step as an error of the process group, which no model caused: left to the command line."""
-        if not self._users or self.dist.active or isinstance(e, NeuralabError) or out_of_memory(e) is not None:
+        if not self._users or self.dist.active or isinstance(e, NeuralabError) or out_of_memory(e) is not None \
+                or not _raised_in_users_code(e):
             return
         raise ModelFailed(self.model_name, epoch, where, _first_line(e)) from e
 
@@ -850,6 +851,22 @@ def _layout_free(model: nn.Module) -> bool:
 def _own_architecture(model: nn.Module) -> bool:
     """Whether ``model`` is one of neuralab's architectures (the zoo, the forecasters' networks)."""
     return type(unwrap(model)).__module__.startswith(("neuralab.models.", "neuralab.forecasting."))
+
+
+def _raised_in_users_code(e: BaseException) -> bool:
+    """Whether the innermost frame of ``e``'s traceback outside torch is the user's: a user's
+    model runs neuralab's own layers too (a converted Keras model's, the kernels ``accelerate``
+    gives its Linear and Conv2d layers), whose faults are neuralab's, to be shown whole."""
+    here = Path(__file__).resolve().parents[1]  # the neuralab package
+    library = Path(torch.__file__).resolve().parent
+    innermost = None
+    tb = e.__traceback__
+    while tb is not None:
+        file = Path(tb.tb_frame.f_code.co_filename).resolve()
+        if not file.is_relative_to(library):
+            innermost = file
+        tb = tb.tb_next
+    return innermost is not None and not innermost.is_relative_to(here)
 
 
 def _users_code(model: nn.Module) -> bool:
