@@ -615,6 +615,9 @@ def test_a_run_this_session_holds_says_so(tmp_path):
     try:
         with pytest.raises(runs.RunLocked, match="held by this very Python session"):
             Run(tmp_path / "run").lock()
+        # given again as a new run's `out`: not "wait for process N to finish", which is this one
+        with pytest.raises(runs.RunLocked, match="held by this very Python session"):
+            Run.create(tmp_path / "run")
     finally:
         held.unlock()
 

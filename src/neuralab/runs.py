@@ -398,14 +398,7 @@ class Run:
             fd = self._open_lock(os.O_RDWR | os.O_CREAT)
             if not _flock(fd):
                 os.close(fd)
-                owner = self.owner() or {}
-                if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
-                    # a notebook's kernel: an interrupted fit's RunLogger (or Run) still holds it
-                    raise RunLocked(f"{self.path}: held by this very Python session since {owner.get('started', '?')} "
-                                    "(an earlier training or Keras fit that was interrupted); go on with the same "
-                                    "RunLogger object, or restart the session (the notebook's kernel)") from None
-                raise RunLocked(f"{self.path}: in use by {_holder(owner)}; wait for it to finish or stop it "
-                                "first") from None
+                raise _in_use(self.path, self.owner() or {}) from None
             with contextlib.suppress(FileNotFoundError):
                 if os.fstat(fd).st_ino == os.lstat(path).st_ino:
                     break  # else the previous owner removed the file while we opened it: take the new one
@@ -420,6 +413,8 @@ class Run:
         """Refuse the run as `out` while a live process trains it (two jobs given one `out`):
         what it is told is that the run is being trained, and by whom, not to replace it."""
         owner = self.owner()
+        if owner is not None and _ours(owner):  # no other job: a notebook's interrupted fit
+            raise _in_use(self.path, owner)
         if owner is not None:
             raise ParameterError("out", str(self.path), f"the run there is being trained by {_holder(owner)}; wait "
                                  "for it to finish, or choose another `out`")
@@ -901,6 +896,20 @@ def _flock(fd: int, tries: int = 100, owned_tries: int = 10) -> bool:
             fcntl.flock(fd, fcntl.LOCK_UN)
         time.sleep(0.02)
     return False
+
+
+def _ours(owner: dict) -> bool:
+    """Whether a run.lock's ``owner`` is this very process (a notebook's kernel still holding it)."""
+    return owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname()
+
+
+def _in_use(path: Path, owner: dict) -> RunLocked:
+    """The refusal of a run that ``owner`` holds (``Run.owner``)."""
+    if _ours(owner):  # a notebook's kernel: an interrupted fit's RunLogger (or Run) still holds it
+        return RunLocked(f"{path}: held by this very Python session since {owner.get('started', '?')} (an earlier "
+                         "training or Keras fit that was interrupted); go on with the same RunLogger object, or "
+                         "restart the session (the notebook's kernel)")
+    return RunLocked(f"{path}: in use by {_holder(owner)}; wait for it to finish or stop it first")
 
 
 def _holder(owner: dict) -> str:
