@@ -157,3 +157,14 @@ def test_a_series_the_run_does_not_have_is_named_in_a_line_of_bounded_length(mon
         read_forecast_csv(monthly / "forecast.csv", series="x" * 100_000)
     assert str(e.value) == ("series='" + "x" * 37 + "'...: no such series in forecast.csv; choose one of none: the "
                             "run forecast one series")
+
+
+def test_holes_are_counted_without_laying_a_grid_of_millions_for_one_mistyped_year():
+    from neuralab.data.series import calendar_holes
+
+    minutes = pd.DatetimeIndex(["2023-01-01 00:00", "2023-01-01 00:01", "2030-01-01 00:02"])  # 2030 for 2023
+    holes = calendar_holes(minutes, "min")
+    assert holes.gaps == 3_682_080 and holes.gap_examples == ["2023-01-01T00:02:00"]
+    months = pd.DatetimeIndex(["2023-01-01", "2023-02-01", "2023-04-01"])  # a calendar step: months
+    assert calendar_holes(months, "MS").gap_examples == ["2023-03-01"]
+    assert calendar_holes(months[:2], "MS") is None

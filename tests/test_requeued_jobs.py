@@ -24,6 +24,7 @@ from helpers import digits_folder
 
 from neuralab import runs
 from neuralab.cli import main
+from neuralab.errors import ParameterError
 from neuralab.files import write_json
 from neuralab.runs import Kind, Run, Status
 from neuralab.training.checkpoint import load_tensors
@@ -207,6 +208,9 @@ def test_threads_given_to_a_resume_from_python_are_the_sessions_too(cut_classifi
     from neuralab.training import resume_classifier
 
     run = copy(cut_classifier, tmp_path)
+    for wrong in (-1, "4", 2.5):  # refused as a new run's would be, before the run is touched
+        with pytest.raises(ParameterError, match="^threads="):
+            resume_classifier(run, verbose=False, options={"threads": wrong})
     with pytest.warns(runs.EnvironmentChangedWarning, match="this session computes with threads 2"):
         resume_classifier(run, verbose=False, options={"threads": 2, "epochs": 3})
     assert Run(run).record["sessions"][0]["environment"]["threads"] == 2

@@ -1207,9 +1207,17 @@ def calendar_holes(times: pd.DatetimeIndex, frequency: str) -> SeriesReport | No
     if len(times) < 2:
         return None
     try:
-        grid = pd.date_range(times[0], times[-1], freq=frequency)
+        step = pd.tseries.frequencies.to_offset(frequency)
+        # a fixed step tells the grid's length before it is built: a mistyped year among a
+        # window's minutes would lay millions of cells (months and business days are never that many)
+        cells = (times[-1] - times[0]) // pd.Timedelta(step.nanos) + 1 if isinstance(step, pd.offsets.Tick) else 0
+        grid = pd.date_range(times[0], times[-1], freq=step) if cells <= min(MAX_GRID, 1000 * len(times)) else None
     except ValueError:  # a frequency pandas does not read back
         return None
+    if grid is None:
+        after = [t + step for t in times[:-1] if t + step not in times]  # where each hole begins
+        return SeriesReport(frequency=frequency, gaps=int(cells - len(times)), gap_examples=_stamps(*after[:3]),
+                            largest_gap=_duration(times.to_series().diff().max()))
     absent = grid.difference(times)
     if not len(absent) or not times.isin(grid).all():
         return None

@@ -525,7 +525,9 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     from neuralab.training.device import dist_info, on_rank_0, session_threads
 
     options = dict(options or {})
-    threads = session_threads(options.pop("threads", None))
+    threads = TrainConfig(threads=options.pop("threads", 0))
+    threads.check()  # refused as a new run's would be, before the run is read
+    threads = session_threads(threads.threads)
     if checkpoint not in RESUME_FROM:
         raise ParameterError("checkpoint", checkpoint, f"choose one of: {', '.join(RESUME_FROM)}")
     run = Run.open(run_dir, Kind.CLASSIFIER)
