@@ -341,3 +341,29 @@ def test_a_fault_of_neuralabs_kernels_inside_a_users_model_stays_a_traceback(mon
     with pytest.raises(RuntimeError, match="a bug in neuralab's kernel") as e:
         trainer.fit(torch.randn(64, 4), torch.randint(0, 3, (64,)))
     assert not isinstance(e.value, ModelFailed)
+
+
+def test_a_stop_sent_twice_at_once_waits_for_the_epochs_writes_and_one_insisted_on_does_not(monkeypatch):
+    """SLURM signals every process of a torchrun job, and torchrun passes its own on: the same
+    stop twice within milliseconds. A second one later is the user insisting (a write that hangs)."""
+    import time
+
+    from neuralab.training import trainer as trainer_module
+
+    acted = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: acted.append(time.monotonic()))
+    try:
+        with trainer_module._signals_held():
+            signal.raise_signal(signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)  # the same stop, forwarded
+            assert acted == []  # the epoch's writes go on
+        assert len(acted) == 1  # acted on once they are done
+        acted.clear()
+        monkeypatch.setattr(trainer_module, "INSISTS", 0.05)
+        with trainer_module._signals_held():
+            signal.raise_signal(signal.SIGTERM)
+            time.sleep(0.1)
+            signal.raise_signal(signal.SIGTERM)  # asked again: acts at once, inside the block
+            assert len(acted) == 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -229,3 +229,23 @@ def test_a_tie_on_the_monitored_metric_keeps_the_first_best_epoch_as_the_history
     assert trainer.best_epoch() == meta["epoch"] == 1
     last, _ = load_tensors(tmp_path / "run" / "checkpoints" / "last.safetensors")
     assert not torch.equal(tensors["0.weight"], last["model.0.weight"])  # later epochs did change the weights
+
+
+def test_a_run_saved_when_a_tie_kept_the_later_epoch_still_resumes(tmp_path):
+    from dataclasses import replace
+
+    from neuralab.training.config import TrainConfig
+    from neuralab.training.trainer import Trainer
+
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(64, 2) - 3, torch.randn(64, 2) + 3])
+    y = torch.cat([torch.zeros(64), torch.ones(64)]).long()
+    config = TrainConfig(epochs=3, batch_size=32, lr=0.1, schedule="constant", monitor="val_accuracy", threads=1)
+    Trainer(nn.Sequential(nn.Linear(2, 2)), config, run_dir=tmp_path / "run", verbose=False).fit(x, y, val=(x, y))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    # what a tie left before it stopped counting as an improvement: the later epoch as the best
+    (checkpoints / "best.safetensors").write_bytes((checkpoints / "last.safetensors").read_bytes())
+    resumed = Trainer(nn.Sequential(nn.Linear(2, 2)), replace(config, epochs=4), run_dir=tmp_path / "run",
+                      verbose=False)
+    history = resumed.fit(x, y, val=(x, y), resume=True)  # not refused as damaged
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]

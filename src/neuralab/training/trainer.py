@@ -689,6 +689,13 @@ class Trainer:
         earlier = [s for s in scores[:-1] if s is not None]
         return scores[-1] is None or not earlier or scores[-1] < min(earlier)
 
+    def _tied(self, epoch, best: int) -> bool:
+        """Whether ``epoch`` of the history scored as its ``best`` did, a later epoch: runs saved
+        before a tie stopped counting as an improvement (``_improved``) kept the later one's weights."""
+        if not isinstance(epoch, int) or not best < epoch <= len(self.history):
+            return False
+        return self._monitored(self.history[epoch - 1]) == self._monitored(self.history[best - 1])
+
     def best_epoch(self) -> int:
         scores = [self._monitored(r) for r in self.history]
         if not scores:
@@ -756,6 +763,8 @@ class Trainer:
             check_fits(best_file, model, "the model", prefix="model.", fix="the run's files are damaged; put back a good "
                        "copy or start a new run")
             tensors, best_meta = load_tensors(best_file)
+            if self._tied(best_meta.get("epoch"), best):  # a run saved when a tie was an improvement
+                best = best_meta["epoch"]
             if best_meta.get("epoch") != best:
                 raise NeuralabError(f"{best_file}: holds epoch {best_meta.get('epoch')} but the "
                                     f"history's best is epoch {best}; the run's files are damaged")
@@ -913,6 +922,9 @@ def _resuming(run_dir: Path, kept: int, epochs: int) -> str:
     return f"resuming {run_dir} from epoch {kept} of {epochs}, its last checkpoint: {left}"
 
 
+INSISTS = 1.0  # seconds after which a second signal is the user's insisting, not the first sent twice
+
+
 @contextlib.contextmanager
 def _signals_held():
     """A block during which Ctrl-C, SIGTERM and SIGHUP wait, acted on when it ends: an epoch's own
@@ -921,19 +933,21 @@ def _signals_held():
     committed but without its line and its events, which the resume, going on after it, never
     wrote (a scheduler's SIGTERM lands there as often as anywhere). Only Python's own handlers wait
     (Ctrl-C's, the command line's for SIGTERM): a default one ends the process at once, as a kill
-    does, which the resume makes good. A second signal acts at once, as before, so that a write
-    that hangs (a stalled network disk) can still be stopped."""
+    does, which the resume makes good. A second signal a second or more after the first acts at
+    once, as before, so that a write that hangs (a stalled network disk) can still be stopped;
+    one sooner is the same stop sent twice (SLURM signals a torchrun job's every process, and
+    torchrun passes its own on to them too)."""
     if threading.current_thread() is not threading.main_thread():  # where Python runs no handler
         yield
         return
     held: dict[int, Callable] = {}
-    caught: list[tuple[int, object]] = []
+    caught: list[tuple[int, object, float]] = []  # signal, frame, when
 
     def wait(signum, frame):
-        if caught:  # the second: as before this block
+        if caught and time.monotonic() - caught[0][2] >= INSISTS:  # asked again: as before this block
             restore()
             held[signum](signum, frame)
-        caught.append((signum, frame))
+        caught.append((signum, frame, time.monotonic()))
 
     def restore():
         for signum, handler in held.items():
@@ -951,7 +965,7 @@ def _signals_held():
         raise
     restore()
     if caught:
-        signum, frame = caught[0]
+        signum, frame, _ = caught[0]
         held[signum](signum, frame)
 
 
