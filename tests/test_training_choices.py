@@ -500,3 +500,16 @@ def test_docs_tensorboard_examples_run(tmp_path, monkeypatch, capsys):
         exec(compile(code, "docs/tensorboard.md", "exec"), {"__name__": "__main__"})
     steps = re.findall(r"\((\d), ", capsys.readouterr().out)
     assert steps == ["1", "2"] and not (tmp_path / "runs" / "tb-demo" / "validation").exists()
+
+
+def test_patience_running_out_on_the_last_epoch_is_no_early_stop_to_speak_of():
+    from types import SimpleNamespace
+
+    from neuralab.training.callbacks import EarlyStopping
+
+    stop, said = EarlyStopping(2), []
+    trainer = SimpleNamespace(history=[], config=TrainConfig(epochs=3), say=said.append)
+    for epoch, value in enumerate([0.5, 0.6, 0.7], 1):  # the third epoch is due, and the last
+        trainer.history.append({"epoch": epoch, "loss": 1.0, "val_loss": value})
+        stop.on_epoch_end(trainer, trainer.history[-1])
+    assert said == []

@@ -69,6 +69,8 @@ class EarlyStopping(Callback):
         results would otherwise read as a job cut short."""
         monitor = self.monitor or trainer.config.monitor
         epoch, best = trainer.history[-1]["epoch"], self._best(trainer)
+        if epoch >= trainer.config.epochs:  # patience ran out with the budget: nothing was cut short
+            return
         # the trainer ends with the weights of the best epoch by the metric it watches itself
         back = "; the model goes back to its best epoch's weights" if monitor == trainer.config.monitor else ""
         trainer.say(f"stopped early at epoch {epoch} of {trainer.config.epochs}: {monitor} has not improved on "

@@ -409,8 +409,8 @@ class Connection(H11Protocol):
         await app(scope, receive, send)
 
     def send_400_response(self, msg: str) -> None:
-        malformed = ("request: not valid HTTP/1.1 (a malformed or repeated header, or a request line and headers "
-                     "over 16 KB); send a well-formed request")
+        malformed = ("request: not valid HTTP/1.1 (a malformed header, a Content-Length given twice, or a request "
+                     "line and headers over 16 KB); send a well-formed request")
         answer = JSONResponse({"error": malformed}, 400, headers={**HEADERS, "connection": "close"})
         for event in (h11.Response(status_code=400, headers=answer.raw_headers, reason=b"Bad Request"),
                       h11.Data(data=answer.body), h11.EndOfMessage()):
