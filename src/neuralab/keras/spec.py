@@ -649,22 +649,38 @@ def pixel_scale(spec: dict) -> float:
     return 1.0 if rescales(spec) else 1 / 255
 
 
-def grey_images(spec: dict, loss=None) -> bool:
-    """Whether a model taking (H, W) inputs classifies grey images given without their channel
-    axis, as TensorFlow's first tutorial writes it (``Flatten(input_shape=(28, 28))``, or a
-    Reshape to (28, 28, 1) first): its input goes to one Flatten or Reshape, and it gives class
-    scores: it ends in a softmax, or compile() was given a categorical cross-entropy (``loss``,
-    a name or Keras's config of a loss object), or a binary one on one unit (``binary_classifier``).
-    A model reading (steps, features) is a sequence model; one flattening them into a forecast
-    has no such loss."""
-    first = spec["layers"][0]
-    readers = [e for e in spec["layers"] if first["name"] in e["inputs"]]
+def class_scores(spec: dict, loss=None) -> bool:
+    """Whether the model gives class scores, (None, K) for K of 2 or more: it ends in a softmax,
+    or compile() was given a categorical cross-entropy (``loss``, a name or Keras's config of a
+    loss object); or one unit compiled with binary cross-entropy. A forecast (Dense(horizon),
+    a regression loss) gives none."""
     out = {e["name"]: e for e in spec["layers"]}[spec["output"]]["output_shape"]
     key = loss_name(loss)[0] or ""
     scores = ends_in_softmax(spec) or "categoricalcrossentropy" in key
-    return (len(first["output_shape"]) == 3 and None not in first["output_shape"][1:]
-            and [e["class"] for e in readers] in (["Flatten"], ["Reshape"]) and len(out) == 2
-            and ((out[1] or 0) >= 2 and scores or out[1] == 1 and key == "binarycrossentropy"))
+    return len(out) == 2 and ((out[1] or 0) >= 2 and scores or out[1] == 1 and key == "binarycrossentropy")
+
+
+def grey_images(spec: dict, loss=None) -> bool:
+    """Whether a model taking (H, W) inputs classifies grey images given without their channel
+    axis: TensorFlow's first tutorial (``Flatten(input_shape=(28, 28))``, or a Reshape to
+    (28, 28, 1) first), and Keras's LSTM on MNIST (``LSTM(64, input_shape=(28, 28))``, each
+    picture's rows its time steps). Both sizes are fixed and it gives class scores
+    (``class_scores``). A sequence model forecasting gives none: (steps, features) into
+    Dense(horizon), with a regression loss."""
+    first = spec["layers"][0]["output_shape"]
+    return len(first) == 3 and None not in first[1:] and class_scores(spec, loss)
+
+
+def refuse_free_rows(spec: dict, loss, source: str) -> None:
+    """Refuse a model giving class scores on (H, W) inputs with a size left free (an LSTM on
+    rows of any number, ``input_shape=(None, 28)``), saying how to make it take pictures, which
+    have both: ``grey_images`` takes it where both are fixed."""
+    first = spec["layers"][0]["output_shape"]
+    if len(first) == 3 and None in first[1:] and class_scores(spec, loss):
+        raise NeuralabError(f"{source}: the model takes ({', '.join(map(str, first))}) inputs and gives class "
+                            "scores; as an image classifier it reads grey pictures of a fixed height x width, "
+                            "each picture's rows its steps: start it with keras.Input((height, width, 1)) and "
+                            "Reshape((height, width))")
 
 
 def with_channel(spec: dict) -> dict:

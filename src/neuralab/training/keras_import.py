@@ -52,7 +52,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     refuse_distributed("importing a Keras model, which trains nothing,")
     from neuralab.data.sources import sha256
     from neuralab.keras import parameter_count, read, summary_text
-    from neuralab.keras.spec import binary_classifier, grey_images, refuse_vectors, with_channel
+    from neuralab.keras.spec import binary_classifier, grey_images, refuse_free_rows, refuse_vectors, with_channel
     from neuralab.models.summary import render_summary, summary
     from neuralab.training.checkpoint import save_weights
     from neuralab.training.classify import Preprocess, classifier_meta, evaluate_run
@@ -78,6 +78,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     name = f"keras:{path.stem}"
     first = spec["layers"][0]["output_shape"][1:]
     refuse_vectors(spec, str(path))  # Keras's MNIST MLP: Dense(512, input_shape=(784,)) on x.reshape(-1, 784)
+    refuse_free_rows(spec, model.compile.get("loss"), str(path))  # an LSTM classifier on rows of any length
     if len(first) != 3:
         raise NotAClassifier(f"{path}: the model takes inputs of {keras_shape(first)}, not images (height, width, "
                              "channels); a sequence model is a forecaster (neuralab.forecasting)")

@@ -52,9 +52,19 @@ class _Read:
     not_put_back: list = field(default_factory=list)  # "PATH (why)": those it changed that could not be
 
 
-class HistoryUsed(Exception):
+class Refused(Exception):
+    """A call in the learner's code that neuralab refuses while it reads the file, its message
+    saying what to do (which is all the error line shows, without the exception's name)."""
+
+
+class HistoryUsed(Refused):
     """The learner's code used the History of a fit() that did not run. Neither a KeyError nor
     an AttributeError, so that neither `except KeyError` nor hasattr() goes on without it."""
+
+
+class DownloadRefused(Refused):
+    """A keras.datasets load_data() that would download its dataset while neuralab reads the file.
+    No OSError, which the learner's code might take for a missing file and go on without it."""
 
 
 class _Unfitted:
@@ -201,7 +211,8 @@ def _recorded(path: Path, imports: dict | None):
         setattr(module, name, saved(f"{module.__name__}.{name}"))
     builtins.open = io.open = guarded_open
     try:
-        yield read
+        with _datasets_read_here(keras):
+            yield read
     finally:
         builtins.open = io.open = opener
         for name, method in own.items():
@@ -212,6 +223,92 @@ def _recorded(path: Path, imports: dict | None):
         for (module, name), function in zip(functions, own_functions):
             setattr(module, name, function)
         read.put_back, read.not_put_back = kept.put_back()
+
+
+# keras.datasets' modules whose dataset neuralab.data keeps too, by neuralab's name for it
+OWN_COPIES = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
+
+
+@contextlib.contextmanager
+def _datasets_read_here(keras):
+    """keras.datasets' load_data() while a model file runs: MNIST and Fashion-MNIST from
+    neuralab's own copies (``own_copy``), any dataset from Keras's cache as Keras reads it, and
+    one that Keras would download refused in one line (``DownloadRefused``). A tutorial loads its
+    data at the top of the file, before the model exists: offline, Keras's download fails there,
+    and online it fetches megabytes that neuralab, training on `data`, never uses."""
+    import io
+
+    datasets = vars(keras.datasets) if inspect.ismodule(getattr(keras, "datasets", None)) else {}
+    found = [(name, module) for name, module in datasets.items()
+             if inspect.ismodule(module) and callable(getattr(module, "load_data", None))]
+    own = {name: module.load_data for name, module in found}
+    file_utils = sys.modules.get("keras.src.utils.file_utils")  # where Keras's get_file downloads
+
+    def refused(name: str):
+        def urlretrieve(*args, **kwargs):
+            none = f" (neuralab has none either: `neuralab data fetch {OWN_COPIES[name]}` gets it)" \
+                if name in OWN_COPIES else ""
+            raise DownloadRefused(f"keras.datasets.{name}.load_data() would download the dataset{none}, which "
+                                  "neuralab does not do while it reads the file for its model: it trains the model "
+                                  "on `data` itself; put the data loading and fit() under if __name__ == "
+                                  "\"__main__\":, which neuralab does not run")
+        return urlretrieve
+
+    def answered(name: str, load):
+        signature = inspect.signature(load)
+
+        def load_data(*args, **kwargs):
+            signature.bind(*args, **kwargs)  # a call Keras would refuse fails as in Keras
+            copy = own_copy(OWN_COPIES[name]) if name in OWN_COPIES else None
+            if copy is not None:
+                return copy
+            if file_utils is None or not hasattr(file_utils, "urlretrieve"):  # another Keras: its own way
+                return load(*args, **kwargs)
+            retrieve, file_utils.urlretrieve = file_utils.urlretrieve, refused(name)
+            said = io.StringIO()  # Keras's "Downloading data from ...", which the refusal would belie
+            try:
+                with contextlib.redirect_stdout(said):
+                    data = load(*args, **kwargs)
+            finally:
+                file_utils.urlretrieve = retrieve
+            sys.stdout.write(said.getvalue())
+            return data
+        return load_data
+
+    for name, module in found:
+        module.load_data = answered(name, own[name])
+    try:
+        yield
+    finally:
+        for name, module in found:
+            module.load_data = own[name]
+
+
+def own_copy(name: str) -> tuple | None:
+    """Dataset ``name`` (mnist, fashion-mnist) from neuralab's own copy, where neuralab.data finds
+    one (the user's cache, then the folder a Debian package fills), as Keras's load_data() gives
+    it: ((x_train, y_train), (x_test, y_test)), uint8 images (N, 28, 28) and uint8 labels, in the
+    files' order, which is Keras's; None where there is none. Read into memory, nothing written
+    (not even the decompressed copy that neuralab's runs map)."""
+    import numpy as np
+
+    from neuralab.data.idx import REFETCH, read_idx
+    from neuralab.data.sources import file_in, locate
+
+    try:
+        folder = locate(name)
+    except NeuralabError:
+        return None
+    splits = []
+    for part in ("train", "t10k"):
+        images, labels = (file_in(folder, f"{part}-{kind}-idx{rank}-ubyte.gz") for kind, rank in (("images", 3),
+                                                                                                 ("labels", 1)))
+        x, y = np.array(read_idx(images)), np.array(read_idx(labels))  # writable, as Keras's are
+        if x.dtype != np.uint8 or x.ndim != 3 or y.dtype != np.uint8 or y.shape != x.shape[:1]:
+            raise NeuralabError(f"{images}: {x.dtype} images {x.shape} and {y.dtype} labels {y.shape}, not "
+                                f"{name}'s uint8 images (N, height, width) and labels (N,); {REFETCH}")
+        splits.append((x, y))
+    return tuple(splits)
 
 
 def _running(path: Path) -> bool:

@@ -572,9 +572,9 @@ def run_file(path: Path, imports: dict | None = None):
                       (None, None, text)))
         if inner[0] and inner[0] != str(path) and _beside(inner[0], folder):
             where, text, hint = f"{inner[0]}:{inner[1]}", inner[2], f" (from {path}:{line}){hint}"
-        from neuralab.training.keras_script import HistoryUsed
+        from neuralab.training.keras_script import Refused
 
-        kind = "" if isinstance(e, HistoryUsed) else f"{type(e).__name__}: "  # it says what to do itself
+        kind = "" if isinstance(e, (Refused, NeuralabError)) else f"{type(e).__name__}: "  # it says what to do
         raise NeuralabError(f"{where}: {kind}{text.splitlines()[0] if text else ''}{hint}") from None
     finally:
         sys.argv = argv
@@ -705,11 +705,19 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     from neuralab.data.pictures import MAX_SIDE
     from neuralab.keras import build, check
     from neuralab.keras import input_shape as keras_input
-    from neuralab.keras.spec import binary_classifier, ends_in_softmax, loss_name, refuse_vectors, with_input
+    from neuralab.keras.spec import (
+        binary_classifier,
+        ends_in_softmax,
+        loss_name,
+        refuse_free_rows,
+        refuse_vectors,
+        with_input,
+    )
 
     want = tuple(keras_input(check(spec, name)))
     out = output_shape(spec)
     refuse_vectors(spec, name)  # Keras's MNIST MLP: no forecaster, an image classifier flattened by hand
+    refuse_free_rows(spec, loss, name)  # an LSTM classifier on rows of any length: no forecaster either
     if len(want) != 3:
         raise NotAClassifier(f"{name}: the model takes {keras_shape(want)} inputs, not images (height, width, "
                              "channels); a sequence model is a forecaster (neuralab.forecasting)")
