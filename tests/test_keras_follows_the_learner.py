@@ -336,3 +336,11 @@ def test_inspect_names_the_run_whose_model_has_no_convolution(tutorial_run, digi
     assert cli_refused(capsys, "inspect", run, picture, "--out", run.parent / "maps") == (
         f"neuralab: error: {run}: the run's model, keras:tiny, has no convolution layer (nn.Conv2d), so no filters "
         "or feature maps to show\n")
+
+
+def test_an_optimizer_named_by_its_string_alone_trains_at_keras_rate_for_it():
+    from neuralab.training.source import compile_settings
+
+    # a compile_config that keeps compile()'s string (files of other Keras versions): no rate in it
+    assert compile_settings({"optimizer": "adam"}) == {"optimizer": "adam", "schedule": "constant", "lr": 0.001}
+    assert compile_settings({"optimizer": "sgd"})["lr"] == 0.01
