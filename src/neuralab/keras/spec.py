@@ -114,19 +114,26 @@ def dtype_policies(config: dict) -> dict[str, str]:
     and "bfloat16" keep 16-bit weights, "mixed_float16" and "mixed_bfloat16" compute in 16 bits
     on float32 weights. neuralab computes every layer in float32, from weights cast to it."""
     found = {}
-    todo = [config.get("config", {}).get("layers") if isinstance(config.get("config"), dict) else None]
-    while todo:  # a stack, as in training_only: layers nest in blocks and in Bidirectional
+    for cfg in _layer_configs(config.get("config", {}).get("layers") if isinstance(config.get("config"), dict) else None):
+        name = _policy(cfg)[0]
+        if name not in (None, "float32"):
+            found.setdefault(cfg["name"], name)
+    return found
+
+
+def _layer_configs(tree):
+    """Every layer's config in a model's config ``tree``, in the file's order: dicts with a
+    name, wherever they nest (blocks, Bidirectional). A stack, not recursion, as in _foreign."""
+    todo = [tree]
+    while todo:
         x = todo.pop()
         if isinstance(x, list):
             todo.extend(reversed(x))
         elif isinstance(x, dict):
             cfg = x.get("config")
             if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
-                name = _policy(cfg)[0]
-                if name not in (None, "float32"):
-                    found.setdefault(cfg["name"], name)
+                yield cfg
             todo.extend(reversed(list(x.values())))
-    return found
 
 
 def _ordered(source: str, layers: dict[str, tuple], inputs: list[str], output: str) -> list[str]:
@@ -508,18 +515,8 @@ def training_only(config: dict) -> list[str]:
     does not keep: regularizers, constraints and initializers other than Keras's defaults, one
     "layer 'conv2d': kernel_regularizer L2(l2=0.001)" each. neuralab's trainer trains without
     them, so that a caller training the model can say so (Keras's own fit, RunLogger's route, keeps them)."""
-    found, todo = [], [config]
-    while todo:  # a stack, as in _foreign: layers nest in blocks and in Bidirectional
-        x = todo.pop()
-        if isinstance(x, list):
-            todo.extend(reversed(x))
-        elif isinstance(x, dict):
-            cfg = x.get("config")
-            if isinstance(cfg, dict) and isinstance(cfg.get("name"), str):
-                found += [f"layer {cfg['name']!r}: {key} {_described(v)}" for key, v in cfg.items()
-                          if _trains_otherwise(key, v)]
-            todo.extend(reversed(list(x.values())))
-    return found
+    return [f"layer {cfg['name']!r}: {key} {_described(v)}" for cfg in _layer_configs(config)
+            for key, v in cfg.items() if _trains_otherwise(key, v)]
 
 
 def _trains_otherwise(key: str, v) -> bool:
