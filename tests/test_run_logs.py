@@ -310,17 +310,17 @@ def test_a_users_forecasting_network_failing_mid_training_is_one_line(series_csv
     assert not (tmp_path / "run").exists()
 
 
-def test_a_fault_of_neuralabs_kernels_inside_a_users_model_stays_a_traceback(monkeypatch):
-    """A user's model runs neuralab's own layers too (accelerate gives its Linear neuralab's): what
-    they raise is neuralab's to mend, not the model's."""
+def test_a_fault_of_neuralabs_kernels_in_a_model_of_pytorchs_layers_stays_a_traceback(monkeypatch):
+    """A Sequential of PyTorch's layers runs no code of the user's: accelerate gives its Linear
+    neuralab's kernel, whose faults are neuralab's to mend, shown whole."""
     from torch import nn
 
     import neuralab.models.fast as fast
     from neuralab.training.config import TrainConfig
     from neuralab.training.trainer import CLASSIFICATION, ModelFailed, Trainer
 
-    # a fault of the fast kernel met at a later batch, raised from code that is neuralab's
-    # own file (as a bug there would be), not this test's
+    # a fault of the fast kernel met at a later batch, raised from code that is neuralab's own
+    # file (as a bug there would be), not this test's
     space = {"forward": fast.Linear.forward, "calls": []}
     exec(compile("def buggy(self, x):\n"
                  "    calls.append(1)\n"
@@ -328,19 +328,40 @@ def test_a_fault_of_neuralabs_kernels_inside_a_users_model_stays_a_traceback(mon
                  "        raise RuntimeError(\"a bug in neuralab's kernel\")\n"
                  "    return forward(self, x)\n", fast.__file__, "exec"), space)
     monkeypatch.setattr(fast.Linear, "forward", space["buggy"])
-
-    class Net(nn.Module):  # the user's: PyTorch's layers alone
-        def __init__(self):
-            super().__init__()
-            self.flat, self.dense = nn.Flatten(), nn.Linear(4, 3)
-
-        def forward(self, x):
-            return self.dense(self.flat(x))
-
-    trainer = Trainer(Net(), TrainConfig(epochs=1, batch_size=8, threads=1), CLASSIFICATION, verbose=False)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    trainer = Trainer(model, TrainConfig(epochs=1, batch_size=8, threads=1), CLASSIFICATION, verbose=False)
     with pytest.raises(RuntimeError, match="a bug in neuralab's kernel") as e:
         trainer.fit(torch.randn(64, 4), torch.randint(0, 3, (64,)))
     assert not isinstance(e.value, ModelFailed)
+
+
+@pytest.mark.parametrize("fault", ["a shape its forward gets wrong, met in neuralab's kernel",
+                                   "an in-place change of a tensor its backward needs"])
+def test_a_users_fault_is_the_models_wherever_it_surfaces(fault):
+    from torch import nn
+
+    from neuralab.training.config import TrainConfig
+    from neuralab.training.trainer import CLASSIFICATION, ModelFailed, Trainer
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Linear(4, 3)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls < 4:  # the steps check_model tries, and the first batches
+                return self.dense(x)
+            if fault.startswith("a shape"):
+                return self.dense(x.reshape(4, -1))  # a batch size written into the model
+            out = torch.sigmoid(self.dense(x))
+            out += 1  # sigmoid's backward needs its output as it was
+            return out
+
+    trainer = Trainer(Net(), TrainConfig(epochs=1, batch_size=8, threads=1), CLASSIFICATION, verbose=False)
+    with pytest.raises(ModelFailed, match=r"^Net: the model failed in training at epoch 1, batch \d+ of 8"):
+        trainer.fit(torch.randn(64, 4), torch.randint(0, 3, (64,)))
 
 
 def test_a_stop_sent_twice_at_once_waits_for_the_epochs_writes_and_one_insisted_on_does_not(monkeypatch):

@@ -464,7 +464,7 @@ class Trainer:
         Memory runs short in any model. Under torchrun another process's end reaches this one's
         step as an error of the process group, which no model caused: left to the command line."""
         if not self._users or self.dist.active or isinstance(e, NeuralabError) or out_of_memory(e) is not None \
-                or not _raised_in_users_code(e):
+                or _only_neuralabs_code(e):
             return
         raise ModelFailed(self.model_name, epoch, where, _first_line(e)) from e
 
@@ -862,20 +862,26 @@ def _own_architecture(model: nn.Module) -> bool:
     return type(unwrap(model)).__module__.startswith(("neuralab.models.", "neuralab.forecasting."))
 
 
-def _raised_in_users_code(e: BaseException) -> bool:
-    """Whether the innermost frame of ``e``'s traceback outside torch is the user's: a user's
-    model runs neuralab's own layers too (a converted Keras model's, the kernels ``accelerate``
-    gives its Linear and Conv2d layers), whose faults are neuralab's, to be shown whole."""
+def _only_neuralabs_code(e: BaseException) -> bool:
+    """Whether the frames below the one that caught ``e`` (the call of the model, its loss, its
+    backward) are neuralab's and torch's alone, with some of neuralab's: a model that runs no
+    code of the user's (a converted Keras model, a Sequential of PyTorch's layers that
+    ``accelerate`` gave neuralab's kernels) fails by neuralab's fault, to be shown whole. A
+    frame of the user's among them makes the fault the model's, even where it surfaces in
+    neuralab's kernel (a shape its forward got wrong); none outside torch (backward, a compiled
+    graph) leaves it to the model, as the step had passed check_model's."""
     here = Path(__file__).resolve().parents[1]  # the neuralab package
     library = Path(torch.__file__).resolve().parent
-    innermost = None
-    tb = e.__traceback__
+    neuralabs = False
+    tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
     while tb is not None:
         file = Path(tb.tb_frame.f_code.co_filename).resolve()
-        if not file.is_relative_to(library):
-            innermost = file
+        if file.is_relative_to(here):
+            neuralabs = True
+        elif not file.is_relative_to(library):
+            return False  # the user's code, or a library it called
         tb = tb.tb_next
-    return innermost is not None and not innermost.is_relative_to(here)
+    return neuralabs
 
 
 def _users_code(model: nn.Module) -> bool:
