@@ -168,3 +168,5 @@ def test_holes_are_counted_without_laying_a_grid_of_millions_for_one_mistyped_ye
     months = pd.DatetimeIndex(["2023-01-01", "2023-02-01", "2023-04-01"])  # a calendar step: months
     assert calendar_holes(months, "MS").gap_examples == ["2023-03-01"]
     assert calendar_holes(months[:2], "MS") is None
+    off_the_hours = pd.DatetimeIndex(["2023-01-01 00:00", "2023-01-01 00:01", "2030-01-01 00:00"])
+    assert calendar_holes(off_the_hours, "h") is None  # rows that lie on no hourly grid have no holes on it

@@ -344,3 +344,4 @@ def test_an_optimizer_named_by_its_string_alone_trains_at_keras_rate_for_it():
     # a compile_config that keeps compile()'s string (files of other Keras versions): no rate in it
     assert compile_settings({"optimizer": "adam"}) == {"optimizer": "adam", "schedule": "constant", "lr": 0.001}
     assert compile_settings({"optimizer": "sgd"})["lr"] == 0.01
+    assert compile_settings({"optimizer": "adamw"})["weight_decay"] == 0.004  # AdamW's own decay, not Adam

@@ -1215,6 +1215,8 @@ def calendar_holes(times: pd.DatetimeIndex, frequency: str) -> SeriesReport | No
     except ValueError:  # a frequency pandas does not read back
         return None
     if grid is None:
+        if ((times.as_unit("ns").asi8 - times.as_unit("ns").asi8[0]) % step.nanos).any():
+            return None  # rows off the grid: no holes on it to count
         after = [t + step for t in times[:-1] if t + step not in times]  # where each hole begins
         return SeriesReport(frequency=frequency, gaps=int(cells - len(times)), gap_examples=_stamps(*after[:3]),
                             largest_gap=_duration(times.to_series().diff().max()))

@@ -45,8 +45,9 @@ MAX_PAD = 4                         # pixels a model's input may exceed the data
 # Keras's names (string or class, lower case) -> TrainConfig's: the optimizers and losses
 # a compile() call may name that neuralab's trainer runs the same way
 KERAS_OPTIMIZERS = {name: name for name in OPTIMIZERS}
-# Keras's own learning rates, for a compile() that names its optimizer by a string alone ("adam")
-KERAS_RATES = {"adam": 0.001, "adamw": 0.001, "sgd": 0.01, "rmsprop": 0.001}
+# Keras's own settings, for a compile() that names its optimizer by a string alone ("adam")
+KERAS_DEFAULTS = {"adam": {"learning_rate": 0.001}, "adamw": {"learning_rate": 0.001, "weight_decay": 0.004},
+                  "sgd": {"learning_rate": 0.01}, "rmsprop": {"learning_rate": 0.001}}
 # keyed as keras.spec.loss_name reads them: a name, a function or a loss object, in lower case
 # without underscores
 KERAS_LOSSES = {
@@ -903,8 +904,8 @@ def compile_settings(config: dict | None, logits: bool = True, where: str | None
             raise NeuralabError(f"compile(optimizer={opt.get('class_name')!r}): neuralab trains with "
                                 f"{', '.join(KERAS_OPTIMIZERS)}; compile with one of those")
         out["optimizer"] = KERAS_OPTIMIZERS[cls]
-        c = opt.get("config") or {}
-        rate = c.get("learning_rate", KERAS_RATES.get(cls))
+        c = {**KERAS_DEFAULTS.get(cls, {}), **(opt.get("config") or {})}
+        rate = c.get("learning_rate")
         if isinstance(rate, dict):  # a schedule: {"class_name": "ExponentialDecay", "config": {...}}
             rate = _scheduled(opt.get("class_name"), rate, said)
         else:  # Keras's fit steps at this rate throughout; onecycle would warm it up from a 25th and anneal it to ~0
