@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from neuralab.data.sources import cache_dir, locate
@@ -161,3 +162,15 @@ def one_cpu_thread():
 
     with cpu_threads(1):
         yield
+
+
+@pytest.fixture(scope="module")
+def series_csv(tmp_path_factory) -> Path:
+    """A user's CSV for forecasting runs (resumes, kills, logs): four months of a daily load
+    with a weekly cycle and a trend."""
+    path = tmp_path_factory.mktemp("series") / "load.csv"
+    days = np.arange(np.datetime64("2021-01-01"), np.datetime64("2021-05-01"))
+    t = np.arange(len(days))
+    load = 50 + 10 * np.sin(2 * np.pi * t / 7) + 0.1 * t + np.random.default_rng(0).normal(0, 1, len(t))
+    path.write_text("day,load\n" + "".join(f"{d},{v:.4f}\n" for d, v in zip(days, load)))
+    return path

@@ -17,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from helpers import digits_folder
@@ -28,6 +27,7 @@ from neuralab.errors import ParameterError
 from neuralab.files import write_json
 from neuralab.runs import Kind, Run, Status
 from neuralab.training.checkpoint import load_tensors
+from test_cli_resume_flags import refused
 from test_runs import command, holder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,17 +42,6 @@ def digits(tmp_path_factory) -> Path:
 def train_args(digits: Path, out: Path, *more: str) -> list[str]:
     return ["train", "--model", "mlp", "--data", str(digits), "--epochs", "3", "--batch-size", "64", "--lr", "0.01",
             "--seed", "3", "--threads", "1", "--quiet", "--out", str(out), *more]
-
-
-@pytest.fixture(scope="module")
-def load_csv(tmp_path_factory) -> Path:
-    """Four months of a daily load with a weekly cycle."""
-    csv = tmp_path_factory.mktemp("load") / "load.csv"
-    days = np.arange(np.datetime64("2021-01-01"), np.datetime64("2021-05-01"))
-    t = np.arange(len(days))
-    load = 50 + 10 * np.sin(2 * np.pi * t / 7) + 0.1 * t + np.random.default_rng(0).normal(0, 1, len(t))
-    csv.write_text("day,load\n" + "".join(f"{d},{v:.4f}\n" for d, v in zip(days, load)))
-    return csv
 
 
 def forecast_args(csv: Path, out: Path, *more: str) -> list[str]:
@@ -79,10 +68,10 @@ def cut_classifier(digits, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cut_forecast(load_csv, tmp_path_factory) -> Path:
+def cut_forecast(series_csv, tmp_path_factory) -> Path:
     """Killed as it wrote metrics.jsonl for epoch 1: epoch 1 is committed, no model.safetensors yet."""
     run = tmp_path_factory.mktemp("cutforecast") / "run"
-    killed = command(*forecast_args(load_csv, run), crash_at=f"{runs.METRICS}:1")
+    killed = command(*forecast_args(series_csv, run), crash_at=f"{runs.METRICS}:1")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     return run
 
@@ -98,15 +87,6 @@ def files(run: Path) -> dict[str, bytes]:
 
 def weights(path: Path) -> dict:
     return load_tensors(path)[0]
-
-
-def refused(capsys, argv: list[str], *words: str) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in err, err
-    return err
 
 
 # --- one command line for a job that may be preempted -------------------------------------------------
@@ -136,22 +116,22 @@ def test_a_requeued_job_with_other_settings_is_refused_naming_the_setting(cut_cl
     assert files(run) == before, "a refused resume wrote"
 
 
-def test_the_job_command_of_a_forecast_resumes_it_and_refuses_other_settings(cut_forecast, load_csv, tmp_path, capsys):
+def test_the_job_command_of_a_forecast_resumes_it_and_refuses_other_settings(cut_forecast, series_csv, tmp_path, capsys):
     run = copy(cut_forecast, tmp_path)
     before = files(run)
-    refused(capsys, forecast_args(load_csv, run, REQUEUE, "--lookback", "14"),
+    refused(capsys, forecast_args(series_csv, run, REQUEUE, "--lookback", "14"),
             f"{run}: holds an interrupted run with other settings: --lookback 14 (the run has 7)", "another --out")
     assert files(run) == before, "a refused resume wrote"
-    assert main(forecast_args(load_csv, run, REQUEUE)) == 0
+    assert main(forecast_args(series_csv, run, REQUEUE)) == 0
     assert Run(run).status() is Status.FINISHED and len(Run(run).record["sessions"]) == 1
     capsys.readouterr()
-    assert main(forecast_args(load_csv, run, REQUEUE)) == 0
+    assert main(forecast_args(series_csv, run, REQUEUE)) == 0
     assert "the run is finished already" in capsys.readouterr().out
 
 
-def test_a_forecast_job_command_starts_a_run_in_a_folder_that_is_not_there(load_csv, tmp_path):
+def test_a_forecast_job_command_starts_a_run_in_a_folder_that_is_not_there(series_csv, tmp_path):
     run = tmp_path / "runs" / "weekly"
-    assert main(forecast_args(load_csv, run, REQUEUE)) == 0
+    assert main(forecast_args(series_csv, run, REQUEUE)) == 0
     assert Run(run).status() is Status.FINISHED and "sessions" not in Run(run).record
 
 

@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from helpers import digits_folder
@@ -31,17 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory) -> Path:
     return digits_folder(tmp_path_factory.mktemp("digits"))
-
-
-@pytest.fixture(scope="module")
-def series_csv(tmp_path_factory) -> Path:
-    """Four months of a daily load with a weekly cycle and a trend."""
-    path = tmp_path_factory.mktemp("series") / "load.csv"
-    days = np.arange(np.datetime64("2021-01-01"), np.datetime64("2021-05-01"))
-    t = np.arange(len(days))
-    load = 50 + 10 * np.sin(2 * np.pi * t / 7) + 0.1 * t + np.random.default_rng(0).normal(0, 1, len(t))
-    path.write_text("day,load\n" + "".join(f"{d},{v:.4f}\n" for d, v in zip(days, load)))
-    return path
 
 
 def command(*args, crash_at: str | None = None) -> subprocess.CompletedProcess:

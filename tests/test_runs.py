@@ -367,17 +367,6 @@ def forecast_args(csv: Path, out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def series_csv(tmp_path_factory) -> Path:
-    """Four months of a daily load with a weekly cycle and a trend."""
-    path = tmp_path_factory.mktemp("series") / "load.csv"
-    days = np.arange(np.datetime64("2021-01-01"), np.datetime64("2021-05-01"))
-    t = np.arange(len(days))
-    load = 50 + 10 * np.sin(2 * np.pi * t / 7) + 0.1 * t + np.random.default_rng(0).normal(0, 1, len(t))
-    path.write_text("day,load\n" + "".join(f"{d},{v:.4f}\n" for d, v in zip(days, load)))
-    return path
-
-
-@pytest.fixture(scope="module")
 def whole_forecast(series_csv, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("whole") / "forecast"
     done = command(*forecast_args(series_csv, out))
