@@ -201,9 +201,6 @@ class RunFinished(NeuralabError):
     def said_with(self, way_on: str) -> "RunFinished":
         return RunFinished(self.path, way_on)
 
-    def __reduce__(self):
-        return reduced(self)
-
 
 class InterruptedInTheWay(ParameterError):
     """The refusal of an `out` that holds an interrupted run of ``kind`` at ``path``: a new run
