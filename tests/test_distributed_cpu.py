@@ -328,7 +328,10 @@ def test_threads_torchrun_chose_give_way_to_each_process_share_of_the_cpus(tmp_p
         from neuralab.training import device
         os.sched_getaffinity = lambda pid: set(range(8))
         device.quota_cpus = lambda: None
-        print("share", os.environ["OMP_NUM_THREADS"], device.torchrun_share(), device.compute_threads(), flush=True)
+        # One write of one line: the two processes share the pipe, and print()'s pieces interleave
+        # where stdout is unbuffered.
+        line = f'share {os.environ["OMP_NUM_THREADS"]} {device.torchrun_share()} {device.compute_threads()}\\n'
+        os.write(1, line.encode())
     """))
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     if users_omp:
