@@ -28,6 +28,8 @@ MARKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")       # a parameter named ins
 # Parameters the library names in errors that the command line does not set, and why.
 PYTHON_ONLY = {
     "warmup": "TrainConfig's warm-up fraction, which a --recipe sets",
+    "eval_batch_size": "TrainConfig's batch for evaluation, which changes no result; the command line keeps the default",
+    "model_options": "a zoo model's keyword options (ClassifierConfig); the command line trains the zoo's defaults",
     "rate": "the mechanics' dropout rate, an argument of the lesson's NumPy functions",
     **{name: "an argument of the mechanics' NumPy functions (the lessons' arrays)"
        for name in ("w", "b", "dout", "logits", "labels", "a", "eps", "w_hh", "in_chw", "pads", "z", "dhs",
@@ -46,6 +48,7 @@ PYTHON_ONLY = {
     "preprocess": "a Classifier's normalisation in Python; the command line keeps the run's",
     "inputs": "the Trainer's batch transform in Python (Preprocess.normalise); runs of the command line set it",
     "windows": "a forecaster's predict in Python; `neuralab forecast predict` reads new rows from a CSV",
+    "metric": "Forecaster.score's measure in Python; the command line reports every metric",
     "probs": "Classifier.top_k's probabilities in Python; `neuralab predict --top-k` lists them",
     **{name: "confusion_matrix's arguments in Python; the command line's reports count them from the test set"
        for name in ("pred", "true", "k")},
@@ -159,10 +162,11 @@ def test_errors_read_as_parameters_in_python_and_as_flags_on_the_command_line():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--epochs", "0"], "neuralab train: error: argument --epochs: 0 must be at least 1"),
-    (["train", "--val-fraction", "1"], "neuralab train: error: argument --val-fraction: 1.0 must be in [0, 1)"),
+    # what does not parse; a value out of range is the library's to refuse (tests/test_config_checks.py)
+    (["train", "--epochs", "ten"], "neuralab train: error: argument --epochs: invalid int value: 'ten'"),
+    (["train", "--val-fraction", "half"], "neuralab train: error: argument --val-fraction: invalid float value: 'half'"),
     (["train", "--schedule", "step"], "neuralab train: error: argument --schedule: invalid choice: 'step'"),
-    (["forecast", "--hidden", "64,0"], "neuralab forecast: error: argument --hidden: '64,0': every layer size"),
+    (["forecast", "--hidden", "64,x"], "neuralab forecast: error: argument --hidden: '64,x': give layer sizes like 128,64"),
     (["conv", "shape", "--input", "8x8", "--kernel", "3", "--stride", "0"],
      "neuralab conv shape: error: argument --stride: '0': give N or NxM, each at least 1"),
 ])

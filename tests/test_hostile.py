@@ -189,7 +189,7 @@ def test_fetch_into_a_read_only_cache_gets_one_line(tmp_path, capsys, monkeypatc
 # --- values a type check let through: each trained (or crashed) before ----------------------
 
 @pytest.mark.parametrize("argv, words", [
-    (["--lr", "inf"], "--lr: 'inf' is not a finite number"),
+    (["--lr", "inf"], "--lr inf: must be a finite number greater than 0"),
     (["--weight-decay", "-1"], "--weight-decay -1.0: must be 0 (off) or more, and finite"),
     (["--weight-decay", "nan"], "--weight-decay nan: must be 0 (off) or more"),
     (["--weight-decay", "inf"], "--weight-decay inf: must be 0 (off) or more"),

@@ -1,9 +1,13 @@
 """What the commands share: how the command line names the library's parameters, and the
-argument types that check a value as it is parsed (argparse's error then names the option).
+argument types that parse a value (argparse's error then names the option).
 
 The library's errors name its parameters (``val_fraction``, see neuralab.errors); the CLI
 prints them as its flags through ``flag_for``: "--" and the name with "-" for "_", or the
-entry in FLAGS where the flag says it differently.
+entry in FLAGS where the flag says it differently. A value a library config holds has its
+range checked there alone (TrainConfig.check refuses `--epochs 0`, named by its flag): the
+types here parse it (int, float, sizes). Only a value that no library check refuses before
+the work starts has its range checked here: a port, the seconds between `runs --watch`
+refreshes, the NumPy lesson's budget (`conv train-scratch`), `summary`'s and `predict`'s counts.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ def defaults(function: Callable) -> dict:
 
 
 def at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """A type for whole numbers of at least ``minimum`` (and at most ``maximum``, if given)."""
+    """A type for whole numbers of at least ``minimum`` (and at most ``maximum``, if given): only
+    for the values the module's docstring lists, whose range no library config checks first."""
     def whole_number(text: str) -> int:
         try:
             value = int(text)
@@ -61,28 +66,6 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
     if value == float("inf"):  # a learning rate of inf trains to NaN without a word
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """0 (a setting off, as --grad-clip 0) or a positive finite number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < float("inf"):  # NaN too
-        raise argparse.ArgumentTypeError(f"{value} must be 0 (off) or a positive number")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A share of the data: 0 or more and below 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be in [0, 1)")
     return value
 
 
@@ -125,13 +108,13 @@ def names(text: str) -> list[str]:
 
 
 def layer_sizes(text: str) -> list[int]:
-    """'128,64' -> [128, 64]; each at least 1."""
+    """'128,64' -> [128, 64]; ModelConfig.check refuses a size below 1."""
     try:
         sizes = [int(c) for c in text.split(",") if c.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give layer sizes like 128,64") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: every layer size must be at least 1")
+        sizes = []
+    if not sizes:  # none at all would be taken as the model's own sizes
+        raise argparse.ArgumentTypeError(f"{text!r}: give layer sizes like 128,64")
     return sizes
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
-from neuralab.cli._args import (at_least, fraction, layer_sizes, names, non_negative_float, positive_float,
-                                positive_int, run_folder)
+from neuralab.cli._args import layer_sizes, names, run_folder
 from neuralab.cli.train import REQUEUE_HELP, TRUST_HELP
 
 # option -> field of the config section; options left out (None) keep the library's default
@@ -65,14 +64,14 @@ def _forecast_options(p) -> None:
                            "baselines run per series, metrics per series and overall")
     data.add_argument("--where", metavar="COLUMN=VALUE", help="keep only the rows where COLUMN is VALUE (one series of several)")
     win = p.add_argument_group("windows")
-    win.add_argument("--lookback", type=positive_int, help=f"input steps (default {w.lookback})")
-    win.add_argument("--horizon", type=positive_int,
+    win.add_argument("--lookback", type=int, help=f"input steps (default {w.lookback})")
+    win.add_argument("--horizon", type=int,
                      help="steps forecast at once, one output each: 1 = many-to-one, more = many-to-many; metrics "
                           f"and {levels} intervals per step (default {w.horizon})")
-    win.add_argument("--stride", type=positive_int, help=f"steps between window starts (default {w.stride})")
-    win.add_argument("--val-fraction", type=fraction,
+    win.add_argument("--stride", type=int, help=f"steps between window starts (default {w.stride})")
+    win.add_argument("--val-fraction", type=float,
                      help=f"of the rows, after the training span (default {w.val_fraction})")
-    win.add_argument("--test-fraction", type=fraction, help=f"of the rows, at the end (default {w.test_fraction})")
+    win.add_argument("--test-fraction", type=float, help=f"of the rows, at the end (default {w.test_fraction})")
     win.add_argument("--target-transform", choices=TRANSFORMS,
                      help="model the level, its difference or its log return (prices); auto chooses on the "
                           f"validation span (default {w.transform})")
@@ -93,20 +92,20 @@ def _forecast_options(p) -> None:
                                     f"forget-gate bias 1) (default {m.init})")
     mod.add_argument("--baselines", type=names, default=list(f.baselines), metavar="NAME,NAME",
                      help=f"from {', '.join(BASELINE_NAMES)} (persistence is always included)")
-    mod.add_argument("--season", type=positive_int, help="seasonal-naive period (default: detected)")
+    mod.add_argument("--season", type=int, help="seasonal-naive period (default: detected)")
     tr = p.add_argument_group("training")
-    tr.add_argument("--epochs", type=positive_int, help=f"at most (default {t.epochs})")
-    tr.add_argument("--batch-size", type=positive_int, help=f"(default {t.batch_size})")
-    tr.add_argument("--lr", type=positive_float, help=f"peak learning rate (default {t.lr})")
+    tr.add_argument("--epochs", type=int, help=f"at most (default {t.epochs})")
+    tr.add_argument("--batch-size", type=int, help=f"(default {t.batch_size})")
+    tr.add_argument("--lr", type=float, help=f"peak learning rate (default {t.lr})")
     tr.add_argument("--schedule", choices=SCHEDULES, help=f"(default {t.schedule})")
-    tr.add_argument("--grad-clip", type=non_negative_float, help=f"max gradient norm, 0 = off (default {t.grad_clip})")
-    tr.add_argument("--patience", type=at_least(0), help=f"early stopping patience in epochs, 0 = off (default {t.patience})")
+    tr.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off (default {t.grad_clip})")
+    tr.add_argument("--patience", type=int, help=f"early stopping patience in epochs, 0 = off (default {t.patience})")
     tr.add_argument("--seed", type=int, help=f"(default {t.seed})")
     tr.add_argument("--device", choices=DEVICES, help=f"(default {t.device})")
-    tr.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice, at most a "
+    tr.add_argument("--threads", type=int, help="CPU threads for torch (default, or 0: torch's choice, at most a "
                     "container's CPU quota; 1 is often faster on a busy machine)")
     training_choices(tr, t, REGRESSION_LOSSES)
-    tr.add_argument("--backtest-folds", type=positive_int, default=f.backtest_folds,
+    tr.add_argument("--backtest-folds", type=int, default=f.backtest_folds,
                     help=f"(default {f.backtest_folds})")
     tr.add_argument("--backtest-refit", action="store_true", help="refit every forecaster per fold (slow)")
     p.add_argument("--out", help="run directory (default forecast-MODEL-DATA-TIME in "
@@ -182,8 +181,11 @@ def run_forecast(args) -> int:
     from neuralab.cli._args import finished_already, only_with_resume, refuse_other_kind, requeued
     from neuralab.forecasting.pipeline import resume_forecast, run_forecast as run
     from neuralab.runs import Kind, RunFinished
+    from neuralab.training.config import TrainConfig
     from neuralab.training.device import session_threads
 
+    if args.threads is not None:  # a resume takes them as the session's, which no config of the run checks
+        TrainConfig(threads=args.threads).check()
     resume = args.resume
     if args.resume_if_interrupted:
         resume = args.out if requeued(args, Kind.FORECASTER) else None

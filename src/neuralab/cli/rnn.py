@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import at_least, positive_float, positive_int
-
 GRADIENT_OPTIONS = ("steps", "hidden", "batch", "train_steps", "lr", "clip", "init", "seed")
 
 
@@ -31,7 +29,7 @@ def register(sub) -> None:
 def _topology_options(t) -> None:
     from neuralab.forecasting.config import TOY_SEED, TOY_STEPS
 
-    t.add_argument("--steps", type=positive_int, default=TOY_STEPS,
+    t.add_argument("--steps", type=int, default=TOY_STEPS,
                    help=f"training steps per template with --train (default {TOY_STEPS})")
     t.add_argument("--seed", type=int, default=TOY_SEED, help=f"(default {TOY_SEED})")
 
@@ -41,12 +39,12 @@ def _gradient_options(g) -> None:
     from neuralab.forecasting.config import GradientConfig
 
     d = GradientConfig()
-    g.add_argument("--steps", type=at_least(2), help=f"sequence length, at least 2 (default {d.steps})")
-    g.add_argument("--hidden", type=positive_int, help=f"hidden size of both models (default {d.hidden})")
-    g.add_argument("--batch", type=positive_int, help=f"(default {d.batch})")
-    g.add_argument("--train-steps", type=at_least(0), help=f"Adam updates (default {d.train_steps})")
-    g.add_argument("--lr", type=positive_float, help=f"(default {d.lr})")
-    g.add_argument("--clip", type=positive_float, help=f"max gradient norm of the clipped runs (default {d.clip})")
+    g.add_argument("--steps", type=int, help=f"sequence length, at least 2 (default {d.steps})")
+    g.add_argument("--hidden", type=int, help=f"hidden size of both models (default {d.hidden})")
+    g.add_argument("--batch", type=int, help=f"(default {d.batch})")
+    g.add_argument("--train-steps", type=int, help=f"Adam updates (default {d.train_steps})")
+    g.add_argument("--lr", type=float, help=f"(default {d.lr})")
+    g.add_argument("--clip", type=float, help=f"max gradient norm of the clipped runs (default {d.clip})")
     g.add_argument("--init", help=f"keras (forget-gate bias 1) or torch (default {d.init})")
     g.add_argument("--seed", type=int, help=f"(default {d.seed})")
     g.add_argument("--out", help="folder for the plot and numbers (default rnn-gradients-TIME in "
@@ -54,8 +52,10 @@ def _gradient_options(g) -> None:
 
 
 def run_topologies(args) -> int:
-    from neuralab.forecasting.topologies import TOPOLOGIES, shapes, train_toy
+    from neuralab.forecasting.topologies import TOPOLOGIES, check_toy, shapes, train_toy
 
+    if args.train:  # refused before the table, not after it
+        check_toy(steps=args.steps, seed=args.seed)
     print(f"{'topology':<14}{'input':<16}{'output':<16}{'parameters':>11}  example")
     for row in shapes():
         print(f"{row['name']:<14}{str(row['input']):<16}{str(row['output']):<16}{row['parameters']:>11,}  {row['example']}")

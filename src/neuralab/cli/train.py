@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import (at_least, fraction, non_negative_float, positive_float, positive_int, resume_command,
-                                run_folder)
+from neuralab.cli._args import resume_command, run_folder
 
 TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs made from a .py file; "
               "read the file first: it runs with your permissions")
@@ -35,17 +34,17 @@ def _budget(p) -> None:
                    help="tuned defaults that the options below override: " + "; ".join(
                        f"{name} = " + ", ".join(f"{k} {v}" for k, v in recipe.items()) for name, recipe in RECIPES.items())
                    + " (warmup, the share of the steps over which the learning rate rises to --lr, has no option)")
-    p.add_argument("--epochs", type=positive_int, help=f"default {d.epochs}")
-    p.add_argument("--batch-size", type=positive_int, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=positive_float, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--weight-decay", type=float, help=f"decoupled, as AdamW and Keras apply it, for every optimizer (default {d.weight_decay})")
-    p.add_argument("--grad-clip", type=non_negative_float,
+    p.add_argument("--grad-clip", type=float,
                    help=f"clip the gradients' global norm to this, 0 = off (default {d.grad_clip:g})")
     p.add_argument("--schedule", choices=SCHEDULES, help=f"default {d.schedule}")
-    p.add_argument("--focus", type=positive_float,
+    p.add_argument("--focus", type=float,
                    help="after the first epoch, train each epoch on this fraction of the training images: "
                         f"those with the highest loss when last seen (default {d.focus:g} = all of them)")
-    p.add_argument("--val-fraction", type=fraction, help=f"held out from the training set (default {c.val_fraction}, "
+    p.add_argument("--val-fraction", type=float, help=f"held out from the training set (default {c.val_fraction}, "
                                                          "or a Keras model file's fit(validation_split=...))")
     folder = p.add_argument_group("a folder of images (--data FOLDER, one sub-folder per class)")
     folder.add_argument("--image-size", type=height_width, metavar="HxW",
@@ -54,8 +53,8 @@ def _budget(p) -> None:
                                                         "grayscale when every picture is)")
     folder.add_argument("--on-error", choices=ON_ERROR, help="a picture that cannot be read: refuse stops with its "
                                                              f"name; skip leaves it out with a warning (default {ON_ERROR[0]})")
-    folder.add_argument("--test-fraction", type=fraction, help=f"held out for the test set (default {TEST_FRACTION})")
-    p.add_argument("--patience", type=at_least(0), help=f"early stopping patience in epochs (default {d.patience} = off)")
+    folder.add_argument("--test-fraction", type=float, help=f"held out for the test set (default {TEST_FRACTION})")
+    p.add_argument("--patience", type=int, help=f"early stopping patience in epochs (default {d.patience} = off)")
     p.add_argument("--monitor", choices=MONITORS["classification"], help=f"default {d.monitor}")
     p.add_argument("--device", default=d.device, choices=DEVICES, help=f"(default {d.device})")
     p.add_argument("--amp", default=d.amp, choices=AMP,
@@ -63,8 +62,8 @@ def _budget(p) -> None:
                         f"{AUTO_BF16_PARAMETERS / 1e6:g}M+ parameters "
                         "on CUDA GPUs and CPUs with AVX-512 BF16, in float32 elsewhere; off: float32 always "
                         f"(default {d.amp})")
-    p.add_argument("--threads", type=positive_int,
-                   help="CPU threads for torch (default: torch's choice, at most a container's CPU "
+    p.add_argument("--threads", type=int,
+                   help="CPU threads for torch (default, or 0: torch's choice, at most a container's CPU "
                         "quota; fewer when the cores are shared)")
     training_choices(p, d)
     p.add_argument("--overwrite", action="store_true", help="replace what is already in --out")
@@ -72,11 +71,10 @@ def _budget(p) -> None:
 
 def training_choices(p, d, losses: tuple[str, ...] | None = None) -> None:
     """--optimizer, --momentum, --loss and --tensorboard (train and forecast); ``d``: the defaults."""
-    from neuralab.cli._args import fraction
     from neuralab.training.config import LOSSES, OPTIMIZERS
 
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
-    p.add_argument("--momentum", type=fraction, help=f"for sgd and rmsprop, e.g. 0.9 (default {d.momentum:g})")
+    p.add_argument("--momentum", type=float, help=f"for sgd and rmsprop, e.g. 0.9 (default {d.momentum:g})")
     task_loss = "mse" if losses else "cross_entropy"  # the trainer's choice for a forecaster or a classifier
     p.add_argument("--loss", choices=losses or LOSSES, help=f"Keras's names work (default {d.loss or task_loss})")
     p.add_argument("--tensorboard", action="store_true", default=None,
@@ -104,7 +102,7 @@ def _train_options(p) -> None:
 
 def _compare_options(c) -> None:
     c.add_argument("--models", default="mlp,cnn,lenet5", help="comma-separated (default %(default)s)")
-    c.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 per model (default %(default)s)")
+    c.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per model (default %(default)s)")
     _budget(c)
     c.add_argument("--out", help="folder for the runs and the table (default compare in "
                                  "the runs folder: $NEURALAB_RUNS or ./runs)")
@@ -128,7 +126,9 @@ def register(sub) -> None:
 
 
 def _config(args, model: str, seed: int = 0):
-    """The ClassifierConfig the options describe: the recipe, then the options given, else the library's defaults."""
+    """The ClassifierConfig the options describe: the recipe, then the options given, else the
+    library's defaults. Its own fields are checked here, before the model and the data are read:
+    the library's loaders refuse a share of the images only once they hold the data."""
     from neuralab.training.config import ClassifierConfig, TrainConfig, recipe_settings
 
     chosen = recipe_settings(args.recipe, **{k: getattr(args, k) for k in (*TRAIN_OPTIONS, "val_fraction")})
@@ -136,7 +136,9 @@ def _config(args, model: str, seed: int = 0):
     split = {"val_fraction": chosen.pop("val_fraction")} if "val_fraction" in chosen else {}
     train = TrainConfig(seed=seed, device=args.device, amp=args.amp, **chosen)
     folder = {k: getattr(args, k) for k in FOLDER_OPTIONS}
-    return ClassifierConfig(model=model, data=args.data, data_dir=args.data_dir, train=train, **split, **folder)
+    config = ClassifierConfig(model=model, data=args.data, data_dir=args.data_dir, train=train, **split, **folder)
+    config.check()
+    return config
 
 
 def _resume_options(args) -> dict:

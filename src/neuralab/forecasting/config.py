@@ -8,13 +8,12 @@ defaults without loading them.
 
 from __future__ import annotations
 
-import numbers
 import os
 from dataclasses import dataclass, field
 
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.intervals import LEVELS
-from neuralab.training.config import TrainConfig, check_types, given_only
+from neuralab.training.config import TrainConfig, check_positive, check_seed, check_types, given_only
 
 # the keys of baselines.BASELINES, in their order (tests/test_cli_consistency.py holds them equal)
 BASELINE_NAMES = ("persistence", "seasonal-naive", "drift", "moving-average", "linear-ar")
@@ -59,6 +58,7 @@ ARCHITECTURES: dict[str, tuple[str, tuple[int, ...]]] = {
     "rnn": ("rnn", (64,)),                # Keras' SimpleRNN: tanh
 }
 RECIPES = ("residual", "plain")
+INITS = ("keras", "torch")  # keras: Glorot, orthogonal recurrence, forget-gate bias 1; torch: PyTorch's uniform
 
 
 @dataclass
@@ -73,15 +73,16 @@ class ModelConfig:
                                                       # persistence and linear AR on unseen series (issue 17)
 
     def check(self) -> None:
+        check_types(self)
         if self.architecture not in ARCHITECTURES:
             raise ParameterError("architecture", self.architecture, f"choose one of {', '.join(ARCHITECTURES)}")
         if not isinstance(self.hidden, (list, tuple)) or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
                                                for h in self.hidden):  # a list in config.json: Python ints
             raise ParameterError("hidden", self.hidden, "give a list of ints, each at least 1, e.g. [128, 64]")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+        if not 0 <= self.dropout < 1:
             raise ParameterError("dropout", self.dropout, "must be a number in [0, 1)")
-        if self.init not in ("keras", "torch"):
-            raise ParameterError("init", self.init, "choose keras or torch")
+        if self.init not in INITS:
+            raise ParameterError("init", self.init, f"choose {' or '.join(INITS)}")
         if self.recipe not in RECIPES:
             raise ParameterError("recipe", self.recipe, f"choose one of {', '.join(RECIPES)}")
 
@@ -171,12 +172,7 @@ class GradientConfig:
     seed: int = 0
 
     def check(self) -> None:
-        from neuralab.errors import ParameterError
-        from neuralab.training.config import check_seed
-
-        for name in ("steps", "hidden", "batch", "train_steps"):
-            if not isinstance(getattr(self, name), numbers.Integral) or isinstance(getattr(self, name), bool):
-                raise ParameterError(name, getattr(self, name), "give a whole number")
+        check_types(self)
         for name in ("steps", "hidden", "batch"):
             if getattr(self, name) < 2:
                 raise ParameterError(name, getattr(self, name), "must be at least 2")
@@ -189,11 +185,10 @@ class GradientConfig:
         check_seed(self.seed)
         if self.train_steps < 0:
             raise ParameterError("train_steps", self.train_steps, "must be 0 or more")
-        for name in ("lr", "clip"):  # an infinite clip would label unclipped runs "clipped"
-            if not 0 < getattr(self, name) < float("inf"):
-                raise ParameterError(name, getattr(self, name), "must be a finite number greater than 0")
-        if self.init not in ("keras", "torch"):
-            raise ParameterError("init", self.init, "choose keras or torch")
+        check_positive("lr", self.lr)
+        check_positive("clip", self.clip)  # an infinite clip would label unclipped runs "clipped"
+        if self.init not in INITS:
+            raise ParameterError("init", self.init, f"choose {' or '.join(INITS)}")
 
 
 # `rnn topologies --train`: Adam steps per template and the seed (topologies.train_toy's defaults)

@@ -176,20 +176,26 @@ def shapes(batch: int = 4) -> list[dict]:
     return rows
 
 
-def train_toy(name: str, steps: int = TOY_STEPS, batch: int = 64, lr: float = 1e-2, seed: int = TOY_SEED) -> tuple[float, float]:
-    """Fit one template on its toy task; returns the MSE on a fresh batch before and after."""
-    from neuralab.training.config import check_seed
-
+def check_toy(steps: int = TOY_STEPS, batch: int = 64, lr: float = 1e-2, seed: int = TOY_SEED) -> None:
+    """Refuse ``train_toy``'s settings, naming the parameter: the command line checks them
+    before it prints the shapes, as ``train_toy`` does before it trains."""
     from neuralab.errors import ParameterError
+    from neuralab.training.config import check_positive, check_seed
 
     check_seed(seed)
-    if name not in TOPOLOGIES:
-        raise ParameterError("name", name, f"choose one of {', '.join(TOPOLOGIES)}")
     for what, value in (("steps", steps), ("batch", batch)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ParameterError(what, value, "give a whole number, at least 1")
-    if not 0 < lr < float("inf"):
-        raise ParameterError("lr", lr, "must be a finite number greater than 0")
+    check_positive("lr", lr)
+
+
+def train_toy(name: str, steps: int = TOY_STEPS, batch: int = 64, lr: float = 1e-2, seed: int = TOY_SEED) -> tuple[float, float]:
+    """Fit one template on its toy task; returns the MSE on a fresh batch before and after."""
+    from neuralab.errors import ParameterError
+
+    check_toy(steps, batch, lr, seed)
+    if name not in TOPOLOGIES:
+        raise ParameterError("name", name, f"choose one of {', '.join(TOPOLOGIES)}")
     torch.manual_seed(seed)
     t = TOPOLOGIES[name]
     model = t.build()

@@ -40,8 +40,9 @@ FIELD_TYPES = {"int": (numbers.Integral, int, "must be an int"), "float": (numbe
 
 def check_types(config) -> None:
     """Refuse a dataclass config's int, float and bool fields (and ``int | None`` ones) holding
-    another type, naming the field; NumPy numbers become Python's (FIELD_TYPES). Every config
-    checks its fields so: TrainConfig, and forecasting's WindowConfig and ForecastConfig."""
+    another type, a bool where a number is meant included, naming the field; NumPy numbers
+    become Python's (FIELD_TYPES). Every config's check starts here: TrainConfig's and
+    ClassifierConfig's, and forecasting's WindowConfig, ModelConfig, ForecastConfig and GradientConfig."""
     for f in fields(config):
         optional = isinstance(f.type, str) and f.type.endswith(" | None")
         accepted, python, need = FIELD_TYPES.get(f.type.removesuffix(" | None") if optional else f.type,
@@ -53,6 +54,13 @@ def check_types(config) -> None:
             raise ParameterError(f.name, value, f"{need}{' or None' if optional else ''}, not {type(value).__name__}")
         if python is not None and type(value) not in (bool, int, float):
             setattr(config, f.name, python(value))
+
+
+def check_positive(name: str, value) -> None:
+    """Refuse a rate or a norm that is not a finite number above 0, NaN included: a learning
+    rate of inf trains to NaN without a word, and an infinite clip clips nothing."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < float("inf"):
+        raise ParameterError(name, value, "must be a finite number greater than 0")
 
 
 def check_seed(seed, name: str = "seed") -> None:
@@ -124,8 +132,9 @@ class TrainConfig:
         check_seed(self.seed)
         if self.batch_size <= 0:
             raise ParameterError("batch_size", self.batch_size, "must be at least 1")
-        if not 0 < self.lr < float("inf"):
-            raise ParameterError("lr", self.lr, "must be greater than 0, and finite")
+        if self.eval_batch_size <= 0:  # the evaluation's batches would never advance through the data
+            raise ParameterError("eval_batch_size", self.eval_batch_size, "must be at least 1")
+        check_positive("lr", self.lr)
         if self.schedule not in SCHEDULES:
             raise ParameterError("schedule", self.schedule, f"choose one of {', '.join(SCHEDULES)}")
         if self.amp not in AMP:
@@ -139,6 +148,8 @@ class TrainConfig:
         if not 0 <= self.warmup <= 1:  # NaN too: the schedule could not count its warm-up steps
             raise ParameterError("warmup", self.warmup, "must be the fraction of all steps spent warming up, "
                                  "from 0 to 1 (0.2 is usual)")
+        if self.patience < 0:  # a negative count would turn early stopping off without a word
+            raise ParameterError("patience", self.patience, "must be 0 (off) or more epochs")
         if not 0 < self.focus <= 1:
             raise ParameterError("focus", self.focus, "must be above 0 and at most 1 (1 = every sample, every epoch)")
         if not (self.optimizer in OPTIMIZERS or (isinstance(self.optimizer, str) and self.optimizer.startswith(PYTHON))):
@@ -273,6 +284,18 @@ class ClassifierConfig:
     color: str | None = None                   # auto, grayscale or rgb
     on_error: str | None = None                # refuse or skip unreadable images
     test_fraction: float | None = None         # held out for the test set (default data.TEST_FRACTION)
+
+    def check(self) -> None:
+        """Raise ParameterError for a field of the wrong type or out of range, ``train`` aside:
+        the trainer checks that once a Keras model's compile() has filled it (TrainConfig.check)."""
+        check_types(self)
+        if not isinstance(self.model_options, dict):  # the zoo's builder takes them as keyword arguments
+            raise ParameterError("model_options", self.model_options, "give a dict of the zoo model's options, "
+                                 "e.g. {'dropout': 0.5}")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1:  # NaN too
+                raise ParameterError(name, value, "must be in [0, 1)")
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClassifierConfig":
