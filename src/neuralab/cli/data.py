@@ -6,7 +6,8 @@ from __future__ import annotations
 def register(sub) -> None:
     p = sub.add_parser("data", help="list, locate, verify and fetch datasets")
     dsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    dsub.add_parser("list", help="known datasets and where each was found").set_defaults(func=run_list)
+    listing = dsub.add_parser("list", help="known datasets, where each was found and the paper to cite")
+    listing.set_defaults(func=run_list)
     for action, func, text in (("path", run_path, "print the folder holding NAME"),
                                ("verify", run_verify, "check NAME's files against their SHA-256"),
                                ("fetch", run_fetch, "the folder of NAME, downloaded into the cache where no copy is found (needs internet)")):
@@ -27,6 +28,8 @@ def run_list(args) -> int:
         except NeuralabError:
             where = "not found (neuralab data fetch " + name + ")"
         print(f"{name:<15} {source.title}\n{'':<15} {where}")
+        if source.citation:  # the datasets' authors ask that work using them cite this
+            print(f"{'':<15} cite: {source.citation}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Reading users' picture files (PNG, JPEG, ...) safely into NumPy arrays."""
+"""Reading users' picture files (PNG, JPEG, ...) safely into NumPy arrays, and encoding arrays as image files."""
 
 from __future__ import annotations
 
@@ -242,6 +242,16 @@ def looks_dark_on_light(image: np.ndarray) -> bool:
     return float(border.mean()) > 127
 
 
+def encode_image(image: np.ndarray, fmt: str = "PNG", **options) -> bytes:
+    """A uint8 (H, W) or (H, W, 3) array as the bytes of an image file in Pillow's ``fmt``;
+    ``options`` are Pillow's for that format (``compress_level=1``: a faster, larger PNG)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
 def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a uint8 (H, W) or (H, W, 3) array as PNG/JPEG, atomically."""
     from PIL import Image
@@ -252,5 +262,6 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise NeuralabError(f"{path}: unknown image type {path.suffix!r}; use .png or .jpg")
+    data = encode_image(image, fmt)
     with atomic_write(path, "wb") as f:
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(f, format=fmt)
+        f.write(data)

@@ -30,7 +30,7 @@ class Source:
     checksum: str = "content"  # "content": of the decompressed bytes; "file": of the bytes as published
     system_dirs: tuple[str, ...] = ()
     debian_package: str | None = None
-    citation: str = ""
+    citation: str = ""  # the paper its authors ask to be cited; `neuralab data list` shows it
 
 
 SOURCES: dict[str, Source] = {}

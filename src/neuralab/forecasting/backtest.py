@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from neuralab.forecasting.base import Forecaster
-from neuralab.forecasting.metrics import difference, evaluate, paired_gain, window_errors
+from neuralab.forecasting.baselines import REFERENCE
+from neuralab.forecasting.metrics import difference, evaluate, paired_gain, shared_target_lag, window_errors
 from neuralab.forecasting.windows import Prepared
 
 
@@ -24,7 +25,7 @@ def rolling_origin(prepared: Prepared, forecasters: list[Forecaster], folds: int
     """One record per fold: its span, window count, each forecaster's metrics and, under
     "versus", its paired gain over persistence (``metrics.paired_gain``) where that ran."""
     test = np.flatnonzero(prepared.split == "test")
-    lag = -(-prepared.config.horizon // prepared.config.stride) - 1  # windows this close share targets
+    lag = shared_target_lag(prepared.config.horizon, prepared.config.stride)
     records = []
     for k, block in enumerate(b for b in np.array_split(test, min(folds, len(test))) if len(b)):
         windows = prepared.all.take(block)
@@ -47,9 +48,6 @@ def rolling_origin(prepared: Prepared, forecasters: list[Forecaster], folds: int
             else {},
         })
     return records
-
-
-REFERENCE = "persistence"  # what each fold's paired gains are measured against
 
 
 def _history(prepared: Prepared, first_row: int, val_fraction: float):

@@ -17,6 +17,10 @@ from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting import metrics
 from neuralab.forecasting.windows import Windows
 
+# What ``score`` measures: every metric but MASE, whose scale comes from a training span the
+# windows do not carry
+SCORES = tuple(m for m in metrics.METRICS if m != "mase")
+
 
 class Forecaster:
     name = "forecaster"
@@ -43,8 +47,9 @@ class Forecaster:
 
     def score(self, windows: Windows, metric: str = "mae") -> float:
         """The error of ``predict`` on ``windows`` (lower is better; MASE needs ``metrics.mase``)."""
-        if metric not in ("mae", "rmse", "mape", "smape"):
-            raise NeuralabError(f"metric {metric!r}: choose mae, rmse, mape or smape")
+        if metric not in SCORES:
+            raise ParameterError("metric", metric, f"choose from {', '.join(SCORES)}; MASE needs the training "
+                                 "span's scale: metrics.mase(actual, pred, Prepared.mase_scale)")
         return getattr(metrics, metric)(windows.future, self.predict(windows))
 
     def _fit(self, train: Windows, val: Windows | None) -> None:

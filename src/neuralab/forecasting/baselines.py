@@ -25,6 +25,9 @@ class Persistence(Forecaster):
         return np.repeat(windows.past[:, -1:], windows.horizon, axis=1)  # (N, H)
 
 
+REFERENCE = Persistence.name  # every forecaster is judged against "tomorrow = today"
+
+
 class SeasonalNaive(Forecaster):
     """The value one season earlier: y[t+k] = y[t+k-m] (m = ``period``, or detected in fit)."""
     name = "seasonal-naive"
@@ -186,7 +189,7 @@ def build_baselines(names=tuple(BASELINES), season: int | None = None) -> list[F
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ParameterError("baselines", unknown[0], f"choose from {', '.join(BASELINES)}")
-    names = ["persistence", *(n for n in names if n != "persistence")]
+    names = [REFERENCE, *(n for n in names if n != REFERENCE)]
     return [SeasonalNaive(season) if n == "seasonal-naive" else BASELINES[n]() for n in dict.fromkeys(names)]
 
 

@@ -74,10 +74,6 @@ def measure(config: GradientConfig | None = None) -> dict:
     return {"config": asdict(config), "runs": runs}
 
 
-def steps_back(result: dict) -> list[int]:
-    return list(range(result["config"]["steps"]))
-
-
 def norm_table(result: dict, distances=(0, 1, 10, 25, 50, 99)) -> list[dict]:
     """For each run, at init and trained: ||dL/dx_t|| at k steps back from the output."""
     t = result["config"]["steps"]

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from neuralab.forecasting.metrics import shared_target_lag
+
 LEVELS = (0.8, 0.95)
 GAMMA = 0.02      # the adaptation step: measured on hourly and daily weather (module docstring)
 WINDOW = 1000     # the most recent errors a quantile is taken over (fewer: all the validation span's)
@@ -49,7 +51,7 @@ def rolling(val_errors: np.ndarray, actual: np.ndarray, pred: np.ndarray, levels
     """Intervals for ``pred`` (N, H) of ``actual`` (N, H), test windows in time order ``stride``
     steps apart, calibrated first on ``val_errors`` (M, H), the absolute errors of the validation span."""
     n, h = pred.shape
-    lag = -(-h // stride)  # a window's targets are all known this many windows later
+    lag = shared_target_lag(h, stride) + 1  # a window's targets are all known this many windows later
     errors = np.concatenate([np.abs(val_errors), np.abs(actual - pred)])   # (M + N, H) in time order
     m = len(val_errors)
     keep = min(window, max(m, 1))

@@ -94,6 +94,14 @@ def window_errors(actual, pred, scale: float | None = 1.0) -> np.ndarray:
     return err / scale if scale else np.full(len(err), np.nan)
 
 
+def shared_target_lag(horizon: int, stride: int) -> int:
+    """How many windows apart two windows can be and still share a target: horizon - 1 with
+    stride 1, fewer with a longer stride (``paired_gain``'s ``lag``). One window further apart,
+    they share none: the earlier one's targets are all known when the later one is made
+    (``intervals.rolling``)."""
+    return -(-horizon // stride) - 1
+
+
 def paired_gain(reference, errors, lag: int = 0) -> dict:
     """How much lower ``errors`` are than ``reference``'s, window by window (N,): the mean
     gain and its standard error. Windows ``lag`` or fewer apart share targets (horizon - 1

@@ -2,10 +2,10 @@
 ``neuralab.reports.forecast`` draws (``write_forecast_report``). ``pipeline.write_report``
 gathers the same objects again from a finished run's files.
 
-The judgement lives here, not in the drawing: which forecaster is the reference, which
-forecasts are drawn, when the verdict is good news (the network is the best forecaster),
-and the table under the verdict: the network, the best baseline and persistence, with the
-network's interval coverage.
+The judgement lives here, not in the drawing: which forecasts are drawn (the network, the
+reference, ``baselines.REFERENCE``, and the winner), when the verdict is good news (the
+network is the best forecaster), and the table under the verdict: the network, the best
+baseline and persistence, with the network's interval coverage.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralab.forecasting.baselines import REFERENCE
 from neuralab.forecasting.metrics import SIGNIFICANCE, percent_better
 from neuralab.forecasting.config import SPLITS
 from neuralab.reports import forecast as page
-
-REFERENCE = "persistence"  # every forecaster is judged against "tomorrow = today"
 
 
 def report_run(run_dir: Path, *, config, series, prepared, results: dict,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuralab.forecasting.baselines import detect_period
+from neuralab.forecasting.baselines import REFERENCE, detect_period
 from neuralab.forecasting.metrics import constant, difference, gain_words, paired_gain, percent_better, tied
 
 TIE = 1.0  # percent: without per-window errors to judge by, closer than this is a tie
@@ -113,7 +113,7 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
     baselines = [n for n in ranking if n != network]
     best, best_baseline = ranking[0], baselines[0]
     net, ref = usable[network][metric], usable[best_baseline][metric]
-    persistence = usable.get("persistence", {}).get(metric)
+    persistence = usable.get(REFERENCE, {}).get(metric)
     pct = percent_better(net, ref)
     label = metric.upper()
     gains = {n: paired_gain(errors[best_baseline], errors[n], lag) for n in ranking} if errors else {}
@@ -165,16 +165,16 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
         head = (f"{best} is the best forecaster on the test span ({label} {fmt(usable[best][metric])}); "
                 f"{network} ranks {ranks[network]} of {len(ranking)}, {worse}{' than' if '%' in worse else ''} "
                 f"{best_baseline} ({hindsight}){why}.")
-    out["clearly_beats_persistence"] = outcome == "network" and best_baseline == "persistence"
-    if persistence is not None and best_baseline != "persistence" and persistence > 0:
+    out["clearly_beats_persistence"] = outcome == "network" and best_baseline == REFERENCE
+    if persistence is not None and best_baseline != REFERENCE and persistence > 0:
         p = percent_better(net, persistence)
-        side, rests_on = compare("persistence", p)
+        side, rests_on = compare(REFERENCE, p)
         out["clearly_beats_persistence"] = side > 0
         if side == 0:
-            head += f" Against persistence alone it shows no clear difference ({abs(p):.1f}% " \
+            head += f" Against {REFERENCE} alone it shows no clear difference ({abs(p):.1f}% " \
                     f"{'better' if p > 0 else 'worse'}{', ' + rests_on if rests_on else ''})."
         else:
-            head += (f" Against persistence alone it {'beats' if side > 0 else 'loses to'} it ({abs(p):.1f}% "
+            head += (f" Against {REFERENCE} alone it {'beats' if side > 0 else 'loses to'} it ({abs(p):.1f}% "
                      f"{'better' if p > 0 else 'worse'}{', ' + rests_on if rests_on else ''}).")
     out["outcome"] = outcome
     out["advice"] = _advice(kind, given, lookback)

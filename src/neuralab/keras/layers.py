@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable
 
 from neuralab.errors import NeuralabError
-from neuralab.mechanics.shapes import axis_size
+from neuralab.mechanics.shapes import axis_size, same_size
 
 MAX_SIZE = 2**31 - 1  # largest size of any dimension, and of any one weight tensor
 
@@ -140,7 +140,7 @@ def _window(a: Args, n, k: int, s: int, same: bool, dilation: int = 1):
     """Output size along one axis, as Keras computes it (TensorFlow's "same": ceil(n / s))."""
     if n is None:
         return None
-    out = -(-n // s) if same else axis_size(n, dilation * (k - 1) + 1, s)[0]
+    out = same_size(n, s) if same else axis_size(n, dilation * (k - 1) + 1, s)[0]
     if out < 1:
         raise a.fail(f"a {k}-wide window does not fit an input of size {n}")
     return out

@@ -312,7 +312,7 @@ def _read_h5(path: Path, read_weights: bool = True) -> KerasModel:
         spec = specs.from_config(config, str(path), version)
         dtypes = specs.dtype_policies(config)
         if not read_weights:
-            return KerasModel(spec, {}, _training_config(path, h.attrs.get("training_config")),
+            return KerasModel(spec, {}, _training_config(h.attrs.get("training_config")),
                               specs.training_only(config), dtypes)
         if _bytes_needed(spec, dtypes) > path.stat().st_size:
             raise NeuralabError(f"{path}: the file is smaller than the weights its config declares; "
@@ -338,7 +338,7 @@ def _read_h5(path: Path, read_weights: bool = True) -> KerasModel:
                 raise NeuralabError(f"{path}: layer {e['name']!r}: weight {names[datasets.index(None)]!r} is missing; "
                                     "the file is damaged")
             weights[e["name"]] = _checked(path, e, datasets, dtypes.get(e["name"]))
-        return KerasModel(spec, weights, _training_config(path, h.attrs.get("training_config")),
+        return KerasModel(spec, weights, _training_config(h.attrs.get("training_config")),
                           specs.training_only(config), dtypes)
 
 
@@ -346,7 +346,7 @@ def _object(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _training_config(path: Path, raw) -> dict:
+def _training_config(raw) -> dict:
     """A legacy .h5's training_config as Keras 3's compile_config: {"optimizer", "loss", ...};
     none (or one that does not read) is no error: the model simply trains with neuralab's defaults."""
     if raw is None:

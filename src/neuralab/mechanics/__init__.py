@@ -9,7 +9,7 @@ Every layer is a pair of functions: ``*_forward(...) -> (out, cache)`` and
     dense     flatten, dense, relu/tanh/sigmoid, softmax, cross-entropy
     norm      batch_norm_*, dropout_*
     recurrent rnn_* and lstm_* (cells unrolled, backpropagation through time)
-    shapes    output_hw, axis_size, conv_shape (the output-size formula, explained), same_pads
+    shapes    output_hw, axis_size, conv_shape (the output-size formula, explained), same_size, same_pads
     kernels   KERNELS, get_kernel, parse_kernel, apply_kernel, closest_kernels
     gradcheck numeric_gradient, relative_error (finite differences to trust a backward pass)
     demo      the workshop's worked examples, step by step
@@ -51,6 +51,7 @@ from neuralab.mechanics.recurrent import (
     rnn_step_backward,
     rnn_step_forward,
 )
-from neuralab.mechanics.shapes import ConvShape, axis_size, conv_shape, output_hw, resolve_padding, same_pads
+from neuralab.mechanics.shapes import (ConvShape, axis_size, conv_shape, output_hw, resolve_padding, same_pads,
+                                       same_size)
 
 __all__ = [n for n, v in dict(globals()).items() if not n.startswith("_") and not isinstance(v, type(conv))]

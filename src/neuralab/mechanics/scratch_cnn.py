@@ -34,7 +34,7 @@ class Layer:
         self.params = params or {}
         self.grads = {}
 
-    def forward(self, x, training=False):
+    def forward(self, x):
         out, self.cache = self._forward(x, *self.params.values(), **self.settings)
         return out
 
@@ -119,9 +119,9 @@ class ScratchCNN:
             lines.append(f"{layer.name:<10} {str(x.shape[1:]):<14} {n:>6,}")
         return lines + [f"total parameters: {total:,}"]
 
-    def logits(self, x, training=False):
+    def logits(self, x):
         for layer in self.layers:
-            x = layer.forward(x, training)
+            x = layer.forward(x)
         return x
 
     def fit(self, x, y, epochs=6, batch_size=32, lr=0.01, log=None):
@@ -131,7 +131,7 @@ class ScratchCNN:
             order, total = rng.permutation(len(x)), 0.0
             for start in range(0, len(x), batch_size):
                 idx = order[start : start + batch_size]
-                loss, cache = dense.cross_entropy_forward(self.logits(x[idx], training=True), y[idx])
+                loss, cache = dense.cross_entropy_forward(self.logits(x[idx]), y[idx])
                 grad = dense.cross_entropy_backward(cache)
                 for layer in reversed(self.layers):  # backpropagation: last layer first
                     grad = layer.backward(grad)

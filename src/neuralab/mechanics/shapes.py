@@ -76,11 +76,16 @@ def _check_step(s, name: str) -> None:
         raise ParameterError(name, s, "the stride is the window's step, at least 1")
 
 
+def same_size(n: int, s: int) -> int:
+    """Keras "same" along one axis: W_out = ceil(W_in / S), whatever the kernel."""
+    _check_step(s, "s")
+    return -(-n // s)
+
+
 def same_pads(n: int, k: int, s: int) -> tuple[int, int]:
     """Keras "same" along one axis: (before, after), the odd zero going after (bottom/right).
     A dilated kernel passes its span, dilation * (K - 1) + 1, as ``k``."""
-    _check_step(s, "s")
-    total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+    total = max((same_size(n, s) - 1) * s + k - n, 0)
     return total // 2, total - total // 2
 
 

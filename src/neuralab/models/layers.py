@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from neuralab.mechanics.shapes import axis_size, pair, same_pads
+from neuralab.mechanics.shapes import axis_size, pair, same_pads, same_size
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
@@ -62,7 +62,7 @@ class MaxPool2dSame(nn.MaxPool2d):
 
     def _ceil_is_same(self, h: int, w: int) -> bool:
         """Whether ceil_mode gives as many windows as "same", ceil(W / S), on both axes."""
-        return all(axis_size(n, k, s, ceil=True)[0] == -(-n // s)
+        return all(axis_size(n, k, s, ceil=True)[0] == same_size(n, s)
                    for n, k, s in zip((h, w), pair(self.kernel_size), pair(self.stride)))
 
 

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from neuralab.mechanics.shapes import axis_size
 from neuralab.models import inner_product
 
 # Output block side: F(4x4, r x r). F(2x2, 3x3) multiplies 2.25x less against 4x and was no
@@ -103,7 +104,7 @@ class _Winograd(torch.autograd.Function):
         at, g, bt = _transforms2d(m, r)
         n, _, h, w = x.shape
         ph, pw = padding
-        ho, wo = h + 2 * ph - r + 1, w + 2 * pw - r + 1
+        ho, wo = axis_size(h, r, 1, (ph, ph))[0], axis_size(w, r, 1, (pw, pw))[0]
         th, tw = -(-ho // m), -(-wo // m)                                      # tiles down and across
         hp, wp = th * m + r - 1, tw * m + r - 1                                # the map padded to whole tiles
         xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, wp - w - pw, ph, hp - h - ph))  # (n, hp, wp, C)
