@@ -59,6 +59,21 @@ def test_classifierconfig_checks_its_own_fields(changes, parameter, words):
     refused(ClassifierConfig(**changes), parameter, words)
 
 
+@pytest.mark.parametrize("changes, parameter", [({"val_fraction": "x"}, "val_fraction"),
+                                                ({"model_options": [1]}, "model_options")])
+def test_train_classifier_and_compare_check_the_classifierconfig_before_any_folder(digits, tmp_path, changes,
+                                                                                    parameter):
+    from neuralab.training import compare, train_classifier
+
+    config = ClassifierConfig(model="mlp", data=str(digits), train=TrainConfig(epochs=1), **changes)
+    with pytest.raises(ParameterError) as e:
+        train_classifier(config, out=tmp_path / "run", verbose=False)
+    assert e.value.parameter == parameter and not (tmp_path / "run").exists()
+    with pytest.raises(ParameterError) as e:
+        compare(["mlp"], config, seeds=1, out=tmp_path / "compare", verbose=False)
+    assert e.value.parameter == parameter and not (tmp_path / "compare").exists()
+
+
 def test_classifierconfig_takes_numpy_numbers_as_pythons():
     config = ClassifierConfig(val_fraction=np.float32(0.25), test_fraction=np.float64(0.1),
                               model_options={"dropout": 0.5})

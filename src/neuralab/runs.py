@@ -53,7 +53,8 @@ CHECKPOINTS = "checkpoints"
 LAST = f"{CHECKPOINTS}/last.safetensors"
 BEST = f"{CHECKPOINTS}/best.safetensors"
 LOCK = "run.lock"
-WRITTEN_INTO = (CHECKPOINTS, "plots")  # the run's folders that commands write files into
+PLOTS = "plots"  # a forecast's figures
+WRITTEN_INTO = (CHECKPOINTS, PLOTS)  # the run's folders that commands write files into
 TENSORBOARD = "tensorboard"  # TensorBoard's event files (training.tensorboard), as Keras lays them out
 KERAS_FIT = "keras fit"  # config.json's config.trained_by in a run that Keras's own fit wrote (RunLogger)
 PROGRESS = "progress.json"  # written by training.progress while an epoch runs, removed when training stops
@@ -61,6 +62,11 @@ PROGRESS = "progress.json"  # written by training.progress while an epoch runs, 
 # pictures, tables and PyTorch code (model.py and what it imports) by kind
 RUN_FILES = {CONFIG, MODEL, WEIGHTS, METRICS, SUMMARY, RESULTS, REPORT, FORECAST, PROGRESS, LOCK}
 RUN_SUFFIXES = (".png", ".csv", ".py")
+# The figures a run's report draws, each a file in the run: the report's name for it -> its path. They
+# are part of the run's format (docs/runs.md): a notebook's display of a result and the web app show
+# them by these paths, so the report's writer, the displays and the app read them from here alone
+CLASSIFIER_FIGURES = {name: f"{name}.png" for name in ("learning_curves", "confusion_matrix", "mistakes")}
+FORECAST_FIGURES = {name: f"{PLOTS}/{name}.png" for name in ("series", "forecast", "error_by_step", "learning_curves")}
 
 
 class Kind(str, enum.Enum):
@@ -131,10 +137,7 @@ class Interrupted(KeyboardInterrupt):
             self.kept = (f"{self.path}: interrupted before its first epoch finished; no epoch is kept, only the "
                          "run's config")
             self.resume_does = FROM_THE_START
-        call = self.resume_call(self.path, kind)
-        then = then or (f"`{call}` {self.resume_does}" if call else
-                        f"its model, a module object, is not one the run can rebuild: {NOT_RESUMABLE}")
-        super().__init__(f"{self.kept}; {then}")
+        super().__init__(f"{self.kept}; {then or way_on(self.path, kind, self.resume_does)}")
 
     def __reduce__(self):
         return reduced(self)
@@ -143,16 +146,33 @@ class Interrupted(KeyboardInterrupt):
     def resume_call(path: Path, kind: Kind) -> str | None:
         """The Python call that continues the run at ``path`` (``resume_needs``'s arguments
         with it); None where none can."""
-        needs, name = resume_needs(path)
-        if needs == "model" and kind is not Kind.CLASSIFIER:  # resume_forecast takes no module
-            return None
         call = {Kind.CLASSIFIER: "resume_classifier", Kind.FORECASTER: "resume_forecast"}[kind]
-        extra = {"trust_code": ", trust_code=True", "model": f", model={name}(...)"}.get(needs, "")
-        return f"neuralab.{call}({str(path)!r}{extra})"
+        return _python_call(path, kind, f"neuralab.{call}")
 
 
 NOT_RESUMABLE = "start it again, with `overwrite`"
 FROM_THE_START = "starts it again from epoch 1 with the same config"  # a resume of a run with no epoch kept
+
+
+def way_on(path: Path, kind: Kind, does: str, call: str | None = None) -> str:
+    """How to go on with the interrupted run of ``kind`` at ``path``: "`CALL` ``does``", CALL
+    being ``call`` (the command line's command) or else the Python call that resumes the run
+    (``Interrupted.resume_call``); for a forecast of a module object, which nothing resumes, why
+    not and what to do instead."""
+    resume = Interrupted.resume_call(path, kind)
+    if resume is None:
+        return f"its model, a module object, is not one the run can rebuild: {NOT_RESUMABLE}"
+    return f"`{call or resume}` {does}"
+
+
+def _python_call(path: Path, kind: Kind, function: str) -> str | None:
+    """``function(path)`` with what the run of ``kind`` at ``path`` needs besides its folder
+    (``resume_needs``); None for a forecast of a module object: no forecasting function takes one."""
+    needs, name = resume_needs(path)
+    if needs == "model" and kind is not Kind.CLASSIFIER:
+        return None
+    extra = {"trust_code": ", trust_code=True", "model": f", model={name}(...)"}.get(needs, "")
+    return f"{function}({str(path)!r}{extra})"
 
 
 def resume_needs(path: Path) -> tuple[str, str | None]:
@@ -175,12 +195,8 @@ def report_call(path: Path) -> str | None:
         kind = Run(path).kind
     except NeuralabError:
         return None
-    needs, name = resume_needs(path)
-    if needs == "model" and kind is not Kind.CLASSIFIER:
-        return None
     module = {Kind.CLASSIFIER: "neuralab.training.classify", Kind.FORECASTER: "neuralab.forecasting.pipeline"}[kind]
-    extra = {"trust_code": ", trust_code=True", "model": f", model={name}(...)"}.get(needs, "")
-    return f"{module}.write_report({str(path)!r}{extra})"
+    return _python_call(path, kind, f"{module}.write_report")
 
 
 class RunFinished(NeuralabError):
@@ -583,10 +599,7 @@ class Run:
     @property
     def record(self) -> dict:
         """config.json as a dict (checked to be one)."""
-        record = read_json(self._within(CONFIG))
-        if not isinstance(record, dict):
-            raise NeuralabError(f"{self.path / CONFIG}: expected a JSON object; the file is damaged")
-        return record
+        return self._object(CONFIG)
 
     def refuse_finished(self) -> None:
         """A resume's first check, and again once it holds the lock: a finished run has nothing
@@ -625,14 +638,39 @@ class Run:
         """A JSON file of the run, with a clear error when it is missing or damaged."""
         return read_json(self._within(name))
 
+    def _object(self, name: str) -> dict:
+        """``read``, refused where the file holds no JSON object, as every file of a run's does."""
+        value = self.read(name)
+        if not isinstance(value, dict):
+            raise NeuralabError(f"{self.path / name}: expected a JSON object, found {type(value).__name__}; the "
+                                "file is damaged")
+        return value
+
     def results(self) -> dict | None:
         """results.json (checked to be a JSON object), or None while the run is not finished."""
         if not (self.path / RESULTS).is_file():
             return None
-        results = read_json(self._within(RESULTS))
-        if not isinstance(results, dict):
-            raise NeuralabError(f"{self.path / RESULTS}: expected a JSON object; the file is damaged")
-        return results
+        return self._object(RESULTS)
+
+    def model_meta(self) -> dict:
+        """model.json, what rebuilds the model, checked to be a JSON object (its fields are the
+        loader's of each kind to check)."""
+        return self._object(MODEL)
+
+    def weights(self) -> Path:
+        """The path of model.safetensors, refused in one line where a link leads it out of the
+        run or where it is not there, saying why: missing from a finished run, missing from one
+        that keeps an epoch (which its resume writes again), or no epoch finished yet."""
+        weights = self.file(WEIGHTS)
+        if weights.exists():
+            return weights
+        if (self.path / RESULTS).is_file():
+            raise NeuralabError(f"{weights}: missing from a finished run (deleted or moved); put it back, or train "
+                                "the run again")
+        if epoch_kept(self.path):
+            raise NeuralabError(f"{weights}: missing, though the run keeps a finished epoch (it was stopped before "
+                                "it wrote the file, or the file was deleted since); resuming the run writes it")
+        raise NeuralabError(f"{self.path}: no {WEIGHTS} yet (the run has not finished an epoch)")
 
     def metrics(self) -> list[dict]:
         """One dict per finished epoch (metrics.jsonl); a torn last line is skipped, and a NaN or
@@ -662,7 +700,7 @@ class Run:
         checkpoint, or its header does not read (a run of Keras's fit has none)."""
         try:
             _, _, header = _safetensors_header(self._within(LAST))
-            history = json.loads(header["__metadata__"]["neuralab"])["history"]
+            history = neuralab_metadata(safetensors_metadata(header))["history"]
         except (OSError, ValueError, KeyError, TypeError, RecursionError, NeuralabError):
             return None
         return [row for row in history if isinstance(row, dict)] if isinstance(history, list) else None
@@ -686,8 +724,8 @@ class Run:
         """Why ``status`` calls the run's files damaged, naming the file; "" when they are not."""
         try:
             self.kind
-            if (self.path / MODEL).is_file() and not isinstance(self.read(MODEL), dict):
-                raise NeuralabError(f"{self.path / MODEL}: expected a JSON object")
+            if (self.path / MODEL).is_file():
+                self.model_meta()
             if self.results() is not None:
                 weights = self._within(WEIGHTS)
                 if not weights.is_file():
@@ -835,22 +873,60 @@ def _finite(value):
     return value if isinstance(value, (int, float)) and value == value and abs(value) != float("inf") else None
 
 
-# --- helpers -------------------------------------------------------------------------
+# --- safetensors headers -----------------------------------------------------------------
+# A safetensors file (weights, checkpoints) starts with its header: LENGTH_BYTES giving the header's
+# length, little-endian, then the header, JSON: each tensor's dtype, shape and byte range, and
+# METADATA, text fields. neuralab's own fields (training.checkpoint writes them) are JSON again,
+# under NEURALAB. Read here without torch, for the listing and the status of runs.
+
+LENGTH_BYTES = 8
+METADATA = "__metadata__"
+NEURALAB = "neuralab"
+
+
+def safetensors_header(data: bytes) -> object:
+    """The header of the safetensors file whose first bytes (its header at least) are ``data``,
+    read as JSON; None where it does not read."""
+    length = _length(data)
+    return _parsed(data[LENGTH_BYTES:LENGTH_BYTES + length]) if LENGTH_BYTES + length <= len(data) else None
+
+
+def safetensors_metadata(header) -> dict:
+    """The text fields (METADATA) of a safetensors ``header``; {} where it has none."""
+    fields = header.get(METADATA) if isinstance(header, dict) else None
+    return fields if isinstance(fields, dict) else {}
+
+
+def neuralab_metadata(fields: dict):
+    """What neuralab keeps in a safetensors file's text ``fields`` (``safetensors_metadata``): its
+    NEURALAB field read as JSON, {} where there is none; ValueError where that is no JSON."""
+    return json.loads(fields.get(NEURALAB, "{}"))
+
+
+def _length(first: bytes) -> int:
+    return int.from_bytes(first[:LENGTH_BYTES], "little")
+
+
+def _parsed(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON
+        return None
+
 
 def _safetensors_header(path: Path) -> tuple[int, int, object]:
     """(the file's size, its header's length, the header read as JSON or None where it does not
-    read), from its first bytes alone: the header (8 bytes of length, then JSON) of a file of
-    neuralab's is no larger than MAX_JSON, so a made-up length allocates nothing."""
+    read), from its first bytes alone: the header of a file of neuralab's is no larger than
+    MAX_JSON, so a made-up length allocates nothing."""
     with open_plain(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        length = int.from_bytes(f.read(8), "little")
-        if length > MAX_JSON or 8 + length > size:
+        length = _length(f.read(LENGTH_BYTES))
+        if length > MAX_JSON or LENGTH_BYTES + length > size:
             return size, length, None
-        try:
-            return size, length, json.loads(f.read(length))
-        except (ValueError, RecursionError):  # not UTF-8, not JSON
-            return size, length, None
+        return size, length, _parsed(f.read(length))
 
+
+# --- helpers -------------------------------------------------------------------------
 
 def _check_length(path: Path) -> None:
     """Refuse a safetensors file that is not as long as its header says. The header (8 bytes of
@@ -860,9 +936,9 @@ def _check_length(path: Path) -> None:
         size, length, header = _safetensors_header(path)
     except OSError as e:
         raise NeuralabError(f"{path}: cannot read ({e.strerror})") from None
-    expected = 8 + length
+    expected = LENGTH_BYTES + length
     ranges = [entry.get("data_offsets") for key, entry in header.items()
-              if key != "__metadata__" and isinstance(entry, dict)] if isinstance(header, dict) else [None]
+              if key != METADATA and isinstance(entry, dict)] if isinstance(header, dict) else [None]
     if all(isinstance(r, list) and len(r) == 2 and all(type(v) is int for v in r) for r in ranges):
         expected += max((end for _, end in ranges), default=0)
     elif size >= expected or length > MAX_JSON:  # else cut within its header: the size tells

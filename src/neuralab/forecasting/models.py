@@ -50,6 +50,7 @@ from neuralab.forecasting.metrics import paired_gain
 from neuralab.forecasting.baselines import departure_terms, no_change, ridge_solve
 from neuralab.forecasting.topologies import CELLS, KERAS_NAMES, keras_init, keras_name
 from neuralab.forecasting.windows import Windows
+from neuralab.runs import WEIGHTS
 from neuralab.training.config import Diverged
 
 class ForecastNetwork(nn.Module):
@@ -255,7 +256,7 @@ class NetworkForecaster(Forecaster):
             if self.run_dir is not None:
                 from neuralab.training.checkpoint import save_weights
 
-                save_weights(Path(self.run_dir) / "model.safetensors", net, {**self.trainer.model_meta, "epoch": 0})
+                save_weights(Path(self.run_dir) / WEIGHTS, net, {**self.trainer.model_meta, "epoch": 0})
         net.attach(None)
 
     @torch.no_grad()

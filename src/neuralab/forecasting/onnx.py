@@ -20,6 +20,7 @@ from torch import nn
 
 from neuralab.errors import NeuralabError
 from neuralab.forecasting.windows import Codec, Scaler, Source, WindowConfig, Windows, model_inputs
+from neuralab.runs import MODEL
 
 CHECKED_WINDOWS = 7  # the traced batch, spread over the series (low and high levels); then its last window alone
 
@@ -106,7 +107,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
 
 def _settings(meta: dict, run_dir: Path) -> tuple[Scaler, str, int]:
     """The scaler, transform and lookback model.json records, checked against its inputs."""
-    path = run_dir / "model.json"
+    path = run_dir / MODEL
     try:  # the window's settings as predict_run reads them: a field an older run lacks takes its default
         scaler, windows = Scaler(**meta["scaler"]), WindowConfig(**meta["windows"])
         sizes = {len(scaler.center), len(scaler.scale), len(meta["columns"]), meta["inputs"]}

@@ -30,10 +30,10 @@ from neuralab.data.series import (BUILTIN, Series, calendar_holes, find_column, 
                                   read_table, report_dict)
 from neuralab.data.sources import sha256
 from neuralab.errors import NeuralabError, ParameterError, named
-from neuralab.files import atomic_write, nulled, read_json
+from neuralab.files import atomic_write, nulled
 from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
-from neuralab.forecasting.baselines import build_baselines
+from neuralab.forecasting.baselines import REFERENCE, build_baselines
 from neuralab.forecasting.config import ForecastConfig  # noqa: F401  importable here too
 from neuralab.forecasting.intervals import GAMMA, METHOD, WINDOW, coverage, label, rolling
 from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config, summary
@@ -77,8 +77,9 @@ class ForecastResult:
         """Jupyter's display: the text above and the figures the run's report drew."""
         from neuralab.reports.html import notebook_display
 
-        return notebook_display(repr(self), Run(self.run_dir), [("plots/forecast.png", "forecast"),
-                                                               ("plots/error_by_step.png", "error by step")])
+        figures = runs.FORECAST_FIGURES
+        return notebook_display(repr(self), Run(self.run_dir), [(figures["forecast"], "forecast"),
+                                                               (figures["error_by_step"], "error by step")])
 
 
 def load(config: ForecastConfig, verbose: bool = False) -> list[Series]:
@@ -473,7 +474,7 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
     test = _pooled(prepared, evaluated, "test")
     multi = len(prepared) > 1
     metric = "mase" if multi else "mae"
-    lag = -(-config.windows.horizon // config.windows.stride) - 1  # windows this close share targets
+    lag = metrics.shared_target_lag(config.windows.horizon, config.windows.stride)
     all_folds = [r for p in prepared for r in folds[p.name]]
     backtest_summary = summarize(all_folds, metric)
     lookback = config.windows.lookback
@@ -516,7 +517,7 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
         if len({k["kind"] for k in kinds.values()}) > 1:
             head["advice"] = ("The series differ in kind (" + ", ".join(f"{n}: {_kind_words(k)}" for n, k in kinds.items())
                               + f"); this advice fits {_kind_words(kind)}. " + head["advice"]).strip()
-    persistence = test.get("persistence", {})
+    persistence = test.get(REFERENCE, {})
     # by the verdict's measure, as its beats_persistence is: MAE pooled over series in different units compares nothing
     ours, theirs = test[network.name].get(metric), persistence.get(metric)
     head.update({"network_mae": test[network.name]["mae"], "persistence_mae": persistence.get("mae"),
@@ -584,8 +585,8 @@ def _per_series(config, many, prepared, evaluated, folds, kinds, network, baseli
         errors = _window_errors([p], [e], e["test_metrics"], scaled=False)
         v = verdict(e["test_metrics"], network.name, "mae", kinds[p.name], given=given, errors=errors, lag=lag,
                     lookback=config.windows.lookback)
-        side = (metrics.difference(metrics.paired_gain(errors["persistence"], errors[network.name], lag))
-                if "persistence" in errors else 0)
+        side = (metrics.difference(metrics.paired_gain(errors[REFERENCE], errors[network.name], lag))
+                if REFERENCE in errors else 0)
         if p.mase_scale is None:  # every repeat of the last value is exact there: nothing to rank
             v = {**v, "best": None, "network_rank": None, "outcome": "constant",
                  "sentence": "Left out: constant over its training span, so it has no MASE and nothing to learn; "
@@ -850,16 +851,14 @@ class RunNotFinished(NeuralabError):
         self.run_dir = Path(run_dir)
         run = Run(self.run_dir)
         self.resumable = False
-        why = "its model.safetensors holds the best epoch so far, not yet the forecaster the run keeps"
+        why = f"its {runs.WEIGHTS} holds the best epoch so far, not yet the forecaster the run keeps"
         if run.status() is runs.Status.RUNNING:
             then = "wait until it finishes (its results.json)"
             said = f"{self.run_dir}: still training; {why}; {then}"
         else:
-            call = runs.Interrupted.resume_call(self.run_dir, Kind.FORECASTER)
             does = "finishes it" if runs.epoch_kept(self.run_dir) else runs.FROM_THE_START
-            self.resumable = call is not None
-            then = (f"`{way_on or call}` {does}, then use it" if call is not None else
-                    f"its model, a module object, is not one the run can rebuild: {runs.NOT_RESUMABLE}")
+            self.resumable = runs.Interrupted.resume_call(self.run_dir, Kind.FORECASTER) is not None
+            then = runs.way_on(self.run_dir, Kind.FORECASTER, f"{does}, then use it", way_on)
             said = f"{self.run_dir}: the run did not finish (no results.json); {why}; {then}"
         super().__init__(said)
 
@@ -883,25 +882,21 @@ def load_forecaster(run_dir: str | Path, trust_code: bool = False) -> NetworkFor
 
     run = Run.open(run_dir, Kind.FORECASTER)
     run_dir = run.path
-    if not (run_dir / runs.WEIGHTS).exists():
-        raise NeuralabError(f"{run_dir}: no model.safetensors yet (the run has not finished an epoch)")
+    weights = run.weights()
     if run.by_keras_fit:
         raise NeuralabError(f"{run_dir}: Keras's fit wrote this run (RunLogger): it holds the model, but not the "
                             "series, target, scaling and window that forecasting with it takes (docs/keras.md)")
-    meta = read_json(run_dir / runs.MODEL)
-    if not isinstance(meta, dict):
-        raise NeuralabError(f"{run_dir / runs.MODEL}: expected a JSON object, found {type(meta).__name__}")
+    meta = run.model_meta()
     source = check_record(meta.get("source"), str(run_dir / runs.MODEL))
     config, windows, options = _checked_meta(meta, run_dir / runs.MODEL, zoo=source["type"] == "zoo")
     if source["type"] == "zoo":
         shape = (config, meta["inputs"], meta["horizon"], windows.lookback)
         with torch.device("meta"):
-            check_fits(run_dir / runs.WEIGHTS, build_network(*shape, **options, check_memory=False),
-                       "model.json's network")
+            check_fits(weights, build_network(*shape, **options, check_memory=False), f"{runs.MODEL}'s network")
         network = build_network(*shape, **options)
     else:
         network = WindowNetwork(_user_network(source, run_dir, trust_code), windows.lookback, **options)
-    load_weights(run_dir / runs.WEIGHTS, network)
+    load_weights(weights, network)
     try:  # the settings it was trained with, for what it shows; forecasting with it needs none of them
         train = replace(stored_config(run).train, device="cpu")
     except NeuralabError:

@@ -16,7 +16,7 @@ import numpy as np
 from neuralab.data.digest import skipped_sentence
 from neuralab.errors import NeuralabError
 from neuralab.reports import html, plots
-from neuralab.runs import CONFIG, RESULTS, json_object
+from neuralab.runs import CLASSIFIER_FIGURES, CONFIG, REPORT, RESULTS, json_object
 
 
 def per_class_scores(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -54,7 +54,7 @@ def confident_mistakes(probs: np.ndarray, labels: np.ndarray, k: int = 16) -> np
 def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict, history: list[dict],
                             matrix: np.ndarray | None, probabilities: np.ndarray | None, images: np.ndarray | None,
                             labels: np.ndarray | None, summary_text: str = "") -> Path:
-    """Write report.html and its PNGs (learning_curves.png, confusion_matrix.png, mistakes.png).
+    """Write report.html and its PNGs (runs.CLASSIFIER_FIGURES: learning curves, confusion matrix, mistakes).
 
     ``record``: the run's config.json (``config``, ``environment``, ``created``, the class
     names under ``data``); ``results``: results.json's numbers; ``history``: one dict per
@@ -85,7 +85,7 @@ def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict,
     # the pictures a folder's loading left out, which a reader of the figures would otherwise never learn of
     left_out = skipped_sentence(record.get("data"))
     with html.kept_if_unwritable(run_dir):
-        curves = plots.save(plots.learning_curves(history), run_dir / "learning_curves.png")
+        curves = plots.save(plots.learning_curves(history), run_dir / CLASSIFIER_FIGURES["learning_curves"])
         sections = [
             *([("", html.paragraph(html.esc(left_out) + "."))] if left_out else []),
             ("Learning curves", html.img(curves, "learning curves")
@@ -99,7 +99,7 @@ def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict,
         doc = html.page(f"neuralab run {run_dir.name}", sections, lead=lead,
                         footer=f"created {html.esc(record.get('created', '?'))} by neuralab "
                                f"{html.esc(env.get('neuralab', '?'))}")
-        return html.write(run_dir / "report.html", doc)
+        return html.write(run_dir / REPORT, doc)
 
 
 def _test_figure(accuracy: float, n: int) -> str:
@@ -183,11 +183,12 @@ def _test_sections(run_dir: Path, classes, matrix, probabilities, images, labels
               for i in worst]
     scores = [[c, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", int(n)]
               for c, p, r, f, n in zip(classes, precision, recall, f1, matrix.sum(1))]
-    cm = plots.save(plots.confusion(matrix, classes), run_dir / "confusion_matrix.png")
+    cm = plots.save(plots.confusion(matrix, classes), run_dir / CLASSIFIER_FIGURES["confusion_matrix"])
+    mistakes = run_dir / CLASSIFIER_FIGURES["mistakes"]
     if len(worst):
-        shown = html.img(plots.save(plots.picture_grid(images[worst], titles), run_dir / "mistakes.png"), "mistakes")
+        shown = html.img(plots.save(plots.picture_grid(images[worst], titles), mistakes), "mistakes")
     else:  # an empty grid reads as a figure that failed to draw; one left from an earlier report would contradict
-        (run_dir / "mistakes.png").unlink(missing_ok=True)
+        mistakes.unlink(missing_ok=True)
         shown = html.paragraph(f"No mistakes: every one of the {len(labels):,} test images is classified right.")
     return [("Confusion matrix", html.img(cm, "confusion matrix")),
             ("Per-class precision, recall, F1", html.table(["class", "precision", "recall", "F1", "support"], scores)),

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab.reports import html, plots
+from neuralab.runs import FORECAST_FIGURES, REPORT
 
 SPAN_COLORS = {"train": "#4c72b0", "val": "#dd8452", "test": "#55a868"}  # also the splits' order
 
@@ -52,7 +53,7 @@ class ForecastReport:
 
 
 def write_forecast_report(run_dir: str | Path, report: ForecastReport) -> Path:
-    """report.html and plots/*.png (series, forecast, error_by_step, learning_curves).
+    """report.html and plots/*.png (runs.FORECAST_FIGURES: series, forecast, error_by_step, learning_curves).
     A full disk or a read-only folder raises NeuralabError; the run's other files stay."""
     run_dir = Path(run_dir)
     r, results = report, report.results
@@ -69,12 +70,12 @@ def write_forecast_report(run_dir: str | Path, report: ForecastReport) -> Path:
         "learning_curves": plots.learning_curves(r.history, ("loss",), {"loss": "MSE (scaled)"}, log=True),
     }
     with html.kept_if_unwritable(run_dir):
-        images = {name: html.img(plots.save(fig, run_dir / "plots" / f"{name}.png"), name)
+        images = {name: html.img(plots.save(fig, run_dir / FORECAST_FIGURES[name]), name)
                   for name, fig in figures.items()}
         title = f"Forecast: {r.name} {r.target}" + (f" (first of {len(results['series'])} series)" if several else "")
         doc = html.page(f"{title}, horizon {r.horizon}", _sections(r, images),
                         verdict=html.verdict(r.verdict, r.verdict_good))
-        return html.write(run_dir / "report.html", doc)
+        return html.write(run_dir / REPORT, doc)
 
 
 def _sections(r: ForecastReport, images: dict[str, str]) -> list[tuple[str, str]]:

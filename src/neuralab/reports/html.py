@@ -17,6 +17,7 @@ from typing import Iterable, Iterator
 
 from neuralab.errors import NeuralabError, reduced
 from neuralab.files import WriteError, atomic_write
+from neuralab.runs import REPORT, report_call
 
 STYLE = """
 body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -61,7 +62,7 @@ def notebook_display(text: str, run, figures: Iterable[tuple[str, str]]) -> str:
                 parts.append(img(path.read_bytes(), alt))
         except (NeuralabError, OSError):
             continue
-    report = Path(run.path) / "report.html"
+    report = Path(run.path) / REPORT
     if report.is_file():
         parts.append(paragraph(f"the whole report: {esc(report)}", muted=True))
     return "\n".join(parts)
@@ -122,7 +123,7 @@ class ReportInterrupted(KeyboardInterrupt):
 
     def __init__(self, run_dir: str | Path, way_on: str | None = None):
         self.run_dir = Path(run_dir)
-        self.kept = (f"{self.run_dir / 'report.html'}: interrupted; the run is finished and its weights and results "
+        self.kept = (f"{self.run_dir / REPORT}: interrupted; the run is finished and its weights and results "
                      "are kept")
         super().__init__(f"{self.kept}; {_written_again(self.run_dir, way_on)}")
 
@@ -140,7 +141,7 @@ class ReportNotWritten(NeuralabError):
     def __init__(self, run_dir: str | Path, why: str, way_on: str | None = None):
         self.run_dir, self.why = Path(run_dir), why
         then = _written_again(self.run_dir, way_on, "free disk space or fix permissions, then ")
-        super().__init__(f"{self.run_dir / 'report.html'}: not written ({why}); the weights and results in "
+        super().__init__(f"{self.run_dir / REPORT}: not written ({why}); the weights and results in "
                          f"{self.run_dir} are kept; {then}")
 
     def said_with(self, way_on: str) -> "ReportNotWritten":
@@ -149,8 +150,6 @@ class ReportNotWritten(NeuralabError):
 
 def _written_again(run_dir: Path, way_on: str | None, first: str = "") -> str:
     """What writes the report of the run in ``run_dir`` again, after ``first``."""
-    from neuralab.runs import report_call
-
     way_on = way_on or report_call(run_dir)
     if way_on is None:  # a forecast of a module object: the forecasts' write_report takes no module
         return ("results.json holds its figures; no call draws the report again, as its model, a module object, "

@@ -24,6 +24,7 @@ from safetensors.torch import save as st_save
 
 from neuralab.errors import NeuralabError, out_of_memory
 from neuralab.files import atomic_write, open_plain
+from neuralab.runs import NEURALAB, neuralab_metadata, safetensors_header, safetensors_metadata
 
 
 def _digest(tensors: dict[str, torch.Tensor], aliases: dict[str, str] | None = None) -> str:
@@ -78,7 +79,7 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     """Write ``tensors`` and the JSON-able ``meta`` atomically (temporary file, fsync, rename);
     a tensor under several names (tied weights) is written once."""
     tensors, aliases = _each_once(tensors)
-    header = {"neuralab": json.dumps(meta or {}), "sha256": _digest(tensors, aliases)}
+    header = {NEURALAB: json.dumps(meta or {}), "sha256": _digest(tensors, aliases)}
     if aliases:
         header["aliases"] = json.dumps(aliases)
     header[HEADER_SUM] = _header_digest(header)
@@ -115,23 +116,22 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise _too_large(path) from None
     try:
         tensors = st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
-    except (SafetensorError, ValueError, json.JSONDecodeError) as e:
+    except (SafetensorError, ValueError) as e:
         raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e}); put back a good copy, or train "
                             "the run again") from None
     except MemoryError:
         raise _too_large(path) from None
+    header = safetensors_metadata(safetensors_header(data))  # st_load read the header: it reads here too
     aliases = _aliases(path, header, tensors)
     if ("sha256" in header and _digest(tensors, aliases) != header["sha256"]) \
             or (HEADER_SUM in header and _header_digest(header) != header[HEADER_SUM]):
         raise NeuralabError(f"{path}: checksum mismatch, the file was altered after it was written")
     try:
-        meta = json.loads(header.get("neuralab", "{}"))
-    except json.JSONDecodeError:
+        meta = neuralab_metadata(header)
+    except (ValueError, RecursionError):
         meta = None
     if not isinstance(meta, dict):
-        raise NeuralabError(f"{path}: damaged safetensors file (its 'neuralab' metadata is no JSON object); put "
+        raise NeuralabError(f"{path}: damaged safetensors file (its {NEURALAB!r} metadata is no JSON object); put "
                             "back a good copy, or train the run again")
     tensors.update({alias: tensors[name] for alias, name in aliases.items()})  # tied names share one tensor again
     return tensors, meta

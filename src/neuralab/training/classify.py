@@ -283,8 +283,9 @@ class RunResult:
         as its report drew them (nothing is drawn again), where they are still on disk."""
         from neuralab.reports.html import notebook_display
 
-        return notebook_display(repr(self), Run(self.run_dir), [("learning_curves.png", "learning curves"),
-                                                               ("confusion_matrix.png", "confusion matrix")])
+        figures = runs.CLASSIFIER_FIGURES
+        return notebook_display(repr(self), Run(self.run_dir), [(figures["learning_curves"], "learning curves"),
+                                                               (figures["confusion_matrix"], "confusion matrix")])
 
 
 def classifier_meta(architecture: str, classes, pre: Preprocess, num_params: int, source: dict | None = None,
@@ -327,6 +328,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     from neuralab.models import count_parameters
     from neuralab.training.device import dist_info, on_rank_0
 
+    config.check()
     split_given = _split_given(config)  # before _resolved's copy forgets it
     config = _resolved(config)
     if optimizer is not None:
@@ -757,13 +759,11 @@ def checked_meta(run: Run) -> dict:
     from neuralab.training.source import check_record
 
     path = run / runs.MODEL
-    meta = run.read(runs.MODEL)
+    meta = run.model_meta()
 
     def bad(name: str, why: str) -> NeuralabError:
         return NeuralabError(f"{path}: field {name!r} {why}")
 
-    if not isinstance(meta, dict):
-        raise NeuralabError(f"{path}: expected a JSON object, found {type(meta).__name__}")
     for name in ("architecture", "input_shape", "num_classes", "classes", "preprocess"):
         if name not in meta:
             raise bad(name, "is missing")
@@ -875,7 +875,7 @@ def _checked_model(meta: dict, weights: Path, run_dir: Path, trust_code: bool = 
         if source == "torch":  # the run's code, or the trust it needs, names itself
             raise
         raise NeuralabError(f"{run_dir / runs.MODEL}: {e}") from None  # an option or size the model refuses
-    check_fits(weights, model, "model.json's model")
+    check_fits(weights, model, f"{runs.MODEL}'s model")
     if source != "torch":
         model = _network(meta, run_dir)
     load_weights(weights, model)
@@ -890,12 +890,7 @@ def load_classifier(run_dir: str | Path, trust_code: bool = False, model=None) -
     built the same way (checked against the run first)."""
     run = Run.open(run_dir, Kind.CLASSIFIER)
     meta = checked_meta(run)
-    weights = run.file(runs.WEIGHTS)  # a link leading out of the run refused, as model.json's is
-    if not weights.exists():
-        if (run / runs.RESULTS).is_file():
-            raise NeuralabError(f"{weights}: missing from a finished run (deleted or moved); put it back, or "
-                                "train the run again")
-        raise NeuralabError(f"{run.path}: no model.safetensors yet (the run has not finished an epoch)")
+    weights = run.weights()
     model = _checked_model(meta, weights, run.path, trust_code, model)
     pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
     return Classifier(model, meta["classes"], pre, meta["architecture"])

@@ -71,6 +71,7 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
         raise ParameterError("models", ",".join(models), "name at least one model")
     if isinstance(seeds, bool) or not isinstance(seeds, numbers.Integral) or seeds < 1:
         raise ParameterError("seeds", seeds, "give how many seeds each model trains with, a whole number of at least 1")
+    base.check()
     base.train.check()
     sources = {name: _model_source(name) for name in models}  # an unknown model is named before any trains
     folders = {(name, seed): out / f"{folder_part(sources[name].architecture)}-seed{seed}"

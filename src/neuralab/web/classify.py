@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab.errors import NeuralabError
+from neuralab.runs import Run
 from neuralab.web.images import center_like_mnist, decode, png_url, stretch
 from neuralab.web.inputs import choice
 
@@ -31,7 +32,7 @@ class Models:
 
     def __init__(self, keep: int = 4, trust_code: bool = False):
         self.keep, self.trust_code = keep, trust_code
-        self._items: OrderedDict[Path, tuple[float, object]] = OrderedDict()
+        self._items: OrderedDict[Path, tuple[float | None, object]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, run_dir: Path):
@@ -41,8 +42,10 @@ class Models:
         from neuralab.training import load_classifier
         from neuralab.training.source import CodeNotTrusted
 
-        weights = run_dir / "model.safetensors"
-        stamp = weights.stat().st_mtime if weights.exists() else 0.0
+        try:
+            stamp = Run(run_dir).weights().stat().st_mtime
+        except (NeuralabError, OSError):  # no weights to load: load_classifier names why, after the run's kind
+            stamp = None
         with self._lock:
             item = self._items.get(run_dir)
             if item is None or item[0] != stamp:
@@ -99,18 +102,14 @@ def classify(models: Models, run_dir: Path, data: bytes, source: str, invert: st
     import torch
 
     from neuralab.models.inspect import feature_maps
+    from neuralab.training.device import cpu_threads
 
     t0 = time.perf_counter()
     clf = models.get(run_dir)
     pixels = model_input(clf, data, source, invert)
-    with INFERENCE, torch.inference_mode():
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            probs = clf.predict_proba(pixels)[0]
-            layers = feature_maps(clf.model, clf.preprocess(pixels))
-        finally:
-            torch.set_num_threads(threads)
+    with INFERENCE, torch.inference_mode(), cpu_threads(1):
+        probs = clf.predict_proba(pixels)[0]
+        layers = feature_maps(clf.model, clf.preprocess(pixels))
     top = clf.top_k(probs[None], min(TOP_K, len(clf.classes)))[0]
     shown = [{"name": fm.name, "kind": fm.kind, "shape": list(fm.maps.shape), **_pictures(fm.maps)} for fm in layers]
     return {

@@ -40,8 +40,7 @@ def forecast_view(root: Path, run_id: str, series: str = "") -> dict:
     steps, future, names, all_series = read_forecast_csv(table, MAX_ROWS, series or None)
     shown = series or next(iter(all_series), "")
     spans = runs.json_object(results.get("spans"))
-    plots = [p for p in ("series", "forecast", "error_by_step", "learning_curves")
-             if (run / "plots" / f"{p}.png").is_file()]
+    plots = [name for name, file in runs.FORECAST_FIGURES.items() if (run / file).is_file()]
     mine = {}
     intervals = runs.json_object(results.get("intervals"))
     coverage = runs.json_object(intervals.get("coverage"))

@@ -18,19 +18,14 @@ from neuralab.errors import NeuralabError
 from neuralab.files import inside, open_plain
 from neuralab.web.inputs import Shown
 
-# What the app may send from a run directory, and as what.
+# What the app may send from a run directory, and as what: every figure a run's report draws.
 SERVED: dict[str, str] = {
-    "learning_curves.png": "image/png",
-    "confusion_matrix.png": "image/png",
-    "mistakes.png": "image/png",
-    "summary.txt": "text/plain; charset=utf-8",
-    "report.html": "text/html; charset=utf-8",
-    "results.json": "application/json",
-    "forecast.csv": "text/csv; charset=utf-8",
-    "plots/series.png": "image/png",
-    "plots/forecast.png": "image/png",
-    "plots/error_by_step.png": "image/png",
-    "plots/learning_curves.png": "image/png",
+    **dict.fromkeys(runs.CLASSIFIER_FIGURES.values(), "image/png"),
+    runs.SUMMARY: "text/plain; charset=utf-8",
+    runs.REPORT: "text/html; charset=utf-8",
+    runs.RESULTS: "application/json",
+    runs.FORECAST: "text/csv; charset=utf-8",
+    **dict.fromkeys(runs.FORECAST_FIGURES.values(), "image/png"),
 }
 MAX_TEXT = 200_000       # summary.txt is a few kB; a larger file is cut, not sent whole
 # The library's "a symbolic link leading out of the run (to TARGET)", the target cut up to the
