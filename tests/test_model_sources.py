@@ -407,7 +407,8 @@ BAD_FILES = {
     "torch_size": ("import torch\nmodel = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, 10))\n", "",
                    "fails on the data's inputs (N, 1, 28, 28)"),
     "torch_classes": ("import torch\nmodel = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 3))\n",
-                      "", "gives (2, 3), the data needs (N, 10) (10 classes)"),
+                      "", "gives (N, 3), the data needs (N, 10) (10 classes); make its last layer output 10 "
+                          "(nn.Linear(..., 10))"),
     "error": ("import torch\n\n\nraise RuntimeError('no GPU here')\n", "", "error.py:4: RuntimeError: no GPU here"),
 }
 

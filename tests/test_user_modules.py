@@ -174,7 +174,7 @@ def test_a_module_unlike_the_runs_is_refused_before_anything_changes(checkpoint,
             (Cell(hidden=16), (r"\.safetensors: tensor 'body\.1\.bias' is \(32,\) in the weights but \(16,\) in the "
                                "model given; give the module the run was trained with, built the same way")),
             (nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), r"tensor '1\.bias' is missing in the weights but \(10,\) in the model given"),
-            (Cell(hidden=32, classes=5), r"the model gives \(2, 5\), the data needs \(N, 10\)"),
+            (Cell(hidden=32, classes=5), r"the model gives \(N, 5\), the data needs \(N, 10\)"),
             (Cell, "model is a type; give the torch.nn.Module object"),
             (None, "use the run from Python, passing the module it was trained with")]:
         kept = {k: v.clone() for k, v in model.state_dict().items()} if isinstance(model, nn.Module) else {}
@@ -332,4 +332,4 @@ def test_summary_of_a_module_in_a_file(code, tmp_path, capsys):
     assert "body.1 (Linear)" in out and "(B, 16)" in out and "head (Linear)" in out and "Total params: 1,210" in out
     assert main(["summary", f"{folder / 'net.py'}:Net"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "give --input, e.g. 28x28x1" in err, err
+    assert err.count("\n") == 1 and "give --input: HxWxC for images, e.g. 28x28x1, or STEPSxFEATURES" in err, err

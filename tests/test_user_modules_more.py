@@ -225,7 +225,7 @@ def test_a_model_giving_probabilities_is_warned_about_and_log_probabilities_are_
             def forward(self, x):
                 f = self.body(x)
                 return self.head(f), f
-    """, "the model returns a tuple of (2, 10), (2, 32); the data needs one tensor (N, 10) (10 classes): return "
+    """, "the model returns a tuple of (N, 10), (N, 32); the data needs one tensor (N, 10) (10 classes): return "
          "that alone from forward"),
     ("named", """
         from torch import nn
@@ -238,7 +238,7 @@ def test_a_model_giving_probabilities_is_warned_about_and_log_probabilities_are_
 
             def forward(self, x):
                 return {"logits": self.fc(x.flatten(1))}
-    """, "the model returns a dict of {'logits': (2, 10)}; the data needs one tensor (N, 10)"),
+    """, "the model returns a dict of {'logits': (N, 10)}; the data needs one tensor (N, 10)"),
     ("nhwc", """
         from torch import nn
 

@@ -31,9 +31,11 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", type=model_name,
                    help=f"one of {', '.join(ARCHITECTURES)}, a Keras file (model.keras, a full-model .h5), or a "
                         "Python file FILE.py[:NAME] defining a Keras model or a torch.nn.Module (it runs)")
-    p.add_argument("--input", metavar="HxWxC", type=shape_hwc,
-                   help="input size of a zoo model, e.g. 28x28x1 or 32x32x3 (default: the paper's); needed for a "
-                        "torch.nn.Module")
+    p.add_argument("--input", metavar="HxWxC", type=input_size,
+                   help="input size of a zoo model, e.g. 28x28x1 or 32x32x3 (default: the paper's; HxW: one channel); "
+                        "needed for a torch.nn.Module, whose sequences (a first layer that is an RNN, LSTM or GRU, or "
+                        "(batch, steps, features) as `neuralab forecast --model` gives them) are STEPSxFEATURES, "
+                        "e.g. 30x1")
     p.add_argument("--classes", metavar="N", type=at_least(2),
                    help="number of classes of a zoo model (default: the paper's at the paper's input size, else 10)")
     p.add_argument("--depth", metavar="N", type=positive_int, help="fold layers nested deeper than N levels into one row")
@@ -44,6 +46,18 @@ def register(sub) -> None:
                         "Keras, two in PyTorch) and BatchNorm (Keras counts the moving statistics)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_summary)
+
+
+def input_size(text: str) -> str:
+    """--input as typed, once shape_hwc accepts it: an image model reads it as HxWxC (HxW: one
+    channel), a sequence module's two sizes are its steps and features."""
+    shape_hwc(text)
+    return text
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    """"30x1" -> (30, 1), the sizes as typed."""
+    return tuple(int(v) for v in text.lower().split("x"))
 
 
 def run_summary(args) -> int:
@@ -63,7 +77,7 @@ def run_summary(args) -> int:
     from neuralab.models import ARCHITECTURES, build_model, print_summary, summary
 
     arch = ARCHITECTURES[args.model]
-    input_shape = args.input or arch.paper_input
+    input_shape = shape_hwc(args.input) if args.input else arch.paper_input
     classes = args.classes or (arch.paper_classes if input_shape == arch.paper_input else 10)
     try:
         with torch.device("meta"):  # shapes and counts only: no weights are allocated
@@ -96,6 +110,7 @@ def _python_model(args) -> int:
 
     from neuralab.errors import ParameterError
     from neuralab.models import print_summary, summary
+    from neuralab.models.summary import sequence_layer
     from neuralab.training.source import KERAS, resolve, split_name
 
     with contextlib.redirect_stdout(sys.stderr):  # what the user's code prints as it loads: stdout is --json's
@@ -109,18 +124,48 @@ def _python_model(args) -> int:
     if args.classes:
         raise ParameterError("num_classes", args.classes, "a PyTorch module has its own classes; give them for zoo "
                                                           "models only")
+    layer = sequence_layer(source.module)
     if not args.input:
         from neuralab.errors import NeuralabError
 
-        raise NeuralabError(f"{args.model}: a PyTorch module does not say what it takes; give `input_shape`, "
-                            "e.g. 28x28x1")
+        takes = (f"its first layer, {layer[0]} ({type(layer[1]).__name__}), takes sequences: STEPSxFEATURES, e.g. "
+                 f"30x{layer[1].input_size}" if layer else "HxWxC for images, e.g. 28x28x1, or STEPSxFEATURES for "
+                 "sequences (batch, steps, features), e.g. 30x1")
+        raise NeuralabError(f"{args.model}: a PyTorch module does not say what it takes; give `input_shape`: {takes}")
+    sizes = _sizes(args.input)
+    if layer and len(sizes) != 2:
+        raise ParameterError("input_shape", args.input, f"{name}'s first layer, {layer[0]} "
+                             f"({type(layer[1]).__name__}), takes sequences (batch, steps, features): give "
+                             f"STEPSxFEATURES, e.g. {sizes[0]}x{layer[1].input_size}")
     with contextlib.redirect_stdout(sys.stderr):  # its forward, too
-        result = summary(source.module, args.input, depth=args.depth, name=name)
+        if layer:
+            result = summary(source.module, sizes, depth=args.depth, name=name)
+        else:
+            result = _image_or_sequence(source.module, args.input, args.depth, name)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print_summary(result, layout=args.layout or "torch")
     return 0
+
+
+def _image_or_sequence(module, text: str, depth, name: str):
+    """The summary of a module on ``text`` read as an image (HxWxC; HxW: one channel), or,
+    where two sizes fail as a picture and work as (steps, features), on that sequence: a
+    module taking (batch, steps, features) need not start with a recurrent layer."""
+    from neuralab.errors import NeuralabError
+    from neuralab.models import summary
+
+    try:
+        return summary(module, shape_hwc(text), depth=depth, name=name)
+    except NeuralabError as e:
+        if len(_sizes(text)) != 2:
+            raise
+        failed = e
+    try:
+        return summary(module, _sizes(text), depth=depth, name=name)
+    except NeuralabError:
+        raise failed from None
 
 
 def _keras_file(args) -> int:

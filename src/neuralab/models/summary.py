@@ -205,6 +205,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
                                                             "table with model.summary()")
     input_shape = checked_shape(input_shape, images=False)
     name = name or type(model).__name__
+    hidden = unregistered(model)  # before forward runs: a tensor it keeps for later (attention maps) is no weight
     modules = dict(model.named_modules())
     if len(modules) == 1:  # a lone layer (nn.Conv2d, nn.LSTM) is its own row, or the rows add up to nothing
         modules = {type(model).__name__.lower(): model}
@@ -243,17 +244,26 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
                 with shape_guard(model):
                     output = _dry_run(model, input_shape, batch)
                 break
-            except RuntimeError:
+            except NeuralabError:  # MapVanishes, or a converted Keras layer's own refusal: said already
+                raise
+            except Exception:  # the model's own forward may refuse an empty batch, in any words
                 if batch == 1:
                     raise
     except MapVanishes as e:
         raise too_small(name, input_shape, e, _passes_features(model)) from None
-    except RuntimeError as e:
+    except NeuralabError:
+        raise
+    except Exception as e:  # noqa: BLE001  whatever the model's forward raises: one line naming the layer
         where = running[-1] if running else "the model"
         where += f" ({type(modules[where]).__name__})" if where in modules else ""
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise NeuralabError(f"`input_shape` {_hwc(input_shape)}: {name} fails at {where}: {first}; "
-                            "was the model built for another input shape?") from None
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        # PyTorch's own RuntimeErrors say what failed; a user's ValueError("expected 32x32 images") needs its kind
+        first = text if isinstance(e, RuntimeError) and text else ": ".join(filter(None, [type(e).__name__, text]))
+        layer = sequence_layer(model)
+        hint = (f"its first layer, {layer[0]} ({type(layer[1]).__name__}), takes sequences: give `input_shape` as "
+                f"(steps, features), e.g. ({input_shape[1]}, {layer[1].input_size})" if layer and len(input_shape) == 3 else
+                "was the model built for another input shape?")
+        raise NeuralabError(f"`input_shape` {_hwc(input_shape)}: {name} fails at {where}: {first}; {hint}") from None
     finally:
         for h in handles:
             h.remove()
@@ -300,28 +310,48 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         buffers=sum(t.numel() for t in stored if id(t) not in is_param),
         size_bytes=sum(t.numel() * t.element_size() for t in stored),
         output_shape=_shape(output), unused=_fold_unused(unused), keras_params=keras_total, keras_trainable=keras_trainable,
-        unregistered=unregistered(model),
+        unregistered=hidden,
     )
 
 
+def sequence_layer(model: nn.Module) -> tuple[str, nn.RNNBase] | None:
+    """(name, layer) of ``model``'s first layer where it is recurrent (an RNN, LSTM or GRU, so
+    that the model takes (batch, steps, features), as a forecaster does), else None. The
+    first layer is the first one defined, which is the first one run in the models people
+    write."""
+    for n, m in model.named_modules():
+        if not any(True for _ in m.children()):
+            return (n or type(m).__name__.lower(), m) if isinstance(m, nn.RNNBase) else None
+    return None
+
+
 def unregistered(model: nn.Module) -> list[tuple[str, str]]:
-    """Where ``model`` keeps weights that PyTorch does not register, as (attribute, what to use
+    """Where ``model`` keeps tensors that PyTorch does not register, as (attribute, what to use
     instead): layers in a plain list, tuple or dict (``self.layers = [nn.Linear(64, 10)]``), a
-    tensor requiring grad that is no nn.Parameter. No ``parameters()`` or ``state_dict()``
-    holds them, so they are not counted, trained, moved to a device or saved, and a model
-    loaded again draws them afresh."""
-    registered = {id(p) for p in model.parameters()}
+    tensor requiring grad that is no nn.Parameter, a tensor attribute that is no buffer
+    (``self.proj = torch.randn(784, 256)``). No ``parameters()`` or ``state_dict()`` holds
+    them, so they are not counted, trained, moved to a device or saved, and a model loaded
+    again draws them afresh. A tensor computed from registered weights (it has a grad_fn) or
+    set by one of torch's hooks (the old weight_norm and spectral_norm) is derived, not kept."""
+    registered = {id(t) for t in [*model.parameters(), *model.buffers()]}
     found = []
     for path, m in model.named_modules():
+        hooked = {getattr(h, "name", None) or getattr(h, "_tensor_name", None) for h in m._forward_pre_hooks.values()}
         for key, value in vars(m).items():  # registered layers and weights live in m._modules, m._parameters
+            where = f"{path}.{key}" if path else key
+            if isinstance(value, torch.Tensor):
+                if value.is_leaf and id(value) not in registered and key not in hooked:
+                    found.append((where, "nn.Parameter" if value.requires_grad else
+                                  f'self.register_buffer("{key}", ...)'))
+                continue
             plain = isinstance(value, (list, tuple, dict)) and not isinstance(value, nn.Module)
             items = list(value.values() if isinstance(value, dict) else value) if plain else [value]
             weights = [t for v in items for t in (v.parameters() if isinstance(v, nn.Module) else [v])
                        if isinstance(t, torch.Tensor) and t.requires_grad and t.is_leaf]
             if any(id(t) not in registered for t in weights):
                 use = ("nn.ModuleDict" if isinstance(value, dict) else "nn.ModuleList") if plain else (
-                    "a registered submodule" if isinstance(value, nn.Module) else "nn.Parameter")
-                found.append((f"{path}.{key}" if path else key, use))
+                    "a registered submodule")
+                found.append((where, use))
     return found
 
 
@@ -554,4 +584,5 @@ def render_keras(model: str, rows: list[dict], torch_params: int | None = None, 
 
 
 __all__ = ["LAYOUTS", "LayerRow", "ModelSummary", "keras_count", "keras_rows", "keras_shape", "print_summary",
-           "render_keras", "render_summary", "render_table", "smallest_input", "summary", "too_small", "unregistered"]
+           "render_keras", "render_summary", "render_table", "sequence_layer", "smallest_input", "summary", "too_small",
+           "unregistered"]

@@ -23,6 +23,7 @@ Importing this module imports Keras (``neuralab[keras]``); converting files neve
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -96,6 +97,20 @@ class RunLogger(keras.callbacks.Callback):
         self._opening = self._open_now = False
 
     # --- Keras's hooks -------------------------------------------------------------------------
+
+    def set_model(self, model):
+        super().set_model(model)
+        watched = self.model  # Keras's own, unwrapped from the DistributedDataParallel it may train in
+        if watched is None or isinstance(watched, keras.Model):
+            return
+        torch = sys.modules.get("torch")  # imported by then: Keras runs on it
+        if torch is not None and isinstance(watched, torch.nn.Module):
+            raise NeuralabError(f"RunLogger watches Keras's fit, and got a torch.nn.Module ({type(watched).__name__}): "
+                                "for your own PyTorch module use neuralab.Trainer (its fit takes your tensors) or "
+                                "train_classifier(ClassifierConfig(model=module, ...)) (docs/api.md, 'Your own model "
+                                "on the trainer' and 'Your own module: model=')")
+        raise NeuralabError(f"RunLogger watches Keras's fit of a keras.Model, and got {type(watched).__name__}; give "
+                            "it to model.fit(..., callbacks=[RunLogger(...)])")
 
     def on_train_begin(self, logs=None):
         self._spec = self._read().spec  # refuses, naming it, a layer neuralab cannot convert: before any file

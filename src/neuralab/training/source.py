@@ -343,8 +343,10 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
     if path is None and not _is_model(obj) and callable(obj):  # a class, or a function giving a model
         origin = obj
         name = getattr(origin, "__name__", type(origin).__name__)
-        obj = _materialise(Path(getattr(inspect.getmodule(origin), "__file__", None) or "object"), name, origin,
-                           f"give the module built with them, {name}(...), or give them defaults")
+        with torch_defaults_kept() as changed:
+            obj = _materialise(Path(getattr(inspect.getmodule(origin), "__file__", None) or "object"), name, origin,
+                               f"give the module built with them, {name}(...), or give them defaults")
+        obj = _in_kept_dtype(obj, f"{name}()", changed)
         if not isinstance(obj, torch.nn.Module):
             return _from_object(obj, None, None)
         path = code_file(origin)
@@ -396,7 +398,8 @@ def _rebuilt_alike(module):
     import torch
     from torch.nn.parameter import is_lazy
 
-    with torch.random.fork_rng(devices=[]):  # building it draws weights: the run's seed stays as it was
+    # building it draws weights and may set torch's defaults: the run's seed and those stay as they were
+    with torch.random.fork_rng(devices=[]), torch_defaults_kept():
         try:
             made = type(module)()
         except Exception:  # noqa: BLE001  a class that needs its arguments
@@ -453,7 +456,59 @@ def load_python(path: Path, name: str | None = None, imports: dict | None = None
     """Run the Python file ``path`` and return the model it defines and its name: NAME when
     given (an object, a class or a function, called without arguments), else the module-level
     ``model``, else its one Keras model or nn.Module instance, else its one nn.Module class.
-    ``imports``: the files beside it that it imports (``local_imports``)."""
+    ``imports``: the files beside it that it imports (``local_imports``). Torch's process-wide
+    defaults are as they were before once it returns (``torch_defaults_kept``)."""
+    with torch_defaults_kept() as changed:
+        obj, name = _defined(path, name, imports)
+    return _in_kept_dtype(obj, path, changed), name
+
+
+@contextlib.contextmanager
+def torch_defaults_kept():
+    """Torch's process-wide defaults put back as they were once the user's code has run: the
+    default dtype and device and whether autograd records, which a model file may set at its
+    top (torch.set_default_dtype(torch.float64)), and which would otherwise outlast it in the
+    caller's session and in all that neuralab computes after it (the run's data, its ONNX
+    file). Yields a dict that then holds "dtype": (the code's, the one put back) where the
+    code set another default dtype."""
+    import torch
+
+    dtype, device, grad = torch.get_default_dtype(), torch.get_default_device(), torch.is_grad_enabled()
+    changed: dict = {}
+    try:
+        yield changed
+    finally:
+        if torch.get_default_dtype() != dtype:
+            changed["dtype"] = (torch.get_default_dtype(), dtype)
+            torch.set_default_dtype(dtype)
+        if torch.get_default_device() != device:
+            # None, not "cpu": no default device is torch's own state, and costs nothing per tensor
+            torch.set_default_device(None if device == torch.device("cpu") else device)
+        torch.set_grad_enabled(grad)
+
+
+def _in_kept_dtype(obj, where, changed: dict):
+    """``obj``, built by code that set another default dtype (``changed``, from
+    torch_defaults_kept), with its weights of that dtype cast to the one put back, and one
+    warning saying so: neuralab's data are float32, and so is the ONNX file's input."""
+    if "dtype" not in changed:
+        return obj
+    import torch
+
+    theirs, kept = (str(t).removeprefix("torch.") for t in changed["dtype"])
+    said = (f"{where}: sets torch's default dtype to {theirs} (torch.set_default_dtype), which neuralab puts back "
+            f"to {kept} once the model is built, so that it does not outlast the file in your session")
+    if isinstance(obj, torch.nn.Module):
+        cast = any(t.dtype == changed["dtype"][0] for t in [*obj.parameters(), *obj.buffers()])
+        if cast:
+            obj.to(changed["dtype"][1])
+        said += f"; the model's {theirs} weights are cast to {kept}" if cast else f"; the model is {kept}"
+    warnings.warn(said)
+    return obj
+
+
+def _defined(path: Path, name: str | None, imports: dict | None) -> tuple[object, str]:
+    """load_python's model and its name, as it finds them."""
     module = run_file(path, imports)
     found = {k: v for k, v in vars(module).items() if not k.startswith("_")}
     if name is not None:
@@ -577,6 +632,9 @@ def run_file(path: Path, imports: dict | None = None):
             where, text, hint = f"{inner[0]}:{inner[1]}", inner[2], f" (from {path}:{line}){hint}"
         from neuralab.training.keras_script import Refused
 
+        big = _too_big(e)  # a model built at the file's top level (model = Net())
+        if big:
+            raise NeuralabError(f"{where}: {big}") from None
         kind = "" if isinstance(e, (Refused, NeuralabError)) else f"{type(e).__name__}: "  # it says what to do
         raise NeuralabError(f"{where}: {kind}{text.splitlines()[0] if text else ''}{hint}") from None
     finally:
@@ -644,13 +702,46 @@ def _materialise(path: Path, name: str, obj, fix: str = "give defaults, or a fun
         except Exception as e:  # noqa: BLE001  the user's constructor: one line, file and line
             line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
                          if f.filename == str(path)), None) or _defined_at(obj)
-            raise NeuralabError(f"{path}:{line}: {name}() failed: {type(e).__name__}: {e}; neuralab calls it "
-                                f"without arguments ({fix})") from None
+            big = _too_big(e)
+            if big:
+                raise NeuralabError(f"{path}:{line}: {name}() failed: {big}") from None
+            text = str(e).splitlines()[0] if str(e) else ""
+            # "neuralab calls it without arguments" is the cause only where the call lacked them
+            said = f"; neuralab calls it without arguments ({fix})" if _wants_arguments(obj, e) else ""
+            raise NeuralabError(f"{path}:{line}: {name}() failed: {type(e).__name__}: {text}{said}") from None
         if _is_model(made):
             return made
         raise NeuralabError(f"{path}: {name}() returns {_a(made)}, not a Keras model or torch.nn.Module")
     raise NeuralabError(f"{path}: {name} is {_a(obj)}, not a Keras model or torch.nn.Module "
                         "(an instance, a class, or a function returning one)")
+
+
+def _wants_arguments(made, error: Exception) -> bool:
+    """Whether calling ``made`` without arguments failed for the want of them: its signature
+    binds none, or the TypeError says an argument is missing."""
+    if not isinstance(error, TypeError):
+        return False
+    try:
+        inspect.signature(made).bind()
+    except TypeError:
+        return True
+    except ValueError:  # no signature to read (a builtin): the message tells
+        pass
+    return "missing" in str(error) and "argument" in str(error)
+
+
+def _too_big(error: BaseException) -> str | None:
+    """What to say of user code that ran out of memory building its model (a layer of
+    200,000 x 200,000 weights asks for 160 GB), or None for another error."""
+    from neuralab.errors import out_of_memory
+
+    said = out_of_memory(error)
+    if said is None:
+        return None
+    asked = said.partition("asked for ")[2]  # the one allocation that failed: a lower bound of the whole
+    needs = f"the model needs at least {asked} to build (one of its tensors alone asks for that)" if asked else \
+        "the model needs more memory to build than there is"
+    return f"not enough memory: {needs}; make it smaller (fewer or narrower layers)"
 
 
 def _a(obj) -> str:
@@ -772,6 +863,7 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
 # what a user's module is given, by what it outputs: PyTorch's layout, which code written for Keras's
 # channels-last images or for flattened vectors does not expect
 INPUT_LAYOUT = {"classes": "images as (batch, channels, height, width)", "steps": "windows as (batch, steps, inputs)"}
+ONE = {"classes": "class", "steps": "step"}
 
 
 def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=None, what: str = "classes",
@@ -782,8 +874,11 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
     probabilities, not logits, is warned about."""
     import torch
 
+    from neuralab.models.summary import unregistered
+
     x = sample if sample is not None else torch.zeros(2, *input_shape)
     shape = f"({', '.join(['N', *map(str, input_shape)])})"
+    hidden = unregistered(module) if training else []  # before forward: what it keeps for later (attention maps) is no weight
     was = module.training
     module.eval()
     # the first convolution called, and the channels it was given: a model for colour pictures
@@ -810,36 +905,56 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
         for hook in hooks:
             hook.remove()
         module.train(was)
+    batch = x.shape[0]
+    needs = f"(N, {outputs}) ({outputs} {what if outputs != 1 else ONE[what]})"
     if isinstance(y, (tuple, list, dict)):  # (logits, features), {"logits": ...}: research code's habit
-        parts = ({k: _shape_of(v) for k, v in y.items()} if isinstance(y, dict)
-                 else ", ".join(map(str, map(_shape_of, y))))
+        parts = ("{" + ", ".join(f"{k!r}: {_shape_of(v, batch)}" for k, v in y.items()) + "}" if isinstance(y, dict)
+                 else ", ".join(_shape_of(v, batch) for v in y))
         raise NeuralabError(f"{name}: on inputs {shape} the model returns {_a(y)} of {parts}; the data needs one "
-                            f"tensor (N, {outputs}) ({outputs} {what}): return that alone from forward")
+                            f"tensor {needs}: return that alone from forward")
     if not isinstance(y, torch.Tensor) or y.dim() != 2 or y.shape[1] != outputs:
-        raise NeuralabError(f"{name}: on inputs {shape} the model gives {_shape_of(y)}, the data needs "
-                            f"(N, {outputs}) ({outputs} {what})")
+        raise NeuralabError(f"{name}: on inputs {shape} the model gives {_shape_of(y, batch)}, the data needs "
+                            f"{needs}; {_output_fix(y, outputs, what)}")
     if training:
-        _trainable(module, name, y if what == "classes" else None)
+        _trainable(module, name, y if what == "classes" else None, hidden)
     return module
 
 
-
-def _shape_of(y):
-    return tuple(y.shape) if hasattr(y, "shape") else type(y).__name__
-
-
-def _trainable(module, name: str, logits=None) -> None:
-    """Refuse a module with nothing the optimizer would train, or weights no run would save;
-    warn where a classifier's outputs ``logits`` are probabilities."""
+def _output_fix(y, outputs: int, what: str) -> str:
+    """What to change in a module whose output ``y`` is not (N, ``outputs``)."""
     import torch
 
-    from neuralab.models.summary import unregistered
+    last = f"make its last layer output {outputs} (nn.Linear(..., {outputs}))"
+    if not isinstance(y, torch.Tensor):
+        return f"return one tensor (batch, {outputs}) from forward"
+    if y.dim() == 2:
+        return f"{last} or give `horizon` {y.shape[1]}" if what == "steps" else last
+    if y.dim() == 1:  # a squeeze(-1) or a view(-1) took the outputs' axis away
+        return f"return (batch, {outputs}) from forward: drop the squeeze" + ("" if outputs == 1 else f", and {last}")
+    flat = y.dim() > 2 and y.shape[0] > 0 and y[0].numel() == outputs  # (N, 10, 1, 1) from a final convolution
+    return f"return (batch, {outputs}) from forward" + (": flatten it (.flatten(1))" if flat else "")
 
-    hidden = unregistered(module)
+
+def _shape_of(y, batch: int | None = None) -> str:
+    """``y``'s shape as refusals give it: its first size is N where it is the ``batch`` given,
+    which the user knows as N, not as the few inputs neuralab tried the model on."""
+    if not hasattr(y, "shape"):
+        return type(y).__name__
+    sizes = ["N" if i == 0 and v == batch else str(v) for i, v in enumerate(y.shape)]
+    return f"({', '.join(sizes)}{',' if len(sizes) == 1 else ''})"
+
+
+def _trainable(module, name: str, logits=None, hidden=()) -> None:
+    """Refuse a module with nothing the optimizer would train, or ``hidden`` tensors (from
+    models.summary.unregistered) no run would save; warn where a classifier's outputs
+    ``logits`` are probabilities."""
+    import torch
+
     if hidden:
         where = ", ".join(f"{n} (use {use})" for n, use in hidden)
-        raise NeuralabError(f"{name}: keeps weights where PyTorch does not register them: {where}; no parameters() "
-                            "holds them, so they would be neither trained nor saved")
+        raise NeuralabError(f"{name}: keeps tensors where PyTorch does not register them: {where}; no parameters() "
+                            "or state_dict() holds them, so they would be neither trained nor saved, and the run "
+                            "loaded again would compute with others")
     params = list(module.parameters())
     if not any(p.requires_grad for p in params):
         why = "every parameter has requires_grad=False" if params else "it holds no nn.Parameter"
