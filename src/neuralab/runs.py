@@ -78,16 +78,32 @@ class Kind(str, enum.Enum):
     def article(self) -> str:
         return "an" if self.value[0] in "aeiou" else "a"
 
+    # Each interface names its own functions: the library's messages say ``made_in_python`` and
+    # ``used_in_python``; the command line says ``made_by`` and ``used_by`` in their place (cli._args)
+
     @property
     def made_by(self) -> str:
+        """The command that makes a run of this kind."""
         return {Kind.CLASSIFIER: "neuralab train", Kind.FORECASTER: "neuralab forecast"}[self]
 
     @property
     def used_by(self) -> str:
+        """The commands that use a run of this kind."""
         return {Kind.CLASSIFIER: "`neuralab evaluate`, `neuralab predict`, `neuralab inspect`, `neuralab report`, "
                                  "`neuralab export` or `neuralab serve`",
                 Kind.FORECASTER: "`neuralab forecast predict`, `neuralab report`, `neuralab export` or "
                                  "`neuralab serve`"}[self]
+
+    @property
+    def made_in_python(self) -> str:
+        """The function that makes a run of this kind."""
+        return {Kind.CLASSIFIER: "neuralab.train_classifier", Kind.FORECASTER: "neuralab.run_forecast"}[self]
+
+    @property
+    def used_in_python(self) -> str:
+        """The functions that use a run of this kind."""
+        return {Kind.CLASSIFIER: "neuralab.load_classifier or neuralab.evaluate_run",
+                Kind.FORECASTER: "neuralab.load_forecaster or neuralab.predict_run"}[self]
 
 
 class Status(str, enum.Enum):
@@ -154,15 +170,16 @@ NOT_RESUMABLE = "start it again, with `overwrite`"
 FROM_THE_START = "starts it again from epoch 1 with the same config"  # a resume of a run with no epoch kept
 
 
-def way_on(path: Path, kind: Kind, does: str, call: str | None = None) -> str:
-    """How to go on with the interrupted run of ``kind`` at ``path``: "`CALL` ``does``", CALL
-    being ``call`` (the command line's command) or else the Python call that resumes the run
-    (``Interrupted.resume_call``); for a forecast of a module object, which nothing resumes, why
-    not and what to do instead."""
+def way_on(path: Path, kind: Kind, does: str | None = None, call: str | None = None) -> str:
+    """How to go on with the interrupted run of ``kind`` at ``path``: "`CALL` DOES", CALL being
+    ``call`` (the command line's command) or else the Python call that resumes the run
+    (``Interrupted.resume_call``), DOES ``does``, by default what the resume does to a run that
+    is to be finished ("finishes it", or FROM_THE_START where it keeps no epoch); for a forecast
+    of a module object, which nothing resumes, why not and what to do instead."""
     resume = Interrupted.resume_call(path, kind)
     if resume is None:
         return f"its model, a module object, is not one the run can rebuild: {NOT_RESUMABLE}"
-    return f"`{call or resume}` {does}"
+    return f"`{call or resume}` {does or ('finishes it' if epoch_kept(path) else FROM_THE_START)}"
 
 
 def _python_call(path: Path, kind: Kind, function: str) -> str | None:
@@ -236,6 +253,49 @@ class InterruptedInTheWay(ParameterError):
             why = (f"{what} stopped before its first epoch finished: `{resume}` {FROM_THE_START}{then}; pass "
                    "`overwrite` to replace it")
         super().__init__("out", str(path if out is None else out), f"{why} or choose another `out`")
+
+
+class NotARun(ParameterError):
+    """A `run_dir` that is no run's folder: ``what`` it is instead. The message says what
+    makes one, by default the Python functions (``Kind.made_in_python``), for which the command
+    line puts its commands (``said_with``)."""
+
+    def __init__(self, path: str | os.PathLike, what: str, made_by: str | None = None):
+        self.what = what
+        made_by = made_by or " or ".join(kind.made_in_python for kind in Kind)
+        super().__init__("run_dir", str(path), f"{what}; give a folder made by {made_by}")
+
+    def said_with(self, made_by: str) -> "NotARun":
+        return NotARun(self.value, self.what, made_by)
+
+
+class OtherKind(NeuralabError):
+    """A run of kind ``found`` at ``path`` given where one of ``wanted`` is needed. The message
+    names what made it and what uses it, by default the Python functions (``Kind.made_in_python``,
+    ``used_in_python``), and, where it is ``resumable`` (interrupted), the Python call that
+    resumes it; the command line puts its commands in their place (``said_with``). A forecaster
+    that Keras's fit wrote (``keras_fit``) records no series to forecast from: the message says
+    where its training shows (``shown_in``) instead."""
+
+    def __init__(self, path: str | os.PathLike, found: Kind, wanted: Kind, keras_fit: bool = False,
+                 resumable: bool = False, *, made_by: str | None = None, used_by: str | None = None,
+                 shown_in: str | None = None, resume: str | None = None):
+        self.path, self.found, self.wanted = Path(path), found, wanted
+        self.keras_fit, self.resumable = keras_fit, resumable
+        if keras_fit:
+            said = f"{found.article} {found.value} run that Keras's fit wrote (RunLogger)"
+            shown_in = shown_in or f"neuralab.runs.Run({str(self.path)!r}).metrics()"
+            then = f"it shows its training in {shown_in} and TensorBoard"
+        else:
+            said = f"{found.article} {found.value} run (made by {made_by or found.made_in_python})"
+            resume = resume or (Interrupted.resume_call(self.path, found) if resumable else None)
+            then = (f"resume it with `{resume}`, or " if resume else "") + \
+                f"use it with {used_by or found.used_in_python}"
+        super().__init__(f"{self.path}: {said}, not {wanted.article} {wanted.value} run; {then}")
+
+    def said_with(self, made_by: str, used_by: str, shown_in: str, resume: str | None) -> "OtherKind":
+        return OtherKind(self.path, self.found, self.wanted, self.keras_fit, self.resumable, made_by=made_by,
+                         used_by=used_by, shown_in=shown_in, resume=resume)
 
 
 def _written_by_runs(child: Path) -> bool:
@@ -574,26 +634,23 @@ class Run:
 
     @classmethod
     def open(cls, path: str | os.PathLike, kind: Kind | None = None) -> "Run":
-        """An existing run; with ``kind``, refused (naming the command that fits) when it holds another kind."""
+        """An existing run; with ``kind``, refused (naming the functions that fit, ``OtherKind``) when it
+        holds another kind."""
         run = cls(path)
         if not run.path.is_dir():
-            what = "is a file, not a run's folder" if run.path.exists() else "not found"
-            raise ParameterError("run_dir", str(run.path), f"{what}; give a folder made by `neuralab train` "
-                                                           "or `neuralab forecast`")
+            raise NotARun(run.path, "is a file, not a run's folder" if run.path.exists() else "not found")
         if not (run.path / CONFIG).is_file():
             if (run.path / LOCK).exists():
                 raise ParameterError("run_dir", str(run.path), "the run stopped before it was set up (no "
                                      "config.json); start it again with the same `out`")
-            raise ParameterError("run_dir", str(run.path), "not a run directory (no config.json); give a folder "
-                                                           "made by `neuralab train` or `neuralab forecast`")
+            raise NotARun(run.path, "not a run directory (no config.json)")
         if kind is not None and run.kind != kind:
-            found = run.kind
-            if run.by_keras_fit and found is Kind.FORECASTER:  # it records no series: `forecast predict` refuses it too
-                raise NeuralabError(f"{run.path}: {found.article} {found.value} run that Keras's fit wrote "
-                                    "(RunLogger), not an image-classifier run; it shows its training in "
-                                    "`neuralab runs`, `neuralab serve` and TensorBoard")
-            raise NeuralabError(f"{run.path}: {found.article} {found.value} run (made by `{found.made_by}`), not "
-                                f"{kind.article} {kind.value} run; use it with {found.used_by}")
+            found, keras_fit = run.kind, run.by_keras_fit
+            # a resume goes on with an interrupted run; one of Keras's fit goes on in Keras (classify says so)
+            resumable = not keras_fit and run.status() is Status.INTERRUPTED and \
+                Interrupted.resume_call(run.path, found) is not None
+            # Keras's fit's forecaster records no series: what forecasts with it refuses it too
+            raise OtherKind(run.path, found, kind, keras_fit and found is Kind.FORECASTER, resumable)
         return run
 
     @property

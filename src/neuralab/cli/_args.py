@@ -178,18 +178,24 @@ def typed(args, level: int = 0) -> set[str]:
 
 
 def refuse_other_kind(run_dir, kind) -> None:
-    """A run of another kind than ``kind`` given to --resume: refused with the command that
-    resumes it where it is interrupted, beside those that use it (Run.open's refusal names only those)."""
-    from neuralab.errors import NeuralabError
-    from neuralab.runs import Run, Status
+    """A run of another kind than ``kind`` given to --resume: refused before the options are
+    checked against the run, naming the commands that fit (``other_kind_as_commands``)."""
+    from neuralab.runs import OtherKind, Run
 
-    run = Run.open(run_dir)
-    found = run.kind
-    if found is not kind and not run.by_keras_fit:  # Keras's fit: Run.open(run_dir, kind) says where it goes on
-        resume = (f"resume it with `{resume_command(found.made_by, run.path)}`, or "
-                  if run.status() is Status.INTERRUPTED else "")
-        raise NeuralabError(f"{run.path}: {found.article} {found.value} run (made by `{found.made_by}`), not "
-                            f"{kind.article} {kind.value} run; {resume}use it with {found.used_by}")
+    if Run.open(run_dir).by_keras_fit:  # the resume says where a run of Keras's fit goes on
+        return
+    try:
+        Run.open(run_dir, kind)
+    except OtherKind as e:
+        raise other_kind_as_commands(e) from None
+
+
+def other_kind_as_commands(e):
+    """The library's refusal of a run of another kind (runs.OtherKind), which names Python's
+    functions, said with the commands that make, resume and use the run."""
+    found = e.found
+    return e.said_with(f"`{found.made_by}`", found.used_by, "`neuralab runs`, `neuralab serve`",
+                       resume_command(found.made_by, e.path) if e.resumable else None)
 
 
 def height_width(text: str) -> tuple[int, int]:
@@ -214,12 +220,18 @@ def ways_on_as_commands(interrupted: Callable | None = None, then: str = ""):
     """The library's ways on after an interrupt, its Python calls, said as the command line's:
     `--resume` (the run's own command) for a run interrupted, or one an `--out` holds; where
     the same command again goes on (compare), ``interrupted(e)`` says it, and ``then`` what
-    follows a run's resume; `neuralab report` for a finished run's report that was stopped."""
+    follows a run's resume; `neuralab report` for a finished run's report that was stopped.
+    What makes a run and what uses one, said as the commands, where a folder given is none or
+    holds a run of another kind."""
     from neuralab.reports.html import ReportInterrupted, ReportNotWritten
-    from neuralab.runs import Interrupted, InterruptedInTheWay, RunFinished
+    from neuralab.runs import Interrupted, InterruptedInTheWay, Kind, NotARun, OtherKind, RunFinished
 
     try:
         yield
+    except NotARun as e:
+        raise e.said_with(" or ".join(f"`{kind.made_by}`" for kind in Kind)) from None
+    except OtherKind as e:
+        raise other_kind_as_commands(e) from None
     except (ReportInterrupted, ReportNotWritten) as e:
         from neuralab.cli.report import report_command
 

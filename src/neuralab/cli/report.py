@@ -65,7 +65,7 @@ def _refuse_unfinished(run) -> None:
     run, naming its model.safetensors, which a run stopped in its first epochs has not yet.)"""
     from neuralab.cli._args import resume_command
     from neuralab.errors import NeuralabError
-    from neuralab.runs import FROM_THE_START, Kind, Status, epoch_kept, resume_needs
+    from neuralab.runs import Kind, Status, resume_needs, way_on
 
     if run.by_keras_fit or resume_needs(run.path)[0] == "model":  # no command resumes those: the library says
         return
@@ -73,7 +73,6 @@ def _refuse_unfinished(run) -> None:
     if status is Status.RUNNING:
         raise NeuralabError(f"{run.path}: still training, so there is no report to write yet; its end writes it")
     if status is Status.INTERRUPTED:
-        does = "finishes it" if epoch_kept(run.path) else FROM_THE_START
+        resume = way_on(run.path, Kind.FORECASTER, call=resume_command(Kind.FORECASTER.made_by, run.path))
         raise NeuralabError(f"{run.path}: the run did not finish (no results.json), so there is no report to write; "
-                            f"`{resume_command(Kind.FORECASTER.made_by, run.path)}` {does}, and writes its report "
-                            "at the end")
+                            f"{resume}, and writes its report at the end")

@@ -96,8 +96,8 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
             except Interrupted as e:  # the way on is this call again, which resumes this run and keeps the others
                 then = f"calling `compare(...)` again with the same `out` {GOES_ON}"
                 if sources[name].type == TORCH:  # which this call would refuse: the user resumes it first
-                    then = (f"`{Interrupted.resume_call(e.path, e.kind)}` {e.resume_does}; then calling `compare(...)` "
-                            f"again with the same `out` {AFTER_ITS_RESUME}")
+                    then = (f"{runs.way_on(e.path, e.kind, e.resume_does)}; then calling `compare(...)` again with "
+                            f"the same `out` {AFTER_ITS_RESUME}")
                 raise Interrupted(e.path, e.kind, then=then) from None
             accs.append(result.test["accuracy"])
             epoch_seconds += [r["seconds"] for r in result.history]
