@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -13,6 +14,10 @@ import numpy as np
 
 from neuralab.data.idx import read_idx, write_idx
 from neuralab.data.sources import file_in
+
+# torchrun with two processes; --standalone: a free port of its own for the rendezvous, not
+# 29500, which another job on the machine may hold
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
 IDX_FILES = [f"{prefix}-{kind}-ubyte.gz" for prefix in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")]
 

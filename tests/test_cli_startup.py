@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from helpers import idx_subset
+from helpers import TORCHRUN, idx_subset
 
 HEAVY = ("torch", "pandas", "matplotlib", "PIL", "scipy", "sklearn")
 RUN = """
@@ -190,7 +190,7 @@ def test_compare_refused_by_rank_0_ends_every_process_of_a_torchrun_job_alike(fa
         line = f"--out {out}: cannot create the runs' folders in {tmp_path / 'cmp'} (Not a directory); a part of " \
                "the path is a file, not a folder: give a path through folders"
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--monitor-interval", "2",
+    p = subprocess.run([*TORCHRUN, "--monitor-interval", "2",
                         "-m", "neuralab", "compare", "--models", "lenet5", "--seeds", "1", "--data", "fashion-mnist",
                         "--data-dir", str(data), "--epochs", "1", "--batch-size", "100", "--out", str(out)],
                        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=240)

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import idx_subset
+from helpers import TORCHRUN, idx_subset
 from neuralab.cli import main
 
 pytestmark = pytest.mark.skipif(not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
@@ -32,8 +31,7 @@ def tiny_fashion(fashion_mnist, tmp_path_factory):
 def torchrun(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
     """``torchrun --nproc_per_node 2 ARGS`` (a script, or -m neuralab ...) on the CPU."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", *args],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=240)
+    return subprocess.run([*TORCHRUN, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=240)
 
 
 def said(p: subprocess.CompletedProcess) -> list[str]:
@@ -336,7 +334,7 @@ def test_threads_torchrun_chose_give_way_to_each_process_share_of_the_cpus(tmp_p
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     if users_omp:
         env["OMP_NUM_THREADS"] = users_omp
-    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)],
+    p = subprocess.run([*TORCHRUN, str(script)],
                        capture_output=True, text=True, env=env, timeout=240)
     assert p.returncode == 0, p.stderr[-3000:]
     assert re.findall(r"^share (\S+) (\S+) (\S+)$", p.stdout, re.M) == [("1", share, threads)] * 2, p.stdout

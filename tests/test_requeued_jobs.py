@@ -14,12 +14,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import digits_folder
+from helpers import TORCHRUN, digits_folder
 
 from neuralab import runs
 from neuralab.cli import main
@@ -255,7 +254,7 @@ def test_a_torchrun_job_is_told_the_resume_command_it_was_started_with(monkeypat
                     reason="needs torch.distributed with gloo")
 def test_the_job_command_under_torchrun_starts_the_run_once_then_finds_it_finished(digits, tmp_path):
     run = tmp_path / "run"
-    job = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "neuralab",
+    job = [*TORCHRUN, "-m", "neuralab",
            *train_args(digits, run, REQUEUE)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
     started = subprocess.run(job, capture_output=True, text=True, env=env, timeout=300)

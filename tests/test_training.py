@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import idx_subset
+from helpers import TORCHRUN, idx_subset
 from neuralab.cli import main
 from neuralab.errors import NeuralabError
 from neuralab.training import (ClassifierConfig, TrainConfig, evaluate_run, load_classifier, resume_classifier,
@@ -240,8 +240,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_fashion, tmp_pa
     args = ["train", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "2", "--focus", "0.5",
             "--batch-size", "50", "--val-fraction", "0.1", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "-m", "neuralab", *args, "--out", str(tmp_path / "ddp")],
+    ddp = subprocess.run([*TORCHRUN, "-m", "neuralab", *args, "--out", str(tmp_path / "ddp")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     assert ddp.stdout.count("test accuracy") == 1  # only rank 0 speaks
@@ -267,8 +266,7 @@ def test_a_refusal_under_torchrun_is_said_once_by_rank_0(tiny_fashion, tmp_path)
             "--out", str(tmp_path / "run")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     assert subprocess.run([sys.executable, "-m", "neuralab", *args], env=env, timeout=300).returncode == 0
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "-m", "neuralab", *args], capture_output=True, text=True, env=env, timeout=300)
+    ddp = subprocess.run([*TORCHRUN, "-m", "neuralab", *args], capture_output=True, text=True, env=env, timeout=300)
     assert ddp.returncode != 0
     said = [line for line in ddp.stderr.splitlines() if line.startswith("neuralab:")]
     assert said == [f"neuralab: error: --out {tmp_path / 'run'}: already holds a run; pass --overwrite to replace "

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,7 @@ import pytest
 import torch
 from starlette.testclient import TestClient
 
-from helpers import idx_subset
+from helpers import TORCHRUN, idx_subset
 from neuralab.cli import main
 from neuralab.data.series import load_series
 from neuralab.errors import ParameterError
@@ -98,7 +97,7 @@ def test_two_processes_stop_together_when_training_diverges(tiny_fashion, tmp_pa
     """Each process sees the loss summed over both shares: both stop at epoch 1, none waits for the other."""
     args = ["train", "--model", "mlp", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "3",
             "--lr", "1e9", "--batch-size", "50", "--quiet", "--out", str(tmp_path / "ddp")]
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "neuralab",
+    ddp = subprocess.run([*TORCHRUN, "-m", "neuralab",
                           *args], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                          timeout=300)
     said = {line for line in ddp.stderr.splitlines() if line.startswith("neuralab:")}
