@@ -74,6 +74,16 @@ def test_train_classifier_and_compare_check_the_classifierconfig_before_any_fold
     assert e.value.parameter == parameter and not (tmp_path / "compare").exists()
 
 
+def test_classifierconfig_takes_no_model_options_as_none(digits, tmp_path):
+    # runs saved by earlier releases hold "model_options": null, and the zoo reads None as none
+    from neuralab.training import train_classifier
+
+    config = ClassifierConfig(model="mlp", data=str(digits), model_options=None, train=TrainConfig(epochs=1))
+    config.check()
+    assert config.model_options == {}
+    assert train_classifier(config, out=tmp_path / "run", verbose=False).test["accuracy"] > 0
+
+
 def test_classifierconfig_takes_numpy_numbers_as_pythons():
     config = ClassifierConfig(val_fraction=np.float32(0.25), test_fraction=np.float64(0.1),
                               model_options={"dropout": 0.5})

@@ -289,6 +289,8 @@ class ClassifierConfig:
         """Raise ParameterError for a field of the wrong type or out of range, ``train`` aside:
         the trainer checks that once a Keras model's compile() has filled it (TrainConfig.check)."""
         check_types(self)
+        if self.model_options is None:  # as the zoo's builder reads it (options or {}): none
+            self.model_options = {}
         if not isinstance(self.model_options, dict):  # the zoo's builder takes them as keyword arguments
             raise ParameterError("model_options", self.model_options, "give a dict of the zoo model's options, "
                                  "e.g. {'dropout': 0.5}")
