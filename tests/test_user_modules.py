@@ -257,12 +257,13 @@ def test_code_importing_a_package_beside_it_trains_and_its_run_says_it_cannot_re
     (tmp_path / "parts" / "__init__.py").write_text(BLOCKS)
     (tmp_path / "net.py").write_text(NET.replace("from blocks import head", "from parts import head"))
     run = tmp_path / "run"
-    assert main(["train", "--model", f"{tmp_path / 'net.py'}:Net", "--data", str(digits), "--epochs", "1",
-                 "--out", str(run), "--quiet"]) == 0
+    with pytest.warns(UserWarning, match="net.py imports parts, a package .*: the run will not rebuild the model"):
+        assert main(["train", "--model", f"{tmp_path / 'net.py'}:Net", "--data", str(digits), "--epochs", "1",
+                     "--out", str(run), "--quiet"]) == 0
     capsys.readouterr()
     assert _source(run)["file"] is None and not list(run.glob("*.py"))
     assert main(["evaluate", str(run), "--trust-code"]) == 2
-    assert "importing a package beside it" in capsys.readouterr().err
+    assert "cannot rebuild: net.py imports parts, a package (a folder) beside it" in capsys.readouterr().err
 
 
 def test_a_constructor_argument_that_only_the_outputs_show_is_caught(tmp_path, digits):

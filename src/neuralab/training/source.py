@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import importlib.util
 import inspect
+import io
 import math
 import os
 import sys
@@ -35,10 +36,11 @@ from pathlib import Path
 
 from neuralab.data.sources import sha256
 from neuralab.errors import NeuralabError, NotAClassifier, ParameterError
-from neuralab.training.config import OPTIMIZERS
+from neuralab.training.config import MAX_SEED, OPTIMIZERS
 
 ZOO, KERAS, TORCH = "zoo", "keras", "torch"
 CODE_FILE = "model.py"              # the copy of a user's PyTorch code in a run directory
+MODULE_PREFIX = "neuralab_model_"   # sys.modules's name for a model file run (run_file), before its hash
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 MAX_CODE = 4 * 2**20                # bytes: a model file is a page of Python, not a data file
 MAX_PAD = 4                         # pixels a model's input may exceed the data's by (28 -> 32, as LeNet-5 pads)
@@ -63,6 +65,18 @@ KERAS_LOSSES = {
 
 CANNOT_REBUILD = ("the model was PyTorch code the run cannot rebuild (an object built with arguments, or defined in "
                   "a notebook, a script or a library, or code importing a package beside it)")
+# how far a floating point buffer built again may drift in its sums (_sums) and still be the one
+# trained with: another machine's or torch version's rounding of sin, exp or a matmul, not a value
+# drawn again (which moves them by about 1 / sqrt(its size))
+SUMS_RTOL = {2: 1e-3, 4: 1e-5, 8: 1e-5}  # by bytes per value: float16 and bfloat16, float32, float64
+
+
+def cannot_rebuild(source: dict | None) -> str:
+    """What refusals say of a run whose PyTorch model it cannot rebuild: the reason its "source"
+    records (``cannot_rebuild``, where neuralab knew it as it trained), else the cases there are."""
+    why = (source or {}).get("cannot_rebuild")
+    return f"the model was PyTorch code the run cannot rebuild: {why}" if isinstance(why, str) and why else \
+        CANNOT_REBUILD
 
 
 class CodeNotTrusted(ParameterError):
@@ -82,8 +96,16 @@ class ModelNeeded(ParameterError):
     so in its own words."""
 
     def __init__(self, run_dir):
-        reason = (f"{run_dir}: {CANNOT_REBUILD}; use the run from Python, passing the module it was trained "
-                  "with, built the same way (Net(hidden=32), say), as `model`")
+        from neuralab.files import read_json
+        from neuralab.runs import MODEL, json_object
+
+        source = None  # the run's record, which says why where neuralab knew it as it trained
+        with contextlib.suppress(NeuralabError, OSError):
+            source = json_object(json_object(read_json(Path(run_dir) / MODEL)).get("source"))
+        said = cannot_rebuild(source)
+        example = "" if said != CANNOT_REBUILD else " (Net(hidden=32), say)"
+        reason = (f"{run_dir}: {said}; use the run from Python, passing the module it was trained with, built the "
+                  f"same way{example}, as `model`")
         super().__init__("model", None, reason)
         self.args = (reason,)
 
@@ -106,6 +128,10 @@ class ModelSource:
     name: str | None = None                   # torch: its name in the file
     imports: dict = field(default_factory=dict)  # torch: the files beside it that it imports, name -> bytes
     rebuilt: object = None                    # torch: a module object's class built again, to compare on data
+    buffers: dict = field(default_factory=dict)  # torch: its non-persistent buffers as neuralab built it, which
+    #                                           no run saves: name -> digest (unsaved_buffers)
+    seed: int | None = None                   # torch: the seed it was built under, where just set (_seed_just_set)
+    not_kept: str | None = None               # torch: why the run cannot keep its code, where that is known
     compile: dict = field(default_factory=dict)  # keras: compile()'s and fit()'s settings as TrainConfig fields,
     #                                           fit()'s validation_split as ClassifierConfig's val_fraction
     loss: object = None                       # keras: compile()'s loss as Keras gives it, which tells a
@@ -121,21 +147,43 @@ class ModelSource:
             return {"type": ZOO}
         if self.type == KERAS:
             return {"type": KERAS, "spec": self.spec, "logits": logits}
-        record = {"type": TORCH, "file": CODE_FILE if self.code is not None else None, "name": self.name,
+        record = {"type": TORCH, "file": self.kept_as if self.code is not None else None, "name": self.name,
                   "sha256": hashlib.sha256(self.code).hexdigest() if self.code is not None else None}
         if self.imports:
             record["imports"] = {n: hashlib.sha256(b).hexdigest() for n, b in sorted(self.imports.items())}
+        if self.code is not None and self.buffers:
+            record["buffers"] = self.buffers
+            if self.seed is not None:
+                record["seed"] = self.seed
+        if self.code is None and self.not_kept:
+            record["cannot_rebuild"] = self.not_kept
         return record
 
+    @property
+    def kept_as(self) -> str:
+        """The user's file's name in the run: model.py, but where a file it imports is named so
+        (the helper keeps that name, which its import asks for): then its own."""
+        if CODE_FILE not in self.imports:
+            return CODE_FILE
+        name = self.file.name
+        while name == CODE_FILE or name in self.imports:  # its own name taken too (a link to another model.py)
+            name = f"_{name}"
+        return name
+
     def copy_code(self, run_dir: Path) -> None:
-        """Put the user's PyTorch file into the run (as model.py), and the files beside it that
-        it imports under their own names, for rebuilding it later."""
+        """Put the user's PyTorch file into the run (as ``kept_as``), and the files beside it that
+        it imports under their own names, for rebuilding it later; or say, in one warning, why
+        the run cannot keep them, where that is known (a package beside the file)."""
         if self.type == TORCH and self.code is not None:
             from neuralab.files import atomic_write
 
-            for name, code in {**self.imports, CODE_FILE: self.code}.items():
+            for name, code in {**self.imports, self.kept_as: self.code}.items():
                 with atomic_write(Path(run_dir) / name, "wb") as f:
                     f.write(code)
+        elif self.type == TORCH and self.not_kept:
+            warnings.warn(f"{self.not_kept}: the run will not rebuild the model from its code, so no command can "
+                          "load it, only Python given the module (docs/runs.md); to make it loadable, move what the "
+                          "model takes from the package into .py files beside the model's file")
 
     # --- the network --------------------------------------------------------------------
 
@@ -202,7 +250,22 @@ class ModelSource:
             if not _same_outputs(module, rebuilt, sample if sample is not None else torch.rand(2, *shape)):
                 self.file = self.code = None
                 self.imports = {}
+        self._refuse_unrepeatable()
         return module
+
+    def _refuse_unrepeatable(self) -> None:
+        """Refuse, before it trains, a module whose buffers that no run saves come out otherwise when
+        its code builds it again, under the same seed, as rebuilding the run will (``rebuild``)."""
+        if not self.buffers or self.file is None:
+            return
+        kept = {k: m for k, m in sys.modules.items() if k.startswith(MODULE_PREFIX)}  # the model's own classes
+        try:
+            with _seeded(self.seed), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")  # said once already, as it was built
+                again, _ = load_python(self.file, self.name, self.imports)
+        finally:
+            sys.modules.update(kept)
+        _refuse_other_buffers(self.buffers, again, self.architecture, self.name, "each time its code builds it")
 
 
 # --- reading a model from what a user gives ------------------------------------------------
@@ -225,6 +288,7 @@ def resolve(model, zoo=None) -> ModelSource:
         from neuralab.training.keras_script import after_fit, calls_said, fit_recorded, taken_from_fit, warn_compiles
 
         with fit_recorded(path, imports) as read:
+            seed = _seed_just_set()  # as a run seeds before it reads its model: rebuild builds it so again
             try:
                 obj, name = load_python(path, name, imports)
                 failed = None
@@ -237,7 +301,7 @@ def resolve(model, zoo=None) -> ModelSource:
             raise failed from None
         # the model's last compile(), which Keras trains with: its warnings name that line
         compiled_at = next((line for m, _, line in reversed(read.compiles) if m is obj), "?")
-        source = _from_object(obj, path, name, imports, compiled_at)
+        source = _from_object(obj, path, name, imports, compiled_at, seed)
         if source.type == KERAS:
             warn_compiles(path, [(config, line) for m, config, line in read.compiles if m is obj])
         if read.fits:
@@ -316,9 +380,10 @@ def _images(spec: dict, compile_config: dict) -> dict:
 
 
 def _from_object(obj, path: Path | None, name: str | None, imports: dict | None = None,
-                 compiled_at: int | str = "?") -> ModelSource:
+                 compiled_at: int | str = "?", seed: int | None = None) -> ModelSource:
     """``obj``'s ModelSource; ``path``, ``name`` and ``imports``: the file defining it, where it
-    came from one, and ``compiled_at`` the line of that file's compile() of it ("?": unknown)."""
+    came from one, ``compiled_at`` the line of that file's compile() of it ("?": unknown) and
+    ``seed`` the one it was built under (``_seed_just_set``)."""
     import torch
 
     if _is_keras(obj):
@@ -339,10 +404,11 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         at = f"{where}:{compiled_at}" if where and compiled_at != "?" else where
         return ModelSource(KERAS, f"keras:{obj.name}", _images(model.spec, compiled), None,
                            compile=_compile_settings(compiled, at), loss=compiled.get("loss"), where=where)
-    rebuilt = None
+    rebuilt, built = None, path is not None  # built: by code neuralab ran just now, the file given
     if path is None and not _is_model(obj) and callable(obj):  # a class, or a function giving a model
         origin = obj
         name = getattr(origin, "__name__", type(origin).__name__)
+        seed, built = _seed_just_set(), True
         with torch_defaults_kept() as changed:
             obj = _materialise(Path(getattr(inspect.getmodule(origin), "__file__", None) or "object"), name, origin,
                                f"give the module built with them, {name}(...), or give them defaults")
@@ -354,6 +420,7 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
     elif path is None and isinstance(obj, torch.nn.Module):  # a module object: rebuilt as its class, when it can be
         name = type(obj).__name__
         path = code_file(type(obj))
+        seed = _seed_just_set()  # the generators its class is built again from (a run's, seeded to build it)
         rebuilt = _rebuilt_alike(obj) if path is not None else None
         if rebuilt is None:
             path = None  # built with arguments: its class called without them is another network
@@ -364,10 +431,17 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
     where = path.name if path else "object"
     if path is not None and imports is None:
         imports = local_imports(path)
-    if imports is None:  # code that imports a package beside it: the run cannot keep it, nor rebuild the model
-        path = None
+    not_kept = None
+    if imports is None and path is not None:  # code that imports a package beside it: the run cannot keep it
+        not_kept, path = package_beside(path), None
+    # What a rebuild of the run must build again: the module neuralab built from the code, or a module
+    # object's class built again (kept where it computes as the object does, _confirmed); its
+    # buffers that no run saves are checked then
+    made = obj if built else rebuilt
+    buffers = unsaved_buffers(made) if made is not None and path is not None else {}
     return ModelSource(TORCH, f"torch:{where}:{name}", module=obj, file=path.resolve() if path else None,
-                       code=path.read_bytes() if path else None, name=name, imports=imports or {}, rebuilt=rebuilt)
+                       code=path.read_bytes() if path else None, name=name, imports=imports or {}, rebuilt=rebuilt,
+                       buffers=buffers, seed=seed if buffers else None, not_kept=not_kept)
 
 
 def code_file(obj) -> Path | None:
@@ -538,11 +612,23 @@ def _defined(path: Path, name: str | None, imports: dict | None) -> tuple[object
                         f"model, a class, or a function returning one, chosen with {path.name}:NAME)")
 
 
-def local_imports(path: Path) -> dict:
+def local_imports(path: Path) -> dict | None:
     """The Python files beside ``path`` that it imports, and those they import, as {file name:
     bytes}: a run keeps them with the model's file, so that the file runs again from the run
-    alone. None where it imports a package beside it (a folder) or a file named as the run's
-    copy of the model (model.py): a run keeps neither, and cannot rebuild the model."""
+    alone. None where it imports a package beside it (a folder): a run does not keep one, and
+    cannot rebuild the model (``package_beside`` says so)."""
+    found, package = _imported_beside(path)
+    return None if package else found
+
+
+def package_beside(path: Path) -> str | None:
+    """Why a run cannot keep the code in ``path``: the package beside it that it imports (or a
+    file beside it that it imports does), in words; None where it imports none."""
+    return _imported_beside(path)[1]
+
+
+def _imported_beside(path: Path) -> tuple[dict, str | None]:
+    """``local_imports``'s files, and ``package_beside``'s reason."""
     import ast
 
     path = Path(path)
@@ -561,16 +647,15 @@ def local_imports(path: Path) -> dict:
         for name in sorted(names):
             beside = folder / f"{name}.py"
             if (folder / name / "__init__.py").is_file() and not beside.is_file():
-                return None
+                by = path.name if current == path else f"{current.name}, which {path.name} imports,"
+                return found, f"{by} imports {name}, a package (a folder) beside it, which a run does not keep"
             if not beside.is_file() or beside.name in found or beside.resolve() == path.resolve():
                 continue
-            if beside.name == CODE_FILE:
-                return None
             if beside.stat().st_size > MAX_CODE:
                 raise NeuralabError(f"{beside}: imported by the model, and larger than {MAX_CODE // 2**20} MB")
             found[beside.name] = beside.read_bytes()
             todo.append(beside)
-    return found
+    return found, None
 
 
 def _too_nested(path: Path) -> NeuralabError:
@@ -602,7 +687,7 @@ def run_file(path: Path, imports: dict | None = None):
     from neuralab.keras import on_pytorch
 
     on_pytorch()  # the file may import Keras
-    name = f"neuralab_model_{hashlib.sha256(source).hexdigest()[:16]}"
+    name = f"{MODULE_PREFIX}{hashlib.sha256(source).hexdigest()[:16]}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     folder = str(path.resolve().parent)
@@ -1102,16 +1187,43 @@ def check_record(source, where: str) -> dict:
         from neuralab.keras import check
 
         check(source["spec"], where, "source.spec")
-    if source["type"] == TORCH and not (source.get("file") in (CODE_FILE, None) and isinstance(source.get("name"), str)
-                                        and str(source["name"]).isidentifier()):
-        raise NeuralabError(f"{where}: field 'source' of a PyTorch model needs file {CODE_FILE!r} and the "
-                            "model's name in it")
+    if source["type"] != TORCH:
+        return source
+    file = source.get("file")
+    if not ((file is None or _file_name(file)) and isinstance(source.get("name"), str)
+            and str(source["name"]).isidentifier()):
+        raise NeuralabError(f"{where}: field 'source' of a PyTorch model needs file (its copy in the run, "
+                            f"{CODE_FILE!r}, or a file name NAME.py) and the model's name in it")
     imports = source.get("imports", {})
-    if source["type"] == TORCH and not (isinstance(imports, dict) and all(
-            isinstance(n, str) and n.endswith(".py") and n[:-3].isidentifier() and n != CODE_FILE
+    if not (isinstance(imports, dict) and all(
+            isinstance(n, str) and n.endswith(".py") and n[:-3].isidentifier() and n != file
             and isinstance(h, str) for n, h in imports.items())):
         raise NeuralabError(f"{where}: field 'source.imports' must map file names (NAME.py) to their SHA-256")
+    buffers = source.get("buffers", {})
+    if not (isinstance(buffers, dict) and all(isinstance(n, str) and _digest(d) for n, d in buffers.items())):
+        raise NeuralabError(f"{where}: field 'source.buffers' must map buffer names to their dtype, shape, SHA-256 "
+                            "and sums")
+    seed = source.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise NeuralabError(f"{where}: field 'source.seed' must be a whole number from 0 to {MAX_SEED}")
+    if not isinstance(source.get("cannot_rebuild", ""), str):
+        raise NeuralabError(f"{where}: field 'source.cannot_rebuild' must be text")
     return source
+
+
+def _file_name(name) -> bool:
+    """Whether ``name`` is a Python file's name, without a folder: what a run keeps code under."""
+    return isinstance(name, str) and name.endswith(".py") and len(name) > 3 and name == Path(name).name \
+        and not name.startswith(".") and not any(c in name for c in "\\/\0")
+
+
+def _digest(digest) -> bool:
+    """Whether ``digest`` has the fields of unsaved_buffers's."""
+    sums = digest.get("sums", [0.0] * 3) if isinstance(digest, dict) else None
+    return isinstance(digest, dict) and isinstance(digest.get("dtype"), str) and isinstance(digest.get("sha256"), str) \
+        and isinstance(digest.get("shape"), list) and all(type(v) is int and v >= 0 for v in digest["shape"]) \
+        and isinstance(sums, list) and len(sums) == 3 \
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in sums)
 
 
 def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
@@ -1125,18 +1237,18 @@ def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
     if source["type"] != TORCH:
         raise NeuralabError(f"{run_dir}: a zoo run is built from its architecture")
     if source.get("file") is None:
-        raise NeuralabError(f"{run_dir}: {CANNOT_REBUILD}; load model.safetensors into your module with "
+        raise NeuralabError(f"{run_dir}: {cannot_rebuild(source)}; load model.safetensors into your module with "
                             "neuralab.training.checkpoint.load_weights")
-    path = run_dir / CODE_FILE
+    path = run_dir / source["file"]
     imports = source.get("imports", {})
-    for name, digest in {CODE_FILE: source.get("sha256"), **imports}.items():
+    for name, digest in {source["file"]: source.get("sha256"), **imports}.items():
         if not (run_dir / name).is_file():
             raise NeuralabError(f"{run_dir / name}: missing; the run's model is PyTorch code kept in the run")
         if sha256(run_dir / name, "file") != digest:
             raise NeuralabError(f"{run_dir / name}: changed since the run was made (its SHA-256 differs from "
                                 "model.json's); the weights belong to the code as it was")
-    found = local_imports(path)  # what running model.py would import from the run's folder
-    unrecorded = sorted(set(found or ()) - set(imports)) if found is not None else ["a package"]
+    found, package = _imported_beside(path)  # what running the code would import from the run's folder
+    unrecorded = sorted(set(found) - set(imports)) + (["a package"] if package else [])
     if unrecorded:
         raise NeuralabError(f"{path}: imports {', '.join(unrecorded)} from the run's folder, which model.json does not "
                             "record; the run is not as neuralab made it")
@@ -1144,7 +1256,135 @@ def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
         also = f" and {', '.join(sorted(imports))}" if imports else ""
         raise CodeNotTrusted(f"{path}: the run's model is PyTorch code ({source['name']}{also}), which runs only when "
                              f"you trust it: read the file{'s' if imports else ''}, then pass `trust_code`")
-    obj, _ = load_python(path, source["name"], {n: b"" for n in imports})
+    # built under the seed it was trained with (a run made before seeds were recorded: as before)
+    with _seeded(source["seed"]) if "seed" in source else contextlib.nullcontext():
+        obj, _ = load_python(path, source["name"], {n: b"" for n in imports})
     if not _is_model(obj) or _is_keras(obj):
         raise NeuralabError(f"{path}: {source['name']} does not give a torch.nn.Module")
+    # a run made before they were recorded is not checked
+    _refuse_other_buffers(source.get("buffers") or {}, obj, str(path), source["name"],
+                          "than it was trained with", "; then train again")
     return obj
+
+
+def _refuse_other_buffers(recorded: dict, module, where: str, name: str, when: str, then: str = "") -> None:
+    """Refuse ``module`` where its buffers that no run saves are not those ``recorded`` (from
+    ``unsaved_buffers``) as it was first built: drawn at random, or from memory torch.empty left
+    as it was, they make another network, which would compute other results without a word.
+    ``when``: what they differ from, in words."""
+    built = unsaved_buffers(module) if recorded else {}
+    other = [n for n, digest in recorded.items() if not _same_buffer(digest, built.get(n))]
+    if other:
+        it = "it" if len(other) == 1 else "them"
+        raise NeuralabError(
+            f"{where}: {name} builds its buffer{'s' if len(other) > 1 else ''} {', '.join(other)} (registered with "
+            f"persistent=False, which no run saves) with other values {when}, so the run loaded again would compute "
+            f"another network; register {it} persistent (register_buffer's default), so that the run saves {it}, or "
+            f"build {it} alike every time (no unseeded random draws, no torch.empty){then}")
+
+
+def unsaved_buffers(module) -> dict:
+    """``module``'s buffers that no state_dict holds (register_buffer(..., persistent=False): a
+    mask, a positional table, a fixed random projection), which a run does not save and a
+    rebuilt model computes again, as {name: their "dtype", "shape", "sha256" and "sums"
+    (``_sums``, for floating point values)}: the values rebuild checks them against."""
+    import torch
+
+    saved = set(module.state_dict(keep_vars=True))
+    found = {}
+    for name, tensor in module.named_buffers():
+        if name in saved:
+            continue
+        try:
+            t = tensor.detach().cpu()
+            t = (t if t.layout == torch.strided else t.to_dense()).contiguous()
+            raw = t.reshape(-1).view(torch.uint8).numpy()
+        except (RuntimeError, TypeError, NotImplementedError):  # a quantized or meta tensor has no bytes to compare
+            continue
+        digest = {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
+                  "sha256": hashlib.sha256(memoryview(raw)).hexdigest()}
+        sums = _sums(t) if t.is_floating_point() else None
+        if sums is not None:
+            digest["sums"] = sums
+        found[name] = digest
+    return found
+
+
+def _sums(t) -> list[float] | None:
+    """Three sums of a floating point tensor's values, in float64: its finite values weighted by a
+    fixed wave, which a value drawn again moves by about its size; their magnitudes, which
+    another machine's rounding moves the first two by a small part of (SUMS_RTOL); and where
+    its NaNs and infinities are (a mask of -inf), weighted alike. None where they overflow
+    (values near float64's largest): the bytes alone are compared then."""
+    import torch
+
+    x, sums = t.reshape(-1), [0.0, 0.0, 0.0]
+    for start in range(0, x.numel(), 2**20):  # a fixed projection may take gigabytes: a part at a time
+        part = x[start:start + 2**20].to(torch.float64)
+        wave = torch.cos(torch.arange(start, start + len(part), dtype=torch.float64) * 2.399963229728653)
+        finite = torch.isfinite(part)
+        values = torch.where(finite, part, 0.0)
+        nonfinite = torch.where(finite, 0.0, torch.where(torch.isnan(part), 1.0, torch.where(part > 0, 2.0, 3.0)))
+        sums = [sums[0] + float((values * wave).sum()), sums[1] + float(values.abs().sum()),
+                sums[2] + float((nonfinite * wave).sum())]
+    return sums if all(map(math.isfinite, sums)) else None
+
+
+def _same_buffer(recorded: dict, built: dict | None) -> bool:
+    """Whether a buffer as built again (``unsaved_buffers``'s digest) is the one ``recorded`` as the
+    run trained: the same bytes, or for floating point values the same sums within rounding."""
+    import torch
+
+    if built is None or (recorded["dtype"], recorded["shape"]) != (built["dtype"], built["shape"]):
+        return False
+    if recorded["sha256"] == built["sha256"]:
+        return True
+    if "sums" not in recorded or "sums" not in built:
+        return False
+    dtype = getattr(torch, recorded["dtype"], None)
+    rtol = SUMS_RTOL.get(dtype.itemsize, 0.0) if isinstance(dtype, torch.dtype) else 0.0
+    (w, m, nonfinite), (w2, m2, nonfinite2) = recorded["sums"], built["sums"]
+    scale = rtol * max(m, m2)
+    return abs(w - w2) <= scale and abs(m - m2) <= scale and abs(nonfinite - nonfinite2) <= 1e-9 * (1 + abs(nonfinite))
+
+
+def _seed_just_set() -> int | None:
+    """The seed torch's, NumPy's and Python's generators were all just given, where none has drawn
+    since, as a run seeds them (seed_everything) before it builds its model; else None."""
+    import random
+
+    import numpy as np
+    import torch
+
+    seed = torch.initial_seed()
+    if seed > MAX_SEED or not torch.equal(torch.get_rng_state(), torch.Generator().manual_seed(seed).get_state()):
+        return None
+    ours, fresh = np.random.get_state(), np.random.RandomState(seed).get_state()
+    if not (np.array_equal(ours[1], fresh[1]) and ours[2:] == fresh[2:]):
+        return None
+    return seed if random.getstate() == random.Random(seed).getstate() else None
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None):
+    """Torch, NumPy and Python seeded with ``seed`` while a run's code builds its model, as the run
+    seeded them when it built it (None: left as they are), and put back after: what the code
+    draws as it builds comes out as it did, and the caller's own draws go on as if nothing had
+    run."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from neuralab.training.trainer import seed_everything
+
+    states = random.getstate(), np.random.get_state()
+    gpus = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []  # seeded too, as torch seeds them
+    try:
+        with torch.random.fork_rng(devices=list(gpus)):
+            if seed is not None:
+                seed_everything(seed)
+            yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])

@@ -1,0 +1,363 @@
+"""A researcher's own PyTorch module loads again as it trained, or says why not as it trains
+(review rP 1 and 3): a buffer kept out of the state dict (register_buffer(..., persistent=False))
+drawn at random as the module is built, a helper file named model.py, a package beside the
+module's file. Real images: scikit-learn's bundled handwritten digits (8x8) as a picture folder;
+a real series: the bundled seattle-weather."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from helpers import digits_folder
+
+from neuralab.cli import main
+from neuralab.errors import NeuralabError
+from neuralab.training import ClassifierConfig, TrainConfig, evaluate_run, load_classifier, train_classifier
+from neuralab.training import source as sources
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    return digits_folder(tmp_path_factory.mktemp("digits"), 200)
+
+
+def _file(folder, name: str, text: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _source(run) -> dict:
+    return json.loads((run / "model.json").read_text())["source"]
+
+
+def _edit_source(run, change) -> None:
+    meta = json.loads((run / "model.json").read_text())
+    change(meta["source"])
+    (run / "model.json").write_text(json.dumps(meta))
+
+
+def _train(capsys, model, digits, out, *more) -> str:
+    code = main(["train", "--model", str(model), "--data", str(digits), "--epochs", "1", "--threads", "1",
+                 "--out", str(out), "--quiet", *map(str, more)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    return err
+
+
+def _refused(capsys, *argv) -> str:
+    code = main(list(map(str, argv)))
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+# --- rP 1: a buffer no run saves --------------------------------------------------------------------
+
+RANDOM_BUFFER = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            # a fixed random projection, kept out of the state dict
+            self.register_buffer("proj", torch.randn(64, 32) / 8, persistent=False)
+            self.fc = nn.Linear(32, 10)
+
+        def forward(self, x):
+            return self.fc(torch.relu(x.flatten(1) @ self.proj))
+"""
+
+
+def test_a_buffer_drawn_at_random_as_the_module_is_built_is_the_same_in_every_reload(digits, tmp_path, capsys):
+    """It trained, and every reload drew another projection: other accuracies, silently. The run
+    now builds it again under the seed it was built under, and the caller's draws are left alone."""
+    net = _file(tmp_path, "randproj.py", RANDOM_BUFFER)
+    run = tmp_path / "run"
+    _train(capsys, net, digits, run, "--seed", 3)
+    results = json.loads((run / "results.json").read_text())
+    torch.manual_seed(99)  # a session that has drawn since (the trainer leaves its generator as it was seeded)
+    for _ in range(2):
+        scores = evaluate_run(run, trust_code=True)
+        assert scores["test_loss"] == pytest.approx(results["test_loss"], rel=1e-5)
+        assert scores["test_accuracy"] == results["test_accuracy"]
+    torch.manual_seed(7)
+    drawn = torch.rand(3)
+    torch.manual_seed(7)
+    model = load_classifier(run, trust_code=True).model
+    assert torch.equal(torch.rand(3), drawn)  # the load drew nothing from the caller's generator
+    source = _source(run)
+    assert source["seed"] == 3 and sources.unsaved_buffers(model) == source["buffers"]
+
+
+def _imported(path, name: str):
+    """The user's file imported as their session imports it, under ``name`` (unique among tests)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))  # its own imports, from beside it
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def test_a_module_class_given_from_python_reloads_with_its_buffer(digits, tmp_path):
+    module = _imported(_file(tmp_path / "code", "randproj_class.py", RANDOM_BUFFER), "randproj_class")
+    result = train_classifier(ClassifierConfig(model=module.Net, data=str(digits),
+                                               train=TrainConfig(epochs=1, batch_size=64, seed=0)),
+                              out=tmp_path / "run", verbose=False)
+    torch.manual_seed(99)
+    assert evaluate_run(result.run_dir, trust_code=True)["test_loss"] == pytest.approx(result.test["loss"], rel=1e-5)
+    model = load_classifier(result.run_dir, trust_code=True).model
+    assert sources.unsaved_buffers(model) == _source(result.run_dir)["buffers"]  # the projection it trained with
+
+
+def test_a_run_of_it_interrupted_before_its_first_checkpoint_resumes_and_reloads(digits, tmp_path, monkeypatch):
+    """Such a resume starts again from the module built again from the run's code, which the run
+    records anew: it keeps the buffer's record and seed, and ends as the uninterrupted run."""
+    from neuralab.training import resume_classifier
+    from neuralab.training import trainer as trainer_module
+    from neuralab.training.checkpoint import load_tensors
+
+    net = _file(tmp_path, "randproj.py", RANDOM_BUFFER)
+
+    def trained(out):
+        return train_classifier(ClassifierConfig(model=str(net), data=str(digits),
+                                                 train=TrainConfig(epochs=2, batch_size=64, seed=0, threads=1)),
+                                out=out, verbose=False)
+    whole = trained(tmp_path / "whole")
+    epoch = trainer_module.Trainer._train_epoch
+
+    def cut(self, *args):  # Ctrl-C in epoch 1
+        if args[-2] == 1:
+            raise KeyboardInterrupt
+        return epoch(self, *args)
+    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", cut)
+    with pytest.raises(KeyboardInterrupt):
+        trained(tmp_path / "cut")
+    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", epoch)
+    resumed = resume_classifier(tmp_path / "cut", verbose=False, trust_code=True)
+    a, _ = load_tensors(whole.run_dir / "model.safetensors")
+    b, _ = load_tensors(resumed.run_dir / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a) and resumed.test == whole.test
+    torch.manual_seed(99)
+    assert evaluate_run(tmp_path / "cut", trust_code=True)["test_loss"] == pytest.approx(whole.test["loss"], rel=1e-5)
+    assert _source(tmp_path / "cut")["buffers"] == _source(whole.run_dir)["buffers"]
+
+
+def test_a_buffer_no_seed_makes_again_is_refused_before_training(digits, tmp_path, capsys):
+    """NumPy's default_rng() draws from the operating system: no seed repeats it, so no run of
+    the module could compute again what it trained; torch.empty's memory is the same story."""
+    net = _file(tmp_path, "entropy.py", """
+        import numpy as np
+        import torch
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                proj = np.random.default_rng().standard_normal((64, 32), dtype=np.float32) / 8
+                self.register_buffer("proj", torch.from_numpy(proj), persistent=False)
+                self.register_buffer("mask", torch.ones(10), persistent=False)
+                self.fc = nn.Linear(32, 10)
+
+            def forward(self, x):
+                return self.fc(torch.relu(x.flatten(1) @ self.proj)) * self.mask
+    """)
+    err = _refused(capsys, "train", "--model", net, "--data", digits, "--epochs", 1, "--out", tmp_path / "run")
+    assert "torch:entropy.py:Net: Net builds its buffer proj (registered with persistent=False" in err, err
+    assert "mask" not in err and "register it persistent (register_buffer's default)" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_whose_buffer_comes_out_otherwise_when_rebuilt_is_refused(digits, tmp_path, capsys):
+    """As on a machine whose code computes the buffer otherwise: here, another seed."""
+    run = tmp_path / "run"
+    _train(capsys, _file(tmp_path, "randproj.py", RANDOM_BUFFER), digits, run)
+    _edit_source(run, lambda source: source.update(seed=source["seed"] + 1))
+    err = _refused(capsys, "evaluate", run, "--trust-code")
+    assert f"{run / 'model.py'}: Net builds its buffer proj (registered with persistent=False, which no run saves) " \
+           "with other values than it was trained with" in err and "; then train again" in err, err
+    with pytest.raises(NeuralabError, match="buffer proj"):
+        load_classifier(run, trust_code=True)
+
+
+TABLES = """
+    import math
+
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            # a sinusoidal table and a mask of -inf: computed, not drawn, so kept out of the state dict
+            angle = torch.arange(64.0)[:, None] * torch.exp(torch.arange(16.0) * (-math.log(100.0) / 16))
+            self.register_buffer("table", torch.cat([angle.sin(), angle.cos()], 1), persistent=False)
+            self.register_buffer("mask", torch.tensor([0.0] * 10 + [float("-inf")]), persistent=False)
+            self.register_buffer("keep", torch.arange(10) < 10, persistent=False)
+            self.fc = nn.Linear(32, 10)
+
+        def forward(self, x):
+            return self.fc(torch.tanh(x.flatten(1) @ self.table)).masked_fill(~self.keep, -1e9) + self.mask[:10]
+"""
+
+
+def test_computed_buffers_reload_within_another_machines_rounding(digits, tmp_path, capsys):
+    run = tmp_path / "run"
+    _train(capsys, _file(tmp_path, "tables.py", TABLES), digits, run)
+    recorded = _source(run)["buffers"]
+    assert sorted(recorded) == ["keep", "mask", "table"] and "sums" not in recorded["keep"]
+    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
+    assert evaluate_run(run, trust_code=True)["test_accuracy"] == accuracy
+
+    def rounded(source, by):  # the table's bytes as another machine rounds sin and exp: other bits, the same sums
+        table = source["buffers"]["table"]
+        table["sha256"] = "0" * 64
+        table["sums"] = [table["sums"][0] + by * table["sums"][1], *table["sums"][1:]]
+    _edit_source(run, lambda source: rounded(source, 1e-7))
+    assert evaluate_run(run, trust_code=True)["test_accuracy"] == accuracy
+    _edit_source(run, lambda source: rounded(source, 1e-3))  # a value drawn again moves the sums this much
+    with pytest.raises(NeuralabError, match="buffer table .* other values than it was trained with"):
+        evaluate_run(run, trust_code=True)
+
+
+def test_a_run_made_before_buffers_were_recorded_loads_as_before(digits, tmp_path, capsys):
+    run = tmp_path / "run"
+    _train(capsys, _file(tmp_path, "tables.py", TABLES), digits, run)
+    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
+    _edit_source(run, lambda source: [source.pop(k) for k in ("buffers", "seed")])
+    assert evaluate_run(run, trust_code=True)["test_accuracy"] == accuracy
+
+
+def test_bad_buffer_records_are_named(digits, tmp_path, capsys):
+    run = tmp_path / "run"
+    _train(capsys, _file(tmp_path, "randproj.py", RANDOM_BUFFER), digits, run)
+    _edit_source(run, lambda source: source.update(seed=-1))
+    assert "field 'source.seed' must be a whole number" in _refused(capsys, "evaluate", run, "--trust-code")
+    _edit_source(run, lambda source: source.update(seed=0, buffers={"proj": {"sha256": 5}}))
+    assert "field 'source.buffers' must map buffer names" in _refused(capsys, "evaluate", run, "--trust-code")
+
+
+def test_a_forecaster_with_a_random_buffer_reloads_it(tmp_path, capsys):
+    from neuralab import load_forecaster
+
+    net = _file(tmp_path, "mixed.py", """
+        import torch
+        from torch import nn
+
+
+        class Forecaster(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("mix", torch.randn(1, 4), persistent=False)
+                self.gru = nn.GRU(4, 8, batch_first=True)
+                self.head = nn.Linear(8, 1)
+
+            def forward(self, x):
+                return self.head(self.gru(x @ self.mix)[0][:, -1])
+    """)
+    run = tmp_path / "run"
+    code = main(["forecast", "--model", str(net), "--data", "seattle-weather", "--target", "temp_max", "--lookback",
+                 "14", "--epochs", "1", "--backtest-folds", "1", "--out", str(run), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    recorded = _source(run)["buffers"]["mix"]
+    assert sources.unsaved_buffers(load_forecaster(run, trust_code=True).network.net)["mix"] == recorded
+
+
+# --- rP 3: a helper named model.py, a package beside the file ---------------------------------------
+
+BACKBONE = """
+    from torch import nn
+
+
+    class Backbone(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU())
+
+        def forward(self, x):
+            return self.f(x)
+"""
+
+NET = """
+    from torch import nn
+
+    from {module} import Backbone
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b = Backbone()
+            self.h = nn.Linear(32, 10)
+
+        def forward(self, x):
+            return self.h(self.b(x))
+"""
+
+
+def test_a_helper_named_model_py_is_kept_and_the_run_rebuilds(digits, tmp_path, capsys):
+    """model.py is the run's name for its copy of the user's file: the helper keeps it, as its
+    import asks, and the user's file keeps its own name."""
+    mine = tmp_path / "mine"
+    _file(mine, "model.py", BACKBONE)
+    net = _file(mine, "net.py", NET.format(module="model"))
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about: the run keeps the code
+        _train(capsys, net, digits, run)
+    source = _source(run)
+    assert source["file"] == "net.py" and list(source["imports"]) == ["model.py"]
+    assert (run / "net.py").read_bytes() == net.read_bytes()
+    assert (run / "model.py").read_bytes() == (mine / "model.py").read_bytes()
+    shutil.rmtree(mine)  # the run alone rebuilds it
+    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
+    assert main(["evaluate", str(run), "--trust-code"]) == 0
+    assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
+    picture = next(digits.glob("3/*.png"))
+    assert main(["predict", str(run), str(picture), "--trust-code"]) == 0 and "%" in capsys.readouterr().out
+
+    assert "the run's model is PyTorch code (Net and model.py)" in _refused(capsys, "evaluate", run)
+    (run / "net.py").write_text((run / "net.py").read_text() + "\n# changed\n")
+    assert f"{run / 'net.py'}: changed since the run was made" in _refused(capsys, "evaluate", run, "--trust-code")
+    _edit_source(run, lambda source: source.update(file="../net.py"))
+    assert "field 'source' of a PyTorch model needs file" in _refused(capsys, "evaluate", run, "--trust-code")
+
+
+def test_a_package_beside_the_file_is_said_as_it_trains_and_named_when_the_run_is_used(digits, tmp_path, capsys):
+    _file(tmp_path / "layers", "__init__.py", "")
+    _file(tmp_path / "layers", "backbone.py", BACKBONE)
+    net = _file(tmp_path, "net.py", NET.format(module="layers.backbone"))
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning) as said:
+        _train(capsys, net, digits, run)
+    said = [str(w.message) for w in said if "package" in str(w.message)]
+    assert len(said) == 1 and "\n" not in said[0] and said[0].startswith(
+        "net.py imports layers, a package (a folder) beside it, which a run does not keep: the run will not rebuild "
+        "the model from its code"), said
+    assert _source(run)["file"] is None and not list(run.glob("*.py"))
+    for argv in (["evaluate", run, "--trust-code"], ["predict", run, next(digits.glob("3/*.png")), "--trust-code"]):
+        err = _refused(capsys, *argv)
+        assert "the run cannot rebuild: net.py imports layers, a package (a folder) beside it" in err, err
+        assert "Net(hidden=32)" not in err and "notebook" not in err
+    with pytest.raises(NeuralabError, match="net.py imports layers, a package"):
+        load_classifier(run)
+    # from Python, the module given again loads the run
+    user = _imported(net, "net_with_a_package")
+    assert load_classifier(run, model=user.Net()).predict(np.zeros((2, 1, 8, 8), np.uint8)).shape == (2,)
