@@ -71,6 +71,17 @@ def test_terminal_table_holds_every_forecaster_and_the_backtest_spread():
     assert "<- network" in text[2] and "2.85 ± 0.1" in text[2]
 
 
+def test_terminal_table_columns_hold_a_long_network_name():
+    """A user's module, "torch:lstm_fc.py:Forecaster", pushed its row's figures past the header's."""
+    long = "torch:lstm_fc.py:Forecaster"
+    scores = {long if n == "lstm-stacked" else n: m for n, m in SCORES.items()}
+    text = table(scores, {}, long).splitlines()
+    ends = {line.index(f"{scores[name]['mae']:.4g}") + len(f"{scores[name]['mae']:.4g}")
+            for line, name in zip(text[1:], ["linear-ar", long, "persistence", "drift"])}
+    assert ends == {text[0].index("MAE") + len("MAE")}, text
+    assert text[2].startswith(long + " ")
+
+
 def test_a_network_that_misses_an_exact_baseline_loses_instead_of_tying():
     """A straight line: drift forecasts it with error 0; an MAE of 140.6 is no tie with that."""
     line = {"lstm": {"mae": 140.6, "rmse": 150.0, "mase": 70.3}, "drift": {"mae": 0.0, "rmse": 0.0, "mase": 0.0},

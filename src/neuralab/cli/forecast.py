@@ -178,8 +178,8 @@ def config_from_args(args):
 
 
 def run_forecast(args) -> int:
-    from neuralab.cli._args import finished_already, only_with_resume, refuse_other_kind, requeued
-    from neuralab.forecasting.pipeline import resume_forecast, run_forecast as run
+    from neuralab.cli._args import finished_already, only_with_resume, refuse_other_kind, requeued, typed
+    from neuralab.forecasting.pipeline import refuse_built_in_settings, resume_forecast, run_forecast as run
     from neuralab.runs import Kind, RunFinished
     from neuralab.training.config import TrainConfig
     from neuralab.training.device import session_threads
@@ -202,8 +202,11 @@ def run_forecast(args) -> int:
     else:
         if not args.resume_if_interrupted:
             only_with_resume(args, "trust_code")
-        result = run(config_from_args(args), out=args.out, overwrite=args.overwrite, verbose=not args.quiet,
-                     model=user_model(args))
+        config = config_from_args(args)
+        if user_model(args) is not None:  # typed at their defaults too, which the library cannot tell from none
+            given = typed(args)
+            refuse_built_in_settings(config.model, {field for option, field in MODEL_OPTIONS.items() if option in given})
+        result = run(config, out=args.out, overwrite=args.overwrite, verbose=not args.quiet, model=user_model(args))
     if args.quiet:  # the verdict alone; its table is in results.json and report.html
         print(f"{result.headline['sentence']}  run: {result.run_dir}")
     return 0
@@ -220,6 +223,7 @@ def _refuse_settings(args, run_dir) -> None:
     from neuralab.errors import NeuralabError
     from neuralab.forecasting.pipeline import stored_config
     from neuralab.runs import Kind, Run, json_object
+    from neuralab.training.classify import same_code
 
     requeued = args.resume_if_interrupted
     mine = {"resume", "trust_code", "quiet", "threads", *(("out", "resume_if_interrupted") if requeued else ())}
@@ -238,6 +242,8 @@ def _refuse_settings(args, run_dir) -> None:
     def same(dest: str, value) -> bool:
         if dest == "data":
             return value == own.data or Path(value).is_file() and Path(value).resolve() == Path(data).resolve()
+        if dest == "model":  # FILE.py[:NAME] as the run records it: the file's name, the module's, the code's SHA-256
+            return value == own.model.architecture or same_code(value, own.model.architecture, run)
         return value == _setting(own, dest)
 
     changed = [f"`{dest}` {getattr(args, dest)!r} (the run has {_shown(_setting(own, dest))})" for dest in given

@@ -21,6 +21,7 @@ from torch import nn
 from neuralab.errors import NeuralabError
 from neuralab.forecasting.windows import Codec, Scaler, Source, WindowConfig, Windows, model_inputs
 from neuralab.runs import MODEL
+from neuralab.training.checkpoint import unwrap
 
 CHECKED_WINDOWS = 7  # the traced batch, spread over the series (low and high levels); then its last window alone
 
@@ -33,8 +34,9 @@ class InUnits(nn.Module):
 
     def __init__(self, network: nn.Module, scaler: Scaler, transform: str):
         super().__init__()
-        # A user's network unwrapped: WindowNetwork reshapes by len(x), which a trace keeps as a constant
-        self.network = getattr(network, "net", network).eval()
+        # A user's network unwrapped: WindowNetwork reshapes by len(x), which a trace keeps as a constant;
+        # a torch.compile()d one's own module, which a trace can follow
+        self.network = unwrap(getattr(network, "net", network)).eval()
         self.transform = transform
         self.register_buffer("center", torch.tensor(scaler.center, dtype=torch.float64))  # (C,)
         self.register_buffer("scale", torch.tensor(scaler.scale, dtype=torch.float64))    # (C,)
@@ -66,7 +68,8 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     forecast (at least 1) nothing is written. Input ``windows``: (N, rows, inputs) float32, the
     last ``rows`` rows of the data as the CSV holds them, columns in the order of the metadata
     ``columns`` (target first); output ``forecast``: (N, horizon) float32 in the target's units.
-    ``out`` as training.export.export_onnx's; ``trust_code`` runs the run's copy of its PyTorch code.
+    ``out`` as training.export.export_onnx's (weights past protobuf's 2 GiB beside it, in FILE.data);
+    ``trust_code`` runs the run's copy of its PyTorch code.
     A run that did not finish is refused (``RunNotFinished``): its weights are not yet its forecaster."""
     from neuralab.forecasting.pipeline import load_forecaster, refuse_unfinished
     from neuralab.runs import Kind, Run
@@ -76,6 +79,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
         largest_difference,
         outputs,
         require_onnxruntime,
+        staged,
         traced,
         write,
     )
@@ -92,16 +96,17 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     scaler, transform, lookback = _settings(meta, run_dir)
     raw, expected = _checks(run_dir, forecaster, scaler, transform, lookback)
     module = InUnits(forecaster.network, scaler, transform)
-    graph = traced(module, torch.from_numpy(raw), "windows", "forecast", run_dir)
-    graph = described(graph, _props(meta, transform, lookback, raw.shape[1]),
-                      f"neuralab forecaster {meta.get('architecture')} of {meta['target']}")
-    got = outputs(onnxruntime, graph, "windows", [raw, raw[-1:]], run_dir)
-    diff = largest_difference(got, [expected, expected[-1:]], run_dir)
-    limit = rtol * max(1.0, float(np.abs(expected).max()))
-    if not diff <= limit:  # NaN too
-        raise NeuralabError(f"{out}: ONNX forecasts differ from neuralab's by {diff:.2e} (> {limit:.2e}, rtol "
-                            f"{rtol} of the largest forecast); export refused, nothing written")
-    write(out, graph)
+    with staged(out, module) as staging:
+        graph = traced(module, torch.from_numpy(raw), "windows", "forecast", run_dir, staging)
+        graph = described(graph, _props(meta, transform, lookback, raw.shape[1]),
+                          f"neuralab forecaster {meta.get('architecture')} of {meta['target']}")
+        got = outputs(onnxruntime, graph, "windows", [raw, raw[-1:]], run_dir)
+        diff = largest_difference(got, [expected, expected[-1:]], run_dir)
+        limit = rtol * max(1.0, float(np.abs(expected).max()))
+        if not diff <= limit:  # NaN too
+            raise NeuralabError(f"{out}: ONNX forecasts differ from neuralab's by {diff:.2e} (> {limit:.2e}, rtol "
+                                f"{rtol} of the largest forecast){graph.why()}; export refused, nothing written")
+        write(out, graph)
     return out, diff
 
 

@@ -173,6 +173,29 @@ class UserForecaster(NetworkForecaster):
         return f"{self.name} ({n:,} trained parameters, on plain windows)"
 
 
+def own_model(architecture: str) -> ModelConfig:
+    """The ModelConfig of a network of the user's own (a Keras model, a torch.nn.Module), named
+    ``architecture``: neuralab gives it none of the built-in networks' settings (no hidden sizes,
+    no dropout of its own; init None: its initial weights are the model's own) and trains it on
+    plain windows."""
+    return ModelConfig(architecture, hidden=[], dropout=0.0, init=None, recipe="plain")
+
+
+def refuse_built_in_settings(model: ModelConfig, given=()) -> None:
+    """Refuse, for a network of the user's own, the settings that shape only the built-in ones,
+    which would change nothing without a word: those ``given`` (the options a command line
+    typed, at their defaults too), and any other set to other than its default."""
+    defaults = ModelConfig()
+    said = {"hidden": "the built-in networks' recurrent layer sizes", "dropout": "the dropout the built-in networks "
+            "put after each recurrent layer", "init": "the built-in networks' initial weights",
+            "recipe": "how the built-in networks forecast"}
+    for name, what in said.items():
+        value = getattr(model, name)
+        if name in given or value != getattr(defaults, name):
+            raise ParameterError(name, value, f"sets {what}, which a model of your own (`model`) does not take: "
+                                              "leave it out")
+
+
 def _user_network(source: dict, run_dir: Path, trust_code: bool) -> torch.nn.Module:
     """A forecasting run's network from its "source": a Keras spec (no code runs) or the run's
     copy of PyTorch code (only with ``trust_code``)."""
@@ -234,6 +257,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     if model is not None:
         from neuralab.training.source import resolve
 
+        refuse_built_in_settings(config.model)
         seed_everything(config.train.seed)  # a PyTorch module from a file is built as it is read
         source = resolve(model)
     refuse_oversized_run(config, network=source is None)
@@ -241,7 +265,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     transform, transform_errors = choose_transform(many, config, linear_path=source is None
                                                    and config.model.recipe == "residual")
     if source is not None:
-        config = replace(config, model=replace(config.model, architecture=source.architecture, recipe="plain"),
+        config = replace(config, model=own_model(source.architecture),
                          train=with_compile(config.train, source.compile, given))
         config.train.check()
     used = replace(config, data=os.fspath(config.data), target=many[0].target,  # a Path is stored as text
@@ -901,7 +925,13 @@ def load_forecaster(run_dir: str | Path, trust_code: bool = False) -> NetworkFor
         train = replace(stored_config(run).train, device="cpu")
     except NeuralabError:
         train = series_train_config(device="cpu")
-    forecaster = NetworkForecaster(config, train)
+    if source["type"] == "zoo":
+        forecaster = NetworkForecaster(config, train)
+    else:  # described as the user's network; a run from before own_model records the built-in ones' settings
+        from neuralab.training.source import ModelSource
+
+        own = ModelSource(source["type"], str(meta.get("architecture")), module=network.net)
+        forecaster = UserForecaster(own, own_model(own.architecture), train)
     forecaster.network, forecaster.meta, forecaster.horizon_ = network.eval(), meta, meta["horizon"]
     forecaster.trainer = _Inference(network)
     return forecaster

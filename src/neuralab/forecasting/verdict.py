@@ -210,13 +210,14 @@ def table(test: dict[str, dict], backtest: dict[str, dict], network: str, metric
     rows = sorted(test, key=lambda n: (test[n].get(metric) is None, test[n].get(metric) or 0))
     head = f"backtest {metric.upper()} (mean ± std)"
     left_out = next((b["left_out"] for b in backtest.values() if b.get("left_out")), [])
-    lines = [f"{'forecaster':<18}{'MAE':>11}{'RMSE':>11}{'MASE':>8}   {head:<26}"]
+    width = max(18, 2 + max(map(len, rows), default=0))  # a user's module, "torch:net.py:Net", outruns the baselines
+    lines = [f"{'forecaster':<{width}}{'MAE':>11}{'RMSE':>11}{'MASE':>8}   {head:<26}"]
     for n in rows:
         m, b = test[n], backtest.get(n, {})
         mean, std = b.get(f"{metric}_mean"), b.get(f"{metric}_std")
         spread = f"{mean:.4g} ± {std:.2g}" if mean is not None and np.isfinite(mean) else ""
         mark = "  <- network" if n == network else ""
-        lines.append(f"{n:<18}{_num(m.get('mae')):>11}{_num(m.get('rmse')):>11}{_num(m.get('mase'), 3):>8}   "
+        lines.append(f"{n:<{width}}{_num(m.get('mae')):>11}{_num(m.get('rmse')):>11}{_num(m.get('mase'), 3):>8}   "
                      f"{spread:<26}{mark}")
     if left_out:
         # the test span's pooled MASE leaves the same series out (pipeline._pooled)

@@ -610,12 +610,50 @@ def _refuse_changes(run: Run, options: dict) -> None:
     unknown = sorted(set(options) - set(flat))
     if unknown:
         raise ParameterError(unknown[0], options[unknown[0]], "is no setting of a classifier run")
-    same = lambda name, a, b: (str(Path(a).resolve()) == str(Path(b).resolve())  # noqa: E731
-                               if name in ("data", "data_dir") and a and b and Path(a).is_dir() else a == b)
+    def same(name: str, a, b) -> bool:
+        if name in ("data", "data_dir") and a and b and Path(a).is_dir():
+            return str(Path(a).resolve()) == str(Path(b).resolve())
+        return a == b or name == "model" and same_code(a, b, run)
+
     changed = [f"`{k}` {v!r} (the run has {flat[k]!r})" for k, v in options.items() if not same(k, v, flat[k])]
     if changed:
         raise NeuralabError(f"{run.path}: " + ", ".join(changed) + "; a resumed run keeps the settings it was "
                             "started with: resume without them, or start a new run to change them")
+
+
+def same_code(typed, recorded, run: Run) -> bool:
+    """Whether `model` typed again to resume ``run``, FILE.py[:NAME] (relative to the current
+    folder), names the code the run was made from as the run records it, rather than as text:
+    ``recorded`` is config.json's model, its file made absolute (FILE.py[:NAME]), or an
+    architecture, "torch:FILE.py:NAME" (a forecaster's), which keeps the file's name alone;
+    model.json's source holds the module's name in the file and the SHA-256 of the run's copy
+    of it (``file``: model.py, or the file's own name). That file changed since is refused: the
+    run goes on with the code it was trained with, not with the file as it is now."""
+    from neuralab.data.sources import sha256
+    from neuralab.training.source import CODE_FILE, TORCH, split_name
+
+    if not isinstance(typed, (str, os.PathLike)) or not isinstance(recorded, str):
+        return False
+    path, name = split_name(os.fspath(typed))
+    kind, _, file = recorded.partition(":")
+    own, own_name = split_name(file if kind == TORCH else recorded)
+    if path.suffix.lower() != ".py" or own.suffix.lower() != ".py":
+        return False
+    meta = runs.json_object(run.read(runs.MODEL)) if (run / runs.MODEL).is_file() else {}
+    source = runs.json_object(meta.get("source"))
+    module = source.get("name") if source.get("type") == TORCH else None  # its name in the file, given or found
+    if kind == TORCH:  # an architecture names the module whether or not the run was given its name
+        module, own_name = own_name, None
+    same_file = path.resolve() == own.resolve() if own.is_absolute() else path.name == own.name
+    if not same_file or (name or module) != (own_name or module):
+        return False
+    if path.is_file() and source.get("sha256") is not None and sha256(path, "file") != source["sha256"]:
+        copy = run.path / (source.get("file") or CODE_FILE)
+        raise NeuralabError(f"{run.path}: `model` {os.fspath(typed)!r} has changed since the run was made (its "
+                            f"SHA-256 differs from the run's copy, {copy}); the run goes on with the code it was "
+                            "trained with: put the file back as it was to resume it, or start a new run to train the "
+                            "file as it is now")
+    return True
 
 
 def _best_checkpoint(run: Run) -> Path:
@@ -841,8 +879,8 @@ def _given_module(model, meta: dict, run_dir: Path, weights: Path | None, prefix
 
     source = meta.get("source") or {"type": ZOO}
     if source["type"] != TORCH or source.get("file") is not None:
-        how = {ZOO: f"as the zoo's {meta['architecture']}", TORCH: "from its copy of the code, model.py (with "
-               "`trust_code`)"}.get(source["type"], "from its Keras spec")
+        how = {ZOO: f"as the zoo's {meta['architecture']}", TORCH: f"from its copy of the code, {source.get('file')} "
+               "(with `trust_code`)"}.get(source["type"], "from its Keras spec")
         raise NeuralabError(f"{run_dir}: the run rebuilds its model {how}; leave out `model`, which is for runs "
                             "whose PyTorch model they cannot rebuild")
     if not isinstance(model, torch.nn.Module):

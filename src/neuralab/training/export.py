@@ -6,8 +6,11 @@ import contextlib
 import functools
 import io
 import os
+import shutil
 import sys
+import tempfile
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,12 @@ import torch
 from torch import nn
 
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.files import atomic_write
+from neuralab.files import WriteError, atomic_write
+
+# bytes of weights from which they are written beside the graph, in FILE.data (ONNX's external
+# data), rather than inside it: protobuf, which holds an ONNX file, stops at 2 GiB, and the
+# constants the export folds from the weights add to them
+EXTERNAL_DATA_FROM = 2**31 - 2**28
 
 
 def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float = 1e-4,
@@ -23,12 +31,16 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
     """Write ``model.onnx`` (dynamic batch; input ``images``: (N, C, H, W) float32, the pixels
     normalised as the file's metadata ``mean`` and ``std`` say; output ``logits``: (N, classes) in
     the order of its metadata ``classes``) and return its path and the largest difference
-    between onnxruntime's and PyTorch's logits on random inputs, at two batch sizes.
+    between onnxruntime's and PyTorch's logits on random inputs, at two batch sizes; above
+    ``atol`` times the largest logit (at least 1) nothing is written.
     ``out``: the file, or a folder (existing, or named with a trailing /) to write model.onnx in;
     default the run's folder. An existing file is replaced only if it is an .onnx file, and
-    only by a graph that passed the check. ``model``: for a run whose PyTorch module it cannot
-    rebuild, that module given again (as load_classifier's)."""
+    only by a graph that passed the check. Weights past protobuf's 2 GiB go beside it, in
+    model.onnx.data (ONNX's external data, which onnxruntime reads from the file's folder).
+    ``model``: for a run whose PyTorch module it cannot rebuild, that module given again (as
+    load_classifier's)."""
     from neuralab.runs import Kind, Run
+    from neuralab.training.checkpoint import unwrap
     from neuralab.training.classify import load_classifier
 
     onnxruntime = require_onnxruntime()
@@ -37,19 +49,23 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
     if Run.open(run_dir).kind is Kind.FORECASTER:  # its graph holds the series' scaling: forecasting builds it
         raise NeuralabError(f"{run_dir}: a forecaster run; export it with neuralab.forecasting.onnx.export_onnx")
     clf = load_classifier(run_dir, trust_code, model)
+    network = unwrap(clf.model)  # a torch.compile()d module's own: a trace cannot follow what dynamo made of it
     example = torch.randn(4, *clf.preprocess.input_shape)
     # The traced batch and one image: a batch size the trace kept as a constant fails at the other.
     checks = (example, example[:1])
     with torch.inference_mode():
-        expected = [clf.model(x).numpy() for x in checks]  # before _exportable: checked against the run's model
-    graph = traced(_exportable(clf.model, example), example, "images", "logits", run_dir)
-    graph = described(graph, _classifier_props(clf), f"neuralab run of {clf.name}")
-    got = outputs(onnxruntime, graph, "images", [x.numpy() for x in checks], run_dir)
-    diff = largest_difference(got, expected, run_dir)
-    if not diff <= atol:  # NaN logits too
-        raise NeuralabError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {atol}); export refused, "
-                            "nothing written")
-    write(out, graph)
+        expected = [network(x).numpy() for x in checks]  # before _exportable: checked against the run's model
+    with staged(out, network) as staging:
+        graph = traced(_exportable(network, example), example, "images", "logits", run_dir, staging)
+        graph = described(graph, _classifier_props(clf), f"neuralab run of {clf.name}")
+        got = outputs(onnxruntime, graph, "images", [x.numpy() for x in checks], run_dir)
+        diff = largest_difference(got, expected, run_dir)
+        # float32 sums in another order: logits in the hundreds, of 500 million weights, differ by 1e-3
+        limit = atol * max(1.0, float(np.max([np.abs(e).max() for e in expected])))
+        if not diff <= limit:  # NaN logits too
+            raise NeuralabError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {limit:.2e}, {atol:g} times "
+                                f"the largest logit){graph.why()}; export refused, nothing written")
+        write(out, graph)
     return out, diff
 
 
@@ -75,19 +91,67 @@ def destination(run_dir: Path, out: str | Path | None) -> Path:
     return out
 
 
-def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name: str, run_dir: Path) -> bytes:
-    """``model`` as an ONNX graph of one input and one output, both with a dynamic first (batch) axis."""
+@dataclass
+class Graph:
+    """An exported ONNX graph: the bytes of one protobuf, or, for weights past protobuf's limit
+    (``staged``), its file in a staging folder with the weights beside it in FILE.data."""
+
+    onnx: bytes | Path
+    branch: str | None = None  # where the forward turned a tensor into a Python bool ("model.py:8"), which
+    #                            the trace fixed to the branch the example took
+
+    def why(self) -> str:
+        """The cause of a graph that differs from PyTorch, where the trace saw one ("" else)."""
+        if self.branch is None:
+            return ""
+        return (f": the model's forward branches on a tensor's value at {self.branch}, and the export keeps the "
+                "branch its example took; compute both and choose with torch.where")
+
+
+@contextlib.contextmanager
+def staged(out: Path, model: nn.Module):
+    """None where ``model``'s weights fit in one protobuf with its graph; else the file to write
+    the graph in, in a folder beside ``out`` (the final rename stays on one file system), which
+    goes when the export ends, written or refused."""
+    if sum(t.numel() * t.element_size() for t in model.state_dict().values()) < EXTERNAL_DATA_FROM:
+        yield None
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    except OSError as e:
+        raise WriteError(out, e) from None
+    try:
+        yield folder / out.name
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name: str, run_dir: Path,
+           staging: Path | None = None) -> Graph:
+    """``model`` as an ONNX graph of one input and one output, both with a dynamic first (batch)
+    axis; ``staging``: the file ``staged`` gives for weights past protobuf's limit, beside which
+    the exporter writes them, each in a file of its own, until ``described`` gathers them."""
     _diff_as_slices()
     graph = io.BytesIO()
-    with warnings.catch_warnings(), _native_output_closed():
-        warnings.simplefilter("ignore")
+    if staging is not None:
+        (staging.parent / "traced").mkdir()
+        graph = staging.parent / "traced" / staging.name
+    with warnings.catch_warnings(record=True) as seen, _native_output_closed():
+        warnings.simplefilter("always")
         try:
             # The TorchScript-based exporter needs no extra packages and covers the whole zoo.
-            torch.onnx.export(model, (example,), graph, input_names=[input_name], output_names=[output_name],
+            torch.onnx.export(model, (example,), graph if staging is None else str(graph), input_names=[input_name],
+                              output_names=[output_name],
                               dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}}, dynamo=False)
         except RuntimeError as e:  # torch.onnx's errors, an operator ONNX lacks: their first line says which
             raise NeuralabError(f"{run_dir}: its model cannot be exported to ONNX ({_first_line(e)})") from None
-    return graph.getvalue()
+    # the tracer's word for `if tensor:`, at the line of the model's code that did it
+    library = Path(torch.__file__).parent
+    branch = next((f"{w.filename}:{w.lineno}" for w in seen if issubclass(w.category, torch.jit.TracerWarning)
+                   and "to a Python boolean" in str(w.message) and not Path(w.filename).is_relative_to(library)),
+                  None)
+    return Graph(graph.getvalue() if staging is None else graph, branch)
 
 
 @functools.cache
@@ -108,13 +172,14 @@ def _diff_as_slices() -> None:
     torch.onnx.register_custom_op_symbolic("aten::diff", diff, 10)  # Slice takes its bounds as inputs from opset 10
 
 
-def outputs(onnxruntime, graph: bytes, input_name: str, inputs: list[np.ndarray], run_dir: Path) -> list[np.ndarray]:
+def outputs(onnxruntime, graph: Graph, input_name: str, inputs: list[np.ndarray], run_dir: Path) -> list[np.ndarray]:
     """What onnxruntime computes from each of ``inputs`` (the first is the traced batch), or
     the reason in one line why it cannot."""
     quiet = onnxruntime.SessionOptions()
     quiet.log_severity_level = 4  # fatal only: a batch the graph refuses is said below, in one line
+    model = graph.onnx if isinstance(graph.onnx, bytes) else str(graph.onnx)  # a file: its weights beside it
     try:
-        session = onnxruntime.InferenceSession(graph, quiet, providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(model, quiet, providers=["CPUExecutionProvider"])
     except _runtime_errors(onnxruntime) as e:  # an operator or type onnxruntime does not run
         raise NeuralabError(f"{run_dir}: onnxruntime cannot load its exported graph ({_first_line(e)}); "
                             "nothing written") from None
@@ -145,20 +210,48 @@ def largest_difference(got: list[np.ndarray], expected: list[np.ndarray], run_di
     return float(np.max([np.abs(g - want).max() for g, want in zip(got, expected)]))  # NaN wherever it is
 
 
-def write(out: Path, graph: bytes) -> None:
-    with atomic_write(out, "wb") as f:  # only once checked: a refused or interrupted export keeps the file there was
-        f.write(graph)
+def write(out: Path, graph: Graph) -> None:
+    """``graph`` as ``out``, only once checked: a refused or interrupted export keeps the file
+    there was. A staged graph's weights (FILE.data) are moved into place first, so that no
+    moment shows a new graph without them; both are on disk (fsync) before either is."""
+    if isinstance(graph.onnx, bytes):
+        with atomic_write(out, "wb") as f:
+            f.write(graph.onnx)
+        with contextlib.suppress(FileNotFoundError):  # the weights of the graph it replaced, which no file reads now
+            out.with_name(out.name + ".data").unlink()
+        return
+    data = graph.onnx.with_name(graph.onnx.name + ".data")
+    try:
+        os.chmod(data, os.stat(graph.onnx).st_mode & 0o777)  # onnx makes it the owner's alone; the graph, as umask says
+        for path in (data, graph.onnx):
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(data, out.with_name(out.name + ".data"))
+        os.replace(graph.onnx, out)
+    except OSError as e:
+        raise WriteError(out, e) from None
 
 
-def described(graph: bytes, props: dict[str, str], doc: str) -> bytes:
+def described(graph: Graph, props: dict[str, str], doc: str) -> Graph:
     """The exported graph with what its user needs besides it in the ONNX file's metadata
-    (onnxruntime's ``get_modelmeta().custom_metadata_map``): without it the file alone cannot be used."""
+    (onnxruntime's ``get_modelmeta().custom_metadata_map``): without it the file alone cannot be
+    used. A staged graph is written again as its final file, its weights gathered from the
+    exporter's file per tensor into one, FILE.data beside it."""
     import onnx
 
-    proto = onnx.load_model_from_string(graph)
+    staged_graph = not isinstance(graph.onnx, bytes)
+    # a staged graph's weights are read in with it, from the files beside it
+    proto = onnx.load(str(graph.onnx)) if staged_graph else onnx.load_model_from_string(graph.onnx)
     onnx.helper.set_model_props(proto, props)
     proto.doc_string = doc
-    return proto.SerializeToString()
+    if not staged_graph:
+        return replace(graph, onnx=proto.SerializeToString())
+    final = graph.onnx.parent.parent / graph.onnx.name
+    onnx.save_model(proto, str(final), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=final.name + ".data", size_threshold=0)  # every weight: FILE.data is always there
+    del proto
+    shutil.rmtree(graph.onnx.parent)  # the exporter's files, as large again
+    return replace(graph, onnx=final)
 
 
 def _classifier_props(clf) -> dict[str, str]:

@@ -1,0 +1,319 @@
+"""A researcher's own PyTorch modules, given as FILE.py on the command line, through what comes
+after training: the scheduler's job command (--resume-if-interrupted) typed again with the
+file's relative path, a trained forecaster described in Python, and ONNX export of a
+torch.compile()d module, of weights past protobuf's 2 GiB and of a forward that branches on a
+tensor's value. Real data: scikit-learn's handwritten digits as a picture folder (8x8), and a
+daily load with a weekly cycle (conftest's series_csv)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import digits_folder
+
+from neuralab.cli import main
+from neuralab.errors import NeuralabError
+from neuralab.runs import Run, Status
+from test_cli_resume_flags import refused
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
+
+NET = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+    def forward(self, x):
+        return self.body(x)
+"""
+
+FORECASTER = """
+from torch import nn
+
+
+class Forecaster(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(1, 4, batch_first=True)
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, x):  # (batch, time, features) -> (batch, 1)
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])
+"""
+
+COMPILED = NET + """
+
+model = torch.compile(Net())
+"""
+
+# the forward takes one branch for a batch of several images and the other for one image alone
+BRANCHY = """
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        if x.abs().sum() > x[0].abs().sum():
+            return self.fc(x)
+        return self.fc(x) * 0.5 - 1
+"""
+
+# logits in the thousands, as a wide layer's are in the hundreds (556 million parameters: 330)
+LOUD = NET.replace("return self.body(x)", "return self.body(x) * 1000")
+
+REQUEUE = "--resume-if-interrupted"
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    return digits_folder(tmp_path_factory.mktemp("digits"), 300)
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch) -> Path:
+    """The folder a job runs in, its modules under mods/, named relative to it as a user does."""
+    (tmp_path / "work" / "mods").mkdir(parents=True)
+    for name, code in (("net.py", NET), ("fc.py", FORECASTER), ("compiled.py", COMPILED), ("branchy.py", BRANCHY),
+                       ("loud.py", LOUD)):
+        (tmp_path / "work" / "mods" / name).write_text(code)
+    monkeypatch.chdir(tmp_path / "work")
+    return tmp_path / "work"
+
+
+def train_job(digits: Path, model: str, *more: str) -> list[str]:
+    return ["train", "--model", model, "--data", str(digits), "--epochs", "3", "--batch-size", "64", "--seed", "1",
+            "--threads", "1", "--quiet", "--out", "runs/job", *more]
+
+
+def forecast_job(csv: Path, model: str, *more: str) -> list[str]:
+    return ["forecast", "--data", str(csv), "--target", "load", "--model", model, "--lookback", "7", "--epochs", "3",
+            "--patience", "0", "--backtest-folds", "1", "--baselines", "persistence", "--seed", "1", "--threads", "1",
+            "--quiet", "--out", "runs/job", *more]
+
+
+def files(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+# --- rP 2: the job command that started a run of FILE.py resumes it ------------------------------------
+
+@pytest.mark.parametrize("model", ["mods/net.py", "mods/net.py:Net"])
+def test_the_train_job_command_of_a_module_file_resumes_it_then_finds_it_finished(work, digits, model, capsys,
+                                                                                   cut_in_epoch_2):
+    job = train_job(digits, model, REQUEUE, "--trust-code")
+    whole_again = cut_in_epoch_2()
+    assert main(job) == 130  # preempted in epoch 2
+    whole_again()
+    run = work / "runs" / "job"
+    assert Run(run).status() is Status.INTERRUPTED
+    assert main(job) == 0, capsys.readouterr().err  # requeued from the same folder: resumed
+    assert Run(run).status() is Status.FINISHED and len(Run(run).record["sessions"]) == 1
+    capsys.readouterr()
+    assert main(job) == 0  # requeued once more after it finished: the job is done
+    assert "the run is finished already" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model", ["mods/fc.py", "mods/fc.py:Forecaster"])
+def test_the_forecast_job_command_of_a_module_file_resumes_it_then_finds_it_finished(work, series_csv, model, capsys,
+                                                                                     cut_in_epoch_2):
+    job = forecast_job(series_csv, model, REQUEUE, "--trust-code")
+    whole_again = cut_in_epoch_2()
+    assert main(job) == 130
+    whole_again()
+    run = work / "runs" / "job"
+    assert Run(run).status() is Status.INTERRUPTED
+    assert main(job) == 0, capsys.readouterr().err
+    assert Run(run).status() is Status.FINISHED and len(Run(run).record["sessions"]) == 1
+    capsys.readouterr()
+    assert main(job) == 0
+    assert "the run is finished already" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["train", "forecast"])
+def test_a_module_file_edited_since_the_run_was_made_is_refused_and_another_one_as_before(work, digits, series_csv,
+                                                                                         kind, capsys, cut_in_epoch_2):
+    file, other = ("mods/net.py", "mods/branchy.py") if kind == "train" else ("mods/fc.py", "mods/net.py")
+    job = (train_job(digits, file) if kind == "train" else forecast_job(series_csv, file))
+    cut_in_epoch_2()
+    assert main([*job, REQUEUE, "--trust-code"]) == 130
+    capsys.readouterr()
+    run = work / "runs" / "job"
+    before = files(run)
+    with open(file, "a") as f:
+        f.write("# tried a wider layer\n")
+    refused(capsys, [*job, REQUEUE, "--trust-code"],
+            f"runs/job: --model '{file}' has changed since the run was made (its SHA-256 differs from the run's "
+            f"copy, runs/job/model.py)", "put the file back as it was")
+    refused(capsys, [kind, "--resume", "runs/job", "--model", other, "--trust-code"], f"--model '{other}' (the run has")
+    assert files(run) == before, "a refused resume wrote"
+
+
+# --- rP 5: a forecaster of the user's module, used from Python -------------------------------------------
+
+def test_a_forecaster_of_ones_own_module_is_described_and_used_as_docs_api_shows(work, series_csv, capsys):
+    from neuralab import load_forecaster, predict_run
+
+    assert main(forecast_job(series_csv, "mods/fc.py")) == 0, capsys.readouterr().err
+    forecaster = load_forecaster("runs/job", trust_code=True)
+    n = sum(p.numel() for p in forecaster.network.parameters())
+    assert n == 4 * (4 * (1 + 4) + 8) + 5  # the LSTM's four gates (two biases each), then the head
+    assert forecaster.describe() == f"torch:fc.py:Forecaster ({n:,} trained parameters, on plain windows)"
+    model = forecaster.model_config  # none of the built-in networks' settings, which it does not have
+    assert (model.architecture, model.hidden, model.dropout, model.init) == ("torch:fc.py:Forecaster", [], 0.0, None)
+    assert json.loads(Path("runs/job/model.json").read_text())["model"]["dropout"] == 0.0
+    recent = predict_run("runs/job", series_csv, trust_code=True)
+    assert len(recent) == 1 and np.isfinite(recent["load"]).all()
+
+
+@pytest.mark.parametrize("option, value", [("--dropout", "0.5"), ("--dropout", "0.2"), ("--init", "torch"),
+                                           ("--recipe", "residual")])
+def test_a_built_in_networks_setting_given_with_ones_own_module_is_refused(work, series_csv, capsys, option, value):
+    """Typed at their defaults too: the run, which records none of them for a module of one's
+    own, would refuse the same command line typed again to resume it."""
+    refused(capsys, forecast_job(series_csv, "mods/fc.py", option, value),
+            f"{option} {value}: sets ", "which a model of your own (--model) does not take: leave it out")
+    assert not Path("runs/job").exists()
+
+
+def test_in_python_a_built_in_networks_setting_with_ones_own_module_is_refused(work, series_csv):
+    from neuralab.forecasting import ForecastConfig, run_forecast
+    from neuralab.forecasting.config import ModelConfig
+
+    config = ForecastConfig(data=str(series_csv), target="load", model=ModelConfig(hidden=[8]))
+    with pytest.raises(NeuralabError, match=r"^hidden=\[8\]: sets the built-in networks' recurrent layer sizes"):
+        run_forecast(config, out="runs/job", verbose=False, model="mods/fc.py")
+    assert not Path("runs/job").exists()
+
+
+# --- rP 6 and 7: ONNX export of what a module file can hold ---------------------------------------------
+
+ort = pytest.importorskip("onnxruntime", reason="pip install 'neuralab[export]'")
+
+
+def logits_agree(run: str, onnx: Path) -> None:
+    """onnxruntime on the file alone gives the run's own logits."""
+    from neuralab.training import load_classifier
+
+    clf = load_classifier(run, trust_code=True)
+    x = torch.randn(5, *clf.preprocess.input_shape)
+    with torch.inference_mode():
+        want = clf.model(x).numpy()
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"images": x.numpy()})[0], want, atol=1e-5)
+
+
+def test_weights_past_protobufs_limit_go_beside_the_graph_in_onnx_external_data(work, digits, capsys, monkeypatch):
+    """The limit lowered to a few bytes, for a model of kilobytes: a real one of 2.2 GB takes 7 GB of memory."""
+    from neuralab.training import export
+
+    assert main(train_job(digits, "mods/net.py", "--epochs", "1")) == 0
+    monkeypatch.setattr(export, "EXTERNAL_DATA_FROM", 1000)
+    assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 0, capsys.readouterr().err
+    run = work / "runs" / "job"
+    graph, data = run / "model.onnx", run / "model.onnx.data"
+    assert data.stat().st_size == 4 * (64 * 16 + 16 + 16 * 10 + 10) > graph.stat().st_size  # the weights, beside it
+    assert data.stat().st_mode == graph.stat().st_mode  # readable by whom the run's files are
+    logits_agree("runs/job", graph)
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    assert json.loads(session.get_modelmeta().custom_metadata_map["classes"]) == [str(i) for i in range(10)]
+    assert not list(run.glob(".model.onnx*"))  # the staging folder is gone
+
+    # a graph small enough again replaces both: no weights of the old one are left beside it
+    monkeypatch.setattr(export, "EXTERNAL_DATA_FROM", 2**31)
+    assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 0, capsys.readouterr().err
+    assert not data.exists()
+    logits_agree("runs/job", graph)
+    monkeypatch.setattr(export, "EXTERNAL_DATA_FROM", 1000)
+    assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 0, capsys.readouterr().err
+
+    # a graph the check refuses leaves nothing: neither file, nor the staging folder
+    for path in (graph, data):
+        path.unlink()
+    real_run = ort.InferenceSession.run
+    monkeypatch.setattr(ort.InferenceSession, "run", lambda self, *a, **k: [o + 1 for o in real_run(self, *a, **k)])
+    capsys.readouterr()
+    assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "export refused, nothing written" in err, err
+    assert not [p for p in run.iterdir() if "onnx" in p.name]
+
+
+def test_a_forecaster_with_weights_past_protobufs_limit_exports_with_external_data(work, series_csv, capsys,
+                                                                                  monkeypatch):
+    from neuralab.forecasting.pipeline import predict_run
+    from neuralab.training import export
+
+    assert main(forecast_job(series_csv, "mods/fc.py")) == 0
+    monkeypatch.setattr(export, "EXTERNAL_DATA_FROM", 100)
+    assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in Path("runs/job").iterdir() if "onnx" in p.name) == ["model.onnx", "model.onnx.data"]
+    session = ort.InferenceSession("runs/job/model.onnx", providers=["CPUExecutionProvider"])
+    rows = int(session.get_modelmeta().custom_metadata_map["rows"])  # the lookback, and one more for a difference
+    last = np.loadtxt(series_csv, delimiter=",", skiprows=1, usecols=1, dtype=np.float32)[-rows:]
+    got = session.run(None, {"windows": last[None, :, None]})[0][0]
+    np.testing.assert_allclose(got, predict_run("runs/job", series_csv, trust_code=True)["load"], rtol=1e-5)
+
+
+def test_the_check_allows_float32_rounding_in_proportion_to_the_logits(work, digits, capsys, monkeypatch):
+    """A 2.2 GB model's logits of 330 came out of onnxruntime 1e-3 from PyTorch's, summed in
+    another order, and the export was refused as a graph that computes something else."""
+    assert main(train_job(digits, "mods/loud.py", "--epochs", "1")) == 0
+    real_run = ort.InferenceSession.run
+    monkeypatch.setattr(ort.InferenceSession, "run", lambda self, *a, **k: [o + 1e-2 for o in real_run(self, *a, **k)])
+    assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 0, capsys.readouterr().err
+    monkeypatch.setattr(ort.InferenceSession, "run", lambda self, *a, **k: [o + 10 for o in real_run(self, *a, **k)])
+    Path("runs/job/model.onnx").unlink()
+    assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 2
+    assert "times the largest logit" in capsys.readouterr().err and not Path("runs/job/model.onnx").exists()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch.compile's own
+def test_a_torch_compiled_module_exports_as_the_module_inside(work, digits, capsys):
+    assert main(train_job(digits, "mods/compiled.py", "--epochs", "1")) == 0
+    assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 0, capsys.readouterr().err
+    logits_agree("runs/job", Path("runs/job/model.onnx"))
+
+
+def test_a_forward_that_branches_on_a_tensors_value_is_refused_naming_the_line(work, digits, capsys):
+    assert main(train_job(digits, "mods/branchy.py", "--epochs", "1")) == 0
+    capsys.readouterr()
+    assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 2
+    err = capsys.readouterr().err
+    line = BRANCHY.splitlines().index("        if x.abs().sum() > x[0].abs().sum():") + 1
+    assert err.count("\n") == 1 and "ONNX output differs from PyTorch" in err, err
+    assert (f"the model's forward branches on a tensor's value at runs/job/model.py:{line}, "
+            "and the export keeps the branch its example took; compute both and choose with torch.where") in err, err
+    assert not Path("runs/job/model.onnx").exists()
+
+
+def test_the_code_compare_refuses_nothing_that_names_another_model(work, digits, capsys, monkeypatch):
+    """A zoo run given FILE.py, and a run of FILE.py given a zoo name: other settings, not other code."""
+    from neuralab.training.classify import same_code
+
+    assert main(train_job(digits, "mods/net.py", "--epochs", "1")) == 0
+    run = Run(work / "runs" / "job")
+    recorded = run.record["config"]["model"]
+    assert recorded == str(work / "mods" / "net.py")
+    assert same_code("mods/net.py", recorded, run) and same_code(str(work / "mods/net.py:Net"), recorded, run)
+    assert not same_code("mods/net.py:Other", recorded, run) and not same_code("mlp", recorded, run)
+    assert not same_code("mods/net.py", "mlp", run)
+    monkeypatch.chdir("mods")  # the same text from another folder names another file
+    assert not same_code("mods/net.py", recorded, run)
+    with pytest.raises(NeuralabError, match="has changed since the run was made"):
+        Path("net.py").write_text(NET + "\n# changed\n")
+        same_code("net.py", recorded, run)
