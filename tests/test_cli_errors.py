@@ -163,8 +163,11 @@ def test_errors_read_as_parameters_in_python_and_as_flags_on_the_command_line():
 
 @pytest.mark.parametrize("argv, message", [
     # what does not parse; a value out of range is the library's to refuse (tests/test_config_checks.py)
-    (["train", "--epochs", "ten"], "neuralab train: error: argument --epochs: invalid int value: 'ten'"),
-    (["train", "--val-fraction", "half"], "neuralab train: error: argument --val-fraction: invalid float value: 'half'"),
+    (["train", "--epochs", "ten"], "neuralab train: error: argument --epochs: 'ten' is not a whole number"),
+    (["train", "--val-fraction", "half"], "neuralab train: error: argument --val-fraction: 'half' is not a number"),
+    (["train", "--epochs", "1.5"], "neuralab train: error: argument --epochs: '1.5' is not a whole number"),
+    (["forecast", "--lr", "1e-3x"], "neuralab forecast: error: argument --lr: '1e-3x' is not a number"),
+    (["rnn", "gradients", "--steps", "2.5"], "neuralab rnn gradients: error: argument --steps: '2.5' is not a whole number"),
     (["train", "--schedule", "step"], "neuralab train: error: argument --schedule: invalid choice: 'step'"),
     (["forecast", "--hidden", "64,x"], "neuralab forecast: error: argument --hidden: '64,x': give layer sizes like 128,64"),
     (["conv", "shape", "--input", "8x8", "--kernel", "3", "--stride", "0"],

@@ -180,6 +180,17 @@ def test_train_and_compare_refuse_by_flag_before_reading_the_data(digits, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_a_typed_momentum_is_refused_before_the_model_file_runs(digits, tmp_path, capsys):
+    # compile()'s SGD may bring a momentum a run leaves out; one typed is the user's, and checked first
+    ran = tmp_path / "ran"
+    (tmp_path / "net.py").write_text(f"from pathlib import Path\nPath({str(ran)!r}).touch()\n"
+                                     "from torch import nn\nmodel = nn.Sequential(nn.Flatten(), nn.LazyLinear(10))\n")
+    err = one_line(capsys, ["train", "--model", tmp_path / "net.py", "--data", digits, "--optimizer", "sgd",
+                            "--momentum", "1.5", "--out", tmp_path / "run"])
+    assert err.startswith("neuralab: error: --momentum 1.5: must be at least 0 and below 1"), err
+    assert not ran.exists() and not (tmp_path / "run").exists()
+
+
 def test_compare_refuses_no_seeds_by_flag(digits, tmp_path, capsys, nothing_read):
     err = one_line(capsys, ["compare", "--models", "mlp", "--data", digits, "--seeds", "0", "--out", tmp_path / "c"])
     assert err.startswith("neuralab: error: --seeds 0: give how many seeds"), err

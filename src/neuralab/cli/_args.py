@@ -38,30 +38,40 @@ def defaults(function: Callable) -> dict:
             if p.default is not inspect.Parameter.empty}
 
 
+def whole_number(text: str) -> int:
+    """A type for whole numbers, parsed only: the library's config checks the range."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def number(text: str) -> float:
+    """A type for numbers, parsed only: the library's config checks the range (NaN and inf too)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
 def at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """A type for whole numbers of at least ``minimum`` (and at most ``maximum``, if given): only
     for the values the module's docstring lists, whose range no library config checks first."""
-    def whole_number(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    def checked(text: str) -> int:
+        value = whole_number(text)
         if maximum is not None and not minimum <= value <= maximum:
             raise argparse.ArgumentTypeError(f"{value}: allowed are {minimum} to {maximum}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
         return value
-    return whole_number
+    return checked
 
 
 positive_int = at_least(1)
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
     if value == float("inf"):  # a learning rate of inf trains to NaN without a word

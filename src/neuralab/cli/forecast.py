@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
-from neuralab.cli._args import layer_sizes, names, run_folder
+from neuralab.cli._args import layer_sizes, names, number, run_folder, whole_number
 from neuralab.cli.train import REQUEUE_HELP, TRUST_HELP
 
 # option -> field of the config section; options left out (None) keep the library's default
@@ -64,14 +64,14 @@ def _forecast_options(p) -> None:
                            "baselines run per series, metrics per series and overall")
     data.add_argument("--where", metavar="COLUMN=VALUE", help="keep only the rows where COLUMN is VALUE (one series of several)")
     win = p.add_argument_group("windows")
-    win.add_argument("--lookback", type=int, help=f"input steps (default {w.lookback})")
-    win.add_argument("--horizon", type=int,
+    win.add_argument("--lookback", type=whole_number, help=f"input steps (default {w.lookback})")
+    win.add_argument("--horizon", type=whole_number,
                      help="steps forecast at once, one output each: 1 = many-to-one, more = many-to-many; metrics "
                           f"and {levels} intervals per step (default {w.horizon})")
-    win.add_argument("--stride", type=int, help=f"steps between window starts (default {w.stride})")
-    win.add_argument("--val-fraction", type=float,
+    win.add_argument("--stride", type=whole_number, help=f"steps between window starts (default {w.stride})")
+    win.add_argument("--val-fraction", type=number,
                      help=f"of the rows, after the training span (default {w.val_fraction})")
-    win.add_argument("--test-fraction", type=float, help=f"of the rows, at the end (default {w.test_fraction})")
+    win.add_argument("--test-fraction", type=number, help=f"of the rows, at the end (default {w.test_fraction})")
     win.add_argument("--target-transform", choices=TRANSFORMS,
                      help="model the level, its difference or its log return (prices); auto chooses on the "
                           f"validation span (default {w.transform})")
@@ -83,7 +83,7 @@ def _forecast_options(p) -> None:
                           "a torch.nn.Module that takes (batch, lookback, inputs) and gives (batch, horizon)")
     mod.add_argument("--hidden", type=layer_sizes, metavar="N,N",
                      help="recurrent layer sizes, e.g. 128,64 (default: the model's)")
-    mod.add_argument("--dropout", type=float, help=f"after each recurrent layer (default {m.dropout})")
+    mod.add_argument("--dropout", type=number, help=f"after each recurrent layer (default {m.dropout})")
     mod.add_argument("--recipe", choices=RECIPES,
                      help="residual: forecast relative to the last value, normalised per window, with a linear path "
                           "started at least squares beside the recurrent one; plain: the workshop's network alone "
@@ -92,20 +92,20 @@ def _forecast_options(p) -> None:
                                     f"forget-gate bias 1) (default {m.init})")
     mod.add_argument("--baselines", type=names, default=list(f.baselines), metavar="NAME,NAME",
                      help=f"from {', '.join(BASELINE_NAMES)} (persistence is always included)")
-    mod.add_argument("--season", type=int, help="seasonal-naive period (default: detected)")
+    mod.add_argument("--season", type=whole_number, help="seasonal-naive period (default: detected)")
     tr = p.add_argument_group("training")
-    tr.add_argument("--epochs", type=int, help=f"at most (default {t.epochs})")
-    tr.add_argument("--batch-size", type=int, help=f"(default {t.batch_size})")
-    tr.add_argument("--lr", type=float, help=f"peak learning rate (default {t.lr})")
+    tr.add_argument("--epochs", type=whole_number, help=f"at most (default {t.epochs})")
+    tr.add_argument("--batch-size", type=whole_number, help=f"(default {t.batch_size})")
+    tr.add_argument("--lr", type=number, help=f"peak learning rate (default {t.lr})")
     tr.add_argument("--schedule", choices=SCHEDULES, help=f"(default {t.schedule})")
-    tr.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off (default {t.grad_clip})")
-    tr.add_argument("--patience", type=int, help=f"early stopping patience in epochs, 0 = off (default {t.patience})")
-    tr.add_argument("--seed", type=int, help=f"(default {t.seed})")
+    tr.add_argument("--grad-clip", type=number, help=f"max gradient norm, 0 = off (default {t.grad_clip})")
+    tr.add_argument("--patience", type=whole_number, help=f"early stopping patience in epochs, 0 = off (default {t.patience})")
+    tr.add_argument("--seed", type=whole_number, help=f"(default {t.seed})")
     tr.add_argument("--device", choices=DEVICES, help=f"(default {t.device})")
-    tr.add_argument("--threads", type=int, help="CPU threads for torch (default, or 0: torch's choice, at most a "
+    tr.add_argument("--threads", type=whole_number, help="CPU threads for torch (default, or 0: torch's choice, at most a "
                     "container's CPU quota; 1 is often faster on a busy machine)")
     training_choices(tr, t, REGRESSION_LOSSES)
-    tr.add_argument("--backtest-folds", type=int, default=f.backtest_folds,
+    tr.add_argument("--backtest-folds", type=whole_number, default=f.backtest_folds,
                     help=f"(default {f.backtest_folds})")
     tr.add_argument("--backtest-refit", action="store_true", help="refit every forecaster per fold (slow)")
     p.add_argument("--out", help="run directory (default forecast-MODEL-DATA-TIME in "

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from neuralab.cli._args import number, whole_number
+
 GRADIENT_OPTIONS = ("steps", "hidden", "batch", "train_steps", "lr", "clip", "init", "seed")
 
 
@@ -29,9 +31,9 @@ def register(sub) -> None:
 def _topology_options(t) -> None:
     from neuralab.forecasting.config import TOY_SEED, TOY_STEPS
 
-    t.add_argument("--steps", type=int, default=TOY_STEPS,
+    t.add_argument("--steps", type=whole_number, default=TOY_STEPS,
                    help=f"training steps per template with --train (default {TOY_STEPS})")
-    t.add_argument("--seed", type=int, default=TOY_SEED, help=f"(default {TOY_SEED})")
+    t.add_argument("--seed", type=whole_number, default=TOY_SEED, help=f"(default {TOY_SEED})")
 
 
 def _gradient_options(g) -> None:
@@ -39,14 +41,14 @@ def _gradient_options(g) -> None:
     from neuralab.forecasting.config import GradientConfig
 
     d = GradientConfig()
-    g.add_argument("--steps", type=int, help=f"sequence length, at least 2 (default {d.steps})")
-    g.add_argument("--hidden", type=int, help=f"hidden size of both models (default {d.hidden})")
-    g.add_argument("--batch", type=int, help=f"(default {d.batch})")
-    g.add_argument("--train-steps", type=int, help=f"Adam updates (default {d.train_steps})")
-    g.add_argument("--lr", type=float, help=f"(default {d.lr})")
-    g.add_argument("--clip", type=float, help=f"max gradient norm of the clipped runs (default {d.clip})")
+    g.add_argument("--steps", type=whole_number, help=f"sequence length, at least 2 (default {d.steps})")
+    g.add_argument("--hidden", type=whole_number, help=f"hidden size of both models (default {d.hidden})")
+    g.add_argument("--batch", type=whole_number, help=f"(default {d.batch})")
+    g.add_argument("--train-steps", type=whole_number, help=f"Adam updates (default {d.train_steps})")
+    g.add_argument("--lr", type=number, help=f"(default {d.lr})")
+    g.add_argument("--clip", type=number, help=f"max gradient norm of the clipped runs (default {d.clip})")
     g.add_argument("--init", help=f"keras (forget-gate bias 1) or torch (default {d.init})")
-    g.add_argument("--seed", type=int, help=f"(default {d.seed})")
+    g.add_argument("--seed", type=whole_number, help=f"(default {d.seed})")
     g.add_argument("--out", help="folder for the plot and numbers (default rnn-gradients-TIME in "
                                  "the runs folder: $NEURALAB_RUNS or ./runs)")
 

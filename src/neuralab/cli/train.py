@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import resume_command, run_folder
+from neuralab.cli._args import number, resume_command, run_folder, whole_number
 
 TRUST_HELP = ("run the run's copy of its PyTorch model code (model.py), for runs made from a .py file; "
               "read the file first: it runs with your permissions")
@@ -34,17 +34,17 @@ def _budget(p) -> None:
                    help="tuned defaults that the options below override: " + "; ".join(
                        f"{name} = " + ", ".join(f"{k} {v}" for k, v in recipe.items()) for name, recipe in RECIPES.items())
                    + " (warmup, the share of the steps over which the learning rate rises to --lr, has no option)")
-    p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
-    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=float, help=f"peak learning rate (default {d.lr})")
-    p.add_argument("--weight-decay", type=float, help=f"decoupled, as AdamW and Keras apply it, for every optimizer (default {d.weight_decay})")
-    p.add_argument("--grad-clip", type=float,
+    p.add_argument("--epochs", type=whole_number, help=f"default {d.epochs}")
+    p.add_argument("--batch-size", type=whole_number, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=number, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--weight-decay", type=number, help=f"decoupled, as AdamW and Keras apply it, for every optimizer (default {d.weight_decay})")
+    p.add_argument("--grad-clip", type=number,
                    help=f"clip the gradients' global norm to this, 0 = off (default {d.grad_clip:g})")
     p.add_argument("--schedule", choices=SCHEDULES, help=f"default {d.schedule}")
-    p.add_argument("--focus", type=float,
+    p.add_argument("--focus", type=number,
                    help="after the first epoch, train each epoch on this fraction of the training images: "
                         f"those with the highest loss when last seen (default {d.focus:g} = all of them)")
-    p.add_argument("--val-fraction", type=float, help=f"held out from the training set (default {c.val_fraction}, "
+    p.add_argument("--val-fraction", type=number, help=f"held out from the training set (default {c.val_fraction}, "
                                                          "or a Keras model file's fit(validation_split=...))")
     folder = p.add_argument_group("a folder of images (--data FOLDER, one sub-folder per class)")
     folder.add_argument("--image-size", type=height_width, metavar="HxW",
@@ -53,8 +53,8 @@ def _budget(p) -> None:
                                                         "grayscale when every picture is)")
     folder.add_argument("--on-error", choices=ON_ERROR, help="a picture that cannot be read: refuse stops with its "
                                                              f"name; skip leaves it out with a warning (default {ON_ERROR[0]})")
-    folder.add_argument("--test-fraction", type=float, help=f"held out for the test set (default {TEST_FRACTION})")
-    p.add_argument("--patience", type=int, help=f"early stopping patience in epochs (default {d.patience} = off)")
+    folder.add_argument("--test-fraction", type=number, help=f"held out for the test set (default {TEST_FRACTION})")
+    p.add_argument("--patience", type=whole_number, help=f"early stopping patience in epochs (default {d.patience} = off)")
     p.add_argument("--monitor", choices=MONITORS["classification"], help=f"default {d.monitor}")
     p.add_argument("--device", default=d.device, choices=DEVICES, help=f"(default {d.device})")
     p.add_argument("--amp", default=d.amp, choices=AMP,
@@ -62,7 +62,7 @@ def _budget(p) -> None:
                         f"{AUTO_BF16_PARAMETERS / 1e6:g}M+ parameters "
                         "on CUDA GPUs and CPUs with AVX-512 BF16, in float32 elsewhere; off: float32 always "
                         f"(default {d.amp})")
-    p.add_argument("--threads", type=int,
+    p.add_argument("--threads", type=whole_number,
                    help="CPU threads for torch (default, or 0: torch's choice, at most a container's CPU "
                         "quota; fewer when the cores are shared)")
     training_choices(p, d)
@@ -74,7 +74,7 @@ def training_choices(p, d, losses: tuple[str, ...] | None = None) -> None:
     from neuralab.training.config import LOSSES, OPTIMIZERS
 
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {d.optimizer}")
-    p.add_argument("--momentum", type=float, help=f"for sgd and rmsprop, e.g. 0.9 (default {d.momentum:g})")
+    p.add_argument("--momentum", type=number, help=f"for sgd and rmsprop, e.g. 0.9 (default {d.momentum:g})")
     task_loss = "mse" if losses else "cross_entropy"  # the trainer's choice for a forecaster or a classifier
     p.add_argument("--loss", choices=losses or LOSSES, help=f"Keras's names work (default {d.loss or task_loss})")
     p.add_argument("--tensorboard", action="store_true", default=None,
@@ -89,7 +89,7 @@ def _train_options(p) -> None:
                    help=f"a zoo architecture (see `neuralab zoo`; default {model}), a Keras file (.keras, .h5), or "
                         "FILE.py[:NAME] defining a Keras model or a torch.nn.Module (docs/keras.md)")
     _budget(p)
-    p.add_argument("--seed", type=int, default=seed, help=f"(default {seed})")
+    p.add_argument("--seed", type=whole_number, default=seed, help=f"(default {seed})")
     p.add_argument("--out", help="run directory (default MODEL-DATA-TIME in the runs folder: $NEURALAB_RUNS or ./runs)")
     p.add_argument("--resume", type=run_folder, metavar="RUN_DIR", help="continue an interrupted run with its own settings")
     p.add_argument("--resume-if-interrupted", action="store_true", help=REQUEUE_HELP)
@@ -102,7 +102,7 @@ def _train_options(p) -> None:
 
 def _compare_options(c) -> None:
     c.add_argument("--models", default="mlp,cnn,lenet5", help="comma-separated (default %(default)s)")
-    c.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per model (default %(default)s)")
+    c.add_argument("--seeds", type=whole_number, default=3, help="seeds 0..N-1 per model (default %(default)s)")
     _budget(c)
     c.add_argument("--out", help="folder for the runs and the table (default compare in "
                                  "the runs folder: $NEURALAB_RUNS or ./runs)")

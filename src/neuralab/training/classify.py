@@ -336,8 +336,8 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
 
         config.train.optimizer = python_name(optimizer)
     given = given_fields(config.train) | split_given  # what the caller gave, read before the copies below forget it
-    # checked before the model file is read, but for momentum: compile()'s SGD may be what it is for
-    checked = replace(config.train, momentum=0.0)
+    # checked before the model file is read, but for a momentum left out: compile()'s SGD may be what it is for
+    checked = config.train if "momentum" in given else replace(config.train, momentum=0.0)
     checked.check()  # which makes NumPy numbers Python's
     config = replace(config, train=replace(checked, momentum=config.train.momentum))
     if config.train.patience > 0 and config.val_fraction == 0:
