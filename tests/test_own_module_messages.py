@@ -71,11 +71,12 @@ def test_a_plain_tensor_attribute_is_refused_naming_register_buffer(digits, tmp_
     """It trained, and every reload of the run drew another projection: other accuracies, silently."""
     net = _file(tmp_path, "randproj", RANDOM_PROJECTION)
     err = _refused(capsys, "train", "--model", net, "--data", digits, "--epochs", 1, "--out", tmp_path / "run")
-    assert 'does not register them: proj (use self.register_buffer("proj", ...))' in err, err
+    assert ('does not register them: proj (use self.register_buffer("proj", ...)); proj is drawn at random as the '
+            'module is built') in err, err
     assert not (tmp_path / "run").exists()
     assert main(["summary", str(net), "--input", "8x8x1"]) == 0
-    assert ('Not registered with PyTorch, so not counted above, trained or saved: proj (use '
-            'self.register_buffer("proj", ...))') in capsys.readouterr().out
+    assert ("Plain tensors, not registered with PyTorch, so not saved or moved to a device: proj; one the network "
+            "computes with belongs in a buffer (self.register_buffer(NAME, ...))") in capsys.readouterr().out
 
 
 def test_tensors_a_module_keeps_for_later_or_derives_from_its_weights_are_not_refused(digits, tmp_path):
@@ -149,11 +150,13 @@ def test_summary_of_an_lstm_module_takes_steps_x_features(tmp_path, capsys):
     assert main(["summary", str(net), "--input", "30x1"]) == 0
     out = capsys.readouterr().out
     assert 'input (B, 30, 1)' in out and "lstm (LSTM)" in out and "(B, 30, 16)" in out and "Total params: 3,409" in out
+    # the advice once it has failed, and before anything has run, in one wording (rQ 8)
+    takes = "its first layer, lstm (LSTM), takes sequences (batch, steps, features): give --input as steps x features"
     err = _refused(capsys, "summary", net, "--input", "30x1x1")
-    assert ("--input 30x1x1: Forecaster's first layer, lstm (LSTM), takes sequences (batch, steps, features): give "
-            "STEPSxFEATURES, e.g. 30x1") in err, err
+    assert err.startswith("neuralab: error: --input 30x1x1: Forecaster fails at lstm (LSTM): ") and \
+        err.endswith(f"; {takes}, e.g. 30x1\n"), err
     err = _refused(capsys, "summary", net)
-    assert "give --input: its first layer, lstm (LSTM), takes sequences: STEPSxFEATURES, e.g. 30x1" in err, err
+    assert f"a PyTorch module does not say what it takes; {takes}, e.g. 30x1" in err, err
 
 
 def test_summary_of_a_sequence_module_without_a_recurrent_first_layer(tmp_path, capsys):
@@ -180,10 +183,46 @@ def test_summary_of_a_sequence_module_without_a_recurrent_first_layer(tmp_path, 
 def test_the_library_summary_says_a_sequence_module_takes_steps_and_features():
     net = nn.Sequential(nn.GRU(3, 8, batch_first=True))
     with pytest.raises(NeuralabError, match=r"^input_shape 12x1x3: Sequential fails at 0 \(GRU\): .*; its first layer, "
-                                            r"0 \(GRU\), takes sequences: give input_shape as \(steps, features\), "
-                                            r"e\.g\. \(12, 3\)$"):
+                                            r"0 \(GRU\), takes sequences \(batch, steps, features\): give input_shape "
+                                            r"as steps x features, e\.g\. 12x3$"):
         summary(net, (3, 12, 1))
     assert summary(net, (12, 3)).rows[0].output_shape[0] == (12, 8)
+
+
+CRNN = """
+    from torch import nn
+
+
+    class CRNN(nn.Module):
+        \"\"\"the recurrent part defined first; forward runs the convolutions first, on images\"\"\"
+
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(8 * 8, 32, batch_first=True)
+            self.cnn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU())
+            self.head = nn.Linear(32, 10)
+
+        def forward(self, x):                        # (B, 1, H, W)
+            f = self.cnn(x)                          # (B, 8, H, W)
+            seq = f.permute(0, 3, 1, 2).flatten(2)   # (B, W, 8 * H): a column a step
+            y, _ = self.rnn(seq)
+            return self.head(y[:, -1])
+"""
+
+
+def test_summary_of_an_image_model_that_defines_its_recurrent_layer_first(tmp_path, capsys):
+    """A CRNN's first layer defined is its GRU, its first layer called a convolution: its images
+    were refused as if it took sequences (rQ 3), and the advice given failed too."""
+    net = _file(tmp_path, "crnn", CRNN)
+    for size in ("8x8x1", "8x8"):
+        assert main(["summary", f"{net}:CRNN", "--input", size]) == 0
+        out = capsys.readouterr().out
+        assert "input (B, 1, 8, 8)" in out and "rnn (GRU)" in out and "Total params: 9,818" in out, out
+    err = _refused(capsys, "summary", f"{net}:CRNN", "--input", "8x8x3")
+    assert "--input 8x8x3: CRNN fails at cnn.0 (Conv2d): " in err and "takes sequences" not in err, err
+    from neuralab.training.source import resolve
+
+    assert summary(resolve(f"{net}:CRNN").module, (1, 8, 8)).total_params == 9818
 
 
 # --- rP 6: a constructor that fails ----------------------------------------------------------------
@@ -211,7 +250,7 @@ def test_a_constructor_too_big_for_memory_says_how_big_and_to_make_it_smaller(di
     assert not (tmp_path / "run").exists()
 
 
-def test_without_arguments_is_said_only_where_arguments_were_missing(tmp_path, capsys):
+def test_without_arguments_is_said_only_where_arguments_were_missing(digits, tmp_path, capsys):
     net = _file(tmp_path, "typo", """
         from torch import nn
 
@@ -226,6 +265,24 @@ def test_without_arguments_is_said_only_where_arguments_were_missing(tmp_path, c
     """)
     err = _refused(capsys, "summary", net, "--input", "8x8x1")
     assert "typo.py:8: Net() failed: TypeError: " in err and "without arguments" not in err, err
+    # a call inside the constructor that lacks an argument is the constructor's own mistake (rQ 5)
+    inner = _file(tmp_path, "inner", """
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self, hidden=32):
+                super().__init__()
+                self.f = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden))
+
+            def forward(self, x):
+                return self.f(x)
+    """)
+    for argv in (["summary", inner, "--input", "8x8x1"],
+                 ["train", "--model", inner, "--data", digits, "--epochs", 1, "--out", tmp_path / "run"]):
+        err = _refused(capsys, *argv)
+        assert err == ("neuralab: error: " + str(inner) + ":8: Net() failed: TypeError: Linear.__init__() missing 1 "
+                       "required positional argument: 'out_features'\n"), err
     needs = _file(tmp_path, "needs", """
         from torch import nn
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from typing import NamedTuple
 
 from neuralab.cli._args import at_least, positive_int, shape_hwc
 
@@ -33,9 +34,9 @@ def register(sub) -> None:
                         "Python file FILE.py[:NAME] defining a Keras model or a torch.nn.Module (it runs)")
     p.add_argument("--input", metavar="HxWxC", type=input_size,
                    help="input size of a zoo model, e.g. 28x28x1 or 32x32x3 (default: the paper's; HxW: one channel); "
-                        "needed for a torch.nn.Module, whose sequences (a first layer that is an RNN, LSTM or GRU, or "
-                        "(batch, steps, features) as `neuralab forecast --model` gives them) are STEPSxFEATURES, "
-                        "e.g. 30x1")
+                        "needed for a torch.nn.Module, which takes three sizes as an image and two as an image of one "
+                        "channel or as sequences (batch, steps, features), STEPSxFEATURES, e.g. 30x1, as `neuralab "
+                        "forecast --model` gives them: whichever it runs on")
     p.add_argument("--classes", metavar="N", type=at_least(2),
                    help="number of classes of a zoo model (default: the paper's at the paper's input size, else 10)")
     p.add_argument("--depth", metavar="N", type=positive_int, help="fold layers nested deeper than N levels into one row")
@@ -48,16 +49,18 @@ def register(sub) -> None:
     p.set_defaults(func=run_summary)
 
 
-def input_size(text: str) -> str:
-    """--input as typed, once shape_hwc accepts it: an image model reads it as HxWxC (HxW: one
-    channel), a sequence module's two sizes are its steps and features."""
-    shape_hwc(text)
-    return text
+class InputSize(NamedTuple):
+    """--input, read once: an image model reads it as HxWxC (HxW: one channel), a sequence
+    module's two sizes are its steps and features."""
+
+    text: str                      # as typed, for messages
+    image: tuple[int, int, int]    # (C, H, W)
+    sizes: tuple[int, ...]         # as typed: (H, W, C), or two, (H, W) or (steps, features)
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    """"30x1" -> (30, 1), the sizes as typed."""
-    return tuple(int(v) for v in text.lower().split("x"))
+def input_size(text: str) -> InputSize:
+    c, h, w = shape_hwc(text)
+    return InputSize(text, (c, h, w), (h, w) if text.lower().count("x") == 1 else (h, w, c))
 
 
 def run_summary(args) -> int:
@@ -67,7 +70,7 @@ def run_summary(args) -> int:
 
     if args.model.lower().endswith(KERAS_FILES):
         if args.input or args.classes:
-            raise ParameterError("input_shape" if args.input else "num_classes", args.input or args.classes,
+            raise ParameterError("input_shape" if args.input else "num_classes", _given(args),
                                  "a Keras file has its own input and classes; give them for zoo models only")
         return _keras_file(args)
     if _python_file(args.model):
@@ -77,7 +80,7 @@ def run_summary(args) -> int:
     from neuralab.models import ARCHITECTURES, build_model, print_summary, summary
 
     arch = ARCHITECTURES[args.model]
-    input_shape = shape_hwc(args.input) if args.input else arch.paper_input
+    input_shape = args.input.image if args.input else arch.paper_input
     classes = args.classes or (arch.paper_classes if input_shape == arch.paper_input else 10)
     try:
         with torch.device("meta"):  # shapes and counts only: no weights are allocated
@@ -97,6 +100,11 @@ def run_summary(args) -> int:
     return 0
 
 
+def _given(args):
+    """--input as typed, else --classes: the value a refusal of either names."""
+    return args.input.text if args.input else args.classes
+
+
 def _python_file(text: str) -> bool:
     from neuralab.training.source import split_name
 
@@ -108,9 +116,9 @@ def _python_model(args) -> int:
     as a zoo model is, on the ``--input`` it is given."""
     import json
 
-    from neuralab.errors import ParameterError
-    from neuralab.models import print_summary, summary
-    from neuralab.models.summary import sequence_layer
+    from neuralab.errors import NeuralabError, ParameterError
+    from neuralab.models import print_summary
+    from neuralab.models.summary import sequence_hint, sequence_layer
     from neuralab.training.source import KERAS, resolve, split_name
 
     with contextlib.redirect_stdout(sys.stderr):  # what the user's code prints as it loads: stdout is --json's
@@ -118,30 +126,20 @@ def _python_model(args) -> int:
     name = source.name or split_name(args.model)[0].stem
     if source.type == KERAS:
         if args.input or args.classes:
-            raise ParameterError("input_shape" if args.input else "num_classes", args.input or args.classes,
+            raise ParameterError("input_shape" if args.input else "num_classes", _given(args),
                                  "a Keras model has its own input and classes; give them for zoo models only")
         return _keras_spec(args, source.spec, source.architecture.removeprefix("keras:"))
     if args.classes:
         raise ParameterError("num_classes", args.classes, "a PyTorch module has its own classes; give them for zoo "
                                                           "models only")
+    # the first layer defined: nothing has run the module yet to say which it calls first
     layer = sequence_layer(source.module)
     if not args.input:
-        from neuralab.errors import NeuralabError
-
-        takes = (f"its first layer, {layer[0]} ({type(layer[1]).__name__}), takes sequences: STEPSxFEATURES, e.g. "
-                 f"30x{layer[1].input_size}" if layer else "HxWxC for images, e.g. 28x28x1, or STEPSxFEATURES for "
-                 "sequences (batch, steps, features), e.g. 30x1")
-        raise NeuralabError(f"{args.model}: a PyTorch module does not say what it takes; give `input_shape`: {takes}")
-    sizes = _sizes(args.input)
-    if layer and len(sizes) != 2:
-        raise ParameterError("input_shape", args.input, f"{name}'s first layer, {layer[0]} "
-                             f"({type(layer[1]).__name__}), takes sequences (batch, steps, features): give "
-                             f"STEPSxFEATURES, e.g. {sizes[0]}x{layer[1].input_size}")
+        takes = sequence_hint(layer, 30) if layer else ("give `input_shape`: HxWxC for images, e.g. 28x28x1, or "
+                                                        "STEPSxFEATURES for sequences (batch, steps, features), e.g. 30x1")
+        raise NeuralabError(f"{args.model}: a PyTorch module does not say what it takes; {takes}")
     with contextlib.redirect_stdout(sys.stderr):  # its forward, too
-        if layer:
-            result = summary(source.module, sizes, depth=args.depth, name=name)
-        else:
-            result = _image_or_sequence(source.module, args.input, args.depth, name)
+        result = _image_or_sequence(source.module, args.input, args.depth, name, layer is not None)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -149,23 +147,25 @@ def _python_model(args) -> int:
     return 0
 
 
-def _image_or_sequence(module, text: str, depth, name: str):
-    """The summary of a module on ``text`` read as an image (HxWxC; HxW: one channel), or,
+def _image_or_sequence(module, given: InputSize, depth, name: str, sequence_first: bool):
+    """The summary of a module on ``given`` read as an image (HxWxC; HxW: one channel), or,
     where two sizes fail as a picture and work as (steps, features), on that sequence: a
-    module taking (batch, steps, features) need not start with a recurrent layer."""
+    module taking (batch, steps, features) need not start with a recurrent layer.
+    ``sequence_first``: two sizes are tried as a sequence first (a module that defines a
+    recurrent layer first), and its failure is the one said where both fail. Three sizes are
+    an image's alone; the failure says what the module's first layer called takes."""
     from neuralab.errors import NeuralabError
     from neuralab.models import summary
 
-    try:
-        return summary(module, shape_hwc(text), depth=depth, name=name)
-    except NeuralabError as e:
-        if len(_sizes(text)) != 2:
-            raise
-        failed = e
-    try:
-        return summary(module, _sizes(text), depth=depth, name=name)
-    except NeuralabError:
-        raise failed from None
+    shapes = [given.image] if len(given.sizes) == 3 else \
+        [given.sizes, given.image] if sequence_first else [given.image, given.sizes]
+    failed = None
+    for shape in shapes:
+        try:
+            return summary(module, shape, depth=depth, name=name)
+        except NeuralabError as e:
+            failed = failed or e
+    raise failed from None
 
 
 def _keras_file(args) -> int:

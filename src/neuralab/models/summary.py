@@ -58,7 +58,7 @@ class ModelSummary:
     size_bytes: int                    # parameters and buffers as stored in state_dict / model.safetensors
     output_shape: tuple
     unused: list[tuple[str, int]] = field(default_factory=list)  # layers with parameters that did not run
-    unregistered: list[tuple[str, str]] = field(default_factory=list)  # weights PyTorch does not see (unregistered)
+    unregistered: list[tuple[str, str]] = field(default_factory=list)  # tensors PyTorch does not see (unregistered)
     keras_params: int = 0              # the model's parameters as Keras counts them (keras_count)
     keras_trainable: int = 0
 
@@ -212,10 +212,15 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
     seen: dict[str, tuple] = {}        # name -> output shape, in the order the layers finished
     formulas: dict[str, str] = {}
     running: list[str] = []            # the layers entered but not yet left: where an error happened
+    reached: list[str] = []            # the first layer (no children) called: what the input reaches first,
+                                       # which need not be the first defined (a CRNN defines its GRU first)
+    leaves = {n for n, m in modules.items() if not any(True for _ in m.children())}
 
     def enter(n):
         def hook(module, args):
             running.append(n)
+            if not reached and n in leaves:
+                reached.append(n)
             if args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 3:
                 geo = geometry(module, *args[0].shape[-2:])
                 if geo is not None and n not in formulas:
@@ -240,6 +245,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
             seen.clear()
             formulas.clear()
             running.clear()
+            reached.clear()
             try:
                 with shape_guard(model):
                     output = _dry_run(model, input_shape, batch)
@@ -259,10 +265,9 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         text = str(e).strip().splitlines()[0] if str(e).strip() else ""
         # PyTorch's own RuntimeErrors say what failed; a user's ValueError("expected 32x32 images") needs its kind
         first = text if isinstance(e, RuntimeError) and text else ": ".join(filter(None, [type(e).__name__, text]))
-        layer = sequence_layer(model)
-        hint = (f"its first layer, {layer[0]} ({type(layer[1]).__name__}), takes sequences: give `input_shape` as "
-                f"(steps, features), e.g. ({input_shape[1]}, {layer[1].input_size})" if layer and len(input_shape) == 3 else
-                "was the model built for another input shape?")
+        layer = (reached[0], modules[reached[0]]) if reached else None
+        hint = (sequence_hint(layer, input_shape[1]) if layer and isinstance(layer[1], nn.RNNBase)
+                and len(input_shape) == 3 else "was the model built for another input shape?")
         raise NeuralabError(f"`input_shape` {_hwc(input_shape)}: {name} fails at {where}: {first}; {hint}") from None
     finally:
         for h in handles:
@@ -315,14 +320,22 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
 
 
 def sequence_layer(model: nn.Module) -> tuple[str, nn.RNNBase] | None:
-    """(name, layer) of ``model``'s first layer where it is recurrent (an RNN, LSTM or GRU, so
-    that the model takes (batch, steps, features), as a forecaster does), else None. The
-    first layer is the first one defined, which is the first one run in the models people
-    write."""
+    """(name, layer) of ``model``'s first layer defined where it is recurrent (an RNN, LSTM or
+    GRU), else None: a guess at what a model takes before anything has run it, which a model
+    that defines its layers in another order than it calls them (a CRNN) belies. ``summary``
+    goes by the first layer its dry run calls."""
     for n, m in model.named_modules():
         if not any(True for _ in m.children()):
             return (n or type(m).__name__.lower(), m) if isinstance(m, nn.RNNBase) else None
     return None
+
+
+def sequence_hint(layer: tuple[str, nn.RNNBase], steps: int) -> str:
+    """What to give a model whose first layer, ``layer`` (name, recurrent layer), takes
+    sequences, with ``steps`` steps in the example: the one wording of every such advice."""
+    name, m = layer
+    return (f"its first layer, {name} ({type(m).__name__}), takes sequences (batch, steps, features): give "
+            f"`input_shape` as steps x features, e.g. {steps}x{m.input_size}")
 
 
 def unregistered(model: nn.Module) -> list[tuple[str, str]]:
@@ -330,9 +343,11 @@ def unregistered(model: nn.Module) -> list[tuple[str, str]]:
     instead): layers in a plain list, tuple or dict (``self.layers = [nn.Linear(64, 10)]``), a
     tensor requiring grad that is no nn.Parameter, a tensor attribute that is no buffer
     (``self.proj = torch.randn(784, 256)``). No ``parameters()`` or ``state_dict()`` holds
-    them, so they are not counted, trained, moved to a device or saved, and a model loaded
-    again draws them afresh. A tensor computed from registered weights (it has a grad_fn) or
-    set by one of torch's hooks (the old weight_norm and spectral_norm) is derived, not kept."""
+    them, so they are not counted, trained, moved to a device or saved: a model loaded again
+    has them only as its code builds them again. A tensor computed from registered weights (it
+    has a grad_fn) or set by one of torch's hooks (the old weight_norm and spectral_norm) is
+    derived, not kept. Which of them a run cannot do without (a random draw, not a constant or
+    what forward keeps) takes building the module again: training.source judges that."""
     registered = {id(t) for t in [*model.parameters(), *model.buffers()]}
     found = []
     for path, m in model.named_modules():
@@ -341,8 +356,7 @@ def unregistered(model: nn.Module) -> list[tuple[str, str]]:
             where = f"{path}.{key}" if path else key
             if isinstance(value, torch.Tensor):
                 if value.is_leaf and id(value) not in registered and key not in hooked:
-                    found.append((where, "nn.Parameter" if value.requires_grad else
-                                  f'self.register_buffer("{key}", ...)'))
+                    found.append((where, "nn.Parameter" if value.requires_grad else _as_buffer(key)))
                 continue
             plain = isinstance(value, (list, tuple, dict)) and not isinstance(value, nn.Module)
             items = list(value.values() if isinstance(value, dict) else value) if plain else [value]
@@ -353,6 +367,11 @@ def unregistered(model: nn.Module) -> list[tuple[str, str]]:
                     "a registered submodule")
                 found.append((where, use))
     return found
+
+
+def _as_buffer(key: str) -> str:
+    """What ``unregistered`` advises for a plain tensor attribute ``key`` that is not trained."""
+    return f'self.register_buffer("{key}", ...)'
 
 
 def _stored(model: nn.Module) -> list[torch.Tensor]:
@@ -454,9 +473,15 @@ def _footer(s: ModelSummary) -> list[str]:
     ]
     if s.buffers:
         lines.append(f"Buffers (e.g. BatchNorm running mean/var, saved but not trained): {s.buffers:,}")
-    if s.unregistered:
+    plain = [n for n, use in s.unregistered if use == _as_buffer(n.rpartition(".")[2])]
+    weights = [(n, use) for n, use in s.unregistered if n not in plain]
+    if weights:
         lines.append("Not registered with PyTorch, so not counted above, trained or saved: "
-                     + ", ".join(f"{n} (use {use})" for n, use in s.unregistered))
+                     + ", ".join(f"{n} (use {use})" for n, use in weights))
+    if plain:
+        # what forward keeps for later (attention maps, the last activations) is as plain, and harmless
+        lines.append(f"Plain tensors, not registered with PyTorch, so not saved or moved to a device: {', '.join(plain)}"
+                     "; one the network computes with belongs in a buffer (self.register_buffer(NAME, ...))")
     if s.unused:
         lines.append("Not run at inference (params counted above): "
                      + ", ".join(f"{n} ({p:,})" for n, p in s.unused))
@@ -584,5 +609,5 @@ def render_keras(model: str, rows: list[dict], torch_params: int | None = None, 
 
 
 __all__ = ["LAYOUTS", "LayerRow", "ModelSummary", "keras_count", "keras_rows", "keras_shape", "print_summary",
-           "render_keras", "render_summary", "render_table", "sequence_layer", "smallest_input", "summary", "too_small",
-           "unregistered"]
+           "render_keras", "render_summary", "render_table", "sequence_hint", "sequence_layer", "smallest_input", "summary",
+           "too_small", "unregistered"]

@@ -464,31 +464,45 @@ def code_file(obj) -> Path | None:
     return None if any(path.is_relative_to(Path(p).resolve()) for p in libraries) else path
 
 
+def _built_again(module, times: int = 1) -> list | None:
+    """``type(module)()``, ``times`` times one after another, or None where the class needs
+    arguments: the generators go on from where they are (a value drawn as it builds comes out
+    otherwise each time) and are put back after, as are torch's defaults, and what the
+    constructor prints or warns is not said again."""
+    with _seeded(None), torch_defaults_kept(), warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            return [type(module)() for _ in range(times)]
+        except Exception:  # noqa: BLE001  a class that needs its arguments
+            return None
+
+
 def _rebuilt_alike(module):
     """``type(module)()`` with ``module``'s weights, where it has the same layers, settings and
     shapes of weights; None where a constructor argument made another network (``Net(hidden=32)``,
     ``Net(invert=True)``), which a run could not rebuild from its class. ``_same_outputs`` then
     compares the two on data."""
-    import torch
-    from torch.nn.parameter import is_lazy
-
-    # building it draws weights and may set torch's defaults: the run's seed and those stay as they were
-    with torch.random.fork_rng(devices=[]), torch_defaults_kept():
-        try:
-            made = type(module)()
-        except Exception:  # noqa: BLE001  a class that needs its arguments
-            return None
-
-    def layout(m):
-        return ([(n, type(s).__name__, _settings(s)) for n, s in m.named_modules()],
-                [(n, None if is_lazy(t) else tuple(t.shape)) for n, t in m.state_dict().items()])
+    built = _built_again(module)
+    if built is None:
+        return None
+    made = built[0]
     try:
-        if layout(made) != layout(module):
+        if _layout(made) != _layout(module):
             return None
         made.load_state_dict(module.state_dict())
     except Exception:  # noqa: BLE001  settings that cannot be compared are not known to be the same
         return None
     return made
+
+
+def _layout(module, settings: bool = True):
+    """What tells two instances of a class apart as networks: their layers, the shapes of their
+    weights and (``settings``) the layers' plain attributes, where constructor arguments show."""
+    from torch.nn.parameter import is_lazy
+
+    return ([(n, type(m).__name__, _settings(m) if settings else None) for n, m in module.named_modules()],
+            [(n, None if is_lazy(t) else tuple(t.shape)) for n, t in module.state_dict().items()])
 
 
 def _same_outputs(module, rebuilt, x) -> bool:
@@ -509,8 +523,10 @@ def _same_outputs(module, rebuilt, x) -> bool:
 
 
 def _settings(module) -> dict:
-    """A module's plain attributes (sizes, flags, names): what its constructor's arguments set."""
-    plain = (bool, int, float, str, tuple, type(None))
+    """A module's plain attributes (sizes, flags, names): what its constructor's arguments set.
+    None is left out with the rest: an attribute None as built that forward has since set to a
+    tensor (a cache) tells no constructor argument, and None against a number still differs."""
+    plain = (bool, int, float, str, tuple)
     return {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"
             and isinstance(v, plain)}
 
@@ -803,7 +819,9 @@ def _materialise(path: Path, name: str, obj, fix: str = "give defaults, or a fun
 
 def _wants_arguments(made, error: Exception) -> bool:
     """Whether calling ``made`` without arguments failed for the want of them: its signature
-    binds none, or the TypeError says an argument is missing."""
+    binds none, or, where it has no signature to read, the TypeError says an argument is
+    missing. A signature that binds none failed inside: a call the constructor makes
+    (nn.Linear(hidden)) lacks one, the user's own mistake, which its line shows."""
     if not isinstance(error, TypeError):
         return False
     try:
@@ -811,8 +829,8 @@ def _wants_arguments(made, error: Exception) -> bool:
     except TypeError:
         return True
     except ValueError:  # no signature to read (a builtin): the message tells
-        pass
-    return "missing" in str(error) and "argument" in str(error)
+        return "missing" in str(error) and "argument" in str(error)
+    return False
 
 
 def _too_big(error: BaseException) -> str | None:
@@ -959,11 +977,9 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
     probabilities, not logits, is warned about."""
     import torch
 
-    from neuralab.models.summary import unregistered
-
     x = sample if sample is not None else torch.zeros(2, *input_shape)
     shape = f"({', '.join(['N', *map(str, input_shape)])})"
-    hidden = unregistered(module) if training else []  # before forward: what it keeps for later (attention maps) is no weight
+    hidden = _not_kept(module, name) if training else []
     was = module.training
     module.eval()
     # the first convolution called, and the channels it was given: a model for colour pictures
@@ -1029,17 +1045,112 @@ def _shape_of(y, batch: int | None = None) -> str:
     return f"({', '.join(sizes)}{',' if len(sizes) == 1 else ''})"
 
 
+WEIGHT, DRAWN = "weight", "drawn"  # why _not_kept refuses a tensor: never trained, or drawn afresh when loaded
+
+
+def _not_kept(module, name: str) -> list[tuple[str, str, str]]:
+    """The tensors ``module`` keeps where PyTorch does not register them (models.summary's
+    ``unregistered``) that a run cannot do without, as (attribute, what to use instead, WEIGHT
+    or DRAWN), and one warning for those it can. Weights (a tensor requiring grad, layers in a
+    plain list) would never be trained. A tensor that does not require grad is judged by
+    building the class again, twice: one drawn at random as it is built (DRAWN: the run loaded
+    again draws another) is refused; a constant, which the code builds alike, computes the same
+    and is warned about (it stays behind when the model moves to a device); one the class does
+    not build (forward keeps it: attention maps, the last activations) or builds alike but holds
+    otherwise by now (forward wrote over it) is no part of the network. Where the class cannot
+    be built again alike (it needs arguments, or was given others: Net(width=16)), they are
+    warned about: whether they are drawn cannot be told."""
+    import torch
+
+    from neuralab.models.summary import unregistered
+
+    found = unregistered(module)
+    fixed = {n: t for n, _ in found for t in [_attribute(module, n)]
+             if isinstance(t, torch.Tensor) and not t.requires_grad}
+    refused = [(n, use, WEIGHT) for n, use in found if n not in fixed]
+    if not fixed:
+        return refused
+    uses = dict(found)
+    built = _built_again(module, 2)
+    try:  # its settings aside: forward may have set a plain attribute that was None (self.last)
+        alike = built is not None and all(_layout(b, settings=False) == _layout(module, settings=False) for b in built)
+    except Exception:  # noqa: BLE001  a state_dict() that fails is no network known to be the same
+        alike = False
+    if not alike:
+        it = "it" if len(fixed) == 1 else "them"
+        warnings.warn(f"{name}: keeps {_plain_tensors(fixed)}, which PyTorch does not register: no run saves {it}, "
+                      f"and a model moved to a device leaves {it} behind; neuralab cannot build "
+                      f"{type(module).__name__}() again as it is (it takes arguments, or a function built it) to tell "
+                      f"whether the run loaded again builds {it} alike (no random draws): register {it} with "
+                      "self.register_buffer(NAME, ...)")
+        return refused
+    constants = []
+    for n, t in fixed.items():
+        first, second = (_attribute(b, n) for b in built)
+        if not isinstance(first, torch.Tensor):  # not built: set since, by forward
+            continue
+        if not _same_values(first, second):
+            refused.append((n, uses[n], DRAWN))
+        elif _same_values(t, first):
+            constants.append(n)
+    if constants:
+        it = "it" if len(constants) == 1 else "them"
+        warnings.warn(f"{name}: keeps {_plain_tensors(constants)}, which PyTorch does not register: built alike every "
+                      f"time, the run loaded again computes with the same values, but a model moved to a device "
+                      f"(.to(device)) leaves {it} behind; register {it} with "
+                      + ", ".join(f'self.register_buffer("{n.rpartition(".")[2]}", ..., persistent=False)'
+                                  for n in constants))
+    return refused
+
+
+def _plain_tensors(names) -> str:
+    """"proj as a plain tensor", "mean, std as plain tensors"."""
+    names = list(names)
+    return f"{', '.join(names)} as {'a plain tensor' if len(names) == 1 else 'plain tensors'}"
+
+
+def _attribute(module, where: str):
+    """The plain attribute ``where`` ("block.0.proj") of ``module`` or one of its layers, or None."""
+    path, _, key = where.rpartition(".")
+    try:
+        return vars(module.get_submodule(path) if path else module).get(key)
+    except AttributeError:
+        return None
+
+
+def _same_values(a, b) -> bool:
+    """Whether tensors ``a`` and ``b`` hold the same values (NaN where NaN is), wherever they are."""
+    import torch
+
+    try:
+        a, b = a.detach().cpu(), b.detach().cpu()
+        if (a.dtype, a.shape) != (b.dtype, b.shape):
+            return False
+        return torch.equal(a, b) or (a.is_floating_point() and bool(((a == b) | (a.isnan() & b.isnan())).all()))
+    except (RuntimeError, TypeError, NotImplementedError):  # a meta or quantized tensor has no values to compare
+        return False
+
+
 def _trainable(module, name: str, logits=None, hidden=()) -> None:
     """Refuse a module with nothing the optimizer would train, or ``hidden`` tensors (from
-    models.summary.unregistered) no run would save; warn where a classifier's outputs
-    ``logits`` are probabilities."""
+    ``_not_kept``) no run would keep; warn where a classifier's outputs ``logits`` are
+    probabilities."""
     import torch
 
     if hidden:
-        where = ", ".join(f"{n} (use {use})" for n, use in hidden)
-        raise NeuralabError(f"{name}: keeps tensors where PyTorch does not register them: {where}; no parameters() "
-                            "or state_dict() holds them, so they would be neither trained nor saved, and the run "
-                            "loaded again would compute with others")
+        where = ", ".join(f"{n} (use {use})" for n, use, _ in hidden)
+        why = []
+        weights = [n for n, _, kind in hidden if kind == WEIGHT]
+        drawn = [n for n, _, kind in hidden if kind == DRAWN]
+        if weights:
+            why.append(f"no parameters() or state_dict() holds {', '.join(weights)}, so "
+                       f"{'it' if len(weights) == 1 else 'they'} would be neither trained nor saved")
+        if drawn:
+            one = len(drawn) == 1
+            why.append(f"{', '.join(drawn)} {'is' if one else 'are'} drawn at random as the module is built, and no "
+                       f"state_dict() holds {'it' if one else 'them'}, so the run loaded again would draw "
+                       f"{'another' if one else 'others'} and compute another network")
+        raise NeuralabError(f"{name}: keeps tensors where PyTorch does not register them: {where}; {'; '.join(why)}")
     params = list(module.parameters())
     if not any(p.requires_grad for p in params):
         why = "every parameter has requires_grad=False" if params else "it holds no nn.Parameter"
