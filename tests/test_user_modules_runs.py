@@ -190,6 +190,25 @@ def test_a_built_in_networks_setting_given_with_ones_own_module_is_refused(work,
     assert not Path("runs/job").exists()
 
 
+def test_the_plain_recipe_ones_own_module_trains_on_is_taken_typed_or_given(work, series_csv, capsys):
+    from neuralab.forecasting import ForecastConfig, run_forecast
+    from neuralab.forecasting.config import ModelConfig
+
+    assert main(forecast_job(series_csv, "mods/fc.py", "--recipe", "plain")) == 0, capsys.readouterr().err
+    config = ForecastConfig(data=str(series_csv), target="load", model=ModelConfig(recipe="plain"))
+    config.train.epochs = 1
+    result = run_forecast(config, out="runs/python", verbose=False, model="mods/fc.py")
+    assert json.loads((result.run_dir / "model.json").read_text())["model"]["recipe"] == "plain"
+
+
+def test_a_typed_momentum_is_refused_before_the_forecasters_file_runs(work, series_csv, capsys):
+    # compile()'s SGD may bring a momentum a run leaves out; one typed is the user's, and checked first
+    Path("mods/marks.py").write_text("from pathlib import Path\nPath('ran').touch()\n" + FORECASTER)
+    refused(capsys, forecast_job(series_csv, "mods/marks.py", "--optimizer", "sgd", "--momentum", "1.5"),
+            "--momentum 1.5: must be at least 0 and below 1")
+    assert not Path("ran").exists() and not Path("runs/job").exists()
+
+
 def test_in_python_a_built_in_networks_setting_with_ones_own_module_is_refused(work, series_csv):
     from neuralab.forecasting import ForecastConfig, run_forecast
     from neuralab.forecasting.config import ModelConfig

@@ -191,6 +191,8 @@ def refuse_built_in_settings(model: ModelConfig, given=()) -> None:
             "recipe": "how the built-in networks forecast"}
     for name, what in said.items():
         value = getattr(model, name)
+        if name == "recipe" and value == own_model("").recipe:  # plain windows: how a model of your own trains
+            continue
         if name in given or value != getattr(defaults, name):
             raise ParameterError(name, value, f"sets {what}, which a model of your own (`model`) does not take: "
                                               "leave it out")
@@ -248,10 +250,12 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     settings in the fields ``config.train`` does not give (training.config.given_fields, where
     a config that cannot say gives those that differ from the series defaults)."""
     refuse_distributed("forecasting, which trains small networks,")
-    # momentum is checked once a Keras model's compile() has given its optimizer, which may be the SGD it is for
-    checked = replace(config, train=replace(config.train, momentum=0.0)) if model is not None else config
-    checked.check()  # which makes NumPy numbers Python's
     given = given_fields(config.train, series_train_config())  # before the copies below forget it
+    # a momentum left out is checked once a Keras model's compile() has given its optimizer, which may be the
+    # SGD it is for
+    blank = model is not None and "momentum" not in given
+    checked = replace(config, train=replace(config.train, momentum=0.0)) if blank else config
+    checked.check()  # which makes NumPy numbers Python's
     config = replace(checked, train=replace(checked.train, momentum=config.train.momentum))
     source = None
     if model is not None:

@@ -26,13 +26,13 @@ from neuralab.files import WriteError, atomic_write
 EXTERNAL_DATA_FROM = 2**31 - 2**28
 
 
-def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float = 1e-4,
+def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float = 1e-4,
                 trust_code: bool = False, model=None) -> tuple[Path, float]:
     """Write ``model.onnx`` (dynamic batch; input ``images``: (N, C, H, W) float32, the pixels
     normalised as the file's metadata ``mean`` and ``std`` say; output ``logits``: (N, classes) in
     the order of its metadata ``classes``) and return its path and the largest difference
     between onnxruntime's and PyTorch's logits on random inputs, at two batch sizes; above
-    ``atol`` times the largest logit (at least 1) nothing is written.
+    ``rtol`` times the largest logit (at least 1) nothing is written.
     ``out``: the file, or a folder (existing, or named with a trailing /) to write model.onnx in;
     default the run's folder. An existing file is replaced only if it is an .onnx file, and
     only by a graph that passed the check. Weights past protobuf's 2 GiB go beside it, in
@@ -61,9 +61,9 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, atol: float 
         got = outputs(onnxruntime, graph, "images", [x.numpy() for x in checks], run_dir)
         diff = largest_difference(got, expected, run_dir)
         # float32 sums in another order: logits in the hundreds, of 500 million weights, differ by 1e-3
-        limit = atol * max(1.0, float(np.max([np.abs(e).max() for e in expected])))
+        limit = rtol * max(1.0, float(np.max([np.abs(e).max() for e in expected])))
         if not diff <= limit:  # NaN logits too
-            raise NeuralabError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {limit:.2e}, {atol:g} times "
+            raise NeuralabError(f"{out}: ONNX output differs from PyTorch by {diff:.2e} (> {limit:.2e}, {rtol:g} times "
                                 f"the largest logit){graph.why()}; export refused, nothing written")
         write(out, graph)
     return out, diff
