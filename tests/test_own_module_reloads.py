@@ -361,3 +361,109 @@ def test_a_package_beside_the_file_is_said_as_it_trains_and_named_when_the_run_i
     # from Python, the module given again loads the run
     user = _imported(net, "net_with_a_package")
     assert load_classifier(run, model=user.Net()).predict(np.zeros((2, 1, 8, 8), np.uint8)).shape == (2,)
+
+
+# --- rQ2 1 and 4: buffers whose values do not change the network; a class whose file seeds ---------
+
+UNREAD = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Linear(64, 10)
+            # fairseq's SinusoidalPositionalEmbedding keeps one, only for its device and dtype
+            self.register_buffer("_float_tensor", torch.FloatTensor(1), persistent=False)
+            # preallocated work buffers, which forward overwrites before it reads them: torch.empty's
+            # memory may come out alike in two builds (zeros, as here), and otherwise in a reload
+            self.register_buffer("work", torch.empty(4096, 64), persistent=False)
+            self.register_buffer("zeroed", torch.zeros(4096, 64), persistent=False)
+            self.register_buffer("scale", torch.full((10,), 0.5), persistent=False)
+
+        def forward(self, x):
+            w, z = self.work[:x.shape[0]], self.zeroed[:x.shape[0]]
+            w.copy_(x.flatten(1).to(self._float_tensor))
+            z.copy_(w.tanh())
+            return self.f(z) * self.scale
+"""
+
+
+def test_buffers_whose_values_change_no_output_train_and_reload_unchecked(digits, tmp_path, capsys):
+    """Refused as "another network" (their memory differs from one build to the next) though both
+    builds compute the same; or, where two builds met the same memory, recorded, so that a reload
+    whose torch.empty met other memory was refused. The run records the buffer that counts alone,
+    which a reload checks."""
+    run = tmp_path / "run"
+    _train(capsys, _file(tmp_path, "unread.py", UNREAD), digits, run)
+    assert list(_source(run)["buffers"]) == ["scale"]
+    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
+    assert evaluate_run(run, trust_code=True)["test_accuracy"] == accuracy
+
+
+def test_a_buffer_that_changes_the_outputs_is_named_alone_among_those_that_differ(digits, tmp_path, capsys):
+    net = _file(tmp_path, "entropy2.py", """
+        import numpy as np
+        import torch
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                proj = np.random.default_rng().standard_normal((64, 32), dtype=np.float32) / 8
+                self.register_buffer("proj", torch.from_numpy(proj), persistent=False)
+                self.register_buffer("_float_tensor", torch.FloatTensor(1), persistent=False)
+                self.fc = nn.Linear(32, 10)
+
+            def forward(self, x):
+                return self.fc(x.flatten(1).to(self._float_tensor) @ self.proj)
+    """)
+    err = _refused(capsys, "train", "--model", net, "--data", digits, "--epochs", 1, "--out", tmp_path / "run")
+    assert "torch:entropy2.py:Net: Net builds its buffer proj (registered with persistent=False, which no run " \
+           "saves) with other values each time its code builds it, and those change its outputs" in err, err
+    assert "_float_tensor" not in err and not (tmp_path / "run").exists()
+
+
+SEEDED = """
+    import torch
+    from torch import nn
+
+    import drawn_at_import
+
+    torch.manual_seed(1234)  # as scripts do, for repeatable runs
+
+
+    class Proj(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Linear(64, 10)
+            self.register_buffer("p", torch.randn(64, 64) / 8, persistent=False)
+            self.register_buffer("q", drawn_at_import.Q.clone(), persistent=False)
+
+        def forward(self, x):
+            return self.f(x.flatten(1) @ self.p @ self.q)
+"""
+
+
+def test_a_class_whose_file_seeds_and_imports_a_drawing_helper_trains_from_python_as_from_its_file(
+        digits, tmp_path, capsys):
+    """Its file ran in the caller's session, not under the run's seed, and the class built there
+    was refused as drawing "other values each time" (every draw is seeded). It trains, and
+    reloads, as the same file given as FILE.py:NAME does."""
+    code = tmp_path / "code"
+    _file(code, "drawn_at_import.py", "import torch\n\nQ = torch.randn(64, 64) / 8\n")
+    path = _file(code, "seeded_proj.py", SEEDED)
+    with torch.random.fork_rng(devices=[]):  # the file seeds torch as it runs
+        module = _imported(path, "seeded_proj")
+    sys.modules.pop("drawn_at_import", None)
+    config = ClassifierConfig(model=module.Proj, data=str(digits), train=TrainConfig(epochs=1, batch_size=64, seed=0))
+    result = train_classifier(config, out=tmp_path / "run", verbose=False)
+    torch.manual_seed(99)
+    assert evaluate_run(result.run_dir, trust_code=True)["test_loss"] == pytest.approx(result.test["loss"], rel=1e-5)
+    recorded = _source(result.run_dir)["buffers"]
+    assert sorted(recorded) == ["p", "q"]
+    assert sources.unsaved_buffers(load_classifier(result.run_dir, trust_code=True).model) == recorded
+    _train(capsys, f"{path}:Proj", digits, tmp_path / "from_file", "--seed", 0)
+    assert _source(tmp_path / "from_file")["buffers"] == recorded

@@ -241,31 +241,46 @@ class ModelSource:
         """``module``, its record kept only where its class built again computes the same on
         ``sample`` (or zeros of ``shape``) with the same weights: a constructor argument that
         sets no size or plain attribute (``Net(act=torch.tanh)``) shows only in the outputs."""
-        if self.rebuilt is not None:
-            import torch
+        import torch
 
+        x = sample if sample is not None else torch.rand(2, *shape)
+        if self.rebuilt is not None:
             rebuilt, self.rebuilt = self.rebuilt, None
             with contextlib.suppress(RuntimeError, ValueError):  # lazy layers took their shapes in the pass on the data
                 rebuilt.load_state_dict(module.state_dict())
-            if not _same_outputs(module, rebuilt, sample if sample is not None else torch.rand(2, *shape)):
+            if not _same_outputs(module, rebuilt, x):
                 self.file = self.code = None
                 self.imports = {}
-        self._refuse_unrepeatable()
+        self._refuse_unrepeatable(module, x)
         return module
 
-    def _refuse_unrepeatable(self) -> None:
+    def _refuse_unrepeatable(self, module, x) -> None:
         """Refuse, before it trains, a module whose buffers that no run saves come out otherwise when
-        its code builds it again, under the same seed, as rebuilding the run will (``rebuild``)."""
+        its code builds it again under the same seed, as rebuilding the run will (``rebuild``), and
+        give it other outputs on ``x`` with the same weights. The record keeps only those that come
+        out alike and change the outputs: a reload checks them; a work buffer forward overwrites,
+        or one kept for its device alone (fairseq's ``_float_tensor``), it has no need to."""
+        import torch
+
         if not self.buffers or self.file is None:
             return
         kept = {k: m for k, m in sys.modules.items() if k.startswith(MODULE_PREFIX)}  # the model's own classes
         try:
-            with _seeded(self.seed), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")  # said once already, as it was built
-                again, _ = load_python(self.file, self.name, self.imports)
+            again = _built_from_file(self.file, self.name, self.imports, self.seed)
         finally:
             sys.modules.update(kept)
-        _refuse_other_buffers(self.buffers, again, self.architecture, self.name, "each time its code builds it")
+        with contextlib.suppress(RuntimeError, ValueError):
+            again.load_state_dict(module.state_dict())
+        other = _other_buffers(self.buffers, again)
+        differs = bool(other) and not _same_outputs(module, again, x)
+        with torch.no_grad(), contextlib.suppress(RuntimeError, AttributeError):  # the same network, to tell which count
+            for n in other:
+                again.get_buffer(n).copy_(module.get_buffer(n))
+        matters = [n for n in self.buffers if _matters(module, again, n, x)]
+        if differs:
+            _refuse_other_buffers([n for n in other if n in matters] or other, self.architecture, self.name,
+                                  "each time its code builds it, and those change its outputs")
+        self.buffers = {n: d for n, d in self.buffers.items() if n in matters and n not in other}
 
 
 # --- reading a model from what a user gives ------------------------------------------------
@@ -404,7 +419,7 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         at = f"{where}:{compiled_at}" if where and compiled_at != "?" else where
         return ModelSource(KERAS, f"keras:{obj.name}", _images(model.spec, compiled), None,
                            compile=_compile_settings(compiled, at), loss=compiled.get("loss"), where=where)
-    rebuilt, built = None, path is not None  # built: by code neuralab ran just now, the file given
+    rebuilt, built, origin = None, path is not None, None  # built: by code neuralab ran just now, the file given
     if path is None and not _is_model(obj) and callable(obj):  # a class, or a function giving a model
         origin = obj
         name = getattr(origin, "__name__", type(origin).__name__)
@@ -439,6 +454,12 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
     # buffers that no run saves are checked then
     made = obj if built else rebuilt
     buffers = unsaved_buffers(made) if made is not None and path is not None else {}
+    if buffers and origin is not None and seed is not None:
+        # A class from the caller's session was built under generators its file's top-level code
+        # had not run under (a torch.manual_seed there, a helper it imports that draws): built as
+        # a rebuild of the run will build it, as a model given as "FILE.py:NAME" is
+        obj = _built_from_file(path, name, imports, seed)
+        buffers = unsaved_buffers(obj)
     return ModelSource(TORCH, f"torch:{where}:{name}", module=obj, file=path.resolve() if path else None,
                        code=path.read_bytes() if path else None, name=name, imports=imports or {}, rebuilt=rebuilt,
                        buffers=buffers, seed=seed if buffers else None, not_kept=not_kept)
@@ -1373,25 +1394,60 @@ def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
     if not _is_model(obj) or _is_keras(obj):
         raise NeuralabError(f"{path}: {source['name']} does not give a torch.nn.Module")
     # a run made before they were recorded is not checked
-    _refuse_other_buffers(source.get("buffers") or {}, obj, str(path), source["name"],
+    _refuse_other_buffers(_other_buffers(source.get("buffers") or {}, obj), str(path), source["name"],
                           "than it was trained with", "; then train again")
     return obj
 
 
-def _refuse_other_buffers(recorded: dict, module, where: str, name: str, when: str, then: str = "") -> None:
-    """Refuse ``module`` where its buffers that no run saves are not those ``recorded`` (from
-    ``unsaved_buffers``) as it was first built: drawn at random, or from memory torch.empty left
-    as it was, they make another network, which would compute other results without a word.
-    ``when``: what they differ from, in words."""
+def _built_from_file(path: Path, name: str, imports: dict, seed: int | None):
+    """``name`` from the file ``path`` run under ``seed`` (``_seeded``), as ``rebuild`` builds a
+    run's model; what the file prints or warns, said once already, is not said again."""
+    with _seeded(seed), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return load_python(path, name, imports)[0]
+
+
+def _other_buffers(recorded: dict, module) -> list[str]:
+    """The buffers of ``recorded`` (``unsaved_buffers``'s) that ``module`` has not as recorded."""
     built = unsaved_buffers(module) if recorded else {}
-    other = [n for n, digest in recorded.items() if not _same_buffer(digest, built.get(n))]
+    return [n for n, digest in recorded.items() if not _same_buffer(digest, built.get(n))]
+
+
+def _matters(module, again, buffer: str, x) -> bool:
+    """Whether ``again`` (``module`` built again, with its weights and buffers) gives other outputs
+    on ``x`` than ``module`` once its ``buffer`` is set to other values: a work buffer forward
+    overwrites before it reads it, or one kept for its device and dtype alone, gives the same."""
+    import torch
+
+    try:
+        values = again.get_buffer(buffer)
+    except AttributeError:  # not built again at all: another network
+        return True
+    kept = values.clone()
+    with torch.no_grad():
+        if values.dtype == torch.bool:
+            values.logical_not_()
+        elif values.is_floating_point() or values.is_complex():
+            values.fill_(math.nan)
+        else:
+            values.add_(1)
+        try:
+            return not _same_outputs(module, again, x)
+        finally:
+            values.copy_(kept)
+
+
+def _refuse_other_buffers(other: list[str], where: str, name: str, when: str, then: str = "") -> None:
+    """Refuse a module whose buffers ``other``, which no run saves, come out otherwise ``when`` (in
+    words): drawn at random, or from memory torch.empty left as it was, they make another
+    network, which would compute other results without a word."""
     if other:
         it = "it" if len(other) == 1 else "them"
         raise NeuralabError(
             f"{where}: {name} builds its buffer{'s' if len(other) > 1 else ''} {', '.join(other)} (registered with "
             f"persistent=False, which no run saves) with other values {when}, so the run loaded again would compute "
             f"another network; register {it} persistent (register_buffer's default), so that the run saves {it}, or "
-            f"build {it} alike every time (no unseeded random draws, no torch.empty){then}")
+            f"build {it} alike every time (no unseeded random draws, no torch.empty whose values it reads){then}")
 
 
 def unsaved_buffers(module) -> dict:
