@@ -63,6 +63,13 @@ def check_positive(name: str, value) -> None:
         raise ParameterError(name, value, "must be a finite number greater than 0")
 
 
+def check_momentum(momentum) -> None:
+    """Refuse a momentum no optimizer takes: checked alone where the optimizer it goes to is not
+    known yet (a Keras model's compile() may give the SGD it is for)."""
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum < 1:
+        raise ParameterError("momentum", momentum, "must be at least 0 and below 1 (0.9 is usual)")
+
+
 def check_seed(seed, name: str = "seed") -> None:
     """Refuse a seed that NumPy or PyTorch would reject halfway through seeding."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
@@ -154,8 +161,7 @@ class TrainConfig:
             raise ParameterError("focus", self.focus, "must be above 0 and at most 1 (1 = every sample, every epoch)")
         if not (self.optimizer in OPTIMIZERS or (isinstance(self.optimizer, str) and self.optimizer.startswith(PYTHON))):
             raise ParameterError("optimizer", self.optimizer, f"choose one of {', '.join(OPTIMIZERS)}")
-        if not 0 <= self.momentum < 1:
-            raise ParameterError("momentum", self.momentum, "must be at least 0 and below 1 (0.9 is usual)")
+        check_momentum(self.momentum)
         if self.momentum and self.optimizer not in ("sgd", "rmsprop"):
             raise ParameterError("momentum", self.momentum, f"applies to `optimizer` sgd or rmsprop, not "
                                  f"{self.optimizer} (Adam keeps its own moment estimates); leave it at 0")
