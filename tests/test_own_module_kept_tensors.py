@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import textwrap
 import warnings
 
 import pytest
@@ -19,18 +18,12 @@ from helpers import digits_folder
 from neuralab.cli import main
 from neuralab.errors import NeuralabError
 from neuralab.training import ClassifierConfig, TrainConfig, evaluate_run, load_classifier, train_classifier
+from test_user_modules_more import _file
 
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     return digits_folder(tmp_path_factory.mktemp("digits"), 200)
-
-
-def _file(folder, name: str, text: str):
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.py"
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def _imported(path, monkeypatch):

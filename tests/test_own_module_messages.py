@@ -7,7 +7,6 @@ picture folder; a real series: the bundled seattle-weather."""
 
 from __future__ import annotations
 
-import textwrap
 import warnings
 
 import pytest
@@ -20,6 +19,7 @@ from neuralab.errors import NeuralabError
 from neuralab.models import summary
 from neuralab.training import ClassifierConfig, TrainConfig, train_classifier
 from neuralab.training.checkpoint import load_tensors
+from test_user_modules_more import _file, _refused
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +34,6 @@ def torch_defaults():
     torch.set_default_dtype(torch.float32)
     torch.set_default_device(None)
     torch.set_grad_enabled(True)
-
-
-def _file(folder, name: str, text: str):
-    path = folder / f"{name}.py"
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def _refused(capsys, *argv) -> str:
-    code = main(list(map(str, argv)))
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 # --- rP 1: a tensor attribute PyTorch does not register --------------------------------------

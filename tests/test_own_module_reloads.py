@@ -22,6 +22,7 @@ from neuralab.cli import main
 from neuralab.errors import NeuralabError
 from neuralab.training import ClassifierConfig, TrainConfig, evaluate_run, load_classifier, train_classifier
 from neuralab.training import source as sources
+from test_user_modules_more import _refused
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +52,6 @@ def _train(capsys, model, digits, out, *more) -> str:
                  "--out", str(out), "--quiet", *map(str, more)])
     err = capsys.readouterr().err
     assert code == 0, err
-    return err
-
-
-def _refused(capsys, *argv) -> str:
-    code = main(list(map(str, argv)))
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     return err
 
 

@@ -27,6 +27,7 @@ def digits(tmp_path_factory):
 
 
 def _file(folder, name: str, text: str):
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.py"
     path.write_text(textwrap.dedent(text))
     return path
