@@ -180,15 +180,29 @@ def test_train_and_compare_refuse_by_flag_before_reading_the_data(digits, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
-def test_a_typed_momentum_is_refused_before_the_model_file_runs(digits, tmp_path, capsys):
-    # compile()'s SGD may bring a momentum a run leaves out; one typed is the user's, and checked first
+@pytest.mark.parametrize("argv, said", [
+    (["--optimizer", "sgd", "--momentum", "1.5"], "--momentum 1.5: must be at least 0 and below 1"),
+    (["--momentum", "1.5"], "--momentum 1.5: must be at least 0 and below 1"),
+    (["--optimizer", "adam", "--momentum", "0.5"], "--momentum 0.5: applies to --optimizer sgd or rmsprop"),
+])
+def test_a_typed_momentum_is_refused_before_the_model_file_runs(digits, tmp_path, capsys, argv, said):
+    # compile()'s SGD may be what a momentum typed alone is for: its range is checked first, and
+    # one typed with its optimizer is checked against it at once
     ran = tmp_path / "ran"
     (tmp_path / "net.py").write_text(f"from pathlib import Path\nPath({str(ran)!r}).touch()\n"
                                      "from torch import nn\nmodel = nn.Sequential(nn.Flatten(), nn.LazyLinear(10))\n")
-    err = one_line(capsys, ["train", "--model", tmp_path / "net.py", "--data", digits, "--optimizer", "sgd",
-                            "--momentum", "1.5", "--out", tmp_path / "run"])
-    assert err.startswith("neuralab: error: --momentum 1.5: must be at least 0 and below 1"), err
+    err = one_line(capsys, ["train", "--model", tmp_path / "net.py", "--data", digits, *argv, "--out", tmp_path / "run"])
+    assert err.startswith(f"neuralab: error: {said}"), err
     assert not ran.exists() and not (tmp_path / "run").exists()
+
+
+def test_a_momentum_that_is_no_number_is_told_so_before_the_model_file_runs(digits, tmp_path):
+    from neuralab.training import train_classifier
+
+    (tmp_path / "net.py").write_text("from torch import nn\nmodel = nn.Sequential(nn.Flatten(), nn.LazyLinear(10))\n")
+    config = ClassifierConfig(model=str(tmp_path / "net.py"), data=str(digits), train=TrainConfig(momentum="0.9"))
+    with pytest.raises(ParameterError, match=r"^momentum='0\.9': must be a number, not str$"):
+        train_classifier(config, out=tmp_path / "run", verbose=False)
 
 
 def test_compare_refuses_no_seeds_by_flag(digits, tmp_path, capsys, nothing_read):

@@ -143,15 +143,15 @@ def test_a_projection_drawn_as_the_module_is_built_is_refused_saying_so(digits, 
     assert not (tmp_path / "run").exists()
 
 
-def test_a_module_built_with_arguments_keeping_a_plain_tensor_trains_with_a_warning(digits, tmp_path, monkeypatch):
+def test_a_module_built_with_arguments_keeping_a_plain_tensor_is_refused(digits, tmp_path, monkeypatch):
     """Net(width=16) is not the class built without arguments: whether its tensor is drawn
-    cannot be told, so it is warned about; a tensor requiring grad is still refused."""
+    cannot be told, and a reload could compute with another, so it is refused, as a tensor
+    requiring grad is."""
     module = _imported(_file(tmp_path / "code", "randproj_args", RANDOM_PROJECTION), monkeypatch)
-    with pytest.warns(UserWarning, match=r"Net: keeps proj as a plain tensor, which PyTorch does not register: no run "
-                                         r"saves it, and a model moved to a device leaves it behind; neuralab cannot "
-                                         r"build Net\(\) again as it is \(it takes arguments, or a function built it\)"):
-        result = train_classifier(_config(module.Net(width=16), digits), out=tmp_path / "run", verbose=False)
-    assert len(result.history) == 1
+    with pytest.raises(NeuralabError, match=r"proj \(use self\.register_buffer.*no state_dict\(\) holds proj, and "
+                                            r"Net\(\) cannot be built again as it is \(it takes arguments"):
+        train_classifier(_config(module.Net(width=16), digits), out=tmp_path / "run", verbose=False)
+    assert not (tmp_path / "run").exists()
     weighted = module.Net(width=16)
     weighted.proj.requires_grad_()
     with pytest.raises(NeuralabError, match=r"proj \(use nn\.Parameter\); no parameters\(\) or state_dict\(\) holds "

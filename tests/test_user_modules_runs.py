@@ -302,6 +302,15 @@ def test_the_check_allows_float32_rounding_in_proportion_to_the_logits(work, dig
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch.compile's own
+def test_export_onnxs_earlier_atol_still_works_with_a_deprecation_warning(work, digits, capsys):
+    from neuralab.training.export import export_onnx
+
+    assert main(train_job(digits, "mods/net.py", "--epochs", "1")) == 0
+    with pytest.warns(DeprecationWarning, match="`atol` is now `rtol`"):
+        out, diff = export_onnx("runs/job", atol=1e-3, trust_code=True)
+    assert out.is_file() and diff <= 1e-3
+
+
 def test_a_torch_compiled_module_exports_as_the_module_inside(work, digits, capsys):
     assert main(train_job(digits, "mods/compiled.py", "--epochs", "1")) == 0
     assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 0, capsys.readouterr().err

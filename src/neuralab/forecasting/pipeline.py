@@ -41,7 +41,7 @@ from neuralab.forecasting.verdict import character, table as verdict_table, verd
 from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback
-from neuralab.training.config import Diverged, check_momentum, given_fields, with_compile
+from neuralab.training.config import Diverged, before_compile, given_fields, with_compile
 from neuralab.training.device import refuse_distributed
 from neuralab.training.trainer import ModelFailed, seed_everything
 
@@ -251,12 +251,9 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     a config that cannot say gives those that differ from the series defaults)."""
     refuse_distributed("forecasting, which trains small networks,")
     given = given_fields(config.train, series_train_config())  # before the copies below forget it
-    # a momentum is checked for its range alone until a Keras model's compile() has given its optimizer, which may
-    # be the SGD it is for
-    checked = replace(config, train=replace(config.train, momentum=0.0)) if model is not None else config
+    # a model's compile() may give the optimizer a momentum is for
+    checked = replace(config, train=before_compile(config.train, given)) if model is not None else config
     checked.check()  # which makes NumPy numbers Python's
-    if model is not None and "momentum" in given:
-        check_momentum(config.train.momentum)
     config = replace(checked, train=replace(checked.train, momentum=config.train.momentum))
     source = None
     if model is not None:

@@ -20,7 +20,7 @@ from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
 from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exported; torch-free there)
-from neuralab.training.config import (RESUME_FROM, ClassifierConfig, Diverged, check_momentum, given_fields, replaced,
+from neuralab.training.config import (RESUME_FROM, ClassifierConfig, Diverged, before_compile, given_fields, replaced,
                                       with_compile)
 from neuralab.training.trainer import CLASSIFICATION, ModelFailed, Trainer, check_train_config, nchw, seed_everything
 
@@ -336,11 +336,8 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
 
         config.train.optimizer = python_name(optimizer)
     given = given_fields(config.train) | split_given  # what the caller gave, read before the copies below forget it
-    # checked before the model file is read, a momentum for its range alone: compile()'s SGD may be what it is for
-    checked = replace(config.train, momentum=0.0)
+    checked = before_compile(config.train, given)  # before the model file is read
     checked.check()  # which makes NumPy numbers Python's
-    if "momentum" in given:
-        check_momentum(config.train.momentum)
     config = replace(config, train=replace(checked, momentum=config.train.momentum))
     if config.train.patience > 0 and config.val_fraction == 0:
         raise ParameterError("patience", config.train.patience, "early stopping watches the validation set; "

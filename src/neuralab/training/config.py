@@ -64,10 +64,21 @@ def check_positive(name: str, value) -> None:
 
 
 def check_momentum(momentum) -> None:
-    """Refuse a momentum no optimizer takes: checked alone where the optimizer it goes to is not
-    known yet (a Keras model's compile() may give the SGD it is for)."""
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum < 1:
+    """Refuse a momentum no optimizer takes."""
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise ParameterError("momentum", momentum, f"must be a number, not {type(momentum).__name__}")
+    if not 0 <= momentum < 1:
         raise ParameterError("momentum", momentum, "must be at least 0 and below 1 (0.9 is usual)")
+
+
+def before_compile(train: TrainConfig, given) -> TrainConfig:
+    """``train`` as it is checked before a model's compile() may give its optimizer: a momentum
+    ``given`` without an optimizer is checked for its range alone, and left out (compile()'s
+    SGD may be what it is for); given with one, it is checked against it at once."""
+    if "momentum" in given and "optimizer" not in given:
+        check_momentum(train.momentum)
+        return replace(train, momentum=0.0)
+    return train
 
 
 def check_seed(seed, name: str = "seed") -> None:

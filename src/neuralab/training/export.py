@@ -27,7 +27,7 @@ EXTERNAL_DATA_FROM = 2**31 - 2**28
 
 
 def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float = 1e-4,
-                trust_code: bool = False, model=None) -> tuple[Path, float]:
+                trust_code: bool = False, model=None, *, atol: float | None = None) -> tuple[Path, float]:
     """Write ``model.onnx`` (dynamic batch; input ``images``: (N, C, H, W) float32, the pixels
     normalised as the file's metadata ``mean`` and ``std`` say; output ``logits``: (N, classes) in
     the order of its metadata ``classes``) and return its path and the largest difference
@@ -38,11 +38,15 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     only by a graph that passed the check. Weights past protobuf's 2 GiB go beside it, in
     model.onnx.data (ONNX's external data, which onnxruntime reads from the file's folder).
     ``model``: for a run whose PyTorch module it cannot rebuild, that module given again (as
-    load_classifier's)."""
+    load_classifier's). ``atol``: the earlier name of ``rtol``, deprecated."""
     from neuralab.runs import Kind, Run
     from neuralab.training.checkpoint import unwrap
     from neuralab.training.classify import load_classifier
 
+    if atol is not None:  # the tolerance became relative to the largest logit, and its name says so
+        warnings.warn("export_onnx's `atol` is now `rtol`, a tolerance relative to the largest logit (at least 1); "
+                      "give `rtol`", DeprecationWarning, stacklevel=2)
+        rtol = atol
     onnxruntime = require_onnxruntime()
     run_dir = Path(run_dir)
     out = destination(run_dir, out)

@@ -1066,7 +1066,8 @@ def _shape_of(y, batch: int | None = None) -> str:
     return f"({', '.join(sizes)}{',' if len(sizes) == 1 else ''})"
 
 
-WEIGHT, DRAWN = "weight", "drawn"  # why _not_kept refuses a tensor: never trained, or drawn afresh when loaded
+# why _not_kept refuses a tensor: never trained; drawn afresh when loaded; or not known to be built alike
+WEIGHT, DRAWN, UNTOLD = "weight", "drawn", "untold"
 
 
 def _not_kept(module, name: str) -> list[tuple[str, str, str]]:
@@ -1079,8 +1080,9 @@ def _not_kept(module, name: str) -> list[tuple[str, str, str]]:
     and is warned about (it stays behind when the model moves to a device); one the class does
     not build (forward keeps it: attention maps, the last activations) or builds alike but holds
     otherwise by now (forward wrote over it) is no part of the network. Where the class cannot
-    be built again alike (it needs arguments, or was given others: Net(width=16)), they are
-    warned about: whether they are drawn cannot be told."""
+    be built again alike (it needs arguments, or was given others: Net(width=16)), whether
+    they are drawn cannot be told, and they are refused (UNTOLD), as a reload could compute
+    with others."""
     import torch
 
     from neuralab.models.summary import unregistered
@@ -1098,13 +1100,7 @@ def _not_kept(module, name: str) -> list[tuple[str, str, str]]:
     except Exception:  # noqa: BLE001  a state_dict() that fails is no network known to be the same
         alike = False
     if not alike:
-        it = "it" if len(fixed) == 1 else "them"
-        warnings.warn(f"{name}: keeps {_plain_tensors(fixed)}, which PyTorch does not register: no run saves {it}, "
-                      f"and a model moved to a device leaves {it} behind; neuralab cannot build "
-                      f"{type(module).__name__}() again as it is (it takes arguments, or a function built it) to tell "
-                      f"whether the run loaded again builds {it} alike (no random draws): register {it} with "
-                      "self.register_buffer(NAME, ...)")
-        return refused
+        return refused + [(n, uses[n], UNTOLD) for n in fixed]
     constants = []
     for n, t in fixed.items():
         first, second = (_attribute(b, n) for b in built)
@@ -1163,6 +1159,7 @@ def _trainable(module, name: str, logits=None, hidden=()) -> None:
         why = []
         weights = [n for n, _, kind in hidden if kind == WEIGHT]
         drawn = [n for n, _, kind in hidden if kind == DRAWN]
+        untold = [n for n, _, kind in hidden if kind == UNTOLD]
         if weights:
             why.append(f"no parameters() or state_dict() holds {', '.join(weights)}, so "
                        f"{'it' if len(weights) == 1 else 'they'} would be neither trained nor saved")
@@ -1171,6 +1168,11 @@ def _trainable(module, name: str, logits=None, hidden=()) -> None:
             why.append(f"{', '.join(drawn)} {'is' if one else 'are'} drawn at random as the module is built, and no "
                        f"state_dict() holds {'it' if one else 'them'}, so the run loaded again would draw "
                        f"{'another' if one else 'others'} and compute another network")
+        if untold:
+            one = len(untold) == 1
+            why.append(f"no state_dict() holds {', '.join(untold)}, and {type(module).__name__}() cannot be built "
+                       "again as it is (it takes arguments, or a function built it) to tell whether the run loaded "
+                       f"again builds {'it' if one else 'them'} alike")
         raise NeuralabError(f"{name}: keeps tensors where PyTorch does not register them: {where}; {'; '.join(why)}")
     params = list(module.parameters())
     if not any(p.requires_grad for p in params):
