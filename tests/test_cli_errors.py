@@ -28,6 +28,8 @@ MARKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")       # a parameter named ins
 # Parameters the library names in errors that the command line does not set, and why.
 PYTHON_ONLY = {
     "warmup": "TrainConfig's warm-up fraction, which a --recipe sets",
+    "rtol": "export_onnx's check, relative to the largest logit; the command line keeps the default",
+    "atol": "export_onnx's earlier name of rtol, deprecated",
     "eval_batch_size": "TrainConfig's batch for evaluation, which changes no result; the command line keeps the default",
     "model_options": "a zoo model's keyword options (ClassifierConfig); the command line trains the zoo's defaults",
     "rate": "the mechanics' dropout rate, an argument of the lesson's NumPy functions",
