@@ -1334,7 +1334,7 @@ def check_record(source, where: str) -> dict:
             and isinstance(h, str) for n, h in imports.items())):
         raise NeuralabError(f"{where}: field 'source.imports' must map file names (NAME.py) to their SHA-256")
     buffers = source.get("buffers", {})
-    if not (isinstance(buffers, dict) and all(isinstance(n, str) and _digest(d) for n, d in buffers.items())):
+    if not (isinstance(buffers, dict) and all(isinstance(n, str) and _well_formed_digest(d) for n, d in buffers.items())):
         raise NeuralabError(f"{where}: field 'source.buffers' must map buffer names to their dtype, shape, SHA-256 "
                             "and sums")
     seed = source.get("seed", 0)
@@ -1351,7 +1351,7 @@ def _file_name(name) -> bool:
         and not name.startswith(".") and not any(c in name for c in "\\/\0")
 
 
-def _digest(digest) -> bool:
+def _well_formed_digest(digest) -> bool:
     """Whether ``digest`` has the fields of unsaved_buffers's."""
     sums = digest.get("sums", [0.0] * 3) if isinstance(digest, dict) else None
     return isinstance(digest, dict) and isinstance(digest.get("dtype"), str) and isinstance(digest.get("sha256"), str) \
