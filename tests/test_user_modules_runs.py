@@ -242,9 +242,12 @@ def test_weights_past_protobufs_limit_go_beside_the_graph_in_onnx_external_data(
 
     assert main(train_job(digits, "mods/net.py", "--epochs", "1")) == 0
     monkeypatch.setattr(export, "EXTERNAL_DATA_FROM", 1000)
+    capsys.readouterr()
     assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 0, capsys.readouterr().err
     run = work / "runs" / "job"
     graph, data = run / "model.onnx", run / "model.onnx.data"
+    # whoever copies the graph elsewhere is told of the second file it needs
+    assert f"its weights in {Path('runs/job/model.onnx.data')}, which must stay beside it" in capsys.readouterr().out
     assert data.stat().st_size == 4 * (64 * 16 + 16 + 16 * 10 + 10) > graph.stat().st_size  # the weights, beside it
     assert data.stat().st_mode == graph.stat().st_mode  # readable by whom the run's files are
     logits_agree("runs/job", graph)
@@ -255,7 +258,7 @@ def test_weights_past_protobufs_limit_go_beside_the_graph_in_onnx_external_data(
     # a graph small enough again replaces both: no weights of the old one are left beside it
     monkeypatch.setattr(export, "EXTERNAL_DATA_FROM", 2**31)
     assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 0, capsys.readouterr().err
-    assert not data.exists()
+    assert not data.exists() and "weights in" not in capsys.readouterr().out
     logits_agree("runs/job", graph)
     monkeypatch.setattr(export, "EXTERNAL_DATA_FROM", 1000)
     assert main(["export", "runs/job", "--onnx", "--trust-code"]) == 0, capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from neuralab.cli._args import positive_int, printable, run_folder
 from neuralab.cli.train import TRUST_HELP
 
@@ -145,6 +147,7 @@ def pictures(given: list[str]) -> list:
 
 def run_export(args) -> int:
     from neuralab.runs import Kind, Run
+    from neuralab.training.export import weights_beside
 
     if Run.open(args.run_dir).kind is Kind.FORECASTER:
         from neuralab.cli.forecast import finished_run_only
@@ -152,10 +155,14 @@ def run_export(args) -> int:
 
         with finished_run_only():
             path, diff = export_onnx(args.run_dir, args.out, trust_code=args.trust_code)
-        print(f"wrote {path} (onnxruntime matches neuralab's forecasts within {diff:.1e}, in the target's units)")
-        return 0
-    from neuralab.training.export import export_onnx
+        matches = f"onnxruntime matches neuralab's forecasts within {diff:.1e}, in the target's units"
+    else:
+        from neuralab.training.export import export_onnx
 
-    path, diff = export_onnx(args.run_dir, args.out, trust_code=args.trust_code)
-    print(f"wrote {path} (onnxruntime matches PyTorch within {diff:.1e})")
+        path, diff = export_onnx(args.run_dir, args.out, trust_code=args.trust_code)
+        matches = f"onnxruntime matches PyTorch within {diff:.1e}"
+    # a graph past 2 GiB is two files, and copying model.onnx alone leaves its weights behind
+    data = weights_beside(Path(path))
+    weights = f", its weights in {data}, which must stay beside it" if data.exists() else ""
+    print(f"wrote {path}{weights} ({matches})")
     return 0

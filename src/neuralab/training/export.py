@@ -214,6 +214,11 @@ def largest_difference(got: list[np.ndarray], expected: list[np.ndarray], run_di
     return float(np.max([np.abs(g - want).max() for g, want in zip(got, expected)]))  # NaN wherever it is
 
 
+def weights_beside(onnx: Path) -> Path:
+    """FILE.data, where a graph past protobuf's 2 GiB keeps its weights (ONNX's external data)."""
+    return onnx.with_name(onnx.name + ".data")
+
+
 def write(out: Path, graph: Graph) -> None:
     """``graph`` as ``out``, only once checked: a refused or interrupted export keeps the file
     there was. A staged graph's weights (FILE.data) are moved into place first, so that no
@@ -222,15 +227,15 @@ def write(out: Path, graph: Graph) -> None:
         with atomic_write(out, "wb") as f:
             f.write(graph.onnx)
         with contextlib.suppress(FileNotFoundError):  # the weights of the graph it replaced, which no file reads now
-            out.with_name(out.name + ".data").unlink()
+            weights_beside(out).unlink()
         return
-    data = graph.onnx.with_name(graph.onnx.name + ".data")
+    data = weights_beside(graph.onnx)
     try:
         os.chmod(data, os.stat(graph.onnx).st_mode & 0o777)  # onnx makes it the owner's alone; the graph, as umask says
         for path in (data, graph.onnx):
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
-        os.replace(data, out.with_name(out.name + ".data"))
+        os.replace(data, weights_beside(out))
         os.replace(graph.onnx, out)
     except OSError as e:
         raise WriteError(out, e) from None
@@ -252,7 +257,7 @@ def described(graph: Graph, props: dict[str, str], doc: str) -> Graph:
         return replace(graph, onnx=proto.SerializeToString())
     final = graph.onnx.parent.parent / graph.onnx.name
     onnx.save_model(proto, str(final), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=final.name + ".data", size_threshold=0)  # every weight: FILE.data is always there
+                    location=weights_beside(final).name, size_threshold=0)  # every weight: FILE.data is always there
     del proto
     shutil.rmtree(graph.onnx.parent)  # the exporter's files, as large again
     return replace(graph, onnx=final)
