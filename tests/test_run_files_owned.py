@@ -114,6 +114,7 @@ def test_every_figure_a_classifier_report_draws_is_one_the_displays_and_the_web_
     assert _pictures(run) == set(runs.CLASSIFIER_FIGURES.values())  # one epoch of an MLP leaves mistakes to draw
     assert set(runs.CLASSIFIER_FIGURES.values()) <= set(SERVED)
     assert set(runs.CLASSIFIER_FIGURES.values()) <= set(details(run.parent, run.name)["files"])
+    assert details(run.parent, run.name)["figures"] == runs.CLASSIFIER_FIGURES  # the page asks for these files
     shown = classified._repr_html_()
     assert shown.count("<img") == 2 and str(run / runs.REPORT) in shown
 
@@ -126,7 +127,8 @@ def test_every_figure_a_forecast_report_draws_is_one_the_displays_and_the_web_ap
     assert _pictures(run) == set(runs.FORECAST_FIGURES.values())
     assert set(runs.FORECAST_FIGURES.values()) <= set(SERVED)
     assert set(runs.FORECAST_FIGURES.values()) <= set(details(run.parent, run.name)["files"])
-    assert forecast_view(run.parent, run.name)["plots"] == list(runs.FORECAST_FIGURES)
+    assert details(run.parent, run.name)["figures"] == runs.FORECAST_FIGURES
+    assert forecast_view(run.parent, run.name)["plots"] == runs.FORECAST_FIGURES
     assert forecast._repr_html_().count("<img") == 2
 
 

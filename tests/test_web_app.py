@@ -450,7 +450,7 @@ def test_forecast_view_reads_the_run_files(client):
     assert one["time"] == ["2015-01-02 00:00:00", "2015-01-03 00:00:00", "2015-01-04 00:00:00"]
     assert one["actual"] == [12.0, 13.0, 14.0] and one["lstm"] == [11.5, 12.5, 13.5]
     assert v["future"] == {"time": ["2015-01-06 00:00:00", "2015-01-07 00:00:00"], "lstm": [14.5, 15.0]}
-    assert v["plots"] == ["series"]
+    assert v["plots"] == {"series": "plots/series.png"}
     r = client.get("/api/forecast", params={"run": "lenet"})
     assert r.status_code == 404
 

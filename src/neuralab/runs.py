@@ -66,7 +66,7 @@ RUN_SUFFIXES = (".png", ".csv", ".py")
 # are part of the run's format (docs/runs.md): a notebook's display of a result and the web app show
 # them by these paths, so the report's writer, the displays and the app read them from here alone
 CLASSIFIER_FIGURES = {name: f"{name}.png" for name in ("learning_curves", "confusion_matrix", "mistakes")}
-FORECAST_FIGURES = {name: f"{PLOTS}/{name}.png" for name in ("series", "forecast", "error_by_step", "learning_curves")}
+FORECAST_FIGURES = {name: f"{PLOTS}/{name}.png" for name in ("forecast", "series", "error_by_step", "learning_curves")}
 
 
 class Kind(str, enum.Enum):

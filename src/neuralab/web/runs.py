@@ -156,6 +156,8 @@ def details(root: Path, run_id: str) -> dict:
     run = runs.Run(path)
     row = describe(root, run_id)
     row["files"] = [name for name in SERVED if _served(root, run_id, name) is not None]
+    figures = runs.FORECAST_FIGURES if row.get("kind") == runs.Kind.FORECASTER.value else runs.CLASSIFIER_FIGURES
+    row["figures"] = {name: file for name, file in figures.items() if file in row["files"]}  # the page's titles go by name
     summary = _served(root, run_id, runs.SUMMARY)  # a link out of the run is no summary
     row["summary"] = ""
     if summary is not None:

@@ -179,9 +179,9 @@ async function load(run, series = "") {
     titles.series = `The first series, ${view.all_series[0]}, and its train / validation / test spans`;
     titles.error_by_step = "Error by horizon step (MASE, pooled over every series)";
   }
-  $("plots").replaceChildren(...view.plots.filter((p) => titles[p]).map((p) => el("div", { class: "card" },
+  $("plots").replaceChildren(...Object.entries(view.plots).filter(([p]) => titles[p]).map(([p, file]) => el("div", { class: "card" },
     el("h2", { text: titles[p] }),
-    el("img", { class: "figure-img", alt: titles[p], src: `/api/run/file?${new URLSearchParams({ run, name: `plots/${p}.png` })}` }))));
+    el("img", { class: "figure-img", alt: titles[p], src: `/api/run/file?${new URLSearchParams({ run, name: file })}` }))));
 }
 
 document.addEventListener("DOMContentLoaded", async () => {

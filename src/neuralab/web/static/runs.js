@@ -156,11 +156,11 @@ async function showRun(run) {
     $("forecast-link").href = `/forecast?${new URLSearchParams({ run: d.id })}`;
     $("forecast-link").classList.remove("hidden");
   }
-  const shown = [["learning_curves.png", "Learning curves"], ["confusion_matrix.png", "Confusion matrix (test set)"],
-    ["mistakes.png", "Most confidently misclassified test images"], ["plots/forecast.png", "Forecast vs actual (test span)"],
-    ["plots/series.png", "The series and its splits"], ["plots/error_by_step.png", "Error by horizon step"],
-    ["plots/learning_curves.png", "Learning curves"]];
-  $("figures").replaceChildren(...shown.filter(([name]) => d.files.includes(name)).map(([name, title]) => figure(title, d.id, name)));
+  const titles = { learning_curves: "Learning curves", confusion_matrix: "Confusion matrix (test set)",
+    mistakes: "Most confidently misclassified test images", forecast: "Forecast vs actual (test span)",
+    series: "The series and its splits", error_by_step: "Error by horizon step" };
+  $("figures").replaceChildren(...Object.entries(d.figures || {}).filter(([name]) => titles[name])
+    .map(([name, file]) => figure(titles[name], d.id, file)));
   $("summary").textContent = d.summary;
   $("summary-card").classList.toggle("hidden", !d.summary);
   $("live-title").textContent = d.imported ? "Imported, not trained here" : "Training";
