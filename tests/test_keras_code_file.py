@@ -23,7 +23,8 @@ from neuralab.data.idx import read_idx
 from neuralab.data.sources import file_in
 from neuralab.errors import NeuralabError
 from neuralab.training.config import TrainConfig, with_compile
-from neuralab.training.source import compile_settings, resolve
+from neuralab.training.keras_model import compile_settings
+from neuralab.training.source import resolve
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")  # the test extra installs Keras 3 (on PyTorch)

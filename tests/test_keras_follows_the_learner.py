@@ -24,7 +24,8 @@ from neuralab.errors import NeuralabError
 from neuralab.keras import check, read
 from neuralab.keras import spec as specs
 from neuralab.training.config import TrainConfig, with_compile
-from neuralab.training.source import compile_settings, resolve
+from neuralab.training.keras_model import compile_settings
+from neuralab.training.source import resolve
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
@@ -339,7 +340,7 @@ def test_inspect_names_the_run_whose_model_has_no_convolution(tutorial_run, digi
 
 
 def test_an_optimizer_named_by_its_string_alone_trains_at_keras_rate_for_it():
-    from neuralab.training.source import compile_settings
+    from neuralab.training.keras_model import compile_settings
 
     # a compile_config that keeps compile()'s string (files of other Keras versions): no rate in it
     assert compile_settings({"optimizer": "adam"}) == {"optimizer": "adam", "schedule": "constant", "lr": 0.001}

@@ -135,7 +135,7 @@ def test_a_model_of_any_image_size_needs_a_size_to_be_imported(tmp_path, capsys,
 @pytest.mark.parametrize("side", [4000, 2**31 - 1])
 def test_image_sides_beyond_max_side_are_refused_before_allocating(tmp_path, capsys, side):
     from neuralab.data.pictures import MAX_SIDE
-    from neuralab.training.source import keras_classifier
+    from neuralab.training.keras_model import keras_classifier
 
     path = saved(tmp_path / "big.keras", (side, side, 1), L.Conv2D(2, 3), L.GlobalAveragePooling2D(),
                  L.Dense(3, activation="softmax"))

@@ -370,7 +370,8 @@ def test_legacy_weight_names_that_are_no_list_of_names_are_refused(tmp_path, nam
     ("spec.keras_version", lambda s: s.__setitem__("keras_version", 3)),
 ])
 def test_a_spec_with_fields_of_the_wrong_type_is_refused_naming_the_field(tmp_path, field, edit):
-    from neuralab.training.source import check_record, keras_classifier
+    from neuralab.training.keras_model import keras_classifier
+    from neuralab.training.source import check_record
 
     spec = read(DATA / "same_cnn_8_tfk2.h5").spec
     edit(spec)

@@ -251,7 +251,7 @@ def test_train_model_takes_a_loss_given_as_a_keras_function(tmp_path, capsys, fa
     """compile(loss=keras.losses.sparse_categorical_crossentropy), as Keras's own examples write
     it: the run trains with that loss (cross-entropy on the softmax's logits), not refused as a
     loss named 'function'."""
-    from neuralab.training.source import compile_settings
+    from neuralab.training.keras_model import compile_settings
 
     listing = tmp_path / "cnn.py"
     listing.write_text(CNN_LISTING.format(optimizer="keras.optimizers.SGD(0.05)",
@@ -295,7 +295,7 @@ def test_a_learning_rate_schedule_is_said_and_its_initial_rate_taken(tmp_path, e
     assert settings["optimizer"] == "sgd" and settings["lr"] == 0.1
     assert with_compile(TrainConfig(), settings).lr == 0.1
 
-    from neuralab.training.source import compile_settings
+    from neuralab.training.keras_model import compile_settings
 
     steps = keras.Sequential([keras.Input((4,)), L.Dense(3, activation="softmax")])
     steps.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.PiecewiseConstantDecay([100], [0.01, 0.001])),

@@ -19,7 +19,7 @@ from helpers import idx_subset
 
 from neuralab.cli import main
 from neuralab.data.idx import read_idx
-from neuralab.data.sources import file_in
+from neuralab.data.sources import file_in, sha256
 from neuralab.errors import NeuralabError, NotAClassifier
 from neuralab.training import (
     ClassifierConfig,
@@ -29,7 +29,8 @@ from neuralab.training import (
     train_classifier,
 )
 from neuralab.training.config import with_compile
-from neuralab.training.source import CodeNotTrusted, compile_settings, resolve, sha256
+from neuralab.training.keras_model import compile_settings
+from neuralab.training.source import CodeNotTrusted, resolve
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras")  # the test extra installs Keras 3 (on PyTorch)

@@ -21,7 +21,7 @@ from helpers import digits_folder
 from neuralab.cli import main
 from neuralab.errors import NeuralabError
 from neuralab.training import ClassifierConfig, TrainConfig, evaluate_run, load_classifier, train_classifier
-from neuralab.training import source as sources
+from neuralab.training.module_check import unsaved_buffers
 from test_user_modules_more import _refused
 
 
@@ -92,7 +92,7 @@ def test_a_buffer_drawn_at_random_as_the_module_is_built_is_the_same_in_every_re
     model = load_classifier(run, trust_code=True).model
     assert torch.equal(torch.rand(3), drawn)  # the load drew nothing from the caller's generator
     source = _source(run)
-    assert source["seed"] == 3 and sources.unsaved_buffers(model) == source["buffers"]
+    assert source["seed"] == 3 and unsaved_buffers(model) == source["buffers"]
 
 
 def _imported(path, name: str):
@@ -116,7 +116,7 @@ def test_a_module_class_given_from_python_reloads_with_its_buffer(digits, tmp_pa
     torch.manual_seed(99)
     assert evaluate_run(result.run_dir, trust_code=True)["test_loss"] == pytest.approx(result.test["loss"], rel=1e-5)
     model = load_classifier(result.run_dir, trust_code=True).model
-    assert sources.unsaved_buffers(model) == _source(result.run_dir)["buffers"]  # the projection it trained with
+    assert unsaved_buffers(model) == _source(result.run_dir)["buffers"]  # the projection it trained with
 
 
 def test_a_run_of_it_interrupted_before_its_first_checkpoint_resumes_and_reloads(digits, tmp_path, monkeypatch):
@@ -271,7 +271,7 @@ def test_a_forecaster_with_a_random_buffer_reloads_it(tmp_path, capsys):
                  "14", "--epochs", "1", "--backtest-folds", "1", "--out", str(run), "--quiet"])
     assert code == 0, capsys.readouterr().err
     recorded = _source(run)["buffers"]["mix"]
-    assert sources.unsaved_buffers(load_forecaster(run, trust_code=True).network.net)["mix"] == recorded
+    assert unsaved_buffers(load_forecaster(run, trust_code=True).network.net)["mix"] == recorded
 
 
 # --- rP 3: a helper named model.py, a package beside the file ---------------------------------------
@@ -458,6 +458,6 @@ def test_a_class_whose_file_seeds_and_imports_a_drawing_helper_trains_from_pytho
     assert evaluate_run(result.run_dir, trust_code=True)["test_loss"] == pytest.approx(result.test["loss"], rel=1e-5)
     recorded = _source(result.run_dir)["buffers"]
     assert sorted(recorded) == ["p", "q"]
-    assert sources.unsaved_buffers(load_classifier(result.run_dir, trust_code=True).model) == recorded
+    assert unsaved_buffers(load_classifier(result.run_dir, trust_code=True).model) == recorded
     _train(capsys, f"{path}:Proj", digits, tmp_path / "from_file", "--seed", 0)
     assert _source(tmp_path / "from_file")["buffers"] == recorded

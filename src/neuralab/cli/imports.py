@@ -29,7 +29,7 @@ def register(sub) -> None:
 
 def run_import(args) -> int:
     from neuralab.training.keras_import import import_keras
-    from neuralab.training.source import parse_scale
+    from neuralab.training.keras_model import parse_scale
 
     scale = parse_scale(args.scale) if args.scale is not None else None
     r = import_keras(args.model, args.out, args.classes, scale, args.data, args.data_dir, args.overwrite)

@@ -347,7 +347,7 @@ def unregistered(model: nn.Module) -> list[tuple[str, str]]:
     has them only as its code builds them again. A tensor computed from registered weights (it
     has a grad_fn) or set by one of torch's hooks (the old weight_norm and spectral_norm) is
     derived, not kept. Which of them a run cannot do without (a random draw, not a constant or
-    what forward keeps) takes building the module again: training.source judges that."""
+    what forward keeps) takes building the module again: training.module_check judges that."""
     registered = {id(t) for t in [*model.parameters(), *model.buffers()]}
     found = []
     for path, m in model.named_modules():

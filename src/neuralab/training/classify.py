@@ -403,7 +403,8 @@ def _keras_inputs(source, input_shape) -> Preprocess | None:
     saved model (fine-tuned) keeps the pixels x scale it was trained on, and a model starting
     with Rescaling takes raw pixels; neuralab's own normalisation would change what it
     computes. A fresh model from code trains on neuralab's, as the zoo does (None)."""
-    from neuralab.training.source import KERAS, keras_pixels
+    from neuralab.training.keras_model import keras_pixels
+    from neuralab.training.source import KERAS
 
     if source.type != KERAS:
         return None
@@ -852,7 +853,9 @@ def _network(meta: dict, run_dir: Path, trust_code: bool = False, device=None):
     """The untrained network of a checked model.json: from the zoo, a Keras spec (no code
     runs), or the run's copy of PyTorch code (only with ``trust_code``)."""
     from neuralab.models import build_model
-    from neuralab.training.source import KERAS, ZOO, ModelNeeded, checked_module, keras_classifier, rebuild
+    from neuralab.training.keras_model import keras_classifier
+    from neuralab.training.module_check import checked_module
+    from neuralab.training.source import KERAS, ZOO, ModelNeeded, rebuild
 
     source = meta.get("source") or {"type": ZOO}
     shape, k = tuple(meta["input_shape"]), meta["num_classes"]
@@ -874,7 +877,8 @@ def _given_module(model, meta: dict, run_dir: Path, weights: Path | None, prefix
     input shape giving one output per class. A run that rebuilds its model refuses it: the
     run's files, not a module with the same shapes, say what its network computes."""
     from neuralab.models import count_parameters
-    from neuralab.training.source import TORCH, ZOO, checked_module
+    from neuralab.training.module_check import checked_module
+    from neuralab.training.source import TORCH, ZOO
 
     source = meta.get("source") or {"type": ZOO}
     if source["type"] != TORCH or source.get("file") is not None:

@@ -57,15 +57,8 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     from neuralab.training.checkpoint import save_weights
     from neuralab.training.classify import Preprocess, classifier_meta, evaluate_run
     from neuralab.training.device import environment
-    from neuralab.training.source import (
-        KERAS,
-        KERAS_SUFFIXES,
-        ModelSource,
-        keras_classifier,
-        keras_pixels,
-        keras_shape,
-        output_shape,
-    )
+    from neuralab.training.keras_model import keras_classifier, keras_pixels, keras_shape, output_shape
+    from neuralab.training.source import KERAS, KERAS_SUFFIXES, ModelSource
 
     path = Path(path).expanduser()
     if path.suffix.lower() not in KERAS_SUFFIXES:  # as `neuralab train --model` tells a Keras file by its name

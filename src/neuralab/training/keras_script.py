@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neuralab.errors import NeuralabError
-from neuralab.training.source import MAX_CODE, compile_settings
+from neuralab.training.keras_model import compile_settings
+from neuralab.training.user_code import MAX_CODE
 
 FIT_NOT_RUN = "which neuralab does not run: it trains the model on `data` itself"
 # how fit()'s validation_split is taken: neuralab's split is its own (data.images, data.folders)

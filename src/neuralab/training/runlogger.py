@@ -36,7 +36,7 @@ from neuralab.keras.build import build, summary_text
 from neuralab.keras.reader import read
 from neuralab.keras.spec import binary_classifier, grey_images, input_shape, parameter_count, with_channel
 from neuralab.runs import Kind, Run
-from neuralab.training.source import keras_pixels, parse_scale
+from neuralab.training.keras_model import keras_pixels, parse_scale
 
 on_pytorch()
 import keras  # noqa: E402  (after choosing its backend)

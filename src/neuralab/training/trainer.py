@@ -371,7 +371,7 @@ class Trainer:
         """Refuse in one line, before anything trains or is written, a model that fails in training
         mode on ``(x, y)``: one step (forward, loss, backward) on a full batch and one on the smallest
         batch an epoch ends with. The weights, buffers and random state are left as they were, so the
-        training that follows is the same. A model's check in eval mode (training.source) misses a
+        training that follows is the same. A model's check in eval mode (training.module_check) misses a
         forward that returns more while training, and batch norm on a last batch of one sample.
         Neuralab's own architectures are known to train and are not checked; ``fit`` checks once.
         ``x`` may hold only the first rows (a batch's) of a training set of ``size`` samples."""

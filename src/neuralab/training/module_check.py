@@ -1,0 +1,419 @@
+"""A user's PyTorch module checked before it trains, and its tensors judged for a run.
+
+``checked_module`` runs one forward pass on the data's inputs and refuses, in one line naming
+both shapes, a module that does not fit them; before training it also refuses tensors no run
+would keep (``_not_kept``: weights in a plain list, values drawn at random as it is built) and a
+module with nothing to train. A module object is compared with its class built again
+(``rebuilt_alike``, ``same_outputs``), and the buffers that no state_dict holds are recorded
+(``unsaved_buffers``) so that a rebuilt run is known to compute the same network.
+
+Apart from training.source because it judges a module already built, wherever it came from:
+a file, a class, an object, or the ``model`` given to a loaded run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import math
+import warnings
+
+from neuralab.errors import NeuralabError
+from neuralab.training.user_code import kind_of, seeded, torch_defaults_kept
+
+# how far a floating point buffer built again may drift in its sums (_sums) and still be the one
+# trained with: another machine's or torch version's rounding of sin, exp or a matmul, not a value
+# drawn again (which moves them by about 1 / sqrt(its size))
+SUMS_RTOL = {2: 1e-3, 4: 1e-5, 8: 1e-5}  # by bytes per value: float16 and bfloat16, float32, float64
+
+
+# what a user's module is given, by what it outputs: PyTorch's layout, which code written for Keras's
+# channels-last images or for flattened vectors does not expect
+INPUT_LAYOUT = {"classes": "images as (batch, channels, height, width)", "steps": "windows as (batch, steps, inputs)"}
+ONE = {"classes": "class", "steps": "step"}
+
+
+def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=None, what: str = "classes",
+                   training: bool = False):
+    """The user's PyTorch module after one forward pass on ``sample`` (or zeros of
+    ``input_shape``): it must give (N, ``outputs``). ``training``: it is about to be trained,
+    so its weights must be ones the optimizer sees and the run saves, and a classifier giving
+    probabilities, not logits, is warned about."""
+    import torch
+
+    x = sample if sample is not None else torch.zeros(2, *input_shape)
+    shape = f"({', '.join(['N', *map(str, input_shape)])})"
+    hidden = _not_kept(module, name) if training else []
+    was = module.training
+    module.eval()
+    # the first convolution called, and the channels it was given: a model for colour pictures
+    # fails there on grey ones, which PyTorch says in its own terms
+    first: list = []
+
+    def called(layer: str):
+        return lambda conv, args: None if first else first.append((layer, conv, getattr(args[0], "shape", ())))
+    hooks = [m.register_forward_pre_hook(called(n)) for n, m in module.named_modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            y = module(x)
+    except Exception as e:  # noqa: BLE001  the user's forward: one line naming both shapes
+        layer, conv, got = first[0] if first else (None, None, ())
+        k, c = (conv.in_channels, x.shape[1]) if conv is not None else (0, 0)
+        if what == "classes" and len(got) == 4 and got[1] == c and 0 < k != c:  # the data's channels, as they came
+            raise NeuralabError(f"{name}: the model wants {k} channels (its first convolution, {layer}, is "
+                                f"nn.Conv2d({k}, ...)), the data has {c}: images {shape}; make that layer "
+                                f"nn.Conv2d({c}, ...){read_as(f'{k}-channel pictures', k)}") from None
+        raise NeuralabError(f"{name}: the model fails on the data's inputs {shape}, {INPUT_LAYOUT[what]}: "
+                            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+        module.train(was)
+    batch = x.shape[0]
+    needs = f"(N, {outputs}) ({outputs} {what if outputs != 1 else ONE[what]})"
+    if isinstance(y, (tuple, list, dict)):  # (logits, features), {"logits": ...}: research code's habit
+        parts = ("{" + ", ".join(f"{k!r}: {_shape_of(v, batch)}" for k, v in y.items()) + "}" if isinstance(y, dict)
+                 else ", ".join(_shape_of(v, batch) for v in y))
+        raise NeuralabError(f"{name}: on inputs {shape} the model returns {kind_of(y)} of {parts}; the data needs one "
+                            f"tensor {needs}: return that alone from forward")
+    if not isinstance(y, torch.Tensor) or y.dim() != 2 or y.shape[1] != outputs:
+        raise NeuralabError(f"{name}: on inputs {shape} the model gives {_shape_of(y, batch)}, the data needs "
+                            f"{needs}; {_output_fix(y, outputs, what)}")
+    if training:
+        _trainable(module, name, y if what == "classes" else None, hidden)
+    return module
+
+
+def _output_fix(y, outputs: int, what: str) -> str:
+    """What to change in a module whose output ``y`` is not (N, ``outputs``)."""
+    import torch
+
+    last = f"make its last layer output {outputs} (nn.Linear(..., {outputs}))"
+    if not isinstance(y, torch.Tensor):
+        return f"return one tensor (batch, {outputs}) from forward"
+    if y.dim() == 2:
+        return f"{last} or give `horizon` {y.shape[1]}" if what == "steps" else last
+    if y.dim() == 1:  # a squeeze(-1) or a view(-1) took the outputs' axis away
+        return f"return (batch, {outputs}) from forward: drop the squeeze" + ("" if outputs == 1 else f", and {last}")
+    flat = y.dim() > 2 and y.shape[0] > 0 and y[0].numel() == outputs  # (N, 10, 1, 1) from a final convolution
+    return f"return (batch, {outputs}) from forward" + (": flatten it (.flatten(1))" if flat else "")
+
+
+def _shape_of(y, batch: int | None = None) -> str:
+    """``y``'s shape as refusals give it: its first size is N where it is the ``batch`` given,
+    which the user knows as N, not as the few inputs neuralab tried the model on."""
+    if not hasattr(y, "shape"):
+        return type(y).__name__
+    sizes = ["N" if i == 0 and v == batch else str(v) for i, v in enumerate(y.shape)]
+    return f"({', '.join(sizes)}{',' if len(sizes) == 1 else ''})"
+
+
+# why _not_kept refuses a tensor: never trained; drawn afresh when loaded; or not known to be built alike
+WEIGHT, DRAWN, UNTOLD = "weight", "drawn", "untold"
+
+
+def _not_kept(module, name: str) -> list[tuple[str, str, str]]:
+    """The tensors ``module`` keeps where PyTorch does not register them (models.summary's
+    ``unregistered``) that a run cannot do without, as (attribute, what to use instead, WEIGHT
+    or DRAWN), and one warning for those it can. Weights (a tensor requiring grad, layers in a
+    plain list) would never be trained. A tensor that does not require grad is judged by
+    building the class again, twice: one drawn at random as it is built (DRAWN: the run loaded
+    again draws another) is refused; a constant, which the code builds alike, computes the same
+    and is warned about (it stays behind when the model moves to a device); one the class does
+    not build (forward keeps it: attention maps, the last activations) or builds alike but holds
+    otherwise by now (forward wrote over it) is no part of the network. Where the class cannot
+    be built again alike (it needs arguments, or was given others: Net(width=16)), whether
+    they are drawn cannot be told, and they are refused (UNTOLD), as a reload could compute
+    with others."""
+    import torch
+
+    from neuralab.models.summary import unregistered
+
+    found = unregistered(module)
+    fixed = {n: t for n, _ in found for t in [_attribute(module, n)]
+             if isinstance(t, torch.Tensor) and not t.requires_grad}
+    refused = [(n, use, WEIGHT) for n, use in found if n not in fixed]
+    if not fixed:
+        return refused
+    uses = dict(found)
+    built = _built_again(module, 2)
+    try:  # its settings aside: forward may have set a plain attribute that was None (self.last)
+        alike = built is not None and all(_layout(b, settings=False) == _layout(module, settings=False) for b in built)
+    except Exception:  # noqa: BLE001  a state_dict() that fails is no network known to be the same
+        alike = False
+    if not alike:
+        return refused + [(n, uses[n], UNTOLD) for n in fixed]
+    constants = []
+    for n, t in fixed.items():
+        first, second = (_attribute(b, n) for b in built)
+        if not isinstance(first, torch.Tensor):  # not built: set since, by forward
+            continue
+        if not _same_values(first, second):
+            refused.append((n, uses[n], DRAWN))
+        elif _same_values(t, first):
+            constants.append(n)
+    if constants:
+        it = "it" if len(constants) == 1 else "them"
+        warnings.warn(f"{name}: keeps {_plain_tensors(constants)}, which PyTorch does not register: built alike every "
+                      f"time, the run loaded again computes with the same values, but a model moved to a device "
+                      f"(.to(device)) leaves {it} behind; register {it} with "
+                      + ", ".join(f'self.register_buffer("{n.rpartition(".")[2]}", ..., persistent=False)'
+                                  for n in constants))
+    return refused
+
+
+def _plain_tensors(names) -> str:
+    """"proj as a plain tensor", "mean, std as plain tensors"."""
+    names = list(names)
+    return f"{', '.join(names)} as {'a plain tensor' if len(names) == 1 else 'plain tensors'}"
+
+
+def _attribute(module, where: str):
+    """The plain attribute ``where`` ("block.0.proj") of ``module`` or one of its layers, or None."""
+    path, _, key = where.rpartition(".")
+    try:
+        return vars(module.get_submodule(path) if path else module).get(key)
+    except AttributeError:
+        return None
+
+
+def _same_values(a, b) -> bool:
+    """Whether tensors ``a`` and ``b`` hold the same values (NaN where NaN is), wherever they are."""
+    import torch
+
+    try:
+        a, b = a.detach().cpu(), b.detach().cpu()
+        if (a.dtype, a.shape) != (b.dtype, b.shape):
+            return False
+        return torch.equal(a, b) or (a.is_floating_point() and bool(((a == b) | (a.isnan() & b.isnan())).all()))
+    except (RuntimeError, TypeError, NotImplementedError):  # a meta or quantized tensor has no values to compare
+        return False
+
+
+def _trainable(module, name: str, logits=None, hidden=()) -> None:
+    """Refuse a module with nothing the optimizer would train, or ``hidden`` tensors (from
+    ``_not_kept``) no run would keep; warn where a classifier's outputs ``logits`` are
+    probabilities."""
+    import torch
+
+    if hidden:
+        where = ", ".join(f"{n} (use {use})" for n, use, _ in hidden)
+        why = []
+        weights = [n for n, _, kind in hidden if kind == WEIGHT]
+        drawn = [n for n, _, kind in hidden if kind == DRAWN]
+        untold = [n for n, _, kind in hidden if kind == UNTOLD]
+        if weights:
+            why.append(f"no parameters() or state_dict() holds {', '.join(weights)}, so "
+                       f"{'it' if len(weights) == 1 else 'they'} would be neither trained nor saved")
+        if drawn:
+            one = len(drawn) == 1
+            why.append(f"{', '.join(drawn)} {'is' if one else 'are'} drawn at random as the module is built, and no "
+                       f"state_dict() holds {'it' if one else 'them'}, so the run loaded again would draw "
+                       f"{'another' if one else 'others'} and compute another network")
+        if untold:
+            one = len(untold) == 1
+            why.append(f"no state_dict() holds {', '.join(untold)}, and {type(module).__name__}() cannot be built "
+                       "again as it is (it takes arguments, or a function built it) to tell whether the run loaded "
+                       f"again builds {'it' if one else 'them'} alike")
+        raise NeuralabError(f"{name}: keeps tensors where PyTorch does not register them: {where}; {'; '.join(why)}")
+    params = list(module.parameters())
+    if not any(p.requires_grad for p in params):
+        why = "every parameter has requires_grad=False" if params else "it holds no nn.Parameter"
+        raise NeuralabError(f"{name}: has nothing to train ({why}); leave some of its layers trainable")
+    if logits is not None and logits.shape[1] > 1 and torch.isfinite(logits).all() and logits.min() >= 0 \
+            and torch.allclose(logits.sum(1), torch.ones_like(logits[:, 0]), atol=1e-4):
+        # cross-entropy on the softmax of a softmax: small gradients, slow learning, and predict's
+        # probabilities squashed towards 1 / classes; a log_softmax trains as the logits would
+        warnings.warn(f"{name}: its outputs are probabilities (each row sums to 1: a final softmax); neuralab reads "
+                      "a model's outputs as logits and applies the softmax itself, in the loss and in predict, so "
+                      "it would train slowly and predict flattened probabilities; leave the softmax out of forward "
+                      "(a final log_softmax is fine)")
+
+
+def read_as(what: str, channels: int | None, size: tuple | None = None) -> str:
+    """", or give it WHAT: a folder of pictures read with `color` rgb": how the data could give a
+    model the pictures it takes (``what``), a folder's being read with the ``channels`` (1 or 3)
+    and the (height, width) ``size`` asked for; "" where neither helps. A named dataset's
+    pictures come as they are."""
+    if channels is not None and channels not in (1, 3):
+        return ""
+    asked = ([f"`color` {'rgb' if channels == 3 else 'grayscale'}"] if channels else []) + \
+        ([f"`image_size` {size[0]}x{size[1]}"] if size else [])
+    return f", or give it {what}: a folder of pictures read with {' and '.join(asked)}" if asked else ""
+
+
+def _built_again(module, times: int = 1) -> list | None:
+    """``type(module)()``, ``times`` times one after another, or None where the class needs
+    arguments: the generators go on from where they are (a value drawn as it builds comes out
+    otherwise each time) and are put back after, as are torch's defaults, and what the
+    constructor prints or warns is not said again."""
+    with seeded(None), torch_defaults_kept(), warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            return [type(module)() for _ in range(times)]
+        except Exception:  # noqa: BLE001  a class that needs its arguments
+            return None
+
+
+def rebuilt_alike(module):
+    """``type(module)()`` with ``module``'s weights, where it has the same layers, settings and
+    shapes of weights; None where a constructor argument made another network (``Net(hidden=32)``,
+    ``Net(invert=True)``), which a run could not rebuild from its class. ``same_outputs`` then
+    compares the two on data."""
+    built = _built_again(module)
+    if built is None:
+        return None
+    made = built[0]
+    try:
+        if _layout(made) != _layout(module):
+            return None
+        made.load_state_dict(module.state_dict())
+    except Exception:  # noqa: BLE001  settings that cannot be compared are not known to be the same
+        return None
+    return made
+
+
+def _layout(module, settings: bool = True):
+    """What tells two instances of a class apart as networks: their layers, the shapes of their
+    weights and (``settings``) the layers' plain attributes, where constructor arguments show."""
+    from torch.nn.parameter import is_lazy
+
+    return ([(n, type(m).__name__, _settings(m) if settings else None) for n, m in module.named_modules()],
+            [(n, None if is_lazy(t) else tuple(t.shape)) for n, t in module.state_dict().items()])
+
+
+def same_outputs(module, rebuilt, x) -> bool:
+    """Whether the two networks give the same outputs on ``x`` (eval mode, no gradients)."""
+    import torch
+
+    was = module.training
+    try:
+        module.eval()
+        rebuilt.eval()
+        with torch.no_grad():
+            a, b = module(x), rebuilt(x)
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    except Exception:  # noqa: BLE001  the class built again fails where the object works: not the same
+        return False
+    finally:
+        module.train(was)
+
+
+def _settings(module) -> dict:
+    """A module's plain attributes (sizes, flags, names): what its constructor's arguments set.
+    None is left out with the rest: an attribute None as built that forward has since set to a
+    tensor (a cache) tells no constructor argument, and None against a number still differs."""
+    plain = (bool, int, float, str, tuple)
+    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"
+            and isinstance(v, plain)}
+
+
+def other_buffers(recorded: dict, module) -> list[str]:
+    """The buffers of ``recorded`` (``unsaved_buffers``'s) that ``module`` has not as recorded."""
+    built = unsaved_buffers(module) if recorded else {}
+    return [n for n, digest in recorded.items() if not _same_buffer(digest, built.get(n))]
+
+
+def buffer_matters(module, again, buffer: str, x) -> bool:
+    """Whether ``again`` (``module`` built again, with its weights and buffers) gives other outputs
+    on ``x`` than ``module`` once its ``buffer`` is set to other values: a work buffer forward
+    overwrites before it reads it, or one kept for its device and dtype alone, gives the same."""
+    import torch
+
+    try:
+        values = again.get_buffer(buffer)
+    except AttributeError:  # not built again at all: another network
+        return True
+    kept = values.clone()
+    with torch.no_grad():
+        if values.dtype == torch.bool:
+            values.logical_not_()
+        elif values.is_floating_point() or values.is_complex():
+            values.fill_(math.nan)
+        else:
+            values.add_(1)
+        try:
+            return not same_outputs(module, again, x)
+        finally:
+            values.copy_(kept)
+
+
+def refuse_other_buffers(other: list[str], where: str, name: str, when: str, then: str = "") -> None:
+    """Refuse a module whose buffers ``other``, which no run saves, come out otherwise ``when`` (in
+    words): drawn at random, or from memory torch.empty left as it was, they make another
+    network, which would compute other results without a word."""
+    if other:
+        it = "it" if len(other) == 1 else "them"
+        raise NeuralabError(
+            f"{where}: {name} builds its buffer{'s' if len(other) > 1 else ''} {', '.join(other)} (registered with "
+            f"persistent=False, which no run saves) with other values {when}, so the run loaded again would compute "
+            f"another network; register {it} persistent (register_buffer's default), so that the run saves {it}, or "
+            f"build {it} alike every time (no unseeded random draws, no torch.empty whose values it reads){then}")
+
+
+def unsaved_buffers(module) -> dict:
+    """``module``'s buffers that no state_dict holds (register_buffer(..., persistent=False): a
+    mask, a positional table, a fixed random projection), which a run does not save and a
+    rebuilt model computes again, as {name: their "dtype", "shape", "sha256" and "sums"
+    (``_sums``, for floating point values)}: the values rebuild checks them against."""
+    import torch
+
+    saved = set(module.state_dict(keep_vars=True))
+    found = {}
+    for name, tensor in module.named_buffers():
+        if name in saved:
+            continue
+        try:
+            t = tensor.detach().cpu()
+            t = (t if t.layout == torch.strided else t.to_dense()).contiguous()
+            raw = t.reshape(-1).view(torch.uint8).numpy()
+        except (RuntimeError, TypeError, NotImplementedError):  # a quantized or meta tensor has no bytes to compare
+            continue
+        digest = {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
+                  "sha256": hashlib.sha256(memoryview(raw)).hexdigest()}
+        sums = _sums(t) if t.is_floating_point() else None
+        if sums is not None:
+            digest["sums"] = sums
+        found[name] = digest
+    return found
+
+
+def _sums(t) -> list[float] | None:
+    """Three sums of a floating point tensor's values, in float64: its finite values weighted by a
+    fixed wave, which a value drawn again moves by about its size; their magnitudes, which
+    another machine's rounding moves the first two by a small part of (SUMS_RTOL); and where
+    its NaNs and infinities are (a mask of -inf), weighted alike. None where they overflow
+    (values near float64's largest): the bytes alone are compared then."""
+    import torch
+
+    x, sums = t.reshape(-1), [0.0, 0.0, 0.0]
+    for start in range(0, x.numel(), 2**20):  # a fixed projection may take gigabytes: a part at a time
+        part = x[start:start + 2**20].to(torch.float64)
+        wave = torch.cos(torch.arange(start, start + len(part), dtype=torch.float64) * 2.399963229728653)
+        finite = torch.isfinite(part)
+        values = torch.where(finite, part, 0.0)
+        nonfinite = torch.where(finite, 0.0, torch.where(torch.isnan(part), 1.0, torch.where(part > 0, 2.0, 3.0)))
+        sums = [sums[0] + float((values * wave).sum()), sums[1] + float(values.abs().sum()),
+                sums[2] + float((nonfinite * wave).sum())]
+    return sums if all(map(math.isfinite, sums)) else None
+
+
+def _same_buffer(recorded: dict, built: dict | None) -> bool:
+    """Whether a buffer as built again (``unsaved_buffers``'s digest) is the one ``recorded`` as the
+    run trained: the same bytes, or for floating point values the same sums within rounding."""
+    import torch
+
+    if built is None or (recorded["dtype"], recorded["shape"]) != (built["dtype"], built["shape"]):
+        return False
+    if recorded["sha256"] == built["sha256"]:
+        return True
+    if "sums" not in recorded or "sums" not in built:
+        return False
+    dtype = getattr(torch, recorded["dtype"], None)
+    rtol = SUMS_RTOL.get(dtype.itemsize, 0.0) if isinstance(dtype, torch.dtype) else 0.0
+    (w, m, nonfinite), (w2, m2, nonfinite2) = recorded["sums"], built["sums"]
+    scale = rtol * max(m, m2)
+    return abs(w - w2) <= scale and abs(m - m2) <= scale and abs(nonfinite - nonfinite2) <= 1e-9 * (1 + abs(nonfinite))

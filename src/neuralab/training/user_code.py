@@ -1,0 +1,397 @@
+"""Running a user's Python file for its model, with their consent: ``model="net.py[:NAME]"``.
+
+``load_python`` runs the file as a fresh module (``run_file``) and takes the model it defines: an
+object, a class or a function called without arguments. The files beside it that it imports
+(``local_imports``) are found so that a run can keep them; a package beside it is one it cannot
+(``package_beside``). Torch's process-wide defaults are put back once the code has run
+(``torch_defaults_kept``), and the generators are seeded as a run seeds them (``seeded``,
+``seed_just_set``), so that the code builds the same network again when a run is rebuilt.
+
+It is one module apart from where a model comes from (training.source) because it is the only
+place neuralab executes code it did not write: running a file named as ``model`` is what the user
+asked for; training.source decides when a run's copy of it may run (``trust_code``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import inspect
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+from neuralab.errors import NeuralabError
+from neuralab.training.config import MAX_SEED
+
+MODULE_PREFIX = "neuralab_model_"   # sys.modules's name for a model file run (run_file), before its hash
+MAX_CODE = 4 * 2**20                # bytes: a model file is a page of Python, not a data file
+
+
+def load_python(path: Path, name: str | None = None, imports: dict | None = None) -> tuple[object, str]:
+    """Run the Python file ``path`` and return the model it defines and its name: NAME when
+    given (an object, a class or a function, called without arguments), else the module-level
+    ``model``, else its one Keras model or nn.Module instance, else its one nn.Module class.
+    ``imports``: the files beside it that it imports (``local_imports``). Torch's process-wide
+    defaults are as they were before once it returns (``torch_defaults_kept``)."""
+    with torch_defaults_kept() as changed:
+        obj, name = _defined(path, name, imports)
+    return in_kept_dtype(obj, path, changed), name
+
+
+@contextlib.contextmanager
+def torch_defaults_kept():
+    """Torch's process-wide defaults put back as they were once the user's code has run: the
+    default dtype and device and whether autograd records, which a model file may set at its
+    top (torch.set_default_dtype(torch.float64)), and which would otherwise outlast it in the
+    caller's session and in all that neuralab computes after it (the run's data, its ONNX
+    file). Yields a dict that then holds "dtype": (the code's, the one put back) where the
+    code set another default dtype."""
+    import torch
+
+    dtype, device, grad = torch.get_default_dtype(), torch.get_default_device(), torch.is_grad_enabled()
+    changed: dict = {}
+    try:
+        yield changed
+    finally:
+        if torch.get_default_dtype() != dtype:
+            changed["dtype"] = (torch.get_default_dtype(), dtype)
+            torch.set_default_dtype(dtype)
+        if torch.get_default_device() != device:
+            # None, not "cpu": no default device is torch's own state, and costs nothing per tensor
+            torch.set_default_device(None if device == torch.device("cpu") else device)
+        torch.set_grad_enabled(grad)
+
+
+def in_kept_dtype(obj, where, changed: dict):
+    """``obj``, built by code that set another default dtype (``changed``, from
+    torch_defaults_kept), with its weights of that dtype cast to the one put back, and one
+    warning saying so: neuralab's data are float32, and so is the ONNX file's input."""
+    if "dtype" not in changed:
+        return obj
+    import torch
+
+    theirs, kept = (str(t).removeprefix("torch.") for t in changed["dtype"])
+    said = (f"{where}: sets torch's default dtype to {theirs} (torch.set_default_dtype), which neuralab puts back "
+            f"to {kept} once the model is built, so that it does not outlast the file in your session")
+    if isinstance(obj, torch.nn.Module):
+        cast = any(t.dtype == changed["dtype"][0] for t in [*obj.parameters(), *obj.buffers()])
+        if cast:
+            obj.to(changed["dtype"][1])
+        said += f"; the model's {theirs} weights are cast to {kept}" if cast else f"; the model is {kept}"
+    warnings.warn(said)
+    return obj
+
+
+def _defined(path: Path, name: str | None, imports: dict | None) -> tuple[object, str]:
+    """load_python's model and its name, as it finds them."""
+    module = run_file(path, imports)
+    found = {k: v for k, v in vars(module).items() if not k.startswith("_")}
+    if name is not None:
+        if name not in found:
+            defined = ", ".join(_candidates(module, found)) or "no model"
+            raise NeuralabError(f"{path}: no {name!r} in the file (it defines: {defined})")
+        return materialise(path, name, found[name]), name
+    if "model" in found and (is_model(found["model"]) or _is_module_class(found["model"])
+                             or inspect.isfunction(found["model"])):
+        return materialise(path, "model", found["model"]), "model"
+    instances = [k for k, v in found.items() if is_model(v)]
+    classes = [k for k, v in found.items() if _is_module_class(v) and v.__module__ == module.__name__]
+    for picks in (instances, classes):
+        if len(picks) == 1:
+            return materialise(path, picks[0], found[picks[0]]), picks[0]
+        if len(picks) > 1:
+            raise NeuralabError(f"{path}: defines several models ({', '.join(picks)}); name one: {path.name}:NAME")
+    if "model" in found:  # a placeholder (model = None) beside the real one is passed over; alone, it is the mistake
+        return materialise(path, "model", found["model"]), "model"
+    # A function is called only when named: which of a file's functions builds the model, and
+    # which builds a block of it, only the user knows
+    functions = [f"{path.name}:{k}" for k in _candidates(module, found) if inspect.isfunction(found[k])]
+    if functions:
+        raise NeuralabError(f"{path}: defines no model object or class, only functions; name the one that returns "
+                            f"the model: {' or '.join(functions)}")
+    raise NeuralabError(f"{path}: defines no model; define a Keras model or a torch.nn.Module (an instance named "
+                        f"model, a class, or a function returning one, chosen with {path.name}:NAME)")
+
+
+def local_imports(path: Path) -> dict | None:
+    """The Python files beside ``path`` that it imports, and those they import, as {file name:
+    bytes}: a run keeps them with the model's file, so that the file runs again from the run
+    alone. None where it imports a package beside it (a folder): a run does not keep one, and
+    cannot rebuild the model (``package_beside`` says so)."""
+    found, package = imported_beside(path)
+    return None if package else found
+
+
+def package_beside(path: Path) -> str | None:
+    """Why a run cannot keep the code in ``path``: the package beside it that it imports (or a
+    file beside it that it imports does), in words; None where it imports none."""
+    return imported_beside(path)[1]
+
+
+def imported_beside(path: Path) -> tuple[dict, str | None]:
+    """``local_imports``'s files, and ``package_beside``'s reason."""
+    import ast
+
+    path = Path(path)
+    folder, found, todo = path.parent, {}, [path]
+    while todo:
+        current = todo.pop()
+        try:
+            tree = ast.parse(current.read_bytes(), str(current))
+        except (SyntaxError, ValueError, OSError):
+            continue  # run_file says what is wrong with the model's file; a neighbour's error shows when it runs
+        except (RecursionError, MemoryError):  # a run's model.py is parsed before `trust_code` is asked for
+            raise _too_nested(current) from None
+        names = {a.name.partition(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module.partition(".")[0] for n in ast.walk(tree)
+                  if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module}
+        for name in sorted(names):
+            beside = folder / f"{name}.py"
+            if (folder / name / "__init__.py").is_file() and not beside.is_file():
+                by = path.name if current == path else f"{current.name}, which {path.name} imports,"
+                return found, f"{by} imports {name}, a package (a folder) beside it, which a run does not keep"
+            if not beside.is_file() or beside.name in found or beside.resolve() == path.resolve():
+                continue
+            if beside.stat().st_size > MAX_CODE:
+                raise NeuralabError(f"{beside}: imported by the model, and larger than {MAX_CODE // 2**20} MB")
+            found[beside.name] = beside.read_bytes()
+            todo.append(beside)
+    return found, None
+
+
+def _too_nested(path: Path) -> NeuralabError:
+    """Python's parser gives up on an expression nested thousands deep ("1+1+...", "---1") with
+    RecursionError or MemoryError."""
+    return NeuralabError(f"{path}: nested too deeply for Python to parse; write the model as ordinary code")
+
+
+def run_file(path: Path, imports: dict | None = None):
+    """Execute ``path`` as a fresh module; its errors become one line naming file:line.
+    ``imports``: the files beside it that it imports; they are imported from beside it, not
+    from whatever this process imported under their names before (another run's)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise NeuralabError(f"{path}: file not found") from None
+    if not path.is_file() or size > MAX_CODE:
+        raise NeuralabError(f"{path}: not a Python file of at most {MAX_CODE // 2**20} MB")
+    source = path.read_bytes()
+    try:
+        code = compile(source, str(path), "exec")
+    except SyntaxError as e:
+        raise NeuralabError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    except (RecursionError, MemoryError):
+        raise _too_nested(path) from None
+    # Here, not at the top: neuralab.keras reads Keras files with h5py, whose import (0.2 s)
+    # a run of a zoo model does not need.
+    from neuralab.keras import on_pytorch
+
+    on_pytorch()  # the file may import Keras
+    name = f"{MODULE_PREFIX}{hashlib.sha256(source).hexdigest()[:16]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)  # the file may import its neighbours, as `python FILE.py` lets it
+    sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
+    neighbours = [Path(n).stem for n in imports or ()]
+    before = {n: sys.modules.pop(n) for n in neighbours if n in sys.modules}
+    argv, sys.argv = sys.argv, [str(path)]  # a file that parses its options gets its defaults, not neuralab's
+    try:
+        with _keras_input_shape_quiet():
+            exec(code, module.__dict__)  # noqa: S102  the user named this file as their model
+    except SystemExit as e:  # sys.exit() or argparse's exit: the file ends, neuralab goes on to say so
+        frames = traceback.extract_tb(e.__traceback__)
+        line = next((f.lineno for f in reversed(frames) if f.filename == str(path)), "?")
+        raise NeuralabError(f"{path}:{line}: the file exits (SystemExit {e.code!r}) as neuralab reads it for its "
+                            "model; put what ends it under if __name__ == \"__main__\":, which neuralab does not "
+                            "run") from None
+    except Exception as e:  # noqa: BLE001  any error in the user's code becomes one line
+        frames = traceback.extract_tb(e.__traceback__)
+        line = next((f.lineno for f in reversed(frames) if f.filename == str(path)), "?")
+        where, text, hint = f"{path}:{line}", str(e), _import_hint(e)
+        # An error in a file beside it that it imports: that file's line, which the user must fix
+        inner = ((e.filename, e.lineno, e.msg) if isinstance(e, SyntaxError) and e.filename else
+                 next(((f.filename, f.lineno, text) for f in reversed(frames) if _beside(f.filename, folder)),
+                      (None, None, text)))
+        if inner[0] and inner[0] != str(path) and _beside(inner[0], folder):
+            where, text, hint = f"{inner[0]}:{inner[1]}", inner[2], f" (from {path}:{line}){hint}"
+        from neuralab.training.keras_script import Refused
+
+        big = _too_big(e)  # a model built at the file's top level (model = Net())
+        if big:
+            raise NeuralabError(f"{where}: {big}") from None
+        kind = "" if isinstance(e, (Refused, NeuralabError)) else f"{type(e).__name__}: "  # it says what to do
+        raise NeuralabError(f"{where}: {kind}{text.splitlines()[0] if text else ''}{hint}") from None
+    finally:
+        sys.argv = argv
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+        for n in neighbours:
+            sys.modules.pop(n, None)
+        sys.modules.update(before)
+    return module
+
+
+def _beside(filename: str, folder: str) -> bool:
+    """Whether ``filename`` (a traceback's) is a file in the model file's ``folder``."""
+    file = Path(filename)
+    return file.is_file() and file.resolve().parent == Path(folder)
+
+
+@contextlib.contextmanager
+def _keras_input_shape_quiet():
+    """Keras's warnings against ``input_shape=`` on a layer, silenced: the workshop's listings
+    (and most tutorials) pass it, neuralab reads it as Keras does, and the advice would print
+    even with --quiet. Other warnings stay."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"(Do not pass an `input_shape`|Argument `input_shape` is deprecated)",
+                                UserWarning, r"keras(\.|$)")
+        yield
+
+
+def _import_hint(e: Exception) -> str:
+    """What to do about a model file's failed import of Keras or TensorFlow (the workshop's
+    listings import tensorflow.keras, which neuralab's Keras 3 on PyTorch replaces)."""
+    if not isinstance(e, ImportError):
+        return ""
+    if getattr(e, "name", None) == "tensorflow" or "tensorflow" in str(e):
+        return ("; neuralab runs Keras 3 on PyTorch, without TensorFlow: import from keras (from keras.models "
+                "import Sequential, from keras import layers) instead of tensorflow.keras")
+    return "; install Keras 3: pip install 'neuralab[keras]'" if "keras" in str(e) else ""
+
+
+def is_keras(obj) -> bool:
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(obj, keras.Model)
+
+
+def is_model(obj) -> bool:
+    torch = sys.modules.get("torch")
+    return is_keras(obj) or (torch is not None and isinstance(obj, torch.nn.Module))
+
+
+def _is_module_class(obj) -> bool:
+    torch = sys.modules.get("torch")
+    return inspect.isclass(obj) and torch is not None and issubclass(obj, torch.nn.Module)
+
+
+def _candidates(module, found: dict) -> list[str]:
+    return [k for k, v in found.items() if is_model(v) or (_is_module_class(v) and v.__module__ == module.__name__)
+            or (inspect.isfunction(v) and v.__module__ == module.__name__)]
+
+
+def materialise(path: Path, name: str, obj, fix: str = "give defaults, or a function returning the model"):
+    """An object, or what a class or function gives when called without arguments; ``fix``:
+    what to do about arguments it requires."""
+    if is_model(obj):
+        return obj
+    if callable(obj):
+        try:
+            with _keras_input_shape_quiet():
+                made = obj()
+        except Exception as e:  # noqa: BLE001  the user's constructor: one line, file and line
+            line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
+                         if f.filename == str(path)), None) or _defined_at(obj)
+            big = _too_big(e)
+            if big:
+                raise NeuralabError(f"{path}:{line}: {name}() failed: {big}") from None
+            text = str(e).splitlines()[0] if str(e) else ""
+            # "neuralab calls it without arguments" is the cause only where the call lacked them
+            said = f"; neuralab calls it without arguments ({fix})" if _wants_arguments(obj, e) else ""
+            raise NeuralabError(f"{path}:{line}: {name}() failed: {type(e).__name__}: {text}{said}") from None
+        if is_model(made):
+            return made
+        raise NeuralabError(f"{path}: {name}() returns {kind_of(made)}, not a Keras model or torch.nn.Module")
+    raise NeuralabError(f"{path}: {name} is {kind_of(obj)}, not a Keras model or torch.nn.Module "
+                        "(an instance, a class, or a function returning one)")
+
+
+def _wants_arguments(made, error: Exception) -> bool:
+    """Whether calling ``made`` without arguments failed for the want of them: its signature
+    binds none, or, where it has no signature to read, the TypeError says an argument is
+    missing. A signature that binds none failed inside: a call the constructor makes
+    (nn.Linear(hidden)) lacks one, the user's own mistake, which its line shows."""
+    if not isinstance(error, TypeError):
+        return False
+    try:
+        inspect.signature(made).bind()
+    except TypeError:
+        return True
+    except ValueError:  # no signature to read (a builtin): the message tells
+        return "missing" in str(error) and "argument" in str(error)
+    return False
+
+
+def _too_big(error: BaseException) -> str | None:
+    """What to say of user code that ran out of memory building its model (a layer of
+    200,000 x 200,000 weights asks for 160 GB), or None for another error."""
+    from neuralab.errors import out_of_memory
+
+    said = out_of_memory(error)
+    if said is None:
+        return None
+    asked = said.partition("asked for ")[2]  # the one allocation that failed: a lower bound of the whole
+    needs = f"the model needs at least {asked} to build (one of its tensors alone asks for that)" if asked else \
+        "the model needs more memory to build than there is"
+    return f"not enough memory: {needs}; make it smaller (fewer or narrower layers)"
+
+
+def kind_of(obj) -> str:
+    """"an int", "a float": what the user gave, in words."""
+    kind = type(obj).__name__
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
+
+
+def _defined_at(obj) -> int | str:
+    """The line where ``obj`` is defined ("?" where no source says): an error raised by the
+    call itself (a missing argument) has no line of the user's file in its traceback."""
+    try:
+        return inspect.getsourcelines(obj)[1]
+    except (TypeError, OSError):
+        return "?"
+
+
+def seed_just_set() -> int | None:
+    """The seed torch's, NumPy's and Python's generators were all just given, where none has drawn
+    since, as a run seeds them (seed_everything) before it builds its model; else None."""
+    import random
+
+    import numpy as np
+    import torch
+
+    seed = torch.initial_seed()
+    if seed > MAX_SEED or not torch.equal(torch.get_rng_state(), torch.Generator().manual_seed(seed).get_state()):
+        return None
+    ours, fresh = np.random.get_state(), np.random.RandomState(seed).get_state()
+    if not (np.array_equal(ours[1], fresh[1]) and ours[2:] == fresh[2:]):
+        return None
+    return seed if random.getstate() == random.Random(seed).getstate() else None
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None):
+    """Torch, NumPy and Python seeded with ``seed`` while a run's code builds its model, as the run
+    seeded them when it built it (None: left as they are), and put back after: what the code
+    draws as it builds comes out as it did, and the caller's own draws go on as if nothing had
+    run."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from neuralab.training.trainer import seed_everything
+
+    states = random.getstate(), np.random.get_state()
+    gpus = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []  # seeded too, as torch seeds them
+    try:
+        with torch.random.fork_rng(devices=list(gpus)):
+            if seed is not None:
+                seed_everything(seed)
+            yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
