@@ -84,8 +84,8 @@ def test_too_small_for_alexnet2012_names_inputs_that_really_work():
     with pytest.raises(NeuralabError) as e:
         build_model("alexnet2012", (1, 64, 64), 10)
     message = str(e.value)
-    assert message.startswith("input_shape 64x64x1: too small for alexnet2012") and "1x1x1" not in message
-    down, up = (int(s) for s in re.fullmatch(r".*the nearest inputs that work are (\d+)x\1x1 and (\d+)x\2x1",
+    assert message.startswith("input_shape=(1, 64, 64): too small for alexnet2012") and "(1, 1, 1)" not in message
+    down, up = (int(s) for s in re.fullmatch(r".*the nearest inputs that work are \(1, (\d+), \1\) and \(1, (\d+), \2\)",
                                               message).groups())
     assert down < 64 < up
     with torch.device("meta"):

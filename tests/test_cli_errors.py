@@ -32,6 +32,8 @@ PYTHON_ONLY = {
     "atol": "export_onnx's earlier name of rtol, deprecated",
     "eval_batch_size": "TrainConfig's batch for evaluation, which changes no result; the command line keeps the default",
     "model_options": "a zoo model's keyword options (ClassifierConfig); the command line trains the zoo's defaults",
+    "config": "the config object a Python call takes, which the command line builds from its flags",
+    "base": "compare()'s ClassifierConfig the compared models share, which the command line builds from its flags",
     "rate": "the mechanics' dropout rate, an argument of the lesson's NumPy functions",
     **{name: "an argument of the mechanics' NumPy functions (the lessons' arrays)"
        for name in ("w", "b", "dout", "logits", "labels", "a", "eps", "w_hh", "in_chw", "pads", "z", "dhs",

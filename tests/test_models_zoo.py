@@ -148,9 +148,9 @@ def test_too_small_names_layer_and_smallest_input_that_works():
     with pytest.raises(NeuralabError) as e:
         build_model("googlenet", (1, 2, 2), 10)
     msg = str(e.value)
-    assert "input_shape 2x2x1: too small for googlenet" in msg
+    assert "input_shape=(1, 2, 2): too small for googlenet" in msg
     assert "features.maxpool3 (MaxPool2d)" in msg and "ceil((1 - 3 + 2*0) / 2) + 1 = 0" in msg
-    assert msg.endswith("the smallest input that works is 4x4x1")
+    assert msg.endswith("the smallest input that works is (1, 4, 4)")
     assert "\n" not in msg
     build_model("googlenet", (1, 4, 4), 10)
     with pytest.raises(NeuralabError):
@@ -158,7 +158,7 @@ def test_too_small_names_layer_and_smallest_input_that_works():
 
 
 def test_paper_alexnet_forced_on_cifar_size_vanishes():
-    with pytest.raises(NeuralabError, match=r"features\.12 \(MaxPool2d\).*smallest input that works is 63x63x3"):
+    with pytest.raises(NeuralabError, match=r"features\.12 \(MaxPool2d\).*smallest input that works is \(3, 63, 63\)"):
         build_model("alexnet", (3, 32, 32), 10, small=False)
     build_model("alexnet", (3, 63, 63), 10, small=False)
 

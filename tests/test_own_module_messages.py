@@ -169,9 +169,9 @@ def test_summary_of_a_sequence_module_without_a_recurrent_first_layer(tmp_path, 
 
 def test_the_library_summary_says_a_sequence_module_takes_steps_and_features():
     net = nn.Sequential(nn.GRU(3, 8, batch_first=True))
-    with pytest.raises(NeuralabError, match=r"^input_shape 12x1x3: Sequential fails at 0 \(GRU\): .*; its first layer, "
+    with pytest.raises(NeuralabError, match=r"^input_shape=\(3, 12, 1\): Sequential fails at 0 \(GRU\): .*; its first layer, "
                                             r"0 \(GRU\), takes sequences \(batch, steps, features\): give input_shape "
-                                            r"as steps x features, e\.g\. 12x3$"):
+                                            r"as \(steps, features\), e\.g\. \(12, 3\)$"):
         summary(net, (3, 12, 1))
     assert summary(net, (12, 3)).rows[0].output_shape[0] == (12, 8)
 

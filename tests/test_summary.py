@@ -123,13 +123,13 @@ def test_too_small_input_names_layer_and_smallest_size():
     with pytest.raises(NeuralabError) as e:
         summary(model, (1, 3, 3), name="googlenet")
     msg = str(e.value)
-    assert msg.startswith("input_shape 3x3x1: too small for googlenet: features.maxpool3 (MaxPool2d)")
-    assert msg.endswith("the smallest input that works is 4x4x1")
+    assert msg.startswith("input_shape=(1, 3, 3): too small for googlenet: features.maxpool3 (MaxPool2d)")
+    assert msg.endswith("the smallest input that works is (1, 4, 4)")  # as a Python caller writes it
 
 
 def test_input_the_model_was_not_built_for():
     model = build_model("lenet5", (1, 32, 32), 10)
-    with pytest.raises(NeuralabError, match=r"input_shape 40x40x1: lenet5 fails at classifier\.0 \(Linear\).*another input"):
+    with pytest.raises(NeuralabError, match=r"input_shape=\(1, 40, 40\): lenet5 fails at classifier\.0 \(Linear\).*another input"):
         summary(model, (1, 40, 40), name="lenet5")
     with pytest.raises(NeuralabError, match="input_shape"):
         summary(model, (1, 32))

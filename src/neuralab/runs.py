@@ -340,6 +340,15 @@ def _claimed(path: Path) -> Path:
     raise AssertionError("unreachable")
 
 
+def folder_path(path, parameter: str) -> Path:
+    """``path``, a str or os.PathLike, as a Path; anything else (None, a number) refused naming
+    ``parameter``, where pathlib's TypeError would name nothing."""
+    if isinstance(path, (str, os.PathLike)):
+        return Path(path)
+    shown = path if path is None or isinstance(path, (int, float)) else type(path).__name__
+    raise ParameterError(parameter, shown, "give a folder's path, a str or pathlib.Path")
+
+
 def _not_made(path: Path, error: OSError, given: bool) -> NeuralabError:
     """A run's folder that could not be made: the user's `out`, or the default name under
     ``default_root`` (NEURALAB_RUNS), which the user never typed."""
@@ -636,7 +645,7 @@ class Run:
     def open(cls, path: str | os.PathLike, kind: Kind | None = None) -> "Run":
         """An existing run; with ``kind``, refused (naming the functions that fit, ``OtherKind``) when it
         holds another kind."""
-        run = cls(path)
+        run = cls(folder_path(path, "run_dir"))
         if not run.path.is_dir():
             raise NotARun(run.path, "is a file, not a run's folder" if run.path.exists() else "not found")
         if not (run.path / CONFIG).is_file():

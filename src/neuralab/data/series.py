@@ -111,6 +111,15 @@ class Series:
     def __len__(self) -> int:
         return len(self.frame)
 
+    def __repr__(self) -> str:  # a line, not the frame's dump: .frame shows the rows
+        def day(t) -> str:
+            return str(t.date()) if t == t.normalize() else str(t)
+
+        inputs = ", ".join([*self.features, *self.calendar]) or "none"
+        span = f", {day(self.times[0])} .. {day(self.times[-1])}" if len(self) else ""
+        return (f"Series({self.label!r}, target={self.target!r}, {len(self):,} rows{span}, "
+                f"frequency {self.report.frequency}, inputs: {inputs})")
+
 
 def builtin_path(name: str):
     """The packaged file of built-in series ``name`` (a Traversable inside the wheel)."""

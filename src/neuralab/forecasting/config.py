@@ -107,26 +107,52 @@ def series_train_config(**overrides):
 
 @dataclass
 class ForecastConfig:
-    data: str = "seattle-weather"     # a built-in series (sp500, nasdaq, seattle-weather) or a CSV path
-    target: str | None = None         # None: the built-in's, the only numeric column, or Close in price data
-    features: list[str] = field(default_factory=list)  # extra input columns (multivariate)
-    calendar: list[str] = field(default_factory=list)  # date encodings as inputs: dayofyear, dayofweek, ...
-    date_column: str | None = None    # None: the built-in's, or the column that parses as dates (named date/time/...)
-    date_format: str | None = None    # strftime format of the dates, e.g. %d/%m/%Y; None: inferred
-    sep: str | None = None            # CSV separator; None: detected (comma, semicolon, tab, bar)
-    series_column: str | None = None  # one series per value of this column, one network trained on all
-    where: str | None = None          # COLUMN=VALUE: keep only those rows (one series of several)
-    missing: str = "error"            # error | drop | ffill | interpolate
-    duplicates: str = "error"         # error | first | last | mean
-    gaps: str = "keep"                # keep (one row = one step) | fill (then `missing` fills them)
+    """What to forecast and how: the series, the windows, the network and its budget, the
+    baselines it is judged against. ``run_forecast(config)`` runs it, and the run's config.json keeps it.
+
+    Fields:
+        data: a built-in series ("sp500", "nasdaq", "seattle-weather") or a CSV file's path.
+        target: the column to forecast (None: the built-in's, the only numeric column, or Close in price data).
+        features: more input columns, beside the target (a multivariate forecast).
+        calendar: date encodings as inputs: "dayofyear", "dayofweek", ...
+        date_column: the dates' column (None: the built-in's, or the one that reads as dates, named date, time, ...).
+        date_format: how the dates are written, e.g. "%d/%m/%Y" (None: worked out).
+        sep: the CSV's separator (None: found among comma, semicolon, tab and bar).
+        series_column: one series per value of this column, one network trained on all of them.
+        where: "COLUMN=VALUE": keep only those rows (one series of several).
+        missing: what to do with missing values: "error", "drop", "ffill" or "interpolate".
+        duplicates: what to do with repeated dates: "error", "first", "last" or "mean".
+        gaps: "keep" (one row is one step) or "fill" (missing dates added, then filled as ``missing`` says).
+        windows: the WindowConfig: lookback, horizon, splits, transform and scaling.
+        model: the ModelConfig: architecture, hidden sizes, dropout.
+        train: the TrainConfig (series_train_config(): Keras's batch of 64, clipped gradients, early stopping).
+        baselines: the simple forecasts the network is compared with.
+        season: the seasonal-naive baseline's period (None: found on the training span).
+        backtest_folds: how many rolling-origin folds the backtest takes.
+        backtest_refit: fit every forecaster again for every fold (the network too: slow).
+        intervals: the prediction intervals' levels, e.g. [0.8, 0.95].
+    """
+
+    data: str = "seattle-weather"
+    target: str | None = None
+    features: list[str] = field(default_factory=list)
+    calendar: list[str] = field(default_factory=list)
+    date_column: str | None = None
+    date_format: str | None = None
+    sep: str | None = None
+    series_column: str | None = None
+    where: str | None = None
+    missing: str = "error"
+    duplicates: str = "error"
+    gaps: str = "keep"
     windows: WindowConfig = field(default_factory=lambda: WindowConfig(transform="auto"))
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=series_train_config)
     baselines: list[str] = field(default_factory=lambda: list(BASELINE_NAMES))
-    season: int | None = None         # seasonal-naive period; None: detected on the training span
+    season: int | None = None
     backtest_folds: int = 4
-    backtest_refit: bool = False      # refit every forecaster for every fold (the network too: slow)
-    intervals: list[float] = field(default_factory=lambda: list(LEVELS))  # prediction interval levels
+    backtest_refit: bool = False
+    intervals: list[float] = field(default_factory=lambda: list(LEVELS))
 
     @classmethod
     def from_dict(cls, d: dict) -> "ForecastConfig":

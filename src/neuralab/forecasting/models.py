@@ -189,8 +189,9 @@ def summary(model: ForecastNetwork, lookback: int) -> str:
 class NetworkForecaster(Forecaster):
     """A recurrent network trained on neuralab's trainer, behind the forecaster contract.
 
-    ``fit`` builds the network for the windows' shape, seeds, sets the linear path by least
-    squares and trains with early stopping on ``val``; ``predict`` decodes the outputs to
+    ``fit`` builds the network for the windows' shape, seeds (the caller's generators come back
+    after), sets the linear path by least squares and trains with early stopping on ``val``;
+    ``predict`` decodes the outputs to
     original units. With a ``run_dir`` the trainer leaves checkpoints, metrics.jsonl and
     model.safetensors there (``meta`` goes into the weights' header).
     """
@@ -222,6 +223,13 @@ class NetworkForecaster(Forecaster):
         self.trainer = Trainer(self.network, self.train_config, REGRESSION, self.run_dir, self.meta,
                                verbose=self.verbose)
         return self.network
+
+    def fit(self, train: Windows, val: Windows | None = None) -> "NetworkForecaster":
+        """Forecaster.fit; the generators ``build`` seeds are put back as the caller had them after."""
+        from neuralab.training.trainer import generators_kept
+
+        with generators_kept():
+            return super().fit(train, val)
 
     def _fit(self, train: Windows, val: Windows | None) -> None:
         if self.network is None:
@@ -347,6 +355,17 @@ class NetworkForecaster(Forecaster):
 
     def params(self) -> dict:
         return {"model": self.model_config, "train": self.train_config}
+
+    def __repr__(self) -> str:
+        """What it forecasts, as far as it knows: a loaded run's target, and the lookback and
+        horizon once built or fitted (``describe`` says what the network is)."""
+        meta = self.meta if isinstance(self.meta, dict) else {}
+        lookback = getattr(self.network, "lookback", None) or (meta.get("windows") or {}).get("lookback")
+        known = {"target": meta.get("target"), "lookback": lookback, "horizon": self.horizon_ or meta.get("horizon")}
+        shown = [f"{k}={v!r}" for k, v in known.items() if v is not None]
+        if self.network is not None:
+            shown.append(f"{sum(p.numel() for p in self.network.parameters()):,} parameters")
+        return f"{type(self).__name__}({', '.join([repr(self.name), *shown, *([] if self.horizon_ else ['not fitted'])])})"
 
     def describe(self) -> str:
         sizes = "-".join(map(str, self.model_config.sizes))

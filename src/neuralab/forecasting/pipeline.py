@@ -41,9 +41,9 @@ from neuralab.forecasting.verdict import character, table as verdict_table, verd
 from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback
-from neuralab.training.config import Diverged, before_compile, given_fields, with_compile
+from neuralab.training.config import Diverged, before_compile, check_config, given_fields, with_compile
 from neuralab.training.device import refuse_distributed
-from neuralab.training.trainer import ModelFailed, seed_everything
+from neuralab.training.trainer import ModelFailed, generators_kept, seed_everything
 
 
 @dataclass
@@ -237,18 +237,31 @@ def refuse_oversized_run(config: ForecastConfig, network: bool = True) -> None:
         refuse_oversized(config.model, inputs, config.windows.horizon, lookback, free - need - series.BASE_BYTES)
 
 
+@generators_kept()  # the run seeds the generators; the caller's come back after
 def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrite: bool = False,
                  verbose: bool = True, callbacks=(), model=None) -> ForecastResult:
-    """Train ``config.model`` on ``config.data`` next to the baselines; returns the figures.
+    """Train ``config.model`` on ``config.data`` next to the baselines, judge them all on the
+    test span and in a backtest, and leave a run folder; returns the results (ForecastResult).
     ``config`` is left as it was given: what was chosen (target, transform) is recorded.
-    ``callbacks`` (neuralab.training.callbacks) see the network's training.
 
-    ``model``, when given, is the network instead of ``config.model``'s: a Keras file,
-    "FILE.py[:NAME]" (a Keras model or a torch.nn.Module) or such a model object, taking
-    windows (N, `lookback`, inputs) and giving (N, `horizon`); it trains on plain windows (the
-    residual recipe is the built-in networks'), with a Keras model's compile() and fit()
-    settings in the fields ``config.train`` does not give (training.config.given_fields, where
-    a config that cannot say gives those that differ from the series defaults)."""
+    Parameters:
+        config: a ForecastConfig: the series, windows, network, budget and baselines.
+        out: the run's folder. None: a new one, runs/forecast-ARCHITECTURE-DATA-YYYYmmdd-HHMMSS
+            (under $NEURALAB_RUNS where that is set).
+        overwrite: replace a finished run already in ``out``; without it such a run is refused.
+        verbose: print the header, one line per epoch and the results table.
+        callbacks: objects the trainer calls as the network trains (neuralab.training.callbacks).
+        model: the network instead of ``config.model``'s: a Keras file, "FILE.py[:NAME]" (a
+            Keras model or a torch.nn.Module) or such a model object, taking windows (N,
+            `lookback`, inputs) and giving (N, `horizon`). It trains on plain windows (the
+            residual recipe is the built-in networks'), with a Keras model's compile() and fit()
+            settings in the TrainConfig fields you did not name.
+
+    The run is seeded with ``config.train.seed``; Python's, NumPy's and PyTorch's generators
+    are yours again afterwards, as they were before the call."""
+    check_config(config, ForecastConfig)
+    if out is not None:
+        runs.folder_path(out, "out")
     refuse_distributed("forecasting, which trains small networks,")
     given = given_fields(config.train, series_train_config())  # before the copies below forget it
     # a model's compile() may give the optimizer a momentum is for
@@ -294,6 +307,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
         raise e.in_run(run.path, Kind.FORECASTER) from e.__cause__
 
 
+@generators_kept()  # the run seeds the generators; the caller's come back after
 def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), trust_code: bool = False) -> ForecastResult:
     """Continue an interrupted forecasting run in its folder from its last checkpoint, with the
     config it recorded and the data it read, which must be unchanged; the baselines, the

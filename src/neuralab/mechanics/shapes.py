@@ -89,16 +89,18 @@ def same_pads(n: int, k: int, s: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def axis_size(n: int, k: int, s: int = 1, pads: tuple[int, int] = (0, 0), ceil: bool = False) -> tuple[int, str]:
+def axis_size(n: int, k: int, s: int = 1, pads: int | tuple[int, int] = (0, 0),
+              ceil: bool = False) -> tuple[int, str]:
     """The formula along one axis, W_out = floor((W_in - K + P_before + P_after) / S) + 1, and
     the arithmetic as text ("floor((28 - 5 + 2*0) / 1) + 1 = 24").
 
-    ``k`` is the window's span (dilation * (K - 1) + 1 for a dilated kernel). ``ceil`` rounds
+    ``pads`` is P, as the formula writes it (P zeros before and after), or (P_before, P_after)
+    where they differ ("same" with an odd total). ``k`` is the window's span (dilation * (K - 1) + 1 for a dilated kernel). ``ceil`` rounds
     up instead, as pooling with PyTorch's ``ceil_mode``, which never lets the last window
     start in the bottom/right padding. A result below 1 is returned, not refused: the caller
     says which layer it is (``output_hw`` checks its arguments first)."""
     _check_step(s, "s")
-    before, after = pads
+    before, after = pair(pads, "pads")
     span = n - k + before + after
     out = (span + (s - 1 if ceil else 0)) // s + 1
     pad = f"2*{before}" if before == after else f"({before}+{after})"

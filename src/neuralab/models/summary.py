@@ -108,6 +108,31 @@ def _hwc(input_shape) -> str:
     return f"{h}x{w}x{c}"
 
 
+def _as_given(input_shape) -> str:
+    """A shape as Python gives it, a tuple: (1, 28, 28)."""
+    return str(tuple(input_shape))
+
+
+class InputShapeError(ParameterError):
+    """An `input_shape` the model cannot take. Python names it, and the shapes its advice gives, as
+    a caller gives them, (C, H, W) tuples; the command line as its --input takes them, HxWxC
+    (``as_typed``, which ``render`` gives where a flag names the parameter): ``typed_reason`` is
+    the reason in those words."""
+
+    def __init__(self, input_shape, reason: str, typed_reason: str):
+        self.input_shape, self.typed_reason = tuple(input_shape), typed_reason
+        super().__init__("input_shape", self.input_shape, reason)
+
+    def as_typed(self) -> ParameterError:
+        """This refusal as the command line says it: the shape as --input took it, HxWxC."""
+        return ParameterError("input_shape", _hwc(self.input_shape), self.typed_reason)
+
+    def render(self, name=None) -> str:
+        if name is not None and name(self.parameter).startswith("-"):  # the command line names its flag
+            return self.as_typed().render(name)
+        return super().render(*([name] if name is not None else []))
+
+
 def _device(model: nn.Module) -> torch.device:
     for t in [*model.parameters(), *model.buffers()]:
         return t.device
@@ -163,18 +188,22 @@ def _largest_below(works, channels: int, side: int) -> tuple[int, int, int] | No
     return channels, largest, largest
 
 
-def too_small(model_name: str, input_shape, err: MapVanishes, works) -> NeuralabError:
+def too_small(model_name: str, input_shape, err: MapVanishes, works) -> InputShapeError:
     """The one-line error for an input on which ``model_name``'s feature maps vanish: with the
     nearest input up that works, and the nearest one down where a smaller input works too."""
     c, side = input_shape[0], min(input_shape[1:])
     up, down = smallest_input(works, c, side), _largest_below(works, c, side)
-    if down is None:
-        hint = f"the smallest input that works is {_hwc(up)}" if up else f"no input up to {MAX_SIDE}x{MAX_SIDE} works"
-    elif up is None:
-        hint = f"the largest input that works is {_hwc(down)}"
-    else:
-        hint = f"the nearest inputs that work are {_hwc(down)} and {_hwc(up)}"
-    return NeuralabError(f"`input_shape` {_hwc(input_shape)}: too small for {model_name}: {err}; {hint}")
+
+    def reason(shape) -> str:
+        if down is None:
+            hint = f"the smallest input that works is {shape(up)}" if up else \
+                f"no input up to {MAX_SIDE}x{MAX_SIDE} works"
+        elif up is None:
+            hint = f"the largest input that works is {shape(down)}"
+        else:
+            hint = f"the nearest inputs that work are {shape(down)} and {shape(up)}"
+        return f"too small for {model_name}: {err}; {hint}"
+    return InputShapeError(input_shape, reason(_as_given), reason(_hwc))
 
 
 def _passes_features(model: nn.Module):
@@ -266,9 +295,13 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         # PyTorch's own RuntimeErrors say what failed; a user's ValueError("expected 32x32 images") needs its kind
         first = text if isinstance(e, RuntimeError) and text else ": ".join(filter(None, [type(e).__name__, text]))
         layer = (reached[0], modules[reached[0]]) if reached else None
-        hint = (sequence_hint(layer, input_shape[1]) if layer and isinstance(layer[1], nn.RNNBase)
-                and len(input_shape) == 3 else "was the model built for another input shape?")
-        raise NeuralabError(f"`input_shape` {_hwc(input_shape)}: {name} fails at {where}: {first}; {hint}") from None
+        sequence = layer and isinstance(layer[1], nn.RNNBase) and len(input_shape) == 3
+
+        def reason(typed: bool) -> str:
+            hint = sequence_hint(layer, input_shape[1], typed) if sequence else \
+                "was the model built for another input shape?"
+            return f"{name} fails at {where}: {first}; {hint}"
+        raise InputShapeError(input_shape, reason(False), reason(True)) from None
     finally:
         for h in handles:
             h.remove()
@@ -330,12 +363,15 @@ def sequence_layer(model: nn.Module) -> tuple[str, nn.RNNBase] | None:
     return None
 
 
-def sequence_hint(layer: tuple[str, nn.RNNBase], steps: int) -> str:
+def sequence_hint(layer: tuple[str, nn.RNNBase], steps: int, typed: bool = True) -> str:
     """What to give a model whose first layer, ``layer`` (name, recurrent layer), takes
-    sequences, with ``steps`` steps in the example: the one wording of every such advice."""
+    sequences, with ``steps`` steps in the example: the one wording of every such advice.
+    ``typed``: as the command line's --input takes it (30x1), else as Python does, (30, 1)."""
     name, m = layer
+    shape = f"steps x features, e.g. {steps}x{m.input_size}" if typed else \
+        f"(steps, features), e.g. ({steps}, {m.input_size})"
     return (f"its first layer, {name} ({type(m).__name__}), takes sequences (batch, steps, features): give "
-            f"`input_shape` as steps x features, e.g. {steps}x{m.input_size}")
+            f"`input_shape` as {shape}")
 
 
 def unregistered(model: nn.Module) -> list[tuple[str, str]]:
@@ -609,5 +645,5 @@ def render_keras(model: str, rows: list[dict], torch_params: int | None = None, 
 
 
 __all__ = ["LAYOUTS", "LayerRow", "ModelSummary", "keras_count", "keras_rows", "keras_shape", "print_summary",
-           "render_keras", "render_summary", "render_table", "sequence_hint", "sequence_layer", "smallest_input", "summary",
+           "InputShapeError", "render_keras", "render_summary", "render_table", "sequence_hint", "sequence_layer", "smallest_input", "summary",
            "too_small", "unregistered"]

@@ -20,9 +20,11 @@ from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
 from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exported; torch-free there)
-from neuralab.training.config import (RESUME_FROM, ClassifierConfig, Diverged, before_compile, given_fields, replaced,
+from neuralab.training.config import (RESUME_FROM, ClassifierConfig, Diverged, before_compile, check_config, given_fields,
+                                      replaced,
                                       with_compile)
-from neuralab.training.trainer import CLASSIFICATION, ModelFailed, Trainer, check_train_config, nchw, seed_everything
+from neuralab.training.trainer import (CLASSIFICATION, ModelFailed, Trainer, check_train_config, generators_kept, nchw,
+                                      seed_everything)
 
 
 @dataclass
@@ -307,17 +309,29 @@ def classifier_meta(architecture: str, classes, pre: Preprocess, num_params: int
     return meta
 
 
+@generators_kept()  # the run seeds the generators; the caller's come back after
 def train_classifier(config: ClassifierConfig, out: str | Path | None = None, overwrite: bool = False,
                      verbose: bool = True, callbacks=(), optimizer=None) -> RunResult:
-    """Train ``config.model`` on ``config.data``; returns the run's figures and directory.
+    """Train ``config.model`` on ``config.data``, test it, and leave a run folder; returns the
+    run's results and figures (RunResult).
 
-    ``config.model`` is a zoo name, a Keras file, "FILE.py[:NAME]" (a Keras model or a
-    torch.nn.Module), or such a model object (neuralab.training.source). A Keras model trains
-    with the optimizer, loss and learning rate given to its compile() (and fit()'s epochs and
-    batch size) in the fields ``config.train`` does not give: one named when it was made, as
-    ``TrainConfig(epochs=10)``, wins at any value (``training.config.given_fields``).
-    ``callbacks`` and ``optimizer`` (an optimizer class or factory) go to the Trainer; a run
-    given an ``optimizer`` records its name and is resumed with the same one."""
+    Parameters:
+        config: a ClassifierConfig: the model, the data and the budget (``config.train``).
+            ``config.model`` is a zoo name, a Keras file, "FILE.py[:NAME]" (a Keras model or a
+            torch.nn.Module), or such a model object. A Keras model trains with its compile()'s
+            optimizer, loss and learning rate (and fit()'s epochs and batch size) in the
+            TrainConfig fields you did not name: one you named, as ``TrainConfig(epochs=10)``,
+            wins at any value.
+        out: the run's folder. None: a new one, runs/MODEL-DATA-YYYYmmdd-HHMMSS (under
+            $NEURALAB_RUNS where that is set).
+        overwrite: replace a finished run already in ``out``; without it such a run is refused.
+        verbose: print the model's summary, one line per epoch and the results.
+        callbacks: objects the trainer calls as training goes (neuralab.training.callbacks).
+        optimizer: an optimizer class or factory in place of ``config.train.optimizer``; the
+            run records its name, and is resumed with the same one.
+
+    The run is seeded with ``config.train.seed``; Python's, NumPy's and PyTorch's generators
+    are yours again afterwards, as they were before the call."""
     return _train(config, out, overwrite, verbose, callbacks, optimizer)
 
 
@@ -328,6 +342,9 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     from neuralab.models import count_parameters
     from neuralab.training.device import dist_info, on_rank_0
 
+    check_config(config, ClassifierConfig)
+    if out is not None:
+        runs.folder_path(out, "out")
     config.check()
     split_given = _split_given(config)  # before _resolved's copy forgets it
     config = _resolved(config)
@@ -510,19 +527,27 @@ def _images_record(data) -> dict:
     return {"name": data.name, "classes": data.classes, "input_shape": list(data.input_shape), **split_record(data)}
 
 
+@generators_kept()  # the run seeds the generators; the caller's come back after
 def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str = "last",
                       options: dict | None = None, callbacks=(), optimizer=None,
                       trust_code: bool = False, model=None) -> RunResult:
     """Continue an interrupted run with its stored config, from its last checkpoint or, with
     ``checkpoint="best"``, from its best epoch (when last.safetensors is damaged, say).
 
-    ``options`` are config fields the caller asks for (``{"epochs": 20}``, ``{"train": ...}``
-    flattened): a resumed run keeps its config, so any that differ from it are refused, but
-    ``threads``, which are this session's, as its device is (``session_threads``).
+    Parameters:
+        run_dir: the run's folder.
+        verbose: print one line per epoch and the results.
+        checkpoint: "last" (the default) or "best".
+        options: config fields you ask for (``{"epochs": 20}``, ``{"train": ...}`` flattened):
+            a resumed run keeps its config, so any that differ from it are refused, but
+            ``threads``, which belong to this session, as its device does.
+        callbacks, optimizer: as train_classifier's; a run given an optimizer needs it again.
+        trust_code: run the run's own copy of its PyTorch code (checked against its SHA-256).
+        model: for a run whose PyTorch model it cannot rebuild (model.json's source has file
+            null): the module it was trained with, built the same way (checked first).
+
     A run stopped before its first checkpoint starts again from epoch 1 in the same folder.
-    A run of PyTorch code runs the run's copy of it only with ``trust_code``. A run whose
-    PyTorch model it cannot rebuild (model.json's source has file null) goes on in ``model``,
-    the module it was trained with, built the same way (``_given_module`` checks it)."""
+    Python's, NumPy's and PyTorch's generators are yours again afterwards."""
     from neuralab.data import load_image_data
     from neuralab.training.device import dist_info, on_rank_0, session_threads
 

@@ -23,7 +23,7 @@ from neuralab.files import atomic_write, write_advice
 from neuralab.runs import Interrupted, InterruptedInTheWay, Kind, Run, Status, folder_part
 from neuralab.training.classify import (ClassifierConfig, RunResult, model_source, resume_classifier,
                                         train_classifier)
-from neuralab.training.config import replaced
+from neuralab.training.config import check_config, replaced
 from neuralab.training.device import dist_info, on_rank_0
 from neuralab.training.source import TORCH
 
@@ -51,6 +51,12 @@ class Row:
         """The spread over seeds; NaN for one seed, which shows none (0 would claim a steady result)."""
         return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else math.nan
 
+    def __repr__(self) -> str:
+        spread = f" ± {self.std:.2%}" if len(self.accuracies) > 1 else ""
+        return (f"Row({self.model}: test accuracy {self.mean:.2%}{spread} over {len(self.accuracies)} "
+                f"seed{'s' if len(self.accuracies) != 1 else ''}, {self.params:,} parameters, "
+                f"{self.seconds_per_epoch:.1f} s per epoch)")
+
 
 def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Path,
             overwrite: bool = False, verbose: bool = True) -> list[Row]:
@@ -63,7 +69,7 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     only with ``overwrite``, which trains every run again, and only those runs: ``out`` may hold
     others (it may be the runs folder itself). Every name and setting is checked, and every
     run's folder, before the first model trains."""
-    out = Path(out)
+    out = runs.folder_path(out, "out")
     if isinstance(models, str) or not all(isinstance(name, str) for name in models):
         # a string would be compared letter by letter: "cnn" as models c, n and n
         raise ParameterError("models", models, "give a list of model names, e.g. [\"mlp\", \"cnn\"]")
@@ -71,6 +77,7 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
         raise ParameterError("models", ",".join(models), "name at least one model")
     if isinstance(seeds, bool) or not isinstance(seeds, numbers.Integral) or seeds < 1:
         raise ParameterError("seeds", seeds, "give how many seeds each model trains with, a whole number of at least 1")
+    check_config(base, ClassifierConfig, "base")
     base.check()
     base.train.check()
     sources = {name: _model_source(name) for name in models}  # an unknown model is named before any trains

@@ -87,6 +87,20 @@ def check_seed(seed, name: str = "seed") -> None:
         raise ParameterError(name, seed, f"give a whole number from 0 to {MAX_SEED}")
 
 
+def check_config(config, kind: type, parameter: str = "config") -> None:
+    """Refuse, naming ``parameter``, a config that is no ``kind`` (a dict of its fields, a
+    dataset's name): the first field read would fail with an error that names nothing."""
+    if isinstance(config, kind):
+        return
+    name = kind.__name__
+    how = f"neuralab.{name}(...)"
+    if isinstance(config, str) and "data" in kind.__dataclass_fields__:
+        how = f"neuralab.{name}(data={config!r})"
+    elif isinstance(config, dict):
+        how += f", or {name}.from_dict(d) from a dict of its fields"
+    raise ParameterError(parameter, type(config).__name__, f"give a {name}: {how}")
+
+
 def _records_given(cls):
     """``cls`` (TrainConfig, ClassifierConfig) recording in ``_named`` the fields its maker named, or
     set since: TrainConfig(epochs=10) gives epochs 10, the default's value or not, and a Keras
@@ -118,28 +132,57 @@ def _records_given(cls):
 @dataclass
 class TrainConfig:
     """The training budget, optimizer and loss. A Keras model's compile() and fit() settings fill
-    the fields its maker did not give (given_fields): those named, at any value, are kept."""
+    the fields you did not give: those you name, at any value, are kept.
+
+    Fields:
+        epochs: passes over the training set.
+        batch_size: images (or windows) per step; under torchrun the global batch, split across processes.
+        lr: the peak learning rate of the schedule.
+        weight_decay: decoupled for every optimizer, as AdamW and Keras 3 apply it; 0 = off.
+        schedule: "onecycle" (warm up, then down: good accuracy in few epochs, Smith 2018),
+            "cosine" or "constant".
+        warmup: with onecycle, the fraction of all steps spent warming up to ``lr``.
+        seed: what the weights, the shuffling, dropout and the validation split start from: the
+            same seed gives the same run. Training seeds Python's, NumPy's and PyTorch's
+            generators with it and puts yours back afterwards.
+        device: "auto" (CUDA, then Apple's MPS, then the CPU), "cpu", "cuda" or "mps".
+        patience: stop after this many epochs without improvement of ``monitor``; 0 = off.
+        monitor: what early stopping and the best epoch watch: "val_loss" or "val_accuracy"
+            ("val_mae" for series).
+        grad_clip: the largest gradient norm; 0 = off (series models want about 1.0).
+        amp: mixed precision: "auto" (bfloat16 from 5 million parameters, where the hardware has
+            it), "off" (float32 always), "bf16" or "fp16".
+        channels_last: the memory layout that makes convolutions faster on CPUs and tensor cores.
+        eval_batch_size: images per step when evaluating; changes no result.
+        threads: CPU threads for PyTorch while training; 0 = PyTorch's choice, held to the CPU quota.
+        focus: below 1, every epoch after the first trains on that fraction of the training set:
+            the samples with the highest loss.
+        optimizer: "adam" (AdamW when weight_decay > 0), "adamw", "sgd" or "rmsprop" (Keras's rho 0.9).
+        momentum: for sgd and rmsprop only (Adam keeps its own moment estimates).
+        loss: None for the task's own (cross_entropy for classifiers, mse for series), or one of LOSSES.
+        tensorboard: also write TensorBoard event files into the run's tensorboard/ folder.
+    """
 
     epochs: int = 10
-    batch_size: int = 128          # the global batch: split across processes under torchrun
-    lr: float = 3e-3               # peak learning rate of the schedule
-    weight_decay: float = 0.0      # decoupled for every optimizer, as AdamW and Keras 3 apply it
-    schedule: str = "onecycle"     # onecycle reaches good accuracy in few epochs (Smith, 2018)
-    warmup: float = 0.2            # fraction of all steps spent warming up (onecycle)
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    schedule: str = "onecycle"
+    warmup: float = 0.2
     seed: int = 0
     device: str = "auto"
-    patience: int = 0              # early stopping after this many epochs without improvement; 0 = off
-    monitor: str = "val_loss"      # one of MONITORS[task]: val_loss, val_accuracy (val_mae for series)
-    grad_clip: float = 0.0         # max gradient norm; 0 = off (series models want ~1.0)
-    amp: str = "auto"              # auto: see AUTO_BF16_PARAMETERS; off: float32 always
-    channels_last: bool = True     # faster convolutions on CPU (oneDNN) and tensor cores
+    patience: int = 0
+    monitor: str = "val_loss"      # one of MONITORS[task]
+    grad_clip: float = 0.0
+    amp: str = "auto"              # auto: see AUTO_BF16_PARAMETERS
+    channels_last: bool = True
     eval_batch_size: int = 1024
-    threads: int = 0               # CPU threads for torch while training; 0 = torch's choice, held to a CPU quota
-    focus: float = 1.0             # after epoch 1, train on this fraction: the highest-loss samples
-    optimizer: str = "adam"        # adam (AdamW when weight_decay > 0), adamw, sgd, rmsprop (Keras's rho 0.9)
-    momentum: float = 0.0          # sgd and rmsprop only: Adam keeps its own moment estimates
-    loss: str | None = None        # None: the task's own (cross_entropy, or mse for series)
-    tensorboard: bool = False      # also write TensorBoard event files into the run's tensorboard/ folder
+    threads: int = 0
+    focus: float = 1.0
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    loss: str | None = None
+    tensorboard: bool = False
 
     def check(self, task: str = "classification") -> None:
         """Raise ParameterError for a value of the wrong type or out of range; ``task`` is
@@ -287,20 +330,36 @@ def recipe_settings(recipe: str | None, **given) -> dict:
 @_records_given
 @dataclass
 class ClassifierConfig:
-    # a zoo name, a Keras file (.keras, .h5), "FILE.py[:NAME]" defining a Keras model or a
-    # torch.nn.Module, or such a model object itself (neuralab.training.source reads each)
+    """What to train: a model, the images, and the budget (``train``). ``train_classifier(config)``
+    trains it, and the run's config.json keeps it.
+
+    Fields:
+        model: a zoo name ("lenet5", "mlp", ...; neuralab.ARCHITECTURES), a Keras file (.keras,
+            .h5), "FILE.py" or "FILE.py:NAME" defining a Keras model or a torch.nn.Module, or
+            such a model object itself.
+        data: a built-in dataset ("mnist", "fashion-mnist", "cifar10", ...) or a folder of
+            images, one subfolder per class.
+        data_dir: where the built-in datasets' files are (None: the default place).
+        val_fraction: the share of the training images held out for validation, chosen by
+            ``train.seed``. Left out, a Keras model's fit(validation_split=...) gives it.
+        model_options: a zoo model's keyword options, e.g. {"dropout": 0.5}.
+        train: the TrainConfig: epochs, batch size, learning rate, seed, device, ...
+        image_size, color, on_error, test_fraction: for a folder of images only (None: the
+            loader's defaults): the (height, width) every image is resized to; "auto",
+            "grayscale" or "rgb"; "refuse" or "skip" unreadable images; the share held out for
+            the test set.
+    """
+
     model: object = "lenet5"
     data: str = "fashion-mnist"
     data_dir: str | None = None
-    # held out from the training set, seeded; left out (given_fields), a Keras model's fit(validation_split=...)
     val_fraction: float = VAL_FRACTION
     model_options: dict = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
-    # A folder of images only (None: the loader's defaults; named datasets bring their own):
-    image_size: tuple[int, int] | None = None  # (height, width) every image is resized to
-    color: str | None = None                   # auto, grayscale or rgb
-    on_error: str | None = None                # refuse or skip unreadable images
-    test_fraction: float | None = None         # held out for the test set (default data.TEST_FRACTION)
+    image_size: tuple[int, int] | None = None
+    color: str | None = None
+    on_error: str | None = None
+    test_fraction: float | None = None         # None: data.TEST_FRACTION
 
     def check(self) -> None:
         """Raise ParameterError for a field of the wrong type or out of range, ``train`` aside:

@@ -105,11 +105,33 @@ class ModelFailed(NeuralabError):
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch so that model initialisation and dropout repeat."""
+    """Seed Python, NumPy and PyTorch so that model initialisation and dropout repeat; they stay
+    seeded (as Keras's set_random_seed leaves them): a run seeds them inside ``generators_kept``."""
     check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def generators_kept(seed: int | None = None):
+    """Python's, NumPy's and torch's generators seeded with ``seed`` inside (None: left as they
+    are) and put back as they were after, also when the block raises or is interrupted: a run
+    repeats from its seed, and the caller's own draws go on as if nothing had run."""
+    states = random.getstate(), np.random.get_state()
+    gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    # torch.manual_seed seeds GPUs not yet started when they start: they get the caller's seed back
+    caller_seed = None if gpus else torch.initial_seed()
+    try:
+        with torch.random.fork_rng(devices=gpus):
+            if seed is not None:
+                seed_everything(seed)
+            yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        if caller_seed is not None and torch.cuda.is_available():
+            torch.cuda.manual_seed_all(caller_seed)
 
 
 def lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -509,28 +531,30 @@ class Trainer:
         except Exception as e:  # noqa: BLE001  named in one line below, or by check_model
             if out_of_memory(e):
                 raise
-            self._refuse_input(x, name, e)
+            refused = self._refusal(x, name, e)
+            if refused is not None:  # one line, without PyTorch's error chained in front of it
+                raise refused from None
             return None
         finally:
             model.train(was_training)
         out = getattr(out, "logits", out)
         return out.shape[1] if isinstance(out, torch.Tensor) and out.dim() >= 2 else None
 
-    def _refuse_input(self, x: torch.Tensor, name: str, e: Exception) -> None:
-        """Refuse ``x``, on which the model's forward raised ``e``, for its dtype or, in neuralab's
-        architectures, its shape; return where neither is known to be the cause."""
+    def _refusal(self, x: torch.Tensor, name: str, e: Exception) -> ParameterError | None:
+        """The refusal of ``x``, on which the model's forward raised ``e``, for its dtype or, in
+        neuralab's architectures, its shape; None where neither is known to be the cause."""
         weights = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
         if self.inputs is None and weights is not None and x.dtype != weights:
             dtype = str(x.dtype).removeprefix("torch.")
             if x.dtype == torch.uint8:  # pixels as images are read; a float copy would take 4x the memory
-                raise ParameterError(name, dtype, "the model takes normalised floats, not pixels 0-255: give the "
-                                                  "Trainer `inputs` Preprocess.fit(images).normalise, which normalises "
-                                                  "a batch at a time, or give float32 values")
+                return ParameterError(name, dtype, "the model takes normalised floats, not pixels 0-255: give the "
+                                                   "Trainer `inputs` Preprocess.fit(images).normalise, which normalises "
+                                                   "a batch at a time, or give float32 values")
             cast = f"{name}.float()" if weights == torch.float32 else f"{name}.to({weights})"
-            raise ParameterError(name, dtype, f"the model's weights are {str(weights).removeprefix('torch.')}: "
-                                              f"give {cast}")
+            return ParameterError(name, dtype, f"the model's weights are {str(weights).removeprefix('torch.')}: "
+                                               f"give {cast}")
         if not self._own:
-            return
+            return None
         first = next((m for m in self.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
         built = self.model_meta.get("input_shape")
         if built:
@@ -542,9 +566,9 @@ class Trainer:
         else:
             takes = "(N, C, H, W) of the shape it was built for"
         channels_last = x.dim() == 4 and x.shape[3] in (1, 3) and x.shape[1] not in (1, 3)
-        raise ParameterError(name, tuple(x.shape), f"{self.model_name} takes images {takes} ({_first_line(e)})"
-                             + (f"; images as (N, H, W, C) become (N, C, H, W) by {name}.permute(0, 3, 1, 2)"
-                                if channels_last else ""))
+        return ParameterError(name, tuple(x.shape), f"{self.model_name} takes images {takes} ({_first_line(e)})"
+                              + (f"; images as (N, H, W, C) become (N, C, H, W) by {name}.permute(0, 3, 1, 2)"
+                                 if channels_last else ""))
 
     def _train_epoch(self, model, optimizer, scheduler, order, x, y, epoch, progress) -> dict:
         cfg, dist, scaler = self.config, self.dist, self._scaler

@@ -372,26 +372,11 @@ def seed_just_set() -> int | None:
     return seed if random.getstate() == random.Random(seed).getstate() else None
 
 
-@contextlib.contextmanager
 def seeded(seed: int | None):
     """Torch, NumPy and Python seeded with ``seed`` while a run's code builds its model, as the run
     seeded them when it built it (None: left as they are), and put back after: what the code
     draws as it builds comes out as it did, and the caller's own draws go on as if nothing had
-    run."""
-    import random
+    run (training.trainer.generators_kept, which a run trains under)."""
+    from neuralab.training.trainer import generators_kept
 
-    import numpy as np
-    import torch
-
-    from neuralab.training.trainer import seed_everything
-
-    states = random.getstate(), np.random.get_state()
-    gpus = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []  # seeded too, as torch seeds them
-    try:
-        with torch.random.fork_rng(devices=list(gpus)):
-            if seed is not None:
-                seed_everything(seed)
-            yield
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
+    return generators_kept(seed)
