@@ -66,7 +66,8 @@ class Args:
     def int(self, key: str, default=None, minimum: int = 1) -> int:
         v = self.config.get(key, default)
         if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= MAX_SIZE:
-            raise self.fail(f"{key}={v!r}: expected a whole number from {minimum}")
+            fix = "; make the layer smaller" if isinstance(v, int) and not isinstance(v, bool) and v > MAX_SIZE else ""
+            raise self.fail(f"{key}={v!r}: expected a whole number from {minimum} to {MAX_SIZE:,}{fix}")
         return self.keep(key, v)
 
     def number(self, key: str, default: float | None = None, low: float = -math.inf, high: float = math.inf) -> float:

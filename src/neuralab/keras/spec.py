@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 from neuralab.errors import NeuralabError
 from neuralab.keras.layers import (
@@ -296,13 +297,30 @@ def _builtin(obj: dict) -> bool:
     return str(module).split(".")[0] in ("keras", "tf_keras") and registered in (None, obj.get("class_name"))
 
 
+def _model_file(module) -> str | None:
+    """The name of the model file that defined a class of ``module``, where that is a file
+    neuralab ran for its model (training.user_code.run_file, which names it neuralab_model_HASH);
+    else None."""
+    import sys
+
+    from neuralab.training.user_code import MODULE_PREFIX  # only on a refusal: the file was run by then
+
+    file = getattr(sys.modules.get(str(module)), "__file__", None)
+    return Path(file).name if file and str(module).startswith(MODULE_PREFIX) else None
+
+
 def _refuse_custom(source: str, r: dict) -> None:
     cls = r.get("class_name")
     name = r.get("config", {}).get("name", r.get("name")) if isinstance(r.get("config"), dict) else r.get("name")
     if not _builtin(r) or not isinstance(cls, str) or not isinstance(r.get("config"), dict):
+        where, file = _where(source, name, r.get("registered_name") or cls), _model_file(r.get("module"))
+        if file is not None:  # the learner's class, in the file neuralab ran for its model
+            raise NeuralabError(f"{where}: a custom layer (class {cls} in {file}), which neuralab does not convert: "
+                                "it converts Keras's own layers, not a layer's Python code; build the model from "
+                                f"supported layers: {', '.join(supported_layers())}")
         origin = f" from {r['module']!r}" if r.get("module") else ""
-        raise NeuralabError(f"{_where(source, name, r.get('registered_name') or cls)}: a custom layer{origin}, "
-                            f"whose code neuralab never runs; supported layers: {', '.join(supported_layers())}")
+        raise NeuralabError(f"{where}: a custom layer{origin}, whose code neuralab never runs; supported layers: "
+                            f"{', '.join(supported_layers())}")
     foreign = _foreign(r)
     if foreign is not None:  # in a field neuralab ignores, it would still reach Keras's loader (import's check)
         key, obj = foreign

@@ -172,12 +172,16 @@ def compile_settings(config: dict | None, logits: bool = True, where: str | None
     said = f"{where}: " if where else ""
     out: dict = {}
     opt = (config or {}).get("optimizer")
+    # a name where the config keeps one (a legacy .h5's), else the object Keras holds, which is what
+    # compile() made of a name too: Nadam(...), as the warnings below write it
+    given = repr(opt) if isinstance(opt, str) else None
     if isinstance(opt, str):
         opt = {"class_name": opt, "config": {}}
     if isinstance(opt, dict):
         cls = str(opt.get("class_name", "")).lower()
         if cls not in KERAS_OPTIMIZERS:
-            raise NeuralabError(f"compile(optimizer={opt.get('class_name')!r}): neuralab trains with "
+            given = given or f"{str(opt.get('class_name'))[:40]}(...)"
+            raise NeuralabError(f"compile(optimizer={given}): neuralab trains with "
                                 f"{', '.join(KERAS_OPTIMIZERS)}; compile with one of those")
         out["optimizer"] = KERAS_OPTIMIZERS[cls]
         c = {**KERAS_DEFAULTS.get(cls, {}), **(opt.get("config") or {})}

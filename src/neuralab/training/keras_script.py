@@ -212,7 +212,7 @@ def _recorded(path: Path, imports: dict | None):
         setattr(module, name, saved(f"{module.__name__}.{name}"))
     builtins.open = io.open = guarded_open
     try:
-        with _datasets_read_here(keras):
+        with _datasets_read_here(keras), _settings_kept(keras):
             yield read
     finally:
         builtins.open = io.open = opener
@@ -224,6 +224,38 @@ def _recorded(path: Path, imports: dict | None):
         for (module, name), function in zip(functions, own_functions):
             setattr(module, name, function)
         read.put_back, read.not_put_back = kept.put_back()
+
+
+# keras.config's process-wide settings, getter -> setter, which a model file may change at its top
+# (set_floatx("float64"), set_image_data_format("channels_first")) and _settings_kept puts back
+_KERAS_CONFIG = {"floatx": "set_floatx", "epsilon": "set_epsilon", "image_data_format": "set_image_data_format",
+                 "max_epochs": "set_max_epochs", "max_steps_per_epoch": "set_max_steps_per_epoch"}
+# those Keras keeps in its global state, read as they are set: the dtype policy (mixed_float16),
+# unsafe deserialization, and its logging, traceback filtering and flash attention switches
+_KERAS_STATE = ("dtype_policy", "safe_mode_saving", "interactive_logging", "traceback_filtering", "flash_attention")
+
+
+@contextlib.contextmanager
+def _settings_kept(keras):
+    """Keras's process-wide settings put back as they were once the model file has run, as torch's
+    defaults are (user_code.torch_defaults_kept): a file's keras.mixed_precision.set_global_policy(
+    "mixed_float16") or keras.config.set_floatx("float64") would otherwise outlast it in the caller's
+    session, and every model built there next would compute so. The model read keeps its own: each
+    layer records its dtype policy and data format as it is built."""
+    try:  # Keras's getter of the policy would fix it first; a Keras that moved the module keeps its policy
+        from keras.src.backend.common import global_state
+    except ImportError:
+        global_state = None
+    config = keras.config
+    kept = {name: getattr(config, name)() for name in _KERAS_CONFIG if hasattr(config, name)}
+    state = {name: global_state.get_global_attribute(name) for name in _KERAS_STATE} if global_state else {}
+    try:
+        yield
+    finally:
+        for name, value in kept.items():
+            getattr(config, _KERAS_CONFIG[name])(value)
+        for name, value in state.items():
+            global_state.set_global_attribute(name, value)
 
 
 # keras.datasets' modules whose dataset neuralab.data keeps too, by neuralab's name for it

@@ -34,7 +34,14 @@ from neuralab.errors import NeuralabError, ParameterError
 from neuralab.keras import on_pytorch
 from neuralab.keras.build import build, summary_text
 from neuralab.keras.reader import read
-from neuralab.keras.spec import binary_classifier, grey_images, input_shape, parameter_count, with_channel
+from neuralab.keras.spec import (
+    binary_classifier,
+    ends_in_softmax,
+    grey_images,
+    input_shape,
+    parameter_count,
+    with_channel,
+)
 from neuralab.runs import Kind, Run
 from neuralab.training.keras_model import keras_pixels, parse_scale
 
@@ -95,6 +102,7 @@ class RunLogger(keras.callbacks.Callback):
         self.history: list[dict] = []
         self._path: Path | None = None
         self._opening = self._open_now = False
+        self._continuing = False  # a continued run not written yet: its first epoch in this fit has not ended
 
     # --- Keras's hooks -------------------------------------------------------------------------
 
@@ -119,7 +127,7 @@ class RunLogger(keras.callbacks.Callback):
             self._path = Path(self.out) if self.out is not None else runs.default_dir("keras", self.model.name)
         # The folder is set up at the first epoch: only then does Keras tell where this fit starts
         # (its initial_epoch), which decides between a new run and one continued
-        self._opening, self._open_now = True, False
+        self._opening, self._open_now, self._continuing = True, False, False
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._opening:
@@ -130,6 +138,9 @@ class RunLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
+        if self._continuing:
+            self._continuing = False
+            self._take_over()
         record = {"epoch": epoch + 1 + self._offset, **neuralab_names(logs)}
         record.setdefault("lr", self._lr())
         record.update(seconds=now - self._epoch_start, elapsed=now - self._start)
@@ -138,7 +149,7 @@ class RunLogger(keras.callbacks.Callback):
         self._save_model()
 
     def on_train_end(self, logs=None):
-        if not self._open_now:  # a fit that ran no epoch (epochs <= initial_epoch) leaves the run as it was
+        if not self._open_now or self._continuing:  # a fit that ran no epoch leaves the run as it was
             return
         self._open_now = False
         try:
@@ -164,7 +175,6 @@ class RunLogger(keras.callbacks.Callback):
         path = self._path
         held = (path / runs.CONFIG).is_file()
         if self.run is not None and held:  # this logger's own run, from an earlier fit
-            self.run.lock()
             self._continue(epoch, renumber=True)
             return
         if held and not self.overwrite and self.out is not None and _by_keras_fit(path):
@@ -176,9 +186,8 @@ class RunLogger(keras.callbacks.Callback):
             run = Run(path).lock()
             try:
                 self._adopt(run)
-            except BaseException:
+            finally:
                 run.unlock()
-                raise
             self.run = run
             self._continue(epoch, renumber=False)
             return
@@ -190,16 +199,26 @@ class RunLogger(keras.callbacks.Callback):
         self.history, self._offset, self._start = [], 0, time.perf_counter()
 
     def _continue(self, epoch: int, renumber: bool) -> None:
-        """Go on writing the locked run: its epochs so far stay, this fit's follow them. A fit
-        starting again at epoch 0 with the same logger trains the model on, so its epochs are
-        numbered after the run's; one starting elsewhere than after the run's last is refused."""
+        """Go on with the run: its epochs so far stay, this fit's follow them. A fit starting
+        again at epoch 0 with the same logger trains the model on, so its epochs are numbered
+        after the run's; one starting elsewhere than after the run's last is refused. The run
+        stays as it was, finished and unlocked, until this fit's first epoch ends (``_take_over``):
+        a fit failing before that (labels Keras refuses, an optimizer it cannot restore) leaves
+        its results and report, which no later command could make again."""
+        self.run.lock()  # refused while another process trains it
+        self.run.unlock()
         done = self.history[-1]["epoch"] if self.history else 0
         if epoch != done and not (renumber and epoch == 0):
-            self.run.unlock()
             raise NeuralabError(f"{self.run.path}: the run holds epochs 1 to {done}, and this fit starts at epoch "
                                 f"{epoch + 1}; continue it with model.fit(..., initial_epoch={done}), or give "
                                 "RunLogger another out")
         self._offset = done - epoch
+        self._start = time.perf_counter() - float((self.history[-1] if self.history else {}).get("elapsed") or 0.0)
+        self._continuing = True
+
+    def _take_over(self) -> None:
+        """Lock the continued run and write this fit's settings, once its first epoch has ended."""
+        self.run.lock()
         # No longer finished while it trains: an interrupted continuation reads as interrupted
         for name in (runs.RESULTS, runs.REPORT):
             (self.run / name).unlink(missing_ok=True)
@@ -214,7 +233,6 @@ class RunLogger(keras.callbacks.Callback):
         record["config"] = config
         self.run.write_json(runs.CONFIG, record)
         self.run.write_json(runs.MODEL, self.meta)
-        self._start = time.perf_counter() - float((self.history[-1] if self.history else {}).get("elapsed") or 0.0)
 
     def _adopt(self, run: Run) -> None:
         """Take over a run that another RunLogger wrote at ``out``: the same model (its layers and
@@ -356,6 +374,9 @@ class RunLogger(keras.callbacks.Callback):
                                     for i in range(0, len(x), 1024)])
             probs = torch.softmax(logits, dim=1).numpy()
             figures = figures_on_test_set(probs, labels, len(self.classes))
+            loss = self._evaluated_loss(logits.numpy(), probs, np.asarray(self.test[1]))
+            if loss is not None:
+                figures["test_loss"] = loss
             matrix = figures["confusion_matrix"]
             results.update(figures, confusion_matrix=matrix.tolist())
             images = np.clip(np.rint(x / self.scale), 0, 255).astype(np.uint8).transpose(0, 3, 1, 2)
@@ -363,6 +384,27 @@ class RunLogger(keras.callbacks.Callback):
         write_classifier_report(self.run.path, record=self.run.record, results=results, history=self.history,
                                 matrix=matrix, probabilities=probs, images=images, labels=labels,
                                 summary_text=(self.run / runs.SUMMARY).read_text())
+
+    def _evaluated_loss(self, logits: np.ndarray, probs: np.ndarray, y: np.ndarray) -> float | None:
+        """compile()'s loss on the test set as Keras's ``evaluate`` gives it, from the converted
+        model's outputs as Keras's are (its probabilities after a softmax or a sigmoid unit, else
+        its logits): on probabilities (from_logits=False) Keras clips them to [epsilon, 1 -
+        epsilon] before the log, so an image given its class at under 1e-7 costs 16.1, not its
+        exact cross-entropy. Regularizers' terms, which evaluate adds, are left out. None where
+        the model has no loss Keras can compute on them."""
+        loss = getattr(self.model, "loss", None)
+        if loss is None:
+            return None
+        outputs = probs if ends_in_softmax(self._spec) else logits
+        if binary_classifier(self._spec, self._loss(), self.model.name):  # logits [0, z]: z, or its sigmoid
+            last = {e["name"]: e for e in self._spec["layers"]}[self._spec["output"]]
+            outputs = logits[:, 1:] if last["args"].get("activation", "linear") == "linear" else probs[:, 1:]
+            y = y.reshape(-1, 1) if y.ndim == 1 else y  # labels (N,) against the unit's (N, 1), as compile() takes them
+        try:
+            value = keras.losses.get(loss)(y, outputs)  # a loss function's by image, a Loss object's averaged
+            return float(np.mean(keras.ops.convert_to_numpy(value)))
+        except Exception:  # noqa: BLE001  a loss of the learner's own that takes other targets: the run's own
+            return None
 
 
 def data_record(data) -> str | None:

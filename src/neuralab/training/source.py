@@ -365,11 +365,36 @@ def _from_keras_file(path: Path) -> ModelSource:
     from neuralab.keras import read
 
     model = read(path)
-    # its weights are trained already: how they were first drawn no longer matters
-    _warn_training_only(path.name, [s for s in model.training_only if "_initializer " not in s])
-    return ModelSource(KERAS, f"keras:{_model_name(model.spec, path.stem)}", _images(model.spec, model.compile),
-                       model.weights, compile=_compile_settings(model.compile, str(path)),
-                       loss=(model.compile or {}).get("loss"), where=str(path))
+    return _keras_source(model, f"keras:{_model_name(model.spec, path.stem)}", model.compile, path.name, str(path),
+                         str(path), trained=True)
+
+
+def _keras_source(model, architecture: str, compiled: dict | None, warned_as: str, where: str | None,
+                  at: str | None, trained: bool) -> ModelSource:
+    """The ModelSource of a Keras model read by neuralab.keras (``model``), from a file or an
+    object: ``trained``, it starts from its weights, on the inputs they were fitted on (pixels
+    / 255, training.classify's Preprocess for a source with weights); else from neuralab's
+    seeded Keras-style initialisation, so that the run is reproducible from its seed.
+    ``compiled``: compile()'s config; ``warned_as``: what warnings name it by; ``where``: what
+    refusals name it by (None: its architecture); ``at``: its compile(), FILE[:LINE]."""
+    # trained weights: how they were first drawn no longer matters
+    _warn_training_only(warned_as, [s for s in model.training_only if not trained or "_initializer " not in s])
+    return ModelSource(KERAS, architecture, _images(model.spec, compiled), model.weights if trained else None,
+                       compile=_compile_settings(compiled, at), loss=(compiled or {}).get("loss"), where=where)
+
+
+def _fitted(obj) -> bool:
+    """Whether Keras has trained the model object ``obj``: its optimizer has taken a step (its
+    fit(), or keras.saving.load_model of a trained model, which brings the optimizer's state).
+    A model a file only builds (model = keras.Sequential(...); its fit() neuralab does not run
+    while it reads the file) has not."""
+    import keras
+
+    optimizer = getattr(obj, "optimizer", None)
+    try:
+        return optimizer is not None and int(keras.ops.convert_to_numpy(optimizer.iterations)) > 0
+    except (AttributeError, TypeError, ValueError):  # an optimizer of another kind: nothing to tell by
+        return False
 
 
 def _compile_settings(config: dict | None, where: str | None) -> dict:
@@ -418,14 +443,13 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
                 raise
             # The reader knows the model by its Keras name alone; the user knows the file they gave
             raise NeuralabError(f"{path}: {e.args[0]}") from None
-        # A fresh model from code starts from neuralab's seeded Keras-style initialisation, so
-        # that the run is reproducible from its seed; a trained one (from a file) keeps its weights.
+        # A model Keras has trained starts from its weights, as its saved file would; a fresh
+        # one from code, from neuralab's seeded initialisation (_keras_source)
         compiled = obj.get_compile_config() if obj.compiled else {}
-        _warn_training_only(path.name if path else obj.name, model.training_only)
         where = str(path) if path else None
         at = f"{where}:{compiled_at}" if where and compiled_at != "?" else where
-        return ModelSource(KERAS, f"keras:{obj.name}", _images(model.spec, compiled), None,
-                           compile=_compile_settings(compiled, at), loss=compiled.get("loss"), where=where)
+        return _keras_source(model, f"keras:{obj.name}", compiled, path.name if path else obj.name, where, at,
+                             trained=_fitted(obj))
     rebuilt, built, origin = None, path is not None, None  # built: by code neuralab ran just now, the file given
     if path is None and not is_model(obj) and callable(obj):  # a class, or a function giving a model
         origin = obj
