@@ -35,8 +35,15 @@ _MODE = 0o666 & ~_read_umask()
 _writes: dict[str, int] = {}  # NEURALAB_CRASH_AT's count of writes per name
 
 
+# What to do about a path that no file can have, whatever is done with it: reading, writing.
+PATH_ADVICE = {
+    errno.ENAMETOOLONG: "a name may have at most 255 bytes and a path 4,096; choose a shorter one",
+    errno.ELOOP: "its symbolic links loop, or lead through too many others; fix them or give another path",
+}
+
 # What to do about each reason a write fails; others get all of them.
 _WRITE_ADVICE = {
+    **PATH_ADVICE,
     errno.ENOSPC: "free some space, or write somewhere else",
     errno.EDQUOT: "free some space within your quota, or write somewhere else",
     errno.EACCES: "fix the folder's permissions, or write somewhere else",
@@ -45,11 +52,23 @@ _WRITE_ADVICE = {
     # mkdir of a folder on the way that is a file: FileExistsError, or ENOTDIR further down
     errno.EEXIST: "a part of the path is a file, not a folder: give a path through folders",
     errno.ENOTDIR: "a part of the path is a file, not a folder: give a path through folders",
+    # mkdir in a folder that exists: /proc, /sys and the like take no new files
+    errno.ENOENT: "the file system there takes no new files (as /proc and /sys), or a folder on the way was "
+                  "removed meanwhile: write somewhere else",
 }
 
 
 def write_advice(error: OSError) -> str:
     """What to do about a file or folder that could not be written, for the reason ``error`` gives."""
+    if error.errno == errno.EEXIST and error.filename is not None and os.path.islink(error.filename):
+        # mkdir of a symbolic link that leads to no folder: "exists", and yet no folder is there
+        try:
+            os.stat(error.filename)
+        except FileNotFoundError:
+            return (f"{os.fsdecode(error.filename)} is a symbolic link to {os.fsdecode(os.readlink(error.filename))}, "
+                    "which does not exist: make that folder, or remove the link")
+        except OSError as e:  # links in a loop
+            return write_advice(e)
     return _WRITE_ADVICE.get(error.errno, "free some space or fix the folder's permissions, or write somewhere else")
 
 

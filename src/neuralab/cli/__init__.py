@@ -25,7 +25,7 @@ from typing import Callable
 from neuralab import __version__
 from neuralab.cli._args import flag_for
 from neuralab.errors import NAMING, NeuralabError, NotAClassifier, named, out_of_memory
-from neuralab.files import drop_hung_up_outputs
+from neuralab.files import PATH_ADVICE, drop_hung_up_outputs
 
 
 class Parser(argparse.ArgumentParser):
@@ -264,6 +264,31 @@ def _peer_lost(e: BaseException) -> bool:
         text in str(e) for text in ("Connection closed by peer", "Connection reset by peer"))
 
 
+def _path_fault(error: OSError, args: argparse.Namespace) -> str | None:
+    """``error``, an OSError about a path the user gave (``PATH_ADVICE``), in one line: the option
+    that gave it with its value, else the path, shortened where it is long; None for any other
+    OSError (a bug's). The library lets these go, its OSError naming the file, whichever file of
+    the path it was opening (pathlib's exists() and is_dir() say False for a missing file but
+    raise these): every command says them here."""
+    if error.errno not in PATH_ADVICE or error.filename is None:
+        return None
+    path = Path(os.fsdecode(error.filename))
+    gave = [(len(Path(given).parts), action.option_strings[-1], os.fsdecode(given))
+            for parser in args._parsers for action in parser._actions if action.option_strings
+            for given in [getattr(args, action.dest, None)] if isinstance(given, (str, os.PathLike))
+            and Path(given).parts and (path == Path(given) or Path(given) in path.parents)]
+    # the option whose path holds the file, the closest where one option's path holds another's
+    shown = "{1} {2}".format(*max(gave)) if gave else str(path)
+    return f"{_shortened(shown)}: {error.strerror or os.strerror(error.errno)}; {PATH_ADVICE[error.errno]}"
+
+
+def _shortened(path: str, most: int = 160) -> str:
+    """``path`` with each long name in it as its start and end around an ellipsis, and the whole
+    so, where it is still longer than ``most`` characters."""
+    path = "/".join(name if len(name) <= 40 else f"{name[:24]}…{name[-12:]}" for name in path.split("/"))
+    return path if len(path) <= most else f"{path[:most * 2 // 3]}…{path[-(most // 3):]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     received: list[int] = []
 
@@ -302,6 +327,15 @@ def main(argv: list[str] | None = None) -> int:
         how = "; train it with `neuralab forecast --model`" if isinstance(e, NotAClassifier) else ""
         if not _other_rank():  # every process of a torchrun job checks the same inputs: one says it
             print(f"neuralab: error: {e.render(NAMING.get())}{how}", file=sys.stderr)
+        else:
+            _after_rank_0()
+        return 2
+    except OSError as e:
+        fault = _path_fault(e, args)
+        if fault is None:
+            raise
+        if not _other_rank():
+            print(f"neuralab: error: {fault}", file=sys.stderr)
         else:
             _after_rank_0()
         return 2

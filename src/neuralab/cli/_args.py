@@ -158,7 +158,11 @@ def run_folder(text: str) -> str:
     from neuralab.runs import default_root
 
     there = default_root() / text
-    if not Path(text).exists() and not Path(text).is_absolute() and there.is_dir():
+    try:
+        elsewhere = not Path(text).exists() and not Path(text).is_absolute() and there.is_dir()
+    except OSError:  # a path no file can have (a name too long): the command says so, as of any path it is given
+        elsewhere = False
+    if elsewhere:
         raise argparse.ArgumentTypeError(f"{text}: not found; did you mean {there}?")
     return text
 

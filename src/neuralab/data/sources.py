@@ -104,6 +104,15 @@ def cache_dir() -> Path:
     return Path(base) / "neuralab"
 
 
+def _whose_cache() -> str:
+    """Where ``cache_dir`` came from, and how to choose another, for a message."""
+    given = os.environ.get("NEURALAB_DATA")
+    if not given:
+        return "or set NEURALAB_DATA"
+    missing = "" if cache_dir().is_dir() else ", a folder that does not exist"
+    return f"NEURALAB_DATA={given} is used{missing}: fix or unset it"
+
+
 def file_in(directory: Path, filename: str) -> Path | None:
     """The file as published (``x.gz``) or decompressed (``x``), whichever is there."""
     for candidate in (directory / filename, directory / filename.removesuffix(".gz")):
@@ -146,7 +155,7 @@ def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path:
 def _not_found_message(source: Source, fetching: bool = False) -> str:
     """How to get a dataset; when ``fetching`` failed, the ways that need no download."""
     ways = [] if fetching else [f"fetch it (`neuralab data fetch {source.name}`, or neuralab.data.fetch; needs internet)"]
-    ways += [f"copy the files into {cache_dir() / source.name} (or set NEURALAB_DATA)",
+    ways += [f"copy the files into {cache_dir().absolute() / source.name} ({_whose_cache()})",
              "point `data_dir` at the folder holding them"]
     if source.debian_package:
         ways.append(f"on Debian/Ubuntu: apt-get install {source.debian_package}")

@@ -24,7 +24,8 @@ from safetensors.torch import save as st_save
 
 from neuralab.errors import NeuralabError, out_of_memory
 from neuralab.files import atomic_write, open_plain
-from neuralab.runs import NEURALAB, neuralab_metadata, safetensors_header, safetensors_metadata
+from neuralab.runs import (LENGTH_BYTES, METADATA, NEURALAB, neuralab_metadata, safetensors_header,
+                           safetensors_metadata)
 
 
 def _digest(tensors: dict[str, torch.Tensor], aliases: dict[str, str] | None = None) -> str:
@@ -84,8 +85,26 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
         header["aliases"] = json.dumps(aliases)
     header[HEADER_SUM] = _header_digest(header)
     data = st_save(tensors, metadata=header)
+    start, rest = _sorted_header(data)
     with atomic_write(path, "wb") as f:
-        f.write(data)
+        f.write(start)
+        f.write(memoryview(data)[rest:])
+
+
+def _sorted_header(data: bytes) -> tuple[bytes, int]:
+    """The length and header of ``data``, a safetensors file as safetensors writes it, with the
+    metadata's fields in sorted order, and where the tensors' bytes start in ``data``.
+
+    safetensors keeps the metadata in a hash map, whose order changes from one map to the next:
+    two runs with the same seed, equal in every tensor and field, wrote files that ``cmp`` and
+    ``sha256sum`` told apart. The header is JSON and its tensors' offsets count from its end, so
+    it can be written again, padded with spaces to 8 bytes as safetensors pads it."""
+    length = int.from_bytes(data[:LENGTH_BYTES], "little")
+    header = json.loads(data[LENGTH_BYTES:LENGTH_BYTES + length])
+    header[METADATA] = dict(sorted(header[METADATA].items()))  # keeps its place, first
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(LENGTH_BYTES, "little") + text, LENGTH_BYTES + length
 
 
 def _aliases(path, header: dict, names) -> dict[str, str]:

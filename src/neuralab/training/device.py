@@ -128,15 +128,25 @@ def session_threads(n: int | None):
 def compute_threads(n: int = 0) -> int:
     """The intra-op CPU threads a run computes with: the session's (``session_threads``), else
     ``n``, else torch's count held to the CPU quota (``quota_cpus``); in a torchrun job that left
-    OMP_NUM_THREADS to torchrun, this process's share of the node's CPUs (``torchrun_share``)."""
+    OMP_NUM_THREADS to torchrun, this process's share of the node's CPUs (``torchrun_share``).
+
+    In a torchrun job, ``n`` and the session's are the node's, this process's share of them
+    computes here (at least one thread), as the default's is: a job given the cores it was
+    allotted, as the README advises, ran that many threads in each process, twice as many as
+    cores with two processes, and its epoch took 2.2x as long (docs/runs.md, "Under torchrun")."""
     n = _SESSION_THREADS.get() or n
     if n:
-        return n
+        return max(1, n // local_processes())
     share = torchrun_share()
     if share:
         return share
     quota = quota_cpus()
     return min(torch.get_num_threads(), quota) if quota else torch.get_num_threads()
+
+
+def local_processes() -> int:
+    """The processes of this torchrun job on this node (1 outside torchrun)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if dist_info().launched else 1
 
 
 def torchrun_share(launcher: Path | None = None) -> int | None:
@@ -146,7 +156,7 @@ def torchrun_share(launcher: Path | None = None) -> int | None:
     CPU job of 2 processes used 2 of a node's 32 cores. A user's own OMP_NUM_THREADS=1 stays: the
     launcher sets its value after it started, so its environment at start (``launcher``, by
     default /proc/PPID/environ, which later changes do not reach) lacks it."""
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    local = local_processes()
     if os.environ.get("OMP_NUM_THREADS") != "1" or "TORCHELASTIC_RUN_ID" not in os.environ or local < 2:
         return None
     try:
@@ -338,6 +348,8 @@ def environment(device: torch.device, threads: int = 0) -> dict:
         "threads": compute_threads(threads),
         "world_size": dist_info().world_size,
     }
+    if local_processes() > 1:  # each computed on `threads`: the node ran that many times as many
+        env["local_world_size"] = local_processes()
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
         env["cuda"] = torch.version.cuda
