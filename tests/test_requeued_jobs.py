@@ -128,6 +128,20 @@ def test_the_job_command_of_a_forecast_resumes_it_and_refuses_other_settings(cut
     assert "the run is finished already" in capsys.readouterr().out
 
 
+def test_a_forecast_job_command_that_types_the_default_transform_auto_resumes_the_run_auto_chose(cut_forecast,
+                                                                                                  series_csv, tmp_path,
+                                                                                                  capsys):
+    """config.json keeps the transform auto chose; the job line typing auto again was refused as
+    another setting (`--target-transform 'auto' (the run has 'none')`), and the job never finished."""
+    run = copy(cut_forecast, tmp_path)
+    chosen = Run(run).record["config"]["windows"]["transform"]
+    other = "diff" if chosen != "diff" else "none"
+    refused(capsys, forecast_args(series_csv, run, REQUEUE, "--target-transform", other),
+            f"--target-transform {other!r} (the run has {chosen!r})")
+    assert main(forecast_args(series_csv, run, REQUEUE, "--target-transform", "auto")) == 0, capsys.readouterr().err
+    assert Run(run).status() is Status.FINISHED
+
+
 def test_a_forecast_job_command_starts_a_run_in_a_folder_that_is_not_there(series_csv, tmp_path):
     run = tmp_path / "runs" / "weekly"
     assert main(forecast_args(series_csv, run, REQUEUE)) == 0

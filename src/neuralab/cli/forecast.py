@@ -194,7 +194,7 @@ def run_forecast(args) -> int:
         _refuse_settings(args, resume)
         try:
             with session_threads(args.threads):
-                result = resume_forecast(resume, verbose=not args.quiet, trust_code=args.trust_code)
+                result = resume_forecast(resume, verbose=not args.quiet, trust_code=args.trust_code, device=args.device)
         except RunFinished:
             if not args.resume_if_interrupted:
                 raise
@@ -215,8 +215,8 @@ def run_forecast(args) -> int:
 def _refuse_settings(args, run_dir) -> None:
     """A resumed run keeps the settings and data it was started with: an option typed beside
     --resume (or --resume-if-interrupted) that differs from the run's own is refused by name
-    rather than silently ignored; the run's own value typed again is accepted. The threads are
-    not the run's but the session's (``session_threads``), as its device is."""
+    rather than silently ignored; the run's own value typed again is accepted. The threads and
+    the device are not the run's but the session's (``session_threads``, ``session_device``)."""
     from pathlib import Path
 
     from neuralab.cli._args import typed
@@ -226,7 +226,7 @@ def _refuse_settings(args, run_dir) -> None:
     from neuralab.training.classify import same_code
 
     requeued = args.resume_if_interrupted
-    mine = {"resume", "trust_code", "quiet", "threads", *(("out", "resume_if_interrupted") if requeued else ())}
+    mine = {"resume", "trust_code", "quiet", "threads", "device", *(("out", "resume_if_interrupted") if requeued else ())}
     given = [a.dest for a in args._parsers[0]._actions if a.dest in typed(args) - mine]
     if not given:
         return
@@ -244,6 +244,8 @@ def _refuse_settings(args, run_dir) -> None:
             return value == own.data or Path(value).is_file() and Path(value).resolve() == Path(data).resolve()
         if dest == "model":  # FILE.py[:NAME] as the run records it: the file's name, the module's, the code's SHA-256
             return value == own.model.architecture or same_code(value, own.model.architecture, run)
+        if dest == "target_transform" and value == "auto":  # config.json keeps what auto chose, and on what
+            return bool(json_object(json_object(run.record.get("data")).get("transform")).get("validation_mae"))
         return value == _setting(own, dest)
 
     changed = [f"`{dest}` {getattr(args, dest)!r} (the run has {_shown(_setting(own, dest))})" for dest in given

@@ -64,7 +64,7 @@ def _budget(p) -> None:
                         f"(default {d.amp})")
     p.add_argument("--threads", type=whole_number,
                    help="CPU threads for torch (default, or 0: torch's choice, at most a container's CPU "
-                        "quota; fewer when the cores are shared)")
+                        "quota; fewer when the cores are shared); under torchrun, the node's, shared over its processes")
     training_choices(p, d)
     p.add_argument("--overwrite", action="store_true", help="replace what is already in --out")
 
@@ -143,7 +143,8 @@ def _config(args, model: str, seed: int = 0):
 
 def _resume_options(args) -> dict:
     """The settings typed with --resume, their defaults' values included: the run keeps its own,
-    so the library refuses any that differ from them (the threads, the session's, excepted)."""
+    so the library refuses any that differ from them (the threads and the device, the session's,
+    excepted)."""
     from neuralab.cli._args import typed
     from neuralab.training.config import RECIPES
 
@@ -157,13 +158,20 @@ def _resume_options(args) -> dict:
 def _requeued(args) -> bool:
     """``requeued``'s answer, rank 0's in every process of a torchrun job: decided by each, a
     process that looked after rank 0 had started the run would resume it while rank 0 trains."""
-    from neuralab.cli._args import requeued
-    from neuralab.runs import CONFIG, Kind, Run, json_object
-    from neuralab.training.device import on_rank_0
+    import contextlib
 
-    device = args.device  # the process group's, as the training joins it: the run's own where it has one
-    if args.out and (Run(args.out) / CONFIG).is_file():
-        device = json_object(json_object(Run(args.out).record.get("config")).get("train")).get("device", device)
+    from neuralab.cli._args import requeued, typed
+    from neuralab.errors import NeuralabError
+    from neuralab.runs import CONFIG, Kind, Run, json_object
+    from neuralab.training.device import on_rank_0, session_device
+
+    # the process group's, as the training joins it: the session's, typed, else the run's own where it has one
+    # and this machine has it (where not, the resume says which to give, and a finished run is done all the same)
+    device = args.device
+    if "device" not in typed(args) and args.out and (Run(args.out) / CONFIG).is_file():
+        own = json_object(json_object(Run(args.out).record.get("config")).get("train")).get("device", device)
+        with contextlib.suppress(NeuralabError):
+            device = session_device(None, own, Run(args.out).path)
     return on_rank_0(lambda: requeued(args, Kind.CLASSIFIER), device)
 
 

@@ -308,18 +308,24 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
 
 
 @generators_kept()  # the run seeds the generators; the caller's come back after
-def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), trust_code: bool = False) -> ForecastResult:
+def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), trust_code: bool = False,
+                    device: str | None = None) -> ForecastResult:
     """Continue an interrupted forecasting run in its folder from its last checkpoint, with the
     config it recorded and the data it read, which must be unchanged; the baselines, the
     transform and the network's linear start are fitted again as they were (they are
     deterministic), and the run then finishes as an uninterrupted one would. A run stopped
     before its first checkpoint trains from epoch 1. A network from PyTorch code runs the
-    run's copy of that code only with ``trust_code``."""
+    run's copy of that code only with ``trust_code``. ``device``: this session's, in place of
+    the run's own (``session_device``; config.json keeps the run's and records this session's
+    in ``sessions``), as the threads are (``session_threads``)."""
+    from neuralab.training.device import session_device
+
     refuse_distributed("forecasting, which trains small networks,")
     run = Run.open(run_dir, Kind.FORECASTER)
     run.refuse_finished()
     record = run.record
     used = stored_config(run)
+    device = session_device(device, used.train.device, run.path)
     meta = run.read(runs.MODEL) if (run / runs.MODEL).is_file() else None
     if not isinstance(meta, dict):
         raise NeuralabError(f"{run / runs.MODEL}: missing or damaged; the run cannot be resumed, start it again")
@@ -337,7 +343,7 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
         transform_errors = record["data"].get("transform", {}).get("validation_mae", {})
         try:
             return _fit_and_judge(run, used, many, prepared, baselines, transform_errors, verbose, callbacks, source,
-                                  resumed=meta)
+                                  resumed=meta, device=device)
         except Diverged as e:  # a resumed run keeps its settings: the lower rate is a new run's
             raise e.resumed(run.path) from None
         except ModelFailed as e:  # as in run_forecast; a run stopped before its first epoch is emptied
@@ -394,13 +400,14 @@ def recorded_data(run: Run, why: str) -> str:
 
 def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared: list[Prepared], baselines: dict,
                    transform_errors: dict, verbose: bool, callbacks=(), source=None,
-                   resumed: dict | None = None) -> ForecastResult:
+                   resumed: dict | None = None, device: str | None = None) -> ForecastResult:
     """Train the network, judge every forecaster and write the run. ``resumed``: the model.json
     of an interrupted run, whose config.json (but for the session it adds), model.json and code
-    stay as they were written."""
+    stay as they were written; ``device``: its session's, over ``used.train.device``."""
     run_dir = run.path
-    network = (NetworkForecaster(used.model, used.train, run_dir, verbose=verbose) if source is None
-               else UserForecaster(source, used.model, used.train, run_dir, verbose=verbose))
+    train = replace(used.train, device=device) if device else used.train
+    network = (NetworkForecaster(used.model, train, run_dir, verbose=verbose) if source is None
+               else UserForecaster(source, used.model, train, run_dir, verbose=verbose))
     network.name = used.model.architecture  # a rebuilt user network keeps the name the run gave it
     pooled_train = Windows.pool([p.train for p in prepared])
     pooled_val = Windows.pool([p.val for p in prepared]) if all(len(p.val) for p in prepared) else None

@@ -336,8 +336,9 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
 
 
 def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callbacks, optimizer,
-           resumed: bool = False) -> RunResult:
-    """``train_classifier``; ``resumed``: a resume starting its run again in place (Run.create's)."""
+           resumed: bool = False, device: str | None = None) -> RunResult:
+    """``train_classifier``; ``resumed``: a resume starting its run again in place (Run.create's),
+    on ``device``, the session's (``session_device``), while config.json keeps the run's."""
     from neuralab.data import load_image_data
     from neuralab.models import count_parameters
     from neuralab.training.device import dist_info, on_rank_0
@@ -374,7 +375,8 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
                            config.model_options)
 
     path = Path(out) if out is not None else runs.default_dir(source.architecture, Path(config.data).name)
-    trainer = Trainer(model, config.train, CLASSIFICATION, path, meta, verbose=verbose, callbacks=callbacks,
+    train = replace(config.train, device=device) if device else config.train
+    trainer = Trainer(model, train, CLASSIFICATION, path, meta, verbose=verbose, callbacks=callbacks,
                       optimizer=optimizer, inputs=pre.normalise)
     # A model that fails in training mode is refused here, not in a run left behind half-made;
     # the first full batch is all the check reads.
@@ -540,7 +542,8 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         checkpoint: "last" (the default) or "best".
         options: config fields you ask for (``{"epochs": 20}``, ``{"train": ...}`` flattened):
             a resumed run keeps its config, so any that differ from it are refused, but
-            ``threads``, which belong to this session, as its device does.
+            ``threads`` and ``device``, which belong to this session (``session_device``):
+            config.json keeps the run's, and its ``sessions`` records this one's.
         callbacks, optimizer: as train_classifier's; a run given an optimizer needs it again.
         trust_code: run the run's own copy of its PyTorch code (checked against its SHA-256).
         model: for a run whose PyTorch model it cannot rebuild (model.json's source has file
@@ -549,9 +552,10 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     A run stopped before its first checkpoint starts again from epoch 1 in the same folder.
     Python's, NumPy's and PyTorch's generators are yours again afterwards."""
     from neuralab.data import load_image_data
-    from neuralab.training.device import dist_info, on_rank_0, session_threads
+    from neuralab.training.device import dist_info, on_rank_0, session_device, session_threads
 
     options = dict(options or {})
+    device = options.pop("device", None)
     threads = TrainConfig(threads=options.pop("threads", 0))
     threads.check()  # refused as a new run's would be, before the run is read
     threads = session_threads(threads.threads)
@@ -563,6 +567,7 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
                             "with model.fit(..., initial_epoch=N) and the same RunLogger")
     _refuse_changes(run, options)
     run.refuse_finished()
+    device = session_device(device, stored_config(run).train.device, run.path)
     if not (run / runs.LAST).exists():  # stopped before its first checkpoint: start it again, in place
         config = stored_config(run)
         meta = run.read(runs.MODEL) if (run / runs.MODEL).is_file() else {}
@@ -578,7 +583,7 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
             raise CodeNotTrusted(f"{run / runs.CONFIG}: the run's model is the Python code in {config.model}, which "
                                  "runs only when you trust it: read the file, then pass `trust_code`")
         with threads:
-            return _train(config, run.path, True, verbose, callbacks, optimizer, resumed=True)
+            return _train(config, run.path, True, verbose, callbacks, optimizer, resumed=True, device=device)
     # Everything that may refuse the resume comes before the lock and the files it changes
     start = _best_checkpoint(run) if checkpoint == "best" else run / runs.LAST
     config = stored_config(run)
@@ -601,7 +606,7 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
             run.unlock()
             raise
 
-    on_rank_0(claim, config.train.device)  # held by another process, or finished since: every process stops
+    on_rank_0(claim, device)  # held by another process, or finished since: every process stops
     try:
         if checkpoint == "best":
             from neuralab.files import atomic_write
@@ -609,8 +614,8 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
             with atomic_write(run.file(runs.LAST), "wb") as f:  # training goes on from the best epoch
                 f.write(start.read_bytes())
         with threads:
-            trainer = Trainer(model, config.train, CLASSIFICATION, run.path, meta, verbose=verbose,
-                              callbacks=[*callbacks, runs.SessionRecorder(run)] if main else callbacks,
+            trainer = Trainer(model, replace(config.train, device=device), CLASSIFICATION, run.path, meta,
+                              verbose=verbose, callbacks=[*callbacks, runs.SessionRecorder(run)] if main else callbacks,
                               optimizer=optimizer, inputs=pre.normalise)
             return _fit_and_finish(trainer, run, config, data, resume=True, verbose=verbose)
     except Diverged as e:  # a resumed run keeps its settings: the lower rate is a new run's

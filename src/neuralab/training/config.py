@@ -154,7 +154,8 @@ class TrainConfig:
             it), "off" (float32 always), "bf16" or "fp16".
         channels_last: the memory layout that makes convolutions faster on CPUs and tensor cores.
         eval_batch_size: images per step when evaluating; changes no result.
-        threads: CPU threads for PyTorch while training; 0 = PyTorch's choice, held to the CPU quota.
+        threads: CPU threads for PyTorch while training; 0 = PyTorch's choice, held to the CPU quota;
+            under torchrun, the node's: shared out over its processes.
         focus: below 1, every epoch after the first trains on that fraction of the training set:
             the samples with the highest loss.
         optimizer: "adam" (AdamW when weight_decay > 0), "adamw", "sgd" or "rmsprop" (Keras's rho 0.9).

@@ -111,6 +111,23 @@ def _quota_at(folder: Path) -> float | None:
 _SESSION_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("session_threads", default=0)
 
 
+def session_device(device: str | None, own: str, run_dir: Path) -> str:
+    """The device a resumed run computes on in this session: ``device`` where given, else
+    ``own``, the one it was started with (config.json's, which stays the run's). Like the
+    threads (``session_threads``), it is the machine's, not a setting of the run: a job that a
+    scheduler starts again may land on a node without the GPU it started on. Refused, where it
+    is not here, with the device to give instead."""
+    try:
+        pick_device(device or own)
+    except ParameterError as e:
+        if device is not None:
+            raise
+        raise NeuralabError(f"{run_dir}: the run was started with `device` {own!r}: {e.reason.partition(';')[0]}; "
+                            "the device is the session's, not the run's: resume with `device` cpu or auto to go on "
+                            "here") from None
+    return device or own
+
+
 @contextlib.contextmanager
 def session_threads(n: int | None):
     """A block in which every run computes with ``n`` CPU threads, whatever its config's
