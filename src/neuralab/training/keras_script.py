@@ -7,7 +7,9 @@ write the untrained model over the learner's trained file, and code after them p
 a History of nothing over the learner's own files. While the file runs (``fit_recorded``),
 Keras's training calls run nothing and are recorded: fit()'s settings become the run's
 defaults (``taken_from_fit``), compile() calls are compared (``warn_compiles``), what fit()
-returned refuses to be used, and files the script writes over are put back (``_Kept``).
+returned refuses to be used, and files the script writes over are put back (``_Kept``). Weights
+the script loads (keras.saving.load_model, load_weights, set_weights) are recorded, so that the
+model starts from them (``weights_loaded``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class _Read:
     saves: list = field(default_factory=list)     # (call, line): model.save and the like, which wrote nothing
     results: list = field(default_factory=list)   # (call, line): train_on_batch, evaluate, predict, which ran nothing
     compiles: list = field(default_factory=list)  # (model, its compile config or None, line)
+    loaded: list = field(default_factory=list)    # (model or layer, call, line): weights load_model,
+    #                                               load_weights or set_weights gave it
     put_back: list = field(default_factory=list)  # files it wrote over after such a call, put back as they were
     not_put_back: list = field(default_factory=list)  # "PATH (why)": those it changed that could not be
 
@@ -135,14 +139,19 @@ def _recorded(path: Path, imports: dict | None):
         yield read
         return
     model_class = keras.Model
-    names = ("fit", "save", "save_weights", "compile", "train_on_batch", "evaluate", "predict")
+    names = ("fit", "save", "save_weights", "compile", "train_on_batch", "evaluate", "predict", "load_weights")
     own = {name: vars(model_class).get(name) for name in names}
     keras_call = {name: getattr(model_class, name) for name in (*names, "test_on_batch", "predict_on_batch")}
+    layer_class = keras.layers.Layer  # set_weights is a layer's, a model's too
+    own_set_weights = vars(layer_class).get("set_weights")
+    keras_set_weights = layer_class.set_weights
     signatures = {name: inspect.signature(keras_call[name]) for name in ("fit", "train_on_batch", "evaluate",
                                                                           "predict")}
     # the function forms too, under each name a file may call them by
     functions = [(module, "save_model") for module in (keras.saving, keras.models) if hasattr(module, "save_model")]
     own_functions = [getattr(module, name) for module, name in functions]
+    loaders = [(module, "load_model") for module in (keras.saving, keras.models) if hasattr(module, "load_model")]
+    own_loaders = [getattr(module, name) for module, name in loaders]
     opener = builtins.open
     kept = _Kept(opener)
 
@@ -156,11 +165,31 @@ def _recorded(path: Path, imports: dict | None):
 
     def compile(self, *args, **kwargs):
         keras_call["compile"](self, *args, **kwargs)
-        try:
-            config = self.get_compile_config()
-        except Exception:  # noqa: BLE001  settings Keras cannot serialise: compile() itself took them
-            config = None
-        read.compiles.append((self, config, line()))
+        read.compiles.append((self, _compile_config(self), line()))
+
+    def loading(load, call: str):
+        def load_model(*args, **kwargs):
+            # Keras compiles the model it loads only where Model.compile is its own
+            # (compile_from_config); the file's settings are then taken as a compile() the script calls
+            _put_back(model_class, "compile", own["compile"])
+            try:
+                model = load(*args, **kwargs)
+            finally:
+                model_class.compile = compile
+            at = line()
+            read.loaded.append((model, call, at))
+            if getattr(model, "compiled", False):
+                read.compiles.append((model, _compile_config(model), at))
+            return model
+        return load_model
+
+    def load_weights(self, *args, **kwargs):
+        keras_call["load_weights"](self, *args, **kwargs)
+        read.loaded.append((self, "model.load_weights", line()))
+
+    def set_weights(self, *args, **kwargs):
+        keras_set_weights(self, *args, **kwargs)
+        read.loaded.append((self, "set_weights", line()))
 
     def train_on_batch(self, *args, **kwargs):
         given = signatures["train_on_batch"].bind(self, *args, **kwargs).arguments
@@ -205,11 +234,14 @@ def _recorded(path: Path, imports: dict | None):
         return opener(file, mode, *args, **kwargs)
 
     patched = dict(fit=fit, save=saved("model.save"), save_weights=saved("model.save_weights"), compile=compile,
-                   train_on_batch=train_on_batch, evaluate=evaluate, predict=predict)
+                   train_on_batch=train_on_batch, evaluate=evaluate, predict=predict, load_weights=load_weights)
     for name, method in patched.items():
         setattr(model_class, name, method)
+    layer_class.set_weights = set_weights
     for module, name in functions:
         setattr(module, name, saved(f"{module.__name__}.{name}"))
+    for (module, name), function in zip(loaders, own_loaders):
+        setattr(module, name, loading(function, f"{module.__name__}.{name}"))
     builtins.open = io.open = guarded_open
     try:
         with _datasets_read_here(keras), _settings_kept(keras):
@@ -217,13 +249,45 @@ def _recorded(path: Path, imports: dict | None):
     finally:
         builtins.open = io.open = opener
         for name, method in own.items():
-            if method is None:
-                delattr(model_class, name)
-            else:
-                setattr(model_class, name, method)
-        for (module, name), function in zip(functions, own_functions):
+            _put_back(model_class, name, method)
+        _put_back(layer_class, "set_weights", own_set_weights)
+        for (module, name), function in zip((*functions, *loaders), (*own_functions, *own_loaders)):
             setattr(module, name, function)
         read.put_back, read.not_put_back = kept.put_back()
+
+
+def _put_back(cls, name: str, method) -> None:
+    """``cls``'s own ``method`` as it was (None: it had none, and inherits its base's)."""
+    if method is None:
+        if name in vars(cls):
+            delattr(cls, name)
+    else:
+        setattr(cls, name, method)
+
+
+def _compile_config(model) -> dict | None:
+    """``model``'s compile() settings as Keras serialises them; None for those it cannot
+    (compile() itself took them)."""
+    try:
+        return model.get_compile_config()
+    except Exception:  # noqa: BLE001  Keras's own serialiser fails in its own ways
+        return None
+
+
+def weights_loaded(model, loaded: list) -> bool:
+    """Whether the file's ``model`` holds weights it loaded (``_Read.loaded``): it, or a layer
+    in it (a loaded base under a new head), came from keras.saving.load_model or had its weights
+    set by load_weights or set_weights."""
+    given = {id(m) for m, _, _ in loaded}
+    seen, todo = set(), [model]
+    while todo:
+        layer = todo.pop()
+        if id(layer) in given:
+            return True
+        if id(layer) not in seen:
+            seen.add(id(layer))
+            todo.extend(getattr(layer, "layers", None) or ())
+    return False
 
 
 # keras.config's process-wide settings, getter -> setter, which a model file may change at its top

@@ -307,7 +307,14 @@ def resolve(model, zoo=None) -> ModelSource:
         return _from_keras_file(path)
     if path.suffix.lower() == ".py":
         imports = local_imports(path)
-        from neuralab.training.keras_script import after_fit, calls_said, fit_recorded, taken_from_fit, warn_compiles
+        from neuralab.training.keras_script import (
+            after_fit,
+            calls_said,
+            fit_recorded,
+            taken_from_fit,
+            warn_compiles,
+            weights_loaded,
+        )
 
         with fit_recorded(path, imports) as read:
             seed = seed_just_set()  # as a run seeds before it reads its model: rebuild builds it so again
@@ -323,7 +330,8 @@ def resolve(model, zoo=None) -> ModelSource:
             raise failed from None
         # the model's last compile(), which Keras trains with: its warnings name that line
         compiled_at = next((line for m, _, line in reversed(read.compiles) if m is obj), "?")
-        source = _from_object(obj, path, name, imports, compiled_at, seed)
+        source = _from_object(obj, path, name, imports, compiled_at, seed,
+                              loaded=is_keras(obj) and weights_loaded(obj, read.loaded))
         if source.type == KERAS:
             warn_compiles(path, [(config, line) for m, config, line in read.compiles if m is obj])
         if read.fits:
@@ -387,7 +395,8 @@ def _fitted(obj) -> bool:
     """Whether Keras has trained the model object ``obj``: its optimizer has taken a step (its
     fit(), or keras.saving.load_model of a trained model, which brings the optimizer's state).
     A model a file only builds (model = keras.Sequential(...); its fit() neuralab does not run
-    while it reads the file) has not."""
+    while it reads the file) has not; one it loads is told by what the read recorded
+    (keras_script.weights_loaded)."""
     import keras
 
     optimizer = getattr(obj, "optimizer", None)
@@ -427,10 +436,11 @@ def _images(spec: dict, compile_config: dict) -> dict:
 
 
 def _from_object(obj, path: Path | None, name: str | None, imports: dict | None = None,
-                 compiled_at: int | str = "?", seed: int | None = None) -> ModelSource:
+                 compiled_at: int | str = "?", seed: int | None = None, loaded: bool = False) -> ModelSource:
     """``obj``'s ModelSource; ``path``, ``name`` and ``imports``: the file defining it, where it
-    came from one, ``compiled_at`` the line of that file's compile() of it ("?": unknown) and
-    ``seed`` the one it was built under (``seed_just_set``)."""
+    came from one, ``compiled_at`` the line of that file's compile() of it ("?": unknown),
+    ``seed`` the one it was built under (``seed_just_set``) and ``loaded`` whether that file gave
+    the Keras model weights it loaded (keras_script.weights_loaded)."""
     import torch
 
     if is_keras(obj):
@@ -443,13 +453,13 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
                 raise
             # The reader knows the model by its Keras name alone; the user knows the file they gave
             raise NeuralabError(f"{path}: {e.args[0]}") from None
-        # A model Keras has trained starts from its weights, as its saved file would; a fresh
-        # one from code, from neuralab's seeded initialisation (_keras_source)
+        # A model Keras has trained, or whose weights the file loaded, starts from its weights, as
+        # its saved file would; a fresh one from code, from neuralab's seeded initialisation (_keras_source)
         compiled = obj.get_compile_config() if obj.compiled else {}
         where = str(path) if path else None
         at = f"{where}:{compiled_at}" if where and compiled_at != "?" else where
         return _keras_source(model, f"keras:{obj.name}", compiled, path.name if path else obj.name, where, at,
-                             trained=_fitted(obj))
+                             trained=loaded or _fitted(obj))
     rebuilt, built, origin = None, path is not None, None  # built: by code neuralab ran just now, the file given
     if path is None and not is_model(obj) and callable(obj):  # a class, or a function giving a model
         origin = obj
