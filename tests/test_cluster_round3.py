@@ -195,3 +195,15 @@ def test_a_torchrun_job_given_its_cores_runs_that_many_threads_in_all(digits, tm
     assert record["config"]["train"]["threads"] == 2  # what was asked: the node's
     assert record["environment"]["threads"] == 1  # what each process computed with
     assert (record["environment"]["world_size"], record["environment"]["local_world_size"]) == (2, 2)
+
+
+def test_a_name_the_file_system_takes_is_written_whatever_the_temporary_file_beside_it_adds(tmp_path):
+    """The temporary file beside it was `.NAME.XXXXXXXX.tmp`, 14 bytes longer: names of 242 to 255
+    bytes were refused as too long, which they are not."""
+    from neuralab.files import atomic_write
+
+    for name in ("x" * 250 + ".onnx", "é" * 126 + ".js"):  # 255 bytes, the most a name may have
+        with atomic_write(tmp_path / name, "w") as f:
+            f.write("kept")
+        assert (tmp_path / name).read_text() == "kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["x" * 250 + ".onnx", "é" * 126 + ".js"])

@@ -140,14 +140,14 @@ def test_the_refusal_of_a_wrong_image_shape_comes_without_torchs_error_in_front(
 # --- 3. wrong types name the parameter -----------------------------------------------------
 
 def test_a_dict_for_the_config_is_refused_naming_config(tmp_path):
-    with pytest.raises(ParameterError, match=r"^config='dict': give a ClassifierConfig: neuralab.ClassifierConfig"
+    with pytest.raises(ParameterError, match=r"^config=\{'model': 'mlp', 'data': 'mnist'\}: give a ClassifierConfig: neuralab.ClassifierConfig"
                                              r"\(\.\.\.\), or ClassifierConfig.from_dict\(d\) from a dict of its fields$"):
         train_classifier({"model": "mlp", "data": "mnist"}, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
 def test_a_series_name_for_the_config_is_refused_naming_config(tmp_path):
-    with pytest.raises(ParameterError, match=r"^config='str': give a ForecastConfig: "
+    with pytest.raises(ParameterError, match=r"^config='seattle-weather': give a ForecastConfig: "
                                              r"neuralab.ForecastConfig\(data='seattle-weather'\)$"):
         run_forecast("seattle-weather", out=tmp_path / "run")
 
@@ -167,7 +167,7 @@ def test_none_for_a_run_dir_is_refused_naming_run_dir():
 def test_a_comparison_names_its_base_and_out():
     from neuralab.training.compare import compare
 
-    with pytest.raises(ParameterError, match=r"^base='dict': give a ClassifierConfig"):
+    with pytest.raises(ParameterError, match=r"^base=\{'data': 'mnist'\}: give a ClassifierConfig"):
         compare(["mlp"], {"data": "mnist"}, seeds=1, out="runs/x")
     with pytest.raises(ParameterError, match=r"^out=None: give a folder's path"):
         compare(["mlp"], ClassifierConfig(), seeds=1, out=None)

@@ -65,6 +65,18 @@ class NeuralabError(ValueError):
         return self.render()
 
 
+class Shown:
+    """A value as a message shows it: its repr, cut after 40 characters (a dict given for a
+    config, a long string)."""
+
+    def __init__(self, value):
+        text = repr(value)
+        self.text = text if len(text) <= 40 else text[:37] + "..."
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 class ParameterError(NeuralabError):
     """A parameter's value is not allowed: carries the parameter's name and the value given.
 

@@ -80,6 +80,17 @@ class WriteError(NeuralabError):
         super().__init__(f"{path}: cannot write ({self.strerror}); {write_advice(error)}")
 
 
+def staging_prefix(path: Path) -> str:
+    """The start of the name of a file or folder written beside ``path`` before it takes its
+    place: ``.NAME.``, NAME cut short, so that the 14 bytes tempfile and ``.tmp`` add keep a
+    name the file system takes (255 bytes) within it: a name of 242 bytes and more was refused
+    as too long, though it was not."""
+    name = path.name
+    while len(os.fsencode(name)) > 128:  # bytes, as the file system counts them, not characters
+        name = name[:-1]
+    return f".{name}."
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", durable: bool = True) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
@@ -93,7 +104,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", durable: bool = True)
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=staging_prefix(path), suffix=".tmp")
     except OSError as e:
         raise WriteError(path, e) from None
     try:

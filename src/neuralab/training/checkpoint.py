@@ -80,9 +80,10 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta
     """Write ``tensors`` and the JSON-able ``meta`` atomically (temporary file, fsync, rename);
     a tensor under several names (tied weights) is written once."""
     tensors, aliases = _each_once(tensors)
-    header = {NEURALAB: json.dumps(meta or {}), "sha256": _digest(tensors, aliases)}
+    # sorted: a resumed run reads its meta back from model.json in another order than code builds it
+    header = {NEURALAB: json.dumps(meta or {}, sort_keys=True), "sha256": _digest(tensors, aliases)}
     if aliases:
-        header["aliases"] = json.dumps(aliases)
+        header["aliases"] = json.dumps(aliases, sort_keys=True)
     header[HEADER_SUM] = _header_digest(header)
     data = st_save(tensors, metadata=header)
     start, rest = _sorted_header(data)

@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass, field, fields, replace
 
 from neuralab.data import VAL_FRACTION
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, Shown
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 AMP = ("auto", "off", "bf16", "fp16")
@@ -98,7 +98,7 @@ def check_config(config, kind: type, parameter: str = "config") -> None:
         how = f"neuralab.{name}(data={config!r})"
     elif isinstance(config, dict):
         how += f", or {name}.from_dict(d) from a dict of its fields"
-    raise ParameterError(parameter, type(config).__name__, f"give a {name}: {how}")
+    raise ParameterError(parameter, Shown(config), f"give a {name}: {how}")
 
 
 def _records_given(cls):

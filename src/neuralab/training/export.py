@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.files import WriteError, atomic_write
+from neuralab.files import WriteError, atomic_write, staging_prefix
 
 # bytes of weights from which they are written beside the graph, in FILE.data (ONNX's external
 # data), rather than inside it: protobuf, which holds an ONNX file, stops at 2 GiB, and the
@@ -122,7 +122,7 @@ def staged(out: Path, model: nn.Module):
         return
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+        folder = Path(tempfile.mkdtemp(dir=out.parent, prefix=staging_prefix(out), suffix=".tmp"))
     except OSError as e:
         raise WriteError(out, e) from None
     try:
