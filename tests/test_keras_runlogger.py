@@ -413,3 +413,16 @@ def test_a_named_dataset_is_recorded_with_its_digest_so_other_images_there_are_r
     assert main(["evaluate", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not the images the run was trained on" in err and "other test images" in err, err
+
+
+def test_the_report_of_an_unfinished_keras_fit_run_says_to_go_on_in_keras_not_to_resume(fitted, tmp_path, capsys):
+    """`neuralab report` told such a run to "resume it instead", which `train --resume` refuses."""
+    import shutil
+
+    _, _, out, _, _ = fitted
+    cut = tmp_path / "cut"
+    shutil.copytree(out, cut)
+    (cut / runs.RESULTS).unlink()  # stopped before its test pass
+    assert main(["report", str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "continue the training in Keras" in err and "resume" not in err, err

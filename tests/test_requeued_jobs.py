@@ -22,7 +22,7 @@ from helpers import TORCHRUN, digits_folder
 
 from neuralab import runs
 from neuralab.cli import main
-from neuralab.errors import ParameterError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import write_json
 from neuralab.runs import Kind, Run, Status
 from neuralab.training.checkpoint import load_tensors
@@ -101,6 +101,8 @@ def test_the_same_job_command_starts_the_run_resumes_it_and_then_finds_it_finish
     assert Run(run).metrics()[0]["elapsed"] == json.loads((run / runs.METRICS).read_text().splitlines()[0])["elapsed"]
     for key, value in weights(whole / runs.WEIGHTS).items():
         assert torch.equal(value, weights(run / runs.WEIGHTS)[key]), key
+    # byte for byte, as docs/runs.md says: the header's JSON of a resumed run was in another order
+    assert (run / runs.WEIGHTS).read_bytes() == (whole / runs.WEIGHTS).read_bytes()
     before = files(run)
     capsys.readouterr()
     assert main(job) == 0  # requeued once more after it finished: the job is done
@@ -283,3 +285,13 @@ def test_a_setting_the_run_left_to_the_library_is_named_as_none_given(cut_foreca
     run = copy(cut_forecast, tmp_path)
     assert main(["forecast", "--resume", str(run), "--season", "7"]) == 2
     assert "--season 7 (the run has none given) does not apply to --resume" in capsys.readouterr().err
+
+
+def test_the_report_of_an_interrupted_classifier_names_the_command_that_finishes_it(cut_classifier, capsys):
+    """It said "resume it instead", naming no command; Python is told its own call."""
+    from neuralab.training.classify import write_report
+
+    refused(capsys, ["report", str(cut_classifier)], "so there is no report to write; "
+            f"`neuralab train --resume {cut_classifier}` finishes it, and writes its report at the end")
+    with pytest.raises(NeuralabError, match=r"no report to write: `neuralab\.resume_classifier\("):
+        write_report(cut_classifier)

@@ -1042,7 +1042,7 @@ def test_resume_from_the_browser_is_refused_where_it_could_only_fail(tmp_path):
 
     code = {"type": "torch", "file": "model.py", "name": "Net", "sha256": "0" * 64}
     cases = {interrupted("code", code): "neuralab serve --trust-code",
-             interrupted("fit", keras_fit=True): "continue it in Keras",
+             interrupted("fit", keras_fit=True): "continue the training in Keras",
              interrupted("object", {**code, "file": None, "sha256": None}): "cannot be rebuilt"}
     queue = Jobs(tmp_path)
     try:

@@ -105,7 +105,7 @@ def test_the_runs_table_and_run_pages_say_what_each_run_is(page):
 
     page.goto("/runs?run=keras-stopped")
     expect(page.locator("#run-status")).to_have_text("interrupted")
-    expect(page.locator("#job-note")).to_contain_text("continue it in Keras")
+    expect(page.locator("#job-note")).to_contain_text("continue the training in Keras")
     expect(page.locator("#resume")).to_be_hidden()
 
     page.goto("/runs?run=lenet-stopped")

@@ -168,6 +168,9 @@ class Interrupted(KeyboardInterrupt):
 
 NOT_RESUMABLE = "start it again, with `overwrite`"
 FROM_THE_START = "starts it again from epoch 1 with the same config"  # a resume of a run with no epoch kept
+# the way on for a run Keras's own fit wrote (RunLogger): nothing in neuralab resumes it
+KERAS_FIT_WAY_ON = ("Keras's fit wrote it (RunLogger); continue the training in Keras, with "
+                    "model.fit(..., initial_epoch=N) and the same RunLogger, which writes the report as fit ends")
 
 
 def way_on(path: Path, kind: Kind, does: str | None = None, call: str | None = None) -> str:

@@ -41,8 +41,9 @@ def write_report(run_dir, data_dir: str | None = None, trust_code: bool = False)
     from neuralab.errors import NeuralabError
     from neuralab.runs import Kind, Run
 
-    kind = Run.open(run_dir).kind
-    if kind is Kind.CLASSIFIER:
+    run = Run.open(run_dir)
+    _refuse_unfinished(run)
+    if run.kind is Kind.CLASSIFIER:
         from neuralab.training.classify import write_report
 
         return write_report(run_dir, data_dir, trust_code=trust_code)
@@ -51,7 +52,6 @@ def write_report(run_dir, data_dir: str | None = None, trust_code: bool = False)
     if data_dir is not None:
         raise NeuralabError(f"--data-dir: {run_dir} is a forecast run, which reads its series from "
                             "where it was trained; leave --data-dir out")
-    _refuse_unfinished(Run(run_dir))
 
     from neuralab.cli.forecast import finished_run_only
 
@@ -60,12 +60,13 @@ def write_report(run_dir, data_dir: str | None = None, trust_code: bool = False)
 
 
 def _refuse_unfinished(run) -> None:
-    """A forecast that did not finish has no report to write: said as what its resume does,
-    which writes the report at its end. (The library's refusal is about forecasting with the
-    run, naming its model.safetensors, which a run stopped in its first epochs has not yet.)"""
+    """A run that did not finish has no report to write: said as the command that resumes it,
+    which writes the report at its end. (The library names its Python call; for a forecast its
+    refusal is about forecasting with the run, naming its model.safetensors, which a run stopped
+    in its first epochs has not yet.)"""
     from neuralab.cli._args import resume_command
     from neuralab.errors import NeuralabError
-    from neuralab.runs import Kind, Status, resume_needs, way_on
+    from neuralab.runs import Status, resume_needs, way_on
 
     if run.by_keras_fit or resume_needs(run.path)[0] == "model":  # no command resumes those: the library says
         return
@@ -73,6 +74,6 @@ def _refuse_unfinished(run) -> None:
     if status is Status.RUNNING:
         raise NeuralabError(f"{run.path}: still training, so there is no report to write yet; its end writes it")
     if status is Status.INTERRUPTED:
-        resume = way_on(run.path, Kind.FORECASTER, call=resume_command(Kind.FORECASTER.made_by, run.path))
+        resume = way_on(run.path, run.kind, call=resume_command(run.kind.made_by, run.path))
         raise NeuralabError(f"{run.path}: the run did not finish (no results.json), so there is no report to write; "
                             f"{resume}, and writes its report at the end")

@@ -182,26 +182,39 @@ class Classifier:
         """(N, C, H, W) uint8 -> (N,) class names, the most probable of each image (as scikit-learn's)."""
         return np.asarray(self.classes)[self.predict_proba(images).argmax(1)]
 
-    def load_images(self, paths, invert: str | bool = "no", return_inverted: bool = False):
+    def load_images(self, paths, invert: str | bool = "no", return_inverted: bool = False,
+                    max_pixels: int | None = None):
         """Picture files of any size and colour mode -> (N, C, H, W) uint8 at the model's input size.
 
-        ``invert`` "yes" (True) inverts every picture, into MNIST's light on dark; "no" (False)
-        none; "auto" those drawn dark on light (a photo, a drawing on paper) for a model trained on
-        light-on-dark pictures, as the web app's upload does (``drawn_dark_on_light``: a guess from
-        the picture's border, so never the default). With ``return_inverted``, also which pictures
-        were inverted, (N,) bool.
+        ``paths``: files, or a picture file's bytes (an upload: its errors name it "upload"), as
+        the web app's classifier page reads them, so that the page and `neuralab predict` give a
+        picture the same input. ``invert`` "yes" (True) inverts every picture, into MNIST's light on
+        dark; "no" (False) none; "auto" those drawn dark on light (a photo, a drawing on paper) for a
+        model trained on light-on-dark pictures, as the web app's upload does
+        (``drawn_dark_on_light``: a guess from the picture's border, so never the default). With
+        ``return_inverted``, also which pictures were inverted, (N,) bool. ``max_pixels``: pictures
+        of more pixels are refused from their header (the reader's cap where None).
+
+        Transparent pixels: for a model trained on light-on-dark pictures, laid on black under light
+        strokes and on white under dark ones (read_image's ``background="contrast"``), then
+        inverted or not as for any picture: white strokes on a transparent page were a blank on
+        white. For other models on white, as a folder's pictures were read for training.
         """
-        from neuralab.data.pictures import read_image
+        from neuralab.data.pictures import MAX_PIXELS, decode_image, read_image
 
         invert = invert_choice(invert)
-        if isinstance(paths, (str, os.PathLike)):  # one picture, not its name's letters
+        if isinstance(paths, (str, os.PathLike, bytes)):  # one picture, not its name's letters
             paths = [paths]
         c, h, w = self.preprocess.input_shape
+        mode, cap = "L" if c == 1 else "RGB", max_pixels or MAX_PIXELS
+        background = "contrast" if self.preprocess.expects_light_on_dark() else "white"
         out = np.empty((len(paths), c, h, w), dtype=np.uint8)
         inverted = np.zeros(len(paths), dtype=bool)
         for i, path in enumerate(paths):
-            img = read_image(path, "L" if c == 1 else "RGB", size=(h, w))  # as a folder's pictures are read
-            # told at the model's size: reading the picture again at its own would cost a large photo's decode
+            # resized while read, as a folder's pictures are: inverted after, at the model's size
+            # (reading the picture again at its own would cost a large photo's decode)
+            img = (decode_image(path, "upload", mode, cap, size=(h, w), background=background) if isinstance(path, bytes)
+                   else read_image(path, mode, cap, size=(h, w), background=background))
             inverted[i] = self.preprocess.inverts(img, invert)
             img = 255 - img if inverted[i] else img
             out[i] = img[None] if c == 1 else img.transpose(2, 0, 1)
@@ -563,8 +576,7 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         raise ParameterError("checkpoint", checkpoint, f"choose one of: {', '.join(RESUME_FROM)}")
     run = Run.open(run_dir, Kind.CLASSIFIER)
     if run.by_keras_fit:
-        raise NeuralabError(f"{run.path}: Keras's fit wrote this run (RunLogger); continue the training in Keras, "
-                            "with model.fit(..., initial_epoch=N) and the same RunLogger")
+        raise NeuralabError(f"{run.path}: {runs.KERAS_FIT_WAY_ON}")
     _refuse_changes(run, options)
     run.refuse_finished()
     device = session_device(device, stored_config(run).train.device, run.path)
@@ -1072,8 +1084,9 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: b
     run = Run.open(run_dir, Kind.CLASSIFIER)
     results = run.results()
     if results is None:
+        way_on = runs.KERAS_FIT_WAY_ON if run.by_keras_fit else runs.way_on(run.path, Kind.CLASSIFIER)
         raise NeuralabError(f"{run / runs.RESULTS}: missing; the run did not finish, so there is no report "
-                            "to write (resume it instead)")
+                            f"to write: {way_on}")
     with run:  # the report's files are the run's: one writer at a time, and a killed write's leftovers go
         clf, data, probs = _test_set_probabilities(run.path, data_dir, trust_code, model)
         text = render_summary(summary(clf.model, data.input_shape, name=stored_config(run).model), rich=False)

@@ -12,7 +12,7 @@ import numpy as np
 
 from neuralab.errors import NeuralabError
 from neuralab.runs import Run
-from neuralab.web.images import center_like_mnist, decode, png_url, stretch
+from neuralab.web.images import MAX_UPLOAD_PIXELS, center_like_mnist, check_size, decode, png_url, stretch
 from neuralab.web.inputs import choice
 
 MAPS_PER_LAYER = 16  # the page shows the first 16 channels of each layer
@@ -66,19 +66,21 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
     """The picture in ``data`` as the model's (1, C, H, W) uint8 input.
 
     source "canvas": a light-on-dark drawing, centred like MNIST for one-channel models.
-    source "upload": any picture, resized; ``invert`` "auto" inverts a dark-on-light picture only
-    for a model that expects light-on-dark ones (``Preprocess.inverts``, as ``load_images``)."""
+    source "upload": any picture, read by ``Classifier.load_images`` as `neuralab predict` reads a
+    file (the same input for the same file and ``invert``); ``invert`` "auto" inverts a
+    dark-on-light picture only for a model that expects light-on-dark ones (``Preprocess.inverts``)."""
     from neuralab.data.pictures import INVERT, resize
 
     choice("source", source, ("canvas", "upload"))
     choice("invert", invert, INVERT)
+    if source == "upload":
+        check_size(data)
+        return clf.load_images([data], invert, max_pixels=MAX_UPLOAD_PIXELS)
     c, h, w = clf.preprocess.input_shape
     picture = decode(data, "L" if c == 1 else "RGB")
-    if source == "canvas" and invert == "auto":  # the page's canvas is drawn light on dark, MNIST's way, already
-        invert = "no"
-    if clf.preprocess.inverts(picture, invert):
+    if invert == "yes":  # "auto" leaves it: the page's canvas is drawn light on dark, MNIST's way, already
         picture = 255 - picture
-    if source == "canvas" and c == 1:
+    if c == 1:
         side = min(h, w)
         picture = resize(center_like_mnist(picture, side, round(side * 20 / 28)), h, w)
     else:
@@ -111,11 +113,15 @@ def classify(models: Models, run_dir: Path, data: bytes, source: str, invert: st
         probs = clf.predict_proba(pixels)[0]
         layers = feature_maps(clf.model, clf.preprocess(pixels))
     top = clf.top_k(probs[None], min(TOP_K, len(clf.classes)))[0]
+    # an answer for nothing, said: a fully transparent upload, an empty canvas sent by a tap
+    blank = "The picture is one flat colour at the model's input size: there is nothing in it for the model to see." \
+        if pixels.min() == pixels.max() else ""
     shown = [{"name": fm.name, "kind": fm.kind, "shape": list(fm.maps.shape), **_pictures(fm.maps)} for fm in layers]
     return {
         "model": clf.name,
         "input": png_url(pixels[0, 0] if pixels.shape[1] == 1 else pixels[0].transpose(1, 2, 0)),
         "top": [{"class": c, "probability": p} for c, p in top],
         "layers": shown,
+        "blank": blank,
         "ms": round((time.perf_counter() - t0) * 1000, 1),
     }

@@ -25,9 +25,14 @@ def decode(data: bytes, mode: str | None = "L") -> np.ndarray:
     Decoded from memory: a server whose temporary folder is full or read-only still reads them."""
     from neuralab.data.pictures import decode_image
 
+    check_size(data)
+    return decode_image(data, "upload", mode=mode, max_pixels=MAX_UPLOAD_PIXELS)
+
+
+def check_size(data: bytes) -> None:
+    """A NeuralabError for an upload of more than MAX_UPLOAD_BYTES, before anything decodes it."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise NeuralabError(f"upload: {len(data):,} bytes is more than the {MAX_UPLOAD_BYTES:,} allowed")
-    return decode_image(data, "upload", mode=mode, max_pixels=MAX_UPLOAD_PIXELS)
 
 
 def fit_within(image: np.ndarray, side: int = PLAYGROUND_SIDE) -> np.ndarray:

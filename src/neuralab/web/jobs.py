@@ -160,8 +160,7 @@ class Jobs:
         """What resuming ``run`` needs beyond `--resume`, refused here where the job could only fail:
         a run Keras's fit wrote goes on in Keras, and one of PyTorch code needs the app's trust."""
         if run.by_keras_fit:
-            raise JobRefused(f"run {run_id}: Keras's fit wrote it (RunLogger); continue it in Keras, with "
-                             "model.fit(..., initial_epoch=N) and the same RunLogger")
+            raise JobRefused(f"run {run_id}: {runs.KERAS_FIT_WAY_ON}")
         try:
             source = runs.json_object(runs.json_object(run.read(runs.MODEL)).get("source"))
         except NeuralabError:

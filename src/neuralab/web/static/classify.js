@@ -8,6 +8,7 @@ let drawing = false;
 let inked = false;
 let asked = 0;         // requests sent; only the answer to the latest is shown
 let listed = null;     // the run picker's loading: a picture dropped in before it ends waits for it
+const LAYERS_HINT = "Draw or upload to see what every convolution and pooling layer makes of it.";
 
 function pad() { return $("pad").getContext("2d"); }
 
@@ -61,7 +62,18 @@ async function classify(blob, source) {
   const r = await guarded(() => api(`/api/classify?${params}`, {
     method: "POST", body: blob, headers: { "Content-Type": "application/octet-stream" },
   }));
-  if (r && ticket === asked) render(r);  // a slower answer to an older stroke must not win
+  if (ticket !== asked) return;  // a slower answer to an older stroke must not win
+  if (r) render(r);
+  else forget();  // refused: the last picture's answer under the error would read as this one's
+}
+
+function forget() {
+  $("timing").textContent = "";
+  $("bars").replaceChildren();
+  delete $("bars").dataset.top;
+  $("seen").removeAttribute("src");
+  $("blank").classList.add("hidden");
+  $("layers").replaceChildren(el("p", { class: "muted", text: LAYERS_HINT }));
 }
 
 function render(r) {
@@ -76,6 +88,8 @@ function render(r) {
   }));
   $("bars").dataset.top = r.top[0].class;
   $("seen").src = r.input;
+  $("blank").textContent = r.blank || "";
+  $("blank").classList.toggle("hidden", !r.blank);
   if (!r.layers.length) {
     $("layers").replaceChildren(el("p", { class: "muted", text: `${r.model} has no convolution or pooling layer.` }));
     return;

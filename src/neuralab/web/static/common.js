@@ -24,7 +24,12 @@ function showError(message) {
 
 // fetch + JSON, with the server's one-line error message on failure
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (e) {  // no answer at all: the browser's own words ("Failed to fetch") tell a learner nothing
+    throw new Error("The web app is not answering (stopped, or restarting?)");
+  }
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
   if (!response.ok) {
@@ -59,14 +64,19 @@ function num(x) {
   return s.replace(/\.?0+$/, "");
 }
 
+function article(word) {  // "an interrupted run", "a finished run"
+  return /^[aeiou]/i.test(word || "") ? "an" : "a";
+}
+
 function query(name) {
   return new URLSearchParams(window.location.search).get(name);
 }
 
 // a <select> of run directories of one kind; keeps ?run= in the address bar. Finished runs, and with
 // `interrupted` the interrupted ones too (marked) that finished an epoch: a classifier classifies with its
-// best epoch so far, and one stopped before its first has no weights yet.
-async function runPicker(select, kind, note, interrupted = false) {
+// best epoch so far, and one stopped before its first has no weights yet. ``wayOn(run)``, where given,
+// says how to go on with a run of this kind that is not offered (a sentence, or "").
+async function runPicker(select, kind, note, interrupted = false, wayOn = null) {
   const data = await api("/api/runs");
   const mine = data.runs.filter((r) => r.kind === kind
     && (r.finished || (interrupted && r.status === "interrupted" && r.epochs > 0)));
@@ -77,12 +87,14 @@ async function runPicker(select, kind, note, interrupted = false) {
   if (wanted && mine.some((r) => r.id === wanted)) select.value = wanted;
   else if (wanted) {
     const found = data.runs.find((r) => r.id === wanted);
-    const what = found ? `a ${found.status} ${found.kind || ""} run`.replace(/ +run$/, " run") : "no such run";
+    const what = found ? `${article(found.status)} ${found.status} ${found.kind || ""} run`.replace(/ +run$/, " run")
+      : "no such run";
     said.push(`Run ${wanted} is not offered here (${what}); showing ${mine.length ? select.value : "none"} instead.`);
+    if (found && found.kind === kind && wayOn) said.push(await wayOn(wanted));
   }
   if (!mine.length) said.push(`No ${interrupted ? "finished or interrupted" : "finished"} ${kind} runs in the runs folder.`);
   if (note) {
-    note.textContent = said.join(" ");
+    note.textContent = said.filter(Boolean).join(" ");
     note.classList.toggle("hidden", !said.length);
   }
   select.addEventListener("change", () => {

@@ -118,10 +118,10 @@ function scores() {
   const heads = ["Forecaster", "MAE", "RMSE", "MAPE %", "MASE", "vs best baseline",
     ...(own ? [`pooled ${pooled}`, "pooled vs best baseline"] : []), "Fitted"];
   $("scores").querySelector("thead").replaceChildren(el("tr", {}, ...heads.map((h) => el("th", { text: h }))));
-  $("scores").previousElementSibling.textContent = own ? `Every forecaster on series ${own}'s test span (best first by MAE)`
+  $("scores-title").textContent = own ? `Every forecaster on series ${own}'s test span (best first by MAE)`
     : view.all_series.length > 1 ? "Every forecaster on the test span, pooled over every series (best first)"
     : "Every forecaster on the test span (best first)";
-  $("scores").nextElementSibling.textContent = own
+  $("scores-note").textContent = own
     ? `MAE, RMSE, MAPE, MASE and "vs best baseline" are series ${own}'s alone, MAE and RMSE in its units of the target. `
       + `The pooled columns are over every series, by ${pooled} (each series' errors over its own scale), which `
       + "the run's verdict ranks by. The shaded bands are the network's prediction intervals."
@@ -184,8 +184,20 @@ async function load(run, series = "") {
     el("img", { class: "figure-img", alt: titles[p], src: `/api/run/file?${new URLSearchParams({ run, name: file })}` }))));
 }
 
+// Why a forecast run is not offered, and how to go on (`neuralab forecast --resume RUN` for an
+// interrupted one): the sentence /api/forecast answers it with, or "" where it has a forecast after all.
+async function wayOn(run) {
+  try {
+    await api(`/api/forecast?${new URLSearchParams({ run })}`);
+    return "";
+  } catch (e) {
+    const why = e.message.replace(/^run [^:]*: /, "");
+    return `${why.charAt(0).toUpperCase()}${why.slice(1)}.`;
+  }
+}
+
 document.addEventListener("DOMContentLoaded", async () => {
-  const runs = await guarded(() => runPicker($("run"), "forecaster", $("no-runs")));
+  const runs = await guarded(() => runPicker($("run"), "forecaster", $("no-runs"), false, wayOn));
   $("run").addEventListener("change", () => guarded(() => load($("run").value)));
   $("series").addEventListener("change", () => guarded(() => load($("run").value, $("series").value)));
   $("step").addEventListener("change", drawChart);

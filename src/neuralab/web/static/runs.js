@@ -7,6 +7,8 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const POLL_MS = 1000;         // the run page asks for news once a second while the run is live
 const LIST_POLL_MS = 2000;    // the list, while something trains or waits
 const ACTIVE = ["queued", "running", "stopping"];
+const SCALED = "of the scaled target";  // as the server's web/runs.py SCALED
+const RETRY_MAX_MS = 10000;   // after failed polls (the app stopped or restarting): each wait doubles up to this
 
 function fileUrl(run, name) {
   return `/api/run/file?${new URLSearchParams({ run, name })}`;
@@ -56,8 +58,24 @@ async function showList(first = false) {
   }));
   showJobs(jobs);
   const live = rows.some((r) => r.status === "running") || jobs.jobs.some((j) => ACTIVE.includes(j.state));
-  if (live) setTimeout(() => guarded(showList), LIST_POLL_MS);
+  if (live) poll(showList, LIST_POLL_MS);
   return jobs;
+}
+
+// Run ``ask`` after ``ms``. Where it fails (the app stopped or restarting, a network gone), say so
+// and ask again, waiting twice as long each time up to RETRY_MAX_MS, until it answers: a page
+// left open over a restart then shows the run as it is. ``ask`` schedules its own next poll.
+function poll(ask, ms) {
+  setTimeout(async () => {
+    try {
+      await ask();
+      showError("");
+    } catch (e) {
+      const wait = Math.min(ms * 2, RETRY_MAX_MS);
+      showError(`${e.message}; asking again every ${Math.round(wait / 1000)} s.`);
+      poll(ask, wait);
+    }
+  }, ms);
 }
 
 function showJobs(jobs) {
@@ -179,12 +197,12 @@ function isLive(state) {
 function watch(run, state, kind) {
   drawLive(run, state, kind);
   if (!isLive(state)) return;
-  setTimeout(() => guarded(async () => {
+  poll(async () => {
     const next = await api(`/api/run/live?${new URLSearchParams({ run })}`);
     const created = state.status === "starting" && next.status !== "starting";  // its folder is there now
     if (isLive(next) && !created) watch(run, next, kind);
     else await showRun(run);
-  }), POLL_MS);
+  }, POLL_MS);
 }
 
 function drawLive(run, state, kind) {
@@ -208,9 +226,11 @@ function drawLive(run, state, kind) {
     : local && state.status === "interrupted" ? state.resume_refused || "" : "";
   // no epoch to draw and none coming (an imported model, a run stopped before its first epoch): no empty charts
   $("curves").classList.toggle("hidden", !state.metrics.length && !isLive(state));
-  const metric = (kind || "") === "forecaster" || state.metrics.some((r) => "mae" in r) ? "mae" : "accuracy";
-  curve($("curve-loss"), state.metrics, ["loss", "val_loss"], "loss", state.progress);
-  curve($("curve-metric"), state.metrics, [metric, `val_${metric}`], metric, state.progress);
+  const forecast = (kind || "") === "forecaster" || state.metrics.some((r) => "mae" in r);
+  const metric = forecast ? "mae" : "accuracy";
+  // a forecast network's figures are of the target it trains on, scaled: not the target's units
+  curve($("curve-loss"), state.metrics, ["loss", "val_loss"], forecast ? `loss ${SCALED}` : "loss", state.progress);
+  curve($("curve-metric"), state.metrics, [metric, `val_${metric}`], forecast ? `MAE ${SCALED}` : metric, state.progress);
 }
 
 function svgEl(tag, attrs = {}, text = null) {
