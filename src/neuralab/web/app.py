@@ -35,11 +35,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from neuralab.errors import NeuralabError, ParameterError, out_of_memory
+from neuralab.errors import NeuralabError, ParameterError, Shown, out_of_memory
 from neuralab.web import classify as classifier
 from neuralab.web import images, jobs, playground, runs
 from neuralab.web.forecast import forecast_view
-from neuralab.web.inputs import Shown, fields, read_body, read_json, text
+from neuralab.web.inputs import fields, read_body, read_json, text
 from neuralab.web.security import HEADERS, RequestGuard, SecurityHeaders, accepts, allowed_hosts, is_loopback
 
 if TYPE_CHECKING:

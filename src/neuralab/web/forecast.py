@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from neuralab import runs
-from neuralab.errors import NeuralabError
-from neuralab.web.inputs import Shown
+from neuralab.errors import NeuralabError, Shown
 from neuralab.web.runs import NotFound, resolve_run
 
 MAX_ROWS = 200_000

@@ -13,7 +13,7 @@ import math
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, Shown
 
 MAX_JSON_BYTES = 64 * 1024   # a playground request is a few hundred bytes; a 31x31 kernel 5 kB
 MAX_DEPTH = 4                # {"at": [row, column]} is 2 levels deep
@@ -136,16 +136,6 @@ def _whole_number(text: str) -> int:
 
 
 # --- validators: one per kind of field -----------------------------------------------------
-
-class Shown:
-    """A value as a message shows it: its repr, cut after 40 characters."""
-
-    def __init__(self, value):
-        text = repr(value)
-        self.text = text if len(text) <= 40 else text[:37] + "..."
-
-    def __repr__(self) -> str:
-        return self.text
 
 
 def fields(body: dict, allowed) -> dict:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neuralab import runs
-from neuralab.errors import NeuralabError, ParameterError
-from neuralab.web.inputs import Shown, choice, fields, text, whole
+from neuralab.errors import NeuralabError, ParameterError, Shown
+from neuralab.web.inputs import choice, fields, text, whole
 from neuralab.web.runs import resolve_run, run_name, without_root
 
 TRAIN_FIELDS = ("model", "data", "epochs", "recipe", "seed")

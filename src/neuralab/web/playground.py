@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuralab.errors import ParameterError
+from neuralab.errors import ParameterError, Shown
 from neuralab.mechanics import KERNELS, conv_shape, correlate2d, pad, parse_kernel, pool2d
 from neuralab.mechanics.kernels import ALIASES, default_scale, to_uint8
 from neuralab.web.images import png_url
-from neuralab.web.inputs import Shown, choice, text, whole
+from neuralab.web.inputs import choice, text, whole
 
 STEP_MAX_KERNEL = 7   # the step view shows windows up to 7 x 7
 STEP_MAX_CELLS = 12   # and crops up to 12 x 12 input cells

@@ -14,9 +14,8 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from neuralab import runs
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, Shown
 from neuralab.files import inside, open_plain
-from neuralab.web.inputs import Shown
 
 # What the app may send from a run directory, and as what: every figure a run's report draws.
 SERVED: dict[str, str] = {
