@@ -117,3 +117,75 @@ def test_a_model_the_script_builds_beside_a_loaded_one_starts_from_the_seeded_in
     # not the loaded model's weights, in whatever order the run lays them out
     kernel = next(a for a in first.values() if a.size == 288 * 10)
     assert not np.allclose(np.sort(kernel, None), np.sort(model.get_layer("scores").get_weights()[0], None), atol=1e-3)
+
+
+def test_a_new_head_on_a_loaded_models_layers_starts_from_the_loaded_weights(trained, tmp_path):
+    _, root, model = trained
+    # transfer learning, keras.io's way: the functional model's layers are the loaded model's own
+    path = script(tmp_path, f"base = keras.saving.load_model({str(root / 'net.keras')!r})\n"
+                            "head = keras.layers.Dense(3, name='head')(base.get_layer('flat').output)\n"
+                            "model = keras.Model(base.inputs, head, name='tl')\n"
+                            "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')")
+    weights = resolve(path).weights
+    assert weights is not None and set(weights) == {"conv", "head"}
+    for got, want in zip(weights["conv"].values(), model.get_layer("conv").get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_model_set_to_its_own_first_values_starts_from_the_seeded_initialisation(tmp_path):
+    # the tutorials' reset before each fit(): Keras's own draws, set again, load nothing
+    path = script(tmp_path, f"model = {CNN}\ninitial = model.get_weights()\n"
+                            "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')\n"
+                            "model.set_weights(initial)\nmodel.layers[0].set_weights(initial[:2])")
+    assert resolve(path).weights is None
+
+
+def test_the_settings_load_model_restored_are_named_as_such_where_compile_replaces_them(trained, tmp_path):
+    _, root, _ = trained
+    path = script(tmp_path, f"model = keras.saving.load_model({str(root / 'net.keras')!r})\n"
+                            "model.compile(optimizer=keras.optimizers.SGD(0.01), loss='sparse_categorical_crossentropy')")
+    with pytest.warns(UserWarning, match=r"learner\.py:4: model\.compile\(\) replaces the settings "
+                                         r"keras\.saving\.load_model restored at line 3, as in Keras"):
+        assert resolve(path).compile["optimizer"] == "sgd"
+
+
+# A fresh process's first read imports Keras as the file runs, inside the run's seeded generators
+READ_FIRST = """
+import hashlib, json, os, sys, warnings
+os.environ["KERAS_BACKEND"] = "torch"
+warnings.simplefilter("ignore")
+from neuralab.training.source import resolve
+from neuralab.training.trainer import generators_kept
+assert "keras" not in sys.modules
+with generators_kept(0):
+    weights = resolve(sys.argv[1]).weights
+print(json.dumps(weights and {f"{layer}/{name}": hashlib.sha256(a.tobytes()).hexdigest()
+                              for layer, arrays in weights.items() for name, a in arrays.items()}))
+"""
+
+
+@pytest.mark.parametrize("body", [
+    # a new head, whose weights Keras draws as the file runs, on a loaded model's layers
+    "base = keras.saving.load_model({keras_file!r})\n"
+    "model = keras.Model(base.inputs, keras.layers.Dense(3, name='head')(base.get_layer('flat').output), name='tl')",
+    # reset to the values Keras drew
+    f"model = {CNN}\ninitial = model.get_weights()\nmodel.set_weights(initial)",
+], ids=["new-head", "reset"])
+def test_the_same_seed_gives_the_same_weights_whether_or_not_keras_was_imported_before(trained, tmp_path, body):
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    from neuralab.training.trainer import generators_kept
+
+    _, root, _ = trained
+    path = script(tmp_path, body.format(keras_file=str(root / "net.keras")))
+    done = subprocess.run([sys.executable, "-c", READ_FIRST, str(path)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    with generators_kept(0):  # here Keras was imported long before
+        weights = resolve(path).weights
+    here = weights and {f"{layer}/{name}": hashlib.sha256(a.tobytes()).hexdigest()
+                        for layer, arrays in weights.items() for name, a in arrays.items()}
+    assert json.loads(done.stdout.splitlines()[-1]) == here

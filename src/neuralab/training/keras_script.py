@@ -43,6 +43,9 @@ _FIT_UNSAID = ("self", "x", "y", "verbose")
 KERAS_BATCH = 32  # the batch Keras's fit() trains arrays in where it is given no batch_size
 
 
+COMPILE = "model.compile"  # _Read.compiles' call for the file's own compile(); else the load_model restoring one
+
+
 @dataclass
 class _Read:
     """What a model file's Keras calls were while neuralab read it (``fit_recorded``)."""
@@ -50,9 +53,10 @@ class _Read:
     fits: list = field(default_factory=list)      # (model, fit()'s arguments by name, line): trained nothing
     saves: list = field(default_factory=list)     # (call, line): model.save and the like, which wrote nothing
     results: list = field(default_factory=list)   # (call, line): train_on_batch, evaluate, predict, which ran nothing
-    compiles: list = field(default_factory=list)  # (model, its compile config or None, line)
-    loaded: list = field(default_factory=list)    # (model or layer, call, line): weights load_model,
-    #                                               load_weights or set_weights gave it
+    compiles: list = field(default_factory=list)  # (model, its compile config or None, line, the call:
+    #                                               model.compile or the load_model that restored it)
+    loaded: list = field(default_factory=list)    # (variables, call, line): the Keras variables load_model,
+    #                                               load_weights or set_weights gave values (held: their ids stay theirs)
     put_back: list = field(default_factory=list)  # files it wrote over after such a call, put back as they were
     not_put_back: list = field(default_factory=list)  # "PATH (why)": those it changed that could not be
 
@@ -132,7 +136,11 @@ def _recorded(path: Path, imports: dict | None):
         from neuralab.keras import on_pytorch
 
         on_pytorch()
-        with contextlib.suppress(ImportError):  # the file's own import then says what is wrong
+        from neuralab.training.trainer import generators_kept
+
+        # Keras's import draws from Python's generator: put back, the file's Keras draws (its
+        # initialisers' seeds) come out of the run's seed as where Keras was imported before
+        with contextlib.suppress(ImportError), generators_kept():  # the file's own import then says what is wrong
             import keras
     read = _Read()
     if keras is None:
@@ -165,7 +173,7 @@ def _recorded(path: Path, imports: dict | None):
 
     def compile(self, *args, **kwargs):
         keras_call["compile"](self, *args, **kwargs)
-        read.compiles.append((self, _compile_config(self), line()))
+        read.compiles.append((self, _compile_config(self), line(), COMPILE))
 
     def loading(load, call: str):
         def load_model(*args, **kwargs):
@@ -177,19 +185,21 @@ def _recorded(path: Path, imports: dict | None):
             finally:
                 model_class.compile = compile
             at = line()
-            read.loaded.append((model, call, at))
+            read.loaded.append((list(model.weights), call, at))
             if getattr(model, "compiled", False):
-                read.compiles.append((model, _compile_config(model), at))
+                read.compiles.append((model, _compile_config(model), at, call))
             return model
         return load_model
 
     def load_weights(self, *args, **kwargs):
-        keras_call["load_weights"](self, *args, **kwargs)
-        read.loaded.append((self, "model.load_weights", line()))
+        with _given(keras, self) as given:
+            keras_call["load_weights"](self, *args, **kwargs)
+        read.loaded.append((given, "model.load_weights", line()))
 
     def set_weights(self, *args, **kwargs):
-        keras_set_weights(self, *args, **kwargs)
-        read.loaded.append((self, "set_weights", line()))
+        with _given(keras, self) as given:
+            keras_set_weights(self, *args, **kwargs)
+        read.loaded.append((given, "set_weights", line()))
 
     def train_on_batch(self, *args, **kwargs):
         given = signatures["train_on_batch"].bind(self, *args, **kwargs).arguments
@@ -274,20 +284,29 @@ def _compile_config(model) -> dict | None:
         return None
 
 
+@contextlib.contextmanager
+def _given(keras, target):
+    """The list of ``target``'s variables that the block gives values: new ones, and those whose
+    values it changes. Setting a model's own values again (``initial = model.get_weights()`` ...
+    ``model.set_weights(initial)``, a reset before each fit()) gives none: those are Keras's
+    draws as the file built the model, not weights it loaded."""
+    import numpy as np
+
+    before = {id(v): (v, keras.ops.convert_to_numpy(v)) for v in target.weights}  # v held: its id stays its own
+    given: list = []
+    yield given
+    given += [v for v in target.weights
+              if id(v) not in before or not np.array_equal(before[id(v)][1], keras.ops.convert_to_numpy(v))]
+
+
 def weights_loaded(model, loaded: list) -> bool:
-    """Whether the file's ``model`` holds weights it loaded (``_Read.loaded``): it, or a layer
-    in it (a loaded base under a new head), came from keras.saving.load_model or had its weights
-    set by load_weights or set_weights."""
-    given = {id(m) for m, _, _ in loaded}
-    seen, todo = set(), [model]
-    while todo:
-        layer = todo.pop()
-        if id(layer) in given:
-            return True
-        if id(layer) not in seen:
-            seen.add(id(layer))
-            todo.extend(getattr(layer, "layers", None) or ())
-    return False
+    """Whether the file's ``model`` holds weights it loaded (``_Read.loaded``): one of its
+    variables was given values by keras.saving.load_model, load_weights or set_weights (a model
+    loaded whole, or one built on a loaded base's layers under a new head). A model whose
+    variables none of them gave (built beside a loaded one, or reset to its own first values)
+    starts from neuralab's seeded initialisation."""
+    given = {id(v) for variables, _, _ in loaded for v in variables}
+    return any(id(v) in given for v in model.weights)
 
 
 # keras.config's process-wide settings, getter -> setter, which a model file may change at its top
@@ -535,24 +554,31 @@ def calls_said(path: Path, calls: list) -> str:
 
 def warn_compiles(path: Path, compiles: list) -> None:
     """One warning where the model was compiled more than once, with other settings: as in
-    Keras, the last compile() is the one it trains with, and neuralab takes that one's."""
+    Keras, the last compile() is the one it trains with, and neuralab takes that one's.
+    ``compiles``: (config, line, call) as ``_Read.compiles`` holds them, the settings a
+    load_model restored among them."""
     if len(compiles) < 2 or compiles[-1][0] is None:
         return
-    *earlier, (config, line) = compiles
+    *earlier, (config, line, _) = compiles
     taken = _compiled(config)
-    replaced = [(at, settings) for c, at in earlier if c is not None and (settings := _compiled(c)) != taken]
+    replaced = [(at, settings, call) for c, at, call in earlier
+                if c is not None and (settings := _compiled(c)) != taken]
     if not replaced:
         return
-    lines = [str(at) for at, _ in replaced]
     before = replaced[-1][1]
     keys = [k for k in {**taken, **before} if taken.get(k) != before.get(k)]
 
     def said(settings: dict) -> str:
         return ", ".join(f"`{k}` {settings[k]}" if k in settings else f"no `{k}`" for k in keys)
-    which = f"the one at line {lines[0]}" if len(lines) == 1 else f"those at lines {', '.join(lines)}"
-    warnings.warn(f"{path}:{line}: model.compile() replaces {which}, as in Keras, where fit() trains with the last "
-                  f"compile(): the run takes this one's {said(taken)} where no option sets them, not line "
-                  f"{lines[-1]}'s {said(before)}")
+    # a load_model's settings were no compile() at its line: named by the call that restored them
+    named = [f"the settings {call} restored at line {at}" for at, _, call in replaced if call != COMPILE]
+    lines = [str(at) for at, _, call in replaced if call == COMPILE]
+    if lines:
+        of = "the compile() at " if named else "the one at " if len(lines) == 1 else "those at "
+        named.append(of + (f"line {lines[0]}" if len(lines) == 1 else f"lines {', '.join(lines)}"))
+    warnings.warn(f"{path}:{line}: model.compile() replaces {' and '.join(named)}, as in Keras, where fit() trains "
+                  f"with the last compile(): the run takes this one's {said(taken)} where no option sets them, not "
+                  f"line {replaced[-1][0]}'s {said(before)}")
 
 
 def _compiled(config: dict) -> dict:

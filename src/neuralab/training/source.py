@@ -329,11 +329,11 @@ def resolve(model, zoo=None) -> ModelSource:
                                        "could not be put back")
             raise failed from None
         # the model's last compile(), which Keras trains with: its warnings name that line
-        compiled_at = next((line for m, _, line in reversed(read.compiles) if m is obj), "?")
+        compiled_at = next((line for m, _, line, _ in reversed(read.compiles) if m is obj), "?")
         source = _from_object(obj, path, name, imports, compiled_at, seed,
                               loaded=is_keras(obj) and weights_loaded(obj, read.loaded))
         if source.type == KERAS:
-            warn_compiles(path, [(config, line) for m, config, line in read.compiles if m is obj])
+            warn_compiles(path, [(config, line, call) for m, config, line, call in read.compiles if m is obj])
         if read.fits:
             source.compile = {**source.compile, **taken_from_fit(path, read.fits, obj, source.type == KERAS)}
         if read.saves:
