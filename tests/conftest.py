@@ -129,19 +129,9 @@ def pytest_make_collect_report(collector):
 @pytest.fixture
 def cut_in_epoch_2(monkeypatch):
     """Ctrl-C as epoch 2 starts, from the call on; calling what it returns lets training run whole again."""
-    from neuralab.training import trainer as trainer_module
+    from helpers import cut_in_epoch
 
-    original = trainer_module.Trainer._train_epoch
-
-    def interrupt(self, *args):
-        if args[-2] == 2:
-            raise KeyboardInterrupt
-        return original(self, *args)
-
-    def cut():
-        monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", interrupt)
-        return lambda: monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)
-    return cut
+    return lambda: cut_in_epoch(monkeypatch, 2)
 
 
 @pytest.fixture

@@ -145,3 +145,18 @@ def default_signals() -> None:
     contract), so a test of what that signal does would see nothing."""
     for signum in (signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
+
+
+def cut_in_epoch(monkeypatch, epoch: int):
+    """Ctrl-C as ``epoch`` starts, until what it returns is called."""
+    from neuralab.training import trainer as trainer_module
+
+    original = trainer_module.Trainer._train_epoch
+
+    def interrupt(self, *args):
+        if args[-2] == epoch:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", interrupt)
+    return lambda: monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import idx_subset
+from helpers import cut_in_epoch, idx_subset
 
 from neuralab.cli import main
 from neuralab.errors import NeuralabError
@@ -27,21 +27,6 @@ from neuralab.training import ClassifierConfig, TrainConfig, resume_classifier, 
 needs_no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible: the run's cuda would work")
 
 TRAIN = ("--model", "mlp", "--epochs", "2", "--batch-size", "64", "--seed", "3", "--data", "fashion-mnist")
-
-
-def cut_in_epoch(monkeypatch, epoch: int):
-    """Ctrl-C as ``epoch`` starts, until what it returns is called."""
-    from neuralab.training import trainer as trainer_module
-
-    original = trainer_module.Trainer._train_epoch
-
-    def interrupt(self, *args):
-        if args[-2] == epoch:
-            raise KeyboardInterrupt
-        return original(self, *args)
-
-    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", interrupt)
-    return lambda: monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)
 
 
 def interrupted_classifier(fashion_mnist, tmp_path, monkeypatch) -> tuple[Path, Path]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import IDX_FILES, digits_folder, idx_subset
+from helpers import IDX_FILES, cut_in_epoch, digits_folder, idx_subset
 
 import neuralab
 from neuralab.cli import main
@@ -47,21 +47,6 @@ def fashion(fashion_mnist, folder, start: int = 0, n_train: int = 600, n_test: i
 def config(data, data_dir=None, **train) -> ClassifierConfig:
     return ClassifierConfig(model="mlp", data=str(data), data_dir=data_dir and str(data_dir),
                             train=TrainConfig(**{"epochs": 2, "batch_size": 64, "seed": 3, **train}))
-
-
-def cut_in_epoch(monkeypatch, epoch: int):
-    """Ctrl-C as ``epoch`` starts, until what it returns is called."""
-    from neuralab.training import trainer as trainer_module
-
-    original = trainer_module.Trainer._train_epoch
-
-    def interrupt(self, *args):
-        if args[-2] == epoch:
-            raise KeyboardInterrupt
-        return original(self, *args)
-
-    monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", interrupt)
-    return lambda: monkeypatch.setattr(trainer_module.Trainer, "_train_epoch", original)
 
 
 def files(run) -> dict:
