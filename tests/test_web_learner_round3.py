@@ -183,6 +183,27 @@ def test_white_strokes_on_a_transparent_page_are_seen_on_black_by_a_light_on_dar
     assert np.abs(on_white.astype(int) - seen).max() <= 3
 
 
+def test_a_light_card_with_transparent_margins_reads_as_the_card_on_white(runs, tmp_path):  # noqa: F811
+    """Dark ink on a white card (or a half-transparent page) with transparent margins: the margins
+    were laid on black, framing the card, and "auto" then took it for light on dark, not inverted."""
+    clf = load_classifier(runs / "lenet")
+    two, _ = handwritten_digit(2)
+    big = np.asarray(Image.fromarray(two).resize((160, 160), Image.Resampling.BILINEAR))
+    card = np.zeros((200, 200, 4), np.uint8)  # transparent margins of 20 pixels
+    card[20:180, 20:180, :3] = (255 - big)[..., None]  # dark ink on the white card
+    card[20:180, 20:180, 3] = 255
+    half = np.zeros((200, 200, 4), np.uint8)
+    half[..., :3] = (255 - np.asarray(Image.fromarray(two).resize((200, 200))))[..., None]
+    half[..., 3] = np.maximum(128, np.asarray(Image.fromarray(two).resize((200, 200))))  # ink opaque, page half
+    for name, picture in (("card.png", card), ("half.png", half)):
+        Image.fromarray(picture, "RGBA").save(tmp_path / name)
+        on_white = Image.alpha_composite(Image.new("RGBA", (200, 200), "white"), Image.fromarray(picture, "RGBA"))
+        on_white.convert("RGB").save(tmp_path / f"white-{name}")
+        got = clf.load_images([tmp_path / name], invert="auto")[0, 0]
+        np.testing.assert_array_equal(got, clf.load_images([tmp_path / f"white-{name}"], invert="auto")[0, 0])
+        assert got[0].mean() < 60 and got.max() > 150  # inverted: light ink on a dark page, as MNIST's
+
+
 def test_a_blank_upload_is_said_to_be_blank(client):
     picture = io.BytesIO()
     Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(picture, "PNG")
