@@ -85,6 +85,30 @@ def test_the_runs_list_keeps_refreshing_while_the_app_does_not_answer(page):  # 
     expect(page.locator("#error")).to_be_hidden()
 
 
+def test_each_stop_click_leaves_one_refresh_of_the_list_not_one_more(page):  # noqa: F811
+    """Each click on Stop showed the list again and started one more loop of refreshes beside
+    the running one: three clicks, four loops asking every 2 s."""
+    asked = []
+
+    def jobs(route):
+        data = route.fetch().json()  # the real answer, with a job that trains for as long as the test looks
+        data["jobs"] = [{"id": 1, "run": "lenet", "state": "running", "command": "neuralab train ...", "error": ""}]
+        route.fulfill(json=data)
+
+    page.route("**/api/jobs*", jobs)
+    page.route("**/api/jobs/stop", lambda route: route.fulfill(json={"state": "stopping"}))
+    page.route("**/api/runs", lambda route: (asked.append(1), route.continue_()))
+    page.goto("/runs")
+    stop = page.locator("#jobs button", has_text="Stop")
+    for _ in range(3):
+        stop.click()
+        page.wait_for_timeout(200)
+    page.wait_for_timeout(500)
+    before = len(asked)
+    page.wait_for_timeout(6000)  # three refreshes of one loop; twelve of four
+    assert len(asked) - before <= 4, len(asked) - before
+
+
 # --- 2. a phone's screen -----------------------------------------------------------------
 
 @pytest.mark.parametrize("size", [(390, 844), (1366, 768)])

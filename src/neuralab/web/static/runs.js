@@ -64,9 +64,15 @@ async function showList(first = false) {
 
 // Run ``ask`` after ``ms``. Where it fails (the app stopped or restarting, a network gone), say so
 // and ask again, waiting twice as long each time up to RETRY_MAX_MS, until it answers: a page
-// left open over a restart then shows the run as it is. ``ask`` schedules its own next poll.
+// left open over a restart then shows the run as it is. ``ask`` schedules its own next poll;
+// one waits per ``ask``: a click that shows the list again (Stop) replaced none, and each
+// click left one more loop asking every 2 s.
+const pending = new Map();
+
 function poll(ask, ms) {
-  setTimeout(async () => {
+  clearTimeout(pending.get(ask));
+  pending.set(ask, setTimeout(async () => {
+    pending.delete(ask);
     try {
       await ask();
       showError("");
@@ -75,7 +81,7 @@ function poll(ask, ms) {
       showError(`${e.message}; asking again every ${Math.round(wait / 1000)} s.`);
       poll(ask, wait);
     }
-  }, ms);
+  }, ms));
 }
 
 function showJobs(jobs) {
