@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,16 @@ def test_symbolic_links_in_a_loop_as_out_are_named_as_such(digits, tmp_path, cap
         assert main(train_args(digits, out)) == 2
         assert one_error(capsys).endswith("its symbolic links loop, or lead through too many others; fix them or "
                                           "give another path")
+
+
+def test_serve_with_its_runs_folder_in_a_loop_of_links_says_so_in_one_line(tmp_path):
+    """It printed a note that the folder was not there yet, then Python's RuntimeError, exit 1."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    done = subprocess.run([sys.executable, "-m", "neuralab", "serve", "--runs", "a", "--port", "0"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)  # a server that started would be killed
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("neuralab: error: --runs a: ") and "symbolic links loop" in done.stderr
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")

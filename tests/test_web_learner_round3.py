@@ -216,12 +216,15 @@ def test_a_light_card_with_transparent_margins_reads_as_the_card_on_white(runs, 
     card = np.zeros((200, 200, 4), np.uint8)  # transparent margins of 20 pixels
     card[20:180, 20:180, :3] = (255 - big)[..., None]  # dark ink on the white card
     card[20:180, 20:180, 3] = 255
+    small = np.zeros((260, 260, 4), np.uint8)  # the card, 38% of a picture whose margins are the rest
+    small[50:210, 50:210] = card[20:180, 20:180]
     half = np.zeros((200, 200, 4), np.uint8)
     half[..., :3] = (255 - np.asarray(Image.fromarray(two).resize((200, 200))))[..., None]
     half[..., 3] = np.maximum(128, np.asarray(Image.fromarray(two).resize((200, 200))))  # ink opaque, page half
-    for name, picture in (("card.png", card), ("half.png", half)):
+    for name, picture in (("card.png", card), ("small.png", small), ("half.png", half)):
         Image.fromarray(picture, "RGBA").save(tmp_path / name)
-        on_white = Image.alpha_composite(Image.new("RGBA", (200, 200), "white"), Image.fromarray(picture, "RGBA"))
+        on_white = Image.alpha_composite(Image.new("RGBA", picture.shape[:2][::-1], "white"),
+                                         Image.fromarray(picture, "RGBA"))
         on_white.convert("RGB").save(tmp_path / f"white-{name}")
         got = clf.load_images([tmp_path / name], invert="auto")[0, 0]
         np.testing.assert_array_equal(got, clf.load_images([tmp_path / f"white-{name}"], invert="auto")[0, 0])

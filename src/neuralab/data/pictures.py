@@ -177,13 +177,13 @@ def _flattened(img, background: str = "white"):
     background. A picture with no transparent pixel (most PNGs with an alpha channel) is as it was.
 
     ``background`` "contrast" lays them on black where the transparent pixels are the page (more
-    than half of the picture) and what is drawn on it is light (its mean, weighted by opacity,
-    above mid-grey), on white elsewhere: for a model that reads a picture as strokes on a page
-    (MNIST's), where white strokes on a transparent page laid on white left a blank, classified
-    without a word. A light card or page with transparent margins keeps white margins: black
-    ones framed it, and the frame told ``invert`` that it was drawn light on dark. Which way
-    round is then ``invert``'s choice. Only for a picture to classify: a dataset's pictures all
-    get white, as above."""
+    than half of the picture) and everything drawn on it is light (no more than 1% of its
+    opaque pixels darker than mid-grey), on white elsewhere: for a model that reads a picture
+    as strokes on a page (MNIST's), where white strokes on a transparent page laid on white
+    left a blank, classified without a word. A light card with dark writing and transparent
+    margins keeps white margins, however wide: black ones framed it, and the frame told
+    ``invert`` that it was drawn light on dark. Which way round is then ``invert``'s choice.
+    Only for a picture to classify: a dataset's pictures all get white, as above."""
     from PIL import Image
 
     rgba = img if img.mode == "RGBA" else img.convert("RGBA")
@@ -195,8 +195,8 @@ def _flattened(img, background: str = "white"):
         small = np.asarray(rgba.reduce(max(1, max(rgba.size) // 256)), dtype=np.float32)
         opacity = small[..., 3] / 255
         lum = small[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2, as Pillow's "L"
-        page_is_transparent = float((opacity < 0.5).mean()) > 0.5
-        if page_is_transparent and float((lum * opacity).sum() / opacity.sum()) > 127.5:
+        opaque = opacity >= 0.5
+        if float(opaque.mean()) < 0.5 and opaque.any() and float((lum[opaque] < 127.5).mean()) <= 0.01:
             page = "black"
     return Image.alpha_composite(Image.new("RGBA", img.size, page), rgba)
 

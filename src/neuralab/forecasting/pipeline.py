@@ -316,8 +316,8 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
     deterministic), and the run then finishes as an uninterrupted one would. A run stopped
     before its first checkpoint trains from epoch 1. A network from PyTorch code runs the
     run's copy of that code only with ``trust_code``. ``device``: this session's, in place of
-    the run's own (``session_device``; config.json keeps the run's and records this session's
-    in ``sessions``), as the threads are (``session_threads``)."""
+    the run's own (a node without the GPU it started on: "cpu" or "auto"); config.json keeps
+    the run's and records this session's in ``sessions``, as it does the threads."""
     from neuralab.training.device import session_device
 
     refuse_distributed("forecasting, which trains small networks,")

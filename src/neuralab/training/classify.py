@@ -555,8 +555,9 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         checkpoint: "last" (the default) or "best".
         options: config fields you ask for (``{"epochs": 20}``, ``{"train": ...}`` flattened):
             a resumed run keeps its config, so any that differ from it are refused, but
-            ``threads`` and ``device``, which belong to this session (``session_device``):
-            config.json keeps the run's, and its ``sessions`` records this one's.
+            ``threads`` and ``device`` (``{"device": "cpu"}``), which belong to this session: a
+            job started again may land on a node with other cores, or without the GPU it started
+            on; config.json keeps the run's, and its ``sessions`` records this one's.
         callbacks, optimizer: as train_classifier's; a run given an optimizer needs it again.
         trust_code: run the run's own copy of its PyTorch code (checked against its SHA-256).
         model: for a run whose PyTorch model it cannot rebuild (model.json's source has file

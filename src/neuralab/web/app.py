@@ -20,7 +20,9 @@ and refused, when too many are open, in the same one-line JSON as every other re
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -303,7 +305,10 @@ def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = Fal
     (default: the loopback names; ``security.allowed_hosts`` makes the set for a bind address)."""
     import anyio
 
-    root = Path(runs_dir).resolve()
+    try:
+        root = Path(runs_dir).resolve()
+    except RuntimeError:  # a loop of symbolic links, which Python before 3.13 says so, not as OSError's ELOOP
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fspath(runs_dir)) from None
     hosts = allowed_hosts() if hosts is None else hosts
     queue = jobs.Jobs(root, trust_code)
     pages = [Route(path, _page(name)) for path, name in zip(PAGE_PATHS, PAGES)]
