@@ -358,10 +358,13 @@ class NetworkForecaster(Forecaster):
 
     def __repr__(self) -> str:
         """What it forecasts, as far as it knows: a loaded run's target, and the lookback and
-        horizon once built or fitted (``describe`` says what the network is)."""
+        horizon once built or fitted, and the budget it trains (or was trained) with: a loaded
+        run's own, not the defaults (``describe`` says what the network is)."""
         meta = self.meta if isinstance(self.meta, dict) else {}
         lookback = getattr(self.network, "lookback", None) or (meta.get("windows") or {}).get("lookback")
-        known = {"target": meta.get("target"), "lookback": lookback, "horizon": self.horizon_ or meta.get("horizon")}
+        t = self.train_config
+        known = {"target": meta.get("target"), "lookback": lookback, "horizon": self.horizon_ or meta.get("horizon"),
+                 "epochs": t.epochs, "batch_size": t.batch_size, "lr": t.lr}
         shown = [f"{k}={v!r}" for k, v in known.items() if v is not None]
         if self.network is not None:
             shown.append(f"{sum(p.numel() for p in self.network.parameters()):,} parameters")

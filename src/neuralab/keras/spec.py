@@ -298,15 +298,13 @@ def _builtin(obj: dict) -> bool:
 
 
 def _model_file(module) -> str | None:
-    """The name of the model file that defined a class of ``module``, where that is a file
-    neuralab ran for its model (training.user_code.run_file, which names it neuralab_model_HASH);
-    else None."""
+    """The name of the file that defined a class of ``module``, where that module was run in
+    this process (the learner's model file, which neuralab runs under a name of its own, or a
+    file it imports); else None: a saved model names a module no code of which ran."""
     import sys
 
-    from neuralab.training.user_code import MODULE_PREFIX  # only on a refusal: the file was run by then
-
     file = getattr(sys.modules.get(str(module)), "__file__", None)
-    return Path(file).name if file and str(module).startswith(MODULE_PREFIX) else None
+    return Path(file).name if file else None
 
 
 def _refuse_custom(source: str, r: dict) -> None:
