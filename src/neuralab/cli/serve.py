@@ -45,14 +45,14 @@ def run_serve(args) -> int:
         names = sorted(allowed_hosts(args.host, args.allow_host))
         print(f"neuralab: note: the app answers to requests naming {', '.join(names)}; add other names with --allow-host",
               file=sys.stderr)
+    if not args.runs.is_dir() and not args.runs.is_symlink():  # links in a loop: the app's one line says so
+        print(f"neuralab: note: no folder {args.runs} yet: the playground works; train a model with "
+              f"`neuralab train --out {args.runs}/NAME` to fill the classifier and runs pages", file=sys.stderr)
     sock = listening_socket(args.host, args.port)
     port = sock.getsockname()[1]  # the one the system chose, for --port 0
     import torch  # noqa: F401  loaded now, so that the first prediction answers fast
 
     server = make_server(args.runs, args.host, port, args.allow_host, trust_code=args.trust_code)
-    if not args.runs.is_dir():  # after the app: a --runs it refuses (links in a loop) is that one line alone
-        print(f"neuralab: note: no folder {args.runs} yet: the playground works; train a model with "
-              f"`neuralab train --out {args.runs}/NAME` to fill the classifier and runs pages", file=sys.stderr)
     shown = "localhost" if args.host in ("0.0.0.0", "::") else (f"[{args.host}]" if ":" in args.host else args.host)
     print(f"neuralab web app on http://{shown}:{port}  (runs from {args.runs.resolve()}; Ctrl+C stops it)",
           flush=True)
