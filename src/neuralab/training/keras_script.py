@@ -55,8 +55,8 @@ class _Read:
     results: list = field(default_factory=list)   # (call, line): train_on_batch, evaluate, predict, which ran nothing
     compiles: list = field(default_factory=list)  # (model, its compile config or None, line, the call:
     #                                               model.compile or the load_model that restored it)
-    loaded: list = field(default_factory=list)    # (variables, call, line): the Keras variables load_model,
-    #                                               load_weights or set_weights gave values (held: their ids stay theirs)
+    loaded: list = field(default_factory=list)    # the Keras variables load_model, load_weights or set_weights
+    #                                               gave values (held: their ids stay theirs)
     put_back: list = field(default_factory=list)  # files it wrote over after such a call, put back as they were
     not_put_back: list = field(default_factory=list)  # "PATH (why)": those it changed that could not be
 
@@ -185,7 +185,7 @@ def _recorded(path: Path, imports: dict | None):
             finally:
                 model_class.compile = compile
             at = line()
-            read.loaded.append((list(model.weights), call, at))
+            read.loaded.extend(model.weights)
             if getattr(model, "compiled", False):
                 read.compiles.append((model, _compile_config(model), at, call))
             return model
@@ -194,12 +194,12 @@ def _recorded(path: Path, imports: dict | None):
     def load_weights(self, *args, **kwargs):
         with _given(keras, self) as given:
             keras_call["load_weights"](self, *args, **kwargs)
-        read.loaded.append((given, "model.load_weights", line()))
+        read.loaded.extend(given)
 
     def set_weights(self, *args, **kwargs):
         with _given(keras, self) as given:
             keras_set_weights(self, *args, **kwargs)
-        read.loaded.append((given, "set_weights", line()))
+        read.loaded.extend(given)
 
     def train_on_batch(self, *args, **kwargs):
         given = signatures["train_on_batch"].bind(self, *args, **kwargs).arguments
@@ -305,7 +305,7 @@ def weights_loaded(model, loaded: list) -> bool:
     loaded whole, or one built on a loaded base's layers under a new head). A model whose
     variables none of them gave (built beside a loaded one, or reset to its own first values)
     starts from neuralab's seeded initialisation."""
-    given = {id(v) for variables, _, _ in loaded for v in variables}
+    given = {id(v) for v in loaded}
     return any(id(v) in given for v in model.weights)
 
 
