@@ -1,4 +1,4 @@
-"""How long `neuralab forecast` takes to size a large CSV before reading it (data.series.sniff_csv):
+"""How long `neuralab forecast` takes to size a large CSV before reading it (data.tables.sniff_csv):
 its rows, separator, decimal mark and encoding, from a file of about 100 MB.
 
     python bench/bench_sniff.py [--against OTHER_SRC]
@@ -32,7 +32,7 @@ def write_file() -> None:
 
 
 def measure() -> str:
-    from neuralab.data.series import sniff_csv
+    from neuralab.data.tables import sniff_csv
 
     times = []
     for _ in range(3):

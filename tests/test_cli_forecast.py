@@ -318,7 +318,7 @@ def test_series_column_and_where_from_the_command_line(tmp_path, capsys):
 
 def test_sizes_that_cannot_fit_in_memory_are_refused_by_name_before_anything_is_allocated(tmp_path, capsys,
                                                                                          monkeypatch):
-    from neuralab.data import series
+    from neuralab.data import tables
 
     data = csv(tmp_path)
     # 10^16 parameters: the allocator's RuntimeError came out as a traceback
@@ -328,7 +328,7 @@ def test_sizes_that_cannot_fit_in_memory_are_refused_by_name_before_anything_is_
     minutes = pd.DataFrame({"time": pd.date_range("2021-01-01", periods=20_000, freq="min").strftime("%Y-%m-%d %H:%M"),
                             "load": np.sin(np.arange(20_000) / 60)})
     minutes.to_csv(tmp_path / "minutes.csv", index=False)
-    monkeypatch.setattr(series, "available_memory", lambda: 2 << 30)
+    monkeypatch.setattr(tables, "available_memory", lambda: 2 << 30)
     err = error(capsys, ["forecast", "--data", str(tmp_path / "minutes.csv"), "--lookback", "8000", "--stride", "1000",
                          "--model", "lstm", "--hidden", "4", "--epochs", "1", "--out", str(tmp_path / "l")])
     assert err.startswith("neuralab: error: --lookback 8000: ") and "8,001 x 8,001 normal equations" in err

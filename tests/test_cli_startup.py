@@ -59,11 +59,11 @@ def test_light_commands_import_no_heavy_library(argv):
 
 
 def test_the_series_names_keep_their_old_import_path():
-    from neuralab.data import series, series_names
+    from neuralab.data import series, series_names, tables
 
     for name in ("BUILTIN", "BuiltinSeries", "CALENDAR", "DUPLICATES", "GAPS", "MISSING"):
         assert getattr(series, name) is getattr(series_names, name)
-    assert series.builtin_path("seattle-weather").name == series.BUILTIN["seattle-weather"].file
+    assert tables.builtin_path("seattle-weather").name == series.BUILTIN["seattle-weather"].file
 
 
 def test_forecasts_help_names_the_interval_levels_of_its_config(monkeypatch, capsys):

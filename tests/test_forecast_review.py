@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from neuralab.cli import main
-from neuralab.data.series import available_memory, load_series
+from neuralab.data.series import load_series
+from neuralab.data.tables import available_memory
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.baselines import build_baselines
 from neuralab.forecasting.models import ModelConfig, series_train_config

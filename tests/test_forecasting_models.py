@@ -205,13 +205,13 @@ def test_input_gradient_norms_see_only_the_steps_that_matter():
     (ModelConfig("rnn", hidden=[6], recipe="plain"), 2, 2, 7)])
 def test_parameters_are_counted_from_the_network_itself_and_memory_is_checked_when_asked(config, inputs, horizon,
                                                                                         lookback, monkeypatch):
-    from neuralab.data import series
+    from neuralab.data import tables
     from neuralab.errors import ParameterError
     from neuralab.forecasting.models import parameter_count
 
     built = build_network(config, inputs, horizon, lookback)
     assert parameter_count(config, inputs, horizon, lookback) == sum(p.numel() for p in built.parameters())
-    monkeypatch.setattr(series, "available_memory", lambda: 1000)
+    monkeypatch.setattr(tables, "available_memory", lambda: 1000)
     with torch.device("meta"), pytest.raises(ParameterError, match="GiB to train"):
         build_network(config, inputs, horizon, lookback)  # the meta device is no hidden switch: the caller says
     with torch.device("meta"):

@@ -144,7 +144,7 @@ def test_forecast_csv_lines_up_with_actual_values(run, tmp_path):
     assert (frame["lower_80"] <= frame["lstm"]).all() and (frame["lstm"] <= frame["upper_80"]).all()
     assert ((frame["lower_95"] <= frame["lower_80"]) & (frame["upper_80"] <= frame["upper_95"])).mean() > 0.9
     assert frame[frame.split == "future"][["lower_95", "upper_95"]].notna().all().all()
-    weather = pd.read_csv(__import__("neuralab.data.series", fromlist=["x"]).builtin_path("seattle-weather").open("rb"),
+    weather = pd.read_csv(__import__("neuralab.data.tables", fromlist=["x"]).builtin_path("seattle-weather").open("rb"),
                           compression="gzip", parse_dates=["date"]).set_index("date")
     np.testing.assert_allclose(test["actual"], weather.loc[test["time"], "temp_max"].to_numpy(), rtol=1e-5)
     step1 = test[test.step == 1]
@@ -168,7 +168,7 @@ def test_report_says_first_which_forecaster_is_best(run):
 
 def test_predict_from_new_data_matches_the_runs_own_forecast(run, tmp_path):
     result, _ = run
-    with __import__("neuralab.data.series", fromlist=["x"]).builtin_path("seattle-weather").open("rb") as f:
+    with __import__("neuralab.data.tables", fromlist=["x"]).builtin_path("seattle-weather").open("rb") as f:
         weather = pd.read_csv(f, compression="gzip")
     csv = tmp_path / "recent.csv"
     weather.tail(40).to_csv(csv, index=False)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from neuralab.data import series
+from neuralab.data import tables
 from neuralab.errors import NeuralabError
 from neuralab.training import ClassifierConfig, TrainConfig, resume_classifier, train_classifier
 from neuralab.training import checkpoint
@@ -182,8 +182,8 @@ def test_a_series_too_large_for_memory_is_refused_whatever_ends_its_lines(newlin
     """CR-only lines counted as one row let a file of 10^8 rows past the estimate, into a
     NumPy MemoryError; here 50,000 rows (22 MB to forecast) against 8 MB, read in blocks of 4 KB."""
     data = write_series(tmp_path / "load.csv.gz", 50_000, newline)
-    monkeypatch.setattr(series, "BLOCK", 1 << 12)
-    monkeypatch.setattr(series, "available_memory", lambda: series.BASE_BYTES + (8 << 20))
+    monkeypatch.setattr(tables, "BLOCK", 1 << 12)
+    monkeypatch.setattr(tables, "available_memory", lambda: tables.BASE_BYTES + (8 << 20))
     refused(capsys, ["forecast", "--data", str(data), "--target", "v", "--epochs", "1", "--quiet",
                      "--out", str(tmp_path / "run")], "load.csv.gz", "50,000 rows would need")
     assert not (tmp_path / "run").exists()

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from neuralab.data.series import BUILTIN, add_calendar, builtin_path, load_series, load_series_list
+from neuralab.data.series import BUILTIN, add_calendar, load_series, load_series_list
+from neuralab.data.tables import builtin_path
 from neuralab.errors import NeuralabError
 
 
@@ -205,14 +206,14 @@ def test_several_series_in_one_file_by_column_or_where(tmp_path):
 
 
 def test_what_would_not_fit_is_refused_up_front_with_an_estimate(tmp_path, monkeypatch):
-    from neuralab.data import series
+    from neuralab.data import tables
 
     path = write(tmp_path, "date,v\n" + "".join(f"2020-01-01 {h:02d}:00,{h}\n" for h in range(24)))
     said = []
     assert len(load_series(path, announce=said.append)) == 24
     assert said[0].startswith("loading s.csv: 24 rows x 2 columns") and "GiB in memory" in said[0]
-    monkeypatch.setattr(series, "available_memory", lambda: 100 << 20)
-    monkeypatch.setattr(series, "BASE_BYTES", 200 << 20)
+    monkeypatch.setattr(tables, "available_memory", lambda: 100 << 20)
+    monkeypatch.setattr(tables, "BASE_BYTES", 200 << 20)
     with pytest.raises(NeuralabError, match=r"24 rows would need about 0\.2 GiB of memory and 0\.1 GiB is available"):
         load_series(path)
 
@@ -306,7 +307,7 @@ def test_files_that_are_no_utf8_csv_say_what_they_are(tmp_path):
 
 
 def test_a_gzipped_csv_is_sized_by_what_it_holds(tmp_path):
-    from neuralab.data.series import sniff_csv
+    from neuralab.data.tables import sniff_csv
 
     rows = "".join(f"2021-01-01 {h // 60 % 24:02d}:{h % 60:02d},{h % 7};{h}\n" for h in range(5000))
     path = tmp_path / "m.csv.gz"
@@ -342,7 +343,7 @@ def test_a_damaged_compressed_file_is_one_line(tmp_path):
     import lzma
     import zipfile
 
-    from neuralab.data.series import sniff_csv
+    from neuralab.data.tables import sniff_csv
 
     text = b"date,value\n" + b"".join(b"2020-01-%02d,%d\n" % (d, d) for d in range(1, 29))
     whole = tmp_path / "ok.zip"
@@ -359,23 +360,23 @@ def test_a_damaged_compressed_file_is_one_line(tmp_path):
 
 def test_decimals_are_settled_by_the_first_decimal_numbers_and_the_rest_only_counted(tmp_path, monkeypatch):
     """The regexes stop at the first block with a decimal number: they took 2.5 s on 126 MB."""
-    from neuralab.data import series
+    from neuralab.data import tables
 
-    monkeypatch.setattr(series, "SAMPLE", 1024)  # many blocks in a small file
-    monkeypatch.setattr(series, "BLOCK", 4096)
+    monkeypatch.setattr(tables, "SAMPLE", 1024)  # many blocks in a small file
+    monkeypatch.setattr(tables, "BLOCK", 4096)
     rows = [f"2021-01-01 {i // 60:02d}:{i % 60:02d};{i}" for i in range(1200)]
     rows[300] = "2021-01-01 05:00;972,80"
     rows[-1] = "2021-01-01 19:59;1.5"  # blocks after the first decimal number are not searched
     path = write(tmp_path, "date;v\n" + "\n".join(rows) + "\n")
     searched = []
-    monkeypatch.setattr(series, "_decimal", lambda sample, f=series._decimal: searched.append(1) or f(sample))
-    shape = series.sniff_csv(path)
+    monkeypatch.setattr(tables, "_decimal", lambda sample, f=tables._decimal: searched.append(1) or f(sample))
+    shape = tables.sniff_csv(path)
     assert shape.decimal == "," and shape.rows == 1200
     assert len(searched) == 3  # the head and the blocks up to the one holding 972,80, of 7
 
 
 def test_encodings_judged_on_what_the_file_holds(tmp_path):
-    from neuralab.data.series import sniff_csv
+    from neuralab.data.tables import sniff_csv
 
     # a small Windows-1252 file whose only accent is in its last line: no character is cut there
     rows = "".join(f"2020-01-{d:02d},{d},Paris\n" for d in range(1, 28))

@@ -169,7 +169,7 @@ def test_dates_excel_saved_as_numbers_are_read_as_its_days(tmp_path):
 
 def test_day_first_dates_are_said_as_they_are_written():
     """31.01.2024 was said to be read as DD/MM/YYYY."""
-    from neuralab.data.series import _day_or_month_first
+    from neuralab.data.dates import _day_or_month_first
 
     for sep in "./-":
         _, note = _day_or_month_first(pd.Series([f"{d:%d}{sep}{d:%m}{sep}{d:%Y}" for d in DAYS[:40]], dtype="string"))
@@ -189,7 +189,7 @@ def test_what_only_looks_like_times_excel_days_or_grouped_numbers_is_read_as_bef
     assert series.date_column == "Month" and series.times.equals(DAYS)
     tiny = ["date,v"] + [f"{d:%Y-%m-%d},{'1.234E-05' if i == 0 else i}" for i, d in enumerate(DAYS)]
     assert load_series(write(tmp_path, "tiny.csv", tiny)).values[0, 0] == 1.234e-05
-    from neuralab.data.series import read_numbers  # in a file whose decimal mark is a comma: not 1000 times it
+    from neuralab.data.numbers import read_numbers  # in a file whose decimal mark is a comma: not 1000 times it
 
     assert read_numbers(pd.Series(["1.234E-05", "2", "3"]), ",")[0].tolist() == [1.234e-05, 2, 3]
 

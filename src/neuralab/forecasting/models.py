@@ -153,11 +153,11 @@ def build_network(config: ModelConfig, inputs: int, horizon: int, lookback: int,
                   zero: float = 0.0, check_memory: bool = True) -> ForecastNetwork:
     """The network, refused by name first when its training cannot fit in the free memory
     (``check_memory`` False: built on the meta device, where nothing is allocated)."""
-    from neuralab.data import series
+    from neuralab.data import tables
 
     config.check()
     if check_memory:
-        refuse_oversized(config, inputs, horizon, lookback, series.available_memory())
+        refuse_oversized(config, inputs, horizon, lookback, tables.available_memory())
     model = ForecastNetwork(config.cell, inputs, config.sizes, horizon, lookback, config.dropout, config.recipe,
                             level, zero)
     return keras_init(model) if config.init == "keras" else model

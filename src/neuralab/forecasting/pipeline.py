@@ -27,8 +27,9 @@ import torch
 
 from neuralab import runs
 from neuralab.data.series import (BUILTIN, Series, calendar_holes, find_column, load_series_list, parse_where,
-                                  read_table, report_dict)
+                                  report_dict)
 from neuralab.data.sources import sha256
+from neuralab.data.tables import read_table
 from neuralab.errors import NeuralabError, ParameterError, named
 from neuralab.files import atomic_write, nulled
 from neuralab.forecasting import metrics
@@ -218,23 +219,23 @@ def network_summary(module: torch.nn.Module, lookback: int) -> str:
 def refuse_oversized_run(config: ForecastConfig, network: bool = True) -> None:
     """Refuse, before the data is read, a `lookback` or network sizes whose arrays cannot fit in
     memory: the least squares hold (L*C + 1)^2 floats whatever the length of the series."""
-    from neuralab.data import series
+    from neuralab.data import tables
     from neuralab.forecasting.models import normal_equation_bytes, refuse_oversized
 
-    free = series.available_memory()
+    free = tables.available_memory()
     if free is None:
         return
     lookback, inputs = config.windows.lookback, 1 + len(config.features) + 2 * len(config.calendar)
     squares = config.model.recipe == "residual" or config.windows.transform == "auto" or "linear-ar" in config.baselines
     need = normal_equation_bytes(lookback, inputs) if squares else 0
-    if need + series.BASE_BYTES > free:
+    if need + tables.BASE_BYTES > free:
         size = lookback * inputs + 1
         raise ParameterError("lookback", lookback, f"the least squares of the linear start and the linear-ar baseline "
                              f"solve {size:,} x {size:,} normal equations, about {need / 2**30:,.1f} GiB, and "
                              f"{free / 2**30:.1f} GiB is available; use a shorter `lookback`"
                              + (" or fewer inputs" if inputs > 1 else ""))
     if network:
-        refuse_oversized(config.model, inputs, config.windows.horizon, lookback, free - need - series.BASE_BYTES)
+        refuse_oversized(config.model, inputs, config.windows.horizon, lookback, free - need - tables.BASE_BYTES)
 
 
 @generators_kept()  # the run seeds the generators; the caller's come back after

@@ -1,0 +1,331 @@
+"""Dates and times of day read from a table's columns: text in the formats pandas reads, day
+or month first chosen by the reading that lies on a regular grid (and said), Unix epoch
+seconds, Excel's serial days, and a separate time-of-day column as loggers write it; a
+summary row's word among the dates is refused by its line (``parse_dates``). Also the
+regular grid timestamps lie on (``time_grid``: its step as a pandas alias, the timestamps
+missing from it), by which day or month first is chosen and a series' gaps are counted, and
+timestamps written back as text (``stamps``).
+
+Apart from data.series so that reading a date is one module's work: series chooses the date
+column and puts the rows in order.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from neuralab.errors import NeuralabError
+
+
+TIME_OF_DAY = r"(?:[01]?\d|2[0-4]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"  # 17:24, 17:24:00, 17:24:00.5 (47:30 is no time)
+TIME_NAMES = ("time", "hour", "clock", "time of day", "heure", "uhrzeit", "zeit", "hora", "ora", "tijd", "tid")
+
+
+def time_of_day_column(table: pd.DataFrame, date_column: str, date_format: str | None) -> str | None:
+    """The column that holds the times of day of a date column written without them (Date;Time
+    as loggers write), or None: without it, a day's many rows were duplicate timestamps. Only a
+    column named as a time, only where the dates repeat (a day's many rows), and only where the
+    times rise within each day, as a logger writes them (a run's 0:45:12 is a duration); not
+    where ``date_format`` reads a time itself."""
+    if date_format is not None and re.search(r"%[HIMSXTcsfp]", date_format):
+        return None
+    sample = table.head(200)
+    dates = sample[date_column].dropna().astype("string").str.strip()
+    if dates.empty or pd.api.types.is_datetime64_any_dtype(sample[date_column]) or dates.str.contains(":").any() \
+            or not dates.duplicated().any():
+        return None
+    for column in sample.columns:
+        if column == date_column or str(column).strip().lower() not in TIME_NAMES:
+            continue
+        values = sample[column].astype("string").str.strip()
+        known = values.notna() & sample[date_column].notna()
+        if not known.any() or not bool(values[known].str.fullmatch(TIME_OF_DAY).all()):
+            continue
+        since = pd.to_timedelta(values[known].where(values[known].str.count(":") == 2, values[known] + ":00"))
+        day = sample[date_column][known].astype("string").str.strip()
+        if bool((since.groupby(day.to_numpy(), sort=False).diff().dropna() > pd.Timedelta(0)).all()):
+            return column
+    return None
+
+
+def times_of_day(column: pd.Series, lines: pd.Series, name: str, label: str) -> pd.Series:
+    """17:24 or 17:24:00 as durations since midnight; a cell that is none is refused by its line."""
+    text = column.astype("string").str.strip()
+    bad = ~text.str.fullmatch(TIME_OF_DAY).fillna(False)
+    if bad.any():
+        at = int(np.flatnonzero(bad.to_numpy())[0])
+        cell = "an empty cell" if pd.isna(text.iloc[at]) or not text.iloc[at] else repr(text.iloc[at])
+        raise NeuralabError(f"{name}: line {lines.iloc[at]}: {cell} in column {label!r} is not a time of day "
+                            "(HH:MM or HH:MM:SS); every row needs one")
+    return pd.to_timedelta(text.where(text.str.count(":") == 2, text + ":00"))
+
+
+DAY_MONTH = r"\d{1,2}([/.-])\d{1,2}\1\d{2,4}([ T].*)?"  # 01/02/2015: the 1st of February, or the 2nd of January
+# The parts of such a date and its time, each with the strftime code that reads it
+DATE_SHAPE = re.compile(r"\d{1,2}(?P<sep>[/.-])\d{1,2}[/.-](?P<year>\d{2,4})"
+                        r"(?:(?P<T>[ T])\d{1,2}:\d{2}(?P<S>:\d{2})?(?P<f>\.\d+)?(?P<p> ?[AaPp][Mm])?"
+                        r"(?P<z> ?(?:Z|[+-]\d{2}:?\d{2}))?)?")
+EPOCH_RANGES = (("s", 1e8, 4.2e9), ("ms", 1e11, 4.2e12))  # 1973 to 2103, in seconds or milliseconds
+
+
+EXCEL_ORIGIN = "1899-12-30"  # Excel's day 0, as its serial numbers count (44927 is 2023-01-01)
+EXCEL_DAYS = (25569, 73051)     # 1970-01-01 to 2099-12-31: a date column saved from Excel as General
+
+
+def excel_days(values: pd.Series) -> bool:
+    """Whether every value is one of Excel's serial day numbers from 1970 to 2099 (a fraction
+    is the time of day): dates a spreadsheet saved as numbers."""
+    v = pd.to_numeric(values, errors="coerce")
+    return not (v.empty or v.isna().any() or pd.api.types.is_bool_dtype(values)) and \
+        EXCEL_DAYS[0] <= v.min() and v.max() <= EXCEL_DAYS[1]
+
+
+def epoch_unit(values: pd.Series) -> str | None:
+    """"s" or "ms" when every value is a whole number of Unix epoch seconds (or milliseconds)
+    between 1973 and 2103; None otherwise (a day of the month, a year, YYYYMMDD are not)."""
+    v = pd.to_numeric(values, errors="coerce")
+    if v.isna().any() or v.empty or pd.api.types.is_bool_dtype(values) or (v % 1 != 0).any():
+        return None
+    return next((unit for unit, lo, hi in EPOCH_RANGES if lo <= v.min() and v.max() <= hi), None)
+
+
+def to_datetime(text: pd.Series, **options) -> tuple[pd.Series, str]:
+    """pandas' reading, quietly (no UserWarning on stderr); UTC offsets that change within the
+    column (summer time) are all converted to UTC, the one time line both readings share."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return pd.to_datetime(text, errors="coerce", **options), ""
+        except (ValueError, TypeError):  # mixed UTC offsets, or what pandas cannot read at all
+            pass
+        try:
+            parsed = pd.to_datetime(text, errors="coerce", utc=True, **options)
+        except (ValueError, TypeError):
+            return pd.Series(pd.NaT, index=text.index), ""
+        return parsed, "times with changing UTC offsets, converted to UTC"
+
+
+def _grid_gaps(parsed: pd.Series) -> int:
+    index = pd.DatetimeIndex(parsed.dropna().unique()).sort_values()
+    report = SimpleNamespace(gaps=0)  # what time_grid counts into a series' SeriesReport, its gaps alone wanted
+    time_grid(index, report)
+    return report.gaps + (len(parsed) - len(index))  # a reading that makes duplicates is less regular too
+
+
+def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
+                 date_format: str | None = None) -> tuple[pd.Series, str]:
+    """The column as timestamps, and how they were read when that is worth saying ("" if not)."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):  # a DataFrame's zone-aware times: one time line, as above
+        return column.dt.tz_convert("UTC"), "" if str(column.dt.tz) == "UTC" else f"times in {column.dt.tz} converted to UTC"
+    if pd.api.types.is_datetime64_dtype(column):
+        return column, ""
+    if pd.api.types.is_numeric_dtype(column) and date_format in (None, "%s"):
+        unit = epoch_unit(column)
+        if unit is not None:
+            what = "seconds" if unit == "s" else "milliseconds"
+            return pd.to_datetime(column.astype(np.int64), unit=unit), f"dates read as Unix epoch {what} (UTC)"
+        if date_format is None and excel_days(column):
+            days = pd.to_datetime(column.astype(np.float64), unit="D", origin=EXCEL_ORIGIN).dt.round("s")
+            return days, "dates read as Excel's serial day numbers (days since 1899-12-30)"
+        if date_format == "%s":
+            raise NeuralabError(f"{name}: column {label!r} holds numbers that are not Unix epoch seconds or "
+                                "milliseconds between 1973 and 2103; give `date_format` for them, e.g. %Y%m%d")
+    text = column.astype("string").str.strip()
+    empty = text.isna() | (text == "")
+    if empty.any():
+        at = int(np.flatnonzero(empty.to_numpy())[0])
+        raise NeuralabError(f"{name}: line {lines.iloc[at]}: empty date in column {label!r}; every row needs a date")
+    # No format reads a cell without a digit (Total, Summe): the dates are read without such rows,
+    # so that a label at the end does not spoil the reading of the rest and take the blame off itself
+    words = ~text.str.contains(r"\d").to_numpy(bool)
+    labelled = bool(words.any() and not words.all())
+    dates, date_lines = (text[~words], lines[~words]) if labelled else (text, lines)
+    if date_format is None and bool(dates.str.fullmatch(DAY_MONTH).all()):
+        parsed, note = _day_or_month_first(dates)
+    else:
+        parsed, note = to_datetime(dates, format=None if date_format == "%s" else date_format)
+    if parsed.isna().any():
+        at = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+        value = dates.iloc[at]
+        hint = ""
+        if date_format:
+            hint = f" (`date_format` is {date_format!r})"
+            if DATE_SHAPE.match(value):
+                like = _format_like(value, _first(dates, date_format))
+                if like != date_format:
+                    hint = f" (`date_format` is {date_format!r}; values like this one take {like})"
+        elif re.fullmatch(r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}.*", value):
+            day, month = _format_like(value, "day"), _format_like(value, "month")
+            hint = f"; give `date_format`, e.g. {day} (day first) or {month}"
+        elif re.fullmatch(r"\d{9,13}", value):
+            hint = " (whole Unix epoch seconds or milliseconds between 1973 and 2103 are read as dates)"
+        else:
+            hint = " (or not in the format of the first rows); give `date_format`, e.g. %Y-%m-%d %H:%M"
+        raise NeuralabError(f"{name}: line {date_lines.iloc[at]}: {value!r} in column {label!r} is not a date{hint}")
+    if labelled:
+        _refuse_labels(text, lines, words, name, label)
+    return parsed, note
+
+
+def _refuse_labels(text: pd.Series, lines: pd.Series, words: np.ndarray, name: str, label: str) -> None:
+    """Refuse the rows whose date is a word, where the other dates read: the rows of a summary
+    (Total, Summe, Mittelwert) that a spreadsheet adds below the data are named as such. They
+    are not dropped: their values are no step of the series, and nothing else says so."""
+    at = np.flatnonzero(words)
+    values, where = text.iloc[at], lines.iloc[at]
+    if at[0] != len(text) - len(at):  # a word among the dates: that row, not the format
+        more = f" ({len(at):,} such rows)" if len(at) > 1 else ""
+        raise NeuralabError(f"{name}: line {where.iloc[0]}: {values.iloc[0]!r} in column {label!r} is not a date, "
+                            f"which no `date_format` reads{more}; give the row its date or delete it")
+    shown = ", ".join(map(repr, values.iloc[:5])) + (", ..." if len(at) > 5 else "")
+    if len(at) == 1:
+        raise NeuralabError(f"{name}: line {where.iloc[0]} ({shown}) in column {label!r} is not a date: a summary "
+                            "row at the end of the file; delete it")
+    span = where.astype(int).to_numpy()
+    lines_named = f"{span[0]}-{span[-1]}" if (np.diff(span) == 1).all() else ", ".join(map(str, span[:5]))
+    raise NeuralabError(f"{name}: lines {lines_named} ({shown}) in column {label!r} are not dates: summary rows at "
+                        "the end of the file; delete them")
+
+
+def _first(dates: pd.Series, date_format: str) -> str:
+    """"day" or "month": which comes first in ``dates`` (01.01.2021, 13/01/2021), as the column
+    tells (a first number above 12 is a day, a second one a month; dots are written day first),
+    else as ``date_format`` has it."""
+    parts = dates.str.extract(r"^(\d{1,2})([/.-])(\d{1,2})[/.-]\d{2,4}").dropna()
+    if len(parts):
+        if (parts[0].astype(int) > 12).any():
+            return "day"
+        if (parts[2].astype(int) > 12).any():
+            return "month"
+        if (parts[1] == ".").all():
+            return "day"
+    return "day" if date_format.strip().startswith("%d") else "month"
+
+
+def _format_like(value: str, first: str) -> str:
+    """The `date_format` that reads ``value`` (01/02/2015 13:45) ``first`` "day" or "month" first,
+    time and all: %d/%m/%Y %H:%M; the codes of a time it does not know are left to the user."""
+    shape = DATE_SHAPE.match(value.strip())
+    if shape is None:
+        return "%d/%m/%Y" if first == "day" else "%m/%d/%Y"
+    sep = shape["sep"]
+    out = sep.join(("%d", "%m") if first == "day" else ("%m", "%d")) + sep + ("%Y" if len(shape["year"]) == 4 else "%y")
+    if shape["T"]:
+        out += shape["T"] + ("%I" if shape["p"] else "%H") + ":%M" + ":%S" * bool(shape["S"]) + ".%f" * bool(shape["f"])
+        out += (" " * shape["p"].startswith(" ") + "%p") if shape["p"] else ""
+        out += (" " * shape["z"].startswith(" ") + "%z") if shape["z"] else ""
+    rest = value.strip()[shape.end():]
+    return f"{out} and codes for {rest!r}" if rest else out
+
+
+def _day_or_month_first(text: pd.Series) -> tuple[pd.Series, str]:
+    """Dates such as 01/02/2015 read both ways: the reading that parses every row, and of two
+    that do, the one that lies on a regular grid (monthly 01/MM/2015 read month first would be
+    days 1-12 of each month, thousands of days missing); where both fit as well, day first for
+    dates written with dots (01.03.2023, as only day-first countries write them), else pandas'
+    own (month first). Which reading was used is said."""
+    month, month_note = to_datetime(text, dayfirst=False)
+    day, day_note = to_datetime(text, dayfirst=True)
+    month_ok, day_ok = not month.isna().any(), not day.isna().any()
+    if not (month_ok and day_ok):
+        if day_ok:
+            sep = re.match(DAY_MONTH, text.iloc[0])[1]
+            return day, join_notes(f"dates read day first (DD{sep}MM{sep}YYYY): some days are above 12", day_note)
+        if not month_ok and day.isna().sum() < month.isna().sum():  # 31.02.2021 among day-first dates: blame it,
+            return day, day_note                                    # not the good 13.01.2021 before it
+        return month, month_note
+    if (month == day).all():  # day and month equal on every row: nothing to choose
+        return month, month_note
+    month_gaps, day_gaps = _grid_gaps(month), _grid_gaps(day)
+    example = text.iloc[0]
+    if month_gaps == day_gaps and re.match(DAY_MONTH, example)[1] == ".":  # 01.03.2023: dots are Europe's, day first
+        return day, join_notes(f"dates read day first ({example} = {stamp(day.iloc[0])}), as dates written with dots "
+                          f"are: month first fits as well; give `date_format` {_format_like(example, 'month')} if "
+                          "the month comes first", day_note)
+    if month_gaps == day_gaps:  # a day's hours, say: nothing in the dates tells, so as pandas (and neuralab before)
+        return month, join_notes(f"dates read month first ({example} = {stamp(month.iloc[0])}), as pandas reads them: "
+                            f"day first fits as well; give `date_format` {_format_like(example, 'day')} if the day "
+                            "comes first", month_note)
+    first, (chosen, note, other, gaps) = ("day", (day, day_note, "month", month_gaps)) if day_gaps < month_gaps \
+        else ("month", (month, month_note, "day", day_gaps))
+    return chosen, join_notes(f"dates read {first} first ({example} = {stamp(chosen.iloc[0])}): read {other} first "
+                         f"they leave {gaps:,} timestamps off a regular grid; give `date_format` "
+                         f"{_format_like(example, other)} to read them {other} first", note)
+
+
+def join_notes(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+MAX_GRID = 10_000_000  # steps of the regular grid a series' gaps are counted (and filled) on
+
+
+def time_grid(index: pd.DatetimeIndex, report) -> pd.DatetimeIndex | None:
+    """The regular time grid the index lives on (counting its gaps into ``report``, a series'
+    SeriesReport: its frequency, gaps, largest_gap and gap_examples), or None."""
+    if len(index) < 3:
+        return None
+    index = index.as_unit("ns")
+    steps = np.diff(index.asi8)
+    step = pd.Timedelta(int(pd.Series(steps).mode().iloc[0]), "ns")
+    weekdays_only = step == pd.Timedelta(days=1) and bool((index.day_of_week < 5).all())
+    cells = (int(index.asi8[-1]) - int(index.asi8[0])) // step.value + 1  # the grid's length, before it is built
+    if cells > MAX_GRID:  # a few rows far apart: counted, not laid on a grid of billions
+        report.frequency = _alias(step)
+        report.gaps = int(cells - len(index))
+        report.largest_gap = duration(pd.Timedelta(int(steps.max()), "ns"))
+        return None
+    if weekdays_only and (steps == pd.Timedelta(days=3).value).any():
+        grid, report.frequency = pd.bdate_range(index[0], index[-1]), "B"
+    elif ((index.asi8 - index.asi8[0]) % step.value == 0).all():
+        grid = pd.date_range(index[0], index[-1], freq=step)
+        report.frequency = _alias(step)
+    else:
+        with warnings.catch_warnings():  # pandas 3 warns that infer_freq will return an offset: take its text
+            warnings.simplefilter("ignore")  # Pandas4Warning is no FutureWarning
+            inferred = pd.infer_freq(index)
+        inferred = getattr(inferred, "freqstr", inferred)
+        report.frequency = inferred or "irregular"
+        largest = int(steps.max())
+        report.largest_gap = duration(pd.Timedelta(largest, "ns"))
+        report.gaps = int((steps > 1.5 * step.value).sum()) if inferred is None else 0
+        return None
+    absent = grid.difference(index)
+    report.gaps = len(absent)
+    if report.gaps:
+        report.largest_gap = duration(pd.Timedelta(int(steps.max()), "ns"))
+        report.gap_examples = [stamp(t) for t in absent[:5]]
+    return grid
+
+
+def duration(step: pd.Timedelta) -> str:
+    """"7 days" rather than "7 days 00:00:00"."""
+    if step % pd.Timedelta(days=1) == pd.Timedelta(0):
+        days = step // pd.Timedelta(days=1)
+        return f"{days} day{'s' if days != 1 else ''}"
+    return str(step)
+
+
+def _alias(step: pd.Timedelta) -> str:
+    if step % pd.Timedelta(days=1) == pd.Timedelta(0):
+        days = step // pd.Timedelta(days=1)
+        return "D" if days == 1 else f"{days}D"
+    return pd.tseries.frequencies.to_offset(step).freqstr
+
+
+def stamp(t) -> str:
+    return stamps(t)[0]
+
+
+def stamps(*times) -> list[str]:
+    """Days as days, times as times, all in one style: a range of hourly rows from midnight to
+    23:00 reads 2023-01-01T00:00:00 .. 2023-04-30T23:00:00, not a day beside a time."""
+    times = [pd.Timestamp(t) for t in times]
+    if all(t == t.normalize() for t in times):
+        return [t.strftime("%Y-%m-%d") for t in times]
+    return [t.isoformat() for t in times]

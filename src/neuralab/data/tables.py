@@ -1,0 +1,314 @@
+"""A CSV file as a table: what its bytes are (compressed, or a file that is no CSV at all), how
+its text is encoded and written (separator, decimal mark, an empty field that ends every row),
+how many rows it holds and how much memory a forecast of it takes, all judged before pandas
+reads it (``sniff_csv``, ``CsvShape``); then the read itself (``read_table``), a built-in
+series' packaged file included.
+
+Apart from data.series because a file is read the same way whatever series it holds: series
+chooses the columns and cleans the rows read here.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import itertools
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from neuralab.data.series_names import BUILTIN
+from neuralab.errors import NeuralabError, ParameterError
+
+
+def builtin_path(name: str):
+    """The packaged file of built-in series ``name`` (a Traversable inside the wheel)."""
+    return resources.files("neuralab.data").joinpath("builtin", BUILTIN[name].file)
+
+
+SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "bar"}
+TEXT_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "utf-16": "UTF-16", "cp1252": "Windows-1252",
+              "latin-1": "Latin-1"}
+ROW_BYTES = 250          # memory per row while loading, beyond the values (dates as text, then parsed)
+VALUE_BYTES = 48         # memory per value held through windowing, scaling and the forecasts
+BASE_BYTES = 600 << 20   # the libraries themselves (torch, pandas)
+
+
+@dataclass
+class CsvShape:
+    """What a CSV holds before it is read: how it is written, and how much memory it will take."""
+    rows: int
+    columns: list[str]
+    separator: str
+    decimal: str
+    bytes_on_disk: int
+    encoding: str = "utf-8"   # of the text, after decompression
+    trailing: bool = False    # every row ends with a separator the header does not: an empty last field
+
+    def estimate(self, used: int | None = None) -> int:
+        """Bytes a forecasting run needs for this file, ``used`` columns of it read."""
+        used = used or len(self.columns)
+        return BASE_BYTES + self.rows * (ROW_BYTES + VALUE_BYTES * (used + 2))
+
+    @property
+    def plain(self) -> bool:
+        """Written as pandas reads a CSV unless told otherwise: commas, decimal points, UTF-8."""
+        return self.separator == "," and self.decimal == "." and self.encoding in ("utf-8", "utf-8-sig")
+
+    @property
+    def how(self) -> str:
+        """How the text is written: "semicolon-separated with decimal commas, Windows-1252 text"."""
+        how = SEPARATORS.get(self.separator, repr(self.separator)) + "-separated"
+        if self.decimal == ",":
+            how += " with decimal commas"
+        if self.encoding not in ("utf-8", "utf-8-sig"):
+            how += f", {TEXT_NAMES.get(self.encoding, self.encoding)} text"
+        return how
+
+    def describe(self, used: int | None = None) -> str:
+        return (f"{self.rows:,} rows x {len(self.columns)} columns ({self.bytes_on_disk / 1e6:.1f} MB on disk, "
+                f"{self.how}), about {self.estimate(used) / 2**30:.2f} GiB in memory to forecast")
+
+
+def available_memory() -> int | None:
+    """Bytes the system can still give this process (MemAvailable, or the cgroup's limit)."""
+    limits = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+            if text.isdigit() and int(text) < 1 << 60:
+                limits.append(int(text))
+        except OSError:
+            continue
+    return min(limits) if limits else None
+
+
+COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma", ".zip": "zip"}  # what pandas decompresses by suffix
+# The first bytes of files that are often renamed .csv or picked by mistake: what they are, and what to do
+SIGNATURES = ((b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"), (b"\xff\xd8\xff", "a JPEG image"),
+              (b"\xd0\xcf\x11\xe0", "an Excel 97-2003 workbook (.xls)"),
+              (b"PK\x03\x04", "an Excel workbook (.xlsx) or another zip archive"))
+DECIMAL_CELL = re.compile(rb"(?:^|[;\t|])[ \"]*-?\d+[.,]\d+[ \"]*(?=[;\t|\r\n]|$)", re.M)
+DECIMAL_POINT = re.compile(rb"(?:^|[;\t|])[ \"]*-?\d+\.\d+[ \"]*(?=[;\t|\r\n]|$)", re.M)
+TRAILING = "_trailing"  # the name of the empty field after a row's last separator
+SAMPLE, BLOCK = 1 << 16, 1 << 24  # bytes: the head that the encoding and separator are judged on; a read's size
+
+
+@contextlib.contextmanager
+def _open_bytes(path: Path):
+    """The bytes pandas will read: a compressed file's content, not its compressed bytes."""
+    kind = COMPRESSED.get(path.suffix.lower())
+    with contextlib.ExitStack() as stack:
+        if kind == "gzip":
+            import gzip
+            yield stack.enter_context(gzip.open(path, "rb"))
+        elif kind == "bz2":
+            import bz2
+            yield stack.enter_context(bz2.open(path, "rb"))
+        elif kind == "lzma":
+            import lzma
+            yield stack.enter_context(lzma.open(path, "rb"))
+        elif kind == "zip":
+            import zipfile
+            archive = stack.enter_context(zipfile.ZipFile(path))
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            if len(names) != 1:
+                raise NeuralabError(f"{path}: a zip archive of {len(names)} files; pandas reads one CSV per archive, "
+                                    "so unpack it and give the CSV")
+            yield stack.enter_context(archive.open(names[0]))
+        else:
+            yield stack.enter_context(open(path, "rb"))
+
+
+def _damaged() -> tuple[type[Exception], ...]:
+    """What a truncated or corrupt compressed file raises while it is read (bz2's errors are OSError)."""
+    import lzma
+    import zipfile
+    import zlib
+
+    return OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError, zlib.error
+
+
+def _encoding(path: Path, head: bytes, cut: bool = False) -> str:
+    """How the text is encoded: UTF-8 (with or without its mark), UTF-16 with its mark, or
+    Windows-1252 (what Excel's plain "CSV" writes on Windows); a file that is no text is refused.
+    ``cut``: more of the file follows ``head``, whose last character may be cut in two."""
+    for magic, what in SIGNATURES:
+        if head.startswith(magic):
+            if magic == b"PK\x03\x04" and path.suffix.lower() == ".zip":
+                break
+            raise NeuralabError(f"{path}: {what}, not a CSV file; open it in its program and save or export it as "
+                                "CSV UTF-8 (comma-separated), then give that file")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if b"\x00" in head:
+        raise NeuralabError(f"{path}: binary data, not a CSV text file; save it as CSV UTF-8 (comma-separated)")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if not (cut and e.start >= len(head) - 3):  # not a UTF-8 character cut at the end of the sample
+            try:
+                head.decode("cp1252")
+                return "cp1252"
+            except UnicodeDecodeError:
+                return "latin-1"
+    return "utf-8"
+
+
+def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
+    """The separator (given, or the one that splits the first lines into the same number of
+    fields), decimal commas (looked for up to the first decimal number), the encoding, the
+    header and the number of rows, read without loading the file; a compressed file's content
+    is what is sniffed."""
+    if sep is not None and (len(sep) != 1 or sep in "\r\n\"."):
+        raise ParameterError("sep", sep, "give one character that separates the columns, such as , or ;")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        magic = f.read(8)
+    if path.suffix.lower() in COMPRESSED and not magic.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"PK\x03\x04")):
+        raise NeuralabError(f"{path}: named {path.suffix} but not compressed that way; give the file its real name")
+    try:
+        with _open_bytes(path) as f:
+            head = f.read(SAMPLE)
+            more = f.read(BLOCK)
+            encoding = _encoding(path, head, cut=bool(more))
+            text = head.decode(encoding, errors="replace")
+            lines = [line for line in text.splitlines()[:50] if line.strip()]
+            if more and len(lines) > 1:
+                lines = lines[:-1]  # the last line may be cut
+            if sep is None and lines:
+                counts = {c: [line.count(c) for line in lines] for c in SEPARATORS}
+                steady = [c for c, n in counts.items() if n[0] > 0 and all(k == n[0] for k in n)]
+                sep = max(steady or counts, key=lambda c: counts[c][0])
+            # Whole numbers may fill the first lines, so decimals are looked for block by block until
+            # one is found; past that the rows are only counted (a regex over 100 MB takes seconds).
+            wide = encoding == "utf-16"
+            decoder = codecs.getincrementaldecoder(encoding)("replace") if wide else None  # the regexes read bytes
+            decimal = "." if sep in (",", None) else None
+            # Old Macs end lines with a CR alone, which pandas reads as lines too: counting only
+            # LFs made a file of millions of rows one row, and let it past the memory estimate
+            ending = b"\r" if b"\r" in head and b"\n" not in head + more[:1] else b"\n"
+            rows, last, tail = 0, b"", b""
+            for block in filter(None, itertools.chain((head, more), iter(lambda: f.read(BLOCK), b""))):
+                rows += block.count(ending)
+                last = block[-2:]
+                if decimal is None:
+                    sample = tail + (decoder.decode(block).encode("utf-8") if wide else block)
+                    decimal = _decimal(sample)
+                    tail = sample[sample.rfind(b"\n") + 1:][-256:]  # a cell cut at the block's end
+    except _damaged() as e:
+        raise NeuralabError(f"{path}: cannot be read ({e}); the file is damaged or not what its name says") from None
+    if last and not last.endswith(ending) and not (wide and last in (ending + b"\x00", b"\x00" + ending)):
+        rows += 1  # a last line without its newline
+    if not lines:
+        return CsvShape(0, [], sep or ",", ".", size, encoding)
+    header, *rows_read = csv.reader(lines, delimiter=sep)
+    trailing = bool(rows_read) and all(len(r) == len(header) + 1 and r[-1] == "" for r in rows_read)
+    return CsvShape(max(0, rows - 1), [h.strip() for h in header], sep, decimal or ".", size, encoding, trailing)
+
+
+def _decimal(sample: bytes) -> str | None:
+    """"," or "." as the first number with decimals in ``sample`` writes it, unless the 64 KB from
+    its line on hold a decimal point (then commas there are no decimals); None if it holds none."""
+    if b"," not in sample and b"." not in sample:  # whole numbers only: no regex over the block
+        return None
+    first = DECIMAL_CELL.search(sample)
+    if first is None:
+        return None
+    start = sample.rfind(b"\n", 0, first.start()) + 1
+    return "." if DECIMAL_POINT.search(sample, start, first.end() + SAMPLE) else ","
+
+
+def read_table(source: str | os.PathLike | pd.DataFrame, sep: str | None = None,
+               columns: list[str] | None = None, shape: CsvShape | None = None,
+               nrows: int | None = None, as_text: list[str] | None = None) -> tuple[pd.DataFrame, str, int]:
+    """The raw table, a display name and the offset from row position to file line.
+    A DataFrame's DatetimeIndex becomes its first column (named ``date`` if unnamed); its
+    column names are read as text (0 and "0" name the same column).
+    ``columns`` reads only those (a large file's other columns never take memory); ``as_text``
+    columns of a file are kept as written, for ``read_numbers`` to read 1.234,56 as people do."""
+    if isinstance(source, pd.DataFrame):
+        if isinstance(source.index, pd.DatetimeIndex):
+            source = source.rename_axis(source.index.name or "date").reset_index()
+        else:
+            source = source.reset_index(drop=source.index.name is None)
+        return source.rename(columns=str), "DataFrame", 0
+    text = str(source)
+    if text in BUILTIN:
+        with builtin_path(text).open("rb") as f:
+            return pd.read_csv(f, compression="gzip", usecols=columns), text, 2
+    path = Path(source)
+    refuse_missing(path, text)
+    shape = shape or sniff_csv(path, sep)
+    options = dict(sep=shape.separator, decimal=shape.decimal, skipinitialspace=True, encoding=shape.encoding,
+                   nrows=nrows, dtype=dict.fromkeys(as_text or [], str))
+    try:
+        if not shape.trailing:
+            return pd.read_csv(path, usecols=columns, **options), path.name, 2  # line 1 is the header
+        # A separator ends every row but not the header: the empty last field gets a name, and is checked
+        names = [*pd.read_csv(path, **{**options, "nrows": 0}).columns, TRAILING]
+        options["dtype"] = {**options["dtype"], TRAILING: str}
+        table = pd.read_csv(path, header=0, names=names, usecols=[*(columns or names[:-1]), TRAILING], **options)
+    except pd.errors.EmptyDataError:
+        raise NeuralabError(f"{path}: the file is empty; give a CSV with a header and rows") from None
+    except UnicodeDecodeError as e:  # the encoding was judged on the first 64 KB: the rest says otherwise
+        where = _undecodable(path, shape.encoding)
+        where = f"from {where} on" if where else f"({e.reason})"
+        raise NeuralabError(f"{path}: not {TEXT_NAMES.get(shape.encoding, shape.encoding)} text {where}; save it as "
+                            "CSV UTF-8 and give that file") from None
+    except (pd.errors.ParserError, ValueError) as e:
+        first = str(e).strip().splitlines()[-1]
+        raise NeuralabError(f"{path}: not a readable CSV ({first}); it was read as "
+                            f"{SEPARATORS.get(shape.separator, shape.separator)}-separated: give `sep` if that is "
+                            "wrong") from None
+    filled = table[TRAILING].notna().to_numpy()
+    if filled.any():
+        at = int(np.flatnonzero(filled)[0])
+        raise NeuralabError(f"{path}: line {at + 2} has a value after its last column ({table[TRAILING].iloc[at]!r}), "
+                            "where the other rows end with an empty field; name that column in the header or "
+                            "remove the value")
+    return table.drop(columns=TRAILING), path.name, 2
+
+
+def _undecodable(path: Path, encoding: str) -> str:
+    """Where the file stops being ``encoding`` text: "line 1,204 (byte 0xE9)"; "" if it does not."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line = 1
+    with _open_bytes(path) as f:
+        for block in iter(lambda: f.read(BLOCK), b""):
+            pending = decoder.getstate()[0]  # a character's first bytes, left from the block before
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:  # e.start counts from the pending bytes
+                data = pending + block
+                line += data.count(b"\n", len(pending), e.start)
+                return f"line {line:,} (byte 0x{data[e.start]:02X})"
+            line += block.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return f"line {line:,} (its end)"
+    return ""
+
+
+def refuse_missing(path: Path, text: str) -> None:
+    if path.is_dir():
+        raise ParameterError("data", text, "is a folder; give a CSV file (or a built-in series)")
+    if not path.is_file():
+        raise ParameterError("data", text, f"no such file and not a built-in series ({', '.join(BUILTIN)})")
