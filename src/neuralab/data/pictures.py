@@ -13,7 +13,8 @@ import numpy as np
 from neuralab.errors import NeuralabError
 
 # Pictures above this many pixels are refused from their header, before Pillow decodes them
-# (decompression bombs: a few kilobytes of PNG can declare gigapixels).
+# (decompression bombs: a few kilobytes of PNG can declare gigapixels); a JPEG of one scan is
+# decoded at a fraction of its size instead (read_image).
 MAX_PIXELS = 40_000_000
 # The longest side JPEG can store. A PNG or TIFF may declare 1 x 16,000,000 pixels within the
 # pixel cap, and decoding and resizing cost per row: seconds of CPU for 31 KB of zeros.
@@ -66,9 +67,12 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
     A JPEG is decoded at 1/2, 1/4 or 1/8 of its size, as libjpeg can in that fraction of the
     time and memory, where it has more than ``max_pixels`` or where that still covers twice
     ``size`` (a 12-megapixel photo for a 64x64 input: 40 photos read in 0.5 s against 15-21 s
-    at full size). Only the formats in ``FORMATS`` are opened, whatever the file's name says. Folders,
-    unreadable, empty, non-image, other-format and oversized files give a NeuralabError naming
-    the file.
+    at full size). ``max_pixels`` is what a picture may declare in its header, checked before
+    decoding; a JPEG of one scan (a camera's photo) may declare more, up to what its eighth
+    brings within it, as it costs only the smaller picture; a progressive one may not, as
+    libjpeg holds it at full size whatever the scale (``_jpeg_in_one_scan``). Only the formats
+    in ``FORMATS`` are opened, whatever the file's name says. Folders, unreadable, empty,
+    non-image, other-format and oversized files give a NeuralabError naming the file.
     """
     path = Path(path)
     if path.is_dir():
@@ -100,6 +104,10 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
         with img:
             width, height, fmt = *img.size, img.format
             if fmt in ("JPEG", "MPO"):
+                if width * height > max_pixels and not _jpeg_in_one_scan(source):
+                    raise NeuralabError(
+                        f"{name}: a progressive JPEG of {width}x{height} pixels is more than the {max_pixels:,} "
+                        "allowed (it is decoded at full size, whatever size it is read at); resize it first")
                 scale = _jpeg_scale(width, height, max_pixels, size)
                 if scale > 1:  # libjpeg scales it down while decoding
                     img.draft(None, (width // scale, height // scale))
@@ -155,6 +163,52 @@ def _jpeg_scale(width: int, height: int, max_pixels: int, size: tuple[int, int] 
     return max(fits, covers)
 
 
+# The frames libjpeg can decode scaled, one row of blocks at a time when their first scan holds every
+# colour: baseline and extended sequential (Huffman), sequential arithmetic. Lossless (SOF3) and
+# hierarchical ones are not scaled; progressive ones (SOF2, SOF10) keep every coefficient.
+SEQUENTIAL_FRAMES = frozenset({0xC0, 0xC1, 0xC9})
+
+
+def _jpeg_in_one_scan(source: Path | io.BytesIO) -> bool:
+    """Whether libjpeg decodes this JPEG in one pass, holding a row of blocks at a time, so that
+    ``draft()`` makes it cost what the smaller picture costs: a sequential frame whose first scan
+    holds all its colours (libjpeg's test for a file of one scan). A progressive JPEG, or one whose
+    colours come one scan each, is held as the coefficients of the full-size picture whatever
+    the scale (1.4 GB for a 705-byte progressive CMYK file declaring 13370 x 13370); so is any
+    file whose markers this walk cannot follow. The segments are stepped over by their lengths,
+    as libjpeg reads them, so that an EXIF thumbnail's scan is not taken for the picture's."""
+    with open(source, "rb") if isinstance(source, Path) else contextlib.nullcontext(source) as f:
+        at = f.tell()
+        try:
+            f.seek(0)
+            if f.read(2) != b"\xff\xd8":
+                return False
+            colours = None
+            while f.read(1) == b"\xff":
+                marker = f.read(1)
+                while marker == b"\xff":  # fill bytes before a marker
+                    marker = f.read(1)
+                if not marker or marker[0] in (0x00, 0xD8, 0xD9):
+                    return False
+                if 0xD0 <= marker[0] <= 0xD7 or marker[0] == 0x01:  # markers without a segment
+                    continue
+                length = int.from_bytes(f.read(2), "big") - 2
+                if length < 0:
+                    return False
+                if marker[0] == 0xDA:  # the first scan: its first byte counts its colours
+                    return colours is not None and f.read(1) == bytes([colours])
+                if 0xC0 <= marker[0] <= 0xCF and marker[0] not in (0xC4, 0xC8, 0xCC):  # a frame, not DHT/JPG/DAC
+                    frame = f.read(length)
+                    if marker[0] not in SEQUENTIAL_FRAMES or colours is not None or len(frame) < 6:
+                        return False
+                    colours = frame[5]
+                else:
+                    f.seek(length, os.SEEK_CUR)
+            return False
+        finally:
+            f.seek(at)
+
+
 def _jpeg_scans(source: Path | io.BytesIO) -> int:
     """The start-of-scan markers in a JPEG file: FF DA stands nowhere else, since the coded data
     writes a byte FF as FF 00 (an EXIF thumbnail's own scans count too, a few at most)."""
@@ -201,24 +255,38 @@ def _flattened(img, background: str = "white"):
     return Image.alpha_composite(Image.new("RGBA", img.size, page), rgba)
 
 
+# Pixels converted at a time by _to_bytes: its float64 arithmetic on a whole 16-megapixel picture
+# made six copies of it, 720 MB for a 31 KB PNG; in pieces it holds a few megabytes more than the picture
+TO_BYTES_PIECE = 1 << 18
+
+
 def _to_bytes(values: np.ndarray, mode: str) -> np.ndarray:
     """Grey levels of a 16-bit, 32-bit or floating-point picture (Pillow's modes I;16*, I, F) as
     uint8: 16-bit ones divided by 257, whatever their darkest and brightest; floats in [0, 1]
     times 255; others stretched from their own minimum to their maximum. Clipping them to 255
     turned most of a 16-bit picture white."""
-    values = values.astype(np.float64)
-    finite = values[np.isfinite(values)]
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    values = np.nan_to_num(values, nan=low, posinf=high, neginf=low)
-    if mode.startswith("I;16"):
-        scaled = values / 257
-    elif mode == "F" and 0 <= low and high <= 1:
-        scaled = values * 255
-    elif 0 <= low and high <= 255 and mode != "F":
-        scaled = values  # 8-bit levels in a 32-bit picture
-    else:
-        scaled = (values - low) * (255 / (high - low)) if high > low else np.zeros_like(values)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    flat = values.reshape(-1)
+    pieces = [flat[i:i + TO_BYTES_PIECE] for i in range(0, flat.size, TO_BYTES_PIECE)]
+    if values.dtype.kind == "f":
+        ranges = [(p.min(), p.max()) for p in (p[np.isfinite(p)] for p in pieces) if p.size]
+    else:  # whole numbers are all finite: no copy
+        ranges = [(flat.min(), flat.max())] if flat.size else []
+    low, high = (float(min(r[0] for r in ranges)), float(max(r[1] for r in ranges))) if ranges else (0.0, 0.0)
+    out = np.empty(flat.shape, np.uint8)
+    at = 0
+    for piece in pieces:
+        piece = np.nan_to_num(piece.astype(np.float64), copy=False, nan=low, posinf=high, neginf=low)
+        if mode.startswith("I;16"):
+            scaled = piece / 257
+        elif mode == "F" and 0 <= low and high <= 1:
+            scaled = piece * 255
+        elif 0 <= low and high <= 255 and mode != "F":
+            scaled = piece  # 8-bit levels in a 32-bit picture
+        else:
+            scaled = (piece - low) * (255 / (high - low)) if high > low else np.zeros_like(piece)
+        out[at:at + piece.size] = np.clip(np.rint(scaled), 0, 255)
+        at += piece.size
+    return out.reshape(values.shape)
 
 
 def _other_format(source: Path | io.BytesIO) -> str | None:

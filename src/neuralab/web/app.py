@@ -23,6 +23,7 @@ import contextlib
 import errno
 import functools
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,6 +72,10 @@ MAX_CONNECTIONS = 64  # open at once; beyond this a request is answered 503 at o
 # each, made it answer 503 to everyone for as long as they stayed. A browser sends its headers
 # in one packet; 10 s leaves a slow network ample room.
 HEADER_SECONDS = 10
+# A request line and headers longer than this are refused (400). h11 counts it only while the
+# headers are incomplete: whatever arrived in one read (up to 64 KB) passed (``Parser``).
+MAX_HEADER_BYTES = 16 * 1024
+HEADER_END = re.compile(rb"\n\r?\n")  # the blank line after the headers, as h11 finds it
 CONV_FIELDS = ("image", "op", "kernel", "stride", "padding", "size", "scale", "at")
 
 
@@ -355,13 +360,34 @@ def make_server(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: in
     import uvicorn
 
     config = uvicorn.Config(create_app(runs_dir, allowed_hosts(host, allow_hosts), trust_code), host=host, port=port,
-                            log_level="warning", server_header=False, lifespan="on", http=Connection)
+                            log_level="warning", server_header=False, lifespan="on", http=Connection,
+                            h11_max_incomplete_event_size=MAX_HEADER_BYTES)
     return uvicorn.Server(config)
+
+
+class Parser(h11.Connection):
+    """h11's reading of requests, refusing two more kinds as malformed (a RemoteProtocolError,
+    which uvicorn answers 400 and closes): a request line and headers over MAX_HEADER_BYTES,
+    whole or not (h11 measures only incomplete ones), and a request with both Content-Length and
+    Transfer-Encoding, which a proxy in front could read as two requests where h11 reads one
+    (request smuggling; RFC 9112 6.3 lets a server refuse it, and it must close the connection)."""
+
+    def next_event(self):
+        if self.their_state is h11.IDLE:  # what is buffered starts with the next request's line
+            buffered = self.trailing_data[0]
+            if len(buffered) > MAX_HEADER_BYTES and not HEADER_END.search(buffered, 0, MAX_HEADER_BYTES):
+                raise h11.RemoteProtocolError("request line and headers too long", 400)
+        event = super().next_event()
+        if isinstance(event, h11.Request):
+            names = {name for name, _ in event.headers}  # h11 gives them lower-case
+            if b"content-length" in names and b"transfer-encoding" in names:
+                raise h11.RemoteProtocolError("both Content-Length and Transfer-Encoding", 400)
+        return event
 
 
 class Connection(H11Protocol):
     """uvicorn's HTTP/1.1 connection (h11's, here even where httptools is installed: one code
-    path everywhere), changed in two ways:
+    path everywhere, its requests read by ``Parser``), changed in two ways:
 
     - it is closed when it has kept the server waiting for HEADER_SECONDS with no request of it
       being answered: for a request line and headers (from the opening, or from the answer
@@ -375,6 +401,7 @@ class Connection(H11Protocol):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.conn = Parser(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         self.deadline: asyncio.TimerHandle | None = None
         self.limit_concurrency, self.app = None, functools.partial(self._unless_busy, self.app)
 
@@ -414,8 +441,8 @@ class Connection(H11Protocol):
         await app(scope, receive, send)
 
     def send_400_response(self, msg: str) -> None:
-        malformed = ("request: not valid HTTP/1.1 (a malformed header, a Content-Length given twice, or a request "
-                     "line and headers over 16 KB); send a well-formed request")
+        malformed = ("request: not valid HTTP/1.1 (a malformed header, a Content-Length given twice or with "
+                     "Transfer-Encoding, or a request line and headers over 16 KB); send a well-formed request")
         answer = JSONResponse({"error": malformed}, 400, headers={**HEADERS, "connection": "close"})
         for event in (h11.Response(status_code=400, headers=answer.raw_headers, reason=b"Bad Request"),
                       h11.Data(data=answer.body), h11.EndOfMessage()):
@@ -437,6 +464,12 @@ def listening_socket(host: str, port: int):
         sock.listen(MAX_CONNECTIONS)
     except OSError as e:
         sock.close()
-        raise NeuralabError(f"`host` {host} `port` {port}: cannot listen there ({e.strerror}); "
-                            "choose another `port`") from None
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise NeuralabError(f"`host` {host}: cannot listen there ({e.strerror}): not an address of this machine; "
+                                "give one of its own, 127.0.0.1 (this machine only) or 0.0.0.0 (all its "
+                                "networks)") from None
+        # in use, or below 1024 for a user: the port; anything else may be either
+        advice = "choose another `port`" if e.errno in (errno.EADDRINUSE, errno.EACCES) else \
+            "choose another `host` or `port`"
+        raise NeuralabError(f"`host` {host} `port` {port}: cannot listen there ({e.strerror}); {advice}") from None
     return sock

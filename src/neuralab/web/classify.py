@@ -12,7 +12,8 @@ import numpy as np
 
 from neuralab.errors import NeuralabError
 from neuralab.runs import Run
-from neuralab.web.images import MAX_UPLOAD_PIXELS, center_like_mnist, check_size, decode, png_url, stretch
+from neuralab.web.images import (MAX_CANVAS_PIXELS, MAX_UPLOAD_PIXELS, center_like_mnist, check_size, decode,
+                                 png_url, stretch)
 from neuralab.web.inputs import choice
 
 MAPS_PER_LAYER = 16  # the page shows the first 16 channels of each layer
@@ -65,7 +66,8 @@ class Models:
 def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarray:
     """The picture in ``data`` as the model's (1, C, H, W) uint8 input.
 
-    source "canvas": a light-on-dark drawing, centred like MNIST for one-channel models.
+    source "canvas": a light-on-dark drawing of at most MAX_CANVAS_PIXELS, centred like MNIST
+    for one-channel models.
     source "upload": any picture, read by ``Classifier.load_images`` as `neuralab predict` reads a
     file (the same input for the same file and ``invert``); ``invert`` "auto" inverts a
     dark-on-light picture only for a model that expects light-on-dark ones (``Preprocess.inverts``)."""
@@ -77,7 +79,7 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
         check_size(data)
         return clf.load_images([data], invert, max_pixels=MAX_UPLOAD_PIXELS)
     c, h, w = clf.preprocess.input_shape
-    picture = decode(data, "L" if c == 1 else "RGB")
+    picture = decode(data, "L" if c == 1 else "RGB", MAX_CANVAS_PIXELS, "canvas")
     if invert == "yes":  # "auto" leaves it: the page's canvas is drawn light on dark, MNIST's way, already
         picture = 255 - picture
     if c == 1:

@@ -16,17 +16,23 @@ from neuralab.web.inputs import choice
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MB
 MAX_UPLOAD_PIXELS = 16_000_000       # 4000 x 4000; larger files are refused before decoding
+# A drawing sent as source=canvas: the page's canvas is 280 x 280. It is decoded at full size and
+# centred from there (a photo goes as source=upload, read at the model's size): at 16 Mpixels
+# that cost 1 GB and seconds for 24 KB of PNG.
+MAX_CANVAS_PIXELS = 1024 * 1024
 PLAYGROUND_SIDE = 256                # the playground works on at most 256 x 256 (a 31x31 kernel stays fast)
 SAMPLES_DIR = Path(__file__).parent / "static" / "samples"
 
 
-def decode(data: bytes, mode: str | None = "L") -> np.ndarray:
-    """Uploaded bytes -> uint8 (H, W) or (H, W, 3), through ``decode_image`` and its pixel cap.
-    Decoded from memory: a server whose temporary folder is full or read-only still reads them."""
+def decode(data: bytes, mode: str | None = "L", max_pixels: int = MAX_UPLOAD_PIXELS,
+           name: str = "upload") -> np.ndarray:
+    """Uploaded bytes -> uint8 (H, W) or (H, W, 3), through ``decode_image`` and its pixel cap;
+    errors name the picture ``name``. Decoded from memory: a server whose temporary folder is
+    full or read-only still reads them."""
     from neuralab.data.pictures import decode_image
 
     check_size(data)
-    return decode_image(data, "upload", mode=mode, max_pixels=MAX_UPLOAD_PIXELS)
+    return decode_image(data, name, mode=mode, max_pixels=max_pixels)
 
 
 def check_size(data: bytes) -> None:
@@ -67,10 +73,12 @@ def center_like_mnist(image: np.ndarray, size: int = 28, box: int = 20) -> np.nd
     box scaled to fit ``box`` x ``box``, then placed so its centre of mass is the centre."""
     from neuralab.data.pictures import resize
 
-    ink = np.argwhere(image > 30)
-    if not len(ink):
+    inked = image > 30
+    # the ink's rows and columns, not every inked pixel's place (np.argwhere: 16 bytes a pixel)
+    rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    if not len(rows):
         return np.zeros((size, size), np.uint8)
-    (r0, c0), (r1, c1) = ink.min(0), ink.max(0) + 1
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     crop = image[r0:r1, c0:c1]
     scale = box / max(crop.shape)
     h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
