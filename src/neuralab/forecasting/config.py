@@ -124,7 +124,8 @@ class ForecastConfig:
         duplicates: what to do with repeated dates: "error", "first", "last" or "mean".
         gaps: "keep" (one row is one step) or "fill" (missing dates added, then filled as ``missing`` says).
         windows: the WindowConfig: lookback, horizon, splits, transform and scaling.
-        model: the ModelConfig: architecture, hidden sizes, dropout.
+        model: the ModelConfig: architecture, hidden sizes, dropout (a network of your own goes to
+            run_forecast(config, model=...)).
         train: the TrainConfig (series_train_config(): Keras's batch of 64, clipped gradients, early stopping).
         baselines: the simple forecasts the network is compared with.
         season: the seasonal-naive baseline's period (None: found on the training span).
@@ -164,6 +165,10 @@ class ForecastConfig:
             raise ParameterError("data", type(self.data).__name__, "give a built-in series' name or a CSV file; save "
                                  "a DataFrame with df.to_csv('series.csv') first, so that the run can read it again "
                                  "(load_series takes the DataFrame itself)")
+        if not isinstance(self.model, (ModelConfig, dict)):  # a file or a module, as ClassifierConfig(model=) takes
+            raise ParameterError("model", self.model, "ForecastConfig's `model` is a ModelConfig, for the built-in "
+                                 "networks; give a network of your own (a .py or Keras file, a module) as "
+                                 "run_forecast(config, model=...)")
         for name, kind in (("windows", WindowConfig), ("model", ModelConfig), ("train", TrainConfig)):
             if not isinstance(getattr(self, name), kind):  # a dict: ForecastConfig.from_dict reads those
                 raise ParameterError(name, getattr(self, name), f"give a {kind.__name__}, e.g. {kind.__name__}()")

@@ -61,6 +61,9 @@ class ModelSummary:
     unregistered: list[tuple[str, str]] = field(default_factory=list)  # tensors PyTorch does not see (unregistered)
     keras_params: int = 0              # the model's parameters as Keras counts them (keras_count)
     keras_trainable: int = 0
+    # parameters a module holds itself, beside its layers (a ViT's cls_token, a learned temperature), which
+    # no row counts: (module, [(parameter, shape)], count)
+    held: list[tuple[str, list, int]] = field(default_factory=list)
 
     @property
     def non_trainable_params(self) -> int:
@@ -119,8 +122,9 @@ class InputShapeError(ParameterError):
     (``as_typed``, which ``render`` gives where a flag names the parameter): ``typed_reason`` is
     the reason in those words."""
 
-    def __init__(self, input_shape, reason: str, typed_reason: str):
+    def __init__(self, input_shape, reason: str, typed_reason: str, layer: str | None = None):
         self.input_shape, self.typed_reason = tuple(input_shape), typed_reason
+        self.layer = layer  # the layer that failed on it, as named_modules() names it, where one did
         super().__init__("input_shape", self.input_shape, reason)
 
     def as_typed(self) -> ParameterError:
@@ -301,7 +305,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
             hint = sequence_hint(layer, input_shape[1], typed) if sequence else \
                 "was the model built for another input shape?"
             return f"{name} fails at {where}: {first}; {hint}"
-        raise InputShapeError(input_shape, reason(False), reason(True)) from None
+        raise InputShapeError(input_shape, reason(False), reason(True), running[-1] if running else None) from None
     finally:
         for h in handles:
             h.remove()
@@ -337,6 +341,13 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
             owner.update((id(p), n) for p in own)
             if own:
                 unused.append((n, sum(p.numel() for p in own)))
+    held = []
+    for n, m in modules.items():
+        own = [(k, p) for k, p in m.named_parameters(recurse=False) if id(p) not in owner]
+        owner.update((id(p), n) for _, p in own)
+        if own:
+            held.append((f"{n} ({type(m).__name__})" if n else name, [(k, tuple(p.shape)) for k, p in own],
+                         sum(p.numel() for _, p in own)))
     params = list(model.parameters())
     stored = _stored(model)
     is_param = {id(p) for p in params}
@@ -348,7 +359,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         buffers=sum(t.numel() for t in stored if id(t) not in is_param),
         size_bytes=sum(t.numel() * t.element_size() for t in stored),
         output_shape=_shape(output), unused=_fold_unused(unused), keras_params=keras_total, keras_trainable=keras_trainable,
-        unregistered=hidden,
+        unregistered=hidden, held=held,
     )
 
 
@@ -479,6 +490,11 @@ def _fmt_shape(shape) -> str:
     return "(B, " + ", ".join(map(str, shape)) + ")" if shape else "(B,)"
 
 
+def _fmt_dims(shape) -> str:
+    """A parameter's shape, all of it: (8, 1, 3, 3), (8,)."""
+    return f"({', '.join(map(str, shape))}{',' if len(shape) == 1 else ''})"
+
+
 def _batch_inside(shape) -> bool:
     """Whether ``shape`` (or one of several outputs) keeps its batch elsewhere than first."""
     if shape and isinstance(shape[0], tuple):
@@ -518,6 +534,9 @@ def _footer(s: ModelSummary) -> list[str]:
         # what forward keeps for later (attention maps, the last activations) is as plain, and harmless
         lines.append(f"Plain tensors, not registered with PyTorch, so not saved or moved to a device: {', '.join(plain)}"
                      "; one the network computes with belongs in a buffer (self.register_buffer(NAME, ...))")
+    for module, own, count in s.held:
+        lines.append(f"Parameters of {module} itself, in no row above: "
+                     + ", ".join(f"{k} {_fmt_dims(shape)}" for k, shape in own) + f": {count:,}")
     if s.unused:
         lines.append("Not run at inference (params counted above): "
                      + ", ".join(f"{n} ({p:,})" for n, p in s.unused))

@@ -43,47 +43,186 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
     import torch
 
     x = sample if sample is not None else torch.zeros(2, *input_shape)
+    y2 = None
     shape = f"({', '.join(['N', *map(str, input_shape)])})"
     hidden = _not_kept(module, name) if training else []
     was = module.training
     module.eval()
     # the first convolution called, and the channels it was given: a model for colour pictures
-    # fails there on grey ones, which PyTorch says in its own terms
+    # fails there on grey ones, which PyTorch says in its own terms; a forecaster's first recurrent
+    # or dense layer, which fails alike on windows with more or fewer inputs a step
     first: list = []
 
     def called(layer: str):
-        return lambda conv, args: None if first else first.append((layer, conv, getattr(args[0], "shape", ())))
-    hooks = [m.register_forward_pre_hook(called(n)) for n, m in module.named_modules()
-             if isinstance(m, torch.nn.Conv2d)]
+        return lambda m, args: None if first else first.append((layer, m, getattr(args[0], "shape", ())))
+    takes = torch.nn.Conv2d if what == "classes" else (torch.nn.RNNBase, torch.nn.Linear)
+    hooks = [m.register_forward_pre_hook(called(n)) for n, m in module.named_modules() if isinstance(m, takes)]
+    y = None
     try:
         with torch.no_grad():
             y = module(x)
+            # a second batch, one larger: an output whose first size is not the batch (an nn.LSTM without
+            # batch_first reads the batch as time; x.view(-1, 196) makes two rows of a sample) can match
+            # one batch by chance, and a forward hard-wired to one batch size fails on the other
+            if output_refusal(name, shape, y, len(x), outputs, what, module) is None:
+                with _buffers_kept(module):
+                    y2 = module(torch.cat([x, x[:1]]))
     except Exception as e:  # noqa: BLE001  the user's forward: one line naming both shapes
-        layer, conv, got = first[0] if first else (None, None, ())
-        k, c = (conv.in_channels, x.shape[1]) if conv is not None else (0, 0)
-        if what == "classes" and len(got) == 4 and got[1] == c and 0 < k != c:  # the data's channels, as they came
-            raise NeuralabError(f"{name}: the model wants {k} channels (its first convolution, {layer}, is "
-                                f"nn.Conv2d({k}, ...)), the data has {c}: images {shape}; make that layer "
-                                f"nn.Conv2d({c}, ...){read_as(f'{k}-channel pictures', k)}") from None
-        raise NeuralabError(f"{name}: the model fails on the data's inputs {shape}, {INPUT_LAYOUT[what]}: "
-                            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if y is not None:  # the first batch passed
+            raise NeuralabError(f"{name}: on inputs {shape} the model works on a batch of {len(x)} and fails on "
+                                f"one of {len(x) + 1} ({error}); let forward take any batch size: x.view(x.size(0), -1), not a "
+                                "batch size written in the code") from None
+        layer, taker, got = first[0] if first else (None, None, ())
+        raise NeuralabError(_input_refusal(name, shape, x, layer, taker, got, what)
+                            or f"{name}: the model fails on the data's inputs {shape}, {INPUT_LAYOUT[what]}: "
+                               f"{error}{_failing_layer(module, x, what)}") from None
     finally:
         for hook in hooks:
             hook.remove()
         module.train(was)
-    batch = x.shape[0]
-    needs = f"(N, {outputs}) ({outputs} {what if outputs != 1 else ONE[what]})"
-    if isinstance(y, (tuple, list, dict)):  # (logits, features), {"logits": ...}: research code's habit
-        parts = ("{" + ", ".join(f"{k!r}: {_shape_of(v, batch)}" for k, v in y.items()) + "}" if isinstance(y, dict)
-                 else ", ".join(_shape_of(v, batch) for v in y))
-        raise NeuralabError(f"{name}: on inputs {shape} the model returns {kind_of(y)} of {parts}; the data needs one "
-                            f"tensor {needs}: return that alone from forward")
-    if not isinstance(y, torch.Tensor) or y.dim() != 2 or y.shape[1] != outputs:
-        raise NeuralabError(f"{name}: on inputs {shape} the model gives {_shape_of(y, batch)}, the data needs "
-                            f"{needs}; {_output_fix(y, outputs, what)}")
+    refusal = output_refusal(name, shape, y, len(x), outputs, what, module)
+    if refusal is None and isinstance(y2, torch.Tensor) and y2.shape[:1] != (len(x) + 1,):
+        refusal = _batch_refusal(name, shape, [(len(x), y), (len(x) + 1, y2)], module)
+    if refusal is not None:
+        raise NeuralabError(refusal)
     if training:
         _trainable(module, name, y if what == "classes" else None, hidden)
     return module
+
+
+def output_refusal(name: str, shape: str, y, batch: int, outputs: int | None, what: str = "classes",
+                   module=None) -> str | None:
+    """The one-line refusal of ``y``, what module ``name`` gave on ``batch`` inputs ``shape`` ("(N, 1,
+    28, 28)"), where the data needs (N, ``outputs``) (None: as many as it gives); None where it fits.
+    ``module``: the module, whose layers tell what to change. ``checked_module`` and the trainer's
+    check both say it so."""
+    import torch
+
+    needs = (f"(N, {outputs}) ({outputs} {what if outputs != 1 else ONE[what]})" if outputs is not None
+             else f"(N, {what})")
+    if isinstance(y, (tuple, list, dict)):  # (logits, features), {"logits": ...}: research code's habit
+        parts = ("{" + ", ".join(f"{k!r}: {_shape_of(v, batch)}" for k, v in y.items()) + "}" if isinstance(y, dict)
+                 else ", ".join(_shape_of(v, batch) for v in y))
+        return (f"{name}: on inputs {shape} the model returns {kind_of(y)} of {parts}; the data needs one "
+                f"tensor {needs}: return that alone from forward")
+    if not isinstance(y, torch.Tensor) or y.dim() != 2 or (outputs is not None and y.shape[1] != outputs):
+        return (f"{name}: on inputs {shape} the model gives {_shape_of(y, batch)}, the data needs "
+                f"{needs}; {_output_fix(y, outputs if outputs is not None else y.shape[-1], what)}")
+    if y.shape[0] != batch:
+        return _batch_refusal(name, shape, [(batch, y)], module)
+    return None
+
+
+def _batch_refusal(name: str, shape: str, given: list, module) -> str:
+    """The refusal of a module whose outputs' first size is not the batch's: ``given``, (batch, output)
+    pairs, as it gave them; the likely slip named where the module shows it."""
+    import torch
+
+    gave = " and ".join(f"{_shape_of(y)} for a batch of {n}" for n, y in given)
+    rnn = [(n, m) for n, m in (module.named_modules() if module is not None else ())
+           if isinstance(m, torch.nn.RNNBase) and not m.batch_first]
+    if rnn:
+        layer, m = rnn[0]
+        fix = (f"nn.{type(m).__name__} takes (time, batch, features) unless built with batch_first=True, and "
+               f"{layer} is not: build it with batch_first=True")
+    else:
+        fix = ("keep the batch first where forward reshapes: x.flatten(1) or x.view(x.size(0), -1), not "
+               "x.view(-1, features)")
+    return f"{name}: on inputs {shape} the model gives {gave}: the first size of its output is not the batch's; {fix}"
+
+
+@contextlib.contextmanager
+def _buffers_kept(module):
+    """``module``'s buffers (running statistics, counters a forward updates) as they were after the block."""
+    import torch
+
+    saved = [(m, n, b, b.detach().clone()) for m in module.modules() for n, b in m._buffers.items() if b is not None]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, n, buffer, value in saved:
+                buffer.copy_(value)
+                m._buffers[n] = buffer
+
+
+def _input_refusal(name: str, shape: str, x, layer, taker, got: tuple, what: str) -> str | None:
+    """The refusal of a module whose first layer (``layer``, the module ``taker``, called on ``got``)
+    takes other inputs than the data's ``x``: a colour model's convolution given grey pictures, a
+    forecaster's recurrent or dense layer given more or fewer inputs per step; None otherwise."""
+    import torch
+
+    if what == "classes" and taker is not None:
+        k, c = taker.in_channels, x.shape[1]
+        if len(got) == 4 and got[1] == c and 0 < k != c:  # the data's channels, as they came
+            return (f"{name}: the model wants {k} channels (its first convolution, {layer}, is "
+                    f"nn.Conv2d({k}, ...)), the data has {c}: images {shape}; make that layer "
+                    f"nn.Conv2d({c}, ...){read_as(f'{k}-channel pictures', k)}")
+    if what == "steps" and taker is not None:
+        k = taker.input_size if isinstance(taker, torch.nn.RNNBase) else taker.in_features
+        c = x.shape[-1]
+        if len(got) == 3 and tuple(got[1:]) == tuple(x.shape[1:]) and k != c:  # the windows, as they came
+            layer_text = f"nn.{type(taker).__name__}({{}}, ...)"
+            return (f"{name}: the model takes {k} input{'s' if k != 1 else ''} per step (its first layer, {layer}, "
+                    f"is {layer_text.format(k)}), the windows give {c} (the target, then each of `features`, "
+                    f"and 2 for each of `calendar`): windows {shape}; make that layer {layer_text.format(c)}, or "
+                    f"change `features` and `calendar` to give {k}")
+    return None
+
+
+def _failing_layer(module, x, what: str) -> str:
+    """What to change in a classifier failing on pictures ``x`` of their size: the layer that
+    refused them (models.summary finds it), and the size a few pixels up (training.keras_model's
+    MAX_PAD, as a Keras model's input is padded) that the module works on, where one does: the
+    PyTorch tutorial's LeNet is built for 32x32, MNIST's are 28x28. "" where neither is found."""
+    import torch
+
+    from neuralab.models.summary import InputShapeError, summary
+    from neuralab.training.keras_model import MAX_PAD
+
+    if what != "classes" or x.dim() != 4:
+        return ""
+    layer, gets = None, None
+    with _buffers_kept(module), warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            summary(module, tuple(x.shape[1:]), name=type(module).__name__)
+        except InputShapeError as e:
+            layer = e.layer
+        except Exception:  # noqa: BLE001  a summary that fails otherwise names no layer
+            pass
+        taker = dict(module.named_modules()).get(layer) if layer else None  # a lone layer's row is named for its class
+        if isinstance(taker, torch.nn.Linear):  # what it was given: the features of pictures of this size
+            seen: list = []
+            hook = taker.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[-1]))
+            with contextlib.suppress(Exception):
+                module(x)
+            hook.remove()
+            gets = seen[0] if seen else None
+        h, w = x.shape[-2:]
+        works = None
+        for more in range(1, MAX_PAD + 1):
+            try:
+                y = module(x.new_zeros(2, x.shape[1], h + more, w + more))
+            except Exception:  # noqa: BLE001  not this size either
+                continue
+            if isinstance(y, torch.Tensor) and y.dim() == 2 and y.shape[0] == 2:
+                works = (h + more, w + more)
+                break
+    said = f"; at {layer} ({type(taker).__name__})" if taker is not None else ""
+    if gets is not None:
+        said += (f", nn.Linear({taker.in_features}, ...), which gets {gets} features from pictures of {h}x{w}: "
+                 f"make it nn.Linear({gets}, ...)")
+    if works is not None:
+        top, left = (works[0] - h) // 2, (works[1] - w) // 2
+        pad = f"({left}, {works[1] - w - left}, {top}, {works[0] - h - top})"
+        size = f"{works[0]}x{works[1]}"
+        said += (f"; it works on {size} pictures (neuralab pads the data only for a Keras model, whose input shape "
+                 f"it reads): pad them first in forward (x = F.pad(x, {pad})){read_as(f'{size} pictures', None, works)}")
+    elif gets is None and said:
+        said += ": was the model built for another input shape?"
+    return said
 
 
 def _output_fix(y, outputs: int, what: str) -> str:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from neuralab.errors import NeuralabError, ParameterError, out_of_memory
 from neuralab.files import WriteError, atomic_write
@@ -102,6 +103,11 @@ class ModelFailed(NeuralabError):
                     + (f", or go on from epoch {self.epoch} with {resume}, which runs the model the run keeps"
                        if resume else ""))
         return ModelFailed(self.model, self.epoch, self.where, self.error, then)
+
+
+class WrongOutput(NeuralabError):
+    """Outputs of a shape the loss cannot take, found by ``Trainer.check_model``: said as
+    training.module_check says it, so that the trainer and a command refuse alike."""
 
 
 def seed_everything(seed: int) -> None:
@@ -209,7 +215,8 @@ class Trainer:
             # On a CPU with AVX-512 BF16 it made AlexNet's, VGG16's and GoogLeNet's epochs
             # 1.4-1.8x faster, the sample CNN's 1.06x and LeNet-5's 1.07x
             # (docs/speed-rounds.md, the fourteenth round).
-            big = sum(p.numel() for p in self.model.parameters()) >= AUTO_BF16_PARAMETERS
+            # a lazy layer (nn.LazyLinear) has no size until its first batch: counted as none
+            big = sum(p.numel() for p in self.model.parameters() if not is_lazy(p)) >= AUTO_BF16_PARAMETERS
             amp = "bf16" if big and native_bf16(self.device) else "off"
         return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
@@ -409,6 +416,8 @@ class Trainer:
         name = self.model_name
         for k in (full, last) if 0 < last < full else (full,):
             failure = self._step_error(x, y, k)
+            if isinstance(failure, WrongOutput):
+                raise failure
             if isinstance(failure, str):
                 raise NeuralabError(f"{name}: in training mode (model.train()) the model returns {failure}, where "
                                     "the trainer needs one tensor of outputs (N, classes); return the outputs alone "
@@ -459,7 +468,13 @@ class Trainer:
                     out = model(xb)
                     if not isinstance(out, torch.Tensor) and not callable(getattr(unwrap(model), "loss", None)):
                         return "None" if out is None else f"a {type(out).__name__}"
-                    loss = self._criterion(model)(out, yb)
+                    try:
+                        loss = self._criterion(model)(out, yb)
+                    except Exception:  # the loss refused the outputs: said as checking the module says it
+                        refusal = self._output_refusal(out, x, y, k)
+                        if refusal is None:
+                            raise
+                        return WrongOutput(refusal)
                 loss.backward()
             self._unused |= {name for name, p in model.named_parameters() if p.requires_grad and p.grad is None}
         except Exception as e:  # noqa: BLE001  the user's forward: named in one line by check_model
@@ -473,6 +488,22 @@ class Trainer:
                 p.grad = None
             model.train(was_training)
         return None
+
+    def _output_refusal(self, out, x: torch.Tensor, y: torch.Tensor, k: int) -> str | None:
+        """training.module_check's refusal of ``out``, the model's outputs on the first ``k`` of
+        inputs ``x`` whose targets are ``y``, where their shape is at fault; None otherwise."""
+        from neuralab.training.module_check import output_refusal
+
+        if callable(getattr(unwrap(self.model), "loss", None)):  # its own loss takes what it returns
+            return None
+        if self._classifies:
+            outputs = self.model_meta.get("num_classes") or (y.shape[1] if y.dim() == 2 else
+                                                             int(y.max()) + 1 if len(y) else None)
+        else:
+            outputs = y.shape[1] if y.dim() == 2 else None
+        shape = f"({', '.join(['N', *map(str, x.shape[1:])])})"
+        return output_refusal(self.model_name, shape, out, k, outputs, "classes" if self._classifies else "steps",
+                              unwrap(self.model))
 
     @property
     def model_name(self) -> str:
