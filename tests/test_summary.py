@@ -392,3 +392,17 @@ def test_a_lone_layer_is_its_own_row_so_the_rows_add_up_to_the_total():
         assert [r.kind for r in s.rows] == [type(layer).__name__]
         assert sum(r.params for r in s.rows) == s.total_params == sum(p.numel() for p in layer.parameters())
     assert summary(nn.Conv2d(1, 4, 3), (1, 8, 8)).rows[0].formula == "floor((8 - 3 + 2*0) / 1) + 1 = 6"
+
+
+def test_grouped_convolutions_are_named_with_their_count():
+    """AlexNet (2012)'s towers: 307,456 parameters where the formula the CLI teaches gives 614,656
+    for 5x5, 96 -> 256; the table said nothing of groups."""
+    model = build_model("alexnet2012", (3, 227, 227), 1000)
+    s = summary(model, (3, 227, 227))
+    assert s.grouped == [("features.4", 2), ("features.10", 2), ("features.12", 2)]
+    conv = model.features[4]
+    k, c_in, c_out = conv.kernel_size[0], conv.in_channels, conv.out_channels
+    assert count_parameters(conv) == k * k * (c_in // conv.groups) * c_out + c_out == 307_456
+    text = render_summary(s, rich=False)
+    assert "K*K*(C_in/groups)*C_out + C_out parameters: features.4 (groups=2), features.10 (groups=2)" in text
+    assert "Grouped" not in render_summary(summary(build_model("lenet5", (1, 28, 28), 10), (1, 28, 28)), rich=False)

@@ -64,6 +64,9 @@ class ModelSummary:
     # parameters a module holds itself, beside its layers (a ViT's cls_token, a learned temperature), which
     # no row counts: (module, [(parameter, shape)], count)
     held: list[tuple[str, list, int]] = field(default_factory=list)
+    # convolutions of groups > 1 (AlexNet's two towers, depthwise ones), whose counts the plain
+    # formula K*K*C_in*C_out + C_out does not give: (layer, groups)
+    grouped: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def non_trainable_params(self) -> int:
@@ -360,6 +363,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         size_bytes=sum(t.numel() * t.element_size() for t in stored),
         output_shape=_shape(output), unused=_fold_unused(unused), keras_params=keras_total, keras_trainable=keras_trainable,
         unregistered=hidden, held=held,
+        grouped=[(n, m.groups) for n, m in modules.items() if isinstance(m, nn.Conv2d) and m.groups > 1],
     )
 
 
@@ -537,6 +541,9 @@ def _footer(s: ModelSummary) -> list[str]:
     for module, own, count in s.held:
         lines.append(f"Parameters of {module} itself, in no row above: "
                      + ", ".join(f"{k} {_fmt_dims(shape)}" for k, shape in own) + f": {count:,}")
+    if s.grouped:
+        lines.append("Grouped convolutions, each filter seeing C_in/groups of the input channels, so K*K*(C_in/groups)"
+                     "*C_out + C_out parameters: " + ", ".join(f"{n} (groups={g})" for n, g in s.grouped))
     if s.unused:
         lines.append("Not run at inference (params counted above): "
                      + ", ".join(f"{n} ({p:,})" for n, p in s.unused))
