@@ -96,7 +96,7 @@ def epoch_unit(values: pd.Series) -> str | None:
 
 def to_datetime(text: pd.Series, **options) -> tuple[pd.Series, str]:
     """pandas' reading, quietly (no UserWarning on stderr); UTC offsets that change within the
-    column (summer time) are all converted to UTC, the one time line both readings share."""
+    column (summer time) are read as instants in UTC, which ``with_offsets`` then settles."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         try:
@@ -104,10 +104,61 @@ def to_datetime(text: pd.Series, **options) -> tuple[pd.Series, str]:
         except (ValueError, TypeError):  # mixed UTC offsets, or what pandas cannot read at all
             pass
         try:
-            parsed = pd.to_datetime(text, errors="coerce", utc=True, **options)
+            return pd.to_datetime(text, errors="coerce", utc=True, **options), ""
         except (ValueError, TypeError):
             return pd.Series(pd.NaT, index=text.index), ""
-        return parsed, "times with changing UTC offsets, converted to UTC"
+
+
+OFFSET = re.compile(r"(?:(?P<z>Z)|(?P<sign>[+-])(?P<h>\d{2}):?(?P<m>\d{2}))$")  # 2021-01-01T00:00:00+01:00
+
+
+def with_offsets(parsed: pd.Series, local: pd.Series | None) -> tuple[pd.Series, str]:
+    """Times read with UTC offsets (``parsed``, zone-aware) on one time line, by one rule for
+    training data and new data alike: where every time is at midnight on its own clock
+    (``local``, the wall-clock times, or None where the text does not tell them), a daily or
+    coarser series, its local dates are kept and the offsets dropped, so that a day is not
+    named as the day before (23:00 UTC); finer times are converted to UTC, where a summer-time
+    change is no step of 23 or 25 hours. The note says which, where an offset was not zero."""
+    utc = parsed.dt.tz_convert("UTC")
+    shifted = local is not None and bool((utc.dt.tz_localize(None) != local).any())
+    if local is not None and bool((local == local.dt.normalize()).all()):
+        return local, "dates written at local midnight with UTC offsets: read as their local dates, " \
+            "the offsets dropped" if shifted else ""
+    return utc, "times with UTC offsets, converted to UTC" if shifted or local is None else ""
+
+
+def local_clock(text: pd.Series, parsed: pd.Series) -> pd.Series | None:
+    """The wall-clock times of ``parsed`` (instants read from ``text``), by each cell's own
+    offset (Z, +01:00, -0500); None where a cell's offset does not end it."""
+    parts = text.str.extract(OFFSET)
+    if (parts["z"].isna() & parts["sign"].isna()).any():
+        return None
+    minutes = (parts["h"].astype(float) * 60 + parts["m"].astype(float)).fillna(0)
+    minutes = minutes.where(parts["sign"] != "-", -minutes)
+    return parsed.dt.tz_convert("UTC").dt.tz_localize(None) + pd.to_timedelta(minutes.to_numpy(), unit="min")
+
+
+# Time-zone abbreviations whose offset is not in doubt, as pandas' format codes cannot read them (%Z takes
+# UTC and GMT alone); EST, CST or IST name zones on several continents, and are refused
+ZONES = {"UTC": "+00:00", "GMT": "+00:00", "UT": "+00:00", "WET": "+00:00", "WEST": "+01:00", "CET": "+01:00",
+         "CEST": "+02:00", "MEZ": "+01:00", "MESZ": "+02:00", "EET": "+02:00", "EEST": "+03:00"}
+ZONE_WORD = re.compile(r"(?<=\d)\s*([A-Z]{2,5})$")  # 2023-10-25 00:00:00 CEST
+
+
+def zone_words(text: pd.Series, lines: pd.Series, name: str, label: str) -> pd.Series:
+    """``text`` with a trailing time-zone abbreviation (CET, CEST, UTC) written as its offset;
+    one whose offset is in doubt is refused by its line, saying what to write instead."""
+    words = text.str.extract(ZONE_WORD, expand=False)
+    words = words.where(~words.isin(["AM", "PM"]))
+    if not words.notna().any():
+        return text
+    unknown = words.notna() & ~words.isin(list(ZONES))
+    if unknown.any():
+        at = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise NeuralabError(f"{name}: line {lines.iloc[at]}: {text.iloc[at]!r} in column {label!r} names its time "
+                            f"zone as {words.iloc[at]!r}, whose offset is in doubt (no date format reads it); write "
+                            "the times with UTC offsets (2023-10-25T00:00:00-05:00) or in UTC")
+    return text.str.replace(ZONE_WORD, lambda m: ZONES.get(m[1], m[0]), regex=True)
 
 
 def _grid_gaps(parsed: pd.Series) -> int:
@@ -120,8 +171,9 @@ def _grid_gaps(parsed: pd.Series) -> int:
 def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
                  date_format: str | None = None) -> tuple[pd.Series, str]:
     """The column as timestamps, and how they were read when that is worth saying ("" if not)."""
-    if isinstance(column.dtype, pd.DatetimeTZDtype):  # a DataFrame's zone-aware times: one time line, as above
-        return column.dt.tz_convert("UTC"), "" if str(column.dt.tz) == "UTC" else f"times in {column.dt.tz} converted to UTC"
+    if isinstance(column.dtype, pd.DatetimeTZDtype):  # a DataFrame's zone-aware times: one rule, as for text
+        times, note = with_offsets(column, column.dt.tz_localize(None))
+        return times, f"times in {column.dt.tz} converted to UTC" if note.startswith("times with") else note
     if pd.api.types.is_datetime64_dtype(column):
         return column, ""
     if pd.api.types.is_numeric_dtype(column) and date_format in (None, "%s"):
@@ -145,10 +197,16 @@ def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
     words = ~text.str.contains(r"\d").to_numpy(bool)
     labelled = bool(words.any() and not words.all())
     dates, date_lines = (text[~words], lines[~words]) if labelled else (text, lines)
+    if date_format is None or "%Z" in date_format:
+        dates = zone_words(dates, date_lines, name, label)
+        date_format = date_format and date_format.replace("%Z", "%z")
     if date_format is None and bool(dates.str.fullmatch(DAY_MONTH).all()):
         parsed, note = _day_or_month_first(dates)
     else:
         parsed, note = to_datetime(dates, format=None if date_format == "%s" else date_format)
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed, zone_note = with_offsets(parsed, local_clock(dates, parsed))
+        note = join_notes(note, zone_note)
     if parsed.isna().any():
         at = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         value = dates.iloc[at]
@@ -293,7 +351,15 @@ def time_grid(index: pd.DatetimeIndex, report) -> pd.DatetimeIndex | None:
         report.frequency = inferred or "irregular"
         largest = int(steps.max())
         report.largest_gap = duration(pd.Timedelta(largest, "ns"))
-        report.gaps = int((steps > 1.5 * step.value).sum()) if inferred is None else 0
+        if inferred is None:  # no grid, so no timestamps missing from one: the steps well above the usual
+            usual = pd.Timedelta(int(np.median(steps)), "ns")
+            long = steps > 1.5 * usual.value
+            usual = usual.round("s") if usual >= pd.Timedelta(seconds=10) else usual  # a logger's jitter unsaid
+            report.gaps = int(long.sum())
+            report.step = duration(usual)
+            report.gap_examples = stamps(*index[:-1][long][:5]) if long.any() else []
+        else:
+            report.gaps = 0
         return None
     absent = grid.difference(index)
     report.gaps = len(absent)
@@ -303,12 +369,25 @@ def time_grid(index: pd.DatetimeIndex, report) -> pd.DatetimeIndex | None:
     return grid
 
 
+def clock_hour(times: pd.DatetimeIndex, step: pd.Timedelta) -> pd.Timestamp | None:
+    """The start of the one clock hour that ``times`` (missing or doubled timestamps of a grid of
+    ``step``) fill exactly, on local clock times without offsets: the hour that clocks skip as
+    summer time begins, or repeat as it ends (02:00 in much of Europe). None for any other
+    pattern: what the data shows, with no guess at the zone."""
+    hour = pd.Timedelta(hours=1)
+    if times.tz is not None or not len(times) or step > hour or hour % step or len(times) != hour // step:
+        return None
+    start = times.min()
+    return start if start == start.floor("h") and times.max() < start + hour else None
+
+
 def duration(step: pd.Timedelta) -> str:
-    """"7 days" rather than "7 days 00:00:00"."""
-    if step % pd.Timedelta(days=1) == pd.Timedelta(0):
-        days = step // pd.Timedelta(days=1)
-        return f"{days} day{'s' if days != 1 else ''}"
-    return str(step)
+    """A length of time in words: "7 days", "2 h", "30 min 16 s", not pandas' "0 days 00:30:16"."""
+    c = pd.Timedelta(step).components
+    seconds = c.seconds + c.milliseconds / 1e3 + c.microseconds / 1e6 + c.nanoseconds / 1e9
+    parts = [f"{c.days} day{'s' if c.days != 1 else ''}" if c.days else "", f"{c.hours} h" if c.hours else "",
+             f"{c.minutes} min" if c.minutes else "", f"{seconds:g} s" if seconds else ""]
+    return " ".join(p for p in parts if p) or "0 s"
 
 
 def _alias(step: pd.Timedelta) -> str:

@@ -108,8 +108,9 @@ def read_numbers(column: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.S
     Where each cell fits both (1.002 and 999: 1002 or 1.002?), ``decimal``, the file's decimal
     mark, settles it only when the file has decimal commas (its points then group thousands) or
     when every number is written with that mark (as a logger writes 12.345 with three decimals);
-    otherwise the first such cell is returned as ambiguous, never guessed."""
-    text = column.astype("string").str.strip()
+    otherwise the first such cell is returned as ambiguous, never guessed. A non-breaking space
+    (U+00A0, U+202F), as French and Swiss spreadsheets group thousands, reads as a space."""
+    text = column.astype("string").str.replace(NO_BREAK, " ", regex=True).str.strip()
     cells = text[text.notna() & (text != "")]
     mark = _decimal_mark(cells.iloc[:SETTLE], decimal)
     if mark not in (",", "."):  # the first rows do not settle it: the whole column may
@@ -133,6 +134,7 @@ def read_numbers(column: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.S
     return pd.to_numeric(normal, errors="coerce"), text, -1
 
 
+NO_BREAK = "[\u00a0\u202f]"  # 12\u202f020,74: Excel's and LibreOffice's thousands in fr and de-CH
 SETTLE = 10_000  # cells that usually settle a column's decimal mark; only a column they do not is read whole
 
 

@@ -28,6 +28,7 @@ from neuralab.data import tables
 from neuralab.data.dates import (
     MAX_GRID,
     TIME_OF_DAY,
+    clock_hour,
     duration,
     epoch_unit,
     excel_days,
@@ -46,7 +47,8 @@ from neuralab.data.series_names import BuiltinSeries as BuiltinSeries  # its old
 from neuralab.data.tables import read_table, refuse_missing, sniff_csv
 from neuralab.errors import NeuralabError, ParameterError
 
-DATE_NAMES = ("date", "datetime", "timestamp", "time", "ds", "day", "date_time", "time_hour", "period")
+DATE_NAMES = ("date", "datetime", "timestamp", "time", "ds", "day", "date_time", "time_hour", "period",
+              "datum", "zeitstempel", "fecha", "data", "date_heure", "horodatage", "tijdstip")  # as Excel users name it
 
 
 @dataclass
@@ -61,6 +63,7 @@ class SeriesReport:
     duplicate_policy: str = "error"
     gaps: int = 0                   # timestamps missing from the grid
     largest_gap: str = ""
+    step: str = ""                  # the median step of an irregular series, in words: "10 min"
     gap_examples: list[str] = field(default_factory=list)
     gaps_filled: bool = False
     missing: dict[str, int] = field(default_factory=dict)  # missing values per column, before the policy
@@ -80,17 +83,22 @@ class SeriesReport:
             out.append(f"{self.unsorted:,} rows were out of order: sorted by date")
         if self.duplicates:
             out.append(f"{self.duplicates:,} duplicate timestamps resolved by `duplicates` {self.duplicate_policy}")
-        if self.gaps:
+        if self.gaps and self.frequency == "irregular" and self.step:  # no grid: no timestamps are missing from one
+            shown = ", ".join(self.gap_examples[:3]) + (", ..." if self.gaps > 3 else "")
+            out.append(f"{self.gaps:,} steps longer than 1.5 times the median step ({self.step}; the largest "
+                       f"{self.largest_gap}), after {shown}: kept as they are (one row = one step)")
+        elif self.gaps:
             what = "filled by the missing-value policy" if self.gaps_filled else "kept as they are (one row = one step)"
             grid = "business-day" if self.frequency == "B" else self.frequency
-            out.append(f"{self.gaps:,} missing timestamps on the {grid} grid (largest gap {self.largest_gap}, "
-                       f"e.g. {', '.join(self.gap_examples[:3])}): {what}")
+            example = f", e.g. {', '.join(self.gap_examples[:3])}" if self.gap_examples else ""
+            out.append(f"{self.gaps:,} missing timestamps on the {grid} grid (largest gap {self.largest_gap}"
+                       f"{example}): {what}")
         n_missing = sum(self.missing.values())
         if n_missing:
             per = ", ".join(f"{k} {v}" for k, v in self.missing.items() if v)
             out.append(f"{n_missing:,} missing values ({per}): `missing` {self.missing_policy} "
                        f"dropped {self.dropped:,} rows and filled {self.filled:,} values")
-        return out
+        return out  # parameters marked as `missing`: who prints them names them (errors.named)
 
 
 @dataclass
@@ -214,7 +222,7 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
                                 "give a CSV with rows under its header")
         _refuse_headless(sample, name)
         wanted = _choose_columns(sample, name, target, features, date_column, date_format, series_column,
-                                 where_column)
+                                 where_column, decimal=shape.decimal)
         date, value, inputs, group, filtered, clock = wanted
         columns = list(dict.fromkeys(c for c in [date, clock, value, *inputs, group, filtered] if c is not None))
         estimate = shape.estimate(len(columns))
@@ -236,7 +244,7 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
         date_column = table.columns[0]
     date_column, target, features, series_column, where_column, clock = _choose_columns(
         table, name, target, features, date_column, date_format, series_column, where_column,
-        builtin=builtin)
+        builtin=builtin, decimal=shape.decimal if shape is not None else ".")
     table = table.assign(_line=np.arange(len(table)) + line0)
     if where_column is not None:
         keep = table[where_column].astype("string").str.strip() == where_value
@@ -289,7 +297,7 @@ def parse_where(where: str | None) -> tuple[str | None, str | None]:
 
 
 def _choose_columns(table: pd.DataFrame, name: str, target, features, date_column, date_format, series_column,
-                    where_column, builtin=None):
+                    where_column, builtin=None, decimal: str = "."):
     """The table's spelling of every column a run uses, with the defaults filled in:
     (date column, target, features, series column, where column, time-of-day column or None)."""
     columns = list(table.columns)
@@ -298,7 +306,7 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
     if date_column is not None:
         date_column = resolve_column(date_column, columns, "date_column", name)
     else:
-        date_column = builtin.date_column if builtin else _find_date_column(table, name, date_format)
+        date_column = builtin.date_column if builtin else _find_date_column(table, name, date_format, decimal)
     clock = time_of_day_column(table, date_column, date_format)  # part of the dates, no value
     skip = {date_column, clock, series_column, where_column}
     if target is not None:
@@ -306,7 +314,10 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
     else:
         target = builtin.target if builtin else _default_target(table, skip, name)
     # names that find one column ("temp", "Temp") count once: a column twice is the same input twice
-    features = [f for f in dict.fromkeys(resolve_column(f, columns, "features", name) for f in features) if f != target]
+    features = list(dict.fromkeys(resolve_column(f, columns, "features", name) for f in features))
+    if target in features:  # dropped unsaid, the option seemed to do something it did not
+        raise ParameterError("features", target, "is the target, already the model's first input; leave it out "
+                             "of the features")
     for column in [target, *features]:
         if column == date_column:
             raise ParameterError("target" if column == target else "features", column,
@@ -343,6 +354,12 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
     frame.index.name = date_column
 
     grid = time_grid(frame.index, report)
+    if grid is not None and report.gaps and len(grid) > 1:
+        skipped = clock_hour(grid.difference(frame.index), grid[1] - grid[0])
+        if skipped is not None:
+            report.dates = join_notes(report.dates, f"the missing hour from {stamp(skipped)} is the one local clocks "
+                                      "skip as summer time begins: times without UTC offsets, it seems; write them "
+                                      "with their offsets (or in UTC) to keep each step one length of time")
     if gaps == "fill" and grid is None and report.gaps and report.frequency != "irregular":
         raise NeuralabError(f"{name}: filling its {report.gaps:,} missing steps of {report.frequency} would make a series "
                             f"of more than {MAX_GRID:,} rows; keep the gaps (`gaps` keep) or resample the file first")
@@ -355,8 +372,25 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
         raise NeuralabError(f"{name}: fewer than 2 rows left after cleaning; a series needs more data")
     report.rows = len(frame)
     report.start, report.end = stamps(frame.index[0], frame.index[-1])
+    _refuse_constant_calendar(frame.index, calendar, report.frequency)
     frame, added = add_calendar(frame.astype(np.float64), calendar)
     return Series(name, frame, target, list(features), report, added)
+
+
+# The span over which each encoding takes every value: one constant over a longer span is so for the
+# series' frequency (hour of daily rows), not for a short stretch (month of three weeks' rows to predict from)
+CYCLES = {"hour": pd.Timedelta(days=1), "dayofweek": pd.Timedelta(days=7), "month": pd.Timedelta(days=366),
+          "dayofyear": pd.Timedelta(days=366)}
+
+
+def _refuse_constant_calendar(times: pd.DatetimeIndex, names, frequency: str) -> None:
+    """Refuse an encoding that is the same on every row for the series' frequency (hour of a
+    daily or monthly series, dayofweek of a weekly one): two constant inputs, adding nothing."""
+    for name in dict.fromkeys(names):
+        values = getattr(times, CALENDAR[name][0])
+        if len(times) > 1 and times[-1] - times[0] >= CYCLES[name] and (values == values[0]).all():
+            raise ParameterError("calendar", name, f"every row has the same {name} ({values[0]}) in this series of "
+                                 f"frequency {frequency}, so its encoding is constant; leave it out")
 
 
 def add_calendar(frame: pd.DataFrame, names) -> tuple[pd.DataFrame, list[str]]:
@@ -383,10 +417,11 @@ def _names(table: pd.DataFrame) -> str:
     return ", ".join(map(str, table.columns[:20])) + (" ..." if len(table.columns) > 20 else "")
 
 
-def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = None) -> str:
+def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = None, decimal: str = ".") -> str:
     """The column that holds the dates: of the columns whose values parse as timestamps
-    (text, not plain numbers: a ``day`` of 1..31 is no date), the one named date/time/...,
-    then one whose name contains "date" or "time", then the first."""
+    (text, not plain numbers: a ``day`` of 1..31 is no date, nor 3,3 written with the file's
+    ``decimal`` mark), those that read as dates before those that do not, the one named
+    date/time/..., then one whose name contains "date" or "time", then the first."""
     sample = table.head(200)
     parsed, excel = {}, set()
     for column in table.columns:
@@ -404,10 +439,14 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
         if values.empty or holds_numbers(values) or pd.api.types.is_bool_dtype(values):
             continue  # 1.002,51 would parse as a date
         text = values.astype("string").str.strip()
+        if float(read_numbers(text, decimal)[0].notna().mean()) >= 0.5:
+            continue  # numbers but for a mark such as '-': pandas reads 3,3 as 0001-03-03
         ok = float(to_datetime(text, format=date_format)[0].notna().mean())  # quiet: no dates warn element-wise
         looks = text.str.fullmatch(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?").mean()
         if ok >= 0.5 or looks >= 0.9 or str(column).strip().lower() in DATE_NAMES:
-            parsed[str(column)] = ok  # dates in an unexpected format get their own error, with a hint
+            # dates in an unexpected format (31.01.2021 read month first) count as they look: they get
+            # their own error, with a hint
+            parsed[str(column)] = max(ok, float(looks))
     if not parsed:
         raise NeuralabError(f"no column of {name} holds dates (columns: {_names(table)}); name the column as "
                             "`date_column`, and give `date_format` if its dates are written unusually")
@@ -417,7 +456,8 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
         named = 0 if low in DATE_NAMES else 1 if ("date" in low or "time" in low) else 2
         clock = bool(sample[column].dropna().astype("string").str.strip().str.fullmatch(TIME_OF_DAY).all())
         # a time of day alone is the last choice, Excel's numbers the one before: dates written as dates win
-        return clock, column in excel, named, -parsed[column], list(parsed).index(column)
+        readable = parsed[column] >= 0.5 or column in excel  # a name alone does not beat dates that read
+        return clock, column in excel, not readable, named, -parsed[column], list(parsed).index(column)
 
     return min(parsed, key=rank)
 
@@ -506,9 +546,21 @@ def _resolve_duplicates(frame: pd.DataFrame, policy: str, report: SeriesReport, 
     report.duplicates = int(repeated.sum())
     if not report.duplicates:
         return frame
+    when = frame["_time"][repeated].iloc[0]
+    lines = frame["_line"][frame["_time"] == when].tolist()
+    unique = pd.DatetimeIndex(frame["_time"].drop_duplicates())
+    steps = unique[1:] - unique[:-1]
+    fold = clock_hour(pd.DatetimeIndex(frame["_time"][repeated].unique()), steps.to_series().mode().iloc[0]) \
+        if len(steps) and report.duplicates == repeated.groupby(frame["_time"]).sum().gt(0).sum() else None
+    if fold is not None:  # two distinct hours, not one recorded twice: averaging them loses one
+        doubled = (f"{report.duplicates:,} duplicate timestamps, all in the hour from {stamp(fold)} (lines "
+                   f"{', '.join(map(str, lines[:5]))}): the hour that local clocks repeat as summer time ends, in "
+                   "times without UTC offsets, it seems")
+        if policy == "error":
+            raise NeuralabError(f"{name}: {doubled}; write the times with their offsets (or in UTC), or pass "
+                                "`duplicates` mean if merging the two hours into one is acceptable")
+        report.dates = join_notes(report.dates, f"{doubled}: merged by `duplicates` {policy}")
     if policy == "error":
-        when = frame["_time"][repeated].iloc[0]
-        lines = frame["_line"][frame["_time"] == when].tolist()
         several = SEVERAL if single else ""
         raise NeuralabError(f"{name}: {report.duplicates:,} duplicate timestamps, first {stamp(when)} "
                             f"(lines {', '.join(map(str, lines[:5]))}); pass `duplicates` first, last or mean{several}")

@@ -189,9 +189,11 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
             more = f.read(BLOCK)
             encoding = _encoding(path, head, cut=bool(more))
             text = head.decode(encoding, errors="replace")
-            lines = [line for line in text.splitlines()[:50] if line.strip()]
-            if more and len(lines) > 1:
-                lines = lines[:-1]  # the last line may be cut
+            numbered = [(k + 1, line) for k, line in enumerate(text.splitlines()[:50]) if line.strip()]
+            if more and len(numbered) > 1:
+                numbered = numbered[:-1]  # the last line may be cut
+            lines = [line for _, line in numbered]
+            _refuse_title(path, numbered, sep)
             if sep is None and lines:
                 counts = {c: [line.count(c) for line in lines] for c in SEPARATORS}
                 steady = [c for c, n in counts.items() if n[0] > 0 and all(k == n[0] for k in n)]
@@ -221,6 +223,33 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
     header, *rows_read = csv.reader(lines, delimiter=sep)
     trailing = bool(rows_read) and all(len(r) == len(header) + 1 and r[-1] == "" for r in rows_read)
     return CsvShape(max(0, rows - 1), [h.strip() for h in header], sep, decimal or ".", size, encoding, trailing)
+
+
+def _refuse_title(path: Path, numbered: list[tuple[int, str]], sep: str | None) -> None:
+    """Refuse a file whose table starts below a title block (an export's name, a date, a blank
+    line: lines with fewer fields than the rows), naming the line where the table starts: read
+    from the top, pandas takes the title for the header and fails on the first row, and the
+    separator cannot be told from the title's lines."""
+    best = None
+    for c in [sep] if sep is not None else list(SEPARATORS):
+        counts = [len(fields) - 1 for fields in csv.reader((line for _, line in numbered), delimiter=c)]
+        # the first line from which every line has the same number of separators, at least one
+        start = next((i for i in range(min(len(counts) - 2, 10) + 1) if counts[i] > 0 and
+                      all(k == counts[i] for k in counts[i:])), None)
+        if start is None or start == 0:
+            if start == 0:
+                return  # a separator reads the whole head as one table
+            continue
+        ends = all(line.rstrip().endswith(c) for _, line in numbered[start:])  # a header without the rows' last
+        if start == 1 and ends and counts[0] == counts[1] - 1:                  # empty field: the trailing read
+            return
+        if all(k < counts[start] for k in counts[:start]) and (best is None or start < best[0]):
+            best = (start, c)
+    if best is not None:
+        line, header = numbered[best[0]]
+        above = "line" if line == 2 else f"{line - 1} lines"
+        raise NeuralabError(f"{path}: the table seems to start at line {line} ({header.strip()[:60]!r}), below a "
+                            f"title; delete the {above} above it and give that file")
 
 
 def _decimal(sample: bytes) -> str | None:

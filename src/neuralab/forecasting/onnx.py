@@ -92,7 +92,8 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     meta = forecaster.meta
     if "scalers" in meta:
         raise NeuralabError(f"{run_dir}: trained on {len(meta['scalers'])} series, each scaled on its own, and one "
-                            "graph holds one scaling; train on one series to export it (the `where` setting picks one)")
+                            "graph holds one scaling; train on one series to export it: pick that series "
+                            "with the training's `where`, COLUMN=VALUE")
     scaler, transform, lookback = _settings(meta, run_dir)
     raw, expected = _checks(run_dir, forecaster, scaler, transform, lookback)
     module = InUnits(forecaster.network, scaler, transform)
@@ -164,7 +165,9 @@ def _props(meta: dict, transform: str, lookback: int, rows: int) -> dict[str, st
                    + (f"; one row more than lookback {lookback}: the target's first {transform} needs the row "
                       "before it" if rows > lookback else "")
                    + ("; the columns NAME_sin and NAME_cos are date encodings no CSV holds: "
-                      "neuralab.data.series.add_calendar(frame, calendar) adds them to a frame indexed by date"
+                      "neuralab.data.series.add_calendar(frame, calendar) adds them to a frame indexed by date, "
+                      "the dates as neuralab.data.series.load_series reads them (times with UTC offsets in UTC, "
+                      "but for a series all at local midnight, whose local dates are kept)"
                       if meta.get("calendar") else ""),
         "forecast": f"(N, {horizon}) float32: {target} at the {horizon} steps after each window's last row, in its "
                     "units",

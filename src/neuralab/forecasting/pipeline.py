@@ -426,7 +426,7 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
                          _series_record(used, many, prepared, transform_errors))
         run.write_json(runs.MODEL, meta)
     if verbose:
-        print(_forecast_header(used, many, prepared, network, transform_errors, run_dir), flush=True)
+        print(named(_forecast_header(used, many, prepared, network, transform_errors, run_dir)), flush=True)
 
     network.fit(pooled_train, pooled_val)  # Ctrl-C from here to results.json: the caller's _resumable
     seconds = network.trainer.elapsed
@@ -1062,7 +1062,7 @@ def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, da
         gaps = _window_gaps(s, windows.lookback + (windows.transform != "none"), stored.get("frequency"))
         if gaps:
             warnings.warn(f"{s.label}: {gaps}", stacklevel=2)
-        window = last_window(s, windows, scaler)
+        window = last_window(s, windows, scaler, stored.get("frequency"))  # the run's calendar: MS stays MS
         values = model.predict(window)[0]
         frame = pd.DataFrame({"time": window.times[0], "step": np.arange(1, len(values) + 1), meta["target"]: values})
         if len(many) > 1:

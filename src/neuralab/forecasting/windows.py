@@ -15,6 +15,7 @@ the units of the data.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 
@@ -340,9 +341,10 @@ def prepare_many(many: list, config: WindowConfig) -> list[Prepared]:
     return prepared
 
 
-def last_window(series, config: WindowConfig, scaler: Scaler) -> Windows:
+def last_window(series, config: WindowConfig, scaler: Scaler, frequency: str | None = None) -> Windows:
     """The one window ending at the series' last row, for forecasting beyond it: its targets
-    are unknown (NaN) and their times lie on the series' grid after its end."""
+    are unknown (NaN) and their times lie on the series' grid after its end, the calendar of
+    ``frequency`` (a run's, for new rows whose own gaps leave them irregular) or the series' own."""
     inputs, levels, _ = model_inputs(series.values, config.transform, series.target)
     if len(inputs) < config.lookback:
         need = config.lookback + (config.transform != "none")
@@ -352,16 +354,31 @@ def last_window(series, config: WindowConfig, scaler: Scaler) -> Windows:
     with np.errstate(over="ignore"):
         scaled = np.concatenate([scaler.transform(inputs[-l:]), np.full((h, inputs.shape[1]), np.nan)]).astype(np.float32)
     refuse_overflow(scaled, series.label, scaler.kind, series.columns)
-    times = np.concatenate([series.times[-l:].to_numpy(), future_times(series.times, h)])
+    future = future_times(series.times, h, frequency or series.report.frequency)
+    times = np.concatenate([series.times[-l:].to_numpy(), future])
     source = Source(scaled, np.concatenate([levels[-l:], np.full(h, np.nan)]), times, len(series) - l)
     return Windows(source, range(0, 1), l, h, Codec(scaler, config.transform))
 
 
-def future_times(times: pd.DatetimeIndex, steps: int) -> np.ndarray:
-    """The ``steps`` timestamps after ``times`` on its grid (business days for market data)."""
+def future_times(times: pd.DatetimeIndex, steps: int, frequency: str | None = None) -> np.ndarray:
+    """The ``steps`` timestamps after ``times`` on its grid: the calendar of ``frequency``, the
+    pandas alias loading found (MS, ME, QS-OCT, B, h), so that months and quarters keep their
+    day; only for an irregular grid (or none given) the median of the last steps."""
+    last = times[-1]
+    offset = None
+    if frequency and frequency != "irregular":
+        try:
+            with warnings.catch_warnings():  # an old run's "M" for month ends: pandas warns, and reads it
+                warnings.simplefilter("ignore")
+                offset = pd.tseries.frequencies.to_offset(frequency)
+        except ValueError:  # a frequency this pandas does not read back
+            offset = None
+    if offset is not None:
+        # date_range begins at the first date on the calendar from ``last``: ``last`` itself where it lies on it
+        future = pd.date_range(last, periods=steps + 1, freq=offset)
+        return future[future > last][:steps].as_unit("ns").to_numpy()
     steps_ns = np.diff(times.asi8[-200:]) if len(times) > 1 else np.array([86_400 * 10**9])
     step = pd.Timedelta(int(np.median(steps_ns)), "ns")
-    last = times[-1]
     if step == pd.Timedelta(days=1) and (times[-200:].day_of_week < 5).all() and len(times) > 5:
         future = pd.bdate_range(last, periods=steps + 1)[1:]
     else:
