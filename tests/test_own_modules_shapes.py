@@ -252,9 +252,57 @@ def test_summary_rows_and_the_held_parameters_add_up_to_the_total():
     s = summary(Raw(), (1, 8, 8))
     assert sum(r.params for r in s.rows if not r.block) == 2890 and s.total_params == 2970
     assert s.held == [("Raw", [("w", (8, 1, 3, 3)), ("b", (8,))], 80)]
-    assert "Parameters of Raw itself, in no row above: w (8, 1, 3, 3), b (8,): 80" in str(s)
+    assert "Parameters Raw holds itself, outside its layers' rows: w (8, 1, 3, 3), b (8,): 80" in str(s)
 
     vit = summary(nn.Sequential(Token(), nn.Flatten(), nn.Linear(5 * 16, 10)), (4, 16))
     counted = sum(r.params for r in vit.rows if not r.block) + sum(n for *_, n in vit.held)
     assert counted == vit.total_params == 16 + 272 + 810
-    assert "Parameters of 0 (Token) itself, in no row above: cls_token (1, 1, 16): 16" in str(vit)
+    assert "Parameters 0 (Token) holds itself, outside its layers' rows: cls_token (1, 1, 16): 16" in str(vit)
+
+
+def test_a_module_of_lazy_batch_norm_failing_on_the_data_is_one_line():
+    """A LazyBatchNorm after the layer that failed has no values: keeping the buffers across the
+    probes for the failing layer raised torch's ValueError in place of the refusal."""
+    from neuralab.training.module_check import checked_module
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(100, 10), nn.LazyBatchNorm1d())
+    with pytest.raises(NeuralabError, match=r"Net: the model fails on the data's inputs \(N, 1, 8, 8\)"):
+        checked_module(net, "Net", (1, 8, 8), 10)
+
+
+def test_checking_a_module_draws_no_more_random_numbers_than_one_forward():
+    """The second batch the check runs drew from torch's generator: a module that samples in
+    forward (a VAE's layer) trained from other draws than before with the same seed."""
+    from neuralab.training.module_check import checked_module
+
+    class Noisy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1) + 0.1 * torch.randn_like(x.flatten(1)))
+
+    torch.manual_seed(0)
+    checked_module(Noisy(), "Noisy", (1, 8, 8), 10)
+    after_check = torch.rand(3)
+    torch.manual_seed(0)
+    net = Noisy()
+    with torch.no_grad():
+        net(torch.zeros(2, 1, 8, 8))
+    assert torch.equal(after_check, torch.rand(3))
+
+
+def test_a_block_rows_own_parameters_are_said_outside_its_layers():
+    """MultiheadAttention's row counts its in_proj; the line said 'in no row above'."""
+    class Attend(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mha = nn.MultiheadAttention(16, 2, batch_first=True)
+
+        def forward(self, x):
+            return self.mha(x, x, x)[0]
+
+    text = str(summary(Attend(), (5, 16)))
+    assert "in no row above" not in text
+    assert "Parameters mha (MultiheadAttention) holds itself, outside its layers' rows: in_proj_weight (48, 16)" in text

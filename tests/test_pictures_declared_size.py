@@ -46,11 +46,12 @@ def test_a_progressive_jpeg_declaring_more_than_the_cap_is_refused_before_decodi
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self.size))
     with pytest.raises(NeuralabError) as e:
         decode_image(bomb, "upload", "L", CAP, size=(28, 28))
-    assert str(e.value) == ("upload: a progressive JPEG of 8000x8000 pixels is more than the 16,000,000 allowed "
-                            "(it is decoded at full size, whatever size it is read at); resize it first")
+    assert str(e.value) == ("upload: a JPEG of 8000x8000 pixels not in one sequential scan (a progressive one, say) "
+                            "is more than the 16,000,000 allowed (it is decoded at full size, whatever size it is "
+                            "read at); resize it first")
     assert decoded == []
     cmyk = declaring(jpeg("CMYK", progressive=True, subsampling=0), 9000, 9000)  # 648 MB if decoded
-    with pytest.raises(NeuralabError, match="progressive JPEG of 9000x9000"):
+    with pytest.raises(NeuralabError, match="JPEG of 9000x9000 pixels not in one sequential scan"):
         decode_image(cmyk, "upload", "L", CAP)
 
 
@@ -65,7 +66,7 @@ def test_a_jpeg_whose_colours_come_in_separate_scans_is_held_to_the_cap_as_decla
     assert count == 3 and length == 12
     b[sos + 2:sos + 2 + length] = struct.pack(">HB", 8, 1) + b[sos + 5:sos + 7] + b[sos + 11:sos + 14]
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("decoded"))
-    with pytest.raises(NeuralabError, match="8000x8000 pixels is more than the 16,000,000 allowed"):
+    with pytest.raises(NeuralabError, match="8000x8000 pixels not in one sequential scan"):
         decode_image(bytes(b), "upload", "L", CAP)
 
 
@@ -85,7 +86,7 @@ def test_a_baseline_camera_photo_over_the_cap_is_still_read_at_half_its_size(tmp
     assert read_image(path, "L", max_pixels=CAP, size=(28, 28)).shape == (28, 28)
     with Image.open(path) as img:
         img.save(tmp_path / "progressive.jpg", "JPEG", progressive=True)
-    with pytest.raises(NeuralabError, match="progressive JPEG of 6000x4000"):
+    with pytest.raises(NeuralabError, match="JPEG of 6000x4000 pixels not in one sequential scan"):
         read_image(tmp_path / "progressive.jpg", "L", max_pixels=CAP)
 
 
@@ -121,3 +122,13 @@ def test_32_bit_and_float_pictures_keep_their_conversion():
     finite = floats[np.isfinite(floats)].astype(np.float64)
     expected = np.rint(np.nan_to_num(floats.astype(np.float64), nan=finite.min(), posinf=finite.max()) * 255)
     assert np.array_equal(_to_bytes(floats, "F"), expected.astype(np.uint8))
+
+
+def test_a_baseline_jpeg_with_stray_bytes_between_segments_is_read_scaled():
+    """libjpeg steps over bytes between segments (with a warning) and decodes the file; the walk
+    that tells a one-scan JPEG stopped at them and refused the photo as progressive."""
+    good = bytearray(jpeg("RGB", side=400))
+    at = good.index(b"\xff\xdb")  # the first quantisation table
+    stray = bytes(good[:at] + b"\x00\x00" + good[at:])
+    picture = decode_image(stray, "upload", "RGB", 100_000)
+    assert picture.shape == (200, 200, 3)

@@ -106,8 +106,9 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
             if fmt in ("JPEG", "MPO"):
                 if width * height > max_pixels and not _jpeg_in_one_scan(source):
                     raise NeuralabError(
-                        f"{name}: a progressive JPEG of {width}x{height} pixels is more than the {max_pixels:,} "
-                        "allowed (it is decoded at full size, whatever size it is read at); resize it first")
+                        f"{name}: a JPEG of {width}x{height} pixels not in one sequential scan (a progressive one, "
+                        f"say) is more than the {max_pixels:,} allowed (it is decoded at full size, whatever size it "
+                        "is read at); resize it first")
                 scale = _jpeg_scale(width, height, max_pixels, size)
                 if scale > 1:  # libjpeg scales it down while decoding
                     img.draft(None, (width // scale, height // scale))
@@ -184,7 +185,7 @@ def _jpeg_in_one_scan(source: Path | io.BytesIO) -> bool:
             if f.read(2) != b"\xff\xd8":
                 return False
             colours = None
-            while f.read(1) == b"\xff":
+            while _next_ff(f):
                 marker = f.read(1)
                 while marker == b"\xff":  # fill bytes before a marker
                     marker = f.read(1)
@@ -207,6 +208,17 @@ def _jpeg_in_one_scan(source: Path | io.BytesIO) -> bool:
             return False
         finally:
             f.seek(at)
+
+
+def _next_ff(f) -> bool:
+    """Step ``f`` past the next byte FF, as libjpeg steps over stray bytes between segments (with a
+    warning, and decodes the file); False at the file's end."""
+    while chunk := f.read(1 << 16):
+        at = chunk.find(b"\xff")
+        if at >= 0:
+            f.seek(at + 1 - len(chunk), os.SEEK_CUR)
+            return True
+    return False
 
 
 def _jpeg_scans(source: Path | io.BytesIO) -> int:

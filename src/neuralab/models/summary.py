@@ -539,7 +539,7 @@ def _footer(s: ModelSummary) -> list[str]:
         lines.append(f"Plain tensors, not registered with PyTorch, so not saved or moved to a device: {', '.join(plain)}"
                      "; one the network computes with belongs in a buffer (self.register_buffer(NAME, ...))")
     for module, own, count in s.held:
-        lines.append(f"Parameters of {module} itself, in no row above: "
+        lines.append(f"Parameters {module} holds itself, outside its layers' rows: "
                      + ", ".join(f"{k} {_fmt_dims(shape)}" for k, shape in own) + f": {count:,}")
     if s.grouped:
         lines.append("Grouped convolutions, each filter seeing C_in/groups of the input channels, so K*K*(C_in/groups)"

@@ -65,7 +65,7 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
             # batch_first reads the batch as time; x.view(-1, 196) makes two rows of a sample) can match
             # one batch by chance, and a forward hard-wired to one batch size fails on the other
             if output_refusal(name, shape, y, len(x), outputs, what, module) is None:
-                with _buffers_kept(module):
+                with _buffers_kept(module), torch.random.fork_rng(devices=[]):  # a sampling forward draws
                     y2 = module(torch.cat([x, x[:1]]))
     except Exception as e:  # noqa: BLE001  the user's forward: one line naming both shapes
         error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
@@ -136,8 +136,11 @@ def _batch_refusal(name: str, shape: str, given: list, module) -> str:
 def _buffers_kept(module):
     """``module``'s buffers (running statistics, counters a forward updates) as they were after the block."""
     import torch
+    from torch.nn.parameter import is_lazy
 
-    saved = [(m, n, b, b.detach().clone()) for m in module.modules() for n, b in m._buffers.items() if b is not None]
+    # a lazy layer's buffer has no values until its first batch (LazyBatchNorm after a layer that failed)
+    saved = [(m, n, b, b.detach().clone()) for m in module.modules() for n, b in m._buffers.items()
+             if b is not None and not is_lazy(b)]
     try:
         yield
     finally:
@@ -184,7 +187,7 @@ def _failing_layer(module, x, what: str) -> str:
     if what != "classes" or x.dim() != 4:
         return ""
     layer, gets = None, None
-    with _buffers_kept(module), warnings.catch_warnings(), torch.no_grad():
+    with _buffers_kept(module), torch.random.fork_rng(devices=[]), warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
             summary(module, tuple(x.shape[1:]), name=type(module).__name__)
