@@ -164,6 +164,9 @@ def test_04_batchnorm_dropout(tutorial_env):
     assert len(r["variants"]) == 8
     for name, v in r["variants"].items():
         assert 0.1 <= v["test_accuracy"] <= 1, name  # every variant learns something
+        # the gap's training accuracy is an inference pass (dropout off), as the validation accuracy is
+        assert 0.1 <= v["train_accuracy"] <= 1, name
+        assert v["train_val_gap"] == pytest.approx(v["train_accuracy"] - v["val_accuracy"]), name
 
 
 def test_05_recurrent_networks(tutorial_env):

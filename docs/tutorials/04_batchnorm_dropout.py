@@ -160,19 +160,30 @@ for lr in LEARNING_RATES:
 # For each variant, averaged over the seeds: test accuracy; the validation accuracy after
 # the first epoch (how fast it learns); and the gap between the training and validation
 # accuracy at the end (how much it overfits).
+#
+# The training accuracy here is a second pass over the training images in inference mode
+# (`Trainer.evaluate`), as the validation accuracy is measured. The `accuracy` that `fit`
+# records per epoch is the running accuracy of the training batches with dropout switched
+# on: it would lower the training accuracy of the dropout variants, and so their gap, by
+# construction.
 
 # %%
-header = f"{'variant':<18} {'lr':>6} {'test acc':>9} {'val acc, epoch 1':>17} {'train - val acc':>16}"
+header = (f"{'variant':<18} {'lr':>6} {'test acc':>9} {'val acc, epoch 1':>17} {'train acc':>10} "
+          f"{'train - val acc':>16}")
 lines = [header, "-" * len(header)]
 results["variants"] = {}
 for (name, lr), group in runs.items():
     test = np.mean([r.test["accuracy"] for r in group])
     first = np.mean([r.history[0]["val_accuracy"] for r in group])
-    gap = np.mean([r.history[-1]["accuracy"] - r.history[-1]["val_accuracy"] for r in group])
-    lines.append(f"{name:<18} {lr:>6g} {test * 100:>8.2f}% {first * 100:>16.2f}% {gap * 100:>15.2f}")
+    trained = [r.trainer.evaluate(*data.train)["accuracy"] for r in group]  # dropout off, as for validation
+    val = np.mean([r.history[-1]["val_accuracy"] for r in group])
+    gap = np.mean(trained) - val
+    lines.append(f"{name:<18} {lr:>6g} {test * 100:>8.2f}% {first * 100:>16.2f}% {np.mean(trained) * 100:>9.2f}% "
+                 f"{gap * 100:>15.2f}")
     results["variants"][f"{name} lr={lr:g}"] = {
         "test_accuracy": float(test), "test_accuracies": [r.test["accuracy"] for r in group],
-        "val_accuracy_epoch1": float(first), "train_val_gap": float(gap), "seeds": len(group)}
+        "val_accuracy_epoch1": float(first), "train_accuracy": float(np.mean(trained)),
+        "val_accuracy": float(val), "train_val_gap": float(gap), "seeds": len(group)}
 table = "\n".join(lines)
 (OUT / "variants.txt").write_text(table + "\n")
 print(table)  # last: a cell that ends in write_text shows the count of characters it wrote
@@ -195,10 +206,19 @@ show(fig, OUT / "validation_loss.png")
 #
 # - **Batch normalisation** learns faster and ends higher: after one epoch at the default
 #   learning rate 83.9% validation accuracy against 77.1% without it, and 88.2% against
-#   87.5% on the test set at the end.
-# - **Dropout** does what the slide says, it reduces overfitting: the gap between training
-#   and validation accuracy falls from 4.6 to 2.1 points (from 10.2 to 5.9 with batch
-#   normalisation). On its own it cost a little test accuracy in 8 epochs (87.2%).
+#   87.5% on the test set at the end. It also fits the training images most closely
+#   (98.69%, a gap of 9.12 points against 4.78 without it).
+# - **Dropout** narrows the gap between training and validation accuracy a little at the
+#   default learning rate: from 4.78 to 3.89 points, and from 9.12 to 7.52 with batch
+#   normalisation. It does so by lowering the training accuracy (93.56% to 92.21%, 98.69%
+#   to 97.12%); the validation accuracy stays about where it was (88.78% to 88.32%, 89.58%
+#   to 89.61%). At ten times the learning rate dropout alone widens the gap (3.14 to 4.84
+#   points), and with batch normalisation narrows it (5.01 to 4.45). So in 8 epochs on
+#   6,000 images, with two seeds, the reduction in overfitting the slide promises is small
+#   and not there at every learning rate; on its own dropout cost a little test accuracy
+#   (87.2%). The running training accuracy that `fit` records, taken with dropout on, would
+#   have shown gaps of 2.1 and 5.9 points for the two dropout variants: a reduction made
+#   by the measurement.
 # - **Both**, as in the workshop's sample CNN and neuralab's `cnn`: the best test accuracy,
 #   89.1% with both seeds.
 # - At ten times the learning rate every variant loses 0.6 to 1.8 points and none diverges

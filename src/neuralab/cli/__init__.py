@@ -14,6 +14,7 @@ import gc
 import importlib
 import os
 import pkgutil
+import re
 import signal
 import sys
 import threading
@@ -37,6 +38,11 @@ class Parser(argparse.ArgumentParser):
         # --seeds 1 and `train --epoch 1` as --epochs, and start a training nobody asked for.
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # A word that starts with "-" and a digit is a value, not an option: the workshop's edge
+        # kernels (`--kernel -1,0,1;-2,0,2;-1,0,1`) and a shape (`--input -3x3x1`, refused by its
+        # type in one line) as well as a plain -5. Older versions of argparse take only -5 and -0.5
+        # as values, newer ones use this pattern; no option of ours starts with a digit.
+        self._negative_number_matcher = re.compile(r"-\.?\d")
         self._deferred: list[Callable[[Parser], None]] = []
 
     def defer(self, add_arguments: Callable[[Parser], None]) -> None:

@@ -56,8 +56,7 @@ def _gradient_options(g) -> None:
 def run_topologies(args) -> int:
     from neuralab.forecasting.topologies import TOPOLOGIES, check_toy, shapes, train_toy
 
-    if args.train:  # refused before the table, not after it
-        check_toy(steps=args.steps, seed=args.seed)
+    check_toy(steps=args.steps, seed=args.seed)  # typed without --train too: a bad value is said, not ignored
     print(f"{'topology':<14}{'input':<16}{'output':<16}{'parameters':>11}  example")
     for row in shapes():
         print(f"{row['name']:<14}{str(row['input']):<16}{str(row['output']):<16}{row['parameters']:>11,}  {row['example']}")
@@ -104,8 +103,9 @@ def run_gradients(args) -> int:
 
     rows = norm_table(result)
     cols = [c for c in rows[0] if c not in ("model", "clip", "when")]
+    back = config.steps - 1
     print(f"||dL/dx_t|| reaching k steps back from the output (the target is the first input, "
-          f"{config.steps - 1} steps back):")
+          f"{back} step{'' if back == 1 else 's'} back):")
     print(f"  {'model':<10}{'clip':<6}{'when':<9}" + "".join(f"{c:>11}" for c in cols))
     for r in rows:
         print(f"  {r['model']:<10}{str(r['clip']):<6}{r['when']:<9}" + "".join(f"{r.get(c, float('nan')):>11.2e}" for c in cols))

@@ -133,17 +133,24 @@ def _scores(z, axis):
     return z
 
 
+def _shifted(z, axis):
+    """z - max(z): every score <= 0, so e^{z - max} cannot overflow."""
+    # The subtraction itself can, downwards only: -1e308 - 1e308 is -inf. That is harmless and
+    # exact: e^-inf = 0 is what e^-2e308 rounds to (and -inf what log softmax is, rounded), as
+    # PyTorch gives; so this warning alone is silenced (inf - inf, from an inf score, still warns).
+    with np.errstate(over="ignore"):
+        return z - z.max(axis=axis, keepdims=True)
+
+
 def softmax(z, axis=-1):
     """softmax(z)_k = e^{z_k} / sum_j e^{z_j}; subtracting max(z) first changes nothing but avoids overflow."""
-    z = _scores(z, axis)
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    e = np.exp(_shifted(_scores(z, axis), axis))
     return e / e.sum(axis=axis, keepdims=True)
 
 
 def log_softmax(z, axis=-1):
     """log softmax(z)_k = z_k - log sum_j e^{z_j}."""
-    z = _scores(z, axis)
-    shifted = z - z.max(axis=axis, keepdims=True)
+    shifted = _shifted(_scores(z, axis), axis)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
