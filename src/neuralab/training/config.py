@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass, field, fields, replace
 
 from neuralab.data import VAL_FRACTION
-from neuralab.errors import NeuralabError, ParameterError, Shown
+from neuralab.errors import ParameterError, Shown
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 AMP = ("auto", "off", "bf16", "fp16")
@@ -227,11 +227,10 @@ class TrainConfig:
         if task == "regression" and self.loss not in (None, *REGRESSION_LOSSES):
             raise ParameterError("loss", self.loss, "takes class scores, and a forecaster outputs numbers; "
                                  f"choose one of {', '.join(REGRESSION_LOSSES)}")
-        if self.tensorboard:
-            import importlib.util
+        if self.tensorboard:  # imported as the callback will, so that a broken install stops before a run is made
+            from neuralab.training.tensorboard import summary_writer
 
-            if importlib.util.find_spec("tensorboard") is None:
-                raise NeuralabError(NO_TENSORBOARD)
+            summary_writer()
 
     def epoch_sizes(self, n: int) -> list[int]:
         """Samples trained on in each epoch, for a training set of ``n``."""

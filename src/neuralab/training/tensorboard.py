@@ -25,11 +25,20 @@ NOT_SCALARS = ("epoch", "samples", "elapsed")  # counts and clocks, not metrics 
 
 
 def summary_writer():
-    """PyTorch's SummaryWriter class; a one-line error when the tensorboard package is missing."""
+    """PyTorch's SummaryWriter class; a one-line error when the tensorboard package is missing
+    or is there but does not import (a broken install, or one at odds with its protobuf, which
+    raises TypeError as often as ImportError)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise NeuralabError(NO_TENSORBOARD)
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise NeuralabError(NO_TENSORBOARD) from None
+    except Exception as e:  # whatever a broken package raises, it cannot write events
+        why = next((line.strip() for line in str(e).splitlines() if line.strip()), "")[:120]
+        raise NeuralabError(f"`tensorboard` needs the tensorboard package, which is installed but does not import "
+                            f"({type(e).__name__}{': ' + why if why else ''}); reinstall it: pip uninstall tensorboard, "
+                            "then pip install 'neuralab[tensorboard]'") from None
     return SummaryWriter
 
 
