@@ -27,6 +27,8 @@ MARKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")       # a parameter named ins
 
 # Parameters the library names in errors that the command line does not set, and why.
 PYTHON_ONLY = {
+    "frame": "add_calendar's frame in Python (new rows for an ONNX file); the command line reads a CSV",
+    "names": "add_calendar's encodings in Python (an ONNX file's calendar metadata); the command line's is --calendar",
     "warmup": "TrainConfig's warm-up fraction, which a --recipe sets",
     "rtol": "export_onnx's check, relative to the largest logit; the command line keeps the default",
     "atol": "export_onnx's earlier name of rtol, deprecated",

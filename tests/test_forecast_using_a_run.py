@@ -155,8 +155,8 @@ def test_a_series_the_run_does_not_have_is_named_in_a_line_of_bounded_length(mon
 
     with pytest.raises(NeuralabError) as e:  # the web app's query string may be of any length
         read_forecast_csv(monthly / "forecast.csv", series="x" * 100_000)
-    assert str(e.value) == ("series='" + "x" * 37 + "'...: no such series in forecast.csv; choose one of none: the "
-                            "run forecast one series")
+    assert str(e.value) == ("series='" + "x" * 37 + "'...: the run forecast one series, so there is none to choose by "
+                            "name; give no series")
 
 
 def test_holes_are_counted_without_laying_a_grid_of_millions_for_one_mistyped_year():

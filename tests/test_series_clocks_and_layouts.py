@@ -10,6 +10,9 @@ import pytest
 
 from neuralab.data.series import load_series
 from neuralab.errors import NeuralabError, ParameterError
+from neuralab.forecasting.models import series_train_config
+from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
+from neuralab.forecasting.windows import WindowConfig
 
 
 def excel(path, rows, header="Datum;Umsatz;Temperatur"):
@@ -78,7 +81,8 @@ def local_clock_file(path):
 def test_local_clock_times_across_summer_time_are_named_not_only_merged(tmp_path):
     path = local_clock_file(tmp_path / "local.csv")
     with pytest.raises(NeuralabError, match=r"all in the hour from 2023-10-29T02:00:00 .*local clocks repeat as "
-                                            r"summer time ends.*offsets.*duplicates mean if merging") as e:
+                                            r"summer time ends \(in Europe/Berlin, for one\).*offsets.*duplicates "
+                                            r"mean if merging") as e:
         load_series(path)
     assert "first, last or mean" not in str(e.value)
     s = load_series(path, duplicates="mean")
@@ -106,15 +110,100 @@ def test_an_hourly_grid_gap_is_said_in_hours(tmp_path):
     assert "largest gap 2 h, e.g. 2023-01-03T02:00:00" in load_series(path).report.lines()[-1]
 
 
-def test_a_calendar_encoding_constant_for_the_frequency_and_a_feature_that_is_the_target_are_refused(tmp_path):
+def test_a_new_run_refuses_a_calendar_encoding_constant_for_the_frequency_and_the_target_as_a_feature(tmp_path):
+    """Refused where a run is made (run_forecast), not by load_series, which reads a stored run's
+    data again to predict, report or resume with settings no one can change."""
     months = pd.date_range("1990-01-01", periods=120, freq="MS")
     path = tmp_path / "monthly.csv"
     path.write_text("month,passengers,adj close\n" + "".join(f"{t:%Y-%m},{100 + i},{100 + i}\n"
                                                             for i, t in enumerate(months)))
+
+    def run(**settings):
+        config = ForecastConfig(data=str(path), windows=WindowConfig(lookback=12, horizon=3),
+                                train=series_train_config(epochs=1, device="cpu", seed=0), **settings)
+        run_forecast(config, out=tmp_path / "run", verbose=False)
+
     with pytest.raises(ParameterError, match=r"same hour .* frequency MS.*constant") as e:
-        load_series(path, target="passengers", calendar=["hour"])
+        run(target="passengers", calendar=["hour"])
     assert e.value.parameter == "calendar"
-    assert load_series(path, target="passengers", calendar=["month"]).calendar == ["month_sin", "month_cos"]
     with pytest.raises(ParameterError, match="is the target") as e:
-        load_series(path, target="adj close", features=["Adj Close"])
-    assert e.value.parameter == "features"
+        run(target="adj close", features=["Adj Close"])
+    assert e.value.parameter == "features" and not (tmp_path / "run").exists()
+    assert load_series(path, target="passengers", calendar=["hour"]).calendar == ["hour_sin", "hour_cos"]
+    assert load_series(path, target="adj close", features=["Adj Close"]).features == []
+
+
+def test_a_number_column_named_data_is_no_epoch_date_and_text_dates_outrank_an_epoch_guess(tmp_path):
+    """Bytes of traffic near 2e9 under "data" (English) read as epoch seconds and blamed the month column."""
+    months = pd.date_range("2010-01-01", periods=120, freq="MS")
+    traffic = tmp_path / "traffic.csv"
+    traffic.write_text("month,data\n" + "".join(f"{t:%Y-%m},{1_900_000_000 + 1000 * i}\n"
+                                                 for i, t in enumerate(months)))
+    s = load_series(traffic)
+    assert (s.date_column, s.target, s.report.frequency) == ("month", "data", "MS")
+    hours = pd.date_range("2023-01-01", periods=200, freq="h")
+    logger = tmp_path / "logger.csv"
+    logger.write_text("Zeit;Uptime Time;Last\n" + "".join(f"{t:%d.%m.%Y %H:%M};{150_000_000 + 3600 * i};{comma(i)}\n"
+                                                         for i, t in enumerate(hours)))
+    s = load_series(logger, target="last")
+    assert s.date_column == "Zeit" and s.report.start == "2023-01-01T00:00:00"
+
+
+def test_only_a_word_after_a_clock_time_is_a_zone_and_a_z_format_keeps_its_space(tmp_path):
+    months = pd.date_range("2000-01-01", periods=60, freq="MS")
+    sas = tmp_path / "mon_word.csv"
+    sas.write_text("month,sales\n" + "".join(f"{t:%Y} {t:%b}".upper() + f",{100 + i}\n" for i, t in enumerate(months)))
+    assert load_series(sas).report.frequency == "MS"  # 2000 JAN, as SAS writes months
+    station = tmp_path / "station.csv"
+    station.write_text("date,kw\n" + "".join(f"{t:%Y-%m-%d} AB,{i}\n" for i, t in enumerate(months)))
+    with pytest.raises(NeuralabError, match=r"line 2: '2000-01-01 AB' in column 'date' is not a date") as e:
+        load_series(station)
+    assert "zone" not in str(e.value)
+    hours = pd.date_range("2023-01-02", periods=48, freq="h")
+    utc = tmp_path / "utc_word.csv"
+    utc.write_text("time,load\n" + "".join(f"{t:%Y-%m-%d %H:%M:%S} UTC,{i}\n" for i, t in enumerate(hours)))
+    s = load_series(utc, date_format="%Y-%m-%d %H:%M:%S %Z")
+    assert str(s.times.tz) == "UTC" and s.times[0] == pd.Timestamp("2023-01-02", tz="UTC")
+    utc.write_text(utc.read_text().replace("2023-01-02 05:00:00 UTC", "2023-01-02 5h UTC"))
+    with pytest.raises(NeuralabError, match=r"line 7: '2023-01-02 5h UTC' in column 'time' is not a date"):
+        load_series(utc, date_format="%Y-%m-%d %H:%M:%S %Z")  # the file's cell, not the rewritten one
+
+
+def test_a_missing_or_doubled_hour_on_no_clock_change_keeps_the_plain_duplicates_advice(tmp_path):
+    hours = pd.date_range("2023-06-01", "2023-06-30 23:00", freq="h")
+    outage = tmp_path / "outage.csv"
+    outage.write_text("time,load\n" + "".join(f"{t:%Y-%m-%d %H:%M},{i % 24}\n" for i, t in enumerate(hours)
+                                              if t != pd.Timestamp("2023-06-14 13:00")))
+    s = load_series(outage)
+    assert s.report.gaps == 1 and "summer time" not in s.report.dates
+    quarters = pd.date_range("2023-06-01", "2023-06-10 23:45", freq="15min")
+    resent = quarters.append(pd.date_range("2023-06-07 10:00", periods=4, freq="15min")).sort_values()
+    path = tmp_path / "resent.csv"
+    path.write_text("time,load\n" + "".join(f"{t:%Y-%m-%d %H:%M},{i % 96}\n" for i, t in enumerate(resent)))
+    with pytest.raises(NeuralabError, match=r"4 duplicate timestamps, first 2023-06-07T10:00:00 .*pass `?duplicates`? "
+                                            r"first, last or mean; if the file holds several series") as e:
+        load_series(path)
+    assert "summer time" not in str(e.value)
+
+
+def test_a_header_one_name_short_says_the_row_names_have_no_name(tmp_path):
+    """R's write.table(sep=",") and pandas' to_csv(index_label=False): deleting line 1 would delete the header."""
+    days = pd.date_range("2021-01-01", periods=40, freq="D")
+    path = tmp_path / "r.csv"
+    path.write_text('"date","value"\n' + "".join(f'"{i + 1}","{t:%Y-%m-%d}",{100 + i * 0.5}\n'
+                                                  for i, t in enumerate(days)))
+    with pytest.raises(NeuralabError, match=r"header \(line 1\) names 2 columns and the rows hold 3: .*row names.*"
+                                            r"has no name; add one to the header") as e:
+        load_series(path)
+    assert "delete" not in str(e.value)
+
+
+def test_postgres_offsets_without_minutes_keep_the_local_dates(tmp_path):
+    """PostgreSQL writes timestamptz as 2021-01-01 00:00:00+01: a Berlin day is not the day before at 23:00."""
+    days = pd.date_range("2021-01-01", periods=400, freq="D", tz="Europe/Berlin")
+    path = tmp_path / "pg.csv"
+    path.write_text("date,value\n" + "".join(f"{t:%Y-%m-%d %H:%M:%S}{t:%z}"[:-2] + f",{i}\n"
+                                            for i, t in enumerate(days)))
+    assert "00:00:00+02," in path.read_text()
+    s = load_series(path, calendar=["dayofweek"])
+    assert s.report.frequency == "D" and s.report.start == "2021-01-01" and s.times.tz is None

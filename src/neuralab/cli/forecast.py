@@ -62,7 +62,9 @@ def _forecast_options(p) -> None:
     data.add_argument("--series-column", metavar="COLUMN",
                       help="the file holds one series per value of COLUMN: one network is trained on all of them, "
                            "baselines run per series, metrics per series and overall")
-    data.add_argument("--where", metavar="COLUMN=VALUE", help="keep only the rows where COLUMN is VALUE (one series of several)")
+    data.add_argument("--where", metavar="COLUMN=VALUE",
+                      help="keep only the rows where COLUMN is VALUE (one series of several), or with "
+                           "COLUMN!=VALUE[,VALUE...] leave those series out")
     win = p.add_argument_group("windows")
     win.add_argument("--lookback", type=whole_number, help=f"input steps (default {w.lookback})")
     win.add_argument("--horizon", type=whole_number,

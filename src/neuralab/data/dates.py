@@ -12,8 +12,10 @@ column and puts the rows in order.
 
 from __future__ import annotations
 
+import datetime
 import re
 import warnings
+import zoneinfo
 from types import SimpleNamespace
 
 import numpy as np
@@ -69,7 +71,7 @@ DAY_MONTH = r"\d{1,2}([/.-])\d{1,2}\1\d{2,4}([ T].*)?"  # 01/02/2015: the 1st of
 # The parts of such a date and its time, each with the strftime code that reads it
 DATE_SHAPE = re.compile(r"\d{1,2}(?P<sep>[/.-])\d{1,2}[/.-](?P<year>\d{2,4})"
                         r"(?:(?P<T>[ T])\d{1,2}:\d{2}(?P<S>:\d{2})?(?P<f>\.\d+)?(?P<p> ?[AaPp][Mm])?"
-                        r"(?P<z> ?(?:Z|[+-]\d{2}:?\d{2}))?)?")
+                        r"(?P<z> ?(?:Z|[+-]\d{2}(?::?\d{2})?))?)?")
 EPOCH_RANGES = (("s", 1e8, 4.2e9), ("ms", 1e11, 4.2e12))  # 1973 to 2103, in seconds or milliseconds
 
 
@@ -96,7 +98,7 @@ def epoch_unit(values: pd.Series) -> str | None:
 
 def to_datetime(text: pd.Series, **options) -> tuple[pd.Series, str]:
     """pandas' reading, quietly (no UserWarning on stderr); UTC offsets that change within the
-    column (summer time) are read as instants in UTC, which ``with_offsets`` then settles."""
+    column (summer time) are read as instants in UTC, which the run's rule (OFFSET_RULES) then settles."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         try:
@@ -109,14 +111,21 @@ def to_datetime(text: pd.Series, **options) -> tuple[pd.Series, str]:
             return pd.Series(pd.NaT, index=text.index), ""
 
 
-OFFSET = re.compile(r"(?:(?P<z>Z)|(?P<sign>[+-])(?P<h>\d{2}):?(?P<m>\d{2}))$")  # 2021-01-01T00:00:00+01:00
+# 2021-01-01T00:00:00+01:00, 00:00:00 +0100, PostgreSQL's 00:00:00+01: an offset after a clock time
+_OFFSET = re.compile(r"\d:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:(?P<z>Z)|(?P<sign>[+-])(?P<h>\d{2})(?::?(?P<m>\d{2}))?)$")
+
+# How times written with UTC offsets are read, each run by the rule it was made with (recorded with it),
+# so that new rows take the times and calendar encodings its training rows had:
+LOCAL_DATES = "local-dates"  # times all at local midnight keep their local dates; finer times in UTC (0c9b536 on)
+AS_WRITTEN = "as-written"    # one offset throughout kept as written, changing offsets in UTC (runs made before)
+OFFSET_RULES = (LOCAL_DATES, AS_WRITTEN)
 
 
-def with_offsets(parsed: pd.Series, local: pd.Series | None) -> tuple[pd.Series, str]:
+def _with_offsets(parsed: pd.Series, local: pd.Series | None) -> tuple[pd.Series, str]:
     """Times read with UTC offsets (``parsed``, zone-aware) on one time line, by one rule for
-    training data and new data alike: where every time is at midnight on its own clock
-    (``local``, the wall-clock times, or None where the text does not tell them), a daily or
-    coarser series, its local dates are kept and the offsets dropped, so that a day is not
+    training data and new data alike (LOCAL_DATES): where every time is at midnight on its own
+    clock (``local``, the wall-clock times, or None where the text does not tell them), a daily
+    or coarser series, its local dates are kept and the offsets dropped, so that a day is not
     named as the day before (23:00 UTC); finer times are converted to UTC, where a summer-time
     change is no step of 23 or 25 hours. The note says which, where an offset was not zero."""
     utc = parsed.dt.tz_convert("UTC")
@@ -127,38 +136,47 @@ def with_offsets(parsed: pd.Series, local: pd.Series | None) -> tuple[pd.Series,
     return utc, "times with UTC offsets, converted to UTC" if shifted or local is None else ""
 
 
-def local_clock(text: pd.Series, parsed: pd.Series) -> pd.Series | None:
+def _as_written(parsed: pd.Series, local: pd.Series | None) -> tuple[pd.Series, str]:
+    """AS_WRITTEN, the reading of runs made before LOCAL_DATES: pandas' own, one offset
+    throughout kept as written (UTC+01:00, its hours the file's), several (summer time) in UTC."""
+    changing = str(parsed.dt.tz) == "UTC" and (local is None or bool((parsed.dt.tz_localize(None) != local).any()))
+    return parsed, "times with changing UTC offsets, converted to UTC" if changing else ""
+
+
+def _local_clock(text: pd.Series, parsed: pd.Series) -> pd.Series | None:
     """The wall-clock times of ``parsed`` (instants read from ``text``), by each cell's own
-    offset (Z, +01:00, -0500); None where a cell's offset does not end it."""
-    parts = text.str.extract(OFFSET)
+    offset (Z, +01:00, -0500, +01); None where a cell's offset does not end it."""
+    parts = text.str.extract(_OFFSET)
     if (parts["z"].isna() & parts["sign"].isna()).any():
         return None
-    minutes = (parts["h"].astype(float) * 60 + parts["m"].astype(float)).fillna(0)
+    minutes = (parts["h"].astype(float) * 60 + parts["m"].astype(float).fillna(0)).fillna(0)  # +01: no minutes
     minutes = minutes.where(parts["sign"] != "-", -minutes)
     return parsed.dt.tz_convert("UTC").dt.tz_localize(None) + pd.to_timedelta(minutes.to_numpy(), unit="min")
 
 
 # Time-zone abbreviations whose offset is not in doubt, as pandas' format codes cannot read them (%Z takes
-# UTC and GMT alone); EST, CST or IST name zones on several continents, and are refused
-ZONES = {"UTC": "+00:00", "GMT": "+00:00", "UT": "+00:00", "WET": "+00:00", "WEST": "+01:00", "CET": "+01:00",
-         "CEST": "+02:00", "MEZ": "+01:00", "MESZ": "+02:00", "EET": "+02:00", "EEST": "+03:00"}
-ZONE_WORD = re.compile(r"(?<=\d)\s*([A-Z]{2,5})$")  # 2023-10-25 00:00:00 CEST
+# UTC and GMT alone); and those that name zones on several continents (IST: India, Ireland, Israel; CST:
+# Central America, China, Cuba), refused. Any other word is no zone: the date is not read, and says so
+_ZONES = {"UTC": "+00:00", "GMT": "+00:00", "UT": "+00:00", "WET": "+00:00", "WEST": "+01:00", "CET": "+01:00",
+          "CEST": "+02:00", "MEZ": "+01:00", "MESZ": "+02:00", "EET": "+02:00", "EEST": "+03:00"}
+_IN_DOUBT = ("EST", "EDT", "CST", "CDT", "MST", "MDT", "PST", "PDT", "IST", "BST", "AST", "ADT", "SST", "CAT")
+_ZONE_WORD = re.compile(r"(\d:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp][Mm])?\s*)([A-Z]{2,5})$")  # 00:00:00 CEST
 
 
-def zone_words(text: pd.Series, lines: pd.Series, name: str, label: str) -> pd.Series:
-    """``text`` with a trailing time-zone abbreviation (CET, CEST, UTC) written as its offset;
-    one whose offset is in doubt is refused by its line, saying what to write instead."""
-    words = text.str.extract(ZONE_WORD, expand=False)
-    words = words.where(~words.isin(["AM", "PM"]))
+def _zone_words(text: pd.Series, lines: pd.Series, name: str, label: str) -> pd.Series:
+    """``text`` with a time-zone abbreviation after a clock time (00:00:00 CEST, 00:00 UTC)
+    written as its offset, the space before it kept (as ' %Z' in a date format becomes ' %z');
+    one whose offset is in doubt (EST, IST) is refused by its line, saying what to write instead."""
+    words = text.str.extract(_ZONE_WORD)[1]
     if not words.notna().any():
         return text
-    unknown = words.notna() & ~words.isin(list(ZONES))
-    if unknown.any():
-        at = int(np.flatnonzero(unknown.to_numpy())[0])
+    doubtful = words.isin(_IN_DOUBT)
+    if doubtful.any():
+        at = int(np.flatnonzero(doubtful.to_numpy())[0])
         raise NeuralabError(f"{name}: line {lines.iloc[at]}: {text.iloc[at]!r} in column {label!r} names its time "
                             f"zone as {words.iloc[at]!r}, whose offset is in doubt (no date format reads it); write "
                             "the times with UTC offsets (2023-10-25T00:00:00-05:00) or in UTC")
-    return text.str.replace(ZONE_WORD, lambda m: ZONES.get(m[1], m[0]), regex=True)
+    return text.str.replace(_ZONE_WORD, lambda m: m[1] + _ZONES[m[2]] if m[2] in _ZONES else m[0], regex=True)
 
 
 def _grid_gaps(parsed: pd.Series) -> int:
@@ -169,11 +187,14 @@ def _grid_gaps(parsed: pd.Series) -> int:
 
 
 def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
-                 date_format: str | None = None) -> tuple[pd.Series, str]:
-    """The column as timestamps, and how they were read when that is worth saying ("" if not)."""
+                 date_format: str | None = None, offsets: str = LOCAL_DATES) -> tuple[pd.Series, str]:
+    """The column as timestamps, and how they were read when that is worth saying ("" if not);
+    times with UTC offsets by the rule ``offsets`` (one of OFFSET_RULES: a run's own)."""
     if isinstance(column.dtype, pd.DatetimeTZDtype):  # a DataFrame's zone-aware times: one rule, as for text
-        times, note = with_offsets(column, column.dt.tz_localize(None))
-        return times, f"times in {column.dt.tz} converted to UTC" if note.startswith("times with") else note
+        # before LOCAL_DATES they all went to UTC, which _with_offsets does without their clock times
+        times, note = _with_offsets(column, column.dt.tz_localize(None) if offsets == LOCAL_DATES else None)
+        return times, f"times in {column.dt.tz} converted to UTC" if note.startswith("times with") \
+            and str(column.dt.tz) != "UTC" else note
     if pd.api.types.is_datetime64_dtype(column):
         return column, ""
     if pd.api.types.is_numeric_dtype(column) and date_format in (None, "%s"):
@@ -197,24 +218,26 @@ def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
     words = ~text.str.contains(r"\d").to_numpy(bool)
     labelled = bool(words.any() and not words.all())
     dates, date_lines = (text[~words], lines[~words]) if labelled else (text, lines)
+    written = dates  # the cells as the file has them, for errors
     if date_format is None or "%Z" in date_format:
-        dates = zone_words(dates, date_lines, name, label)
+        dates = _zone_words(dates, date_lines, name, label)
         date_format = date_format and date_format.replace("%Z", "%z")
     if date_format is None and bool(dates.str.fullmatch(DAY_MONTH).all()):
         parsed, note = _day_or_month_first(dates)
     else:
         parsed, note = to_datetime(dates, format=None if date_format == "%s" else date_format)
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed, zone_note = with_offsets(parsed, local_clock(dates, parsed))
+        settle = _with_offsets if offsets == LOCAL_DATES else _as_written
+        parsed, zone_note = settle(parsed, _local_clock(dates, parsed))
         note = join_notes(note, zone_note)
     if parsed.isna().any():
         at = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-        value = dates.iloc[at]
+        value = written.iloc[at]
         hint = ""
         if date_format:
             hint = f" (`date_format` is {date_format!r})"
             if DATE_SHAPE.match(value):
-                like = _format_like(value, _first(dates, date_format))
+                like = _format_like(value, _first(written, date_format))
                 if like != date_format:
                     hint = f" (`date_format` is {date_format!r}; values like this one take {like})"
         elif re.fullmatch(r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}.*", value):
@@ -369,16 +392,37 @@ def time_grid(index: pd.DatetimeIndex, report) -> pd.DatetimeIndex | None:
     return grid
 
 
-def clock_hour(times: pd.DatetimeIndex, step: pd.Timedelta) -> pd.Timestamp | None:
+# Zones whose clock changes a file of local times most likely crossed, in this order of naming; every zone
+# of the tz database would take ~30 ms and find a change at some midnight of many dates (an outage's hour)
+CLOCK_ZONES = ("Europe/Berlin", "Europe/London", "Europe/Helsinki", "America/New_York", "America/Chicago",
+               "America/Denver", "America/Los_Angeles", "Australia/Sydney", "Pacific/Auckland")
+
+
+def clock_hour(times: pd.DatetimeIndex, step: pd.Timedelta, change: str) -> tuple[pd.Timestamp, str] | None:
     """The start of the one clock hour that ``times`` (missing or doubled timestamps of a grid of
-    ``step``) fill exactly, on local clock times without offsets: the hour that clocks skip as
-    summer time begins, or repeat as it ends (02:00 in much of Europe). None for any other
-    pattern: what the data shows, with no guess at the zone."""
+    ``step``) fill exactly, on local clock times without offsets, and the first of CLOCK_ZONES
+    whose clocks ``change`` ("skip" as summer time begins, "repeat" as it ends) that hour on that
+    date (02:00 on 26 March 2023 in Europe/Berlin). None for any other hour: an outage, or rows
+    sent twice, with no guess at a zone."""
     hour = pd.Timedelta(hours=1)
     if times.tz is not None or not len(times) or step > hour or hour % step or len(times) != hour // step:
         return None
     start = times.min()
-    return start if start == start.floor("h") and times.max() < start + hour else None
+    if start != start.floor("h") or times.max() >= start + hour:
+        return None
+    wall = start.to_pydatetime()
+    for name in CLOCK_ZONES:  # the whole hour, not a half-hour change's (Lord Howe)
+        if all(_changes(wall + datetime.timedelta(minutes=m), zoneinfo.ZoneInfo(name), change) for m in (0, 59)):
+            return start, name
+    return None
+
+
+def _changes(wall: datetime.datetime, zone: zoneinfo.ZoneInfo, change: str) -> bool:
+    """Whether ``zone``'s clocks skip (or repeat) the wall-clock time ``wall`` by one hour: such a
+    time reads with the offset before the change (fold 0) and the one after it (fold 1), the later
+    one larger where clocks skip, the earlier where they repeat."""
+    first, second = (wall.replace(tzinfo=zone, fold=f).utcoffset() for f in (0, 1))
+    return (second - first if change == "skip" else first - second) == datetime.timedelta(hours=1)
 
 
 def duration(step: pd.Timedelta) -> str:

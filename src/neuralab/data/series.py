@@ -26,6 +26,7 @@ import pandas as pd
 
 from neuralab.data import tables
 from neuralab.data.dates import (
+    LOCAL_DATES,
     MAX_GRID,
     TIME_OF_DAY,
     clock_hour,
@@ -45,10 +46,12 @@ from neuralab.data.numbers import holds_numbers, numeric_column, read_numbers, w
 from neuralab.data.series_names import BUILTIN, CALENDAR, DUPLICATES, GAPS, MISSING
 from neuralab.data.series_names import BuiltinSeries as BuiltinSeries  # its old import path
 from neuralab.data.tables import read_table, refuse_missing, sniff_csv
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, Shown
 
-DATE_NAMES = ("date", "datetime", "timestamp", "time", "ds", "day", "date_time", "time_hour", "period",
-              "datum", "zeitstempel", "fecha", "data", "date_heure", "horodatage", "tijdstip")  # as Excel users name it
+DATE_NAMES = ("date", "datetime", "timestamp", "time", "ds", "day", "date_time", "time_hour", "period")
+# Other languages' names, as Excel users name the column: for dates written as text only, as "data" and
+# "datum" in English name values (a column of byte counts near 2e9 is no epoch seconds)
+WORDS_FOR_DATE = ("datum", "zeitstempel", "fecha", "data", "date_heure", "horodatage", "tijdstip")
 
 
 @dataclass
@@ -192,13 +195,14 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
                      missing: str = "error", duplicates: str = "error", gaps: str = "keep",
                      calendar: list[str] | tuple[str, ...] = (), date_format: str | None = None,
                      sep: str | None = None, series_column: str | None = None, where: str | None = None,
-                     announce=None, suggest_series: bool = True) -> list[Series]:
+                     announce=None, suggest_series: bool = True, offsets: str = LOCAL_DATES) -> list[Series]:
     """``load_series`` for a file that may hold several series: one ``Series`` per value of
     ``series_column`` (each cleaned on its own: its duplicates, gaps and missing values), or
     the one series when ``series_column`` is None. ``announce`` (print, say) is told what is
     being loaded and how much memory it will take before anything large is read.
     ``suggest_series``: duplicate timestamps suggest `series_column` and `where` (False where
-    the caller has fixed which series is read)."""
+    the caller has fixed which series is read). ``offsets``: how times with UTC offsets are
+    read, one of dates.OFFSET_RULES (a stored run's own, to read new rows as it read its data)."""
     for parameter, names in (("features", features), ("calendar", calendar)):
         if isinstance(names, str):  # each letter would be taken for a column or an encoding
             raise ParameterError(parameter, names, f"give a list of names, e.g. [{names!r}]")
@@ -207,7 +211,7 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
     _choose("missing", missing, MISSING)
     _choose("duplicates", duplicates, DUPLICATES)
     _choose("gaps", gaps, GAPS)
-    where_column, where_value = parse_where(where)
+    where_column, where_value, where_keep = parse_where(where)
     builtin = BUILTIN.get(str(source)) if not isinstance(source, pd.DataFrame) else None
     shape, columns = None, None
     if not isinstance(source, pd.DataFrame) and builtin is None:
@@ -247,12 +251,7 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
         builtin=builtin, decimal=shape.decimal if shape is not None else ".")
     table = table.assign(_line=np.arange(len(table)) + line0)
     if where_column is not None:
-        keep = table[where_column].astype("string").str.strip() == where_value
-        if not keep.any():
-            values = table[where_column].astype("string").str.strip().dropna().unique()[:20]
-            raise ParameterError("where", where, f"no row has {where_column} = {where_value!r}; its values include "
-                                 f"{', '.join(map(str, values))}")
-        table = table[keep]
+        table = select_where(table, where, where_column, where_value, where_keep)
     if series_column is None:
         groups = [(name, table)]
     else:
@@ -264,7 +263,7 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
     decimal = shape.decimal if shape is not None else "."
     many = [_clean(part, label, target, features, date_column, date_format, missing, duplicates, gaps, calendar,
                    single=series_column is None and suggest_series, decimal=decimal, time_column=clock,
-                   sep=shape.separator if shape is not None else ",")
+                   sep=shape.separator if shape is not None else ",", offsets=offsets)
             for label, part in groups]
     if series_column is not None:
         for series in many:
@@ -286,14 +285,44 @@ def _refuse_headless(sample: pd.DataFrame, name: str) -> None:
                             "column names; add a header line that names the columns, e.g. date,value")
 
 
-def parse_where(where: str | None) -> tuple[str | None, str | None]:
-    """"station=C" -> ("station", "C"); None -> (None, None)."""
+def parse_where(where: str | None) -> tuple[str | None, str | None, bool]:
+    """"station=C" -> ("station", "C", True): keep those rows; "station!=C" or "station!=C,D"
+    -> ("station", "C,D", False): leave those out (a series too short among several); None ->
+    (None, None, True)."""
     if where is None:
-        return None, None
+        return None, None, True
     column, eq, value = str(where).partition("=")
-    if not eq or not column.strip():
-        raise ParameterError("where", where, "write it as COLUMN=VALUE, e.g. station=SEATTLE")
-    return column.strip(), value.strip()
+    keep = not column.endswith("!")
+    column = column.removesuffix("!")
+    if not eq or not column.strip() or not value.strip():
+        raise ParameterError("where", where, "write it as COLUMN=VALUE to keep one series, or COLUMN!=VALUE (or "
+                             "COLUMN!=VALUE,VALUE) to leave series out, e.g. station=SEATTLE or station!=NEW")
+    return column.strip(), value.strip(), keep
+
+
+def where_values(value: str, keep: bool, present) -> list[str]:
+    """The values a parsed `where` names, given those its column holds: one to keep; to leave
+    out, one or several separated by commas, unless the whole text is one ("Portland, OR")."""
+    if keep or value in set(present):
+        return [value]
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def select_where(table: pd.DataFrame, where: str, column: str, value: str, keep: bool) -> pd.DataFrame:
+    """The rows of ``table`` that ``where`` (parsed by ``parse_where``, ``column`` as the table spells
+    it) keeps. Every value it names must be one of the column's: a typo would keep a series unsaid."""
+    values = table[column].astype("string").str.strip()
+    present = values.dropna().unique()
+    named = where_values(value, keep, present)
+    absent = [v for v in named if v not in set(present)]
+    if absent:
+        raise ParameterError("where", where, f"no row has {column} = {absent[0]!r}; its values include "
+                             f"{', '.join(map(str, present[:20]))}")
+    chosen = values.isin(named).fillna(False).to_numpy(bool)
+    if not keep and chosen.all():
+        raise ParameterError("where", where, f"leaves out every row (every {column} is one it names); leave out "
+                             "fewer series")
+    return table[chosen if keep else ~chosen]
 
 
 def _choose_columns(table: pd.DataFrame, name: str, target, features, date_column, date_format, series_column,
@@ -314,10 +343,8 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
     else:
         target = builtin.target if builtin else _default_target(table, skip, name)
     # names that find one column ("temp", "Temp") count once: a column twice is the same input twice
-    features = list(dict.fromkeys(resolve_column(f, columns, "features", name) for f in features))
-    if target in features:  # dropped unsaid, the option seemed to do something it did not
-        raise ParameterError("features", target, "is the target, already the model's first input; leave it out "
-                             "of the features")
+    # the target among them counts once: a new run refuses it (refuse_idle_inputs), a stored run's is read as it was
+    features = [f for f in dict.fromkeys(resolve_column(f, columns, "features", name) for f in features) if f != target]
     for column in [target, *features]:
         if column == date_column:
             raise ParameterError("target" if column == target else "features", column,
@@ -327,12 +354,12 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
 
 def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], date_column: str, date_format,
            missing: str, duplicates: str, gaps: str, calendar, single: bool = True, decimal: str = ".",
-           time_column: str | None = None, sep: str = ",") -> Series:
+           time_column: str | None = None, sep: str = ",", offsets: str = LOCAL_DATES) -> Series:
     report = SeriesReport(duplicate_policy=duplicates, missing_policy=missing)
     # ';' and 01.01.2022 are how a day-first locale writes a file, and there 5.008 is five thousand as often
     points_group = sep == ";" and decimal == "." and bool(
         table[date_column].astype("string").str.strip().str.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{2,4}(?:[ T].*)?").all())
-    times, report.dates = parse_dates(table[date_column], table["_line"], name, date_column, date_format)
+    times, report.dates = parse_dates(table[date_column], table["_line"], name, date_column, date_format, offsets)
     if time_column is not None:  # Date;Time;... as loggers write (the household power data): one timestamp
         times = times + times_of_day(table[time_column], table["_line"], name, time_column).to_numpy()
         report.dates = join_notes(f"dates and times from columns {date_column!r} and {time_column!r}", report.dates)
@@ -355,11 +382,12 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
 
     grid = time_grid(frame.index, report)
     if grid is not None and report.gaps and len(grid) > 1:
-        skipped = clock_hour(grid.difference(frame.index), grid[1] - grid[0])
+        skipped = clock_hour(grid.difference(frame.index), grid[1] - grid[0], "skip")
         if skipped is not None:
-            report.dates = join_notes(report.dates, f"the missing hour from {stamp(skipped)} is the one local clocks "
-                                      "skip as summer time begins: times without UTC offsets, it seems; write them "
-                                      "with their offsets (or in UTC) to keep each step one length of time")
+            report.dates = join_notes(report.dates, f"the missing hour from {stamp(skipped[0])} is the one local "
+                                      f"clocks skip as summer time begins (in {skipped[1]}, for one): times without "
+                                      "UTC offsets, it seems; write them with their offsets (or in UTC) to keep each "
+                                      "step one length of time")
     if gaps == "fill" and grid is None and report.gaps and report.frequency != "irregular":
         raise NeuralabError(f"{name}: filling its {report.gaps:,} missing steps of {report.frequency} would make a series "
                             f"of more than {MAX_GRID:,} rows; keep the gaps (`gaps` keep) or resample the file first")
@@ -372,7 +400,6 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
         raise NeuralabError(f"{name}: fewer than 2 rows left after cleaning; a series needs more data")
     report.rows = len(frame)
     report.start, report.end = stamps(frame.index[0], frame.index[-1])
-    _refuse_constant_calendar(frame.index, calendar, report.frequency)
     frame, added = add_calendar(frame.astype(np.float64), calendar)
     return Series(name, frame, target, list(features), report, added)
 
@@ -383,19 +410,41 @@ CYCLES = {"hour": pd.Timedelta(days=1), "dayofweek": pd.Timedelta(days=7), "mont
           "dayofyear": pd.Timedelta(days=366)}
 
 
-def _refuse_constant_calendar(times: pd.DatetimeIndex, names, frequency: str) -> None:
-    """Refuse an encoding that is the same on every row for the series' frequency (hour of a
-    daily or monthly series, dayofweek of a weekly one): two constant inputs, adding nothing."""
-    for name in dict.fromkeys(names):
-        values = getattr(times, CALENDAR[name][0])
-        if len(times) > 1 and times[-1] - times[0] >= CYCLES[name] and (values == values[0]).all():
-            raise ParameterError("calendar", name, f"every row has the same {name} ({values[0]}) in this series of "
-                                 f"frequency {frequency}, so its encoding is constant; leave it out")
+def refuse_idle_inputs(many: list[Series], features, calendar) -> None:
+    """Refuse a new run's inputs that add nothing: the target named again among ``features``
+    (already the model's first input), or a ``calendar`` encoding the same on every row for a
+    series' frequency (hour of a daily or monthly series, dayofweek of a weekly one). Only where
+    a run is made: a stored run's settings, read again to predict, report or resume, are fixed."""
+    for series in many:
+        again = [f for f in features if find_column(f, series.frame.columns) == series.target]
+        if again:
+            raise ParameterError("features", again[0], "is the target, already the model's first input; leave it "
+                                 "out of the features")
+        times = series.times
+        for name in dict.fromkeys(calendar):
+            values = getattr(times, CALENDAR[name][0])
+            if len(times) > 1 and times[-1] - times[0] >= CYCLES[name] and (values == values[0]).all():
+                raise ParameterError("calendar", name, f"every row has the same {name} ({values[0]}) in "
+                                     f"{series.label}, of frequency {series.report.frequency}, so its encoding is "
+                                     "constant; leave it out")
 
 
 def add_calendar(frame: pd.DataFrame, names) -> tuple[pd.DataFrame, list[str]]:
     """Cyclic date encodings as columns NAME_sin and NAME_cos: known for any date, so a
-    network can tell the season from a 60-day window. Darts calls these cyclic encoders."""
+    network can tell the season from a 60-day window. Darts calls these cyclic encoders.
+
+    ``frame`` is indexed by its dates (``pd.read_csv(FILE, parse_dates=[DATE], index_col=DATE)``);
+    ``names`` is a list of CALENDAR's names (an ONNX file's ``calendar`` metadata, once ``json.loads``)."""
+    if isinstance(names, str):  # each letter would be taken for a name; the ONNX metadata holds JSON text
+        raise ParameterError("names", Shown(names), "give a list of names, e.g. ['dayofyear'] (an ONNX file's "
+                             "calendar metadata is JSON text: json.loads it)")
+    names = list(names)
+    for name in names:
+        _choose("names", name, tuple(CALENDAR))
+    if names and not isinstance(frame.index, pd.DatetimeIndex):
+        first = f" ({frame.index[0]!r}, ...)" if len(frame.index) else ""
+        raise NeuralabError(f"`frame` is indexed by {type(frame.index).__name__}{first}, not by dates; give its dates "
+                            "as the index: pd.read_csv(FILE, parse_dates=[DATE], index_col=DATE)")
     added = []
     for name in dict.fromkeys(names):
         attribute, cycle = CALENDAR[name]
@@ -423,13 +472,14 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
     ``decimal`` mark), those that read as dates before those that do not, the one named
     date/time/..., then one whose name contains "date" or "time", then the first."""
     sample = table.head(200)
-    parsed, excel = {}, set()
+    parsed, excel, epoch = {}, set(), set()
     for column in table.columns:
         values = sample[column].dropna()
         low = str(column).strip().lower()
         if pd.api.types.is_numeric_dtype(values) and not values.empty and date_format in (None, "%s") and \
                 (low in DATE_NAMES or "time" in low or "date" in low or "epoch" in low) and epoch_unit(values):
             parsed[str(column)] = 1.0  # whole epoch seconds under a date's name: a date, unlike a `day` of 1..31
+            epoch.add(str(column))
             continue
         if pd.api.types.is_numeric_dtype(values) and date_format is None and low in ("date", "datetime") and \
                 excel_days(values):  # a logger's `timestamp` of 30,000 seconds since boot is no Excel day
@@ -443,7 +493,7 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
             continue  # numbers but for a mark such as '-': pandas reads 3,3 as 0001-03-03
         ok = float(to_datetime(text, format=date_format)[0].notna().mean())  # quiet: no dates warn element-wise
         looks = text.str.fullmatch(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?").mean()
-        if ok >= 0.5 or looks >= 0.9 or str(column).strip().lower() in DATE_NAMES:
+        if ok >= 0.5 or looks >= 0.9 or low in DATE_NAMES + WORDS_FOR_DATE:
             # dates in an unexpected format (31.01.2021 read month first) count as they look: they get
             # their own error, with a hint
             parsed[str(column)] = max(ok, float(looks))
@@ -453,11 +503,13 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
 
     def rank(column: str) -> tuple:
         low = column.strip().lower()
-        named = 0 if low in DATE_NAMES else 1 if ("date" in low or "time" in low) else 2
+        named = 0 if low in DATE_NAMES + WORDS_FOR_DATE else 1 if ("date" in low or "time" in low) else 2
         clock = bool(sample[column].dropna().astype("string").str.strip().str.fullmatch(TIME_OF_DAY).all())
-        # a time of day alone is the last choice, Excel's numbers the one before: dates written as dates win
+        # a time of day alone is the last choice, Excel's numbers the one before, then numbers taken for epoch
+        # seconds by their name: dates written as dates win
         readable = parsed[column] >= 0.5 or column in excel  # a name alone does not beat dates that read
-        return clock, column in excel, not readable, named, -parsed[column], list(parsed).index(column)
+        return (clock, column in excel, not readable, column in epoch, named, -parsed[column],
+                list(parsed).index(column))
 
     return min(parsed, key=rank)
 
@@ -550,12 +602,13 @@ def _resolve_duplicates(frame: pd.DataFrame, policy: str, report: SeriesReport, 
     lines = frame["_line"][frame["_time"] == when].tolist()
     unique = pd.DatetimeIndex(frame["_time"].drop_duplicates())
     steps = unique[1:] - unique[:-1]
-    fold = clock_hour(pd.DatetimeIndex(frame["_time"][repeated].unique()), steps.to_series().mode().iloc[0]) \
-        if len(steps) and report.duplicates == repeated.groupby(frame["_time"]).sum().gt(0).sum() else None
+    fold = clock_hour(pd.DatetimeIndex(frame["_time"][repeated].unique()), steps.to_series().mode().iloc[0],
+                      "repeat") if len(steps) and report.duplicates == repeated.groupby(frame["_time"]).sum().gt(0).sum() \
+        else None
     if fold is not None:  # two distinct hours, not one recorded twice: averaging them loses one
-        doubled = (f"{report.duplicates:,} duplicate timestamps, all in the hour from {stamp(fold)} (lines "
-                   f"{', '.join(map(str, lines[:5]))}): the hour that local clocks repeat as summer time ends, in "
-                   "times without UTC offsets, it seems")
+        doubled = (f"{report.duplicates:,} duplicate timestamps, all in the hour from {stamp(fold[0])} (lines "
+                   f"{', '.join(map(str, lines[:5]))}): the hour that local clocks repeat as summer time ends (in "
+                   f"{fold[1]}, for one), in times without UTC offsets, it seems")
         if policy == "error":
             raise NeuralabError(f"{name}: {doubled}; write the times with their offsets (or in UTC), or pass "
                                 "`duplicates` mean if merging the two hours into one is acceptable")

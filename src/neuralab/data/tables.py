@@ -230,9 +230,10 @@ def _refuse_title(path: Path, numbered: list[tuple[int, str]], sep: str | None) 
     line: lines with fewer fields than the rows), naming the line where the table starts: read
     from the top, pandas takes the title for the header and fails on the first row, and the
     separator cannot be told from the title's lines."""
-    best = None
+    best = unnamed = None
     for c in [sep] if sep is not None else list(SEPARATORS):
-        counts = [len(fields) - 1 for fields in csv.reader((line for _, line in numbered), delimiter=c)]
+        rows = list(csv.reader((line for _, line in numbered), delimiter=c))
+        counts = [len(fields) - 1 for fields in rows]
         # the first line from which every line has the same number of separators, at least one
         start = next((i for i in range(min(len(counts) - 2, 10) + 1) if counts[i] > 0 and
                       all(k == counts[i] for k in counts[i:])), None)
@@ -243,13 +244,26 @@ def _refuse_title(path: Path, numbered: list[tuple[int, str]], sep: str | None) 
         ends = all(line.rstrip().endswith(c) for _, line in numbered[start:])  # a header without the rows' last
         if start == 1 and ends and counts[0] == counts[1] - 1:                  # empty field: the trailing read
             return
+        if start == 1 and counts[0] == counts[1] - 1 and _numbers_at(rows[1]) == _numbers_at(rows[2]):
+            unnamed = unnamed or (c, counts[0])  # the line under the header is a row like the next: row names
         if all(k < counts[start] for k in counts[:start]) and (best is None or start < best[0]):
             best = (start, c)
+    if unnamed is not None:
+        c, n = unnamed
+        raise NeuralabError(f"{path}: the header (line {numbered[0][0]}) names {n + 1} columns and the rows hold "
+                            f"{n + 2}: their first column, row names as R's write.table and pandas' "
+                            "to_csv(index_label=False) write them, has no name; add one to the header (start it "
+                            f"with {c!r}) or write the file without row names")
     if best is not None:
         line, header = numbered[best[0]]
         above = "line" if line == 2 else f"{line - 1} lines"
         raise NeuralabError(f"{path}: the table seems to start at line {line} ({header.strip()[:60]!r}), below a "
                             f"title; delete the {above} above it and give that file")
+
+
+def _numbers_at(fields: list[str]) -> list[bool]:
+    """Which of a line's fields are numbers (1, 100.95, 1.234,5): a header's names are not."""
+    return [bool(re.fullmatch(r"[-+]?[\d.,' ]*\d[\d.,' ]*", f.strip())) for f in fields]
 
 
 def _decimal(sample: bytes) -> str | None:

@@ -26,8 +26,9 @@ import pandas as pd
 import torch
 
 from neuralab import runs
+from neuralab.data.dates import AS_WRITTEN, LOCAL_DATES, OFFSET_RULES
 from neuralab.data.series import (BUILTIN, Series, calendar_holes, find_column, load_series_list, parse_where,
-                                  report_dict)
+                                  refuse_idle_inputs, report_dict, where_values)
 from neuralab.data.sources import sha256
 from neuralab.data.tables import read_table
 from neuralab.errors import NeuralabError, ParameterError, named
@@ -83,13 +84,14 @@ class ForecastResult:
                                                                (figures["error_by_step"], "error by step")])
 
 
-def load(config: ForecastConfig, verbose: bool = False) -> list[Series]:
-    """The series ``config`` names: one, or one per value of ``series_column``."""
+def load(config: ForecastConfig, verbose: bool = False, offsets: str = LOCAL_DATES) -> list[Series]:
+    """The series ``config`` names: one, or one per value of ``series_column``; ``offsets``, a
+    stored run's rule for times with UTC offsets (``recorded_offsets``), or a new run's."""
     return load_series_list(config.data, config.target, config.features, config.date_column,
                             missing=config.missing, duplicates=config.duplicates, gaps=config.gaps,
                             calendar=config.calendar, date_format=config.date_format, sep=config.sep,
                             series_column=config.series_column, where=config.where,
-                            announce=print if verbose else None)
+                            announce=print if verbose else None, offsets=offsets)
 
 
 def choose_transform(many: list[Series], config: ForecastConfig, linear_path: bool = True) -> tuple[str, dict]:
@@ -105,7 +107,7 @@ def choose_transform(many: list[Series], config: ForecastConfig, linear_path: bo
     errors = {}
     for transform in candidates:
         windows = replace(config.windows, transform=transform)
-        prepared = prepare_many(many, windows)
+        prepared = prepare_many(many, windows, config.series_column, config.where)
         if not all(len(p.val) for p in prepared):
             return "none", {}
         if transform == "none" and not linear_path and outside_training_range(prepared, "val") > OUTSIDE:
@@ -278,6 +280,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
         source = resolve(model)
     refuse_oversized_run(config, network=source is None)
     many = load(config, verbose)
+    refuse_idle_inputs(many, config.features, config.calendar)  # a new run's settings alone: a stored one's are fixed
     transform, transform_errors = choose_transform(many, config, linear_path=source is None
                                                    and config.model.recipe == "residual")
     if source is not None:
@@ -286,7 +289,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
         config.train.check()
     used = replace(config, data=os.fspath(config.data), target=many[0].target,  # a Path is stored as text
                    windows=replace(config.windows, transform=transform))
-    prepared = prepare_many(many, used.windows)
+    prepared = prepare_many(many, used.windows, used.series_column, used.where)
     baselines = _fitted_baselines(prepared, config)
 
     # Inputs are valid: only now does anything touch the disk.
@@ -338,8 +341,8 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
         source = resolve(_user_network(meta["source"], run.path, trust_code))
     with run, _resumable(run.path):  # one writer at a time
         run.refuse_finished()  # again: another resume may have finished it since the check above
-        many = load(replace(used, data=recorded_data(run, "the run trains on")), verbose)
-        prepared = prepare_many(many, used.windows)
+        many = load(replace(used, data=recorded_data(run, "the run trains on")), verbose, recorded_offsets(run))
+        prepared = prepare_many(many, used.windows, used.series_column, used.where)
         baselines = _fitted_baselines(prepared, used)
         transform_errors = record["data"].get("transform", {}).get("validation_mae", {})
         try:
@@ -397,6 +400,17 @@ def recorded_data(run: Run, why: str) -> str:
         raise NeuralabError(f"{path}: {'missing' if not path.is_file() else 'changed'} since the run started; "
                             f"{why} that file as it was: put it back")
     return str(path)
+
+
+def recorded_offsets(run: Run) -> str:
+    """The rule by which a run read times with UTC offsets (dates.OFFSET_RULES), recorded in its
+    model.json, to read new rows by it; AS_WRITTEN for a run made before the rule was recorded."""
+    meta = runs.json_object(run.read(runs.MODEL)) if (run / runs.MODEL).is_file() else {}
+    rule = runs.json_object(meta.get("series")).get("offsets", AS_WRITTEN)
+    if rule not in OFFSET_RULES:
+        raise NeuralabError(f"{run / runs.MODEL}: field series.offsets is {rule!r}, not one of "
+                            f"{', '.join(OFFSET_RULES)}; the file is not the one neuralab wrote")
+    return rule
 
 
 def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared: list[Prepared], baselines: dict,
@@ -719,7 +733,8 @@ def forecaster_meta(config: ForecastConfig, many: list[Series], prepared: list[P
         "network": {"level": module.level, "zero": module.zero},
         "scaler": prepared[0].scaler.to_dict(),
         "series": {"date_column": series.date_column, "date_format": config.date_format, "missing": config.missing,
-                   "duplicates": config.duplicates, "gaps": config.gaps, "frequency": series.report.frequency},
+                   "duplicates": config.duplicates, "gaps": config.gaps, "frequency": series.report.frequency,
+                   "offsets": LOCAL_DATES},  # how its times with UTC offsets were read, and new rows' will be
         "parameters": sum(p.numel() for p in module.parameters()),
     }
     if len(many) > 1:
@@ -869,10 +884,13 @@ def read_forecast_csv(path: Path, max_rows: int = 200_000,
             for n in columns:
                 step[n].append(_number(row.get(n)))
     if series is not None and series not in seen:
-        listed = ", ".join(list(seen)[:20]) or "none: the run forecast one series"
         # NeuralabError, not ParameterError: `series` is the web app's choice, no flag of the command line
         shown = repr(series) if len(series) <= 40 else repr(series[:37]) + "..."  # a web query may be of any length
-        raise NeuralabError(f"series={shown}: no such series in {path.name}; choose one of {listed}")
+        if not seen:
+            raise NeuralabError(f"series={shown}: the run forecast one series, so there is none to choose by name; "
+                                "give no series")
+        raise NeuralabError(f"series={shown}: no such series in {path.name}; choose one of "
+                            f"{', '.join(list(seen)[:20])}")
     future = {k: v for k, v in future.items() if k == "time" or any(x is not None for x in v)}
     return steps, future, names, list(seen)
 
@@ -1029,7 +1047,8 @@ def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, da
                     missing=missing or stored["missing"], duplicates=duplicates or stored["duplicates"],
                     gaps=stored["gaps"], calendar=meta.get("calendar", []),
                     date_format=date_format or stored.get("date_format"), sep=sep,
-                    series_column=meta.get("series_column"), where=where, suggest_series=False)
+                    series_column=meta.get("series_column"), where=where, suggest_series=False,
+                    offsets=recorded_offsets(run))
         # A run on several series keeps one scaler per series ("scalers"); its top-level "scaler" is the
         # first series', no fallback for another. A run on one series has only that "scaler".
         scalers = {name: Scaler(**v) for name, v in meta["scalers"].items()} if "scalers" in meta else None
@@ -1038,8 +1057,14 @@ def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, da
         raise NeuralabError(f"{Path(run_dir) / runs.MODEL}: field {e} is missing or damaged; the file is not the one "
                             "neuralab wrote") from None
     try:
-        if where is not None and find_column(parse_where(where)[0], read_table(csv, sep, nrows=0)[0].columns) is None:
+        column, value, keep = parse_where(where)
+        found = find_column(column, read_table(csv, sep, nrows=0)[0].columns) if where is not None else None
+        if where is not None and found is None:
             read["where"] = None  # a file of the run's one series alone, without the column that picked it
+        elif where is not None and not keep:  # series the run left out: those the new rows still hold
+            present = read_table(csv, sep, [found])[0][found].astype("string").str.strip().dropna().unique()
+            out = [v for v in where_values(value, keep, present) if v in set(present)]
+            read["where"] = f"{column}!={','.join(out)}" if out else None
         many = load_series_list(csv, **read)
     except ParameterError as e:  # the run chose these, not an option of predict: say so rather than name them
         if e.parameter == "data":
@@ -1107,8 +1132,8 @@ def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:
             raise NeuralabError(f"{run_dir / name}: missing; the run did not finish, so there is no report to write")
     config = stored_config(run)
     results = run.results()
-    many = load(replace(config, data=recorded_data(run, "the report draws")))
-    prepared = prepare_many(many, config.windows)
+    many = load(replace(config, data=recorded_data(run, "the report draws")), offsets=recorded_offsets(run))
+    prepared = prepare_many(many, config.windows, config.series_column, config.where)
     test = pd.read_csv(run_dir / runs.FORECAST).query("split == 'test'")
     if SERIES_COLUMN in test.columns:
         test = test[test[SERIES_COLUMN].astype(str) == many[0].name]

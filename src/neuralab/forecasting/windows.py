@@ -325,9 +325,46 @@ def prepare(series, config: WindowConfig) -> Prepared:
                     windows, split, mase_scale, series.name)
 
 
-def prepare_many(many: list, config: WindowConfig) -> list[Prepared]:
+def too_short(n_rows: int, config: WindowConfig) -> bool:
+    """Whether a series of ``n_rows`` rows gives no window in a split that needs one."""
+    offset = config.transform != "none"
+    return n_rows < config.lookback + config.horizon + offset or \
+        bool(_complete(_split_windows(n_rows - offset, config)[1], config))
+
+
+def refuse_short_series(many: list, config: WindowConfig, series_column: str | None, where: str | None) -> None:
+    """Name every series of several that is too short for ``config``, and the `where` that leaves
+    them out (and is recorded with the run), rather than the first one's rows alone."""
+    short = [s for s in many if too_short(len(s), config)]
+    if not short or len(short) == len(many) or series_column is None:
+        return  # none; or every one, which no leaving out mends: prepare says so for the first
+    from neuralab.data.series import parse_where
+
+    first, others = short[0], short[1:]
+    need = minimum_rows(config)
+    also = f", and so {'is' if len(others) == 1 else 'are'} " + ", ".join(
+        f"{s.name!r} ({len(s)} rows)" for s in others) if others else ""
+    names = ",".join(s.name for s in short)
+    column, value, keep = parse_where(where)
+    if where is None:
+        leave = f"leave {'them' if others else 'it'} out with `where` {series_column}!={names} to forecast the " \
+                f"other {len(many) - len(short)} series, or use a shorter lookback"
+    elif not keep and column is not None and column.strip().lower() == series_column.strip().lower():
+        leave = f"leave {'them' if others else 'it'} out too with `where` {column}!={value},{names}, or use a " \
+                "shorter lookback"
+    else:  # one `where` per run, and it picks rows by another column
+        leave = "use a shorter lookback, or a file without the series"
+    raise NeuralabError(f"{first.label}: {len(first)} rows is fewer than `lookback` {config.lookback} + `horizon` "
+                        f"{config.horizon} need for train, val and test windows ({need} rows){also}; {leave}")
+
+
+def prepare_many(many: list, config: WindowConfig, series_column: str | None = None,
+                 where: str | None = None) -> list[Prepared]:
     """Several series (one per value of a series column), each scaled on its own training
-    rows, their windows cut from one shared source so that one network trains on all."""
+    rows, their windows cut from one shared source so that one network trains on all.
+    ``series_column`` and ``where``, the run's, say how to leave out a series too short."""
+    config.check()
+    refuse_short_series(many, config, series_column, where)
     prepared = [prepare(s, config) for s in many]
     if len(prepared) < 2:
         return prepared
