@@ -27,6 +27,7 @@ MARKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")       # a parameter named ins
 
 # Parameters the library names in errors that the command line does not set, and why.
 PYTHON_ONLY = {
+    "offsets": "load_series's rule for UTC offsets in Python (a run's model.json records its own); the command line reads a run's data by it",
     "frame": "add_calendar's frame in Python (new rows for an ONNX file); the command line reads a CSV",
     "names": "add_calendar's encodings in Python (an ONNX file's calendar metadata); the command line's is --calendar",
     "warmup": "TrainConfig's warm-up fraction, which a --recipe sets",

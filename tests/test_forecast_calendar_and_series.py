@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +110,7 @@ def test_a_short_series_among_several_is_named_with_the_where_that_leaves_it_out
     with pytest.raises(NeuralabError) as e:
         run_forecast(tiny(stations / "stations.csv", series_column="station"), out=stations / "no", verbose=False)
     assert str(e.value) == (f"stations.csv, station = 'NEW': 8 rows is fewer than lookback 6 + horizon 1 need for "
-                            f"train, val and test windows ({need} rows); leave it out with where station!=NEW to "
+                            f"train, val and test windows ({need} rows); leave it out with where 'station!=NEW' to "
                             "forecast the other 3 series, or use a shorter lookback")
     assert not (stations / "no").exists()
     argv = ["forecast", "--data", str(stations / "two_short.csv"), "--series-column", "station", "--lookback", "6",
@@ -118,7 +119,7 @@ def test_a_short_series_among_several_is_named_with_the_where_that_leaves_it_out
     assert capsys.readouterr().err == (
         f"neuralab: error: two_short.csv, station = 'NEW': 8 rows is fewer than --lookback 6 + --horizon 1 need for "
         f"train, val and test windows ({need} rows), and so is 'OLD' (5 rows); leave them out with --where "
-        "station!=NEW,OLD to forecast the other 3 series, or use a shorter lookback\n")
+        "'station!=NEW,OLD' to forecast the other 3 series, or use a shorter lookback\n")
 
 
 def test_where_leaves_the_short_series_out_and_the_run_records_it_for_predict(stations):
@@ -165,3 +166,47 @@ def test_a_series_asked_of_a_run_on_one_is_told_plainly(recent):
                                         "name; give no series" in r.text, r.text
         assert "choose one of" not in r.text
         assert client.get("/api/forecast", params={"run": "one"}).status_code == 200
+
+
+# --- series whose names hold commas, and a run's left-out series given to predict -------------
+
+@pytest.fixture(scope="module")
+def cities(tmp_path_factory):
+    """Two long series and two too short for a lookback of 6, named as a city and its state are."""
+    folder = tmp_path_factory.mktemp("cities")
+    seattle = load_series("seattle-weather", target="temp_max").frame["temp_max"].iloc[:400]
+    parts = [pd.DataFrame({"city": name, "date": seattle.index[:n].strftime("%Y-%m-%d"),
+                           "temp": seattle.to_numpy()[:n] + shift})
+             for name, n, shift in (("Seattle, WA", 400, 0.0), ("Portland, OR", 9, 1.0), ("Salem, OR", 8, 1.5),
+                                    ("Boise", 400, -2.0))]
+    pd.concat(parts).to_csv(folder / "cities.csv", index=False)
+    parts[2].to_csv(folder / "salem.csv", index=False)
+    return folder
+
+
+def test_the_where_the_short_series_refusal_gives_works_typed_into_a_shell_with_commas_in_names(cities, capsys):
+    argv = ["forecast", "--data", str(cities / "cities.csv"), "--series-column", "city", "--lookback", "6",
+            "--epochs", "1", "--out", str(cities / "no")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "leave them out with --where 'city!=Portland, OR,Salem, OR' to forecast the other 2 series" in err, err
+    typed = shlex.split(re.search(r"--where ('[^']*')", err).group(1))  # as a shell hands it over
+    assert typed == ["city!=Portland, OR,Salem, OR"]
+    rest = load_series_list(cities / "cities.csv", "temp", series_column="city", where=typed[0])
+    assert [(s.name, len(s)) for s in rest] == [("Boise", 400), ("Seattle, WA", 400)]
+    one = load_series_list(cities / "cities.csv", "temp", series_column="city", where="city!=Salem, OR , Portland, OR")
+    assert [s.name for s in one] == ["Boise", "Seattle, WA"]
+    with pytest.raises(ParameterError, match=r"no row has city = 'Eugene'"):
+        load_series_list(cities / "cities.csv", "temp", series_column="city", where="city!=Portland, OR,Eugene, OR")
+
+
+def test_predict_on_rows_of_only_a_series_the_run_left_out_names_those_it_forecasts(cities):
+    result = run_forecast(tiny(cities / "cities.csv", series_column="city", where="city!=Portland, OR,Salem, OR"),
+                          out=cities / "run", verbose=False)
+    assert sorted(json.loads((result.run_dir / "results.json").read_text())["series"]) == ["Boise", "Seattle, WA"]
+    assert predict_run(result.run_dir, cities / "cities.csv")["series"].unique().tolist() == ["Boise", "Seattle, WA"]
+    with pytest.raises(NeuralabError) as e:
+        predict_run(result.run_dir, cities / "salem.csv")
+    assert str(e.value) == (f"{cities / 'salem.csv'}: holds only city 'Salem, OR', which the run left out (its where "
+                            "'city!=Portland, OR,Salem, OR'); give rows of the series it forecasts: 'Boise', "
+                            "'Seattle, WA'")

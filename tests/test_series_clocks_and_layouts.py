@@ -207,3 +207,19 @@ def test_postgres_offsets_without_minutes_keep_the_local_dates(tmp_path):
     assert "00:00:00+02," in path.read_text()
     s = load_series(path, calendar=["dayofweek"])
     assert s.report.frequency == "D" and s.report.start == "2021-01-01" and s.times.tz is None
+
+
+def test_a_header_one_name_short_over_rows_with_a_last_unnamed_field_blames_no_row_names(tmp_path):
+    """A logger's note after the value, left unnamed: a name put first, as for R's row names, would
+    shift every column's name one place and the values would load as 'date'."""
+    days = pd.date_range("2021-01-01", periods=40, freq="D")
+    note = tmp_path / "note.csv"
+    note.write_text("date,value\n" + "".join(f"{t:%Y-%m-%d},{100 + i * 0.5},ok\n" for i, t in enumerate(days)))
+    with pytest.raises(NeuralabError) as e:
+        load_series(note)
+    assert str(e.value) == (f"{note}: the rows hold 3 fields and the header (line 1) names 2: name every column in "
+                            "the header, in the rows' order")
+    named = tmp_path / "named.csv"  # pandas' to_csv(index_label=False): the index 0, 1, 2... has no name
+    named.write_text("date,value\n" + "".join(f"{i},{t:%Y-%m-%d},{100 + i * 0.5}\n" for i, t in enumerate(days)))
+    with pytest.raises(NeuralabError, match=r"their first column, row names as R's write.table .* has no name"):
+        load_series(named)

@@ -116,8 +116,8 @@ _OFFSET = re.compile(r"\d:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:(?P<z>Z)|(?P<sign>[+-]
 
 # How times written with UTC offsets are read, each run by the rule it was made with (recorded with it),
 # so that new rows take the times and calendar encodings its training rows had:
-LOCAL_DATES = "local-dates"  # times all at local midnight keep their local dates; finer times in UTC (0c9b536 on)
-AS_WRITTEN = "as-written"    # one offset throughout kept as written, changing offsets in UTC (runs made before)
+LOCAL_DATES = "local-dates"  # times all at local midnight keep their local dates; finer times in UTC
+AS_WRITTEN = "as-written"    # one offset throughout kept as written, changing offsets in UTC (runs not recording theirs)
 OFFSET_RULES = (LOCAL_DATES, AS_WRITTEN)
 
 

@@ -28,7 +28,8 @@ import numpy as np
 
 from neuralab.data import COLORS, ON_ERROR, TEST_FRACTION, VAL_FRACTION
 from neuralab.data.images import ImageData, Split
-from neuralab.data.pictures import FORMAT_NAMES, MAX_SIDE, OTHER_SUFFIXES, picture_suffixes, read_image
+from neuralab.data.pictures import (FORMAT_NAMES, MAX_SIDE, OTHER_SUFFIXES, picture_size, picture_suffixes,
+                                    read_image)
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import inside
 
@@ -214,8 +215,9 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
         except NeuralabError as e:
             skipped.append((str(path), str(e).removeprefix(f"{path}: ")))
             continue
-        if max(img.shape[:2]) > MAX_SIDE:
-            raise NeuralabError(f"{path}: {img.shape[0]}x{img.shape[1]} pixels, more than the {MAX_SIDE} a side that "
+        if max(img.shape[:2]) > MAX_SIDE:  # the file's own size: a large JPEG was decoded at a fraction of it
+            width, height = picture_size(path)
+            raise NeuralabError(f"{path}: {width}x{height} pixels, more than the {MAX_SIDE} a side that "
                                 "neuralab's classifiers take; pass `image_size` to resize every image")
         held += img.shape[0] * img.shape[1] * 3  # as RGB: one colour picture makes _stack turn every grey one to RGB
         if held > MAX_BYTES:

@@ -55,7 +55,8 @@ def picture_suffixes() -> frozenset[str]:
 
 
 def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int = MAX_PIXELS,
-               size: tuple[int, int] | None = None, background: str = "white") -> np.ndarray:
+               size: tuple[int, int] | None = None, background: str = "white",
+               max_side: int = MAX_PICTURE_SIDE) -> np.ndarray:
     """The image at ``path`` as uint8, (H, W) for mode "L" or (H, W, 3) for "RGB"; resized to
     ``size`` (height, width) where given, as ``resize`` resizes (a large JPEG from the reduced
     scale it was decoded at, below).
@@ -70,7 +71,9 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
     at full size). ``max_pixels`` is what a picture may declare in its header, checked before
     decoding; a JPEG of one scan (a camera's photo) may declare more, up to what its eighth
     brings within it, as it costs only the smaller picture; a progressive one may not, as
-    libjpeg holds it at full size whatever the scale (``_jpeg_in_one_scan``). Only the formats
+    libjpeg holds it at full size whatever the scale (``_jpeg_in_one_scan``). ``max_side``: the
+    longest side a picture may declare, at whatever scale it is decoded (the web app's canvas,
+    a drawing of 280 x 280, holds any picture to 1024 a side). Only the formats
     in ``FORMATS`` are opened, whatever the file's name says. Folders, unreadable, empty,
     non-image, other-format and oversized files give a NeuralabError naming the file.
     """
@@ -83,20 +86,31 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
         raise NeuralabError(f"{path}: not a regular file; give a {FORMAT_NAMES} file")
     if path.stat().st_size == 0:
         raise NeuralabError(f"{path}: file is empty; give a {FORMAT_NAMES} file")
-    return _decode(path, str(path), mode, max_pixels, size, background)
+    return _decode(path, str(path), mode, max_pixels, size, background, max_side)
+
+
+def picture_size(path: str | os.PathLike) -> tuple[int, int]:
+    """A picture file's (width, height) as its header declares it, the size viewers and the
+    pixel caps' messages give: a large JPEG is decoded at a fraction of it."""
+    from PIL import Image
+
+    with Image.open(path, formats=FORMATS) as img:
+        return img.size
 
 
 def decode_image(data: bytes, name: str, mode: str | None = None, max_pixels: int = MAX_PIXELS,
-                 size: tuple[int, int] | None = None, background: str = "white") -> np.ndarray:
+                 size: tuple[int, int] | None = None, background: str = "white",
+                 max_side: int = MAX_PICTURE_SIDE) -> np.ndarray:
     """A picture file's bytes already in memory (an upload), read as ``read_image`` reads a
     file, with no file written anywhere; errors name the picture ``name``."""
     if not data:
         raise NeuralabError(f"{name}: file is empty; give a {FORMAT_NAMES} file")
-    return _decode(io.BytesIO(data), name, mode, max_pixels, size, background)
+    return _decode(io.BytesIO(data), name, mode, max_pixels, size, background, max_side)
 
 
 def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: int,
-            size: tuple[int, int] | None = None, background: str = "white") -> np.ndarray:
+            size: tuple[int, int] | None = None, background: str = "white",
+            max_side: int = MAX_PICTURE_SIDE) -> np.ndarray:
     from PIL import Image, ImageOps
 
     try:
@@ -116,9 +130,9 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
                 raise NeuralabError(
                     f"{name}: {width}x{height} pixels is more than the {max_pixels:,} allowed; resize it first"
                 )
-            if max(width, height) > MAX_PICTURE_SIDE:
+            if max(width, height) > max_side:
                 raise NeuralabError(f"{name}: {width}x{height} pixels has a side longer than the "
-                                    f"{MAX_PICTURE_SIDE:,} allowed; crop or resize it first")
+                                    f"{max_side:,} allowed; crop or resize it first")
             if fmt in ("JPEG", "MPO") and _jpeg_scans(source) > MAX_JPEG_SCANS:
                 raise NeuralabError(f"{name}: a JPEG of more than {MAX_JPEG_SCANS} scans, which encoders do not "
                                     "write (a file made to take hours to decode); save it again as a JPEG")

@@ -28,6 +28,7 @@ from neuralab.data import tables
 from neuralab.data.dates import (
     LOCAL_DATES,
     MAX_GRID,
+    OFFSET_RULES,
     TIME_OF_DAY,
     clock_hour,
     duration,
@@ -175,18 +176,21 @@ def load_series(source: str | os.PathLike | pd.DataFrame, target: str | None = N
                 features: list[str] | tuple[str, ...] = (), date_column: str | None = None,
                 missing: str = "error", duplicates: str = "error", gaps: str = "keep",
                 calendar: list[str] | tuple[str, ...] = (), date_format: str | None = None,
-                sep: str | None = None, where: str | None = None, announce=None) -> Series:
+                sep: str | None = None, where: str | None = None, announce=None,
+                offsets: str = LOCAL_DATES) -> Series:
     """Load ``source`` (a built-in name, a CSV path or a DataFrame) as a clean ``Series``.
 
     ``target`` defaults to the built-in's target, the only numeric column, or the closing
     price in price data; ``features`` are extra input columns; ``calendar`` adds sine/cosine
     encodings of the date (``dayofyear``, ``dayofweek``, ``month``, ``hour``). ``where``
-    ("COLUMN=VALUE") keeps the rows of one series in a file that holds several. Column
+    ("COLUMN=VALUE") keeps the rows of one series in a file that holds several. ``offsets``:
+    how times with UTC offsets are read, one of dates.OFFSET_RULES; a run's model.json
+    records its own (``series.offsets``), to read new rows with the dates its data had. Column
     names match ignoring case. Problems a user can fix raise NeuralabError naming the
     column, the line and what to pass instead.
     """
     many = load_series_list(source, target, features, date_column, missing, duplicates, gaps, calendar,
-                            date_format, sep, None, where, announce)
+                            date_format, sep, None, where, announce, offsets=offsets)
     return many[0]
 
 
@@ -210,6 +214,7 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
         _choose("calendar", name, tuple(CALENDAR))
     _choose("missing", missing, MISSING)
     _choose("duplicates", duplicates, DUPLICATES)
+    _choose("offsets", offsets, OFFSET_RULES)  # a typo would read the dates by the other rule, without a word
     _choose("gaps", gaps, GAPS)
     where_column, where_value, where_keep = parse_where(where)
     builtin = BUILTIN.get(str(source)) if not isinstance(source, pd.DataFrame) else None
@@ -302,10 +307,24 @@ def parse_where(where: str | None) -> tuple[str | None, str | None, bool]:
 
 def where_values(value: str, keep: bool, present) -> list[str]:
     """The values a parsed `where` names, given those its column holds: one to keep; to leave
-    out, one or several separated by commas, unless the whole text is one ("Portland, OR")."""
-    if keep or value in set(present):
+    out, one or several separated by commas, each read as the longest value the column holds
+    that the text goes on with up to a comma or its end, so "Portland, OR,Salem, OR" is two
+    values; text that starts no value runs to the next comma (and is then refused as absent)."""
+    if keep:
         return [value]
-    return [v.strip() for v in value.split(",") if v.strip()]
+    longest = sorted({str(v) for v in present if str(v)}, key=len, reverse=True)
+    named, at = [], 0
+    while True:
+        rest = value[at:].lstrip()
+        at = len(value) - len(rest)
+        match = next((v for v in longest if rest.startswith(v) and rest[len(v):].lstrip()[:1] in ("", ",")), None)
+        comma = value.find(",", at + len(match or ""))
+        piece = match or value[at:comma if comma >= 0 else len(value)].strip()
+        if piece:
+            named.append(piece)
+        if comma < 0:
+            return named
+        at = comma + 1
 
 
 def select_where(table: pd.DataFrame, where: str, column: str, value: str, keep: bool) -> pd.DataFrame:
@@ -434,15 +453,32 @@ def add_calendar(frame: pd.DataFrame, names) -> tuple[pd.DataFrame, list[str]]:
     network can tell the season from a 60-day window. Darts calls these cyclic encoders.
 
     ``frame`` is indexed by its dates (``pd.read_csv(FILE, parse_dates=[DATE], index_col=DATE)``);
-    ``names`` is a list of CALENDAR's names (an ONNX file's ``calendar`` metadata, once ``json.loads``)."""
+    ``names`` is a list of CALENDAR's names (an ONNX file's ``calendar`` metadata, once ``json.loads``).
+    Dates written with changing UTC offsets (summer time), which pandas leaves as text, are read
+    as a run reads them by ``load_series`` (its ``.frame``)."""
+    if not isinstance(frame, pd.DataFrame):
+        raise NeuralabError(f"`frame` is a {type(frame).__module__.split('.')[0]} {type(frame).__name__}, not a "
+                            "DataFrame; give a pandas DataFrame indexed by its dates: "
+                            "pd.read_csv(FILE, parse_dates=[DATE], index_col=DATE)")
     if isinstance(names, str):  # each letter would be taken for a name; the ONNX metadata holds JSON text
         raise ParameterError("names", Shown(names), "give a list of names, e.g. ['dayofyear'] (an ONNX file's "
                              "calendar metadata is JSON text: json.loads it)")
-    names = list(names)
+    try:
+        names = list(names)
+    except TypeError:
+        raise ParameterError("names", Shown(names), "give a list of names, e.g. ['dayofyear'], or [] for "
+                             "none") from None
     for name in names:
         _choose("names", name, tuple(CALENDAR))
     if names and not isinstance(frame.index, pd.DatetimeIndex):
         first = f" ({frame.index[0]!r}, ...)" if len(frame.index) else ""
+        text = pd.Series(frame.index, dtype="string") \
+            if pd.api.types.is_string_dtype(frame.index.dtype) and len(frame.index) else None
+        # pandas reads one offset throughout as dates; text it reads as times in several zones is summer time
+        if text is not None and isinstance(to_datetime(text)[0].dtype, pd.DatetimeTZDtype):
+            raise NeuralabError(f"`frame` is indexed by dates with changing UTC offsets{first}, which pandas leaves "
+                                "as text; read the file as the run read it: neuralab.data.series.load_series(FILE, "
+                                "TARGET, FEATURES, offsets=its model.json's series.offsets) and give its .frame")
         raise NeuralabError(f"`frame` is indexed by {type(frame.index).__name__}{first}, not by dates; give its dates "
                             "as the index: pd.read_csv(FILE, parse_dates=[DATE], index_col=DATE)")
     added = []

@@ -245,20 +245,38 @@ def _refuse_title(path: Path, numbered: list[tuple[int, str]], sep: str | None) 
         if start == 1 and ends and counts[0] == counts[1] - 1:                  # empty field: the trailing read
             return
         if start == 1 and counts[0] == counts[1] - 1 and _numbers_at(rows[1]) == _numbers_at(rows[2]):
-            unnamed = unnamed or (c, counts[0])  # the line under the header is a row like the next: row names
+            # the line under the header is a row like the next: the header is one name short
+            unnamed = unnamed or (c, counts[0], _row_names(rows[1:], [line for _, line in numbered[1:]]))
         if all(k < counts[start] for k in counts[:start]) and (best is None or start < best[0]):
             best = (start, c)
     if unnamed is not None:
-        c, n = unnamed
-        raise NeuralabError(f"{path}: the header (line {numbered[0][0]}) names {n + 1} columns and the rows hold "
-                            f"{n + 2}: their first column, row names as R's write.table and pandas' "
-                            "to_csv(index_label=False) write them, has no name; add one to the header (start it "
-                            f"with {c!r}) or write the file without row names")
+        c, n, row_names = unnamed
+        if row_names:
+            raise NeuralabError(f"{path}: the header (line {numbered[0][0]}) names {n + 1} columns and the rows hold "
+                                f"{n + 2}: their first column, row names as R's write.table and pandas' "
+                                "to_csv(index_label=False) write them, has no name; add one to the header (start "
+                                f"it with {c!r}) or write the file without row names")
+        # which field is the unnamed one (a note after the value, as loggers write) cannot be told: a
+        # name put first would shift every column's name one place
+        raise NeuralabError(f"{path}: the rows hold {n + 2} fields and the header (line {numbered[0][0]}) names "
+                            f"{n + 1}: name every column in the header, in the rows' order")
     if best is not None:
         line, header = numbered[best[0]]
         above = "line" if line == 2 else f"{line - 1} lines"
         raise NeuralabError(f"{path}: the table seems to start at line {line} ({header.strip()[:60]!r}), below a "
                             f"title; delete the {above} above it and give that file")
+
+
+def _row_names(rows: list[list[str]], lines: list[str]) -> bool:
+    """Whether the rows' first fields are row names: 1, 2, 3... (R's write.table; pandas' 0, 1,
+    2...) or distinct labels in quotes (R's names of a frame's rows). Dates or values there, as
+    a file whose unnamed field is the last one holds, are not."""
+    first = [r[0].strip() for r in rows if r]
+    if all(f.isdigit() for f in first) and first:
+        return all(int(b) == int(a) + 1 for a, b in zip(first, first[1:]))
+    quoted = all(line.lstrip().startswith('"') for line in lines)
+    return quoted and len(set(first)) == len(first) and not any(_numbers_at(first)) and not any(
+        re.match(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", f) for f in first)
 
 
 def _numbers_at(fields: list[str]) -> list[bool]:

@@ -1069,9 +1069,21 @@ def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, da
     except ParameterError as e:  # the run chose these, not an option of predict: say so rather than name them
         if e.parameter == "data":
             raise ParameterError("csv", csv, e.reason) from None
-        if e.parameter == "where":
-            raise NeuralabError(f"{csv}: the run was trained on the series {where}: {e.reason}; give a file with "
-                                "that series' rows") from None
+        if e.parameter == "where":  # predict has no `where` of its own: say what the run forecasts
+            try:
+                column, value, keep = parse_where(where)
+            except ParameterError:
+                raise NeuralabError(f"{run.path / runs.CONFIG}: its where {where!r} is not COLUMN=VALUE or "
+                                    "COLUMN!=VALUE; the file is damaged") from None
+            if keep:
+                raise NeuralabError(f"{csv}: the run was trained on the series {where}: {e.reason}; give a file "
+                                    "with that series' rows") from None
+            # the new rows hold only series the run left out (`out`, read above); "scalers" names those it
+            # forecasts, kept by a run on several
+            forecasts = ", ".join(map(repr, meta.get("scalers", ())))
+            raise NeuralabError(f"{csv}: holds only {column} {', '.join(map(repr, out))}, which the run left out "
+                                f"(its where {where!r}); give rows of the series it forecasts"
+                                + (f": {forecasts}" if forecasts else ", those its where keeps")) from None
         if e.parameter in ("target", "features", "series_column"):
             what = "input column" if e.parameter == "features" else "column"
             raise NeuralabError(f"{csv}: the run was trained on {what} {e.value!r}: {e.reason}; give a file with the "

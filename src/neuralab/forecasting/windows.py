@@ -338,6 +338,8 @@ def refuse_short_series(many: list, config: WindowConfig, series_column: str | N
     short = [s for s in many if too_short(len(s), config)]
     if not short or len(short) == len(many) or series_column is None:
         return  # none; or every one, which no leaving out mends: prepare says so for the first
+    import shlex
+
     from neuralab.data.series import parse_where
 
     first, others = short[0], short[1:]
@@ -346,12 +348,13 @@ def refuse_short_series(many: list, config: WindowConfig, series_column: str | N
         f"{s.name!r} ({len(s)} rows)" for s in others) if others else ""
     names = ",".join(s.name for s in short)
     column, value, keep = parse_where(where)
+    # quoted as a shell reads it ('city!=Portland, OR'): the line is to be copied into a command
     if where is None:
-        leave = f"leave {'them' if others else 'it'} out with `where` {series_column}!={names} to forecast the " \
-                f"other {len(many) - len(short)} series, or use a shorter lookback"
+        leave = f"leave {'them' if others else 'it'} out with `where` {shlex.quote(f'{series_column}!={names}')} to " \
+                f"forecast the other {len(many) - len(short)} series, or use a shorter lookback"
     elif not keep and column is not None and column.strip().lower() == series_column.strip().lower():
-        leave = f"leave {'them' if others else 'it'} out too with `where` {column}!={value},{names}, or use a " \
-                "shorter lookback"
+        leave = f"leave {'them' if others else 'it'} out too with `where` " \
+                f"{shlex.quote(f'{column}!={value},{names}')}, or use a shorter lookback"
     else:  # one `where` per run, and it picks rows by another column
         leave = "use a shorter lookback, or a file without the series"
     raise NeuralabError(f"{first.label}: {len(first)} rows is fewer than `lookback` {config.lookback} + `horizon` "

@@ -84,6 +84,8 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
     refusal = output_refusal(name, shape, y, len(x), outputs, what, module)
     if refusal is None and isinstance(y2, torch.Tensor) and y2.shape[:1] != (len(x) + 1,):
         refusal = _batch_refusal(name, shape, [(len(x), y), (len(x) + 1, y2)], module)
+    if refusal is None and isinstance(y2, torch.Tensor):
+        refusal = _mixing_refusal(module, name, shape, x, training)
     if refusal is not None:
         raise NeuralabError(refusal)
     if training:
@@ -117,19 +119,66 @@ def output_refusal(name: str, shape: str, y, batch: int, outputs: int | None, wh
 def _batch_refusal(name: str, shape: str, given: list, module) -> str:
     """The refusal of a module whose outputs' first size is not the batch's: ``given``, (batch, output)
     pairs, as it gave them; the likely slip named where the module shows it."""
+    gave = " and ".join(f"{_shape_of(y)} for a batch of {n}" for n, y in given)
+    fix = _rnn_fix(module) or ("keep the batch first where forward reshapes: x.flatten(1) or x.view(x.size(0), -1), "
+                               "not x.view(-1, features)")
+    return f"{name}: on inputs {shape} the model gives {gave}: the first size of its output is not the batch's; {fix}"
+
+
+def _rnn_fix(module) -> str | None:
+    """What to change in ``module`` whose recurrent layer reads the batch as time (built without
+    batch_first); None where it holds none such."""
     import torch
 
-    gave = " and ".join(f"{_shape_of(y)} for a batch of {n}" for n, y in given)
     rnn = [(n, m) for n, m in (module.named_modules() if module is not None else ())
            if isinstance(m, torch.nn.RNNBase) and not m.batch_first]
-    if rnn:
-        layer, m = rnn[0]
-        fix = (f"nn.{type(m).__name__} takes (time, batch, features) unless built with batch_first=True, and "
-               f"{layer} is not: build it with batch_first=True")
-    else:
-        fix = ("keep the batch first where forward reshapes: x.flatten(1) or x.view(x.size(0), -1), not "
-               "x.view(-1, features)")
-    return f"{name}: on inputs {shape} the model gives {gave}: the first size of its output is not the batch's; {fix}"
+    if not rnn:
+        return None
+    layer, m = rnn[0]
+    return (f"nn.{type(m).__name__} takes (time, batch, features) unless built with batch_first=True, and "
+            f"{layer} is not: build it with batch_first=True")
+
+
+def _mixing_refusal(module, name: str, shape: str, x, training: bool = True) -> str | None:
+    """The refusal of a module about to be trained (``training``) whose output for a sample
+    depends on the other samples of its batch in eval mode, where it holds a recurrent layer
+    built without batch_first: forward's out[:, -1] then gives (batch, outputs), which the shape
+    checks pass, but each sample's output is the state after the samples before it (MNIST: 12%
+    accuracy, not 88%). Other modules that mix samples, and a stored run's, which was trained so,
+    are warned about: some mean to. Two forwards of three random samples, [a, b, c] and [c, d, a]:
+    a and c change places and company, which a batch's mean (one order or another) or its order
+    alone (a recurrent layer reading it as time) shows in their outputs."""
+    import torch
+
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        return None
+    def apart(u, v) -> bool:  # beyond the rounding of a batched matmul
+        return float((u - v).abs().max()) > 1e-4 * float(torch.maximum(u.abs().max(), v.abs().max()))
+
+    was = module.training
+    try:
+        module.eval()
+        with torch.no_grad(), _buffers_kept(module), torch.random.fork_rng(devices=[]):
+            probe = torch.randn(4, *x.shape[1:], dtype=x.dtype).to(x.device)  # a, b, c, d
+            y, y2 = module(probe[:3]), module(probe[[2, 3, 0]])
+            if not all(isinstance(t, torch.Tensor) and t.shape[:1] == (3,) and torch.isfinite(t).all()
+                       for t in (y, y2)) or not apart(y[[0, 2]], y2[[2, 0]]):
+                return None
+            # a forward that samples in eval mode (a VAE's layer) differs on the very same batch: no mixing shown
+            if apart(y, module(probe[:3])):
+                return None
+    except Exception:  # noqa: BLE001  random inputs a module refuses tell nothing here; the data's passed
+        return None
+    finally:
+        module.train(was)
+    fix = _rnn_fix(module)
+    if fix is not None and training:
+        return (f"{name}: on inputs {shape} the output of a sample depends on the other samples of the batch "
+                f"(the same samples in another order give other outputs); {fix}")
+    warnings.warn(f"{name}: outputs of a sample depend on the rest of the batch in eval mode (the same samples in "
+                  "another order give other outputs), so a prediction changes with what it is batched with"
+                  + (f"; {fix}" if fix else ""))
+    return None
 
 
 @contextlib.contextmanager

@@ -12,8 +12,8 @@ import numpy as np
 
 from neuralab.errors import NeuralabError
 from neuralab.runs import Run
-from neuralab.web.images import (MAX_CANVAS_PIXELS, MAX_UPLOAD_PIXELS, center_like_mnist, check_size, decode,
-                                 png_url, stretch)
+from neuralab.web.images import (MAX_CANVAS_PIXELS, MAX_CANVAS_SIDE, MAX_UPLOAD_PIXELS, center_like_mnist, check_size,
+                                 decode, png_url, stretch)
 from neuralab.web.inputs import choice
 
 MAPS_PER_LAYER = 16  # the page shows the first 16 channels of each layer
@@ -66,7 +66,8 @@ class Models:
 def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarray:
     """The picture in ``data`` as the model's (1, C, H, W) uint8 input.
 
-    source "canvas": a light-on-dark drawing of at most MAX_CANVAS_PIXELS, centred like MNIST
+    source "canvas": a light-on-dark drawing of at most MAX_CANVAS_SIDE a side and MAX_CANVAS_PIXELS
+    as it declares them (a one-scan JPEG too, which an upload may declare larger), centred like MNIST
     for one-channel models.
     source "upload": any picture, read by ``Classifier.load_images`` as `neuralab predict` reads a
     file (the same input for the same file and ``invert``); ``invert`` "auto" inverts a
@@ -79,7 +80,7 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
         check_size(data)
         return clf.load_images([data], invert, max_pixels=MAX_UPLOAD_PIXELS)
     c, h, w = clf.preprocess.input_shape
-    picture = decode(data, "L" if c == 1 else "RGB", MAX_CANVAS_PIXELS, "canvas")
+    picture = decode(data, "L" if c == 1 else "RGB", MAX_CANVAS_PIXELS, "canvas", MAX_CANVAS_SIDE)
     if invert == "yes":  # "auto" leaves it: the page's canvas is drawn light on dark, MNIST's way, already
         picture = 255 - picture
     if c == 1:

@@ -18,21 +18,25 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MB
 MAX_UPLOAD_PIXELS = 16_000_000       # 4000 x 4000; larger files are refused before decoding
 # A drawing sent as source=canvas: the page's canvas is 280 x 280. It is decoded at full size and
 # centred from there (a photo goes as source=upload, read at the model's size): at 16 Mpixels
-# that cost 1 GB and seconds for 24 KB of PNG.
+# that cost 1 GB and seconds for 24 KB of PNG. Held to its size as declared, a one-scan JPEG
+# too: drawn down to fit the pixels, as an upload is, it would be no drawing of the page's.
 MAX_CANVAS_PIXELS = 1024 * 1024
+MAX_CANVAS_SIDE = 1024
 PLAYGROUND_SIDE = 256                # the playground works on at most 256 x 256 (a 31x31 kernel stays fast)
 SAMPLES_DIR = Path(__file__).parent / "static" / "samples"
 
 
 def decode(data: bytes, mode: str | None = "L", max_pixels: int = MAX_UPLOAD_PIXELS,
-           name: str = "upload") -> np.ndarray:
-    """Uploaded bytes -> uint8 (H, W) or (H, W, 3), through ``decode_image`` and its pixel cap;
-    errors name the picture ``name``. Decoded from memory: a server whose temporary folder is
-    full or read-only still reads them."""
+           name: str = "upload", max_side: int | None = None) -> np.ndarray:
+    """Uploaded bytes -> uint8 (H, W) or (H, W, 3), through ``decode_image`` and its pixel cap
+    (and ``max_side``, the longest side it may declare, where given); errors name the picture
+    ``name``. Decoded from memory: a server whose temporary folder is full or read-only still
+    reads them."""
     from neuralab.data.pictures import decode_image
 
     check_size(data)
-    return decode_image(data, name, mode=mode, max_pixels=max_pixels)
+    sides = {} if max_side is None else {"max_side": max_side}
+    return decode_image(data, name, mode=mode, max_pixels=max_pixels, **sides)
 
 
 def check_size(data: bytes) -> None:
