@@ -205,7 +205,11 @@ def test_a_module_given_as_forecastconfigs_model_is_refused_in_one_line_naming_i
 
     with pytest.raises(ParameterError) as e:
         ForecastConfig(data="seattle-weather", model=Net()).check()
-    assert str(e.value).startswith("model='Net': ForecastConfig's model is a ModelConfig") and "\n" not in str(e.value)
+    assert str(e.value).startswith("model=<Net>: ForecastConfig's model is a ModelConfig") and "\n" not in str(e.value)
+    for given, shown in ((torch.nn.LSTM(1, 4), "model=LSTM(1, 4): "), (42, "model=42: ")):  # as given, not a type's name
+        with pytest.raises(ParameterError) as e:
+            ForecastConfig(data="seattle-weather", model=given).check()
+        assert str(e.value).startswith(shown), str(e.value)
 
 
 def test_an_unknown_offsets_rule_is_named(tmp_path):

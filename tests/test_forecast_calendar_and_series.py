@@ -210,3 +210,22 @@ def test_predict_on_rows_of_only_a_series_the_run_left_out_names_those_it_foreca
     assert str(e.value) == (f"{cities / 'salem.csv'}: holds only city 'Salem, OR', which the run left out (its where "
                             "'city!=Portland, OR,Salem, OR'); give rows of the series it forecasts: 'Boise', "
                             "'Seattle, WA'")
+
+
+def test_a_where_that_would_name_another_series_is_not_suggested():
+    """Short series 'A' and 'B' beside a long one named 'A,B': 'city!=A,B' reads as 'A,B' and
+    would leave out the long series and keep both short ones."""
+    import numpy as np
+    import pandas as pd
+
+    from neuralab.data.series import load_series_list
+    from neuralab.errors import NeuralabError
+    from neuralab.forecasting.windows import WindowConfig, refuse_short_series
+
+    days = pd.date_range("2021-01-01", periods=400, freq="D")
+    frame = pd.concat([pd.DataFrame({"date": days[:n], "city": name, "v": np.arange(n, dtype=float)})
+                       for name, n in (("A", 20), ("B", 20), ("A,B", 400), ("C", 400))])
+    many = load_series_list(frame, "v", series_column="city")
+    with pytest.raises(NeuralabError) as e:
+        refuse_short_series(many, WindowConfig(), "city", None)
+    assert "where" not in str(e.value) and str(e.value).endswith("use a shorter lookback, or a file without the series")

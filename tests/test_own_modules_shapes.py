@@ -310,3 +310,32 @@ def test_a_block_rows_own_parameters_are_said_outside_its_layers():
     text = str(summary(Attend(), (5, 16)))
     assert "in no row above" not in text
     assert "Parameters mha (MultiheadAttention) holds itself, outside its layers' rows: in_proj_weight (48, 16)" in text
+
+
+def test_a_time_major_lstm_used_rightly_beside_batch_statistics_is_warned_about_not_refused():
+    """The LSTM is given (time, batch, features), as it takes them; the batch norm after it mixes
+    samples in eval mode. The check refused it and advised batch_first=True, which breaks it."""
+    from neuralab.training.module_check import checked_module
+
+    class SeqFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.r = nn.LSTM(8, 16)
+            self.bn = nn.BatchNorm1d(16, track_running_stats=False)
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            out, _ = self.r(x.squeeze(1).permute(1, 0, 2))  # (rows, batch, columns)
+            return self.fc(self.bn(out[-1]))
+
+    with pytest.warns(UserWarning, match="outputs of a sample depend on the rest of the batch") as seen:
+        checked_module(SeqFirst(), "SeqFirst", (1, 8, 8), 10, training=True)
+    assert not any("batch_first" in str(w.message) for w in seen)
+
+    class BatchAsTime(SeqFirst):
+        def forward(self, x):
+            out, _ = self.r(x.squeeze(1))  # (batch, rows, columns) read as (time, batch, features)
+            return self.fc(out[:, -1])
+
+    with pytest.raises(NeuralabError, match="build it with batch_first=True"):
+        checked_module(BatchAsTime(), "BatchAsTime", (1, 8, 8), 10, training=True)

@@ -223,3 +223,8 @@ def test_a_header_one_name_short_over_rows_with_a_last_unnamed_field_blames_no_r
     named.write_text("date,value\n" + "".join(f"{i},{t:%Y-%m-%d},{100 + i * 0.5}\n" for i, t in enumerate(days)))
     with pytest.raises(NeuralabError, match=r"their first column, row names as R's write.table .* has no name"):
         load_series(named)
+    kept = [i for i in range(len(days)) if i % 3]  # rows filtered before writing: 1, 2, 4, 5...
+    filtered = tmp_path / "filtered.csv"
+    filtered.write_text("date,value\n" + "".join(f"{i},{days[i]:%Y-%m-%d},{100 + i * 0.5}\n" for i in kept))
+    with pytest.raises(NeuralabError, match=r"their first column, row names as R's write.table .* has no name"):
+        load_series(filtered)

@@ -71,6 +71,8 @@ class Shown:
 
     def __init__(self, value):
         text = repr(value)
+        if "\n" in text:  # a module's layers, a line each: its type says it in one line
+            text = f"<{type(value).__name__}>"
         self.text = text if len(text) <= 40 else text[:37] + "..."
 
     def __repr__(self) -> str:

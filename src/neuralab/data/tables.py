@@ -269,11 +269,11 @@ def _refuse_title(path: Path, numbered: list[tuple[int, str]], sep: str | None) 
 
 def _row_names(rows: list[list[str]], lines: list[str]) -> bool:
     """Whether the rows' first fields are row names: 1, 2, 3... (R's write.table; pandas' 0, 1,
-    2...) or distinct labels in quotes (R's names of a frame's rows). Dates or values there, as
+    2...; 1, 2, 4... after a filter) or distinct labels in quotes (R's names of a frame's rows). Dates or values there, as
     a file whose unnamed field is the last one holds, are not."""
     first = [r[0].strip() for r in rows if r]
-    if all(f.isdigit() for f in first) and first:
-        return all(int(b) == int(a) + 1 for a, b in zip(first, first[1:]))
+    if all(f.isdigit() for f in first) and first:  # rising, with gaps where rows were filtered out
+        return all(int(b) > int(a) for a, b in zip(first, first[1:]))
     quoted = all(line.lstrip().startswith('"') for line in lines)
     return quoted and len(set(first)) == len(first) and not any(_numbers_at(first)) and not any(
         re.match(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", f) for f in first)

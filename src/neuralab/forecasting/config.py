@@ -166,9 +166,7 @@ class ForecastConfig:
                                  "a DataFrame with df.to_csv('series.csv') first, so that the run can read it again "
                                  "(load_series takes the DataFrame itself)")
         if not isinstance(self.model, (ModelConfig, dict)):  # a file or a module, as ClassifierConfig(model=) takes
-            # a module by its class: its repr is its layers, a line each
-            shown = Shown(self.model) if isinstance(self.model, (str, os.PathLike)) else type(self.model).__name__
-            raise ParameterError("model", shown, "ForecastConfig's `model` is a ModelConfig, for the built-in "
+            raise ParameterError("model", Shown(self.model), "ForecastConfig's `model` is a ModelConfig, for the built-in "
                                  "networks; give a network of your own (a .py or Keras file, a module) as "
                                  "run_forecast(config, model=...)")
         for name, kind in (("windows", WindowConfig), ("model", ModelConfig), ("train", TrainConfig)):

@@ -340,7 +340,7 @@ def refuse_short_series(many: list, config: WindowConfig, series_column: str | N
         return  # none; or every one, which no leaving out mends: prepare says so for the first
     import shlex
 
-    from neuralab.data.series import parse_where
+    from neuralab.data.series import parse_where, where_values
 
     first, others = short[0], short[1:]
     need = minimum_rows(config)
@@ -348,8 +348,12 @@ def refuse_short_series(many: list, config: WindowConfig, series_column: str | N
         f"{s.name!r} ({len(s)} rows)" for s in others) if others else ""
     names = ",".join(s.name for s in short)
     column, value, keep = parse_where(where)
+    # read back as `where` will read it: names holding commas can name a third series ("A" and "B" beside "A,B")
+    readable = sorted(where_values(names, False, [s.name for s in many])) == sorted(s.name for s in short)
     # quoted as a shell reads it ('city!=Portland, OR'): the line is to be copied into a command
-    if where is None:
+    if not readable:
+        leave = "use a shorter lookback, or a file without the series"
+    elif where is None:
         leave = f"leave {'them' if others else 'it'} out with `where` {shlex.quote(f'{series_column}!={names}')} to " \
                 f"forecast the other {len(many) - len(short)} series, or use a shorter lookback"
     elif not keep and column is not None and column.strip().lower() == series_column.strip().lower():

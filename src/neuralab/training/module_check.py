@@ -125,13 +125,13 @@ def _batch_refusal(name: str, shape: str, given: list, module) -> str:
     return f"{name}: on inputs {shape} the model gives {gave}: the first size of its output is not the batch's; {fix}"
 
 
-def _rnn_fix(module) -> str | None:
+def _rnn_fix(module, only=None) -> str | None:
     """What to change in ``module`` whose recurrent layer reads the batch as time (built without
-    batch_first); None where it holds none such."""
+    batch_first); None where it holds none such. ``only``: the names of the layers seen doing so."""
     import torch
 
     rnn = [(n, m) for n, m in (module.named_modules() if module is not None else ())
-           if isinstance(m, torch.nn.RNNBase) and not m.batch_first]
+           if isinstance(m, torch.nn.RNNBase) and not m.batch_first and (only is None or n in only)]
     if not rnn:
         return None
     layer, m = rnn[0]
@@ -141,37 +141,46 @@ def _rnn_fix(module) -> str | None:
 
 def _mixing_refusal(module, name: str, shape: str, x, training: bool = True) -> str | None:
     """The refusal of a module about to be trained (``training``) whose output for a sample
-    depends on the other samples of its batch in eval mode, where it holds a recurrent layer
-    built without batch_first: forward's out[:, -1] then gives (batch, outputs), which the shape
-    checks pass, but each sample's output is the state after the samples before it (MNIST: 12%
-    accuracy, not 88%). Other modules that mix samples, and a stored run's, which was trained so,
-    are warned about: some mean to. Two forwards of three random samples, [a, b, c] and [c, d, a]:
-    a and c change places and company, which a batch's mean (one order or another) or its order
-    alone (a recurrent layer reading it as time) shows in their outputs."""
+    depends on the other samples of its batch in eval mode because a recurrent layer built
+    without batch_first is given the batch first and reads it as time: forward's out[:, -1] then
+    gives (batch, outputs), which the shape checks pass, but each sample's output is the state
+    after the samples before it (MNIST: 12% accuracy, not 88%). Other modules that mix samples
+    (batch statistics in eval mode), and a stored run's, which was trained so, are warned about:
+    some mean to. Two forwards of two random samples, [a, b] and [b, c]: b changes place and
+    company, which a batch's mean or its order (a recurrent layer reading it as time) shows."""
     import torch
 
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        return None
     def apart(u, v) -> bool:  # beyond the rounding of a batched matmul
         return float((u - v).abs().max()) > 1e-4 * float(torch.maximum(u.abs().max(), v.abs().max()))
 
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        return None
+    batch_as_time: set[str] = set()  # the layers given (batch, time, features) where they take (time, batch, ...)
+
+    def seen(layer: str):
+        return lambda m, args: batch_as_time.add(layer) if (
+            getattr(args[0], "dim", lambda: 0)() == 3 and args[0].shape[0] == 2 != args[0].shape[1]) else None
+    hooks = [m.register_forward_pre_hook(seen(n)) for n, m in module.named_modules()
+             if isinstance(m, torch.nn.RNNBase) and not m.batch_first]
     was = module.training
     try:
         module.eval()
         with torch.no_grad(), _buffers_kept(module), torch.random.fork_rng(devices=[]):
-            probe = torch.randn(4, *x.shape[1:], dtype=x.dtype).to(x.device)  # a, b, c, d
-            y, y2 = module(probe[:3]), module(probe[[2, 3, 0]])
-            if not all(isinstance(t, torch.Tensor) and t.shape[:1] == (3,) and torch.isfinite(t).all()
-                       for t in (y, y2)) or not apart(y[[0, 2]], y2[[2, 0]]):
+            probe = torch.randn(3, *x.shape[1:], dtype=x.dtype).to(x.device)  # a, b, c
+            y, y2 = module(probe[:2]), module(probe[1:])
+            if not all(isinstance(t, torch.Tensor) and t.shape[:1] == (2,) and torch.isfinite(t).all()
+                       for t in (y, y2)) or not apart(y[1], y2[0]):
                 return None
             # a forward that samples in eval mode (a VAE's layer) differs on the very same batch: no mixing shown
-            if apart(y, module(probe[:3])):
+            if apart(y, module(probe[:2])):
                 return None
     except Exception:  # noqa: BLE001  random inputs a module refuses tell nothing here; the data's passed
         return None
     finally:
+        for hook in hooks:
+            hook.remove()
         module.train(was)
-    fix = _rnn_fix(module)
+    fix = _rnn_fix(module, batch_as_time)
     if fix is not None and training:
         return (f"{name}: on inputs {shape} the output of a sample depends on the other samples of the batch "
                 f"(the same samples in another order give other outputs); {fix}")
