@@ -205,7 +205,8 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
     the one series when ``series_column`` is None. ``announce`` (print, say) is told what is
     being loaded and how much memory it will take before anything large is read.
     ``suggest_series``: duplicate timestamps suggest `series_column` and `where` (False where
-    the caller has fixed which series is read). ``offsets``: how times with UTC offsets are
+    the caller has fixed which series is read: a stored run's `where`, whose left-out series
+    new rows need not hold). ``offsets``: how times with UTC offsets are
     read, one of dates.OFFSET_RULES (a stored run's own, to read new rows as it read its data)."""
     for parameter, names in (("features", features), ("calendar", calendar)):
         if isinstance(names, str):  # each letter would be taken for a column or an encoding
@@ -256,7 +257,7 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
         builtin=builtin, decimal=shape.decimal if shape is not None else ".")
     table = table.assign(_line=np.arange(len(table)) + line0)
     if where_column is not None:
-        table = select_where(table, where, where_column, where_value, where_keep)
+        table = select_where(table, where, where_column, where_value, where_keep, stored=not suggest_series)
     if series_column is None:
         groups = [(name, table)]
     else:
@@ -327,14 +328,16 @@ def where_values(value: str, keep: bool, present) -> list[str]:
         at = comma + 1
 
 
-def select_where(table: pd.DataFrame, where: str, column: str, value: str, keep: bool) -> pd.DataFrame:
+def select_where(table: pd.DataFrame, where: str, column: str, value: str, keep: bool,
+                 stored: bool = False) -> pd.DataFrame:
     """The rows of ``table`` that ``where`` (parsed by ``parse_where``, ``column`` as the table spells
-    it) keeps. Every value it names must be one of the column's: a typo would keep a series unsaid."""
+    it) keeps. Every value it names must be one of the column's: a typo would keep a series unsaid;
+    but a stored run's ``where`` (``stored``), reading new rows, may leave out series they lack."""
     values = table[column].astype("string").str.strip()
     present = values.dropna().unique()
     named = where_values(value, keep, present)
     absent = [v for v in named if v not in set(present)]
-    if absent:
+    if absent and (keep or not stored):
         raise ParameterError("where", where, f"no row has {column} = {absent[0]!r}; its values include "
                              f"{', '.join(map(str, present[:20]))}")
     chosen = values.isin(named).fillna(False).to_numpy(bool)

@@ -28,7 +28,7 @@ import torch
 from neuralab import runs
 from neuralab.data.dates import AS_WRITTEN, LOCAL_DATES, OFFSET_RULES
 from neuralab.data.series import (BUILTIN, Series, calendar_holes, find_column, load_series_list, parse_where,
-                                  refuse_idle_inputs, report_dict, where_values)
+                                  refuse_idle_inputs, report_dict)
 from neuralab.data.sources import sha256
 from neuralab.data.tables import read_table
 from neuralab.errors import NeuralabError, ParameterError, named
@@ -1057,15 +1057,10 @@ def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, da
         raise NeuralabError(f"{Path(run_dir) / runs.MODEL}: field {e} is missing or damaged; the file is not the one "
                             "neuralab wrote") from None
     try:
-        column, value, keep = parse_where(where)
-        found = find_column(column, read_table(csv, sep, nrows=0)[0].columns) if where is not None else None
+        found = find_column(parse_where(where)[0], read_table(csv, sep, nrows=0)[0].columns) if where is not None else None
         if where is not None and found is None:
             read["where"] = None  # a file of the run's one series alone, without the column that picked it
-        elif where is not None and not keep:  # series the run left out: those the new rows still hold
-            present = read_table(csv, sep, [found])[0][found].astype("string").str.strip().dropna().unique()
-            out = [v for v in where_values(value, keep, present) if v in set(present)]
-            read["where"] = f"{column}!={','.join(out)}" if out else None
-        many = load_series_list(csv, **read)
+        many = load_series_list(csv, **read)  # series the run left out: refused only where they are all it holds
     except ParameterError as e:  # the run chose these, not an option of predict: say so rather than name them
         if e.parameter == "data":
             raise ParameterError("csv", csv, e.reason) from None
@@ -1078,8 +1073,9 @@ def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, da
             if keep:
                 raise NeuralabError(f"{csv}: the run was trained on the series {where}: {e.reason}; give a file "
                                     "with that series' rows") from None
-            # the new rows hold only series the run left out (`out`, read above); "scalers" names those it
-            # forecasts, kept by a run on several
+            # the new rows hold only series the run left out; "scalers" names those it forecasts, kept by a
+            # run on several
+            out = read_table(csv, sep, [found])[0][found].astype("string").str.strip().dropna().unique()
             forecasts = ", ".join(map(repr, meta.get("scalers", ())))
             raise NeuralabError(f"{csv}: holds only {column} {', '.join(map(repr, out))}, which the run left out "
                                 f"(its where {where!r}); give rows of the series it forecasts"
