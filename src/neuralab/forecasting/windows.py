@@ -351,15 +351,13 @@ def refuse_short_series(many: list, config: WindowConfig, series_column: str | N
     # read back as `where` will read it: names holding commas can name a third series ("A" and "B" beside "A,B")
     readable = sorted(where_values(names, False, [s.name for s in many])) == sorted(s.name for s in short)
     # quoted as a shell reads it ('city!=Portland, OR'): the line is to be copied into a command
-    if not readable:
-        leave = "use a shorter lookback, or a file without the series"
-    elif where is None:
+    if readable and where is None:
         leave = f"leave {'them' if others else 'it'} out with `where` {shlex.quote(f'{series_column}!={names}')} to " \
                 f"forecast the other {len(many) - len(short)} series, or use a shorter lookback"
-    elif not keep and column is not None and column.strip().lower() == series_column.strip().lower():
+    elif readable and not keep and column is not None and column.strip().lower() == series_column.strip().lower():
         leave = f"leave {'them' if others else 'it'} out too with `where` " \
                 f"{shlex.quote(f'{column}!={value},{names}')}, or use a shorter lookback"
-    else:  # one `where` per run, and it picks rows by another column
+    else:  # one `where` per run, and it picks rows by another column; or no `where` reads back as these
         leave = "use a shorter lookback, or a file without the series"
     raise NeuralabError(f"{first.label}: {len(first)} rows is fewer than `lookback` {config.lookback} + `horizon` "
                         f"{config.horizon} need for train, val and test windows ({need} rows){also}; {leave}")

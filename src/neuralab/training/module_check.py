@@ -139,6 +139,9 @@ def _rnn_fix(module, only=None) -> str | None:
             f"{layer} is not: build it with batch_first=True")
 
 
+PAIR = 2  # the batch of the mixing check's probes: [a, b], then [b, c]
+
+
 def _mixing_refusal(module, name: str, shape: str, x, training: bool = True) -> str | None:
     """The refusal of a module about to be trained (``training``) whose output for a sample
     depends on the other samples of its batch in eval mode because a recurrent layer built
@@ -159,20 +162,20 @@ def _mixing_refusal(module, name: str, shape: str, x, training: bool = True) -> 
 
     def seen(layer: str):
         return lambda m, args: batch_as_time.add(layer) if (
-            getattr(args[0], "dim", lambda: 0)() == 3 and args[0].shape[0] == 2 != args[0].shape[1]) else None
+            getattr(args[0], "dim", lambda: 0)() == 3 and args[0].shape[0] == PAIR != args[0].shape[1]) else None
     hooks = [m.register_forward_pre_hook(seen(n)) for n, m in module.named_modules()
              if isinstance(m, torch.nn.RNNBase) and not m.batch_first]
     was = module.training
     try:
         module.eval()
         with torch.no_grad(), _buffers_kept(module), torch.random.fork_rng(devices=[]):
-            probe = torch.randn(3, *x.shape[1:], dtype=x.dtype).to(x.device)  # a, b, c
-            y, y2 = module(probe[:2]), module(probe[1:])
-            if not all(isinstance(t, torch.Tensor) and t.shape[:1] == (2,) and torch.isfinite(t).all()
+            probe = torch.randn(PAIR + 1, *x.shape[1:], dtype=x.dtype).to(x.device)  # a, b, c
+            y, y2 = module(probe[:PAIR]), module(probe[1:])
+            if not all(isinstance(t, torch.Tensor) and t.shape[:1] == (PAIR,) and torch.isfinite(t).all()
                        for t in (y, y2)) or not apart(y[1], y2[0]):
                 return None
             # a forward that samples in eval mode (a VAE's layer) differs on the very same batch: no mixing shown
-            if apart(y, module(probe[:2])):
+            if apart(y, module(probe[:PAIR])):
                 return None
     except Exception:  # noqa: BLE001  random inputs a module refuses tell nothing here; the data's passed
         return None
