@@ -96,19 +96,19 @@ def epoch_unit(values: pd.Series) -> str | None:
     return next((unit for unit, lo, hi in EPOCH_RANGES if lo <= v.min() and v.max() <= hi), None)
 
 
-def to_datetime(text: pd.Series, **options) -> tuple[pd.Series, str]:
+def to_datetime(text: pd.Series, **options) -> pd.Series:
     """pandas' reading, quietly (no UserWarning on stderr); UTC offsets that change within the
     column (summer time) are read as instants in UTC, which the run's rule (OFFSET_RULES) then settles."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         try:
-            return pd.to_datetime(text, errors="coerce", **options), ""
+            return pd.to_datetime(text, errors="coerce", **options)
         except (ValueError, TypeError):  # mixed UTC offsets, or what pandas cannot read at all
             pass
         try:
-            return pd.to_datetime(text, errors="coerce", utc=True, **options), ""
+            return pd.to_datetime(text, errors="coerce", utc=True, **options)
         except (ValueError, TypeError):
-            return pd.Series(pd.NaT, index=text.index), ""
+            return pd.Series(pd.NaT, index=text.index)
 
 
 # 2021-01-01T00:00:00+01:00, 00:00:00 +0100, PostgreSQL's 00:00:00+01: an offset after a clock time
@@ -225,7 +225,7 @@ def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
     if date_format is None and bool(dates.str.fullmatch(DAY_MONTH).all()):
         parsed, note = _day_or_month_first(dates)
     else:
-        parsed, note = to_datetime(dates, format=None if date_format == "%s" else date_format)
+        parsed, note = to_datetime(dates, format=None if date_format == "%s" else date_format), ""
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         settle = _with_offsets if offsets == LOCAL_DATES else _as_written
         parsed, zone_note = settle(parsed, _local_clock(dates, parsed))
@@ -310,33 +310,32 @@ def _day_or_month_first(text: pd.Series) -> tuple[pd.Series, str]:
     days 1-12 of each month, thousands of days missing); where both fit as well, day first for
     dates written with dots (01.03.2023, as only day-first countries write them), else pandas'
     own (month first). Which reading was used is said."""
-    month, month_note = to_datetime(text, dayfirst=False)
-    day, day_note = to_datetime(text, dayfirst=True)
+    month, day = to_datetime(text, dayfirst=False), to_datetime(text, dayfirst=True)
     month_ok, day_ok = not month.isna().any(), not day.isna().any()
     if not (month_ok and day_ok):
         if day_ok:
             sep = re.match(DAY_MONTH, text.iloc[0])[1]
-            return day, join_notes(f"dates read day first (DD{sep}MM{sep}YYYY): some days are above 12", day_note)
+            return day, f"dates read day first (DD{sep}MM{sep}YYYY): some days are above 12"
         if not month_ok and day.isna().sum() < month.isna().sum():  # 31.02.2021 among day-first dates: blame it,
-            return day, day_note                                    # not the good 13.01.2021 before it
-        return month, month_note
+            return day, ""                                          # not the good 13.01.2021 before it
+        return month, ""
     if (month == day).all():  # day and month equal on every row: nothing to choose
-        return month, month_note
+        return month, ""
     month_gaps, day_gaps = _grid_gaps(month), _grid_gaps(day)
     example = text.iloc[0]
     if month_gaps == day_gaps and re.match(DAY_MONTH, example)[1] == ".":  # 01.03.2023: dots are Europe's, day first
-        return day, join_notes(f"dates read day first ({example} = {stamp(day.iloc[0])}), as dates written with dots "
-                          f"are: month first fits as well; give `date_format` {_format_like(example, 'month')} if "
-                          "the month comes first", day_note)
+        return day, (f"dates read day first ({example} = {stamp(day.iloc[0])}), as dates written with dots "
+                     f"are: month first fits as well; give `date_format` {_format_like(example, 'month')} if "
+                     "the month comes first")
     if month_gaps == day_gaps:  # a day's hours, say: nothing in the dates tells, so as pandas (and neuralab before)
-        return month, join_notes(f"dates read month first ({example} = {stamp(month.iloc[0])}), as pandas reads them: "
-                            f"day first fits as well; give `date_format` {_format_like(example, 'day')} if the day "
-                            "comes first", month_note)
-    first, (chosen, note, other, gaps) = ("day", (day, day_note, "month", month_gaps)) if day_gaps < month_gaps \
-        else ("month", (month, month_note, "day", day_gaps))
-    return chosen, join_notes(f"dates read {first} first ({example} = {stamp(chosen.iloc[0])}): read {other} first "
-                         f"they leave {gaps:,} timestamps off a regular grid; give `date_format` "
-                         f"{_format_like(example, other)} to read them {other} first", note)
+        return month, (f"dates read month first ({example} = {stamp(month.iloc[0])}), as pandas reads them: "
+                       f"day first fits as well; give `date_format` {_format_like(example, 'day')} if the day "
+                       "comes first")
+    first, (chosen, other, gaps) = ("day", (day, "month", month_gaps)) if day_gaps < month_gaps \
+        else ("month", (month, "day", day_gaps))
+    return chosen, (f"dates read {first} first ({example} = {stamp(chosen.iloc[0])}): read {other} first "
+                    f"they leave {gaps:,} timestamps off a regular grid; give `date_format` "
+                    f"{_format_like(example, other)} to read them {other} first")
 
 
 def join_notes(*notes: str) -> str:

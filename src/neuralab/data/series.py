@@ -478,7 +478,7 @@ def add_calendar(frame: pd.DataFrame, names) -> tuple[pd.DataFrame, list[str]]:
         text = pd.Series(frame.index, dtype="string") \
             if pd.api.types.is_string_dtype(frame.index.dtype) and len(frame.index) else None
         # pandas reads one offset throughout as dates; text it reads as times in several zones is summer time
-        if text is not None and isinstance(to_datetime(text)[0].dtype, pd.DatetimeTZDtype):
+        if text is not None and isinstance(to_datetime(text).dtype, pd.DatetimeTZDtype):
             raise NeuralabError(f"`frame` is indexed by dates with changing UTC offsets{first}, which pandas leaves "
                                 "as text; read the file as the run read it: neuralab.data.series.load_series(FILE, "
                                 "TARGET, FEATURES, offsets=its model.json's series.offsets) and give its .frame")
@@ -530,7 +530,7 @@ def _find_date_column(table: pd.DataFrame, name: str, date_format: str | None = 
         text = values.astype("string").str.strip()
         if float(read_numbers(text, decimal)[0].notna().mean()) >= 0.5:
             continue  # numbers but for a mark such as '-': pandas reads 3,3 as 0001-03-03
-        ok = float(to_datetime(text, format=date_format)[0].notna().mean())  # quiet: no dates warn element-wise
+        ok = float(to_datetime(text, format=date_format).notna().mean())  # quiet: no dates warn element-wise
         looks = text.str.fullmatch(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T].*)?").mean()
         if ok >= 0.5 or looks >= 0.9 or low in DATE_NAMES + WORDS_FOR_DATE:
             # dates in an unexpected format (31.01.2021 read month first) count as they look: they get
