@@ -58,7 +58,8 @@ def berlin(tmp_path_factory):
 def test_the_docs_onnx_snippet_gives_predicts_forecast_on_a_csv_with_summer_time_offsets(berlin, monkeypatch):
     pytest.importorskip("onnxruntime", reason="pip install 'neuralab[export]'")
     from neuralab.forecasting.models import ModelConfig, series_train_config
-    from neuralab.forecasting.pipeline import ForecastConfig, predict_run, run_forecast
+    from neuralab.forecasting.finished import predict_run
+    from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
     from neuralab.forecasting.windows import WindowConfig
 
     monkeypatch.chdir(berlin)

@@ -19,7 +19,8 @@ from neuralab.cli import main
 from neuralab.data.series import add_calendar, load_series, load_series_list
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.models import ModelConfig, series_train_config
-from neuralab.forecasting.pipeline import ForecastConfig, predict_run, run_forecast
+from neuralab.forecasting.finished import predict_run
+from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
 from neuralab.forecasting.windows import WindowConfig, minimum_rows
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from neuralab.forecasting.models import ModelConfig, series_train_config
-from neuralab.forecasting.pipeline import ForecastConfig, predict_run, run_forecast, write_report
+from neuralab.forecasting.finished import predict_run, write_report
+from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
 from neuralab.forecasting.windows import WindowConfig
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")

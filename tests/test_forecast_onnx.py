@@ -14,7 +14,8 @@ from neuralab.cli import main
 from neuralab.data.series import load_series
 from neuralab.errors import NeuralabError
 from neuralab.forecasting.models import ModelConfig, series_train_config
-from neuralab.forecasting.pipeline import ForecastConfig, predict_run, run_forecast
+from neuralab.forecasting.finished import predict_run
+from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
 from neuralab.forecasting.windows import WindowConfig
 
 ort = pytest.importorskip("onnxruntime", reason="pip install 'neuralab[export]'")

@@ -18,7 +18,8 @@ from neuralab.data.tables import available_memory
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.baselines import build_baselines
 from neuralab.forecasting.models import ModelConfig, series_train_config
-from neuralab.forecasting.pipeline import ForecastConfig, predict_run, refuse_oversized_run, run_forecast
+from neuralab.forecasting.finished import predict_run
+from neuralab.forecasting.pipeline import ForecastConfig, refuse_oversized_run, run_forecast
 from neuralab.forecasting.windows import WindowConfig
 
 
@@ -210,7 +211,7 @@ def test_a_forecast_result_and_a_loaded_forecaster_show_what_the_run_is(tmp_path
     """A notebook cell ending in the result shows the verdict and each forecaster's test error,
     best first, and the report's figures; a loaded forecaster shows the settings it was trained
     with (it showed 30 epochs, the defaults, for a run of 1)."""
-    from neuralab.forecasting.pipeline import load_forecaster
+    from neuralab.forecasting.finished import load_forecaster
 
     result = run_forecast(config(closes(tmp_path / "prices.csv")), out=tmp_path / "run", verbose=False)
     shown = repr(result).splitlines()

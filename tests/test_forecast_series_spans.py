@@ -12,7 +12,7 @@ import pytest
 
 from neuralab.cli import main
 from neuralab.data.series import load_series
-from neuralab.forecasting import pipeline
+from neuralab.forecasting import finished, pipeline
 from neuralab.forecasting.windows import WindowConfig, prepare
 
 STARTS = {"INDEX": ("2020-01-01", 300), "TEMP": ("2021-03-01", 260)}  # later and shorter
@@ -92,5 +92,5 @@ def test_the_report_names_the_series_it_draws_and_that_the_spans_differ(run):
     assert "The series&#x27; target spans differ (" in page and said in page
     assert "<title>Forecast: INDEX value (first of 2 series), horizon" in page
     # drawn again from results.json (its keys sorted), the report says the same
-    pipeline.write_report(run)
+    finished.write_report(run)
     assert said in (run / "report.html").read_text()

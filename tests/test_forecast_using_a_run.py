@@ -17,8 +17,8 @@ from neuralab.cli import main
 from neuralab.data.series import load_series
 from neuralab.errors import ParameterError
 from neuralab.forecasting.models import ModelConfig, series_train_config
-from neuralab.forecasting.pipeline import (ForecastConfig, RunNotFinished, predict_run, resume_forecast,
-                                         run_forecast, write_report)
+from neuralab.forecasting.finished import RunNotFinished, predict_run, write_report
+from neuralab.forecasting.pipeline import ForecastConfig, resume_forecast, run_forecast
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.runs import Interrupted
 
@@ -151,7 +151,7 @@ def test_forecast_csv_of_times_without_offsets_is_written_as_before(monthly):
 
 def test_a_series_the_run_does_not_have_is_named_in_a_line_of_bounded_length(monthly):
     from neuralab.errors import NeuralabError
-    from neuralab.forecasting.pipeline import read_forecast_csv
+    from neuralab.forecasting.forecast_csv import read_forecast_csv
 
     with pytest.raises(NeuralabError) as e:  # the web app's query string may be of any length
         read_forecast_csv(monthly / "forecast.csv", series="x" * 100_000)

@@ -14,7 +14,8 @@ import pytest
 
 from neuralab.errors import ParameterError
 from neuralab.forecasting.models import ModelConfig, series_train_config
-from neuralab.forecasting.pipeline import ForecastConfig, load_forecaster, predict_run, run_forecast
+from neuralab.forecasting.finished import load_forecaster, predict_run
+from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.runs import Run
 

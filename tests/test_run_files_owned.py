@@ -19,7 +19,8 @@ from helpers import digits_folder
 from neuralab import runs
 from neuralab.errors import NeuralabError
 from neuralab.forecasting.models import ModelConfig, series_train_config
-from neuralab.forecasting.pipeline import ForecastConfig, RunNotFinished, load_forecaster, run_forecast
+from neuralab.forecasting.finished import RunNotFinished, load_forecaster
+from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.runs import Kind
 from neuralab.training import ClassifierConfig, TrainConfig, load_classifier, train_classifier
@@ -153,7 +154,7 @@ def test_the_way_on_of_an_interrupted_forecast_is_worded_once_for_every_refusal(
     assert RunNotFinished(run).said_with(command).args[0].endswith(f"; {cannot}")
     assert runs.report_call(run) is None
     (run / runs.MODEL).write_text(json.dumps({**meta, "source": {"type": "torch", "name": "Net", "file": "model.py"}}))
-    assert runs.report_call(run) == f"neuralab.forecasting.pipeline.write_report({str(run)!r}, trust_code=True)"
+    assert runs.report_call(run) == f"neuralab.forecasting.finished.write_report({str(run)!r}, trust_code=True)"
 
 
 # --- the safetensors header: read once, without torch -------------------------------------

@@ -22,7 +22,7 @@ import neuralab
 from neuralab.cli import main
 from neuralab.errors import NeuralabError, NotAClassifier, ParameterError
 from neuralab.files import WriteError
-from neuralab.forecasting import pipeline
+from neuralab.forecasting import finished, pipeline
 from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.models.geometry import MapVanishes, geometry
@@ -89,8 +89,8 @@ def test_ctrl_c_in_a_forecasts_report_names_the_forecasts_call(tmp_path, monkeyp
     said = str(cut.value)
     assert isinstance(cut.value, ReportInterrupted) and not isinstance(cut.value, Interrupted)
     assert "interrupted; the run is finished" in said and "neuralab report" not in said, said
-    assert f"`neuralab.forecasting.pipeline.write_report({str(run)!r})` writes the report again" in said, said
-    assert pipeline.write_report(run) == run / "report.html" and (run / "report.html").is_file()
+    assert f"`neuralab.forecasting.finished.write_report({str(run)!r})` writes the report again" in said, said
+    assert finished.write_report(run) == run / "report.html" and (run / "report.html").is_file()
 
 
 NET = """

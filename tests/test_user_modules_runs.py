@@ -277,7 +277,7 @@ def test_weights_past_protobufs_limit_go_beside_the_graph_in_onnx_external_data(
 
 def test_a_forecaster_with_weights_past_protobufs_limit_exports_with_external_data(work, series_csv, capsys,
                                                                                   monkeypatch):
-    from neuralab.forecasting.pipeline import predict_run
+    from neuralab.forecasting.finished import predict_run
     from neuralab.training import export
 
     assert main(forecast_job(series_csv, "mods/fc.py")) == 0

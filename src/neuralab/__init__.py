@@ -30,9 +30,9 @@ __getattr__, __dir__ = exports(__name__, {
                      "evaluate_run", "load_classifier", "resume_classifier", "train_classifier"],
                     "neuralab.training.classify"),
     **dict.fromkeys(["compare"], "neuralab.training.compare"),
-    **dict.fromkeys(["ForecastConfig", "ForecastResult", "load_forecaster", "predict_run", "resume_forecast",
-                    "run_forecast"],
+    **dict.fromkeys(["ForecastConfig", "ForecastResult", "resume_forecast", "run_forecast"],
                     "neuralab.forecasting.pipeline"),
+    **dict.fromkeys(["load_forecaster", "predict_run"], "neuralab.forecasting.finished"),
     **dict.fromkeys(["ModelConfig"], "neuralab.forecasting.models"),
     **dict.fromkeys(["WindowConfig"], "neuralab.forecasting.windows"),
 })

@@ -279,7 +279,7 @@ def finished_run_only():
     """The library's refusal of a forecaster run that did not finish, with the command that
     finishes it in place of its Python call."""
     from neuralab.cli._args import resume_command
-    from neuralab.forecasting.pipeline import RunNotFinished
+    from neuralab.forecasting.finished import RunNotFinished
     from neuralab.runs import Kind
 
     try:
@@ -295,7 +295,7 @@ def run_predict(args) -> int:
     from neuralab.files import atomic_write
     from neuralab.cli._args import typed
     from neuralab.errors import NeuralabError
-    from neuralab.forecasting.pipeline import predict_run
+    from neuralab.forecasting.finished import predict_run
 
     # the options of `forecast` itself, typed before `predict`, would be ignored without a word
     before = [a.dest for a in args._parsers[1]._actions if a.option_strings and a.dest in typed(args, 1)]

@@ -47,7 +47,7 @@ def write_report(run_dir, data_dir: str | None = None, trust_code: bool = False)
         from neuralab.training.classify import write_report
 
         return write_report(run_dir, data_dir, trust_code=trust_code)
-    from neuralab.forecasting.pipeline import write_report
+    from neuralab.forecasting.finished import write_report
 
     if data_dir is not None:
         raise NeuralabError(f"--data-dir: {run_dir} is a forecast run, which reads its series from "

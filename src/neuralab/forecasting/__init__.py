@@ -15,9 +15,9 @@ __getattr__, __dir__ = exports(__name__, {
                     "neuralab.forecasting.baselines"),
     **dict.fromkeys(["ARCHITECTURES", "ForecastNetwork", "ModelConfig", "NetworkForecaster"],
                     "neuralab.forecasting.models"),
-    **dict.fromkeys(["ForecastConfig", "ForecastResult", "load_forecaster", "predict_run", "resume_forecast",
-                    "run_forecast"],
+    **dict.fromkeys(["ForecastConfig", "ForecastResult", "resume_forecast", "run_forecast"],
                     "neuralab.forecasting.pipeline"),
+    **dict.fromkeys(["load_forecaster", "predict_run"], "neuralab.forecasting.finished"),
     **dict.fromkeys(["WindowConfig", "Windows", "prepare"], "neuralab.forecasting.windows"),
     "export_onnx": "neuralab.forecasting.onnx",
 })

@@ -71,7 +71,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     ``out`` as training.export.export_onnx's (weights past protobuf's 2 GiB beside it, in FILE.data);
     ``trust_code`` runs the run's copy of its PyTorch code.
     A run that did not finish is refused (``RunNotFinished``): its weights are not yet its forecaster."""
-    from neuralab.forecasting.pipeline import load_forecaster, refuse_unfinished
+    from neuralab.forecasting.finished import load_forecaster, refuse_unfinished
     from neuralab.runs import Kind, Run
     from neuralab.training.export import (
         described,

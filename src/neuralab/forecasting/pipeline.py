@@ -11,13 +11,16 @@ run directory behind:
     results.json       the verdict (the best forecaster, the network's rank against the best
                        baseline), metrics, error by step, backtest, intervals and their coverage
     report.html        the same as pictures and tables, self-contained; plots/ holds the PNGs
+
+What uses a run lives beside it: forecast.csv, its columns, writing and reading
+(forecasting.forecast_csv), and a finished run's forecaster loaded, forecasting new rows or
+writing its report again (forecasting.finished).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -27,20 +30,19 @@ import torch
 
 from neuralab import runs
 from neuralab.data.dates import AS_WRITTEN, LOCAL_DATES, OFFSET_RULES
-from neuralab.data.series import (BUILTIN, Series, calendar_holes, find_column, load_series_list, parse_where,
-                                  refuse_idle_inputs, report_dict)
+from neuralab.data.series import BUILTIN, Series, load_series_list, refuse_idle_inputs, report_dict
 from neuralab.data.sources import sha256
-from neuralab.data.tables import read_table
 from neuralab.errors import NeuralabError, ParameterError, named
-from neuralab.files import atomic_write, nulled
+from neuralab.files import nulled
 from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
 from neuralab.forecasting.baselines import REFERENCE, build_baselines
 from neuralab.forecasting.config import ForecastConfig  # noqa: F401  importable here too
+from neuralab.forecasting.forecast_csv import write_forecast_csv
 from neuralab.forecasting.intervals import GAMMA, METHOD, WINDOW, coverage, label, rolling
-from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config, summary
+from neuralab.forecasting.models import ModelConfig, NetworkForecaster, series_train_config, summary
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
-from neuralab.forecasting.windows import Prepared, Scaler, WindowConfig, Windows, last_window, prepare_many
+from neuralab.forecasting.windows import Prepared, Windows, last_window, prepare_many
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback
 from neuralab.training.config import Diverged, before_compile, check_config, given_fields, with_compile
@@ -201,7 +203,7 @@ def refuse_built_in_settings(model: ModelConfig, given=()) -> None:
                                               "leave it out")
 
 
-def _user_network(source: dict, run_dir: Path, trust_code: bool) -> torch.nn.Module:
+def user_network(source: dict, run_dir: Path, trust_code: bool) -> torch.nn.Module:
     """A forecasting run's network from its "source": a Keras spec (no code runs) or the run's
     copy of PyTorch code (only with ``trust_code``)."""
     from neuralab.training.source import rebuild
@@ -338,7 +340,7 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
         from neuralab.training.source import resolve
 
         seed_everything(used.train.seed)
-        source = resolve(_user_network(meta["source"], run.path, trust_code))
+        source = resolve(user_network(meta["source"], run.path, trust_code))
     with run, _resumable(run.path):  # one writer at a time
         run.refuse_finished()  # again: another resume may have finished it since the check above
         many = load(replace(used, data=recorded_data(run, "the run trains on")), verbose, recorded_offsets(run))
@@ -801,356 +803,3 @@ def _data_lines(many: list[Series]) -> list[str]:
                      f"{sum(r.gaps for r in rest):,} missing timestamps, "
                      f"{sum(sum(r.missing.values()) for r in rest):,} missing values (config.json has each one's)")
     return lines
-
-
-FORECAST_COLUMNS = ("split", "origin", "time", "step", "actual")  # then one column per forecaster
-SERIES_COLUMN = "series"       # first, when the run holds several series
-INTERVAL_PREFIXES = ("lower_", "upper_")  # the network's intervals: lower_80, upper_80, lower_95, ...
-
-
-def write_forecast_csv(path: Path, many: list[Series], prepared: list[Prepared], evaluated: list[dict],
-                       aheads: list[Windows], futures: list[np.ndarray], network: str, intervals) -> None:
-    """Long format: one row per (window, step); the test span, then the forecast past the
-    data. The network's prediction intervals follow as lower_80, upper_80, lower_95, ...
-    With several series, a first column names the series of each row."""
-    frames = []
-    for k, (s, p, e, ahead, future) in enumerate(zip(many, prepared, evaluated, aheads, futures)):
-        test = p.test
-        n, h = test.future.shape
-        fixed = ("test", np.repeat(test.origins, h), test.times.ravel(), np.tile(np.arange(1, h + 1), n),
-                 test.future.ravel())
-        frame = pd.DataFrame({**dict(zip(FORECAST_COLUMNS, fixed)), **{name: pred.ravel() for name, pred in e["test"].items()}})
-        tail = pd.DataFrame({"split": "future", "origin": s.times[-1], "time": ahead.times[0],
-                             "step": np.arange(1, h + 1), "actual": np.nan, network: future[0]})
-        if intervals is not None:
-            for level, (lower, upper) in intervals[k].test.items():
-                frame[f"lower_{label(level)}"], frame[f"upper_{label(level)}"] = lower.ravel(), upper.ravel()
-            for level, half in intervals[k].future.items():
-                tail[f"lower_{label(level)}"], tail[f"upper_{label(level)}"] = future[0] - half, future[0] + half
-        part = pd.concat([frame, tail], ignore_index=True)
-        if len(many) > 1:
-            part.insert(0, SERIES_COLUMN, s.name)
-        frames.append(part)
-    table = pd.concat(frames, ignore_index=True)
-    for column in ("origin", "time"):
-        if isinstance(table[column].dtype, pd.DatetimeTZDtype):
-            table[column] = _with_offset(table[column])
-    with atomic_write(path) as f:
-        # every digit: rounded values of a large level (12,345,678.3) would make the file disagree with results.json
-        table.to_csv(f, index=False, date_format="%Y-%m-%d %H:%M:%S")
-
-
-def _with_offset(times: pd.Series) -> pd.Series:
-    """Times of a series read with UTC offsets as results.json writes them, 2023-11-29
-    23:00:00+00:00: without its offset a UTC time reads as the file's local time, hours off."""
-    text = times.dt.strftime("%Y-%m-%d %H:%M:%S%z")  # +0000: ISO 8601 writes +00:00
-    return text.str[:-2] + ":" + text.str[-2:]
-
-
-def read_forecast_csv(path: Path, max_rows: int = 200_000,
-                      series: str | None = None) -> tuple[dict, dict, list[str], list[str]]:
-    """forecast.csv -> ({step: {"time", "actual", name: values}}, the future rows, forecaster names,
-    series names); values that are missing or not finite are None. The network's interval columns
-    (lower_80, ...) come with each step and the future rows but are not forecasters. Of a run on
-    several series, the rows of ``series`` (default the first); the series names are [] for a
-    run on one series. Only the first ``max_rows`` rows are read."""
-    import csv
-
-    steps: dict[str, dict[str, list]] = {}
-    future: dict[str, list] = {"time": []}
-    from neuralab.files import open_plain
-
-    seen: dict[str, None] = {}  # in the file's order
-    with open_plain(path, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = [c for c in (reader.fieldnames or []) if c not in FORECAST_COLUMNS and c != SERIES_COLUMN]
-        names = [c for c in columns if not c.startswith(INTERVAL_PREFIXES)]
-        for i, row in enumerate(reader):
-            if i >= max_rows:
-                break
-            if SERIES_COLUMN in row:
-                seen.setdefault(row[SERIES_COLUMN])
-                series = row[SERIES_COLUMN] if series is None else series
-                if row[SERIES_COLUMN] != series:
-                    continue
-            if row.get("split") == "future":
-                future["time"].append(row["time"])
-                for n in columns:
-                    future.setdefault(n, []).append(_number(row.get(n)))
-                continue
-            step = steps.setdefault(str(row.get("step", "1")), {"time": [], "actual": [], **{n: [] for n in columns}})
-            step["time"].append(row["time"])
-            step["actual"].append(_number(row.get("actual")))
-            for n in columns:
-                step[n].append(_number(row.get(n)))
-    if series is not None and series not in seen:
-        # NeuralabError, not ParameterError: `series` is the web app's choice, no flag of the command line
-        shown = repr(series) if len(series) <= 40 else repr(series[:37]) + "..."  # a web query may be of any length
-        if not seen:
-            raise NeuralabError(f"series={shown}: the run forecast one series, so there is none to choose by name; "
-                                "give no series")
-        raise NeuralabError(f"series={shown}: no such series in {path.name}; choose one of "
-                            f"{', '.join(list(seen)[:20])}")
-    future = {k: v for k, v in future.items() if k == "time" or any(x is not None for x in v)}
-    return steps, future, names, list(seen)
-
-
-def _number(text):
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if np.isfinite(value) else None
-
-
-# --- using a finished run --------------------------------------------------------------
-
-class RunNotFinished(NeuralabError):
-    """A forecaster run without results.json given to what forecasts with it: its
-    model.safetensors is the best epoch so far, not the forecaster the run keeps, which only
-    its end chooses (the trained network or its linear start, when training did not beat it).
-    An image classifier's best epoch is its model as it is, so an interrupted one is used.
-    The message ends with ``way_on``, by default the Python call that finishes the run, for
-    which the command line puts its own command (``said_with``)."""
-
-    def __init__(self, run_dir: str | Path, way_on: str | None = None):
-        self.run_dir = Path(run_dir)
-        run = Run(self.run_dir)
-        self.resumable = False
-        why = f"its {runs.WEIGHTS} holds the best epoch so far, not yet the forecaster the run keeps"
-        if run.status() is runs.Status.RUNNING:
-            then = "wait until it finishes (its results.json)"
-            said = f"{self.run_dir}: still training; {why}; {then}"
-        else:
-            does = "finishes it" if runs.epoch_kept(self.run_dir) else runs.FROM_THE_START
-            self.resumable = runs.Interrupted.resume_call(self.run_dir, Kind.FORECASTER) is not None
-            then = runs.way_on(self.run_dir, Kind.FORECASTER, f"{does}, then use it", way_on)
-            said = f"{self.run_dir}: the run did not finish (no results.json); {why}; {then}"
-        super().__init__(said)
-
-    def said_with(self, way_on: str) -> "RunNotFinished":
-        return RunNotFinished(self.run_dir, way_on) if self.resumable else self
-
-
-def refuse_unfinished(run: Run) -> None:
-    """Raise RunNotFinished for a forecaster run that is still training or was interrupted;
-    a run Keras's fit wrote, or a damaged one, is left to ``load_forecaster`` to name."""
-    if not run.by_keras_fit and run.status() in (runs.Status.RUNNING, runs.Status.INTERRUPTED):
-        raise RunNotFinished(run.path)
-
-
-def load_forecaster(run_dir: str | Path, trust_code: bool = False) -> NetworkForecaster:
-    """Rebuild a trained forecaster from its run directory alone (JSON + safetensors): a
-    fitted NetworkForecaster whose ``meta`` holds the run's scaler and window settings. A
-    run of PyTorch code runs the run's copy of it only with ``trust_code`` (training.source)."""
-    from neuralab.training.source import check_record
-    from neuralab.training.checkpoint import check_fits, load_weights
-
-    run = Run.open(run_dir, Kind.FORECASTER)
-    run_dir = run.path
-    weights = run.weights()
-    if run.by_keras_fit:
-        raise NeuralabError(f"{run_dir}: Keras's fit wrote this run (RunLogger): it holds the model, but not the "
-                            "series, target, scaling and window that forecasting with it takes (docs/keras.md)")
-    meta = run.model_meta()
-    source = check_record(meta.get("source"), str(run_dir / runs.MODEL))
-    config, windows, options = _checked_meta(meta, run_dir / runs.MODEL, zoo=source["type"] == "zoo")
-    if source["type"] == "zoo":
-        shape = (config, meta["inputs"], meta["horizon"], windows.lookback)
-        with torch.device("meta"):
-            check_fits(weights, build_network(*shape, **options, check_memory=False), f"{runs.MODEL}'s network")
-        network = build_network(*shape, **options)
-    else:
-        network = WindowNetwork(_user_network(source, run_dir, trust_code), windows.lookback, **options)
-    load_weights(weights, network)
-    try:  # the settings it was trained with, for what it shows; forecasting with it needs none of them
-        train = replace(stored_config(run).train, device="cpu")
-    except NeuralabError:
-        train = series_train_config(device="cpu")
-    if source["type"] == "zoo":
-        forecaster = NetworkForecaster(config, train)
-    else:  # described as the user's network; a run from before own_model records the built-in ones' settings
-        from neuralab.training.source import ModelSource
-
-        own = ModelSource(source["type"], str(meta.get("architecture")), module=network.net)
-        forecaster = UserForecaster(own, own_model(own.architecture), train)
-    forecaster.network, forecaster.meta, forecaster.horizon_ = network.eval(), meta, meta["horizon"]
-    forecaster.trainer = _Inference(network)
-    return forecaster
-
-
-def _checked_meta(meta: dict, path: Path, zoo: bool) -> tuple[ModelConfig, WindowConfig, dict]:
-    """The network's settings in a forecaster's model.json, each checked as a new run's are
-    (the model's only for the zoo's networks; another names the user's): the file may come
-    from anyone (a downloaded run)."""
-    def bad(why: str) -> NeuralabError:
-        return NeuralabError(f"{path}: {why}; the file is damaged or not neuralab's")
-
-    for name, kind in (("model", dict), ("windows", dict), ("inputs", int), ("horizon", int)):
-        if type(meta.get(name)) is not kind:
-            expected = "an object" if kind is dict else "a whole number"
-            raise bad(f"field {name!r} is {meta.get(name, 'missing')!r}, expected {expected}")
-    options = meta.get("network", {})
-    if not (isinstance(options, dict) and set(options) <= {"level", "zero"}
-            and type(options.get("level", True)) is bool and type(options.get("zero", 0.0)) in (int, float)
-            and np.isfinite(options.get("zero", 0.0))):
-        raise bad(f"field 'network' is {options!r}, expected an object of 'level' (true or false) and 'zero' (a number)")
-    if not (meta["inputs"] >= 1 and meta["horizon"] >= 1):
-        raise bad(f"fields 'inputs' and 'horizon' are {meta['inputs']} and {meta['horizon']}; both must be at least 1")
-    try:
-        config = ModelConfig(**{"recipe": "plain", **meta["model"]})  # runs before the residual recipe were plain
-        windows = WindowConfig(**meta["windows"])
-        if zoo:
-            config.check()
-        windows.check()
-    except TypeError as e:  # a field of another name
-        raise bad(f"{e}".replace("__init__()", "a setting")) from None
-    except NeuralabError as e:
-        raise bad(str(e)) from None
-    return config, windows, options
-
-
-class _Inference:
-    """What ``NetworkForecaster.predict`` needs of a trainer, for a network loaded from disk."""
-
-    def __init__(self, network: torch.nn.Module):
-        self.network = network
-
-    @torch.inference_mode()
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        self.network.eval()
-        return torch.cat([self.network(x[i:i + 1024]).float() for i in range(0, len(x), 1024)]) if len(x) \
-            else torch.empty(0)
-
-
-def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, date_column: str | None = None,
-                missing: str | None = None, trust_code: bool = False, duplicates: str | None = None,
-                date_format: str | None = None, sep: str | None = None) -> pd.DataFrame:
-    """Forecast the next horizon after the end of ``csv`` (a CSV, a DataFrame or a Series
-    from ``load_series``) with the run's model and scaler (for every series, when the run was
-    trained on several). The file is read as the run's data was (its target, features, series
-    and policies); ``date_column``, ``missing``, ``duplicates``, ``date_format`` and ``sep``
-    override the run's where the new file differs. Rows of another frequency than the run's
-    are refused; missing timestamps among the rows the forecast reads are warned of."""
-    run = Run.open(run_dir, Kind.FORECASTER)
-    refuse_unfinished(run)
-    model = load_forecaster(run_dir, trust_code)
-    meta = model.meta
-    where = stored_config(run).where  # the one series of several it was trained on
-    if isinstance(csv, Series):  # its frame, read again as the run reads its data
-        csv = csv.frame
-    try:
-        stored = meta["series"]
-        windows = WindowConfig(**meta["windows"])
-        read = dict(target=meta["target"], features=meta["features"],
-                    date_column=date_column or (stored["date_column"] if str(csv) not in BUILTIN else None),
-                    missing=missing or stored["missing"], duplicates=duplicates or stored["duplicates"],
-                    gaps=stored["gaps"], calendar=meta.get("calendar", []),
-                    date_format=date_format or stored.get("date_format"), sep=sep,
-                    series_column=meta.get("series_column"), where=where, suggest_series=False,
-                    offsets=recorded_offsets(run))
-        # A run on several series keeps one scaler per series ("scalers"); its top-level "scaler" is the
-        # first series', no fallback for another. A run on one series has only that "scaler".
-        scalers = {name: Scaler(**v) for name, v in meta["scalers"].items()} if "scalers" in meta else None
-        default = Scaler(**meta["scaler"]) if scalers is None else None
-    except (KeyError, TypeError, AttributeError) as e:  # a field missing, or of another kind
-        raise NeuralabError(f"{Path(run_dir) / runs.MODEL}: field {e} is missing or damaged; the file is not the one "
-                            "neuralab wrote") from None
-    try:
-        found = find_column(parse_where(where)[0], read_table(csv, sep, nrows=0)[0].columns) if where is not None else None
-        if where is not None and found is None:
-            read["where"] = None  # a file of the run's one series alone, without the column that picked it
-        many = load_series_list(csv, **read)  # series the run left out: refused only where they are all it holds
-    except ParameterError as e:  # the run chose these, not an option of predict: say so rather than name them
-        if e.parameter == "data":
-            raise ParameterError("csv", csv, e.reason) from None
-        if e.parameter == "where":  # predict has no `where` of its own: say what the run forecasts
-            try:
-                column, value, keep = parse_where(where)
-            except ParameterError:
-                raise NeuralabError(f"{run.path / runs.CONFIG}: its where {where!r} is not COLUMN=VALUE or "
-                                    "COLUMN!=VALUE; the file is damaged") from None
-            if keep:
-                raise NeuralabError(f"{csv}: the run was trained on the series {where}: {e.reason}; give a file "
-                                    "with that series' rows") from None
-            # the new rows hold only series the run left out; "scalers" names those it forecasts, kept by a
-            # run on several
-            out = read_table(csv, sep, [found])[0][found].astype("string").str.strip().dropna().unique()
-            forecasts = ", ".join(map(repr, meta.get("scalers", ())))
-            raise NeuralabError(f"{csv}: holds only {column} {', '.join(map(repr, out))}, which the run left out "
-                                f"(its where {where!r}); give rows of the series it forecasts"
-                                + (f": {forecasts}" if forecasts else ", those its where keeps")) from None
-        if e.parameter in ("target", "features", "series_column"):
-            what = "input column" if e.parameter == "features" else "column"
-            raise NeuralabError(f"{csv}: the run was trained on {what} {e.value!r}: {e.reason}; give a file with the "
-                                "columns of the run's data") from None
-        raise
-    frames = []
-    for s in many:
-        scaler = default if scalers is None else scalers.get(s.name)
-        if scaler is None:
-            raise ParameterError("csv", csv, f"series {s.name!r} is not one the run was trained on, so it has no "
-                                 f"scaling for it; the run knows {', '.join(map(repr, scalers))}")
-        _refuse_other_frequency(s, stored.get("frequency"), csv)
-        gaps = _window_gaps(s, windows.lookback + (windows.transform != "none"), stored.get("frequency"))
-        if gaps:
-            warnings.warn(f"{s.label}: {gaps}", stacklevel=2)
-        window = last_window(s, windows, scaler, stored.get("frequency"))  # the run's calendar: MS stays MS
-        values = model.predict(window)[0]
-        frame = pd.DataFrame({"time": window.times[0], "step": np.arange(1, len(values) + 1), meta["target"]: values})
-        if len(many) > 1:
-            frame.insert(0, "series", s.name)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
-def _refuse_other_frequency(series: Series, frequency: str | None, csv) -> None:
-    """A model forecasts the steps of the frequency it was trained on: applied to rows of
-    another, it reads a window of another length of time and dates its forecast wrongly."""
-    own = series.report.frequency
-    if frequency in (None, "irregular") or own == "irregular" or own == frequency:
-        return  # an irregular reading is one with gaps, which _window_gaps counts
-    who = f"its series {series.name!r} has" if series.where else "has"  # of several series, the one
-    raise ParameterError("csv", csv if not isinstance(csv, pd.DataFrame) else "DataFrame",
-                         f"{who} rows of frequency {own}, and the run was trained on rows of frequency "
-                         f"{frequency}; give rows of frequency {frequency} (resample the data)")
-
-
-def _window_gaps(series: Series, rows: int, frequency: str | None) -> str:
-    """Words for the timestamps missing on the run's ``frequency`` among the last ``rows`` rows,
-    which the forecast reads ("" where none are)."""
-    # a business-day grid's holes are a market's holidays, in every window the run was trained on too
-    if frequency in (None, "irregular", "B"):
-        return ""
-    holes = calendar_holes(series.times[-rows:], frequency)
-    return f"in the last {rows} rows, which the forecast reads: {holes.lines()[-1]}" if holes else ""
-
-
-def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:
-    """Write report.html and plots/ again from a finished run alone: results.json,
-    forecast.csv, metrics.jsonl, the model, and the series it was trained on."""
-    from neuralab.forecasting.report import report_run
-
-    run = Run.open(run_dir, Kind.FORECASTER)
-    refuse_unfinished(run)  # a resume finishes it, and writes its report
-    network = load_forecaster(run_dir, trust_code).network  # checks its weights, and code not trusted
-    run_dir = run.path
-    for name in (runs.RESULTS, runs.FORECAST):
-        if not (run_dir / name).is_file():
-            raise NeuralabError(f"{run_dir / name}: missing; the run did not finish, so there is no report to write")
-    config = stored_config(run)
-    results = run.results()
-    many = load(replace(config, data=recorded_data(run, "the report draws")), offsets=recorded_offsets(run))
-    prepared = prepare_many(many, config.windows, config.series_column, config.where)
-    test = pd.read_csv(run_dir / runs.FORECAST).query("split == 'test'")
-    if SERIES_COLUMN in test.columns:
-        test = test[test[SERIES_COLUMN].astype(str) == many[0].name]
-    h = config.windows.horizon
-    predictions = {n: test[n].to_numpy(np.float64).reshape(-1, h) for n in results["test"]}
-    levels = [label(a) for a in (results.get("intervals") or {}).get("levels", [])]
-    bands = {lv: (test[f"lower_{lv}"].to_numpy(np.float64).reshape(-1, h),
-                  test[f"upper_{lv}"].to_numpy(np.float64).reshape(-1, h)) for lv in levels if f"lower_{lv}" in test}
-    with run:  # one writer at a time; a killed write's leftovers go
-        return report_run(run_dir, config=config, series=many[0], prepared=prepared[0],
-                          results=results, predictions=predictions, history=run.metrics(),
-                          summary_text=network_summary(network, config.windows.lookback), bands=bands)

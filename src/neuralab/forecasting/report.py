@@ -1,5 +1,5 @@
 """A forecast run's report: the pipeline's objects turned into the plain data that
-``neuralab.reports.forecast`` draws (``write_forecast_report``). ``pipeline.write_report``
+``neuralab.reports.forecast`` draws (``write_forecast_report``). ``finished.write_report``
 gathers the same objects again from a finished run's files.
 
 The judgement lives here, not in the drawing: which forecasts are drawn (the network, the

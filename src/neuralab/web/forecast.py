@@ -21,7 +21,7 @@ def number(value) -> float | None:
 def forecast_view(root: Path, run_id: str, series: str = "") -> dict:
     """Verdict, test scores per forecaster (best first by the verdict's metric) and the test-span
     curves by horizon step, of ``series`` for a run on several (default the first, named)."""
-    from neuralab.forecasting.pipeline import read_forecast_csv  # torch-heavy: only when a forecast is shown
+    from neuralab.forecasting.forecast_csv import read_forecast_csv  # pandas: only when a forecast is shown
 
     run = runs.Run(resolve_run(root, run_id))
     if run.kind is not runs.Kind.FORECASTER:
