@@ -41,7 +41,8 @@ from neuralab.data import load_image_data  # noqa: E402
 from neuralab.models import build_model  # noqa: E402
 from neuralab.models.fast import accelerate  # noqa: E402
 from neuralab.training import CLASSIFICATION, ClassifierConfig, TrainConfig, Trainer, train_classifier  # noqa: E402
-from neuralab.training.classify import RECIPES, Preprocess  # noqa: E402
+from neuralab.training.classify import RECIPES  # noqa: E402
+from neuralab.training.preprocess import Preprocess  # noqa: E402
 
 
 def lenet5(pytorch_layers: bool = False) -> nn.Module:

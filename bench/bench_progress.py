@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from neuralab.data import load_image_data  # noqa: E402
 from neuralab.models import build_model  # noqa: E402
 from neuralab.training import trainer as trainer_module  # noqa: E402
-from neuralab.training.classify import Preprocess  # noqa: E402
+from neuralab.training.preprocess import Preprocess  # noqa: E402
 from neuralab.training.progress import Progress  # noqa: E402
 from neuralab.training.trainer import CLASSIFICATION, TrainConfig, Trainer, seed_everything  # noqa: E402
 

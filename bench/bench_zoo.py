@@ -69,7 +69,7 @@ from _doc import DATASETS, machine, update_section  # noqa: E402
 from neuralab.data import load_image_data  # noqa: E402
 from neuralab.models import build_model, count_parameters, inner_product  # noqa: E402
 from neuralab.training import CLASSIFICATION, TrainConfig, Trainer  # noqa: E402
-from neuralab.training.classify import Preprocess  # noqa: E402
+from neuralab.training.preprocess import Preprocess  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TF_PYTHON = os.environ.get("NEURALAB_TF_PYTHON", str(HERE.parent / ".tfenv" / "bin" / "python"))

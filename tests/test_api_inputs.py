@@ -13,7 +13,9 @@ from helpers import handwritten_digit
 
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.models import build_model
-from neuralab.training.classify import Classifier, Preprocess, confusion_matrix
+from neuralab.training.evaluate import confusion_matrix
+from neuralab.training.preprocess import Preprocess
+from neuralab.training.trained_classifier import Classifier
 
 DIGITS = [str(d) for d in range(10)]
 

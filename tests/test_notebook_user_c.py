@@ -192,7 +192,7 @@ def test_help_on_a_config_lists_every_field(cls):
 def test_help_on_a_training_function_says_each_parameter_in_the_users_words(function, parameters):
     doc = function.__doc__
     assert all(f"{p}:" in doc or f"{p}," in doc for p in parameters), doc
-    assert "given_fields" not in doc and "session_threads" not in doc and "_given_module" not in doc
+    assert "given_fields" not in doc and "session_threads" not in doc and "given_module" not in doc
     assert "are yours again afterwards" in " ".join(doc.split())
 
 

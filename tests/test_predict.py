@@ -126,14 +126,14 @@ def test_many_pictures_are_classified_a_batch_at_a_time(run, pictures, tmp_path,
     """A shell glob of thousands of photos went through the model as one batch: 2 GB for 6,000
     pictures at 32x32, growing with every picture."""
     from helpers import record_calls
-    from neuralab.training import classify
-    from neuralab.training.classify import Classifier
+    from neuralab.training import trained_classifier
+    from neuralab.training.trained_classifier import Classifier
 
     folder, labels = pictures
     paths = [str(folder / "boot.png"), str(folder / "pullover.jpg")] * 5
     assert main(["predict", str(run), *paths, "--json"]) == 0
     whole = json.loads(capsys.readouterr().out)
-    monkeypatch.setattr(classify, "PREDICT_BATCH", 3)
+    monkeypatch.setattr(trained_classifier, "PREDICT_BATCH", 3)
     sizes = record_calls(monkeypatch, Classifier, "predict_proba", lambda args, result: len(args[1]))
     assert main(["predict", str(run), *paths, "--json"]) == 0
     batched = json.loads(capsys.readouterr().out)

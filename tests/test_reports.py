@@ -21,7 +21,7 @@ from helpers import idx_subset
 from neuralab.cli import main
 from neuralab.reports import html as report_html
 from neuralab.training import ClassifierConfig, TrainConfig, evaluate_run, load_classifier, train_classifier
-from neuralab.training.classify import write_report
+from neuralab.training.evaluate import write_report
 
 REPORT_FILES = ("report.html", "learning_curves.png", "confusion_matrix.png", "mistakes.png")
 SECTIONS = ["Learning curves", "Epochs", "Confusion matrix", "Per-class precision, recall, F1",

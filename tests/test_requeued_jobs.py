@@ -289,7 +289,7 @@ def test_a_setting_the_run_left_to_the_library_is_named_as_none_given(cut_foreca
 
 def test_the_report_of_an_interrupted_classifier_names_the_command_that_finishes_it(cut_classifier, capsys):
     """It said "resume it instead", naming no command; Python is told its own call."""
-    from neuralab.training.classify import write_report
+    from neuralab.training.evaluate import write_report
 
     refused(capsys, ["report", str(cut_classifier)], "so there is no report to write; "
             f"`neuralab train --resume {cut_classifier}` finishes it, and writes its report at the end")

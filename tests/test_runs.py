@@ -304,13 +304,13 @@ def test_the_test_accuracy_is_printed_before_the_report_is_drawn(digits, tmp_pat
     from neuralab.training import classify
 
     said_before = []
-    real = classify._report
+    real = classify.report
 
     def report(*args, **kwargs):
         said_before.append(capsys.readouterr().out)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(classify, "_report", report)
+    monkeypatch.setattr(classify, "report", report)
     assert main([arg for arg in train_args(digits, tmp_path / "run") if arg != "--quiet"]) == 0
     assert len(said_before) == 1 and "test accuracy" in said_before[0]
     assert (tmp_path / "run" / runs.REPORT).is_file()

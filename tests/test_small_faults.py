@@ -68,12 +68,12 @@ def test_a_full_disk_in_python_names_the_call_that_writes_the_report_again(digit
         with pytest.raises(ReportNotWritten) as cut:
             neuralab.train_classifier(classifier(digits), out=run, verbose=False)
     said = str(cut.value)
-    call = f"neuralab.training.classify.write_report({str(run)!r})"
+    call = f"neuralab.training.evaluate.write_report({str(run)!r})"
     assert f"`{call}` writes the report again" in said and "No space left on device" in said, said
     assert "neuralab report" not in said and "\n" not in said
     assert Run(run).status() is Status.FINISHED and not (run / "report.html").exists()
 
-    from neuralab.training.classify import write_report  # the call as the message names it
+    from neuralab.training.evaluate import write_report  # the call as the message names it
 
     assert write_report(run) == run / "report.html" and (run / "report.html").is_file()
 

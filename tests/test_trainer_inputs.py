@@ -14,7 +14,7 @@ from torch import nn
 from neuralab.errors import ParameterError
 from neuralab.models import build_model
 from neuralab.training import Callback, TrainConfig, Trainer
-from neuralab.training.classify import Preprocess
+from neuralab.training.preprocess import Preprocess
 from neuralab.training.trainer import seed_everything
 
 

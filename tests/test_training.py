@@ -94,7 +94,7 @@ def test_focus_trains_later_epochs_on_the_samples_with_the_highest_loss(tiny_fas
     from neuralab.data import load_image_data
     from neuralab.models import build_model
     from neuralab.training import Trainer
-    from neuralab.training.classify import Preprocess
+    from neuralab.training.preprocess import Preprocess
 
     data = load_image_data("fashion-mnist", tiny_fashion, val_fraction=0.0)
     x, y = Preprocess.fit(data.train.x)(data.train.x), torch.from_numpy(data.train.y)
@@ -306,7 +306,7 @@ def test_auxiliary_heads_are_trained_and_scored_apart(tiny_fashion):
     from neuralab.data import load_image_data
     from neuralab.models import build_model
     from neuralab.training import Trainer
-    from neuralab.training.classify import Preprocess
+    from neuralab.training.preprocess import Preprocess
 
     data = load_image_data("fashion-mnist", tiny_fashion)
     x, y = Preprocess.fit(data.train.x)(data.train.x[:128]), torch.from_numpy(data.train.y[:128])
@@ -326,7 +326,7 @@ def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_p
     from neuralab.data import load_image_data
     from neuralab.models.lenet import LeNet5
     from neuralab.training import Trainer
-    from neuralab.training.classify import Preprocess
+    from neuralab.training.preprocess import Preprocess
 
     seen = []
 
@@ -356,7 +356,7 @@ def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_p
 
 
 def test_preprocess_has_each_channels_mean_and_std_of_the_pixels_on_0_1():
-    from neuralab.training.classify import Preprocess
+    from neuralab.training.preprocess import Preprocess
 
     x = np.random.default_rng(0).integers(0, 256, (3000, 3, 9, 7), dtype=np.uint8)
     x[:, 1] //= 4  # channels that differ
@@ -377,7 +377,7 @@ def test_image_runs_hold_uint8_pixels_and_train_as_on_a_normalised_float_copy(ti
     from neuralab.models import build_model
     from neuralab.training import Trainer
     from neuralab.training.callbacks import Callback
-    from neuralab.training.classify import Preprocess, pixels
+    from neuralab.training.preprocess import Preprocess, pixels
 
     data = load_image_data("fashion-mnist", tiny_fashion)
     pre = Preprocess.fit(data.train.x)
@@ -479,7 +479,7 @@ class _ViewNet(torch.nn.Module):
 def test_a_users_module_gets_nchw_batches_and_the_zoo_keeps_channels_last():
     from neuralab.models import build_model
     from neuralab.training import Trainer
-    from neuralab.training.classify import Preprocess
+    from neuralab.training.preprocess import Preprocess
 
     for channels in (1, 3):
         x, y = _random_images(64, channels)

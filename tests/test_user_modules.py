@@ -22,7 +22,7 @@ from neuralab.errors import NeuralabError
 from neuralab.training import (ClassifierConfig, TrainConfig, evaluate_run, load_classifier, resume_classifier,
                                 train_classifier)
 from neuralab.training.checkpoint import load_tensors
-from neuralab.training.classify import write_report
+from neuralab.training.evaluate import write_report
 
 NET = """
 import torch

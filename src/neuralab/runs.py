@@ -215,7 +215,7 @@ def report_call(path: Path) -> str | None:
         kind = Run(path).kind
     except NeuralabError:
         return None
-    module = {Kind.CLASSIFIER: "neuralab.training.classify", Kind.FORECASTER: "neuralab.forecasting.finished"}[kind]
+    module = {Kind.CLASSIFIER: "neuralab.training.evaluate", Kind.FORECASTER: "neuralab.forecasting.finished"}[kind]
     return _python_call(path, kind, f"{module}.write_report")
 
 

@@ -46,7 +46,7 @@ def run_predict(args) -> int:
     from neuralab.data.folders import SkippedImagesWarning
     from neuralab.errors import NeuralabError
     from neuralab.training import load_classifier
-    from neuralab.training.classify import PREDICT_BATCH
+    from neuralab.training.trained_classifier import PREDICT_BATCH
 
     clf = load_classifier(args.run_dir, trust_code=args.trust_code)
     k = min(args.top_k, len(clf.classes))

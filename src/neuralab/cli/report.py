@@ -44,7 +44,7 @@ def write_report(run_dir, data_dir: str | None = None, trust_code: bool = False)
     run = Run.open(run_dir)
     _refuse_unfinished(run)
     if run.kind is Kind.CLASSIFIER:
-        from neuralab.training.classify import write_report
+        from neuralab.training.evaluate import write_report
 
         return write_report(run_dir, data_dir, trust_code=trust_code)
     from neuralab.forecasting.finished import write_report

@@ -65,7 +65,7 @@ def skipped_sentence(record) -> str:
 
 def data_digest(data) -> dict:
     """What tells the data a run trains on from other data of the same classes and sizes (another
-    dataset's files put in its folder), for ``training.classify.check_same_data``. A dataset's
+    dataset's files put in its folder), for ``training.evaluate.check_same_data``. A dataset's
     images and labels as read, a SHA-256 for each split (MNIST's 55 MB: about 40 ms); a folder's pictures by their
     paths and sizes, so that none is read again and no newer decoder's pixels refuse the run."""
     from neuralab.data import FolderData

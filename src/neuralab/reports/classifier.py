@@ -2,8 +2,8 @@
 precision/recall/F1, the most confidently misclassified test images, the model summary.
 
 It is drawn from plain data the caller holds (``neuralab.training.classify`` after training,
-or from a run directory with ``write_report``): nothing here reads a run's files, trains or
-evaluates.
+or from a run directory with ``training.evaluate.write_report``): nothing here reads a run's
+files, trains or evaluates.
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ __getattr__, __dir__ = exports(__name__, {
     "RunLogger": "neuralab.training.runlogger",  # Keras's own fit writing a neuralab run (imports Keras)
     **dict.fromkeys(["CLASSIFICATION", "REGRESSION", "Task", "Trainer", "seed_everything"],
                     "neuralab.training.trainer"),
-    **dict.fromkeys(["Classifier", "Preprocess", "RunResult", "confusion_matrix",
-                     "evaluate_run", "load_classifier", "resume_classifier", "train_classifier"],
-                    "neuralab.training.classify"),
+    **dict.fromkeys(["RunResult", "resume_classifier", "train_classifier"], "neuralab.training.classify"),
+    **dict.fromkeys(["Preprocess"], "neuralab.training.preprocess"),
+    **dict.fromkeys(["Classifier", "load_classifier"], "neuralab.training.trained_classifier"),
+    **dict.fromkeys(["confusion_matrix", "evaluate_run"], "neuralab.training.evaluate"),
 })
 
 __all__ = [

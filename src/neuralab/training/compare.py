@@ -127,7 +127,9 @@ def _refuse_folders(out: Path, folders: dict, configs: dict, sources: dict, over
     comparison there to go on with, (model, seed) -> Status.FINISHED or Status.INTERRUPTED
     (none with ``overwrite``)."""
     from neuralab.data import load_image_data
-    from neuralab.training.classify import check_same_data, checked_meta, run_config
+    from neuralab.training.classify import run_config
+    from neuralab.training.evaluate import check_same_data
+    from neuralab.training.trained_classifier import checked_meta
 
     kept, loaded = {}, (None, None)
     for key, path in sorted(folders.items(), key=lambda item: item[0][1]):  # seed by seed: one copy of the data

@@ -41,7 +41,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     load_classifier's). ``atol``: the earlier name of ``rtol``, deprecated."""
     from neuralab.runs import Kind, Run
     from neuralab.training.checkpoint import unwrap
-    from neuralab.training.classify import load_classifier
+    from neuralab.training.trained_classifier import load_classifier
 
     if atol is not None:  # the tolerance became relative to the largest logit, and its name says so
         warnings.warn("export_onnx's `atol` is now `rtol`, a tolerance relative to the largest logit (at least 1); "

@@ -55,9 +55,11 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     from neuralab.keras.spec import binary_classifier, grey_images, refuse_free_rows, refuse_vectors, with_channel
     from neuralab.models.summary import render_summary, summary
     from neuralab.training.checkpoint import save_weights
-    from neuralab.training.classify import Preprocess, classifier_meta, evaluate_run
+    from neuralab.training.classify import classifier_meta
     from neuralab.training.device import environment
+    from neuralab.training.evaluate import evaluate_run
     from neuralab.training.keras_model import keras_classifier, keras_pixels, keras_shape, output_shape
+    from neuralab.training.preprocess import Preprocess
     from neuralab.training.source import KERAS, KERAS_SUFFIXES, ModelSource
 
     path = Path(path).expanduser()

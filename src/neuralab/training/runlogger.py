@@ -361,7 +361,7 @@ class RunLogger(keras.callbacks.Callback):
         import torch
 
         from neuralab.reports.classifier import write_classifier_report
-        from neuralab.training.classify import figures_on_test_set
+        from neuralab.training.evaluate import figures_on_test_set
 
         probs = images = labels = matrix = None
         if self.test is not None:

@@ -381,7 +381,7 @@ def _keras_source(model, architecture: str, compiled: dict | None, warned_as: st
                   at: str | None, trained: bool) -> ModelSource:
     """The ModelSource of a Keras model read by neuralab.keras (``model``), from a file or an
     object: ``trained``, it starts from its weights, on the inputs they were fitted on (pixels
-    / 255, training.classify's Preprocess for a source with weights); else from neuralab's
+    / 255, training.preprocess's Preprocess for a source with weights); else from neuralab's
     seeded Keras-style initialisation, so that the run is reproducible from its seed.
     ``compiled``: compile()'s config; ``warned_as``: what warnings name it by; ``where``: what
     refusals name it by (None: its architecture); ``at``: its compile(), FILE[:LINE]."""

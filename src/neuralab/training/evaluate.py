@@ -1,0 +1,165 @@
+"""A classifier run judged on its test set: the test loss, accuracy and confusion matrix
+(``evaluate_run``, ``figures_on_test_set``, ``confusion_matrix``), the check that the data is
+still the data the run was trained on (``check_same_data``), and the run's report.html
+(``write_report`` from its folder alone, ``report`` after training).
+
+Apart from training.classify because a finished run is judged again without training it (after
+its images moved, or a full disk stopped its report); training ends with the same matrix and
+report.
+"""
+
+from __future__ import annotations
+
+import numbers
+from pathlib import Path
+
+import numpy as np
+
+from neuralab import runs
+from neuralab.data.digest import SPLITS, data_digest, listing_sha256
+from neuralab.errors import NeuralabError, ParameterError
+from neuralab.runs import Kind, Run
+from neuralab.training.trained_classifier import load_classifier, stored_config
+
+
+def evaluate_run(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False, model=None) -> dict:
+    """Test-set loss, accuracy and confusion matrix of a run, rebuilt from its directory
+    (``model``: as load_classifier's)."""
+    clf, data, probs = _test_set_probabilities(run_dir, data_dir, trust_code, model)
+    return {**figures_on_test_set(probs, data.test.y, len(clf.classes)), "classes": clf.classes}
+
+
+def figures_on_test_set(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
+    """Test loss (cross-entropy of the probabilities), accuracy and confusion matrix."""
+    pred = probs.argmax(1)
+    loss = float(-np.log(np.clip(probs[np.arange(len(pred)), labels], 1e-12, None)).mean())
+    return {"test_loss": loss, "test_accuracy": float((pred == labels).mean()),
+            "confusion_matrix": confusion_matrix(pred, labels, num_classes)}
+
+
+def confusion_matrix(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:
+    """Rows are true classes, columns predicted ones; ``pred`` and ``true`` are class numbers
+    0..k-1, one prediction per label."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ParameterError("k", k, "give the number of classes, a whole number of at least 1")
+    pred, true = np.asarray(pred), np.asarray(true)
+    if pred.ndim != 1 or pred.shape != true.shape:
+        raise ParameterError("pred", f"shape {pred.shape}", f"give one predicted class per label of `true` "
+                                                            f"(shape {true.shape}), both 1-D")
+    for name, values in (("pred", pred), ("true", true)):
+        if not len(values):
+            continue
+        if not np.issubdtype(values.dtype, np.integer):
+            raise ParameterError(name, f"{values.dtype} values", "give class numbers (integers), e.g. "
+                                                                 "probabilities.argmax(1)")
+        if values.min() < 0 or values.max() >= k:  # a class k would be counted in the next row's first column
+            bad = values.min() if values.min() < 0 else values.max()
+            raise ParameterError(name, int(bad), f"a class number out of range for `k`={k} classes (0..{k - 1})")
+    return np.bincount(true.astype(np.int64) * k + pred.astype(np.int64), minlength=k * k).reshape(k, k)
+
+
+def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_code: bool = False, model=None):
+    """The run's classifier, its data and the test set's probabilities (N, classes)."""
+    from neuralab.data import NAMED, load_image_data
+
+    clf = load_classifier(run_dir, trust_code, model)
+    run = Run(run_dir)
+    config = stored_config(run)
+    if config.data is None:
+        raise NeuralabError(f"{run_dir}: an imported model with no dataset to test it on; import it again "
+                            "naming its `data`")
+    name, where = config.data, data_dir or config.data_dir
+    if config.data not in NAMED and data_dir is not None:  # an image folder that moved: `data_dir` is where it is now
+        name, where = data_dir, None
+    elif config.data not in NAMED and not Path(config.data).expanduser().is_dir():
+        raise NeuralabError(f"{config.data}: the run's image folder is not there any more; if it moved, give its "
+                            "new place as `data_dir`")
+    data = load_image_data(name, where, **config.data_options)  # check_same_data below: the same pictures
+    if tuple(data.input_shape) != tuple(clf.preprocess.input_shape):
+        raise NeuralabError(f"{data.name}: images of {'x'.join(map(str, data.input_shape))} (channels x height x "
+                            f"width), the run's model takes {'x'.join(map(str, clf.preprocess.input_shape))}")
+    check_same_data(run, data, clf.classes, where)
+    return clf, data, clf.predict_proba(data.test.x)
+
+
+def _changed_classes(record: dict, data, digest: dict | None = None) -> str:
+    """" in class folder(s) 3, 7": the classes of a picture folder whose listing differs from the
+    one config.json's data ``record`` keeps (``digest``: the data's ``data_digest``, where the
+    caller has it); "" for other data, or a run recorded before runs kept each class's."""
+    then = runs.json_object(record.get("class_listing_sha256"))
+    if not then or not getattr(data, "root", None):
+        return ""
+    now = (digest or data_digest(data)).get("class_listing_sha256", {})
+    changed = [c for c in then if then[c] != now.get(c)]
+    return f" in class folder(s) {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}" if changed else ""
+
+
+def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> None:
+    """Refuse data that is no longer what the run was trained on: other classes (label k would
+    be scored as another class's), a folder with pictures added or taken away since (its
+    seeded split would differ, and put training pictures in the test set), or other images of
+    the same classes and sizes (another dataset's files in ``data_dir``, where a named dataset
+    was read): the digest config.json records (``data_digest``), where it records one."""
+    if list(data.classes) != list(classes):
+        added = [c for c in data.classes if c not in classes]
+        missing = [c for c in classes if c not in data.classes]
+        what = "; ".join(f"{k}: {', '.join(map(str, v[:5]))}{' ...' if len(v) > 5 else ''}"
+                         for k, v in (("added", added), ("missing", missing)) if v) or "in another order"
+        raise NeuralabError(f"{data.name}: its classes are not the {len(classes)} the run was trained on ({what}); "
+                            "give the data the run was trained on")
+    record = run.record.get("data")  # Keras's fit records no split sizes: its folder's digest, where it read one
+    if not isinstance(record, dict):
+        return
+    then = {split: record.get(split) for split in SPLITS}
+    now = {split: len(getattr(data, split)) for split in SPLITS}
+    if all(isinstance(n, int) for n in then.values()) and then != now:
+        raise NeuralabError(f"{data.name}: {sum(now.values())} images now, {sum(then.values())} when the run was "
+                            f"trained ({', '.join(f'{k} {then[k]} -> {now[k]}' for k in now if then[k] != now[k])})"
+                            f"{_changed_classes(record, data)}; the split would put other images in the test set: "
+                            "give the data as it was")
+    if not {"sha256", "listing_sha256"} & set(record):  # recorded before runs kept a digest of their data
+        return
+    digest = data_digest(data)
+    listing = record.get("listing_sha256")
+    # runs of 2026-12-06 and before counted the pictures the loading skipped in their listing too
+    if listing is not None and listing != digest.get("listing_sha256") and not (
+            getattr(data, "root", None) and listing == listing_sha256(Path(data.root))):
+        raise NeuralabError(f"{data.root}: not the pictures the run was trained on: the same classes and number of "
+                            f"pictures, but files renamed, moved or replaced since{_changed_classes(record, data, digest)} "
+                            "(their names and sizes are not those config.json records); put the folder back as it "
+                            "was, or start a new run")
+    then, now = runs.json_object(record.get("sha256")), digest.get("sha256", {})
+    changed = [split for split in SPLITS if split in then and then[split] != now.get(split)]
+    if changed:
+        from neuralab.data.sources import locate
+
+        raise NeuralabError(f"{data.name} in {locate(data.name, data_dir)}: not the images the run was trained on: "
+                            f"the same classes and counts, but other {', '.join(changed)} images or labels (their "
+                            "SHA-256 is not the one config.json records); give the files the run was trained on, or "
+                            "start a new run")
+
+
+def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False, model=None) -> Path:
+    """Write report.html and its pictures again from the run directory alone: the model is
+    loaded and the test set evaluated again (after a full disk stopped the report, say);
+    ``model``: as load_classifier's."""
+    from neuralab.models.summary import render_summary, summary
+
+    run = Run.open(run_dir, Kind.CLASSIFIER)
+    results = run.results()
+    if results is None:
+        way_on = runs.KERAS_FIT_WAY_ON if run.by_keras_fit else runs.way_on(run.path, Kind.CLASSIFIER)
+        raise NeuralabError(f"{run / runs.RESULTS}: missing; the run did not finish, so there is no report "
+                            f"to write: {way_on}")
+    with run:  # the report's files are the run's: one writer at a time, and a killed write's leftovers go
+        clf, data, probs = _test_set_probabilities(run.path, data_dir, trust_code, model)
+        text = render_summary(summary(clf.model, data.input_shape, name=stored_config(run).model), rich=False)
+        return report(run, results, run.metrics(), probs, data.test, text)
+
+
+def report(run: Run, results: dict, history: list[dict], probs: np.ndarray, test, summary_text: str) -> Path:
+    from neuralab.reports.classifier import write_classifier_report
+
+    return write_classifier_report(run.path, record=run.record, results=results, history=history,
+                                   matrix=np.asarray(results["confusion_matrix"]), probabilities=probs,
+                                   images=test.x, labels=test.y, summary_text=summary_text)
