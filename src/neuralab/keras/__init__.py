@@ -2,7 +2,7 @@
 
     from neuralab.keras import convert
     model = convert("lenet5.keras")        # or a TF-Keras 2 "model.h5", or a live Keras 3 model
-    probs = model(images)                  # (N, C, H, W) in, what Keras's predict returns out
+    probs = model(images)                  # (N, C, H, W) in, what Keras's predict returns out (eval mode)
 
 Files are read as JSON and HDF5 (no Keras needed, nothing in them executed): see reader.py.
 The architecture becomes a spec of plain data (spec.py, from the layers in layers.py) that a
@@ -29,9 +29,12 @@ def convert(source, logits: bool = False):
     """A native ``torch.nn.Module`` computing what the Keras model ``source`` computes: a
     ``.keras`` file, a legacy full-model ``.h5`` (TF-Keras 2), or a live Keras 3 model.
     ``logits=True`` leaves out a final softmax (see ``ends_in_softmax``), and gives an image
-    model's one sigmoid unit as the 2-class logits [0, z] (``spec.binary_classifier``)."""
+    model's one sigmoid unit as the 2-class logits [0, z] (``spec.binary_classifier``).
+    The module comes in eval mode, computing what Keras's ``predict`` (``model(x, training=False)``)
+    does: in training mode its augmentation layers would transform, its Dropout drop, and its
+    BatchNormalization use the batch's statistics and overwrite its own. Call ``.train()`` to train it."""
     model = read(source)
-    return build(model.spec, model.weights, logits=logits)
+    return build(model.spec, model.weights, logits=logits).eval()
 
 
 def on_pytorch() -> None:

@@ -546,7 +546,8 @@ def build(spec: dict, weights: dict | None = None, logits: bool = False) -> nn.M
     when given. ``logits=True`` leaves out a final softmax (see spec.ends_in_softmax), so that a
     trainer can use cross-entropy on logits; an image model's single output, one sigmoid unit's
     or its logit, becomes the 2-class logits [0, z] (spec.binary_classifier). By default the
-    module returns what Keras returns."""
+    module returns what Keras returns; like any new ``nn.Module`` it is in training mode, for a
+    trainer: ``.eval()`` it to predict as Keras does (``convert`` returns it so)."""
     spec = check(spec)
     plain, permuted = _folds(spec)
     names: set[str] = set()

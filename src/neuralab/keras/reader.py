@@ -91,6 +91,7 @@ def _read_keras_zip(path: Path, weights: bool = True) -> KerasModel:
     try:
         with zipfile.ZipFile(path) as z:
             names = set(z.namelist())
+            _refuse_outside(path, z.namelist())
             if "config.json" not in names:
                 if "model.weights.h5" in names or any(n.endswith(".h5") for n in names):
                     raise _weights_only(path)
@@ -132,6 +133,16 @@ def _read_keras_zip(path: Path, weights: bool = True) -> KerasModel:
         raise NeuralabError(f"{path}: the zip is damaged or truncated ({e}); save the model again") from None
     except (EOFError, zipfile.LargeZipFile, NotImplementedError) as e:  # the last: flags in a member's own header
         raise NeuralabError(f"{path}: the zip is damaged or truncated ({type(e).__name__}); save the model again") from None
+
+
+def _refuse_outside(path: Path, names: list[str]) -> None:
+    """Keras extracts a .keras archive (its assets) to a folder: an entry named absolute or with
+    a ``..`` would land outside it. Keras never writes one, so the file was made to do so."""
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name) or ".." in parts:
+            raise NeuralabError(f"{path}: the archive holds the entry {name[:200]!r}, a path outside the folder it "
+                                "unpacks into, which Keras's model.save() never writes; save the model again")
 
 
 def _member(z: zipfile.ZipFile, path: Path, name: str) -> zipfile.ZipInfo:
@@ -376,6 +387,7 @@ def read_live(model) -> KerasModel:
         raise NeuralabError(f"convert() takes a .keras or .h5 path or a Keras 3 model; got {type(model).__name__}")
     source = f"Keras model {model.name!r}"
     config = json.loads(json.dumps(keras.saving.serialize_keras_object(model), default=str))
+    _live_names(config, model, keras)
     spec = specs.from_config(config, source, keras.__version__)
     weights = {}
     for e in spec["layers"]:
@@ -383,6 +395,30 @@ def read_live(model) -> KerasModel:
             arrays = [np.asarray(w) for w in model.get_layer(e["name"]).get_weights()]
             weights[e["name"]] = _checked_arrays(source, e, arrays)
     return KerasModel(spec, weights, training_only=specs.training_only(config), dtypes=specs.dtype_policies(config))
+
+
+def _live_names(config: dict, model, keras) -> None:
+    """Each layer's name from the live layer where its serialised config has none (a custom
+    class's get_config() that leaves it out), so that a refusal names the layer as Keras does.
+    The configs follow the model's layers in order, InputLayers aside. (A nested model's custom
+    layer is refused as the nested model's field, by the nested model's name.)"""
+    body = config.get("config")
+    entries = body.get("layers") if isinstance(body, dict) else None
+    if not isinstance(entries, list):
+        return
+    entries = [r for r in entries if not (isinstance(r, dict) and r.get("class_name") == "InputLayer")]
+    live = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if len(entries) != len(live):
+        return
+    for r, layer in zip(entries, live):
+        if not isinstance(r, dict):
+            return
+        cfg = r.get("config") if isinstance(r.get("config"), dict) else {}
+        name = cfg.get("name", r.get("name"))
+        if name is None:
+            r["name"] = layer.name
+        elif name != layer.name:  # not the order assumed: name nothing rather than the wrong layer
+            return
 
 
 def _checked_arrays(source: str, e: dict, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:

@@ -78,7 +78,8 @@ def _entry(name: str, cls: str, inputs: list[str], config: dict, shapes: list[Sh
 
 
 def _where(source: str, name, cls) -> str:
-    return f"{source}: layer {name!r} ({cls})"
+    # a saved custom layer whose get_config() leaves out its name has none in the file
+    return f"{source}: layer {name!r} ({cls})" if name is not None else f"{source}: an unnamed {cls} layer"
 
 
 # Keras's quantization modes (keras.dtype_policies.QUANTIZATION_MODES), which a quantized layer's
