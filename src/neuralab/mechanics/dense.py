@@ -137,8 +137,9 @@ def _shifted(z, axis):
     """z - max(z): every score <= 0, so e^{z - max} cannot overflow."""
     # The subtraction itself can, downwards only: -1e308 - 1e308 is -inf. That is harmless and
     # exact: e^-inf = 0 is what e^-2e308 rounds to (and -inf what log softmax is, rounded), as
-    # PyTorch gives; so this warning alone is silenced (inf - inf, from an inf score, still warns).
-    with np.errstate(over="ignore"):
+    # PyTorch gives. An infinite score makes inf - inf = NaN, and the row NaN, as PyTorch's, which
+    # says nothing either: the NaN is the answer, and NumPy's warning would point here, not at the score.
+    with np.errstate(over="ignore", invalid="ignore"):
         return z - z.max(axis=axis, keepdims=True)
 
 

@@ -132,6 +132,10 @@ def apply_kernel(image: np.ndarray, kernel: np.ndarray, stride=1, padding="valid
     kernel = as_array(kernel, "kernel", "(K_h, K_w)", 2)
     if x.ndim > 3:
         raise NeuralabError(f"`image` of shape {x.shape}: give one picture, (H, W) or (H, W, C)")
+    if x.ndim == 3 and x.shape[0] in (1, 3, 4) and x.shape[2] > 4:  # the NCHW order of the layers, without the N
+        c, h, w = x.shape
+        raise NeuralabError(f"`image` of shape {x.shape} reads as a {c}x{h} picture of {w} channels; give (H, W, C), "
+                            f"channels last: np.moveaxis(image, 0, -1) makes ({h}, {w}, {c}) of a ({c}, {h}, {w}) one")
     if depth not in ("per-channel", "sum"):
         raise ParameterError("depth", depth, "choose per-channel (each colour on its own) or sum (one filter over the depth)")
     check_size(x.shape, np.float64, "the picture in floats", "give a smaller `image`")
@@ -154,6 +158,9 @@ def to_uint8(values: np.ndarray, scale: str = "clip") -> np.ndarray:
     """Floats -> a viewable 0..255 picture.  "clip": round and clip (blur, sharpen: kernels that
     sum to 1 keep the brightness); "abs": |value|, rounded and clipped (edge kernels, which sum
     to 0, give signed responses); "minmax": stretch the range to 0..255."""
+    if scale not in ("clip", "abs", "minmax"):  # anything else would clip without a word
+        raise ParameterError("scale", scale, "choose clip (round and clip), abs (|value|, for edge kernels) or "
+                                             "minmax (stretch the range to 0..255)")
     if scale == "abs":
         values = np.abs(values)
     elif scale == "minmax":

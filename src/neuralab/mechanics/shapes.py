@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,12 @@ def check_size(shape, dtype, what: str, fix: str) -> None:
 def as_array(value, name: str, layout: str, ndim: int | None = None, min_ndim: int = 2) -> np.ndarray:
     """``value`` as an array of numbers with the ``ndim`` axes ``layout`` names ("(N, C, H, W)");
     ``ndim`` None: at least ``min_ndim``, by default the last two, (..., H, W). Anything else names ``name``."""
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is imported; mechanics never imports it
+    if torch is not None and isinstance(value, torch.Tensor):
+        # a model's weights and outputs require grad, and NumPy cannot take them (nor a GPU's, nor
+        # bfloat16): the arithmetic here is by hand, no graph to keep
+        value = value.detach().cpu()  # on the CPU, the same memory: an update in place reaches the tensor
+        value = (value.float() if value.dtype == torch.bfloat16 else value).numpy()
     try:
         a = np.asarray(value)
     except ValueError:  # nested lists of unequal lengths
@@ -61,14 +68,19 @@ def as_array(value, name: str, layout: str, ndim: int | None = None, min_ndim: i
 
 
 def pair(value, name: str = "value") -> tuple[int, int]:
-    """3 -> (3, 3); (2, 1) -> (2, 1)."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value), int(value)
+    """3 -> (3, 3); (2, 1) -> (2, 1). Each a whole number (NumPy's too), not True, 2.5 or "2":
+    int() would make 2 of 2.5 and of "2", and the layer would compute with a size not asked for."""
     try:
-        a, b = value
-        return int(a), int(b)
+        a, b = (value, value) if _whole(value) else value
+        if _whole(a) and _whole(b):
+            return int(a), int(b)
     except (TypeError, ValueError):
-        raise NeuralabError(f"`{name}` {value!r}: give one whole number or a pair such as (2, 1)") from None
+        pass
+    raise NeuralabError(f"`{name}` {value!r}: give one whole number or a pair of whole numbers such as (2, 1)")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _check_step(s, name: str) -> None:
@@ -256,5 +268,23 @@ def conv_shape(in_chw, filters: int, kernel, stride=1, padding="valid", bias: bo
         raise NeuralabError(f"`in_chw` {in_chw!r}: give (depth, height, width), three whole numbers") from None
     if min(c, h, w) < 1:
         raise NeuralabError(f"`in_chw` {in_chw!r}: depth, height and width must each be at least 1")
-    (ho, wo), pads = output_hw((h, w), kernel, stride, padding)
+    if c == h and w in (1, 3) and c > 4:  # the workshop's 32x32x3 would be 32 channels of 32x3 pixels without a word
+        raise ParameterError("in_chw", (c, h, w), f"reads as {c} channels of {h}x{w} pixels; give (C, H, W), "
+                                                  f"channels first: ({w}, {c}, {h}), not Keras's (H, W, C)")
+    try:
+        (ho, wo), pads = output_hw((h, w), kernel, stride, padding)
+    except NeuralabError as e:
+        if w > 4 or not _fits((c, h), kernel, stride, padding):
+            raise
+        # a 480x640x3 photo given in the workshop's order: the kernel fits it, not 640x3 pixels
+        raise NeuralabError(f"{e.args[0]}; `in_chw` is (depth, height, width), so {in_chw!r} is {h}x{w} pixels "
+                            f"{c} deep: a {c}x{h} picture of depth {w} is ({w}, {c}, {h})") from None
     return ConvShape((c, h, w), filters, pair(kernel), pair(stride), padding, (filters, ho, wo), pads, bias)
+
+
+def _fits(in_hw, kernel, stride, padding) -> bool:
+    try:
+        output_hw(in_hw, kernel, stride, padding)
+    except NeuralabError:
+        return False
+    return True

@@ -7,6 +7,7 @@ This module imports torch only to build a model, so that listing the zoo is inst
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import numbers
 import operator
@@ -123,7 +124,8 @@ def build_model(name: str, input_shape, num_classes: int, **options) -> nn.Modul
             raise
         unknown = re.search(r"unexpected keyword argument '(\w+)'", str(e))
         if unknown:
-            raise NeuralabError(f"{name}: unknown model option {unknown[1]!r}") from None
+            raise NeuralabError(f"{name}: unknown model option {unknown[1]!r}; "
+                                f"{_options_said(builder, input_shape, num_classes, unknown[1])}") from None
         culprit = _failing_option(builder, input_shape, num_classes, options)
         if culprit is None:
             raise
@@ -131,6 +133,44 @@ def build_model(name: str, input_shape, num_classes: int, **options) -> nn.Modul
         module = ARCHITECTURES[name].source.split(":")[0]
         raise ParameterError(culprit, options[culprit], f"{name} cannot be built with it ({reason}); the options "
                                                         f"and their types are in neuralab.models.{module}") from None
+
+
+def _options_said(builder, input_shape, num_classes: int, unknown: str) -> str:
+    """The keyword options ``builder`` takes, as a sentence, the one closest to ``unknown`` first."""
+    options = _options(builder, input_shape, num_classes)
+    if not options:
+        return "it takes none"
+    close = difflib.get_close_matches(unknown, options, n=1)
+    return (f"did you mean {close[0]!r}? " if close else "") + f"it takes {', '.join(options)}"
+
+
+def _options(builder, input_shape, num_classes: int) -> list[str]:
+    """The keyword options ``builder`` takes: the parameters with defaults of the module it returns
+    (a config dataclass's fields where one is a parameter's default), those it builds with."""
+    import dataclasses
+    import inspect
+
+    import torch
+
+    made = inspect.signature(builder, eval_str=True).return_annotation
+    if not inspect.isclass(made):
+        return []
+    candidates = {}
+    for p in list(inspect.signature(made).parameters.values())[2:]:  # after input_shape, num_classes
+        if dataclasses.is_dataclass(p.default):  # CNN(..., config=CNNConfig()): cnn(**options) makes the config
+            candidates.update((f.name, getattr(p.default, f.name)) for f in dataclasses.fields(p.default))
+        elif p.default is not inspect.Parameter.empty:
+            candidates[p.name] = p.default
+
+    def builds(key, value) -> bool:  # a parameter the builder sets itself (vgg16's layer list) is none
+        try:
+            with torch.device("meta"):
+                builder(input_shape, num_classes, **{key: value})
+        except Exception:  # noqa: BLE001 - whatever the builder raises, it takes no such option
+            return False
+        return True
+
+    return [key for key, value in candidates.items() if builds(key, value)]
 
 
 def _failing_option(builder, input_shape, num_classes: int, options: dict) -> str | None:
