@@ -32,8 +32,9 @@ def time_of_day_column(table: pd.DataFrame, date_column: str, date_format: str |
     """The column that holds the times of day of a date column written without them (Date;Time
     as loggers write), or None: without it, a day's many rows were duplicate timestamps. Only a
     column named as a time, only where the dates repeat (a day's many rows), and only where the
-    times rise within each day, as a logger writes them (a run's 0:45:12 is a duration); not
-    where ``date_format`` reads a time itself."""
+    times rise within each day, as a logger writes them (a run's 0:45:12 is a duration), but for
+    the hour that clocks repeat as summer time ends (02:00 twice on 29 October 2023), which the
+    merged timestamps then name as such; not where ``date_format`` reads a time itself."""
     if date_format is not None and re.search(r"%[HIMSXTcsfp]", date_format):
         return None
     sample = table.head(200)
@@ -50,9 +51,29 @@ def time_of_day_column(table: pd.DataFrame, date_column: str, date_format: str |
             continue
         since = pd.to_timedelta(values[known].where(values[known].str.count(":") == 2, values[known] + ":00"))
         day = sample[date_column][known].astype("string").str.strip()
-        if bool((since.groupby(day.to_numpy(), sort=False).diff().dropna() > pd.Timedelta(0)).all()):
+        by_day = since.groupby(day.to_numpy(), sort=False)
+        back = (by_day.diff() <= pd.Timedelta(0)).to_numpy()  # a day's first row: NaT, no step
+        if not back.any() or _repeated_hours(day[back], since[back], by_day.shift()[back], date_format):
             return column
     return None
+
+
+def _repeated_hours(days: pd.Series, times: pd.Series, before: pd.Series, date_format: str | None) -> bool:
+    """Whether each time of day in ``times`` that does not rise from the one ``before`` it on its
+    date (``days``, as written) lies, with that one, in an hour that one of CLOCK_ZONES' clocks
+    repeat on that date: 02:00 after 02:00 (hourly), or 02:00 after 02:45 (quarter hours)."""
+    hours = times.dt.floor("h")
+    if not bool((before.dt.floor("h") == hours).all()):
+        return False
+    readings = [to_datetime(days, format=date_format)] if date_format else \
+        [to_datetime(days, dayfirst=first) for first in (True, False)]  # the date's own reading is made later
+    for dates in readings:
+        walls = (dates + hours).dropna()
+        if len(walls) == len(days) and all(
+                any(all(_changes(wall.to_pydatetime() + datetime.timedelta(minutes=m), zoneinfo.ZoneInfo(zone),
+                                 "repeat") for m in (0, 59)) for zone in CLOCK_ZONES) for wall in walls):
+            return True
+    return False
 
 
 def times_of_day(column: pd.Series, lines: pd.Series, name: str, label: str) -> pd.Series:
@@ -222,7 +243,10 @@ def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
     if date_format is None or "%Z" in date_format:
         dates = _zone_words(dates, date_lines, name, label)
         date_format = date_format and date_format.replace("%Z", "%z")
-    if date_format is None and bool(dates.str.fullmatch(DAY_MONTH).all()):
+    shaped = dates.str.fullmatch(DAY_MONTH).to_numpy(bool)
+    # pandas reads every date in the format of the first: one written otherwise (20.01.20222, 2022-01-20)
+    # among 01.01.2022's is blamed itself, not the first of them that month first cannot read (13.01.2022)
+    if date_format is None and shaped[0]:
         parsed, note = _day_or_month_first(dates)
     else:
         parsed, note = to_datetime(dates, format=None if date_format == "%s" else date_format), ""
@@ -240,6 +264,8 @@ def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
                 like = _format_like(value, _first(written, date_format))
                 if like != date_format:
                     hint = f" (`date_format` is {date_format!r}; values like this one take {like})"
+        elif shaped[0] and not shaped[at]:
+            hint = f", unlike the dates before it ({written.iloc[at - 1]!r}); correct it or delete its row"
         elif re.fullmatch(r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}.*", value):
             day, month = _format_like(value, "day"), _format_like(value, "month")
             hint = f"; give `date_format`, e.g. {day} (day first) or {month}"
@@ -370,6 +396,15 @@ def time_grid(index: pd.DatetimeIndex, report) -> pd.DatetimeIndex | None:
             warnings.simplefilter("ignore")  # Pandas4Warning is no FutureWarning
             inferred = pd.infer_freq(index)
         inferred = getattr(inferred, "freqstr", inferred)
+        calendar = _month_grid(index) if inferred is None else None
+        if calendar is not None:  # months on their day, gaps and all: counted on that grid below
+            report.frequency, grid = calendar
+            absent = grid.difference(index)
+            report.gaps = len(absent)
+            if report.gaps:
+                report.largest_gap = duration(pd.Timedelta(int(steps.max()), "ns"))
+                report.gap_examples = [stamp(t) for t in absent[:5]]
+            return grid
         report.frequency = inferred or "irregular"
         largest = int(steps.max())
         report.largest_gap = duration(pd.Timedelta(largest, "ns"))
@@ -389,6 +424,56 @@ def time_grid(index: pd.DatetimeIndex, report) -> pd.DatetimeIndex | None:
         report.largest_gap = duration(pd.Timedelta(int(steps.max()), "ns"))
         report.gap_examples = [stamp(t) for t in absent[:5]]
     return grid
+
+
+# A series one or more months apart on a fixed day other than the 1st or the last (pandas has no alias for
+# it: DateOffset(months=n) from its first date), as its frequency is written and read back
+MONTHS_ON_DAY = re.compile(r"(?:monthly|every (?P<n>\d+) months) on day (?P<day>\d{1,2})")
+
+
+def months_on_day(frequency: str | None) -> tuple[int, int] | None:
+    """(months apart, day of the month) of a frequency such as "monthly on day 15"; None for any other."""
+    found = MONTHS_ON_DAY.fullmatch(frequency or "")
+    return (int(found["n"] or 1), int(found["day"])) if found else None
+
+
+def on_day(anchor: pd.Timestamp, months, day: int) -> pd.DatetimeIndex:
+    """The dates ``months`` (whole numbers) after ``anchor``'s month on ``day``, or on the month's
+    last day where it is shorter (the 30th: 28 February, then 30 March), at ``anchor``'s time of day."""
+    periods = pd.PeriodIndex.from_ordinals(anchor.to_period("M").ordinal + np.asarray(months, dtype=np.int64),
+                                           freq="M")
+    days = np.minimum(day, periods.days_in_month.to_numpy()) - 1
+    return periods.to_timestamp() + pd.to_timedelta(days, unit="D") + (anchor - anchor.normalize())
+
+
+def _month_grid(index: pd.DatetimeIndex) -> tuple[str, pd.DatetimeIndex] | None:
+    """The calendar grid of months that ``index`` (sorted, no repeats) lies on, where equal steps
+    do not: every n months on one day (the 15th; the 30th, or the month's end where it is shorter),
+    or twice a month (pandas' SMS-15: the 1st and the 15th; SME-15: the 15th and the month's end);
+    as (pandas alias or "monthly on day 15", the grid from its first date to its last), or None."""
+    months = (index.year * 12 + index.month).to_numpy()
+    apart = np.diff(months)
+    monthly, twice = bool((apart >= 1).all()), bool((apart <= 1).all()) and len(index) <= 2 * (apart.sum() + 1)
+    if not (monthly or twice) or (index - index.normalize()).nunique() != 1:  # one time of day throughout
+        return None
+    if monthly:
+        n, day = int(np.gcd.reduce(apart)), int(index.day.max())
+        grid = on_day(index[0], np.arange(0, months[-1] - months[0] + 1, n), day)
+        if not index.isin(grid).all():
+            return None
+        if day == 1 or bool(index.is_month_end.all()):  # pandas' own: MS, 3MS, ME (the grid is theirs)
+            return ("MS" if day == 1 else "ME") if n == 1 else f"{n}{'MS' if day == 1 else 'ME'}", grid
+        return ("monthly" if n == 1 else f"every {n} months") + f" on day {day}", grid
+    if index[0] == index[0].normalize():
+        for day in sorted(set(index.day) - {1}):
+            for alias in (f"SMS-{day}", f"SME-{day}"):
+                try:
+                    grid = pd.date_range(index[0], index[-1], freq=alias)
+                except ValueError:  # SMS takes days 2 to 27
+                    continue
+                if len(grid) and index.isin(grid).all():
+                    return alias, grid
+    return None
 
 
 # Zones whose clock changes a file of local times most likely crossed, in this order of naming; every zone

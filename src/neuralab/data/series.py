@@ -35,6 +35,8 @@ from neuralab.data.dates import (
     epoch_unit,
     excel_days,
     join_notes,
+    months_on_day,
+    on_day,
     parse_dates,
     stamp,
     stamps,
@@ -672,14 +674,19 @@ def calendar_holes(times: pd.DatetimeIndex, frequency: str) -> SeriesReport | No
     them; None where none are missing, or where the times lie on no such grid."""
     if len(times) < 2:
         return None
-    try:
-        step = pd.tseries.frequencies.to_offset(frequency)
-        # a fixed step tells the grid's length before it is built: a mistyped year among a
-        # window's minutes would lay millions of cells (months and business days are never that many)
-        cells = (times[-1] - times[0]) // pd.Timedelta(step.nanos) + 1 if isinstance(step, pd.offsets.Tick) else 0
-        grid = pd.date_range(times[0], times[-1], freq=step) if cells <= min(MAX_GRID, 1000 * len(times)) else None
-    except ValueError:  # a frequency pandas does not read back
-        return None
+    months = months_on_day(frequency)
+    if months is not None:  # no pandas alias: months on their day from the first date, as loading lays them
+        span = (times[-1].to_period("M") - times[0].to_period("M")).n
+        grid = on_day(times[0], np.arange(0, span + 1, months[0]), months[1])
+    else:
+        try:
+            step = pd.tseries.frequencies.to_offset(frequency)
+            # a fixed step tells the grid's length before it is built: a mistyped year among a
+            # window's minutes would lay millions of cells (months and business days are never that many)
+            cells = (times[-1] - times[0]) // pd.Timedelta(step.nanos) + 1 if isinstance(step, pd.offsets.Tick) else 0
+            grid = pd.date_range(times[0], times[-1], freq=step) if cells <= min(MAX_GRID, 1000 * len(times)) else None
+        except ValueError:  # a frequency pandas does not read back
+            return None
     if grid is None:
         if ((times.as_unit("ns").asi8 - times.as_unit("ns").asi8[0]) % step.nanos).any():
             return None  # rows off the grid: no holes on it to count

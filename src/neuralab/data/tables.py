@@ -227,7 +227,8 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
 
 def _refuse_title(path: Path, numbered: list[tuple[int, str]], sep: str | None) -> None:
     """Refuse a file whose table starts below a title block (an export's name, a date, a blank
-    line: lines with fewer fields than the rows), naming the line where the table starts: read
+    line: lines with fewer fields than the rows, or with nothing after their first field), naming
+    the line where the table starts: read
     from the top, pandas takes the title for the header and fails on the first row, and the
     separator cannot be told from the title's lines."""
     best = unnamed = None
@@ -237,20 +238,32 @@ def _refuse_title(path: Path, numbered: list[tuple[int, str]], sep: str | None) 
         # the first line from which every line has the same number of separators, at least one
         start = next((i for i in range(min(len(counts) - 2, 10) + 1) if counts[i] > 0 and
                       all(k == counts[i] for k in counts[i:])), None)
-        if start is None or start == 0:
-            if start == 0:
+        if start == 0:  # Excel pads a title to the table's width (Umsatzbericht;;): the header names a second column
+            start = next((i for i, fields in enumerate(rows[:11]) if any(f.strip() for f in fields[1:])), 0)
+            if start == 0 or any(_numbers_at(rows[start])):
                 return  # a separator reads the whole head as one table
+            best = min(best or (start, c), (start, c))
+            continue
+        if start is None:
             continue
         ends = all(line.rstrip().endswith(c) for _, line in numbered[start:])  # a header without the rows' last
         if start == 1 and ends and counts[0] == counts[1] - 1:                  # empty field: the trailing read
             return
         if start == 1 and counts[0] == counts[1] - 1 and _numbers_at(rows[1]) == _numbers_at(rows[2]):
             # the line under the header is a row like the next: the header is one name short
-            unnamed = unnamed or (c, counts[0], _row_names(rows[1:], [line for _, line in numbered[1:]]))
+            unnamed = unnamed or (c, counts[0], _row_names(rows[1:], [line for _, line in numbered[1:]]) or
+                                  _dated(rows[1:]), rows[1][0].strip())
         if all(k < counts[start] for k in counts[:start]) and (best is None or start < best[0]):
             best = (start, c)
     if unnamed is not None:
-        c, n, row_names = unnamed
+        c, n, row_names, first = unnamed
+        if row_names == "dates":
+            header = numbered[0][1].strip()
+            raise NeuralabError(f"{path}: the header (line {numbered[0][0]}) names {n + 1} columns and the rows hold "
+                                f"{n + 2}, the first of them dates ({first!r}, ...): that column, a "
+                                "frame's row names as R's write.table writes them, has no name; start the header "
+                                f"with one ({('date' + c + header)[:60]!r}), or write the file with "
+                                "row.names=FALSE (the dates as a column of their own)")
         if row_names:
             raise NeuralabError(f"{path}: the header (line {numbered[0][0]}) names {n + 1} columns and the rows hold "
                                 f"{n + 2}: their first column, row names as R's write.table and pandas' "
@@ -277,6 +290,16 @@ def _row_names(rows: list[list[str]], lines: list[str]) -> bool:
     quoted = all(line.lstrip().startswith('"') for line in lines)
     return quoted and len(set(first)) == len(first) and not any(_numbers_at(first)) and not any(
         re.match(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", f) for f in first)
+
+
+def _dated(rows: list[list[str]]) -> str:
+    """"dates" where every row's first field is a date, each a different one, and the other
+    fields are numbers: a frame's row names as R writes a series (its dates), not a note after
+    the values, which a file whose unnamed field is the last one holds; else ""."""
+    first = [r[0].strip() for r in rows if r]
+    dated = all(re.fullmatch(r"\d{4}-\d{2}-\d{2}([ T][\d:.]+)?|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}", f) for f in first)
+    numbers = all(all(_numbers_at(r[1:])) for r in rows if r)
+    return "dates" if first and dated and numbers and len(set(first)) == len(first) else ""
 
 
 def _numbers_at(fields: list[str]) -> list[bool]:

@@ -22,6 +22,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from neuralab.data.dates import months_on_day, on_day
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.metrics import constant, naive_scale
 from neuralab.forecasting.config import SCALERS, SPLITS, TRANSFORMS, WindowConfig  # noqa: F401  importable here too
@@ -299,8 +300,11 @@ def prepare(series, config: WindowConfig) -> Prepared:
                             "the forecasting pipeline chooses one on the validation span for transform='auto'")
     n_rows = len(series)
     if n_rows < config.lookback + config.horizon + (config.transform != "none"):
+        # the longer of the two first: a horizon of 5000 on 1461 rows is the horizon's fault
+        shorter = " or ".join(f"`{name}` ({n})" for n, name in sorted(
+            [(config.horizon, "horizon"), (config.lookback, "lookback")], reverse=True))
         raise NeuralabError(f"{series.label}: {n_rows} rows is fewer than `lookback` {config.lookback} + "
-                            f"`horizon` {config.horizon}; use a shorter lookback or a longer series (at least "
+                            f"`horizon` {config.horizon}; use a shorter {shorter}, or a longer series (at least "
                             f"{minimum_rows(config)} rows, with train, val and test windows)")
     inputs, levels, offset = model_inputs(series.values, config.transform, series.target)
     starts, split, (first_val, first_test) = _split_windows(len(inputs), config)
@@ -405,8 +409,13 @@ def last_window(series, config: WindowConfig, scaler: Scaler, frequency: str | N
 def future_times(times: pd.DatetimeIndex, steps: int, frequency: str | None = None) -> np.ndarray:
     """The ``steps`` timestamps after ``times`` on its grid: the calendar of ``frequency``, the
     pandas alias loading found (MS, ME, QS-OCT, B, h), so that months and quarters keep their
-    day; only for an irregular grid (or none given) the median of the last steps."""
+    day, as months on another day do ("monthly on day 15": 28 February, then 30 March for the
+    30th); only for an irregular grid (or none given) the median of the last steps."""
     last = times[-1]
+    months = months_on_day(frequency)
+    if months is not None:
+        n, day = months
+        return on_day(last, n * np.arange(1, steps + 1), day).as_unit("ns").to_numpy()
     offset = None
     if frequency and frequency != "irregular":
         try:
