@@ -34,11 +34,11 @@ def register(sub) -> None:
 
 def run_serve(args) -> int:
     from neuralab.runs import default_root
-    from neuralab.web.app import listening_socket, make_server
+    from neuralab.web.app import check_host, listening_socket, make_server
     from neuralab.web.security import allowed_hosts, is_loopback
 
     args.runs = args.runs or default_root()
-
+    check_host(args.host)  # a --host that is no address of this machine: one line, no warning about it first
     if not is_loopback(args.host):
         print(f"neuralab: warning: --host {args.host} makes the app reachable from other machines; it has no login "
               "and shows every run under --runs. Use it only on a network you trust.", file=sys.stderr)

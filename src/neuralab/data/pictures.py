@@ -6,6 +6,7 @@ import contextlib
 import io
 import math
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -127,9 +128,7 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
                 if scale > 1:  # libjpeg scales it down while decoding
                     img.draft(None, (width // scale, height // scale))
             if img.width * img.height > max_pixels:
-                raise NeuralabError(
-                    f"{name}: {width}x{height} pixels is more than the {max_pixels:,} allowed; resize it first"
-                )
+                raise _too_many_pixels(name, width, height, max_pixels)
             if max(width, height) > max_side:
                 raise NeuralabError(f"{name}: {width}x{height} pixels has a side longer than the "
                                     f"{max_side:,} allowed; crop or resize it first")
@@ -155,7 +154,13 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
     except MemoryError:
         raise NeuralabError(f"{name}: too large to decode in this machine's memory; resize it first") from None
     except Image.DecompressionBombError:
-        raise NeuralabError(f"{name}: image is too large to decode safely; resize it first") from None
+        # Pillow refuses, before any check above, a header declaring more than twice its own
+        # MAX_IMAGE_PIXELS, without the size: the size is read again, past its check, to be named
+        declared = _declared_size(source)
+        if declared is None:
+            raise NeuralabError(f"{name}: image is too large to decode safely; resize it first") from None
+        limit = min(max_pixels, 2 * Image.MAX_IMAGE_PIXELS) if Image.MAX_IMAGE_PIXELS else max_pixels
+        raise _too_many_pixels(name, *declared, limit, "too large to decode safely") from None
     except Image.UnidentifiedImageError:
         other = _other_format(source)
         if other:
@@ -164,6 +169,37 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
         raise NeuralabError(f"{name}: not a readable image; give a {FORMAT_NAMES} file") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise NeuralabError(f"{name}: not a readable image ({e}); give a {FORMAT_NAMES} file") from None
+
+
+def _too_many_pixels(name: str, width: int, height: int, max_pixels: int, why: str = "") -> NeuralabError:
+    """The one wording of a picture refused for the pixels its header declares."""
+    why = f" ({why})" if why else ""
+    return NeuralabError(f"{name}: {width}x{height} pixels is more than the {max_pixels:,} allowed{why}; resize it first")
+
+
+def _declared_size(source: Path | io.BytesIO) -> tuple[int, int] | None:
+    """(width, height) as the picture's header declares them, read by the Pillow plugin of its
+    format (one of FORMATS) as ``Image.open`` reads them, less its decompression-bomb check;
+    None where no plugin reads the header."""
+    from PIL import Image
+
+    Image.init()
+    try:
+        with contextlib.ExitStack() as stack:
+            fp = source if isinstance(source, io.BytesIO) else stack.enter_context(open(source, "rb"))
+            fp.seek(0)
+            prefix = fp.read(16)
+            for fmt in FORMATS:
+                factory, accept = Image.OPEN.get(fmt, (None, None))
+                known = accept(prefix) if accept else factory is not None
+                if not known or isinstance(known, str):  # a str: Pillow's warning that the format is not this
+                    continue
+                fp.seek(0)
+                with factory(fp, "") as img:
+                    return img.size
+    except (OSError, SyntaxError, ValueError, IndexError, TypeError, struct.error):
+        return None
+    return None
 
 
 def _jpeg_scale(width: int, height: int, max_pixels: int, size: tuple[int, int] | None) -> int:

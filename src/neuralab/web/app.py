@@ -66,6 +66,11 @@ PICTURE_TYPES = ("image/*", "application/octet-stream")  # what the pages send a
 # sends a whole upload at once).
 PICTURES_AT_ONCE = 4
 MAX_CONNECTIONS = 64  # open at once; beyond this a request is answered 503 at once (``Connection``)
+# Open at once from one address, below MAX_CONNECTIONS so that one client holding unfinished
+# requests cannot shut everyone else out. A browser opens at most 6 connections to a server;
+# 16 leaves room for two or three browsers on one machine. (Behind a proxy every client is the
+# proxy's address: docs/web.md says not to put the app behind one.)
+MAX_PER_CLIENT = 16
 # A connection must send its request line and headers within this long of opening, or of the
 # answer before on a kept-alive one. uvicorn would wait for them forever, and counts every open
 # connection towards MAX_CONNECTIONS: 64 sockets that never finish their headers, a few bytes
@@ -184,6 +189,10 @@ async def run_live(request):
             raise
         state = {"id": run_id, "status": "starting", "metrics": [], "progress": None}  # queued: no folder yet
     state["job"] = job
+    if job is not None and job["state"] in ("queued", "running") and state["status"] == "interrupted":
+        # this server's job for the run has not taken the run's lock yet (a resumed training loads its
+        # data first): "interrupted" beside "job N running" reads as a job that failed
+        state["status"] = "resuming" if job["what"] == "resume" else "starting"
     if job is None and state["status"] == "interrupted":
         # the page offers Resume only where the job would not fail; elsewhere (a Keras fit, a forecast,
         # untrusted code) it says why
@@ -387,16 +396,18 @@ class Parser(h11.Connection):
 
 class Connection(H11Protocol):
     """uvicorn's HTTP/1.1 connection (h11's, here even where httptools is installed: one code
-    path everywhere, its requests read by ``Parser``), changed in two ways:
+    path everywhere, its requests read by ``Parser``), changed in three ways:
 
     - it is closed when it has kept the server waiting for HEADER_SECONDS with no request of it
       being answered: for a request line and headers (from the opening, or from the answer
       before: uvicorn's `timeout_keep_alive` stops counting at the next request's first byte),
       or for the rest of a body the app answered without reading (uvicorn reads it to the end,
       however slowly it comes);
-    - its own answers, 503 past MAX_CONNECTIONS (uvicorn's `limit_concurrency`, counted the same
-      way) and 400 for a request h11 cannot parse, are the app's one-line JSON with the
-      security headers, not uvicorn's plain text.
+    - a connection from an address (not loopback) that has MAX_PER_CLIENT open already is
+      answered 503 and closed as it opens;
+    - its own answers, 503 past MAX_CONNECTIONS (uvicorn's `limit_concurrency`, which refused the
+      MAX_CONNECTIONS-th) and past MAX_PER_CLIENT, and 400 for a request h11 cannot parse, are
+      the app's one-line JSON with the security headers, not uvicorn's plain text.
     """
 
     def __init__(self, *args, **kwargs):
@@ -407,7 +418,8 @@ class Connection(H11Protocol):
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self._watch()
+        if not self._crowds_out():
+            self._watch()
 
     def handle_events(self) -> None:
         super().handle_events()
@@ -432,13 +444,34 @@ class Connection(H11Protocol):
             self.deadline = None
 
     async def _unless_busy(self, app, scope, receive, send) -> None:
-        # this request's own task is among self.tasks already, where uvicorn counts before adding it
-        if len(self.connections) >= MAX_CONNECTIONS or len(self.tasks) > MAX_CONNECTIONS:
+        # this request's connection is among self.connections and its task among self.tasks already
+        # (uvicorn's own check ran before it added the task): up to MAX_CONNECTIONS, this one included, are answered
+        if len(self.connections) > MAX_CONNECTIONS or len(self.tasks) > MAX_CONNECTIONS:
             self.logger.warning("Exceeded concurrency limit.")
             busy = f"the server is busy ({MAX_CONNECTIONS} connections open); try again in a moment"
             return await JSONResponse({"error": busy}, 503, headers={**HEADERS, "connection": "close"})(
                 scope, receive, send)
         await app(scope, receive, send)
+
+    def _crowds_out(self) -> bool:
+        """Whether this new connection is one more than MAX_PER_CLIENT from its address; if so it
+        is answered 503 and closed at once. It must not wait for a request: a client that never
+        finishes one would hold the connection, and its place among MAX_CONNECTIONS, for
+        HEADER_SECONDS. Loopback is this machine's own user (or a proxy on it, which makes
+        everyone 127.0.0.1), so it is not capped."""
+        address = self.client[0] if self.client else ""  # none for a Unix socket
+        if not address or is_loopback(address):
+            return False
+        if sum(1 for c in self.connections if c.client and c.client[0] == address) <= MAX_PER_CLIENT:
+            return False
+        self.logger.warning("Exceeded the connections of one address.")
+        busy = JSONResponse({"error": f"too many connections from {address} ({MAX_PER_CLIENT} may be open from "
+                                      "one address); close some, or try again in a moment"},
+                            503, headers={**HEADERS, "connection": "close"})
+        head = b"".join(b"%s: %s\r\n" % pair for pair in busy.raw_headers)
+        self.transport.write(b"HTTP/1.1 503 Service Unavailable\r\n" + head + b"\r\n" + busy.body)
+        self.transport.close()
+        return True
 
     def send_400_response(self, msg: str) -> None:
         malformed = ("request: not valid HTTP/1.1 (a malformed header, a Content-Length given twice or with "
@@ -450,10 +483,40 @@ class Connection(H11Protocol):
         self.transport.close()
 
 
+def check_host(host: str) -> None:
+    """``listening_socket``'s one line where ``host`` is no address of this machine, raised
+    before anything is said about serving there (`neuralab serve` warns that a host other than
+    loopback is reachable from other machines). Binding port 0 tests the address alone."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, 0))
+        except OSError as e:
+            refused = _no_host(host, e)
+            if refused is not None:
+                raise refused from None
+
+
+def _no_host(host: str, e: OSError) -> NeuralabError | None:
+    """Why binding ``host`` failed, where the host is at fault (None where the port may be)."""
+    import socket
+
+    if isinstance(e, socket.gaierror):  # 256.1.1.1 and example.invalid are names, and resolve to nothing
+        return NeuralabError(f"`host` {host}: cannot listen there ({e.strerror}): neither an address nor a name "
+                             "that resolves to one; give one of this machine's addresses, 127.0.0.1 (this "
+                             "machine only) or 0.0.0.0 (all its networks)")
+    if e.errno == errno.EADDRNOTAVAIL:
+        return NeuralabError(f"`host` {host}: cannot listen there ({e.strerror}): not an address of this machine; "
+                             "give one of its own, 127.0.0.1 (this machine only) or 0.0.0.0 (all its networks)")
+    return None
+
+
 def listening_socket(host: str, port: int):
     """The socket the server will answer on, bound and listening, or a one-line error for a
-    port in use or a host not on this machine. Binding it here, not inside uvicorn, leaves no
-    moment in which another process can take the port between a check and the server's start."""
+    port in use or a host not on this machine (or no address at all). Binding it here, not inside
+    uvicorn, leaves no moment in which another process can take the port between a check and the
+    server's start."""
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -464,10 +527,9 @@ def listening_socket(host: str, port: int):
         sock.listen(MAX_CONNECTIONS)
     except OSError as e:
         sock.close()
-        if e.errno == errno.EADDRNOTAVAIL:
-            raise NeuralabError(f"`host` {host}: cannot listen there ({e.strerror}): not an address of this machine; "
-                                "give one of its own, 127.0.0.1 (this machine only) or 0.0.0.0 (all its "
-                                "networks)") from None
+        refused = _no_host(host, e)
+        if refused is not None:
+            raise refused from None
         # in use, or below 1024 for a user: the port; anything else may be either
         advice = "choose another `port`" if e.errno in (errno.EADDRINUSE, errno.EACCES) else \
             "choose another `host` or `port`"

@@ -117,7 +117,11 @@ document.addEventListener("DOMContentLoaded", () => {
   $("pad").addEventListener("pointercancel", endStroke);
   $("clear").addEventListener("click", clearPad);
   $("upload-button").addEventListener("click", () => $("upload").click());
-  $("upload").addEventListener("change", (e) => { if (e.target.files[0]) classify(e.target.files[0], "upload"); });
+  $("upload").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    e.target.value = "";  // the browser fires no change for the same file picked again: the learner's retry after a drawing
+    if (file) classify(file, "upload");
+  });
   const resend = () => { if (last) classify(last.blob, last.source); };
   $("run").addEventListener("change", resend);
   $("invert").addEventListener("change", resend);

@@ -43,7 +43,16 @@ async function update() {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(state),
   }));
-  if (r && ticket === asked) render(r);  // only the answer to the latest settings is shown
+  if (ticket !== asked) return;  // only the answer to the latest settings is shown
+  if (r) render(r);
+  showStale(!r);
+}
+
+// Refused settings keep the last output on screen, dimmed and said to be the last valid one:
+// beside controls that now read otherwise, it would pass for their result.
+function showStale(stale) {
+  document.querySelectorAll(".result").forEach((n) => n.classList.toggle("stale", stale));
+  $("stale-note").classList.toggle("hidden", !(stale && result));
 }
 
 function render(r) {
@@ -160,8 +169,10 @@ function showControls() {
 async function upload(file) {
   const r = await guarded(() => api("/api/upload", { method: "POST", body: file, headers: { "Content-Type": "application/octet-stream" } }));
   if (!r) return;
-  const option = el("option", { value: `upload:${r.token}`, text: `your picture: ${file.name}` });
-  $("picture").append(option);
+  const text = `your picture: ${file.name}`;
+  // the same file picked again takes its old entry's place: one entry per name in the picker
+  const option = [...$("picture").options].find((o) => o.text === text) || $("picture").appendChild(el("option", { text }));
+  option.value = `upload:${r.token}`;
   $("picture").value = option.value;
   state.image = option.value;
   state.at = null;
@@ -181,7 +192,11 @@ document.addEventListener("DOMContentLoaded", async () => {
 
   $("picture").addEventListener("change", (e) => { state.image = e.target.value; state.at = null; update(); });
   $("upload-button").addEventListener("click", () => $("upload").click());
-  $("upload").addEventListener("change", (e) => { if (e.target.files[0]) upload(e.target.files[0]); });
+  $("upload").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    e.target.value = "";  // the browser fires no change for the same file picked again
+    if (file) upload(file);
+  });
   $("op").addEventListener("change", (e) => {
     // pooling windows step by their own size by default (Keras, PyTorch); convolutions by 1
     const pooling = e.target.value !== "conv";

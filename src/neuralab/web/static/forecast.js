@@ -133,7 +133,7 @@ function scores() {
     el("td", { class: "num", text: num(s.mape) }), el("td", { class: "num", text: num(s.mase) }),
     el("td", { text: ratio(s.vs_best_baseline) }),
     ...(own ? [el("td", { class: "num", text: num(s.pooled?.score) }), el("td", { text: ratio(s.pooled?.vs_best_baseline) })] : []),
-    el("td", { class: "small", text: s.fitted }))));
+    el("td", { class: "small fitted", text: s.fitted }))));
 }
 
 // The shown series' own verdict (by MAE, in its units), beside the pooled one; none for a run on one series.

@@ -163,7 +163,7 @@ function runLead(d) {
 
 async function showRun(run) {
   const state = await api(`/api/run/live?${new URLSearchParams({ run })}`);
-  if (state.status === "starting") {  // queued by this server: no folder yet
+  if (state.status === "starting") {  // queued by this server: no folder yet, or none it has locked
     $("detail-title").textContent = `${run}: waiting to start`;
     openDetail();
     $("detail-lead").textContent = state.job ? state.job.command : "";
