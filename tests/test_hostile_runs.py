@@ -159,12 +159,12 @@ def test_a_checkpoint_written_before_the_header_checksum_resumes_as_before(tmp_p
 
 
 def test_a_checkpoint_too_large_for_the_address_space_is_named(stopped, monkeypatch):
-    def no_memory(*args, **kwargs):  # what safe_open raises when it cannot map a file of gigabytes
+    def no_memory(*args, **kwargs):  # what safetensors raises when it cannot hold a file of gigabytes
         raise MemoryError
 
-    monkeypatch.setattr("safetensors.safe_open", no_memory)
+    monkeypatch.setattr(checkpoint, "st_load", no_memory)
     with pytest.raises(NeuralabError, match=f"{stopped / LAST}: .*memory"):
-        checkpoint.tensor_shapes(stopped / LAST)
+        checkpoint.load_tensors(stopped / LAST)
 
 
 # --- a series CSV of old Mac line endings (a CR alone ends each line) ----------------------

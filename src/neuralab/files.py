@@ -72,12 +72,45 @@ def write_advice(error: OSError) -> str:
     return _WRITE_ADVICE.get(error.errno, "free some space or fix the folder's permissions, or write somewhere else")
 
 
+# What to do about each reason a file of a run could not be written, before writing it again
+# in the same folder; a read-only file system takes no writes there, whatever is done
+_RUN_WRITE_ADVICE = {
+    errno.ENOSPC: "free some space",
+    errno.EDQUOT: "free some space or raise your quota",
+    errno.EACCES: "fix the folder's permissions",
+    errno.EPERM: "fix the folder's permissions",
+}
+
+
+def run_write_advice(error: OSError | int | None, run: str | os.PathLike, again: str) -> str:
+    """What to do about a file of the run in ``run`` that could not be written, for the reason
+    ``error`` (an OSError, or its errno) gives, then ``again``: what writes it again, naming
+    ``run``. A file system that turned read-only (a cluster's scratch, remounted after an error)
+    stays so: the run is copied somewhere writable (a run is its folder; a lock left in it is
+    held by no process) and ``again`` is given the copy's folder."""
+    code = error.errno if isinstance(error, OSError) else error
+    if code == errno.EROFS:
+        return (f"the file system is read-only: copy {run} somewhere writable, then {again}, naming the copy in "
+                f"place of {run}")
+    first = _RUN_WRITE_ADVICE.get(code, "free some space or fix the folder's permissions")
+    return f"{first}, then {again}"
+
+
 class WriteError(NeuralabError):
     """A file could not be written (read-only folder, full disk); names the file, why and what to do."""
 
     def __init__(self, path: str | os.PathLike, error: OSError):
-        self.path, self.strerror = Path(path), error.strerror or str(error)
+        self.path, self.strerror, self.errno = Path(path), error.strerror or str(error), error.errno
         super().__init__(f"{path}: cannot write ({self.strerror}); {write_advice(error)}")
+
+
+def folder_from_env(name: str) -> Path | None:
+    """The folder the environment variable ``name`` gives, ``~`` expanded as a shell would have
+    (a value quoted in a job script or a config keeps it); None where it is unset or empty (a
+    job script's ``export NEURALAB_RUNS=$SCRATCH``, where SCRATCH is unset), which means the
+    default, not the current folder."""
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None
 
 
 def staging_prefix(path: Path) -> str:

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuralab.errors import NeuralabError, ParameterError, reduced
-from neuralab.files import (MAX_JSON, nulled, open_plain, read_json, remove_leftovers, write_advice, write_json,
-                            write_text)
+from neuralab.files import (MAX_JSON, folder_from_env, nulled, open_plain, read_json, remove_leftovers, write_advice,
+                            write_json, write_text)
 
 FORMAT = 2  # bumped when a file or field changes meaning; docs/runs.md lists the versions (2: model.json "source")
 
@@ -311,7 +311,7 @@ def _written_by_runs(child: Path) -> bool:
 
 def default_root() -> Path:
     """The folder of runs when none is named: $NEURALAB_RUNS, else ./runs."""
-    return Path(os.environ.get("NEURALAB_RUNS", "runs"))
+    return folder_from_env("NEURALAB_RUNS") or Path("runs")
 
 
 def folder_part(name: str) -> str:
@@ -768,7 +768,7 @@ class Run:
         that file an epoch behind until the resume writes it again. None where there is no last
         checkpoint, or its header does not read (a run of Keras's fit has none)."""
         try:
-            _, _, header = _safetensors_header(self._within(LAST))
+            _, _, header = read_safetensors_header(self._within(LAST))
             history = neuralab_metadata(safetensors_metadata(header))["history"]
         except (OSError, ValueError, KeyError, TypeError, RecursionError, NeuralabError):
             return None
@@ -983,10 +983,11 @@ def _parsed(raw: bytes) -> object:
         return None
 
 
-def _safetensors_header(path: Path) -> tuple[int, int, object]:
+def read_safetensors_header(path: str | os.PathLike) -> tuple[int, int, object]:
     """(the file's size, its header's length, the header read as JSON or None where it does not
     read), from its first bytes alone: the header of a file of neuralab's is no larger than
-    MAX_JSON, so a made-up length allocates nothing."""
+    MAX_JSON, so a made-up length allocates nothing. Python opens the file, so a path of any
+    bytes opens (safetensors' own ``safe_open`` takes only UTF-8 paths)."""
     with open_plain(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         length = _length(f.read(LENGTH_BYTES))
@@ -995,28 +996,44 @@ def _safetensors_header(path: Path) -> tuple[int, int, object]:
         return size, length, _parsed(f.read(length))
 
 
+def safetensors_fault(size: int, length: int, header) -> tuple[str, str] | None:
+    """What ``read_safetensors_header``'s (size, length, header) say is wrong with the file:
+    ("truncated" or "damaged", why), None where its header lists each tensor's dtype, shape
+    and byte range and the file is as long as they say. The header gives every tensor's byte
+    range, so a file cut short by a full disk or a copy killed half-way is told from its first
+    bytes, where loading it would read it all."""
+    expected = LENGTH_BYTES + length
+    entries = [entry for key, entry in header.items() if key != METADATA] if isinstance(header, dict) else [None]
+    if all(_tensor_entry(entry) for entry in entries):
+        expected += max((entry["data_offsets"][1] for entry in entries), default=0)
+    elif size >= expected or length > MAX_JSON:  # else cut within its header: the size tells
+        return "damaged", "it starts with no safetensors header"
+    if size != expected:
+        return "truncated" if size < expected else "damaged", f"{size:,} bytes where its header gives {expected:,}"
+    return None
+
+
+def _tensor_entry(entry) -> bool:
+    """Whether ``entry`` of a safetensors header is a tensor's: a dtype, a shape, a byte range."""
+    def whole(values, n=None):
+        return isinstance(values, list) and (n is None or len(values) == n) \
+            and all(type(v) is int and v >= 0 for v in values)
+
+    return isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and whole(entry.get("shape")) \
+        and whole(entry.get("data_offsets"), 2) and entry["data_offsets"][0] <= entry["data_offsets"][1]
+
+
 # --- helpers -------------------------------------------------------------------------
 
 def _check_length(path: Path) -> None:
-    """Refuse a safetensors file that is not as long as its header says. The header (8 bytes of
-    length, then JSON) gives every tensor's byte range, so a file cut short by a full disk or a
-    copy killed half-way is told from its first bytes, where loading it would read it all."""
+    """Refuse a safetensors file whose header (``safetensors_fault``) says it is not whole."""
     try:
-        size, length, header = _safetensors_header(path)
+        fault = safetensors_fault(*read_safetensors_header(path))
     except OSError as e:
         raise NeuralabError(f"{path}: cannot read ({e.strerror})") from None
-    expected = LENGTH_BYTES + length
-    ranges = [entry.get("data_offsets") for key, entry in header.items()
-              if key != METADATA and isinstance(entry, dict)] if isinstance(header, dict) else [None]
-    if all(isinstance(r, list) and len(r) == 2 and all(type(v) is int for v in r) for r in ranges):
-        expected += max((end for _, end in ranges), default=0)
-    elif size >= expected or length > MAX_JSON:  # else cut within its header: the size tells
-        raise NeuralabError(f"{path}: damaged safetensors file (it starts with no safetensors header); put back a "
-                            "good copy, or train the run again")
-    if size != expected:
-        raise NeuralabError(f"{path}: {'truncated' if size < expected else 'damaged'} safetensors file ({size:,} "
-                            f"bytes where its header gives {expected:,}); put back a good copy, or train the run "
-                            "again")
+    if fault:
+        raise NeuralabError(f"{path}: {fault[0]} safetensors file ({fault[1]}); put back a good copy, or train the "
+                            "run again")
 
 
 def _flock(fd: int, tries: int = 100, owned_tries: int = 10) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuralab.errors import NeuralabError, ParameterError
-from neuralab.files import WriteError, atomic_write
+from neuralab.files import WriteError, atomic_write, folder_from_env
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,9 @@ def get_source(name: str) -> Source:
 
 def cache_dir() -> Path:
     """The user's data cache: $NEURALAB_DATA, else $XDG_CACHE_HOME/neuralab, else ~/.cache/neuralab."""
-    if os.environ.get("NEURALAB_DATA"):
-        return Path(os.environ["NEURALAB_DATA"]).expanduser()
+    given = folder_from_env("NEURALAB_DATA")
+    if given is not None:
+        return given
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "neuralab"
 

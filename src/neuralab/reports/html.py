@@ -13,10 +13,10 @@ import html
 import json
 import math
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from neuralab.errors import NeuralabError, reduced
-from neuralab.files import WriteError, atomic_write
+from neuralab.files import WriteError, atomic_write, run_write_advice
 from neuralab.runs import REPORT, report_call
 
 STYLE = """
@@ -135,26 +135,29 @@ class ReportInterrupted(KeyboardInterrupt):
 
 
 class ReportNotWritten(NeuralabError):
-    """A finished run's report that a full disk or a read-only folder stopped (``why``); the
-    message ends with ``way_on``, as ReportInterrupted's does."""
+    """A finished run's report that a full disk or a read-only folder stopped (``why``, the
+    errno ``code``, which chooses the advice); the message ends with ``way_on``, as
+    ReportInterrupted's does."""
 
-    def __init__(self, run_dir: str | Path, why: str, way_on: str | None = None):
-        self.run_dir, self.why = Path(run_dir), why
-        then = _written_again(self.run_dir, way_on, "free disk space or fix permissions, then ")
+    def __init__(self, run_dir: str | Path, why: str, way_on: str | None = None, code: int | None = None):
+        self.run_dir, self.why, self.code = Path(run_dir), why, code
+        then = _written_again(self.run_dir, way_on, lambda again: run_write_advice(code, self.run_dir, again))
         super().__init__(f"{self.run_dir / REPORT}: not written ({why}); the weights and results in "
                          f"{self.run_dir} are kept; {then}")
 
     def said_with(self, way_on: str) -> "ReportNotWritten":
-        return ReportNotWritten(self.run_dir, self.why, way_on)
+        return ReportNotWritten(self.run_dir, self.why, way_on, self.code)
 
 
-def _written_again(run_dir: Path, way_on: str | None, first: str = "") -> str:
-    """What writes the report of the run in ``run_dir`` again, after ``first``."""
+def _written_again(run_dir: Path, way_on: str | None, first: Callable[[str], str] | None = None) -> str:
+    """What writes the report of the run in ``run_dir`` again, said by ``first`` (what to do
+    before it, then it) where given."""
     way_on = way_on or report_call(run_dir)
     if way_on is None:  # a forecast of a module object: the forecasts' write_report takes no module
         return ("results.json holds its figures; no call draws the report again, as its model, a module object, "
                 "is not one the run can rebuild")
-    return f"{first}`{way_on}` writes the report again"
+    again = f"`{way_on}` writes the report again"
+    return first(again) if first else again
 
 
 @contextlib.contextmanager
@@ -166,4 +169,4 @@ def kept_if_unwritable(run_dir: Path) -> Iterator[None]:
     except KeyboardInterrupt:  # the run is finished: no resume for it, only the report to write again
         raise ReportInterrupted(run_dir) from None
     except (OSError, WriteError) as e:
-        raise ReportNotWritten(run_dir, e.strerror or str(e)) from None
+        raise ReportNotWritten(run_dir, e.strerror or str(e), code=e.errno) from None

@@ -24,8 +24,8 @@ from safetensors.torch import save as st_save
 
 from neuralab.errors import NeuralabError, out_of_memory
 from neuralab.files import atomic_write, open_plain
-from neuralab.runs import (LENGTH_BYTES, METADATA, NEURALAB, neuralab_metadata, safetensors_header,
-                           safetensors_metadata)
+from neuralab.runs import (LENGTH_BYTES, METADATA, NEURALAB, neuralab_metadata, read_safetensors_header,
+                           safetensors_fault, safetensors_header, safetensors_metadata)
 
 
 def _digest(tensors: dict[str, torch.Tensor], aliases: dict[str, str] | None = None) -> str:
@@ -158,24 +158,25 @@ def load_tensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
 
 
 def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
-    """Each tensor's shape from a safetensors file's header, without reading the tensors."""
-    from safetensors import safe_open
+    """Each tensor's shape from a safetensors file's header, without reading the tensors.
 
-    if Path(path).is_dir():  # safetensors would say "No such device", which names no cause
-        raise NeuralabError(f"{path}: is a folder, not a safetensors file; remove it (or move it away)")
+    The header is read here, not by safetensors' ``safe_open``, which takes only UTF-8 paths
+    (a run in a folder with a Latin-1 name was refused as damaged) and maps the whole file."""
     try:
-        open_plain(path, "rb").close()  # safetensors would wait on a named pipe for good
-        with safe_open(str(path), framework="pt") as f:
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-            header = f.metadata() or {}
+        size, length, header = read_safetensors_header(path)
     except FileNotFoundError:
         raise NeuralabError(f"{path}: file not found") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise NeuralabError(f"{path}: damaged or truncated safetensors file ({e}); put back a good copy, or train "
-                            "the run again") from None
-    except MemoryError:  # safetensors maps the whole file: a large one in a small address space (ulimit -v)
-        raise _too_large(path) from None
-    return {**shapes, **{alias: shapes[name] for alias, name in _aliases(path, header, shapes).items()}}
+    except IsADirectoryError:
+        raise NeuralabError(f"{path}: is a folder, not a safetensors file; remove it (or move it away)") from None
+    except OSError as e:  # nothing says the file is damaged: a permission, a disk that fails
+        raise NeuralabError(f"{path}: cannot read ({e.strerror})") from None
+    fault = safetensors_fault(size, length, header)
+    if fault:
+        raise NeuralabError(f"{path}: damaged or truncated safetensors file ({fault[1]}); put back a good copy, or "
+                            "train the run again")
+    shapes = {k: tuple(v["shape"]) for k, v in header.items() if k != METADATA}
+    return {**shapes, **{alias: shapes[name] for alias, name in _aliases(path, safetensors_metadata(header),
+                                                                         shapes).items()}}
 
 
 def _too_large(path) -> NeuralabError:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from neuralab.errors import NeuralabError, ParameterError, out_of_memory
+from neuralab.errors import NeuralabError, ParameterError, Shown, out_of_memory
 from neuralab.files import WriteError, atomic_write
 from neuralab.models.fast import accelerate
 from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Interrupted, Kind, Run, epoch_kept, resume_needs
@@ -170,6 +170,12 @@ class Trainer:
                  run_dir: str | Path | None = None, model_meta: dict | None = None, verbose: bool = True,
                  callbacks: Iterable[Callback] = (), optimizer: OptimizerFactory | None = None,
                  inputs: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        if not isinstance(model, nn.Module):
+            raise ParameterError("model", Shown(model), "give a torch.nn.Module, the network to train")
+        if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+            # one callback alone: iterating over it would fail in Python's words, not ours
+            raise ParameterError("callbacks", Shown(callbacks), "give a list of callbacks, e.g. "
+                                                                "callbacks=[EarlyStopping(patience=3)]")
         check_train_config(config, "config")
         config.check(task.name)
         check_given(config, optimizer)
@@ -785,9 +791,11 @@ class Trainer:
                 save_checkpoint(run.file(BEST), **state)
                 save_weights(run.file(WEIGHTS), model, {**self.model_meta, "epoch": epoch})
         except WriteError as e:
-            raise NeuralabError(f"{e.path}: cannot save epoch {epoch} ({e.strerror}); free disk space or fix "
-                                f"permissions, then resume the run with `resume` {self.run_dir} (earlier checkpoints are "
-                                "intact)") from None
+            from neuralab.files import run_write_advice
+
+            advice = run_write_advice(e.errno, self.run_dir, f"resume the run with `resume` {self.run_dir}")
+            raise NeuralabError(f"{e.path}: cannot save epoch {epoch} ({e.strerror}); {advice} (earlier checkpoints "
+                                "are intact)") from None
 
     def _write_metrics(self) -> None:
         Run(self.run_dir).write_metrics(self.history)

@@ -1,0 +1,36 @@
+"""The Trainer refuses a callback given alone, and a model that is no torch module, by name."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import idx_subset
+from neuralab.errors import ParameterError
+from neuralab.training import ClassifierConfig, EarlyStopping, TrainConfig, train_classifier
+from neuralab.training.trainer import Trainer
+
+
+def test_one_callback_not_in_a_list_is_refused_naming_callbacks():
+    model = torch.nn.Linear(4, 2)
+    with pytest.raises(ParameterError) as e:
+        Trainer(model, TrainConfig(device="cpu"), callbacks=EarlyStopping(patience=1), verbose=False)
+    assert e.value.parameter == "callbacks" and "give a list of callbacks" in str(e.value)
+    trainer = Trainer(model, TrainConfig(device="cpu"), callbacks=[EarlyStopping(patience=1)], verbose=False)
+    assert len(trainer.callbacks) == 1
+
+
+def test_a_model_that_is_no_module_is_refused_naming_model():
+    with pytest.raises(ParameterError) as e:
+        Trainer(lambda x: x, TrainConfig(device="cpu"), verbose=False)
+    assert e.value.parameter == "model" and "give a torch.nn.Module" in str(e.value)
+
+
+def test_train_classifier_passes_one_callback_alone_on_to_the_same_refusal(fashion_mnist, tmp_path):
+    data = idx_subset(fashion_mnist, tmp_path / "data", 200, 50)
+    config = ClassifierConfig(model="lenet5", data="fashion-mnist", data_dir=str(data),
+                              train=TrainConfig(epochs=1, threads=1, patience=1))
+    with pytest.raises(ParameterError) as e:
+        train_classifier(config, out=tmp_path / "run", verbose=False, callbacks=EarlyStopping(patience=1))
+    assert e.value.parameter == "callbacks"
+    assert not (tmp_path / "run").exists()  # refused before a run is made
