@@ -299,6 +299,10 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
                                                               Path(config.data).stem)
     if source is not None:  # the network is checked against the windows before anything touches the disk
         UserForecaster(source, used.model, used.train).build(Windows.pool([p.train for p in prepared]))
+    if config.train.tensorboard:
+        from neuralab.training.tensorboard import check_log_dir
+
+        check_log_dir(path)
     fresh = out is None or not path.exists()
     run = Run.create(path, overwrite, numbered=out is None)  # a default name taken: NAME-2
     try:

@@ -42,6 +42,18 @@ def summary_writer():
     return SummaryWriter
 
 
+def check_log_dir(path) -> None:
+    """Refuse a folder TensorBoard cannot write in before a run is made there: its event writer
+    encodes the path as UTF-8, and a name in another encoding (Latin-1 on an old cluster's file
+    system) fails half-way, after it made the folder."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise NeuralabError(f"{path}: TensorBoard writes its events only under folder names in UTF-8, and this "
+                            "name is not; name the run's folder in UTF-8 (give `out` another name, or move the "
+                            "run), or leave `tensorboard` off") from None
+
+
 class TensorBoard(Callback):
     """Writes each epoch's record as scalars into ``trainer.run_dir``/tensorboard (or ``log_dir``)."""
 
@@ -55,6 +67,7 @@ class TensorBoard(Callback):
         if self.log_dir is None and trainer.run_dir is None:
             raise NeuralabError("TensorBoard: the trainer has no run directory; give the callback a `log_dir`")
         root = Path(self.log_dir) if self.log_dir is not None else Path(trainer.run_dir) / FOLDER
+        check_log_dir(root)
         writer = summary_writer()
         # A resumed run goes on from its last checkpoint, epoch k, whose events the stopped session
         # may not have written: it was stopped between the checkpoint (the commit point) and them.

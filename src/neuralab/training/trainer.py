@@ -197,6 +197,10 @@ class Trainer:
         self.device = pick_device(config.device)
         self.dist = init_distributed(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        if config.tensorboard and self.run_dir is not None:  # before the run's folder is made
+            from neuralab.training.tensorboard import check_log_dir
+
+            check_log_dir(self.run_dir)
         self.model_meta = model_meta or {}
         self.verbose = verbose and self.dist.is_main
         self.model = model.to(self.device)
