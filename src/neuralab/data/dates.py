@@ -26,6 +26,11 @@ from neuralab.errors import NeuralabError
 
 TIME_OF_DAY = r"(?:[01]?\d|2[0-4]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"  # 17:24, 17:24:00, 17:24:00.5 (47:30 is no time)
 TIME_NAMES = ("time", "hour", "clock", "time of day", "heure", "uhrzeit", "zeit", "hora", "ora", "tijd", "tid")
+# The names a date column goes by (lower case), which the loader takes it by before columns of other names
+DATE_NAMES = ("date", "datetime", "timestamp", "time", "ds", "day", "date_time", "time_hour", "period")
+# Other languages' names, as Excel users name the column: for dates written as text only, as "data" and
+# "datum" in English name values (a column of byte counts near 2e9 is no epoch seconds)
+WORDS_FOR_DATE = ("datum", "zeitstempel", "fecha", "data", "date_heure", "horodatage", "tijdstip")
 
 
 def time_of_day_column(table: pd.DataFrame, date_column: str, date_format: str | None) -> str | None:
@@ -397,27 +402,21 @@ def time_grid(index: pd.DatetimeIndex, report) -> pd.DatetimeIndex | None:
             inferred = pd.infer_freq(index)
         inferred = getattr(inferred, "freqstr", inferred)
         calendar = _month_grid(index) if inferred is None else None
-        if calendar is not None:  # months on their day, gaps and all: counted on that grid below
-            report.frequency, grid = calendar
-            absent = grid.difference(index)
-            report.gaps = len(absent)
-            if report.gaps:
-                report.largest_gap = duration(pd.Timedelta(int(steps.max()), "ns"))
-                report.gap_examples = [stamp(t) for t in absent[:5]]
-            return grid
-        report.frequency = inferred or "irregular"
-        largest = int(steps.max())
-        report.largest_gap = duration(pd.Timedelta(largest, "ns"))
-        if inferred is None:  # no grid, so no timestamps missing from one: the steps well above the usual
-            usual = pd.Timedelta(int(np.median(steps)), "ns")
-            long = steps > 1.5 * usual.value
-            usual = usual.round("s") if usual >= pd.Timedelta(seconds=10) else usual  # a logger's jitter unsaid
-            report.gaps = int(long.sum())
-            report.step = duration(usual)
-            report.gap_examples = stamps(*index[:-1][long][:5]) if long.any() else []
-        else:
-            report.gaps = 0
-        return None
+        if calendar is None:
+            report.frequency = inferred or "irregular"
+            largest = int(steps.max())
+            report.largest_gap = duration(pd.Timedelta(largest, "ns"))
+            if inferred is None:  # no grid, so no timestamps missing from one: the steps well above the usual
+                usual = pd.Timedelta(int(np.median(steps)), "ns")
+                long = steps > 1.5 * usual.value
+                usual = usual.round("s") if usual >= pd.Timedelta(seconds=10) else usual  # a logger's jitter unsaid
+                report.gaps = int(long.sum())
+                report.step = duration(usual)
+                report.gap_examples = stamps(*index[:-1][long][:5]) if long.any() else []
+            else:
+                report.gaps = 0
+            return None
+        report.frequency, grid = calendar  # months on their day, gaps and all: counted on that grid below
     absent = grid.difference(index)
     report.gaps = len(absent)
     if report.gaps:
@@ -439,11 +438,22 @@ def months_on_day(frequency: str | None) -> tuple[int, int] | None:
 
 def on_day(anchor: pd.Timestamp, months, day: int) -> pd.DatetimeIndex:
     """The dates ``months`` (whole numbers) after ``anchor``'s month on ``day``, or on the month's
-    last day where it is shorter (the 30th: 28 February, then 30 March), at ``anchor``'s time of day."""
-    periods = pd.PeriodIndex.from_ordinals(anchor.to_period("M").ordinal + np.asarray(months, dtype=np.int64),
+    last day where it is shorter (the 30th: 28 February, then 30 March), at ``anchor``'s time of day
+    and in its zone."""
+    # months are counted on the wall clock: a Period drops a zone (and pandas warns so); the zone is put back
+    # after, exactly, as the loader's zones are UTC or one fixed offset
+    wall = anchor.tz_localize(None)
+    periods = pd.PeriodIndex.from_ordinals(wall.to_period("M").ordinal + np.asarray(months, dtype=np.int64),
                                            freq="M")
     days = np.minimum(day, periods.days_in_month.to_numpy()) - 1
-    return periods.to_timestamp() + pd.to_timedelta(days, unit="D") + (anchor - anchor.normalize())
+    return (periods.to_timestamp() + pd.to_timedelta(days, unit="D") + (wall - wall.normalize())).tz_localize(anchor.tz)
+
+
+def months_grid(first: pd.Timestamp, last: pd.Timestamp, n: int, day: int) -> pd.DatetimeIndex:
+    """Every ``n`` months on ``day`` (``on_day``) from ``first``'s month to ``last``'s: the grid of
+    a series of months on a fixed day, as loading lays it and a run's new rows are checked on."""
+    span = (last.year * 12 + last.month) - (first.year * 12 + first.month)  # wall-clock months, as on_day's
+    return on_day(first, np.arange(0, span + 1, n), day)
 
 
 def _month_grid(index: pd.DatetimeIndex) -> tuple[str, pd.DatetimeIndex] | None:
@@ -458,7 +468,7 @@ def _month_grid(index: pd.DatetimeIndex) -> tuple[str, pd.DatetimeIndex] | None:
         return None
     if monthly:
         n, day = int(np.gcd.reduce(apart)), int(index.day.max())
-        grid = on_day(index[0], np.arange(0, months[-1] - months[0] + 1, n), day)
+        grid = months_grid(index[0], index[-1], n, day)
         if not index.isin(grid).all():
             return None
         if day == 1 or bool(index.is_month_end.all()):  # pandas' own: MS, 3MS, ME (the grid is theirs)

@@ -26,17 +26,19 @@ import pandas as pd
 
 from neuralab.data import tables
 from neuralab.data.dates import (
+    DATE_NAMES,
     LOCAL_DATES,
     MAX_GRID,
     OFFSET_RULES,
     TIME_OF_DAY,
+    WORDS_FOR_DATE,
     clock_hour,
     duration,
     epoch_unit,
     excel_days,
     join_notes,
+    months_grid,
     months_on_day,
-    on_day,
     parse_dates,
     stamp,
     stamps,
@@ -50,11 +52,6 @@ from neuralab.data.series_names import BUILTIN, CALENDAR, DUPLICATES, GAPS, MISS
 from neuralab.data.series_names import BuiltinSeries as BuiltinSeries  # its old import path
 from neuralab.data.tables import read_table, refuse_missing, sniff_csv
 from neuralab.errors import NeuralabError, ParameterError, Shown
-
-DATE_NAMES = ("date", "datetime", "timestamp", "time", "ds", "day", "date_time", "time_hour", "period")
-# Other languages' names, as Excel users name the column: for dates written as text only, as "data" and
-# "datum" in English name values (a column of byte counts near 2e9 is no epoch seconds)
-WORDS_FOR_DATE = ("datum", "zeitstempel", "fecha", "data", "date_heure", "horodatage", "tijdstip")
 
 
 @dataclass
@@ -676,8 +673,7 @@ def calendar_holes(times: pd.DatetimeIndex, frequency: str) -> SeriesReport | No
         return None
     months = months_on_day(frequency)
     if months is not None:  # no pandas alias: months on their day from the first date, as loading lays them
-        span = (times[-1].to_period("M") - times[0].to_period("M")).n
-        grid = on_day(times[0], np.arange(0, span + 1, months[0]), months[1])
+        grid = months_grid(times[0], times[-1], *months)
     else:
         try:
             step = pd.tseries.frequencies.to_offset(frequency)

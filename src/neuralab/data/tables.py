@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from neuralab.data.dates import DATE_NAMES, TIME_NAMES, WORDS_FOR_DATE
 from neuralab.data.series_names import BUILTIN
 from neuralab.errors import NeuralabError, ParameterError
 
@@ -252,17 +253,19 @@ def _refuse_title(path: Path, numbered: list[tuple[int, str]], sep: str | None) 
         if start == 1 and counts[0] == counts[1] - 1 and _numbers_at(rows[1]) == _numbers_at(rows[2]):
             # the line under the header is a row like the next: the header is one name short
             unnamed = unnamed or (c, counts[0], _row_names(rows[1:], [line for _, line in numbered[1:]]) or
-                                  _dated(rows[1:]), rows[1][0].strip())
+                                  _dated(rows[0], rows[1:]), rows[1][0].strip(), rows[0])
         if all(k < counts[start] for k in counts[:start]) and (best is None or start < best[0]):
             best = (start, c)
     if unnamed is not None:
-        c, n, row_names, first = unnamed
+        c, n, row_names, first, names = unnamed
         if row_names == "dates":
             header = numbered[0][1].strip()
+            taken = {name.strip().lower() for name in names}
+            date = next(name for name in DATE_NAMES + ("row_date",) if name not in taken)  # no name twice
             raise NeuralabError(f"{path}: the header (line {numbered[0][0]}) names {n + 1} columns and the rows hold "
                                 f"{n + 2}, the first of them dates ({first!r}, ...): that column, a "
                                 "frame's row names as R's write.table writes them, has no name; start the header "
-                                f"with one ({('date' + c + header)[:60]!r}), or write the file with "
+                                f"with one ({(date + c + header)[:60]!r}), or write the file with "
                                 "row.names=FALSE (the dates as a column of their own)")
         if row_names:
             raise NeuralabError(f"{path}: the header (line {numbered[0][0]}) names {n + 1} columns and the rows hold "
@@ -292,10 +295,15 @@ def _row_names(rows: list[list[str]], lines: list[str]) -> bool:
         re.match(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", f) for f in first)
 
 
-def _dated(rows: list[list[str]]) -> str:
+def _dated(header: list[str], rows: list[list[str]]) -> str:
     """"dates" where every row's first field is a date, each a different one, and the other
-    fields are numbers: a frame's row names as R writes a series (its dates), not a note after
-    the values, which a file whose unnamed field is the last one holds; else ""."""
+    fields are numbers, under a ``header`` whose first name is no date column's: a frame's row
+    names as R writes a series (its dates, the frame's columns named). Under date,sales the
+    dates have their name, and the unnamed field is another after them (a note, or a number as
+    a spreadsheet's column without a heading is exported), which cannot be told; else ""."""
+    low = header[0].strip().lower() if header else ""
+    if low in DATE_NAMES + WORDS_FOR_DATE + TIME_NAMES or "date" in low or "time" in low:
+        return ""
     first = [r[0].strip() for r in rows if r]
     dated = all(re.fullmatch(r"\d{4}-\d{2}-\d{2}([ T][\d:.]+)?|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}", f) for f in first)
     numbers = all(all(_numbers_at(r[1:])) for r in rows if r)

@@ -13,7 +13,7 @@ run's config, data and time offsets are read as the pipeline recorded them (its
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,8 @@ import pandas as pd
 import torch
 
 from neuralab import runs
-from neuralab.data.series import BUILTIN, Series, calendar_holes, find_column, load_series_list, parse_where
+from neuralab.data.series import (BUILTIN, Series, SeriesReport, calendar_holes, find_column, load_series_list,
+                                  parse_where)
 from neuralab.data.tables import read_table
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.forecast_csv import SERIES_COLUMN
@@ -159,7 +160,7 @@ def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, da
     trained on several). The file is read as the run's data was (its target, features, series
     and policies); ``date_column``, ``missing``, ``duplicates``, ``date_format`` and ``sep``
     override the run's where the new file differs. Rows of another frequency than the run's
-    are refused; missing timestamps among the rows the forecast reads are warned of."""
+    (each series' own, of a run on several) are refused; missing timestamps among the rows the forecast reads are warned of."""
     run = Run.open(run_dir, Kind.FORECASTER)
     refuse_unfinished(run)
     model = load_forecaster(run_dir, trust_code)
@@ -181,6 +182,8 @@ def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, da
         # first series', no fallback for another. A run on one series has only that "scaler".
         scalers = {name: Scaler(**v) for name, v in meta["scalers"].items()} if "scalers" in meta else None
         default = Scaler(**meta["scaler"]) if scalers is None else None
+        # a run on several series records each one's frequency; one made before, the first series' for all
+        frequencies = {str(name): str(f) for name, f in meta.get("frequencies", {}).items()}
     except (KeyError, TypeError, AttributeError) as e:  # a field missing, or of another kind
         raise NeuralabError(f"{Path(run_dir) / runs.MODEL}: field {e} is missing or damaged; the file is not the one "
                             "neuralab wrote") from None
@@ -219,11 +222,12 @@ def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, da
         if scaler is None:
             raise ParameterError("csv", csv, f"series {s.name!r} is not one the run was trained on, so it has no "
                                  f"scaling for it; the run knows {', '.join(map(repr, scalers))}")
-        _refuse_other_frequency(s, stored.get("frequency"), csv)
-        gaps = _window_gaps(s, windows.lookback + (windows.transform != "none"), stored.get("frequency"))
+        frequency = frequencies.get(s.name, stored.get("frequency"))
+        _refuse_other_frequency(s, frequency, csv)
+        gaps = _window_gaps(s, windows.lookback + (windows.transform != "none"), frequency)
         if gaps:
             warnings.warn(f"{s.label}: {gaps}", stacklevel=2)
-        window = last_window(s, windows, scaler, stored.get("frequency"))  # the run's calendar: MS stays MS
+        window = last_window(s, windows, scaler, frequency)  # the run's calendar: MS stays MS
         values = model.predict(window)[0]
         frame = pd.DataFrame({"time": window.times[0], "step": np.arange(1, len(values) + 1), meta["target"]: values})
         if len(many) > 1:
@@ -278,7 +282,20 @@ def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:
     levels = [label(a) for a in (results.get("intervals") or {}).get("levels", [])]
     bands = {lv: (test[f"lower_{lv}"].to_numpy(np.float64).reshape(-1, h),
                   test[f"upper_{lv}"].to_numpy(np.float64).reshape(-1, h)) for lv in levels if f"lower_{lv}" in test}
+    first = replace(many[0], report=_recorded_report(run, many[0]))
     with run:  # one writer at a time; a killed write's leftovers go
-        return report_run(run_dir, config=config, series=many[0], prepared=prepared[0],
+        return report_run(run_dir, config=config, series=first, prepared=prepared[0],
                           results=results, predictions=predictions, history=run.metrics(),
                           summary_text=network_summary(network, config.windows.lookback), bands=bands)
+
+
+def _recorded_report(run: Run, series: Series) -> SeriesReport:
+    """What loading found when the run read ``series``, as its config.json recorded it: a report
+    written again says what the run was trained on, where the same file read by newer code can
+    name another frequency (months on the 15th, "irregular" to runs made before such months had
+    a grid); the reading of now only for a run that recorded none."""
+    recorded = runs.json_object(runs.json_object(run.record.get("data")).get("series"))
+    # one series' report, or several series' by name (a series may be named "rows": its value is no count)
+    one = recorded if isinstance(recorded.get("rows"), int) else runs.json_object(recorded.get(series.name))
+    known = {f.name for f in fields(SeriesReport)}  # a run made before a field was added: its default
+    return SeriesReport(**{k: v for k, v in one.items() if k in known}) if one else series.report

@@ -746,6 +746,9 @@ def forecaster_meta(config: ForecastConfig, many: list[Series], prepared: list[P
     if len(many) > 1:
         meta["series_column"] = config.series_column
         meta["scalers"] = {p.name: p.scaler.to_dict() for p in prepared}
+        # each series' own grid (stores reporting on the 15th and on the 20th), which its new rows are held to
+        # and its future dated on; series.frequency is the first's, all that runs made before recorded
+        meta["frequencies"] = {s.name: s.report.frequency for s in many}
     return meta
 
 
