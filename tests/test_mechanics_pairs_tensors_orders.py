@@ -27,7 +27,7 @@ def test_a_pair_of_sizes_is_refused_as_one_size_is_when_not_whole(call, paramete
     # int() made 2 of 2.5 and of "2": the layer computed with a stride nobody asked for
     with pytest.raises(NeuralabError) as e:
         call()
-    assert str(e.value) == f"{parameter} {value}: give one whole number or a pair of whole numbers such as (2, 1)"
+    assert str(e.value) == f"{parameter} {value}: give one whole number or a pair of whole numbers, ints such as 2 or (2, 1)"
 
 
 def test_whole_numbers_in_a_pair_are_taken_numpys_too():
@@ -42,7 +42,8 @@ def test_conv_shape_refuses_the_workshops_height_width_depth_order():
     with pytest.raises(ParameterError) as e:
         shapes.conv_shape((32, 32, 3), filters=16, kernel=3)
     assert str(e.value) == ("in_chw=(32, 32, 3): reads as 32 channels of 32x3 pixels; give (C, H, W), "
-                            "channels first: (3, 32, 32), not Keras's (H, W, C)")
+                            "channels first: (3, 32, 32), not Keras's (H, W, C); if you mean 32 channels of 32x3, "
+                            "pass guess_order=False")
     assert e.value.parameter == "in_chw"
     assert shapes.conv_shape((3, 32, 32), 16, 3).out_chw == (16, 30, 30)
     assert shapes.conv_shape((64, 56, 56), 64, 3, padding="same").params == 36_928  # a layer deep inside, as before
@@ -64,7 +65,8 @@ def test_apply_kernel_refuses_a_channels_first_picture():
     with pytest.raises(NeuralabError) as e:
         kernels.apply_kernel(np.zeros((3, 5, 5), np.uint8), sharpen)
     assert str(e.value) == ("image of shape (3, 5, 5) reads as a 3x5 picture of 5 channels; give (H, W, C), channels "
-                            "last: np.moveaxis(image, 0, -1) makes (5, 5, 3) of a (3, 5, 5) one")
+                            "last: np.moveaxis(image, 0, -1) makes (5, 5, 3) of a (3, 5, 5) one; if you mean 5 channels "
+                            "of 3x5 pixels, apply the kernel to each, image[:, :, i] (their sum is depth='sum')")
     assert kernels.apply_kernel(np.zeros((5, 5, 3), np.uint8), sharpen).shape == (3, 3, 3)
     assert kernels.apply_kernel(np.zeros((3, 5), np.uint8), np.ones((3, 3))).shape == (1, 3)  # a 3-row grey picture
 

@@ -103,7 +103,9 @@ def cmd_demo(args) -> int:
 def cmd_shape(args) -> int:
     from neuralab.mechanics.shapes import conv_shape
 
-    shape = conv_shape(args.input, args.filters, args.kernel, args.stride, args.padding, bias=not args.no_bias)
+    # --input is HxWxC, put in (C, H, W) order by shape_hwc: nothing to guess at
+    shape = conv_shape(args.input, args.filters, args.kernel, args.stride, args.padding, bias=not args.no_bias,
+                       guess_order=False)
     f, h, w = shape.out_chw
     _console().print(f"[bold]output shape: {h}x{w}x{f}[/]  (H x W x filters; PyTorch NCHW: (N, {f}, {h}, {w}))")
     print("\n".join(shape.explain()))

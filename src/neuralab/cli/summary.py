@@ -84,7 +84,7 @@ def run_summary(args) -> int:
     classes = args.classes or (arch.paper_classes if input_shape == arch.paper_input else 10)
     try:
         with torch.device("meta"):  # shapes and counts only: no weights are allocated
-            model = build_model(args.model, input_shape, classes)
+            model = build_model(args.model, input_shape, classes, guess_order=False)  # --input is HxWxC, ordered
         result = summary(model, input_shape, depth=args.depth, name=args.model)
     except (RuntimeError, TypeError) as e:
         if "overflow" not in str(e).lower():

@@ -136,13 +136,15 @@ def _read_keras_zip(path: Path, weights: bool = True) -> KerasModel:
 
 
 def _refuse_outside(path: Path, names: list[str]) -> None:
-    """Keras extracts a .keras archive (its assets) to a folder: an entry named absolute or with
-    a ``..`` would land outside it. Keras never writes one, so the file was made to do so."""
+    """An entry named absolute or through ``..`` is one Keras's model.save() never writes: the
+    archive was made by other means, to reach outside the folder an unpacker writes into (a
+    zip slip). neuralab reads its members by name and unpacks nothing, and Keras 3 skips such
+    entries with a warning; the file is refused as not the model it claims to be."""
     for name in names:
         parts = name.replace("\\", "/").split("/")
         if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name) or ".." in parts:
-            raise NeuralabError(f"{path}: the archive holds the entry {name[:200]!r}, a path outside the folder it "
-                                "unpacks into, which Keras's model.save() never writes; save the model again")
+            raise NeuralabError(f"{path}: the archive holds the entry {name[:200]!r}, a file Keras's model.save() "
+                                "never writes (a path outside the archive's folder); save the model again")
 
 
 def _member(z: zipfile.ZipFile, path: Path, name: str) -> zipfile.ZipInfo:

@@ -132,10 +132,14 @@ def apply_kernel(image: np.ndarray, kernel: np.ndarray, stride=1, padding="valid
     kernel = as_array(kernel, "kernel", "(K_h, K_w)", 2)
     if x.ndim > 3:
         raise NeuralabError(f"`image` of shape {x.shape}: give one picture, (H, W) or (H, W, C)")
-    if x.ndim == 3 and x.shape[0] in (1, 3, 4) and x.shape[2] > 4:  # the NCHW order of the layers, without the N
+    # the NCHW order of the layers, without the N: a picture of 1, 3 or 4 channels whose height and
+    # width are both more than a channel count; a small feature map of many channels, (4, 4, 16), is H, W, C
+    if x.ndim == 3 and x.shape[0] in (1, 3, 4) and x.shape[1] > 4 and x.shape[2] > 4:
         c, h, w = x.shape
         raise NeuralabError(f"`image` of shape {x.shape} reads as a {c}x{h} picture of {w} channels; give (H, W, C), "
-                            f"channels last: np.moveaxis(image, 0, -1) makes ({h}, {w}, {c}) of a ({c}, {h}, {w}) one")
+                            f"channels last: np.moveaxis(image, 0, -1) makes ({h}, {w}, {c}) of a ({c}, {h}, {w}) one; "
+                            f"if you mean {w} channels of {c}x{h} pixels, apply the kernel to each, image[:, :, i] "
+                            "(their sum is depth='sum')")
     if depth not in ("per-channel", "sum"):
         raise ParameterError("depth", depth, "choose per-channel (each colour on its own) or sum (one filter over the depth)")
     check_size(x.shape, np.float64, "the picture in floats", "give a smaller `image`")

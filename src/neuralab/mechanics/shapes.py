@@ -49,9 +49,13 @@ def as_array(value, name: str, layout: str, ndim: int | None = None, min_ndim: i
     torch = sys.modules.get("torch")  # a tensor exists only once torch is imported; mechanics never imports it
     if torch is not None and isinstance(value, torch.Tensor):
         # a model's weights and outputs require grad, and NumPy cannot take them (nor a GPU's, nor
-        # bfloat16): the arithmetic here is by hand, no graph to keep
-        value = value.detach().cpu()  # on the CPU, the same memory: an update in place reaches the tensor
+        # bfloat16): the arithmetic here is by hand, no graph to keep. On the CPU .numpy() is a view
+        # of the tensor's memory, not a copy: read-only, so that nothing here (or a caller of what
+        # it returns, dropout's x in prediction) writes into a model's weights behind autograd;
+        # batch_norm_forward, which updates its running statistics in place, takes NumPy arrays alone
+        value = value.detach().cpu()
         value = (value.float() if value.dtype == torch.bfloat16 else value).numpy()
+        value.flags.writeable = False
     try:
         a = np.asarray(value)
     except ValueError:  # nested lists of unequal lengths
@@ -68,19 +72,29 @@ def as_array(value, name: str, layout: str, ndim: int | None = None, min_ndim: i
 
 
 def pair(value, name: str = "value") -> tuple[int, int]:
-    """3 -> (3, 3); (2, 1) -> (2, 1). Each a whole number (NumPy's too), not True, 2.5 or "2":
-    int() would make 2 of 2.5 and of "2", and the layer would compute with a size not asked for."""
+    """3 -> (3, 3); (2, 1) -> (2, 1). Each a whole number, as operator.index takes it (NumPy's
+    integers, a 0-d integer array or tensor), not True, 2.5, 2.0 or "2": int() would make 2 of 2.5
+    and of "2", and the layer would compute with a size not asked for."""
     try:
         a, b = (value, value) if _whole(value) else value
         if _whole(a) and _whole(b):
-            return int(a), int(b)
+            return operator.index(a), operator.index(b)
     except (TypeError, ValueError):
         pass
-    raise NeuralabError(f"`{name}` {value!r}: give one whole number or a pair of whole numbers such as (2, 1)")
+    raise NeuralabError(f"`{name}` {value!r}: give one whole number or a pair of whole numbers, ints such as 2 "
+                        "or (2, 1)")
 
 
 def _whole(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    # a tensor's True is 1 to operator.index, and its [3] is 3, where NumPy's are refused
+    if isinstance(value, (bool, np.bool_)) or str(getattr(value, "dtype", "")).endswith("bool") \
+            or getattr(value, "ndim", 0) != 0:
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _check_step(s, name: str) -> None:
@@ -258,8 +272,25 @@ def _ranges(idx: list[int]) -> str:
     return str(idx[0]) if len(idx) == 1 else f"{idx[0]}..{idx[-1]}"
 
 
-def conv_shape(in_chw, filters: int, kernel, stride=1, padding="valid", bias: bool = True) -> ConvShape:
-    """Output shape and parameter count of Conv2D(filters, kernel, stride, padding) on a (C, H, W) input."""
+def refuse_channels_last(chw, parameter: str, kernel=None) -> None:
+    """Refuse a (C, H, W) shape that reads as Keras's (H, W, C): the workshop's 32x32x3 or
+    MNIST's 28x28x1 would be 32 (28) channels of 32x3 (28x1) pixels without a word, and a
+    padding="same" layer or a network's pooling computes on it. ``kernel`` (a layer's): one 1
+    wide on an input 1 wide is a 1-D convolution over (C, T, 1), the order meant.
+    The shape stays the caller's where the order is known (``guess_order=False``)."""
+    c, h, w = chw
+    if c == h and w in (1, 3) and c > 4 and not (w == 1 and kernel is not None and pair(kernel, "kernel")[1] == 1):
+        raise ParameterError(parameter, chw, f"reads as {c} channels of {h}x{w} pixels; give (C, H, W), channels "
+                                             f"first: ({w}, {c}, {h}), not Keras's (H, W, C); if you mean {c} "
+                                             f"channels of {h}x{w}, pass guess_order=False")
+
+
+def conv_shape(in_chw, filters: int, kernel, stride=1, padding="valid", bias: bool = True,
+               guess_order: bool = True) -> ConvShape:
+    """Output shape and parameter count of Conv2D(filters, kernel, stride, padding) on a (C, H, W) input.
+
+    ``guess_order`` False: ``in_chw`` is (C, H, W) for sure (the command line's, which parsed
+    HxWxC itself), and neither refusal nor hint guesses at Keras's (H, W, C)."""
     if not isinstance(filters, numbers.Integral) or isinstance(filters, bool) or filters < 1:
         raise NeuralabError(f"`filters` {filters!r}: give a whole number, at least 1")
     try:
@@ -268,13 +299,12 @@ def conv_shape(in_chw, filters: int, kernel, stride=1, padding="valid", bias: bo
         raise NeuralabError(f"`in_chw` {in_chw!r}: give (depth, height, width), three whole numbers") from None
     if min(c, h, w) < 1:
         raise NeuralabError(f"`in_chw` {in_chw!r}: depth, height and width must each be at least 1")
-    if c == h and w in (1, 3) and c > 4:  # the workshop's 32x32x3 would be 32 channels of 32x3 pixels without a word
-        raise ParameterError("in_chw", (c, h, w), f"reads as {c} channels of {h}x{w} pixels; give (C, H, W), "
-                                                  f"channels first: ({w}, {c}, {h}), not Keras's (H, W, C)")
+    if guess_order:
+        refuse_channels_last((c, h, w), "in_chw", kernel)
     try:
         (ho, wo), pads = output_hw((h, w), kernel, stride, padding)
     except NeuralabError as e:
-        if w > 4 or not _fits((c, h), kernel, stride, padding):
+        if not guess_order or w > 4 or not _fits((c, h), kernel, stride, padding):
             raise
         # a 480x640x3 photo given in the workshop's order: the kernel fits it, not 640x3 pixels
         raise NeuralabError(f"{e.args[0]}; `in_chw` is (depth, height, width), so {in_chw!r} is {h}x{w} pixels "

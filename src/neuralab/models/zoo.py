@@ -31,6 +31,8 @@ class Architecture:
     paper_classes: int
     introduced: str = ""               # what the architecture brought, in a few words
     variant: str = ""                  # which form of the paper's network, where the zoo has two
+    flattens: bool = False             # its first layer flattens the input: any order of its axes builds one network
+    set_by_builder: tuple[str, ...] = ()  # the module's parameters its builder passes itself: no options
 
     @property
     def builder(self) -> Callable[..., nn.Module]:
@@ -42,7 +44,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in [
         Architecture("mlp", "mlp:mlp", "Rumelhart, Hinton, Williams: Learning representations by back-propagating errors",
-                     1986, (1, 28, 28), 10, "dense layers trained by backpropagation"),
+                     1986, (1, 28, 28), 10, "dense layers trained by backpropagation", flattens=True),
         Architecture("cnn", "cnn:cnn", "The workshop's sample CNN (Conv2D, BatchNorm, MaxPool, Dropout; Ioffe & Szegedy 2015)",
                      2015, (1, 28, 28), 10, "batch normalisation and dropout in a small conv net"),
         Architecture("lenet5", "lenet:lenet5", "LeCun et al.: Gradient-based learning applied to document recognition",
@@ -55,7 +57,8 @@ ARCHITECTURES: dict[str, Architecture] = {
                      2012, (3, 227, 227), 1000, "ReLU, dropout, overlapping pooling, GPU training",
                      "the 2012 paper's and the slides': 227x227x3, 96 filters 11x11/4, two towers, LRN"),
         Architecture("vgg16", "vgg:vgg16", "Simonyan, Zisserman: Very deep convolutional networks for large-scale image recognition",
-                     2014, (3, 224, 224), 1000, "depth from stacked 3x3 convolutions"),
+                     2014, (3, 224, 224), 1000, "depth from stacked 3x3 convolutions",
+                     set_by_builder=("config",)),  # configuration D's layer list
         Architecture("googlenet", "googlenet:googlenet", "Szegedy et al.: Going deeper with convolutions (Inception v1)",
                      2014, (3, 224, 224), 1000, "Inception modules, 1x1 bottlenecks, global average pooling"),
     ]
@@ -77,12 +80,14 @@ ZOO_COUNTS: dict[str, tuple[int, int, int]] = {  # paper, 28x28x1, 32x32x3
 }
 
 
-def build_model(name: str, input_shape, num_classes: int, **options) -> nn.Module:
+def build_model(name: str, input_shape, num_classes: int, *, guess_order: bool = True, **options) -> nn.Module:
     """Build architecture ``name`` for inputs of ``input_shape`` (C, H, W) and ``num_classes``.
 
     An input on which a feature map would vanish gives a NeuralabError naming the layer and
     the nearest inputs that work. Build under ``torch.device("meta")`` to get the structure
-    and the parameter count without allocating the weights.
+    and the parameter count without allocating the weights. A convolutional network refuses
+    Keras's (H, W, C), (28, 28, 1) say, unless ``guess_order`` is False: the order is known (the
+    command line's, which parsed HxWxC itself, or 28 channels of 28x1 meant).
     """
     if name not in ARCHITECTURES:
         raise NeuralabError(f"unknown model {name!r}; choose one of: {', '.join(ARCHITECTURES)}")
@@ -96,10 +101,10 @@ def build_model(name: str, input_shape, num_classes: int, **options) -> nn.Modul
     if num_classes < 2:
         raise ParameterError("num_classes", num_classes, "a classifier needs at least 2 classes")
     input_shape = checked_shape(input_shape)
-    c, h, w = input_shape
-    if c == h and w in (1, 3) and c > 4:  # Keras's (28, 28, 1) would build a 28-channel network without a word
-        raise ParameterError("input_shape", input_shape, f"reads as {c} channels of {h}x{w} pixels; give (C, H, W), "
-                                                         f"channels first: ({w}, {c}, {h}), not Keras's (H, W, C)")
+    if guess_order and not ARCHITECTURES[name].flattens:
+        from neuralab.mechanics.shapes import refuse_channels_last
+
+        refuse_channels_last(input_shape, "input_shape")
     import torch
 
     from neuralab.models.geometry import MapVanishes
@@ -125,7 +130,7 @@ def build_model(name: str, input_shape, num_classes: int, **options) -> nn.Modul
         unknown = re.search(r"unexpected keyword argument '(\w+)'", str(e))
         if unknown:
             raise NeuralabError(f"{name}: unknown model option {unknown[1]!r}; "
-                                f"{_options_said(builder, input_shape, num_classes, unknown[1])}") from None
+                                f"{_options_said(name, unknown[1])}") from None
         culprit = _failing_option(builder, input_shape, num_classes, options)
         if culprit is None:
             raise
@@ -135,42 +140,37 @@ def build_model(name: str, input_shape, num_classes: int, **options) -> nn.Modul
                                                         f"and their types are in neuralab.models.{module}") from None
 
 
-def _options_said(builder, input_shape, num_classes: int, unknown: str) -> str:
-    """The keyword options ``builder`` takes, as a sentence, the one closest to ``unknown`` first."""
-    options = _options(builder, input_shape, num_classes)
+def _options_said(name: str, unknown: str) -> str:
+    """The keyword options architecture ``name`` takes, as a sentence, the one closest to ``unknown`` first."""
+    options = _options(name)
     if not options:
         return "it takes none"
     close = difflib.get_close_matches(unknown, options, n=1)
     return (f"did you mean {close[0]!r}? " if close else "") + f"it takes {', '.join(options)}"
 
 
-def _options(builder, input_shape, num_classes: int) -> list[str]:
-    """The keyword options ``builder`` takes: the parameters with defaults of the module it returns
-    (a config dataclass's fields where one is a parameter's default), those it builds with."""
+def _options(name: str) -> list[str]:
+    """The keyword options of architecture ``name``, read from signatures, nothing built: the
+    builder's own keyword parameters, or where it passes ``**options`` on, those with defaults of
+    the module it returns (a config dataclass's fields where one is a parameter's default), less
+    the ones the builder sets itself."""
     import dataclasses
     import inspect
 
-    import torch
-
-    made = inspect.signature(builder, eval_str=True).return_annotation
-    if not inspect.isclass(made):
-        return []
-    candidates = {}
-    for p in list(inspect.signature(made).parameters.values())[2:]:  # after input_shape, num_classes
+    arch = ARCHITECTURES[name]
+    signature = inspect.signature(arch.builder, eval_str=True)
+    parameters = list(signature.parameters.values())[2:]  # after input_shape, num_classes
+    if any(p.kind is p.VAR_KEYWORD for p in parameters) and inspect.isclass(signature.return_annotation):
+        parameters = list(inspect.signature(signature.return_annotation).parameters.values())[2:]
+    options = []
+    for p in parameters:
+        if p.name in arch.set_by_builder or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
         if dataclasses.is_dataclass(p.default):  # CNN(..., config=CNNConfig()): cnn(**options) makes the config
-            candidates.update((f.name, getattr(p.default, f.name)) for f in dataclasses.fields(p.default))
+            options += [f.name for f in dataclasses.fields(p.default)]
         elif p.default is not inspect.Parameter.empty:
-            candidates[p.name] = p.default
-
-    def builds(key, value) -> bool:  # a parameter the builder sets itself (vgg16's layer list) is none
-        try:
-            with torch.device("meta"):
-                builder(input_shape, num_classes, **{key: value})
-        except Exception:  # noqa: BLE001 - whatever the builder raises, it takes no such option
-            return False
-        return True
-
-    return [key for key, value in candidates.items() if builds(key, value)]
+            options.append(p.name)
+    return options
 
 
 def _failing_option(builder, input_shape, num_classes: int, options: dict) -> str | None:
