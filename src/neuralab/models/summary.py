@@ -146,6 +146,27 @@ def _device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+class _ReadsParameters(torch.overrides.TorchFunctionMode):
+    """Notes in ``read`` the id of every tensor a torch function is given while it is on: a
+    layer's forward hook tells that it was called, this that its weights were used anyway, by
+    its owner's functional code (F.multi_head_attention_forward takes out_proj's weights)."""
+
+    def __init__(self, read: set[int]):
+        super().__init__()
+        self.read = read
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        stack = [*args, *kwargs.values()]
+        while stack:
+            a = stack.pop()
+            if isinstance(a, torch.Tensor):
+                self.read.add(id(a))
+            elif isinstance(a, (list, tuple)):
+                stack.extend(a)
+        return func(*args, **kwargs)
+
+
 def _dry_run(model: nn.Module, input_shape, batch: int = 0):
     """One forward pass on zeros in eval mode without gradients; an empty batch computes
     nothing but the shapes."""
@@ -251,6 +272,8 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
     reached: list[str] = []            # the first layer (no children) called: what the input reaches first,
                                        # which need not be the first defined (a CRNN defines its GRU first)
     leaves = {n for n, m in modules.items() if not any(True for _ in m.children())}
+    read: set[int] = set()             # ids of the tensors torch functions were given: a layer's weights read
+                                       # without calling it (MultiheadAttention's out_proj, a tied output layer)
 
     def enter(n):
         def hook(module, args):
@@ -282,8 +305,9 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
             formulas.clear()
             running.clear()
             reached.clear()
+            read.clear()
             try:
-                with shape_guard(model):
+                with shape_guard(model), _ReadsParameters(read):
                     output = _dry_run(model, input_shape, batch)
                 break
             except NeuralabError:  # MapVanishes, or a converted Keras layer's own refusal: said already
@@ -342,7 +366,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         if n and n not in seen:
             own = [p for p in m.parameters(recurse=False) if id(p) not in owner]
             owner.update((id(p), n) for p in own)
-            if own:
+            if own and not any(id(p) in read for p in own):
                 unused.append((n, sum(p.numel() for p in own)))
     held = []
     for n, m in modules.items():

@@ -23,7 +23,7 @@ from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exp
 from neuralab.training.config import (RESUME_FROM, ClassifierConfig, Diverged, before_compile, check_config, given_fields,
                                       replaced,
                                       with_compile)
-from neuralab.training.evaluate import check_same_data, confusion_matrix, report
+from neuralab.training.evaluate import check_same_data, confusion_matrix, data_place, report, run_image_data
 from neuralab.training.preprocess import Preprocess, pixels
 from neuralab.training.trained_classifier import checked_meta, given_module, network, stored_config
 from neuralab.training.trainer import (CLASSIFICATION, ModelFailed, Trainer, check_train_config, generators_kept,
@@ -286,8 +286,7 @@ def check_data(data) -> None:
     if len(data.train) == 0:
         raise NeuralabError(f"{data.name}: the training set is empty")
     if len(data.test) == 0:  # a folder of a few pictures a class: its share for testing rounds to none
-        raise NeuralabError(f"{data.name}: the test set is empty ({len(data.train) + len(data.val)} images in all); "
-                            "give more images per class, or a larger `test_fraction`")
+        raise NeuralabError(_empty_test_set(data))
     if len(data.test) and data.test.x.shape[1:] != data.train.x.shape[1:]:
         shape = lambda x: "x".join(map(str, x.shape[1:]))  # noqa: E731
         raise NeuralabError(f"{data.name}: test images are {shape(data.test.x)} but training images are "
@@ -301,6 +300,21 @@ def check_data(data) -> None:
     if len(np.unique(data.train.y)) < 2:
         raise NeuralabError(f"{data.name}: every training image has the same label; a classifier needs "
                             "at least 2 classes to learn")
+
+
+def _empty_test_set(data) -> str:
+    """Why a folder's test set is empty, and what gives it one: each class keeps at least one
+    picture for training (data.folders' split), so where every class has one, no `test_fraction`
+    helps; otherwise the share rounds to none, which a larger fraction or more pictures change."""
+    where = getattr(data, "root", None) or data.name  # a folder by its full path, as the folder errors name it
+    counts = np.bincount(np.concatenate([data.train.y, data.val.y]).astype(np.int64), minlength=len(data.classes))
+    said = f"{where}: the test set is empty ({int(counts.sum())} images in all)"
+    if len(counts) and (counts <= 1).all():
+        lone = [str(c) for c, n in zip(data.classes, counts) if n == 1]
+        return (f"{said}: each class keeps one picture for training, and {', '.join(lone[:5])}"
+                f"{' ...' if len(lone) > 5 else ''} {'has' if len(lone) == 1 else 'have'} only one; give each "
+                "class at least 2 pictures")
+    return f"{said}; give more images per class, or a larger `test_fraction`"
 
 
 def _images_record(data) -> dict:
@@ -322,7 +336,10 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
             a resumed run keeps its config, so any that differ from it are refused, but
             ``threads`` and ``device`` (``{"device": "cpu"}``), which belong to this session: a
             job started again may land on a node with other cores, or without the GPU it started
-            on; config.json keeps the run's, and its ``sessions`` records this one's.
+            on; config.json keeps the run's, and its ``sessions`` records this one's. And
+            ``data_dir``: where the run's image folder is now, where it moved since (a named
+            dataset's files, where they are now); the pictures must be the run's, as config.json
+            records their listing and digest.
         callbacks, optimizer: as train_classifier's; a run given an optimizer needs it again.
         trust_code: run the run's own copy of its PyTorch code (checked against its SHA-256).
         model: for a run whose PyTorch model it cannot rebuild (model.json's source has file
@@ -330,11 +347,12 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
 
     A run stopped before its first checkpoint starts again from epoch 1 in the same folder.
     Python's, NumPy's and PyTorch's generators are yours again afterwards."""
-    from neuralab.data import load_image_data
     from neuralab.training.device import dist_info, on_rank_0, session_device, session_threads
 
     options = dict(options or {})
     device = options.pop("device", None)
+    # where the run's data is now (its image folder moved, say): the same pictures, checked below
+    data_dir = options.pop("data_dir", None)
     threads = TrainConfig(threads=options.pop("threads", 0))
     threads.check()  # refused as a new run's would be, before the run is read
     threads = session_threads(threads.threads)
@@ -347,7 +365,7 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     run.refuse_finished()
     device = session_device(device, stored_config(run).train.device, run.path)
     if not (run / runs.LAST).exists():  # stopped before its first checkpoint: start it again, in place
-        config = stored_config(run)
+        config = _data_now(stored_config(run), data_dir)
         meta = run.read(runs.MODEL) if (run / runs.MODEL).is_file() else {}
         if model is not None:  # no weights yet: the run starts again from the module's own
             config = replace(config, model=given_module(model, checked_meta(run), run.path, None))
@@ -365,9 +383,9 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     # Everything that may refuse the resume comes before the lock and the files it changes
     start = _best_checkpoint(run) if checkpoint == "best" else run / runs.LAST
     config = stored_config(run)
-    data = load_image_data(config.data, config.data_dir, **config.data_options)
+    data, where = run_image_data(config, data_dir)
     meta = checked_meta(run)
-    check_same_data(run, data, meta["classes"], config.data_dir)
+    check_same_data(run, data, meta["classes"], where)
     pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
     seed_everything(config.train.seed)
     if model is not None:
@@ -404,6 +422,13 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         run.unlock()
 
 
+def _data_now(config: ClassifierConfig, data_dir: str | None) -> ClassifierConfig:
+    """``config`` of a run started again from epoch 1 with its data where it is now
+    (``data_place``): config.json then records that place, and nothing trained on the old one."""
+    name, where = data_place(config, data_dir)
+    return replace(config, data=name, data_dir=where)
+
+
 def _names_code(model) -> bool:
     """Whether a stored ``config.model`` names a Python file ("net.py", "net.py:Net")."""
     from neuralab.training.source import split_name
@@ -423,7 +448,9 @@ def _refuse_changes(run: Run, options: dict) -> None:
             return str(Path(a).resolve()) == str(Path(b).resolve())
         return a == b or name == "model" and same_code(a, b, run)
 
-    changed = [f"`{k}` {v!r} (the run has {flat[k]!r})" for k, v in options.items() if not same(k, v, flat[k])]
+    # a setting the run left to the library (no data_dir, no image_size) is "none given", not Python's None
+    changed = [f"`{k}` {v!r} (the run has {'none given' if flat[k] is None else repr(flat[k])})"
+               for k, v in options.items() if not same(k, v, flat[k])]
     if changed:
         raise NeuralabError(f"{run.path}: " + ", ".join(changed) + "; a resumed run keeps the settings it was "
                             "started with: resume without them, or start a new run to change them")

@@ -60,26 +60,43 @@ def confusion_matrix(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:
 
 def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_code: bool = False, model=None):
     """The run's classifier, its data and the test set's probabilities (N, classes)."""
-    from neuralab.data import NAMED, load_image_data
-
     clf = load_classifier(run_dir, trust_code, model)
     run = Run(run_dir)
     config = stored_config(run)
     if config.data is None:
         raise NeuralabError(f"{run_dir}: an imported model with no dataset to test it on; import it again "
                             "naming its `data`")
-    name, where = config.data, data_dir or config.data_dir
-    if config.data not in NAMED and data_dir is not None:  # an image folder that moved: `data_dir` is where it is now
-        name, where = data_dir, None
-    elif config.data not in NAMED and not Path(config.data).expanduser().is_dir():
-        raise NeuralabError(f"{config.data}: the run's image folder is not there any more; if it moved, give its "
-                            "new place as `data_dir`")
-    data = load_image_data(name, where, **config.data_options)  # check_same_data below: the same pictures
+    data, where = run_image_data(config, data_dir)
     if tuple(data.input_shape) != tuple(clf.preprocess.input_shape):
         raise NeuralabError(f"{data.name}: images of {'x'.join(map(str, data.input_shape))} (channels x height x "
                             f"width), the run's model takes {'x'.join(map(str, clf.preprocess.input_shape))}")
     check_same_data(run, data, clf.classes, where)
     return clf, data, clf.predict_proba(data.test.x)
+
+
+def run_image_data(config, data_dir: str | None = None):
+    """The data a classifier run of ``config`` (its stored ClassifierConfig) was trained on, read
+    again from ``data_place``, and the ``data_dir`` that ``check_same_data`` takes with it. The
+    caller checks the pictures are the run's (``check_same_data``): a folder found elsewhere is
+    trusted only on that."""
+    from neuralab.data import load_image_data
+
+    name, where = data_place(config, data_dir)
+    return load_image_data(name, where, **config.data_options), where
+
+
+def data_place(config, data_dir: str | None = None) -> tuple[str, str | None]:
+    """Where a classifier run of ``config`` finds its data now, as load_image_data's (name,
+    data_dir): an image folder where config.json says it was or, where it moved since, at its new
+    place, ``data_dir``; a named dataset in ``data_dir`` where given, else where the run found it."""
+    from neuralab.data import NAMED
+
+    if config.data not in NAMED and data_dir is not None:  # an image folder that moved: `data_dir` is where it is now
+        return data_dir, None
+    if config.data not in NAMED and not Path(config.data).expanduser().is_dir():
+        raise NeuralabError(f"{config.data}: the run's image folder is not there any more; if it moved, give its "
+                            "new place as `data_dir`")
+    return config.data, data_dir or config.data_dir
 
 
 def _changed_classes(record: dict, data, digest: dict | None = None) -> str:

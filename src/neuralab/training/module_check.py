@@ -18,6 +18,7 @@ import hashlib
 import io
 import math
 import warnings
+import weakref
 
 from neuralab.errors import NeuralabError
 from neuralab.training.user_code import kind_of, seeded, torch_defaults_kept
@@ -57,7 +58,7 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
         return lambda m, args: None if first else first.append((layer, m, getattr(args[0], "shape", ())))
     takes = torch.nn.Conv2d if what == "classes" else (torch.nn.RNNBase, torch.nn.Linear)
     hooks = [m.register_forward_pre_hook(called(n)) for n, m in module.named_modules() if isinstance(m, takes)]
-    y = None
+    y = y1 = None
     try:
         with torch.no_grad():
             y = module(x)
@@ -67,16 +68,22 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
             if output_refusal(name, shape, y, len(x), outputs, what, module) is None:
                 with _buffers_kept(module), torch.random.fork_rng(devices=[]):  # a sampling forward draws
                     y2 = module(torch.cat([x, x[:1]]))
+                    # and a batch of one, which predict gives a lone picture and an epoch may end in: a
+                    # forward ending in .squeeze() takes its batch axis away there alone. One that fails
+                    # there uses batch statistics in eval mode, which the mixing check below warns about
+                    if training and isinstance(y2, torch.Tensor) and y2.shape[:1] == (len(x) + 1,):
+                        with contextlib.suppress(Exception):
+                            y1 = module(x[:1])
     except Exception as e:  # noqa: BLE001  the user's forward: one line naming both shapes
         error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         if y is not None:  # the first batch passed
             raise NeuralabError(f"{name}: on inputs {shape} the model works on a batch of {len(x)} and fails on "
-                                f"one of {len(x) + 1} ({error}); let forward take any batch size: x.view(x.size(0), -1), not a "
-                                "batch size written in the code") from None
+                                f"one of {len(x) + 1} ({error}); let forward take any batch size: x.view(x.size(0), "
+                                "-1) or x.flatten(1), not a batch size written in the code") from None
         layer, taker, got = first[0] if first else (None, None, ())
         raise NeuralabError(_input_refusal(name, shape, x, layer, taker, got, what)
                             or f"{name}: the model fails on the data's inputs {shape}, {INPUT_LAYOUT[what]}: "
-                               f"{error}{_failing_layer(module, x, what)}") from None
+                               f"{error}{_fixed_batch(str(e), len(x)) or _failing_layer(module, x, what)}") from None
     finally:
         for hook in hooks:
             hook.remove()
@@ -84,6 +91,8 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
     refusal = output_refusal(name, shape, y, len(x), outputs, what, module)
     if refusal is None and isinstance(y2, torch.Tensor) and y2.shape[:1] != (len(x) + 1,):
         refusal = _batch_refusal(name, shape, [(len(x), y), (len(x) + 1, y2)], module)
+    if refusal is None and isinstance(y1, torch.Tensor) and tuple(y1.shape) != (1, *y.shape[1:]):
+        refusal = _lone_refusal(name, shape, y, y1)
     if refusal is None and isinstance(y2, torch.Tensor):
         refusal = _mixing_refusal(module, name, shape, x, training)
     if refusal is not None:
@@ -125,6 +134,18 @@ def _batch_refusal(name: str, shape: str, given: list, module) -> str:
     return f"{name}: on inputs {shape} the model gives {gave}: the first size of its output is not the batch's; {fix}"
 
 
+def _lone_refusal(name: str, shape: str, y, y1) -> str:
+    """The refusal of a module that gives ``y`` on a batch of several inputs and ``y1`` on a batch
+    of one, without its batch axis (a final .squeeze(), which takes every axis of size 1)."""
+    dropped = tuple(y1.shape) == tuple(y.shape[1:])
+    fix = ("it takes the batch axis away there: drop the .squeeze() at the end of forward, or squeeze only the "
+           "axis you mean (.squeeze(-1))" if dropped else "keep the batch first: a batch of one must give "
+           f"{_shape_of(y[:1])}")
+    return (f"{name}: on inputs {shape} the model gives {_shape_of(y, len(y))} for a batch of {len(y)} but "
+            f"{_shape_of(y1)} for a batch of 1 (predict may give it one input alone, and an epoch's last batch may "
+            f"hold one); {fix}")
+
+
 def _rnn_fix(module, only=None) -> str | None:
     """What to change in ``module`` whose recurrent layer reads the batch as time (built without
     batch_first); None where it holds none such. ``only``: the names of the layers seen doing so."""
@@ -139,7 +160,11 @@ def _rnn_fix(module, only=None) -> str | None:
             f"{layer} is not: build it with batch_first=True")
 
 
-PAIR = 2  # the batch of the mixing check's probes: [a, b], then [b, c]
+def _probe_batch(x) -> int:
+    """The batch of the mixing check's probes, [a, b, ...] then [b, ...]: the smallest of at least 2
+    that none of a sample's sizes equals, so that a layer reading the batch as time is told from
+    one given it rightly (2 windows of 2 steps look the same either way)."""
+    return next(n for n in range(2, 2 + x.dim()) if n not in x.shape[1:])
 
 
 def _mixing_refusal(module, name: str, shape: str, x, training: bool = True) -> str | None:
@@ -159,23 +184,24 @@ def _mixing_refusal(module, name: str, shape: str, x, training: bool = True) -> 
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         return None
     batch_as_time: set[str] = set()  # the layers given (batch, time, features) where they take (time, batch, ...)
+    pair = _probe_batch(x)
 
     def seen(layer: str):
         return lambda m, args: batch_as_time.add(layer) if (
-            getattr(args[0], "dim", lambda: 0)() == 3 and args[0].shape[0] == PAIR != args[0].shape[1]) else None
+            getattr(args[0], "dim", lambda: 0)() == 3 and args[0].shape[0] == pair != args[0].shape[1]) else None
     hooks = [m.register_forward_pre_hook(seen(n)) for n, m in module.named_modules()
              if isinstance(m, torch.nn.RNNBase) and not m.batch_first]
     was = module.training
     try:
         module.eval()
         with torch.no_grad(), _buffers_kept(module), torch.random.fork_rng(devices=[]):
-            probe = torch.randn(PAIR + 1, *x.shape[1:], dtype=x.dtype).to(x.device)  # a, b, c
-            y, y2 = module(probe[:PAIR]), module(probe[1:])
-            if not all(isinstance(t, torch.Tensor) and t.shape[:1] == (PAIR,) and torch.isfinite(t).all()
+            probe = torch.randn(pair + 1, *x.shape[1:], dtype=x.dtype).to(x.device)  # a, b, ...
+            y, y2 = module(probe[:pair]), module(probe[1:])
+            if not all(isinstance(t, torch.Tensor) and t.shape[:1] == (pair,) and torch.isfinite(t).all()
                        for t in (y, y2)) or not apart(y[1], y2[0]):
                 return None
             # a forward that samples in eval mode (a VAE's layer) differs on the very same batch: no mixing shown
-            if apart(y, module(probe[:PAIR])):
+            if apart(y, module(probe[:pair])):
                 return None
     except Exception:  # noqa: BLE001  random inputs a module refuses tell nothing here; the data's passed
         return None
@@ -187,10 +213,23 @@ def _mixing_refusal(module, name: str, shape: str, x, training: bool = True) -> 
     if fix is not None and training:
         return (f"{name}: on inputs {shape} the output of a sample depends on the other samples of the batch "
                 f"(the same samples in another order give other outputs); {fix}")
-    warnings.warn(f"{name}: outputs of a sample depend on the rest of the batch in eval mode (the same samples in "
-                  "another order give other outputs), so a prediction changes with what it is batched with"
-                  + (f"; {fix}" if fix else ""))
+    _warn_once(module, f"{name}: outputs of a sample depend on the rest of the batch in eval mode (the same "
+                       "samples in another order give other outputs), so a prediction changes with what it is "
+                       "batched with" + (f"; {fix}" if fix else ""))
     return None
+
+
+_WARNED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module -> what it was warned about
+
+
+def _warn_once(module, text: str) -> None:
+    """Warn ``text`` about ``module`` once: a run checks its module more than once (before its
+    folder is made, then as it builds), and a catch_warnings() anywhere since makes Python's own
+    once-per-place forget it said it."""
+    said = _WARNED.setdefault(module, set())
+    if text not in said:
+        said.add(text)
+        warnings.warn(text, stacklevel=2)
 
 
 @contextlib.contextmanager
@@ -257,13 +296,17 @@ def _failing_layer(module, x, what: str) -> str:
         except Exception:  # noqa: BLE001  a summary that fails otherwise names no layer
             pass
         taker = dict(module.named_modules()).get(layer) if layer else None  # a lone layer's row is named for its class
-        if isinstance(taker, torch.nn.Linear):  # what it was given: the features of pictures of this size
+        given = None  # what it was given: a Linear's, the features of pictures of this size
+        if taker is not None:
             seen: list = []
-            hook = taker.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[-1]))
+            hook = taker.register_forward_pre_hook(lambda m, args: seen.append(args[0] if args else None))
             with contextlib.suppress(Exception):
                 module(x)
             hook.remove()
-            gets = seen[0] if seen else None
+            given = seen[0] if seen and isinstance(seen[0], torch.Tensor) else None
+        other = _other_placement(taker, given)
+        if isinstance(taker, torch.nn.Linear) and given is not None and not other:
+            gets = given.shape[-1]
         h, w = x.shape[-2:]
         works = None
         for more in range(1, MAX_PAD + 1):
@@ -275,6 +318,10 @@ def _failing_layer(module, x, what: str) -> str:
                 works = (h + more, w + more)
                 break
     said = f"; at {layer} ({type(taker).__name__})" if taker is not None else ""
+    if other:  # not a size: the layer's weights are fine for these pictures
+        return f"{said}, {other}"
+    if gets is not None and gets == taker.in_features:  # it takes what it gets: the error is no size's
+        return said
     if gets is not None:
         said += (f", nn.Linear({taker.in_features}, ...), which gets {gets} features from pictures of {h}x{w}: "
                  f"make it nn.Linear({gets}, ...)")
@@ -287,6 +334,36 @@ def _failing_layer(module, x, what: str) -> str:
     elif gets is None and said:
         said += ": was the model built for another input shape?"
     return said
+
+
+def _fixed_batch(error: str, batch: int) -> str:
+    """The advice for a forward that reshapes to a first size written in the code, the training
+    batch's (x.view(128, -1)), from PyTorch's error on a batch of ``batch``; "" for other errors."""
+    import re
+
+    fixed = re.search(r"shape '\[(\d+),[^\]]*\]' is invalid for input of size", error)
+    if fixed is None or int(fixed.group(1)) in (1, batch):
+        return ""
+    return (f"; forward reshapes to a first size of {fixed.group(1)} whatever the batch (a batch of {batch} here, "
+            "and an epoch's last batch or a prediction may be smaller): let forward take any batch size: "
+            "x.view(x.size(0), -1) or x.flatten(1), not a batch size written in the code")
+
+
+def _other_placement(layer, given) -> str:
+    """"which is given float64 inputs, and its weights are float32: ..." where ``layer``'s weights are
+    of another dtype or on another device than ``given``, what it was called on; "" where they
+    match, or cannot be told."""
+    weight = next(iter(layer.parameters(recurse=False)), None) if layer is not None else None
+    if weight is None or given is None or not given.is_floating_point():
+        return ""
+    if given.dtype != weight.dtype:
+        have, want = (str(t.dtype).removeprefix("torch.") for t in (given, weight))
+        return (f"which is given {have} inputs, and its weights are {want}: give it {want} inputs (no .double() or "
+                ".half() in forward; the trainer picks the float type)")
+    if given.device != weight.device:
+        return (f"which is given inputs on {given.device}, and its weights are on {weight.device}: leave the device "
+                "to neuralab (no .cuda() or .to(device) in forward)")
+    return ""
 
 
 def _output_fix(y, outputs: int, what: str) -> str:
@@ -359,11 +436,11 @@ def _not_kept(module, name: str) -> list[tuple[str, str, str]]:
             constants.append(n)
     if constants:
         it = "it" if len(constants) == 1 else "them"
-        warnings.warn(f"{name}: keeps {_plain_tensors(constants)}, which PyTorch does not register: built alike every "
-                      f"time, the run loaded again computes with the same values, but a model moved to a device "
-                      f"(.to(device)) leaves {it} behind; register {it} with "
-                      + ", ".join(f'self.register_buffer("{n.rpartition(".")[2]}", ..., persistent=False)'
-                                  for n in constants))
+        _warn_once(module, f"{name}: keeps {_plain_tensors(constants)}, which PyTorch does not register: built "
+                           f"alike every time, the run loaded again computes with the same values, but a model moved "
+                           f"to a device (.to(device)) leaves {it} behind; register {it} with "
+                           + ", ".join(f'self.register_buffer("{n.rpartition(".")[2]}", ..., persistent=False)'
+                                       for n in constants))
     return refused
 
 
@@ -429,10 +506,10 @@ def _trainable(module, name: str, logits=None, hidden=()) -> None:
             and torch.allclose(logits.sum(1), torch.ones_like(logits[:, 0]), atol=1e-4):
         # cross-entropy on the softmax of a softmax: small gradients, slow learning, and predict's
         # probabilities squashed towards 1 / classes; a log_softmax trains as the logits would
-        warnings.warn(f"{name}: its outputs are probabilities (each row sums to 1: a final softmax); neuralab reads "
-                      "a model's outputs as logits and applies the softmax itself, in the loss and in predict, so "
-                      "it would train slowly and predict flattened probabilities; leave the softmax out of forward "
-                      "(a final log_softmax is fine)")
+        _warn_once(module, f"{name}: its outputs are probabilities (each row sums to 1: a final softmax); neuralab "
+                           "reads a model's outputs as logits and applies the softmax itself, in the loss and in "
+                           "predict, so it would train slowly and predict flattened probabilities; leave the softmax "
+                           "out of forward (a final log_softmax is fine)")
 
 
 def read_as(what: str, channels: int | None, size: tuple | None = None) -> str:

@@ -80,6 +80,8 @@ class Classifier:
             # uint8 crosses to the device, a quarter of the floats it becomes there
             x = self.preprocess.normalise(nchw(pixels(images[i:i + PREDICT_BATCH])).to(device))
             logits = self.model(x.to(dtype))
+            if logits.dim() == 0 or logits.shape[0] != len(x):
+                raise _batch_lost(self.name, len(x), tuple(logits.shape))
             if logits.shape[1:] != (len(self.classes),):
                 raise _classes_mismatch(len(self.classes), tuple(logits.shape[1:]))
             out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
@@ -174,6 +176,17 @@ def _last_layer_outputs(model: torch.nn.Module) -> int | None:
     while isinstance(model, torch.nn.Sequential) and type(model).forward is torch.nn.Sequential.forward and len(model):
         model = model[-1]
     return model.out_features if isinstance(model, torch.nn.Linear) else None
+
+
+def _batch_lost(name: str, batch: int, shape: tuple) -> NeuralabError:
+    """The refusal of outputs ``shape`` for ``batch`` images whose first size is not the batch's:
+    the model's fault, whatever the class names (a .squeeze() takes a batch of one's axis)."""
+    lost = len(shape) == 1 and batch == 1
+    why = ("its output lost the batch axis: drop the .squeeze() at the end of forward, or squeeze only the axis "
+           "you mean (.squeeze(-1))" if lost else "the first size of its output is not the batch's: keep the batch "
+           "first in forward (x.flatten(1), not x.view(-1, features))")
+    return NeuralabError(f"{name}: the model gives outputs of {shape} for {batch} image{'s' if batch != 1 else ''}, "
+                         f"not one row per image; {why}")
 
 
 def _classes_mismatch(classes: int, outputs: tuple) -> NeuralabError:
