@@ -1,6 +1,6 @@
 """Session 49's web fixes in headless Chromium (as tests/test_web_browser.py, whose fixtures
-these share): the same picture picked again, a phone's forecast table, and the playground's
-output while its settings are refused."""
+these share): the same picture picked again, a phone's forecast table, the playground's
+output while its settings are refused, and a resume on the runs list and the run page."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import pytest
 from PIL import Image
 
 from test_web_browser import (  # noqa: F401  (fixtures)
-    browser, changed, expect, forecast_run, page, pictures, runs, server, shot, text_becomes, watched_page,
+    browser, changed, expect, forecast_run, page, pictures, runs, server, serving, shot, text_becomes, watched_page,
 )
+from test_web_jobs import wait_for
+from test_web_review import interrupted
+from test_web_review_s49 import RESUME_ERROR, failing_resumes
 
 # How one forecaster was fitted, as results.json words it for a network started from a baseline
 LONG_FITTED = ("lstm (LSTM 8 -> Dense + linear path, anchored and normalised per window, 469 parameters; started from "
@@ -105,3 +108,28 @@ def test_on_a_phone_the_forecast_table_keeps_its_rows_short(browser, server, lon
                                              "document.documentElement.scrollWidth]")
         assert box[1] > box[0] and box[2] <= 390, box  # the table scrolls in its card, not the page
         shot(pg, "forecast-phone-table")
+
+
+def test_a_resume_reads_resuming_on_both_pages_and_its_failure_is_said_beside_resume(
+        browser, tmp_path, monkeypatch):  # noqa: F811
+    """While the resumed process loaded its data the run page said "resuming" and the runs list
+    "interrupted"; once it failed, the run page showed Resume as if it had never been pressed
+    (the error only in the jobs table of the list)."""
+    root = tmp_path / "runs"
+    interrupted(root, "a")
+    made = failing_resumes(monkeypatch)
+    with serving(root) as url, watched_page(browser, url, viewport={"width": 1366, "height": 800}) as pg, \
+            watched_page(browser, url, viewport={"width": 1366, "height": 800}) as listing:
+        pg.goto("/runs?run=a")
+        pg.click("#resume")
+        expect(pg.locator("#run-status")).to_have_text("resuming")
+        listing.goto("/runs")
+        status = listing.locator("#runs tr[data-run='a'] td:nth-child(5)")
+        expect(status).to_have_text("resuming")
+        wait_for(lambda: made, 30, "the resume's process")
+        made[0].fail.set()
+        expect(pg.locator("#job-note")).to_have_text(f"job 1 failed: {RESUME_ERROR}")
+        expect(pg.locator("#run-status")).to_have_text("interrupted")
+        expect(pg.locator("#resume")).to_be_visible()
+        expect(status).to_have_text("interrupted")
+        shot(pg, "runs-resume-failed")

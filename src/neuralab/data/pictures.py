@@ -180,7 +180,8 @@ def _too_many_pixels(name: str, width: int, height: int, max_pixels: int, why: s
 def _declared_size(source: Path | io.BytesIO) -> tuple[int, int] | None:
     """(width, height) as the picture's header declares them, read by the Pillow plugin of its
     format (one of FORMATS) as ``Image.open`` reads them, less its decompression-bomb check;
-    None where no plugin reads the header."""
+    None where no plugin reads the header. A WebP's is read from its bytes here: Pillow's plugin
+    makes the check itself, inside the reading, so that no size comes out of it."""
     from PIL import Image
 
     Image.init()
@@ -188,7 +189,10 @@ def _declared_size(source: Path | io.BytesIO) -> tuple[int, int] | None:
         with contextlib.ExitStack() as stack:
             fp = source if isinstance(source, io.BytesIO) else stack.enter_context(open(source, "rb"))
             fp.seek(0)
-            prefix = fp.read(16)
+            header = fp.read(30)
+            prefix = header[:16]
+            if prefix[:4] == b"RIFF" and prefix[8:12] == b"WEBP":
+                return _webp_size(header)
             for fmt in FORMATS:
                 factory, accept = Image.OPEN.get(fmt, (None, None))
                 known = accept(prefix) if accept else factory is not None
@@ -197,8 +201,24 @@ def _declared_size(source: Path | io.BytesIO) -> tuple[int, int] | None:
                 fp.seek(0)
                 with factory(fp, "") as img:
                     return img.size
-    except (OSError, SyntaxError, ValueError, IndexError, TypeError, struct.error):
-        return None
+    except (OSError, SyntaxError, ValueError, IndexError, TypeError, struct.error, Image.DecompressionBombError):
+        return None  # a plugin that checks inside its own reading (a GIF's frame past its screen)
+    return None
+
+
+def _webp_size(header: bytes) -> tuple[int, int] | None:
+    """(width, height) from a WebP's first 30 bytes, by the layout of its first chunk (the WebP
+    container spec): VP8X (extended) stores the canvas's sides less one in 24 bits each, VP8L
+    (lossless) in 14 bits each after its signature byte 2F, VP8 (lossy) in the low 14 bits of
+    two 16-bit numbers after its key frame's start code; None for anything else."""
+    chunk = header[12:16]
+    if chunk == b"VP8X" and len(header) >= 30:
+        return int.from_bytes(header[24:27], "little") + 1, int.from_bytes(header[27:30], "little") + 1
+    if chunk == b"VP8L" and len(header) >= 25 and header[20] == 0x2F:
+        bits = int.from_bytes(header[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and len(header) >= 30 and header[23:26] == b"\x9d\x01\x2a":
+        return int.from_bytes(header[26:28], "little") & 0x3FFF, int.from_bytes(header[28:30], "little") & 0x3FFF
     return None
 
 

@@ -43,7 +43,8 @@ from neuralab.web import classify as classifier
 from neuralab.web import images, jobs, playground, runs
 from neuralab.web.forecast import forecast_view
 from neuralab.web.inputs import fields, read_body, read_json, text
-from neuralab.web.security import HEADERS, RequestGuard, SecurityHeaders, accepts, allowed_hosts, is_loopback
+from neuralab.web.security import (HEADERS, RequestGuard, SecurityHeaders, accepts, allowed_hosts, is_loopback,
+                                   normal_host)
 
 if TYPE_CHECKING:
     import asyncio
@@ -138,22 +139,41 @@ async def conv(request):
     return JSONResponse(await run_in_threadpool(_conv, served(request).uploads, await read_json(request)))
 
 
-def _run_rows(root: Path) -> list[dict]:
+def _with_job(state: dict, job: dict | None) -> dict:
+    """A run's row or live state (``state``, its "status" the run's own) as this server's job
+    for it makes it: a job queued or running before its process has taken the run's lock (a
+    resumed training loads its data first) leaves the run "interrupted", which beside "job N
+    running" reads as a job that failed. The one place the runs list and the run page take it from."""
+    if job is not None and job["state"] in ("queued", "running") and state["status"] == "interrupted":
+        state["status"] = "resuming" if job["what"] == "resume" else "starting"
+    return state
+
+
+def _run_rows(root: Path, active: list[dict]) -> list[dict]:
     found = []
     for run_id in runs.find_runs(root):
         with contextlib.suppress(runs.NotFound):  # removed since it was found: listed no more
-            found.append(runs.describe(root, run_id))
+            row = runs.describe(root, run_id)
+            # a job names a run by its one name (a link inside the runs folder: the folder it leads to)
+            name = runs.run_name(root, run_id) if active else None
+            found.append(_with_job(row, next((job for job in active if job["run"] == name), None)))
     return found
 
 
 async def run_list(request):
     s = served(request)
+    active = [job for job in s.jobs.list() if job["state"] in jobs.ACTIVE]  # once for every row
     # the server's own path, only for the app on this machine: whoever reaches it from elsewhere learns no paths
-    return JSONResponse({"root": str(s.root) if s.local else "", "runs": await run_in_threadpool(_run_rows, s.root)})
+    return JSONResponse({"root": str(s.root) if s.local else "",
+                         "runs": await run_in_threadpool(_run_rows, s.root, active)})
+
+
+def _details(s: Served, run_id: str) -> dict:
+    return _with_job(runs.details(s.root, run_id), s.jobs.active(run_id))
 
 
 async def run_details(request):
-    return JSONResponse(await run_in_threadpool(runs.details, served(request).root, request.query_params.get("run", "")))
+    return JSONResponse(await run_in_threadpool(_details, served(request), request.query_params.get("run", "")))
 
 
 async def run_file(request):
@@ -189,15 +209,15 @@ async def run_live(request):
             raise
         state = {"id": run_id, "status": "starting", "metrics": [], "progress": None}  # queued: no folder yet
     state["job"] = job
-    if job is not None and job["state"] in ("queued", "running") and state["status"] == "interrupted":
-        # this server's job for the run has not taken the run's lock yet (a resumed training loads its
-        # data first): "interrupted" beside "job N running" reads as a job that failed
-        state["status"] = "resuming" if job["what"] == "resume" else "starting"
+    _with_job(state, job)
     if job is None and state["status"] == "interrupted":
         # the page offers Resume only where the job would not fail; elsewhere (a Keras fit, a forecast,
         # untrusted code) it says why
         refused = await run_in_threadpool(s.jobs.why_not_resume, run_id) if s.local else "this app starts no training"
         state["resume_refused"] = _said(request, refused) if refused else ""
+        # a resume that failed left the run as it was: the page says so, or it reads as one never tried
+        last = await run_in_threadpool(s.jobs.last, run_id)
+        state["failed_job"] = last if last is not None and last["state"] == "failed" else None
     return JSONResponse(state)
 
 
@@ -459,10 +479,10 @@ class Connection(H11Protocol):
         finishes one would hold the connection, and its place among MAX_CONNECTIONS, for
         HEADER_SECONDS. Loopback is this machine's own user (or a proxy on it, which makes
         everyone 127.0.0.1), so it is not capped."""
-        address = self.client[0] if self.client else ""  # none for a Unix socket
+        address = normal_host(self.client[0]) if self.client else ""  # none for a Unix socket
         if not address or is_loopback(address):
             return False
-        if sum(1 for c in self.connections if c.client and c.client[0] == address) <= MAX_PER_CLIENT:
+        if sum(1 for c in self.connections if c.client and normal_host(c.client[0]) == address) <= MAX_PER_CLIENT:
             return False
         self.logger.warning("Exceeded the connections of one address.")
         busy = JSONResponse({"error": f"too many connections from {address} ({MAX_PER_CLIENT} may be open from "
@@ -489,13 +509,27 @@ def check_host(host: str) -> None:
     loopback is reachable from other machines). Binding port 0 tests the address alone."""
     import socket
 
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, 0))
-        except OSError as e:
-            refused = _no_host(host, e)
-            if refused is not None:
-                raise refused from None
+    try:
+        family, address = _bind_address(host, 0)
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind(address)
+    except OSError as e:
+        refused = _no_host(host, e)
+        if refused is not None:
+            raise refused from None
+
+
+def _bind_address(host: str, port: int) -> tuple[int, tuple]:
+    """The family and socket address to listen on ``host`` by, as the resolver gives them: a
+    name may resolve to IPv6 alone (bound as IPv4 for having no colon, it was told that it
+    resolved to nothing). Where a name has both, IPv4, as it was bound before: `localhost`
+    listening on ::1 alone would not answer 127.0.0.1. A socket.gaierror where it resolves to
+    nothing."""
+    import socket
+
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    family, _, _, _, address = next((info for info in found if info[0] == socket.AF_INET), found[0])
+    return family, address
 
 
 def _no_host(host: str, e: OSError) -> NeuralabError | None:
@@ -519,14 +553,16 @@ def listening_socket(host: str, port: int):
     server's start."""
     import socket
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock = None
     try:
-        sock.bind((host, port))
+        family, address = _bind_address(host, port)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
         sock.listen(MAX_CONNECTIONS)
     except OSError as e:
-        sock.close()
+        if sock is not None:
+            sock.close()
         refused = _no_host(host, e)
         if refused is not None:
             raise refused from None

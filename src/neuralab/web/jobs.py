@@ -38,6 +38,7 @@ MAX_EPOCHS = 1000          # the form's bound; a longer training belongs on the 
 MAX_QUEUED = 20            # jobs waiting at once; a page clicking without end is refused past this
 STOP_GRACE = 30            # seconds a job may take to save and stop after SIGINT when the server closes
 KEEP_DONE = 50             # finished jobs remembered for the page
+ACTIVE = ("queued", "running", "stopping")  # a job's states before it ends
 
 
 class JobRefused(NeuralabError):
@@ -131,7 +132,7 @@ class Jobs:
         command = self._resume_command(run_id)
         rel = run_name(self.root, run_id)
         with self._cv:
-            if any(j.run == rel and j.state in ("queued", "running", "stopping") for j in self._jobs.values()):
+            if any(j.run == rel and j.state in ACTIVE for j in self._jobs.values()):
                 raise JobRefused(f"run {run_id}: already queued or training")
             return self._add(rel, command, "resume")
 
@@ -204,9 +205,16 @@ class Jobs:
         run = run_name(self.root, run_id)
         with self._cv:
             for job in reversed(self._jobs.values()):
-                if job.run == run and job.state in ("queued", "running", "stopping"):
+                if job.run == run and job.state in ACTIVE:
                     return job.as_dict()
         return None
+
+    def last(self, run_id: str) -> dict | None:
+        """The run's latest job of this server, whatever its state (a resume that failed, for
+        the run page to say so beside Resume), if any."""
+        run = run_name(self.root, run_id)
+        with self._cv:
+            return next((job.as_dict() for job in reversed(self._jobs.values()) if job.run == run), None)
 
     def close(self, grace: float = STOP_GRACE) -> None:
         """Cancel what waits and interrupt what trains; kill it if it has not stopped within ``grace`` s."""
@@ -242,7 +250,7 @@ class Jobs:
                   command=without_root(self.root, "neuralab " + " ".join(argv)))
         self._jobs[job.id] = job
         self._waiting.append(job)
-        for old in [j for j in self._jobs.values() if j.state not in ("queued", "running", "stopping")][:-KEEP_DONE]:
+        for old in [j for j in self._jobs.values() if j.state not in ACTIVE][:-KEEP_DONE]:
             del self._jobs[old.id]
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="neuralab-jobs", daemon=True)

@@ -48,8 +48,16 @@ HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer"
 
 
 def normal_host(name: str) -> str:
-    """A host as the checks compare it: lower case, no IPv6 brackets, zone or final dot."""
-    return name.strip().lower().strip("[]").split("%")[0].rstrip(".")
+    """A host as the checks compare it: lower case, no IPv6 brackets, zone or final dot; an
+    address in its shortest form, and an IPv4 address written as IPv6 (::ffff:127.0.0.1, how a
+    server listening on :: sees its IPv4 clients) as IPv4, where ipaddress would call 127.0.0.1
+    so written no loopback and count it as another client."""
+    name = name.strip().lower().strip("[]").split("%")[0].rstrip(".")
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return name
+    return str(getattr(address, "ipv4_mapped", None) or address)
 
 
 def split_host(value: str) -> tuple[str, int | None] | None:

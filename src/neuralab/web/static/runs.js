@@ -19,11 +19,13 @@ function runUrl(run) {
 }
 
 // The headline figure of a run, or what its status says where it has none: only a running run
-// is "training"; a damaged one says what is wrong, one stopped before its first epoch says so.
+// is "training", one this server's job is about to train again "resuming" (the server's status);
+// a damaged one says what is wrong, one stopped before its first epoch says so.
 function metricText(m, r) {
   if (m.value === null || m.value === undefined) {
     if (r.status === "damaged") return r.error || "damaged";
     if (r.status === "interrupted") return r.epochs ? "no finite figure yet" : "stopped before its first epoch";
+    if (r.status === "resuming" || r.status === "starting") return `${r.status}…`;
     return r.status === "running" ? "training…" : m.note || "–";
   }
   const value = m.name.includes("accuracy") ? `${(m.value * 100).toFixed(2)}%` : num(m.value);
@@ -228,8 +230,10 @@ function drawLive(run, state, kind) {
   $("stop").textContent = job && job.state === "queued" ? "Cancel" : "Stop (as Ctrl-C)";
   const resumable = local && !job && state.status === "interrupted" && !state.resume_refused;
   $("resume").classList.toggle("hidden", !resumable);
+  // a resume that failed is said beside Resume, as the jobs table says it: the run itself reads as before
+  const failed = state.failed_job ? `job ${state.failed_job.id} failed: ${state.failed_job.error}` : "";
   $("job-note").textContent = job ? `job ${job.id} ${job.state}`
-    : local && state.status === "interrupted" ? state.resume_refused || "" : "";
+    : local && state.status === "interrupted" ? [failed, state.resume_refused].filter(Boolean).join("; ") : "";
   // no epoch to draw and none coming (an imported model, a run stopped before its first epoch): no empty charts
   $("curves").classList.toggle("hidden", !state.metrics.length && !isLive(state));
   const forecast = (kind || "") === "forecaster" || state.metrics.some((r) => "mae" in r);
