@@ -41,14 +41,29 @@ PATH_ADVICE = {
     errno.ELOOP: "its symbolic links loop, or lead through too many others; fix them or give another path",
 }
 
-# What to do about each reason a write fails; others get all of them.
-_WRITE_ADVICE = {
-    **PATH_ADVICE,
-    errno.ENOSPC: "free some space, or write somewhere else",
-    errno.EDQUOT: "free some space within your quota, or write somewhere else",
-    errno.EACCES: "fix the folder's permissions, or write somewhere else",
-    errno.EPERM: "fix the folder's permissions, or write somewhere else",
-    errno.EROFS: "the file system is read-only: write somewhere else",
+# What to do about each reason a file could not be written, said once for every file: write_advice
+# adds that it may be written somewhere else, run_write_advice what writes a run's file again
+_FIX = {
+    errno.ENOSPC: "free some space",
+    errno.EDQUOT: "free some space or raise your quota",
+    errno.EACCES: "fix the folder's permissions",
+    errno.EPERM: "fix the folder's permissions",
+    # a disk failing, or a network file system's server gone: writing again may lose more
+    errno.EIO: "the disk or the network file system failed (an input/output error): have it checked",
+    errno.ELOOP: "its symbolic links loop, or lead through too many others: fix them",
+}
+_ANY_FIX = "free some space or fix the folder's permissions"  # a reason not in _FIX: all of them
+
+# Reasons that no file can be written where it was meant to go, whatever is done there: what is true
+# of the place, where write_advice sends the file instead, and where run_write_advice the run
+_ELSEWHERE = {
+    errno.EROFS: ("the file system is read-only", "write somewhere else", "copy {run} somewhere writable"),
+    errno.ENAMETOOLONG: ("a name may have at most 255 bytes and a path 4,096", "choose a shorter one",
+                         "copy {run} to a shorter path"),
+}
+
+# Reasons in the path given, which say themselves where to write instead
+_PATH_FAULTS = {
     # mkdir of a folder on the way that is a file: FileExistsError, or ENOTDIR further down
     errno.EEXIST: "a part of the path is a file, not a folder: give a path through folders",
     errno.ENOTDIR: "a part of the path is a file, not a folder: give a path through folders",
@@ -69,31 +84,26 @@ def write_advice(error: OSError) -> str:
                     "which does not exist: make that folder, or remove the link")
         except OSError as e:  # links in a loop
             return write_advice(e)
-    return _WRITE_ADVICE.get(error.errno, "free some space or fix the folder's permissions, or write somewhere else")
-
-
-# What to do about each reason a file of a run could not be written, before writing it again
-# in the same folder; a read-only file system takes no writes there, whatever is done
-_RUN_WRITE_ADVICE = {
-    errno.ENOSPC: "free some space",
-    errno.EDQUOT: "free some space or raise your quota",
-    errno.EACCES: "fix the folder's permissions",
-    errno.EPERM: "fix the folder's permissions",
-}
+    if error.errno in _PATH_FAULTS:
+        return _PATH_FAULTS[error.errno]
+    if error.errno in _ELSEWHERE:
+        why, instead, _ = _ELSEWHERE[error.errno]
+        return f"{why}: {instead}"
+    return f"{_FIX.get(error.errno, _ANY_FIX)}, or write somewhere else"
 
 
 def run_write_advice(error: OSError | int | None, run: str | os.PathLike, again: str) -> str:
     """What to do about a file of the run in ``run`` that could not be written, for the reason
     ``error`` (an OSError, or its errno) gives, then ``again``: what writes it again, naming
     ``run``. A file system that turned read-only (a cluster's scratch, remounted after an error)
-    stays so: the run is copied somewhere writable (a run is its folder; a lock left in it is
-    held by no process) and ``again`` is given the copy's folder."""
+    stays so, and a path too long stays so: the run is copied where it can be written
+    (a run is its folder; a lock left in it is held by no process) and ``again`` is given the
+    copy's folder."""
     code = error.errno if isinstance(error, OSError) else error
-    if code == errno.EROFS:
-        return (f"the file system is read-only: copy {run} somewhere writable, then {again}, naming the copy in "
-                f"place of {run}")
-    first = _RUN_WRITE_ADVICE.get(code, "free some space or fix the folder's permissions")
-    return f"{first}, then {again}"
+    if code in _ELSEWHERE:
+        why, _, move = _ELSEWHERE[code]
+        return f"{why}: {move.format(run=run)}, then {again}, naming the copy in place of {run}"
+    return f"{_FIX.get(code, _ANY_FIX)}, then {again}"
 
 
 class WriteError(NeuralabError):
@@ -108,9 +118,17 @@ def folder_from_env(name: str) -> Path | None:
     """The folder the environment variable ``name`` gives, ``~`` expanded as a shell would have
     (a value quoted in a job script or a config keeps it); None where it is unset or empty (a
     job script's ``export NEURALAB_RUNS=$SCRATCH``, where SCRATCH is unset), which means the
-    default, not the current folder."""
+    default, not the current folder. A ``~user`` naming no user of this machine (a compute node
+    without the cluster's user map, a script from a colleague) is refused naming ``name``."""
     value = os.environ.get(name)
-    return Path(value).expanduser() if value else None
+    if not value:
+        return None
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # pathlib's "Could not determine home directory."
+        user = Path(value).parts[0][1:]
+        why = f"no user {user} on this machine to expand ~{user}" if user else "HOME is not set, to expand ~"
+        raise NeuralabError(f"{name}='{value}': {why}; give the folder's full path") from None
 
 
 def staging_prefix(path: Path) -> str:

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuralab.errors import NeuralabError, ParameterError, reduced
-from neuralab.files import (MAX_JSON, folder_from_env, nulled, open_plain, read_json, remove_leftovers, write_advice,
-                            write_json, write_text)
+from neuralab.files import (MAX_JSON, WriteError, folder_from_env, nulled, open_plain, read_json, remove_leftovers,
+                            run_write_advice, write_advice, write_json, write_text)
 
 FORMAT = 2  # bumped when a file or field changes meaning; docs/runs.md lists the versions (2: model.json "source")
 
@@ -217,6 +217,29 @@ def report_call(path: Path) -> str | None:
         return None
     module = {Kind.CLASSIFIER: "neuralab.training.evaluate", Kind.FORECASTER: "neuralab.forecasting.finished"}[kind]
     return _python_call(path, kind, f"{module}.write_report")
+
+
+def not_written(error: WriteError, run_dir: str | os.PathLike, what: str = "write",
+                kept: str = "every epoch trained is kept") -> NeuralabError:
+    """A file of the run in ``run_dir`` that ``error`` stopped while the run is resumable, in one
+    line: the file, ``what`` could not be done, why, what to do before the resume that writes it
+    again (``run_write_advice``: copy the run where the file system is read-only) and what the run
+    keeps. write_advice's "write somewhere else" would read as "train again elsewhere"."""
+    needs, _ = resume_needs(Path(run_dir))
+    again = f"resume the run with `resume` {run_dir}" + (" and `trust_code`" if needs == "trust_code" else "")
+    return NeuralabError(f"{error.path}: cannot {what} ({error.strerror}); "
+                         f"{run_write_advice(error.errno, run_dir, again)} ({kept})")
+
+
+@contextlib.contextmanager
+def resumable_if_unwritable(run_dir: str | os.PathLike, kept: str = "every epoch trained is kept"):
+    """The writes of a run that a resume makes again: results.json and what comes with it after
+    the last epoch, a resumed session's config.json before it. A full disk or a read-only file
+    system that stops one is said by ``not_written``."""
+    try:
+        yield
+    except WriteError as e:
+        raise not_written(e, run_dir, kept=kept) from None
 
 
 class RunFinished(NeuralabError):
@@ -896,7 +919,8 @@ class SessionRecorder:
         self.run = run
 
     def on_train_begin(self, trainer) -> None:
-        self.run.record_session(trainer.environment)
+        with resumable_if_unwritable(self.run.path, kept="the run is as it was before this resume"):
+            self.run.record_session(trainer.environment)
 
 
 def json_object(value) -> dict:

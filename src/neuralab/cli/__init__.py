@@ -9,6 +9,7 @@ so that `neuralab --help` and the arithmetic commands start without importing to
 from __future__ import annotations
 
 import argparse
+import codecs
 import difflib
 import gc
 import importlib
@@ -288,6 +289,38 @@ def _path_fault(error: OSError, args: argparse.Namespace) -> str | None:
     return f"{_shortened(shown)}: {error.strerror or os.strerror(error.errno)}; {PATH_ADVICE[error.errno]}"
 
 
+def _as_on_disk(error: UnicodeError) -> tuple[bytes, int]:
+    """An error handler for the command's output: a file name's bytes that are no UTF-8, which
+    Python holds as lone surrogates ("out\\udce9"), written as the bytes themselves, as ``find``
+    writes them, so that a path pasted back (the way on an error names) is the
+    file's; any other character the terminal's encoding lacks ("…" under LANG=en_US.ISO-8859-1)
+    written escaped, not raised."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    out = bytearray()
+    for char in error.object[error.start:error.end]:
+        if 0xDC80 <= ord(char) <= 0xDCFF:  # what os.fsdecode made of a byte >= 0x80 (surrogateescape)
+            out.append(ord(char) - 0xDC00)
+        else:
+            out += char.encode("ascii", "backslashreplace")
+    return bytes(out), error.end
+
+
+AS_ON_DISK = "neuralab.as_on_disk"
+codecs.register_error(AS_ON_DISK, _as_on_disk)
+
+
+def _has_fd(stream) -> bool:
+    """Whether ``stream`` writes to a file descriptor (a terminal, a pipe, a file), which takes any
+    bytes; a stream in memory (a caller's capture of ``main``: pytest's, a notebook's) is read
+    back as UTF-8, which bytes that are no UTF-8 would break."""
+    try:
+        stream.fileno()
+        return True
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
+
+
 def _shortened(path: str, most: int = 160) -> str:
     """``path`` with each long name in it as its start and end around an ellipsis, and the whole
     so, where it is still longer than ``most`` characters."""
@@ -307,9 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         drop_hung_up_outputs()
         raise Stopped
 
-    for stream in (sys.stdout, sys.stderr):  # a file name with bytes that are no UTF-8 prints escaped
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # a name's bytes to a terminal, a pipe or a file; escaped to memory
+            stream.reconfigure(errors=AS_ON_DISK if _has_fd(stream) else "backslashreplace")
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if rest:  # said by the command's own parser, whose options are the ones meant

@@ -44,7 +44,7 @@ from neuralab.forecasting.models import ModelConfig, NetworkForecaster, series_t
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
 from neuralab.forecasting.windows import Prepared, Windows, last_window, prepare_many
 from neuralab.runs import Kind, Run
-from neuralab.training.callbacks import as_callback
+from neuralab.training.callbacks import as_callback, checked_callbacks
 from neuralab.training.config import Diverged, before_compile, check_config, given_fields, with_compile
 from neuralab.training.device import refuse_distributed
 from neuralab.training.trainer import ModelFailed, generators_kept, seed_everything
@@ -267,6 +267,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
     check_config(config, ForecastConfig)
     if out is not None:
         runs.folder_path(out, "out")
+    callbacks = checked_callbacks(callbacks)
     refuse_distributed("forecasting, which trains small networks,")
     given = given_fields(config.train, series_train_config())  # before the copies below forget it
     # a model's compile() may give the optimizer a momentum is for
@@ -299,10 +300,10 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
                                                               Path(config.data).stem)
     if source is not None:  # the network is checked against the windows before anything touches the disk
         UserForecaster(source, used.model, used.train).build(Windows.pool([p.train for p in prepared]))
-    if config.train.tensorboard:
-        from neuralab.training.tensorboard import check_log_dir
+    if config.train.tensorboard or callbacks:
+        from neuralab.training.tensorboard import check_event_folders
 
-        check_log_dir(path)
+        check_event_folders(path, config.train.tensorboard, callbacks, resuming=False)
     fresh = out is None or not path.exists()
     run = Run.create(path, overwrite, numbered=out is None)  # a default name taken: NAME-2
     try:
@@ -330,11 +331,16 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
     the run's and records this session's in ``sessions``, as it does the threads."""
     from neuralab.training.device import session_device
 
+    callbacks = checked_callbacks(callbacks)
     refuse_distributed("forecasting, which trains small networks,")
     run = Run.open(run_dir, Kind.FORECASTER)
     run.refuse_finished()
     record = run.record
     used = stored_config(run)
+    if used.train.tensorboard or callbacks:  # before the lock: a resume refused here leaves the run as it was
+        from neuralab.training.tensorboard import check_event_folders
+
+        check_event_folders(run.path, used.train.tensorboard, callbacks, resuming=True)
     device = session_device(device, used.train.device, run.path)
     meta = run.read(runs.MODEL) if (run / runs.MODEL).is_file() else None
     if not isinstance(meta, dict):
@@ -433,7 +439,7 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
     pooled_train = Windows.pool([p.train for p in prepared])
     pooled_val = Windows.pool([p.val for p in prepared]) if all(len(p.val) for p in prepared) else None
     module = network.build(pooled_train)
-    network.trainer.callbacks += [as_callback(c) for c in callbacks]
+    network.trainer.callbacks += callbacks  # checked by the caller, before the run was made
     if resumed is not None:
         network.trainer.model_meta, network.resume = resumed, True
         network.trainer.callbacks.append(as_callback(runs.SessionRecorder(run)))
@@ -461,12 +467,13 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
     aheads = [last_window(s, used.windows, p.scaler) for s, p in zip(many, prepared)]
     futures = [network.predict(a) for a in aheads]
     results["future"] = _future(many, aheads, futures, intervals)
-    write_forecast_csv(run_dir / runs.FORECAST, many, prepared, evaluated, aheads, futures, network.name,
-                       intervals)
     results, problems = nulled(results)
     if problems:
         results["warnings"] = [f"{where}: not a finite number, stored as null" for where in problems]
-    run.write_json(runs.RESULTS, results)
+    with runs.resumable_if_unwritable(run_dir):  # every epoch is kept: a resume writes these again
+        write_forecast_csv(run_dir / runs.FORECAST, many, prepared, evaluated, aheads, futures, network.name,
+                           intervals)
+        run.write_json(runs.RESULTS, results)
 
     from neuralab.forecasting.report import report_run
     from neuralab.reports.html import kept_if_unwritable

@@ -17,8 +17,9 @@ them (the records are: each holds the metrics over every process's share).
 from __future__ import annotations
 
 import warnings
+from typing import Iterable
 
-from neuralab.errors import ParameterError, named
+from neuralab.errors import ParameterError, Shown, named
 
 HOOKS = ("on_train_begin", "on_step_end", "on_epoch_end", "on_train_end")
 
@@ -133,3 +134,14 @@ def as_callback(obj) -> Callback:
         raise ParameterError("callbacks", obj, f"defines none of the hooks {', '.join(HOOKS)}: subclass "
                              "neuralab.training.Callback and override the ones you need")
     return _Adopted(obj)
+
+
+def checked_callbacks(callbacks) -> list[Callback]:
+    """``callbacks``, a list (any iterable) of callbacks, each as a Callback (``as_callback``);
+    one callback alone, not in a list, refused naming ``callbacks``: iterating over it would fail
+    in Python's words, and only once a run was made. Every function that takes callbacks (the
+    Trainer, train_classifier, run_forecast) checks them here, before anything is written."""
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+        raise ParameterError("callbacks", Shown(callbacks), "give a list of callbacks, e.g. "
+                                                            "callbacks=[EarlyStopping(patience=3)]")
+    return [as_callback(c) for c in callbacks]

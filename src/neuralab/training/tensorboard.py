@@ -11,12 +11,13 @@ filters and its feature maps of one image, each epoch (one forward pass of one i
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from neuralab.errors import NeuralabError
-from neuralab.runs import SUMMARY, TENSORBOARD
+from neuralab.runs import CONFIG, RESULTS, SUMMARY, TENSORBOARD
 from neuralab.training.callbacks import Callback
 from neuralab.training.config import NO_TENSORBOARD
 
@@ -42,16 +43,43 @@ def summary_writer():
     return SummaryWriter
 
 
-def check_log_dir(path) -> None:
+NOT_UTF8 = "TensorBoard writes its events only under folder names in UTF-8, and this name is not"
+
+
+def check_log_dir(path, then: str = "name the run's folder in UTF-8 (give `out` another name), or leave "
+                                    "`tensorboard` off") -> None:
     """Refuse a folder TensorBoard cannot write in before a run is made there: its event writer
     encodes the path as UTF-8, and a name in another encoding (Latin-1 on an old cluster's file
-    system) fails half-way, after it made the folder."""
+    system) fails half-way, after it made the folder. ``then``: what to do, which depends on what
+    chose the folder (``check_event_folders``)."""
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
-        raise NeuralabError(f"{path}: TensorBoard writes its events only under folder names in UTF-8, and this "
-                            "name is not; name the run's folder in UTF-8 (give `out` another name, or move the "
-                            "run), or leave `tensorboard` off") from None
+        raise NeuralabError(f"{path}: {NOT_UTF8}; {then}") from None
+
+
+def check_event_folders(run_dir, tensorboard: bool, callbacks=(), resuming: bool | None = None) -> None:
+    """Refuse, before a run in ``run_dir`` is made or resumed, every folder its TensorBoard events
+    would go to that TensorBoard cannot write in (``check_log_dir``): ``run_dir``/tensorboard where
+    ``tensorboard`` (the config's) is on, and each TensorBoard callback's ``log_dir``, else that
+    same folder. The advice fits what chose the folder: a new run's `out`, a resumed run's own
+    folder (which only a rename changes: a resume keeps the run's settings), a callback's
+    ``log_dir``. ``resuming`` None: a resume where ``run_dir`` holds an unfinished run already."""
+    if resuming is None:
+        resuming = run_dir is not None and (Path(run_dir) / CONFIG).is_file() and not (Path(run_dir) / RESULTS).exists()
+    # what names the run's folder anew: a new run's `out`, else a rename of the resumed run's folder
+    rename = ("rename the run's folder to a name in UTF-8 (mv), then resume the run with `resume` and that name"
+              if resuming else "name the run's folder in UTF-8 (give `out` another name)")
+    if tensorboard and run_dir is not None:
+        check_log_dir(run_dir, rename if resuming else f"{rename}, or leave `tensorboard` off")
+    for callback in callbacks:
+        if not isinstance(callback, TensorBoard):
+            continue
+        if callback.log_dir is not None:
+            check_log_dir(callback.log_dir, "give the TensorBoard callback a `log_dir` named in UTF-8")
+        elif run_dir is not None:  # with neither, on_train_begin asks for a log_dir
+            check_log_dir(Path(run_dir) / FOLDER, f"{rename}, or give the TensorBoard callback a `log_dir` named "
+                                                  "in UTF-8")
 
 
 class TensorBoard(Callback):
@@ -62,12 +90,11 @@ class TensorBoard(Callback):
         self.writers: dict = {}
 
     def on_train_begin(self, trainer) -> None:
-        from pathlib import Path
-
         if self.log_dir is None and trainer.run_dir is None:
             raise NeuralabError("TensorBoard: the trainer has no run directory; give the callback a `log_dir`")
         root = Path(self.log_dir) if self.log_dir is not None else Path(trainer.run_dir) / FOLDER
-        check_log_dir(root)
+        # the Trainer checked it before the run was made; a run_dir set on it since was not
+        check_event_folders(trainer.run_dir, False, [self], resuming=bool(trainer.history))
         writer = summary_writer()
         # A resumed run goes on from its last checkpoint, epoch k, whose events the stopped session
         # may not have written: it was stopped between the checkpoint (the commit point) and them.

@@ -39,8 +39,9 @@ from torch.nn.parameter import is_lazy
 from neuralab.errors import NeuralabError, ParameterError, Shown, out_of_memory
 from neuralab.files import WriteError, atomic_write
 from neuralab.models.fast import accelerate
-from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Interrupted, Kind, Run, epoch_kept, resume_needs
-from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, as_callback, overrides
+from neuralab.runs import (BEST, LAST, METRICS, PROGRESS, WEIGHTS, Interrupted, Kind, Run, epoch_kept, not_written,
+                           resume_needs)
+from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, checked_callbacks, overrides
 from neuralab.training.checkpoint import (check_fits, load_checkpoint, load_tensors, save_checkpoint, save_tensors,
                                           save_weights, unwrap)
 from neuralab.training.compile import LOSS_EACH, OptimizerFactory, check_given, make_optimizer
@@ -172,10 +173,7 @@ class Trainer:
                  inputs: Callable[[torch.Tensor], torch.Tensor] | None = None):
         if not isinstance(model, nn.Module):
             raise ParameterError("model", Shown(model), "give a torch.nn.Module, the network to train")
-        if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
-            # one callback alone: iterating over it would fail in Python's words, not ours
-            raise ParameterError("callbacks", Shown(callbacks), "give a list of callbacks, e.g. "
-                                                                "callbacks=[EarlyStopping(patience=3)]")
+        callbacks = checked_callbacks(callbacks)
         check_train_config(config, "config")
         config.check(task.name)
         check_given(config, optimizer)
@@ -185,7 +183,7 @@ class Trainer:
         if config.loss is not None:  # the same task scored with another loss
             task = Task(task.name, LOSS_EACH[config.loss], task.metric_sums)
         self.config, self.task = config, task
-        self.callbacks = [as_callback(c) for c in callbacks]
+        self.callbacks = callbacks
         self.optimizer_factory = optimizer
         self.inputs = inputs
         self.stop_training = False  # a callback may set it, as Keras's model.stop_training
@@ -197,10 +195,10 @@ class Trainer:
         self.device = pick_device(config.device)
         self.dist = init_distributed(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        if config.tensorboard and self.run_dir is not None:  # before the run's folder is made
-            from neuralab.training.tensorboard import check_log_dir
+        if self.run_dir is not None or callbacks:  # before the run's folder is made
+            from neuralab.training.tensorboard import check_event_folders
 
-            check_log_dir(self.run_dir)
+            check_event_folders(self.run_dir, config.tensorboard, callbacks)
         self.model_meta = model_meta or {}
         self.verbose = verbose and self.dist.is_main
         self.model = model.to(self.device)
@@ -795,11 +793,7 @@ class Trainer:
                 save_checkpoint(run.file(BEST), **state)
                 save_weights(run.file(WEIGHTS), model, {**self.model_meta, "epoch": epoch})
         except WriteError as e:
-            from neuralab.files import run_write_advice
-
-            advice = run_write_advice(e.errno, self.run_dir, f"resume the run with `resume` {self.run_dir}")
-            raise NeuralabError(f"{e.path}: cannot save epoch {epoch} ({e.strerror}); {advice} (earlier checkpoints "
-                                "are intact)") from None
+            raise not_written(e, self.run_dir, f"save epoch {epoch}", "earlier checkpoints are intact") from None
 
     def _write_metrics(self) -> None:
         Run(self.run_dir).write_metrics(self.history)
