@@ -140,7 +140,7 @@ def test_series_too_short_and_other_usage_errors(tmp_path, capsys):
         capsys, ["forecast", "--data", short, "--target", "load", "--date-column", "day"])
     assert "leave no train window" in error(capsys, ["forecast", "--data", csv(tmp_path, rows=10, name="b.csv"), *SMALL,
                                                      "--out", str(tmp_path / "r")])
-    assert "not a built-in series (sp500, nasdaq, seattle-weather)" in error(capsys, ["forecast", "--data", "dow30"])
+    assert "not a built-in series; the built-in ones are sp500, nasdaq, seattle-weather" in error(capsys, ["forecast", "--data", "dow30"])
     assert "--target Open: no such column in" in error(capsys, ["forecast", "--data", short, "--target", "Open",
                                                      "--date-column", "day"])
     assert "not a run directory" in error(capsys, ["forecast", "predict", str(tmp_path), "--csv", short])

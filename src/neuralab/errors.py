@@ -47,6 +47,15 @@ def reduced(error: BaseException) -> tuple:
     return _rebuilt, (type(error), error.args, error.__dict__)
 
 
+def did_you_mean(word: str, choices) -> str:
+    """"did you mean 'fashion-mnist'? " where ``word`` is close to one of ``choices`` (a typo, or
+    Keras's fashion_mnist for neuralab's fashion-mnist), else "": a refusal's start of its advice."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 class NeuralabError(ValueError):
     """Bad input: a file, field or parameter that the user can correct.
 

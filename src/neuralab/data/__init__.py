@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from neuralab._lazy import exports
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, did_you_mean
 
 if TYPE_CHECKING:
     from neuralab.data.images import ImageData
@@ -75,7 +75,7 @@ def load_image_data(name: str, data_dir: str | os.PathLike | None = None,
                                  on_error=on_error or "refuse")
     if os.sep in str(name) or Path(name).exists():
         raise NeuralabError(f"{name}: not a folder; give a folder with one sub-folder of images per class")
-    raise NeuralabError(f"unknown dataset {name!r}; choose one of: {', '.join(NAMED)}, "
+    raise NeuralabError(f"unknown dataset {name!r}; {did_you_mean(name, NAMED)}choose one of: {', '.join(NAMED)}, "
                         "or give a folder of class sub-folders (root/CLASS_NAME/*.png|jpg)")
 
 

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, did_you_mean
 from neuralab.files import WriteError, atomic_write, folder_from_env
 
 
@@ -93,7 +93,8 @@ def get_source(name: str) -> Source:
     try:
         return SOURCES[name]
     except KeyError:
-        raise NeuralabError(f"unknown dataset {name!r}; choose one of: {', '.join(sorted(SOURCES))}") from None
+        raise NeuralabError(f"unknown dataset {name!r}; {did_you_mean(name, SOURCES)}choose one of: "
+                            f"{', '.join(sorted(SOURCES))}") from None
 
 
 def cache_dir() -> Path:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from neuralab.data.dates import DATE_NAMES, TIME_NAMES, WORDS_FOR_DATE
 from neuralab.data.series_names import BUILTIN
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, did_you_mean
 
 
 def builtin_path(name: str):
@@ -403,4 +403,5 @@ def refuse_missing(path: Path, text: str) -> None:
     if path.is_dir():
         raise ParameterError("data", text, "is a folder; give a CSV file (or a built-in series)")
     if not path.is_file():
-        raise ParameterError("data", text, f"no such file and not a built-in series ({', '.join(BUILTIN)})")
+        raise ParameterError("data", text, f"no such file and not a built-in series; {did_you_mean(text, BUILTIN)}"
+                                           f"the built-in ones are {', '.join(BUILTIN)}")

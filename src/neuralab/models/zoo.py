@@ -7,7 +7,6 @@ This module imports torch only to build a model, so that listing the zoo is inst
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import numbers
 import operator
@@ -15,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from neuralab.errors import NeuralabError, ParameterError, out_of_memory
+from neuralab.errors import NeuralabError, ParameterError, did_you_mean, out_of_memory
 
 if TYPE_CHECKING:
     from torch import nn
@@ -145,8 +144,7 @@ def _options_said(name: str, unknown: str) -> str:
     options = _options(name)
     if not options:
         return "it takes none"
-    close = difflib.get_close_matches(unknown, options, n=1)
-    return (f"did you mean {close[0]!r}? " if close else "") + f"it takes {', '.join(options)}"
+    return f"{did_you_mean(unknown, options)}it takes {', '.join(options)}"
 
 
 def _options(name: str) -> list[str]:

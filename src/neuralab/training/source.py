@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neuralab.data.sources import sha256
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, did_you_mean
 from neuralab.training.config import MAX_SEED
 from neuralab.training.keras_model import (
     compile_settings,
@@ -357,7 +357,7 @@ def resolve(model, zoo=None) -> ModelSource:
                           "neuralab does not run")
         return source
     known = f"a zoo model ({', '.join(zoo)}), " if zoo else ""
-    raise ParameterError("model", text, f"unknown model; give {known}a Keras file (.keras, .h5, .hdf5) or a Python "
+    raise ParameterError("model", text, f"unknown model; {did_you_mean(text, zoo or ())}give {known}a Keras file (.keras, .h5, .hdf5) or a Python "
                                         "file FILE.py[:NAME] defining a Keras model or a torch.nn.Module")
 
 
