@@ -49,9 +49,13 @@ def test_a_run_whose_folder_moved_says_so_and_resumes_from_its_new_place(tmp_pat
     assert results["epochs_run"] == 2 and results["test_accuracy"] > 0.5
 
 
-def test_another_folder_given_as_the_new_place_is_refused(tmp_path, monkeypatch):
-    """The new place is taken on the run's record of its pictures: other digits are not the run's."""
-    digits, run = interrupted(tmp_path, monkeypatch)
+@pytest.mark.parametrize("epoch", [1, 2])
+def test_another_folder_given_as_the_new_place_is_refused(tmp_path, monkeypatch, epoch):
+    """The new place is taken on the run's record of its pictures: other digits are not the run's.
+    A run stopped before its first checkpoint (epoch 1) trained on them, and wrote their record
+    into config.json over its own."""
+    digits, run = interrupted(tmp_path, monkeypatch, epoch)
+    config = (run / "config.json").read_bytes()
     shutil.rmtree(digits)
     other = tmp_path / "other"
     more = digits_folder(tmp_path / "more", 600)
@@ -62,6 +66,7 @@ def test_another_folder_given_as_the_new_place_is_refused(tmp_path, monkeypatch)
             shutil.copyfile(p, other / label / p.name)
     with pytest.raises(NeuralabError, match="not the pictures the run was trained on|images now"):
         resume_classifier(run, verbose=False, options={"data_dir": str(other)})
+    assert (run / "config.json").read_bytes() == config
 
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_again_from_the_new_place(tmp_path, monkeypatch):

@@ -34,3 +34,10 @@ def test_train_classifier_passes_one_callback_alone_on_to_the_same_refusal(fashi
         train_classifier(config, out=tmp_path / "run", verbose=False, callbacks=EarlyStopping(patience=1))
     assert e.value.parameter == "callbacks"
     assert not (tmp_path / "run").exists()  # refused before a run is made
+
+
+def test_a_lone_callback_is_refused_by_resume_classifier_before_the_run_is_read(tmp_path):
+    from neuralab.training import resume_classifier
+
+    with pytest.raises(ParameterError, match="callbacks=.*give a list of callbacks"):
+        resume_classifier(tmp_path / "no-run", callbacks=EarlyStopping(patience=1))

@@ -47,6 +47,7 @@ from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback, checked_callbacks
 from neuralab.training.config import Diverged, before_compile, check_config, given_fields, with_compile
 from neuralab.training.device import refuse_distributed
+from neuralab.training.module_check import one_warning_each
 from neuralab.training.trainer import ModelFailed, generators_kept, seed_everything
 
 
@@ -243,6 +244,7 @@ def refuse_oversized_run(config: ForecastConfig, network: bool = True) -> None:
 
 
 @generators_kept()  # the run seeds the generators; the caller's come back after
+@one_warning_each()  # a run builds a user's network more than once: each warning said once
 def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrite: bool = False,
                  verbose: bool = True, callbacks=(), model=None) -> ForecastResult:
     """Train ``config.model`` on ``config.data`` next to the baselines, judge them all on the
@@ -319,6 +321,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
 
 
 @generators_kept()  # the run seeds the generators; the caller's come back after
+@one_warning_each()
 def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), trust_code: bool = False,
                     device: str | None = None) -> ForecastResult:
     """Continue an interrupted forecasting run in its folder from its last checkpoint, with the

@@ -157,6 +157,8 @@ class _ReadsParameters(torch.overrides.TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if getattr(func, "__name__", "") == "__get__":  # .dtype, .device, .shape: what a tensor is, not its values
+            return func(*args, **kwargs)
         stack = [*args, *kwargs.values()]
         while stack:
             a = stack.pop()
@@ -167,14 +169,15 @@ class _ReadsParameters(torch.overrides.TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def _dry_run(model: nn.Module, input_shape, batch: int = 0):
+def _dry_run(model: nn.Module, input_shape, batch: int = 0, device: torch.device | None = None):
     """One forward pass on zeros in eval mode without gradients; an empty batch computes
-    nothing but the shapes."""
+    nothing but the shapes. ``device``: the model's (``_device``), found before a
+    ``_ReadsParameters`` block, which would count its first weight as read."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            return model(torch.zeros(batch, *input_shape, device=_device(model)))
+            return model(torch.zeros(batch, *input_shape, device=device if device is not None else _device(model)))
     finally:
         model.train(was_training)
 
@@ -300,6 +303,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         # An empty batch computes nothing but shapes; a model that flattens with
         # x.view(x.size(0), -1) cannot infer the -1 of zero elements, so it gets one image
         # (its rows then show no batch inside a recurrent layer's states: there is no 0 to find).
+        device = _device(model)
         for batch in (0, 1):
             seen.clear()
             formulas.clear()
@@ -308,7 +312,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
             read.clear()
             try:
                 with shape_guard(model), _ReadsParameters(read):
-                    output = _dry_run(model, input_shape, batch)
+                    output = _dry_run(model, input_shape, batch, device)
                 break
             except NeuralabError:  # MapVanishes, or a converted Keras layer's own refusal: said already
                 raise

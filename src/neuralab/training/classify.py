@@ -19,11 +19,13 @@ from neuralab import runs
 from neuralab.data.digest import split_record
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
+from neuralab.training.callbacks import checked_callbacks
 from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exported; torch-free there)
 from neuralab.training.config import (RESUME_FROM, ClassifierConfig, Diverged, before_compile, check_config, given_fields,
                                       replaced,
                                       with_compile)
 from neuralab.training.evaluate import check_same_data, confusion_matrix, data_place, report, run_image_data
+from neuralab.training.module_check import one_warning_each
 from neuralab.training.preprocess import Preprocess, pixels
 from neuralab.training.trained_classifier import checked_meta, given_module, network, stored_config
 from neuralab.training.trainer import (CLASSIFICATION, ModelFailed, Trainer, check_train_config, generators_kept,
@@ -88,6 +90,7 @@ def classifier_meta(architecture: str, classes, pre: Preprocess, num_params: int
 
 
 @generators_kept()  # the run seeds the generators; the caller's come back after
+@one_warning_each()  # each warning about the user's module said once in the run
 def train_classifier(config: ClassifierConfig, out: str | Path | None = None, overwrite: bool = False,
                      verbose: bool = True, callbacks=(), optimizer=None) -> RunResult:
     """Train ``config.model`` on ``config.data``, test it, and leave a run folder; returns the
@@ -114,9 +117,10 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
 
 
 def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callbacks, optimizer,
-           resumed: bool = False, device: str | None = None) -> RunResult:
+           resumed: bool = False, device: str | None = None, data=None) -> RunResult:
     """``train_classifier``; ``resumed``: a resume starting its run again in place (Run.create's),
-    on ``device``, the session's (``session_device``), while config.json keeps the run's."""
+    on ``device``, the session's (``session_device``), while config.json keeps the run's, and
+    ``data``, the run's pictures that it read and checked already (``check_same_data``)."""
     from neuralab.data import load_image_data
     from neuralab.models import count_parameters
     from neuralab.training.device import dist_info, on_rank_0
@@ -144,7 +148,8 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     split_taken = bool(_split_from_fit(source, given))
     said = None if resumed else _settings_said(source, given)  # a resume's are the run's own, whatever gave them
     config.train.check()
-    data = load_image_data(config.data, config.data_dir, **config.data_options)
+    if data is None:
+        data = load_image_data(config.data, config.data_dir, **config.data_options)
     check_data(data)
     pre = _keras_inputs(source, data.input_shape) or Preprocess.fit(data.train.x)
     seed_everything(config.train.seed)
@@ -322,6 +327,7 @@ def _images_record(data) -> dict:
 
 
 @generators_kept()  # the run seeds the generators; the caller's come back after
+@one_warning_each()  # given the module again, it checks it before the run's own check
 def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str = "last",
                       options: dict | None = None, callbacks=(), optimizer=None,
                       trust_code: bool = False, model=None) -> RunResult:
@@ -349,9 +355,11 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     Python's, NumPy's and PyTorch's generators are yours again afterwards."""
     from neuralab.training.device import dist_info, on_rank_0, session_device, session_threads
 
+    callbacks = checked_callbacks(callbacks)  # one callback alone: refused before the run is read
     options = dict(options or {})
     device = options.pop("device", None)
     # where the run's data is now (its image folder moved, say): the same pictures, checked below
+    # on either way on (check_same_data), and config.json records the place once they are taken
     data_dir = options.pop("data_dir", None)
     threads = TrainConfig(threads=options.pop("threads", 0))
     threads.check()  # refused as a new run's would be, before the run is read
@@ -365,6 +373,10 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     run.refuse_finished()
     device = session_device(device, stored_config(run).train.device, run.path)
     if not (run / runs.LAST).exists():  # stopped before its first checkpoint: start it again, in place
+        # the pictures config.json recorded as the run began, before training writes it again: other
+        # ones given as `data_dir` (another folder, Fashion-MNIST's files for an mnist run) are refused
+        data, where = run_image_data(stored_config(run), data_dir)
+        check_same_data(run, data, runs.json_object(run.record.get("data")).get("classes", data.classes), where)
         config = _data_now(stored_config(run), data_dir)
         meta = run.read(runs.MODEL) if (run / runs.MODEL).is_file() else {}
         if model is not None:  # no weights yet: the run starts again from the module's own
@@ -379,7 +391,8 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
             raise CodeNotTrusted(f"{run / runs.CONFIG}: the run's model is the Python code in {config.model}, which "
                                  "runs only when you trust it: read the file, then pass `trust_code`")
         with threads:
-            return _train(config, run.path, True, verbose, callbacks, optimizer, resumed=True, device=device)
+            return _train(config, run.path, True, verbose, callbacks, optimizer, resumed=True, device=device,
+                          data=data)
     # Everything that may refuse the resume comes before the lock and the files it changes
     start = _best_checkpoint(run) if checkpoint == "best" else run / runs.LAST
     config = stored_config(run)
@@ -393,6 +406,10 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     else:
         model = network(meta, run.path, trust_code)
     main = dist_info().is_main
+    if main:
+        callbacks = [*callbacks, runs.SessionRecorder(run)]
+        if data_dir is not None:  # the place taken: evaluate, report and a later resume find the data there
+            callbacks.append(_PlaceRecorder(run, _resolved(_data_now(config, data_dir))))
 
     def claim() -> None:
         run.lock()
@@ -411,7 +428,7 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
                 f.write(start.read_bytes())
         with threads:
             trainer = Trainer(model, replace(config.train, device=device), CLASSIFICATION, run.path, meta,
-                              verbose=verbose, callbacks=[*callbacks, runs.SessionRecorder(run)] if main else callbacks,
+                              verbose=verbose, callbacks=callbacks,
                               optimizer=optimizer, inputs=pre.normalise)
             return _fit_and_finish(trainer, run, config, data, resume=True, verbose=verbose)
     except Diverged as e:  # a resumed run keeps its settings: the lower rate is a new run's
@@ -427,6 +444,22 @@ def _data_now(config: ClassifierConfig, data_dir: str | None) -> ClassifierConfi
     (``data_place``): config.json then records that place, and nothing trained on the old one."""
     name, where = data_place(config, data_dir)
     return replace(config, data=name, data_dir=where)
+
+
+class _PlaceRecorder:
+    """A trainer callback that writes where a resumed run's data is now (``config``'s data and
+    data_dir) into config.json once the checkpoint it goes on from has loaded, as
+    runs.SessionRecorder does its session: a resume refused on the way writes nothing."""
+
+    def __init__(self, run: Run, config: ClassifierConfig):
+        self.run, self.config = run, config
+
+    def on_train_begin(self, trainer) -> None:
+        record = self.run.record
+        record["config"] = {**runs.json_object(record.get("config")), "data": self.config.data,
+                            "data_dir": self.config.data_dir}
+        with runs.resumable_if_unwritable(self.run.path, kept="the run is as it was before this resume"):
+            self.run.write_json(runs.CONFIG, record)
 
 
 def _names_code(model) -> bool:
@@ -531,7 +564,8 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verb
     main = trainer.dist.is_main
     summary_text = summary_text if summary_text is not None else _summary_text(trainer, config, data)
     if main:
-        run.write_text(runs.SUMMARY, summary_text + "\n")
+        with runs.resumable_if_unwritable(run.path, kept="the run's config and checkpoints are kept"):
+            run.write_text(runs.SUMMARY, summary_text + "\n")
     if verbose and main:
         print(summary_text, flush=True)
         print(_training_header(config, data, trainer, split_taken, settings_said), flush=True)
@@ -553,7 +587,8 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verb
             "train_seconds": seconds, "epochs_run": len(history),
             "confusion_matrix": confusion_matrix(probs.argmax(1), data.test.y, len(data.classes)).tolist(),
         }
-        run.write_json(runs.RESULTS, results)
+        with runs.resumable_if_unwritable(run.path):  # every epoch is kept: a resume writes it again
+            run.write_json(runs.RESULTS, results)
         if verbose:  # the answer before the report, whose figures take about a second to draw
             print(f"test accuracy {test['accuracy'] * 100:.2f}%  (best epoch {result.best_epoch}, "
                   f"{seconds:.1f}s of training)  run: {run.path}", flush=True)

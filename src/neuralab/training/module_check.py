@@ -14,11 +14,11 @@ a file, a class, an object, or the ``model`` given to a loaded run.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import io
 import math
 import warnings
-import weakref
 
 from neuralab.errors import NeuralabError
 from neuralab.training.user_code import kind_of, seeded, torch_defaults_kept
@@ -33,6 +33,12 @@ SUMS_RTOL = {2: 1e-3, 4: 1e-5, 8: 1e-5}  # by bytes per value: float16 and bfloa
 # channels-last images or for flattened vectors does not expect
 INPUT_LAYOUT = {"classes": "images as (batch, channels, height, width)", "steps": "windows as (batch, steps, inputs)"}
 ONE = {"classes": "class", "steps": "step"}
+
+# what to change in a forward that loses or fixes the batch axis, said alike by the check before
+# training and by predict (training.trained_classifier), which meets a run trained before the check
+ANY_BATCH = "let forward take any batch size: x.view(x.size(0), -1) or x.flatten(1), not a batch size written in the code"
+BATCH_FIRST = "keep the batch first where forward reshapes: x.flatten(1) or x.view(x.size(0), -1), not x.view(-1, features)"
+SQUEEZE = "drop the .squeeze() at the end of forward, or squeeze only the axis you mean (.squeeze(-1))"
 
 
 def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=None, what: str = "classes",
@@ -78,8 +84,7 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
         error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         if y is not None:  # the first batch passed
             raise NeuralabError(f"{name}: on inputs {shape} the model works on a batch of {len(x)} and fails on "
-                                f"one of {len(x) + 1} ({error}); let forward take any batch size: x.view(x.size(0), "
-                                "-1) or x.flatten(1), not a batch size written in the code") from None
+                                f"one of {len(x) + 1} ({error}); {ANY_BATCH}") from None
         layer, taker, got = first[0] if first else (None, None, ())
         raise NeuralabError(_input_refusal(name, shape, x, layer, taker, got, what)
                             or f"{name}: the model fails on the data's inputs {shape}, {INPUT_LAYOUT[what]}: "
@@ -129,8 +134,7 @@ def _batch_refusal(name: str, shape: str, given: list, module) -> str:
     """The refusal of a module whose outputs' first size is not the batch's: ``given``, (batch, output)
     pairs, as it gave them; the likely slip named where the module shows it."""
     gave = " and ".join(f"{_shape_of(y)} for a batch of {n}" for n, y in given)
-    fix = _rnn_fix(module) or ("keep the batch first where forward reshapes: x.flatten(1) or x.view(x.size(0), -1), "
-                               "not x.view(-1, features)")
+    fix = _rnn_fix(module) or BATCH_FIRST
     return f"{name}: on inputs {shape} the model gives {gave}: the first size of its output is not the batch's; {fix}"
 
 
@@ -138,9 +142,8 @@ def _lone_refusal(name: str, shape: str, y, y1) -> str:
     """The refusal of a module that gives ``y`` on a batch of several inputs and ``y1`` on a batch
     of one, without its batch axis (a final .squeeze(), which takes every axis of size 1)."""
     dropped = tuple(y1.shape) == tuple(y.shape[1:])
-    fix = ("it takes the batch axis away there: drop the .squeeze() at the end of forward, or squeeze only the "
-           "axis you mean (.squeeze(-1))" if dropped else "keep the batch first: a batch of one must give "
-           f"{_shape_of(y[:1])}")
+    fix = (f"it takes the batch axis away there: {SQUEEZE}" if dropped
+           else f"keep the batch first: a batch of one must give {_shape_of(y[:1])}")
     return (f"{name}: on inputs {shape} the model gives {_shape_of(y, len(y))} for a batch of {len(y)} but "
             f"{_shape_of(y1)} for a batch of 1 (predict may give it one input alone, and an epoch's last batch may "
             f"hold one); {fix}")
@@ -213,23 +216,38 @@ def _mixing_refusal(module, name: str, shape: str, x, training: bool = True) -> 
     if fix is not None and training:
         return (f"{name}: on inputs {shape} the output of a sample depends on the other samples of the batch "
                 f"(the same samples in another order give other outputs); {fix}")
-    _warn_once(module, f"{name}: outputs of a sample depend on the rest of the batch in eval mode (the same "
-                       "samples in another order give other outputs), so a prediction changes with what it is "
-                       "batched with" + (f"; {fix}" if fix else ""))
+    _warn_once(name, "outputs of a sample depend on the rest of the batch in eval mode (the same samples in "
+               "another order give other outputs), so a prediction changes with what it is batched with"
+               + (f"; {fix}" if fix else ""))
     return None
 
 
-_WARNED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # module -> what it was warned about
+# what the run under way said about its module (one_warning_each); None outside a run
+_SAID: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("neuralab_module_warnings", default=None)
 
 
-def _warn_once(module, text: str) -> None:
-    """Warn ``text`` about ``module`` once: a run checks its module more than once (before its
-    folder is made, then as it builds), and a catch_warnings() anywhere since makes Python's own
-    once-per-place forget it said it."""
-    said = _WARNED.setdefault(module, set())
-    if text not in said:
-        said.add(text)
-        warnings.warn(text, stacklevel=2)
+@contextlib.contextmanager
+def one_warning_each():
+    """One run, as a block or a decorator: each warning about its module is said once in it. A
+    run checks its module more than once (before its folder is made, then as it builds, once
+    more for each fold), and a catch_warnings() anywhere in between makes Python's own
+    once-per-place forget it said it; the next run says it again."""
+    token = _SAID.set(set())
+    try:
+        yield
+    finally:
+        _SAID.reset(token)
+
+
+def _warn_once(name: str, why: str) -> None:
+    """Warn ``why`` about the module ``name`` unless the run under way said it already
+    (``one_warning_each``), by whatever name: a run checks its module as the user gave it, and
+    again as rebuilt from its copy of the code (model.py)."""
+    said = _SAID.get()
+    if said is None or why not in said:
+        warnings.warn(f"{name}: {why}", stacklevel=2)
+        if said is not None:  # only once it is said: one raised as an error (-W error) was not
+            said.add(why)
 
 
 @contextlib.contextmanager
@@ -286,7 +304,7 @@ def _failing_layer(module, x, what: str) -> str:
 
     if what != "classes" or x.dim() != 4:
         return ""
-    layer, gets = None, None
+    layer, gets, reshaped = None, None, ""
     with _buffers_kept(module), torch.random.fork_rng(devices=[]), warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
@@ -302,14 +320,22 @@ def _failing_layer(module, x, what: str) -> str:
             hook = taker.register_forward_pre_hook(lambda m, args: seen.append(args[0] if args else None))
             with contextlib.suppress(Exception):
                 module(x)
-            hook.remove()
             given = seen[0] if seen and isinstance(seen[0], torch.Tensor) else None
+            if isinstance(taker, torch.nn.Linear) and given is not None and given.dim() == 2 and len(given) != len(x):
+                # forward reshaped the batch away before the layer, whose size is then no fault of the
+                # pictures': a first size written in the code stays on a batch one larger (or fails
+                # there), a view(-1, features)'s grows with it
+                with contextlib.suppress(Exception):
+                    module(torch.cat([x, x[:1]]))
+                grows = len(seen) > 1 and isinstance(seen[1], torch.Tensor) and len(seen[1]) != len(given)
+                reshaped = BATCH_FIRST if grows else _written_batch(len(given), len(x))
+            hook.remove()
         other = _other_placement(taker, given)
-        if isinstance(taker, torch.nn.Linear) and given is not None and not other:
+        if isinstance(taker, torch.nn.Linear) and given is not None and not other and not reshaped:
             gets = given.shape[-1]
         h, w = x.shape[-2:]
         works = None
-        for more in range(1, MAX_PAD + 1):
+        for more in range(1, MAX_PAD + 1) if not reshaped else ():
             try:
                 y = module(x.new_zeros(2, x.shape[1], h + more, w + more))
             except Exception:  # noqa: BLE001  not this size either
@@ -320,6 +346,8 @@ def _failing_layer(module, x, what: str) -> str:
     said = f"; at {layer} ({type(taker).__name__})" if taker is not None else ""
     if other:  # not a size: the layer's weights are fine for these pictures
         return f"{said}, {other}"
+    if reshaped:
+        return f"{said}, which is given {_shape_of(given)} inputs: {reshaped}"
     if gets is not None and gets == taker.in_features:  # it takes what it gets: the error is no size's
         return said
     if gets is not None:
@@ -344,9 +372,12 @@ def _fixed_batch(error: str, batch: int) -> str:
     fixed = re.search(r"shape '\[(\d+),[^\]]*\]' is invalid for input of size", error)
     if fixed is None or int(fixed.group(1)) in (1, batch):
         return ""
-    return (f"; forward reshapes to a first size of {fixed.group(1)} whatever the batch (a batch of {batch} here, "
-            "and an epoch's last batch or a prediction may be smaller): let forward take any batch size: "
-            "x.view(x.size(0), -1) or x.flatten(1), not a batch size written in the code")
+    return f"; {_written_batch(int(fixed.group(1)), batch)}"
+
+
+def _written_batch(rows: int, batch: int) -> str:
+    return (f"forward reshapes to a first size of {rows} whatever the batch (a batch of {batch} here, and an "
+            f"epoch's last batch or a prediction may be smaller): {ANY_BATCH}")
 
 
 def _other_placement(layer, given) -> str:
@@ -436,11 +467,11 @@ def _not_kept(module, name: str) -> list[tuple[str, str, str]]:
             constants.append(n)
     if constants:
         it = "it" if len(constants) == 1 else "them"
-        _warn_once(module, f"{name}: keeps {_plain_tensors(constants)}, which PyTorch does not register: built "
-                           f"alike every time, the run loaded again computes with the same values, but a model moved "
-                           f"to a device (.to(device)) leaves {it} behind; register {it} with "
-                           + ", ".join(f'self.register_buffer("{n.rpartition(".")[2]}", ..., persistent=False)'
-                                       for n in constants))
+        _warn_once(name, f"keeps {_plain_tensors(constants)}, which PyTorch does not register: built "
+                   f"alike every time, the run loaded again computes with the same values, but a model moved "
+                   f"to a device (.to(device)) leaves {it} behind; register {it} with "
+                   + ", ".join(f'self.register_buffer("{n.rpartition(".")[2]}", ..., persistent=False)'
+                               for n in constants))
     return refused
 
 
@@ -506,10 +537,10 @@ def _trainable(module, name: str, logits=None, hidden=()) -> None:
             and torch.allclose(logits.sum(1), torch.ones_like(logits[:, 0]), atol=1e-4):
         # cross-entropy on the softmax of a softmax: small gradients, slow learning, and predict's
         # probabilities squashed towards 1 / classes; a log_softmax trains as the logits would
-        _warn_once(module, f"{name}: its outputs are probabilities (each row sums to 1: a final softmax); neuralab "
-                           "reads a model's outputs as logits and applies the softmax itself, in the loss and in "
-                           "predict, so it would train slowly and predict flattened probabilities; leave the softmax "
-                           "out of forward (a final log_softmax is fine)")
+        _warn_once(name, "its outputs are probabilities (each row sums to 1: a final softmax); neuralab "
+                   "reads a model's outputs as logits and applies the softmax itself, in the loss and in "
+                   "predict, so it would train slowly and predict flattened probabilities; leave the softmax "
+                   "out of forward (a final log_softmax is fine)")
 
 
 def read_as(what: str, channels: int | None, size: tuple | None = None) -> str:

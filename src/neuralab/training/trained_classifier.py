@@ -181,10 +181,11 @@ def _last_layer_outputs(model: torch.nn.Module) -> int | None:
 def _batch_lost(name: str, batch: int, shape: tuple) -> NeuralabError:
     """The refusal of outputs ``shape`` for ``batch`` images whose first size is not the batch's:
     the model's fault, whatever the class names (a .squeeze() takes a batch of one's axis)."""
+    from neuralab.training.module_check import BATCH_FIRST, SQUEEZE
+
     lost = len(shape) == 1 and batch == 1
-    why = ("its output lost the batch axis: drop the .squeeze() at the end of forward, or squeeze only the axis "
-           "you mean (.squeeze(-1))" if lost else "the first size of its output is not the batch's: keep the batch "
-           "first in forward (x.flatten(1), not x.view(-1, features))")
+    why = (f"its output lost the batch axis: {SQUEEZE}" if lost
+           else f"the first size of its output is not the batch's: {BATCH_FIRST}")
     return NeuralabError(f"{name}: the model gives outputs of {shape} for {batch} image{'s' if batch != 1 else ''}, "
                          f"not one row per image; {why}")
 

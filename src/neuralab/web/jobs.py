@@ -155,7 +155,9 @@ class Jobs:
         status = run.status()
         if status is not runs.Status.INTERRUPTED:
             raise JobRefused(f"run {run_id}: {status.value}; only an interrupted run resumes")
-        return ["train", "--resume", str(path), *self._trust(run, run_id)]
+        trust = self._trust(run, run_id)
+        _refuse_moved_data(run, run_id)
+        return ["train", "--resume", str(path), *trust]
 
     def _trust(self, run: runs.Run, run_id: str) -> list[str]:
         """What resuming ``run`` needs beyond `--resume`, refused here where the job could only fail:
@@ -356,3 +358,20 @@ def choices() -> dict:
     return {"models": list(ARCHITECTURES), "datasets": [{"name": n, "found": here(n)} for n in SOURCES],
             "recipes": {name: {k: v for k, v in r.items()} for name, r in RECIPES.items()},
             "defaults": {"model": defaults.model, "data": defaults.data, "epochs": TrainConfig().epochs, "seed": 0}}
+
+
+def _refuse_moved_data(run: runs.Run, run_id: str) -> None:
+    """Refuse the resume of ``run`` whose image folder is not where config.json says: its job
+    would stop asking for the folder's new place (`--data-dir`), which the app cannot give."""
+    from neuralab.training.evaluate import data_place
+    from neuralab.training.trained_classifier import stored_config
+
+    try:
+        config = stored_config(run)
+    except NeuralabError:
+        return  # the resume names what is wrong with config.json
+    try:
+        data_place(config)
+    except NeuralabError:
+        raise JobRefused(f"run {run_id}: its image folder is not there any more ({config.data}); if it moved, "
+                         "resume it in a terminal with `neuralab train --resume RUN --data-dir NEW_PLACE`") from None
