@@ -41,3 +41,16 @@ def test_a_lone_callback_is_refused_by_resume_classifier_before_the_run_is_read(
 
     with pytest.raises(ParameterError, match="callbacks=.*give a list of callbacks"):
         resume_classifier(tmp_path / "no-run", callbacks=EarlyStopping(patience=1))
+
+
+def test_a_callback_class_given_for_an_instance_is_refused_before_the_run_is_made(tmp_path):
+    from neuralab.training.callbacks import checked_callbacks
+
+    with pytest.raises(ParameterError, match=r"callbacks='EarlyStopping': is a class; give an instance of it: "
+                                             r"callbacks=\[EarlyStopping\(\.\.\.\)\]"):
+        checked_callbacks([EarlyStopping])
+    out = tmp_path / "run"
+    with pytest.raises(ParameterError, match="is a class"):
+        train_classifier(ClassifierConfig(model="mlp", data="nothing-here", train=TrainConfig(epochs=1)), out=out,
+                         callbacks=[EarlyStopping])
+    assert not out.exists()

@@ -125,6 +125,9 @@ def as_callback(obj) -> Callback:
     A Keras callback is refused by name: its hooks take (epoch, logs) and see a Keras model."""
     if isinstance(obj, Callback):
         return obj
+    if isinstance(obj, type):  # EarlyStopping for EarlyStopping(): its hooks would be called without self
+        raise ParameterError("callbacks", obj.__name__, f"is a class; give an instance of it: "
+                                                        f"callbacks=[{obj.__name__}(...)]")
     kind = type(obj)
     if kind.__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow"):
         raise ParameterError("callbacks", obj, "is a Keras callback, whose hooks take (epoch, logs) and a Keras "

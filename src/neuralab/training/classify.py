@@ -126,6 +126,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     from neuralab.training.device import dist_info, on_rank_0
 
     check_config(config, ClassifierConfig)
+    callbacks = checked_callbacks(callbacks)  # before the data is read: a mistake in them costs nothing
     if out is not None:
         runs.folder_path(out, "out")
     config.check()
