@@ -145,6 +145,15 @@ _OFFSET = re.compile(r"\d:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:(?P<z>Z)|(?P<sign>[+-]
 LOCAL_DATES = "local-dates"  # times all at local midnight keep their local dates; finer times in UTC
 AS_WRITTEN = "as-written"    # one offset throughout kept as written, changing offsets in UTC (runs not recording theirs)
 OFFSET_RULES = (LOCAL_DATES, AS_WRITTEN)
+# The end of every note on times read from UTC offsets other than zero into UTC: the hour and weekday
+# encodings of such times are UTC's, and new rows must be on that clock too (forecasting.finished)
+IN_UTC = "converted to UTC"
+
+
+def read_in_utc(note: str) -> bool:
+    """Whether a series' ``dates`` note (its SeriesReport's, recorded with a run) says that its
+    times had UTC offsets other than zero and were converted to UTC."""
+    return IN_UTC in note
 
 
 def _with_offsets(parsed: pd.Series, local: pd.Series | None) -> tuple[pd.Series, str]:
@@ -159,14 +168,14 @@ def _with_offsets(parsed: pd.Series, local: pd.Series | None) -> tuple[pd.Series
     if local is not None and bool((local == local.dt.normalize()).all()):
         return local, "dates written at local midnight with UTC offsets: read as their local dates, " \
             "the offsets dropped" if shifted else ""
-    return utc, "times with UTC offsets, converted to UTC" if shifted or local is None else ""
+    return utc, f"times with UTC offsets, {IN_UTC}" if shifted or local is None else ""
 
 
 def _as_written(parsed: pd.Series, local: pd.Series | None) -> tuple[pd.Series, str]:
     """AS_WRITTEN, the reading of runs made before LOCAL_DATES: pandas' own, one offset
     throughout kept as written (UTC+01:00, its hours the file's), several (summer time) in UTC."""
     changing = str(parsed.dt.tz) == "UTC" and (local is None or bool((parsed.dt.tz_localize(None) != local).any()))
-    return parsed, "times with changing UTC offsets, converted to UTC" if changing else ""
+    return parsed, f"times with changing UTC offsets, {IN_UTC}" if changing else ""
 
 
 def _local_clock(text: pd.Series, parsed: pd.Series) -> pd.Series | None:
@@ -219,7 +228,7 @@ def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
     if isinstance(column.dtype, pd.DatetimeTZDtype):  # a DataFrame's zone-aware times: one rule, as for text
         # before LOCAL_DATES they all went to UTC, which _with_offsets does without their clock times
         times, note = _with_offsets(column, column.dt.tz_localize(None) if offsets == LOCAL_DATES else None)
-        return times, f"times in {column.dt.tz} converted to UTC" if note.startswith("times with") \
+        return times, f"times in {column.dt.tz} {IN_UTC}" if note.startswith("times with") \
             and str(column.dt.tz) != "UTC" else note
     if pd.api.types.is_datetime64_dtype(column):
         return column, ""

@@ -17,19 +17,32 @@ import pandas as pd
 from neuralab.errors import NeuralabError, ParameterError
 
 
+# Cells that say a value is missing, read as missing like an empty cell (the `missing` policy fills
+# them): pandas' read_csv reads its own (NA, n/a, #N/A, NULL, ...) so in a file, but keeps the dashes
+# that spreadsheets and reports write for "none" as text, which made a column of numbers text
+MISSING_MARKS = frozenset({"-", "--", "\u2013", "\u2014", "NA", "N/A", "n/a", "#N/A", "#NA", "NULL", "null",
+                           "NaN", "nan", "None", "<NA>"})
+# A person's marks that are not read as missing: "." and "?" also stand for a value not yet known (a
+# logger's "?" is as often a fault), and Excel's #VALUE! is a formula's error; each is named, with its line
+NOT_READ_MARKS = (".", "?", "#VALUE!")
+
+
 def holds_numbers(column: pd.Series) -> bool:
+    """Whether ``column`` holds numbers, but for missing cells (empty, or MISSING_MARKS), and at least one."""
     if pd.api.types.is_bool_dtype(column) or column.isna().all():
         return False
     if pd.api.types.is_numeric_dtype(column):
         return True
     values, text, _ = read_numbers(column)  # 1.234,56 or 1,234.56: numbers as a person wrote them
-    return not (values.isna() & text.notna() & (text != "")).any()
+    return values.notna().any() and not (values.isna() & text.notna() & (text != "")).any()
 
 
 def why_not_a_number(cell: str) -> str:
     """What keeps a cell that a person reads as a number from being one, and what to do about it."""
     cell = str(cell).strip()
-    if cell in ("-", ".", "--", "?", "n/a", "N/A", "#N/A", "#VALUE!"):
+    if cell in MISSING_MARKS:  # read as missing: named only in a column that holds no number at all
+        return " (a mark for a missing value, and the column holds no number)"
+    if cell in NOT_READ_MARKS:
         return " (a mark for a missing value: leave the cell empty instead)"
     if re.fullmatch(r"[-+]?\d{1,3}([,.' ]\d{3})+([.,]\d+)?", cell):
         return " (thousands separators: write the numbers without them)"
@@ -100,7 +113,7 @@ WRITTEN = {",": re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:([.' ])\d{3})(?:\1\d{3})*(?:
 
 def read_numbers(column: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.Series, int]:
     """Numbers written as text, as people write them: (float values, NaN where a cell is no number;
-    the stripped text; the position of the first cell whose
+    the stripped text, NA where a cell is missing or a MISSING_MARKS mark; the position of the first cell whose
     decimal mark the column does not settle, or -1).
 
     The column settles the marks when all its numbers read one way only: 1.234,56 or 0,5 or
@@ -111,6 +124,7 @@ def read_numbers(column: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.S
     otherwise the first such cell is returned as ambiguous, never guessed. A non-breaking space
     (U+00A0, U+202F), as French and Swiss spreadsheets group thousands, reads as a space."""
     text = column.astype("string").str.replace(NO_BREAK, " ", regex=True).str.strip()
+    text = text.mask(text.isin(MISSING_MARKS))  # missing, as an empty cell
     cells = text[text.notna() & (text != "")]
     mark = _decimal_mark(cells.iloc[:SETTLE], decimal)
     if mark not in (",", "."):  # the first rows do not settle it: the whole column may
@@ -132,6 +146,20 @@ def read_numbers(column: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.S
     if mark == ",":
         normal = normal.str.replace(",", ".", regex=False)
     return pd.to_numeric(normal, errors="coerce"), text, -1
+
+
+def decimal_marks(column: pd.Series, decimal: str = ".") -> str:
+    """"decimal commas and thousands points" or "decimal commas" where ``column``'s numbers,
+    written as text, read with a decimal comma (``read_numbers``), as a run says how it read
+    a file; "" otherwise. Judged on the cells that usually settle the mark (SETTLE)."""
+    if pd.api.types.is_numeric_dtype(column):
+        return ""
+    text = column.iloc[:SETTLE].astype("string").str.replace(NO_BREAK, " ", regex=True).str.strip()
+    cells = text[text.notna() & (text != "") & ~text.isin(MISSING_MARKS)]
+    if _decimal_mark(cells, decimal) != ",":
+        return ""
+    return "decimal commas and thousands points" if cells.str.contains(r"\d\.\d{3}", regex=True).any() \
+        else "decimal commas"
 
 
 NO_BREAK = "[\u00a0\u202f]"  # 12\u202f020,74: Excel's and LibreOffice's thousands in fr and de-CH

@@ -47,7 +47,7 @@ from neuralab.data.dates import (
     times_of_day,
     to_datetime,
 )
-from neuralab.data.numbers import holds_numbers, numeric_column, read_numbers, why_not_a_number
+from neuralab.data.numbers import decimal_marks, holds_numbers, numeric_column, read_numbers, why_not_a_number
 from neuralab.data.series_names import BUILTIN, CALENDAR, DUPLICATES, GAPS, MISSING
 from neuralab.data.series_names import BuiltinSeries as BuiltinSeries  # its old import path
 from neuralab.data.tables import read_table, refuse_missing, sniff_csv
@@ -273,9 +273,10 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
     if series_column is not None:
         for series in many:
             series.where = f"{name}, {series_column} = {series.name!r}"
-    if shape is not None and not shape.plain:
+    marks = decimal_marks(table[target], decimal) if shape is not None else ""  # 2.025,89 read as 2025.89
+    if shape is not None and (not shape.plain or marks):
         for series in many:
-            series.report.read_as = shape.how
+            series.report.read_as = shape.said(marks)
     return many
 
 
@@ -573,7 +574,8 @@ def _default_target(table: pd.DataFrame, skip: set, name: str) -> str:
     for column in table.columns:
         if column in skip or table[column].dropna().empty:
             continue
-        values, text, _ = read_numbers(table[column])
+        values = read_numbers(table[column])[0]
+        text = table[column].astype("string").str.strip()  # with the marks of missing values, as written
         bad = values.isna() & text.notna() & (text != "")
         if bad.any():
             at = int(np.flatnonzero(bad.to_numpy())[0])
@@ -625,9 +627,12 @@ def _refuse_unread_prices(table: pd.DataFrame, skip: set, numeric: list[str], na
 
 
 def _row_numbers(name, column: pd.Series) -> bool:
-    """Whether ``column`` is the 0, 1, 2, ... that pandas' ``to_csv`` writes as "Unnamed: 0"."""
-    return bool(re.fullmatch(r"Unnamed: \d+", str(name))) and pd.api.types.is_integer_dtype(column) and \
-        bool((column.to_numpy() == np.arange(len(column))).all())
+    """Whether ``column`` is row numbers under no name, which pandas reads as "Unnamed: 0": the
+    0, 1, 2, ... of pandas' ``to_csv``, or the 1, 2, 3, ... of R's ``write.csv`` (its header's "")."""
+    if not (re.fullmatch(r"Unnamed: \d+", str(name)) and pd.api.types.is_integer_dtype(column)):
+        return False
+    values = column.to_numpy()
+    return bool((values == np.arange(len(values))).all() or (values == np.arange(1, len(values) + 1)).all())
 
 
 def _resolve_duplicates(frame: pd.DataFrame, policy: str, report: SeriesReport, name: str,

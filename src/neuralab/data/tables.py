@@ -65,9 +65,15 @@ class CsvShape:
     @property
     def how(self) -> str:
         """How the text is written: "semicolon-separated with decimal commas, Windows-1252 text"."""
+        return self.said()
+
+    def said(self, marks: str = "") -> str:
+        """``how``, with ``marks`` for the decimal marks where the values tell more than the file's
+        first decimal number (numbers.decimal_marks: "decimal commas and thousands points")."""
         how = SEPARATORS.get(self.separator, repr(self.separator)) + "-separated"
-        if self.decimal == ",":
-            how += " with decimal commas"
+        marks = marks or ("decimal commas" if self.decimal == "," else "")
+        if marks:
+            how += f" with {marks}"
         if self.encoding not in ("utf-8", "utf-8-sig"):
             how += f", {TEXT_NAMES.get(self.encoding, self.encoding)} text"
         return how
@@ -199,6 +205,8 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
                 counts = {c: [line.count(c) for line in lines] for c in SEPARATORS}
                 steady = [c for c, n in counts.items() if n[0] > 0 and all(k == n[0] for k in n)]
                 sep = max(steady or counts, key=lambda c: counts[c][0])
+                if not any(counts[sep]):
+                    _refuse_spaced(path, lines)
             # Whole numbers may fill the first lines, so decimals are looked for block by block until
             # one is found; past that the rows are only counted (a regex over 100 MB takes seconds).
             wide = encoding == "utf-16"
@@ -281,6 +289,20 @@ def _refuse_title(path: Path, numbered: list[tuple[int, str]], sep: str | None) 
         above = "line" if line == 2 else f"{line - 1} lines"
         raise NeuralabError(f"{path}: the table seems to start at line {line} ({header.strip()[:60]!r}), below a "
                             f"title; delete the {above} above it and give that file")
+
+
+def _refuse_spaced(path: Path, lines: list[str]) -> None:
+    """Refuse a file that no detected separator splits but spaces do, as R's ``write.table``
+    writes by default ("date" "y", its rows after their row numbers): read as one column, it
+    would be blamed for dates or numbers it does hold. Spaces are never guessed as the separator
+    (a time of day, 2015-01-01 12:00, holds one): quoted names, or every line the same number of
+    fields, say so here only to name `sep`."""
+    fields = [len(r) for r in csv.reader(lines, delimiter=" ", skipinitialspace=True)]
+    quoted = lines[0].lstrip().startswith('"') and fields[0] > 1
+    if quoted or (fields[0] > 1 and len(set(fields)) == 1 and len(fields) > 1):
+        raise NeuralabError(f"{path}: no comma, semicolon, tab or bar separates its columns, and spaces seem to "
+                            f"(header {lines[0].strip()[:60]!r}, as R's write.table writes); give `sep` ' ' (a "
+                            "space), or write the file with commas")
 
 
 def _row_names(rows: list[list[str]], lines: list[str]) -> bool:
@@ -403,5 +425,22 @@ def refuse_missing(path: Path, text: str) -> None:
     if path.is_dir():
         raise ParameterError("data", text, "is a folder; give a CSV file (or a built-in series)")
     if not path.is_file():
-        raise ParameterError("data", text, f"no such file and not a built-in series; {did_you_mean(text, BUILTIN)}"
+        near = did_you_mean(text, BUILTIN) or _near_file(path)
+        raise ParameterError("data", text, f"no such file and not a built-in series; {near}"
                                            f"the built-in ones are {', '.join(BUILTIN)}")
+
+
+LISTED = 1000  # entries of a folder looked at for a misspelt file's name: a folder of millions is not read through
+
+
+def _near_file(path: Path) -> str:
+    """"did you mean 'data/stations_grids.csv'? " where a file in ``path``'s folder (only there) has
+    a name close to its name, else ""."""
+    try:
+        with os.scandir(path.parent if str(path.parent) else ".") as entries:
+            names = [e.name for e in itertools.islice(entries, LISTED) if e.is_file()]
+    except OSError:  # no such folder, or not one that may be read
+        return ""
+    near = did_you_mean(path.name, names)
+    name = next((n for n in names if near == did_you_mean(n, [n])), None)  # the name it suggests
+    return f"did you mean {str(path.with_name(name))!r}? " if name else ""

@@ -23,6 +23,7 @@ import torch
 from neuralab import runs
 from neuralab.data.series import (BUILTIN, Series, SeriesReport, calendar_holes, find_column, load_series_list,
                                   parse_where)
+from neuralab.data.dates import LOCAL_DATES, read_in_utc
 from neuralab.data.tables import read_table
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.forecast_csv import SERIES_COLUMN
@@ -224,6 +225,8 @@ def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, da
                                  f"scaling for it; the run knows {', '.join(map(repr, scalers))}")
         frequency = frequencies.get(s.name, stored.get("frequency"))
         _refuse_other_frequency(s, frequency, csv)
+        if read["offsets"] == LOCAL_DATES:  # a run before it: its notes may tell another reading than its rule's
+            _refuse_other_clock(s, _recorded_report(run, s), meta.get("calendar", []), csv)
         gaps = _window_gaps(s, windows.lookback + (windows.transform != "none"), frequency)
         if gaps:
             warnings.warn(f"{s.label}: {gaps}", stacklevel=2)
@@ -246,6 +249,31 @@ def _refuse_other_frequency(series: Series, frequency: str | None, csv) -> None:
     raise ParameterError("csv", csv if not isinstance(csv, pd.DataFrame) else "DataFrame",
                          f"{who} rows of frequency {own}, and the run was trained on rows of frequency "
                          f"{frequency}; give rows of frequency {frequency} (resample the data)")
+
+
+def _refuse_other_clock(series: Series, recorded: SeriesReport, calendar: list[str], csv) -> None:
+    """A run's calendar encodings are of the clock its times were read on: UTC where they had UTC
+    offsets, the file's own clock where they had none. New rows on the other clock (a logger's
+    local times without offsets) shift every hour's encoding by the offset, and the forecast with
+    it, unsaid. Without encodings the network reads the same values whatever the clock. For a
+    run that recorded its rule (LOCAL_DATES), whose ``recorded`` note tells how it read them."""
+    if not calendar:
+        return
+    then_utc = read_in_utc(recorded.dates)  # offsets other than zero, converted to UTC
+    then_aware = then_utc or (bool(recorded.start) and pd.Timestamp(recorded.start).tz is not None)  # Z too
+    now_aware, now_utc = series.times.tz is not None, read_in_utc(series.report.dates)
+    encodings = ", ".join(calendar)
+    data = str(csv) if not isinstance(csv, pd.DataFrame) else "DataFrame"
+    if then_utc and not now_aware:
+        raise ParameterError("csv", data, f"its times in column {series.date_column!r} have no UTC offsets, and "
+                             f"the run's data had them: its {encodings} encodings were learned in UTC; write these "
+                             "times with their offsets, as the run's data was (2023-11-29T23:00:00+01:00), or in "
+                             "UTC marked as such (2023-11-29T22:00:00Z)")
+    if now_utc and not then_aware:
+        raise ParameterError("csv", data, f"its times in column {series.date_column!r} have UTC offsets, read in "
+                             f"UTC, and the run's data had none: its {encodings} encodings were learned on the clock "
+                             "of its times as written; write these times as the run's data was, without offsets, "
+                             "on that clock")
 
 
 def _window_gaps(series: Series, rows: int, frequency: str | None) -> str:
