@@ -8,6 +8,8 @@ colour pictures made from the digits."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 import warnings
 
@@ -80,6 +82,12 @@ def test_the_web_app_says_why_a_run_whose_folder_moved_cannot_resume_from_it(tmp
     assert "neuralab train --resume RUN --data-dir NEW_PLACE" in refused
     with pytest.raises(JobRefused):
         jobs.resume("r1")
+    # the app asks on every look at the run's page: files alone, no torch loaded for it (a second, 180 MB)
+    code = ("import sys\nfrom neuralab.web.jobs import Jobs\n"
+            f"said = Jobs({str(root)!r}).why_not_resume('r1')\n"
+            "print(said.startswith('run r1: its image folder'), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["True", "False"], done.stderr
 
 
 # --- 2. the summary: an unused layer defined first -----------------------------------------------

@@ -24,10 +24,11 @@ from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exp
 from neuralab.training.config import (RESUME_FROM, ClassifierConfig, Diverged, before_compile, check_config, given_fields,
                                       replaced,
                                       with_compile)
-from neuralab.training.evaluate import check_same_data, confusion_matrix, data_place, report, run_image_data
+from neuralab.training.evaluate import check_same_data, confusion_matrix, report, run_image_data
 from neuralab.training.module_check import one_warning_each
 from neuralab.training.preprocess import Preprocess, pixels
-from neuralab.training.trained_classifier import checked_meta, given_module, network, stored_config
+from neuralab.training.run_data import data_place, stored_config
+from neuralab.training.trained_classifier import checked_meta, given_module, network
 from neuralab.training.trainer import (CLASSIFICATION, ModelFailed, Trainer, check_train_config, generators_kept,
                                       seed_everything)
 

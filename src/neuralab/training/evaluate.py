@@ -19,7 +19,8 @@ from neuralab import runs
 from neuralab.data.digest import SPLITS, data_digest, listing_sha256
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
-from neuralab.training.trained_classifier import load_classifier, stored_config
+from neuralab.training.run_data import data_place, stored_config
+from neuralab.training.trained_classifier import load_classifier
 
 
 def evaluate_run(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False, model=None) -> dict:
@@ -85,18 +86,6 @@ def run_image_data(config, data_dir: str | None = None):
     return load_image_data(name, where, **config.data_options), where
 
 
-def data_place(config, data_dir: str | None = None) -> tuple[str, str | None]:
-    """Where a classifier run of ``config`` finds its data now, as load_image_data's (name,
-    data_dir): an image folder where config.json says it was or, where it moved since, at its new
-    place, ``data_dir``; a named dataset in ``data_dir`` where given, else where the run found it."""
-    from neuralab.data import NAMED
-
-    if config.data not in NAMED and data_dir is not None:  # an image folder that moved: `data_dir` is where it is now
-        return data_dir, None
-    if config.data not in NAMED and not Path(config.data).expanduser().is_dir():
-        raise NeuralabError(f"{config.data}: the run's image folder is not there any more; if it moved, give its "
-                            "new place as `data_dir`")
-    return config.data, data_dir or config.data_dir
 
 
 def _changed_classes(record: dict, data, digest: dict | None = None) -> str:

@@ -1,8 +1,7 @@
 """A trained classifier: the ``Classifier`` that takes raw pictures and gives classes and
 probabilities, and ``load_classifier``, which rebuilds it from its run folder alone. Reading a
-classifier run back lives here too, for a resume as for a prediction: config.json as the
-ClassifierConfig it was made with (``stored_config``), model.json checked field by field
-(``checked_meta``), and the untrained network it describes (``network``, or the caller's own
+classifier run back lives here too, for a resume as for a prediction: model.json checked field
+by field (``checked_meta``), and the untrained network it describes (``network``, or the caller's own
 module, ``given_module``).
 
 Apart from training.classify because a finished run is used without training anything: the web
@@ -26,7 +25,6 @@ from neuralab.data.pictures import MAX_SIDE
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
-from neuralab.training.config import ClassifierConfig
 from neuralab.training.preprocess import Preprocess, described, invert_choice, pixels
 from neuralab.training.trainer import nchw
 
@@ -334,24 +332,3 @@ def load_classifier(run_dir: str | Path, trust_code: bool = False, model=None) -
     pre = Preprocess(tuple(meta["input_shape"]), **meta["preprocess"])
     return Classifier(model, meta["classes"], pre, meta["architecture"])
 
-
-def stored_config(run: Run) -> ClassifierConfig:
-    """The ClassifierConfig a run was made with, from its config.json; for a run of Keras's
-    fit, its model and the dataset it names (RunLogger's ``data``)."""
-    from neuralab.data import NAMED
-
-    if run.by_keras_fit:
-        config = run.record["config"]
-        data = str(config.get("data") or "")
-        if not data:  # Path("") is the current folder: no data is no folder
-            raise NeuralabError(f"{run.path}: Keras's fit wrote this run (RunLogger) without naming its data; give "
-                                "RunLogger `data` (mnist, fashion-mnist, cifar10 or an image folder) in the next "
-                                "fit, or evaluate the model in Python")
-        if data not in NAMED and not Path(data).is_dir():
-            raise NeuralabError(f"{run.path}: Keras's fit wrote this run (RunLogger), and its data {data!r} is "
-                                "neither a dataset's name (mnist, fashion-mnist, cifar10) nor an image folder here")
-        return ClassifierConfig(model=str(config.get("model")), data=data)
-    try:
-        return ClassifierConfig.from_dict(run.record["config"])
-    except (KeyError, TypeError) as e:
-        raise NeuralabError(f"{run / runs.CONFIG}: not a config neuralab wrote ({e}); the file is damaged") from None

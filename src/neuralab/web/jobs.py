@@ -363,8 +363,7 @@ def choices() -> dict:
 def _refuse_moved_data(run: runs.Run, run_id: str) -> None:
     """Refuse the resume of ``run`` whose image folder is not where config.json says: its job
     would stop asking for the folder's new place (`--data-dir`), which the app cannot give."""
-    from neuralab.training.evaluate import data_place
-    from neuralab.training.trained_classifier import stored_config
+    from neuralab.training.run_data import data_place, stored_config  # torch-free: asked on every page look
 
     try:
         config = stored_config(run)
