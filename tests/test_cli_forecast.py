@@ -97,7 +97,8 @@ def test_a_forecast_run_with_edited_files_is_refused_in_one_line(tmp_path, capsy
 
 @pytest.mark.parametrize("edits, message", [
     ({"cells": {(5, "load"): "n/a?"}}, "line 7: 'n/a?' in column 'load' is not a number"),
-    ({"cells": {(5, "load"): ""}}, "1 missing values (column 'load' has 1, first at 2021-01-06); pass --missing"),
+    ({"cells": {(5, "load"): ""}}, "1 missing values (column 'load' has 1, first at 2021-01-06; empty cells and marks such as NA or '-' "
+                                     "count as missing, and where '-' means zero, write 0); pass --missing"),
     ({"cells": {(5, "load"): "1e300"}}, "line 7: '1e+300' in column 'load' is not a finite number"),
     ({"cells": {(5, "day"): "2021-01-05"}}, "1 duplicate timestamps, first 2021-01-05 (lines 6, 7)"),
     ({"cells": {(5, "day"): "someday"}}, "line 7: 'someday' in column 'day' is not a date"),

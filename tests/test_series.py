@@ -87,7 +87,7 @@ def test_business_day_data_counts_holidays_not_weekends(tmp_path):
 
 def test_missing_values_policies(tmp_path):
     path = write(tmp_path, "date,v,w\n2020-01-01,,1\n2020-01-02,2,1\n2020-01-03,,1\n2020-01-04,4,\n2020-01-05,5,1\n")
-    with pytest.raises(NeuralabError, match=r"3 missing values \(column 'v' has 2, first at 2020-01-01\).*pass missing drop"):
+    with pytest.raises(NeuralabError, match=r"3 missing values \(column 'v' has 2, first at 2020-01-01;.*pass missing drop"):
         load_series(path, "v", ["w"])
     assert load_series(path, "v", ["w"], missing="drop").frame.index.strftime("%d").tolist() == ["02", "05"]
     ffill = load_series(path, "v", ["w"], missing="ffill")

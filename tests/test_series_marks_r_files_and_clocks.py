@@ -37,8 +37,9 @@ def test_a_missing_mark_in_the_sales_leaves_them_a_target_and_is_a_missing_value
     path = write(tmp_path, "shop.csv", ["date,sales,customers", *rows])
     with pytest.raises(NeuralabError, match=r"^shop.csv has 2 numeric columns; choose one: sales, customers"):
         load_series(path)  # was: the customers forecast, with no word of the sales
-    with pytest.raises(NeuralabError, match=r"1 missing values \(column 'sales' has 1, first at 2022-02-10\); "
-                                            r"pass missing drop, ffill or interpolate"):
+    with pytest.raises(NeuralabError, match=r"1 missing values \(column 'sales' has 1, first at 2022-02-10; empty "
+                                            r"cells and marks such as NA or '-' count as missing, and where '-' "
+                                            r"means zero, write 0\); pass missing drop, ffill or interpolate"):
         load_series(path, "sales")  # as an empty cell or NA is (the docs' missing-value policy)
     series = load_series(path, "sales", missing="interpolate")
     assert series.report.missing == {"sales": 1} and series.report.filled == 1 and len(series) == 120
@@ -130,18 +131,21 @@ def test_predict_refuses_times_without_offsets_where_the_run_had_them(berlin_run
     assert np.array_equal(with_offsets["load_mw"], in_utc["load_mw"])
 
 
-def test_predict_refuses_times_with_offsets_where_the_run_had_none(tmp_path):
-    times = pd.date_range("2023-03-01", periods=24 * 10, freq="h")
+def test_predict_takes_the_same_instants_with_offsets_from_a_run_on_utc_times(tmp_path):
+    """A run on times written in UTC with Z, ending at midnight (its stored start is a bare date):
+    new rows of the same instants with Berlin's offsets were refused as "the run's data had none"."""
+    times = pd.date_range("2023-03-01", periods=241, freq="h", tz="UTC")
     load = 50 + 8 * np.sin(2 * np.pi * times.hour / 24)
-    write(tmp_path, "naive.csv", ["time,load"] + [f"{t:%Y-%m-%d %H:%M},{v:.2f}" for t, v in zip(times, load)])
-    config = ForecastConfig(data=str(tmp_path / "naive.csv"), windows=WindowConfig(lookback=12, horizon=3),
+    write(tmp_path, "utc.csv", ["time,load"] + [f"{t:%Y-%m-%dT%H:%MZ},{v:.2f}" for t, v in zip(times, load)])
+    config = ForecastConfig(data=str(tmp_path / "utc.csv"), windows=WindowConfig(lookback=12, horizon=3),
                             model=ModelConfig("lstm", hidden=[4]), calendar=["hour"],
                             train=series_train_config(epochs=1, device="cpu"), baselines=["persistence"],
                             backtest_folds=1)
     run_forecast(config, out=tmp_path / "run", verbose=False)
-    berlin = times[-30:].tz_localize("Europe/Berlin")
+    berlin = times[-30:].tz_convert("Europe/Berlin")
     write(tmp_path, "new.csv", ["time,load"] + [f"{t.isoformat()},{v:.2f}" for t, v in zip(berlin, load[-30:])])
-    with pytest.raises(ParameterError, match=r"its times in column 'time' have UTC offsets, read in UTC, and the "
-                                             r"run's data had none"):
-        predict_run(tmp_path / "run", tmp_path / "new.csv")
-    assert len(predict_run(tmp_path / "run", tmp_path / "naive.csv")) == 3
+    write(tmp_path, "new_utc.csv", ["time,load"] + [f"{t:%Y-%m-%dT%H:%MZ},{v:.2f}"
+                                                    for t, v in zip(times[-30:], load[-30:])])
+    with_offsets = predict_run(tmp_path / "run", tmp_path / "new.csv")
+    in_utc = predict_run(tmp_path / "run", tmp_path / "new_utc.csv")
+    assert np.allclose(with_offsets["load"], in_utc["load"])

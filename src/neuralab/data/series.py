@@ -710,8 +710,11 @@ def _apply_missing(frame: pd.DataFrame, policy: str, report: SeriesReport, name:
     if policy == "error":
         column = next(c for c, n in report.missing.items() if n)
         first = stamp(frame.index[int(np.flatnonzero(isna[column].to_numpy())[0])])
+        # a mark such as '-' is read as missing (numbers.MISSING_MARKS), and an accounting export's '-' is a
+        # zero: said here, before a policy fills it with neighbours' values
         raise NeuralabError(f"{name}: {total} missing values (column {column!r} has {report.missing[column]}, "
-                            f"first at {first}); pass `missing` drop, ffill or interpolate")
+                            f"first at {first}; empty cells and marks such as NA or '-' count as missing, and "
+                            "where '-' means zero, write 0); pass `missing` drop, ffill or interpolate")
     before = len(frame)
     if policy == "ffill":
         frame = frame.ffill()

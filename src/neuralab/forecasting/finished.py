@@ -259,9 +259,10 @@ def _refuse_other_clock(series: Series, recorded: SeriesReport, calendar: list[s
     run that recorded its rule (LOCAL_DATES), whose ``recorded`` note tells how it read them."""
     if not calendar:
         return
-    then_utc = read_in_utc(recorded.dates)  # offsets other than zero, converted to UTC
-    then_aware = then_utc or (bool(recorded.start) and pd.Timestamp(recorded.start).tz is not None)  # Z too
-    now_aware, now_utc = series.times.tz is not None, read_in_utc(series.report.dates)
+    # Only what the run's note says for sure: its times had offsets other than zero, read in UTC.
+    # Times written in UTC with Z leave no note (and a stored start at midnight drops its zone),
+    # so new rows with offsets given to such a run, the same instants, are not refused.
+    then_utc, now_aware = read_in_utc(recorded.dates), series.times.tz is not None
     encodings = ", ".join(calendar)
     data = str(csv) if not isinstance(csv, pd.DataFrame) else "DataFrame"
     if then_utc and not now_aware:
@@ -269,11 +270,6 @@ def _refuse_other_clock(series: Series, recorded: SeriesReport, calendar: list[s
                              f"the run's data had them: its {encodings} encodings were learned in UTC; write these "
                              "times with their offsets, as the run's data was (2023-11-29T23:00:00+01:00), or in "
                              "UTC marked as such (2023-11-29T22:00:00Z)")
-    if now_utc and not then_aware:
-        raise ParameterError("csv", data, f"its times in column {series.date_column!r} have UTC offsets, read in "
-                             f"UTC, and the run's data had none: its {encodings} encodings were learned on the clock "
-                             "of its times as written; write these times as the run's data was, without offsets, "
-                             "on that clock")
 
 
 def _window_gaps(series: Series, rows: int, frequency: str | None) -> str:
