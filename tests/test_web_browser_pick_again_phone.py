@@ -16,7 +16,7 @@ from test_web_browser import (  # noqa: F401  (fixtures)
 )
 from test_web_jobs import wait_for
 from test_web_review import interrupted
-from test_web_review_s49 import RESUME_ERROR, failing_resumes
+from test_web_hosts_and_failed_resume import RESUME_ERROR, failing_resumes
 
 # How one forecaster was fitted, as results.json words it for a network started from a baseline
 LONG_FITTED = ("lstm (LSTM 8 -> Dense + linear path, anchored and normalised per window, 469 parameters; started from "
