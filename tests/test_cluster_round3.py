@@ -116,8 +116,8 @@ def test_symbolic_links_in_a_loop_as_out_are_named_as_such(digits, tmp_path, cap
     (tmp_path / "b").symlink_to(tmp_path / "a")
     for out in (tmp_path / "a", tmp_path / "a" / "run"):
         assert main(train_args(digits, out)) == 2
-        assert one_error(capsys).endswith("its symbolic links loop, or lead through too many others; fix them or "
-                                          "give another path")
+        assert one_error(capsys).endswith("its symbolic links loop, or lead through too many others: fix them, or "
+                                          "write somewhere else")
 
 
 def test_serve_with_its_runs_folder_in_a_loop_of_links_says_so_in_one_line(tmp_path):
