@@ -47,13 +47,20 @@ def reduced(error: BaseException) -> tuple:
     return _rebuilt, (type(error), error.args, error.__dict__)
 
 
-def did_you_mean(word: str, choices) -> str:
-    """"did you mean 'fashion-mnist'? " where ``word`` is close to one of ``choices`` (a typo, or
-    Keras's fashion_mnist for neuralab's fashion-mnist), else "": a refusal's start of its advice."""
+def closest(word: str, choices) -> str | None:
+    """The one of ``choices`` closest to ``word`` (a typo, or Keras's fashion_mnist for neuralab's
+    fashion-mnist), None where none is close."""
     import difflib
 
     close = difflib.get_close_matches(str(word), list(choices), n=1)
-    return f"did you mean {close[0]!r}? " if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices) -> str:
+    """"did you mean 'fashion-mnist'? " where ``word`` is close to one of ``choices`` (``closest``),
+    else "": a refusal's start of its advice."""
+    close = closest(word, choices)
+    return f"did you mean {close!r}? " if close else ""
 
 
 class NeuralabError(ValueError):

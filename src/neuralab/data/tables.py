@@ -25,7 +25,7 @@ import pandas as pd
 
 from neuralab.data.dates import DATE_NAMES, TIME_NAMES, WORDS_FOR_DATE
 from neuralab.data.series_names import BUILTIN
-from neuralab.errors import NeuralabError, ParameterError, did_you_mean
+from neuralab.errors import NeuralabError, ParameterError, closest, did_you_mean
 
 
 def builtin_path(name: str):
@@ -441,6 +441,5 @@ def _near_file(path: Path) -> str:
             names = [e.name for e in itertools.islice(entries, LISTED) if e.is_file()]
     except OSError:  # no such folder, or not one that may be read
         return ""
-    near = did_you_mean(path.name, names)
-    name = next((n for n in names if near == did_you_mean(n, [n])), None)  # the name it suggests
+    name = closest(path.name, names)
     return f"did you mean {str(path.with_name(name))!r}? " if name else ""
