@@ -35,10 +35,12 @@ _MODE = 0o666 & ~_read_umask()
 _writes: dict[str, int] = {}  # NEURALAB_CRASH_AT's count of writes per name
 
 
+_LOOP = "its symbolic links loop, or lead through too many others"
+
 # What to do about a path that no file can have, whatever is done with it: reading, writing.
 PATH_ADVICE = {
     errno.ENAMETOOLONG: "a name may have at most 255 bytes and a path 4,096; choose a shorter one",
-    errno.ELOOP: "its symbolic links loop, or lead through too many others; fix them or give another path",
+    errno.ELOOP: f"{_LOOP}; fix them or give another path",
 }
 
 # What to do about each reason a file could not be written, said once for every file: write_advice
@@ -50,7 +52,7 @@ _FIX = {
     errno.EPERM: "fix the folder's permissions",
     # a disk failing, or a network file system's server gone: writing again may lose more
     errno.EIO: "the disk or the network file system failed (an input/output error): have it checked",
-    errno.ELOOP: "its symbolic links loop, or lead through too many others: fix them",
+    errno.ELOOP: f"{_LOOP}: fix them",
 }
 _ANY_FIX = "free some space or fix the folder's permissions"  # a reason not in _FIX: all of them
 
