@@ -30,9 +30,9 @@ from bench_zoo import BATCH, DATA, LR, images  # noqa: E402
 from neuralab.models import build_model, dense_chain  # noqa: E402
 from neuralab.models.fast import accelerate  # noqa: E402
 from neuralab.training import CLASSIFICATION, TrainConfig, Trainer  # noqa: E402
-from neuralab.training.compile import make_optimizer  # noqa: E402
+from neuralab.training.compile import lr_factor, make_optimizer  # noqa: E402
 from neuralab.training.device import kept_heap  # noqa: E402
-from neuralab.training.trainer import _rows, lr_factor  # noqa: E402
+from neuralab.training.trainer import _rows  # noqa: E402
 
 CHAIN = dense_chain.dense_chain
 

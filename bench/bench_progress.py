@@ -28,7 +28,8 @@ from neuralab.models import build_model  # noqa: E402
 from neuralab.training import trainer as trainer_module  # noqa: E402
 from neuralab.training.preprocess import Preprocess  # noqa: E402
 from neuralab.training.progress import Progress  # noqa: E402
-from neuralab.training.trainer import CLASSIFICATION, TrainConfig, Trainer, seed_everything  # noqa: E402
+from neuralab.training.seeds import seed_everything  # noqa: E402
+from neuralab.training.trainer import CLASSIFICATION, TrainConfig, Trainer  # noqa: E402
 
 
 class WithoutFile(Progress):

@@ -138,7 +138,8 @@ from neuralab.data.idx import read_idx
 from neuralab.data.sources import file_in
 from neuralab.training.callbacks import Callback
 from neuralab.training.device import dist_info
-from neuralab.training.trainer import TrainConfig, Trainer, seed_everything
+from neuralab.training.seeds import seed_everything
+from neuralab.training.trainer import TrainConfig, Trainer
 
 from pathlib import Path
 data, out = Path(sys.argv[1]), sys.argv[2]
@@ -266,7 +267,8 @@ def test_float16_autocast_trains_with_a_gradient_scale_that_the_checkpoint_keeps
     from neuralab.data.idx import read_idx
     from neuralab.data.sources import file_in
     from neuralab.training.checkpoint import load_tensors
-    from neuralab.training.trainer import TrainConfig, Trainer, seed_everything
+    from neuralab.training.seeds import seed_everything
+    from neuralab.training.trainer import TrainConfig, Trainer
 
     x = torch.tensor(read_idx(file_in(tiny_fashion, "train-images-idx3-ubyte.gz"))[:600]).float()[:, None] / 255
     y = torch.tensor(read_idx(file_in(tiny_fashion, "train-labels-idx1-ubyte.gz"))[:600]).long()

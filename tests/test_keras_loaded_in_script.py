@@ -155,7 +155,7 @@ import hashlib, json, os, sys, warnings
 os.environ["KERAS_BACKEND"] = "torch"
 warnings.simplefilter("ignore")
 from neuralab.training.source import resolve
-from neuralab.training.trainer import generators_kept
+from neuralab.training.seeds import generators_kept
 assert "keras" not in sys.modules
 with generators_kept(0):
     weights = resolve(sys.argv[1]).weights
@@ -177,7 +177,7 @@ def test_the_same_seed_gives_the_same_weights_whether_or_not_keras_was_imported_
     import subprocess
     import sys
 
-    from neuralab.training.trainer import generators_kept
+    from neuralab.training.seeds import generators_kept
 
     _, root, _ = trained
     path = script(tmp_path, body.format(keras_file=str(root / "net.keras")))

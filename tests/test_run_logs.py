@@ -231,7 +231,7 @@ def test_a_user_model_failing_later_keeps_its_finished_epochs_and_names_the_resu
 
 def test_in_python_the_failure_keeps_the_models_own_exception_as_its_cause(digits, tmp_path):
     import neuralab
-    from neuralab.training.trainer import ModelFailed
+    from neuralab.training.inputs_check import ModelFailed
 
     config = neuralab.ClassifierConfig(model=str(user_model(tmp_path, 4)), data=str(digits), train=neuralab.TrainConfig(
         epochs=2, batch_size=64, threads=1))
@@ -305,7 +305,8 @@ def test_a_fault_of_neuralabs_kernels_in_a_model_of_pytorchs_layers_stays_a_trac
 
     import neuralab.models.fast as fast
     from neuralab.training.config import TrainConfig
-    from neuralab.training.trainer import CLASSIFICATION, ModelFailed, Trainer
+    from neuralab.training.inputs_check import ModelFailed
+    from neuralab.training.trainer import CLASSIFICATION, Trainer
 
     # a fault of the fast kernel met at a later batch, raised from code that is neuralab's own
     # file (as a bug there would be), not this test's
@@ -329,7 +330,8 @@ def test_a_users_fault_is_the_models_wherever_it_surfaces(fault):
     from torch import nn
 
     from neuralab.training.config import TrainConfig
-    from neuralab.training.trainer import CLASSIFICATION, ModelFailed, Trainer
+    from neuralab.training.inputs_check import ModelFailed
+    from neuralab.training.trainer import CLASSIFICATION, Trainer
 
     class Net(nn.Module):
         def __init__(self):

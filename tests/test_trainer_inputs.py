@@ -15,7 +15,7 @@ from neuralab.errors import ParameterError
 from neuralab.models import build_model
 from neuralab.training import Callback, TrainConfig, Trainer
 from neuralab.training.preprocess import Preprocess
-from neuralab.training.trainer import seed_everything
+from neuralab.training.seeds import seed_everything
 
 
 @pytest.fixture(scope="module")

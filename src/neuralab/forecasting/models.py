@@ -213,7 +213,8 @@ class NetworkForecaster(Forecaster):
 
     def build(self, windows: Windows) -> ForecastNetwork:
         """The network for ``windows``' shape and transform, on a seeded trainer."""
-        from neuralab.training.trainer import REGRESSION, Trainer, seed_everything
+        from neuralab.training.seeds import seed_everything
+        from neuralab.training.trainer import REGRESSION, Trainer
 
         seed_everything(self.train_config.seed)
         self._memo = []
@@ -226,7 +227,7 @@ class NetworkForecaster(Forecaster):
 
     def fit(self, train: Windows, val: Windows | None = None) -> "NetworkForecaster":
         """Forecaster.fit; the generators ``build`` seeds are put back as the caller had them after."""
-        from neuralab.training.trainer import generators_kept
+        from neuralab.training.seeds import generators_kept
 
         with generators_kept():
             return super().fit(train, val)

@@ -47,8 +47,9 @@ from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback, checked_callbacks
 from neuralab.training.config import Diverged, before_compile, check_config, given_fields, with_compile
 from neuralab.training.device import refuse_distributed
+from neuralab.training.inputs_check import ModelFailed
 from neuralab.training.module_check import one_warning_each
-from neuralab.training.trainer import ModelFailed, generators_kept, seed_everything
+from neuralab.training.seeds import generators_kept, seed_everything
 
 
 @dataclass
@@ -160,7 +161,7 @@ class UserForecaster(NetworkForecaster):
         return {"source": self.source, **super().params()}
 
     def build(self, windows: Windows) -> WindowNetwork:
-        from neuralab.training.trainer import REGRESSION, Trainer, seed_everything
+        from neuralab.training.trainer import REGRESSION, Trainer
 
         seed_everything(self.train_config.seed)
         codec = windows.codec

@@ -13,8 +13,8 @@ __getattr__, __dir__ = exports(__name__, {
     **dict.fromkeys(["TensorBoard"], "neuralab.training.tensorboard"),
     "compare": "neuralab.training.compare",  # the workshop's MLP against CNN: models, one budget, seeds
     "RunLogger": "neuralab.training.runlogger",  # Keras's own fit writing a neuralab run (imports Keras)
-    **dict.fromkeys(["CLASSIFICATION", "REGRESSION", "Task", "Trainer", "seed_everything"],
-                    "neuralab.training.trainer"),
+    **dict.fromkeys(["CLASSIFICATION", "REGRESSION", "Task", "Trainer"], "neuralab.training.trainer"),
+    "seed_everything": "neuralab.training.seeds",
     **dict.fromkeys(["RunResult", "resume_classifier", "train_classifier"], "neuralab.training.classify"),
     **dict.fromkeys(["Preprocess"], "neuralab.training.preprocess"),
     **dict.fromkeys(["Classifier", "load_classifier"], "neuralab.training.trained_classifier"),

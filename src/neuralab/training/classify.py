@@ -25,12 +25,13 @@ from neuralab.training.config import (RESUME_FROM, ClassifierConfig, Diverged, b
                                       replaced,
                                       with_compile)
 from neuralab.training.evaluate import check_same_data, confusion_matrix, report, run_image_data
+from neuralab.training.inputs_check import ModelFailed, check_train_config
 from neuralab.training.module_check import one_warning_each
 from neuralab.training.preprocess import Preprocess, pixels
 from neuralab.training.run_data import data_place, stored_config
+from neuralab.training.seeds import generators_kept, seed_everything
 from neuralab.training.trained_classifier import checked_meta, given_module, network
-from neuralab.training.trainer import (CLASSIFICATION, ModelFailed, Trainer, check_train_config, generators_kept,
-                                      seed_everything)
+from neuralab.training.trainer import CLASSIFICATION, Trainer
 
 
 SHOWN_EPOCHS = 12  # a result's display lists this many epochs at most: the first and the last half

@@ -1,5 +1,6 @@
-"""What Keras's ``compile()`` sets, for neuralab's trainer: the optimizer and the loss that
-TrainConfig names (``optimizer``, ``momentum``, ``loss``), made for PyTorch.
+"""What Keras's ``compile()`` sets, for neuralab's trainer: the optimizer, its learning-rate
+schedule (``lr_factor``, what a Keras optimizer's LearningRateSchedule does) and the loss that
+TrainConfig names (``optimizer``, ``momentum``, ``schedule``, ``loss``), made for PyTorch.
 
 The names are Keras's where the workshop is Keras (``sparse_categorical_crossentropy``,
 ``mse``, ``rmsprop``), so that a model's ``compile(optimizer=..., loss=...)`` maps onto them
@@ -9,6 +10,7 @@ Keras's with ``from_logits=True``, the function a Keras model ending in softmax 
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -164,6 +166,21 @@ def make_optimizer(params, config: TrainConfig, device: torch.device,
     # Keras's RMSprop defaults (rho 0.9, epsilon 1e-7), not PyTorch's (0.99, 1e-8): a Keras
     # model compiled with "rmsprop" then trains the same way here.
     return RMSprop(params, lr=lr, alpha=0.9, eps=1e-7, momentum=config.momentum, weight_decay=decay)
+
+
+def lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """The learning-rate multiplier at each optimizer step."""
+    if config.schedule == "constant":
+        return lambda step: 1.0
+    warm = max(1, int(config.warmup * total_steps)) if config.schedule == "onecycle" else 0
+
+    def factor(step: int) -> float:
+        if step < warm:  # linear warm-up from lr/25, as in OneCycleLR
+            return 0.04 + 0.96 * step / warm
+        progress = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return 0.5 * (1 + math.cos(math.pi * progress)) * (1 - 1e-3) + 1e-3
+
+    return factor
 
 
 # --- losses: one value per sample (the trainer sums and averages them) ----------------------

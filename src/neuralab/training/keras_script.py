@@ -136,7 +136,7 @@ def _recorded(path: Path, imports: dict | None):
         from neuralab.keras import on_pytorch
 
         on_pytorch()
-        from neuralab.training.trainer import generators_kept
+        from neuralab.training.seeds import generators_kept
 
         # Keras's import draws from Python's generator: put back, the file's Keras draws (its
         # initialisers' seeds) come out of the run's seed as where Keras was imported before

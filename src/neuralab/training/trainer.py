@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import random
 import signal
 import threading
 import time
@@ -39,15 +38,16 @@ from torch.nn.parameter import is_lazy
 from neuralab.errors import NeuralabError, ParameterError, Shown, out_of_memory
 from neuralab.files import WriteError, atomic_write
 from neuralab.models.fast import accelerate
-from neuralab.runs import (BEST, LAST, METRICS, PROGRESS, WEIGHTS, Interrupted, Kind, Run, epoch_kept, not_written,
-                           resume_needs)
+from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Run, not_written
 from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, checked_callbacks, overrides
 from neuralab.training.checkpoint import (check_fits, load_checkpoint, load_tensors, save_checkpoint, save_tensors,
                                           save_weights, unwrap)
-from neuralab.training.compile import LOSS_EACH, OptimizerFactory, check_given, make_optimizer
-from neuralab.training.config import SCHEDULES  # noqa: F401  (re-exported)
-from neuralab.training.config import AUTO_BF16_PARAMETERS, REGRESSION_LOSSES, Diverged, TrainConfig, check_seed
+from neuralab.training.compile import LOSS_EACH, OptimizerFactory, check_given, lr_factor, make_optimizer
+from neuralab.training.config import AUTO_BF16_PARAMETERS, Diverged, TrainConfig
 from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, native_bf16, pick_device
+from neuralab.training.inputs_check import (WrongOutput, blame_model, check_classes, check_train_config,
+                                            checked_pairs, first_line, input_refusal, labels, near, own_architecture,
+                                            refuse_empty_shares, step_output_refusal, users_code)
 from neuralab.training.progress import Progress
 
 
@@ -73,87 +73,6 @@ def _abs_error(out, y):
 
 CLASSIFICATION = Task("classification", lambda out, y: F.cross_entropy(out, y, reduction="none"), _correct)
 REGRESSION = Task("regression", _squared_error, _abs_error)
-
-
-class ModelFailed(NeuralabError):
-    """A model of the user's (PyTorch code, a converted Keras model, a module given) that raised in
-    the middle of training, after the steps ``check_model`` tried had passed: a fault of its own
-    (one that depends on the batch or the step), said in one line naming the model, the epoch,
-    where in it, and the exception, which is its ``__cause__``. ``in_run`` adds what became of
-    the run the training wrote."""
-
-    def __init__(self, model: str, epoch: int, where: str, error: str,
-                 then: str = "make its forward work on every batch"):
-        self.model, self.epoch, self.where, self.error = model, epoch, where, error
-        super().__init__(f"{model}: the model failed in training at epoch {epoch}, {where} ({error}); {then}")
-
-    def in_run(self, run_dir: str | Path, kind: Kind) -> "ModelFailed":
-        """This failure, where it stopped the run in ``run_dir``, with what the run keeps and the
-        way on: none (the caller removed what it wrote), or the epochs before this one, which a
-        resume goes on from with the model the run keeps (a fault that depends on chance may
-        pass; one in the code comes back, which a new run of the mended model leaves behind)."""
-        run_dir = Path(run_dir)
-        if not epoch_kept(run_dir):
-            then = "no epoch had finished, so the run is not kept; make the model's forward work on every batch"
-        else:
-            needs, _ = resume_needs(run_dir)
-            resume = (f"`resume` {run_dir}" + (" and `trust_code`" if needs == "trust_code" else "")
-                      if needs != "model" else Interrupted.resume_call(run_dir, kind))
-            kept = "epoch 1" if self.epoch == 2 else f"epochs 1 to {self.epoch - 1}"
-            then = (f"the run keeps {kept} and is interrupted: mend the model and start a new run"
-                    + (f", or go on from epoch {self.epoch} with {resume}, which runs the model the run keeps"
-                       if resume else ""))
-        return ModelFailed(self.model, self.epoch, self.where, self.error, then)
-
-
-class WrongOutput(NeuralabError):
-    """Outputs of a shape the loss cannot take, found by ``Trainer.check_model``: said as
-    training.module_check says it, so that the trainer and a command refuse alike."""
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch so that model initialisation and dropout repeat; they stay
-    seeded (as Keras's set_random_seed leaves them): a run seeds them inside ``generators_kept``."""
-    check_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-@contextlib.contextmanager
-def generators_kept(seed: int | None = None):
-    """Python's, NumPy's and torch's generators seeded with ``seed`` inside (None: left as they
-    are) and put back as they were after, also when the block raises or is interrupted: a run
-    repeats from its seed, and the caller's own draws go on as if nothing had run."""
-    states = random.getstate(), np.random.get_state()
-    gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    # torch.manual_seed seeds GPUs not yet started when they start: they get the caller's seed back
-    caller_seed = None if gpus else torch.initial_seed()
-    try:
-        with torch.random.fork_rng(devices=gpus):
-            if seed is not None:
-                seed_everything(seed)
-            yield
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        if caller_seed is not None and torch.cuda.is_available():
-            torch.cuda.manual_seed_all(caller_seed)
-
-
-def lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
-    """The learning-rate multiplier at each optimizer step."""
-    if config.schedule == "constant":
-        return lambda step: 1.0
-    warm = max(1, int(config.warmup * total_steps)) if config.schedule == "onecycle" else 0
-
-    def factor(step: int) -> float:
-        if step < warm:  # linear warm-up from lr/25, as in OneCycleLR
-            return 0.04 + 0.96 * step / warm
-        progress = min(1.0, (step - warm) / max(1, total_steps - warm))
-        return 0.5 * (1 + math.cos(math.pi * progress)) * (1 - 1e-3) + 1e-3
-
-    return factor
 
 
 class Trainer:
@@ -205,8 +124,8 @@ class Trainer:
         # Channels-last only where every layer is neuralab's or PyTorch's, which take either layout: a
         # user's forward may use x.view(N, -1), which needs (N, C, H, W) strides.
         self.channels_last = config.channels_last and _layout_free(model)
-        self._own = _own_architecture(model)  # before fit's accelerate() gives a user's layers neuralab's classes
-        self._users = _users_code(model)  # what it raises in training is the user's to mend (ModelFailed)
+        self._own = own_architecture(model)  # before fit's accelerate() gives a user's layers neuralab's classes
+        self._users = users_code(model)  # what it raises in training is the user's to mend (ModelFailed)
         self._checked = self._own  # neuralab's architectures are known to train
         self._unused: set[str] = set()  # parameters the checked step left without a gradient
         self._scaler = torch.amp.GradScaler(self.device.type, enabled=False)  # fit's, for float16
@@ -264,17 +183,17 @@ class Trainer:
         ``fit``; ``resume`` continues the run in ``run_dir`` instead. Class labels may be of any
         integer type, or bool (False is class 0, True class 1)."""
         cfg, dist = self.config, self.dist
-        y = self._checked_pairs(x, y, "x", "y")
+        y = checked_pairs(x, y, "x", "y", self._classifies, cfg.loss)
         if val is not None:
             if not (isinstance(val, (tuple, list)) and len(val) == 2):
                 raise ParameterError("val", type(val).__name__, "give (x, y) of the validation set, or None")
-            val = (val[0], self._checked_pairs(*val, "val[0]", "val[1]"))
+            val = (val[0], checked_pairs(*val, "val[0]", "val[1]", self._classifies, cfg.loss))
             if not len(val[0]):  # its loss would be a mean over no rows, which no epoch can be chosen by
                 raise ParameterError("val", "0 rows", "give at least one row, or None for no validation set")
         # the model runs only once the data passed every check that needs no forward
-        _check_classes(y, "y", self._outputs(x, "x"))
+        check_classes(y, "y", self._outputs(x, "x"))
         if val is not None:
-            _check_classes(val[1], "val[1]", self._outputs(val[0], "val[0]"))
+            check_classes(val[1], "val[1]", self._outputs(val[0], "val[0]"))
         n = len(x)
         if n == 0:
             raise NeuralabError("the training set is empty")
@@ -414,7 +333,7 @@ class Trainer:
         ``x`` may hold only the first rows (a batch's) of a training set of ``size`` samples."""
         cfg, dist = self.config, self.dist
         sizes = cfg.epoch_sizes(size or len(x))
-        self._refuse_empty_shares(sizes)
+        refuse_empty_shares(sizes, cfg.batch_size, dist.world_size)
         if self._checked:
             return
         # the smallest process's part, the same in every process: all of them refuse alike, or none
@@ -433,33 +352,15 @@ class Trainer:
             if failure is not None and k == full:
                 shape = f"({', '.join(['N', *map(str, x.shape[1:])])})"
                 raise NeuralabError(f"{name}: the model fails in training mode (model.train()) on a batch of {k} "
-                                    f"inputs {shape}: {_first_line(failure)}; make its forward work when training")
+                                    f"inputs {shape}: {first_line(failure)}; make its forward work when training")
             if failure is not None:
-                better = next((b for b in _near(cfg.batch_size, max(sizes))
+                better = next((b for b in near(cfg.batch_size, max(sizes))
                                if all(share(s % b or b) > k for s in sizes)), None)
                 raise NeuralabError(f"{name}: the model fails in training mode on the last batch of an epoch, {k} "
                                     f"of {epoch_size} training samples in batches of {cfg.batch_size} "
-                                    f"({_first_line(failure)}); choose a `batch_size` that leaves a larger last "
+                                    f"({first_line(failure)}); choose a `batch_size` that leaves a larger last "
                                     "batch" + (f", such as {better}" if better else ""))
         self._checked = True
-
-    def _refuse_empty_shares(self, sizes: list[int]) -> None:
-        """Refuse, naming ``batch_size``, a batch that torchrun's processes cannot all take part in:
-        each takes every world_size-th sample, and one left with none fails in its forward."""
-        cfg, world = self.config, self.dist.world_size
-        if world == 1:
-            return
-        batches = lambda b: [(min(b, s), s) for s in sizes] + [(s % b, s) for s in sizes if s % b]  # noqa: E731
-        smallest, epoch_size = min(batches(cfg.batch_size))
-        if smallest >= world:
-            return
-        better = next((b for b in _near(cfg.batch_size, max(sizes)) if min(batches(b))[0] >= world), None)
-        which = "a batch" if smallest == min(cfg.batch_size, epoch_size) else \
-            f"the last batch of an epoch of {epoch_size} training samples"
-        raise ParameterError("batch_size", cfg.batch_size,
-                             f"torchrun's {world} processes split every batch, and {which} holds {smallest}, which "
-                             "leaves a process without samples; choose a `batch_size`"
-                             + (f" such as {better}" if better else "") + " or start fewer processes")
 
     def _step_error(self, x: torch.Tensor, y: torch.Tensor, k: int) -> Exception | str | None:
         """What one training step on the first ``k`` rows raises, what a forward returns in place of
@@ -479,7 +380,8 @@ class Trainer:
                     try:
                         loss = self._criterion(model)(out, yb)
                     except Exception:  # the loss refused the outputs: said as checking the module says it
-                        refusal = self._output_refusal(out, x, y, k)
+                        refusal = step_output_refusal(out, x, y, k, self.model, self._classifies, self.model_meta,
+                                                      self.model_name)
                         if refusal is None:
                             raise
                         return WrongOutput(refusal)
@@ -497,61 +399,15 @@ class Trainer:
             model.train(was_training)
         return None
 
-    def _output_refusal(self, out, x: torch.Tensor, y: torch.Tensor, k: int) -> str | None:
-        """training.module_check's refusal of ``out``, the model's outputs on the first ``k`` of
-        inputs ``x`` whose targets are ``y``, where their shape is at fault; None otherwise."""
-        from neuralab.training.module_check import output_refusal
-
-        if callable(getattr(unwrap(self.model), "loss", None)):  # its own loss takes what it returns
-            return None
-        if self._classifies:
-            outputs = self.model_meta.get("num_classes") or (y.shape[1] if y.dim() == 2 else
-                                                             int(y.max()) + 1 if len(y) else None)
-        else:
-            outputs = y.shape[1] if y.dim() == 2 else None
-        shape = f"({', '.join(['N', *map(str, x.shape[1:])])})"
-        return output_refusal(self.model_name, shape, out, k, outputs, "classes" if self._classifies else "steps",
-                              unwrap(self.model))
-
     @property
     def model_name(self) -> str:
         return self.model_meta.get("architecture") or type(unwrap(self.model)).__name__
-
-    def _blame_model(self, e: Exception, epoch: int, where: str) -> None:
-        """Raise ModelFailed for ``e``, which a user's model raised in a step or a validation pass
-        of ``epoch`` (``where`` in it), once check_model's steps had passed; return for any other:
-        neuralab's own architectures are known to train, so what they raise is neuralab's fault, to
-        be shown whole (a traceback), and so is a refusal already in one line (NeuralabError).
-        Memory runs short in any model. Under torchrun another process's end reaches this one's
-        step as an error of the process group, which no model caused: left to the command line."""
-        if not self._users or self.dist.active or isinstance(e, NeuralabError) or out_of_memory(e) is not None \
-                or _only_neuralabs_code(e):
-            return
-        raise ModelFailed(self.model_name, epoch, where, _first_line(e)) from e
 
     def _kept_rng(self):
         """A block after which the random state is as it was: the CPU's, and the accelerator's (CUDA, MPS)."""
         accelerator = self.device.type != "cpu"
         return torch.random.fork_rng(devices=[self.device.index or 0] if accelerator else [],
                                      device_type=self.device.type if accelerator else "cuda")
-
-    def _checked_pairs(self, x, y, x_name: str, y_name: str) -> torch.Tensor:
-        """``y`` as the loss takes it, once inputs and targets are found fit to train on, or refused by
-        name before anything trains: the model's own error would blame its forward for a NumPy array
-        or dtype, and NaN in the inputs would read as a learning rate too high. The checks that need
-        the model's outputs (shapes, label range) come after, from ``_outputs``."""
-        for name, t in ((x_name, x), (y_name, y)):
-            if not isinstance(t, torch.Tensor):
-                raise ParameterError(name, type(t).__name__, "give a torch tensor, e.g. torch.from_numpy(array)")
-        if len(x) != len(y):
-            raise ParameterError(y_name, f"{len(y)} rows", f"{x_name} has {len(x)}; give one target per input")
-        y = _labels(y, y_name, self._classifies, self.config.loss)
-        if x.is_floating_point():
-            row = _first_not_finite(x)
-            if row is not None:
-                raise ParameterError(x_name, f"row {row}", "holds NaN or infinity, which no training learns from; "
-                                                           "drop or fill such rows (torch.isfinite finds them)")
-        return y
 
     def _outputs(self, x: torch.Tensor, name: str) -> int | None:
         """How many outputs (classes) a classifier gives, from its forward on ``x``'s first sample (one
@@ -570,7 +426,7 @@ class Trainer:
         except Exception as e:  # noqa: BLE001  named in one line below, or by check_model
             if out_of_memory(e):
                 raise
-            refused = self._refusal(x, name, e)
+            refused = input_refusal(x, name, e, self.model, self.inputs, self._own, self.model_meta, self.model_name)
             if refused is not None:  # one line, without PyTorch's error chained in front of it
                 raise refused from None
             return None
@@ -578,36 +434,6 @@ class Trainer:
             model.train(was_training)
         out = getattr(out, "logits", out)
         return out.shape[1] if isinstance(out, torch.Tensor) and out.dim() >= 2 else None
-
-    def _refusal(self, x: torch.Tensor, name: str, e: Exception) -> ParameterError | None:
-        """The refusal of ``x``, on which the model's forward raised ``e``, for its dtype or, in
-        neuralab's architectures, its shape; None where neither is known to be the cause."""
-        weights = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), None)
-        if self.inputs is None and weights is not None and x.dtype != weights:
-            dtype = str(x.dtype).removeprefix("torch.")
-            if x.dtype == torch.uint8:  # pixels as images are read; a float copy would take 4x the memory
-                return ParameterError(name, dtype, "the model takes normalised floats, not pixels 0-255: give the "
-                                                   "Trainer `inputs` Preprocess.fit(images).normalise, which normalises "
-                                                   "a batch at a time, or give float32 values")
-            cast = f"{name}.float()" if weights == torch.float32 else f"{name}.to({weights})"
-            return ParameterError(name, dtype, f"the model's weights are {str(weights).removeprefix('torch.')}: "
-                                               f"give {cast}")
-        if not self._own:
-            return None
-        first = next((m for m in self.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
-        built = self.model_meta.get("input_shape")
-        if built:
-            takes = f"(N, {', '.join(map(str, built))})"
-        elif isinstance(first, nn.Conv2d):
-            takes = f"(N, {first.in_channels}, H, W) of the height and width it was built for"
-        elif first is not None:
-            takes = f"(N, C, H, W) with C x H x W = {first.in_features}"
-        else:
-            takes = "(N, C, H, W) of the shape it was built for"
-        channels_last = x.dim() == 4 and x.shape[3] in (1, 3) and x.shape[1] not in (1, 3)
-        return ParameterError(name, tuple(x.shape), f"{self.model_name} takes images {takes} ({_first_line(e)})"
-                              + (f"; images as (N, H, W, C) become (N, C, H, W) by {name}.permute(0, 3, 1, 2)"
-                                 if channels_last else ""))
 
     def _train_epoch(self, model, optimizer, scheduler, order, x, y, epoch, progress) -> dict:
         cfg, dist, scaler = self.config, self.dist, self._scaler
@@ -637,7 +463,8 @@ class Trainer:
                 # 34 us a step (the MLP's loss forward and back: 110 -> 144 us).
                 scaler.scale(loss_sum * (dist.world_size / len(batch))).backward()
             except Exception as e:  # noqa: BLE001  a user's model is named in one line, anything else goes on
-                self._blame_model(e, epoch, f"batch {start // cfg.batch_size + 1} of {steps}")
+                blame_model(e, self.model_name, self._users, dist.active, epoch,
+                            f"batch {start // cfg.batch_size + 1} of {steps}")
                 raise
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)  # the threshold is for the true gradients
@@ -678,10 +505,10 @@ class Trainer:
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean loss and metrics over ``(x, y)`` in inference mode, in large batches; the model
         is left in the mode it was in (a validation pass inside ``fit``)."""
-        y = self._checked_pairs(x, y, "x", "y")
+        y = checked_pairs(x, y, "x", "y", self._classifies, self.config.loss)
         if not len(x):  # a mean over no rows is no number
             raise ParameterError("x", "0 rows", "give at least one row to evaluate on")
-        _check_classes(y, "y", self._outputs(x, "x"))
+        check_classes(y, "y", self._outputs(x, "x"))
         return self._evaluate(x, y)
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor, at: tuple[int, str] | None = None) -> dict[str, float]:
@@ -696,8 +523,8 @@ class Trainer:
     def score(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean loss and metrics of outputs already computed (``predict``'s) against ``y``:
         ``evaluate`` without running the model again."""
-        y = _labels(y, "y", self._classifies, self.config.loss)
-        _check_classes(y, "y", out.shape[1] if self._classifies and out.dim() >= 2 else None)
+        y = labels(y, "y", self._classifies, self.config.loss)
+        check_classes(y, "y", out.shape[1] if self._classifies and out.dim() >= 2 else None)
         y = y.to(out.device)
         n = max(1, len(out))
         sums = self.task.metric_sums(out, y)
@@ -729,7 +556,7 @@ class Trainer:
                         out = model(batch)
                     except Exception as e:  # noqa: BLE001  as in a training step
                         if at is not None:
-                            self._blame_model(e, *at)
+                            blame_model(e, self.model_name, self._users, self.dist.active, *at)
                         raise
                     outs.append(out.float().cpu())
         return torch.cat(outs) if len(x) else outs[0][:0]
@@ -836,68 +663,6 @@ class Trainer:
         return meta
 
 
-def check_train_config(config, parameter: str) -> None:
-    """Refuse, naming ``parameter``, a training budget that is no TrainConfig: a dict of its
-    fields, as Keras's fit takes them, would fail at the first field read."""
-    if not isinstance(config, TrainConfig):
-        raise ParameterError(parameter, type(config).__name__, "give a TrainConfig, e.g. TrainConfig(epochs=1)")
-
-
-def _labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> torch.Tensor:
-    """A classifier's labels as its losses take them: class numbers as int64 (NumPy's int32 and
-    uint8, and bools, False class 0 and True class 1, as y.long() makes them, are whole numbers
-    too), or rows (N, classes) of class probabilities. ``loss``: the TrainConfig's, None for the
-    task's own cross-entropy; mse, mae and huber also score float targets as they are. Another
-    task's targets are its loss's to judge (``classifies`` False)."""
-    if not classifies:
-        return y
-    regression = loss in REGRESSION_LOSSES
-    if y.dim() == 2 and not (y.is_floating_point() or y.is_complex() or regression) and (
-            y.shape[1] == 1 or loss is None):
-        # Rows of whole numbers: a column of class numbers, which no cross-entropy takes, or one-hot
-        # rows, which the task's own (F.cross_entropy) takes only as floats; both would fail in the
-        # first step, where the error reads as the model's
-        what, how = ("a column", f"{name}.view(-1)") if y.shape[1] == 1 else ("one-hot rows", f"{name}.argmax(1)")
-        raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
-                             f"{what}: give one class number per row, e.g. {how}")
-    if y.dim() != 1 or (regression and y.is_floating_point()):
-        return y
-    if y.is_floating_point() or y.is_complex():
-        raise ParameterError(name, str(y.dtype).removeprefix("torch."), "class labels are whole numbers: give "
-                                                                        f"{name}.long() (or one-hot rows of floats)")
-    y = y.long()
-    if len(y) and int(y.min()) < 0:
-        raise ParameterError(name, int(y.min()), "class labels count from 0")
-    return y
-
-
-def _check_classes(y: torch.Tensor, name: str, outputs: int | None) -> None:
-    """Refuse labels (or one-hot columns) that the model's ``outputs`` cannot score, where the
-    cross-entropy would raise an IndexError in the middle of an epoch."""
-    if outputs is None or not len(y):
-        return
-    if y.dim() == 1 and not y.is_floating_point() and int(y.max()) >= outputs:  # floats: mse's targets
-        raise ParameterError(name, int(y.max()), f"the model gives {outputs} outputs, and class labels count from 0 "
-                                                 f"to {outputs - 1}: give labels in that range, or a model with "
-                                                 "an output for each class")
-    if y.dim() == 2 and y.shape[1] != outputs:
-        raise ParameterError(name, f"{y.shape[1]} columns", f"the model gives {outputs} outputs: give one-hot "
-                                                            "rows with a column for each")
-
-
-def _first_not_finite(x: torch.Tensor) -> int | None:
-    """The first row of ``x`` that holds NaN or infinity, or None: a slice at a time, so that the
-    mask stays small beside a large set."""
-    if not x.numel():
-        return None
-    rows = max(1, 2**22 // x[0].numel())
-    for start in range(0, len(x), rows):
-        finite = torch.isfinite(x[start:start + rows]).reshape(min(rows, len(x) - start), -1).all(1)
-        if not finite.all():
-            return start + int(finite.logical_not().nonzero()[0])
-    return None
-
-
 def nchw(x: torch.Tensor) -> torch.Tensor:
     """``x`` with PyTorch's default strides, those of (N, C, H, W) in that order: what plain PyTorch
     code such as ``x.view(len(x), -1)`` after a convolution needs. Images read as (N, H, W, C) and
@@ -918,58 +683,11 @@ def _layout_free(model: nn.Module) -> bool:
     return all(type(m).__module__.startswith(("neuralab.", "torch.nn.")) for m in model.modules())
 
 
-def _own_architecture(model: nn.Module) -> bool:
-    """Whether ``model`` is one of neuralab's architectures (the zoo, the forecasters' networks)."""
-    return type(unwrap(model)).__module__.startswith(("neuralab.models.", "neuralab.forecasting."))
-
-
-def _only_neuralabs_code(e: BaseException) -> bool:
-    """Whether the frames below the one that caught ``e`` (the call of the model, its loss, its
-    backward) are neuralab's and torch's alone, with some of neuralab's: a model that runs no
-    code of the user's (a converted Keras model, a Sequential of PyTorch's layers that
-    ``accelerate`` gave neuralab's kernels) fails by neuralab's fault, to be shown whole. A
-    frame of the user's among them makes the fault the model's, even where it surfaces in
-    neuralab's kernel (a shape its forward got wrong); none outside torch (backward, a compiled
-    graph) leaves it to the model, as the step had passed check_model's."""
-    here = Path(__file__).resolve().parents[1]  # the neuralab package
-    library = Path(torch.__file__).resolve().parent
-    neuralabs = False
-    tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
-    while tb is not None:
-        file = Path(tb.tb_frame.f_code.co_filename).resolve()
-        if file.is_relative_to(here):
-            neuralabs = True
-        elif not file.is_relative_to(library):
-            return False  # the user's code, or a library it called
-        tb = tb.tb_next
-    return neuralabs
-
-
-def _users_code(model: nn.Module) -> bool:
-    """Whether ``model`` runs code of the user's: it is no architecture of neuralab's, or one that
-    holds a layer neither neuralab's nor PyTorch's (a forecast's WindowNetwork around a user's
-    module, or around a converted Keras model's layers)."""
-    return not _own_architecture(model) or not all(
-        type(m).__module__.startswith(("neuralab.models.", "neuralab.forecasting.", "torch.nn."))
-        for m in unwrap(model).modules())
-
-
 def _any_process(flag: bool, device: torch.device) -> bool:
     """Whether ``flag`` is set in any process of the job."""
     t = torch.tensor(float(flag), device=device)
     torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
     return bool(t.item())
-
-
-def _first_line(e: Exception) -> str:
-    return f"{type(e).__name__}: {str(e).splitlines()[0]}" if str(e) else type(e).__name__
-
-
-def _near(b: int, most: int):
-    """Batch sizes other than ``b`` up to the larger of ``b`` and ``most``, nearest to ``b`` first."""
-    top = max(b, most)
-    for d in range(1, top):
-        yield from (c for c in (b - d, b + d) if 1 <= c <= top)
 
 
 def _rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

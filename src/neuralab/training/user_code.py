@@ -376,7 +376,7 @@ def seeded(seed: int | None):
     """Torch, NumPy and Python seeded with ``seed`` while a run's code builds its model, as the run
     seeded them when it built it (None: left as they are), and put back after: what the code
     draws as it builds comes out as it did, and the caller's own draws go on as if nothing had
-    run (training.trainer.generators_kept, which a run trains under)."""
-    from neuralab.training.trainer import generators_kept
+    run (training.seeds.generators_kept, which a run trains under)."""
+    from neuralab.training.seeds import generators_kept
 
     return generators_kept(seed)
