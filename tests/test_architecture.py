@@ -46,7 +46,8 @@ NEVER = {
     ("Forecasting", "CLI"): "the library knows no flags",
     ("Web", "CLI"): "the app knows no flags",
 }
-PARTS = {"errors": "Ground", "files": "Ground", "_lazy": "Ground", "runs": "Runs", "data": "Data",
+PARTS = {"errors": "Ground", "files": "Ground", "_lazy": "Ground", "runs": "Runs", "run_list": "Runs",
+         "safetensors_header": "Runs", "data": "Data",
          "mechanics": "Mechanics", "models": "Models", "keras": "Keras", "reports": "Reports",
          "training": "Training", "forecasting": "Forecasting", "web": "Web", "cli": "CLI", "__main__": "CLI"}
 

@@ -13,7 +13,8 @@ import pytest
 from neuralab.cli import main
 from neuralab.data.series import load_series_list
 from neuralab.forecasting.pipeline import HEADER_SERIES, _data_lines
-from neuralab.runs import Run, describe
+from neuralab.run_list import describe
+from neuralab.runs import Run
 
 TINY = ["--target", "value", "--series-column", "id", "--lookback", "7", "--hidden", "8", "--epochs", "1",
         "--backtest-folds", "2", "--threads", "1"]

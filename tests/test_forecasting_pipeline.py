@@ -106,11 +106,11 @@ def test_the_results_say_which_forecast_the_network_reports(run):
 
 
 def test_the_runs_listing_shows_the_ratio_to_the_best_baseline(run):
-    from neuralab import runs
+    from neuralab.run_list import describe
 
     result, _ = run
     head = json.loads((result.run_dir / "results.json").read_text())["headline"]
-    row = runs.describe(Run(result.run_dir))
+    row = describe(Run(result.run_dir))
     assert row.metric["name"] == "test MAE" and row.metric["value"] == pytest.approx(head["network_mae"])
     assert row.metric["note"] == f"{head['ratio_to_best_baseline']:.3f} x the best baseline's MAE ({head['best_baseline']})"
     assert "persistence" not in row.metric["note"] or head["best_baseline"] == "persistence"
@@ -211,9 +211,9 @@ def test_one_network_across_several_series_with_metrics_per_series(tmp_path):
     np.testing.assert_allclose(step["actual"].to_numpy()[-5:], weather["temp_min"].to_numpy()[-5:], rtol=1e-5)
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert set(meta["scalers"]) == {"MAX", "MIN"} and meta["series_column"] == "station"
-    from neuralab import runs
+    from neuralab.run_list import describe
 
-    row = runs.describe(runs.Run(tmp_path / "run"))  # the listing ranks by the verdict's metric too
+    row = describe(Run(tmp_path / "run"))  # the listing ranks by the verdict's metric too
     assert row.metric["name"] == "test MASE" and row.metric["value"] == pytest.approx(results["test"]["gru"]["mase"])
     assert "best baseline's MASE" in row.metric["note"]
     ahead = predict_run(tmp_path / "run", path)

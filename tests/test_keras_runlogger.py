@@ -18,7 +18,7 @@ keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip insta
 
 from helpers import idx_subset  # noqa: E402
 
-from neuralab import runs  # noqa: E402
+from neuralab import run_list, runs  # noqa: E402
 from neuralab.cli import main  # noqa: E402
 from neuralab.data.idx import read_idx  # noqa: E402
 from neuralab.errors import NeuralabError, ParameterError  # noqa: E402
@@ -132,7 +132,7 @@ def test_without_a_test_set_the_run_still_finishes(tmp_path, fashion_mnist):
 
     class Probe(keras.callbacks.Callback):  # what `neuralab runs` sees while Keras is still fitting
         def on_epoch_end(self, epoch, logs=None):
-            row = runs.describe(runs.Run(tmp_path / "run"))
+            row = run_list.describe(runs.Run(tmp_path / "run"))
             seen.append((row.status, row.epochs, row.metric["name"]))
 
     model.fit(x, y, epochs=2, batch_size=100, verbose=0, callbacks=[RunLogger(out=tmp_path / "run"), Probe()])

@@ -23,6 +23,7 @@ from neuralab.forecasting.finished import RunNotFinished, load_forecaster
 from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.runs import Kind
+from neuralab.safetensors_header import safetensors_header
 from neuralab.training import ClassifierConfig, TrainConfig, load_classifier, train_classifier
 from neuralab.training.checkpoint import load_tensors
 
@@ -162,14 +163,15 @@ def test_the_way_on_of_an_interrupted_forecast_is_worded_once_for_every_refusal(
 def test_a_checkpoint_header_reads_without_torch_as_load_tensors_reads_it(classified):
     last = classified.run_dir / runs.LAST
     script = ("import json, sys\n"
-              "from neuralab import runs\n"
+              "from neuralab import safetensors_header\n"
               f"data = open({str(last)!r}, 'rb').read()\n"
-              "meta = runs.neuralab_metadata(runs.safetensors_metadata(runs.safetensors_header(data)))\n"
+              "meta = safetensors_header.neuralab_metadata(safetensors_header.safetensors_metadata(\n"
+              "    safetensors_header.safetensors_header(data)))\n"
               "assert 'torch' not in sys.modules\n"
               "print(json.dumps(meta['history']))\n")
     read = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(read.stdout) == load_tensors(last)[1]["history"] == runs.Run(classified.run_dir).committed()
-    assert runs.safetensors_header(last.read_bytes()[:100]) is None  # cut within its header
+    assert safetensors_header(last.read_bytes()[:100]) is None  # cut within its header
 
 
 # --- the web app's classifier: one thread, by the trainer's own helper ---------------------

@@ -21,7 +21,7 @@ import torch
 from helpers import digits_folder, unreadable
 from PIL import Image
 
-from neuralab import runs
+from neuralab import run_list, runs
 from neuralab.cli import main
 from neuralab.files import write_json
 from neuralab.runs import Kind, Run, RunLocked, Status
@@ -165,8 +165,8 @@ def test_status_and_rows_of_every_kind_including_damaged_ones(tmp_path):
     unknown = tmp_path / "unknown"
     write_json(unknown / runs.CONFIG, {"kind": "painter"})
 
-    assert runs.find(tmp_path) == ["finished", "garbled", "group/weather", "infinite", "unknown"]
-    rows = {r: runs.describe(Run(tmp_path / r), r) for r in runs.find(tmp_path)}
+    assert run_list.find(tmp_path) == ["finished", "garbled", "group/weather", "infinite", "unknown"]
+    rows = {r: run_list.describe(Run(tmp_path / r), r) for r in run_list.find(tmp_path)}
     assert rows["finished"].status == "finished" and rows["finished"].metric["value"] == 0.99
     assert (rows["group/weather"].status, rows["group/weather"].kind, rows["group/weather"].epochs) == (
         "interrupted", "forecaster", 2)
@@ -502,7 +502,7 @@ def test_a_lock_that_is_a_link_is_never_written_through(stopped, tmp_path, capsy
     refused("train", "--resume", str(run), "--quiet")
     refused("train", "--model", "mlp", "--data", str(stopped.parent / "pictures"), "--out", str(run), "--overwrite")
     assert Run(run).status() is Status.DAMAGED
-    assert runs.describe(Run(run)).error.endswith("is a symbolic link, not the run's lock file; remove it "
+    assert run_list.describe(Run(run)).error.endswith("is a symbolic link, not the run's lock file; remove it "
                                                   "(neuralab never makes one)")
     (run / runs.LOCK).unlink()
     assert main(["train", "--resume", str(run), "--quiet"]) == 0  # finished, for `report`
@@ -565,7 +565,7 @@ def test_an_overwrite_killed_half_way_leaves_no_run_that_reads_as_finished(stopp
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert (run / runs.WEIGHTS).exists() and not (run / runs.CONFIG).exists()  # half deleted
     assert not (run / runs.RESULTS).exists()
-    assert runs.find(tmp_path / "runs") == []
+    assert run_list.find(tmp_path / "runs") == []
     with pytest.raises(runs.ParameterError, match="stopped before it was set up"):
         Run.open(run)
     assert main(["train", "--model", "mlp", "--data", str(stopped.parent / "pictures"), "--epochs", "1", "--quiet",

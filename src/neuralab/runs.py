@@ -13,9 +13,10 @@
     progress.json      while it trains: the epoch's steps done, samples/s, time left
 
 This module owns that format: the kinds, the file names, creating a run (under a lock, so
-two processes never write one folder), opening one as the kind a command needs, its
-status, and listing runs. It imports nothing heavier than the standard library, so that
-`neuralab runs` and the web app's listing start at once.
+two processes never write one folder), opening one as the kind a command needs, and its
+status. It imports nothing heavier than the standard library, so that `neuralab runs` and the
+web app's listing (neuralab.run_list) start at once; a safetensors file's header, which the
+status reads, is neuralab.safetensors_header's.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from pathlib import Path
 from neuralab.errors import NeuralabError, ParameterError, reduced
 from neuralab.files import (MAX_JSON, WriteError, folder_from_env, nulled, open_plain, read_json, remove_leftovers,
                             run_write_advice, write_advice, write_json, write_text)
+from neuralab.safetensors_header import (neuralab_metadata, read_safetensors_header, safetensors_fault,
+                                        safetensors_metadata)
 
 FORMAT = 2  # bumped when a file or field changes meaning; docs/runs.md lists the versions (2: model.json "source")
 
@@ -828,88 +831,6 @@ class Run:
         return ""
 
 
-# --- listing ----------------------------------------------------------------------
-
-MAX_DEPTH = 3  # runs/<group>/<run>/config.json at most
-
-
-def find(root: str | os.PathLike) -> list[str]:
-    """Relative names of the run directories under ``root`` (depth at most MAX_DEPTH);
-    symbolic links are followed only when they stay inside ``root``."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    real_root = root.resolve()
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        rel = Path(folder).relative_to(root)
-        candidates = [rel] if CONFIG in files and rel.parts else []
-        candidates += [rel / d for d in dirs if (Path(folder) / d).is_symlink()]
-        for cand in candidates:
-            target = (root / cand).resolve()
-            if (target == real_root or real_root in target.parents) and (target / CONFIG).is_file():
-                found.append(cand.as_posix())
-        if CONFIG in files or len(rel.parts) >= MAX_DEPTH:
-            dirs[:] = []  # a run's own folders (checkpoints/, plots/) hold no runs
-        else:
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink())
-    return sorted(set(found))
-
-
-@dataclass
-class Row:
-    """A run as the runs table shows it (the web app and `neuralab runs`)."""
-    id: str
-    kind: str        # a Kind's value, or "" when config.json cannot say
-    model: str
-    data: str
-    status: str
-    metric: dict     # {"name", "value", "note"}
-    epochs: int | None
-    created: str
-    error: str = ""  # why a damaged run is damaged
-    report_missing: bool = False  # finished, but stopped while it wrote report.html (Run.report_missing)
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-def describe(run: Run, id: str | None = None) -> Row:
-    """The row of ``run``; a damaged run still gets one, saying what is wrong."""
-    id = id or run.path.name
-    status = run.status()
-    try:
-        run.owner()  # a lock that is a link or a pipe: the run is damaged, and the row says why
-        record = run.record
-        kind = run.kind
-        results = run.results() if status == Status.FINISHED else None
-    except NeuralabError as e:
-        return Row(id, "", "", "", Status.DAMAGED.value, {"name": "", "value": None, "note": ""}, None, "",
-                   _named(str(e), run, id))
-    config = json_object(record.get("config"))
-    # an unfinished run's epochs are those its last checkpoint commits, which metrics.jsonl may lag behind
-    metrics = (None if results else run.committed()) or run.metrics()
-    epochs = results.get("epochs_run") if results else len(metrics) or None
-    if kind == Kind.FORECASTER:
-        model = config.get("model", {})
-        model = model.get("architecture", "") if isinstance(model, dict) else str(model)
-        data = f"{Path(str(config.get('data', ''))).name} {config.get('target') or ''}".strip()
-        head = json_object((results or {}).get("headline"))
-        # the verdict's metric: MAE, or MASE where series in different units were pooled
-        ranked = str(head.get("metric") or "mae")
-        score = head.get("network_mae") if ranked == "mae" else head.get("network_score")
-        metric = ({"name": f"test {ranked.upper()}", "value": _finite(score), "note": _versus(head)} if results
-                  else _best_so_far(metrics, "mae", min))
-    else:
-        # a model from a file shows the file's name: the whole path is in config.json
-        model, data = Path(str(config.get("model") or "")).name, str(config.get("data") or "")
-        metric = ({"name": "test accuracy", "value": _finite(results.get("test_accuracy")), "note": ""} if results
-                  else _best_so_far(metrics, "accuracy", max))
-    error = run.damage() if status == Status.DAMAGED else ""  # damaged weights or results: the row says which
-    return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")),
-               _named(error, run, id), report_missing=status == Status.FINISHED and run.report_missing())
-
-
 class SessionRecorder:
     """A trainer callback (neuralab.training.callbacks adopts any object with its hooks) that
     adds a resumed session to ``run``'s config.json (``Run.record_session``) once the checkpoint
@@ -927,124 +848,6 @@ def json_object(value) -> dict:
     """``value`` where a run's file holds a JSON object there, else {}: the listing and the web
     app read every field of files anyone may have edited, and show what they can."""
     return value if isinstance(value, dict) else {}
-
-
-def _best_so_far(metrics: list[dict], name: str, best) -> dict:
-    """The best epoch's validation figure of a run still training (or stopped), else its training one."""
-    for key, label in ((f"val_{name}", f"val {name}"), (name, f"train {name}")):
-        values = [v for r in metrics if (v := _finite(r.get(key))) is not None]
-        if values:
-            return {"name": label, "value": best(values), "note": "best so far"}
-    return {"name": "", "value": None, "note": ""}
-
-
-def _versus(head: dict) -> str:
-    """The network against the best baseline (results' verdict); runs from before the verdict
-    existed only knew persistence. A verdict that ranks nothing, or finds nothing to learn, says so."""
-    if head.get("ranked") is False:
-        why = ("every series constant over its training span" if head.get("outcome") == "constant"
-               else "no series has a naive error to scale by")
-        return f"not ranked: {why}"
-    if head.get("outcome") == "constant":
-        return "nothing to learn: the target is constant over its training span"
-    ratio, best = _finite(head.get("ratio_to_best_baseline")), head.get("best_baseline")
-    if ratio is not None and best:
-        return f"{ratio:.3f} x the best baseline's {head.get('metric', 'mae').upper()} ({best})"
-    pct = _finite(head.get("percent_better"))
-    if pct is None:
-        return ""
-    return f"{abs(pct):.1f}% {'better' if pct >= 0 else 'worse'} than persistence"
-
-
-def _named(error: str, run: Run, id: str) -> str:
-    """``error`` with the run's folder said as ``id``, as the rest of its row names it: a listing of
-    runs under an absolute folder would otherwise repeat that folder in every damaged run's line."""
-    return error.replace(str(run.path), id)
-
-
-def _finite(value):
-    return value if isinstance(value, (int, float)) and value == value and abs(value) != float("inf") else None
-
-
-# --- safetensors headers -----------------------------------------------------------------
-# A safetensors file (weights, checkpoints) starts with its header: LENGTH_BYTES giving the header's
-# length, little-endian, then the header, JSON: each tensor's dtype, shape and byte range, and
-# METADATA, text fields. neuralab's own fields (training.checkpoint writes them) are JSON again,
-# under NEURALAB. Read here without torch, for the listing and the status of runs.
-
-LENGTH_BYTES = 8
-METADATA = "__metadata__"
-NEURALAB = "neuralab"
-
-
-def safetensors_header(data: bytes) -> object:
-    """The header of the safetensors file whose first bytes (its header at least) are ``data``,
-    read as JSON; None where it does not read."""
-    length = _length(data)
-    return _parsed(data[LENGTH_BYTES:LENGTH_BYTES + length]) if LENGTH_BYTES + length <= len(data) else None
-
-
-def safetensors_metadata(header) -> dict:
-    """The text fields (METADATA) of a safetensors ``header``; {} where it has none."""
-    fields = header.get(METADATA) if isinstance(header, dict) else None
-    return fields if isinstance(fields, dict) else {}
-
-
-def neuralab_metadata(fields: dict):
-    """What neuralab keeps in a safetensors file's text ``fields`` (``safetensors_metadata``): its
-    NEURALAB field read as JSON, {} where there is none; ValueError where that is no JSON."""
-    return json.loads(fields.get(NEURALAB, "{}"))
-
-
-def _length(first: bytes) -> int:
-    return int.from_bytes(first[:LENGTH_BYTES], "little")
-
-
-def _parsed(raw: bytes) -> object:
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):  # not UTF-8, not JSON
-        return None
-
-
-def read_safetensors_header(path: str | os.PathLike) -> tuple[int, int, object]:
-    """(the file's size, its header's length, the header read as JSON or None where it does not
-    read), from its first bytes alone: the header of a file of neuralab's is no larger than
-    MAX_JSON, so a made-up length allocates nothing. Python opens the file, so a path of any
-    bytes opens (safetensors' own ``safe_open`` takes only UTF-8 paths)."""
-    with open_plain(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        length = _length(f.read(LENGTH_BYTES))
-        if length > MAX_JSON or LENGTH_BYTES + length > size:
-            return size, length, None
-        return size, length, _parsed(f.read(length))
-
-
-def safetensors_fault(size: int, length: int, header) -> tuple[str, str] | None:
-    """What ``read_safetensors_header``'s (size, length, header) say is wrong with the file:
-    ("truncated" or "damaged", why), None where its header lists each tensor's dtype, shape
-    and byte range and the file is as long as they say. The header gives every tensor's byte
-    range, so a file cut short by a full disk or a copy killed half-way is told from its first
-    bytes, where loading it would read it all."""
-    expected = LENGTH_BYTES + length
-    entries = [entry for key, entry in header.items() if key != METADATA] if isinstance(header, dict) else [None]
-    if all(_tensor_entry(entry) for entry in entries):
-        expected += max((entry["data_offsets"][1] for entry in entries), default=0)
-    elif size >= expected or length > MAX_JSON:  # else cut within its header: the size tells
-        return "damaged", "it starts with no safetensors header"
-    if size != expected:
-        return "truncated" if size < expected else "damaged", f"{size:,} bytes where its header gives {expected:,}"
-    return None
-
-
-def _tensor_entry(entry) -> bool:
-    """Whether ``entry`` of a safetensors header is a tensor's: a dtype, a shape, a byte range."""
-    def whole(values, n=None):
-        return isinstance(values, list) and (n is None or len(values) == n) \
-            and all(type(v) is int and v >= 0 for v in values)
-
-    return isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and whole(entry.get("shape")) \
-        and whole(entry.get("data_offsets"), 2) and entry["data_offsets"][0] <= entry["data_offsets"][1]
 
 
 # --- helpers -------------------------------------------------------------------------

@@ -64,7 +64,8 @@ def run_runs(args) -> int:
 
 
 def rows(root: Path):
-    from neuralab.runs import CONFIG, Run, describe, find
+    from neuralab.run_list import describe, find
+    from neuralab.runs import CONFIG, Run
 
     if (root / CONFIG).is_file():  # ROOT is a run: its own row, where a folder of runs has its runs'
         return [describe(Run(root), str(root))]

@@ -24,8 +24,8 @@ from safetensors.torch import save as st_save
 
 from neuralab.errors import NeuralabError, out_of_memory
 from neuralab.files import atomic_write, open_plain
-from neuralab.runs import (LENGTH_BYTES, METADATA, NEURALAB, neuralab_metadata, read_safetensors_header,
-                           safetensors_fault, safetensors_header, safetensors_metadata)
+from neuralab.safetensors_header import (LENGTH_BYTES, METADATA, NEURALAB, neuralab_metadata, read_safetensors_header,
+                                        safetensors_fault, safetensors_header, safetensors_metadata)
 
 
 def _digest(tensors: dict[str, torch.Tensor], aliases: dict[str, str] | None = None) -> str:

@@ -13,7 +13,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from neuralab import runs
+from neuralab import run_list, runs
 from neuralab.errors import NeuralabError, Shown
 from neuralab.files import inside, open_plain
 
@@ -45,7 +45,7 @@ def resolve_run(root: Path, run_id: str) -> Path:
     if not run_id or "\x00" in run_id or "\\" in run_id:
         raise _no_run(run_id)
     parts = PurePosixPath(run_id).parts
-    if PurePosixPath(run_id).is_absolute() or ".." in parts or len(parts) > runs.MAX_DEPTH:
+    if PurePosixPath(run_id).is_absolute() or ".." in parts or len(parts) > run_list.MAX_DEPTH:
         raise _no_run(run_id)
     try:
         path = inside(root, run_id)
@@ -121,7 +121,7 @@ def _served(root: Path, run_id: str, name: str) -> Path | None:
 def find_runs(root: Path) -> list[str]:
     """Relative names of the run directories under ``root`` that resolve inside it."""
     found = []
-    for run_id in runs.find(root):
+    for run_id in run_list.find(root):
         try:
             run_id.encode()  # a folder name that is no UTF-8 cannot be named in a URL or in JSON
             resolve_run(root, run_id)
@@ -136,7 +136,7 @@ def describe(root: Path, run_id: str) -> dict:
     whose files are damaged still gets its row (status "damaged"), so one bad folder never
     breaks the listing."""
     path = resolve_run(root, run_id)
-    row = runs.describe(runs.Run(path), run_id).as_dict()
+    row = run_list.describe(runs.Run(path), run_id).as_dict()
     if row["status"] == runs.Status.DAMAGED.value:
         _still_there(path, run_id)  # removed while it was read: no run, rather than a damaged one
     row["finished"] = row["status"] == runs.Status.FINISHED.value

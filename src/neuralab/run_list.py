@@ -1,0 +1,130 @@
+"""Listing runs: which run directories lie under a folder (``find``) and the row each shows
+in the runs table (``describe``, ``Row``), as `neuralab runs` and the web app's list show them.
+It reads runs through neuralab.runs, which owns their format, and imports nothing heavier than
+the standard library, so that `neuralab runs` and the web app's listing start at once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from neuralab.errors import NeuralabError
+from neuralab.runs import CONFIG, Kind, Run, Status, json_object
+
+MAX_DEPTH = 3  # runs/<group>/<run>/config.json at most
+
+
+def find(root: str | os.PathLike) -> list[str]:
+    """Relative names of the run directories under ``root`` (depth at most MAX_DEPTH);
+    symbolic links are followed only when they stay inside ``root``."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    real_root = root.resolve()
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        rel = Path(folder).relative_to(root)
+        candidates = [rel] if CONFIG in files and rel.parts else []
+        candidates += [rel / d for d in dirs if (Path(folder) / d).is_symlink()]
+        for cand in candidates:
+            target = (root / cand).resolve()
+            if (target == real_root or real_root in target.parents) and (target / CONFIG).is_file():
+                found.append(cand.as_posix())
+        if CONFIG in files or len(rel.parts) >= MAX_DEPTH:
+            dirs[:] = []  # a run's own folders (checkpoints/, plots/) hold no runs
+        else:
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink())
+    return sorted(set(found))
+
+
+@dataclass
+class Row:
+    """A run as the runs table shows it (the web app and `neuralab runs`)."""
+    id: str
+    kind: str        # a Kind's value, or "" when config.json cannot say
+    model: str
+    data: str
+    status: str
+    metric: dict     # {"name", "value", "note"}
+    epochs: int | None
+    created: str
+    error: str = ""  # why a damaged run is damaged
+    report_missing: bool = False  # finished, but stopped while it wrote report.html (Run.report_missing)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def describe(run: Run, id: str | None = None) -> Row:
+    """The row of ``run``; a damaged run still gets one, saying what is wrong."""
+    id = id or run.path.name
+    status = run.status()
+    try:
+        run.owner()  # a lock that is a link or a pipe: the run is damaged, and the row says why
+        record = run.record
+        kind = run.kind
+        results = run.results() if status == Status.FINISHED else None
+    except NeuralabError as e:
+        return Row(id, "", "", "", Status.DAMAGED.value, {"name": "", "value": None, "note": ""}, None, "",
+                   _named(str(e), run, id))
+    config = json_object(record.get("config"))
+    # an unfinished run's epochs are those its last checkpoint commits, which metrics.jsonl may lag behind
+    metrics = (None if results else run.committed()) or run.metrics()
+    epochs = results.get("epochs_run") if results else len(metrics) or None
+    if kind == Kind.FORECASTER:
+        model = config.get("model", {})
+        model = model.get("architecture", "") if isinstance(model, dict) else str(model)
+        data = f"{Path(str(config.get('data', ''))).name} {config.get('target') or ''}".strip()
+        head = json_object((results or {}).get("headline"))
+        # the verdict's metric: MAE, or MASE where series in different units were pooled
+        ranked = str(head.get("metric") or "mae")
+        score = head.get("network_mae") if ranked == "mae" else head.get("network_score")
+        metric = ({"name": f"test {ranked.upper()}", "value": _finite(score), "note": _versus(head)} if results
+                  else _best_so_far(metrics, "mae", min))
+    else:
+        # a model from a file shows the file's name: the whole path is in config.json
+        model, data = Path(str(config.get("model") or "")).name, str(config.get("data") or "")
+        metric = ({"name": "test accuracy", "value": _finite(results.get("test_accuracy")), "note": ""} if results
+                  else _best_so_far(metrics, "accuracy", max))
+    error = run.damage() if status == Status.DAMAGED else ""  # damaged weights or results: the row says which
+    return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")),
+               _named(error, run, id), report_missing=status == Status.FINISHED and run.report_missing())
+
+
+def _best_so_far(metrics: list[dict], name: str, best) -> dict:
+    """The best epoch's validation figure of a run still training (or stopped), else its training one."""
+    for key, label in ((f"val_{name}", f"val {name}"), (name, f"train {name}")):
+        values = [v for r in metrics if (v := _finite(r.get(key))) is not None]
+        if values:
+            return {"name": label, "value": best(values), "note": "best so far"}
+    return {"name": "", "value": None, "note": ""}
+
+
+def _versus(head: dict) -> str:
+    """The network against the best baseline (results' verdict); runs from before the verdict
+    existed only knew persistence. A verdict that ranks nothing, or finds nothing to learn, says so."""
+    if head.get("ranked") is False:
+        why = ("every series constant over its training span" if head.get("outcome") == "constant"
+               else "no series has a naive error to scale by")
+        return f"not ranked: {why}"
+    if head.get("outcome") == "constant":
+        return "nothing to learn: the target is constant over its training span"
+    ratio, best = _finite(head.get("ratio_to_best_baseline")), head.get("best_baseline")
+    if ratio is not None and best:
+        return f"{ratio:.3f} x the best baseline's {head.get('metric', 'mae').upper()} ({best})"
+    pct = _finite(head.get("percent_better"))
+    if pct is None:
+        return ""
+    return f"{abs(pct):.1f}% {'better' if pct >= 0 else 'worse'} than persistence"
+
+
+def _named(error: str, run: Run, id: str) -> str:
+    """``error`` with the run's folder said as ``id``, as the rest of its row names it: a listing of
+    runs under an absolute folder would otherwise repeat that folder in every damaged run's line."""
+    return error.replace(str(run.path), id)
+
+
+def _finite(value):
+    return value if isinstance(value, (int, float)) and value == value and abs(value) != float("inf") else None
