@@ -33,11 +33,19 @@ def register(sub) -> None:
 
 
 def run_serve(args) -> int:
+    from neuralab.errors import NeuralabError, ParameterError
     from neuralab.runs import default_root
     from neuralab.web.app import check_host, listening_socket, make_server
-    from neuralab.web.security import allowed_hosts, is_loopback
+    from neuralab.web.security import allowed_hosts, is_loopback, listen_address
 
-    args.runs = args.runs or default_root()
+    given, args.runs = args.runs, args.runs or default_root()
+    if args.runs.exists() and not args.runs.is_dir():  # no run can be listed or started there
+        if given is not None:
+            raise ParameterError("runs", str(args.runs), "is a file, not a folder; give the folder the runs are in")
+        raise NeuralabError(f"{args.runs}: is a file, not a folder of runs; set NEURALAB_RUNS to the folder your "
+                            "runs are in, or give it with `runs`")
+    # 0 is 0.0.0.0 and 127.1 is 127.0.0.1 to the system: loopback or not, and the names answered, by what it is
+    args.host = listen_address(args.host)
     check_host(args.host)  # a --host that is no address of this machine: one line, no warning about it first
     if not is_loopback(args.host):
         print(f"neuralab: warning: --host {args.host} makes the app reachable from other machines; it has no login "

@@ -105,7 +105,8 @@ def served(request) -> Served:
 async def kernels(request):
     from neuralab.mechanics import KERNELS
 
-    return JSONResponse({"kernels": {n: k.tolist() for n, k in KERNELS.items()}, "samples": images.SAMPLES})
+    return JSONResponse({"kernels": {n: k.tolist() for n, k in KERNELS.items()}, "samples": images.SAMPLES,
+                         "limits": playground.LIMITS})
 
 
 def _read_upload(data: bytes):

@@ -81,7 +81,8 @@ def train_request(body: dict) -> dict:
         epochs = TrainConfig().epochs
     if epochs is not None:
         epochs = whole("epochs", epochs, 1, MAX_EPOCHS)
-    seed = whole("seed", body.get("seed", 0), 0, MAX_SEED)
+    seed = body.get("seed")  # an empty box (null) is `neuralab train` without --seed, as epochs' is
+    seed = TrainConfig().seed if seed is None else whole("seed", seed, 0, MAX_SEED)
     settings = recipe_settings(recipe, epochs=epochs)
     settings.pop("val_fraction", None)
     TrainConfig(seed=seed, **settings).check()  # the library's own check of the budget
@@ -357,7 +358,8 @@ def choices() -> dict:
     defaults = ClassifierConfig()
     return {"models": list(ARCHITECTURES), "datasets": [{"name": n, "found": here(n)} for n in SOURCES],
             "recipes": {name: {k: v for k, v in r.items()} for name, r in RECIPES.items()},
-            "defaults": {"model": defaults.model, "data": defaults.data, "epochs": TrainConfig().epochs, "seed": 0}}
+            "defaults": {"model": defaults.model, "data": defaults.data, "epochs": TrainConfig().epochs,
+                         "seed": TrainConfig().seed}}
 
 
 def _refuse_moved_data(run: runs.Run, run_id: str) -> None:

@@ -18,6 +18,13 @@ STEP_MAX_CELLS = 12   # and crops up to 12 x 12 input cells
 MAX_STRIDE = 8
 MAX_PADDING = 8
 MAX_POOL = 16
+# A pooling window's stride reaches its largest size: the stride follows the window, as in
+# Keras, and the page sets it so (capped at MAX_STRIDE, sizes 9 to 16 were refused by default).
+MAX_POOL_STRIDE = MAX_POOL
+# The settings' ranges, [lowest, highest], as the page reads them (GET /api/kernels), so that it
+# offers what run() takes: "stride" for a kernel, "pool_stride" for a pooling window.
+LIMITS = {"stride": [1, MAX_STRIDE], "pool_stride": [1, MAX_POOL_STRIDE], "padding": [0, MAX_PADDING],
+          "size": [1, MAX_POOL]}
 SCALE_WORDS = {"clip": "values clipped to 0..255", "abs": "|value| clipped to 0..255",
                "minmax": "stretched: minimum black, maximum white"}
 
@@ -63,7 +70,7 @@ def run(image: np.ndarray, op="conv", kernel="sobel-x", stride=1, padding="valid
     them: a bad type or value raises a ParameterError naming the setting and what is allowed."""
     op = choice("op", op, ("conv", "max", "avg"))
     scale = choice("scale", scale, ("auto", *SCALE_WORDS))
-    stride = whole("stride", stride, 1, MAX_STRIDE)
+    stride = whole("stride", stride, 1, MAX_STRIDE if op == "conv" else MAX_POOL_STRIDE)
     x = image.astype(np.float64)
     h, w = x.shape
     if at is not None:

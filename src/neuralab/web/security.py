@@ -104,15 +104,55 @@ def machine_names() -> set[str]:
     return {normal_host(n) for n in names if n and normal_host(n) not in WILDCARD}
 
 
+def listen_address(host: str) -> str:
+    """A bind address (`neuralab serve --host`) as the system reads it, so that "this machine
+    only", "every interface" and the Host names answered are decided on the address listened
+    on: an IPv4 address in one of inet_aton's short forms, which getaddrinfo binds as such
+    (``0``, ``127.1``, ``2130706433``), as its four numbers; a full address or a name as it is."""
+    import socket
+
+    name = host.strip().strip("[]")
+    try:
+        ipaddress.ip_address(name)
+        return name
+    except ValueError:
+        pass
+    try:
+        return socket.inet_ntoa(socket.inet_aton(name))
+    except (OSError, ValueError):  # ValueError: a NUL in the text
+        return name
+
+
+def _names_of(bind: str) -> set[str]:
+    """A bind address or name, the addresses a name resolves to, and, where none of them is
+    loopback, this machine's names that resolve to one of them. Loopback gains no name: the
+    machine's (which /etc/hosts often gives 127.0.0.1 or 127.0.1.1) would make the app count
+    as exposed, and lose its training form, though no other machine can reach it."""
+    import socket
+
+    def resolved(name: str) -> set[str]:
+        try:
+            return {normal_host(str(info[4][0])) for info in socket.getaddrinfo(name, None)}
+        except OSError:
+            return set()
+
+    names = {normal_host(bind)} | resolved(bind)
+    if not any(is_loopback(n) for n in names):
+        names |= {normal_host(n) for n in {socket.gethostname(), socket.getfqdn()} if n and resolved(n) & names}
+    return names
+
+
 def allowed_hosts(bind: str = "127.0.0.1", extra: Iterable[str] = ()) -> frozenset[str]:
     """The Host header values to answer for a server bound to ``bind``: the loopback names;
-    for a wildcard bind also this machine's names and addresses, for another address that
-    address; and the ``extra`` names the user lists."""
+    for a wildcard bind also this machine's names and addresses, for another address or name
+    that one (a loopback one too: 127.0.0.2 is reached by no other name) and the names that
+    resolve to it; and the ``extra`` names the user lists."""
+    bind = listen_address(bind)
     hosts = set(LOOPBACK)
     if bind in WILDCARD:
         hosts |= machine_names()
-    elif not is_loopback(bind):
-        hosts.add(normal_host(bind))
+    else:
+        hosts |= _names_of(bind)
     hosts |= {normal_host(e) for e in extra}
     return frozenset(hosts)
 

@@ -1,0 +1,72 @@
+"""`neuralab serve`'s --host read as the system reads it (a short form is the address it stands
+for; any loopback address answers at the URL printed), and a --runs that is a file refused at
+the start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+from neuralab.web import security
+
+SERVE = [sys.executable, "-m", "neuralab", "serve", "--port", "0"]
+
+
+@pytest.mark.parametrize("short, address", [("0", "0.0.0.0"), ("127.1", "127.0.0.1"), ("2130706433", "127.0.0.1"),
+                                            ("127.0.0.2", "127.0.0.2"), ("[::1]", "::1"), ("lab-pc.local", "lab-pc.local")])
+def test_a_short_form_is_the_address_it_stands_for(short, address):
+    assert security.listen_address(short) == address
+
+
+def test_the_host_names_answered_follow_the_address_listened_on():
+    allowed = security.allowed_hosts
+    assert allowed("0") == allowed("0.0.0.0")  # every interface: the machine's own names too
+    assert allowed("127.1") == allowed("127.0.0.1") == {"localhost", "127.0.0.1", "::1"}
+    assert allowed("127.0.0.2") == {"localhost", "127.0.0.1", "::1", "127.0.0.2"}
+
+
+def serve(*flags: str, cwd):
+    """A `neuralab serve` process and the first line it prints (the URL), with its stderr so far."""
+    proc = subprocess.Popen([*SERVE, *flags], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "NEURALAB_RUNS": str(cwd / "runs")})
+    line = proc.stdout.readline()
+    return proc, line
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@pytest.mark.parametrize("host, url_host, warned", [("127.0.0.2", "127.0.0.2", False), ("127.1", "127.0.0.1", False)])
+def test_a_loopback_host_answers_at_the_url_printed_without_a_warning(tmp_path, host, url_host, warned):
+    (tmp_path / "runs").mkdir()
+    proc, line = serve("--host", host, "--runs", "runs", cwd=tmp_path)
+    try:
+        assert line.startswith(f"neuralab web app on http://{url_host}:"), line
+        url = line.split()[4]
+        assert get(url + "/") == 200 and get(url + "/conv") == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert ("reachable from other machines" in err) is warned, err
+
+
+def test_runs_given_as_a_file_is_refused_in_one_line(tmp_path):
+    (tmp_path / "sales.csv").write_text("date,sales\n2024-01-01,12\n2024-02-01,15\n")
+    try:
+        done = subprocess.run([*SERVE, "--runs", "sales.csv"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("neuralab serve started on a --runs that is a file")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == ("neuralab: error: --runs sales.csv: is a file, not a folder; give the folder the runs "
+                           "are in\n")
