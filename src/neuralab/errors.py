@@ -47,13 +47,29 @@ def reduced(error: BaseException) -> tuple:
     return _rebuilt, (type(error), error.args, error.__dict__)
 
 
+# How alike two names must be to be offered for each other (difflib's ratio: twice the characters in
+# common over both lengths): a typo (mnth31, dropuot, lenet for lenet5) is above it, another word that
+# shares a few letters (resnet and lenet5, 0.67) is below it
+CLOSE = 0.75
+
+
 def closest(word: str, choices) -> str | None:
     """The one of ``choices`` closest to ``word`` (a typo, or Keras's fashion_mnist for neuralab's
-    fashion-mnist), None where none is close."""
+    fashion-mnist), None where none is close. Case does not count (LeNet5), nor an extension the two
+    share: with it, y.csv and zulu.csv were as alike as a typo."""
     import difflib
+    import os
 
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
-    return close[0] if close else None
+    typed = str(word).lower()
+    stem, suffix = os.path.splitext(typed)
+    matcher, close = difflib.SequenceMatcher(), []
+    for choice in choices:
+        name = str(choice).lower()
+        other, its = os.path.splitext(name)
+        matcher.set_seqs(*((stem, other) if suffix and its == suffix else (typed, name)))
+        if matcher.real_quick_ratio() >= CLOSE and matcher.quick_ratio() >= CLOSE and matcher.ratio() >= CLOSE:
+            close.append((matcher.ratio(), str(choice), choice))
+    return max(close)[2] if close else None  # of two as close, the later name, as difflib's own choice was
 
 
 def did_you_mean(word: str, choices) -> str:

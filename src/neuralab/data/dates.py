@@ -435,41 +435,63 @@ def time_grid(index: pd.DatetimeIndex, report) -> pd.DatetimeIndex | None:
 
 
 # A series one or more months apart on a fixed day other than the 1st or the last (pandas has no alias for
-# it: DateOffset(months=n) from its first date), as its frequency is written and read back
-MONTHS_ON_DAY = re.compile(r"(?:monthly|every (?P<n>\d+) months) on day (?P<day>\d{1,2})")
+# it: DateOffset(months=n) from its first date), or twice a month on two days other than pandas' SMS and
+# SME pairs (the 10th and the 25th), as its frequency is written and read back
+MONTHS_ON_DAY = re.compile(r"(?:monthly|every (?P<n>\d+) months) on day (?P<day>\d{1,2})"
+                           r"|twice a month on days (?P<first>\d{1,2}) and (?P<second>\d{1,2})")
 
 
-def months_on_day(frequency: str | None) -> tuple[int, int] | None:
-    """(months apart, day of the month) of a frequency such as "monthly on day 15"; None for any other."""
+def months_on_day(frequency: str | None) -> tuple[int, int | tuple[int, int]] | None:
+    """(months apart, day of the month) of a frequency such as "monthly on day 15", (1, (10, 25)) of
+    "twice a month on days 10 and 25" (its steps are half months: ``on_day``); None for any other."""
     found = MONTHS_ON_DAY.fullmatch(frequency or "")
-    return (int(found["n"] or 1), int(found["day"])) if found else None
+    if found is None:
+        return None
+    if found["first"]:
+        return 1, (int(found["first"]), int(found["second"]))
+    return int(found["n"] or 1), int(found["day"])
 
 
-def on_day(anchor: pd.Timestamp, months, day: int) -> pd.DatetimeIndex:
+def twice_a_month(days: tuple[int, int]) -> str:
+    """The frequency of dates on ``days`` (the 10th and the 25th) of every month, as ``months_on_day`` reads it."""
+    return f"twice a month on days {days[0]} and {days[1]}"
+
+
+def on_day(anchor: pd.Timestamp, months, day: int | tuple[int, int]) -> pd.DatetimeIndex:
     """The dates ``months`` (whole numbers) after ``anchor``'s month on ``day``, or on the month's
     last day where it is shorter (the 30th: 28 February, then 30 March), at ``anchor``'s time of day
-    and in its zone."""
+    and in its zone. ``day`` two days (10, 25), a month's two dates: ``months`` counts half months
+    from ``anchor``'s (the 10th's or the 25th's), so that 1 after the 25th is the next month's 10th."""
     # months are counted on the wall clock: a Period drops a zone (and pandas warns so); the zone is put back
     # after, exactly, as the loader's zones are UTC or one fixed offset
     wall = anchor.tz_localize(None)
-    periods = pd.PeriodIndex.from_ordinals(wall.to_period("M").ordinal + np.asarray(months, dtype=np.int64),
-                                           freq="M")
+    steps = np.asarray(months, dtype=np.int64)
+    if isinstance(day, tuple):
+        halves = 2 * wall.to_period("M").ordinal + int(wall.day > day[0]) + steps
+        ordinals, day = halves // 2, np.where(halves % 2 == 0, day[0], day[1])
+    else:
+        ordinals = wall.to_period("M").ordinal + steps
+    periods = pd.PeriodIndex.from_ordinals(ordinals, freq="M")
     days = np.minimum(day, periods.days_in_month.to_numpy()) - 1
     return (periods.to_timestamp() + pd.to_timedelta(days, unit="D") + (wall - wall.normalize())).tz_localize(anchor.tz)
 
 
-def months_grid(first: pd.Timestamp, last: pd.Timestamp, n: int, day: int) -> pd.DatetimeIndex:
-    """Every ``n`` months on ``day`` (``on_day``) from ``first``'s month to ``last``'s: the grid of
-    a series of months on a fixed day, as loading lays it and a run's new rows are checked on."""
+def months_grid(first: pd.Timestamp, last: pd.Timestamp, n: int, day: int | tuple[int, int]) -> pd.DatetimeIndex:
+    """Every ``n`` months on ``day`` (``on_day``: two days, twice a month) from ``first``'s month to
+    ``last``'s: the grid of a series of months on fixed days, as loading lays it and a run's new rows
+    are checked on."""
     span = (last.year * 12 + last.month) - (first.year * 12 + first.month)  # wall-clock months, as on_day's
+    if isinstance(day, tuple):  # in half months, from first's half to last's
+        span = 2 * span + int(last.day > day[0]) - int(first.day > day[0])
     return on_day(first, np.arange(0, span + 1, n), day)
 
 
 def _month_grid(index: pd.DatetimeIndex) -> tuple[str, pd.DatetimeIndex] | None:
     """The calendar grid of months that ``index`` (sorted, no repeats) lies on, where equal steps
     do not: every n months on one day (the 15th; the 30th, or the month's end where it is shorter),
-    or twice a month (pandas' SMS-15: the 1st and the 15th; SME-15: the 15th and the month's end);
-    as (pandas alias or "monthly on day 15", the grid from its first date to its last), or None."""
+    or twice a month (pandas' SMS-15: the 1st and the 15th; SME-15: the 15th and the month's end;
+    "twice a month on days 10 and 25" for other days); as (pandas alias or "monthly on day 15", the
+    grid from its first date to its last), or None."""
     months = (index.year * 12 + index.month).to_numpy()
     apart = np.diff(months)
     monthly, twice = bool((apart >= 1).all()), bool((apart <= 1).all()) and len(index) <= 2 * (apart.sum() + 1)
@@ -492,6 +514,13 @@ def _month_grid(index: pd.DatetimeIndex) -> tuple[str, pd.DatetimeIndex] | None:
                     continue
                 if len(grid) and index.isin(grid).all():
                     return alias, grid
+    # any other two days (the 10th and the 25th; the 30th on 28 February), each month's earlier one the
+    # same day throughout, which the later one, however short the month, falls after
+    days = (int(index.day.min()), int(index.day.max()))
+    if days[0] < days[1] and days[0] < 28:
+        grid = months_grid(index[0], index[-1], 1, days)
+        if index.isin(grid).all():
+            return twice_a_month(days), grid
     return None
 
 

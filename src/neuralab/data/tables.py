@@ -372,13 +372,23 @@ def read_table(source: str | os.PathLike | pd.DataFrame, sep: str | None = None,
     shape = shape or sniff_csv(path, sep)
     options = dict(sep=shape.separator, decimal=shape.decimal, skipinitialspace=True, encoding=shape.encoding,
                    nrows=nrows, dtype=dict.fromkeys(as_text or [], str))
+    named = None
+    if shape.separator == " " and shape.columns[:1] == [""]:
+        # A header that starts with the separator leaves its first column (R's row names) unnamed, as
+        # ' "date" "value"' does; pandas skips a line's first spaces like those after a separator, so it
+        # would take the rows' first field for an index and give each name to the column after its own.
+        # Named as pandas names such a column where it sees it, so that row numbers there are no target
+        named = ["Unnamed: 0", *shape.columns[1:]]
     try:
-        if not shape.trailing:
+        if not shape.trailing and named is None:
             return pd.read_csv(path, usecols=columns, **options), path.name, 2  # line 1 is the header
+        names = named or list(pd.read_csv(path, **{**options, "nrows": 0}).columns)
+        if not shape.trailing:
+            return pd.read_csv(path, header=0, names=names, usecols=columns, **options), path.name, 2
         # A separator ends every row but not the header: the empty last field gets a name, and is checked
-        names = [*pd.read_csv(path, **{**options, "nrows": 0}).columns, TRAILING]
         options["dtype"] = {**options["dtype"], TRAILING: str}
-        table = pd.read_csv(path, header=0, names=names, usecols=[*(columns or names[:-1]), TRAILING], **options)
+        table = pd.read_csv(path, header=0, names=[*names, TRAILING], usecols=[*(columns or names), TRAILING],
+                            **options)
     except pd.errors.EmptyDataError:
         raise NeuralabError(f"{path}: the file is empty; give a CSV with a header and rows") from None
     except UnicodeDecodeError as e:  # the encoding was judged on the first 64 KB: the rest says otherwise
