@@ -94,7 +94,7 @@ def classifier_meta(architecture: str, classes, pre: Preprocess, num_params: int
 @generators_kept()  # the run seeds the generators; the caller's come back after
 @one_warning_each()  # each warning about the user's module said once in the run
 def train_classifier(config: ClassifierConfig, out: str | Path | None = None, overwrite: bool = False,
-                     verbose: bool = True, callbacks=(), optimizer=None) -> RunResult:
+                     verbose: bool = True, callbacks=(), optimizer=None, model=None) -> RunResult:
     """Train ``config.model`` on ``config.data``, test it, and leave a run folder; returns the
     run's results and figures (RunResult).
 
@@ -112,10 +112,28 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
         callbacks: objects the trainer calls as training goes (neuralab.training.callbacks).
         optimizer: an optimizer class or factory in place of ``config.train.optimizer``; the
             run records its name, and is resumed with the same one.
+        model: the model in place of ``config.model``, as ``run_forecast(config, model=...)``
+            takes one: ``train_classifier(config, model=Net())`` trains what
+            ``ClassifierConfig(model=Net(), ...)`` does. A config given a model of its own too
+            is refused.
 
     The run is seeded with ``config.train.seed``; Python's, NumPy's and PyTorch's generators
     are yours again afterwards, as they were before the call."""
+    if model is not None:
+        check_config(config, ClassifierConfig)
+        if "model" in given_fields(config) and config.model is not model:
+            # two models given: which one the run trained would be a guess
+            raise ParameterError("model", _named(model), f"the config names its own model too, "
+                                 f"{_named(config.model)}: give the model once, as `model` or as ClassifierConfig's")
+        config = replaced(config, model=model)
     return _train(config, out, overwrite, verbose, callbacks, optimizer)
+
+
+def _named(model) -> str:
+    """``model`` in a refusal: its name or file as given, or its class's name."""
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    return model.__name__ if isinstance(model, type) else type(model).__name__
 
 
 def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callbacks, optimizer,
@@ -385,6 +403,9 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
         if model is not None:  # no weights yet: the run starts again from the module's own
             config = replace(config, model=given_module(model, checked_meta(run), run.path, None))
         elif isinstance(meta, dict) and isinstance(meta.get("source"), dict) and meta["source"].get("type") != "zoo":
+            # built here from the run's code, it starts from the weights it is built with: those of the
+            # run's seed, as a new run builds it (_train), not of whatever the caller's generators hold
+            seed_everything(config.train.seed)
             config = replace(config, model=_rebuilt(checked_meta(run), run.path, trust_code))
         elif _names_code(config.model) and not trust_code:
             from neuralab.training.source import CodeNotTrusted

@@ -81,8 +81,8 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     base.check()
     base.train.check()
     sources = {name: _model_source(name) for name in models}  # an unknown model is named before any trains
-    folders = {(name, seed): out / f"{folder_part(sources[name].architecture)}-seed{seed}"
-               for name in models for seed in range(seeds)}
+    parts = _folder_parts(models, sources)
+    folders = {(name, seed): out / f"{parts[name]}-seed{seed}" for name in models for seed in range(seeds)}
     configs = {(name, seed): replaced(base, model=name, train=replaced(base.train, seed=seed))  # what base was given kept
                for name in models for seed in range(seeds)}
     main = dist_info().is_main
@@ -192,6 +192,36 @@ def _finished(folder: Path) -> RunResult:
     except KeyError as e:
         raise NeuralabError(f"{run.path}: its results.json or model.json has no {e}; the run is damaged: pass "
                             "`overwrite` to train the comparison again") from None
+
+
+def _folder_parts(models: list[str], sources: dict) -> dict[str, str]:
+    """Each model's MODEL in its runs' folders, out/MODEL-seedN: its architecture's name; where
+    two models' would be alike (net.py in two folders, both `class Net`), the name of its file's
+    folder is added, and where those are alike too, a number in the order the models are given.
+    A model named twice (the same file, said two ways) is refused: its rows would be one run."""
+    from collections import Counter
+
+    from neuralab.training.source import ZOO, split_name
+
+    def file(name: str) -> Path | None:
+        return None if sources[name].type == ZOO else split_name(name)[0].resolve()
+
+    named = {}
+    for name in models:
+        first = named.setdefault((sources[name].type, file(name) or name, sources[name].name), name)
+        if first != name or models.count(name) > 1:
+            said = f"{name!r} twice" if first == name else f"{first!r} and {name!r}, the same model"
+            raise ParameterError("models", ",".join(models), f"names {said}; name each model once")
+    parts = {name: folder_part(sources[name].architecture) for name in models}
+    alike = Counter(parts.values())
+    parts = {name: f"{part}-{folder_part(file(name).parent.name)}" if alike[part] > 1 and file(name).parent.name
+             else part for name, part in parts.items()}
+    alike, numbered = Counter(parts.values()), Counter()
+    for name in models:
+        if alike[parts[name]] > 1:
+            numbered[parts[name]] += 1
+            parts[name] = f"{parts[name]}-{numbered[parts[name]]}"
+    return parts
 
 
 def _model_source(name: str):
