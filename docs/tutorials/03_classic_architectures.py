@@ -50,21 +50,21 @@ print("budget:", "small" if SMALL else "full", "| outputs in", OUT)
 # VGG16's 138 million parameters are counted instantly (`parameters_at`).
 
 # %%
-print(f"{'model':<10}{'year':>5}  {'paper size':>14} {'parameters':>13}  {'28x28x1':>11}  introduced")
+print(f"{'model':<12}{'year':>5}  {'paper size':>14} {'parameters':>13}  {'28x28x1':>11}  introduced")
 counts = {}
 for name, arch in ARCHITECTURES.items():
     c, h, w = arch.paper_input
     paper = parameters_at(name, arch.paper_input, arch.paper_classes)
     small = parameters_at(name, (1, 28, 28), 10)
     counts[name] = {"paper": paper, "28x28x1": small}
-    print(f"{name:<10}{arch.year:>5}  {f'{h}x{w}x{c}, {arch.paper_classes}':>14} {paper:>13,}  {small:>11,}  {arch.introduced}")
+    print(f"{name:<12}{arch.year:>5}  {f'{h}x{w}x{c}, {arch.paper_classes}':>14} {paper:>13,}  {small:>11,}  {arch.introduced}")
 results["parameters"] = counts
 
 # %% [markdown]
 # The slides round: LeNet-5 "60k" is 61,706; AlexNet "60M" is `alexnet2012`'s 60,965,224
 # (the 2012 paper's network at 227x227x3; `alexnet`, the single-tower form torchvision also
-# builds, has 61,100,840); VGG16 "130M" is 138,357,544; GoogLeNet has 6.6M, ten times fewer
-# than AlexNet despite 22 layers.
+# builds, has 61,100,840); VGG16 "130M" is low: it has 138,357,544; GoogLeNet has 6.6M,
+# ten times fewer than AlexNet despite 22 layers.
 #
 # ### LeNet-5 (1998): convolution and subsampling, trained end to end
 #
@@ -212,8 +212,9 @@ for name, run in {"lenet5": lenet_runs["fashion-mnist"], **big_runs}.items():
 # %% [markdown]
 # ## What we saw
 #
-# - The slides' parameter counts hold: 61,706 for LeNet-5, 61.1M for AlexNet, 138.4M for
-#   VGG16 (most of them in its first dense layer) and 6.6M for GoogLeNet.
+# - The slides' parameter counts hold, but for VGG16's: 61,706 for LeNet-5, 61.0M for the 2012
+#   AlexNet (61.1M in torchvision's single-tower form) and 6.6M for GoogLeNet; VGG16 has
+#   138.4M (most of them in its first dense layer), so the slide's 130M is low.
 # - On 28x28 grayscale images the small LeNet-5 is already good: 99.2% on MNIST and 90.1%
 #   on Fashion-MNIST after 10 epochs on all the images (the full budget, seed 0). The
 #   small-input AlexNet, VGG16 and GoogLeNet, given 5,000 images and 2 epochs in the full

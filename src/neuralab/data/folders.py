@@ -260,4 +260,5 @@ def _stack(images: list[np.ndarray], root: Path) -> np.ndarray:
         raise NeuralabError(f"{root}: images differ in size ({', '.join(f'{h}x{w}' for h, w in sizes[:4])}"
                             f"{', ...' if len(sizes) > 4 else ''}); pass `image_size` to resize them all")
     x = np.stack(images)
-    return x[:, None, :, :] if x.ndim == 3 else x.transpose(0, 3, 1, 2).copy()
+    # by reshape, not x[:, None]: C order's strides, which PyTorch does not take for channels-last
+    return x.reshape(len(x), 1, *x.shape[1:]) if x.ndim == 3 else x.transpose(0, 3, 1, 2).copy()

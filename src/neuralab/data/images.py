@@ -77,7 +77,11 @@ def _images_and_labels(directory, images_file: str, labels_file: str) -> Split:
         raise NeuralabError(
             f"{labels_path}: {len(y)} labels for {len(x)} images in {images_path.name}; the files do not belong together"
         )
-    return Split(check_images(x, images_path)[:, None, :, :], checked_labels(y, labels_path))
+    # (N, H, W) -> (N, 1, H, W) by reshape, a view with C order's strides: x[:, None] would give the
+    # channel stride 0 (1 once indexed), which PyTorch takes as channels-last, so a user's
+    # x.view(len(x), -1) after a convolution fails
+    x = check_images(x, images_path)
+    return Split(x.reshape(len(x), 1, *x.shape[1:]), checked_labels(y, labels_path))
 
 
 def check_images(x: np.ndarray, path) -> np.ndarray:

@@ -10,14 +10,18 @@ filters and its feature maps of one image, each epoch (one forward pass of one i
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from neuralab.errors import NeuralabError
-from neuralab.runs import CONFIG, RESULTS, SUMMARY, TENSORBOARD
+from neuralab.errors import NeuralabError, ParameterError
+from neuralab.files import staging_prefix, write_advice
+from neuralab.runs import CONFIG, RESULTS, SUMMARY, TENSORBOARD, folder_path
 from neuralab.training.callbacks import Callback
 from neuralab.training.config import NO_TENSORBOARD
 
@@ -76,10 +80,33 @@ def check_event_folders(run_dir, tensorboard: bool, callbacks=(), resuming: bool
         if not isinstance(callback, TensorBoard):
             continue
         if callback.log_dir is not None:
-            check_log_dir(callback.log_dir, "give the TensorBoard callback a `log_dir` named in UTF-8")
+            log_dir = folder_path(callback.log_dir, "log_dir")
+            check_log_dir(log_dir, "give the TensorBoard callback a `log_dir` named in UTF-8")
+            check_makeable(log_dir)
         elif run_dir is not None:  # with neither, on_train_begin asks for a log_dir
             check_log_dir(Path(run_dir) / FOLDER, f"{rename}, or give the TensorBoard callback a `log_dir` named "
                                                   "in UTF-8")
+
+
+def check_makeable(log_dir: Path) -> None:
+    """Refuse, naming ``log_dir``, a callback's folder that its event writers could not make or
+    write in (a file, a path through a file, /proc): they make it only once training begins, after
+    the run's folder. Tried in the nearest folder on its way that exists, by making a folder there
+    and removing it at once, so that a run refused later for another reason leaves nothing behind."""
+    existing = log_dir
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent
+    if existing == log_dir and os.path.lexists(log_dir) and not log_dir.is_dir() and not log_dir.is_symlink():
+        raise ParameterError("log_dir", str(log_dir), "is a file, not a folder; give the TensorBoard callback a "
+                                                      "folder's path (its events go into train/ and validation/ there)")
+    try:
+        if not existing.is_dir():  # a file on the way, or a symbolic link that leads to no folder
+            raise OSError(errno.EEXIST if existing.is_symlink() else errno.ENOTDIR,
+                          os.strerror(errno.ENOTDIR), str(existing))
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=staging_prefix(log_dir), suffix=".tmp"))
+    except OSError as e:
+        raise ParameterError("log_dir", str(log_dir), f"cannot create the folder ({e.strerror}); "
+                                                      f"{write_advice(e)}") from None
 
 
 class TensorBoard(Callback):
