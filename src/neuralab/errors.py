@@ -111,6 +111,15 @@ class Shown:
         return self.text
 
 
+def printable(text: str) -> str:
+    """``text`` on one line: a name holding a newline or a tab is shown escaped, as Python writes it.
+    A name's bytes that are no UTF-8 (Latin-1's é, held as "\\udce9") print as the bytes themselves
+    (the command's output handler), which a path pasted back names; those of C1 controls (0x80 to
+    0x9f, an 8-bit terminal's escapes) are escaped."""
+    rest = "".join(c for c in text if not 0xDCA0 <= ord(c) <= 0xDCFF)
+    return text if rest.isprintable() else repr(text)
+
+
 class ParameterError(NeuralabError):
     """A parameter's value is not allowed: carries the parameter's name and the value given.
 
@@ -129,7 +138,8 @@ class ParameterError(NeuralabError):
         flag = name(self.parameter)
         if flag.startswith("-"):  # as it was typed on the command line; a newline or tab shown escaped
             text = str(self.value)
-            return f"{flag} {shlex.quote(text) if text.isprintable() else repr(text)}: {reason}"
+            shown = printable(text)
+            return f"{flag} {shlex.quote(text) if shown is text else shown}: {reason}"
         return f"{flag}={self.value!r}: {reason}"
 
 

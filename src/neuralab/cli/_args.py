@@ -333,13 +333,3 @@ def finished_already(args) -> int:
     else:
         print(f"{run.path}: the run is finished already (results.json is written); nothing to do")
     return 0
-
-
-def printable(text: str) -> str:
-    """``text`` on one line: a name holding a newline or a tab is shown escaped, as Python writes it.
-    A name's bytes that are no UTF-8 (Latin-1's é, held as "\\udce9") print as the bytes themselves
-    (the command's output handler), which a path pasted back names; those of C1 controls (0x80 to
-    0x9f, an 8-bit terminal's escapes) are escaped."""
-    rest = "".join(c for c in text if not 0xDCA0 <= ord(c) <= 0xDCFF)
-    return text if rest.isprintable() else repr(text)
-

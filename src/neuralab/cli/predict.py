@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from neuralab.cli._args import positive_int, printable, run_folder
+from neuralab.cli._args import positive_int, run_folder
+from neuralab.errors import printable
 from neuralab.cli.train import TRUST_HELP
 
 INVERT_HELP = ("invert every picture: one drawn dark on light (a photo, a drawing on paper) for a model trained "

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from neuralab.cli._args import printable
+from neuralab.errors import printable
 
 COLUMNS = ("run", "kind", "model", "data", "status", "best metric", "epochs", "created")
 
