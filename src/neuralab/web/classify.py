@@ -68,7 +68,7 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
 
     source "canvas": a light-on-dark drawing of at most MAX_CANVAS_SIDE a side and MAX_CANVAS_PIXELS
     as it declares them (a one-scan JPEG too, which an upload may declare larger), centred like MNIST
-    for one-channel models.
+    for one-channel models; ``invert`` is for uploads (the page's "Invert uploads") and leaves it.
     source "upload": any picture, read by ``Classifier.load_images`` as `neuralab predict` reads a
     file (the same input for the same file and ``invert``); ``invert`` "auto" inverts a
     dark-on-light picture only for a model that expects light-on-dark ones (``Preprocess.inverts``)."""
@@ -80,9 +80,9 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
         check_size(data)
         return clf.load_images([data], invert, max_pixels=MAX_UPLOAD_PIXELS)
     c, h, w = clf.preprocess.input_shape
+    # The canvas is drawn light on dark, MNIST's way, already: a "yes" left from an upload turned a
+    # clear drawn 7 into a dark 7 on a light square inside the black frame of the centring, an 8.
     picture = decode(data, "L" if c == 1 else "RGB", MAX_CANVAS_PIXELS, "canvas", MAX_CANVAS_SIDE)
-    if invert == "yes":  # "auto" leaves it: the page's canvas is drawn light on dark, MNIST's way, already
-        picture = 255 - picture
     if c == 1:
         side = min(h, w)
         picture = resize(center_like_mnist(picture, side, round(side * 20 / 28)), h, w)

@@ -108,8 +108,15 @@ function render(r) {
   }));
 }
 
+// How a run stopped before its first epoch gets a model: it is not offered, having none yet.
+function wayOn(run, listed) {
+  if (listed.status !== "interrupted" || listed.epochs > 0) return "";
+  return `Resume it on its run page (Runs), or with \`neuralab train --resume\` in a terminal: it trains from its `
+    + "first epoch, and is offered here once that epoch ends.";
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  listed = guarded(() => runPicker($("run"), "image-classifier", $("no-runs"), true));
+  listed = guarded(() => runPicker($("run"), "image-classifier", $("no-runs"), true, wayOn));
   clearPad();
   $("pad").addEventListener("pointerdown", startStroke);
   $("pad").addEventListener("pointermove", moveStroke);
@@ -124,5 +131,6 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   const resend = () => { if (last) classify(last.blob, last.source); };
   $("run").addEventListener("change", resend);
-  $("invert").addEventListener("change", resend);
+  // the canvas is drawn light on dark, MNIST's way: the server inverts uploads only
+  $("invert").addEventListener("change", () => { if (last && last.source === "upload") resend(); });
 });

@@ -33,7 +33,10 @@ async function api(path, options = {}) {
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
   if (!response.ok) {
-    throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
+    // the status goes with it: a 404 (the run is gone) is no reason to ask again, as "not answering" is
+    const error = new Error((body && body.error) || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
   }
   return body;
 }
@@ -74,8 +77,9 @@ function query(name) {
 
 // a <select> of run directories of one kind; keeps ?run= in the address bar. Finished runs, and with
 // `interrupted` the interrupted ones too (marked) that finished an epoch: a classifier classifies with its
-// best epoch so far, and one stopped before its first has no weights yet. ``wayOn(run)``, where given,
-// says how to go on with a run of this kind that is not offered (a sentence, or "").
+// best epoch so far, and one stopped before its first has no weights yet. ``wayOn(run, listed)``, where
+// given, says how to go on with a run of this kind that is not offered (a sentence, or ""); ``listed`` is
+// its row of /api/runs.
 async function runPicker(select, kind, note, interrupted = false, wayOn = null) {
   const data = await api("/api/runs");
   const mine = data.runs.filter((r) => r.kind === kind
@@ -87,10 +91,13 @@ async function runPicker(select, kind, note, interrupted = false, wayOn = null) 
   if (wanted && mine.some((r) => r.id === wanted)) select.value = wanted;
   else if (wanted) {
     const found = data.runs.find((r) => r.id === wanted);
-    const what = found ? `${article(found.status)} ${found.status} ${found.kind || ""} run`.replace(/ +run$/, " run")
-      : "no such run";
+    // an interrupted run is offered where it kept an epoch: "an interrupted run" would not say why this one is not
+    const early = found && interrupted && found.kind === kind && found.status === "interrupted" && !(found.epochs > 0);
+    const what = !found ? "no such run"
+      : early ? "interrupted before its first epoch: nothing kept yet, no model to use"
+        : `${article(found.status)} ${found.status} ${found.kind || ""} run`.replace(/ +run$/, " run");
     said.push(`Run ${wanted} is not offered here (${what}); showing ${mine.length ? select.value : "none"} instead.`);
-    if (found && found.kind === kind && wayOn) said.push(await wayOn(wanted));
+    if (found && found.kind === kind && wayOn) said.push(await wayOn(wanted, found));
   }
   if (!mine.length) said.push(`No ${interrupted ? "finished or interrupted" : "finished"} ${kind} runs in the runs folder.`);
   if (note) {

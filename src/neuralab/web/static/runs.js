@@ -6,6 +6,9 @@ const $ = (id) => document.getElementById(id);
 const SVG_NS = "http://www.w3.org/2000/svg";
 const POLL_MS = 1000;         // the run page asks for news once a second while the run is live
 const LIST_POLL_MS = 2000;    // the list, while something trains or waits
+// and while nothing does: a training started in a terminal (a learner's, into the shared runs folder)
+// appears on the list left open on the projector
+const LIST_IDLE_MS = 10000;
 const ACTIVE = ["queued", "running", "stopping"];
 const SCALED = "of the scaled target";  // as the server's web/runs.py SCALED
 const RETRY_MAX_MS = 10000;   // after failed polls (the app stopped or restarting): each wait doubles up to this
@@ -60,31 +63,47 @@ async function showList(first = false) {
   }));
   showJobs(jobs);
   const live = rows.some((r) => r.status === "running") || jobs.jobs.some((j) => ACTIVE.includes(j.state));
-  if (live) poll(showList, LIST_POLL_MS);
+  poll(showList, live ? LIST_POLL_MS : LIST_IDLE_MS);
   return jobs;
 }
 
 // Run ``ask`` after ``ms``. Where it fails (the app stopped or restarting, a network gone), say so
 // and ask again, waiting twice as long each time up to RETRY_MAX_MS, until it answers: a page
-// left open over a restart then shows the run as it is. ``ask`` schedules its own next poll;
-// one waits per ``ask``: a click that shows the list again (Stop) replaced none, and each
-// click left one more loop asking every 2 s.
+// left open over a restart then shows the run as it is. A 404 is said and not asked again: what
+// was asked for is gone, the app answers. ``ask`` schedules its own next poll; one waits per
+// ``ask``: a click that shows the list again (Stop) replaced none, and each click left one more
+// loop asking every 2 s. A tab out of sight asks nothing, and asks at once when seen again.
 const pending = new Map();
+const unseen = new Map();  // ask -> ms, put off while the tab is hidden
 
 function poll(ask, ms) {
   clearTimeout(pending.get(ask));
-  pending.set(ask, setTimeout(async () => {
-    pending.delete(ask);
-    try {
-      await ask();
-      showError("");
-    } catch (e) {
-      const wait = Math.min(ms * 2, RETRY_MAX_MS);
-      showError(`${e.message}; asking again every ${Math.round(wait / 1000)} s.`);
-      poll(ask, wait);
-    }
-  }, ms));
+  pending.set(ask, setTimeout(() => asking(ask, ms), ms));
 }
+
+async function asking(ask, ms) {
+  pending.delete(ask);
+  if (document.hidden) {
+    unseen.set(ask, ms);
+    return;
+  }
+  try {
+    await ask();
+    showError("");
+  } catch (e) {
+    if (e.status === 404) return showError(e.message);
+    const wait = Math.min(ms * 2, RETRY_MAX_MS);
+    showError(`${e.message}; asking again every ${Math.round(wait / 1000)} s.`);
+    poll(ask, wait);
+  }
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) return;
+  const asks = [...unseen];
+  unseen.clear();
+  for (const [ask, ms] of asks) asking(ask, ms);
+});
 
 function showJobs(jobs) {
   $("train-card").classList.toggle("hidden", !jobs.local);
@@ -164,7 +183,13 @@ function runLead(d) {
 }
 
 async function showRun(run) {
-  const state = await api(`/api/run/live?${new URLSearchParams({ run })}`);
+  let state;
+  try {
+    state = await api(`/api/run/live?${new URLSearchParams({ run })}`);
+  } catch (e) {
+    if (e.status === 404) return gone(run, e);
+    throw e;
+  }
   if (state.status === "starting") {  // queued by this server: no folder yet, or none it has locked
     $("detail-title").textContent = `${run}: waiting to start`;
     openDetail();
@@ -194,6 +219,22 @@ async function showRun(run) {
   watch(run, state, d.kind);
 }
 
+// A run the app does not know: where this server's last job for it was cancelled (queued, or stopped
+// before it made its folder) the page says so, with nothing to resume; otherwise (deleted, moved,
+// misspelt) ``error``, the server's line. Either way there is nothing more to ask.
+async function gone(run, error) {
+  const job = (await api("/api/jobs")).jobs.filter((j) => j.run === run).pop();
+  if (!job || job.state !== "cancelled") throw error;
+  $("detail-title").textContent = `${run}: cancelled`;
+  openDetail();
+  $("detail-lead").textContent = `Job ${job.id} was cancelled before it started: the run has no folder, `
+    + "nothing to resume. Start a new training from All runs.";
+  ["report-link", "summary-card", "stop", "resume", "progress-line", "curves"].forEach((id) => $(id).classList.add("hidden"));
+  $("run-status").textContent = "cancelled";
+  $("run-status").className = "tag cancelled";
+  $("job-note").textContent = "";
+}
+
 // Draw what /api/run/live says, then ask again while the run trains or a job waits for it;
 // once it stops, the page's figures are fetched again (no reload).
 let local = false;
@@ -206,7 +247,13 @@ function watch(run, state, kind) {
   drawLive(run, state, kind);
   if (!isLive(state)) return;
   poll(async () => {
-    const next = await api(`/api/run/live?${new URLSearchParams({ run })}`);
+    let next;
+    try {
+      next = await api(`/api/run/live?${new URLSearchParams({ run })}`);
+    } catch (e) {
+      if (e.status === 404) return gone(run, e);  // its queued job cancelled, or its folder deleted
+      throw e;
+    }
     const created = state.status === "starting" && next.status !== "starting";  // its folder is there now
     if (isLive(next) && !created) watch(run, next, kind);
     else await showRun(run);
@@ -293,7 +340,14 @@ document.addEventListener("DOMContentLoaded", () => {
   }));
   $("resume").addEventListener("click", () => guarded(async () => {
     $("resume").classList.add("hidden");
-    await post("/api/jobs/resume", { run });
+    try {
+      await post("/api/jobs/resume", { run });
+    } catch (e) {
+      // refused: mostly another tab's Resume came first (409, already queued or training); the page
+      // follows the run as it is now, with Stop, or Resume again where it still is interrupted
+      await showRun(run).catch(() => $("resume").classList.remove("hidden"));
+      throw e;
+    }
     await showRun(run);
   }));
   guarded(async () => {
