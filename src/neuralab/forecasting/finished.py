@@ -29,8 +29,8 @@ from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.forecast_csv import SERIES_COLUMN
 from neuralab.forecasting.intervals import label
 from neuralab.forecasting.models import ModelConfig, NetworkForecaster, build_network, series_train_config
-from neuralab.forecasting.pipeline import (UserForecaster, WindowNetwork, load, network_summary, own_model,
-                                           recorded_data, recorded_offsets, stored_config, user_network)
+from neuralab.forecasting.pipeline import (UserForecaster, WindowNetwork, given_network, load, network_summary,
+                                           own_model, recorded_data, recorded_offsets, stored_config, user_network)
 from neuralab.forecasting.windows import Scaler, WindowConfig, last_window, prepare_many
 from neuralab.runs import Kind, Run
 
@@ -69,10 +69,12 @@ def refuse_unfinished(run: Run) -> None:
         raise RunNotFinished(run.path)
 
 
-def load_forecaster(run_dir: str | Path, trust_code: bool = False) -> NetworkForecaster:
+def load_forecaster(run_dir: str | Path, trust_code: bool = False, model=None) -> NetworkForecaster:
     """Rebuild a trained forecaster from its run directory alone (JSON + safetensors): a
     fitted NetworkForecaster whose ``meta`` holds the run's scaler and window settings. A
-    run of PyTorch code runs the run's copy of it only with ``trust_code`` (training.source)."""
+    run of PyTorch code runs the run's copy of it only with ``trust_code`` (training.source).
+    A run whose PyTorch module it cannot rebuild loads into ``model``, the module it was
+    trained with, built the same way (checked against the run first), as load_classifier's."""
     from neuralab.training.source import check_record
     from neuralab.training.checkpoint import check_fits, load_weights
 
@@ -85,7 +87,9 @@ def load_forecaster(run_dir: str | Path, trust_code: bool = False) -> NetworkFor
     meta = run.model_meta()
     source = check_record(meta.get("source"), str(run_dir / runs.MODEL))
     config, windows, options = _checked_meta(meta, run_dir / runs.MODEL, zoo=source["type"] == "zoo")
-    if source["type"] == "zoo":
+    if model is not None:  # refused for a run that rebuilds its own network; loaded in place, on the CPU
+        network = WindowNetwork(given_network(model, meta, run_dir, weights).cpu(), windows.lookback, **options)
+    elif source["type"] == "zoo":
         shape = (config, meta["inputs"], meta["horizon"], windows.lookback)
         with torch.device("meta"):
             check_fits(weights, build_network(*shape, **options, check_memory=False), f"{runs.MODEL}'s network")
@@ -155,16 +159,17 @@ class _Inference:
 
 def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, date_column: str | None = None,
                 missing: str | None = None, trust_code: bool = False, duplicates: str | None = None,
-                date_format: str | None = None, sep: str | None = None) -> pd.DataFrame:
+                date_format: str | None = None, sep: str | None = None, model=None) -> pd.DataFrame:
     """Forecast the next horizon after the end of ``csv`` (a CSV, a DataFrame or a Series
     from ``load_series``) with the run's model and scaler (for every series, when the run was
     trained on several). The file is read as the run's data was (its target, features, series
     and policies); ``date_column``, ``missing``, ``duplicates``, ``date_format`` and ``sep``
     override the run's where the new file differs. Rows of another frequency than the run's
-    (each series' own, of a run on several) are refused; missing timestamps among the rows the forecast reads are warned of."""
+    (each series' own, of a run on several) are refused; missing timestamps among the rows the forecast reads are warned of.
+    ``model``: as load_forecaster's, for a run whose PyTorch module it cannot rebuild."""
     run = Run.open(run_dir, Kind.FORECASTER)
     refuse_unfinished(run)
-    model = load_forecaster(run_dir, trust_code)
+    model = load_forecaster(run_dir, trust_code, model)
     meta = model.meta
     where = stored_config(run).where  # the one series of several it was trained on
     if isinstance(csv, Series):  # its frame, read again as the run reads its data
@@ -282,14 +287,15 @@ def _window_gaps(series: Series, rows: int, frequency: str | None) -> str:
     return f"in the last {rows} rows, which the forecast reads: {holes.lines()[-1]}" if holes else ""
 
 
-def write_report(run_dir: str | Path, trust_code: bool = False) -> Path:
+def write_report(run_dir: str | Path, trust_code: bool = False, model=None) -> Path:
     """Write report.html and plots/ again from a finished run alone: results.json,
-    forecast.csv, metrics.jsonl, the model, and the series it was trained on."""
+    forecast.csv, metrics.jsonl, the model, and the series it was trained on. ``model``: as
+    load_forecaster's."""
     from neuralab.forecasting.report import report_run
 
     run = Run.open(run_dir, Kind.FORECASTER)
     refuse_unfinished(run)  # a resume finishes it, and writes its report
-    network = load_forecaster(run_dir, trust_code).network  # checks its weights, and code not trusted
+    network = load_forecaster(run_dir, trust_code, model).network  # checks its weights, and code not trusted
     run_dir = run.path
     for name in (runs.RESULTS, runs.FORECAST):
         if not (run_dir / name).is_file():

@@ -61,7 +61,7 @@ class InUnits(nn.Module):
 
 
 def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float = 1e-5,
-                trust_code: bool = False) -> tuple[Path, float]:
+                trust_code: bool = False, model=None) -> tuple[Path, float]:
     """Write a forecaster run's ``model.onnx`` and return its path and the largest difference,
     in the target's units, between onnxruntime's forecasts and neuralab's (``load_forecaster``)
     on windows of the run's data, at batches of 7 and 1; above ``rtol`` times the largest
@@ -69,7 +69,8 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     last ``rows`` rows of the data as the CSV holds them, columns in the order of the metadata
     ``columns`` (target first); output ``forecast``: (N, horizon) float32 in the target's units.
     ``out`` as training.export.export_onnx's (weights past protobuf's 2 GiB beside it, in FILE.data);
-    ``trust_code`` runs the run's copy of its PyTorch code.
+    ``trust_code`` runs the run's copy of its PyTorch code; ``model``: for a run whose PyTorch
+    module it cannot rebuild, that module given again (as load_forecaster's).
     A run that did not finish is refused (``RunNotFinished``): its weights are not yet its forecaster."""
     from neuralab.forecasting.finished import load_forecaster, refuse_unfinished
     from neuralab.runs import Kind, Run
@@ -88,7 +89,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     refuse_unfinished(Run.open(run_dir, Kind.FORECASTER))  # a file carries no sign of an unfinished run
     onnxruntime = require_onnxruntime()
     out = destination(run_dir, out)
-    forecaster = load_forecaster(run_dir, trust_code)  # refuses another kind of run, and code not trusted
+    forecaster = load_forecaster(run_dir, trust_code, model)  # refuses another kind of run, and code not trusted
     meta = forecaster.meta
     if "scalers" in meta:
         raise NeuralabError(f"{run_dir}: trained on {len(meta['scalers'])} series, each scaled on its own, and one "

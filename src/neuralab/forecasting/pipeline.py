@@ -207,10 +207,54 @@ def refuse_built_in_settings(model: ModelConfig, given=()) -> None:
 
 def user_network(source: dict, run_dir: Path, trust_code: bool) -> torch.nn.Module:
     """A forecasting run's network from its "source": a Keras spec (no code runs) or the run's
-    copy of PyTorch code (only with ``trust_code``)."""
-    from neuralab.training.source import rebuild
+    copy of PyTorch code (only with ``trust_code``). A module the run cannot rebuild (file
+    null) is refused with the way that uses the run: the module given again as `model`."""
+    from neuralab.training.source import TORCH, ModelNeeded, rebuild
 
+    if source.get("type") == TORCH and source.get("file") is None:
+        raise ModelNeeded(run_dir)
     return rebuild(source, run_dir, trust_code)
+
+
+# The user's module is the window network's `net`: its tensors' names in the run's files
+NET = "net."
+
+
+def given_network(model, meta: dict, run_dir: Path, weights: Path | None, prefix: str = "") -> torch.nn.Module:
+    """The caller's ``model`` for a forecasting run whose PyTorch module the run cannot
+    rebuild, checked against the run before anything is loaded, trained or written: the
+    names and shapes of the tensors in ``weights`` (``prefix``: theirs in the file, before
+    the window network's own; None for a run stopped before its first checkpoint, which has
+    only its parameter count), then one pass on windows of the run's shape giving (N,
+    horizon). A run that rebuilds its network refuses it, as a classifier run does
+    (training.trained_classifier.given_module)."""
+    from neuralab.training.checkpoint import check_fits
+    from neuralab.training.module_check import checked_module
+    from neuralab.training.source import TORCH, ZOO
+
+    source = meta.get("source") or {"type": ZOO}
+    if source.get("type") != TORCH or source.get("file") is not None:
+        how = {ZOO: f"as the built-in {meta.get('architecture')}", TORCH: f"from its copy of the code, "
+               f"{source.get('file')} (with `trust_code`)"}.get(source.get("type"), "from its Keras spec")
+        raise NeuralabError(f"{run_dir}: the run rebuilds its network {how}; leave out `model`, which is for runs "
+                            "whose PyTorch model they cannot rebuild")
+    if not isinstance(model, torch.nn.Module):
+        raise NeuralabError(f"`model` is a {type(model).__name__}; give the torch.nn.Module object the run was "
+                            "trained with, built the same way (Net(hidden=32), say)")
+    fix = "give the module the run was trained with, built the same way (the same class and arguments)"
+    if weights is not None:
+        check_fits(weights, model, "the `model` given", prefix + NET, fix)
+    elif sum(p.numel() for p in model.parameters()) != meta.get("parameters"):
+        raise NeuralabError(f"{run_dir / runs.MODEL}: the run's network has {meta.get('parameters')} parameters, "
+                            f"the `model` given {sum(p.numel() for p in model.parameters())}; {fix}")
+    lookback, inputs, horizon = runs.json_object(meta.get("windows")).get("lookback"), meta.get("inputs"), \
+        meta.get("horizon")
+    if not all(type(n) is int and n >= 1 for n in (lookback, inputs, horizon)):
+        raise NeuralabError(f"{run_dir / runs.MODEL}: fields windows.lookback, inputs and horizon are {lookback!r}, "
+                            f"{inputs!r} and {horizon!r}, not whole numbers of 1 or more; the file is damaged")
+    device = next((t.device for t in model.state_dict().values()), None)
+    return checked_module(model, str(meta.get("architecture")), (lookback, inputs), horizon,
+                          torch.zeros(2, lookback, inputs, device=device), "steps")
 
 
 def network_summary(module: torch.nn.Module, lookback: int) -> str:
@@ -324,7 +368,7 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
 @generators_kept()  # the run seeds the generators; the caller's come back after
 @one_warning_each()
 def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), trust_code: bool = False,
-                    device: str | None = None) -> ForecastResult:
+                    device: str | None = None, model=None) -> ForecastResult:
     """Continue an interrupted forecasting run in its folder from its last checkpoint, with the
     config it recorded and the data it read, which must be unchanged; the baselines, the
     transform and the network's linear start are fitted again as they were (they are
@@ -332,7 +376,10 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
     before its first checkpoint trains from epoch 1. A network from PyTorch code runs the
     run's copy of that code only with ``trust_code``. ``device``: this session's, in place of
     the run's own (a node without the GPU it started on: "cpu" or "auto"); config.json keeps
-    the run's and records this session's in ``sessions``, as it does the threads."""
+    the run's and records this session's in ``sessions``, as it does the threads. ``model``:
+    for a run whose PyTorch module it cannot rebuild (model.json's source has file null), the
+    module it was trained with, built the same way (checked first); a run stopped before its
+    first checkpoint starts again from that module's own weights."""
     from neuralab.training.device import session_device
 
     callbacks = checked_callbacks(callbacks)
@@ -350,7 +397,13 @@ def resume_forecast(run_dir: str | Path, verbose: bool = True, callbacks=(), tru
     if not isinstance(meta, dict):
         raise NeuralabError(f"{run / runs.MODEL}: missing or damaged; the run cannot be resumed, start it again")
     source = None
-    if isinstance(meta.get("source"), dict):
+    if model is not None:
+        from neuralab.training.source import TORCH, ModelSource
+
+        last = run.path / runs.LAST
+        given = given_network(model, meta, run.path, last if last.exists() else None, prefix="model.")
+        source = ModelSource(TORCH, str(meta["architecture"]), module=given)
+    elif isinstance(meta.get("source"), dict):
         from neuralab.training.source import resolve
 
         seed_everything(used.train.seed)

@@ -211,13 +211,29 @@ def save_weights(path, model: torch.nn.Module, meta: dict | None = None) -> None
 
 
 def load_weights(path, model: torch.nn.Module) -> dict:
+    """Put the weights of ``path`` into ``model``, in place; returns the file's metadata. A
+    file of a module neuralab trained inside a wrapper of its own (a forecaster's window
+    network keeps the user's module as ``net``) loads into the bare module too."""
     tensors, meta = load_tensors(path)
+    tensors = _as_named_in(tensors, unwrap(model))
     try:
         unwrap(model).load_state_dict(tensors)
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
         raise NeuralabError(f"{path}: weights do not fit the model ({first})") from None
     return meta
+
+
+def _as_named_in(tensors: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``tensors`` under ``model``'s own names where every one of them is one of the model's
+    behind the same wrapper's prefix ("net.lstm.weight_ih_l0" for "lstm.weight_ih_l0"); as
+    they are otherwise, for load_state_dict to name what differs."""
+    own = set(model.state_dict())
+    if set(tensors) == own or not tensors:
+        return tensors
+    prefix = next(iter(tensors)).split(".", 1)[0] + "."
+    bare = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return bare if len(bare) == len(tensors) and set(bare) == own else tensors
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

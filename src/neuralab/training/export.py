@@ -134,9 +134,12 @@ def staged(out: Path, model: nn.Module):
 def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name: str, run_dir: Path,
            staging: Path | None = None) -> Graph:
     """``model`` as an ONNX graph of one input and one output, both with a dynamic first (batch)
-    axis; ``staging``: the file ``staged`` gives for weights past protobuf's limit, beside which
-    the exporter writes them, each in a file of its own, until ``described`` gathers them."""
+    axis, their other axes the sizes ``example`` has and gives; ``staging``: the file ``staged``
+    gives for weights past protobuf's limit, beside which the exporter writes them, each in a
+    file of its own, until ``described`` gathers them."""
     _diff_as_slices()
+    with torch.no_grad():  # the sizes the graph's output keeps, after the batch
+        sizes = tuple(model(example).shape[1:])
     graph = io.BytesIO()
     if staging is not None:
         (staging.parent / "traced").mkdir()
@@ -155,7 +158,33 @@ def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name
     branch = next((f"{w.filename}:{w.lineno}" for w in seen if issubclass(w.category, torch.jit.TracerWarning)
                    and "to a Python boolean" in str(w.message) and not Path(w.filename).is_relative_to(library)),
                   None)
-    return Graph(graph.getvalue() if staging is None else graph, branch)
+    return Graph(_sized(graph.getvalue() if staging is None else graph, output_name, sizes), branch)
+
+
+def _sized(graph: bytes | Path, output_name: str, sizes: tuple[int, ...]) -> bytes | Path:
+    """``graph`` with its output's axes after the batch declared as ``sizes``: the exporter's
+    shape inference loses a size that a reshape(B, -1) or a broadcast computes, and names it
+    ("Castforecast_dim_1") where a reader of the file (Netron, a server) wants the horizon or
+    the number of classes, which the run fixes."""
+    import onnx
+
+    proto = onnx.load_model_from_string(graph) if isinstance(graph, bytes) else \
+        onnx.load(str(graph), load_external_data=False)  # the weights beside it stay where they are
+    for output in proto.graph.output:
+        if output.name != output_name:
+            continue
+        shape = output.type.tensor_type.shape
+        if len(shape.dim) != len(sizes) + 1:  # no inferred rank at all
+            shape.ClearField("dim")
+            shape.dim.add().dim_param = "batch"
+            for _ in sizes:
+                shape.dim.add()
+        for dim, size in zip(shape.dim[1:], sizes):
+            dim.dim_value = size  # in place of a dim_param: one of the two
+    if isinstance(graph, bytes):
+        return proto.SerializeToString()
+    onnx.save(proto, str(graph))
+    return graph
 
 
 @functools.cache
