@@ -63,6 +63,15 @@ def input_size(text: str) -> InputSize:
     return InputSize(text, (c, h, w), (h, w) if text.lower().count("x") == 1 else (h, w, c))
 
 
+def _image_order_checked(given: InputSize | None) -> None:
+    """Refuse three sizes typed in PyTorch's order (3x224x224), as the table's header prints an
+    input, which HxWxC reads as another network's input without a word."""
+    if given is not None and len(given.sizes) == 3:
+        from neuralab.mechanics.shapes import refuse_channels_last
+
+        refuse_channels_last(given.image, "input_shape", typed=True)
+
+
 def run_summary(args) -> int:
     import json
 
@@ -75,6 +84,7 @@ def run_summary(args) -> int:
         return _keras_file(args)
     if _python_file(args.model):
         return _python_model(args)
+    _image_order_checked(args.input)
     import torch
 
     from neuralab.models import ARCHITECTURES, build_model, print_summary, summary
@@ -138,6 +148,7 @@ def _python_model(args) -> int:
         takes = sequence_hint(layer, 30) if layer else ("give `input_shape`: HxWxC for images, e.g. 28x28x1, or "
                                                         "STEPSxFEATURES for sequences (batch, steps, features), e.g. 30x1")
         raise NeuralabError(f"{args.model}: a PyTorch module does not say what it takes; {takes}")
+    _image_order_checked(args.input)
     with contextlib.redirect_stdout(sys.stderr):  # its forward, too
         result = _image_or_sequence(source.module, args.input, args.depth, name, layer is not None)
     if args.json:

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, Shown
 from neuralab.models.geometry import MapVanishes, geometry, shape_guard
 from neuralab.models.table import render_table
 from neuralab.models.zoo import checked_shape
@@ -67,6 +67,8 @@ class ModelSummary:
     # convolutions of groups > 1 (AlexNet's two towers, depthwise ones), whose counts the plain
     # formula K*K*C_in*C_out + C_out does not give: (layer, groups)
     grouped: list[tuple[str, int]] = field(default_factory=list)
+    # modules scripted with torch.jit (outermost ones), each one row: their layers run as compiled code
+    scripted: list[str] = field(default_factory=list)
 
     @property
     def non_trainable_params(self) -> int:
@@ -259,16 +261,30 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
     An input on which a feature map vanishes raises a NeuralabError naming the layer and
     the smallest input that works.
     """
+    if isinstance(model, str):  # the command line's spelling: a zoo model needs its classes, which it builds with
+        from neuralab.models.zoo import ARCHITECTURES
+
+        shape = _as_given(input_shape) if isinstance(input_shape, (tuple, list)) else "(1, 28, 28)"
+        zoo = repr(model) if model in ARCHITECTURES else f"NAME ({', '.join(ARCHITECTURES)})"
+        raise ParameterError("model", model, f"give a torch.nn.Module; for a zoo model, build it first with its number "
+                                             f"of classes: summary(build_model({zoo}, {shape}, 10), {shape})")
     if not isinstance(model, nn.Module):  # a Keras model, say: its layers are not PyTorch's to hook
-        raise ParameterError("model", type(model).__name__, "give a torch.nn.Module; a Keras model converts with "
-                                                            "neuralab.keras (read, then build), or shows its own "
-                                                            "table with model.summary()")
+        raise ParameterError("model", Shown(model), "give a torch.nn.Module; a Keras model converts with "
+                                                    "neuralab.keras (read, then build), or shows its own table with "
+                                                    "model.summary()")
     input_shape = checked_shape(input_shape, images=False)
     name = name or type(model).__name__
     hidden = unregistered(model)  # before forward runs: a tensor it keeps for later (attention maps) is no weight
     modules = dict(model.named_modules())
+    # TorchScript runs a scripted module's forward as compiled code, where no hook sees its layers, and
+    # PyTorch refuses hooks on it: each outermost one is a row of its own, what it holds counted there
+    scripted = [n for n, m in modules.items() if isinstance(m, torch.jit.ScriptModule)
+                and not any(n.startswith(o + ".") or (not o and n) for o in modules
+                            if o != n and isinstance(modules[o], torch.jit.ScriptModule))]
+    modules = {n: m for n, m in modules.items() if not any(n.startswith(o + ".") or (not o and n) for o in scripted)}
     if len(modules) == 1:  # a lone layer (nn.Conv2d, nn.LSTM) is its own row, or the rows add up to nothing
-        modules = {type(model).__name__.lower(): model}
+        modules = {_kind(model).lower(): model}
+        scripted = list(modules) if scripted else []
     seen: dict[str, tuple] = {}        # name -> output shape, in the order the layers finished
     formulas: dict[str, str] = {}
     running: list[str] = []            # the layers entered but not yet left: where an error happened
@@ -295,9 +311,14 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
             seen.setdefault(n, _shape(output))
         return hook
 
-    handles = []
+    handles, swapped = [], []
     for n, m in modules.items():
-        if n:
+        if n in scripted and m is not model:  # its stand-in, which its parent calls for the dry run, takes the hooks
+            parent, _, key = n.rpartition(".")
+            owner_module = model.get_submodule(parent)
+            swapped.append((owner_module, key, m))
+            owner_module._modules[key] = m = _Scripted(m)
+        if n and not isinstance(m, torch.jit.ScriptModule):  # a scripted whole model: its output is its row's
             handles += [m.register_forward_pre_hook(enter(n)), m.register_forward_hook(leave(n))]
     try:
         # An empty batch computes nothing but shapes; a model that flattens with
@@ -313,6 +334,8 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
             try:
                 with shape_guard(model), _ReadsParameters(read):
                     output = _dry_run(model, input_shape, batch, device)
+                if scripted and modules.get(scripted[0]) is model:  # a scripted whole model: its one row
+                    seen[scripted[0]] = _shape(output)
                 break
             except NeuralabError:  # MapVanishes, or a converted Keras layer's own refusal: said already
                 raise
@@ -325,8 +348,8 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         raise
     except Exception as e:  # noqa: BLE001  whatever the model's forward raises: one line naming the layer
         where = running[-1] if running else "the model"
-        where += f" ({type(modules[where]).__name__})" if where in modules else ""
-        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        where += f" ({_kind(modules[where])})" if where in modules else ""
+        text = error_text(e)
         # PyTorch's own RuntimeErrors say what failed; a user's ValueError("expected 32x32 images") needs its kind
         first = text if isinstance(e, RuntimeError) and text else ": ".join(filter(None, [type(e).__name__, text]))
         layer = (reached[0], modules[reached[0]]) if reached else None
@@ -340,13 +363,15 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
     finally:
         for h in handles:
             h.remove()
+        for owner_module, key, m in swapped:
+            owner_module._modules[key] = m
 
     rows = []
     owner: dict[int, str] = {}         # id of a parameter -> the row that counts it (tied weights count once)
     for n, shape in _with_containers_run_by_parts(seen, modules).items():
         m = modules[n]
         level = n.count(".") + 1
-        has_children = any(True for _ in m.children())
+        has_children = n not in scripted and any(True for _ in m.children())
         if depth is not None and level > depth:
             continue
         folded = has_children and depth is not None and level == depth
@@ -362,7 +387,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
             shared = [(k, owner[id(p)], p.numel()) for k, p in m.named_parameters() if id(p) in owner]
             owner.update((id(p), n) for p in params)
         skip = {id(p) for p in m.parameters()} - {id(p) for p in params}
-        rows.append(LayerRow(n, type(m).__name__, shape, sum(p.numel() for p in params),
+        rows.append(LayerRow(n, _kind(m), shape, sum(p.numel() for p in params),
                              sum(p.numel() for p in params if p.requires_grad), level, formulas.get(n), block,
                              *_keras_count(m, skip), shared=shared))
     unused = []
@@ -377,7 +402,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         own = [(k, p) for k, p in m.named_parameters(recurse=False) if id(p) not in owner]
         owner.update((id(p), n) for _, p in own)
         if own:
-            held.append((f"{n} ({type(m).__name__})" if n else name, [(k, tuple(p.shape)) for k, p in own],
+            held.append((f"{n} ({_kind(m)})" if n else name, [(k, tuple(p.shape)) for k, p in own],
                          sum(p.numel() for _, p in own)))
     params = list(model.parameters())
     stored = _stored(model)
@@ -392,7 +417,35 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         output_shape=_shape(output), unused=_fold_unused(unused), keras_params=keras_total, keras_trainable=keras_trainable,
         unregistered=hidden, held=held,
         grouped=[(n, m.groups) for n, m in modules.items() if isinstance(m, nn.Conv2d) and m.groups > 1],
+        scripted=scripted,
     )
+
+
+def error_text(e: Exception) -> str:
+    """What ``e`` says, in one line: its first, or for an error inside a scripted module the error's
+    own, which TorchScript gives last, after its traceback ("The following operation failed ...")."""
+    lines = [line for line in str(e).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("The following operation failed in the TorchScript interpreter"):
+        return lines[-1].removeprefix("RuntimeError: ")
+    return lines[0] if lines else ""
+
+
+class _Scripted(nn.Module):
+    """A scripted module's stand-in in its parent during summary's dry run: it takes the hooks
+    that PyTorch refuses on a ScriptModule, and calls it."""
+
+    def __init__(self, module: torch.jit.ScriptModule):
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+
+def _kind(m: nn.Module) -> str:
+    """A layer's class as its code names it: a scripted one's is RecursiveScriptModule, whatever it was."""
+    return getattr(m, "original_name", None) or type(m).__name__ if isinstance(m, torch.jit.ScriptModule) \
+        else type(m).__name__
 
 
 def sequence_layer(model: nn.Module) -> tuple[str, nn.RNNBase] | None:
@@ -572,6 +625,10 @@ def _footer(s: ModelSummary) -> list[str]:
     if s.grouped:
         lines.append("Grouped convolutions, each filter seeing C_in/groups of the input channels, so K*K*(C_in/groups)"
                      "*C_out + C_out parameters: " + ", ".join(f"{n} (groups={g})" for n, g in s.grouped))
+    if s.scripted:
+        lines.append("Scripted with torch.jit, so run as compiled code whose layers no hook sees, each one row with "
+                     "all its parameters: " + ", ".join(s.scripted) + "; the module before torch.jit.script shows "
+                     "its layers one by one")
     if s.unused:
         lines.append("Not run at inference (params counted above): "
                      + ", ".join(f"{n} ({p:,})" for n, p in s.unused))

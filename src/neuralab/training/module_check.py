@@ -330,7 +330,7 @@ def _failing_layer(module, x, what: str) -> str:
                 grows = len(seen) > 1 and isinstance(seen[1], torch.Tensor) and len(seen[1]) != len(given)
                 reshaped = BATCH_FIRST if grows else _written_batch(len(given), len(x))
             hook.remove()
-        other = _other_placement(taker, given)
+        other = _other_placement(taker, given, module, layer, x.dtype)
         if isinstance(taker, torch.nn.Linear) and given is not None and not other and not reshaped:
             gets = given.shape[-1]
         h, w = x.shape[-2:]
@@ -380,15 +380,25 @@ def _written_batch(rows: int, batch: int) -> str:
             f"epoch's last batch or a prediction may be smaller): {ANY_BATCH}")
 
 
-def _other_placement(layer, given) -> str:
-    """"which is given float64 inputs, and its weights are float32: ..." where ``layer``'s weights are
-    of another dtype or on another device than ``given``, what it was called on; "" where they
-    match, or cannot be told."""
+def _other_placement(layer, given, module=None, name: str | None = None, data=None) -> str:
+    """"which is given float64 inputs, and its weights are float32: ..." where ``layer`` (``name`` in
+    ``module``) has weights of another dtype or on another device than ``given``, what it was called
+    on; "" where they match, or cannot be told. ``data``: the dtype the data gives the model, which
+    the user does not choose: where ``given`` is of it, the weights are what to change."""
     weight = next(iter(layer.parameters(recurse=False)), None) if layer is not None else None
     if weight is None or given is None or not given.is_floating_point():
         return ""
     if given.dtype != weight.dtype:
         have, want = (str(t.dtype).removeprefix("torch.") for t in (given, weight))
+        if given.dtype == data:  # a .double() in __init__: the weights, not the inputs, left the data's type
+            floats = [p for p in module.parameters() if p.is_floating_point()] if module is not None else []
+            if floats and all(p.dtype == weight.dtype for p in floats):
+                return (f"which is given {have} inputs, and its weights are {want}, as are all the model's: keep "
+                        f"them {have}, the type of the data the trainer gives: drop the .double() or .half() in "
+                        f"__init__, or call .float() on the model")
+            return (f"which is given {have} inputs, and its weights are {want}: keep them {have}, the type of the "
+                    f"data the trainer gives: drop the .double() or .half() on {name or 'that layer'} in __init__, "
+                    f"or call .float() on it")
         return (f"which is given {have} inputs, and its weights are {want}: give it {want} inputs (no .double() or "
                 ".half() in forward; the trainer picks the float type)")
     if given.device != weight.device:
