@@ -329,8 +329,7 @@ FORECASTERS = """
 
 
 @pytest.mark.parametrize("name, horizon, message", [
-    ("Squeezed", 1, "the model gives (N,), the data needs (N, 1) (1 step); return (batch, 1) from forward: drop the "
-                    "squeeze"),
+    ("Squeezed", 3, "the model gives (N,), the data needs (N, 3) (3 steps); "),
     ("OneStep", 3, "the model gives (N, 1), the data needs (N, 3) (3 steps); make its last layer output 3 "
                    "(nn.Linear(..., 3)) or give --horizon 1"),
 ])

@@ -122,6 +122,8 @@ def output_refusal(name: str, shape: str, y, batch: int, outputs: int | None, wh
                  else ", ".join(_shape_of(v, batch) for v in y))
         return (f"{name}: on inputs {shape} the model returns {kind_of(y)} of {parts}; the data needs one "
                 f"tensor {needs}: return that alone from forward")
+    if what == "steps" and outputs == 1 and isinstance(y, torch.Tensor) and tuple(y.shape) == (batch,):
+        return None  # one step ahead as (N,), a forecaster's .squeeze(-1): unambiguous, read as (N, 1)
     if not isinstance(y, torch.Tensor) or y.dim() != 2 or (outputs is not None and y.shape[1] != outputs):
         return (f"{name}: on inputs {shape} the model gives {_shape_of(y, batch)}, the data needs "
                 f"{needs}; {_output_fix(y, outputs if outputs is not None else y.shape[-1], what)}")
