@@ -20,8 +20,9 @@ def register(sub) -> None:
                                                  "names, else 0..K-1)")
     p.add_argument("--scale", help="the model's inputs are pixels x SCALE, e.g. 1/255 (default 1/255, or 1 when "
                                    "the model starts with a Rescaling layer)")
-    p.add_argument("--data", help="the dataset the model is for (e.g. fashion-mnist, or an image folder): the run "
-                                  "is evaluated on its test set")
+    p.add_argument("--data", help="the dataset the model is for (e.g. fashion-mnist, or an image folder, whose "
+                                  "pictures are read at the model's input size and colours): the run is evaluated "
+                                  "on its test set")
     p.add_argument("--data-dir", help="folder holding the dataset files")
     p.add_argument("--overwrite", action="store_true", help="replace what is already in --out")
     p.set_defaults(func=run_import)

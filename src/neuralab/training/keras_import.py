@@ -46,7 +46,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     1/255); ``classes``: their names (default: the classes of ``data`` when given, else
     0..K-1); ``data`` (and ``data_dir``): the dataset the model is for, so that the run is
     evaluated on its test set (and can be again); its number of classes must be the model's
-    outputs. Returns what was written and the conversion's check."""
+    outputs, and an image folder's pictures are read at the model's input size and colours. Returns what was written and the conversion's check."""
     from neuralab.training.device import refuse_distributed
 
     refuse_distributed("importing a Keras model, which trains nothing,")
@@ -87,14 +87,16 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         raise NeuralabError(f"{path}: the model outputs {keras_shape(out_shape[1:])}; an image classifier outputs one "
                             "score per class, (None, K) with K of 2 or more, or one sigmoid unit for 2 classes")
     k = 2 if binary else out_shape[1]
-    chw, known, recorded = (c, h, w), None, {}
+    chw, known, recorded, folder = (c, h, w), None, {}, {}
     if data is not None:  # the run takes the dataset's images: LeNet-5's 32x32 pads MNIST's 28x28, as in training
         from neuralab.data import NAMED, load_image_data
         from neuralab.data.digest import split_record
 
+        if data not in NAMED:  # a saved model's input is fixed: a folder's pictures are read at it
+            folder = {"color": "grayscale" if c == 1 else "rgb", **({"image_size": (h, w)} if h and w else {})}
         # split as `neuralab evaluate` splits it again from the run's config, which then refuses other data
         # than this (check_same_data), as it refuses it for a trained run
-        loaded = load_image_data(data, data_dir, **ClassifierConfig().data_options)
+        loaded = load_image_data(data, data_dir, **ClassifierConfig(**folder).data_options)
         chw, known = tuple(loaded.input_shape), list(loaded.classes)
         recorded = split_record(loaded)
         if data not in NAMED:  # a folder, recorded whole: the run reads it again from any directory
@@ -111,7 +113,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     check = _conversion_check(path, spec, model.weights, (c, h, w) if h and w else chw, scale,  # open sides: the data's
                               model.dtypes)
     config = ClassifierConfig(model=str(path.resolve()), data=data,
-                              data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None)
+                              data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None, **folder)
     meta = classifier_meta(name, classes, pre, sum(p.numel() for p in net.parameters()),
                            ModelSource(KERAS, name, spec).record(logits=True))
     text = render_summary(summary(net, chw, name=name), rich=False)

@@ -74,7 +74,8 @@ class RunLogger(keras.callbacks.Callback):
     the pixels given to ``fit`` were multiplied by (default 1/255, images in [0, 1]; 1 when the
     model starts with a Rescaling layer), so that neuralab feeds the model raw images the same
     way. ``test``: optional (x, y) as given to ``model.evaluate``, for the test figures, the
-    confusion matrix and the mistakes in the report. ``data``: the dataset, for the runs table
+    confusion matrix and the mistakes in the report (a sequence model's: the test loss and
+    compile()'s metrics). ``data``: the dataset, for the runs table
     and for `neuralab evaluate`: a dataset's name (mnist, fashion-mnist, cifar10) or an image
     folder (recorded as its absolute path) lets it read the test set again, and refuse other
     images found there (the run records their digest); any other text is only a label, and None
@@ -103,6 +104,8 @@ class RunLogger(keras.callbacks.Callback):
         self._path: Path | None = None
         self._opening = self._open_now = False
         self._continuing = False  # a continued run not written yet: its first epoch in this fit has not ended
+        self._keras_history = None
+        self._weights_by_epoch: dict[int, str] = {}  # epoch -> the sha256 of its converted weights
 
     # --- Keras's hooks -------------------------------------------------------------------------
 
@@ -128,6 +131,7 @@ class RunLogger(keras.callbacks.Callback):
         # The folder is set up at the first epoch: only then does Keras tell where this fit starts
         # (its initial_epoch), which decides between a new run and one continued
         self._opening, self._open_now, self._continuing = True, False, False
+        self._finish_last()
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._opening:
@@ -146,21 +150,51 @@ class RunLogger(keras.callbacks.Callback):
         record.update(seconds=now - self._epoch_start, elapsed=now - self._start)
         self.history.append(record)
         self.run.write_metrics(self.history)
-        self._save_model()
+        self._weights_by_epoch[record["epoch"]] = self._save_model(record["epoch"])[1]
 
     def on_train_end(self, logs=None):
+        if self._keras_history is None:  # no History to finish after (callbacks called by hand): finish now
+            self._finish()
+
+    def _finish_last(self) -> None:
+        """Finish the run after every callback given to ``fit`` has ended, whatever their order:
+        EarlyStopping(restore_best_weights=True) sets the best epoch's weights in its
+        on_train_end, and Keras calls the callbacks in the order of the list. ``fit``'s History
+        (model.history), which Keras appends after them, ends last: the run is finished there."""
+        self._weights_by_epoch = {}
+        history = getattr(self.model, "history", None)
+        self._keras_history = history if isinstance(history, keras.callbacks.History) else None
+        if self._keras_history is None:
+            return
+        ends = self._keras_history.on_train_end  # its own, or another RunLogger's finishing after it
+
+        def on_train_end(logs=None):
+            vars(self._keras_history).pop("on_train_end", None)  # once: a History given to fit again ends no run twice
+            try:
+                ends(logs)
+            finally:
+                self._finish()
+
+        self._keras_history.on_train_end = on_train_end
+
+    def _finish(self) -> None:
         if not self._open_now or self._continuing:  # a fit that ran no epoch leaves the run as it was
             return
         self._open_now = False
         try:
-            net = self._save_model()
             last = self.history[-1] if self.history else {}
-            results = {"best_epoch": last.get("epoch", 0),  # Keras keeps the last epoch's weights
+            net, now = self._save_model(last.get("epoch", 0))  # converted again: a callback may have set weights
+            kept = self._kept_epoch(now, last.get("epoch", 0))
+            if kept != last.get("epoch", 0):  # the file records the epoch whose weights it holds
+                self._save_model(kept)
+            results = {"best_epoch": kept,  # the epoch whose weights the model ends with (None: none of them)
                        "epochs_run": len(self.history), "train_seconds": last.get("elapsed", 0.0),
                        "trained_by": runs.KERAS_FIT, "last_epoch": last}
             if self.kind is Kind.CLASSIFIER:
                 self._finish_classifier(net, results)
             else:
+                if self.test is not None:
+                    results.update(self._sequence_test_figures(net))
                 results["missing"] = ("a forecaster run made by Keras's fit holds the training and the converted "
                                       "model, not the series, target, scaling and window that a forecast run's "
                                       "predictions need, nor baselines and backtests")
@@ -347,15 +381,24 @@ class RunLogger(keras.callbacks.Callback):
         """compile()'s loss, a name or Keras's config of a loss object (None: not compiled)."""
         return _plain(self.model.get_compile_config() or {}).get("loss")
 
-    def _save_model(self):
-        """The model as it stands, converted: model.safetensors (what rebuilds from model.json's spec)."""
+    def _save_model(self, epoch: int | None):
+        """The model as it stands, converted: model.safetensors (what rebuilds from model.json's
+        spec), recorded as ``epoch``'s; the module and its weights' sha256, as the file's header has it."""
+        from neuralab.safetensors_header import read_safetensors_header, safetensors_metadata
         from neuralab.training.checkpoint import save_weights
 
         current = self._read()
         net = build(current.spec, current.weights, logits=True).eval()
-        epoch = self.history[-1]["epoch"] if self.history else 0
         save_weights(self.run / runs.WEIGHTS, net, {"architecture": self.meta["architecture"], "epoch": epoch})
-        return net
+        return net, safetensors_metadata(read_safetensors_header(self.run / runs.WEIGHTS)[2]).get("sha256")
+
+    def _kept_epoch(self, now: str | None, last: int) -> int | None:
+        """The epoch whose weights (``now``, their sha256) the model ends ``fit`` with: the ``last``
+        one, unless a callback set others (EarlyStopping(restore_best_weights=True) the best
+        epoch's); None where they are no epoch's of this fit."""
+        if self._weights_by_epoch.get(last) == now:
+            return last
+        return max((e for e, digest in self._weights_by_epoch.items() if digest == now), default=None)
 
     def _finish_classifier(self, net, results: dict) -> None:
         import torch
@@ -384,6 +427,27 @@ class RunLogger(keras.callbacks.Callback):
         write_classifier_report(self.run.path, record=self.run.record, results=results, history=self.history,
                                 matrix=matrix, probabilities=probs, images=images, labels=labels,
                                 summary_text=(self.run / runs.SUMMARY).read_text())
+
+    def _sequence_test_figures(self, net) -> dict:
+        """A sequence model's figures on ``test``, of the converted model (the run's): compile()'s
+        loss as Keras's ``evaluate`` computes it (without regularizers' terms), and each metric
+        compile() names by a name Keras knows ("mae"), under neuralab's name (test_mae)."""
+        import torch
+
+        x, y = np.asarray(self.test[0], dtype=np.float32), np.asarray(self.test[1], dtype=np.float32)
+        with torch.inference_mode():
+            out = torch.cat([net(torch.from_numpy(x[i:i + 1024])) for i in range(0, len(x), 1024)]).numpy()
+        y = y.reshape(out.shape) if y.size == out.size else y  # targets (N,) against Dense(1)'s (N, 1), as fit takes them
+        figures = {}
+        for name, function in [("loss", getattr(self.model, "loss", None)),
+                               *((m, m) for m in _plain(self.model.get_compile_config() or {}).get("metrics") or ()
+                                 if isinstance(m, str))]:
+            try:
+                value = (keras.losses if name == "loss" else keras.metrics).get(function)(y, out)
+                figures[f"test_{NAMES.get(name, name)}"] = float(np.mean(keras.ops.convert_to_numpy(value)))
+            except Exception:  # noqa: BLE001  a loss or metric of the learner's own that takes other targets
+                continue
+        return figures
 
     def _evaluated_loss(self, logits: np.ndarray, probs: np.ndarray, y: np.ndarray) -> float | None:
         """compile()'s loss on the test set as Keras's ``evaluate`` gives it, from the converted

@@ -255,13 +255,41 @@ def _keras_input_shape_quiet():
 
 def _import_hint(e: Exception) -> str:
     """What to do about a model file's failed import of Keras or TensorFlow (the workshop's
-    listings import tensorflow.keras, which neuralab's Keras 3 on PyTorch replaces)."""
+    listings import tensorflow.keras, which neuralab's Keras 3 on PyTorch replaces), or a Keras
+    function that needs TensorFlow on any backend (keras.utils.image_dataset_from_directory)."""
     if not isinstance(e, ImportError):
         return ""
-    if getattr(e, "name", None) == "tensorflow" or "tensorflow" in str(e):
-        return ("; neuralab runs Keras 3 on PyTorch, without TensorFlow: import from keras (from keras.models "
-                "import Sequential, from keras import layers) instead of tensorflow.keras")
+    named = getattr(e, "name", None) or ""
+    if named == "tensorflow" or named.startswith("tensorflow."):  # the file's own import
+        return _TENSORFLOW_KERAS
+    if "tensorflow" in str(e):
+        called = _keras_call(e)
+        if called:  # the file imports keras already: its data loading is what fails, which neuralab needs not
+            return (f"; Keras's {called}() needs TensorFlow, which neuralab (Keras 3 on PyTorch) does not use: it "
+                    "trains the model on `data` itself, so give it the folder as `data` and put the data loading "
+                    "and fit() under if __name__ == \"__main__\":, which neuralab does not run")
+        return _TENSORFLOW_KERAS
     return "; install Keras 3: pip install 'neuralab[keras]'" if "keras" in str(e) else ""
+
+
+_TENSORFLOW_KERAS = ("; neuralab runs Keras 3 on PyTorch, without TensorFlow: import from keras (from keras.models "
+                     "import Sequential, from keras import layers) instead of tensorflow.keras")
+
+
+def _keras_call(e: Exception) -> str | None:
+    """The Keras function the failing code called (``image_dataset_from_directory``), where the
+    error was raised inside Keras rather than by an import of the file's: None otherwise."""
+    frames = traceback.extract_tb(e.__traceback__)
+    inside = [i for i, f in enumerate(frames) if _in_keras(f.filename)]
+    outside = [i for i in range(len(frames)) if i not in inside]
+    if not inside or not outside or inside[-1] < outside[-1]:
+        return None
+    return frames[outside[-1] + 1].name  # the first frame Keras ran for the file's call
+
+
+def _in_keras(filename: str) -> bool:
+    keras = sys.modules.get("keras")
+    return bool(getattr(keras, "__file__", None)) and Path(keras.__file__).parent in Path(filename).parents
 
 
 def is_keras(obj) -> bool:
