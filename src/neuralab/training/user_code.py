@@ -102,18 +102,24 @@ def _defined(path: Path, name: str | None, imports: dict | None) -> tuple[object
     for picks in (instances, classes):
         if len(picks) == 1:
             return materialise(path, picks[0], found[picks[0]]), picks[0]
+        # a ResNet-style file: a block class, and the network built from blocks, which no class uses
+        top = _used_by_none(path, picks) if picks is classes else []
+        if len(top) == 1:
+            warnings.warn(f"{path}: defines several models ({', '.join(picks)}); training {top[0]}, the one no other "
+                          f"class uses: name another as {path}:NAME")
+            return materialise(path, top[0], found[top[0]]), top[0]
         if len(picks) > 1:
-            raise NeuralabError(f"{path}: defines several models ({', '.join(picks)}); name one: {path.name}:NAME")
+            raise NeuralabError(f"{path}: defines several models ({', '.join(picks)}); name one: {path}:NAME")
     if "model" in found:  # a placeholder (model = None) beside the real one is passed over; alone, it is the mistake
         return materialise(path, "model", found["model"]), "model"
     # A function is called only when named: which of a file's functions builds the model, and
     # which builds a block of it, only the user knows
-    functions = [f"{path.name}:{k}" for k in _candidates(module, found) if inspect.isfunction(found[k])]
+    functions = [f"{path}:{k}" for k in _candidates(module, found) if inspect.isfunction(found[k])]
     if functions:
         raise NeuralabError(f"{path}: defines no model object or class, only functions; name the one that returns "
                             f"the model: {' or '.join(functions)}")
     raise NeuralabError(f"{path}: defines no model; define a Keras model or a torch.nn.Module (an instance named "
-                        f"model, a class, or a function returning one, chosen with {path.name}:NAME)")
+                        f"model, a class, or a function returning one, chosen with {path}:NAME)")
 
 
 def local_imports(path: Path) -> dict | None:
@@ -305,6 +311,21 @@ def is_model(obj) -> bool:
 def _is_module_class(obj) -> bool:
     torch = sys.modules.get("torch")
     return inspect.isclass(obj) and torch is not None and issubclass(obj, torch.nn.Module)
+
+
+def _used_by_none(path: Path, classes: list[str]) -> list[str]:
+    """Those of ``classes``, defined in ``path``, that no other of them names in its body."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    used = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name in classes:
+            used |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id != node.name}
+    return [c for c in classes if c not in used]
 
 
 def _candidates(module, found: dict) -> list[str]:
