@@ -222,31 +222,13 @@ NET = "net."
 
 def given_network(model, meta: dict, run_dir: Path, weights: Path | None, prefix: str = "") -> torch.nn.Module:
     """The caller's ``model`` for a forecasting run whose PyTorch module the run cannot
-    rebuild, checked against the run before anything is loaded, trained or written: the
-    names and shapes of the tensors in ``weights`` (``prefix``: theirs in the file, before
-    the window network's own; None for a run stopped before its first checkpoint, which has
-    only its parameter count), then one pass on windows of the run's shape giving (N,
-    horizon). A run that rebuilds its network refuses it, as a classifier run does
-    (training.trained_classifier.given_module)."""
-    from neuralab.training.checkpoint import check_fits
+    rebuild, checked as a classifier's is (``training.source.check_given``; ``prefix``: the
+    tensors' in the file, before the window network's own), then one pass on windows of the
+    run's shape giving (N, horizon)."""
     from neuralab.training.module_check import checked_module
-    from neuralab.training.source import TORCH, ZOO
+    from neuralab.training.source import check_given
 
-    source = meta.get("source") or {"type": ZOO}
-    if source.get("type") != TORCH or source.get("file") is not None:
-        how = {ZOO: f"as the built-in {meta.get('architecture')}", TORCH: f"from its copy of the code, "
-               f"{source.get('file')} (with `trust_code`)"}.get(source.get("type"), "from its Keras spec")
-        raise NeuralabError(f"{run_dir}: the run rebuilds its network {how}; leave out `model`, which is for runs "
-                            "whose PyTorch model they cannot rebuild")
-    if not isinstance(model, torch.nn.Module):
-        raise NeuralabError(f"`model` is a {type(model).__name__}; give the torch.nn.Module object the run was "
-                            "trained with, built the same way (Net(hidden=32), say)")
-    fix = "give the module the run was trained with, built the same way (the same class and arguments)"
-    if weights is not None:
-        check_fits(weights, model, "the `model` given", prefix + NET, fix)
-    elif sum(p.numel() for p in model.parameters()) != meta.get("parameters"):
-        raise NeuralabError(f"{run_dir / runs.MODEL}: the run's network has {meta.get('parameters')} parameters, "
-                            f"the `model` given {sum(p.numel() for p in model.parameters())}; {fix}")
+    check_given(model, meta, run_dir, weights, prefix + NET, "the built-in", "network")
     lookback, inputs, horizon = runs.json_object(meta.get("windows")).get("lookback"), meta.get("inputs"), \
         meta.get("horizon")
     if not all(type(n) is int and n >= 1 for n in (lookback, inputs, horizon)):

@@ -583,6 +583,39 @@ def _well_formed_digest(digest) -> bool:
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in sums)
 
 
+def check_given(model, meta: dict, run_dir: Path, weights: Path | None, prefix: str, built: str, what: str) -> None:
+    """Refuse the caller's ``model`` for a run whose PyTorch model the run cannot rebuild, before
+    anything is loaded, trained or written, unless it is such a run and the module fits: the
+    names and shapes of the tensors in ``weights`` (``prefix``: theirs in the file; None for a
+    run stopped before its first checkpoint, which has only its parameter count). A run that
+    rebuilds its model refuses one: the run's files, not a module with the same shapes, say
+    what its network computes. ``built``: how its architecture is named ("the zoo's"),
+    ``what``: the run's word for its model ("model", "network")."""
+    import torch
+
+    from neuralab.models import count_parameters
+    from neuralab.runs import MODEL
+    from neuralab.training.checkpoint import check_fits
+
+    source = meta.get("source") or {"type": ZOO}
+    if source.get("type") != TORCH or source.get("file") is not None:
+        how = {ZOO: f"as {built} {meta.get('architecture')}", TORCH: f"from its copy of the code, "
+               f"{source.get('file')} (with `trust_code`)"}.get(source.get("type"), "from its Keras spec")
+        raise NeuralabError(f"{run_dir}: the run rebuilds its {what} {how}; leave out `model`, which is for runs "
+                            "whose PyTorch model they cannot rebuild")
+    if not isinstance(model, torch.nn.Module):
+        raise NeuralabError(f"`model` is a {type(model).__name__}; give the torch.nn.Module object the run was "
+                            "trained with, built the same way (Net(hidden=32), say)")
+    fix = "give the module the run was trained with, built the same way (the same class and arguments)"
+    if weights is not None:
+        check_fits(weights, model, "the `model` given", prefix, fix)
+        return
+    count = count_parameters(model)
+    if count != meta.get("parameters"):
+        raise NeuralabError(f"{run_dir / MODEL}: the run's {what} has {meta.get('parameters')} parameters, the "
+                            f"`model` given {count}; {fix}")
+
+
 def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
     """A run's network from its "source" record, without weights: a Keras spec is built
     (no code runs); PyTorch code runs only with ``trust_code``, after its SHA-256 is checked."""

@@ -267,30 +267,12 @@ def network(meta: dict, run_dir: Path, trust_code: bool = False, device=None):
 
 def given_module(model, meta: dict, run_dir: Path, weights: Path | None, prefix: str = ""):
     """The caller's ``model`` for a run whose PyTorch model the run cannot rebuild, checked
-    against the run before anything is loaded, trained or written: the names and shapes of
-    the tensors in ``weights`` (``prefix``: theirs in the file; None for a run stopped before
-    its first checkpoint, which has only its parameter count), then one pass on the run's
-    input shape giving one output per class. A run that rebuilds its model refuses it: the
-    run's files, not a module with the same shapes, say what its network computes."""
-    from neuralab.models import count_parameters
+    against the run's weights (``training.source.check_given``; ``prefix``: the tensors' in
+    the file), then one pass on the run's input shape giving one output per class."""
     from neuralab.training.module_check import checked_module
-    from neuralab.training.source import TORCH, ZOO
+    from neuralab.training.source import check_given
 
-    source = meta.get("source") or {"type": ZOO}
-    if source["type"] != TORCH or source.get("file") is not None:
-        how = {ZOO: f"as the zoo's {meta['architecture']}", TORCH: f"from its copy of the code, {source.get('file')} "
-               "(with `trust_code`)"}.get(source["type"], "from its Keras spec")
-        raise NeuralabError(f"{run_dir}: the run rebuilds its model {how}; leave out `model`, which is for runs "
-                            "whose PyTorch model they cannot rebuild")
-    if not isinstance(model, torch.nn.Module):
-        raise NeuralabError(f"`model` is a {type(model).__name__}; give the torch.nn.Module object the run was "
-                            "trained with, built the same way (Net(hidden=32), say)")
-    fix = "give the module the run was trained with, built the same way (the same class and arguments)"
-    if weights is not None:
-        check_fits(weights, model, "the `model` given", prefix, fix)
-    elif count_parameters(model) != meta.get("parameters"):
-        raise NeuralabError(f"{run_dir / runs.MODEL}: the run's model has {meta.get('parameters')} parameters, the "
-                            f"`model` given {count_parameters(model)}; {fix}")
+    check_given(model, meta, run_dir, weights, prefix, "the zoo's", "model")
     shape = tuple(meta["input_shape"])
     device = next((t.device for t in model.state_dict().values()), None)
     return checked_module(model, meta["architecture"], shape, meta["num_classes"], torch.zeros(2, *shape, device=device))
