@@ -1,9 +1,11 @@
 """Each interface names its own way on after an interrupt, and only one that works: a forecast of
-a module object, which no resume can rebuild, is told to start again; `neuralab import` into a
-folder holding an interrupted run names the command line's resume, as train does."""
+a module object, whose run keeps no code, is told to resume with the module given again;
+`neuralab import` into a folder holding an interrupted run names the command line's resume, as
+train does."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -40,9 +42,9 @@ class Last(nn.Module):
         return self.out(x[..., 0])
 
 
-def test_a_forecast_of_a_module_object_is_told_to_start_again_not_to_resume(tmp_path, monkeypatch):
-    """resume_forecast takes no module, and the run keeps no code: the words named
-    `resume_forecast(RUN)`, which then failed, and the same call again said the same."""
+def test_a_forecast_of_a_module_object_is_told_to_resume_with_the_module_given_again(tmp_path, monkeypatch):
+    """The run keeps no code: `resume_forecast(RUN)` alone fails, so the words name its `model`
+    (they said to start again, with `overwrite`, before resume_forecast took one)."""
     config = pipeline.ForecastConfig(data="seattle-weather", target="temp_max", backtest_folds=2,
                                      windows=WindowConfig(lookback=14, horizon=2), model=ModelConfig("lstm"),
                                      train=series_train_config(epochs=1, device="cpu"))
@@ -54,9 +56,12 @@ def test_a_forecast_of_a_module_object_is_told_to_start_again_not_to_resume(tmp_
             pipeline.run_forecast(config, out=run, verbose=False, model=Last(14))
     said = str(cut.value)
     assert isinstance(cut.value, Interrupted) and Run(run).status() is Status.INTERRUPTED
-    assert "start it again, with `overwrite`" in said and "resume_forecast" not in said, said
-    with pytest.raises(ParameterError, match="already holds a run; pass overwrite"):
+    call = f"`neuralab.resume_forecast({str(run)!r}, model=Last(...))`"
+    assert said.endswith(f"; {call} continues it"), said
+    with pytest.raises(ParameterError, match=f"holds an interrupted run, which {re.escape(call)} continues"):
         pipeline.run_forecast(config, out=run, verbose=False, model=Last(14))
+    assert pipeline.resume_forecast(run, verbose=False, model=Last(14)).run_dir == run
+    assert Run(run).status() is Status.FINISHED
 
 
 def test_import_into_a_folder_of_an_interrupted_run_names_the_command_lines_resume(tmp_path, monkeypatch, capsys):

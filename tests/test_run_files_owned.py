@@ -146,14 +146,13 @@ def test_the_way_on_of_an_interrupted_forecast_is_worded_once_for_every_refusal(
     assert RunNotFinished(run).args[0].endswith(f"; `{call}` finishes it, then use it")
     assert RunNotFinished(run).said_with(command).args[0].endswith(f"; `{command}` finishes it, then use it")
 
-    # a forecast of a module object, which nothing resumes: the same sentence, whatever the caller's command
+    # a forecast of a module object: resumed and reported with the module given again, as a classifier's
     meta = json.loads((run / runs.MODEL).read_text())
     (run / runs.MODEL).write_text(json.dumps({**meta, "source": {"type": "torch", "name": "Net"}}))
-    cannot = f"its model, a module object, is not one the run can rebuild: {runs.NOT_RESUMABLE}"
-    assert runs.way_on(run, Kind.FORECASTER, "continues it", command) == cannot
-    assert str(runs.Interrupted(run, Kind.FORECASTER)).endswith(f"; {cannot}")
-    assert RunNotFinished(run).said_with(command).args[0].endswith(f"; {cannot}")
-    assert runs.report_call(run) is None
+    call = f"neuralab.resume_forecast({str(run)!r}, model=Net(...))"
+    assert str(runs.Interrupted(run, Kind.FORECASTER)).endswith(f"; `{call}` continues it")
+    assert RunNotFinished(run).args[0].endswith(f"; `{call}` finishes it, then use it")
+    assert runs.report_call(run) == f"neuralab.forecasting.finished.write_report({str(run)!r}, model=Net(...))"
     (run / runs.MODEL).write_text(json.dumps({**meta, "source": {"type": "torch", "name": "Net", "file": "model.py"}}))
     assert runs.report_call(run) == f"neuralab.forecasting.finished.write_report({str(run)!r}, trust_code=True)"
 

@@ -86,7 +86,8 @@ def test_a_gif_whose_frame_declares_too_many_pixels_is_refused_in_one_line(tmp_p
     struct.pack_into("<HH", gif, gif.index(b",\x00\x00\x00\x00") + 5, 30_000, 30_000)  # the frame's sides
     with TestClient(create_app(tmp_path / "runs"), base_url="http://127.0.0.1") as c:
         r = c.post("/api/upload", content=bytes(gif), headers=PICTURE)
-    assert (r.status_code, r.json()) == (400, {"error": "upload: image is too large to decode safely; resize it first"})
+    assert (r.status_code, r.json()) == (400, {"error": "upload: 30000x30000 pixels is more than the 16,000,000 allowed "
+                                                        "(too large to decode safely); resize it first"})
 
 
 # --- a resume, on the runs list and the run page -----------------------------------------------

@@ -162,14 +162,13 @@ class Interrupted(KeyboardInterrupt):
         return reduced(self)
 
     @staticmethod
-    def resume_call(path: Path, kind: Kind) -> str | None:
+    def resume_call(path: Path, kind: Kind) -> str:
         """The Python call that continues the run at ``path`` (``resume_needs``'s arguments
-        with it); None where none can."""
+        with it)."""
         call = {Kind.CLASSIFIER: "resume_classifier", Kind.FORECASTER: "resume_forecast"}[kind]
-        return _python_call(path, kind, f"neuralab.{call}")
+        return python_call(path, f"neuralab.{call}")
 
 
-NOT_RESUMABLE = "start it again, with `overwrite`"
 FROM_THE_START = "starts it again from epoch 1 with the same config"  # a resume of a run with no epoch kept
 # the way on for a run Keras's own fit wrote (RunLogger): nothing in neuralab resumes it
 KERAS_FIT_WAY_ON = ("Keras's fit wrote it (RunLogger); continue the training in Keras, with "
@@ -180,22 +179,18 @@ def way_on(path: Path, kind: Kind, does: str | None = None, call: str | None = N
     """How to go on with the interrupted run of ``kind`` at ``path``: "`CALL` DOES", CALL being
     ``call`` (the command line's command) or else the Python call that resumes the run
     (``Interrupted.resume_call``), DOES ``does``, by default what the resume does to a run that
-    is to be finished ("finishes it", or FROM_THE_START where it keeps no epoch); for a forecast
-    of a module object, which nothing resumes, why not and what to do instead."""
-    resume = Interrupted.resume_call(path, kind)
-    if resume is None:
-        return f"its model, a module object, is not one the run can rebuild: {NOT_RESUMABLE}"
-    return f"`{call or resume}` {does or ('finishes it' if epoch_kept(path) else FROM_THE_START)}"
+    is to be finished ("finishes it", or FROM_THE_START where it keeps no epoch)."""
+    resume = call or Interrupted.resume_call(path, kind)
+    return f"`{resume}` {does or ('finishes it' if epoch_kept(path) else FROM_THE_START)}"
 
 
-def _python_call(path: Path, kind: Kind, function: str) -> str | None:
-    """``function(path)`` with what the run of ``kind`` at ``path`` needs besides its folder
-    (``resume_needs``); None for a forecast of a module object: no forecasting function takes one."""
+def python_call(path: Path, function: str, *given) -> str:
+    """``function(path, *given)`` with what the run at ``path`` needs besides its folder
+    (``resume_needs``): ``trust_code=True``, or the module given again as ``model=Net(...)``,
+    which every function that uses or resumes a run takes, classifier's and forecaster's."""
     needs, name = resume_needs(path)
-    if needs == "model" and kind is not Kind.CLASSIFIER:
-        return None
     extra = {"trust_code": ", trust_code=True", "model": f", model={name}(...)"}.get(needs, "")
-    return f"{function}({str(path)!r}{extra})"
+    return f"{function}({', '.join(repr(str(v)) for v in (path, *given))}{extra})"
 
 
 def resume_needs(path: Path) -> tuple[str, str | None]:
@@ -212,14 +207,14 @@ def resume_needs(path: Path) -> tuple[str, str | None]:
 
 def report_call(path: Path) -> str | None:
     """The Python call that writes the report of the finished run at ``path`` again
-    (``resume_needs``'s arguments with it); None where none can: a forecast of a module object,
-    which the forecasts' write_report cannot be given, or a run whose config.json says no kind."""
+    (``resume_needs``'s arguments with it); None where none can: a run whose config.json says
+    no kind."""
     try:
         kind = Run(path).kind
     except NeuralabError:
         return None
     module = {Kind.CLASSIFIER: "neuralab.training.evaluate", Kind.FORECASTER: "neuralab.forecasting.finished"}[kind]
-    return _python_call(path, kind, f"{module}.write_report")
+    return python_call(path, f"{module}.write_report")
 
 
 def not_written(error: WriteError, run_dir: str | os.PathLike, what: str = "write",
@@ -463,8 +458,7 @@ class Run:
                 raise ParameterError("out", str(path), "folder is not empty and holds no run; choose another `out`")
             if not overwrite:
                 run.refuse_live()
-                # Keras's fit resumes in Keras; a forecast of a module object cannot resume at all
-                if run.status() is Status.INTERRUPTED and not run.by_keras_fit and Interrupted.resume_call(path, run.kind):
+                if run.status() is Status.INTERRUPTED and not run.by_keras_fit:  # Keras's fit resumes in Keras
                     raise InterruptedInTheWay(path, run.kind)
                 raise ParameterError("out", str(path), "already holds a run; pass `overwrite` to replace it "
                                                        "or choose another `out`")

@@ -181,6 +181,7 @@ def config_from_args(args):
 
 def run_forecast(args) -> int:
     from neuralab.cli._args import finished_already, only_with_resume, refuse_other_kind, requeued, typed
+    from neuralab.cli.report import from_python_only
     from neuralab.forecasting.pipeline import refuse_built_in_settings, resume_forecast, run_forecast as run
     from neuralab.runs import Kind, RunFinished
     from neuralab.training.config import TrainConfig
@@ -195,7 +196,8 @@ def run_forecast(args) -> int:
         refuse_other_kind(resume, Kind.FORECASTER)
         _refuse_settings(args, resume)
         try:
-            with session_threads(args.threads):
+            with session_threads(args.threads), \
+                    from_python_only(resume, "it can only be resumed", "neuralab.resume_forecast"):
                 result = resume_forecast(resume, verbose=not args.quiet, trust_code=args.trust_code, device=args.device)
         except RunFinished:
             if not args.resume_if_interrupted:
@@ -277,14 +279,17 @@ def _setting(config, option: str):
 @contextlib.contextmanager
 def finished_run_only():
     """The library's refusal of a forecaster run that did not finish, with the command that
-    finishes it in place of its Python call."""
+    finishes it in place of its Python call; of a module object, which no command can give
+    again, the Python call stays."""
     from neuralab.cli._args import resume_command
     from neuralab.forecasting.finished import RunNotFinished
-    from neuralab.runs import Kind
+    from neuralab.runs import Kind, resume_needs
 
     try:
         yield
     except RunNotFinished as e:
+        if resume_needs(e.run_dir)[0] == "model":
+            raise
         raise e.said_with(resume_command(Kind.FORECASTER.made_by, e.run_dir)) from None
 
 
@@ -294,6 +299,7 @@ def run_predict(args) -> int:
     from neuralab.errors import ParameterError
     from neuralab.files import atomic_write
     from neuralab.cli._args import typed
+    from neuralab.cli.report import from_python_only
     from neuralab.errors import NeuralabError
     from neuralab.forecasting.finished import predict_run
 
@@ -310,7 +316,7 @@ def run_predict(args) -> int:
         if output.is_relative_to(Path(args.run_dir).resolve()):
             raise ParameterError("output", args.output, "lies inside the run's folder, whose files the run's report "
                                                         "reads; write the forecast somewhere else")
-    with finished_run_only():
+    with finished_run_only(), from_python_only(args.run_dir, "it can only be used", "neuralab.predict_run", args.csv):
         frame = predict_run(args.run_dir, args.csv, date_column=args.date_column, missing=args.missing,
                             trust_code=args.trust_code, duplicates=args.duplicates, date_format=args.date_format,
                             sep=args.sep)

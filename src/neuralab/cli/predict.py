@@ -44,12 +44,14 @@ def run_predict(args) -> int:
 
     import numpy as np
 
+    from neuralab.cli.report import from_python_only
     from neuralab.data.folders import SkippedImagesWarning
     from neuralab.errors import NeuralabError
     from neuralab.training import load_classifier
     from neuralab.training.trained_classifier import PREDICT_BATCH
 
-    clf = load_classifier(args.run_dir, trust_code=args.trust_code)
+    with from_python_only(args.run_dir, "it can only be used", "neuralab.load_classifier"):
+        clf = load_classifier(args.run_dir, trust_code=args.trust_code)
     k = min(args.top_k, len(clf.classes))
     paths = pictures(args.images)
     answers, unreadable = [], []  # for --json, in the order given; (path, the reader's error, which names it)
@@ -147,6 +149,7 @@ def pictures(given: list[str]) -> list:
 
 
 def run_export(args) -> int:
+    from neuralab.cli.report import from_python_only
     from neuralab.runs import Kind, Run
     from neuralab.training.export import weights_beside
 
@@ -154,13 +157,16 @@ def run_export(args) -> int:
         from neuralab.cli.forecast import finished_run_only
         from neuralab.forecasting.onnx import export_onnx
 
-        with finished_run_only():
+        with finished_run_only(), from_python_only(args.run_dir, "it can only be exported",
+                                                   "neuralab.forecasting.onnx.export_onnx", *filter(None, [args.out])):
             path, diff = export_onnx(args.run_dir, args.out, trust_code=args.trust_code)
         matches = f"onnxruntime matches neuralab's forecasts within {diff:.1e}, in the target's units"
     else:
         from neuralab.training.export import export_onnx
 
-        path, diff = export_onnx(args.run_dir, args.out, trust_code=args.trust_code)
+        with from_python_only(args.run_dir, "it can only be exported", "neuralab.training.export.export_onnx",
+                              *filter(None, [args.out])):
+            path, diff = export_onnx(args.run_dir, args.out, trust_code=args.trust_code)
         matches = f"onnxruntime matches PyTorch within {diff:.1e}"
     # a graph past 2 GiB is two files, and copying model.onnx alone leaves its weights behind
     data = weights_beside(Path(path))

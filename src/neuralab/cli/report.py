@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from neuralab.cli._args import run_folder
 
 
@@ -31,6 +33,32 @@ def report_command(run_dir) -> str:
     return f"neuralab report {run_dir}" + (" --trust-code" if resume_needs(Path(run_dir))[0] == "trust_code" else "")
 
 
+REPORTED = "its report can only be written"  # what from_python_only says for `neuralab report`
+
+
+@contextlib.contextmanager
+def from_python_only(run_dir, done: str, function: str, *given):
+    """The library's refusal of a run whose PyTorch module it cannot rebuild (ModelNeeded: pass it
+    as `model`), said as the command line must: no flag passes a module, so the way on is the
+    Python call (``function(run_dir, *given)``) given the module again, worded as `neuralab train
+    --resume` words it: "RUN: WHY; ``done`` from Python, with the module given again: CALL"."""
+    from pathlib import Path
+
+    from neuralab.errors import NeuralabError
+    from neuralab.runs import Run, python_call
+    from neuralab.training.source import ModelNeeded, cannot_rebuild
+
+    try:
+        yield
+    except ModelNeeded:
+        source = None  # the reason the run recorded, where neuralab knew it as it trained
+        with contextlib.suppress(NeuralabError, OSError):
+            source = Run(run_dir).model_meta().get("source")
+        call = python_call(Path(run_dir), function, *given)
+        raise NeuralabError(f"{run_dir}: {cannot_rebuild(source if isinstance(source, dict) else None)}; {done} "
+                            f"from Python, with the module given again: {call} (docs/runs.md)") from None
+
+
 def run_report(args) -> int:
     print(f"wrote {write_report(args.run_dir, args.data_dir, args.trust_code)}")
     return 0
@@ -46,7 +74,8 @@ def write_report(run_dir, data_dir: str | None = None, trust_code: bool = False)
     if run.kind is Kind.CLASSIFIER:
         from neuralab.training.evaluate import write_report
 
-        return write_report(run_dir, data_dir, trust_code=trust_code)
+        with from_python_only(run_dir, REPORTED, "neuralab.training.evaluate.write_report", *filter(None, [data_dir])):
+            return write_report(run_dir, data_dir, trust_code=trust_code)
     from neuralab.forecasting.finished import write_report
 
     if data_dir is not None:
@@ -55,7 +84,7 @@ def write_report(run_dir, data_dir: str | None = None, trust_code: bool = False)
 
     from neuralab.cli.forecast import finished_run_only
 
-    with finished_run_only():
+    with finished_run_only(), from_python_only(run_dir, REPORTED, "neuralab.forecasting.finished.write_report"):
         return write_report(run_dir, trust_code=trust_code)
 
 

@@ -180,8 +180,9 @@ def _too_many_pixels(name: str, width: int, height: int, max_pixels: int, why: s
 def _declared_size(source: Path | io.BytesIO) -> tuple[int, int] | None:
     """(width, height) as the picture's header declares them, read by the Pillow plugin of its
     format (one of FORMATS) as ``Image.open`` reads them, less its decompression-bomb check;
-    None where no plugin reads the header. A WebP's is read from its bytes here: Pillow's plugin
-    makes the check itself, inside the reading, so that no size comes out of it."""
+    None where no plugin reads the header. A WebP's and a GIF's are read from their bytes here:
+    Pillow's plugins make the check themselves, inside the reading, so that no size comes out
+    of them."""
     from PIL import Image
 
     Image.init()
@@ -193,6 +194,9 @@ def _declared_size(source: Path | io.BytesIO) -> tuple[int, int] | None:
             prefix = header[:16]
             if prefix[:4] == b"RIFF" and prefix[8:12] == b"WEBP":
                 return _webp_size(header)
+            if prefix[:6] in (b"GIF87a", b"GIF89a"):
+                fp.seek(0)
+                return _gif_size(fp)
             for fmt in FORMATS:
                 factory, accept = Image.OPEN.get(fmt, (None, None))
                 known = accept(prefix) if accept else factory is not None
@@ -202,8 +206,36 @@ def _declared_size(source: Path | io.BytesIO) -> tuple[int, int] | None:
                 with factory(fp, "") as img:
                     return img.size
     except (OSError, SyntaxError, ValueError, IndexError, TypeError, struct.error, Image.DecompressionBombError):
-        return None  # a plugin that checks inside its own reading (a GIF's frame past its screen)
+        return None
     return None
+
+
+def _gif_size(fp) -> tuple[int, int] | None:
+    """(width, height) of a GIF as Pillow sizes it from its first frame (the GIF89a spec's
+    layout): the logical screen, stretched to hold the first image descriptor's rectangle (its
+    left, top, width and height) where that reaches past it; None where the bytes end first."""
+    screen = fp.read(13)  # the signature, then the screen's width, height and flags, 16-bit little-endian
+    if len(screen) < 13:
+        return None
+    width, height, flags = *struct.unpack("<HH", screen[6:10]), screen[10]
+    if flags & 0x80:  # a global color table: 2^(N+1) RGB triples
+        fp.seek(3 << ((flags & 7) + 1), io.SEEK_CUR)
+    while True:
+        kind = fp.read(1)
+        if kind == b"!":  # an extension: its label, then sub-blocks, each led by its length, to a 0
+            fp.read(1)
+            while (length := fp.read(1)) and length[0]:
+                fp.seek(length[0], io.SEEK_CUR)
+            if not length:
+                return None
+        elif kind == b",":
+            frame = fp.read(8)
+            if len(frame) < 8:
+                return None
+            left, top, w, h = struct.unpack("<HHHH", frame)
+            return max(width, left + w), max(height, top + h)
+        else:  # the trailer, or bytes no GIF holds: the screen is all there is
+            return width, height
 
 
 def _webp_size(header: bytes) -> tuple[int, int] | None:

@@ -5,6 +5,7 @@
 const DISPLAY = 392;  // the longer side of the input picture on screen, in CSS pixels
 const state = { image: "sample:digit", op: "conv", kernel: "sobel-x", stride: 1, padding: "valid", size: 2, scale: "auto", at: null };
 let kernels = {};
+let limits = null;  // the server's ranges of the settings (GET /api/kernels), [lowest, highest] each
 let result = null;
 let step = 0;
 let player = null;
@@ -164,6 +165,10 @@ function showControls() {
   const conv = state.op === "conv";
   document.querySelectorAll(".for-conv").forEach((n) => n.classList.toggle("hidden", !conv));
   document.querySelectorAll(".for-pool").forEach((n) => n.classList.toggle("hidden", conv));
+  // the inputs offer what the server takes: a pooling window steps as far as its largest size, a kernel less far
+  const stride = limits[conv ? "stride" : "pool_stride"];
+  [$("stride").min, $("stride").max] = stride;
+  [$("size").min, $("size").max] = limits.size;
 }
 
 async function upload(file) {
@@ -183,6 +188,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   const meta = await guarded(() => api("/api/kernels"));
   if (!meta) return;
   kernels = meta.kernels;
+  limits = meta.limits;
   $("picture").replaceChildren(...Object.entries(meta.samples).map(([name, about]) =>
     el("option", { value: `sample:${name}`, text: `${name}: ${about}` })));
   $("kernel-name").replaceChildren(...Object.keys(kernels).map((n) => el("option", { value: n, text: n })),
