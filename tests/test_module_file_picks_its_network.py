@@ -1,5 +1,5 @@
 """A model file holding several classes: the refusal keeps the path as typed, and a block class
-beside the network built from it leaves the network, which no other class uses, to train."""
+beside the network built from it leaves the network, built from the others, to train."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_a_block_class_beside_the_network_leaves_the_network_to_train(tmp_path, 
     (tmp_path / "m" / "resnet.py").write_text(RESNET)
     monkeypatch.chdir(tmp_path)
     with pytest.warns(UserWarning, match=r"m/resnet.py: defines several models \(Block, ResNet\); training ResNet, "
-                                         r"the one no other class uses: name another as m/resnet.py:NAME"):
+                                         r"the one built from the others: name another as m/resnet.py:NAME"):
         code = main(["train", "--model", "m/resnet.py", "--data", str(digits), "--epochs", "1", "--threads", "1",
                      "--out", "run", "--quiet"])
     assert code == 0, capsys.readouterr().err

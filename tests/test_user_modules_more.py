@@ -270,7 +270,8 @@ def test_a_model_giving_probabilities_is_warned_about_and_log_probabilities_are_
 def test_modules_that_do_not_fit_say_how_in_one_line(name, text, message, digits, tmp_path, capsys):
     net = _file(tmp_path, name, text)
     err = _refused(capsys, "train", "--model", net, "--data", digits, "--epochs", 1, "--out", tmp_path / "run")
-    assert message in err and not (tmp_path / "run").exists(), err
+    said = err.replace(f"{tmp_path}/", "")  # the advice names the file as it was typed, here in tmp_path
+    assert message in said and not (tmp_path / "run").exists(), err
 
 
 def test_a_class_needing_arguments_given_from_python_says_to_give_it_built(digits, tmp_path):

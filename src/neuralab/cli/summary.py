@@ -63,13 +63,19 @@ def input_size(text: str) -> InputSize:
     return InputSize(text, (c, h, w), (h, w) if text.lower().count("x") == 1 else (h, w, c))
 
 
-def _image_order_checked(given: InputSize | None) -> None:
+def _image_order_checked(given: InputSize | None, module=None) -> None:
     """Refuse three sizes typed in PyTorch's order (3x224x224), as the table's header prints an
-    input, which HxWxC reads as another network's input without a word."""
+    input, which HxWxC reads as another network's input without a word. A ``module`` whose first
+    convolution takes the typed channels (28 rows of 1x28, kernel 1 high) says they are meant."""
     if given is not None and len(given.sizes) == 3:
         from neuralab.mechanics.shapes import refuse_channels_last
 
-        refuse_channels_last(given.image, "input_shape", typed=True)
+        channels, kernel = None, None
+        if module is not None:
+            from neuralab.models.summary import image_layer
+
+            channels, kernel = image_layer(module) or (None, None)
+        refuse_channels_last(given.image, "input_shape", kernel, typed=True, channels=channels)
 
 
 def run_summary(args) -> int:
@@ -148,7 +154,7 @@ def _python_model(args) -> int:
         takes = sequence_hint(layer, 30) if layer else ("give `input_shape`: HxWxC for images, e.g. 28x28x1, or "
                                                         "STEPSxFEATURES for sequences (batch, steps, features), e.g. 30x1")
         raise NeuralabError(f"{args.model}: a PyTorch module does not say what it takes; {takes}")
-    _image_order_checked(args.input)
+    _image_order_checked(args.input, source.module)
     with contextlib.redirect_stdout(sys.stderr):  # its forward, too
         result = _image_or_sequence(source.module, args.input, args.depth, name, layer is not None)
     if args.json:

@@ -272,19 +272,26 @@ def _ranges(idx: list[int]) -> str:
     return str(idx[0]) if len(idx) == 1 else f"{idx[0]}..{idx[-1]}"
 
 
-def refuse_channels_last(chw, parameter: str, kernel=None, typed: bool = False) -> None:
+def refuse_channels_last(chw, parameter: str, kernel=None, typed: bool = False, channels: int | None = None) -> None:
     """Refuse a (C, H, W) shape that reads as Keras's (H, W, C): the workshop's 32x32x3 or
     MNIST's 28x28x1 would be 32 (28) channels of 32x3 (28x1) pixels without a word, and a
     padding="same" layer or a network's pooling computes on it. ``kernel`` (a layer's): one 1
     wide on an input 1 wide is a 1-D convolution over (C, T, 1), the order meant.
+    ``channels``: what the layer given the input takes (its in_channels), where it says: C of
+    them is the order meant, and another number leaves no 1-D reading of its kernel.
     The shape stays the caller's where the order is known (``guess_order=False``).
 
     ``typed``: ``chw`` was read from sizes typed HxWxC (the command line's --input), where the
     mirror slip is PyTorch's order, the one a summary's header prints: 3x224x224 would be 224
-    channels of 3x224 pixels; the refusal names the sizes as typed."""
+    channels of 3x224 pixels; the refusal names the sizes as typed. There a kernel 1 high on an
+    input 1 high is the 1-D convolution, over (C, 1, T)."""
     c, h, w = chw
+    if channels is not None:
+        if channels == c:
+            return
+        kernel = None
     if typed:
-        if h in (1, 3) and w == c > 4:
+        if h in (1, 3) and w == c > 4 and not (h == 1 and kernel is not None and pair(kernel, "kernel")[0] == 1):
             raise ParameterError(parameter, f"{h}x{w}x{c}", f"reads as {c} channels of {h}x{w} pixels; it is height "
                                                             f"x width x channels, channels last: give {w}x{c}x{h}")
         return

@@ -273,7 +273,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
                                                     "neuralab.keras (read, then build), or shows its own table with "
                                                     "model.summary()")
     input_shape = checked_shape(input_shape, images=False)
-    name = name or type(model).__name__
+    name = name or _kind(model)
     hidden = unregistered(model)  # before forward runs: a tensor it keeps for later (attention maps) is no weight
     modules = dict(model.named_modules())
     # TorchScript runs a scripted module's forward as compiled code, where no hook sees its layers, and
@@ -448,15 +448,33 @@ def _kind(m: nn.Module) -> str:
         else type(m).__name__
 
 
-def sequence_layer(model: nn.Module) -> tuple[str, nn.RNNBase] | None:
-    """(name, layer) of ``model``'s first layer defined where it is recurrent (an RNN, LSTM or
-    GRU), else None: a guess at what a model takes before anything has run it, which a model
-    that defines its layers in another order than it calls them (a CRNN) belies. ``summary``
-    goes by the first layer its dry run calls."""
+def _first_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """(name, layer) of ``model``'s first layer defined (one holding no other), or None: a guess
+    at what a model takes before anything has run it, which a model that defines its layers in
+    another order than it calls them (a CRNN) belies. ``summary`` goes by the first layer its
+    dry run calls."""
     for n, m in model.named_modules():
         if not any(True for _ in m.children()):
-            return (n or type(m).__name__.lower(), m) if isinstance(m, nn.RNNBase) else None
+            return n or type(m).__name__.lower(), m
     return None
+
+
+def sequence_layer(model: nn.Module) -> tuple[str, nn.RNNBase] | None:
+    """(name, layer) of ``model``'s first layer defined where it is recurrent (an RNN, LSTM or
+    GRU), else None."""
+    first = _first_layer(model)
+    return first if first and isinstance(first[1], nn.RNNBase) else None
+
+
+def image_layer(model: nn.Module) -> tuple[int | None, tuple[int, int]] | None:
+    """(in_channels, kernel) of ``model``'s first layer defined where it is a 2-D convolution (a
+    scripted one too), else None: the channels it takes say which order three sizes are meant
+    in. in_channels is None for a lazy one, which learns it from its first input."""
+    first = _first_layer(model)
+    if first is None or _kind(first[1]) not in ("Conv2d", "LazyConv2d"):
+        return None
+    m = first[1]
+    return m.in_channels or None, tuple(m.kernel_size)
 
 
 def sequence_hint(layer: tuple[str, nn.RNNBase], steps: int, typed: bool = True) -> str:

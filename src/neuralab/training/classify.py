@@ -130,10 +130,11 @@ def train_classifier(config: ClassifierConfig, out: str | Path | None = None, ov
 
 
 def _named(model) -> str:
-    """``model`` in a refusal: its name or file as given, or its class's name."""
+    """``model`` in a refusal: its name or file as given, a class's or function's name, or its
+    class's name."""
     if isinstance(model, (str, os.PathLike)):
         return os.fspath(model)
-    return model.__name__ if isinstance(model, type) else type(model).__name__
+    return getattr(model, "__name__", None) or type(model).__name__
 
 
 def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callbacks, optimizer,

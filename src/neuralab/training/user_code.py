@@ -102,14 +102,16 @@ def _defined(path: Path, name: str | None, imports: dict | None) -> tuple[object
     for picks in (instances, classes):
         if len(picks) == 1:
             return materialise(path, picks[0], found[picks[0]]), picks[0]
-        # a ResNet-style file: a block class, and the network built from blocks, which no class uses
-        top = _used_by_none(path, picks) if picks is classes else []
-        if len(top) == 1:
-            warnings.warn(f"{path}: defines several models ({', '.join(picks)}); training {top[0]}, the one no other "
-                          f"class uses: name another as {path}:NAME")
-            return materialise(path, top[0], found[top[0]]), top[0]
+        top = _built_from_the_others(path, {k: found[k] for k in picks}) if picks is classes else None
+        if top is not None:
+            warnings.warn(f"{path}: defines several models ({', '.join(picks)}); training {top}, the one built from "
+                          f"the others: name another as {path}:NAME")
+            return materialise(path, top, found[top]), top
         if len(picks) > 1:
-            raise NeuralabError(f"{path}: defines several models ({', '.join(picks)}); name one: {path}:NAME")
+            builders = [f"{path}:{k}" for k in _candidates(module, found)
+                        if inspect.isfunction(found[k]) and _needs_no_arguments(found[k])]
+            also = f", or a function that builds one: {' or '.join(builders)}" if builders else ""
+            raise NeuralabError(f"{path}: defines several models ({', '.join(picks)}); name one: {path}:NAME{also}")
     if "model" in found:  # a placeholder (model = None) beside the real one is passed over; alone, it is the mistake
         return materialise(path, "model", found["model"]), "model"
     # A function is called only when named: which of a file's functions builds the model, and
@@ -313,8 +315,27 @@ def _is_module_class(obj) -> bool:
     return inspect.isclass(obj) and torch is not None and issubclass(obj, torch.nn.Module)
 
 
+def _built_from_the_others(path: Path, classes: dict) -> str | None:
+    """The one of ``classes`` (name: class, defined in ``path``) that a ResNet-style file builds
+    from the others, or None: the one no other names in its body and the only one buildable
+    without arguments, where the others are blocks (``Block(cin, cout)``). A wrapper around the
+    network (a softmax for deployment, an ensemble) and a subclass beside its base build without
+    arguments as the network does, and which of them to train only the user knows."""
+    free = [k for k, v in classes.items() if _needs_no_arguments(v)]
+    return free[0] if len(free) == 1 and free[0] in _used_by_none(path, list(classes)) else None
+
+
+def _needs_no_arguments(made) -> bool:
+    try:
+        inspect.signature(made).bind()
+    except (TypeError, ValueError):  # ValueError: no signature to read, so no call to vouch for
+        return False
+    return True
+
+
 def _used_by_none(path: Path, classes: list[str]) -> list[str]:
-    """Those of ``classes``, defined in ``path``, that no other of them names in its body."""
+    """Those of ``classes``, defined in ``path``, that no other of them names in its body; a
+    subclass naming its base in its bases is no use of it (``class Big(Base)``)."""
     import ast
 
     try:
@@ -324,7 +345,8 @@ def _used_by_none(path: Path, classes: list[str]) -> list[str]:
     used = set()
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name in classes:
-            used |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id != node.name}
+            used |= {n.id for part in node.body for n in ast.walk(part)
+                     if isinstance(n, ast.Name) and n.id != node.name}
     return [c for c in classes if c not in used]
 
 
