@@ -49,27 +49,43 @@ def reduced(error: BaseException) -> tuple:
 
 # How alike two names must be to be offered for each other (difflib's ratio: twice the characters in
 # common over both lengths): a typo (mnth31, dropuot, lenet for lenet5) is above it, another word that
-# shares a few letters (resnet and lenet5, 0.67) is below it
+# shares a few letters (resnet and lenet5, 0.67) is below it. A short name's one slip (mpl, sdg: 0.67)
+# is below it too, so one edit is offered on its own (``_one_edit``), and so is the start of a longer
+# name (fashion for fashion-mnist, kernel for kernel_size) from PREFIX letters on
 CLOSE = 0.75
+PREFIX = 4
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with one letter changed, added or dropped, or two neighbours swapped
+    (Damerau's one edit: mpl for mlp)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))  # the first that differ
+    if len(a) != len(b):
+        return a[i:] == b[i + 1:] or a[i + 1:] == b[i:]
+    return a[i + 1:] == b[i + 1:] or (a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2:] == b[i + 2:])
 
 
 def closest(word: str, choices) -> str | None:
     """The one of ``choices`` closest to ``word`` (a typo, or Keras's fashion_mnist for neuralab's
-    fashion-mnist), None where none is close. Case does not count (LeNet5), nor an extension the two
-    share: with it, y.csv and zulu.csv were as alike as a typo."""
+    fashion-mnist), None where none is close. Case does not count (LeNet5), nor a file's extension
+    but to choose between two as close: twice for twice.csv, dash.txt for dash.csv; with it, y.csv
+    and zulu.csv were as alike as a typo."""
     import difflib
     import os
 
-    typed = str(word).lower()
-    stem, suffix = os.path.splitext(typed)
-    matcher, close = difflib.SequenceMatcher(), []
+    stem, suffix = os.path.splitext(str(word).lower())
+    matcher, close = difflib.SequenceMatcher(b=stem), []
     for choice in choices:
-        name = str(choice).lower()
-        other, its = os.path.splitext(name)
-        matcher.set_seqs(*((stem, other) if suffix and its == suffix else (typed, name)))
-        if matcher.real_quick_ratio() >= CLOSE and matcher.quick_ratio() >= CLOSE and matcher.ratio() >= CLOSE:
-            close.append((matcher.ratio(), str(choice), choice))
-    return max(close)[2] if close else None  # of two as close, the later name, as difflib's own choice was
+        other, its = os.path.splitext(str(choice).lower())
+        matcher.set_seq1(other)
+        near = matcher.ratio() >= CLOSE or min(len(stem), len(other)) >= 3 and _one_edit(stem, other)
+        # a prefix and another extension are two differences: sales.csv is no sales_2023.xlsx
+        started = len(stem) >= PREFIX and other.startswith(stem) and suffix in ("", its)
+        if near or started:
+            close.append((matcher.ratio(), its == suffix, str(choice), choice))
+    return max(close)[3] if close else None  # of two as close, the later name, as difflib's own choice was
 
 
 def did_you_mean(word: str, choices) -> str:

@@ -494,7 +494,11 @@ def _month_grid(index: pd.DatetimeIndex) -> tuple[str, pd.DatetimeIndex] | None:
     grid from its first date to its last), or None."""
     months = (index.year * 12 + index.month).to_numpy()
     apart = np.diff(months)
-    monthly, twice = bool((apart >= 1).all()), bool((apart <= 1).all()) and len(index) <= 2 * (apart.sum() + 1)
+    # Twice a month where both days recur: two rows in at least a quarter of the months spanned, so that a
+    # monthly series with one extra row (a revision on the 10th) or whose day moved once is no grid of half
+    # holes; a whole month missing (one outage) leaves it twice a month, its two gaps counted
+    spanned = int(apart.sum()) + 1
+    monthly, twice = bool((apart >= 1).all()), len(index) <= 2 * spanned and 4 * int((apart == 0).sum()) >= spanned
     if not (monthly or twice) or (index - index.normalize()).nunique() != 1:  # one time of day throughout
         return None
     if monthly:

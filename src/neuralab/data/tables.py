@@ -51,6 +51,7 @@ class CsvShape:
     bytes_on_disk: int
     encoding: str = "utf-8"   # of the text, after decompression
     trailing: bool = False    # every row ends with a separator the header does not: an empty last field
+    row_names: bool = False   # the header starts with a separator no row starts with, one name short: R's row names
 
     def estimate(self, used: int | None = None) -> int:
         """Bytes a forecasting run needs for this file, ``used`` columns of it read."""
@@ -231,7 +232,14 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
         return CsvShape(0, [], sep or ",", ".", size, encoding)
     header, *rows_read = csv.reader(lines, delimiter=sep)
     trailing = bool(rows_read) and all(len(r) == len(header) + 1 and r[-1] == "" for r in rows_read)
-    return CsvShape(max(0, rows - 1), [h.strip() for h in header], sep, decimal or ".", size, encoding, trailing)
+    # R's write.table: ' "date" "value"' over '"1" "2020-01-01" 20.5', the header one name short of the rows
+    # as pandas reads them (a line's first spaces skipped). Not a file whose every line is indented (its rows
+    # start with the separator too), nor a header right-aligned over its columns ('      date  value')
+    padded = [len(r) for r in csv.reader(lines, delimiter=sep, skipinitialspace=True)]
+    row_names = (bool(rows_read) and lines[0].startswith(sep) and not any(line.startswith(sep) for line in lines[1:])
+                 and all(n - trailing == padded[0] + 1 for n in padded[1:]))
+    return CsvShape(max(0, rows - 1), [h.strip() for h in header], sep, decimal or ".", size, encoding, trailing,
+                    row_names)
 
 
 def _refuse_title(path: Path, numbered: list[tuple[int, str]], sep: str | None) -> None:
@@ -372,17 +380,17 @@ def read_table(source: str | os.PathLike | pd.DataFrame, sep: str | None = None,
     shape = shape or sniff_csv(path, sep)
     options = dict(sep=shape.separator, decimal=shape.decimal, skipinitialspace=True, encoding=shape.encoding,
                    nrows=nrows, dtype=dict.fromkeys(as_text or [], str))
-    named = None
-    if shape.separator == " " and shape.columns[:1] == [""]:
-        # A header that starts with the separator leaves its first column (R's row names) unnamed, as
-        # ' "date" "value"' does; pandas skips a line's first spaces like those after a separator, so it
-        # would take the rows' first field for an index and give each name to the column after its own.
-        # Named as pandas names such a column where it sees it, so that row numbers there are no target
-        named = ["Unnamed: 0", *shape.columns[1:]]
+    # A header that starts with the separator leaves its first column (R's row names) unnamed, as
+    # ' "date" "value"' does (``CsvShape.row_names``); pandas skips a line's first spaces like those after a
+    # separator, so it would take the rows' first field for an index and, with usecols, give each name to the
+    # column after its own. Named as pandas names such a column where it sees it (after a comma, a tab), so
+    # that row numbers there are no target
+    named = shape.separator == " " and shape.row_names
     try:
-        if not shape.trailing and named is None:
+        if not shape.trailing and not named:
             return pd.read_csv(path, usecols=columns, **options), path.name, 2  # line 1 is the header
-        names = named or list(pd.read_csv(path, **{**options, "nrows": 0}).columns)
+        names = list(pd.read_csv(path, **{**options, "nrows": 0}).columns)
+        names = ["Unnamed: 0", *names] if named else names
         if not shape.trailing:
             return pd.read_csv(path, header=0, names=names, usecols=columns, **options), path.name, 2
         # A separator ends every row but not the header: the empty last field gets a name, and is checked
