@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import codecs
-import difflib
 import gc
 import importlib
 import os
@@ -26,7 +25,7 @@ from typing import Callable
 
 from neuralab import __version__
 from neuralab.cli._args import flag_for
-from neuralab.errors import NAMING, NeuralabError, NotAClassifier, named, out_of_memory
+from neuralab.errors import NAMING, NeuralabError, NotAClassifier, closest, named, out_of_memory
 from neuralab.files import PATH_ADVICE, drop_hung_up_outputs
 
 
@@ -85,8 +84,8 @@ class Parser(argparse.ArgumentParser):
         """Refuse ``word``, an option this command does not have, naming the closest it does."""
         flags = [flag for action in self._actions for flag in action.option_strings
                  if flag.startswith("--") and flag not in ("--help", "--version")]  # not what was meant
-        close = difflib.get_close_matches(word.split("=", 1)[0], flags, n=1)
-        how = f"did you mean {close[0]}?" if close else f"see `{self.prog} --help`"
+        close = closest(word.split("=", 1)[0], flags)
+        how = f"did you mean {close}?" if close else f"see `{self.prog} --help`"
         self.exit(2, f"{self.prog}: error: {word.split('=', 1)[0]}: no such option of {self.prog}; {how}\n")
 
 
