@@ -232,3 +232,16 @@ def test_inspecting_another_model_into_the_same_folder_leaves_only_its_own_layer
     grids = sorted(p.stem for p in out.glob("0*.png"))
     assert grids == sorted(["01-holiday-beach", *(k for k in saved.files if k[:2].isdigit())])
     assert len(grids) == 1 + len(LENET_LAYERS)
+
+
+def test_a_second_picture_of_the_same_name_says_it_wrote_over_the_first_ones_folder(run, picture, tmp_path,
+                                                                                      monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    jpeg = tmp_path / f"{picture.stem}.jpg"  # the same picture as a JPEG: the default folder is named by the stem
+    Image.open(picture).convert("L").save(jpeg)
+    assert main(["inspect", str(run), str(picture)]) == 0
+    assert "earlier inspection" not in capsys.readouterr().out
+    assert main(["inspect", str(run), str(jpeg)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote 8 files to inspect-{run.resolve().name}-{picture.stem} (over an earlier inspection there; give " \
+           "--out to keep both)" in printed, printed

@@ -40,6 +40,8 @@ def run_inspect(args) -> int:
         why = f"the run's model, {clf.name}, {said.removeprefix(torch_class)}" if said.startswith(torch_class) else said
         raise NeuralabError(f"{args.run_dir}: {why}") from None
     out = args.out or Path(f"inspect-{Path(args.run_dir).resolve().name}-{args.image.stem}")
+    # the default folder is named by the picture's stem: my_shoe.jpg's would replace my_shoe.png's
+    replaced = args.out is None and out.is_dir() and any(out.iterdir())
     result = inspect_image(clf, args.image, invert=args.invert)
     files = write_inspection(out, pixels=result.pixels, layers=result.layers, filters=result.filters,
                              pairs=result.pairs, probabilities=result.probabilities)
@@ -53,7 +55,8 @@ def run_inspect(args) -> int:
         print(f"  {fm.name} ({fm.kind})".ljust(width + 2) + f" {c:>4} x {h:>3} x {w:<3}  {path.name}")
     matches = _matches(result.filters)
     print(f"first-layer filters and the closest classic kernel: {matches}")
-    print(f"wrote {len(files)} files to {out}")
+    print(f"wrote {len(files)} files to {out}" + (" (over an earlier inspection there; give --out to keep both)"
+                                                  if replaced else ""))
     return 0
 
 

@@ -229,10 +229,12 @@ def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, da
             raise ParameterError("csv", csv, f"series {s.name!r} is not one the run was trained on, so it has no "
                                  f"scaling for it; the run knows {', '.join(map(repr, scalers))}")
         frequency = frequencies.get(s.name, stored.get("frequency"))
-        _refuse_other_frequency(s, frequency, csv)
+        rows = windows.lookback + (windows.transform != "none")
+        if len(s.times) >= rows:  # fewer: last_window says how many it needs, and five weekdays read as daily
+            _refuse_other_frequency(s, frequency, csv)
         if read["offsets"] == LOCAL_DATES:  # a run before it: its notes may tell another reading than its rule's
             _refuse_other_clock(s, _recorded_report(run, s), meta.get("calendar", []), csv)
-        gaps = _window_gaps(s, windows.lookback + (windows.transform != "none"), frequency)
+        gaps = _window_gaps(s, rows, frequency)
         if gaps:
             warnings.warn(f"{s.label}: {gaps}", stacklevel=2)
         window = last_window(s, windows, scaler, frequency)  # the run's calendar: MS stays MS
