@@ -36,7 +36,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuralab.errors import NeuralabError, ParameterError, reduced
+from neuralab.errors import NeuralabError, ParameterError, Shown, reduced
 from neuralab.files import (MAX_JSON, WriteError, folder_from_env, nulled, open_plain, read_json, remove_leftovers,
                             run_write_advice, write_advice, write_json, write_text)
 from neuralab.safetensors_header import (neuralab_metadata, read_safetensors_header, safetensors_fault,
@@ -365,11 +365,11 @@ def _claimed(path: Path) -> Path:
 
 
 def folder_path(path, parameter: str) -> Path:
-    """``path``, a str or os.PathLike, as a Path; anything else (None, a number) refused naming
-    ``parameter``, where pathlib's TypeError would name nothing."""
+    """``path``, a str or os.PathLike, as a Path; anything else (None, a number, bytes) refused
+    naming ``parameter`` and the value given, where pathlib's TypeError would name nothing."""
     if isinstance(path, (str, os.PathLike)):
         return Path(path)
-    shown = path if path is None or isinstance(path, (int, float)) else type(path).__name__
+    shown = path if path is None or isinstance(path, (bytes, int, float)) else Shown(path)  # a path's bytes whole
     raise ParameterError(parameter, shown, "give a folder's path, a str or pathlib.Path")
 
 

@@ -236,7 +236,8 @@ def ways_on_as_commands(interrupted: Callable | None = None, then: str = ""):
     the same command again goes on (compare), ``interrupted(e)`` says it, and ``then`` what
     follows a run's resume; `neuralab report` for a finished run's report that was stopped.
     What makes a run and what uses one, said as the commands, where a folder given is none or
-    holds a run of another kind."""
+    holds a run of another kind. A run of a module object keeps the library's Python calls
+    (``python_only``)."""
     from neuralab.reports.html import ReportInterrupted, ReportNotWritten
     from neuralab.runs import Interrupted, InterruptedInTheWay, Kind, NotARun, OtherKind, RunFinished
 
@@ -249,10 +250,14 @@ def ways_on_as_commands(interrupted: Callable | None = None, then: str = ""):
     except (ReportInterrupted, ReportNotWritten) as e:
         from neuralab.cli.report import report_command
 
+        if python_only(e.run_dir):
+            raise
         raise e.said_with(report_command(e.run_dir)) from None
     except RunFinished as e:  # a resume of a finished run whose report a kill stopped names the command
         from neuralab.cli.report import report_command
 
+        if python_only(e.path):
+            raise
         raise e.said_with(report_command(e.path)) from None
     except Interrupted as e:
         said = interrupted(e) if interrupted else f"`{resume_command(e.kind.made_by, e.path)}` {e.resume_does}"
@@ -267,14 +272,30 @@ def ways_on_as_commands(interrupted: Callable | None = None, then: str = ""):
 
 def resume_command(command: str, run_dir) -> str:
     """The command line that continues the run in ``run_dir``: with --trust-code where its model
-    is PyTorch code, which --resume runs only when told to; in a torchrun job, started as it was
-    (``launched_as``), so that it goes on in as many processes."""
+    is PyTorch code the run keeps, which --resume runs only when told to; in a torchrun job,
+    started as it was (``launched_as``), so that it goes on in as many processes. For a run of a
+    module object (``python_only``), the library's Python call that resumes it with the module
+    given again: `--resume` would only say so."""
     from pathlib import Path
 
-    from neuralab.runs import Kind, resume_needs
+    from neuralab.runs import Interrupted, Kind, resume_needs
 
+    if python_only(run_dir):
+        return Interrupted.resume_call(Path(run_dir), next(kind for kind in Kind if kind.made_by == command))
     start = launched_as() if command == Kind.CLASSIFIER.made_by else ""  # torchrun runs `neuralab train` alone
-    return f"{start}{command} --resume {run_dir}" + (" --trust-code" if resume_needs(Path(run_dir))[0] else "")
+    trust = " --trust-code" if resume_needs(Path(run_dir))[0] == "trust_code" else ""
+    return f"{start}{command} --resume {run_dir}{trust}"
+
+
+def python_only(run_dir) -> bool:
+    """Whether the run in ``run_dir`` is of a module object that it cannot rebuild (``resume_needs``
+    "model"): no flag passes a module, so its ways on stay the library's Python calls, which take
+    it (``model=Net(...)``), where the command line's would only refuse it."""
+    from pathlib import Path
+
+    from neuralab.runs import resume_needs
+
+    return resume_needs(Path(run_dir))[0] == "model"
 
 
 def launched_as() -> str:

@@ -177,11 +177,11 @@ def _requeued(args) -> bool:
 
 def run_train(args) -> int:
     from neuralab.cli._args import finished_already, only_with_resume, refuse_other_kind
+    from neuralab.cli.report import from_python_only
     from neuralab.errors import NeuralabError
     from neuralab.runs import Kind, RunFinished
     from neuralab.training import resume_classifier, train_classifier
     from neuralab.training.device import dist_info
-    from neuralab.training.source import CANNOT_REBUILD, ModelNeeded
 
     resume = args.resume
     if args.resume_if_interrupted:
@@ -192,12 +192,10 @@ def run_train(args) -> int:
     if resume:
         refuse_other_kind(resume, Kind.CLASSIFIER)
         try:
-            result = resume_classifier(resume, verbose=not args.quiet, checkpoint=args.checkpoint or "last",
-                                       options=_resume_options(args), trust_code=args.trust_code)
-        except ModelNeeded:  # its `model` is no --model but the module itself, which only Python can give
-            call = f"resume_classifier({resume!r}, model=Net(...))"
-            raise NeuralabError(f"{resume}: {CANNOT_REBUILD}; it can only be resumed from Python, with the "
-                                f"module given again: {call} (docs/runs.md)") from None
+            # its `model` is no --model but the module itself, which only Python can give
+            with from_python_only(resume, "it can only be resumed", "neuralab.resume_classifier"):
+                result = resume_classifier(resume, verbose=not args.quiet, checkpoint=args.checkpoint or "last",
+                                           options=_resume_options(args), trust_code=args.trust_code)
         except RunFinished:  # refused after the options typed, which must be the run's own
             if not args.resume_if_interrupted:
                 raise
@@ -238,9 +236,12 @@ def run_compare(args) -> int:
 
 
 def run_evaluate(args) -> int:
+    from neuralab.cli.report import from_python_only
     from neuralab.training import evaluate_run
 
-    r = evaluate_run(args.run_dir, args.data_dir, trust_code=args.trust_code)
+    with from_python_only(args.run_dir, "it can only be evaluated", "neuralab.evaluate_run",
+                          *filter(None, [args.data_dir])):
+        r = evaluate_run(args.run_dir, args.data_dir, trust_code=args.trust_code)
     print(f"test loss {r['test_loss']:.4f}  test accuracy {r['test_accuracy'] * 100:.2f}%")
     width = max(len(c) for c in r["classes"])
     print("confusion matrix (rows: true, columns: predicted)")

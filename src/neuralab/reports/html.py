@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 
 from neuralab.errors import NeuralabError, reduced
 from neuralab.files import WriteError, atomic_write, run_write_advice
-from neuralab.runs import REPORT, report_call
+from neuralab.runs import CONFIG, REPORT, Kind, report_call
 
 STYLE = """
 body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -153,9 +153,10 @@ def _written_again(run_dir: Path, way_on: str | None, first: Callable[[str], str
     """What writes the report of the run in ``run_dir`` again, said by ``first`` (what to do
     before it, then it) where given."""
     way_on = way_on or report_call(run_dir)
-    if way_on is None:  # a forecast of a module object: the forecasts' write_report takes no module
-        return ("results.json holds its figures; no call draws the report again, as its model, a module object, "
-                "is not one the run can rebuild")
+    if way_on is None:  # each kind has its own write_report, and config.json says no kind neuralab knows
+        kinds = " or ".join(repr(kind.value) for kind in Kind)
+        return (f"no call draws the report again until {run_dir / CONFIG} names the run's kind ({kinds}); "
+                "results.json holds its figures")
     again = f"`{way_on}` writes the report again"
     return first(again) if first else again
 
