@@ -1,5 +1,6 @@
 """RunLogger beside EarlyStopping(restore_best_weights=True): the run keeps the weights the
-learner's model ends fit with, in either order of the callbacks, and names their epoch."""
+learner's model ends fit with, in any order of the callbacks (a History of the learner's own
+first among them included), and names their epoch."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ def digits():
     return x, d.target.astype(np.int64)
 
 
-@pytest.mark.parametrize("logger_first", [False, True], ids=["early-stopping-first", "runlogger-first"])
-def test_the_run_keeps_the_restored_weights_and_names_their_epoch(tmp_path, logger_first):
+@pytest.mark.parametrize("order", ["stop logger", "logger stop", "history stop logger"],
+                         ids=["early-stopping-first", "runlogger-first", "own-history-first"])
+def test_the_run_keeps_the_restored_weights_and_names_their_epoch(tmp_path, order):
     x, y = digits()
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 8, 1), name="digit"), keras.layers.Flatten(name="flat"),
@@ -41,8 +43,10 @@ def test_the_run_keeps_the_restored_weights_and_names_their_epoch(tmp_path, logg
     out = tmp_path / "runs" / "digits-es"
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True)
     logger = RunLogger(out=out, test=(x[1500:], y[1500:]))
+    # a History listed by the learner (to plot it) is fit's own: Keras appends none after the others then
+    given = {"stop": stop, "logger": logger, "history": keras.callbacks.History()}
     model.fit(x[:1500], y[:1500], epochs=8, validation_split=0.2, verbose=0,
-              callbacks=[logger, stop] if logger_first else [stop, logger])
+              callbacks=[given[name] for name in order.split()])
     restored = stop.best_epoch + 1
     run = runs.Run(out)
     results = run.read(runs.RESULTS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neuralab.cli._args import names
+from neuralab.cli._args import height_width, names
 
 
 def register(sub) -> None:
@@ -23,6 +23,10 @@ def register(sub) -> None:
     p.add_argument("--data", help="the dataset the model is for (e.g. fashion-mnist, or an image folder, whose "
                                   "pictures are read at the model's input size and colours): the run is evaluated "
                                   "on its test set")
+    p.add_argument("--image-size", type=height_width, metavar="HxW",
+                   help="for a model whose input takes any size (None, None, C): the size an image folder's "
+                        "pictures are read at (default: as they are, all of one size); a model of one size reads "
+                        "them at its own")
     p.add_argument("--data-dir", help="folder holding the dataset files")
     p.add_argument("--overwrite", action="store_true", help="replace what is already in --out")
     p.set_defaults(func=run_import)
@@ -33,7 +37,8 @@ def run_import(args) -> int:
     from neuralab.training.keras_model import parse_scale
 
     scale = parse_scale(args.scale) if args.scale is not None else None
-    r = import_keras(args.model, args.out, args.classes, scale, args.data, args.data_dir, args.overwrite)
+    r = import_keras(args.model, args.out, args.classes, scale, args.data, args.data_dir, args.overwrite,
+                     image_size=args.image_size)
     check = r["check"]
     checked = (f"Keras and neuralab differ by at most {check['max_abs_difference']:.1e} on {check['inputs']}"
                + (" (beyond float32's rounding: see the warning above)"

@@ -39,14 +39,17 @@ MAX_CHECK_BYTES = 2**30
 
 def import_keras(path: str | Path, out: str | Path | None = None, classes: list[str] | None = None,
                  scale: float | str | None = None, data: str | None = None, data_dir: str | None = None,
-                 overwrite: bool = False) -> dict:
+                 overwrite: bool = False, image_size: tuple[int, int] | None = None) -> dict:
     """Write a classifier run from the Keras image classifier saved in ``path`` (a .keras, .h5
     or .hdf5 file, whichever of Keras's two formats it holds). ``scale``: what the model's
     inputs were, pixels x scale (None: 1 when the model starts with a Rescaling layer, else
     1/255); ``classes``: their names (default: the classes of ``data`` when given, else
     0..K-1); ``data`` (and ``data_dir``): the dataset the model is for, so that the run is
     evaluated on its test set (and can be again); its number of classes must be the model's
-    outputs, and an image folder's pictures are read at the model's input size and colours. Returns what was written and the conversion's check."""
+    outputs, and an image folder's pictures are read at the model's input size and colours.
+    ``image_size``: (height, width) to read an image folder's pictures at, for a model that takes
+    any size (input (None, None, C)); None reads them as they are, all of one size. Returns what
+    was written and the conversion's check."""
     from neuralab.training.device import refuse_distributed
 
     refuse_distributed("importing a Keras model, which trains nothing,")
@@ -87,13 +90,17 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         raise NeuralabError(f"{path}: the model outputs {keras_shape(out_shape[1:])}; an image classifier outputs one "
                             "score per class, (None, K) with K of 2 or more, or one sigmoid unit for 2 classes")
     k = 2 if binary else out_shape[1]
+    if image_size is not None:
+        _check_image_size(image_size, (h, w), data, path)
     chw, known, recorded, folder = (c, h, w), None, {}, {}
     if data is not None:  # the run takes the dataset's images: LeNet-5's 32x32 pads MNIST's 28x28, as in training
         from neuralab.data import NAMED, load_image_data
         from neuralab.data.digest import split_record
 
-        if data not in NAMED:  # a saved model's input is fixed: a folder's pictures are read at it
-            folder = {"color": "grayscale" if c == 1 else "rgb", **({"image_size": (h, w)} if h and w else {})}
+        if data not in NAMED:  # a saved model's input is fixed: a folder's pictures are read at it, or at image_size
+            folder = {"color": "grayscale" if c == 1 else "rgb", "image_size": (h, w) if h and w else image_size}
+        elif image_size is not None:  # which a named dataset's loader refuses, naming it
+            folder = {"image_size": image_size}
         # split as `neuralab evaluate` splits it again from the run's config, which then refuses other data
         # than this (check_same_data), as it refuses it for a trained run
         loaded = load_image_data(data, data_dir, **ClassifierConfig(**folder).data_options)
@@ -137,6 +144,20 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         run.write_json(runs.RESULTS, results)
     return {"run_dir": run.path, "classes": classes, "scale": scale, "check": check, "results": results,
             "parameters": parameter_count(spec)}
+
+
+def _check_image_size(image_size, sides: tuple, data, path: Path) -> None:
+    """Refuse ``image_size`` where it reads no pictures (no ``data``) or differs from a size the
+    model fixes (its input's ``sides``, height and width, None where open)."""
+    if data is None:
+        raise ParameterError("image_size", image_size, "reads the pictures of an image folder at that size; give "
+                             "the folder as `data` too")
+    given = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size,)
+    if any(sides) and not (len(given) == 2 and all(side is None or g == side for g, side in zip(given, sides))):
+        taken = "x".join(str(side or "any") for side in sides)
+        raise ParameterError("image_size", image_size, f"{path} takes {taken} pictures, and an image folder's are read "
+                             "at that size; leave `image_size` out (it is for a model whose input takes any size, "
+                             "(None, None, C))")
 
 
 def _classes(classes, known: list[str] | None, k: int, path: Path, data: str | None, outputs: str) -> list[str]:

@@ -22,6 +22,7 @@ Importing this module imports Keras (``neuralab[keras]``); converting files neve
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -53,6 +54,11 @@ import keras  # noqa: E402  (after choosing its backend)
 NAMES = {"acc": "accuracy", "sparse_categorical_accuracy": "accuracy", "categorical_accuracy": "accuracy",
          "binary_accuracy": "accuracy", "mean_absolute_error": "mae", "mean_squared_error": "mse",
          "learning_rate": "lr"}
+
+
+# results.json's "weights" where the run's are not one epoch's as it ended, but what fit set after the last
+MOVING_AVERAGE = ("the optimizer's moving average of the weights (use_ema=True), which fit sets after the last "
+                  "epoch")
 
 
 def neuralab_names(logs: dict) -> dict:
@@ -104,8 +110,9 @@ class RunLogger(keras.callbacks.Callback):
         self._path: Path | None = None
         self._opening = self._open_now = False
         self._continuing = False  # a continued run not written yet: its first epoch in this fit has not ended
-        self._keras_history = None
         self._weights_by_epoch: dict[int, str] = {}  # epoch -> the sha256 of its converted weights
+        self._trained: str | None = None  # the sha256 of the weights as fit's training loop left them
+        self._ending = False  # fit's CallbackList is calling the callbacks' on_train_end: finish after them
 
     # --- Keras's hooks -------------------------------------------------------------------------
 
@@ -131,7 +138,7 @@ class RunLogger(keras.callbacks.Callback):
         # The folder is set up at the first epoch: only then does Keras tell where this fit starts
         # (its initial_epoch), which decides between a new run and one continued
         self._opening, self._open_now, self._continuing = True, False, False
-        self._finish_last()
+        self._weights_by_epoch, self._trained = {}, None
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._opening:
@@ -153,29 +160,15 @@ class RunLogger(keras.callbacks.Callback):
         self._weights_by_epoch[record["epoch"]] = self._save_model(record["epoch"])[1]
 
     def on_train_end(self, logs=None):
-        if self._keras_history is None:  # no History to finish after (callbacks called by hand): finish now
+        if not self._ending:  # called by hand, not by fit's CallbackList (which finishes the run after all)
             self._finish()
 
-    def _finish_last(self) -> None:
-        """Finish the run after every callback given to ``fit`` has ended, whatever their order:
-        EarlyStopping(restore_best_weights=True) sets the best epoch's weights in its
-        on_train_end, and Keras calls the callbacks in the order of the list. ``fit``'s History
-        (model.history), which Keras appends after them, ends last: the run is finished there."""
-        self._weights_by_epoch = {}
-        history = getattr(self.model, "history", None)
-        self._keras_history = history if isinstance(history, keras.callbacks.History) else None
-        if self._keras_history is None:
-            return
-        ends = self._keras_history.on_train_end  # its own, or another RunLogger's finishing after it
-
-        def on_train_end(logs=None):
-            vars(self._keras_history).pop("on_train_end", None)  # once: a History given to fit again ends no run twice
-            try:
-                ends(logs)
-            finally:
-                self._finish()
-
-        self._keras_history.on_train_end = on_train_end
+    def _training_ended(self) -> None:
+        """Note the weights as fit's training loop leaves them, before any callback's on_train_end:
+        the last epoch's, or what the optimizer made of them after it (Adam(use_ema=True) sets
+        its moving average of the weights)."""
+        if self._open_now and not self._continuing and self.history:
+            self._trained = self._save_model(self.history[-1]["epoch"])[1]
 
     def _finish(self) -> None:
         if not self._open_now or self._continuing:  # a fit that ran no epoch leaves the run as it was
@@ -190,6 +183,8 @@ class RunLogger(keras.callbacks.Callback):
             results = {"best_epoch": kept,  # the epoch whose weights the model ends with (None: none of them)
                        "epochs_run": len(self.history), "train_seconds": last.get("elapsed", 0.0),
                        "trained_by": runs.KERAS_FIT, "last_epoch": last}
+            if now == self._trained != self._weights_by_epoch.get(kept) and self._averaged():
+                results["weights"] = MOVING_AVERAGE
             if self.kind is Kind.CLASSIFIER:
                 self._finish_classifier(net, results)
             else:
@@ -394,11 +389,16 @@ class RunLogger(keras.callbacks.Callback):
 
     def _kept_epoch(self, now: str | None, last: int) -> int | None:
         """The epoch whose weights (``now``, their sha256) the model ends ``fit`` with: the ``last``
-        one, unless a callback set others (EarlyStopping(restore_best_weights=True) the best
-        epoch's); None where they are no epoch's of this fit."""
-        if self._weights_by_epoch.get(last) == now:
+        one, also where the optimizer set its own after it (its moving average, use_ema=True),
+        unless a callback set others (EarlyStopping(restore_best_weights=True) the best epoch's);
+        None where they are no epoch's of this fit."""
+        if now in (self._weights_by_epoch.get(last), self._trained):
             return last
         return max((e for e, digest in self._weights_by_epoch.items() if digest == now), default=None)
+
+    def _averaged(self) -> bool:
+        """Whether compile()'s optimizer ends fit with its moving average of the weights, as its config says."""
+        return bool(_plain(getattr(self.model.optimizer, "get_config", dict)()).get("use_ema"))
 
     def _finish_classifier(self, net, results: dict) -> None:
         import torch
@@ -469,6 +469,37 @@ class RunLogger(keras.callbacks.Callback):
             return float(np.mean(keras.ops.convert_to_numpy(value)))
         except Exception:  # noqa: BLE001  a loss of the learner's own that takes other targets: the run's own
             return None
+
+
+def _finish_runs_after_every_callback() -> None:
+    """Have fit's CallbackList finish each RunLogger in it once every callback's on_train_end has
+    run, whatever their order in the list: EarlyStopping(restore_best_weights=True) sets the best
+    epoch's weights in its own, and a History the user lists (or Keras appends) is no sure last.
+    Before them it notes the weights the training loop left (``_training_ended``). Done once, on
+    Keras's class: fit builds its CallbackList inside, out of a callback's reach."""
+    ends = keras.callbacks.CallbackList.on_train_end
+    if getattr(ends, "finishes_runs", False):  # this module imported again
+        return
+
+    def on_train_end(self, logs=None):
+        loggers = [c for c in self.callbacks if isinstance(c, RunLogger)]
+        for logger in loggers:
+            logger._ending = True
+        try:
+            for logger in loggers:
+                logger._training_ended()
+            ends(self, logs)
+        finally:  # a callback failing in its own on_train_end still leaves the runs finished, unlocked
+            for logger in loggers:
+                logger._ending = False
+            for logger in loggers:
+                logger._finish()
+
+    on_train_end.finishes_runs = True
+    keras.callbacks.CallbackList.on_train_end = functools.wraps(ends)(on_train_end)
+
+
+_finish_runs_after_every_callback()
 
 
 def data_record(data) -> str | None:
