@@ -18,7 +18,9 @@ SERVE = [sys.executable, "-m", "neuralab", "serve", "--port", "0"]
 
 
 @pytest.mark.parametrize("short, address", [("0", "0.0.0.0"), ("127.1", "127.0.0.1"), ("2130706433", "127.0.0.1"),
-                                            ("127.0.0.2", "127.0.0.2"), ("[::1]", "::1"), ("lab-pc.local", "lab-pc.local")])
+                                            ("127.0.0.2", "127.0.0.2"), ("[::1]", "::1"), ("lab-pc.local", "lab-pc.local"),
+                                            ("0::0", "::"), ("::0", "::"), ("0:0:0:0:0:0:0:0", "::"),
+                                            ("[0:0:0:0:0:0:0:1]", "::1"), ("fd00:0::2", "fd00::2")])
 def test_a_short_form_is_the_address_it_stands_for(short, address):
     assert security.listen_address(short) == address
 
@@ -26,6 +28,7 @@ def test_a_short_form_is_the_address_it_stands_for(short, address):
 def test_the_host_names_answered_follow_the_address_listened_on():
     allowed = security.allowed_hosts
     assert allowed("0") == allowed("0.0.0.0")  # every interface: the machine's own names too
+    assert allowed("0::0") == allowed("::0") == allowed("0:0:0:0:0:0:0:0") == allowed("::")
     assert allowed("127.1") == allowed("127.0.0.1") == {"localhost", "127.0.0.1", "::1"}
     assert allowed("127.0.0.2") == {"localhost", "127.0.0.1", "::1", "127.0.0.2"}
 

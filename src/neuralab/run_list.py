@@ -2,18 +2,27 @@
 in the runs table (``describe``, ``Row``), as `neuralab runs` and the web app's list show them.
 It reads runs through neuralab.runs, which owns their format, and imports nothing heavier than
 the standard library, so that `neuralab runs` and the web app's listing start at once.
+A listing asked for again and again (the web app's runs page asks every few seconds) keeps its
+rows (``Rows``) and reads a run again only where its files changed.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterable
 
 from neuralab.errors import NeuralabError
-from neuralab.runs import CONFIG, Kind, Run, Status, json_object
+from neuralab.runs import CHECKPOINTS, CONFIG, LAST, METRICS, MODEL, REPORT, RESULTS, WEIGHTS, Kind, Run, Status, \
+    json_object
 
 MAX_DEPTH = 3  # runs/<group>/<run>/config.json at most
+# What ``describe`` reads: these files, and the folders whose entries it looks up ("" the run's own)
+READS = (CONFIG, MODEL, RESULTS, WEIGHTS, METRICS, LAST, REPORT, "", CHECKPOINTS)
+STILL_NS = 2 * 10**9  # how long a run's files stay unchanged before its row is kept (FAT's clock ticks in 2 s)
 
 
 def find(root: str | os.PathLike) -> list[str]:
@@ -91,6 +100,57 @@ def describe(run: Run, id: str | None = None) -> Row:
     error = run.damage() if status == Status.DAMAGED else ""  # damaged weights or results: the row says which
     return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")),
                _named(error, run, id), report_missing=status == Status.FINISHED and run.report_missing())
+
+
+class Rows:
+    """``describe``'s rows kept from one listing to the next: a run whose files are as they were
+    (``_looks``) is not read again, so a page that asks for the list every few seconds costs a few
+    stat calls a run, where reading them all again took most of a second at 200 runs. One per
+    app; its listings may run in several threads at once."""
+
+    def __init__(self):
+        self._kept: dict[tuple[Path, str], tuple[tuple, Row]] = {}
+        self._lock = threading.Lock()
+
+    def row(self, run: Run, id: str) -> Row:
+        """``describe(run, id)``, read again only where the run changed since it was last read."""
+        key, looks = (run.path, id), _looks(run)
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is None or kept[0] != looks:
+            kept = looks, describe(run, id)
+            # a file changed within the last tick of the file system's clock may change again with
+            # the same time and size, unseen: such a run is read again until it has been still a while
+            changed = max((seen[1] for seen in looks[1:] if seen is not None), default=0)
+            if time.time_ns() - changed > STILL_NS:
+                with self._lock:
+                    self._kept[key] = kept
+        return replace(kept[1], metric=dict(kept[1].metric))  # the caller's to change (the web app renames a metric)
+
+    def keep_only(self, ids: Iterable[str]) -> None:
+        """Forget the rows of every run but those named ``ids``: runs deleted or renamed since."""
+        keep = set(ids)
+        with self._lock:
+            self._kept = {key: kept for key, kept in self._kept.items() if key[1] in keep}
+
+
+def _looks(run: Run) -> tuple:
+    """What ``describe`` reads of ``run`` as stat calls see it (inode, modification time and size
+    of each of READS: files are replaced by renames, so a rewrite is a new inode), and whether a
+    live process holds its lock, which no stat shows: a training killed leaves run.lock as it was."""
+    try:
+        held = run.owner() is not None
+    except NeuralabError:  # a lock that is a link or a pipe: describe says the run is damaged
+        held = None
+    seen: list = [held]
+    folder = os.fspath(run.path)
+    for name in READS:
+        try:
+            st = os.stat(os.path.join(folder, name))
+            seen.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        except OSError:
+            seen.append(None)
+    return tuple(seen)
 
 
 def _best_so_far(metrics: list[dict], name: str, best) -> dict:

@@ -35,8 +35,8 @@ def register(sub) -> None:
 def run_serve(args) -> int:
     from neuralab.errors import NeuralabError, ParameterError
     from neuralab.runs import default_root
-    from neuralab.web.app import check_host, listening_socket, make_server
-    from neuralab.web.security import allowed_hosts, is_loopback, listen_address
+    from neuralab.web.app import check_host, listening_socket, make_server, on_loopback
+    from neuralab.web.security import allowed_hosts, listen_address
 
     given, args.runs = args.runs, args.runs or default_root()
     if args.runs.exists() and not args.runs.is_dir():  # no run can be listed or started there
@@ -47,7 +47,7 @@ def run_serve(args) -> int:
     # 0 is 0.0.0.0 and 127.1 is 127.0.0.1 to the system: loopback or not, and the names answered, by what it is
     args.host = listen_address(args.host)
     check_host(args.host)  # a --host that is no address of this machine: one line, no warning about it first
-    if not is_loopback(args.host):
+    if not on_loopback(args.host):  # by the address bound: a name may stand for 127.0.1.1
         print(f"neuralab: warning: --host {args.host} makes the app reachable from other machines; it has no login "
               "and shows every run under --runs. Use it only on a network you trust.", file=sys.stderr)
         names = sorted(allowed_hosts(args.host, args.allow_host))

@@ -24,7 +24,7 @@ import errno
 import functools
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from neuralab.errors import NeuralabError, ParameterError, Shown, out_of_memory
 from neuralab.web import classify as classifier
+from neuralab.run_list import Rows
 from neuralab.web import images, jobs, playground, runs
 from neuralab.web.forecast import forecast_view
 from neuralab.web.inputs import fields, read_body, read_json, text
@@ -94,8 +95,9 @@ class Served:
     pictures: anyio.CapacityLimiter  # pictures read and decoded at once
     jobs: jobs.Jobs                  # trainings started from the browser
     # Training from the browser runs code on this machine for whoever can reach the page: only
-    # when the app answers to loopback names alone (`neuralab serve` without --host/--allow-host).
+    # when the app listens on a loopback address and answers to no name given with --allow-host.
     local: bool
+    rows: Rows = field(default_factory=Rows)  # the runs list's, kept from one poll of it to the next
 
 
 def served(request) -> Served:
@@ -150,14 +152,15 @@ def _with_job(state: dict, job: dict | None) -> dict:
     return state
 
 
-def _run_rows(root: Path, active: list[dict]) -> list[dict]:
+def _run_rows(root: Path, active: list[dict], kept: Rows) -> list[dict]:
     found = []
     for run_id in runs.find_runs(root):
         with contextlib.suppress(runs.NotFound):  # removed since it was found: listed no more
-            row = runs.describe(root, run_id)
+            row = runs.describe(root, run_id, kept)
             # a job names a run by its one name (a link inside the runs folder: the folder it leads to)
             name = runs.run_name(root, run_id) if active else None
             found.append(_with_job(row, next((job for job in active if job["run"] == name), None)))
+    kept.keep_only(row["id"] for row in found)
     return found
 
 
@@ -166,7 +169,7 @@ async def run_list(request):
     active = [job for job in s.jobs.list() if job["state"] in jobs.ACTIVE]  # once for every row
     # the server's own path, only for the app on this machine: whoever reaches it from elsewhere learns no paths
     return JSONResponse({"root": str(s.root) if s.local else "",
-                         "runs": await run_in_threadpool(_run_rows, s.root, active)})
+                         "runs": await run_in_threadpool(_run_rows, s.root, active, s.rows)})
 
 
 def _details(s: Served, run_id: str) -> dict:
@@ -335,9 +338,12 @@ EXCEPTION_HANDLERS = {runs.NotFound: _answer(404), jobs.JobRefused: _answer(409)
                       HTTPException: http_error, Exception: server_error}
 
 
-def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = False) -> Starlette:
+def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = False,
+               local: bool | None = None) -> Starlette:
     """The app serving the runs under ``runs_dir``; ``hosts``: the Host names it answers to
-    (default: the loopback names; ``security.allowed_hosts`` makes the set for a bind address)."""
+    (default: the loopback names; ``security.allowed_hosts`` makes the set for a bind address);
+    ``local``: whether only this machine reaches it (``make_server`` decides it on the address
+    listened on; by default, whether every name in ``hosts`` is a loopback one)."""
     import anyio
 
     try:
@@ -359,7 +365,7 @@ def create_app(runs_dir: str | Path = "runs", hosts=None, trust_code: bool = Fal
     app.state.served = Served(root=root, uploads=images.Uploads(),
                               models=classifier.Models(trust_code=trust_code),  # model.py of a run runs only so
                               pictures=anyio.CapacityLimiter(PICTURES_AT_ONCE), jobs=queue,
-                              local=all(is_loopback(h) for h in hosts))
+                              local=all(is_loopback(h) for h in hosts) if local is None else local)
     return app
 
 
@@ -389,7 +395,10 @@ def make_server(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: in
     ``allow_hosts``: more names the app answers to besides those ``allowed_hosts`` finds."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(runs_dir, allowed_hosts(host, allow_hosts), trust_code), host=host, port=port,
+    # a name given with --allow-host is one other machines reach this one by (a proxy's): not local
+    local = on_loopback(host) and all(is_loopback(h) for h in allow_hosts)
+    app = create_app(runs_dir, allowed_hosts(host, allow_hosts), trust_code, local)
+    config = uvicorn.Config(app, host=host, port=port,
                             log_level="warning", server_header=False, lifespan="on", http=Connection,
                             h11_max_incomplete_event_size=MAX_HEADER_BYTES)
     return uvicorn.Server(config)
@@ -518,6 +527,16 @@ def check_host(host: str) -> None:
         refused = _no_host(host, e)
         if refused is not None:
             raise refused from None
+
+
+def on_loopback(host: str) -> bool:
+    """Whether listening on ``host`` takes connections from this machine alone, decided on the
+    address the socket is bound to (``_bind_address``), not on the name: Debian gives the
+    machine's own name 127.0.1.1, so `--host $(hostname)` is as private as 127.0.0.1."""
+    try:
+        return is_loopback(_bind_address(host, 0)[1][0])
+    except OSError:  # resolves to nothing: nothing listens there (``check_host`` says so)
+        return False
 
 
 def _bind_address(host: str, port: int) -> tuple[int, tuple]:

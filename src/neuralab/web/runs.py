@@ -71,6 +71,8 @@ def without_root(root: Path, line: str) -> str:
     with no target of a link leading out of a run: the library names it for the user at the
     terminal, but whoever reaches the app from elsewhere has no business knowing the server's
     other paths."""
+    if not line:  # most rows' error: no need to find the root's path (a resolve, for each row listed)
+        return line
     root = str(Path(root).resolve())
     line = line.replace(f"{root}{os.sep}", "").replace(root, "the runs folder")
     return LINK_TARGET.sub(r"\1", line)
@@ -131,12 +133,13 @@ def find_runs(root: Path) -> list[str]:
     return found
 
 
-def describe(root: Path, run_id: str) -> dict:
+def describe(root: Path, run_id: str, rows: run_list.Rows | None = None) -> dict:
     """The row of the runs table: kind, model, data, status, headline metric, date. A run
     whose files are damaged still gets its row (status "damaged"), so one bad folder never
-    breaks the listing."""
+    breaks the listing. ``rows``: the rows kept from the app's last listing, to read only the
+    runs that changed."""
     path = resolve_run(root, run_id)
-    row = run_list.describe(runs.Run(path), run_id).as_dict()
+    row = (rows.row if rows is not None else run_list.describe)(runs.Run(path), run_id).as_dict()
     if row["status"] == runs.Status.DAMAGED.value:
         _still_there(path, run_id)  # removed while it was read: no run, rather than a damaged one
     row["finished"] = row["status"] == runs.Status.FINISHED.value

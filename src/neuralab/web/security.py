@@ -107,14 +107,15 @@ def machine_names() -> set[str]:
 def listen_address(host: str) -> str:
     """A bind address (`neuralab serve --host`) as the system reads it, so that "this machine
     only", "every interface" and the Host names answered are decided on the address listened
-    on: an IPv4 address in one of inet_aton's short forms, which getaddrinfo binds as such
-    (``0``, ``127.1``, ``2130706433``), as its four numbers; a full address or a name as it is."""
+    on: an address in its standard form (``0::0`` is ``::``, as WILDCARD spells it, ``fd00:0::2``
+    is ``fd00::2``, as browsers send it), an IPv4 address in one of inet_aton's short forms,
+    which getaddrinfo binds as such (``0``, ``127.1``, ``2130706433``), as its four numbers; a
+    name as it is."""
     import socket
 
     name = host.strip().strip("[]")
     try:
-        ipaddress.ip_address(name)
-        return name
+        return str(ipaddress.ip_address(name))
     except ValueError:
         pass
     try:
