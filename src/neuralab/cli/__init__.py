@@ -82,11 +82,15 @@ class Parser(argparse.ArgumentParser):
 
     def no_such_option(self, word: str):
         """Refuse ``word``, an option this command does not have, naming the closest it does."""
-        flags = [flag for action in self._actions for flag in action.option_strings
-                 if flag.startswith("--") and flag not in ("--help", "--version")]  # not what was meant
-        close = closest(word.split("=", 1)[0], flags)
-        how = f"did you mean {close}?" if close else f"see `{self.prog} --help`"
-        self.exit(2, f"{self.prog}: error: {word.split('=', 1)[0]}: no such option of {self.prog}; {how}\n")
+        typed = word.split("=", 1)[0]
+        names = {flag[2:]: flag for action in self._actions for flag in action.option_strings
+                 if flag.startswith("--") and flag not in ("--help", "--version")}  # not what was meant
+        bare = typed.lstrip("-")  # the dashes are no letters of the name: --ep is no typo of --sep
+        # abbreviations are off (allow_abbrev=False): the flags a short word starts are what it meant
+        started = [flag for name, flag in names.items() if name.startswith(bare)] if bare else []
+        close = started or [names[c] for c in [closest(bare, names)] if c]
+        how = f"did you mean {' or '.join(close)}?" if close else f"see `{self.prog} --help`"
+        self.exit(2, f"{self.prog}: error: {typed}: no such option of {self.prog}; {how}\n")
 
 
 def _unknown_option(parser: argparse.ArgumentParser, words: list[str]) -> str | None:
