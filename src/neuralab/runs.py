@@ -28,6 +28,7 @@ import fcntl
 import itertools
 import json
 import os
+import shlex
 import shutil
 import socket
 import stat
@@ -36,7 +37,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuralab.errors import NeuralabError, ParameterError, Shown, reduced
+from neuralab.errors import NeuralabError, ParameterError, Shown, printable, reduced
 from neuralab.files import (MAX_JSON, WriteError, folder_from_env, nulled, open_plain, read_json, remove_leftovers,
                             run_write_advice, write_advice, write_json, write_text)
 from neuralab.safetensors_header import (neuralab_metadata, read_safetensors_header, safetensors_fault,
@@ -182,6 +183,16 @@ def way_on(path: Path, kind: Kind, does: str | None = None, call: str | None = N
     is to be finished ("finishes it", or FROM_THE_START where it keeps no epoch)."""
     resume = call or Interrupted.resume_call(path, kind)
     return f"`{resume}` {does or ('finishes it' if epoch_kept(path) else FROM_THE_START)}"
+
+
+def shell_word(path) -> str:
+    """``path`` as a command line that is printed for pasting back must give it: quoted where the
+    shell would split or expand it (`--resume 'sp ace/r3'`), as errors.ParameterError shows an
+    option's value; a name holding a newline or a tab is shown escaped (errors.printable), on the
+    message's one line. The command lines' counterpart of ``python_call``'s repr."""
+    text = os.fspath(path)
+    shown = printable(text)
+    return shlex.quote(text) if shown is text else shown
 
 
 def python_call(path: Path, function: str, *given) -> str:

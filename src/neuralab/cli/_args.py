@@ -278,13 +278,13 @@ def resume_command(command: str, run_dir) -> str:
     given again: `--resume` would only say so."""
     from pathlib import Path
 
-    from neuralab.runs import Interrupted, Kind, resume_needs
+    from neuralab.runs import Interrupted, Kind, resume_needs, shell_word
 
     if python_only(run_dir):
         return Interrupted.resume_call(Path(run_dir), next(kind for kind in Kind if kind.made_by == command))
     start = launched_as() if command == Kind.CLASSIFIER.made_by else ""  # torchrun runs `neuralab train` alone
     trust = " --trust-code" if resume_needs(Path(run_dir))[0] == "trust_code" else ""
-    return f"{start}{command} --resume {run_dir}{trust}"
+    return f"{start}{command} --resume {shell_word(run_dir)}{trust}"
 
 
 def python_only(run_dir) -> bool:

@@ -56,7 +56,15 @@ def run_verify(args) -> int:
 
 
 def run_fetch(args) -> int:
+    from neuralab.cli._args import flag_for
     from neuralab.data import fetch
+    from neuralab.errors import NAMING, NeuralabError
 
-    print(fetch(args.name))
+    try:
+        print(fetch(args.name))
+    except NeuralabError as e:
+        # its advice names `data_dir`, the folder the commands that read the data take (`train`,
+        # `data path`): --data-dir there, though `data fetch`, which only fills the cache, has none
+        naming = NAMING.get()
+        raise NeuralabError(e.render(lambda p: flag_for(p) if p == "data_dir" else naming(p))) from None
     return 0

@@ -28,9 +28,9 @@ def report_command(run_dir) -> str:
     library's report errors name the Python call; main() says this instead (``said_with``)."""
     from pathlib import Path
 
-    from neuralab.runs import resume_needs
+    from neuralab.runs import resume_needs, shell_word
 
-    return f"neuralab report {run_dir}" + (" --trust-code" if resume_needs(Path(run_dir))[0] == "trust_code" else "")
+    return f"neuralab report {shell_word(run_dir)}" + (" --trust-code" if resume_needs(Path(run_dir))[0] == "trust_code" else "")
 
 
 REPORTED = "its report can only be written"  # what from_python_only says for `neuralab report`

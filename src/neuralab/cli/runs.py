@@ -43,6 +43,8 @@ def run_runs(args) -> int:
                             "are in, or give it as ROOT")
     if args.json:
         print(json.dumps([row.as_dict() for row in rows(root)], indent=2))
+        for note in _linked_out(root):  # beside the JSON, which a script parses
+            print(f"neuralab: note: {note}", file=sys.stderr)
         return 0
     if not args.watch:
         print(table(rows(root), root))
@@ -74,13 +76,13 @@ def rows(root: Path):
 
 def table(rows, root: Path) -> str:
     if not rows:
-        return f"no runs under {root}"
+        return "\n".join([f"no runs under {root}", *_linked_out(root)])
     cells = [COLUMNS] + [(printable(r.id), r.kind, r.model, r.data, _status(r), _metric(r), str(r.epochs or ""),
                           r.created.replace("T", " ")[:16]) for r in sorted(rows, key=lambda r: r.created)]
     widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     damaged = [f"  {r.id}: {r.error}" for r in rows if r.error]
-    return "\n".join(lines + (["damaged:", *damaged] if damaged else []) + _left_out(root))
+    return "\n".join(lines + (["damaged:", *damaged] if damaged else []) + _left_out(root) + _linked_out(root))
 
 
 def _left_out(root: Path) -> list[str]:
@@ -98,6 +100,48 @@ def _left_out(root: Path) -> list[str]:
     except NeuralabError:  # a damaged config.json: its row says so
         return []
     return [printable(sentence)] if sentence else []
+
+
+def _linked_out(root: Path) -> list[str]:
+    """The runs under ROOT reached through symbolic links that lead out of it, which the list
+    leaves out (run_list.find follows a link only within ROOT, the web app's rule), said in
+    one line: the runs of a home folder's links to scratch were missing without a word."""
+    import os
+
+    from neuralab.run_list import MAX_DEPTH, find
+    from neuralab.runs import CONFIG
+
+    if (root / CONFIG).is_file() or not root.is_dir():
+        return []
+    real_root, links = root.resolve(), []
+    for folder, dirs, files in os.walk(root):  # links to folders are listed in dirs, and not walked
+        rel = Path(folder).relative_to(root)
+        for name in sorted(dirs):
+            link = Path(folder) / name
+            if not link.is_symlink():
+                continue
+            try:
+                target = link.resolve()
+                outside = target != real_root and real_root not in target.parents
+                if outside and ((target / CONFIG).is_file() or find(target)):
+                    links.append(link)
+            except (OSError, RuntimeError):  # a link in a loop leads nowhere to list
+                continue
+        if CONFIG in files or len(rel.parts) >= MAX_DEPTH:  # as deep as find looks
+            dirs[:] = []
+        else:
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    if not links:
+        return []
+    links.sort()  # as the table's ids sort: group/exp1 before scratch
+    shown = ", ".join(f"{printable(str(link.relative_to(root)))} -> {printable(os.readlink(link))}"
+                      for link in links[:3])
+    more = f" and {len(links) - 3} more" if len(links) > 3 else ""
+    from neuralab.runs import shell_word
+
+    many = len(links) > 1
+    return [f"left out: {len(links)} symbolic link{'s' if many else ''} to runs outside {printable(str(root))} "
+            f"({shown}{more}); list {'each' if many else 'it'} with `neuralab runs {shell_word(links[0])}`"]
 
 
 def _status(row) -> str:

@@ -111,7 +111,8 @@ def _whose_cache() -> str:
     given = os.environ.get("NEURALAB_DATA")
     if not given:
         return "or set NEURALAB_DATA"
-    missing = "" if cache_dir().is_dir() else ", a folder that does not exist"
+    cache = cache_dir()
+    missing = "" if cache.is_dir() else ", a file, not a folder" if cache.exists() else ", a folder that does not exist"
     return f"NEURALAB_DATA={given} is used{missing}: fix or unset it"
 
 
@@ -158,7 +159,10 @@ def _not_found_message(source: Source, fetching: bool = False) -> str:
     """How to get a dataset; when ``fetching`` failed, the ways that need no download."""
     ways = [] if fetching else [f"fetch it (`neuralab data fetch {source.name}`, or neuralab.data.fetch; needs internet)"]
     ways += [f"copy the files into {cache_dir().absolute() / source.name} ({_whose_cache()})",
-             "point `data_dir` at the folder holding them"]
+             "point `data_dir` at the folder holding them",
+             # an offline node's user cannot look the names up, nor fetch them there
+             f"the files: {', '.join(source.files)} (on a machine with internet, `neuralab data fetch "
+             f"{source.name}` puts them in the folder `neuralab data path {source.name}` prints)"]
     if source.debian_package:
         ways.append(f"on Debian/Ubuntu: apt-get install {source.debian_package}")
     return f"dataset {source.name} not found; to get it: " + "; ".join(ways)
@@ -177,22 +181,48 @@ def sha256(path: Path, checksum: str = "content") -> str:
     return digest.hexdigest()
 
 
+def _matches(source: Source, directory: Path, filename: str) -> bool:
+    """Whether ``directory``'s copy of ``filename`` has the file's pinned SHA-256."""
+    return sha256(file_in(directory, filename), source.checksum) == source.files[filename]
+
+
 def verify(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, bool]:
     """Check every file of ``name`` against its pinned SHA-256; returns file -> ok."""
     source = get_source(name)
     directory = locate(name, data_dir)
-    return {f: sha256(file_in(directory, f), source.checksum) == digest for f, digest in source.files.items()}
+    return {f: _matches(source, directory, f) for f in source.files}
+
+
+def _damaged(source: Source, directory: Path) -> list[str]:
+    """The files of the complete copy in ``directory`` that ``verify`` would not pass: another
+    SHA-256, or a .gz cut short (a copy to an offline node stopped), which cannot be read whole."""
+    damaged = []
+    for filename in source.files:
+        try:
+            intact = _matches(source, directory, filename)
+        except NeuralabError:  # damaged gzip data: read_bytes's refusal
+            intact = False
+        if not intact:
+            damaged.append(filename)
+    return damaged
 
 
 def fetch(name: str, timeout: float = 30.0) -> Path:
     """The folder of ``name``'s files: a complete copy where one is found already (the cache, a
-    system package's folder, as ``locate`` looks), else the cache, its missing files downloaded,
-    verified and each written atomically."""
+    system package's folder, as ``locate`` looks) whose files ``verify`` passes, else the cache,
+    its missing and damaged files downloaded, verified and each written atomically."""
     source = get_source(name)
-    found = next((d for d in candidates(source) if _complete(source, d)), None)
-    if found is not None:  # an offline machine with the Debian package has nothing to download
-        return found
     target = cache_dir() / source.name
+    again: list[str] = []
+    for found in candidates(source):
+        if not _complete(source, found):
+            continue
+        again = _damaged(source, found)
+        if not again:  # an offline machine with the Debian package has nothing to download
+            return found
+        if found != target:  # a package's folder is not ours to write: the cache, ahead of it, gets the files
+            again = []
+        break
     created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -200,16 +230,18 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
         raise NeuralabError(f"{target}: cannot create the data cache ({e.strerror}); set NEURALAB_DATA to a "
                             "writable folder") from None
     try:
-        _fetch_into(source, target, timeout)
+        _fetch_into(source, target, timeout, again)
     finally:
         if created and not any(target.iterdir()):
             target.rmdir()  # nothing came: leave no empty folder behind
     return target
 
 
-def _fetch_into(source: Source, target: Path, timeout: float) -> None:
+def _fetch_into(source: Source, target: Path, timeout: float, again: list[str] = ()) -> None:
+    """Download into ``target`` the files it lacks, and those named ``again`` (damaged there)."""
     for filename, digest in source.files.items():
-        if file_in(target, filename):
+        kept = file_in(target, filename)
+        if kept and filename not in again:
             continue
         errors = []
         for mirror in source.mirrors:
@@ -223,10 +255,14 @@ def _fetch_into(source: Source, target: Path, timeout: float) -> None:
             except NeuralabError as e:  # a file that is not the one published: the next mirror may have it
                 errors.append(str(e))
         else:
+            what = (f"{kept}: damaged (not the published file's SHA-256); could not download it again"
+                    if kept else f"could not download {filename} for {source.name}")
             raise NeuralabError(
-                f"could not download {filename} for {source.name} ({'; '.join(errors)}); "
+                f"{what} ({'; '.join(errors)}); "
                 + _not_found_message(source, fetching=True).split("; to get it: ", 1)[1]
             )
+        if kept and kept != target / filename:
+            kept.unlink()  # the damaged decompressed copy: the .gz downloaded now stands for it
 
 
 def _download(url: str, dest: Path, digest: str, checksum: str, timeout: float) -> None:

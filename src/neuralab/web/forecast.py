@@ -126,7 +126,7 @@ def _no_forecast(run: runs.Run, run_id: str, no_results: bool) -> str:
     if status is runs.Status.RUNNING:
         return f"run {run_id}: still training (no results.json or forecast.csv yet)"
     if status is runs.Status.INTERRUPTED:
-        return (f"run {run_id}: interrupted before it forecast; go on with `neuralab forecast --resume {run_id}` "
+        return (f"run {run_id}: interrupted before it forecast; go on with `neuralab forecast --resume {runs.shell_word(run_id)}` "
                 "in a terminal, from the runs folder")
     missing = runs.RESULTS if no_results else runs.FORECAST
     return f"run {run_id}: {status.value}, but its {missing} is missing; run the forecast again to write it"

@@ -1,0 +1,82 @@
+"""The command lines neuralab prints for pasting back (`--resume RUN` after an interruption,
+`neuralab report RUN`, the forecast page's way on) quote a run folder whose name the shell
+would split: `neuralab train --resume sp ace/r3`, pasted back as printed, was refused
+("unrecognized arguments: ace/r3")."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+from starlette.testclient import TestClient
+
+from helpers import digits_folder
+from neuralab.cli import main
+from neuralab.cli._args import resume_command
+from neuralab.runs import REPORT, Run, Status
+from neuralab.web import create_app
+from test_interrupt_words import ctrl_c_in_epoch_2
+from test_web_app import fake_forecast_run
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
+
+
+def pasted(err: str) -> list[str]:
+    """The words of the command between backticks in ``err`` as a shell splits them, `neuralab` left off."""
+    words = shlex.split(err.split("`")[1])
+    assert words[0] == "neuralab", err
+    return words[1:]
+
+
+def test_the_resume_command_printed_after_ctrl_c_resumes_a_run_in_a_folder_with_a_space(tmp_path, monkeypatch,
+                                                                                        capsys):
+    digits = digits_folder(tmp_path / "digits", 300)
+    run = tmp_path / "sp ace" / "r3"
+    whole_again = ctrl_c_in_epoch_2(monkeypatch)
+    assert main(["train", "--model", "mlp", "--data", str(digits), "--epochs", "3", "--batch-size", "64",
+                 "--seed", "3", "--threads", "1", "--quiet", "--out", str(run)]) == 130
+    err = capsys.readouterr().err
+    assert f"`neuralab train --resume '{run}'` continues it" in err, err
+    whole_again()
+
+    assert pasted(err) == ["train", "--resume", str(run)]
+    assert main(pasted(err) + ["--quiet"]) == 0
+    assert Run(run).status() is Status.FINISHED
+
+
+def test_the_report_command_printed_for_a_finished_run_without_its_report_writes_it(tmp_path, capsys):
+    digits = digits_folder(tmp_path / "digits", 300)
+    run = tmp_path / "my runs" / "mlp"
+    assert main(["train", "--model", "mlp", "--data", str(digits), "--epochs", "1", "--batch-size", "64",
+                 "--threads", "1", "--quiet", "--out", str(run)]) == 0
+    (run / REPORT).unlink()  # as a kill while the report was written leaves it
+    capsys.readouterr()
+
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"`neuralab report '{run}'`" in err, err
+    assert main(pasted(err)) == 0
+    assert (run / REPORT).is_file()
+
+
+def test_under_torchrun_the_resume_command_quotes_the_folder_too(tmp_path, monkeypatch):
+    run = tmp_path / "tr un" / "big"
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    command = resume_command("neuralab train", run)
+    assert command == f"torchrun --nproc_per_node 2 -m neuralab train --resume '{run}'"
+    assert shlex.split(command)[-2:] == ["--resume", str(run)]
+
+
+def test_the_forecast_page_of_an_interrupted_run_quotes_its_id_in_the_resume_command(tmp_path):
+    root = tmp_path / "runs"
+    cut = fake_forecast_run(root / "temp max cut")
+    (cut / "results.json").unlink()
+    (cut / "forecast.csv").unlink()
+    with TestClient(create_app(root), base_url="http://127.0.0.1") as client:
+        answer = client.get("/api/forecast", params={"run": "temp max cut"})
+    assert answer.status_code == 400
+    said = answer.json()["error"]
+    assert "`neuralab forecast --resume 'temp max cut'`" in said, said
+    assert pasted(said) == ["forecast", "--resume", "temp max cut"]
