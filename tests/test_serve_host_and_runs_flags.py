@@ -73,3 +73,13 @@ def test_runs_given_as_a_file_is_refused_in_one_line(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == ("neuralab: error: --runs sales.csv: is a file, not a folder; give the folder the runs "
                            "are in\n")
+
+
+def test_a_runs_folder_not_made_yet_is_named_quoted_in_the_command_to_fill_it(tmp_path):
+    proc, line = serve("--runs", "my runs", cwd=tmp_path)
+    try:
+        assert line.startswith("neuralab web app on http://127.0.0.1:"), line
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "no folder my runs yet" in err and "`neuralab train --out 'my runs/NAME'`" in err, err

@@ -34,7 +34,7 @@ def register(sub) -> None:
 
 def run_serve(args) -> int:
     from neuralab.errors import NeuralabError, ParameterError
-    from neuralab.runs import default_root
+    from neuralab.runs import default_root, shell_word
     from neuralab.web.app import check_host, listening_socket, make_server, on_loopback
     from neuralab.web.security import allowed_hosts, listen_address
 
@@ -55,7 +55,7 @@ def run_serve(args) -> int:
               file=sys.stderr)
     if not args.runs.is_dir() and not args.runs.is_symlink():  # links in a loop: the app's one line says so
         print(f"neuralab: note: no folder {args.runs} yet: the playground works; train a model with "
-              f"`neuralab train --out {args.runs}/NAME` to fill the classifier and runs pages", file=sys.stderr)
+              f"`neuralab train --out {shell_word(args.runs / 'NAME')}` to fill the classifier and runs pages", file=sys.stderr)
     sock = listening_socket(args.host, args.port)
     port = sock.getsockname()[1]  # the one the system chose, for --port 0
     import torch  # noqa: F401  loaded now, so that the first prediction answers fast
