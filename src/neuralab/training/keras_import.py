@@ -149,15 +149,21 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
 def _check_image_size(image_size, sides: tuple, data, path: Path) -> None:
     """Refuse ``image_size`` where it reads no pictures (no ``data``) or differs from a size the
     model fixes (its input's ``sides``, height and width, None where open)."""
-    if data is None:
-        raise ParameterError("image_size", image_size, "reads the pictures of an image folder at that size; give "
-                             "the folder as `data` too")
     given = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size,)
+    typed = _by(given)  # the size as the user gives one, 16x16, not the tuple it was read into
+    if data is None:
+        raise ParameterError("image_size", typed, "reads the pictures of an image folder at that size; give "
+                             "the folder as `data` too")
     if any(sides) and not (len(given) == 2 and all(side is None or g == side for g, side in zip(given, sides))):
-        taken = "x".join(str(side or "any") for side in sides)
-        raise ParameterError("image_size", image_size, f"{path} takes {taken} pictures, and an image folder's are read "
-                             "at that size; leave `image_size` out (it is for a model whose input takes any size, "
-                             "(None, None, C))")
+        h, w = sides
+        if h and w:
+            raise ParameterError("image_size", typed, f"{path} takes {h}x{w} pictures, and an image folder's are "
+                                 "read at that size; leave `image_size` out (it is for a model whose input leaves "
+                                 "a side open, None)")
+        # one side open: the option is needed (a folder of several sizes), with the fixed side as the model's
+        wanted = f"pictures {w} wide (any height); give `image_size` Hx{w}" if w else \
+            f"pictures {h} high (any width); give `image_size` {h}xW"
+        raise ParameterError("image_size", typed, f"{path} takes {wanted}")
 
 
 def _classes(classes, known: list[str] | None, k: int, path: Path, data: str | None, outputs: str) -> list[str]:

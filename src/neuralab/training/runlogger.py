@@ -398,7 +398,9 @@ class RunLogger(keras.callbacks.Callback):
 
     def _averaged(self) -> bool:
         """Whether compile()'s optimizer ends fit with its moving average of the weights, as its config says."""
-        return bool(_plain(getattr(self.model.optimizer, "get_config", dict)()).get("use_ema"))
+        # under mixed precision compile() wraps it in a LossScaleOptimizer, whose own config has use_ema False
+        optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
+        return bool(_plain(getattr(optimizer, "get_config", dict)()).get("use_ema"))
 
     def _finish_classifier(self, net, results: dict) -> None:
         import torch
@@ -485,15 +487,22 @@ def _finish_runs_after_every_callback() -> None:
         loggers = [c for c in self.callbacks if isinstance(c, RunLogger)]
         for logger in loggers:
             logger._ending = True
+        stopped = False
         try:
             for logger in loggers:
                 logger._training_ended()
             ends(self, logs)
+        except BaseException as e:
+            stopped = not isinstance(e, Exception)  # Ctrl-C, sys.exit
+            raise
         finally:  # a callback failing in its own on_train_end still leaves the runs finished, unlocked
             for logger in loggers:
                 logger._ending = False
             for logger in loggers:
-                logger._finish()
+                if not stopped:
+                    logger._finish()
+                elif logger.run is not None:  # stopped now, as anywhere else in fit: interrupted, unlocked, with
+                    logger.run.unlock()  # no test set evaluated nor weights sealed that later callbacks would set
 
     on_train_end.finishes_runs = True
     keras.callbacks.CallbackList.on_train_end = functools.wraps(ends)(on_train_end)

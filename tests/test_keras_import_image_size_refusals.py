@@ -1,0 +1,90 @@
+"""`neuralab import --image-size`: a model with one open side, (None, 16, C), is told which size
+to give (its fixed side kept, "Hx16"), not to leave out the option a folder of several sizes
+needs; a fully fixed model is told to leave it out; each refusal shows the size as typed."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+os.environ["KERAS_BACKEND"] = "torch"
+keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
+
+from neuralab.cli import main  # noqa: E402
+from neuralab.errors import ParameterError  # noqa: E402
+from neuralab.training.keras_import import import_keras  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+
+SIZES = [(16, 16), (24, 20), (12, 18)]  # (height, width), in turn
+
+
+def digits_of_several_sizes(root, n=120):
+    """scikit-learn's real 8x8 handwritten digits, enlarged to the SIZES in turn, as a folder of
+    grey PNGs, one sub-folder per digit: pictures gathered from several sources."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for i, (image, label) in enumerate(zip(d.images[:n], d.target[:n])):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        h, w = SIZES[i % len(SIZES)]
+        picture = Image.fromarray((image * 16).clip(0, 255).astype(np.uint8))
+        picture.resize((w, h), Image.Resampling.BILINEAR).save(root / str(label) / f"{i}.png")
+    return root
+
+
+def saved(tmp_path, sides, name):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((*sides, 1), name="image"), keras.layers.Rescaling(1 / 255, name="scale"),
+                              keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+                              keras.layers.GlobalAveragePooling2D(name="pool"),
+                              keras.layers.Dense(10, activation="softmax", name="scores")], name=name)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.save(tmp_path / f"{name}.keras")
+    return tmp_path / f"{name}.keras"
+
+
+def refused(capsys, *args) -> str:
+    assert main(["import", *map(str, args)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    return err
+
+
+@pytest.mark.parametrize("sides, typed, wanted, good", [
+    ((None, 16), "20x20", "takes pictures 16 wide (any height); give --image-size Hx16", "20x16"),
+    ((16, None), "20x20", "takes pictures 16 high (any width); give --image-size 16xW", "16x20"),
+])
+def test_a_model_with_one_open_side_is_told_the_size_to_give(tmp_path, capsys, sides, typed, wanted, good):
+    folder = digits_of_several_sizes(tmp_path / "digits")
+    model = saved(tmp_path, sides, "half")
+    out = tmp_path / "runs" / "imported"
+    assert "--image-size" in refused(capsys, model, "--out", out, "--data", folder)  # the sizes differ: give one
+    err = refused(capsys, model, "--out", out, "--data", folder, "--image-size", typed)
+    assert f"--image-size {typed}: {model} {wanted}" in err and "leave" not in err
+    with pytest.raises(ParameterError, match=r"takes pictures 16 (wide|high) .*; give image_size") as python:
+        import_keras(model, out, data=str(folder), image_size=(20, 20))
+    assert python.value.parameter == "image_size"
+    # the size the refusal asks for is taken
+    code = main(["import", str(model), "--out", str(out), "--data", str(folder), "--image-size", good])
+    assert code == 0, capsys.readouterr().err
+    h, w = map(int, good.split("x"))
+    assert json.loads((out / "config.json").read_text())["data"]["input_shape"] == [1, h, w]
+
+
+def test_a_fixed_model_is_told_to_leave_the_size_out_shown_as_typed(tmp_path, capsys):
+    folder = digits_of_several_sizes(tmp_path / "digits")
+    model = saved(tmp_path, (28, 28), "fixed28")
+    err = refused(capsys, model, "--out", tmp_path / "o", "--data", folder, "--image-size", "16x16")
+    assert err.endswith(f"--image-size 16x16: {model} takes 28x28 pictures, and an image folder's are read at that "
+                        "size; leave --image-size out (it is for a model whose input leaves a side open, None)")
+
+
+def test_a_size_without_a_folder_is_shown_as_typed(tmp_path, capsys):
+    model = saved(tmp_path, (None, None), "anysize")
+    err = refused(capsys, model, "--out", tmp_path / "o", "--image-size", "16x12")
+    assert "--image-size 16x12: reads the pictures of an image folder at that size" in err and "(16, 12)" not in err
