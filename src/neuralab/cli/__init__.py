@@ -331,6 +331,20 @@ def _shortened(path: str, most: int = 160) -> str:
     return path if len(path) <= most else f"{path[:most * 2 // 3]}…{path[-(most // 3):]}"
 
 
+def _said_from_python(error: NeuralabError, args) -> NeuralabError:
+    """The library's ModelNeeded (pass the run's module as `model`), which no flag can do, said for
+    the command's RUN_DIR as the Python call that loads it with the module given again (cli.report's
+    ``used_from_python``): here once, so that no command misses it. A command whose way on is
+    another call (report's write_report, a resume) says that one itself (``from_python_only``)."""
+    source = sys.modules.get("neuralab.training.source")  # loaded by whatever raised ModelNeeded
+    run_dir = getattr(args, "run_dir", None)
+    if source is None or not isinstance(error, source.ModelNeeded) or not isinstance(run_dir, (str, os.PathLike)):
+        return error
+    from neuralab.cli.report import used_from_python
+
+    return used_from_python(run_dir) or error
+
+
 def main(argv: list[str] | None = None) -> int:
     received: list[int] = []
 
@@ -366,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         with ways_on_as_commands():  # every command names the command line's way on, never a Python call
             return args.func(args) or 0
     except NeuralabError as e:
+        e = _said_from_python(e, args)
         how = "; train it with `neuralab forecast --model`" if isinstance(e, NotAClassifier) else ""
         if not _other_rank():  # every process of a torchrun job checks the same inputs: one says it
             print(f"neuralab: error: {e.render(NAMING.get())}{how}", file=sys.stderr)

@@ -206,7 +206,10 @@ def refuse_other_kind(run_dir, kind) -> None:
 
 def other_kind_as_commands(e):
     """The library's refusal of a run of another kind (runs.OtherKind), which names Python's
-    functions, said with the commands that make, resume and use the run."""
+    functions, said with the commands that make, resume and use the run; a run of a module object
+    (``python_only``), which every command refuses, keeps the library's functions, which take it."""
+    if python_only(e.path):
+        return e
     found = e.found
     return e.said_with(f"`{found.made_by}`", found.used_by, "`neuralab runs`, `neuralab serve`",
                        resume_command(found.made_by, e.path) if e.resumable else None)

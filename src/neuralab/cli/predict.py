@@ -44,14 +44,12 @@ def run_predict(args) -> int:
 
     import numpy as np
 
-    from neuralab.cli.report import from_python_only
     from neuralab.data.folders import SkippedImagesWarning
     from neuralab.errors import NeuralabError
     from neuralab.training import load_classifier
     from neuralab.training.trained_classifier import PREDICT_BATCH
 
-    with from_python_only(args.run_dir, "it can only be used", "neuralab.load_classifier"):
-        clf = load_classifier(args.run_dir, trust_code=args.trust_code)
+    clf = load_classifier(args.run_dir, trust_code=args.trust_code)  # a module object's: main() names the call
     k = min(args.top_k, len(clf.classes))
     paths = pictures(args.images)
     answers, unreadable = [], []  # for --json, in the order given; (path, the reader's error, which names it)

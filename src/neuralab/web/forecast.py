@@ -126,6 +126,9 @@ def _no_forecast(run: runs.Run, run_id: str, no_results: bool) -> str:
     if status is runs.Status.RUNNING:
         return f"run {run_id}: still training (no results.json or forecast.csv yet)"
     if status is runs.Status.INTERRUPTED:
+        if runs.resume_needs(run.path)[0] == "model":  # a module object's: `--resume` would refuse it
+            return (f"run {run_id}: interrupted before it forecast; go on in Python with the module given again, "
+                    f"from the runs folder: {runs.Interrupted.resume_call(run.path, runs.Kind.FORECASTER)}")
         return (f"run {run_id}: interrupted before it forecast; go on with `neuralab forecast --resume {runs.shell_word(run_id)}` "
                 "in a terminal, from the runs folder")
     missing = runs.RESULTS if no_results else runs.FORECAST

@@ -151,8 +151,12 @@ class Jobs:
         path = resolve_run(self.root, text("run", run_id))
         run = runs.Run(path)
         if run.kind is not runs.Kind.CLASSIFIER:
+            how = "in a terminal with `neuralab forecast --resume RUN`"
+            if runs.resume_needs(path)[0] == "model":  # a module object's, which `--resume` would refuse
+                how = ("in Python with the module given again, from the runs folder: "
+                       f"{runs.Interrupted.resume_call(path, run.kind)}")
             raise JobRefused(f"run={Shown(run_id)!r}: only image-classifier runs resume from the app; a forecast run "
-                             "resumes in a terminal with `neuralab forecast --resume RUN`")
+                             f"resumes {how}")
         status = run.status()
         if status is not runs.Status.INTERRUPTED:
             raise JobRefused(f"run {run_id}: {status.value}; only an interrupted run resumes")
@@ -175,7 +179,8 @@ class Jobs:
             return []
         if source.get("file") is None:
             raise JobRefused(f"run {run_id}: its PyTorch model cannot be rebuilt from the run (docs/runs.md); resume "
-                             "it in Python with the module given again: resume_classifier(RUN, model=Net(...))")
+                             "it in Python with the module given again, from the runs folder: "
+                             f"{runs.Interrupted.resume_call(run.path, run.kind)}")
         if not self.trust_code:
             raise JobRefused(f"run {run_id}: its model is PyTorch code, which runs only when trusted; start the app "
                              "with `neuralab serve --trust-code` after reading the run's model.py")
