@@ -88,3 +88,10 @@ def test_a_size_without_a_folder_is_shown_as_typed(tmp_path, capsys):
     model = saved(tmp_path, (None, None), "anysize")
     err = refused(capsys, model, "--out", tmp_path / "o", "--image-size", "16x12")
     assert "--image-size 16x12: reads the pictures of an image folder at that size" in err and "(16, 12)" not in err
+
+
+def test_a_keras_shape_given_as_import_image_size_names_no_option_import_has_not(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["import", str(tmp_path / "model.keras"), "--image-size", "32x32x3"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--color" not in err and "(32x32); the colour channels are the model's" in err, err

@@ -229,7 +229,10 @@ def run() -> None:
     warnings.formatwarning = _one_line_warning
     quiet_pillow()
     try:
-        sys.exit(main())
+        status = main()
+        if status > 128:  # stopped by a signal: a second Ctrl-C would land in the exit handlers, a traceback
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.exit(status)
     except BrokenPipeError:  # the reader went away (`| head`): what it wanted was printed
         # Python flushes stdout once more at exit; pointed at /dev/null, that flush cannot fail
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

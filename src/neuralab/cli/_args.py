@@ -215,16 +215,17 @@ def other_kind_as_commands(e):
                        resume_command(found.made_by, e.path) if e.resumable else None)
 
 
-def height_width(text: str) -> tuple[int, int]:
+def height_width(text: str, channels: str = "--color's (rgb for 3, grayscale for 1)") -> tuple[int, int]:
     """"64x48" (height x width) or "64" (square) -> (64, 48); a usage error otherwise, a side
-    past what a classifier takes included (said here, as typed)."""
+    past what a classifier takes included (said here, as typed). ``channels``: whose the colour
+    channels are, where a command has no --color."""
     from neuralab.data.pictures import MAX_SIDE
 
     parts = text.lower().split("x")
     if (len(parts) == 3 and all(part.isdigit() and 1 <= int(part) <= MAX_SIDE for part in parts)
             and parts[2] in ("1", "3")):  # 32x32x3, Keras's shape
         raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH in pixels ({parts[0]}x{parts[1]}); the "
-                                         "colour channels are --color's (rgb for 3, grayscale for 1)")
+                                         f"colour channels are {channels}")
     if len(parts) not in (1, 2) or not all(part.isdigit() and int(part) >= 1 for part in parts):
         raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH in pixels, e.g. 64x64, or one number for a square")
     if max(int(part) for part in parts) > MAX_SIDE:

@@ -23,7 +23,8 @@ def register(sub) -> None:
     p.add_argument("--data", help="the dataset the model is for (e.g. fashion-mnist, or an image folder, whose "
                                   "pictures are read at the model's input size and colours): the run is evaluated "
                                   "on its test set")
-    p.add_argument("--image-size", type=height_width, metavar="HxW",
+    p.add_argument("--image-size", metavar="HxW",  # import reads pictures in the model's own colours
+                   type=lambda text: height_width(text, "the model's: pictures are read in its colours"),
                    help="for a model whose input takes any size (None, None, C): the size an image folder's "
                         "pictures are read at (default: as they are, all of one size); a model of one size reads "
                         "them at its own")
