@@ -1,7 +1,9 @@
 """`neuralab import MODEL.keras --data FOLDER --image-size HxW`: a model whose input takes any
 size (None, None, C), a fully convolutional net, reads a folder of pictures of several sizes at
 the size given, and `neuralab evaluate` reads it again alike; a model of one size refuses
-another, naming the option."""
+another, naming the option. A model with one open side, (None, 16, C), is told which size to
+give (its fixed side kept, "Hx16"), not to leave out the option; each refusal shows the size
+as typed."""
 
 from __future__ import annotations
 
@@ -90,3 +92,52 @@ def test_a_size_without_a_folder_is_refused(tmp_path):
     with pytest.raises(ParameterError, match="give the folder as") as refused:
         import_keras(model, tmp_path / "runs" / "x", image_size=(16, 16))
     assert refused.value.parameter == "image_size"
+
+
+def refused(capsys, *args) -> str:
+    assert main(["import", *map(str, args)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    return err
+
+
+@pytest.mark.parametrize("sides, typed, wanted, good", [
+    ((None, 16), "20x20", "takes pictures 16 wide (any height); give --image-size Hx16", "20x16"),
+    ((16, None), "20x20", "takes pictures 16 high (any width); give --image-size 16xW", "16x20"),
+])
+def test_a_model_with_one_open_side_is_told_the_size_to_give(tmp_path, capsys, sides, typed, wanted, good):
+    folder = digits_of_several_sizes(tmp_path / "digits")
+    model = saved(tmp_path, sides, "half")
+    out = tmp_path / "runs" / "imported"
+    assert "--image-size" in refused(capsys, model, "--out", out, "--data", folder)  # the sizes differ: give one
+    err = refused(capsys, model, "--out", out, "--data", folder, "--image-size", typed)
+    assert f"--image-size {typed}: {model} {wanted}" in err and "leave" not in err
+    with pytest.raises(ParameterError, match=r"takes pictures 16 (wide|high) .*; give image_size") as python:
+        import_keras(model, out, data=str(folder), image_size=(20, 20))
+    assert python.value.parameter == "image_size"
+    # the size the refusal asks for is taken
+    code = main(["import", str(model), "--out", str(out), "--data", str(folder), "--image-size", good])
+    assert code == 0, capsys.readouterr().err
+    h, w = map(int, good.split("x"))
+    assert json.loads((out / "config.json").read_text())["data"]["input_shape"] == [1, h, w]
+
+
+def test_a_fixed_model_is_told_to_leave_the_size_out_shown_as_typed(tmp_path, capsys):
+    folder = digits_of_several_sizes(tmp_path / "digits")
+    model = saved(tmp_path, (28, 28), "fixed28")
+    err = refused(capsys, model, "--out", tmp_path / "o", "--data", folder, "--image-size", "16x16")
+    assert err.endswith(f"--image-size 16x16: {model} takes 28x28 pictures, and an image folder's are read at that "
+                        "size; leave --image-size out (it is for a model whose input leaves a side open, None)")
+
+
+def test_a_size_without_a_folder_is_shown_as_typed(tmp_path, capsys):
+    model = saved(tmp_path, (None, None), "anysize")
+    err = refused(capsys, model, "--out", tmp_path / "o", "--image-size", "16x12")
+    assert "--image-size 16x12: reads the pictures of an image folder at that size" in err and "(16, 12)" not in err
+
+
+def test_a_keras_shape_given_as_import_image_size_names_no_option_import_has_not(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["import", str(tmp_path / "model.keras"), "--image-size", "32x32x3"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--color" not in err and "(32x32); the colour channels are the model's" in err, err
