@@ -39,6 +39,14 @@ def _sklearn_digits():
     return load_digits()
 
 
+def keras_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 real handwritten digits (8x8, no download) as Keras takes them,
+    (N, 8, 8, 1) float32 in [0, 1], and int64 labels 0-9."""
+    d = _sklearn_digits()
+    x = (d.images * 16).clip(0, 255).astype(np.uint8)[..., None].astype(np.float32) / 255
+    return x, d.target.astype(np.int64)
+
+
 def handwritten_digit(index: int) -> tuple[np.ndarray, int]:
     """Real handwritten digit ``index`` of scikit-learn's bundled set (1,797 digits, 8x8 pixels
     of 17 grey levels, from UCI's optical recognition set; no download) and its label, laid

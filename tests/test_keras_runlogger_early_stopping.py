@@ -13,6 +13,7 @@ import torch
 os.environ["KERAS_BACKEND"] = "torch"
 keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
 
+from helpers import keras_digits  # noqa: E402
 from neuralab import runs  # noqa: E402
 from neuralab.keras import build  # noqa: E402
 from neuralab.training import RunLogger  # noqa: E402
@@ -21,19 +22,10 @@ from neuralab.training.checkpoint import load_weights  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
 
-def digits():
-    """scikit-learn's 1,797 real handwritten digits (8x8, no download), (N, 8, 8, 1) in [0, 1]."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.images * 16).clip(0, 255).astype(np.uint8)[..., None].astype(np.float32) / 255
-    return x, d.target.astype(np.int64)
-
-
 @pytest.mark.parametrize("order", ["stop logger", "logger stop", "history stop logger"],
                          ids=["early-stopping-first", "runlogger-first", "own-history-first"])
 def test_the_run_keeps_the_restored_weights_and_names_their_epoch(tmp_path, order):
-    x, y = digits()
+    x, y = keras_digits()
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 8, 1), name="digit"), keras.layers.Flatten(name="flat"),
                               keras.layers.Dense(32, activation="relu", name="hidden"),
@@ -66,7 +58,7 @@ def test_the_run_keeps_the_restored_weights_and_names_their_epoch(tmp_path, orde
 
 
 def test_a_fit_without_restoring_keeps_its_last_epoch(tmp_path):
-    x, y = digits()
+    x, y = keras_digits()
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 8, 1), name="digit"), keras.layers.Flatten(name="flat"),
                               keras.layers.Dense(10, activation="softmax", name="scores")], name="linear")

@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 
 os.environ["KERAS_BACKEND"] = "torch"
 keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
 
+from helpers import keras_digits  # noqa: E402
 from neuralab import runs  # noqa: E402
 from neuralab.training import RunLogger  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
-
-
-def digits():
-    """scikit-learn's 1,797 real handwritten digits (8x8, no download), (N, 8, 8, 1) in [0, 1]."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.images * 16).clip(0, 255).astype(np.uint8)[..., None].astype(np.float32) / 255
-    return x, d.target.astype(np.int64)
 
 
 def linear(optimizer):
@@ -50,7 +41,7 @@ class Stopped(keras.callbacks.Callback):
 
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
 def test_stopped_in_a_callbacks_end_the_run_is_interrupted_and_goes_on(tmp_path, stop):
-    x, y = digits()
+    x, y = keras_digits()
     model = linear("adam")
     out = tmp_path / "runs" / "digits"
     restore = keras.callbacks.EarlyStopping(monitor="loss", patience=0, restore_best_weights=True)
@@ -71,7 +62,7 @@ def test_stopped_in_a_callbacks_end_the_run_is_interrupted_and_goes_on(tmp_path,
 
 
 def test_the_moving_average_under_mixed_precision_is_said(tmp_path):
-    x, y = digits()
+    x, y = keras_digits()
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = linear(keras.optimizers.Adam(0.01, use_ema=True))

@@ -13,21 +13,13 @@ import torch
 os.environ["KERAS_BACKEND"] = "torch"
 keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
 
+from helpers import keras_digits  # noqa: E402
 from neuralab import runs  # noqa: E402
 from neuralab.keras import build  # noqa: E402
 from neuralab.training import RunLogger  # noqa: E402
 from neuralab.training.checkpoint import load_weights  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
-
-
-def digits():
-    """scikit-learn's 1,797 real handwritten digits (8x8, no download), (N, 8, 8, 1) in [0, 1]."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = (d.images * 16).clip(0, 255).astype(np.uint8)[..., None].astype(np.float32) / 255
-    return x, d.target.astype(np.int64)
 
 
 def linear(optimizer):
@@ -47,7 +39,7 @@ def the_runs_predictions(out, x):
 
 
 def test_the_optimizers_moving_average_counts_as_the_last_epochs(tmp_path):
-    x, y = digits()
+    x, y = keras_digits()
     model = linear(keras.optimizers.Adam(0.01, use_ema=True))
     out = tmp_path / "runs" / "digits-ema"
     model.fit(x[:1500], y[:1500], epochs=3, verbose=0, callbacks=[RunLogger(out=out, test=(x[1500:], y[1500:]))])
@@ -63,7 +55,7 @@ def test_the_optimizers_moving_average_counts_as_the_last_epochs(tmp_path):
 
 
 def test_an_epochs_weights_restored_after_the_average_are_that_epochs(tmp_path):
-    x, y = digits()
+    x, y = keras_digits()
     model = linear(keras.optimizers.Adam(0.05, use_ema=True))
     out = tmp_path / "runs" / "digits-ema-es"
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True)
@@ -78,7 +70,7 @@ def test_an_epochs_weights_restored_after_the_average_are_that_epochs(tmp_path):
 
 
 def test_a_run_without_an_average_says_nothing_of_it(tmp_path):
-    x, y = digits()
+    x, y = keras_digits()
     out = tmp_path / "runs" / "digits"
     linear("adam").fit(x[:600], y[:600], epochs=2, verbose=0, callbacks=[RunLogger(out=out)])
     results = runs.Run(out).read(runs.RESULTS)
@@ -91,7 +83,7 @@ class Fails(keras.callbacks.Callback):
 
 
 def test_a_callback_failing_at_the_end_of_fit_leaves_the_run_finished(tmp_path):
-    x, y = digits()
+    x, y = keras_digits()
     model = linear("adam")
     out = tmp_path / "runs" / "digits"
     with pytest.raises(RuntimeError, match="the learner's callback failed"):
