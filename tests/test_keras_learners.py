@@ -330,6 +330,10 @@ def test_a_flattening_forecaster_stays_a_sequence_model(tmp_path):
     x = series(32, 20, 1)
     model.fit(x, x[:, :7, 0], epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "run")])
     assert json.loads((tmp_path / "run" / "config.json").read_text())["kind"] == "forecaster"
+    # no data named: the runs list's data column is empty, not "None"
+    from neuralab.run_list import describe
+    from neuralab.runs import Run
+    assert describe(Run(tmp_path / "run")).data == ""
 
 
 # --- recurrent_dropout: Chollet's weather LSTM, keras-io's LSTM classifier ------------------------

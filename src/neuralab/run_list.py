@@ -85,7 +85,7 @@ def describe(run: Run, id: str | None = None) -> Row:
     if kind == Kind.FORECASTER:
         model = config.get("model", {})
         model = model.get("architecture", "") if isinstance(model, dict) else str(model)
-        data = f"{Path(str(config.get('data', ''))).name} {config.get('target') or ''}".strip()
+        data = f"{Path(str(config.get('data') or '')).name} {config.get('target') or ''}".strip()
         head = json_object((results or {}).get("headline"))
         # the verdict's metric: MAE, or MASE where series in different units were pooled
         ranked = str(head.get("metric") or "mae")
