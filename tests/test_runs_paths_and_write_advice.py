@@ -139,6 +139,33 @@ def test_a_checkpoint_write_that_fails_gets_the_advice_of_its_reason(digits, tmp
     assert json.loads((run / "results.json").read_text())["epochs_run"] == 3
 
 
+def test_a_module_objects_run_that_cannot_save_is_told_the_python_call_that_resumes_it(digits, tmp_path, monkeypatch):
+    """A module given as an object is not in its run: "resume the run with `resume` RUN" left
+    out the module, and the resume it led to was refused for want of it. Following the message
+    finishes the run."""
+    from torch import nn
+
+    from neuralab import ClassifierConfig, TrainConfig, resume_classifier, train_classifier
+
+    class Wide(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.f = nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, 10))
+
+        def forward(self, x):
+            return self.f(x)
+
+    run, config = tmp_path / "run", ClassifierConfig(data=str(digits), train=TrainConfig(epochs=3, seed=3, threads=1))
+    with failing_replace(monkeypatch, errno.ENOSPC), pytest.raises(NeuralabError) as stopped:
+        train_classifier(config, model=Wide(32), out=run, verbose=False)
+    assert str(stopped.value).endswith(f"free some space, then resume the run with "
+                                       f"`neuralab.resume_classifier({str(run)!r}, model=Wide(...))` "
+                                       "(earlier checkpoints are intact)"), stopped.value
+    monkeypatch.undo()
+    resume_classifier(str(run), model=Wide(32), verbose=False)
+    assert json.loads((run / "results.json").read_text())["epochs_run"] == 3
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="a read-only file system needs a bind mount, which needs root")
 def test_a_run_whose_file_system_turned_read_only_is_copied_and_resumed_there(digits, tmp_path, monkeypatch, capsys):
     """The advice was to free space or fix permissions, then resume in place: neither helps a

@@ -236,6 +236,9 @@ def not_written(error: WriteError, run_dir: str | os.PathLike, what: str = "writ
     keeps. write_advice's "write somewhere else" would read as "train again elsewhere"."""
     needs, _ = resume_needs(Path(run_dir))
     again = f"resume the run with `resume` {run_dir}" + (" and `trust_code`" if needs == "trust_code" else "")
+    if needs == "model":  # a module object: only Python gives it again
+        with contextlib.suppress(NeuralabError):
+            again = f"resume the run with `{Interrupted.resume_call(Path(run_dir), Run(run_dir).kind)}`"
     return NeuralabError(f"{error.path}: cannot {what} ({error.strerror}); "
                          f"{run_write_advice(error.errno, run_dir, again)} ({kept})")
 
