@@ -152,6 +152,9 @@ def test_a_module_holding_torchscript_trains_and_predicts(text, digits, tmp_path
     capsys.readouterr()
     assert main(["predict", str(run), str(picture), "--trust-code"]) == 0
     assert picture.name in capsys.readouterr().out
+    # the exporter's trace could not enter a scripted layer: the model is exported scripted whole
+    assert main(["export", str(run), "--onnx", "--trust-code"]) == 0, capsys.readouterr().err
+    assert (run / "model.onnx").stat().st_size > 0
 
 
 def test_train_classifier_takes_a_class_holding_a_scripted_layer(digits, tmp_path):
@@ -162,6 +165,17 @@ def test_train_classifier_takes_a_class_holding_a_scripted_layer(digits, tmp_pat
                                                train=TrainConfig(epochs=1, batch_size=64)),
                               out=tmp_path / "run", verbose=False)
     assert 0.0 <= result.test["accuracy"] <= 1.0 and (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_export_of_a_model_that_cannot_be_scripted_whole_names_the_scripted_part(digits, tmp_path, capsys):
+    """The exporter's own words were "Tried to trace <__torch__...> but it is not part of the active trace"."""
+    net = _file(tmp_path, "unscriptable", SCRIPTED_LAYER.replace("def forward(self, x):", "def forward(self, x, *rest):"))
+    run = tmp_path / "run"
+    assert main(["train", "--model", str(net), "--data", str(digits), "--epochs", "1", "--out", str(run)]) == 0
+    err = _refused(capsys, "export", run, "--onnx", "--trust-code")
+    assert err.startswith(f"neuralab: error: {run}: its model holds a part scripted with torch.jit.script (conv), "
+                          "which ONNX's exporter cannot trace into, and the whole model cannot be scripted ("), err
+    assert err.endswith("build that part without torch.jit.script, then export\n") and not (run / "model.onnx").exists()
 
 
 # --- weights made float64 in __init__ ------------------------------------------------------------

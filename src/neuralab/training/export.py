@@ -138,6 +138,7 @@ def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name
     gives for weights past protobuf's limit, beside which the exporter writes them, each in a
     file of its own, until ``described`` gathers them."""
     _diff_as_slices()
+    model = _traceable(model, run_dir)
     with torch.no_grad():  # the sizes the graph's output keeps, after the batch
         sizes = tuple(model(example).shape[1:])
     graph = io.BytesIO()
@@ -159,6 +160,23 @@ def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name
                    and "to a Python boolean" in str(w.message) and not Path(w.filename).is_relative_to(library)),
                   None)
     return Graph(_sized(graph.getvalue() if staging is None else graph, output_name, sizes), branch)
+
+
+def _traceable(model: nn.Module, run_dir: Path) -> nn.Module:
+    """``model``, scripted whole where it holds a part scripted with torch.jit.script: the
+    exporter traces a module, and a trace cannot enter a scripted part ("not part of the active
+    trace"), where it takes a scripted whole."""
+    parts = [n for n, m in model.named_modules() if n and isinstance(m, torch.jit.ScriptModule)]
+    if not parts or isinstance(model, torch.jit.ScriptModule):
+        return model
+    try:
+        with warnings.catch_warnings():  # torch.jit.script's deprecation: the user asked for an export, not a script
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(model)
+    except Exception as e:  # TorchScript's frontend raises several kinds, each naming the code it cannot compile
+        raise NeuralabError(f"{run_dir}: its model holds a part scripted with torch.jit.script ({parts[0]}), which "
+                            "ONNX's exporter cannot trace into, and the whole model cannot be scripted "
+                            f"({_first_line(e)}); build that part without torch.jit.script, then export") from None
 
 
 def _sized(graph: bytes | Path, output_name: str, sizes: tuple[int, ...]) -> bytes | Path:
