@@ -129,6 +129,9 @@ def test_summary_of_a_file_holding_a_scripted_layer(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert [(r["name"], r["kind"], r["params"]) for r in out["rows"]] == [("conv", "Conv2d", 80), ("fc", "Linear", 1290)]
     assert out["scripted"] == ["conv"] and out["total_params"] == 1370
+    assert main(["summary", str(net), "--input", "8x8x1", "--layout", "keras"]) == 0
+    assert "Scripted with torch.jit, so run as compiled code whose layers no hook sees, each one row with all its " \
+           "parameters: conv;" in " ".join(capsys.readouterr().out.split())  # as wrapped to the terminal
 
 
 def test_summary_of_a_scripted_whole_model(tmp_path, capsys):

@@ -644,9 +644,7 @@ def _footer(s: ModelSummary) -> list[str]:
         lines.append("Grouped convolutions, each filter seeing C_in/groups of the input channels, so K*K*(C_in/groups)"
                      "*C_out + C_out parameters: " + ", ".join(f"{n} (groups={g})" for n, g in s.grouped))
     if s.scripted:
-        lines.append("Scripted with torch.jit, so run as compiled code whose layers no hook sees, each one row with "
-                     "all its parameters: " + ", ".join(s.scripted) + "; the module before torch.jit.script shows "
-                     "its layers one by one")
+        lines.append(_scripted_note(s.scripted))
     if s.unused:
         lines.append("Not run at inference (params counted above): "
                      + ", ".join(f"{n} ({p:,})" for n, p in s.unused))
@@ -664,6 +662,11 @@ def _footer(s: ModelSummary) -> list[str]:
                      "sequence, then its final states h_n (and c_n), (layers x directions, B, hidden) each; with "
                      "batch_first=False the sequence is (steps, B, features).")
     return lines
+
+
+def _scripted_note(names: list[str]) -> str:
+    return ("Scripted with torch.jit, so run as compiled code whose layers no hook sees, each one row with all its "
+            "parameters: " + ", ".join(names) + "; the module before torch.jit.script shows its layers one by one")
 
 
 def render_summary(s: ModelSummary, rich: bool | None = None, file=None, layout: str = "torch") -> str:
@@ -705,7 +708,8 @@ def keras_rows(s: ModelSummary) -> list[dict]:
     class, (None, H, W, C) output shape, Keras's parameter count; blocks are left out (Keras
     lists the layers it runs). A recurrent layer shows its output sequence, as Keras's
     LSTM(return_sequences=True) does; "states" keeps the final states PyTorch also returns.
-    "shared": the row's tied parameters, counted in an earlier row."""
+    "shared": the row's tied parameters, counted in an earlier row; "scripted": a module scripted with
+    torch.jit, one row for all its layers."""
     out = []
     for r in s.rows:
         if r.block:
@@ -717,6 +721,8 @@ def keras_rows(s: ModelSummary) -> list[dict]:
             row["states"] = _fmt_shape(r.output_shape[1:]).replace("B", "None")
         if r.shared:
             row["shared"] = r.shared
+        if r.name in s.scripted:
+            row["scripted"] = True
         out.append(row)
     return out
 
@@ -764,6 +770,9 @@ def render_keras(model: str, rows: list[dict], torch_params: int | None = None, 
         footer.append("A recurrent layer's row shows its output sequence, as Keras's LSTM(return_sequences=True) does; "
                       "PyTorch's layer also returns its final states, (layers x directions, batch, units) each: "
                       + "; ".join(states) + ".")
+    scripted = [r["name"] for r in rows if r.get("scripted")]
+    if scripted:
+        footer.append(_scripted_note(scripted) + ".")
     for r in rows:
         for k, o, size in r.get("shared", ()):
             footer.append(f"{r['name']} ({r['class']}) shares {o}'s {k} ({size:,} parameters): counted once, in "
