@@ -173,7 +173,7 @@ def _jpeg(width: int, height: int) -> bytes:
 def test_a_canvas_jpeg_larger_than_any_canvas_is_refused_by_its_declared_size():
     from neuralab.web.classify import model_input
 
-    clf = SimpleNamespace(preprocess=SimpleNamespace(input_shape=(1, 28, 28)))
+    clf = SimpleNamespace(preprocess=SimpleNamespace(input_shape=(1, 28, 28), expects_light_on_dark=lambda: True))
     with pytest.raises(NeuralabError, match=r"^canvas: 6000x4000 pixels has a side longer than the 1,024 allowed"):
         model_input(clf, _jpeg(6000, 4000), "canvas")  # was read at 750x500 and classified
     with pytest.raises(NeuralabError, match=r"^canvas: 2000x300 pixels has a side longer than the 1,024 allowed"):

@@ -1,5 +1,6 @@
 """The classifier page's "Invert uploads" is for uploads: a drawing on the canvas, light on
-dark already, reaches the model the same whatever it says."""
+dark already, reaches the model the same whatever it says; a model trained on dark-on-light
+pictures gets it dark on light."""
 
 from __future__ import annotations
 
@@ -41,3 +42,20 @@ def test_a_drawing_reaches_the_model_alike_whatever_invert_uploads_says(tmp_path
     # and what the model saw is the drawing, light on dark: its corners black
     pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(seen["auto"].split(",", 1)[1]))))
     assert pixels[0, 0] == 0 and pixels.max() > 200
+
+
+def test_a_drawing_reaches_a_model_trained_on_pictures_on_paper_dark_on_light(tmp_path):
+    """Such a model (its training pictures' mean light, as digits on paper) got the drawing light on
+    dark, the one polarity it never saw, whatever "Invert uploads" said."""
+    import json
+
+    run = fake_classifier_run(tmp_path / "runs" / "paper", "lenet5")
+    meta = json.loads((run / "model.json").read_text())
+    meta["preprocess"]["mean"] = [0.69]
+    (run / "model.json").write_text(json.dumps(meta))
+    with TestClient(create_app(tmp_path / "runs"), base_url="http://127.0.0.1") as c:
+        r = c.post("/api/classify", params={"run": "paper", "source": "canvas"}, content=drawn(7),
+                   headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 200, r.text
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(r.json()["input"].split(",", 1)[1]))))
+    assert pixels[0, 0] == 255 and pixels.min() < 55  # white corners, dark strokes
