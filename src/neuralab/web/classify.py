@@ -68,7 +68,8 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
 
     source "canvas": a light-on-dark drawing of at most MAX_CANVAS_SIDE a side and MAX_CANVAS_PIXELS
     as it declares them (a one-scan JPEG too, which an upload may declare larger), centred like MNIST
-    for one-channel models; ``invert`` is for uploads (the page's "Invert uploads") and leaves it.
+    for one-channel models, and given dark on light to one trained on pictures on paper; ``invert``
+    is for uploads (the page's "Invert uploads") and leaves it.
     source "upload": any picture, read by ``Classifier.load_images`` as `neuralab predict` reads a
     file (the same input for the same file and ``invert``); ``invert`` "auto" inverts a
     dark-on-light picture only for a model that expects light-on-dark ones (``Preprocess.inverts``)."""
@@ -86,6 +87,8 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
     if c == 1:
         side = min(h, w)
         picture = resize(center_like_mnist(picture, side, round(side * 20 / 28)), h, w)
+        if not clf.preprocess.expects_light_on_dark():  # the page draws only one way; the model knows another
+            picture = 255 - picture
     else:
         picture = resize(picture, h, w)
     return (picture[None] if c == 1 else picture.transpose(2, 0, 1))[None]
