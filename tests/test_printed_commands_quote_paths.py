@@ -1,7 +1,8 @@
 """The command lines neuralab prints for pasting back (`--resume RUN` after an interruption,
 `neuralab report RUN`, the forecast page's way on) quote a run folder whose name the shell
 would split: `neuralab train --resume sp ace/r3`, pasted back as printed, was refused
-("unrecognized arguments: ace/r3")."""
+("unrecognized arguments: ace/r3"); and they give a relative folder whose name starts with "-" as
+"./-r1", which argparse would take for an option ("argument --resume: expected one argument")."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from starlette.testclient import TestClient
 from helpers import digits_folder
 from neuralab.cli import main
 from neuralab.cli._args import resume_command
-from neuralab.runs import REPORT, Run, Status
+from neuralab.runs import REPORT, Run, Status, shell_word
 from neuralab.web import create_app
 from test_interrupt_words import ctrl_c_in_epoch_2
 from test_web_app import fake_forecast_run
@@ -80,3 +81,43 @@ def test_the_forecast_page_of_an_interrupted_run_quotes_its_id_in_the_resume_com
     said = answer.json()["error"]
     assert "`neuralab forecast --resume 'temp max cut'`" in said, said
     assert pasted(said) == ["forecast", "--resume", "temp max cut"]
+
+
+def test_a_run_folder_named_with_a_leading_dash_is_resumed_and_reported_by_the_commands_printed(tmp_path,
+                                                                                               monkeypatch, capsys):
+    digits = digits_folder(tmp_path / "digits", 300)
+    monkeypatch.chdir(tmp_path)
+    whole_again = ctrl_c_in_epoch_2(monkeypatch)
+    assert main(["train", "--model", "mlp", "--data", str(digits), "--epochs", "2", "--batch-size", "64",
+                 "--threads", "1", "--quiet", "--out=-r1"]) == 130
+    err = capsys.readouterr().err
+    assert "`neuralab train --resume ./-r1` continues it" in err, err
+    whole_again()
+    assert main(pasted(err) + ["--quiet"]) == 0
+    assert Run(tmp_path / "-r1").status() is Status.FINISHED
+
+    (tmp_path / "-r1" / REPORT).unlink()  # as a kill while the report was written leaves it
+    assert main(["train", "--resume", "./-r1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "`neuralab report ./-r1`" in err, err
+    assert main(pasted(err)) == 0
+    assert (tmp_path / "-r1" / REPORT).is_file()
+
+
+def test_a_leading_dash_is_kept_from_the_options_only_where_the_path_is_relative():
+    assert shell_word("-r1") == "./-r1"
+    assert shell_word("-my runs/r1") == "'./-my runs/r1'"
+    assert shell_word("/tmp/-r1") == "/tmp/-r1"
+    assert shell_word("r-1") == "r-1"
+
+
+def test_the_forecast_page_of_an_interrupted_run_named_with_a_leading_dash_gives_it_as_a_path(tmp_path):
+    root = tmp_path / "runs"
+    cut = fake_forecast_run(root / "-cut")
+    (cut / "results.json").unlink()
+    (cut / "forecast.csv").unlink()
+    with TestClient(create_app(root), base_url="http://127.0.0.1") as client:
+        answer = client.get("/api/forecast", params={"run": "-cut"})
+    assert answer.status_code == 400
+    said = answer.json()["error"]
+    assert "`neuralab forecast --resume ./-cut`" in said, said

@@ -39,6 +39,18 @@ def test_a_run_linked_from_scratch_is_named_as_left_out(finished_run, tmp_path, 
     assert "finished" in capsys.readouterr().out
 
 
+def test_a_link_named_with_a_leading_dash_is_named_as_a_path_in_the_command_to_list_it(finished_run, tmp_path,
+                                                                                      monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-x").symlink_to(finished_run)
+    capsys.readouterr()
+    assert main(["runs", "."]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("list it with `neuralab runs ./-x`\n"), out
+    assert main(["runs", out.split("`")[1].split()[-1]]) == 0  # as the note says
+    assert "finished" in capsys.readouterr().out
+
+
 def test_links_to_runs_and_to_folders_of_runs_are_counted_and_json_stays_json(finished_run, tmp_path, capsys):
     runs = tmp_path / "runs"
     (runs / "group").mkdir(parents=True)

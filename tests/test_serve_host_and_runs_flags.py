@@ -83,3 +83,13 @@ def test_a_runs_folder_not_made_yet_is_named_quoted_in_the_command_to_fill_it(tm
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "no folder my runs yet" in err and "`neuralab train --out 'my runs/NAME'`" in err, err
+
+
+def test_a_runs_folder_named_with_a_leading_dash_is_given_as_a_path_in_the_command_to_fill_it(tmp_path):
+    proc, line = serve("--runs=-new", cwd=tmp_path)
+    try:
+        assert line.startswith("neuralab web app on http://127.0.0.1:"), line
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "`neuralab train --out ./-new/NAME`" in err, err
