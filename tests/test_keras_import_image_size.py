@@ -3,7 +3,8 @@ size (None, None, C), a fully convolutional net, reads a folder of pictures of s
 the size given, and `neuralab evaluate` reads it again alike; a model of one size refuses
 another, naming the option. A model with one open side, (None, 16, C), is told which size to
 give (its fixed side kept, "Hx16"), not to leave out the option; each refusal shows the size
-as typed."""
+as typed. A size too small for a layer's window names the option and the smallest size that
+works, where it named only the layer."""
 
 from __future__ import annotations
 
@@ -141,3 +142,70 @@ def test_a_keras_shape_given_as_import_image_size_names_no_option_import_has_not
         main(["import", str(tmp_path / "model.keras"), "--image-size", "32x32x3"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--color" not in err and "(32x32); the colour channels are the model's" in err, err
+
+
+def pooled(tmp_path, sides, name):
+    """A fully convolutional net of two 3-wide convolutions around a 2-wide pooling, whose input
+    leaves ``sides`` open (None): a size too small for it is one of a few pixels."""
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    model = keras.Sequential([keras.Input((*sides, 1)), L.Rescaling(1 / 255), L.Conv2D(4, 3, activation="relu"),
+                              L.MaxPooling2D(2), L.Conv2D(4, 3, activation="relu", name="conv2"),
+                              L.GlobalAveragePooling2D(), L.Dense(10, activation="softmax")], name=name)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.save(tmp_path / f"{name}.keras")
+    return tmp_path / f"{name}.keras"
+
+
+def smallest_said(err: str) -> str:
+    assert "the smallest size that works is " in err, err
+    return err.rsplit("the smallest size that works is ", 1)[1].split()[0].rstrip(",")
+
+
+def test_a_size_too_small_for_a_layer_names_the_option_and_the_smallest_size_that_works(tmp_path, capsys):
+    folder = digits_of_several_sizes(tmp_path / "digits", 60)
+    model = pooled(tmp_path, (None, None), "open")
+    out = tmp_path / "runs" / "imported"
+    err = refused(capsys, model, "--out", out, "--data", folder, "--image-size", "4x4")
+    assert err.startswith("neuralab: error: --image-size 4x4: too small: keras:open: layer 'conv2' (Conv2D): a 3-wide "
+                          "window does not fit an input of size 1; the smallest size that works is "), err
+    assert not out.exists()
+    with pytest.raises(ParameterError, match="too small") as python:
+        import_keras(model, out, data=str(folder), image_size=(4, 4))
+    assert python.value.parameter == "image_size" and "--" not in str(python.value)
+    # the size said works, and one less is refused: it is the smallest
+    size = smallest_said(err)
+    side = int(size.split("x")[0])
+    assert size == f"{side}x{side}"
+    assert smallest_said(refused(capsys, model, "--out", out, "--data", folder, "--image-size",
+                                 f"{side - 1}x{side}")) == size
+    code = main(["import", str(model), "--out", str(out), "--data", str(folder), "--image-size", size])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["data"]["input_shape"] == [1, side, side]
+
+
+def test_a_size_too_small_for_a_model_with_one_open_side_keeps_its_fixed_side(tmp_path, capsys):
+    folder = digits_of_several_sizes(tmp_path / "digits", 60)
+    model = pooled(tmp_path, (None, 16), "half")
+    err = refused(capsys, model, "--out", tmp_path / "o", "--data", folder, "--image-size", "4x16")
+    assert "--image-size 4x16: too small: " in err and smallest_said(err).endswith("x16"), err
+    side = int(smallest_said(err).split("x")[0])
+    assert main(["import", str(model), "--out", str(tmp_path / "o"), "--data", str(folder), "--image-size",
+                 f"{side}x16"]) == 0, capsys.readouterr().err
+
+
+def test_pictures_too_small_read_as_they_are_are_told_the_size_to_read_them_at(tmp_path, capsys):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for i, (image, label) in enumerate(zip(d.images[:60], d.target[:60])):  # 4x4 thumbnails of real digits
+        (tmp_path / "thumbs" / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((image * 16).clip(0, 255).astype(np.uint8)).resize((4, 4)).save(
+            tmp_path / "thumbs" / str(label) / f"{i}.png")
+    model = pooled(tmp_path, (None, None), "open")
+    err = refused(capsys, model, "--out", tmp_path / "o", "--data", tmp_path / "thumbs")
+    assert f"{tmp_path / 'thumbs'}: its pictures of 4x4 are too small: " in err and "which --image-size reads" in err
+    size = smallest_said(err)
+    assert main(["import", str(model), "--out", str(tmp_path / "o"), "--data", str(tmp_path / "thumbs"),
+                 "--image-size", size]) == 0, capsys.readouterr().err

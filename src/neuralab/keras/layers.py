@@ -46,6 +46,11 @@ def supported_layers() -> list[str]:
     return sorted(n for n in LAYERS if n not in ALIASES)
 
 
+class InputTooSmall(NeuralabError):
+    """A conv or pooling window wider than its input along an axis: the model's input, whose
+    size the model left open (None), is too small for that layer."""
+
+
 class Args:
     """One layer's Keras config, read field by field: each value is checked, and the fields the
     computation uses are kept (``used``) under Keras's names, as the spec's ``args``."""
@@ -143,7 +148,7 @@ def _window(a: Args, n, k: int, s: int, same: bool, dilation: int = 1):
         return None
     out = same_size(n, s) if same else axis_size(n, dilation * (k - 1) + 1, s)[0]
     if out < 1:
-        raise a.fail(f"a {k}-wide window does not fit an input of size {n}")
+        raise InputTooSmall(f"{a.where}: a {k}-wide window does not fit an input of size {n}")
     return out
 
 
