@@ -1,9 +1,12 @@
 """`neuralab data fetch` on an offline node, and over a copy cut short: the advice names the
 command line's --data-dir and the files to copy (and where a machine with internet puts them);
-a damaged file in the cache is fetched again, or named, where fetch said the data was there."""
+a damaged file in the cache is fetched again, or named, where fetch said the data was there, with
+the cache as the folder to copy it into (not NEURALAB_DATA to fix); an intact copy in a system
+package's folder mends it with no download."""
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from pathlib import Path
 
@@ -23,10 +26,10 @@ def one_error(capsys) -> str:
     return err
 
 
-def served_from(monkeypatch, mirrors: tuple[str, ...]) -> None:
+def served_from(monkeypatch, mirrors: tuple[str, ...], system_dirs: tuple[str, ...] = ()) -> None:
     source = sources.SOURCES["fashion-mnist"]
     monkeypatch.setitem(sources.SOURCES, "fashion-mnist",
-                        sources.Source(**{**source.__dict__, "mirrors": mirrors, "system_dirs": ()}))
+                        sources.Source(**{**source.__dict__, "mirrors": mirrors, "system_dirs": system_dirs}))
 
 
 def cut_short_copy(fashion_mnist: Path, cache: Path) -> Path:
@@ -90,6 +93,25 @@ def test_offline_fetch_over_a_file_cut_short_names_it_and_does_not_say_the_data_
                           "could not download it again"), err
     assert capsys.readouterr().out == ""
     assert (folder / FILES[3]).stat().st_size == 1000  # nothing else was written over it
+    # NEURALAB_DATA found the right folder: the file in it is what to mend
+    assert f"; copy an intact {FILES[3]} into {folder};" in err and "NEURALAB_DATA" not in err, err
+
+
+def test_offline_fetch_over_a_file_cut_short_mends_it_from_a_system_package_folder(tmp_path, monkeypatch, capsys,
+                                                                                   fashion_mnist):
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    folder = cut_short_copy(fashion_mnist, tmp_path / "cache")
+    package = tmp_path / "usr-share" / "fashion-mnist"  # as Debian's package installs it, decompressed
+    package.mkdir(parents=True)
+    for name in FILES:
+        (package / name.removesuffix(".gz")).write_bytes(gzip.decompress((fashion_mnist / name).read_bytes()))
+    served_from(monkeypatch, OFFLINE, (str(package),))
+    assert main(["data", "fetch", "fashion-mnist"]) == 0, capsys.readouterr().err
+    # the cache, which training reads first, is the copy made whole
+    assert capsys.readouterr().out == f"{folder}\n"
+    assert sources.locate("fashion-mnist") == folder
+    assert verify("fashion-mnist") == {name: True for name in FILES}
+    assert sources.file_in(folder, FILES[3]) == folder / FILES[3].removesuffix(".gz")  # the cut .gz is gone
 
 
 def test_fetch_takes_an_intact_copy_as_it_is(tmp_path, monkeypatch, capsys, fashion_mnist):

@@ -155,10 +155,13 @@ def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     raise NeuralabError(_not_found_message(source))
 
 
-def _not_found_message(source: Source, fetching: bool = False) -> str:
-    """How to get a dataset; when ``fetching`` failed, the ways that need no download."""
+def _not_found_message(source: Source, fetching: bool = False, damaged: str | None = None) -> str:
+    """How to get a dataset; when ``fetching`` failed, the ways that need no download. ``damaged``:
+    the cache's file that could not be downloaded again, the one to copy there; the cache was the
+    folder looked in, so NEURALAB_DATA is not the fault."""
     ways = [] if fetching else [f"fetch it (`neuralab data fetch {source.name}`, or neuralab.data.fetch; needs internet)"]
-    ways += [f"copy the files into {cache_dir().absolute() / source.name} ({_whose_cache()})",
+    cache = cache_dir().absolute() / source.name
+    ways += [f"copy an intact {damaged} into {cache}" if damaged else f"copy the files into {cache} ({_whose_cache()})",
              "point `data_dir` at the folder holding them",
              # an offline node's user cannot look the names up, nor fetch them there
              f"the files: {', '.join(source.files)} (on a machine with internet, `neuralab data fetch "
@@ -193,24 +196,43 @@ def verify(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, bo
     return {f: _matches(source, directory, f) for f in source.files}
 
 
+def _intact(source: Source, directory: Path, filename: str) -> bool:
+    """Whether ``directory`` holds ``filename`` as ``verify`` would pass it: not another SHA-256,
+    nor a .gz cut short (a copy to an offline node stopped), which cannot be read whole."""
+    if file_in(directory, filename) is None:
+        return False
+    try:
+        return _matches(source, directory, filename)
+    except NeuralabError:  # damaged gzip data: read_bytes's refusal
+        return False
+
+
 def _damaged(source: Source, directory: Path) -> list[str]:
-    """The files of the complete copy in ``directory`` that ``verify`` would not pass: another
-    SHA-256, or a .gz cut short (a copy to an offline node stopped), which cannot be read whole."""
-    damaged = []
-    for filename in source.files:
-        try:
-            intact = _matches(source, directory, filename)
-        except NeuralabError:  # damaged gzip data: read_bytes's refusal
-            intact = False
-        if not intact:
-            damaged.append(filename)
-    return damaged
+    """The files of the complete copy in ``directory`` that ``verify`` would not pass."""
+    return [filename for filename in source.files if not _intact(source, directory, filename)]
+
+
+def _mended(source: Source, target: Path, filename: str) -> bool:
+    """Whether an intact ``filename`` found in a system package's folder was copied into the
+    cache ``target`` over its damaged copy: ``locate`` takes the cache first, so the cache is
+    what must be intact, and an offline machine needs no download for it."""
+    for folder in map(Path, source.system_dirs):
+        if not _intact(source, folder, filename):
+            continue
+        held, kept = file_in(folder, filename), file_in(target, filename)
+        with atomic_write(target / held.name, "wb") as f, open(held, "rb") as src:
+            shutil.copyfileobj(src, f)
+        if kept is not None and kept != target / held.name:
+            kept.unlink()  # the other form (.gz or not), damaged, which file_in could find first
+        return True
+    return False
 
 
 def fetch(name: str, timeout: float = 30.0) -> Path:
     """The folder of ``name``'s files: a complete copy where one is found already (the cache, a
-    system package's folder, as ``locate`` looks) whose files ``verify`` passes, else the cache,
-    its missing and damaged files downloaded, verified and each written atomically."""
+    system package's folder, as ``locate`` looks) whose files ``verify`` passes, else the cache:
+    its damaged files copied from a system package's intact ones where it has them, the rest, and
+    the missing files, downloaded, verified and each written atomically."""
     source = get_source(name)
     target = cache_dir() / source.name
     again: list[str] = []
@@ -223,6 +245,10 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
         if found != target:  # a package's folder is not ours to write: the cache, ahead of it, gets the files
             again = []
         break
+    if again:  # the cache's damaged files: from an intact copy a system package holds first, with no download
+        again = [filename for filename in again if not _mended(source, target, filename)]
+        if not again:
+            return target
     created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -259,7 +285,7 @@ def _fetch_into(source: Source, target: Path, timeout: float, again: list[str] =
                     if kept else f"could not download {filename} for {source.name}")
             raise NeuralabError(
                 f"{what} ({'; '.join(errors)}); "
-                + _not_found_message(source, fetching=True).split("; to get it: ", 1)[1]
+                + _not_found_message(source, True, filename if kept else None).split("; to get it: ", 1)[1]
             )
         if kept and kept != target / filename:
             kept.unlink()  # the damaged decompressed copy: the .gz downloaded now stands for it
