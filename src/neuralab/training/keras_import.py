@@ -195,6 +195,7 @@ def _too_small(spec: dict, chw: tuple, name: str) -> tuple[NeuralabError, str] |
     err = fits(*chw)
     if err is None:
         return None
+
     def sides(side: int) -> tuple:  # the open sides at ``side``, the fixed one as the model fixes it
         return tuple(f or side for f in fixed)
 
