@@ -56,16 +56,15 @@ def picture_suffixes() -> frozenset[str]:
 
 
 def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int = MAX_PIXELS,
-               size: tuple[int, int] | None = None, background: str = "white",
-               max_side: int = MAX_PICTURE_SIDE) -> np.ndarray:
+               size: tuple[int, int] | None = None, max_side: int = MAX_PICTURE_SIDE) -> np.ndarray:
     """The image at ``path`` as uint8, (H, W) for mode "L" or (H, W, 3) for "RGB"; resized to
     ``size`` (height, width) where given, as ``resize`` resizes (a large JPEG from the reduced
     scale it was decoded at, below).
 
     ``mode=None`` keeps grayscale images grayscale and turns everything else into RGB.
     Photos stand upright by their EXIF orientation, transparent pixels are shown on white (as
-    viewers and web pages show them; ``background`` "contrast": on black under light strokes,
-    ``_flattened``), an animation or a multi-page TIFF gives its first frame.
+    viewers and web pages show them) or, under light strokes on a transparent page, on black
+    (``_flattened``), an animation or a multi-page TIFF gives its first frame.
     A JPEG is decoded at 1/2, 1/4 or 1/8 of its size, as libjpeg can in that fraction of the
     time and memory, where it has more than ``max_pixels`` or where that still covers twice
     ``size`` (a 12-megapixel photo for a 64x64 input: 40 photos read in 0.5 s against 15-21 s
@@ -87,7 +86,7 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
         raise NeuralabError(f"{path}: not a regular file; give a {FORMAT_NAMES} file")
     if path.stat().st_size == 0:
         raise NeuralabError(f"{path}: file is empty; give a {FORMAT_NAMES} file")
-    return _decode(path, str(path), mode, max_pixels, size, background, max_side)
+    return _decode(path, str(path), mode, max_pixels, size, max_side)
 
 
 def picture_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -100,18 +99,16 @@ def picture_size(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def decode_image(data: bytes, name: str, mode: str | None = None, max_pixels: int = MAX_PIXELS,
-                 size: tuple[int, int] | None = None, background: str = "white",
-                 max_side: int = MAX_PICTURE_SIDE) -> np.ndarray:
+                 size: tuple[int, int] | None = None, max_side: int = MAX_PICTURE_SIDE) -> np.ndarray:
     """A picture file's bytes already in memory (an upload), read as ``read_image`` reads a
     file, with no file written anywhere; errors name the picture ``name``."""
     if not data:
         raise NeuralabError(f"{name}: file is empty; give a {FORMAT_NAMES} file")
-    return _decode(io.BytesIO(data), name, mode, max_pixels, size, background, max_side)
+    return _decode(io.BytesIO(data), name, mode, max_pixels, size, max_side)
 
 
 def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: int,
-            size: tuple[int, int] | None = None, background: str = "white",
-            max_side: int = MAX_PICTURE_SIDE) -> np.ndarray:
+            size: tuple[int, int] | None = None, max_side: int = MAX_PICTURE_SIDE) -> np.ndarray:
     from PIL import Image, ImageOps
 
     try:
@@ -144,7 +141,7 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
             if mode is None:
                 mode = "L" if img.mode in ("1", "L", "LA", "La") else "RGB"
             if img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info:
-                img = _flattened(img, background)
+                img = _flattened(img)
             img = img.convert(mode)
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.Resampling.LANCZOS)  # as resize() resizes
@@ -337,35 +334,30 @@ def _jpeg_scans(source: Path | io.BytesIO) -> int:
     return count
 
 
-def _flattened(img, background: str = "white"):
-    """A picture with transparent pixels laid on white, as viewers and web pages show it.
-    Dropping the alpha, as Keras does, shows what lies under it, often black: black strokes
-    drawn on a transparent page became a black square. One page for every picture, whatever
-    its colours: a page chosen by each picture's brightness would tell its class by its
-    background. A picture with no transparent pixel (most PNGs with an alpha channel) is as it was.
-
-    ``background`` "contrast" lays them on black where the transparent pixels are the page (more
-    than half of the picture) and everything drawn on it is light (no more than 1% of its
-    opaque pixels darker than mid-grey), on white elsewhere: for a model that reads a picture
-    as strokes on a page (MNIST's), where white strokes on a transparent page laid on white
-    left a blank, classified without a word. A light card with dark writing and transparent
-    margins keeps white margins, however wide: black ones framed it, and the frame told
-    ``invert`` that it was drawn light on dark. Which way round is then ``invert``'s choice.
-    Only for a picture to classify: a dataset's pictures all get white, as above."""
+def _flattened(img):
+    """A picture with transparent pixels laid on a page: on black where the transparent pixels
+    are the page (more than half of the picture) and everything drawn on it is light (no more
+    than 1% of its opaque pixels darker than mid-grey), on white elsewhere, as viewers and web
+    pages show them. White strokes on a transparent page laid on white left a blank square,
+    classified without a word; a light card with dark writing and transparent margins keeps
+    white margins, however wide (black ones framed it, and the frame told ``invert`` that it
+    was drawn light on dark). Dropping the alpha, as Keras does, shows what lies under it,
+    often black: black strokes drawn on a transparent page became a black square. The one
+    rule for every picture, a dataset's and one to classify alike, so that a model is given
+    the picture it was trained on. A picture with no transparent pixel (most PNGs with an
+    alpha channel) is as it was."""
     from PIL import Image
 
     rgba = img if img.mode == "RGBA" else img.convert("RGBA")
     if rgba.getextrema()[3][0] == 255:  # no copy of the alpha band (64 MB for a 4000x4000 picture)
         return rgba
-    page = "white"
-    if background == "contrast":
-        # the mean of a copy at most ~256 a side: the same answer, without float copies of 16 Mpixels
-        small = np.asarray(rgba.reduce(max(1, max(rgba.size) // 256)), dtype=np.float32)
-        opacity = small[..., 3] / 255
-        lum = small[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2, as Pillow's "L"
-        opaque = opacity >= 0.5
-        if float(opaque.mean()) < 0.5 and opaque.any() and float((lum[opaque] < 127.5).mean()) <= 0.01:
-            page = "black"
+    # the mean of a copy at most ~256 a side: the same answer, without float copies of 16 Mpixels
+    small = np.asarray(rgba.reduce(max(1, max(rgba.size) // 256)), dtype=np.float32)
+    opacity = small[..., 3] / 255
+    lum = small[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2, as Pillow's "L"
+    opaque = opacity >= 0.5
+    light_on_clear = float(opaque.mean()) < 0.5 and opaque.any() and float((lum[opaque] < 127.5).mean()) <= 0.01
+    page = "black" if light_on_clear else "white"
     return Image.alpha_composite(Image.new("RGBA", img.size, page), rgba)
 
 

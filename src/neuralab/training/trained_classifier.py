@@ -111,10 +111,9 @@ class Classifier:
         ``return_inverted``, also which pictures were inverted, (N,) bool. ``max_pixels``: pictures
         of more pixels are refused from their header (the reader's cap where None).
 
-        Transparent pixels: for a model trained on light-on-dark pictures, laid on black under light
-        strokes and on white under dark ones (read_image's ``background="contrast"``), then
-        inverted or not as for any picture: white strokes on a transparent page were a blank on
-        white. For other models on white, as a folder's pictures were read for training.
+        Transparent pixels: laid on black under light strokes and on white under dark ones, as
+        a folder's pictures are read for training (read_image), then inverted or not as for any
+        picture: white strokes on a transparent page were a blank on white.
         """
         from neuralab.data.pictures import MAX_PIXELS, decode_image, read_image
 
@@ -123,14 +122,13 @@ class Classifier:
             paths = [paths]
         c, h, w = self.preprocess.input_shape
         mode, cap = "L" if c == 1 else "RGB", max_pixels or MAX_PIXELS
-        background = "contrast" if self.preprocess.expects_light_on_dark() else "white"
         out = np.empty((len(paths), c, h, w), dtype=np.uint8)
         inverted = np.zeros(len(paths), dtype=bool)
         for i, path in enumerate(paths):
             # resized while read, as a folder's pictures are: inverted after, at the model's size
             # (reading the picture again at its own would cost a large photo's decode)
-            img = (decode_image(path, "upload", mode, cap, size=(h, w), background=background) if isinstance(path, bytes)
-                   else read_image(path, mode, cap, size=(h, w), background=background))
+            img = (decode_image(path, "upload", mode, cap, size=(h, w)) if isinstance(path, bytes)
+                   else read_image(path, mode, cap, size=(h, w)))
             inverted[i] = self.preprocess.inverts(img, invert)
             img = 255 - img if inverted[i] else img
             out[i] = img[None] if c == 1 else img.transpose(2, 0, 1)
