@@ -101,6 +101,29 @@ def test_a_test_set_without_mistakes_says_so_instead_of_an_empty_figure(finished
     assert "No mistakes" in report(right, 0) and not (tmp_path / "mistakes.png").exists()  # no stale picture
 
 
+def test_a_class_never_tested_scores_n_a_not_zero(finished, tmp_path):
+    """A class with no test pictures (2 pictures of 500 in its folder) showed precision, recall
+    and F1 0.000, as if the model had missed every one of them."""
+    pairs = [handwritten_digit(i) for i in range(60)]
+    pairs = [(p, label) for p, label in pairs if label != 9][:40]  # 9: in the run's classes, never tested
+    images = np.stack([p for p, _ in pairs])[:, None]
+    labels = np.array([label for _, label in pairs])
+    probabilities = np.full((len(labels), 10), 0.01)
+    probabilities[np.arange(len(labels)), labels] = 0.91
+    probabilities[0] = np.roll(probabilities[0], 1)  # one mistake, into the class after labels[0]
+    record, results = _record_and_results(finished, labels, 1)
+    history = [json.loads(line) for line in (finished / "metrics.jsonl").read_text().splitlines()]
+    write_classifier_report(tmp_path, record=record, results=results, history=history,
+                            matrix=np.array(results["confusion_matrix"]), probabilities=probabilities,
+                            images=images, labels=labels)
+    text = (tmp_path / "report.html").read_text()
+    rows = dict(re.findall(r"<tr><td>(\d)</td>(.*?)</tr>", text[text.index("<h2>Per-class precision"):]))
+    assert rows["9"] == "<td>n/a</td>" * 3 + "<td>0</td>", rows["9"]
+    wrong, missed = labels[0], (labels[0] + 1) % 10
+    assert re.fullmatch(r"<td>1\.000</td><td>0\.\d{3}</td><td>0\.\d{3}</td><td>\d+</td>", rows[str(wrong)])
+    assert rows[str(missed)].startswith("<td>0.")  # a false positive: its precision counts
+
+
 def test_compare_of_one_seed_shows_no_spread_and_the_test_images(digits, tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", "--models", "lenet5,mlp", "--data", str(digits), "--seeds", "1", "--epochs", "1",

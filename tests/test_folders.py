@@ -53,6 +53,23 @@ def test_classes_splits_and_pixels(folder):
     assert sorted(ids.tolist()) == sorted(10 * c + i for c in range(3) for i in range(10))
 
 
+def test_a_class_too_small_to_split_is_named_in_a_warning(folder):
+    """A class of 2 pictures beside classes of 10 keeps both for training: the run was tested on
+    none of them, and training said only how many pictures each split had."""
+    for i in range(2):
+        write(folder / "tiny" / f"{i}.png", gray(40 + i))
+    with pytest.warns(UserWarning) as caught:
+        data = load_image_folder(folder, val_fraction=0.2, test_fraction=0.2, seed=3)
+    said = [str(w.message) for w in caught]
+    assert said == [f"{folder}: 1 class(es) too small to split: tiny (2 pictures: none to validate or test on); "
+                    "the model's scores say nothing of them there: add pictures to those classes"], said
+    tiny = data.classes.index("tiny")
+    assert (data.train.y == tiny).sum() == 2 and (data.test.y != tiny).all() and (data.val.y != tiny).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to say where no split is asked for
+        load_image_folder(folder, val_fraction=0, test_fraction=0)
+
+
 def test_split_is_seeded(folder):
     a = load_image_folder(folder, seed=1)
     b = load_image_folder(folder, seed=1)

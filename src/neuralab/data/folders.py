@@ -240,8 +240,23 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
                             "there that can be read, or move the folder out of the dataset")
     x = _stack(images, root)
     train, val, test = _stratified(y, val_fraction, test_fraction, seed)
+    _warn_unsplit(root, classes, y, ("validate", val), ("test", test))
     return FolderData(root.resolve().name, classes, Split(x[train], y[train]), Split(x[val], y[val]),
                       Split(x[test], y[test]), root=str(root), skipped=skipped)
+
+
+def _warn_unsplit(root: Path, classes: list[str], y: np.ndarray, *splits) -> None:
+    """One warning naming the classes left with no pictures in a validation or test split that
+    has some (a class of 2 pictures among 500 keeps both for training): the model is not scored
+    on them there, and a report shows their scores as n/a. ``splits``: (verb, indices) each."""
+    sizes = np.bincount(y, minlength=len(classes))
+    lacking = [[name for name, indices in splits if len(indices) and not (y[indices] == label).any()]
+               for label in range(len(classes))]
+    missing = [f"{c} ({n} pictures: none to {' or '.join(names)} on)"
+               for c, n, names in zip(classes, sizes, lacking) if names]
+    if missing:
+        warnings.warn(f"{root}: {len(missing)} class(es) too small to split: {_listed(missing)}; the model's scores "
+                      "say nothing of them there: add pictures to those classes", stacklevel=3)
 
 
 def _is_size(image_size) -> bool:

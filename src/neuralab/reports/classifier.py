@@ -20,13 +20,19 @@ from neuralab.runs import CLASSIFIER_FIGURES, CONFIG, REPORT, RESULTS, json_obje
 
 
 def per_class_scores(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision, recall and F1 per class from a confusion matrix (rows true, columns predicted)."""
+    """Precision, recall and F1 per class from a confusion matrix (rows true, columns predicted).
+    NaN where a score has nothing to count: the precision of a class never predicted, the recall
+    and F1 of a class never tested (a class of 2 pictures in 500 may have none in the test set),
+    which a report shows as n/a; a score of 0 said that the model missed pictures it never saw.
+    A class tested and never predicted has recall 0 and F1 0."""
     matrix = np.asarray(matrix, dtype=np.float64)
     tp = np.diag(matrix)
-    precision = tp / np.maximum(matrix.sum(0), 1)
-    recall = tp / np.maximum(matrix.sum(1), 1)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    return precision, recall, f1
+    predicted, tested = matrix.sum(0), matrix.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, np.nan)
+        recall = np.where(tested > 0, tp / tested, np.nan)
+        f1 = np.where(tp > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return precision, recall, np.where(tested > 0, f1, np.nan)
 
 
 Z95 = 1.959964  # the standard normal's 97.5% quantile: a two-sided 95% interval
@@ -181,7 +187,7 @@ def _test_sections(run_dir: Path, classes, matrix, probabilities, images, labels
     worst = confident_mistakes(probabilities, labels)
     titles = [f"{classes[labels[i]]} -> {classes[probabilities[i].argmax()]}\n{probabilities[i].max() * 100:.0f}%"
               for i in worst]
-    scores = [[c, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", int(n)]
+    scores = [[c, _fixed(p, "{:.3f}"), _fixed(r, "{:.3f}"), _fixed(f, "{:.3f}"), int(n)]
               for c, p, r, f, n in zip(classes, precision, recall, f1, matrix.sum(1))]
     cm = plots.save(plots.confusion(matrix, classes), run_dir / CLASSIFIER_FIGURES["confusion_matrix"])
     mistakes = run_dir / CLASSIFIER_FIGURES["mistakes"]
