@@ -134,6 +134,8 @@ def test_pictures_beside_the_class_folders_are_said_not_dropped_without_a_word(t
     with pytest.warns(SkippedImagesWarning, match=r"left out 4 picture\(s\) beside the class folders"):
         data = load_image_folder(root, val_fraction=0, test_fraction=0)
     assert data.classes == ["a", "b"] and len(data.train) == 6
+    assert [(Path(p).name, why.split("; ")[0]) for p, why in data.skipped] == \
+        [(f"{i}.png", "beside the class folders, in no class") for i in range(4)]
 
 
 def test_a_size_no_classifier_takes_is_refused_before_any_picture_is_resized(tmp_path, monkeypatch, capsys):

@@ -137,6 +137,8 @@ def test_iphone_photos_in_a_class_folder_are_named_not_left_out_silently(tmp_pat
                                                    r"\(dog/IMG_0042.HEIC\); convert them to PNG or JPEG"):
         data = load_image_folder(root, val_fraction=0, test_fraction=0)
     assert len(data.train) == 6
+    assert data.skipped == [(str(root / "dog" / "IMG_0042.HEIC"),
+                             "a format neuralab does not open (.HEIC); convert it to PNG or JPEG")]
     with pytest.raises(NeuralabError, match=r"IMG_0042.HEIC: HEIC format, which neuralab does not open"):
         read_image(root / "dog" / "IMG_0042.HEIC")
     for i in range(3):
@@ -144,6 +146,24 @@ def test_iphone_photos_in_a_class_folder_are_named_not_left_out_silently(tmp_pat
     with pytest.raises(NeuralabError, match=r"no pictures .* in class folder 'dog' .*its 1 picture\(s\) "
                                             r"\(IMG_0042.HEIC\) are in formats neuralab does not open"):
         load_image_folder(root)
+
+
+def test_pictures_left_out_unread_are_recorded_in_the_run_and_its_report(tmp_path, capsys):
+    """An iPhone photo in a class folder and a picture beside the class folders were only warned
+    of: config.json's data.skipped said count 0 and the report had no line for them, as it has
+    for pictures that cannot be read."""
+    root = macos_zip(tmp_path / "digits")
+    heic(root / "one" / "IMG_0001.HEIC")
+    (root / "loose.png").write_bytes((root / "one" / "IMG_0001.PNG").read_bytes())
+    out = tmp_path / "run"
+    code = main(["train", "--model", "mlp", "--data", str(root), "--epochs", "1", "--image-size", "16x16",
+                 "--threads", "1", "--test-fraction", "0.2", "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    skipped = json.loads((out / "config.json").read_text())["data"]["skipped"]
+    assert skipped["count"] == 2 and [p["path"] for p in skipped["pictures"]] == ["loose.png", "one/IMG_0001.HEIC"]
+    report = (out / "report.html").read_text()
+    assert "loose.png (beside the class folders, in no class)" in report
+    assert "one/IMG_0001.HEIC (a format neuralab does not open (.HEIC))" in report
 
 
 def test_a_camera_photo_beyond_the_pixel_cap_is_decoded_at_a_smaller_scale(tmp_path):

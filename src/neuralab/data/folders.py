@@ -52,7 +52,8 @@ class SkippedImagesWarning(UserWarning):
 @dataclass(repr=False)  # ImageData's: what the folder holds, not its pixels
 class FolderData(ImageData):
     root: str = ""
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of every unreadable image
+    # (path, why) of every picture left out: unreadable, in a format neuralab does not open, or in no class
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def list_pictures(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
@@ -82,6 +83,12 @@ def _listed(paths: list, shown: int = 3) -> str:
 def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path]]:
     """Class names, (path, label) for every picture under ``root``/CLASS/ (sorted), and the links
     to folders in the class folders, which are not followed."""
+    return _listing(root)[:3]
+
+
+def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path], list[tuple[str, str]]]:
+    """``list_images``, and (path, why) of the pictures it leaves out with a warning: those
+    beside the class folders, in no class, and those in formats neuralab does not open."""
     if not root.is_dir():
         raise NeuralabError(f"{root}: no such folder; give a folder with one sub-folder of images per class")
     folders = [d for d in root.iterdir() if d.is_dir() and not hidden(d.name)]
@@ -91,8 +98,8 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
     classes = sorted(d.name for d in folders if not d.is_symlink())
     suffixes = picture_suffixes()
     # a picture beside the class folders belongs to no class: said, not dropped without a word
-    loose = sorted(f.name for f in root.iterdir() if not hidden(f.name) and f.suffix.lower() in suffixes
-                   and f.is_file())
+    loose = sorted(f.name for f in root.iterdir() if not hidden(f.name)
+                   and (f.suffix.lower() in suffixes or f.suffix.lower() in OTHER_SUFFIXES) and f.is_file())
     for name in classes:
         try:
             name.encode()
@@ -138,7 +145,11 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Pat
         warnings.warn(f"{root}: left out {len(unopened)} picture(s) in formats neuralab does not open "
                       f"({_listed([p.relative_to(root) for p in unopened])}); convert them to PNG or JPEG to "
                       "train on them", SkippedImagesWarning, stacklevel=3)
-    return classes, files, links
+    left_out = ([(str(root / name), "beside the class folders, in no class; move it into its class's folder")
+                 for name in loose] +
+                [(str(path), f"a format neuralab does not open ({path.suffix}); convert it to PNG or JPEG")
+                 for path in unopened])
+    return classes, files, links, left_out
 
 
 def _stratified(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int):
@@ -198,7 +209,7 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
         raise NeuralabError(f"`val_fraction` {val_fraction} + `test_fraction` {test_fraction}: "
                             "must leave some images for training (sum below 1)")
     root = Path(root)
-    classes, files, links = list_images(root)
+    classes, files, links, left_out = _listing(root)
 
     mode = {"grayscale": "L", "rgb": "RGB", "auto": None}[color]
     images, labels, held = [], [], 0
@@ -241,8 +252,9 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
     x = _stack(images, root)
     train, val, test = _stratified(y, val_fraction, test_fraction, seed)
     _warn_unsplit(root, classes, y, ("validate", val), ("test", test))
+    # the pictures left out without being read, named in their own warning, are recorded too
     return FolderData(root.resolve().name, classes, Split(x[train], y[train]), Split(x[val], y[val]),
-                      Split(x[test], y[test]), root=str(root), skipped=skipped)
+                      Split(x[test], y[test]), root=str(root), skipped=skipped + left_out)
 
 
 def _warn_unsplit(root: Path, classes: list[str], y: np.ndarray, *splits) -> None:
