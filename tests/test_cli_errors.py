@@ -238,6 +238,31 @@ def test_running_out_of_memory_is_one_line(monkeypatch, capsys, allocate, asked)
     assert err.startswith(f"neuralab: error: not enough memory: a step asked for {asked}; ") and err.count("\n") == 1, err
 
 
+def test_a_training_out_of_memory_names_the_flags_that_ask_for_less(monkeypatch, capsys, tmp_path):
+    """A training that ran out of memory in its first epoch said "give smaller inputs (pictures,
+    batches, rows)", and left --out holding an interrupted run that refused the retry."""
+    from helpers import digits_folder
+    from neuralab.training import classify
+
+    digits = digits_folder(tmp_path / "digits", 100)
+    run = tmp_path / "big"
+    command = ["train", "--model", "mlp", "--data", str(digits), "--image-size", "64x64", "--epochs", "1",
+               "--threads", "1", "--out", str(run), "--quiet"]
+    with monkeypatch.context() as patched:
+        patched.setattr(classify, "_fit_and_finish", lambda *args, **kwargs: torch.empty(2**50))
+        assert main(command) == 2
+    err = capsys.readouterr().err
+    kept = (run / "config.json").is_file()
+    assert err == ("neuralab: error: not enough memory: a step asked for 4194304.0 GiB; run it again with a smaller "
+                   "--batch-size or --image-size" + (f", and --overwrite to replace {run}, which kept no finished "
+                                                     "epoch" if kept else "") +
+                   "; or use a machine with more memory\n"), err
+    # as it says: smaller, and over the run that kept nothing
+    again = command[:command.index("64x64")] + ["8x8", "--batch-size", "4"] + command[command.index("64x64") + 1:]
+    assert main(again + (["--overwrite"] if kept else [])) == 0, capsys.readouterr().err
+    assert (run / "results.json").is_file()
+
+
 def test_a_bug_is_still_a_traceback(monkeypatch):
     from neuralab.cli import zoo
 

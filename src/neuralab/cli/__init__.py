@@ -334,6 +334,28 @@ def _shortened(path: str, most: int = 160) -> str:
     return path if len(path) <= most else f"{path[:most * 2 // 3]}…{path[-(most // 3):]}"
 
 
+def _less_memory(args) -> str:
+    """How the command that ran out of memory asks for less: its --batch-size, and its
+    --image-size where the data is a folder of pictures (a named dataset's size is its own);
+    and where it leaves a run folder in its --out that kept no finished epoch (an interrupted
+    run, which a retry into the same --out is refused over, and --resume takes with its own
+    settings only), --overwrite to replace it."""
+    from neuralab import runs
+    from neuralab.data import NAMED
+
+    flags = {option for parser in args._parsers for action in parser._actions for option in action.option_strings}
+    smaller = [flag for flag in ("--batch-size", "--image-size") if flag in flags
+               and (flag != "--image-size" or getattr(args, "data", None) not in NAMED)]
+    if not smaller:
+        return "give smaller inputs (pictures, batches, rows) or a machine with more memory"
+    out = getattr(args, "out", None)
+    kept = ""
+    if "--overwrite" in flags and isinstance(out, (str, os.PathLike)) and (Path(out) / runs.CONFIG).is_file() \
+            and not runs.epoch_kept(Path(out)):
+        kept = f", and --overwrite to replace {_shortened(os.fspath(out))}, which kept no finished epoch"
+    return f"run it again with a smaller {' or '.join(smaller)}{kept}; or use a machine with more memory"
+
+
 def _said_from_python(error: NeuralabError, args) -> NeuralabError:
     """The library's ModelNeeded (pass the run's module as `model`), which no flag can do, said for
     the command's RUN_DIR as the Python call that loads it with the module given again (cli.report's
@@ -409,8 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         if shortage is None:
             raise
         if not _other_rank():
-            print(f"neuralab: error: {shortage}; give smaller inputs (pictures, batches, rows) or a machine with "
-                  "more memory", file=sys.stderr)
+            print(f"neuralab: error: {shortage}; {_less_memory(args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         if not _other_rank():
