@@ -238,6 +238,31 @@ def test_large_pictures_are_refused_before_they_fill_the_memory(tmp_path, monkey
         load_image_folder(tmp_path / "big", image_size=(32, 32))
 
 
+def test_a_folders_pixels_are_held_about_once_while_it_loads(tmp_path):
+    """The 4 GB cap on a folder's pixels let its loading take 12 GB: the pictures read, their
+    stack, its channels-first copy and each split's copy, 3.1x the pixels at the peak."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["circle", "square", "triangle"]):
+        for i in range(40):
+            write(tmp_path / "shapes" / name / f"{i:02d}.png", rng.integers(0, 256, (64, 64, 3), np.uint8))
+    write(tmp_path / "shapes" / "circle" / "00.png", gray(5, (64, 64)))  # a grey one first: made RGB with the rest
+    load_image_folder(tmp_path / "shapes")  # what a first load imports and caches is no picture's
+    tracemalloc.start()
+    try:
+        data = load_image_folder(tmp_path / "shapes", val_fraction=0.2, test_fraction=0.2, seed=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    pixels = sum(split.x.nbytes for split in (data.train, data.val, data.test))
+    # once, and a third more while the first colour picture turns the grey rows before it to RGB
+    assert pixels == 120 * 3 * 64 * 64 and peak < 1.5 * pixels, peak / pixels
+    splits = (data.train, data.val, data.test)
+    assert sum((x == 5).all() for split in splits for x in split.x) == 1  # the grey one, in all three channels
+    assert sorted(np.concatenate([split.y for split in splits]).tolist()) == [0] * 40 + [1] * 40 + [2] * 40
+
+
 def test_pictures_of_16_bits_and_floats_keep_their_shades_and_photos_stand_upright(tmp_path):
     from neuralab.data.pictures import read_image
 

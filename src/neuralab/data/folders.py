@@ -212,7 +212,7 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
     classes, files, links, left_out = _listing(root)
 
     mode = {"grayscale": "L", "rgb": "RGB", "auto": None}[color]
-    images, labels, held = [], [], 0
+    rows, labels, held = _Rows(len(files)), [], 0
     skipped = [(str(link), "a link to a folder, which is not followed; copy its pictures in instead")
                for link in links]
     for path, label in files:
@@ -230,11 +230,11 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
             width, height = picture_size(path)
             raise NeuralabError(f"{path}: {width}x{height} pixels, more than the {MAX_SIDE} a side that "
                                 "neuralab's classifiers take; pass `image_size` to resize every image")
-        held += img.shape[0] * img.shape[1] * 3  # as RGB: one colour picture makes _stack turn every grey one to RGB
+        held += img.shape[0] * img.shape[1] * 3  # as RGB: one colour picture makes every grey one RGB
         if held > MAX_BYTES:
             raise NeuralabError(f"{root}: its images take more than {MAX_BYTES // 2**30} GB of memory at this size; "
                                 "pass a smaller `image_size`, or train on fewer images")
-        images.append(img)
+        rows.add(img)
         labels.append(label)
     if skipped:
         total = len(files) + len(links)
@@ -249,12 +249,11 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
     if empty:
         raise NeuralabError(f"{root}: no readable images left in class folder(s) {', '.join(empty)}; put pictures "
                             "there that can be read, or move the folder out of the dataset")
-    x = _stack(images, root)
-    train, val, test = _stratified(y, val_fraction, test_fraction, seed)
-    _warn_unsplit(root, classes, y, ("validate", val), ("test", test))
+    parts = _stratified(y, val_fraction, test_fraction, seed)
+    _warn_unsplit(root, classes, y, ("validate", parts[1]), ("test", parts[2]))
     # the pictures left out without being read, named in their own warning, are recorded too
-    return FolderData(root.resolve().name, classes, Split(x[train], y[train]), Split(x[val], y[val]),
-                      Split(x[test], y[test]), root=str(root), skipped=skipped + left_out)
+    return FolderData(root.resolve().name, classes, *rows.splits(y, parts, root), root=str(root),
+                      skipped=skipped + left_out)
 
 
 def _warn_unsplit(root: Path, classes: list[str], y: np.ndarray, *splits) -> None:
@@ -278,14 +277,58 @@ def _is_size(image_size) -> bool:
                     for v in image_size))
 
 
-def _stack(images: list[np.ndarray], root: Path) -> np.ndarray:
-    """(H, W) / (H, W, 3) images -> (N, C, H, W); grayscale ones become RGB when any is RGB."""
-    if any(im.ndim == 3 for im in images):
-        images = [np.repeat(im[:, :, None], 3, axis=2) if im.ndim == 2 else im for im in images]
-    sizes = sorted({im.shape[:2] for im in images})
-    if len(sizes) > 1:
-        raise NeuralabError(f"{root}: images differ in size ({', '.join(f'{h}x{w}' for h, w in sizes[:4])}"
-                            f"{', ...' if len(sizes) > 4 else ''}); pass `image_size` to resize them all")
-    x = np.stack(images)
-    # by reshape, not x[:, None]: C order's strides, which PyTorch does not take for channels-last
-    return x.reshape(len(x), 1, *x.shape[1:]) if x.ndim == 3 else x.transpose(0, 3, 1, 2).copy()
+class _Rows:
+    """A folder's pictures, (H, W) or (H, W, 3) uint8 as read, held as the rows of one
+    (capacity, C, H, W) array, grayscale ones made RGB when any is RGB, and split without a copy
+    (``splits``). Its pixels are held once: a list of the pictures, their stack, its
+    channels-first copy and the splits' copies held 3x as many at the peak, 12 GB for a folder
+    within MAX_BYTES. Rows of pictures never read (skipped) are never written, so the memory
+    they would take is never used."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self.x, self.count, self.sizes = capacity, None, 0, set()
+
+    def add(self, image: np.ndarray) -> None:
+        self.sizes.add(image.shape[:2])
+        if len(self.sizes) > 1:  # refused by ``splits``, which names the sizes of all the pictures
+            return
+        channels = 3 if image.ndim == 3 else 1
+        if self.x is None:
+            self.x = np.empty((self.capacity, channels, *image.shape[:2]), np.uint8)
+        elif channels > self.x.shape[1]:  # the first colour picture: every grey one before it to RGB
+            grown = np.empty((self.capacity, channels, *image.shape[:2]), np.uint8)
+            grown[:self.count] = self.x[:self.count]
+            self.x = grown
+        self.x[self.count] = image if image.ndim == 2 else image.transpose(2, 0, 1)  # grey: into every channel
+        self.count += 1
+
+    def splits(self, y: np.ndarray, parts, root: Path) -> list[Split]:
+        """A Split for each array of indices in ``parts`` (train, validation, test), which take
+        every picture once: the rows put in that order in place, each split a view of its own."""
+        if len(self.sizes) > 1:
+            sizes = sorted(self.sizes)
+            raise NeuralabError(f"{root}: images differ in size ({', '.join(f'{h}x{w}' for h, w in sizes[:4])}"
+                                f"{', ...' if len(sizes) > 4 else ''}); pass `image_size` to resize them all")
+        order = np.concatenate(parts)
+        _permute_rows(self.x, order)
+        ends = np.cumsum([0] + [len(p) for p in parts])
+        return [Split(self.x[a:b], y[p]) for a, b, p in zip(ends, ends[1:], parts)]
+
+
+def _permute_rows(x: np.ndarray, order: np.ndarray) -> None:
+    """``x[:len(order)] = x[order]`` in place, ``order`` being a permutation of its indices,
+    with one row held aside at a time, not a copy of them all: each cycle of the permutation
+    is walked from its first row, which waits aside until the cycle comes back to it."""
+    done = np.zeros(len(order), dtype=bool)
+    for start in range(len(order)):
+        if done[start]:
+            continue
+        aside, at = x[start].copy(), start
+        while True:
+            done[at] = True
+            source = int(order[at])
+            if source == start:
+                x[at] = aside
+                break
+            x[at] = x[source]
+            at = source
