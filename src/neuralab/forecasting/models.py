@@ -89,12 +89,15 @@ class ForecastNetwork(nn.Module):
 
     def normalise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The target channel as departures from its anchor in units of the window's typical
-        one-step change: (B, L) normalised target, (B,) anchor, (B,) scale."""
+        one-step change (a window of one value, which shows none: in model space's units, scale 1):
+        (B, L) normalised target, (B,) anchor, (B,) scale."""
         target = x[:, :, 0]                                                      # (B, L)
         if self.level:
             anchor, steps = target[:, -1], target.diff(dim=1)                    # (B,), (B, L-1)
         else:
             anchor, steps = torch.full_like(target[:, -1], self.zero), target - self.zero
+        if steps.shape[1] == 0:  # a lookback of 1 shows no step: departures stay in model space's own units
+            return target - anchor[:, None], anchor, torch.ones_like(anchor)
         scale = steps.pow(2).mean(1).add(1e-6).sqrt()  # root mean square step; a flat window stays finite
         return (target - anchor[:, None]) / scale[:, None], anchor, scale
 

@@ -121,8 +121,11 @@ def choose_transform(many: list[Series], config: ForecastConfig, linear_path: bo
         errors[transform] = float(np.mean([m / (p.mase_scale or 1.0) for m, p in zip(maes, prepared)])) \
             if len(maes) > 1 \
             else maes[0]
-    best = min(errors.values())
-    chosen = next(t for t in errors if errors[t] <= best * 1.005)
+    finite = {t: e for t, e in errors.items() if np.isfinite(e)}  # a probe that overflowed forecasts nothing
+    if not finite:
+        return "none", errors
+    best = min(finite.values())
+    chosen = next(t for t in finite if finite[t] <= best * 1.005)
     return chosen, errors
 
 
@@ -496,6 +499,9 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
     network.fit(pooled_train, pooled_val)  # Ctrl-C from here to results.json: the caller's _resumable
     seconds = network.trainer.elapsed
     evaluated = [_evaluate(p, [network, *baselines[p.name]]) for p in prepared]
+    if not all(np.isfinite(e["test"][network.name]).all() for e in evaluated):
+        # finite weights can still overflow on the test windows: nothing to rank, report or resume
+        raise Diverged(train.lr, sign="its forecasts on the test span are not finite numbers")
     intervals = [rolling(p.val.future - e["val"][network.name], p.test.future, e["test"][network.name],
                          tuple(used.intervals), stride=used.windows.stride)
                  for p, e in zip(prepared, evaluated)] if pooled_val is not None else None
