@@ -133,6 +133,26 @@ def test_a_new_run_refuses_a_calendar_encoding_constant_for_the_frequency_and_th
     assert load_series(path, target="adj close", features=["Adj Close"]).features == []
 
 
+def test_a_yearly_series_of_three_centuries_is_refused_a_month_encoding_and_not_offered_one(tmp_path):
+    """Sunspots by year from 1700: the span overflowed a Timedelta where the encoding was checked, and
+    the advice offered date encodings, every one constant or aliased at a yearly step."""
+    rng = np.random.default_rng(0)
+    years = pd.date_range("1700-01-01", periods=309, freq="YS")
+    spots = 80 + 60 * np.sin(2 * np.pi * np.arange(309) / 11) + rng.normal(0, 10, 309)
+    path = tmp_path / "sunspots_yearly.csv"
+    pd.DataFrame({"date": years.strftime("%Y-%m-%d"), "SUNACTIVITY": spots.round(1)}).to_csv(path, index=False)
+
+    def config(**settings):
+        return ForecastConfig(data=str(path), windows=WindowConfig(lookback=6, horizon=1),
+                              train=series_train_config(epochs=1, device="cpu", seed=0), backtest_folds=1, **settings)
+
+    with pytest.raises(ParameterError, match=r"same month \(1\) .* frequency YS-JAN.*constant") as e:
+        run_forecast(config(calendar=["month"]), out=tmp_path / "run", verbose=False)
+    assert e.value.parameter == "calendar" and not (tmp_path / "run").exists()
+    advice = run_forecast(config(), out=tmp_path / "run", verbose=False).headline["advice"]
+    assert "`features`" in advice and "calendar" not in advice
+
+
 def test_a_number_column_named_data_is_no_epoch_date_and_text_dates_outrank_an_epoch_guess(tmp_path):
     """Bytes of traffic near 2e9 under "data" (English) read as epoch seconds and blamed the month column."""
     months = pd.date_range("2010-01-01", periods=120, freq="MS")

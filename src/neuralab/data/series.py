@@ -445,10 +445,21 @@ def refuse_idle_inputs(many: list[Series], features, calendar) -> None:
         times = series.times
         for name in dict.fromkeys(calendar):
             values = getattr(times, CALENDAR[name][0])
-            if len(times) > 1 and times[-1] - times[0] >= CYCLES[name] and (values == values[0]).all():
+            # the cycle taken from the last time: a span of centuries overflows a Timedelta
+            if len(times) > 1 and times[-1] - CYCLES[name] >= times[0] and (values == values[0]).all():
                 raise ParameterError("calendar", name, f"every row has the same {name} ({values[0]}) in "
                                      f"{series.label}, of frequency {series.report.frequency}, so its encoding is "
                                      "constant; leave it out")
+
+
+def seasonal_encodings(series: Series) -> list[str]:
+    """The calendar encodings that can tell a series' seasons apart: those whose cycle spans at
+    least two of its median steps (a yearly series' month is the same, or aliased, at every row)."""
+    times = series.times
+    if len(times) < 2:
+        return []
+    step = pd.Series(times).diff().median()
+    return [name for name, cycle in CYCLES.items() if step * 2 <= cycle]
 
 
 def add_calendar(frame: pd.DataFrame, names) -> tuple[pd.DataFrame, list[str]]:

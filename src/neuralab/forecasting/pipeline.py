@@ -30,7 +30,8 @@ import torch
 
 from neuralab import runs
 from neuralab.data.dates import AS_WRITTEN, LOCAL_DATES, OFFSET_RULES
-from neuralab.data.series import BUILTIN, Series, load_series_list, refuse_idle_inputs, report_dict
+from neuralab.data.series import (BUILTIN, Series, load_series_list, refuse_idle_inputs, report_dict,
+                                  seasonal_encodings)
 from neuralab.data.sources import sha256
 from neuralab.errors import NeuralabError, ParameterError, named
 from neuralab.files import nulled
@@ -601,6 +602,8 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
     kinds = {p.name: character(p.levels[:p.boundaries[0]], config.target, lookback) for p in prepared}
     kind = kinds[prepared[0].name] if not multi else character_of_many(prepared, config)
     given = tuple(name for name in ("features", "calendar") if getattr(config, name))
+    if "calendar" not in given and not any(seasonal_encodings(s) for s in many):
+        given += ("calendar",)  # no encoding to offer: every one is constant or aliased at the series' step
     head = verdict(test, network.name, metric, kind, given=given,
                    errors=_window_errors(prepared, evaluated, test, scaled=multi), lag=lag, lookback=lookback)
     if head["outcome"] != "constant" and config.windows.transform == "none":
