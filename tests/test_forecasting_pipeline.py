@@ -411,3 +411,26 @@ def test_the_auto_transform_passes_over_a_probe_that_forecasts_nothing_finite(tm
     monkeypatch.setattr(NetworkForecaster, "linear_errors", lambda self, train, val: next(errors))
     chosen, seen = choose_transform([load_series(path)], ForecastConfig(data=str(path)))
     assert chosen == "diff" and np.isnan(seen["none"])
+
+
+def test_the_fewest_rows_a_refusal_names_under_the_auto_transform_are_enough(tmp_path):
+    """The auto transform weighs the levels first, whose refusal named their fewest rows; the changes,
+    a row short at that length, then refused it one row higher. A candidate that does not fit is passed over."""
+    from neuralab.errors import NeuralabError
+    from neuralab.forecasting.windows import minimum_rows
+
+    rng = np.random.default_rng(0)
+    need = minimum_rows(WindowConfig(lookback=60))
+
+    def config(rows: int) -> ForecastConfig:
+        path = tmp_path / f"daily{rows}.csv"
+        pd.DataFrame({"date": pd.date_range("2020-01-01", periods=rows).strftime("%Y-%m-%d"),
+                      "v": np.cumsum(rng.normal(0, 1, rows))}).to_csv(path, index=False)
+        return ForecastConfig(data=str(path), windows=WindowConfig(lookback=60, transform="auto"),
+                              model=ModelConfig("lstm", hidden=[4]), train=series_train_config(epochs=1, device="cpu"),
+                              backtest_folds=1)
+
+    with pytest.raises(NeuralabError, match=rf"40 rows is fewer .*at least {need} rows"):
+        run_forecast(config(40), out=tmp_path / "short", verbose=False)
+    result = run_forecast(config(need), out=tmp_path / "run", verbose=False)
+    assert result.results["transform"]["used"] == "none" and result.results["windows"]["test"] >= 1

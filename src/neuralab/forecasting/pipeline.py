@@ -43,7 +43,7 @@ from neuralab.forecasting.forecast_csv import write_forecast_csv
 from neuralab.forecasting.intervals import GAMMA, METHOD, WINDOW, coverage, label, rolling
 from neuralab.forecasting.models import ModelConfig, NetworkForecaster, series_train_config, summary
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
-from neuralab.forecasting.windows import Prepared, Windows, last_window, prepare_many
+from neuralab.forecasting.windows import Prepared, Windows, last_window, prepare_many, too_short
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback, checked_callbacks
 from neuralab.training.config import Diverged, before_compile, check_config, given_fields, with_compile
@@ -109,6 +109,10 @@ def choose_transform(many: list[Series], config: ForecastConfig, linear_path: bo
     if config.windows.transform != "auto":
         return config.windows.transform, {}
     candidates = ["none", "diff"] + (["log-return"] if all((s.values[:, 0] > 0).all() for s in many) else [])
+    # a change costs a row: a series long enough for the levels alone is forecast on them, and one too
+    # short for every candidate is refused by "none", whose fewest rows are the fewest that work
+    fits = [t for t in candidates if not any(too_short(len(s), replace(config.windows, transform=t)) for s in many)]
+    candidates = fits or candidates[:1]
     errors = {}
     for transform in candidates:
         windows = replace(config.windows, transform=transform)
