@@ -67,6 +67,18 @@ def test_a_run_whose_every_series_is_constant_over_training_says_it_cannot_rank(
     assert "Best on the test span" not in page and "leaving out a, b" in page
 
 
+def test_the_quiet_verdict_on_a_constant_series_names_the_option_to_change(tmp_path, capsys):
+    """--quiet printed the library's wording, "Choose another `target`.", not the command line's."""
+    data = tmp_path / "const.csv"
+    pd.DataFrame({"date": pd.date_range("2020-01-01", periods=300).strftime("%Y-%m-%d"),
+                  "value": np.full(300, 5.0)}).to_csv(data, index=False)
+    assert main(["forecast", "--data", str(data), "--lookback", "14", "--model", "lstm", "--hidden", "4",
+                 "--epochs", "1", "--backtest-folds", "1", "--threads", "1", "--quiet",
+                 "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "The target is constant (5)" in out and "Choose another --target." in out and "`" not in out
+
+
 def test_one_constant_series_is_left_out_of_the_pooled_backtest_mase_by_name():
     flat, walk = one(flat_then_ramp(3.0)), one(random_walk())
     forecasters = [Persistence().fit(flat.train), Drift().fit(flat.train)]

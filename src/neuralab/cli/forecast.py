@@ -7,6 +7,7 @@ import contextlib
 
 from neuralab.cli._args import layer_sizes, names, number, run_folder, whole_number
 from neuralab.cli.train import REQUEUE_HELP, TRUST_HELP
+from neuralab.errors import named
 
 # option -> field of the config section; options left out (None) keep the library's default
 WINDOW_OPTIONS = {"lookback": "lookback", "horizon": "horizon", "stride": "stride", "val_fraction": "val_fraction",
@@ -212,7 +213,7 @@ def run_forecast(args) -> int:
             refuse_built_in_settings(config.model, {field for option, field in MODEL_OPTIONS.items() if option in given})
         result = run(config, out=args.out, overwrite=args.overwrite, verbose=not args.quiet, model=user_model(args))
     if args.quiet:  # the verdict alone; its table is in results.json and report.html
-        print(f"{result.headline['sentence']}  run: {result.run_dir}")
+        print(f"{named(result.headline['sentence'])}  run: {result.run_dir}")
     return 0
 
 
