@@ -112,6 +112,15 @@ def test_seasonal_advice_asks_for_a_longer_lookback_only_when_it_is_shorter_than
     assert "a `lookback` that covers at least one season" in short
 
 
+def test_seasonal_advice_claims_no_win_the_table_refutes():
+    """"forecasters that see it do best" was printed where seasonal-naive ranked last in the table above it."""
+    scores = {"lstm": {"mae": 2.0}, "persistence": {"mae": 3.0}, "linear-ar": {"mae": 1.0},
+              "seasonal-naive": {"mae": 4.0}}
+    v = verdict(scores, "lstm", kind={"kind": "seasonal", "period": 12}, lookback=24)
+    assert v["ranking"][-1] == "seasonal-naive"
+    assert "season of 12 steps" in v["advice"] and "do best" not in v["advice"] and "best" not in v["advice"]
+
+
 def test_mase_of_a_constant_training_span_is_undefined_and_mape_with_many_zeros_is_na():
     values = np.r_[np.full(200, 3.0), 3.0 + 0.5 * np.arange(100)]  # constant, then a ramp in the test span
     frame = pd.DataFrame({"y": values}, index=pd.date_range("2020-01-01", periods=len(values), name="date"))

@@ -67,7 +67,8 @@ ADVICE = {
     "linear": ("This series changes by the same step every time ({step:.4g}), a straight line: drift extrapolates "
                "it exactly, and a network can at best learn that line again. A forecast is only worth training "
                "where the changes vary."),
-    "seasonal": "This series has a season of {period} steps: forecasters that see it do best. ",
+    # what the season offers, not who won: seasonal-naive can rank last on the same test span
+    "seasonal": "This series has a season of {period} steps, which a forecaster can use where its window spans one. ",
     "other": "",
 }
 # What else the network could be given, unless the run already gives it
