@@ -29,6 +29,9 @@ def test_stacked_lstm_matches_the_workshop_model():
     assert net(torch.zeros(5, 60, 1)).shape == (5, 1)
     text = summary(net, 60)
     assert "LSTM(128)" in text and "(batch, 60, 128)" in text and "116,801" in text
+    # under Keras's layer names, the count Keras's own summary of the slide's code gives
+    assert "Keras counts 116,033: its LSTM and SimpleRNN keep one bias per gate" in text
+    assert "Keras counts" not in summary(build_network(ModelConfig("gru", recipe="plain"), 1, 1, 60), 60)
     # the default recipe adds only the linear path: twice 60 weights and a bias per horizon step
     residual = build_network(ModelConfig(), inputs=1, horizon=1, lookback=60)
     assert sum(p.numel() for p in residual.parameters()) == 116_801 + 2 * 61 and "linear path" in summary(residual, 60)

@@ -50,6 +50,7 @@ from neuralab.forecasting.metrics import paired_gain
 from neuralab.forecasting.baselines import departure_terms, no_change, ridge_solve
 from neuralab.forecasting.topologies import CELLS, KERAS_NAMES, keras_init, keras_name
 from neuralab.forecasting.windows import Windows
+from neuralab.models.summary import keras_count
 from neuralab.runs import WEIGHTS
 from neuralab.training.config import Diverged
 
@@ -183,6 +184,10 @@ def summary(model: ForecastNetwork, lookback: int) -> str:
     lines = [f"{'layer':<16}{'output shape':<34}{'parameters':>12}"]
     lines += [f"{a:<16}{b:<34}{c:>12,}" for a, b, c in rows]
     lines.append(f"{'total':<50}{total:>12,}")
+    keras = keras_count(model)[0]
+    if keras != total:  # Keras's names above, PyTorch's counts: the slide's model.summary() gives fewer
+        lines.append(f"Keras counts {keras:,}: its LSTM and SimpleRNN keep one bias per gate where PyTorch keeps two, "
+                     "which only ever add up")
     if model.recipe == "residual":
         lines.append("forecast = last value (or no change) + window scale x (Dense head + normalised linear path) "
                      "+ linear path")
