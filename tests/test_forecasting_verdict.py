@@ -71,6 +71,26 @@ def test_terminal_table_holds_every_forecaster_and_the_backtest_spread():
     assert "<- network" in text[2] and "2.85 ± 0.1" in text[2]
 
 
+def test_terminal_table_says_what_the_backtest_is_and_when_seasonal_naive_is_persistence(tmp_path):
+    """Without a refit the backtest's folds cut the test span again, which read as earlier spans; a
+    seasonal naive forecast that found no season equalled persistence to every digit unexplained."""
+    from neuralab.forecasting.backtest import rolling_origin, summarize
+    from neuralab.forecasting.baselines import Persistence, SeasonalNaive
+    from neuralab.forecasting.windows import WindowConfig, prepare
+
+    walk = load_series("sp500")
+    p = prepare(walk, WindowConfig(lookback=10))
+    fitted = [f.fit(p.train, p.val) for f in (Persistence(), SeasonalNaive())]
+    test = {f.name: {"mae": 1.0, "rmse": 1.0, "mase": 1.0} for f in fitted}
+    described = {f.name: f.describe() for f in fitted}
+    once = table(test, summarize(rolling_origin(p, fitted, 3)), "persistence", forecasters=described)
+    assert "backtest: the test span cut into folds, each forecaster as fitted once (not earlier spans)" in once
+    assert once.splitlines()[-1] == "no season found: seasonal-naive is persistence"
+    refit = table(test, summarize(rolling_origin(p, fitted, 2, refit=True)), "persistence",
+                  forecasters={**described, "seasonal-naive": "seasonal-naive (period 5, detected)"})
+    assert "backtest:" not in refit and "no season" not in refit
+
+
 def test_terminal_table_columns_hold_a_long_network_name():
     """A user's module, "torch:lstm_fc.py:Forecaster", pushed its row's figures past the header's."""
     long = "torch:lstm_fc.py:Forecaster"

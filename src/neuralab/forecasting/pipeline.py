@@ -535,7 +535,8 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
                    bands={label(a): b for a, b in intervals[0].test.items()} if intervals else None)
     head = results["headline"]
     if verbose:
-        print(verdict_table(results["test"], results["backtest_summary"], network.name, head["metric"]))
+        print(named(verdict_table(results["test"], results["backtest_summary"], network.name, head["metric"],
+                                  results["forecasters"])))
         print(named(head["sentence"]))
         if head.get("advice"):
             print(named(head["advice"]))

@@ -204,10 +204,12 @@ def _unranked(test: dict[str, dict], network: str, metric: str, kind: dict) -> d
             "outcome": "constant" if constant else "unranked", "sentence": sentence, "advice": ""}
 
 
-def table(test: dict[str, dict], backtest: dict[str, dict], network: str, metric: str = "mae") -> str:
+def table(test: dict[str, dict], backtest: dict[str, dict], network: str, metric: str = "mae",
+          forecasters: dict[str, str] | None = None) -> str:
     """The terminal's table: every forecaster's MAE, RMSE and MASE on the test span and the
     backtest's mean and spread (of ``metric``), best first, then the series the backtest's
-    mean left out (``backtest.summarize``)."""
+    mean left out (``backtest.summarize``), what the backtest's folds are, and a seasonal naive
+    forecast that found no season (``forecasters``: each one's description, results.json's)."""
     rows = sorted(test, key=lambda n: (test[n].get(metric) is None, test[n].get(metric) or 0))
     head = f"backtest {metric.upper()} (mean ± std)"
     left_out = next((b["left_out"] for b in backtest.values() if b.get("left_out")), [])
@@ -224,6 +226,13 @@ def table(test: dict[str, dict], backtest: dict[str, dict], network: str, metric
         # the test span's pooled MASE leaves the same series out (pipeline._pooled)
         lines.append(f"{metric.upper()} pools the series that have one; left out, constant over the training "
                      f"span: {', '.join(left_out)}")
+    first = next(iter(backtest.values()), None)
+    if first and first.get("refit") is False:  # its folds are the test span's, not earlier spans fitted again
+        lines.append("backtest: the test span cut into folds, each forecaster as fitted once (not earlier spans); "
+                     "`backtest_refit` fits them again before each fold")
+    seasonal = (forecasters or {}).get("seasonal-naive", "")
+    if seasonal and all("none detected" in part for part in seasonal.split("; ")):
+        lines.append("no season found: seasonal-naive is persistence")
     return "\n".join(lines)
 
 
