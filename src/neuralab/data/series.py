@@ -114,6 +114,15 @@ class Series:
     report: SeriesReport
     calendar: list[str] = field(default_factory=list)  # the date encodings added: dayofyear_sin, ...
     where: str = ""              # for errors, where the rows came from: "multi.csv, station = 'C'" of several series
+    # (T,) the target values the `missing` policy filled, and the rows where `missing` interpolate took a value
+    # from a later observation; None: none (arrays: left out of ==, which would compare them element by element)
+    filled: np.ndarray | None = field(default=None, compare=False)
+    ahead: np.ndarray | None = field(default=None, compare=False)
+
+    def filled_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T,) masks: the target values neuralab filled, and the rows interpolated from later ones."""
+        none = np.zeros(len(self.frame), dtype=bool)
+        return (none if self.filled is None else self.filled), (none if self.ahead is None else self.ahead)
 
     @property
     def label(self) -> str:
@@ -417,13 +426,18 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
         frame = frame.reindex(grid)
         frame.index.name = date_column
         report.gaps_filled = True
+    isna = frame.isna()
+    # a value interpolated between observations holds the next one: a forecast from it sees that far ahead
+    later = isna & frame.notna()[::-1].cummax()[::-1] if missing == "interpolate" else isna & False
     frame = _apply_missing(frame, missing, report, name)
     if len(frame) < 2:
         raise NeuralabError(f"{name}: fewer than 2 rows left after cleaning; a series needs more data")
     report.rows = len(frame)
     report.start, report.end = stamps(frame.index[0], frame.index[-1])
     frame, added = add_calendar(frame.astype(np.float64), calendar)
-    return Series(name, frame, target, list(features), report, added)
+    filled, ahead = isna[target].loc[frame.index].to_numpy(), later.loc[frame.index].any(axis=1).to_numpy()
+    return Series(name, frame, target, list(features), report, added, filled=filled if filled.any() else None,
+                  ahead=ahead if ahead.any() else None)
 
 
 # The span over which each encoding takes every value: one constant over a longer span is so for the

@@ -313,6 +313,7 @@ def prepare(series, config: WindowConfig) -> Prepared:
         raise NeuralabError(f"{series.label}: {n_rows} rows leave no {missing[0]} window for `lookback` "
                             f"{config.lookback}, `horizon` {config.horizon} and val/test fractions "
                             f"{config.val_fraction}/{config.test_fraction}; need at least {minimum_rows(config)} rows")
+    left_out_test(split, starts, series, config, offset)
     scaler = Scaler.fit(config.scaler, inputs[:first_val])
     with np.errstate(over="ignore"):  # too large for float32: refused by name just below
         scaled = scaler.transform(inputs).astype(np.float32)  # (T, C)
@@ -327,6 +328,32 @@ def prepare(series, config: WindowConfig) -> Prepared:
     return Prepared(config, series.columns, series.times, series.values[:, 0],
                     (first_val + offset, first_test + offset), scaler,
                     windows, split, mase_scale, series.name)
+
+
+# The split of the test windows no forecaster is scored on: a target neuralab filled, or an input
+# interpolated from the target or a value after it (``left_out_test``)
+FILLED, AHEAD = "filled", "sees ahead"
+
+
+def left_out_test(split: np.ndarray, starts: np.ndarray, series, config: WindowConfig, offset: int) -> None:
+    """Take out of ``split``'s test windows those whose targets the `missing` policy filled
+    (FILLED), and those whose last input was interpolated from a later observation, the
+    target's or one past it (AHEAD): scoring either would count neuralab's own fill as skill.
+    Refused where no test window is left."""
+    if not hasattr(series, "filled_rows"):  # a stand-in with values alone: nothing was filled
+        return
+    filled, ahead = series.filled_rows()
+    if not (filled.any() or ahead.any()):
+        return
+    test = np.flatnonzero(split == "test")
+    targets = starts[test, None] + config.lookback + np.arange(config.horizon) + offset  # (N, H) series rows
+    split[test[ahead[starts[test] + config.lookback - 1 + offset]]] = AHEAD
+    split[test[filled[targets].any(axis=1)]] = FILLED
+    if not (split == "test").any():
+        raise NeuralabError(f"{series.label}: every test window's target was filled by `missing` "
+                            f"{series.report.missing_policy}, or its inputs interpolated from it, so nothing could "
+                            "be scored; keep the gaps (`gaps` keep) and drop missing values (`missing` drop), or give "
+                            "a series with more observations in its last rows")
 
 
 def too_short(n_rows: int, config: WindowConfig) -> bool:

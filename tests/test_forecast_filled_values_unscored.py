@@ -1,0 +1,72 @@
+"""Values neuralab filled itself (`gaps` fill with a `missing` policy) are no actuals: a test
+window whose target was filled, or whose last input was interpolated from its target or a
+later observation, is scored for no forecaster, and the run says how many were left out."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuralab.data.series import load_series
+from neuralab.errors import NeuralabError
+from neuralab.forecasting.models import ModelConfig, series_train_config
+from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
+from neuralab.forecasting.windows import WindowConfig, prepare
+
+
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
+
+
+def walk_with_gaps(path, days: int = 400, kept: float = 0.6, seed: int = 0):
+    """A daily random walk with 40% of its days missing from the file, as a logger's export."""
+    rng = np.random.default_rng(seed)
+    values = 100 + np.cumsum(rng.normal(0, 1, days))
+    keep = np.r_[True, rng.random(days - 2) < kept, True]
+    dates = pd.date_range("2020-01-01", periods=days)
+    pd.DataFrame({"date": dates[keep].strftime("%Y-%m-%d"), "v": values[keep].round(4)}).to_csv(path, index=False)
+    return path, pd.Series(values, index=dates), keep
+
+
+def test_test_windows_on_filled_values_are_scored_for_no_forecaster(tmp_path):
+    path, truth, keep = walk_with_gaps(tmp_path / "rw_gaps.csv")
+    config = ForecastConfig(data=str(path), gaps="fill", missing="interpolate",
+                            windows=WindowConfig(lookback=10, transform="none"), model=ModelConfig("lstm", hidden=[4]),
+                            train=series_train_config(epochs=1, device="cpu"), backtest_folds=2)
+    result = run_forecast(config, out=tmp_path / "run", verbose=False)
+    test = pd.read_csv(tmp_path / "run" / "forecast.csv", parse_dates=["time"]).query("split == 'test'")
+    real = pd.Series(keep, index=truth.index)
+    # every scored target is an observation, and the one before it too (no input interpolated from it)
+    assert real[test["time"]].all() and real[test["time"] - pd.Timedelta(days=1)].all()
+    assert test["actual"].to_numpy() == pytest.approx(truth[test["time"]].to_numpy(), abs=1e-4)
+    persistence = float(np.abs(test["persistence"] - test["actual"]).mean())
+    assert persistence == pytest.approx(result.test["persistence"]["mae"], rel=1e-9)
+    left = result.results["test_left_out"]
+    prepared = prepare(load_series(path, gaps="fill", missing="interpolate"), WindowConfig(lookback=10))
+    all_test = int((np.asarray(prepared.all.rows)[:, 0] >= prepared.boundaries[1]).sum())
+    assert left["filled_target"] > 0 and left["interpolated_from_later"] > 0
+    assert left["filled_target"] + left["interpolated_from_later"] + len(test) == all_test
+    assert f"Left out of every forecaster's score: {all_test - len(test)} of {all_test} test windows" in \
+        result.headline["sentence"]
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["test_left_out"] == left
+    # the same windows for every forecaster and the backtest's folds
+    assert {m["mae"] is not None for m in result.test.values()} == {True}
+    assert sum(f["windows"] for f in result.backtest) == len(test)
+
+
+def test_a_series_without_filled_values_scores_every_test_window(tmp_path):
+    path, _, _ = walk_with_gaps(tmp_path / "full.csv", kept=1.1)
+    p = prepare(load_series(path), WindowConfig(lookback=10))
+    assert set(p.split) <= {"train", "val", "test", ""}
+
+
+def test_a_test_span_left_with_no_observation_is_refused_in_one_line(tmp_path):
+    rng = np.random.default_rng(1)
+    dates = pd.date_range("2020-01-01", periods=300)
+    keep = np.r_[np.ones(250, bool), np.zeros(49, bool), True]  # the last 50 days: one observation
+    pd.DataFrame({"date": dates[keep].strftime("%Y-%m-%d"), "v": np.cumsum(rng.normal(size=300))[keep]}).to_csv(
+        tmp_path / "tail.csv", index=False)
+    with pytest.raises(NeuralabError, match="every test window.s target was filled by missing interpolate"):
+        prepare(load_series(tmp_path / "tail.csv", gaps="fill", missing="interpolate"), WindowConfig(lookback=10))
