@@ -175,6 +175,31 @@ def test_each_topology_template_learns_its_toy_task(name):
     assert after < before
 
 
+def test_toy_training_computes_on_one_thread_whatever_the_callers_count(monkeypatch):
+    """The figures follow the thread count (seed 0's many-to-one: 0.017 on one, 0.24 on two), so
+    `neuralab rnn topologies --train` and the tutorial, which differ in it, must not pass theirs on."""
+    import dataclasses
+
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return self.model(x)
+
+    topology = TOPOLOGIES["many-to-one"]
+    monkeypatch.setitem(TOPOLOGIES, "many-to-one",
+                        dataclasses.replace(topology, build=lambda: Recording(topology.build())))
+    torch.set_num_threads(2)
+    train_toy("many-to-one", steps=2)
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == 2  # the caller's count, restored
+
+
 def test_gradient_norms_vanish_faster_in_a_simple_rnn():
     config = GradientConfig(steps=40, hidden=16, batch=16, probe=32, train_steps=3)
     result = measure(config)
