@@ -63,6 +63,15 @@ def test_rnn_topologies_refuses_bad_steps_and_seed_without_train(capsys, argv, s
     assert out == "" and len(err.strip().splitlines()) == 1 and said in err
 
 
+@pytest.mark.parametrize("argv", [["--steps", "5"], ["--seed", "3"], ["--steps", "300"]])
+def test_rnn_topologies_refuses_a_training_option_without_train(capsys, argv):
+    """The shapes alone train nothing: --steps and --seed, their defaults too, are refused, not ignored."""
+    assert main(["rnn", "topologies", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert f"{argv[0]} applies only with --train" in err
+
+
 def test_rnn_gradients_says_one_step_back_in_the_singular(capsys, tmp_path):
     assert main(["rnn", "gradients", "--steps", "2", "--train-steps", "0", "--out", str(tmp_path / "g")]) == 0
     out = capsys.readouterr().out

@@ -57,6 +57,7 @@ def run_topologies(args) -> int:
     from neuralab.forecasting.topologies import TOPOLOGIES, check_toy, shapes, train_toy
 
     check_toy(steps=args.steps, seed=args.seed)  # typed without --train too: a bad value is said, not ignored
+    refuse_training_options(args)
     print(f"{'topology':<14}{'input':<16}{'output':<16}{'parameters':>11}  example")
     for row in shapes():
         print(f"{row['name']:<14}{str(row['input']):<16}{str(row['output']):<16}{row['parameters']:>11,}  {row['example']}")
@@ -67,6 +68,20 @@ def run_topologies(args) -> int:
             before, after = train_toy(name, steps=args.steps, seed=args.seed)
             print(f"  {name:<14}{before:8.4f} -> {after:8.4f}   {topology.task}")
     return 0
+
+
+def refuse_training_options(args) -> None:
+    """Refuse --steps and --seed typed without --train (their defaults' values too): the
+    shapes alone train nothing, and an option that changes nothing is said, not ignored."""
+    from neuralab.cli._args import typed
+    from neuralab.errors import NeuralabError
+
+    if args.train:
+        return
+    given = [name for name in ("steps", "seed") if name in typed(args)]
+    if given:
+        raise NeuralabError(f"`{given[0]}` applies only with `train` (the shapes alone train nothing); "
+                            "add `train` or leave it out")
 
 
 def run_gradients(args) -> int:
