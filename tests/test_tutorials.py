@@ -150,6 +150,8 @@ def test_03_classic_architectures(with_mnist):
     assert paper["googlenet"] == 6_624_904
     assert r["vgg16_layers"] == [13, 3]
     assert r["googlenet_inception_modules"] == 9
+    # the slide's "22 layers deep with 27 pooling layers": the paper's 27 layers count the pools on the path
+    assert r["googlenet_depth"] == {"with_weights": 22, "with_pools": 27, "pooling_layers": 14}
     assert r["vgg_two_3x3_vs_5x5"][0] < r["vgg_two_3x3_vs_5x5"][1]
     assert r["lenet5"]["mnist"]["test_accuracy"] > 0.8
     for name in ("alexnet", "vgg16", "googlenet"):

@@ -122,6 +122,10 @@ results["vgg16_layers"] = [convs, linears]
 # and concatenates their maps; 1x1 convolutions first cut the channels, so the expensive
 # branches stay cheap. Global average pooling replaces the big dense layers. The summary
 # below folds each Inception module into one row (`depth=2`).
+#
+# The slide's "22 layers deep with 27 pooling layers" misreads the paper, which counts 22
+# layers with weights along the deepest path, and 27 if the pooling layers on that path are
+# counted too: 27 layers, not 27 pools. Counted below from the model itself.
 
 # %%
 with torch.device("meta"):
@@ -131,6 +135,23 @@ print(render_summary(goog_summary, rich=False))
 inceptions = sum(r.kind == "Inception" for r in goog_summary.rows)
 print(f"{inceptions} Inception modules")
 results["googlenet_inception_modules"] = inceptions
+
+POOLS = (torch.nn.MaxPool2d, torch.nn.AvgPool2d, torch.nn.AdaptiveAvgPool2d)
+
+
+def convolutions(module):
+    return sum(isinstance(m, torch.nn.Conv2d) for m in module.modules())
+
+
+# Along the deepest path an Inception module counts its longest branch (a 1x1, then a 3x3 or 5x5).
+stages = list(goog.features.children())
+deepest = sum(max(map(convolutions, s.children())) if type(s).__name__ == "Inception" else convolutions(s)
+              for s in stages) + sum(isinstance(m, torch.nn.Linear) for m in goog.classifier.modules())
+path_pools = sum(isinstance(s, POOLS) for s in stages)
+pools = sum(isinstance(m, POOLS) for m in goog.modules())
+print(f"{deepest} layers with weights on the deepest path, {deepest + path_pools} counting its {path_pools} pooling "
+      f"layers; {pools} pooling layers in all ({pools - path_pools} of them the Inception modules' pooling branches)")
+results["googlenet_depth"] = {"with_weights": deepest, "with_pools": deepest + path_pools, "pooling_layers": pools}
 
 # %% [markdown]
 # ### Small inputs
@@ -214,7 +235,9 @@ for name, run in {"lenet5": lenet_runs["fashion-mnist"], **big_runs}.items():
 #
 # - The slides' parameter counts hold, but for VGG16's: 61,706 for LeNet-5, 61.0M for the 2012
 #   AlexNet (61.1M in torchvision's single-tower form) and 6.6M for GoogLeNet; VGG16 has
-#   138.4M (most of them in its first dense layer), so the slide's 130M is low.
+#   138.4M (most of them in its first dense layer), so the slide's 130M is low. GoogLeNet is
+#   22 layers deep, as the slide says, but its "27 pooling layers" are the paper's 27 layers
+#   counting the 5 pools on the deepest path; the network has 14 pooling layers in all.
 # - On 28x28 grayscale images the small LeNet-5 is already good: 99.2% on MNIST and 90.1%
 #   on Fashion-MNIST after 10 epochs on all the images (the full budget, seed 0). The
 #   small-input AlexNet, VGG16 and GoogLeNet, given 5,000 images and 2 epochs in the full
