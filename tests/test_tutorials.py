@@ -187,6 +187,8 @@ def test_05_recurrent_networks(tutorial_env):
 
 def test_06_forecasting(tutorial_env):
     r = run_tutorial("06_forecasting.py", tutorial_env)
+    # the table's count is PyTorch's, two biases per gate; Keras's summary of the slide's code has one
+    assert r["parameters"] == {"pytorch": 116_801, "keras": 116_033}
     for run in ("seattle-weather", "seattle-weather-more-inputs", "sp500", "sp500-log-return"):
         s = r[run]
         assert {"lstm-stacked", "persistence", "seasonal-naive", "drift", "moving-average", "linear-ar"} <= set(s["test"])

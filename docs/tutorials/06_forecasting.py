@@ -81,11 +81,18 @@ for name in ("seattle-weather", "sp500"):
 # ## Build the model
 #
 # The workshop's stacked LSTM is `lstm-stacked`: LSTM(128) returning its whole sequence,
-# LSTM(64) returning its last state, Dense(1). Dropout 0.2 after each recurrent layer.
+# LSTM(64) returning its last state, Dense(1). Dropout 0.2 after each recurrent layer. The
+# table counts PyTorch's parameters under Keras's names: PyTorch's LSTM keeps two biases per
+# gate (one for the input, one for the recurrent state) where Keras keeps one, so Keras's
+# summary of the slide's code counts 4 x (128 + 64) = 768 fewer.
 
 # %%
-print(summary(build_network(ModelConfig("lstm-stacked", recipe="plain"), inputs=1, horizon=1,
-                            lookback=windows.lookback), lookback=windows.lookback))
+network = build_network(ModelConfig("lstm-stacked", recipe="plain"), inputs=1, horizon=1, lookback=windows.lookback)
+print(summary(network, lookback=windows.lookback))
+pytorch_count = sum(p.numel() for p in network.parameters())
+keras_count = pytorch_count - sum(4 * layer.hidden_size for layer in network.features)  # one bias per gate
+print(f"Keras's model.summary() of the slide's code: {keras_count:,} (one bias per gate); PyTorch: {pytorch_count:,}")
+results["parameters"] = {"pytorch": pytorch_count, "keras": keras_count}
 print("baselines:", ", ".join(b.name for b in build_baselines()))
 
 # %% [markdown]
