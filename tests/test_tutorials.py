@@ -198,3 +198,7 @@ def test_06_forecasting(tutorial_env):
         assert s["beats_persistence"] == (s["network_mae"] < s["persistence_mae"]
                                           and not tied(s["network_mae"], s["persistence_mae"]))
         assert "persistence" in s["sentence"]
+        # the backtest the tutorial prints: the test days in four folds, not refitted
+        backtest = s["backtest"]["lstm-stacked"]
+        assert backtest["folds"] == 4 and not backtest["refit"]
+        assert 0 <= backtest["folds_beating_persistence"] <= 4
