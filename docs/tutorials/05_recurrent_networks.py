@@ -43,8 +43,9 @@ from neuralab.mechanics import lstm_forward, rnn_backward, rnn_forward
 
 # Small recurrent networks step through time in many tiny matrix products. On cores busy
 # with other work (a shared machine, CI) one thread is many times faster than two; on two
-# idle cores two are faster (docs/benchmarks.md). One is the safe choice here; the commands
-# take `--threads`.
+# idle cores two are faster (docs/benchmarks.md). One is the safe choice here; the toy
+# tasks below train on one thread whatever the count (as in `neuralab rnn topologies
+# --train`, which gives the same figures), and `neuralab train` and `forecast` take `--threads`.
 torch.set_num_threads(1)
 OUT = out_dir("05-recurrent")
 results = {}
