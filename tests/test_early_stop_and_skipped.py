@@ -167,7 +167,7 @@ def test_pictures_left_out_are_recorded_in_the_run_and_said_by_its_report_and_li
     assert "truncated" in first["3/cut.png"] and first["5/empty.jpg"].startswith("file is empty"), first
     assert all(p["path"].startswith("7/note") for p in skipped["pictures"][2:])
 
-    line = ("25 pictures of the folder could not be read and were left out: 3/cut.png (not a readable image (image "
+    line = ("25 pictures of the folder were left out: 3/cut.png (not a readable image (image "
             "file is truncated)), 5/empty.jpg (file is empty), 7/note00.png (not a readable image), 7/note01.png "
             "(not a readable image), 7/note02.png (not a readable image) and 20 more")
     assert line + "." in (run / runs.REPORT).read_text()

@@ -162,7 +162,7 @@ def test_pictures_left_out_unread_are_recorded_in_the_run_and_its_report(tmp_pat
     skipped = json.loads((out / "config.json").read_text())["data"]["skipped"]
     assert skipped["count"] == 2 and [p["path"] for p in skipped["pictures"]] == ["loose.png", "one/IMG_0001.HEIC"]
     report = (out / "report.html").read_text()
-    assert "loose.png (beside the class folders, in no class)" in report
+    assert "2 pictures of the folder were left out: loose.png (beside the class folders, in no class)" in report
     assert "one/IMG_0001.HEIC (a format neuralab does not open (.HEIC))" in report
 
 

@@ -48,8 +48,8 @@ def skipped_record(data) -> dict:
 
 def skipped_sentence(record) -> str:
     """One line saying what config.json's data record (``record``) lists as left out of the
-    folder: "12 pictures of the folder could not be read and were left out: cat/a.jpg (file is
-    empty), ... and 7 more"; "" where none was, or the record is from before runs kept the list."""
+    folder: "12 pictures of the folder were left out: cat/a.jpg (file is empty), ... and 7
+    more"; "" where none was, or the record is from before runs kept the list."""
     skipped = record.get("skipped") if isinstance(record, dict) else None
     count = skipped.get("count") if isinstance(skipped, dict) else None
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
@@ -58,8 +58,9 @@ def skipped_sentence(record) -> str:
     # the reason's first clause: what is wrong, not the advice after it (the warning gave that)
     named = [f"{p.get('path')} ({str(p.get('reason') or 'unreadable').split('; ')[0]})" for p in pictures]
     more = f" and {count - len(named):,} more" if count > len(named) else ""
-    were = "picture of the folder could not be read and was" if count == 1 else \
-        "pictures of the folder could not be read and were"
+    # not "could not be read": a picture beside the class folders, or in a format neuralab does not
+    # open, is left out unread; each one's reason says which
+    were = "picture of the folder was" if count == 1 else "pictures of the folder were"
     return f"{count:,} {were} left out" + (f": {', '.join(named)}{more}" if named else "")
 
 
