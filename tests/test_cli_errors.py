@@ -8,6 +8,7 @@ parameter the library names in an error has a flag the CLI prints in its place.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -252,15 +253,46 @@ def test_a_training_out_of_memory_names_the_flags_that_ask_for_less(monkeypatch,
         patched.setattr(classify, "_fit_and_finish", lambda *args, **kwargs: torch.empty(2**50))
         assert main(command) == 2
     err = capsys.readouterr().err
-    kept = (run / "config.json").is_file()
     assert err == ("neuralab: error: not enough memory: a step asked for 4194304.0 GiB; run it again with a smaller "
-                   "--batch-size or --image-size" + (f", and --overwrite to replace {run}, which kept no finished "
-                                                     "epoch" if kept else "") +
-                   "; or use a machine with more memory\n"), err
-    # as it says: smaller, and over the run that kept nothing
+                   "--batch-size or --image-size; or use a machine with more memory\n"), err
+    assert not run.exists()  # nothing kept: no interrupted run refusing the retry into the same --out
+    # as it says: smaller, into the same --out
     again = command[:command.index("64x64")] + ["8x8", "--batch-size", "4"] + command[command.index("64x64") + 1:]
-    assert main(again + (["--overwrite"] if kept else [])) == 0, capsys.readouterr().err
+    assert main(again) == 0, capsys.readouterr().err
     assert (run / "results.json").is_file()
+
+
+def test_a_resume_out_of_memory_is_not_told_to_change_what_a_resume_keeps(monkeypatch, capsys, tmp_path):
+    """It was told to run again with a smaller --batch-size, which a resume refuses."""
+    from helpers import digits_folder
+    from neuralab.training import classify
+
+    digits = digits_folder(tmp_path / "digits", 100)
+    run = tmp_path / "run"
+    assert main(["train", "--model", "mlp", "--data", str(digits), "--epochs", "1", "--threads", "1", "--out", str(run),
+                 "--quiet"]) == 0
+    record = json.loads((run / "config.json").read_text())
+    (run / "results.json").unlink()  # as a run stopped after its epoch: resumable
+    with monkeypatch.context() as patched:
+        patched.setattr(classify, "_fit_and_finish", lambda *args, **kwargs: torch.empty(2**50))
+        assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "a resumed run keeps the settings it was started with: resume it on a machine with more memory, or start a "
+        "new run (another --out) with a smaller --batch-size\n")
+    assert json.loads((run / "config.json").read_text())["config"] == record["config"]  # the run is kept
+
+
+def test_a_forecast_out_of_memory_before_its_first_epoch_leaves_no_run(monkeypatch, capsys, tmp_path):
+    from neuralab.forecasting import pipeline
+
+    run = tmp_path / "fc"
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline, "_fit_and_judge", lambda *args, **kwargs: torch.empty(2**50))
+        assert main(["forecast", "--data", "seattle-weather", "--target", "temp_max", "--epochs", "1",
+                     "--out", str(run), "--quiet"]) == 2
+    assert "not enough memory: a step asked for 4194304.0 GiB; run it again with a smaller --batch-size" \
+        in capsys.readouterr().err
+    assert not run.exists()
 
 
 def test_a_bug_is_still_a_traceback(monkeypatch):

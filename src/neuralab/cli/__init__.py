@@ -336,24 +336,20 @@ def _shortened(path: str, most: int = 160) -> str:
 
 def _less_memory(args) -> str:
     """How the command that ran out of memory asks for less: its --batch-size, and its
-    --image-size where the data is a folder of pictures (a named dataset's size is its own);
-    and where it leaves a run folder in its --out that kept no finished epoch (an interrupted
-    run, which a retry into the same --out is refused over, and --resume takes with its own
-    settings only), --overwrite to replace it."""
-    from neuralab import runs
+    --image-size where the data is a folder of pictures (a named dataset's size is its own). A
+    run that kept no epoch is gone (training.classify), so the retry may name the same --out; a
+    resume keeps the run's settings, so only a new run asks for less."""
     from neuralab.data import NAMED
 
     flags = {option for parser in args._parsers for action in parser._actions for option in action.option_strings}
+    if getattr(args, "resume", None) and "--batch-size" in flags:
+        return ("a resumed run keeps the settings it was started with: resume it on a machine with more memory, or "
+                "start a new run (another --out) with a smaller --batch-size")
     smaller = [flag for flag in ("--batch-size", "--image-size") if flag in flags
                and (flag != "--image-size" or getattr(args, "data", None) not in NAMED)]
     if not smaller:
         return "give smaller inputs (pictures, batches, rows) or a machine with more memory"
-    out = getattr(args, "out", None)
-    kept = ""
-    if "--overwrite" in flags and isinstance(out, (str, os.PathLike)) and (Path(out) / runs.CONFIG).is_file() \
-            and not runs.epoch_kept(Path(out)):
-        kept = f", and --overwrite to replace {_shortened(os.fspath(out))}, which kept no finished epoch"
-    return f"run it again with a smaller {' or '.join(smaller)}{kept}; or use a machine with more memory"
+    return f"run it again with a smaller {' or '.join(smaller)}; or use a machine with more memory"
 
 
 def _said_from_python(error: NeuralabError, args) -> NeuralabError:

@@ -33,7 +33,7 @@ from neuralab.data.dates import AS_WRITTEN, LOCAL_DATES, OFFSET_RULES
 from neuralab.data.series import (BUILTIN, Series, load_series_list, refuse_idle_inputs, report_dict,
                                   seasonal_encodings)
 from neuralab.data.sources import sha256
-from neuralab.errors import NeuralabError, ParameterError, named
+from neuralab.errors import NeuralabError, ParameterError, named, out_of_memory
 from neuralab.files import nulled
 from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
@@ -353,6 +353,10 @@ def run_forecast(config: ForecastConfig, out: str | Path | None = None, overwrit
         if not runs.epoch_kept(run.path):
             run.discard(made=fresh)
         raise e.in_run(run.path, Kind.FORECASTER) from e.__cause__
+    except (MemoryError, RuntimeError) as e:  # out of memory before an epoch was kept: a retry asks for less, anew
+        if out_of_memory(e) and not runs.epoch_kept(run.path):
+            run.discard(made=fresh)
+        raise
 
 
 @generators_kept()  # the run seeds the generators; the caller's come back after

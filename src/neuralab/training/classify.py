@@ -17,7 +17,7 @@ import torch
 
 from neuralab import runs
 from neuralab.data.digest import split_record
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, out_of_memory
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import checked_callbacks
 from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exported; torch-free there)
@@ -218,6 +218,10 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
         if is_main and not runs.epoch_kept(run.path):
             run.discard(made=fresh)
         raise e.in_run(run.path, Kind.CLASSIFIER) from e.__cause__
+    except (MemoryError, RuntimeError) as e:  # out of memory before an epoch was kept: a retry asks for less, anew
+        if is_main and out_of_memory(e) and not runs.epoch_kept(run.path):
+            run.discard(made=fresh)
+        raise
     finally:
         run.unlock()
 
