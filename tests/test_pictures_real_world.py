@@ -55,11 +55,13 @@ def test_a_drawing_on_a_transparent_page_is_read_as_it_is_seen_on_white(tmp_path
     paletted.save(tmp_path / "sticker.gif", transparency=1)
     got = read_image(tmp_path / "sticker.gif")
     assert (got[page == 1] == 255).all() and (got[page == 0] == 0).all()
-    # a light cut-out on a transparent page lies on black: on white it would all but vanish
+    # one page for every colour picture: a light cut-out is on white too, so the background tells no class
     light = np.zeros((32, 32, 4), np.uint8)
     light[..., :3], light[..., 3] = (250, 230, 40), ink
     Image.fromarray(light, "RGBA").save(tmp_path / "light.png")
-    assert (read_image(tmp_path / "light.png")[ink == 0] == 0).all()
+    assert (read_image(tmp_path / "light.png")[ink == 0] == 255).all()
+    # read in one channel, light strokes on a transparent page lie on black: on white they would all but vanish
+    assert (read_image(tmp_path / "light.png", "L")[ink == 0] == 0).all()
     # no transparent pixel: an alpha channel changes nothing
     solid = np.dstack([photo(32, 32), np.full((32, 32), 255, np.uint8)])
     Image.fromarray(solid, "RGBA").save(tmp_path / "solid.png")

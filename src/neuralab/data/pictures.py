@@ -63,8 +63,8 @@ def read_image(path: str | os.PathLike, mode: str | None = None, max_pixels: int
 
     ``mode=None`` keeps grayscale images grayscale and turns everything else into RGB.
     Photos stand upright by their EXIF orientation, transparent pixels are shown on white (as
-    viewers and web pages show them) or, under light strokes on a transparent page, on black
-    (``_flattened``), an animation or a multi-page TIFF gives its first frame.
+    viewers and web pages show them) or, read in one channel under light strokes on a
+    transparent page, on black (``_flattened``), an animation or a multi-page TIFF gives its first frame.
     A JPEG is decoded at 1/2, 1/4 or 1/8 of its size, as libjpeg can in that fraction of the
     time and memory, where it has more than ``max_pixels`` or where that still covers twice
     ``size`` (a 12-megapixel photo for a 64x64 input: 40 photos read in 0.5 s against 15-21 s
@@ -141,7 +141,7 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
             if mode is None:
                 mode = "L" if img.mode in ("1", "L", "LA", "La") else "RGB"
             if img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info:
-                img = _flattened(img)
+                img = _flattened(img, mode)
             img = img.convert(mode)
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.Resampling.LANCZOS)  # as resize() resizes
@@ -334,23 +334,27 @@ def _jpeg_scans(source: Path | io.BytesIO) -> int:
     return count
 
 
-def _flattened(img):
-    """A picture with transparent pixels laid on a page: on black where the transparent pixels
-    are the page (more than half of the picture) and everything drawn on it is light (no more
-    than 1% of its opaque pixels darker than mid-grey), on white elsewhere, as viewers and web
-    pages show them. White strokes on a transparent page laid on white left a blank square,
-    classified without a word; a light card with dark writing and transparent margins keeps
-    white margins, however wide (black ones framed it, and the frame told ``invert`` that it
-    was drawn light on dark). Dropping the alpha, as Keras does, shows what lies under it,
-    often black: black strokes drawn on a transparent page became a black square. The one
-    rule for every picture, a dataset's and one to classify alike, so that a model is given
-    the picture it was trained on. A picture with no transparent pixel (most PNGs with an
-    alpha channel) is as it was."""
+def _flattened(img, mode: str):
+    """A picture with transparent pixels laid on a page, for reading in ``mode``: white, as viewers
+    and web pages show them; in one channel ("L"), black where the transparent pixels are the
+    page (more than half of the picture) and everything drawn on it is light (no more than 1% of
+    its opaque pixels darker than mid-grey): white strokes on a transparent page, as digits are
+    exported, laid on white left a blank square, trained and classified without a word. A light
+    card with dark writing and transparent margins keeps white margins, however wide (black ones
+    framed it, and the frame told ``invert`` that it was drawn light on dark). Colour pictures
+    all get white: a colour dataset of cut-outs (stickers, products) whose page followed each
+    one's brightness would tell its class by its background. Dropping the alpha, as Keras does,
+    shows what lies under it, often black: black strokes drawn on a transparent page became a
+    black square. The one rule for every reader, a dataset's and one to classify alike, so that
+    a model is given the picture it was trained on. A picture with no transparent pixel (most
+    PNGs with an alpha channel) is as it was."""
     from PIL import Image
 
     rgba = img if img.mode == "RGBA" else img.convert("RGBA")
     if rgba.getextrema()[3][0] == 255:  # no copy of the alpha band (64 MB for a 4000x4000 picture)
         return rgba
+    if mode != "L":
+        return Image.alpha_composite(Image.new("RGBA", img.size, "white"), rgba)
     # the mean of a copy at most ~256 a side: the same answer, without float copies of 16 Mpixels
     small = np.asarray(rgba.reduce(max(1, max(rgba.size) // 256)), dtype=np.float32)
     opacity = small[..., 3] / 255

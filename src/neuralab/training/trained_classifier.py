@@ -111,9 +111,9 @@ class Classifier:
         ``return_inverted``, also which pictures were inverted, (N,) bool. ``max_pixels``: pictures
         of more pixels are refused from their header (the reader's cap where None).
 
-        Transparent pixels: laid on black under light strokes and on white under dark ones, as
-        a folder's pictures are read for training (read_image), then inverted or not as for any
-        picture: white strokes on a transparent page were a blank on white.
+        Transparent pixels: for a one-channel model laid on black under light strokes and on
+        white under dark ones, for a colour model on white, as a folder's pictures are read for
+        training (read_image), then inverted or not as for any picture.
         """
         from neuralab.data.pictures import MAX_PIXELS, decode_image, read_image
 
