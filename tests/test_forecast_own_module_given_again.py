@@ -151,3 +151,25 @@ def test_an_interrupted_run_resumes_with_the_module_given_again_bit_for_bit(load
     a, b = (load_file(run / "model.safetensors") for run in (whole.run_dir, resumed.run_dir))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.test == whole.test
+
+
+class LazyHead(LSTMForecaster):
+    """The tutorial's forecaster with an nn.LazyLinear head, whose inputs the first batch sets."""
+
+    def __init__(self, n_in: int = 1, hidden: int = 8, horizon: int = 1):
+        super().__init__(n_in, hidden, horizon)
+        self.head = nn.LazyLinear(horizon)
+
+
+def test_a_module_with_lazy_layers_given_again_resumes_and_loads(load_csv, tmp_path):
+    """Its shapes were compared before its lazy head had any: torch's "Can't access the shape of an
+    uninitialized parameter". One pass on the run's windows sets them up first."""
+    with pytest.raises(KeyboardInterrupt):
+        run_forecast(config(load_csv), out=tmp_path / "cut", verbose=False, model=LazyHead(n_in=2),
+                     callbacks=[CtrlC()])
+    resumed = resume_forecast(tmp_path / "cut", verbose=False, model=LazyHead(n_in=2))
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    mine = LazyHead(n_in=2)
+    load_forecaster(tmp_path / "cut", model=mine)
+    stored, _ = load_tensors(tmp_path / "cut" / "model.safetensors")
+    assert all(torch.equal(v, stored["net." + k]) for k, v in mine.state_dict().items())  # loaded in place

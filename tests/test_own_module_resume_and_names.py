@@ -182,3 +182,41 @@ def test_train_classifier_takes_the_module_as_model_as_run_forecast_does(tmp_pat
         "model='MLP': the config names its own model too, mlp: give the model once, as model or as "
         "ClassifierConfig's"), str(refused.value)
     assert not (tmp_path / "both").exists()
+
+
+# --- a module with lazy layers given again ------------------------------------------------------------
+
+class LazyNet(nn.Module):
+    """A convolution, then nn.LazyLinear: the flattened size is left for the first batch to set.
+    Built with an argument, a run of it cannot rebuild it and is given it again as `model`."""
+
+    def __init__(self, channels=8):
+        super().__init__()
+        self.conv = nn.Conv2d(1, channels, 3)
+        self.fc = nn.LazyLinear(10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_a_module_with_lazy_layers_given_again_resumes_loads_and_evaluates(tmp_path, monkeypatch, digits):
+    """Its shapes were compared before it had any: torch's "Can't access the shape of an uninitialized
+    parameter" from the check. One pass on the run's input shape sets them up first."""
+    from neuralab.training import evaluate_run, load_classifier
+
+    def made() -> LazyNet:  # the same first weights in every run
+        torch.manual_seed(3)
+        return LazyNet(4)
+
+    whole = train_classifier(config(made(), digits), out=tmp_path / "whole", verbose=False)
+    for cut in (1, 2):  # before its first checkpoint (its parameter count compared), and after
+        whole_again = cut_in_epoch(monkeypatch, cut)
+        with pytest.raises(KeyboardInterrupt):
+            train_classifier(config(made(), digits), out=tmp_path / f"cut{cut}", verbose=False)
+        whole_again()
+        resumed = resume_classifier(tmp_path / f"cut{cut}", verbose=False, model=LazyNet(4))
+        assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert losses(resumed) == losses(whole)  # from the checkpoint: bit for bit
+    classifier = load_classifier(tmp_path / "whole", model=LazyNet(4))
+    assert classifier.model.fc.weight.shape == (10, 4 * 6 * 6)
+    assert evaluate_run(tmp_path / "whole", model=LazyNet(4))["test_accuracy"] == whole.test["accuracy"]

@@ -107,6 +107,26 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
     return module
 
 
+def set_up_lazy(module, input_shape) -> None:
+    """Give ``module``'s lazy layers (nn.LazyLinear) their shapes by one pass on zeros of
+    ``input_shape`` in eval mode, as its first batch did when it trained, so that its tensors'
+    shapes can be compared with a run's; the caller's random generators are left as they were.
+    A forward that fails leaves them unset, for ``checked_module``'s pass on the same inputs to name."""
+    import torch
+    from torch.nn.parameter import is_lazy
+
+    if not any(is_lazy(t) for t in module.state_dict().values()):
+        return
+    device = next((t.device for t in module.state_dict().values()), None)
+    was = module.training
+    module.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), contextlib.suppress(Exception):
+            module(torch.zeros(2, *input_shape, device=device))
+    finally:
+        module.train(was)
+
+
 def output_refusal(name: str, shape: str, y, batch: int, outputs: int | None, what: str = "classes",
                    module=None) -> str | None:
     """The one-line refusal of ``y``, what module ``name`` gave on ``batch`` inputs ``shape`` ("(N, 1,

@@ -51,6 +51,7 @@ from neuralab.training.module_check import (
     rebuilt_alike,
     refuse_other_buffers,
     same_outputs,
+    set_up_lazy,
     unsaved_buffers,
 )
 from neuralab.training.user_code import (
@@ -592,6 +593,7 @@ def check_given(model, meta: dict, run_dir: Path, weights: Path | None, prefix: 
     what its network computes. ``built``: how its architecture is named ("the zoo's"),
     ``what``: the run's word for its model ("model", "network")."""
     import torch
+    from torch.nn.parameter import is_lazy
 
     from neuralab.models import count_parameters
     from neuralab.runs import MODEL
@@ -606,6 +608,11 @@ def check_given(model, meta: dict, run_dir: Path, weights: Path | None, prefix: 
     if not isinstance(model, torch.nn.Module):
         raise NeuralabError(f"`model` is a {type(model).__name__}; give the torch.nn.Module object the run was "
                             "trained with, built the same way (Net(hidden=32), say)")
+    shape = _input_shape(meta)
+    if shape is not None:
+        set_up_lazy(model, shape)
+    if any(is_lazy(t) for t in model.state_dict().values()):
+        return  # its forward fails on the run's inputs, which the caller's pass on them names
     fix = "give the module the run was trained with, built the same way (the same class and arguments)"
     if weights is not None:
         check_fits(weights, model, "the `model` given", prefix, fix)
@@ -614,6 +621,16 @@ def check_given(model, meta: dict, run_dir: Path, weights: Path | None, prefix: 
     if count != meta.get("parameters"):
         raise NeuralabError(f"{run_dir / MODEL}: the run's {what} has {meta.get('parameters')} parameters, the "
                             f"`model` given {count}; {fix}")
+
+
+def _input_shape(meta: dict) -> tuple | None:
+    """The shape of one input of the run in model.json: a classifier's picture (C, H, W), a
+    forecaster's window (lookback, inputs); None where the file does not give it as whole numbers."""
+    windows = meta.get("windows")
+    shape = meta.get("input_shape") if windows is None else \
+        [windows.get("lookback") if isinstance(windows, dict) else None, meta.get("inputs")]
+    ok = isinstance(shape, list) and bool(shape) and all(type(n) is int and n >= 1 for n in shape)
+    return tuple(shape) if ok else None
 
 
 def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
