@@ -590,6 +590,8 @@ def test_a_model_that_fails_only_when_training_is_refused_in_one_line_and_leaves
                         "--out", tmp_path / "run")
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert "torch:aux.py:Net" in err and "in training mode" in err and "returns a tuple" in err
+    assert "a tuple of (N, 3), (N, 3); the data needs one tensor (N, 3) (3 classes): return that alone from " \
+           "forward when training too" in err, err
     assert not (tmp_path / "run").exists()
 
 

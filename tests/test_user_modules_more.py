@@ -274,6 +274,47 @@ def test_modules_that_do_not_fit_say_how_in_one_line(name, text, message, digits
     assert message in said and not (tmp_path / "run").exists(), err
 
 
+class _Pair(torch.nn.Module):
+    """(logits, features) in eval mode too, as research code returns them."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU())
+        self.head = torch.nn.Linear(32, 10)
+
+    def forward(self, x):
+        f = self.body(x)
+        return self.head(f), f
+
+
+class _Named(_Pair):
+    def forward(self, x):
+        return {"logits": self.head(self.body(x))}
+
+
+@pytest.mark.parametrize("module, parts", [(_Pair, "a tuple of (N, 10), (N, 32)"),
+                                           (_Named, "a dict of {'logits': (N, 10)}")])
+def test_a_module_returning_several_outputs_is_refused_alike_by_evaluate_predict_and_a_classifier(
+        module, parts, digits):
+    """fit refused it in one line; Trainer.evaluate, Trainer.predict and Classifier.predict_proba
+    gave AttributeError tracebacks ('tuple' object has no attribute 'float')."""
+    from neuralab.data import load_image_data
+    from neuralab.training import Classifier, Preprocess, Trainer
+
+    data = load_image_data(str(digits))
+    pre = Preprocess.fit(data.train.x)
+    x, y = pre.normalise(torch.as_tensor(data.val.x)), torch.from_numpy(data.val.y)
+    trainer = Trainer(module(), TrainConfig(epochs=1, batch_size=32, threads=1), verbose=False)
+    refusal = f"{module.__name__}: on inputs (N, 1, 8, 8) the model returns {parts}; the data needs one tensor"
+    for use in (lambda: trainer.evaluate(x, y), lambda: trainer.predict(x[:3]),
+                lambda: Classifier(module(), data.classes, pre, module.__name__).predict_proba(data.test.x[:3])):
+        with pytest.raises(NeuralabError) as e:
+            use()
+        said = str(e.value)
+        assert said.startswith(refusal) and said.endswith("return that alone from forward"), said
+        assert "\n" not in said
+
+
 def test_a_class_needing_arguments_given_from_python_says_to_give_it_built(digits, tmp_path):
     folder = tmp_path / "code"
     folder.mkdir()

@@ -178,22 +178,25 @@ def input_refusal(x: torch.Tensor, name: str, e: Exception, model: nn.Module, in
                              if channels_last else ""))
 
 
-def step_output_refusal(out, x: torch.Tensor, y: torch.Tensor, k: int, model: nn.Module, classifies: bool,
-                        model_meta: dict, model_name: str) -> str | None:
+def step_output_refusal(out, x: torch.Tensor, y: torch.Tensor | None, k: int, model: nn.Module, classifies: bool,
+                        model_meta: dict, model_name: str, training: bool = False) -> str | None:
     """training.module_check's refusal of ``out``, the model's outputs on the first ``k`` of
-    inputs ``x`` whose targets are ``y``, where their shape is at fault; None otherwise."""
+    inputs ``x`` whose targets are ``y`` (None where it predicts, the outputs the run's), where
+    their shape is at fault; None otherwise. ``training``: ``out`` came in training mode."""
     from neuralab.training.module_check import output_refusal
 
-    if callable(getattr(unwrap(model), "loss", None)):  # its own loss takes what it returns
+    if y is not None and callable(getattr(unwrap(model), "loss", None)):  # its own loss takes what it returns
         return None
-    if classifies:
+    if y is None:
+        outputs = model_meta.get("num_classes") if classifies else None
+    elif classifies:
         outputs = model_meta.get("num_classes") or (y.shape[1] if y.dim() == 2 else
                                                     int(y.max()) + 1 if len(y) else None)
     else:
         outputs = y.shape[1] if y.dim() == 2 else None
     shape = f"({', '.join(['N', *map(str, x.shape[1:])])})"
     return output_refusal(model_name, shape, out, k, outputs, "classes" if classifies else "steps",
-                          unwrap(model))
+                          unwrap(model), training)
 
 
 def refuse_empty_shares(sizes: list[int], batch_size: int, world: int) -> None:

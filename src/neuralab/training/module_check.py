@@ -128,11 +128,11 @@ def set_up_lazy(module, input_shape) -> None:
 
 
 def output_refusal(name: str, shape: str, y, batch: int, outputs: int | None, what: str = "classes",
-                   module=None) -> str | None:
+                   module=None, training: bool = False) -> str | None:
     """The one-line refusal of ``y``, what module ``name`` gave on ``batch`` inputs ``shape`` ("(N, 1,
     28, 28)"), where the data needs (N, ``outputs``) (None: as many as it gives); None where it fits.
-    ``module``: the module, whose layers tell what to change. ``checked_module`` and the trainer's
-    check both say it so."""
+    ``module``: the module, whose layers tell what to change; ``training``: ``y`` came in training
+    mode. ``checked_module``, the trainer's check and what predicts with a model all say it so."""
     import torch
 
     needs = (f"(N, {outputs}) ({outputs} {what if outputs != 1 else ONE[what]})" if outputs is not None
@@ -140,8 +140,9 @@ def output_refusal(name: str, shape: str, y, batch: int, outputs: int | None, wh
     if isinstance(y, (tuple, list, dict)):  # (logits, features), {"logits": ...}: research code's habit
         parts = ("{" + ", ".join(f"{k!r}: {_shape_of(v, batch)}" for k, v in y.items()) + "}" if isinstance(y, dict)
                  else ", ".join(_shape_of(v, batch) for v in y))
-        return (f"{name}: on inputs {shape} the model returns {kind_of(y)} of {parts}; the data needs one "
-                f"tensor {needs}: return that alone from forward")
+        mode = " in training mode (model.train())" if training else ""
+        return (f"{name}: on inputs {shape}{mode} the model returns {kind_of(y)} of {parts}; the data needs one "
+                f"tensor {needs}: return that alone from forward{' when training too' if training else ''}")
     if what == "steps" and outputs == 1 and isinstance(y, torch.Tensor) and tuple(y.shape) == (batch,):
         return None  # one step ahead as (N,), a forecaster's .squeeze(-1): unambiguous, read as (N, 1)
     if not isinstance(y, torch.Tensor) or y.dim() != 2 or (outputs is not None and y.shape[1] != outputs):

@@ -78,6 +78,11 @@ class Classifier:
             # uint8 crosses to the device, a quarter of the floats it becomes there
             x = self.preprocess.normalise(nchw(pixels(images[i:i + PREDICT_BATCH])).to(device))
             logits = self.model(x.to(dtype))
+            if isinstance(logits, (tuple, list, dict)):  # (logits, features): refused as training refuses it
+                from neuralab.training.module_check import output_refusal
+
+                shape = f"({', '.join(['N', *map(str, self.preprocess.input_shape)])})"
+                raise NeuralabError(output_refusal(self.name, shape, logits, len(x), len(self.classes)))
             if logits.dim() == 0 or logits.shape[0] != len(x):
                 raise _batch_lost(self.name, len(x), tuple(logits.shape))
             if logits.shape[1:] != (len(self.classes),):

@@ -375,6 +375,9 @@ class Trainer:
             with self._kept_rng(), cpu_threads(self.config.threads):
                 with self._autocast():
                     out = model(xb)
+                    if isinstance(out, (tuple, list, dict)) and not callable(getattr(unwrap(model), "loss", None)):
+                        return WrongOutput(step_output_refusal(out, x, y, k, self.model, self._classifies,
+                                                               self.model_meta, self.model_name, training=True))
                     if not isinstance(out, torch.Tensor) and not callable(getattr(unwrap(model), "loss", None)):
                         return "None" if out is None else f"a {type(out).__name__}"
                     try:
@@ -558,6 +561,9 @@ class Trainer:
                         if at is not None:
                             blame_model(e, self.model_name, self._users, self.dist.active, *at)
                         raise
+                    if isinstance(out, (tuple, list, dict)):  # (logits, features): refused as fit refuses it
+                        raise NeuralabError(step_output_refusal(out, part, None, len(part), self.model,
+                                                                self._classifies, self.model_meta, self.model_name))
                     outs.append(out.float().cpu())
         return torch.cat(outs) if len(x) else outs[0][:0]
 
