@@ -128,6 +128,25 @@ def test_the_train_job_command_of_a_module_file_resumes_it_then_finds_it_finishe
     assert "the run is finished already" in capsys.readouterr().out
 
 
+def test_the_train_job_command_without_trust_code_resumes_the_file_it_names_and_refuses_it_changed(
+        work, digits, capsys, cut_in_epoch_2):
+    """The requeued job exited 2 saying to pass --trust-code, which docs/runs.md reads as "fix the
+    command": the file typed again, as the run keeps it, is the consent its first start was."""
+    job = train_job(digits, "mods/net.py", REQUEUE)
+    whole_again = cut_in_epoch_2()
+    assert main(job) == 130
+    whole_again()
+    run = work / "runs" / "job"
+    capsys.readouterr()
+    kept = Path("mods/net.py").read_text()
+    Path("mods/net.py").write_text(kept + "# tried a wider layer\n")
+    assert main(job) == 2 and Run(run).status() is Status.INTERRUPTED  # not the code the run was trained with
+    assert "--model 'mods/net.py' has changed since the run was made" in capsys.readouterr().err
+    Path("mods/net.py").write_text(kept)
+    assert main(job) == 0, capsys.readouterr().err
+    assert Run(run).status() is Status.FINISHED and len(Run(run).record["sessions"]) == 1
+
+
 @pytest.mark.parametrize("model", ["mods/fc.py", "mods/fc.py:Forecaster"])
 def test_the_forecast_job_command_of_a_module_file_resumes_it_then_finds_it_finished(work, series_csv, model, capsys,
                                                                                      cut_in_epoch_2):

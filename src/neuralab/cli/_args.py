@@ -343,6 +343,38 @@ def requeued(args, kind) -> bool:
     return True
 
 
+def code_named_again(args) -> bool:
+    """Whether the `model` typed with `resume_if_interrupted` names the PyTorch code of the run in
+    `out` as the run keeps it: the same file and module, the file's SHA-256 that of the run's
+    copy, and each file beside it that the copy imports the same too. Typing the file was the
+    consent to run it when the job started the run, so the job a scheduler starts again goes on
+    without `trust_code`; a file changed since (or gone) is not the code the user names, and the
+    resume's refusals stand."""
+
+    from neuralab.data.sources import sha256
+    from neuralab.errors import NeuralabError
+    from neuralab.runs import MODEL, Run, json_object
+    from neuralab.training.classify import same_code
+    from neuralab.training.source import TORCH, split_name
+
+    if "model" not in typed(args) or not isinstance(args.model, str):
+        return False
+    run = Run(args.out)
+    source = json_object(json_object(run.read(MODEL)).get("source")) if (run / MODEL).is_file() else {}
+    path = split_name(args.model)[0]
+    if source.get("type") != TORCH or not source.get("file") or not path.is_file():
+        return False
+    recorded = json_object(run.record.get("config")).get("model")
+    recorded = json_object(recorded).get("architecture") if isinstance(recorded, dict) else recorded  # a forecaster's
+    beside = json_object(source.get("imports"))
+    try:
+        return sha256(path, "file") == source.get("sha256") and same_code(args.model, recorded, run) and all(
+            (path.parent / name).is_file() and sha256(path.parent / name, "file") == digest
+            for name, digest in beside.items())
+    except (NeuralabError, OSError):  # changed, or unreadable: the resume says so
+        return False
+
+
 def finished_already(args) -> int:
     """`resume_if_interrupted` given a finished run (the resume's RunFinished, once the options
     typed are found to be the run's own): nothing is left to train, so the job is done (exit

@@ -97,7 +97,8 @@ def _train_options(p) -> None:
                    help=f"with --resume: go on from the last epoch or the best one (default {RESUME_FROM[0]})")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
     p.add_argument("--trust-code", action="store_true",
-                   help="with --resume: run the run's copy of its PyTorch model code (model.py); read it first")
+                   help="with --resume: run the run's copy of its PyTorch model code (model.py); read it first "
+                        "(--resume-if-interrupted runs it where --model names the same file, unchanged)")
 
 
 def _compare_options(c) -> None:
@@ -176,7 +177,7 @@ def _requeued(args) -> bool:
 
 
 def run_train(args) -> int:
-    from neuralab.cli._args import finished_already, only_with_resume, refuse_other_kind
+    from neuralab.cli._args import code_named_again, finished_already, only_with_resume, refuse_other_kind
     from neuralab.cli.report import from_python_only
     from neuralab.errors import NeuralabError
     from neuralab.runs import Kind, RunFinished
@@ -186,6 +187,8 @@ def run_train(args) -> int:
     resume = args.resume
     if args.resume_if_interrupted:
         resume = args.out if _requeued(args) else None
+        # the job's own command line names the run's code, as it did when it started the run
+        args.trust_code = args.trust_code or bool(resume) and code_named_again(args)
     elif args.resume and (args.out or args.overwrite):
         raise NeuralabError(f"{args.resume}: a resumed run stays in its folder; "
                             f"`{'out' if args.out else 'overwrite'}` does not apply to `resume`")
