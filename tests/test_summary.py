@@ -61,6 +61,19 @@ def test_non_trainable_and_buffers():
     assert f"Non-trainable params: {frozen:,}" in text
 
 
+def test_count_parameters_of_lazy_layers_says_to_run_a_batch_and_counts_after_it():
+    """It gave torch's ValueError ("Attempted to use an uninitialized parameter in numel")."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.LazyLinear(10))
+    with pytest.raises(ParameterError) as refused:
+        count_parameters(model)
+    assert refused.value.parameter == "model" and str(refused.value) == (
+        "model='Sequential': 2 (LazyLinear) is a lazy layer, sized by the model's first forward pass: run one batch "
+        "through it first (model(x)), or give summary(model, input_shape), which does")
+    assert summary(model, (1, 28, 28)).total_params == 4 * 9 + 4 + 4 * 26 * 26 * 10 + 10
+    model(torch.zeros(2, 1, 28, 28))
+    assert count_parameters(model) == 4 * 9 + 4 + 4 * 26 * 26 * 10 + 10
+
+
 def test_blocks_are_listed_after_their_parts_and_not_counted_twice():
     model = build_model("googlenet", (3, 32, 32), 10, aux_logits=True)
     s = summary(model, (3, 32, 32))

@@ -214,6 +214,17 @@ def parameters_at(name: str, input_shape, num_classes: int, **options) -> int:
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """The number of ``model``'s parameters (``trainable_only``: those that train). A model whose
+    lazy layers (nn.LazyLinear) have not yet seen a batch has no count, and is refused naming them."""
+    from torch.nn.parameter import is_lazy
+
+    lazy = [f"{name or 'the model'} ({type(m).__name__})" for name, m in model.named_modules()
+            if any(is_lazy(p) for p in m.parameters(recurse=False))]
+    if lazy:
+        are = "is a lazy layer" if len(lazy) == 1 else "are lazy layers"
+        raise ParameterError("model", type(model).__name__, f"{', '.join(lazy)} {are}, sized by the model's first "
+                             "forward pass: run one batch through it first (model(x)), or give "
+                             "summary(model, input_shape), which does")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
