@@ -154,6 +154,19 @@ def test_compare_of_one_file_named_twice_is_refused_before_anything_trains(tmp_p
     assert not (tmp_path / "cmp").exists()
 
 
+def test_compare_takes_a_file_whose_name_holds_a_comma_as_one_model(tmp_path, monkeypatch, capsys, digits):
+    """--models m/x,y.py was split into m/x and y.py: "--models m/x: unknown model"."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "x,y.py").write_text(LINEAR_NET)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, "compare", "--models", "m/x,y.py:Net, mlp", "--seeds", "1", "--data", digits,
+                         "--epochs", "1", "--batch-size", "32", "--threads", "1", "--out", "cmp")
+    assert code == 0, err
+    models = [json.loads((p / "config.json").read_text())["config"]["model"] for p in (tmp_path / "cmp").iterdir()
+              if p.is_dir()]
+    assert sorted(models) == sorted([f"{tmp_path / 'm' / 'x,y.py'}:Net", "mlp"]), models
+
+
 # --- the module given as `model=`, as run_forecast takes it ----------------------------------------
 
 class MLP(nn.Module):

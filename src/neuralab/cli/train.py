@@ -102,7 +102,8 @@ def _train_options(p) -> None:
 
 
 def _compare_options(c) -> None:
-    c.add_argument("--models", default="mlp,cnn,lenet5", help="comma-separated (default %(default)s)")
+    c.add_argument("--models", default="mlp,cnn,lenet5",
+                   help="comma-separated; a file whose name holds a comma is one model (default %(default)s)")
     c.add_argument("--seeds", type=whole_number, default=3, help="seeds 0..N-1 per model (default %(default)s)")
     _budget(c)
     c.add_argument("--out", help="folder for the runs and the table (default compare in "
@@ -226,7 +227,7 @@ def run_compare(args) -> int:
             return f"`{command}` {e.resume_does}; then {again} {AFTER_ITS_RESUME}"
         return f"{again} {GOES_ON}"
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = _model_names(args.models)
     base = _config(args, models[0] if models else "")
     out = args.out or default_root() / "compare"
     with ways_on_as_commands(way_on, then=f" (a comparison does not run a run's copy of its code), then {again} "
@@ -236,6 +237,23 @@ def run_compare(args) -> int:
         print(to_markdown(rows, base, args.seeds))
         print(f"written: {out}/compare.csv, {out}/compare.md")
     return 0
+
+
+def _model_names(text: str) -> list[str]:
+    """The models --models names, split at its commas, except where words joined by them name a
+    file that exists ("m/x,y.py", "m/x,y.py:Net") and the first word alone does not."""
+    from neuralab.training.source import split_name
+
+    def is_file(name: str) -> bool:
+        return bool(name) and split_name(name)[0].is_file()
+
+    words, models = text.split(","), []
+    while words:
+        joined = next((j for j in range(len(words), 1, -1) if is_file(",".join(words[:j]).strip())), 1)
+        joined = 1 if is_file(words[0].strip()) else joined
+        models.append(",".join(words[:joined]).strip())
+        words = words[joined:]
+    return [m for m in models if m]
 
 
 def run_evaluate(args) -> int:
