@@ -65,6 +65,9 @@ def test_a_class_too_small_to_split_is_named_in_a_warning(folder):
                     "the model's scores say nothing of them there: add pictures to those classes"], said
     tiny = data.classes.index("tiny")
     assert (data.train.y == tiny).sum() == 2 and (data.test.y != tiny).all() and (data.val.y != tiny).all()
+    (folder / "tiny" / "1.png").unlink()
+    with pytest.warns(UserWarning, match=r": tiny \(1 picture: none to validate or test on\);"):
+        load_image_folder(folder, val_fraction=0.2, test_fraction=0.2, seed=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing to say where no split is asked for
         load_image_folder(folder, val_fraction=0, test_fraction=0)

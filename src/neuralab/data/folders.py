@@ -263,7 +263,7 @@ def _warn_unsplit(root: Path, classes: list[str], y: np.ndarray, *splits) -> Non
     sizes = np.bincount(y, minlength=len(classes))
     lacking = [[name for name, indices in splits if len(indices) and not (y[indices] == label).any()]
                for label in range(len(classes))]
-    missing = [f"{c} ({n} pictures: none to {' or '.join(names)} on)"
+    missing = [f"{c} ({n} picture{'s' if n != 1 else ''}: none to {' or '.join(names)} on)"
                for c, n, names in zip(classes, sizes, lacking) if names]
     if missing:
         warnings.warn(f"{root}: {len(missing)} class(es) too small to split: {_listed(missing)}; the model's scores "
