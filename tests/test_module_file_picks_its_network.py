@@ -39,6 +39,10 @@ def test_a_file_of_several_unrelated_classes_is_refused_naming_the_path_as_typed
     code = main(["summary", "m/two.py", "--input", "8x8x1"])
     err = capsys.readouterr().err
     assert code == 2 and err.endswith("defines several models (A, B); name one: m/two.py:NAME\n"), err
+    # a name with a space is quoted, so that the advice pastes back whole
+    (tmp_path / "m" / "two cls.py").write_text(TWO)
+    assert main(["summary", "m/two cls.py", "--input", "8x8x1"]) == 2
+    assert capsys.readouterr().err.endswith("name one: 'm/two cls.py:NAME'\n")
 
 
 def test_a_block_class_beside_the_network_leaves_the_network_to_train(tmp_path, monkeypatch, capsys):

@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 
 from neuralab.errors import NeuralabError
+from neuralab.runs import shell_word  # the model's name as typed back, on the command line or in Python alike
 from neuralab.training.config import MAX_SEED
 
 MODULE_PREFIX = "neuralab_model_"   # sys.modules's name for a model file run (run_file), before its hash
@@ -108,15 +109,16 @@ def _defined(path: Path, name: str | None, imports: dict | None) -> tuple[object
                           f"the others: name another as {path}:NAME")
             return materialise(path, top, found[top]), top
         if len(picks) > 1:
-            builders = [f"{path}:{k}" for k in _candidates(module, found)
+            builders = [shell_word(f"{path}:{k}") for k in _candidates(module, found)
                         if inspect.isfunction(found[k]) and _needs_no_arguments(found[k])]
             also = f", or a function that builds one: {' or '.join(builders)}" if builders else ""
-            raise NeuralabError(f"{path}: defines several models ({', '.join(picks)}); name one: {path}:NAME{also}")
+            raise NeuralabError(f"{path}: defines several models ({', '.join(picks)}); name one: "
+                                f"{shell_word(f'{path}:NAME')}{also}")
     if "model" in found:  # a placeholder (model = None) beside the real one is passed over; alone, it is the mistake
         return materialise(path, "model", found["model"]), "model"
     # A function is called only when named: which of a file's functions builds the model, and
     # which builds a block of it, only the user knows
-    functions = [f"{path}:{k}" for k in _candidates(module, found) if inspect.isfunction(found[k])]
+    functions = [shell_word(f"{path}:{k}") for k in _candidates(module, found) if inspect.isfunction(found[k])]
     if functions:
         raise NeuralabError(f"{path}: defines no model object or class, only functions; name the one that returns "
                             f"the model: {' or '.join(functions)}")
