@@ -426,3 +426,30 @@ def test_the_report_of_an_unfinished_keras_fit_run_says_to_go_on_in_keras_not_to
     assert main(["report", str(cut)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "continue the training in Keras" in err and "resume" not in err, err
+
+
+def test_the_report_written_again_is_of_the_test_set_it_reads_again(tmp_path, fashion_mnist, capsys):
+    """`neuralab report` of a run that Keras's fit gave no test set stopped on a KeyError; one
+    given a few test images kept their accuracy and matrix beside mistakes of the whole test set.
+    The report written again is of one test set, the one the run's `data` names, throughout."""
+    from neuralab.data.sources import cache_dir
+    from neuralab.training.evaluate import evaluate_run
+
+    cached = idx_subset(fashion_mnist, cache_dir() / "fashion-mnist", 300, 60)
+    x = read_idx(cached / "train-images-idx3-ubyte.gz")[..., None].astype(np.float32) / 255
+    y = read_idx(cached / "train-labels-idx1-ubyte.gz").astype(np.int64)
+    keras.utils.set_random_seed(0)
+    for name, test in (("none", None), ("few", (x[:20], y[:20]))):
+        model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                                  keras.layers.Dense(10, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        run = tmp_path / name
+        model.fit(x, y, epochs=1, batch_size=100, verbose=0,
+                  callbacks=[RunLogger(out=run, data="fashion-mnist", test=test)])
+        (run / runs.REPORT).unlink()
+        assert main(["report", str(run)]) == 0, capsys.readouterr().err
+        figures = evaluate_run(run)
+        report = (run / runs.REPORT).read_text()
+        n = int(np.sum(figures["confusion_matrix"]))
+        assert n != 20 and f"{figures['test_accuracy'] * 100:.2f}%</b> on {n} test images" in report, name
+
