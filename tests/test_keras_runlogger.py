@@ -453,3 +453,17 @@ def test_the_report_written_again_is_of_the_test_set_it_reads_again(tmp_path, fa
         n = int(np.sum(figures["confusion_matrix"]))
         assert n != 20 and f"{figures['test_accuracy'] * 100:.2f}%</b> on {n} test images" in report, name
 
+
+def test_a_fit_continued_without_a_test_set_leaves_no_figures_of_the_weights_before(tmp_path):
+    """The confusion matrix and mistakes of the first fit's weights stayed beside results.json
+    without test figures after a fit continued the run given no test set, and the web app listed
+    them as the run's."""
+    x, y = np.random.default_rng(0).random((32, 8, 8, 1), dtype=np.float32), np.arange(32) % 2
+    model, out = small_classifier(), tmp_path / "run"
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=out, test=(x[:16], y[:16]))])
+    figures = [out / runs.CLASSIFIER_FIGURES[name] for name in ("confusion_matrix", "mistakes")]
+    assert figures[0].is_file()
+    model.fit(x, y, initial_epoch=1, epochs=2, verbose=0, callbacks=[RunLogger(out=out)])
+    assert "test_accuracy" not in runs.Run(out).results()
+    assert not any(f.exists() for f in figures) and (out / runs.CLASSIFIER_FIGURES["learning_curves"]).is_file()
+    assert "no test set given" in (out / runs.REPORT).read_text()

@@ -248,8 +248,10 @@ class RunLogger(keras.callbacks.Callback):
     def _take_over(self) -> None:
         """Lock the continued run and write this fit's settings, once its first epoch has ended."""
         self.run.lock()
-        # No longer finished while it trains: an interrupted continuation reads as interrupted
-        for name in (runs.RESULTS, runs.REPORT):
+        # No longer finished while it trains: an interrupted continuation reads as interrupted. The
+        # test figures go too: they are of weights this fit changes, and one given no test set draws none
+        test_figures = (runs.CLASSIFIER_FIGURES[name] for name in ("confusion_matrix", "mistakes"))
+        for name in (runs.RESULTS, runs.REPORT, *test_figures):
             (self.run / name).unlink(missing_ok=True)
         record = self.run.record
         config = runs.json_object(record.get("config"))
