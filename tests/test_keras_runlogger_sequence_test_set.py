@@ -11,7 +11,7 @@ import pytest
 os.environ["KERAS_BACKEND"] = "torch"
 keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install neuralab[keras])")
 
-from neuralab import runs  # noqa: E402
+from neuralab import run_list, runs  # noqa: E402
 from neuralab.training import RunLogger  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
@@ -39,3 +39,7 @@ def test_the_test_set_of_a_sequence_model_gives_its_loss_and_metrics(tmp_path, t
     assert results["test_loss"] == pytest.approx(want["loss"], rel=1e-4)
     assert results["test_mae"] == pytest.approx(want["mae"], rel=1e-4)
     assert "series, target, scaling and window" in results["missing"]
+    # the runs table and the web app show it, as they show a forecast run's test MAE
+    row = run_list.describe(runs.Run(out))
+    assert row.status == "finished" and row.metric["name"] == "test MAE"
+    assert row.metric["value"] == results["test_mae"]

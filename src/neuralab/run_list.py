@@ -90,8 +90,12 @@ def describe(run: Run, id: str | None = None) -> Row:
         # the verdict's metric: MAE, or MASE where series in different units were pooled
         ranked = str(head.get("metric") or "mae")
         score = head.get("network_mae") if ranked == "mae" else head.get("network_score")
-        metric = ({"name": f"test {ranked.upper()}", "value": _finite(score), "note": _versus(head)} if results
-                  else _best_so_far(metrics, "mae", min))
+        if head or not results:
+            metric = ({"name": f"test {ranked.upper()}", "value": _finite(score), "note": _versus(head)} if results
+                      else _best_so_far(metrics, "mae", min))
+        else:  # Keras's fit (RunLogger): compile()'s MAE on its test set, where it was given one and "mae"
+            metric = ({"name": "test MAE", "value": _finite(results["test_mae"]), "note": ""}
+                      if _finite(results.get("test_mae")) is not None else _best_so_far(metrics, "mae", min))
     else:
         # a model from a file shows the file's name: the whole path is in config.json
         model, data = Path(str(config.get("model") or "")).name, str(config.get("data") or "")
