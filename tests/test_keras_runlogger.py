@@ -160,6 +160,18 @@ def test_a_model_neuralab_cannot_record_is_refused_before_any_file(tmp_path):
         RunLogger(scale=0)
 
 
+def test_keras_s_mnist_mlp_on_flattened_images_is_told_how_to_take_images(tmp_path):
+    """Keras's MNIST MLP, Dense(512, input_shape=(784,)) on x.reshape(-1, 784), was refused with
+    its shapes and no way on; as `neuralab import` of the same model, it is told the input to give it."""
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((8, 784), dtype=np.float32)
+    with pytest.raises(NeuralabError, match=r"keras.Input\(\(28, 28, 1\)\) and Flatten\(\) before its first Dense"):
+        model.fit(x, np.arange(8) % 10, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_stacked_lstm_fitted_on_seattle_weather_writes_a_forecaster_run(tmp_path, capsys):
     """A sequence model becomes a forecaster run: the training, the summary in Keras's count and
     the converted model; results.json says what a forecaster run made by Keras lacks."""

@@ -41,6 +41,7 @@ from neuralab.keras.spec import (
     grey_images,
     input_shape,
     parameter_count,
+    refuse_vectors,
     with_channel,
 )
 from neuralab.runs import Kind, Run
@@ -301,6 +302,7 @@ class RunLogger(keras.callbacks.Callback):
                                                  f"Keras model {model.name!r}: RunLogger records image classifiers"):
             out = [None, 2]  # one sigmoid unit: classes 0 and 1, as logits [0, z]
         if len(shape) != 3 or shape[0] not in (1, 3) or len(out) != 2 or out[1] is None or out[1] < 2:
+            refuse_vectors(spec, f"Keras model {model.name!r}")  # Keras's MNIST MLP, on images flattened by hand
             raise NeuralabError(f"Keras model {model.name!r}: RunLogger records image classifiers (input (H, W, C) with "
                                 f"1 or 3 channels, one score per class or one sigmoid unit for 2) and sequence models "
                                 f"(T, F); this one maps {spec['layers'][0]['output_shape']} to {out}")
