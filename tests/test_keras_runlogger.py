@@ -479,3 +479,27 @@ def test_a_fit_continued_without_a_test_set_leaves_no_figures_of_the_weights_bef
     assert "test_accuracy" not in runs.Run(out).results()
     assert not any(f.exists() for f in figures) and (out / runs.CLASSIFIER_FIGURES["learning_curves"]).is_file()
     assert "no test set given" in (out / runs.REPORT).read_text()
+
+
+def test_raw_pixels_are_told_from_the_test_set_and_a_scale_they_contradict_is_refused(tmp_path):
+    """A model fitted on raw 0-255 pixels was recorded as taking pixels / 255 (the default
+    `scale`), so neuralab fed it images 255 times too dark; the test set's pixels tell the scale,
+    and a `scale` given against them is refused before any file."""
+    from neuralab.training.trained_classifier import load_classifier
+
+    rng = np.random.default_rng(0)
+    pixels = np.concatenate([rng.integers(0, 120, (16, 8, 8, 1)), rng.integers(136, 256, (16, 8, 8, 1))])
+    x, y = pixels.astype(np.float32), np.repeat([0, 1], 16)
+    keras.utils.set_random_seed(0)
+    model = small_classifier()
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "raw", test=(x, y))])
+    assert runs.Run(tmp_path / "raw").record["config"]["scale"] == 1
+    got = load_classifier(tmp_path / "raw").predict_proba(pixels.astype(np.uint8).transpose(0, 3, 1, 2))
+    assert np.abs(got - model.predict(x, verbose=0)).max() <= 1e-4
+    model.fit(x / 255, y, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "scaled", test=(x / 255, y))])
+    assert runs.Run(tmp_path / "scaled").record["config"]["scale"] == pytest.approx(1 / 255)
+    for scale, test, told in (("1/255", x, "scale=1,"), (1, x / 255, "scale=1/255")):
+        with pytest.raises(ParameterError, match=f"^scale=.*those of test reach.*give {told}"):
+            model.fit(x, y, epochs=1, verbose=0,
+                      callbacks=[RunLogger(out=tmp_path / "run", scale=scale, test=(test, y))])
+        assert not (tmp_path / "run").exists()

@@ -78,9 +78,10 @@ class RunLogger(keras.callbacks.Callback):
     """Makes ``model.fit`` write a neuralab run directory at ``out`` (default runs/keras-NAME-DATE).
 
     ``classes``: the class names of an image classifier (default "0", "1", ...). ``scale``: what
-    the pixels given to ``fit`` were multiplied by (default 1/255, images in [0, 1]; 1 when the
-    model starts with a Rescaling layer), so that neuralab feeds the model raw images the same
-    way. ``test``: optional (x, y) as given to ``model.evaluate``, for the test figures, the
+    the pixels given to ``fit`` were multiplied by, so that neuralab feeds the model raw images the
+    same way; left out, it is told from ``test``'s images (1 where they reach above 1, raw pixels,
+    else 1/255), and without ``test`` it is 1/255 (images in [0, 1]), or 1 when the model starts
+    with a Rescaling layer; a ``scale`` that ``test``'s images contradict is refused. ``test``: optional (x, y) as given to ``model.evaluate``, for the test figures, the
     confusion matrix and the mistakes in the report (a sequence model's: the test loss and
     compile()'s metrics). ``data``: the dataset, for the runs table
     and for `neuralab evaluate`: a dataset's name (mnist, fashion-mnist, cifar10) or an image
@@ -310,6 +311,7 @@ class RunLogger(keras.callbacks.Callback):
         classes = self._default_classes(k) if self.classes is None else self.classes
         if not (isinstance(classes, (list, tuple)) and len(classes) == k and all(isinstance(c, str) for c in classes)):
             raise ParameterError("classes", classes, f"must be {k} class names, one per output of the model")
+        self.scale = _pixel_scale_of_test(self.test, self.scale)
         # The default resolved here: a model whose Rescaling comes after its augmentation takes raw pixels too
         self.scale, pixels = keras_pixels(spec, self.scale, shape[0])
         self.classes = list(classes)
@@ -550,6 +552,23 @@ def _data_digest(data: str | None) -> dict:
     except NeuralabError:  # not fetched, or no folder of class folders: evaluate says so when it reads it
         pass
     return {}
+
+
+def _pixel_scale_of_test(test, scale: float | None) -> float | None:
+    """What the pixels given to ``fit`` were multiplied by, as the images of ``test`` show it:
+    told from them where ``scale`` is None (1 for raw pixels, which reach above 1; else 1/255),
+    and a ``scale`` they contradict refused (pixels above its white, or all within [0, 1] where
+    it makes white 2 or more). Without ``test`` nothing is seen, and ``scale`` stays as it is."""
+    x = None if test is None else np.asarray(test[0])
+    if x is None or not x.size:
+        return scale
+    top = float(np.max(x))
+    told = 1.0 if top > 1 else 1 / 255
+    if scale is None or not (top > 255 * scale * (1 + 1e-6) or top <= 1 < 255 * scale / 2):
+        return told if scale is None else scale
+    raise ParameterError("scale", round(scale, 6), f"says the pixels given to fit reach {255 * scale:g} at most (white), and "
+                         f"those of `test` reach {top:g}; give scale={'1' if told == 1 else '1/255'}, or leave "
+                         "`scale` out to have it told from `test`")
 
 
 def _by_keras_fit(path: Path) -> bool:
