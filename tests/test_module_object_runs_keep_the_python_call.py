@@ -164,6 +164,24 @@ def test_evaluate_names_the_python_call_with_the_runs_class_and_following_it_eva
     assert figures["test_accuracy"] == pytest.approx(json.loads((run / "results.json").read_text())["test_accuracy"])
 
 
+def test_the_web_apps_classifier_names_the_python_call_with_the_runs_class(net, digits, tmp_path, capsys):
+    """It said "... built the same way (Net(hidden=32), say), as model", where the command line names the call."""
+    from starlette.testclient import TestClient
+
+    from neuralab.web import create_app
+
+    net_path, _ = net
+    with pytest.warns(UserWarning, match="digitblocks, a package"):
+        assert main(_train_argv(net_path, digits, tmp_path / "runs" / "mine")) == 0
+    picture = next((digits / "3").iterdir()).read_bytes()
+    with TestClient(create_app(tmp_path / "runs"), base_url="http://127.0.0.1") as c:
+        r = c.post("/api/classify", params={"run": "mine", "source": "upload"}, content=picture,
+                   headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 400
+    assert r.json()["error"].endswith("it can only be used from Python, with the module given again: "
+                                      "neuralab.load_classifier('mine', model=DigitNet(...)) (docs/runs.md)"), r.text
+
+
 def test_a_report_cut_short_names_the_python_call_that_writes_it(net, digits, tmp_path, capsys, monkeypatch):
     from neuralab.reports import plots
 

@@ -354,14 +354,14 @@ def _less_memory(args) -> str:
 
 def _said_from_python(error: NeuralabError, args) -> NeuralabError:
     """The library's ModelNeeded (pass the run's module as `model`), which no flag can do, said for
-    the command's RUN_DIR as the Python call that loads it with the module given again (cli.report's
+    the command's RUN_DIR as the Python call that loads it with the module given again (training.source's
     ``used_from_python``): here once, so that no command misses it. A command whose way on is
     another call (report's write_report, a resume) says that one itself (``from_python_only``)."""
     source = sys.modules.get("neuralab.training.source")  # loaded by whatever raised ModelNeeded
     run_dir = getattr(args, "run_dir", None)
     if source is None or not isinstance(error, source.ModelNeeded) or not isinstance(run_dir, (str, os.PathLike)):
         return error
-    from neuralab.cli.report import used_from_python
+    from neuralab.training.source import used_from_python
 
     return used_from_python(run_dir) or error
 

@@ -182,7 +182,7 @@ def config_from_args(args):
 
 def run_forecast(args) -> int:
     from neuralab.cli._args import finished_already, only_with_resume, refuse_other_kind, requeued, typed
-    from neuralab.cli.report import from_python_only
+    from neuralab.training.source import from_python_only
     from neuralab.forecasting.pipeline import refuse_built_in_settings, resume_forecast, run_forecast as run
     from neuralab.runs import Kind, RunFinished
     from neuralab.training.config import TrainConfig
@@ -300,7 +300,7 @@ def run_predict(args) -> int:
     from neuralab.errors import ParameterError
     from neuralab.files import atomic_write
     from neuralab.cli._args import typed
-    from neuralab.cli.report import from_python_only
+    from neuralab.training.source import from_python_only
     from neuralab.errors import NeuralabError
     from neuralab.forecasting.finished import predict_run
 

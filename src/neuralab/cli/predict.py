@@ -147,7 +147,7 @@ def pictures(given: list[str]) -> list:
 
 
 def run_export(args) -> int:
-    from neuralab.cli.report import from_python_only
+    from neuralab.training.source import from_python_only
     from neuralab.runs import Kind, Run
     from neuralab.training.export import weights_beside
 

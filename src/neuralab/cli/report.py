@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from neuralab.cli._args import run_folder
 
 
@@ -36,51 +34,6 @@ def report_command(run_dir) -> str:
 REPORTED = "its report can only be written"  # what from_python_only says for `neuralab report`
 
 
-@contextlib.contextmanager
-def from_python_only(run_dir, done: str, function: str, *given):
-    """The library's refusal of a run whose PyTorch module it cannot rebuild (ModelNeeded: pass it
-    as `model`), said as the command line must: no flag passes a module, so the way on is the
-    Python call (``function(run_dir, *given)``) given the module again, worded as `neuralab train
-    --resume` words it: "RUN: WHY; ``done`` from Python, with the module given again: CALL".
-    main() says a run's load (``used_from_python``) for a command that names no call of its own."""
-    from neuralab.training.source import ModelNeeded
-
-    try:
-        yield
-    except ModelNeeded:
-        raise _python_only_said(run_dir, done, function, *given) from None
-
-
-def used_from_python(run_dir):
-    """``from_python_only``'s refusal of the run in ``run_dir`` naming the call that loads it, by its
-    kind ("it can only be used from Python, ... neuralab.load_classifier(RUN, model=DigitNet(...))");
-    None where its config.json says no kind, and the library's words stand."""
-    from neuralab.errors import NeuralabError
-    from neuralab.runs import Kind, Run
-
-    try:
-        kind = Run(run_dir).kind
-    except NeuralabError:
-        return None
-    load = {Kind.CLASSIFIER: "neuralab.load_classifier", Kind.FORECASTER: "neuralab.load_forecaster"}[kind]
-    return _python_only_said(run_dir, "it can only be used", load)
-
-
-def _python_only_said(run_dir, done: str, function: str, *given):
-    from pathlib import Path
-
-    from neuralab.errors import NeuralabError
-    from neuralab.runs import Run, python_call
-    from neuralab.training.source import cannot_rebuild
-
-    source = None  # the reason the run recorded, where neuralab knew it as it trained
-    with contextlib.suppress(NeuralabError, OSError):
-        source = Run(run_dir).model_meta().get("source")
-    call = python_call(Path(run_dir), function, *given)
-    return NeuralabError(f"{run_dir}: {cannot_rebuild(source if isinstance(source, dict) else None)}; {done} "
-                         f"from Python, with the module given again: {call} (docs/runs.md)")
-
-
 def run_report(args) -> int:
     print(f"wrote {write_report(args.run_dir, args.data_dir, args.trust_code)}")
     return 0
@@ -90,6 +43,7 @@ def write_report(run_dir, data_dir: str | None = None, trust_code: bool = False)
     """Write the report of the finished run in ``run_dir`` again, as its kind draws it; the path of report.html."""
     from neuralab.errors import NeuralabError
     from neuralab.runs import Kind, Run
+    from neuralab.training.source import from_python_only
 
     run = Run.open(run_dir)
     _refuse_unfinished(run)

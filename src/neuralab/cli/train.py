@@ -179,7 +179,7 @@ def _requeued(args) -> bool:
 
 def run_train(args) -> int:
     from neuralab.cli._args import code_named_again, finished_already, only_with_resume, refuse_other_kind
-    from neuralab.cli.report import from_python_only
+    from neuralab.training.source import from_python_only
     from neuralab.errors import NeuralabError
     from neuralab.runs import Kind, RunFinished
     from neuralab.training import resume_classifier, train_classifier
@@ -257,7 +257,7 @@ def _model_names(text: str) -> list[str]:
 
 
 def run_evaluate(args) -> int:
-    from neuralab.cli.report import from_python_only
+    from neuralab.training.source import from_python_only
     from neuralab.training import evaluate_run
 
     with from_python_only(args.run_dir, "it can only be evaluated", "neuralab.evaluate_run",

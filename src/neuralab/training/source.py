@@ -121,6 +121,46 @@ class ModelNeeded(ParameterError):
         return NeuralabError.render(self, name)
 
 
+@contextlib.contextmanager
+def from_python_only(run_dir, done: str, function: str, *given):
+    """The library's refusal of a run whose PyTorch module it cannot rebuild (ModelNeeded: pass it
+    as `model`), said as the command line must: no flag passes a module, so the way on is the
+    Python call (``function(run_dir, *given)``) given the module again, worded as `neuralab train
+    --resume` words it: "RUN: WHY; ``done`` from Python, with the module given again: CALL".
+    The command line's main() and the web app say a run's load (``used_from_python``) where they
+    name no call of their own."""
+    try:
+        yield
+    except ModelNeeded:
+        raise _python_only_said(run_dir, done, function, *given) from None
+
+
+def used_from_python(run_dir):
+    """``from_python_only``'s refusal of the run in ``run_dir`` naming the call that loads it, by its
+    kind ("it can only be used from Python, ... neuralab.load_classifier(RUN, model=DigitNet(...))");
+    None where its config.json says no kind, and the library's words stand."""
+    from neuralab.runs import Kind, Run
+
+    try:
+        kind = Run(run_dir).kind
+    except NeuralabError:
+        return None
+    load = {Kind.CLASSIFIER: "neuralab.load_classifier", Kind.FORECASTER: "neuralab.load_forecaster"}[kind]
+    return _python_only_said(run_dir, "it can only be used", load)
+
+
+def _python_only_said(run_dir, done: str, function: str, *given):
+    from neuralab.runs import Run, python_call
+
+    source = None  # the reason the run recorded, where neuralab knew it as it trained
+    with contextlib.suppress(NeuralabError, OSError):
+        source = Run(run_dir).model_meta().get("source")
+    call = python_call(Path(run_dir), function, *given)
+    return NeuralabError(f"{run_dir}: {cannot_rebuild(source if isinstance(source, dict) else None)}; {done} "
+                         f"from Python, with the module given again: {call} (docs/runs.md)")
+
+
+
 @dataclass
 class ModelSource:
     """A network's origin and what rebuilds it. ``architecture`` is model.json's name for it:

@@ -41,7 +41,7 @@ class Models:
         naming it (``load_classifier`` checks the run's kind and model.json), which the app
         answers with 400."""
         from neuralab.training import load_classifier
-        from neuralab.training.source import CodeNotTrusted
+        from neuralab.training.source import CodeNotTrusted, ModelNeeded, used_from_python
 
         try:
             stamp = Run(run_dir).weights().stat().st_mtime
@@ -56,6 +56,8 @@ class Models:
                     raise NeuralabError("run: this run's model is PyTorch code, which runs only when "
                                         "trusted; start the app with `neuralab serve --trust-code` after reading "
                                         "the run's model.py") from None
+                except ModelNeeded as e:  # no page passes a module: the Python call that does, with its class
+                    raise used_from_python(run_dir) or e from None
                 self._items[run_dir] = item
             self._items.move_to_end(run_dir)
             while len(self._items) > self.keep:
