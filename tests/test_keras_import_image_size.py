@@ -209,3 +209,18 @@ def test_pictures_too_small_read_as_they_are_are_told_the_size_to_read_them_at(t
     size = smallest_said(err)
     assert main(["import", str(model), "--out", str(tmp_path / "o"), "--data", str(tmp_path / "thumbs"),
                  "--image-size", size]) == 0, capsys.readouterr().err
+
+
+def test_training_a_keras_file_at_a_size_too_small_names_the_option_and_the_smallest_size_that_works(tmp_path, capsys):
+    """`neuralab train --model open.keras --image-size 4x4` said only the layer's refusal, as import did."""
+    folder = digits_of_several_sizes(tmp_path / "digits", 60)
+    model = pooled(tmp_path, (None, None), "open")
+    out = tmp_path / "run"
+    assert main(["train", "--model", str(model), "--data", str(folder), "--image-size", "4x4", "--epochs", "1",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("neuralab: error: pictures of 4x4 are too small: "), err
+    assert err.endswith(f"the smallest size that works is {smallest_said(err)}, which --image-size reads them at\n")
+    assert not out.exists()
+    assert main(["train", "--model", str(model), "--data", str(folder), "--image-size", smallest_said(err),
+                 "--epochs", "1", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err

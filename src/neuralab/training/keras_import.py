@@ -61,7 +61,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     from neuralab.training.classify import classifier_meta
     from neuralab.training.device import environment
     from neuralab.training.evaluate import evaluate_run
-    from neuralab.training.keras_model import keras_classifier, keras_pixels, keras_shape, output_shape
+    from neuralab.training.keras_model import keras_classifier, keras_pixels, keras_shape, output_shape, too_small
     from neuralab.training.preprocess import Preprocess
     from neuralab.training.source import KERAS, KERAS_SUFFIXES, ModelSource
 
@@ -92,7 +92,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     k = 2 if binary else out_shape[1]
     if image_size is not None:
         _check_image_size(image_size, (h, w), data, path)
-        small = _too_small(spec, (c, *image_size), name)  # before the folder is read at that size
+        small = too_small(spec, (c, *image_size), name)  # before the folder is read at that size
         if small:
             raise ParameterError("image_size", _by(image_size), f"too small: {small[0]}; {small[1]}")
     chw, known, recorded, folder = (c, h, w), None, {}, {}
@@ -109,7 +109,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         loaded = load_image_data(data, data_dir, **ClassifierConfig(**folder).data_options)
         chw, known = tuple(loaded.input_shape), list(loaded.classes)
         recorded = split_record(loaded)
-        small = _too_small(spec, chw, name) if image_size is None else None  # pictures as they are
+        small = too_small(spec, chw, name) if image_size is None else None  # pictures as they are
         if small:
             raise NeuralabError(f"{data}: its pictures of {_by(chw[1:])} are too small: {small[0]}; {small[1]}, "
                                 "which `image_size` reads them at")
@@ -171,37 +171,6 @@ def _check_image_size(image_size, sides: tuple, data, path: Path) -> None:
         wanted = f"pictures {w} wide (any height); give `image_size` Hx{w}" if w else \
             f"pictures {h} high (any width); give `image_size` {h}xW"
         raise ParameterError("image_size", typed, f"{path} takes {wanted}")
-
-
-def _too_small(spec: dict, chw: tuple, name: str) -> tuple[NeuralabError, str] | None:
-    """Where pictures of ``chw`` are too small for a model whose input leaves a side open (a
-    window wider than a layer's input): the layer's refusal, and the smallest size that works,
-    found over the open sides (its words); None where they fit, or where the model fixes its sides."""
-    from neuralab.keras.layers import InputTooSmall
-    from neuralab.keras.spec import with_input
-    from neuralab.models.summary import MAX_SIDE, smallest_input
-
-    fixed = spec["layers"][0]["output_shape"][1:3]
-    if None not in fixed or None in chw:
-        return None
-
-    def fits(c: int, h: int, w: int) -> InputTooSmall | None:
-        try:
-            with_input(spec, (h, w, c), name)
-        except InputTooSmall as e:
-            return e
-        return None
-
-    err = fits(*chw)
-    if err is None:
-        return None
-
-    def sides(side: int) -> tuple:  # the open sides at ``side``, the fixed one as the model fixes it
-        return tuple(f or side for f in fixed)
-
-    up = smallest_input(lambda shape: fits(shape[0], *sides(shape[1])) is None, chw[0])
-    return err, (f"the smallest size that works is {_by(sides(up[1]))}" if up else
-                 f"no size up to {MAX_SIDE}x{MAX_SIDE} works")
 
 
 def _classes(classes, known: list[str] | None, k: int, path: Path, data: str | None, outputs: str) -> list[str]:

@@ -134,12 +134,47 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
                       "logits before the softmax, as from_logits=False would; compile with from_logits=False (the "
                       "default) or leave the softmax out to make that explicit")
     if None in keras_input(spec):
+        small = too_small(spec, want, name)
+        if small:  # the sides are the data's: a folder's own, or `image_size`
+            raise NeuralabError(f"pictures of {want[1]}x{want[2]} are too small: {small[0]}; {small[1]}, which "
+                                "`image_size` reads them at")
         spec = with_input(spec, (want[1], want[2], want[0]), name)
     net = build(spec, weights, logits=True)
     if pad_h or pad_w:  # as models/lenet.py: the top/left border gets the smaller half
         pad = nn.ZeroPad2d((pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
         net = nn.Sequential(OrderedDict(pad=pad, keras=net))
     return net
+
+
+def too_small(spec: dict, chw: tuple, name: str) -> tuple[NeuralabError, str] | None:
+    """Where pictures of ``chw`` are too small for a model whose input leaves a side open (a
+    window wider than a layer's input): the layer's refusal, and the smallest size that works,
+    found over the open sides (its words); None where they fit, or where the model fixes its sides."""
+    from neuralab.keras.layers import InputTooSmall
+    from neuralab.keras.spec import with_input
+    from neuralab.models.summary import MAX_SIDE, smallest_input
+
+    fixed = spec["layers"][0]["output_shape"][1:3]
+    if None not in fixed or None in chw:
+        return None
+
+    def fits(c: int, h: int, w: int) -> InputTooSmall | None:
+        try:
+            with_input(spec, (h, w, c), name)
+        except InputTooSmall as e:
+            return e
+        return None
+
+    err = fits(*chw)
+    if err is None:
+        return None
+
+    def sides(side: int) -> tuple:  # the open sides at ``side``, the fixed one as the model fixes it
+        return tuple(f or side for f in fixed)
+
+    up = smallest_input(lambda shape: fits(shape[0], *sides(shape[1])) is None, chw[0])
+    return err, (f"the smallest size that works is {'x'.join(map(str, sides(up[1])))}" if up else
+                 f"no size up to {MAX_SIDE}x{MAX_SIDE} works")
 
 
 def output_shape(spec: dict) -> list:
