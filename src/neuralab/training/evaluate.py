@@ -147,9 +147,9 @@ def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> Non
 
 def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False, model=None) -> Path:
     """Write report.html and its pictures again from the run directory alone: the model is
-    loaded and the test set evaluated again (after a full disk stopped the report, say), and
-    the report's test figures, matrix and mistakes are all of that test set; ``model``: as
-    load_classifier's."""
+    loaded and the test set evaluated again (after a full disk stopped the report, say); a run
+    whose results.json holds no test figures (Keras's fit given no test set) gets that test set's;
+    ``model``: as load_classifier's."""
     from neuralab.models.summary import render_summary, summary
 
     run = Run.open(run_dir, Kind.CLASSIFIER)
@@ -161,11 +161,10 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: b
     with run:  # the report's files are the run's: one writer at a time, and a killed write's leftovers go
         clf, data, probs = _test_set_probabilities(run.path, data_dir, trust_code, model)
         text = render_summary(summary(clf.model, data.input_shape, name=stored_config(run).model), rich=False)
-        # results.json's test figures may be of no test set (Keras's fit given none), of another one
-        # (the arrays given to RunLogger's test), or of weights a later fit changed
-        figures = figures_on_test_set(probs, data.test.y, len(clf.classes))
-        figures["confusion_matrix"] = figures["confusion_matrix"].tolist()
-        return report(run, {**results, **figures}, run.metrics(), probs, data.test, text)
+        if "confusion_matrix" not in results:  # Keras's fit given no test set, or continued without one
+            figures = figures_on_test_set(probs, data.test.y, len(clf.classes))
+            results = {**results, **figures, "confusion_matrix": figures["confusion_matrix"].tolist()}
+        return report(run, results, run.metrics(), probs, data.test, text)
 
 
 def report(run: Run, results: dict, history: list[dict], probs: np.ndarray, test, summary_text: str) -> Path:
