@@ -14,7 +14,7 @@ from neuralab.data.series import load_series
 from neuralab.errors import NeuralabError
 from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
-from neuralab.forecasting.windows import WindowConfig, prepare
+from neuralab.forecasting.windows import AHEAD, FILLED, WindowConfig, prepare, unscored
 
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")
@@ -50,16 +50,43 @@ def test_test_windows_on_filled_values_are_scored_for_no_forecaster(tmp_path):
     assert left["filled_target"] + left["interpolated_from_later"] + len(test) == all_test
     assert f"Left out of every forecaster's score: {all_test - len(test)} of {all_test} test windows" in \
         result.headline["sentence"]
-    assert json.loads((tmp_path / "run" / "results.json").read_text())["test_left_out"] == left
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["test_left_out"] == left
+    val = saved["val_left_out"]
+    assert val == {"filled_target": int((prepared.split == unscored("val", FILLED)).sum()),
+                   "interpolated_from_later": int((prepared.split == unscored("val", AHEAD)).sum())}
+    assert val["filled_target"] > 0 and saved["windows"]["val"] == len(prepared.val)
     # the same windows for every forecaster and the backtest's folds
     assert {m["mae"] is not None for m in result.test.values()} == {True}
     assert sum(f["windows"] for f in result.backtest) == len(test)
 
 
-def test_a_series_without_filled_values_scores_every_test_window(tmp_path):
+def test_validation_windows_on_filled_values_are_left_out_and_training_windows_kept(tmp_path):
+    path, _, keep = walk_with_gaps(tmp_path / "rw_gaps.csv")
+    series = load_series(path, gaps="fill", missing="interpolate")
+    p = prepare(series, WindowConfig(lookback=10, transform="none"))
+    rows = np.asarray(p.val.rows)
+    # early stopping, the intervals and the transform's choice see observed targets after observed inputs only
+    assert len(p.val) and keep[rows].all() and keep[rows[:, 0] - 1].all()
+    assert (p.split == unscored("val", FILLED)).sum() and (p.split == unscored("val", AHEAD)).sum()
+    # training still learns from the filled rows: every window the split gives it
+    train = np.asarray(p.train.rows)
+    assert not keep[train].all() and len(p.train) == (p.split == "train").sum()
+
+
+def test_a_gapless_series_keeps_every_window_and_scores_as_without_a_missing_policy(tmp_path):
     path, _, _ = walk_with_gaps(tmp_path / "full.csv", kept=1.1)
-    p = prepare(load_series(path), WindowConfig(lookback=10))
-    assert set(p.split) <= {"train", "val", "test", ""}
+    scored = []
+    for missing in ("error", "ffill", "interpolate"):
+        config = ForecastConfig(data=str(path), missing=missing, windows=WindowConfig(lookback=10, transform="none"),
+                                model=ModelConfig("lstm", hidden=[4]), train=series_train_config(epochs=1, device="cpu"),
+                                backtest_folds=2)
+        result = run_forecast(config, out=tmp_path / missing, verbose=False)
+        scored.append((result.results["windows"], result.test, result.results["val"]))
+        assert result.results["test_left_out"] == result.results["val_left_out"] == \
+            {"filled_target": 0, "interpolated_from_later": 0}
+        assert "Left out of" not in result.headline["sentence"]
+    assert scored[0] == scored[1] == scored[2]
 
 
 def test_a_test_span_left_with_no_observation_is_refused_in_one_line(tmp_path):

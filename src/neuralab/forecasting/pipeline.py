@@ -43,7 +43,8 @@ from neuralab.forecasting.forecast_csv import write_forecast_csv
 from neuralab.forecasting.intervals import GAMMA, METHOD, WINDOW, coverage, label, rolling
 from neuralab.forecasting.models import ModelConfig, NetworkForecaster, series_train_config, summary
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
-from neuralab.forecasting.windows import AHEAD, FILLED, Prepared, Windows, last_window, prepare_many, too_short
+from neuralab.forecasting.windows import (AHEAD, FILLED, SCORED, Prepared, Windows, last_window, prepare_many, too_short,
+                                          unscored as left_out_label)
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback, checked_callbacks
 from neuralab.training.config import Diverged, before_compile, check_config, given_fields, with_compile
@@ -649,16 +650,20 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
         if len({k["kind"] for k in kinds.values()}) > 1:
             head["advice"] = ("The series differ in kind (" + ", ".join(f"{n}: {_kind_words(k)}" for n, k in kinds.items())
                               + f"); this advice fits {_kind_words(kind)}. " + head["advice"]).strip()
-    unscored = {label: sum(int((p.split == label).sum()) for p in prepared) for label in (FILLED, AHEAD)}
-    if any(unscored.values()):
-        policy = many[0].report.missing_policy
-        why = [f"{unscored[FILLED]:,} whose target `missing` {policy} filled"] if unscored[FILLED] else []
-        if unscored[AHEAD]:
-            why.append(f"{unscored[AHEAD]:,} whose last input `missing` {policy} interpolated from the target or a "
+    unscored = {name: {why: sum(int((p.split == left_out_label(name, why)).sum()) for p in prepared)
+                       for why in (FILLED, AHEAD)} for name in SCORED}
+    if any(unscored["test"].values()):
+        policy, left = many[0].report.missing_policy, unscored["test"]
+        why = [f"{left[FILLED]:,} whose target `missing` {policy} filled"] if left[FILLED] else []
+        if left[AHEAD]:
+            why.append(f"{left[AHEAD]:,} whose last input `missing` {policy} interpolated from the target or a "
                        "later value")
-        head["sentence"] += (f" Left out of every forecaster's score: {sum(unscored.values()):,} of "
-                             f"{sum(unscored.values()) + sum(len(p.test) for p in prepared):,} test windows, "
+        head["sentence"] += (f" Left out of every forecaster's score: {sum(left.values()):,} of "
+                             f"{sum(left.values()) + sum(len(p.test) for p in prepared):,} test windows, "
                              + " and ".join(why) + ".")
+    if any(unscored["val"].values()):
+        head["sentence"] += (f" Left out of validation too, for the same reasons: {sum(unscored['val'].values()):,} of "
+                             f"{sum(unscored['val'].values()) + sum(len(p.val) for p in prepared):,} windows.")
     persistence = test.get(REFERENCE, {})
     # by the verdict's measure, as its beats_persistence is: MAE pooled over series in different units compares nothing
     ours, theirs = test[network.name].get(metric), persistence.get(metric)
@@ -694,8 +699,9 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
         "mase_scale": prepared[0].mase_scale,
         "mape_zeros": sum(metrics.zeros(p.test.future) for p in prepared),  # actual zeros MAPE leaves out
         "test_targets": sum(p.test.future.size for p in prepared),
-        # test windows no forecaster is scored on: a target neuralab filled, an input interpolated from it
-        "test_left_out": {"filled_target": unscored[FILLED], "interpolated_from_later": unscored[AHEAD]},
+        # val and test windows no forecaster is scored on: a target neuralab filled, an input interpolated from it
+        **{f"{name}_left_out": {"filled_target": unscored[name][FILLED], "interpolated_from_later": unscored[name][AHEAD]}
+           for name in SCORED},
     }
     if intervals is not None:
         results["intervals"] = {"method": METHOD, "forecaster": network.name, "levels": list(config.intervals),

@@ -313,7 +313,7 @@ def prepare(series, config: WindowConfig) -> Prepared:
         raise NeuralabError(f"{series.label}: {n_rows} rows leave no {missing[0]} window for `lookback` "
                             f"{config.lookback}, `horizon` {config.horizon} and val/test fractions "
                             f"{config.val_fraction}/{config.test_fraction}; need at least {minimum_rows(config)} rows")
-    left_out_test(split, starts, series, config, offset)
+    left_out(split, starts, series, config, offset, first_test)
     scaler = Scaler.fit(config.scaler, inputs[:first_val])
     with np.errstate(over="ignore"):  # too large for float32: refused by name just below
         scaled = scaler.transform(inputs).astype(np.float32)  # (T, C)
@@ -330,25 +330,35 @@ def prepare(series, config: WindowConfig) -> Prepared:
                     windows, split, mase_scale, series.name)
 
 
-# The split of the test windows no forecaster is scored on: a target neuralab filled, or an input
-# interpolated from the target or a value after it (``left_out_test``)
+# Why a validation or test window is left out of every score: a target neuralab filled, or an
+# input interpolated from the target or a value after it (``left_out``); its split reads
+# "val filled", "test sees ahead", ... (``unscored``)
 FILLED, AHEAD = "filled", "sees ahead"
+SCORED = ("val", "test")
 
 
-def left_out_test(split: np.ndarray, starts: np.ndarray, series, config: WindowConfig, offset: int) -> None:
-    """Take out of ``split``'s test windows those whose targets the `missing` policy filled
-    (FILLED), and those whose last input was interpolated from a later observation, the
-    target's or one past it (AHEAD): scoring either would count neuralab's own fill as skill.
-    Refused where no test window is left."""
+def unscored(split_name: str, reason: str) -> str:
+    """The split label of a ``split_name`` window left out for ``reason`` (FILLED or AHEAD)."""
+    return f"{split_name} {reason}"
+
+
+def left_out(split: np.ndarray, starts: np.ndarray, series, config: WindowConfig, offset: int,
+             first_test: int) -> None:
+    """Take out of ``split``'s validation and test windows those whose targets the `missing`
+    policy filled (FILLED), and those whose last input was interpolated from a later
+    observation, the target's or one past it (AHEAD): scoring either would count neuralab's
+    own fill as skill, and validation would let it choose the transform, stop training and size
+    the intervals. Training windows keep them. Refused where no test window is left."""
     if not hasattr(series, "filled_rows"):  # a stand-in with values alone: nothing was filled
         return
     filled, ahead = series.filled_rows()
     if not (filled.any() or ahead.any()):
         return
-    test = np.flatnonzero(split == "test")
-    targets = starts[test, None] + config.lookback + np.arange(config.horizon) + offset  # (N, H) series rows
-    split[test[ahead[starts[test] + config.lookback - 1 + offset]]] = AHEAD
-    split[test[filled[targets].any(axis=1)]] = FILLED
+    for name in SCORED:
+        kept = np.flatnonzero(split == name)
+        targets = starts[kept, None] + config.lookback + np.arange(config.horizon) + offset  # (N, H) series rows
+        split[kept[ahead[starts[kept] + config.lookback - 1 + offset]]] = unscored(name, AHEAD)
+        split[kept[filled[targets].any(axis=1)]] = unscored(name, FILLED)
     if not (split == "test").any():
         raise NeuralabError(f"{series.label}: every test window's target was filled by `missing` "
                             f"{series.report.missing_policy}, or its inputs interpolated from it, so nothing could "
