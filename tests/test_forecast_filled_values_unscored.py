@@ -89,11 +89,30 @@ def test_a_gapless_series_keeps_every_window_and_scores_as_without_a_missing_pol
     assert scored[0] == scored[1] == scored[2]
 
 
+def test_a_horizon_that_spans_a_weekly_gap_is_refused_naming_the_horizon_and_the_policy(tmp_path):
+    rng = np.random.default_rng(2)
+    dates = pd.date_range("2020-01-01", periods=420)
+    weekdays = dates.dayofweek != 6  # a logger that is off on Sundays
+    pd.DataFrame({"date": dates[weekdays].strftime("%Y-%m-%d"),
+                  "v": np.cumsum(rng.normal(size=420))[weekdays].round(4)}).to_csv(tmp_path / "no_sundays.csv",
+                                                                                   index=False)
+    with pytest.raises(NeuralabError, match=r"filled by missing ffill: every window of horizon 7 holds one.*"
+                                            r"use a horizon of at most 6"):
+        prepare(load_series(tmp_path / "no_sundays.csv", gaps="fill", missing="ffill"),
+                WindowConfig(lookback=10, horizon=7))
+    with pytest.raises(NeuralabError, match=r"or last input was filled by missing interpolate.*at most 5"):
+        prepare(load_series(tmp_path / "no_sundays.csv", gaps="fill", missing="interpolate"),
+                WindowConfig(lookback=10, horizon=7))
+    # the horizon the refusal offers is scored
+    assert len(prepare(load_series(tmp_path / "no_sundays.csv", gaps="fill", missing="ffill"),
+                       WindowConfig(lookback=10, horizon=6)).test)
+
+
 def test_a_test_span_left_with_no_observation_is_refused_in_one_line(tmp_path):
     rng = np.random.default_rng(1)
     dates = pd.date_range("2020-01-01", periods=300)
     keep = np.r_[np.ones(250, bool), np.zeros(49, bool), True]  # the last 50 days: one observation
     pd.DataFrame({"date": dates[keep].strftime("%Y-%m-%d"), "v": np.cumsum(rng.normal(size=300))[keep]}).to_csv(
         tmp_path / "tail.csv", index=False)
-    with pytest.raises(NeuralabError, match="every test window.s target was filled by missing interpolate"):
+    with pytest.raises(NeuralabError, match="every test window.s target or last input was filled by missing interpolate: nothing"):
         prepare(load_series(tmp_path / "tail.csv", gaps="fill", missing="interpolate"), WindowConfig(lookback=10))

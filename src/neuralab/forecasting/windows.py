@@ -360,10 +360,29 @@ def left_out(split: np.ndarray, starts: np.ndarray, series, config: WindowConfig
         split[kept[ahead[starts[kept] + config.lookback - 1 + offset]]] = unscored(name, AHEAD)
         split[kept[filled[targets].any(axis=1)]] = unscored(name, FILLED)
     if not (split == "test").any():
-        raise NeuralabError(f"{series.label}: every test window's target was filled by `missing` "
-                            f"{series.report.missing_policy}, or its inputs interpolated from it, so nothing could "
-                            "be scored; keep the gaps (`gaps` keep) and drop missing values (`missing` drop), or give "
-                            "a series with more observations in its last rows")
+        _refuse_unscored(series, config, filled, ahead, first_test + offset)
+
+
+def _refuse_unscored(series, config: WindowConfig, filled: np.ndarray, ahead: np.ndarray, first_row: int) -> None:
+    """Refuse a series whose every test window was left out, naming `horizon` where a shorter
+    one would leave some (a gap every week under a horizon of 7 days), and the policy's fill."""
+    policy = series.report.missing_policy
+    what = ("was filled by `missing` ffill" if policy != "interpolate" else
+            "or last input was filled by `missing` interpolate")
+    # observed targets in a row from each test row on, and whether a forecast from the row before sees no fill
+    run = np.zeros(len(filled) + 1, dtype=int)
+    for row in range(len(filled) - 1, first_row - 1, -1):
+        run[row] = 0 if filled[row] else run[row + 1] + 1
+    starts = np.arange(first_row, len(filled))
+    longest = int(run[starts[~ahead[starts - 1]]].max(initial=0))
+    if 0 < longest < config.horizon:
+        fix = (f"every window of `horizon` {config.horizon} holds one, and the longest run of "
+               f"targets the test span could score is {longest}; use a `horizon` of at most {longest}, or keep the gaps (`gaps` keep) and "
+               "drop missing values (`missing` drop)")
+    else:
+        fix = ("nothing could be scored; keep the gaps (`gaps` keep) and drop missing values (`missing` drop), "
+               "or give a series with more observations in its last rows")
+    raise NeuralabError(f"{series.label}: every test window's target {what}: {fix}")
 
 
 def too_short(n_rows: int, config: WindowConfig) -> bool:
