@@ -50,6 +50,9 @@ def test_test_windows_on_filled_values_are_scored_for_no_forecaster(tmp_path):
     assert left["filled_target"] + left["interpolated_from_later"] + len(test) == all_test
     assert f"Left out of every forecaster's score: {all_test - len(test)} of {all_test} test windows" in \
         result.headline["sentence"]
+    # as the library names the policy (`missing` interpolate) and as the CLI does (--missing interpolate)
+    assert "whose target was filled by `missing` interpolate and " in result.headline["sentence"]
+    assert "whose last input was interpolated by `missing` interpolate from the target" in result.headline["sentence"]
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["test_left_out"] == left
     val = saved["val_left_out"]

@@ -654,10 +654,10 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
                        for why in (FILLED, AHEAD)} for name in SCORED}
     if any(unscored["test"].values()):
         policy, left = many[0].report.missing_policy, unscored["test"]
-        why = [f"{left[FILLED]:,} whose target `missing` {policy} filled"] if left[FILLED] else []
+        why = [f"{left[FILLED]:,} whose target was filled by `missing` {policy}"] if left[FILLED] else []
         if left[AHEAD]:
-            why.append(f"{left[AHEAD]:,} whose last input `missing` {policy} interpolated from the target or a "
-                       "later value")
+            why.append(f"{left[AHEAD]:,} whose last input was interpolated by `missing` {policy} from the target or "
+                       "a later value")
         head["sentence"] += (f" Left out of every forecaster's score: {sum(left.values()):,} of "
                              f"{sum(left.values()) + sum(len(p.test) for p in prepared):,} test windows, "
                              + " and ".join(why) + ".")
