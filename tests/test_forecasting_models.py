@@ -15,6 +15,7 @@ from neuralab.forecasting.models import (ForecastNetwork, ModelConfig, NetworkFo
 from neuralab.forecasting.topologies import (ManyToMany, ManyToOne, OneToMany, OneToOne, TOPOLOGIES, keras_init,
                                              shapes, train_toy)
 from neuralab.forecasting.windows import WindowConfig, prepare
+from neuralab.models.summary import keras_count, keras_differences
 
 
 pytestmark = pytest.mark.usefixtures("one_cpu_thread")
@@ -30,7 +31,13 @@ def test_stacked_lstm_matches_the_workshop_model():
     text = summary(net, 60)
     assert "LSTM(128)" in text and "(batch, 60, 128)" in text and "116,801" in text
     # under Keras's layer names, the count Keras's own summary of the slide's code gives
-    assert "Keras counts 116,033: its LSTM and SimpleRNN keep one bias per gate" in text
+    assert "Keras counts 116,033, PyTorch 116,801: its LSTM keeps two biases per gate where Keras keeps one" in text
+    # a SimpleRNN has no gates: the sentence names what the network holds, as the Keras table's does
+    rnn = build_network(ModelConfig("rnn", recipe="plain"), 1, 1, 60)
+    said = summary(rnn, 60).splitlines()[-1]
+    assert said == (f"Keras counts {keras_count(rnn)[0]:,}, PyTorch {sum(p.numel() for p in rnn.parameters()):,}: "
+                    + "; ".join(keras_differences(["RNN"])))
+    assert "its SimpleRNN keeps two biases where Keras keeps one" in said and "LSTM" not in said and "gate" not in said
     assert "Keras counts" not in summary(build_network(ModelConfig("gru", recipe="plain"), 1, 1, 60), 60)
     # the default recipe adds only the linear path: twice 60 weights and a bias per horizon step
     residual = build_network(ModelConfig(), inputs=1, horizon=1, lookback=60)

@@ -97,7 +97,7 @@ def test_summary_of_a_keras_file_is_keras_s_own(tmp_path, capsys, name):
         assert f"{layer.count_params():,}" in out
     assert f"Total params: {model.count_params():,}" in out
     if name == "stacked_lstm":
-        assert "counts 116,801: its LSTM and SimpleRNN keep two biases per gate" in out
+        assert "counts 116,801: its LSTM keeps two biases per gate where Keras keeps one" in out
     else:
         assert "PyTorch's layout" not in out
 

@@ -233,7 +233,16 @@ def test_keras_count_of_lstms_keeps_one_bias_per_gate():
             for n, m in model.named_children()]
     text = render_keras("stacked", rows, torch_params=116_801, rich=False)
     assert "Total params: 116,033" in text
-    assert "counts 116,801: its LSTM and SimpleRNN keep two biases per gate where Keras keeps one" in text
+    assert "counts 116,801: its LSTM keeps two biases per gate where Keras keeps one (the two only ever add up" in text
+    # one clause per kind of layer the model holds: a SimpleRNN has no gates, an LSTM no moving statistics
+    rnn = nn.Sequential(nn.RNN(3, 8, batch_first=True))
+    rows = [{"name": "rnn", "class": "SimpleRNN", "output_shape": (None, 8), "params": keras_count(rnn)[0]},
+            {"name": "bn", "class": "BatchNormalization", "output_shape": (None, 8), "params": 32}]
+    torch_params = sum(p.numel() for p in rnn.parameters()) + 16  # the moving statistics are buffers there
+    text = render_keras("rnn", rows, torch_params=torch_params, rich=False)
+    assert (f"counts {torch_params:,}: its SimpleRNN keeps two biases where Keras keeps one (the two only ever add up, so the "
+            "function is the same); BatchNorm's moving mean and variance are buffers there") in text
+    assert "LSTM" not in text and "gate" not in text
 
 
 def test_unknown_layout_is_refused_by_name():

@@ -43,8 +43,8 @@ def register(sub) -> None:
     p.add_argument("--layout", choices=("torch", "keras"),
                    help="torch: (B, C, H, W) shapes, PyTorch's parameter count, the W_out formulas (a zoo model's "
                         "default); keras: (None, H, W, C) shapes and Keras's count, as model.summary() prints "
-                        "(a Keras file's default). The counts differ for LSTM/SimpleRNN (one bias per gate in "
-                        "Keras, two in PyTorch) and BatchNorm (Keras counts the moving statistics)")
+                        "(a Keras file's default). The counts differ for LSTM (one bias per gate in Keras, "
+                        "two in PyTorch), SimpleRNN (one bias in Keras, two in PyTorch) and BatchNorm (Keras counts the moving statistics)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_summary)
 

@@ -50,7 +50,7 @@ from neuralab.forecasting.metrics import paired_gain
 from neuralab.forecasting.baselines import departure_terms, no_change, ridge_solve
 from neuralab.forecasting.topologies import CELLS, KERAS_NAMES, keras_init, keras_name
 from neuralab.forecasting.windows import Windows
-from neuralab.models.summary import keras_count
+from neuralab.models.summary import keras_count, keras_differences
 from neuralab.runs import WEIGHTS
 from neuralab.training.config import Diverged
 
@@ -186,8 +186,8 @@ def summary(model: ForecastNetwork, lookback: int) -> str:
     lines.append(f"{'total':<50}{total:>12,}")
     keras = keras_count(model)[0]
     if keras != total:  # Keras's names above, PyTorch's counts: the slide's model.summary() gives fewer
-        lines.append(f"Keras counts {keras:,}: its LSTM and SimpleRNN keep one bias per gate where PyTorch keeps two, "
-                     "which only ever add up")
+        lines.append(f"Keras counts {keras:,}, PyTorch {total:,}: "
+                     + "; ".join(keras_differences(type(m).__name__ for m in model.modules())))
     if model.recipe == "residual":
         lines.append("forecast = last value (or no change) + window scale x (Dense head + normalised linear path) "
                      "+ linear path")

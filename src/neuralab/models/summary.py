@@ -540,9 +540,25 @@ def keras_count(module: nn.Module) -> tuple[int, int]:
 
     Two layers count differently. Keras's BatchNormalization holds its moving mean and
     variance as (non-trainable) weights, PyTorch as buffers: Keras counts them. Keras's LSTM
-    and SimpleRNN have one bias per gate, PyTorch's two (b_ih and b_hh, which only ever add up):
-    Keras does not count the second. GRU keeps two biases in both (Keras's reset_after=True)."""
+    has one bias per gate and its SimpleRNN one bias, PyTorch's two (b_ih and b_hh, which only
+    ever add up): Keras does not count the second. GRU keeps two biases in both (Keras's reset_after=True)."""
     return _keras_count(module, set())
+
+
+def keras_differences(kinds) -> list[str]:
+    """Why PyTorch's layout of layers of these ``kinds`` (class names, PyTorch's or Keras's: LSTM,
+    RNN or SimpleRNN, BatchNorm2d) counts other parameters than Keras does, as ``keras_count``
+    counts them: one clause per kind of layer present, in PyTorch's voice ("its LSTM keeps ...").
+    GRU keeps two biases in both, so it adds none."""
+    kinds = set(kinds)
+    why = [clause for present, clause in (
+        ("LSTM" in kinds, "its LSTM keeps two biases per gate where Keras keeps one"),
+        (bool(kinds & {"RNN", "SimpleRNN"}), "its SimpleRNN keeps two biases where Keras keeps one")) if present]
+    if why:
+        why[-1] += " (the two only ever add up, so the function is the same)"
+    if any("BatchNorm" in k for k in kinds):
+        why.append("BatchNorm's moving mean and variance are buffers there, which Keras counts as non-trainable weights")
+    return why
 
 
 def _keras_count(module: nn.Module, skip: set[int]) -> tuple[int, int]:
@@ -755,14 +771,7 @@ def render_keras(model: str, rows: list[dict], torch_params: int | None = None, 
               f"Trainable params: {trainable:,} ({_bytes(trainable)})",
               f"Non-trainable params: {total - trainable:,} ({_bytes(total - trainable)})"]
     if torch_params is not None and torch_params != total:
-        kinds = {r["class"] for r in rows}
-        why = []
-        if kinds & {"LSTM", "SimpleRNN", "RNN"}:
-            why.append("its LSTM and SimpleRNN keep two biases per gate where Keras keeps one (the two only "
-                       "ever add up, so the function is the same; the converted second bias stays at zero)")
-        if any("BatchNorm" in k for k in kinds):
-            why.append("BatchNorm's moving mean and variance are buffers there, which Keras counts as "
-                       "non-trainable weights")
+        why = keras_differences(r["class"] for r in rows)
         footer.append(f"Parameters are counted as Keras counts them; PyTorch's layout of the same model counts "
                       f"{torch_params:,}: " + "; ".join(why or ["its layers hold other weights"]) + ".")
     states = [f"{r['name']} {r['states']}" for r in rows if r.get("states")]
@@ -782,6 +791,6 @@ def render_keras(model: str, rows: list[dict], torch_params: int | None = None, 
                         right=(2,), footer=footer, rich=rich, file=file)
 
 
-__all__ = ["LAYOUTS", "LayerRow", "ModelSummary", "keras_count", "keras_rows", "keras_shape", "print_summary",
+__all__ = ["LAYOUTS", "LayerRow", "ModelSummary", "keras_count", "keras_differences", "keras_rows", "keras_shape", "print_summary",
            "InputShapeError", "render_keras", "render_summary", "render_table", "sequence_hint", "sequence_layer", "smallest_input", "summary",
            "too_small", "unregistered"]
