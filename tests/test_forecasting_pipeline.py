@@ -413,7 +413,7 @@ def test_the_auto_transform_passes_over_a_probe_that_forecasts_nothing_finite(tm
     assert chosen == "diff" and np.isnan(seen["none"])
 
 
-def test_the_fewest_rows_a_refusal_names_under_the_auto_transform_are_enough(tmp_path):
+def test_the_fewest_rows_a_refusal_names_under_the_auto_transform_are_enough(tmp_path, capsys):
     """The auto transform weighs the levels first, whose refusal named their fewest rows; the changes,
     a row short at that length, then refused it one row higher. A candidate that does not fit is passed over."""
     from neuralab.errors import NeuralabError
@@ -432,5 +432,12 @@ def test_the_fewest_rows_a_refusal_names_under_the_auto_transform_are_enough(tmp
 
     with pytest.raises(NeuralabError, match=rf"40 rows is fewer .*at least {need} rows"):
         run_forecast(config(40), out=tmp_path / "short", verbose=False)
-    result = run_forecast(config(need), out=tmp_path / "run", verbose=False)
+    capsys.readouterr()
+    result = run_forecast(config(need), out=tmp_path / "run")
     assert result.results["transform"]["used"] == "none" and result.results["windows"]["test"] >= 1
+    # the changes were never weighed: the header and results.json say so, and why
+    why = f"daily{need}.csv has {need} rows, fewer than the {need + 1} it needs (a change costs the first row)"
+    assert result.results["transform"]["passed_over"] == {"diff": why} and set(
+        result.results["transform"]["validation_mae"]) == {"none"}
+    header = next(t for t in capsys.readouterr().out.splitlines() if t.startswith("  transform"))
+    assert header.endswith(f"; diff passed over: {why}"), header

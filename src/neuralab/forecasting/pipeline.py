@@ -43,8 +43,8 @@ from neuralab.forecasting.forecast_csv import write_forecast_csv
 from neuralab.forecasting.intervals import GAMMA, METHOD, WINDOW, coverage, label, rolling
 from neuralab.forecasting.models import ModelConfig, NetworkForecaster, series_train_config, summary
 from neuralab.forecasting.verdict import character, table as verdict_table, verdict
-from neuralab.forecasting.windows import (AHEAD, FILLED, SCORED, Prepared, Windows, last_window, prepare_many, too_short,
-                                          unscored as left_out_label)
+from neuralab.forecasting.windows import (AHEAD, FILLED, SCORED, Prepared, Windows, last_window, minimum_rows,
+                                          prepare_many, too_short, unscored as left_out_label)
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import as_callback, checked_callbacks
 from neuralab.training.config import Diverged, before_compile, check_config, given_fields, with_compile
@@ -109,11 +109,7 @@ def choose_transform(many: list[Series], config: ForecastConfig, linear_path: bo
     outputs cannot reach however well the linear probe extrapolates them."""
     if config.windows.transform != "auto":
         return config.windows.transform, {}
-    candidates = ["none", "diff"] + (["log-return"] if all((s.values[:, 0] > 0).all() for s in many) else [])
-    # a change costs a row: a series long enough for the levels alone is forecast on them, and one too
-    # short for every candidate is refused by "none", whose fewest rows are the fewest that work
-    fits = [t for t in candidates if not any(too_short(len(s), replace(config.windows, transform=t)) for s in many)]
-    candidates = fits or candidates[:1]
+    candidates, _ = _candidates(many, config.windows)
     errors = {}
     for transform in candidates:
         windows = replace(config.windows, transform=transform)
@@ -133,6 +129,25 @@ def choose_transform(many: list[Series], config: ForecastConfig, linear_path: bo
     best = min(finite.values())
     chosen = next(t for t in finite if finite[t] <= best * 1.005)
     return chosen, errors
+
+
+def _candidates(many: list[Series], windows) -> tuple[list[str], dict[str, str]]:
+    """The target transforms `transform` auto weighs on ``many``, and those it passes over
+    because a series is too short for them, each with why."""
+    candidates = ["none", "diff"] + (["log-return"] if all((s.values[:, 0] > 0).all() for s in many) else [])
+    # a change costs a row: a series long enough for the levels alone is forecast on them, and one too
+    # short for every candidate is refused by "none", whose fewest rows are the fewest that work
+    short = {t: next((s for s in many if too_short(len(s), replace(windows, transform=t))), None) for t in candidates}
+    fits = [t for t in candidates if short[t] is None]
+    if not fits:
+        return candidates[:1], {}
+    return fits, {t: f"{s.label} has {len(s):,} rows, fewer than the {minimum_rows(replace(windows, transform=t)):,} "
+                     "it needs (a change costs the first row)" for t, s in short.items() if s is not None}
+
+
+def transform_passed_over(many: list[Series], windows) -> dict[str, str]:
+    """The transforms `transform` auto passed over on ``many``, a series too short for them, with why."""
+    return _candidates(many, replace(windows, transform="auto"))[1]
 
 
 class WindowNetwork(torch.nn.Module):
@@ -687,7 +702,9 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
         "forecasters": _descriptions(prepared, network, baselines) if baselines else
         {f.name: f.describe() for f in forecasters},
         "transform": {"used": config.windows.transform, "chosen_on": "validation" if transform_errors else "given",
-                      "validation_mae": transform_errors},
+                      "validation_mae": transform_errors,
+                      # candidates a series was too short for: never weighed
+                      "passed_over": transform_passed_over(many, config.windows) if transform_errors else {}},
         "windows": {k: sum(p.counts()[k] for p in prepared) for k in prepared[0].counts()},
         "spans": span_dates(prepared[0]),  # several series: the first's (first_series); each one's under "series"
         "best_epoch": 0 if network.kept_start else network.trainer.best_epoch(),
@@ -860,6 +877,10 @@ def _forecast_header(config: ForecastConfig, many: list[Series], prepared: list[
         chosen += (f"; none left out: {100 * outside_training_range(prepared, 'val'):.0f}% of the validation "
                    "values lie outside the training span's range, which a network without a linear path "
                    "cannot reach on the levels")
+    if transform_errors:
+        passed = transform_passed_over(many, config.windows)
+        for why in dict.fromkeys(passed.values()):  # diff and log-return: the same row short
+            chosen += f"; {' and '.join(t for t in passed if passed[t] == why)} passed over: {why}"
     lines = [f"{network.describe()} on {name} {series.target}"
              + (f" + {', '.join(series.features + series.calendar)}" if series.features or series.calendar else "")
              + f": lookback {config.windows.lookback}, horizon {config.windows.horizon}, "
