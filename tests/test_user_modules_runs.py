@@ -163,6 +163,24 @@ def test_the_forecast_job_command_of_a_module_file_resumes_it_then_finds_it_fini
     assert "the run is finished already" in capsys.readouterr().out
 
 
+def test_the_forecast_job_command_without_trust_code_resumes_the_file_it_names_and_refuses_it_changed(
+        work, series_csv, capsys, cut_in_epoch_2):
+    """As train's: the requeued forecast job, typed as it first ran, goes on without --trust-code."""
+    job = forecast_job(series_csv, "mods/fc.py", REQUEUE)
+    whole_again = cut_in_epoch_2()
+    assert main(job) == 130
+    whole_again()
+    run = work / "runs" / "job"
+    capsys.readouterr()
+    kept = Path("mods/fc.py").read_text()
+    Path("mods/fc.py").write_text(kept + "# tried a wider layer\n")
+    assert main(job) == 2 and Run(run).status() is Status.INTERRUPTED  # not the code the run was trained with
+    assert "--model 'mods/fc.py' has changed since the run was made" in capsys.readouterr().err
+    Path("mods/fc.py").write_text(kept)
+    assert main(job) == 0, capsys.readouterr().err
+    assert Run(run).status() is Status.FINISHED and len(Run(run).record["sessions"]) == 1
+
+
 @pytest.mark.parametrize("kind", ["train", "forecast"])
 def test_a_module_file_edited_since_the_run_was_made_is_refused_and_another_one_as_before(work, digits, series_csv,
                                                                                          kind, capsys, cut_in_epoch_2):

@@ -117,7 +117,8 @@ def _forecast_options(p) -> None:
     p.add_argument("--quiet", action="store_true", help="print only the verdict")
     p.add_argument("--resume", type=run_folder, metavar="RUN_DIR", help="continue an interrupted run with its own settings and data")
     p.add_argument("--resume-if-interrupted", action="store_true", help=REQUEUE_HELP)
-    p.add_argument("--trust-code", action="store_true", help="with --resume: " + TRUST_HELP)
+    p.add_argument("--trust-code", action="store_true", help="with --resume: " + TRUST_HELP
+                   + " (--resume-if-interrupted runs it where --model names the same file, unchanged)")
 
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     pr = actions.add_parser("predict", help="forecast the next horizon after the end of new data",
@@ -181,7 +182,8 @@ def config_from_args(args):
 
 
 def run_forecast(args) -> int:
-    from neuralab.cli._args import finished_already, only_with_resume, refuse_other_kind, requeued, typed
+    from neuralab.cli._args import (code_named_again, finished_already, only_with_resume, refuse_other_kind, requeued,
+                                    typed)
     from neuralab.training.source import from_python_only
     from neuralab.forecasting.pipeline import refuse_built_in_settings, resume_forecast, run_forecast as run
     from neuralab.runs import Kind, RunFinished
@@ -193,6 +195,8 @@ def run_forecast(args) -> int:
     resume = args.resume
     if args.resume_if_interrupted:
         resume = args.out if requeued(args, Kind.FORECASTER) else None
+        # the file typed again, as the run keeps it, is the consent its first start was
+        args.trust_code = args.trust_code or bool(resume) and code_named_again(args)
     if resume:
         refuse_other_kind(resume, Kind.FORECASTER)
         _refuse_settings(args, resume)
