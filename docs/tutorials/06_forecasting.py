@@ -46,6 +46,7 @@ from neuralab.forecasting.baselines import build_baselines
 from neuralab.forecasting.models import ModelConfig, build_network, series_train_config, summary
 from neuralab.forecasting.pipeline import ForecastConfig, run_forecast
 from neuralab.forecasting.windows import WindowConfig, prepare
+from neuralab.models.summary import keras_count
 from neuralab.reports import forecast as figures
 
 # Small recurrent networks step through time in many tiny matrix products. On cores busy
@@ -84,15 +85,13 @@ for name in ("seattle-weather", "sp500"):
 # LSTM(64) returning its last state, Dense(1). Dropout 0.2 after each recurrent layer. The
 # table counts PyTorch's parameters under Keras's names: PyTorch's LSTM keeps two biases per
 # gate (one for the input, one for the recurrent state) where Keras keeps one, so Keras's
-# summary of the slide's code counts 4 x (128 + 64) = 768 fewer.
+# summary of the slide's code counts 4 x (128 + 64) = 768 fewer, as the line under the
+# table says.
 
 # %%
 network = build_network(ModelConfig("lstm-stacked", recipe="plain"), inputs=1, horizon=1, lookback=windows.lookback)
 print(summary(network, lookback=windows.lookback))
-pytorch_count = sum(p.numel() for p in network.parameters())
-keras_count = pytorch_count - sum(4 * layer.hidden_size for layer in network.features)  # one bias per gate
-print(f"Keras's model.summary() of the slide's code: {keras_count:,} (one bias per gate); PyTorch: {pytorch_count:,}")
-results["parameters"] = {"pytorch": pytorch_count, "keras": keras_count}
+results["parameters"] = {"pytorch": sum(p.numel() for p in network.parameters()), "keras": keras_count(network)[0]}
 print("baselines:", ", ".join(b.name for b in build_baselines()))
 
 # %% [markdown]
