@@ -15,7 +15,7 @@ from helpers import cut_in_epoch, digits_folder
 from torch import nn
 
 from neuralab.cli import main
-from neuralab.errors import ParameterError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.training import ClassifierConfig, TrainConfig, resume_classifier, train_classifier
 
 # A ResNet-style file: a residual block with BatchNorm, and the network made of blocks
@@ -233,3 +233,22 @@ def test_a_module_with_lazy_layers_given_again_resumes_loads_and_evaluates(tmp_p
     classifier = load_classifier(tmp_path / "whole", model=LazyNet(4))
     assert classifier.model.fc.weight.shape == (10, 4 * 6 * 6)
     assert evaluate_run(tmp_path / "whole", model=LazyNet(4))["test_accuracy"] == whole.test["accuracy"]
+    # the pass that sizes the lazy layers leaves the module's modes and buffers as given, even where it is refused
+    wrong = nn.Sequential(Counted(), nn.BatchNorm2d(1), LazyNet(6)).train()
+    wrong[1].eval()  # frozen by its user
+    with pytest.raises(NeuralabError):
+        load_classifier(tmp_path / "whole", model=wrong)
+    assert wrong.training and not wrong[1].training and wrong[2].training
+    assert wrong[0].calls.item() == 0
+
+
+class Counted(nn.Module):
+    """Counts the batches it sees in a buffer, as research code counts steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        self.calls += 1
+        return x

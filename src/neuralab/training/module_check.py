@@ -110,7 +110,8 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
 def set_up_lazy(module, input_shape) -> None:
     """Give ``module``'s lazy layers (nn.LazyLinear) their shapes by one pass on zeros of
     ``input_shape`` in eval mode, as its first batch did when it trained, so that its tensors'
-    shapes can be compared with a run's; the caller's random generators are left as they were.
+    shapes can be compared with a run's; the caller's random generators, each layer's mode and
+    the buffers a forward updates are left as they were.
     A forward that fails leaves them unset, for ``checked_module``'s pass on the same inputs to name."""
     import torch
     from torch.nn.parameter import is_lazy
@@ -118,13 +119,15 @@ def set_up_lazy(module, input_shape) -> None:
     if not any(is_lazy(t) for t in module.state_dict().values()):
         return
     device = next((t.device for t in module.state_dict().values()), None)
-    was = module.training
+    modes = {m: m.training for m in module.modules()}  # a BatchNorm the caller froze in eval stays so
     module.eval()
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]), contextlib.suppress(Exception):
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device is not None and device.type == "cuda"
+                                                   else []), _buffers_kept(module), contextlib.suppress(Exception):
             module(torch.zeros(2, *input_shape, device=device))
     finally:
-        module.train(was)
+        for m, training in modes.items():
+            m.training = training
 
 
 def output_refusal(name: str, shape: str, y, batch: int, outputs: int | None, what: str = "classes",
