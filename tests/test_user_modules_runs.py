@@ -147,6 +147,24 @@ def test_the_train_job_command_without_trust_code_resumes_the_file_it_names_and_
     assert Run(run).status() is Status.FINISHED and len(Run(run).record["sessions"]) == 1
 
 
+def test_the_train_job_command_refuses_a_changed_file_beside_the_model_by_its_name(work, digits, capsys,
+                                                                                   cut_in_epoch_2):
+    """It said to pass --trust-code, which would resume with the run's copy of the file the user edited."""
+    Path("mods/width.py").write_text("WIDTH = 16\n")
+    Path("mods/helped.py").write_text(NET.replace("import torch", "import torch\nfrom width import WIDTH", 1))
+    job = train_job(digits, "mods/helped.py", REQUEUE)
+    whole_again = cut_in_epoch_2()
+    assert main(job) == 130
+    whole_again()
+    capsys.readouterr()
+    Path("mods/width.py").write_text("WIDTH = 32\n")
+    assert main(job) == 2 and Run(work / "runs" / "job").status() is Status.INTERRUPTED
+    err = capsys.readouterr().err
+    assert "mods/width.py: changed (or gone) since the run in runs/job was made" in err and "--trust-code" not in err
+    Path("mods/width.py").write_text("WIDTH = 16\n")
+    assert main(job) == 0, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("model", ["mods/fc.py", "mods/fc.py:Forecaster"])
 def test_the_forecast_job_command_of_a_module_file_resumes_it_then_finds_it_finished(work, series_csv, model, capsys,
                                                                                      cut_in_epoch_2):

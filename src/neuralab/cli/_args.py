@@ -368,11 +368,17 @@ def code_named_again(args) -> bool:
     recorded = json_object(recorded).get("architecture") if isinstance(recorded, dict) else recorded  # a forecaster's
     beside = json_object(source.get("imports"))
     try:
-        return sha256(path, "file") == source.get("sha256") and same_code(args.model, recorded, run) and all(
-            (path.parent / name).is_file() and sha256(path.parent / name, "file") == digest
-            for name, digest in beside.items())
+        if not (sha256(path, "file") == source.get("sha256") and same_code(args.model, recorded, run)):
+            return False
+        changed = [name for name, digest in beside.items()
+                   if not (path.parent / name).is_file() or sha256(path.parent / name, "file") != digest]
     except (NeuralabError, OSError):  # changed, or unreadable: the resume says so
         return False
+    if changed:  # --trust-code would run the run's copies, not the file the user edited
+        raise NeuralabError(f"{path.parent / changed[0]}: changed (or gone) since the run in {args.out} was made, "
+                            f"which imports the copy it trained with; put it back to resume, or start a new run "
+                            "with another --out")
+    return True
 
 
 def finished_already(args) -> int:
