@@ -174,11 +174,12 @@ class _ReadsParameters(torch.overrides.TorchFunctionMode):
 def _dry_run(model: nn.Module, input_shape, batch: int = 0, device: torch.device | None = None):
     """One forward pass on zeros in eval mode without gradients; an empty batch computes
     nothing but the shapes. ``device``: the model's (``_device``), found before a
-    ``_ReadsParameters`` block, which would count its first weight as read."""
+    ``_ReadsParameters`` block, which would count its first weight as read. The caller's random
+    generator is left as it was (a lazy layer's first pass draws its weights)."""
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
             return model(torch.zeros(batch, *input_shape, device=device if device is not None else _device(model)))
     finally:
         model.train(was_training)

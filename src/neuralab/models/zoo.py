@@ -223,7 +223,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     if lazy:
         are = "is a lazy layer" if len(lazy) == 1 else "are lazy layers"
         raise ParameterError("model", type(model).__name__, f"{', '.join(lazy)} {are}, sized by the model's first "
-                             "forward pass: run one batch through it first (model(x)), or give "
+                             "forward pass: run one batch through it first (model(x)), or call "
                              "summary(model, input_shape), which does")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
