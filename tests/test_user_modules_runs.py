@@ -128,21 +128,23 @@ def test_the_train_job_command_of_a_module_file_resumes_it_then_finds_it_finishe
     assert "the run is finished already" in capsys.readouterr().out
 
 
-def test_the_train_job_command_without_trust_code_resumes_the_file_it_names_and_refuses_it_changed(
-        work, digits, capsys, cut_in_epoch_2):
+@pytest.mark.parametrize("kind", ["train", "forecast"])
+def test_the_job_command_without_trust_code_resumes_the_file_it_names_and_refuses_it_changed(
+        work, digits, series_csv, kind, capsys, cut_in_epoch_2):
     """The requeued job exited 2 saying to pass --trust-code, which docs/runs.md reads as "fix the
     command": the file typed again, as the run keeps it, is the consent its first start was."""
-    job = train_job(digits, "mods/net.py", REQUEUE)
+    file = "mods/net.py" if kind == "train" else "mods/fc.py"
+    job = train_job(digits, file, REQUEUE) if kind == "train" else forecast_job(series_csv, file, REQUEUE)
     whole_again = cut_in_epoch_2()
     assert main(job) == 130
     whole_again()
     run = work / "runs" / "job"
     capsys.readouterr()
-    kept = Path("mods/net.py").read_text()
-    Path("mods/net.py").write_text(kept + "# tried a wider layer\n")
+    kept = Path(file).read_text()
+    Path(file).write_text(kept + "# tried a wider layer\n")
     assert main(job) == 2 and Run(run).status() is Status.INTERRUPTED  # not the code the run was trained with
-    assert "--model 'mods/net.py' has changed since the run was made" in capsys.readouterr().err
-    Path("mods/net.py").write_text(kept)
+    assert f"--model '{file}' has changed since the run was made" in capsys.readouterr().err
+    Path(file).write_text(kept)
     assert main(job) == 0, capsys.readouterr().err
     assert Run(run).status() is Status.FINISHED and len(Run(run).record["sessions"]) == 1
 
@@ -179,24 +181,6 @@ def test_the_forecast_job_command_of_a_module_file_resumes_it_then_finds_it_fini
     capsys.readouterr()
     assert main(job) == 0
     assert "the run is finished already" in capsys.readouterr().out
-
-
-def test_the_forecast_job_command_without_trust_code_resumes_the_file_it_names_and_refuses_it_changed(
-        work, series_csv, capsys, cut_in_epoch_2):
-    """As train's: the requeued forecast job, typed as it first ran, goes on without --trust-code."""
-    job = forecast_job(series_csv, "mods/fc.py", REQUEUE)
-    whole_again = cut_in_epoch_2()
-    assert main(job) == 130
-    whole_again()
-    run = work / "runs" / "job"
-    capsys.readouterr()
-    kept = Path("mods/fc.py").read_text()
-    Path("mods/fc.py").write_text(kept + "# tried a wider layer\n")
-    assert main(job) == 2 and Run(run).status() is Status.INTERRUPTED  # not the code the run was trained with
-    assert "--model 'mods/fc.py' has changed since the run was made" in capsys.readouterr().err
-    Path("mods/fc.py").write_text(kept)
-    assert main(job) == 0, capsys.readouterr().err
-    assert Run(run).status() is Status.FINISHED and len(Run(run).record["sessions"]) == 1
 
 
 @pytest.mark.parametrize("kind", ["train", "forecast"])
