@@ -70,17 +70,19 @@ def test_under_torchrun_the_resume_command_quotes_the_folder_too(tmp_path, monke
     assert shlex.split(command)[-2:] == ["--resume", str(run)]
 
 
-def test_the_forecast_page_of_an_interrupted_run_quotes_its_id_in_the_resume_command(tmp_path):
+@pytest.mark.parametrize("run_id, shown", [("temp max cut", "'temp max cut'"), ("-cut", "./-cut")])
+def test_the_forecast_page_of_an_interrupted_run_gives_its_id_as_a_word_the_resume_command_takes(tmp_path, run_id,
+                                                                                                 shown):
     root = tmp_path / "runs"
-    cut = fake_forecast_run(root / "temp max cut")
+    cut = fake_forecast_run(root / run_id)
     (cut / "results.json").unlink()
     (cut / "forecast.csv").unlink()
     with TestClient(create_app(root), base_url="http://127.0.0.1") as client:
-        answer = client.get("/api/forecast", params={"run": "temp max cut"})
+        answer = client.get("/api/forecast", params={"run": run_id})
     assert answer.status_code == 400
     said = answer.json()["error"]
-    assert "`neuralab forecast --resume 'temp max cut'`" in said, said
-    assert pasted(said) == ["forecast", "--resume", "temp max cut"]
+    assert f"`neuralab forecast --resume {shown}`" in said, said
+    assert pasted(said) == ["forecast", "--resume", shown.strip("'")]
 
 
 def test_a_run_folder_named_with_a_leading_dash_is_resumed_and_reported_by_the_commands_printed(tmp_path,
@@ -109,15 +111,3 @@ def test_a_leading_dash_is_kept_from_the_options_only_where_the_path_is_relative
     assert shell_word("-my runs/r1") == "'./-my runs/r1'"
     assert shell_word("/tmp/-r1") == "/tmp/-r1"
     assert shell_word("r-1") == "r-1"
-
-
-def test_the_forecast_page_of_an_interrupted_run_named_with_a_leading_dash_gives_it_as_a_path(tmp_path):
-    root = tmp_path / "runs"
-    cut = fake_forecast_run(root / "-cut")
-    (cut / "results.json").unlink()
-    (cut / "forecast.csv").unlink()
-    with TestClient(create_app(root), base_url="http://127.0.0.1") as client:
-        answer = client.get("/api/forecast", params={"run": "-cut"})
-    assert answer.status_code == 400
-    said = answer.json()["error"]
-    assert "`neuralab forecast --resume ./-cut`" in said, said
