@@ -507,3 +507,29 @@ def test_raw_pixels_are_told_from_the_test_set_and_a_scale_they_contradict_is_re
             model.fit(x, y, epochs=1, verbose=0,
                       callbacks=[RunLogger(out=tmp_path / "run", scale=scale, test=(test, y))])
         assert not (tmp_path / "run").exists()
+
+
+def test_standardised_pixels_are_warned_of_and_a_dark_test_set_tells_a_rescaling_model_nothing(tmp_path):
+    """Pixels standardised as tutorials do, (x / 255 - 0.1307) / 0.3081 (up to 2.8), were taken for
+    raw 0-255 ones and recorded as scale 1, and a scale of 1/255 given with them was refused; a
+    Rescaling(1/255) model given a dark test set was recorded as taking pixels / 255, and its
+    scale=1 refused. Only clear pixels tell the scale; a normalisation no scale describes is warned of."""
+    rng = np.random.default_rng(0)
+    pixels = np.concatenate([rng.integers(0, 120, (16, 8, 8, 1)), rng.integers(136, 256, (16, 8, 8, 1))])
+    x, y = pixels.astype(np.float32), np.repeat([0, 1], 16)
+    standardised = (x / 255 - 0.1307) / 0.3081
+    keras.utils.set_random_seed(0)
+    model = small_classifier()
+    for name, given in (("standardised", {}), ("standardised-given", {"scale": "1/255"})):
+        with pytest.warns(UserWarning, match=r"^`scale`: .*keras.layers.Rescaling\(1/127.5, offset=-1\)"):
+            model.fit(standardised, y, epochs=1, verbose=0,
+                      callbacks=[RunLogger(out=tmp_path / name, test=(standardised, y), **given)])
+        assert runs.Run(tmp_path / name).record["config"]["scale"] == pytest.approx(1 / 255), name
+    rescaling = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                                  keras.layers.Dense(2, activation="softmax")])
+    rescaling.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    for name, test, given in (("raw", x, {}), ("dark", np.zeros_like(x[:8]), {}),
+                              ("dark-given", np.minimum(x[:8], 1), {"scale": 1})):
+        rescaling.fit(x, y, epochs=1, verbose=0,
+                      callbacks=[RunLogger(out=tmp_path / name, test=(test, y[:len(test)]), **given)])
+        assert runs.Run(tmp_path / name).record["config"]["scale"] == 1, name

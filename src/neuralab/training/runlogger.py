@@ -26,6 +26,7 @@ import functools
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ from neuralab.keras.spec import (
     input_shape,
     parameter_count,
     refuse_vectors,
+    rescales,
     with_channel,
 )
 from neuralab.runs import Kind, Run
@@ -79,9 +81,11 @@ class RunLogger(keras.callbacks.Callback):
 
     ``classes``: the class names of an image classifier (default "0", "1", ...). ``scale``: what
     the pixels given to ``fit`` were multiplied by, so that neuralab feeds the model raw images the
-    same way; left out, it is told from ``test``'s images (1 where they reach above 1, raw pixels,
-    else 1/255), and without ``test`` it is 1/255 (images in [0, 1]), or 1 when the model starts
-    with a Rescaling layer; a ``scale`` that ``test``'s images contradict is refused. ``test``: optional (x, y) as given to ``model.evaluate``, for the test figures, the
+    same way; left out, it is 1 where ``test``'s images are raw pixels (none negative, reaching
+    16 or more), else 1/255 (images in [0, 1]), or 1 when the model starts with a Rescaling
+    layer; a ``scale`` that ``test``'s images clearly contradict is refused, and images
+    normalised beyond a scale (negative, or reaching between 1 and 16) are warned of: put
+    that normalisation in the model. ``test``: optional (x, y) as given to ``model.evaluate``, for the test figures, the
     confusion matrix and the mistakes in the report (a sequence model's: the test loss and
     compile()'s metrics). ``data``: the dataset, for the runs table
     and for `neuralab evaluate`: a dataset's name (mnist, fashion-mnist, cifar10) or an image
@@ -311,7 +315,7 @@ class RunLogger(keras.callbacks.Callback):
         classes = self._default_classes(k) if self.classes is None else self.classes
         if not (isinstance(classes, (list, tuple)) and len(classes) == k and all(isinstance(c, str) for c in classes)):
             raise ParameterError("classes", classes, f"must be {k} class names, one per output of the model")
-        self.scale = _pixel_scale_of_test(self.test, self.scale)
+        self.scale = _pixel_scale_of_test(self.test, self.scale, spec)
         # The default resolved here: a model whose Rescaling comes after its augmentation takes raw pixels too
         self.scale, pixels = keras_pixels(spec, self.scale, shape[0])
         self.classes = list(classes)
@@ -554,20 +558,39 @@ def _data_digest(data: str | None) -> dict:
     return {}
 
 
-def _pixel_scale_of_test(test, scale: float | None) -> float | None:
-    """What the pixels given to ``fit`` were multiplied by, as the images of ``test`` show it:
-    told from them where ``scale`` is None (1 for raw pixels, which reach above 1; else 1/255),
-    and a ``scale`` they contradict refused (pixels above its white, or all within [0, 1] where
-    it makes white 2 or more). Without ``test`` nothing is seen, and ``scale`` stays as it is."""
+# Pixels reaching this or more, none negative, are raw 0-255 ones: no normalisation of pixels in
+# [0, 1] goes this high (the usual (x - 0.1307) / 0.3081 of MNIST reaches 2.82)
+RAW = 16
+
+
+def _pixel_scale_of_test(test, scale: float | None, spec: dict) -> float | None:
+    """What the pixels given to ``fit`` were multiplied by, as the images of ``test`` show it
+    (None: keras.spec.pixel_scale's default). Told where ``scale`` is None only where they are
+    clear: 1 for raw pixels (none negative, reaching RAW or more); pixels within [0, 1] say
+    nothing under a Rescaling layer (a dark test set) and keep the default. A ``scale`` they
+    clearly contradict is refused: 1/255 against raw pixels, or 1 against pixels within [0, 1]
+    reaching above 0.5 in a model without Rescaling. Negative pixels, or ones between 1 and RAW
+    (standardised or shifted, which no scale describes), are warned of, and the scale stays as
+    given. Without ``test`` nothing is seen, and ``scale`` stays as it is."""
     x = None if test is None else np.asarray(test[0])
     if x is None or not x.size:
         return scale
-    top = float(np.max(x))
-    told = 1.0 if top > 1 else 1 / 255
-    if scale is None or not (top > 255 * scale * (1 + 1e-6) or top <= 1 < 255 * scale / 2):
-        return told if scale is None else scale
+    low, top = float(np.min(x)), float(np.max(x))
+    raw = low >= 0 and top >= RAW
+    if low < 0 or 1 < top < RAW:
+        warnings.warn(f"`scale`: the pixels of `test` reach {low:g} to {top:g}, normalised beyond a scale, and "
+                      "neuralab records only what the pixels were multiplied by, so its predict and evaluate will "
+                      "not feed the model what fit saw; put the normalisation in the model "
+                      "(keras.layers.Rescaling(1/127.5, offset=-1) or Normalization) and fit it on raw pixels")
+        return scale
+    if scale is None:
+        return 1.0 if raw else None
+    darker = raw and top > 255 * scale * (1 + 1e-6)
+    brighter = low >= 0 and 0.5 < top <= 1 < 255 * scale / 2 and not rescales(spec)
+    if not (darker or brighter):
+        return scale
     raise ParameterError("scale", round(scale, 6), f"says the pixels given to fit reach {255 * scale:g} at most (white), and "
-                         f"those of `test` reach {top:g}; give scale={'1' if told == 1 else '1/255'}, or leave "
+                         f"those of `test` reach {top:g}; give scale={'1' if raw else '1/255'}, or leave "
                          "`scale` out to have it told from `test`")
 
 
