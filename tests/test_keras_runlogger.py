@@ -533,3 +533,21 @@ def test_standardised_pixels_are_warned_of_and_a_dark_test_set_tells_a_rescaling
         rescaling.fit(x, y, epochs=1, verbose=0,
                       callbacks=[RunLogger(out=tmp_path / name, test=(test, y[:len(test)]), **given)])
         assert runs.Run(tmp_path / name).record["config"]["scale"] == 1, name
+
+
+def test_a_continued_run_whose_scale_the_test_set_contradicts_is_told_to_choose_another_out(tmp_path):
+    """A run first fitted on raw pixels without a test set records 1/255; continued with raw test
+    images and no `scale`, it was refused as if `scale` had been given, advising scale=1, which
+    was refused in turn as not the run's. The refusal names the run's scale and `out`."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.integers(0, 120, (16, 8, 8, 1)), rng.integers(136, 256, (16, 8, 8, 1))]).astype(np.float32)
+    y = np.repeat([0, 1], 16)
+    model, out = small_classifier(), tmp_path / "run"
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=out)])
+    with pytest.raises(ParameterError, match=r"out.*: the run there records scale=1/255 \(its first fit had no test "
+                                             r"set\), which .*contradict; a continued run keeps it: choose another "
+                                             r"`?out`?$") as refused:
+        model.fit(x, y, initial_epoch=1, epochs=2, verbose=0, callbacks=[RunLogger(out=out, test=(x, y))])
+    assert refused.value.parameter == "out" and "\n" not in str(refused.value)
+    run = runs.Run(out)
+    assert run.status() is runs.Status.FINISHED and [r["epoch"] for r in run.metrics()] == [1]

@@ -111,6 +111,7 @@ class RunLogger(keras.callbacks.Callback):
         self.data, self.seed, self.overwrite = data_record(data), seed, overwrite
         # Given by the caller, or defaults: a run this logger takes over keeps its own for the defaults
         self._given = {"classes": classes is not None, "scale": scale is not None, "data": self.data is not None}
+        self._kept: Run | None = None  # the run continued whose recorded scale this logger keeps, given none
         self.run: Run | None = None
         self.history: list[dict] = []
         self._path: Path | None = None
@@ -285,10 +286,12 @@ class RunLogger(keras.callbacks.Callback):
         for name, value in kept.items():
             given = getattr(self, name)
             if self._given[name] and value is not None and given != value:
-                raise ParameterError(name, given, f"the run at {run.path} has {value!r}, and a continued run keeps "
+                shown = _fraction(value) if name == "scale" and isinstance(value, (int, float)) else repr(value)
+                raise ParameterError(name, given, f"the run at {run.path} has {shown}, and a continued run keeps "
                                      f"its settings; leave `{name}` out, or choose another `out`")
         if self.kind is Kind.CLASSIFIER:
             self.classes, self.scale = kept["classes"] or self.classes, kept["scale"] or self.scale
+            self._kept = run if kept["scale"] and not self._given["scale"] else None
         self.data = kept["data"] if kept["data"] is not None else self.data
         self.kind, self.meta = self._describe(self._spec)
         self.history = run.metrics()
@@ -315,7 +318,7 @@ class RunLogger(keras.callbacks.Callback):
         classes = self._default_classes(k) if self.classes is None else self.classes
         if not (isinstance(classes, (list, tuple)) and len(classes) == k and all(isinstance(c, str) for c in classes)):
             raise ParameterError("classes", classes, f"must be {k} class names, one per output of the model")
-        self.scale = _pixel_scale_of_test(self.test, self.scale, spec)
+        self.scale = _pixel_scale_of_test(self.test, self.scale, spec, self._kept)
         # The default resolved here: a model whose Rescaling comes after its augmentation takes raw pixels too
         self.scale, pixels = keras_pixels(spec, self.scale, shape[0])
         self.classes = list(classes)
@@ -563,15 +566,16 @@ def _data_digest(data: str | None) -> dict:
 RAW = 16
 
 
-def _pixel_scale_of_test(test, scale: float | None, spec: dict) -> float | None:
+def _pixel_scale_of_test(test, scale: float | None, spec: dict, kept: Run | None = None) -> float | None:
     """What the pixels given to ``fit`` were multiplied by, as the images of ``test`` show it
     (None: keras.spec.pixel_scale's default). Told where ``scale`` is None only where they are
     clear: 1 for raw pixels (none negative, reaching RAW or more); pixels within [0, 1] say
     nothing under a Rescaling layer (a dark test set) and keep the default. A ``scale`` they
     clearly contradict is refused: 1/255 against raw pixels, or 1 against pixels within [0, 1]
-    reaching above 0.5 in a model without Rescaling. Negative pixels, or ones between 1 and RAW
-    (standardised or shifted, which no scale describes), are warned of, and the scale stays as
-    given. Without ``test`` nothing is seen, and ``scale`` stays as it is."""
+    reaching above 0.5 in a model without Rescaling; where the scale is the one ``kept``, the
+    continued run's, it is the run that is refused, naming ``out``. Negative pixels, or ones
+    between 1 and RAW (standardised or shifted, which no scale describes), are warned of, and
+    the scale stays as given. Without ``test`` nothing is seen, and ``scale`` stays as it is."""
     x = None if test is None else np.asarray(test[0])
     if x is None or not x.size:
         return scale
@@ -589,9 +593,19 @@ def _pixel_scale_of_test(test, scale: float | None, spec: dict) -> float | None:
     brighter = low >= 0 and 0.5 < top <= 1 < 255 * scale / 2 and not rescales(spec)
     if not (darker or brighter):
         return scale
+    if kept is not None:  # the caller gave no scale: changing it is no way out, another run is
+        first = "" if runs.json_object(kept.record.get("data")).get("test") else " (its first fit had no test set)"
+        raise ParameterError("out", str(kept.path), f"the run there records scale={_fraction(scale)}{first}, which "
+                             f"the pixels of `test` (reaching {top:g}) contradict; a continued run keeps it: choose "
+                             "another `out`")
     raise ParameterError("scale", round(scale, 6), f"says the pixels given to fit reach {255 * scale:g} at most (white), and "
                          f"those of `test` reach {top:g}; give scale={'1' if raw else '1/255'}, or leave "
                          "`scale` out to have it told from `test`")
+
+
+def _fraction(scale: float) -> str:
+    """A scale as a user writes it: 1/255 rather than 0.00392157."""
+    return "1/255" if abs(scale * 255 - 1) < 1e-6 else f"{scale:g}"
 
 
 def _by_keras_fit(path: Path) -> bool:
