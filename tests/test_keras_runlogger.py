@@ -172,6 +172,29 @@ def test_keras_s_mnist_mlp_on_flattened_images_is_told_how_to_take_images(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_a_dense_forecaster_on_windows_as_vectors_is_told_to_take_sequences_not_images(tmp_path):
+    """A Dense forecaster on 32-day windows of Seattle's temperatures, keras.Input((32,)) and mse,
+    was told to start with keras.Input((8, 8, 1)) as if it were images flattened by hand; a model
+    giving no class scores is told the sequence input, and the model so changed is recorded."""
+    from neuralab.data.series import load_series
+
+    series = load_series("seattle-weather", target="temp_max")
+    temps = series.frame[series.target].to_numpy(np.float32)[:200]
+    temps = (temps - temps.mean()) / temps.std()
+    x, y = np.stack([temps[i:i + 32] for i in range(160)]), temps[32:192, None]
+    keras.utils.set_random_seed(0)
+    dense = [keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)]
+    model = keras.Sequential([keras.Input((32,)), *dense])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    with pytest.raises(NeuralabError, match=r"sequence model \(T, F\), start it with keras.Input\(\(32, 1\)\) and "
+                                            r"Flatten\(\) before its first Dense") as refused:
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "run")])
+    assert "images" not in str(refused.value).split("; ", 1)[1] and not (tmp_path / "run").exists()
+    model = keras.Sequential([keras.Input((32, 1)), keras.layers.Flatten(), *dense])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    model.fit(x[..., None], y, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "run")])
+    assert runs.Run(tmp_path / "run").kind is runs.Kind.FORECASTER
+
 def test_the_stacked_lstm_fitted_on_seattle_weather_writes_a_forecaster_run(tmp_path, capsys):
     """A sequence model becomes a forecaster run: the training, the summary in Keras's count and
     the converted model; results.json says what a forecaster run made by Keras lacks."""

@@ -38,6 +38,7 @@ from neuralab.keras.build import build, summary_text
 from neuralab.keras.reader import read
 from neuralab.keras.spec import (
     binary_classifier,
+    class_scores,
     ends_in_softmax,
     grey_images,
     input_shape,
@@ -310,10 +311,15 @@ class RunLogger(keras.callbacks.Callback):
                                                  f"Keras model {model.name!r}: RunLogger records image classifiers"):
             out = [None, 2]  # one sigmoid unit: classes 0 and 1, as logits [0, z]
         if len(shape) != 3 or shape[0] not in (1, 3) or len(out) != 2 or out[1] is None or out[1] < 2:
-            refuse_vectors(spec, f"Keras model {model.name!r}")  # Keras's MNIST MLP, on images flattened by hand
+            if class_scores(spec, self._loss()):  # Keras's MNIST MLP, on images flattened by hand
+                refuse_vectors(spec, f"Keras model {model.name!r}")
+            # a forecaster on windows given as vectors (64 steps of one series) is one step from a sequence model
+            steps = (f"; as a sequence model (T, F), start it with keras.Input(({shape[0] or 'steps'}, 1)) and Flatten() "
+                     "before its first Dense (whose weights stay the same), and fit it on x[..., None]"
+                     if len(shape) == 1 else "")
             raise NeuralabError(f"Keras model {model.name!r}: RunLogger records image classifiers (input (H, W, C) with "
                                 f"1 or 3 channels, one score per class or one sigmoid unit for 2) and sequence models "
-                                f"(T, F); this one maps {spec['layers'][0]['output_shape']} to {out}")
+                                f"(T, F); this one maps {spec['layers'][0]['output_shape']} to {out}{steps}")
         k = out[1]
         classes = self._default_classes(k) if self.classes is None else self.classes
         if not (isinstance(classes, (list, tuple)) and len(classes) == k and all(isinstance(c, str) for c in classes)):
