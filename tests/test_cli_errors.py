@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -280,6 +281,15 @@ def test_a_resume_out_of_memory_is_not_told_to_change_what_a_resume_keeps(monkey
         "a resumed run keeps the settings it was started with: resume it on a machine with more memory, or start a "
         "new run (another --out) with a smaller --batch-size\n")
     assert json.loads((run / "config.json").read_text())["config"] == record["config"]  # the run is kept
+    # and so is one stopped before its first epoch kept anything: its config is what a resume needs
+    for kept in run.iterdir():
+        if kept.name not in ("config.json", "model.json"):
+            shutil.rmtree(kept) if kept.is_dir() else kept.unlink()
+    with monkeypatch.context() as patched:
+        patched.setattr(classify, "_fit_and_finish", lambda *args, **kwargs: torch.empty(2**50))
+        assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    capsys.readouterr()
+    assert json.loads((run / "config.json").read_text())["config"] == record["config"]
 
 
 def test_a_forecast_out_of_memory_before_its_first_epoch_leaves_no_run(monkeypatch, capsys, tmp_path):

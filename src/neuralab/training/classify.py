@@ -219,7 +219,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
             run.discard(made=fresh)
         raise e.in_run(run.path, Kind.CLASSIFIER) from e.__cause__
     except (MemoryError, RuntimeError) as e:  # out of memory before an epoch was kept: a retry asks for less, anew
-        if is_main and out_of_memory(e) and not runs.epoch_kept(run.path):
+        if is_main and not resumed and out_of_memory(e) and not runs.epoch_kept(run.path):  # a resume keeps its run
             run.discard(made=fresh)
         raise
     finally:
