@@ -165,6 +165,8 @@ def test_the_train_job_command_refuses_a_changed_file_beside_the_model_by_its_na
     assert "mods/width.py: changed (or gone) since the run in runs/job was made" in err and "--trust-code" not in err
     Path("mods/width.py").write_text("WIDTH = 16\n")
     assert main(job) == 0, capsys.readouterr().err
+    Path("mods/width.py").write_text("WIDTH = 64\n")  # edited after the run finished: the requeued job has nothing to do
+    assert main(job) == 0 and "the run is finished already" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("model", ["mods/fc.py", "mods/fc.py:Forecaster"])

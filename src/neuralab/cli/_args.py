@@ -353,13 +353,15 @@ def code_named_again(args) -> bool:
 
     from neuralab.data.sources import sha256
     from neuralab.errors import NeuralabError
-    from neuralab.runs import MODEL, Run, json_object
+    from neuralab.runs import MODEL, RESULTS, Run, json_object
     from neuralab.training.classify import same_code
     from neuralab.training.source import TORCH, split_name
 
     if "model" not in typed(args) or not isinstance(args.model, str):
         return False
     run = Run(args.out)
+    if (run / RESULTS).is_file():  # finished: nothing runs, and finished_already says so whatever changed since
+        return False
     source = json_object(json_object(run.read(MODEL)).get("source")) if (run / MODEL).is_file() else {}
     path = split_name(args.model)[0]
     if source.get("type") != TORCH or not source.get("file") or not path.is_file():
