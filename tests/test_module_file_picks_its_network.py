@@ -43,6 +43,9 @@ def test_a_file_of_several_unrelated_classes_is_refused_naming_the_path_as_typed
     (tmp_path / "m" / "two cls.py").write_text(TWO)
     assert main(["summary", "m/two cls.py", "--input", "8x8x1"]) == 2
     assert capsys.readouterr().err.endswith("name one: 'm/two cls.py:NAME'\n")
+    (tmp_path / "m" / "no model.py").write_text("WIDTH = 16\n")
+    assert main(["summary", "m/no model.py", "--input", "8x8x1"]) == 2
+    assert capsys.readouterr().err.endswith("chosen with 'm/no model.py:NAME')\n")
 
 
 def test_a_block_class_beside_the_network_leaves_the_network_to_train(tmp_path, monkeypatch, capsys):

@@ -46,7 +46,8 @@ def hidden(name: str) -> bool:
 
 
 class SkippedImagesWarning(UserWarning):
-    """Some images could not be read and were left out (on_error="skip")."""
+    """Some pictures were left out: unreadable ones (on_error="skip"), those in formats neuralab
+    does not open, and those beside the class folders."""
 
 
 @dataclass(repr=False)  # ImageData's: what the folder holds, not its pixels

@@ -106,7 +106,7 @@ def _defined(path: Path, name: str | None, imports: dict | None) -> tuple[object
         top = _built_from_the_others(path, {k: found[k] for k in picks}) if picks is classes else None
         if top is not None:
             warnings.warn(f"{path}: defines several models ({', '.join(picks)}); training {top}, the one built from "
-                          f"the others: name another as {path}:NAME")
+                          f"the others: name another as {shell_word(f'{path}:NAME')}")
             return materialise(path, top, found[top]), top
         if len(picks) > 1:
             builders = [shell_word(f"{path}:{k}") for k in _candidates(module, found)
@@ -123,7 +123,7 @@ def _defined(path: Path, name: str | None, imports: dict | None) -> tuple[object
         raise NeuralabError(f"{path}: defines no model object or class, only functions; name the one that returns "
                             f"the model: {' or '.join(functions)}")
     raise NeuralabError(f"{path}: defines no model; define a Keras model or a torch.nn.Module (an instance named "
-                        f"model, a class, or a function returning one, chosen with {path}:NAME)")
+                        f"model, a class, or a function returning one, chosen with {shell_word(f'{path}:NAME')})")
 
 
 def local_imports(path: Path) -> dict | None:
