@@ -70,8 +70,11 @@ def test_count_parameters_of_lazy_layers_says_to_run_a_batch_and_counts_after_it
         "model='Sequential': 2 (LazyLinear) is a lazy layer, sized by the model's first forward pass: run one batch "
         "through it first (model(x)), or call summary(model, input_shape), which does")
     before = torch.random.get_rng_state()
-    assert summary(model, (1, 28, 28)).total_params == 4 * 9 + 4 + 4 * 26 * 26 * 10 + 10
+    frozen = nn.Sequential(nn.BatchNorm2d(1), model).train()
+    frozen[0].eval()  # by its user
+    assert summary(frozen, (1, 28, 28)).total_params == 2 + 4 * 9 + 4 + 4 * 26 * 26 * 10 + 10
     assert torch.equal(torch.random.get_rng_state(), before)  # sizing the lazy layer drew on a generator of its own
+    assert frozen.training and not frozen[0].training and model.training  # each layer's mode as it was
     model(torch.zeros(2, 1, 28, 28))
     assert count_parameters(model) == 4 * 9 + 4 + 4 * 26 * 26 * 10 + 10
 

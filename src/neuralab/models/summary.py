@@ -171,18 +171,21 @@ class _ReadsParameters(torch.overrides.TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def _dry_run(model: nn.Module, input_shape, batch: int = 0, device: torch.device | None = None):
+def dry_run(model: nn.Module, input_shape, batch: int = 0, device: torch.device | None = None):
     """One forward pass on zeros in eval mode without gradients; an empty batch computes
     nothing but the shapes. ``device``: the model's (``_device``), found before a
-    ``_ReadsParameters`` block, which would count its first weight as read. The caller's random
-    generator is left as it was (a lazy layer's first pass draws its weights)."""
-    was_training = model.training
+    ``_ReadsParameters`` block, which would count its first weight as read. Each layer's mode
+    (a BatchNorm its user froze in eval stays so) and the caller's random generators (a lazy
+    layer's first pass draws its weights) are left as they were."""
+    device = device if device is not None else _device(model)
+    modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            return model(torch.zeros(batch, *input_shape, device=device if device is not None else _device(model)))
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            return model(torch.zeros(batch, *input_shape, device=device))
     finally:
-        model.train(was_training)
+        for m, training in modes.items():
+            m.training = training
 
 
 def smallest_input(works: Callable[[tuple[int, int, int]], bool], channels: int,
@@ -244,7 +247,7 @@ def _passes_features(model: nn.Module):
     def works(shape) -> bool:
         try:
             with shape_guard(model):
-                _dry_run(model, shape)
+                dry_run(model, shape)
         except MapVanishes:
             return False
         except Exception:  # noqa: BLE001 - a later layer (e.g. the classifier) may expect another size
@@ -334,7 +337,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
             read.clear()
             try:
                 with shape_guard(model), _ReadsParameters(read):
-                    output = _dry_run(model, input_shape, batch, device)
+                    output = dry_run(model, input_shape, batch, device)
                 if scripted and modules.get(scripted[0]) is model:  # a scripted whole model: its one row
                     seen[scripted[0]] = _shape(output)
                 break
@@ -792,6 +795,6 @@ def render_keras(model: str, rows: list[dict], torch_params: int | None = None, 
                         right=(2,), footer=footer, rich=rich, file=file)
 
 
-__all__ = ["LAYOUTS", "LayerRow", "ModelSummary", "keras_count", "keras_differences", "keras_rows", "keras_shape", "print_summary",
+__all__ = ["LAYOUTS", "LayerRow", "ModelSummary", "dry_run", "keras_count", "keras_differences", "keras_rows", "keras_shape", "print_summary",
            "InputShapeError", "render_keras", "render_summary", "render_table", "sequence_hint", "sequence_layer", "smallest_input", "summary",
            "too_small", "unregistered"]

@@ -113,21 +113,14 @@ def set_up_lazy(module, input_shape) -> None:
     shapes can be compared with a run's; the caller's random generators, each layer's mode and
     the buffers a forward updates are left as they were.
     A forward that fails leaves them unset, for ``checked_module``'s pass on the same inputs to name."""
-    import torch
     from torch.nn.parameter import is_lazy
+
+    from neuralab.models.summary import dry_run
 
     if not any(is_lazy(t) for t in module.state_dict().values()):
         return
-    device = next((t.device for t in module.state_dict().values()), None)
-    modes = {m: m.training for m in module.modules()}  # a BatchNorm the caller froze in eval stays so
-    module.eval()
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device is not None and device.type == "cuda"
-                                                   else []), _buffers_kept(module), contextlib.suppress(Exception):
-            module(torch.zeros(2, *input_shape, device=device))
-    finally:
-        for m, training in modes.items():
-            m.training = training
+    with _buffers_kept(module), contextlib.suppress(Exception):
+        dry_run(module, input_shape, batch=2)
 
 
 def output_refusal(name: str, shape: str, y, batch: int, outputs: int | None, what: str = "classes",
