@@ -159,7 +159,7 @@ def pooled(tmp_path, sides, name):
 
 def smallest_said(err: str) -> str:
     assert "the smallest size that works is " in err, err
-    return err.rsplit("the smallest size that works is ", 1)[1].split()[0].rstrip(",")
+    return err.rsplit("the smallest size that works is ", 1)[1].split()[0].rstrip(",:")
 
 
 def test_a_size_too_small_for_a_layer_names_the_option_and_the_smallest_size_that_works(tmp_path, capsys):
@@ -220,7 +220,8 @@ def test_training_a_keras_file_at_a_size_too_small_names_the_option_and_the_smal
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("neuralab: error: pictures of 4x4 are too small: "), err
-    assert err.endswith(f"the smallest size that works is {smallest_said(err)}, which --image-size reads them at\n")
+    assert err.endswith(f"the smallest size that works is {smallest_said(err)}: read an image folder at that size "
+                        "(--image-size), or make the model's layers fit 4x4\n")
     assert not out.exists()
     assert main(["train", "--model", str(model), "--data", str(folder), "--image-size", smallest_said(err),
                  "--epochs", "1", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err

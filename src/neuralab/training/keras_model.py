@@ -136,8 +136,9 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     if None in keras_input(spec):
         small = too_small(spec, want, name)
         if small:  # the sides are the data's: a folder's own, or `image_size`
-            raise NeuralabError(f"pictures of {want[1]}x{want[2]} are too small: {small[0]}; {small[1]}, which "
-                                "`image_size` reads them at")
+            raise NeuralabError(f"pictures of {want[1]}x{want[2]} are too small: {small[0]}; {small[1]}: read an "
+                                f"image folder at that size (`image_size`), or make the model's layers fit "
+                                f"{want[1]}x{want[2]}")
         spec = with_input(spec, (want[1], want[2], want[0]), name)
     net = build(spec, weights, logits=True)
     if pad_h or pad_w:  # as models/lenet.py: the top/left border gets the smaller half
