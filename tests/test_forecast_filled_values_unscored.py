@@ -119,3 +119,39 @@ def test_a_test_span_left_with_no_observation_is_refused_in_one_line(tmp_path):
         tmp_path / "tail.csv", index=False)
     with pytest.raises(NeuralabError, match="every test window.s target or last input was filled by missing interpolate: nothing"):
         prepare(load_series(tmp_path / "tail.csv", gaps="fill", missing="interpolate"), WindowConfig(lookback=10))
+
+
+def test_an_outage_over_the_whole_validation_span_is_refused_not_trained_without_validation(tmp_path):
+    """Every validation window left out: the run went on with no early stopping, no transform
+    chosen and no intervals, and said only that the windows were left out."""
+    rng = np.random.default_rng(4)
+    dates = pd.date_range("2020-01-01", periods=400)
+    keep = np.ones(400, bool)
+    keep[250:350] = False  # the logger was down over what the validation span would be
+    path = tmp_path / "outage.csv"
+    pd.DataFrame({"date": dates[keep].strftime("%Y-%m-%d"),
+                  "v": (100 + np.cumsum(rng.normal(0, 1, 400)))[keep].round(4)}).to_csv(path, index=False)
+    series = load_series(path, gaps="fill", missing="interpolate")
+    with pytest.raises(NeuralabError, match=r"outage.csv: every validation window's target or last input was filled "
+                                            r"by missing interpolate, so nothing could validate the network; "):
+        prepare(series, WindowConfig(lookback=10, transform="none"))
+
+
+def test_windows_left_out_of_validation_alone_are_said_with_their_reasons(tmp_path):
+    """It said "Left out of validation too, for the same reasons", with no reasons said before it."""
+    rng = np.random.default_rng(4)
+    dates = pd.date_range("2020-01-01", periods=400)
+    keep = np.ones(400, bool)
+    keep[300:312] = False  # a short outage inside the validation span only
+    path = tmp_path / "outage.csv"
+    pd.DataFrame({"date": dates[keep].strftime("%Y-%m-%d"),
+                  "v": (100 + np.cumsum(rng.normal(0, 1, 400)))[keep].round(4)}).to_csv(path, index=False)
+    config = ForecastConfig(data=str(path), gaps="fill", missing="interpolate",
+                            windows=WindowConfig(lookback=10, transform="none"), model=ModelConfig("lstm", hidden=[4]),
+                            train=series_train_config(epochs=1, device="cpu"), backtest_folds=2)
+    result = run_forecast(config, out=tmp_path / "run", verbose=False)
+    left = result.results["val_left_out"]
+    assert result.results["test_left_out"] == {"filled_target": 0, "interpolated_from_later": 0} and left["filled_target"]
+    assert (f"Left out of validation: {sum(left.values())} of " in result.headline["sentence"]
+            and f"windows, {left['filled_target']} whose target was filled by" in result.headline["sentence"]
+            and "too" not in result.headline["sentence"].split("Left out of validation")[1])

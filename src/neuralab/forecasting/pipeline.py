@@ -667,18 +667,25 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
                               + f"); this advice fits {_kind_words(kind)}. " + head["advice"]).strip()
     unscored = {name: {why: sum(int((p.split == left_out_label(name, why)).sum()) for p in prepared)
                        for why in (FILLED, AHEAD)} for name in SCORED}
-    if any(unscored["test"].values()):
-        policy, left = many[0].report.missing_policy, unscored["test"]
+    policy = many[0].report.missing_policy
+
+    def reasons(left: dict) -> str:
         why = [f"{left[FILLED]:,} whose target was filled by `missing` {policy}"] if left[FILLED] else []
         if left[AHEAD]:
             why.append(f"{left[AHEAD]:,} whose last input was interpolated by `missing` {policy} from the target or "
                        "a later value")
+        return " and ".join(why)
+
+    if any(unscored["test"].values()):
+        left = unscored["test"]
         head["sentence"] += (f" Left out of every forecaster's score: {sum(left.values()):,} of "
                              f"{sum(left.values()) + sum(len(p.test) for p in prepared):,} test windows, "
-                             + " and ".join(why) + ".")
+                             f"{reasons(left)}.")
     if any(unscored["val"].values()):
-        head["sentence"] += (f" Left out of validation too, for the same reasons: {sum(unscored['val'].values()):,} of "
-                             f"{sum(unscored['val'].values()) + sum(len(p.val) for p in prepared):,} windows.")
+        left = unscored["val"]
+        counted = f"{sum(left.values()):,} of {sum(left.values()) + sum(len(p.val) for p in prepared):,} windows"
+        head["sentence"] += (f" Left out of validation too, for the same reasons: {counted}." if any(unscored["test"].values())
+                             else f" Left out of validation: {counted}, {reasons(left)}.")
     persistence = test.get(REFERENCE, {})
     # by the verdict's measure, as its beats_persistence is: MAE pooled over series in different units compares nothing
     ours, theirs = test[network.name].get(metric), persistence.get(metric)

@@ -348,12 +348,14 @@ def left_out(split: np.ndarray, starts: np.ndarray, series, config: WindowConfig
     policy filled (FILLED), and those whose last input was interpolated from a later
     observation, the target's or one past it (AHEAD): scoring either would count neuralab's
     own fill as skill, and validation would let it choose the transform, stop training and size
-    the intervals. Training windows keep them. Refused where no test window is left."""
+    the intervals. Training windows keep them. Refused where no test window is left, or no
+    validation window of a series that had some."""
     if not hasattr(series, "filled_rows"):  # a stand-in with values alone: nothing was filled
         return
     filled, ahead = series.filled_rows()
     if not (filled.any() or ahead.any()):
         return
+    validated = (split == "val").any()
     for name in SCORED:
         kept = np.flatnonzero(split == name)
         targets = starts[kept, None] + config.lookback + np.arange(config.horizon) + offset  # (N, H) series rows
@@ -361,6 +363,10 @@ def left_out(split: np.ndarray, starts: np.ndarray, series, config: WindowConfig
         split[kept[filled[targets].any(axis=1)]] = unscored(name, FILLED)
     if not (split == "test").any():
         _refuse_unscored(series, config, filled, ahead, first_test + offset)
+    if validated and not (split == "val").any():  # early stopping, the transform's choice and the intervals would go
+        raise NeuralabError(f"{series.label}: every validation window's target or last input was filled by `missing` "
+                            f"{series.report.missing_policy}, so nothing could validate the network; keep the gaps "
+                            "(`gaps` keep) and drop missing values (`missing` drop), or give a larger `val_fraction`")
 
 
 def _refuse_unscored(series, config: WindowConfig, filled: np.ndarray, ahead: np.ndarray, first_row: int) -> None:
