@@ -336,14 +336,13 @@ def _jpeg_scans(source: Path | io.BytesIO) -> int:
 
 def _flattened(img, mode: str):
     """A picture with transparent pixels laid on a page, for reading in ``mode``: white, as viewers
-    and web pages show them; for a grey picture (read in one channel, "L", or grey strokes in an
-    RGBA file), black where the transparent pixels are the
+    and web pages show them; in one channel ("L"), black where the transparent pixels are the
     page (more than half of the picture) and everything drawn on it is light (no more than 1% of
     its opaque pixels darker than mid-grey): white strokes on a transparent page, as digits are
     exported, laid on white left a blank square, trained and classified without a word. A light
     card with dark writing and transparent margins keeps white margins, however wide (black ones
-    framed it, and the frame told ``invert`` that it was drawn light on dark). Pictures in
-    colour all get white: a colour dataset of cut-outs (stickers, products) whose page followed each
+    framed it, and the frame told ``invert`` that it was drawn light on dark). Colour pictures
+    all get white: a colour dataset of cut-outs (stickers, products) whose page followed each
     one's brightness would tell its class by its background. Dropping the alpha, as Keras does,
     shows what lies under it, often black: black strokes drawn on a transparent page became a
     black square. The one rule for every reader, a dataset's and one to classify alike, so that
@@ -354,15 +353,15 @@ def _flattened(img, mode: str):
     rgba = img if img.mode == "RGBA" else img.convert("RGBA")
     if rgba.getextrema()[3][0] == 255:  # no copy of the alpha band (64 MB for a 4000x4000 picture)
         return rgba
+    if mode != "L":
+        return Image.alpha_composite(Image.new("RGBA", img.size, "white"), rgba)
     # the mean of a copy at most ~256 a side: the same answer, without float copies of 16 Mpixels
     small = np.asarray(rgba.reduce(max(1, max(rgba.size) // 256)), dtype=np.float32)
     opacity = small[..., 3] / 255
     lum = small[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2, as Pillow's "L"
     opaque = opacity >= 0.5
     light_on_clear = float(opaque.mean()) < 0.5 and opaque.any() and float((lum[opaque] < 127.5).mean()) <= 0.01
-    # grey strokes in an RGBA file (as drawing tools export them) are one channel's picture too
-    grey = mode == "L" or (opaque.any() and float(np.ptp(small[..., :3][opaque], axis=-1).max()) <= 8)
-    page = "black" if light_on_clear and grey else "white"
+    page = "black" if light_on_clear else "white"
     return Image.alpha_composite(Image.new("RGBA", img.size, page), rgba)
 
 
