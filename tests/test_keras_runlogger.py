@@ -556,6 +556,12 @@ def test_standardised_pixels_are_warned_of_and_a_dark_test_set_tells_a_rescaling
         rescaling.fit(x, y, epochs=1, verbose=0,
                       callbacks=[RunLogger(out=tmp_path / name, test=(test, y[:len(test)]), **given)])
         assert runs.Run(tmp_path / name).record["config"]["scale"] == 1, name
+    # a Rescaling that maps [0, 1] to [-1, 1] takes pixels / 255, not raw ones
+    unit = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Rescaling(2.0, offset=-1.0), keras.layers.Flatten(),
+                             keras.layers.Dense(2, activation="softmax")])
+    unit.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    unit.fit(x / 255, y, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "unit", test=(x / 255, y))])
+    assert runs.Run(tmp_path / "unit").record["config"]["scale"] == pytest.approx(1 / 255)
 
 
 def test_a_continued_run_whose_scale_the_test_set_contradicts_is_told_to_choose_another_out(tmp_path):

@@ -650,10 +650,15 @@ def binary_classifier(spec: dict, loss, name: str) -> bool:
 
 def rescales(spec: dict) -> bool:
     """Whether the model takes raw pixels: its first computation is a Rescaling layer, after
-    any data augmentation (which Keras's predict skips, and which works on pixels as they come)."""
+    any data augmentation (which Keras's predict skips, and which works on pixels as they come),
+    that brings 0-255 to a few units at most (1/255, 1/127.5): Rescaling(2, offset=-1) takes
+    pixels already in [0, 1] to [-1, 1]."""
     for e in spec["layers"][1:]:
         if e["class"] not in AUGMENTATION:
-            return e["class"] == "Rescaling"
+            if e["class"] != "Rescaling":
+                return False
+            scale = e.get("args", {}).get("scale", 1.0)
+            return max(abs(v) for v in (scale if isinstance(scale, list) else [scale])) * 255 <= 4
     return False
 
 
