@@ -292,7 +292,7 @@ class RunLogger(keras.callbacks.Callback):
                                      f"its settings; leave `{name}` out, or choose another `out`")
         if self.kind is Kind.CLASSIFIER:
             self.classes, self.scale = kept["classes"] or self.classes, kept["scale"] or self.scale
-            self._kept = run if kept["scale"] and not self._given["scale"] else None
+            self._kept = run if kept["scale"] else None  # the scale in force is the run's, given or not
         self.data = kept["data"] if kept["data"] is not None else self.data
         self.kind, self.meta = self._describe(self._spec)
         self.history = run.metrics()
@@ -314,9 +314,9 @@ class RunLogger(keras.callbacks.Callback):
             if class_scores(spec, self._loss()):  # Keras's MNIST MLP, on images flattened by hand
                 refuse_vectors(spec, f"Keras model {model.name!r}")
             # a forecaster on windows given as vectors (64 steps of one series) is one step from a sequence model
-            steps = (f"; as a sequence model (T, F), start it with keras.Input(({shape[0] or 'steps'}, 1)) and Flatten() "
-                     "before its first Dense (whose weights stay the same), and fit it on x[..., None]"
-                     if len(shape) == 1 else "")
+            steps = (f"; if its {shape[0] or 'N'} inputs are the steps of one series, as a sequence model (T, F), start "
+                     f"it with keras.Input(({shape[0] or 'steps'}, 1)) and Flatten() before its first Dense (whose "
+                     "weights stay the same), and fit it on x[..., None]" if len(shape) == 1 else "")
             raise NeuralabError(f"Keras model {model.name!r}: RunLogger records image classifiers (input (H, W, C) with "
                                 f"1 or 3 channels, one score per class or one sigmoid unit for 2) and sequence models "
                                 f"(T, F); this one maps {spec['layers'][0]['output_shape']} to {out}{steps}")
@@ -604,7 +604,7 @@ def _pixel_scale_of_test(test, scale: float | None, spec: dict, kept: Run | None
         raise ParameterError("out", str(kept.path), f"the run there records scale={_fraction(scale)}{first}, which "
                              f"the pixels of `test` (reaching {top:g}) contradict; a continued run keeps it: choose "
                              "another `out`")
-    raise ParameterError("scale", round(scale, 6), f"says the pixels given to fit reach {255 * scale:g} at most (white), and "
+    raise ParameterError("scale", _fraction(scale), f"says the pixels given to fit reach {255 * scale:g} at most (white), and "
                          f"those of `test` reach {top:g}; give scale={'1' if raw else '1/255'}, or leave "
                          "`scale` out to have it told from `test`")
 
