@@ -61,7 +61,8 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     from neuralab.training.classify import classifier_meta
     from neuralab.training.device import environment
     from neuralab.training.evaluate import evaluate_run
-    from neuralab.training.keras_model import keras_classifier, keras_pixels, keras_shape, output_shape, too_small
+    from neuralab.training.keras_model import (keras_classifier, keras_pixels, keras_shape, output_shape,
+                                               pictures_too_small, too_small)
     from neuralab.training.preprocess import Preprocess
     from neuralab.training.source import KERAS, KERAS_SUFFIXES, ModelSource
 
@@ -109,10 +110,9 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         loaded = load_image_data(data, data_dir, **ClassifierConfig(**folder).data_options)
         chw, known = tuple(loaded.input_shape), list(loaded.classes)
         recorded = split_record(loaded)
-        small = too_small(spec, chw, name) if image_size is None else None  # pictures as they are
+        small = pictures_too_small(spec, chw, name) if image_size is None else None  # pictures as they are
         if small:
-            raise NeuralabError(f"{data}: its pictures of {_by(chw[1:])} are too small: {small[0]}; {small[1]}, "
-                                "which `image_size` reads them at")
+            raise NeuralabError(f"{data}: {small}")
         if data not in NAMED:  # a folder, recorded whole: the run reads it again from any directory
             data = str(Path(data).expanduser().resolve())
     # as the user wrote it: one sigmoid (or logit) unit, which neuralab reads as 2 classes' logits [0, z]

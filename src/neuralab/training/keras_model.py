@@ -134,11 +134,9 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
                       "logits before the softmax, as from_logits=False would; compile with from_logits=False (the "
                       "default) or leave the softmax out to make that explicit")
     if None in keras_input(spec):
-        small = too_small(spec, want, name)
+        small = pictures_too_small(spec, want, name)
         if small:  # the sides are the data's: a folder's own, or `image_size`
-            raise NeuralabError(f"pictures of {want[1]}x{want[2]} are too small: {small[0]}; {small[1]}: read an "
-                                f"image folder at that size (`image_size`), or make the model's layers fit "
-                                f"{want[1]}x{want[2]}")
+            raise NeuralabError(small)
         spec = with_input(spec, (want[1], want[2], want[0]), name)
     net = build(spec, weights, logits=True)
     if pad_h or pad_w:  # as models/lenet.py: the top/left border gets the smaller half
@@ -176,6 +174,18 @@ def too_small(spec: dict, chw: tuple, name: str) -> tuple[NeuralabError, str] | 
     up = smallest_input(lambda shape: fits(shape[0], *sides(shape[1])) is None, chw[0])
     return err, (f"the smallest size that works is {'x'.join(map(str, sides(up[1])))}" if up else
                  f"no size up to {MAX_SIDE}x{MAX_SIDE} works")
+
+
+def pictures_too_small(spec: dict, chw: tuple, name: str) -> str | None:
+    """``too_small``'s refusal of pictures of ``chw`` as the data's (a named dataset's size is its
+    own, a folder's is `image_size`'s), with the way on; None where they fit."""
+    small = too_small(spec, chw, name)
+    if small is None:
+        return None
+    size = f"{chw[1]}x{chw[2]}"
+    way = ("change the model's layers" if small[1].startswith("no size") else
+           f"read an image folder at that size (`image_size`), or make the model's layers fit {size}")
+    return f"pictures of {size} are too small: {small[0]}; {small[1]}: {way}"
 
 
 def output_shape(spec: dict) -> list:
