@@ -133,7 +133,8 @@ def test_an_outage_over_the_whole_validation_span_is_refused_not_trained_without
                   "v": (100 + np.cumsum(rng.normal(0, 1, 400)))[keep].round(4)}).to_csv(path, index=False)
     series = load_series(path, gaps="fill", missing="interpolate")
     with pytest.raises(NeuralabError, match=r"outage.csv: every validation window's target or last input was filled "
-                                            r"by missing interpolate, so nothing could validate the network; "):
+                                            r"by missing interpolate, so nothing could validate the network on it \(validation takes windows of every "
+                                            r"series\); "):
         prepare(series, WindowConfig(lookback=10, transform="none"))
 
 

@@ -365,7 +365,8 @@ def left_out(split: np.ndarray, starts: np.ndarray, series, config: WindowConfig
         _refuse_unscored(series, config, filled, ahead, first_test + offset)
     if validated and not (split == "val").any():  # early stopping, the transform's choice and the intervals would go
         raise NeuralabError(f"{series.label}: every validation window's target or last input was filled by `missing` "
-                            f"{series.report.missing_policy}, so nothing could validate the network; keep the gaps "
+                            f"{series.report.missing_policy}, so nothing could validate the network on it (validation takes "
+                            "windows of every series); keep the gaps "
                             "(`gaps` keep) and drop missing values (`missing` drop), or give a larger `val_fraction`")
 
 
