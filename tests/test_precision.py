@@ -84,10 +84,12 @@ def test_the_fast_layers_compute_what_pytorchs_compute_under_bfloat16_autocast(n
 
 def _within_bfloat16_rounding(got: torch.Tensor, expected: torch.Tensor) -> None:
     """Where a layer computes its convolution as a matrix product (VGG16's 2x2 maps) the sums
-    run in another order and round to bfloat16 apart: 0.7% of the largest gradient measured,
+    run in another order and round to bfloat16 apart: 0.7% of the largest gradient measured on
+    an AVX-512 machine, 2.1% on one with AVX2 only (VGG16's first convolution, under fifteen
+    layers of bfloat16 backward, where oneDNN has no bfloat16 instructions and rounds otherwise),
     against bfloat16's step of 0.4% (2^-8)."""
     assert got.dtype == expected.dtype
-    torch.testing.assert_close(got.float(), expected.float(), rtol=0, atol=2e-2 * expected.abs().max().item())
+    torch.testing.assert_close(got.float(), expected.float(), rtol=0, atol=3e-2 * expected.abs().max().item())
 
 
 @pytest.mark.parametrize("kernel,stride,padding,size,bias", [
@@ -130,4 +132,5 @@ def test_a_bfloat16_run_learns_and_keeps_float32_weights(small_fashion, tmp_path
     assert record["environment"]["autocast"] == "bfloat16" and record["config"]["train"]["amp"] == "bf16"
     with safe_open(tmp_path / "run" / "model.safetensors", "pt") as weights:
         assert {weights.get_tensor(k).dtype for k in weights.keys()} == {torch.float32}
-    assert evaluate_run(tmp_path / "run")["test_accuracy"] == pytest.approx(result.test["accuracy"], abs=2e-3)
+    # evaluated again in other batches: bfloat16's sums round apart, a few pictures in a thousand on AVX2
+    assert evaluate_run(tmp_path / "run")["test_accuracy"] == pytest.approx(result.test["accuracy"], abs=5e-3)
