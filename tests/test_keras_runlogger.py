@@ -580,3 +580,20 @@ def test_a_continued_run_whose_scale_the_test_set_contradicts_is_told_to_choose_
     assert refused.value.parameter == "out" and "\n" not in str(refused.value)
     run = runs.Run(out)
     assert run.status() is runs.Status.FINISHED and [r["epoch"] for r in run.metrics()] == [1]
+
+
+def test_a_continued_run_whose_scale_the_test_set_contradicts_is_refused_by_out_whatever_scale_is_given(tmp_path):
+    """Given the run's own scale, the check against `test` ran before the run was known, advising
+    scale=1, which the continued run refused as not its own, advising to leave `scale` out, which
+    the run's scale refused in turn: each of the three now names `out` at once."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.integers(0, 120, (16, 8, 8, 1)), rng.integers(136, 256, (16, 8, 8, 1))]).astype(np.float32)
+    y = np.repeat([0, 1], 16)
+    model, out = small_classifier(), tmp_path / "run"
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=out)])
+    for given in ({"scale": "1/255"}, {"scale": 1}, {}):
+        with pytest.raises(ParameterError, match=r"the run there records scale=1/255 .*choose another `?out`?$") as no:
+            model.fit(x, y, initial_epoch=1, epochs=2, verbose=0, callbacks=[RunLogger(out=out, test=(x, y), **given)])
+        assert no.value.parameter == "out", given
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "new", test=(x, y), scale=1)])
+    assert runs.Run(out).status() is runs.Status.FINISHED and runs.Run(tmp_path / "new").record["config"]["scale"] == 1

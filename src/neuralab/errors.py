@@ -136,6 +136,20 @@ def printable(text: str) -> str:
     return text if rest.isprintable() else repr(text)
 
 
+def by(sizes) -> str:
+    """A shape as a message writes it and a user types it: (16, 16) as 16x16."""
+    return "x".join(map(str, sizes))
+
+
+def hwc(shape) -> str:
+    """An image's (channels, height, width) as Keras and the command line's --input give it,
+    height x width x channels; another shape as ``by`` writes it."""
+    if len(shape) != 3:
+        return by(shape)
+    c, h, w = shape
+    return f"{h}x{w}x{c}"
+
+
 class ParameterError(NeuralabError):
     """A parameter's value is not allowed: carries the parameter's name and the value given.
 

@@ -198,7 +198,7 @@ def _keras_spec(args, spec: dict, name: str) -> int:
     """A Keras model's summary from its spec: Keras's own rows, or the converted module's (torch)."""
     import json
 
-    from neuralab.errors import NeuralabError
+    from neuralab.errors import NeuralabError, by
     from neuralab.keras import build, input_shape, keras_summary, parameter_count, summary_text
 
     if (args.layout or "keras") == "keras":
@@ -216,7 +216,7 @@ def _keras_spec(args, spec: dict, name: str) -> int:
     shape = input_shape(spec)  # (C, H, W) for images, (steps, features) for sequences, as summary takes them
     if len(shape) not in (2, 3):
         raise NeuralabError(f"{args.model}: PyTorch's layout table is drawn for image and sequence models; this "
-                            f"model takes vectors of {'x'.join(str(v) for v in shape)} values: use the keras layout")
+                            f"model takes vectors of {by(shape)} values: use the keras layout")
     if None in shape:  # the table runs the module on one input of every size
         raise NeuralabError(f"{args.model}: takes inputs of open sizes ({', '.join(map(str, shape))}), and PyTorch's "
                             "layout table runs the module on one of given sizes: use the keras layout")

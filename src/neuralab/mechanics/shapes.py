@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, by
 
 Pads = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
 
@@ -39,7 +39,7 @@ def check_size(shape, dtype, what: str, fix: str) -> None:
     ``what`` names the array ("the padded input"), ``fix`` the parameters that shrink it."""
     size = math.prod(shape) * np.dtype(dtype).itemsize
     if size > MAX_BYTES:
-        raise NeuralabError(f"{what} would be {'x'.join(map(str, shape))} values, {size / 2**30:,.1f} GiB, more than "
+        raise NeuralabError(f"{what} would be {by(shape)} values, {size / 2**30:,.1f} GiB, more than "
                             f"the {MAX_BYTES / 2**30:.0f} GiB one array may take here; {fix}")
 
 

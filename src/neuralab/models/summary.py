@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from neuralab.errors import NeuralabError, ParameterError, Shown
+from neuralab.errors import NeuralabError, ParameterError, Shown, hwc
 from neuralab.models.geometry import MapVanishes, geometry, shape_guard
 from neuralab.models.table import render_table
 from neuralab.models.zoo import checked_shape
@@ -108,14 +108,6 @@ def _shape(output):
     return ()
 
 
-def _hwc(input_shape) -> str:
-    """An image's shape as the CLI's --input takes it (HxWxC); another input's as it is."""
-    if len(input_shape) != 3:
-        return "x".join(map(str, input_shape))
-    c, h, w = input_shape
-    return f"{h}x{w}x{c}"
-
-
 def _as_given(input_shape) -> str:
     """A shape as Python gives it, a tuple: (1, 28, 28)."""
     return str(tuple(input_shape))
@@ -134,7 +126,7 @@ class InputShapeError(ParameterError):
 
     def as_typed(self) -> ParameterError:
         """This refusal as the command line says it: the shape as --input took it, HxWxC."""
-        return ParameterError("input_shape", _hwc(self.input_shape), self.typed_reason)
+        return ParameterError("input_shape", hwc(self.input_shape), self.typed_reason)
 
     def render(self, name=None) -> str:
         if name is not None and name(self.parameter).startswith("-"):  # the command line names its flag
@@ -240,7 +232,7 @@ def too_small(model_name: str, input_shape, err: MapVanishes, works) -> InputSha
         else:
             hint = f"the nearest inputs that work are {shape(down)} and {shape(up)}"
         return f"too small for {model_name}: {err}; {hint}"
-    return InputShapeError(input_shape, reason(_as_given), reason(_hwc))
+    return InputShapeError(input_shape, reason(_as_given), reason(hwc))
 
 
 def _passes_features(model: nn.Module):

@@ -17,7 +17,7 @@ import torch
 
 from neuralab import runs
 from neuralab.data.digest import split_record
-from neuralab.errors import NeuralabError, ParameterError, out_of_memory
+from neuralab.errors import NeuralabError, ParameterError, by, out_of_memory
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import checked_callbacks
 from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exported; torch-free there)
@@ -319,9 +319,8 @@ def check_data(data) -> None:
     if len(data.test) == 0:  # a folder of a few pictures a class: its share for testing rounds to none
         raise NeuralabError(_empty_test_set(data))
     if len(data.test) and data.test.x.shape[1:] != data.train.x.shape[1:]:
-        shape = lambda x: "x".join(map(str, x.shape[1:]))  # noqa: E731
-        raise NeuralabError(f"{data.name}: test images are {shape(data.test.x)} but training images are "
-                            f"{shape(data.train.x)} (channels x height x width); give images of one size")
+        raise NeuralabError(f"{data.name}: test images are {by(data.test.x.shape[1:])} but training images are "
+                            f"{by(data.train.x.shape[1:])} (channels x height x width); give images of one size")
     k = len(data.classes)
     for split in ("train", "val", "test"):
         y = getattr(data, split).y
@@ -630,7 +629,7 @@ def _training_header(config: ClassifierConfig, data, trainer: Trainer, split_tak
     from neuralab.models import count_parameters
 
     header = (f"{config.model} on {data.name}: {len(data.train):,} train / {len(data.val):,} val / "
-              f"{len(data.test):,} test images {'x'.join(map(str, data.input_shape))}, "
+              f"{len(data.test):,} test images {by(data.input_shape)}, "
               f"{count_parameters(trainer.model):,} parameters, device {trainer.device_text}, seed {config.train.seed}, "
               f"run {trainer.run_dir}")  # named first: a job killed outright leaves its log saying which run to resume
     if (trainer.model_meta.get("source") or {}).get("type") != "keras":

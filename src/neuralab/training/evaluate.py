@@ -17,7 +17,7 @@ import numpy as np
 
 from neuralab import runs
 from neuralab.data.digest import SPLITS, data_digest, listing_sha256
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, by
 from neuralab.runs import Kind, Run
 from neuralab.training.run_data import data_place, stored_config
 from neuralab.training.trained_classifier import load_classifier
@@ -69,8 +69,8 @@ def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_cod
                             "naming its `data`")
     data, where = run_image_data(config, data_dir)
     if tuple(data.input_shape) != tuple(clf.preprocess.input_shape):
-        raise NeuralabError(f"{data.name}: images of {'x'.join(map(str, data.input_shape))} (channels x height x "
-                            f"width), the run's model takes {'x'.join(map(str, clf.preprocess.input_shape))}")
+        raise NeuralabError(f"{data.name}: images of {by(data.input_shape)} (channels x height x "
+                            f"width), the run's model takes {by(clf.preprocess.input_shape)}")
     check_same_data(run, data, clf.classes, where)
     return clf, data, clf.predict_proba(data.test.x)
 

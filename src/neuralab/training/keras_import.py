@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from neuralab import runs
-from neuralab.errors import NeuralabError, NotAClassifier, ParameterError
+from neuralab.errors import NeuralabError, NotAClassifier, ParameterError, by
 from neuralab.runs import Kind, Run
 from neuralab.training.config import ClassifierConfig
 
@@ -95,7 +95,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         _check_image_size(image_size, (h, w), data, path)
         small = too_small(spec, (c, *image_size), name)  # before the folder is read at that size
         if small:
-            raise ParameterError("image_size", _by(image_size), f"too small: {small[0]}; {small[1]}")
+            raise ParameterError("image_size", by(image_size), f"too small: {small[0]}; {small[1]}")
     chw, known, recorded, folder = (c, h, w), None, {}, {}
     if data is not None:  # the run takes the dataset's images: LeNet-5's 32x32 pads MNIST's 28x28, as in training
         from neuralab.data import NAMED, load_image_data
@@ -157,7 +157,7 @@ def _check_image_size(image_size, sides: tuple, data, path: Path) -> None:
     """Refuse ``image_size`` where it reads no pictures (no ``data``) or differs from a size the
     model fixes (its input's ``sides``, height and width, None where open)."""
     given = tuple(image_size) if isinstance(image_size, (tuple, list)) else (image_size,)
-    typed = _by(given)  # the size as the user gives one, 16x16, not the tuple it was read into
+    typed = by(given)  # the size as the user gives one, 16x16, not the tuple it was read into
     if data is None:
         raise ParameterError("image_size", typed, "reads the pictures of an image folder at that size; give "
                              "the folder as `data` too")
@@ -261,8 +261,8 @@ def _backends_disagree(spec: dict, chw: tuple) -> list[str]:
         sides, k, s = e["input_shapes"][0][1:-1], a["pool_size"], a["strides"]  # (H, W) or a series' (T,)
         pads = [same_padding(n, kn, sn) for n, kn, sn in zip(sides, k, s)]
         if any(kn >= 3 and before != after for kn, (before, after) in zip(k, pads)):
-            found.append(f"layer '{e['name']}' ({e['class']} {_by(k)} at strides {_by(s)}, padding 'same', "
-                         f"on {_by(sides)})")
+            found.append(f"layer '{e['name']}' ({e['class']} {by(k)} at strides {by(s)}, padding 'same', "
+                         f"on {by(sides)})")
     return found
 
 
@@ -272,10 +272,6 @@ def _in_16_bits(spec: dict, dtypes: dict[str, str]) -> list[str]:
     outputs differ from float32's by about 1e-4 of their size (bfloat16's 8 bits: 1e-3)."""
     return [f"layer '{e['name']}' (dtype policy '{dtypes[e['name']]}')" for e in spec["layers"]
             if dtypes.get(e["name"], "").endswith("float16")]
-
-
-def _by(sizes) -> str:
-    return "x".join(str(n) for n in sizes)
 
 
 @contextlib.contextmanager

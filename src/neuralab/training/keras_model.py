@@ -17,7 +17,7 @@ import math
 import warnings
 from collections import OrderedDict
 
-from neuralab.errors import NeuralabError, NotAClassifier, ParameterError
+from neuralab.errors import NeuralabError, NotAClassifier, ParameterError, by, hwc
 from neuralab.training.config import OPTIMIZERS
 from neuralab.training.module_check import read_as
 
@@ -105,15 +105,15 @@ def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: s
     if None in want[1:]:  # sides the model leaves free: the data's
         want = (want[0], *(h if w is None else w for w, h in zip(want[1:], have[1:])))
     if any(v > MAX_SIDE for v in want[1:]):
-        raise NeuralabError(f"{name}: the model takes images of {_hwc(want)}, larger than the {MAX_SIDE} pixels a "
+        raise NeuralabError(f"{name}: the model takes images of {hwc(want)}, larger than the {MAX_SIDE} pixels a "
                             "side that neuralab's classifiers take; change the model's input shape")
     pad_h, pad_w = want[1] - have[1], want[2] - have[2]
     padded = 0 <= pad_h <= MAX_PAD and 0 <= pad_w <= MAX_PAD
     if want[0] != have[0] or not padded:
-        instead = read_as(f"pictures of {_hwc(want)}", want[0] if want[0] != have[0] else None,
+        instead = read_as(f"pictures of {hwc(want)}", want[0] if want[0] != have[0] else None,
                            None if padded else want[1:])
-        raise NeuralabError(f"{name}: the model takes images of {_hwc(want)} (height x width x channels), the data "
-                            f"has {_hwc(have)}; change the model's input shape to {_hwc(have)}{instead}")
+        raise NeuralabError(f"{name}: the model takes images of {hwc(want)} (height x width x channels), the data "
+                            f"has {hwc(have)}; change the model's input shape to {hwc(have)}{instead}")
     k = 2 if binary_classifier(spec, loss, name) else out[1] if len(out) == 2 else None
     if k != num_classes:
         got = " (2 classes, one sigmoid unit)" if k == 2 and out[1] == 1 else ""
@@ -172,7 +172,7 @@ def too_small(spec: dict, chw: tuple, name: str) -> tuple[NeuralabError, str] | 
         return tuple(f or side for f in fixed)
 
     up = smallest_input(lambda shape: fits(shape[0], *sides(shape[1])) is None, chw[0])
-    return err, (f"the smallest size that works is {'x'.join(map(str, sides(up[1])))}" if up else
+    return err, (f"the smallest size that works is {by(sides(up[1]))}" if up else
                  f"no size up to {MAX_SIDE}x{MAX_SIDE} works")
 
 
@@ -182,7 +182,7 @@ def pictures_too_small(spec: dict, chw: tuple, name: str) -> str | None:
     small = too_small(spec, chw, name)
     if small is None:
         return None
-    size = f"{chw[1]}x{chw[2]}"
+    size = by(chw[1:])
     way = ("change the model's layers" if small[1].startswith("no size") else
            f"read an image folder at that size (`image_size`), or make the model's layers fit {size}")
     return f"pictures of {size} are too small: {small[0]}; {small[1]}: {way}"
@@ -191,11 +191,6 @@ def pictures_too_small(spec: dict, chw: tuple, name: str) -> str | None:
 def output_shape(spec: dict) -> list:
     """The Keras model's output shape, (None, ...)."""
     return {e["name"]: e for e in spec["layers"]}[spec["output"]]["output_shape"]
-
-
-def _hwc(chw) -> str:
-    c, h, w = chw
-    return f"{h}x{w}x{c}"
 
 
 def keras_shape(shape) -> str:

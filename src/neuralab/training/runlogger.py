@@ -212,6 +212,7 @@ class RunLogger(keras.callbacks.Callback):
         path = self._path
         held = (path / runs.CONFIG).is_file()
         if self.run is not None and held:  # this logger's own run, from an earlier fit
+            self._settle_scale()
             self._continue(epoch, renumber=True)
             return
         if held and not self.overwrite and self.out is not None and _by_keras_fit(path):
@@ -228,6 +229,7 @@ class RunLogger(keras.callbacks.Callback):
             self.run = run
             self._continue(epoch, renumber=False)
             return
+        self._settle_scale()
         self.run = Run.create(path, self.overwrite, numbered=self.out is None)  # a default name taken: NAME-2
         self._path = self.run.path
         self.run.write_record(self.kind, self._config(), self._environment(), self._data_record())
@@ -284,6 +286,8 @@ class RunLogger(keras.callbacks.Callback):
                                  f"{stored.get('parameters')} parameters); continue a run with the model it "
                                  "recorded, or choose another `out`")
         kept = {"classes": stored.get("classes"), "scale": config.get("scale"), "data": config.get("data")}
+        if self.kind is Kind.CLASSIFIER and kept["scale"]:  # before "leave `scale` out", which would not do either
+            _pixel_scale_of_test(self.test, kept["scale"], self._spec, run)
         for name, value in kept.items():
             given = getattr(self, name)
             if self._given[name] and value is not None and given != value:
@@ -295,7 +299,15 @@ class RunLogger(keras.callbacks.Callback):
             self._kept = run if kept["scale"] else None  # the scale in force is the run's, given or not
         self.data = kept["data"] if kept["data"] is not None else self.data
         self.kind, self.meta = self._describe(self._spec)
+        self._settle_scale()
         self.history = run.metrics()
+
+    def _settle_scale(self) -> None:
+        """The pixel scale in force and model.json's preprocess with it: told from, or checked
+        against, `test`'s pixels once it is known whether a continued run's scale is kept."""
+        if self.kind is Kind.CLASSIFIER:
+            self.scale = _pixel_scale_of_test(self.test, self.scale, self._spec, self._kept)
+            self.scale, self.meta["preprocess"] = keras_pixels(self._spec, self.scale, self.meta["input_shape"][0])
 
     # --- what the run records ----------------------------------------------------------------------
 
@@ -324,9 +336,9 @@ class RunLogger(keras.callbacks.Callback):
         classes = self._default_classes(k) if self.classes is None else self.classes
         if not (isinstance(classes, (list, tuple)) and len(classes) == k and all(isinstance(c, str) for c in classes)):
             raise ParameterError("classes", classes, f"must be {k} class names, one per output of the model")
-        self.scale = _pixel_scale_of_test(self.test, self.scale, spec, self._kept)
-        # The default resolved here: a model whose Rescaling comes after its augmentation takes raw pixels too
-        self.scale, pixels = keras_pixels(spec, self.scale, shape[0])
+        # The scale as given, or the default (a model whose Rescaling comes after its augmentation takes
+        # raw pixels too), until _settle_scale tells it from `test` once the run is known
+        pixels = keras_pixels(spec, self.scale, shape[0])[1]
         self.classes = list(classes)
         meta.update(num_classes=k, classes=list(classes), preprocess=pixels)
         return Kind.CLASSIFIER, meta

@@ -22,7 +22,7 @@ import torch
 
 from neuralab import runs
 from neuralab.data.pictures import MAX_SIDE
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, by
 from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
 from neuralab.training.preprocess import Preprocess, described, invert_choice, pixels
@@ -93,7 +93,7 @@ class Classifier:
     def _check(self, images) -> None:
         """Pictures as the model was trained on: pixels 0-255 would be read wrong as floats in
         [0, 1] without an error, so anything but uint8 of the input shape is refused."""
-        want = "x".join(map(str, self.preprocess.input_shape))
+        want = by(self.preprocess.input_shape)
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or \
                 tuple(images.shape[1:]) != tuple(self.preprocess.input_shape):
             raise ParameterError("images", described(images), f"give uint8 pixels (0-255) of (N, "
