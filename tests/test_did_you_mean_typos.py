@@ -36,6 +36,8 @@ CASES = [
     ("alex", ZOO, "alexnet"), ("resnet", ZOO, None), ("inception", ZOO, None),
     # datasets and built-in series
     ("fashion", DATASETS, "fashion-mnist"), ("fashion_mnist", DATASETS, "fashion-mnist"),
+    ("fmnist", DATASETS, "fashion-mnist"), ("f-mnist", DATASETS, "fashion-mnist"), ("fmnst", DATASETS, "mnist"),
+    ("sweather", SERIES, "seattle-weather"),
     ("MNIST", DATASETS, "mnist"), ("cifar-10", DATASETS, "cifar10"), ("cifr10", DATASETS, "cifar10"),
     ("NASDAQ", SERIES, "nasdaq"), ("nasdq", SERIES, "nasdaq"), ("S&P500", SERIES, "sp500"),
     ("sp-500", SERIES, "sp500"), ("seattle", SERIES, "seattle-weather"), ("seattle_weather", SERIES, "seattle-weather"),

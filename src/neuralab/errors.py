@@ -76,16 +76,27 @@ def closest(word: str, choices) -> str | None:
     import os
 
     stem, suffix = os.path.splitext(str(word).lower())
-    matcher, close = difflib.SequenceMatcher(b=stem), []
+    matcher, close, short = difflib.SequenceMatcher(b=stem), [], []
     for choice in choices:
         other, its = os.path.splitext(str(choice).lower())
+        if _shortened(stem, other):  # fmnist is one edit from mnist, and meant fashion-mnist
+            short.append(str(choice))
         matcher.set_seq1(other)
         near = matcher.ratio() >= CLOSE or min(len(stem), len(other)) >= 3 and _one_edit(stem, other)
         # a prefix and another extension are two differences: sales.csv is no sales_2023.xlsx
         started = len(stem) >= PREFIX and other.startswith(stem) and suffix in ("", its)
         if near or started:
             close.append((matcher.ratio(), its == suffix, str(choice), choice))
+    if len(short) == 1:
+        return next(c for c in choices if str(c) == short[0])
     return max(close)[3] if close else None  # of two as close, the later name, as difflib's own choice was
+
+
+def _shortened(word: str, name: str) -> bool:
+    """Whether ``word`` shortens the name of several parts as people do: its first letter and its
+    whole last part (fmnist for fashion-mnist)."""
+    *first, last = re.split(r"[-_ ]", name)
+    return bool(first) and len(last) < len(word) < len(name) and word[0] == name[0] and word.endswith(last)
 
 
 def did_you_mean(word: str, choices) -> str:
