@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -597,3 +598,19 @@ def test_a_continued_run_whose_scale_the_test_set_contradicts_is_refused_by_out_
         assert no.value.parameter == "out", given
     model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=tmp_path / "new", test=(x, y), scale=1)])
     assert runs.Run(out).status() is runs.Status.FINISHED and runs.Run(tmp_path / "new").record["config"]["scale"] == 1
+
+
+def test_pixels_a_given_scale_describes_are_not_warned_of_as_normalised(tmp_path):
+    """Pixels / 127.5 (0 to 2) under scale=1/127.5 are what the scale says: they were warned of as
+    normalised beyond a scale, where the recorded scale feeds evaluate exactly what fit saw."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.integers(0, 120, (16, 8, 8, 1)), rng.integers(136, 256, (16, 8, 8, 1))]).astype(np.float32)
+    y, model = np.repeat([0, 1], 16), small_classifier()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.fit(x / 127.5, y, epochs=1, verbose=0,
+                  callbacks=[RunLogger(out=tmp_path / "run", test=(x / 127.5, y), scale=1 / 127.5)])
+    assert runs.Run(tmp_path / "run").record["config"]["scale"] == pytest.approx(1 / 127.5)
+    with pytest.warns(UserWarning, match="normalised beyond a scale"):  # a scale that stops short of them still is
+        model.fit(x / 127.5, y, epochs=1, verbose=0,
+                  callbacks=[RunLogger(out=tmp_path / "short", test=(x / 127.5, y), scale="1/255")])

@@ -592,14 +592,15 @@ def _pixel_scale_of_test(test, scale: float | None, spec: dict, kept: Run | None
     clearly contradict is refused: 1/255 against raw pixels, or 1 against pixels within [0, 1]
     reaching above 0.5 in a model without Rescaling; where the scale is the one ``kept``, the
     continued run's, it is the run that is refused, naming ``out``. Negative pixels, or ones
-    between 1 and RAW (standardised or shifted, which no scale describes), are warned of, and
+    between 1 and RAW that no ``scale`` given describes (standardised or shifted), are warned of, and
     the scale stays as given. Without ``test`` nothing is seen, and ``scale`` stays as it is."""
     x = None if test is None else np.asarray(test[0])
     if x is None or not x.size:
         return scale
     low, top = float(np.min(x)), float(np.max(x))
     raw = low >= 0 and top >= RAW
-    if low < 0 or 1 < top < RAW:
+    described = scale is not None and top <= 255 * scale * (1 + 1e-6)  # pixels / 127.5 under scale=1/127.5
+    if low < 0 or 1 < top < RAW and not described:
         warnings.warn(f"`scale`: the pixels of `test` reach {low:g} to {top:g}, normalised beyond a scale, and "
                       "neuralab records only what the pixels were multiplied by, so its predict and evaluate will "
                       "not feed the model what fit saw; put the normalisation in the model "
