@@ -156,3 +156,40 @@ def test_in_a_notebook_each_epoch_is_one_output_redrawn_as_a_bar_that_ends_as_it
     assert all("loss" in line and "lr" in line for line in lines) and printed.strip().endswith("done")
     bars = [r for r in redraws if "━" in r]
     assert any(r.startswith("epoch 1/2") and "/8" in r for r in bars) and any(r.startswith("epoch 2/2") for r in bars)
+
+
+def _drawn_in_a_terminal(monkeypatch, **env) -> str:
+    """What a terminal (a pseudo-terminal, ``env`` its TERM and COLUMNS) receives over one epoch of
+    20 steps of 60 ms, the bar's redraws and the epoch's line."""
+    import os
+    import select
+    import time
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    master, slave = os.openpty()
+    with os.fdopen(slave, "w") as terminal:
+        shown = Progress(epochs=2, samples=100, stream=terminal)
+        shown.start_epoch(1, 20)
+        for _ in range(20):
+            time.sleep(0.06)
+            shown.step(loss_sum=0.5, share=1, batch=5)
+        shown.end_epoch({"epoch": 1, "loss": 0.5, "lr": 1e-3, "samples": 100, "seconds": 1.2})
+        received = b""
+        while select.select([master], [], [], 0.2)[0]:
+            received += os.read(master, 1 << 16)
+    os.close(master)
+    return received.decode()
+
+
+def test_a_dumb_terminal_gets_the_logs_lines_and_a_narrow_one_the_time_left(monkeypatch):
+    """A dumb terminal (Emacs's shell) got a bar it never drew and a blank line before each epoch's;
+    a 40-column one had the time left cut to 0:00:… on every redraw."""
+    dumb = _drawn_in_a_terminal(monkeypatch, TERM="dumb", COLUMNS="80")
+    assert dumb == "epoch 1/2  loss 0.5000  lr 1.00e-03  1.2s\r\n"
+    narrow = _drawn_in_a_terminal(monkeypatch, TERM="xterm", COLUMNS="40")
+    assert "…" not in narrow and "━" not in narrow and "20/20" in narrow and "0:00:0" in narrow
+    wide = _drawn_in_a_terminal(monkeypatch, TERM="xterm", COLUMNS="100")
+    assert "━" in wide and "…" not in wide
+    for shown in (narrow, wide):
+        assert shown.endswith("epoch 1/2  loss 0.5000  lr 1.00e-03  1.2s\r\n")

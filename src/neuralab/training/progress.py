@@ -21,6 +21,7 @@ import contextlib
 import errno
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from neuralab.runs import PROGRESS
 WRITE_EVERY = 0.5  # seconds: a page polling once a second sees a fresh line each time
 DRAW_EVERY = 0.25  # seconds between redraws of a notebook's bar: each one is a message to the browser
 BAR = 24           # characters of a notebook's bar
+NARROW = 60        # columns: a terminal narrower shows no bar, only the steps, the loss and the time left
 
 
 def _in_notebook() -> bool:
@@ -85,7 +87,8 @@ class Progress:
         self.epochs, self.samples = epochs, samples  # samples: the training set's size
         self.enabled = enabled
         self.stream = stream or sys.stdout
-        self.live = enabled and self.stream.isatty()
+        # a dumb terminal (Emacs's shell, some IDE consoles) cannot redraw a bar: it gets the log's lines
+        self.live = enabled and self.stream.isatty() and os.environ.get("TERM") not in ("dumb", "unknown")
         # a stream given is written to as it is; the notebook's own output is redrawn
         self.notebook = enabled and not self.live and stream is None and _in_notebook()
         self._bar = self._shown = None
@@ -111,12 +114,14 @@ class Progress:
             self._shown = display(Pretty(self._drawn(self._t0)), display_id=True)
             self._next_draw = self._t0 + DRAW_EVERY
         if self.live:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
-            self._bar = Bar(
-                TextColumn(f"epoch {epoch}/{self.epochs}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), transient=True,
-            )
+            console = Console(file=self.stream)
+            # a narrow terminal cut the time left, the one figure a wait is read for: the bar goes first
+            bar = [BarColumn()] if console.width >= NARROW else []
+            self._bar = Bar(TextColumn(f"epoch {epoch}/{self.epochs}"), *bar, MofNCompleteColumn(),
+                            TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), console=console, transient=True)
             self._bar.start()
             self._task = self._bar.add_task("train", total=steps, loss="")
 
