@@ -611,6 +611,8 @@ def test_pixels_a_given_scale_describes_are_not_warned_of_as_normalised(tmp_path
         model.fit(x / 127.5, y, epochs=1, verbose=0,
                   callbacks=[RunLogger(out=tmp_path / "run", test=(x / 127.5, y), scale=1 / 127.5)])
     assert runs.Run(tmp_path / "run").record["config"]["scale"] == pytest.approx(1 / 127.5)
+    # given no `data`, the report's first line names none (it said "on None")
+    assert f"<b>keras:{model.name}</b>: test accuracy" in (tmp_path / "run" / runs.REPORT).read_text()
     with pytest.warns(UserWarning, match="normalised beyond a scale"):  # a scale that stops short of them still is
         model.fit(x / 127.5, y, epochs=1, verbose=0,
                   callbacks=[RunLogger(out=tmp_path / "short", test=(x / 127.5, y), scale="1/255")])

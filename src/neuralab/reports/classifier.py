@@ -82,7 +82,8 @@ def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict,
     figure = _test_figure(numbers["test_accuracy"], int(matrix.sum())) if tested else "no test set given"
     best, run, seconds = (_fixed(numbers[k], form) or "-" for k, form in
                           (("best_epoch", "{:g}"), ("epochs_run", "{:g}"), ("train_seconds", "{:.1f}")))
-    lead = (f"<b>{html.esc(cfg.get('model', '?'))}</b> on <b>{html.esc(cfg.get('data', '?'))}</b>: {figure} (best "
+    data = f" on <b>{html.esc(cfg['data'])}</b>" if cfg.get("data") else ""  # a Keras fit names none
+    lead = (f"<b>{html.esc(cfg.get('model', '?'))}</b>{data}: {figure} (best "
             f"epoch {best} of {run}, {seconds} s of training on {html.esc(env.get('device', '?'))})")
     epochs = [[r["epoch"], _fixed(r.get("loss"), "{:.4f}"), _fixed(r.get("accuracy"), "{:.2%}"),
                _fixed(r.get("val_loss"), "{:.4f}"), _fixed(r.get("val_accuracy"), "{:.2%}"),
