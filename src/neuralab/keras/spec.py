@@ -202,8 +202,8 @@ def from_config(config: dict, source: str, keras_version: str = "") -> dict:
     cls, body = config.get("class_name"), config["config"]
     if not _builtin(config):
         raise NeuralabError(f"{source}: the model is a custom class {config.get('registered_name') or cls!r} "
-                            "(a subclassed model's architecture is Python code, which neuralab never runs); "
-                            "rebuild it as a Sequential or functional model")
+                            "(a subclassed model's architecture is the Python code of its call(), which neuralab does not "
+                            "convert); rebuild it as a Sequential or functional model")
     raw_layers = body.get("layers")
     if not isinstance(raw_layers, list) or not all(isinstance(r, dict) for r in raw_layers):
         raise NeuralabError(f"{source}: the {cls} config has no list of layers; neuralab converts Sequential and "
