@@ -616,3 +616,22 @@ def test_pixels_a_given_scale_describes_are_not_warned_of_as_normalised(tmp_path
     with pytest.warns(UserWarning, match="normalised beyond a scale"):  # a scale that stops short of them still is
         model.fit(x / 127.5, y, epochs=1, verbose=0,
                   callbacks=[RunLogger(out=tmp_path / "short", test=(x / 127.5, y), scale="1/255")])
+
+
+def test_data_naming_a_dataset_of_pictures_the_model_does_not_take_is_warned_of(tmp_path, fashion_mnist, capsys,
+                                                                                   monkeypatch):
+    """LeNet-5 fitted on Fashion-MNIST padded to 32x32, logged with data="fashion-mnist": the run was
+    taken without a word, and `neuralab evaluate` then refused it naming no way on."""
+    folder = idx_subset(fashion_mnist, tmp_path / "fashion", 200, 50)
+    x, y = images(folder, "train")
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path))
+    model, out = lenet5(), tmp_path / "padded"
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with pytest.warns(UserWarning, match=r"^`data`: the pictures of fashion-mnist are 28x28x1 and the model takes "
+                                         r"32x32x1, so evaluate and report cannot test the run on them again; pass "
+                                         r"`test=`"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=out, data="fashion-mnist", classes=CLASSES)])
+    assert main(["evaluate", str(out), "--data-dir", str(folder)]) == 2
+    assert capsys.readouterr().err.strip().endswith("the run's model takes 1x32x32; test it on pictures as its "
+                                                    "training took them (resized or padded), with "
+                                                    "load_classifier(run).predict_proba")

@@ -31,6 +31,7 @@ class Source:
     system_dirs: tuple[str, ...] = ()
     debian_package: str | None = None
     citation: str = ""  # the paper its authors ask to be cited; `neuralab data list` shows it
+    input_shape: tuple[int, int, int] = (1, 28, 28)  # (channels, height, width) of its pictures
 
 
 SOURCES: dict[str, Source] = {}
@@ -86,6 +87,7 @@ register(Source(
     mirrors=("https://www.cs.toronto.edu/~kriz/",),
     checksum="file",
     citation="A. Krizhevsky. Learning multiple layers of features from tiny images. Tech. report, U. Toronto, 2009.",
+    input_shape=(3, 32, 32),
 ))
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab import runs
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, hwc
 from neuralab.keras import on_pytorch
 from neuralab.keras.build import build, summary_text
 from neuralab.keras.reader import read
@@ -141,6 +141,7 @@ class RunLogger(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._spec = self._read().spec  # refuses, naming it, a layer neuralab cannot convert: before any file
         self.kind, self.meta = self._describe(self._spec)
+        self._warn_of_other_sizes()
         if self._path is None:
             self._path = Path(self.out) if self.out is not None else runs.default_dir("keras", self.model.name)
         # The folder is set up at the first epoch: only then does Keras tell where this fit starts
@@ -342,6 +343,18 @@ class RunLogger(keras.callbacks.Callback):
         self.classes = list(classes)
         meta.update(num_classes=k, classes=list(classes), preprocess=pixels)
         return Kind.CLASSIFIER, meta
+
+    def _warn_of_other_sizes(self) -> None:
+        """Warn where `data` names a dataset whose pictures the model does not take (MNIST padded to
+        32x32 for LeNet-5): the run is recorded, and nothing can test it on that dataset again."""
+        from neuralab.data.sources import SOURCES
+
+        source = SOURCES.get(self.data) if isinstance(self.data, str) else None
+        takes = tuple(self.meta["input_shape"])
+        if self.kind is Kind.CLASSIFIER and source is not None and source.input_shape != takes:
+            warnings.warn(f"`data`: the pictures of {self.data} are {hwc(source.input_shape)} and the model takes "
+                          f"{hwc(takes)}, so evaluate and report cannot test the run on them again; pass `test=` to "
+                          "record fit's test figures, or name the data in words (data=\"mnist, padded to 32x32\")")
 
     def _default_classes(self, k: int) -> list[str]:
         """A named dataset's class names where it has the model's ``k`` (Fashion-MNIST's clothes,
