@@ -236,3 +236,17 @@ def test_default_names_tell_the_settings_apart(gray, tmp_path, capsys, monkeypat
         code, out, _ = run(capsys, argv[0], str(gray[0]), *argv[1:], "--no-figure")
         assert code == 0 and f"wrote {name}" in out, out
     assert len(list(tmp_path.glob("gray-*.png"))) == 4
+
+
+@pytest.mark.parametrize("command", ["apply", "pool"])
+def test_a_result_type_not_written_here_is_refused_before_the_work(capsys, gray, tmp_path, command):
+    """.h5, .xbm and .fits stopped on Pillow's traceback once the picture was computed; .pdf and .ico
+    were written though no doc offers them."""
+    for name in ("res.h5", "p.xbm", "p.fits", "p.pdf", "p.ico", "result"):
+        code, out, err = run(capsys, command, str(gray[0]), "--out", str(tmp_path / name))
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert f"--out {tmp_path / name}: results are written as .png, .jpg, .jpeg pictures or .npy values" in err
+    assert list(tmp_path.iterdir()) == [gray[0]]
+    for name in ("r.png", "r.JPG", "r.jpeg", "r.npy"):
+        assert run(capsys, command, str(gray[0]), "--out", str(tmp_path / name), "--no-figure")[0] == 0
+    assert read(tmp_path / "r.JPG").shape == read(tmp_path / "r.png").shape == np.load(tmp_path / "r.npy").shape

@@ -75,6 +75,11 @@ def test_one_encoder_writes_the_web_apps_pictures_and_the_saved_files(tmp_path):
     save_image(tmp_path / "map.jpg", image)
     assert (tmp_path / "map.jpg").read_bytes() == encode_image(image, "JPEG")
     assert (tmp_path / "map.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+    for name in ("map.fits", "map.xbm", "map.pdf", "map"):  # Pillow's other writers: tracebacks, or files no doc offers
+        with pytest.raises(ParameterError) as e:
+            save_image(tmp_path / name, image)
+        assert e.value.parameter == "path" and "written as .png, .jpg, .jpeg" in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.jpg", "map.png"]
 
 
 def test_the_scratch_cnn_takes_no_argument_that_does_nothing():

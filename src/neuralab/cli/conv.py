@@ -124,6 +124,9 @@ def cmd_kernels(args) -> int:
     return 0
 
 
+RAW = ".npy"  # the result's floats as they are, not a picture's 0..255
+
+
 def _read(args):
     from neuralab.data.pictures import read_image
 
@@ -132,11 +135,16 @@ def _read(args):
 
 def _paths(args, suffix: str) -> tuple[Path, Path | None]:
     """The result's and the figure's files: a folder given for either gets the default name in
-    it. Checked before anything is written: neither may replace the picture read, or the other."""
+    it. Checked before anything is computed or written: the result's type is one written here,
+    and neither may replace the picture read, or the other."""
+    from neuralab.data.pictures import WRITE_FORMATS
     from neuralab.errors import ParameterError
 
     default = Path(f"{args.image.stem}-{suffix}.png")
     out = args.out / default if args.out and args.out.is_dir() else args.out or default
+    if out.suffix.lower() not in (*WRITE_FORMATS, RAW):
+        raise ParameterError("out", str(out), f"results are written as {', '.join(WRITE_FORMATS)} pictures or {RAW} "
+                                              "values; give a name with one of these endings, or a folder")
     figure = None
     if not args.no_figure:
         figure = args.figure or out.with_name(f"{out.stem}-figure.png")
@@ -163,7 +171,7 @@ def _save(out: Path, values, picture) -> None:
     from neuralab.data.pictures import save_image
     from neuralab.files import atomic_write
 
-    if out.suffix.lower() == ".npy":
+    if out.suffix.lower() == RAW:
         with atomic_write(out, "wb") as f:
             np.save(f, values)
     else:
@@ -174,14 +182,14 @@ def cmd_apply(args) -> int:
     from neuralab.mechanics.kernels import apply_kernel, default_scale, get_kernel, to_uint8
 
     name, kernel = get_kernel(args.kernel)
-    image = _read(args)
     stride = args.stride or (1, 1)
-    values = apply_kernel(image, kernel, stride, args.padding, args.depth)
-    scale = default_scale(kernel, image.ndim == 3 and args.depth == "sum") if args.scale == "auto" else args.scale
-    picture = to_uint8(values, scale)
     settings = "".join([f"-s{stride[0]}x{stride[1]}" if tuple(stride) != (1, 1) else "",
                         f"-p{args.padding}" if args.padding != "valid" else ""])
     out, figure = _paths(args, name + settings)
+    image = _read(args)
+    values = apply_kernel(image, kernel, stride, args.padding, args.depth)
+    scale = default_scale(kernel, image.ndim == 3 and args.depth == "sum") if args.scale == "auto" else args.scale
+    picture = to_uint8(values, scale)
     _save(out, values, picture)
     kh, kw = kernel.shape
     print(f"kernel {name} ({kh}x{kw}), stride {stride[0]}x{stride[1]}, padding {args.padding}, depth {args.depth}")
@@ -203,17 +211,17 @@ def cmd_pool(args) -> int:
     from neuralab.mechanics.kernels import to_uint8
     from neuralab.mechanics.pooling import pool2d
 
-    image = _read(args)
-    planes = image[None, None] if image.ndim == 2 else np.moveaxis(image, -1, 0)[None]  # (1, C, H, W)
-    values = pool2d(planes.astype(np.float64), args.size, args.stride, args.mode)[0]
-    values = values[0] if image.ndim == 2 else np.moveaxis(values, 0, -1)
-    picture = to_uint8(values)
     h, w = args.size
     stride = args.stride or args.size
     # the default name tells the settings apart, so that another window or stride keeps its own picture
     square = h == w and tuple(stride) == (h, w)
     name = f"{args.mode}pool{h}" if square else f"{args.mode}pool{h}x{w}-s{stride[0]}x{stride[1]}"
     out, figure = _paths(args, name)
+    image = _read(args)
+    planes = image[None, None] if image.ndim == 2 else np.moveaxis(image, -1, 0)[None]  # (1, C, H, W)
+    values = pool2d(planes.astype(np.float64), args.size, args.stride, args.mode)[0]
+    values = values[0] if image.ndim == 2 else np.moveaxis(values, 0, -1)
+    picture = to_uint8(values)
     _save(out, values, picture)
     print(f"{args.mode} pooling {args.size[0]}x{args.size[1]}, stride {stride[0]}x{stride[1]}: "
           f"input {_hwc(image.shape)} -> output {_hwc(values.shape)}")

@@ -11,8 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, ParameterError
 
+# The formats pictures are written in, by their name's ending (Pillow's names): the two the
+# docs offer. Pillow writes some thirty more by name alone, of which some fail on a grey picture
+# (XBM) or want a handler installed (HDF5, FITS), and others are no picture neuralab reads back
+# (PDF, EPS, ICO).
+WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 # Pictures above this many pixels are refused from their header, before Pillow decodes them
 # (decompression bombs: a few kilobytes of PNG can declare gigapixels); a JPEG of one scan is
 # decoded at a fraction of its size instead (read_image).
@@ -451,15 +456,14 @@ def encode_image(image: np.ndarray, fmt: str = "PNG", **options) -> bytes:
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) array as PNG/JPEG, atomically."""
-    from PIL import Image
-
+    """Write a uint8 (H, W) or (H, W, 3) array as PNG or JPEG (``WRITE_FORMATS``, told by
+    ``path``'s ending), atomically."""
     from neuralab.files import atomic_write
 
-    path = Path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower())
+    fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise NeuralabError(f"{path}: unknown image type {path.suffix!r}; use .png or .jpg")
+        raise ParameterError("path", str(path), f"pictures are written as {', '.join(WRITE_FORMATS)}; "
+                                                "give a name with one of these endings")
     data = encode_image(image, fmt)
     with atomic_write(path, "wb") as f:
         f.write(data)
