@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -250,3 +252,15 @@ def test_a_result_type_not_written_here_is_refused_before_the_work(capsys, gray,
     for name in ("r.png", "r.JPG", "r.jpeg", "r.npy"):
         assert run(capsys, command, str(gray[0]), "--out", str(tmp_path / name), "--no-figure")[0] == 0
     assert read(tmp_path / "r.JPG").shape == read(tmp_path / "r.png").shape == np.load(tmp_path / "r.npy").shape
+
+
+@pytest.mark.parametrize("command,stem,shape", [("apply", "gray-sobel-x", (19, 28)), ("pool", "gray-maxpool2", (10, 15))])
+def test_a_new_folder_given_with_its_slash_gets_the_default_names(capsys, gray, tmp_path, command, stem, shape, monkeypatch):
+    """`--out newdir/` was read as a file named newdir and refused, after the picture was computed,
+    as an "unknown image type ''"."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, command, str(gray[0]), "--out", "results/", "--figure", "figures/")
+    assert code == 0, err
+    assert f"wrote {Path('results', stem + '.png')}" in out and f"wrote {Path('figures', stem + '-figure.png')}" in out
+    assert read(tmp_path / "results" / f"{stem}.png").shape == shape
+    assert read(tmp_path / "figures" / f"{stem}-figure.png").ndim == 3

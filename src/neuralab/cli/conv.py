@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from neuralab.cli._args import at_least, defaults, padding, positive_float, positive_int, shape_hwc, size_pair
@@ -66,12 +67,12 @@ def _scratch_options(p) -> None:
 
 def _window_options(p, stride_default="1") -> None:
     p.add_argument("--stride", type=size_pair, default=None, help=f"S or ShxSw (default {stride_default})")
-    p.add_argument("--out", type=Path,
-                   help="result picture (.png/.jpg) or raw values (.npy), or a folder for it; default named after IMAGE, "
-                        "in this folder")
+    # --out and --figure are kept as typed: a name ending in / is a folder, which Path() would not tell
+    p.add_argument("--out",
+                   help="result picture (.png/.jpg) or raw values (.npy), or a folder for it (a new one: end its name "
+                        "with /); default named after IMAGE, in this folder")
     figure = p.add_mutually_exclusive_group()  # both at once: one of them would be ignored
-    figure.add_argument("--figure", type=Path, help="side-by-side figure, or a folder for it (default: OUT with "
-                        "-figure.png)")
+    figure.add_argument("--figure", help="side-by-side figure, or a folder for it (default: OUT with -figure.png)")
     figure.add_argument("--no-figure", action="store_true", help="write no figure")
 
 
@@ -141,20 +142,29 @@ def _paths(args, suffix: str) -> tuple[Path, Path | None]:
     from neuralab.errors import ParameterError
 
     default = Path(f"{args.image.stem}-{suffix}.png")
-    out = args.out / default if args.out and args.out.is_dir() else args.out or default
+    out = _placed(args.out, default) or default
     if out.suffix.lower() not in (*WRITE_FORMATS, RAW):
         raise ParameterError("out", str(out), f"results are written as {', '.join(WRITE_FORMATS)} pictures or {RAW} "
                                               "values; give a name with one of these endings, or a folder")
     figure = None
     if not args.no_figure:
-        figure = args.figure or out.with_name(f"{out.stem}-figure.png")
-        figure = figure / f"{out.stem}-figure.png" if figure.is_dir() else figure
+        name = Path(f"{out.stem}-figure.png")
+        figure = _placed(args.figure, name) or out.with_name(name.name)
     for option, path in (("out", out), ("figure", figure)):
         if path is not None and _same_file(path, args.image):
             raise ParameterError(option, str(path), "is the picture read; give another file, so that it is kept")
     if figure is not None and _same_file(figure, out):
         raise ParameterError("figure", str(figure), "is `out`, the result; give the figure another file")
     return out, figure
+
+
+def _placed(given: str | None, name: Path) -> Path | None:
+    """The file an --out or --figure of ``given`` names: ``name`` in it where it is a folder, one
+    that exists or one to be made, whose name ends in /; None where none was given."""
+    if not given:
+        return None
+    path = Path(given)
+    return path / name if given.endswith(("/", os.sep)) or path.is_dir() else path
 
 
 def _same_file(a: Path, b: Path) -> bool:
