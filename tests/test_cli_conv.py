@@ -264,3 +264,19 @@ def test_a_new_folder_given_with_its_slash_gets_the_default_names(capsys, gray, 
     assert f"wrote {Path('results', stem + '.png')}" in out and f"wrote {Path('figures', stem + '-figure.png')}" in out
     assert read(tmp_path / "results" / f"{stem}.png").shape == shape
     assert read(tmp_path / "figures" / f"{stem}-figure.png").ndim == 3
+
+
+def test_the_figure_is_written_in_the_format_its_name_asks(capsys, rgb, tmp_path):
+    """--figure fig.svg (or .pdf, .jpg, .txt) held a PNG under that name."""
+    path, _ = rgb
+    signatures = {"fig.png": b"\x89PNG", "fig.svg": b"<?xml", "fig.pdf": b"%PDF"}
+    for name, signature in signatures.items():
+        code, _, err = run(capsys, "pool", str(path), "--out", str(tmp_path / "r.png"), "--figure", str(tmp_path / name))
+        assert code == 0, err
+        assert (tmp_path / name).read_bytes().startswith(signature)
+    assert b"<svg" in (tmp_path / "fig.svg").read_bytes()
+    for name in ("fig.jpg", "fig.txt", "fig"):
+        code, out, err = run(capsys, "apply", str(path), "--out", str(tmp_path / "a.png"), "--figure", str(tmp_path / name))
+        assert code == 2 and out == "" and err.count("\n") == 1
+        assert f"--figure {tmp_path / name}: figures are written as .png, .svg, .pdf" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, "r.png", *signatures])

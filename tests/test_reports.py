@@ -208,6 +208,19 @@ def test_figures_stay_out_of_pyplot():
     assert plt.get_fignums() == before
 
 
+def test_a_figure_is_saved_in_the_format_its_file_names(tmp_path):
+    """A figure saved as fig.svg held a PNG; a name of another type is refused, naming `path`."""
+    from neuralab.errors import ParameterError
+    from neuralab.reports import plots
+
+    for name, signature in (("c.png", b"\x89PNG"), ("c.SVG", b"<?xml"), ("c.pdf", b"%PDF")):
+        data = plots.save(plots.confusion(np.array([[5, 1], [2, 7]]), ["cat", "dog"]), tmp_path / name)
+        assert data.startswith(signature) and (tmp_path / name).read_bytes() == data
+    with pytest.raises(ParameterError) as e:
+        plots.save(plots.figure(2, 2), tmp_path / "c.jpg")
+    assert e.value.parameter == "path" and ".png, .svg, .pdf" in str(e.value) and not (tmp_path / "c.jpg").exists()
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_picture_grid_shows_each_picture_whole_under_its_title(fashion, channels):
     """The mistakes are tiled into one image: every picture's pixels lie there unchanged, in

@@ -72,7 +72,8 @@ def _window_options(p, stride_default="1") -> None:
                    help="result picture (.png/.jpg) or raw values (.npy), or a folder for it (a new one: end its name "
                         "with /); default named after IMAGE, in this folder")
     figure = p.add_mutually_exclusive_group()  # both at once: one of them would be ignored
-    figure.add_argument("--figure", help="side-by-side figure, or a folder for it (default: OUT with -figure.png)")
+    figure.add_argument("--figure", help="side-by-side figure (.png, .svg or .pdf), or a folder for it (default: OUT "
+                        "with -figure.png)")
     figure.add_argument("--no-figure", action="store_true", help="write no figure")
 
 
@@ -136,10 +137,11 @@ def _read(args):
 
 def _paths(args, suffix: str) -> tuple[Path, Path | None]:
     """The result's and the figure's files: a folder given for either gets the default name in
-    it. Checked before anything is computed or written: the result's type is one written here,
-    and neither may replace the picture read, or the other."""
+    it. Checked before anything is computed or written: their types are ones written here, and
+    neither may replace the picture read, or the other."""
     from neuralab.data.pictures import WRITE_FORMATS
     from neuralab.errors import ParameterError
+    from neuralab.reports.plots import FIGURE_FORMATS
 
     default = Path(f"{args.image.stem}-{suffix}.png")
     out = _placed(args.out, default) or default
@@ -150,6 +152,9 @@ def _paths(args, suffix: str) -> tuple[Path, Path | None]:
     if not args.no_figure:
         name = Path(f"{out.stem}-figure.png")
         figure = _placed(args.figure, name) or out.with_name(name.name)
+        if figure.suffix.lower() not in FIGURE_FORMATS:
+            raise ParameterError("figure", str(figure), f"figures are written as {', '.join(FIGURE_FORMATS)}; "
+                                                        "give a name with one of these endings, or a folder")
     for option, path in (("out", out), ("figure", figure)):
         if path is not None and _same_file(path, args.image):
             raise ParameterError(option, str(path), "is the picture read; give another file, so that it is kept")

@@ -6,8 +6,8 @@ Every figure is a ``matplotlib.figure.Figure`` on its own Agg canvas, never pypl
 backend is switched, no figure is registered anywhere, and a server or a notebook that uses
 pyplot for its own figures is left alone. Importing this module imports no matplotlib; the
 first figure does (``figure``), after making sure matplotlib has a folder it can write.
-``save`` writes a figure as PNG atomically and returns the bytes, so a report can both
-keep the file and embed the picture.
+``save`` writes a figure atomically, as PNG or in the format its file's name asks, and returns
+the bytes, so a report can both keep the file and embed the picture.
 """
 
 from __future__ import annotations
@@ -22,9 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralab.errors import ParameterError
 from neuralab.files import atomic_write
 
 DPI = 110  # one resolution for every PNG a report writes: sharp on screen, small on disk
+# The formats a figure is written in, by its file's ending (matplotlib's names): PNG for reports
+# and screens, SVG and PDF that stay sharp at any size on a slide or in a paper
+FIGURE_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 
 def figure(width: float, height: float):
@@ -53,11 +57,16 @@ def _shown_figure() -> type:
 
 
 def save(fig, path: str | Path | None = None, dpi: int = DPI) -> bytes:
-    """PNG bytes of ``fig``, also written atomically to ``path`` when given.
+    """The bytes of ``fig`` as a file in the format ``path``'s ending names (``FIGURE_FORMATS``),
+    also written atomically to ``path``; PNG where no ``path`` is given.
 
     A figure that pyplot made (a user's, a tutorial's) is closed, so pyplot does not keep it."""
+    fmt = "png" if path is None else FIGURE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ParameterError("path", str(path), f"figures are written as {', '.join(FIGURE_FORMATS)}; "
+                                                "give a name with one of these endings")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight")
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None:
         pyplot.close(fig)  # does nothing to a figure from ``figure``: pyplot never knew it
