@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+
 import numpy as np
 import pytest
 from scipy.signal import correlate2d
@@ -76,6 +78,24 @@ def test_custom_kernel_from_string_and_file(tmp_path):
     path.write_text("-1 -1 -1\n-1 8 -1\n-1 -1 -1\n")
     name, k = get_kernel(str(path))
     assert name == "edge" and k[1, 1] == 8 and k.sum() == 0
+
+
+def test_kernel_files_saved_by_windows_tools_read_as_written(tmp_path):
+    """Notepad's "UTF-8 with BOM" read as "'\\ufeff1' is not a number", PowerShell's UTF-16 as
+    "'��1\\x00' is not a number"; a file in another encoding gets a line that says what to do."""
+    text = "-1 -1 -1\r\n-1 8 -1\r\n-1 -1 -1\r\n"
+    saved = {"utf-8": text.encode(), "utf-8-sig": text.encode("utf-8-sig"), "utf-16": text.encode("utf-16"),
+             "utf-16-be": codecs.BOM_UTF16_BE + text.encode("utf-16-be")}
+    for encoding, data in saved.items():
+        path = tmp_path / f"edge-{encoding}.txt"
+        path.write_bytes(data)
+        name, k = get_kernel(str(path))
+        assert name == path.stem and k.tolist() == parse_kernel(text).tolist(), encoding
+    path = tmp_path / "weights.txt"
+    path.write_bytes(b"1/9 1/9\n1/9 \xbd\n")  # Windows-1252's one half
+    with pytest.raises(NeuralabError) as e:
+        get_kernel(str(path))
+    assert str(e.value) == f"kernel file {path}: not UTF-8 text; save it as plain UTF-8"
 
 
 @pytest.mark.parametrize(

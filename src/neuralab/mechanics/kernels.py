@@ -6,6 +6,7 @@ first-layer filters of a trained network often end up resembling them (``closest
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 from fractions import Fraction
@@ -98,15 +99,27 @@ def get_kernel(spec: str) -> tuple[str, np.ndarray]:
         if path.stat().st_size > 64_000:
             raise NeuralabError(f"kernel file {path}: larger than 64 kB; a kernel is a few lines of numbers")
         try:
-            text = path.read_text(errors="replace")
+            data = path.read_bytes()
         except OSError as e:
             raise NeuralabError(f"kernel file {path}: cannot be read ({e.strerror})") from None
-        return path.stem, parse_kernel(text, f"kernel file {path}")
+        return path.stem, parse_kernel(_text(data, path), f"kernel file {path}")
     if not any(ch in ",; " for ch in spec.strip()) and any(ch.isalpha() for ch in spec.lower().replace("e", "")):
         raise NeuralabError(
             f"kernel {spec!r}: not a known name ({', '.join(KERNELS)}), file, or numbers like '1,0,-1;2,0,-2;1,0,-1'"
         )
     return "custom", parse_kernel(spec)
+
+
+def _text(data: bytes, path: Path) -> str:
+    """A kernel file's text: UTF-8, with or without the mark Notepad writes first, or UTF-16 with
+    its mark (what PowerShell's > writes). The locale's encoding is not guessed at: the same file
+    would read differently on another machine."""
+    try:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise NeuralabError(f"kernel file {path}: not UTF-8 text; save it as plain UTF-8") from None
 
 
 def _is_file(path: Path) -> bool:
