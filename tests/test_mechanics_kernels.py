@@ -104,6 +104,9 @@ def test_kernel_files_saved_by_windows_tools_read_as_written(tmp_path):
         ("1,a;2,3", "kernel: 'a' is not a number"),
         ("1,2;3", "is not a rectangle of numbers"),
         ("1/0", "'1/0' is not a number"),
+        # an empty value was dropped: a 3x2 kernel where a 3x3 one was meant
+        ("-1,,1;-2,,2;-1,,1", "kernel: row 1 '-1,,1' has an empty value; every comma stands between two numbers"),
+        ("1,2;3,", "row 2 '3,' has an empty value"),
         ("wobble", "not a known name (identity, box-blur"),
         (";".join([",".join(["1"] * 40)] * 40), "40x40 is too large; sides from 1 to 31"),
     ],

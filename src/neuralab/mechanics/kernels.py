@@ -57,9 +57,13 @@ def parse_kernel(text: str, source: str = "`kernel`") -> np.ndarray:
     if not isinstance(text, str):
         raise ParameterError("text", text, "give the kernel as text, rows split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'")
     example = "give rows of numbers split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'"
-    rows = [r.replace(",", " ").split() for r in text.replace("\n", ";").split(";")]
-    rows = [r for r in rows if r]
-    values = [[_number(v, source, example) for v in r] for r in rows]
+    rows = [r for r in text.replace("\n", ";").split(";") if r.strip()]
+    for i, row in enumerate(rows, 1):
+        # split() alone drops the empty value of "-1,,1": a narrower kernel than the one meant
+        if "," in row and not all(field.strip() for field in row.split(",")):
+            raise NeuralabError(f"{source}: row {i} {row.strip()[:60]!r} has an empty value; every comma "
+                                "stands between two numbers, e.g. '1,0,-1;2,0,-2;1,0,-1'")
+    values = [[_number(v, source, example) for v in r.replace(",", " ").split()] for r in rows]
     if not values or any(len(r) != len(values[0]) for r in values):
         raise NeuralabError(f"{source}: {text.strip()[:60]!r} is not a rectangle of numbers; {example}")
     if max(len(values), len(values[0])) > MAX_KERNEL_SIDE:
