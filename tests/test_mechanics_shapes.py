@@ -83,6 +83,11 @@ def test_floor_case_names_the_dropped_rows():
     assert "the last of 12 padded rows (only padding) is never covered" in text
     text = "\n".join(conv_shape((1, 11, 11), 1, 2, 4).explain())  # windows at 0, 4, 8 cover 0..9
     assert "the last of 11 padded columns (input column 10) is never covered" in text
+    # padded 8: windows at 0 and 4 cover 0..5; padded 6 is input row 5, padded 7 a zero of padding
+    text = "\n".join(conv_shape((1, 6, 6), 1, 2, 4, 1).explain())
+    assert "the last 2 of 8 padded rows (input row 5 and 1 row of padding) are never covered" in text
+    text = "\n".join(conv_shape((1, 9, 9), 1, 2, 5, 1).explain())  # padded 11: windows at 0 and 5 cover 0..6
+    assert "the last 4 of 11 padded columns (input columns 6..8 and 1 column of padding) are never covered" in text
 
 
 @pytest.mark.parametrize(

@@ -262,7 +262,10 @@ def _explain_axis(axis, n, k, s, p0, p1, out, padding) -> list[str]:
             what = f"input {one} {real[0]}" if real else "only padding"
             last = f"the last of {padded} padded {rows} ({what}) is never covered and is dropped"
         else:
-            what = f"input {rows} {_ranges(real)}" if real else f"only padding {rows}"
+            what = f"input {_counted(real, one, rows)}" if real else f"only padding {rows}"
+            if real and len(real) < dropped:  # the padding after the input is dropped with it
+                zeros = dropped - len(real)
+                what += f" and {zeros} {one if zeros == 1 else rows} of padding"
             last = f"the last {dropped} of {padded} padded {rows} ({what}) are never covered and are dropped"
         lines.append(f"   {span}/{s} is not whole: the last window ends at padded index {first - 1}, so {last}")
     return lines
@@ -270,6 +273,11 @@ def _explain_axis(axis, n, k, s, p0, p1, out, padding) -> list[str]:
 
 def _ranges(idx: list[int]) -> str:
     return str(idx[0]) if len(idx) == 1 else f"{idx[0]}..{idx[-1]}"
+
+
+def _counted(idx: list[int], one: str, many: str) -> str:
+    """Input rows (or columns) by their indices: "row 5", "rows 4..6"."""
+    return f"{one} {idx[0]}" if len(idx) == 1 else f"{many} {_ranges(idx)}"
 
 
 def refuse_channels_last(chw, parameter: str, kernel=None, typed: bool = False, channels: int | None = None) -> None:
