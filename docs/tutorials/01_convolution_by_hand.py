@@ -210,6 +210,9 @@ results["pooling"] = pooling.result
 # %% [markdown]
 # Then on the edge map of the photograph, three times in a row, as a CNN's pooling
 # layers would: max pooling keeps the strong edges, average pooling blurs them away.
+# The slide's "Max Pooling performs a lot better than Average Pooling" is a common
+# experience, not a rule: LeNet-5 (tutorial 3) pools by averaging, GoogLeNet ends in a
+# global average pool, and which works better depends on the task.
 
 # %%
 edges = np.abs(apply_kernel(photo, KERNELS["sobel-x"], padding="same"))[None, None]  # (1, 1, H, W)
