@@ -82,7 +82,9 @@ results["n_test"] = len(data["mnist"].test[1])
 #   MaxPool2D(2x2) -> Dropout, then Flatten -> Dense 128 -> Dropout -> Dense 10.
 # - `lenet5`: LeNet-5 (1998), the subject of tutorial 3.
 #
-# Each model returns logits; the softmax lives in the loss. Keras' `model.summary()` is
+# Each model returns logits; the softmax lives in the loss. Softmax makes the 10 classes
+# compete for one label per picture; the Flatten slide's "multi-labels" (a picture with
+# several labels at once) take a sigmoid per label instead. Keras' `model.summary()` is
 # `summary(model, input_shape)`, printed before each training below.
 
 # %%
