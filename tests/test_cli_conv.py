@@ -247,11 +247,14 @@ def test_a_result_type_not_written_here_is_refused_before_the_work(capsys, gray,
     for name in ("res.h5", "p.xbm", "p.fits", "p.pdf", "p.ico", "result"):
         code, out, err = run(capsys, command, str(gray[0]), "--out", str(tmp_path / name))
         assert code == 2 and out == "" and err.count("\n") == 1, err
-        assert f"--out {tmp_path / name}: results are written as .png, .jpg, .jpeg pictures or .npy values" in err
+        assert f"--out {tmp_path / name}: results are written as .png, .jpg, .jpeg, .gif, .bmp, " in err
+        assert ".pgm, .ppm pictures or .npy values" in err
     assert list(tmp_path.iterdir()) == [gray[0]]
-    for name in ("r.png", "r.JPG", "r.jpeg", "r.npy"):
+    for name in ("r.png", "r.JPG", "r.jpeg", "r.npy", "r.bmp", "r.tif", "r.webp", "r.pgm", "r.gif"):
         assert run(capsys, command, str(gray[0]), "--out", str(tmp_path / name), "--no-figure")[0] == 0
     assert read(tmp_path / "r.JPG").shape == read(tmp_path / "r.png").shape == np.load(tmp_path / "r.npy").shape
+    for lossless in ("r.bmp", "r.tif", "r.pgm"):  # the picture as it is, in the formats that keep every pixel
+        np.testing.assert_array_equal(read(tmp_path / lossless), read(tmp_path / "r.png"))
 
 
 @pytest.mark.parametrize("command,stem,shape", [("apply", "gray-sobel-x", (19, 28)), ("pool", "gray-maxpool2", (10, 15))])

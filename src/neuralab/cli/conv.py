@@ -69,7 +69,7 @@ def _window_options(p, stride_default="1") -> None:
     p.add_argument("--stride", type=size_pair, default=None, help=f"S or ShxSw (default {stride_default})")
     # --out and --figure are kept as typed: a name ending in / is a folder, which Path() would not tell
     p.add_argument("--out",
-                   help="result picture (.png/.jpg) or raw values (.npy), or a folder for it (a new one: end its name "
+                   help="result picture (.png, .jpg, .bmp, .tif, .webp, .gif, .pgm) or raw values (.npy), or a folder for it (a new one: end its name "
                         "with /); default named after IMAGE, in this folder")
     figure = p.add_mutually_exclusive_group()  # both at once: one of them would be ignored
     figure.add_argument("--figure", help="side-by-side figure (.png, .svg or .pdf), or a folder for it (default: OUT "

@@ -13,11 +13,12 @@ import numpy as np
 
 from neuralab.errors import NeuralabError, ParameterError
 
-# The formats pictures are written in, by their name's ending (Pillow's names): the two the
-# docs offer. Pillow writes some thirty more by name alone, of which some fail on a grey picture
-# (XBM) or want a handler installed (HDF5, FITS), and others are no picture neuralab reads back
-# (PDF, EPS, ICO).
-WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+# The formats pictures are written in, by their name's ending (Pillow's names): those neuralab
+# reads (FORMATS). Pillow writes some thirty more by name alone, of which some fail on a grey
+# picture (XBM) or want a handler installed (HDF5, FITS), and others are no picture neuralab reads
+# back (PDF, EPS, ICO).
+WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".bmp": "BMP", ".tif": "TIFF",
+                 ".tiff": "TIFF", ".webp": "WEBP", ".pgm": "PPM", ".ppm": "PPM"}
 # Pictures above this many pixels are refused from their header, before Pillow decodes them
 # (decompression bombs: a few kilobytes of PNG can declare gigapixels); a JPEG of one scan is
 # decoded at a fraction of its size instead (read_image).
@@ -456,8 +457,8 @@ def encode_image(image: np.ndarray, fmt: str = "PNG", **options) -> bytes:
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) array as PNG or JPEG (``WRITE_FORMATS``, told by
-    ``path``'s ending), atomically."""
+    """Write a uint8 (H, W) or (H, W, 3) array as a picture of a format neuralab reads
+    (``WRITE_FORMATS``, told by ``path``'s ending), atomically."""
     from neuralab.files import atomic_write
 
     fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
