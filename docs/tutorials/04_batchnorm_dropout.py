@@ -21,6 +21,10 @@
 # trained with and without each layer, on the same seeds, data and budget, at the default
 # learning rate and at a ten times higher one.
 #
+# The slides' two Keras snippets do not run as printed: the first lacks an `import`
+# (`from tensorflow.keras.layers import BatchNormalization`), the second imports
+# BatchNormalization where it uses Dropout (`from tensorflow.keras.layers import Dropout`).
+#
 # **Runtime on a 2-core CPU:** about 3 min (full: 6,000 Fashion-MNIST training images,
 # 8 epochs, 4 variants x 2 learning rates x 2 seeds), about 6 s in the small budget
 # (`NEURALAB_TUTORIAL_BUDGET=small`: 1,000 images, 2 epochs, 1 seed).
