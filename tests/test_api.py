@@ -64,6 +64,21 @@ def test_a_submodule_does_not_hide_the_function_of_its_name():
     assert summary is neuralab.models.summary
 
 
+def test_every_dotted_call_that_messages_and_docs_print_runs_after_import_neuralab():
+    """`neuralab report RUN` prints neuralab.training.evaluate.write_report(...), export prints
+    neuralab.forecasting.onnx.export_onnx: pasted after `import neuralab` alone, each must be found."""
+    files = [*(REPO / "src" / "neuralab").rglob("*.py"), *(REPO / "docs").rglob("*.md"), REPO / "README.md"]
+    # calls, and the functions handed to messages as strings (not one-dot markers such as "neuralab.as_on_disk")
+    call = r"\bneuralab(?:\.[A-Za-z_]\w*)+(?=\()|(?<=[\"'])neuralab(?:\.[A-Za-z_]\w*){2,}(?=[\"'])"
+    dotted = sorted({m for f in files for m in re.findall(call, f.read_text())})
+    assert "neuralab.training.export.export_onnx" in dotted and "neuralab.forecasting.finished.write_report" in dotted
+    code = ("import functools, neuralab, sys\nfor name in sys.argv[1:]:\n"
+            "    try: functools.reduce(getattr, name.split('.')[1:], neuralab)\n"
+            "    except AttributeError as e: print(name, e)")
+    out = subprocess.run([sys.executable, "-c", code, *dotted], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout == "", (out.stdout, out.stderr[-2000:])
+
+
 def test_every_name_the_docs_api_table_lists_is_importable_from_neuralab_and_its_package():
     """The table says each name comes from `neuralab` itself and from the package it names."""
     import neuralab

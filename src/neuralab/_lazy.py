@@ -4,12 +4,14 @@ command line's arithmetic start without torch, pandas or matplotlib.
     __getattr__, __dir__ = exports(__name__, {"Trainer": "neuralab.training.trainer", ...})
 
 ``from neuralab.training import Trainer`` then imports ``neuralab.training.trainer`` when
-it runs, and not before.
+it runs, and not before. A submodule is found the same way: after ``import neuralab``,
+``neuralab.training.export.export_onnx(...)`` (the calls messages and docs print) runs as written.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
 import types
 from typing import Callable
@@ -22,13 +24,24 @@ def exports(package: str, where: dict[str, str]) -> tuple[Callable[[str], object
 
     def __getattr__(name: str):
         if name not in where:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+            return submodule(name)
         value = getattr(importlib.import_module(where[name]), name)
         namespace[name] = value  # found once: later lookups do not come here
         return value
 
+    def submodule(name: str):
+        # Python binds a submodule in its package only once something imports it; the dotted
+        # calls that messages print would otherwise depend on what ran before them.
+        if not name.startswith("__"):  # copy's and pickle's probes of __deepcopy__ and the like
+            try:
+                return importlib.import_module(f"{package}.{name}")
+            except ModuleNotFoundError as error:
+                if error.name != f"{package}.{name}":  # the submodule exists and lacks something: say what
+                    raise
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
     def __dir__() -> list[str]:
-        return sorted({*namespace, *where})
+        return sorted({*namespace, *where, *(found.name for found in pkgutil.iter_modules(module.__path__))})
 
     class Package(types.ModuleType):
         def __setattr__(self, name, value):
