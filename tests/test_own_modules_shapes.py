@@ -260,6 +260,25 @@ def test_summary_rows_and_the_held_parameters_add_up_to_the_total():
     assert "Parameters 0 (Token) holds itself, outside its layers' rows: cls_token (1, 1, 16): 16" in str(vit)
 
 
+
+def test_the_parameters_of_a_parameter_list_read_in_forward_are_said_and_counted():
+    """An nn.ParameterList is never called, only indexed: its parameters were taken for a layer
+    that did not run, then neither counted in a row nor said as held (rows 9,802 of 9,804)."""
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, 10)
+            self.scales = nn.ParameterList([nn.Parameter(torch.ones(1)) for _ in range(2)])
+
+        def forward(self, x):
+            return self.fc(x.flatten(1) * self.scales[0]) * self.scales[1]
+
+    s = summary(Scaled(), (1, 8, 8))
+    assert s.unused == []
+    assert s.held == [("scales (ParameterList)", [("0", (1,)), ("1", (1,))], 2)]
+    assert sum(r.params for r in s.rows if not r.block) + sum(n for *_, n in s.held) == s.total_params == 652
+    assert "Parameters scales (ParameterList) holds itself, outside its layers' rows: 0 (1,), 1 (1,): 2" in str(s)
+
 def test_a_module_of_lazy_batch_norm_failing_on_the_data_is_one_line():
     """A LazyBatchNorm after the layer that failed has no values: keeping the buffers across the
     probes for the failing layer raised torch's ValueError in place of the refusal."""

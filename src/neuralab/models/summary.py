@@ -390,9 +390,10 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
     for n, m in modules.items():
         if n and n not in seen:
             own = [p for p in m.parameters(recurse=False) if id(p) not in owner]
-            owner.update((id(p), n) for p in own)
             if own and not any(id(p) in read for p in own):
+                owner.update((id(p), n) for p in own)
                 unused.append((n, sum(p.numel() for p in own)))
+            # read though never called (an nn.ParameterList's, indexed in forward): held, said below
     held = []
     for n, m in modules.items():
         own = [(k, p) for k, p in m.named_parameters(recurse=False) if id(p) not in owner]
