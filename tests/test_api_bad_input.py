@@ -156,6 +156,31 @@ def test_mse_mae_and_huber_take_class_numbers_as_the_cross_entropy_does(tensors)
     assert np.isfinite(history[0]["loss"])
 
 
+
+def test_one_value_per_sample_for_mse_is_a_regression_shaped_to_the_output_and_scored_by_mae(tensors):
+    """A float target per sample, (N,) as (N, 1), is fitted by one output: it was broadcast against
+    it to (N, N), which only the mean satisfies, and an accuracy of 0.0 or 1.0 was reported."""
+    x, y = tensors
+    value = y.float() / 9  # the digit's value, regressed
+    histories, fitted = [], []
+    for targets in (value, value[:, None]):
+        torch.manual_seed(0)
+        one = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 1))
+        trainer = Trainer(one, config(loss="mse", epochs=3, lr=0.01), verbose=False)
+        histories.append([{k: r[k] for k in ("loss", "mae")} for r in trainer.fit(x, targets)])
+        scored = trainer.evaluate(x, targets)
+        assert "accuracy" not in trainer.history[-1] and "accuracy" not in scored
+        fitted.append(trainer.predict(x).view(-1))
+        assert scored["mae"] == pytest.approx(float((fitted[-1] - value).abs().mean()), rel=1e-5)
+    assert histories[0] == histories[1] and torch.equal(*fitted)
+    assert histories[0][-1]["loss"] < 0.5 * float(value.var())  # more than the mean was learned
+    three = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))  # not read as class labels: "(N, 9) (9 classes)"
+    assert refused(lambda: Trainer(three, config(loss="mse"), verbose=False).fit(x, value), "y").startswith(
+        f"y='float32 of ({len(x)},)': 1 value per sample, which a regression loss scores against the model's 3 outputs")
+    assert refused(lambda: Trainer(mlp(), config(loss="mae", monitor="val_accuracy"), verbose=False).fit(x, value),
+                   "monitor")
+
+
 # --- Classifier -------------------------------------------------------------------------------
 
 def test_class_names_that_a_sequentials_last_layer_does_not_give_are_refused_when_made(digits):

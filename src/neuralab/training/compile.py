@@ -190,12 +190,27 @@ def _cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(out, y if y.dim() == 1 else y.float(), reduction="none")
 
 
+def aligned(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Targets ``y`` shaped as the outputs ``out`` that they score: one value per sample, (N,)
+    against one output (N, 1), or (N, 1) against a forward's .squeeze(-1), as Keras's losses
+    squeeze and expand; ValueError where the shapes differ otherwise."""
+    if y.dim() == out.dim() - 1 and out.shape[-1] == 1:
+        y = y.unsqueeze(-1)
+    elif out.dim() == y.dim() - 1 and y.shape[-1] == 1:
+        y = y.squeeze(-1)
+    if y.shape != out.shape:
+        # PyTorch's losses would broadcast (N,) against (N, 1) to (N, N), each output scored
+        # against every target: the model learns the mean, with no more than a warning
+        raise ValueError(f"targets {tuple(y.shape)} do not match the outputs {tuple(out.shape)}")
+    return y
+
+
 def _elementwise(loss: Callable) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     def each(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if out.dim() == 2 and y.dim() == 1 and not y.is_floating_point():
             # A classifier: its softmax against the one-hot labels, as in Keras with a softmax output.
             out, y = out.softmax(1), F.one_hot(y, out.shape[1]).to(out.dtype)
-        return loss(out, y.to(out.dtype), reduction="none").flatten(1).mean(1)
+        return loss(out, aligned(out, y).to(out.dtype), reduction="none").flatten(1).mean(1)
     return each
 
 

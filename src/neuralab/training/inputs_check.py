@@ -94,8 +94,9 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
     """A classifier's labels as its losses take them: class numbers as int64 (NumPy's int32 and
     uint8, and bools, False class 0 and True class 1, as y.long() makes them, are whole numbers
     too), or rows (N, classes) of class probabilities. ``loss``: the TrainConfig's, None for the
-    task's own cross-entropy; mse, mae and huber also score float targets as they are. Another
-    task's targets are its loss's to judge (``classifies`` False)."""
+    task's own cross-entropy; mse, mae and huber also score float targets as they are, a
+    regression (``scored_as_values``). Another task's targets are its loss's to judge
+    (``classifies`` False)."""
     if not classifies:
         return y
     regression = loss in REGRESSION_LOSSES
@@ -111,17 +112,46 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
         return y
     if y.is_floating_point() or y.is_complex():
         raise ParameterError(name, str(y.dtype).removeprefix("torch."), "class labels are whole numbers: give "
-                                                                        f"{name}.long() (or one-hot rows of floats)")
+                                                                        f"{name}.long() (or one-hot rows of floats); "
+                                                                        "values to regress are scored by TrainConfig "
+                                                                        "`loss` \"mse\", \"mae\" or \"huber\"")
     y = y.long()
     if len(y) and int(y.min()) < 0:
         raise ParameterError(name, int(y.min()), "class labels count from 0")
     return y
 
 
+def scored_as_values(y: torch.Tensor) -> bool:
+    """Whether a classifier's checked targets ``y`` (``labels``) are values that mse, mae or huber
+    score as they are, a regression: floats other than rows (N, classes) of class probabilities,
+    such as one value per sample, (N,) or (N, 1), where an accuracy would mean nothing."""
+    return y.is_floating_point() and not (y.dim() == 2 and y.shape[1] > 1)
+
+
+def _values_refusal(y: torch.Tensor, name: str, outputs: int) -> str | None:
+    """The refusal of regression targets ``y`` that are not one value per output of ``outputs``, as
+    ParameterError words it; None where they are."""
+    per_sample = y[0].numel() if len(y) else 1
+    if y.dim() > 2 or per_sample == outputs:
+        return None
+    values = f"{per_sample} value{'s' if per_sample != 1 else ''}"
+    return str(ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
+                              f"{values} per sample, which a regression loss scores against the model's {outputs} "
+                              f"outputs: make its last layer output {per_sample} (nn.Linear(..., {per_sample})), "
+                              f"or give `{name}` one column per output"))
+
+
 def check_classes(y: torch.Tensor, name: str, outputs: int | None) -> None:
     """Refuse labels (or one-hot columns) that the model's ``outputs`` cannot score, where the
-    cross-entropy would raise an IndexError in the middle of an epoch."""
+    cross-entropy would raise an IndexError in the middle of an epoch; and regression targets
+    (``scored_as_values``) that are not one value per output."""
     if outputs is None or not len(y):
+        return
+    if scored_as_values(y):
+        refusal = _values_refusal(y, name, outputs)
+        if refusal is not None:
+            raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
+                                 refusal.split(": ", 1)[1])
         return
     if y.dim() == 1 and not y.is_floating_point() and int(y.max()) >= outputs:  # floats: mse's targets
         raise ParameterError(name, int(y.max()), f"the model gives {outputs} outputs, and class labels count from 0 "
@@ -187,14 +217,20 @@ def step_output_refusal(out, x: torch.Tensor, y: torch.Tensor | None, k: int, mo
 
     if y is not None and callable(getattr(unwrap(model), "loss", None)):  # its own loss takes what it returns
         return None
+    shape = f"({', '.join(['N', *map(str, x.shape[1:])])})"
     if y is None:
         outputs = model_meta.get("num_classes") if classifies else None
+    elif classifies and scored_as_values(y):  # a regression's values, not class numbers
+        outputs = y[0].numel() if len(y) and y.dim() <= 2 else None
+        if outputs is not None and isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == k:
+            refusal = _values_refusal(y, "y", out.shape[1])
+            if refusal is not None:
+                return f"{model_name}: on inputs {shape} the model gives (N, {out.shape[1]}); {refusal}"
     elif classifies:
         outputs = model_meta.get("num_classes") or (y.shape[1] if y.dim() == 2 else
                                                     int(y.max()) + 1 if len(y) else None)
     else:
         outputs = y.shape[1] if y.dim() == 2 else None
-    shape = f"({', '.join(['N', *map(str, x.shape[1:])])})"
     return output_refusal(model_name, shape, out, k, outputs, "classes" if classifies else "steps",
                           unwrap(model), training)
 

@@ -42,12 +42,12 @@ from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Run, not_writt
 from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, checked_callbacks, overrides
 from neuralab.training.checkpoint import (check_fits, load_checkpoint, load_tensors, save_checkpoint, save_tensors,
                                           save_weights, unwrap)
-from neuralab.training.compile import LOSS_EACH, OptimizerFactory, check_given, lr_factor, make_optimizer
+from neuralab.training.compile import LOSS_EACH, OptimizerFactory, aligned, check_given, lr_factor, make_optimizer
 from neuralab.training.config import AUTO_BF16_PARAMETERS, Diverged, TrainConfig
 from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, native_bf16, pick_device
 from neuralab.training.inputs_check import (WrongOutput, blame_model, check_classes, check_train_config,
                                             checked_pairs, first_line, input_refusal, labels, near, own_architecture,
-                                            refuse_empty_shares, step_output_refusal, users_code)
+                                            refuse_empty_shares, scored_as_values, step_output_refusal, users_code)
 from neuralab.training.progress import Progress
 
 
@@ -60,15 +60,17 @@ class Task:
 
 
 def _correct(out, y):
+    if scored_as_values(y):  # mse's regression targets: no class to be right about
+        return _abs_error(out, y)
     return {"accuracy": (out.argmax(1) == (y if y.dim() == 1 else y.argmax(1))).sum()}  # labels or one-hot
 
 
 def _squared_error(out, y):  # (B, H) forecasts: mean over the horizon, one per sample
-    return F.mse_loss(out, y, reduction="none").flatten(1).mean(1)
+    return F.mse_loss(out, aligned(out, y), reduction="none").flatten(1).mean(1)
 
 
 def _abs_error(out, y):
-    return {"mae": (out - y).abs().flatten(1).mean(1).sum()}
+    return {"mae": (out - aligned(out, y)).abs().flatten(1).mean(1).sum()}
 
 
 CLASSIFICATION = Task("classification", lambda out, y: F.cross_entropy(out, y, reduction="none"), _correct)
@@ -184,6 +186,9 @@ class Trainer:
         integer type, or bool (False is class 0, True class 1)."""
         cfg, dist = self.config, self.dist
         y = checked_pairs(x, y, "x", "y", self._classifies, cfg.loss)
+        if self._classifies and cfg.monitor == "val_accuracy" and scored_as_values(y):
+            raise ParameterError("monitor", cfg.monitor, f"y holds values that {cfg.loss} scores as a regression, "
+                                                         "with no accuracy: watch \"val_loss\"")
         if val is not None:
             if not (isinstance(val, (tuple, list)) and len(val) == 2):
                 raise ParameterError("val", type(val).__name__, "give (x, y) of the validation set, or None")
