@@ -52,6 +52,29 @@ class Net(nn.Module):
         return F.linear(x.flatten(1), self.w2)
 """
 
+# Resized to a fixed size, then pooled adaptively: the exporter loses the size the resize gives,
+# which ONNX's pools need ("adaptive_avg_pool2d, input size not accessible").
+RESIZED_NET = """
+import torch.nn.functional as F
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * SIDE * SIDE, 10)
+
+    def forward(self, x):
+        x = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
+        return self.fc(F.POOL(F.relu(self.conv(x)), SIDE).flatten(1))
+"""
+
+
+def resized(pool: str, side: int) -> str:
+    return RESIZED_NET.replace("POOL", pool).replace("SIDE", str(side))
+
+
 # The batch size as a Python number: torch's tracer keeps it as the constant it was (4).
 LEN_NET = """
 import torch
@@ -114,6 +137,9 @@ SOURCES = {
     "keras-file": _keras_file,
     "torch-bn-dropout": _code(BN_DROPOUT_NET),
     "torch-functional": _code(FUNCTIONAL_NET),
+    "torch-resized-avg-pooled": _code(resized("adaptive_avg_pool2d", 8)),
+    "torch-resized-max-pooled": _code(resized("adaptive_max_pool2d", 8)),
+    "torch-resized-avg-pooled-unevenly": _code(resized("adaptive_avg_pool2d", 5)),  # windows of 3 and 4 rows
 }
 
 
@@ -158,6 +184,22 @@ def test_a_graph_that_keeps_the_batch_size_is_refused_and_nothing_written(fashio
     assert out == "" and err.count("\n") == 1, err
     assert f"{run}: its ONNX graph takes batches of 4 only, not of 1" in err and "x.flatten(1)" in err
     assert not (run / "model.onnx").exists() and not list(run.glob(".model.onnx*"))
+
+
+def test_adaptive_max_pooling_to_a_size_that_does_not_divide_is_refused_saying_what_to_pool_to(fashion, tmp_path,
+                                                                                                capfd):
+    """ONNX has no maximum over windows of two sizes: the refusal was PyTorch's request for a pull request."""
+    code = resized("adaptive_max_pool2d", 5)
+    (tmp_path / "net.py").write_text(code)
+    line = next(i for i, text in enumerate(code.splitlines(), 1) if "F.adaptive_max_pool2d" in text)
+    run = _train(f"{tmp_path / 'net.py'}:Net", fashion, tmp_path / "run")
+    capfd.readouterr()
+    assert main(["export", str(run), "--onnx", "--trust-code"]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert (f"{run}: its model cannot be exported to ONNX (adaptive max pooling of 16x16 to 5x5 at model.py:{line} has "
+            "no ONNX form" in err and "pool to a size that divides 16x16 (such as 4x4), or by average" in err), err
+    assert "pull request" not in err and not (run / "model.onnx").exists()
 
 
 def test_exporting_twice_replaces_the_file_and_a_read_only_folder_is_one_line(fashion, tmp_path, capsys):

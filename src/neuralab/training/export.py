@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, by
 from neuralab.files import WriteError, atomic_write, staging_prefix
 
 # bytes of weights from which they are written beside the graph, in FILE.data (ONNX's external
@@ -58,9 +58,9 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     # The traced batch and one image: a batch size the trace kept as a constant fails at the other.
     checks = (example, example[:1])
     with torch.inference_mode():
-        expected = [network(x).numpy() for x in checks]  # before _exportable: checked against the run's model
+        expected = [network(x).numpy() for x in checks]  # the run's model, which the graph must match
     with staged(out, network) as staging:
-        graph = traced(_exportable(network, example), example, "images", "logits", run_dir, staging)
+        graph = traced(network, example, "images", "logits", run_dir, staging)
         graph = described(graph, _classifier_props(clf), f"neuralab run of {clf.name}")
         got = outputs(onnxruntime, graph, "images", [x.numpy() for x in checks], run_dir)
         diff = largest_difference(got, expected, run_dir)
@@ -145,7 +145,7 @@ def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name
     if staging is not None:
         (staging.parent / "traced").mkdir()
         graph = staging.parent / "traced" / staging.name
-    with warnings.catch_warnings(record=True) as seen, _native_output_closed():
+    with warnings.catch_warnings(record=True) as seen, _native_output_closed(), _adaptive_pools_at_their_sizes():
         warnings.simplefilter("always")
         try:
             # The TorchScript-based exporter needs no extra packages and covers the whole zoo.
@@ -153,7 +153,9 @@ def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name
                               output_names=[output_name],
                               dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}}, dynamo=False)
         except RuntimeError as e:  # torch.onnx's errors, an operator ONNX lacks: their first line says which
-            raise NeuralabError(f"{run_dir}: its model cannot be exported to ONNX ({_first_line(e)})") from None
+            # and asks for a pull request to PyTorch, which is not the user's way on
+            said = _first_line(e).split(" Please feel free to request support", 1)[0]
+            raise NeuralabError(f"{run_dir}: its model cannot be exported to ONNX ({said})") from None
     # the tracer's word for `if tensor:`, at the line of the model's code that did it
     library = Path(torch.__file__).parent
     branch = next((f"{w.filename}:{w.lineno}" for w in seen if issubclass(w.category, torch.jit.TracerWarning)
@@ -359,26 +361,68 @@ def _native_output_closed():
             os.close(copy)
 
 
-def _exportable(model: nn.Module, example: torch.Tensor) -> nn.Module:
-    """``model``, its adaptive average pools that ONNX cannot express (an output size that does
-    not divide the input's: AlexNet and VGG16 at 64x64) replaced by ``FixedAdaptiveAvgPool``
-    at the sizes ``example`` gives them. The run's input size is fixed, so they stay exact."""
-    sizes = {}
-    hooks = [m.register_forward_hook(lambda m, i, o: sizes.__setitem__(m, (i[0].shape[-2:], o.shape[-2:])))
-             for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
+@contextlib.contextmanager
+def _adaptive_pools_at_their_sizes():
+    """F.adaptive_avg_pool2d and F.adaptive_max_pool2d (nn.AdaptiveAvgPool2d's and
+    nn.AdaptiveMaxPool2d's too), while a trace runs, as the fixed pools they are at the sizes the
+    trace meets: ONNX has them only where the output divides an input size the exporter knows,
+    which it loses after an F.interpolate, and AlexNet's and VGG16's at 64x64 divide no size.
+    The run's input size is fixed, so they stay exact."""
+    functional = torch.nn.functional
+    average, maximum = functional.adaptive_avg_pool2d, functional.adaptive_max_pool2d
+
+    def sizes(x: torch.Tensor, output_size) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        if not torch.jit.is_tracing() or x.dim() not in (3, 4):
+            return None
+        with warnings.catch_warnings():  # the sizes are meant as constants: no warning that they are
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            h, w = (int(n) for n in x.shape[-2:])
+        oh, ow = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+        return (h, w), (h if oh is None else oh, w if ow is None else ow)
+
+    def avg(input, output_size):
+        known = sizes(input, output_size)
+        if known is None:
+            return average(input, output_size)
+        (h, w), (oh, ow) = known
+        if h % oh or w % ow:  # windows of two widths, overlapping: the matrix products that average them
+            return FixedAdaptiveAvgPool((h, w), (oh, ow)).to(input.device, input.dtype)(input)
+        return functional.avg_pool2d(input, (h // oh, w // ow))
+
+    def max(input, output_size, return_indices=False):
+        known = sizes(input, output_size)
+        if known is None or return_indices:
+            return maximum(input, output_size, return_indices)
+        (h, w), (oh, ow) = known
+        if h % oh or w % ow:  # windows of two widths: no ONNX operator takes their maxima
+            near = [next(d for d in range(o, 0, -1) if n % d == 0) for n, o in ((h, oh), (w, ow))]
+            raise NoOnnxForm(f"adaptive max pooling of {by((h, w))} to {by((oh, ow))}{_called_at()} has no ONNX "
+                             f"form, its windows not all of one size; pool to a size that divides {by((h, w))} "
+                             f"(such as {by(near)}), or by average")
+        return functional.max_pool2d(input, (h // oh, w // ow))
+
+    functional.adaptive_avg_pool2d, functional.adaptive_max_pool2d = avg, max
     try:
-        with torch.inference_mode():
-            model.eval()(example)
+        yield
     finally:
-        for h in hooks:
-            h.remove()
-    for parent in list(model.modules()):
-        for name, child in parent.named_children():
-            if child in sizes:
-                (h, w), (oh, ow) = sizes[child]
-                if h % oh or w % ow:
-                    setattr(parent, name, FixedAdaptiveAvgPool((h, w), (oh, ow)))
-    return model
+        functional.adaptive_avg_pool2d, functional.adaptive_max_pool2d = average, maximum
+
+
+class NoOnnxForm(RuntimeError):
+    """What a model's forward does that ONNX cannot express, found while tracing it: said as the
+    exporter's own errors are (RuntimeError), in words that say what to change."""
+
+
+def _called_at() -> str:
+    """" at FILE:LINE" of the model's code that called the torch function tracing is in, or ""."""
+    library = Path(torch.__file__).parent
+    frame = sys._getframe(2)
+    while frame is not None:
+        path = Path(frame.f_code.co_filename)
+        if not path.is_relative_to(library) and path != Path(__file__):
+            return f" at {path.name}:{frame.f_lineno}"
+        frame = frame.f_back
+    return ""
 
 
 class FixedAdaptiveAvgPool(nn.Module):
