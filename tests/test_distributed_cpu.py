@@ -340,3 +340,20 @@ def test_threads_torchrun_chose_give_way_to_each_process_share_of_the_cpus(tmp_p
                        capture_output=True, text=True, env=env, timeout=240)
     assert p.returncode == 0, p.stderr[-3000:]
     assert re.findall(r"^share (\S+) (\S+) (\S+)$", p.stdout, re.M) == [("1", share, threads)] * 2, p.stdout
+
+
+def test_a_resumed_run_whose_batch_leaves_a_process_without_samples_is_told_to_start_fewer():
+    """A run started in one process with batches of 109 over 110 images, requeued under torchrun with 2,
+    was told to choose a batch size such as 108, which its resume then refused as not the run's."""
+    from neuralab.errors import ParameterError
+    from neuralab.training.inputs_check import refuse_empty_shares
+
+    with pytest.raises(ParameterError) as new:
+        refuse_empty_shares([110], 109, 2)
+    assert str(new.value).endswith("choose a batch_size such as 108 or start fewer processes")
+    with pytest.raises(ParameterError) as resumed:
+        refuse_empty_shares([110], 109, 2, resumed=True)
+    assert resumed.value.parameter == "batch_size" and str(resumed.value).endswith(
+        "torchrun's 2 processes split every batch, and the last batch of an epoch of 110 training samples "
+        "holds 1, which leaves a process without samples; a resumed run keeps its batch size, so resume it in one "
+        "process, without torchrun")

@@ -186,7 +186,8 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     # A model that fails in training mode is refused here, not in a run left behind half-made;
     # the first full batch is all the check reads.
     first = data.train.x[:config.train.batch_size]
-    trainer.check_model(pixels(first), torch.from_numpy(data.train.y[:len(first)]), size=len(data.train))
+    trainer.check_model(pixels(first), torch.from_numpy(data.train.y[:len(first)]), size=len(data.train),
+                        resumed=bool(resumed))
     summary_text = _summary_text(trainer, config, data)
 
     # Inputs are valid: only now does anything touch the disk.

@@ -235,9 +235,10 @@ def step_output_refusal(out, x: torch.Tensor, y: torch.Tensor | None, k: int, mo
                           unwrap(model), training)
 
 
-def refuse_empty_shares(sizes: list[int], batch_size: int, world: int) -> None:
+def refuse_empty_shares(sizes: list[int], batch_size: int, world: int, resumed: bool = False) -> None:
     """Refuse, naming ``batch_size``, a batch that torchrun's processes cannot all take part in:
-    each takes every world_size-th sample, and one left with none fails in its forward."""
+    each takes every world_size-th sample, and one left with none fails in its forward. A run
+    ``resumed`` keeps its batch size: fewer processes are the way on."""
     if world == 1:
         return
     batches = lambda b: [(min(b, s), s) for s in sizes] + [(s % b, s) for s in sizes if s % b]  # noqa: E731
@@ -247,10 +248,14 @@ def refuse_empty_shares(sizes: list[int], batch_size: int, world: int) -> None:
     better = next((b for b in near(batch_size, max(sizes)) if min(batches(b))[0] >= world), None)
     which = "a batch" if smallest == min(batch_size, epoch_size) else \
         f"the last batch of an epoch of {epoch_size} training samples"
-    raise ParameterError("batch_size", batch_size,
-                         f"torchrun's {world} processes split every batch, and {which} holds {smallest}, which "
-                         "leaves a process without samples; choose a `batch_size`"
-                         + (f" such as {better}" if better else "") + " or start fewer processes")
+    said = f"torchrun's {world} processes split every batch, and {which} holds {smallest}, which leaves a process " \
+        "without samples; "
+    if resumed:
+        raise ParameterError("batch_size", batch_size, f"{said}a resumed run keeps its batch size, so "
+                             + ("resume it in one process, without torchrun" if smallest == 1 else
+                                f"resume it with at most {smallest} processes"))
+    raise ParameterError("batch_size", batch_size, f"{said}choose a `batch_size`" + (f" such as {better}" if better else "")
+                         + " or start fewer processes")
 
 
 def near(b: int, most: int):

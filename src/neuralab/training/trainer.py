@@ -202,7 +202,7 @@ class Trainer:
         n = len(x)
         if n == 0:
             raise NeuralabError("the training set is empty")
-        self.check_model(x, y)
+        self.check_model(x, y, resumed=resume)
         sizes = cfg.epoch_sizes(n)
         model = accelerate(self.model)  # the same layers through faster CPU kernels (models/fast.py)
         if self.channels_last and x.dim() == 4:
@@ -328,17 +328,18 @@ class Trainer:
         own_loss = getattr(unwrap(model), "loss", None)
         return (lambda out, y: own_loss(out, y, criterion=summed)) if callable(own_loss) else summed
 
-    def check_model(self, x: torch.Tensor, y: torch.Tensor, size: int | None = None) -> None:
+    def check_model(self, x: torch.Tensor, y: torch.Tensor, size: int | None = None, resumed: bool = False) -> None:
         """Refuse in one line, before anything trains or is written, a model that fails in training
         mode on ``(x, y)``: one step (forward, loss, backward) on a full batch and one on the smallest
         batch an epoch ends with. The weights, buffers and random state are left as they were, so the
         training that follows is the same. A model's check in eval mode (training.module_check) misses a
         forward that returns more while training, and batch norm on a last batch of one sample.
         Neuralab's own architectures are known to train and are not checked; ``fit`` checks once.
-        ``x`` may hold only the first rows (a batch's) of a training set of ``size`` samples."""
+        ``x`` may hold only the first rows (a batch's) of a training set of ``size`` samples; a run
+        ``resumed`` is told what its resume may change."""
         cfg, dist = self.config, self.dist
         sizes = cfg.epoch_sizes(size or len(x))
-        refuse_empty_shares(sizes, cfg.batch_size, dist.world_size)
+        refuse_empty_shares(sizes, cfg.batch_size, dist.world_size, resumed)
         if self._checked:
             return
         # the smallest process's part, the same in every process: all of them refuse alike, or none
