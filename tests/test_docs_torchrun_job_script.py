@@ -1,7 +1,8 @@
 """docs/runs.md's SLURM job script for torchrun, run as written, with torchrun and scontrol
 stood in for: torchrun ends with status 1 whether the job was stopped or neuralab refused its
 command, so the script decides from the signal it passed on and from the run's folder. A job
-stopped while the processes still read the data (no run folder yet) was never requeued."""
+stopped while the processes still read the data (no run folder yet) was never requeued, and a
+refused resume of an interrupted run was requeued again and again."""
 
 from __future__ import annotations
 
@@ -76,15 +77,41 @@ def test_a_refused_command_is_not_requeued(tmp_path):
     assert not (tmp_path / "scontrol.log").exists()
 
 
-def test_a_run_interrupted_by_a_signal_that_only_torchrun_received_is_requeued(tmp_path, monkeypatch, capsys):
+def interrupted_run(tmp_path, monkeypatch) -> Path:
+    """An MLP run on digits at the script's --out, stopped in epoch 2 of 50."""
     run = tmp_path / "runs" / "lenet5-mnist-s1"
     digits = digits_folder(tmp_path / "digits", 300)
     ctrl_c_in_epoch_2(monkeypatch)
-    assert main(["train", "--model", "mlp", "--data", str(digits), "--epochs", "3", "--batch-size", "64",
+    assert main(["train", "--model", "mlp", "--data", str(digits), "--epochs", "50", "--batch-size", "64",
                  "--threads", "1", "--quiet", "--out", str(run)]) == 130
     assert Run(run).status() is Status.INTERRUPTED
-    assert run_job(tmp_path, "exit 1", signalled=False) == 0
+    return run
+
+
+# torchrun as a signal that only it received finds it: its one process resumed the run (and recorded
+# its session), then stopped, exit 1
+RESUMED_THEN_STOPPED = """neuralab train --resume runs/lenet5-mnist-s1 --threads 1 --quiet & p=$!
+until grep -q '"sessions"' runs/lenet5-mnist-s1/config.json; do sleep 0.05; done
+kill -TERM $p; wait $p; exit 1"""
+
+# torchrun running the job's command in one process: neuralab's status 2 comes out as torchrun's 1
+ONE_PROCESS = """shift 4  # --nproc_per_node 2 -m neuralab
+neuralab "$@" && exit 0 || exit 1"""
+
+
+def test_a_run_interrupted_by_a_signal_that_only_torchrun_received_is_requeued(tmp_path, monkeypatch, capsys):
+    run = interrupted_run(tmp_path, monkeypatch)
+    assert run_job(tmp_path, RESUMED_THEN_STOPPED, signalled=False) == 0
     assert (tmp_path / "scontrol.log").read_text() == "requeue 4242\n"
+    assert Run(run).status() is Status.INTERRUPTED and len(Run(run).record["sessions"]) == 1
+
+
+def test_a_refused_resume_of_an_interrupted_run_is_not_requeued(tmp_path, monkeypatch, capsys):
+    """The script's --model, --data, --epochs and --seed are not the run's: each process refuses the resume."""
+    run = interrupted_run(tmp_path, monkeypatch)
+    assert run_job(tmp_path, ONE_PROCESS, signalled=False) == 1
+    assert not (tmp_path / "scontrol.log").exists()
+    assert Run(run).status() is Status.INTERRUPTED
 
 
 def test_a_finished_job_ends_with_status_0_and_is_not_requeued(tmp_path):
