@@ -441,3 +441,19 @@ def test_the_fewest_rows_a_refusal_names_under_the_auto_transform_are_enough(tmp
         result.results["transform"]["validation_mae"]) == {"none"}
     header = next(t for t in capsys.readouterr().out.splitlines() if t.startswith("  transform"))
     assert header.endswith(f"; diff passed over: {why}"), header
+
+
+def test_the_epoch_lines_are_said_to_be_of_the_scaled_target(tmp_path, capsys):
+    """The network trains on the scaled target, so its epochs' MAE is not in the data's units, as every
+    score after training is: the header says so right above the epoch lines."""
+    config = ForecastConfig(data="seattle-weather", target="temp_max", windows=WindowConfig(lookback=14, horizon=1),
+                            model=ModelConfig("lstm", hidden=[4]), train=series_train_config(epochs=1, device="cpu"),
+                            backtest_folds=1)
+    result = run_forecast(config, out=tmp_path / "run")
+    lines = capsys.readouterr().out.splitlines()
+    first = next(i for i, t in enumerate(lines) if t.startswith("epoch 1/1 "))
+    assert lines[first - 1] == ("per epoch: loss and MAE of the scaled target the network trains on; the scores after "
+                                "training are in the data's units")
+    # the epoch line's val_mae and results.json's validation MAE (°C) are figures in other units
+    epoch_mae = float(re.search(r"val_mae ([\d.]+)", lines[first]).group(1))
+    assert epoch_mae < 0.5 * result.results["val"][result.results["headline"]["network"]]["mae"]

@@ -895,7 +895,11 @@ def _forecast_header(config: ForecastConfig, many: list[Series], prepared: list[
              f"  {chosen}",
              *("  " + line for line in _data_lines(many)),
              f"  windows: {c['train']:,} train / {c['val']:,} val / {c['test']:,} test",
-             network_summary(network.network, config.windows.lookback)]
+             network_summary(network.network, config.windows.lookback),
+             # the epoch lines' figures are what the network trains on: read as the data's, a val_mae
+             # of 0.28 beside a test MAE of 2.16 (°C) looks eight times better
+             "per epoch: loss and MAE of the scaled target the network trains on; the scores after training "
+             "are in the data's units"]
     return "\n".join(lines)
 
 
