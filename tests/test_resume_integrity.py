@@ -140,6 +140,28 @@ def test_a_resume_on_another_setup_is_recorded_and_said(fashion_mnist, tmp_path,
     assert session["environment"]["device"] == "cpu" and session["started"]
 
 
+
+def test_a_resume_in_another_number_of_processes_says_dropout_and_batch_norm_change_the_epochs(tmp_path, monkeypatch,
+                                                                                              capsys):
+    """Each process draws its own dropout masks (and normalises its share alone on CPUs): a run started
+    under torchrun with 2 processes and resumed in one goes on with other masks, not only other rounding."""
+    digits = digits_folder(tmp_path / "digits", 300)
+    run = tmp_path / "run"
+    whole_again = cut_in_epoch(monkeypatch, 2)
+    with cpu_threads(1):
+        assert main(["train", "--model", "mlp", "--data", str(digits), "--epochs", "2", "--batch-size", "64",
+                     "--threads", "1", "--quiet", "--out", str(run)]) == 130
+    whole_again()
+    record = json.loads((run / "config.json").read_text())
+    record["environment"]["world_size"] = 2  # as torchrun --nproc_per_node 2 records it
+    (run / "config.json").write_text(json.dumps(record))
+    with cpu_threads(1), pytest.warns(EnvironmentChangedWarning) as said:
+        assert main(["train", "--resume", str(run), "--threads", "1", "--quiet"]) == 0
+    [warning] = [str(w.message) for w in said if issubclass(w.category, EnvironmentChangedWarning)]
+    assert "world_size 1, the run's first with world_size 2" in warning
+    assert "differ from those of a run trained in one session where the model has dropout" in warning, warning
+    assert "may differ in their last bits" not in warning
+
 def forecast_config() -> ForecastConfig:
     return ForecastConfig(data="seattle-weather", target="temp_max",
                           windows=WindowConfig(lookback=14, horizon=2, transform="auto"),

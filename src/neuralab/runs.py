@@ -663,9 +663,15 @@ class Run:
         first = json_object(record.get("environment"))
         changed = _computes_otherwise(first, environment)
         if changed:
+            # another number of processes shares every batch out otherwise: dropout's masks and batch
+            # norm's statistics on CPUs come out other than one session's, beyond rounding
+            differ = ("the epochs from here on differ from those of a run trained in one session where the model "
+                      "has dropout (each process draws its own masks) or batch norm on CPUs (each process "
+                      "normalises its share alone), and otherwise in their last bits" if "world_size" in changed
+                      else "the epochs from here on may differ in their last bits from those of a run trained in "
+                           "one session")
             warnings.warn(f"{self.path}: this session computes with {_listed(environment, changed)}, the run's first "
-                          f"with {_listed(first, changed)}; the epochs from here on may differ in their last bits "
-                          "from those of a run trained in one session", EnvironmentChangedWarning, stacklevel=2)
+                          f"with {_listed(first, changed)}; {differ}", EnvironmentChangedWarning, stacklevel=2)
 
     def write_json(self, name: str, obj) -> None:
         write_json(self.path / name, obj)
