@@ -289,12 +289,15 @@ def test_neuralab_runs_lists_every_kind_with_its_status_damaged_ones_too(digits,
     lines = {line.split()[0]: line for line in out.splitlines()[1:] if line and not line.startswith(" ")}
     assert "finished" in lines["finished"] and "test accuracy" in lines["finished"] and "image-classifier" in lines["finished"]
     assert "interrupted" in lines["cut"] and "val accuracy" in lines["cut"] and "best so far" in lines["cut"]
-    assert "forecaster" in lines["group/weather"] and "val mae 0.5" in lines["group/weather"]
+    # an unfinished forecast's figures are the network's, on the target scaled as it trains on it
+    assert "forecaster" in lines["group/weather"] and "val MAE of the scaled target 0.5" in lines["group/weather"]
     assert "damaged" in lines["broken"] and "broken: " in out and "not valid JSON" in out
     assert main(["runs", str(tmp_path), "--json"]) == 0
     rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
     assert {k: r["status"] for k, r in rows.items()} == {
         "broken": "damaged", "cut": "interrupted", "finished": "finished", "group/weather": "interrupted"}
+    assert rows["group/weather"]["metric"] == {"name": "val MAE of the scaled target", "value": 0.5,
+                                               "note": "best so far"}
     assert main(["runs", str(tmp_path / "nowhere")]) == 2
 
 

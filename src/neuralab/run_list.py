@@ -22,6 +22,10 @@ from neuralab.runs import CHECKPOINTS, CONFIG, LAST, METRICS, MODEL, REPORT, RES
 MAX_DEPTH = 3  # runs/<group>/<run>/config.json at most
 # What ``describe`` reads: these files, and the folders whose entries it looks up ("" the run's own)
 READS = (CONFIG, MODEL, RESULTS, WEIGHTS, METRICS, LAST, REPORT, "", CHECKPOINTS)
+# What an unfinished forecast run's figures are of, said wherever they are shown: metrics.jsonl's are the
+# network's, on the target as it trains on it, and a val MAE of 0.23 beside a test MAE of 0.99 in degrees
+# read as four times better
+SCALED = "of the scaled target"
 STILL_NS = 2 * 10**9  # how long a run's files stay unchanged before its row is kept (FAT's clock ticks in 2 s)
 
 
@@ -92,7 +96,7 @@ def describe(run: Run, id: str | None = None) -> Row:
         score = head.get("network_mae") if ranked == "mae" else head.get("network_score")
         if head or not results:
             metric = ({"name": f"test {ranked.upper()}", "value": _finite(score), "note": _versus(head)} if results
-                      else _best_so_far(metrics, "mae", min))
+                      else _best_so_far(metrics, "mae", min, SCALED))
         else:  # Keras's fit (RunLogger): compile()'s MAE on its test set, where it was given one and "mae"
             metric = ({"name": "test MAE", "value": _finite(results["test_mae"]), "note": ""}
                       if _finite(results.get("test_mae")) is not None else _best_so_far(metrics, "mae", min))
@@ -129,7 +133,7 @@ class Rows:
             if time.time_ns() - changed > STILL_NS:
                 with self._lock:
                     self._kept[key] = kept
-        return replace(kept[1], metric=dict(kept[1].metric))  # the caller's to change (the web app renames a metric)
+        return replace(kept[1], metric=dict(kept[1].metric))  # the caller's to change, not the row kept
 
     def keep_only(self, ids: Iterable[str]) -> None:
         """Forget the rows of every run but those named ``ids``: runs deleted or renamed since."""
@@ -157,9 +161,11 @@ def _looks(run: Run) -> tuple:
     return tuple(seen)
 
 
-def _best_so_far(metrics: list[dict], name: str, best) -> dict:
-    """The best epoch's validation figure of a run still training (or stopped), else its training one."""
-    for key, label in ((f"val_{name}", f"val {name}"), (name, f"train {name}")):
+def _best_so_far(metrics: list[dict], name: str, best, of: str = "") -> dict:
+    """The best epoch's validation figure of a run still training (or stopped), else its training one;
+    ``of``: what the figures are of, where not the data itself (SCALED)."""
+    shown = f"{name.upper()} {of}" if of else name
+    for key, label in ((f"val_{name}", f"val {shown}"), (name, f"train {shown}")):
         values = [v for r in metrics if (v := _finite(r.get(key))) is not None]
         if values:
             return {"name": label, "value": best(values), "note": "best so far"}

@@ -26,7 +26,6 @@ SERVED: dict[str, str] = {
     runs.FORECAST: "text/csv; charset=utf-8",
     **dict.fromkeys(runs.FORECAST_FIGURES.values(), "image/png"),
 }
-SCALED = "of the scaled target"  # what a forecast run's live figures are of, said wherever they are shown
 MAX_TEXT = 200_000       # summary.txt is a few kB; a larger file is cut, not sent whole
 # The library's "a symbolic link leading out of the run (to TARGET)", the target cut up to the
 # line's last ")": one holding ")" or a newline is still cut whole
@@ -144,12 +143,6 @@ def describe(root: Path, run_id: str, rows: run_list.Rows | None = None) -> dict
         _still_there(path, run_id)  # removed while it was read: no run, rather than a damaged one
     row["finished"] = row["status"] == runs.Status.FINISHED.value
     row["error"] = without_root(root, row["error"])  # the page shows it; the app never shows its paths
-    metric = row["metric"]
-    if row["kind"] == runs.Kind.FORECASTER.value and not row["finished"] and metric.get("value") is not None:
-        # metrics.jsonl's figures are the network's, on the target as it trains on it (scaled, as
-        # its learning-curve figure says): a val MAE of 0.23 beside a test MAE of 0.99 in degrees
-        # read as four times better; said, not converted
-        metric["name"] = f"{metric['name'].replace('mae', 'MAE')} {SCALED}"
     return row
 
 
