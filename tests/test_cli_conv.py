@@ -244,13 +244,13 @@ def test_default_names_tell_the_settings_apart(gray, tmp_path, capsys, monkeypat
 def test_a_result_type_not_written_here_is_refused_before_the_work(capsys, gray, tmp_path, command):
     """.h5, .xbm and .fits stopped on Pillow's traceback once the picture was computed; .pdf and .ico
     were written though no doc offers them."""
-    for name in ("res.h5", "p.xbm", "p.fits", "p.pdf", "p.ico", "result"):
+    for name in ("res.h5", "p.xbm", "p.fits", "p.pdf", "p.ico", "p.gif", "result"):
         code, out, err = run(capsys, command, str(gray[0]), "--out", str(tmp_path / name))
         assert code == 2 and out == "" and err.count("\n") == 1, err
-        assert f"--out {tmp_path / name}: results are written as .png, .jpg, .jpeg, .gif, .bmp, " in err
+        assert f"--out {tmp_path / name}: results are written as .png, .jpg, .jpeg, .bmp, .tif, " in err
         assert ".pgm, .ppm pictures or .npy values" in err
     assert list(tmp_path.iterdir()) == [gray[0]]
-    for name in ("r.png", "r.JPG", "r.jpeg", "r.npy", "r.bmp", "r.tif", "r.webp", "r.pgm", "r.gif"):
+    for name in ("r.png", "r.JPG", "r.jpeg", "r.npy", "r.bmp", "r.tif", "r.webp", "r.pgm"):
         assert run(capsys, command, str(gray[0]), "--out", str(tmp_path / name), "--no-figure")[0] == 0
     assert read(tmp_path / "r.JPG").shape == read(tmp_path / "r.png").shape == np.load(tmp_path / "r.npy").shape
     for lossless in ("r.bmp", "r.tif", "r.pgm"):  # the picture as it is, in the formats that keep every pixel
@@ -283,3 +283,15 @@ def test_the_figure_is_written_in_the_format_its_name_asks(capsys, rgb, tmp_path
         assert code == 2 and out == "" and err.count("\n") == 1
         assert f"--figure {tmp_path / name}: figures are written as .png, .svg, .pdf" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, "r.png", *signatures])
+
+
+def test_an_empty_out_or_figure_is_refused_and_a_new_folder_without_its_slash_is_told_to_end_with_one(capsys, gray,
+                                                                                                       tmp_path):
+    """An empty --out (an unset shell variable) wrote the result under its default name, as export
+    refuses it; a new folder typed without its slash was refused with no way on."""
+    for option in ("--out", "--figure"):
+        code, out, err = run(capsys, "apply", str(gray[0]), "--kernel", "blur", option, "")
+        assert code == 2 and err == f"neuralab: error: {option} '': is empty; give a file or a folder, or leave it out\n"
+    code, _, err = run(capsys, "pool", str(gray[0]), "--out", str(tmp_path / "newresults"))
+    assert code == 2 and err.endswith("or a folder (a new one: end its name with /)\n"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [gray[0].name]

@@ -106,7 +106,7 @@ def test_kernel_files_saved_by_windows_tools_read_as_written(tmp_path):
         ("1/0", "'1/0' is not a number"),
         # an empty value was dropped: a 3x2 kernel where a 3x3 one was meant
         ("-1,,1;-2,,2;-1,,1", "kernel: row 1 '-1,,1' has an empty value; every comma stands between two numbers"),
-        ("1,2;3,", "row 2 '3,' has an empty value"),
+        ("1,2;3,", "is not a rectangle of numbers"),  # a row's trailing comma ends it, as a spreadsheet's do
         ("wobble", "not a known name (identity, box-blur"),
         (";".join([",".join(["1"] * 40)] * 40), "40x40 is too large; sides from 1 to 31"),
     ],
@@ -146,3 +146,17 @@ def test_closest_kernels_sizes_channels_and_noise():
     assert closest_kernels(rgb[None])[0].name == "sobel-y"
     assert closest_kernels(np.ones((2, 1, 2, 2))) == [(None, 0.0), (None, 0.0)]  # no 3x3 kernel fits a 2x2 filter
     assert closest_kernels(np.zeros((1, 1, 3, 3)))[0].similarity == 0.0
+
+
+def test_kernel_files_as_spreadsheets_and_old_macs_write_them_read_as_their_rows(tmp_path):
+    """A file of CR-only lines (Excel for Mac's "CSV (Macintosh)") read as a 1x9 kernel; rows of
+    commas alone and commas ending each row (a spreadsheet's wider range) were refused as empty
+    values. An empty value between two numbers still is."""
+    sobel = parse_kernel("1,0,-1;2,0,-2;1,0,-1").tolist()
+    for name, data in (("mac.csv", b"1,0,-1\r2,0,-2\r1,0,-1\r"), ("mac16.txt", "1 0 -1\r2 0 -2\r1 0 -1\r".encode("utf-16")),
+                       ("excel.csv", b"1,0,-1,,\r\n2,0,-2,,\r\n1,0,-1,,\r\n,,,,\r\n")):
+        (tmp_path / name).write_bytes(data)
+        assert get_kernel(str(tmp_path / name))[1].tolist() == sobel, name
+    assert parse_kernel("1,0,-1,;2,0,-2,;1,0,-1,").tolist() == sobel
+    with pytest.raises(NeuralabError, match=r"row 2 '2,,-2' has an empty value"):
+        parse_kernel("1,0,-1\n,,\n2,,-2\n1,0,-1")

@@ -9,6 +9,7 @@ place; the tests use it to prove that every crash point leaves a consistent run.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import json
@@ -286,6 +287,21 @@ def read_json(path: str | os.PathLike):
         raise NeuralabError(f"{path}: not valid JSON ({why}); the file is damaged") from None
     except OSError as e:
         raise NeuralabError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def marked_encoding(head: bytes) -> str | None:
+    """The encoding a text's first bytes mark: "utf-16" (what PowerShell's > and Excel's "Unicode
+    text" write), "utf-8-sig" (Notepad's UTF-8); None for a text without a mark."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else None
+
+
+def placed(given: str | os.PathLike, name: str | os.PathLike) -> Path:
+    """The file an output given as ``given`` names: ``name`` inside it where it is a folder, one
+    that exists or one to be made, typed with its trailing / (which Path() drops); else ``given``."""
+    path = Path(given)
+    return path / name if str(given).endswith(("/", os.sep)) or path.is_dir() else path
 
 
 def inside(root: str | os.PathLike, candidate: str | os.PathLike) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from neuralab.cli._args import at_least, defaults, padding, positive_float, positive_int, shape_hwc, size_pair
@@ -69,7 +68,7 @@ def _window_options(p, stride_default="1") -> None:
     p.add_argument("--stride", type=size_pair, default=None, help=f"S or ShxSw (default {stride_default})")
     # --out and --figure are kept as typed: a name ending in / is a folder, which Path() would not tell
     p.add_argument("--out",
-                   help="result picture (.png, .jpg, .bmp, .tif, .webp, .gif, .pgm) or raw values (.npy), or a folder for it (a new one: end its name "
+                   help="result picture (.png, .jpg, .bmp, .tif, .webp, .pgm) or raw values (.npy), or a folder for it (a new one: end its name "
                         "with /); default named after IMAGE, in this folder")
     figure = p.add_mutually_exclusive_group()  # both at once: one of them would be ignored
     figure.add_argument("--figure", help="side-by-side figure (.png, .svg or .pdf), or a folder for it (default: OUT "
@@ -144,17 +143,19 @@ def _paths(args, suffix: str) -> tuple[Path, Path | None]:
     from neuralab.reports.plots import FIGURE_FORMATS
 
     default = Path(f"{args.image.stem}-{suffix}.png")
-    out = _placed(args.out, default) or default
+    out = _placed("out", args.out, default) or default
     if out.suffix.lower() not in (*WRITE_FORMATS, RAW):
         raise ParameterError("out", str(out), f"results are written as {', '.join(WRITE_FORMATS)} pictures or {RAW} "
-                                              "values; give a name with one of these endings, or a folder")
+                                              "values; give a name with one of these endings, or a folder (a new one: "
+                                              "end its name with /)")
     figure = None
     if not args.no_figure:
         name = Path(f"{out.stem}-figure.png")
-        figure = _placed(args.figure, name) or out.with_name(name.name)
+        figure = _placed("figure", args.figure, name) or out.with_name(name.name)
         if figure.suffix.lower() not in FIGURE_FORMATS:
             raise ParameterError("figure", str(figure), f"figures are written as {', '.join(FIGURE_FORMATS)}; "
-                                                        "give a name with one of these endings, or a folder")
+                                                        "give a name with one of these endings, or a folder (a new one: end "
+                                                        "its name with /)")
     for option, path in (("out", out), ("figure", figure)):
         if path is not None and _same_file(path, args.image):
             raise ParameterError(option, str(path), "is the picture read; give another file, so that it is kept")
@@ -163,13 +164,15 @@ def _paths(args, suffix: str) -> tuple[Path, Path | None]:
     return out, figure
 
 
-def _placed(given: str | None, name: Path) -> Path | None:
-    """The file an --out or --figure of ``given`` names: ``name`` in it where it is a folder, one
-    that exists or one to be made, whose name ends in /; None where none was given."""
-    if not given:
-        return None
-    path = Path(given)
-    return path / name if given.endswith(("/", os.sep)) or path.is_dir() else path
+def _placed(option: str, given: str | None, name: Path) -> Path | None:
+    """The file ``option`` (--out, --figure) given as ``given`` names (files.placed); None where it
+    was not given."""
+    from neuralab.errors import ParameterError
+    from neuralab.files import placed
+
+    if given is not None and not given.strip():  # an unset shell variable: no place was meant
+        raise ParameterError(option, given, "is empty; give a file or a folder, or leave it out")
+    return None if given is None else placed(given, name)
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -14,11 +14,11 @@ import numpy as np
 from neuralab.errors import NeuralabError, ParameterError
 
 # The formats pictures are written in, by their name's ending (Pillow's names): those neuralab
-# reads (FORMATS). Pillow writes some thirty more by name alone, of which some fail on a grey
-# picture (XBM) or want a handler installed (HDF5, FITS), and others are no picture neuralab reads
-# back (PDF, EPS, ICO).
-WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".bmp": "BMP", ".tif": "TIFF",
-                 ".tiff": "TIFF", ".webp": "WEBP", ".pgm": "PPM", ".ppm": "PPM"}
+# reads (FORMATS) but GIF, whose palette reads back a grey picture as colour. Pillow writes some
+# thirty more by name alone, of which some fail on a grey picture (XBM) or want a handler
+# installed (HDF5, FITS), and others are no picture neuralab reads back (PDF, EPS, ICO).
+WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                 ".webp": "WEBP", ".pgm": "PPM", ".ppm": "PPM"}
 # Pictures above this many pixels are refused from their header, before Pillow decodes them
 # (decompression bombs: a few kilobytes of PNG can declare gigapixels); a JPEG of one scan is
 # decoded at a fraction of its size instead (read_image).

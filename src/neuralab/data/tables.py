@@ -26,6 +26,7 @@ import pandas as pd
 from neuralab.data.dates import DATE_NAMES, TIME_NAMES, WORDS_FOR_DATE
 from neuralab.data.series_names import BUILTIN
 from neuralab.errors import NeuralabError, ParameterError, closest, did_you_mean
+from neuralab.files import marked_encoding
 
 
 def builtin_path(name: str):
@@ -161,10 +162,9 @@ def _encoding(path: Path, head: bytes, cut: bool = False) -> str:
                 break
             raise NeuralabError(f"{path}: {what}, not a CSV file; open it in its program and save or export it as "
                                 "CSV UTF-8 (comma-separated), then give that file")
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "utf-16"
-    if head.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
+    marked = marked_encoding(head)
+    if marked:
+        return marked
     if b"\x00" in head:
         raise NeuralabError(f"{path}: binary data, not a CSV text file; save it as CSV UTF-8 (comma-separated)")
     try:

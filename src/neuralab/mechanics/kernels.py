@@ -6,7 +6,6 @@ first-layer filters of a trained network often end up resembling them (``closest
 
 from __future__ import annotations
 
-import codecs
 import math
 import re
 from fractions import Fraction
@@ -16,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from neuralab.errors import NeuralabError, ParameterError
+from neuralab.files import marked_encoding
 from neuralab.mechanics.conv import conv2d_forward
 from neuralab.mechanics.shapes import as_array, check_size, resolve_padding
 
@@ -57,7 +57,10 @@ def parse_kernel(text: str, source: str = "`kernel`") -> np.ndarray:
     if not isinstance(text, str):
         raise ParameterError("text", text, "give the kernel as text, rows split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'")
     example = "give rows of numbers split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'"
-    rows = [r for r in text.replace("\n", ";").split(";") if r.strip()]
+    # a spreadsheet's export ends rows with commas where its used range is wider, and adds rows
+    # of commas alone: those are no values; an old Mac's ends its lines with a CR alone
+    lines = (row.rstrip().rstrip(",") for line in text.splitlines() for row in line.split(";"))
+    rows = [r for r in lines if r.strip()]
     for i, row in enumerate(rows, 1):
         # split() alone drops the empty value of "-1,,1": a narrower kernel than the one meant
         if "," in row and not all(field.strip() for field in row.split(",")):
@@ -119,9 +122,7 @@ def _text(data: bytes, path: Path) -> str:
     its mark (what PowerShell's > writes). The locale's encoding is not guessed at: the same file
     would read differently on another machine."""
     try:
-        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return data.decode("utf-16")
-        return data.decode("utf-8-sig")
+        return data.decode(marked_encoding(data) or "utf-8")
     except UnicodeDecodeError:
         raise NeuralabError(f"kernel file {path}: not UTF-8 text; save it as plain UTF-8") from None
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from neuralab.errors import NeuralabError, ParameterError, by
-from neuralab.files import WriteError, atomic_write, staging_prefix
+from neuralab.files import WriteError, atomic_write, placed, staging_prefix
 
 # bytes of weights from which they are written beside the graph, in FILE.data (ONNX's external
 # data), rather than inside it: protobuf, which holds an ONNX file, stops at 2 GiB, and the
@@ -86,10 +86,7 @@ def destination(run_dir: Path, out: str | Path | None) -> Path:
     """The file ``out`` names (see export_onnx), refused when it would replace a file that is no ONNX model."""
     if out is not None and not str(out).strip():  # an unset shell variable: no place was meant
         raise ParameterError("out", str(out), "is empty; give a file or a folder, or leave it out to write into the run")
-    folder = out is None or str(out).endswith(("/", os.sep))  # Path() drops the trailing /
-    out = Path(out) if out else run_dir
-    if folder or out.is_dir():
-        out = out / "model.onnx"
+    out = run_dir / "model.onnx" if out is None else placed(out, "model.onnx")
     if out.exists() and out.suffix.lower() != ".onnx":  # `--out RUN/config.json` replaced the run's config
         raise ParameterError("out", str(out), "is a file that is no ONNX model (.onnx); give a new file or a folder")
     return out
