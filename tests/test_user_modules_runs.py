@@ -169,6 +169,30 @@ def test_the_train_job_command_refuses_a_changed_file_beside_the_model_by_its_na
     assert main(job) == 0 and "the run is finished already" in capsys.readouterr().out
 
 
+def test_a_pyc_put_in_the_runs_pycache_does_not_run_in_place_of_the_checked_file_beside_the_model(
+        work, digits, capsys, cut_in_epoch_2):
+    """Python's import ran runs/job/__pycache__/width.*.pyc, whose header gave width.py's time and
+    size, in place of width.py: code no SHA-256 covers, run by the requeued job without
+    --trust-code and by a reload with it."""
+    import importlib._bootstrap_external as bootstrap
+    import importlib.util
+
+    Path("mods/width.py").write_text("WIDTH = 16\n")
+    Path("mods/helped.py").write_text(NET.replace("import torch", "import torch\nfrom width import WIDTH", 1))
+    job = train_job(digits, "mods/helped.py", REQUEUE)
+    whole_again = cut_in_epoch_2()
+    assert main(job) == 130
+    whole_again()
+    kept = work / "runs" / "job" / "width.py"
+    planted = compile(f"open({str(work / 'ran')!r}, 'w').close()\nWIDTH = 16\n", str(kept), "exec")
+    pyc = Path(importlib.util.cache_from_source(str(kept)))
+    pyc.parent.mkdir(exist_ok=True)
+    pyc.write_bytes(bootstrap._code_to_timestamp_pyc(planted, int(kept.stat().st_mtime), kept.stat().st_size))
+    assert main(job) == 0, capsys.readouterr().err
+    assert main(["evaluate", "runs/job", "--trust-code"]) == 0, capsys.readouterr().err
+    assert not (work / "ran").exists() and Run(work / "runs" / "job").status() is Status.FINISHED
+
+
 @pytest.mark.parametrize("model", ["mods/fc.py", "mods/fc.py:Forecaster"])
 def test_the_forecast_job_command_of_a_module_file_resumes_it_then_finds_it_finished(work, series_csv, model, capsys,
                                                                                      cut_in_epoch_2):

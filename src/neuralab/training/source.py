@@ -35,7 +35,6 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from neuralab.data.sources import sha256
 from neuralab.errors import NeuralabError, ParameterError, did_you_mean
 from neuralab.training.config import MAX_SEED
 from neuralab.training.keras_model import (
@@ -55,6 +54,7 @@ from neuralab.training.module_check import (
     unsaved_buffers,
 )
 from neuralab.training.user_code import (
+    MAX_CODE,
     MODULE_PREFIX,
     imported_beside,
     in_kept_dtype,
@@ -688,10 +688,12 @@ def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
                             "neuralab.training.checkpoint.load_weights")
     path = run_dir / source["file"]
     imports = source.get("imports", {})
+    code = {}  # the bytes checked, which are the ones that run: the files could change after
     for name, digest in {source["file"]: source.get("sha256"), **imports}.items():
         if not (run_dir / name).is_file():
             raise NeuralabError(f"{run_dir / name}: missing; the run's model is PyTorch code kept in the run")
-        if sha256(run_dir / name, "file") != digest:
+        code[name] = (run_dir / name).read_bytes() if (run_dir / name).stat().st_size <= MAX_CODE else b""
+        if hashlib.sha256(code[name]).hexdigest() != digest:
             raise NeuralabError(f"{run_dir / name}: changed since the run was made (its SHA-256 differs from "
                                 "model.json's); the weights belong to the code as it was")
     found, package = imported_beside(path)  # what running the code would import from the run's folder
@@ -705,7 +707,7 @@ def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
                              f"you trust it: read the file{'s' if imports else ''}, then pass `trust_code`")
     # built under the seed it was trained with (a run made before seeds were recorded: as before)
     with seeded(source["seed"]) if "seed" in source else contextlib.nullcontext():
-        obj, _ = load_python(path, source["name"], {n: b"" for n in imports})
+        obj, _ = load_python(path, source["name"], {n: code[n] for n in imports}, checked=code[source["file"]])
     if not is_model(obj) or is_keras(obj):
         raise NeuralabError(f"{path}: {source['name']} does not give a torch.nn.Module")
     # a run made before they were recorded is not checked

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.abc
 import importlib.util
 import inspect
 import sys
@@ -31,14 +32,17 @@ MODULE_PREFIX = "neuralab_model_"   # sys.modules's name for a model file run (r
 MAX_CODE = 4 * 2**20                # bytes: a model file is a page of Python, not a data file
 
 
-def load_python(path: Path, name: str | None = None, imports: dict | None = None) -> tuple[object, str]:
+def load_python(path: Path, name: str | None = None, imports: dict | None = None,
+                checked: bytes | None = None) -> tuple[object, str]:
     """Run the Python file ``path`` and return the model it defines and its name: NAME when
     given (an object, a class or a function, called without arguments), else the module-level
     ``model``, else its one Keras model or nn.Module instance, else its one nn.Module class.
-    ``imports``: the files beside it that it imports (``local_imports``). Torch's process-wide
-    defaults are as they were before once it returns (``torch_defaults_kept``)."""
+    ``imports``: the files beside it that it imports (``local_imports``), name -> bytes, which
+    run as given. ``checked``: the file's bytes as a caller checked them (a run's copy, against
+    its SHA-256): those run, and nothing else from its folder (``run_file``). Torch's
+    process-wide defaults are as they were before once it returns (``torch_defaults_kept``)."""
     with torch_defaults_kept() as changed:
-        obj, name = _defined(path, name, imports)
+        obj, name = _defined(path, name, imports, checked)
     return in_kept_dtype(obj, path, changed), name
 
 
@@ -86,9 +90,9 @@ def in_kept_dtype(obj, where, changed: dict):
     return obj
 
 
-def _defined(path: Path, name: str | None, imports: dict | None) -> tuple[object, str]:
+def _defined(path: Path, name: str | None, imports: dict | None, checked: bytes | None = None) -> tuple[object, str]:
     """load_python's model and its name, as it finds them."""
-    module = run_file(path, imports)
+    module = run_file(path, imports, checked)
     found = {k: v for k, v in vars(module).items() if not k.startswith("_")}
     if name is not None:
         if name not in found:
@@ -178,18 +182,22 @@ def _too_nested(path: Path) -> NeuralabError:
     return NeuralabError(f"{path}: nested too deeply for Python to parse; write the model as ordinary code")
 
 
-def run_file(path: Path, imports: dict | None = None):
+def run_file(path: Path, imports: dict | None = None, checked: bytes | None = None):
     """Execute ``path`` as a fresh module; its errors become one line naming file:line.
-    ``imports``: the files beside it that it imports; they are imported from beside it, not
-    from whatever this process imported under their names before (another run's)."""
+    ``imports``: the files beside it that it imports, name -> bytes; those bytes run as its
+    imports of them, not whatever this process imported under their names before (another
+    run's), nor a .pyc Python's import system would take in their place. ``checked``: the
+    file's own bytes as the caller checked them, which run instead of the file's; its folder
+    then gives nothing else to import (``_GivenFiles``)."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise NeuralabError(f"{path}: file not found") from None
-    if not path.is_file() or size > MAX_CODE:
-        raise NeuralabError(f"{path}: not a Python file of at most {MAX_CODE // 2**20} MB")
-    source = path.read_bytes()
+    if checked is None:
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise NeuralabError(f"{path}: file not found") from None
+        if not path.is_file() or size > MAX_CODE:
+            raise NeuralabError(f"{path}: not a Python file of at most {MAX_CODE // 2**20} MB")
+    source = path.read_bytes() if checked is None else checked
     try:
         code = compile(source, str(path), "exec")
     except SyntaxError as e:
@@ -205,10 +213,13 @@ def run_file(path: Path, imports: dict | None = None):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     folder = str(path.resolve().parent)
-    sys.path.insert(0, folder)  # the file may import its neighbours, as `python FILE.py` lets it
+    if checked is None:
+        sys.path.insert(0, folder)  # the file may import its neighbours, as `python FILE.py` lets it
     sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
     neighbours = [Path(n).stem for n in imports or ()]
     before = {n: sys.modules.pop(n) for n in neighbours if n in sys.modules}
+    given = _GivenFiles({Path(n).stem: (Path(folder) / n, code) for n, code in (imports or {}).items()})
+    sys.meta_path.insert(0, given)
     argv, sys.argv = sys.argv, [str(path)]  # a file that parses its options gets its defaults, not neuralab's
     try:
         with _keras_input_shape_quiet():
@@ -239,11 +250,37 @@ def run_file(path: Path, imports: dict | None = None):
     finally:
         sys.argv = argv
         with contextlib.suppress(ValueError):
-            sys.path.remove(folder)
+            sys.meta_path.remove(given)
+        with contextlib.suppress(ValueError):
+            if checked is None:
+                sys.path.remove(folder)
         for n in neighbours:
             sys.modules.pop(n, None)
         sys.modules.update(before)
     return module
+
+
+class _GivenFiles(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """The model file's imports of the files beside it, run from the bytes neuralab read (and a
+    run checked against its SHA-256): Python's own import would run a .pyc in __pycache__ in
+    their place where its header matches the file's time and size, code no hash covers."""
+
+    def __init__(self, files: dict[str, tuple[Path, bytes]]):
+        self.files = files  # module name -> (its file, its bytes)
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.files:
+            return None
+        spec = importlib.util.spec_from_loader(fullname, self, origin=str(self.files[fullname][0]))
+        spec.has_location = True  # __file__, which tracebacks and inspect name the file by
+        return spec
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        file, code = self.files[module.__name__]
+        exec(compile(code, str(file), "exec", dont_inherit=True), module.__dict__)  # noqa: S102  the model's import
 
 
 def _beside(filename: str, folder: str) -> bool:
