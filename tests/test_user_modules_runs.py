@@ -169,6 +169,31 @@ def test_the_train_job_command_refuses_a_changed_file_beside_the_model_by_its_na
     assert main(job) == 0 and "the run is finished already" in capsys.readouterr().out
 
 
+def test_a_model_file_given_through_a_link_keeps_and_checks_the_files_beside_the_links_target(
+        work, digits, capsys, cut_in_epoch_2):
+    """Python imports a linked file's neighbours from beside its target; the run kept (and the job
+    command checked) the same-named files beside the link, or none: the run could not be loaded."""
+    real = work / "real"
+    real.mkdir()
+    (real / "width.py").write_text("WIDTH = 16\n")
+    (real / "net.py").write_text(NET.replace("import torch", "import torch\nfrom width import WIDTH", 1)
+                                 .replace("64, 16), nn.ReLU(), nn.Linear(16", "64, WIDTH), nn.ReLU(), nn.Linear(WIDTH"))
+    Path("mods/width.py").write_text("WIDTH = 32\n")
+    Path("mods/linked.py").symlink_to(real / "net.py")
+    job = train_job(digits, "mods/linked.py", REQUEUE)
+    whole_again = cut_in_epoch_2()
+    assert main(job) == 130
+    whole_again()
+    run = work / "runs" / "job"
+    assert (run / "width.py").read_text() == "WIDTH = 16\n"
+    capsys.readouterr()
+    (real / "width.py").write_text("WIDTH = 24\n")
+    assert main(job) == 2 and f"{real / 'width.py'}: changed (or gone)" in capsys.readouterr().err
+    (real / "width.py").write_text("WIDTH = 16\n")
+    assert main(job) == 0, capsys.readouterr().err
+    assert main(["evaluate", "runs/job", "--trust-code"]) == 0, capsys.readouterr().err
+
+
 def test_a_pyc_put_in_the_runs_pycache_does_not_run_in_place_of_the_checked_file_beside_the_model(
         work, digits, capsys, cut_in_epoch_2):
     """Python's import ran runs/job/__pycache__/width.*.pyc, whose header gave width.py's time and

@@ -356,6 +356,7 @@ def code_named_again(args) -> bool:
     from neuralab.runs import MODEL, RESULTS, Run, json_object
     from neuralab.training.classify import same_code
     from neuralab.training.source import TORCH, split_name
+    from neuralab.training.user_code import folder_of
 
     if "model" not in typed(args) or not isinstance(args.model, str):
         return False
@@ -372,12 +373,13 @@ def code_named_again(args) -> bool:
     try:
         if not (sha256(path, "file") == source.get("sha256") and same_code(args.model, recorded, run)):
             return False
+        folder = folder_of(path)  # where the file's imports come from: beside a link's target
         changed = [name for name, digest in beside.items()
-                   if not (path.parent / name).is_file() or sha256(path.parent / name, "file") != digest]
+                   if not (folder / name).is_file() or sha256(folder / name, "file") != digest]
     except (NeuralabError, OSError):  # changed, or unreadable: the resume says so
         return False
     if changed:  # --trust-code would run the run's copies, not the file the user edited
-        raise NeuralabError(f"{path.parent / changed[0]}: changed (or gone) since the run in {args.out} was made, "
+        raise NeuralabError(f"{folder / changed[0]}: changed (or gone) since the run in {args.out} was made, "
                             f"which imports the copy it trained with; put it back to resume, or start a new run "
                             "with another --out")
     return True

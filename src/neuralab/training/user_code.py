@@ -150,7 +150,7 @@ def imported_beside(path: Path) -> tuple[dict, str | None]:
     import ast
 
     path = Path(path)
-    folder, found, todo = path.parent, {}, [path]
+    folder, found, todo = folder_of(path), {}, [path]
     while todo:
         current = todo.pop()
         try:
@@ -174,6 +174,15 @@ def imported_beside(path: Path) -> tuple[dict, str | None]:
             found[beside.name] = beside.read_bytes()
             todo.append(beside)
     return found, None
+
+
+def folder_of(path: Path) -> Path:
+    """The folder whose files the Python file ``path`` imports as its neighbours: the one its
+    link points into where ``path`` is a symbolic link, as Python's own sys.path for a script
+    is (run_file puts it there); as the user wrote it where that names the same folder."""
+    path = Path(path)
+    real = path.resolve().parent
+    return path.parent if path.parent.resolve() == real else real
 
 
 def _too_nested(path: Path) -> NeuralabError:
