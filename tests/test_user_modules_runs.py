@@ -169,6 +169,21 @@ def test_the_train_job_command_refuses_a_changed_file_beside_the_model_by_its_na
     assert main(job) == 0 and "the run is finished already" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("kind", ["train", "forecast"])
+def test_the_job_command_without_trust_code_writes_again_the_report_a_kill_stopped(work, digits, series_csv, kind,
+                                                                                   capsys):
+    """The requeued job of a finished run whose report.html was lost exited 2 asking for
+    --trust-code, where the file typed again is the consent to run the run's copy."""
+    job = train_job(digits, "mods/net.py", REQUEUE) if kind == "train" else \
+        forecast_job(series_csv, "mods/fc.py", REQUEUE)
+    assert main(job) == 0
+    report = work / "runs" / "job" / "report.html"
+    report.unlink()
+    capsys.readouterr()
+    assert main(job) == 0, capsys.readouterr().err
+    assert "its report, which was stopped, is written again" in capsys.readouterr().out and report.is_file()
+
+
 def test_a_model_file_given_through_a_link_keeps_and_checks_the_files_beside_the_links_target(
         work, digits, capsys, cut_in_epoch_2):
     """Python imports a linked file's neighbours from beside its target; the run kept (and the job

@@ -349,7 +349,8 @@ def code_named_again(args) -> bool:
     copy, and each file beside it that the copy imports the same too. Typing the file was the
     consent to run it when the job started the run, so the job a scheduler starts again goes on
     without `trust_code`; a file changed since (or gone) is not the code the user names, and the
-    resume's refusals stand."""
+    resume's refusals stand. A finished run trains nothing, but the report its end writes, where
+    a kill stopped that, runs the code again (``finished_already``): the same consent covers it."""
 
     from neuralab.data.sources import sha256
     from neuralab.errors import NeuralabError
@@ -361,8 +362,7 @@ def code_named_again(args) -> bool:
     if "model" not in typed(args) or not isinstance(args.model, str):
         return False
     run = Run(args.out)
-    if (run / RESULTS).is_file():  # finished: nothing runs, and finished_already says so whatever changed since
-        return False
+    finished = (run / RESULTS).is_file()
     source = json_object(json_object(run.read(MODEL)).get("source")) if (run / MODEL).is_file() else {}
     path = split_name(args.model)[0]
     if source.get("type") != TORCH or not source.get("file") or not path.is_file():
@@ -377,6 +377,8 @@ def code_named_again(args) -> bool:
         changed = [name for name, digest in beside.items()
                    if not (folder / name).is_file() or sha256(folder / name, "file") != digest]
     except (NeuralabError, OSError):  # changed, or unreadable: the resume says so
+        return False
+    if changed and finished:  # nothing trains: finished_already says so, a lost report asking for `trust_code`
         return False
     if changed:  # --trust-code would run the run's copies, not the file the user edited
         raise NeuralabError(f"{folder / changed[0]}: changed (or gone) since the run in {args.out} was made, "
