@@ -292,6 +292,36 @@ def test_a_resume_out_of_memory_is_not_told_to_change_what_a_resume_keeps(monkey
     assert json.loads((run / "config.json").read_text())["config"] == record["config"]
 
 
+@pytest.mark.parametrize("kind", ["train", "forecast"])
+def test_a_requeued_job_out_of_memory_as_it_resumes_is_not_told_to_change_what_a_resume_keeps(
+        monkeypatch, capsys, tmp_path, series_csv, kind):
+    """The job's command (--resume-if-interrupted) resuming its run was told to run again with a
+    smaller --batch-size, which the resume then refused; `--resume RUN` was told otherwise."""
+    from helpers import digits_folder
+    from neuralab.forecasting import pipeline
+    from neuralab.training import classify
+
+    run = tmp_path / "job"
+    if kind == "train":
+        job = ["train", "--model", "mlp", "--data", str(digits_folder(tmp_path / "digits", 100)), "--epochs", "1",
+               "--threads", "1", "--out", str(run), "--quiet", "--resume-if-interrupted"]
+        module, step = classify, "_fit_and_finish"
+    else:
+        job = ["forecast", "--data", str(series_csv), "--target", "load", "--lookback", "7", "--epochs", "1",
+               "--backtest-folds", "1", "--baselines", "persistence", "--threads", "1", "--out", str(run), "--quiet",
+               "--resume-if-interrupted"]
+        module, step = pipeline, "_fit_and_judge"
+    assert main(job) == 0, capsys.readouterr().err
+    (run / "results.json").unlink()  # as a job stopped after its epoch: the requeued command resumes it
+    capsys.readouterr()
+    with monkeypatch.context() as patched:
+        patched.setattr(module, step, lambda *args, **kwargs: torch.empty(2**50))
+        assert main(job) == 2
+    assert capsys.readouterr().err.endswith(
+        "a resumed run keeps the settings it was started with: resume it on a machine with more memory, or start a "
+        "new run (another --out) with a smaller --batch-size\n")
+
+
 def test_a_forecast_out_of_memory_before_its_first_epoch_leaves_no_run(monkeypatch, capsys, tmp_path):
     from neuralab.forecasting import pipeline
 

@@ -194,7 +194,8 @@ def run_forecast(args) -> int:
         TrainConfig(threads=args.threads).check()
     resume = args.resume
     if args.resume_if_interrupted:
-        resume = args.out if requeued(args, Kind.FORECASTER) else None
+        # kept as --resume's is: a resume keeps its settings, which the advice on running out of memory says
+        resume = args.resume = args.out if requeued(args, Kind.FORECASTER) else None
         # the file typed again, as the run keeps it, is the consent its first start was
         args.trust_code = args.trust_code or bool(resume) and code_named_again(args)
     if resume:

@@ -187,7 +187,8 @@ def run_train(args) -> int:
 
     resume = args.resume
     if args.resume_if_interrupted:
-        resume = args.out if _requeued(args) else None
+        # kept as --resume's is: a resume keeps its settings, which the advice on running out of memory says
+        resume = args.resume = args.out if _requeued(args) else None
         # the job's own command line names the run's code, as it did when it started the run
         args.trust_code = args.trust_code or bool(resume) and code_named_again(args)
     elif args.resume and (args.out or args.overwrite):
