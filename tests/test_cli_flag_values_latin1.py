@@ -26,4 +26,4 @@ def test_a_value_with_a_newline_is_still_shown_escaped():
     from neuralab.errors import ParameterError
 
     shown = ParameterError("output", "p\n.csv", "lies inside the run's folder").render(flag_for)
-    assert shown == "--output 'p\\n.csv': lies inside the run's folder"
+    assert shown == "--output $'p\\n.csv': lies inside the run's folder"  # as bash reads it back

@@ -99,7 +99,7 @@ def test_predict_prints_one_line_per_picture_when_a_name_holds_a_newline(finishe
     odd.write_bytes(digit.read_bytes())
     assert main(["predict", str(run), str(digit), str(odd), "--top-k", "99"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and lines[1].startswith(repr(str(odd)) + ": ")
+    assert len(lines) == 2 and lines[1].startswith(f"$'{tmp_path}/three\\nof them.png': ")  # as bash reads it back
     assert lines[0].split(": ", 1)[1] == lines[1].split(": ", 1)[1]  # the same picture, the same answer
     assert main(["predict", str(run), str(odd), "--json", "--top-k", "99"]) == 0
     (answer,) = json.loads(capsys.readouterr().out)
@@ -362,7 +362,7 @@ def test_runs_shows_a_run_named_with_a_newline_on_one_row(finished, tmp_path, ca
     shutil.copytree(finished, tmp_path / "runs" / "two\nlines")
     assert main(["runs", str(tmp_path / "runs")]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and out[1].startswith("'two\\nlines'")
+    assert len(out) == 2 and out[1].startswith("$'two\\nlines'")
 
 
 def test_rnn_gradients_never_write_into_a_run(finished, capsys):

@@ -111,3 +111,38 @@ def test_a_leading_dash_is_kept_from_the_options_only_where_the_path_is_relative
     assert shell_word("-my runs/r1") == "'./-my runs/r1'"
     assert shell_word("/tmp/-r1") == "/tmp/-r1"
     assert shell_word("r-1") == "r-1"
+
+
+def in_bash(command: str) -> list[str]:
+    """The words of ``command`` as bash reads them pasted, `neuralab` left off."""
+    import os
+    import subprocess
+
+    said = subprocess.run(["bash", "-c", f"set -- {command}; printf '%s\\0' \"$@\""], capture_output=True,
+                          check=True).stdout
+    words = [os.fsdecode(w) for w in said.split(b"\0")[:-1]]
+    assert words[0] == "neuralab", command
+    return words[1:]
+
+
+@pytest.mark.parametrize("name", ["my\xa0run", "zero\u200bwidth", "two\nlines", "tab\tbed", "it's\\n\xa0\udce9"],
+                         ids=["no-break space", "zero-width space", "newline", "tab", "quote, backslash, byte"])
+def test_a_folder_named_with_characters_no_terminal_shows_is_printed_as_bash_reads_it_back(tmp_path, name):
+    """Shown as Python's repr in single quotes ('runs/my\\xa0run'), which bash takes as written."""
+    run = tmp_path / "runs" / name
+    command = resume_command("train", run)
+    assert "\n" not in command and in_bash(f"neuralab {command}") == ["train", "--resume", str(run)]
+
+
+def test_the_resume_command_printed_after_ctrl_c_resumes_a_folder_named_with_a_no_break_space(tmp_path, monkeypatch,
+                                                                                              capsys):
+    digits = digits_folder(tmp_path / "digits", 300)
+    run = tmp_path / "runs" / "my\xa0run"
+    whole_again = ctrl_c_in_epoch_2(monkeypatch)
+    assert main(["train", "--model", "mlp", "--data", str(digits), "--epochs", "3", "--batch-size", "64",
+                 "--seed", "3", "--threads", "1", "--quiet", "--out", str(run)]) == 130
+    err = capsys.readouterr().err
+    whole_again()
+
+    assert main(in_bash(err.split("`")[1]) + ["--quiet"]) == 0
+    assert Run(run).status() is Status.FINISHED

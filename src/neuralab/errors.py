@@ -9,6 +9,7 @@ Python and the web app print the name, the CLI prints the flag.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from contextvars import ContextVar
@@ -138,13 +139,29 @@ class Shown:
         return self.text
 
 
+_SHELL_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}  # $'...' reads them so, as Python does
+
+
 def printable(text: str) -> str:
-    """``text`` on one line: a name holding a newline or a tab is shown escaped, as Python writes it.
-    A name's bytes that are no UTF-8 (Latin-1's é, held as "\\udce9") print as the bytes themselves
-    (the command's output handler), which a path pasted back names; those of C1 controls (0x80 to
-    0x9f, an 8-bit terminal's escapes) are escaped."""
+    """``text`` on one line, as the shell takes it back: a name holding a character no terminal
+    shows as itself (a newline, a tab, a no-break or zero-width space) is written in the shell's
+    $'...' quoting, those characters as the bytes of their UTF-8 (``$'runs/my\\xc2\\xa0run'``),
+    which a path pasted back names; Python's repr in quotes named no file. A name's bytes that are
+    no UTF-8 (Latin-1's é, held as "\\udce9") print as the bytes themselves (the command's output
+    handler); those of C1 controls (0x80 to 0x9f, an 8-bit terminal's escapes) are escaped."""
     rest = "".join(c for c in text if not 0xDCA0 <= ord(c) <= 0xDCFF)
-    return text if rest.isprintable() else repr(text)
+    if rest.isprintable():
+        return text
+
+    def quoted(c: str) -> str:
+        if c in "\\'":
+            return "\\" + c
+        if c in _SHELL_ESCAPES:
+            return _SHELL_ESCAPES[c]
+        if c.isprintable():  # a surrogate (a byte no UTF-8) is not
+            return c
+        return "".join(f"\\x{b:02x}" for b in os.fsencode(c))
+    return "$'" + "".join(map(quoted, text)) + "'"
 
 
 def by(sizes) -> str:

@@ -188,8 +188,9 @@ def way_on(path: Path, kind: Kind, does: str | None = None, call: str | None = N
 def shell_word(path) -> str:
     """``path`` as a command line that is printed for pasting back must give it: quoted where the
     shell would split or expand it (`--resume 'sp ace/r3'`), as errors.ParameterError shows an
-    option's value; a name holding a newline or a tab is shown escaped (errors.printable), on the
-    message's one line. A relative path starting with "-" is given as "./-r1": argparse would take
+    option's value; a name holding a character no terminal shows as itself (a newline, a tab, a
+    no-break space) is written in the shell's $'...' quoting (errors.printable), on the message's
+    one line. A relative path starting with "-" is given as "./-r1": argparse would take
     "-r1" for an option, after an option or as a positional alike. The command lines' counterpart of
     ``python_call``'s repr."""
     text = os.fspath(path)
