@@ -8,6 +8,7 @@ daily load with a weekly cycle (conftest's series_csv)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +208,28 @@ def test_a_model_file_given_through_a_link_keeps_and_checks_the_files_beside_the
     (real / "width.py").write_text("WIDTH = 16\n")
     assert main(job) == 0, capsys.readouterr().err
     assert main(["evaluate", "runs/job", "--trust-code"]) == 0, capsys.readouterr().err
+
+
+def test_a_model_importing_ones_own_module_from_elsewhere_on_the_path_is_warned_of_as_it_starts(
+        work, digits, capsys, monkeypatch, tmp_path):
+    """A helper on PYTHONPATH, which the run does not keep, edited between the job's start and its
+    requeue: the run resumed with the new code, and nothing had said the run depends on it."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "elsewhere_act.py").write_text("from torch.nn import ReLU as ACT\n")
+    monkeypatch.syspath_prepend(str(lib))  # as PYTHONPATH puts it
+    Path("mods/width.py").write_text("WIDTH = 16\n")
+    Path("mods/helped.py").write_text(NET.replace("import torch", "import numpy\nimport torch\nfrom width import "
+                                                  "WIDTH\nfrom elsewhere_act import ACT", 1).replace("nn.ReLU()", "ACT()"))
+    try:
+        with pytest.warns(UserWarning) as said:
+            assert main(train_job(digits, "mods/helped.py", "--epochs", "1")) == 0
+    finally:
+        sys.modules.pop("elsewhere_act", None)
+    warned = [str(w.message) for w in said if "from outside its folder" in str(w.message)]
+    assert warned == [f"helped.py: imports elsewhere_act ({lib / 'elsewhere_act.py'}) from outside its folder, which "
+                      "the run does not keep: a resume or a reload of the run runs it as it is then, edited or gone; "
+                      "to keep it with the run, put it beside the model's file"], warned
 
 
 def test_a_pyc_put_in_the_runs_pycache_does_not_run_in_place_of_the_checked_file_beside_the_model(

@@ -57,6 +57,8 @@ from neuralab.training.user_code import (
     MAX_CODE,
     MODULE_PREFIX,
     imported_beside,
+    imported_elsewhere,
+    in_a_library,
     in_kept_dtype,
     is_keras,
     is_model,
@@ -180,6 +182,8 @@ class ModelSource:
     #                                           no run saves: name -> digest (unsaved_buffers)
     seed: int | None = None                   # torch: the seed it was built under, where just set (seed_just_set)
     not_kept: str | None = None               # torch: why the run cannot keep its code, where that is known
+    elsewhere: dict = field(default_factory=dict)  # torch: the user's modules it imports from elsewhere on
+    #                                           sys.path, which the run does not keep: name -> file
     compile: dict = field(default_factory=dict)  # keras: compile()'s and fit()'s settings as TrainConfig fields,
     #                                           fit()'s validation_split as ClassifierConfig's val_fraction
     loss: object = None                       # keras: compile()'s loss as Keras gives it, which tells a
@@ -228,6 +232,12 @@ class ModelSource:
             for name, code in {**self.imports, self.kept_as: self.code}.items():
                 with atomic_write(Path(run_dir) / name, "wb") as f:
                     f.write(code)
+            if self.elsewhere:
+                files = ", ".join(f"{n} ({f})" for n, f in self.elsewhere.items())
+                them, are = ("it", "is") if len(self.elsewhere) == 1 else ("them", "are")
+                warnings.warn(f"{self.file.name}: imports {files} from outside its folder, which the run does not "
+                              f"keep: a resume or a reload of the run runs {them} as {them} {are} then, edited or "
+                              f"gone; to keep {them} with the run, put {them} beside the model's file")
         elif self.type == TORCH and self.not_kept:
             warnings.warn(f"{self.not_kept}: the run will not rebuild the model from its code, so no command can "
                           "load it, only Python given the module (docs/runs.md); to make it loadable, move what the "
@@ -544,7 +554,8 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         buffers = unsaved_buffers(obj)
     return ModelSource(TORCH, f"torch:{where}:{name}", module=obj, file=path.resolve() if path else None,
                        code=path.read_bytes() if path else None, name=name, imports=imports or {}, rebuilt=rebuilt,
-                       buffers=buffers, seed=seed if buffers else None, not_kept=not_kept)
+                       buffers=buffers, seed=seed if buffers else None, not_kept=not_kept,
+                       elsewhere=imported_elsewhere(path, imports or {}) if path else {})
 
 
 def code_file(obj) -> Path | None:
@@ -561,10 +572,7 @@ def code_file(obj) -> Path | None:
     if not found or not Path(found).is_file():
         return None
     path = Path(found).resolve()
-    import sysconfig
-
-    libraries = {sysconfig.get_path(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")} - {None}
-    return None if any(path.is_relative_to(Path(p).resolve()) for p in libraries) else path
+    return None if in_a_library(path) else path
 
 
 def _model_name(spec: dict, fallback: str) -> str:

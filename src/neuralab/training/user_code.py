@@ -159,10 +159,7 @@ def imported_beside(path: Path) -> tuple[dict, str | None]:
             continue  # run_file says what is wrong with the model's file; a neighbour's error shows when it runs
         except (RecursionError, MemoryError):  # a run's model.py is parsed before `trust_code` is asked for
             raise _too_nested(current) from None
-        names = {a.name.partition(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        names |= {n.module.partition(".")[0] for n in ast.walk(tree)
-                  if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module}
-        for name in sorted(names):
+        for name in sorted(_imported_names(tree)):
             beside = folder / f"{name}.py"
             if (folder / name / "__init__.py").is_file() and not beside.is_file():
                 by = path.name if current == path else f"{current.name}, which {path.name} imports,"
@@ -174,6 +171,55 @@ def imported_beside(path: Path) -> tuple[dict, str | None]:
             found[beside.name] = beside.read_bytes()
             todo.append(beside)
     return found, None
+
+
+def _imported_names(tree) -> set[str]:
+    """The top-level modules a parsed file's import statements name (absolute imports)."""
+    import ast
+
+    names = {a.name.partition(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    return names | {n.module.partition(".")[0] for n in ast.walk(tree)
+                    if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module}
+
+
+def imported_elsewhere(path: Path, imports: dict) -> dict[str, str]:
+    """The user's own modules that the model file ``path``, or a file beside it that it imports
+    (``imports``, name -> bytes), imports from elsewhere on sys.path (PYTHONPATH, the folder
+    Python was started in): name -> its file. A run keeps none of them, so its resume or reload
+    runs them as they are by then. The standard library's modules and installed packages'
+    (a distribution's, editable ones too) are no user's code to keep."""
+    import ast
+
+    names = set()
+    for code in (path.read_bytes(), *imports.values()):
+        with contextlib.suppress(SyntaxError, ValueError, RecursionError, MemoryError):
+            names |= _imported_names(ast.parse(code))
+    beside = {Path(n).stem for n in imports} | {path.stem}
+    found, installed = {}, None
+    for name in sorted(names - beside - set(sys.builtin_module_names) - set(sys.stdlib_module_names)):
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):  # ValueError: imported without a spec (a __main__)
+            continue
+        origin = getattr(spec, "origin", None)
+        if not origin or not Path(origin).is_file() or in_a_library(Path(origin)):
+            continue
+        if installed is None:  # 0.2 s, asked only for a module no library folder holds
+            from importlib.metadata import packages_distributions
+
+            installed = packages_distributions()
+        if name not in installed:
+            found[name] = origin
+    return found
+
+
+def in_a_library(path: Path) -> bool:
+    """Whether the file ``path`` is the standard library's or an installed package's (its
+    folders, sysconfig's), not a user's own code."""
+    import sysconfig
+
+    libraries = {sysconfig.get_path(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")} - {None}
+    return any(Path(path).resolve().is_relative_to(Path(p).resolve()) for p in libraries)
 
 
 def folder_of(path: Path) -> Path:
