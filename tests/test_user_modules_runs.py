@@ -476,3 +476,18 @@ def test_the_code_compare_refuses_nothing_that_names_another_model(work, digits,
     with pytest.raises(NeuralabError, match="has changed since the run was made"):
         Path("net.py").write_text(NET + "\n# changed\n")
         same_code("net.py", recorded, run)
+
+
+def test_a_torch_compiled_module_object_is_recorded_as_the_users_class(tmp_path, monkeypatch):
+    """torch.compile(Net()) given from Python was recorded as torch's OptimizedModule, kept no code,
+    and the advice named model=OptimizedModule(...); it is the user's Net, rebuilt from its file."""
+    import importlib
+
+    from neuralab.training.source import resolve
+
+    (tmp_path / "compiled_net.py").write_text(NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    net = importlib.import_module("compiled_net").Net
+    record = resolve(torch.compile(net())).record()
+    assert record["name"] == "Net" and record["file"] == "model.py" and record["sha256"]
+    assert resolve(torch.compile(net())).architecture == resolve(net()).architecture == "torch:compiled_net.py:Net"

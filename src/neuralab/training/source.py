@@ -525,10 +525,11 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         path = code_file(origin)
         name = name if path is not None else type(obj).__name__  # a lambda's "<lambda>" names nothing
     elif path is None and isinstance(obj, torch.nn.Module):  # a module object: rebuilt as its class, when it can be
-        name = type(obj).__name__
-        path = code_file(type(obj))
+        own = getattr(obj, "_orig_mod", obj)  # torch.compile's wrapper holds the user's module, of their class
+        name = type(own).__name__
+        path = code_file(type(own))
         seed = seed_just_set()  # the generators its class is built again from (a run's, seeded to build it)
-        rebuilt = rebuilt_alike(obj) if path is not None else None
+        rebuilt = rebuilt_alike(own) if path is not None else None
         if rebuilt is None:
             path = None  # built with arguments: its class called without them is another network
     if not isinstance(obj, torch.nn.Module):
