@@ -29,14 +29,20 @@ def pasted(err: str) -> list[str]:
     return words[1:]
 
 
-def test_the_resume_command_printed_after_ctrl_c_resumes_a_run_in_a_folder_with_a_space(tmp_path, monkeypatch,
-                                                                                        capsys):
+def stopped_in_epoch_2(tmp_path, run, monkeypatch, capsys):
+    """What an MLP run at ``run`` on digits, stopped by Ctrl-C in its epoch 2, printed; and the
+    call that lets the next epochs run whole."""
     digits = digits_folder(tmp_path / "digits", 300)
-    run = tmp_path / "sp ace" / "r3"
     whole_again = ctrl_c_in_epoch_2(monkeypatch)
     assert main(["train", "--model", "mlp", "--data", str(digits), "--epochs", "3", "--batch-size", "64",
                  "--seed", "3", "--threads", "1", "--quiet", "--out", str(run)]) == 130
-    err = capsys.readouterr().err
+    return capsys.readouterr().err, whole_again
+
+
+def test_the_resume_command_printed_after_ctrl_c_resumes_a_run_in_a_folder_with_a_space(tmp_path, monkeypatch,
+                                                                                        capsys):
+    run = tmp_path / "sp ace" / "r3"
+    err, whole_again = stopped_in_epoch_2(tmp_path, run, monkeypatch, capsys)
     assert f"`neuralab train --resume '{run}'` continues it" in err, err
     whole_again()
 
@@ -136,12 +142,8 @@ def test_a_folder_named_with_characters_no_terminal_shows_is_printed_as_bash_rea
 
 def test_the_resume_command_printed_after_ctrl_c_resumes_a_folder_named_with_a_no_break_space(tmp_path, monkeypatch,
                                                                                               capsys):
-    digits = digits_folder(tmp_path / "digits", 300)
     run = tmp_path / "runs" / "my\xa0run"
-    whole_again = ctrl_c_in_epoch_2(monkeypatch)
-    assert main(["train", "--model", "mlp", "--data", str(digits), "--epochs", "3", "--batch-size", "64",
-                 "--seed", "3", "--threads", "1", "--quiet", "--out", str(run)]) == 130
-    err = capsys.readouterr().err
+    err, whole_again = stopped_in_epoch_2(tmp_path, run, monkeypatch, capsys)
     whole_again()
 
     assert main(in_bash(err.split("`")[1]) + ["--quiet"]) == 0

@@ -150,15 +150,21 @@ def test_the_job_command_without_trust_code_resumes_the_file_it_names_and_refuse
     assert Run(run).status() is Status.FINISHED and len(Run(run).record["sessions"]) == 1
 
 
-def test_the_train_job_command_refuses_a_changed_file_beside_the_model_by_its_name(work, digits, capsys,
-                                                                                   cut_in_epoch_2):
-    """It said to pass --trust-code, which would resume with the run's copy of the file the user edited."""
+def helped_job_stopped_in_epoch_2(digits, cut_in_epoch_2) -> list[str]:
+    """The job command of a model importing width.py from beside it, stopped in its epoch 2."""
     Path("mods/width.py").write_text("WIDTH = 16\n")
     Path("mods/helped.py").write_text(NET.replace("import torch", "import torch\nfrom width import WIDTH", 1))
     job = train_job(digits, "mods/helped.py", REQUEUE)
     whole_again = cut_in_epoch_2()
     assert main(job) == 130
     whole_again()
+    return job
+
+
+def test_the_train_job_command_refuses_a_changed_file_beside_the_model_by_its_name(work, digits, capsys,
+                                                                                   cut_in_epoch_2):
+    """It said to pass --trust-code, which would resume with the run's copy of the file the user edited."""
+    job = helped_job_stopped_in_epoch_2(digits, cut_in_epoch_2)
     capsys.readouterr()
     Path("mods/width.py").write_text("WIDTH = 32\n")
     assert main(job) == 2 and Run(work / "runs" / "job").status() is Status.INTERRUPTED
@@ -240,12 +246,7 @@ def test_a_pyc_put_in_the_runs_pycache_does_not_run_in_place_of_the_checked_file
     import importlib._bootstrap_external as bootstrap
     import importlib.util
 
-    Path("mods/width.py").write_text("WIDTH = 16\n")
-    Path("mods/helped.py").write_text(NET.replace("import torch", "import torch\nfrom width import WIDTH", 1))
-    job = train_job(digits, "mods/helped.py", REQUEUE)
-    whole_again = cut_in_epoch_2()
-    assert main(job) == 130
-    whole_again()
+    job = helped_job_stopped_in_epoch_2(digits, cut_in_epoch_2)
     kept = work / "runs" / "job" / "width.py"
     planted = compile(f"open({str(work / 'ran')!r}, 'w').close()\nWIDTH = 16\n", str(kept), "exec")
     pyc = Path(importlib.util.cache_from_source(str(kept)))
