@@ -118,10 +118,13 @@ def test_the_command_line_says_its_own_command_and_never_the_python_call(digits,
 
 
 
-def test_a_run_stopped_as_its_config_is_written_is_told_how_to_resume_and_keeps_its_model_json(digits, tmp_path,
-                                                                                               monkeypatch, capsys):
+@pytest.mark.parametrize("kind", ["train", "forecast"])
+def test_a_run_stopped_as_its_config_is_written_is_told_how_to_resume_and_keeps_its_model_json(digits, series_csv, kind,
+                                                                                               tmp_path, monkeypatch,
+                                                                                               capsys):
     """Ctrl-C (or a scheduler's SIGTERM) as config.json is written, before the first epoch: a run the
-    listing shows as interrupted, which the message says how to resume, with model.json beside it."""
+    listing shows as interrupted, which the message says how to resume, with model.json beside it
+    (a forecast's had none, and its printed resume refused it as damaged)."""
     run = tmp_path / "run"
     written = Run.write_record
 
@@ -130,16 +133,19 @@ def test_a_run_stopped_as_its_config_is_written_is_told_how_to_resume_and_keeps_
         signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(Run, "write_record", then_ctrl_c)
-    assert main(["train", "--model", "mlp", "--data", str(digits), "--epochs", "1", "--batch-size", "64",
-                 "--threads", "1", "--quiet", "--out", str(run)]) == 130
+    given = ["--data", str(digits), "--model", "mlp", "--batch-size", "64"] if kind == "train" else \
+        ["--data", str(series_csv), "--lookback", "14", "--hidden", "4", "--backtest-folds", "1"]
+    assert main([kind, *given, "--epochs", "1", "--threads", "1", "--quiet", "--out", str(run)]) == 130
     err = capsys.readouterr().err
-    assert f"`neuralab train --resume {run}` starts it again from epoch 1" in err, err
+    assert f"`neuralab {kind} --resume {run}` starts it again from epoch 1" in err, err
     assert (run / runs.MODEL).is_file() and Run(run).status() is Status.INTERRUPTED
     monkeypatch.undo()
-    assert main(["evaluate", str(run)]) == 2
-    assert "no model.safetensors yet (the run has not finished an epoch)" in capsys.readouterr().err
-    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    if kind == "train":
+        assert main(["evaluate", str(run)]) == 2
+        assert "no model.safetensors yet (the run has not finished an epoch)" in capsys.readouterr().err
+    assert main([kind, "--resume", str(run), "--quiet"]) == 0
     assert Run(run).status() is Status.FINISHED
+
 
 def test_compare_called_again_keeps_its_finished_runs_and_resumes_the_interrupted_one(digits, tmp_path, monkeypatch,
                                                                                        capsys):

@@ -18,9 +18,11 @@ import os
 import signal
 import stat
 import tempfile
+import threading
+import time
 import warnings
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from neuralab.errors import NeuralabError
 
@@ -316,6 +318,54 @@ def inside(root: str | os.PathLike, candidate: str | os.PathLike) -> Path:
     if target != root and root not in target.parents:
         raise NeuralabError(f"{candidate}: path leaves {root}; give a path inside it")
     return target
+
+
+INSISTS = 1.0  # seconds after which a second signal is the user's insisting, not the first sent twice
+
+
+@contextlib.contextmanager
+def signals_held():
+    """A block during which Ctrl-C, SIGTERM and SIGHUP wait, acted on when it ends: writes that
+    make sense only together, milliseconds long (a run's config.json and model.json; an epoch's
+    checkpoint, metrics, best weights, its line and TensorBoard's events).
+    Acted on between the checkpoint, the commit point, and the rest, the signal left the epoch
+    committed but without its line and its events, which the resume, going on after it, never
+    wrote (a scheduler's SIGTERM lands there as often as anywhere). Only Python's own handlers wait
+    (Ctrl-C's, the command line's for SIGTERM): a default one ends the process at once, as a kill
+    does, which the resume makes good. A second signal a second or more after the first acts at
+    once, as before, so that a write that hangs (a stalled network disk) can still be stopped;
+    one sooner is the same stop sent twice (SLURM signals a torchrun job's every process, and
+    torchrun passes its own on to them too)."""
+    if threading.current_thread() is not threading.main_thread():  # where Python runs no handler
+        yield
+        return
+    held: dict[int, Callable] = {}
+    caught: list[tuple[int, object, float]] = []  # signal, frame, when
+
+    def wait(signum, frame):
+        if caught and time.monotonic() - caught[0][2] >= INSISTS:  # asked again: as before this block
+            restore()
+            held[signum](signum, frame)
+        caught.append((signum, frame, time.monotonic()))
+
+    def restore():
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # no SIGHUP on Windows
+        handler = signal.getsignal(signum) if signum is not None else None
+        if callable(handler):
+            held[signum] = handler
+            signal.signal(signum, wait)
+    try:
+        yield
+    except BaseException:
+        restore()  # the block's own error stops the training already
+        raise
+    restore()
+    if caught:
+        signum, frame, _ = caught[0]
+        held[signum](signum, frame)
 
 
 def drop_hung_up_outputs() -> None:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from neuralab.errors import NeuralabError, ParameterError, Shown, printable, reduced
 from neuralab.files import (MAX_JSON, WriteError, folder_from_env, nulled, open_plain, read_json, remove_leftovers,
-                            run_write_advice, write_advice, write_json, write_text)
+                            run_write_advice, signals_held, write_advice, write_json, write_text)
 from neuralab.safetensors_header import (neuralab_metadata, read_safetensors_header, safetensors_fault,
                                         safetensors_metadata)
 
@@ -650,6 +650,17 @@ class Run:
         write_json(self.path / CONFIG, {
             "format": FORMAT, "kind": kind.value, "created": _now(), "seed": config.get("seed", _seed(config)),
             "config": config, "environment": environment, "data": data, **extra})
+
+    def write_start(self, kind: Kind, config: dict, environment: dict, data: dict, meta: dict,
+                    source=None) -> None:
+        """config.json and model.json, and the code of a user's model (``source``, a ModelSource),
+        written together, signals held: a run with a config but no model.json was listed as
+        interrupted, and its resume, evaluate and the web app found no model.json to read."""
+        with signals_held():
+            if source is not None:
+                source.copy_code(self.path)
+            self.write_record(kind, config, environment, data)
+            self.write_json(MODEL, meta)
 
     def record_session(self, environment: dict) -> None:
         """Add a resumed session's ``environment`` to config.json's ``sessions`` (``environment``

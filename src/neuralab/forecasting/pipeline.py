@@ -514,10 +514,8 @@ def _fit_and_judge(run: Run, used: ForecastConfig, many: list[Series], prepared:
         meta = network.trainer.model_meta = forecaster_meta(used, many, prepared, module)  # saved with the weights
         if source is not None:
             meta["source"] = source.record(logits=False)
-            source.copy_code(run_dir)
-        run.write_record(Kind.FORECASTER, asdict(used), network.trainer.environment,
-                         _series_record(used, many, prepared, transform_errors))
-        run.write_json(runs.MODEL, meta)
+        run.write_start(Kind.FORECASTER, asdict(used), network.trainer.environment,
+                        _series_record(used, many, prepared, transform_errors), meta, source)
     if verbose:
         print(named(_forecast_header(used, many, prepared, network, transform_errors, run_dir)), flush=True)
 

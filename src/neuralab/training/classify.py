@@ -31,7 +31,7 @@ from neuralab.training.preprocess import Preprocess, pixels
 from neuralab.training.run_data import data_place, stored_config
 from neuralab.training.seeds import generators_kept, seed_everything
 from neuralab.training.trained_classifier import checked_meta, given_module, network
-from neuralab.training.trainer import CLASSIFICATION, Trainer, _signals_held
+from neuralab.training.trainer import CLASSIFICATION, Trainer
 
 
 SHOWN_EPOCHS = 12  # a result's display lists this many epochs at most: the first and the last half
@@ -205,12 +205,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     trainer.run_dir = run.path
     try:
         if is_main:
-            # config.json and model.json together: a run with a config but no model.json was
-            # listed as interrupted, and evaluate and the web app found no model.json to read
-            with _signals_held():
-                source.copy_code(run.path)
-                run.write_record(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data))
-                run.write_json(runs.MODEL, meta)
+            run.write_start(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data), meta, source)
         # a resume of a run stopped before its first checkpoint: the trainer says it starts again
         return _fit_and_finish(trainer, run, config, data, resume=resumed, verbose=verbose,
                                summary_text=summary_text, split_taken=split_taken, settings_said=said)

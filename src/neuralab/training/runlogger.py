@@ -233,9 +233,8 @@ class RunLogger(keras.callbacks.Callback):
         self._settle_scale()
         self.run = Run.create(path, self.overwrite, numbered=self.out is None)  # a default name taken: NAME-2
         self._path = self.run.path
-        self.run.write_record(self.kind, self._config(), self._environment(), self._data_record())
+        self.run.write_start(self.kind, self._config(), self._environment(), self._data_record(), self.meta)
         self.run.write_text(runs.SUMMARY, self._summary(self._spec))
-        self.run.write_json(runs.MODEL, self.meta)
         self.history, self._offset, self._start = [], 0, time.perf_counter()
 
     def _continue(self, epoch: int, renumber: bool) -> None:

@@ -22,8 +22,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ from torch import nn
 from torch.nn.parameter import is_lazy
 
 from neuralab.errors import NeuralabError, ParameterError, Shown, out_of_memory
-from neuralab.files import WriteError, atomic_write
+from neuralab.files import WriteError, atomic_write, signals_held
 from neuralab.models.fast import accelerate
 from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Run, not_written
 from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, checked_callbacks, overrides
@@ -266,7 +264,7 @@ class Trainer:
                     self.improved = self._improved()
                     if self.improved:
                         self.best_state = copy.deepcopy(unwrap(model).state_dict())
-                    with _signals_held():  # the checkpoint first, then the progress line, the events
+                    with signals_held():  # the checkpoint first, then the progress line, the events
                         for callback in own:
                             if callback.on_epoch_end(self, record):
                                 self.stop_training = True
@@ -717,53 +715,6 @@ def _resuming(run_dir: Path, kept: int, epochs: int) -> str:
                 f"from epoch 1 of {epochs}")
     left = f"training goes on at epoch {kept + 1}" if kept < epochs else "no epoch is left to train"
     return f"resuming {run_dir} from epoch {kept} of {epochs}, its last checkpoint: {left}"
-
-
-INSISTS = 1.0  # seconds after which a second signal is the user's insisting, not the first sent twice
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """A block during which Ctrl-C, SIGTERM and SIGHUP wait, acted on when it ends: an epoch's own
-    writes (checkpoint, metrics, best weights, its line, TensorBoard's events), milliseconds long.
-    Acted on between the checkpoint, the commit point, and the rest, the signal left the epoch
-    committed but without its line and its events, which the resume, going on after it, never
-    wrote (a scheduler's SIGTERM lands there as often as anywhere). Only Python's own handlers wait
-    (Ctrl-C's, the command line's for SIGTERM): a default one ends the process at once, as a kill
-    does, which the resume makes good. A second signal a second or more after the first acts at
-    once, as before, so that a write that hangs (a stalled network disk) can still be stopped;
-    one sooner is the same stop sent twice (SLURM signals a torchrun job's every process, and
-    torchrun passes its own on to them too)."""
-    if threading.current_thread() is not threading.main_thread():  # where Python runs no handler
-        yield
-        return
-    held: dict[int, Callable] = {}
-    caught: list[tuple[int, object, float]] = []  # signal, frame, when
-
-    def wait(signum, frame):
-        if caught and time.monotonic() - caught[0][2] >= INSISTS:  # asked again: as before this block
-            restore()
-            held[signum](signum, frame)
-        caught.append((signum, frame, time.monotonic()))
-
-    def restore():
-        for signum, handler in held.items():
-            signal.signal(signum, handler)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # no SIGHUP on Windows
-        handler = signal.getsignal(signum) if signum is not None else None
-        if callable(handler):
-            held[signum] = handler
-            signal.signal(signum, wait)
-    try:
-        yield
-    except BaseException:
-        restore()  # the block's own error stops the training already
-        raise
-    restore()
-    if caught:
-        signum, frame, _ = caught[0]
-        held[signum](signum, frame)
 
 
 def _epoch_of(path: Path) -> int | None:
