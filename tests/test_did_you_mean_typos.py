@@ -37,7 +37,7 @@ CASES = [
     # datasets and built-in series
     ("fashion", DATASETS, "fashion-mnist"), ("fashion_mnist", DATASETS, "fashion-mnist"),
     ("fmnist", DATASETS, "fashion-mnist"), ("f-mnist", DATASETS, "fashion-mnist"), ("fmnst", DATASETS, "mnist"),
-    ("sweather", SERIES, "seattle-weather"),
+    ("sweather", SERIES, "seattle-weather"), ("s2023.xlsx", ["sales_2023.csv"], None), ("s2023", FILES, "sales_2023.xlsx"),
     ("MNIST", DATASETS, "mnist"), ("cifar-10", DATASETS, "cifar10"), ("cifr10", DATASETS, "cifar10"),
     ("NASDAQ", SERIES, "nasdaq"), ("nasdq", SERIES, "nasdaq"), ("S&P500", SERIES, "sp500"),
     ("sp-500", SERIES, "sp500"), ("seattle", SERIES, "seattle-weather"), ("seattle_weather", SERIES, "seattle-weather"),

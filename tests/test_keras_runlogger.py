@@ -613,9 +613,11 @@ def test_pixels_a_given_scale_describes_are_not_warned_of_as_normalised(tmp_path
     assert runs.Run(tmp_path / "run").record["config"]["scale"] == pytest.approx(1 / 127.5)
     # given no `data`, the report's first line names none (it said "on None")
     assert f"<b>keras:{model.name}</b>: test accuracy" in (tmp_path / "run" / runs.REPORT).read_text()
-    with pytest.warns(UserWarning, match="normalised beyond a scale"):  # a scale that stops short of them still is
-        model.fit(x / 127.5, y, epochs=1, verbose=0,
-                  callbacks=[RunLogger(out=tmp_path / "short", test=(x / 127.5, y), scale="1/255")])
+    for other in ("1/255", 1):  # a scale that stops short of them, or one whose white they are far from, still is
+        with pytest.warns(UserWarning, match="normalised beyond a scale"):
+            model.fit(x / 127.5, y, epochs=1, verbose=0,
+                      callbacks=[RunLogger(out=tmp_path / f"other-{other}".replace("/", "_"), test=(x / 127.5, y),
+                                           scale=other)])
 
 
 def test_data_naming_a_dataset_of_pictures_the_model_does_not_take_is_warned_of(tmp_path, fashion_mnist, capsys,
@@ -628,10 +630,10 @@ def test_data_naming_a_dataset_of_pictures_the_model_does_not_take_is_warned_of(
     model, out = lenet5(), tmp_path / "padded"
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     with pytest.warns(UserWarning, match=r"^`data`: the pictures of fashion-mnist are 28x28x1 and the model takes "
-                                         r"32x32x1, so evaluate and report cannot test the run on them again; pass "
-                                         r"`test=`"):
+                                         r"32x32x1, so evaluate and report cannot test the run on them; pass `test=` "
+                                         r"to record fit's test figures; a model saved with model.save\(\) and imported "
+                                         r"for fashion-mnist .* \(data=\"fashion-mnist, at 32x32\"\)$"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[RunLogger(out=out, data="fashion-mnist", classes=CLASSES)])
     assert main(["evaluate", str(out), "--data-dir", str(folder)]) == 2
-    assert capsys.readouterr().err.strip().endswith("the run's model takes 1x32x32; test it on pictures as its "
-                                                    "training took them (resized or padded), with "
-                                                    "load_classifier(run).predict_proba")
+    assert "the run's model takes 1x32x32; test it on pictures as its training took them (resized or padded), " \
+           "with load_classifier(run).predict_proba, or, a Keras model, import its saved file" in capsys.readouterr().err

@@ -189,6 +189,8 @@ def test_a_dumb_terminal_gets_the_logs_lines_and_a_narrow_one_the_time_left(monk
     assert dumb == "epoch 1/2  loss 0.5000  lr 1.00e-03  1.2s\r\n"
     narrow = _drawn_in_a_terminal(monkeypatch, TERM="xterm", COLUMNS="40")
     assert "…" not in narrow and "━" not in narrow and "20/20" in narrow and "0:00:0" in narrow
+    narrower = _drawn_in_a_terminal(monkeypatch, TERM="xterm", COLUMNS="30")
+    assert "0:00:0" in narrower and "0:00:…" not in narrower
     wide = _drawn_in_a_terminal(monkeypatch, TERM="xterm", COLUMNS="100")
     assert "━" in wide and "…" not in wide
     for shown in (narrow, wide):

@@ -80,7 +80,7 @@ def closest(word: str, choices) -> str | None:
     matcher, close, short = difflib.SequenceMatcher(b=stem), [], []
     for choice in choices:
         other, its = os.path.splitext(str(choice).lower())
-        if _shortened(stem, other):  # fmnist is one edit from mnist, and meant fashion-mnist
+        if _shortened(stem, other) and suffix in ("", its):  # fmnist is one edit from mnist, and meant fashion-mnist
             short.append(str(choice))
         matcher.set_seq1(other)
         near = matcher.ratio() >= CLOSE or min(len(stem), len(other)) >= 3 and _one_edit(stem, other)

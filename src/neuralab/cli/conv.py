@@ -254,7 +254,10 @@ def cmd_pool(args) -> int:
 
 
 def _hwc(shape) -> str:
-    return "x".join(map(str, shape)) + ("x1" if len(shape) == 2 else "")
+    """A picture's (H, W) or (H, W, C) as the lesson writes it, its depth always said: 28x28x1."""
+    from neuralab.errors import by
+
+    return by(shape if len(shape) == 3 else (*shape, 1))
 
 
 def cmd_train_scratch(args) -> int:

@@ -49,7 +49,9 @@ def run_runs(args) -> int:
     if not args.watch:
         print(table(rows(root), root))
         return 0
-    live, last = sys.stdout.isatty(), None
+    from neuralab.models.table import live_terminal
+
+    live, last = live_terminal(sys.stdout), None
     try:
         while True:
             text = table(rows(root), root)

@@ -81,7 +81,7 @@ def _image_order_checked(given: InputSize | None, module=None) -> None:
 def run_summary(args) -> int:
     import json
 
-    from neuralab.errors import ParameterError
+    from neuralab.errors import ParameterError, hwc
 
     if args.model.lower().endswith(KERAS_FILES):
         if args.input or args.classes:
@@ -106,8 +106,7 @@ def run_summary(args) -> int:
         if "overflow" not in str(e).lower():
             raise
         # torch counts a tensor's sizes and elements in 64 bits, even on the meta device
-        c, h, w = input_shape
-        raise ParameterError("input_shape", f"{h}x{w}x{c}", f"too large: a tensor of {args.model} would have more "
+        raise ParameterError("input_shape", hwc(input_shape), f"too large: a tensor of {args.model} would have more "
                              "than 2**63 elements; give a smaller size") from None
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

@@ -27,11 +27,11 @@ class Source:
     classes: tuple[str, ...]
     files: dict[str, str]  # file name as published -> SHA-256 (see ``checksum``)
     mirrors: tuple[str, ...]
+    input_shape: tuple[int, int, int]  # (channels, height, width) of its pictures
     checksum: str = "content"  # "content": of the decompressed bytes; "file": of the bytes as published
     system_dirs: tuple[str, ...] = ()
     debian_package: str | None = None
     citation: str = ""  # the paper its authors ask to be cited; `neuralab data list` shows it
-    input_shape: tuple[int, int, int] = (1, 28, 28)  # (channels, height, width) of its pictures
 
 
 SOURCES: dict[str, Source] = {}
@@ -45,6 +45,7 @@ def register(source: Source) -> Source:
 
 register(Source(
     name="mnist",
+    input_shape=(1, 28, 28),
     title="MNIST handwritten digits (LeCun, Cortes, Burges)",
     classes=tuple(str(d) for d in range(10)),
     files={
@@ -63,6 +64,7 @@ register(Source(
 
 register(Source(
     name="fashion-mnist",
+    input_shape=(1, 28, 28),
     title="Fashion-MNIST (Zalando Research)",
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
              "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),

@@ -6,8 +6,15 @@ Apart from the summaries, and free of torch, so that `neuralab zoo` prints witho
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import sys
+
+
+def live_terminal(stream) -> bool:
+    """Whether ``stream`` is a terminal that redraws (colours, a bar, a screen cleared): not a file
+    or a pipe, nor a dumb terminal (Emacs's shell, some IDE consoles), which shows escapes as text."""
+    return hasattr(stream, "isatty") and stream.isatty() and os.environ.get("TERM") not in ("dumb", "unknown")
 
 
 def render_table(title: str, header, rows, right=(), footer=(), rich: bool | None = None, file=None) -> str:
@@ -16,7 +23,7 @@ def render_table(title: str, header, rows, right=(), footer=(), rich: bool | Non
     the last column is never padded."""
     stream = file if file is not None else sys.stdout
     if rich is None:
-        rich = hasattr(stream, "isatty") and stream.isatty()
+        rich = live_terminal(stream)
     if rich:
         from rich.console import Console
         from rich.table import Table

@@ -71,7 +71,8 @@ def _test_set_probabilities(run_dir: str | Path, data_dir: str | None, trust_cod
     if tuple(data.input_shape) != tuple(clf.preprocess.input_shape):
         raise NeuralabError(f"{data.name}: images of {by(data.input_shape)} (channels x height x "
                             f"width), the run's model takes {by(clf.preprocess.input_shape)}; test it on pictures as "
-                            "its training took them (resized or padded), with load_classifier(run).predict_proba")
+                            "its training took them (resized or padded), with load_classifier(run).predict_proba, or, "
+                            "a Keras model, import its saved file for this data, which pads them inside the network")
     check_same_data(run, data, clf.classes, where)
     return clf, data, clf.predict_proba(data.test.x)
 

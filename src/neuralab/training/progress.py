@@ -21,18 +21,19 @@ import contextlib
 import errno
 import functools
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from neuralab.files import WriteError, atomic_write, drop_hung_up_outputs
+from neuralab.models.table import live_terminal
 from neuralab.runs import PROGRESS
 
 WRITE_EVERY = 0.5  # seconds: a page polling once a second sees a fresh line each time
 DRAW_EVERY = 0.25  # seconds between redraws of a notebook's bar: each one is a message to the browser
 BAR = 24           # characters of a notebook's bar
-NARROW = 60        # columns: a terminal narrower shows no bar, only the steps, the loss and the time left
+NARROW = 60        # columns: a terminal narrower shows no bar, only the steps, the loss and the time left,
+NARROWER = 40      # and one narrower than this the time left alone
 
 
 def _in_notebook() -> bool:
@@ -87,8 +88,7 @@ class Progress:
         self.epochs, self.samples = epochs, samples  # samples: the training set's size
         self.enabled = enabled
         self.stream = stream or sys.stdout
-        # a dumb terminal (Emacs's shell, some IDE consoles) cannot redraw a bar: it gets the log's lines
-        self.live = enabled and self.stream.isatty() and os.environ.get("TERM") not in ("dumb", "unknown")
+        self.live = enabled and live_terminal(self.stream)  # a dumb terminal gets the log's lines
         # a stream given is written to as it is; the notebook's own output is redrawn
         self.notebook = enabled and not self.live and stream is None and _in_notebook()
         self._bar = self._shown = None
@@ -118,10 +118,13 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
             console = Console(file=self.stream)
-            # a narrow terminal cut the time left, the one figure a wait is read for: the bar goes first
-            bar = [BarColumn()] if console.width >= NARROW else []
-            self._bar = Bar(TextColumn(f"epoch {epoch}/{self.epochs}"), *bar, MofNCompleteColumn(),
-                            TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), console=console, transient=True)
+            epoch_of, done, loss, left = (TextColumn(f"epoch {epoch}/{self.epochs}"), MofNCompleteColumn(),
+                                           TextColumn("{task.fields[loss]}"), TimeRemainingColumn())
+            # a narrow terminal cut the time left, the one figure a wait is read for: there the bar
+            # goes, and in a narrower one the loss and the steps too
+            columns = (epoch_of, BarColumn(), done, loss, left) if console.width >= NARROW else \
+                (epoch_of, done, loss, left) if console.width >= NARROWER else (epoch_of, left)
+            self._bar = Bar(*columns, console=console, transient=True)
             self._bar.start()
             self._task = self._bar.add_task("train", total=steps, loss="")
 

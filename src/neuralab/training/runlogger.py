@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab import runs
-from neuralab.errors import NeuralabError, ParameterError, hwc
+from neuralab.errors import NeuralabError, ParameterError, by, hwc
 from neuralab.keras import on_pytorch
 from neuralab.keras.build import build, summary_text
 from neuralab.keras.reader import read
@@ -287,7 +287,9 @@ class RunLogger(keras.callbacks.Callback):
                                  "recorded, or choose another `out`")
         kept = {"classes": stored.get("classes"), "scale": config.get("scale"), "data": config.get("data")}
         if self.kind is Kind.CLASSIFIER and kept["scale"]:  # before "leave `scale` out", which would not do either
-            _pixel_scale_of_test(self.test, kept["scale"], self._spec, run)
+            with warnings.catch_warnings():  # said once, by _settle_scale
+                warnings.simplefilter("ignore")
+                _pixel_scale_of_test(self.test, kept["scale"], self._spec, run)
         for name, value in kept.items():
             given = getattr(self, name)
             if self._given[name] and value is not None and given != value:
@@ -350,10 +352,13 @@ class RunLogger(keras.callbacks.Callback):
 
         source = SOURCES.get(self.data) if isinstance(self.data, str) else None
         takes = tuple(self.meta["input_shape"])
-        if self.kind is Kind.CLASSIFIER and source is not None and source.input_shape != takes:
-            warnings.warn(f"`data`: the pictures of {self.data} are {hwc(source.input_shape)} and the model takes "
-                          f"{hwc(takes)}, so evaluate and report cannot test the run on them again; pass `test=` to "
-                          "record fit's test figures, or name the data in words (data=\"mnist, padded to 32x32\")")
+        if self.kind is not Kind.CLASSIFIER or source is None or None in takes or source.input_shape == takes:
+            return
+        test = "" if self.test is not None else "pass `test=` to record fit's test figures; "
+        warnings.warn(f"`data`: the pictures of {self.data} are {hwc(source.input_shape)} and the model takes "
+                      f"{hwc(takes)}, so evaluate and report cannot test the run on them; {test}a model saved with "
+                      f"model.save() and imported for {self.data} is given them padded inside the network; or name "
+                      f"the data in words (data=\"{self.data}, at {by(takes[1:])}\")")
 
     def _default_classes(self, k: int) -> list[str]:
         """A named dataset's class names where it has the model's ``k`` (Fashion-MNIST's clothes,
@@ -611,7 +616,8 @@ def _pixel_scale_of_test(test, scale: float | None, spec: dict, kept: Run | None
         return scale
     low, top = float(np.min(x)), float(np.max(x))
     raw = low >= 0 and top >= RAW
-    described = scale is not None and top <= 255 * scale * (1 + 1e-6)  # pixels / 127.5 under scale=1/127.5
+    # pixels / 127.5 under scale=1/127.5: reaching towards the scale's white, and not past it
+    described = scale is not None and 255 * scale / 2 < top <= 255 * scale * (1 + 1e-6)
     if low < 0 or 1 < top < RAW and not described:
         warnings.warn(f"`scale`: the pixels of `test` reach {low:g} to {top:g}, normalised beyond a scale, and "
                       "neuralab records only what the pixels were multiplied by, so its predict and evaluate will "
