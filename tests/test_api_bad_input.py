@@ -181,6 +181,33 @@ def test_one_value_per_sample_for_mse_is_a_regression_shaped_to_the_output_and_s
                    "monitor")
 
 
+def test_a_regressions_forward_that_squeezes_its_one_output_is_scored_against_a_column(tensors):
+    """A forward's .squeeze(-1), (N,), against targets (N, 1) or (N,), as Keras's losses take it: it
+    failed in the loss, blamed on the model's forward."""
+    from neuralab.training import REGRESSION
+
+    class Squeezed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.out = nn.Linear(64, 1)
+
+        def forward(self, x):
+            return self.out(x.flatten(1)).squeeze(-1)
+
+    x, y = tensors
+    value = y.float() / 9
+    for task, loss in ((REGRESSION, None), (REGRESSION, "mae"), (None, "mse"), (None, "huber")):
+        histories = []
+        for targets in (value, value[:, None]):
+            model = Squeezed()
+            trainer = Trainer(model, config(loss=loss), **({} if task is None else {"task": task}), verbose=False)
+            histories.append([{k: r[k] for k in ("loss", "mae")} for r in trainer.fit(x, targets)])
+            assert trainer.evaluate(x, targets)["mae"] == pytest.approx(float((trainer.predict(x) - value).abs()
+                                                                              .mean()), rel=1e-5)
+        assert histories[0] == histories[1], (task, loss)
+
+
 # --- Classifier -------------------------------------------------------------------------------
 
 def test_class_names_that_a_sequentials_last_layer_does_not_give_are_refused_when_made(digits):

@@ -210,7 +210,8 @@ def _elementwise(loss: Callable) -> Callable[[torch.Tensor, torch.Tensor], torch
         if out.dim() == 2 and y.dim() == 1 and not y.is_floating_point():
             # A classifier: its softmax against the one-hot labels, as in Keras with a softmax output.
             out, y = out.softmax(1), F.one_hot(y, out.shape[1]).to(out.dtype)
-        return loss(out, aligned(out, y).to(out.dtype), reduction="none").flatten(1).mean(1)
+        # reshape, not flatten(1): a forward's .squeeze(-1) leaves one value per sample, (N,)
+        return loss(out, aligned(out, y).to(out.dtype), reduction="none").reshape(len(out), -1).mean(1)
     return each
 
 

@@ -64,11 +64,11 @@ def _correct(out, y):
 
 
 def _squared_error(out, y):  # (B, H) forecasts: mean over the horizon, one per sample
-    return F.mse_loss(out, aligned(out, y), reduction="none").flatten(1).mean(1)
+    return F.mse_loss(out, aligned(out, y), reduction="none").reshape(len(out), -1).mean(1)
 
 
 def _abs_error(out, y):
-    return {"mae": (out - aligned(out, y)).abs().flatten(1).mean(1).sum()}
+    return {"mae": (out - aligned(out, y)).abs().reshape(len(out), -1).mean(1).sum()}
 
 
 CLASSIFICATION = Task("classification", lambda out, y: F.cross_entropy(out, y, reduction="none"), _correct)
