@@ -181,6 +181,19 @@ def test_one_value_per_sample_for_mse_is_a_regression_shaped_to_the_output_and_s
                    "monitor")
 
 
+def test_a_column_of_float_class_numbers_under_a_cross_entropy_is_told_to_be_class_numbers(tensors):
+    """Keras's y_train.astype("float32"), (N, 1), under a cross-entropy: it was told to regress with
+    one output, and monitor='val_accuracy' refused as a regression's."""
+    x, y = tensors
+    column = y[:, None].float()
+    for loss in (None, "sparse_categorical_crossentropy", "categorical_crossentropy"):
+        for monitor in ("val_loss", "val_accuracy"):
+            assert refused(lambda: Trainer(mlp(), config(loss=loss, monitor=monitor), verbose=False).fit(x, column),
+                           "y") == f"y='float32 of ({len(x)}, 1)': a column of class numbers: give y.view(-1).long()"
+    history = Trainer(mlp(), config(loss="sparse_categorical_crossentropy"), verbose=False).fit(x, column.view(-1).long())
+    assert "accuracy" in history[-1]
+
+
 def test_a_regressions_forward_that_squeezes_its_one_output_is_scored_against_a_column(tensors):
     """A forward's .squeeze(-1), (N,), against targets (N, 1) or (N,), as Keras's losses take it: it
     failed in the loss, blamed on the model's forward."""

@@ -108,6 +108,11 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
         what, how = ("a column", f"{name}.view(-1)") if y.shape[1] == 1 else ("one-hot rows", f"{name}.argmax(1)")
         raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
                              f"{what}: give one class number per row, e.g. {how}")
+    if y.dim() == 2 and y.shape[1] == 1 and y.is_floating_point() and not regression:
+        # Keras's y_train.astype("float32"): class numbers in a column, which the cross-entropies
+        # would take for one-hot rows of a single class
+        raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
+                             f"a column of class numbers: give {name}.view(-1).long()")
     if y.dim() != 1 or (regression and y.is_floating_point()):
         return y
     if y.is_floating_point() or y.is_complex():
@@ -121,37 +126,35 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
     return y
 
 
-def scored_as_values(y: torch.Tensor) -> bool:
-    """Whether a classifier's checked targets ``y`` (``labels``) are values that mse, mae or huber
-    score as they are, a regression: floats other than rows (N, classes) of class probabilities,
-    such as one value per sample, (N,) or (N, 1), where an accuracy would mean nothing."""
-    return y.is_floating_point() and not (y.dim() == 2 and y.shape[1] > 1)
+def scored_as_values(y: torch.Tensor, loss: str | None) -> bool:
+    """Whether a classifier's checked targets ``y`` (``labels``) are values that ``loss``, the
+    TrainConfig's, scores as they are, a regression: under mse, mae or huber, floats other than
+    rows (N, classes) of class probabilities, such as one value per sample, (N,) or (N, 1), where
+    an accuracy would mean nothing."""
+    return loss in REGRESSION_LOSSES and y.is_floating_point() and not (y.dim() == 2 and y.shape[1] > 1)
 
 
 def _values_refusal(y: torch.Tensor, name: str, outputs: int) -> str | None:
-    """The refusal of regression targets ``y`` that are not one value per output of ``outputs``, as
-    ParameterError words it; None where they are."""
+    """Why regression targets ``y`` that are not one value per output of ``outputs`` are refused,
+    the reason a ParameterError naming ``name`` gives; None where they are one per output."""
     per_sample = y[0].numel() if len(y) else 1
     if y.dim() > 2 or per_sample == outputs:
         return None
     values = f"{per_sample} value{'s' if per_sample != 1 else ''}"
-    return str(ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
-                              f"{values} per sample, which a regression loss scores against the model's {outputs} "
-                              f"outputs: make its last layer output {per_sample} (nn.Linear(..., {per_sample})), "
-                              f"or give `{name}` one column per output"))
+    return (f"{values} per sample, which a regression loss scores against the model's {outputs} outputs: make its "
+            f"last layer output {per_sample} (nn.Linear(..., {per_sample})), or give `{name}` one column per output")
 
 
-def check_classes(y: torch.Tensor, name: str, outputs: int | None) -> None:
+def check_classes(y: torch.Tensor, name: str, outputs: int | None, loss: str | None) -> None:
     """Refuse labels (or one-hot columns) that the model's ``outputs`` cannot score, where the
     cross-entropy would raise an IndexError in the middle of an epoch; and regression targets
-    (``scored_as_values``) that are not one value per output."""
+    (``scored_as_values`` under ``loss``, the TrainConfig's) that are not one value per output."""
     if outputs is None or not len(y):
         return
-    if scored_as_values(y):
+    if scored_as_values(y, loss):
         refusal = _values_refusal(y, name, outputs)
         if refusal is not None:
-            raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
-                                 refusal.split(": ", 1)[1])
+            raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}", refusal)
         return
     if y.dim() == 1 and not y.is_floating_point() and int(y.max()) >= outputs:  # floats: mse's targets
         raise ParameterError(name, int(y.max()), f"the model gives {outputs} outputs, and class labels count from 0 "
@@ -209,10 +212,12 @@ def input_refusal(x: torch.Tensor, name: str, e: Exception, model: nn.Module, in
 
 
 def step_output_refusal(out, x: torch.Tensor, y: torch.Tensor | None, k: int, model: nn.Module, classifies: bool,
-                        model_meta: dict, model_name: str, training: bool = False) -> str | None:
+                        model_meta: dict, model_name: str, training: bool = False,
+                        loss: str | None = None) -> str | None:
     """training.module_check's refusal of ``out``, the model's outputs on the first ``k`` of
     inputs ``x`` whose targets are ``y`` (None where it predicts, the outputs the run's), where
-    their shape is at fault; None otherwise. ``training``: ``out`` came in training mode."""
+    their shape is at fault; None otherwise. ``training``: ``out`` came in training mode; ``loss``:
+    the TrainConfig's."""
     from neuralab.training.module_check import output_refusal
 
     if y is not None and callable(getattr(unwrap(model), "loss", None)):  # its own loss takes what it returns
@@ -220,12 +225,13 @@ def step_output_refusal(out, x: torch.Tensor, y: torch.Tensor | None, k: int, mo
     shape = f"({', '.join(['N', *map(str, x.shape[1:])])})"
     if y is None:
         outputs = model_meta.get("num_classes") if classifies else None
-    elif classifies and scored_as_values(y):  # a regression's values, not class numbers
+    elif classifies and scored_as_values(y, loss):  # a regression's values, not class numbers
         outputs = y[0].numel() if len(y) and y.dim() <= 2 else None
         if outputs is not None and isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == k:
             refusal = _values_refusal(y, "y", out.shape[1])
             if refusal is not None:
-                return f"{model_name}: on inputs {shape} the model gives (N, {out.shape[1]}); {refusal}"
+                values = ParameterError("y", f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}", refusal)
+                return f"{model_name}: on inputs {shape} the model gives (N, {out.shape[1]}); {values}"
     elif classifies:
         outputs = model_meta.get("num_classes") or (y.shape[1] if y.dim() == 2 else
                                                     int(y.max()) + 1 if len(y) else None)

@@ -41,7 +41,7 @@ from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, che
 from neuralab.training.checkpoint import (check_fits, load_checkpoint, load_tensors, save_checkpoint, save_tensors,
                                           save_weights, unwrap)
 from neuralab.training.compile import LOSS_EACH, OptimizerFactory, aligned, check_given, lr_factor, make_optimizer
-from neuralab.training.config import AUTO_BF16_PARAMETERS, Diverged, TrainConfig
+from neuralab.training.config import AUTO_BF16_PARAMETERS, REGRESSION_LOSSES, Diverged, TrainConfig
 from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, native_bf16, pick_device
 from neuralab.training.inputs_check import (WrongOutput, blame_model, check_classes, check_train_config,
                                             checked_pairs, first_line, input_refusal, labels, near, own_architecture,
@@ -58,8 +58,6 @@ class Task:
 
 
 def _correct(out, y):
-    if scored_as_values(y):  # mse's regression targets: no class to be right about
-        return _abs_error(out, y)
     return {"accuracy": (out.argmax(1) == (y if y.dim() == 1 else y.argmax(1))).sum()}  # labels or one-hot
 
 
@@ -100,7 +98,12 @@ class Trainer:
         # may also score float targets of any shape its outputs have
         self._classifies = task is CLASSIFICATION
         if config.loss is not None:  # the same task scored with another loss
-            task = Task(task.name, LOSS_EACH[config.loss], task.metric_sums)
+            metric_sums = task.metric_sums
+            if self._classifies and config.loss in REGRESSION_LOSSES:
+                # values to regress have no class to be right about; one-hot rows and class numbers do
+                metric_sums = lambda out, y: (_abs_error(out, y) if scored_as_values(y, config.loss)  # noqa: E731
+                                              else _correct(out, y))
+            task = Task(task.name, LOSS_EACH[config.loss], metric_sums)
         self.config, self.task = config, task
         self.callbacks = callbacks
         self.optimizer_factory = optimizer
@@ -184,7 +187,7 @@ class Trainer:
         integer type, or bool (False is class 0, True class 1)."""
         cfg, dist = self.config, self.dist
         y = checked_pairs(x, y, "x", "y", self._classifies, cfg.loss)
-        if self._classifies and cfg.monitor == "val_accuracy" and scored_as_values(y):
+        if self._classifies and cfg.monitor == "val_accuracy" and scored_as_values(y, cfg.loss):
             raise ParameterError("monitor", cfg.monitor, f"y holds values that {cfg.loss} scores as a regression, "
                                                          "with no accuracy: watch \"val_loss\"")
         if val is not None:
@@ -194,9 +197,9 @@ class Trainer:
             if not len(val[0]):  # its loss would be a mean over no rows, which no epoch can be chosen by
                 raise ParameterError("val", "0 rows", "give at least one row, or None for no validation set")
         # the model runs only once the data passed every check that needs no forward
-        check_classes(y, "y", self._outputs(x, "x"))
+        check_classes(y, "y", self._outputs(x, "x"), self.config.loss)
         if val is not None:
-            check_classes(val[1], "val[1]", self._outputs(val[0], "val[0]"))
+            check_classes(val[1], "val[1]", self._outputs(val[0], "val[0]"), cfg.loss)
         n = len(x)
         if n == 0:
             raise NeuralabError("the training set is empty")
@@ -381,14 +384,15 @@ class Trainer:
                     out = model(xb)
                     if isinstance(out, (tuple, list, dict)) and not callable(getattr(unwrap(model), "loss", None)):
                         return WrongOutput(step_output_refusal(out, x, y, k, self.model, self._classifies,
-                                                               self.model_meta, self.model_name, training=True))
+                                                               self.model_meta, self.model_name, training=True,
+                                                               loss=self.config.loss))
                     if not isinstance(out, torch.Tensor) and not callable(getattr(unwrap(model), "loss", None)):
                         return "None" if out is None else f"a {type(out).__name__}"
                     try:
                         loss = self._criterion(model)(out, yb)
                     except Exception:  # the loss refused the outputs: said as checking the module says it
                         refusal = step_output_refusal(out, x, y, k, self.model, self._classifies, self.model_meta,
-                                                      self.model_name)
+                                                      self.model_name, loss=self.config.loss)
                         if refusal is None:
                             raise
                         return WrongOutput(refusal)
@@ -515,7 +519,7 @@ class Trainer:
         y = checked_pairs(x, y, "x", "y", self._classifies, self.config.loss)
         if not len(x):  # a mean over no rows is no number
             raise ParameterError("x", "0 rows", "give at least one row to evaluate on")
-        check_classes(y, "y", self._outputs(x, "x"))
+        check_classes(y, "y", self._outputs(x, "x"), self.config.loss)
         return self._evaluate(x, y)
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor, at: tuple[int, str] | None = None) -> dict[str, float]:
@@ -531,7 +535,7 @@ class Trainer:
         """Mean loss and metrics of outputs already computed (``predict``'s) against ``y``:
         ``evaluate`` without running the model again."""
         y = labels(y, "y", self._classifies, self.config.loss)
-        check_classes(y, "y", out.shape[1] if self._classifies and out.dim() >= 2 else None)
+        check_classes(y, "y", out.shape[1] if self._classifies and out.dim() >= 2 else None, self.config.loss)
         y = y.to(out.device)
         n = max(1, len(out))
         sums = self.task.metric_sums(out, y)
