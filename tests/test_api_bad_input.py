@@ -194,6 +194,28 @@ def test_a_column_of_float_class_numbers_under_a_cross_entropy_is_told_to_be_cla
     assert "accuracy" in history[-1]
 
 
+def test_several_values_per_sample_under_mse_are_scored_by_mae_and_class_probabilities_by_accuracy(tensors):
+    """Float rows that are not class probabilities are values to regress: they reported an accuracy
+    (1.0 for (v, -v)), and monitor='val_accuracy' was taken for them."""
+    x, y = tensors
+    value = y.float() / 9
+    pair = torch.stack([value, -value], 1)
+    torch.manual_seed(0)
+    two = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    trainer = Trainer(two, config(loss="mse"), verbose=False)
+    record = trainer.fit(x, pair)[-1]
+    assert "accuracy" not in record
+    assert trainer.evaluate(x, pair)["mae"] == pytest.approx(float((trainer.predict(x) - pair).abs().mean()), rel=1e-5)
+    assert refused(lambda: Trainer(two, config(loss="mse", monitor="val_accuracy"), verbose=False).fit(x, pair),
+                   "monitor")
+    smoothed = F.one_hot(y, 10).float() * 0.9 + 0.01  # label smoothing keeps rows of probabilities
+    for targets in (F.one_hot(y, 10).float(), smoothed):
+        trainer = Trainer(mlp(), config(loss="mse"), verbose=False)
+        assert "mae" not in trainer.fit(x, targets)[-1]
+        assert trainer.evaluate(x, targets)["accuracy"] == pytest.approx(
+            float((trainer.predict(x).argmax(1) == y).float().mean()))
+
+
 def test_a_regressions_forward_that_squeezes_its_one_output_is_scored_against_a_column(tensors):
     """A forward's .squeeze(-1), (N,), against targets (N, 1) or (N,), as Keras's losses take it: it
     failed in the loss, blamed on the model's forward."""

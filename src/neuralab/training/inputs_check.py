@@ -129,9 +129,14 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
 def scored_as_values(y: torch.Tensor, loss: str | None) -> bool:
     """Whether a classifier's checked targets ``y`` (``labels``) are values that ``loss``, the
     TrainConfig's, scores as they are, a regression: under mse, mae or huber, floats other than
-    rows (N, classes) of class probabilities, such as one value per sample, (N,) or (N, 1), where
-    an accuracy would mean nothing."""
-    return loss in REGRESSION_LOSSES and y.is_floating_point() and not (y.dim() == 2 and y.shape[1] > 1)
+    rows (N, classes) of class probabilities (non-negative, summing to 1, as one-hot and
+    label-smoothed rows are), such as one value per sample, (N,) or (N, 1), where an accuracy
+    would mean nothing."""
+    if loss not in REGRESSION_LOSSES or not y.is_floating_point():
+        return False
+    if y.dim() != 2 or y.shape[1] == 1:
+        return True
+    return not (bool((y >= 0).all()) and bool(((y.sum(1) - 1).abs() <= 1e-3).all()))
 
 
 def _values_refusal(y: torch.Tensor, name: str, outputs: int) -> str | None:
