@@ -75,6 +75,25 @@ def resized(pool: str, side: int) -> str:
     return RESIZED_NET.replace("POOL", pool).replace("SIDE", str(side))
 
 
+# A part scripted with torch.jit.script makes the export script the whole model, whose adaptive
+# pool no patch of torch.nn.functional reaches: 28 rows pooled to 5 need windows of 5 and 6 rows.
+SCRIPTED_POOLED_NET = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.jit.script(nn.Conv2d(1, 8, 3, padding=1))
+        self.pool = nn.AdaptiveAvgPool2d(5)
+        self.fc = nn.Linear(8 * 5 * 5, 10)
+
+    def forward(self, x):
+        return self.fc(self.pool(torch.relu(self.conv(x))).flatten(1))
+"""
+
+
 # The batch size as a Python number: torch's tracer keeps it as the constant it was (4).
 LEN_NET = """
 import torch
@@ -140,6 +159,7 @@ SOURCES = {
     "torch-resized-avg-pooled": _code(resized("adaptive_avg_pool2d", 8)),
     "torch-resized-max-pooled": _code(resized("adaptive_max_pool2d", 8)),
     "torch-resized-avg-pooled-unevenly": _code(resized("adaptive_avg_pool2d", 5)),  # windows of 3 and 4 rows
+    "torch-scripted-part-avg-pooled-unevenly": _code(SCRIPTED_POOLED_NET),
 }
 
 

@@ -135,7 +135,7 @@ def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name
     gives for weights past protobuf's limit, beside which the exporter writes them, each in a
     file of its own, until ``described`` gathers them."""
     _diff_as_slices()
-    model = _traceable(model, run_dir)
+    model = _traceable(model, example, run_dir)
     with torch.no_grad():  # the sizes the graph's output keeps, after the batch
         sizes = tuple(model(example).shape[1:])
     graph = io.BytesIO()
@@ -161,13 +161,16 @@ def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name
     return Graph(_sized(graph.getvalue() if staging is None else graph, output_name, sizes), branch)
 
 
-def _traceable(model: nn.Module, run_dir: Path) -> nn.Module:
+def _traceable(model: nn.Module, example: torch.Tensor, run_dir: Path) -> nn.Module:
     """``model``, scripted whole where it holds a part scripted with torch.jit.script: the
     exporter traces a module, and a trace cannot enter a scripted part ("not part of the active
-    trace"), where it takes a scripted whole."""
+    trace"), where it takes a scripted whole. Its adaptive average pools are first made the fixed
+    pools they are at the sizes ``example`` gives them: a scripted whole calls them where
+    _adaptive_pools_at_their_sizes cannot reach."""
     parts = [n for n, m in model.named_modules() if n and isinstance(m, torch.jit.ScriptModule)]
     if not parts or isinstance(model, torch.jit.ScriptModule):
         return model
+    _average_pools_fixed(model, example)
     try:
         with warnings.catch_warnings():  # torch.jit.script's deprecation: the user asked for an export, not a script
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -382,9 +385,7 @@ def _adaptive_pools_at_their_sizes():
         if known is None:
             return average(input, output_size)
         (h, w), (oh, ow) = known
-        if h % oh or w % ow:  # windows of two widths, overlapping: the matrix products that average them
-            return FixedAdaptiveAvgPool((h, w), (oh, ow)).to(input.device, input.dtype)(input)
-        return functional.avg_pool2d(input, (h // oh, w // ow))
+        return _fixed_average((h, w), (oh, ow)).to(input.device, input.dtype)(input)
 
     def max(input, output_size, return_indices=False):
         known = sizes(input, output_size)
@@ -403,6 +404,34 @@ def _adaptive_pools_at_their_sizes():
         yield
     finally:
         functional.adaptive_avg_pool2d, functional.adaptive_max_pool2d = average, maximum
+
+
+def _fixed_average(size_in: tuple[int, int], size_out: tuple[int, int]) -> nn.Module:
+    """The fixed pool that an adaptive average pool of ``size_in`` to ``size_out`` is."""
+    (h, w), (oh, ow) = size_in, size_out
+    if h % oh or w % ow:  # windows of two widths, overlapping: the matrix products that average them
+        return FixedAdaptiveAvgPool(size_in, size_out)
+    return nn.AvgPool2d((h // oh, w // ow))
+
+
+def _average_pools_fixed(model: nn.Module, example: torch.Tensor) -> None:
+    """Put in ``model``'s nn.AdaptiveAvgPool2d layers the fixed pools (``_fixed_average``) they
+    are at the sizes ``example`` gives them, where their output does not divide their input,
+    which ONNX has no operator for. The run's input size is fixed, so they stay exact."""
+    met = {}
+    hooks = [m.register_forward_hook(lambda m, i, o: met.__setitem__(m, (tuple(i[0].shape[-2:]),
+                                                                          tuple(o.shape[-2:]))))
+             for m in model.modules() if isinstance(m, nn.AdaptiveAvgPool2d)]
+    try:
+        with torch.inference_mode():
+            model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if child in met and any(n % o for n, o in zip(*met[child])):
+                setattr(parent, name, _fixed_average(*met[child]).to(example.device, example.dtype))
 
 
 class NoOnnxForm(RuntimeError):
