@@ -222,6 +222,22 @@ def test_adaptive_max_pooling_to_a_size_that_does_not_divide_is_refused_saying_w
     assert "pull request" not in err and not (run / "model.onnx").exists()
 
 
+def test_adaptive_max_pooling_of_a_torch_layer_is_refused_naming_the_layer(fashion, tmp_path, capfd):
+    """An nn.AdaptiveMaxPool2d inside an nn.Sequential runs no line of the user's: the refusal named
+    the line of neuralab's own that called the model."""
+    (tmp_path / "net.py").write_text("from torch import nn\n\n\nclass Net(nn.Sequential):\n"
+                                     "    def __init__(self):\n        super().__init__(nn.Conv2d(1, 4, 3), nn.ReLU(), "
+                                     "nn.AdaptiveMaxPool2d(5), nn.Flatten(), nn.Linear(100, 10))\n")
+    run = _train(f"{tmp_path / 'net.py'}:Net", fashion, tmp_path / "run")
+    capfd.readouterr()
+    assert main(["export", str(run), "--onnx", "--trust-code"]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and err.count("\n") == 1, err
+    assert ("adaptive max pooling of 26x26 to 5x5 in layer 2 (AdaptiveMaxPool2d) has no ONNX form" in err
+            and "pool to a size that divides 26x26 (such as 2x2)" in err), err
+    assert ".py:" not in err and not (run / "model.onnx").exists()
+
+
 def test_exporting_twice_replaces_the_file_and_a_read_only_folder_is_one_line(fashion, tmp_path, capsys):
     from helpers import read_only
 

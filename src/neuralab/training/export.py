@@ -142,7 +142,7 @@ def traced(model: nn.Module, example: torch.Tensor, input_name: str, output_name
     if staging is not None:
         (staging.parent / "traced").mkdir()
         graph = staging.parent / "traced" / staging.name
-    with warnings.catch_warnings(record=True) as seen, _native_output_closed(), _adaptive_pools_at_their_sizes():
+    with warnings.catch_warnings(record=True) as seen, _native_output_closed(), _adaptive_pools_at_their_sizes(model):
         warnings.simplefilter("always")
         try:
             # The TorchScript-based exporter needs no extra packages and covers the whole zoo.
@@ -362,14 +362,15 @@ def _native_output_closed():
 
 
 @contextlib.contextmanager
-def _adaptive_pools_at_their_sizes():
+def _adaptive_pools_at_their_sizes(model: nn.Module):
     """F.adaptive_avg_pool2d and F.adaptive_max_pool2d (nn.AdaptiveAvgPool2d's and
-    nn.AdaptiveMaxPool2d's too), while a trace runs, as the fixed pools they are at the sizes the
-    trace meets: ONNX has them only where the output divides an input size the exporter knows,
+    nn.AdaptiveMaxPool2d's too), while a trace of ``model`` runs, as the fixed pools they are at the
+    sizes the trace meets: ONNX has them only where the output divides an input size the exporter knows,
     which it loses after an F.interpolate, and AlexNet's and VGG16's at 64x64 divide no size.
     The run's input size is fixed, so they stay exact."""
     functional = torch.nn.functional
     average, maximum = functional.adaptive_avg_pool2d, functional.adaptive_max_pool2d
+    layers = {m: name for name, m in model.named_modules() if name}
 
     def sizes(x: torch.Tensor, output_size) -> tuple[tuple[int, int], tuple[int, int]] | None:
         if not torch.jit.is_tracing() or x.dim() not in (3, 4):
@@ -394,7 +395,7 @@ def _adaptive_pools_at_their_sizes():
         (h, w), (oh, ow) = known
         if h % oh or w % ow:  # windows of two widths: no ONNX operator takes their maxima
             near = [next(d for d in range(o, 0, -1) if n % d == 0) for n, o in ((h, oh), (w, ow))]
-            raise NoOnnxForm(f"adaptive max pooling of {by((h, w))} to {by((oh, ow))}{_called_at()} has no ONNX "
+            raise NoOnnxForm(f"adaptive max pooling of {by((h, w))} to {by((oh, ow))}{_called_at(layers)} has no ONNX "
                              f"form, its windows not all of one size; pool to a size that divides {by((h, w))} "
                              f"(such as {by(near)}), or by average")
         return functional.max_pool2d(input, (h // oh, w // ow))
@@ -439,16 +440,21 @@ class NoOnnxForm(RuntimeError):
     exporter's own errors are (RuntimeError), in words that say what to change."""
 
 
-def _called_at() -> str:
-    """" at FILE:LINE" of the model's code that called the torch function tracing is in, or ""."""
-    library = Path(torch.__file__).parent
-    frame = sys._getframe(2)
-    while frame is not None:
+def _called_at(layers: dict[nn.Module, str]) -> str:
+    """" at FILE:LINE" of the model's code that called the torch function tracing is in; where no
+    code of the model's did (a torch layer in an nn.Sequential), " in layer NAME (CLASS)" of the
+    model's ``layers`` (by module) that did; or ""."""
+    own = (Path(torch.__file__).parent, Path(__file__).parents[1])  # torch's and neuralab's code
+    frame, layer = sys._getframe(2), None
+    while frame is not None and frame.f_code.co_filename != __file__:  # up to the export that traces
         path = Path(frame.f_code.co_filename)
-        if not path.is_relative_to(library) and path != Path(__file__):
+        if not any(path.is_relative_to(folder) for folder in own):
             return f" at {path.name}:{frame.f_lineno}"
+        module = frame.f_locals.get("self") if layer is None and path.is_relative_to(own[0]) else None
+        if isinstance(module, nn.Module) and module in layers:
+            layer = f" in layer {layers[module]} ({type(module).__name__})"
         frame = frame.f_back
-    return ""
+    return layer or ""
 
 
 class FixedAdaptiveAvgPool(nn.Module):
