@@ -79,6 +79,15 @@ def test_every_dotted_call_that_messages_and_docs_print_runs_after_import_neural
     assert out.returncode == 0 and out.stdout == "", (out.stdout, out.stderr[-2000:])
 
 
+def test_every_name_that_dir_lists_in_neuralabs_packages_is_an_attribute():
+    """dir(neuralab) listed __main__, the command's entry, which getattr refused."""
+    import neuralab
+
+    for package in (neuralab, neuralab.training, neuralab.models, neuralab.forecasting):
+        missing = [name for name in dir(package) if not hasattr(package, name)]
+        assert missing == [], (package.__name__, missing)
+
+
 def test_every_name_the_docs_api_table_lists_is_importable_from_neuralab_and_its_package():
     """The table says each name comes from `neuralab` itself and from the package it names."""
     import neuralab

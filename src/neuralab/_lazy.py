@@ -41,7 +41,9 @@ def exports(package: str, where: dict[str, str]) -> tuple[Callable[[str], object
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        return sorted({*namespace, *where, *(found.name for found in pkgutil.iter_modules(module.__path__))})
+        # not neuralab/__main__.py, the command's entry: submodule() finds no dunder name
+        return sorted({*namespace, *where, *(found.name for found in pkgutil.iter_modules(module.__path__)
+                                             if not found.name.startswith("__"))})
 
     class Package(types.ModuleType):
         def __setattr__(self, name, value):
