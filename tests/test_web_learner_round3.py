@@ -255,3 +255,11 @@ def test_a_refused_upload_clears_the_last_pictures_answer(page, pictures, tmp_pa
         "Draw or upload to see what every convolution and pooling layer makes of it.")
     shot(page, "round3-classify-refused")
     assert json.loads(page.evaluate("() => JSON.stringify(document.getElementById('bars').dataset)")) == {}
+
+
+def test_a_one_epoch_runs_charts_end_at_its_epoch(page, forecast_run):  # noqa: F811
+    """A finished run of one epoch drew its axis to "epoch 2", beside a header saying 1 of 1."""
+    page.goto(f"/runs?run={forecast_run}")
+    for chart in ("#curve-loss", "#curve-metric"):
+        expect(page.locator(f"{chart} svg > text", has_text="epoch 1")).to_have_count(1)
+        assert not [t for t in page.locator(f"{chart} svg > text").all_text_contents() if t.startswith("epoch 2")]

@@ -85,7 +85,7 @@ async function runPicker(select, kind, note, interrupted = false, wayOn = null) 
   const mine = data.runs.filter((r) => r.kind === kind
     && (r.finished || (interrupted && r.status === "interrupted" && r.epochs > 0)));
   select.replaceChildren(...mine.map((r) => el("option", { value: r.id,
-    text: `${r.id}  (${r.model}, ${r.data})${r.finished ? "" : "  [interrupted]"}` })));
+    text: `${r.id}  (${r.model}${r.data ? `, ${r.data}` : ""})${r.finished ? "" : "  [interrupted]"}` })));
   const wanted = query("run");
   const said = [];
   if (wanted && mine.some((r) => r.id === wanted)) select.value = wanted;

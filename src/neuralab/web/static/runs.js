@@ -303,10 +303,11 @@ function curve(box, metrics, names, title, progress) {
   const colors = { 0: "#1f5fbf", 1: "#e8590c" };
   const present = names.filter((n) => metrics.some((r) => typeof r[n] === "number"));
   const values = present.flatMap((n) => metrics.map((r) => r[n]).filter((v) => typeof v === "number"));
-  const epochs = Math.max(metrics.length, progress ? progress.epochs : 0, 2);
+  const epochs = Math.max(metrics.length, progress ? progress.epochs : 0, 1);
   const lo = values.length ? Math.min(...values) : 0, hi = values.length ? Math.max(...values) : 1;
   const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.05 || 0.5;
-  const x = (e) => L + (W - L - R) * ((e - 1) / (epochs - 1));
+  // one epoch sits in the middle: its axis runs from epoch 1 to epoch 1, as the run's header says
+  const x = (e) => (epochs === 1 ? (L + W - R) / 2 : L + (W - L - R) * ((e - 1) / (epochs - 1)));
   const y = (v) => T + (H - T - B) * (1 - (v - lo + pad) / (hi - lo + 2 * pad));
   const chart = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": `${title} by epoch` });
   chart.append(svgEl("text", { x: L, y: 20 }, `${title} by epoch`),
@@ -314,8 +315,9 @@ function curve(box, metrics, names, title, progress) {
     svgEl("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: "#868e96" }),
     svgEl("text", { x: L - 8, y: y(hi) + 5, "text-anchor": "end" }, num(hi)),
     svgEl("text", { x: L - 8, y: y(lo) + 5, "text-anchor": "end" }, num(lo)),
-    svgEl("text", { x: L, y: H - 14, "text-anchor": "middle" }, "1"),
-    svgEl("text", { x: W - R, y: H - 14, "text-anchor": "end" }, `epoch ${epochs}`));
+    ...(epochs === 1 ? [svgEl("text", { x: x(1), y: H - 14, "text-anchor": "middle" }, "epoch 1")] :
+      [svgEl("text", { x: L, y: H - 14, "text-anchor": "middle" }, "1"),
+        svgEl("text", { x: W - R, y: H - 14, "text-anchor": "end" }, `epoch ${epochs}`)]));
   present.forEach((name, i) => {
     const color = colors[names.indexOf(name)];
     const points = metrics.filter((r) => typeof r[name] === "number");
