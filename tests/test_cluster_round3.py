@@ -151,9 +151,9 @@ def test_a_missing_dataset_names_neuralab_data_where_it_is_set(tmp_path, monkeyp
     if given is None:
         assert f"copy the files into {tmp_path / 'cache' / 'neuralab' / 'mnist'} (or set NEURALAB_DATA);" in err
     else:
-        missing = ", a folder that does not exist" if given == "nosuch" else ""
-        assert (f"copy the files into {tmp_path / given / 'mnist'} (NEURALAB_DATA={given} is used{missing}: fix or "
-                "unset it);") in err, err
+        # a folder set on purpose is no mistake: only one that is not there is told to be fixed
+        said = "is used, a folder that does not exist: fix or unset it" if given == "nosuch" else "chooses it"
+        assert f"copy the files into {tmp_path / given / 'mnist'} (NEURALAB_DATA={given} {said});" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 

@@ -116,8 +116,10 @@ def _whose_cache() -> str:
     if not given:
         return "or set NEURALAB_DATA"
     cache = cache_dir()
-    missing = "" if cache.is_dir() else ", a file, not a folder" if cache.exists() else ", a folder that does not exist"
-    return f"NEURALAB_DATA={given} is used{missing}: fix or unset it"
+    if cache.is_dir():  # a folder set on purpose: only how to choose another
+        return f"NEURALAB_DATA={given} chooses it"
+    missing = "a file, not a folder" if cache.exists() else "a folder that does not exist"
+    return f"NEURALAB_DATA={given} is used, {missing}: fix or unset it"
 
 
 def file_in(directory: Path, filename: str) -> Path | None:
