@@ -457,3 +457,24 @@ def test_the_epoch_lines_are_said_to_be_of_the_scaled_target(tmp_path, capsys):
     # the epoch line's val_mae and results.json's validation MAE (°C) are figures in other units
     epoch_mae = float(re.search(r"val_mae ([\d.]+)", lines[first]).group(1))
     assert epoch_mae < 0.5 * result.results["val"][result.results["headline"]["network"]]["mae"]
+
+
+def test_the_epoch_lines_of_an_unscaled_target_are_in_the_datas_units_and_said_as_such(tmp_path, capsys):
+    """Under --scaler none and no transform the network trains on the target in its units: the header
+    and `neuralab runs` said its figures were of the scaled target, beside a val_mae equal to the
+    validation MAE in degrees."""
+    from neuralab import run_list
+
+    config = ForecastConfig(data="seattle-weather", target="temp_max",
+                            windows=WindowConfig(lookback=14, horizon=1, scaler="none", transform="none"),
+                            model=ModelConfig("lstm", hidden=[4]), train=series_train_config(epochs=1, device="cpu"),
+                            backtest_folds=1)
+    run_forecast(config, out=tmp_path / "run")
+    out = capsys.readouterr().out
+    assert "per epoch" not in out and "scaled target" not in out
+    (tmp_path / "run" / "results.json").unlink()  # as a run stopped after its epochs
+    row = run_list.describe(Run(tmp_path / "run"), "run")
+    assert row.metric["name"] == "val mae" and row.metric["note"] == "best so far"
+    diffed = WindowConfig(lookback=14, horizon=1, scaler="none", transform="diff")
+    assert run_list.trained_on(diffed) == "of the target's change" and run_list.trained_on(WindowConfig()) == \
+        run_list.SCALED

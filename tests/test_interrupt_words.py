@@ -117,7 +117,6 @@ def test_the_command_line_says_its_own_command_and_never_the_python_call(digits,
     assert Run(run).status() is Status.FINISHED
 
 
-
 @pytest.mark.parametrize("kind", ["train", "forecast"])
 def test_a_run_stopped_as_its_config_is_written_is_told_how_to_resume_and_keeps_its_model_json(digits, series_csv, kind,
                                                                                                tmp_path, monkeypatch,

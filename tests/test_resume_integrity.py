@@ -140,7 +140,6 @@ def test_a_resume_on_another_setup_is_recorded_and_said(fashion_mnist, tmp_path,
     assert session["environment"]["device"] == "cpu" and session["started"]
 
 
-
 def test_a_resume_in_another_number_of_processes_says_dropout_and_batch_norm_change_the_epochs(tmp_path, monkeypatch,
                                                                                               capsys):
     """Each process draws its own dropout masks (and normalises its share alone on CPUs): a run started
@@ -161,6 +160,7 @@ def test_a_resume_in_another_number_of_processes_says_dropout_and_batch_norm_cha
     assert "world_size 1, the run's first with world_size 2" in warning
     assert "differ from those of a run trained in one session where the model has dropout" in warning, warning
     assert "may differ in their last bits" not in warning
+
 
 def forecast_config() -> ForecastConfig:
     return ForecastConfig(data="seattle-weather", target="temp_max",

@@ -26,6 +26,16 @@ READS = (CONFIG, MODEL, RESULTS, WEIGHTS, METRICS, LAST, REPORT, "", CHECKPOINTS
 # network's, on the target as it trains on it, and a val MAE of 0.23 beside a test MAE of 0.99 in degrees
 # read as four times better
 SCALED = "of the scaled target"
+
+
+def trained_on(windows) -> str:
+    """What a forecast network's training figures (each epoch's loss and MAE) are of, where not the
+    data in its units: the scaled target, or its change. ``windows``: the run's window settings
+    (config.json's, or a WindowConfig), with the transform the run chose."""
+    get = windows.get if isinstance(windows, dict) else lambda name, default: getattr(windows, name, default)
+    if get("scaler", "standard") != "none":
+        return SCALED
+    return "" if get("transform", "none") == "none" else "of the target's change"
 STILL_NS = 2 * 10**9  # how long a run's files stay unchanged before its row is kept (FAT's clock ticks in 2 s)
 
 
@@ -96,7 +106,7 @@ def describe(run: Run, id: str | None = None) -> Row:
         score = head.get("network_mae") if ranked == "mae" else head.get("network_score")
         if head or not results:
             metric = ({"name": f"test {ranked.upper()}", "value": _finite(score), "note": _versus(head)} if results
-                      else _best_so_far(metrics, "mae", min, SCALED))
+                      else _best_so_far(metrics, "mae", min, trained_on(json_object(config.get("windows")))))
         else:  # Keras's fit (RunLogger): compile()'s MAE on its test set, where it was given one and "mae"
             metric = ({"name": "test MAE", "value": _finite(results["test_mae"]), "note": ""}
                       if _finite(results.get("test_mae")) is not None else _best_so_far(metrics, "mae", min))
@@ -163,7 +173,7 @@ def _looks(run: Run) -> tuple:
 
 def _best_so_far(metrics: list[dict], name: str, best, of: str = "") -> dict:
     """The best epoch's validation figure of a run still training (or stopped), else its training one;
-    ``of``: what the figures are of, where not the data itself (SCALED)."""
+    ``of``: what the figures are of, where not the data itself (trained_on)."""
     shown = f"{name.upper()} {of}" if of else name
     for key, label in ((f"val_{name}", f"val {shown}"), (name, f"train {shown}")):
         values = [v for r in metrics if (v := _finite(r.get(key))) is not None]

@@ -204,5 +204,8 @@ def live(root: Path, run_id: str) -> dict:
             progress = run.read(runs.PROGRESS)  # a plain file inside the run, as its other files
         except NeuralabError:  # not written yet, or between two sessions
             progress = None
+    windows = runs.json_object(runs.json_object(run.record.get("config")).get("windows")) if \
+        run.kind is runs.Kind.FORECASTER else None
     return {"id": run_id, "status": status.value, "metrics": run.metrics(),
-            "progress": progress if isinstance(progress, dict) else None}
+            "progress": progress if isinstance(progress, dict) else None,
+            "trained_on": run_list.trained_on(windows) if windows is not None else ""}

@@ -10,7 +10,6 @@ const LIST_POLL_MS = 2000;    // the list, while something trains or waits
 // appears on the list left open on the projector
 const LIST_IDLE_MS = 10000;
 const ACTIVE = ["queued", "running", "stopping"];
-const SCALED = "of the scaled target";  // as the server's web/runs.py SCALED
 const RETRY_MAX_MS = 10000;   // after failed polls (the app stopped or restarting): each wait doubles up to this
 
 function fileUrl(run, name) {
@@ -285,9 +284,10 @@ function drawLive(run, state, kind) {
   $("curves").classList.toggle("hidden", !state.metrics.length && !isLive(state));
   const forecast = (kind || "") === "forecaster" || state.metrics.some((r) => "mae" in r);
   const metric = forecast ? "mae" : "accuracy";
-  // a forecast network's figures are of the target it trains on, scaled: not the target's units
-  curve($("curve-loss"), state.metrics, ["loss", "val_loss"], forecast ? `loss ${SCALED}` : "loss", state.progress);
-  curve($("curve-metric"), state.metrics, [metric, `val_${metric}`], forecast ? `MAE ${SCALED}` : metric, state.progress);
+  // a forecast network's figures are of the target as it trains on it (scaled, or its change): said
+  const of = forecast && state.trained_on ? ` ${state.trained_on}` : "";
+  curve($("curve-loss"), state.metrics, ["loss", "val_loss"], `loss${of}`, state.progress);
+  curve($("curve-metric"), state.metrics, [metric, `val_${metric}`], forecast ? `MAE${of}` : metric, state.progress);
 }
 
 function svgEl(tag, attrs = {}, text = null) {
