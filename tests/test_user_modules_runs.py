@@ -257,6 +257,63 @@ def test_a_pyc_put_in_the_runs_pycache_does_not_run_in_place_of_the_checked_file
     assert not (work / "ran").exists() and Run(work / "runs" / "job").status() is Status.FINISHED
 
 
+# the model puts its own folder on sys.path, and its helper imports a neighbour as the constructor calls it
+ON_ITS_PATH = NET.replace("import torch", "import os\nimport sys\nsys.path.insert(0, os.path.dirname("
+                          "os.path.abspath(__file__)))\nimport torch\nimport helper", 1) \
+    .replace("super().__init__()", "super().__init__()\n        width = helper.width()", 1) \
+    .replace("64, 16), nn.ReLU(), nn.Linear(16", "64, width), nn.ReLU(), nn.Linear(width")
+
+
+def test_a_pyc_in_the_runs_pycache_does_not_run_for_a_neighbour_imported_once_the_file_has_run(
+        work, digits, capsys, monkeypatch):
+    """The checked bytes ran only while the file's top level ran: a neighbour imported later (in
+    the constructor neuralab calls, or in forward) came through Python's import from the run's
+    folder, which the model's code had put on sys.path, .pyc included: code no SHA-256 covers,
+    run by the requeued job without --trust-code and by a reload with it."""
+    import importlib._bootstrap_external as bootstrap
+    import importlib.util
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the model's code adds its folders
+    Path("mods/helper.py").write_text("def width():\n    import width2\n    return width2.WIDTH\n")
+    Path("mods/width2.py").write_text("WIDTH = 16\n")
+    Path("mods/onpath.py").write_text(ON_ITS_PATH)
+    job = train_job(digits, "mods/onpath.py", REQUEUE, "--epochs", "1")
+    assert main(job) == 0, capsys.readouterr().err
+    for name in ("helper", "width2"):  # as a requeued job, another process, starts
+        sys.modules.pop(name, None)
+    run = work / "runs" / "job"
+    kept = run / "width2.py"
+    planted = compile(f"open({str(work / 'ran')!r}, 'w').close()\nWIDTH = 16\n", str(kept), "exec")
+    pyc = Path(importlib.util.cache_from_source(str(kept)))
+    pyc.parent.mkdir(exist_ok=True)
+    pyc.write_bytes(bootstrap._code_to_timestamp_pyc(planted, int(kept.stat().st_mtime), kept.stat().st_size))
+    (run / "report.html").unlink()  # as a kill after the last epoch leaves it: the job builds the model again
+    try:
+        assert main(job) == 0, capsys.readouterr().err
+        assert main(["evaluate", "runs/job", "--trust-code"]) == 0, capsys.readouterr().err
+    finally:
+        for name in ("helper", "width2"):
+            sys.modules.pop(name, None)
+    assert not (work / "ran").exists() and (run / "report.html").is_file()
+
+
+def test_a_neighbour_imported_inside_the_constructor_and_forward_is_found_as_plain_python_finds_it(
+        work, digits, capsys):
+    """"mods/lazy.py:5: Net() failed: ModuleNotFoundError: No module named 'width'": the folder
+    was off sys.path once the file's top level had run."""
+    Path("mods/width.py").write_text("WIDTH = 16\nSCALE = 1.0\n")
+    Path("mods/lazy.py").write_text(
+        NET.replace("super().__init__()", "super().__init__()\n        from width import WIDTH", 1)
+        .replace("64, 16), nn.ReLU(), nn.Linear(16", "64, WIDTH), nn.ReLU(), nn.Linear(WIDTH")
+        .replace("return self.body(x)", "from width import SCALE\n        return self.body(x) * SCALE"))
+    try:
+        assert main(train_job(digits, "mods/lazy.py", "--epochs", "1")) == 0, capsys.readouterr().err
+        assert main(["evaluate", "runs/job", "--trust-code"]) == 0, capsys.readouterr().err
+    finally:
+        sys.modules.pop("width", None)
+    assert (work / "runs" / "job" / "width.py").read_text() == "WIDTH = 16\nSCALE = 1.0\n"
+
+
 @pytest.mark.parametrize("model", ["mods/fc.py", "mods/fc.py:Forecaster"])
 def test_the_forecast_job_command_of_a_module_file_resumes_it_then_finds_it_finished(work, series_csv, model, capsys,
                                                                                      cut_in_epoch_2):

@@ -272,9 +272,11 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
         sys.path.insert(0, folder)  # the file may import its neighbours, as `python FILE.py` lets it
     sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
     neighbours = [Path(n).stem for n in imports or ()]
-    before = {n: sys.modules.pop(n) for n in neighbours if n in sys.modules}
-    given = _GivenFiles({Path(n).stem: (Path(folder) / n, code) for n, code in (imports or {}).items()})
-    sys.meta_path.insert(0, given)
+    # the caller's own modules of those names are put back after; one given to another model's code is not
+    before = {n: m for n in neighbours if (m := sys.modules.pop(n, None)) is not None
+              and getattr(getattr(m, "__spec__", None), "loader", None) is not _GIVEN}
+    files = {Path(n).stem: (Path(folder) / n, code) for n, code in (imports or {}).items()}
+    _GIVEN.keep(folder, files, checked is not None)
     argv, sys.argv = sys.argv, [str(path)]  # a file that parses its options gets its defaults, not neuralab's
     try:
         with _keras_input_shape_quiet():
@@ -305,8 +307,6 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     finally:
         sys.argv = argv
         with contextlib.suppress(ValueError):
-            sys.meta_path.remove(given)
-        with contextlib.suppress(ValueError):
             if checked is None:
                 sys.path.remove(folder)
         for n in neighbours:
@@ -316,26 +316,71 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
 
 
 class _GivenFiles(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """The model file's imports of the files beside it, run from the bytes neuralab read (and a
-    run checked against its SHA-256): Python's own import would run a .pyc in __pycache__ in
-    their place where its header matches the file's time and size, code no hash covers."""
+    """The imports of the files beside a model file that neuralab ran, from the bytes it read
+    (and a run checked against its SHA-256), for as long as the process lives: the model's
+    constructor and forward may import a neighbour inside a function, after load_python has
+    returned. Python's own import would run a .pyc in __pycache__ in their place where its header
+    matches the file's time and size, code no hash covers; from a run's folder, which the user's
+    code (sys.path.insert) or the folder Python started in may put on sys.path, nothing else is
+    imported. One finder for the process, ahead of Python's own (``_GIVEN``)."""
 
-    def __init__(self, files: dict[str, tuple[Path, bytes]]):
-        self.files = files  # module name -> (its file, its bytes)
+    def __init__(self):
+        self.folders: dict[str, dict[str, tuple[Path, bytes]]] = {}  # folder -> module name -> (its file, its bytes)
+        self.checked: set[str] = set()  # the folders whose bytes a run checked against its SHA-256
+
+    def keep(self, folder: str, files: dict[str, tuple[Path, bytes]], checked: bool) -> None:
+        """The files of ``folder`` (resolved) that its model's imports run from now on."""
+        self.folders[folder] = files
+        (self.checked.add if checked else self.checked.discard)(folder)
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in self.files:
+        if not self.folders or "." in fullname:  # a run's folder holds modules, no packages
             return None
-        spec = importlib.util.spec_from_loader(fullname, self, origin=str(self.files[fullname][0]))
+        folder = _importer_folder()
+        if folder in self.folders and fullname in self.folders[folder]:
+            return self._spec(fullname, *self.folders[folder][fullname])
+        if not self.checked:
+            return None
+        import importlib.machinery
+
+        found = importlib.machinery.PathFinder.find_spec(fullname, path)
+        places = [getattr(found, "origin", None), *(getattr(found, "submodule_search_locations", None) or ())]
+        hit = next(((f, p) for f in self.checked for p in places if p and Path(p).resolve().parent == Path(f)), None)
+        if hit is None:
+            return None
+        if fullname in self.folders[hit[0]]:
+            return self._spec(fullname, *self.folders[hit[0]][fullname])
+        raise ImportError(f"{hit[1]}: in the run's folder, and not among the files its model.json records, so it "
+                          "does not run", name=fullname)
+
+    def _spec(self, fullname: str, file: Path, code: bytes):
+        spec = importlib.util.spec_from_loader(fullname, self, origin=str(file))
         spec.has_location = True  # __file__, which tracebacks and inspect name the file by
+        spec.loader_state = (file, code)
         return spec
 
     def create_module(self, spec):
         return None
 
     def exec_module(self, module) -> None:
-        file, code = self.files[module.__name__]
+        file, code = module.__spec__.loader_state
         exec(compile(code, str(file), "exec", dont_inherit=True), module.__dict__)  # noqa: S102  the model's import
+
+
+_GIVEN = _GivenFiles()
+
+
+def _importer_folder() -> str | None:
+    """The resolved folder of the file whose code is importing now (an import statement, or
+    importlib.import_module), past the import system's own frames; None where it has no file."""
+    frame = sys._getframe(2)
+    while frame is not None and (frame.f_code.co_filename.startswith("<frozen importlib")
+                                 or frame.f_globals.get("__name__", "").startswith("importlib")):
+        frame = frame.f_back
+    file = frame.f_globals.get("__file__") if frame is not None else None
+    return str(Path(file).resolve().parent) if isinstance(file, str) else None
 
 
 def _beside(filename: str, folder: str) -> bool:
