@@ -314,6 +314,20 @@ def test_a_neighbour_imported_inside_the_constructor_and_forward_is_found_as_pla
     assert (work / "runs" / "job" / "width.py").read_text() == "WIDTH = 16\nSCALE = 1.0\n"
 
 
+def test_torchscript_compiles_the_checked_bytes_not_the_file_on_disk(tmp_path):
+    """inspect, and so TorchScript, read the file as it is on disk: a forward edited after the
+    SHA-256 check was the one compiled."""
+    from neuralab.training.user_code import load_python
+
+    checked = NET + "\n\nmodel = torch.jit.script(Net())\n"
+    path = tmp_path / "model.py"
+    path.write_text(checked.replace("return self.body(x)", "return self.body(x) * 0 + 42"))
+    model, _ = load_python(path, "model", {}, checked=checked.encode())
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.equal(model(x), model.body(x))
+
+
 @pytest.mark.parametrize("model", ["mods/fc.py", "mods/fc.py:Forecaster"])
 def test_the_forecast_job_command_of_a_module_file_resumes_it_then_finds_it_finished(work, series_csv, model, capsys,
                                                                                      cut_in_epoch_2):

@@ -277,6 +277,7 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
               and getattr(getattr(m, "__spec__", None), "loader", None) is not _GIVEN}
     files = {Path(n).stem: (Path(folder) / n, code) for n, code in (imports or {}).items()}
     _GIVEN.keep(folder, files, checked is not None)
+    _as_source(path, source)
     argv, sys.argv = sys.argv, [str(path)]  # a file that parses its options gets its defaults, not neuralab's
     try:
         with _keras_input_shape_quiet():
@@ -366,6 +367,7 @@ class _GivenFiles(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module) -> None:
         file, code = module.__spec__.loader_state
+        _as_source(file, code)
         exec(compile(code, str(file), "exec", dont_inherit=True), module.__dict__)  # noqa: S102  the model's import
 
 
@@ -381,6 +383,15 @@ def _importer_folder() -> str | None:
         frame = frame.f_back
     file = frame.f_globals.get("__file__") if frame is not None else None
     return str(Path(file).resolve().parent) if isinstance(file, str) else None
+
+
+def _as_source(file: Path, code: bytes) -> None:
+    """``code`` as the text of ``file`` for inspect and linecache (TorchScript compiles a forward
+    from it, tracebacks quote it): the bytes that ran, not the file as it is on disk by now."""
+    import linecache
+
+    lines = importlib.util.decode_source(code).splitlines(keepends=True)
+    linecache.cache[str(file)] = (len(code), None, lines, str(file))  # no time: checkcache keeps it
 
 
 def _beside(filename: str, folder: str) -> bool:
