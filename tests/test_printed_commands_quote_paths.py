@@ -148,3 +148,10 @@ def test_the_resume_command_printed_after_ctrl_c_resumes_a_folder_named_with_a_n
 
     assert main(in_bash(err.split("`")[1]) + ["--quiet"]) == 0
     assert Run(run).status() is Status.FINISHED
+
+
+def test_a_name_holding_a_lone_surrogate_is_printed_on_one_line_not_a_traceback():
+    """A name read from JSON ("a\\ud800.png" in a run's config.json) has a surrogate no bytes give:
+    os.fsencode raised UnicodeEncodeError as the $'...' quoting wrote it, and `neuralab runs` exited 1."""
+    assert shell_word("runs/a\ud800\xa0.png") == "$'runs/a\\ud800\\xc2\\xa0.png'"
+

@@ -148,7 +148,9 @@ def printable(text: str) -> str:
     $'...' quoting, those characters as the bytes of their UTF-8 (``$'runs/my\\xc2\\xa0run'``),
     which a path pasted back names; Python's repr in quotes named no file. A name's bytes that are
     no UTF-8 (Latin-1's é, held as "\\udce9") print as the bytes themselves (the command's output
-    handler); those of C1 controls (0x80 to 0x9f, an 8-bit terminal's escapes) are escaped."""
+    handler) in a name otherwise shown as it is, and as \\xe9 in $'...'; those of C1 controls (0x80
+    to 0x9f, an 8-bit terminal's escapes) are escaped. A lone surrogate, which no bytes give (a
+    name from JSON's "\\ud800"), is written \\ud800."""
     rest = "".join(c for c in text if not 0xDCA0 <= ord(c) <= 0xDCFF)
     if rest.isprintable():
         return text
@@ -158,9 +160,12 @@ def printable(text: str) -> str:
             return "\\" + c
         if c in _SHELL_ESCAPES:
             return _SHELL_ESCAPES[c]
-        if c.isprintable():  # a surrogate (a byte no UTF-8) is not
+        if c.isprintable():  # a surrogate is not
             return c
-        return "".join(f"\\x{b:02x}" for b in os.fsencode(c))
+        try:
+            return "".join(f"\\x{b:02x}" for b in os.fsencode(c))
+        except UnicodeEncodeError:  # a surrogate no byte was read as
+            return f"\\u{ord(c):04x}"
     return "$'" + "".join(map(quoted, text)) + "'"
 
 
