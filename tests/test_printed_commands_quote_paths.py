@@ -155,3 +155,18 @@ def test_a_name_holding_a_lone_surrogate_is_printed_on_one_line_not_a_traceback(
     os.fsencode raised UnicodeEncodeError as the $'...' quoting wrote it, and `neuralab runs` exited 1."""
     assert shell_word("runs/a\ud800\xa0.png") == "$'runs/a\\ud800\\xc2\\xa0.png'"
 
+
+@pytest.mark.parametrize("value", ["-o\xa0x.csv", "-ox.csv", "-my out.csv", "-1", "-0.5", "out.csv"])
+def test_an_options_value_in_a_refusal_is_printed_as_argparse_takes_it_back(value):
+    """ParameterError wrote `--output $'-o\\xc2\\xa0x.csv'`, which argparse took for an option
+    ("expected one argument"); a value starting with "-" is written --output=VALUE."""
+    import argparse
+
+    from neuralab.errors import ParameterError
+
+    said = ParameterError("output", value, "must be a CSV file").render(lambda p: "--" + p)
+    assert said.endswith(": must be a CSV file") and "\n" not in said
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    parser.add_argument("--output")
+    typed = in_bash("neuralab " + said.removesuffix(": must be a CSV file"))
+    assert parser.parse_args(typed).output == value

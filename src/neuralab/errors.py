@@ -169,6 +169,30 @@ def printable(text: str) -> str:
     return "$'" + "".join(map(quoted, text)) + "'"
 
 
+def shell_word(path) -> str:
+    """``path`` as a command line that is printed for pasting back must give it: quoted where the
+    shell would split or expand it (`--resume 'sp ace/r3'`), as ParameterError shows an
+    option's value; a name holding a character no terminal shows as itself (a newline, a tab, a
+    no-break space) is written in the shell's $'...' quoting (``printable``), on the message's
+    one line. A relative path starting with "-" is given as "./-r1": argparse would take
+    "-r1" for an option, after an option or as a positional alike. The command lines' counterpart of
+    runs.python_call's repr."""
+    text = os.fspath(path)
+    if text.startswith("-"):
+        text = os.path.join(os.curdir, text)
+    return _quoted(text)
+
+
+def _quoted(text: str) -> str:
+    """``text`` as one word of a command line: ``printable``'s $'...' where it holds a character
+    no terminal shows, else quoted where the shell would split or expand it."""
+    shown = printable(text)
+    return shlex.quote(text) if shown is text else shown
+
+
+_NEGATIVE = re.compile(r"-\d+|-\d*\.\d+")  # what argparse takes for a negative number, not an option
+
+
 def by(sizes) -> str:
     """A shape as a message writes it and a user types it: (16, 16) as 16x16."""
     return "x".join(map(str, sizes))
@@ -199,10 +223,11 @@ class ParameterError(NeuralabError):
         if self.parameter in getattr(name, "positionals", ()):  # a command's positional: the value says it
             return f"{self.value}: {reason}"
         flag = name(self.parameter)
-        if flag.startswith("-"):  # as it was typed on the command line; a newline or tab shown escaped
+        if flag.startswith("-"):  # as it was typed on the command line, which pasted back gives the value
             text = str(self.value)
-            shown = printable(text)
-            return f"{flag} {shlex.quote(text) if shown is text else shown}: {reason}"
+            if text.startswith("-") and not _NEGATIVE.fullmatch(text):  # argparse would take it for an option
+                return f"{flag}={_quoted(text)}: {reason}"
+            return f"{flag} {_quoted(text)}: {reason}"
         return f"{flag}={self.value!r}: {reason}"
 
 

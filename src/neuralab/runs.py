@@ -28,7 +28,6 @@ import fcntl
 import itertools
 import json
 import os
-import shlex
 import shutil
 import socket
 import stat
@@ -37,7 +36,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from neuralab.errors import NeuralabError, ParameterError, Shown, printable, reduced
+from neuralab.errors import NeuralabError, ParameterError, Shown, reduced
+from neuralab.errors import shell_word  # noqa: F401  the runs' commands are printed with it (cli, web)
 from neuralab.files import (MAX_JSON, WriteError, folder_from_env, nulled, open_plain, read_json, remove_leftovers,
                             run_write_advice, signals_held, write_advice, write_json, write_text)
 from neuralab.safetensors_header import (neuralab_metadata, read_safetensors_header, safetensors_fault,
@@ -183,21 +183,6 @@ def way_on(path: Path, kind: Kind, does: str | None = None, call: str | None = N
     is to be finished ("finishes it", or FROM_THE_START where it keeps no epoch)."""
     resume = call or Interrupted.resume_call(path, kind)
     return f"`{resume}` {does or ('finishes it' if epoch_kept(path) else FROM_THE_START)}"
-
-
-def shell_word(path) -> str:
-    """``path`` as a command line that is printed for pasting back must give it: quoted where the
-    shell would split or expand it (`--resume 'sp ace/r3'`), as errors.ParameterError shows an
-    option's value; a name holding a character no terminal shows as itself (a newline, a tab, a
-    no-break space) is written in the shell's $'...' quoting (errors.printable), on the message's
-    one line. A relative path starting with "-" is given as "./-r1": argparse would take
-    "-r1" for an option, after an option or as a positional alike. The command lines' counterpart of
-    ``python_call``'s repr."""
-    text = os.fspath(path)
-    if text.startswith("-"):
-        text = os.path.join(os.curdir, text)
-    shown = printable(text)
-    return shlex.quote(text) if shown is text else shown
 
 
 def python_call(path: Path, function: str, *given) -> str:

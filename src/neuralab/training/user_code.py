@@ -24,8 +24,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from neuralab.errors import NeuralabError
-from neuralab.runs import shell_word  # the model's name as typed back, on the command line or in Python alike
+from neuralab.errors import NeuralabError, shell_word  # a model's name as typed back, in a shell or in Python
 from neuralab.training.config import MAX_SEED
 
 MODULE_PREFIX = "neuralab_model_"   # sys.modules's name for a model file run (run_file), before its hash
