@@ -8,6 +8,7 @@ daily load with a weekly cycle (conftest's series_csv)."""
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -174,6 +175,22 @@ def test_the_train_job_command_refuses_a_changed_file_beside_the_model_by_its_na
     assert main(job) == 0, capsys.readouterr().err
     Path("mods/width.py").write_text("WIDTH = 64\n")  # edited after the run finished: the requeued job has nothing to do
     assert main(job) == 0 and "the run is finished already" in capsys.readouterr().out
+
+
+def test_the_train_job_command_of_a_finished_run_with_a_lost_report_names_the_changed_file_beside_the_model(
+        work, digits, capsys, cut_in_epoch_2):
+    """It said "the run's model is PyTorch code ... pass --trust-code", where the file the user
+    typed again no longer is the run's: the unfinished run's refusal names the edited file."""
+    job = helped_job_stopped_in_epoch_2(digits, cut_in_epoch_2)
+    assert main(job) == 0, capsys.readouterr().err
+    report = work / "runs" / "job" / "report.html"
+    report.unlink()  # as a kill after the last epoch leaves it
+    Path("mods/width.py").write_text("WIDTH = 32\n")
+    capsys.readouterr()
+    assert main(job) == 2 and not report.exists()
+    err = capsys.readouterr().err
+    assert "mods/width.py: changed (or gone) since the run in runs/job was made" in err, err
+    assert main(shlex.split(err.split("`")[1])[1:]) == 0 and report.is_file()
 
 
 @pytest.mark.parametrize("kind", ["train", "forecast"])

@@ -378,12 +378,16 @@ def code_named_again(args) -> bool:
                    if not (folder / name).is_file() or sha256(folder / name, "file") != digest]
     except (NeuralabError, OSError):  # changed, or unreadable: the resume says so
         return False
-    if changed and finished:  # nothing trains: finished_already says so, a lost report asking for `trust_code`
+    if changed and finished and not run.report_missing():  # nothing trains, nothing runs: finished_already says so
         return False
     if changed:  # --trust-code would run the run's copies, not the file the user edited
+        from neuralab.cli.report import report_command
+
+        do = (f"put it back to write the report its end was stopped in, or write it from the run's copies: "
+              f"`{report_command(args.out)}`" if finished else
+              "put it back to resume, or start a new run with another --out")
         raise NeuralabError(f"{folder / changed[0]}: changed (or gone) since the run in {args.out} was made, "
-                            f"which imports the copy it trained with; put it back to resume, or start a new run "
-                            "with another --out")
+                            f"which imports the copy it trained with; {do}")
     return True
 
 
