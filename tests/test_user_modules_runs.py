@@ -255,6 +255,21 @@ def test_a_model_importing_ones_own_module_from_elsewhere_on_the_path_is_warned_
                       "to keep it with the run, put it beside the model's file"], warned
 
 
+def test_ones_own_namespace_package_elsewhere_on_the_path_is_named_as_a_module_is(work, monkeypatch, tmp_path):
+    """A folder without __init__.py on PYTHONPATH has no file for its origin: the run depended
+    on it, and nothing said so."""
+    from neuralab.training.user_code import imported_elsewhere
+
+    lib = tmp_path / "lib"
+    (lib / "elsewhere_ns").mkdir(parents=True)
+    (lib / "elsewhere_ns" / "layers.py").write_text("WIDTH = 16\n")
+    (lib / "elsewhere_mod.py").write_text("WIDTH = 16\n")
+    monkeypatch.syspath_prepend(str(lib))  # as PYTHONPATH puts it
+    Path("mods/nsnet.py").write_text("from elsewhere_ns.layers import WIDTH\nimport elsewhere_mod\nimport numpy\n")
+    assert imported_elsewhere(Path("mods/nsnet.py"), {}) == {"elsewhere_mod": str(lib / "elsewhere_mod.py"),
+                                                             "elsewhere_ns": str(lib / "elsewhere_ns")}
+
+
 def test_a_pyc_put_in_the_runs_pycache_does_not_run_in_place_of_the_checked_file_beside_the_model(
         work, digits, capsys, cut_in_epoch_2):
     """Python's import ran runs/job/__pycache__/width.*.pyc, whose header gave width.py's time and

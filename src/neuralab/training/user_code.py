@@ -184,9 +184,10 @@ def _imported_names(tree) -> set[str]:
 def imported_elsewhere(path: Path, imports: dict) -> dict[str, str]:
     """The user's own modules that the model file ``path``, or a file beside it that it imports
     (``imports``, name -> bytes), imports from elsewhere on sys.path (PYTHONPATH, the folder
-    Python was started in): name -> its file. A run keeps none of them, so its resume or reload
-    runs them as they are by then. The standard library's modules and installed packages'
-    (a distribution's, editable ones too) are no user's code to keep."""
+    Python was started in): name -> its file (a package without __init__.py: its folder). A run
+    keeps none of them, so its resume or reload runs them as they are by then. The standard
+    library's modules and installed packages' (a distribution's, editable ones too) are no user's
+    code to keep."""
     import ast
 
     names = set()
@@ -201,7 +202,12 @@ def imported_elsewhere(path: Path, imports: dict) -> dict[str, str]:
         except (ImportError, ValueError):  # ValueError: imported without a spec (a __main__)
             continue
         origin = getattr(spec, "origin", None)
-        if not origin or not Path(origin).is_file() or in_a_library(Path(origin)):
+        if not origin:  # a namespace package (a folder without __init__.py): its folders say where it is
+            origin = next((p for p in getattr(spec, "submodule_search_locations", None) or ()
+                           if Path(p).is_dir() and not in_a_library(Path(p))), None)
+            if origin is None:
+                continue
+        elif not Path(origin).is_file() or in_a_library(Path(origin)):
             continue
         if installed is None:  # 0.2 s, asked only for a module no library folder holds
             from importlib.metadata import packages_distributions
