@@ -53,6 +53,8 @@ PYTHON_ONLY = {
     "window": "the moving-average baseline chooses its window on the command line",
     "intervals": "the command line reports the 80% and 95% intervals",
     "x": "Trainer.fit's and predict's inputs, tensors in Python; the command line reads a dataset",
+    "y": "Trainer.fit's targets, tensors in Python; the command line reads a dataset's labels",
+    "path": "save_image's and plots.save's file in Python; the command line checks its --out and --figure first",
     "val": "Trainer.fit's validation set in Python; the command line splits val_fraction off the data",
     "preprocess": "a Classifier's normalisation in Python; the command line keeps the run's",
     "inputs": "the Trainer's batch transform in Python (Preprocess.normalise); runs of the command line set it",
