@@ -264,6 +264,34 @@ def test_the_run_is_evaluated_again_on_the_dataset_it_names(fitted, tmp_path, fa
     assert "continue the training in Keras" in capsys.readouterr().err
 
 
+def test_the_report_of_a_run_given_no_data_is_written_again_from_its_test_figures(fitted, tmp_path, capsys):
+    """Route (a) names no `data`: `neuralab report` refused the run, pointing to a dataset the
+    32x32 model cannot take; it writes the report from results.json, saying why no mistakes are
+    shown, and evaluate's refusal points to what does test the model."""
+    import shutil
+
+    from neuralab.training import load_classifier
+
+    _, _, out, xt, yt = fitted
+    run = tmp_path / "no-data"
+    shutil.copytree(out, run)
+    record = json.loads((run / "config.json").read_text())
+    record["config"]["data"] = None
+    (run / "config.json").write_text(json.dumps(record))
+    (run / runs.REPORT).unlink()
+    assert main(["report", str(run)]) == 0, capsys.readouterr().err
+    results = json.loads((run / runs.RESULTS).read_text())
+    report = (run / runs.REPORT).read_text()
+    assert f"{results['test_accuracy'] * 100:.2f}%</b> on {len(yt)} test images" in report
+    assert "Confusion matrix" in report and "Not shown: the run does not keep the test pictures" in report
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "results.json keeps" in err and "load_classifier(run).predict_proba" in err, err
+    pictures = np.rint(xt * 255).astype(np.uint8).transpose(0, 3, 1, 2)  # the advice, followed
+    accuracy = (load_classifier(run).predict_proba(pictures).argmax(1) == yt).mean()
+    assert accuracy == pytest.approx(results["test_accuracy"])
+
+
 def test_neuralab_serve_lists_the_run_and_serves_its_report(fitted):
     """Route (a)'s last step: `neuralab serve` on the folder shows the run, its summary and report."""
     from starlette.testclient import TestClient

@@ -67,15 +67,18 @@ def write_classifier_report(run_dir: str | Path, *, record: dict, results: dict,
     epoch; ``matrix``: the test set's confusion matrix (rows true); ``probabilities`` (N,
     classes) for the test ``images`` (N, C, H, W) uint8 with their true ``labels``.
     A run without a test set (Keras's own fit, see neuralab.training.RunLogger) passes None for
-    the four test-set arguments: its report has no test figures, matrix or mistakes.
+    the four test-set arguments: its report has no test figures, matrix or mistakes; one whose
+    test pictures are not kept (fit's `test=` arrays, reported again) passes its ``matrix`` and
+    None for the other three: its report says why it shows no mistakes.
     A full disk or a read-only folder raises NeuralabError; the run's other files stay.
     """
     run_dir = Path(run_dir)
     tested = matrix is not None
     numbers = _numbers(run_dir / RESULTS, results, ("test_accuracy",) if tested else (),
                        ("best_epoch", "epochs_run", "train_seconds"))
-    count = np.shape(probabilities)[-1] if tested else None  # the model's outputs: one per class
+    count = np.shape(probabilities)[-1] if probabilities is not None else None  # the model's outputs: one per class
     classes = _classes(run_dir / CONFIG, json_object(record.get("data")).get("classes"), count)
+    count = len(classes) if count is None else count
     matrix = _square(run_dir / RESULTS, matrix, count) if tested else None
     history = _epochs(history)
     cfg, env = json_object(record.get("config")), json_object(record.get("environment"))
@@ -185,14 +188,17 @@ def _fixed(value, form: str) -> str:
 def _test_sections(run_dir: Path, classes, matrix, probabilities, images, labels) -> list[tuple[str, str]]:
     """The confusion matrix, per-class scores and most confident mistakes on the test set."""
     precision, recall, f1 = per_class_scores(matrix)
-    worst = confident_mistakes(probabilities, labels)
+    worst = confident_mistakes(probabilities, labels) if probabilities is not None else []
     titles = [f"{classes[labels[i]]} -> {classes[probabilities[i].argmax()]}\n{probabilities[i].max() * 100:.0f}%"
               for i in worst]
     scores = [[c, _fixed(p, "{:.3f}"), _fixed(r, "{:.3f}"), _fixed(f, "{:.3f}"), int(n)]
               for c, p, r, f, n in zip(classes, precision, recall, f1, matrix.sum(1))]
     cm = plots.save(plots.confusion(matrix, classes), run_dir / CLASSIFIER_FIGURES["confusion_matrix"])
     mistakes = run_dir / CLASSIFIER_FIGURES["mistakes"]
-    if len(worst):
+    if probabilities is None:  # a mistakes.png fit drew stays: the same model's on the same pictures
+        shown = html.paragraph("Not shown: the run does not keep the test pictures given to RunLogger as test=(x, y), "
+                               "so a report written again from results.json has none to show.", muted=True)
+    elif len(worst):
         shown = html.img(plots.save(plots.picture_grid(images[worst], titles), mistakes), "mistakes")
     else:  # an empty grid reads as a figure that failed to draw; one left from an earlier report would contradict
         mistakes.unlink(missing_ok=True)

@@ -19,7 +19,7 @@ from neuralab import runs
 from neuralab.data.digest import SPLITS, data_digest, listing_sha256
 from neuralab.errors import NeuralabError, ParameterError, by
 from neuralab.runs import Kind, Run
-from neuralab.training.run_data import data_place, stored_config
+from neuralab.training.run_data import data_place, keras_fit_data_refusal, stored_config
 from neuralab.training.trained_classifier import load_classifier
 
 
@@ -151,6 +151,8 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: b
     """Write report.html and its pictures again from the run directory alone: the model is
     loaded and the test set evaluated again (after a full disk stopped the report, say); a run
     whose results.json holds no test figures (Keras's fit given no test set) gets that test set's;
+    a run of Keras's fit whose pictures cannot be read again (RunLogger given no ``data``) is
+    reported from the test figures results.json keeps, without its mistakes;
     ``model``: as load_classifier's."""
     from neuralab.models.summary import render_summary, summary
 
@@ -161,6 +163,8 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: b
         raise NeuralabError(f"{run / runs.RESULTS}: missing; the run did not finish, so there is no report "
                             f"to write: {way_on}")
     with run:  # the report's files are the run's: one writer at a time, and a killed write's leftovers go
+        if run.by_keras_fit and "confusion_matrix" in results and keras_fit_data_refusal(run):
+            return report(run, results, run.metrics(), None, None, (run / runs.SUMMARY).read_text())
         clf, data, probs = _test_set_probabilities(run.path, data_dir, trust_code, model)
         text = render_summary(summary(clf.model, data.input_shape, name=stored_config(run).model), rich=False)
         if "confusion_matrix" not in results:  # Keras's fit given no test set, or continued without one
@@ -169,9 +173,12 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: b
         return report(run, results, run.metrics(), probs, data.test, text)
 
 
-def report(run: Run, results: dict, history: list[dict], probs: np.ndarray, test, summary_text: str) -> Path:
+def report(run: Run, results: dict, history: list[dict], probs: np.ndarray | None, test, summary_text: str) -> Path:
+    """The run's report.html; ``probs`` and ``test`` None where the test pictures are not there
+    to show its mistakes (fit's `test=` arrays, which the run does not keep)."""
     from neuralab.reports.classifier import write_classifier_report
 
     return write_classifier_report(run.path, record=run.record, results=results, history=history,
                                    matrix=np.asarray(results["confusion_matrix"]), probabilities=probs,
-                                   images=test.x, labels=test.y, summary_text=summary_text)
+                                   images=None if test is None else test.x, labels=None if test is None else test.y,
+                                   summary_text=summary_text)
