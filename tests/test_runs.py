@@ -149,6 +149,7 @@ def test_status_and_rows_of_every_kind_including_damaged_ones(tmp_path):
     finished = tmp_path / "finished"
     write_json(finished / runs.CONFIG, {"kind": "image-classifier", "created": "2026-01-01T00:00:00",
                                         "config": {"model": "lenet5", "data": "mnist"}})
+    write_json(finished / runs.MODEL, {"architecture": "lenet5"})
     write_json(finished / runs.RESULTS, {"test_accuracy": 0.99, "epochs_run": 2})
     (finished / runs.WEIGHTS).write_bytes(b"\x02\0\0\0\0\0\0\0{}")  # safetensors of no tensors
     forecast = tmp_path / "group" / "weather"
@@ -160,6 +161,7 @@ def test_status_and_rows_of_every_kind_including_damaged_ones(tmp_path):
     (garbled / runs.CONFIG).write_text('{"kind": "image-classifier",\n "config": {"model": "len')  # cut in a string
     infinite = tmp_path / "infinite"
     write_json(infinite / runs.CONFIG, {"kind": "forecaster", "config": {}})
+    write_json(infinite / runs.MODEL, {})
     (infinite / runs.RESULTS).write_text('{"headline": {"network_mae": Infinity}}')  # as an old version wrote
     (infinite / runs.WEIGHTS).write_bytes(b"\x02\0\0\0\0\0\0\0{}")
     unknown = tmp_path / "unknown"

@@ -100,6 +100,7 @@ def fake_forecast_run(folder: Path) -> Path:
     write_json(folder / "config.json", {"kind": "forecaster", "created": "2025-02-03T04:05:06+0000",
                                         "config": {"data": "seattle-weather", "target": "temp_max",
                                                    "model": {"architecture": "lstm", "hidden": [8]}}})
+    write_json(folder / "model.json", {"architecture": "lstm", "hidden": [8], "horizon": 2})
     test = {"lstm": {"mae": 2.0, "rmse": 2.5, "mape": 10.0, "smape": 9.0, "mase": 0.9},
             "persistence": {"mae": 2.5, "rmse": 3.0, "mape": 12.0, "smape": 11.0, "mase": 1.1},
             "drift": {"mae": 2.6, "rmse": 3.1, "mape": 12.5, "smape": 11.5, "mase": 1.2}}

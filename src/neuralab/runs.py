@@ -765,6 +765,9 @@ class Run:
     def model_meta(self) -> dict:
         """model.json, what rebuilds the model, checked to be a JSON object (its fields are the
         loader's of each kind to check)."""
+        if not self._within(MODEL).exists() and (self.path / RESULTS).is_file():
+            raise NeuralabError(f"{self.path / MODEL}: missing from a finished run (deleted or moved); put back a "
+                                "good copy, or train the run again")
         return self._object(MODEL)
 
     def weights(self) -> Path:
@@ -834,9 +837,10 @@ class Run:
         """Why ``status`` calls the run's files damaged, naming the file; "" when they are not."""
         try:
             self.kind
-            if (self.path / MODEL).is_file():
+            finished = self.results() is not None
+            if finished or (self.path / MODEL).is_file():  # a finished run's model is rebuilt from it
                 self.model_meta()
-            if self.results() is not None:
+            if finished:
                 weights = self._within(WEIGHTS)
                 if not weights.is_file():
                     raise NeuralabError(f"{weights}: missing, though {RESULTS} says the run finished; train it again")
