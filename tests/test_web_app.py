@@ -951,8 +951,8 @@ def test_a_run_or_file_deleted_while_the_app_reads_it_is_a_404_or_left_out(tmp_p
     def then(name, after):
         original = getattr(web_runs, name)
 
-        def wrapped(*args):
-            result = original(*args)
+        def wrapped(*args, **kwargs):
+            result = original(*args, **kwargs)
             after(*args)
             return result
         monkeypatch.setattr(web_runs, name, wrapped)

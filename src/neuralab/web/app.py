@@ -152,11 +152,11 @@ def _with_job(state: dict, job: dict | None) -> dict:
     return state
 
 
-def _run_rows(root: Path, active: list[dict], kept: Rows) -> list[dict]:
+def _run_rows(root: Path, active: list[dict], kept: Rows, local: bool) -> list[dict]:
     found = []
     for run_id in runs.find_runs(root):
         with contextlib.suppress(runs.NotFound):  # removed since it was found: listed no more
-            row = runs.describe(root, run_id, kept)
+            row = runs.describe(root, run_id, kept, local)
             # a job names a run by its one name (a link inside the runs folder: the folder it leads to)
             name = runs.run_name(root, run_id) if active else None
             found.append(_with_job(row, next((job for job in active if job["run"] == name), None)))
@@ -169,11 +169,11 @@ async def run_list(request):
     active = [job for job in s.jobs.list() if job["state"] in jobs.ACTIVE]  # once for every row
     # the server's own path, only for the app on this machine: whoever reaches it from elsewhere learns no paths
     return JSONResponse({"root": str(s.root) if s.local else "",
-                         "runs": await run_in_threadpool(_run_rows, s.root, active, s.rows)})
+                         "runs": await run_in_threadpool(_run_rows, s.root, active, s.rows, s.local)})
 
 
 def _details(s: Served, run_id: str) -> dict:
-    return _with_job(runs.details(s.root, run_id), s.jobs.active(run_id))
+    return _with_job(runs.details(s.root, run_id, s.local), s.jobs.active(run_id))
 
 
 async def run_details(request):

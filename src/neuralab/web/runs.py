@@ -8,6 +8,7 @@ symbolic links and refuses whatever lands outside the root.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path, PurePosixPath
@@ -132,18 +133,33 @@ def find_runs(root: Path) -> list[str]:
     return found
 
 
-def describe(root: Path, run_id: str, rows: run_list.Rows | None = None) -> dict:
+def describe(root: Path, run_id: str, rows: run_list.Rows | None = None, local: bool = True) -> dict:
     """The row of the runs table: kind, model, data, status, headline metric, date. A run
     whose files are damaged still gets its row (status "damaged"), so one bad folder never
     breaks the listing. ``rows``: the rows kept from the app's last listing, to read only the
-    runs that changed."""
+    runs that changed; ``local``: whether the app is reached from this machine only, where a
+    folder's or file's whole path is shown (elsewhere, its name)."""
     path = resolve_run(root, run_id)
     row = (rows.row if rows is not None else run_list.describe)(runs.Run(path), run_id).as_dict()
+    row["data"] = without_path(row["data"], local)
     if row["status"] == runs.Status.DAMAGED.value:
         _still_there(path, run_id)  # removed while it was read: no run, rather than a damaged one
     row["finished"] = row["status"] == runs.Status.FINISHED.value
     row["error"] = without_root(root, row["error"])  # the page shows it; the app never shows its paths
     return row
+
+
+def without_path(text: str, local: bool, paths: tuple = ()) -> str:
+    """``text`` as the app shows it: on the app others reach (not ``local``), an absolute path
+    (``text`` itself, or each of ``paths`` within it: the model file and data folder config.json
+    records) cut to its last part, a folder's or file's name, as without_root keeps the runs
+    folder's path from them; on the local app, as it is."""
+    if local:
+        return text
+    for path in (text, *paths):
+        if isinstance(path, str) and path and Path(path).is_absolute():
+            text = text.replace(path, Path(path).name)
+    return text
 
 
 def _still_there(path: Path, run_id: str) -> None:
@@ -152,11 +168,12 @@ def _still_there(path: Path, run_id: str) -> None:
         raise _no_run(run_id)
 
 
-def details(root: Path, run_id: str) -> dict:
-    """Everything the run page shows: the row, the served files present, summary text, results."""
+def details(root: Path, run_id: str, local: bool = True) -> dict:
+    """Everything the run page shows: the row, the served files present, summary text, results
+    (``local``: as describe's)."""
     path = resolve_run(root, run_id)
     run = runs.Run(path)
-    row = describe(root, run_id)
+    row = describe(root, run_id, local=local)
     row["files"] = [name for name in SERVED if _served(root, run_id, name) is not None]
     figures = runs.FORECAST_FIGURES if row.get("kind") == runs.Kind.FORECASTER.value else runs.CLASSIFIER_FIGURES
     row["figures"] = {name: file for name, file in figures.items() if file in row["files"]}  # the page's titles go by name
@@ -168,6 +185,10 @@ def details(root: Path, run_id: str) -> dict:
                 row["summary"] = f.read(MAX_TEXT)
         except (OSError, NeuralabError):  # removed, or no plain file, since it was found: the page shows none
             pass
+        if not local:  # 'Model: "/home/me/net.py:Net"': the model file's path, as config.json records it
+            with contextlib.suppress(NeuralabError):
+                config = runs.json_object(run.record.get("config"))
+                row["summary"] = without_path(row["summary"], local, (config.get("model"), config.get("data")))
     if row["status"] == runs.Status.DAMAGED.value:
         return row
     try:
