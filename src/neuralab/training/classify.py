@@ -210,7 +210,10 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
         return _fit_and_finish(trainer, run, config, data, resume=resumed, verbose=verbose,
                                summary_text=summary_text, split_taken=split_taken, settings_said=said)
     except KeyboardInterrupt as e:  # stopped before its first epoch: a run once config.json is there
-        if isinstance(e, runs.Interrupted) or not (run.path / runs.CONFIG).is_file():
+        from neuralab.reports.html import ReportInterrupted
+
+        # said already: an epoch's stop, or one while a finished run's report was drawn
+        if isinstance(e, (runs.Interrupted, ReportInterrupted)) or not (run.path / runs.CONFIG).is_file():
             raise
         raise runs.Interrupted(run.path, Kind.CLASSIFIER) from None
     except Diverged:  # NaN weights: nothing to resume, test or report; a folder that was there stays, empty
