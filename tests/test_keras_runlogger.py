@@ -665,3 +665,7 @@ def test_data_naming_a_dataset_of_pictures_the_model_does_not_take_is_warned_of(
     assert main(["evaluate", str(out), "--data-dir", str(folder)]) == 2
     assert "the run's model takes 1x32x32; test it on pictures as its training took them (resized or padded), " \
            "with load_classifier(run).predict_proba, or, a Keras model, import its saved file" in capsys.readouterr().err
+    # its report, lost, is written again from its files: neither fit nor the dataset gives test figures
+    (out / runs.REPORT).unlink()
+    assert main(["report", str(out), "--data-dir", str(folder)]) == 0, capsys.readouterr().err
+    assert "no test set given" in (out / runs.REPORT).read_text()

@@ -71,16 +71,21 @@ def test_a_full_disk_stops_only_the_report_and_neuralab_report_writes_it(fashion
     assert f"test accuracy <b>{results['test_accuracy'] * 100:.2f}%</b>" in page
 
 
-def test_ctrl_c_while_the_report_is_drawn_says_the_run_is_finished(fashion, tmp_path, monkeypatch, capsys):
-    """The run is whole once results.json is written: `--resume` would refuse it, `report` writes the page."""
-    from neuralab.reports import plots
+@pytest.mark.parametrize("where", ["drawing", "before"])
+def test_ctrl_c_while_the_report_is_drawn_says_the_run_is_finished(fashion, tmp_path, monkeypatch, capsys, where):
+    """The run is whole once results.json is written: `--resume` would refuse it, `report` writes the page;
+    the same where the stop comes before the report's files are begun (its module still importing)."""
+    from neuralab.reports import classifier, plots
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     run = tmp_path / "run"
     with monkeypatch.context() as m:
-        m.setattr(plots, "save", interrupted)
+        if where == "drawing":
+            m.setattr(plots, "save", interrupted)
+        else:
+            m.setattr(classifier, "write_classifier_report", interrupted)
         code = main(["train", "--model", "mlp", "--data", "fashion-mnist", "--data-dir", str(fashion), "--epochs", "1",
                      "--out", str(run), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()

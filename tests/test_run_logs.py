@@ -359,19 +359,19 @@ def test_a_stop_sent_twice_at_once_waits_for_the_epochs_writes_and_one_insisted_
     stop twice within milliseconds. A second one later is the user insisting (a write that hangs)."""
     import time
 
-    from neuralab.training import trainer as trainer_module
+    from neuralab import files
 
     acted = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: acted.append(time.monotonic()))
     try:
-        with trainer_module._signals_held():
+        with files.signals_held():
             signal.raise_signal(signal.SIGTERM)
             signal.raise_signal(signal.SIGTERM)  # the same stop, forwarded
             assert acted == []  # the epoch's writes go on
         assert len(acted) == 1  # acted on once they are done
         acted.clear()
-        monkeypatch.setattr(trainer_module, "INSISTS", 0.05)
-        with trainer_module._signals_held():
+        monkeypatch.setattr(files, "INSISTS", 0.05)
+        with files.signals_held():
             signal.raise_signal(signal.SIGTERM)
             time.sleep(0.1)
             signal.raise_signal(signal.SIGTERM)  # asked again: acts at once, inside the block

@@ -32,6 +32,8 @@ def trained_on(windows) -> str:
     """What a forecast network's training figures (each epoch's loss and MAE) are of, where not the
     data in its units: the scaled target, or its change. ``windows``: the run's window settings
     (config.json's, or a WindowConfig), with the transform the run chose."""
+    if not windows:  # no window settings: a Keras fit's, on the user's own arrays as they gave them
+        return ""
     get = windows.get if isinstance(windows, dict) else lambda name, default: getattr(windows, name, default)
     if get("scaler", "standard") != "none":
         return SCALED

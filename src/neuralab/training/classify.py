@@ -215,6 +215,8 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
         # said already: an epoch's stop, or one while a finished run's report was drawn
         if isinstance(e, (runs.Interrupted, ReportInterrupted)) or not (run.path / runs.CONFIG).is_file():
             raise
+        if (run.path / runs.RESULTS).is_file():  # finished: only its report or its last line was stopped
+            raise ReportInterrupted(run.path) from None
         raise runs.Interrupted(run.path, Kind.CLASSIFIER) from None
     except Diverged:  # NaN weights: nothing to resume, test or report; a folder that was there stays, empty
         if is_main:

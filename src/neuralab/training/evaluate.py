@@ -151,8 +151,9 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: b
     """Write report.html and its pictures again from the run directory alone: the model is
     loaded and the test set evaluated again (after a full disk stopped the report, say); a run
     whose results.json holds no test figures (Keras's fit given no test set) gets that test set's;
-    a run of Keras's fit whose pictures cannot be read again (RunLogger given no ``data``) is
-    reported from the test figures results.json keeps, without its mistakes;
+    a run of Keras's fit whose pictures cannot be read again (RunLogger given no ``data``, or one
+    whose pictures its model does not take) is reported from the test figures results.json keeps,
+    without its mistakes, or without test figures where it keeps none;
     ``model``: as load_classifier's."""
     from neuralab.models.summary import render_summary, summary
 
@@ -163,7 +164,7 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: b
         raise NeuralabError(f"{run / runs.RESULTS}: missing; the run did not finish, so there is no report "
                             f"to write: {way_on}")
     with run:  # the report's files are the run's: one writer at a time, and a killed write's leftovers go
-        if run.by_keras_fit and "confusion_matrix" in results and keras_fit_data_refusal(run):
+        if run.by_keras_fit and (keras_fit_data_refusal(run) or not _takes_its_data(run)):
             return report(run, results, run.metrics(), None, None, (run / runs.SUMMARY).read_text())
         clf, data, probs = _test_set_probabilities(run.path, data_dir, trust_code, model)
         text = render_summary(summary(clf.model, data.input_shape, name=stored_config(run).model), rich=False)
@@ -173,12 +174,23 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: b
         return report(run, results, run.metrics(), probs, data.test, text)
 
 
+def _takes_its_data(run: Run) -> bool:
+    """Whether the model of a run of Keras's fit takes the pictures of the dataset its ``data``
+    names (MNIST padded to 32x32 in fit is not tested on MNIST's 28x28 again); a folder is read to tell."""
+    from neuralab.data.sources import SOURCES
+
+    source = SOURCES.get(str(run.record["config"].get("data") or ""))
+    return source is None or list(source.input_shape) == list(run.read(runs.MODEL).get("input_shape") or [])
+
+
 def report(run: Run, results: dict, history: list[dict], probs: np.ndarray | None, test, summary_text: str) -> Path:
     """The run's report.html; ``probs`` and ``test`` None where the test pictures are not there
-    to show its mistakes (fit's `test=` arrays, which the run does not keep)."""
+    to show its mistakes (fit's `test=` arrays, which the run does not keep), and no test
+    figures where results.json has none (Keras's fit given no test set)."""
     from neuralab.reports.classifier import write_classifier_report
 
+    matrix = results.get("confusion_matrix")
     return write_classifier_report(run.path, record=run.record, results=results, history=history,
-                                   matrix=np.asarray(results["confusion_matrix"]), probabilities=probs,
+                                   matrix=None if matrix is None else np.asarray(matrix), probabilities=probs,
                                    images=None if test is None else test.x, labels=None if test is None else test.y,
                                    summary_text=summary_text)
