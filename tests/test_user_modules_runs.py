@@ -360,6 +360,58 @@ def test_torchscript_compiles_the_checked_bytes_not_the_file_on_disk(tmp_path):
     assert torch.equal(model(x), model.body(x))
 
 
+# the helper is imported only inside the constructor and forward, after the file's top level has run
+LAZY_HELPER = NET.replace("super().__init__()", "super().__init__()\n        import scaling", 1) \
+    .replace("return self.body(x)", "import scaling\n        return self.body(x) * scaling.SCALE")
+
+
+def lazy_helper_run(digits: Path, name: str, scale: float) -> None:
+    """A run in runs/NAME of a model whose scaling.py, beside it, gives SCALE."""
+    Path(name).mkdir()
+    Path(name, "net.py").write_text(LAZY_HELPER)
+    Path(name, "scaling.py").write_text(f"SCALE = {scale}\n")
+    assert main(train_job(digits, f"{name}/net.py", "--epochs", "1", "--out", f"runs/{name}")) == 0
+
+
+def test_two_runs_whose_helpers_share_a_name_each_compute_with_their_own_in_one_process(work, digits):
+    """"a after b: [0.1 0.1 0.1]": a helper imported inside forward came from sys.modules, where
+    the last run loaded had put its own, so one process (the web app's classifiers) ran run b's
+    checked code in run a."""
+    from neuralab.training import load_classifier
+
+    lazy_helper_run(digits, "a", 1.0)
+    lazy_helper_run(digits, "b", 0.0)
+    x = np.random.default_rng(0).integers(0, 255, (4, 1, 8, 8)).astype("uint8")
+    a = load_classifier("runs/a", trust_code=True)
+    alone = a.predict_proba(x)
+    b = load_classifier("runs/b", trust_code=True)
+    assert np.allclose(b.predict_proba(x), 0.1)  # SCALE 0: no logit stands out
+    assert np.array_equal(a.predict_proba(x), alone) and not np.allclose(alone, 0.1)
+    assert "scaling" not in sys.modules
+
+
+def test_the_users_own_module_of_a_helpers_name_and_the_runs_helper_stay_apart(work, digits, monkeypatch):
+    """A user's scaling.py, imported before load_classifier, was the one the run's constructor
+    and forward ran; imported after, the user got the run's."""
+    from neuralab.training import load_classifier
+
+    lazy_helper_run(digits, "a", 1.0)
+    x = np.random.default_rng(0).integers(0, 255, (4, 1, 8, 8)).astype("uint8")
+    before = load_classifier("runs/a", trust_code=True)
+    alone = before.predict_proba(x)
+    Path("mine").mkdir()
+    Path("mine/scaling.py").write_text("SCALE = 1000.0\nUSER = True\n")
+    monkeypatch.syspath_prepend(str(work / "mine"))
+    try:
+        import scaling
+
+        after = load_classifier("runs/a", trust_code=True)
+        assert np.array_equal(after.predict_proba(x), alone) and np.array_equal(before.predict_proba(x), alone)
+        assert sys.modules["scaling"] is scaling and scaling.USER
+    finally:
+        sys.modules.pop("scaling", None)
+
+
 @pytest.mark.parametrize("model", ["mods/fc.py", "mods/fc.py:Forecaster"])
 def test_the_forecast_job_command_of_a_module_file_resumes_it_then_finds_it_finished(work, series_csv, model, capsys,
                                                                                      cut_in_epoch_2):

@@ -245,10 +245,10 @@ def _too_nested(path: Path) -> NeuralabError:
 def run_file(path: Path, imports: dict | None = None, checked: bytes | None = None):
     """Execute ``path`` as a fresh module; its errors become one line naming file:line.
     ``imports``: the files beside it that it imports, name -> bytes; those bytes run as its
-    imports of them, not whatever this process imported under their names before (another
-    run's), nor a .pyc Python's import system would take in their place. ``checked``: the
-    file's own bytes as the caller checked them, which run instead of the file's; its folder
-    then gives nothing else to import (``_GivenFiles``)."""
+    imports of them, its own (``_Neighbours``), not whatever this process imports under their
+    names (another run's, the caller's own module), nor a .pyc Python's import system would
+    take in their place. ``checked``: the file's own bytes as the caller checked them, which
+    run instead of the file's; its folder then gives nothing else to import (``_RunFolders``)."""
     path = Path(path)
     if checked is None:
         try:
@@ -273,16 +273,15 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     folder = str(path.resolve().parent)
+    files = {Path(n).stem: (Path(folder) / n, code) for n, code in (imports or {}).items()}
+    if files:  # its import statements, at its top level and in its functions alike, take these
+        module.__builtins__ = _Neighbours(files, checked is not None).builtins
     if checked is None:
         sys.path.insert(0, folder)  # the file may import its neighbours, as `python FILE.py` lets it
-    sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
-    neighbours = [Path(n).stem for n in imports or ()]
-    # the caller's own modules of those names are put back after; one given to another model's code is not
-    before = {n: m for n in neighbours if (m := sys.modules.pop(n, None)) is not None
-              and getattr(getattr(m, "__spec__", None), "loader", None) is not _GIVEN}
-    files = {Path(n).stem: (Path(folder) / n, code) for n, code in (imports or {}).items()}
-    _GIVEN.keep(folder, files, checked is not None)
+    else:
+        _RUN_FOLDERS.keep(folder, files)
     _as_source(path, source)
+    sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
     argv, sys.argv = sys.argv, [str(path)]  # a file that parses its options gets its defaults, not neuralab's
     try:
         with _keras_input_shape_quiet():
@@ -315,57 +314,101 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
         with contextlib.suppress(ValueError):
             if checked is None:
                 sys.path.remove(folder)
-        for n in neighbours:
-            sys.modules.pop(n, None)
-        sys.modules.update(before)
     return module
 
 
-class _GivenFiles(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """The imports of the files beside a model file that neuralab ran, from the bytes it read
-    (and a run checked against its SHA-256), for as long as the process lives: the model's
-    constructor and forward may import a neighbour inside a function, after load_python has
-    returned. Python's own import would run a .pyc in __pycache__ in their place where its header
-    matches the file's time and size, code no hash covers; from a run's folder, which the user's
-    code (sys.path.insert) or the folder Python started in may put on sys.path, nothing else is
-    imported. One finder for the process, ahead of Python's own (``_GIVEN``)."""
+class _Neighbours:
+    """The files beside a model file that it imports, as its code (and theirs) imports them, for
+    as long as that code lives: the constructor and forward may import one inside a function,
+    after load_python has returned. Each is run once, from the bytes neuralab read (a run's,
+    checked against its SHA-256), and is this model's alone: none is in sys.modules under its
+    name, where another run's file of that name, or the user's own module, would take its place
+    (or it theirs). Python's own import would also run a .pyc in __pycache__ in its place where
+    its header matches the file's time and size, code no hash covers. ``builtins``: the builtins
+    those files run with, whose ``__import__`` gives them."""
+
+    def __init__(self, files: dict[str, tuple[Path, bytes]], checked: bool):
+        import builtins
+
+        self.files, self.checked, self.modules = files, checked, {}
+        self.builtins = {**vars(builtins), "__import__": self._import}
+        self._real = builtins.__import__
+
+    def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
+        top, dot, _ = name.partition(".")
+        if level or top not in self.files:
+            return self._real(name, globals, locals, fromlist, level)
+        if dot:  # a file, not a package, as Python says of a module's submodule
+            raise ModuleNotFoundError(f"No module named {name!r}; {top!r} is not a package", name=name)
+        return self.modules.get(top) or self._run(top)
+
+    def _run(self, stem: str):
+        import types
+
+        file, code = self.files[stem]
+        # sys.modules's name, as run_file's, by its bytes: inspect and pickle find its classes there
+        name = f"{MODULE_PREFIX}{hashlib.sha256(code).hexdigest()[:16]}"
+        module = types.ModuleType(name)
+        module.__file__, module.__builtins__ = str(file), self.builtins
+        self.modules[stem] = sys.modules[name] = module  # one that imports it back gets it as Python gives it
+        _as_source(file, code)
+        try:
+            exec(compile(code, str(file), "exec", dont_inherit=True), module.__dict__)  # noqa: S102  the model's import
+        except BaseException:
+            del self.modules[stem]
+            raise
+        return module
+
+
+class _RunFolders(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Python's import system, kept from a checked run's folder that is on sys.path (the user's
+    code put it there, or Python started in it): the files its model.json records come from the
+    bytes checked, never a .pyc in its __pycache__; any other file there is refused. Cheap where
+    no such folder is on sys.path, as it is asked for every import of the process (``_RUN_FOLDERS``)."""
 
     def __init__(self):
         self.folders: dict[str, dict[str, tuple[Path, bytes]]] = {}  # folder -> module name -> (its file, its bytes)
-        self.checked: set[str] = set()  # the folders whose bytes a run checked against its SHA-256
+        self._seen: tuple = (None, set())  # (sys.path as last resolved, the run folders on it)
 
-    def keep(self, folder: str, files: dict[str, tuple[Path, bytes]], checked: bool) -> None:
-        """The files of ``folder`` (resolved) that its model's imports run from now on."""
+    def keep(self, folder: str, files: dict[str, tuple[Path, bytes]]) -> None:
+        """The recorded files of the checked run's ``folder`` (resolved)."""
         self.folders[folder] = files
-        (self.checked.add if checked else self.checked.discard)(folder)
+        self._seen = (None, set())
         if self not in sys.meta_path:
             sys.meta_path.insert(0, self)
 
+    def _on_path(self) -> set[str]:
+        import os
+
+        key = (tuple(p for p in sys.path if isinstance(p, str)), os.getcwd() if "" in sys.path else None)
+        if key != self._seen[0]:
+            on = set()
+            for p in key[0]:
+                with contextlib.suppress(OSError, ValueError):
+                    if (resolved := str(Path(p or ".").resolve())) in self.folders:
+                        on.add(resolved)
+            self._seen = (key, on)
+        return self._seen[1]
+
     def find_spec(self, fullname, path=None, target=None):
-        if not self.folders or "." in fullname:  # a run's folder holds modules, no packages
-            return None
-        folder = _importer_folder()
-        if folder in self.folders and fullname in self.folders[folder]:
-            return self._spec(fullname, *self.folders[folder][fullname])
-        if not self.checked:
+        if path is not None or not self._on_path():  # a submodule: its package was asked for first
             return None
         import importlib.machinery
 
-        found = importlib.machinery.PathFinder.find_spec(fullname, path)
+        found = importlib.machinery.PathFinder.find_spec(fullname)
         places = [getattr(found, "origin", None), *(getattr(found, "submodule_search_locations", None) or ())]
-        hit = next(((f, p) for f in self.checked for p in places if p and Path(p).resolve().parent == Path(f)), None)
+        hit = next(((f, p) for f in self._on_path() for p in places if p and Path(p).resolve().parent == Path(f)),
+                   None)
         if hit is None:
             return None
         if fullname in self.folders[hit[0]]:
-            return self._spec(fullname, *self.folders[hit[0]][fullname])
+            file, code = self.folders[hit[0]][fullname]
+            spec = importlib.util.spec_from_loader(fullname, self, origin=str(file))
+            spec.has_location = True  # __file__, which tracebacks and inspect name the file by
+            spec.loader_state = (file, code)
+            return spec
         raise ImportError(f"{hit[1]}: in the run's folder, and not among the files its model.json records, so it "
                           "does not run", name=fullname)
-
-    def _spec(self, fullname: str, file: Path, code: bytes):
-        spec = importlib.util.spec_from_loader(fullname, self, origin=str(file))
-        spec.has_location = True  # __file__, which tracebacks and inspect name the file by
-        spec.loader_state = (file, code)
-        return spec
 
     def create_module(self, spec):
         return None
@@ -373,21 +416,10 @@ class _GivenFiles(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module) -> None:
         file, code = module.__spec__.loader_state
         _as_source(file, code)
-        exec(compile(code, str(file), "exec", dont_inherit=True), module.__dict__)  # noqa: S102  the model's import
+        exec(compile(code, str(file), "exec", dont_inherit=True), module.__dict__)  # noqa: S102  the run's checked file
 
 
-_GIVEN = _GivenFiles()
-
-
-def _importer_folder() -> str | None:
-    """The resolved folder of the file whose code is importing now (an import statement, or
-    importlib.import_module), past the import system's own frames; None where it has no file."""
-    frame = sys._getframe(2)
-    while frame is not None and (frame.f_code.co_filename.startswith("<frozen importlib")
-                                 or frame.f_globals.get("__name__", "").startswith("importlib")):
-        frame = frame.f_back
-    file = frame.f_globals.get("__file__") if frame is not None else None
-    return str(Path(file).resolve().parent) if isinstance(file, str) else None
+_RUN_FOLDERS = _RunFolders()
 
 
 def _as_source(file: Path, code: bytes) -> None:
