@@ -360,6 +360,25 @@ def test_torchscript_compiles_the_checked_bytes_not_the_file_on_disk(tmp_path):
     assert torch.equal(model(x), model.body(x))
 
 
+def test_torchscript_compiles_the_users_own_file_as_edited_after_training_from_it(tmp_path, monkeypatch):
+    """Training from the user's own file pinned its text in linecache: in the same session, the
+    file edited and imported as their module, TorchScript compiled the forward as it was."""
+    import importlib
+
+    from neuralab.training.user_code import load_python
+
+    (tmp_path / "notebook_net.py").write_text(NET)
+    load_python(tmp_path / "notebook_net.py", "Net", {})  # as training from it runs it
+    (tmp_path / "notebook_net.py").write_text(NET.replace("return self.body(x)", "return self.body(x) * 2"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        net = importlib.import_module("notebook_net").Net()
+    finally:
+        sys.modules.pop("notebook_net", None)
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.jit.script(net)(x), net(x))
+
+
 # the helper is imported only inside the constructor and forward, after the file's top level has run
 LAZY_HELPER = NET.replace("super().__init__()", "super().__init__()\n        import scaling", 1) \
     .replace("return self.body(x)", "import scaling\n        return self.body(x) * scaling.SCALE")

@@ -278,9 +278,9 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
         module.__builtins__ = _Neighbours(files, checked is not None).builtins
     if checked is None:
         sys.path.insert(0, folder)  # the file may import its neighbours, as `python FILE.py` lets it
-    else:
+    else:  # the user's own file is theirs to edit after: inspect reads it as it is then, as in plain Python
         _RUN_FOLDERS.keep(folder, files)
-    _as_source(path, source)
+        _as_source(path, source)
     sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
     argv, sys.argv = sys.argv, [str(path)]  # a file that parses its options gets its defaults, not neuralab's
     try:
@@ -351,7 +351,8 @@ class _Neighbours:
         module = types.ModuleType(name)
         module.__file__, module.__builtins__ = str(file), self.builtins
         self.modules[stem] = sys.modules[name] = module  # one that imports it back gets it as Python gives it
-        _as_source(file, code)
+        if self.checked:
+            _as_source(file, code)
         try:
             exec(compile(code, str(file), "exec", dont_inherit=True), module.__dict__)  # noqa: S102  the model's import
         except BaseException:
