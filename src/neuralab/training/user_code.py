@@ -160,7 +160,7 @@ def imported_beside(path: Path) -> tuple[dict, str | None]:
             raise _too_nested(current) from None
         for name in sorted(_imported_names(tree)):
             beside = folder / f"{name}.py"
-            if (folder / name / "__init__.py").is_file() and not beside.is_file():
+            if _package_beside(folder, name) and not beside.is_file():
                 by = path.name if current == path else f"{current.name}, which {path.name} imports,"
                 return found, f"{by} imports {name}, a package (a folder) beside it, which a run does not keep"
             if not beside.is_file() or beside.name in found or beside.resolve() == path.resolve():
@@ -170,6 +170,22 @@ def imported_beside(path: Path) -> tuple[dict, str | None]:
             found[beside.name] = beside.read_bytes()
             todo.append(beside)
     return found, None
+
+
+def _package_beside(folder: Path, name: str) -> bool:
+    """Whether the folder ``name`` in ``folder`` is the package its files import as ``name``:
+    one with __init__.py, or one without (a namespace package, which Python imports from the
+    model's folder where no module or package of that name comes first elsewhere on sys.path)."""
+    if (folder / name / "__init__.py").is_file():
+        return True
+    if not (folder / name).is_dir() or name in sys.builtin_module_names or name in sys.stdlib_module_names:
+        return False
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return True
+    return spec is None or spec.origin in (None, "namespace") or Path(spec.origin).resolve().is_relative_to(
+        folder.resolve())
 
 
 def _imported_names(tree) -> set[str]:
@@ -195,7 +211,7 @@ def imported_elsewhere(path: Path, imports: dict) -> dict[str, str]:
         with contextlib.suppress(SyntaxError, ValueError, RecursionError, MemoryError):
             names |= _imported_names(ast.parse(code))
     beside = {Path(n).stem for n in imports} | {path.stem}
-    found, installed = {}, None
+    found, installed, own = {}, None, folder_of(path).resolve()
     for name in sorted(names - beside - set(sys.builtin_module_names) - set(sys.stdlib_module_names)):
         try:
             spec = importlib.util.find_spec(name)
@@ -208,6 +224,8 @@ def imported_elsewhere(path: Path, imports: dict) -> dict[str, str]:
             if origin is None:
                 continue
         elif not Path(origin).is_file() or in_a_library(Path(origin)):
+            continue
+        if Path(origin).resolve().is_relative_to(own):  # beside it: imported_beside's, kept or said there
             continue
         if installed is None:  # 0.2 s, asked only for a module no library folder holds
             from importlib.metadata import packages_distributions
