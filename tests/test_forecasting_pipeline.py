@@ -478,3 +478,7 @@ def test_the_epoch_lines_of_an_unscaled_target_are_in_the_datas_units_and_said_a
     diffed = WindowConfig(lookback=14, horizon=1, scaler="none", transform="diff")
     assert run_list.trained_on(diffed) == "of the target's change" and run_list.trained_on(WindowConfig()) == \
         run_list.SCALED
+    from neuralab.reports.forecast import _loss_label  # the report's learning curves said "MSE (scaled)"
+
+    assert _loss_label(Run(tmp_path / "run").record["config"]) == "MSE"
+    assert _loss_label({"train": {"loss": "huber"}, "windows": {"scaler": "standard"}}) == "HUBER of the scaled target"

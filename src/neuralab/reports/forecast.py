@@ -52,6 +52,17 @@ class ForecastReport:
     intervals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
+def _loss_label(config: dict) -> str:
+    """The training loss as its curve names it: the loss, and what it is of where not the data in its
+    units (MSE of the scaled target)."""
+    from neuralab.run_list import trained_on
+
+    train, windows = config.get("train") or {}, config.get("windows") or {}
+    loss = str(train.get("loss") or "mse").upper() if isinstance(train, dict) else "MSE"
+    of = trained_on(windows if isinstance(windows, dict) else {})
+    return f"{loss} {of}" if of else loss
+
+
 def write_forecast_report(run_dir: str | Path, report: ForecastReport) -> Path:
     """report.html and plots/*.png (runs.FORECAST_FIGURES: series, forecast, error_by_step, learning_curves).
     A full disk or a read-only folder raises NeuralabError; the run's other files stay."""
@@ -67,7 +78,7 @@ def write_forecast_report(run_dir: str | Path, report: ForecastReport) -> Path:
                               + "test span: one-step-ahead forecasts vs actual",
                               r.target, bands=r.intervals, band_of=r.network),
         "error_by_step": error_by_step({n: steps[n] for n in _ranked(results) if n in steps}, metric.upper()),
-        "learning_curves": plots.learning_curves(r.history, ("loss",), {"loss": "MSE (scaled)"}, log=True),
+        "learning_curves": plots.learning_curves(r.history, ("loss",), {"loss": _loss_label(r.config)}, log=True),
     }
     with html.kept_if_unwritable(run_dir):
         images = {name: html.img(plots.save(fig, run_dir / FORECAST_FIGURES[name]), name)

@@ -140,7 +140,7 @@ def _private_folder() -> str:
 def learning_curves(history: list[dict], metrics: tuple[str, ...] = ("loss", "accuracy"),
                     labels: dict[str, str] | None = None, log: bool = False):
     """One panel per metric of ``history`` (one record per epoch), train against validation.
-    ``labels`` names a metric's axis ("MSE (scaled)"); ``log`` for losses over decades."""
+    ``labels`` names a metric's axis ("MSE of the scaled target"); ``log`` for losses over decades."""
     epochs = [r["epoch"] for r in history]
     shown = [m for m in metrics if any(m in r or f"val_{m}" in r for r in history)] or list(metrics[:1])
     fig = figure(5 * len(shown), 3.6)
