@@ -132,9 +132,14 @@ def test_a_run_stopped_as_its_config_is_written_is_told_how_to_resume_and_keeps_
         signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(Run, "write_record", then_ctrl_c)
+    # Ctrl-C as Python handles it, whatever an earlier test in this process left set for SIGINT
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     given = ["--data", str(digits), "--model", "mlp", "--batch-size", "64"] if kind == "train" else \
         ["--data", str(series_csv), "--lookback", "14", "--hidden", "4", "--backtest-folds", "1"]
-    assert main([kind, *given, "--epochs", "1", "--threads", "1", "--quiet", "--out", str(run)]) == 130
+    try:
+        assert main([kind, *given, "--epochs", "1", "--threads", "1", "--quiet", "--out", str(run)]) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     err = capsys.readouterr().err
     assert f"`neuralab {kind} --resume {run}` starts it again from epoch 1" in err, err
     assert (run / runs.MODEL).is_file() and Run(run).status() is Status.INTERRUPTED

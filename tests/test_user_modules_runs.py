@@ -382,19 +382,20 @@ def test_torchscript_compiles_the_users_own_file_as_edited_after_training_from_i
 def test_a_package_without_init_beside_the_file_is_said_as_a_package_beside_it(work, digits, capsys):
     """A folder beside the model without __init__.py, which Python imports as a namespace package,
     was said to be "from outside its folder ... put it beside the model's file" (it is), and the
-    run recorded the file as one to rebuild, which then failed: "No module named 'layers'"."""
-    Path("mods/layers/backbone").mkdir(parents=True)
-    Path("mods/layers/backbone/scale.py").write_text("SCALE = 1.0\n")
-    Path("mods/nsnet.py").write_text(NET.replace("import torch", "import torch\nfrom layers.backbone import scale", 1)
+    run recorded the file as one to rebuild, which then failed: "No module named 'layers'" (named
+    nslayers here: another test's package `layers` stays imported in this process)."""
+    Path("mods/nslayers/backbone").mkdir(parents=True)
+    Path("mods/nslayers/backbone/scale.py").write_text("SCALE = 1.0\n")
+    Path("mods/nsnet.py").write_text(NET.replace("import torch", "import torch\nfrom nslayers.backbone import scale", 1)
                                      .replace("return self.body(x)", "return self.body(x) * scale.SCALE"))
     try:
         with pytest.warns(UserWarning) as said:
             assert main(train_job(digits, "mods/nsnet.py", "--epochs", "1")) == 0, capsys.readouterr().err
     finally:
-        for name in ("layers", "layers.backbone", "layers.backbone.scale"):
+        for name in ("nslayers", "nslayers.backbone", "nslayers.backbone.scale"):
             sys.modules.pop(name, None)
     said = [str(w.message) for w in said]
-    assert any(s.startswith("nsnet.py imports layers, a package (a folder) beside it") for s in said), said
+    assert any(s.startswith("nsnet.py imports nslayers, a package (a folder) beside it") for s in said), said
     assert not any("outside its folder" in s for s in said), said
     assert json.loads((work / "runs" / "job" / "model.json").read_text())["source"]["file"] is None
 

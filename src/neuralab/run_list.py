@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from neuralab.errors import NeuralabError
-from neuralab.runs import CHECKPOINTS, CONFIG, LAST, METRICS, MODEL, REPORT, RESULTS, WEIGHTS, Kind, Run, Status, \
+from neuralab.runs import CHECKPOINTS, CONFIG, KERAS_FIT, LAST, METRICS, MODEL, REPORT, RESULTS, WEIGHTS, Kind, Run, Status, \
     json_object
 
 MAX_DEPTH = 3  # runs/<group>/<run>/config.json at most
@@ -28,12 +28,18 @@ READS = (CONFIG, MODEL, RESULTS, WEIGHTS, METRICS, LAST, REPORT, "", CHECKPOINTS
 SCALED = "of the scaled target"
 
 
+def trained_figures(config: dict) -> str:
+    """``trained_on`` for a forecast run of ``config`` (config.json's): nothing for Keras's fit,
+    whose figures are of the user's own arrays as they gave them."""
+    if config.get("trained_by") == KERAS_FIT:
+        return ""
+    return trained_on(json_object(config.get("windows")))
+
+
 def trained_on(windows) -> str:
     """What a forecast network's training figures (each epoch's loss and MAE) are of, where not the
     data in its units: the scaled target, or its change. ``windows``: the run's window settings
     (config.json's, or a WindowConfig), with the transform the run chose."""
-    if not windows:  # no window settings: a Keras fit's, on the user's own arrays as they gave them
-        return ""
     get = windows.get if isinstance(windows, dict) else lambda name, default: getattr(windows, name, default)
     if get("scaler", "standard") != "none":
         return SCALED
@@ -108,7 +114,7 @@ def describe(run: Run, id: str | None = None) -> Row:
         score = head.get("network_mae") if ranked == "mae" else head.get("network_score")
         if head or not results:
             metric = ({"name": f"test {ranked.upper()}", "value": _finite(score), "note": _versus(head)} if results
-                      else _best_so_far(metrics, "mae", min, trained_on(json_object(config.get("windows")))))
+                      else _best_so_far(metrics, "mae", min, trained_figures(config)))
         else:  # Keras's fit (RunLogger): compile()'s MAE on its test set, where it was given one and "mae"
             metric = ({"name": "test MAE", "value": _finite(results["test_mae"]), "note": ""}
                       if _finite(results.get("test_mae")) is not None else _best_so_far(metrics, "mae", min))

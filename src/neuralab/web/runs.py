@@ -225,8 +225,8 @@ def live(root: Path, run_id: str) -> dict:
             progress = run.read(runs.PROGRESS)  # a plain file inside the run, as its other files
         except NeuralabError:  # not written yet, or between two sessions
             progress = None
-    windows = runs.json_object(runs.json_object(run.record.get("config")).get("windows")) if \
-        run.kind is runs.Kind.FORECASTER else None
-    return {"id": run_id, "status": status.value, "metrics": run.metrics(),
-            "progress": progress if isinstance(progress, dict) else None,
-            "trained_on": run_list.trained_on(windows) if windows is not None else ""}
+    state = {"id": run_id, "status": status.value, "metrics": run.metrics(),
+             "progress": progress if isinstance(progress, dict) else None}
+    if status is not runs.Status.DAMAGED and run.kind is runs.Kind.FORECASTER:  # what its figures are of
+        state["trained_on"] = run_list.trained_figures(runs.json_object(run.record.get("config")))
+    return state
