@@ -38,6 +38,17 @@ SOURCES: dict[str, Source] = {}
 MAX_DOWNLOAD = 1024 * 2**20  # bytes: CIFAR-10's archive, the largest file, takes 163 MB
 
 
+def other_pictures(name, input_shape) -> tuple[int, int, int] | None:
+    """The (channels, height, width) of the pictures of the dataset ``name`` where a model taking
+    ``input_shape`` does not take them (MNIST's 28x28 for a LeNet-5 fitted on them padded to 32x32);
+    None where it does, where ``name`` names no dataset, or where the model leaves a side open."""
+    source = SOURCES.get(name) if isinstance(name, str) else None
+    shape = tuple(input_shape or ())
+    if source is None or None in shape or tuple(source.input_shape) == shape:
+        return None
+    return source.input_shape
+
+
 def register(source: Source) -> Source:
     SOURCES[source.name] = source
     return source

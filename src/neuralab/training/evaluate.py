@@ -17,6 +17,7 @@ import numpy as np
 
 from neuralab import runs
 from neuralab.data.digest import SPLITS, data_digest, listing_sha256
+from neuralab.data.sources import other_pictures
 from neuralab.errors import NeuralabError, ParameterError, by
 from neuralab.runs import Kind, Run
 from neuralab.training.run_data import data_place, keras_fit_data_refusal, stored_config
@@ -164,7 +165,9 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: b
         raise NeuralabError(f"{run / runs.RESULTS}: missing; the run did not finish, so there is no report "
                             f"to write: {way_on}")
     with run:  # the report's files are the run's: one writer at a time, and a killed write's leftovers go
-        if run.by_keras_fit and (keras_fit_data_refusal(run) or not _takes_its_data(run)):
+        # MNIST padded to 32x32 in fit is not tested on MNIST's 28x28 again
+        if run.by_keras_fit and (keras_fit_data_refusal(run) or other_pictures(
+                run.record["config"].get("data"), run.read(runs.MODEL).get("input_shape"))):
             return report(run, results, run.metrics(), None, None, (run / runs.SUMMARY).read_text())
         clf, data, probs = _test_set_probabilities(run.path, data_dir, trust_code, model)
         text = render_summary(summary(clf.model, data.input_shape, name=stored_config(run).model), rich=False)
@@ -172,15 +175,6 @@ def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: b
             figures = figures_on_test_set(probs, data.test.y, len(clf.classes))
             results = {**results, **figures, "confusion_matrix": figures["confusion_matrix"].tolist()}
         return report(run, results, run.metrics(), probs, data.test, text)
-
-
-def _takes_its_data(run: Run) -> bool:
-    """Whether the model of a run of Keras's fit takes the pictures of the dataset its ``data``
-    names (MNIST padded to 32x32 in fit is not tested on MNIST's 28x28 again); a folder is read to tell."""
-    from neuralab.data.sources import SOURCES
-
-    source = SOURCES.get(str(run.record["config"].get("data") or ""))
-    return source is None or list(source.input_shape) == list(run.read(runs.MODEL).get("input_shape") or [])
 
 
 def report(run: Run, results: dict, history: list[dict], probs: np.ndarray | None, test, summary_text: str) -> Path:

@@ -348,14 +348,14 @@ class RunLogger(keras.callbacks.Callback):
     def _warn_of_other_sizes(self) -> None:
         """Warn where `data` names a dataset whose pictures the model does not take (MNIST padded to
         32x32 for LeNet-5): the run is recorded, and nothing can test it on that dataset again."""
-        from neuralab.data.sources import SOURCES
+        from neuralab.data.sources import other_pictures
 
-        source = SOURCES.get(self.data) if isinstance(self.data, str) else None
         takes = tuple(self.meta["input_shape"])
-        if self.kind is not Kind.CLASSIFIER or source is None or None in takes or source.input_shape == takes:
+        theirs = other_pictures(self.data, takes) if self.kind is Kind.CLASSIFIER else None
+        if theirs is None:
             return
         test = "" if self.test is not None else "pass `test=` to record fit's test figures; "
-        warnings.warn(f"`data`: the pictures of {self.data} are {hwc(source.input_shape)} and the model takes "
+        warnings.warn(f"`data`: the pictures of {self.data} are {hwc(theirs)} and the model takes "
                       f"{hwc(takes)}, so evaluate and report cannot test the run on them; {test}a model saved with "
                       f"model.save() and imported for {self.data} is given them padded inside the network; or name "
                       f"the data in words (data=\"{self.data}, at {by(takes[1:])}\")")
