@@ -22,6 +22,7 @@ from neuralab.data.idx import read_idx
 from neuralab.data.sources import SOURCES, file_in
 from neuralab.errors import ParameterError
 from neuralab.training import ClassifierConfig, TrainConfig, load_classifier, train_classifier
+from neuralab.training.preprocess import Preprocess
 from neuralab.web import create_app
 from test_inspect import trained_lenet
 
@@ -168,3 +169,45 @@ def test_a_run_trained_on_dark_on_light_pictures_takes_them_as_they_are(paper_ru
     _, err = predicted(capsys, paper_run, digit)
     assert err == ""
     assert clf.preprocess.mean[0] > 0.5 and not clf.preprocess.expects_light_on_dark()
+
+
+def cells(light_field: bool, n: int, rng) -> np.ndarray:
+    """``n`` one-channel 28 x 28 microscopy-like pictures (n, 28, 28): four dark cells on a light
+    field, or four light cells on a dark one, with the sensor's noise."""
+    out = np.empty((n, 28, 28), np.uint8)
+    for picture in out:
+        a = np.full((28, 28), 200 if light_field else 15)
+        for y, x in rng.integers(3, 25, (4, 2)):
+            a[y - 2:y + 2, x - 2:x + 2] = 30 if light_field else 230
+        picture[:] = np.clip(a + rng.integers(-10, 10, a.shape), 0, 255)
+    return out
+
+
+def test_auto_never_inverts_a_picture_like_the_models_own_training_pictures():
+    """A one-channel model trained mostly on light cells on a dark field (its mean 0.27, as
+    MNIST-like as its mean tells) and partly on dark cells on a light one takes the latter as
+    they are: inverted, they look like the other class."""
+    rng = np.random.default_rng(3)
+    dense, sparse = cells(True, 20, rng), cells(False, 60, rng)
+    pre = Preprocess.fit(np.concatenate([dense, sparse])[:, None])
+    assert pre.expects_light_on_dark() and pre.light_borders == 0.25
+    assert [pre.inverts(p) for p in cells(True, 10, rng)] == [False] * 10
+    assert not any(pre.inverts(p) for p in cells(False, 10, rng))
+    assert all(pre.inverts(p, "yes") for p in dense[:3])  # asked, as ever
+
+
+def test_auto_still_inverts_a_picture_on_paper_for_a_model_trained_on_fashion_mnist(fashion_mnist, boot):
+    on_paper, as_drawn = boot
+    pre = Preprocess.fit(read_idx(file_in(fashion_mnist, "train-images-idx3-ubyte.gz"))[:, None])
+    assert pre.light_borders == 0.0
+    assert pre.inverts(np.asarray(Image.open(on_paper))) and not pre.inverts(np.asarray(Image.open(as_drawn)))
+
+
+def test_a_run_that_kept_no_share_of_light_borders_keeps_the_rule_of_its_mean():
+    rng = np.random.default_rng(4)
+    pre = Preprocess.fit(np.concatenate([cells(True, 20, rng), cells(False, 60, rng)])[:, None])
+    kept = pre.stored()
+    assert Preprocess(pre.input_shape, **kept) == pre
+    del kept["light_borders"]  # model.json of a run trained before it was recorded
+    old = Preprocess(pre.input_shape, **kept)
+    assert old.light_borders is None and old.inverts(cells(True, 1, rng)[0])

@@ -48,8 +48,8 @@ HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b
 # as it loses its notes.txt
 OTHER_SUFFIXES = frozenset({".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".psd", ".tga", ".svg", ".ico"})
 # How a picture's polarity is taken for a classifier: "auto" inverts one drawn dark on light
-# (looks_dark_on_light) for a model trained on light-on-dark pictures, MNIST's way
-# (Preprocess.expects_light_on_dark); "yes" inverts every picture, "no" none
+# (looks_dark_on_light) for a model trained on light-on-dark pictures, MNIST's way, none of them
+# drawn so (Preprocess.inverts); "yes" inverts every picture, "no" none
 INVERT = ("auto", "yes", "no")
 
 
@@ -440,10 +440,18 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def looks_dark_on_light(image: np.ndarray) -> bool:
-    """True when the border of the picture is mostly light: a drawing on paper, not MNIST-style."""
-    gray = image if image.ndim == 2 else image.mean(axis=2)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return float(border.mean()) > 127
+    """True when the border of the picture (H, W) or (H, W, 3) is mostly light (``light_bordered``):
+    a drawing on paper, not MNIST-style."""
+    chw = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+    return bool(light_bordered(chw[None])[0])
+
+
+def light_bordered(images: np.ndarray) -> np.ndarray:
+    """(N,) bool: whether each of ``images`` (N, C, H, W) uint8 has a mostly light border, its
+    outermost pixels, all channels together, above 127 on average, as a photo or a drawing on
+    paper has and an MNIST digit never does."""
+    border = np.concatenate([images[:, :, 0], images[:, :, -1], images[:, :, :, 0], images[:, :, :, -1]], axis=2)
+    return border.mean(axis=(1, 2), dtype=np.float64) > 127
 
 
 def encode_image(image: np.ndarray, fmt: str = "PNG", **options) -> bytes:

@@ -1,7 +1,8 @@
 """What a classifier run does to pictures before its model: ``Preprocess`` keeps the training
-images' per-channel mean and std (stored with the model, in model.json) and turns uint8 pixels
-into the normalised floats the model takes; it also says whether a picture is to be inverted
-for a model trained on light-on-dark pictures (``inverts``, ``invert_choice``). ``pixels``
+images' per-channel mean and std and how many of them have a light border (stored with the
+model, in model.json: ``stored``) and turns uint8 pixels into the normalised floats the model
+takes; it also says whether a picture is to be inverted for a model trained on light-on-dark
+pictures (``inverts``, ``invert_choice``). ``pixels``
 makes images a tensor without copying them where torch may share NumPy's memory.
 
 Apart from training.classify because training a classifier and using a trained one
@@ -18,6 +19,10 @@ import torch
 from neuralab.errors import ParameterError
 from neuralab.training.trainer import nchw
 
+# The share of a model's training pictures with a light border from which a picture with one is
+# taken as it is by "auto": a few odd ones in a folder of MNIST-like pictures are not the model's way
+LIGHT_BORDERS_SEEN = 0.01
+
 
 @dataclass
 class Preprocess:
@@ -25,11 +30,17 @@ class Preprocess:
     input_shape: tuple[int, int, int]  # (C, H, W)
     mean: list[float]
     std: list[float]
+    # The share of the training images with a light border (pictures.light_bordered); None where
+    # it was not recorded: a run trained before it was, a Keras model's raw pixels
+    light_borders: float | None = None
     _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # device -> (mean, std)
 
     @classmethod
     def fit(cls, x: np.ndarray) -> "Preprocess":
-        """Per-channel mean and std of the training images (N, C, H, W) uint8, on [0, 1]."""
+        """Per-channel mean and std of the training images (N, C, H, W) uint8, on [0, 1], and the
+        share of them with a light border."""
+        from neuralab.data.pictures import light_bordered
+
         if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or not len(x):
             raise ParameterError("x", described(x), "give the training images as uint8 pixels (0-255) of "
                                                      "(N, C, H, W), at least one, as load_image_data gives them")
@@ -43,7 +54,16 @@ class Preprocess:
         n = counts.sum(1)
         mean = counts @ levels / n
         std = np.sqrt((counts * (levels - mean[:, None]) ** 2).sum(1) / n)
-        return cls(tuple(x.shape[1:]), mean.tolist(), np.maximum(std, 1e-3).tolist())
+        return cls(tuple(x.shape[1:]), mean.tolist(), np.maximum(std, 1e-3).tolist(),
+                   float(light_bordered(sample).mean()))
+
+    def stored(self) -> dict:
+        """What model.json keeps of it under "preprocess", which ``Preprocess(input_shape, **stored)``
+        takes back: the mean and std, and the share of light borders where it is known."""
+        kept = {"mean": self.mean, "std": self.std}
+        if self.light_borders is not None:
+            kept["light_borders"] = self.light_borders
+        return kept
 
     def __call__(self, x: np.ndarray) -> torch.Tensor:
         """(N, C, H, W) uint8 -> normalised float32 tensor with (N, C, H, W) strides, as any
@@ -70,15 +90,24 @@ class Preprocess:
 
     def inverts(self, picture: np.ndarray, invert: str | bool = "auto") -> bool:
         """Whether ``picture`` (H, W) or (H, W, 3) uint8 is to be inverted for this model: with
-        ``invert`` "auto" where it is drawn dark on light (``looks_dark_on_light``) and the model
-        expects light on dark (``expects_light_on_dark``); always with "yes", never with "no".
-        True and False are "yes" and "no"."""
+        ``invert`` "auto" where it is drawn dark on light (``looks_dark_on_light``), the model
+        expects light on dark (``expects_light_on_dark``) and its training pictures were not drawn
+        so too (``saw_light_borders``); always with "yes", never with "no". True and False are
+        "yes" and "no". The one rule for `neuralab predict`'s note and the web app's "auto"."""
         from neuralab.data.pictures import looks_dark_on_light
 
         invert = invert_choice(invert)
         if invert != "auto":
             return invert == "yes"
-        return self.expects_light_on_dark() and looks_dark_on_light(picture)
+        return self.expects_light_on_dark() and not self.saw_light_borders() and looks_dark_on_light(picture)
+
+    def saw_light_borders(self) -> bool:
+        """Whether at least LIGHT_BORDERS_SEEN of the training pictures had a light border: a picture
+        with one is then like those the model learnt from, not a drawing on paper for an MNIST-like
+        model (one-channel microscopy, dark cells on a light field among light ones on a dark
+        one). MNIST and Fashion-MNIST have none. Where it was not recorded, the training mean alone
+        decides (``expects_light_on_dark``), as it did before it was."""
+        return self.light_borders is not None and self.light_borders >= LIGHT_BORDERS_SEEN
 
 
 def invert_choice(invert) -> str:

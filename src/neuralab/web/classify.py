@@ -74,7 +74,8 @@ def model_input(clf, data: bytes, source: str, invert: str = "auto") -> np.ndarr
     is for uploads (the page's "Invert uploads") and leaves it.
     source "upload": any picture, read by ``Classifier.load_images`` as `neuralab predict` reads a
     file (the same input for the same file and ``invert``); ``invert`` "auto" inverts a
-    dark-on-light picture only for a model that expects light-on-dark ones (``Preprocess.inverts``)."""
+    dark-on-light picture only for a model that expects light-on-dark ones and hardly saw any
+    like it (``Preprocess.inverts``)."""
     from neuralab.data.pictures import INVERT, resize
 
     choice("source", source, ("canvas", "upload"))
