@@ -211,3 +211,34 @@ def test_a_run_that_kept_no_share_of_light_borders_keeps_the_rule_of_its_mean():
     del kept["light_borders"]  # model.json of a run trained before it was recorded
     old = Preprocess(pre.input_shape, **kept)
     assert old.light_borders is None and old.inverts(cells(True, 1, rng)[0])
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory):
+    """An MLP trained for one epoch on one-channel microscopy-like pictures: 60 of light cells on a
+    dark field ("sparse"), 20 of dark cells on a light one ("dense"); its training mean is 0.27."""
+    root = tmp_path_factory.mktemp("micro")
+    rng = np.random.default_rng(3)
+    for name, pictures in (("dense", cells(True, 20, rng)), ("sparse", cells(False, 60, rng))):
+        (root / name).mkdir()
+        for i, picture in enumerate(pictures):
+            Image.fromarray(picture).save(root / name / f"{i}.png")
+    out = tmp_path_factory.mktemp("runs") / "micro"
+    train_classifier(ClassifierConfig(model="mlp", data=str(root), train=TrainConfig(epochs=1, batch_size=16)),
+                     out=out, verbose=False)
+    return out, root
+
+
+def test_predict_and_the_web_app_take_a_run_s_own_kind_of_picture_as_it_is(micro_run, capsys):
+    run, root = micro_run
+    dense = root / "dense" / "0.png"
+    (row,), err = predicted(capsys, run, dense)
+    assert err == ""  # no note advising --invert: the model learnt from pictures like it
+    with TestClient(create_app(run.parent), base_url="http://127.0.0.1") as client:
+        r = client.post("/api/classify", params={"run": run.name, "source": "upload"}, content=dense.read_bytes(),
+                        headers={"content-type": "image/png"})
+    assert r.status_code == 200, r.text
+    web = r.json()["top"]
+    np.testing.assert_allclose([t["probability"] for t in web], [t["probability"] for t in row["top"][:len(web)]],
+                               atol=2e-3)
+    assert json.loads((run / "model.json").read_text())["preprocess"]["light_borders"] == 0.25

@@ -83,7 +83,7 @@ def classifier_meta(architecture: str, classes, pre: Preprocess, num_params: int
         "input_shape": list(pre.input_shape),
         "num_classes": len(classes),
         "classes": list(classes),
-        "preprocess": {"mean": pre.mean, "std": pre.std},
+        "preprocess": pre.stored(),
         "parameters": num_params,
     }
     if source is not None and source.get("type") != "zoo":

@@ -234,8 +234,14 @@ def checked_meta(run: Run) -> dict:
     if not all(isinstance(c, str) for c in classes):
         raise bad("classes", "must list the class names as text")
     pre = meta["preprocess"]
-    if not isinstance(pre, dict) or set(pre) != {"mean", "std"}:
-        raise bad("preprocess", f"must hold exactly 'mean' and 'std', found {sorted(pre) if isinstance(pre, dict) else pre!r}")
+    # 'light_borders' is recorded since "auto" invert asks whether the training pictures had light borders
+    if not isinstance(pre, dict) or not {"mean", "std"} <= set(pre) <= {"mean", "std", "light_borders"}:
+        raise bad("preprocess", "must hold exactly 'mean' and 'std', and 'light_borders' where it was recorded, found "
+                                f"{sorted(pre) if isinstance(pre, dict) else pre!r}")
+    share = pre.get("light_borders", 0.0)
+    if type(share) not in (int, float) or not 0 <= share <= 1:
+        raise bad("preprocess.light_borders", f"is {share!r}; expected the share of the training pictures with a "
+                                              "light border, from 0 to 1")
     for key in ("mean", "std"):
         values = pre[key]
         if not (isinstance(values, list) and len(values) == shape[0]
