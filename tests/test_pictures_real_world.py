@@ -242,6 +242,27 @@ def test_the_command_leaves_out_what_pillow_warns_of(tmp_path, monkeypatch):
     assert warned(True) == []
 
 
+def test_a_photo_whose_exif_holds_a_tag_of_another_type_stands_upright(tmp_path):
+    """A tag holding text where EXIF wants a number (YPosition, a fraction), as some cameras and
+    editors write, made reading the EXIF orientation raise TypeError: a traceback from train,
+    even with --on-error skip, from predict, and HTTP 500 from the web app."""
+    from neuralab.data.pictures import decode_image
+
+    picture = photo(40, 30)
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "Cam"  # turned a quarter; the camera's make, text
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, "JPEG", quality=95, exif=exif)
+    data = bytearray(buffer.getvalue())
+    entry = data.find(b"\x01\x0f\x00\x02")  # the make's entry: tag 010F, type 2 (text), big-endian
+    data[entry + 1] = 0x1F  # now tag 011F, YPosition, still holding the text
+    (tmp_path / "camera.jpg").write_bytes(data)
+    upright = np.rot90(picture, -1)  # orientation 6: the viewer turns it a quarter clockwise
+    for got in (read_image(tmp_path / "camera.jpg"), decode_image(bytes(data), "upload")):
+        assert got.shape == (30, 40, 3)
+        assert np.abs(got.astype(int) - upright).mean() < 3
+
+
 def test_a_folder_one_level_too_deep_or_of_unnamed_pictures_is_told_what_to_do(tmp_path):
     """A zip that held the dataset's folder unpacks to root/NAME/CLASS/; pictures saved from a
     browser often have no name ending. Both were refused without saying why."""

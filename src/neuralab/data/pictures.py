@@ -115,7 +115,7 @@ def decode_image(data: bytes, name: str, mode: str | None = None, max_pixels: in
 
 def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: int,
             size: tuple[int, int] | None = None, max_side: int = MAX_PICTURE_SIDE) -> np.ndarray:
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     try:
         img = Image.open(source, formats=FORMATS)
@@ -139,7 +139,7 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
                 raise NeuralabError(f"{name}: a JPEG of more than {MAX_JPEG_SCANS} scans, which encoders do not "
                                     "write (a file made to take hours to decode); save it again as a JPEG")
             img.load()
-            ImageOps.exif_transpose(img, in_place=True)  # a photo's EXIF orientation: upright, as viewers show it
+            img = _upright(img)
             if img.mode.startswith(("I", "F")):  # 16- and 32-bit grey: to 0-255 by its own range
                 # a PGM of more than 8 bits comes as 32-bit levels, scaled by Pillow from its maximum to 65535
                 depth = "I;16" if img.mode == "I" and fmt == "PPM" else img.mode
@@ -172,6 +172,24 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
         raise NeuralabError(f"{name}: not a readable image; give a {FORMAT_NAMES} file") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise NeuralabError(f"{name}: not a readable image ({e}); give a {FORMAT_NAMES} file") from None
+
+
+def _upright(img):
+    """A photo turned upright by its EXIF orientation tag, as viewers show it; as it is where the
+    tag is missing, unknown or unreadable. Only the tag is read: Pillow's ``exif_transpose`` also
+    writes the EXIF back without the tag, and raised TypeError or struct.error on a tag of an
+    unexpected type elsewhere in it (text where a number belongs, as some cameras write), a
+    traceback for a picture any viewer shows."""
+    from PIL import Image
+
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # damaged EXIF says nothing of the orientation: the picture as stored
+        return img
+    method = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}.get(orientation) if isinstance(orientation, int) else None
+    return img.transpose(method) if method is not None else img
 
 
 def _too_many_pixels(name: str, width: int, height: int, max_pixels: int, why: str = "") -> NeuralabError:
