@@ -91,6 +91,31 @@ def test_white_strokes_on_a_transparent_page_train_as_they_are_classified(tmp_pa
     assert (data.train.x.reshape(len(files), -1).std(1) > 20).all()  # light strokes on a dark page
 
 
+def test_grey_pictures_with_transparency_in_a_colour_folder_train_as_they_are_classified(tmp_path):
+    """In a folder of colour photos, training read a grey picture with transparent pixels in one
+    channel, on black under light strokes, and copied it into three; predict read it for the
+    colour model on white: a training picture of white strokes came out as another class."""
+    import torch
+
+    from neuralab.data.folders import list_images
+    from neuralab.training.preprocess import Preprocess
+    from neuralab.training.trained_classifier import Classifier
+
+    (tmp_path / "drawing").mkdir()
+    (tmp_path / "photo").mkdir()
+    for i, (ink, _) in enumerate(digits(6)):
+        Image.fromarray(np.stack([np.full_like(ink, 255), ink], axis=2), "LA").save(tmp_path / "drawing" / f"{i}.png")
+        Image.fromarray(np.roll(photo(32, 32), 3 * i, axis=1)).save(tmp_path / "photo" / f"{i}.png")
+    # one after the first colour picture too: the class folders are read in order
+    Image.fromarray(np.stack([np.full_like(ink, 255), ink], axis=2), "LA").save(tmp_path / "photo" / "z.png")
+    data = load_image_folder(tmp_path, (28, 28), "auto", val_fraction=0, test_fraction=0)
+    _, files, _ = list_images(tmp_path)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 784, 2))
+    clf = Classifier(model, data.classes, Preprocess((3, 28, 28), [0.5] * 3, [0.2] * 3), "folder")
+    assert data.train.x.shape == (13, 3, 28, 28)
+    np.testing.assert_array_equal(data.train.x, clf.load_images([path for path, _ in files]))
+
+
 def macos_zip(root: Path, n: int = 20) -> Path:
     """Digits 0 and 1 as a Mac user's zip unpacks: __MACOSX with its ._ twins, .DS_Store,
     Thumbs.db from Windows, and a Jupyter checkpoint folder."""

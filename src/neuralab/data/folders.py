@@ -190,7 +190,9 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
 
     image_size: (height, width) to resize every image to; None keeps the size, which must then
         be the same for all images.
-    color: "grayscale" (C=1), "rgb" (C=3), or "auto": grayscale when every image is, else RGB.
+    color: "grayscale" (C=1), "rgb" (C=3), or "auto": grayscale when every image is, else RGB,
+        every picture then read as colour, as a colour model's are read to be classified
+        (``Classifier.load_images``): a grey one's transparent pixels on the same page.
     on_error: with unreadable images, "refuse" raises a NeuralabError giving their count and the
         first few paths; "skip" leaves them out with a SkippedImagesWarning and lists them all
         in the result's ``skipped``.
@@ -213,7 +215,7 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
     classes, files, links, left_out = _listing(root)
 
     mode = {"grayscale": "L", "rgb": "RGB", "auto": None}[color]
-    rows, labels, held = _Rows(len(files)), [], 0
+    rows, labels, held, kept = _Rows(len(files)), [], 0, []
     skipped = [(str(link), "a link to a folder, which is not followed; copy its pictures in instead")
                for link in links]
     for path, label in files:
@@ -237,6 +239,14 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
                                 "pass a smaller `image_size`, or train on fewer images")
         rows.add(img)
         labels.append(label)
+        kept.append(path)
+        if mode is None and img.ndim == 3:
+            # the folder is colour: a grey picture read in one channel had its transparent pixels laid
+            # on the page read_image gives one channel (black under light strokes), and predict, reading
+            # it for the colour model, laid them on white; those read so far are read again as colour
+            mode = "RGB"
+            for row, earlier in enumerate(kept[:-1]):
+                rows.put(row, read_image(earlier, mode, size=image_size))
     if skipped:
         total = len(files) + len(links)
         listed = "; ".join(f"{p} ({why})" for p, why in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
@@ -302,6 +312,11 @@ class _Rows:
             self.x = grown
         self.x[self.count] = image if image.ndim == 2 else image.transpose(2, 0, 1)  # grey: into every channel
         self.count += 1
+
+    def put(self, row: int, image: np.ndarray) -> None:
+        """Row ``row``, added before, replaced by ``image`` of the same size (read again)."""
+        if len(self.sizes) == 1 and image.shape[:2] == self.x.shape[2:]:  # else refused by ``splits``
+            self.x[row] = image if image.ndim == 2 else image.transpose(2, 0, 1)
 
     def splits(self, y: np.ndarray, parts, root: Path) -> list[Split]:
         """A Split for each array of indices in ``parts`` (train, validation, test), which take
