@@ -166,6 +166,25 @@ def test_other_files_hidden_files_and_hidden_folders_are_ignored(folder):
     assert data.classes == ["circle", "square", "triangle"] and len(data.train) == 30
 
 
+def test_runs_written_inside_the_data_folder_are_no_class_of_it(folder, capsys):
+    """A run written into the folder it trains on (``--data .`` with the default ./runs, ``--out
+    DATA/run1``) was listed again once made, as a class of its own with no pictures: refused,
+    leaving the run's folder behind to refuse every retry; a finished one's figures (.png) were
+    pictures of a class."""
+    from neuralab.cli import main
+
+    budget = ["train", "--model", "mlp", "--data", str(folder), "--epochs", "1", "--threads", "1", "--quiet"]
+    assert main([*budget, "--out", str(folder / "run1")]) == 0
+    assert main([*budget, "--out", str(folder / "runs" / "run2")]) == 0  # a folder of runs
+    assert main([*budget, "--out", str(folder / "circle" / "run3")]) == 0  # inside a class
+    assert main(["evaluate", str(folder / "run1")]) == 0  # the folder read again, as it was trained on
+    assert "test accuracy" in capsys.readouterr().out
+    assert list((folder / "run1").glob("*.png"))  # the report's figures, which are no pictures of the data
+    (folder / "square" / "config.json").write_text('{"name": "square"}')  # a dataset's own, no run's
+    data = load_image_folder(folder, val_fraction=0, test_fraction=0)
+    assert data.classes == ["circle", "square", "triangle"] and len(data.train) == 30
+
+
 def test_folder_shape_errors(tmp_path):
     with pytest.raises(NeuralabError, match="no such folder"):
         load_image_folder(tmp_path / "nope")

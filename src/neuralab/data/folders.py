@@ -8,8 +8,9 @@ torchvision's ImageFolder read them:
 Class names are the sub-folder names, sorted. A class's pictures are every PNG, JPEG, GIF,
 BMP, TIFF, WebP, PGM or PPM file in its folder and in the folders below it, as Keras and
 torchvision read them; hidden files and folders are left out, as are the __MACOSX folders of
-macOS's zip files. Links to folders are not followed (they are reported like unreadable
-files), and pictures in formats neuralab does not open (an iPhone's HEIC) are named in a warning.
+macOS's zip files, and neuralab's runs (a run written inside the data folder). Links to folders
+are not followed (they are reported like unreadable files), and pictures in formats neuralab
+does not open (an iPhone's HEIC) are named in a warning.
 Images are decoded safely (data.pictures), converted to grayscale or RGB, resized, and split
 per class into train / validation / test with a seeded permutation (stratified: every split
 keeps the class proportions). Files that cannot be read are reported by path and count;
@@ -45,6 +46,35 @@ def hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
+def holds_a_run(folder: Path) -> bool:
+    """Whether ``folder`` is a neuralab run (the run.lock of one being made, or a config.json
+    naming a run's kind) or a folder of runs alone: no part of a dataset. A run written inside
+    the data folder (``--data .`` with the default ./runs, ``--out DATA/run1``) was listed as a
+    class of its own, refused while the run was being made, or trained on its report's figures
+    once it was finished."""
+    from neuralab.files import read_json
+    from neuralab.runs import CONFIG, LOCK, Kind
+
+    def is_run(path: Path) -> bool:
+        if (path / LOCK).is_file():
+            return True
+        if not (path / CONFIG).is_file():
+            return False
+        try:  # a dataset's own config.json (a class's metadata) names no run's kind
+            config = read_json(path / CONFIG)
+        except NeuralabError:
+            return False
+        return isinstance(config, dict) and config.get("kind") in {kind.value for kind in Kind}
+
+    try:
+        if is_run(folder):
+            return True
+        inside = [entry for entry in folder.iterdir() if not hidden(entry.name)]
+    except OSError:  # an unreadable folder: the listing says so
+        return False
+    return bool(inside) and all(entry.is_dir() and not entry.is_symlink() and is_run(entry) for entry in inside)
+
+
 class SkippedImagesWarning(UserWarning):
     """Some pictures were left out: unreadable ones (on_error="skip"), those in formats neuralab
     does not open, and those beside the class folders."""
@@ -68,7 +98,7 @@ def list_pictures(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     suffixes = picture_suffixes()
     found, links, others = [], [], []
     for top, folders, files in os.walk(folder, onerror=refuse):
-        folders[:] = [name for name in folders if not hidden(name)]
+        folders[:] = [name for name in folders if not hidden(name) and not holds_a_run(Path(top, name))]
         links += [Path(top, name) for name in folders if Path(top, name).is_symlink()]
         for name in files:
             suffix = os.path.splitext(name)[1].lower()
@@ -92,7 +122,7 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path],
     beside the class folders, in no class, and those in formats neuralab does not open."""
     if not root.is_dir():
         raise NeuralabError(f"{root}: no such folder; give a folder with one sub-folder of images per class")
-    folders = [d for d in root.iterdir() if d.is_dir() and not hidden(d.name)]
+    folders = [d for d in root.iterdir() if d.is_dir() and not hidden(d.name) and not holds_a_run(d)]
     # a class folder that is a link is a link to a folder like any other: not followed (one to a
     # class beside it made a second class of the same pictures, in training and test alike)
     class_links = sorted(d for d in folders if d.is_symlink())
