@@ -256,8 +256,28 @@ def test_large_pictures_are_refused_before_they_fill_the_memory(tmp_path, monkey
     data = load_image_folder(tmp_path / "big", image_size=(32, 32), test_fraction=0.0, val_fraction=0.0)
     assert data.train.x.shape == (2, 1, 32, 32)
     monkeypatch.setattr(folders, "MAX_BYTES", 2 * 32 * 32 - 1)  # one byte short of the two resized pictures
-    with pytest.raises(NeuralabError, match="its images take more than"):
+    with pytest.raises(NeuralabError, match="its 2 images take more than"):
         load_image_folder(tmp_path / "big", image_size=(32, 32))
+
+
+def test_a_folder_too_large_for_memory_is_refused_before_its_rows_are_allocated(folder, monkeypatch):
+    """Thousands of small pictures at a large `image_size`: the rows of them all were allocated at
+    the first picture, before the cap was checked, and the out-of-memory error advised a smaller
+    batch. Now refused before any picture is decoded where `image_size` is given, after the first
+    one otherwise."""
+    from neuralab.data import folders
+    from neuralab.data.pictures import read_image
+
+    read = []
+    monkeypatch.setattr(folders, "read_image", lambda path, *a, **k: read.append(path) or read_image(path, *a, **k))
+    monkeypatch.setattr(folders, "MAX_BYTES", 30 * 12 * 10 * 3 - 1)  # one byte short of the 30 pictures as RGB
+    with pytest.raises(NeuralabError, match=r"its 30 images take more than .* at 12x10 pixels; pass a smaller"):
+        load_image_folder(folder, image_size=(12, 10))
+    assert read == []
+    with pytest.raises(NeuralabError, match=r"its 30 images take more than .* at 12x10 pixels"):
+        load_image_folder(folder)
+    assert len(read) == 1
+    assert len(load_image_folder(folder, image_size=(11, 10)).train) == 24  # within it: read
 
 
 def test_a_folders_pixels_are_held_about_once_while_it_loads(tmp_path):

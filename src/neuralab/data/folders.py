@@ -245,7 +245,18 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
     classes, files, links, left_out = _listing(root)
 
     mode = {"grayscale": "L", "rgb": "RGB", "auto": None}[color]
-    rows, labels, held, kept = _Rows(len(files)), [], 0, []
+
+    def check_bytes(height: int, width: int) -> None:
+        # every listed picture's row, as RGB (one colour picture makes every grey one RGB), checked
+        # before _Rows allocates them: allocated first, a folder too large gave the out-of-memory
+        # error's advice of a smaller batch, which no batch size cures
+        if len(files) * height * width * 3 > MAX_BYTES:
+            raise NeuralabError(f"{root}: its {len(files):,} images take more than {MAX_BYTES // 2**30} GB of memory "
+                                f"at {height}x{width} pixels; pass a smaller `image_size`, or train on fewer images")
+
+    if image_size is not None:  # known before any picture is decoded
+        check_bytes(*image_size)
+    rows, labels, kept = _Rows(len(files)), [], []
     skipped = [(str(link), "a link to a folder, which is not followed; copy its pictures in instead")
                for link in links]
     for path, label in files:
@@ -263,10 +274,8 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
             width, height = picture_size(path)
             raise NeuralabError(f"{path}: {width}x{height} pixels, more than the {MAX_SIDE} a side that "
                                 "neuralab's classifiers take; pass `image_size` to resize every image")
-        held += img.shape[0] * img.shape[1] * 3  # as RGB: one colour picture makes every grey one RGB
-        if held > MAX_BYTES:
-            raise NeuralabError(f"{root}: its images take more than {MAX_BYTES // 2**30} GB of memory at this size; "
-                                "pass a smaller `image_size`, or train on fewer images")
+        if not kept:
+            check_bytes(*img.shape[:2])
         rows.add(img)
         labels.append(label)
         kept.append(path)
