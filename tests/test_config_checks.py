@@ -52,7 +52,7 @@ def test_an_evaluation_batch_of_0_is_refused_before_the_run_folder_is_made(digit
     ({"val_fraction": True}, "val_fraction", "val_fraction=True: must be a number, not bool"),
     ({"val_fraction": 1.0}, "val_fraction", "val_fraction=1.0: must be in [0, 1)"),
     ({"val_fraction": float("nan")}, "val_fraction", "must be in [0, 1)"),
-    ({"test_fraction": -0.1}, "test_fraction", "test_fraction=-0.1: must be in [0, 1)"),
+    ({"test_fraction": -0.1}, "test_fraction", "test_fraction=-0.1: must be in (0, 1)"),
     ({"model_options": [("dropout", 0.5)]}, "model_options", "give a dict of the zoo model's options"),
 ])
 def test_classifierconfig_checks_its_own_fields(changes, parameter, words):
@@ -166,7 +166,10 @@ def nothing_read(monkeypatch):
     (["--grad-clip", "-1"], "--grad-clip -1.0: must be 0 (off) or a positive gradient norm"),
     (["--focus", "0"], "--focus 0.0: must be above 0 and at most 1"),
     (["--val-fraction", "1"], "--val-fraction 1.0: must be in [0, 1)"),
-    (["--test-fraction", "1"], "--test-fraction 1.0: must be in [0, 1)"),
+    (["--test-fraction", "1"], "--test-fraction 1.0: must be in (0, 1)"),
+    # refused once every picture was decoded, advising "a larger --test-fraction" of a share not given
+    (["--test-fraction", "0"], "--test-fraction 0.0: must be in (0, 1): the trained model is scored on the "
+                               "pictures held out; give a share such as 0.1 (the default)"),
     (["--patience", "-1"], "--patience -1: must be 0 (off) or more"),
     (["--threads", "-1"], "--threads -1: must be 1 or more (0 = torch's choice)"),
     (["--optimizer", "sgd", "--momentum", "1"], "--momentum 1.0: must be at least 0 and below 1"),

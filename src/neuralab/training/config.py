@@ -11,7 +11,7 @@ import numbers
 import warnings
 from dataclasses import dataclass, field, fields, replace
 
-from neuralab.data import VAL_FRACTION
+from neuralab.data import TEST_FRACTION, VAL_FRACTION
 from neuralab.errors import ParameterError, Shown
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -370,10 +370,12 @@ class ClassifierConfig:
         if not isinstance(self.model_options, dict):  # the zoo's builder takes them as keyword arguments
             raise ParameterError("model_options", self.model_options, "give a dict of the zoo model's options, "
                                  "e.g. {'dropout': 0.5}")
-        for name in ("val_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if value is not None and not 0 <= value < 1:  # NaN too
-                raise ParameterError(name, value, "must be in [0, 1)")
+        if self.val_fraction is not None and not 0 <= self.val_fraction < 1:  # NaN too
+            raise ParameterError("val_fraction", self.val_fraction, "must be in [0, 1)")
+        # none held out left nothing to score the model on, refused only once every picture was decoded
+        if self.test_fraction is not None and not 0 < self.test_fraction < 1:
+            raise ParameterError("test_fraction", self.test_fraction, "must be in (0, 1): the trained model is "
+                                 f"scored on the pictures held out; give a share such as {TEST_FRACTION} (the default)")
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClassifierConfig":
