@@ -320,6 +320,47 @@ def test_auxiliary_heads_are_trained_and_scored_apart(tiny_fashion):
     assert history[0]["loss"] > 1.3 * history[0]["val_loss"]
 
 
+def test_a_users_module_with_a_loss_of_its_own_trains_on_the_trainers_loss(tiny_fashion):
+    """A module that keeps its criterion as `self.loss` (nn.CrossEntropyLoss(label_smoothing=0.1)) or
+    defines a method loss(logits, y): it was called with GoogLeNet's criterion= and refused as a
+    forward that fails in training mode. Only neuralab's architectures compute their own loss."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    from neuralab.data import load_image_data
+    from neuralab.training import Trainer
+    from neuralab.training.preprocess import Preprocess
+
+    class Plain(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.f = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+        def forward(self, x):
+            return self.f(x)
+
+    class Kept(Plain):
+        def __init__(self):
+            super().__init__()
+            self.loss = nn.CrossEntropyLoss(label_smoothing=0.1)
+
+    class Method(Plain):
+        def loss(self, logits, y):
+            return F.cross_entropy(logits, y, label_smoothing=0.1)
+
+    data = load_image_data("fashion-mnist", tiny_fashion)
+    x, y = Preprocess.fit(data.train.x)(data.train.x[:256]), torch.from_numpy(data.train.y[:256])
+    histories, weights = [], []
+    for kind in (Plain, Kept, Method):
+        model = kind()
+        histories.append(Trainer(model, TrainConfig(epochs=1, batch_size=64), verbose=False)
+                         .fit(x, y, val=(x[:64], y[:64]))[0])
+        weights.append(model.f[1].weight.detach())
+    assert all(torch.equal(weights[0], w) for w in weights[1:])
+    assert histories[1]["loss"] == histories[0]["loss"] == histories[2]["loss"]
+
+
 def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_path):
     """`--threads N` (TrainConfig.threads) is the thread count of every training step and
     prediction, is recorded with the run, and leaves the process's setting as it found it."""

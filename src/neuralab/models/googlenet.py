@@ -75,6 +75,9 @@ class GoogLeNetOutputs(NamedTuple):
 
 class GoogLeNet(nn.Module):
     AUX_WEIGHT = 0.3  # the paper's weight of each auxiliary loss
+    # The trainer calls `loss` with its criterion only where the class says so: a user's module may
+    # keep a `loss` of its own that takes no criterion (training.inputs_check.own_loss)
+    loss_takes_criterion = True
 
     def __init__(self, input_shape: tuple[int, int, int] = (3, 224, 224), num_classes: int = 1000,
                  aux_logits: bool = False, dropout: float = 0.4, small: bool | None = None):

@@ -225,7 +225,7 @@ def step_output_refusal(out, x: torch.Tensor, y: torch.Tensor | None, k: int, mo
     the TrainConfig's."""
     from neuralab.training.module_check import output_refusal
 
-    if y is not None and callable(getattr(unwrap(model), "loss", None)):  # its own loss takes what it returns
+    if y is not None and own_loss(model) is not None:  # its own loss takes what it returns
         return None
     shape = f"({', '.join(['N', *map(str, x.shape[1:])])})"
     if y is None:
@@ -288,6 +288,17 @@ def blame_model(e: Exception, model_name: str, users: bool, distributed: bool, e
             or _only_neuralabs_code(e):
         return
     raise ModelFailed(model_name, epoch, where, first_line(e)) from e
+
+
+def own_loss(model: nn.Module) -> Callable | None:
+    """The loss that one of neuralab's architectures computes from its own outputs, called as
+    ``loss(outputs, y, criterion=...)`` with the trainer's criterion (GoogLeNet's: the main head's
+    loss plus 0.3 x each auxiliary head's), or None. The class marks it (``loss_takes_criterion``):
+    a user's module may hold a ``loss`` of its own (nn.CrossEntropyLoss(label_smoothing=0.1) kept as
+    an attribute, a method loss(logits, y)), which takes no criterion and is not called; the
+    trainer scores such a model with TrainConfig's ``loss``, as any other."""
+    model = unwrap(model)
+    return model.loss if getattr(type(model), "loss_takes_criterion", False) is True else None
 
 
 def own_architecture(model: nn.Module) -> bool:

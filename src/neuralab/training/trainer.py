@@ -45,7 +45,8 @@ from neuralab.training.config import AUTO_BF16_PARAMETERS, REGRESSION_LOSSES, Di
 from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, native_bf16, pick_device
 from neuralab.training.inputs_check import (WrongOutput, blame_model, check_classes, check_train_config,
                                             checked_pairs, first_line, input_refusal, labels, near, own_architecture,
-                                            refuse_empty_shares, scored_as_values, step_output_refusal, users_code)
+                                            own_loss, refuse_empty_shares, scored_as_values, step_output_refusal,
+                                            users_code)
 from neuralab.training.progress import Progress
 
 
@@ -321,13 +322,14 @@ class Trainer:
         return order
 
     def _criterion(self, model) -> Callable:
-        """The summed loss of a batch's outputs. A model that defines ``loss`` (GoogLeNet: main loss
-        + 0.3 x each auxiliary head) gets the task's criterion; everything else is scored by it directly."""
+        """The summed loss of a batch's outputs. A neuralab architecture that computes its own loss
+        (``own_loss``, GoogLeNet: main loss + 0.3 x each auxiliary head) gets the task's criterion;
+        everything else is scored by it directly."""
         def summed(out, y):
             return self.task.loss_each(out.float(), y).sum()
 
-        own_loss = getattr(unwrap(model), "loss", None)
-        return (lambda out, y: own_loss(out, y, criterion=summed)) if callable(own_loss) else summed
+        computed = own_loss(model)
+        return (lambda out, y: computed(out, y, criterion=summed)) if computed is not None else summed
 
     def check_model(self, x: torch.Tensor, y: torch.Tensor, size: int | None = None, resumed: bool = False) -> None:
         """Refuse in one line, before anything trains or is written, a model that fails in training
@@ -382,11 +384,11 @@ class Trainer:
             with self._kept_rng(), cpu_threads(self.config.threads):
                 with self._autocast():
                     out = model(xb)
-                    if isinstance(out, (tuple, list, dict)) and not callable(getattr(unwrap(model), "loss", None)):
+                    if isinstance(out, (tuple, list, dict)) and own_loss(model) is None:
                         return WrongOutput(step_output_refusal(out, x, y, k, self.model, self._classifies,
                                                                self.model_meta, self.model_name, training=True,
                                                                loss=self.config.loss))
-                    if not isinstance(out, torch.Tensor) and not callable(getattr(unwrap(model), "loss", None)):
+                    if not isinstance(out, torch.Tensor) and own_loss(model) is None:
                         return "None" if out is None else f"a {type(out).__name__}"
                     try:
                         loss = self._criterion(model)(out, yb)
