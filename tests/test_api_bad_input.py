@@ -156,6 +156,31 @@ def test_mse_mae_and_huber_take_class_numbers_as_the_cross_entropy_does(tensors)
     assert np.isfinite(history[0]["loss"])
 
 
+def test_one_hot_rows_under_mse_mae_and_huber_are_scored_as_their_class_numbers_in_training_and_validation(tensors):
+    """Keras's to_categorical rows (floats) and F.one_hot's (whole numbers) under mse, mae or huber: the
+    raw logits were scored against them where class numbers scored the softmax, and a validation set of
+    the other form chose the best epoch on the other figure."""
+    x, y = tensors
+    train, val = slice(0, 1500), slice(1500, None)
+    for loss in ("mse", "mae", "huber"):
+        histories, trained = [], []
+        for form in (lambda t: t, lambda t: F.one_hot(t, 10).float(), lambda t: F.one_hot(t, 10)):
+            for val_form in (lambda t: t, form):
+                model = mlp()
+                history = Trainer(model, config(loss=loss, epochs=2), verbose=False).fit(
+                    x[train], form(y[train]), val=(x[val], val_form(y[val])))
+                histories.append([{k: r[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")} for r in history])
+                trained.append(weights(model))
+        assert all(h == histories[0] for h in histories[1:]), loss
+        assert all(torch.equal(trained[0][k], t[k]) for t in trained[1:] for k in t), loss
+    # scored on the softmax, as Keras scores a model ending in softmax, label-smoothed rows too
+    trainer = Trainer(mlp(), config(loss="mse"), verbose=False)
+    trainer.fit(x, F.one_hot(y, 10).float())
+    probabilities = trainer.predict(x).softmax(1)
+    for rows in (F.one_hot(y, 10).float(), F.one_hot(y, 10).float() * 0.9 + 0.01):
+        assert trainer.evaluate(x, rows)["loss"] == pytest.approx(float(F.mse_loss(probabilities, rows)), rel=1e-5)
+
+
 
 def test_one_value_per_sample_for_mse_is_a_regression_shaped_to_the_output_and_scored_by_mae(tensors):
     """A float target per sample, (N,) as (N, 1), is fitted by one output: it was broadcast against

@@ -223,3 +223,19 @@ LOSS_EACH: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mae": _elementwise(F.l1_loss),
     "huber": _elementwise(F.huber_loss),  # delta 1, as Keras's Huber
 }
+
+
+def on_softmax(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``LOSS_EACH[name]``, a loss of values (mse, mae, huber), of a classifier's softmax against its
+    labels as one-hot rows, whichever form they come in: class numbers (N,) or rows (N, classes) of
+    class probabilities, one-hot rows of floats (Keras's to_categorical) or whole numbers
+    (F.one_hot) and label-smoothed rows alike, as Keras's loss scores a model ending in softmax.
+    ``LOSS_EACH[name]`` itself scores rows of floats as they are, values to regress: which of the
+    two a set of rows is, is the whole set's to say (inputs_check.scored_as_values), not a batch's."""
+    each = LOSS_EACH[name]
+
+    def scored(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if y.dim() == 1 or out.dim() != 2:  # class numbers, which LOSS_EACH's puts on the softmax itself
+            return each(out, y)
+        return each(out.softmax(1), y)
+    return scored

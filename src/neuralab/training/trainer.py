@@ -40,7 +40,8 @@ from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Run, not_writt
 from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, checked_callbacks, overrides
 from neuralab.training.checkpoint import (check_fits, load_checkpoint, load_tensors, save_checkpoint, save_tensors,
                                           save_weights, unwrap)
-from neuralab.training.compile import LOSS_EACH, OptimizerFactory, aligned, check_given, lr_factor, make_optimizer
+from neuralab.training.compile import (LOSS_EACH, OptimizerFactory, aligned, check_given, lr_factor, make_optimizer,
+                                       on_softmax)
 from neuralab.training.config import AUTO_BF16_PARAMETERS, REGRESSION_LOSSES, Diverged, TrainConfig
 from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, native_bf16, pick_device
 from neuralab.training.inputs_check import (WrongOutput, blame_model, check_classes, check_train_config,
@@ -98,14 +99,16 @@ class Trainer:
         # A classifier's targets: class numbers, or rows of class probabilities; mse, mae and huber
         # may also score float targets of any shape its outputs have
         self._classifies = task is CLASSIFICATION
+        labelled = valued = task
         if config.loss is not None:  # the same task scored with another loss
-            metric_sums = task.metric_sums
+            labelled = valued = Task(task.name, LOSS_EACH[config.loss], task.metric_sums)
             if self._classifies and config.loss in REGRESSION_LOSSES:
-                # values to regress have no class to be right about; one-hot rows and class numbers do
-                metric_sums = lambda out, y: (_abs_error(out, y) if scored_as_values(y, config.loss)  # noqa: E731
-                                              else _correct(out, y))
-            task = Task(task.name, LOSS_EACH[config.loss], metric_sums)
-        self.config, self.task = config, task
+                # labels in any form are scored on the softmax, with an accuracy; values to regress
+                # as they are, with their mae, having no class to be right about
+                labelled = Task(task.name, on_softmax(config.loss), _correct)
+                valued = Task(task.name, LOSS_EACH[config.loss], _abs_error)
+        self.config, self._tasks = config, (labelled, valued)
+        self.task = labelled  # what fit learns: its training targets' (``scoring``)
         self.callbacks = callbacks
         self.optimizer_factory = optimizer
         self.inputs = inputs
@@ -179,6 +182,12 @@ class Trainer:
     def environment(self) -> dict:
         return {**environment(self.device, self.config.threads), "autocast": self.autocast}
 
+    def scoring(self, y: torch.Tensor) -> Task:
+        """The loss and metrics of checked targets ``y``, a whole set: under mse, mae or huber a
+        classifier's labels (class numbers, rows of class probabilities) are scored on its softmax
+        with an accuracy, values to regress (``scored_as_values``) as they are with their mae."""
+        return self._tasks[self._classifies and scored_as_values(y, self.config.loss)]
+
     def fit(self, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor] | None = None,
             resume: bool = False) -> list[dict]:
         """Train on ``(x, y)`` from the model's current weights and return this fit's history, one
@@ -197,6 +206,7 @@ class Trainer:
             val = (val[0], checked_pairs(*val, "val[0]", "val[1]", self._classifies, cfg.loss))
             if not len(val[0]):  # its loss would be a mean over no rows, which no epoch can be chosen by
                 raise ParameterError("val", "0 rows", "give at least one row, or None for no validation set")
+        self.task = self.scoring(y)
         # the model runs only once the data passed every check that needs no forward
         check_classes(y, "y", self._outputs(x, "x"), self.config.loss)
         if val is not None:
@@ -539,9 +549,9 @@ class Trainer:
         y = labels(y, "y", self._classifies, self.config.loss)
         check_classes(y, "y", out.shape[1] if self._classifies and out.dim() >= 2 else None, self.config.loss)
         y = y.to(out.device)
-        n = max(1, len(out))
-        sums = self.task.metric_sums(out, y)
-        return {"loss": float(self.task.loss_each(out, y).double().sum()) / n, **{k: float(v) / n for k, v in sums.items()}}
+        n, task = max(1, len(out)), self.scoring(y)
+        sums = task.metric_sums(out, y)
+        return {"loss": float(task.loss_each(out, y).double().sum()) / n, **{k: float(v) / n for k, v in sums.items()}}
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Raw model outputs (logits for classifiers) for ``x``, on the CPU."""
