@@ -206,6 +206,33 @@ def test_one_value_per_sample_for_mse_is_a_regression_shaped_to_the_output_and_s
                    "monitor")
 
 
+def test_whole_numbers_under_mse_mae_and_huber_are_labels_and_values_to_regress_are_told_to_be_floats(tensors):
+    """Integer targets a regression user gives, (N, 1) or (N,) against one output: they trained as labels of a
+    single class, reporting an accuracy of 100% beside the loss; and a validation set of values beside labels
+    (or labels beside values) was scored in another way than the training set and chose the best epoch."""
+    x, y = tensors
+    value = y.float()[:, None] / 9
+
+    def one():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 1))
+
+    for loss in ("mse", "mae", "huber"):
+        column = refused(lambda: Trainer(one(), config(loss=loss), verbose=False).fit(x, y[:, None]), "y")
+        assert column.startswith(f"y='int64 of ({len(x)}, 1)': a column of whole numbers") and "y.float()" in column
+        assert "y.float()" in refused(lambda: Trainer(one(), config(loss=loss), verbose=False).fit(x, y), "y")
+        assert "y.float()" in refused(lambda: Trainer(mlp(), config(loss=loss), verbose=False).fit(x, 2 * F.one_hot(y)),
+                                      "y")
+        assert "val[1].float()" in refused(lambda: Trainer(one(), config(loss=loss), verbose=False).fit(
+            x, value, val=(x, y[:, None])), "val[1]")
+        assert refused(lambda: Trainer(one(), config(loss=loss), verbose=False).fit(x, value, val=(x, y)), "val") \
+            .endswith("give validation targets of the form y has")
+        assert refused(lambda: Trainer(mlp(), config(loss=loss), verbose=False).fit(x, y, val=(x, value)), "val") \
+            .startswith(f"val='float32 of ({len(x)}, 1)': {loss} takes its targets for values to regress")
+        history = Trainer(one(), config(loss=loss), verbose=False).fit(x, y[:, None].float(), val=(x, value))
+        assert "mae" in history[-1] and "accuracy" not in history[-1] and "val_accuracy" not in history[-1]
+
+
 def test_a_column_of_float_class_numbers_under_a_cross_entropy_is_told_to_be_class_numbers(tensors):
     """Keras's y_train.astype("float32"), (N, 1), under a cross-entropy: it was told to regress with
     one output, and monitor='val_accuracy' refused as a regression's."""

@@ -95,7 +95,8 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
     uint8, and bools, False class 0 and True class 1, as y.long() makes them, are whole numbers
     too), or rows (N, classes) of class probabilities. ``loss``: the TrainConfig's, None for the
     task's own cross-entropy; mse, mae and huber also score float targets as they are, a
-    regression (``scored_as_values``). Another task's targets are its loss's to judge
+    regression (``scored_as_values``), and take whole numbers only as labels, class numbers or
+    one-hot rows. Another task's targets are its loss's to judge
     (``classifies`` False)."""
     if not classifies:
         return y
@@ -108,6 +109,16 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
         what, how = ("a column", f"{name}.view(-1)") if y.shape[1] == 1 else ("one-hot rows", f"{name}.argmax(1)")
         raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
                              f"{what}: give one class number per row, e.g. {how}")
+    if regression and not (y.is_floating_point() or y.is_complex()) and (
+            y.dim() > 2 or y.dim() == 2 and (y.shape[1] == 1 or not _class_probabilities(y))):
+        # Whole numbers are labels, class numbers (N,) or one-hot rows, which mse, mae and huber score
+        # on the softmax; a column of them or rows of counts read as labels would score an accuracy
+        # of nothing (a one-class argmax, 100%)
+        column = y.dim() == 2 and y.shape[1] == 1
+        what = "a column of whole numbers" if column else "whole numbers that are not one-hot rows"
+        raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
+                             f"{what}, which {loss} takes for labels: values to regress are floats, give {name}.float()"
+                             + (f"; class numbers go one per row, {name}.view(-1)" if column else ""))
     if y.dim() == 2 and y.shape[1] == 1 and y.is_floating_point() and not regression:
         # Keras's y_train.astype("float32"): class numbers in a column, which the cross-entropies
         # would take for one-hot rows of a single class
@@ -134,9 +145,26 @@ def scored_as_values(y: torch.Tensor, loss: str | None) -> bool:
     would mean nothing."""
     if loss not in REGRESSION_LOSSES or not y.is_floating_point():
         return False
-    if y.dim() != 2 or y.shape[1] == 1:
-        return True
-    return not (bool((y >= 0).all()) and bool(((y.sum(1) - 1).abs() <= 1e-3).all()))
+    return y.dim() != 2 or y.shape[1] == 1 or not _class_probabilities(y)
+
+
+def _class_probabilities(y: torch.Tensor) -> bool:
+    """Whether every row of ``y`` (N, columns) is non-negative and sums to 1: one-hot rows, of floats
+    or whole numbers, and label-smoothed rows."""
+    return bool((y >= 0).all()) and bool(((y.sum(1, dtype=torch.float64) - 1).abs() <= 1e-3).all())
+
+
+def check_val_form(y: torch.Tensor, val_y: torch.Tensor, loss: str | None) -> None:
+    """Refuse, naming ``val``, a classifier's validation targets ``val_y`` that ``loss`` scores in
+    another way than the training targets ``y`` (both checked): values to regress beside labels,
+    whose losses are no figures of one thing, and the best epoch would be chosen by the other."""
+    values = scored_as_values(y, loss)
+    if scored_as_values(val_y, loss) == values:
+        return
+    kinds = ("labels, scored on the model's softmax", "values to regress, scored as they are")
+    raise ParameterError("val", f"{str(val_y.dtype).removeprefix('torch.')} of {tuple(val_y.shape)}",
+                         f"{loss} takes its targets for {kinds[not values]}, and y's for {kinds[values]}: give "
+                         "validation targets of the form y has")
 
 
 def _values_refusal(y: torch.Tensor, name: str, outputs: int) -> str | None:
@@ -161,10 +189,17 @@ def check_classes(y: torch.Tensor, name: str, outputs: int | None, loss: str | N
         if refusal is not None:
             raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}", refusal)
         return
+    if y.dim() == 1 and not y.is_floating_point() and outputs == 1 and loss in REGRESSION_LOSSES:
+        # the softmax of one output is 1 whatever it is: no class to choose, an accuracy of 100%
+        raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
+                             f"whole numbers, which {loss} takes for class numbers, and the model gives 1 output: "
+                             f"values to regress are floats, give {name}.float()")
     if y.dim() == 1 and not y.is_floating_point() and int(y.max()) >= outputs:  # floats: mse's targets
         raise ParameterError(name, int(y.max()), f"the model gives {outputs} outputs, and class labels count from 0 "
                                                  f"to {outputs - 1}: give labels in that range, or a model with "
-                                                 "an output for each class")
+                                                 "an output for each class" + (
+                                                     f"; values to regress are floats, give {name}.float()"
+                                                     if loss in REGRESSION_LOSSES else ""))
     if y.dim() == 2 and y.shape[1] != outputs:
         raise ParameterError(name, f"{y.shape[1]} columns", f"the model gives {outputs} outputs: give one-hot "
                                                             "rows with a column for each")

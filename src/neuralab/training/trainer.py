@@ -44,7 +44,7 @@ from neuralab.training.compile import (LOSS_EACH, OptimizerFactory, aligned, che
                                        on_softmax)
 from neuralab.training.config import AUTO_BF16_PARAMETERS, REGRESSION_LOSSES, Diverged, TrainConfig
 from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, native_bf16, pick_device
-from neuralab.training.inputs_check import (WrongOutput, blame_model, check_classes, check_train_config,
+from neuralab.training.inputs_check import (WrongOutput, blame_model, check_classes, check_train_config, check_val_form,
                                             checked_pairs, first_line, input_refusal, labels, near, own_architecture,
                                             own_loss, refuse_empty_shares, scored_as_values, step_output_refusal,
                                             users_code)
@@ -206,6 +206,8 @@ class Trainer:
             val = (val[0], checked_pairs(*val, "val[0]", "val[1]", self._classifies, cfg.loss))
             if not len(val[0]):  # its loss would be a mean over no rows, which no epoch can be chosen by
                 raise ParameterError("val", "0 rows", "give at least one row, or None for no validation set")
+            if self._classifies:
+                check_val_form(y, val[1], cfg.loss)
         self.task = self.scoring(y)
         # the model runs only once the data passed every check that needs no forward
         check_classes(y, "y", self._outputs(x, "x"), self.config.loss)
