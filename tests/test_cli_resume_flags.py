@@ -203,3 +203,22 @@ def test_a_run_started_under_nohup_trains_on_through_sighup(digits, tmp_path):
     finally:
         os.close(proc.master)
     assert Run(run).status() is Status.FINISHED
+
+
+# --- a pipe whose reader went away ----------------------------------------------------------------
+
+def test_a_training_whose_pipe_reader_went_away_finishes_as_on_a_terminal_that_hung_up(digits, tmp_path):
+    """`neuralab train ... | head -3`: the reader leaves once it has the model's table, and the run
+    trains on to its end with its lines sent nowhere, never ended early with status 0."""
+    run = tmp_path / "run"
+    args = train_args(digits, run, epochs=4)
+    args.remove("--quiet")
+    proc = subprocess.Popen([sys.executable, "-m", "neuralab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")}, preexec_fn=default_signals)
+    proc.stdout.readline()  # the table's first line, as `head` reads it before it ends
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == ""
+    assert Run(run).status() is Status.FINISHED and (run / runs.REPORT).is_file()
+    assert len((run / runs.METRICS).read_text().splitlines()) == 4

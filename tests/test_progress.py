@@ -5,6 +5,7 @@ whole; removed when training stops; written by classifier and forecasting runs a
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -195,3 +196,20 @@ def test_a_dumb_terminal_gets_the_logs_lines_and_a_narrow_one_the_time_left(monk
     assert "━" in wide and "…" not in wide
     for shown in (narrow, wide):
         assert shown.endswith("epoch 1/2  loss 0.5000  lr 1.00e-03  1.2s\r\n")
+
+
+def test_a_pipe_whose_reader_went_away_stops_the_lines_not_the_training(tmp_path):
+    """A training printed to a pipe (`python train.py | head -3`) whose reader then left: the
+    epoch's line, and every line after it, go nowhere instead of ending the training."""
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as stream:
+        bar = Progress(2, 320, stream=stream, run_dir=tmp_path)
+        bar.start_epoch(1, 10)
+        for _ in range(10):
+            bar.step(None, 32, 32)
+        bar.end_epoch({"epoch": 1, "loss": 0.5, "accuracy": 0.8, "lr": 1e-3, "seconds": 1.0, "samples": 320})
+        bar.print("test accuracy 80.00%")
+        bar.close()
+        print("report: run/report.html", file=stream, flush=True)  # the caller's own lines too
+        assert os.path.samestat(os.fstat(stream.fileno()), os.stat(os.devnull))

@@ -241,6 +241,51 @@ def run() -> None:
         gc.freeze()
 
 
+class _ReadOrNot:
+    """The standard output of a command that makes a run, where it is a pipe: once the pipe's
+    reader went away (`neuralab train ... | head -3`, a `less` quit) its lines go nowhere and the
+    run trains on to its end, as on a terminal that hung up, where the next line printed would
+    end it unfinished. A listing command stops there instead (``run``): what was wanted is read."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._unread()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._unread()
+
+    def _unread(self) -> None:
+        from neuralab.training.progress import unread
+
+        unread(self._stream)
+
+
+def _makes_run(args: argparse.Namespace, stream) -> bool:
+    """Whether the command makes a run (``runs.Kind.made_by``) and prints to a pipe (``_ReadOrNot``)."""
+    import stat
+
+    from neuralab.runs import Kind
+
+    if f"neuralab {getattr(args, 'command', '')}" not in {kind.made_by for kind in Kind}:
+        return False
+    try:
+        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError):  # a stream in memory (a caller's capture of ``main``) has no reader to lose
+        return False
+
+
 def _other_rank() -> bool:
     """A process of a torchrun job other than rank 0. When one process fails, torchrun stops the
     others with SIGTERM: rank 0 says what happened to the run, once, and an "interrupted, resume
@@ -397,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     naming = NAMING.set(namer(args._parsers))  # the library's printed advice names flags, as errors do
     from neuralab.cli._args import ways_on_as_commands
 
+    stdout = sys.stdout
+    if _makes_run(args, stdout):
+        sys.stdout = _ReadOrNot(stdout)
     try:
         with ways_on_as_commands():  # every command names the command line's way on, never a Python call
             return args.func(args) or 0
@@ -434,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"neuralab: {str(e) or 'interrupted'}", file=sys.stderr)
         return 128 + (received[0] if received else signal.SIGINT)  # the shell's status for that signal
     finally:
+        sys.stdout = stdout
         NAMING.reset(naming)
         for signum, handler in previous.items():
             signal.signal(signum, handler)

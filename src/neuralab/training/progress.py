@@ -21,6 +21,7 @@ import contextlib
 import errno
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -67,17 +68,41 @@ def _mean(loss_sum, share: int) -> float | None:
 
 def _unseen_if_hung_up(method):
     """``method``, where a terminal that hung up (EIO on every write: the ssh session dropped,
-    its SIGHUP not yet come or ignored) stops the drawing, not the training."""
+    its SIGHUP not yet come or ignored) or a pipe whose reader went away (EPIPE: `| head`, a
+    `less` quit) stops the drawing, not the training."""
     @functools.wraps(method)
     def drawing(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except OSError as e:
-            if e.errno != errno.EIO:
+            if e.errno == errno.EPIPE:
+                unread(self.stream)
+            elif e.errno == errno.EIO:
+                drop_hung_up_outputs()  # rich's refresh and Python's flush at exit write to nothing now
+            else:
                 raise
-            drop_hung_up_outputs()  # rich's refresh and Python's flush at exit write to nothing now
             self._bar, self.live = None, False
     return drawing
+
+
+def unread(stream) -> None:
+    """Point ``stream``'s pipe, whose reader went away, at /dev/null, and stderr too where it is
+    the same pipe (`2>&1 | head`): the epochs' lines, the test accuracy, the line that says how
+    to resume and Python's flush at exit then write to nothing, where each would end the run.
+    A write of nothing to such a pipe succeeds, so drop_hung_up_outputs cannot tell it."""
+    try:
+        fd = stream.fileno()
+        gone = os.fstat(fd)
+    except (OSError, ValueError):  # no descriptor of its own (a caller's wrapper): nothing to point elsewhere
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for each in {fd, 2}:
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.fstat(each), gone):
+                    os.dup2(null, each)
+    finally:
+        os.close(null)
 
 
 class Progress:
