@@ -230,6 +230,36 @@ def test_ctrl_c_says_interrupted(monkeypatch, capsys):
     assert capsys.readouterr().err == "neuralab: interrupted\n"
 
 
+class Pressed:
+    """A descriptor that Ctrl-C reaches as its class body sets it up (a library's class, being imported)."""
+
+    def __set_name__(self, owner, name):
+        raise KeyboardInterrupt
+
+
+def _class_body(args):
+    class Tfm:  # Python 3.11 raises the interrupt as RuntimeError("Error calling __set_name__ ...")
+        height = Pressed()
+
+
+def _library_wrapped(args):
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as e:
+        raise RuntimeError("the worker stopped") from e
+
+
+@pytest.mark.parametrize("pressed", [_class_body, _library_wrapped], ids=["set_name", "library"])
+def test_ctrl_c_raised_as_another_error_says_interrupted(monkeypatch, capsys, pressed):
+    """An interrupt that Python or a library wrapped in its own error still stops the command as
+    Ctrl-C does: no traceback, no error blaming the code it stopped."""
+    from neuralab.cli import zoo
+
+    monkeypatch.setattr(zoo, "run_zoo", pressed)
+    assert main(["zoo"]) == 130
+    assert capsys.readouterr().err == "neuralab: interrupted\n"
+
+
 @pytest.mark.parametrize("allocate, asked", [(lambda: torch.empty(2**50), "4194304.0 GiB"),
                                              (lambda: np.empty(2**50), "8.00 PiB")], ids=["torch", "numpy"])
 def test_running_out_of_memory_is_one_line(monkeypatch, capsys, allocate, asked):

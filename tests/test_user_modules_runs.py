@@ -687,3 +687,35 @@ def test_a_torch_compiled_module_object_is_recorded_as_the_users_class(tmp_path,
     record = resolve(torch.compile(net())).record()
     assert record["name"] == "Net" and record["file"] == "model.py" and record["sha256"]
     assert resolve(torch.compile(net())).architecture == resolve(net()).architecture == "torch:compiled_net.py:Net"
+
+
+PRESSED_IN_CLASS_BODY = '''
+class Pressed:  # a descriptor that Ctrl-C reaches as the class body sets it up
+    def __set_name__(self, owner, name):
+        raise KeyboardInterrupt
+
+class Tagged(Net):
+    tag = Pressed()  # Python 3.11 raises the interrupt as RuntimeError("Error calling __set_name__ ...")
+'''
+
+PRESSED_IN_A_LIBRARY = '''
+def load_weights():  # a library's loader that wraps whatever stops it
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as e:
+        raise RuntimeError("loading stopped") from e
+
+WEIGHTS = load_weights()
+'''
+
+
+@pytest.mark.parametrize("stopped", [PRESSED_IN_CLASS_BODY, PRESSED_IN_A_LIBRARY], ids=["set_name", "library"])
+def test_ctrl_c_as_the_model_file_runs_stops_as_ctrl_c_not_as_an_error_of_the_file(tmp_path, stopped):
+    """Ctrl-C or SIGTERM while the user's file runs, raised as another error: the interrupt goes on
+    as it is (a run then says how to resume), never as a one-line error blaming the file's line."""
+    from neuralab.training.user_code import load_python
+
+    path = tmp_path / "net.py"
+    path.write_text(NET + stopped)
+    with pytest.raises(KeyboardInterrupt):
+        load_python(path, "Net", {})

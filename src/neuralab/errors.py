@@ -236,6 +236,20 @@ class NotAClassifier(NeuralabError):
     is a forecaster's ``model`` (neuralab.forecasting). The CLI adds the command that trains it."""
 
 
+def interrupt_in(exc: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt (Ctrl-C; SIGTERM and SIGHUP, which the command line raises as Ctrl-C) that
+    ``exc`` is, or was raised over: Python 3.11 wraps one that comes while a class body sets up
+    its descriptors in a RuntimeError ("Error calling __set_name__"), and a library may wrap it
+    in its own error. None where ``exc``'s chain of causes and contexts holds none."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def out_of_memory(exc: BaseException) -> str | None:
     """What ran out, in one line, where ``exc`` is a failed allocation (NumPy's and Python's
     MemoryError, PyTorch's allocators, which raise RuntimeError or torch.OutOfMemoryError);

@@ -447,7 +447,17 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = _ReadOrNot(stdout)
     try:
         with ways_on_as_commands():  # every command names the command line's way on, never a Python call
-            return args.func(args) or 0
+            try:
+                return args.func(args) or 0
+            except Exception as e:
+                from neuralab.errors import interrupt_in
+
+                # Ctrl-C or SIGTERM that Python (3.11's "Error calling __set_name__") or a library
+                # raised as another error: the command was stopped, it did not fail
+                interrupt = interrupt_in(e)
+                if interrupt is None:
+                    raise
+                raise interrupt from None
     except NeuralabError as e:
         e = _said_from_python(e, args)
         how = "; train it with `neuralab forecast --model`" if isinstance(e, NotAClassifier) else ""

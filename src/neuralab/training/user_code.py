@@ -311,6 +311,11 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
                             "model; put what ends it under if __name__ == \"__main__\":, which neuralab does not "
                             "run") from None
     except Exception as e:  # noqa: BLE001  any error in the user's code becomes one line
+        from neuralab.errors import interrupt_in
+
+        interrupt = interrupt_in(e)
+        if interrupt is not None:  # Ctrl-C or SIGTERM as the file ran, wrapped: no fault of the file's
+            raise interrupt from None
         frames = traceback.extract_tb(e.__traceback__)
         line = next((f.lineno for f in reversed(frames) if f.filename == str(path)), "?")
         where, text, hint = f"{path}:{line}", str(e), _import_hint(e)
