@@ -719,3 +719,31 @@ def test_ctrl_c_as_the_model_file_runs_stops_as_ctrl_c_not_as_an_error_of_the_fi
     path.write_text(NET + stopped)
     with pytest.raises(KeyboardInterrupt):
         load_python(path, "Net", {})
+
+
+STOPPED_IN_A_STEP = NET + '''
+STEPS = [0]
+
+
+class Stopped(Net):
+    def forward(self, x):
+        if self.training and len(x) == 64:
+            STEPS[0] += 1
+            if STEPS[0] == 8:  # a library's op that Ctrl-C reaches, raised as its own error
+                try:
+                    raise KeyboardInterrupt
+                except KeyboardInterrupt as e:
+                    raise RuntimeError("kernel stopped") from e
+        return super().forward(x)
+'''
+
+
+def test_ctrl_c_raised_as_another_error_in_a_step_stops_the_run_with_its_resume_line(work, digits, capsys):
+    """Ctrl-C that reaches a training step as another error (a library's, Python's in a class body)
+    stops the run as Ctrl-C does: interrupted, with the command that resumes it, not an error
+    blaming the model nor a run left without its resume line."""
+    (work / "mods" / "stopped.py").write_text(STOPPED_IN_A_STEP)
+    assert main(train_job(digits, "mods/stopped.py:Stopped")) == 130
+    err = capsys.readouterr().err
+    assert "--resume runs/job" in err and "RuntimeError" not in err, err
+    assert Run(work / "runs" / "job").status() is Status.INTERRUPTED

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from neuralab.errors import NeuralabError, ParameterError, out_of_memory
+from neuralab.errors import NeuralabError, ParameterError, interrupt_in, out_of_memory
 from neuralab.runs import Interrupted, Kind, epoch_kept, resume_needs
 from neuralab.training.checkpoint import unwrap
 from neuralab.training.config import REGRESSION_LOSSES, TrainConfig
@@ -318,7 +318,12 @@ def blame_model(e: Exception, model_name: str, users: bool, distributed: bool, e
     be shown whole (a traceback), and so is a refusal already in one line (NeuralabError).
     Memory runs short in any model. Under torchrun (``distributed``) another process's end reaches
     this one's step as an error of the process group, which no model caused: left to the command
-    line. ``users``: whether the model runs code of the user's (``users_code``)."""
+    line. ``users``: whether the model runs code of the user's (``users_code``). An interrupt
+    that Python or a library raised as another error is raised as the interrupt, so the run
+    stops as at Ctrl-C and says how to resume."""
+    interrupt = interrupt_in(e)
+    if interrupt is not None:
+        raise interrupt from None
     if not users or distributed or isinstance(e, NeuralabError) or out_of_memory(e) is not None \
             or _only_neuralabs_code(e):
         return
