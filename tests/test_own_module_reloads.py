@@ -461,3 +461,38 @@ def test_a_class_whose_file_seeds_and_imports_a_drawing_helper_trains_from_pytho
     assert unsaved_buffers(load_classifier(result.run_dir, trust_code=True).model) == recorded
     _train(capsys, f"{path}:Proj", digits, tmp_path / "from_file", "--seed", 0)
     assert _source(tmp_path / "from_file")["buffers"] == recorded
+
+
+# --- the bytes that ran; the same code loaded twice in one process ----------------------------------
+
+EDITS_ITSELF = """
+    from pathlib import Path
+
+    from torch import nn
+
+    # stands for the user's editor saving the file while neuralab runs it (a slow import)
+    Path(__file__).write_text(Path(__file__).read_text().replace("SCALE = 1.0", "SCALE = -1.0  # edited"))
+    SCALE = 1.0
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1)) * SCALE
+"""
+
+
+def test_the_run_keeps_the_bytes_that_ran_not_the_file_as_edited_after(digits, tmp_path, capsys):
+    path = _file(tmp_path / "code", "net.py", EDITS_ITSELF)
+    ran = path.read_bytes()
+    run = tmp_path / "run"
+    _train(capsys, path, digits, run)
+    assert b"# edited" in path.read_bytes()
+    assert (run / "model.py").read_bytes() == ran
+    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
+    assert main(["evaluate", str(run), "--trust-code"]) == 0
+    assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
+

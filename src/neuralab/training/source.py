@@ -67,6 +67,7 @@ from neuralab.training.user_code import (
     local_imports,
     materialise,
     package_beside,
+    read_code,
     seed_just_set,
     seeded,
     torch_defaults_kept,
@@ -324,7 +325,7 @@ class ModelSource:
             return
         kept = {k: m for k, m in sys.modules.items() if k.startswith(MODULE_PREFIX)}  # the model's own classes
         try:
-            again = _built_from_file(self.file, self.name, self.imports, self.seed)
+            again = _built_from_file(self.file, self.name, self.imports, self.seed, self.code)
         finally:
             sys.modules.update(kept)
         with contextlib.suppress(RuntimeError, ValueError):
@@ -357,7 +358,8 @@ def resolve(model, zoo=None) -> ModelSource:
     if path.suffix.lower() in KERAS_SUFFIXES and name is None:
         return _from_keras_file(path)
     if path.suffix.lower() == ".py":
-        imports = local_imports(path)
+        code = read_code(path)  # read once: the run keeps the bytes that ran, however the file changes
+        imports = local_imports(path, code)
         from neuralab.training.keras_script import (
             after_fit,
             calls_said,
@@ -370,7 +372,7 @@ def resolve(model, zoo=None) -> ModelSource:
         with fit_recorded(path, imports) as read:
             seed = seed_just_set()  # as a run seeds before it reads its model: rebuild builds it so again
             try:
-                obj, name = load_python(path, name, imports)
+                obj, name = load_python(path, name, imports, code=code)
                 failed = None
             except NeuralabError as e:
                 failed = after_fit(e, path, read.fits)
@@ -382,7 +384,7 @@ def resolve(model, zoo=None) -> ModelSource:
         # the model's last compile(), which Keras trains with: its warnings name that line
         compiled_at = next((line for m, _, line, _ in reversed(read.compiles) if m is obj), "?")
         source = _from_object(obj, path, name, imports, compiled_at, seed,
-                              loaded=is_keras(obj) and weights_loaded(obj, read.loaded))
+                              loaded=is_keras(obj) and weights_loaded(obj, read.loaded), code=code)
         if source.type == KERAS:
             warn_compiles(path, [(config, line, call) for m, config, line, call in read.compiles if m is obj])
         if read.fits:
@@ -487,11 +489,13 @@ def _images(spec: dict, compile_config: dict) -> dict:
 
 
 def _from_object(obj, path: Path | None, name: str | None, imports: dict | None = None,
-                 compiled_at: int | str = "?", seed: int | None = None, loaded: bool = False) -> ModelSource:
+                 compiled_at: int | str = "?", seed: int | None = None, loaded: bool = False,
+                 code: bytes | None = None) -> ModelSource:
     """``obj``'s ModelSource; ``path``, ``name`` and ``imports``: the file defining it, where it
     came from one, ``compiled_at`` the line of that file's compile() of it ("?": unknown),
     ``seed`` the one it was built under (``seed_just_set``) and ``loaded`` whether that file gave
-    the Keras model weights it loaded (keras_script.weights_loaded)."""
+    the Keras model weights it loaded (keras_script.weights_loaded), ``code`` the file's bytes
+    that ran (None: read from ``path``)."""
     import torch
 
     if is_keras(obj):
@@ -538,7 +542,7 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
                             "returning one)")
     where = path.name if path else "object"
     if path is not None and imports is None:
-        imports = local_imports(path)
+        imports = local_imports(path, code)
     not_kept = None
     if imports is None and path is not None:  # code that imports a package beside it: the run cannot keep it
         not_kept, path = package_beside(path), None
@@ -547,16 +551,18 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
     # buffers that no run saves are checked then
     made = obj if built else rebuilt
     buffers = unsaved_buffers(made) if made is not None and path is not None else {}
+    if path is not None and code is None:
+        code = read_code(path)
     if buffers and origin is not None and seed is not None:
         # A class from the caller's session was built under generators its file's top-level code
         # had not run under (a torch.manual_seed there, a helper it imports that draws): built as
         # a rebuild of the run will build it, as a model given as "FILE.py:NAME" is
-        obj = _built_from_file(path, name, imports, seed)
+        obj = _built_from_file(path, name, imports, seed, code)
         buffers = unsaved_buffers(obj)
     return ModelSource(TORCH, f"torch:{where}:{name}", module=obj, file=path.resolve() if path else None,
-                       code=path.read_bytes() if path else None, name=name, imports=imports or {}, rebuilt=rebuilt,
+                       code=code if path else None, name=name, imports=imports or {}, rebuilt=rebuilt,
                        buffers=buffers, seed=seed if buffers else None, not_kept=not_kept,
-                       elsewhere=imported_elsewhere(path, imports or {}) if path else {})
+                       elsewhere=imported_elsewhere(path, imports or {}, code) if path else {})
 
 
 def code_file(obj) -> Path | None:
@@ -725,9 +731,10 @@ def rebuild(source: dict, run_dir: Path, trust_code: bool = False):
     return obj
 
 
-def _built_from_file(path: Path, name: str, imports: dict, seed: int | None):
-    """``name`` from the file ``path`` run under ``seed`` (``seeded``), as ``rebuild`` builds a
-    run's model; what the file prints or warns, said once already, is not said again."""
+def _built_from_file(path: Path, name: str, imports: dict, seed: int | None, code: bytes | None = None):
+    """``name`` from the file ``path`` (its bytes ``code``, where read already) run under ``seed``
+    (``seeded``), as ``rebuild`` builds a run's model; what the file prints or warns, said once
+    already, is not said again."""
     with seeded(seed), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        return load_python(path, name, imports)[0]
+        return load_python(path, name, imports, code=code)[0]

@@ -32,16 +32,18 @@ MAX_CODE = 4 * 2**20                # bytes: a model file is a page of Python, n
 
 
 def load_python(path: Path, name: str | None = None, imports: dict | None = None,
-                checked: bytes | None = None) -> tuple[object, str]:
+                checked: bytes | None = None, code: bytes | None = None) -> tuple[object, str]:
     """Run the Python file ``path`` and return the model it defines and its name: NAME when
     given (an object, a class or a function, called without arguments), else the module-level
     ``model``, else its one Keras model or nn.Module instance, else its one nn.Module class.
     ``imports``: the files beside it that it imports (``local_imports``), name -> bytes, which
     run as given. ``checked``: the file's bytes as a caller checked them (a run's copy, against
-    its SHA-256): those run, and nothing else from its folder (``run_file``). Torch's
-    process-wide defaults are as they were before once it returns (``torch_defaults_kept``)."""
+    its SHA-256): those run, and nothing else from its folder (``run_file``). ``code``: the
+    file's bytes as the caller read them (``read_code``), which run in its place, its folder
+    its neighbours' as ever: the caller keeps the bytes that ran, however the file changes.
+    Torch's process-wide defaults are as they were before once it returns (``torch_defaults_kept``)."""
     with torch_defaults_kept() as changed:
-        obj, name = _defined(path, name, imports, checked)
+        obj, name = _defined(path, name, imports, checked, code)
     return in_kept_dtype(obj, path, changed), name
 
 
@@ -89,9 +91,10 @@ def in_kept_dtype(obj, where, changed: dict):
     return obj
 
 
-def _defined(path: Path, name: str | None, imports: dict | None, checked: bytes | None = None) -> tuple[object, str]:
+def _defined(path: Path, name: str | None, imports: dict | None, checked: bytes | None = None,
+             code: bytes | None = None) -> tuple[object, str]:
     """load_python's model and its name, as it finds them."""
-    module = run_file(path, imports, checked)
+    module = run_file(path, imports, checked, code)
     found = {k: v for k, v in vars(module).items() if not k.startswith("_")}
     if name is not None:
         if name not in found:
@@ -129,12 +132,13 @@ def _defined(path: Path, name: str | None, imports: dict | None, checked: bytes 
                         f"model, a class, or a function returning one, chosen with {shell_word(f'{path}:NAME')})")
 
 
-def local_imports(path: Path) -> dict | None:
+def local_imports(path: Path, code: bytes | None = None) -> dict | None:
     """The Python files beside ``path`` that it imports, and those they import, as {file name:
     bytes}: a run keeps them with the model's file, so that the file runs again from the run
     alone. None where it imports a package beside it (a folder): a run does not keep one, and
-    cannot rebuild the model (``package_beside`` says so)."""
-    found, package = imported_beside(path)
+    cannot rebuild the model (``package_beside`` says so). ``code``: the file's bytes, as read
+    once (``read_code``)."""
+    found, package = imported_beside(path, code)
     return None if package else found
 
 
@@ -144,8 +148,8 @@ def package_beside(path: Path) -> str | None:
     return imported_beside(path)[1]
 
 
-def imported_beside(path: Path) -> tuple[dict, str | None]:
-    """``local_imports``'s files, and ``package_beside``'s reason."""
+def imported_beside(path: Path, code: bytes | None = None) -> tuple[dict, str | None]:
+    """``local_imports``'s files, and ``package_beside``'s reason; ``code``: ``path``'s bytes."""
     import ast
 
     path = Path(path)
@@ -153,7 +157,7 @@ def imported_beside(path: Path) -> tuple[dict, str | None]:
     while todo:
         current = todo.pop()
         try:
-            tree = ast.parse(current.read_bytes(), str(current))
+            tree = ast.parse(code if current == path and code is not None else current.read_bytes(), str(current))
         except (SyntaxError, ValueError, OSError):
             continue  # run_file says what is wrong with the model's file; a neighbour's error shows when it runs
         except (RecursionError, MemoryError):  # a run's model.py is parsed before `trust_code` is asked for
@@ -197,7 +201,7 @@ def _imported_names(tree) -> set[str]:
                     if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module}
 
 
-def imported_elsewhere(path: Path, imports: dict) -> dict[str, str]:
+def imported_elsewhere(path: Path, imports: dict, code: bytes | None = None) -> dict[str, str]:
     """The user's own modules that the model file ``path``, or a file beside it that it imports
     (``imports``, name -> bytes), imports from elsewhere on sys.path (PYTHONPATH, the folder
     Python was started in): name -> its file (a package without __init__.py: its folder). A run
@@ -207,9 +211,9 @@ def imported_elsewhere(path: Path, imports: dict) -> dict[str, str]:
     import ast
 
     names = set()
-    for code in (path.read_bytes(), *imports.values()):
+    for text in (path.read_bytes() if code is None else code, *imports.values()):
         with contextlib.suppress(SyntaxError, ValueError, RecursionError, MemoryError):
-            names |= _imported_names(ast.parse(code))
+            names |= _imported_names(ast.parse(text))
     beside = {Path(n).stem for n in imports} | {path.stem}
     found, installed, own = {}, None, folder_of(path).resolve()
     for name in sorted(names - beside - set(sys.builtin_module_names) - set(sys.stdlib_module_names)):
@@ -260,22 +264,31 @@ def _too_nested(path: Path) -> NeuralabError:
     return NeuralabError(f"{path}: nested too deeply for Python to parse; write the model as ordinary code")
 
 
-def run_file(path: Path, imports: dict | None = None, checked: bytes | None = None):
+def read_code(path: Path) -> bytes:
+    """The bytes of the model file ``path``, refused in one line where it is none or too large."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise NeuralabError(f"{path}: file not found") from None
+    if not path.is_file() or size > MAX_CODE:
+        raise NeuralabError(f"{path}: not a Python file of at most {MAX_CODE // 2**20} MB")
+    code = path.read_bytes()
+    if len(code) > MAX_CODE:  # it grew since
+        raise NeuralabError(f"{path}: not a Python file of at most {MAX_CODE // 2**20} MB")
+    return code
+
+
+def run_file(path: Path, imports: dict | None = None, checked: bytes | None = None, code: bytes | None = None):
     """Execute ``path`` as a fresh module; its errors become one line naming file:line.
     ``imports``: the files beside it that it imports, name -> bytes; those bytes run as its
     imports of them, its own (``_Neighbours``), not whatever this process imports under their
     names (another run's, the caller's own module), nor a .pyc Python's import system would
     take in their place. ``checked``: the file's own bytes as the caller checked them, which
-    run instead of the file's; its folder then gives nothing else to import (``_RunFolders``)."""
+    run instead of the file's; its folder then gives nothing else to import (``_RunFolders``).
+    ``code``: the file's bytes as the caller read them (``read_code``), which run in its place."""
     path = Path(path)
-    if checked is None:
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise NeuralabError(f"{path}: file not found") from None
-        if not path.is_file() or size > MAX_CODE:
-            raise NeuralabError(f"{path}: not a Python file of at most {MAX_CODE // 2**20} MB")
-    source = path.read_bytes() if checked is None else checked
+    source = checked if checked is not None else code if code is not None else read_code(path)
     try:
         code = compile(source, str(path), "exec")
     except SyntaxError as e:
