@@ -7,6 +7,7 @@ a real series: the bundled seattle-weather."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import shutil
 import sys
@@ -496,3 +497,19 @@ def test_the_run_keeps_the_bytes_that_ran_not_the_file_as_edited_after(digits, t
     assert main(["evaluate", str(run), "--trust-code"]) == 0
     assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
 
+
+def test_a_run_loaded_twice_and_another_of_the_same_code_each_pickle(digits, tmp_path, capsys):
+    """A notebook cell run twice loads the run's code again, as does a second run of the same
+    model file: each model's classes stay where pickle finds them."""
+    code = tmp_path / "code"
+    _file(code, "layers.py", BACKBONE)
+    net = _file(code, "net.py", NET.format(module="layers"))
+    for run in ("run", "run_b"):
+        _train(capsys, net, digits, tmp_path / run)
+    loaded = [load_classifier(tmp_path / run, trust_code=True).model for run in ("run", "run", "run_b")]
+    x = torch.rand(2, 1, 8, 8)
+    for model in loaded:
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        buffer.seek(0)
+        assert torch.equal(torch.load(buffer, weights_only=False)(x), model(x))

@@ -279,6 +279,19 @@ def read_code(path: Path) -> bytes:
     return code
 
 
+def module_name(code: bytes) -> str:
+    """sys.modules's name for a module run from ``code``: by its bytes, where inspect and pickle
+    find its classes, and one of its own where those bytes run again in the process (the same run
+    loaded twice, two runs of the same file): each model keeps its classes there, so that each
+    pickles (torch.save)."""
+    stem = f"{MODULE_PREFIX}{hashlib.sha256(code).hexdigest()[:16]}"
+    name, n = stem, 1
+    while name in sys.modules:
+        n += 1
+        name = f"{stem}_{n}"
+    return name
+
+
 def run_file(path: Path, imports: dict | None = None, checked: bytes | None = None, code: bytes | None = None):
     """Execute ``path`` as a fresh module; its errors become one line naming file:line.
     ``imports``: the files beside it that it imports, name -> bytes; those bytes run as its
@@ -300,7 +313,7 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     from neuralab.keras import on_pytorch
 
     on_pytorch()  # the file may import Keras
-    name = f"{MODULE_PREFIX}{hashlib.sha256(source).hexdigest()[:16]}"
+    name = module_name(source)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     folder = str(path.resolve().parent)
@@ -382,8 +395,8 @@ class _Neighbours:
         import types
 
         file, code = self.files[stem]
-        # sys.modules's name, as run_file's, by its bytes: inspect and pickle find its classes there
-        name = f"{MODULE_PREFIX}{hashlib.sha256(code).hexdigest()[:16]}"
+        # sys.modules's name, as run_file's: inspect and pickle find its classes there
+        name = module_name(code)
         module = types.ModuleType(name)
         module.__file__, module.__builtins__ = str(file), self.builtins
         self.modules[stem] = sys.modules[name] = module  # one that imports it back gets it as Python gives it
