@@ -7,6 +7,7 @@ picture folder; a real series: the bundled seattle-weather."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import pytest
@@ -428,3 +429,53 @@ def test_a_constructor_setting_the_default_dtype_is_undone_too(tmp_path):
         source = resolve(cls)
     assert torch.get_default_dtype() == torch.float32
     assert {p.dtype for p in source.module.parameters()} == {torch.float32}
+
+
+PACKAGE_MODEL = """
+    from torch import nn
+
+    from .layers import Block
+
+
+    class PkgNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b = Block(1, 8)
+            self.fc = nn.Linear(8 * 16, 10)
+
+        def forward(self, x):
+            return self.fc(self.b(x).flatten(1))
+"""
+
+PACKAGE_LAYERS = """
+    from torch import nn
+
+
+    class Block(nn.Module):
+        def __init__(self, i, o):
+            super().__init__()
+            self.c, self.p = nn.Conv2d(i, o, 3, padding=1), nn.AdaptiveAvgPool2d(4)
+
+        def forward(self, x):
+            return self.p(self.c(x).relu())
+"""
+
+
+def test_a_model_file_of_a_package_importing_with_dots_is_told_what_works(tmp_path, capsys):
+    package = tmp_path / "mypkg"
+    _file(package, "__init__", "")
+    _file(package, "layers", PACKAGE_LAYERS)
+    model = _file(package, "model", PACKAGE_MODEL)
+    err = _refused(capsys, "summary", f"{model}:PkgNet", "--input", "28x28x1")
+    assert f"{model}:4: ImportError: attempted relative import with no known parent package; neuralab runs the " \
+           "model's file alone, not as a module of its package: import its helpers without dots" in err, err
+    assert "(from mypkg.model import ...)" in err
+    # both ways it names work
+    beside = _file(tmp_path, "usepkg", "from mypkg.model import PkgNet\n")
+    try:
+        assert main(["summary", f"{beside}:PkgNet", "--input", "28x28x1"]) == 0
+    finally:  # imported as Python imports a package, into sys.modules
+        for name in ("mypkg", "mypkg.model", "mypkg.layers"):
+            sys.modules.pop(name, None)
+    model.write_text(model.read_text().replace("from .layers", "from layers"))
+    assert main(["summary", f"{model}:PkgNet", "--input", "28x28x1"]) == 0

@@ -504,6 +504,8 @@ def _import_hint(e: Exception) -> str:
     function that needs TensorFlow on any backend (keras.utils.image_dataset_from_directory)."""
     if not isinstance(e, ImportError):
         return ""
+    if "no known parent package" in str(e):  # `from .layers import Block` in a file of a package
+        return _in_a_package(e)
     named = getattr(e, "name", None) or ""
     if named == "tensorflow" or named.startswith("tensorflow."):  # the file's own import
         return _TENSORFLOW_KERAS
@@ -515,6 +517,16 @@ def _import_hint(e: Exception) -> str:
                     "and fit() under if __name__ == \"__main__\":, which neuralab does not run")
         return _TENSORFLOW_KERAS
     return "; install Keras 3: pip install 'neuralab[keras]'" if "keras" in str(e) else ""
+
+
+def _in_a_package(e: ImportError) -> str:
+    """What to do about a relative import in a model file of a package (``e``, its failure): the
+    file runs alone, as `python FILE.py` runs it, not as a module of its package."""
+    file = Path(traceback.extract_tb(e.__traceback__)[-1].filename)
+    module = f"{file.parent.name}.{file.stem}" if file.parent.name.isidentifier() else "PACKAGE.MODULE"
+    return (f"; neuralab runs the model's file alone, not as a module of its package: import its helpers without "
+            f"dots from .py files beside it (from layers import Block), which a run keeps, or give a file beside "
+            f"the package that imports the model (from {module} import ...), whose run loads only from Python")
 
 
 _TENSORFLOW_KERAS = ("; neuralab runs Keras 3 on PyTorch, without TensorFlow: import from keras (from keras.models "
