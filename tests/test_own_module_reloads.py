@@ -358,6 +358,27 @@ def test_a_package_beside_the_file_is_said_as_it_trains_and_named_when_the_run_i
     assert load_classifier(run, model=user.Net()).predict(np.zeros((2, 1, 8, 8), np.uint8)).shape == (2,)
 
 
+def test_a_model_given_as_a_packages_init_is_said_as_it_trains_and_loads_from_python(digits, tmp_path, capsys):
+    """Its relative imports take the package's other files, which a run does not keep: a copy of
+    __init__.py alone could never run again."""
+    package = tmp_path / "mypkg"
+    _file(package, "backbone.py", BACKBONE)
+    _file(package, "net.py", NET.format(module=".backbone"))
+    init = _file(package, "__init__.py", "from .net import Net\n")
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning) as said:
+        _train(capsys, f"{init}:Net", digits, run)
+    said = [str(w.message) for w in said if "__init__" in str(w.message)]
+    assert len(said) == 1 and "\n" not in said[0] and said[0].startswith(
+        f"{init} is a package's __init__.py, and a run does not keep the package: the run will not rebuild the "
+        "model from its code"), said
+    assert _source(run)["file"] is None and not list(run.glob("*.py"))
+    err = _refused(capsys, "evaluate", run, "--trust-code")
+    assert f"the run cannot rebuild: {init} is a package's __init__.py" in err, err
+    user = _imported(init, "init_given_as_the_model")
+    assert load_classifier(run, model=user.Net()).predict(np.zeros((2, 1, 8, 8), np.uint8)).shape == (2,)
+
+
 # --- rQ2 1 and 4: buffers whose values do not change the network; a class whose file seeds ---------
 
 UNREAD = """

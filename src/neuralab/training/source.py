@@ -239,8 +239,8 @@ class ModelSource:
                               f"gone; to keep {them} with the run, put {them} beside the model's file")
         elif self.type == TORCH and self.not_kept:
             warnings.warn(f"{self.not_kept}: the run will not rebuild the model from its code, so no command can "
-                          "load it, only Python given the module (docs/runs.md); to make it loadable, move what the "
-                          "model takes from the package into .py files beside the model's file")
+                          "load it, only Python given the module (docs/runs.md); to make it loadable, give the model "
+                          "in a .py file whose helpers are .py files beside it, imported without dots")
 
     # --- the network --------------------------------------------------------------------
 

@@ -144,7 +144,8 @@ def local_imports(path: Path, code: bytes | None = None) -> dict | None:
 
 def package_beside(path: Path) -> str | None:
     """Why a run cannot keep the code in ``path``: the package beside it that it imports (or a
-    file beside it that it imports does), in words; None where it imports none."""
+    file beside it that it imports does), or the package it is the __init__.py of, in words;
+    None where it imports none."""
     return imported_beside(path)[1]
 
 
@@ -153,6 +154,8 @@ def imported_beside(path: Path, code: bytes | None = None) -> tuple[dict, str | 
     import ast
 
     path = Path(path)
+    if path.name == "__init__.py":  # it runs as its package, whose other files its relative imports take
+        return {}, f"{path} is a package's __init__.py, and a run does not keep the package"
     folder, found, todo = folder_of(path), {}, [path]
     while todo:
         current = todo.pop()
