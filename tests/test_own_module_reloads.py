@@ -6,6 +6,7 @@ a real series: the bundled seattle-weather."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import json
@@ -377,6 +378,96 @@ def test_a_model_given_as_a_packages_init_is_said_as_it_trains_and_loads_from_py
     assert f"the run cannot rebuild: {init} is a package's __init__.py" in err, err
     user = _imported(init, "init_given_as_the_model")
     assert load_classifier(run, model=user.Net()).predict(np.zeros((2, 1, 8, 8), np.uint8)).shape == (2,)
+
+
+BLOCKS_IMPORTING_BACK = """
+    from torch import nn
+
+    from net import WIDTH
+
+
+    def block():
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, WIDTH), nn.ReLU(), nn.Linear(WIDTH, 10))
+"""
+
+NET_OF_BLOCKS = """
+    from torch import nn
+
+    WIDTH = 32
+    from blocks import block  # noqa: E402  after WIDTH, which blocks.py imports back
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b = block()
+
+        def forward(self, x):
+            return self.b(x)
+"""
+
+
+def test_a_helper_importing_the_model_file_back_is_kept_and_the_run_rebuilds(digits, tmp_path, capsys):
+    """The model's file keeps its own name in the run, which the helper's import asks for."""
+    code = tmp_path / "code"
+    _file(code, "blocks.py", BLOCKS_IMPORTING_BACK)
+    net = _file(code, "net.py", NET_OF_BLOCKS)
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about: the run keeps the code
+        _train(capsys, net, digits, run)
+    source = _source(run)
+    assert source["file"] == "net.py" and list(source["imports"]) == ["blocks.py"]
+    shutil.rmtree(code)  # the run alone rebuilds it
+    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
+    assert main(["evaluate", str(run), "--trust-code"]) == 0
+    assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
+
+
+IMPORTS_BY_A_CALL = """
+    import importlib
+
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            width = {call}.WIDTH
+            self.f = nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, 10))
+
+        def forward(self, x):
+            return self.f(x)
+"""
+
+
+@pytest.mark.parametrize("call", ['importlib.import_module("width")', '__import__("width")'])
+def test_a_helper_imported_by_a_call_is_said_as_it_trains_and_the_run_loads_from_python(call, digits, tmp_path,
+                                                                                        capsys):
+    """As in plain Python, the constructor imports it from the model's folder; the run does not
+    keep it, and says so."""
+    code = tmp_path / "code"
+    _file(code, "width.py", "WIDTH = 16\n")
+    net = _file(code, "net.py", IMPORTS_BY_A_CALL.format(call=call))
+    run = tmp_path / "run"
+    try:
+        with pytest.warns(UserWarning) as said:
+            _train(capsys, net, digits, run)
+        said = [str(w.message) for w in said if "width" in str(w.message)]
+        assert len(said) == 1 and "\n" not in said[0] and said[0].startswith(
+            "net.py imports width from beside it other than by an import statement (importlib.import_module, "
+            "__import__), which a run does not keep: the run will not rebuild the model from its code"), said
+        assert _source(run)["file"] is None and not list(run.glob("*.py"))
+        err = _refused(capsys, "predict", run, next(digits.glob("3/*.png")), "--trust-code")
+        assert "the run cannot rebuild: net.py imports width from beside it other than by an import statement" in err
+        # the module given again, as its session has it, loads the run
+        sys.path.insert(0, str(code))
+        user = _imported(net, f"net_importing_by_{call[:8]}")
+        assert load_classifier(run, model=user.Net()).predict(np.zeros((2, 1, 8, 8), np.uint8)).shape == (2,)
+    finally:
+        sys.modules.pop("width", None)
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(code))
 
 
 # --- rQ2 1 and 4: buffers whose values do not change the network; a class whose file seeds ---------

@@ -55,7 +55,9 @@ from neuralab.training.module_check import (
 from neuralab.training.user_code import (
     MAX_CODE,
     imported_beside,
+    imported_by,
     imported_elsewhere,
+    imported_otherwise,
     in_a_library,
     in_kept_dtype,
     is_keras,
@@ -64,6 +66,7 @@ from neuralab.training.user_code import (
     load_python,
     local_imports,
     materialise,
+    not_imported_by_statement,
     package_beside,
     read_code,
     seed_just_set,
@@ -213,8 +216,10 @@ class ModelSource:
     @property
     def kept_as(self) -> str:
         """The user's file's name in the run: model.py, but where a file it imports is named so
-        (the helper keeps that name, which its import asks for): then its own."""
-        if CODE_FILE not in self.imports:
+        (the helper keeps that name, which its import asks for), or imports it back by its name
+        (``from net import CLASSES``): then its own."""
+        back = imported_by(self.imports, self.file.stem) or imported_by(self.imports, Path(CODE_FILE).stem)
+        if CODE_FILE not in self.imports and (not back or self.file.name == CODE_FILE):
             return CODE_FILE
         name = self.file.name
         while name == CODE_FILE or name in self.imports:  # its own name taken too (a link to another model.py)
@@ -240,7 +245,8 @@ class ModelSource:
         elif self.type == TORCH and self.not_kept:
             warnings.warn(f"{self.not_kept}: the run will not rebuild the model from its code, so no command can "
                           "load it, only Python given the module (docs/runs.md); to make it loadable, give the model "
-                          "in a .py file whose helpers are .py files beside it, imported without dots")
+                          "in a .py file whose helpers are .py files beside it, imported by import statements "
+                          "without dots (import helper)")
 
     # --- the network --------------------------------------------------------------------
 
@@ -364,7 +370,7 @@ def resolve(model, zoo=None) -> ModelSource:
             weights_loaded,
         )
 
-        with fit_recorded(path, imports) as read:
+        with fit_recorded(path, imports) as read, imported_otherwise(path, code, imports) as otherwise:
             seed = seed_just_set()  # as a run seeds before it reads its model: rebuild builds it so again
             try:
                 obj, name = load_python(path, name, imports, code=code)
@@ -379,7 +385,8 @@ def resolve(model, zoo=None) -> ModelSource:
         # the model's last compile(), which Keras trains with: its warnings name that line
         compiled_at = next((line for m, _, line, _ in reversed(read.compiles) if m is obj), "?")
         source = _from_object(obj, path, name, imports, compiled_at, seed,
-                              loaded=is_keras(obj) and weights_loaded(obj, read.loaded), code=code)
+                              loaded=is_keras(obj) and weights_loaded(obj, read.loaded), code=code,
+                              not_kept=not_imported_by_statement(path, otherwise) if otherwise else None)
         if source.type == KERAS:
             warn_compiles(path, [(config, line, call) for m, config, line, call in read.compiles if m is obj])
         if read.fits:
@@ -485,12 +492,13 @@ def _images(spec: dict, compile_config: dict) -> dict:
 
 def _from_object(obj, path: Path | None, name: str | None, imports: dict | None = None,
                  compiled_at: int | str = "?", seed: int | None = None, loaded: bool = False,
-                 code: bytes | None = None) -> ModelSource:
+                 code: bytes | None = None, not_kept: str | None = None) -> ModelSource:
     """``obj``'s ModelSource; ``path``, ``name`` and ``imports``: the file defining it, where it
     came from one, ``compiled_at`` the line of that file's compile() of it ("?": unknown),
     ``seed`` the one it was built under (``seed_just_set``) and ``loaded`` whether that file gave
     the Keras model weights it loaded (keras_script.weights_loaded), ``code`` the file's bytes
-    that ran (None: read from ``path``)."""
+    that ran (None: read from ``path``), ``not_kept`` why the run cannot keep that code, where the
+    caller knows."""
     import torch
 
     if is_keras(obj):
@@ -538,9 +546,8 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
     where = path.name if path else "object"
     if path is not None and imports is None:
         imports = local_imports(path, code)
-    not_kept = None
-    if imports is None and path is not None:  # code that imports a package beside it: the run cannot keep it
-        not_kept, path = package_beside(path), None
+    if (imports is None or not_kept) and path is not None:  # code importing a package beside it, say: no run keeps it
+        not_kept, path = not_kept or package_beside(path), None
     # What a rebuild of the run must build again: the module neuralab built from the code, or a module
     # object's class built again (kept where it computes as the object does, _confirmed); its
     # buffers that no run saves are checked then

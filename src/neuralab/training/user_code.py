@@ -94,7 +94,22 @@ def in_kept_dtype(obj, where, changed: dict):
 def _defined(path: Path, name: str | None, imports: dict | None, checked: bytes | None = None,
              code: bytes | None = None) -> tuple[object, str]:
     """load_python's model and its name, as it finds them."""
-    module = run_file(path, imports, checked, code)
+    # The user's folder stays on sys.path while the constructor runs too, as in plain Python, where
+    # it is there while the file's module is used: the constructor may import a neighbour
+    # (importlib.import_module("helper")), which the file's import statements do not name
+    folder = str(Path(path).resolve().parent)
+    if checked is None:
+        sys.path.insert(0, folder)
+    try:
+        return _found(path, name, run_file(path, imports, checked, code))
+    finally:
+        with contextlib.suppress(ValueError):
+            if checked is None:
+                sys.path.remove(folder)
+
+
+def _found(path: Path, name: str | None, module) -> tuple[object, str]:
+    """The model ``module`` (``path``'s) defines and its name, ``load_python``'s."""
     found = {k: v for k, v in vars(module).items() if not k.startswith("_")}
     if name is not None:
         if name not in found:
@@ -193,6 +208,56 @@ def _package_beside(folder: Path, name: str) -> bool:
         return True
     return spec is None or spec.origin in (None, "namespace") or Path(spec.origin).resolve().is_relative_to(
         folder.resolve())
+
+
+def imported_by(files: dict, name: str) -> bool:
+    """Whether one of ``files`` (name -> bytes) imports the module ``name`` (a helper importing
+    the model's file back: ``from net import CLASSES``)."""
+    import ast
+
+    for code in files.values():
+        with contextlib.suppress(SyntaxError, ValueError, RecursionError, MemoryError):
+            if name in _imported_names(ast.parse(code)):
+                return True
+    return False
+
+
+@contextlib.contextmanager
+def imported_otherwise(path: Path, code: bytes, imports: dict | None):
+    """Yields a list that, once the block has run the model file ``path`` (its bytes ``code``,
+    and ``imports``, those of the files beside it that it imports), holds the modules of its
+    folder that the code imported other than by an import statement (importlib.import_module
+    ("helper")): Python's own import, which a run neither sees nor keeps. One imported so before
+    (the session's, a model trained before) counts where the code calls an import function."""
+    before, found = set(sys.modules), []
+    texts = (code, *(imports or {}).values())
+    calls = any(b"import_module" in c or b"__import__" in c for c in texts)
+    try:
+        yield found
+    finally:
+        import ast
+
+        stated = set()  # what its import statements import: kept, or said (package_beside)
+        for text in texts:
+            with contextlib.suppress(SyntaxError, ValueError, RecursionError, MemoryError):
+                stated |= _imported_names(ast.parse(text))
+        folder = Path(path).resolve().parent
+        for name, module in sorted(sys.modules.items()):
+            top, file = name.partition(".")[0], getattr(module, "__file__", None)
+            if name.startswith(MODULE_PREFIX) or name == "__main__" or not isinstance(file, str) or top in found \
+                    or top in stated \
+                    or (name in before and not (calls and any(top.encode() in c for c in texts))):
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                if Path(file).resolve().is_relative_to(folder) and not in_a_library(Path(file)) \
+                        and Path(file).resolve() != Path(path).resolve():
+                    found.append(top)
+
+
+def not_imported_by_statement(path: Path, names: list[str]) -> str:
+    """``imported_otherwise``'s ``names``, in words: why a run cannot keep the code in ``path``."""
+    return (f"{Path(path).name} imports {', '.join(names)} from beside it other than by an import statement "
+            "(importlib.import_module, __import__), which a run does not keep")
 
 
 def _imported_names(tree) -> set[str]:
@@ -322,7 +387,10 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     folder = str(path.resolve().parent)
     files = {Path(n).stem: (Path(folder) / n, code) for n, code in (imports or {}).items()}
     if files:  # its import statements, at its top level and in its functions alike, take these
-        module.__builtins__ = _Neighbours(files, checked is not None).builtins
+        neighbours = _Neighbours(files, checked is not None)
+        module.__builtins__ = neighbours.builtins
+        if imported_by(imports, path.stem):  # one imports the model's file back: it gets this module, as in Python
+            neighbours.modules[path.stem] = module
     if checked is None:
         sys.path.insert(0, folder)  # the file may import its neighbours, as `python FILE.py` lets it
     else:  # the user's own file is theirs to edit after: inspect reads it as it is then, as in plain Python
@@ -388,7 +456,7 @@ class _Neighbours:
 
     def _import(self, name, globals=None, locals=None, fromlist=(), level=0):
         top, dot, _ = name.partition(".")
-        if level or top not in self.files:
+        if level or (top not in self.files and top not in self.modules):
             return self._real(name, globals, locals, fromlist, level)
         if dot:  # a file, not a package, as Python says of a module's submodule
             raise ModuleNotFoundError(f"No module named {name!r}; {top!r} is not a package", name=name)
