@@ -94,8 +94,9 @@ def in_kept_dtype(obj, where, changed: dict):
 def _defined(path: Path, name: str | None, imports: dict | None, checked: bytes | None = None,
              code: bytes | None = None) -> tuple[object, str]:
     """load_python's model and its name, as it finds them."""
-    # The user's folder stays on sys.path while the constructor runs too, as in plain Python, where
-    # it is there while the file's module is used: the constructor may import a neighbour
+    # The user's folder is on sys.path while the file runs (it may import its neighbours, as
+    # `python FILE.py` lets it) and while the constructor runs too, as in plain Python, where it is
+    # there while the file's module is used: the constructor may import a neighbour
     # (importlib.import_module("helper")), which the file's import statements do not name
     folder = str(Path(path).resolve().parent)
     if checked is None:
@@ -391,9 +392,9 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
         module.__builtins__ = neighbours.builtins
         if imported_by(imports, path.stem):  # one imports the model's file back: it gets this module, as in Python
             neighbours.modules[path.stem] = module
-    if checked is None:
-        sys.path.insert(0, folder)  # the file may import its neighbours, as `python FILE.py` lets it
-    else:  # the user's own file is theirs to edit after: inspect reads it as it is then, as in plain Python
+    # A run's checked files are what inspect reads; the user's own file is theirs to edit after, and
+    # inspect reads it as it is then, as in plain Python (its folder is on sys.path: _defined)
+    if checked is not None:
         _RUN_FOLDERS.keep(folder, files)
         _as_source(path, source)
     sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
@@ -431,9 +432,6 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
         raise NeuralabError(f"{where}: {kind}{text.splitlines()[0] if text else ''}{hint}") from None
     finally:
         sys.argv = argv
-        with contextlib.suppress(ValueError):
-            if checked is None:
-                sys.path.remove(folder)
     return module
 
 
