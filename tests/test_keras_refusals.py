@@ -169,6 +169,109 @@ def test_subclassed_model_is_refused(tmp_path, module):
     assert "the model is a custom class 'MyModel' (a subclassed model's" in refused(write_keras(tmp_path / "m.keras", config))
 
 
+def marshalled(canary: Path) -> dict:
+    """A function as Keras writes a Python lambda, marshalled: run, it would create ``canary``."""
+    code = compile(f"open({str(canary)!r}, 'w').close()", "<lambda>", "exec")
+    return {"class_name": "__lambda__", "config": {"code": base64.b64encode(marshal.dumps(code)).decode(),
+                                                   "defaults": None, "closure": None}}
+
+
+def lambda_layer(canary: Path) -> dict:
+    return {"module": "keras.layers", "class_name": "Lambda", "registered_name": None,
+            "config": {"name": "lambda", "function": marshalled(canary)}}
+
+
+def with_dense_field(key: str, value) -> dict:
+    return sequential({**DENSE, "config": {**DENSE["config"], key: value}})
+
+
+def with_compile(key: str, value) -> dict:
+    return {**sequential(DENSE), "compile_config": {"optimizer": "adam", "loss": "mse", "metrics": None, key: value}}
+
+
+@pytest.mark.parametrize("config, expected", [
+    (lambda c: with_dense_field("kernel_regularizer", marshalled(c)),
+     "layer 'dense' (Dense): kernel_regularizer holds Python code (a marshalled function)"),
+    (lambda c: with_dense_field("kernel_constraint", lambda_layer(c)),
+     "layer 'dense' (Dense): kernel_constraint holds Python code (a Lambda layer)"),
+    (lambda c: with_dense_field("activation", marshalled(c)),
+     "layer 'dense' (Dense): activation holds Python code (a marshalled function)"),
+    (lambda c: with_dense_field("kernel_initializer", {
+        "module": "keras.initializers", "class_name": "VarianceScaling", "registered_name": None,
+        "config": {"scale": 1.0, "seed": {"module": "keras", "class_name": "Sequential", "registered_name": None,
+                                          "config": {"layers": [INPUT, lambda_layer(c)]}}}}),
+     "kernel_initializer.config.seed.config.layers[1] holds Python code (a Lambda layer)"),
+    (lambda c: with_compile("loss", marshalled(c)), "m.keras: compile_config.loss holds Python code"),
+    (lambda c: with_compile("metrics", ["accuracy", {"module": "keras.metrics", "class_name": "MeanMetricWrapper",
+                                                     "registered_name": None, "config": {"fn": marshalled(c)}}]),
+     "m.keras: compile_config.metrics[1].config.fn holds Python code (a marshalled function)"),
+    (lambda c: with_compile("optimizer", {"module": "keras.optimizers", "class_name": "Adam", "registered_name": None,
+                                          "config": {"learning_rate": lambda_layer(c)}}),
+     "compile_config.optimizer.config.learning_rate holds Python code (a Lambda layer)"),
+])
+def test_python_code_anywhere_in_the_config_is_refused_naming_its_field(tmp_path, capsys, config, expected):
+    """Keras's loader would make code of a Lambda or a marshalled __lambda__ function wherever it
+    sits, and import's check hands the file to it: refused in one line, exit 2, nothing run."""
+    canary = tmp_path / "ran"
+    path = write_keras(tmp_path / "m.keras", config(canary))
+    message = refused(path)
+    assert expected in message and "which neuralab never runs" in message, message
+    assert ("compile the model without it" in message) == ("compile_config" in expected), message
+    assert main(["import", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists() and not canary.exists()
+
+
+def test_python_code_in_a_legacy_h5_training_config_is_refused(tmp_path):
+    path = tmp_path / "m.h5"
+    path.write_bytes((DATA / "same_cnn_8_tfk2.h5").read_bytes())
+    with h5py.File(path, "r+") as f:
+        f.attrs["training_config"] = json.dumps({"loss": marshalled(tmp_path / "ran"), "metrics": ["accuracy"],
+                                                 "optimizer_config": {"class_name": "Adam", "config": {"lr": 0.001}}})
+    assert "m.h5: training_config.loss holds Python code (a marshalled function)" in refused(path)
+
+
+@pytest.mark.parametrize("obj, expected", [
+    ({"module": "keras.src.utils.python_utils", "class_name": "func_load", "registered_name": None, "config": {}},
+     "'func_load' from module 'keras.src.utils.python_utils'"),
+    ({"module": "keras.utils", "class_name": "Progbar", "registered_name": None, "config": {}},
+     "'Progbar' from module 'keras.utils'"),
+    ({"module": "keras.src.backend.torch.optimizers.torch_adam", "class_name": "Adam", "registered_name": "Evil",
+      "config": {}}, "'Evil' from module 'keras.src.backend.torch.optimizers.torch_adam'"),
+])
+def test_a_keras_module_that_no_saved_model_names_is_refused(tmp_path, obj, expected):
+    """Keras's loader imports any keras.* module a file names: only those Keras's saving writes
+    pass (its public ones, its functional model's, the PyTorch backend's optimizers)."""
+    message = refused(write_keras(tmp_path / "m.keras", with_dense_field("bias_constraint", obj)))
+    assert f"layer 'dense' (Dense): bias_constraint is {expected}, not one of Keras's own objects" in message
+    message = refused(write_keras(tmp_path / "c.keras", with_compile("optimizer", obj)))
+    assert f"c.keras: compile_config.optimizer is {expected}" in message
+
+
+def test_an_object_whose_class_name_is_not_a_string_is_refused_in_one_line(tmp_path):
+    obj = {"module": "evil", "class_name": ["Lambda"], "registered_name": None, "config": {}}
+    message = refused(write_keras(tmp_path / "m.keras", with_dense_field("bias_constraint", obj)))
+    assert "layer 'dense' (Dense): bias_constraint is \"['Lambda']\" from module 'evil'" in message
+
+
+def test_what_keras_writes_in_a_compile_config_is_read(tmp_path):
+    """Keras 3 on PyTorch writes its Adam from the backend's module, a loss function by its module
+    and a learning-rate schedule from keras.optimizers.schedules: all its own, all read."""
+    config = {**sequential(DENSE), "compile_config": {
+        "optimizer": {"module": "keras.src.backend.torch.optimizers.torch_adam", "class_name": "Adam",
+                      "registered_name": "Adam", "config": {"learning_rate": {
+                          "module": "keras.optimizers.schedules", "class_name": "ExponentialDecay",
+                          "registered_name": None, "config": {"initial_learning_rate": 0.01, "decay_steps": 10,
+                                                              "decay_rate": 0.9}}}},
+        "loss": {"module": "keras.losses", "class_name": "function", "config": "categorical_crossentropy",
+                 "registered_name": "categorical_crossentropy"},
+        "metrics": ["accuracy"]}}
+    model = read(write_keras(tmp_path / "m.keras", config))
+    assert model.compile["loss"]["config"] == "categorical_crossentropy"
+    assert model.compile["optimizer"]["module"] == "keras.src.backend.torch.optimizers.torch_adam"
+
+
 def test_unsupported_options_are_named(tmp_path):
     lstm = {"class_name": "LSTM", "config": {"name": "lstm", "units": 3, "go_backwards": True}}
     config = sequential(lstm)

@@ -323,9 +323,11 @@ def _read_h5(path: Path, read_weights: bool = True) -> KerasModel:
         version = h.attrs.get("keras_version", b"")
         version = version.decode() if isinstance(version, bytes) else str(version)
         spec = specs.from_config(config, str(path), version)
+        training = _training_config(h.attrs.get("training_config"))
+        specs.refuse_foreign(str(path), "training_config", training)  # as a .keras file's compile_config
         dtypes = specs.dtype_policies(config)
         if not read_weights:
-            return KerasModel(spec, {}, _training_config(h.attrs.get("training_config")),
+            return KerasModel(spec, {}, training,
                               specs.training_only(config), dtypes)
         if _bytes_needed(spec, dtypes) > path.stat().st_size:
             raise NeuralabError(f"{path}: the file is smaller than the weights its config declares; "
@@ -351,7 +353,7 @@ def _read_h5(path: Path, read_weights: bool = True) -> KerasModel:
                 raise NeuralabError(f"{path}: layer {e['name']!r}: weight {names[datasets.index(None)]!r} is missing; "
                                     "the file is damaged")
             weights[e["name"]] = _checked(path, e, datasets, dtypes.get(e["name"]))
-        return KerasModel(spec, weights, _training_config(h.attrs.get("training_config")),
+        return KerasModel(spec, weights, training,
                           specs.training_only(config), dtypes)
 
 
@@ -389,6 +391,7 @@ def read_live(model) -> KerasModel:
         raise NeuralabError(f"convert() takes a .keras or .h5 path or a Keras 3 model; got {type(model).__name__}")
     source = f"Keras model {model.name!r}"
     config = json.loads(json.dumps(keras.saving.serialize_keras_object(model), default=str))
+    config.pop("compile_config", None)  # the caller's own compile(), no file's: unused, and not judged as one
     _live_names(config, model, keras)
     spec = specs.from_config(config, source, keras.__version__)
     weights = {}

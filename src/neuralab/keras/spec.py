@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 from neuralab.errors import NeuralabError
@@ -210,6 +211,7 @@ def from_config(config: dict, source: str, keras_version: str = "") -> dict:
                             "functional models (a subclassed model's architecture is Python code, which it never runs)")
     for r in raw_layers:
         _refuse_custom(source, r)
+    _refuse_foreign(source, [(k, v) for k, v in _fields(config) if k != "layers"])  # compile_config's loss, say
     legacy = keras_version.startswith(("1.", "2."))
     if cls == "Sequential":
         layers, inputs, output = _sequential(source, body, config, raw_layers)
@@ -289,13 +291,47 @@ def _size(d) -> bool:
     return type(d) is int and 1 <= d <= MAX_SIZE
 
 
+# Keras's public modules, which Keras writes for every object it exports (keras.layers.Dense,
+# keras.initializers.GlorotUniform, keras.optimizers.schedules.ExponentialDecay, keras.DTypePolicy);
+# TF-Keras 2's under tf_keras as well
+_PUBLIC = {"layers", "initializers", "regularizers", "constraints", "activations", "optimizers", "losses", "metrics",
+           "dtype_policies", "mixed_precision", "quantizers", "ops", "models", "random"}
+# Keras's own classes that it exports under no public name, so that its saving writes their
+# module: the functional model (TF-Keras 2's engine), and the PyTorch backend's optimizers
+# (compile_config's Adam, under registered_name "Adam")
+_INTERNAL = re.compile(r"(tf_)?keras(\.src)?\.(models|engine)\.(functional|sequential)"
+                       r"|keras\.src\.backend\.torch\.optimizers\.torch_[a-z_]+")
+# What Keras's loader turns into Python code (python_utils.func_load): a Lambda layer's
+# function, or any function written as {"class_name": "__lambda__", "config": {"code": ...}}
+_CODE = {"Lambda": "a Lambda layer", "__lambda__": "a marshalled function"}
+
+
+def _code(obj: dict) -> str | None:
+    """What in ``obj`` Keras's loader would make Python code of ("a Lambda layer"), or None."""
+    cls = obj.get("class_name")
+    return _CODE.get(cls) if isinstance(cls, str) else None
+
+
 def _builtin(obj: dict) -> bool:
-    """Keras's own class: from a keras module, or (TF-Keras 2's legacy configs) with no module
-    and no registered name; Keras writes a user's class with its module or its registered name."""
+    """Keras's own class: from one of Keras's public modules or the few internal ones its saving
+    writes, or (TF-Keras 2's legacy configs) with no module and no registered name; Keras writes a
+    user's class with its module or its registered name. Any other module (``keras.src.utils``,
+    say) is one that Keras's loader would import for an object no model of neuralab's holds."""
     module, registered = obj.get("module"), obj.get("registered_name")
     if module is None:
         return registered is None
-    return str(module).split(".")[0] in ("keras", "tf_keras") and registered in (None, obj.get("class_name"))
+    parts = str(module).split(".")
+    public = parts[0] in ("keras", "tf_keras") and (len(parts) == 1 or parts[1] in _PUBLIC) and "src" not in parts
+    return (public or bool(_INTERNAL.fullmatch(str(module)))) and registered in (None, obj.get("class_name"))
+
+
+def _function(obj: dict) -> bool:
+    """A function that Keras looks up by its name: one of Keras's own (loss=keras.losses.mse is
+    {"module": "keras.losses", "class_name": "function", "config": "mse"}), or one written with
+    module "builtins", as Keras writes a function of its own or a user's by name alone."""
+    if obj.get("class_name") != "function" or not isinstance(obj.get("config"), str):
+        return False
+    return obj.get("module") == "builtins" or _builtin({**obj, "registered_name": None})
 
 
 def _model_file(module) -> str | None:
@@ -320,29 +356,56 @@ def _refuse_custom(source: str, r: dict) -> None:
         origin = f" from {r['module']!r}" if r.get("module") else ""
         raise NeuralabError(f"{where}: a custom layer{origin}, whose code neuralab never runs; supported layers: "
                             f"{', '.join(supported_layers())}")
-    foreign = _foreign(r)
-    if foreign is not None:  # in a field neuralab ignores, it would still reach Keras's loader (import's check)
-        key, obj = foreign
-        what = obj.get("registered_name") or obj.get("class_name")
-        raise NeuralabError(f"{_where(source, name, cls)}: {key} is {str(what)[:60]!r} from module "
-                            f"{str(obj.get('module'))[:60]!r}, not one of Keras's own objects; neuralab never "
-                            "loads code a model names: build the model without it and save it again")
+    if cls in _CODE:  # refused as a layer, before its function is met as a field
+        raise NeuralabError(f"{_where(source, name, cls)}: {REFUSED.get(cls, 'it holds Python code')}; "
+                            f"supported layers: {', '.join(supported_layers())}")
+    _refuse_foreign(_where(source, name, cls), _fields(r))
 
 
-def _foreign(r: dict) -> tuple[str, dict] | None:
-    """The first object nested in a layer's config (or its call's arguments) that is not Keras's
-    own, as (its field, the object): an initializer, regularizer, constraint or dtype policy
-    from another module. Keras writes a function, its own or a user's, by name alone
-    (module "builtins"); the readers judge those it uses (the activations). A stack, not
-    recursion: a file can nest its JSON deeper than Python's recursion limit."""
-    fields = [*r["config"].items(), *((k, v) for k, v in r.items()
+def _fields(obj: dict) -> list[tuple[str, object]]:
+    """An object's config and the other fields Keras writes beside it (a layer's inbound_nodes and
+    build_config, a model's compile_config), as (name, value)."""
+    return [*obj["config"].items(), *((k, v) for k, v in obj.items()
                                       if k not in ("config", "module", "class_name", "registered_name"))]
+
+
+def _refuse_foreign(where: str, fields: list[tuple[str, object]]) -> None:
+    """Refuse Python code or an object that is not Keras's own nested anywhere in ``fields`` (a
+    layer's config, the model's compile_config): neuralab ignores initializers, regularizers,
+    constraints and the like, but import's check hands the file to Keras's loader."""
+    found = _foreign(fields)
+    if found is None:
+        return
+    key, obj = found
+    what = obj.get("registered_name") or obj.get("class_name")
+    fix = f"{'compile' if key.startswith(('compile_config', 'training_config')) else 'build'} the model without it"
+    if _code(obj):
+        raise NeuralabError(f"{where}: {key} holds Python code ({_code(obj)}), which neuralab never runs nor hands "
+                            f"to Keras: {fix} and save it again")
+    raise NeuralabError(f"{where}: {key} is {str(what)[:60]!r} from module {str(obj.get('module'))[:60]!r}, not one "
+                        f"of Keras's own objects; neuralab never loads code a model names: {fix} and save it again")
+
+
+def refuse_foreign(source: str, field: str, value) -> None:
+    """Refuse Python code, or an object not Keras's own, anywhere in a file's ``field`` outside
+    its model config (a legacy .h5's training_config), as ``from_config`` refuses them in it."""
+    _refuse_foreign(source, [(field, value)])
+
+
+def _foreign(fields: list[tuple[str, object]]) -> tuple[str, dict] | None:
+    """The first object nested in ``fields`` (a layer's config and its call's arguments) that
+    Keras's loader would make code of (a Lambda, a marshalled __lambda__ function) or that is not
+    Keras's own, as (its field, the object): an initializer, regularizer, constraint, dtype policy,
+    loss or optimizer from another module. Keras writes a function by name (``_function``);
+    the readers judge those they use (the activations). A stack, not recursion: a file can nest
+    its JSON deeper than Python's recursion limit."""
     todo = fields[::-1]  # popped from the end: the file's order
     while todo:
         key, x = todo.pop()
         if isinstance(x, dict):
-            named = x.get("module") == "builtins" and x.get("class_name") == "function" and isinstance(x.get("config"), str)
-            if ("module" in x or "registered_name" in x) and not (named or _builtin(x)):
+            if _code(x):
+                return key, x
+            if ("module" in x or "registered_name" in x) and not (_function(x) or _builtin(x)):
                 return key, x
             todo.extend((f"{key}.{k}", v) for k, v in reversed(x.items()))
         elif isinstance(x, list):
