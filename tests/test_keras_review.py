@@ -424,3 +424,36 @@ def test_a_model_without_softmax_compiled_on_probabilities_is_said_to_train_on_l
     assert code == 0, capsys.readouterr().err
     said = [str(w.message) for w in seen if "ends without a softmax" in str(w.message)]
     assert len(said) == warned and all("neuralab reads them as logits" in m for m in said)
+
+
+# --- why the import's check was not made -----------------------------------------------------
+
+KERNEL = ("Kernel shape must have the same length as input, but received kernel of shape (3, 3, 1, 4) and input of "
+          "shape (None, None, 28, 28, 1).")  # Keras 3 on a Keras 2.2.4 .h5 whose Conv2D holds batch_input_shape
+LOCATE = ("Could not locate class 'Scale'. Make sure custom classes and functions are decorated with "
+          "`@keras.saving.register_keras_serializable()`. If they are already decorated, make sure they are all "
+          "imported so that the decorator is run before trying to load them. Full object config: "
+          + json.dumps({"module": "my", "class_name": "Scale", "config": {"name": "scale", "units": list(range(40))}}))
+
+
+@pytest.mark.parametrize("error, why", [
+    (ValueError(KERNEL), f"ValueError: {KERNEL}"),
+    (ValueError(f"{KERNEL}\n\nArguments received by Conv2D.call():\n  • inputs=torch.Tensor(shape=(None, 28))"),
+     f"ValueError: {KERNEL}"),
+    (TypeError(LOCATE), "TypeError: Could not locate class 'Scale'."),
+])
+def test_why_keras_could_not_load_the_file_is_kept_whole(tmp_path, capsys, monkeypatch, error, why):
+    """The reason the import says it did not check the conversion against Keras is Keras's error
+    whole, its first line (or first sentence, where the line runs on into a config), not cut mid-word."""
+    model = keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(), L.Dense(3, activation="softmax")])
+    model.save(tmp_path / "m.keras")
+
+    def load_model(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(keras.saving, "load_model", load_model)
+    assert main(["import", str(tmp_path / "m.keras"), "--out", str(tmp_path / "run")]) == 0
+    said = capsys.readouterr().out
+    check = json.loads((tmp_path / "run" / "config.json").read_text())["imported"]["conversion_check"]
+    assert check == {"checked": False, "why": f"Keras could not load the file: {why}"}
+    assert f"not checked against Keras: Keras could not load the file: {why}\n" in said, said

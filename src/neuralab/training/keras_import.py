@@ -35,6 +35,8 @@ BACKENDS_DISAGREE = 'docs/keras.md, "Where Keras\'s backends disagree, TensorFlo
 # The check runs the images through Keras and neuralab at once; beyond this many bytes of one
 # layer's outputs it is left out rather than ask the machine for memory a file made up
 MAX_CHECK_BYTES = 2**30
+# Keras's error, the reason a check was not made, is kept whole up to this many characters, past them its first sentence
+MAX_REASON = 300
 
 
 def import_keras(path: str | Path, out: str | Path | None = None, classes: list[str] | None = None,
@@ -186,6 +188,17 @@ def _classes(classes, known: list[str] | None, k: int, path: Path, data: str | N
     return list(classes)
 
 
+def _first_sentence(e: Exception) -> str:
+    """Keras's error as a reason, whole: its first line, or where that line runs on into the config
+    Keras quotes ("Could not locate class 'X'. Make sure ... Full object config: {...}"), its first
+    sentence."""
+    from neuralab.training.inputs_check import first_line
+
+    line = first_line(e)
+    end = line.find(". ")
+    return line[:end + 1] if len(line) > MAX_REASON and end != -1 else line
+
+
 def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple, scale: float,
                       dtypes: dict[str, str] | None = None) -> dict:
     """The largest |Keras - neuralab| over random images of whole pixels 0-255 x ``scale``, the
@@ -209,7 +222,7 @@ def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple, scale: 
         with _named_for_keras(path) as named:
             reference = keras.saving.load_model(named, compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001  Keras's loader: any failure only means "not checked"
-        return {"checked": False, "why": f"Keras could not load the file: {type(e).__name__}: {str(e)[:120]}"}
+        return {"checked": False, "why": f"Keras could not load the file: {_first_sentence(e)}"}
     # Images in [0, 1) would reach a model starting with Rescaling(1/255) as near-black ones, on
     # which a wrong first kernel changes the outputs by less than float32's error
     pixels = np.random.default_rng(0).integers(0, 256, (CHECK_INPUTS, *chw)).astype(np.float32)
