@@ -426,6 +426,17 @@ def test_a_model_without_softmax_compiled_on_probabilities_is_said_to_train_on_l
     assert len(said) == warned and all("neuralab reads them as logits" in m for m in said)
 
 
+def test_a_lambda_loss_is_refused_in_a_saved_file_and_taken_from_a_live_model(tmp_path, capsys):
+    """Keras writes compile(loss=lambda ...) into the file as marshalled code: refused, naming the
+    field, before Keras's loader; the live model, the caller's own code, converts as it is."""
+    model = keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(), L.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss=lambda y, p: keras.ops.mean((y - p) ** 2))
+    assert read(model).spec["layers"][-1]["output_shape"] == [None, 3]
+    model.save(tmp_path / "m.keras")
+    err = cli_refused(capsys, "import", tmp_path / "m.keras", "--out", tmp_path / "run")
+    assert "m.keras: compile_config.loss holds Python code (a marshalled function)" in err, err
+    assert not (tmp_path / "run").exists()
+
 # --- why the import's check was not made -----------------------------------------------------
 
 KERNEL = ("Kernel shape must have the same length as input, but received kernel of shape (3, 3, 1, 4) and input of "
