@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import torch
 from starlette.testclient import TestClient
 
-from helpers import TORCHRUN, idx_subset
+from helpers import TORCHRUN, digits_folder, idx_subset
 from neuralab.cli import main
 from neuralab.data.series import load_series
 from neuralab.errors import ParameterError
@@ -91,6 +92,34 @@ def test_the_trainer_itself_stops_at_the_first_epoch_whose_loss_is_not_finite(ti
     assert e.value.epoch == len(trainer.history) + 1 and str(e.value).startswith(
         f"lr=1.2: training diverged at epoch {e.value.epoch} ")
     assert seen.epochs == [r["epoch"] for r in trainer.history] and seen.ended == 1
+
+
+def test_weights_that_go_to_nan_in_an_epochs_last_steps_are_refused_by_the_validation_loss(tmp_path, capsys):
+    """Plain SGD at lr 1e9 on the digits: the epoch's training loss is still finite, the weights it
+    ends with are not. Before, the run finished, its test accuracy that of NaN weights."""
+    data = digits_folder(tmp_path / "digits", 300)
+    code = main(["train", "--model", "mlp", "--data", str(data), "--epochs", "2", "--lr", "1e9", "--optimizer", "sgd",
+                 "--quiet", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and re.fullmatch(r"neuralab: error: --lr 1000000000\.0: training diverged at epoch \d \(its "
+                                      r"validation loss is not a finite number\); lower it\n", err), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_epoch_whose_validation_loss_is_not_a_number_is_never_the_best(tiny_fashion):
+    """A run's history from before such epochs were refused: the best epoch named is the one whose
+    weights were kept (NaN compared false, so argmin named it, and after a first NaN nothing improved)."""
+    from neuralab.models import build_model
+
+    trainer = Trainer(build_model("mlp", (1, 28, 28), 10), TrainConfig(epochs=3, device="cpu"), verbose=False)
+    nan = float("nan")
+    for losses, kept in (([0.9, nan], [True, False]), ([nan, 0.9], [True, True]), ([0.9, nan, 0.8], [True, False, True])):
+        trainer.history, improved = [], []
+        for epoch, loss in enumerate(losses, 1):
+            trainer.history.append({"epoch": epoch, "loss": 1.0, "val_loss": loss})
+            improved.append(trainer._improved())
+        best = max(e for e, i in enumerate(improved, 1) if i)
+        assert (improved, trainer.best_epoch()) == (kept, best)
 
 
 def test_two_processes_stop_together_when_training_diverges(tiny_fashion, tmp_path):

@@ -3,8 +3,8 @@
 Datasets that fit in memory stay as tensors and are batched by indexing a seeded
 permutation (no per-sample Python work). Each epoch ends with a validation pass, one
 progress line, an atomic checkpoint of the full training state and, when the monitored
-metric improves, the best weights; an epoch whose training loss is not finite stops the
-training instead, refused as ``Diverged`` (naming ``lr``). Under torchrun each process takes
+metric improves, the best weights; an epoch whose training or validation loss is not finite
+stops the training instead, refused as ``Diverged`` (naming ``lr``). Under torchrun each process takes
 an equal share of every global batch, so N processes give the result of one with the same
 global batch (to rounding) for models without dropout or batch norm. Dropout draws other masks
 in each process, as it would in the next epoch of one; batch norm normalises each process's share
@@ -275,6 +275,10 @@ class Trainer:
                     if val is not None:
                         where = "in the validation pass"
                         record.update({f"val_{k}": v for k, v in self._evaluate(*val, (epoch, where)).items()})
+                        # weights that went to NaN in the epoch's last steps show only here; every process
+                        # validates on the same rows, so all of them stop alike
+                        if not math.isfinite(record["val_loss"]):
+                            raise Diverged(cfg.lr, epoch, "its validation loss is not a finite number")
                     record["elapsed"] = time.perf_counter() - t0
                     self.history.append(record)
                     self.improved = self._improved()
@@ -604,8 +608,8 @@ class Trainer:
         # A tie is no improvement, as in Keras's checkpoint and in EarlyStopping: the weights kept
         # are the first best epoch's, the one best_epoch() names.
         scores = [self._monitored(r) for r in self.history]
-        earlier = [s for s in scores[:-1] if s is not None]
-        return scores[-1] is None or not earlier or scores[-1] < min(earlier)
+        earlier = [_ranked(s) for s in scores[:-1] if s is not None]
+        return scores[-1] is None or not earlier or _ranked(scores[-1]) < min(earlier)
 
     def _tied(self, epoch, best: int) -> bool:
         """Whether ``epoch`` of the history scored as its ``best`` did, a later epoch: runs saved
@@ -620,7 +624,7 @@ class Trainer:
             return 0
         if scores[-1] is None:
             return self.history[-1]["epoch"]
-        return self.history[int(np.argmin(scores))]["epoch"]
+        return self.history[int(np.argmin([_ranked(s) for s in scores]))]["epoch"]
 
     # Every epoch writes, in this order: last.safetensors (the commit point: the whole state and
     # history), metrics.jsonl, then, when the epoch is the best so far, best.safetensors and
@@ -689,6 +693,12 @@ class Trainer:
                 save_tensors(weights, self.best_state, {**self.model_meta, "epoch": best})
         self._write_metrics()
         return meta
+
+
+def _ranked(score: float) -> float:
+    """A monitored score as epochs are ranked by it: one that is not a finite number is never
+    the best (NaN compares false with everything, and so took the best place wherever it came first)."""
+    return score if math.isfinite(score) else math.inf
 
 
 def nchw(x: torch.Tensor) -> torch.Tensor:
