@@ -217,6 +217,24 @@ def test_keras_layout_counts_batch_norm_moving_statistics():
     assert f"counts {s.total_params:,}: BatchNorm's moving mean and variance are buffers there" in text
 
 
+def test_a_layer_under_weight_norm_or_spectral_norm_is_one_row_counting_its_weights():
+    """torch.nn.utils.parametrizations keep a layer's weight in modules of their own, which compute
+    it: they are no layers. Before, they were rows with the weight's shape as a batch's output, and
+    Keras's layout counted 0 parameters."""
+    from torch.nn.utils.parametrizations import spectral_norm, weight_norm
+
+    from neuralab.models.summary import keras_count
+
+    model = nn.Sequential(nn.Flatten(), weight_norm(nn.Linear(784, 32)), nn.ReLU(), spectral_norm(nn.Linear(32, 10)))
+    s = summary(model, (1, 28, 28))
+    assert [(r.name, r.output_shape, r.params) for r in s.rows] == [
+        ("0", (784,), 0), ("1", (32,), count_parameters(model[1])), ("2", (32,), 0), ("3", (10,), count_parameters(model[3]))]
+    assert sum(r.params for r in s.rows) == s.total_params and (s.keras_params, s.keras_trainable) == keras_count(model)
+    assert not s.held and "parametrizations" not in render_summary(s, rich=False)
+    text = render_summary(s, rich=False, layout="keras")
+    assert f"Total params: {s.total_params:,} " in text and "parametrizations" not in text and "PyTorch's layout" not in text
+
+
 class _StackedLSTM(nn.Module):
     """The workshop's LSTM(128) -> LSTM(64) -> Dense(1) on one feature, in PyTorch."""
 

@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from neuralab.errors import NeuralabError, ParameterError, Shown, hwc
 from neuralab.models.geometry import MapVanishes, geometry, shape_guard
@@ -271,7 +272,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
     input_shape = checked_shape(input_shape, images=False)
     name = name or _kind(model)
     hidden = unregistered(model)  # before forward runs: a tensor it keeps for later (attention maps) is no weight
-    modules = dict(model.named_modules())
+    modules = _layers(model)
     # TorchScript runs a scripted module's forward as compiled code, where no hook sees its layers, and
     # PyTorch refuses hooks on it: each outermost one is a row of its own, what it holds counted there
     scripted = [n for n, m in modules.items() if isinstance(m, torch.jit.ScriptModule)
@@ -286,7 +287,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
     running: list[str] = []            # the layers entered but not yet left: where an error happened
     reached: list[str] = []            # the first layer (no children) called: what the input reaches first,
                                        # which need not be the first defined (a CRNN defines its GRU first)
-    leaves = {n for n, m in modules.items() if not any(True for _ in m.children())}
+    leaves = {n for n, m in modules.items() if not any(True for _ in _parts(m))}
     read: set[int] = set()             # ids of the tensors torch functions were given: a layer's weights read
                                        # without calling it (MultiheadAttention's out_proj, a tied output layer)
 
@@ -367,7 +368,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
     for n, shape in _with_containers_run_by_parts(seen, modules).items():
         m = modules[n]
         level = n.count(".") + 1
-        has_children = n not in scripted and any(True for _ in m.children())
+        has_children = n not in scripted and any(True for _ in _parts(m))
         if depth is not None and level > depth:
             continue
         folded = has_children and depth is not None and level == depth
@@ -445,13 +446,28 @@ def _kind(m: nn.Module) -> str:
         else type(m).__name__
 
 
+def _parts(m: nn.Module) -> list[nn.Module]:
+    """The layers ``m`` holds: its children, less the modules of torch.nn.utils.parametrizations
+    (weight_norm, spectral_norm), which compute a weight of ``m`` and are no layers of their own."""
+    return [c for k, c in m.named_children() if not (k == "parametrizations" and parametrize.is_parametrized(m))]
+
+
+def _layers(model: nn.Module) -> dict[str, nn.Module]:
+    """``model.named_modules()`` as a dict, without the parametrizations (``_parts``): a parametrized
+    layer is one row, which counts the weights they hold (a hook on them saw a weight as an output)."""
+    modules = dict(model.named_modules())
+    inside = [f"{n}.parametrizations" if n else "parametrizations" for n, m in modules.items()
+              if parametrize.is_parametrized(m)]
+    return {n: m for n, m in modules.items() if not any(n == p or n.startswith(p + ".") for p in inside)}
+
+
 def _first_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
     """(name, layer) of ``model``'s first layer defined (one holding no other), or None: a guess
     at what a model takes before anything has run it, which a model that defines its layers in
     another order than it calls them (a CRNN) belies. ``summary`` goes by the first layer its
     dry run calls."""
-    for n, m in model.named_modules():
-        if not any(True for _ in m.children()):
+    for n, m in _layers(model).items():
+        if not any(True for _ in _parts(m)):
             return n or type(m).__name__.lower(), m
     return None
 
@@ -580,7 +596,7 @@ def _with_containers_run_by_parts(seen: dict[str, tuple], modules: dict[str, nn.
     order = list(seen)
     extra = {}
     for n, m in modules.items():
-        if n and n not in seen and any(True for _ in m.children()):
+        if n and n not in seen and any(True for _ in _parts(m)):
             inner = [i for i, k in enumerate(order) if k.startswith(n + ".")]
             if inner:
                 extra[n] = (inner[-1] + 0.5, seen[order[inner[-1]]])
