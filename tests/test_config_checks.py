@@ -220,7 +220,7 @@ def test_compare_refuses_no_seeds_by_flag(digits, tmp_path, capsys, nothing_read
     (["--stride", "0"], "--stride 0: must be at least 1"),
     (["--val-fraction", "1"], "--val-fraction 1.0 and --test-fraction 0.15: need"),
     (["--season", "0"], "--season 0: must be between 1 and --lookback (7)"),
-    (["--hidden", "8,0"], "--hidden '[8, 0]': give a list of ints, each at least 1"),
+    (["--hidden", "8,0"], "--hidden 8,0: give a list of ints, each at least 1"),  # echoed as typed
     (["--epochs", "0"], "--epochs 0: must be at least 1"),
     (["--batch-size", "0"], "--batch-size 0: must be at least 1"),
     (["--lr", "inf"], "--lr inf: must be a finite number greater than 0"),

@@ -505,7 +505,7 @@ def test_a_forecaster_of_ones_own_module_is_described_and_used_as_docs_api_shows
 
 
 @pytest.mark.parametrize("option, value", [("--dropout", "0.5"), ("--dropout", "0.2"), ("--init", "torch"),
-                                           ("--recipe", "residual")])
+                                           ("--recipe", "residual"), ("--hidden", "128,64")])
 def test_a_built_in_networks_setting_given_with_ones_own_module_is_refused(work, series_csv, capsys, option, value):
     """Typed at their defaults too: the run, which records none of them for a module of one's
     own, would refuse the same command line typed again to resume it."""
