@@ -96,6 +96,12 @@ def test_kernel_files_saved_by_windows_tools_read_as_written(tmp_path):
     with pytest.raises(NeuralabError) as e:
         get_kernel(str(path))
     assert str(e.value) == f"kernel file {path}: not UTF-8 text; save it as plain UTF-8"
+    for encoding in ("utf-32", "utf-32-be"):  # UTF-32's little-endian mark begins with UTF-16's: read as that,
+        path = tmp_path / f"edge-{encoding}.txt"  # it gave "'\x001\x00' is not a number"
+        path.write_bytes(text.encode(encoding) if encoding == "utf-32" else codecs.BOM_UTF32_BE + text.encode(encoding))
+        with pytest.raises(NeuralabError) as e:
+            get_kernel(str(path))
+        assert str(e.value) == f"kernel file {path}: not UTF-8 text; save it as plain UTF-8", encoding
 
 
 @pytest.mark.parametrize(

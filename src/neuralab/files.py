@@ -293,7 +293,11 @@ def read_json(path: str | os.PathLike):
 
 def marked_encoding(head: bytes) -> str | None:
     """The encoding a text's first bytes mark: "utf-16" (what PowerShell's > and Excel's "Unicode
-    text" write), "utf-8-sig" (Notepad's UTF-8); None for a text without a mark."""
+    text" write), "utf-8-sig" (Notepad's UTF-8); None for a text without a mark, and for UTF-32's
+    marks, which the readers then refuse in their own words (UTF-32's little-endian mark begins with
+    UTF-16's: read as UTF-16, its text came out with a NUL between characters)."""
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return None
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
     return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else None
