@@ -255,6 +255,22 @@ def test_a_result_type_not_written_here_is_refused_before_the_work(capsys, gray,
     assert read(tmp_path / "r.JPG").shape == read(tmp_path / "r.png").shape == np.load(tmp_path / "r.npy").shape
     for lossless in ("r.bmp", "r.tif", "r.pgm"):  # the picture as it is, in the formats that keep every pixel
         np.testing.assert_array_equal(read(tmp_path / lossless), read(tmp_path / "r.png"))
+    # WebP keeps no grey levels: each comes back as three equal ones. Before, it was written lossy
+    np.testing.assert_array_equal(read(tmp_path / "r.webp"), np.repeat(read(tmp_path / "r.png")[..., None], 3, axis=2))
+
+
+@pytest.mark.parametrize("command", ["apply", "pool"])
+def test_netpbm_endings_say_whether_the_result_is_grey_or_colour(capsys, gray, rgb, tmp_path, command):
+    """Pillow wrote a colour result as P6 under .pgm and a grey one as P5 under .ppm; converted to
+    what the ending says, neither would read back as computed: refused after the work, nothing written."""
+    for picture, name, other in ((rgb[0], "c.pgm", ".ppm"), (gray[0], "g.ppm", ".pgm")):
+        code, out, err = run(capsys, command, str(picture), "--out", str(tmp_path / name), "--no-figure")
+        assert code == 2 and err.count("\n") == 1 and err.startswith(f"neuralab: error: --out {tmp_path / name}: a "), err
+        assert err.endswith(f"give a name ending in {other} or .png\n") and not (tmp_path / name).exists()
+    for picture, name in ((rgb[0], "c.ppm"), (gray[0], "g.pgm")):
+        assert run(capsys, command, str(picture), "--out", str(tmp_path / name), "--no-figure")[0] == 0
+        assert run(capsys, command, str(picture), "--out", str(tmp_path / f"{name}.png"), "--no-figure")[0] == 0
+        np.testing.assert_array_equal(read(tmp_path / name), read(tmp_path / f"{name}.png"))
 
 
 @pytest.mark.parametrize("command,stem,shape", [("apply", "gray-sobel-x", (19, 28)), ("pool", "gray-maxpool2", (10, 15))])

@@ -187,13 +187,17 @@ def _save(out: Path, values, picture) -> None:
     import numpy as np
 
     from neuralab.data.pictures import save_image
+    from neuralab.errors import ParameterError
     from neuralab.files import atomic_write
 
     if out.suffix.lower() == RAW:
         with atomic_write(out, "wb") as f:
             np.save(f, values)
-    else:
+        return
+    try:
         save_image(out, picture)
+    except ParameterError as e:  # a result whose kind (grey, colour) its file's ending cannot hold: --out's
+        raise ParameterError("out", str(out), e.reason) from None
 
 
 def cmd_apply(args) -> int:

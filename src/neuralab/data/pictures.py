@@ -19,6 +19,9 @@ from neuralab.errors import NeuralabError, ParameterError
 # installed (HDF5, FITS), and others are no picture neuralab reads back (PDF, EPS, ICO).
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
                  ".webp": "WEBP", ".pgm": "PPM", ".ppm": "PPM"}
+# What Netpbm's endings hold, where Pillow's PPM writer writes grey and colour alike under either:
+# (dimensions of the array, in words, the ending for the other kind)
+NETPBM = {".pgm": (2, "grey levels", ".ppm"), ".ppm": (3, "colour", ".pgm")}
 # Pictures above this many pixels are refused from their header, before Pillow decodes them
 # (decompression bombs: a few kilobytes of PNG can declare gigapixels); a JPEG of one scan is
 # decoded at a fraction of its size instead (read_image).
@@ -487,10 +490,17 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
     (``WRITE_FORMATS``, told by ``path``'s ending), atomically."""
     from neuralab.files import atomic_write
 
-    fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
+    suffix = Path(path).suffix.lower()
+    fmt = WRITE_FORMATS.get(suffix)
     if fmt is None:
         raise ParameterError("path", str(path), f"pictures are written as {', '.join(WRITE_FORMATS)}; "
                                                 "give a name with one of these endings")
-    data = encode_image(image, fmt)
+    if suffix in NETPBM and np.ndim(image) != NETPBM[suffix][0]:  # converted, it would not read back as it is
+        ndim, holds, other = NETPBM[suffix]
+        raise ParameterError("path", str(path), f"a {suffix} picture holds {holds} only, and this one is "
+                                                f"{'in colour' if ndim == 2 else 'grey'}; give a name ending in {other} "
+                                                "or .png")
+    # WebP's default is lossy: a result written to be read back, a lesson's figures, keeps every value
+    data = encode_image(image, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
     with atomic_write(path, "wb") as f:
         f.write(data)
