@@ -303,6 +303,26 @@ def test_neuralab_runs_lists_every_kind_with_its_status_damaged_ones_too(digits,
     assert main(["runs", str(tmp_path / "nowhere")]) == 2
 
 
+def test_a_run_without_validation_shows_its_last_epochs_figure_on_the_images_it_trained_on(digits, tmp_path,
+                                                                                           monkeypatch, capsys):
+    """Such a run keeps its last epoch's weights; with focus, epochs after the first train on the hardest
+    images only, where the figure is lower. Before, the row showed the best training figure of any epoch:
+    epoch 1's, on every image, of weights long gone."""
+    from helpers import cut_in_epoch
+
+    run = tmp_path / "focus"
+    cut_in_epoch(monkeypatch, 3)
+    main([*train_args(digits, run), "--focus", "0.25", "--val-fraction", "0"])
+    epochs = [json.loads(line) for line in (run / runs.METRICS).read_text().splitlines()]
+    assert [r["epoch"] for r in epochs] == [1, 2] and epochs[1]["samples"] < epochs[0]["samples"]
+    row = run_list.describe(Run(run))
+    assert row.metric == {"name": "train accuracy", "value": epochs[1]["accuracy"],
+                          "note": f"last epoch, on its {epochs[1]['samples']} hardest images"}
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path)]) == 0
+    assert f"(last epoch, on its {epochs[1]['samples']} hardest images)" in capsys.readouterr().out
+
+
 def test_the_test_accuracy_is_printed_before_the_report_is_drawn(digits, tmp_path, capsys, monkeypatch):
     """The report's figures take about a second (matplotlib's import, three PNGs): the answer
     the user waits for comes first, and the report still follows."""

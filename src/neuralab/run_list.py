@@ -122,7 +122,7 @@ def describe(run: Run, id: str | None = None) -> Row:
         # a model from a file shows the file's name: the whole path is in config.json
         model, data = Path(str(config.get("model") or "")).name, str(config.get("data") or "")
         metric = ({"name": "test accuracy", "value": _finite(results.get("test_accuracy")), "note": ""} if results
-                  else _best_so_far(metrics, "accuracy", max))
+                  else _best_so_far(metrics, "accuracy", max, samples="images"))
     error = run.damage() if status == Status.DAMAGED else ""  # damaged weights or results: the row says which
     return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")),
                _named(error, run, id), report_missing=status == Status.FINISHED and run.report_missing())
@@ -179,14 +179,21 @@ def _looks(run: Run) -> tuple:
     return tuple(seen)
 
 
-def _best_so_far(metrics: list[dict], name: str, best, of: str = "") -> dict:
-    """The best epoch's validation figure of a run still training (or stopped), else its training one;
-    ``of``: what the figures are of, where not the data itself (trained_on)."""
+def _best_so_far(metrics: list[dict], name: str, best, of: str = "", samples: str = "windows") -> dict:
+    """The best epoch's validation figure of a run still training (or stopped), else the training
+    figure of its last epoch, whose weights a run without validation keeps (training figures of
+    different epochs are not comparable: with focus, epochs after the first train on the hardest
+    images only); ``of``: what the figures are of, where not the data itself (trained_on); ``samples``:
+    what the run trains on, as its figure's note names them."""
     shown = f"{name.upper()} {of}" if of else name
-    for key, label in ((f"val_{name}", f"val {shown}"), (name, f"train {shown}")):
-        values = [v for r in metrics if (v := _finite(r.get(key))) is not None]
-        if values:
-            return {"name": label, "value": best(values), "note": "best so far"}
+    values = [v for r in metrics if (v := _finite(r.get(f"val_{name}"))) is not None]
+    if values:
+        return {"name": f"val {shown}", "value": best(values), "note": "best so far"}
+    if metrics and _finite(metrics[-1].get(name)) is not None:
+        first, last = metrics[0].get("samples"), metrics[-1].get("samples")
+        hardest = isinstance(first, int) and isinstance(last, int) and last < first
+        return {"name": f"train {shown}", "value": metrics[-1][name],
+                "note": f"last epoch, on its {last:,} hardest {samples}" if hardest else "last epoch"}
     return {"name": "", "value": None, "note": ""}
 
 
