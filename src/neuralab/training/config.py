@@ -239,8 +239,8 @@ class TrainConfig:
 
 class Diverged(ParameterError):
     """Training went to infinite or NaN numbers: refused naming `lr`, the usual cause. ``epoch``
-    is the first whose training loss was not finite (the trainer stops there, every process
-    alike); ``sign`` what showed it, and ``fix`` what to do, where a caller knows better."""
+    is the first whose training or validation loss was not finite (the trainer stops there, every
+    process alike); ``sign`` what showed it, and ``fix`` what to do, where a caller knows better."""
 
     def __init__(self, lr: float, epoch: int | None = None, sign: str = "its training loss is not a finite number",
                  fix: str = "lower it"):
