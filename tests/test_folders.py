@@ -176,6 +176,7 @@ def test_runs_written_inside_the_data_folder_are_no_class_of_it(folder, capsys):
     budget = ["train", "--model", "mlp", "--data", str(folder), "--epochs", "1", "--threads", "1", "--quiet"]
     assert main([*budget, "--out", str(folder / "run1")]) == 0
     assert main([*budget, "--out", str(folder / "runs" / "run2")]) == 0  # a folder of runs
+    assert main([*budget, "--out", str(folder / "runs" / "exp" / "r1")]) == 0  # a group of them, as `runs` lists
     assert main([*budget, "--out", str(folder / "circle" / "run3")]) == 0  # inside a class
     assert main(["evaluate", str(folder / "run1")]) == 0  # the folder read again, as it was trained on
     assert "test accuracy" in capsys.readouterr().out
@@ -183,6 +184,19 @@ def test_runs_written_inside_the_data_folder_are_no_class_of_it(folder, capsys):
     (folder / "square" / "config.json").write_text('{"name": "square"}')  # a dataset's own, no run's
     data = load_image_folder(folder, val_fraction=0, test_fraction=0)
     assert data.classes == ["circle", "square", "triangle"] and len(data.train) == 30
+
+
+def test_a_run_refused_as_it_records_its_data_leaves_no_folder(folder, capsys):
+    """A run deeper in the data folder than `neuralab runs` looks makes its runs folder a class
+    with no pictures once it is made; the refusal, as the run records its data's listing, left
+    the new run's empty folder behind."""
+    from neuralab.cli import main
+
+    run = folder / "runs" / "a" / "b" / "c" / "r1"
+    assert main(["train", "--model", "mlp", "--data", str(folder), "--epochs", "1", "--threads", "1", "--quiet",
+                 "--out", str(run)]) == 2
+    assert "no pictures" in capsys.readouterr().err
+    assert not run.exists()
 
 
 def test_folder_shape_errors(tmp_path):

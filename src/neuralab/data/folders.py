@@ -46,14 +46,20 @@ def hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-def holds_a_run(folder: Path) -> bool:
+def holds_a_run(folder: Path, depth: int | None = None) -> bool:
     """Whether ``folder`` is a neuralab run (the run.lock of one being made, or a config.json
-    naming a run's kind) or a folder of runs alone: no part of a dataset. A run written inside
-    the data folder (``--data .`` with the default ./runs, ``--out DATA/run1``) was listed as a
-    class of its own, refused while the run was being made, or trained on its report's figures
-    once it was finished."""
+    naming a run's kind) or a folder of runs alone: one whose every entry but hidden ones is a
+    run or, in turn, a folder of runs, with the runs at most ``depth`` levels below ``folder``
+    (by default run_list.MAX_DEPTH, as deep as `neuralab runs FOLDER` lists them:
+    FOLDER/GROUP/SUBGROUP/RUN). Such a folder is no part of a dataset. A run written inside the data folder (``--data .`` with the default
+    ./runs, ``--out DATA/run1``, ``--out DATA/runs/GROUP/RUN``) was listed as a class of its
+    own, refused while the run was being made, or trained on its report's figures once it was
+    finished."""
     from neuralab.files import read_json
+    from neuralab.run_list import MAX_DEPTH
     from neuralab.runs import CONFIG, LOCK, Kind
+
+    depth = MAX_DEPTH if depth is None else depth
 
     def is_run(path: Path) -> bool:
         if (path / LOCK).is_file():
@@ -72,7 +78,8 @@ def holds_a_run(folder: Path) -> bool:
         inside = [entry for entry in folder.iterdir() if not hidden(entry.name)]
     except OSError:  # an unreadable folder: the listing says so
         return False
-    return bool(inside) and all(entry.is_dir() and not entry.is_symlink() and is_run(entry) for entry in inside)
+    return depth > 0 and bool(inside) and all(entry.is_dir() and not entry.is_symlink()
+                                              and holds_a_run(entry, depth - 1) for entry in inside)
 
 
 class SkippedImagesWarning(UserWarning):

@@ -205,7 +205,13 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     trainer.run_dir = run.path
     try:
         if is_main:
-            run.write_start(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data), meta, source)
+            try:
+                run.write_start(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data), meta,
+                                source)
+            except NeuralabError:  # refused before it began (its data's listing): no run, nor its folder, left
+                if not resumed:
+                    run.discard(made=fresh)
+                raise
         # a resume of a run stopped before its first checkpoint: the trainer says it starts again
         return _fit_and_finish(trainer, run, config, data, resume=resumed, verbose=verbose,
                                summary_text=summary_text, split_taken=split_taken, settings_said=said)
