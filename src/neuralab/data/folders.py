@@ -29,8 +29,8 @@ import numpy as np
 
 from neuralab.data import COLORS, ON_ERROR, TEST_FRACTION, VAL_FRACTION
 from neuralab.data.images import ImageData, Split
-from neuralab.data.pictures import (FORMAT_NAMES, MAX_SIDE, OTHER_SUFFIXES, picture_size, picture_suffixes,
-                                    read_image)
+from neuralab.data.pictures import (FORMAT_NAMES, MAX_SIDE, OTHER_SUFFIXES, has_transparency, picture_size,
+                                    picture_suffixes, read_image)
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import inside
 
@@ -289,10 +289,13 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
         if mode is None and img.ndim == 3:
             # the folder is colour: a grey picture read in one channel had its transparent pixels laid
             # on the page read_image gives one channel (black under light strokes), and predict, reading
-            # it for the colour model, laid them on white; those read so far are read again as colour
+            # it for the colour model, laid them on white; those read so far with transparency are read
+            # again as colour (any other grey picture is the same in three channels: a dataset of grey
+            # pictures with one colour one was decoded twice)
             mode = "RGB"
             for row, earlier in enumerate(kept[:-1]):
-                rows.put(row, read_image(earlier, mode, size=image_size))
+                if has_transparency(earlier):
+                    rows.put(row, read_image(earlier, mode, size=image_size))
     if skipped:
         total = len(files) + len(links)
         listed = "; ".join(f"{p} ({why})" for p, why in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")

@@ -38,6 +38,7 @@ MAX_SIDE = 1024  # pixels a side of the images a classifier takes (a dataset's, 
 # is a parser fed with untrusted bytes, and some hand the file to another program (EPS and PDF
 # to Ghostscript). Photos, scans, drawings and datasets come in these seven.
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")  # PPM: Netpbm's PGM and PPM, classic face datasets
+TRANSPARENT_MODES = ("RGBA", "RGBa", "LA", "La", "PA")  # Pillow's modes with an alpha channel
 FORMAT_NAMES = "PNG, JPEG, GIF, BMP, TIFF, WebP or PGM/PPM"
 # Pillow's signature tests that other files pass too, which name no format here: an uncompressed
 # TGA starts as a CUR does, a binary file whose first four bytes are a small number as a DIB, GBR
@@ -107,6 +108,20 @@ def picture_size(path: str | os.PathLike) -> tuple[int, int]:
         return img.size
 
 
+def has_transparency(path: str | os.PathLike) -> bool:
+    """Whether the picture at ``path`` may have transparent pixels, as its header says (an alpha
+    channel, or a PNG's or GIF's transparent colour): those ``read_image`` lays on a page that
+    depends on the mode it is read in (``_flattened``), so that only such a picture reads
+    otherwise in one channel than in three. An unreadable header says it may."""
+    from PIL import Image
+
+    try:
+        with Image.open(path, formats=FORMATS) as img:
+            return img.mode in TRANSPARENT_MODES or "transparency" in img.info
+    except Exception:  # read_image, reading it again, says what is wrong with it
+        return True
+
+
 def decode_image(data: bytes, name: str, mode: str | None = None, max_pixels: int = MAX_PIXELS,
                  size: tuple[int, int] | None = None, max_side: int = MAX_PICTURE_SIDE) -> np.ndarray:
     """A picture file's bytes already in memory (an upload), read as ``read_image`` reads a
@@ -149,7 +164,7 @@ def _decode(source: Path | io.BytesIO, name: str, mode: str | None, max_pixels: 
                 img = Image.fromarray(_to_bytes(np.asarray(img), depth))
             if mode is None:
                 mode = "L" if img.mode in ("1", "L", "LA", "La") else "RGB"
-            if img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info:
+            if img.mode in TRANSPARENT_MODES or "transparency" in img.info:
                 img = _flattened(img, mode)
             img = img.convert(mode)
             if size is not None and img.size != (size[1], size[0]):
