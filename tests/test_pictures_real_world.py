@@ -279,10 +279,27 @@ def test_the_command_leaves_out_what_pillow_warns_of(tmp_path, monkeypatch):
     assert warned(True) == []
 
 
-def test_a_photo_whose_exif_holds_a_tag_of_another_type_stands_upright(tmp_path):
-    """A tag holding text where EXIF wants a number (YPosition, a fraction), as some cameras and
-    editors write, made reading the EXIF orientation raise TypeError: a traceback from train,
-    even with --on-error skip, from predict, and HTTP 500 from the web app."""
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_photo_stands_as_its_exif_orientation_says_as_pillow_turns_it(tmp_path, orientation):
+    """Each of EXIF's eight orientations turns and flips a photo as Pillow's own exif_transpose
+    does (the table neuralab reads the tag by is its copy)."""
+    from PIL import ImageOps
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(photo(40, 30)).save(tmp_path / "camera.jpg", quality=95, exif=exif)
+    with Image.open(tmp_path / "camera.jpg") as img:
+        upright = np.asarray(ImageOps.exif_transpose(img))
+    np.testing.assert_array_equal(read_image(tmp_path / "camera.jpg"), upright)
+
+
+# A tag holding text where EXIF wants a number: YPosition (a fraction), as some cameras and
+# editors write (TypeError), or MinSampleValue (whole numbers), as a damaged file has it (struct.error)
+@pytest.mark.parametrize("tag", [0x011F, 0x0118])
+def test_a_photo_whose_exif_holds_a_tag_of_another_type_stands_upright(tmp_path, tag):
+    """A tag of an unexpected type elsewhere in the EXIF made reading its orientation raise
+    TypeError or struct.error: a traceback from train, even with --on-error skip, from predict,
+    and HTTP 500 from the web app."""
     from neuralab.data.pictures import decode_image
 
     picture = photo(40, 30)
@@ -292,7 +309,7 @@ def test_a_photo_whose_exif_holds_a_tag_of_another_type_stands_upright(tmp_path)
     Image.fromarray(picture).save(buffer, "JPEG", quality=95, exif=exif)
     data = bytearray(buffer.getvalue())
     entry = data.find(b"\x01\x0f\x00\x02")  # the make's entry: tag 010F, type 2 (text), big-endian
-    data[entry + 1] = 0x1F  # now tag 011F, YPosition, still holding the text
+    data[entry + 1] = tag & 0xFF  # now the other tag, still holding the text
     (tmp_path / "camera.jpg").write_bytes(data)
     upright = np.rot90(picture, -1)  # orientation 6: the viewer turns it a quarter clockwise
     for got in (read_image(tmp_path / "camera.jpg"), decode_image(bytes(data), "upload")):
