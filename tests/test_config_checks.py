@@ -158,6 +158,16 @@ def nothing_read(monkeypatch):
     monkeypatch.setattr(neuralab.forecasting.gradients, "measure", read)
 
 
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_train_and_compare_say_the_test_fraction_they_take(capsys, command):
+    """--test-fraction's help said nothing of its range, and 0, which the check refuses, read as "none held out"."""
+    from neuralab.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "held out for the test set, above 0 and below 1" in " ".join(capsys.readouterr().out.split())
+
+
 @pytest.mark.parametrize("argv, said", [
     (["--epochs", "0"], "--epochs 0: must be at least 1"),
     (["--batch-size", "0"], "--batch-size 0: must be at least 1"),

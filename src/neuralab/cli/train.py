@@ -53,7 +53,9 @@ def _budget(p) -> None:
                                                         "grayscale when every picture is)")
     folder.add_argument("--on-error", choices=ON_ERROR, help="a picture that cannot be read: refuse stops with its "
                                                              f"name; skip leaves it out with a warning (default {ON_ERROR[0]})")
-    folder.add_argument("--test-fraction", type=number, help=f"held out for the test set (default {TEST_FRACTION})")
+    folder.add_argument("--test-fraction", type=number,
+                        help=f"share of the pictures held out for the test set, above 0 and below 1 "
+                             f"(default {TEST_FRACTION})")
     p.add_argument("--patience", type=whole_number, help=f"early stopping patience in epochs (default {d.patience} = off)")
     p.add_argument("--monitor", choices=MONITORS["classification"], help=f"default {d.monitor}")
     p.add_argument("--device", default=d.device, choices=DEVICES, help=f"(default {d.device})")
