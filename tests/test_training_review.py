@@ -5,6 +5,7 @@ Python, and two forecast pages' wording."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 from starlette.testclient import TestClient
 
 from helpers import TORCHRUN, digits_folder, idx_subset
@@ -95,14 +97,15 @@ def test_the_trainer_itself_stops_at_the_first_epoch_whose_loss_is_not_finite(ti
 
 
 def test_weights_that_go_to_nan_in_an_epochs_last_steps_are_refused_by_the_validation_loss(tmp_path, capsys):
-    """Plain SGD at lr 1e9 on the digits: the epoch's training loss is still finite, the weights it
-    ends with are not. Before, the run finished, its test accuracy that of NaN weights."""
+    """Plain SGD at lr 1e9 on the digits: the weights go to numbers no float holds, seen by the
+    validation loss of the epoch they do or the training loss of the next. Before, the run
+    finished, naming as its best an epoch whose validation loss was NaN."""
     data = digits_folder(tmp_path / "digits", 300)
     code = main(["train", "--model", "mlp", "--data", str(data), "--epochs", "2", "--lr", "1e9", "--optimizer", "sgd",
                  "--quiet", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2 and re.fullmatch(r"neuralab: error: --lr 1000000000\.0: training diverged at epoch \d \(its "
-                                      r"validation loss is not a finite number\); lower it\n", err), err
+                                      r"(training|validation) loss is not a finite number\); lower it\n", err), err
     assert not (tmp_path / "run").exists()
 
 
@@ -120,6 +123,27 @@ def test_an_epoch_whose_validation_loss_is_not_a_number_is_never_the_best(tiny_f
             improved.append(trainer._improved())
         best = max(e for e, i in enumerate(improved, 1) if i)
         assert (improved, trainer.best_epoch()) == (kept, best)
+
+
+def test_a_validation_target_whose_error_overflows_is_no_divergence_and_early_stopping_ranks_alike():
+    """Finite weights whose validation loss is not finite (one target of 1e20, a unit slip: its
+    square overflows float32) train on, never naming that epoch the best: no divergence to
+    lower lr for, which would not help, nor a removed run. EarlyStopping ranks such an epoch
+    last as the trainer does, so both name the same best epoch."""
+    from neuralab.training.callbacks import EarlyStopping
+
+    torch.manual_seed(0)
+    x, xv = torch.randn(200, 4), torch.randn(20, 4)
+    yv = xv.sum(1, keepdim=True)
+    yv[0] = 1e20
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    trainer = Trainer(model, TrainConfig(epochs=3, device="cpu", loss="mse", lr=1e-3), verbose=False)
+    history = trainer.fit(x, x.sum(1, keepdim=True), val=(xv, yv))
+    assert len(history) == 3 and all(math.isinf(r["val_loss"]) for r in history)
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    nan = float("nan")
+    trainer.history = [{"epoch": 1, "val_loss": nan}, {"epoch": 2, "val_loss": 0.5}, {"epoch": 3, "val_loss": 0.6}]
+    assert trainer.best_epoch() == EarlyStopping(patience=2)._best(trainer) == 2
 
 
 def test_two_processes_stop_together_when_training_diverges(tiny_fashion, tmp_path):

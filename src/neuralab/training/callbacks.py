@@ -16,6 +16,8 @@ them (the records are: each holds the metrics over every process's share).
 
 from __future__ import annotations
 
+import math
+
 import warnings
 from typing import Iterable
 
@@ -88,8 +90,15 @@ class EarlyStopping(Callback):
         """The first epoch of the best value of the metric watched (one epoch reports it at least)."""
         monitor = self.monitor or trainer.config.monitor
         sign = -1 if monitor.endswith("accuracy") else 1
-        scored = [(sign * r[monitor], r["epoch"]) for r in trainer.history if r.get(monitor) is not None]
+        scored = [(ranked(sign * r[monitor]), r["epoch"]) for r in trainer.history if r.get(monitor) is not None]
         return min(scored, key=lambda s: s[0])[1]
+
+
+def ranked(score: float) -> float:
+    """A monitored score (lower is better) as epochs are ranked by it: one that is not a finite
+    number is never the best (NaN compares false with everything, and so took the best place
+    wherever it came first). The trainer's best epoch and EarlyStopping's alike."""
+    return score if math.isfinite(score) else math.inf
 
 
 class Checkpoint(Callback):

@@ -37,7 +37,7 @@ from neuralab.errors import NeuralabError, ParameterError, Shown, out_of_memory
 from neuralab.files import WriteError, atomic_write, signals_held
 from neuralab.models.fast import accelerate
 from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Run, not_written
-from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, checked_callbacks, overrides
+from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, checked_callbacks, overrides, ranked
 from neuralab.training.checkpoint import (check_fits, load_checkpoint, load_tensors, save_checkpoint, save_tensors,
                                           save_weights, unwrap)
 from neuralab.training.compile import (LOSS_EACH, OptimizerFactory, aligned, check_given, lr_factor, make_optimizer,
@@ -276,8 +276,11 @@ class Trainer:
                         where = "in the validation pass"
                         record.update({f"val_{k}": v for k, v in self._evaluate(*val, (epoch, where)).items()})
                         # weights that went to NaN in the epoch's last steps show only here; every process
-                        # validates on the same rows, so all of them stop alike
-                        if not math.isfinite(record["val_loss"]):
+                        # validates on the same rows, so all of them stop alike. Finite weights with a loss
+                        # that is not (a target of 1e20, whose square overflows) are no divergence: the
+                        # epoch is never the best (ranked), and the run goes on
+                        if not math.isfinite(record["val_loss"]) and not all(
+                                bool(torch.isfinite(p).all()) for p in model.parameters()):
                             raise Diverged(cfg.lr, epoch, "its validation loss is not a finite number")
                     record["elapsed"] = time.perf_counter() - t0
                     self.history.append(record)
@@ -608,8 +611,8 @@ class Trainer:
         # A tie is no improvement, as in Keras's checkpoint and in EarlyStopping: the weights kept
         # are the first best epoch's, the one best_epoch() names.
         scores = [self._monitored(r) for r in self.history]
-        earlier = [_ranked(s) for s in scores[:-1] if s is not None]
-        return scores[-1] is None or not earlier or _ranked(scores[-1]) < min(earlier)
+        earlier = [ranked(s) for s in scores[:-1] if s is not None]
+        return scores[-1] is None or not earlier or ranked(scores[-1]) < min(earlier)
 
     def _tied(self, epoch, best: int) -> bool:
         """Whether ``epoch`` of the history scored as its ``best`` did, a later epoch: runs saved
@@ -624,7 +627,7 @@ class Trainer:
             return 0
         if scores[-1] is None:
             return self.history[-1]["epoch"]
-        return self.history[int(np.argmin([_ranked(s) for s in scores]))]["epoch"]
+        return self.history[int(np.argmin([ranked(s) for s in scores]))]["epoch"]
 
     # Every epoch writes, in this order: last.safetensors (the commit point: the whole state and
     # history), metrics.jsonl, then, when the epoch is the best so far, best.safetensors and
@@ -693,12 +696,6 @@ class Trainer:
                 save_tensors(weights, self.best_state, {**self.model_meta, "epoch": best})
         self._write_metrics()
         return meta
-
-
-def _ranked(score: float) -> float:
-    """A monitored score as epochs are ranked by it: one that is not a finite number is never
-    the best (NaN compares false with everything, and so took the best place wherever it came first)."""
-    return score if math.isfinite(score) else math.inf
 
 
 def nchw(x: torch.Tensor) -> torch.Tensor:
