@@ -185,12 +185,12 @@ def cells(light_field: bool, n: int, rng) -> np.ndarray:
 
 def test_auto_never_inverts_a_picture_like_the_models_own_training_pictures():
     """A one-channel model trained mostly on light cells on a dark field (its mean 0.27, as
-    MNIST-like as its mean tells) and partly on dark cells on a light one takes the latter as
-    they are: inverted, they look like the other class."""
+    MNIST-like as its mean tells) and, in another class, on dark cells on a light one takes the
+    latter as they are: inverted, they look like the other class."""
     rng = np.random.default_rng(3)
     dense, sparse = cells(True, 20, rng), cells(False, 60, rng)
-    pre = Preprocess.fit(np.concatenate([dense, sparse])[:, None])
-    assert pre.expects_light_on_dark() and pre.light_borders == 0.25
+    pre = Preprocess.fit(np.concatenate([dense, sparse])[:, None], np.repeat([0, 1], [20, 60]))
+    assert pre.expects_light_on_dark() and pre.light_borders == [1.0, 0.0]
     assert [pre.inverts(p) for p in cells(True, 10, rng)] == [False] * 10
     assert not any(pre.inverts(p) for p in cells(False, 10, rng))
     assert all(pre.inverts(p, "yes") for p in dense[:3])  # asked, as ever
@@ -198,16 +198,59 @@ def test_auto_never_inverts_a_picture_like_the_models_own_training_pictures():
 
 def test_auto_still_inverts_a_picture_on_paper_for_a_model_trained_on_fashion_mnist(fashion_mnist, boot):
     on_paper, as_drawn = boot
-    pre = Preprocess.fit(read_idx(file_in(fashion_mnist, "train-images-idx3-ubyte.gz"))[:, None])
-    assert pre.light_borders == 0.0
+    pre = Preprocess.fit(read_idx(file_in(fashion_mnist, "train-images-idx3-ubyte.gz"))[:, None],
+                         read_idx(file_in(fashion_mnist, "train-labels-idx1-ubyte.gz")))
+    assert pre.light_borders == [0.0] * 10
     assert pre.inverts(np.asarray(Image.open(on_paper))) and not pre.inverts(np.asarray(Image.open(as_drawn)))
+
+
+def on_paper(digits: np.ndarray, rng) -> np.ndarray:
+    """MNIST digits photographed on paper: dark ink on light grey paper, with the camera's noise."""
+    return np.clip(225 - digits * 0.8 + rng.integers(-12, 12, digits.shape), 0, 255).astype(np.uint8)
+
+
+def test_auto_still_inverts_a_picture_on_paper_for_mnist_with_a_few_photos_on_paper_among_its_digits(mnist):
+    """A learner's folder of 2,000 MNIST digits and 30 of their own on paper (1.5 %, a few in
+    each class): the model is MNIST's kind still, and a digit on paper is inverted for it."""
+    rng = np.random.default_rng(0)
+    x = read_idx(file_in(mnist, "train-images-idx3-ubyte.gz"))[:2200]
+    y = read_idx(file_in(mnist, "train-labels-idx1-ubyte.gz"))[:2200]
+    folder = np.concatenate([x[:2000], on_paper(x[2000:2030], rng)])[:, None]
+    pre = Preprocess.fit(folder, y[:2030])
+    assert 0 < max(pre.light_borders) < 0.5 and pre.expects_light_on_dark()
+    assert all(pre.inverts(p) for p in on_paper(x[2030:2200], rng))
+    assert not any(pre.inverts(p) for p in x[2030:2200])
+
+
+def test_a_large_folder_in_class_order_is_counted_over_every_class():
+    """A folder's training images come sorted by class: 22,000 of light cells on a dark field,
+    then 4,000 of dark cells on a light one; the last class counts as much as the first."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([np.tile(cells(False, 100, rng), (220, 1, 1)), np.tile(cells(True, 100, rng), (40, 1, 1))])
+    y = np.repeat([0, 1], [22_000, 4_000])
+    pre = Preprocess.fit(x[:, None], y)
+    assert pre.light_borders == [0.0, 1.0]
+    assert not pre.inverts(cells(True, 1, rng)[0])
+    np.testing.assert_allclose(pre.mean, [x.mean() / 255], atol=2e-3)  # not the first class's alone
+
+
+def test_without_labels_the_share_of_all_training_pictures_tells():
+    rng = np.random.default_rng(4)
+    mostly = Preprocess.fit(np.concatenate([cells(True, 60, rng), cells(False, 20, rng)])[:, None])
+    assert mostly.light_borders == [0.75] and not mostly.inverts(cells(True, 1, rng)[0])
+    few = Preprocess.fit(np.concatenate([cells(True, 20, rng), cells(False, 60, rng)])[:, None])
+    assert few.light_borders == [0.25] and few.inverts(cells(True, 1, rng)[0])
 
 
 def test_a_run_that_kept_no_share_of_light_borders_keeps_the_rule_of_its_mean():
     rng = np.random.default_rng(4)
-    pre = Preprocess.fit(np.concatenate([cells(True, 20, rng), cells(False, 60, rng)])[:, None])
+    pre = Preprocess.fit(np.concatenate([cells(True, 20, rng), cells(False, 60, rng)])[:, None],
+                         np.repeat([0, 1], [20, 60]))
     kept = pre.stored()
     assert Preprocess(pre.input_shape, **kept) == pre
+    # model.json of a run that recorded one share of all its training pictures: today's rule on it
+    assert Preprocess(pre.input_shape, **{**kept, "light_borders": 0.25}).inverts(cells(True, 1, rng)[0])
+    assert not Preprocess(pre.input_shape, **{**kept, "light_borders": 0.75}).inverts(cells(True, 1, rng)[0])
     del kept["light_borders"]  # model.json of a run trained before it was recorded
     old = Preprocess(pre.input_shape, **kept)
     assert old.light_borders is None and old.inverts(cells(True, 1, rng)[0])
@@ -241,4 +284,4 @@ def test_predict_and_the_web_app_take_a_run_s_own_kind_of_picture_as_it_is(micro
     web = r.json()["top"]
     np.testing.assert_allclose([t["probability"] for t in web], [t["probability"] for t in row["top"][:len(web)]],
                                atol=2e-3)
-    assert json.loads((run / "model.json").read_text())["preprocess"]["light_borders"] == 0.25
+    assert json.loads((run / "model.json").read_text())["preprocess"]["light_borders"] == [1.0, 0.0]

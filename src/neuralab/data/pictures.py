@@ -52,8 +52,8 @@ HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b
 # as it loses its notes.txt
 OTHER_SUFFIXES = frozenset({".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".psd", ".tga", ".svg", ".ico"})
 # How a picture's polarity is taken for a classifier: "auto" inverts one drawn dark on light
-# (looks_dark_on_light) for a model trained on light-on-dark pictures, MNIST's way, none of them
-# drawn so (Preprocess.inverts); "yes" inverts every picture, "no" none
+# (looks_dark_on_light) for a model trained on light-on-dark pictures, MNIST's way, no class of
+# them mostly drawn so (Preprocess.inverts); "yes" inverts every picture, "no" none
 INVERT = ("auto", "yes", "no")
 
 

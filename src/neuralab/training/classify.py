@@ -173,7 +173,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     if data is None:
         data = load_image_data(config.data, config.data_dir, **config.data_options)
     check_data(data)
-    pre = _keras_inputs(source, data.input_shape) or Preprocess.fit(data.train.x)
+    pre = _keras_inputs(source, data.input_shape) or Preprocess.fit(data.train.x, data.train.y)
     seed_everything(config.train.seed)
     model = source.classifier(data.input_shape, len(data.classes), config.model_options, pre(data.train.x[:2]))
     meta = classifier_meta(source.architecture, data.classes, pre, count_parameters(model), source.record(),

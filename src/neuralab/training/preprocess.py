@@ -1,5 +1,5 @@
 """What a classifier run does to pictures before its model: ``Preprocess`` keeps the training
-images' per-channel mean and std and how many of them have a light border (stored with the
+images' per-channel mean and std and how many of each class's have a light border (stored with the
 model, in model.json: ``stored``) and turns uint8 pixels into the normalised floats the model
 takes; it also says whether a picture is to be inverted for a model trained on light-on-dark
 pictures (``inverts``, ``invert_choice``). ``pixels``
@@ -19,9 +19,13 @@ import torch
 from neuralab.errors import ParameterError
 from neuralab.training.trainer import nchw
 
-# The share of a model's training pictures with a light border from which a picture with one is
-# taken as it is by "auto": a few odd ones in a folder of MNIST-like pictures are not the model's way
-LIGHT_BORDERS_SEEN = 0.01
+# Training pictures are counted from an evenly spaced sample of at most this many: start-up
+# stays short on a large set, and a folder's, sorted by class, is counted over every class
+SAMPLE = 20_000
+# The share of a class's training pictures with a light border from which a picture with one is
+# the model's own kind, taken as it is by "auto": microscopy's class of dark cells on a light field
+# has them all; a few photos on paper among MNIST-like digits leave each class far below
+MOSTLY = 0.5
 
 
 @dataclass
@@ -30,21 +34,29 @@ class Preprocess:
     input_shape: tuple[int, int, int]  # (C, H, W)
     mean: list[float]
     std: list[float]
-    # The share of the training images with a light border (pictures.light_bordered); None where
-    # it was not recorded: a run trained before it was, a Keras model's raw pixels
-    light_borders: float | None = None
+    # The share of each class's training images with a light border (pictures.light_bordered), in
+    # the order of the labels; one share of them all where fit had no labels, or as runs recorded
+    # it before it was per class; None where it was not recorded: a run trained before it was, a
+    # Keras model's raw pixels
+    light_borders: list[float] | float | None = None
     _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # device -> (mean, std)
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> "Preprocess":
+    def fit(cls, x: np.ndarray, y: np.ndarray | None = None) -> "Preprocess":
         """Per-channel mean and std of the training images (N, C, H, W) uint8, on [0, 1], and the
-        share of them with a light border."""
+        share of each class's images with a light border, by their labels ``y`` (N,), or of them
+        all without labels."""
         from neuralab.data.pictures import light_bordered
 
         if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or not len(x):
             raise ParameterError("x", described(x), "give the training images as uint8 pixels (0-255) of "
                                                      "(N, C, H, W), at least one, as load_image_data gives them")
-        sample = x[: 20_000]
+        if y is not None and not (isinstance(y, np.ndarray) and y.shape == (len(x),)
+                                  and np.issubdtype(y.dtype, np.integer) and y.min() >= 0):
+            raise ParameterError("y", described(y), f"give the {len(x)} training labels as whole numbers from 0, "
+                                                     "one per image, as load_image_data gives them, or None")
+        step = -(-len(x) // SAMPLE)
+        sample = x[::step]
         # From each channel's histogram of the 256 levels: the same mean and std as over the
         # pixels in float64, without a float copy of the images (0.5 s on MNIST, start-up).
         # torch counts uint8 as it is; NumPy's bincount first widens it to int64 (0.2 s).
@@ -54,12 +66,17 @@ class Preprocess:
         n = counts.sum(1)
         mean = counts @ levels / n
         std = np.sqrt((counts * (levels - mean[:, None]) ** 2).sum(1) / n)
-        return cls(tuple(x.shape[1:]), mean.tolist(), np.maximum(std, 1e-3).tolist(),
-                   float(light_bordered(sample).mean()))
+        light = light_bordered(sample)
+        if y is None:
+            shares = [float(light.mean())]
+        else:
+            labels = y[::step].astype(np.int64)
+            shares = (np.bincount(labels, weights=light) / np.maximum(np.bincount(labels), 1)).tolist()
+        return cls(tuple(x.shape[1:]), mean.tolist(), np.maximum(std, 1e-3).tolist(), shares)
 
     def stored(self) -> dict:
         """What model.json keeps of it under "preprocess", which ``Preprocess(input_shape, **stored)``
-        takes back: the mean and std, and the share of light borders where it is known."""
+        takes back: the mean and std, and the shares of light borders where they are known."""
         kept = {"mean": self.mean, "std": self.std}
         if self.light_borders is not None:
             kept["light_borders"] = self.light_borders
@@ -91,8 +108,8 @@ class Preprocess:
     def inverts(self, picture: np.ndarray, invert: str | bool = "auto") -> bool:
         """Whether ``picture`` (H, W) or (H, W, 3) uint8 is to be inverted for this model: with
         ``invert`` "auto" where it is drawn dark on light (``looks_dark_on_light``), the model
-        expects light on dark (``expects_light_on_dark``) and its training pictures were not drawn
-        so too (``saw_light_borders``); always with "yes", never with "no". True and False are
+        expects light on dark (``expects_light_on_dark``) and no class of its training pictures
+        was mostly drawn so too (``saw_light_borders``); always with "yes", never with "no". True and False are
         "yes" and "no". The one rule for `neuralab predict`'s note and the web app's "auto"."""
         from neuralab.data.pictures import looks_dark_on_light
 
@@ -102,12 +119,17 @@ class Preprocess:
         return self.expects_light_on_dark() and not self.saw_light_borders() and looks_dark_on_light(picture)
 
     def saw_light_borders(self) -> bool:
-        """Whether at least LIGHT_BORDERS_SEEN of the training pictures had a light border: a picture
+        """Whether MOSTLY or more of some class's training pictures had a light border: a picture
         with one is then like those the model learnt from, not a drawing on paper for an MNIST-like
-        model (one-channel microscopy, dark cells on a light field among light ones on a dark
-        one). MNIST and Fashion-MNIST have none. Where it was not recorded, the training mean alone
-        decides (``expects_light_on_dark``), as it did before it was."""
-        return self.light_borders is not None and self.light_borders >= LIGHT_BORDERS_SEEN
+        model (one-channel microscopy, dark cells on a light field in one class, light ones on a
+        dark one in another). MNIST and Fashion-MNIST have none, a few photos on paper among
+        MNIST-like digits far fewer. A share of them all (fit without labels, a run recorded before
+        it was per class) tells where it is MOSTLY or more. Where none was recorded, the training
+        mean alone decides (``expects_light_on_dark``), as it did before it was."""
+        shares = self.light_borders
+        if shares is None:
+            return False
+        return max(shares if isinstance(shares, list) else [shares]) >= MOSTLY
 
 
 def invert_choice(invert) -> str:

@@ -238,10 +238,12 @@ def checked_meta(run: Run) -> dict:
     if not isinstance(pre, dict) or not {"mean", "std"} <= set(pre) <= {"mean", "std", "light_borders"}:
         raise bad("preprocess", "must hold exactly 'mean' and 'std', and 'light_borders' where it was recorded, found "
                                 f"{sorted(pre) if isinstance(pre, dict) else pre!r}")
-    share = pre.get("light_borders", 0.0)
-    if type(share) not in (int, float) or not 0 <= share <= 1:
-        raise bad("preprocess.light_borders", f"is {share!r}; expected the share of the training pictures with a "
-                                              "light border, from 0 to 1")
+    shares = pre.get("light_borders", 0.0)
+    # a share of all the training pictures is how runs recorded it before it was per class
+    listed = shares if isinstance(shares, list) else [shares]
+    if not (0 < len(listed) <= k and all(type(v) in (int, float) and 0 <= v <= 1 for v in listed)):
+        raise bad("preprocess.light_borders", f"is {shares!r}; expected the share of each class's training pictures "
+                                              f"with a light border, from 0 to 1: a list of at most {k} (num_classes)")
     for key in ("mean", "std"):
         values = pre[key]
         if not (isinstance(values, list) and len(values) == shape[0]
