@@ -10,6 +10,8 @@ scikit-learn's handwritten digits drawn dark on light."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -285,3 +287,18 @@ def test_predict_and_the_web_app_take_a_run_s_own_kind_of_picture_as_it_is(micro
     np.testing.assert_allclose([t["probability"] for t in web], [t["probability"] for t in row["top"][:len(web)]],
                                atol=2e-3)
     assert json.loads((run / "model.json").read_text())["preprocess"]["light_borders"] == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("written, said", [("null", "null or not a number"), ("NaN", "null or not a number"),
+                                           ("Infinity", "null or not a number"), ("1e999", "Infinity"), ('"0.5"', '"0.5"'),
+                                           ("[0.2, 0.3, 0.4]", "[0.2, 0.3, 0.4]"), ("[0.5, NaN]", "[0.5, null]")])
+def test_a_run_s_model_json_with_a_share_of_light_borders_out_of_bounds_is_refused_in_its_words(
+        micro_run, tmp_path, capsys, written, said):
+    run, root = micro_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    meta = (copy / "model.json").read_text()
+    (copy / "model.json").write_text(re.sub(r'"light_borders": \[[^]]*\]', f'"light_borders": {written}', meta))
+    assert main(["predict", str(copy), str(root / "dense" / "0.png")]) == 2
+    err = capsys.readouterr().err
+    assert f"field 'preprocess.light_borders' is {said}; expected" in err and err.count("\n") == 1

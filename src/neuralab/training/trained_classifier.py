@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import numbers
 import os
 from dataclasses import dataclass
@@ -242,7 +243,11 @@ def checked_meta(run: Run) -> dict:
     # a share of all the training pictures is how runs recorded it before it was per class
     listed = shares if isinstance(shares, list) else [shares]
     if not (0 < len(listed) <= k and all(type(v) in (int, float) and 0 <= v <= 1 for v in listed)):
-        raise bad("preprocess.light_borders", f"is {shares!r}; expected the share of each class's training pictures "
+        said = json.dumps(shares)  # as JSON spells it: null, "0.5", [0.2, null]
+        said = said if len(said) <= 60 else said[:57] + "..."
+        if shares is None:  # NaN and Infinity in the file are read as null
+            said += " or not a number"
+        raise bad("preprocess.light_borders", f"is {said}; expected the share of each class's training pictures "
                                               f"with a light border, from 0 to 1: a list of at most {k} (num_classes)")
     for key in ("mean", "std"):
         values = pre[key]
