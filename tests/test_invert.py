@@ -258,6 +258,13 @@ def test_a_run_that_kept_no_share_of_light_borders_keeps_the_rule_of_its_mean():
     assert old.light_borders is None and old.inverts(cells(True, 1, rng)[0])
 
 
+@pytest.mark.parametrize("shares", ["0.5", float("nan"), 1.5, -0.1, True, [], [0.2, None]])
+def test_preprocess_refuses_light_borders_that_are_no_share_from_0_to_1(shares):
+    with pytest.raises(ParameterError) as e:
+        Preprocess((1, 28, 28), [0.1], [0.3], light_borders=shares)
+    assert e.value.parameter == "light_borders" and "from 0 to 1" in str(e.value)
+
+
 @pytest.fixture(scope="module")
 def micro_run(tmp_path_factory):
     """An MLP trained for one epoch on one-channel microscopy-like pictures: 60 of light cells on a

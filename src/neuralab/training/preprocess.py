@@ -41,6 +41,17 @@ class Preprocess:
     light_borders: list[float] | float | None = None
     _stats: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # device -> (mean, std)
 
+    def __post_init__(self):
+        shares = self.light_borders
+        if shares is None:
+            return
+        listed = shares if isinstance(shares, list) else [shares]
+        if not listed or not all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+                                 and 0 <= v <= 1 for v in listed):
+            raise ParameterError("light_borders", shares, "give the share of the training pictures with a light "
+                                                          "border, from 0 to 1, or a list of them, one per class "
+                                                          "(Preprocess.fit), or None")
+
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray | None = None) -> "Preprocess":
         """Per-channel mean and std of the training images (N, C, H, W) uint8, on [0, 1], and the
