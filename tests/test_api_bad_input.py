@@ -295,6 +295,28 @@ def test_a_regressions_forward_that_squeezes_its_one_output_is_scored_against_a_
         assert histories[0] == histories[1], (task, loss)
 
 
+def test_whole_numbers_against_a_forward_that_squeezes_its_one_output_are_told_to_be_floats(tensors):
+    """Whole numbers (ages, counts) under mse, mae or huber for a forward's .squeeze(-1), (N,): the model
+    was taken for one that gives no outputs to count, and the first step failed in the accuracy with a
+    raw IndexError; evaluate failed so too."""
+    class Squeezed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.out = nn.Linear(64, 1)
+
+        def forward(self, x):
+            return self.out(x.flatten(1)).squeeze(-1)
+
+    x, y = tensors
+    for loss in ("mse", "mae", "huber"):
+        message = refused(lambda: Trainer(Squeezed(), config(loss=loss), verbose=False).fit(x, y), "y")
+        assert message.startswith(f"y='int64 of ({len(x)},)': whole numbers") and message.endswith("give y.float()")
+        trainer = Trainer(Squeezed(), config(loss=loss), verbose=False)
+        assert "mae" in trainer.fit(x, y.float())[-1]
+        assert refused(lambda: trainer.evaluate(x, y), "y").endswith("give y.float()")
+
+
 # --- Classifier -------------------------------------------------------------------------------
 
 def test_class_names_that_a_sequentials_last_layer_does_not_give_are_refused_when_made(digits):

@@ -444,7 +444,7 @@ class Trainer:
     def _outputs(self, x: torch.Tensor, name: str) -> int | None:
         """How many outputs (classes) a classifier gives, from its forward on ``x``'s first sample (one
         of zeros where ``x`` has no rows) in eval mode, the random state kept; None where the loss takes
-        no class numbers (a forecaster's, mse), or where no (N, outputs) tensor comes back.
+        no class numbers (a forecaster's), or where no tensor of outputs comes back (``_classes``).
         Inputs the model cannot take are refused naming ``name``: where a neuralab architecture's first
         step would fail with a raw PyTorch error. A user's forward that fails is left to check_model."""
         if not self._classifies:
@@ -464,8 +464,18 @@ class Trainer:
             return None
         finally:
             model.train(was_training)
-        out = getattr(out, "logits", out)
-        return out.shape[1] if isinstance(out, torch.Tensor) and out.dim() >= 2 else None
+        return self._classes(getattr(out, "logits", out))
+
+    def _classes(self, out) -> int | None:
+        """How many outputs (classes) a classifier's ``out`` gives each sample, None where no tensor
+        of outputs (N, outputs) comes back. A forward's .squeeze(-1) that leaves one value per sample
+        (N,) gives one output to mse, mae and huber, as ``aligned`` scores it: where it gave none,
+        whole numbers went unchecked to the first step's accuracy (``_correct``), a raw IndexError."""
+        if not self._classifies or not isinstance(out, torch.Tensor):
+            return None
+        if out.dim() == 1 and self.config.loss in REGRESSION_LOSSES:
+            return 1
+        return out.shape[1] if out.dim() >= 2 else None
 
     def _train_epoch(self, model, optimizer, scheduler, order, x, y, epoch, progress) -> dict:
         cfg, dist, scaler = self.config, self.dist, self._scaler
@@ -556,7 +566,7 @@ class Trainer:
         """Mean loss and metrics of outputs already computed (``predict``'s) against ``y``:
         ``evaluate`` without running the model again."""
         y = labels(y, "y", self._classifies, self.config.loss)
-        check_classes(y, "y", out.shape[1] if self._classifies and out.dim() >= 2 else None, self.config.loss)
+        check_classes(y, "y", self._classes(out), self.config.loss)
         y = y.to(out.device)
         n, task = max(1, len(out)), self.scoring(y)
         sums = task.metric_sums(out, y)
