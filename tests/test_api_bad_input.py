@@ -181,6 +181,25 @@ def test_one_hot_rows_under_mse_mae_and_huber_are_scored_as_their_class_numbers_
         assert trainer.evaluate(x, rows)["loss"] == pytest.approx(float(F.mse_loss(probabilities, rows)), rel=1e-5)
 
 
+def test_one_hot_rows_of_bools_train_as_one_hot_rows_of_whole_numbers(tensors):
+    """F.one_hot(...).bool() under mse, mae, huber or categorical_crossentropy: the first step failed in
+    the accuracy (argmax takes no bools), and the default loss's refusal told y.argmax(1), which fails
+    on bools too."""
+    x, y = tensors
+    rows = F.one_hot(y, 10)
+    for loss in ("mse", "mae", "huber", "categorical_crossentropy"):
+        histories = []
+        for targets in (rows, rows.bool()):
+            trainer = Trainer(mlp(), config(loss=loss), verbose=False)
+            histories.append([{k: r[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+                              for r in trainer.fit(x, targets, val=(x, targets))])
+            assert trainer.evaluate(x, targets)["accuracy"] == histories[-1][-1]["val_accuracy"]
+        assert histories[0] == histories[1], loss
+    message = refused(lambda: Trainer(mlp(), config(), verbose=False).fit(x, rows.bool()), "y")
+    assert message == f"y='bool of ({len(x)}, 10)': one-hot rows: give one class number per row, e.g. y.long().argmax(1)"
+    assert torch.equal(rows.bool().long().argmax(1), y)
+
+
 
 def test_one_value_per_sample_for_mse_is_a_regression_shaped_to_the_output_and_scored_by_mae(tensors):
     """A float target per sample, (N,) as (N, 1), is fitted by one output: it was broadcast against

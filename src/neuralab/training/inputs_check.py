@@ -101,14 +101,17 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
     if not classifies:
         return y
     regression = loss in REGRESSION_LOSSES
+    given = str(y.dtype).removeprefix("torch.")
+    if y.dtype == torch.bool:  # whole numbers, as one-hot rows too: argmax and one_hot take no bools
+        y = y.long()
     if y.dim() == 2 and not (y.is_floating_point() or y.is_complex() or regression) and (
             y.shape[1] == 1 or loss is None):
         # Rows of whole numbers: a column of class numbers, which no cross-entropy takes, or one-hot
         # rows, which the task's own (F.cross_entropy) takes only as floats; both would fail in the
         # first step, where the error reads as the model's
-        what, how = ("a column", f"{name}.view(-1)") if y.shape[1] == 1 else ("one-hot rows", f"{name}.argmax(1)")
-        raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
-                             f"{what}: give one class number per row, e.g. {how}")
+        how = f"{name}.long().argmax(1)" if given == "bool" else f"{name}.argmax(1)"
+        what, how = ("a column", f"{name}.view(-1)") if y.shape[1] == 1 else ("one-hot rows", how)
+        raise ParameterError(name, f"{given} of {tuple(y.shape)}", f"{what}: give one class number per row, e.g. {how}")
     if regression and not (y.is_floating_point() or y.is_complex()) and (
             y.dim() > 2 or y.dim() == 2 and (y.shape[1] == 1 or not _class_probabilities(y))):
         # Whole numbers are labels, class numbers (N,) or one-hot rows, which mse, mae and huber score
@@ -116,7 +119,7 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
         # of nothing (a one-class argmax, 100%)
         column = y.dim() == 2 and y.shape[1] == 1
         what = "a column of whole numbers" if column else "whole numbers that are not one-hot rows"
-        raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
+        raise ParameterError(name, f"{given} of {tuple(y.shape)}",
                              f"{what}, which {loss} takes for labels: values to regress are floats, give {name}.float()"
                              + (f"; class numbers go one per row, {name}.view(-1)" if column else ""))
     if y.dim() == 2 and y.shape[1] == 1 and y.is_floating_point() and not regression:
