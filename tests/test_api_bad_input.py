@@ -244,12 +244,22 @@ def test_whole_numbers_under_mse_mae_and_huber_are_labels_and_values_to_regress_
                                       "y")
         assert "val[1].float()" in refused(lambda: Trainer(one(), config(loss=loss), verbose=False).fit(
             x, value, val=(x, y[:, None])), "val[1]")
-        assert refused(lambda: Trainer(one(), config(loss=loss), verbose=False).fit(x, value, val=(x, y)), "val") \
-            .endswith("give validation targets of the form y has")
-        assert refused(lambda: Trainer(mlp(), config(loss=loss), verbose=False).fit(x, y, val=(x, value)), "val") \
-            .startswith(f"val='float32 of ({len(x)}, 1)': {loss} takes its targets for values to regress")
+        assert refused(lambda: Trainer(one(), config(loss=loss), verbose=False).fit(x, value, val=(x, y)), "val[1]") \
+            .endswith("give val[1].float()")
+        message = refused(lambda: Trainer(mlp(), config(loss=loss), verbose=False).fit(x, y, val=(x, value)), "val[1]")
+        assert message.startswith(f"val[1]='float32 of ({len(x)}, 1)': {loss} takes its targets for values to regress")
+        assert message.endswith("give val[1].view(-1).long()")
         history = Trainer(one(), config(loss=loss), verbose=False).fit(x, y[:, None].float(), val=(x, value))
         assert "mae" in history[-1] and "accuracy" not in history[-1] and "val_accuracy" not in history[-1]
+
+    # the dtype the user gave, not the int64 that bools and int32 are taken as; a column's first way out is
+    # the one a model of several outputs takes
+    for given in (y.bool() | (y > 4), y.int()):
+        message = refused(lambda: Trainer(one(), config(loss="mse"), verbose=False).fit(x, given), "y")
+        assert message.startswith(f"y='{str(given.dtype).removeprefix('torch.')} of ({len(x)},)': whole numbers")
+    message = refused(lambda: Trainer(mlp(), config(loss="mse"), verbose=False).fit(x, y[:, None].to(torch.uint8)), "y")
+    assert message.endswith("class numbers go one per row, give y.view(-1); values to regress are floats, give y.float()")
+    assert "accuracy" in Trainer(mlp(), config(loss="mse"), verbose=False).fit(x, y[:, None].to(torch.uint8).view(-1))[-1]
 
 
 def test_a_column_of_float_class_numbers_under_a_cross_entropy_is_told_to_be_class_numbers(tensors):

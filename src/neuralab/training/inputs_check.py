@@ -120,8 +120,9 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
         column = y.dim() == 2 and y.shape[1] == 1
         what = "a column of whole numbers" if column else "whole numbers that are not one-hot rows"
         raise ParameterError(name, f"{given} of {tuple(y.shape)}",
-                             f"{what}, which {loss} takes for labels: values to regress are floats, give {name}.float()"
-                             + (f"; class numbers go one per row, {name}.view(-1)" if column else ""))
+                             f"{what}, which {loss} takes for labels: "
+                             + (f"class numbers go one per row, give {name}.view(-1); " if column else "")
+                             + f"values to regress are floats, give {name}.float()")
     if y.dim() == 2 and y.shape[1] == 1 and y.is_floating_point() and not regression:
         # Keras's y_train.astype("float32"): class numbers in a column, which the cross-entropies
         # would take for one-hot rows of a single class
@@ -157,17 +158,23 @@ def _class_probabilities(y: torch.Tensor) -> bool:
     return bool((y >= 0).all()) and bool(((y.sum(1, dtype=torch.float64) - 1).abs() <= 1e-3).all())
 
 
-def check_val_form(y: torch.Tensor, val_y: torch.Tensor, loss: str | None) -> None:
-    """Refuse, naming ``val``, a classifier's validation targets ``val_y`` that ``loss`` scores in
+def check_val_form(y: torch.Tensor, val_y: torch.Tensor, loss: str | None, given: torch.dtype | None = None) -> None:
+    """Refuse, naming ``val[1]``, a classifier's validation targets ``val_y`` that ``loss`` scores in
     another way than the training targets ``y`` (both checked): values to regress beside labels,
-    whose losses are no figures of one thing, and the best epoch would be chosen by the other."""
+    whose losses are no figures of one thing, and the best epoch would be chosen by the other.
+    ``given``: ``val_y``'s dtype as the user gave it, where ``labels`` made int64 of it."""
     values = scored_as_values(y, loss)
     if scored_as_values(val_y, loss) == values:
         return
+    if values:  # labels where y's are values: whole numbers are the cast's; rows of probabilities no cast's
+        how = "give val[1].float()" if not val_y.is_floating_point() else "give values to regress, as y's are"
+    elif val_y.dim() == 1 or val_y.dim() == 2 and val_y.shape[1] == 1:  # a value per sample where y's are labels
+        how = f"class numbers are whole numbers, give val[1]{'.view(-1)' * (val_y.dim() == 2)}.long()"
+    else:
+        how = "give class numbers or rows of class probabilities, as y's are"
     kinds = ("labels, scored on the model's softmax", "values to regress, scored as they are")
-    raise ParameterError("val", f"{str(val_y.dtype).removeprefix('torch.')} of {tuple(val_y.shape)}",
-                         f"{loss} takes its targets for {kinds[not values]}, and y's for {kinds[values]}: give "
-                         "validation targets of the form y has")
+    raise ParameterError("val[1]", f"{str(given or val_y.dtype).removeprefix('torch.')} of {tuple(val_y.shape)}",
+                         f"{loss} takes its targets for {kinds[not values]}, and y's for {kinds[values]}: {how}")
 
 
 def _values_refusal(y: torch.Tensor, name: str, outputs: int) -> str | None:
@@ -181,10 +188,12 @@ def _values_refusal(y: torch.Tensor, name: str, outputs: int) -> str | None:
             f"last layer output {per_sample} (nn.Linear(..., {per_sample})), or give `{name}` one column per output")
 
 
-def check_classes(y: torch.Tensor, name: str, outputs: int | None, loss: str | None) -> None:
+def check_classes(y: torch.Tensor, name: str, outputs: int | None, loss: str | None,
+                  given: torch.dtype | None = None) -> None:
     """Refuse labels (or one-hot columns) that the model's ``outputs`` cannot score, where the
     cross-entropy would raise an IndexError in the middle of an epoch; and regression targets
-    (``scored_as_values`` under ``loss``, the TrainConfig's) that are not one value per output."""
+    (``scored_as_values`` under ``loss``, the TrainConfig's) that are not one value per output.
+    ``given``: ``y``'s dtype as the user gave it, where ``labels`` made int64 of it (bools, int32)."""
     if outputs is None or not len(y):
         return
     if scored_as_values(y, loss):
@@ -194,7 +203,7 @@ def check_classes(y: torch.Tensor, name: str, outputs: int | None, loss: str | N
         return
     if y.dim() == 1 and not y.is_floating_point() and outputs == 1 and loss in REGRESSION_LOSSES:
         # the softmax of one output is 1 whatever it is: no class to choose, an accuracy of 100%
-        raise ParameterError(name, f"{str(y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
+        raise ParameterError(name, f"{str(given or y.dtype).removeprefix('torch.')} of {tuple(y.shape)}",
                              f"whole numbers, which {loss} takes for class numbers, and the model gives 1 output: "
                              f"values to regress are floats, give {name}.float()")
     if y.dim() == 1 and not y.is_floating_point() and int(y.max()) >= outputs:  # floats: mse's targets

@@ -196,6 +196,7 @@ class Trainer:
         ``fit``; ``resume`` continues the run in ``run_dir`` instead. Class labels may be of any
         integer type, or bool (False is class 0, True class 1)."""
         cfg, dist = self.config, self.dist
+        given = getattr(y, "dtype", None)  # as the user gave y, which ``labels`` makes int64 where bool or int32
         y = checked_pairs(x, y, "x", "y", self._classifies, cfg.loss)
         if self._classifies and cfg.monitor == "val_accuracy" and scored_as_values(y, cfg.loss):
             raise ParameterError("monitor", cfg.monitor, f"y holds values that {cfg.loss} scores as a regression, "
@@ -203,16 +204,17 @@ class Trainer:
         if val is not None:
             if not (isinstance(val, (tuple, list)) and len(val) == 2):
                 raise ParameterError("val", type(val).__name__, "give (x, y) of the validation set, or None")
+            val_given = getattr(val[1], "dtype", None)
             val = (val[0], checked_pairs(*val, "val[0]", "val[1]", self._classifies, cfg.loss))
             if not len(val[0]):  # its loss would be a mean over no rows, which no epoch can be chosen by
                 raise ParameterError("val", "0 rows", "give at least one row, or None for no validation set")
             if self._classifies:
-                check_val_form(y, val[1], cfg.loss)
+                check_val_form(y, val[1], cfg.loss, val_given)
         self.task = self.scoring(y)
         # the model runs only once the data passed every check that needs no forward
-        check_classes(y, "y", self._outputs(x, "x"), self.config.loss)
+        check_classes(y, "y", self._outputs(x, "x"), self.config.loss, given)
         if val is not None:
-            check_classes(val[1], "val[1]", self._outputs(val[0], "val[0]"), cfg.loss)
+            check_classes(val[1], "val[1]", self._outputs(val[0], "val[0]"), cfg.loss, val_given)
         n = len(x)
         if n == 0:
             raise NeuralabError("the training set is empty")
@@ -547,10 +549,11 @@ class Trainer:
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean loss and metrics over ``(x, y)`` in inference mode, in large batches; the model
         is left in the mode it was in (a validation pass inside ``fit``)."""
+        given = getattr(y, "dtype", None)
         y = checked_pairs(x, y, "x", "y", self._classifies, self.config.loss)
         if not len(x):  # a mean over no rows is no number
             raise ParameterError("x", "0 rows", "give at least one row to evaluate on")
-        check_classes(y, "y", self._outputs(x, "x"), self.config.loss)
+        check_classes(y, "y", self._outputs(x, "x"), self.config.loss, given)
         return self._evaluate(x, y)
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor, at: tuple[int, str] | None = None) -> dict[str, float]:
@@ -565,8 +568,9 @@ class Trainer:
     def score(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean loss and metrics of outputs already computed (``predict``'s) against ``y``:
         ``evaluate`` without running the model again."""
+        given = getattr(y, "dtype", None)
         y = labels(y, "y", self._classifies, self.config.loss)
-        check_classes(y, "y", self._classes(out), self.config.loss)
+        check_classes(y, "y", self._classes(out), self.config.loss, given)
         y = y.to(out.device)
         n, task = max(1, len(out)), self.scoring(y)
         sums = task.metric_sums(out, y)
