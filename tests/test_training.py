@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -323,7 +324,10 @@ def test_auxiliary_heads_are_trained_and_scored_apart(tiny_fashion):
 def test_a_users_module_with_a_loss_of_its_own_trains_on_the_trainers_loss(tiny_fashion):
     """A module that keeps its criterion as `self.loss` (nn.CrossEntropyLoss(label_smoothing=0.1)) or
     defines a method loss(logits, y): it was called with GoogLeNet's criterion= and refused as a
-    forward that fails in training mode. Only neuralab's architectures compute their own loss."""
+    forward that fails in training mode; then dropped without a word. A class computes its own loss only
+    where it says so (loss_takes_criterion), as GoogLeNet's does."""
+    from collections import namedtuple
+
     import torch.nn.functional as F
     from torch import nn
 
@@ -349,16 +353,37 @@ def test_a_users_module_with_a_loss_of_its_own_trains_on_the_trainers_loss(tiny_
         def loss(self, logits, y):
             return F.cross_entropy(logits, y, label_smoothing=0.1)
 
+    Outputs = namedtuple("Outputs", "logits aux")
+
+    class Heads(Plain):  # a user's auxiliary head, its loss opted in as GoogLeNet's is
+        loss_takes_criterion = True
+
+        def forward(self, x):
+            out = self.f(x)
+            return Outputs(out, out) if self.training else out
+
+        def loss(self, outputs, y, criterion):
+            return criterion(outputs.logits, y) + 0.5 * criterion(outputs.aux, y)
+
     data = load_image_data("fashion-mnist", tiny_fashion)
     x, y = Preprocess.fit(data.train.x)(data.train.x[:256]), torch.from_numpy(data.train.y[:256])
     histories, weights = [], []
-    for kind in (Plain, Kept, Method):
+    for kind in (Plain, Kept, Method, Heads):
         model = kind()
-        histories.append(Trainer(model, TrainConfig(epochs=1, batch_size=64), verbose=False)
-                         .fit(x, y, val=(x[:64], y[:64]))[0])
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            histories.append(Trainer(model, TrainConfig(epochs=1, batch_size=64), verbose=False)
+                             .fit(x, y, val=(x[:64], y[:64]))[0])
         weights.append(model.f[1].weight.detach())
-    assert all(torch.equal(weights[0], w) for w in weights[1:])
+        # the criterion it holds is dropped, and said so: once, naming TrainConfig's `loss` it trains on
+        ignored = [str(w.message) for w in said if "`loss`" in str(w.message)]
+        assert ignored == ([f"{kind.__name__}: the module's own `loss` is not called: it trains on TrainConfig's "
+                            "`loss`, None, the task's own cross-entropy; a class that sets loss_takes_criterion = "
+                            "True has its loss(outputs, y, criterion) called instead, as GoogLeNet's"]
+                           if kind in (Kept, Method) else []), kind
+    assert all(torch.equal(weights[0], w) for w in weights[1:3])
     assert histories[1]["loss"] == histories[0]["loss"] == histories[2]["loss"]
+    assert histories[3]["loss"] == pytest.approx(1.5 * histories[0]["loss"], rel=1e-3)
 
 
 def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_path):

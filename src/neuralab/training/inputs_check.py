@@ -343,12 +343,13 @@ def blame_model(e: Exception, model_name: str, users: bool, distributed: bool, e
 
 
 def own_loss(model: nn.Module) -> Callable | None:
-    """The loss that one of neuralab's architectures computes from its own outputs, called as
-    ``loss(outputs, y, criterion=...)`` with the trainer's criterion (GoogLeNet's: the main head's
-    loss plus 0.3 x each auxiliary head's), or None. The class marks it (``loss_takes_criterion``):
-    a user's module may hold a ``loss`` of its own (nn.CrossEntropyLoss(label_smoothing=0.1) kept as
-    an attribute, a method loss(logits, y)), which takes no criterion and is not called; the
-    trainer scores such a model with TrainConfig's ``loss``, as any other."""
+    """The loss that a module computes from its own outputs, called as ``loss(outputs, y,
+    criterion=...)`` with the trainer's criterion (GoogLeNet's: the main head's loss plus 0.3 x each
+    auxiliary head's), or None. The class marks it (``loss_takes_criterion = True``), GoogLeNet's or
+    a user's with auxiliary heads of its own: a module may hold a ``loss`` that is no such thing
+    (nn.CrossEntropyLoss(label_smoothing=0.1) kept as an attribute, a method loss(logits, y)), which
+    takes no criterion and is not called; the trainer scores such a model with TrainConfig's
+    ``loss``, as any other, and says so (Trainer.check_model)."""
     model = unwrap(model)
     return model.loss if getattr(type(model), "loss_takes_criterion", False) is True else None
 

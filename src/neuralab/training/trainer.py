@@ -23,6 +23,7 @@ import contextlib
 import copy
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -343,8 +344,8 @@ class Trainer:
         return order
 
     def _criterion(self, model) -> Callable:
-        """The summed loss of a batch's outputs. A neuralab architecture that computes its own loss
-        (``own_loss``, GoogLeNet: main loss + 0.3 x each auxiliary head) gets the task's criterion;
+        """The summed loss of a batch's outputs. A module that computes its own loss (``own_loss``,
+        GoogLeNet: main loss + 0.3 x each auxiliary head) gets the task's criterion;
         everything else is scored by it directly."""
         def summed(out, y):
             return self.task.loss_each(out.float(), y).sum()
@@ -390,6 +391,13 @@ class Trainer:
                                     f"of {epoch_size} training samples in batches of {cfg.batch_size} "
                                     f"({first_line(failure)}); choose a `batch_size` that leaves a larger last "
                                     "batch" + (f", such as {better}" if better else ""))
+        if own_loss(self.model) is None and callable(getattr(unwrap(self.model), "loss", None)):
+            # a criterion kept as self.loss (label smoothing, class weights) would else be dropped unsaid
+            own = f'"{cfg.loss}"' if cfg.loss else "None, the task's own " + (
+                "cross-entropy" if self._classifies else "mean squared error")
+            warnings.warn(f"{name}: the module's own `loss` is not called: it trains on TrainConfig's `loss`, {own}; "
+                          "a class that sets loss_takes_criterion = True has its loss(outputs, y, criterion) "
+                          "called instead, as GoogLeNet's", stacklevel=3)
         self._checked = True
 
     def _step_error(self, x: torch.Tensor, y: torch.Tensor, k: int) -> Exception | str | None:
