@@ -156,6 +156,23 @@ def test_mse_mae_and_huber_take_class_numbers_as_the_cross_entropy_does(tensors)
     assert np.isfinite(history[0]["loss"])
 
 
+def test_mse_mae_and_huber_score_values_as_they_are_and_only_labels_on_the_softmax(tensors):
+    """LOSS_EACH's mse, mae and huber are the losses of values, element by element; on_softmax is where
+    labels, class numbers as one-hot rows, are scored on a classifier's softmax. Class numbers were put
+    on the softmax by the losses of values themselves, one rule in two places."""
+    from neuralab.training.compile import LOSS_EACH, on_softmax
+
+    x, y = tensors
+    out = mlp()(x[:64])
+    labels, rows = y[:64], F.one_hot(y[:64], 10)
+    for loss, reference in (("mse", F.mse_loss), ("mae", F.l1_loss), ("huber", F.huber_loss)):
+        with pytest.raises(ValueError, match="do not match the outputs"):
+            LOSS_EACH[loss](out, labels)
+        assert torch.allclose(LOSS_EACH[loss](out, rows), reference(out, rows.float(), reduction="none").mean(1))
+        on = reference(out.softmax(1), rows.float(), reduction="none").mean(1)
+        assert torch.allclose(on_softmax(loss)(out, labels), on) and torch.allclose(on_softmax(loss)(out, rows), on)
+
+
 def test_one_hot_rows_under_mse_mae_and_huber_are_scored_as_their_class_numbers_in_training_and_validation(tensors):
     """Keras's to_categorical rows (floats) and F.one_hot's (whole numbers) under mse, mae or huber: the
     raw logits were scored against them where class numbers scored the softmax, and a validation set of

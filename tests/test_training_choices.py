@@ -201,7 +201,7 @@ def test_a_pytorch_optimizer_class_or_factory_from_python(tiny_fashion, tmp_path
 def test_keras_loss_names_are_the_losses_they_name():
     """On real-looking logits and labels: the per-sample values of each name against PyTorch's
     functions written out, Keras's conventions (softmax output, one-hot targets for mse)."""
-    from neuralab.training.compile import LOSS_EACH
+    from neuralab.training.compile import LOSS_EACH, on_softmax
 
     g = torch.Generator().manual_seed(0)
     logits, labels = torch.randn(32, 10, generator=g) * 3, torch.randint(0, 10, (32,), generator=g)
@@ -211,7 +211,7 @@ def test_keras_loss_names_are_the_losses_they_name():
         assert torch.allclose(LOSS_EACH[name](logits, labels), ce)
     assert torch.allclose(LOSS_EACH["categorical_crossentropy"](logits, onehot), ce)
     probs = logits.softmax(1)
-    assert torch.allclose(LOSS_EACH["mse"](logits, labels), ((probs - onehot) ** 2).mean(1))
+    assert torch.allclose(on_softmax("mse")(logits, labels), ((probs - onehot) ** 2).mean(1))
     forecast, actual = torch.randn(32, 24, generator=g), torch.randn(32, 24, generator=g)
     error = forecast - actual
     assert torch.allclose(LOSS_EACH["mse"](forecast, actual), (error ** 2).mean(1))

@@ -207,9 +207,6 @@ def aligned(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def _elementwise(loss: Callable) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     def each(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if out.dim() == 2 and y.dim() == 1 and not y.is_floating_point():
-            # A classifier: its softmax against the one-hot labels, as in Keras with a softmax output.
-            out, y = out.softmax(1), F.one_hot(y, out.shape[1]).to(out.dtype)
         # reshape, not flatten(1): a forward's .squeeze(-1) leaves one value per sample, (N,)
         return loss(out, aligned(out, y).to(out.dtype), reduction="none").reshape(len(out), -1).mean(1)
     return each
@@ -230,12 +227,14 @@ def on_softmax(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     labels as one-hot rows, whichever form they come in: class numbers (N,) or rows (N, classes) of
     class probabilities, one-hot rows of floats (Keras's to_categorical) or whole numbers
     (F.one_hot) and label-smoothed rows alike, as Keras's loss scores a model ending in softmax.
-    ``LOSS_EACH[name]`` itself scores rows of floats as they are, values to regress: which of the
-    two a set of rows is, is the whole set's to say (inputs_check.scored_as_values), not a batch's."""
+    ``LOSS_EACH[name]`` itself scores its targets as they are, values to regress: which of the two
+    a set of targets is, is the whole set's to say (inputs_check.scored_as_values), not a batch's."""
     each = LOSS_EACH[name]
 
     def scored(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if y.dim() == 1 or out.dim() != 2:  # class numbers, which LOSS_EACH's puts on the softmax itself
+        if out.dim() != 2:  # no classes to take a softmax over: LOSS_EACH's shapes refuse what does not fit
             return each(out, y)
+        if y.dim() == 1:
+            y = F.one_hot(y, out.shape[1])
         return each(out.softmax(1), y)
     return scored
