@@ -112,8 +112,9 @@ class Classifier:
         the web app's classifier page reads them, so that the page and `neuralab predict` give a
         picture the same input. ``invert`` "yes" (True) inverts every picture, into MNIST's light on
         dark; "no" (False) none; "auto" those drawn dark on light (a photo, a drawing on paper) for a
-        model trained on light-on-dark pictures, as the web app's upload does
-        (``drawn_dark_on_light``: a guess from the picture's border, so never the default). With
+        model trained on light-on-dark pictures, none of whose classes was mostly drawn so
+        (``Preprocess.inverts``), as the web app's upload does (a guess from the picture's border,
+        so never the default). With
         ``return_inverted``, also which pictures were inverted, (N,) bool. ``max_pixels``: pictures
         of more pixels are refused from their header (the reader's cap where None).
 
