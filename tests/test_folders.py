@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import digits_folder
+
 from neuralab.data import FolderData, SkippedImagesWarning, load_image_data, load_image_folder
 from neuralab.errors import NeuralabError
 
@@ -164,39 +166,6 @@ def test_other_files_hidden_files_and_hidden_folders_are_ignored(folder):
     (folder / ".git").mkdir()
     data = load_image_folder(folder, val_fraction=0, test_fraction=0)
     assert data.classes == ["circle", "square", "triangle"] and len(data.train) == 30
-
-
-def test_runs_written_inside_the_data_folder_are_no_class_of_it(folder, capsys):
-    """A run written into the folder it trains on (``--data .`` with the default ./runs, ``--out
-    DATA/run1``) was listed again once made, as a class of its own with no pictures: refused,
-    leaving the run's folder behind to refuse every retry; a finished one's figures (.png) were
-    pictures of a class."""
-    from neuralab.cli import main
-
-    budget = ["train", "--model", "mlp", "--data", str(folder), "--epochs", "1", "--threads", "1", "--quiet"]
-    assert main([*budget, "--out", str(folder / "run1")]) == 0
-    assert main([*budget, "--out", str(folder / "runs" / "run2")]) == 0  # a folder of runs
-    assert main([*budget, "--out", str(folder / "runs" / "exp" / "r1")]) == 0  # a group of them, as `runs` lists
-    assert main([*budget, "--out", str(folder / "circle" / "run3")]) == 0  # inside a class
-    assert main(["evaluate", str(folder / "run1")]) == 0  # the folder read again, as it was trained on
-    assert "test accuracy" in capsys.readouterr().out
-    assert list((folder / "run1").glob("*.png"))  # the report's figures, which are no pictures of the data
-    (folder / "square" / "config.json").write_text('{"name": "square"}')  # a dataset's own, no run's
-    data = load_image_folder(folder, val_fraction=0, test_fraction=0)
-    assert data.classes == ["circle", "square", "triangle"] and len(data.train) == 30
-
-
-def test_a_run_refused_as_it_records_its_data_leaves_no_folder(folder, capsys):
-    """A run deeper in the data folder than `neuralab runs` looks makes its runs folder a class
-    with no pictures once it is made; the refusal, as the run records its data's listing, left
-    the new run's empty folder behind."""
-    from neuralab.cli import main
-
-    run = folder / "runs" / "a" / "b" / "c" / "r1"
-    assert main(["train", "--model", "mlp", "--data", str(folder), "--epochs", "1", "--threads", "1", "--quiet",
-                 "--out", str(run)]) == 2
-    assert "no pictures" in capsys.readouterr().err
-    assert not run.exists()
 
 
 def test_folder_shape_errors(tmp_path):
@@ -388,3 +357,19 @@ def test_many_small_classes_still_leave_test_pictures(tmp_path):
             write(tmp_path / "ten" / f"class{c}" / f"{i}.png", gray(c * 60 + i))
     ten = load_image_folder(tmp_path / "ten", val_fraction=0.1, test_fraction=0.1, seed=0)
     assert np.bincount(ten.test.y).tolist() == [1, 1, 1] and np.bincount(ten.val.y).tolist() == [1, 1, 1]
+
+
+@pytest.mark.parametrize("out", ["run1", "runs/exp/r1", None])
+def test_a_run_inside_the_data_folder_is_refused_before_anything_is_made(tmp_path, monkeypatch, capsys, out):
+    """Every folder in the data folder is read as a class: a run written there (``--out DATA/run1``,
+    or ``--data .`` with the default ./runs) became a class of no pictures, refused only once its
+    folder was made, which then stayed and refused every try after it."""
+    from neuralab.cli import main
+
+    data = digits_folder(tmp_path / "digits", 60)
+    monkeypatch.chdir(data)
+    where = ["--out", out] if out else []
+    code = main(["train", "--model", "mlp", "--data", ".", "--epochs", "1", "--quiet", *where])
+    err = capsys.readouterr().err
+    assert code == 2 and "is inside the data folder" in err and "give an --out outside it" in err, err
+    assert sorted(p.name for p in data.iterdir()) == [str(d) for d in range(10)]

@@ -8,9 +8,8 @@ torchvision's ImageFolder read them:
 Class names are the sub-folder names, sorted. A class's pictures are every PNG, JPEG, GIF,
 BMP, TIFF, WebP, PGM or PPM file in its folder and in the folders below it, as Keras and
 torchvision read them; hidden files and folders are left out, as are the __MACOSX folders of
-macOS's zip files, and neuralab's runs (a run written inside the data folder). Links to folders
-are not followed (they are reported like unreadable files), and pictures in formats neuralab
-does not open (an iPhone's HEIC) are named in a warning.
+macOS's zip files. Links to folders are not followed (they are reported like unreadable
+files), and pictures in formats neuralab does not open (an iPhone's HEIC) are named in a warning.
 Images are decoded safely (data.pictures), converted to grayscale or RGB, resized, and split
 per class into train / validation / test with a seeded permutation (stratified: every split
 keeps the class proportions). Files that cannot be read are reported by path and count;
@@ -46,42 +45,6 @@ def hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 
 
-def holds_a_run(folder: Path, depth: int | None = None) -> bool:
-    """Whether ``folder`` is a neuralab run (the run.lock of one being made, or a config.json
-    naming a run's kind) or a folder of runs alone: one whose every entry but hidden ones is a
-    run or, in turn, a folder of runs, with the runs at most ``depth`` levels below ``folder``
-    (by default run_list.MAX_DEPTH, as deep as `neuralab runs FOLDER` lists them:
-    FOLDER/GROUP/SUBGROUP/RUN). Such a folder is no part of a dataset. A run written inside the data folder (``--data .`` with the default
-    ./runs, ``--out DATA/run1``, ``--out DATA/runs/GROUP/RUN``) was listed as a class of its
-    own, refused while the run was being made, or trained on its report's figures once it was
-    finished."""
-    from neuralab.files import read_json
-    from neuralab.run_list import MAX_DEPTH
-    from neuralab.runs import CONFIG, LOCK, Kind
-
-    depth = MAX_DEPTH if depth is None else depth
-
-    def is_run(path: Path) -> bool:
-        if (path / LOCK).is_file():
-            return True
-        if not (path / CONFIG).is_file():
-            return False
-        try:  # a dataset's own config.json (a class's metadata) names no run's kind
-            config = read_json(path / CONFIG)
-        except NeuralabError:
-            return False
-        return isinstance(config, dict) and config.get("kind") in {kind.value for kind in Kind}
-
-    try:
-        if is_run(folder):
-            return True
-        inside = [entry for entry in folder.iterdir() if not hidden(entry.name)]
-    except OSError:  # an unreadable folder: the listing says so
-        return False
-    return depth > 0 and bool(inside) and all(entry.is_dir() and not entry.is_symlink()
-                                              and holds_a_run(entry, depth - 1) for entry in inside)
-
-
 class SkippedImagesWarning(UserWarning):
     """Some pictures were left out: unreadable ones (on_error="skip"), those in formats neuralab
     does not open, and those beside the class folders."""
@@ -105,7 +68,7 @@ def list_pictures(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     suffixes = picture_suffixes()
     found, links, others = [], [], []
     for top, folders, files in os.walk(folder, onerror=refuse):
-        folders[:] = [name for name in folders if not hidden(name) and not holds_a_run(Path(top, name))]
+        folders[:] = [name for name in folders if not hidden(name)]
         links += [Path(top, name) for name in folders if Path(top, name).is_symlink()]
         for name in files:
             suffix = os.path.splitext(name)[1].lower()
@@ -129,7 +92,7 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path],
     beside the class folders, in no class, and those in formats neuralab does not open."""
     if not root.is_dir():
         raise NeuralabError(f"{root}: no such folder; give a folder with one sub-folder of images per class")
-    folders = [d for d in root.iterdir() if d.is_dir() and not hidden(d.name) and not holds_a_run(d)]
+    folders = [d for d in root.iterdir() if d.is_dir() and not hidden(d.name)]
     # a class folder that is a link is a link to a folder like any other: not followed (one to a
     # class beside it made a second class of the same pictures, in training and test alike)
     class_links = sorted(d for d in folders if d.is_symlink())

@@ -137,6 +137,18 @@ def _named(model) -> str:
     return getattr(model, "__name__", None) or type(model).__name__
 
 
+def _refuse_run_in_data(path: Path, data: str) -> None:
+    """Refuse, naming `out`, a run folder inside the picture folder ``data``: every folder there is
+    read as a class, so the run's own folder (``data='.'`` with the default ./runs, an
+    ``out`` of DATA/run1) would become a class of no pictures, or of its report's figures."""
+    from neuralab.data import NAMED
+
+    folder = Path(data).expanduser()
+    if folder.is_dir() and data not in NAMED and path.resolve().is_relative_to(folder.resolve()):
+        raise ParameterError("out", str(path), f"is inside the data folder {folder}, whose folders are read as "
+                                               "classes; give an `out` outside it")
+
+
 def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callbacks, optimizer,
            resumed: bool = False, device: str | None = None, data=None) -> RunResult:
     """``train_classifier``; ``resumed``: a resume starting its run again in place (Run.create's),
@@ -170,7 +182,9 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     split_taken = bool(_split_from_fit(source, given))
     said = None if resumed else _settings_said(source, given)  # a resume's are the run's own, whatever gave them
     config.train.check()
+    path = Path(out) if out is not None else runs.default_dir(source.architecture, Path(config.data).name)
     if data is None:
+        _refuse_run_in_data(path, config.data)
         data = load_image_data(config.data, config.data_dir, **config.data_options)
     check_data(data)
     pre = _keras_inputs(source, data.input_shape) or Preprocess.fit(data.train.x, data.train.y)
@@ -179,7 +193,6 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     meta = classifier_meta(source.architecture, data.classes, pre, count_parameters(model), source.record(),
                            config.model_options)
 
-    path = Path(out) if out is not None else runs.default_dir(source.architecture, Path(config.data).name)
     train = replace(config.train, device=device) if device else config.train
     trainer = Trainer(model, train, CLASSIFICATION, path, meta, verbose=verbose, callbacks=callbacks,
                       optimizer=optimizer, inputs=pre.normalise)
