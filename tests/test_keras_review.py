@@ -437,6 +437,19 @@ def test_a_lambda_loss_is_refused_in_a_saved_file_and_taken_from_a_live_model(tm
     assert "m.keras: compile_config.loss holds Python code (a marshalled function)" in err, err
     assert not (tmp_path / "run").exists()
 
+
+def test_lambdas_in_a_live_models_layer_fields_convert_and_are_refused_once_saved(tmp_path, capsys):
+    """A lambda regularizer or initializer of the caller's own live model is code already running
+    in the caller's process: the model converts; saved, Keras writes it as marshalled code, refused."""
+    dense = L.Dense(3, activation="softmax", name="out", kernel_regularizer=lambda w: 1e-4 * keras.ops.sum(w ** 2),
+                    kernel_initializer=lambda shape, dtype=None: keras.random.normal(shape, seed=1))
+    model = keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(), dense])
+    converted = read(model)
+    assert [converted.weights["out"][k].tolist() for k in ("kernel", "bias")] == [w.tolist() for w in dense.get_weights()]
+    model.save(tmp_path / "m.keras")
+    err = cli_refused(capsys, "import", tmp_path / "m.keras", "--out", tmp_path / "run")
+    assert "layer 'out' (Dense): kernel_initializer holds Python code (a marshalled function)" in err, err
+
 # --- why the import's check was not made -----------------------------------------------------
 
 KERNEL = ("Kernel shape must have the same length as input, but received kernel of shape (3, 3, 1, 4) and input of "

@@ -393,7 +393,7 @@ def read_live(model) -> KerasModel:
     config = json.loads(json.dumps(keras.saving.serialize_keras_object(model), default=str))
     config.pop("compile_config", None)  # the caller's own compile(), no file's: unused, and not judged as one
     _live_names(config, model, keras)
-    spec = specs.from_config(config, source, keras.__version__)
+    spec = specs.from_config(config, source, keras.__version__, live=True)
     weights = {}
     for e in spec["layers"]:
         if e["weights"]:

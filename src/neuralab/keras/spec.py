@@ -195,9 +195,11 @@ def _history(source: str, name: str, node) -> list[str]:
     return [h[0] for h in found]
 
 
-def from_config(config: dict, source: str, keras_version: str = "") -> dict:
+def from_config(config: dict, source: str, keras_version: str = "", live: bool = False) -> dict:
     """The spec of a saved Keras model's config (the JSON in a .keras file or an .h5's
-    model_config). Refuses by name any layer it cannot convert; nothing is executed."""
+    model_config). Refuses by name any layer it cannot convert; nothing is executed. ``live``:
+    the config of a model object in the caller's own process (read_live), whose functions (a
+    lambda regularizer) already run there and reach no loader, so they are not refused as code."""
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise NeuralabError(f"{source}: the model config is not a Keras model; save the model with model.save()")
     cls, body = config.get("class_name"), config["config"]
@@ -210,8 +212,8 @@ def from_config(config: dict, source: str, keras_version: str = "") -> dict:
         raise NeuralabError(f"{source}: the {cls} config has no list of layers; neuralab converts Sequential and "
                             "functional models (a subclassed model's architecture is Python code, which it never runs)")
     for r in raw_layers:
-        _refuse_custom(source, r)
-    _refuse_foreign(source, [(k, v) for k, v in _fields(config) if k != "layers"])  # compile_config's loss, say
+        _refuse_custom(source, r, live)
+    _refuse_foreign(source, [(k, v) for k, v in _fields(config) if k != "layers"], live)  # compile_config's loss
     legacy = keras_version.startswith(("1.", "2."))
     if cls == "Sequential":
         layers, inputs, output = _sequential(source, body, config, raw_layers)
@@ -219,7 +221,7 @@ def from_config(config: dict, source: str, keras_version: str = "") -> dict:
         layers, inputs, output = _functional(source, body, raw_layers)
     else:
         raise NeuralabError(f"{source}: the model is a {cls!r}; neuralab converts Sequential and functional models")
-    layers, output, blocks = _inline(source, layers, output)
+    layers, output, blocks = _inline(source, layers, output, live)
     if len(layers) > MAX_LAYERS:
         raise NeuralabError(f"{source}: the model has {len(layers):,} layers, more than the {MAX_LAYERS:,} "
                             "neuralab converts; build the model with fewer layers")
@@ -344,7 +346,7 @@ def _model_file(module) -> str | None:
     return Path(file).name if file else None
 
 
-def _refuse_custom(source: str, r: dict) -> None:
+def _refuse_custom(source: str, r: dict, live: bool = False) -> None:
     cls = r.get("class_name")
     name = r.get("config", {}).get("name", r.get("name")) if isinstance(r.get("config"), dict) else r.get("name")
     if not _builtin(r) or not isinstance(cls, str) or not isinstance(r.get("config"), dict):
@@ -359,7 +361,7 @@ def _refuse_custom(source: str, r: dict) -> None:
     if cls in _CODE:  # refused as a layer, before its function is met as a field
         raise NeuralabError(f"{_where(source, name, cls)}: {REFUSED.get(cls, 'it holds Python code')}; "
                             f"supported layers: {', '.join(supported_layers())}")
-    _refuse_foreign(_where(source, name, cls), _fields(r))
+    _refuse_foreign(_where(source, name, cls), _fields(r), live)
 
 
 def _fields(obj: dict) -> list[tuple[str, object]]:
@@ -369,11 +371,12 @@ def _fields(obj: dict) -> list[tuple[str, object]]:
                                       if k not in ("config", "module", "class_name", "registered_name"))]
 
 
-def _refuse_foreign(where: str, fields: list[tuple[str, object]]) -> None:
+def _refuse_foreign(where: str, fields: list[tuple[str, object]], live: bool = False) -> None:
     """Refuse Python code or an object that is not Keras's own nested anywhere in ``fields`` (a
     layer's config, the model's compile_config): neuralab ignores initializers, regularizers,
-    constraints and the like, but import's check hands the file to Keras's loader."""
-    found = _foreign(fields)
+    constraints and the like, but import's check hands the file to Keras's loader. Code in a
+    ``live`` model's config is the caller's own, already running: not refused."""
+    found = _foreign(fields, code=not live)
     if found is None:
         return
     key, obj = found
@@ -392,11 +395,12 @@ def refuse_foreign(source: str, field: str, value) -> None:
     _refuse_foreign(source, [(field, value)])
 
 
-def _foreign(fields: list[tuple[str, object]]) -> tuple[str, dict] | None:
+def _foreign(fields: list[tuple[str, object]], code: bool = True) -> tuple[str, dict] | None:
     """The first object nested in ``fields`` (a layer's config and its call's arguments) that
     Keras's loader would make code of (a Lambda, a marshalled __lambda__ function) or that is not
     Keras's own, as (its field, the object): an initializer, regularizer, constraint, dtype policy,
-    loss or optimizer from another module. Keras writes a function by name (``_function``);
+    loss or optimizer from another module; with ``code`` False, objects Keras would make code of
+    pass (their contents are the code itself). Keras writes a function by name (``_function``);
     the readers judge those they use (the activations). A stack, not recursion: a file can nest
     its JSON deeper than Python's recursion limit."""
     todo = fields[::-1]  # popped from the end: the file's order
@@ -404,7 +408,9 @@ def _foreign(fields: list[tuple[str, object]]) -> tuple[str, dict] | None:
         key, x = todo.pop()
         if isinstance(x, dict):
             if _code(x):
-                return key, x
+                if code:
+                    return key, x
+                continue
             if ("module" in x or "registered_name" in x) and not (_function(x) or _builtin(x)):
                 return key, x
             todo.extend((f"{key}.{k}", v) for k, v in reversed(x.items()))
@@ -440,7 +446,7 @@ def _sequential(source: str, body: dict, config: dict, raw: list[dict]):
     return layers, [input_name], previous
 
 
-def _inline(source: str, layers: dict[str, tuple], output: str):
+def _inline(source: str, layers: dict[str, tuple], output: str, live: bool = False):
     """Nested Sequential models (a data augmentation block, typically) spliced in: their layers
     take the block's place, its InputLayer dropped. Returns the layers, the output's name and,
     per block, its raw configs (the block's and its InputLayer's), its input and its layers."""
@@ -454,7 +460,7 @@ def _inline(source: str, layers: dict[str, tuple], output: str):
             continue
         inner = cfg["layers"]
         for r in inner:
-            _refuse_custom(source, r)
+            _refuse_custom(source, r, live)
         first = inner[:1] if inner and inner[0]["class_name"] == "InputLayer" else []
         previous, inside = inbound, []
         for r in inner[len(first):]:
