@@ -223,13 +223,24 @@ def test_python_code_anywhere_in_the_config_is_refused_naming_its_field(tmp_path
     assert not (tmp_path / "run").exists() and not canary.exists()
 
 
-def test_python_code_in_a_legacy_h5_training_config_is_refused(tmp_path):
+@pytest.mark.parametrize("field, value, expected", [
+    ("loss", lambda c: marshalled(c), "training_config.loss holds"),
+    ("metrics", lambda c: ["accuracy", marshalled(c)], "training_config.metrics[1] holds"),
+    ("weighted_metrics", lambda c: [{"class_name": "MeanMetricWrapper", "config": {"fn": marshalled(c)}}],
+     "training_config.weighted_metrics[0].config.fn holds"),
+])
+def test_python_code_in_a_legacy_h5_training_config_is_refused(tmp_path, field, value, expected):
+    """All of the training_config is judged, its metrics too, which the compile settings neuralab
+    takes from it (optimizer and loss) leave out."""
     path = tmp_path / "m.h5"
     path.write_bytes((DATA / "same_cnn_8_tfk2.h5").read_bytes())
     with h5py.File(path, "r+") as f:
-        f.attrs["training_config"] = json.dumps({"loss": marshalled(tmp_path / "ran"), "metrics": ["accuracy"],
-                                                 "optimizer_config": {"class_name": "Adam", "config": {"lr": 0.001}}})
-    assert "m.h5: training_config.loss holds Python code (a marshalled function)" in refused(path)
+        f.attrs["training_config"] = json.dumps({"loss": "categorical_crossentropy", "metrics": ["accuracy"],
+                                                 "optimizer_config": {"class_name": "Adam", "config": {"lr": 0.001}},
+                                                 field: value(tmp_path / "ran")})
+    message = refused(path)
+    assert f"m.h5: {expected} Python code (a marshalled function)" in message, message
+    assert "compile the model without it" in message and not (tmp_path / "ran").exists()
 
 
 @pytest.mark.parametrize("obj, expected", [

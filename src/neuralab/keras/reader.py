@@ -323,8 +323,10 @@ def _read_h5(path: Path, read_weights: bool = True) -> KerasModel:
         version = h.attrs.get("keras_version", b"")
         version = version.decode() if isinstance(version, bytes) else str(version)
         spec = specs.from_config(config, str(path), version)
-        training = _training_config(h.attrs.get("training_config"))
-        specs.refuse_foreign(str(path), "training_config", training)  # as a .keras file's compile_config
+        parsed = _training_json(h.attrs.get("training_config"))
+        # all of it, metrics included, which the compile_config it becomes leaves out
+        specs.refuse_foreign(str(path), "training_config", parsed)
+        training = _as_compile_config(parsed)
         dtypes = specs.dtype_policies(config)
         if not read_weights:
             return KerasModel(spec, {}, training,
@@ -364,6 +366,12 @@ def _object(value) -> dict:
 def _training_config(raw) -> dict:
     """A legacy .h5's training_config as Keras 3's compile_config: {"optimizer", "loss", ...};
     none (or one that does not read) is no error: the model simply trains with neuralab's defaults."""
+    return _as_compile_config(_training_json(raw))
+
+
+def _training_json(raw) -> dict:
+    """A legacy .h5's training_config attribute as it stands in the file; {} where there is none
+    or it does not read."""
     if raw is None:
         return {}
     raw = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
@@ -373,6 +381,12 @@ def _training_config(raw) -> dict:
         found = _object(json.loads(raw))
     except (ValueError, RecursionError):
         return {}
+    return found
+
+
+def _as_compile_config(found: dict) -> dict:
+    """A parsed training_config as Keras 3's compile_config: TF-Keras 2's optimizer_config as the
+    optimizer, beside its loss."""
     if isinstance(found.get("optimizer_config"), dict):
         found = {"optimizer": found["optimizer_config"], "loss": found.get("loss")}
     return found
