@@ -8,6 +8,7 @@ import base64
 import copy
 import json
 import marshal
+import pickle
 import re
 import zipfile
 from pathlib import Path
@@ -181,6 +182,16 @@ def lambda_layer(canary: Path) -> dict:
             "config": {"name": "lambda", "function": marshalled(canary)}}
 
 
+def torch_module(canary: Path) -> dict:
+    """A TorchModuleWrapper as Keras writes one, its module pickled: unpickled, it would create ``canary``."""
+    class Module:
+        def __reduce__(self):
+            return open, (str(canary), "w")
+
+    return {"module": "keras.layers", "class_name": "TorchModuleWrapper", "registered_name": None,
+            "config": {"name": "torch_module_wrapper", "module": base64.b64encode(pickle.dumps(Module())).decode()}}
+
+
 def with_dense_field(key: str, value) -> dict:
     return sequential({**DENSE, "config": {**DENSE["config"], key: value}})
 
@@ -201,6 +212,15 @@ def with_compile(key: str, value) -> dict:
         "config": {"scale": 1.0, "seed": {"module": "keras", "class_name": "Sequential", "registered_name": None,
                                           "config": {"layers": [INPUT, lambda_layer(c)]}}}}),
      "kernel_initializer.config.seed.config.layers[1] holds Python code (a Lambda layer)"),
+    (lambda c: with_dense_field("bias_constraint", torch_module(c)),
+     "layer 'dense' (Dense): bias_constraint holds Python code (a pickled PyTorch module)"),
+    (lambda c: with_compile("optimizer", {"module": "keras.layers", "class_name": "TorchModuleWrapper",
+                                          "config": {"name": "t"}}),
+     "m.keras: compile_config.optimizer holds Python code (a pickled PyTorch module)"),
+    (lambda c: with_dense_field("kernel_initializer", {"module": "keras.layers", "class_name": "TFSMLayer",
+                                                       "registered_name": None,
+                                                       "config": {"name": "tfsm", "filepath": str(c)}}),
+     "layer 'dense' (Dense): kernel_initializer holds Python code (a TensorFlow SavedModel's graph)"),
     (lambda c: with_compile("loss", marshalled(c)), "m.keras: compile_config.loss holds Python code"),
     (lambda c: with_compile("metrics", ["accuracy", {"module": "keras.metrics", "class_name": "MeanMetricWrapper",
                                                      "registered_name": None, "config": {"fn": marshalled(c)}}]),
@@ -221,6 +241,14 @@ def test_python_code_anywhere_in_the_config_is_refused_naming_its_field(tmp_path
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "run").exists() and not canary.exists()
+
+
+def test_a_torch_module_wrapper_layer_is_refused_as_code(tmp_path):
+    canary = tmp_path / "ran"
+    message = refused(write_keras(tmp_path / "m.keras", sequential(torch_module(canary), DENSE)))
+    assert ("layer 'torch_module_wrapper' (TorchModuleWrapper): it holds Python code (a pickled PyTorch module)"
+            in message), message
+    assert not canary.exists()
 
 
 @pytest.mark.parametrize("field, value, expected", [

@@ -304,8 +304,11 @@ _PUBLIC = {"layers", "initializers", "regularizers", "constraints", "activations
 _INTERNAL = re.compile(r"(tf_)?keras(\.src)?\.(models|engine)\.(functional|sequential)"
                        r"|keras\.src\.backend\.torch\.optimizers\.torch_[a-z_]+")
 # What Keras's loader turns into Python code (python_utils.func_load): a Lambda layer's
-# function, or any function written as {"class_name": "__lambda__", "config": {"code": ...}}
-_CODE = {"Lambda": "a Lambda layer", "__lambda__": "a marshalled function"}
+# function, or any function written as {"class_name": "__lambda__", "config": {"code": ...}};
+# and the other layers that only its safe mode keeps from running what they load: a
+# TorchModuleWrapper unpickles its module (torch.load), a TFSMLayer loads a SavedModel's graph
+_CODE = {"Lambda": "a Lambda layer", "__lambda__": "a marshalled function",
+         "TorchModuleWrapper": "a pickled PyTorch module", "TFSMLayer": "a TensorFlow SavedModel's graph"}
 
 
 def _code(obj: dict) -> str | None:
@@ -359,8 +362,8 @@ def _refuse_custom(source: str, r: dict, live: bool = False) -> None:
         raise NeuralabError(f"{where}: a custom layer{origin}, whose code neuralab never runs; supported layers: "
                             f"{', '.join(supported_layers())}")
     if cls in _CODE:  # refused as a layer, before its function is met as a field
-        raise NeuralabError(f"{_where(source, name, cls)}: {REFUSED.get(cls, 'it holds Python code')}; "
-                            f"supported layers: {', '.join(supported_layers())}")
+        why = REFUSED.get(cls, f"it holds Python code ({_CODE[cls]}), and neuralab never runs code from a model file")
+        raise NeuralabError(f"{_where(source, name, cls)}: {why}; supported layers: {', '.join(supported_layers())}")
     _refuse_foreign(_where(source, name, cls), _fields(r), live)
 
 
