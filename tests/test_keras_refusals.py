@@ -278,10 +278,17 @@ def test_python_code_in_a_legacy_h5_training_config_is_refused(tmp_path, field, 
      "'Progbar' from module 'keras.utils'"),
     ({"module": "keras.src.backend.torch.optimizers.torch_adam", "class_name": "Adam", "registered_name": "Evil",
       "config": {}}, "'Evil' from module 'keras.src.backend.torch.optimizers.torch_adam'"),
+    ({"module": "keras.models", "class_name": "function", "config": "load_model"},
+     "'load_model' from module 'keras.models'"),
+    ({"module": "keras.ops", "class_name": "function", "config": "mean", "registered_name": "function"},
+     "'mean' from module 'keras.ops'"),
+    ({"module": "keras.src.losses.losses", "class_name": "function", "config": "mean_squared_error"},
+     "'mean_squared_error' from module 'keras.src.losses.losses'"),
 ])
 def test_a_keras_module_that_no_saved_model_names_is_refused(tmp_path, obj, expected):
     """Keras's loader imports any keras.* module a file names: only those Keras's saving writes
-    pass (its public ones, its functional model's, the PyTorch backend's optimizers)."""
+    pass (its public ones, its functional model's, the PyTorch backend's optimizers), and a
+    function only from those of losses, metrics, activations, initializers, regularizers, constraints."""
     message = refused(write_keras(tmp_path / "m.keras", with_dense_field("bias_constraint", obj)))
     assert f"layer 'dense' (Dense): bias_constraint is {expected}, not one of Keras's own objects" in message
     message = refused(write_keras(tmp_path / "c.keras", with_compile("optimizer", obj)))

@@ -330,13 +330,24 @@ def _builtin(obj: dict) -> bool:
     return (public or bool(_INTERNAL.fullmatch(str(module)))) and registered in (None, obj.get("class_name"))
 
 
+# Keras's public modules whose functions a model names: a loss, a metric, an activation, and what
+# a layer's initializer, regularizer or constraint may be
+_FUNCTIONS = {"losses", "metrics", "activations", "initializers", "regularizers", "constraints"}
+
+
 def _function(obj: dict) -> bool:
-    """A function that Keras looks up by its name: one of Keras's own (loss=keras.losses.mse is
-    {"module": "keras.losses", "class_name": "function", "config": "mse"}), or one written with
-    module "builtins", as Keras writes a function of its own or a user's by name alone."""
+    """A function that Keras looks up by its name: one of Keras's own that a model names
+    (loss=keras.losses.mse is {"module": "keras.losses", "class_name": "function", "config": "mse"}),
+    or one written with module "builtins" (or none), as Keras writes a function of its own or a
+    user's by name alone. Not a function of any other module (keras.models.load_model, keras.ops's),
+    which no model's field holds."""
     if obj.get("class_name") != "function" or not isinstance(obj.get("config"), str):
         return False
-    return obj.get("module") == "builtins" or _builtin({**obj, "registered_name": None})
+    module = obj.get("module")
+    if module is None or module == "builtins":
+        return True
+    parts = str(module).split(".")
+    return len(parts) == 2 and parts[0] in ("keras", "tf_keras") and parts[1] in _FUNCTIONS
 
 
 def _model_file(module) -> str | None:
@@ -384,6 +395,8 @@ def _refuse_foreign(where: str, fields: list[tuple[str, object]], live: bool = F
         return
     key, obj = found
     what = obj.get("registered_name") or obj.get("class_name")
+    if obj.get("class_name") == "function" and isinstance(obj.get("config"), str):
+        what = obj["config"]  # Keras writes a function by its name there
     fix = f"{'compile' if key.startswith(('compile_config', 'training_config')) else 'build'} the model without it"
     if _code(obj):
         raise NeuralabError(f"{where}: {key} holds Python code ({_code(obj)}), which neuralab never runs nor hands "
@@ -414,7 +427,8 @@ def _foreign(fields: list[tuple[str, object]], code: bool = True) -> tuple[str, 
                 if code:
                     return key, x
                 continue
-            if ("module" in x or "registered_name" in x) and not (_function(x) or _builtin(x)):
+            own = _function(x) if x.get("class_name") == "function" else _builtin(x)
+            if ("module" in x or "registered_name" in x) and not own:
                 return key, x
             todo.extend((f"{key}.{k}", v) for k, v in reversed(x.items()))
         elif isinstance(x, list):
