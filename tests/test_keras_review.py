@@ -458,6 +458,12 @@ LOCATE = ("Could not locate class 'Scale'. Make sure custom classes and function
           "`@keras.saving.register_keras_serializable()`. If they are already decorated, make sure they are all "
           "imported so that the decorator is run before trying to load them. Full object config: "
           + json.dumps({"module": "my", "class_name": "Scale", "config": {"name": "scale", "units": list(range(40))}}))
+# Keras 3's loader, where a layer's weights did not load: the cause on the lines after the colon
+TOTAL = "A total of 1 objects could not be loaded. Example error message for object <Dense name=dense_1, built=True>:"
+CAUSE = "Layer 'dense_1' expected 2 variables, but received 0 variables during loading. Expected: ['kernel', 'bias']"
+MISMATCH = ("Layer 'conv2d' weight shape mismatch, e.g. the kernel of shape (3, 3, 1, 4) does not match the stored one "
+            "of shape (3, 3, 4, 1); the file was saved by another version of Keras or was edited, so that the layer "
+            "cannot take the weights it stores, and loading the model fails here before any weights are assigned")
 
 
 @pytest.mark.parametrize("error, why", [
@@ -465,10 +471,36 @@ LOCATE = ("Could not locate class 'Scale'. Make sure custom classes and function
     (ValueError(f"{KERNEL}\n\nArguments received by Conv2D.call():\n  • inputs=torch.Tensor(shape=(None, 28))"),
      f"ValueError: {KERNEL}"),
     (TypeError(LOCATE), "TypeError: Could not locate class 'Scale'."),
+    (ValueError(f"{TOTAL}\n\n{CAUSE}\n\nList of objects that could not be loaded:\n[<Dense name=dense_1, built=True>]"),
+     f"ValueError: {TOTAL} {CAUSE}"),
 ])
 def test_why_keras_could_not_load_the_file_is_kept_whole(tmp_path, capsys, monkeypatch, error, why):
     """The reason the import says it did not check the conversion against Keras is Keras's error
-    whole, its first line (or first sentence, where the line runs on into a config), not cut mid-word."""
+    whole, its first line (with the next, where the first ends in a colon; or its first sentence,
+    where the line runs on into a config), not cut mid-word."""
+    check, said = import_failing_check(tmp_path, capsys, monkeypatch, error)
+    assert check == {"checked": False, "why": f"Keras could not load the file: {why}"}
+    assert f"not checked against Keras: Keras could not load the file: {why}\n" in said, said
+
+
+@pytest.mark.parametrize("message, at_a_word", [(MISMATCH, True), ("x" * 5000, False)])
+def test_why_keras_could_not_load_the_file_is_cut_where_it_has_no_short_sentence(tmp_path, capsys, monkeypatch,
+                                                                                 message, at_a_word):
+    """A first line longer than the reason's bound, without a sentence's end before it ("e.g. " is
+    none), is cut at the bound, at a word where it has one, and says so with "..."."""
+    from neuralab.training.keras_import import MAX_REASON
+
+    check, said = import_failing_check(tmp_path, capsys, monkeypatch, ValueError(message))
+    why = check["why"].removeprefix("Keras could not load the file: ValueError: ")
+    assert why.endswith("...") and len(f"ValueError: {why}") <= MAX_REASON, why
+    assert message.startswith(why[:-3]) and len(why) > MAX_REASON // 2, why
+    assert (message[len(why) - 3] == " ") == at_a_word, why
+    assert f"not checked against Keras: {check['why']}\n" in said, said
+
+
+def import_failing_check(tmp_path, capsys, monkeypatch, error: Exception) -> tuple[dict, str]:
+    """`neuralab import` of a small model whose check Keras's loader fails with ``error``: the
+    run's conversion_check and what the import printed."""
     model = keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(), L.Dense(3, activation="softmax")])
     model.save(tmp_path / "m.keras")
 
@@ -478,6 +510,4 @@ def test_why_keras_could_not_load_the_file_is_kept_whole(tmp_path, capsys, monke
     monkeypatch.setattr(keras.saving, "load_model", load_model)
     assert main(["import", str(tmp_path / "m.keras"), "--out", str(tmp_path / "run")]) == 0
     said = capsys.readouterr().out
-    check = json.loads((tmp_path / "run" / "config.json").read_text())["imported"]["conversion_check"]
-    assert check == {"checked": False, "why": f"Keras could not load the file: {why}"}
-    assert f"not checked against Keras: Keras could not load the file: {why}\n" in said, said
+    return json.loads((tmp_path / "run" / "config.json").read_text())["imported"]["conversion_check"], said

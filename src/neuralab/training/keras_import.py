@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -35,7 +36,8 @@ BACKENDS_DISAGREE = 'docs/keras.md, "Where Keras\'s backends disagree, TensorFlo
 # The check runs the images through Keras and neuralab at once; beyond this many bytes of one
 # layer's outputs it is left out rather than ask the machine for memory a file made up
 MAX_CHECK_BYTES = 2**30
-# Keras's error, the reason a check was not made, is kept whole up to this many characters, past them its first sentence
+# Keras's error, the reason a check was not made, is kept whole up to this many characters, past them its first
+# sentence (or its first words, where that is longer)
 MAX_REASON = 300
 
 
@@ -189,14 +191,24 @@ def _classes(classes, known: list[str] | None, k: int, path: Path, data: str | N
 
 
 def _first_sentence(e: Exception) -> str:
-    """Keras's error as a reason, whole: its first line, or where that line runs on into the config
-    Keras quotes ("Could not locate class 'X'. Make sure ... Full object config: {...}"), its first
-    sentence."""
+    """Keras's error as a reason, whole: its first line (with the next, where the first only leads
+    to it with a colon: "... Example error message for object <Dense ...>:"), or where that runs
+    on into the config Keras quotes ("Could not locate class 'X'. Make sure ... Full object config:
+    {...}"), its first sentence; never more than MAX_REASON characters, cut at a word."""
     from neuralab.training.inputs_check import first_line
 
     line = first_line(e)
-    end = line.find(". ")
-    return line[:end + 1] if len(line) > MAX_REASON and end != -1 else line
+    if line.endswith(":"):  # the cause is on a later line
+        line = " ".join([line, *[x.strip() for x in str(e).splitlines()[1:] if x.strip()][:1]])
+    if len(line) <= MAX_REASON:
+        return line
+    # a sentence ends at ". " but for an abbreviation's ("e.g. the kernel")
+    end = re.search(r"(?<!\be\.g)(?<!\bi\.e)\. ", line)
+    if end is not None and end.end() - 1 <= MAX_REASON:
+        return line[:end.start() + 1]
+    cut = line[:MAX_REASON - 3]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > MAX_REASON // 2 else cut) + "..."  # a word that long is cut itself
 
 
 def _conversion_check(path: Path, spec: dict, weights: dict, chw: tuple, scale: float,
