@@ -625,3 +625,61 @@ def test_a_run_loaded_twice_and_another_of_the_same_code_each_pickle(digits, tmp
         torch.save(model, buffer)
         buffer.seek(0)
         assert torch.equal(torch.load(buffer, weights_only=False)(x), model(x))
+
+
+# --- crD 1: only a helper of the model's own folder, imported by a call naming it, makes a run it cannot keep --
+
+BLOCK_OF_A_LIBRARY = """
+    from torch import nn
+
+
+    class Block(nn.Sequential):
+        def __init__(self):
+            super().__init__(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+"""
+
+NET_OF_A_LIBRARY = """
+    import importlib
+
+    from torch import nn
+
+    from mylib import Block
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            act = getattr(importlib.import_module("torch.nn"), "Identity")  # a call, of a library's module
+            self.b = nn.Sequential(Block(), act())
+
+        def forward(self, x):
+            return self.b(x.data)
+"""
+
+
+def test_helpers_found_through_pythonpath_below_the_folder_or_imported_before_keep_the_run(digits, tmp_path,
+                                                                                           capsys):
+    """A project's own library in a subfolder on PYTHONPATH (lib/mylib.py importing lib/mylib2.py),
+    and a helper beside the model that the session imported before (data.py, a name the model's
+    code has in it), are no import by a call of the model's folder: the run keeps the code."""
+    code = tmp_path / "code"
+    _file(code / "lib", "mylib.py", "from mylib2 import Block  # noqa: F401\n")
+    _file(code / "lib", "mylib2.py", BLOCK_OF_A_LIBRARY)
+    _file(code, "data.py", "ROOT = 'pictures'\n")
+    net = _file(code, "net.py", NET_OF_A_LIBRARY)
+    run = tmp_path / "run"
+    sys.path[:0] = [str(code / "lib"), str(code)]
+    try:
+        importlib.import_module("data")  # the notebook's own helper
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            _train(capsys, net, digits, run)
+        assert not [str(w.message) for w in said if "import statement" in str(w.message)]
+        assert _source(run)["file"] == "model.py"
+        accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
+        assert main(["evaluate", str(run), "--trust-code"]) == 0
+        assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
+    finally:
+        for name in ("data", "mylib", "mylib2"):
+            sys.modules.pop(name, None)
+        del sys.path[:2]

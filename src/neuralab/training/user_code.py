@@ -227,32 +227,61 @@ def imported_by(files: dict, name: str) -> bool:
 def imported_otherwise(path: Path, code: bytes, imports: dict | None):
     """Yields a list that, once the block has run the model file ``path`` (its bytes ``code``,
     and ``imports``, those of the files beside it that it imports), holds the modules of its
-    folder that the code imported other than by an import statement (importlib.import_module
-    ("helper")): Python's own import, which a run neither sees nor keeps. One imported so before
-    (the session's, a model trained before) counts where the code calls an import function."""
-    before, found = set(sys.modules), []
+    folder that the code imports other than by an import statement: by a call whose string
+    names them (importlib.import_module("helper"), __import__("helper")), Python's own import,
+    which a run neither sees nor keeps. Only a module found through the folder itself counts (a
+    .py file or a package directly in it): one found through PYTHONPATH or a site folder, even
+    below it, is found so again when the run is rebuilt."""
     texts = (code, *(imports or {}).values())
-    calls = any(b"import_module" in c or b"__import__" in c for c in texts)
+    found: list[str] = []
     try:
         yield found
     finally:
         import ast
 
-        stated = set()  # what its import statements import: kept, or said (package_beside)
+        called, stated = set(), set()  # what its import statements import is kept, or said (package_beside)
         for text in texts:
             with contextlib.suppress(SyntaxError, ValueError, RecursionError, MemoryError):
-                stated |= _imported_names(ast.parse(text))
+                tree = ast.parse(text)
+                stated |= _imported_names(tree)
+                called |= _imported_by_calls(tree)
         folder = Path(path).resolve().parent
-        for name, module in sorted(sys.modules.items()):
-            top, file = name.partition(".")[0], getattr(module, "__file__", None)
-            if name.startswith(MODULE_PREFIX) or name == "__main__" or not isinstance(file, str) or top in found \
-                    or top in stated \
-                    or (name in before and not (calls and any(top.encode() in c for c in texts))):
-                continue
-            with contextlib.suppress(OSError, ValueError):
-                if Path(file).resolve().is_relative_to(folder) and not in_a_library(Path(file)) \
-                        and Path(file).resolve() != Path(path).resolve():
-                    found.append(top)
+        for top in sorted(called - stated - {Path(path).stem, "neuralab"}):
+            if _found_through(sys.modules.get(top), folder / top) == folder:
+                found.append(top)
+
+
+def _imported_by_calls(tree) -> set[str]:
+    """The top-level modules a parsed file imports by a call naming them in a string
+    (importlib.import_module("helper"), __import__("helper.sub")); relative names are left out."""
+    import ast
+
+    names = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and n.args and isinstance(n.args[0], ast.Constant) \
+                and isinstance(n.args[0].value, str) and not n.args[0].value.startswith("."):
+            called = n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", None)
+            if called in ("import_module", "__import__"):
+                names.add(n.args[0].value.partition(".")[0])
+    return names
+
+
+def _found_through(module, beside: Path) -> Path | None:
+    """The folder on sys.path that ``module`` was found through (a package's: the folder holding
+    its directory), resolved; None for a built-in, a library's, or one not imported where no
+    file ``beside`` (a model folder's path of its name, without the ending) stands for it."""
+    if module is None:  # not imported yet (a call in forward): the model's folder gives it where it holds it
+        return beside.parent.resolve() if beside.with_suffix(".py").is_file() or beside.is_dir() else None
+    file = getattr(module, "__file__", None)
+    places = [Path(file)] if isinstance(file, str) else \
+        [Path(p) / "__init__.py" for p in getattr(module, "__path__", None) or ()]  # a namespace package
+    for place in places:
+        with contextlib.suppress(OSError, ValueError):
+            if in_a_library(place):
+                return None
+            place = place.resolve()
+            return place.parent.parent if place.name == "__init__.py" else place.parent
+    return None
 
 
 def not_imported_by_statement(path: Path, names: list[str]) -> str:
