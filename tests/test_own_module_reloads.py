@@ -380,6 +380,22 @@ def test_a_model_given_as_a_packages_init_is_said_as_it_trains_and_loads_from_py
     assert load_classifier(run, model=user.Net()).predict(np.zeros((2, 1, 8, 8), np.uint8)).shape == (2,)
 
 
+
+def test_a_packages_init_without_relative_imports_given_as_the_model_is_kept_and_the_run_rebuilds(digits, tmp_path,
+                                                                                                 capsys):
+    """One that defines the model itself runs alone as any file does: a run keeps it."""
+    init = _file(tmp_path / "code" / "mypkg", "__init__.py", BLOCK_OF_A_LIBRARY.replace("Block", "Net"))
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about: the run keeps the code
+        _train(capsys, f"{init}:Net", digits, run)
+    assert _source(run)["file"] == "model.py"
+    shutil.rmtree(tmp_path / "code")  # the run alone rebuilds it
+    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
+    assert main(["evaluate", str(run), "--trust-code"]) == 0
+    assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
+
+
 BLOCKS_IMPORTING_BACK = """
     from torch import nn
 

@@ -160,8 +160,8 @@ def local_imports(path: Path, code: bytes | None = None) -> dict | None:
 
 def package_beside(path: Path) -> str | None:
     """Why a run cannot keep the code in ``path``: the package beside it that it imports (or a
-    file beside it that it imports does), or the package it is the __init__.py of, in words;
-    None where it imports none."""
+    file beside it that it imports does), or the package whose __init__.py it is where it imports
+    with dots, in words; None where it imports none."""
     return imported_beside(path)[1]
 
 
@@ -170,7 +170,7 @@ def imported_beside(path: Path, code: bytes | None = None) -> tuple[dict, str | 
     import ast
 
     path = Path(path)
-    if path.name == "__init__.py":  # it runs as its package, whose other files its relative imports take
+    if path.name == "__init__.py" and _imports_with_dots(path, code):  # they take its package's other files
         return {}, f"{path} is a package's __init__.py, and a run does not keep the package"
     folder, found, todo = folder_of(path), {}, [path]
     while todo:
@@ -193,6 +193,20 @@ def imported_beside(path: Path, code: bytes | None = None) -> tuple[dict, str | 
             found[beside.name] = beside.read_bytes()
             todo.append(beside)
     return found, None
+
+
+def _imports_with_dots(path: Path, code: bytes | None) -> bool:
+    """Whether the file ``path`` (its bytes ``code``, where read) has a relative import (from .net
+    import Net); one that cannot be read has none that counts: run_file says what is wrong."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes() if code is None else code, str(path))
+    except (SyntaxError, ValueError, OSError):
+        return False
+    except (RecursionError, MemoryError):
+        raise _too_nested(path) from None
+    return any(isinstance(n, ast.ImportFrom) and n.level > 0 for n in ast.walk(tree))
 
 
 def _package_beside(folder: Path, name: str) -> bool:
