@@ -699,3 +699,34 @@ def test_helpers_found_through_pythonpath_below_the_folder_or_imported_before_ke
         for name in ("data", "mylib", "mylib2"):
             sys.modules.pop(name, None)
         del sys.path[:2]
+
+
+# --- crD 3: a run loaded again and again keeps no copy of its code once its model is gone ---------------
+
+
+def test_a_run_loaded_in_a_loop_leaves_no_module_once_its_model_is_dropped(digits, tmp_path, capsys):
+    """A notebook cell run again, or the web app reloading a run, each load its code under a name
+    of its own (so that each model pickles); none outlives the models built from it."""
+    import gc
+
+    code = tmp_path / "code"
+    _file(code, "layers.py", BACKBONE)
+    net = _file(code, "net.py", NET.format(module="layers"))
+    run = tmp_path / "run"
+    _train(capsys, net, digits, run)
+
+    def loaded() -> set[str]:
+        gc.collect()
+        return {k for k in sys.modules if k.startswith("neuralab_model_")}
+
+    before = loaded()
+    kept = load_classifier(run, trust_code=True).model
+    for _ in range(3):
+        model = load_classifier(run, trust_code=True).model
+        assert len(loaded() - before) == 4  # the file and its helper, for each of the two models alive
+        del model
+    assert len(loaded() - before) == 2
+    buffer = io.BytesIO()
+    torch.save(kept, buffer)  # the one still alive pickles
+    del kept
+    assert loaded() <= before

@@ -22,6 +22,7 @@ import inspect
 import sys
 import traceback
 import warnings
+import weakref
 from pathlib import Path
 
 from neuralab.errors import NeuralabError, shell_word  # a model's name as typed back, in a shell or in Python
@@ -98,15 +99,29 @@ def _defined(path: Path, name: str | None, imports: dict | None, checked: bytes 
     # `python FILE.py` lets it) and while the constructor runs too, as in plain Python, where it is
     # there while the file's module is used: the constructor may import a neighbour
     # (importlib.import_module("helper")), which the file's import statements do not name
-    folder = str(Path(path).resolve().parent)
+    folder, names = str(Path(path).resolve().parent), []
     if checked is None:
         sys.path.insert(0, folder)
     try:
-        return _found(path, name, run_file(path, imports, checked, code))
+        obj, name = _found(path, name, run_file(path, imports, checked, code, names))
+    except BaseException:
+        _forget(names)
+        raise
     finally:
         with contextlib.suppress(ValueError):
             if checked is None:
                 sys.path.remove(folder)
+    # Pickle and inspect find the model's classes in sys.modules for as long as it lives; each load
+    # has names of its own there (module_name), so that a model loaded in a loop (a notebook, the
+    # web app reloading a run) would otherwise keep every copy of the code and what its top level holds
+    weakref.finalize(obj, _forget, names)
+    return obj, name
+
+
+def _forget(names: list[str]) -> None:
+    """sys.modules without the modules ``names`` (a load's: ``run_file``'s)."""
+    for n in names:
+        sys.modules.pop(n, None)
 
 
 def _found(path: Path, name: str | None, module) -> tuple[object, str]:
@@ -404,15 +419,19 @@ def module_name(code: bytes) -> str:
     return name
 
 
-def run_file(path: Path, imports: dict | None = None, checked: bytes | None = None, code: bytes | None = None):
+def run_file(path: Path, imports: dict | None = None, checked: bytes | None = None, code: bytes | None = None,
+             names: list[str] | None = None):
     """Execute ``path`` as a fresh module; its errors become one line naming file:line.
     ``imports``: the files beside it that it imports, name -> bytes; those bytes run as its
     imports of them, its own (``_Neighbours``), not whatever this process imports under their
     names (another run's, the caller's own module), nor a .pyc Python's import system would
     take in their place. ``checked``: the file's own bytes as the caller checked them, which
     run instead of the file's; its folder then gives nothing else to import (``_RunFolders``).
-    ``code``: the file's bytes as the caller read them (``read_code``), which run in its place."""
+    ``code``: the file's bytes as the caller read them (``read_code``), which run in its place.
+    ``names``: a list given to hold the names of the modules it puts in sys.modules, its own and,
+    as they are imported (in forward too), its neighbours'."""
     path = Path(path)
+    names = [] if names is None else names
     source = checked if checked is not None else code if code is not None else read_code(path)
     try:
         code = compile(source, str(path), "exec")
@@ -431,7 +450,7 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     folder = str(path.resolve().parent)
     files = {Path(n).stem: (Path(folder) / n, code) for n, code in (imports or {}).items()}
     if files:  # its import statements, at its top level and in its functions alike, take these
-        neighbours = _Neighbours(files, checked is not None)
+        neighbours = _Neighbours(files, checked is not None, names)
         module.__builtins__ = neighbours.builtins
         if imported_by(imports, path.stem):  # one imports the model's file back: it gets this module, as in Python
             neighbours.modules[path.stem] = module
@@ -441,6 +460,7 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
         _RUN_FOLDERS.keep(folder, files)
         _as_source(path, source)
     sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
+    names.append(name)
     argv, sys.argv = sys.argv, [str(path)]  # a file that parses its options gets its defaults, not neuralab's
     try:
         with _keras_input_shape_quiet():
@@ -486,12 +506,13 @@ class _Neighbours:
     name, where another run's file of that name, or the user's own module, would take its place
     (or it theirs). Python's own import would also run a .pyc in __pycache__ in its place where
     its header matches the file's time and size, code no hash covers. ``builtins``: the builtins
-    those files run with, whose ``__import__`` gives them."""
+    those files run with, whose ``__import__`` gives them; ``names``: a list that gets the
+    sys.modules name of each run (``run_file``'s)."""
 
-    def __init__(self, files: dict[str, tuple[Path, bytes]], checked: bool):
+    def __init__(self, files: dict[str, tuple[Path, bytes]], checked: bool, names: list[str]):
         import builtins
 
-        self.files, self.checked, self.modules = files, checked, {}
+        self.files, self.checked, self.modules, self.names = files, checked, {}, names
         self.builtins = {**vars(builtins), "__import__": self._import}
         self._real = builtins.__import__
 
@@ -512,6 +533,7 @@ class _Neighbours:
         module = types.ModuleType(name)
         module.__file__, module.__builtins__ = str(file), self.builtins
         self.modules[stem] = sys.modules[name] = module  # one that imports it back gets it as Python gives it
+        self.names.append(name)
         if self.checked:
             _as_source(file, code)
         try:
