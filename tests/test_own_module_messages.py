@@ -479,3 +479,17 @@ def test_a_model_file_of_a_package_importing_with_dots_is_told_what_works(tmp_pa
             sys.modules.pop(name, None)
     model.write_text(model.read_text().replace("from .layers", "from layers"))
     assert main(["summary", f"{model}:PkgNet", "--input", "28x28x1"]) == 0
+
+
+def test_a_model_file_of_a_package_importing_a_helper_without_dots_too_is_told_to_import_the_model(tmp_path,
+                                                                                                   capsys):
+    """Its helper imported without dots runs as the model's own (the run keeps it): the import
+    with dots then fails in neuralab's import of that helper, and the hint still names the model."""
+    package = tmp_path / "mypkg"
+    _file(package, "__init__", "")
+    _file(package, "layers", PACKAGE_LAYERS)
+    _file(package, "util", "SIZE = 8\n")
+    model = _file(package, "model", PACKAGE_MODEL.replace("from .layers", "import util  # noqa: F401\n    from .layers"))
+    err = _refused(capsys, "summary", f"{model}:PkgNet", "--input", "28x28x1")
+    assert f"{model}:5: ImportError: attempted relative import with no known parent package" in err, err
+    assert "give a file beside the package that imports the model (from mypkg.model import ...)" in err, err

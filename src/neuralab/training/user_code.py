@@ -479,7 +479,7 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
             raise interrupt from None
         frames = traceback.extract_tb(e.__traceback__)
         line = next((f.lineno for f in reversed(frames) if f.filename == str(path)), "?")
-        where, text, hint = f"{path}:{line}", str(e), _import_hint(e)
+        where, text, hint = f"{path}:{line}", str(e), _import_hint(e, path)
         # An error in a file beside it that it imports: that file's line, which the user must fix
         inner = ((e.filename, e.lineno, e.msg) if isinstance(e, SyntaxError) and e.filename else
                  next(((f.filename, f.lineno, text) for f in reversed(frames) if _beside(f.filename, folder)),
@@ -632,14 +632,15 @@ def _keras_input_shape_quiet():
         yield
 
 
-def _import_hint(e: Exception) -> str:
-    """What to do about a model file's failed import of Keras or TensorFlow (the workshop's
-    listings import tensorflow.keras, which neuralab's Keras 3 on PyTorch replaces), or a Keras
-    function that needs TensorFlow on any backend (keras.utils.image_dataset_from_directory)."""
+def _import_hint(e: Exception, path: Path) -> str:
+    """What to do about the model file ``path``'s failed import of Keras or TensorFlow (the
+    workshop's listings import tensorflow.keras, which neuralab's Keras 3 on PyTorch replaces), a
+    Keras function that needs TensorFlow on any backend (keras.utils.image_dataset_from_directory),
+    or a relative import."""
     if not isinstance(e, ImportError):
         return ""
     if "no known parent package" in str(e):  # `from .layers import Block` in a file of a package
-        return _in_a_package(e)
+        return _in_a_package(path)
     named = getattr(e, "name", None) or ""
     if named == "tensorflow" or named.startswith("tensorflow."):  # the file's own import
         return _TENSORFLOW_KERAS
@@ -653,10 +654,11 @@ def _import_hint(e: Exception) -> str:
     return "; install Keras 3: pip install 'neuralab[keras]'" if "keras" in str(e) else ""
 
 
-def _in_a_package(e: ImportError) -> str:
-    """What to do about a relative import in a model file of a package (``e``, its failure): the
-    file runs alone, as `python FILE.py` runs it, not as a module of its package."""
-    file = Path(traceback.extract_tb(e.__traceback__)[-1].filename)
+def _in_a_package(file: Path) -> str:
+    """What to do about a relative import in the model file ``file`` of a package (its own, or a
+    helper's it imports): the file runs alone, as `python FILE.py` runs it, not as a module of its
+    package; a file beside the package imports the model, whichever file has the dots."""
+    file = Path(file)
     module = f"{file.parent.name}.{file.stem}" if file.parent.name.isidentifier() else "PACKAGE.MODULE"
     return (f"; neuralab runs the model's file alone, not as a module of its package: import its helpers without "
             f"dots from .py files beside it (from layers import Block), which a run keeps, or give a file beside "
