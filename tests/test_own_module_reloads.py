@@ -730,3 +730,26 @@ def test_a_run_loaded_in_a_loop_leaves_no_module_once_its_model_is_dropped(digit
     torch.save(kept, buffer)  # the one still alive pickles
     del kept
     assert loaded() <= before
+
+
+def test_a_second_model_importing_by_a_call_a_helper_of_the_name_of_anothers_is_said(digits, tmp_path, capsys):
+    """Two models trained in one process, each with its own width.py imported by a call: the second
+    gets the first one's, as Python's import gives a name once; its run says so, and keeps no
+    code that a new process could not rebuild."""
+    nets = {}
+    for project, width in (("a", 16), ("b", 32)):
+        _file(tmp_path / project, "width.py", f"WIDTH = {width}\n")
+        nets[project] = _file(tmp_path / project, "net.py",
+                              IMPORTS_BY_A_CALL.format(call='importlib.import_module("width")'))
+    try:
+        with pytest.warns(UserWarning, match="imports width from beside it"):
+            _train(capsys, nets["a"], digits, tmp_path / "run_a")
+        with pytest.warns(UserWarning) as said:
+            _train(capsys, nets["b"], digits, tmp_path / "run_b")
+        said = [str(w.message) for w in said if "width" in str(w.message)]
+        assert len(said) == 1 and said[0].startswith(
+            f"net.py imports width ({tmp_path / 'a' / 'width.py'}, imported before from another folder, which it "
+            "gets in place of its own) other than by an import statement"), said
+        assert _source(tmp_path / "run_b")["file"] is None
+    finally:
+        sys.modules.pop("width", None)

@@ -258,11 +258,13 @@ def imported_otherwise(path: Path, code: bytes, imports: dict | None):
     and ``imports``, those of the files beside it that it imports), holds the modules of its
     folder that the code imports other than by an import statement: by a call whose string
     names them (importlib.import_module("helper"), __import__("helper")), Python's own import,
-    which a run neither sees nor keeps. Only a module found through the folder itself counts (a
-    .py file or a package directly in it): one found through PYTHONPATH or a site folder, even
-    below it, is found so again when the run is rebuilt."""
+    which a run neither sees nor keeps: (name, None) for each. Only a module found through the
+    folder itself counts (a .py file or a package directly in it), or (name, its file) one that
+    this process imported before from a folder no longer on sys.path (another model's, whose
+    helper of that name the call gets): one found through PYTHONPATH or a site folder, even below
+    the model's folder, is found so again when the run is rebuilt."""
     texts = (code, *(imports or {}).values())
-    found: list[str] = []
+    found: list[tuple[str, str | None]] = []
     try:
         yield found
     finally:
@@ -274,10 +276,16 @@ def imported_otherwise(path: Path, code: bytes, imports: dict | None):
                 tree = ast.parse(text)
                 stated |= _imported_names(tree)
                 called |= _imported_by_calls(tree)
-        folder = Path(path).resolve().parent
+        folder, on_path = Path(path).resolve().parent, set()
+        for p in sys.path:
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                on_path.add(Path(p or ".").resolve())
         for top in sorted(called - stated - {Path(path).stem, "neuralab"}):
-            if _found_through(sys.modules.get(top), folder / top) == folder:
-                found.append(top)
+            through = _found_through(sys.modules.get(top), folder / top)
+            if through == folder:
+                found.append((top, None))
+            elif through is not None and through not in on_path:
+                found.append((top, sys.modules[top].__file__ or str(through / top)))
 
 
 def _imported_by_calls(tree) -> set[str]:
@@ -313,9 +321,13 @@ def _found_through(module, beside: Path) -> Path | None:
     return None
 
 
-def not_imported_by_statement(path: Path, names: list[str]) -> str:
+def not_imported_by_statement(path: Path, names: list[tuple[str, str | None]]) -> str:
     """``imported_otherwise``'s ``names``, in words: why a run cannot keep the code in ``path``."""
-    return (f"{Path(path).name} imports {', '.join(names)} from beside it other than by an import statement "
+    beside = [n for n, file in names if file is None]
+    before = [f"{n} ({file}, imported before from another folder, which it gets in place of its own)"
+              for n, file in names if file is not None]
+    said = [f"{', '.join(beside)} from beside it"] if beside else []
+    return (f"{Path(path).name} imports {', '.join(said + before)} other than by an import statement "
             "(importlib.import_module, __import__), which a run does not keep")
 
 
