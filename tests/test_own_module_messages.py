@@ -493,3 +493,29 @@ def test_a_model_file_of_a_package_importing_a_helper_without_dots_too_is_told_t
     err = _refused(capsys, "summary", f"{model}:PkgNet", "--input", "28x28x1")
     assert f"{model}:5: ImportError: attempted relative import with no known parent package" in err, err
     assert "give a file beside the package that imports the model (from mypkg.model import ...)" in err, err
+
+
+def test_a_forward_importing_a_helper_by_a_call_is_told_how_to_import_it_not_blamed_on_the_inputs(tmp_path, capsys):
+    """Plain Python finds width.py from the script's folder all along; neuralab takes the model's
+    folder off sys.path once the model is built."""
+    _file(tmp_path / "code", "width", "SCALE = 2\n")
+    net = _file(tmp_path / "code", "net", """
+        import importlib
+
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.f = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+            def forward(self, x):
+                return self.f(x) * importlib.import_module("width").SCALE
+    """)
+    digits = digits_folder(tmp_path / "digits", 20)
+    err = _refused(capsys, "train", "--model", f"{net}:Net", "--data", digits, "--epochs", "1", "--out",
+                   tmp_path / "run")
+    assert "torch:net.py:Net: the model's forward fails to import (ModuleNotFoundError: No module named 'width'), " \
+           "which no input causes: a helper beside the model's file is found by an import statement" in err, err
+    assert "inputs" not in err.partition("which no input")[0]

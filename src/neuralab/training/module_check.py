@@ -82,6 +82,11 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
                             y1 = module(x[:1])
     except Exception as e:  # noqa: BLE001  the user's forward: one line naming both shapes
         error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if isinstance(e, ImportError):  # no fault of the inputs: neuralab's sys.path is not the script's
+            raise NeuralabError(f"{name}: the model's forward fails to import ({error}), which no input causes: a "
+                                "helper beside the model's file is found by an import statement (import helper), "
+                                "not by importlib.import_module in forward, where the model's folder is not on "
+                                "sys.path; a library must be installed") from None
         if y is not None:  # the first batch passed
             raise NeuralabError(f"{name}: on inputs {shape} the model works on a batch of {len(x)} and fails on "
                                 f"one of {len(x) + 1} ({error}); {ANY_BATCH}") from None
