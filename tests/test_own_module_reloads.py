@@ -753,3 +753,42 @@ def test_a_second_model_importing_by_a_call_a_helper_of_the_name_of_anothers_is_
         assert _source(tmp_path / "run_b")["file"] is None
     finally:
         sys.modules.pop("width", None)
+
+
+BLOCKS_AND_NET_HALF_SAVED = """
+    from pathlib import Path
+
+    from torch import nn
+
+    # stands for the user's editor saving a half-written change while neuralab runs the file
+    Path(__file__).write_text(Path(__file__).read_text() + "\\nclass Unfinished(")
+
+
+    class Block(nn.Sequential):
+        def __init__(self, cin, cout):
+            super().__init__(nn.Linear(cin, cout), nn.ReLU())
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Sequential(nn.Flatten(), Block(64, 32), nn.Linear(32, 10))
+
+        def forward(self, x):
+            return self.f(x)
+"""
+
+
+def test_the_model_built_from_the_others_is_found_in_the_bytes_that_ran(digits, tmp_path, capsys):
+    path = _file(tmp_path / "code", "net.py", BLOCKS_AND_NET_HALF_SAVED)
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match=r"defines several models \(Block, Net\); training Net"):
+        _train(capsys, path, digits, run)
+    assert _source(run)["name"] == "Net"
+
+
+def test_whether_a_model_file_names_keras_is_read_from_the_bytes_that_run(tmp_path):
+    from neuralab.training.keras_script import _names_keras
+
+    path = _file(tmp_path / "code", "net.py", "import torch\n")  # as on disk once edited
+    assert _names_keras(path, {}, code=b"import keras\n") and not _names_keras(path, {}, code=path.read_bytes())

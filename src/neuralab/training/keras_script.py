@@ -105,7 +105,7 @@ _READING = threading.RLock()
 
 
 @contextlib.contextmanager
-def fit_recorded(path: Path, imports: dict | None):
+def fit_recorded(path: Path, imports: dict | None, code: bytes | None = None):
     """While the model file ``path`` runs, Keras's training calls run nothing and are recorded
     in the ``_Read`` this gives. Model.fit trains nothing: the file is read for its model, which
     neuralab then trains, and a tutorial's module-level fit() would otherwise train a throwaway
@@ -120,19 +120,20 @@ def fit_recorded(path: Path, imports: dict | None):
     it calls) writes over once one of those calls ran nothing (a JSON of the history, a figure)
     are put back as they were when the read ends (``_Kept``). Keras and open() are as they were
     afterwards. Keras is imported first only for a file that, or whose neighbours, name it:
-    PyTorch code goes without (importing Keras takes seconds)."""
-    with _READING, _recorded(path, imports) as read:
+    PyTorch code goes without (importing Keras takes seconds). ``code``: the file's bytes as
+    read to run (``user_code.read_code``), which tell whether it names Keras."""
+    with _READING, _recorded(path, imports, code) as read:
         yield read
 
 
 @contextlib.contextmanager
-def _recorded(path: Path, imports: dict | None):
+def _recorded(path: Path, imports: dict | None, code: bytes | None = None):
     """``fit_recorded``'s patches, in place while it holds ``_READING``."""
     import builtins
     import io
 
     keras = sys.modules.get("keras")
-    if keras is None and _names_keras(path, imports) and importlib.util.find_spec("keras") is not None:
+    if keras is None and _names_keras(path, imports, code) and importlib.util.find_spec("keras") is not None:
         from neuralab.keras import on_pytorch
 
         on_pytorch()
@@ -593,8 +594,11 @@ def _compiled(config: dict) -> dict:
             return {"optimizer": str(optimizer.get("class_name") if isinstance(optimizer, dict) else optimizer)}
 
 
-def _names_keras(path: Path, imports: dict | None) -> bool:
-    """Whether the model file or one beside it that it imports names Keras (tensorflow.keras too)."""
+def _names_keras(path: Path, imports: dict | None, code: bytes | None = None) -> bool:
+    """Whether the model file (its bytes ``code``, where read) or one beside it that it imports
+    names Keras (tensorflow.keras too)."""
+    if code is not None:
+        return b"keras" in code or any(b"keras" in text for text in (imports or {}).values())
     try:
         if not path.is_file() or path.stat().st_size > MAX_CODE:  # run_file refuses it
             return False

@@ -370,7 +370,7 @@ def resolve(model, zoo=None) -> ModelSource:
             weights_loaded,
         )
 
-        with fit_recorded(path, imports) as read, imported_otherwise(path, code, imports) as otherwise:
+        with fit_recorded(path, imports, code) as read, imported_otherwise(path, code, imports) as otherwise:
             seed = seed_just_set()  # as a run seeds before it reads its model: rebuild builds it so again
             try:
                 obj, name = load_python(path, name, imports, code=code)

@@ -103,7 +103,8 @@ def _defined(path: Path, name: str | None, imports: dict | None, checked: bytes 
     if checked is None:
         sys.path.insert(0, folder)
     try:
-        obj, name = _found(path, name, run_file(path, imports, checked, code, names))
+        obj, name = _found(path, name, run_file(path, imports, checked, code, names),
+                           checked if checked is not None else code)
     except BaseException:
         _forget(names)
         raise
@@ -124,8 +125,9 @@ def _forget(names: list[str]) -> None:
         sys.modules.pop(n, None)
 
 
-def _found(path: Path, name: str | None, module) -> tuple[object, str]:
-    """The model ``module`` (``path``'s) defines and its name, ``load_python``'s."""
+def _found(path: Path, name: str | None, module, code: bytes | None = None) -> tuple[object, str]:
+    """The model ``module`` (``path``'s, run from its bytes ``code``, where the caller read them)
+    defines and its name, ``load_python``'s."""
     found = {k: v for k, v in vars(module).items() if not k.startswith("_")}
     if name is not None:
         if name not in found:
@@ -140,7 +142,7 @@ def _found(path: Path, name: str | None, module) -> tuple[object, str]:
     for picks in (instances, classes):
         if len(picks) == 1:
             return materialise(path, picks[0], found[picks[0]]), picks[0]
-        top = _built_from_the_others(path, {k: found[k] for k in picks}) if picks is classes else None
+        top = _built_from_the_others(path, {k: found[k] for k in picks}, code) if picks is classes else None
         if top is not None:
             warnings.warn(f"{path}: defines several models ({', '.join(picks)}); training {top}, the one built from "
                           f"the others: name another as {shell_word(f'{path}:NAME')}")
@@ -446,7 +448,7 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     names = [] if names is None else names
     source = checked if checked is not None else code if code is not None else read_code(path)
     try:
-        code = compile(source, str(path), "exec")
+        compiled = compile(source, str(path), "exec")
     except SyntaxError as e:
         raise NeuralabError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
     except (RecursionError, MemoryError):
@@ -460,7 +462,7 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     folder = str(path.resolve().parent)
-    files = {Path(n).stem: (Path(folder) / n, code) for n, code in (imports or {}).items()}
+    files = {Path(n).stem: (Path(folder) / n, text) for n, text in (imports or {}).items()}
     if files:  # its import statements, at its top level and in its functions alike, take these
         neighbours = _Neighbours(files, checked is not None, names)
         module.__builtins__ = neighbours.builtins
@@ -476,7 +478,7 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     argv, sys.argv = sys.argv, [str(path)]  # a file that parses its options gets its defaults, not neuralab's
     try:
         with _keras_input_shape_quiet():
-            exec(code, module.__dict__)  # noqa: S102  the user named this file as their model
+            exec(compiled, module.__dict__)  # noqa: S102  the user named this file as their model
     except SystemExit as e:  # sys.exit() or argparse's exit: the file ends, neuralab goes on to say so
         frames = traceback.extract_tb(e.__traceback__)
         line = next((f.lineno for f in reversed(frames) if f.filename == str(path)), "?")
@@ -712,14 +714,15 @@ def _is_module_class(obj) -> bool:
     return inspect.isclass(obj) and torch is not None and issubclass(obj, torch.nn.Module)
 
 
-def _built_from_the_others(path: Path, classes: dict) -> str | None:
+def _built_from_the_others(path: Path, classes: dict, code: bytes | None = None) -> str | None:
     """The one of ``classes`` (name: class, defined in ``path``) that a ResNet-style file builds
     from the others, or None: the one no other names in its body and the only one buildable
     without arguments, where the others are blocks (``Block(cin, cout)``). A wrapper around the
     network (a softmax for deployment, an ensemble) and a subclass beside its base build without
-    arguments as the network does, and which of them to train only the user knows."""
+    arguments as the network does, and which of them to train only the user knows. ``code``:
+    ``path``'s bytes that ran, where read."""
     free = [k for k, v in classes.items() if _needs_no_arguments(v)]
-    return free[0] if len(free) == 1 and free[0] in _used_by_none(path, list(classes)) else None
+    return free[0] if len(free) == 1 and free[0] in _used_by_none(path, list(classes), code) else None
 
 
 def _needs_no_arguments(made) -> bool:
@@ -730,13 +733,14 @@ def _needs_no_arguments(made) -> bool:
     return True
 
 
-def _used_by_none(path: Path, classes: list[str]) -> list[str]:
-    """Those of ``classes``, defined in ``path``, that no other of them names in its body; a
-    subclass naming its base in its bases is no use of it (``class Big(Base)``)."""
+def _used_by_none(path: Path, classes: list[str], code: bytes | None = None) -> list[str]:
+    """Those of ``classes``, defined in ``path`` (its bytes ``code``, where read), that no other of
+    them names in its body; a subclass naming its base in its bases is no use of it (``class
+    Big(Base)``)."""
     import ast
 
     try:
-        tree = ast.parse(path.read_bytes())
+        tree = ast.parse(path.read_bytes() if code is None else code)
     except (OSError, SyntaxError, ValueError):
         return []
     used = set()
