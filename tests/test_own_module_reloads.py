@@ -732,6 +732,35 @@ def test_a_run_loaded_in_a_loop_leaves_no_module_once_its_model_is_dropped(digit
     assert loaded() <= before
 
 
+def test_a_run_whose_model_is_an_object_of_its_file_keeps_one_copy_of_its_code_when_loaded_in_a_loop(digits, tmp_path,
+                                                                                                    capsys):
+    """model = Net() at the file's top: its module keeps the model alive, and is let go of once
+    nothing else refers to the model, at the next load."""
+    import gc
+
+    net = _file(tmp_path / "code", "net.py", NET.format(module="layers") + "\n\n    model = Net()\n")
+    _file(tmp_path / "code", "layers.py", BACKBONE)
+    run = tmp_path / "run"
+    _train(capsys, net, digits, run)
+    assert _source(run)["name"] == "model"
+
+    def loaded() -> set[str]:
+        gc.collect()
+        return {k for k in sys.modules if k.startswith("neuralab_model_")}
+
+    before = loaded()
+    kept = load_classifier(run, trust_code=True).model
+    for _ in range(4):
+        model = load_classifier(run, trust_code=True).model
+        del model
+    assert len(loaded() - before) <= 4  # the kept model's file and helper, and the last one dropped's
+    buffer = io.BytesIO()
+    torch.save(kept, buffer)  # the one still alive pickles
+    buffer.seek(0)
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.equal(torch.load(buffer, weights_only=False)(x), kept(x))
+
+
 def test_a_second_model_importing_by_a_call_a_helper_of_the_name_of_anothers_is_said(digits, tmp_path, capsys):
     """Two models trained in one process, each with its own width.py imported by a call: the second
     gets the first one's, as Python's import gives a name once; its run says so, and keeps no

@@ -103,8 +103,8 @@ def _defined(path: Path, name: str | None, imports: dict | None, checked: bytes 
     if checked is None:
         sys.path.insert(0, folder)
     try:
-        obj, name = _found(path, name, run_file(path, imports, checked, code, names),
-                           checked if checked is not None else code)
+        module = run_file(path, imports, checked, code, names)
+        obj, name = _found(path, name, module, checked if checked is not None else code)
     except BaseException:
         _forget(names)
         raise
@@ -115,7 +115,9 @@ def _defined(path: Path, name: str | None, imports: dict | None, checked: bytes 
     # Pickle and inspect find the model's classes in sys.modules for as long as it lives; each load
     # has names of its own there (module_name), so that a model loaded in a loop (a notebook, the
     # web app reloading a run) would otherwise keep every copy of the code and what its top level holds
-    weakref.finalize(obj, _forget, names)
+    forget = weakref.finalize(obj, _forget, names)
+    if any(v is obj for v in vars(module).values()):  # model = Net() at its top: sys.modules keeps it alive
+        _HELD.append((forget, names[0]))
     return obj, name
 
 
@@ -123,6 +125,30 @@ def _forget(names: list[str]) -> None:
     """sys.modules without the modules ``names`` (a load's: ``run_file``'s)."""
     for n in names:
         sys.modules.pop(n, None)
+
+
+# Loads whose model is an object at the top of its own module: (the finalize that forgets the
+# load's modules, the module's name). Their model lives as long as sys.modules holds the module,
+# so it is let go of at the next load once nothing but the module refers to it (_let_go)
+_HELD: list[tuple[weakref.finalize, str]] = []
+
+
+def _let_go() -> None:
+    """The modules of ``_HELD``'s loads whose model nothing but its module refers to any more
+    (the caller dropped it), taken out of sys.modules, so that loading a run again and again
+    keeps one copy of its code at most."""
+    for held in list(_HELD):
+        forget, name = held
+        if forget.alive:
+            obj = forget.peek()[0]
+            # its module's reference, this one and getrefcount's own: a function's local variable counts
+            # here too, where gc.get_referrers sees none of a running function's
+            if name not in sys.modules or sys.getrefcount(obj) > 3:
+                continue
+            del obj
+            forget()
+        with contextlib.suppress(ValueError):  # another thread's load let go of it first (the web app)
+            _HELD.remove(held)
 
 
 def _found(path: Path, name: str | None, module, code: bytes | None = None) -> tuple[object, str]:
@@ -446,6 +472,7 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     as they are imported (in forward too), its neighbours'."""
     path = Path(path)
     names = [] if names is None else names
+    _let_go()
     source = checked if checked is not None else code if code is not None else read_code(path)
     try:
         compiled = compile(source, str(path), "exec")
