@@ -314,19 +314,22 @@ def test_several_values_per_sample_under_mse_are_scored_by_mae_and_class_probabi
             float((trainer.predict(x).argmax(1) == y).float().mean()))
 
 
+class Squeezed(nn.Module):
+    """A regression whose forward squeezes its one output to (N,), as Keras's losses take it."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.out = nn.Linear(64, 1)
+
+    def forward(self, x):
+        return self.out(x.flatten(1)).squeeze(-1)
+
+
 def test_a_regressions_forward_that_squeezes_its_one_output_is_scored_against_a_column(tensors):
     """A forward's .squeeze(-1), (N,), against targets (N, 1) or (N,), as Keras's losses take it: it
     failed in the loss, blamed on the model's forward."""
     from neuralab.training import REGRESSION
-
-    class Squeezed(nn.Module):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.out = nn.Linear(64, 1)
-
-        def forward(self, x):
-            return self.out(x.flatten(1)).squeeze(-1)
 
     x, y = tensors
     value = y.float() / 9
@@ -345,15 +348,6 @@ def test_whole_numbers_against_a_forward_that_squeezes_its_one_output_are_told_t
     """Whole numbers (ages, counts) under mse, mae or huber for a forward's .squeeze(-1), (N,): the model
     was taken for one that gives no outputs to count, and the first step failed in the accuracy with a
     raw IndexError; evaluate failed so too."""
-    class Squeezed(nn.Module):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.out = nn.Linear(64, 1)
-
-        def forward(self, x):
-            return self.out(x.flatten(1)).squeeze(-1)
-
     x, y = tensors
     for loss in ("mse", "mae", "huber"):
         message = refused(lambda: Trainer(Squeezed(), config(loss=loss), verbose=False).fit(x, y), "y")

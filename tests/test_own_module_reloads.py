@@ -704,10 +704,17 @@ def test_helpers_found_through_pythonpath_below_the_folder_or_imported_before_ke
 # --- crD 3: a run loaded again and again keeps no copy of its code once its model is gone ---------------
 
 
+def _loaded() -> set[str]:
+    """The names of the run code modules in sys.modules once every dropped object is collected."""
+    import gc
+
+    gc.collect()
+    return {k for k in sys.modules if k.startswith("neuralab_model_")}
+
+
 def test_a_run_loaded_in_a_loop_leaves_no_module_once_its_model_is_dropped(digits, tmp_path, capsys):
     """A notebook cell run again, or the web app reloading a run, each load its code under a name
     of its own (so that each model pickles); none outlives the models built from it."""
-    import gc
 
     code = tmp_path / "code"
     _file(code, "layers.py", BACKBONE)
@@ -715,28 +722,23 @@ def test_a_run_loaded_in_a_loop_leaves_no_module_once_its_model_is_dropped(digit
     run = tmp_path / "run"
     _train(capsys, net, digits, run)
 
-    def loaded() -> set[str]:
-        gc.collect()
-        return {k for k in sys.modules if k.startswith("neuralab_model_")}
-
-    before = loaded()
+    before = _loaded()
     kept = load_classifier(run, trust_code=True).model
     for _ in range(3):
         model = load_classifier(run, trust_code=True).model
-        assert len(loaded() - before) == 4  # the file and its helper, for each of the two models alive
+        assert len(_loaded() - before) == 4  # the file and its helper, for each of the two models alive
         del model
-    assert len(loaded() - before) == 2
+    assert len(_loaded() - before) == 2
     buffer = io.BytesIO()
     torch.save(kept, buffer)  # the one still alive pickles
     del kept
-    assert loaded() <= before
+    assert _loaded() <= before
 
 
 def test_a_run_whose_model_is_an_object_of_its_file_keeps_one_copy_of_its_code_when_loaded_in_a_loop(digits, tmp_path,
                                                                                                     capsys):
     """model = Net() at the file's top: its module keeps the model alive, and is let go of once
     nothing else refers to the model, at the next load."""
-    import gc
 
     net = _file(tmp_path / "code", "net.py", NET.format(module="layers") + "\n\n    model = Net()\n")
     _file(tmp_path / "code", "layers.py", BACKBONE)
@@ -744,16 +746,12 @@ def test_a_run_whose_model_is_an_object_of_its_file_keeps_one_copy_of_its_code_w
     _train(capsys, net, digits, run)
     assert _source(run)["name"] == "model"
 
-    def loaded() -> set[str]:
-        gc.collect()
-        return {k for k in sys.modules if k.startswith("neuralab_model_")}
-
-    before = loaded()
+    before = _loaded()
     kept = load_classifier(run, trust_code=True).model
     for _ in range(4):
         model = load_classifier(run, trust_code=True).model
         del model
-    assert len(loaded() - before) <= 4  # the kept model's file and helper, and the last one dropped's
+    assert len(_loaded() - before) <= 4  # the kept model's file and helper, and the last one dropped's
     buffer = io.BytesIO()
     torch.save(kept, buffer)  # the one still alive pickles
     buffer.seek(0)
