@@ -115,14 +115,20 @@ def describe(run: Run, id: str | None = None) -> Row:
         if head or not results:
             metric = ({"name": f"test {ranked.upper()}", "value": _finite(score), "note": _versus(head)} if results
                       else _best_so_far(metrics, "mae", min, trained_figures(config)))
-        else:  # Keras's fit (RunLogger): compile()'s MAE on its test set, where it was given one and "mae"
-            metric = ({"name": "test MAE", "value": _finite(results["test_mae"]), "note": ""}
-                      if _finite(results.get("test_mae")) is not None else _best_so_far(metrics, "mae", min))
+        elif _finite(results.get("test_mae")) is not None:  # Keras's fit (RunLogger): compile()'s MAE on its
+            metric = {"name": "test MAE", "value": _finite(results["test_mae"]), "note": ""}  # test set, if given
+        else:  # without one, the figures of the epoch whose weights fit ended with (RunLogger's best_epoch)
+            metric = _epoch_kept(metrics, "mae", results.get("best_epoch"))
     else:
         # a model from a file shows the file's name: the whole path is in config.json
         model, data = Path(str(config.get("model") or "")).name, str(config.get("data") or "")
         metric = ({"name": "test accuracy", "value": _finite(results.get("test_accuracy")), "note": ""} if results
                   else _best_so_far(metrics, "accuracy", max, samples="images"))
+    if run.by_keras_fit and not results:
+        # Keras's fit saves the model as each epoch ends: an unfinished run holds its last epoch's
+        # weights, whichever epoch's validation figure was best
+        metric = _figure(metrics[-1] if metrics else {}, "mae" if kind == Kind.FORECASTER else "accuracy",
+                         "last epoch")
     error = run.damage() if status == Status.DAMAGED else ""  # damaged weights or results: the row says which
     return Row(id, kind.value, model, data, status.value, metric, epochs, str(record.get("created", "")),
                _named(error, run, id), report_missing=status == Status.FINISHED and run.report_missing())
@@ -194,6 +200,21 @@ def _best_so_far(metrics: list[dict], name: str, best, of: str = "", samples: st
         hardest = isinstance(first, int) and isinstance(last, int) and last < first
         return {"name": f"train {shown}", "value": metrics[-1][name],
                 "note": f"last epoch, on its {last:,} hardest {samples}" if hardest else "last epoch"}
+    return {"name": "", "value": None, "note": ""}
+
+
+def _epoch_kept(metrics: list[dict], name: str, epoch) -> dict:
+    """The figure (validation, else training) of ``epoch``, whose weights a finished run of Keras's
+    fit holds; none where they are no epoch's (``epoch`` None: the optimizer's moving average)."""
+    record = next((r for r in metrics if r.get("epoch") == epoch), {}) if isinstance(epoch, int) else {}
+    return _figure(record, name, f"epoch {epoch}, the weights kept")
+
+
+def _figure(record: dict, name: str, note: str) -> dict:
+    """``record``'s (an epoch's in metrics.jsonl) validation figure ``name``, else its training one."""
+    for key, label in ((f"val_{name}", f"val {name}"), (name, f"train {name}")):
+        if (value := _finite(record.get(key))) is not None:
+            return {"name": label, "value": value, "note": note}
     return {"name": "", "value": None, "note": ""}
 
 
