@@ -273,6 +273,31 @@ def test_netpbm_endings_say_whether_the_result_is_grey_or_colour(capsys, gray, r
         np.testing.assert_array_equal(read(tmp_path / name), read(tmp_path / f"{name}.png"))
 
 
+def test_netpbm_endings_are_refused_before_the_work_by_the_results_kind(capsys, rgb, tmp_path, monkeypatch):
+    """The result's kind is known once the picture is read: a colour picture's per-channel result
+    is in colour, its --depth sum result grey. Before, the convolution was computed first."""
+    import neuralab.mechanics.kernels as kernels
+
+    computed = []
+    real = kernels.apply_kernel
+    monkeypatch.setattr(kernels, "apply_kernel", lambda *a, **k: computed.append(1) or real(*a, **k))
+    for depth, name, other in (("per-channel", "c.pgm", ".ppm"), ("sum", "s.ppm", ".pgm")):
+        code, out, err = run(capsys, "apply", str(rgb[0]), "--depth", depth, "--out", str(tmp_path / name))
+        assert code == 2 and computed == [] and out == "" and err.count("\n") == 1, err
+        assert err.endswith(f"and the result is {'in colour' if other == '.ppm' else 'grey'}; give a name ending in "
+                            f"{other} or .png\n"), err
+        assert not (tmp_path / name).exists()
+    assert run(capsys, "apply", str(rgb[0]), "--depth", "sum", "--out", str(tmp_path / "s.pgm"), "--no-figure")[0] == 0
+    assert read(tmp_path / "s.pgm").ndim == 2 and computed == [1]
+
+
+def test_outs_help_says_which_netpbm_ending_holds_which_result(capsys):
+    with pytest.raises(SystemExit):
+        main(["conv", "apply", "--help"])
+    help = " ".join(capsys.readouterr().out.split())
+    assert ".pgm for a grey result, .ppm for a colour one" in help
+
+
 @pytest.mark.parametrize("command,stem,shape", [("apply", "gray-sobel-x", (19, 28)), ("pool", "gray-maxpool2", (10, 15))])
 def test_a_new_folder_given_with_its_slash_gets_the_default_names(capsys, gray, tmp_path, command, stem, shape, monkeypatch):
     """`--out newdir/` was read as a file named newdir and refused, after the picture was computed,

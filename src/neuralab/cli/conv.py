@@ -68,8 +68,9 @@ def _window_options(p, stride_default="1") -> None:
     p.add_argument("--stride", type=size_pair, default=None, help=f"S or ShxSw (default {stride_default})")
     # --out and --figure are kept as typed: a name ending in / is a folder, which Path() would not tell
     p.add_argument("--out",
-                   help="result picture (.png, .jpg, .bmp, .tif, .webp, .pgm) or raw values (.npy), or a folder for it (a new one: end its name "
-                        "with /); default named after IMAGE, in this folder")
+                   help="result picture (.png, .jpg, .bmp, .tif, .webp; .pgm for a grey result, .ppm for a colour one) or raw "
+                        "values (.npy), or a folder for it (a new one: end its name with /); default named after IMAGE, in "
+                        "this folder")
     figure = p.add_mutually_exclusive_group()  # both at once: one of them would be ignored
     figure.add_argument("--figure", help="side-by-side figure (.png, .svg or .pdf), or a folder for it (default: OUT "
                         "with -figure.png)")
@@ -164,6 +165,21 @@ def _paths(args, suffix: str) -> tuple[Path, Path | None]:
     return out, figure
 
 
+def _holds(out: Path, ndim: int) -> None:
+    """Refuse an ``out`` whose ending cannot hold a result of ``ndim`` dimensions (2 grey, 3 colour):
+    Netpbm's .pgm holds grey levels only, .ppm colour only. Called once the picture is read, which
+    tells the result's kind, before the work: save_image refuses the same after it."""
+    from neuralab.data.pictures import NETPBM
+    from neuralab.errors import ParameterError
+
+    suffix = out.suffix.lower()
+    if suffix in NETPBM and ndim != NETPBM[suffix][0]:
+        _, holds, other = NETPBM[suffix]
+        raise ParameterError("out", str(out), f"a {suffix} picture holds {holds} only, and the result is "
+                                              f"{'grey' if ndim == 2 else 'in colour'}; give a name ending in {other} "
+                                              "or .png")
+
+
 def _placed(option: str, given: str | None, name: Path) -> Path | None:
     """The file ``option`` (--out, --figure) given as ``given`` names (files.placed); None where it
     was not given."""
@@ -187,17 +203,13 @@ def _save(out: Path, values, picture) -> None:
     import numpy as np
 
     from neuralab.data.pictures import save_image
-    from neuralab.errors import ParameterError
     from neuralab.files import atomic_write
 
     if out.suffix.lower() == RAW:
         with atomic_write(out, "wb") as f:
             np.save(f, values)
         return
-    try:
-        save_image(out, picture)
-    except ParameterError as e:  # a result whose kind (grey, colour) its file's ending cannot hold: --out's
-        raise ParameterError("out", str(out), e.reason) from None
+    save_image(out, picture)  # an ending that cannot hold the result's kind was refused by _holds
 
 
 def cmd_apply(args) -> int:
@@ -209,6 +221,7 @@ def cmd_apply(args) -> int:
                         f"-p{args.padding}" if args.padding != "valid" else ""])
     out, figure = _paths(args, name + settings)
     image = _read(args)
+    _holds(out, 3 if image.ndim == 3 and args.depth == "per-channel" else 2)
     values = apply_kernel(image, kernel, stride, args.padding, args.depth)
     scale = default_scale(kernel, image.ndim == 3 and args.depth == "sum") if args.scale == "auto" else args.scale
     picture = to_uint8(values, scale)
@@ -240,6 +253,7 @@ def cmd_pool(args) -> int:
     name = f"{args.mode}pool{h}" if square else f"{args.mode}pool{h}x{w}-s{stride[0]}x{stride[1]}"
     out, figure = _paths(args, name)
     image = _read(args)
+    _holds(out, image.ndim)
     planes = image[None, None] if image.ndim == 2 else np.moveaxis(image, -1, 0)[None]  # (1, C, H, W)
     values = pool2d(planes.astype(np.float64), args.size, args.stride, args.mode)[0]
     values = values[0] if image.ndim == 2 else np.moveaxis(values, 0, -1)
