@@ -398,6 +398,19 @@ def test_encodings_judged_on_what_the_file_holds(tmp_path):
         "tab-separated with decimal commas, UTF-16 text"
 
 
+@pytest.mark.parametrize("encoding", ["utf-32", "utf-32-be"])
+def test_a_csv_in_utf_32_is_said_to_be_that_text(tmp_path, encoding):
+    """Its mark says what it is: before, its NULs had it refused as binary data, no text at all."""
+    import codecs
+
+    text = "date,value\n" + "".join(f"2020-01-{d:02d},{d}\n" for d in range(1, 29))
+    path = tmp_path / "s32.csv"
+    path.write_bytes(text.encode(encoding) if encoding == "utf-32" else codecs.BOM_UTF32_BE + text.encode(encoding))
+    with pytest.raises(NeuralabError) as e:
+        load_series(path, "value")
+    assert str(e.value) == f"{path}: text in UTF-32, which neuralab does not read; save it as CSV UTF-8 (comma-separated)"
+
+
 def test_dates_that_read_as_well_both_ways_are_read_month_first_and_the_hint_fits_their_shape(tmp_path):
     path = write(tmp_path, "date,value\n" + "".join(f"01/02/2015 {h:02d}:00,{h}\n" for h in range(24)))
     s = load_series(path)  # one day's hours: the 1st of February or the 2nd of January alike

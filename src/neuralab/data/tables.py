@@ -165,6 +165,8 @@ def _encoding(path: Path, head: bytes, cut: bool = False) -> str:
     marked = marked_encoding(head)
     if marked:
         return marked
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # text, whose NULs below would call it binary
+        raise NeuralabError(f"{path}: text in UTF-32, which neuralab does not read; save it as CSV UTF-8 (comma-separated)")
     if b"\x00" in head:
         raise NeuralabError(f"{path}: binary data, not a CSV text file; save it as CSV UTF-8 (comma-separated)")
     try:
