@@ -246,6 +246,24 @@ def test_forecast_refuses_by_flag_before_reading_the_series(series_csv, tmp_path
     assert not (tmp_path / "run").exists()
 
 
+def test_a_list_flag_is_refused_as_typed_with_no_python_list_to_paste(series_csv, tmp_path, capsys, nothing_read):
+    """The sizes are echoed as --hidden takes them, and the reason gives no Python list, which the
+    command line refuses ("[128, 64]" pasted after --hidden); Python still sees its own list."""
+    from neuralab.errors import ParameterError
+    from neuralab.forecasting.config import ModelConfig
+
+    err = one_line(capsys, ["forecast", "--data", series_csv, "--hidden", "8,0", "--out", tmp_path / "run"])
+    assert err.startswith("neuralab: error: --hidden 8,0: give a list of ints, each at least 1"), err
+    assert "[" not in err and not (tmp_path / "run").exists()
+    with pytest.raises(ParameterError) as e:
+        ModelConfig(hidden=[8, 0]).check()
+    assert str(e.value).startswith("hidden=[8, 0]: give a list of ints")
+    # any list a flag names reads back as typed: items joined by commas
+    assert e.value.render(lambda p: "--" + p).startswith("--hidden 8,0: ")
+    assert ParameterError("models", ("mlp", "my net"), "unknown").render(lambda p: "--" + p) == \
+        "--models 'mlp,my net': unknown"
+
+
 @pytest.mark.parametrize("argv, said", [
     (["--steps", "1"], "--steps 1: must be at least 2"),
     (["--hidden", "1"], "--hidden 1: must be at least 2"),

@@ -224,7 +224,8 @@ class ParameterError(NeuralabError):
             return f"{self.value}: {reason}"
         flag = name(self.parameter)
         if flag.startswith("-"):  # as it was typed on the command line, which pasted back gives the value
-            text = str(self.value)
+            # a list flag's items (--hidden 128,64, --models mlp,cnn) are typed joined by commas
+            text = ",".join(map(str, self.value)) if isinstance(self.value, (list, tuple)) else str(self.value)
             if text.startswith("-") and not _NEGATIVE.fullmatch(text):  # argparse would take it for an option
                 return f"{flag}={_quoted(text)}: {reason}"
             return f"{flag} {_quoted(text)}: {reason}"

@@ -117,18 +117,10 @@ def names(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
 
 
-class LayerSizes(list):
-    """Layer sizes as --hidden takes them: a list of ints, which a refusal of the library's, naming
-    the flag, shows as they were typed (128,64), not as Python writes the list ([128, 64])."""
-
-    def __str__(self) -> str:
-        return ",".join(map(str, self))
-
-
 def layer_sizes(text: str) -> list[int]:
     """'128,64' -> [128, 64]; ModelConfig.check refuses a size below 1."""
     try:
-        sizes = LayerSizes(int(c) for c in text.split(",") if c.strip())
+        sizes = [int(c) for c in text.split(",") if c.strip()]
     except ValueError:
         sizes = []
     if not sizes:  # none at all would be taken as the model's own sizes

@@ -78,7 +78,9 @@ class ModelConfig:
             raise ParameterError("architecture", self.architecture, f"choose one of {', '.join(ARCHITECTURES)}")
         if not isinstance(self.hidden, (list, tuple)) or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
                                                for h in self.hidden):  # a list in config.json: Python ints
-            raise ParameterError("hidden", self.hidden, "give a list of ints, each at least 1, e.g. [128, 64]")
+            # the example in words: the command line shows this reason too, where Python's [128, 64] is refused
+            raise ParameterError("hidden", self.hidden, "give a list of ints, each at least 1: the size of each "
+                                 "layer (two layers of 128 and 64 units, say)")
         if not 0 <= self.dropout < 1:
             raise ParameterError("dropout", self.dropout, "must be a number in [0, 1)")
         if self.init not in INITS:
