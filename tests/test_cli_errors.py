@@ -249,7 +249,15 @@ def _library_wrapped(args):
         raise RuntimeError("the worker stopped") from e
 
 
-@pytest.mark.parametrize("pressed", [_class_body, _library_wrapped], ids=["set_name", "library"])
+def _library_wrapped_in_its_handler(args):
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        raise RuntimeError("the worker stopped")  # noqa: B904  a library that chains it only as the context
+
+
+@pytest.mark.parametrize("pressed", [_class_body, _library_wrapped, _library_wrapped_in_its_handler],
+                         ids=["set_name", "library", "library's handler"])
 def test_ctrl_c_raised_as_another_error_says_interrupted(monkeypatch, capsys, pressed):
     """An interrupt that Python or a library wrapped in its own error still stops the command as
     Ctrl-C does: no traceback, no error blaming the code it stopped."""

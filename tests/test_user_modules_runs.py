@@ -747,3 +747,25 @@ def test_ctrl_c_raised_as_another_error_in_a_step_stops_the_run_with_its_resume_
     err = capsys.readouterr().err
     assert "--resume runs/job" in err and "RuntimeError" not in err, err
     assert Run(work / "runs" / "job").status() is Status.INTERRUPTED
+
+
+FAILING_IN_A_STEP = NET + '''
+class Failing(Net):
+    def forward(self, x):
+        if self.training and len(x) == 64:
+            raise ValueError("shapes wrong")
+        return super().forward(x)
+'''
+
+
+def test_an_error_of_the_model_trained_in_a_handler_of_ctrl_c_is_the_models_not_an_interrupt(work, digits, capsys):
+    """A command run inside the user's own `except KeyboardInterrupt:` (a notebook that goes on
+    after a stopped cell): Python gives every error raised there that Ctrl-C as its context, and
+    the model's own error is still said as the model's, with status 2, not as an interrupt."""
+    (work / "mods" / "failing.py").write_text(FAILING_IN_A_STEP)
+    try:
+        raise KeyboardInterrupt  # the earlier cell's Ctrl-C, handled
+    except KeyboardInterrupt:
+        assert main(train_job(digits, "mods/failing.py:Failing")) == 2
+    err = capsys.readouterr().err
+    assert "Failing: the model fails in training mode" in err and "ValueError: shapes wrong" in err, err

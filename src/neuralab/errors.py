@@ -241,14 +241,36 @@ def interrupt_in(exc: BaseException) -> KeyboardInterrupt | None:
     """The interrupt (Ctrl-C; SIGTERM and SIGHUP, which the command line raises as Ctrl-C) that
     ``exc`` is, or was raised over: Python 3.11 wraps one that comes while a class body sets up
     its descriptors in a RuntimeError ("Error calling __set_name__"), and a library may wrap it
-    in its own error. None where ``exc``'s chain of causes and contexts holds none."""
+    in its own error. None where ``exc``'s chain of causes and contexts holds none.
+
+    A context counts only where the interrupt was caught beneath the code the error came up
+    through: Python sets the context of every error raised while a handler runs, so an error
+    of the user's model, trained inside their own ``except KeyboardInterrupt:``, carries that
+    earlier Ctrl-C, which stopped nothing of this run."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, KeyboardInterrupt):
             return exc
         seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+        if exc.__cause__ is not None:
+            exc = exc.__cause__
+        elif exc.__context__ is not None and not exc.__suppress_context__ and _caught_beneath(exc.__context__, exc):
+            exc = exc.__context__
+        else:
+            return None
     return None
+
+
+def _caught_beneath(context: BaseException, exc: BaseException) -> bool:
+    """Whether ``context`` was caught in a frame that ``exc`` came up through: the handler that
+    raised ``exc`` wrapped it, not one of a caller's that ran the code ``exc`` came from."""
+    caught = context.__traceback__
+    frames = set()
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.add(id(tb.tb_frame))
+        tb = tb.tb_next
+    return caught is not None and id(caught.tb_frame) in frames
 
 
 def out_of_memory(exc: BaseException) -> str | None:
