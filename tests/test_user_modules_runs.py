@@ -769,3 +769,63 @@ def test_an_error_of_the_model_trained_in_a_handler_of_ctrl_c_is_the_models_not_
         assert main(train_job(digits, "mods/failing.py:Failing")) == 2
     err = capsys.readouterr().err
     assert "Failing: the model fails in training mode" in err and "ValueError: shapes wrong" in err, err
+
+
+STOPPED_IN_A_CHECK = NET + '''
+class Stopped(Net):
+    def forward(self, x):
+        if not self.training and len(x) == 1:  # neuralab's check of a lone picture, before the run begins
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as e:
+                raise RuntimeError("kernel stopped") from e
+        return super().forward(x)
+'''
+
+
+def test_ctrl_c_raised_as_another_error_in_the_models_checks_stops_the_command(work, digits, capsys):
+    """Ctrl-C that reaches a check of the model (which goes on where the model fails) as another
+    error stops the command before any run is made: not swallowed, nor said as the model's fault."""
+    (work / "mods" / "stopped.py").write_text(STOPPED_IN_A_CHECK)
+    assert main(train_job(digits, "mods/stopped.py:Stopped")) == 130
+    assert capsys.readouterr().err == "neuralab: interrupted\n"
+    assert not (work / "runs" / "job").exists()
+
+
+def _stopped_as_a_library_error(*args, **kwargs):
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as e:
+        raise RuntimeError("kernel stopped") from e
+
+
+def _stopped_in_a_class_body(*args, **kwargs):
+    class Pressed:
+        def __set_name__(self, owner, name):
+            raise KeyboardInterrupt
+
+    class Figure:  # Python 3.11 raises it as RuntimeError("Error calling __set_name__ ..."): matplotlib's import
+        tag = Pressed()
+
+
+@pytest.mark.parametrize("stop", [_stopped_as_a_library_error, _stopped_in_a_class_body], ids=["library", "set_name"])
+def test_ctrl_c_raised_as_another_error_after_training_says_what_is_kept(work, digits, capsys, monkeypatch, stop):
+    """Ctrl-C that reaches the test pass, or the report, as another error says what a plain Ctrl-C
+    there says: the run to resume, or the finished run whose report `neuralab report` writes again."""
+    from neuralab.reports import classifier
+    from neuralab.training.trainer import Trainer
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "predict", stop)
+        assert main(train_job(digits, "mlp")) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; the files of the last finished epoch are kept" in err and "--resume runs/job" in err, err
+    assert main(["train", "--resume", "runs/job", "--quiet"]) == 0
+    capsys.readouterr()
+
+    with monkeypatch.context() as m:
+        m.setattr(classifier.plots, "learning_curves", stop)
+        assert main([*train_job(digits, "mlp"), "--overwrite"]) == 130
+    err = capsys.readouterr().err
+    assert "the run is finished" in err and "`neuralab report runs/job` writes the report again" in err, err
+    assert main(["report", "runs/job"]) == 0

@@ -9,11 +9,12 @@ Python and the web app print the name, the CLI prints the flag.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 from contextvars import ContextVar
-from typing import Callable
+from typing import Callable, Iterator
 
 _MARKED = re.compile(r"`([A-Za-z_][A-Za-z0-9_.]*)`")
 
@@ -259,6 +260,27 @@ def interrupt_in(exc: BaseException) -> KeyboardInterrupt | None:
         else:
             return None
     return None
+
+
+def reraise_interrupt(exc: BaseException) -> None:
+    """Raise, as itself, the interrupt that ``exc`` was raised over (``interrupt_in``); nothing
+    where it holds none. The first line of a broad ``except Exception:`` around a user's code
+    (a check that goes on where the model fails): Ctrl-C stops the run, wrapped or not."""
+    interrupt = interrupt_in(exc)
+    if interrupt is not None and interrupt is not exc:
+        raise interrupt from None
+
+
+@contextlib.contextmanager
+def interrupts_unwrapped() -> Iterator[None]:
+    """A block out of which an interrupt that Python or a library raised as another error
+    (``interrupt_in``) comes as the interrupt itself: where a handler of KeyboardInterrupt says
+    what was kept and how to go on."""
+    try:
+        yield
+    except Exception as e:
+        reraise_interrupt(e)
+        raise
 
 
 def _caught_beneath(context: BaseException, exc: BaseException) -> bool:

@@ -25,7 +25,8 @@ from typing import Callable
 
 from neuralab import __version__
 from neuralab.cli._args import flag_for
-from neuralab.errors import NAMING, NeuralabError, NotAClassifier, closest, named, out_of_memory
+from neuralab.errors import (NAMING, NeuralabError, NotAClassifier, closest, interrupts_unwrapped, named,
+                             out_of_memory)
 from neuralab.files import PATH_ADVICE, drop_hung_up_outputs
 
 
@@ -446,18 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     if _makes_run(args, stdout):
         sys.stdout = _ReadOrNot(stdout)
     try:
-        with ways_on_as_commands():  # every command names the command line's way on, never a Python call
-            try:
-                return args.func(args) or 0
-            except Exception as e:
-                from neuralab.errors import interrupt_in
-
-                # Ctrl-C or SIGTERM that Python (3.11's "Error calling __set_name__") or a library
-                # raised as another error: the command was stopped, it did not fail
-                interrupt = interrupt_in(e)
-                if interrupt is None:
-                    raise
-                raise interrupt from None
+        # every command names the command line's way on, never a Python call; Ctrl-C or SIGTERM that Python
+        # (3.11's "Error calling __set_name__") or a library raised as another error stopped it: it did not fail
+        with ways_on_as_commands(), interrupts_unwrapped():
+            return args.func(args) or 0
     except NeuralabError as e:
         e = _said_from_python(e, args)
         how = "; train it with `neuralab forecast --model`" if isinstance(e, NotAClassifier) else ""

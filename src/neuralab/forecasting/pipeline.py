@@ -33,7 +33,7 @@ from neuralab.data.dates import AS_WRITTEN, LOCAL_DATES, OFFSET_RULES
 from neuralab.data.series import (BUILTIN, Series, load_series_list, refuse_idle_inputs, report_dict,
                                   seasonal_encodings)
 from neuralab.data.sources import sha256
-from neuralab.errors import NeuralabError, ParameterError, named, out_of_memory
+from neuralab.errors import NeuralabError, ParameterError, interrupts_unwrapped, named, out_of_memory
 from neuralab.files import nulled
 from neuralab.forecasting import metrics
 from neuralab.forecasting.backtest import rolling_origin, summarize
@@ -441,9 +441,10 @@ def _resumable(run_dir: Path):
     """Ctrl-C in a forecasting run that is set up (config.json written) and not finished
     (results.json not yet): one that ``resume_forecast`` finishes, as the error says. Before,
     there is nothing to resume; after, the run is finished and the report, then written, says
-    what to do."""
+    what to do. Ctrl-C that a library raised as its own error counts as Ctrl-C."""
     try:
-        yield
+        with interrupts_unwrapped():
+            yield
     except KeyboardInterrupt:
         if not (run_dir / runs.CONFIG).is_file() or (run_dir / runs.RESULTS).exists():
             raise

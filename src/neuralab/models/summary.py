@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from neuralab.errors import NeuralabError, ParameterError, Shown, hwc
+from neuralab.errors import NeuralabError, ParameterError, Shown, hwc, reraise_interrupt
 from neuralab.models.geometry import MapVanishes, geometry, shape_guard
 from neuralab.models.table import render_table
 from neuralab.models.zoo import checked_shape
@@ -243,7 +243,8 @@ def _passes_features(model: nn.Module):
                 dry_run(model, shape)
         except MapVanishes:
             return False
-        except Exception:  # noqa: BLE001 - a later layer (e.g. the classifier) may expect another size
+        except Exception as e:  # noqa: BLE001 - a later layer (e.g. the classifier) may expect another size
+            reraise_interrupt(e)
             return True
         return True
     return works
@@ -336,7 +337,8 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
                 break
             except NeuralabError:  # MapVanishes, or a converted Keras layer's own refusal: said already
                 raise
-            except Exception:  # the model's own forward may refuse an empty batch, in any words
+            except Exception as e:  # the model's own forward may refuse an empty batch, in any words
+                reraise_interrupt(e)
                 if batch == 1:
                     raise
     except MapVanishes as e:
@@ -344,6 +346,7 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
     except NeuralabError:
         raise
     except Exception as e:  # noqa: BLE001  whatever the model's forward raises: one line naming the layer
+        reraise_interrupt(e)  # Ctrl-C that the forward raised as another error: no fault of a layer
         where = running[-1] if running else "the model"
         where += f" ({_kind(modules[where])})" if where in modules else ""
         text = error_text(e)

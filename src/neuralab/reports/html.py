@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from neuralab.errors import NeuralabError, reduced
+from neuralab.errors import NeuralabError, interrupts_unwrapped, reduced
 from neuralab.files import WriteError, atomic_write, run_write_advice
 from neuralab.runs import CONFIG, REPORT, Kind, report_call
 
@@ -164,9 +164,11 @@ def _written_again(run_dir: Path, way_on: str | None, first: Callable[[str], str
 @contextlib.contextmanager
 def kept_if_unwritable(run_dir: Path) -> Iterator[None]:
     """Writing a run's report (its PNGs, then report.html) after its weights and results:
-    a full disk, a read-only folder or Ctrl-C stops the report alone, in one line that says so."""
+    a full disk, a read-only folder or Ctrl-C (as itself, or as an error a library raised over
+    it: matplotlib's import) stops the report alone, in one line that says so."""
     try:
-        yield
+        with interrupts_unwrapped():
+            yield
     except KeyboardInterrupt:  # the run is finished: no resume for it, only the report to write again
         raise ReportInterrupted(run_dir) from None
     except (OSError, WriteError) as e:

@@ -17,7 +17,7 @@ import torch
 
 from neuralab import runs
 from neuralab.data.digest import split_record
-from neuralab.errors import NeuralabError, ParameterError, by, out_of_memory
+from neuralab.errors import NeuralabError, ParameterError, by, interrupts_unwrapped, out_of_memory
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import checked_callbacks
 from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exported; torch-free there)
@@ -217,17 +217,18 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     run = made[0] if made else Run(Path(where))
     trainer.run_dir = run.path
     try:
-        if is_main:
-            try:
-                run.write_start(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data), meta,
-                                source)
-            except NeuralabError:  # refused before it began (its data's listing): no run, nor its folder, left
-                if not resumed:
-                    run.discard(made=fresh)
-                raise
-        # a resume of a run stopped before its first checkpoint: the trainer says it starts again
-        return _fit_and_finish(trainer, run, config, data, resume=resumed, verbose=verbose,
-                               summary_text=summary_text, split_taken=split_taken, settings_said=said)
+        with interrupts_unwrapped():  # Ctrl-C that a library raised as its own error is Ctrl-C here too
+            if is_main:
+                try:
+                    run.write_start(Kind.CLASSIFIER, asdict(config), trainer.environment, _images_record(data),
+                                    meta, source)
+                except NeuralabError:  # refused before it began (its data's listing): no run, nor its folder, left
+                    if not resumed:
+                        run.discard(made=fresh)
+                    raise
+            # a resume of a run stopped before its first checkpoint: the trainer says it starts again
+            return _fit_and_finish(trainer, run, config, data, resume=resumed, verbose=verbose,
+                                   summary_text=summary_text, split_taken=split_taken, settings_said=said)
     except KeyboardInterrupt as e:  # stopped before its first epoch: a run once config.json is there
         from neuralab.reports.html import ReportInterrupted
 
@@ -624,13 +625,14 @@ def _fit_and_finish(trainer: Trainer, run: Run, config, data, resume: bool, verb
     if verbose and main:
         print(summary_text, flush=True)
         print(_training_header(config, data, trainer, split_taken, settings_said), flush=True)
-    try:  # until results.json, an interrupted run is one a resume finishes
-        history = trainer.fit(pixels(data.train.x), torch.from_numpy(data.train.y),
-                              val=(pixels(data.val.x), torch.from_numpy(data.val.y)) if len(data.val) else None,
-                              resume=resume)
-        # One pass over the test set: the report's probabilities and the test scores from the same logits.
-        logits = trainer.predict(pixels(data.test.x))
-        test = trainer.score(logits, torch.from_numpy(data.test.y))
+    try:  # until results.json, an interrupted run is one a resume finishes, whatever error Ctrl-C came as
+        with interrupts_unwrapped():
+            history = trainer.fit(pixels(data.train.x), torch.from_numpy(data.train.y),
+                                  val=(pixels(data.val.x), torch.from_numpy(data.val.y)) if len(data.val) else None,
+                                  resume=resume)
+            # One pass over the test set: the report's probabilities and the test scores from the same logits.
+            logits = trainer.predict(pixels(data.test.x))
+            test = trainer.score(logits, torch.from_numpy(data.test.y))
     except KeyboardInterrupt:
         raise runs.Interrupted(run.path, Kind.CLASSIFIER) from None
     seconds = trainer.elapsed

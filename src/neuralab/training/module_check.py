@@ -20,7 +20,7 @@ import io
 import math
 import warnings
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, interrupts_unwrapped, reraise_interrupt
 from neuralab.training.user_code import kind_of, seeded, torch_defaults_kept
 
 # how far a floating point buffer built again may drift in its sums (_sums) and still be the one
@@ -78,9 +78,10 @@ def checked_module(module, name: str, input_shape: tuple, outputs: int, sample=N
                     # forward ending in .squeeze() takes its batch axis away there alone. One that fails
                     # there uses batch statistics in eval mode, which the mixing check below warns about
                     if training and isinstance(y2, torch.Tensor) and y2.shape[:1] == (len(x) + 1,):
-                        with contextlib.suppress(Exception):
+                        with contextlib.suppress(Exception), interrupts_unwrapped():
                             y1 = module(x[:1])
     except Exception as e:  # noqa: BLE001  the user's forward: one line naming both shapes
+        reraise_interrupt(e)  # Ctrl-C that the forward raised as another error stops the run
         error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         if isinstance(e, ImportError):  # no fault of the inputs: neuralab's sys.path is not the script's
             raise NeuralabError(f"{name}: the model's forward fails to import ({error}), which no input causes: a "
@@ -124,7 +125,7 @@ def set_up_lazy(module, input_shape) -> None:
 
     if not any(is_lazy(t) for t in module.state_dict().values()):
         return
-    with _buffers_kept(module), contextlib.suppress(Exception):
+    with _buffers_kept(module), contextlib.suppress(Exception), interrupts_unwrapped():
         dry_run(module, input_shape, batch=2)
 
 
@@ -230,7 +231,8 @@ def _mixing_refusal(module, name: str, shape: str, x, training: bool = True) -> 
             # a forward that samples in eval mode (a VAE's layer) differs on the very same batch: no mixing shown
             if apart(y, module(probe[:pair])):
                 return None
-    except Exception:  # noqa: BLE001  random inputs a module refuses tell nothing here; the data's passed
+    except Exception as e:  # noqa: BLE001  random inputs a module refuses tell nothing here; the data's passed
+        reraise_interrupt(e)
         return None
     finally:
         for hook in hooks:
@@ -335,21 +337,22 @@ def _failing_layer(module, x, what: str) -> str:
             summary(module, tuple(x.shape[1:]), name=type(module).__name__)
         except InputShapeError as e:
             layer = e.layer
-        except Exception:  # noqa: BLE001  a summary that fails otherwise names no layer
+        except Exception as e:  # noqa: BLE001  a summary that fails otherwise names no layer
+            reraise_interrupt(e)
             pass
         taker = dict(module.named_modules()).get(layer) if layer else None  # a lone layer's row is named for its class
         given = None  # what it was given: a Linear's, the features of pictures of this size
         if taker is not None:
             seen: list = []
             hook = taker.register_forward_pre_hook(lambda m, args: seen.append(args[0] if args else None))
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception), interrupts_unwrapped():
                 module(x)
             given = seen[0] if seen and isinstance(seen[0], torch.Tensor) else None
             if isinstance(taker, torch.nn.Linear) and given is not None and given.dim() == 2 and len(given) != len(x):
                 # forward reshaped the batch away before the layer, whose size is then no fault of the
                 # pictures': a first size written in the code stays on a batch one larger (or fails
                 # there), a view(-1, features)'s grows with it
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(Exception), interrupts_unwrapped():
                     module(torch.cat([x, x[:1]]))
                 grows = len(seen) > 1 and isinstance(seen[1], torch.Tensor) and len(seen[1]) != len(given)
                 reshaped = BATCH_FIRST if grows else _written_batch(len(given), len(x))
@@ -362,7 +365,8 @@ def _failing_layer(module, x, what: str) -> str:
         for more in range(1, MAX_PAD + 1) if not reshaped else ():
             try:
                 y = module(x.new_zeros(2, x.shape[1], h + more, w + more))
-            except Exception:  # noqa: BLE001  not this size either
+            except Exception as e:  # noqa: BLE001  not this size either
+                reraise_interrupt(e)
                 continue
             if isinstance(y, torch.Tensor) and y.dim() == 2 and y.shape[0] == 2:
                 works = (h + more, w + more)
@@ -486,7 +490,8 @@ def _not_kept(module, name: str) -> list[tuple[str, str, str]]:
     built = _built_again(module, 2)
     try:  # its settings aside: forward may have set a plain attribute that was None (self.last)
         alike = built is not None and all(_layout(b, settings=False) == _layout(module, settings=False) for b in built)
-    except Exception:  # noqa: BLE001  a state_dict() that fails is no network known to be the same
+    except Exception as e:  # noqa: BLE001  a state_dict() that fails is no network known to be the same
+        reraise_interrupt(e)
         alike = False
     if not alike:
         return refused + [(n, uses[n], UNTOLD) for n in fixed]
@@ -599,7 +604,8 @@ def _built_again(module, times: int = 1) -> list | None:
         warnings.simplefilter("ignore")
         try:
             return [type(module)() for _ in range(times)]
-        except Exception:  # noqa: BLE001  a class that needs its arguments
+        except Exception as e:  # noqa: BLE001  a class that needs its arguments
+            reraise_interrupt(e)
             return None
 
 
@@ -616,7 +622,8 @@ def rebuilt_alike(module):
         if _layout(made) != _layout(module):
             return None
         made.load_state_dict(module.state_dict())
-    except Exception:  # noqa: BLE001  settings that cannot be compared are not known to be the same
+    except Exception as e:  # noqa: BLE001  settings that cannot be compared are not known to be the same
+        reraise_interrupt(e)
         return None
     return made
 
@@ -641,7 +648,8 @@ def same_outputs(module, rebuilt, x) -> bool:
         with torch.no_grad():
             a, b = module(x), rebuilt(x)
         return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
-    except Exception:  # noqa: BLE001  the class built again fails where the object works: not the same
+    except Exception as e:  # noqa: BLE001  the class built again fails where the object works: not the same
+        reraise_interrupt(e)
         return False
     finally:
         module.train(was)

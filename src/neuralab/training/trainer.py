@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from neuralab.errors import NeuralabError, ParameterError, Shown, out_of_memory
+from neuralab.errors import NeuralabError, ParameterError, Shown, out_of_memory, reraise_interrupt
 from neuralab.files import WriteError, atomic_write, signals_held
 from neuralab.models.fast import accelerate
 from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Run, not_written
@@ -421,7 +421,8 @@ class Trainer:
                         return "None" if out is None else f"a {type(out).__name__}"
                     try:
                         loss = self._criterion(model)(out, yb)
-                    except Exception:  # the loss refused the outputs: said as checking the module says it
+                    except Exception as e:  # the loss refused the outputs: said as checking the module says it
+                        reraise_interrupt(e)
                         refusal = step_output_refusal(out, x, y, k, self.model, self._classifies, self.model_meta,
                                                       self.model_name, loss=self.config.loss)
                         if refusal is None:
@@ -430,6 +431,7 @@ class Trainer:
                 loss.backward()
             self._unused |= {name for name, p in model.named_parameters() if p.requires_grad and p.grad is None}
         except Exception as e:  # noqa: BLE001  the user's forward: named in one line by check_model
+            reraise_interrupt(e)  # Ctrl-C that the forward raised as another error stops the run
             return e
         finally:
             with torch.no_grad():  # running statistics (batch norm) and counters as they were
@@ -466,6 +468,7 @@ class Trainer:
             with torch.no_grad(), self._kept_rng(), self._autocast(), cpu_threads(self.config.threads):
                 out = model(self.model_input(self._layout((x[:1] if len(x) else _stand_in(x)).to(self.device))))
         except Exception as e:  # noqa: BLE001  named in one line below, or by check_model
+            reraise_interrupt(e)  # Ctrl-C that the forward raised as another error stops the run
             if out_of_memory(e):
                 raise
             refused = input_refusal(x, name, e, self.model, self.inputs, self._own, self.model_meta, self.model_name)
