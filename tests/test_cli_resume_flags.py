@@ -7,6 +7,8 @@ real data: scikit-learn's handwritten digits, and a daily load with a weekly cyc
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import pty
 import select
@@ -222,3 +224,20 @@ def test_a_training_whose_pipe_reader_went_away_finishes_as_on_a_terminal_that_h
     assert err == ""
     assert Run(run).status() is Status.FINISHED and (run / runs.REPORT).is_file()
     assert len((run / runs.METRICS).read_text().splitlines()) == 4
+
+
+def test_a_comparison_whose_pipe_reader_went_away_trains_every_run_and_writes_its_table(digits, tmp_path):
+    """`neuralab compare ... | head -1` trains runs too: each of them, and the table, is there at
+    the end, as where nobody stopped reading."""
+    out = tmp_path / "cmp"
+    args = ["compare", "--models", "mlp", "--seeds", "3", "--data", str(digits), "--epochs", "1", "--batch-size", "64",
+            "--threads", "1", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "neuralab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")}, preexec_fn=default_signals)
+    proc.stdout.readline()  # the first run's first line, as `head -1` reads it before it ends
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert (out / "compare.csv").is_file() and (out / "compare.md").is_file(), err
+    [row] = csv.DictReader(io.StringIO((out / "compare.csv").read_text()))
+    assert row["model"] == "mlp" and row["seeds"] == "3"  # every seed's run trained and counted

@@ -274,12 +274,11 @@ class _ReadOrNot:
 
 
 def _makes_run(args: argparse.Namespace, stream) -> bool:
-    """Whether the command makes a run (``runs.Kind.made_by``) and prints to a pipe (``_ReadOrNot``)."""
+    """Whether the command trains and writes runs (its parser's ``makes_run``: train, compare,
+    forecast) and prints to a pipe (``_ReadOrNot``)."""
     import stat
 
-    from neuralab.runs import Kind
-
-    if f"neuralab {getattr(args, 'command', '')}" not in {kind.made_by for kind in Kind}:
+    if not getattr(args, "makes_run", False):
         return False
     try:
         return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)

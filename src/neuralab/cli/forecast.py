@@ -27,7 +27,7 @@ def register(sub) -> None:
                     "directory with report.html, forecast.csv, results.json and the model. "
                     "`neuralab forecast predict RUN_DIR --csv NEW.csv` forecasts past the end of new data.")
     p.defer(_forecast_options)
-    p.set_defaults(func=run_forecast)
+    p.set_defaults(func=run_forecast, makes_run=True)
 
 
 def _forecast_options(p) -> None:
@@ -133,7 +133,7 @@ def _forecast_options(p) -> None:
     pr.add_argument("--sep", help="CSV separator (default: detected)")
     pr.add_argument("--output", help="write the forecast to this CSV instead of printing it")
     pr.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
-    pr.set_defaults(func=run_predict)
+    pr.set_defaults(func=run_predict, makes_run=False)  # prints a forecast: a reader gone needs no more of it
 
 
 def _given(args, options: dict[str, str]) -> dict:

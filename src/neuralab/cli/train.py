@@ -116,11 +116,11 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train an image classifier and write a run directory",
                        description="Train a zoo model on an image dataset. Under torchrun, runs data-parallel.")
     p.defer(_train_options)
-    p.set_defaults(func=run_train)
+    p.set_defaults(func=run_train, makes_run=True)
 
     c = sub.add_parser("compare", help="train several models on one budget and tabulate test accuracy")
     c.defer(_compare_options)
-    c.set_defaults(func=run_compare)
+    c.set_defaults(func=run_compare, makes_run=True)
 
     e = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run, rebuilt from its directory")
     e.add_argument("run_dir", type=run_folder, metavar="RUN_DIR", help="an image classifier's run directory")
