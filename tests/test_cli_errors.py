@@ -219,6 +219,36 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly():
     assert p.wait() == 0 and "Traceback" not in err and "Broken pipe" not in err, err
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts the process's descriptors in /proc")
+def test_output_whose_reader_went_away_is_pointed_at_devnull_without_a_descriptor_left_open(monkeypatch):
+    """The listing's stdout, once `head` has gone, goes to /dev/null for Python's flush at exit,
+    through the one helper that does so for trainings too: no descriptor of /dev/null is left open."""
+    import gc
+    import os
+    import sys
+    import warnings
+
+    from neuralab import cli
+
+    def listed(argv=None):
+        print("a line after the reader went away", flush=True)
+
+    read, write = os.pipe()
+    os.close(read)
+    monkeypatch.setattr(cli, "main", listed)
+    monkeypatch.setattr(cli, "openmp_waits", lambda: None)  # a fresh process's settings, not this one's
+    monkeypatch.setattr(gc, "freeze", lambda: None)
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    monkeypatch.setattr(warnings, "filters", list(warnings.filters))
+    with os.fdopen(write, "w") as stream:
+        monkeypatch.setattr(sys, "stdout", stream)
+        before = len(os.listdir("/proc/self/fd"))
+        with pytest.raises(SystemExit) as ended:
+            cli.run()
+        assert ended.value.code == 0 and len(os.listdir("/proc/self/fd")) == before
+        assert os.path.samestat(os.fstat(write), os.stat(os.devnull))
+
+
 def test_ctrl_c_says_interrupted(monkeypatch, capsys):
     from neuralab.cli import zoo
 

@@ -384,3 +384,23 @@ def drop_hung_up_outputs() -> None:
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, fd)
             os.close(null)
+
+
+def drop_unread_output(stream) -> None:
+    """Point ``stream``'s pipe, whose reader went away, at /dev/null, and stderr too where it is
+    the same pipe (`2>&1 | head`): the epochs' lines, the test accuracy, the line that says how
+    to resume and Python's flush at exit then write to nothing, where each would end the run.
+    A write of nothing to such a pipe succeeds, so ``drop_hung_up_outputs`` cannot tell it."""
+    try:
+        fd = stream.fileno()
+        gone = os.fstat(fd)
+    except (OSError, ValueError):  # no descriptor of its own (a caller's wrapper): nothing to point elsewhere
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for each in {fd, 2}:
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.fstat(each), gone):
+                    os.dup2(null, each)
+    finally:
+        os.close(null)

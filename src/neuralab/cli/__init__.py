@@ -27,7 +27,7 @@ from neuralab import __version__
 from neuralab.cli._args import flag_for
 from neuralab.errors import (NAMING, NeuralabError, NotAClassifier, closest, interrupts_unwrapped, named,
                              out_of_memory)
-from neuralab.files import PATH_ADVICE, drop_hung_up_outputs
+from neuralab.files import PATH_ADVICE, drop_hung_up_outputs, drop_unread_output
 
 
 class Parser(argparse.ArgumentParser):
@@ -235,8 +235,7 @@ def run() -> None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.exit(status)
     except BrokenPipeError:  # the reader went away (`| head`): what it wanted was printed
-        # Python flushes stdout once more at exit; pointed at /dev/null, that flush cannot fail
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        drop_unread_output(sys.stdout)  # Python flushes stdout once more at exit: to /dev/null, it cannot fail
         sys.exit(0)
     finally:
         gc.freeze()
@@ -258,19 +257,14 @@ class _ReadOrNot:
         try:
             return self._stream.write(text)
         except BrokenPipeError:
-            self._unread()
+            drop_unread_output(self._stream)
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
         except BrokenPipeError:
-            self._unread()
-
-    def _unread(self) -> None:
-        from neuralab.training.progress import unread
-
-        unread(self._stream)
+            drop_unread_output(self._stream)
 
 
 def _makes_run(args: argparse.Namespace, stream) -> bool:

@@ -21,12 +21,11 @@ import contextlib
 import errno
 import functools
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-from neuralab.files import WriteError, atomic_write, drop_hung_up_outputs
+from neuralab.files import WriteError, atomic_write, drop_hung_up_outputs, drop_unread_output
 from neuralab.models.table import live_terminal
 from neuralab.runs import PROGRESS
 
@@ -76,33 +75,13 @@ def _unseen_if_hung_up(method):
             return method(self, *args, **kwargs)
         except OSError as e:
             if e.errno == errno.EPIPE:
-                unread(self.stream)
+                drop_unread_output(self.stream)
             elif e.errno == errno.EIO:
                 drop_hung_up_outputs()  # rich's refresh and Python's flush at exit write to nothing now
             else:
                 raise
             self._bar, self.live = None, False
     return drawing
-
-
-def unread(stream) -> None:
-    """Point ``stream``'s pipe, whose reader went away, at /dev/null, and stderr too where it is
-    the same pipe (`2>&1 | head`): the epochs' lines, the test accuracy, the line that says how
-    to resume and Python's flush at exit then write to nothing, where each would end the run.
-    A write of nothing to such a pipe succeeds, so drop_hung_up_outputs cannot tell it."""
-    try:
-        fd = stream.fileno()
-        gone = os.fstat(fd)
-    except (OSError, ValueError):  # no descriptor of its own (a caller's wrapper): nothing to point elsewhere
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for each in {fd, 2}:
-            with contextlib.suppress(OSError):
-                if os.path.samestat(os.fstat(each), gone):
-                    os.dup2(null, each)
-    finally:
-        os.close(null)
 
 
 class Progress:
