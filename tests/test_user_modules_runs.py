@@ -829,3 +829,16 @@ def test_ctrl_c_raised_as_another_error_after_training_says_what_is_kept(work, d
     err = capsys.readouterr().err
     assert "the run is finished" in err and "`neuralab report runs/job` writes the report again" in err, err
     assert main(["report", "runs/job"]) == 0
+
+
+def test_ctrl_c_raised_as_another_error_as_a_forecaster_is_judged_says_how_to_resume(work, series_csv, capsys,
+                                                                                      monkeypatch):
+    """Ctrl-C that reaches the judging of a trained forecaster on the test span as another error
+    stops the run as a plain Ctrl-C there does: not finished, with the command that resumes it."""
+    from neuralab.forecasting import pipeline
+
+    monkeypatch.setattr(pipeline, "_evaluate", _stopped_as_a_library_error)
+    assert main(forecast_job(series_csv, "mods/fc.py:Forecaster")) == 130
+    err = capsys.readouterr().err
+    assert "--resume runs/job" in err and "RuntimeError" not in err, err
+    assert Run(work / "runs" / "job").status() is Status.INTERRUPTED
