@@ -842,3 +842,22 @@ def test_ctrl_c_raised_as_another_error_as_a_forecaster_is_judged_says_how_to_re
     err = capsys.readouterr().err
     assert "--resume runs/job" in err and "RuntimeError" not in err, err
     assert Run(work / "runs" / "job").status() is Status.INTERRUPTED
+
+
+STOPPED_IN_THE_CONSTRUCTOR = NET + '''
+class Downloading(Net):
+    def __init__(self):
+        super().__init__()
+        try:  # a library's download of weights that Ctrl-C reaches, raised as its own error
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise RuntimeError("download stopped") from e
+'''
+
+
+def test_ctrl_c_raised_as_another_error_in_the_models_constructor_stops_the_command(work, digits, capsys):
+    """The one-line refusal of a constructor that failed hides the error it was raised over: Ctrl-C
+    under it still stops the command as Ctrl-C, not as a fault of the file's line."""
+    (work / "mods" / "downloading.py").write_text(STOPPED_IN_THE_CONSTRUCTOR)
+    assert main(train_job(digits, "mods/downloading.py:Downloading")) == 130
+    assert capsys.readouterr().err == "neuralab: interrupted\n"

@@ -244,10 +244,11 @@ def interrupt_in(exc: BaseException) -> KeyboardInterrupt | None:
     its descriptors in a RuntimeError ("Error calling __set_name__"), and a library may wrap it
     in its own error. None where ``exc``'s chain of causes and contexts holds none.
 
-    A context counts only where the interrupt was caught beneath the code the error came up
-    through: Python sets the context of every error raised while a handler runs, so an error
-    of the user's model, trained inside their own ``except KeyboardInterrupt:``, carries that
-    earlier Ctrl-C, which stopped nothing of this run."""
+    A context counts only where it was caught beneath the code the error came up through, hidden
+    (``raise ... from None``: a one-line refusal over the user's constructor's error) or not:
+    Python sets the context of every error raised while a handler runs, so an error of the
+    user's model, trained inside their own ``except KeyboardInterrupt:``, carries that earlier
+    Ctrl-C, which stopped nothing of this run."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, KeyboardInterrupt):
@@ -255,7 +256,7 @@ def interrupt_in(exc: BaseException) -> KeyboardInterrupt | None:
         seen.add(id(exc))
         if exc.__cause__ is not None:
             exc = exc.__cause__
-        elif exc.__context__ is not None and not exc.__suppress_context__ and _caught_beneath(exc.__context__, exc):
+        elif exc.__context__ is not None and _caught_beneath(exc.__context__, exc):
             exc = exc.__context__
         else:
             return None
