@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from neuralab.errors import NeuralabError, ParameterError, interrupt_in, out_of_memory
+from neuralab.errors import NeuralabError, ParameterError, out_of_memory, reraise_interrupt
 from neuralab.runs import Interrupted, Kind, epoch_kept, resume_needs
 from neuralab.training.checkpoint import unwrap
 from neuralab.training.config import REGRESSION_LOSSES, TrainConfig
@@ -333,9 +333,7 @@ def blame_model(e: Exception, model_name: str, users: bool, distributed: bool, e
     line. ``users``: whether the model runs code of the user's (``users_code``). An interrupt
     that Python or a library raised as another error is raised as the interrupt, so the run
     stops as at Ctrl-C and says how to resume."""
-    interrupt = interrupt_in(e)
-    if interrupt is not None:
-        raise interrupt from None
+    reraise_interrupt(e)
     if not users or distributed or isinstance(e, NeuralabError) or out_of_memory(e) is not None \
             or _only_neuralabs_code(e):
         return

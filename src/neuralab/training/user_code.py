@@ -513,11 +513,9 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
                             "model; put what ends it under if __name__ == \"__main__\":, which neuralab does not "
                             "run") from None
     except Exception as e:  # noqa: BLE001  any error in the user's code becomes one line
-        from neuralab.errors import interrupt_in
+        from neuralab.errors import reraise_interrupt
 
-        interrupt = interrupt_in(e)
-        if interrupt is not None:  # Ctrl-C or SIGTERM as the file ran, wrapped: no fault of the file's
-            raise interrupt from None
+        reraise_interrupt(e)  # Ctrl-C or SIGTERM as the file ran, wrapped: no fault of the file's
         frames = traceback.extract_tb(e.__traceback__)
         line = next((f.lineno for f in reversed(frames) if f.filename == str(path)), "?")
         where, text, hint = f"{path}:{line}", str(e), _import_hint(e, path)
@@ -793,6 +791,9 @@ def materialise(path: Path, name: str, obj, fix: str = "give defaults, or a func
             with _keras_input_shape_quiet():
                 made = obj()
         except Exception as e:  # noqa: BLE001  the user's constructor: one line, file and line
+            from neuralab.errors import reraise_interrupt
+
+            reraise_interrupt(e)  # Ctrl-C as it ran, wrapped: the Python caller's too, not only the command's
             line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
                          if f.filename == str(path)), None) or _defined_at(obj)
             big = _too_big(e)
