@@ -96,12 +96,13 @@ def test_the_trainer_itself_stops_at_the_first_epoch_whose_loss_is_not_finite(ti
     assert seen.epochs == [r["epoch"] for r in trainer.history] and seen.ended == 1
 
 
-def test_weights_that_go_to_nan_in_an_epochs_last_steps_are_refused_by_the_validation_loss(tmp_path, capsys):
-    """Plain SGD at lr 1e9 on the digits: the weights go to numbers no float holds, seen by the
-    validation loss of the epoch they do or the training loss of the next. Before, the run
-    finished, naming as its best an epoch whose validation loss was NaN."""
+@pytest.mark.parametrize("epochs", ["1", "2"])
+def test_weights_that_go_to_nan_in_an_epochs_last_steps_are_refused_by_the_validation_loss(tmp_path, capsys, epochs):
+    """Plain SGD at lr 1e9 on the digits: the weights go to numbers whose outputs no float holds,
+    seen by the validation loss of the epoch they do or the training loss of the next, the last
+    epoch's too. Before, the run finished, naming as its best an epoch whose validation loss was NaN."""
     data = digits_folder(tmp_path / "digits", 300)
-    code = main(["train", "--model", "mlp", "--data", str(data), "--epochs", "2", "--lr", "1e9", "--optimizer", "sgd",
+    code = main(["train", "--model", "mlp", "--data", str(data), "--epochs", epochs, "--lr", "1e9", "--optimizer", "sgd",
                  "--quiet", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2 and re.fullmatch(r"neuralab: error: --lr 1000000000\.0: training diverged at epoch \d \(its "
@@ -138,8 +139,11 @@ def test_a_validation_target_whose_error_overflows_is_no_divergence_and_early_st
     yv[0] = 1e20
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
     trainer = Trainer(model, TrainConfig(epochs=3, device="cpu", loss="mse", lr=1e-3), verbose=False)
-    history = trainer.fit(x, x.sum(1, keepdim=True), val=(xv, yv))
+    with pytest.warns(UserWarning, match="the validation loss is not a finite number, though the model's outputs "
+                                         "are") as said:
+        history = trainer.fit(x, x.sum(1, keepdim=True), val=(xv, yv))
     assert len(history) == 3 and all(math.isinf(r["val_loss"]) for r in history)
+    assert len([w for w in said if "validation loss" in str(w.message)]) == 1
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
     nan = float("nan")
     trainer.history = [{"epoch": 1, "val_loss": nan}, {"epoch": 2, "val_loss": 0.5}, {"epoch": 3, "val_loss": 0.6}]

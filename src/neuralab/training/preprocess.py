@@ -54,9 +54,9 @@ class Preprocess:
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray | None = None) -> "Preprocess":
-        """Per-channel mean and std of the training images (N, C, H, W) uint8, on [0, 1], and the
-        share of each class's images with a light border, by their labels ``y`` (N,), or of them
-        all without labels."""
+        """Per-channel mean and std of the first 20,000 training images (N, C, H, W) uint8, on
+        [0, 1], and the share of each class's images with a light border, by their labels ``y``
+        (N,), or of them all without labels, from an evenly spaced sample."""
         from neuralab.data.pictures import light_bordered
 
         if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or not len(x):

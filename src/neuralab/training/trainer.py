@@ -265,6 +265,7 @@ class Trainer:
             for callback in callbacks:
                 callback.on_train_begin(self)
             t0 = time.perf_counter() - self.elapsed  # wall time accumulates across resumes
+            warned_val = False  # a validation loss that overflows is said once, not every epoch
             with cpu_threads(cfg.threads), kept_heap(), contextlib.closing(progress):
                 for epoch in range(start, cfg.epochs + 1):
                     if self.stop_training:
@@ -278,13 +279,18 @@ class Trainer:
                     if val is not None:
                         where = "in the validation pass"
                         record.update({f"val_{k}": v for k, v in self._evaluate(*val, (epoch, where)).items()})
-                        # weights that went to NaN in the epoch's last steps show only here; every process
-                        # validates on the same rows, so all of them stop alike. Finite weights with a loss
-                        # that is not (a target of 1e20, whose square overflows) are no divergence: the
-                        # epoch is never the best (ranked), and the run goes on
-                        if not math.isfinite(record["val_loss"]) and not all(
-                                bool(torch.isfinite(p).all()) for p in model.parameters()):
-                            raise Diverged(cfg.lr, epoch, "its validation loss is not a finite number")
+                        # weights that went to NaN or overflow in the epoch's last steps show only here;
+                        # every process validates on the same rows, so all of them stop alike. Finite
+                        # outputs with a loss that is not (a target of 1e20, whose square overflows) are
+                        # no divergence: the epoch is never the best (ranked), and the run goes on
+                        if not math.isfinite(record["val_loss"]):
+                            if not bool(torch.isfinite(self._predict(val[0])).all()):
+                                raise Diverged(cfg.lr, epoch, "its validation loss is not a finite number")
+                            if not warned_val:
+                                warnings.warn(f"epoch {epoch}: the validation loss is not a finite number, though the "
+                                              "model's outputs are: a validation target too large for float32 (its "
+                                              "square overflows)? check the targets of `val`")
+                                warned_val = True
                     record["elapsed"] = time.perf_counter() - t0
                     self.history.append(record)
                     self.improved = self._improved()
