@@ -373,3 +373,27 @@ def test_a_run_inside_the_data_folder_is_refused_before_anything_is_made(tmp_pat
     err = capsys.readouterr().err
     assert code == 2 and "is inside the data folder" in err and "give an --out outside it" in err, err
     assert sorted(p.name for p in data.iterdir()) == [str(d) for d in range(10)]
+
+
+def test_a_run_already_inside_the_data_folder_is_refused_naming_it(tmp_path, capsys):
+    """A run there from before (a forecast started from the picture folder, one of an earlier
+    version) was trained on as a class of its report's figures; a dataset's own config.json in a
+    class folder names no run's kind and stays a class's."""
+    import json
+
+    from neuralab.cli import main
+    from neuralab.runs import Kind
+
+    data = digits_folder(tmp_path / "digits", 60)
+    (data / "0" / "config.json").write_text(json.dumps({"source": "scanner 3"}))
+    run = data / "runs" / "week1" / "forecast-1"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"kind": Kind.FORECASTER.value}))
+    args = ["train", "--model", "mlp", "--data", str(data), "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == f"neuralab: error: {run}: a neuralab run inside the data folder {data}, whose folders are all " \
+                  "read as classes; move it out of the data folder\n"
+    assert not (tmp_path / "r").exists()
+    (data / "runs").rename(tmp_path / "runs")
+    assert main(args) == 0

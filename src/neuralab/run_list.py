@@ -47,6 +47,31 @@ def trained_on(windows) -> str:
 STILL_NS = 2 * 10**9  # how long a run's files stay unchanged before its row is kept (FAT's clock ticks in 2 s)
 
 
+def run_within(folder: Path, depth: int = MAX_DEPTH) -> Path | None:
+    """The first run folder at or below ``folder`` (``depth`` levels at most, as `neuralab runs`
+    looks), told by its run.lock or a config.json naming a run's kind (a dataset's own config.json
+    names none); None where there is none. Links are not followed."""
+    from neuralab.files import read_json
+    from neuralab.runs import LOCK
+
+    if (folder / LOCK).is_file():
+        return folder
+    if (folder / CONFIG).is_file():
+        try:
+            config = read_json(folder / CONFIG)
+        except NeuralabError:
+            config = None
+        if isinstance(config, dict) and config.get("kind") in {kind.value for kind in Kind}:
+            return folder
+    if depth == 0:
+        return None
+    try:
+        inside = sorted(entry.path for entry in os.scandir(folder) if entry.is_dir(follow_symlinks=False))
+    except OSError:
+        return None
+    return next((found for found in (run_within(Path(p), depth - 1) for p in inside) if found), None)
+
+
 def find(root: str | os.PathLike) -> list[str]:
     """Relative names of the run directories under ``root`` (depth at most MAX_DEPTH);
     symbolic links are followed only when they stay inside ``root``."""

@@ -138,15 +138,25 @@ def _named(model) -> str:
 
 
 def _refuse_run_in_data(path: Path, data: str) -> None:
-    """Refuse, naming `out`, a run folder inside the picture folder ``data``: every folder there is
-    read as a class, so the run's own folder (``data='.'`` with the default ./runs, an
-    ``out`` of DATA/run1) would become a class of no pictures, or of its report's figures."""
+    """Refuse a run folder inside the picture folder ``data``: every folder there is read as a
+    class, so a run's folder would become a class of no pictures, or of its report's figures.
+    This run's (``data='.'`` with the default ./runs, an ``out`` of DATA/run1), naming `out`;
+    one there already (a forecast run started from the folder, one of an earlier version)."""
     from neuralab.data import NAMED
+    from neuralab.data.folders import hidden
+    from neuralab.run_list import run_within
 
     folder = Path(data).expanduser()
-    if folder.is_dir() and data not in NAMED and path.resolve().is_relative_to(folder.resolve()):
+    if not folder.is_dir() or data in NAMED:
+        return
+    if path.resolve().is_relative_to(folder.resolve()):
         raise ParameterError("out", str(path), f"is inside the data folder {folder}, whose folders are read as "
                                                "classes; give an `out` outside it")
+    for entry in sorted(folder.iterdir()):
+        found = entry.is_dir() and not entry.is_symlink() and not hidden(entry.name) and run_within(entry)
+        if found:
+            raise NeuralabError(f"{found}: a neuralab run inside the data folder {folder}, whose folders are all read "
+                                "as classes; move it out of the data folder")
 
 
 def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callbacks, optimizer,
