@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import io
 import json
 import shutil
 import sys
@@ -380,7 +379,6 @@ def test_a_model_given_as_a_packages_init_is_said_as_it_trains_and_loads_from_py
     assert load_classifier(run, model=user.Net()).predict(np.zeros((2, 1, 8, 8), np.uint8)).shape == (2,)
 
 
-
 def test_a_packages_init_without_relative_imports_given_as_the_model_is_kept_and_the_run_rebuilds(digits, tmp_path,
                                                                                                  capsys):
     """One that defines the model itself runs alone as any file does: a run keeps it."""
@@ -626,23 +624,6 @@ def test_the_run_keeps_the_bytes_that_ran_not_the_file_as_edited_after(digits, t
     assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
 
 
-def test_a_run_loaded_twice_and_another_of_the_same_code_each_pickle(digits, tmp_path, capsys):
-    """A notebook cell run twice loads the run's code again, as does a second run of the same
-    model file: each model's classes stay where pickle finds them."""
-    code = tmp_path / "code"
-    _file(code, "layers.py", BACKBONE)
-    net = _file(code, "net.py", NET.format(module="layers"))
-    for run in ("run", "run_b"):
-        _train(capsys, net, digits, tmp_path / run)
-    loaded = [load_classifier(tmp_path / run, trust_code=True).model for run in ("run", "run", "run_b")]
-    x = torch.rand(2, 1, 8, 8)
-    for model in loaded:
-        buffer = io.BytesIO()
-        torch.save(model, buffer)
-        buffer.seek(0)
-        assert torch.equal(torch.load(buffer, weights_only=False)(x), model(x))
-
-
 # --- crD 1: only a helper of the model's own folder, imported by a call naming it, makes a run it cannot keep --
 
 BLOCK_OF_A_LIBRARY = """
@@ -702,61 +683,6 @@ def test_helpers_found_through_pythonpath_below_the_folder_or_imported_before_ke
 
 
 # --- crD 3: a run loaded again and again keeps no copy of its code once its model is gone ---------------
-
-
-def _loaded() -> set[str]:
-    """The names of the run code modules in sys.modules once every dropped object is collected."""
-    import gc
-
-    gc.collect()
-    return {k for k in sys.modules if k.startswith("neuralab_model_")}
-
-
-def test_a_run_loaded_in_a_loop_leaves_no_module_once_its_model_is_dropped(digits, tmp_path, capsys):
-    """A notebook cell run again, or the web app reloading a run, each load its code under a name
-    of its own (so that each model pickles); none outlives the models built from it."""
-
-    code = tmp_path / "code"
-    _file(code, "layers.py", BACKBONE)
-    net = _file(code, "net.py", NET.format(module="layers"))
-    run = tmp_path / "run"
-    _train(capsys, net, digits, run)
-
-    before = _loaded()
-    kept = load_classifier(run, trust_code=True).model
-    for _ in range(3):
-        model = load_classifier(run, trust_code=True).model
-        assert len(_loaded() - before) == 4  # the file and its helper, for each of the two models alive
-        del model
-    assert len(_loaded() - before) == 2
-    buffer = io.BytesIO()
-    torch.save(kept, buffer)  # the one still alive pickles
-    del kept
-    assert _loaded() <= before
-
-
-def test_a_run_whose_model_is_an_object_of_its_file_keeps_one_copy_of_its_code_when_loaded_in_a_loop(digits, tmp_path,
-                                                                                                    capsys):
-    """model = Net() at the file's top: its module keeps the model alive, and is let go of once
-    nothing else refers to the model, at the next load."""
-
-    net = _file(tmp_path / "code", "net.py", NET.format(module="layers") + "\n\n    model = Net()\n")
-    _file(tmp_path / "code", "layers.py", BACKBONE)
-    run = tmp_path / "run"
-    _train(capsys, net, digits, run)
-    assert _source(run)["name"] == "model"
-
-    before = _loaded()
-    kept = load_classifier(run, trust_code=True).model
-    for _ in range(4):
-        model = load_classifier(run, trust_code=True).model
-        del model
-    assert len(_loaded() - before) <= 4  # the kept model's file and helper, and the last one dropped's
-    buffer = io.BytesIO()
-    torch.save(kept, buffer)  # the one still alive pickles
-    buffer.seek(0)
-    x = torch.rand(2, 1, 8, 8)
-    assert torch.equal(torch.load(buffer, weights_only=False)(x), kept(x))
 
 
 def test_a_second_model_importing_by_a_call_a_helper_of_the_name_of_anothers_is_said(digits, tmp_path, capsys):

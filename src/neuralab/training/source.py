@@ -30,6 +30,7 @@ import inspect
 import io
 import math
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ from neuralab.training.module_check import (
 )
 from neuralab.training.user_code import (
     MAX_CODE,
+    MODULE_PREFIX,
     imported_beside,
     imported_by,
     imported_elsewhere,
@@ -327,8 +329,11 @@ class ModelSource:
 
         if not self.buffers or self.file is None:
             return
-        # under a name of its own (user_code.module_name): the model's classes stay where pickle finds them
-        again = _built_from_file(self.file, self.name, self.imports, self.seed, self.code)
+        kept = {k: m for k, m in sys.modules.items() if k.startswith(MODULE_PREFIX)}  # the model's own classes
+        try:
+            again = _built_from_file(self.file, self.name, self.imports, self.seed, self.code)
+        finally:
+            sys.modules.update(kept)
         with contextlib.suppress(RuntimeError, ValueError):
             again.load_state_dict(module.state_dict())
         other = other_buffers(self.buffers, again)

@@ -22,7 +22,6 @@ import inspect
 import sys
 import traceback
 import warnings
-import weakref
 from pathlib import Path
 
 from neuralab.errors import NeuralabError, shell_word  # a model's name as typed back, in a shell or in Python
@@ -99,56 +98,15 @@ def _defined(path: Path, name: str | None, imports: dict | None, checked: bytes 
     # `python FILE.py` lets it) and while the constructor runs too, as in plain Python, where it is
     # there while the file's module is used: the constructor may import a neighbour
     # (importlib.import_module("helper")), which the file's import statements do not name
-    folder, names = str(Path(path).resolve().parent), []
+    folder = str(Path(path).resolve().parent)
     if checked is None:
         sys.path.insert(0, folder)
     try:
-        module = run_file(path, imports, checked, code, names)
-        obj, name = _found(path, name, module, checked if checked is not None else code)
-    except BaseException:
-        _forget(names)
-        raise
+        return _found(path, name, run_file(path, imports, checked, code), checked if checked is not None else code)
     finally:
         with contextlib.suppress(ValueError):
             if checked is None:
                 sys.path.remove(folder)
-    # Pickle and inspect find the model's classes in sys.modules for as long as it lives; each load
-    # has names of its own there (module_name), so that a model loaded in a loop (a notebook, the
-    # web app reloading a run) would otherwise keep every copy of the code and what its top level holds
-    forget = weakref.finalize(obj, _forget, names)
-    if any(v is obj for v in vars(module).values()):  # model = Net() at its top: sys.modules keeps it alive
-        _HELD.append((forget, names[0]))
-    return obj, name
-
-
-def _forget(names: list[str]) -> None:
-    """sys.modules without the modules ``names`` (a load's: ``run_file``'s)."""
-    for n in names:
-        sys.modules.pop(n, None)
-
-
-# Loads whose model is an object at the top of its own module: (the finalize that forgets the
-# load's modules, the module's name). Their model lives as long as sys.modules holds the module,
-# so it is let go of at the next load once nothing but the module refers to it (_let_go)
-_HELD: list[tuple[weakref.finalize, str]] = []
-
-
-def _let_go() -> None:
-    """The modules of ``_HELD``'s loads whose model nothing but its module refers to any more
-    (the caller dropped it), taken out of sys.modules, so that loading a run again and again
-    keeps one copy of its code at most."""
-    for held in list(_HELD):
-        forget, name = held
-        if forget.alive:
-            obj = forget.peek()[0]
-            # its module's reference, this one and getrefcount's own: a function's local variable counts
-            # here too, where gc.get_referrers sees none of a running function's
-            if name not in sys.modules or sys.getrefcount(obj) > 3:
-                continue
-            del obj
-            forget()
-        with contextlib.suppress(ValueError):  # another thread's load let go of it first (the web app)
-            _HELD.remove(held)
 
 
 def _found(path: Path, name: str | None, module, code: bytes | None = None) -> tuple[object, str]:
@@ -447,32 +405,21 @@ def read_code(path: Path) -> bytes:
 
 
 def module_name(code: bytes) -> str:
-    """sys.modules's name for a module run from ``code``: by its bytes, where inspect and pickle
-    find its classes, and one of its own where those bytes run again in the process (the same run
-    loaded twice, two runs of the same file): each model keeps its classes there, so that each
-    pickles (torch.save)."""
-    stem = f"{MODULE_PREFIX}{hashlib.sha256(code).hexdigest()[:16]}"
-    name, n = stem, 1
-    while name in sys.modules:
-        n += 1
-        name = f"{stem}_{n}"
-    return name
+    """sys.modules's name for a module run from ``code``, by its bytes: where inspect and pickle
+    find its classes. The same bytes run again (the same run loaded twice) take the name over,
+    so a process keeps one copy of each code however often it loads it."""
+    return f"{MODULE_PREFIX}{hashlib.sha256(code).hexdigest()[:16]}"
 
 
-def run_file(path: Path, imports: dict | None = None, checked: bytes | None = None, code: bytes | None = None,
-             names: list[str] | None = None):
+def run_file(path: Path, imports: dict | None = None, checked: bytes | None = None, code: bytes | None = None):
     """Execute ``path`` as a fresh module; its errors become one line naming file:line.
     ``imports``: the files beside it that it imports, name -> bytes; those bytes run as its
     imports of them, its own (``_Neighbours``), not whatever this process imports under their
     names (another run's, the caller's own module), nor a .pyc Python's import system would
     take in their place. ``checked``: the file's own bytes as the caller checked them, which
     run instead of the file's; its folder then gives nothing else to import (``_RunFolders``).
-    ``code``: the file's bytes as the caller read them (``read_code``), which run in its place.
-    ``names``: a list given to hold the names of the modules it puts in sys.modules, its own and,
-    as they are imported (in forward too), its neighbours'."""
+    ``code``: the file's bytes as the caller read them (``read_code``), which run in its place."""
     path = Path(path)
-    names = [] if names is None else names
-    _let_go()
     source = checked if checked is not None else code if code is not None else read_code(path)
     try:
         compiled = compile(source, str(path), "exec")
@@ -491,7 +438,7 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     folder = str(path.resolve().parent)
     files = {Path(n).stem: (Path(folder) / n, text) for n, text in (imports or {}).items()}
     if files:  # its import statements, at its top level and in its functions alike, take these
-        neighbours = _Neighbours(files, checked is not None, names)
+        neighbours = _Neighbours(files, checked is not None)
         module.__builtins__ = neighbours.builtins
         if imported_by(imports, path.stem):  # one imports the model's file back: it gets this module, as in Python
             neighbours.modules[path.stem] = module
@@ -501,7 +448,6 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
         _RUN_FOLDERS.keep(folder, files)
         _as_source(path, source)
     sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
-    names.append(name)
     argv, sys.argv = sys.argv, [str(path)]  # a file that parses its options gets its defaults, not neuralab's
     try:
         with _keras_input_shape_quiet():
@@ -545,13 +491,12 @@ class _Neighbours:
     name, where another run's file of that name, or the user's own module, would take its place
     (or it theirs). Python's own import would also run a .pyc in __pycache__ in its place where
     its header matches the file's time and size, code no hash covers. ``builtins``: the builtins
-    those files run with, whose ``__import__`` gives them; ``names``: a list that gets the
-    sys.modules name of each run (``run_file``'s)."""
+    those files run with, whose ``__import__`` gives them."""
 
-    def __init__(self, files: dict[str, tuple[Path, bytes]], checked: bool, names: list[str]):
+    def __init__(self, files: dict[str, tuple[Path, bytes]], checked: bool):
         import builtins
 
-        self.files, self.checked, self.modules, self.names = files, checked, {}, names
+        self.files, self.checked, self.modules = files, checked, {}
         self.builtins = {**vars(builtins), "__import__": self._import}
         self._real = builtins.__import__
 
@@ -572,7 +517,6 @@ class _Neighbours:
         module = types.ModuleType(name)
         module.__file__, module.__builtins__ = str(file), self.builtins
         self.modules[stem] = sys.modules[name] = module  # one that imports it back gets it as Python gives it
-        self.names.append(name)
         if self.checked:
             _as_source(file, code)
         try:
