@@ -56,6 +56,8 @@ PYTHON_ONLY = {
     "y": "Trainer.fit's targets, tensors in Python; the command line reads a dataset's labels",
     "path": "save_image's and plots.save's file in Python; the command line checks its --out and --figure first",
     "val": "Trainer.fit's validation set in Python; the command line splits val_fraction off the data",
+    "val[1]": "the targets of Trainer.fit's validation set in Python; the command line's are a dataset's labels",
+    "light_borders": "a Preprocess made in Python; a run's records its training pictures' own",
     "preprocess": "a Classifier's normalisation in Python; the command line keeps the run's",
     "inputs": "the Trainer's batch transform in Python (Preprocess.normalise); runs of the command line set it",
     "windows": "a forecaster's predict in Python; `neuralab forecast predict` reads new rows from a CSV",

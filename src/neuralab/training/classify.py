@@ -149,7 +149,8 @@ def _refuse_run_in_data(path: Path, data: str) -> None:
     folder = Path(data).expanduser()
     if not folder.is_dir() or data in NAMED:
         return
-    if path.resolve().is_relative_to(folder.resolve()):
+    # realpath, not resolve: a link in a loop as `out` is named as such later (runs.folder_path)
+    if Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder)):
         raise ParameterError("out", str(path), f"is inside the data folder {folder}, whose folders are read as "
                                                "classes; give an `out` outside it")
     for entry in sorted(folder.iterdir()):
