@@ -698,14 +698,17 @@ class Tagged(Net):
     tag = Pressed()  # Python 3.11 raises the interrupt as RuntimeError("Error calling __set_name__ ...")
 '''
 
-PRESSED_IN_A_LIBRARY = '''
-def load_weights():  # a library's loader that wraps whatever stops it
+# A library's work that Ctrl-C reaches, raised as the library's own error ("from" the interrupt)
+STOPPED_IN_A_LIBRARY = '''
+def stopped(work):
     try:
         raise KeyboardInterrupt
     except KeyboardInterrupt as e:
-        raise RuntimeError("loading stopped") from e
+        raise RuntimeError(f"{work} stopped") from e
+'''
 
-WEIGHTS = load_weights()
+PRESSED_IN_A_LIBRARY = STOPPED_IN_A_LIBRARY + '''
+WEIGHTS = stopped("loading")  # a library's loader
 '''
 
 
@@ -721,7 +724,7 @@ def test_ctrl_c_as_the_model_file_runs_stops_as_ctrl_c_not_as_an_error_of_the_fi
         load_python(path, "Net", {})
 
 
-STOPPED_IN_A_STEP = NET + '''
+STOPPED_IN_A_STEP = NET + STOPPED_IN_A_LIBRARY + '''
 STEPS = [0]
 
 
@@ -729,11 +732,8 @@ class Stopped(Net):
     def forward(self, x):
         if self.training and len(x) == 64:
             STEPS[0] += 1
-            if STEPS[0] == 8:  # a library's op that Ctrl-C reaches, raised as its own error
-                try:
-                    raise KeyboardInterrupt
-                except KeyboardInterrupt as e:
-                    raise RuntimeError("kernel stopped") from e
+            if STEPS[0] == 8:
+                stopped("kernel")
         return super().forward(x)
 '''
 
@@ -771,14 +771,11 @@ def test_an_error_of_the_model_trained_in_a_handler_of_ctrl_c_is_the_models_not_
     assert "Failing: the model fails in training mode" in err and "ValueError: shapes wrong" in err, err
 
 
-STOPPED_IN_A_CHECK = NET + '''
+STOPPED_IN_A_CHECK = NET + STOPPED_IN_A_LIBRARY + '''
 class Stopped(Net):
     def forward(self, x):
         if not self.training and len(x) == 1:  # neuralab's check of a lone picture, before the run begins
-            try:
-                raise KeyboardInterrupt
-            except KeyboardInterrupt as e:
-                raise RuntimeError("kernel stopped") from e
+            stopped("kernel")
         return super().forward(x)
 '''
 
@@ -844,14 +841,11 @@ def test_ctrl_c_raised_as_another_error_as_a_forecaster_is_judged_says_how_to_re
     assert Run(work / "runs" / "job").status() is Status.INTERRUPTED
 
 
-STOPPED_IN_THE_CONSTRUCTOR = NET + '''
+STOPPED_IN_THE_CONSTRUCTOR = NET + STOPPED_IN_A_LIBRARY + '''
 class Downloading(Net):
     def __init__(self):
         super().__init__()
-        try:  # a library's download of weights that Ctrl-C reaches, raised as its own error
-            raise KeyboardInterrupt
-        except KeyboardInterrupt as e:
-            raise RuntimeError("download stopped") from e
+        stopped("download")  # a library's download of weights
 '''
 
 
