@@ -56,6 +56,13 @@ def _train(capsys, model, digits, out, *more) -> str:
     return err
 
 
+
+def _evaluates_as_trained(run, capsys) -> None:
+    """`neuralab evaluate RUN --trust-code` rebuilds the run's model and gives its recorded test accuracy."""
+    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
+    assert main(["evaluate", str(run), "--trust-code"]) == 0
+    assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
+
 # --- rP 1: a buffer no run saves --------------------------------------------------------------------
 
 RANDOM_BUFFER = """
@@ -322,9 +329,7 @@ def test_a_helper_named_model_py_is_kept_and_the_run_rebuilds(digits, tmp_path, 
     assert (run / "net.py").read_bytes() == net.read_bytes()
     assert (run / "model.py").read_bytes() == (mine / "model.py").read_bytes()
     shutil.rmtree(mine)  # the run alone rebuilds it
-    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
-    assert main(["evaluate", str(run), "--trust-code"]) == 0
-    assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
+    _evaluates_as_trained(run, capsys)
     picture = next(digits.glob("3/*.png"))
     assert main(["predict", str(run), str(picture), "--trust-code"]) == 0 and "%" in capsys.readouterr().out
 
@@ -389,9 +394,7 @@ def test_a_packages_init_without_relative_imports_given_as_the_model_is_kept_and
         _train(capsys, f"{init}:Net", digits, run)
     assert _source(run)["file"] == "model.py"
     shutil.rmtree(tmp_path / "code")  # the run alone rebuilds it
-    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
-    assert main(["evaluate", str(run), "--trust-code"]) == 0
-    assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
+    _evaluates_as_trained(run, capsys)
 
 
 BLOCKS_IMPORTING_BACK = """
@@ -433,9 +436,7 @@ def test_a_helper_importing_the_model_file_back_is_kept_and_the_run_rebuilds(dig
     source = _source(run)
     assert source["file"] == "net.py" and list(source["imports"]) == ["blocks.py"]
     shutil.rmtree(code)  # the run alone rebuilds it
-    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
-    assert main(["evaluate", str(run), "--trust-code"]) == 0
-    assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
+    _evaluates_as_trained(run, capsys)
 
 
 IMPORTS_BY_A_CALL = """
@@ -619,9 +620,7 @@ def test_the_run_keeps_the_bytes_that_ran_not_the_file_as_edited_after(digits, t
     _train(capsys, path, digits, run)
     assert b"# edited" in path.read_bytes()
     assert (run / "model.py").read_bytes() == ran
-    accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
-    assert main(["evaluate", str(run), "--trust-code"]) == 0
-    assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
+    _evaluates_as_trained(run, capsys)
 
 
 # --- crD 1: only a helper of the model's own folder, imported by a call naming it, makes a run it cannot keep --
@@ -673,9 +672,7 @@ def test_helpers_found_through_pythonpath_below_the_folder_or_imported_before_ke
             _train(capsys, net, digits, run)
         assert not [str(w.message) for w in said if "import statement" in str(w.message)]
         assert _source(run)["file"] == "model.py"
-        accuracy = json.loads((run / "results.json").read_text())["test_accuracy"]
-        assert main(["evaluate", str(run), "--trust-code"]) == 0
-        assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
+        _evaluates_as_trained(run, capsys)
     finally:
         for name in ("data", "mylib", "mylib2"):
             sys.modules.pop(name, None)
