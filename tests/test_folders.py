@@ -397,3 +397,16 @@ def test_a_run_already_inside_the_data_folder_is_refused_naming_it(tmp_path, cap
     assert not (tmp_path / "r").exists()
     (data / "runs").rename(tmp_path / "runs")
     assert main(args) == 0
+
+
+def test_compare_inside_the_data_folder_is_refused_naming_the_out_given(tmp_path, monkeypatch, capsys):
+    """compare's refusal named its first run's folder (``--out cmp/mlp-seed0``), not what was typed."""
+    from neuralab.cli import main
+
+    data = digits_folder(tmp_path / "digits", 60)
+    monkeypatch.chdir(tmp_path)
+    code = main(["compare", "--models", "mlp", "--data", "digits", "--seeds", "1", "--epochs", "1",
+                 "--out", "digits/cmp"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("neuralab: error: --out digits/cmp: is inside the data folder"), err
+    assert sorted(p.name for p in data.iterdir()) == [str(d) for d in range(10)]

@@ -137,7 +137,7 @@ def _named(model) -> str:
     return getattr(model, "__name__", None) or type(model).__name__
 
 
-def _refuse_run_in_data(path: Path, data: str) -> None:
+def refuse_run_in_data(path: Path, data: str) -> None:
     """Refuse a run folder inside the picture folder ``data``: every folder there is read as a
     class, so a run's folder would become a class of no pictures, or of its report's figures.
     This run's (``data='.'`` with the default ./runs, an ``out`` of DATA/run1), naming `out`;
@@ -195,7 +195,7 @@ def _train(config: ClassifierConfig, out, overwrite: bool, verbose: bool, callba
     config.train.check()
     path = Path(out) if out is not None else runs.default_dir(source.architecture, Path(config.data).name)
     if data is None:
-        _refuse_run_in_data(path, config.data)
+        refuse_run_in_data(path, config.data)
         data = load_image_data(config.data, config.data_dir, **config.data_options)
     check_data(data)
     pre = _keras_inputs(source, data.input_shape) or Preprocess.fit(data.train.x, data.train.y)

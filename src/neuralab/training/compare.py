@@ -21,8 +21,8 @@ from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError
 from neuralab.files import atomic_write, write_advice
 from neuralab.runs import Interrupted, InterruptedInTheWay, Kind, Run, Status, folder_part
-from neuralab.training.classify import (ClassifierConfig, RunResult, model_source, resume_classifier,
-                                        train_classifier)
+from neuralab.training.classify import (ClassifierConfig, RunResult, model_source, refuse_run_in_data,
+                                        resume_classifier, train_classifier)
 from neuralab.training.config import check_config, replaced
 from neuralab.training.device import dist_info, on_rank_0
 from neuralab.training.source import TORCH
@@ -80,6 +80,7 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     check_config(base, ClassifierConfig, "base")
     base.check()
     base.train.check()
+    refuse_run_in_data(out, base.data)  # `out` as given, not the first run's folder in it
     sources = {name: _model_source(name) for name in models}  # an unknown model is named before any trains
     parts = _folder_parts(models, sources)
     folders = {(name, seed): out / f"{parts[name]}-seed{seed}" for name in models for seed in range(seeds)}
