@@ -55,12 +55,15 @@ class Seen(Callback):
 
 # --- a learning rate that diverges --------------------------------------------------------------
 
-def test_a_diverging_training_is_refused_naming_lr_and_leaves_no_run(tiny_fashion, tmp_path, capsys):
+@pytest.mark.parametrize("out", ["run", "new/week1/run"])
+def test_a_diverging_training_is_refused_naming_lr_and_leaves_no_run(tiny_fashion, tmp_path, capsys, out):
+    """Nor the folders made on the way to it (they stayed, empty)."""
+    (tmp_path / "kept").mkdir()
     code = main(["train", "--model", "mlp", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion),
-                 "--epochs", "2", "--lr", "1e9", "--quiet", "--out", str(tmp_path / "run")])
+                 "--epochs", "2", "--lr", "1e9", "--quiet", "--out", str(tmp_path / out)])
     captured = capsys.readouterr()
     assert code == 2 and captured.err == f"neuralab: error: --lr 1000000000.0: {DIVERGED}\n"
-    assert "test accuracy" not in captured.out and not (tmp_path / "run").exists()
+    assert "test accuracy" not in captured.out and sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
 
 
 def test_a_diverging_training_stops_after_its_first_epoch_and_empties_a_folder_that_was_there(tiny_fashion,

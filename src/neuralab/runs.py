@@ -351,6 +351,16 @@ def default_dir(*parts: str, root: str | os.PathLike | None = None) -> Path:
     return root / "-".join([*(folder_part(p) for p in parts), stamp])
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The highest of ``path`` and its parents that does not exist, which making ``path`` makes."""
+    missing = None
+    for folder in [path, *path.parents]:
+        if os.path.lexists(folder):
+            return missing
+        missing = folder
+    return missing
+
+
 def _claimed(path: Path) -> Path:
     """``path``, else the first free ``path``-2, -3, ..., made by this process: mkdir fails where
     the folder exists, so of two processes asking at once each gets one of its own."""
@@ -396,6 +406,7 @@ class Run:
     def __post_init__(self):
         self.path = Path(self.path)
         self._fd: int | None = None  # the open, flock-ed run.lock while this process owns the run
+        self._made_from: Path | None = None  # the highest folder Run.create made on the way to it
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -441,9 +452,11 @@ class Run:
         in the same second (a job array, two terminals) each get their own folder. ``resumed``:
         a resume starting a run stopped before its first checkpoint again in place, which must
         not empty a run that another resume finished since it was checked."""
+        made_from = _first_missing(Path(path))  # what discard takes away again
         if numbered:
             path = _claimed(Path(path))
         run = cls(path)
+        run._made_from = made_from
         path = run.path
         if path.exists() and not path.is_dir():
             raise ParameterError("out", str(path), "exists and is not a directory; choose another `out`")
@@ -586,9 +599,24 @@ class Run:
         resume, read or report): its folder, where this process ``made`` it, else what is in it,
         the folder staying empty as the user's ``out`` was before."""
         if made:
-            shutil.rmtree(self.path, ignore_errors=True)
+            self._remove()
         else:
             self._empty()
+
+    def _remove(self) -> None:
+        """Take the folder away, and the folders above it that Run.create made for it and that
+        nothing else has filled since (``--out new/week1/run``)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._made_from is None or not self.path.is_relative_to(self._made_from):
+            return
+        for folder in [self.path, *self.path.parents]:
+            if folder != self.path:
+                try:
+                    folder.rmdir()  # only where empty: another run may have started beside this one
+                except OSError:
+                    return
+            if folder == self._made_from:
+                return
 
     @contextlib.contextmanager
     def written_whole(self):
@@ -599,7 +627,7 @@ class Run:
             with self:
                 yield self
         except BaseException:
-            shutil.rmtree(self.path, ignore_errors=True)
+            self._remove()
             raise
 
     def __enter__(self) -> "Run":
