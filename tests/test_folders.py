@@ -261,6 +261,9 @@ def test_a_folder_too_large_for_memory_is_refused_before_its_rows_are_allocated(
         load_image_folder(folder)
     assert len(read) == 1
     assert len(load_image_folder(folder, image_size=(11, 10)).train) == 24  # within it: read
+    # read grey, the same pictures take a third of that: within it (they were counted as RGB)
+    monkeypatch.setattr(folders, "MAX_BYTES", 30 * 12 * 10)
+    assert load_image_folder(folder, image_size=(12, 10), color="grayscale").train.x.shape[1:] == (1, 12, 10)
 
 
 def test_a_folders_pixels_are_held_about_once_while_it_loads(tmp_path):

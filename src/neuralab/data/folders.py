@@ -217,10 +217,10 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
     mode = {"grayscale": "L", "rgb": "RGB", "auto": None}[color]
 
     def check_bytes(height: int, width: int) -> None:
-        # every listed picture's row, as RGB (one colour picture makes every grey one RGB), checked
-        # before _Rows allocates them: allocated first, a folder too large gave the out-of-memory
-        # error's advice of a smaller batch, which no batch size cures
-        if len(files) * height * width * 3 > MAX_BYTES:
+        # every listed picture's row, as RGB unless all are read grey (one colour picture makes every
+        # grey one RGB), checked before _Rows allocates them: allocated first, a folder too large gave
+        # the out-of-memory error's advice of a smaller batch, which no batch size cures
+        if len(files) * height * width * (1 if mode == "L" else 3) > MAX_BYTES:
             raise NeuralabError(f"{root}: its {len(files):,} images take more than {MAX_BYTES // 2**30} GB of memory "
                                 f"at {height}x{width} pixels; pass a smaller `image_size`, or train on fewer images")
 
