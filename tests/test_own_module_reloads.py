@@ -489,6 +489,39 @@ def test_a_helper_imported_by_a_call_is_said_as_it_trains_and_the_run_loads_from
             sys.path.remove(str(code))
 
 
+@pytest.mark.parametrize("call", ['importlib.import_module(NAME)', "__import__(f'wid{NAME[3:]}')"])
+def test_a_helper_imported_by_a_call_on_a_name_the_code_computes_is_said_as_it_trains(call, digits, tmp_path,
+                                                                                       capsys):
+    """The call names no module in a string: the run kept the model's file without the helper it
+    imports, and failed to load elsewhere; it says so, as for a string, and keeps no code."""
+    code = tmp_path / "code"
+    _file(code, "width.py", "WIDTH = 16\n")
+    net = _file(code, "net.py", IMPORTS_BY_A_CALL.format(call=call).replace("from torch", 'NAME = "width"\n    from torch'))
+    run = tmp_path / "run"
+    try:
+        with pytest.warns(UserWarning) as said:
+            _train(capsys, net, digits, run)
+        said = [str(w.message) for w in said if "import statement" in str(w.message)]
+        assert len(said) == 1 and said[0].startswith(
+            f"net.py imports the module that {call} names as it runs other than by an import statement "
+            "(importlib.import_module, __import__), which a run does not keep: the run will not rebuild"), said
+        assert _source(run)["file"] is None and not list(run.glob("*.py"))
+    finally:
+        sys.modules.pop("width", None)
+
+
+def test_a_call_importing_a_library_module_by_its_name_keeps_the_run(digits, tmp_path, capsys):
+    net = _file(tmp_path / "code", "net.py", IMPORTS_BY_A_CALL.format(call='importlib.import_module("json")').replace(
+        '.WIDTH', '.dumps([0] * 6).count("0") + 10'))
+    run = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _train(capsys, net, digits, run)
+    assert not [str(w.message) for w in said if "import statement" in str(w.message)]
+    assert _source(run)["file"] == "model.py"
+    _evaluates_as_trained(run, capsys)
+
+
 # --- rQ2 1 and 4: buffers whose values do not change the network; a class whose file seeds ---------
 
 UNREAD = """

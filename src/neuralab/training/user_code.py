@@ -257,7 +257,9 @@ def imported_otherwise(path: Path, code: bytes, imports: dict | None):
     folder itself counts (a .py file or a package directly in it), or (name, its file) one that
     this process imported before from a folder no longer on sys.path (another model's, whose
     helper of that name the call gets): one found through PYTHONPATH or a site folder, even below
-    the model's folder, is found so again when the run is rebuilt."""
+    the model's folder, is found so again when the run is rebuilt. A call whose name is no string
+    in the code (importlib.import_module(NAME)) may import any of them, which no reading of the
+    code tells: (the call, "") for each."""
     texts = (code, *(imports or {}).values())
     found: list[tuple[str, str | None]] = []
     try:
@@ -271,6 +273,7 @@ def imported_otherwise(path: Path, code: bytes, imports: dict | None):
                 tree = ast.parse(text)
                 stated |= _imported_names(tree)
                 called |= _imported_by_calls(tree)
+                found.extend((call, "") for call in _calls_naming_no_string(tree) if (call, "") not in found)
         folder, on_path = Path(path).resolve().parent, set()
         for p in sys.path:
             with contextlib.suppress(OSError, ValueError, TypeError):
@@ -286,16 +289,42 @@ def imported_otherwise(path: Path, code: bytes, imports: dict | None):
 def _imported_by_calls(tree) -> set[str]:
     """The top-level modules a parsed file imports by a call naming them in a string
     (importlib.import_module("helper"), __import__("helper.sub")); relative names are left out."""
+    return {named.partition(".")[0] for _, named in _import_calls(tree)
+            if isinstance(named, str) and not named.startswith(".")}
+
+
+def _calls_naming_no_string(tree) -> list[str]:
+    """The calls of a parsed file that import a module whose name is no string in the code
+    (importlib.import_module(NAME), __import__(f"{prefix}_net")), as written (shortened)."""
     import ast
 
-    names = set()
+    calls = []
+    for call, named in _import_calls(tree):
+        if not isinstance(named, str):
+            text = " ".join(ast.unparse(call).split())
+            calls.append(text if len(text) <= 60 else f"{text[:57]}...")
+    return calls
+
+
+def _import_calls(tree) -> list[tuple[object, object]]:
+    """The calls of import_module or __import__ in a parsed file, each with the name it imports:
+    the string where the code gives one (an f-string without a field is one too), else None."""
+    import ast
+
+    calls = []
     for n in ast.walk(tree):
-        if isinstance(n, ast.Call) and n.args and isinstance(n.args[0], ast.Constant) \
-                and isinstance(n.args[0].value, str) and not n.args[0].value.startswith("."):
-            called = n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", None)
-            if called in ("import_module", "__import__"):
-                names.add(n.args[0].value.partition(".")[0])
-    return names
+        if not isinstance(n, ast.Call):
+            continue
+        called = n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", None)
+        if called not in ("import_module", "__import__"):
+            continue
+        arg = n.args[0] if n.args else next((k.value for k in n.keywords if k.arg == "name"), None)
+        if arg is None:
+            continue
+        if isinstance(arg, ast.JoinedStr) and all(isinstance(v, ast.Constant) for v in arg.values):
+            arg = ast.Constant("".join(v.value for v in arg.values))
+        calls.append((n, arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None))
+    return calls
 
 
 def _found_through(module, beside: Path) -> Path | None:
@@ -320,9 +349,10 @@ def not_imported_by_statement(path: Path, names: list[tuple[str, str | None]]) -
     """``imported_otherwise``'s ``names``, in words: why a run cannot keep the code in ``path``."""
     beside = [n for n, file in names if file is None]
     before = [f"{n} ({file}, imported before from another folder, which it gets in place of its own)"
-              for n, file in names if file is not None]
+              for n, file in names if file]
+    named = [f"the module that {call} names as it runs" for call, file in names if file == ""]
     said = [f"{', '.join(beside)} from beside it"] if beside else []
-    return (f"{Path(path).name} imports {', '.join(said + before)} other than by an import statement "
+    return (f"{Path(path).name} imports {', '.join(said + before + named)} other than by an import statement "
             "(importlib.import_module, __import__), which a run does not keep")
 
 
