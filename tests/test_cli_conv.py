@@ -336,3 +336,15 @@ def test_an_empty_out_or_figure_is_refused_and_a_new_folder_without_its_slash_is
     code, _, err = run(capsys, "pool", str(gray[0]), "--out", str(tmp_path / "newresults"))
     assert code == 2 and err.endswith("or a folder (a new one: end its name with /)\n"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == [gray[0].name]
+
+
+def test_apply_an_unnormalised_blur_is_stretched_and_says_why(capsys, gray, tmp_path):
+    """'1 2 1 / 2 4 2 / 1 2 1' (the Gaussian before dividing by 16) was clipped to an all-white picture."""
+    path, pixels = gray
+    (tmp_path / "k.txt").write_text("1 2 1\n2 4 2\n1 2 1\n")
+    code, out, _ = run(capsys, "apply", str(path), "--kernel", str(tmp_path / "k.txt"), "--out", str(tmp_path / "k.png"),
+                       "--no-figure")
+    assert code == 0 and "shown as minmax (auto: the kernel sums to 16, not 1: clipped, the picture would come out too bright)" in out
+    values = correlate2d(pixels.astype(float), [[1, 2, 1], [2, 4, 2], [1, 2, 1]], mode="valid")
+    expected = np.rint((values - values.min()) / (values.max() - values.min()) * 255)
+    assert np.abs(read(tmp_path / "k.png").astype(int) - expected).max() <= 1

@@ -16,6 +16,7 @@ from neuralab.mechanics.kernels import (
     default_scale,
     get_kernel,
     parse_kernel,
+    scale_reason,
     to_uint8,
 )
 
@@ -184,3 +185,19 @@ def test_kernel_files_split_by_semicolons_read_one_row_per_line(tmp_path):
         get_kernel(str(tmp_path / "mixed.txt"))
     assert str(e.value).startswith(f"kernel file {tmp_path / 'mixed.txt'}: line 1 '1,0,-1;2,0,-2' has more than one "
                                    "number between two ';'; give one row per line") and "\n" not in str(e.value)
+
+
+def test_auto_scale_stretches_kernels_that_do_not_keep_the_brightness():
+    """The Gaussian as typed before dividing by 16 was clipped: every pixel of the result 255.
+    Kernels summing to about 1 are clipped, to 0 shown as |value|, any other sum stretched."""
+    typed = {"gaussian x16": KERNELS["gaussian"] * 16, "box x9": np.ones((3, 3)), "minus one": -np.ones((1, 1)),
+             "half": KERNELS["identity"] / 2}
+    assert {name: default_scale(k) for name, k in typed.items()} == dict.fromkeys(typed, "minmax")
+    assert default_scale(np.full((3, 3), 0.11)) == "clip"  # 1/9 typed as 0.11: a box blur
+    picture = np.random.default_rng(0).integers(0, 256, (20, 30)).astype(float)
+    shown = to_uint8(apply_kernel(picture, typed["gaussian x16"]), default_scale(typed["gaussian x16"]))
+    assert shown.min() == 0 and shown.max() == 255
+    normalised = to_uint8(apply_kernel(picture, KERNELS["gaussian"]), "minmax")
+    assert np.abs(shown.astype(int) - normalised).max() <= 1  # the same picture, up to rounding
+    assert scale_reason(typed["gaussian x16"]) == "the kernel sums to 16, not 1: clipped, the picture would come out too bright"
+    assert scale_reason(KERNELS["sharpen"]) == "the kernel sums to 1: it keeps the brightness"

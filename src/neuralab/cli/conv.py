@@ -213,7 +213,7 @@ def _save(out: Path, values, picture) -> None:
 
 
 def cmd_apply(args) -> int:
-    from neuralab.mechanics.kernels import apply_kernel, default_scale, get_kernel, to_uint8
+    from neuralab.mechanics.kernels import apply_kernel, default_scale, get_kernel, scale_reason, to_uint8
 
     name, kernel = get_kernel(args.kernel)
     stride = args.stride or (1, 1)
@@ -223,13 +223,15 @@ def cmd_apply(args) -> int:
     image = _read(args)
     _holds(out, 3 if image.ndim == 3 and args.depth == "per-channel" else 2)
     values = apply_kernel(image, kernel, stride, args.padding, args.depth)
-    scale = default_scale(kernel, image.ndim == 3 and args.depth == "sum") if args.scale == "auto" else args.scale
+    summed_colour = image.ndim == 3 and args.depth == "sum"
+    scale = default_scale(kernel, summed_colour) if args.scale == "auto" else args.scale
+    why = f" (auto: {scale_reason(kernel, summed_colour)})" if args.scale == "auto" else ""
     picture = to_uint8(values, scale)
     _save(out, values, picture)
     kh, kw = kernel.shape
     print(f"kernel {name} ({kh}x{kw}), stride {stride[0]}x{stride[1]}, padding {args.padding}, depth {args.depth}")
     print(f"input {_hwc(image.shape)} -> output {_hwc(values.shape)}; "
-          f"values {values.min():.4g} .. {values.max():.4g}, shown as {scale}")
+          f"values {values.min():.4g} .. {values.max():.4g}, shown as {scale}{why}")
     print(f"wrote {out}")
     if figure:
         from neuralab.reports import plots

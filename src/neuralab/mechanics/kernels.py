@@ -229,12 +229,33 @@ def to_uint8(values: np.ndarray, scale: str = "clip") -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
+# How far from 1 a kernel's sum may be for its result to be clipped: 0.11 typed nine times is a
+# box blur, and a picture 5% darker or brighter still shows what the kernel did
+KEEPS_BRIGHTNESS = 0.05
+
+
 def default_scale(kernel: np.ndarray, summed_colour: bool = False) -> str:
-    """"abs" for kernels that sum to 0 (edges, Laplacian); "minmax" when colour channels were
-    summed (the sum leaves 0..255); else "clip"."""
-    if abs(float(kernel.sum())) < 1e-9:
+    """What "auto" shows a kernel's result as: "abs" for kernels that sum to 0 (edges, Laplacian);
+    "clip" for kernels that sum to about 1 (blur, sharpen: they keep the brightness); "minmax" for
+    any other sum (an unnormalised 1 2 1 / 2 4 2 / 1 2 1, clipped, would be all white) and when
+    colour channels were summed (the sum leaves 0..255)."""
+    total = float(kernel.sum())
+    if abs(total) < 1e-9:
         return "abs"
-    return "minmax" if summed_colour else "clip"
+    return "clip" if abs(total - 1) <= KEEPS_BRIGHTNESS and not summed_colour else "minmax"
+
+
+def scale_reason(kernel: np.ndarray, summed_colour: bool = False) -> str:
+    """Why ``default_scale`` chose what it did, in words for a line of output."""
+    total = float(kernel.sum())
+    scale = default_scale(kernel, summed_colour)
+    if scale == "abs":
+        return "the kernel sums to 0: signed responses, shown as |value|"
+    if scale == "clip":
+        return f"the kernel sums to {total:.4g}: it keeps the brightness"
+    if summed_colour:
+        return "the colour channels are summed: the values leave 0..255"
+    return f"the kernel sums to {total:.4g}, not 1: clipped, the picture would come out too {'bright' if total > 1 else 'dark'}"
 
 
 class KernelMatch(NamedTuple):
