@@ -40,6 +40,7 @@ from _common import SMALL, budget, out_dir, save_results, show
 from neuralab.forecasting.gradients import GradientConfig, measure, norm_table, plot, run_one
 from neuralab.forecasting.topologies import TOPOLOGIES, shapes, train_toy
 from neuralab.mechanics import lstm_forward, rnn_backward, rnn_forward
+from neuralab.models.summary import keras_count
 
 # Small recurrent networks step through time in many tiny matrix products. On cores busy
 # with other work (a shared machine, CI) one thread is many times faster than two; on two
@@ -111,11 +112,15 @@ results["by_hand_ratio_59_back"] = float(by_hand[59] / by_hand[0])
 #
 # neuralab has a small template of each (`neuralab.forecasting.topologies`) with a toy
 # task it can learn. Shapes are batch first, as in Keras: (batch, time, features).
+# The parameters are PyTorch's count: its LSTM keeps two bias vectors per gate (b_ih and
+# b_hh, which only ever add up) where Keras keeps one, so Keras's `model.summary()` of the
+# same model counts 4 x units fewer per LSTM layer; `keras_count` gives Keras's number.
 
 # %%
 for row in shapes():
+    keras = keras_count(TOPOLOGIES[row["name"]].build())[0]
     print(f"{row['name']:<13} input {str(row['input']):<13} -> output {str(row['output']):<13} "
-          f"{row['parameters']:>6,} parameters   {row['example']}")
+          f"{row['parameters']:>6,} parameters (Keras counts {keras:,})   {row['example']}")
 
 # %% [markdown]
 # ## Train: each topology on its toy task

@@ -59,15 +59,36 @@ def run_topologies(args) -> int:
     check_toy(steps=args.steps, seed=args.seed)  # typed without --train too: a bad value is said, not ignored
     refuse_training_options(args)
     print(f"{'topology':<14}{'input':<16}{'output':<16}{'parameters':>11}  example")
-    for row in shapes():
+    rows = shapes()
+    for row in rows:
         print(f"{row['name']:<14}{str(row['input']):<16}{str(row['output']):<16}{row['parameters']:>11,}  {row['example']}")
     print("shapes are (batch, features) or (batch, time, features); batch_first throughout")
+    note = keras_note(rows)
+    if note:
+        print(note)
     if args.train:
         print(f"\ntoy tasks, {args.steps} Adam steps each (MSE on a fresh batch):")
         for name, topology in TOPOLOGIES.items():
             before, after = train_toy(name, steps=args.steps, seed=args.seed)
             print(f"  {name:<14}{before:8.4f} -> {after:8.4f}   {topology.task}")
     return 0
+
+
+def keras_note(rows: list[dict]) -> str:
+    """What Keras's model.summary() counts for the templates whose count differs from PyTorch's,
+    and why, as the summary table says it ("" when none differs): the workshop's models are Keras's."""
+    from neuralab.forecasting.topologies import TOPOLOGIES
+    from neuralab.models.summary import keras_count, keras_differences
+
+    models = {row["name"]: TOPOLOGIES[row["name"]].build() for row in rows}
+    keras = {name: keras_count(model)[0] for name, model in models.items()}
+    differ = {row["name"]: keras[row["name"]] for row in rows if keras[row["name"]] != row["parameters"]}
+    if not differ:
+        return ""
+    why = keras_differences({type(m).__name__ for name in differ for m in models[name].modules()})
+    counts = {n: [name for name in differ if differ[name] == n] for n in differ.values()}
+    return ("parameters as PyTorch counts them: " + "; ".join(why) + "; Keras counts "
+            + ", ".join(f"{n:,} for {' and '.join(names)}" for n, names in counts.items()))
 
 
 def refuse_training_options(args) -> None:
