@@ -60,6 +60,16 @@ def test_lenet5_parameters():
     assert any("Conv2D(120, (5,5))" in line and "1x1x120" in line for line in w.lines)
 
 
+def test_lenet5_lists_the_slides_layers_in_order():
+    """The slide's model.add lines (l. 517-525); the Flatten() between Conv2D(120) and Dense(84) was left out."""
+    slide = ["Conv2D(6, (5,5))", "AveragePooling2D((2,2))", "Conv2D(16, (5,5))", "AveragePooling2D((2,2))",
+             "Conv2D(120, (5,5))", "Flatten()", "Dense(84)", "Dense(10)"]
+    rows = [line.split()[0] if not line.startswith("Conv2D") else " ".join(line.split()[:2]) for line in example("lenet5").lines]
+    assert rows[1:-1] == slide
+    flatten = example("lenet5").lines[slide.index("Flatten()") + 1]
+    assert flatten.split()[1:] == ["120", "params", "0"]  # 1x1x120 laid out as 120 values, no weights
+
+
 def test_pooling_illustration():
     w = example("pooling")
     assert w.result["max"].tolist() == [[13, 9], [24, 13]]

@@ -167,6 +167,8 @@ def lenet5() -> Worked:
         else:
             (h, _), _ = output_hw((h, h), n, k)
             lines.append(f"{'AveragePooling2D((2,2))':<24} {h}x{h}x{c}   params 0")
+    c *= h * h
+    lines.append(f"{'Flatten()':<24} {c}   params 0")
     for units in (84, 10):
         params = units * (c + 1)
         total += params
