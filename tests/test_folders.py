@@ -253,7 +253,7 @@ def test_a_folder_too_large_for_memory_is_refused_before_its_rows_are_allocated(
 
     read = []
     monkeypatch.setattr(folders, "read_image", lambda path, *a, **k: read.append(path) or read_image(path, *a, **k))
-    monkeypatch.setattr(folders, "MAX_BYTES", 30 * 12 * 10 * 3 - 1)  # one byte short of the 30 pictures as RGB
+    monkeypatch.setattr(folders, "MAX_BYTES", 30 * 12 * 10 - 1)  # one byte short of the 30 grey pictures
     with pytest.raises(NeuralabError, match=r"its 30 images take more than .* at 12x10 pixels; pass a smaller"):
         load_image_folder(folder, image_size=(12, 10))
     assert read == []
@@ -261,9 +261,15 @@ def test_a_folder_too_large_for_memory_is_refused_before_its_rows_are_allocated(
         load_image_folder(folder)
     assert len(read) == 1
     assert len(load_image_folder(folder, image_size=(11, 10)).train) == 24  # within it: read
-    # read grey, the same pictures take a third of that: within it (they were counted as RGB)
+    # grey pictures take a byte a pixel (they were counted as RGB), colour ones three
     monkeypatch.setattr(folders, "MAX_BYTES", 30 * 12 * 10)
     assert load_image_folder(folder, image_size=(12, 10), color="grayscale").train.x.shape[1:] == (1, 12, 10)
+    assert load_image_folder(folder, image_size=(12, 10)).train.x.shape[1:] == (1, 12, 10)  # grey ones, found so
+    with pytest.raises(NeuralabError, match=r"its 30 images take more than"):
+        load_image_folder(folder, image_size=(12, 10), color="rgb")
+    write(folder / "triangle" / "09.png", np.full((12, 10, 3), (200, 30, 30), np.uint8))  # one colour: all RGB
+    with pytest.raises(NeuralabError, match=r"its 30 images take more than"):
+        load_image_folder(folder, image_size=(12, 10))
 
 
 def test_a_folders_pixels_are_held_about_once_while_it_loads(tmp_path):

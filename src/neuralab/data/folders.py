@@ -216,16 +216,17 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
 
     mode = {"grayscale": "L", "rgb": "RGB", "auto": None}[color]
 
-    def check_bytes(height: int, width: int) -> None:
-        # every listed picture's row, as RGB unless all are read grey (one colour picture makes every
-        # grey one RGB), checked before _Rows allocates them: allocated first, a folder too large gave
-        # the out-of-memory error's advice of a smaller batch, which no batch size cures
-        if len(files) * height * width * (1 if mode == "L" else 3) > MAX_BYTES:
+    def check_bytes(height: int, width: int, channels: int) -> None:
+        # every listed picture's row, checked before _Rows allocates them (one byte a pixel while all
+        # are grey, three from the first colour picture, which makes every grey one RGB): allocated
+        # first, a folder too large gave the out-of-memory error's advice of a smaller batch, which no
+        # batch size cures
+        if len(files) * height * width * channels > MAX_BYTES:
             raise NeuralabError(f"{root}: its {len(files):,} images take more than {MAX_BYTES // 2**30} GB of memory "
                                 f"at {height}x{width} pixels; pass a smaller `image_size`, or train on fewer images")
 
     if image_size is not None:  # known before any picture is decoded
-        check_bytes(*image_size)
+        check_bytes(*image_size, 3 if mode == "RGB" else 1)
     rows, labels, kept = _Rows(len(files)), [], []
     skipped = [(str(link), "a link to a folder, which is not followed; copy its pictures in instead")
                for link in links]
@@ -244,8 +245,8 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
             width, height = picture_size(path)
             raise NeuralabError(f"{path}: {width}x{height} pixels, more than the {MAX_SIDE} a side that "
                                 "neuralab's classifiers take; pass `image_size` to resize every image")
-        if not kept:
-            check_bytes(*img.shape[:2])
+        if not kept or (mode is None and img.ndim == 3):  # the first picture, the first colour one
+            check_bytes(*img.shape[:2], 3 if img.ndim == 3 else 1)
         rows.add(img)
         labels.append(label)
         kept.append(path)
