@@ -96,6 +96,24 @@ def test_new_rows_of_another_frequency_are_refused_naming_both(monthly, tmp_path
     assert capsys.readouterr().err.startswith(f"neuralab: error: --csv {daily}: has rows of frequency D, and the run")
 
 
+def test_new_rows_of_a_day_first_run_are_read_day_first_where_every_day_is_12_or_less(tmp_path, capsys):
+    """A run read 31/01/2000 day first; new rows dated 01/03 to 12/03 fit month first as well,
+    which they were read by: monthly rows, refused as another frequency ("resample the data")."""
+    closes = pd.read_csv(monthly_closes(tmp_path / "closes.csv", slice(0, 120), dates="D"), parse_dates=["Date"])
+    day_first = closes.assign(Date=closes["Date"].dt.strftime("%d/%m/%Y"))
+    day_first.to_csv(tmp_path / "eu.csv", index=False)
+    run = run_forecast(config(tmp_path / "eu.csv"), out=tmp_path / "run", verbose=False).run_dir
+    assert json.loads((run / "model.json").read_text())["series"]["date_format"] == "%d/%m/%Y"
+    recent = pd.DataFrame({"Date": pd.date_range("2021-03-01", periods=LOOKBACK).strftime("%d/%m/%Y"),
+                           "Close": closes["Close"].iloc[-LOOKBACK:].to_numpy()})
+    recent.to_csv(tmp_path / "recent.csv", index=False)
+    forecast = predict_run(run, tmp_path / "recent.csv")
+    assert forecast["time"].iloc[0] == pd.Timestamp("2021-03-13")
+    assert forecast.equals(predict_run(run, tmp_path / "recent.csv", date_format="%d/%m/%Y"))
+    assert main(["forecast", "predict", str(run), "--csv", str(tmp_path / "recent.csv")]) == 0
+    assert "2021-03-13" in capsys.readouterr().out
+
+
 def test_missing_months_in_the_window_are_warned_of_with_their_count_and_dates(monthly, tmp_path):
     whole = pd.read_csv(monthly_closes(tmp_path / "recent.csv", slice(-40, None)))
     holes = whole.drop(whole.index[-9:-4])  # five months gone from the last twelve rows

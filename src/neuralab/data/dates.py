@@ -222,24 +222,26 @@ def _grid_gaps(parsed: pd.Series) -> int:
 
 
 def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
-                 date_format: str | None = None, offsets: str = LOCAL_DATES) -> tuple[pd.Series, str]:
-    """The column as timestamps, and how they were read when that is worth saying ("" if not);
+                 date_format: str | None = None, offsets: str = LOCAL_DATES) -> tuple[pd.Series, str, str]:
+    """The column as timestamps, how they were read when that is worth saying ("" if not), and
+    the `date_format` that reads them so where loading chose day or month first ("" if it chose
+    nothing): a run keeps it, so that new rows whose days are all 12 or less are read its way;
     times with UTC offsets by the rule ``offsets`` (one of OFFSET_RULES: a run's own)."""
     if isinstance(column.dtype, pd.DatetimeTZDtype):  # a DataFrame's zone-aware times: one rule, as for text
         # before LOCAL_DATES they all went to UTC, which _with_offsets does without their clock times
         times, note = _with_offsets(column, column.dt.tz_localize(None) if offsets == LOCAL_DATES else None)
         return times, f"times in {column.dt.tz} {IN_UTC}" if note.startswith("times with") \
-            and str(column.dt.tz) != "UTC" else note
+            and str(column.dt.tz) != "UTC" else note, ""
     if pd.api.types.is_datetime64_dtype(column):
-        return column, ""
+        return column, "", ""
     if pd.api.types.is_numeric_dtype(column) and date_format in (None, "%s"):
         unit = epoch_unit(column)
         if unit is not None:
             what = "seconds" if unit == "s" else "milliseconds"
-            return pd.to_datetime(column.astype(np.int64), unit=unit), f"dates read as Unix epoch {what} (UTC)"
+            return pd.to_datetime(column.astype(np.int64), unit=unit), f"dates read as Unix epoch {what} (UTC)", ""
         if date_format is None and excel_days(column):
             days = pd.to_datetime(column.astype(np.float64), unit="D", origin=EXCEL_ORIGIN).dt.round("s")
-            return days, "dates read as Excel's serial day numbers (days since 1899-12-30)"
+            return days, "dates read as Excel's serial day numbers (days since 1899-12-30)", ""
         if date_format == "%s":
             raise NeuralabError(f"{name}: column {label!r} holds numbers that are not Unix epoch seconds or "
                                 "milliseconds between 1973 and 2103; give `date_format` for them, e.g. %Y%m%d")
@@ -260,8 +262,10 @@ def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
     shaped = dates.str.fullmatch(DAY_MONTH).to_numpy(bool)
     # pandas reads every date in the format of the first: one written otherwise (20.01.20222, 2022-01-20)
     # among 01.01.2022's is blamed itself, not the first of them that month first cannot read (13.01.2022)
+    chosen = ""
     if date_format is None and shaped[0]:
         parsed, note = _day_or_month_first(dates)
+        chosen = _chosen_format(dates, parsed)
     else:
         parsed, note = to_datetime(dates, format=None if date_format == "%s" else date_format), ""
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
@@ -290,7 +294,22 @@ def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
         raise NeuralabError(f"{name}: line {date_lines.iloc[at]}: {value!r} in column {label!r} is not a date{hint}")
     if labelled:
         _refuse_labels(text, lines, words, name, label)
-    return parsed, note
+    return parsed, note, chosen
+
+
+def _chosen_format(dates: pd.Series, parsed: pd.Series) -> str:
+    """The `date_format` that reads ``dates`` (01/02/2015 13:45) as ``parsed`` does, where day
+    first and month first read them differently; "" where nothing was chosen (every day equal to
+    its month), a reading failed, or the dates hold what no format of _format_like reads."""
+    if parsed.isna().any():
+        return ""
+    readings = {}
+    for first in ("day", "month"):
+        written = _format_like(dates.iloc[0], first)
+        if " and codes for " not in written:
+            readings[written] = to_datetime(dates, format=written)
+    same = [f for f, times in readings.items() if not times.isna().any() and bool((times == parsed).all())]
+    return same[0] if len(same) == 1 else ""
 
 
 def _refuse_labels(text: pd.Series, lines: pd.Series, words: np.ndarray, name: str, label: str) -> None:

@@ -75,6 +75,7 @@ class SeriesReport:
     filled: int = 0                 # values the policy filled
     read_as: str = ""               # how the file was read: "semicolon-separated with decimal commas"
     dates: str = ""                 # how the dates were read, where a choice was made: "dates read day first ..."
+    date_format: str = ""           # the format that reads them as loading chose day or month first: "%d/%m/%Y"
 
     def lines(self) -> list[str]:
         out = [f"{self.rows:,} rows, {self.start} .. {self.end}, frequency {self.frequency}"]
@@ -390,7 +391,8 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
     # ';' and 01.01.2022 are how a day-first locale writes a file, and there 5.008 is five thousand as often
     points_group = sep == ";" and decimal == "." and bool(
         table[date_column].astype("string").str.strip().str.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{2,4}(?:[ T].*)?").all())
-    times, report.dates = parse_dates(table[date_column], table["_line"], name, date_column, date_format, offsets)
+    times, report.dates, report.date_format = parse_dates(table[date_column], table["_line"], name, date_column,
+                                                          date_format, offsets)
     if time_column is not None:  # Date;Time;... as loggers write (the household power data): one timestamp
         times = times + times_of_day(table[time_column], table["_line"], name, time_column).to_numpy()
         report.dates = join_notes(f"dates and times from columns {date_column!r} and {time_column!r}", report.dates)

@@ -844,7 +844,10 @@ def forecaster_meta(config: ForecastConfig, many: list[Series], prepared: list[P
         "windows": asdict(config.windows),
         "network": {"level": module.level, "zero": module.zero},
         "scaler": prepared[0].scaler.to_dict(),
-        "series": {"date_column": series.date_column, "date_format": config.date_format, "missing": config.missing,
+        # the format loading chose day or month first by, where it chose: new rows whose days are all 12 or
+        # less (the first days of a month) would otherwise be read month first, as pandas reads them
+        "series": {"date_column": series.date_column, "date_format": config.date_format or series.report.date_format
+                   or None, "missing": config.missing,
                    "duplicates": config.duplicates, "gaps": config.gaps, "frequency": series.report.frequency,
                    "offsets": LOCAL_DATES},  # how its times with UTC offsets were read, and new rows' will be
         "parameters": sum(p.numel() for p in module.parameters()),
