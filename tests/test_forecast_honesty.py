@@ -59,6 +59,34 @@ def test_a_gain_within_the_noise_is_a_tie_and_a_real_one_is_named():
     assert v["outcome"] == "network" and v["sentence"].startswith("lstm is the best forecaster")
 
 
+def test_a_handful_of_test_windows_judges_nothing_and_few_need_students_t():
+    """A random walk whose 2 test windows' gains came out equal: a standard error of ~0, and the
+    verdict said "beats" persistence. Fewer than MIN_WINDOWS windows are too few to judge; a few
+    more are judged by Student's t for their count, not by 2 standard errors."""
+    from scipy import stats
+
+    y = 100 + np.cumsum(np.random.default_rng(7).normal(size=60))
+    actual, last = y[-2:], y[-3:-1]
+    test, errors = judged(actual, {"lstm": last + 0.6 * np.sign(actual - last), "persistence": last,
+                                   "drift": last + (y[-3] - y[0]) / (len(y) - 3)})
+    gain = metrics.paired_gain(errors["persistence"], errors["lstm"])
+    assert gain["gain"] > 1e6 * gain["standard_error"]  # equal gains: "beats" under any multiple of the SE
+    v = verdict(test, "lstm", errors=errors)
+    assert v["outcome"] == "too-short" and not v["clearly_beats_persistence"]
+    assert v["sentence"].startswith(f"The test span is too short to judge: 2 test windows, and a better or worse "
+                                    f"takes at least {metrics.MIN_WINDOWS}.")
+    assert "a longer series, or a smaller `lookback` or `horizon`" in v["sentence"] and "beats" not in v["sentence"]
+    for n in (2, 3, 10, 25, 31, 45, 200):  # the table and its expansion, against scipy's quantile
+        assert metrics.critical(n) == pytest.approx(max(metrics.SIGNIFICANCE, stats.t.ppf(0.975, n - 1)), abs=1e-3)
+    # 12 windows whose gain lies 2.1 standard errors out: beyond 2, within t's 2.20 for 11 degrees of freedom
+    d = np.random.default_rng(0).normal(size=12)
+    d = (d - d.mean()) / d.std(ddof=1) * np.sqrt(12)  # a standard error of exactly 1
+    few = metrics.paired_gain(5 + 2.1 + d, np.full(12, 5.0))
+    assert few["standard_error"] == pytest.approx(1) and metrics.difference(few) == 0
+    assert "(2.2 SE) over 12 windows" in metrics.gain_words(few)
+    assert metrics.difference(metrics.paired_gain(5 + 2.3 + d, np.full(12, 5.0))) == 1
+
+
 def test_overlapping_windows_widen_the_standard_error():
     # Horizon 5 with stride 1: neighbouring windows share four targets, so their gains move together
     rng = np.random.default_rng(0)

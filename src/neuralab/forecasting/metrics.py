@@ -21,6 +21,14 @@ MAPE_MAX_ZEROS = 0.1  # more actual zeros than this share: MAPE over the rest de
 # A difference counts only beyond this many standard errors of the paired per-window gain
 # (about 95% for a normal mean): one test span of a few hundred windows decides little.
 SIGNIFICANCE = 2.0
+# Student's t 97.5% quantiles for 1 to 30 degrees of freedom: a standard error estimated from
+# few windows is itself uncertain, so fewer windows need more of them (12.7 from 2 windows);
+# beyond 30, Cornish-Fisher's expansion (within 1e-3), and never fewer than SIGNIFICANCE
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+# Fewer test windows than this judge nothing: two windows whose gains happen to be equal have a
+# standard error of 0, and any difference would count
+MIN_WINDOWS = 10
 # Scores closer than this, relative, are the same forecast up to float rounding (a network
 # that kept its linear start differs from that baseline by ~1e-8 in MAE).
 RTOL = 1e-6
@@ -122,19 +130,44 @@ def paired_gain(reference, errors, lag: int = 0) -> dict:
             "windows": n, "lag": lag}
 
 
+def critical(windows: int) -> float:
+    """How many standard errors a mean gain over ``windows`` must lie beyond to count: Student's
+    t 97.5% quantile with ``windows`` - 1 degrees of freedom, at least ``SIGNIFICANCE``."""
+    df = windows - 1
+    if df < 1:
+        return float("inf")
+    if df <= len(T_975):
+        return max(SIGNIFICANCE, T_975[df - 1])
+    z = 1.959964
+    t = z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2) \
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+    return max(SIGNIFICANCE, t)
+
+
+def too_few(gain: dict) -> bool:
+    """Whether ``paired_gain`` rests on fewer than ``MIN_WINDOWS`` windows, too few to judge by."""
+    return gain["windows"] < MIN_WINDOWS
+
+
 def difference(gain: dict) -> int:
-    """+1: clearly lower errors, -1: clearly higher, 0: within ``SIGNIFICANCE`` standard errors
-    or float rounding of ``paired_gain``'s reference."""
+    """+1: clearly lower errors, -1: clearly higher, 0: within ``critical`` standard errors, over
+    too few windows to judge (``too_few``), or within float rounding of ``paired_gain``'s reference."""
     g, se, pct = gain["gain"], gain["standard_error"], gain.get("percent")
-    if not np.isfinite(g) or abs(g) <= SIGNIFICANCE * se or (pct is not None and abs(pct) <= 100 * RTOL):
+    if not np.isfinite(g) or too_few(gain) or abs(g) <= critical(gain["windows"]) * se \
+            or (pct is not None and abs(pct) <= 100 * RTOL):
         return 0
     return 1 if g > 0 else -1
 
 
+def margin_words(gain: dict, unit: str = "") -> str:
+    """"+0.12 ± 0.08 (2 SE)": the mean gain and the margin it must lie beyond to count."""
+    t = critical(gain["windows"])
+    return f"{gain['gain']:+.3g} ± {t * gain['standard_error']:.2g}{unit} ({t:.3g} SE)"
+
+
 def gain_words(gain: dict, unit: str = "") -> str:
     """"gain +0.12 ± 0.08 (2 SE) over 219 windows": what a verdict rests on."""
-    g, se = gain["gain"], SIGNIFICANCE * gain["standard_error"]
-    return f"gain per window {g:+.3g} ± {se:.2g}{unit} ({SIGNIFICANCE:g} SE) over {gain['windows']:,} windows"
+    return f"gain per window {margin_words(gain, unit)} over {gain['windows']:,} windows"
 
 
 def tied(a: float, b: float) -> bool:

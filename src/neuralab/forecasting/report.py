@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab.forecasting.baselines import REFERENCE
-from neuralab.forecasting.metrics import SIGNIFICANCE, percent_better
+from neuralab.forecasting.metrics import margin_words, percent_better
 from neuralab.forecasting.config import SPLITS
 from neuralab.reports import forecast as page
 
@@ -92,10 +92,10 @@ def verdict_rows(results: dict) -> tuple[list[str], list[list]]:
         rows.append([f"{head['network']}: {level}% interval", "", f"covered {100 * c['coverage']:.1f}% of {of}", "",
                      ""])
     return ["forecaster", "rank", f"test {metric.upper()}", "vs best baseline",
-            f"gain per window ± {SIGNIFICANCE:g} SE (windows)"], rows
+            "gain per window ± its margin (windows)"], rows
 
 
 def _gain(gain: dict | None) -> str:
     if not gain or gain.get("gain") is None or gain.get("standard_error") is None:
         return ""
-    return f"{gain['gain']:+.3g} ± {SIGNIFICANCE * gain['standard_error']:.2g} ({gain['windows']})"
+    return f"{margin_words(gain)} ({gain['windows']})"

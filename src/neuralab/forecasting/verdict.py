@@ -3,9 +3,11 @@ much, where the network ranks against the best baseline (not only against persis
 and advice that fits the kind of series: prices that move like a random walk, series with
 a season, or a constant.
 
-A difference is named only where the paired per-window gain lies beyond
-``metrics.SIGNIFICANCE`` standard errors (``metrics.paired_gain``); closer than that, the
-forecasters tie on this test span. Scores equal up to float rounding share a rank.
+A difference is named only where the paired per-window gain lies beyond Student's t
+critical value of standard errors for the windows' count, at least ``metrics.SIGNIFICANCE``
+(``metrics.paired_gain``, ``metrics.critical``); closer than that, the forecasters tie on this
+test span, and on fewer than ``metrics.MIN_WINDOWS`` windows the test span is too short to
+judge. Scores equal up to float rounding share a rank.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from neuralab.forecasting.baselines import REFERENCE, detect_period
-from neuralab.forecasting.metrics import constant, difference, gain_words, paired_gain, percent_better, tied
+from neuralab.forecasting.metrics import (MIN_WINDOWS, constant, difference, gain_words, paired_gain, percent_better,
+                                          tied, too_few)
 
 TIE = 1.0  # percent: without per-window errors to judge by, closer than this is a tie
 # The Dickey-Fuller test's 5% critical value with a constant (MacKinnon): a t statistic above
@@ -148,7 +151,15 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
     hindsight = f"the best of {len(baselines)} baselines on the test span itself, a pick made in hindsight"
     side, rests_on = compare(best_baseline, pct)
     why = f": {rests_on}" if rests_on else ""
-    if ref == 0 and net > 0:  # a baseline that is exact leaves no percentage to compare, and nothing to tie with
+    short = bool(errors) and too_few(gains[network])
+    if short:  # a standard error from a handful of windows means nothing: no better, no worse
+        outcome = "too-short"
+        n = gains[network]["windows"]
+        head = (f"The test span is too short to judge: {n} test window{'s' if n != 1 else ''}, and a better or "
+                f"worse takes at least {MIN_WINDOWS}. {network} has {label} {fmt(net)}; the best baseline, "
+                f"{best_baseline} ({hindsight}), has {fmt(ref)}. For more test windows give a longer series, or a "
+                "smaller `lookback` or `horizon`.")
+    elif ref == 0 and net > 0:  # a baseline that is exact leaves no percentage to compare, and nothing to tie with
         outcome = "baseline"
         head = (f"{best} is the best forecaster on the test span: {best_baseline} is exact there ({label} 0), "
                 f"{network} is not ({label} {fmt(net)}), and ranks {ranks[network]} of {len(ranking)}.")
@@ -167,7 +178,7 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
                 f"{network} ranks {ranks[network]} of {len(ranking)}, {worse}{' than' if '%' in worse else ''} "
                 f"{best_baseline} ({hindsight}){why}.")
     out["clearly_beats_persistence"] = outcome == "network" and best_baseline == REFERENCE
-    if persistence is not None and best_baseline != REFERENCE and persistence > 0:
+    if persistence is not None and best_baseline != REFERENCE and persistence > 0 and not short:
         p = percent_better(net, persistence)
         side, rests_on = compare(REFERENCE, p)
         out["clearly_beats_persistence"] = side > 0
