@@ -210,6 +210,19 @@ def test_the_check_against_neuralab_refuses_a_graph_that_differs_and_keeps_the_e
     assert earlier.read_bytes() == good
 
 
+def test_a_level_far_above_the_series_changes_is_refused_naming_float32(tmp_path, capsys):
+    """Seattle's highs on top of a billion: float32 rounds the level to steps of 64, which the
+    check let through as within 1e-5 of the largest forecast, and the file forecast no signal."""
+    frame = load_series("seattle-weather", target="temp_max").frame[["temp_max"]].iloc[:300]
+    (frame + 1e9).to_csv(tmp_path / "high.csv")
+    run = forecast(tmp_path, str(tmp_path / "high.csv"), "temp_max", transform="none")
+    assert main(["export", str(run), "--onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the graph takes and gives float32, which at its level (1e+09) holds steps of 64" \
+        in err and "mean one-step change of temp_max" in err and "predict_run" in err, err
+    assert not (run / "model.onnx").exists()
+
+
 def test_the_run_s_data_changed_since_is_refused(tmp_path, capsys):
     frame = load_series("seattle-weather", target="temp_max").frame[["temp_max"]]
     frame.to_csv(tmp_path / "weather.csv")

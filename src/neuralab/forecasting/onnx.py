@@ -19,11 +19,15 @@ import torch
 from torch import nn
 
 from neuralab.errors import NeuralabError
+from neuralab.forecasting.metrics import naive_scale
 from neuralab.forecasting.windows import Codec, Scaler, Source, WindowConfig, Windows, model_inputs
 from neuralab.runs import MODEL
 from neuralab.training.checkpoint import unwrap
 
 CHECKED_WINDOWS = 7  # the traced batch, spread over the series (low and high levels); then its last window alone
+# The largest difference from neuralab's forecasts the graph may make, as a share of the series' mean one-step
+# change: a level of 1e9 swinging by 10 is rounded by float32 to steps of 64, and 1e-5 of the level lets that by
+SIGNAL_SHARE = 1e-2
 
 
 class InUnits(nn.Module):
@@ -65,7 +69,8 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     """Write a forecaster run's ``model.onnx`` and return its path and the largest difference,
     in the target's units, between onnxruntime's forecasts and neuralab's (``load_forecaster``)
     on windows of the run's data, at batches of 7 and 1; above ``rtol`` times the largest
-    forecast (at least 1) nothing is written. Input ``windows``: (N, rows, inputs) float32, the
+    forecast (at least 1), or above SIGNAL_SHARE of the target's mean one-step change (the
+    series' own variation, which float32 cannot carry at a level far above it), nothing is written. Input ``windows``: (N, rows, inputs) float32, the
     last ``rows`` rows of the data as the CSV holds them, columns in the order of the metadata
     ``columns`` (target first); output ``forecast``: (N, horizon) float32 in the target's units.
     ``out`` as training.export.export_onnx's (weights past protobuf's 2 GiB beside it, in FILE.data);
@@ -96,7 +101,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
                             "graph holds one scaling; train on one series to export it: pick that series "
                             "with the training's `where`, COLUMN=VALUE")
     scaler, transform, lookback = _settings(meta, run_dir)
-    raw, expected = _checks(run_dir, forecaster, scaler, transform, lookback)
+    raw, expected, change = _checks(run_dir, forecaster, scaler, transform, lookback)
     module = InUnits(forecaster.network, scaler, transform)
     with staged(out, module) as staging:
         graph = traced(module, torch.from_numpy(raw), "windows", "forecast", run_dir, staging)
@@ -104,10 +109,18 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
                           f"neuralab forecaster {meta.get('architecture')} of {meta['target']}")
         got = outputs(onnxruntime, graph, "windows", [raw, raw[-1:]], run_dir)
         diff = largest_difference(got, [expected, expected[-1:]], run_dir)
-        limit = rtol * max(1.0, float(np.abs(expected).max()))
+        level = float(np.abs(expected).max())
+        limit = rtol * max(1.0, level)
         if not diff <= limit:  # NaN too
             raise NeuralabError(f"{out}: ONNX forecasts differ from neuralab's by {diff:.2e} (> {limit:.2e}, rtol "
                                 f"{rtol} of the largest forecast){graph.why()}; export refused, nothing written")
+        if change > 0 and diff > SIGNAL_SHARE * change:  # within rtol of the level, yet as large as its changes
+            raise NeuralabError(
+                f"{out}: ONNX forecasts differ from neuralab's by {diff:.2e}, {diff / change:.2g} times the mean "
+                f"one-step change of {meta['target']} ({change:.3g}): the graph takes and gives float32, which at its "
+                f"level ({level:.4g}) holds steps of {float(np.spacing(np.float32(level))):.3g}; export refused, "
+                "nothing written; forecast with the run itself (predict_run), or train on the target less a "
+                "constant near its level, so that float32 holds its changes")
         write(out, graph)
     return out, diff
 
@@ -131,9 +144,10 @@ def _settings(meta: dict, run_dir: Path) -> tuple[Scaler, str, int]:
 
 
 def _checks(run_dir: Path, forecaster, scaler: Scaler, transform: str,
-            lookback: int) -> tuple[np.ndarray, np.ndarray]:
-    """Windows of the run's own data as the graph takes them, (N, rows, C) float32, and
-    neuralab's forecasts from them, (N, H): the last window of the series among them."""
+            lookback: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Windows of the run's own data as the graph takes them, (N, rows, C) float32,
+    neuralab's forecasts from them, (N, H): the last window of the series among them, and the
+    target's mean one-step change over the series (``metrics.naive_scale``), its own variation."""
     from neuralab.forecasting.pipeline import recorded_data, load, stored_config
     from neuralab.runs import Kind, Run
 
@@ -147,7 +161,7 @@ def _checks(run_dir: Path, forecaster, scaler: Scaler, transform: str,
                       forecaster.horizon_, Codec(scaler, transform))
     expected = forecaster.predict(windows)
     raw = np.stack([series.values[s:s + offset + lookback] for s in starts]).astype(np.float32)
-    return raw, expected
+    return raw, expected, naive_scale(series.values[:, 0])
 
 
 def _props(meta: dict, transform: str, lookback: int, rows: int) -> dict[str, str]:
