@@ -74,8 +74,29 @@ def test_gaps_are_reported_and_kept_or_filled(tmp_path):
     assert kept.report.gaps == 2 and kept.report.gap_examples == ["2020-01-03", "2020-01-04"] and len(kept) == 4
     filled = load_series(path, "v", gaps="fill", missing="interpolate")
     assert len(filled) == 6 and filled.frame["v"].tolist() == [1, 2, 3, 4, 5, 6]
-    with pytest.raises(NeuralabError, match="missing values"):
-        load_series(path, "v", gaps="fill")  # filled gaps are missing values, and the default policy is error
+    # the dates gaps fill adds have no values, and the default policy is error: named as such, not as the file's
+    with pytest.raises(NeuralabError, match=r"^s.csv: 2 dates that gaps fill added to the D grid \(first at "
+                                            r"2020-01-03\) have no values; pass missing ffill or interpolate"):
+        load_series(path, "v", gaps="fill")
+
+
+def test_gaps_filled_on_market_data_are_named_as_added_not_as_empty_cells(tmp_path):
+    """The S&P 500 with `gaps` fill blamed its 185 holidays on "empty cells and '-' meaning zero",
+    which the file does not have; where it also has an empty cell, both are named."""
+    with pytest.raises(NeuralabError) as e:
+        load_series("sp500", "Close", gaps="fill")
+    said = str(e.value)
+    assert said.startswith("sp500: 185 dates that gaps fill added to the business-day grid (first at 1999-01-18, on "
+                           "a market's calendar most likely its holidays) have no values; pass missing ffill or "
+                           "interpolate to fill them, or gaps keep"), said
+    assert "empty cells" not in said and "'-'" not in said
+    frame = load_series("sp500", "Close").frame[["Close"]].iloc[:40].copy()
+    frame.iloc[5, 0] = np.nan
+    frame.to_csv(tmp_path / "closes.csv")
+    with pytest.raises(NeuralabError, match=r"^closes.csv: 1 missing values \(column 'Close' has 1, first at "
+                                            r"1999-01-11; empty cells.*write 0\), and 2 dates that gaps fill added "
+                                            r"to the business-day grid \(first at 1999-01-18"):
+        load_series(tmp_path / "closes.csv", "Close", gaps="fill")
 
 
 def test_business_day_data_counts_holidays_not_weekends(tmp_path):

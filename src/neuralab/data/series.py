@@ -424,14 +424,16 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
     if gaps == "fill" and grid is None and report.gaps and report.frequency != "irregular":
         raise NeuralabError(f"{name}: filling its {report.gaps:,} missing steps of {report.frequency} would make a series "
                             f"of more than {MAX_GRID:,} rows; keep the gaps (`gaps` keep) or resample the file first")
+    added = None  # the timestamps `gaps` fill puts in, without values: the file's own cells are not to blame
     if gaps == "fill" and grid is not None and report.gaps:
+        added = grid.difference(frame.index)
         frame = frame.reindex(grid)
         frame.index.name = date_column
         report.gaps_filled = True
     isna = frame.isna()
     # a value interpolated between observations holds the next one: a forecast from it sees that far ahead
     later = isna & frame.notna()[::-1].cummax()[::-1] if missing == "interpolate" else isna & False
-    frame = _apply_missing(frame, missing, report, name)
+    frame = _apply_missing(frame, missing, report, name, added)
     if len(frame) < 2:
         raise NeuralabError(f"{name}: fewer than 2 rows left after cleaning; a series needs more data")
     report.rows = len(frame)
@@ -728,20 +730,35 @@ def calendar_holes(times: pd.DatetimeIndex, frequency: str) -> SeriesReport | No
                         largest_gap=duration(times.to_series().diff().max()))
 
 
-def _apply_missing(frame: pd.DataFrame, policy: str, report: SeriesReport, name: str) -> pd.DataFrame:
+def _apply_missing(frame: pd.DataFrame, policy: str, report: SeriesReport, name: str,
+                   added: pd.DatetimeIndex | None = None) -> pd.DataFrame:
+    """``frame`` with its missing values dealt with by ``policy`` (counted into ``report``);
+    ``added``: the timestamps `gaps` fill put in, which have no values of the file's."""
     isna = frame.isna()
     report.missing = {str(c): int(n) for c, n in isna.sum().items()}
     total = int(isna.to_numpy().sum())
     if total == 0:
         return frame
     if policy == "error":
-        column = next(c for c, n in report.missing.items() if n)
-        first = stamp(frame.index[int(np.flatnonzero(isna[column].to_numpy())[0])])
+        put_in = frame.index.isin(added) if added is not None else np.zeros(len(frame), dtype=bool)
+        own = isna[~put_in]
+        filling = ""
+        if put_in.any():
+            grid = "business-day" if report.frequency == "B" else report.frequency
+            holidays = ", on a market's calendar most likely its holidays" if report.frequency == "B" else ""
+            filling = (f"{int(put_in.sum()):,} dates that `gaps` fill added to the {grid} grid (first at "
+                       f"{stamp(frame.index[int(np.flatnonzero(put_in)[0])])}{holidays}) have no values")
+        if not own.to_numpy().any():
+            raise NeuralabError(f"{name}: {filling}; pass `missing` ffill or interpolate to fill them, or `gaps` "
+                                "keep to leave them out (one row = one step)")
+        column = next(c for c, n in own.sum().items() if n)
+        first = stamp(own.index[int(np.flatnonzero(own[column].to_numpy())[0])])
         # a mark such as '-' is read as missing (numbers.MISSING_MARKS), and an accounting export's '-' is a
         # zero: said here, before a policy fills it with neighbours' values
-        raise NeuralabError(f"{name}: {total} missing values (column {column!r} has {report.missing[column]}, "
-                            f"first at {first}; empty cells and marks such as NA or '-' count as missing, and "
-                            "where '-' means zero, write 0); pass `missing` drop, ffill or interpolate")
+        raise NeuralabError(f"{name}: {int(own.to_numpy().sum())} missing values (column {column!r} has "
+                            f"{int(own[column].sum())}, first at {first}; empty cells and marks such as NA or '-' "
+                            "count as missing, and where '-' means zero, write 0)" + (f", and {filling}" if filling
+                            else "") + "; pass `missing` drop, ffill or interpolate")
     before = len(frame)
     if policy == "ffill":
         frame = frame.ffill()
