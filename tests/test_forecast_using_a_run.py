@@ -112,6 +112,15 @@ def test_new_rows_of_a_day_first_run_are_read_day_first_where_every_day_is_12_or
     assert forecast.equals(predict_run(run, tmp_path / "recent.csv", date_format="%d/%m/%Y"))
     assert main(["forecast", "predict", str(run), "--csv", str(tmp_path / "recent.csv")]) == 0
     assert "2021-03-13" in capsys.readouterr().out
+    # a run recorded before it kept no format: its new rows read month first, which the refusal says, and how to
+    # read them day first, not "resample the data"
+    meta = json.loads((run / "model.json").read_text())
+    meta["series"]["date_format"] = None
+    (run / "model.json").write_text(json.dumps(meta))
+    assert main(["forecast", "predict", str(run), "--csv", str(tmp_path / "recent.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "and the run was trained on rows of frequency D; its dates read month first (01/03/2021 = 2021-01-03)" \
+        in err and "give --date-format %d/%m/%Y if the day comes first" in err and "resample" not in err, err
 
 
 def test_missing_months_in_the_window_are_warned_of_with_their_count_and_dates(monthly, tmp_path):

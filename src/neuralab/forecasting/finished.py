@@ -253,9 +253,13 @@ def _refuse_other_frequency(series: Series, frequency: str | None, csv) -> None:
     if frequency in (None, "irregular") or own == "irregular" or own == frequency:
         return  # an irregular reading is one with gaps, which _window_gaps counts
     who = f"its series {series.name!r} has" if series.where else "has"  # of several series, the one
+    # dates whose days are all 12 or less, read month first where the run (one that recorded no format) read
+    # its own day first: the reading, not the rows, is wrong, and the note says which format reads them so
+    reading = series.report.dates if "fits as well" in series.report.dates else ""
     raise ParameterError("csv", csv if not isinstance(csv, pd.DataFrame) else "DataFrame",
                          f"{who} rows of frequency {own}, and the run was trained on rows of frequency "
-                         f"{frequency}; give rows of frequency {frequency} (resample the data)")
+                         f"{frequency}; " + (f"its {reading}" if reading else
+                                             f"give rows of frequency {frequency} (resample the data)"))
 
 
 def _refuse_other_clock(series: Series, recorded: SeriesReport, calendar: list[str], csv) -> None:
