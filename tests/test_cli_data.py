@@ -45,3 +45,18 @@ def test_missing_dataset_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
     assert main(["data", "path", "fashion-mnist"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "neuralab data fetch fashion-mnist" in err
+
+
+def test_fetch_without_a_home_folder_asks_for_neuralab_data(tmp_path, monkeypatch, capsys):
+    import pwd
+
+    def no_user(uid):  # a container's arbitrary uid, with HOME unset: no home folder for the cache
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_user)
+    for name in ("HOME", "NEURALAB_DATA", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    _no_system_copy(monkeypatch, tmp_path)
+    assert main(["data", "fetch", "mnist"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "set NEURALAB_DATA to a folder to keep the datasets in (or set HOME)" in err

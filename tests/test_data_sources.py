@@ -171,3 +171,28 @@ def test_wrong_dimensions(tmp_path):
     write_idx(folder / "t10k-images-idx3-ubyte.gz", np.zeros((20, 784), dtype=np.uint8))
     with pytest.raises(NeuralabError, match="expected 3 dimensions"):
         load_image_data("mnist", folder)
+
+
+def _no_home(monkeypatch):
+    """HOME unset and the user id in no passwd file, as in a container run with an arbitrary uid."""
+    import pwd
+
+    def no_user(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_user)
+    for name in ("HOME", "NEURALAB_DATA", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_without_a_home_folder_data_dir_loads_and_the_cache_is_asked_for(tmp_path, monkeypatch):
+    folder = fake_mnist(tmp_path / "m")
+    _no_home(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    data = load_image_data("mnist", folder, val_fraction=0.2)  # read into memory: no copy is kept
+    assert (len(data.train), len(data.test)) == (40, 20)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    for call in (lambda: locate("mnist"), lambda: sources.fetch("mnist")):
+        with pytest.raises(NeuralabError, match="HOME is not set") as e:
+            call()
+        assert "set NEURALAB_DATA to a folder" in str(e.value) and "\n" not in str(e.value)

@@ -11,14 +11,18 @@ import numpy as np
 
 from neuralab.data import VAL_FRACTION
 from neuralab.data.idx import REFETCH, load_idx
-from neuralab.data.sources import cache_dir, file_in, get_source, locate
+from neuralab.data.sources import NoCacheFolder, cache_dir, file_in, get_source, locate
 from neuralab.errors import NeuralabError, ParameterError
 
 
-def decompressed_dir() -> Path:
+def decompressed_dir() -> Path | None:
     """Where decompressed copies of gzip IDX files are kept: in the user's data cache,
-    whichever folder the files came from (a read-only system folder, ``data_dir``)."""
-    return cache_dir() / "decompressed"
+    whichever folder the files came from (a read-only system folder, ``data_dir``); None
+    where the cache has no folder, and the files are read into memory."""
+    try:
+        return cache_dir() / "decompressed"
+    except NoCacheFolder:  # the files of `data_dir` need no cache: a run goes on without one
+        return None
 
 
 def listed(names, shown: int = 5) -> str:
@@ -68,7 +72,8 @@ class ImageData:
 def _images_and_labels(directory, images_file: str, labels_file: str) -> Split:
     images_path, labels_path = file_in(directory, images_file), file_in(directory, labels_file)
     # Mapped from a decompressed copy in the user's cache after the first run (data/idx.py)
-    x, y = load_idx(images_path, decompressed_dir()), load_idx(labels_path, decompressed_dir())
+    cache = decompressed_dir()
+    x, y = load_idx(images_path, cache), load_idx(labels_path, cache)
     if x.ndim != 3:
         raise NeuralabError(f"{images_path}: expected 3 dimensions (N, H, W), found shape {x.shape}")
     if y.ndim != 1:

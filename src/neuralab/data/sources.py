@@ -112,13 +112,34 @@ def get_source(name: str) -> Source:
                             f"{', '.join(sorted(SOURCES))}") from None
 
 
+class NoCacheFolder(NeuralabError):
+    """The data cache has no folder: none is set and the user has no home folder to hold it."""
+
+
 def cache_dir() -> Path:
-    """The user's data cache: $NEURALAB_DATA, else $XDG_CACHE_HOME/neuralab, else ~/.cache/neuralab."""
+    """The user's data cache: $NEURALAB_DATA, else $XDG_CACHE_HOME/neuralab, else ~/.cache/neuralab;
+    ``NoCacheFolder`` where none is set and there is no home folder."""
     given = folder_from_env("NEURALAB_DATA")
     if given is not None:
         return given
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        # os.path's "~" stays "~" where HOME is unset and the user id is in no passwd file (a
+        # container run with an arbitrary uid); pathlib's Path.home() raised a traceback there
+        home = os.path.expanduser("~")
+        if home == "~":
+            raise NoCacheFolder("no folder for the data cache: HOME is not set and this user has no home folder on "
+                                "this machine; set NEURALAB_DATA to a folder to keep the datasets in (or set HOME)")
+        base = Path(home) / ".cache"
     return Path(base) / "neuralab"
+
+
+def _cache_or_none() -> Path | None:
+    """``cache_dir``, None where it has no folder: a place to look in that is not there."""
+    try:
+        return cache_dir()
+    except NoCacheFolder:
+        return None
 
 
 def _whose_cache() -> str:
@@ -146,7 +167,8 @@ def _complete(source: Source, directory: Path) -> bool:
 
 
 def candidates(source: Source) -> list[Path]:
-    return [cache_dir() / source.name, *map(Path, source.system_dirs)]
+    cache = _cache_or_none()
+    return ([] if cache is None else [cache / source.name]) + list(map(Path, source.system_dirs))
 
 
 def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path:
@@ -177,9 +199,15 @@ def _not_found_message(source: Source, fetching: bool = False, damaged: str | No
     the cache's file that could not be downloaded again, the one to copy there; the cache was the
     folder looked in, so NEURALAB_DATA is not the fault."""
     ways = [] if fetching else [f"fetch it (`neuralab data fetch {source.name}`, or neuralab.data.fetch; needs internet)"]
-    cache = cache_dir().absolute() / source.name
-    ways += [f"copy an intact {damaged} into {cache}" if damaged else f"copy the files into {cache} ({_whose_cache()})",
-             "point `data_dir` at the folder holding them",
+    cache = _cache_or_none()
+    if cache is None:  # no home folder: the cache is only where the user sets it, for a fetch as for a copy
+        ways = [f"set NEURALAB_DATA to a folder to keep the datasets in (HOME is not set, and this user has no "
+                f"home folder for the cache), then {' or '.join(ways + [f'copy the files into its {source.name} folder'])}"]
+    else:
+        cache = cache.absolute() / source.name
+        ways.append(f"copy an intact {damaged} into {cache}" if damaged
+                    else f"copy the files into {cache} ({_whose_cache()})")
+    ways += ["point `data_dir` at the folder holding them",
              # an offline node's user cannot look the names up, nor fetch them there
              f"the files: {', '.join(source.files)} (on a machine with internet, `neuralab data fetch "
              f"{source.name}` puts them in the folder `neuralab data path {source.name}` prints)"]
@@ -251,7 +279,8 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
     its damaged files copied from a system package's intact ones where it has them, the rest, and
     the missing files, downloaded, verified and each written atomically."""
     source = get_source(name)
-    target = cache_dir() / source.name
+    cache = _cache_or_none()
+    target = cache / source.name if cache is not None else None
     again: list[str] = []
     for found in candidates(source):
         if not _complete(source, found):
@@ -262,6 +291,8 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
         if found != target:  # a package's folder is not ours to write: the cache, ahead of it, gets the files
             again = []
         break
+    if target is None:  # no copy found and nowhere to download one: cache_dir says what to set
+        cache_dir()
     if again:  # the cache's damaged files: from an intact copy a system package holds first, with no download
         again = [filename for filename in again if not _mended(source, target, filename)]
         if not again:
