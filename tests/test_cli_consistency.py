@@ -64,7 +64,7 @@ def test_an_extra_word_is_blamed_on_the_command_that_got_it(capsys):
 
 
 @pytest.mark.parametrize("stop, status", [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGHUP, 128 + signal.SIGHUP),
-                                          (signal.SIGINT, 0)])
+                                          (signal.SIGUSR1, 128 + signal.SIGUSR1), (signal.SIGINT, 0)])
 def test_runs_watch_ends_well_on_ctrl_c_and_with_the_signals_status_otherwise(tmp_path, stop, status):
     p = subprocess.Popen([*COMMAND, "runs", str(tmp_path), "--watch", "0.2"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)

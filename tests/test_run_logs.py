@@ -116,10 +116,12 @@ def test_a_run_killed_in_its_first_epoch_says_its_resume_starts_again(digits, tm
     assert_every_epoch_once(run, 3, pictures=True)
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGUSR1])  # SLURM's --signal=TERM@T, --signal=USR1@T
 def test_sigterm_right_after_the_checkpoint_waits_for_the_epochs_line_and_events(digits, tmp_path, monkeypatch,
-                                                                                 capsys):
+                                                                                 capsys, stop):
     """The signal a scheduler sends, landing between the checkpoint and the epoch's other writes:
-    the command still ends with 143 and the resume line, and the epoch's line and events are there."""
+    the command still ends with the signal's status (143, 138) and the resume line, and the
+    epoch's line and events are there."""
     from neuralab.training.trainer import Trainer
 
     original = Trainer.save_epoch
@@ -127,11 +129,18 @@ def test_sigterm_right_after_the_checkpoint_waits_for_the_epochs_line_and_events
     def saved_then_terminated(self, epoch):
         original(self, epoch)
         if epoch == 1:
-            os.kill(os.getpid(), signal.SIGTERM)  # acted on at once, unless the trainer holds it
+            os.kill(os.getpid(), stop)  # acted on at once, unless the trainer holds it
+
+    def not_taken(signum, frame):  # a signal the command left at its default would end pytest too
+        raise AssertionError(f"{signal.Signals(signum).name} was not taken as a stop")
 
     monkeypatch.setattr(Trainer, "save_epoch", saved_then_terminated)
+    previous = signal.signal(stop, not_taken)
     run = tmp_path / "run"
-    assert main([str(a) for a in train_args(digits, run)]) == 128 + signal.SIGTERM
+    try:
+        assert main([str(a) for a in train_args(digits, run)]) == 128 + stop
+    finally:
+        signal.signal(stop, previous)
     out, err = capsys.readouterr()
     assert "\nepoch 1/3  " in out and "epoch 2/3" not in out
     assert f"`neuralab train --resume {run}` continues it" in err and err.count("\n") == 1

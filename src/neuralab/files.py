@@ -326,10 +326,16 @@ def inside(root: str | os.PathLike, candidate: str | os.PathLike) -> Path:
 
 INSISTS = 1.0  # seconds after which a second signal is the user's insisting, not the first sent twice
 
+# The signals a command stops on as on Ctrl-C, with the shell's status for each: SIGTERM (what
+# schedulers, `timeout` and `docker stop` send before they kill), SIGHUP (a dropped ssh session),
+# SIGUSR1 (SLURM's `--signal=USR1@T`, the requeue signal Lightning's jobs are set up with); Windows
+# has SIGTERM alone
+STOPS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGUSR1") if hasattr(signal, name))
+
 
 @contextlib.contextmanager
 def signals_held():
-    """A block during which Ctrl-C, SIGTERM and SIGHUP wait, acted on when it ends: writes that
+    """A block during which Ctrl-C and the signals of ``STOPS`` wait, acted on when it ends: writes that
     make sense only together, milliseconds long (a run's config.json and model.json; an epoch's
     checkpoint, metrics, best weights, its line and TensorBoard's events).
     Acted on between the checkpoint, the commit point, and the rest, the signal left the epoch
@@ -356,8 +362,8 @@ def signals_held():
         for signum, handler in held.items():
             signal.signal(signum, handler)
 
-    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # no SIGHUP on Windows
-        handler = signal.getsignal(signum) if signum is not None else None
+    for signum in (signal.SIGINT, *STOPS):
+        handler = signal.getsignal(signum)
         if callable(handler):
             held[signum] = handler
             signal.signal(signum, wait)

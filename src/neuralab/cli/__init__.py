@@ -27,7 +27,7 @@ from neuralab import __version__
 from neuralab.cli._args import flag_for
 from neuralab.errors import (NAMING, NeuralabError, NotAClassifier, closest, interrupts_unwrapped, named,
                              out_of_memory)
-from neuralab.files import PATH_ADVICE, drop_hung_up_outputs, drop_unread_output
+from neuralab.files import PATH_ADVICE, STOPS, drop_hung_up_outputs, drop_unread_output
 
 
 class Parser(argparse.ArgumentParser):
@@ -106,7 +106,7 @@ def _unknown_option(parser: argparse.ArgumentParser, words: list[str]) -> str | 
 
 
 class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, taken as Ctrl-C is (see main): a command that ends well on Ctrl-C
+    """SIGTERM, SIGHUP or SIGUSR1, taken as Ctrl-C is (see main): a command that ends well on Ctrl-C
     (`runs --watch`) still ends with the signal's status when it was stopped by one."""
 
 
@@ -411,8 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     def terminated(signum, frame):
         # SIGTERM is what cluster schedulers (SLURM at the end of a job's time, Kubernetes),
         # `timeout` and `docker stop` send before they kill, SIGHUP what a dropped ssh session
-        # sends. Python's default ends the process at once, without the line that says how to
-        # resume; taken as Ctrl-C, every command stops the way Ctrl-C stops it.
+        # sends, SIGUSR1 what SLURM's `--signal=USR1@T` sends. Python's default ends the process
+        # at once, without the line that says how to resume (SIGUSR1's silently, status 138);
+        # taken as Ctrl-C, every command stops the way Ctrl-C stops it.
         received.append(signum)
         drop_hung_up_outputs()
         raise Stopped
@@ -430,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         command.error(f"unrecognized arguments: {' '.join(rest)}")
     previous = {}
     if threading.current_thread() is threading.main_thread():  # where Python lets a handler be set
-        for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # no SIGHUP on Windows
-            if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:  # nohup's stays ignored
+        for signum in STOPS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup's stays ignored
                 previous[signum] = signal.signal(signum, terminated)
     naming = NAMING.set(namer(args._parsers))  # the library's printed advice names flags, as errors do
     from neuralab.cli._args import ways_on_as_commands
