@@ -196,3 +196,21 @@ def test_without_a_home_folder_data_dir_loads_and_the_cache_is_asked_for(tmp_pat
         with pytest.raises(NeuralabError, match="HOME is not set") as e:
             call()
         assert "set NEURALAB_DATA to a folder" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_cached_copy_damaged_in_place_is_written_again_by_verify(tmp_path, monkeypatch):
+    """A decompressed copy of the right size whose bytes changed on disk passes the checks of every
+    load (its header and size); `verify`, which reads the files' content anyway, writes it again
+    from the .gz and says so, and the data read after is the files' again."""
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    folder = fake_mnist(tmp_path / "m")
+    intact = load_image_data("mnist", folder, seed=1)  # leaves the copies in the cache
+    (copy,) = (tmp_path / "cache" / "decompressed").glob("train-images-*")
+    damaged = bytearray(copy.read_bytes())
+    damaged[1000:1100] = bytes(100)
+    copy.write_bytes(damaged)
+    assert not np.array_equal(load_image_data("mnist", folder, seed=1).train.x, intact.train.x)
+    with pytest.warns(UserWarning, match=rf"{copy}: the cache's decompressed copy of .*train-images-idx3-ubyte.gz "
+                                         "held other bytes than the file"):
+        verify("mnist", folder)
+    np.testing.assert_array_equal(load_image_data("mnist", folder, seed=1).train.x, intact.train.x)

@@ -130,12 +130,7 @@ def load_idx(path: str | os.PathLike, cache: str | os.PathLike | None = None) ->
         return _map_idx(path, str(path))
     if cache is None:
         return read_idx(path)
-    # One copy per file, named by its path and its version (size and time): a newer version
-    # replaces the older one's copy.
-    source = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
-    version = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:8]
-    stem = f"{path.name.removesuffix('.gz')}.{source}"
-    copy = Path(cache) / f"{stem}.{version}"
+    copy, stem = _copy_of(path, stat, Path(cache))
     if copy.is_file():
         try:
             array = _map_idx(copy, str(copy))
@@ -148,15 +143,54 @@ def load_idx(path: str | os.PathLike, cache: str | os.PathLike | None = None) ->
     data = read_bytes(path)
     array = parse_idx(data, str(path))  # a damaged file is named as the user gave it
     try:
-        with atomic_write(copy, "wb") as f:
-            # held while written, so that ``_trim`` tells a live copy from a killed one's leftover
-            with contextlib.suppress(OSError):  # a file system without flocks: the age tells
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            f.write(data)
+        _write_copy(copy, data)
     except (WriteError, OSError):  # a read-only or full cache: this run keeps the array in memory
         return array
     _trim(Path(cache), keep=copy, older=[p for p in Path(cache).glob(f"{stem}.*") if p != copy])
     return _map_idx(copy, str(copy))
+
+
+def _copy_of(path: Path, stat: os.stat_result, cache: Path) -> tuple[Path, str]:
+    """The decompressed copy of the gzip file ``path`` in ``cache``, and the start of the name
+    its every version's copy has. One copy per file, named by its path and its version (size and
+    time): a newer version replaces the older one's copy."""
+    source = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    version = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:8]
+    stem = f"{path.name.removesuffix('.gz')}.{source}"
+    return cache / f"{stem}.{version}", stem
+
+
+def _write_copy(copy: Path, data: bytes) -> None:
+    with atomic_write(copy, "wb") as f:
+        # held while written, so that ``_trim`` tells a live copy from a killed one's leftover
+        with contextlib.suppress(OSError):  # a file system without flocks: the age tells
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        f.write(data)
+
+
+def mend_copy(path: str | os.PathLike, cache: str | os.PathLike | None, data: bytes) -> Path | None:
+    """The decompressed copy in ``cache`` of the gzip IDX file ``path`` (whose decompressed
+    bytes are ``data``) where it held other bytes and was written again from ``data``; None where
+    it is intact, or there is none. ``load_idx`` checks a copy's header and size alone: checking
+    its content on every load would cost more than the load, so a copy damaged in place (a disk
+    error, a tool that rewrote it) is caught where the file's content is read anyway, as
+    ``neuralab data verify`` does."""
+    path = Path(path)
+    if cache is None:
+        return None
+    try:
+        copy, _ = _copy_of(path, path.stat(), Path(cache))
+        with open(copy, "rb") as f:
+            if f.read() == data:
+                return None
+    except OSError:  # no copy: the next load writes one
+        return None
+    try:
+        _write_copy(copy, data)
+    except (WriteError, OSError):  # a cache no longer writable: the damaged copy must not serve again
+        with contextlib.suppress(OSError):
+            copy.unlink()
+    return copy
 
 
 def _trim(cache: Path, keep: Path, older: list[Path]) -> None:
