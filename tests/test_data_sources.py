@@ -214,3 +214,26 @@ def test_a_cached_copy_damaged_in_place_is_written_again_by_verify(tmp_path, mon
                                          "held other bytes than the file"):
         verify("mnist", folder)
     np.testing.assert_array_equal(load_image_data("mnist", folder, seed=1).train.x, intact.train.x)
+
+
+def test_evaluate_refused_by_a_damaged_cached_copy_mends_it_and_the_same_command_then_evaluates(tmp_path, monkeypatch,
+                                                                                             capsys):
+    """A copy damaged on disk made evaluate blame the user's intact files; it is now checked there,
+    written again and said, and the same command again evaluates the run's images."""
+    from neuralab.cli import main
+
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    folder = fake_mnist(tmp_path / "m", n_train=100)
+    run = str(tmp_path / "run")
+    assert main(["train", "--model", "mlp", "--data", "mnist", "--data-dir", str(folder), "--epochs", "1",
+                 "--quiet", "--out", run]) == 0
+    (copy,) = (tmp_path / "cache" / "decompressed").glob("t10k-images-*")
+    damaged = bytearray(copy.read_bytes())
+    damaged[1000:1100] = bytes(100)
+    copy.write_bytes(damaged)
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="held other bytes than the file"):
+        assert main(["evaluate", run, "--data-dir", str(folder)]) == 2
+    assert "the cache's copy of them was damaged, and is now written again from them: try again" in \
+        capsys.readouterr().err
+    assert main(["evaluate", run, "--data-dir", str(folder)]) == 0

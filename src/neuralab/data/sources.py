@@ -229,6 +229,10 @@ def sha256(path: Path, checksum: str = "content") -> str:
     return digest.hexdigest()
 
 
+class CopyMended(UserWarning):
+    """A decompressed copy in the cache held other bytes than its file, and was written again."""
+
+
 def _matches(source: Source, directory: Path, filename: str) -> bool:
     """Whether ``directory``'s copy of ``filename`` has the file's pinned SHA-256. A .gz's
     decompressed copy in the cache, which runs read in its place, is checked against its content
@@ -245,7 +249,7 @@ def _matches(source: Source, directory: Path, filename: str) -> bool:
     mended = mend_copy(path, decompressed_dir(), data)
     if mended is not None:
         warnings.warn(f"{mended}: the cache's decompressed copy of {path} held other bytes than the file (damaged "
-                      "on disk); written again from the file", stacklevel=3)
+                      "on disk); written again from the file", CopyMended, stacklevel=3)
     return hashlib.sha256(data).hexdigest() == source.files[filename]
 
 
