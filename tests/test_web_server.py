@@ -24,6 +24,7 @@ from neuralab.web import app as web_app
 from neuralab.web import create_app, inputs, make_server
 from neuralab.web.app import MAX_CONNECTIONS, PICTURES_AT_ONCE
 from neuralab.web.security import CSP, allowed_hosts
+from helpers import default_signals
 from test_web_app import fake_classifier_run
 
 SECURITY = {"content-security-policy": CSP, "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
@@ -294,3 +295,93 @@ def test_links_out_of_a_run_are_named_without_their_target(tmp_path):
             answers.append(r)
     for r in answers:
         assert "private" not in r.text and str(tmp_path) not in r.text, r.text
+
+
+# --- stopping while a client has stopped reading ------------------------------------------------
+
+def stalled_download(port: int) -> socket.socket:
+    """A client that asks for a big file and reads none of it (a paused download, a phone on a
+    stalled link): the server's answer waits in its buffers."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(b"GET /api/run/file?run=big&name=report.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return sock
+
+
+def big_run(root: Path) -> Path:
+    run = fake_classifier_run(root / "big", "mlp")
+    (run / "report.html").write_text("<p>" + "x" * 20_000_000 + "</p>")  # far beyond the socket buffers
+    return root
+
+
+STOPS_WITHIN = 12  # seconds: the app's SHUTDOWN_SECONDS (5), and room for a busy machine
+
+
+@pytest.mark.parametrize("interrupts", [1, 2])
+def test_ctrl_c_stops_the_server_while_a_client_has_stopped_reading(tmp_path, interrupts):
+    """A client that stopped reading a download held the server after Ctrl-C for as long as it
+    stayed; a second Ctrl-C ended it with two tracebacks in the log. Now the first ends it within
+    SHUTDOWN_SECONDS, the second at once, and nothing but the first line is printed."""
+    import signal
+    import subprocess
+    import sys
+
+    root = big_run(tmp_path / "runs")
+    proc = subprocess.Popen([sys.executable, "-m", "neuralab", "serve", "--runs", str(root), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=default_signals)
+    try:
+        port = int(proc.stdout.readline().split("http://127.0.0.1:")[1].split()[0])
+        with stalled_download(port):
+            time.sleep(1)  # the answer has started and filled the buffers
+            proc.send_signal(signal.SIGINT)
+            if interrupts == 2:
+                time.sleep(1)
+                proc.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            proc.wait(timeout=60)
+            took = time.monotonic() - started
+        log = proc.stdout.read()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert took < (STOPS_WITHIN if interrupts == 1 else 3), took
+    assert "Traceback" not in log and "Error" not in log, log
+
+
+def test_stopping_the_server_interrupts_the_training_before_the_last_answer_ends(tmp_path, monkeypatch):
+    """The job was interrupted only once every answer had been sent: a client that stopped
+    reading kept the training going for as long as it stayed."""
+    from test_web_review import Training
+
+    training = Training()
+    monkeypatch.setattr(web_app.jobs.Jobs, "_spawn", lambda self, job: training)
+    with serving(big_run(tmp_path / "runs")) as (srv, port):
+        fake_classifier_run(tmp_path / "runs" / "a", "mlp")
+        (tmp_path / "runs" / "a" / "results.json").unlink()
+        queue = srv.config.app.state.served.jobs
+        queue.resume("a")
+        deadline = time.monotonic() + 20
+        while queue.active("a")["state"] != "running":
+            assert time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.05)
+        with stalled_download(port):
+            time.sleep(1)
+            srv.should_exit = True
+            assert training.stopped.wait(2), "the training went on"
+            assert srv.server_state.connections, "the download had ended: the test tested nothing"
+
+
+def test_a_client_that_stops_reading_is_dropped(tmp_path, monkeypatch):
+    """A client that reads nothing of an answer held its connection for as long as it stayed."""
+    monkeypatch.setattr(web_app, "STALL_SECONDS", 1, raising=False)
+    with serving(big_run(tmp_path / "runs")) as (srv, port), stalled_download(port) as sock:
+        time.sleep(3)
+        got = 0
+        sock.settimeout(10)
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(1 << 20):
+                got += len(chunk)
+    assert got < 20_000_000, "the whole answer came: the client was not dropped"
+

@@ -19,16 +19,19 @@ and refused, when too many are open, in the same one-line JSON as every other re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import functools
 import os
 import re
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import h11
+import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -48,8 +51,6 @@ from neuralab.web.security import (HEADERS, RequestGuard, SecurityHeaders, accep
                                    normal_host)
 
 if TYPE_CHECKING:
-    import asyncio
-
     import anyio
 
 STATIC = Path(__file__).parent / "static"   # served as they are: scripts, style, sample pictures
@@ -79,6 +80,12 @@ MAX_PER_CLIENT = 16
 # each, made it answer 503 to everyone for as long as they stayed. A browser sends its headers
 # in one packet; 10 s leaves a slow network ample room.
 HEADER_SECONDS = 10
+# A client that has stopped reading an answer the server still has more of (a paused download, a
+# phone on a stalled link) is dropped after this long: it held its connection, and the server's
+# stop at Ctrl-C, for as long as it stayed.
+STALL_SECONDS = 30
+# What Ctrl-C leaves to the answers still being sent: then they are cut off and the server ends.
+SHUTDOWN_SECONDS = 5
 # A request line and headers longer than this are refused (400). h11 counts it only while the
 # headers are incomplete: whatever arrived in one read (up to 64 KB) passed (``Parser``).
 MAX_HEADER_BYTES = 16 * 1024
@@ -398,10 +405,46 @@ def make_server(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: in
     # a name given with --allow-host is one other machines reach this one by (a proxy's): not local
     local = on_loopback(host) and all(is_loopback(h) for h in allow_hosts)
     app = create_app(runs_dir, allowed_hosts(host, allow_hosts), trust_code, local)
+    # timeout_graceful_shutdown: past it a request still running (in a worker thread: no
+    # deadline of Connection's ends it) is cancelled, and the server ends.
     config = uvicorn.Config(app, host=host, port=port,
                             log_level="warning", server_header=False, lifespan="on", http=Connection,
-                            h11_max_incomplete_event_size=MAX_HEADER_BYTES)
-    return uvicorn.Server(config)
+                            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+                            timeout_graceful_shutdown=SHUTDOWN_SECONDS + 10)
+    return Server(config, app.state.served.jobs)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, whose stop (Ctrl-C, SIGTERM, ``should_exit``) interrupts the training
+    job at once, not after the last answer has been sent, and ends within SHUTDOWN_SECONDS of
+    answers still being sent (``Connection.shutdown``). A second Ctrl-C cuts them off at once.
+    uvicorn's own second Ctrl-C ("force quit") left the answers and the app's end to be
+    cancelled as its loop closed, each with a traceback in the log."""
+
+    def __init__(self, config: uvicorn.Config, queue: jobs.Jobs):
+        super().__init__(config)
+        self.queue = queue
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets=None) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame) -> None:
+        again = self.should_exit
+        super().handle_exit(sig, frame)
+        if again and sig == signal.SIGINT and self.loop is not None:
+            self.force_exit = False
+            self.loop.call_soon_threadsafe(self._cut_off)
+
+    def _cut_off(self) -> None:
+        for connection in list(self.server_state.connections):
+            connection.transport.abort()
+
+    async def shutdown(self, sockets=None) -> None:
+        stopping = asyncio.get_running_loop().run_in_executor(None, self.queue.close)
+        await super().shutdown(sockets)
+        await stopping
 
 
 class Parser(h11.Connection):
@@ -433,6 +476,8 @@ class Connection(H11Protocol):
       before: uvicorn's `timeout_keep_alive` stops counting at the next request's first byte),
       or for the rest of a body the app answered without reading (uvicorn reads it to the end,
       however slowly it comes);
+    - it is dropped when its client has read nothing of an answer for STALL_SECONDS, and when
+      the server stops, SHUTDOWN_SECONDS after, with an answer still being sent;
     - a connection from an address (not loopback) that has MAX_PER_CLIENT open already is
       answered 503 and closed as it opens;
     - its own answers, 503 past MAX_CONNECTIONS (uvicorn's `limit_concurrency`, which refused the
@@ -444,6 +489,7 @@ class Connection(H11Protocol):
         super().__init__(*args, **kwargs)
         self.conn = Parser(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         self.deadline: asyncio.TimerHandle | None = None
+        self.stalled: asyncio.TimerHandle | None = None  # STALL_SECONDS from the client's last read
         self.limit_concurrency, self.app = None, functools.partial(self._unless_busy, self.app)
 
     def connection_made(self, transport) -> None:
@@ -462,6 +508,24 @@ class Connection(H11Protocol):
     def connection_lost(self, exc) -> None:
         super().connection_lost(exc)
         self._watch()
+        self.resume_writing()  # nothing more will be written: no deadline for it
+
+    def pause_writing(self) -> None:  # the client reads no more of the answer for now
+        super().pause_writing()
+        if self.stalled is None:
+            # abort, not close: close waits for the unsent answer to go out, which it never does
+            self.stalled = self.loop.call_later(STALL_SECONDS, self.transport.abort)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.stalled is not None:
+            self.stalled.cancel()
+            self.stalled = None
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        if not self.transport.is_closing():  # an answer being sent (or a body read): it has SHUTDOWN_SECONDS
+            self.loop.call_later(SHUTDOWN_SECONDS, self.transport.abort)
 
     def _watch(self) -> None:
         """Start the deadline when the connection begins to wait for its client, end it when not."""

@@ -117,6 +117,9 @@ class Jobs:
         self._current: tuple[Job, subprocess.Popen] | None = None
         self._ids = itertools.count(1)
         self._closed = False
+        # the server closes them as it is told to stop, and the app again as it ends: the second
+        # waits for the first, and does not interrupt the training a second time
+        self._closing = threading.Lock()
         self._thread: threading.Thread | None = None
         # made when a job first starts: a server whose temporary folder is full still serves its pages
         self._logs: tempfile.TemporaryDirectory | None = None
@@ -226,6 +229,10 @@ class Jobs:
 
     def close(self, grace: float = STOP_GRACE) -> None:
         """Cancel what waits and interrupt what trains; kill it if it has not stopped within ``grace`` s."""
+        with self._closing:
+            self._close(grace)
+
+    def _close(self, grace: float) -> None:
         with self._cv:
             self._closed = True
             for job in self._waiting:
