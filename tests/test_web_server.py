@@ -385,3 +385,21 @@ def test_a_client_that_stops_reading_is_dropped(tmp_path, monkeypatch):
                 got += len(chunk)
     assert got < 20_000_000, "the whole answer came: the client was not dropped"
 
+
+def test_a_websocket_handshake_is_answered_as_a_request_and_logs_nothing(tmp_path):
+    """The app has no WebSockets: a handshake, which any page can send, made uvicorn log advice
+    to install a WebSocket library, once for every attempt."""
+    handshake = (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                 b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Origin: http://evil.example\r\n\r\n")
+    said = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = said.append
+    with serving(tmp_path / "runs") as (srv, port):
+        logging.getLogger("uvicorn.error").addHandler(handler)
+        try:
+            status, headers, body = ask(port, handshake)
+        finally:
+            logging.getLogger("uvicorn.error").removeHandler(handler)
+    assert status == 200 and b"<html" in body.lower(), (status, body[:200])
+    assert not said, [r.getMessage() for r in said]

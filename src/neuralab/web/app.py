@@ -405,9 +405,11 @@ def make_server(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: in
     # a name given with --allow-host is one other machines reach this one by (a proxy's): not local
     local = on_loopback(host) and all(is_loopback(h) for h in allow_hosts)
     app = create_app(runs_dir, allowed_hosts(host, allow_hosts), trust_code, local)
+    # ws="none": the app has no WebSockets, even where a WebSocket library is installed; a handshake
+    # is answered as any other request (``Connection._unsupported_upgrade_warning``).
     # timeout_graceful_shutdown: past it a request still running (in a worker thread: no
     # deadline of Connection's ends it) is cancelled, and the server ends.
-    config = uvicorn.Config(app, host=host, port=port,
+    config = uvicorn.Config(app, host=host, port=port, ws="none",
                             log_level="warning", server_header=False, lifespan="on", http=Connection,
                             h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                             timeout_graceful_shutdown=SHUTDOWN_SECONDS + 10)
@@ -480,6 +482,7 @@ class Connection(H11Protocol):
       the server stops, SHUTDOWN_SECONDS after, with an answer still being sent;
     - a connection from an address (not loopback) that has MAX_PER_CLIENT open already is
       answered 503 and closed as it opens;
+    - a request to upgrade (a WebSocket handshake) is answered as any other, and not logged;
     - its own answers, 503 past MAX_CONNECTIONS (uvicorn's `limit_concurrency`, which refused the
       MAX_CONNECTIONS-th) and past MAX_PER_CLIENT, and 400 for a request h11 cannot parse, are
       the app's one-line JSON with the security headers, not uvicorn's plain text.
@@ -566,6 +569,10 @@ class Connection(H11Protocol):
         self.transport.write(b"HTTP/1.1 503 Service Unavailable\r\n" + head + b"\r\n" + busy.body)
         self.transport.close()
         return True
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """Nothing: uvicorn logged, for every WebSocket handshake (which any page can send), advice
+        to install a WebSocket library the app has no use for. The request is answered as any other."""
 
     def send_400_response(self, msg: str) -> None:
         malformed = ("request: not valid HTTP/1.1 (a malformed header, a Content-Length given twice or with "
