@@ -93,3 +93,19 @@ def test_a_runs_folder_named_with_a_leading_dash_is_given_as_a_path_in_the_comma
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "`neuralab train --out ./-new/NAME`" in err, err
+
+
+def test_runs_given_as_a_run_is_refused_naming_the_folder_that_holds_it(tmp_path):
+    """A run's own folder given as --runs, by mistake, served an empty list and a hint that
+    trained elsewhere."""
+    from test_web_app import fake_classifier_run
+
+    fake_classifier_run(tmp_path / "runs" / "lenet", "mlp")
+    try:
+        done = subprocess.run([*SERVE, "--runs", "runs/lenet"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("neuralab serve started on a --runs that is a run")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (f"neuralab: error: --runs runs/lenet: is a run, not the folder runs are in; give the "
+                           f"folder that holds it, --runs {tmp_path / 'runs'}\n")

@@ -7,6 +7,7 @@ small phone."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,20 @@ def test_the_runs_list_shows_a_run_a_terminal_wrote_after_it_was_opened(browser,
         assert len(asked) == before, asked[before:]
         pg.evaluate("() => { delete document.hidden; document.dispatchEvent(new Event('visibilitychange')); }")
         expect(pg.locator("#runs tr[data-run='later']")).to_be_visible(timeout=3_000)
+
+
+def test_the_empty_list_s_command_trains_where_the_app_looks(browser, tmp_path):  # noqa: F811
+    """The empty list's hint said `--out runs/lenet` whatever --runs was: pasted, it trained into
+    a folder the app never lists."""
+    import shlex
+
+    root = tmp_path / "my experiments"
+    root.mkdir()
+    with serving(root) as url, watched_page(browser, url, viewport=DESK) as pg:
+        pg.goto("/runs")
+        expect(pg.locator("#empty")).to_be_visible()
+        words = shlex.split(pg.locator("#empty code").inner_text())
+    assert words[:2] == ["neuralab", "train"] and Path(words[words.index("--out") + 1]).parent == root, words
 
 
 def test_a_queued_job_cancelled_from_its_run_page_says_so_and_asks_no_more(

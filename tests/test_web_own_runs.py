@@ -184,6 +184,7 @@ def test_the_runs_folder_is_named_only_to_the_app_on_this_machine(tmp_path):
     with client_of(tmp_path / "runs", hosts={"127.0.0.1", "lab.example.org"}) as shared:
         answer = shared.get("/api/runs").json()
     assert answer["root"] == "" and [r["id"] for r in answer["runs"]] == ["weather"]
+    assert answer["train"] == ""  # the empty list's command, which names the folder: the page words it without
 
 
 def test_a_jobs_command_names_its_run_within_the_runs_folder(tmp_path):

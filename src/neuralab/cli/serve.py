@@ -34,7 +34,7 @@ def register(sub) -> None:
 
 def run_serve(args) -> int:
     from neuralab.errors import NeuralabError, ParameterError
-    from neuralab.runs import default_root, shell_word
+    from neuralab.runs import CONFIG, default_root, shell_word
     from neuralab.web.app import check_host, listening_socket, make_server, on_loopback
     from neuralab.web.security import allowed_hosts, listen_address
 
@@ -44,6 +44,13 @@ def run_serve(args) -> int:
             raise ParameterError("runs", str(args.runs), "is a file, not a folder; give the folder the runs are in")
         raise NeuralabError(f"{args.runs}: is a file, not a folder of runs; set NEURALAB_RUNS to the folder your "
                             "runs are in, or give it with `runs`")
+    if (args.runs / CONFIG).is_file():  # a run's own folder: the list would be empty, and say nothing of why
+        parent = shell_word(args.runs.resolve().parent)
+        if given is not None:
+            raise ParameterError("runs", str(args.runs), f"is a run, not the folder runs are in; give the folder "
+                                                         f"that holds it, `runs` {parent}")
+        raise NeuralabError(f"{args.runs}: is a run, not the folder runs are in; set NEURALAB_RUNS to the folder "
+                            f"that holds it ({parent}), or give it with `runs`")
     # 0 is 0.0.0.0 and 127.1 is 127.0.0.1 to the system: loopback or not, and the names answered, by what it is
     args.host = listen_address(args.host)
     check_host(args.host)  # a --host that is no address of this machine: one line, no warning about it first

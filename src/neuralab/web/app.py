@@ -41,7 +41,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from neuralab.errors import NeuralabError, ParameterError, Shown, out_of_memory
+from neuralab.errors import NeuralabError, ParameterError, Shown, out_of_memory, shell_word
 from neuralab.web import classify as classifier
 from neuralab.run_list import Rows
 from neuralab.web import images, jobs, playground, runs
@@ -176,6 +176,9 @@ async def run_list(request):
     active = [job for job in s.jobs.list() if job["state"] in jobs.ACTIVE]  # once for every row
     # the server's own path, only for the app on this machine: whoever reaches it from elsewhere learns no paths
     return JSONResponse({"root": str(s.root) if s.local else "",
+                         # what the empty list suggests: a training that writes where this app looks
+                         "train": f"neuralab train --model lenet5 --data mnist --out {shell_word(s.root / 'lenet')}"
+                                  if s.local else "",
                          "runs": await run_in_threadpool(_run_rows, s.root, active, s.rows, s.local)})
 
 

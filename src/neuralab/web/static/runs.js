@@ -47,6 +47,8 @@ function post(path, body) {
 async function showList(first = false) {
   const [data, jobs] = await Promise.all([api("/api/runs"), api(first ? "/api/jobs?choices" : "/api/jobs")]);
   if (data.root) $("root").replaceChildren(el("code", { text: data.root }));  // only the local app names its folder
+  // the app on this machine gives the command with its own folder: the one it would list
+  if (data.train) $("empty-how").replaceChildren("Train one: ", el("code", { text: data.train }));
   $("empty").classList.toggle("hidden", data.runs.length > 0);
   const rows = [...data.runs].sort((a, b) => (b.created || "").localeCompare(a.created || ""));
   $("runs").querySelector("tbody").replaceChildren(...rows.map((r) => {
