@@ -64,8 +64,8 @@ def run(image: np.ndarray, op="conv", kernel="sobel-x", stride=1, padding="valid
         scale="auto", at=None) -> dict:
     """Apply ``op`` ("conv", "max" or "avg") to the grayscale uint8 ``image`` (H, W).
 
-    ``scale`` turns values into grey levels: "auto" (|value| for kernels summing to 0, else
-    clipped), "clip", "abs" or "minmax". ``at`` (row, column) of the input picks where the step
+    ``scale`` turns values into grey levels: "auto" (``default_scale``: |value| for kernels summing
+    to 0, clipped for those summing to about 1, else stretched), "clip", "abs" or "minmax". ``at`` (row, column) of the input picks where the step
     view's crop sits (default: where the output is strongest). The settings come as JSON gave
     them: a bad type or value raises a ParameterError naming the setting and what is allowed."""
     op = choice("op", op, ("conv", "max", "avg"))
