@@ -386,6 +386,41 @@ def test_a_users_module_with_a_loss_of_its_own_trains_on_the_trainers_loss(tiny_
     assert histories[3]["loss"] == pytest.approx(1.5 * histories[0]["loss"], rel=1e-3)
 
 
+def test_a_module_whose_loss_is_a_property_that_raises_trains_as_any_other(tiny_fashion):
+    """A `loss` property that reads what the user's own loop fills (self.history[-1]) raised from
+    the check for a held criterion, a traceback of `neuralab train`: it is not run, and the module
+    trains on TrainConfig's loss without a word, as a module without `loss` does."""
+    from torch import nn
+
+    from neuralab.data import load_image_data
+    from neuralab.training import Trainer
+    from neuralab.training.preprocess import Preprocess
+
+    class Logged(nn.Module):
+        def __init__(self, error: type[Exception]):
+            super().__init__()
+            torch.manual_seed(0)
+            self.f, self.history, self.error = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), [], error
+
+        @property
+        def loss(self):
+            if self.error is IndexError:
+                return self.history[-1]  # the last loss the user's own loop recorded
+            raise self.error("call fit() first")
+
+        def forward(self, x):
+            return self.f(x)
+
+    data = load_image_data("fashion-mnist", tiny_fashion)
+    x, y = Preprocess.fit(data.train.x)(data.train.x[:128]), torch.from_numpy(data.train.y[:128])
+    for error in (IndexError, RuntimeError):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            history = Trainer(Logged(error), TrainConfig(epochs=1, batch_size=64), verbose=False).fit(x, y)
+        assert len(history) == 1 and np.isfinite(history[0]["loss"])
+        assert not [w for w in said if "loss" in str(w.message)], error
+
+
 def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_path):
     """`--threads N` (TrainConfig.threads) is the thread count of every training step and
     prediction, is recorded with the run, and leaves the process's setting as it found it."""

@@ -16,6 +16,7 @@ loss, its batches and torchrun's processes.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Callable
 
@@ -350,6 +351,20 @@ def own_loss(model: nn.Module) -> Callable | None:
     ``loss``, as any other, and says so (Trainer.check_model)."""
     model = unwrap(model)
     return model.loss if getattr(type(model), "loss_takes_criterion", False) is True else None
+
+
+def held_loss(model: nn.Module) -> bool:
+    """Whether ``model`` holds a callable ``loss`` that ``own_loss`` does not call (a criterion
+    kept as an attribute, a method loss(logits, y)). A property of that name is not run: it may
+    raise before the user's own training loop has filled what it reads."""
+    model = unwrap(model)
+    if isinstance(inspect.getattr_static(type(model), "loss", None), property):
+        return False
+    try:
+        return callable(getattr(model, "loss", None))
+    except Exception as e:  # noqa: BLE001  another descriptor of the user's: no criterion to speak of
+        reraise_interrupt(e)
+        return False
 
 
 def own_architecture(model: nn.Module) -> bool:

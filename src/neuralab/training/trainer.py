@@ -46,9 +46,9 @@ from neuralab.training.compile import (LOSS_EACH, OptimizerFactory, aligned, che
 from neuralab.training.config import AUTO_BF16_PARAMETERS, REGRESSION_LOSSES, Diverged, TrainConfig
 from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, native_bf16, pick_device
 from neuralab.training.inputs_check import (WrongOutput, blame_model, check_classes, check_train_config, check_val_form,
-                                            checked_pairs, first_line, input_refusal, labels, near, own_architecture,
-                                            own_loss, refuse_empty_shares, scored_as_values, step_output_refusal,
-                                            users_code)
+                                            checked_pairs, first_line, held_loss, input_refusal, labels, near,
+                                            own_architecture, own_loss, refuse_empty_shares,
+                                            scored_as_values, step_output_refusal, users_code)
 from neuralab.training.progress import Progress
 
 
@@ -397,7 +397,7 @@ class Trainer:
                                     f"of {epoch_size} training samples in batches of {cfg.batch_size} "
                                     f"({first_line(failure)}); choose a `batch_size` that leaves a larger last "
                                     "batch" + (f", such as {better}" if better else ""))
-        if own_loss(self.model) is None and callable(getattr(unwrap(self.model), "loss", None)):
+        if own_loss(self.model) is None and held_loss(self.model):
             # a criterion kept as self.loss (label smoothing, class weights) would else be dropped unsaid
             own = f'"{cfg.loss}"' if cfg.loss else "None, the task's own " + (
                 "cross-entropy" if self._classifies else "mean squared error")
