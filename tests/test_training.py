@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -375,11 +376,12 @@ def test_a_users_module_with_a_loss_of_its_own_trains_on_the_trainers_loss(tiny_
             histories.append(Trainer(model, TrainConfig(epochs=1, batch_size=64), verbose=False)
                              .fit(x, y, val=(x[:64], y[:64]))[0])
         weights.append(model.f[1].weight.detach())
-        # the criterion it holds is dropped, and said so: once, naming TrainConfig's `loss` it trains on
-        ignored = [str(w.message) for w in said if "`loss`" in str(w.message)]
-        assert ignored == ([f"{kind.__name__}: the module's own `loss` is not called: it trains on TrainConfig's "
-                            "`loss`, None, the task's own cross-entropy; a class that sets loss_takes_criterion = "
-                            "True has its loss(outputs, y, criterion) called instead, as GoogLeNet's"]
+        # the criterion it holds is dropped, and said so: once, naming TrainConfig's `loss` it trains on,
+        # and the module's own as no parameter of neuralab's (the CLI made it "the module's own --loss")
+        ignored = [str(w.message) for w in said if "model.loss" in str(w.message)]
+        assert ignored == ([f"{kind.__name__}: the module's own loss (model.loss) is not called: it trains on the "
+                            "task's own cross-entropy, the default of `loss`; a class that sets loss_takes_criterion "
+                            "= True has its loss(outputs, y, criterion) called instead, as GoogLeNet's"]
                            if kind in (Kept, Method) else []), kind
     assert all(torch.equal(weights[0], w) for w in weights[1:3])
     assert histories[1]["loss"] == histories[0]["loss"] == histories[2]["loss"]
@@ -419,6 +421,39 @@ def test_a_module_whose_loss_is_a_property_that_raises_trains_as_any_other(tiny_
             history = Trainer(Logged(error), TrainConfig(epochs=1, batch_size=64), verbose=False).fit(x, y)
         assert len(history) == 1 and np.isfinite(history[0]["loss"])
         assert not [w for w in said if "loss" in str(w.message)], error
+
+
+def test_a_modules_own_loss_on_the_command_line_is_no_flag_and_a_marked_one_is_refused_by_its_signature(
+        tiny_fashion, tmp_path, capsys):
+    """The warning of a held criterion read "the module's own --loss is not called: it trains on
+    TrainConfig's --loss"; and loss_takes_criterion = True with loss(self, logits, y), whose call
+    with criterion= raised TypeError, was refused as "make its forward work when training"."""
+    head = ("import torch.nn as nn, torch.nn.functional as F\n"
+            "class Net(nn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.f = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n"
+            "    def forward(self, x):\n"
+            "        return self.f(x)\n")
+    (tmp_path / "kept.py").write_text(head + "    loss = nn.CrossEntropyLoss(label_smoothing=0.1)\n")
+    (tmp_path / "marked.py").write_text(head + "    loss_takes_criterion = True\n"
+                                               "    def loss(self, logits, y):\n"
+                                               "        return F.cross_entropy(logits, y)\n")
+    train = ["train", "--data", "fashion-mnist", "--data-dir", str(tiny_fashion), "--epochs", "1", "--quiet"]
+    # as a user sees it: pytest would record the warning before the command's one-line form
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    kept = subprocess.run([sys.executable, "-m", "neuralab", *train, "--model", str(tmp_path / "kept.py"), "--out",
+                           str(tmp_path / "kept")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": src})
+    err = kept.stderr
+    assert kept.returncode == 0, err
+    assert "the module's own loss (model.loss) is not called: it trains on the task's own cross-entropy, the " \
+           "default of --loss; a class that sets loss_takes_criterion = True" in err and "own --loss" not in err, err
+    code = main([*train, "--model", str(tmp_path / "marked.py"), "--out", str(tmp_path / "marked")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and not (tmp_path / "marked").exists(), err
+    assert "its loss(logits, y) takes no criterion: give its loss a criterion parameter, loss(self, outputs, y, " \
+           "criterion), or remove loss_takes_criterion = True to train on --loss" in err and "forward" not in err
 
 
 def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_path):

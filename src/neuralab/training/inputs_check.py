@@ -367,6 +367,24 @@ def held_loss(model: nn.Module) -> bool:
         return False
 
 
+def own_loss_refusal(model: nn.Module, model_name: str) -> str | None:
+    """Why the ``own_loss`` of ``model`` cannot be called as the trainer calls it, with a
+    ``criterion`` keyword, said naming ``model_name``; None where it can (or its signature is not
+    known)."""
+    computed = own_loss(model)
+    try:
+        parameters = inspect.signature(computed).parameters.values() if computed is not None else None
+    except (TypeError, ValueError):
+        return None
+    if parameters is None or any(p.name == "criterion" and p.kind != p.POSITIONAL_ONLY or p.kind == p.VAR_KEYWORD
+                                 for p in parameters):
+        return None
+    return (f"{model_name}: its class sets loss_takes_criterion = True, so each training step calls "
+            f"loss(outputs, y, criterion=criterion), and its loss{inspect.signature(computed)} takes no criterion: "
+            "give its loss a criterion parameter, loss(self, outputs, y, criterion), or remove "
+            "loss_takes_criterion = True to train on `loss`")
+
+
 def own_architecture(model: nn.Module) -> bool:
     """Whether ``model`` is one of neuralab's architectures (the zoo, the forecasters' networks)."""
     return type(unwrap(model)).__module__.startswith(("neuralab.models.", "neuralab.forecasting."))

@@ -47,7 +47,7 @@ from neuralab.training.config import AUTO_BF16_PARAMETERS, REGRESSION_LOSSES, Di
 from neuralab.training.device import cpu_threads, environment, init_distributed, kept_heap, native_bf16, pick_device
 from neuralab.training.inputs_check import (WrongOutput, blame_model, check_classes, check_train_config, check_val_form,
                                             checked_pairs, first_line, held_loss, input_refusal, labels, near,
-                                            own_architecture, own_loss, refuse_empty_shares,
+                                            own_architecture, own_loss, own_loss_refusal, refuse_empty_shares,
                                             scored_as_values, step_output_refusal, users_code)
 from neuralab.training.progress import Progress
 
@@ -378,6 +378,9 @@ class Trainer:
         full = share(min(cfg.batch_size, max(sizes)))
         last, epoch_size = min((share(s % cfg.batch_size or cfg.batch_size), s) for s in sizes)
         name = self.model_name
+        refusal = own_loss_refusal(self.model, name)
+        if refusal is not None:  # else refused as a forward that fails, where the loss's signature is at fault
+            raise NeuralabError(refusal)
         for k in (full, last) if 0 < last < full else (full,):
             failure = self._step_error(x, y, k)
             if isinstance(failure, WrongOutput):
@@ -398,10 +401,11 @@ class Trainer:
                                     f"({first_line(failure)}); choose a `batch_size` that leaves a larger last "
                                     "batch" + (f", such as {better}" if better else ""))
         if own_loss(self.model) is None and held_loss(self.model):
-            # a criterion kept as self.loss (label smoothing, class weights) would else be dropped unsaid
-            own = f'"{cfg.loss}"' if cfg.loss else "None, the task's own " + (
-                "cross-entropy" if self._classifies else "mean squared error")
-            warnings.warn(f"{name}: the module's own `loss` is not called: it trains on TrainConfig's `loss`, {own}; "
+            # a criterion kept as self.loss (label smoothing, class weights) would else be dropped unsaid;
+            # the module's attribute is no parameter of neuralab's, so only TrainConfig's is marked
+            own = f'`loss` "{cfg.loss}"' if cfg.loss else "the task's own " + (
+                "cross-entropy" if self._classifies else "mean squared error") + ", the default of `loss`"
+            warnings.warn(f"{name}: the module's own loss (model.loss) is not called: it trains on {own}; "
                           "a class that sets loss_takes_criterion = True has its loss(outputs, y, criterion) "
                           "called instead, as GoogLeNet's", stacklevel=3)
         self._checked = True
