@@ -170,6 +170,29 @@ def test_nan_or_infinity_in_inputs_is_refused_naming_the_row(digits):
     assert same(before, weights(model))
 
 
+@pytest.mark.parametrize("loss", [None, "mse", "mae", "huber"])
+def test_one_hot_targets_with_a_row_of_zeros_are_refused_naming_that_row(digits, loss):
+    """One label lost (a row of zeros) in float one-hot y: under mse the whole y became values to
+    regress, with no accuracy, and with a clean val the refusal blamed val[1]; under the
+    cross-entropy the row scored nothing, unsaid."""
+    images, labels = digits
+    x = torch.from_numpy(images[:256]).float()
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(labels[:256]), 10).float()
+    lost = onehot.clone()
+    lost[5] = 0
+    model = own_mlp()
+    before = weights(model)
+    trainer = Trainer(model, config(loss=loss), verbose=False)
+    assert "row 5" in refused(lambda: trainer.fit(x, lost), "y")
+    assert "row 5" in refused(lambda: trainer.fit(x, lost, val=(x[:64], onehot[:64])), "y")
+    assert "row 5" in refused(lambda: trainer.fit(x, onehot, val=(x[:64], lost[:64])), "val[1]")
+    assert same(before, weights(model))
+    assert "accuracy" in trainer.fit(x, onehot, val=(x[:64], onehot[:64]))[-1]
+    if loss is not None:  # rows of several labels are no lost label: values to regress, as before
+        several = (onehot + onehot.roll(1, 0)).clamp(max=1)
+        assert "accuracy" not in Trainer(own_mlp(), config(loss=loss), verbose=False).fit(x, several)[-1]
+
+
 def test_images_of_another_shape_are_refused_naming_x_on_zoo_models(digits):
     images, labels = digits
     x, y = torch.from_numpy(images[:256]).float(), torch.from_numpy(labels[:256])

@@ -113,6 +113,10 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
         how = f"{name}.long().argmax(1)" if given == "bool" else f"{name}.argmax(1)"
         what, how = ("a column", f"{name}.view(-1)") if y.shape[1] == 1 else ("one-hot rows", how)
         raise ParameterError(name, f"{given} of {tuple(y.shape)}", f"{what}: give one class number per row, e.g. {how}")
+    row = _row_without_class(y)
+    if row is not None:
+        raise ParameterError(name, f"row {row}", "sums to 0, where the other rows are one-hot (class probabilities "
+                                                 "summing to 1): give it its class, or drop it")
     if regression and not (y.is_floating_point() or y.is_complex()) and (
             y.dim() > 2 or y.dim() == 2 and (y.shape[1] == 1 or not _class_probabilities(y))):
         # Whole numbers are labels, class numbers (N,) or one-hot rows, which mse, mae and huber score
@@ -157,6 +161,19 @@ def _class_probabilities(y: torch.Tensor) -> bool:
     """Whether every row of ``y`` (N, columns) is non-negative and sums to 1: one-hot rows, of floats
     or whole numbers, and label-smoothed rows."""
     return bool((y >= 0).all()) and bool(((y.sum(1, dtype=torch.float64) - 1).abs() <= 1e-3).all())
+
+
+def _row_without_class(y: torch.Tensor) -> int | None:
+    """The first all-zero row of rows (N, classes) whose every other row is class probabilities
+    (one-hot, label-smoothed), or None: a label lost from one row. Left unsaid, it made the whole
+    of ``y`` values to regress under mse, mae and huber, and no loss under the cross-entropies."""
+    if y.dim() != 2 or y.shape[1] < 2 or not len(y) or y.is_complex() or not bool((y >= 0).all()):
+        return None
+    sums = y.sum(1, dtype=torch.float64)
+    empty, whole = sums == 0, (sums - 1).abs() <= 1e-3
+    if not bool((empty | whole).all()) or bool(empty.all()) or not bool(empty.any()):
+        return None
+    return int(empty.nonzero()[0])
 
 
 def check_val_form(y: torch.Tensor, val_y: torch.Tensor, loss: str | None, given: torch.dtype | None = None) -> None:
