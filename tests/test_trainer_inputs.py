@@ -170,6 +170,30 @@ def test_nan_or_infinity_in_inputs_is_refused_naming_the_row(digits):
     assert same(before, weights(model))
 
 
+def test_nan_or_infinity_in_targets_is_refused_naming_the_row(digits):
+    """A NaN target read as Diverged ("lower the learning rate"); in val[1] every epoch's val loss
+    was NaN, epoch 1's weights were kept and the warning spoke of a square overflowing."""
+    from neuralab.training import REGRESSION
+
+    images, labels = digits
+    x = torch.from_numpy(images[:256]).float()
+    values = x.flatten(1).mean(1, keepdim=True)  # how much ink: a regression of the same pictures
+    missing = values.clone()
+    missing[40] = float("nan")
+    for loss in ("mse", "mae"):
+        model = own_mlp(1)
+        before = weights(model)
+        trainer = Trainer(model, config(loss=loss), REGRESSION, verbose=False)
+        assert "row 40" in refused(lambda: trainer.fit(x, missing), "y")
+        assert "row 40" in refused(lambda: trainer.fit(x, values, val=(x, missing)), "val[1]")
+        refused(lambda: trainer.evaluate(x, missing), "y")
+        assert same(before, weights(model))
+    smoothed = torch.nn.functional.one_hot(torch.from_numpy(labels[:256]), 10).float() * 0.9 + 0.01
+    smoothed[7, 3] = float("inf")
+    trainer = Trainer(own_mlp(), config(), verbose=False)
+    assert "row 7" in refused(lambda: trainer.fit(x, smoothed), "y")
+
+
 @pytest.mark.parametrize("loss", [None, "mse", "mae", "huber"])
 def test_one_hot_targets_with_a_row_of_zeros_are_refused_naming_that_row(digits, loss):
     """One label lost (a row of zeros) in float one-hot y: under mse the whole y became values to

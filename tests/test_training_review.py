@@ -143,7 +143,7 @@ def test_a_validation_target_whose_error_overflows_is_no_divergence_and_early_st
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
     trainer = Trainer(model, TrainConfig(epochs=3, device="cpu", loss="mse", lr=1e-3), verbose=False)
     with pytest.warns(UserWarning, match="the validation loss is not a finite number, though the model's outputs "
-                                         "are") as said:
+                                         "and the targets are") as said:
         history = trainer.fit(x, x.sum(1, keepdim=True), val=(xv, yv))
     assert len(history) == 3 and all(math.isinf(r["val_loss"]) for r in history)
     assert len([w for w in said if "validation loss" in str(w.message)]) == 1

@@ -75,7 +75,7 @@ def check_train_config(config, parameter: str) -> None:
 def checked_pairs(x, y, x_name: str, y_name: str, classifies: bool, loss: str | None) -> torch.Tensor:
     """``y`` as the loss takes it, once inputs and targets are found fit to train on, or refused by
     name before anything trains: the model's own error would blame its forward for a NumPy array
-    or dtype, and NaN in the inputs would read as a learning rate too high. The checks that need
+    or dtype, and NaN in the inputs or targets would read as a learning rate too high. The checks that need
     the model's outputs (shapes, label range) come after, from ``Trainer._outputs``."""
     for name, t in ((x_name, x), (y_name, y)):
         if not isinstance(t, torch.Tensor):
@@ -83,11 +83,13 @@ def checked_pairs(x, y, x_name: str, y_name: str, classifies: bool, loss: str | 
     if len(x) != len(y):
         raise ParameterError(y_name, f"{len(y)} rows", f"{x_name} has {len(x)}; give one target per input")
     y = labels(y, y_name, classifies, loss)
-    if x.is_floating_point():
-        row = _first_not_finite(x)
+    # a NaN target makes every loss NaN: in y it would read as a learning rate too high, in val[1] as
+    # an epoch never better than the first
+    for name, t in ((x_name, x), (y_name, y)):
+        row = _first_not_finite(t) if t.is_floating_point() or t.is_complex() else None
         if row is not None:
-            raise ParameterError(x_name, f"row {row}", "holds NaN or infinity, which no training learns from; "
-                                                       "drop or fill such rows (torch.isfinite finds them)")
+            raise ParameterError(name, f"row {row}", "holds NaN or infinity, which no training learns from; "
+                                                     "drop or fill such rows (torch.isfinite finds them)")
     return y
 
 

@@ -281,15 +281,17 @@ class Trainer:
                         record.update({f"val_{k}": v for k, v in self._evaluate(*val, (epoch, where)).items()})
                         # weights that went to NaN or overflow in the epoch's last steps show only here;
                         # every process validates on the same rows, so all of them stop alike. Finite
-                        # outputs with a loss that is not (a target of 1e20, whose square overflows) are
-                        # no divergence: the epoch is never the best (ranked), and the run goes on
+                        # outputs with a loss that is not (a target of 1e20, whose square overflows; NaN
+                        # targets were refused) are no divergence: the epoch is never the best (ranked),
+                        # and the run goes on
                         if not math.isfinite(record["val_loss"]):
                             if not bool(torch.isfinite(self._predict(val[0])).all()):
                                 raise Diverged(cfg.lr, epoch, "its validation loss is not a finite number")
                             if not warned_val:
                                 warnings.warn(f"epoch {epoch}: the validation loss is not a finite number, though the "
-                                              "model's outputs are: a validation target too large for float32 (its "
-                                              "square overflows)? check the targets of `val`")
+                                              "model's outputs and the targets are: a validation target too large "
+                                              "for float32 (its error, squared under mse, overflows)? check the "
+                                              "targets of `val`")
                                 warned_val = True
                     record["elapsed"] = time.perf_counter() - t0
                     self.history.append(record)
