@@ -522,6 +522,42 @@ def test_a_call_importing_a_library_module_by_its_name_keeps_the_run(digits, tmp
     _evaluates_as_trained(run, capsys)
 
 
+MAIN_ONLY = """
+    import importlib
+
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+        def forward(self, x):
+            return self.f(x)
+
+
+    if __name__ == "__main__":
+        importlib.import_module("plot_utils").show(Net())
+"""
+
+
+def test_a_call_only_python_file_py_runs_keeps_the_run(digits, tmp_path, capsys):
+    """The call under if __name__ == "__main__":, which neuralab does not run, imports nothing the
+    model needs: the run was refused a rebuild for it; it keeps the code and loads again."""
+    code = tmp_path / "code"
+    _file(code, "plot_utils.py", "def show(model):\n    print(model)\n")
+    net = _file(code, "net.py", MAIN_ONLY)
+    run = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _train(capsys, net, digits, run)
+    assert not [str(w.message) for w in said if "import statement" in str(w.message)]
+    assert _source(run)["file"] == "model.py"
+    shutil.rmtree(code)
+    _evaluates_as_trained(run, capsys)
+
+
 # --- rQ2 1 and 4: buffers whose values do not change the network; a class whose file seeds ---------
 
 UNREAD = """

@@ -259,7 +259,8 @@ def imported_otherwise(path: Path, code: bytes, imports: dict | None):
     helper of that name the call gets): one found through PYTHONPATH or a site folder, even below
     the model's folder, is found so again when the run is rebuilt. A call whose name is no string
     in the code (importlib.import_module(NAME)) may import any of them, which no reading of the
-    code tells: (the call, "") for each."""
+    code tells: (the call, "") for each. A call under if __name__ == "__main__":, which neuralab
+    does not run, counts for none."""
     texts = (code, *(imports or {}).values())
     found: list[tuple[str, str | None]] = []
     try:
@@ -312,7 +313,7 @@ def _import_calls(tree) -> list[tuple[object, object]]:
     import ast
 
     calls = []
-    for n in ast.walk(tree):
+    for n in _run_nodes(tree):
         if not isinstance(n, ast.Call):
             continue
         called = n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", None)
@@ -325,6 +326,26 @@ def _import_calls(tree) -> list[tuple[object, object]]:
             arg = ast.Constant("".join(v.value for v in arg.values))
         calls.append((n, arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None))
     return calls
+
+
+def _run_nodes(tree):
+    """The nodes of a parsed file but those under if __name__ == "__main__": at its top, code
+    for `python FILE.py` that neuralab does not run."""
+    import ast
+
+    def main_only(node) -> bool:
+        test = node.test
+        return isinstance(node, ast.If) and isinstance(test, ast.Compare) and len(test.ops) == 1 and \
+            isinstance(test.ops[0], ast.Eq) and {ast.dump(test.left), ast.dump(test.comparators[0])} == \
+            {ast.dump(ast.Name("__name__", ast.Load())), ast.dump(ast.Constant("__main__"))}
+
+    for top in tree.body:
+        if isinstance(top, ast.If) and main_only(top):
+            yield top.test
+            for node in top.orelse:
+                yield from ast.walk(node)
+        else:
+            yield from ast.walk(top)
 
 
 def _found_through(module, beside: Path) -> Path | None:
