@@ -489,30 +489,55 @@ def test_a_helper_imported_by_a_call_is_said_as_it_trains_and_the_run_loads_from
             sys.path.remove(str(code))
 
 
-@pytest.mark.parametrize("call", ['importlib.import_module(NAME)', "__import__(f'wid{NAME[3:]}')"])
-def test_a_helper_imported_by_a_call_on_a_name_the_code_computes_is_said_as_it_trains(call, digits, tmp_path,
-                                                                                       capsys):
-    """The call names no module in a string: the run kept the model's file without the helper it
-    imports, and failed to load elsewhere; it says so, as for a string, and keeps no code."""
+@pytest.mark.parametrize("call", ["importlib.import_module(NAME)", "__import__(f'wid{NAME[3:]}')", 'im("width")',
+                                  'getattr(importlib, "import_module")("width")'])
+def test_a_helper_imported_by_a_call_on_a_name_the_code_computes_or_by_another_name_is_said_as_it_trains(
+        call, digits, tmp_path, capsys):
+    """No reading of the call names the module (a name the code computes, import_module under
+    another name): the run kept the model's file without the helper it imports, and failed to
+    load elsewhere; it names the helper, as for a string, and keeps no code."""
     code = tmp_path / "code"
     _file(code, "width.py", "WIDTH = 16\n")
-    net = _file(code, "net.py", IMPORTS_BY_A_CALL.format(call=call).replace("from torch", 'NAME = "width"\n    from torch'))
+    net = _file(code, "net.py", IMPORTS_BY_A_CALL.format(call=call).replace(
+        "from torch", 'from importlib import import_module as im\n    NAME = "width"\n    from torch'))
     run = tmp_path / "run"
     try:
         with pytest.warns(UserWarning) as said:
             _train(capsys, net, digits, run)
         said = [str(w.message) for w in said if "import statement" in str(w.message)]
         assert len(said) == 1 and said[0].startswith(
-            f"net.py imports the module that {call} names as it runs other than by an import statement "
-            "(importlib.import_module, __import__), which a run does not keep: the run will not rebuild"), said
+            "net.py imports width from beside it other than by an import statement (importlib.import_module, "
+            "__import__), which a run does not keep: the run will not rebuild"), said
         assert _source(run)["file"] is None and not list(run.glob("*.py"))
     finally:
         sys.modules.pop("width", None)
 
 
-def test_a_call_importing_a_library_module_by_its_name_keeps_the_run(digits, tmp_path, capsys):
-    net = _file(tmp_path / "code", "net.py", IMPORTS_BY_A_CALL.format(call='importlib.import_module("json")').replace(
-        '.WIDTH', '.dumps([0] * 6).count("0") + 10'))
+@pytest.mark.parametrize("call", ["runpy.run_path(str(Path(__file__).with_name('width.py')))",
+                                  "exec(open(Path(__file__).with_name('width.py')).read(), ns := {})"])
+def test_a_helper_file_run_other_than_by_an_import_is_said_as_it_trains(call, digits, tmp_path, capsys):
+    """runpy.run_path and exec(open(...).read()) run a file beside the model that the run does not
+    keep: it failed to load with the file missing from the run's folder; it says so instead."""
+    code = tmp_path / "code"
+    _file(code, "width.py", "WIDTH = 16\n")
+    read = f"{call}['WIDTH']" if call.startswith("runpy") else f"({call}, ns)[1]['WIDTH']"
+    net = _file(code, "net.py", IMPORTS_BY_A_CALL.format(call=read).replace(".WIDTH", "").replace(
+        "from torch", "import runpy\n    from pathlib import Path\n    from torch"))
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning) as said:
+        _train(capsys, net, digits, run)
+    said = [str(w.message) for w in said if "import statement" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith(f"net.py imports the file that {call[:50]}") and \
+        "runs other than by an import statement (runpy.run_path, exec), which a run does not keep" in said[0], said
+    assert _source(run)["file"] is None and not list(run.glob("*.py"))
+
+
+@pytest.mark.parametrize("call", ['importlib.import_module("json")', "importlib.import_module(NAME)"])
+def test_a_call_importing_a_library_module_by_its_name_keeps_the_run(call, digits, tmp_path, capsys):
+    """A module that is no file beside the model's, named in a string or computed: the run keeps
+    the code and loads again, with no warning."""
+    net = _file(tmp_path / "code", "net.py", IMPORTS_BY_A_CALL.format(call=call).replace(
+        '.WIDTH', '.dumps([0] * 6).count("0") + 10').replace("from torch", 'NAME = "json"\n    from torch'))
     run = tmp_path / "run"
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
@@ -520,6 +545,30 @@ def test_a_call_importing_a_library_module_by_its_name_keeps_the_run(digits, tmp
     assert not [str(w.message) for w in said if "import statement" in str(w.message)]
     assert _source(run)["file"] == "model.py"
     _evaluates_as_trained(run, capsys)
+
+
+def test_a_computed_call_that_may_take_a_module_beside_the_model_imported_before_is_said(digits, tmp_path, capsys):
+    """The session imported the helper before (a notebook beside the model): the call takes it
+    from sys.modules, and no run of the code tells which module it took; the run says so and
+    keeps no code."""
+    code = tmp_path / "code"
+    _file(code, "width.py", "WIDTH = 16\n")
+    net = _file(code, "net.py", IMPORTS_BY_A_CALL.format(call="importlib.import_module(NAME)").replace(
+        "from torch", 'NAME = "width"\n    from torch'))
+    run = tmp_path / "run"
+    sys.path.insert(0, str(code))
+    try:
+        importlib.import_module("width")
+        with pytest.warns(UserWarning) as said:
+            _train(capsys, net, digits, run)
+        said = [str(w.message) for w in said if "import statement" in str(w.message)]
+        assert len(said) == 1 and said[0].startswith(
+            "net.py imports the module that importlib.import_module(NAME) names as it runs other than by an import "
+            "statement"), said
+        assert _source(run)["file"] is None
+    finally:
+        sys.modules.pop("width", None)
+        sys.path.remove(str(code))
 
 
 MAIN_ONLY = """

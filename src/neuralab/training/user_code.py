@@ -28,6 +28,7 @@ from neuralab.errors import NeuralabError, shell_word  # a model's name as typed
 from neuralab.training.config import MAX_SEED
 
 MODULE_PREFIX = "neuralab_model_"   # sys.modules's name for a model file run (run_file), before its hash
+RUNS_A_FILE = "<runs a file>"       # imported_otherwise's mark of code run from a file (runpy.run_path)
 MAX_CODE = 4 * 2**20                # bytes: a model file is a page of Python, not a data file
 
 
@@ -251,40 +252,76 @@ def imported_by(files: dict, name: str) -> bool:
 def imported_otherwise(path: Path, code: bytes, imports: dict | None):
     """Yields a list that, once the block has run the model file ``path`` (its bytes ``code``,
     and ``imports``, those of the files beside it that it imports), holds the modules of its
-    folder that the code imports other than by an import statement: by a call whose string
-    names them (importlib.import_module("helper"), __import__("helper")), Python's own import,
-    which a run neither sees nor keeps: (name, None) for each. Only a module found through the
-    folder itself counts (a .py file or a package directly in it), or (name, its file) one that
-    this process imported before from a folder no longer on sys.path (another model's, whose
-    helper of that name the call gets): one found through PYTHONPATH or a site folder, even below
-    the model's folder, is found so again when the run is rebuilt. A call whose name is no string
-    in the code (importlib.import_module(NAME)) may import any of them, which no reading of the
-    code tells: (the call, "") for each. A call under if __name__ == "__main__":, which neuralab
-    does not run, counts for none."""
+    folder that the code imports other than by an import statement, Python's own import, which
+    a run neither sees nor keeps: (name, None) for each. Those are the modules the block
+    imported from the folder (by any call: importlib.import_module under another name, getattr,
+    a name the code computes), and those a call names in a string (importlib.import_module(
+    "helper"), __import__("helper")), which forward may import only later. Only a module found
+    through the folder itself counts (a .py file or a package directly in it), or (name, its
+    file) one that this process imported before from a folder no longer on sys.path (another
+    model's, whose helper of that name the call gets): one found through PYTHONPATH or a site
+    folder, even below the model's folder, is found so again when the run is rebuilt. Code under
+    if __name__ == "__main__":, which neuralab does not run, counts for none. Where none is
+    found so, a call whose name is no string in the code (importlib.import_module(NAME)) that
+    could import a module of the folder not kept, and code read from a file and run
+    (runpy.run_path, exec(open(...).read())), which no reading of the code follows: (the call,
+    "") for each of the first, (the call, RUNS_A_FILE) for each of the others."""
     texts = (code, *(imports or {}).values())
     found: list[tuple[str, str | None]] = []
+    before = dict(sys.modules)
     try:
         yield found
     finally:
         import ast
 
-        called, stated = set(), set()  # what its import statements import is kept, or said (package_beside)
+        called, stated, computed, runs = set(), set(), [], []  # statements' imports are kept, or said (package_beside)
         for text in texts:
             with contextlib.suppress(SyntaxError, ValueError, RecursionError, MemoryError):
                 tree = ast.parse(text)
                 stated |= _imported_names(tree)
                 called |= _imported_by_calls(tree)
-                found.extend((call, "") for call in _calls_naming_no_string(tree) if (call, "") not in found)
+                computed += [c for c in _calls_naming_no_string(tree) if c not in computed]
+                runs += [c for c in _calls_running_files(tree) if c not in runs]
         folder, on_path = Path(path).resolve().parent, set()
         for p in sys.path:
             with contextlib.suppress(OSError, ValueError, TypeError):
                 on_path.add(Path(p or ".").resolve())
-        for top in sorted(called - stated - {Path(path).stem, "neuralab"}):
+        left_out = stated | {Path(path).stem, "neuralab"}
+        if imports is not None:  # else a package beside it is imported, which package_beside says
+            called |= _imported_as_it_ran(before, folder, left_out)
+        for top in sorted(called - left_out):
             through = _found_through(sys.modules.get(top), folder / top)
             if through == folder:
                 found.append((top, None))
             elif through is not None and through not in on_path:
                 found.append((top, sys.modules[top].__file__ or str(through / top)))
+        if not found:
+            could = computed if _importable_beside(folder, left_out | {Path(n).stem for n in imports or {}}) else []
+            found.extend([(call, "") for call in could] + [(call, RUNS_A_FILE) for call in runs])
+
+
+def _imported_as_it_ran(before: dict, folder: Path, left_out: set[str]) -> set[str]:
+    """The top-level modules of ``folder`` (found through it: a .py file or a package directly in
+    it) that sys.modules holds now and did not hold as ``before``, but those ``left_out`` and the
+    modules neuralab runs model files as: what the code imported as it ran, however it called
+    the import. One imported before is the caller's own (a notebook's module beside the model)."""
+    tops = set()
+    for name, module in list(sys.modules.items()):
+        top = name.partition(".")[0]
+        if before.get(name) is module or name.startswith(MODULE_PREFIX) or top in left_out or top in tops:
+            continue
+        if _found_through(sys.modules.get(top, module), folder / top) == folder:
+            tops.add(top)
+    return tops
+
+
+def _importable_beside(folder: Path, left_out: set[str]) -> bool:
+    """Whether ``folder`` holds a module Python could import from it (a .py file, a folder: a
+    package) but those ``left_out`` (the model file's, the files the run keeps)."""
+    with contextlib.suppress(OSError):
+        return any((p.suffix == ".py" or p.is_dir()) and p.stem.isidentifier() and p.stem not in left_out
+                   and p.name != "__pycache__" for p in folder.iterdir())
+    return False
 
 
 def _imported_by_calls(tree) -> set[str]:
@@ -297,27 +334,46 @@ def _imported_by_calls(tree) -> set[str]:
 def _calls_naming_no_string(tree) -> list[str]:
     """The calls of a parsed file that import a module whose name is no string in the code
     (importlib.import_module(NAME), __import__(f"{prefix}_net")), as written (shortened)."""
-    import ast
-
-    calls = []
-    for call, named in _import_calls(tree):
-        if not isinstance(named, str):
-            text = " ".join(ast.unparse(call).split())
-            calls.append(text if len(text) <= 60 else f"{text[:57]}...")
-    return calls
+    return [_as_written(call) for call, named in _import_calls(tree) if not isinstance(named, str)]
 
 
-def _import_calls(tree) -> list[tuple[object, object]]:
-    """The calls of import_module or __import__ in a parsed file, each with the name it imports:
-    the string where the code gives one (an f-string without a field is one too), else None."""
+def _calls_running_files(tree) -> list[str]:
+    """The calls of a parsed file that run the code of another file, not by importing it
+    (runpy.run_path(...), exec(open(...).read())), as written (shortened)."""
     import ast
 
     calls = []
     for n in _run_nodes(tree):
         if not isinstance(n, ast.Call):
             continue
-        called = n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", None)
-        if called not in ("import_module", "__import__"):
+        called = _called(n)
+        if called in ("run_path", "run_module") or called in ("exec", "execfile") and n.args and any(
+                isinstance(c, ast.Call) and _called(c) in ("open", "read", "read_text", "read_bytes")
+                for c in ast.walk(n.args[0])):
+            calls.append(_as_written(n))
+    return calls
+
+
+def _as_written(call) -> str:
+    import ast
+
+    text = " ".join(ast.unparse(call).split())
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _import_calls(tree) -> list[tuple[object, object]]:
+    """The calls of import_module or __import__ in a parsed file (under another name too: `from
+    importlib import import_module as im`, getattr(importlib, "import_module")), each with the
+    name it imports: the string where the code gives one (an f-string without a field is one
+    too), else None."""
+    import ast
+
+    importers = {"import_module", "__import__"}
+    importers |= {a.asname for n in _run_nodes(tree) if isinstance(n, ast.ImportFrom)
+                  for a in n.names if a.name in importers and a.asname}
+    calls = []
+    for n in _run_nodes(tree):
+        if not isinstance(n, ast.Call) or _called(n) not in importers:
             continue
         arg = n.args[0] if n.args else next((k.value for k in n.keywords if k.arg == "name"), None)
         if arg is None:
@@ -326,6 +382,17 @@ def _import_calls(tree) -> list[tuple[object, object]]:
             arg = ast.Constant("".join(v.value for v in arg.values))
         calls.append((n, arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None))
     return calls
+
+
+def _called(call) -> str | None:
+    """The name of what ``call`` calls: f(...) and m.f(...) call f, as getattr(m, "f")(...) does."""
+    import ast
+
+    func = call.func
+    if isinstance(func, ast.Call) and getattr(func.func, "id", None) == "getattr" and len(func.args) >= 2 \
+            and isinstance(func.args[1], ast.Constant) and isinstance(func.args[1].value, str):
+        return func.args[1].value
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
 
 
 def _run_nodes(tree):
@@ -370,11 +437,13 @@ def not_imported_by_statement(path: Path, names: list[tuple[str, str | None]]) -
     """``imported_otherwise``'s ``names``, in words: why a run cannot keep the code in ``path``."""
     beside = [n for n, file in names if file is None]
     before = [f"{n} ({file}, imported before from another folder, which it gets in place of its own)"
-              for n, file in names if file]
+              for n, file in names if file and file != RUNS_A_FILE]
     named = [f"the module that {call} names as it runs" for call, file in names if file == ""]
+    ran = [f"the file that {call} runs" for call, file in names if file == RUNS_A_FILE]
     said = [f"{', '.join(beside)} from beside it"] if beside else []
-    return (f"{Path(path).name} imports {', '.join(said + before + named)} other than by an import statement "
-            "(importlib.import_module, __import__), which a run does not keep")
+    means = ["importlib.import_module, __import__"] if len(ran) < len(names) else []
+    return (f"{Path(path).name} imports {', '.join(said + before + named + ran)} other than by an import statement "
+            f"({', '.join(means + (['runpy.run_path, exec'] if ran else []))}), which a run does not keep")
 
 
 def _imported_names(tree) -> set[str]:
