@@ -519,3 +519,39 @@ def test_a_forward_importing_a_helper_by_a_call_is_told_how_to_import_it_not_bla
     assert "torch:net.py:Net: the model's forward fails to import (ModuleNotFoundError: No module named 'width'), " \
            "which no input causes: a helper beside the model's file is found by an import statement" in err, err
     assert "inputs" not in err.partition("which no input")[0]
+
+
+# --- rK 8: a model file saved as UTF-16 or UTF-32 ---------------------------------------------------
+
+WIDE_NET = """import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.f(x)
+"""
+
+
+@pytest.mark.parametrize("encoding", ["UTF-16", "UTF-32"])
+def test_a_model_file_in_utf16_or_utf32_is_told_to_be_saved_as_utf8(encoding, digits, tmp_path, capsys):
+    """What PowerShell's > and Notepad's "Unicode" write: Python's parser saw NUL bytes, and the
+    refusal gave "None" for a line and no word of the encoding."""
+    net = tmp_path / "net.py"
+    net.write_bytes(WIDE_NET.encode(encoding.lower()))
+    err = _refused(capsys, "train", "--model", net, "--data", digits, "--epochs", 1, "--out", tmp_path / "run")
+    assert err == f"neuralab: error: {net}: text in {encoding}, which Python does not read; save it as UTF-8\n", err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_helper_in_utf16_is_named_with_the_line_importing_it(digits, tmp_path, capsys):
+    code = tmp_path / "code"
+    _file(code, "net", WIDE_NET.replace("import torch.nn as nn", "import torch.nn as nn\nfrom blocks import Block"))
+    (code / "blocks.py").write_bytes("from torch import nn\n\nBlock = nn.Identity\n".encode("utf-16"))
+    err = _refused(capsys, "train", "--model", code / "net.py", "--data", digits, "--epochs", 1, "--out",
+                   tmp_path / "run")
+    assert err == (f"neuralab: error: {code / 'blocks.py'}: text in UTF-16, which Python does not read; save it as "
+                   f"UTF-8 (imported by {code / 'net.py'}:2)\n"), err

@@ -571,7 +571,7 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     try:
         compiled = compile(source, str(path), "exec")
     except SyntaxError as e:
-        raise NeuralabError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+        raise NeuralabError(_no_python_text(path, source) or f"{path}{_at(e.lineno)}: syntax error: {e.msg}") from None
     except (RecursionError, MemoryError):
         raise _too_nested(path) from None
     # Here, not at the top: neuralab.keras reads Keras files with h5py, whose import (0.2 s)
@@ -625,7 +625,10 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
                  next(((f.filename, f.lineno, text) for f in reversed(frames) if _beside(f.filename, folder)),
                       (None, None, text)))
         if inner[0] and inner[0] != str(path) and _beside(inner[0], folder):
-            where, text, hint = f"{inner[0]}:{inner[1]}", inner[2], f" (from {path}:{line}){hint}"
+            wide = isinstance(e, SyntaxError) and _no_python_text(Path(inner[0]), _bytes_of(Path(inner[0]), files))
+            if wide:
+                raise NeuralabError(f"{wide} (imported by {path}:{line})") from None
+            where, text, hint = f"{inner[0]}{_at(inner[1])}", inner[2], f" (from {path}:{line}){hint}"
         from neuralab.training.keras_script import Refused
 
         big = _too_big(e)  # a model built at the file's top level (model = Net())
@@ -642,6 +645,40 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     if checked is not None:
         _RAN[name] = (before, _process_state())
     return module
+
+
+def _no_python_text(path: Path, code: bytes) -> str | None:
+    """Why Python cannot read the bytes ``code`` of ``path`` as a program: text in UTF-16 or
+    UTF-32 (what PowerShell's > and Notepad's "Unicode" write), whose NULs Python's parser
+    refuses, in words; None for any other."""
+    import codecs
+
+    from neuralab.files import marked_encoding
+
+    if code.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # before UTF-16's: its mark begins UTF-32's
+        wide = "UTF-32"
+    elif marked_encoding(code[:4]) == "utf-16":
+        wide = "UTF-16"
+    elif b"\x00" in code:
+        return f"{path}: holds NUL bytes, which no Python file does (text in UTF-16 or UTF-32 without its mark?); " \
+               "save it as UTF-8"
+    else:
+        return None
+    return f"{path}: text in {wide}, which Python does not read; save it as UTF-8"
+
+
+def _bytes_of(file: Path, files: dict[str, tuple[Path, bytes]]) -> bytes:
+    """The bytes of ``file``, beside the model's: those it ran from (``files``, run_file's), else its own."""
+    if file.stem in files and files[file.stem][0] == file:
+        return files[file.stem][1]
+    with contextlib.suppress(OSError):
+        return file.read_bytes()
+    return b""
+
+
+def _at(line: int | None) -> str:
+    """":LINE" after a file's name, where an error gives its line (a file of NUL bytes has none)."""
+    return f":{line}" if line is not None else ""
 
 
 def _process_state() -> tuple:
@@ -717,8 +754,10 @@ class _Neighbours:
             _as_source(file, code)
         try:
             exec(compile(code, str(file), "exec", dont_inherit=True), module.__dict__)  # noqa: S102  the model's import
-        except BaseException:
+        except BaseException as e:
             del self.modules[stem]
+            if isinstance(e, SyntaxError) and not e.filename:  # NUL bytes: Python's parser names no file
+                e.filename = str(file)
             raise
         return module
 
