@@ -7,11 +7,8 @@ a real series: the bundled seattle-weather."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import importlib.util
-import io
 import json
-import pickle
 import shutil
 import sys
 import textwrap
@@ -26,7 +23,6 @@ from neuralab.cli import main
 from neuralab.errors import NeuralabError
 from neuralab.training import ClassifierConfig, TrainConfig, evaluate_run, load_classifier, train_classifier
 from neuralab.training.module_check import unsaved_buffers
-from neuralab.training.user_code import load_python, local_imports
 from test_user_modules_more import _refused
 
 
@@ -745,121 +741,6 @@ def test_the_run_keeps_the_bytes_that_ran_not_the_file_as_edited_after(digits, t
     _evaluates_as_trained(run, capsys)
 
 
-SEEDED_WITH_A_HELPER = """
-    import torch
-    from torch import nn
-
-    from layers import Backbone
-
-    torch.manual_seed(1234)  # as scripts do, for repeatable runs
-    TABLE = torch.ones(1_000_000)  # what a file may hold at its top (a lookup table, embeddings)
-
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.b = Backbone()
-            self.h = nn.Linear(32, 10)
-            self.register_buffer("p", torch.randn(32, 32) / 8, persistent=False)
-
-        def forward(self, x):
-            return self.h(self.b(x) @ self.p) * TABLE[0]
-"""
-
-
-def _saves_and_copies(model) -> None:
-    """``model`` goes through pickle, torch.save and copy.deepcopy, and computes as before after each."""
-    x = torch.rand(2, 1, 8, 8)
-    buffer = io.BytesIO()
-    torch.save(model, buffer)
-    buffer.seek(0)
-    for again in (pickle.loads(pickle.dumps(model)), torch.load(buffer, weights_only=False), copy.deepcopy(model)):
-        assert torch.equal(again(x), model(x))
-
-
-def test_a_run_loaded_again_in_one_process_runs_its_code_once_and_every_model_of_it_pickles(digits, tmp_path,
-                                                                                           capsys):
-    """A notebook cell loading the run, run again: the first model pickled no more (its class was
-    no longer the one sys.modules gave), and each load kept another copy of what the file holds.
-    Later loads take the module that ran, and build as the first did (the file seeds at its top)."""
-    net = _file(tmp_path / "code", "net.py", SEEDED_WITH_A_HELPER)
-    _file(tmp_path / "code", "layers.py", BACKBONE)
-    run = tmp_path / "run"
-    _train(capsys, net, digits, run)
-    first = load_classifier(run, trust_code=True).model
-    modules = {k for k in sys.modules if k.startswith("neuralab_model_")}
-    later = [load_classifier(run, trust_code=True).model for _ in range(5)]
-    assert {k for k in sys.modules if k.startswith("neuralab_model_")} == modules
-    assert all(type(m) is type(first) for m in later)
-    for model in (first, later[-1]):
-        _saves_and_copies(model)
-        assert unsaved_buffers(model) == _source(run)["buffers"]
-
-
-def test_a_run_whose_model_is_an_object_of_its_file_gives_each_load_its_own(digits, tmp_path, capsys):
-    net = _file(tmp_path / "code", "net.py", NET.format(module="layers") + "\n\n    model = Net()\n")
-    _file(tmp_path / "code", "layers.py", BACKBONE)
-    run = tmp_path / "run"
-    _train(capsys, net, digits, run)
-    first, second = (load_classifier(run, trust_code=True).model for _ in range(2))
-    assert first is not second and type(first) is type(second)
-    with torch.no_grad():
-        first.h.weight.zero_()  # the caller's change to one is no other's
-    assert second.h.weight.abs().sum() > 0
-    _saves_and_copies(first)
-    _saves_and_copies(second)
-
-
-FAILS_THE_FIRST_TIME = """
-    from pathlib import Path
-
-    from torch import nn
-
-    from layers import Backbone
-
-    if not Path(__file__).with_name("ran").exists():
-        Path(__file__).with_name("ran").write_text("")
-        raise RuntimeError("the first run stops here")
-
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.b = Backbone()
-
-        def forward(self, x):
-            return self.b(x)
-"""
-
-
-def test_a_run_file_loaded_again_runs_again_where_it_failed_or_a_helper_differs(tmp_path):
-    """Taken from a load before only where the same bytes ran to their end at the same path, with
-    the same helpers beside them."""
-    path = _file(tmp_path / "run", "model.py", FAILS_THE_FIRST_TIME)
-    helpers = {"layers.py": textwrap.dedent(BACKBONE).encode()}
-    with pytest.raises(NeuralabError, match="model.py:10: RuntimeError: the first run stops here"):
-        load_python(path, "Net", helpers, checked=path.read_bytes())
-    model, _ = load_python(path, "Net", helpers, checked=path.read_bytes())
-    assert type(load_python(path, "Net", helpers, checked=path.read_bytes())[0]) is type(model)
-    wider = {"layers.py": helpers["layers.py"].replace(b"Linear(64, 32)", b"Linear(64, 48)")}
-    other, _ = load_python(path, "Net", wider, checked=path.read_bytes())
-    assert other.b.f[1].out_features == 48 and type(other).__module__ != type(model).__module__
-    _saves_and_copies(model)
-
-
-def test_the_users_own_file_edited_between_loads_runs_as_edited(tmp_path):
-    """As training reads the user's file (training.source): its bytes as they are now, and its helpers'."""
-    path = _file(tmp_path / "code", "net.py", NET.format(module="layers"))
-    _file(tmp_path / "code", "layers.py", BACKBONE)
-
-    def loaded():
-        return load_python(path, None, local_imports(path), code=path.read_bytes())[0]
-
-    first = loaded()
-    path.write_text(path.read_text().replace("Linear(32, 10)", "Linear(32, 7)"))
-    assert loaded().h.out_features == 7 and first.h.out_features == 10
-
-
 # --- crD 1: only a helper of the model's own folder, imported by a call naming it, makes a run it cannot keep --
 
 BLOCK_OF_A_LIBRARY = """
@@ -914,6 +795,9 @@ def test_helpers_found_through_pythonpath_below_the_folder_or_imported_before_ke
         for name in ("data", "mylib", "mylib2"):
             sys.modules.pop(name, None)
         del sys.path[:2]
+
+
+# --- crD 3: a run loaded again and again keeps no copy of its code once its model is gone ---------------
 
 
 def test_a_second_model_importing_by_a_call_a_helper_of_the_name_of_anothers_is_said(digits, tmp_path, capsys):

@@ -103,16 +103,7 @@ def _defined(path: Path, name: str | None, imports: dict | None, checked: bytes 
     if checked is None:
         sys.path.insert(0, folder)
     try:
-        module = run_file(path, imports, checked, code)
-        obj, name = _found(path, name, module, checked if checked is not None else code)
-        if checked is not None and any(v is obj for v in vars(module).values()):
-            # model = Net() at its top: the module, which later loads of the run take (run_file), keeps
-            # it as built, and each load gets a copy of its own, as each would build it
-            import copy
-
-            with contextlib.suppress(Exception):  # one that cannot be copied is shared, as Python's import shares it
-                obj = copy.deepcopy(obj)
-        return obj, name
+        return _found(path, name, run_file(path, imports, checked, code), checked if checked is not None else code)
     finally:
         with contextlib.suppress(ValueError):
             if checked is None:
@@ -533,33 +524,15 @@ def read_code(path: Path) -> bytes:
     return code
 
 
-def module_name(code: bytes, path: Path | None = None, imports: dict | None = None, within: str = "") -> str:
-    """sys.modules's name for a module run from ``code``, by its bytes, where inspect and pickle find
-    its classes; for a run's checked file, by its ``path`` (its code may read __file__) and the bytes
-    of the files beside it that it imports (``imports``) too; for one of those, by the name of the
-    module that imports it (``within``). A run's file loaded again from the same files takes the
-    module that ran from them (``run_file``), so a process keeps one copy of each code however often
-    it loads it, and the models loaded before keep their classes where pickle finds them; other
-    bytes run again under the name (the user's own file, loaded again), which the code they give
-    the model's class takes over."""
-    digest = hashlib.sha256(code)
-    for part in (str(path or ""), *sorted(f"{n}:{hashlib.sha256(b).hexdigest()}" for n, b in (imports or {}).items()),
-                 within):
-        digest.update(b"\0" + part.encode())
-    return f"{MODULE_PREFIX}{digest.hexdigest()[:16]}"
-
-
-# The checked run files whose module ran to its end, by sys.modules's name (module_name): the
-# process state (generators, torch's defaults) before and after its top level ran. A later load of
-# the same files takes the module from sys.modules instead of running them again (run_file)
-_RAN: dict[str, tuple[tuple, tuple]] = {}
+def module_name(code: bytes) -> str:
+    """sys.modules's name for a module run from ``code``, by its bytes: where inspect and pickle
+    find its classes. The same bytes run again (the same run loaded twice) take the name over,
+    so a process keeps one copy of each code however often it loads it."""
+    return f"{MODULE_PREFIX}{hashlib.sha256(code).hexdigest()[:16]}"
 
 
 def run_file(path: Path, imports: dict | None = None, checked: bytes | None = None, code: bytes | None = None):
-    """Execute ``path`` as a fresh module; its errors become one line naming file:line. A run's
-    checked file that ran to its end before, from the same bytes and path with the same
-    ``imports``, is not run again: its module is returned (``module_name``), and torch's defaults
-    and generators are left as it left them where the process is as it was when it ran then.
+    """Execute ``path`` as a fresh module; its errors become one line naming file:line.
     ``imports``: the files beside it that it imports, name -> bytes; those bytes run as its
     imports of them, its own (``_Neighbours``), not whatever this process imports under their
     names (another run's, the caller's own module), nor a .pyc Python's import system would
@@ -579,19 +552,13 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     from neuralab.keras import on_pytorch
 
     on_pytorch()  # the file may import Keras
-    name = module_name(source, path.resolve(), imports) if checked is not None else module_name(source)
-    folder = str(path.resolve().parent)
-    files = {Path(n).stem: (Path(folder) / n, text) for n, text in (imports or {}).items()}
-    if checked is not None and name in _RAN and name in sys.modules:  # this run's files, loaded before
-        _RUN_FOLDERS.keep(folder, files)
-        _as_source(path, source)
-        _as_left(*_RAN[name])
-        return sys.modules[name]
+    name = module_name(source)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    neighbours = None
+    folder = str(path.resolve().parent)
+    files = {Path(n).stem: (Path(folder) / n, text) for n, text in (imports or {}).items()}
     if files:  # its import statements, at its top level and in its functions alike, take these
-        neighbours = _Neighbours(files, checked is not None, name)
+        neighbours = _Neighbours(files, checked is not None)
         module.__builtins__ = neighbours.builtins
         if imported_by(imports, path.stem):  # one imports the model's file back: it gets this module, as in Python
             neighbours.modules[path.stem] = module
@@ -602,11 +569,9 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
         _as_source(path, source)
     sys.modules[name] = module  # classes defined there can be found again (pickling, inspect)
     argv, sys.argv = sys.argv, [str(path)]  # a file that parses its options gets its defaults, not neuralab's
-    before, ran = _process_state() if checked is not None else None, False
     try:
         with _keras_input_shape_quiet():
             exec(compiled, module.__dict__)  # noqa: S102  the user named this file as their model
-        ran = True
     except SystemExit as e:  # sys.exit() or argparse's exit: the file ends, neuralab goes on to say so
         frames = traceback.extract_tb(e.__traceback__)
         line = next((f.lineno for f in reversed(frames) if f.filename == str(path)), "?")
@@ -638,12 +603,6 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
         raise NeuralabError(f"{where}: {kind}{text.splitlines()[0] if text else ''}{hint}") from None
     finally:
         sys.argv = argv
-        if not ran:  # it failed part-way: the next load runs the file again
-            for half in [module, *(neighbours.modules.values() if neighbours else ())]:
-                if sys.modules.get(half.__name__) is half:
-                    del sys.modules[half.__name__]
-    if checked is not None:
-        _RAN[name] = (before, _process_state())
     return module
 
 
@@ -681,40 +640,6 @@ def _at(line: int | None) -> str:
     return f":{line}" if line is not None else ""
 
 
-def _process_state() -> tuple:
-    """What a model file's top level may change for the code that runs after it (its model's
-    constructor): torch's defaults and the generators' states."""
-    import random
-
-    import numpy as np
-    import torch
-
-    return (torch.get_default_dtype(), torch.get_default_device(), torch.is_grad_enabled(),
-            torch.get_rng_state(), np.random.get_state(), random.getstate())
-
-
-def _as_left(before: tuple, after: tuple) -> None:
-    """The process as a run's file left it (``after``) when it ran from the state it is in now
-    (``before``), as under the run's seed, for its constructor to build as it did then (its top
-    level seeded, drew, or set torch's default dtype); from any other state it is left as it is."""
-    import numpy as np
-    import torch
-
-    now = _process_state()
-    same = now[:3] == before[:3] and torch.equal(now[3], before[3]) and now[5] == before[5] and \
-        now[4][0] == before[4][0] and np.array_equal(now[4][1], before[4][1]) and now[4][2:] == before[4][2:]
-    if not same:
-        return
-    import random
-
-    torch.set_default_dtype(after[0])
-    torch.set_default_device(None if after[1] == torch.device("cpu") else after[1])
-    torch.set_grad_enabled(after[2])
-    torch.set_rng_state(after[3])
-    np.random.set_state(after[4])
-    random.setstate(after[5])
-
-
 class _Neighbours:
     """The files beside a model file that it imports, as its code (and theirs) imports them, for
     as long as that code lives: the constructor and forward may import one inside a function,
@@ -725,10 +650,10 @@ class _Neighbours:
     its header matches the file's time and size, code no hash covers. ``builtins``: the builtins
     those files run with, whose ``__import__`` gives them."""
 
-    def __init__(self, files: dict[str, tuple[Path, bytes]], checked: bool, within: str):
+    def __init__(self, files: dict[str, tuple[Path, bytes]], checked: bool):
         import builtins
 
-        self.files, self.checked, self.within, self.modules = files, checked, within, {}
+        self.files, self.checked, self.modules = files, checked, {}
         self.builtins = {**vars(builtins), "__import__": self._import}
         self._real = builtins.__import__
 
@@ -744,9 +669,8 @@ class _Neighbours:
         import types
 
         file, code = self.files[stem]
-        # sys.modules's name, as run_file's: inspect and pickle find its classes there; the model's
-        # file's own in it, so that another model importing the same bytes does not take it over
-        name = module_name(code, within=self.within)
+        # sys.modules's name, as run_file's: inspect and pickle find its classes there
+        name = module_name(code)
         module = types.ModuleType(name)
         module.__file__, module.__builtins__ = str(file), self.builtins
         self.modules[stem] = sys.modules[name] = module  # one that imports it back gets it as Python gives it
