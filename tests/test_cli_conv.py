@@ -298,6 +298,15 @@ def test_outs_help_says_which_netpbm_ending_holds_which_result(capsys):
     assert ".pgm for a grey result, .ppm for a colour one" in help
 
 
+def test_scales_help_says_what_auto_chooses(capsys):
+    """The help said auto stretched only --depth sum: an unnormalised blur is stretched too."""
+    with pytest.raises(SystemExit):
+        main(["conv", "apply", "--help"])
+    help = " ".join(capsys.readouterr().out.split())
+    assert ("auto (default) clips a kernel summing to about 1 (blur, sharpen), takes |value| for one summing to 0 "
+            "(edges) and stretches any other sum, and --depth sum on colour") in help
+
+
 @pytest.mark.parametrize("command,stem,shape", [("apply", "gray-sobel-x", (19, 28)), ("pool", "gray-maxpool2", (10, 15))])
 def test_a_new_folder_given_with_its_slash_gets_the_default_names(capsys, gray, tmp_path, command, stem, shape, monkeypatch):
     """`--out newdir/` was read as a file named newdir and refused, after the picture was computed,
