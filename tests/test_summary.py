@@ -105,6 +105,13 @@ def test_depth_folds_nested_layers():
     assert not any(r.block for r in g.rows)
 
 
+@pytest.mark.parametrize("depth", [0, -1, 1.5, True])
+def test_a_depth_that_folds_every_layer_away_is_refused_naming_it(depth):
+    with pytest.raises(ParameterError, match=r"^depth=.*: must be a whole number of at least 1") as e:
+        summary(build_model("cnn", (1, 28, 28), 10), (1, 28, 28), depth=depth)
+    assert "\n" not in str(e.value)
+
+
 def test_depth_keeps_a_container_whose_parts_the_model_calls_one_by_one():
     """GoogLeNet runs its ``features`` layer by layer (to tap the auxiliary heads), so the
     Sequential's own forward never runs; folded to depth 1 it must still be a row."""

@@ -10,6 +10,7 @@ A ModelSummary prints and displays (REPL, IPython, Jupyter) as the plain table.
 
 from __future__ import annotations
 
+import numbers
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -270,6 +271,10 @@ def summary(model: nn.Module, input_shape, depth: int | None = None, name: str |
         raise ParameterError("model", Shown(model), "give a torch.nn.Module; a Keras model converts with "
                                                     "neuralab.keras (read, then build), or shows its own table with "
                                                     "model.summary()")
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1):
+        # depth 0 would fold every layer away, leaving a table of no rows
+        raise ParameterError("depth", depth, "must be a whole number of at least 1 (1: the model's direct "
+                                             "children), or None for every layer")
     input_shape = checked_shape(input_shape, images=False)
     name = name or _kind(model)
     hidden = unregistered(model)  # before forward runs: a tensor it keeps for later (attention maps) is no weight
