@@ -252,6 +252,21 @@ def test_exporting_twice_replaces_the_file_and_a_read_only_folder_is_one_line(fa
         assert not list(shelf.iterdir())
 
 
+@pytest.mark.parametrize("given", [{"rtol": -1}, {"rtol": 0}, {"rtol": float("nan")}, {"atol": -1e-4}])
+def test_a_tolerance_that_no_graph_meets_is_refused_naming_it_before_the_export(given, fashion, tmp_path):
+    import warnings
+
+    from neuralab.errors import ParameterError
+    from neuralab.training.export import export_onnx
+
+    run = _train("mlp", fashion, tmp_path / "run")
+    (name, value), = given.items()
+    with warnings.catch_warnings(), pytest.raises(ParameterError, match=rf"^{name}=.*: must be a number above 0"):
+        warnings.simplefilter("ignore", DeprecationWarning)  # atol's: the earlier name of rtol
+        export_onnx(run, **given)
+    assert not list(run.glob("*.onnx*"))
+
+
 def test_a_graph_onnxruntime_cannot_load_is_one_line_and_nothing_written(fashion, tmp_path, capfd, monkeypatch):
     """onnxruntime refuses a graph whose operator or type it lacks when it loads it (its
     NotImplemented error, stood in for here): one line, and no model.onnx."""

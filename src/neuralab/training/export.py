@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import numbers
 import os
 import shutil
 import sys
@@ -47,6 +48,10 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
         warnings.warn("export_onnx's `atol` is now `rtol`, a tolerance relative to the largest logit (at least 1); "
                       "give `rtol`", DeprecationWarning, stacklevel=2)
         rtol = atol
+    tolerance = "atol" if atol is not None else "rtol"
+    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not rtol > 0:  # checked before the export runs
+        raise ParameterError(tolerance, rtol, "must be a number above 0 (1e-4, say), a tolerance relative to the "
+                                              "largest logit")
     onnxruntime = require_onnxruntime()
     run_dir = Path(run_dir)
     out = destination(run_dir, out)
