@@ -435,6 +435,21 @@ def test_a_warning_of_neuralab_is_one_line_on_the_command_line(tmp_path):
     assert done.stderr.count("\n") == 1, done.stderr  # not Python's form: file, line, then the source line
 
 
+def test_compare_in_python_says_a_module_or_a_model_named_twice_in_one_line_as_python_spells_it(tmp_path):
+    from torch import nn
+
+    from neuralab import ClassifierConfig, compare
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    for models, said in [(net, "models=<Sequential>: give a list of model names"),
+                         ([net, "mlp"], "models=[<Sequential>, 'mlp']: give a list of model names"),
+                         (["mlp", "mlp"], "models=['mlp', 'mlp']: names 'mlp' twice; name each model once")]:
+        with pytest.raises(ParameterError) as e:
+            compare(models, ClassifierConfig(data="mnist"), 1, tmp_path / "out")
+        assert str(e.value).startswith(said) and "\n" not in str(e.value), str(e.value)
+        assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("models, seeds, named", [("cnn", 1, "models='cnn'"), (["mlp", 3], 1, "models=['mlp', 3]"),
                                                   (["mlp"], 1.5, "seeds=1.5"), (["mlp"], True, "seeds=True")])
 def test_compare_in_python_names_what_is_no_list_of_models_or_count_of_seeds(tmp_path, models, seeds, named):

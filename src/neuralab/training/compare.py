@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from neuralab import runs
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, Shown
 from neuralab.files import atomic_write, write_advice
 from neuralab.runs import Interrupted, InterruptedInTheWay, Kind, Run, Status, folder_part
 from neuralab.training.classify import (ClassifierConfig, RunResult, model_source, refuse_run_in_data,
@@ -70,11 +70,15 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
     others (it may be the runs folder itself). Every name and setting is checked, and every
     run's folder, before the first model trains."""
     out = runs.folder_path(out, "out")
-    if isinstance(models, str) or not all(isinstance(name, str) for name in models):
-        # a string would be compared letter by letter: "cnn" as models c, n and n
-        raise ParameterError("models", models, "give a list of model names, e.g. [\"mlp\", \"cnn\"]")
+    # a string would be compared letter by letter: "cnn" as models c, n and n; a module object is
+    # shown by its type, not its layers' lines
+    if not isinstance(models, (list, tuple)) or not all(isinstance(name, str) for name in models):
+        shown = [n if isinstance(n, str) else Shown(n) for n in models] if isinstance(models, (list, tuple)) \
+            else Shown(models)
+        raise ParameterError("models", shown, "give a list of model names, e.g. [\"mlp\", \"cnn\"]")
+    models = list(models)
     if not models:
-        raise ParameterError("models", ",".join(models), "name at least one model")
+        raise ParameterError("models", models, "name at least one model")
     if isinstance(seeds, bool) or not isinstance(seeds, numbers.Integral) or seeds < 1:
         raise ParameterError("seeds", seeds, "give how many seeds each model trains with, a whole number of at least 1")
     check_config(base, ClassifierConfig, "base")
@@ -212,7 +216,7 @@ def _folder_parts(models: list[str], sources: dict) -> dict[str, str]:
         first = named.setdefault((sources[name].type, file(name) or name, sources[name].name), name)
         if first != name or models.count(name) > 1:
             said = f"{name!r} twice" if first == name else f"{first!r} and {name!r}, the same model"
-            raise ParameterError("models", ",".join(models), f"names {said}; name each model once")
+            raise ParameterError("models", list(models), f"names {said}; name each model once")
     parts = {name: folder_part(sources[name].architecture) for name in models}
     alike = Counter(parts.values())
     parts = {name: f"{part}-{folder_part(file(name).parent.name)}" if alike[part] > 1 and file(name).parent.name
