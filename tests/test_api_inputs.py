@@ -61,6 +61,20 @@ def test_predict_proba_gives_the_model_its_inputs_in_the_weights_float_type(digi
     np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_predict_proba_leaves_a_module_in_the_middle_of_its_training_in_its_modes(digits):
+    """A researcher checks predictions inside their own training loop: Dropout goes on after,
+    and the BatchNorm they froze in eval stays so; the predictions are eval mode's."""
+    images, _ = digits
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 32), torch.nn.BatchNorm1d(32),
+                                torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(32, 10)).train()
+    model[2].eval()  # frozen
+    clf = Classifier(model, DIGITS, Preprocess.fit(images), "net")
+    probs = clf.predict_proba(images)
+    assert [m.training for m in model.modules()] == [True, True, True, False, True, True, True]
+    np.testing.assert_array_equal(probs, clf.predict_proba(images))  # no Dropout drew in either
+
+
 @pytest.mark.gpu
 def test_predict_proba_runs_on_the_gpu_the_trained_model_is_on(digits, clf):
     """After Trainer.fit the model's weights are on the GPU: the batches go there, the

@@ -10,6 +10,7 @@ A ModelSummary prints and displays (REPL, IPython, Jupyter) as the plain table.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import sys
 from dataclasses import asdict, dataclass, field
@@ -172,11 +173,20 @@ def dry_run(model: nn.Module, input_shape, batch: int = 0, device: torch.device 
     (a BatchNorm its user froze in eval stays so) and the caller's random generators (a lazy
     layer's first pass draws its weights) are left as they were."""
     device = device if device is not None else _device(model)
+    with in_eval_mode(model), torch.no_grad(), \
+            torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        return model(torch.zeros(batch, *input_shape, device=device))
+
+
+@contextlib.contextmanager
+def in_eval_mode(model: nn.Module):
+    """``model`` in eval mode for the block, each layer's mode put back after: a caller's module
+    in the middle of its training goes on with Dropout on, and a BatchNorm its user froze in
+    eval stays so."""
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            return model(torch.zeros(batch, *input_shape, device=device))
+        yield model
     finally:
         for m, training in modes.items():
             m.training = training

@@ -24,6 +24,7 @@ import torch
 from neuralab import runs
 from neuralab.data.pictures import MAX_SIDE
 from neuralab.errors import NeuralabError, ParameterError, by
+from neuralab.models.summary import in_eval_mode
 from neuralab.runs import Kind, Run
 from neuralab.training.checkpoint import check_fits, load_weights
 from neuralab.training.preprocess import Preprocess, described, invert_choice, pixels
@@ -69,10 +70,16 @@ class Classifier:
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """(N, C, H, W) uint8 -> (N, classes) probabilities (the softmax of the logits), computed
         PREDICT_BATCH images at a time: the normalised floats of 20,000 photos would not fit.
+        The model's layers are put back in the modes they had (a module in the middle of its
+        training).
         The images go where the model's weights are (a GPU, after training) and in their float
         type; the probabilities come back as float32 on the CPU."""
         self._check(images)
-        self.model.eval()
+        with in_eval_mode(self.model):
+            return self._probabilities(images)
+
+    def _probabilities(self, images: np.ndarray) -> np.ndarray:
+        """predict_proba's, the model in eval mode."""
         device, dtype = _placement(self.model)
         out = []
         for i in range(0, len(images), PREDICT_BATCH):
