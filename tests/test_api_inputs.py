@@ -75,6 +75,14 @@ def test_predict_proba_leaves_a_module_in_the_middle_of_its_training_in_its_mode
     np.testing.assert_array_equal(probs, clf.predict_proba(images))  # no Dropout drew in either
 
 
+def test_predict_proba_takes_a_uint8_tensor_as_its_numpy_array(digits, clf):
+    images, _ = digits
+    np.testing.assert_array_equal(clf.predict_proba(torch.from_numpy(images)), clf.predict_proba(images))
+    with pytest.raises(ParameterError) as e:
+        clf.predict_proba(torch.from_numpy(images).float())
+    assert "give uint8 pixels (0-255) of (N, 1, 28, 28)" in one_line(e, "images")
+
+
 @pytest.mark.gpu
 def test_predict_proba_runs_on_the_gpu_the_trained_model_is_on(digits, clf):
     """After Trainer.fit the model's weights are on the GPU: the batches go there, the

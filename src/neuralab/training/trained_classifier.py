@@ -70,10 +70,12 @@ class Classifier:
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """(N, C, H, W) uint8 -> (N, classes) probabilities (the softmax of the logits), computed
         PREDICT_BATCH images at a time: the normalised floats of 20,000 photos would not fit.
-        The model's layers are put back in the modes they had (a module in the middle of its
-        training).
+        ``images``: a NumPy array, or a torch tensor of the same (taken as NumPy). The model's
+        layers are put back in the modes they had (a module in the middle of its training).
         The images go where the model's weights are (a GPU, after training) and in their float
         type; the probabilities come back as float32 on the CPU."""
+        if isinstance(images, torch.Tensor):  # the same pixels as torch holds them
+            images = images.numpy(force=True)
         self._check(images)
         with in_eval_mode(self.model):
             return self._probabilities(images)
