@@ -292,6 +292,74 @@ def test_a_constructor_argument_that_only_the_outputs_show_is_caught(tmp_path, d
     assert _source(_train(actnet.Net(), digits, tmp_path / "relu").run_dir)["file"] == "model.py"
 
 
+EDITED = """
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU())
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+"""
+
+
+def _imported(folder: Path, name: str):
+    """EDITED written as ``name``.py in ``folder`` and imported, as a notebook's cell imports it."""
+    (folder / f"{name}.py").write_text(EDITED)
+    sys.path.insert(0, str(folder))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(folder))
+
+
+@pytest.mark.parametrize("given", ["class", "object", "object made before a reload"])
+@pytest.mark.parametrize("edit", [("self.head(self.body(x))", "self.head(-self.body(x))"),  # forward only: the data tells
+                                  ("nn.Linear(64, 16)", "nn.Linear(64, 16, bias=False)")])  # the layout tells
+def test_a_class_whose_file_changed_since_it_was_imported_records_no_code(given, edit, digits, tmp_path):
+    """A notebook imports Net from its file, then edits the file without reloading it: the run
+    trains the class in memory, so keeping the file as it is now would rebuild another network."""
+    name = f"edited_{tmp_path.name}".replace("-", "_")
+    module = _imported(tmp_path, name)
+    made = module.Net()
+    path = tmp_path / f"{name}.py"
+    path.write_text(EDITED.replace(*edit))
+    if given == "object made before a reload":
+        import importlib
+
+        sys.path.insert(0, str(tmp_path))
+        try:
+            importlib.reload(module)
+        finally:
+            sys.path.remove(str(tmp_path))
+    with pytest.warns(UserWarning, match=rf"{name}.py changed since Net was imported from it: .* importlib.reload"):
+        result = _train(module.Net if given == "class" else made, digits, tmp_path / "run", epochs=1)
+    run = result.run_dir
+    assert _source(run)["file"] is None and not list(run.glob("*.py"))
+    assert "changed since Net was imported" in _source(run)["cannot_rebuild"]
+    with pytest.raises(NeuralabError, match=rf"cannot rebuild: {name}.py changed since Net was imported"):
+        evaluate_run(run, trust_code=True)
+    if given != "class":  # the class trained is the one in memory, which the module given again is of
+        again = type(made)()
+        assert evaluate_run(run, model=again)["test_accuracy"] == pytest.approx(result.test["accuracy"])
+
+
+def test_a_class_whose_file_is_unchanged_keeps_its_code_without_a_warning(digits, tmp_path):
+    module = _imported(tmp_path, "unchanged_net")
+    import warnings
+
+    for given in (module.Net, module.Net()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            result = _train(given, digits, tmp_path / f"run-{isinstance(given, nn.Module)}", epochs=1)
+        assert _source(result.run_dir)["file"] == "model.py"
+        assert evaluate_run(result.run_dir, trust_code=True)["test_accuracy"] == pytest.approx(result.test["accuracy"])
+
+
 def test_a_run_whose_folder_holds_code_its_record_does_not_name_is_refused(code, digits, tmp_path):
     _, net = code
     run = _train(net.Net(), digits, tmp_path / "run").run_dir

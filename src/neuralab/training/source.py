@@ -44,6 +44,7 @@ from neuralab.training.keras_model import (
     output_shape,
 )
 from neuralab.training.module_check import (
+    _layout,
     buffer_matters,
     checked_module,
     other_buffers,
@@ -186,6 +187,8 @@ class ModelSource:
     #                                           no run saves: name -> digest (unsaved_buffers)
     seed: int | None = None                   # torch: the seed it was built under, where just set (seed_just_set)
     not_kept: str | None = None               # torch: why the run cannot keep its code, where that is known
+    reload_by: str | None = None              # torch: with not_kept, where its file changed since its class was
+    #                                           imported: the module's name, which importlib.reload takes
     elsewhere: dict = field(default_factory=dict)  # torch: the user's modules it imports from elsewhere on
     #                                           sys.path, which the run does not keep: name -> file
     compile: dict = field(default_factory=dict)  # keras: compile()'s and fit()'s settings as TrainConfig fields,
@@ -245,10 +248,12 @@ class ModelSource:
                               f"keep: a resume or a reload of the run runs {them} as {them} {are} then, edited or "
                               f"gone; to keep {them} with the run, put {them} beside the model's file")
         elif self.type == TORCH and self.not_kept:
+            fix = (f"restart the kernel (or importlib.reload({self.reload_by})) and build the model again from the "
+                   "file as it is" if self.reload_by else
+                   "give the model in a .py file whose helpers are .py files beside it, imported by import "
+                   "statements without dots (import helper)")
             warnings.warn(f"{self.not_kept}: the run will not rebuild the model from its code, so no command can "
-                          "load it, only Python given the module (docs/runs.md); to make it loadable, give the model "
-                          "in a .py file whose helpers are .py files beside it, imported by import statements "
-                          "without dots (import helper)")
+                          f"load it, only Python given the module (docs/runs.md); to make it loadable, {fix}")
 
     # --- the network --------------------------------------------------------------------
 
@@ -314,6 +319,9 @@ class ModelSource:
             with contextlib.suppress(RuntimeError, ValueError):  # lazy layers took their shapes in the pass on the data
                 rebuilt.load_state_dict(module.state_dict())
             if not same_outputs(module, rebuilt, x):
+                own = getattr(module, "_orig_mod", module)
+                if self.file is not None and _computes_as(own, x):  # its class in memory: the file changed since
+                    self.not_kept, self.reload_by = _changed_since_imported(self.file, own)
                 self.file = self.code = None
                 self.imports = {}
         self._refuse_unrepeatable(module, x)
@@ -524,6 +532,7 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         return _keras_source(model, f"keras:{obj.name}", compiled, path.name if path else obj.name, where, at,
                              trained=loaded or _fitted(obj))
     rebuilt, built, origin = None, path is not None, None  # built: by code neuralab ran just now, the file given
+    imported = path is None  # from the caller's session: its class as imported, which its file may no longer be
     if path is None and not is_model(obj) and callable(obj):  # a class, or a function giving a model
         origin = obj
         name = getattr(origin, "__name__", type(origin).__name__)
@@ -541,25 +550,34 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         name = type(own).__name__
         path = code_file(type(own))
         seed = seed_just_set()  # the generators its class is built again from (a run's, seeded to build it)
-        rebuilt = rebuilt_alike(own) if path is not None else None
-        if rebuilt is None:
-            path = None  # built with arguments: its class called without them is another network
     if not isinstance(obj, torch.nn.Module):
         raise NeuralabError(f"{path or type(obj).__name__}: {name + ' is ' if name else ''}{kind_of(obj)}, not "
                             "a model; give a Keras model or a torch.nn.Module (an instance, a class, or a function "
                             "returning one)")
     where = path.name if path else "object"
+    if path is not None and code is None:
+        code = read_code(path)  # read once: the bytes compared with the object below are the bytes the run keeps
     if path is not None and imports is None:
         imports = local_imports(path, code)
     if (imports is None or not_kept) and path is not None:  # code importing a package beside it, say: no run keeps it
         not_kept, path = not_kept or package_beside(path), None
+    reload_by = None
+    if imported and path is not None and not (origin is not None and unsaved_buffers(obj) and seed is not None):
+        # The class in memory is its file as it was imported; a rebuild of the run runs the file as it is
+        # now, which an edit since (a notebook's, not reloaded) makes another network: what the run
+        # keeps is compared with the object built from those bytes (a class with its buffers so
+        # built is trained as built from them, below: nothing to compare)
+        own = getattr(obj, "_orig_mod", obj)
+        rebuilt = _built_as_kept(own, path, name, imports, seed, code)
+        if rebuilt is None and (origin is not None or rebuilt_alike(own) is not None):
+            not_kept, reload_by = _changed_since_imported(path, own)
+        if rebuilt is None:  # changed, or built with arguments: its class called without them is another network
+            path, where = None, "object"
     # What a rebuild of the run must build again: the module neuralab built from the code, or a module
     # object's class built again (kept where it computes as the object does, _confirmed); its
     # buffers that no run saves are checked then
     made = obj if built else rebuilt
     buffers = unsaved_buffers(made) if made is not None and path is not None else {}
-    if path is not None and code is None:
-        code = read_code(path)
     if buffers and origin is not None and seed is not None:
         # A class from the caller's session was built under generators its file's top-level code
         # had not run under (a torch.manual_seed there, a helper it imports that draws): built as
@@ -568,8 +586,42 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         buffers = unsaved_buffers(obj)
     return ModelSource(TORCH, f"torch:{where}:{name}", module=obj, file=path.resolve() if path else None,
                        code=code if path else None, name=name, imports=imports or {}, rebuilt=rebuilt,
-                       buffers=buffers, seed=seed if buffers else None, not_kept=not_kept,
+                       buffers=buffers, seed=seed if buffers else None, not_kept=not_kept, reload_by=reload_by,
                        elsewhere=imported_elsewhere(path, imports or {}, code) if path else {})
+
+
+def _built_as_kept(module, path: Path, name: str, imports: dict, seed: int | None, code: bytes):
+    """``name`` as ``code``, the bytes of its file ``path`` the run keeps, builds it, run as a fresh
+    module under ``seed`` as a rebuild of the run will, with ``module``'s weights: what the run's
+    code computes, which ``_confirmed`` compares with ``module`` on data; None where it builds
+    another network (other layers, settings or shapes of weights) or none."""
+    from neuralab.errors import reraise_interrupt
+
+    kept = {k: m for k, m in sys.modules.items() if k.startswith(MODULE_PREFIX)}  # another run's classes
+    try:
+        again = _built_from_file(path, name, imports, seed, code)
+        if _layout(again) != _layout(module):
+            return None
+        again.load_state_dict(module.state_dict())
+    except Exception as e:  # noqa: BLE001  the file as it is now fails where its class in memory worked
+        reraise_interrupt(e)
+        return None
+    finally:
+        sys.modules.update(kept)
+    return again
+
+
+def _computes_as(module, x) -> bool:
+    """Whether ``module``'s class in memory, called without arguments, computes as ``module`` on
+    ``x`` with its weights: then its file, built otherwise, changed since the class was imported."""
+    alike = rebuilt_alike(module)
+    return alike is not None and same_outputs(module, alike, x)
+
+
+def _changed_since_imported(path: Path, module) -> tuple[str, str]:
+    """``not_kept`` and ``reload_by`` for ``module`` whose class, as imported, is another network
+    than its file ``path`` now builds."""
+    return f"{path.name} changed since {type(module).__name__} was imported from it", type(module).__module__
 
 
 def code_file(obj) -> Path | None:
