@@ -131,7 +131,7 @@ def test_ctrl_c_and_out_of_a_classifier_the_command_line_cannot_resume_name_the_
     monkeypatch.undo()
     said = capsys.readouterr().err.strip()
     assert json.loads((run / "model.json").read_text())["source"]["file"] is None
-    call = f"neuralab.resume_classifier({str(run)!r}, model=DigitNet(...))"
+    call = f"neuralab.resume_classifier({str(run)!r}, model=DigitNet())"
     # it said `neuralab train --resume RUN --trust-code`, which then said it can only be resumed from Python
     assert said == f"neuralab: {run}: interrupted; the files of the last finished epoch are kept; `{call}` continues it"
 
@@ -159,7 +159,7 @@ def test_evaluate_names_the_python_call_with_the_runs_class_and_following_it_eva
     said = capsys.readouterr().err.strip()
     assert said.count("\n") == 0 and " as `model`" not in said, said  # it ended "..., as `model`"
     assert said.endswith("it can only be evaluated from Python, with the module given again: "
-                         f"neuralab.evaluate_run({str(run)!r}, model=DigitNet(...)) (docs/runs.md)"), said
+                         f"neuralab.evaluate_run({str(run)!r}, model=DigitNet()) (docs/runs.md)"), said
     figures = followed(said, DigitNet=user.DigitNet())
     assert figures["test_accuracy"] == pytest.approx(json.loads((run / "results.json").read_text())["test_accuracy"])
 
@@ -179,7 +179,7 @@ def test_the_web_apps_classifier_names_the_python_call_with_the_runs_class(net, 
                    headers={"content-type": "application/octet-stream"})
     assert r.status_code == 400
     assert r.json()["error"].endswith("it can only be used from Python, with the module given again: "
-                                      "neuralab.load_classifier('mine', model=DigitNet(...)) (docs/runs.md)"), r.text
+                                      "neuralab.load_classifier('mine', model=DigitNet()) (docs/runs.md)"), r.text
 
 
 def test_a_report_cut_short_names_the_python_call_that_writes_it(net, digits, tmp_path, capsys, monkeypatch):
@@ -196,7 +196,7 @@ def test_a_report_cut_short_names_the_python_call_that_writes_it(net, digits, tm
         assert main(_train_argv(net_path, digits, run)) == 130
     monkeypatch.undo()
     said = capsys.readouterr().err.strip()
-    call = f"neuralab.training.evaluate.write_report({str(run)!r}, model=DigitNet(...))"
+    call = f"neuralab.training.evaluate.write_report({str(run)!r}, model=DigitNet())"
     assert said.endswith(f"`{call}` writes the report again"), said  # it named `neuralab report RUN`
     assert not (run / "report.html").exists()
     assert followed(said, DigitNet=user.DigitNet()) == run / "report.html" and (run / "report.html").is_file()

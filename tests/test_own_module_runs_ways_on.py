@@ -75,14 +75,16 @@ class CtrlC:
 
 
 def followed(said: str, **modules):
-    """The Python call a message names, run as the user would: with the module built again."""
-    call = re.search(r"(neuralab\.[\w.]+\(.*?, model=(\w+)\(\.\.\.\)\))", said)
+    """The Python call a message names, run as the user would: with the module built again
+    (``Net(...)``: its arguments filled in; ``Net()``: as printed)."""
+    call = re.search(r"(neuralab\.[\w.]+\(.*?, model=(\w+)\((\.\.\.)?\)\))", said)
     assert call, said
     module = modules[call[2]]
     function, arguments = call[1].split("(", 1)
     *path, name = function.split(".")
     target = __import__(".".join(path), fromlist=[name])
-    return eval(f"target.{name}({arguments.replace(f'{call[2]}(...)', 'module')}",
+    given = f"{call[2]}({call[3] or ''})"
+    return eval(f"target.{name}({arguments.replace(given, 'module')}",
                 {"target": target, "module": module})
 
 

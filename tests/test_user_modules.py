@@ -163,6 +163,41 @@ def test_a_notebook_module_given_again_resumes_bit_for_bit_and_loads(digits, tmp
     assert onnx == cut / "model.onnx" and onnx.stat().st_size > 0 and diff < 1e-4
 
 
+class Bare(nn.Module):
+    """A notebook cell's module whose class is built without arguments."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+Bare.__module__ = "__main__"
+
+
+@pytest.mark.parametrize("given", [Bare, Bare(), Cell(hidden=32)], ids=["class", "object", "object with arguments"])
+def test_the_resume_printed_for_a_notebook_module_runs_as_pasted(given, digits, tmp_path, cut_in_epoch_2):
+    """Ctrl-C names the call that goes on: `model=Bare()` runs as pasted; a module built with
+    arguments keeps `model=Cell(...)`, which only the caller can fill in."""
+    import re
+
+    import neuralab
+
+    whole_again = cut_in_epoch_2()
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        _train(given, digits, tmp_path / "cut")
+    whole_again()
+    call = re.search(r"`(neuralab\.resume_classifier\([^`]*\))` continues it", str(stopped.value)).group(1)
+    if given is Bare or isinstance(given, Bare):
+        assert call == f"neuralab.resume_classifier({str(tmp_path / 'cut')!r}, model=Bare())"
+        assert len(eval(call, {"neuralab": neuralab, "Bare": Bare}).history) == 2  # noqa: S307  the call printed
+        assert (tmp_path / "cut" / "results.json").is_file()
+    else:
+        assert call == f"neuralab.resume_classifier({str(tmp_path / 'cut')!r}, model=Cell(...))"
+
+
 @pytest.mark.parametrize("checkpoint", ["last", "best"])
 def test_a_module_unlike_the_runs_is_refused_before_anything_changes(checkpoint, digits, tmp_path, cut_in_epoch_2):
     cut_in_epoch_2()
@@ -224,7 +259,9 @@ def test_library_and_notebook_modules_record_no_file(digits, tmp_path):
     for model, name in ((nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), "Sequential"), (Inline(), "Inline"),
                         (lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), "Sequential")):
         run = _train(model, digits, tmp_path / f"{name}-{id(model)}").run_dir
-        assert _source(run) == {"type": "torch", "file": None, "name": name, "sha256": None}
+        # Inline() is what its class builds without arguments: the calls printed for the run say so
+        bare = {"no_arguments": True} if name == "Inline" else {}
+        assert _source(run) == {"type": "torch", "file": None, "name": name, "sha256": None, **bare}
         assert sorted(p.name for p in run.glob("*.py")) == []  # not torch's container.py
 
 

@@ -187,22 +187,29 @@ def way_on(path: Path, kind: Kind, does: str | None = None, call: str | None = N
 
 def python_call(path: Path, function: str, *given) -> str:
     """``function(path, *given)`` with what the run at ``path`` needs besides its folder
-    (``resume_needs``): ``trust_code=True``, or the module given again as ``model=Net(...)``,
-    which every function that uses or resumes a run takes, classifier's and forecaster's."""
-    needs, name = resume_needs(path)
-    extra = {"trust_code": ", trust_code=True", "model": f", model={name}(...)"}.get(needs, "")
+    (``resume_needs``): ``trust_code=True``, or the module given again as ``model=Net()``
+    (``model=Net(...)`` where it was built with arguments, which the caller fills in), which
+    every function that uses or resumes a run takes, classifier's and forecaster's."""
+    needs, call = resume_needs(path)
+    extra = {"trust_code": ", trust_code=True", "model": f", model={call}"}.get(needs, "")
     return f"{function}({', '.join(repr(str(v)) for v in (path, *given))}{extra})"
 
 
 def resume_needs(path: Path) -> tuple[str, str | None]:
     """What a resume of the run at ``path`` needs besides its folder: ("trust_code", None) where
     its model is PyTorch code the run keeps a copy of, which a resume runs only when told to;
-    ("model", the module's name) where it keeps none, a module given as an object, which only
-    Python can give again; ("", None) otherwise, or before model.json is written."""
+    ("model", the call that builds the module again) where it keeps none, a module given as an
+    object, which only Python can give again: "Net()" where model.json says its class called
+    without arguments builds it, else "Net(...)"; ("", None) otherwise, or before model.json is
+    written."""
     with contextlib.suppress(NeuralabError):
         source = json_object(json_object(read_json(path / MODEL)).get("source"))
         if source.get("type") == "torch":
-            return ("trust_code", None) if source.get("file") is not None else ("model", source.get("name") or "Net")
+            if source.get("file") is not None:
+                return "trust_code", None
+            name = source.get("name")
+            name = name if isinstance(name, str) and name.isidentifier() else "Net"
+            return "model", f"{name}()" if source.get("no_arguments") is True else f"{name}(...)"
     return "", None
 
 

@@ -189,6 +189,8 @@ class ModelSource:
     not_kept: str | None = None               # torch: why the run cannot keep its code, where that is known
     reload_by: str | None = None              # torch: with not_kept, where its file changed since its class was
     #                                           imported: the module's name, which importlib.reload takes
+    bare: bool = False                        # torch: its class, ``name``, called without arguments builds the
+    #                                           same network: the caller can give it again as NAME()
     elsewhere: dict = field(default_factory=dict)  # torch: the user's modules it imports from elsewhere on
     #                                           sys.path, which the run does not keep: name -> file
     compile: dict = field(default_factory=dict)  # keras: compile()'s and fit()'s settings as TrainConfig fields,
@@ -216,6 +218,8 @@ class ModelSource:
                 record["seed"] = self.seed
         if self.code is None and self.not_kept:
             record["cannot_rebuild"] = self.not_kept
+        if self.code is None and self.bare:
+            record["no_arguments"] = True
         return record
 
     @property
@@ -324,6 +328,11 @@ class ModelSource:
                     self.not_kept, self.reload_by = _changed_since_imported(self.file, own)
                 self.file = self.code = None
                 self.imports = {}
+        if self.file is None and not self.bare and self.reload_by is None:
+            # The call the messages print for giving it again (runs.python_call): Net() where that is
+            # the same network, else Net(...), which the caller fills in
+            own = getattr(module, "_orig_mod", module)
+            self.bare = self.name == type(own).__name__ and _computes_as(own, x)
         self._refuse_unrepeatable(module, x)
         return module
 
@@ -587,6 +596,7 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
     return ModelSource(TORCH, f"torch:{where}:{name}", module=obj, file=path.resolve() if path else None,
                        code=code if path else None, name=name, imports=imports or {}, rebuilt=rebuilt,
                        buffers=buffers, seed=seed if buffers else None, not_kept=not_kept, reload_by=reload_by,
+                       bare=isinstance(origin, type) and name == origin.__name__ and reload_by is None,
                        elsewhere=imported_elsewhere(path, imports or {}, code) if path else {})
 
 
@@ -680,6 +690,8 @@ def check_record(source, where: str) -> dict:
         raise NeuralabError(f"{where}: field 'source.seed' must be a whole number from 0 to {MAX_SEED}")
     if not isinstance(source.get("cannot_rebuild", ""), str):
         raise NeuralabError(f"{where}: field 'source.cannot_rebuild' must be text")
+    if source.get("no_arguments", False) not in (True, False):
+        raise NeuralabError(f"{where}: field 'source.no_arguments' must be true or false")
     return source
 
 
