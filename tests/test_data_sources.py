@@ -234,6 +234,8 @@ def test_evaluate_refused_by_a_damaged_cached_copy_mends_it_and_the_same_command
     capsys.readouterr()
     with pytest.warns(UserWarning, match="held other bytes than the file"):
         assert main(["evaluate", run, "--data-dir", str(folder)]) == 2
-    assert "the cache's copy of them was damaged, and is now written again from them: try again" in \
-        capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the cache's decompressed copy of its files was damaged on disk, so the images read were not the run's; " \
+           "the copy is now written again from the files: run the same command again" in err
+    assert "give the files the run was trained on" not in err
     assert main(["evaluate", run, "--data-dir", str(folder)]) == 0

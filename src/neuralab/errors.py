@@ -239,8 +239,8 @@ class NotAClassifier(NeuralabError):
 
 
 def interrupt_in(exc: BaseException) -> KeyboardInterrupt | None:
-    """The interrupt (Ctrl-C; SIGTERM and SIGHUP, which the command line raises as Ctrl-C) that
-    ``exc`` is, or was raised over: Python 3.11 wraps one that comes while a class body sets up
+    """The interrupt (Ctrl-C; SIGTERM, SIGHUP and SIGUSR1, which the command line raises as
+    Ctrl-C) that ``exc`` is, or was raised over: Python 3.11 wraps one that comes while a class body sets up
     its descriptors in a RuntimeError ("Error calling __set_name__"), and a library may wrap it
     in its own error. None where ``exc``'s chain of causes and contexts holds none.
 

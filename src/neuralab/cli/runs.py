@@ -61,7 +61,7 @@ def run_runs(args) -> int:
                 print(time.strftime("%H:%M:%S") + "\n" + text + "\n", flush=True)
             last = text
             time.sleep(args.watch)
-    except Stopped:  # SIGTERM, SIGHUP: the signal's status, as every command ends with
+    except Stopped:  # SIGTERM, SIGHUP, SIGUSR1: the signal's status, as every command ends with
         raise
     except KeyboardInterrupt:  # Ctrl-C is how --watch is meant to end
         return 0

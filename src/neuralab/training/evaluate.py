@@ -143,31 +143,34 @@ def check_same_data(run: Run, data, classes, data_dir: str | None = None) -> Non
     if changed:
         from neuralab.data.sources import locate
 
-        raise NeuralabError(f"{data.name} in {locate(data.name, data_dir)}: not the images the run was trained on: "
-                            f"the same classes and counts, but other {', '.join(changed)} images or labels (their "
-                            f"SHA-256 is not the one config.json records){_copies_mended(data.name, data_dir)}; give "
-                            "the files the run was trained on, or start a new run")
+        place = f"{data.name} in {locate(data.name, data_dir)}"
+        if _copies_mended(data.name, data_dir):
+            raise NeuralabError(f"{place}: the cache's decompressed copy of its files was damaged on disk, so the "
+                                "images read were not the run's; the copy is now written again from the files: run "
+                                "the same command again")
+        raise NeuralabError(f"{place}: not the images the run was trained on: the same classes and counts, but other "
+                            f"{', '.join(changed)} images or labels (their SHA-256 is not the one config.json "
+                            "records); give the files the run was trained on, or start a new run")
 
 
-def _copies_mended(name: str, data_dir: str | None) -> str:
-    """Where a named dataset's images are not the run's: the cache's decompressed copies, which
-    runs read in the files' place, are checked against the files (``verify``), and one damaged on
-    disk is written again; said, since the same command then reads the run's images again."""
+def _copies_mended(name: str, data_dir: str | None) -> bool:
+    """Whether a named dataset's images, not the run's, came from a damaged copy in the cache,
+    which runs read in the files' place: the copies are checked against the files (``verify``),
+    and one damaged on disk is written again, after which the same command reads the run's."""
     from neuralab.data import NAMED
     from neuralab.data.sources import CopyMended, verify
 
     if name not in NAMED:
-        return ""
+        return False
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         try:
             verify(name, data_dir)
         except NeuralabError:  # the files themselves are at fault: the refusal says what to do
-            return ""
-    mended = [w for w in said if issubclass(w.category, CopyMended)]
+            return False
     for w in said:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return ": the cache's copy of them was damaged, and is now written again from them: try again" if mended else ""
+    return any(issubclass(w.category, CopyMended) for w in said)
 
 
 def write_report(run_dir: str | Path, data_dir: str | None = None, trust_code: bool = False, model=None) -> Path:
