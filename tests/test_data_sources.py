@@ -185,9 +185,13 @@ def _no_home(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_without_a_home_folder_data_dir_loads_and_the_cache_is_asked_for(tmp_path, monkeypatch):
+@pytest.mark.parametrize("home", [None, ""])
+def test_without_a_home_folder_data_dir_loads_and_the_cache_is_asked_for(tmp_path, monkeypatch, home):
+    """HOME set empty put the cache in the working folder."""
     folder = fake_mnist(tmp_path / "m")
     _no_home(monkeypatch)
+    if home is not None:
+        monkeypatch.setenv("HOME", home)
     monkeypatch.chdir(tmp_path)
     data = load_image_data("mnist", folder, val_fraction=0.2)  # read into memory: no copy is kept
     assert (len(data.train), len(data.test)) == (40, 20)

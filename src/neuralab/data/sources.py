@@ -124,14 +124,28 @@ def cache_dir() -> Path:
         return given
     base = os.environ.get("XDG_CACHE_HOME")
     if not base:
-        # os.path's "~" stays "~" where HOME is unset and the user id is in no passwd file (a
-        # container run with an arbitrary uid); pathlib's Path.home() raised a traceback there
-        home = os.path.expanduser("~")
-        if home == "~":
-            raise NoCacheFolder("no folder for the data cache: HOME is not set and this user has no home folder on "
-                                "this machine; set NEURALAB_DATA to a folder to keep the datasets in (or set HOME)")
+        home = _home()
+        if home is None:
+            raise NoCacheFolder("no folder for the data cache: HOME is not set (or empty) and this user has no home "
+                                "folder on this machine; set NEURALAB_DATA to a folder to keep the datasets in (or "
+                                "set HOME)")
         base = Path(home) / ".cache"
     return Path(base) / "neuralab"
+
+
+def _home() -> str | None:
+    """The user's home folder: $HOME, else the passwd file's; None where neither gives one (a
+    container run with an arbitrary uid: pathlib's Path.home() raised a traceback there, and an
+    empty HOME made os.path's "~" the root folder)."""
+    home = os.environ.get("HOME")
+    if not home:
+        try:
+            import pwd
+
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except (ImportError, KeyError):  # no passwd on Windows; a uid in none
+            return None
+    return home if os.path.isabs(home) else None
 
 
 def _cache_or_none() -> Path | None:
@@ -201,7 +215,7 @@ def _not_found_message(source: Source, fetching: bool = False, damaged: str | No
     ways = [] if fetching else [f"fetch it (`neuralab data fetch {source.name}`, or neuralab.data.fetch; needs internet)"]
     cache = _cache_or_none()
     if cache is None:  # no home folder: the cache is only where the user sets it, for a fetch as for a copy
-        ways = [f"set NEURALAB_DATA to a folder to keep the datasets in (HOME is not set, and this user has no "
+        ways = [f"set NEURALAB_DATA to a folder to keep the datasets in (HOME is not set (or empty), and this user has no "
                 f"home folder for the cache), then {' or '.join(ways + [f'copy the files into its {source.name} folder'])}"]
     else:
         cache = cache.absolute() / source.name
