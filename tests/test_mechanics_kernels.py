@@ -181,37 +181,6 @@ def test_kernel_files_split_by_semicolons_read_one_row_per_line(tmp_path):
     assert parse_kernel("1;0;-1").shape == (3, 1)  # one line: ';' ends rows as on the command line
 
 
-def test_decimal_comma_kernel_files_without_semicolons_read_as_decimals_or_are_refused(tmp_path):
-    """A decimal-comma spreadsheet's text export ('0,0625<tab>0,125<tab>0,0625') read as a 3x6 kernel
-    of 0 and 625; its one-row CSV ('0,25;0,5;0,25') and a one-column file ('0,25' on each line) as 3x2
-    kernels of 0 and 25, all silently (and auto-scaled into a plausible picture). Tabs or spaces
-    between the numbers make the commas decimal marks; a row or column of nothing but one comma
-    between digits reads both ways and is refused, naming both readings."""
-    gaussian_tabs = "\r\n".join("\t".join(f"{v:g}".replace(".", ",") for v in row) for row in KERNELS["gaussian"])
-    files = {"gauss_de.txt": gaussian_tabs, "half.txt": "0 -0,5 0\n-0,5 3 -0,5\n0 -0,5 0\n",
-             "row_tabs.txt": "0,25\t0,5\t0,25\n"}
-    for name, text in files.items():
-        (tmp_path / name).write_text(text, newline="")
-    np.testing.assert_allclose(get_kernel(str(tmp_path / "gauss_de.txt"))[1], KERNELS["gaussian"])
-    assert get_kernel(str(tmp_path / "half.txt"))[1].sum() == 1
-    assert get_kernel(str(tmp_path / "row_tabs.txt"))[1].tolist() == [[0.25, 0.5, 0.25]]
-    for name, text, readings in (("row_de.csv", "0,25;0,5;0,25\r\n", "(3x2) or as numbers with a decimal comma (1x3)"),
-                                 ("column_de.csv", "0,25\n0,5\n0,25\n", "(3x2) or as numbers with a decimal comma (3x1)"),
-                                 ("column_wide.csv", "0,25;\n0,5;;\n0,25;\n", "(3x2) or as numbers with a decimal comma (3x1)")):
-        (tmp_path / name).write_text(text, newline="")
-        with pytest.raises(NeuralabError) as e:
-            get_kernel(str(tmp_path / name))
-        assert str(e.value).startswith(f"kernel file {tmp_path / name}: {text.strip()!r} reads two ways, as rows of "
-                                       f"two numbers split by a comma {readings}; write the decimals with a point ('0.25"), name
-        assert "\n" not in str(e.value)
-    (tmp_path / "row.txt").write_text("0.25 0.5 0.25\n")  # as the refusal advises
-    assert get_kernel(str(tmp_path / "row.txt"))[1].tolist() == [[0.25, 0.5, 0.25]]
-    # typed, a line's commas split its numbers as the command line's help says
-    assert parse_kernel("0,25;0,5;0,25").shape == (3, 2) and parse_kernel("1,0;0,-1").tolist() == [[1, 0], [0, -1]]
-    with pytest.raises(NeuralabError, match=r"row 2 '1,0,-1' splits numbers by commas, where others are split by spaces"):
-        parse_kernel("0,5 1 0,5\n1,0,-1")
-
-
 def test_rows_split_by_semicolons_on_lines_of_their_own_read_as_typed(tmp_path):
     """Text of several lines holding rows split by ';' was refused ("more than one number between two
     ';'"), and '0,1;1,0' on two lines became a 2x2 of decimals: ';' ends a row wherever a value between

@@ -52,11 +52,10 @@ _ANY_LENGTH = _number_pattern("", "")  # the same without limits, to say what is
 
 def parse_kernel(text: str, source: str = "`kernel`") -> np.ndarray:
     """'1,0,-1; 2,0,-2; 1,0,-1' -> 3x3 array.  Rows end at ';' or a new line; values are
-    separated by commas or spaces and may be fractions like 1/9. Text of several lines whose ';'
-    split single numbers is a spreadsheet's CSV where the decimal mark is a comma: each line is a
-    row and '0,5' is 0.5; so is a comma in numbers split by spaces or tabs ('0,5<tab>1<tab>0,5').
-    ``source``: what errors name, the parameter (marked, which the command line says as its flag)
-    or a file."""
+    separated by commas or spaces and may be fractions like 1/9. Text of several lines whose lines
+    split their values by ';' is a spreadsheet's CSV where the decimal mark is a comma: each line
+    is a row and '0,5' is 0.5. ``source``: what errors name, the parameter (marked, which the
+    command line says as its flag) or a file."""
     if not isinstance(text, str):
         raise ParameterError("text", text, "give the kernel as text, rows split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'")
     lines = text.splitlines()
@@ -75,25 +74,8 @@ def parse_kernel(text: str, source: str = "`kernel`") -> np.ndarray:
         if "," in row and not all(field.strip() for field in row.split(",")):
             raise NeuralabError(f"{source}: row {i} {row.strip()[:60]!r} has an empty value; every comma "
                                 "stands between two numbers, e.g. '1,0,-1;2,0,-2;1,0,-1'")
-    # "0,0625\t0,125\t0,0625": numbers split by tabs or spaces between the commas, as a spreadsheet in
-    # a decimal-comma language exports text, so that the commas split no numbers: they are decimal marks
-    if any("," in r and any(len(piece.split()) > 1 for piece in r.split(",")) for r in rows):
-        return _rectangle(_decimal_comma_rows(rows, source, example), text, source, example)
     values = [[_number(v, source, example) for v in r.replace(",", " ").split()] for r in rows]
     return _rectangle(values, text, source, example)
-
-
-def _decimal_comma_rows(rows: list[str], source: str, example: str) -> list[list[float]]:
-    """Rows of numbers split by spaces or tabs, their decimal mark a comma ('0,5 1 0,5')."""
-    values = []
-    for i, row in enumerate(rows, 1):
-        for token in row.split():
-            if token.count(",") > 1:
-                raise NeuralabError(f"{source}: row {i} {row.strip()[:60]!r} splits numbers by commas, where others "
-                                    "are split by spaces or tabs and a comma is their decimal mark; split every "
-                                    "number by commas alone, or by spaces alone")
-        values.append([_number(t.replace(",", "."), source, example) for t in row.split()])
-    return values
 
 
 # What a refusal of text of several lines asks for: there a line is a row, whatever splits its values
@@ -206,24 +188,12 @@ def get_kernel(spec: str) -> tuple[str, np.ndarray]:
             data = path.read_bytes()
         except OSError as e:
             raise NeuralabError(f"kernel file {path}: cannot be read ({e.strerror})") from None
-        return path.stem, _parse_file(_text(data, path), f"kernel file {path}")
+        return path.stem, parse_kernel(_text(data, path), f"kernel file {path}")
     if not any(ch in ",; " for ch in spec.strip()) and any(ch.isalpha() for ch in spec.lower().replace("e", "")):
         raise NeuralabError(
             f"kernel {spec!r}: not a known name ({', '.join(KERNELS)}), file, or numbers like '1,0,-1;2,0,-2;1,0,-1'"
         )
     return "custom", parse_kernel(spec)
-
-
-def _parse_file(text: str, source: str) -> np.ndarray:
-    """A kernel file's numbers. One line of values between ';' or one column of lines, every value
-    one comma between digits ('0,25;0,5;0,25'), reads as rows of two numbers as typed on the
-    command line, and as a decimal-comma spreadsheet's one row or column: refused, as neither is
-    the more likely."""
-    rows = [_fields(line) for line in text.splitlines() if line.strip("; \t")]
-    one_line_or_column = (len(rows) == 1 and len(rows[0]) > 1) or (len(rows) > 1 and all(len(r) == 1 for r in rows))
-    if one_line_or_column and all(_DECIMAL_COMMA.fullmatch(f) for r in rows for f in r):
-        raise _two_readings(rows, text, source)
-    return parse_kernel(text, source)
 
 
 def _text(data: bytes, path: Path) -> str:
