@@ -171,7 +171,8 @@ def test_kernel_files_as_spreadsheets_and_old_macs_write_them_read_as_their_rows
 
 def test_kernel_files_split_by_semicolons_read_one_row_per_line(tmp_path):
     """A spreadsheet's CSV where the decimal mark is a comma splits values by ';': '0;1;0' on each
-    of three lines read as a 9x1 kernel, '0,5;0,5' as the values 0 and 5. A line is a row."""
+    of three lines read as a 9x1 kernel, '0,5;0,5' as the values 0 and 5. A line is a row; a line
+    holding rows of the command line's form is refused, naming the line."""
     files = {"laplacian_excel.csv": (b"0;1;0\r\n1;-4;1\r\n0;1;0\r\n;;\r\n", KERNELS["laplacian"]),
              "blur_de.csv": ("1/16;0,125;1/16\n0,125;0,25;0,125\n1/16;0,125;1/16\n".encode(), KERNELS["gaussian"]),
              "wrapped.txt": (b"1,0,-1;\n2,0,-2;\n1,0,-1\n", -KERNELS["sobel-x"])}  # the command line's text over lines
@@ -179,30 +180,11 @@ def test_kernel_files_split_by_semicolons_read_one_row_per_line(tmp_path):
         (tmp_path / name).write_bytes(data)
         np.testing.assert_allclose(get_kernel(str(tmp_path / name))[1], kernel, err_msg=name)
     assert parse_kernel("1;0;-1").shape == (3, 1)  # one line: ';' ends rows as on the command line
-
-
-def test_rows_split_by_semicolons_on_lines_of_their_own_read_as_typed(tmp_path):
-    """Text of several lines holding rows split by ';' was refused ("more than one number between two
-    ';'"), and '0,1;1,0' on two lines became a 2x2 of decimals: ';' ends a row wherever a value between
-    two ';' holds several numbers. Only single numbers beside rows, or text that reads both ways, is refused."""
-    sobel = [[1, 0, -1], [2, 0, -2], [1, 0, -1]]
-    for text in ("1,0,-1; 2,0,-2;\n1,0,-1", "1 0 -1; 2 0 -2\n1 0 -1", "1,0,-1\n2,0,-2;1,0,-1\n\n"):
-        assert parse_kernel(text).tolist() == sobel, text
-    (tmp_path / "sobel.txt").write_bytes(b"1, 0, -1 ; 2, 0, -2\r\n1, 0, -1\r\n")
-    assert get_kernel(str(tmp_path / "sobel.txt"))[1].tolist() == sobel
+    (tmp_path / "mixed.txt").write_bytes(b"1,0,-1;2,0,-2\n1,0,-1\n")
     with pytest.raises(NeuralabError) as e:
-        parse_kernel("0,1;1,0\n1,0;0,1")
-    assert str(e.value) == ("kernel: '0,1;1,0\\n1,0;0,1' reads two ways, as rows of two numbers split by a comma (4x2) "
-                            "or as numbers with a decimal comma (2x2); write the decimals with a point ('0.1 1.0' on "
-                            "line 1) or the two numbers of a row split by a space ('0 1; 1 0' on line 1)")
-    assert parse_kernel("0.1 1.0\n1.0 0.1").shape == (2, 2) and parse_kernel("0 1; 1 0\n1 0; 0 1").shape == (4, 2)
-    assert parse_kernel("1,0;0,1\n1,1").tolist() == [[1, 0], [0, 1], [1, 1]]  # as decimals, no rectangle
-    with pytest.raises(NeuralabError) as e:
-        parse_kernel("1;0;-1\n2,0,-2;1,0,-1", "kernel file k.csv")
-    assert str(e.value).startswith("kernel file k.csv: ';' splits single numbers on line 1 '1;0;-1' but rows of several "
-                                   "on line 2 '2,0,-2;1,0,-1'; give one row per line") and "\n" not in str(e.value)
-    with pytest.raises(NeuralabError, match=r"line 1 '2;0,-2' holds both single numbers and rows of several"):
-        parse_kernel("2;0,-2\n1,0,-1")
+        get_kernel(str(tmp_path / "mixed.txt"))
+    assert str(e.value).startswith(f"kernel file {tmp_path / 'mixed.txt'}: line 1 '1,0,-1;2,0,-2' has more than one "
+                                   "number between two ';'; give one row per line") and "\n" not in str(e.value)
 
 
 def test_auto_scale_stretches_kernels_that_do_not_keep_the_brightness():

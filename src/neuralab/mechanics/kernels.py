@@ -62,7 +62,7 @@ def parse_kernel(text: str, source: str = "`kernel`") -> np.ndarray:
     if sum(1 for line in lines if line.strip()) > 1:
         example = LINES_EXAMPLE
         # a ';' between values, not only ending a line ("1,0,-1;" is a row, wrapped as typed)
-        if any(";" in line.rstrip("; \t") for line in lines) and _semicolon_splits_values(lines, text, source):
+        if any(";" in line.rstrip("; \t") for line in lines):
             return _rectangle(_semicolon_rows(lines, source), text, source, example)
     else:
         example = "give rows of numbers split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'"
@@ -83,64 +83,22 @@ LINES_EXAMPLE = ("give one row per line, its numbers split by commas or spaces, 
                  "spreadsheet in a decimal-comma language writes them ('0,5;1;0,5')")
 
 
-# A number as a spreadsheet in a decimal-comma language writes it: '0,5' could also be two numbers
-_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+(?:[eE][+-]?\d+)?")
-
-
-def _fields(line: str) -> list[str]:
-    """A line's values between ';', the ';' and empty values of a wider used range at its end dropped."""
-    return [f.strip() for f in line.rstrip("; \t").split(";")]
-
-
-def _semicolon_splits_values(lines: list[str], text: str, source: str) -> bool:
-    """Whether the ';' inside text of several lines split a row's values, as a decimal-comma
-    spreadsheet's CSV has them ('0,5;1;0,5'), rather than end rows, as on the command line
-    ('1,0,-1; 2,0,-2' among other lines). A value between two ';' holding several numbers
-    ('1,0,-1', '1 0 -1') is a row; one without a comma is one number; one with a single comma
-    between digits ('0,5') reads either way, and text of nothing else is refused."""
-    single = several = None
-    for n, line in enumerate(lines, 1):
-        fields = _fields(line)
-        for field in filter(None, fields):
-            if len(field.split()) > 1 or ("," in field and not _DECIMAL_COMMA.fullmatch(field)):
-                several = several or (n, line.strip())
-            elif "," not in field and len(fields) > 1:
-                single = single or (n, line.strip())
-    if several and single:
-        if single == several:
-            raise NeuralabError(f"{source}: line {single[0]} {single[1][:60]!r} holds both single numbers and rows "
-                                f"of several between its ';'; {LINES_EXAMPLE}")
-        raise NeuralabError(f"{source}: ';' splits single numbers on line {single[0]} {single[1][:60]!r} but rows "
-                            f"of several on line {several[0]} {several[1][:60]!r}; {LINES_EXAMPLE}")
-    if several or single:
-        return bool(single)
-    rows = [f for f in map(_fields, lines) if f != [""]]
-    if any(len(r) != len(rows[0]) for r in rows):  # no rectangle of decimals: rows of two it is
-        return False
-    raise _two_readings(rows, text, source)
-
-
-def _two_readings(rows: list[list[str]], text: str, source: str) -> NeuralabError:
-    """The refusal of text whose every value is one comma between digits: '0,1;1,0' is two rows
-    of two numbers on the command line, and one row of two decimals in a decimal-comma spreadsheet."""
-    first = rows[0]
-    return NeuralabError(
-        f"{source}: {text.strip()[:60]!r} reads two ways, as rows of two numbers split by a comma "
-        f"({sum(map(len, rows))}x2) or as numbers with a decimal comma ({len(rows)}x{len(first)}); write the "
-        f"decimals with a point ({' '.join(f.replace(',', '.') for f in first)!r} on line 1) or the two numbers "
-        f"of a row split by a space ({'; '.join(f.replace(',', ' ') for f in first)!r} on line 1)")
-
-
 def _semicolon_rows(lines: list[str], source: str) -> list[list[float]]:
     """The rows of a CSV split by ';', its decimal mark a comma: one number between two ';'."""
     rows = []
     for n, line in enumerate(lines, 1):
-        fields = _fields(line)
+        # the export's wider used range ends rows with ';' and adds rows of ';' alone
+        fields = [f.strip() for f in line.rstrip("; \t").split(";")]
         if fields == [""]:
             continue
-        if not all(fields):
-            raise NeuralabError(f"{source}: line {n} {line.strip()[:60]!r} has an empty value; every ';' "
-                                "stands between two numbers")
+        for field in fields:
+            if not field:
+                raise NeuralabError(f"{source}: line {n} {line.strip()[:60]!r} has an empty value; every ';' "
+                                    "stands between two numbers")
+            if field.count(",") > 1 or len(field.split()) > 1:
+                # "1,0,-1;2,0,-2" on one line of several: rows of the command line's text, or values?
+                raise NeuralabError(f"{source}: line {n} {line.strip()[:60]!r} has more than one number between "
+                                    f"two ';'; {LINES_EXAMPLE}")
         rows.append([_number(f.replace(",", "."), source, LINES_EXAMPLE) for f in fields])
     return rows
 
