@@ -169,24 +169,6 @@ def test_kernel_files_as_spreadsheets_and_old_macs_write_them_read_as_their_rows
         parse_kernel("1,0,-1\n,,\n2,,-2\n1,0,-1")
 
 
-def test_kernel_files_split_by_semicolons_read_one_row_per_line(tmp_path):
-    """A spreadsheet's CSV where the decimal mark is a comma splits values by ';': '0;1;0' on each
-    of three lines read as a 9x1 kernel, '0,5;0,5' as the values 0 and 5. A line is a row; a line
-    holding rows of the command line's form is refused, naming the line."""
-    files = {"laplacian_excel.csv": (b"0;1;0\r\n1;-4;1\r\n0;1;0\r\n;;\r\n", KERNELS["laplacian"]),
-             "blur_de.csv": ("1/16;0,125;1/16\n0,125;0,25;0,125\n1/16;0,125;1/16\n".encode(), KERNELS["gaussian"]),
-             "wrapped.txt": (b"1,0,-1;\n2,0,-2;\n1,0,-1\n", -KERNELS["sobel-x"])}  # the command line's text over lines
-    for name, (data, kernel) in files.items():
-        (tmp_path / name).write_bytes(data)
-        np.testing.assert_allclose(get_kernel(str(tmp_path / name))[1], kernel, err_msg=name)
-    assert parse_kernel("1;0;-1").shape == (3, 1)  # one line: ';' ends rows as on the command line
-    (tmp_path / "mixed.txt").write_bytes(b"1,0,-1;2,0,-2\n1,0,-1\n")
-    with pytest.raises(NeuralabError) as e:
-        get_kernel(str(tmp_path / "mixed.txt"))
-    assert str(e.value).startswith(f"kernel file {tmp_path / 'mixed.txt'}: line 1 '1,0,-1;2,0,-2' has more than one "
-                                   "number between two ';'; give one row per line") and "\n" not in str(e.value)
-
-
 def test_auto_scale_stretches_kernels_that_do_not_keep_the_brightness():
     """The Gaussian as typed before dividing by 16 was clipped: every pixel of the result 255.
     Kernels summing to about 1 are clipped, to 0 shown as |value|, any other sum stretched."""

@@ -52,58 +52,21 @@ _ANY_LENGTH = _number_pattern("", "")  # the same without limits, to say what is
 
 def parse_kernel(text: str, source: str = "`kernel`") -> np.ndarray:
     """'1,0,-1; 2,0,-2; 1,0,-1' -> 3x3 array.  Rows end at ';' or a new line; values are
-    separated by commas or spaces and may be fractions like 1/9. Text of several lines whose lines
-    split their values by ';' is a spreadsheet's CSV where the decimal mark is a comma: each line
-    is a row and '0,5' is 0.5. ``source``: what errors name, the parameter (marked, which the
-    command line says as its flag) or a file."""
+    separated by commas or spaces and may be fractions like 1/9. ``source``: what errors name, the
+    parameter (marked, which the command line says as its flag) or a file."""
     if not isinstance(text, str):
         raise ParameterError("text", text, "give the kernel as text, rows split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'")
-    lines = text.splitlines()
-    if sum(1 for line in lines if line.strip()) > 1:
-        example = LINES_EXAMPLE
-        # a ';' between values, not only ending a line ("1,0,-1;" is a row, wrapped as typed)
-        if any(";" in line.rstrip("; \t") for line in lines):
-            return _rectangle(_semicolon_rows(lines, source), text, source, example)
-    else:
-        example = "give rows of numbers split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'"
+    example = "give rows of numbers split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'"
     # a spreadsheet's export ends rows with commas where its used range is wider, and adds rows
     # of commas alone: those are no values; an old Mac's ends its lines with a CR alone
-    rows = [r for r in (row.rstrip().rstrip(",") for line in lines for row in line.split(";")) if r.strip()]
+    lines = (row.rstrip().rstrip(",") for line in text.splitlines() for row in line.split(";"))
+    rows = [r for r in lines if r.strip()]
     for i, row in enumerate(rows, 1):
         # split() alone drops the empty value of "-1,,1": a narrower kernel than the one meant
         if "," in row and not all(field.strip() for field in row.split(",")):
             raise NeuralabError(f"{source}: row {i} {row.strip()[:60]!r} has an empty value; every comma "
                                 "stands between two numbers, e.g. '1,0,-1;2,0,-2;1,0,-1'")
     values = [[_number(v, source, example) for v in r.replace(",", " ").split()] for r in rows]
-    return _rectangle(values, text, source, example)
-
-
-# What a refusal of text of several lines asks for: there a line is a row, whatever splits its values
-LINES_EXAMPLE = ("give one row per line, its numbers split by commas or spaces, or by ';' alone as a "
-                 "spreadsheet in a decimal-comma language writes them ('0,5;1;0,5')")
-
-
-def _semicolon_rows(lines: list[str], source: str) -> list[list[float]]:
-    """The rows of a CSV split by ';', its decimal mark a comma: one number between two ';'."""
-    rows = []
-    for n, line in enumerate(lines, 1):
-        # the export's wider used range ends rows with ';' and adds rows of ';' alone
-        fields = [f.strip() for f in line.rstrip("; \t").split(";")]
-        if fields == [""]:
-            continue
-        for field in fields:
-            if not field:
-                raise NeuralabError(f"{source}: line {n} {line.strip()[:60]!r} has an empty value; every ';' "
-                                    "stands between two numbers")
-            if field.count(",") > 1 or len(field.split()) > 1:
-                # "1,0,-1;2,0,-2" on one line of several: rows of the command line's text, or values?
-                raise NeuralabError(f"{source}: line {n} {line.strip()[:60]!r} has more than one number between "
-                                    f"two ';'; {LINES_EXAMPLE}")
-        rows.append([_number(f.replace(",", "."), source, LINES_EXAMPLE) for f in fields])
-    return rows
-
-
-def _rectangle(values: list[list[float]], text: str, source: str, example: str) -> np.ndarray:
     if not values or any(len(r) != len(values[0]) for r in values):
         raise NeuralabError(f"{source}: {text.strip()[:60]!r} is not a rectangle of numbers; {example}")
     if max(len(values), len(values[0])) > MAX_KERNEL_SIDE:
