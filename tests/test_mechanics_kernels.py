@@ -183,3 +183,29 @@ def test_auto_scale_stretches_kernels_that_do_not_keep_the_brightness():
     assert np.abs(shown.astype(int) - normalised).max() <= 1  # the same picture, up to rounding
     assert scale_reason(typed["gaussian x16"]) == "the kernel sums to 16, not 1: clipped, the picture would come out too bright"
     assert scale_reason(KERNELS["sharpen"]) == "the kernel sums to 1: it keeps the brightness"
+
+
+def test_a_decimal_comma_spreadsheets_kernel_file_is_refused_not_read_as_other_numbers(tmp_path):
+    """A spreadsheet where the decimal mark is a comma splits values by ';' (or tabs): read with ';'
+    ending rows, '0;1;0' on three lines gave a 9x1 kernel and '0,5;0,5' the values 0 and 5,
+    silently. Such files are refused naming the line; the command line's rows over several lines,
+    and English CSVs of two columns (the workshop's dot product), read as ever."""
+    refused = {"laplacian_excel.csv": b"0;1;0\r\n1;-4;1\r\n0;1;0\r\n",
+               "blur_de.csv": b"0,0625;0,125;0,0625\n0,125;0,25;0,125\n0,0625;0,125;0,0625\n",
+               "gauss_tab_de.txt": b"0,0625\t0,125\t0,0625\n0,125\t0,25\t0,125\n0,0625\t0,125\t0,0625\n"}
+    for name, data in refused.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(NeuralabError, match=rf"kernel file .*{name}: (line|row) 1 .*decimal") as e:
+            get_kernel(str(tmp_path / name))
+        assert "\n" not in str(e.value)
+    sobel = KERNELS["sobel-x"].tolist()
+    read = {"rows.txt": (b"1,0,-1; 2,0,-2;\n1,0,-1\n", [[1, 0, -1], [2, 0, -2], [1, 0, -1]]),
+            "ends.csv": (b"1,0,-1;\n2,0,-2;\n1,0,-1;\n", [[1, 0, -1], [2, 0, -2], [1, 0, -1]]),
+            "spaces.txt": (b"1 0 -1; 2 0 -2\n1 0 -1\n", [[1, 0, -1], [2, 0, -2], [1, 0, -1]]),
+            "dot.csv": (b"0,1\r\n2,3\r\n", [[0, 1], [2, 3]]),
+            "column.csv": (b"1;\n2;\n1;\n", [[1], [2], [1]])}
+    for name, (data, kernel) in read.items():
+        (tmp_path / name).write_bytes(data)
+        assert get_kernel(str(tmp_path / name))[1].tolist() == kernel, name
+    assert parse_kernel("1,0,-1;2,0,-2;1,0,-1").tolist() == [[-v for v in row] for row in sobel]
+    assert parse_kernel("0,1;1,0").tolist() == [[0, 1], [1, 0]]  # one line: ';' ends rows, as documented

@@ -57,6 +57,7 @@ def parse_kernel(text: str, source: str = "`kernel`") -> np.ndarray:
     if not isinstance(text, str):
         raise ParameterError("text", text, "give the kernel as text, rows split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'")
     example = "give rows of numbers split by ';', e.g. '1,0,-1;2,0,-2;1,0,-1'"
+    _refuse_decimal_commas(text, source)
     # a spreadsheet's export ends rows with commas where its used range is wider, and adds rows
     # of commas alone: those are no values; an old Mac's ends its lines with a CR alone
     lines = (row.rstrip().rstrip(",") for line in text.splitlines() for row in line.split(";"))
@@ -66,12 +67,35 @@ def parse_kernel(text: str, source: str = "`kernel`") -> np.ndarray:
         if "," in row and not all(field.strip() for field in row.split(",")):
             raise NeuralabError(f"{source}: row {i} {row.strip()[:60]!r} has an empty value; every comma "
                                 "stands between two numbers, e.g. '1,0,-1;2,0,-2;1,0,-1'")
+        if "," in row and any(len(field.split()) > 1 for field in row.split(",")):  # '0,0625<TAB>0,125': decimal commas
+            raise NeuralabError(f"{source}: row {i} {row.strip()[:60]!r} splits its numbers both by commas and by "
+                                f"spaces (decimal commas?); split them by one of the two, with '.' for decimals")
     values = [[_number(v, source, example) for v in r.replace(",", " ").split()] for r in rows]
     if not values or any(len(r) != len(values[0]) for r in values):
         raise NeuralabError(f"{source}: {text.strip()[:60]!r} is not a rectangle of numbers; {example}")
     if max(len(values), len(values[0])) > MAX_KERNEL_SIDE:
         raise NeuralabError(f"{source}: {len(values)}x{len(values[0])} is too large; sides from 1 to {MAX_KERNEL_SIDE}")
     return np.array(values)
+
+
+def _refuse_decimal_commas(text: str, source: str) -> None:
+    """Refuse the text a spreadsheet writes where its decimal mark is a comma: its CSV splits
+    values by ';', one row a line ('0;1;0', '0,5;0,25'). Read with ';' ending rows, the command
+    line's rule, it gave a tall kernel of one column, or '0,5' as the values 0 and 5, silently.
+    Only text of several lines whose ';' fields are each one number, or one comma's pair, is
+    refused: rows of the command line's form over several lines ('1,0,-1; 2,0,-2;') read as ever."""
+    lines = [line.strip().rstrip(";").strip() for line in text.splitlines()]
+    lines = [line for line in lines if line.strip(";, \t")]
+    if len(lines) < 2:
+        return
+    for n, line in enumerate(lines, 1):
+        fields = [f.strip() for f in line.split(";")]
+        if len(fields) < 2 or not all(fields):
+            continue
+        if all(len(f.split()) == 1 and f.count(",") <= 1 for f in fields):
+            raise NeuralabError(f"{source}: line {n} {line[:60]!r} splits its numbers by ';' (a spreadsheet's CSV "
+                                "where the decimal mark is a comma?); in text of several lines give one row a line, "
+                                "its numbers split by commas or spaces, with '.' for decimals: '0.5 1 0.5'")
 
 
 def _number(text: str, source: str, example: str) -> float:
