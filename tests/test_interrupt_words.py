@@ -166,9 +166,14 @@ def test_compare_called_again_keeps_its_finished_runs_and_resumes_the_interrupte
     kept = {name: (first / name).stat().st_mtime_ns for name in (runs.WEIGHTS, runs.RESULTS, runs.METRICS)}
     assert Run(first).status() is Status.FINISHED and Run(out / "mlp-seed1").status() is Status.INTERRUPTED
 
-    # another budget is another comparison: the runs in its way are refused as before
-    with pytest.raises(ParameterError, match="already holds mlp-seed0; pass overwrite"):
+    # another budget is another comparison: refused, naming what differs, first with ways on that keep the runs
+    with pytest.raises(ParameterError) as other:
         neuralab.compare(["mlp"], classifier(digits, epochs=2), 2, out, verbose=False)
+    said = str(other.value)
+    assert other.value.parameter == "out" and "already holds mlp-seed0, started with other settings: " \
+        "epochs 2 (the run has 3); give the run's own to go on with this comparison, its finished runs kept, or " \
+        "choose another out" in said, said
+    assert "(overwrite trains every run of it again, the finished ones lost)" in said, said
 
     rows = neuralab.compare(["mlp"], base, 2, out, verbose=True)
     printed = capsys.readouterr().out
@@ -197,6 +202,48 @@ def test_compare_on_the_command_line_says_to_run_the_same_command_again(digits, 
     whole_again()
     assert main(args) == 0
     assert "| mlp |" in capsys.readouterr().out and Run(out / "mlp-seed0").status() is Status.FINISHED
+
+
+def test_compare_run_again_in_a_new_session_takes_its_threads_device_and_a_copy_of_the_data(mnist, tmp_path,
+                                                                                             monkeypatch, capsys):
+    """A requeued job may land on a node with other cores, without its GPU, or with the dataset's
+    files copied elsewhere: settings of the session, which `train --resume` takes too, and which
+    the same comparison run again refused, pointing to --overwrite and its finished runs' loss."""
+    first_copy = idx_subset(mnist, tmp_path / "scratch-1", 600, 200)
+    out = tmp_path / "cmp"
+    args = ["compare", "--models", "mlp", "--data", "mnist", "--seeds", "2", "--epochs", "3", "--batch-size", "64",
+            "--out", str(out)]
+    whole_again = ctrl_c_in_epoch_2(monkeypatch, only="mlp-seed1")
+    assert main([*args, "--data-dir", str(first_copy), "--threads", "1", "--device", "cpu"]) == 130
+    assert "the same `neuralab compare` command again continues the comparison" in capsys.readouterr().err
+    whole_again()
+    first = out / "mlp-seed0"
+    kept = (first / runs.WEIGHTS).stat().st_mtime_ns
+    assert Run(first).status() is Status.FINISHED and Run(out / "mlp-seed1").status() is Status.INTERRUPTED
+
+    assert main([*args, "--data-dir", str(first_copy), "--epochs", "2", "--lr", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"neuralab: error: --out {out}: already holds mlp-seed0, started with other settings: "), err
+    assert "--epochs 2 (the run has 3), --lr 0.01 (the run has 0.003); give the run's own" in err, err
+    assert "another --out" in err and err.count("\n") == 1, err
+    assert "--threads" not in err and "--data-dir" not in err, err
+
+    moved = tmp_path / "scratch-2"
+    first_copy.rename(moved)  # the job's node-local copy: the same files elsewhere, the first place gone
+    with pytest.warns(runs.EnvironmentChangedWarning, match="this session computes with threads 2, the run's first "
+                                                            "with threads 1"):
+        assert main([*args, "--data-dir", str(moved), "--threads", "2", "--device", "auto"]) == 0
+    printed = capsys.readouterr().out
+    assert "mlp seed 0: test accuracy" in printed and "taken as it is" in printed, printed
+    assert (first / runs.WEIGHTS).stat().st_mtime_ns == kept, "the finished run was trained again"
+    resumed = Run(out / "mlp-seed1")
+    assert resumed.status() is Status.FINISHED and len(resumed.metrics()) == 3
+    config = resumed.record["config"]
+    assert config["data_dir"] == str(moved) and config["train"]["threads"] == 1 and config["train"]["device"] == "cpu"
+
+    idx_subset(mnist, tmp_path / "other", 600, 100)  # other files: the session's place, but checked by their digest
+    assert main([*args, "--data-dir", str(tmp_path / "other")]) == 2
+    assert "already holds mlp-seed0, trained on other data" in capsys.readouterr().err
 
 
 def test_compare_called_again_refuses_a_finished_run_whose_pictures_changed_since(tmp_path):

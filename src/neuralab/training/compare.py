@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import errno
 import io
-import json
 import math
 import numbers
 import os
@@ -102,7 +101,7 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
                 if state is Status.FINISHED:
                     result = _finished(folder)
                 elif state is Status.INTERRUPTED:
-                    result = resume_classifier(folder, verbose=False)
+                    result = resume_classifier(folder, verbose=False, options=_session(configs[name, seed]))
                 else:
                     result = train_classifier(configs[name, seed], out=folder, overwrite=overwrite, verbose=False)
             except Interrupted as e:  # the way on is this call again, which resumes this run and keeps the others
@@ -172,19 +171,69 @@ def _refuse_folders(out: Path, folders: dict, configs: dict, sources: dict, over
 def _kept(out: Path, run: Run, config: ClassifierConfig, source_type: str) -> Status | None:
     """How a comparison in ``out`` goes on with ``run``, one it would train with ``config`` (as
     config.json records it, ``classify.run_config``), of a model of ``source_type``:
-    FINISHED, its results taken as they are; INTERRUPTED, resumed; None where it is anything
-    else, which only `overwrite` replaces. An interrupted run of PyTorch code is refused in words
-    of its own: its resume runs the run's copy of the code, which only the user may trust."""
+    FINISHED, its results taken as they are; INTERRUPTED, resumed; None where it is no such run,
+    which only `overwrite` replaces. A run of other settings is refused, naming them
+    (``_refuse_other_settings``), and an interrupted run of PyTorch code in words of its own: its
+    resume runs the run's copy of the code, which only the user may trust."""
     status = run.status()  # damaged where its files are not a run's: nothing read below can fail
     if status not in (Status.FINISHED, Status.INTERRUPTED) or run.kind is not Kind.CLASSIFIER:
         return None
-    if run.record.get("config") != json.loads(json.dumps(asdict(config))):  # as JSON reads it back
-        return None
+    _refuse_other_settings(out, run, config)
     if status is Status.INTERRUPTED and source_type == TORCH:
         raise InterruptedInTheWay(run.path, Kind.CLASSIFIER, out=out, then=(
             " (a comparison does not run a run's copy of its code), then calling `compare(...)` again with the same "
             f"`out` {AFTER_ITS_RESUME}"))
     return status
+
+
+# The settings of the session a comparison is called again in, not of its runs: a job started again
+# may land on a node with other cores, without the GPU, or with its own copy of a dataset's files
+# (whose digest must be the run's), as for `resume_classifier`'s options
+SESSION = ("threads", "device", "data_dir")
+
+
+def _session(config: ClassifierConfig) -> dict:
+    """The options ``resume_classifier`` takes for this session of a comparison of ``config``'s:
+    its threads and device, and where a named dataset's files are now (a moved image folder is
+    another `data`, refused before: ``_refuse_other_settings``)."""
+    from neuralab.data import NAMED
+
+    options = {"threads": config.train.threads, "device": config.train.device}
+    if config.data in NAMED and config.data_dir is not None:
+        options["data_dir"] = config.data_dir
+    return options
+
+
+def _refuse_other_settings(out: Path, run: Run, config: ClassifierConfig) -> None:
+    """Refuse ``run``, in ``out``'s place of a run of ``config``, where it was started with other
+    settings than ``config`` gives, naming each with both values: the settings a resume of it
+    would refuse (``classify._refuse_changes``), the session's (SESSION) aside. The ways on said
+    first keep the finished runs: the run's own settings, or another ``out``."""
+    from neuralab.training.run_data import stored_config
+
+    given, stored = asdict(config), asdict(stored_config(run))
+    flat = {k: v for k, v in {**given, **given["train"]}.items() if k != "train" and k not in SESSION}
+    had = {**stored, **stored["train"]}
+    # asked one by one, so that each one named is one a resume refuses, as it compares them
+    changed = [f"`{k}` {v!r} (the run has {'none given' if had[k] is None else repr(had[k])})"
+               for k, v in flat.items() if not _same(run, k, v)]
+    if changed:
+        raise ParameterError("out", str(out), f"already holds {run.path.name}, started with other settings: "
+                                              f"{', '.join(changed)}; give the run's own to go on with this "
+                                              "comparison, its finished runs kept, or choose another `out` for a "
+                                              "new one (`overwrite` trains every run of it again, the finished "
+                                              "ones lost)")
+
+
+def _same(run: Run, name: str, value) -> bool:
+    """Whether a resume of ``run`` takes ``value`` for its setting ``name`` as its own."""
+    from neuralab.training.classify import _refuse_changes
+
+    try:
+        _refuse_changes(run, {name: value})
+    except NeuralabError:
+        return False
+    return True
 
 
 def _finished(folder: Path) -> RunResult:
