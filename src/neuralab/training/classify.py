@@ -433,7 +433,7 @@ def resume_classifier(run_dir: str | Path, verbose: bool = True, checkpoint: str
     run = Run.open(run_dir, Kind.CLASSIFIER)
     if run.by_keras_fit:
         raise NeuralabError(f"{run.path}: {runs.KERAS_FIT_WAY_ON}")
-    _refuse_changes(run, options)
+    refuse_changes(run, options)
     run.refuse_finished()
     device = session_device(device, stored_config(run).train.device, run.path)
     if not (run / runs.LAST).exists():  # stopped before its first checkpoint: start it again, in place
@@ -536,7 +536,7 @@ def _names_code(model) -> bool:
     return isinstance(model, str) and split_name(model)[0].suffix.lower() == ".py"
 
 
-def _refuse_changes(run: Run, options: dict) -> None:
+def refuse_changes(run: Run, options: dict) -> None:
     """Refuse ``options`` that differ from the run's stored config, naming each with both values."""
     stored = asdict(stored_config(run))
     flat = {**{k: v for k, v in stored.items() if k != "train"}, **stored["train"]}

@@ -20,8 +20,8 @@ from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError, Shown
 from neuralab.files import atomic_write, write_advice
 from neuralab.runs import Interrupted, InterruptedInTheWay, Kind, Run, Status, folder_part
-from neuralab.training.classify import (ClassifierConfig, RunResult, model_source, refuse_run_in_data,
-                                        resume_classifier, train_classifier)
+from neuralab.training.classify import (ClassifierConfig, RunResult, model_source, refuse_changes,
+                                        refuse_run_in_data, resume_classifier, train_classifier)
 from neuralab.training.config import check_config, replaced
 from neuralab.training.device import dist_info, on_rank_0
 from neuralab.training.source import TORCH
@@ -207,7 +207,7 @@ def _session(config: ClassifierConfig) -> dict:
 def _refuse_other_settings(out: Path, run: Run, config: ClassifierConfig) -> None:
     """Refuse ``run``, in ``out``'s place of a run of ``config``, where it was started with other
     settings than ``config`` gives, naming each with both values: the settings a resume of it
-    would refuse (``classify._refuse_changes``), the session's (SESSION) aside. The ways on said
+    would refuse (``classify.refuse_changes``), the session's (SESSION) aside. The ways on said
     first keep the finished runs: the run's own settings, or another ``out``."""
     from neuralab.training.run_data import stored_config
 
@@ -227,10 +227,8 @@ def _refuse_other_settings(out: Path, run: Run, config: ClassifierConfig) -> Non
 
 def _same(run: Run, name: str, value) -> bool:
     """Whether a resume of ``run`` takes ``value`` for its setting ``name`` as its own."""
-    from neuralab.training.classify import _refuse_changes
-
     try:
-        _refuse_changes(run, {name: value})
+        refuse_changes(run, {name: value})
     except NeuralabError:
         return False
     return True
