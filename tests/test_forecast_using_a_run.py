@@ -15,7 +15,7 @@ import pytest
 
 from neuralab.cli import main
 from neuralab.data.series import load_series
-from neuralab.errors import ParameterError
+from neuralab.errors import NeuralabError, ParameterError
 from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.finished import RunNotFinished, predict_run, write_report
 from neuralab.forecasting.pipeline import ForecastConfig, resume_forecast, run_forecast
@@ -103,7 +103,8 @@ def test_new_rows_of_a_day_first_run_are_read_day_first_where_every_day_is_12_or
     day_first = closes.assign(Date=closes["Date"].dt.strftime("%d/%m/%Y"))
     day_first.to_csv(tmp_path / "eu.csv", index=False)
     run = run_forecast(config(tmp_path / "eu.csv"), out=tmp_path / "run", verbose=False).run_dir
-    assert json.loads((run / "model.json").read_text())["series"]["date_format"] == "%d/%m/%Y"
+    recorded = json.loads((run / "model.json").read_text())["series"]
+    assert recorded["day_first"] is True and recorded["date_format"] is None
     recent = pd.DataFrame({"Date": pd.date_range("2021-03-01", periods=LOOKBACK).strftime("%d/%m/%Y"),
                            "Close": closes["Close"].iloc[-LOOKBACK:].to_numpy()})
     recent.to_csv(tmp_path / "recent.csv", index=False)
@@ -112,15 +113,35 @@ def test_new_rows_of_a_day_first_run_are_read_day_first_where_every_day_is_12_or
     assert forecast.equals(predict_run(run, tmp_path / "recent.csv", date_format="%d/%m/%Y"))
     assert main(["forecast", "predict", str(run), "--csv", str(tmp_path / "recent.csv")]) == 0
     assert "2021-03-13" in capsys.readouterr().out
-    # a run recorded before it kept no format: its new rows read month first, which the refusal says, and how to
+    # the run's order is no format: the same rows as another export writes them (ISO) read as written
+    recent.assign(Date=pd.date_range("2021-03-01", periods=LOOKBACK).strftime("%Y-%m-%d")).to_csv(
+        tmp_path / "iso.csv", index=False)
+    assert predict_run(run, tmp_path / "iso.csv").equals(forecast)
+    # a format given stays strict, and says so
+    with pytest.raises(NeuralabError, match=r"'2021-03-01' in column 'Date' is not a date \(date_format is"):
+        predict_run(run, tmp_path / "iso.csv", date_format="%d/%m/%Y")
+    # a run recorded before it kept no order: its new rows read month first, which the refusal says, and how to
     # read them day first, not "resample the data"
     meta = json.loads((run / "model.json").read_text())
-    meta["series"]["date_format"] = None
+    del meta["series"]["day_first"]
     (run / "model.json").write_text(json.dumps(meta))
     assert main(["forecast", "predict", str(run), "--csv", str(tmp_path / "recent.csv")]) == 2
     err = capsys.readouterr().err
     assert "and the run was trained on rows of frequency D; its dates read month first (01/03/2021 = 2021-01-03)" \
         in err and "give --date-format %d/%m/%Y if the day comes first" in err and "resample" not in err, err
+
+
+def test_new_rows_in_a_day_first_runs_own_format_with_a_zone_name_are_read_as_its_own(tmp_path):
+    """Dates written with a zone's name (31/01/2000 10:00 CET), read day first: new rows in the
+    run's own format, their days all 12 or less, are read day first, not refused."""
+    closes = pd.read_csv(monthly_closes(tmp_path / "closes.csv", slice(0, 120), dates="D"), parse_dates=["Date"])
+    closes.assign(Date=closes["Date"].dt.strftime("%d/%m/%Y 10:00 CET")).to_csv(tmp_path / "cet.csv", index=False)
+    run = run_forecast(config(tmp_path / "cet.csv"), out=tmp_path / "run", verbose=False).run_dir
+    recent = pd.DataFrame({"Date": pd.date_range("2021-03-01", periods=LOOKBACK).strftime("%d/%m/%Y 10:00 CET"),
+                           "Close": closes["Close"].iloc[-LOOKBACK:].to_numpy()})
+    recent.to_csv(tmp_path / "recent.csv", index=False)
+    forecast = predict_run(run, tmp_path / "recent.csv")
+    assert forecast["time"].iloc[0] == pd.Timestamp("2021-03-13 09:00", tz="UTC")  # 10:00 at UTC+01:00
 
 
 def test_missing_months_in_the_window_are_warned_of_with_their_count_and_dates(monthly, tmp_path):

@@ -172,7 +172,7 @@ def test_day_first_dates_are_said_as_they_are_written():
     from neuralab.data.dates import _day_or_month_first
 
     for sep in "./-":
-        _, note = _day_or_month_first(pd.Series([f"{d:%d}{sep}{d:%m}{sep}{d:%Y}" for d in DAYS[:40]], dtype="string"))
+        _, note, _ = _day_or_month_first(pd.Series([f"{d:%d}{sep}{d:%m}{sep}{d:%Y}" for d in DAYS[:40]], dtype="string"))
         assert note.startswith(f"dates read day first (DD{sep}MM{sep}YYYY)"), note
 
 

@@ -222,26 +222,29 @@ def _grid_gaps(parsed: pd.Series) -> int:
 
 
 def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
-                 date_format: str | None = None, offsets: str = LOCAL_DATES) -> tuple[pd.Series, str, str]:
+                 date_format: str | None = None, offsets: str = LOCAL_DATES,
+                 day_first: bool | None = None) -> tuple[pd.Series, str, bool | None]:
     """The column as timestamps, how they were read when that is worth saying ("" if not), and
-    the `date_format` that reads them so where loading chose day or month first ("" if it chose
-    nothing): a run keeps it, so that new rows whose days are all 12 or less are read its way;
-    times with UTC offsets by the rule ``offsets`` (one of OFFSET_RULES: a run's own)."""
+    whether dates such as 01/02/2015 were read day first (True) or month first (False) where the
+    two readings differ (None where nothing was chosen): a run keeps it as ``day_first``, by which
+    new rows that both readings fit (their days all 12 or less) are read its way, while rows that
+    tell their order themselves (13/02/2015, 2015-02-01) are read as they say; times with UTC
+    offsets by the rule ``offsets`` (one of OFFSET_RULES: a run's own)."""
     if isinstance(column.dtype, pd.DatetimeTZDtype):  # a DataFrame's zone-aware times: one rule, as for text
         # before LOCAL_DATES they all went to UTC, which _with_offsets does without their clock times
         times, note = _with_offsets(column, column.dt.tz_localize(None) if offsets == LOCAL_DATES else None)
         return times, f"times in {column.dt.tz} {IN_UTC}" if note.startswith("times with") \
-            and str(column.dt.tz) != "UTC" else note, ""
+            and str(column.dt.tz) != "UTC" else note, None
     if pd.api.types.is_datetime64_dtype(column):
-        return column, "", ""
+        return column, "", None
     if pd.api.types.is_numeric_dtype(column) and date_format in (None, "%s"):
         unit = epoch_unit(column)
         if unit is not None:
             what = "seconds" if unit == "s" else "milliseconds"
-            return pd.to_datetime(column.astype(np.int64), unit=unit), f"dates read as Unix epoch {what} (UTC)", ""
+            return pd.to_datetime(column.astype(np.int64), unit=unit), f"dates read as Unix epoch {what} (UTC)", None
         if date_format is None and excel_days(column):
             days = pd.to_datetime(column.astype(np.float64), unit="D", origin=EXCEL_ORIGIN).dt.round("s")
-            return days, "dates read as Excel's serial day numbers (days since 1899-12-30)", ""
+            return days, "dates read as Excel's serial day numbers (days since 1899-12-30)", None
         if date_format == "%s":
             raise NeuralabError(f"{name}: column {label!r} holds numbers that are not Unix epoch seconds or "
                                 "milliseconds between 1973 and 2103; give `date_format` for them, e.g. %Y%m%d")
@@ -262,10 +265,9 @@ def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
     shaped = dates.str.fullmatch(DAY_MONTH).to_numpy(bool)
     # pandas reads every date in the format of the first: one written otherwise (20.01.20222, 2022-01-20)
     # among 01.01.2022's is blamed itself, not the first of them that month first cannot read (13.01.2022)
-    chosen = ""
+    chosen = None
     if date_format is None and shaped[0]:
-        parsed, note = _day_or_month_first(dates)
-        chosen = _chosen_format(dates, parsed)
+        parsed, note, chosen = _day_or_month_first(dates, day_first)
     else:
         parsed, note = to_datetime(dates, format=None if date_format == "%s" else date_format), ""
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
@@ -295,21 +297,6 @@ def parse_dates(column: pd.Series, lines: pd.Series, name: str, label: str,
     if labelled:
         _refuse_labels(text, lines, words, name, label)
     return parsed, note, chosen
-
-
-def _chosen_format(dates: pd.Series, parsed: pd.Series) -> str:
-    """The `date_format` that reads ``dates`` (01/02/2015 13:45) as ``parsed`` does, where day
-    first and month first read them differently; "" where nothing was chosen (every day equal to
-    its month), a reading failed, or the dates hold what no format of _format_like reads."""
-    if parsed.isna().any():
-        return ""
-    readings = {}
-    for first in ("day", "month"):
-        written = _format_like(dates.iloc[0], first)
-        if " and codes for " not in written:
-            readings[written] = to_datetime(dates, format=written)
-    same = [f for f, times in readings.items() if not times.isna().any() and bool((times == parsed).all())]
-    return same[0] if len(same) == 1 else ""
 
 
 def _refuse_labels(text: pd.Series, lines: pd.Series, words: np.ndarray, name: str, label: str) -> None:
@@ -363,38 +350,42 @@ def _format_like(value: str, first: str) -> str:
     return f"{out} and codes for {rest!r}" if rest else out
 
 
-def _day_or_month_first(text: pd.Series) -> tuple[pd.Series, str]:
+def _day_or_month_first(text: pd.Series, day_first: bool | None = None) -> tuple[pd.Series, str, bool | None]:
     """Dates such as 01/02/2015 read both ways: the reading that parses every row, and of two
-    that do, the one that lies on a regular grid (monthly 01/MM/2015 read month first would be
-    days 1-12 of each month, thousands of days missing); where both fit as well, day first for
-    dates written with dots (01.03.2023, as only day-first countries write them), else pandas'
-    own (month first). Which reading was used is said."""
+    that do, ``day_first``'s (a run's own order, where the rows do not tell theirs), else the one
+    that lies on a regular grid (monthly 01/MM/2015 read month first would be days 1-12 of each
+    month, thousands of days missing); where both fit as well, day first for dates written with
+    dots (01.03.2023, as only day-first countries write them), else pandas' own (month first).
+    Which reading was used is said, and returned as True (day first), False, or None where the
+    two do not differ or neither reads every row."""
     month, day = to_datetime(text, dayfirst=False), to_datetime(text, dayfirst=True)
     month_ok, day_ok = not month.isna().any(), not day.isna().any()
     if not (month_ok and day_ok):
         if day_ok:
             sep = re.match(DAY_MONTH, text.iloc[0])[1]
-            return day, f"dates read day first (DD{sep}MM{sep}YYYY): some days are above 12"
+            return day, f"dates read day first (DD{sep}MM{sep}YYYY): some days are above 12", True
         if not month_ok and day.isna().sum() < month.isna().sum():  # 31.02.2021 among day-first dates: blame it,
-            return day, ""                                          # not the good 13.01.2021 before it
-        return month, ""
+            return day, "", None                                    # not the good 13.01.2021 before it
+        return month, "", False if month_ok else None
     if (month == day).all():  # day and month equal on every row: nothing to choose
-        return month, ""
+        return month, "", None
+    if day_first is not None:  # a few new rows' grid tells less than the run's whole series did
+        return (day if day_first else month), "", day_first
     month_gaps, day_gaps = _grid_gaps(month), _grid_gaps(day)
     example = text.iloc[0]
     if month_gaps == day_gaps and re.match(DAY_MONTH, example)[1] == ".":  # 01.03.2023: dots are Europe's, day first
         return day, (f"dates read day first ({example} = {stamp(day.iloc[0])}), as dates written with dots "
                      f"are: month first fits as well; give `date_format` {_format_like(example, 'month')} if "
-                     "the month comes first")
+                     "the month comes first"), True
     if month_gaps == day_gaps:  # a day's hours, say: nothing in the dates tells, so as pandas (and neuralab before)
         return month, (f"dates read month first ({example} = {stamp(month.iloc[0])}), as pandas reads them: "
                        f"day first fits as well; give `date_format` {_format_like(example, 'day')} if the day "
-                       "comes first")
+                       "comes first"), False
     first, (chosen, other, gaps) = ("day", (day, "month", month_gaps)) if day_gaps < month_gaps \
         else ("month", (month, "day", day_gaps))
     return chosen, (f"dates read {first} first ({example} = {stamp(chosen.iloc[0])}): read {other} first "
                     f"they leave {gaps:,} timestamps off a regular grid; give `date_format` "
-                    f"{_format_like(example, other)} to read them {other} first")
+                    f"{_format_like(example, other)} to read them {other} first"), first == "day"
 
 
 def join_notes(*notes: str) -> str:

@@ -75,7 +75,7 @@ class SeriesReport:
     filled: int = 0                 # values the policy filled
     read_as: str = ""               # how the file was read: "semicolon-separated with decimal commas"
     dates: str = ""                 # how the dates were read, where a choice was made: "dates read day first ..."
-    date_format: str = ""           # the format that reads them as loading chose day or month first: "%d/%m/%Y"
+    day_first: bool | None = None   # dates such as 01/02/2015 read day first (True) or month first, where they differ
 
     def lines(self) -> list[str]:
         out = [f"{self.rows:,} rows, {self.start} .. {self.end}, frequency {self.frequency}"]
@@ -186,7 +186,7 @@ def load_series(source: str | os.PathLike | pd.DataFrame, target: str | None = N
                 missing: str = "error", duplicates: str = "error", gaps: str = "keep",
                 calendar: list[str] | tuple[str, ...] = (), date_format: str | None = None,
                 sep: str | None = None, where: str | None = None, announce=None,
-                offsets: str = LOCAL_DATES) -> Series:
+                offsets: str = LOCAL_DATES, day_first: bool | None = None) -> Series:
     """Load ``source`` (a built-in name, a CSV path or a DataFrame) as a clean ``Series``.
 
     ``target`` defaults to the built-in's target, the only numeric column, or the closing
@@ -194,12 +194,15 @@ def load_series(source: str | os.PathLike | pd.DataFrame, target: str | None = N
     encodings of the date (``dayofyear``, ``dayofweek``, ``month``, ``hour``). ``where``
     ("COLUMN=VALUE") keeps the rows of one series in a file that holds several. ``offsets``:
     how times with UTC offsets are read, one of dates.OFFSET_RULES; a run's model.json
-    records its own (``series.offsets``), to read new rows with the dates its data had. Column
+    records its own (``series.offsets``), to read new rows with the dates its data had.
+    ``day_first``: dates such as 01/02/2015 that both readings fit (days all 12 or less) read
+    day first (True) or month first (False), as a run's model.json records its own
+    (``series.day_first``); None: by the reading that lies on a regular grid. Column
     names match ignoring case. Problems a user can fix raise NeuralabError naming the
     column, the line and what to pass instead.
     """
     many = load_series_list(source, target, features, date_column, missing, duplicates, gaps, calendar,
-                            date_format, sep, None, where, announce, offsets=offsets)
+                            date_format, sep, None, where, announce, offsets=offsets, day_first=day_first)
     return many[0]
 
 
@@ -208,7 +211,8 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
                      missing: str = "error", duplicates: str = "error", gaps: str = "keep",
                      calendar: list[str] | tuple[str, ...] = (), date_format: str | None = None,
                      sep: str | None = None, series_column: str | None = None, where: str | None = None,
-                     announce=None, suggest_series: bool = True, offsets: str = LOCAL_DATES) -> list[Series]:
+                     announce=None, suggest_series: bool = True, offsets: str = LOCAL_DATES,
+                     day_first: bool | None = None) -> list[Series]:
     """``load_series`` for a file that may hold several series: one ``Series`` per value of
     ``series_column`` (each cleaned on its own: its duplicates, gaps and missing values), or
     the one series when ``series_column`` is None. ``announce`` (print, say) is told what is
@@ -216,7 +220,8 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
     ``suggest_series``: duplicate timestamps suggest `series_column` and `where` (False where
     the caller has fixed which series is read: a stored run's `where`, whose left-out series
     new rows need not hold). ``offsets``: how times with UTC offsets are
-    read, one of dates.OFFSET_RULES (a stored run's own, to read new rows as it read its data)."""
+    read, one of dates.OFFSET_RULES (a stored run's own, to read new rows as it read its data);
+    ``day_first``: as load_series'."""
     for parameter, names in (("features", features), ("calendar", calendar)):
         if isinstance(names, str):  # each letter would be taken for a column or an encoding
             raise ParameterError(parameter, names, f"give a list of names, e.g. [{names!r}]")
@@ -278,7 +283,7 @@ def load_series_list(source: str | os.PathLike | pd.DataFrame, target: str | Non
     decimal = shape.decimal if shape is not None else "."
     many = [_clean(part, label, target, features, date_column, date_format, missing, duplicates, gaps, calendar,
                    single=series_column is None and suggest_series, decimal=decimal, time_column=clock,
-                   sep=shape.separator if shape is not None else ",", offsets=offsets)
+                   sep=shape.separator if shape is not None else ",", offsets=offsets, day_first=day_first)
             for label, part in groups]
     if series_column is not None:
         for series in many:
@@ -386,13 +391,14 @@ def _choose_columns(table: pd.DataFrame, name: str, target, features, date_colum
 
 def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], date_column: str, date_format,
            missing: str, duplicates: str, gaps: str, calendar, single: bool = True, decimal: str = ".",
-           time_column: str | None = None, sep: str = ",", offsets: str = LOCAL_DATES) -> Series:
+           time_column: str | None = None, sep: str = ",", offsets: str = LOCAL_DATES,
+           day_first: bool | None = None) -> Series:
     report = SeriesReport(duplicate_policy=duplicates, missing_policy=missing)
     # ';' and 01.01.2022 are how a day-first locale writes a file, and there 5.008 is five thousand as often
     points_group = sep == ";" and decimal == "." and bool(
         table[date_column].astype("string").str.strip().str.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{2,4}(?:[ T].*)?").all())
-    times, report.dates, report.date_format = parse_dates(table[date_column], table["_line"], name, date_column,
-                                                          date_format, offsets)
+    times, report.dates, report.day_first = parse_dates(table[date_column], table["_line"], name, date_column,
+                                                        date_format, offsets, day_first)
     if time_column is not None:  # Date;Time;... as loggers write (the household power data): one timestamp
         times = times + times_of_day(table[time_column], table["_line"], name, time_column).to_numpy()
         report.dates = join_notes(f"dates and times from columns {date_column!r} and {time_column!r}", report.dates)

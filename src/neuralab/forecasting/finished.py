@@ -181,7 +181,7 @@ def predict_run(run_dir: str | Path, csv: str | Path | pd.DataFrame | Series, da
                     date_column=date_column or (stored["date_column"] if str(csv) not in BUILTIN else None),
                     missing=missing or stored["missing"], duplicates=duplicates or stored["duplicates"],
                     gaps=stored["gaps"], calendar=meta.get("calendar", []),
-                    date_format=date_format or stored.get("date_format"), sep=sep,
+                    date_format=date_format or stored.get("date_format"), day_first=stored.get("day_first"), sep=sep,
                     series_column=meta.get("series_column"), where=where, suggest_series=False,
                     offsets=recorded_offsets(run))
         # A run on several series keeps one scaler per series ("scalers"); its top-level "scaler" is the
@@ -253,7 +253,7 @@ def _refuse_other_frequency(series: Series, frequency: str | None, csv) -> None:
     if frequency in (None, "irregular") or own == "irregular" or own == frequency:
         return  # an irregular reading is one with gaps, which _window_gaps counts
     who = f"its series {series.name!r} has" if series.where else "has"  # of several series, the one
-    # dates whose days are all 12 or less, read month first where the run (one that recorded no format) read
+    # dates whose days are all 12 or less, read month first where the run (one that recorded no order) read
     # its own day first: the reading, not the rows, is wrong, and the note says which format reads them so
     reading = series.report.dates if "fits as well" in series.report.dates else ""
     raise ParameterError("csv", csv if not isinstance(csv, pd.DataFrame) else "DataFrame",

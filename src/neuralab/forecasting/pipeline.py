@@ -844,10 +844,11 @@ def forecaster_meta(config: ForecastConfig, many: list[Series], prepared: list[P
         "windows": asdict(config.windows),
         "network": {"level": module.level, "zero": module.zero},
         "scaler": prepared[0].scaler.to_dict(),
-        # the format loading chose day or month first by, where it chose: new rows whose days are all 12 or
-        # less (the first days of a month) would otherwise be read month first, as pandas reads them
-        "series": {"date_column": series.date_column, "date_format": config.date_format or series.report.date_format
-                   or None, "missing": config.missing,
+        # day_first: the order loading chose for dates such as 01/02/2015, where it chose: new rows whose days
+        # are all 12 or less (the first days of a month) would otherwise be read by a few rows' grid, or month
+        # first; an order, not a format, so that rows written otherwise (ISO, another time) still read
+        "series": {"date_column": series.date_column, "date_format": config.date_format,
+                   "day_first": series.report.day_first, "missing": config.missing,
                    "duplicates": config.duplicates, "gaps": config.gaps, "frequency": series.report.frequency,
                    "offsets": LOCAL_DATES},  # how its times with UTC offsets were read, and new rows' will be
         "parameters": sum(p.numel() for p in module.parameters()),
