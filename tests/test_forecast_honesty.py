@@ -75,7 +75,8 @@ def test_a_handful_of_test_windows_judges_nothing_and_few_need_students_t():
     assert v["outcome"] == "too-short" and not v["clearly_beats_persistence"]
     assert v["sentence"].startswith(f"The test span is too short to judge: 2 test windows, and a better or worse "
                                     f"takes at least {metrics.MIN_WINDOWS}.")
-    assert "a longer series, or a smaller `lookback` or `horizon`" in v["sentence"] and "beats" not in v["sentence"]
+    assert "a longer series, a larger `test_fraction`, or a smaller `horizon` or `stride`." in v["sentence"] \
+        and "lookback" not in v["sentence"] and "beats" not in v["sentence"]
     for n in (2, 3, 10, 25, 31, 45, 200):  # the table and its expansion, against scipy's quantile
         assert metrics.critical(n) == pytest.approx(max(metrics.SIGNIFICANCE, stats.t.ppf(0.975, n - 1)), abs=1e-3)
     # 12 windows whose gain lies 2.1 standard errors out: beyond 2, within t's 2.20 for 11 degrees of freedom

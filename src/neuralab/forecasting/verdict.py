@@ -157,8 +157,8 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
         n = gains[network]["windows"]
         head = (f"The test span is too short to judge: {n} test window{'s' if n != 1 else ''}, and a better or "
                 f"worse takes at least {MIN_WINDOWS}. {network} has {label} {fmt(net)}; the best baseline, "
-                f"{best_baseline} ({hindsight}), has {fmt(ref)}. For more test windows give a longer series, or a "
-                "smaller `lookback` or `horizon`.")
+                f"{best_baseline} ({hindsight}), has {fmt(ref)}. For more test windows give a longer series, a "
+                "larger `test_fraction`, or a smaller `horizon` or `stride`.")  # the lookback moves no test target
     elif ref == 0 and net > 0:  # a baseline that is exact leaves no percentage to compare, and nothing to tie with
         outcome = "baseline"
         head = (f"{best} is the best forecaster on the test span: {best_baseline} is exact there ({label} 0), "
