@@ -223,6 +223,20 @@ def test_a_level_far_above_the_series_changes_is_refused_naming_float32(tmp_path
     assert not (run / "model.onnx").exists()
 
 
+def test_a_high_level_series_whose_changes_float32_still_holds_is_exported(tmp_path):
+    """A cumulative meter near 250,000 kWh rising by about 0.4 an hour: float32 holds it to
+    0.016, a few percent of its changes and of any forecast's error, and the graph was refused
+    as differing by more than 1% of the mean one-step change."""
+    hours = pd.date_range("2010-01-01", periods=1500, freq="h")
+    rises = np.abs(np.random.default_rng(2).normal(0, 0.5, len(hours)))
+    pd.DataFrame({"Date": hours, "kwh": 2.5e5 + np.cumsum(rises)}).to_csv(tmp_path / "meter.csv", index=False)
+    from neuralab.forecasting.onnx import export_onnx
+
+    run = forecast(tmp_path, str(tmp_path / "meter.csv"), "kwh")
+    path, diff = export_onnx(run)
+    assert path.exists() and diff < 0.1 * rises.mean(), diff  # float32's rounding, well below an hour's rise
+
+
 def test_the_run_s_data_changed_since_is_refused(tmp_path, capsys):
     frame = load_series("seattle-weather", target="temp_max").frame[["temp_max"]]
     frame.to_csv(tmp_path / "weather.csv")
