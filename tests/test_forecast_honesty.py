@@ -5,6 +5,7 @@ multi-series report that agrees with itself, and undefined metrics said as n/a."
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -188,6 +189,28 @@ def test_a_network_that_kept_persistence_ties_with_it_everywhere(tmp_path):
     assert "sub-spans of the test span" in page
     stored = json.loads((tmp_path / "run" / "results.json").read_text())
     assert stored["headline"]["sentence"] == head["sentence"]
+
+
+def test_a_series_too_short_to_judge_is_said_so_in_its_row_backtest_and_report_not_tied(tmp_path):
+    """Two random walks, one of 60 rows: 9 test windows, folds of 2 or 3. Its verdict said too
+    short to judge, while its versus_persistence said "ties with" and its folds counted as tied."""
+    rng = np.random.default_rng(5)
+    frames = [pd.DataFrame({"date": pd.date_range("2020-01-01", periods=n).strftime("%Y-%m-%d"), "id": name,
+                            "value": 100 + np.cumsum(rng.normal(size=n))}) for name, n in (("long", 400), ("short", 60))]
+    pd.concat(frames).to_csv(tmp_path / "two.csv", index=False)
+    result = run_forecast(_config(tmp_path / "two.csv", series_column="id", backtest_folds=4), out=tmp_path / "run",
+                          verbose=False)
+    short = result.results["series"]["short"]
+    assert short["outcome"] == "too-short" and short["versus_persistence"] == "too short to judge"
+    folds = short["backtest_summary"]["lstm"]
+    assert folds["folds_too_short"] == folds["folds"] == 4 and folds["folds_tied_with_persistence"] == 0
+    assert result.results["series"]["long"]["backtest_summary"]["lstm"]["folds_too_short"] == 0
+    assert "Too short to judge against persistence, fewer than 10 test windows: short." in result.headline["sentence"]
+    assert "on long" in result.headline["sentence"] and "short" not in result.headline["sentence"].split("Too short")[0]
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "<td>too short to judge</td><td>The test span is too short to judge" in page
+    # the pooled folds: short's 4 neither won nor tied
+    assert re.search(r"<tr class=hl><td>lstm</td>(<td>[^<]*</td>){2}<td>0 of 8 \(\d tied, 4 too short to judge\)", page)
 
 
 def test_a_multi_series_report_judges_each_series_in_its_own_units(tmp_path):

@@ -16,7 +16,7 @@ import pandas as pd
 
 from neuralab.forecasting.base import Forecaster
 from neuralab.forecasting.baselines import REFERENCE
-from neuralab.forecasting.metrics import difference, evaluate, paired_gain, shared_target_lag, window_errors
+from neuralab.forecasting.metrics import difference, evaluate, paired_gain, shared_target_lag, too_few, window_errors
 from neuralab.forecasting.windows import Prepared
 
 
@@ -64,7 +64,8 @@ def summarize(records: list[dict], metric: str = "mae") -> dict[str, dict]:
     """Per forecaster: the mean of the fold scores weighted by their windows and their spread
     (``mae_mean``, ``mae_std``, or ``mase_...`` by ``metric``: MASE where series in different
     units are pooled), and the folds where it beats persistence beyond the noise of its
-    paired per-window gain (``metrics.difference``; float rounding is a tie). Folds without a
+    paired per-window gain (``metrics.difference``; float rounding is a tie), ties with it, or
+    holds too few windows to judge (``metrics.too_few``: neither won nor tied). Folds without a
     score (MASE of a series constant over its training span) are left out of the mean, their
     series named under ``left_out``; with none scored, the mean and spread are None."""
     names = list(records[0]["metrics"]) if records else []
@@ -77,10 +78,12 @@ def summarize(records: list[dict], metric: str = "mae") -> dict[str, dict]:
         w = weights[scored]
         mean = float(np.average(values, weights=w)) if w.sum() else None
         spread = float(np.sqrt(np.average((values - mean) ** 2, weights=w))) if w.sum() else None
-        verdicts = [difference(r["versus"][name]) if name in r.get("versus", {}) else None for r in records]
+        gains = [r["versus"][name] for r in records if name in r.get("versus", {})]
+        verdicts = [None if too_few(g) else difference(g) for g in gains]
         out[name] = {f"{metric}_mean": mean, f"{metric}_std": spread, "metric": metric, "folds": len(records),
                      "folds_beating_" + REFERENCE: sum(v == 1 for v in verdicts),
                      "folds_tied_with_" + REFERENCE: sum(v == 0 for v in verdicts),
+                     "folds_too_short": sum(v is None for v in verdicts),
                      "refit": bool(records and records[0]["refit"])}
         left_out = [r.get("series", f"fold {r['fold']}") for r, ok in zip(records, scored) if not ok]
         if left_out:

@@ -652,13 +652,16 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
     if multi:
         series = _per_series(config, many, prepared, evaluated, folds, kinds, network, baselines, given, lag,
                              intervals)
-        said = {"beats": [], "ties with": [], "loses to": [], LEFT_OUT: []}
+        said = {"beats": [], "ties with": [], "loses to": [], TOO_SHORT: [], LEFT_OUT: []}
         for name, one in series.items():
             said[one["versus_persistence"]].append(name)
-        left_out = said.pop(LEFT_OUT)
+        left_out, short = said.pop(LEFT_OUT), said.pop(TOO_SHORT)
         if any(said.values()):
             head["sentence"] += " Series by series, against persistence, it " + "; ".join(
                 f"{verb} it on {', '.join(names)}" for verb, names in said.items() if names) + "."
+        if short:
+            head["sentence"] += (f" Too short to judge against persistence, fewer than {metrics.MIN_WINDOWS} test "
+                                 f"windows: {', '.join(short)}.")
         if left_out:
             head["sentence"] += f" Left out, constant over {'its' if len(left_out) == 1 else 'their'} training " \
                                 f"span: {', '.join(left_out)}."
@@ -747,6 +750,8 @@ def span_dates(p: Prepared) -> dict[str, list[str]]:
 
 # A series without a MASE scale: constant over its training span, judged neither pooled nor alone
 LEFT_OUT = "left out"
+# A series whose test span holds fewer than metrics.MIN_WINDOWS windows: its verdict says too short, not a tie
+TOO_SHORT = "too short to judge"
 
 
 def _per_series(config, many, prepared, evaluated, folds, kinds, network, baselines, given, lag,
@@ -759,8 +764,8 @@ def _per_series(config, many, prepared, evaluated, folds, kinds, network, baseli
         errors = _window_errors([p], [e], e["test_metrics"], scaled=False)
         v = verdict(e["test_metrics"], network.name, "mae", kinds[p.name], given=given, errors=errors, lag=lag,
                     lookback=config.windows.lookback)
-        side = (metrics.difference(metrics.paired_gain(errors[REFERENCE], errors[network.name], lag))
-                if REFERENCE in errors else 0)
+        gain = metrics.paired_gain(errors[REFERENCE], errors[network.name], lag) if REFERENCE in errors else None
+        side = metrics.difference(gain) if gain is not None else 0
         if p.mase_scale is None:  # every repeat of the last value is exact there: nothing to rank
             v = {**v, "best": None, "network_rank": None, "outcome": "constant",
                  "sentence": "Left out: constant over its training span, so it has no MASE and nothing to learn; "
@@ -768,6 +773,7 @@ def _per_series(config, many, prepared, evaluated, folds, kinds, network, baseli
         out[p.name] = {"test": e["test_metrics"], "rows": len(s), "best": v["best"], "outcome": v["outcome"],
                        "network_rank": v["network_rank"], "sentence": v["sentence"], "kind": kinds[p.name],
                        "versus_persistence": LEFT_OUT if p.mase_scale is None else
+                       TOO_SHORT if gain is not None and metrics.too_few(gain) else
                        {1: "beats", 0: "ties with", -1: "loses to"}[side],
                        "backtest": folds[p.name], "backtest_summary": summarize(folds[p.name]),
                        "mase_scale": p.mase_scale, "spans": span_dates(p)}

@@ -158,9 +158,7 @@ def _backtest(results: dict, ranked: list[str], r: ForecastReport) -> tuple[str,
         how = "sub-spans of the test span, every forecaster fitted once: their variation, not a refit"
     ties = any("folds_tied_with_persistence" in s for s in summary.values())
     rows = [[n, _shown(summary[n].get(f"{metric}_mean")), _shown(summary[n].get(f"{metric}_std")),
-             f"{summary[n]['folds_beating_persistence']} of {summary[n]['folds']}"
-             + (f" ({summary[n]['folds_tied_with_persistence']} tied)" if ties else "")]
-            for n in ranked if n in summary]
+             _folds_won(summary[n], ties)] for n in ranked if n in summary]
     fold_names = [n for n in ranked if results["backtest"] and n in results["backtest"][0]["metrics"]]
     folds = [[f["fold"], f"{f['start']} .. {f['end']}", f["windows"], *(f["metrics"][n]["mae"] for n in fold_names)]
              for f in results["backtest"]]
@@ -172,6 +170,13 @@ def _backtest(results: dict, ranked: list[str], r: ForecastReport) -> tuple[str,
     if folds:
         body += html.table(["fold", "span", "windows", *fold_names], folds)
     return f"Rolling-origin backtest ({folds_text}: {how})", body
+
+
+def _folds_won(one: dict, ties: bool) -> str:
+    """A forecaster's backtest folds beating persistence, of all, and those tied or too short to judge."""
+    rest = [f"{one['folds_tied_with_persistence']} tied"] if ties else []
+    rest += [f"{one['folds_too_short']} too short to judge"] if one.get("folds_too_short") else []
+    return f"{one['folds_beating_persistence']} of {one['folds']}" + (f" ({', '.join(rest)})" if rest else "")
 
 
 def _per_series(results: dict, network: str) -> str:
