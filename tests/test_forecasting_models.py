@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from neuralab.data.series import load_series
+from neuralab.forecasting import models
 from neuralab.errors import NeuralabError
 from neuralab.forecasting.gradients import GradientConfig, input_gradient_norms, measure, norm_table, plot
 from neuralab.forecasting.models import (ForecastNetwork, ModelConfig, NetworkForecaster, build_network,
@@ -150,6 +151,23 @@ def test_a_network_that_finds_what_a_line_cannot_replaces_its_linear_start():
     assert not net.kept_start and "kept" not in net.describe()
     assert net.gain["gain"] > net.gain["noise"] * net.gain["standard_error"] > 0
     assert net.score(p.val) < 0.7 * start_val and net.score(p.test) < 0.7 * start_val
+
+
+def test_a_gain_over_too_few_validation_windows_never_replaces_the_linear_start(monkeypatch):
+    """Three validation windows whose losses training lowered by 0.05 to 0.12: beyond 2 standard
+    errors, which replaced the start, where Student's t for 3 windows (4.3) and the verdict's
+    minimum of 10 windows judge nothing."""
+    x = [0.3]
+    for _ in range(299):
+        x.append(3.9 * x[-1] * (1 - x[-1]))
+    frame = pd.DataFrame({"x": np.array(x) + 1.0}, index=pd.date_range("2000-01-01", periods=300))
+    p = prepare(load_series(frame, "x"), WindowConfig(lookback=4))
+    three = models.validation_gain(np.array([1.0, 2.0, 1.5]), np.array([0.9, 1.95, 1.38]))
+    assert three["gain"] > 2 * three["standard_error"] > 0  # "beats" by a bare 2 SE
+    monkeypatch.setattr(models, "validation_gain", lambda start, trained: three)  # the span's gain, as if of 3
+    net = NetworkForecaster(ModelConfig("lstm", hidden=[8]), series_train_config(epochs=1, device="cpu"))
+    net.fit(p.train, p.val)
+    assert net.kept_start and "over 3 validation windows, too few to judge (at least 10)" in net.describe()
 
 
 def test_validation_gain_is_the_paired_mean_and_its_standard_error():

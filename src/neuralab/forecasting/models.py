@@ -46,7 +46,7 @@ from torch import nn
 from neuralab.errors import ParameterError
 from neuralab.forecasting.base import Forecaster
 from neuralab.forecasting.config import ARCHITECTURES, RECIPES, ModelConfig, series_train_config  # noqa: F401  importable here too
-from neuralab.forecasting.metrics import paired_gain
+from neuralab.forecasting.metrics import MIN_WINDOWS, critical, difference, paired_gain, too_few
 from neuralab.forecasting.baselines import departure_terms, no_change, ridge_solve
 from neuralab.forecasting.topologies import CELLS, KERAS_NAMES, keras_init, keras_name
 from neuralab.forecasting.windows import Windows
@@ -262,7 +262,10 @@ class NetworkForecaster(Forecaster):
             self.history = self.trainer.history  # NaN weights: the gain below is NaN, and the start is kept
         if judged:
             self.gain = validation_gain(start_errors, _window_errors(self.predict_scaled(val), val.y))
-            if not self.gain["gain"] > NOISE * self.gain["standard_error"]:  # NaN too: a diverged network
+            # the verdict's rule: a gain within the noise of a short span (Seattle's 219 days: 0.3% on validation,
+            # then 2.2% worse than linear AR on the test span), or over too few windows to tell, is more often
+            # luck than skill, and the start is what the baselines already vouch for
+            if difference(self.gain) != 1:  # NaN too: a diverged network
                 net.load_state_dict(start_state)  # training did not beat the start by more than noise
                 self.kept_start = True
                 self._memo = []
@@ -395,13 +398,6 @@ def _lower_or_clip(train) -> str:
     return "lower it" + ("" if train.grad_clip else " or clip gradients with `grad_clip` 1")
 
 
-# Training must beat the linear start on the validation span by more than this many standard
-# errors of the per-window difference to replace it: a gain within the noise of a short span
-# (Seattle's 219 days: 0.3% on validation, then 2.2% worse than linear AR on the test span)
-# is more often luck than skill, and the start is what the baselines already vouch for.
-NOISE = 2.0
-
-
 def _window_errors(outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
     """(N,) each window's mean squared error in model space (the training loss)."""
     return ((outputs - np.asarray(y, dtype=np.float64)) ** 2).mean(1)
@@ -410,10 +406,11 @@ def _window_errors(outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
 def validation_gain(start: np.ndarray, trained: np.ndarray) -> dict:
     """How much lower the trained network's per-window validation errors are than its
     start's: the mean gain, its standard error (paired windows), both in percent of the
-    start's loss too."""
+    start's loss too, and ``noise``: the standard errors it must lie beyond to replace the start
+    (``metrics.critical``; on fewer than ``metrics.MIN_WINDOWS`` windows nothing replaces it)."""
     gain = paired_gain(start, trained)  # the verdict's arithmetic, without its correction for overlapping windows
     del gain["lag"]
-    return {**gain, "noise": NOISE}
+    return {**gain, "noise": critical(gain["windows"])}
 
 
 def _gain_words(gain: dict) -> str:
@@ -421,7 +418,10 @@ def _gain_words(gain: dict) -> str:
         return "no epoch improved on it"
     pct, se = gain["percent"], gain["standard_error_percent"]
     change = f"{pct:.2f}% lower loss" if pct > 0 else f"{-pct:.2f}% higher loss"
-    return change + (f" against {NOISE:g} standard errors, {NOISE * se:.2f}%" if se is not None else "")
+    if too_few(gain):
+        return f"{change} over {gain['windows']} validation windows, too few to judge (at least {MIN_WINDOWS})"
+    noise = gain["noise"]
+    return change + (f" against {noise:.3g} standard errors, {noise * se:.2f}%" if se is not None else "")
 
 
 def _starts(windows: Windows) -> torch.Tensor:
