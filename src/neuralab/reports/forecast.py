@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neuralab.forecasting.metrics import MIN_WINDOWS
 from neuralab.reports import html, plots
 from neuralab.runs import FORECAST_FIGURES, REPORT
 
@@ -162,7 +163,9 @@ def _backtest(results: dict, ranked: list[str], r: ForecastReport) -> tuple[str,
     fold_names = [n for n in ranked if results["backtest"] and n in results["backtest"][0]["metrics"]]
     folds = [[f["fold"], f"{f['start']} .. {f['end']}", f["windows"], *(f["metrics"][n]["mae"] for n in fold_names)]
              for f in results["backtest"]]
-    beating = "folds beating persistence" + (" (beyond 2 SE of the paired gain)" if ties else "")
+    # metrics.difference's rule: a fold's gain judged by Student's t for its windows, and not at all on too few
+    beating = "folds beating persistence" + (" (beyond the paired gain's noise: 2 SE or Student's t, on "
+                                              f"{MIN_WINDOWS} windows or more)" if ties else "")
     body = html.table(["name", f"mean {metric.upper()} (weighted by windows)", "spread (std)", beating], rows,
                       highlight=[i for i, row in enumerate(rows) if row[0] == r.network])
     if left_out:

@@ -136,6 +136,13 @@ function scores() {
     el("td", { class: "small fitted", text: s.fitted }))));
 }
 
+// A verdict's colour by its outcome: bad news where a baseline wins or nothing is ranked, none where the test span
+// is too short to judge (no better, no worse), good news otherwise (a win or a tie with the baselines)
+function verdictClass(outcome) {
+  if (outcome === "too-short") return "verdict";
+  return `verdict ${["baseline", "constant", "unranked"].includes(outcome) ? "bad" : "good"}`;
+}
+
 // The shown series' own verdict (by MAE, in its units), beside the pooled one; none for a run on one series.
 function seriesVerdict() {
   let node = $("series-verdict");
@@ -147,7 +154,7 @@ function seriesVerdict() {
   node.classList.toggle("hidden", !v || !v.sentence);
   if (!v || !v.sentence) return;
   node.textContent = `Series ${view.series} alone: ${v.sentence}`;
-  node.className = `verdict ${["baseline", "constant", "unranked"].includes(v.outcome) ? "bad" : "good"}`;
+  node.className = verdictClass(v.outcome);
 }
 
 async function load(run, series = "") {
@@ -160,8 +167,7 @@ async function load(run, series = "") {
   const several = view.all_series.length > 1;
   $("verdict").textContent = (several && head.sentence ? "Over every series: " : "") + (head.sentence || "");
   // older runs: persistence only; a run that ranks nothing (every series constant) is no good news
-  const good = head.outcome ? !["baseline", "constant", "unranked"].includes(head.outcome) : head.beats_persistence;
-  $("verdict").className = `verdict ${good ? "good" : "bad"}`;
+  $("verdict").className = head.outcome ? verdictClass(head.outcome) : `verdict ${head.beats_persistence ? "good" : "bad"}`;
   seriesVerdict();
   shown.clear();
   const best = view.series_verdict?.best || head.best;  // the shown series' winner, not the pooled one
