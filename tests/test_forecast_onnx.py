@@ -210,6 +210,18 @@ def test_the_check_against_neuralab_refuses_a_graph_that_differs_and_keeps_the_e
     assert earlier.read_bytes() == good
 
 
+@pytest.mark.parametrize("rtol", [0, -1.0, float("nan"), True])
+def test_a_tolerance_no_graph_meets_is_refused_naming_it_before_the_export(tmp_path, rtol):
+    """It ran the export, then blamed the graph: 'differ ... (> 0.00e+00, rtol 0)'."""
+    from neuralab.errors import ParameterError
+    from neuralab.forecasting.onnx import export_onnx
+
+    run = forecast(tmp_path)
+    with pytest.raises(ParameterError, match=r"^rtol=.*: must be a number above 0 .* relative to the largest forecast"):
+        export_onnx(run, rtol=rtol)
+    assert not list(run.glob("*.onnx*"))
+
+
 def test_a_level_far_above_the_series_changes_is_refused_naming_float32(tmp_path, capsys):
     """Seattle's highs on top of a billion: float32 rounds the level to steps of 64, which the
     check let through as within 1e-5 of the largest forecast, and the file forecast no signal."""

@@ -82,6 +82,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     from neuralab.forecasting.finished import load_forecaster, refuse_unfinished
     from neuralab.runs import Kind, Run
     from neuralab.training.export import (
+        check_tolerance,
         described,
         destination,
         largest_difference,
@@ -92,6 +93,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
         write,
     )
 
+    check_tolerance(rtol, "rtol", "the largest forecast")
     run_dir = Path(run_dir)
     refuse_unfinished(Run.open(run_dir, Kind.FORECASTER))  # a file carries no sign of an unfinished run
     onnxruntime = require_onnxruntime()

@@ -27,6 +27,13 @@ from neuralab.files import WriteError, atomic_write, placed, staging_prefix
 EXTERNAL_DATA_FROM = 2**31 - 2**28
 
 
+def check_tolerance(rtol, name: str, relative_to: str) -> None:
+    """Refuse, before the export runs, an ONNX check's tolerance ``rtol`` (the parameter ``name``)
+    that no graph meets: a number above 0, relative to ``relative_to``."""
+    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not rtol > 0:
+        raise ParameterError(name, rtol, f"must be a number above 0 (1e-4, say), a tolerance relative to {relative_to}")
+
+
 def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float = 1e-4,
                 trust_code: bool = False, model=None, *, atol: float | None = None) -> tuple[Path, float]:
     """Write ``model.onnx`` (dynamic batch; input ``images``: (N, C, H, W) float32, the pixels
@@ -48,10 +55,7 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
         warnings.warn("export_onnx's `atol` is now `rtol`, a tolerance relative to the largest logit (at least 1); "
                       "give `rtol`", DeprecationWarning, stacklevel=2)
         rtol = atol
-    tolerance = "atol" if atol is not None else "rtol"
-    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not rtol > 0:  # checked before the export runs
-        raise ParameterError(tolerance, rtol, "must be a number above 0 (1e-4, say), a tolerance relative to the "
-                                              "largest logit")
+    check_tolerance(rtol, "atol" if atol is not None else "rtol", "the largest logit")
     onnxruntime = require_onnxruntime()
     run_dir = Path(run_dir)
     out = destination(run_dir, out)
