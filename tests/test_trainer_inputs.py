@@ -154,6 +154,26 @@ def test_a_second_fit_trains_again_with_a_fresh_history(digits):
     assert same(kept.states[trainer.best_epoch()], weights(trainer.model))  # the second fit's best epoch
 
 
+def test_predict_and_evaluate_leave_each_layer_of_a_module_in_the_middle_of_its_training_in_its_mode(digits):
+    """A researcher scores their module inside their own training loop: predict left it in eval
+    (Dropout off from then on), and evaluate put it back in training mode whole, the BatchNorm they
+    froze in eval included."""
+    images, labels = digits
+    x, y = torch.from_numpy(images[:256]).float(), torch.from_numpy(labels[:256])
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.5),
+                          nn.Linear(32, 10)).train()
+    model[2].eval()  # frozen
+    modes = [m.training for m in model.modules()]
+    trainer = Trainer(model, config(), verbose=False)
+    out = trainer.predict(x)
+    assert [m.training for m in model.modules()] == modes
+    scored = trainer.evaluate(x, y)
+    assert [m.training for m in model.modules()] == modes
+    assert torch.equal(out, trainer.predict(x))  # eval mode's outputs: no Dropout drew in either
+    assert scored == trainer.score(out, y)
+
+
 def test_nan_or_infinity_in_inputs_is_refused_naming_the_row(digits):
     """Before, a NaN pixel read as Diverged ("lower the learning rate") and left NaN weights."""
     images, labels = digits

@@ -37,6 +37,7 @@ from torch.nn.parameter import is_lazy
 from neuralab.errors import NeuralabError, ParameterError, Shown, out_of_memory, reraise_interrupt
 from neuralab.files import WriteError, atomic_write, signals_held
 from neuralab.models.fast import accelerate
+from neuralab.models.summary import in_eval_mode
 from neuralab.runs import BEST, LAST, METRICS, PROGRESS, WEIGHTS, Run, not_written
 from neuralab.training.callbacks import Callback, Checkpoint, EarlyStopping, checked_callbacks, overrides, ranked
 from neuralab.training.checkpoint import (check_fits, load_checkpoint, load_tensors, save_checkpoint, save_tensors,
@@ -474,10 +475,9 @@ class Trainer:
         if not self._classifies:
             return None
         model = unwrap(self.model)
-        was_training = model.training
         try:
-            model.eval()
-            with torch.no_grad(), self._kept_rng(), self._autocast(), cpu_threads(self.config.threads):
+            with in_eval_mode(model), torch.no_grad(), self._kept_rng(), self._autocast(), \
+                    cpu_threads(self.config.threads):
                 out = model(self.model_input(self._layout((x[:1] if len(x) else _stand_in(x)).to(self.device))))
         except Exception as e:  # noqa: BLE001  named in one line below, or by check_model
             reraise_interrupt(e)  # Ctrl-C that the forward raised as another error stops the run
@@ -487,8 +487,6 @@ class Trainer:
             if refused is not None:  # one line, without PyTorch's error chained in front of it
                 raise refused from None
             return None
-        finally:
-            model.train(was_training)
         return self._classes(getattr(out, "logits", out))
 
     def _classes(self, out) -> int | None:
@@ -570,8 +568,8 @@ class Trainer:
         return record
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """Mean loss and metrics over ``(x, y)`` in inference mode, in large batches; the model
-        is left in the mode it was in (a validation pass inside ``fit``)."""
+        """Mean loss and metrics over ``(x, y)`` in inference mode, in large batches; each of the
+        model's layers is left in the mode it had (a validation pass inside ``fit``)."""
         given = getattr(y, "dtype", None)
         y = checked_pairs(x, y, "x", "y", self._classifies, self.config.loss)
         if not len(x):  # a mean over no rows is no number
@@ -581,12 +579,7 @@ class Trainer:
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor, at: tuple[int, str] | None = None) -> dict[str, float]:
         """``evaluate`` on inputs already checked; ``at``: the epoch and the pass it is of, in fit."""
-        model = unwrap(self.model)
-        was_training = model.training
-        try:
-            return self.score(self._predict(x, at), y)
-        finally:
-            model.train(was_training)
+        return self.score(self._predict(x, at), y)
 
     def score(self, out: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean loss and metrics of outputs already computed (``predict``'s) against ``y``:
@@ -611,13 +604,13 @@ class Trainer:
         """The outputs for ``x``. No rows give no rows of the model's output shape, (0, classes), as
         a batch of 0 gives in torch, taken from a forward of one sample of zeros: users' models
         often flatten with x.view(len(x), -1), which fails on 0 rows. ``at``: the epoch and the pass
-        of fit this is, where a user's model that fails is named (``ModelFailed``)."""
-        model = unwrap(self.model)
-        model.eval()
+        of fit this is, where a user's model that fails is named (``ModelFailed``). Each layer is
+        left in the mode it had: a caller's module in the middle of its own training goes on with
+        Dropout on, and a BatchNorm its user froze in eval stays so."""
         outs = []
         size = self.config.eval_batch_size
         parts = [x[start:start + size] for start in range(0, len(x), size)] or [_stand_in(x)]  # views
-        with cpu_threads(self.config.threads), kept_heap():
+        with in_eval_mode(unwrap(self.model)) as model, cpu_threads(self.config.threads), kept_heap():
             for part in parts:
                 with self._autocast():
                     batch = self.model_input(self._layout(part.to(self.device)))
