@@ -423,6 +423,39 @@ def test_a_module_whose_loss_is_a_property_that_raises_trains_as_any_other(tiny_
         assert not [w for w in said if "loss" in str(w.message)], error
 
 
+def test_a_module_whose_loss_is_a_property_that_returns_a_criterion_is_warned_it_is_not_called(tiny_fashion):
+    """A `loss` property that gives the criterion with its class weights was dropped without the
+    warning a criterion kept as an attribute gets: only a property that raises holds no loss."""
+    from torch import nn
+
+    from neuralab.data import load_image_data
+    from neuralab.training import Trainer
+    from neuralab.training.preprocess import Preprocess
+
+    class Weighted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+        @property
+        def loss(self):
+            return nn.CrossEntropyLoss(weight=torch.linspace(1, 2, 10))
+
+        def forward(self, x):
+            return self.f(x)
+
+    data = load_image_data("fashion-mnist", tiny_fashion)
+    x, y = Preprocess.fit(data.train.x)(data.train.x[:128]), torch.from_numpy(data.train.y[:128])
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        history = Trainer(Weighted(), TrainConfig(epochs=1, batch_size=64), verbose=False).fit(x, y)
+    assert len(history) == 1 and np.isfinite(history[0]["loss"])
+    assert [str(w.message) for w in said if "model.loss" in str(w.message)] == [
+        "Weighted: the module's own loss (model.loss) is not called: it trains on the task's own cross-entropy, the "
+        "default of `loss`; a class that sets loss_takes_criterion = True has its loss(outputs, y, criterion) called "
+        "instead, as GoogLeNet's"]
+
+
 def test_a_modules_own_loss_on_the_command_line_is_no_flag_and_a_marked_one_is_refused_by_its_signature(
         tiny_fashion, tmp_path, capsys):
     """The warning of a held criterion read "the module's own --loss is not called: it trains on

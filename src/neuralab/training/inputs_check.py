@@ -374,11 +374,9 @@ def own_loss(model: nn.Module) -> Callable | None:
 
 def held_loss(model: nn.Module) -> bool:
     """Whether ``model`` holds a callable ``loss`` that ``own_loss`` does not call (a criterion
-    kept as an attribute, a method loss(logits, y)). A property of that name is not run: it may
-    raise before the user's own training loop has filled what it reads."""
+    kept as an attribute or returned by a property, a method loss(logits, y)). One that raises
+    when read (a property reading what the user's own training loop has not filled yet) holds none."""
     model = unwrap(model)
-    if isinstance(inspect.getattr_static(type(model), "loss", None), property):
-        return False
     try:
         return callable(getattr(model, "loss", None))
     except Exception as e:  # noqa: BLE001  another descriptor of the user's: no criterion to speak of
