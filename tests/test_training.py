@@ -487,6 +487,22 @@ def test_a_modules_own_loss_on_the_command_line_is_no_flag_and_a_marked_one_is_r
     assert code == 2 and err.count("\n") == 1 and not (tmp_path / "marked").exists(), err
     assert "its loss(logits, y) takes no criterion: give its loss a criterion parameter, loss(self, outputs, y, " \
            "criterion), or remove loss_takes_criterion = True to train on --loss" in err and "forward" not in err
+    # a loss that is a module passed as taking any keyword (its __call__'s): its forward is what takes them
+    (tmp_path / "layer.py").write_text(head + "    loss_takes_criterion = True\n"
+                                              "    loss = nn.CrossEntropyLoss()\n")
+    (tmp_path / "static.py").write_text(head + "    loss_takes_criterion = True\n"
+                                               "    @staticmethod\n"
+                                               "    def loss(logits, y):\n"
+                                               "        return F.cross_entropy(logits, y)\n")
+    code = main([*train, "--model", str(tmp_path / "layer.py"), "--out", str(tmp_path / "layer")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and not (tmp_path / "layer").exists(), err
+    assert "its loss, a CrossEntropyLoss, has forward(input" in err and "which takes no criterion: give its forward " \
+           "a criterion parameter, forward(self, outputs, y, criterion), or remove loss_takes_criterion" in err, err
+    code = main([*train, "--model", str(tmp_path / "static.py"), "--out", str(tmp_path / "static")])
+    err = capsys.readouterr().err
+    assert code == 2 and "its loss(logits, y) takes no criterion: give its loss a criterion parameter, " \
+                         "loss(outputs, y, criterion), or remove" in err, err
 
 
 def test_threads_apply_while_training_and_are_restored_after(tiny_fashion, tmp_path):

@@ -387,18 +387,28 @@ def held_loss(model: nn.Module) -> bool:
 def own_loss_refusal(model: nn.Module, model_name: str) -> str | None:
     """Why the ``own_loss`` of ``model`` cannot be called as the trainer calls it, with a
     ``criterion`` keyword, said naming ``model_name``; None where it can (or its signature is not
-    known)."""
+    known). A loss that is a module of its own (self.loss = nn.CrossEntropyLoss()) is judged by its
+    forward: its __call__ takes any keyword."""
     computed = own_loss(model)
+    if computed is None:
+        return None
+    layer = isinstance(computed, nn.Module)
     try:
-        parameters = inspect.signature(computed).parameters.values() if computed is not None else None
+        signature = inspect.signature(computed.forward if layer else computed)
     except (TypeError, ValueError):
         return None
-    if parameters is None or any(p.name == "criterion" and p.kind != p.POSITIONAL_ONLY or p.kind == p.VAR_KEYWORD
-                                 for p in parameters):
+    if any(p.name == "criterion" and p.kind != p.POSITIONAL_ONLY or p.kind == p.VAR_KEYWORD
+           for p in signature.parameters.values()):
         return None
+    if layer:
+        what = f"its loss, a {type(computed).__name__}, has forward{signature}, which"
+        how = "give its forward a criterion parameter, forward(self, outputs, y, criterion)"
+    else:
+        static = isinstance(inspect.getattr_static(type(unwrap(model)), "loss", None), staticmethod)
+        what = f"its loss{signature}"
+        how = f"give its loss a criterion parameter, loss({'' if static else 'self, '}outputs, y, criterion)"
     return (f"{model_name}: its class sets loss_takes_criterion = True, so each training step calls "
-            f"loss(outputs, y, criterion=criterion), and its loss{inspect.signature(computed)} takes no criterion: "
-            "give its loss a criterion parameter, loss(self, outputs, y, criterion), or remove "
+            f"loss(outputs, y, criterion=criterion), and {what} takes no criterion: {how}, or remove "
             "loss_takes_criterion = True to train on `loss`")
 
 
