@@ -115,10 +115,11 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
         how = f"{name}.long().argmax(1)" if given == "bool" else f"{name}.argmax(1)"
         what, how = ("a column", f"{name}.view(-1)") if y.shape[1] == 1 else ("one-hot rows", how)
         raise ParameterError(name, f"{given} of {tuple(y.shape)}", f"{what}: give one class number per row, e.g. {how}")
-    row = _row_without_class(y)
-    if row is not None:
+    row = None if regression else _row_without_class(y)
+    if row is not None:  # mse, mae and huber take such rows for values to regress: tags of which none applies
         raise ParameterError(name, f"row {row}", "sums to 0, where the other rows are one-hot (class probabilities "
-                                                 "summing to 1): give it its class, or drop it")
+                                                 "summing to 1), and scores nothing under the cross-entropy: "
+                                                 "give it its class, or drop it")
     if regression and not (y.is_floating_point() or y.is_complex()) and (
             y.dim() > 2 or y.dim() == 2 and (y.shape[1] == 1 or not _class_probabilities(y))):
         # Whole numbers are labels, class numbers (N,) or one-hot rows, which mse, mae and huber score
@@ -167,8 +168,9 @@ def _class_probabilities(y: torch.Tensor) -> bool:
 
 def _row_without_class(y: torch.Tensor) -> int | None:
     """The first all-zero row of rows (N, classes) whose every other row is class probabilities
-    (one-hot, label-smoothed), or None: a label lost from one row. Left unsaid, it made the whole
-    of ``y`` values to regress under mse, mae and huber, and no loss under the cross-entropies."""
+    (one-hot, label-smoothed), or None: a label lost from one row, which the cross-entropies score
+    as nothing, or, under mse, mae and huber, tags of which none applies, which make the whole of
+    ``y`` values to regress."""
     if y.dim() != 2 or y.shape[1] < 2 or not len(y) or y.is_complex() or not bool((y >= 0).all()):
         return None
     sums = y.sum(1, dtype=torch.float64)
@@ -186,13 +188,21 @@ def check_val_form(y: torch.Tensor, val_y: torch.Tensor, loss: str | None, given
     values = scored_as_values(y, loss)
     if scored_as_values(val_y, loss) == values:
         return
+    kinds = ("labels, scored on the model's softmax", "values to regress, scored as they are")
+    for name, rows, other in (("y", y, "val[1]"), ("val[1]", val_y, "y")):
+        row = _row_without_class(rows)
+        if row is not None:  # the rows of zeros alone make these values: named, not the other set that is clean
+            raise ParameterError(name, f"row {row}", f"sums to 0, where the other rows are one-hot, so {loss} takes "
+                                                     f"{name} for {kinds[1]}, and {other} for {kinds[0]}: give it "
+                                                     "its class, or, for values to regress, train with "
+                                                     "Trainer(model, config, REGRESSION)")
     if values:  # labels where y's are values: whole numbers are the cast's; rows of probabilities no cast's
-        how = "give val[1].float()" if not val_y.is_floating_point() else "give values to regress, as y's are"
+        how = "give val[1].float()" if not val_y.is_floating_point() else \
+            "give values to regress, as y's are, or train with Trainer(model, config, REGRESSION)"
     elif val_y.dim() == 1 or val_y.dim() == 2 and val_y.shape[1] == 1:  # a value per sample where y's are labels
         how = f"class numbers are whole numbers, give val[1]{'.view(-1)' * (val_y.dim() == 2)}.long()"
     else:
         how = "give class numbers or rows of class probabilities, as y's are"
-    kinds = ("labels, scored on the model's softmax", "values to regress, scored as they are")
     raise ParameterError("val[1]", f"{str(given or val_y.dtype).removeprefix('torch.')} of {tuple(val_y.shape)}",
                          f"{loss} takes its targets for {kinds[not values]}, and y's for {kinds[values]}: {how}")
 
