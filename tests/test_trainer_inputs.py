@@ -215,6 +215,45 @@ def test_nan_or_infinity_in_targets_is_refused_naming_the_row(digits):
     assert "row 7" in refused(lambda: trainer.fit(x, smoothed), "y")
 
 
+def test_nan_targets_that_a_modules_own_loss_masks_train_and_stay_refused_where_trainconfigs_loss_scores(digits):
+    """Ink in each half of the digit, some not measured (NaN), which the module's own loss masks:
+    refused as a NaN target since that check came; its loss decides, as GoogLeNet's does its heads'.
+    The validation pass and evaluate score with TrainConfig's loss, which a NaN makes NaN."""
+    from neuralab.training import REGRESSION
+
+    images, _ = digits
+    x = torch.from_numpy(images[:256]).float()
+    halves = torch.stack([x[:, 0, :4].flatten(1).mean(1), x[:, 0, 4:].flatten(1).mean(1)], 1)
+    missing = halves.clone()
+    missing[torch.rand(missing.shape, generator=torch.Generator().manual_seed(0)) < 0.2] = float("nan")
+
+    class Masked(nn.Module):
+        loss_takes_criterion = True
+
+        def __init__(self):
+            super().__init__()
+            self.f = own_mlp(2)
+
+        def forward(self, x):
+            return self.f(x)
+
+        def loss(self, outputs, y, criterion):
+            measured = ~torch.isnan(y)
+            return criterion(outputs[measured], y[measured])
+
+    model = Masked()
+    trainer = Trainer(model, config(loss="mse", epochs=2), REGRESSION, verbose=False)
+    history = trainer.fit(x, missing)
+    assert len(history) == 2 and all(np.isfinite(r["loss"]) for r in history)
+    before = weights(model)
+    first = int(torch.isnan(missing).any(1).nonzero()[0])
+    assert f"row {first}" in refused(lambda: trainer.fit(x, missing, val=(x, missing)), "val[1]")
+    refused(lambda: trainer.evaluate(x, missing), "y")
+    assert same(before, weights(model))
+    assert f"row {first}" in refused(lambda: Trainer(own_mlp(2), config(loss="mse"), REGRESSION,
+                                                     verbose=False).fit(x, missing), "y")
+
+
 @pytest.mark.parametrize("loss", [None, "categorical_crossentropy", "mse", "mae", "huber"])
 def test_one_hot_targets_with_a_row_of_zeros_are_refused_by_the_cross_entropies_and_regressed_by_the_others(
         digits, loss):

@@ -72,11 +72,14 @@ def check_train_config(config, parameter: str) -> None:
         raise ParameterError(parameter, type(config).__name__, "give a TrainConfig, e.g. TrainConfig(epochs=1)")
 
 
-def checked_pairs(x, y, x_name: str, y_name: str, classifies: bool, loss: str | None) -> torch.Tensor:
+def checked_pairs(x, y, x_name: str, y_name: str, classifies: bool, loss: str | None,
+                  own: bool = False) -> torch.Tensor:
     """``y`` as the loss takes it, once inputs and targets are found fit to train on, or refused by
     name before anything trains: the model's own error would blame its forward for a NumPy array
     or dtype, and NaN in the inputs or targets would read as a learning rate too high. The checks that need
-    the model's outputs (shapes, label range) come after, from ``Trainer._outputs``."""
+    the model's outputs (shapes, label range) come after, from ``Trainer._outputs``. ``own``: the
+    module computes its own loss on ``y`` (``own_loss``), whose NaN are its to judge (a target not
+    measured, which it masks)."""
     for name, t in ((x_name, x), (y_name, y)):
         if not isinstance(t, torch.Tensor):
             raise ParameterError(name, type(t).__name__, "give a torch tensor, e.g. torch.from_numpy(array)")
@@ -85,7 +88,7 @@ def checked_pairs(x, y, x_name: str, y_name: str, classifies: bool, loss: str | 
     y = labels(y, y_name, classifies, loss)
     # a NaN target makes every loss NaN: in y it would read as a learning rate too high, in val[1] as
     # an epoch never better than the first
-    for name, t in ((x_name, x), (y_name, y)):
+    for name, t in ((x_name, x), *(() if own else ((y_name, y),))):
         row = _first_not_finite(t) if t.is_floating_point() or t.is_complex() else None
         if row is not None:
             raise ParameterError(name, f"row {row}", "holds NaN or infinity, which no training learns from; "

@@ -199,7 +199,9 @@ class Trainer:
         integer type, or bool (False is class 0, True class 1)."""
         cfg, dist = self.config, self.dist
         given = getattr(y, "dtype", None)  # as the user gave y, which ``labels`` makes int64 where bool or int32
-        y = checked_pairs(x, y, "x", "y", self._classifies, cfg.loss)
+        # a module's own loss takes y as it is (NaN where a target was not measured, which it masks); the
+        # validation pass and evaluate score the eval-mode outputs with TrainConfig's loss, which NaN makes NaN
+        y = checked_pairs(x, y, "x", "y", self._classifies, cfg.loss, own_loss(self.model) is not None)
         if self._classifies and cfg.monitor == "val_accuracy" and scored_as_values(y, cfg.loss):
             raise ParameterError("monitor", cfg.monitor, f"y holds values that {cfg.loss} scores as a regression, "
                                                          "with no accuracy: watch \"val_loss\"")
