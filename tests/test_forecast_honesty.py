@@ -239,3 +239,14 @@ def test_a_multi_series_report_judges_each_series_in_its_own_units(tmp_path):
     # the "vs persistence" column is by the verdict's MASE, as the verdict's own percentage is
     pct = metrics.percent_better(results["test"]["lstm"]["mase"], results["test"]["persistence"]["mase"])
     assert f"{abs(pct):.1f}% {'better' if pct > 0 else 'worse'}" in page
+
+
+def test_a_report_too_short_to_judge_shows_its_verdict_in_neither_colour(tmp_path):
+    """The report painted a verdict that judged nothing orange, as if the network had lost."""
+    y = 100 + np.cumsum(np.random.default_rng(5).normal(size=60))
+    frame = pd.DataFrame({"date": pd.date_range("2020-01-01", periods=len(y)).strftime("%Y-%m-%d"), "value": y})
+    frame.to_csv(tmp_path / "short.csv", index=False)
+    result = run_forecast(_config(tmp_path / "short.csv"), out=tmp_path / "run", verbose=False)
+    assert result.headline["outcome"] == "too-short"
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert '<p class="verdict">The test span is too short to judge' in page and 'class="verdict bad"' not in page

@@ -210,7 +210,7 @@ def test_the_check_against_neuralab_refuses_a_graph_that_differs_and_keeps_the_e
     assert earlier.read_bytes() == good
 
 
-@pytest.mark.parametrize("rtol", [0, -1.0, float("nan"), True])
+@pytest.mark.parametrize("rtol", [0, -1.0, float("nan"), float("inf"), True])
 def test_a_tolerance_no_graph_meets_is_refused_naming_it_before_the_export(tmp_path, rtol):
     """It ran the export, then blamed the graph: 'differ ... (> 0.00e+00, rtol 0)'."""
     from neuralab.errors import ParameterError

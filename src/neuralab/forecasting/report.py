@@ -41,7 +41,7 @@ def report_run(run_dir: Path, *, config, series, prepared, results: dict,
                      + _spans_words(results["series"]))
     report = page.ForecastReport(
         name=series.name, target=series.target, horizon=config.windows.horizon, transform=config.windows.transform,
-        verdict=head["sentence"], verdict_good=head.get("outcome") == "network",
+        verdict=head["sentence"], verdict_good=None if head.get("outcome") == "too-short" else head.get("outcome") == "network",
         verdict_table=verdict_rows(results), notes=notes,
         intervals={level: (lower[:, 0], upper[:, 0]) for level, (lower, upper) in (bands or {}).items()},
         reference=REFERENCE, network=network, results=results,

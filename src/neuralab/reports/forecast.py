@@ -29,7 +29,7 @@ class ForecastReport:
     horizon: int
     transform: str                      # the target transform undone before scoring ("none", "diff", ...)
     verdict: str                        # the first sentence of the page: the network against the reference
-    verdict_good: bool                  # green when the network clearly wins, orange otherwise
+    verdict_good: bool | None           # green when the network clearly wins, orange otherwise, None: too short to judge
     reference: str                      # what every forecaster is compared with ("persistence")
     versus: dict[str, float | None]     # forecaster -> percent better than the reference by the headline metric
     network: str                        # the row that stands out in the tables
@@ -164,8 +164,10 @@ def _backtest(results: dict, ranked: list[str], r: ForecastReport) -> tuple[str,
     folds = [[f["fold"], f"{f['start']} .. {f['end']}", f["windows"], *(f["metrics"][n]["mae"] for n in fold_names)]
              for f in results["backtest"]]
     # metrics.difference's rule: a fold's gain judged by Student's t for its windows, and not at all on too few
-    beating = "folds beating persistence" + (" (beyond the paired gain's noise: 2 SE or Student's t, on "
-                                              f"{MIN_WINDOWS} windows or more)" if ties else "")
+    judged = any("folds_too_short" in s for s in summary.values())  # runs before it counted short folds as ties
+    beating = "folds beating persistence" + ((" (beyond the paired gain's noise: 2 SE or Student's t, on "
+                                               f"{MIN_WINDOWS} windows or more)" if judged else
+                                               " (beyond 2 SE of the paired gain)") if ties else "")
     body = html.table(["name", f"mean {metric.upper()} (weighted by windows)", "spread (std)", beating], rows,
                       highlight=[i for i, row in enumerate(rows) if row[0] == r.network])
     if left_out:

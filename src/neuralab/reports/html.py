@@ -95,9 +95,11 @@ def items(lines: Iterable[str]) -> str:
     return "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>"
 
 
-def verdict(sentence: str, good: bool) -> str:
-    """The first block of a page: one sentence, green when the news is good, orange if not."""
-    return f'<p class="verdict {"good" if good else "bad"}">{esc(sentence)}</p>'
+def verdict(sentence: str, good: bool | None) -> str:
+    """The first block of a page: one sentence, green when the news is good, orange if not, in
+    neither colour where ``good`` is None (nothing judged)."""
+    shade = {True: " good", False: " bad", None: ""}[good]
+    return f'<p class="verdict{shade}">{esc(sentence)}</p>'
 
 
 def page(title: str, sections: list[tuple[str, str]], verdict: str = "", lead: str = "", footer: str = "") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import math
 import numbers
 import os
 import shutil
@@ -30,7 +31,7 @@ EXTERNAL_DATA_FROM = 2**31 - 2**28
 def check_tolerance(rtol, name: str, relative_to: str) -> None:
     """Refuse, before the export runs, an ONNX check's tolerance ``rtol`` (the parameter ``name``)
     that no graph meets: a number above 0, relative to ``relative_to``."""
-    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not rtol > 0:
+    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0 < rtol < math.inf:
         raise ParameterError(name, rtol, f"must be a number above 0 (1e-4, say), a tolerance relative to {relative_to}")
 
 
