@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from neuralab.forecasting.baselines import REFERENCE
-from neuralab.forecasting.metrics import margin_words, percent_better
+from neuralab.forecasting.metrics import MIN_WINDOWS, margin_words, percent_better
 from neuralab.forecasting.config import SPLITS
 from neuralab.reports import forecast as page
 
@@ -51,7 +51,7 @@ def report_run(run_dir: Path, *, config, series, prepared, results: dict,
         test_times=prepared.test.times[:, 0], actual=prepared.test.future[:, 0],
         forecasts={n: predictions[n][:, 0] for n in shown},
         data_lines=series.report.lines(), history=history, summary_text=summary_text,
-        config=asdict(config), backtest_refit=config.backtest_refit)
+        config=asdict(config), backtest_refit=config.backtest_refit, min_windows=MIN_WINDOWS)
     return page.write_forecast_report(run_dir, report)
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralab.forecasting.metrics import MIN_WINDOWS
 from neuralab.reports import html, plots
 from neuralab.runs import FORECAST_FIGURES, REPORT
 
@@ -45,6 +44,7 @@ class ForecastReport:
     summary_text: str                   # the network's layers and parameters
     config: dict                        # the run's configuration
     backtest_refit: bool                # the backtest refitted every forecaster per fold
+    min_windows: int                    # the fewest test windows a gain is judged on (forecasting.metrics)
     # A table under the verdict (header, rows): the place for the network against the best
     # baseline with its intervals. None: the page goes straight on to every forecaster.
     verdict_table: tuple[list[str], list[list]] | None = None
@@ -166,7 +166,7 @@ def _backtest(results: dict, ranked: list[str], r: ForecastReport) -> tuple[str,
     # metrics.difference's rule: a fold's gain judged by Student's t for its windows, and not at all on too few
     judged = any("folds_too_short" in s for s in summary.values())  # runs before it counted short folds as ties
     beating = "folds beating persistence" + ((" (beyond the paired gain's noise: 2 SE or Student's t, on "
-                                               f"{MIN_WINDOWS} windows or more)" if judged else
+                                               f"{r.min_windows} windows or more)" if judged else
                                                " (beyond 2 SE of the paired gain)") if ties else "")
     body = html.table(["name", f"mean {metric.upper()} (weighted by windows)", "spread (std)", beating], rows,
                       highlight=[i for i, row in enumerate(rows) if row[0] == r.network])
