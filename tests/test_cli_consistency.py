@@ -109,7 +109,8 @@ def test_the_command_chooses_how_openmp_waits_before_its_work():
         assert policy in chosen[0] and spin in chosen[1] and (policy is None) != (spin is None)
 
 
-def test_serve_stopped_by_sighup_says_one_line_and_ends_with_its_status(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGHUP, signal.SIGUSR1])  # the stop signals uvicorn does not take
+def test_serve_stopped_by_a_signal_uvicorn_leaves_says_one_line_and_ends_with_its_status(tmp_path, stop):
     p = subprocess.Popen([*COMMAND, "serve", "--port", "0", "--runs", str(tmp_path)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     try:
@@ -119,8 +120,8 @@ def test_serve_stopped_by_sighup_says_one_line_and_ends_with_its_status(tmp_path
         # the socket listens before uvicorn's loop runs: the signal must come once the loop answers
         with urllib.request.urlopen(f"{url[1]}/", timeout=60) as page:
             assert page.status == 200
-        p.send_signal(signal.SIGHUP)
-        assert p.wait(timeout=60) == 128 + signal.SIGHUP
+        p.send_signal(stop)
+        assert p.wait(timeout=60) == 128 + stop
         err = p.stderr.read()
         assert "Traceback" not in err and err.strip().splitlines()[-1] == "neuralab: interrupted"
     finally:

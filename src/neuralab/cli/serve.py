@@ -71,32 +71,38 @@ def run_serve(args) -> int:
     shown = "localhost" if args.host in ("0.0.0.0", "::") else (f"[{args.host}]" if ":" in args.host else args.host)
     print(f"neuralab web app on http://{shown}:{port}  (runs from {args.runs.resolve()}; Ctrl+C stops it)",
           flush=True)
-    with sock, _hang_up_ends(server):
+    with sock, _stops_end(server):
         server.run(sockets=[sock])
     return 0
 
 
 @contextlib.contextmanager
-def _hang_up_ends(server):
-    """SIGHUP (a closed terminal) ends the server as uvicorn ends it on SIGTERM: main's handler,
-    which raises KeyboardInterrupt, would raise it inside uvicorn's loop, which prints a
-    traceback. Once the server has stopped, the signal is raised again for main's handler (the
-    status 129 and one line), as uvicorn does with SIGTERM."""
-    hup = getattr(signal, "SIGHUP", None)  # none on Windows
-    if hup is None or threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(hup) is signal.SIG_IGN:  # nohup's stays ignored
+def _stops_end(server):
+    """The stop signals uvicorn does not take (SIGHUP, a closed terminal; SIGUSR1, a scheduler's
+    warning) end the server as uvicorn ends it on SIGTERM: main's handler, which raises
+    KeyboardInterrupt, would raise it inside uvicorn's loop, which prints a traceback and cancels
+    the app's end (the training job's interruption). Once the server has stopped, the signal is
+    raised again for main's handler (the status 128 + signal and one line), as uvicorn does with SIGTERM."""
+    from uvicorn.server import HANDLED_SIGNALS
+
+    from neuralab.files import STOPS
+
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    stops = [signum for signum in STOPS if signum not in HANDLED_SIGNALS
+             and signal.getsignal(signum) is not signal.SIG_IGN]  # nohup's SIGHUP stays ignored
     received = []
 
-    def hang_up(signum, frame):
+    def stop(signum, frame):
         received.append(signum)
         server.should_exit = True
 
-    previous = signal.signal(hup, hang_up)
+    previous = {signum: signal.signal(signum, stop) for signum in stops}
     try:
         yield
     finally:
-        signal.signal(hup, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if received:
-        signal.raise_signal(hup)
+        signal.raise_signal(received[0])
