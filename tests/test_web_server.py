@@ -386,6 +386,26 @@ def test_a_client_that_stops_reading_is_dropped(tmp_path, monkeypatch):
     assert got < 20_000_000, "the whole answer came: the client was not dropped"
 
 
+def test_a_client_that_still_reads_slowly_is_not_dropped(tmp_path, monkeypatch):
+    """A client reading an answer more slowly than the server sends it (a poor link) was dropped
+    STALL_SECONDS after the buffers filled, while it still read: only one that reads nothing of
+    it for STALL_SECONDS is."""
+    monkeypatch.setattr(web_app, "STALL_SECONDS", 1)
+    paused = []
+    pause = web_app.Connection.pause_writing
+    monkeypatch.setattr(web_app.Connection, "pause_writing", lambda self: paused.append(1) or pause(self))
+    with serving(big_run(tmp_path / "runs")) as (srv, port), stalled_download(port) as sock:
+        time.sleep(1)  # the answer fills the buffers: the server waits for the client
+        sock.settimeout(10)
+        until = time.monotonic() + 4 * web_app.STALL_SECONDS
+        while time.monotonic() < until:  # 32 KB/s: far slower than the server sends
+            assert sock.recv(8192), "the server closed the connection of a client still reading"
+            time.sleep(0.25)
+        # what the kernel had taken of the answer still comes after a drop: asked of the server itself
+        assert len(srv.server_state.connections) == 1, "the server dropped a client still reading"
+    assert paused, "the server never waited for the client: the test tested nothing"
+
+
 def test_a_websocket_handshake_is_answered_as_a_request_and_logs_nothing(tmp_path):
     """The app has no WebSockets: a handshake, which any page can send, made uvicorn log advice
     to install a WebSocket library, once for every attempt."""

@@ -26,6 +26,7 @@ import functools
 import os
 import re
 import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -495,7 +496,7 @@ class Connection(H11Protocol):
         super().__init__(*args, **kwargs)
         self.conn = Parser(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         self.deadline: asyncio.TimerHandle | None = None
-        self.stalled: asyncio.TimerHandle | None = None  # STALL_SECONDS from the client's last read
+        self.stalled: asyncio.TimerHandle | None = None  # the next look at whether the client reads
         self.limit_concurrency, self.app = None, functools.partial(self._unless_busy, self.app)
 
     def connection_made(self, transport) -> None:
@@ -519,8 +520,39 @@ class Connection(H11Protocol):
     def pause_writing(self) -> None:  # the client reads no more of the answer for now
         super().pause_writing()
         if self.stalled is None:
+            self._stall_check(self._unsent(), self.loop.time())
+
+    def _stall_check(self, left: int, since: float) -> None:
+        """Drop the connection once its client has read nothing of the answer (``left`` bytes
+        unsent, as they were at ``since``) for STALL_SECONDS; a client still reading, however
+        slowly (a phone on a poor link), takes a little between two checks, and keeps its
+        connection. While writing is paused the app adds nothing to send: it only shrinks."""
+        now, unsent = self.loop.time(), self._unsent()
+        if unsent < left:
+            left, since = unsent, now
+        if now - since >= STALL_SECONDS:
+            self.stalled = None
             # abort, not close: close waits for the unsent answer to go out, which it never does
-            self.stalled = self.loop.call_later(STALL_SECONDS, self.transport.abort)
+            self.transport.abort()
+            return
+        # looked at ten times within STALL_SECONDS: a client that stops is dropped at most a tenth late
+        self.stalled = self.loop.call_later(min(STALL_SECONDS / 10, STALL_SECONDS - (now - since)),
+                                            self._stall_check, left, since)
+
+    def _unsent(self) -> int:
+        """Bytes of the answer the client has not taken yet: the transport's, and on Linux the
+        socket's, whose buffer (megabytes, grown by the kernel) a slow client drains for minutes
+        before the transport's shrinks at all."""
+        unsent = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        try:
+            import fcntl
+            import termios
+
+            queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4)  # sent but not acknowledged
+        except (ImportError, AttributeError, OSError):  # another system: the transport's alone
+            return unsent
+        return unsent + int.from_bytes(queued, sys.byteorder, signed=True)
 
     def resume_writing(self) -> None:
         super().resume_writing()
