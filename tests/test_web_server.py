@@ -373,6 +373,50 @@ def test_stopping_the_server_interrupts_the_training_before_the_last_answer_ends
             assert srv.server_state.connections, "the download had ended: the test tested nothing"
 
 
+def test_a_third_ctrl_c_ends_the_server_while_its_training_still_saves(tmp_path, monkeypatch, capsys):
+    """A second Ctrl-C left the server waiting, silent, for a training that took its time to save
+    after the first (up to jobs.STOP_GRACE), and a third did nothing more. Now the second says
+    what it waits for, and the third kills the training and ends the server at once."""
+    import signal
+    import subprocess
+    import sys
+
+    slow = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"]
+    started = []
+    monkeypatch.setattr(web_app.jobs.Jobs, "_spawn", lambda self, job: started.append(subprocess.Popen(slow))
+                        or started[-1])
+    root = tmp_path / "runs"
+    (fake_classifier_run(root / "a", "mlp") / "results.json").unlink()
+    srv = make_server(root, "127.0.0.1", 0)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not srv.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        queue = srv.config.app.state.served.jobs
+        queue.resume("a")
+        while queue.active("a")["state"] != "running":
+            assert time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.05)
+        srv.handle_exit(signal.SIGINT, None)
+        time.sleep(0.5)
+        srv.handle_exit(signal.SIGINT, None)
+        thread.join(1)
+        assert thread.is_alive() and started[0].poll() is None  # the training is given its time to save
+        assert "waiting for the training of run a to save its epoch" in capsys.readouterr().err
+        srv.handle_exit(signal.SIGINT, None)
+        thread.join(5)  # a deadline to reach a state, not a speed target
+        assert not thread.is_alive(), "the server still waits for the training"
+        assert started[0].wait(5) == -signal.SIGKILL
+    finally:
+        for process in started:
+            process.kill()
+        srv.should_exit = True
+        thread.join(60)
+
+
 def test_a_client_that_stops_reading_is_dropped(tmp_path, monkeypatch):
     """A client that reads nothing of an answer held its connection for as long as it stayed."""
     monkeypatch.setattr(web_app, "STALL_SECONDS", 1, raising=False)

@@ -423,7 +423,9 @@ def make_server(runs_dir: str | Path = "runs", host: str = "127.0.0.1", port: in
 class Server(uvicorn.Server):
     """uvicorn's server, whose stop (Ctrl-C, SIGTERM, ``should_exit``) interrupts the training
     job at once, not after the last answer has been sent, and ends within SHUTDOWN_SECONDS of
-    answers still being sent (``Connection.shutdown``). A second Ctrl-C cuts them off at once.
+    answers still being sent (``Connection.shutdown``). A second Ctrl-C cuts them off at once;
+    a training job still saving its epoch is waited for (up to jobs.STOP_GRACE), and a third
+    Ctrl-C kills it.
     uvicorn's own second Ctrl-C ("force quit") left the answers and the app's end to be
     cancelled as its loop closed, each with a traceback in the log."""
 
@@ -431,6 +433,7 @@ class Server(uvicorn.Server):
         super().__init__(config)
         self.queue = queue
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.interrupts = 0  # Ctrl-C after the first
 
     async def serve(self, sockets=None) -> None:
         self.loop = asyncio.get_running_loop()
@@ -441,7 +444,16 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
         if again and sig == signal.SIGINT and self.loop is not None:
             self.force_exit = False
+            self.interrupts += 1
+            if self.interrupts > 1:  # rather the epoch in progress lost than waited for: the run resumes
+                self.queue.kill()
+                return
             self.loop.call_soon_threadsafe(self._cut_off)
+            run = self.queue.training()
+            if run is not None:  # the server ends only once the job has, which nothing else would say
+                print(f"neuralab: waiting for the training of run {run} to save its epoch (at most "
+                      f"{jobs.STOP_GRACE} s); press Ctrl-C again to end it at once (it resumes from its last "
+                      "saved epoch)", file=sys.stderr, flush=True)
 
     def _cut_off(self) -> None:
         for connection in list(self.server_state.connections):

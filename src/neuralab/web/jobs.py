@@ -227,6 +227,22 @@ class Jobs:
         with self._cv:
             return next((job.as_dict() for job in reversed(self._jobs.values()) if job.run == run), None)
 
+    def training(self) -> str | None:
+        """The run whose training process has not ended yet (once ``close`` has interrupted it:
+        still saving), if any."""
+        with self._cv:
+            current = self._current
+        return current[0].run if current is not None and current[1].poll() is None else None
+
+    def kill(self) -> None:
+        """Kill the training process at once, not waiting for it to save (a server told to end
+        now): the run goes on from its last saved epoch, whose files are each written whole or
+        not at all, as after any kill."""
+        with self._cv:
+            current = self._current
+        if current is not None and current[1].poll() is None:
+            current[1].kill()
+
     def close(self, grace: float = STOP_GRACE) -> None:
         """Cancel what waits and interrupt what trains; kill it if it has not stopped within ``grace`` s."""
         with self._closing:
