@@ -109,3 +109,26 @@ def test_runs_given_as_a_run_is_refused_naming_the_folder_that_holds_it(tmp_path
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == (f"neuralab: error: --runs runs/lenet: is a run, not the folder runs are in; give the "
                            f"folder that holds it, --runs {tmp_path / 'runs'}\n")
+
+
+def test_a_project_folder_with_its_own_config_json_serves_the_runs_below_it(tmp_path):
+    """A config.json naming no run's kind is the project's own, not a run's: --runs . was refused
+    as a run, and the runs below it were not listed (the walk stopped at any config.json)."""
+    import json
+
+    from test_web_app import fake_classifier_run
+
+    (tmp_path / "config.json").write_text(json.dumps({"name": "my-project", "version": "1.0.0"}))
+    fake_classifier_run(tmp_path / "experiments" / "lenet", "lenet5")
+    fake_classifier_run(tmp_path / "experiments" / "group" / "mlp", "mlp")
+    (tmp_path / "experiments" / "group" / "config.json").write_text(json.dumps({"owner": "lab"}))
+    proc, line = serve("--runs", ".", cwd=tmp_path)
+    try:
+        assert line.startswith("neuralab web app on http://127.0.0.1:"), line
+        with urllib.request.urlopen(line.split()[4] + "/api/runs", timeout=20) as r:
+            listed = {row["id"]: row["status"] for row in json.load(r)["runs"]}
+        assert get(line.split()[4] + "/api/run?run=experiments/group") == 404  # the group's, not a run's
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert listed == {"experiments/lenet": "finished", "experiments/group/mlp": "finished"}

@@ -47,22 +47,33 @@ def trained_on(windows) -> str:
 STILL_NS = 2 * 10**9  # how long a run's files stay unchanged before its row is kept (FAT's clock ticks in 2 s)
 
 
+def is_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a run's config.json: one naming a kind (a run's, or one no Kind
+    has: a run of another version), or one that cannot be read (a run's cut short or garbled, or
+    a link out of the folder: the runs list shows the run damaged). A config.json that is a JSON
+    object naming no kind is someone else's (a dataset's, a project's with its runs below it)."""
+    from neuralab.files import read_json
+
+    config = folder / CONFIG
+    if not config.is_file():
+        return False
+    try:
+        # a link out of the folder is not followed (the run is damaged); a plain file is read at once:
+        # the runs page asks for every run's at each listing
+        config = Run(folder).read(CONFIG) if config.is_symlink() else read_json(config)
+    except NeuralabError:
+        return True
+    return not isinstance(config, dict) or "kind" in config
+
+
 def run_within(folder: Path, depth: int = MAX_DEPTH) -> Path | None:
     """The first run folder at or below ``folder`` (``depth`` levels at most, as `neuralab runs`
-    looks), told by its run.lock or a config.json naming a run's kind (a dataset's own config.json
-    names none); None where there is none. Links are not followed."""
-    from neuralab.files import read_json
+    looks), told by its run.lock or its config.json (``is_run``); None where there is none.
+    Links are not followed."""
     from neuralab.runs import LOCK
 
-    if (folder / LOCK).is_file():
+    if (folder / LOCK).is_file() or is_run(folder):
         return folder
-    if (folder / CONFIG).is_file():
-        try:
-            config = read_json(folder / CONFIG)
-        except NeuralabError:
-            config = None
-        if isinstance(config, dict) and config.get("kind") in {kind.value for kind in Kind}:
-            return folder
     if depth == 0:
         return None
     try:
@@ -73,8 +84,8 @@ def run_within(folder: Path, depth: int = MAX_DEPTH) -> Path | None:
 
 
 def find(root: str | os.PathLike) -> list[str]:
-    """Relative names of the run directories under ``root`` (depth at most MAX_DEPTH);
-    symbolic links are followed only when they stay inside ``root``."""
+    """Relative names of the run directories (``is_run``) under ``root`` (depth at most
+    MAX_DEPTH); symbolic links are followed only when they stay inside ``root``."""
     root = Path(root)
     if not root.is_dir():
         return []
@@ -82,13 +93,14 @@ def find(root: str | os.PathLike) -> list[str]:
     found = []
     for folder, dirs, files in os.walk(root, followlinks=False):
         rel = Path(folder).relative_to(root)
-        candidates = [rel] if CONFIG in files and rel.parts else []
-        candidates += [rel / d for d in dirs if (Path(folder) / d).is_symlink()]
-        for cand in candidates:
-            target = (root / cand).resolve()
-            if (target == real_root or real_root in target.parents) and (target / CONFIG).is_file():
-                found.append(cand.as_posix())
-        if CONFIG in files or len(rel.parts) >= MAX_DEPTH:
+        run = CONFIG in files and is_run(Path(folder))
+        candidates = [rel] if run and rel.parts else []
+        for d in dirs:
+            target = (Path(folder) / d).resolve() if (Path(folder) / d).is_symlink() else None
+            if target is not None and (target == real_root or real_root in target.parents) and is_run(target):
+                candidates.append(rel / d)
+        found += [cand.as_posix() for cand in candidates]
+        if run or len(rel.parts) >= MAX_DEPTH:
             dirs[:] = []  # a run's own folders (checkpoints/, plots/) hold no runs
         else:
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink())

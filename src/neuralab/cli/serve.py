@@ -34,7 +34,8 @@ def register(sub) -> None:
 
 def run_serve(args) -> int:
     from neuralab.errors import NeuralabError, ParameterError
-    from neuralab.runs import CONFIG, default_root, shell_word
+    from neuralab.run_list import is_run
+    from neuralab.runs import default_root, shell_word
     from neuralab.web.app import check_host, listening_socket, make_server, on_loopback
     from neuralab.web.security import allowed_hosts, listen_address
 
@@ -44,7 +45,7 @@ def run_serve(args) -> int:
             raise ParameterError("runs", str(args.runs), "is a file, not a folder; give the folder the runs are in")
         raise NeuralabError(f"{args.runs}: is a file, not a folder of runs; set NEURALAB_RUNS to the folder your "
                             "runs are in, or give it with `runs`")
-    if (args.runs / CONFIG).is_file():  # a run's own folder: the list would be empty, and say nothing of why
+    if is_run(args.runs):  # a run's own folder: the list would be empty, and say nothing of why
         parent = shell_word(args.runs.resolve().parent)
         if given is not None:
             raise ParameterError("runs", str(args.runs), f"is a run, not the folder runs are in; give the folder "

@@ -41,7 +41,7 @@ def resolve_run(root: Path, run_id: str) -> Path:
     """The run directory named ``run_id`` (a relative path like 'lenet-20250101') under ``root``.
 
     Absolute paths, '..' parts, backslashes, symbolic links leading out of ``root`` and
-    folders without config.json are all refused with NotFound."""
+    folders without a run's config.json (``run_list.is_run``) are all refused with NotFound."""
     if not run_id or "\x00" in run_id or "\\" in run_id:
         raise _no_run(run_id)
     parts = PurePosixPath(run_id).parts
@@ -49,7 +49,7 @@ def resolve_run(root: Path, run_id: str) -> Path:
         raise _no_run(run_id)
     try:
         path = inside(root, run_id)
-        if path == Path(root).resolve() or not (path / runs.CONFIG).is_file():
+        if path == Path(root).resolve() or not run_list.is_run(path):
             raise _no_run(run_id)
     except (NeuralabError, OSError):  # OSError: a name too long for the file system, say
         raise _no_run(run_id) from None
