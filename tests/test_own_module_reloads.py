@@ -543,6 +543,55 @@ def test_a_call_importing_a_library_module_by_its_name_keeps_the_run(call, digit
     _evaluates_as_trained(run, capsys)
 
 
+COMPUTED_IN_FORWARD = """
+    import importlib
+
+    from torch import nn
+
+    NAME = "json"
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+        def forward(self, x):
+            return self.f(x) * importlib.import_module(NAME).loads("1")
+"""
+
+
+@pytest.mark.parametrize("where, beside, kept", [("__init__", ("train.py", "test_net.py"), True),
+                                                 ("forward", (), True), ("forward", ("train.py",), False)])
+def test_a_computed_call_of_a_library_module_beside_scripts_data_and_runs_keeps_the_run(where, beside, kept, digits,
+                                                                                       tmp_path, capsys):
+    """A project's folder holds data/, neuralab's own runs/ and scripts (train.py, test_net.py)
+    that the model does not import: the run kept its code on the first train and lost it on the
+    next, once runs/ was there, and lost it at once beside a script. A folder without __init__.py
+    is no module a call imports, and a call in the constructor ran as the model was built,
+    importing nothing of the folder; only one that runs later (forward) beside a .py file is said."""
+    code = tmp_path / "code"
+    for name in beside:
+        _file(code, name, "from net import Net\n\nprint(Net())\n")
+    (code / "data").mkdir(parents=True)
+    net = _file(code, "net.py", COMPUTED_IN_FORWARD if where == "forward" else IMPORTS_BY_A_CALL.format(
+        call="importlib.import_module(NAME)").replace('.WIDTH', '.dumps([0] * 6).count("0") + 10').replace(
+        "from torch", 'NAME = "json"\n    from torch'))
+    for run in (code / "runs" / "first", code / "runs" / "second"):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            _train(capsys, net, digits, run)
+        said = [str(w.message) for w in said if "import statement" in str(w.message)]
+        if kept:
+            assert not said and _source(run)["file"] == "model.py", said
+        else:
+            assert len(said) == 1 and said[0].startswith(
+                "net.py imports the module that importlib.import_module(NAME) names as it runs"), said
+            assert _source(run)["file"] is None
+    if kept:
+        _evaluates_as_trained(run, capsys)
+
+
 def test_a_computed_call_that_may_take_a_module_beside_the_model_imported_before_is_said(digits, tmp_path, capsys):
     """The session imported the helper before (a notebook beside the model): the call takes it
     from sys.modules, and no run of the code tells which module it took; the run says so and

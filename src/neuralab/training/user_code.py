@@ -254,7 +254,9 @@ def imported_otherwise(path: Path, code: bytes, imports: dict | None):
     folder, even below the model's folder, is found so again when the run is rebuilt. Code under
     if __name__ == "__main__":, which neuralab does not run, counts for none. Where none is
     found so, a call whose name is no string in the code (importlib.import_module(NAME)) that
-    could import a module of the folder not kept, and code read from a file and run
+    could import a module of the folder not kept (a .py file or a package there), where no run
+    of the block tells: it may run only later (in forward), or this process held such a module
+    before (which the call takes from sys.modules), and code read from a file and run
     (runpy.run_path, exec(open(...).read())), which no reading of the code follows: (the call,
     "") for each of the first, (the call, RUNS_A_FILE) for each of the others."""
     texts = (code, *(imports or {}).values())
@@ -287,7 +289,9 @@ def imported_otherwise(path: Path, code: bytes, imports: dict | None):
             elif through is not None and through not in on_path:
                 found.append((top, sys.modules[top].__file__ or str(through / top)))
         if not found:
-            could = computed if _importable_beside(folder, left_out | {Path(n).stem for n in imports or {}}) else []
+            kept = left_out | {Path(n).stem for n in imports or {}}
+            could = [call for call, unseen in computed if unseen or _imported_before(before, folder, kept)] \
+                if _importable_beside(folder, kept) else []
             found.extend([(call, "") for call in could] + [(call, RUNS_A_FILE) for call in runs])
 
 
@@ -306,12 +310,34 @@ def _imported_as_it_ran(before: dict, folder: Path, left_out: set[str]) -> set[s
     return tops
 
 
+def _imported_before(before: dict, folder: Path, left_out: set[str]) -> bool:
+    """Whether sys.modules held a module of ``folder`` (found through it) as ``before``, but those
+    ``left_out``: a call may take it from there as the model is built, which no new name shows."""
+    for name, module in before.items():
+        top = name.partition(".")[0]
+        if top in left_out or name.startswith(MODULE_PREFIX) or _dunder(top):
+            continue
+        with contextlib.suppress(Exception):  # a module object of any kind: a lazy one's attributes may raise
+            if _found_through(module, folder / top) == folder:
+                return True
+    return False
+
+
+def _dunder(name: str) -> bool:
+    """Whether ``name`` is one Python gives a module itself (__main__, multiprocessing's __mp_main__),
+    never a file's."""
+    return name.startswith("__") and name.endswith("__")
+
+
 def _importable_beside(folder: Path, left_out: set[str]) -> bool:
-    """Whether ``folder`` holds a module Python could import from it (a .py file, a folder: a
-    package) but those ``left_out`` (the model file's, the files the run keeps)."""
+    """Whether ``folder`` holds a module Python could import from it but those ``left_out`` (the
+    model file's, the files the run keeps): a .py file, or a package, a folder with __init__.py.
+    A folder without one is data, or runs (neuralab's own runs/ beside the model), far more often
+    than a namespace package."""
     with contextlib.suppress(OSError):
-        return any((p.suffix == ".py" or p.is_dir()) and p.stem.isidentifier() and p.stem not in left_out
-                   and p.name != "__pycache__" for p in folder.iterdir())
+        return any(p.stem.isidentifier() and p.stem not in left_out
+                   and (p.suffix == ".py" and p.is_file() or (p / "__init__.py").is_file())
+                   for p in folder.iterdir())
     return False
 
 
@@ -322,10 +348,32 @@ def _imported_by_calls(tree) -> set[str]:
             if isinstance(named, str) and not named.startswith(".")}
 
 
-def _calls_naming_no_string(tree) -> list[str]:
+def _calls_naming_no_string(tree) -> list[tuple[str, bool]]:
     """The calls of a parsed file that import a module whose name is no string in the code
-    (importlib.import_module(NAME), __import__(f"{prefix}_net")), as written (shortened)."""
-    return [_as_written(call) for call, named in _import_calls(tree) if not isinstance(named, str)]
+    (importlib.import_module(NAME), __import__(f"{prefix}_net")), each as written (shortened),
+    with whether it may not run as the file builds its model: it lies in a function other than
+    a class's __init__ (forward, say)."""
+    built = _run_as_built(tree)
+    return [(_as_written(call), id(call) not in built) for call, named in _import_calls(tree)
+            if not isinstance(named, str)]
+
+
+def _run_as_built(tree) -> set[int]:
+    """The ids of the nodes of a parsed file that run as the file builds its model: those at its
+    top level and in a class's __init__, the constructor, outside any other function (forward,
+    which may run only after, or never). What ran so imported what it imports as it ran, which
+    imported_otherwise sees."""
+    import ast
+
+    ids, todo = set(), [(tree, None)]
+    while todo:
+        node, parent = todo.pop()
+        if isinstance(node, ast.Lambda) or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not (
+                node.name == "__init__" and isinstance(parent, ast.ClassDef)):
+            continue
+        ids.add(id(node))
+        todo += [(child, node) for child in ast.iter_child_nodes(node)]
+    return ids
 
 
 def _calls_running_files(tree) -> list[str]:
