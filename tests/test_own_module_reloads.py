@@ -846,6 +846,34 @@ def test_helpers_found_through_pythonpath_below_the_folder_or_imported_before_ke
         del sys.path[:2]
 
 
+def test_a_script_beside_the_model_that_reads_it_before_torch_is_imported_keeps_the_run(tmp_path):
+    """A script in the model's folder reads the model (resolve) before anything imported torch:
+    torch's import of multiprocessing names the script's __main__ __mp_main__ as well, a module
+    of the folder new in sys.modules, which was said as a helper imported by a call; the model
+    imports its helper by a statement, and the run keeps its code."""
+    import subprocess
+
+    code = tmp_path / "code"
+    _file(code, "blocks.py", "WIDTH = 16\n")
+    _file(code, "net.py", IMPORTS_BY_A_CALL.format(call="blocks").replace("import importlib", "import blocks"))
+    _file(code, "read.py", """
+        import warnings
+
+        from neuralab.training.source import resolve
+
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            source = resolve("net.py")
+        print(source.not_kept, sorted(source.imports), [str(w.message) for w in said if "statement" in str(w.message)])
+    """)
+    imported = subprocess.run([sys.executable, "-c", "import sys, neuralab.training.source; print(*sys.modules)"],
+                              capture_output=True, text=True, check=True).stdout.split()
+    assert "torch" not in imported and "multiprocessing" not in imported  # else no __mp_main__ is new as it builds
+    done = subprocess.run([sys.executable, "read.py"], cwd=code, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[0] == "None ['blocks.py'] []", done.stdout
+
+
 # --- crD 3: a run loaded again and again keeps no copy of its code once its model is gone ---------------
 
 

@@ -299,11 +299,13 @@ def _imported_as_it_ran(before: dict, folder: Path, left_out: set[str]) -> set[s
     """The top-level modules of ``folder`` (found through it: a .py file or a package directly in
     it) that sys.modules holds now and did not hold as ``before``, but those ``left_out`` and the
     modules neuralab runs model files as: what the code imported as it ran, however it called
-    the import. One imported before is the caller's own (a notebook's module beside the model)."""
-    tops = set()
+    the import. One imported before is the caller's own (a notebook's module beside the model),
+    under a new name too: `import multiprocessing` names the caller's __main__ __mp_main__."""
+    tops, held = set(), {id(m) for m in before.values()}
     for name, module in list(sys.modules.items()):
         top = name.partition(".")[0]
-        if before.get(name) is module or name.startswith(MODULE_PREFIX) or top in left_out or top in tops:
+        if before.get(name) is module or name.startswith(MODULE_PREFIX) or top in left_out or top in tops \
+                or id(module) in held or _dunder(top):
             continue
         if _found_through(sys.modules.get(top, module), folder / top) == folder:
             tops.add(top)
