@@ -509,11 +509,14 @@ def test_a_helper_imported_by_a_call_on_a_name_the_code_computes_or_by_another_n
         sys.modules.pop("width", None)
 
 
-@pytest.mark.parametrize("call", ["runpy.run_path(str(Path(__file__).with_name('width.py')))",
-                                  "exec(open(Path(__file__).with_name('width.py')).read(), ns := {})"])
-def test_a_helper_file_run_other_than_by_an_import_is_said_as_it_trains(call, digits, tmp_path, capsys):
-    """runpy.run_path and exec(open(...).read()) run a file beside the model that the run does not
-    keep: it failed to load with the file missing from the run's folder; it says so instead."""
+@pytest.mark.parametrize("call, means", [
+    ("runpy.run_path(str(Path(__file__).with_name('width.py')))", "runpy.run_path"),
+    ("runpy.run_module('width')", "runpy.run_module"),
+    ("exec(open(Path(__file__).with_name('width.py')).read(), ns := {})", "exec")])
+def test_a_helper_file_run_other_than_by_an_import_is_said_as_it_trains(call, means, digits, tmp_path, capsys):
+    """runpy.run_path, runpy.run_module and exec(open(...).read()) run a file beside the model that
+    the run does not keep: it failed to load with the file missing from the run's folder; it says
+    so instead, naming the call it found."""
     code = tmp_path / "code"
     _file(code, "width.py", "WIDTH = 16\n")
     read = f"{call}['WIDTH']" if call.startswith("runpy") else f"({call}, ns)[1]['WIDTH']"
@@ -524,8 +527,27 @@ def test_a_helper_file_run_other_than_by_an_import_is_said_as_it_trains(call, di
         _train(capsys, net, digits, run)
     said = [str(w.message) for w in said if "import statement" in str(w.message)]
     assert len(said) == 1 and said[0].startswith(f"net.py imports the file that {call[:50]}") and \
-        "runs other than by an import statement (runpy.run_path, exec), which a run does not keep" in said[0], said
+        f"runs other than by an import statement ({means}), which a run does not keep" in said[0], said
     assert _source(run)["file"] is None and not list(run.glob("*.py"))
+
+
+def test_a_library_module_run_by_runpy_keeps_the_run(digits, tmp_path, capsys):
+    """runpy.run_module of the standard library's or a package's module (an environment report, in
+    a function the build never calls) runs no file of the model's folder: the run kept no code for
+    it; it keeps it and loads again."""
+    code = tmp_path / "code"
+    _file(code, "width.py", "WIDTH = 16\n")  # a file beside it that the call does not name
+    net = _file(code, "net.py", MAIN_ONLY.replace("import importlib", "import runpy").replace(
+        '    if __name__ == "__main__":\n        importlib.import_module("plot_utils").show(Net())',
+        '    def env_report():\n        runpy.run_module("torch.utils.collect_env", run_name="__main__")'))
+    assert "run_module" in net.read_text()
+    run = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _train(capsys, net, digits, run)
+    assert not [str(w.message) for w in said if "import statement" in str(w.message)]
+    assert _source(run)["file"] == "model.py"
+    _evaluates_as_trained(run, capsys)
 
 
 @pytest.mark.parametrize("call", ['importlib.import_module("json")', "importlib.import_module(NAME)"])

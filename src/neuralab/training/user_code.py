@@ -28,7 +28,7 @@ from neuralab.errors import NeuralabError, shell_word  # a model's name as typed
 from neuralab.training.config import MAX_SEED
 
 MODULE_PREFIX = "neuralab_model_"   # sys.modules's name for a model file run (run_file), before its hash
-RUNS_A_FILE = "<runs a file>"       # imported_otherwise's mark of code run from a file (runpy.run_path)
+RUNNERS = {"run_path": "runpy.run_path", "run_module": "runpy.run_module", "exec": "exec", "execfile": "exec"}
 MAX_CODE = 4 * 2**20                # bytes: a model file is a page of Python, not a data file
 
 
@@ -258,7 +258,9 @@ def imported_otherwise(path: Path, code: bytes, imports: dict | None):
     of the block tells: it may run only later (in forward), or this process held such a module
     before (which the call takes from sys.modules), and code read from a file and run
     (runpy.run_path, exec(open(...).read())), which no reading of the code follows: (the call,
-    "") for each of the first, (the call, RUNS_A_FILE) for each of the others."""
+    "") for each of the first, (the call, the function that runs the file: runpy.run_path,
+    runpy.run_module, exec) for each of the others; runpy.run_module only where the module it
+    names is the folder's (the standard library's or a package's is found so again)."""
     texts = (code, *(imports or {}).values())
     found: list[tuple[str, str | None]] = []
     before = dict(sys.modules)
@@ -292,7 +294,9 @@ def imported_otherwise(path: Path, code: bytes, imports: dict | None):
             kept = left_out | {Path(n).stem for n in imports or {}}
             could = [call for call, unseen in computed if unseen or _imported_before(before, folder, kept)] \
                 if _importable_beside(folder, kept) else []
-            found.extend([(call, "") for call in could] + [(call, RUNS_A_FILE) for call in runs])
+            found.extend([(call, "") for call in could] + [
+                (call, RUNNERS[runner]) for call, runner, named in runs
+                if named is None or _found_through(sys.modules.get(named), folder / named) == folder])
 
 
 def _imported_as_it_ran(before: dict, folder: Path, left_out: set[str]) -> set[str]:
@@ -378,9 +382,11 @@ def _run_as_built(tree) -> set[int]:
     return ids
 
 
-def _calls_running_files(tree) -> list[str]:
+def _calls_running_files(tree) -> list[tuple[str, str, str | None]]:
     """The calls of a parsed file that run the code of another file, not by importing it
-    (runpy.run_path(...), exec(open(...).read())), as written (shortened)."""
+    (runpy.run_path(...), runpy.run_module(...), exec(open(...).read())), each as (the call as
+    written, shortened; the function it calls, a key of RUNNERS; the top-level module that
+    runpy.run_module names in a string, else None)."""
     import ast
 
     calls = []
@@ -391,7 +397,10 @@ def _calls_running_files(tree) -> list[str]:
         if called in ("run_path", "run_module") or called in ("exec", "execfile") and n.args and any(
                 isinstance(c, ast.Call) and _called(c) in ("open", "read", "read_text", "read_bytes")
                 for c in ast.walk(n.args[0])):
-            calls.append(_as_written(n))
+            arg = n.args[0] if n.args else next((k.value for k in n.keywords if k.arg == "mod_name"), None)
+            named = arg.value.partition(".")[0] if called == "run_module" and isinstance(arg, ast.Constant) and \
+                isinstance(arg.value, str) else None
+            calls.append((_as_written(n), called, named))
     return calls
 
 
@@ -478,13 +487,14 @@ def not_imported_by_statement(path: Path, names: list[tuple[str, str | None]]) -
     """``imported_otherwise``'s ``names``, in words: why a run cannot keep the code in ``path``."""
     beside = [n for n, file in names if file is None]
     before = [f"{n} ({file}, imported before from another folder, which it gets in place of its own)"
-              for n, file in names if file and file != RUNS_A_FILE]
+              for n, file in names if file and file not in RUNNERS.values()]
     named = [f"the module that {call} names as it runs" for call, file in names if file == ""]
-    ran = [f"the file that {call} runs" for call, file in names if file == RUNS_A_FILE]
+    ran = [f"the file that {call} runs" for call, file in names if file in RUNNERS.values()]
     said = [f"{', '.join(beside)} from beside it"] if beside else []
     means = ["importlib.import_module, __import__"] if len(ran) < len(names) else []
+    means += list(dict.fromkeys(file for _, file in names if file in RUNNERS.values()))  # those it calls, once each
     return (f"{Path(path).name} imports {', '.join(said + before + named + ran)} other than by an import statement "
-            f"({', '.join(means + (['runpy.run_path, exec'] if ran else []))}), which a run does not keep")
+            f"({', '.join(means)}), which a run does not keep")
 
 
 def _imported_names(tree) -> set[str]:
