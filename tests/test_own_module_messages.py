@@ -536,15 +536,32 @@ class Net(nn.Module):
 """
 
 
-@pytest.mark.parametrize("encoding", ["UTF-16", "UTF-32"])
-def test_a_model_file_in_utf16_or_utf32_is_told_to_be_saved_as_utf8(encoding, digits, tmp_path, capsys):
+@pytest.mark.parametrize("encoding, said", [
+    ("UTF-16", "text in UTF-16, which Python does not read"), ("UTF-32", "text in UTF-32, which Python does not read"),
+    ("UTF-16-LE", "holds NUL bytes, which no Python file does (text in UTF-16 or UTF-32 without its mark?)")])
+def test_a_model_file_in_utf16_or_utf32_is_told_to_be_saved_as_utf8(encoding, said, digits, tmp_path, capsys):
     """What PowerShell's > and Notepad's "Unicode" write: Python's parser saw NUL bytes, and the
-    refusal gave "None" for a line and no word of the encoding."""
+    refusal gave "None" for a line and no word of the encoding; without its mark (UTF-16-LE), the
+    NULs say it."""
     net = tmp_path / "net.py"
     net.write_bytes(WIDE_NET.encode(encoding.lower()))
     err = _refused(capsys, "train", "--model", net, "--data", digits, "--epochs", 1, "--out", tmp_path / "run")
-    assert err == f"neuralab: error: {net}: text in {encoding}, which Python does not read; save it as UTF-8\n", err
+    assert err == f"neuralab: error: {net}: {said}; save it as UTF-8\n", err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_model_file_in_utf8_with_its_mark_trains(digits, tmp_path, capsys):
+    """Notepad's "UTF-8 with BOM": Python reads it, and so does neuralab, which keeps its code."""
+    import codecs
+    import json
+
+    net = tmp_path / "net.py"
+    net.write_bytes(codecs.BOM_UTF8 + WIDE_NET.encode())
+    run = tmp_path / "run"
+    assert main(["train", "--model", str(net), "--data", str(digits), "--epochs", "1", "--threads", "1",
+                 "--out", str(run), "--quiet"]) == 0, capsys.readouterr().err
+    assert json.loads((run / "model.json").read_text())["source"]["file"] == "model.py"
+    assert (run / "model.py").read_bytes() == net.read_bytes()
 
 
 def test_a_helper_in_utf16_is_named_with_the_line_importing_it(digits, tmp_path, capsys):
