@@ -132,3 +132,19 @@ def test_a_project_folder_with_its_own_config_json_serves_the_runs_below_it(tmp_
         proc.terminate()
         proc.communicate(timeout=30)
     assert listed == {"experiments/lenet": "finished", "experiments/group/mlp": "finished"}
+
+
+def test_runs_of_a_project_folder_with_its_own_config_json_lists_the_runs_below_it(tmp_path, capsys):
+    """`neuralab runs PROJECT` took the project's config.json for a run's, and showed one damaged row."""
+    import json
+
+    from neuralab.cli import main
+    from test_web_app import fake_classifier_run
+
+    (tmp_path / "config.json").write_text(json.dumps({"name": "my-project", "version": "1.0.0"}))
+    fake_classifier_run(tmp_path / "experiments" / "lenet", "lenet5")
+    fake_classifier_run(tmp_path / "experiments" / "group" / "mlp", "mlp")
+    (tmp_path / "experiments" / "group" / "config.json").write_text(json.dumps({"owner": "lab"}))
+    assert main(["runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "experiments/lenet" in out and "experiments/group/mlp" in out and "damaged" not in out, out

@@ -68,10 +68,10 @@ def run_runs(args) -> int:
 
 
 def rows(root: Path):
-    from neuralab.run_list import describe, find
-    from neuralab.runs import CONFIG, Run
+    from neuralab.run_list import describe, find, is_run
+    from neuralab.runs import Run
 
-    if (root / CONFIG).is_file():  # ROOT is a run: its own row, where a folder of runs has its runs'
+    if is_run(root):  # ROOT is a run: its own row, where a folder of runs has its runs'
         return [describe(Run(root), str(root))]
     return [describe(Run(root / run_id), run_id) for run_id in find(root)]
 
@@ -91,9 +91,10 @@ def _left_out(root: Path) -> list[str]:
     """Where ROOT is one run: the pictures its folder's loading left out, which its row's data
     does not say (config.json's data.skipped)."""
     from neuralab.errors import NeuralabError
-    from neuralab.runs import CONFIG, Run
+    from neuralab.run_list import is_run
+    from neuralab.runs import Run
 
-    if not (root / CONFIG).is_file():
+    if not is_run(root):
         return []
     from neuralab.data.digest import skipped_sentence
 
@@ -110,10 +111,10 @@ def _linked_out(root: Path) -> list[str]:
     one line: the runs of a home folder's links to scratch were missing without a word."""
     import os
 
-    from neuralab.run_list import MAX_DEPTH, find
+    from neuralab.run_list import MAX_DEPTH, find, is_run
     from neuralab.runs import CONFIG
 
-    if (root / CONFIG).is_file() or not root.is_dir():
+    if is_run(root) or not root.is_dir():
         return []
     real_root, links = root.resolve(), []
     for folder, dirs, files in os.walk(root):  # links to folders are listed in dirs, and not walked
@@ -125,11 +126,11 @@ def _linked_out(root: Path) -> list[str]:
             try:
                 target = link.resolve()
                 outside = target != real_root and real_root not in target.parents
-                if outside and ((target / CONFIG).is_file() or find(target)):
+                if outside and (is_run(target) or find(target)):
                     links.append(link)
             except (OSError, RuntimeError):  # a link in a loop leads nowhere to list
                 continue
-        if CONFIG in files or len(rel.parts) >= MAX_DEPTH:  # as deep as find looks
+        if (CONFIG in files and is_run(Path(folder))) or len(rel.parts) >= MAX_DEPTH:  # as deep as find looks
             dirs[:] = []
         else:
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
