@@ -303,8 +303,9 @@ def test_scales_help_says_what_auto_chooses(capsys):
     with pytest.raises(SystemExit):
         main(["conv", "apply", "--help"])
     help = " ".join(capsys.readouterr().out.split())
-    assert ("auto (default) clips a kernel summing to about 1 (blur, sharpen), takes |value| for one summing to 0 "
-            "(edges) and stretches any other sum (under --depth sum on colour, any sum but 0)") in help
+    assert ("(default auto): clip, abs (|value|) or minmax (stretch the range to 0..255); auto clips a kernel summing "
+            "to about 1 (blur, sharpen), takes |value| for one summing to 0 (edges) and stretches any other sum (under "
+            "--depth sum on colour, any sum but 0)") in help
 
 
 @pytest.mark.parametrize("command,stem,shape", [("apply", "gray-sobel-x", (19, 28)), ("pool", "gray-maxpool2", (10, 15))])

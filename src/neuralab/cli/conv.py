@@ -38,9 +38,9 @@ def register(subparsers) -> None:
                    help="colour pictures: each channel on its own or one filter summed over the depth (default %(default)s)")
     p.add_argument("--gray", action="store_true", help="turn a colour picture into grayscale first")
     p.add_argument("--scale", choices=("auto", "clip", "abs", "minmax"), default="auto",
-                   help="floats to 0..255: clip, abs (|value|) or minmax (stretch the range to 0..255); auto (default) "
-                        "clips a kernel summing to about 1 (blur, sharpen), takes |value| for one summing to 0 (edges) "
-                        "and stretches any other sum (under --depth sum on colour, any sum but 0)")
+                   help="floats to 0..255 (default auto): clip, abs (|value|) or minmax (stretch the range to "
+                        "0..255); auto clips a kernel summing to about 1 (blur, sharpen), takes |value| for one summing "
+                        "to 0 (edges) and stretches any other sum (under --depth sum on colour, any sum but 0)")
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("pool", help="max or average pooling of a PNG/JPEG picture; writes the result and a figure")

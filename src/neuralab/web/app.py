@@ -178,8 +178,8 @@ async def run_list(request):
     # the server's own path, only for the app on this machine: whoever reaches it from elsewhere learns no paths
     return JSONResponse({"root": str(s.root) if s.local else "",
                          # what the empty list suggests: a training that writes where this app looks
-                         "train": f"neuralab train --model lenet5 --data mnist --out {shell_word(s.root / 'lenet')}"
-                                  if s.local else "",
+                         "train": " ".join(["neuralab", "train", "--model", "lenet5", "--data", "mnist", "--out",
+                                            shell_word(s.root / "lenet")]) if s.local else "",
                          "runs": await run_in_threadpool(_run_rows, s.root, active, s.rows, s.local)})
 
 
