@@ -344,9 +344,9 @@ class Net(nn.Module):
 """
 
 
-def _imported(folder: Path, name: str):
-    """EDITED written as ``name``.py in ``folder`` and imported, as a notebook's cell imports it."""
-    (folder / f"{name}.py").write_text(EDITED)
+def _imported(folder: Path, name: str, code: str = EDITED):
+    """``code`` written as ``name``.py in ``folder`` and imported, as a notebook's cell imports it."""
+    (folder / f"{name}.py").write_text(code)
     sys.path.insert(0, str(folder))
     try:
         return __import__(name)
@@ -395,6 +395,69 @@ def test_a_class_whose_file_is_unchanged_keeps_its_code_without_a_warning(digits
             result = _train(given, digits, tmp_path / f"run-{isinstance(given, nn.Module)}", epochs=1)
         assert _source(result.run_dir)["file"] == "model.py"
         assert evaluate_run(result.run_dir, trust_code=True)["test_accuracy"] == pytest.approx(result.test["accuracy"])
+
+
+def test_a_file_whose_top_level_cannot_run_twice_keeps_its_code_and_is_not_run_again(digits, tmp_path):
+    """A custom op's namespace or a registry at the file's top level raises when the file runs a
+    second time in the process: the file is as imported, so its run keeps it, and running it
+    again to tell (which would also repeat its side effects) is not how neuralab tells."""
+    import warnings
+
+    counter = tmp_path / "top_level_runs.txt"
+    name = f"registered_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{name}.py").write_text(f"from pathlib import Path\n\n"
+                                         f"RUNS = Path({str(counter)!r})\n"
+                                         "if RUNS.exists():\n"
+                                         "    raise KeyError('Net is already registered')\n"
+                                         "RUNS.write_text('ran')\n" + EDITED)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = __import__(name)
+    finally:
+        sys.path.remove(str(tmp_path))
+    for given in (module.Net, module.Net()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            result = _train(given, digits, tmp_path / f"run-{isinstance(given, nn.Module)}", epochs=1)
+        assert _source(result.run_dir)["file"] == "model.py"
+        assert counter.read_text() == "ran"  # once: the import's
+    counter.unlink()  # a fresh process, as far as the registry knows
+    assert evaluate_run(result.run_dir, trust_code=True)["test_accuracy"] == pytest.approx(result.test["accuracy"])
+
+
+def test_a_helper_edited_since_the_model_was_imported_is_the_file_named(digits, tmp_path):
+    name = f"whole_{tmp_path.name}".replace("-", "_")
+    part = f"part_{tmp_path.name}".replace("-", "_")
+    (tmp_path / f"{part}.py").write_text("from torch import nn\n\n\ndef head():\n    return nn.Linear(16, 10)\n")
+    module = _imported(tmp_path, name, EDITED.replace("from torch import nn", f"from torch import nn\n\nfrom {part} "
+                                                      "import head").replace("nn.Linear(16, 10)", "head()"))
+    made = module.Net()
+    (tmp_path / f"{part}.py").write_text("from torch import nn\n\n\ndef head():\n"
+                                         "    return nn.Linear(16, 10, bias=False)\n")
+    with pytest.warns(UserWarning, match=rf"{part}.py, which {name}.py imports, changed since Net was imported: .* "
+                                         rf"restart the kernel \(or importlib.reload\({part}\), then "
+                                         rf"importlib.reload\({name}\)\)"):
+        result = _train(made, digits, tmp_path / "run", epochs=1)
+    assert _source(result.run_dir)["file"] is None
+
+
+@pytest.mark.parametrize("how", ["set since", "edited"])
+def test_a_constant_its_class_reads_that_differs_from_its_file_records_no_code(how, digits, tmp_path):
+    """Code objects alike, the value the class was built with is not what its file now gives."""
+    name = f"hidden_{how.replace(' ', '_')}_{tmp_path.name}".replace("-", "_")
+    widths = EDITED.replace("class Net", "HIDDEN = 16\n\n\nclass Net").replace("nn.Linear(64, 16)",
+                                                                            "nn.Linear(64, HIDDEN)")
+    module = _imported(tmp_path, name, widths.replace("nn.Linear(16, 10)", "nn.Linear(HIDDEN, 10)"))
+    if how == "set since":
+        module.HIDDEN = 32
+    else:
+        path = tmp_path / f"{name}.py"
+        path.write_text(path.read_text().replace("HIDDEN = 16", "HIDDEN = 32"))
+    with pytest.warns(UserWarning, match=rf"{name}.py sets HIDDEN to {16 if how == 'set since' else 32} where the "
+                                         rf"module in memory has {32 if how == 'set since' else 16}: {name}.py changed "
+                                         "since Net was imported from it, or HIDDEN was set since"):
+        result = _train(module.Net(), digits, tmp_path / "run", epochs=1)
+    assert _source(result.run_dir)["file"] is None
 
 
 def test_a_run_whose_folder_holds_code_its_record_does_not_name_is_refused(code, digits, tmp_path):

@@ -24,6 +24,8 @@ PyTorch module before it trains (training.module_check).
 
 from __future__ import annotations
 
+import __future__
+import ast
 import contextlib
 import hashlib
 import inspect
@@ -31,6 +33,7 @@ import io
 import math
 import os
 import sys
+import types
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +47,6 @@ from neuralab.training.keras_model import (
     output_shape,
 )
 from neuralab.training.module_check import (
-    _layout,
     buffer_matters,
     checked_module,
     other_buffers,
@@ -188,7 +190,7 @@ class ModelSource:
     seed: int | None = None                   # torch: the seed it was built under, where just set (seed_just_set)
     not_kept: str | None = None               # torch: why the run cannot keep its code, where that is known
     reload_by: str | None = None              # torch: with not_kept, where its file changed since its class was
-    #                                           imported: the module's name, which importlib.reload takes
+    #                                           imported: the reload that makes it its file again, importlib.reload(net)
     bare: bool = False                        # torch: its class, ``name``, called without arguments builds the
     #                                           same network: the caller can give it again as NAME()
     elsewhere: dict = field(default_factory=dict)  # torch: the user's modules it imports from elsewhere on
@@ -252,7 +254,7 @@ class ModelSource:
                               f"keep: a resume or a reload of the run runs {them} as {them} {are} then, edited or "
                               f"gone; to keep {them} with the run, put {them} beside the model's file")
         elif self.type == TORCH and self.not_kept:
-            fix = (f"restart the kernel (or importlib.reload({self.reload_by})) and build the model again from the "
+            fix = (f"restart the kernel (or {self.reload_by}) and build the model again from the "
                    "file as it is" if self.reload_by else
                    "give the model in a .py file whose helpers are .py files beside it, imported by import "
                    "statements without dots (import helper)")
@@ -323,9 +325,6 @@ class ModelSource:
             with contextlib.suppress(RuntimeError, ValueError):  # lazy layers took their shapes in the pass on the data
                 rebuilt.load_state_dict(module.state_dict())
             if not same_outputs(module, rebuilt, x):
-                own = getattr(module, "_orig_mod", module)
-                if self.file is not None and _computes_as(own, x):  # its class in memory: the file changed since
-                    self.not_kept, self.reload_by = _changed_since_imported(self.file, own)
                 self.file = self.code = None
                 self.imports = {}
         if self.file is None and not self.bare and self.reload_by is None:
@@ -559,6 +558,7 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         name = type(own).__name__
         path = code_file(type(own))
         seed = seed_just_set()  # the generators its class is built again from (a run's, seeded to build it)
+    bare = isinstance(origin, type) and name == origin.__name__
     if not isinstance(obj, torch.nn.Module):
         raise NeuralabError(f"{path or type(obj).__name__}: {name + ' is ' if name else ''}{kind_of(obj)}, not "
                             "a model; give a Keras model or a torch.nn.Module (an instance, a class, or a function "
@@ -571,16 +571,15 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
     if (imports is None or not_kept) and path is not None:  # code importing a package beside it, say: no run keeps it
         not_kept, path = not_kept or package_beside(path), None
     reload_by = None
-    if imported and path is not None and not (origin is not None and unsaved_buffers(obj) and seed is not None):
+    if imported and path is not None:
         # The class in memory is its file as it was imported; a rebuild of the run runs the file as it is
-        # now, which an edit since (a notebook's, not reloaded) makes another network: what the run
-        # keeps is compared with the object built from those bytes (a class with its buffers so
-        # built is trained as built from them, below: nothing to compare)
-        own = getattr(obj, "_orig_mod", obj)
-        rebuilt = _built_as_kept(own, path, name, imports, seed, code)
-        if rebuilt is None and (origin is not None or rebuilt_alike(own) is not None):
-            not_kept, reload_by = _changed_since_imported(path, own)
-        if rebuilt is None:  # changed, or built with arguments: its class called without them is another network
+        # now, which an edit since (a notebook's, not reloaded) makes another network
+        changed = _edited_since_imported(origin if origin is not None else type(own), path, code, imports or {})
+        if changed:
+            (not_kept, reload_by), path, where, bare = changed, None, "object", False
+    if origin is None and imported and path is not None:
+        rebuilt = rebuilt_alike(own)
+        if rebuilt is None:  # built with arguments: its class called without them is another network
             path, where = None, "object"
     # What a rebuild of the run must build again: the module neuralab built from the code, or a module
     # object's class built again (kept where it computes as the object does, _confirmed); its
@@ -596,42 +595,171 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
     return ModelSource(TORCH, f"torch:{where}:{name}", module=obj, file=path.resolve() if path else None,
                        code=code if path else None, name=name, imports=imports or {}, rebuilt=rebuilt,
                        buffers=buffers, seed=seed if buffers else None, not_kept=not_kept, reload_by=reload_by,
-                       bare=isinstance(origin, type) and name == origin.__name__ and reload_by is None,
-                       elsewhere=imported_elsewhere(path, imports or {}, code) if path else {})
-
-
-def _built_as_kept(module, path: Path, name: str, imports: dict, seed: int | None, code: bytes):
-    """``name`` as ``code``, the bytes of its file ``path`` the run keeps, builds it, run as a fresh
-    module under ``seed`` as a rebuild of the run will, with ``module``'s weights: what the run's
-    code computes, which ``_confirmed`` compares with ``module`` on data; None where it builds
-    another network (other layers, settings or shapes of weights) or none."""
-    from neuralab.errors import reraise_interrupt
-
-    kept = {k: m for k, m in sys.modules.items() if k.startswith(MODULE_PREFIX)}  # another run's classes
-    try:
-        again = _built_from_file(path, name, imports, seed, code)
-        if _layout(again) != _layout(module):
-            return None
-        again.load_state_dict(module.state_dict())
-    except Exception as e:  # noqa: BLE001  the file as it is now fails where its class in memory worked
-        reraise_interrupt(e)
-        return None
-    finally:
-        sys.modules.update(kept)
-    return again
+                       bare=bare, elsewhere=imported_elsewhere(path, imports or {}, code) if path else {})
 
 
 def _computes_as(module, x) -> bool:
     """Whether ``module``'s class in memory, called without arguments, computes as ``module`` on
-    ``x`` with its weights: then its file, built otherwise, changed since the class was imported."""
+    ``x`` with its weights: then the caller can give it again as NAME()."""
     alike = rebuilt_alike(module)
     return alike is not None and same_outputs(module, alike, x)
 
 
-def _changed_since_imported(path: Path, module) -> tuple[str, str]:
-    """``not_kept`` and ``reload_by`` for ``module`` whose class, as imported, is another network
-    than its file ``path`` now builds."""
-    return f"{path.name} changed since {type(module).__name__} was imported from it", type(module).__module__
+def _edited_since_imported(cls, path: Path, code: bytes, imports: dict) -> tuple[str, str] | None:
+    """``not_kept`` and the reload that mends it, where ``cls``, the model's class (or function)
+    in memory from ``path``, is other code than ``code``, those bytes of the file that a run keeps
+    and a rebuild runs: a notebook edited the file, or a file beside it that it imports
+    (``imports``), since importing it; None where they agree. Nothing is run: the bytes are
+    compiled, and their code objects compared with those of the file's functions and classes in
+    memory, and the plain constants they read (``HIDDEN = 64``) with their values in memory."""
+    module = sys.modules.get(cls.__module__)
+    main = getattr(module, "__name__", cls.__module__)
+    holders = [cls, module] if _from_file(getattr(module, "__file__", None), path) else [cls]
+    found = _code_differs(code, path, holders, cls)
+    if found is not None:
+        return found.format(name=path.name, cls=cls.__name__), f"importlib.reload({main})"
+    for file, helper_code in sorted(imports.items()):
+        helper = sys.modules.get(file[:-3])
+        if helper is None or not _from_file(getattr(helper, "__file__", None), path.parent / file):
+            continue
+        found = _code_differs(helper_code, path.parent / file, [helper], None)
+        if found is not None:
+            said = found.format(name=file, cls=cls.__name__).replace(" imported from it", " imported")
+            said = said.replace(f"{file} changed", f"{file}, which {path.name} imports, changed")
+            return said, f"importlib.reload({helper.__name__}), then importlib.reload({main})"
+    return None
+
+
+def _from_file(filename, path: Path) -> bool:
+    """Whether ``filename`` (a code object's or a module's) is the file ``path``."""
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        return bool(filename) and os.path.samefile(filename, path)
+    return False
+
+
+def _code_differs(code: bytes, path: Path, holders: list, cls) -> str | None:
+    """Where the functions and classes that ``holders`` (the model's class, its module) hold from
+    ``path`` are not what ``code`` compiles to, or a plain constant they read has another value
+    in memory than ``code`` gives it: the reason, with {name} and {cls} to fill in; else None."""
+    try:
+        compiled = compile(code, str(path), "exec", dont_inherit=True)  # not this module's __future__ flags
+        tree = ast.parse(code, str(path))
+    except (SyntaxError, ValueError):
+        return "{name} changed since {cls} was imported from it (it no longer compiles)"
+    fresh = set()
+    _prints(compiled, fresh)
+    known = {}  # co_filename -> whether it is ``path``
+    in_memory = [c for c in _codes_of(holders) if known.setdefault(c.co_filename, _from_file(c.co_filename, path))]
+    if any(_code_print(c) not in fresh for c in in_memory):
+        return "{name} changed since {cls} was imported from it"
+    read = {n for c in in_memory for n in _names_read(c)}
+    module = next((h for h in holders if isinstance(h, types.ModuleType)), None)
+    places = [(tree.body, "the module", vars(module) if module is not None else {})]
+    if cls is not None:
+        places += [(d.body, f"{cls.__name__}", vars(cls)) for d in tree.body
+                   if isinstance(d, ast.ClassDef) and d.name == cls.__name__]
+    kept_by_code = {n for g in ast.walk(tree) if isinstance(g, (ast.Global, ast.Nonlocal)) for n in g.names}
+    for body, holder, values in places:
+        for n, value in _plain_constants(body).items():
+            if n in read and n not in kept_by_code and n in values and not _same_value(values[n], value):
+                return (f"{{name}} sets {n} to {value!r} where {holder} in memory has {values[n]!r}: {{name}} "
+                        f"changed since {{cls}} was imported from it, or {n} was set since")
+    return None
+
+
+# The __future__ flags a compile() passes on from the code that called it (neuralab's own loader of
+# a file given as "net.py" compiles it under its annotations flag), which no function's own code shows
+_FUTURE_FLAGS = sum({getattr(__future__, f).compiler_flag for f in __future__.all_feature_names})  # one bit each
+
+
+def _code_print(co) -> tuple:
+    """What a code object runs, apart from where it stands in its file (line numbers)."""
+    return (co.co_name, co.co_code, co.co_names, co.co_varnames, co.co_freevars, co.co_cellvars, co.co_argcount,
+            co.co_posonlyargcount, co.co_kwonlyargcount, co.co_flags & ~_FUTURE_FLAGS,
+            tuple(_const_print(c) for c in co.co_consts))
+
+
+def _const_print(value):
+    if isinstance(value, types.CodeType):
+        return _code_print(value)
+    if isinstance(value, (tuple, frozenset)):  # a frozenset's order is its hashes', not the source's
+        inner = [_const_print(v) for v in value]
+        return type(value).__name__, tuple(sorted(inner, key=repr) if isinstance(value, frozenset) else inner)
+    return type(value).__name__, repr(value)  # 1, 1.0 and True are equal, and other code
+
+
+def _prints(co, into: set) -> None:
+    into.add(_code_print(co))
+    for c in co.co_consts:
+        if isinstance(c, types.CodeType):
+            _prints(c, into)
+
+
+def _names_read(co):
+    yield from co.co_names
+    for c in co.co_consts:
+        if isinstance(c, types.CodeType):
+            yield from _names_read(c)
+
+
+def _codes_of(holders: list) -> list:
+    """The code objects of the functions that ``holders`` hold, and those of the classes in them
+    from the same module: methods, static and class methods, properties, what decorators wrap."""
+    found, seen, todo = [], set(), [(h, getattr(h, "__name__", None)) for h in holders]
+    while todo:
+        obj, module = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, types.ModuleType):
+            if any(obj is h for h in holders):  # not the modules it imports (torch.nn)
+                todo += [(v, obj.__name__) for v in vars(obj).values()]
+        elif isinstance(obj, type):
+            if obj.__module__ == module or any(obj is h for h in holders):
+                todo += [(v, obj.__module__) for c in obj.__mro__ if c.__module__ == obj.__module__
+                         for v in vars(c).values()]
+        elif isinstance(obj, (staticmethod, classmethod)):
+            todo.append((obj.__func__, module))
+        elif isinstance(obj, property):
+            todo += [(f, module) for f in (obj.fget, obj.fset, obj.fdel) if f is not None]
+        elif isinstance(obj, types.FunctionType):
+            found.append(obj.__code__)
+            if isinstance(getattr(obj, "__wrapped__", None), types.FunctionType):
+                todo.append((obj.__wrapped__, module))
+    return found
+
+
+def _plain_constants(body: list) -> dict:
+    """The names that ``body`` (a module's or a class's statements) binds once, directly, to a
+    literal that cannot change in place (a number, text, a tuple of them): name -> value."""
+    bound, plain = {}, {}
+    for node in body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        names = [n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)]
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names += [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+        for n in set(names):
+            bound[n] = bound.get(n, 0) + 1
+        single = targets[0] if len(targets) == 1 else None
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(single, ast.Name) and node.value is not None:
+            with contextlib.suppress(ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                value = ast.literal_eval(node.value)
+                if _immutable(value):
+                    plain[single.id] = value
+    return {n: v for n, v in plain.items() if bound[n] == 1}
+
+
+def _immutable(value) -> bool:
+    if isinstance(value, (tuple, frozenset)):
+        return all(_immutable(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, complex, str, bytes))
+
+
+def _same_value(memory, value) -> bool:
+    """Whether a constant's value in memory is the one its file gives it (NaN counts as itself)."""
+    with contextlib.suppress(Exception):
+        return type(memory) is type(value) and (memory == value or memory != memory and value != value)
+    return False
 
 
 def code_file(obj) -> Path | None:
