@@ -460,6 +460,21 @@ def test_a_constant_its_class_reads_that_differs_from_its_file_records_no_code(h
     assert _source(result.run_dir)["file"] is None
 
 
+def test_a_module_built_with_arguments_has_its_class_built_again_once(digits, tmp_path):
+    """Its class called without arguments tells the run to keep no code, and that the module is
+    not Net(): one call tells both (a pretrained backbone's weights are loaded once more, not twice)."""
+    name = f"counted_{tmp_path.name}".replace("-", "_")
+    counted = EDITED.replace("class Net", "BUILT = []\n\n\nclass Net").replace(
+        "def __init__(self):\n        super().__init__()",
+        "def __init__(self, width=16):\n        super().__init__()\n        BUILT.append(width)")
+    module = _imported(tmp_path, name, counted.replace("nn.Linear(64, 16)", "nn.Linear(64, width)").replace(
+        "nn.Linear(16, 10)", "nn.Linear(width, 10)"))
+    made = module.Net(width=32)
+    run = _train(made, digits, tmp_path / "run", epochs=1).run_dir
+    assert _source(run)["file"] is None and "no_arguments" not in _source(run)
+    assert module.BUILT == [32, 16]
+
+
 def test_a_run_whose_folder_holds_code_its_record_does_not_name_is_refused(code, digits, tmp_path):
     _, net = code
     run = _train(net.Net(), digits, tmp_path / "run").run_dir

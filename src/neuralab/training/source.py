@@ -191,8 +191,8 @@ class ModelSource:
     not_kept: str | None = None               # torch: why the run cannot keep its code, where that is known
     reload_by: str | None = None              # torch: with not_kept, where its file changed since its class was
     #                                           imported: the reload that makes it its file again, importlib.reload(net)
-    bare: bool = False                        # torch: its class, ``name``, called without arguments builds the
-    #                                           same network: the caller can give it again as NAME()
+    bare: bool | None = None                  # torch: its class, ``name``, called without arguments builds the
+    #                                           same network: the caller can give it again as NAME() (None: unknown)
     elsewhere: dict = field(default_factory=dict)  # torch: the user's modules it imports from elsewhere on
     #                                           sys.path, which the run does not keep: name -> file
     compile: dict = field(default_factory=dict)  # keras: compile()'s and fit()'s settings as TrainConfig fields,
@@ -327,7 +327,8 @@ class ModelSource:
             if not same_outputs(module, rebuilt, x):
                 self.file = self.code = None
                 self.imports = {}
-        if self.file is None and not self.bare and self.reload_by is None:
+                self.bare = False  # the class called without arguments, just compared, is another network
+        if self.file is None and self.bare is None and self.reload_by is None:
             # The call the messages print for giving it again (runs.python_call): Net() where that is
             # the same network, else Net(...), which the caller fills in
             own = getattr(module, "_orig_mod", module)
@@ -558,7 +559,7 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         name = type(own).__name__
         path = code_file(type(own))
         seed = seed_just_set()  # the generators its class is built again from (a run's, seeded to build it)
-    bare = isinstance(origin, type) and name == origin.__name__
+    bare = isinstance(origin, type) and name == origin.__name__ or None
     if not isinstance(obj, torch.nn.Module):
         raise NeuralabError(f"{path or type(obj).__name__}: {name + ' is ' if name else ''}{kind_of(obj)}, not "
                             "a model; give a Keras model or a torch.nn.Module (an instance, a class, or a function "
@@ -576,11 +577,11 @@ def _from_object(obj, path: Path | None, name: str | None, imports: dict | None 
         # now, which an edit since (a notebook's, not reloaded) makes another network
         changed = _edited_since_imported(origin if origin is not None else type(own), path, code, imports or {})
         if changed:
-            (not_kept, reload_by), path, where, bare = changed, None, "object", False
+            (not_kept, reload_by), path, where, bare = changed, None, "object", None
     if origin is None and imported and path is not None:
         rebuilt = rebuilt_alike(own)
         if rebuilt is None:  # built with arguments: its class called without them is another network
-            path, where = None, "object"
+            path, where, bare = None, "object", False
     # What a rebuild of the run must build again: the module neuralab built from the code, or a module
     # object's class built again (kept where it computes as the object does, _confirmed); its
     # buffers that no run saves are checked then
