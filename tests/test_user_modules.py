@@ -6,6 +6,7 @@ model. Real images: scikit-learn's bundled handwritten digits as a picture folde
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import textwrap
@@ -196,6 +197,21 @@ def test_the_resume_printed_for_a_notebook_module_runs_as_pasted(given, digits, 
         assert (tmp_path / "cut" / "results.json").is_file()
     else:
         assert call == f"neuralab.resume_classifier({str(tmp_path / 'cut')!r}, model=Cell(...))"
+
+
+@pytest.mark.parametrize("given", [Bare(), Cell(hidden=32)], ids=["object", "object with arguments"])
+def test_the_python_refusal_of_a_notebook_module_s_run_names_the_call_the_command_line_does(given, digits, tmp_path):
+    """It said "built the same way (Net(hidden=32), say)" where the command line says Bare()."""
+    from neuralab.runs import resume_needs
+
+    run = _train(given, digits, tmp_path / "run", epochs=1).run_dir
+    call = resume_needs(run)[1]
+    assert call == ("Bare()" if isinstance(given, Bare) else "Cell(...)")
+    with pytest.raises(NeuralabError) as refused:
+        evaluate_run(run)
+    assert f"passing the module it was trained with, built the same way ({call}), as model" in str(refused.value)
+    with pytest.raises(NeuralabError, match=rf"model is a str; .* built the same way \({re.escape(call)}\)"):
+        evaluate_run(run, model="Bare")
 
 
 @pytest.mark.parametrize("checkpoint", ["last", "best"])

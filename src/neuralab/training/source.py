@@ -119,15 +119,22 @@ class ModelNeeded(ParameterError):
         source = None  # the run's record, which says why where neuralab knew it as it trained
         with contextlib.suppress(NeuralabError, OSError):
             source = json_object(json_object(read_json(Path(run_dir) / MODEL)).get("source"))
-        said = cannot_rebuild(source)
-        example = "" if said != CANNOT_REBUILD else " (Net(hidden=32), say)"
-        reason = (f"{run_dir}: {said}; use the run from Python, passing the module it was trained with, built the "
-                  f"same way{example}, as `model`")
+        reason = (f"{run_dir}: {cannot_rebuild(source)}; use the run from Python, passing the module it was trained "
+                  f"with, built the same way ({_call_again(run_dir)}), as `model`")
         super().__init__("model", None, reason)
         self.args = (reason,)
 
     def render(self, name=lambda p: p) -> str:
         return NeuralabError.render(self, name)
+
+
+def _call_again(run_dir) -> str:
+    """The call that builds the module of the run in ``run_dir`` again, as the command line's
+    messages print it (``runs.resume_needs``): Net() where its class builds it without
+    arguments, else Net(...), which the caller fills in."""
+    from neuralab.runs import resume_needs
+
+    return resume_needs(Path(run_dir))[1] or "Net(...)"
 
 
 @contextlib.contextmanager
@@ -862,7 +869,7 @@ def check_given(model, meta: dict, run_dir: Path, weights: Path | None, prefix: 
                             "whose PyTorch model they cannot rebuild")
     if not isinstance(model, torch.nn.Module):
         raise NeuralabError(f"`model` is a {type(model).__name__}; give the torch.nn.Module object the run was "
-                            "trained with, built the same way (Net(hidden=32), say)")
+                            f"trained with, built the same way ({_call_again(run_dir)})")
     shape = _input_shape(meta)
     if shape is not None:
         set_up_lazy(model, shape)
