@@ -536,8 +536,10 @@ def _names_code(model) -> bool:
     return isinstance(model, str) and split_name(model)[0].suffix.lower() == ".py"
 
 
-def refuse_changes(run: Run, options: dict) -> None:
-    """Refuse ``options`` that differ from the run's stored config, naming each with both values."""
+def changed_settings(run: Run, options: dict) -> dict[str, str]:
+    """The settings among ``options`` that differ from the run's stored config, a resume of it
+    refuses: each one's name, to its words with both values ("`epochs` 2 (the run has 3)"), in
+    the order of ``options``."""
     stored = asdict(stored_config(run))
     flat = {**{k: v for k, v in stored.items() if k != "train"}, **stored["train"]}
     unknown = sorted(set(options) - set(flat))
@@ -549,11 +551,17 @@ def refuse_changes(run: Run, options: dict) -> None:
         return a == b or name == "model" and same_code(a, b, run)
 
     # a setting the run left to the library (no data_dir, no image_size) is "none given", not Python's None
-    changed = [f"`{k}` {v!r} (the run has {'none given' if flat[k] is None else repr(flat[k])})"
-               for k, v in options.items() if not same(k, v, flat[k])]
+    return {k: f"`{k}` {v!r} (the run has {'none given' if flat[k] is None else repr(flat[k])})"
+            for k, v in options.items() if not same(k, v, flat[k])}
+
+
+def refuse_changes(run: Run, options: dict) -> None:
+    """Refuse ``options`` that differ from the run's stored config, naming each with both values
+    (``changed_settings``)."""
+    changed = changed_settings(run, options)
     if changed:
-        raise NeuralabError(f"{run.path}: " + ", ".join(changed) + "; a resumed run keeps the settings it was "
-                            "started with: resume without them, or start a new run to change them")
+        raise NeuralabError(f"{run.path}: " + ", ".join(changed.values()) + "; a resumed run keeps the settings it "
+                            "was started with: resume without them, or start a new run to change them")
 
 
 def same_code(typed, recorded, run: Run) -> bool:

@@ -20,7 +20,7 @@ from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError, Shown
 from neuralab.files import atomic_write, write_advice
 from neuralab.runs import Interrupted, InterruptedInTheWay, Kind, Run, Status, folder_part
-from neuralab.training.classify import (ClassifierConfig, RunResult, model_source, refuse_changes,
+from neuralab.training.classify import (ClassifierConfig, RunResult, changed_settings, model_source,
                                         refuse_run_in_data, resume_classifier, train_classifier)
 from neuralab.training.config import check_config, replaced
 from neuralab.training.device import dist_info, on_rank_0
@@ -207,31 +207,17 @@ def _session(config: ClassifierConfig) -> dict:
 def _refuse_other_settings(out: Path, run: Run, config: ClassifierConfig) -> None:
     """Refuse ``run``, in ``out``'s place of a run of ``config``, where it was started with other
     settings than ``config`` gives, naming each with both values: the settings a resume of it
-    would refuse (``classify.refuse_changes``), the session's (SESSION) aside. The ways on said
+    would refuse (``classify.changed_settings``), the session's (SESSION) aside. The ways on said
     first keep the finished runs: the run's own settings, or another ``out``."""
-    from neuralab.training.run_data import stored_config
-
-    given, stored = asdict(config), asdict(stored_config(run))
+    given = asdict(config)
     flat = {k: v for k, v in {**given, **given["train"]}.items() if k != "train" and k not in SESSION}
-    had = {**stored, **stored["train"]}
-    # asked one by one, so that each one named is one a resume refuses, as it compares them
-    changed = [f"`{k}` {v!r} (the run has {'none given' if had[k] is None else repr(had[k])})"
-               for k, v in flat.items() if not _same(run, k, v)]
+    changed = changed_settings(run, flat)
     if changed:
         raise ParameterError("out", str(out), f"already holds {run.path.name}, started with other settings: "
-                                              f"{', '.join(changed)}; give the run's own to go on with this "
+                                              f"{', '.join(changed.values())}; give the run's own to go on with this "
                                               "comparison, its finished runs kept, or choose another `out` for a "
                                               "new one (`overwrite` trains every run of it again, the finished "
                                               "ones lost)")
-
-
-def _same(run: Run, name: str, value) -> bool:
-    """Whether a resume of ``run`` takes ``value`` for its setting ``name`` as its own."""
-    try:
-        refuse_changes(run, {name: value})
-    except NeuralabError:
-        return False
-    return True
 
 
 def _finished(folder: Path) -> RunResult:
