@@ -246,6 +246,26 @@ def test_compare_run_again_in_a_new_session_takes_its_threads_device_and_a_copy_
     assert "already holds mlp-seed0, trained on other data" in capsys.readouterr().err
 
 
+def test_compare_called_again_with_its_picture_folder_moved_goes_on(tmp_path, monkeypatch, capsys):
+    """A job's node-local copy of the pictures: the folder is the session's place, as a named
+    dataset's `data_dir` is, and the pictures are checked by their digest."""
+    first_place = digits_folder(tmp_path / "A", n=300)
+    out = tmp_path / "cmp"
+    whole_again = ctrl_c_in_epoch_2(monkeypatch, only="mlp-seed1")
+    with pytest.raises(KeyboardInterrupt):
+        neuralab.compare(["mlp"], classifier(first_place, epochs=2), 2, out, verbose=False)
+    whole_again()
+    kept = (out / "mlp-seed0" / runs.WEIGHTS).stat().st_mtime_ns
+    moved = first_place.rename(tmp_path / "B")
+
+    neuralab.compare(["mlp"], classifier(moved, epochs=2), 2, out, verbose=True)
+    assert "mlp seed 0: test accuracy" in capsys.readouterr().out
+    assert (out / "mlp-seed0" / runs.WEIGHTS).stat().st_mtime_ns == kept, "the finished run was trained again"
+    resumed = Run(out / "mlp-seed1")
+    assert resumed.status() is Status.FINISHED and len(resumed.metrics()) == 2
+    assert resumed.record["config"]["data"] == str(moved)
+
+
 def test_compare_called_again_refuses_a_finished_run_whose_pictures_changed_since(tmp_path):
     """The same config, other pictures: a finished run taken as it is would report its old test set."""
     digits = digits_folder(tmp_path / "digits", n=300)

@@ -187,19 +187,29 @@ def _kept(out: Path, run: Run, config: ClassifierConfig, source_type: str) -> St
 
 
 # The settings of the session a comparison is called again in, not of its runs: a job started again
-# may land on a node with other cores, without the GPU, or with its own copy of a dataset's files
-# (whose digest must be the run's), as for `resume_classifier`'s options
+# may land on a node with other cores, without the GPU, or with its own copy of the data (whose
+# digest must be the run's: ``_refuse_folders``), as for `resume_classifier`'s options
 SESSION = ("threads", "device", "data_dir")
+
+
+def _session_settings(config: ClassifierConfig) -> tuple[str, ...]:
+    """SESSION, and for a folder of images its `data` too: where the pictures are now, as a named
+    dataset's `data_dir` is."""
+    from neuralab.data import NAMED
+
+    return SESSION if config.data in NAMED else (*SESSION, "data")
 
 
 def _session(config: ClassifierConfig) -> dict:
     """The options ``resume_classifier`` takes for this session of a comparison of ``config``'s:
-    its threads and device, and where a named dataset's files are now (a moved image folder is
-    another `data`, refused before: ``_refuse_other_settings``)."""
+    its threads and device, and where the data is now (a named dataset's files, or the folder of
+    images, which may have moved since)."""
     from neuralab.data import NAMED
 
     options = {"threads": config.train.threads, "device": config.train.device}
-    if config.data in NAMED and config.data_dir is not None:
+    if config.data not in NAMED:
+        options["data_dir"] = config.data
+    elif config.data_dir is not None:
         options["data_dir"] = config.data_dir
     return options
 
@@ -207,10 +217,11 @@ def _session(config: ClassifierConfig) -> dict:
 def _refuse_other_settings(out: Path, run: Run, config: ClassifierConfig) -> None:
     """Refuse ``run``, in ``out``'s place of a run of ``config``, where it was started with other
     settings than ``config`` gives, naming each with both values: the settings a resume of it
-    would refuse (``classify.changed_settings``), the session's (SESSION) aside. The ways on said
+    would refuse (``classify.changed_settings``), the session's (``_session_settings``) aside. The ways on said
     first keep the finished runs: the run's own settings, or another ``out``."""
     given = asdict(config)
-    flat = {k: v for k, v in {**given, **given["train"]}.items() if k != "train" and k not in SESSION}
+    session = _session_settings(config)
+    flat = {k: v for k, v in {**given, **given["train"]}.items() if k != "train" and k not in session}
     changed = changed_settings(run, flat)
     if changed:
         raise ParameterError("out", str(out), f"already holds {run.path.name}, started with other settings: "
