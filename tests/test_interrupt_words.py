@@ -266,6 +266,33 @@ def test_compare_called_again_with_its_picture_folder_moved_goes_on(tmp_path, mo
     assert resumed.record["config"]["data"] == str(moved)
 
 
+def test_compare_called_again_names_the_recipe_its_runs_were_started_with(digits, tmp_path):
+    """`warmup` is no option of compare's: the recipe that gives it is the way on."""
+    recipe = dict(neuralab.RECIPES["fast"], epochs=1, batch_size=64, device="cpu")
+    val_fraction, out = recipe.pop("val_fraction"), tmp_path / "cmp"
+    neuralab.compare(["mlp"], neuralab.ClassifierConfig(model="mlp", data=str(digits), val_fraction=val_fraction,
+                                                        train=neuralab.TrainConfig(**recipe)), 1, out, verbose=False)
+    by_hand = neuralab.ClassifierConfig(model="mlp", data=str(digits), val_fraction=val_fraction,
+                                        train=neuralab.TrainConfig(**{**recipe, "warmup": 0.2}))
+    with pytest.raises(ParameterError) as again:
+        neuralab.compare(["mlp"], by_hand, 1, out, verbose=False)
+    said = str(again.value)
+    assert "started with other settings: warmup 0.2 (the run has 0.3); " in said, said
+    assert "the run's are those of recipe fast: give them to go on with this comparison" in said, said
+
+
+def test_compare_refuses_a_run_of_another_seed_in_its_place_as_a_run_in_the_way(digits, tmp_path):
+    """No setting of compare's gives a run's seed: out/mlp-seed0 of `seed` 5 is another run, not
+    one of this comparison started with other settings."""
+    out = tmp_path / "runs"
+    neuralab.train_classifier(classifier(digits, epochs=1), out=out / "mlp-seed0", verbose=False)  # seed 3
+    with pytest.raises(ParameterError) as again:
+        neuralab.compare(["mlp"], classifier(digits, epochs=1), 1, out, verbose=False)
+    said = str(again.value)
+    assert said.endswith("already holds mlp-seed0; pass overwrite to replace the runs of this comparison, or choose "
+                         "another out"), said
+
+
 def test_compare_called_again_refuses_a_finished_run_whose_pictures_changed_since(tmp_path):
     """The same config, other pictures: a finished run taken as it is would report its old test set."""
     digits = digits_folder(tmp_path / "digits", n=300)

@@ -172,13 +172,20 @@ def _kept(out: Path, run: Run, config: ClassifierConfig, source_type: str) -> St
     """How a comparison in ``out`` goes on with ``run``, one it would train with ``config`` (as
     config.json records it, ``classify.run_config``), of a model of ``source_type``:
     FINISHED, its results taken as they are; INTERRUPTED, resumed; None where it is no such run,
-    which only `overwrite` replaces. A run of other settings is refused, naming them
-    (``_refuse_other_settings``), and an interrupted run of PyTorch code in words of its own: its
-    resume runs the run's copy of the code, which only the user may trust."""
+    which only `overwrite` replaces: a run of another model or seed too, one in the way, not of
+    this comparison. A run of other settings is refused, naming them (``_refuse_other_settings``),
+    and an interrupted run of PyTorch code in words of its own: its resume runs the run's copy of
+    the code, which only the user may trust."""
     status = run.status()  # damaged where its files are not a run's: nothing read below can fail
     if status not in (Status.FINISHED, Status.INTERRUPTED) or run.kind is not Kind.CLASSIFIER:
         return None
-    _refuse_other_settings(out, run, config)
+    given = asdict(config)
+    session = _session_settings(config)
+    changed = changed_settings(run, {k: v for k, v in {**given, **given["train"]}.items()
+                                     if k != "train" and k not in session})
+    if "model" in changed or "seed" in changed:
+        return None
+    _refuse_other_settings(out, run, changed)
     if status is Status.INTERRUPTED and source_type == TORCH:
         raise InterruptedInTheWay(run.path, Kind.CLASSIFIER, out=out, then=(
             " (a comparison does not run a run's copy of its code), then calling `compare(...)` again with the same "
@@ -214,21 +221,33 @@ def _session(config: ClassifierConfig) -> dict:
     return options
 
 
-def _refuse_other_settings(out: Path, run: Run, config: ClassifierConfig) -> None:
-    """Refuse ``run``, in ``out``'s place of a run of ``config``, where it was started with other
-    settings than ``config`` gives, naming each with both values: the settings a resume of it
-    would refuse (``classify.changed_settings``), the session's (``_session_settings``) aside. The ways on said
-    first keep the finished runs: the run's own settings, or another ``out``."""
-    given = asdict(config)
-    session = _session_settings(config)
-    flat = {k: v for k, v in {**given, **given["train"]}.items() if k != "train" and k not in session}
-    changed = changed_settings(run, flat)
-    if changed:
-        raise ParameterError("out", str(out), f"already holds {run.path.name}, started with other settings: "
-                                              f"{', '.join(changed.values())}; give the run's own to go on with this "
-                                              "comparison, its finished runs kept, or choose another `out` for a "
-                                              "new one (`overwrite` trains every run of it again, the finished "
-                                              "ones lost)")
+def _refuse_other_settings(out: Path, run: Run, changed: dict) -> None:
+    """Refuse ``run``, in ``out``'s place of a run of this comparison, where it was started with
+    other settings, ``changed`` (``classify.changed_settings``: those a resume of it would refuse,
+    the session's, ``_session_settings``, aside), naming each with both values. The ways on said
+    first keep the finished runs: the run's own settings (a recipe's, named: no option gives
+    some of them), or another ``out``."""
+    from neuralab.training.config import RECIPES
+    from neuralab.training.run_data import stored_config
+
+    if not changed:
+        return
+    stored = asdict(stored_config(run))
+    had = {**stored, **stored["train"]}
+
+    def of(settings: dict) -> bool:
+        """Whether the changed ones among ``settings`` (a recipe's) are the recipe's in the run, which
+        holds most of them: a run of the recipe with an option or two given over it (`--batch-size 64`)."""
+        held = {k for k, v in settings.items() if had.get(k) == v}
+        return bool(set(settings) & set(changed)) and set(settings) & set(changed) <= held \
+            and 2 * len(held) > len(settings)
+
+    recipe = next((name for name, settings in RECIPES.items() if of(settings)), None)
+    own = f"the run's are those of `recipe` {recipe}: give them" if recipe else "give the run's own"
+    raise ParameterError("out", str(out), f"already holds {run.path.name}, started with other settings: "
+                                          f"{', '.join(changed.values())}; {own} to go on with this comparison, its "
+                                          "finished runs kept, or choose another `out` for a new one (`overwrite` "
+                                          "trains every run of it again, the finished ones lost)")
 
 
 def _finished(folder: Path) -> RunResult:
