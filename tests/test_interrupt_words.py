@@ -18,6 +18,7 @@ from neuralab.forecasting import pipeline
 from neuralab.forecasting.models import ModelConfig, series_train_config
 from neuralab.forecasting.windows import WindowConfig
 from neuralab.runs import Interrupted, Run, Status
+from neuralab.training.config import replaced
 from neuralab.training import trainer as trainer_module
 
 
@@ -291,6 +292,23 @@ def test_compare_refuses_a_run_of_another_seed_in_its_place_as_a_run_in_the_way(
     said = str(again.value)
     assert said.endswith("already holds mlp-seed0; pass overwrite to replace the runs of this comparison, or choose "
                          "another out"), said
+
+
+def test_compare_called_again_with_the_defaults_given_goes_on(digits, tmp_path, monkeypatch):
+    """The defaults the help names, given explicitly, are the ones the run left to the library."""
+    out, base = tmp_path / "cmp", classifier(digits, epochs=2)
+    whole_again = ctrl_c_in_epoch_2(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        neuralab.compare(["mlp"], base, 1, out, verbose=False)
+    whole_again()
+
+    with pytest.raises(ParameterError) as other:
+        neuralab.compare(["mlp"], replaced(base, color="rgb"), 1, out, verbose=False)
+    assert "started with other settings: color 'rgb' (the run has none given);" in str(other.value), str(other.value)
+    explicit = replaced(base, color="auto", on_error="refuse", test_fraction=0.1,
+                        train=replaced(base.train, loss="cross_entropy"))
+    neuralab.compare(["mlp"], explicit, 1, out, verbose=False)
+    assert Run(out / "mlp-seed0").status() is Status.FINISHED and len(Run(out / "mlp-seed0").metrics()) == 2
 
 
 def test_compare_called_again_refuses_a_finished_run_whose_pictures_changed_since(tmp_path):

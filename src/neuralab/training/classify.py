@@ -545,7 +545,11 @@ def changed_settings(run: Run, options: dict) -> dict[str, str]:
     unknown = sorted(set(options) - set(flat))
     if unknown:
         raise ParameterError(unknown[0], options[unknown[0]], "is no setting of a classifier run")
+    resolved = _resolved_defaults(run, flat)
+
     def same(name: str, a, b) -> bool:
+        if name in resolved:  # left to the library, or given as the default it resolved it to: the same
+            a, b = (resolved[name] if value is None else value for value in (a, b))
         if name in ("data", "data_dir") and a and b and Path(a).is_dir():
             return str(Path(a).resolve()) == str(Path(b).resolve())
         return a == b or name == "model" and same_code(a, b, run)
@@ -553,6 +557,22 @@ def changed_settings(run: Run, options: dict) -> dict[str, str]:
     # a setting the run left to the library (no data_dir, no image_size) is "none given", not Python's None
     return {k: f"`{k}` {v!r} (the run has {'none given' if flat[k] is None else repr(flat[k])})"
             for k, v in options.items() if not same(k, v, flat[k])}
+
+
+def _resolved_defaults(run: Run, settings: dict) -> dict:
+    """What the library took for the run's ``settings`` (config.json's, flattened) that it left
+    out (None) and that have one value whatever the data: a folder's color, on_error and
+    test_fraction, and the loss of a model that is no Keras model's (whose is its compile()'s)."""
+    from neuralab.data import COLORS, NAMED, ON_ERROR, TEST_FRACTION
+    from neuralab.training.source import KERAS
+
+    resolved = {} if settings["data"] in NAMED else {"color": COLORS[0], "on_error": ON_ERROR[0],
+                                                     "test_fraction": TEST_FRACTION}
+    if (run / runs.MODEL).is_file():  # model.json names a Keras model's source (a zoo model's has none)
+        source = runs.json_object(runs.json_object(run.read(runs.MODEL)).get("source"))
+        if source.get("type") != KERAS:
+            resolved["loss"] = "cross_entropy"  # a classifier's own (config.LOSSES)
+    return resolved
 
 
 def refuse_changes(run: Run, options: dict) -> None:
