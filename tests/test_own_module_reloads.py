@@ -63,6 +63,17 @@ def _evaluates_as_trained(run, capsys) -> None:
     assert main(["evaluate", str(run), "--trust-code"]) == 0
     assert f"test accuracy {accuracy * 100:.2f}%" in capsys.readouterr().out
 
+
+def _trains_keeping_its_code(capsys, net, digits, run) -> None:
+    """``net`` trains into ``run`` with no warning of a helper imported otherwise, and the run
+    keeps its code (model.py)."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _train(capsys, net, digits, run)
+    assert not [str(w.message) for w in said if "import statement" in str(w.message)]
+    assert _source(run)["file"] == "model.py"
+
+
 # --- rP 1: a buffer no run saves --------------------------------------------------------------------
 
 RANDOM_BUFFER = """
@@ -542,11 +553,7 @@ def test_a_library_module_run_by_runpy_keeps_the_run(digits, tmp_path, capsys):
         '    def env_report():\n        runpy.run_module("torch.utils.collect_env", run_name="__main__")'))
     assert "run_module" in net.read_text()
     run = tmp_path / "run"
-    with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always")
-        _train(capsys, net, digits, run)
-    assert not [str(w.message) for w in said if "import statement" in str(w.message)]
-    assert _source(run)["file"] == "model.py"
+    _trains_keeping_its_code(capsys, net, digits, run)
     _evaluates_as_trained(run, capsys)
 
 
@@ -557,11 +564,7 @@ def test_a_call_importing_a_library_module_by_its_name_keeps_the_run(call, digit
     net = _file(tmp_path / "code", "net.py", IMPORTS_BY_A_CALL.format(call=call).replace(
         '.WIDTH', '.dumps([0] * 6).count("0") + 10').replace("from torch", 'NAME = "json"\n    from torch'))
     run = tmp_path / "run"
-    with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always")
-        _train(capsys, net, digits, run)
-    assert not [str(w.message) for w in said if "import statement" in str(w.message)]
-    assert _source(run)["file"] == "model.py"
+    _trains_keeping_its_code(capsys, net, digits, run)
     _evaluates_as_trained(run, capsys)
 
 
@@ -665,11 +668,7 @@ def test_a_call_only_python_file_py_runs_keeps_the_run(digits, tmp_path, capsys)
     _file(code, "plot_utils.py", "def show(model):\n    print(model)\n")
     net = _file(code, "net.py", MAIN_ONLY)
     run = tmp_path / "run"
-    with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always")
-        _train(capsys, net, digits, run)
-    assert not [str(w.message) for w in said if "import statement" in str(w.message)]
-    assert _source(run)["file"] == "model.py"
+    _trains_keeping_its_code(capsys, net, digits, run)
     shutil.rmtree(code)
     _evaluates_as_trained(run, capsys)
 
@@ -856,11 +855,7 @@ def test_helpers_found_through_pythonpath_below_the_folder_or_imported_before_ke
     sys.path[:0] = [str(code / "lib"), str(code)]
     try:
         importlib.import_module("data")  # the notebook's own helper
-        with warnings.catch_warnings(record=True) as said:
-            warnings.simplefilter("always")
-            _train(capsys, net, digits, run)
-        assert not [str(w.message) for w in said if "import statement" in str(w.message)]
-        assert _source(run)["file"] == "model.py"
+        _trains_keeping_its_code(capsys, net, digits, run)
         _evaluates_as_trained(run, capsys)
     finally:
         for name in ("data", "mylib", "mylib2"):
