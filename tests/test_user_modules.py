@@ -10,6 +10,7 @@ import re
 import shutil
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -474,6 +475,38 @@ def test_a_constant_its_class_reads_that_differs_from_its_file_records_no_code(h
                                          "since Net was imported from it, or HIDDEN was set since"):
         result = _train(module.Net(), digits, tmp_path / "run", epochs=1)
     assert _source(result.run_dir)["file"] is None
+
+
+def test_a_class_counting_its_instances_keeps_its_code(digits, tmp_path):
+    """Net.built += 1 in its constructor: the class attribute differed from the file's 0 and the
+    run lost its code, with advice (reload) that could not help."""
+    name = f"counting_{tmp_path.name}".replace("-", "_")
+    module = _imported(tmp_path, name, EDITED.replace("class Net(nn.Module):\n", "class Net(nn.Module):\n    built = 0\n")
+                       .replace("super().__init__()", "super().__init__()\n        Net.built += 1"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning of a file changed
+        result = _train(module.Net, digits, tmp_path / "run", epochs=1)
+    assert module.Net.built >= 1 and _source(result.run_dir)["file"] == "model.py"
+
+
+def test_a_model_loaded_from_a_run_and_trained_again_keeps_its_code(digits, tmp_path):
+    """A fine-tune of a run's own module whose forward holds an annotated function: neuralab's
+    loader compiled the file under its own postponed annotations, the check without them, and
+    the second run lost its code as 'changed since imported'."""
+    from neuralab.training import load_classifier
+
+    net = tmp_path / "code" / "ann.py"
+    net.parent.mkdir()
+    net.write_text(EDITED.replace("from torch import nn", "import torch\nfrom torch import nn").replace(
+        "        return self.head(self.body(x))",
+        "        def flat(t: torch.Tensor) -> torch.Tensor:\n            return t\n\n"
+        "        return self.head(self.body(flat(x)))"))
+    first = _train(f"{net}:Net", digits, tmp_path / "run1", epochs=1).run_dir
+    model = load_classifier(first, trust_code=True).model
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = _train(model, digits, tmp_path / "run2", epochs=1).run_dir
+    assert _source(again)["file"] == "model.py"
 
 
 def test_a_module_built_with_arguments_has_its_class_built_again_once(digits, tmp_path):

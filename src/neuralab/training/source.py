@@ -666,7 +666,9 @@ def _code_differs(code: bytes, path: Path, holders: list, cls) -> str | None:
     if cls is not None:
         places += [(d.body, f"{cls.__name__}", vars(cls)) for d in tree.body
                    if isinstance(d, ast.ClassDef) and d.name == cls.__name__]
-    kept_by_code = {n for g in ast.walk(tree) if isinstance(g, (ast.Global, ast.Nonlocal)) for n in g.names}
+    # names its own code changes: globals, and attributes it sets (a class counting its instances, Net.built += 1)
+    kept_by_code = {n for g in ast.walk(tree) if isinstance(g, (ast.Global, ast.Nonlocal)) for n in g.names} | {
+        a.attr for a in ast.walk(tree) if isinstance(a, ast.Attribute) and isinstance(a.ctx, ast.Store)}
     for body, holder, values in places:
         for n, value in _plain_constants(body).items():
             if n in read and n not in kept_by_code and n in values and not _same_value(values[n], value):

@@ -602,7 +602,7 @@ def run_file(path: Path, imports: dict | None = None, checked: bytes | None = No
     path = Path(path)
     source = checked if checked is not None else code if code is not None else read_code(path)
     try:
-        compiled = compile(source, str(path), "exec")
+        compiled = compile(source, str(path), "exec", dont_inherit=True)  # as Python runs it: not this module's __future__
     except SyntaxError as e:
         raise NeuralabError(_no_python_text(path, source) or f"{path}{_at(e.lineno)}: syntax error: {e.msg}") from None
     except (RecursionError, MemoryError):
