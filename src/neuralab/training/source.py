@@ -621,6 +621,8 @@ def _edited_since_imported(cls, path: Path, code: bytes, imports: dict) -> tuple
     compiled, and their code objects compared with those of the file's functions and classes in
     memory, and the plain constants they read (``HIDDEN = 64``) with their values in memory."""
     module = sys.modules.get(cls.__module__)
+    if not _compiled_as_python(module):
+        return None  # its code is not what compile() gives (pytest rewrote its asserts): nothing to tell by
     main = getattr(module, "__name__", cls.__module__)
     holders = [cls, module] if _from_file(getattr(module, "__file__", None), path) else [cls]
     found = _code_differs(code, path, holders, cls)
@@ -628,7 +630,8 @@ def _edited_since_imported(cls, path: Path, code: bytes, imports: dict) -> tuple
         return found.format(name=path.name, cls=cls.__name__), f"importlib.reload({main})"
     for file, helper_code in sorted(imports.items()):
         helper = sys.modules.get(file[:-3])
-        if helper is None or not _from_file(getattr(helper, "__file__", None), path.parent / file):
+        if helper is None or not _from_file(getattr(helper, "__file__", None), path.parent / file) \
+                or not _compiled_as_python(helper):
             continue
         found = _code_differs(helper_code, path.parent / file, [helper], None)
         if found is not None:
@@ -636,6 +639,16 @@ def _edited_since_imported(cls, path: Path, code: bytes, imports: dict) -> tuple
             said = said.replace(f"{file} changed", f"{file}, which {path.name} imports, changed")
             return said, f"importlib.reload({helper.__name__}), then importlib.reload({main})"
     return None
+
+
+def _compiled_as_python(module) -> bool:
+    """Whether ``module``'s code is what Python's own import compiles from its file: loaded by
+    importlib's source or bytecode loader (a run's file, neuralab's), not by an import hook that
+    rewrites the code (pytest's assertion rewriting of a test file, a profiler's)."""
+    import importlib.machinery
+
+    loader = getattr(getattr(module, "__spec__", None), "loader", None) or getattr(module, "__loader__", None)
+    return type(loader) in (importlib.machinery.SourceFileLoader, importlib.machinery.SourcelessFileLoader)
 
 
 def _from_file(filename, path: Path) -> bool:
