@@ -21,9 +21,8 @@ from neuralab.errors import NeuralabError, ParameterError, by, interrupts_unwrap
 from neuralab.runs import Kind, Run
 from neuralab.training.callbacks import checked_callbacks
 from neuralab.training.config import RECIPES, TrainConfig  # noqa: F401  (re-exported; torch-free there)
-from neuralab.training.config import (RESUME_FROM, ClassifierConfig, Diverged, before_compile, check_config, given_fields,
-                                      replaced,
-                                      with_compile)
+from neuralab.training.config import (LOSSES, RESUME_FROM, ClassifierConfig, Diverged, before_compile, check_config,
+                                      given_fields, replaced, with_compile)
 from neuralab.training.evaluate import check_same_data, confusion_matrix, report, run_image_data
 from neuralab.training.inputs_check import ModelFailed, check_train_config
 from neuralab.training.module_check import one_warning_each
@@ -571,7 +570,7 @@ def _resolved_defaults(run: Run, settings: dict) -> dict:
     if (run / runs.MODEL).is_file():  # model.json names a Keras model's source (a zoo model's has none)
         source = runs.json_object(runs.json_object(run.read(runs.MODEL)).get("source"))
         if source.get("type") != KERAS:
-            resolved["loss"] = "cross_entropy"  # a classifier's own (config.LOSSES)
+            resolved["loss"] = LOSSES[0]  # a classifier's own default
     return resolved
 
 
