@@ -74,6 +74,17 @@ def _trains_keeping_its_code(capsys, net, digits, run) -> None:
     assert _source(run)["file"] == "model.py"
 
 
+def _warned_of_a_helper(capsys, net, digits, run) -> str:
+    """``net`` trains into ``run`` warning once of a helper imported otherwise, that warning, and
+    the run keeps no code."""
+    with pytest.warns(UserWarning) as said:
+        _train(capsys, net, digits, run)
+    said = [str(w.message) for w in said if "import statement" in str(w.message)]
+    assert len(said) == 1, said
+    assert _source(run)["file"] is None
+    return said[0]
+
+
 # --- rP 1: a buffer no run saves --------------------------------------------------------------------
 
 RANDOM_BUFFER = """
@@ -509,13 +520,11 @@ def test_a_helper_imported_by_a_call_on_a_name_the_code_computes_or_by_another_n
         "from torch", 'from importlib import import_module as im\n    NAME = "width"\n    from torch'))
     run = tmp_path / "run"
     try:
-        with pytest.warns(UserWarning) as said:
-            _train(capsys, net, digits, run)
-        said = [str(w.message) for w in said if "import statement" in str(w.message)]
-        assert len(said) == 1 and said[0].startswith(
+        said = _warned_of_a_helper(capsys, net, digits, run)
+        assert said.startswith(
             "net.py imports width from beside it other than by an import statement (importlib.import_module, "
             "__import__), which a run does not keep: the run will not rebuild"), said
-        assert _source(run)["file"] is None and not list(run.glob("*.py"))
+        assert not list(run.glob("*.py"))
     finally:
         sys.modules.pop("width", None)
 
@@ -534,12 +543,10 @@ def test_a_helper_file_run_other_than_by_an_import_is_said_as_it_trains(call, me
     net = _file(code, "net.py", IMPORTS_BY_A_CALL.format(call=read).replace(".WIDTH", "").replace(
         "from torch", "import runpy\n    from pathlib import Path\n    from torch"))
     run = tmp_path / "run"
-    with pytest.warns(UserWarning) as said:
-        _train(capsys, net, digits, run)
-    said = [str(w.message) for w in said if "import statement" in str(w.message)]
-    assert len(said) == 1 and said[0].startswith(f"net.py imports the file that {call[:50]}") and \
-        f"runs other than by an import statement ({means}), which a run does not keep" in said[0], said
-    assert _source(run)["file"] is None and not list(run.glob("*.py"))
+    said = _warned_of_a_helper(capsys, net, digits, run)
+    assert said.startswith(f"net.py imports the file that {call[:50]}") and \
+        f"runs other than by an import statement ({means}), which a run does not keep" in said, said
+    assert not list(run.glob("*.py"))
 
 
 def test_a_library_module_run_by_runpy_keeps_the_run(digits, tmp_path, capsys):
@@ -629,13 +636,9 @@ def test_a_computed_call_that_may_take_a_module_beside_the_model_imported_before
     sys.path.insert(0, str(code))
     try:
         importlib.import_module("width")
-        with pytest.warns(UserWarning) as said:
-            _train(capsys, net, digits, run)
-        said = [str(w.message) for w in said if "import statement" in str(w.message)]
-        assert len(said) == 1 and said[0].startswith(
-            "net.py imports the module that importlib.import_module(NAME) names as it runs other than by an import "
-            "statement"), said
-        assert _source(run)["file"] is None
+        said = _warned_of_a_helper(capsys, net, digits, run)
+        assert said.startswith("net.py imports the module that importlib.import_module(NAME) names as it runs other "
+                               "than by an import statement"), said
     finally:
         sys.modules.pop("width", None)
         sys.path.remove(str(code))
