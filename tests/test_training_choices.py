@@ -5,6 +5,7 @@ training, and TensorBoard event files that TensorBoard's own reader finds the me
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -461,6 +462,30 @@ def test_tensorboard_leaves_the_training_unchanged_and_resumes_without_repeats(t
     assert all(torch.equal(a[k], b[k]) for k in a)
     losses = scalars(events(tmp_path / "tb" / "tensorboard" / "train"), "epoch_loss")
     assert losses == pytest.approx({m["epoch"]: m["loss"] for m in metrics(tmp_path / "tb")}, rel=1e-6)
+
+
+def test_a_run_resumed_in_the_second_of_its_last_events_shows_every_epoch(tiny_fashion, tmp_path):
+    """TensorBoard reads a folder's event files in the order of their names, which start with
+    the second each was made: the resumed session's file must sort after the stopped one's even
+    when it is made in the same second (a Jupyter kernel resuming at once), or its purge hides
+    the epochs it wrote. The stopped session's files are named as made a second ahead here."""
+    class CutAfterOne(Callback):
+        def on_epoch_end(self, trainer, record):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(config(tiny_fashion, epochs=3, tensorboard=True), out=tmp_path / "tb", verbose=False,
+                         callbacks=[CutAfterOne()])
+    ahead = int(time.time()) + 1
+    for file in (tmp_path / "tb" / "tensorboard").glob("*/events.out.tfevents.*"):
+        parts = file.name.split(".")
+        parts[3], parts[4] = str(ahead), "~"  # "~" sorts after any host name
+        file.rename(file.with_name(".".join(parts)))
+    resume_classifier(tmp_path / "tb", verbose=False)
+    for part, tag, key in (("train", "epoch_loss", "loss"), ("validation", "epoch_accuracy", "val_accuracy")):
+        shown = scalars(events(tmp_path / "tb" / "tensorboard" / part), tag)
+        assert shown == pytest.approx({m["epoch"]: m[key] for m in metrics(tmp_path / "tb")}, rel=1e-6), part
+        assert sorted(shown) == [1, 2, 3]
 
 
 def test_forecast_tensorboard_has_the_series_metrics(tmp_path):

@@ -14,6 +14,7 @@ import errno
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -129,6 +130,7 @@ class TensorBoard(Callback):
         # the checkpoint's history and weights, so that every epoch shows once, as in metrics.jsonl.
         first = trainer.history[-1]["epoch"] if trainer.history else 1
         parts = ("train", "validation") if trainer.val_data is not None else ("train",)
+        _after_earlier_files([root / part for part in parts])
         self.writers = {part: writer(str(root / part), purge_step=first) for part in parts}
         if not trainer.history:
             self.writers["train"].add_text("summary", _as_code(_summary_text(trainer)), 0)
@@ -177,6 +179,17 @@ class TensorBoard(Callback):
             model.train(was_training)
         maps = seen[0][: self.maps].float().cpu()
         self.writers["train"].add_image("first_conv/feature_maps", grid(maps.unsqueeze(1)), step)
+
+
+def _after_earlier_files(folders) -> None:
+    """Waits, at most two seconds, until the clock is past the second of the newest event file
+    there. TensorBoard reads a folder's files in the order of their names, which start with the
+    second they were made: a file made in the same second as the one before (a run resumed at
+    once, in the same Jupyter kernel) can sort first, and its purge then hid the epochs after."""
+    seconds = [int(name.split(".")[3]) for folder in folders if folder.is_dir() for name in os.listdir(folder)
+               if name.startswith("events.out.tfevents.") and name.split(".")[3].isdigit()]
+    if seconds:
+        time.sleep(min(2.0, max(0.0, max(seconds) + 1 - time.time())))
 
 
 def grid(images: torch.Tensor, width: int = 256) -> torch.Tensor:
