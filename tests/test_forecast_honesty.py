@@ -98,6 +98,50 @@ def test_overlapping_windows_widen_the_standard_error():
     assert hac["gain"] == pytest.approx(plain["gain"]) and hac["standard_error"] > 1.8 * plain["standard_error"]
 
 
+def random_walk_gains(horizon: int, windows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-window MAE of two forecasts equally good on a random walk (the last value + 1 and - 1)
+    over ``windows`` windows of ``horizon`` steps, stride 1: any "clear" difference is false."""
+    y = np.cumsum(np.random.default_rng(seed).normal(size=windows + horizon + 1))
+    ahead = np.lib.stride_tricks.sliding_window_view(y[1:], horizon)[:windows]
+    last = y[:windows, None]
+    return np.abs(ahead - last - 1).mean(1), np.abs(ahead - last + 1).mean(1)
+
+
+def test_overlapping_windows_name_no_false_winner_beyond_the_promised_rate():
+    """Horizon 7 over 114 windows said "clearly better" 11% of the time between two equal
+    forecasts (horizon 100 over 21 windows: 91%), where 2 standard errors promise 5%: a
+    Newey-West standard error over a bandwidth of H windows is biased low. With fixed-b critical
+    values over a wider bandwidth it stays near 5%, and a span of few horizons is too short."""
+    lag = metrics.shared_target_lag(7, 1)
+    false = [metrics.difference(metrics.paired_gain(*random_walk_gains(7, 114, seed), lag)) != 0
+             for seed in range(400)]
+    assert np.mean(false) < 0.08
+    far = metrics.paired_gain(*random_walk_gains(100, 21, 0), metrics.shared_target_lag(100, 1))
+    assert metrics.too_few(far) and metrics.difference(far) == 0
+    assert metrics.independent_windows(far) == pytest.approx(0.21)
+    # horizon 1 shares no target: Student's t as before
+    assert metrics.critical(114, 0) == metrics.critical(114)
+    # the fixed-b value against its own distribution: the mean of white noise over its Bartlett
+    # standard error with bandwidth b * n
+    n, lag = 300, 29  # b = 0.3
+    gains = [metrics.paired_gain(row, np.zeros(n), lag) for row in np.random.default_rng(1).normal(size=(2000, n))]
+    t = [abs(g["gain"]) / g["standard_error"] for g in gains]
+    assert metrics.bandwidth(lag) == 0.3 * n
+    assert metrics.critical(n, lag) == pytest.approx(np.quantile(t, 0.95), rel=0.05)
+
+
+def test_a_test_span_of_few_horizons_is_too_short_to_judge():
+    # Horizon 100 over 21 windows: the windows share targets and span a fifth of one horizon
+    reference, errors = random_walk_gains(100, 21, 3)
+    test = {"lstm": {"mae": float(errors.mean())}, "persistence": {"mae": float(reference.mean())}}
+    v = verdict(test, "lstm", errors={"lstm": errors, "persistence": reference}, lag=99)
+    assert v["outcome"] == "too-short" and not v["clearly_beats_persistence"]
+    assert v["sentence"].startswith("The test span is too short to judge: 21 test windows that share targets, "
+                                    f"worth 0.21 that share none, and a better or worse takes at least "
+                                    f"{metrics.MIN_WINDOWS}.")
+    assert "a longer series, a larger `test_fraction`, or a smaller `horizon`." in v["sentence"]
+
+
 def test_float_rounding_ties_share_a_rank_and_win_no_folds():
     y = np.cumsum(np.random.default_rng(2).normal(size=300))
     frame = pd.DataFrame({"y": y}, index=pd.date_range("2020-01-01", periods=len(y), name="date"))

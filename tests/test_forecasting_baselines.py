@@ -120,7 +120,8 @@ def test_training_values_rebuild_the_training_span():
 
 @pytest.mark.parametrize("refit", [False, True])
 def test_rolling_origin_backtest(refit):
-    p = prepared(5 + 0.5 * np.arange(300.0), lookback=10, horizon=2)
+    # folds of about 30 windows of 2 steps: 15 that share no target, enough to judge each
+    p = prepared(5 + 0.5 * np.arange(600.0), lookback=10, horizon=2)
     records = rolling_origin(p, [Persistence().fit(p.train), Drift().fit(p.train)], folds=3, refit=refit)
     assert [r["fold"] for r in records] == [1, 2, 3] and sum(r["windows"] for r in records) == len(p.test)
     assert all(r["metrics"]["drift"]["mae"] < 1e-9 for r in records)

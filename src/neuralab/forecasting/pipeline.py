@@ -661,7 +661,7 @@ def _results(config, many, prepared, forecasters, evaluated, intervals, folds, s
                 f"{verb} it on {', '.join(names)}" for verb, names in said.items() if names) + "."
         if short:
             head["sentence"] += (f" Too short to judge against persistence, fewer than {metrics.MIN_WINDOWS} test "
-                                 f"windows: {', '.join(short)}.")
+                                 f"windows{' that share no target' if lag else ''}: {', '.join(short)}.")
         if left_out:
             head["sentence"] += f" Left out, constant over {'its' if len(left_out) == 1 else 'their'} training " \
                                 f"span: {', '.join(left_out)}."
@@ -750,7 +750,7 @@ def span_dates(p: Prepared) -> dict[str, list[str]]:
 
 # A series without a MASE scale: constant over its training span, judged neither pooled nor alone
 LEFT_OUT = "left out"
-# A series whose test span holds fewer than metrics.MIN_WINDOWS windows: its verdict says too short, not a tie
+# A series whose test span holds too few windows (metrics.too_few): its verdict says too short, not a tie
 TOO_SHORT = "too short to judge"
 
 

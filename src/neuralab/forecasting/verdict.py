@@ -3,11 +3,12 @@ much, where the network ranks against the best baseline (not only against persis
 and advice that fits the kind of series: prices that move like a random walk, series with
 a season, or a constant.
 
-A difference is named only where the paired per-window gain lies beyond Student's t
-critical value of standard errors for the windows' count, at least ``metrics.SIGNIFICANCE``
-(``metrics.paired_gain``, ``metrics.critical``); closer than that, the forecasters tie on this
-test span, and on fewer than ``metrics.MIN_WINDOWS`` windows the test span is too short to
-judge. Scores equal up to float rounding share a rank.
+A difference is named only where the paired per-window gain lies beyond the critical value
+of standard errors for the windows' count (Student's t, or fixed-b's where windows share
+targets), at least ``metrics.SIGNIFICANCE`` (``metrics.paired_gain``, ``metrics.critical``);
+closer than that, the forecasters tie on this test span, and on fewer than
+``metrics.MIN_WINDOWS`` windows that share no target the test span is too short to judge.
+Scores equal up to float rounding share a rank.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from neuralab.forecasting.baselines import REFERENCE, detect_period
-from neuralab.forecasting.metrics import (MIN_WINDOWS, constant, difference, gain_words, paired_gain, percent_better,
-                                          tied, too_few)
+from neuralab.forecasting.metrics import (MIN_WINDOWS, constant, difference, gain_words, independent_windows,
+                                          paired_gain, percent_better, tied, too_few)
 
 TIE = 1.0  # percent: without per-window errors to judge by, closer than this is a tie
 # The Dickey-Fuller test's 5% critical value with a constant (MacKinnon): a t statistic above
@@ -155,10 +156,15 @@ def verdict(test: dict[str, dict], network: str, metric: str = "mae", kind: dict
     if short:  # a standard error from a handful of windows means nothing: no better, no worse
         outcome = "too-short"
         n = gains[network]["windows"]
-        head = (f"The test span is too short to judge: {n} test window{'s' if n != 1 else ''}, and a better or "
-                f"worse takes at least {MIN_WINDOWS}. {network} has {label} {fmt(net)}; the best baseline, "
-                f"{best_baseline} ({hindsight}), has {fmt(ref)}. For more test windows give a longer series, a "
-                "larger `test_fraction`, or a smaller `horizon` or `stride`.")  # the lookback moves no test target
+        # Windows that share targets count as the spans that share none: a shorter stride adds
+        # windows but no such span
+        count = (f"{n} test window{'s' if n != 1 else ''}" if not lag else
+                 f"{n} test windows that share targets, worth {independent_windows(gains[network]):.3g} that share none")
+        head = (f"The test span is too short to judge: {count}, and a better or worse takes at least "
+                f"{MIN_WINDOWS}. {network} has {label} {fmt(net)}; the best baseline, {best_baseline} "
+                f"({hindsight}), has {fmt(ref)}. For more test windows give a longer series, a larger "
+                f"`test_fraction`, or a smaller {'`horizon` or `stride`' if not lag else '`horizon`'}.")
+        # the lookback moves no test target
     elif ref == 0 and net > 0:  # a baseline that is exact leaves no percentage to compare, and nothing to tie with
         outcome = "baseline"
         head = (f"{best} is the best forecaster on the test span: {best_baseline} is exact there ({label} 0), "
