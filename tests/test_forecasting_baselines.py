@@ -49,6 +49,20 @@ def test_period_detection_finds_nothing_in_a_random_walk():
     assert detect_period(np.sin(2 * np.pi * np.arange(500) / 12) + 0.3 * rng.standard_normal(500), 60) == 12
 
 
+def test_a_season_as_long_as_the_lookback_is_found():
+    """Weekend visitors in a daily series with a lookback of 7 (a monthly one with 12): the peak
+    at the last lag tested was never judged, for want of the lag after it, and seasonal-naive fell
+    back to persistence."""
+    rng = np.random.default_rng(11)
+    days = pd.date_range("2021-01-01", periods=400)
+    visitors = 200 + 40 * (days.day_of_week >= 5) + rng.normal(0, 5, 400)
+    assert detect_period(visitors, 7) == 7
+    weekly = SeasonalNaive().fit(prepared(visitors, lookback=7, horizon=1).train)
+    assert weekly.period_ == 7 and "detected" in weekly.describe()
+    months = np.arange(240)
+    assert detect_period(10 + 5 * np.sin(2 * np.pi * months / 12) + rng.normal(0, 1, 240), 12) == 12
+
+
 def test_moving_average_on_a_constant_and_an_alternating_series():
     p = prepared(np.full(100, 7.0))
     np.testing.assert_allclose(MovingAverage(3).fit(p.train).predict(p.test), 7.0)

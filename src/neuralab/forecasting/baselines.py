@@ -214,8 +214,9 @@ def detect_period(values, max_period: int, z: float = 3.0, prominence: float = 0
     if max_lag < 3:
         return 1
     t = np.arange(n)
-    acf = _acf(y - np.polyval(np.polyfit(t, y, 1), t), max_lag)
-    for k in range(2, max_lag):
+    # one lag further than any period tested: a peak at max_lag is told by the lag after it
+    acf = _acf(y - np.polyval(np.polyfit(t, y, 1), t), max_lag + 1)
+    for k in range(2, max_lag + 1):
         if acf[k] > acf[k - 1] and acf[k] >= acf[k + 1] and acf[k] - acf[1:k].min() >= prominence:
             if acf[k] > z * np.sqrt((1 + 2 * np.sum(acf[1:k] ** 2)) / n):
                 return k
