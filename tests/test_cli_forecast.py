@@ -44,7 +44,7 @@ def test_forecast_csv_then_predict(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["forecast", "--data", data, *SMALL, "--features", "temp", "--horizon", "2", "--out", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "persistence" in out and str(run) in out
+    assert "the best baseline" in out and str(run) in out
     results = json.loads((run / "results.json").read_text())
     assert results["headline"]["network"] == "rnn" and results["windows"]["test"] > 0
     assert main(["forecast", "predict", str(run), "--csv", csv(tmp_path, rows=30, name="new.csv")]) == 0
