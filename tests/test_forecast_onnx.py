@@ -172,6 +172,11 @@ def test_a_run_on_several_series_is_refused(tmp_path, capsys):
     assert main(["export", str(run), "--onnx"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "trained on 2 series" in err and "one series" in err, err
+    # the flag that picks one series when training, pasted as printed; Python names its parameter
+    assert "--where station=MAX" in err, err
+    from neuralab.forecasting.onnx import export_onnx
+    with pytest.raises(NeuralabError, match="with where station=MAX in training"):
+        export_onnx(run)
     assert not (run / "model.onnx").exists()
 
 

@@ -286,8 +286,10 @@ def _setting(config, option: str):
 def finished_run_only():
     """The library's refusal of a forecaster run that did not finish, with the command that
     finishes it in place of its Python call; of a module object, which no command can give
-    again, the Python call stays."""
-    from neuralab.cli._args import resume_command
+    again, the Python call stays. A refusal's advice to train again with `where` names
+    `neuralab forecast`'s --where, which the running command (export, report, predict) lacks."""
+    from neuralab.cli._args import flag_for, resume_command
+    from neuralab.errors import NAMING, NeuralabError
     from neuralab.forecasting.finished import RunNotFinished
     from neuralab.runs import Kind, resume_needs
 
@@ -297,6 +299,11 @@ def finished_run_only():
         if resume_needs(e.run_dir)[0] == "model":
             raise
         raise e.said_with(resume_command(Kind.FORECASTER.made_by, e.run_dir)) from None
+    except NeuralabError as e:
+        if type(e) is not NeuralabError or "`where`" not in str(e.args[0]):  # a subclass's fields stay its own
+            raise
+        naming = NAMING.get()
+        raise NeuralabError(e.render(lambda p: flag_for(p) if p == "where" else naming(p))) from None
 
 
 def run_predict(args) -> int:

@@ -11,6 +11,7 @@ windows of the run's data before it is written (``training.export`` writes and c
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import replace
 from pathlib import Path
 
@@ -101,9 +102,11 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     forecaster = load_forecaster(run_dir, trust_code, model)  # refuses another kind of run, and code not trusted
     meta = forecaster.meta
     if "scalers" in meta:
+        # the training's `where` picks the one series; an interface names it as its training does (--where)
+        pick = shlex.quote(f"{meta.get('series_column') or 'COLUMN'}={next(iter(meta['scalers']))}")
         raise NeuralabError(f"{run_dir}: trained on {len(meta['scalers'])} series, each scaled on its own, and one "
-                            "graph holds one scaling; train on one series to export it: pick that series "
-                            "with the training's `where`, COLUMN=VALUE")
+                            "graph holds one scaling; train on one series to export it: pick it with `where` "
+                            f"{pick} in training")
     scaler, transform, lookback = _settings(meta, run_dir)
     raw, expected, change = _checks(run_dir, forecaster, scaler, transform, lookback)
     module = InUnits(forecaster.network, scaler, transform)
