@@ -106,6 +106,21 @@ def test_business_day_data_counts_holidays_not_weekends(tmp_path):
     assert s.report.frequency == "B" and s.report.gaps == 1
 
 
+def test_dropped_rows_leave_the_grid_of_the_rows_that_remain(tmp_path):
+    # closes laid on calendar days, the weekends' cells empty (as a daily export writes them): dropped,
+    # they leave the business days the same rows without those lines are, market holidays and all
+    closes = load_series("sp500", "Close").frame[["Close"]].iloc[:60]
+    days = pd.date_range(closes.index[0], closes.index[-1], freq="D", name="Date")
+    closes.reindex(days).to_csv(tmp_path / "calendar.csv")
+    closes.to_csv(tmp_path / "closes.csv")
+    dropped = load_series(tmp_path / "calendar.csv", "Close", missing="drop").report
+    clean = load_series(tmp_path / "closes.csv", "Close").report
+    assert dropped.dropped == len(days) - len(closes) and dropped.rows == clean.rows
+    assert dropped.frequency == clean.frequency == "B"
+    assert (dropped.gaps, dropped.gap_examples, dropped.largest_gap) == (clean.gaps, clean.gap_examples,
+                                                                         clean.largest_gap)
+
+
 def test_missing_values_policies(tmp_path):
     path = write(tmp_path, "date,v,w\n2020-01-01,,1\n2020-01-02,2,1\n2020-01-03,,1\n2020-01-04,4,\n2020-01-05,5,1\n")
     with pytest.raises(NeuralabError, match=r"3 missing values \(column 'v' has 2, first at 2020-01-01;.*pass missing drop"):

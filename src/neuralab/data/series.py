@@ -440,6 +440,11 @@ def _clean(table: pd.DataFrame, name: str, target: str, features: list[str], dat
     # a value interpolated between observations holds the next one: a forecast from it sees that far ahead
     later = isna & frame.notna()[::-1].cummax()[::-1] if missing == "interpolate" else isna & False
     frame = _apply_missing(frame, missing, report, name, added)
+    if report.dropped:  # the rows left are the series: a daily file's empty weekend cells leave business days
+        left = SeriesReport()
+        time_grid(frame.index, left)
+        for grid_field in ("frequency", "gaps", "largest_gap", "step", "gap_examples"):
+            setattr(report, grid_field, getattr(left, grid_field))
     if len(frame) < 2:
         raise NeuralabError(f"{name}: fewer than 2 rows left after cleaning; a series needs more data")
     report.rows = len(frame)
