@@ -140,3 +140,34 @@ def test_whole_numbers_with_a_thousands_point_in_a_day_first_semicolon_file_are_
     assert load_series(german_counts(tmp_path, counts, dates="%Y-%m-%d", name="iso.csv")).frame["Stueck"].iloc[0] == 5.008
     comma = german_counts(tmp_path, counts, sep=",", name="comma.csv")
     assert load_series(comma).frame["Stueck"].iloc[0] == 5.008
+
+
+def test_a_separator_that_does_not_split_the_file_is_named_with_the_one_it_is_split_by(tmp_path, capsys):
+    from neuralab.cli import main
+
+    weather = load_series("seattle-weather", features=["precipitation"]).frame.iloc[:200]
+    weather.to_csv(tmp_path / "weather.csv")
+    with pytest.raises(NeuralabError) as e:  # read with ';', one column, blamed for having no dates
+        load_series(tmp_path / "weather.csv", "temp_max", sep=";")
+    assert e.value.parameter == "sep" and "which looks comma-separated" in str(e.value), e.value
+    assert str(e.value).endswith("leave sep out")
+    closes = load_series("sp500", "Close", ["Adj Close"]).frame.iloc[:200]
+    closes.to_csv(tmp_path / "closes.csv")  # spaces split its header, 'Adj Close', and none of its rows
+    with pytest.raises(NeuralabError, match=r"^sep=' ': does not separate the columns of .*closes.csv \(header "
+                                            r"'Date,Close,Adj Close'\), which looks comma-separated"):
+        load_series(tmp_path / "closes.csv", "Close", sep=" ")
+    german = excel_de(tmp_path)  # read with ',', its decimal commas split the rows and not the header
+    assert main(["forecast", "--data", str(german), "--sep", ",", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("neuralab: error: --sep ,: does not separate the columns of"), err
+    assert "looks semicolon-separated" in err and err.endswith("leave --sep out\n"), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_tab_typed_as_backslash_t_separates_as_a_tab(tmp_path):
+    weather = load_series("seattle-weather", features=["precipitation"]).frame.iloc[:200]
+    weather.to_csv(tmp_path / "weather.tsv", sep="\t")
+    typed = load_series(tmp_path / "weather.tsv", "temp_max", ["precipitation"], sep="\\t")
+    pd.testing.assert_frame_equal(typed.frame, load_series(tmp_path / "weather.tsv", "temp_max",
+                                                           ["precipitation"]).frame)
+    assert typed.report.read_as.startswith("tab-separated")

@@ -58,8 +58,8 @@ def _forecast_options(p) -> None:
                       help=f"missing timestamps: keep (one row = one step) or fill (then --missing fills them) "
                            f"(default {f.gaps})")
     data.add_argument("--date-format", help="how the dates are written, e.g. %%d/%%m/%%Y for 13/01/2012 (default: inferred)")
-    data.add_argument("--sep", help="CSV separator (default: detected among comma, semicolon, tab and bar; decimal "
-                                    "commas are detected too)")
+    data.add_argument("--sep", help="CSV separator, '\\t' for a tab (default: detected among comma, semicolon, tab and "
+                                    "bar; decimal commas are detected too)")
     data.add_argument("--series-column", metavar="COLUMN",
                       help="the file holds one series per value of COLUMN: one network is trained on all of them, "
                            "baselines run per series, metrics per series and overall")
@@ -130,7 +130,7 @@ def _forecast_options(p) -> None:
     pr.add_argument("--missing", choices=MISSING, help="missing-value policy (default: the run's)")
     pr.add_argument("--duplicates", choices=DUPLICATES, help="duplicate-timestamp policy (default: the run's)")
     pr.add_argument("--date-format", help="how the dates are written, if it differs from the training data's")
-    pr.add_argument("--sep", help="CSV separator (default: detected)")
+    pr.add_argument("--sep", help="CSV separator, '\\t' for a tab (default: detected)")
     pr.add_argument("--output", help="write the forecast to this CSV instead of printing it")
     pr.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     pr.set_defaults(func=run_predict, makes_run=False)  # prints a forecast: a reader gone needs no more of it

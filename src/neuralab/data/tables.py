@@ -186,6 +186,8 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
     fields), decimal commas (looked for up to the first decimal number), the encoding, the
     header and the number of rows, read without loading the file; a compressed file's content
     is what is sniffed."""
+    if sep == "\\t":  # a tab typed as the two characters \t, as a shell passes on '\t'
+        sep = "\t"
     if sep is not None and (len(sep) != 1 or sep in "\r\n\"."):
         raise ParameterError("sep", sep, "give one character that separates the columns, such as , or ;")
     size = path.stat().st_size
@@ -203,12 +205,19 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
             if more and len(numbered) > 1:
                 numbered = numbered[:-1]  # the last line may be cut
             lines = [line for _, line in numbered]
+            if sep is not None and lines:
+                # read with it, the file is one column, or its header's fields are not the rows': blamed for
+                # its dates or its header, not for `sep`, where another separator splits every line alike
+                seen, steady = _separator(lines)
+                uneven = len({len(fields) for fields in csv.reader(lines, delimiter=sep)}) > 1
+                if steady and seen != sep and (sep not in lines[0] or uneven):
+                    raise ParameterError("sep", sep, f"does not separate the columns of {path} (header "
+                                         f"{lines[0].strip()[:60]!r}), which looks {SEPARATORS[seen]}-separated, as "
+                                         "it is read without `sep`; leave `sep` out")
             _refuse_title(path, numbered, sep)
             if sep is None and lines:
-                counts = {c: [line.count(c) for line in lines] for c in SEPARATORS}
-                steady = [c for c, n in counts.items() if n[0] > 0 and all(k == n[0] for k in n)]
-                sep = max(steady or counts, key=lambda c: counts[c][0])
-                if not any(counts[sep]):
+                sep, _ = _separator(lines)
+                if not any(sep in line for line in lines):
                     _refuse_spaced(path, lines)
             # Whole numbers may fill the first lines, so decimals are looked for block by block until
             # one is found; past that the rows are only counted (a regex over 100 MB takes seconds).
@@ -242,6 +251,15 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
                  and all(n - trailing == padded[0] + 1 for n in padded[1:]))
     return CsvShape(max(0, rows - 1), [h.strip() for h in header], sep, decimal or ".", size, encoding, trailing,
                     row_names)
+
+
+def _separator(lines: list[str]) -> tuple[str, bool]:
+    """The separator of ``lines``, a file's first: the one of SEPARATORS that splits every line
+    into as many fields as the first, the most of them, else the one the first line holds most;
+    and whether it splits every line so."""
+    counts = {c: [line.count(c) for line in lines] for c in SEPARATORS}
+    steady = [c for c, n in counts.items() if n[0] > 0 and all(k == n[0] for k in n)]
+    return max(steady or counts, key=lambda c: counts[c][0]), bool(steady)
 
 
 def _refuse_title(path: Path, numbered: list[tuple[int, str]], sep: str | None) -> None:
