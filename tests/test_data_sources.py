@@ -202,17 +202,29 @@ def test_without_a_home_folder_data_dir_loads_and_the_cache_is_asked_for(tmp_pat
         assert "set NEURALAB_DATA to a folder" in str(e.value) and "\n" not in str(e.value)
 
 
+def _damage_in_place(copy, keep_time: bool) -> None:
+    """Zero 100 bytes of the cached ``copy``, as a disk error would (``keep_time``: its size and
+    modification time stay, so its stamp cannot tell) or a tool that rewrote it."""
+    import os
+
+    before = copy.stat()
+    damaged = bytearray(copy.read_bytes())
+    damaged[1000:1100] = bytes(100)
+    copy.write_bytes(damaged)
+    if keep_time:
+        os.utime(copy, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
 def test_a_cached_copy_damaged_in_place_is_written_again_by_verify(tmp_path, monkeypatch):
-    """A decompressed copy of the right size whose bytes changed on disk passes the checks of every
-    load (its header and size); `verify`, which reads the files' content anyway, writes it again
-    from the .gz and says so, and the data read after is the files' again."""
+    """A decompressed copy whose bytes changed on disk keeping its size and modification time
+    passes the checks of every load (its header, size and stamp); `verify`, which reads the files'
+    content anyway, writes it again from the .gz and says so, and the data read after is the
+    files' again."""
     monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
     folder = fake_mnist(tmp_path / "m")
     intact = load_image_data("mnist", folder, seed=1)  # leaves the copies in the cache
     (copy,) = (tmp_path / "cache" / "decompressed").glob("train-images-*")
-    damaged = bytearray(copy.read_bytes())
-    damaged[1000:1100] = bytes(100)
-    copy.write_bytes(damaged)
+    _damage_in_place(copy, keep_time=True)
     assert not np.array_equal(load_image_data("mnist", folder, seed=1).train.x, intact.train.x)
     with pytest.warns(UserWarning, match=rf"{copy}: the cache's decompressed copy of .*train-images-idx3-ubyte.gz "
                                          "held other bytes than the file"):
@@ -232,9 +244,7 @@ def test_evaluate_refused_by_a_damaged_cached_copy_mends_it_and_the_same_command
     assert main(["train", "--model", "mlp", "--data", "mnist", "--data-dir", str(folder), "--epochs", "1",
                  "--quiet", "--out", run]) == 0
     (copy,) = (tmp_path / "cache" / "decompressed").glob("t10k-images-*")
-    damaged = bytearray(copy.read_bytes())
-    damaged[1000:1100] = bytes(100)
-    copy.write_bytes(damaged)
+    _damage_in_place(copy, keep_time=True)  # a copy changed otherwise is mended as it loads
     capsys.readouterr()
     with pytest.warns(UserWarning, match="held other bytes than the file"):
         assert main(["evaluate", run, "--data-dir", str(folder)]) == 2
@@ -243,3 +253,33 @@ def test_evaluate_refused_by_a_damaged_cached_copy_mends_it_and_the_same_command
            "the copy is now written again from the files: run the same command again" in err
     assert "give the files the run was trained on" not in err
     assert main(["evaluate", run, "--data-dir", str(folder)]) == 0
+
+
+def test_train_reads_the_files_images_from_a_cached_copy_changed_on_disk(tmp_path, monkeypatch, capsys):
+    """A copy rewritten on disk (new bytes, new modification time) was read unchecked by the next
+    run, which trained and recorded results on other images than the user's intact files, and
+    evaluate then blamed those files; the copy is now checked as it loads, written again from the
+    file and said, so the same command gives the same run."""
+    import json
+
+    from neuralab.cli import main
+    from neuralab.data.sources import CopyMended
+
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    folder = fake_mnist(tmp_path / "m", n_train=100)
+
+    def train(out):
+        assert main(["train", "--model", "mlp", "--data", "mnist", "--data-dir", str(folder), "--epochs", "1",
+                     "--quiet", "--out", str(tmp_path / out)]) == 0
+        return json.loads((tmp_path / out / "results.json").read_text())
+
+    first = train("run1")
+    (copy,) = (tmp_path / "cache" / "decompressed").glob("t10k-images-*")
+    _damage_in_place(copy, keep_time=False)
+    with pytest.warns(CopyMended, match=rf"{copy}: the cache's decompressed copy of .*t10k-images-idx3-ubyte.gz "
+                                        "held other bytes than the file"):
+        second = train("run2")
+    assert second["test_accuracy"] == first["test_accuracy"]
+    assert second["confusion_matrix"] == first["confusion_matrix"]
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "run2"), "--data-dir", str(folder)]) == 0

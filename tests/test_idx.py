@@ -85,7 +85,7 @@ def test_load_idx_decompresses_a_gzip_file_once(tmp_path, monkeypatch):
     arr = np.arange(60, dtype=np.uint8).reshape(5, 3, 4)
     write_idx(tmp_path / "x-idx3-ubyte.gz", arr)
     first = load_idx(tmp_path / "x-idx3-ubyte.gz", tmp_path / "cache")
-    copies = list((tmp_path / "cache").iterdir())
+    copies = _copies(tmp_path / "cache")
     assert len(copies) == 1 and copies[0].name.startswith("x-idx3-ubyte.")
     assert read_idx(copies[0]).tobytes() == arr.tobytes()
 
@@ -107,8 +107,14 @@ def test_load_idx_takes_a_new_copy_when_the_file_changes(tmp_path):
     load_idx(path, tmp_path / "cache")
     write_idx(path, np.array([7, 8, 9, 10], dtype=np.uint8))
     np.testing.assert_array_equal(load_idx(path, tmp_path / "cache"), [7, 8, 9, 10])
-    (copy,) = (tmp_path / "cache").iterdir()  # the older version's copy went
+    (copy,) = _copies(tmp_path / "cache")  # the older version's copy went (its stamp too)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [f".{copy.name}.stamp", copy.name]
     assert copy.stat().st_size == 8 + 4
+
+
+def _copies(cache) -> list:
+    """The decompressed copies in ``cache``, without their stamps (hidden files)."""
+    return [p for p in cache.iterdir() if not p.name.startswith(".")]
 
 
 def _gzipped_sets(root, n: int) -> list:
@@ -142,17 +148,86 @@ def test_the_cache_keeps_the_copies_used_last_within_its_size(tmp_path, monkeypa
     load_idx(files[3], cache)  # the cache is full: set1's copy goes, then set2's
     load_idx(files[4], cache)
     assert [copy_of(f) is not None for f in files] == [True, False, False, True, True]
-    assert sum(c.stat().st_size for c in cache.iterdir()) <= idx.MAX_CACHE
+    assert sum(c.stat().st_size for c in _copies(cache)) <= idx.MAX_CACHE
+    assert len(list(cache.iterdir())) == 2 * 3  # the stamps of the copies that went went with them
 
 
 def test_load_idx_rewrites_a_damaged_copy(tmp_path):
     path = tmp_path / "y-idx1-ubyte.gz"
     write_idx(path, np.array([1, 2, 3], dtype=np.uint8))
     load_idx(path, tmp_path / "cache")
-    (copy,) = (tmp_path / "cache").iterdir()
+    (copy,) = _copies(tmp_path / "cache")
     copy.write_bytes(copy.read_bytes()[:-1])  # truncated behind neuralab's back
     np.testing.assert_array_equal(load_idx(path, tmp_path / "cache"), [1, 2, 3])
     assert copy.stat().st_size == 8 + 3
+
+
+def test_load_idx_checks_a_copy_changed_since_its_stamp_and_only_then(tmp_path, monkeypatch):
+    """A copy of the right size whose bytes changed on disk passed the header and size checks and
+    was read in the file's place. Its stamp (size, modification time) now tells it changed, its
+    content is checked and it is written again; an unchanged copy is not hashed."""
+    from neuralab.data import idx
+    from neuralab.data.sources import CopyMended
+
+    (path,) = _gzipped_sets(tmp_path, 1)
+    cache = tmp_path / "cache"
+    intact = np.array(load_idx(path, cache))
+    (copy,) = _copies(cache)
+    damaged = bytearray(copy.read_bytes())
+    damaged[100:200] = b"\xff" * 100
+    copy.write_bytes(damaged)
+    with pytest.warns(CopyMended, match=f"{copy}: the cache's decompressed copy of {path} held other bytes"):
+        np.testing.assert_array_equal(load_idx(path, cache), intact)
+    assert copy.read_bytes() == idx.read_bytes(path)
+
+    def hashed(*args, **kwargs):
+        raise AssertionError("an unchanged copy was hashed")
+
+    monkeypatch.setattr(idx, "_sha256_of", hashed)
+    monkeypatch.setattr(idx, "read_bytes", hashed)
+    for _ in range(2):  # marked as used, and stamped again so
+        np.testing.assert_array_equal(load_idx(path, cache), intact)
+
+
+def test_a_copy_touched_but_not_changed_is_hashed_once_not_decompressed(tmp_path, monkeypatch):
+    import os
+
+    from neuralab.data import idx
+
+    (path,) = _gzipped_sets(tmp_path, 1)
+    cache = tmp_path / "cache"
+    intact = np.array(load_idx(path, cache))
+    (copy,) = _copies(cache)
+    os.utime(copy, (0, 1_000_000))  # copied back with its content, say
+
+    def read_again(*args, **kwargs):
+        raise AssertionError("the file was read again")
+
+    monkeypatch.setattr(idx, "read_bytes", read_again)
+    hashes = []
+    real = idx._sha256_of
+    monkeypatch.setattr(idx, "_sha256_of", lambda p: hashes.append(p) or real(p))
+    for _ in range(2):
+        np.testing.assert_array_equal(load_idx(path, cache), intact)
+    assert hashes == [copy]
+
+
+def test_copies_cached_before_stamps_are_checked_once_against_the_file(tmp_path):
+    """A cache written before copies had stamps: its damaged copy is caught, an intact one stamped."""
+    from neuralab.data.sources import CopyMended
+
+    paths = _gzipped_sets(tmp_path, 2)
+    cache = tmp_path / "cache"
+    intact = [np.array(load_idx(p, cache)) for p in paths]
+    for stamp in cache.glob(".*.stamp"):
+        stamp.unlink()
+    damaged = next(c for c in _copies(cache) if c.read_bytes()[-1] == 1)
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"\x07")
+    with pytest.warns(CopyMended) as said:
+        for p, a in zip(paths, intact):
+            np.testing.assert_array_equal(load_idx(p, cache), a)
+    assert [str(w.message).split(":")[0] for w in said] == [str(damaged)]
+    assert len(list(cache.glob(".*.stamp"))) == 2
 
 
 def test_load_idx_reads_into_memory_when_the_cache_is_not_writable(tmp_path):
@@ -225,7 +300,7 @@ def test_copies_left_by_killed_decompressions_are_removed_and_live_ones_counted(
             os.close(fd)
     # the live copy and set1's fill the cache: set0's copy, used longer ago, went to make room
     copies = [name for name in names if not name.startswith(".")]
-    assert names == [live.name, *copies] and len(copies) == 1
+    assert names == [f".{copies[0]}.stamp", live.name, *copies] and len(copies) == 1
     np.testing.assert_array_equal(read_idx(cache / copies[0]), np.full((10, 10, 10), 1, np.uint8))
 
 

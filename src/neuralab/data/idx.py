@@ -7,6 +7,12 @@ big-endian int32 per dimension, then the data in C order, big-endian.
 into memory, and decompresses a gzip file only once: into ``cache``, where later loads find
 it (MNIST's training images: 0.3 s of decompression saved on every run). The cache keeps one
 copy per file and at most ``MAX_CACHE`` bytes, the copies used last.
+
+Beside each copy a stamp (``.NAME.stamp``) records its size, its modification time and the
+SHA-256 of its content as written or last checked. A load compares the copy's ``stat`` with the
+stamp (microseconds); only a copy changed since (or one without a stamp) has its content checked,
+and is written again from the file where it differs: hashing MNIST's training images on every
+load would cost 30-70 ms, more than the load.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ MAX_CACHE = 512 * 2**20
 # Seconds after which a copy being written, untouched since, was left by a killed process even where
 # flocks do not tell: writing one takes seconds (EMNIST's largest, 550 MB), so an hour is never a live one
 STALE_TMP = 3600
+# Seconds within which a copy used again is not marked again: the order of use the cache keeps
+# needs no finer time, and the stamp written again with each mark costs more than the load itself
+USED_AGAIN = 60
 # Bytes a gzipped file may decompress to: EMNIST's largest file takes 550 MB
 MAX_DECOMPRESSED = 2 * 2**30
 _CODES = {dt.newbyteorder("=") if dt.itemsize > 1 else dt: code for code, dt in _DTYPES.items()}
@@ -131,21 +140,33 @@ def load_idx(path: str | os.PathLike, cache: str | os.PathLike | None = None) ->
     if cache is None:
         return read_idx(path)
     copy, stem = _copy_of(path, stat, Path(cache))
+    data, damaged = None, False
     if copy.is_file():
         try:
             array = _map_idx(copy, str(copy))
         except (NeuralabError, OSError):
             pass  # a damaged copy is written again from the file
         else:
-            with contextlib.suppress(OSError):  # a read-only cache still serves its copies
-                os.utime(copy)  # last used now: the cache keeps the copies used last
-            return array
-    data = read_bytes(path)
+            digest = _stamped_digest(copy)
+            if digest is None:  # changed since its stamp, or never stamped: its content tells
+                data = read_bytes(path)
+                digest = _digest_if_intact(copy, data)
+            if digest is not None:
+                _used(copy, digest)
+                return array
+            damaged = True
+    if data is None:
+        data = read_bytes(path)
     array = parse_idx(data, str(path))  # a damaged file is named as the user gave it
     try:
         _write_copy(copy, data)
     except (WriteError, OSError):  # a read-only or full cache: this run keeps the array in memory
+        if damaged:
+            with contextlib.suppress(OSError):  # the damaged copy must not serve again
+                copy.unlink()
         return array
+    if damaged:
+        _say_mended(copy, path)
     _trim(Path(cache), keep=copy, older=[p for p in Path(cache).glob(f"{stem}.*") if p != copy])
     return _map_idx(copy, str(copy))
 
@@ -166,24 +187,106 @@ def _write_copy(copy: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):  # a file system without flocks: the age tells
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         f.write(data)
+    _write_stamp(copy, hashlib.sha256(data).hexdigest())
+
+
+def _stamp_of(copy: Path) -> Path:
+    """The stamp of ``copy``: hidden, so that ``_trim`` counts it as no copy."""
+    return copy.with_name(f".{copy.name}.stamp")
+
+
+def _write_stamp(copy: Path, digest: str) -> None:
+    """Stamp ``copy``, whose content has the SHA-256 ``digest``, as it is on disk now. Without a
+    stamp (a read-only cache, a full disk) the next load checks the content: nothing is lost."""
+    with contextlib.suppress(WriteError, OSError):
+        info = copy.stat()
+        # no fsync: a stamp lost to a power cut, or left empty, costs the next load one check
+        with atomic_write(_stamp_of(copy), "w", durable=False) as f:
+            f.write(f"{info.st_size} {info.st_mtime_ns} {digest}\n")
+
+
+def _stamped_digest(copy: Path) -> str | None:
+    """The SHA-256 of ``copy``'s content where its stamp shows it unchanged since written or
+    checked (the same size and modification time); else None. A copy changed with a stamp
+    that tells its former content is checked here against it, without the file."""
+    try:
+        size, mtime, digest = _stamp_of(copy).read_text().split()
+        info = copy.stat()
+    except (OSError, ValueError, UnicodeDecodeError):  # no stamp, or one cut short
+        return None
+    if (info.st_size, info.st_mtime_ns) == (int(size), int(mtime)):
+        return digest
+    if _sha256_of(copy) == digest:  # touched, not changed (copied back with its content)
+        _write_stamp(copy, digest)
+        return digest
+    with contextlib.suppress(OSError):  # damaged: the file's content, read next, is what to compare
+        _stamp_of(copy).unlink()
+    return None
+
+
+def _sha256_of(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _digest_if_intact(copy: Path, data: bytes) -> str | None:
+    """The SHA-256 of ``data``, the file's decompressed bytes, where ``copy`` holds them (and
+    is stamped so now); None where it holds other bytes."""
+    try:
+        with open(copy, "rb") as f:
+            if f.read() != data:
+                return None
+    except OSError:
+        return None
+    digest = hashlib.sha256(data).hexdigest()
+    _write_stamp(copy, digest)
+    return digest
+
+
+def _used(copy: Path, digest: str) -> None:
+    """Mark ``copy`` as used now (the cache keeps the copies used last), stamped again with
+    its new modification time; one marked less than ``USED_AGAIN`` seconds ago stays as it is."""
+    try:
+        if time.time() - copy.stat().st_mtime < USED_AGAIN:
+            return
+        os.utime(copy)
+    except OSError:  # a read-only cache still serves its copies
+        return
+    _write_stamp(copy, digest)
+
+
+def _say_mended(copy: Path, path: Path) -> None:
+    import warnings
+
+    from neuralab.data.sources import CopyMended
+
+    warnings.warn(f"{copy}: the cache's decompressed copy of {path} held other bytes than the file (changed on "
+                  "disk); written again from the file", CopyMended, stacklevel=3)
 
 
 def mend_copy(path: str | os.PathLike, cache: str | os.PathLike | None, data: bytes) -> Path | None:
     """The decompressed copy in ``cache`` of the gzip IDX file ``path`` (whose decompressed
     bytes are ``data``) where it held other bytes and was written again from ``data``; None where
-    it is intact, or there is none. ``load_idx`` checks a copy's header and size alone: checking
-    its content on every load would cost more than the load, so a copy damaged in place (a disk
-    error, a tool that rewrote it) is caught where the file's content is read anyway, as
+    it is intact (and stamped so now), or there is none. ``load_idx`` checks the content of a copy
+    changed since its stamp only: one damaged keeping its size and modification time (a disk
+    error, a tool that puts the time back) is caught where the file's content is read anyway, as
     ``neuralab data verify`` does."""
     path = Path(path)
     if cache is None:
         return None
     try:
         copy, _ = _copy_of(path, path.stat(), Path(cache))
-        with open(copy, "rb") as f:
-            if f.read() == data:
-                return None
-    except OSError:  # no copy: the next load writes one
+    except OSError:
+        return None
+    if not copy.is_file():  # no copy: the next load writes one
+        return None
+    if _digest_if_intact(copy, data) is not None:
         return None
     try:
         _write_copy(copy, data)
@@ -200,7 +303,7 @@ def _trim(cache: Path, keep: Path, older: list[Path]) -> None:
     A copy being written (``.NAME.*.tmp``) counts, and stays while its writer lives; one that a
     process killed mid-copy left behind goes."""
     for stale in older:
-        stale.unlink(missing_ok=True)
+        _remove_copy(stale)
     copies, writing, now = [], 0, time.time()
     for p in cache.iterdir():
         if p == keep:
@@ -212,6 +315,8 @@ def _trim(cache: Path, keep: Path, older: list[Path]) -> None:
                     p.unlink()
                 elif p.name.endswith(".tmp"):
                     writing += info.st_size
+                elif p.name.endswith(".stamp") and not (cache / p.name[1:-len(".stamp")]).exists():
+                    p.unlink()  # its copy went (a cache trimmed before copies had stamps, or by hand)
                 continue
         except OSError:
             continue  # removed meanwhile by another process
@@ -220,8 +325,13 @@ def _trim(cache: Path, keep: Path, older: list[Path]) -> None:
     for _, size, p in sorted(copies):
         if total <= MAX_CACHE:
             break
-        p.unlink(missing_ok=True)
+        _remove_copy(p)
         total -= size
+
+
+def _remove_copy(copy: Path) -> None:
+    copy.unlink(missing_ok=True)
+    _stamp_of(copy).unlink(missing_ok=True)
 
 
 def _abandoned(tmp: Path, age: float) -> bool:
