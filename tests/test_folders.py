@@ -175,7 +175,8 @@ def test_folder_shape_errors(tmp_path):
     with pytest.raises(NeuralabError, match="found 1 class folder"):
         load_image_folder(tmp_path / "one")
     (tmp_path / "one" / "empty").mkdir()
-    with pytest.raises(NeuralabError, match="no pictures \\(PNG, JPEG, GIF, BMP, TIFF, WebP or PGM/PPM\\) in class folder 'empty'"):
+    with pytest.raises(NeuralabError, match="no pictures \\(PNG, JPEG, GIF, BMP, TIFF, WebP or PGM/PPM\\) in class folder 'empty' "
+                                            "or the folders below it; add pictures to it or remove the folder$"):
         load_image_folder(tmp_path / "one")
 
 

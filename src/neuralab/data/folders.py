@@ -136,7 +136,8 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path],
             else:
                 plain = sorted(f.name for f in (root / name).iterdir() if f.is_file() and not hidden(f.name))
                 kept = (f"; pictures are told by their names' endings (.png, .jpg, ...), and its {len(plain)} "
-                        f"file(s) ({_listed(plain)}) have none of them: rename those that are pictures") if plain else ""
+                        f"file(s) ({_listed(plain)}) have none of them: rename those that are pictures") if plain \
+                    else "; add pictures to it or remove the folder"
             raise NeuralabError(f"{root / name}: no pictures ({FORMAT_NAMES}) in class folder {name!r} "
                                 f"or the folders below it{kept}")
         files += [(p, label) for p in found]
