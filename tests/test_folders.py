@@ -75,6 +75,36 @@ def test_a_class_too_small_to_split_is_named_in_a_warning(folder):
         load_image_folder(folder, val_fraction=0, test_fraction=0)
 
 
+def test_folder_warnings_name_the_users_line(folder, tmp_path, capsys):
+    """A folder's warnings named data/__init__.py's line under ``load_image_data`` (and the
+    trainer's under ``train_classifier``), not the user's line that loaded the folder; the
+    command line still prints them as neuralab's, in one line."""
+    import neuralab
+    from neuralab import ClassifierConfig, TrainConfig, train_classifier
+    from neuralab.cli import main
+
+    for i in range(2):
+        write(folder / "tiny" / f"{i}.png", gray(40 + i))
+    write(folder / "stray.png", gray(50))  # beside the class folders
+    (folder / "circle" / "broken.png").write_bytes(b"junk")
+    with pytest.warns(UserWarning) as caught:
+        load_image_data(str(folder), val_fraction=0.2, test_fraction=0.2, on_error="skip")
+    assert len(caught) == 3 and {(w.filename, w.lineno) for w in caught} == {(__file__, caught[0].lineno)}
+    with pytest.warns(UserWarning) as caught:
+        load_image_folder(folder, val_fraction=0.2, test_fraction=0.2, on_error="skip")
+    assert len(caught) == 3 and {w.filename for w in caught} == {__file__}
+    config = ClassifierConfig(model="mlp", data=str(folder), val_fraction=0.2, test_fraction=0.2, on_error="skip",
+                              train=TrainConfig(epochs=1))
+    with pytest.warns(UserWarning) as caught:
+        train_classifier(config, out=tmp_path / "run", verbose=False)
+    assert {w.filename for w in caught if str(folder) in str(w.message)} == {__file__}
+    with pytest.warns(UserWarning) as caught:
+        main(["train", "--model", "mlp", "--data", str(folder), "--val-fraction", "0.2", "--test-fraction", "0.2",
+              "--on-error", "skip", "--epochs", "1", "--quiet", "--out", str(tmp_path / "cli")])
+    said = [w for w in caught if str(folder) in str(w.message)]
+    assert len(said) == 3 and all(Path(w.filename).is_relative_to(Path(neuralab.__file__).parent) for w in said)
+
+
 def test_split_is_seeded(folder):
     a = load_image_folder(folder, seed=1)
     b = load_image_folder(folder, seed=1)

@@ -20,6 +20,7 @@ keeps the class proportions). Files that cannot be read are reported by path and
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,29 @@ def hidden(name: str) -> bool:
     macOS's ._name twins) or the __MACOSX folder that macOS's zip files unpack to, which holds
     only those twins and became a class of its own."""
     return name.startswith(".") or name == "__MACOSX"
+
+
+# The standard library's modules whose frames lie between a user's line and neuralab's without
+# being the user's: decorators' wrappers, and the threads that neuralab's own work runs in
+_PASSED = frozenset({"contextlib", "functools", "threading", "concurrent.futures.thread"})
+
+
+def _user_level() -> int:
+    """``warnings.warn``'s stacklevel, in the function that calls this, for the user's line: the
+    first frame outside the neuralab package, however many of neuralab's functions
+    (``load_image_data``, ``train_classifier``) and their wrappers lie between (Python 3.12's
+    ``skip_file_prefixes``, which 3.11 lacks). Under the command line, or where no user's line
+    called (a thread of the web app's), neuralab's own frame: the command prints neuralab's
+    warnings in one line, without a place."""
+    package = os.path.dirname(os.path.dirname(__file__)) + os.sep
+    command = os.path.join(package, "cli") + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and (frame.f_code.co_filename.startswith(package)
+                                 or frame.f_globals.get("__name__") in _PASSED):
+        if frame.f_code.co_filename.startswith(command):
+            return 1
+        frame, level = frame.f_back, level + 1
+    return 1 if frame is None else level
 
 
 class SkippedImagesWarning(UserWarning):
@@ -125,7 +149,7 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path],
     if loose:
         warnings.warn(f"{root}: left out {len(loose)} picture(s) beside the class folders, which belong to no class "
                       f"({_listed(loose)}); move each into its class's folder to train on it", SkippedImagesWarning,
-                      stacklevel=3)
+                      stacklevel=_user_level())
     files, links, unopened = [], list(class_links), []
     for label, name in enumerate(classes):
         found, linked, others = list_pictures(root / name)
@@ -146,7 +170,7 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path],
     if unopened:
         warnings.warn(f"{root}: left out {len(unopened)} picture(s) in formats neuralab does not open "
                       f"({_listed([p.relative_to(root) for p in unopened])}); convert them to PNG or JPEG to "
-                      "train on them", SkippedImagesWarning, stacklevel=3)
+                      "train on them", SkippedImagesWarning, stacklevel=_user_level())
     left_out = ([(str(root / name), "beside the class folders, in no class; move it into its class's folder")
                  for name in loose] +
                 [(str(path), f"a format neuralab does not open ({path.suffix}); convert it to PNG or JPEG")
@@ -268,7 +292,7 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
             raise NeuralabError(f"{root}: {len(skipped)} of {total} images cannot be read: {listed}; "
                                 "fix or remove them, or pass `on_error` skip to leave them out")
         warnings.warn(f"{root}: skipped {len(skipped)} of {total} images that cannot be read: {listed}",
-                      SkippedImagesWarning, stacklevel=2)
+                      SkippedImagesWarning, stacklevel=_user_level())
     y = np.asarray(labels, dtype=np.int64)
     empty = [classes[i] for i in range(len(classes)) if not (y == i).any()]
     if empty:
@@ -292,7 +316,7 @@ def _warn_unsplit(root: Path, classes: list[str], y: np.ndarray, *splits) -> Non
                for c, n, names in zip(classes, sizes, lacking) if names]
     if missing:
         warnings.warn(f"{root}: {len(missing)} class(es) too small to split: {_listed(missing)}; the model's scores "
-                      "say nothing of them there: add pictures to those classes", stacklevel=3)
+                      "say nothing of them there: add pictures to those classes", stacklevel=_user_level())
 
 
 def _is_size(image_size) -> bool:
