@@ -210,6 +210,56 @@ def test_folder_shape_errors(tmp_path):
         load_image_folder(tmp_path / "one")
 
 
+def test_a_folder_split_into_train_and_test_is_refused_naming_its_training_folder(tmp_path, capsys):
+    """A dataset laid out as Kaggle and ImageFolder split it (split/train/CLASS, split/test/CLASS)
+    trained silently as a model of 2 classes, test and train, at chance."""
+    from neuralab.cli import main
+
+    data = tmp_path / "split"
+    digits_folder(data / "train", 60)
+    digits_folder(data / "test", 30)
+    with pytest.raises(NeuralabError) as refused:
+        load_image_data(str(data))
+    assert str(refused.value) == (f"{data}: its class folders (test, train) are a dataset's splits, not its classes; "
+                                  f"give {data / 'train'} as data, whose folders (0, 1, 2, ...) are the classes: "
+                                  "neuralab holds out validation and test pictures from it itself")
+    named = load_image_folder(data / "train", val_fraction=0, test_fraction=0)
+    assert named.classes == [str(d) for d in range(10)]
+    code = main(["train", "--model", "mlp", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"give {data / 'train'} as --data," in err, err
+    assert not (tmp_path / "run").exists()
+    # Kaggle's other layout: Training/ of classes, Testing/ of pictures without labels
+    (data / "train").rename(data / "Training")
+    (data / "test").rename(data / "Testing")
+    for path in list((data / "Testing").rglob("*.png")):
+        path.rename(data / "Testing" / f"{path.parent.name}-{path.name}")
+    with pytest.raises(NeuralabError, match=f"its class folders \\(Testing, Training\\) .*give {data / 'Training'} as"):
+        load_image_folder(data)
+
+
+def test_class_folders_that_hold_the_same_sub_folders_are_warned_of(tmp_path):
+    """Folders of other names, each holding the same class folders (folds/a/CLASS, folds/b/CLASS),
+    may be splits too; a dataset sorted below its classes is read as before."""
+    folds = tmp_path / "folds"
+    for fold in ("a", "b"):
+        digits_folder(folds / fold, 30)
+    with pytest.warns(UserWarning) as caught:
+        data = load_image_folder(folds)
+    assert [str(w.message) for w in caught] == [
+        f"{folds}: every class folder (a, b) holds the same sub-folders (0, 1, 2, ...) and no picture of its own; "
+        f"if those are the classes, give {folds / 'a'} as `data`"]
+    assert data.classes == ["a", "b"]
+    sorted_below = tmp_path / "sorted"
+    for name, start in (("cat", 0), ("dog", 1), ("train", 2)):  # a class of trains among others
+        for year in ("2019", "2020"):
+            for i in range(5):
+                write(sorted_below / name / f"{year}-{start}" / f"{i}.png", gray(10 * start + i))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_image_folder(sorted_below).classes == ["cat", "dog", "train"]
+
+
 @pytest.mark.parametrize("kwargs, option", [
     ({"color": "sepia"}, "color='sepia'"), ({"on_error": "ignore"}, "on_error='ignore'"),
     ({"image_size": (0, 5)}, "image_size=\\(0, 5\\)"), ({"image_size": (32.5, 32)}, "image_size=\\(32.5, 32\\)"),

@@ -5,11 +5,13 @@ torchvision's ImageFolder read them:
       cat/  001.png  002.jpg ...
       dog/  a.jpeg ...
 
-Class names are the sub-folder names, sorted. A class's pictures are every PNG, JPEG, GIF,
-BMP, TIFF, WebP, PGM or PPM file in its folder and in the folders below it, as Keras and
-torchvision read them; hidden files and folders are left out, as are the __MACOSX folders of
-macOS's zip files. Links to folders are not followed (they are reported like unreadable
-files), and pictures in formats neuralab does not open (an iPhone's HEIC) are named in a warning.
+Class names are the sub-folder names, sorted; a folder already split into a dataset's train/ and
+test/ (root/train/CLASS/..., root/test/CLASS/...) is refused, naming root/train. A class's
+pictures are every PNG, JPEG, GIF, BMP, TIFF, WebP, PGM or PPM file in its folder and in the
+folders below it, as Keras and torchvision read them; hidden files and folders are left out, as
+are the __MACOSX folders of macOS's zip files. Links to folders are not followed (they are
+reported like unreadable files), and pictures in formats neuralab does not open (an iPhone's
+HEIC) are named in a warning.
 Images are decoded safely (data.pictures), converted to grayscale or RGB, resized, and split
 per class into train / validation / test with a seeded permutation (stratified: every split
 keeps the class proportions). Files that cannot be read are reported by path and count;
@@ -20,6 +22,7 @@ keeps the class proportions). Files that cannot be read are reported by path and
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -37,6 +40,9 @@ from neuralab.files import inside
 # Bytes of pixels a folder dataset may hold in memory (uint8): a few small files of large
 # pictures must be refused before they are decoded, not when the model's first layer is built
 MAX_BYTES = 4 * 2**30
+# Words a dataset's split folders are named by (train/, test/, val/ of Kaggle and ImageFolder;
+# Training/, Testing/; seg_train/): class folders all named so are splits, not classes
+SPLIT_WORDS = frozenset({"train", "training", "test", "testing", "val", "valid", "validation"})
 
 
 def hidden(name: str) -> bool:
@@ -146,6 +152,7 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path],
                   "class") if loose else ""
         raise NeuralabError(f"{root}: found {len(classes)} class folder(s); a classifier needs at least 2 "
                             f"(root/CLASS_NAME/*.png|jpg){wrapped}{linked}{beside}")
+    _check_classes_are_not_splits(root, classes)
     if loose:
         warnings.warn(f"{root}: left out {len(loose)} picture(s) beside the class folders, which belong to no class "
                       f"({_listed(loose)}); move each into its class's folder to train on it", SkippedImagesWarning,
@@ -176,6 +183,40 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path],
                 [(str(path), f"a format neuralab does not open ({path.suffix}); convert it to PNG or JPEG")
                  for path in unopened])
     return classes, files, links, left_out
+
+
+def _check_classes_are_not_splits(root: Path, classes: list[str]) -> None:
+    """Refuse a folder already split into a dataset's train/ and test/ (root/train/CLASS/...,
+    root/test/CLASS/..., as Kaggle and torchvision's ImageFolder lay them out): read as classes,
+    they trained a model to tell the training pictures from the test ones, silently. Where the
+    class folders have other names but each holds the same sub-folders and no picture of its
+    own (root/a/cat, root/b/cat), say so in a warning only: a dataset may be sorted so below
+    its classes (root/cat/2019, root/dog/2019), which Keras and torchvision read as it is."""
+    suffixes = picture_suffixes() | OTHER_SUFFIXES
+    inner, own = {}, set()
+    for name in classes:
+        try:  # scandir: a class of many pictures is not stat'ed twice (list_pictures reads them)
+            with os.scandir(root / name) as entries:
+                entries = [e for e in entries if not hidden(e.name)]
+                inner[name] = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+                if any(os.path.splitext(e.name)[1].lower() in suffixes for e in entries if not e.is_dir()):
+                    own.add(name)
+        except OSError:  # an unreadable class folder: list_pictures refuses it by its name
+            return
+    held = [name for name in classes if inner[name]]
+
+    def words(name: str) -> set[str]:
+        return set(re.split(r"[^a-z]+", name.lower()))
+
+    if held and all(SPLIT_WORDS & words(name) for name in classes):
+        train = next((name for name in held if {"train", "training"} & words(name)), held[0])
+        raise NeuralabError(f"{root}: its class folders ({_listed(classes)}) are a dataset's splits, not its classes; "
+                            f"give {root / train} as `data`, whose folders ({_listed(inner[train])}) are the "
+                            "classes: neuralab holds out validation and test pictures from it itself")
+    if not own and len(inner[classes[0]]) >= 2 and all(inner[name] == inner[classes[0]] for name in classes):
+        warnings.warn(f"{root}: every class folder ({_listed(classes)}) holds the same sub-folders "
+                      f"({_listed(inner[classes[0]])}) and no picture of its own; if those are the classes, give "
+                      f"{root / classes[0]} as `data`", stacklevel=_user_level())
 
 
 def _stratified(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int):
