@@ -163,10 +163,11 @@ def _backtest(results: dict, ranked: list[str], r: ForecastReport) -> tuple[str,
     fold_names = [n for n in ranked if results["backtest"] and n in results["backtest"][0]["metrics"]]
     folds = [[f["fold"], f"{f['start']} .. {f['end']}", f["windows"], *(f["metrics"][n]["mae"] for n in fold_names)]
              for f in results["backtest"]]
-    # metrics.difference's rule: a fold's gain judged by Student's t for its windows, and not at all on too few
+    # metrics.difference's rule: a fold's gain judged by Student's t for its windows (fixed-b where windows
+    # overlap), and not at all on too few windows that share no target
     judged = any("folds_too_short" in s for s in summary.values())  # runs before it counted short folds as ties
-    beating = "folds beating persistence" + ((" (beyond the paired gain's noise: 2 SE or Student's t, on "
-                                               f"{r.min_windows} windows or more)" if judged else
+    beating = "folds beating persistence" + ((" (beyond the paired gain's noise: 2 SE, Student's t or fixed-b, on "
+                                               f"{r.min_windows} windows that share no target or more)" if judged else
                                                " (beyond 2 SE of the paired gain)") if ties else "")
     body = html.table(["name", f"mean {metric.upper()} (weighted by windows)", "spread (std)", beating], rows,
                       highlight=[i for i, row in enumerate(rows) if row[0] == r.network])
