@@ -489,6 +489,138 @@ def test_a_class_counting_its_instances_keeps_its_code(digits, tmp_path):
     assert module.Net.built >= 1 and _source(result.run_dir)["file"] == "model.py"
 
 
+# A file whose values the model reads several ways: all as its import left them
+VALUES = '''
+import dataclasses
+import enum
+import typing
+
+import numpy as np
+import torch
+from torch import nn
+
+SIZES = [64, 16, 10]
+HID = 8 * 2
+ACT = nn.ReLU
+DTYPE = torch.float32
+SCALE = np.float32
+SQUASH = torch.nn.functional.relu
+
+
+@dataclasses.dataclass(frozen=True)
+class Cfg:
+    drop: float = 0.0
+
+
+@dataclasses.dataclass(slots=True)
+class Slotted:
+    width: int = 16
+
+
+class Kind(enum.Enum):
+    A = 1
+
+
+class Pair(typing.NamedTuple):
+    x: int = 1
+
+
+class Net(nn.Module):
+    gain = 1.0
+    act = nn.ReLU
+
+    def __init__(self, scale=1.0, cfg=Cfg()):
+        super().__init__()
+        assert HID == SIZES[1] == Slotted().width and Kind.A.value == Pair().x and DTYPE is torch.float32
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(SIZES[0], SIZES[1]), self.act(), nn.Dropout(cfg.drop))
+        self.head = nn.Linear(SIZES[1], SIZES[2])
+        self.scale = scale * self.gain * float(SCALE(1))
+
+    def forward(self, x):
+        return SQUASH(ACT()(self.head(self.body(x)))) * self.scale
+'''
+
+
+def _resolved(module):
+    from neuralab.training.source import resolve
+
+    return resolve(module.Net())
+
+
+def test_a_file_as_it_was_imported_is_kept_whatever_values_it_reads(tmp_path):
+    """Lists, arithmetic, attributes of torch and NumPy, dataclasses (slots too), enums and
+    NamedTuples as imported: nothing to tell it from its file, so the run keeps it."""
+    module = _imported(tmp_path, f"values_{tmp_path.name}".replace("-", "_"), VALUES)
+    source = _resolved(module)
+    assert source.not_kept is None and source.file == (tmp_path / f"{module.__name__}.py").resolve()
+
+
+@pytest.mark.parametrize("edit, said", [
+    (("scale=1.0", "scale=2.0"), "gives Net.__init__'s scale the default 2.0 where the function in memory has 1.0"),
+    (("SIZES = [64, 16, 10]", "SIZES = [64, 16, 5]"), "sets SIZES to [64, 16, 5] where the module in memory has "
+                                                      "[64, 16, 10]"),
+    (("act = nn.ReLU", "act = nn.Tanh"), "sets act to nn.Tanh where Net in memory has <class "),
+    (("drop: float = 0.0", "drop: float = 0.5"), "sets drop to 0.5 where Cfg in memory has 0.0"),
+    (("HID = 8 * 2", "HID = 8 * 4"), "sets HID to 32 where the module in memory has 16"),
+    (("ACT = nn.ReLU", "ACT = nn.Tanh"), "sets ACT to nn.Tanh where the module in memory has <class "),
+])
+def test_an_edit_of_a_value_the_model_reads_is_told_from_its_file(edit, said, tmp_path):
+    """Code objects alike: the file now gives a default, a list, a class attribute, a dataclass
+    field, a computed constant or an attribute chain another value than the module was built with."""
+    name = f"edited_values_{tmp_path.name}".replace("-", "_")
+    module = _imported(tmp_path, name, VALUES)
+    path = tmp_path / f"{name}.py"
+    path.write_text(path.read_text().replace(*edit))
+    source = _resolved(module)
+    assert source.file is None and source.not_kept.startswith(f"{name}.py {said}"), source.not_kept
+    assert source.not_kept.endswith(f"{name}.py changed since Net was imported from it" +
+                                    ("" if "default" in said else f", or {said.split()[1]} was set since"))
+
+
+OVERRIDES = {
+    "import": ("HIDDEN = 16\ntry:\n    from {settings} import HIDDEN  # this machine's own\nexcept ImportError:\n"
+               "    pass\n", "HIDDEN = 8\n"),
+    "globals": ("HIDDEN = 16\nglobals().update(json.loads(Path(__file__).with_name('{settings}.json')"
+                ".read_text()))\n", '{"HIDDEN": 8}'),
+    "setattr": ("HIDDEN = 16\nsetattr(sys.modules[__name__], 'HIDDEN', 8)\n", None),
+    "loop": ("HIDDEN = 16\nfor HIDDEN in (4, 8):\n    pass\n", None),
+    "augmented": ("HIDDEN = 16\nHIDDEN //= 2\n", None),
+    "list changed in place": ("HIDDEN = 8\nSIZES = [16]\n\n\ndef grown():\n    SIZES.append(HIDDEN)\n"
+                              "    return SIZES\n\n\ngrown()\n", None),
+}
+
+
+@pytest.mark.parametrize("how", OVERRIDES)
+def test_a_constant_its_file_sets_again_is_not_taken_for_an_edit(how, digits, tmp_path):
+    """HIDDEN = 16, then set again as the file runs (a settings file's override, say): the class
+    in memory is what the file gives; comparing the literal alone warned, and lost every run."""
+    name = f"override_{how.replace(' ', '_')}_{tmp_path.name}".replace("-", "_")
+    settings = f"settings_{name}"
+    top, other = OVERRIDES[how]
+    if other is not None:
+        (tmp_path / f"{settings}{'.json' if how == 'globals' else '.py'}").write_text(other)
+    code = EDITED.replace("from torch import nn", "import json\nimport sys\nfrom pathlib import Path\n\n"
+                          "from torch import nn\n\n" + top.format(settings=settings)).replace(
+        "nn.Linear(64, 16), nn.ReLU()", "nn.Linear(64, HIDDEN), nn.ReLU()").replace(
+        "nn.Linear(16, 10)", "nn.Linear(HIDDEN, 10)")
+    if how == "list changed in place":
+        code = code.replace("nn.Linear(64, HIDDEN)", "nn.Linear(64, SIZES[-1])")
+    sys.path.insert(0, str(tmp_path))  # the settings import again as the run's copy of the file runs
+    try:
+        module = _imported(tmp_path, name, code)
+        assert module.Net().head.in_features == 8
+        assert _resolved(module).not_kept is None
+        if how == "import":  # the run keeps the file and its settings, and rebuilds the network trained
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                result = _train(module.Net(), digits, tmp_path / "run", epochs=1)
+            assert _source(result.run_dir)["file"] == "model.py"
+            assert evaluate_run(result.run_dir, trust_code=True)["test_accuracy"] == pytest.approx(
+                result.test["accuracy"])
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
 def test_a_model_loaded_from_a_run_and_trained_again_keeps_its_code(digits, tmp_path):
     """A fine-tune of a run's own module whose forward holds an annotated function: neuralab's
     loader compiled the file under its own postponed annotations, the check without them, and

@@ -35,7 +35,7 @@ import os
 import sys
 import types
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
 from neuralab.errors import NeuralabError, ParameterError, did_you_mean
@@ -660,8 +660,8 @@ def _from_file(filename, path: Path) -> bool:
 
 def _code_differs(code: bytes, path: Path, holders: list, cls) -> str | None:
     """Where the functions and classes that ``holders`` (the model's class, its module) hold from
-    ``path`` are not what ``code`` compiles to, or a plain constant they read has another value
-    in memory than ``code`` gives it: the reason, with {name} and {cls} to fill in; else None."""
+    ``path`` are not what ``code`` compiles to, or a value the file gives that they read has
+    another in memory (_values_differ): the reason, with {name} and {cls} to fill in; else None."""
     try:
         compiled = compile(code, str(path), "exec", dont_inherit=True)  # not this module's __future__ flags
         tree = ast.parse(code, str(path))
@@ -670,23 +670,64 @@ def _code_differs(code: bytes, path: Path, holders: list, cls) -> str | None:
     fresh = set()
     _prints(compiled, fresh)
     known = {}  # co_filename -> whether it is ``path``
-    in_memory = [c for c in _codes_of(holders) if known.setdefault(c.co_filename, _from_file(c.co_filename, path))]
+    functions = [f for f in _functions_of(holders)
+                 if known.setdefault(f.__code__.co_filename, _from_file(f.__code__.co_filename, path))]
+    in_memory = {id(c): c for f in functions for c in [f.__code__]}.values()
     if any(_code_print(c) not in fresh for c in in_memory):
         return "{name} changed since {cls} was imported from it"
-    read = {n for c in in_memory for n in _names_read(c)}
+    return _values_differ(tree, holders, cls, functions, {n for c in in_memory for n in _names_read(c)})
+
+
+def _values_differ(tree, holders: list, cls, functions: list, read: set) -> str | None:
+    """Where a value that ``tree``, the file, gives and that code of it in memory reads is another
+    in memory: a constant bound once at the top level of the module or of one of its classes (a
+    literal, HIDDEN = 64, SIZES = [16], a dataclass field's default; arithmetic of numbers,
+    HID = 16 * 2; an attribute of an imported module, ACT = nn.ReLU), or a literal default of an
+    argument of one of ``functions``. Only what can be told without running anything: the
+    reason, with {name} and {cls} to fill in; else None."""
     module = next((h for h in holders if isinstance(h, types.ModuleType)), None)
-    places = [(tree.body, "the module", vars(module) if module is not None else {})]
-    if cls is not None:
-        places += [(d.body, f"{cls.__name__}", vars(cls)) for d in tree.body
-                   if isinstance(d, ast.ClassDef) and d.name == cls.__name__]
+    globals_ = vars(module) if module is not None else {}
     # names its own code changes: globals, and attributes it sets (a class counting its instances, Net.built += 1)
     kept_by_code = {n for g in ast.walk(tree) if isinstance(g, (ast.Global, ast.Nonlocal)) for n in g.names} | {
         a.attr for a in ast.walk(tree) if isinstance(a, ast.Attribute) and isinstance(a.ctx, ast.Store)}
+    if _rebinds_by_name(tree):  # globals().update(settings), setattr(sys.modules[__name__], ...): nothing to tell by
+        return None
+    changed = "{name} changed since {cls} was imported from it"
+    places = [] if any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)
+                       for n in ast.walk(tree)) else [(tree.body, "the module", globals_)]
+    mutated = _changed_in_place(tree)
+    _, imported = _bound_once(tree.body)
+    classes = [d for d in tree.body if isinstance(d, ast.ClassDef)]
+    for d in (d for d in classes if [c.name for c in classes].count(d.name) == 1):  # not a class defined again
+        held = cls if cls is not None and d.name == cls.__name__ else globals_.get(d.name)
+        if isinstance(held, type) and held.__qualname__ == d.name \
+                and held.__module__ == (module.__name__ if module is not None else cls.__module__):
+            places.append((d.body, held.__name__, _class_values(held)))
     for body, holder, values in places:
-        for n, value in _plain_constants(body).items():
-            if n in read and n not in kept_by_code and n in values and not _same_value(values[n], value):
-                return (f"{{name}} sets {n} to {value!r} where {holder} in memory has {values[n]!r}: {{name}} "
-                        f"changed since {{cls}} was imported from it, or {n} was set since")
+        for n, node in _bound_once(body)[0].items():
+            if n not in read or n in kept_by_code or n not in values:
+                continue
+            value = _folded(node)
+            if value is not _UNKNOWN:
+                if (_immutable(value) or _flat(value) and n not in mutated) and _plain(values[n]) \
+                        and not _same_value(values[n], value):
+                    return (f"{{name}} sets {n} to {_said(value)} where {holder} in memory has "
+                            f"{_said(values[n])}: " + changed + f", or {n} was set since")
+                continue
+            found = _attribute_of(node, globals_, imported)
+            if found is not _UNKNOWN and found is not values[n]:
+                return (f"{{name}} sets {n} to {ast.unparse(node)} where {holder} in memory has {_said(values[n])}: "
+                        + changed + f", or {n} was set since")
+    if {"__defaults__", "__kwdefaults__"} & kept_by_code:
+        return None
+    defined = dict(_functions_in(tree.body, ""))
+    for f in functions:
+        node = defined.get(f.__qualname__)
+        found = node is not None and _default_differs(f, node.args)
+        if found:
+            arg, value, memory = found
+            return (f"{{name}} gives {f.__qualname__}'s {arg} the default {_said(value)} where the function in "
+                    f"memory has {_said(memory)}: " + changed)
     return None
 
 
@@ -725,9 +766,9 @@ def _names_read(co):
             yield from _names_read(c)
 
 
-def _codes_of(holders: list) -> list:
-    """The code objects of the functions that ``holders`` hold, and those of the classes in them
-    from the same module: methods, static and class methods, properties, what decorators wrap."""
+def _functions_of(holders: list) -> list:
+    """The functions that ``holders`` hold, and those of the classes in them from the same
+    module: methods, static and class methods, properties, what decorators wrap (lru_cache too)."""
     found, seen, todo = [], set(), [(h, getattr(h, "__name__", None)) for h in holders]
     while todo:
         obj, module = todo.pop()
@@ -746,36 +787,216 @@ def _codes_of(holders: list) -> list:
         elif isinstance(obj, property):
             todo += [(f, module) for f in (obj.fget, obj.fset, obj.fdel) if f is not None]
         elif isinstance(obj, types.FunctionType):
-            found.append(obj.__code__)
+            found.append(obj)
             if isinstance(getattr(obj, "__wrapped__", None), types.FunctionType):
                 todo.append((obj.__wrapped__, module))
+        elif isinstance(wrapped := _wrapped(obj), types.FunctionType):  # functools.lru_cache's wrapper
+            todo.append((wrapped, module))
     return found
 
 
-def _plain_constants(body: list) -> dict:
-    """The names that ``body`` (a module's or a class's statements) binds once, directly, to a
-    literal that cannot change in place (a number, text, a tuple of them): name -> value."""
-    bound, plain = {}, {}
+def _wrapped(obj):
+    """What ``obj`` says it wraps, read without running its code (a proxy's __getattr__)."""
+    with contextlib.suppress(Exception):
+        return inspect.getattr_static(obj, "__wrapped__", None)
+    return None
+
+
+_UNKNOWN = object()  # a value the file's text alone does not tell
+
+
+def _bound_once(body: list) -> dict:
+    """The names that ``body`` (a module's or a class's statements) binds once, by a plain
+    assignment and nothing else (no import, loop, augmented assignment, def, second assignment
+    under any branch): name -> the value assigned; and the names it binds once, by an import."""
+    bound, plain, imported = {}, {}, set()
     for node in body:
-        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-        names = [n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)]
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names += [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+        names = []
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+                names.append(n.id)
+            elif isinstance(n, (ast.Import, ast.ImportFrom)):  # try: from local_settings import HIDDEN
+                names += [(a.asname or a.name).split(".")[0] for a in n.names]
+            elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.append(n.name)
+            elif isinstance(n, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and n.name:
+                names.append(n.name)
+            elif isinstance(n, ast.MatchMapping) and n.rest:
+                names.append(n.rest)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):  # its body binds its own names
+            names = [node.name]
         for n in set(names):
             bound[n] = bound.get(n, 0) + 1
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            imported.update(names)
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
         single = targets[0] if len(targets) == 1 else None
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(single, ast.Name) and node.value is not None:
-            with contextlib.suppress(ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                value = ast.literal_eval(node.value)
-                if _immutable(value):
-                    plain[single.id] = value
-    return {n: v for n, v in plain.items() if bound[n] == 1}
+            plain[single.id] = node.value
+    return {n: v for n, v in plain.items() if bound[n] == 1}, {n for n in imported if bound[n] == 1}
+
+
+def _rebinds_by_name(tree) -> bool:
+    """Whether ``tree``'s code can bind names that its statements do not show: globals(),
+    vars(), locals(), exec, eval, a module's __dict__ or sys.modules, setattr on anything but self."""
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            if n.func.id in ("globals", "vars", "locals", "exec", "eval"):
+                return True
+            if n.func.id == "setattr" and not (n.args and isinstance(n.args[0], ast.Name) and n.args[0].id == "self"):
+                return True
+        if isinstance(n, ast.Attribute) and (n.attr == "__dict__" or n.attr == "modules"
+                                             and isinstance(n.value, ast.Name) and n.value.id == "sys"):
+            return True
+    return False
+
+
+# What code can do with a list, dict or set that leaves it as it is (SIZES[0], len(SIZES), for s in SIZES)
+_READING = {"len", "tuple", "list", "sorted", "sum", "min", "max", "enumerate", "zip", "range", "reversed", "iter",
+            "set", "frozenset", "dict", "str", "repr", "any", "all", "print", "isinstance", "bool", "int", "float"}
+
+
+def _changed_in_place(tree) -> set:
+    """The names (a global's, an attribute's) that ``tree``'s code uses other than to read
+    them: SIZES.append(8), SIZES[0] = 8, helper(SIZES), alias = SIZES; a list, dict or set of
+    that name may differ in memory from the file's without an edit."""
+    parents = {id(c): p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
+    found = set()
+    for n in ast.walk(tree):
+        name = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else None
+        if name is None or not isinstance(n.ctx, ast.Load):
+            continue
+        p = parents.get(id(n))
+        reading = (isinstance(p, ast.Subscript) and p.value is n and isinstance(p.ctx, ast.Load)
+                   or isinstance(p, (ast.For, ast.AsyncFor, ast.comprehension)) and p.iter is n
+                   or isinstance(p, (ast.Compare, ast.If, ast.While, ast.IfExp, ast.Assert))
+                   or isinstance(p, ast.Starred) and isinstance(p.ctx, ast.Load)
+                   or isinstance(p, ast.Call) and n in p.args and isinstance(p.func, ast.Name)
+                   and p.func.id in _READING)
+        if not reading:
+            found.add(name)
+    return found
+
+
+def _folded(node):
+    """The value of ``node``, a literal or arithmetic of numbers (16 * 2), or _UNKNOWN."""
+    with contextlib.suppress(ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        value = ast.literal_eval(node)
+        return value if _plain(value) else _UNKNOWN
+    number = (int, float, complex)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
+        value = _folded(node.operand)
+        if type(value) in number:
+            return +value if isinstance(node.op, ast.UAdd) else -value
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+        left, right = _folded(node.left), _folded(node.right)
+        if type(left) in number and type(right) in number:
+            if isinstance(node.op, ast.Pow) and not (abs(right) <= 64 and abs(left) < 2 ** 64):
+                return _UNKNOWN  # 10 ** 10 ** 9 is not worked out
+            with contextlib.suppress(ArithmeticError, ValueError, TypeError):
+                return _ARITHMETIC[type(node.op)](left, right)
+    return _UNKNOWN
+
+
+_ARITHMETIC = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+               ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b,
+               ast.Pow: lambda a, b: a ** b}
+
+
+def _attribute_of(node, globals_: dict, imported: set):
+    """The object that ``node``, a chain of attributes of a name the file binds by an import
+    alone (nn.ReLU, torch.nn.functional.relu), is in memory, looked up in the dictionaries of
+    modules and classes without running anything; _UNKNOWN where it cannot be told so."""
+    chain = []
+    while isinstance(node, ast.Attribute):
+        chain.insert(0, node.attr)
+        node = node.value
+    if not chain or not isinstance(node, ast.Name) or node.id not in globals_:
+        return _UNKNOWN
+    obj = globals_[node.id]
+    if not isinstance(obj, types.ModuleType) or node.id not in imported:
+        return _UNKNOWN
+    for attr in chain:
+        if isinstance(obj, types.ModuleType):
+            obj = vars(obj).get(attr, _UNKNOWN)
+        elif isinstance(obj, type):
+            obj = next((vars(c)[attr] for c in obj.__mro__ if attr in vars(c)), _UNKNOWN)
+            if not isinstance(obj, (types.FunctionType, type)) and hasattr(type(obj), "__get__"):
+                return _UNKNOWN  # a descriptor: what the class gives is not what its dictionary holds
+        else:
+            return _UNKNOWN
+        if obj is _UNKNOWN:
+            return _UNKNOWN
+    return obj
+
+
+def _class_values(held: type) -> dict:
+    """The values that class ``held`` holds for the names its body binds: a dataclass field's
+    default (kept apart from the class where it has slots), else the class's own dictionary."""
+    values = dict(vars(held))
+    for name, f in getattr(held, "__dataclass_fields__", {}).items():
+        values.pop(name, None)
+        if f.default is not MISSING:
+            values[name] = f.default
+    return values
+
+
+def _functions_in(body: list, prefix: str):
+    """(qualified name, def) for the functions that ``body`` defines, as Python names them."""
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield prefix + node.name, node
+            yield from _functions_in(node.body, f"{prefix}{node.name}.<locals>.")
+        elif isinstance(node, ast.ClassDef):
+            yield from _functions_in(node.body, f"{prefix}{node.name}.")
+
+
+def _default_differs(function, args: ast.arguments):
+    """(argument, the file's default, the one in memory) where ``function``'s literal default
+    of an argument is another than ``args``, its def in the file, gives; else None."""
+    co = function.__code__
+    positional = [a.arg for a in args.posonlyargs + args.args]
+    if positional != list(co.co_varnames[:co.co_argcount]) or [a.arg for a in args.kwonlyargs] != list(
+            co.co_varnames[co.co_argcount:co.co_argcount + co.co_kwonlyargcount]):
+        return None  # not the def it looks like (a wrapper that took its name)
+    memory = function.__defaults__ or ()
+    pairs = [] if len(memory) != len(args.defaults) else list(zip(positional[len(positional) - len(memory):],
+                                                                  args.defaults, memory))
+    kw = function.__kwdefaults__ or {}
+    pairs += [(a.arg, d, kw[a.arg]) for a, d in zip(args.kwonlyargs, args.kw_defaults)
+              if d is not None and a.arg in kw]
+    for arg, node, value in pairs:
+        given = _folded(node)
+        if given is not _UNKNOWN and _immutable(given) and _plain(value) and not _same_value(value, given):
+            return arg, given, value
+    return None
 
 
 def _immutable(value) -> bool:
     if isinstance(value, (tuple, frozenset)):
         return all(_immutable(v) for v in value)
     return value is None or isinstance(value, (bool, int, float, complex, str, bytes))
+
+
+def _flat(value) -> bool:
+    """Whether ``value`` is a list, dict or set of values that cannot change in place."""
+    items = [*value.keys(), *value.values()] if type(value) is dict else value
+    return type(value) in (list, set, dict) and all(_immutable(v) for v in items)
+
+
+def _said(value) -> str:
+    """``value`` as a reason names it, its braces kept from str.format."""
+    return repr(value).replace("{", "{{").replace("}", "}}")
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is made of Python's plain types alone, which a literal gives (not an
+    enum's member, a NamedTuple's field, a slot)."""
+    if type(value) in (tuple, list, set, frozenset):
+        return all(_plain(v) for v in value)
+    if type(value) is dict:
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    return value is None or type(value) in (bool, int, float, complex, str, bytes)
 
 
 def _same_value(memory, value) -> bool:
