@@ -452,8 +452,9 @@ def test_a_helper_edited_since_the_model_was_imported_is_the_file_named(digits, 
     (tmp_path / f"{part}.py").write_text("from torch import nn\n\n\ndef head():\n"
                                          "    return nn.Linear(16, 10, bias=False)\n")
     with pytest.warns(UserWarning, match=rf"{part}.py, which {name}.py imports, changed since Net was imported: .* "
-                                         rf"restart the kernel \(or importlib.reload\({part}\), then "
-                                         rf"importlib.reload\({name}\)\)"):
+                                         rf"restart the kernel \(or run `import importlib, {part}, {name}; "
+                                         rf"importlib.reload\({part}\); importlib.reload\({name}\); "
+                                         rf"from {name} import Net`\)"):
         result = _train(made, digits, tmp_path / "run", epochs=1)
     assert _source(result.run_dir)["file"] is None
 
@@ -619,6 +620,30 @@ def test_a_constant_its_file_sets_again_is_not_taken_for_an_edit(how, digits, tm
                 result.test["accuracy"])
     finally:
         sys.path.remove(str(tmp_path))
+
+
+def test_the_advice_for_a_file_edited_since_imported_works_as_pasted_after_from_import(tmp_path):
+    """After `from net import Net`, importlib.reload(net) alone was a NameError, and a reload
+    leaves the name Net bound to the old class: the advice reloads and imports the class again."""
+    name = f"advised_{tmp_path.name}".replace("-", "_")
+    _imported(tmp_path, name)
+    session = {}
+    exec(f"from {name} import Net", session)  # a notebook's cell
+    path = tmp_path / f"{name}.py"
+    path.write_text(path.read_text().replace("nn.Linear(16, 10)", "nn.Linear(16, 10, bias=False)"))
+    from neuralab.training.source import resolve
+
+    source = resolve(session["Net"]())
+    with pytest.warns(UserWarning, match="restart the kernel") as caught:
+        source.copy_code(tmp_path)
+    line = re.search(r"\(or run `(.*)`\)", str(caught[0].message)).group(1)
+    assert line == f"import importlib, {name}; importlib.reload({name}); from {name} import Net"
+    sys.path.insert(0, str(tmp_path))
+    try:
+        exec(line, session)
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert session["Net"]().head.bias is None and resolve(session["Net"]()).not_kept is None
 
 
 def test_a_model_loaded_from_a_run_and_trained_again_keeps_its_code(digits, tmp_path):

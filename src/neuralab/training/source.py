@@ -197,7 +197,8 @@ class ModelSource:
     seed: int | None = None                   # torch: the seed it was built under, where just set (seed_just_set)
     not_kept: str | None = None               # torch: why the run cannot keep its code, where that is known
     reload_by: str | None = None              # torch: with not_kept, where its file changed since its class was
-    #                                           imported: the reload that makes it its file again, importlib.reload(net)
+    #                                           imported: the line that makes it its file again,
+    #                                           import importlib, net; importlib.reload(net); from net import Net
     bare: bool | None = None                  # torch: its class, ``name``, called without arguments builds the
     #                                           same network: the caller can give it again as NAME() (None: unknown)
     elsewhere: dict = field(default_factory=dict)  # torch: the user's modules it imports from elsewhere on
@@ -261,7 +262,7 @@ class ModelSource:
                               f"keep: a resume or a reload of the run runs {them} as {them} {are} then, edited or "
                               f"gone; to keep {them} with the run, put {them} beside the model's file")
         elif self.type == TORCH and self.not_kept:
-            fix = (f"restart the kernel (or {self.reload_by}) and build the model again from the "
+            fix = (f"restart the kernel (or run `{self.reload_by}`) and build the model again from the "
                    "file as it is" if self.reload_by else
                    "give the model in a .py file whose helpers are .py files beside it, imported by import "
                    "statements without dots (import helper)")
@@ -627,7 +628,7 @@ def _edited_since_imported(cls, path: Path, code: bytes, imports: dict) -> tuple
     holders = [cls, module] if _from_file(getattr(module, "__file__", None), path) else [cls]
     found = _code_differs(code, path, holders, cls)
     if found is not None:
-        return found.format(name=path.name, cls=cls.__name__), f"importlib.reload({main})"
+        return found.format(name=path.name, cls=cls.__name__), _reload(main, cls)
     for file, helper_code in sorted(imports.items()):
         helper = sys.modules.get(file[:-3])
         if helper is None or not _from_file(getattr(helper, "__file__", None), path.parent / file) \
@@ -637,8 +638,17 @@ def _edited_since_imported(cls, path: Path, code: bytes, imports: dict) -> tuple
         if found is not None:
             said = found.format(name=file, cls=cls.__name__).replace(" imported from it", " imported")
             said = said.replace(f"{file} changed", f"{file}, which {path.name} imports, changed")
-            return said, f"importlib.reload({helper.__name__}), then importlib.reload({main})"
+            return said, _reload(main, cls, helper.__name__)
     return None
+
+
+def _reload(main: str, cls, helper: str | None = None) -> str:
+    """The line that makes ``cls`` of module ``main`` its file again, ``helper`` reloaded first:
+    pasteable after `from net import Net` too, which binds no name net, and imports the class
+    again, since a reload makes a new class that a name bound before does not follow."""
+    modules = f"{helper}, {main}" if helper else main
+    reloads = "; ".join(f"importlib.reload({m})" for m in ([helper] if helper else []) + [main])
+    return f"import importlib, {modules}; {reloads}; from {main} import {cls.__name__}"
 
 
 def _compiled_as_python(module) -> bool:
