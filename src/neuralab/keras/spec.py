@@ -739,13 +739,19 @@ def rescales(spec: dict) -> bool:
     any data augmentation (which Keras's predict skips, and which works on pixels as they come),
     that brings 0-255 to a few units at most (1/255, 1/127.5): Rescaling(2, offset=-1) takes
     pixels already in [0, 1] to [-1, 1]."""
+    return raw_pixel_rescaling(spec) is not None
+
+
+def raw_pixel_rescaling(spec: dict) -> dict | None:
+    """The spec's entry of the Rescaling layer that makes the model take raw pixels (``rescales``),
+    None where there is none."""
     for e in spec["layers"][1:]:
         if e["class"] not in AUGMENTATION:
             if e["class"] != "Rescaling":
-                return False
+                return None
             scale = e.get("args", {}).get("scale", 1.0)
-            return max(abs(v) for v in (scale if isinstance(scale, list) else [scale])) * 255 <= 4
-    return False
+            return e if max(abs(v) for v in (scale if isinstance(scale, list) else [scale])) * 255 <= 4 else None
+    return None
 
 
 def pixel_scale(spec: dict) -> float:

@@ -46,8 +46,8 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
                  overwrite: bool = False, image_size: tuple[int, int] | None = None) -> dict:
     """Write a classifier run from the Keras image classifier saved in ``path`` (a .keras, .h5
     or .hdf5 file, whichever of Keras's two formats it holds). ``scale``: what the model's
-    inputs were, pixels x scale (None: 1 when the model starts with a Rescaling layer, else
-    1/255); ``classes``: their names (default: the classes of ``data`` when given, else
+    inputs were, pixels x scale (None: 1 when the model starts with a Rescaling layer, which
+    refuses another, else 1/255); ``classes``: their names (default: the classes of ``data`` when given, else
     0..K-1); ``data`` (and ``data_dir``): the dataset the model is for, so that the run is
     evaluated on its test set (and can be again); its number of classes must be the model's
     outputs, and an image folder's pictures are read at the model's input size and colours.
@@ -66,7 +66,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
     from neuralab.training.device import environment
     from neuralab.training.evaluate import evaluate_run
     from neuralab.training.keras_model import (keras_classifier, keras_pixels, keras_shape, output_shape,
-                                               pictures_too_small, too_small)
+                                               pictures_too_small, refuse_scale_under_rescaling, too_small)
     from neuralab.training.preprocess import Preprocess
     from neuralab.training.source import KERAS, KERAS_SUFFIXES, ModelSource
 
@@ -95,6 +95,7 @@ def import_keras(path: str | Path, out: str | Path | None = None, classes: list[
         raise NeuralabError(f"{path}: the model outputs {keras_shape(out_shape[1:])}; an image classifier outputs one "
                             "score per class, (None, K) with K of 2 or more, or one sigmoid unit for 2 classes")
     k = 2 if binary else out_shape[1]
+    refuse_scale_under_rescaling(spec, scale)  # before the data is read
     if image_size is not None:
         _check_image_size(image_size, (h, w), data, path)
         small = too_small(spec, (c, *image_size), name)  # before the folder is read at that size

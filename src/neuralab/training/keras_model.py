@@ -67,6 +67,25 @@ def keras_pixels(spec: dict, scale, channels: int) -> tuple[float, dict]:
     return scale, {"mean": [0.0] * channels, "std": [1 / (255 * scale)] * channels}
 
 
+def refuse_scale_under_rescaling(spec: dict, scale) -> None:
+    """Refuse a ``scale`` other than 1 given for a saved model that starts with a Rescaling layer
+    (``keras.spec.rescales``): the layer scales the pixels itself, so the run would scale them
+    twice, and the conversion check, fed the same inputs, could not tell. RunLogger, which sees
+    the pixels given to fit, keeps a scale they bear out; a saved model shows none."""
+    from neuralab.keras.spec import raw_pixel_rescaling
+
+    layer = raw_pixel_rescaling(spec)
+    if layer is None or scale is None or parse_scale(scale) == 1:
+        return
+    if not isinstance(scale, str):  # 1/255 and 1/127.5 as typed, not 0.00392157
+        per = 1 / scale
+        scale = f"1/{per:g}" if per >= 100 and abs(2 * per - round(2 * per)) < 1e-6 else f"{scale:g}"
+    raise ParameterError("scale", scale, f"the model starts with the Rescaling layer {layer['name']!r}, which scales "
+                         "the pixels itself (its inputs are pixels 0-255), so they would be scaled twice; leave "
+                         "`scale` out or give 1 (a model fitted on pixels / 255 through its Rescaling saw them scaled "
+                         "twice: fit it again on raw pixels)")
+
+
 def keras_classifier(spec: dict, weights, input_shape, num_classes: int, name: str, loss=None):
     """The Keras model as a PyTorch classifier giving logits (a final softmax left out) for
     images of ``input_shape`` (C, H, W); one sigmoid unit (compile()'s ``loss`` tells, see
