@@ -380,6 +380,63 @@ def test_functional_branches_match_keras(tmp_path, merge):
     assert_parity(model, images(2, 6, 5, 3), tmp_path)
 
 
+def _squeeze_excite(keepdims: bool):
+    """A squeeze-and-excitation block (MobileNetV3's, EfficientNet's): the maps' channel weights,
+    (1, 1, C) kept or (C) squeezed, multiplied into the maps, which Keras broadcasts."""
+    inp = keras.Input((7, 6, 3))
+    maps = L.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    weights = L.Dense(4, activation="sigmoid")(L.Dense(2, activation="relu")(
+        L.GlobalAveragePooling2D(keepdims=keepdims)(maps)))
+    return inp, maps, weights
+
+
+@pytest.mark.parametrize("merge", ["Multiply", "Add", "Subtract", "Maximum"])
+@pytest.mark.parametrize("keepdims", [True, False])
+def test_broadcasting_merges_match_keras(tmp_path, merge, keepdims):
+    inp, maps, weights = _squeeze_excite(keepdims)
+    m = getattr(L, merge)()([maps, weights] if keepdims else [weights, maps])  # either order broadcasts
+    out = L.Dense(3, activation="softmax")(L.Flatten()(m))
+    model = randomize(keras.Model(inp, out))
+    assert_parity(model, images(2, 7, 6, 3), tmp_path)
+
+
+def test_broadcasting_merge_of_sequences_matches_keras(tmp_path):
+    inp = keras.Input((8, 3))
+    h = L.LSTM(3, return_sequences=True)(inp)
+    out = L.Dense(1)(L.Flatten()(L.Multiply()([h, L.Dense(3, activation="sigmoid")(L.GlobalAveragePooling1D()(h))])))
+    model = randomize(keras.Model(inp, out))
+    assert_parity(model, series(2, 8, 3), tmp_path)
+
+
+def test_a_broadcasting_merge_exports_to_onnx_as_keras_computes(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    inp, maps, weights = _squeeze_excite(True)
+    model = randomize(keras.Model(inp, L.Dense(3, activation="softmax")(L.Flatten()(L.Multiply()([maps, weights])))))
+    module = convert(model).eval()
+    torch.onnx.export(module, torch.zeros(1, 3, 7, 6), tmp_path / "se.onnx", input_names=["x"],
+                      dynamic_axes={"x": {0: "n"}}, dynamo=False)
+    x = images(3, 7, 6, 3)
+    got = ort.InferenceSession(str(tmp_path / "se.onnx")).run(None, {"x": to_torch(x)})[0]
+    assert np.abs(got - keras_out(model, x)).max() <= TOL
+
+
+def test_merges_whose_shapes_do_not_broadcast_are_refused(tmp_path):
+    """Keras refuses them when the model is built; a spec written otherwise is refused alike."""
+    from neuralab.errors import NeuralabError
+    from neuralab.keras import check
+
+    inp = keras.Input((6, 5, 3))
+    model = keras.Model(inp, L.Flatten()(L.Add()([L.Conv2D(4, 1)(inp), L.Conv2D(4, 1)(inp)])))
+    model.save(tmp_path / "m.keras")
+    spec = read(tmp_path / "m.keras").spec
+    add = next(e for e in spec["layers"] if e["class"] == "Add")
+    other = next(e for e in spec["layers"] if e["name"] == add["inputs"][1])
+    other["args"]["filters"] = 3  # (None, 6, 5, 4) + (None, 6, 5, 3)
+    with pytest.raises(NeuralabError, match=r"inputs of shapes \(None, 6, 5, 4\), \(None, 6, 5, 3\) do not broadcast: "
+                                            r"sizes 4 and 3 on axis -1 differ and neither is 1"):
+        check(spec)
+
+
 def test_residual_sequence_model_matches_keras(tmp_path):
     inp = keras.Input((8, 3))
     h = L.LSTM(3, return_sequences=True)(inp)

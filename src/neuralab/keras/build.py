@@ -232,11 +232,22 @@ class Merge(nn.Module):
     def forward(self, *xs):
         if self.op == "Concatenate":
             return torch.cat(xs, self.dim)
+        rank = max(x.dim() for x in xs)
+        xs = [x if x.dim() == rank else _expanded(x, rank) for x in xs]
         if self.op == "Subtract":
             return xs[0] - xs[1]
         fn = {"Maximum": torch.maximum, "Minimum": torch.minimum, "Multiply": torch.mul}.get(self.op, torch.add)
         total = functools.reduce(fn, xs)
         return total / len(xs) if self.op == "Average" else total
+
+
+def _expanded(x, rank: int):
+    """``x`` of a lower rank made to broadcast against tensors of ``rank`` as Keras's merges
+    make it: axes of size 1 put in after the batch; in maps' layout when it reaches 4 (an
+    (N, C) vector becomes (N, C, 1, 1), as Keras's (N, 1, 1, C))."""
+    for _ in range(rank - x.dim()):
+        x = x.unsqueeze(1)
+    return x.permute(0, 3, 1, 2) if rank == 4 else x
 
 
 class KerasGraph(nn.Module):

@@ -569,11 +569,24 @@ def _bidirectional(a: Args, shapes):
 
 
 def _merge(a: Args, shapes):
+    """Keras's elementwise merges, which broadcast as Keras does (its Merge layer): the shapes
+    aligned at their last axis, the shorter one's missing axes and its axes of size 1 taking
+    the other's (a squeeze-and-excitation block's (1, 1, C) weights over (H, W, C) maps)."""
     if len(shapes) < 2:
         raise a.fail(f"takes two or more inputs, it has {len(shapes)}")
-    if any(s != shapes[0] for s in shapes):
-        raise a.fail(f"needs inputs of one shape, got {', '.join(map(_keras, shapes))}")
-    return shapes[0], []
+    out = tuple(shapes[0])
+    for shape in shapes[1:]:
+        longer, shorter = (out, tuple(shape)) if len(out) >= len(shape) else (tuple(shape), out)
+        lead = longer[:len(longer) - len(shorter)]
+        pairs = list(zip(longer[len(lead):], shorter))
+        clash = [(i - len(pairs), m, n) for i, (m, n) in enumerate(pairs) if None not in (m, n) and 1 not in (m, n)
+                 and m != n]
+        if clash:
+            axis, m, n = clash[0]
+            raise a.fail(f"inputs of shapes {', '.join(map(_keras, shapes))} do not broadcast: sizes {m} and {n} on "
+                         f"axis {axis} differ and neither is 1 (Keras refuses them too)")
+        out = (*lead, *(None if None in (m, n) else n if m == 1 else m for m, n in pairs))
+    return out, []
 
 
 for _name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
