@@ -164,6 +164,14 @@ def test_unsupported_and_custom_layers_are_refused_by_name(tmp_path, layer, expe
     assert expected in message
 
 
+def test_hard_sigmoid_is_refused_saying_why_and_what_to_use(tmp_path):
+    """Keras 3's hard_sigmoid is relu6(x + 3) / 6, TF-Keras 2's clip(0.2x + 0.5, 0, 1): a learner is
+    told so, and which activation converts."""
+    layer = {**DENSE, "config": {**DENSE["config"], "activation": "hard_sigmoid"}}
+    message = refused(write_keras(tmp_path / "m.keras", sequential(layer)))
+    assert "TF-Keras 2 and Keras 3 define it differently" in message and "fit it again with 'sigmoid'" in message
+
+
 @pytest.mark.parametrize("module", ["my_models", None])  # Keras 3 writes a class from __main__ with no module
 def test_subclassed_model_is_refused(tmp_path, module):
     config = {"module": module, "class_name": "MyModel", "registered_name": "MyModel", "config": {"units": 3}}

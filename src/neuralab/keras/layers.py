@@ -19,6 +19,12 @@ Shape = tuple  # without the batch: (F,), (T, F) or (H, W, C); a None is a size 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax", "log_softmax", "elu", "selu", "softplus",
                "softsign", "swish", "silu", "gelu", "relu6", "leaky_relu", "mish", "hard_silu", "hard_swish",
                "exponential")
+# Keras activation name -> why it is refused, and what to use
+REFUSED_ACTIVATIONS = {
+    "hard_sigmoid": "TF-Keras 2 and Keras 3 define it differently (clip(0.2x + 0.5, 0, 1), relu6(x + 3) / 6), "
+                    "so a model's outputs depend on which Keras computes them; fit it again with 'sigmoid' "
+                    "(hard_silu/hard_swish is x times hard_sigmoid, another function)",
+}
 REFUSED = {
     "Lambda": "it holds Python code, and neuralab never runs code from a model file",
     "TFOpLambda": "it holds a TensorFlow call, and neuralab never runs code from a model file",
@@ -121,6 +127,8 @@ class Args:
                 raise self.fail(f"{key} is a custom function, which neuralab never runs; "
                                 f"use one of: {', '.join(ACTIVATIONS)}")
         v = "linear" if v is None else v
+        if v in REFUSED_ACTIVATIONS:
+            raise self.fail(f"{key}={v!r} is not supported: {REFUSED_ACTIVATIONS[v]}")
         if v not in ACTIVATIONS:
             raise self.fail(f"{key}={v!r} is not supported; use one of: {', '.join(ACTIVATIONS)}")
         return self.keep(key, v)
