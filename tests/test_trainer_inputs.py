@@ -284,6 +284,39 @@ def test_one_hot_targets_with_a_row_of_zeros_are_refused_by_the_cross_entropies_
             assert "accuracy" not in history[-1] and np.isfinite(history[-1]["mae"])
 
 
+def test_rows_of_zeros_that_a_modules_own_loss_takes_train_and_stay_refused_where_trainconfigs_loss_scores(digits):
+    """Tags of the digits 0, 1 and 2, none on the other digits (a row of zeros), under the module's
+    own binary cross-entropy: refused for the task's cross-entropy, which the module never computes.
+    Its loss judges y, as it does NaN; the validation pass and evaluate score with TrainConfig's."""
+    images, labels = digits
+    x = torch.from_numpy(images[:256]).float()
+    tags = torch.nn.functional.one_hot(torch.from_numpy(labels[:256]), 10).float()[:, :3]
+    first = int((tags.sum(1) == 0).nonzero()[0])
+
+    class Tagger(nn.Module):
+        loss_takes_criterion = True
+
+        def __init__(self):
+            super().__init__()
+            self.f = own_mlp(3)
+
+        def forward(self, x):
+            return self.f(x)
+
+        def loss(self, outputs, y, criterion):
+            return nn.functional.binary_cross_entropy_with_logits(outputs, y)
+
+    model = Tagger()
+    trainer = Trainer(model, config(epochs=2), verbose=False)
+    history = trainer.fit(x, tags)
+    assert len(history) == 2 and all(np.isfinite(r["loss"]) for r in history)
+    before = weights(model)
+    assert f"row {first}" in refused(lambda: trainer.fit(x, tags, val=(x, tags)), "val[1]")
+    refused(lambda: trainer.evaluate(x, tags), "y")
+    assert same(before, weights(model))
+    assert f"row {first}" in refused(lambda: Trainer(own_mlp(3), config(), verbose=False).fit(x, tags), "y")
+
+
 def test_images_of_another_shape_are_refused_naming_x_on_zoo_models(digits):
     images, labels = digits
     x, y = torch.from_numpy(images[:256]).float(), torch.from_numpy(labels[:256])

@@ -79,13 +79,13 @@ def checked_pairs(x, y, x_name: str, y_name: str, classifies: bool, loss: str | 
     or dtype, and NaN in the inputs or targets would read as a learning rate too high. The checks that need
     the model's outputs (shapes, label range) come after, from ``Trainer._outputs``. ``own``: the
     module computes its own loss on ``y`` (``own_loss``), whose NaN are its to judge (a target not
-    measured, which it masks)."""
+    measured, which it masks), and its rows of zeros (a multi-label sample with no tag)."""
     for name, t in ((x_name, x), (y_name, y)):
         if not isinstance(t, torch.Tensor):
             raise ParameterError(name, type(t).__name__, "give a torch tensor, e.g. torch.from_numpy(array)")
     if len(x) != len(y):
         raise ParameterError(y_name, f"{len(y)} rows", f"{x_name} has {len(x)}; give one target per input")
-    y = labels(y, y_name, classifies, loss)
+    y = labels(y, y_name, classifies, loss, own)
     # a NaN target makes every loss NaN: in y it would read as a learning rate too high, in val[1] as
     # an epoch never better than the first
     for name, t in ((x_name, x), *(() if own else ((y_name, y),))):
@@ -96,14 +96,14 @@ def checked_pairs(x, y, x_name: str, y_name: str, classifies: bool, loss: str | 
     return y
 
 
-def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> torch.Tensor:
+def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None, own: bool = False) -> torch.Tensor:
     """A classifier's labels as its losses take them: class numbers as int64 (NumPy's int32 and
     uint8, and bools, False class 0 and True class 1, as y.long() makes them, are whole numbers
     too), or rows (N, classes) of class probabilities. ``loss``: the TrainConfig's, None for the
     task's own cross-entropy; mse, mae and huber also score float targets as they are, a
     regression (``scored_as_values``), and take whole numbers only as labels, class numbers or
     one-hot rows. Another task's targets are its loss's to judge
-    (``classifies`` False)."""
+    (``classifies`` False), and so are rows of zeros under a module's own loss (``own``)."""
     if not classifies:
         return y
     regression = loss in REGRESSION_LOSSES
@@ -118,7 +118,9 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None) -> to
         how = f"{name}.long().argmax(1)" if given == "bool" else f"{name}.argmax(1)"
         what, how = ("a column", f"{name}.view(-1)") if y.shape[1] == 1 else ("one-hot rows", how)
         raise ParameterError(name, f"{given} of {tuple(y.shape)}", f"{what}: give one class number per row, e.g. {how}")
-    row = None if regression else _row_without_class(y)
+    # a module's own loss (own_loss) may take a row of zeros for a sample with none of the tags, where
+    # no cross-entropy of the task's is computed on it
+    row = None if regression or own else _row_without_class(y)
     if row is not None:  # mse, mae and huber take such rows for values to regress: tags of which none applies
         raise ParameterError(name, f"row {row}", "sums to 0, where the other rows are one-hot (class probabilities "
                                                  "summing to 1), and scores nothing under the cross-entropy: "
