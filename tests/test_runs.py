@@ -705,6 +705,20 @@ def test_numbered_folders_are_claimed_once_by_processes_asking_at_once(tmp_path)
     assert names == ["run", "run-2", "run-3", "run-4"]
 
 
+@pytest.mark.parametrize("out", ["new/../kept/run", "new/week1/../run", "kept/new/run"])
+def test_a_discarded_run_takes_away_the_folders_made_for_it_and_never_one_that_was_there(tmp_path, out):
+    """`--out new/../kept/run`: the folders on the way were walked as the path spells them, so
+    `new/../kept`, the user's kept, was removed for one made on the way, and new, which was
+    made, stayed."""
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    run = Run.create(tmp_path / out)
+    assert run.path.is_dir()
+    (tmp_path / "kept" / "notes.txt").unlink()  # kept, empty again, is still the user's
+    run.discard(made=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"] and list((tmp_path / "kept").iterdir()) == []
+
+
 def test_a_write_through_a_file_says_the_path_is_wrong_not_to_free_space(tmp_path):
     """`--out RUN/config.json/model.onnx`: the folder to make is a file. The advice was to free
     space or fix permissions, neither of which helps."""

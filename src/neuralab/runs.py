@@ -358,24 +358,39 @@ def default_dir(*parts: str, root: str | os.PathLike | None = None) -> Path:
     return root / "-".join([*(folder_part(p) for p in parts), stamp])
 
 
-def _first_missing(path: Path) -> Path | None:
-    """The highest of ``path`` and its parents that does not exist, which making ``path`` makes."""
-    missing = None
-    for folder in [path, *path.parents]:
-        if os.path.lexists(folder):
-            return missing
-        missing = folder
-    return missing
+def _made(path: Path, exist_ok: bool = False) -> list[Path]:
+    """Make the folder ``path`` and those missing above it, as ``mkdir(parents=True)`` does, and
+    return the folders this made, each where it really is (resolved), in the order made:
+    ``new/../kept/run`` makes ``new`` and ``kept/run``, never ``kept``, which a lexical walk of
+    the path's parents would take for a folder made on the way."""
+    try:
+        path.mkdir()
+    except FileNotFoundError:
+        if path.parent == path:
+            raise
+        made = _made(path.parent, exist_ok=True)
+        try:
+            path.mkdir()
+        except FileExistsError:  # ``new/..`` once ``new`` is made, or another process making it at once
+            if not exist_ok or not path.is_dir():
+                raise
+            return made
+        return [*made, path.resolve()]
+    except FileExistsError:
+        if not exist_ok or not path.is_dir():
+            raise
+        return []
+    return [path.resolve()]
 
 
-def _claimed(path: Path) -> Path:
-    """``path``, else the first free ``path``-2, -3, ..., made by this process: mkdir fails where
-    the folder exists, so of two processes asking at once each gets one of its own."""
+def _claimed(path: Path) -> tuple[Path, list[Path]]:
+    """``path``, else the first free ``path``-2, -3, ..., made by this process, and the folders
+    made for it (``_made``): mkdir fails where the folder exists, so of two processes asking at once
+    each gets one of its own."""
     for n in itertools.count(1):
         candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
         try:
-            candidate.mkdir(parents=True)
-            return candidate
+            return candidate, _made(candidate)
         except FileExistsError as e:
             if candidate.exists():  # taken: the next number
                 continue
@@ -413,7 +428,7 @@ class Run:
     def __post_init__(self):
         self.path = Path(self.path)
         self._fd: int | None = None  # the open, flock-ed run.lock while this process owns the run
-        self._made_from: Path | None = None  # the highest folder Run.create made on the way to it
+        self._made: list[Path] = []  # the folders Run.create made for it, resolved, in the order made
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -459,11 +474,11 @@ class Run:
         in the same second (a job array, two terminals) each get their own folder. ``resumed``:
         a resume starting a run stopped before its first checkpoint again in place, which must
         not empty a run that another resume finished since it was checked."""
-        made_from = _first_missing(Path(path))  # what discard takes away again
+        made: list[Path] = []  # what discard takes away again
         if numbered:
-            path = _claimed(Path(path))
+            path, made = _claimed(Path(path))
         run = cls(path)
-        run._made_from = made_from
+        run._made = made
         path = run.path
         if path.exists() and not path.is_dir():
             raise ParameterError("out", str(path), "exists and is not a directory; choose another `out`")
@@ -496,7 +511,7 @@ class Run:
             run._empty()
             return run
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            run._made += _made(path, exist_ok=True)
         except OSError as e:
             raise _not_made(path, e, given=True) from None
         run.lock()
@@ -614,16 +629,11 @@ class Run:
         """Take the folder away, and the folders above it that Run.create made for it and that
         nothing else has filled since (``--out new/week1/run``)."""
         shutil.rmtree(self.path, ignore_errors=True)
-        if self._made_from is None or not self.path.is_relative_to(self._made_from):
-            return
-        for folder in [self.path, *self.path.parents]:
-            if folder != self.path:
-                try:
-                    folder.rmdir()  # only where empty: another run may have started beside this one
-                except OSError:
-                    return
-            if folder == self._made_from:
-                return
+        for folder in reversed(self._made):
+            try:
+                folder.rmdir()  # only where empty: another run may have started beside this one
+            except OSError:
+                continue
 
     @contextlib.contextmanager
     def written_whole(self):
