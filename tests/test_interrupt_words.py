@@ -5,7 +5,9 @@ handwritten digits, Seattle's weather)."""
 from __future__ import annotations
 
 import json
+import re
 import signal
+from pathlib import Path
 
 import pytest
 from helpers import digits_folder, idx_subset
@@ -203,6 +205,55 @@ def test_compare_on_the_command_line_says_to_run_the_same_command_again(digits, 
     whole_again()
     assert main(args) == 0
     assert "| mlp |" in capsys.readouterr().out and Run(out / "mlp-seed0").status() is Status.FINISHED
+
+
+@pytest.mark.parametrize("interface", ["python", "command line"])
+def test_compare_stopped_as_a_runs_report_is_written_says_to_go_on_and_going_on_writes_it(digits, tmp_path,
+                                                                                           monkeypatch, capsys,
+                                                                                           interface):
+    """A small run spends most of its time on its report, where a stop said only how to write that
+    report, not that the comparison stopped; and the comparison called again took the finished run
+    as it was, its report never written."""
+    from neuralab.reports import classifier as classifier_report
+
+    out, drawn = tmp_path / "cmp", classifier_report.write_classifier_report
+
+    def stopped(run_dir, **kwargs):
+        if Path(run_dir).name == "mlp-seed0":
+            raise KeyboardInterrupt
+        return drawn(run_dir, **kwargs)
+
+    args = ["compare", "--models", "mlp", "--data", str(digits), "--seeds", "2", "--epochs", "1", "--threads", "1",
+            "--out", str(out)]
+    base = classifier(digits, epochs=1)
+    with monkeypatch.context() as m:
+        m.setattr(classifier_report, "write_classifier_report", stopped)
+        if interface == "python":
+            with pytest.raises(KeyboardInterrupt) as cut:
+                neuralab.compare(["mlp"], base, 2, out, verbose=False)
+            said = str(cut.value)
+            assert isinstance(cut.value, Interrupted) and "`compare(...)` again with the same `out` continues the " \
+                "comparison: it writes the reports its finished runs lack" in said, said
+        else:
+            assert main(args) == 130
+            said = capsys.readouterr().err
+            assert "the same `neuralab compare` command again continues the comparison: it writes the reports its " \
+                "finished runs lack" in said and "neuralab report" not in said, said
+    first = out / "mlp-seed0"
+    assert said.count("\n") <= 1 and f"{first / runs.REPORT}: interrupted; the run is finished" in said, said
+    assert Run(first).status() is Status.FINISHED and not (first / runs.REPORT).exists()
+    weights = (first / runs.WEIGHTS).stat().st_mtime_ns
+    if interface == "python":
+        neuralab.compare(["mlp"], base, 2, out, verbose=True)
+    else:
+        assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"mlp seed 0: test accuracy [\d.]+% \(finished before: taken as it is, its report written\)",
+                     printed), printed
+    assert (first / runs.WEIGHTS).stat().st_mtime_ns == weights, "the finished run was trained again"
+    assert all((out / f"mlp-seed{seed}" / runs.REPORT).is_file() for seed in (0, 1))
+    results = json.loads((first / runs.RESULTS).read_text())
+    assert f"test accuracy <b>{results['test_accuracy'] * 100:.2f}%</b>" in (first / runs.REPORT).read_text()
 
 
 def test_compare_run_again_in_a_new_session_takes_its_threads_device_and_a_copy_of_the_data(mnist, tmp_path,

@@ -219,12 +219,14 @@ def run_train(args) -> int:
 def run_compare(args) -> int:
     from neuralab.cli._args import ways_on_as_commands
     from neuralab.runs import default_root
-    from neuralab.training.compare import AFTER_ITS_RESUME, GOES_ON, compare, to_markdown
+    from neuralab.training.compare import AFTER_ITS_RESUME, GOES_ON, ReportStopped, compare, to_markdown
     from neuralab.training.device import dist_info
 
     again = "the same `neuralab compare` command again"
 
     def way_on(e) -> str:
+        if isinstance(e, ReportStopped):  # a finished run's report: the comparison writes it as it goes on
+            return f"{again} {e.resume_does}"
         command = resume_command(e.kind.made_by, e.path)
         if command.endswith("--trust-code"):  # a comparison does not run a run's copy of its code: the user resumes it
             return f"`{command}` {e.resume_does}; then {again} {AFTER_ITS_RESUME}"

@@ -19,6 +19,7 @@ from pathlib import Path
 from neuralab import runs
 from neuralab.errors import NeuralabError, ParameterError, Shown
 from neuralab.files import atomic_write, write_advice
+from neuralab.reports.html import ReportInterrupted
 from neuralab.runs import Interrupted, InterruptedInTheWay, Kind, Run, Status, folder_part
 from neuralab.training.classify import (ClassifierConfig, RunResult, changed_settings, model_source,
                                         refuse_run_in_data, resume_classifier, train_classifier)
@@ -31,6 +32,19 @@ from neuralab.training.source import TORCH
 GOES_ON = "continues the comparison: it resumes this run and keeps the finished ones"
 # ... after the user has resumed a run of PyTorch code themselves: compare never runs a run's copy of code
 AFTER_ITS_RESUME = "continues the comparison: it keeps the finished runs and trains the rest"
+# ... after a finished run's report was stopped
+REPORT_GOES_ON = "continues the comparison: it writes the reports its finished runs lack and trains the rest"
+
+
+class ReportStopped(Interrupted):
+    """A comparison stopped while a finished run of it wrote its report (``ReportInterrupted``):
+    the run is whole, and the way on is the comparison called again, which writes the report
+    (``REPORT_GOES_ON``); ``kept`` is the message without it, for the command line's command."""
+
+    def __init__(self, stopped, then: str):
+        KeyboardInterrupt.__init__(self, f"{stopped.kept}; {then}")
+        self.path, self.kind, self.epoch_kept = stopped.run_dir, Kind.CLASSIFIER, True
+        self.kept, self.resume_does = stopped.kept, REPORT_GOES_ON
 
 
 @dataclass
@@ -97,9 +111,12 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
         accs, epoch_seconds, params = [], [], 0
         for seed in range(seeds):
             folder, state = folders[name, seed], kept.get((name, seed))
+            reported = False  # a finished run's report, which a stop in it left unwritten, written now
             try:
                 if state is Status.FINISHED:
                     result = _finished(folder)
+                    if main and not (folder / runs.REPORT).is_file() and sources[name].type != TORCH:
+                        reported = bool(_write_report(folder, configs[name, seed]))
                 elif state is Status.INTERRUPTED:
                     result = resume_classifier(folder, verbose=False, options=_session(configs[name, seed]))
                 else:
@@ -110,13 +127,18 @@ def compare(models: list[str], base: ClassifierConfig, seeds: int, out: str | Pa
                     then = (f"{runs.way_on(e.path, e.kind, e.resume_does)}; then calling `compare(...)` again with "
                             f"the same `out` {AFTER_ITS_RESUME}")
                 raise Interrupted(e.path, e.kind, then=then) from None
+            except ReportInterrupted as e:  # a run of PyTorch code is reported by its own copy: the user's call
+                if sources[name].type == TORCH:
+                    raise
+                raise ReportStopped(e, f"calling `compare(...)` again with the same `out` {REPORT_GOES_ON}") from None
             accs.append(result.test["accuracy"])
             epoch_seconds += [r["seconds"] for r in result.history]
             params = result.params
             test_images = Run(result.run_dir).record["data"]["test"] if main else None  # rank 0 writes config.json
             if verbose and main:
+                before = f" (finished before: taken as it is{', its report written' * reported})"
                 print(f"{name} seed {seed}: test accuracy {accs[-1] * 100:.2f}%"
-                      + (" (finished before: taken as it is)" if state is Status.FINISHED else ""), flush=True)
+                      + (before if state is Status.FINISHED else ""), flush=True)
         rows.append(Row(name, params, statistics.median(epoch_seconds), accs, test_images))
     if main:  # under torchrun, every process has the same figures
         with atomic_write(out / "compare.csv") as f:
@@ -248,6 +270,14 @@ def _refuse_other_settings(out: Path, run: Run, changed: dict) -> None:
                                           f"{', '.join(changed.values())}; {own} to go on with this comparison, its "
                                           "finished runs kept, or choose another `out` for a new one (`overwrite` "
                                           "trains every run of it again, the finished ones lost)")
+
+
+def _write_report(folder: Path, config: ClassifierConfig) -> Path:
+    """The report of a finished run of this comparison that has none (a stop while it was written),
+    drawn again from the run and the data where this session finds it."""
+    from neuralab.training.evaluate import write_report
+
+    return write_report(folder, _session(config).get("data_dir"))
 
 
 def _finished(folder: Path) -> RunResult:
