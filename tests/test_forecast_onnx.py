@@ -254,6 +254,20 @@ def test_a_high_level_series_whose_changes_float32_still_holds_is_exported(tmp_p
     assert path.exists() and diff < 0.1 * rises.mean(), diff  # float32's rounding, well below an hour's rise
 
 
+def test_a_flat_series_that_steps_once_is_exported_as_float32_holds_it(tmp_path):
+    """A tank held at 100,000 litres for a month, then topped up by 3: its mean one-step change
+    over all hours (0.002) is below float32's step at its level (0.008), and the graph was
+    refused for differing by a fraction of that step, though float32 holds the rise of 3."""
+    hours = pd.date_range("2024-01-01", periods=1500, freq="h")
+    litres = np.where(np.arange(len(hours)) < 750, 1e5, 1e5 + 3.0)
+    pd.DataFrame({"date": hours, "level": litres}).to_csv(tmp_path / "tank.csv", index=False)
+    from neuralab.forecasting.onnx import export_onnx
+
+    run = forecast(tmp_path, str(tmp_path / "tank.csv"), "level", transform="none")
+    path, diff = export_onnx(run)
+    assert path.exists() and diff <= np.spacing(np.float32(1e5 + 3.0)), diff  # within float32's step at the level
+
+
 def test_the_run_s_data_changed_since_is_refused(tmp_path, capsys):
     frame = load_series("seattle-weather", target="temp_max").frame[["temp_max"]]
     frame.to_csv(tmp_path / "weather.csv")

@@ -20,16 +20,17 @@ import torch
 from torch import nn
 
 from neuralab.errors import NeuralabError
-from neuralab.forecasting.metrics import naive_scale
 from neuralab.forecasting.windows import Codec, Scaler, Source, WindowConfig, Windows, model_inputs
 from neuralab.runs import MODEL
 from neuralab.training.checkpoint import unwrap
 
 CHECKED_WINDOWS = 7  # the traced batch, spread over the series (low and high levels); then its last window alone
 # The largest difference from neuralab's forecasts the graph may make, as a share of the series' mean one-step
-# change (about persistence's error, and a forecast's): a level of 1e9 swinging by 10 is rounded by float32 to
-# steps of 64, and 1e-5 of the level lets that by; a meter near 250,000 rising 0.4 an hour is rounded to 0.016,
-# a few percent of its changes, which no forecast's error would notice
+# change where it changes (about persistence's error, and a forecast's): a level of 1e9 swinging by 10 is rounded
+# by float32 to steps of 64, and 1e-5 of the level lets that by; a meter near 250,000 rising 0.4 an hour is rounded
+# to 0.016, a few percent of its changes, which no forecast's error would notice. Steps where it does not change
+# are left out: float32 keeps a flat stretch flat, and a tank held at 100,000 for days, then raised by 3, would
+# have a mean change below float32's step there (0.008), which holds its rise of 3 to a fraction of a percent
 SIGNAL_SHARE = 0.1
 
 
@@ -72,8 +73,9 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
     """Write a forecaster run's ``model.onnx`` and return its path and the largest difference,
     in the target's units, between onnxruntime's forecasts and neuralab's (``load_forecaster``)
     on windows of the run's data, at batches of 7 and 1; above ``rtol`` times the largest
-    forecast (at least 1), or above SIGNAL_SHARE of the target's mean one-step change (the
-    series' own variation, which float32 cannot carry at a level far above it), nothing is written. Input ``windows``: (N, rows, inputs) float32, the
+    forecast (at least 1), or above SIGNAL_SHARE of the target's mean one-step change where it
+    changes (the series' own variation, which float32 cannot carry at a level far above it),
+    nothing is written. Input ``windows``: (N, rows, inputs) float32, the
     last ``rows`` rows of the data as the CSV holds them, columns in the order of the metadata
     ``columns`` (target first); output ``forecast``: (N, horizon) float32 in the target's units.
     ``out`` as training.export.export_onnx's (weights past protobuf's 2 GiB beside it, in FILE.data);
@@ -124,10 +126,10 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, rtol: float 
         if change > 0 and diff > SIGNAL_SHARE * change:  # within rtol of the level, yet as large as its changes
             raise NeuralabError(
                 f"{out}: ONNX forecasts differ from neuralab's by {diff:.2e}, {diff / change:.2g} times the mean "
-                f"one-step change of {meta['target']} ({change:.3g}): the graph takes and gives float32, which at its "
-                f"level ({level:.4g}) holds steps of {float(np.spacing(np.float32(level))):.3g}; export refused, "
-                "nothing written; forecast with the run itself (predict_run), or train on the target less a "
-                "constant near its level, so that float32 holds its changes")
+                f"one-step change of {meta['target']} where it changes ({change:.3g}): the graph takes and gives "
+                f"float32, which at its level ({level:.4g}) holds steps of {float(np.spacing(np.float32(level))):.3g}; "
+                "export refused, nothing written; forecast with the run itself (predict_run), or train on the target "
+                "less a constant near its level, so that float32 holds its changes")
         write(out, graph)
     return out, diff
 
@@ -154,7 +156,7 @@ def _checks(run_dir: Path, forecaster, scaler: Scaler, transform: str,
             lookback: int) -> tuple[np.ndarray, np.ndarray, float]:
     """Windows of the run's own data as the graph takes them, (N, rows, C) float32,
     neuralab's forecasts from them, (N, H): the last window of the series among them, and the
-    target's mean one-step change over the series (``metrics.naive_scale``), its own variation."""
+    target's mean one-step change over the series where it changes (``_mean_change``), its own variation."""
     from neuralab.forecasting.pipeline import recorded_data, load, stored_config
     from neuralab.runs import Kind, Run
 
@@ -168,7 +170,15 @@ def _checks(run_dir: Path, forecaster, scaler: Scaler, transform: str,
                       forecaster.horizon_, Codec(scaler, transform))
     expected = forecaster.predict(windows)
     raw = np.stack([series.values[s:s + offset + lookback] for s in starts]).astype(np.float32)
-    return raw, expected, naive_scale(series.values[:, 0])
+    return raw, expected, _mean_change(series.values[:, 0])
+
+
+def _mean_change(levels) -> float:
+    """The mean size of a series' one-step changes over the steps where it changes; 0 for a
+    constant series."""
+    steps = np.abs(np.diff(np.asarray(levels, dtype=np.float64)))
+    steps = steps[steps > 0]
+    return float(steps.mean()) if steps.size else 0.0
 
 
 def _props(meta: dict, transform: str, lookback: int, rows: int) -> dict[str, str]:
