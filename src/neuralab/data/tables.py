@@ -205,12 +205,12 @@ def sniff_csv(path: Path, sep: str | None = None) -> CsvShape:
             if more and len(numbered) > 1:
                 numbered = numbered[:-1]  # the last line may be cut
             lines = [line for _, line in numbered]
-            if sep is not None and lines:
-                # read with it, the file is one column, or its header's fields are not the rows': blamed for
-                # its dates or its header, not for `sep`, where another separator splits every line alike
+            if sep is not None and lines and not any(sep in line for line in lines):
+                # read with it, the file is one column, blamed for its dates, not for `sep`. Only a `sep`
+                # found in no line is blamed: one that splits some lines unevenly may be right (a trailing
+                # separator, a title above the table, a name holding a comma), which later checks name
                 seen, steady = _separator(lines)
-                uneven = len({len(fields) for fields in csv.reader(lines, delimiter=sep)}) > 1
-                if steady and seen != sep and (sep not in lines[0] or uneven):
+                if steady and seen != sep:
                     raise ParameterError("sep", sep, f"does not separate the columns of {path} (header "
                                          f"{lines[0].strip()[:60]!r}), which looks {SEPARATORS[seen]}-separated, as "
                                          "it is read without `sep`; leave `sep` out")
