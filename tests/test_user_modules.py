@@ -5,6 +5,7 @@ model. Real images: scikit-learn's bundled handwritten digits as a picture folde
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -452,9 +453,9 @@ def test_a_helper_edited_since_the_model_was_imported_is_the_file_named(digits, 
     (tmp_path / f"{part}.py").write_text("from torch import nn\n\n\ndef head():\n"
                                          "    return nn.Linear(16, 10, bias=False)\n")
     with pytest.warns(UserWarning, match=rf"{part}.py, which {name}.py imports, changed since Net was imported: .* "
-                                         rf"restart the kernel \(or run `import importlib, {part}, {name}; "
-                                         rf"importlib.reload\({part}\); importlib.reload\({name}\); "
-                                         rf"from {name} import Net`\)"):
+                                         rf"restart the kernel \(or run `import importlib, sys; "
+                                         rf"importlib.reload\(sys.modules\['{part}'\]\); "
+                                         rf"importlib.reload\(sys.modules\['{name}'\]\); from {name} import Net`\)"):
         result = _train(made, digits, tmp_path / "run", epochs=1)
     assert _source(result.run_dir)["file"] is None
 
@@ -622,13 +623,45 @@ def test_a_constant_its_file_sets_again_is_not_taken_for_an_edit(how, digits, tm
         sys.path.remove(str(tmp_path))
 
 
+def test_values_of_a_reloaded_helper_and_of_a_dataclass_subclass_are_not_taken_for_an_edit(tmp_path):
+    """A value taken from a helper of the user's (HIDDEN = config.HIDDEN, block = blocks.Block) is
+    made anew when the notebook reloads that helper, unchanged: an equal number, another class
+    object; and a subclass of a dataclass that sets a field's name again holds its own value."""
+    name = f"uses_{tmp_path.name}".replace("-", "_")
+    config, blocks = f"config_{name}", f"blocks_{name}"
+    (tmp_path / f"{config}.py").write_text("HIDDEN = 512\nRATE = 0.25\n")
+    (tmp_path / f"{blocks}.py").write_text("from torch import nn\n\n\nclass Block(nn.Linear):\n    pass\n")
+    code = (f"from dataclasses import dataclass\n\nfrom torch import nn\n\nimport {config}\nimport {blocks}\n\n"
+            f"HIDDEN = {config}.HIDDEN\nRATE = {config}.RATE\n\n\n@dataclass\nclass Base:\n    width: int = 16\n\n\n"
+            "class Wide(Base):\n    width = 32\n\n\nclass Net(nn.Module):\n"
+            f"    block = {blocks}.Block\n\n    def __init__(self):\n        super().__init__()\n"
+            "        self.body = nn.Sequential(nn.Flatten(), self.block(64, Wide.width), nn.Dropout(RATE))\n"
+            "        self.head = nn.Linear(Wide.width, HIDDEN)\n\n    def forward(self, x):\n"
+            "        return self.head(self.body(x))\n")
+    module = _imported(tmp_path, name, code)
+    made = module.Net()
+    sys.path.insert(0, str(tmp_path))
+    try:
+        for helper in (config, blocks):
+            importlib.reload(sys.modules[helper])
+    finally:
+        sys.path.remove(str(tmp_path))
+    from neuralab.training.source import resolve
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve(made).not_kept is None
+    (tmp_path / f"{name}.py").write_text(code.replace("    width = 32", "    width = 48"))
+    assert "sets width to 48 where Wide in memory has 32" in resolve(made).not_kept
+
+
 def test_the_advice_for_a_file_edited_since_imported_works_as_pasted_after_from_import(tmp_path):
     """After `from net import Net`, importlib.reload(net) alone was a NameError, and a reload
     leaves the name Net bound to the old class: the advice reloads and imports the class again."""
     name = f"advised_{tmp_path.name}".replace("-", "_")
     _imported(tmp_path, name)
     session = {}
-    exec(f"from {name} import Net", session)  # a notebook's cell
+    exec(f"from {name} import Net; {name} = Net()", session)  # a notebook's cells, its model named as the file
     path = tmp_path / f"{name}.py"
     path.write_text(path.read_text().replace("nn.Linear(16, 10)", "nn.Linear(16, 10, bias=False)"))
     from neuralab.training.source import resolve
@@ -637,13 +670,14 @@ def test_the_advice_for_a_file_edited_since_imported_works_as_pasted_after_from_
     with pytest.warns(UserWarning, match="restart the kernel") as caught:
         source.copy_code(tmp_path)
     line = re.search(r"\(or run `(.*)`\)", str(caught[0].message)).group(1)
-    assert line == f"import importlib, {name}; importlib.reload({name}); from {name} import Net"
+    assert line == f"import importlib, sys; importlib.reload(sys.modules['{name}']); from {name} import Net"
     sys.path.insert(0, str(tmp_path))
     try:
         exec(line, session)
     finally:
         sys.path.remove(str(tmp_path))
     assert session["Net"]().head.bias is None and resolve(session["Net"]()).not_kept is None
+    assert isinstance(session[name], torch.nn.Module)  # the notebook's model, not the module of its name
 
 
 def test_a_model_loaded_from_a_run_and_trained_again_keeps_its_code(digits, tmp_path):

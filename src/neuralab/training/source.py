@@ -35,7 +35,7 @@ import os
 import sys
 import types
 import warnings
-from dataclasses import MISSING, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from neuralab.errors import NeuralabError, ParameterError, did_you_mean
@@ -644,11 +644,11 @@ def _edited_since_imported(cls, path: Path, code: bytes, imports: dict) -> tuple
 
 def _reload(main: str, cls, helper: str | None = None) -> str:
     """The line that makes ``cls`` of module ``main`` its file again, ``helper`` reloaded first:
-    pasteable after `from net import Net` too, which binds no name net, and imports the class
-    again, since a reload makes a new class that a name bound before does not follow."""
-    modules = f"{helper}, {main}" if helper else main
-    reloads = "; ".join(f"importlib.reload({m})" for m in ([helper] if helper else []) + [main])
-    return f"import importlib, {modules}; {reloads}; from {main} import {cls.__name__}"
+    pasteable after `from net import Net` too, and binding no name of the module's (a notebook's
+    `net = Net()` is kept); it imports the class again, since a reload makes a new class that a
+    name bound before does not follow."""
+    reloads = "; ".join(f"importlib.reload(sys.modules[{m!r}])" for m in ([helper] if helper else []) + [main])
+    return f"import importlib, sys; {reloads}; from {main} import {cls.__name__}"
 
 
 def _compiled_as_python(module) -> bool:
@@ -725,7 +725,11 @@ def _values_differ(tree, holders: list, cls, functions: list, read: set) -> str 
                             f"{_said(values[n])}: " + changed + f", or {n} was set since")
                 continue
             found = _attribute_of(node, globals_, imported)
-            if found is not _UNKNOWN and found is not values[n]:
+            if found is _UNKNOWN:
+                continue
+            # a number or text is the same when equal (a library may make it again); a class or function
+            # only where it is the same object
+            if not _same_value(values[n], found) if _plain(found) and _plain(values[n]) else found is not values[n]:
                 return (f"{{name}} sets {n} to {ast.unparse(node)} where {holder} in memory has {_said(values[n])}: "
                         + changed + f", or {n} was set since")
     if {"__defaults__", "__kwdefaults__"} & kept_by_code:
@@ -885,6 +889,10 @@ def _changed_in_place(tree) -> set:
                    and p.func.id in _READING)
         if not reading:
             found.add(name)
+    # getattr(self, "log").append(1): a name reached by its text
+    found |= {c.args[1].value for c in ast.walk(tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+              and c.func.id in ("getattr", "setattr", "delattr") and len(c.args) > 1
+              and isinstance(c.args[1], ast.Constant) and isinstance(c.args[1].value, str)}
     return found
 
 
@@ -924,8 +932,8 @@ def _attribute_of(node, globals_: dict, imported: set):
     if not chain or not isinstance(node, ast.Name) or node.id not in globals_:
         return _UNKNOWN
     obj = globals_[node.id]
-    if not isinstance(obj, types.ModuleType) or node.id not in imported:
-        return _UNKNOWN
+    if not isinstance(obj, types.ModuleType) or node.id not in imported or not _library(obj):
+        return _UNKNOWN  # a user's module beside the file may be reloaded: its new objects are no edit
     for attr in chain:
         if isinstance(obj, types.ModuleType):
             obj = vars(obj).get(attr, _UNKNOWN)
@@ -940,15 +948,28 @@ def _attribute_of(node, globals_: dict, imported: set):
     return obj
 
 
+def _library(module) -> bool:
+    """Whether ``module`` is Python's own or an installed package's (torch.nn, numpy), not a
+    user's file that a notebook may reload."""
+    import sysconfig
+
+    root = sys.modules.get(module.__name__.partition(".")[0], module)
+    if root.__name__ in sys.builtin_module_names:
+        return True
+    file = getattr(root, "__file__", None)
+    if not file:
+        return False
+    places = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    with contextlib.suppress(ValueError):
+        return any(os.path.commonpath([os.path.realpath(file), os.path.realpath(p)]) == os.path.realpath(p)
+                   for p in places)
+    return False
+
+
 def _class_values(held: type) -> dict:
-    """The values that class ``held`` holds for the names its body binds: a dataclass field's
-    default (kept apart from the class where it has slots), else the class's own dictionary."""
-    values = dict(vars(held))
-    for name, f in getattr(held, "__dataclass_fields__", {}).items():
-        values.pop(name, None)
-        if f.default is not MISSING:
-            values[name] = f.default
-    return values
+    """The values that class ``held`` holds for the names its own body binds: its own dictionary,
+    where a dataclass keeps a field's default (one with slots holds a slot there, not compared)."""
+    return dict(vars(held))
 
 
 def _functions_in(body: list, prefix: str):
