@@ -175,6 +175,10 @@ def _backtest(results: dict, ranked: list[str], r: ForecastReport) -> tuple[str,
         body += html.paragraph(f"The mean {_pooled_words(left_out)}.", muted=True)
     if folds:
         body += html.table(["fold", "span", "windows", *fold_names], folds)
+    if any(s.get("folds_too_short") for s in summary.values()):
+        body += html.paragraph(f"A fold is judged on {r.min_windows} test windows or more that share no target "
+                               "(windows whose horizons overlap count as a share of one): fewer backtest folds, "
+                               "or a longer series, give each fold more.", muted=True)
     return f"Rolling-origin backtest ({folds_text}: {how})", body
 
 
