@@ -234,30 +234,60 @@ def test_a_folder_split_into_train_and_test_is_refused_naming_its_training_folde
     (data / "test").rename(data / "Testing")
     for path in list((data / "Testing").rglob("*.png")):
         path.rename(data / "Testing" / f"{path.parent.name}-{path.name}")
+    for folder in (data / "Testing").iterdir():
+        if folder.is_dir():
+            folder.rmdir()
     with pytest.raises(NeuralabError, match=f"its class folders \\(Testing, Training\\) .*give {data / 'Training'} as"):
         load_image_folder(data)
 
 
-def test_class_folders_that_hold_the_same_sub_folders_are_warned_of(tmp_path):
-    """Folders of other names, each holding the same class folders (folds/a/CLASS, folds/b/CLASS),
-    may be splits too; a dataset sorted below its classes is read as before."""
-    folds = tmp_path / "folds"
-    for fold in ("a", "b"):
-        digits_folder(folds / fold, 30)
-    with pytest.warns(UserWarning) as caught:
-        data = load_image_folder(folds)
-    assert [str(w.message) for w in caught] == [
-        f"{folds}: every class folder (a, b) holds the same sub-folders (0, 1, 2, ...) and no picture of its own; "
-        f"if those are the classes, give {folds / 'a'} as `data`"]
-    assert data.classes == ["a", "b"]
-    sorted_below = tmp_path / "sorted"
-    for name, start in (("cat", 0), ("dog", 1), ("train", 2)):  # a class of trains among others
-        for year in ("2019", "2020"):
-            for i in range(5):
-                write(sorted_below / name / f"{year}-{start}" / f"{i}.png", gray(10 * start + i))
+@pytest.mark.parametrize("layout, given", [
+    # Kaggle's, with its sample_submission/ beside the splits
+    ({"train": 60, "test": 30, "sample_submission": 0}, "train"),
+    # Intel's zip: seg_train/seg_train/CLASS, seg_test/seg_test/CLASS, seg_pred/seg_pred/*.png
+    ({"seg_train/seg_train": 60, "seg_test/seg_test": 30, "seg_pred/seg_pred": 0}, "seg_train/seg_train"),
+    ({"TRAIN": 60, "TEST": 30}, "TRAIN"), ({"train1": 60, "test1": 30}, "train1"), ({"train": 60, "dev": 30}, "train"),
+])
+def test_split_folders_beside_other_folders_are_refused_naming_the_folder_of_classes(tmp_path, layout, given):
+    """A train folder of classes beside a test or dev one is refused whatever else sits beside them;
+    Intel's and Kaggle's datasets trained as classes seg_pred, seg_test, seg_train."""
+    data = tmp_path / "split"
+    for folder, n in layout.items():
+        if n:
+            digits_folder(data / folder, n)
+        else:  # pictures without labels, to be predicted
+            for i in range(4):
+                write(data / folder / f"{i}.png", gray(10 * i))
+    splits = ", ".join(sorted(folder.split("/")[0] for folder, n in layout.items() if n))
+    with pytest.raises(NeuralabError, match=f"its class folders \\({splits}\\) are a dataset's splits, not its "
+                                            f"classes; give {data / given} as data, whose folders \\(0, 1, 2, "):
+        load_image_folder(data)
+    assert load_image_folder(data / given, val_fraction=0, test_fraction=0).classes == [str(d) for d in range(10)]
+
+
+def test_classes_named_like_splits_or_sorted_below_load_as_classes(tmp_path):
+    """Only a whole name is a split's: a lab's test_tube and training_shoes, contest and valve are
+    classes; so are classes sorted by where their pictures came from (cat/flickr, dog/flickr),
+    which were once warned of as splits with advice that trained flickr against google, and
+    split-named folders that hold pictures of their own (a class of trains)."""
+    def folder(name: str, layout: list[str]) -> Path:
+        for label, rel in enumerate(layout):
+            for i in range(4):
+                write(tmp_path / name / rel / f"{i}.png", gray(10 * label + i))
+        return tmp_path / name
+
+    cases = {
+        "lab_glass": ["test_tube/pyrex", "test_tube/generic", "training_shoes/nike", "training_shoes"],
+        "contest_valve": ["contest", "valve/brass", "valve/steel"],
+        "sorted_by_source": ["cat/flickr", "cat/google", "dog/flickr", "dog/google"],
+        "sorted_by_year": ["cat/2019", "cat/2020", "dog/2019", "dog/2020", "train/2019", "train/2020"],
+        "trains_and_tests": ["train", "train/steam", "test/patterns", "test"],
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert load_image_folder(sorted_below).classes == ["cat", "dog", "train"]
+        for name, layout in cases.items():
+            expected = sorted({rel.split("/")[0] for rel in layout})
+            assert load_image_folder(folder(name, layout), val_fraction=0, test_fraction=0).classes == expected, name
 
 
 @pytest.mark.parametrize("kwargs, option", [

@@ -40,9 +40,10 @@ from neuralab.files import inside
 # Bytes of pixels a folder dataset may hold in memory (uint8): a few small files of large
 # pictures must be refused before they are decoded, not when the model's first layer is built
 MAX_BYTES = 4 * 2**30
-# Words a dataset's split folders are named by (train/, test/, val/ of Kaggle and ImageFolder;
-# Training/, Testing/; seg_train/): class folders all named so are splits, not classes
-SPLIT_WORDS = frozenset({"train", "training", "test", "testing", "val", "valid", "validation"})
+# A dataset's split folder, by its whole name, case aside: a split word with a prefix and a
+# number or not (train/, test/, val/ of Kaggle and ImageFolder; Training/, Testing/; seg_train/;
+# train1/, dev/); a word only inside a name (test_tube/, training_shoes/, contest/, valve/) is a class's
+SPLIT_NAME = re.compile(r"(?:[a-z]+[_-])?(train|training|test|testing|val|valid|validation|dev)\d*", re.IGNORECASE)
 
 
 def hidden(name: str) -> bool:
@@ -187,36 +188,43 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path],
 
 def _check_classes_are_not_splits(root: Path, classes: list[str]) -> None:
     """Refuse a folder already split into a dataset's train/ and test/ (root/train/CLASS/...,
-    root/test/CLASS/..., as Kaggle and torchvision's ImageFolder lay them out): read as classes,
-    they trained a model to tell the training pictures from the test ones, silently. Where the
-    class folders have other names but each holds the same sub-folders and no picture of its
-    own (root/a/cat, root/b/cat), say so in a warning only: a dataset may be sorted so below
-    its classes (root/cat/2019, root/dog/2019), which Keras and torchvision read as it is."""
+    root/test/CLASS/..., as Kaggle and torchvision's ImageFolder lay them out, with folders such as
+    Kaggle's sample_submission/ or Intel's seg_pred/ beside them): read as classes, they trained a
+    model to tell the training pictures from the test ones, silently. A train folder of classes
+    and no picture of its own must stand beside a test, validation or dev folder of classes (or,
+    as Kaggle's, of unlabelled pictures only); a split-named folder of pictures mixed with
+    folders may be a class of trains, and a dataset sorted below its classes (root/cat/flickr,
+    root/dog/flickr) is a layout Keras and torchvision read as it is."""
     suffixes = picture_suffixes() | OTHER_SUFFIXES
-    inner, own = {}, set()
+    splits = {}
     for name in classes:
+        word = SPLIT_NAME.fullmatch(name)
+        if not word:
+            continue
         try:  # scandir: a class of many pictures is not stat'ed twice (list_pictures reads them)
             with os.scandir(root / name) as entries:
                 entries = [e for e in entries if not hidden(e.name)]
-                inner[name] = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
-                if any(os.path.splitext(e.name)[1].lower() in suffixes for e in entries if not e.is_dir()):
-                    own.add(name)
+                inner = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+                own = any(os.path.splitext(e.name)[1].lower() in suffixes for e in entries if not e.is_dir())
         except OSError:  # an unreadable class folder: list_pictures refuses it by its name
             return
-    held = [name for name in classes if inner[name]]
-
-    def words(name: str) -> set[str]:
-        return set(re.split(r"[^a-z]+", name.lower()))
-
-    if held and all(SPLIT_WORDS & words(name) for name in classes):
-        train = next((name for name in held if {"train", "training"} & words(name)), held[0])
-        raise NeuralabError(f"{root}: its class folders ({_listed(classes)}) are a dataset's splits, not its classes; "
-                            f"give {root / train} as `data`, whose folders ({_listed(inner[train])}) are the "
-                            "classes: neuralab holds out validation and test pictures from it itself")
-    if not own and len(inner[classes[0]]) >= 2 and all(inner[name] == inner[classes[0]] for name in classes):
-        warnings.warn(f"{root}: every class folder ({_listed(classes)}) holds the same sub-folders "
-                      f"({_listed(inner[classes[0]])}) and no picture of its own; if those are the classes, give "
-                      f"{root / classes[0]} as `data`", stacklevel=_user_level())
+        training = word.group(1).lower() in ("train", "training")
+        if inner and not own or own and not inner and not training:
+            splits[name] = (training, inner)
+    train = next((name for name, (training, _) in splits.items() if training), None)
+    if train is None or len(splits) < 2:
+        return
+    given, inner = root / train, splits[train][1]
+    if len(inner) == 1 and SPLIT_NAME.fullmatch(inner[0]):
+        # Intel's zip unpacks to seg_train/seg_train/CLASS: the classes lie one folder further down
+        given = given / inner[0]
+        try:
+            inner = sorted(d.name for d in given.iterdir() if d.is_dir() and not hidden(d.name))
+        except OSError:
+            pass
+    raise NeuralabError(f"{root}: its class folders ({_listed(list(splits))}) are a dataset's splits, not its "
+                        f"classes; give {given} as `data`, whose folders ({_listed(inner)}) are the classes: "
+                        "neuralab holds out validation and test pictures from it itself")
 
 
 def _stratified(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int):
