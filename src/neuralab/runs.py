@@ -358,17 +358,19 @@ def default_dir(*parts: str, root: str | os.PathLike | None = None) -> Path:
     return root / "-".join([*(folder_part(p) for p in parts), stamp])
 
 
-def _made(path: Path, exist_ok: bool = False) -> list[Path]:
+def _made(path: Path, exist_ok: bool = False, missing: bool = False) -> list[Path]:
     """Make the folder ``path`` and those missing above it, as ``mkdir(parents=True)`` does, and
     return the folders this made, each where it really is (resolved), in the order made:
     ``new/../kept/run`` makes ``new`` and ``kept/run``, never ``kept``, which a lexical walk of
-    the path's parents would take for a folder made on the way."""
+    the path's parents would take for a folder made on the way. A folder found ``missing`` below
+    it and made by another process at once counts too (two runs started in one new folder):
+    whichever is discarded last takes it away, as only empty folders are removed."""
     try:
         path.mkdir()
     except FileNotFoundError:
         if path.parent == path:
             raise
-        made = _made(path.parent, exist_ok=True)
+        made = _made(path.parent, exist_ok=True, missing=True)
         try:
             path.mkdir()
         except FileExistsError:  # ``new/..`` once ``new`` is made, or another process making it at once
@@ -379,7 +381,7 @@ def _made(path: Path, exist_ok: bool = False) -> list[Path]:
     except FileExistsError:
         if not exist_ok or not path.is_dir():
             raise
-        return []
+        return [path.resolve()] if missing and ".." not in path.parts else []
     return [path.resolve()]
 
 
@@ -475,10 +477,13 @@ class Run:
         a resume starting a run stopped before its first checkpoint again in place, which must
         not empty a run that another resume finished since it was checked."""
         made: list[Path] = []  # what discard takes away again
+        # the folders above it missing now, though another process may make them first (two runs
+        # started at once in one new folder): only empty ones are taken away, so the last one out does
+        above = [p for p in reversed(Path(os.path.realpath(path)).parents) if not p.exists()]
         if numbered:
             path, made = _claimed(Path(path))
         run = cls(path)
-        run._made = made
+        run._made = made + [p for p in above if p not in made]
         path = run.path
         if path.exists() and not path.is_dir():
             raise ParameterError("out", str(path), "exists and is not a directory; choose another `out`")
@@ -511,7 +516,7 @@ class Run:
             run._empty()
             return run
         try:
-            run._made += _made(path, exist_ok=True)
+            run._made += [p for p in _made(path, exist_ok=True) if p not in run._made]
         except OSError as e:
             raise _not_made(path, e, given=True) from None
         run.lock()
@@ -629,7 +634,7 @@ class Run:
         """Take the folder away, and the folders above it that Run.create made for it and that
         nothing else has filled since (``--out new/week1/run``)."""
         shutil.rmtree(self.path, ignore_errors=True)
-        for folder in reversed(self._made):
+        for folder in sorted(self._made, key=lambda p: len(p.parts), reverse=True):  # the deepest first
             try:
                 folder.rmdir()  # only where empty: another run may have started beside this one
             except OSError:
