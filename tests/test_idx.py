@@ -212,6 +212,27 @@ def test_a_copy_touched_but_not_changed_is_hashed_once_not_decompressed(tmp_path
     assert hashes == [copy]
 
 
+def test_a_mended_copy_is_said_at_the_users_line_in_the_words_of_verify(mnist, tmp_path, monkeypatch):
+    """The warning of a copy written again pointed at neuralab's own line (images.py) when the
+    data came through ``load_image_data``; it now points at the user's, and calls the copy
+    damaged on disk as ``verify`` does."""
+    from helpers import idx_subset
+
+    from neuralab.data import load_image_data
+    from neuralab.data.sources import CopyMended
+
+    monkeypatch.setenv("NEURALAB_DATA", str(tmp_path / "cache"))
+    folder = idx_subset(mnist, tmp_path / "m", 50, 20)
+    load_image_data("mnist", folder)
+    (copy,) = (tmp_path / "cache").glob("decompressed/t10k-labels-*")
+    damaged = bytearray(copy.read_bytes())
+    damaged[10] ^= 1
+    copy.write_bytes(damaged)
+    with pytest.warns(CopyMended, match="than the file \\(damaged on disk\\); written again") as said:
+        load_image_data("mnist", folder)
+    assert [w.filename for w in said] == [__file__]
+
+
 def test_copies_cached_before_stamps_are_checked_once_against_the_file(tmp_path):
     """A cache written before copies had stamps: its damaged copy is caught, an intact one stamped."""
     from neuralab.data.sources import CopyMended

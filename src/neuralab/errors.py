@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import shlex
+import sys
 from contextvars import ContextVar
 from typing import Callable, Iterator
 
@@ -236,6 +237,29 @@ class ParameterError(NeuralabError):
 class NotAClassifier(NeuralabError):
     """A model that takes sequences, not images, given where an image classifier is wanted: it
     is a forecaster's ``model`` (neuralab.forecasting). The CLI adds the command that trains it."""
+
+
+# The standard library's modules whose frames lie between a user's line and neuralab's without
+# being the user's: decorators' wrappers, and the threads that neuralab's own work runs in
+_PASSED = frozenset({"contextlib", "functools", "threading", "concurrent.futures.thread"})
+
+
+def user_stacklevel() -> int:
+    """``warnings.warn``'s stacklevel, in the function that calls this, for the user's line: the
+    first frame outside the neuralab package, however many of neuralab's functions
+    (``load_image_data``, ``train_classifier``) and their wrappers lie between (Python 3.12's
+    ``skip_file_prefixes``, which 3.11 lacks). Under the command line, or where no user's line
+    called (a thread of the web app's), neuralab's own frame: the command prints neuralab's
+    warnings in one line, without a place."""
+    package = os.path.dirname(__file__) + os.sep
+    command = os.path.join(package, "cli") + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and (frame.f_code.co_filename.startswith(package)
+                                 or frame.f_globals.get("__name__") in _PASSED):
+        if frame.f_code.co_filename.startswith(command):
+            return 1
+        frame, level = frame.f_back, level + 1
+    return 1 if frame is None else level
 
 
 def interrupt_in(exc: BaseException) -> KeyboardInterrupt | None:

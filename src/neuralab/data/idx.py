@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralab.errors import NeuralabError
+from neuralab.errors import NeuralabError, user_stacklevel
 from neuralab.files import WriteError, atomic_write
 
 _DTYPES = {
@@ -266,8 +266,8 @@ def _say_mended(copy: Path, path: Path) -> None:
 
     from neuralab.data.sources import CopyMended
 
-    warnings.warn(f"{copy}: the cache's decompressed copy of {path} held other bytes than the file (changed on "
-                  "disk); written again from the file", CopyMended, stacklevel=3)
+    warnings.warn(f"{copy}: the cache's decompressed copy of {path} held other bytes than the file (damaged on "
+                  "disk); written again from the file", CopyMended, stacklevel=user_stacklevel())
 
 
 def mend_copy(path: str | os.PathLike, cache: str | os.PathLike | None, data: bytes) -> Path | None:
