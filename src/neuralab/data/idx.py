@@ -12,7 +12,9 @@ Beside each copy a stamp (``.NAME.stamp``) records its size, its modification ti
 SHA-256 of its content as written or last checked. A load compares the copy's ``stat`` with the
 stamp (microseconds); only a copy changed since (or one without a stamp) has its content checked,
 and is written again from the file where it differs: hashing MNIST's training images on every
-load would cost 30-70 ms, more than the load.
+load would cost 30-70 ms, more than the load. Where no stamp can be written (a full disk), the
+process remembers the copies it checked; a read-only cache's copies without a stamp (filled by
+an older neuralab) are trusted on their header and size, as they were before stamps.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ USED_AGAIN = 60
 # Bytes a gzipped file may decompress to: EMNIST's largest file takes 550 MB
 MAX_DECOMPRESSED = 2 * 2**30
 _CODES = {dt.newbyteorder("=") if dt.itemsize > 1 else dt: code for code, dt in _DTYPES.items()}
+# copy -> (its state, its SHA-256) as this process checked it where its stamp could not be
+# written: a copy checked once is not checked again on every load
+_CHECKED: dict[Path, tuple[tuple[int, ...], str]] = {}
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
@@ -147,7 +152,12 @@ def load_idx(path: str | os.PathLike, cache: str | os.PathLike | None = None) ->
         except (NeuralabError, OSError):
             pass  # a damaged copy is written again from the file
         else:
+            unstamped = not _stamp_of(copy).exists()
             digest = _stamped_digest(copy)
+            if digest is None and unstamped and not os.access(copy.parent, os.W_OK):
+                # a read-only cache filled before stamps (a shared NEURALAB_DATA): no stamp can
+                # record a check, which would then cost every load a decompression and a read
+                return array
             if digest is None:  # changed since its stamp, or never stamped: its content tells
                 data = read_bytes(path)
                 digest = _digest_if_intact(copy, data)
@@ -195,14 +205,26 @@ def _stamp_of(copy: Path) -> Path:
     return copy.with_name(f".{copy.name}.stamp")
 
 
+def _state(info: os.stat_result) -> tuple[int, ...]:
+    """What a stamp records of a copy's ``stat``: any change to the copy changes it."""
+    return info.st_size, info.st_mtime_ns
+
+
 def _write_stamp(copy: Path, digest: str) -> None:
     """Stamp ``copy``, whose content has the SHA-256 ``digest``, as it is on disk now. Without a
-    stamp (a read-only cache, a full disk) the next load checks the content: nothing is lost."""
-    with contextlib.suppress(WriteError, OSError):
-        info = copy.stat()
+    stamp (a read-only cache, a full disk) the next process checks the content: nothing is lost."""
+    try:
+        state = _state(copy.stat())
+    except OSError:
+        return
+    try:
         # no fsync: a stamp lost to a power cut, or left empty, costs the next load one check
         with atomic_write(_stamp_of(copy), "w", durable=False) as f:
-            f.write(f"{info.st_size} {info.st_mtime_ns} {digest}\n")
+            f.write(" ".join(map(str, (*state, digest))) + "\n")
+    except (WriteError, OSError):
+        _CHECKED[copy] = state, digest
+    else:
+        _CHECKED.pop(copy, None)
 
 
 def _stamped_digest(copy: Path) -> str | None:
@@ -210,11 +232,18 @@ def _stamped_digest(copy: Path) -> str | None:
     checked (the same size and modification time); else None. A copy changed with a stamp
     that tells its former content is checked here against it, without the file."""
     try:
-        size, mtime, digest = _stamp_of(copy).read_text().split()
-        info = copy.stat()
+        state = _state(copy.stat())
+    except OSError:
+        return None
+    checked = _CHECKED.get(copy)
+    if checked is not None and checked[0] == state:
+        return checked[1]
+    try:
+        *stamped, digest = _stamp_of(copy).read_text().split()
+        stamped = tuple(map(int, stamped))
     except (OSError, ValueError, UnicodeDecodeError):  # no stamp, or one cut short
         return None
-    if (info.st_size, info.st_mtime_ns) == (int(size), int(mtime)):
+    if stamped == state:
         return digest
     if _sha256_of(copy) == digest:  # touched, not changed (copied back with its content)
         _write_stamp(copy, digest)
@@ -238,10 +267,15 @@ def _sha256_of(path: Path) -> str | None:
 def _digest_if_intact(copy: Path, data: bytes) -> str | None:
     """The SHA-256 of ``data``, the file's decompressed bytes, where ``copy`` holds them (and
     is stamped so now); None where it holds other bytes."""
+    view = memoryview(data)
     try:
         with open(copy, "rb") as f:
-            if f.read() != data:
+            if os.fstat(f.fileno()).st_size != len(data):
                 return None
+            # in chunks: the whole copy read beside the file's bytes would double the memory held
+            for offset, chunk in enumerate(iter(lambda: f.read(1 << 20), b"")):
+                if view[offset << 20:(offset << 20) + len(chunk)] != chunk:
+                    return None
     except OSError:
         return None
     digest = hashlib.sha256(data).hexdigest()
