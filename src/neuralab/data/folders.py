@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from neuralab.data import COLORS, ON_ERROR, TEST_FRACTION, VAL_FRACTION
 from neuralab.data.images import ImageData, Split
 from neuralab.data.pictures import (FORMAT_NAMES, MAX_SIDE, OTHER_SUFFIXES, has_transparency, picture_size,
                                     picture_suffixes, read_image)
-from neuralab.errors import NeuralabError, ParameterError
+from neuralab.errors import NeuralabError, ParameterError, user_stacklevel
 from neuralab.files import inside
 
 # Bytes of pixels a folder dataset may hold in memory (uint8): a few small files of large
@@ -51,29 +50,6 @@ def hidden(name: str) -> bool:
     macOS's ._name twins) or the __MACOSX folder that macOS's zip files unpack to, which holds
     only those twins and became a class of its own."""
     return name.startswith(".") or name == "__MACOSX"
-
-
-# The standard library's modules whose frames lie between a user's line and neuralab's without
-# being the user's: decorators' wrappers, and the threads that neuralab's own work runs in
-_PASSED = frozenset({"contextlib", "functools", "threading", "concurrent.futures.thread"})
-
-
-def _user_level() -> int:
-    """``warnings.warn``'s stacklevel, in the function that calls this, for the user's line: the
-    first frame outside the neuralab package, however many of neuralab's functions
-    (``load_image_data``, ``train_classifier``) and their wrappers lie between (Python 3.12's
-    ``skip_file_prefixes``, which 3.11 lacks). Under the command line, or where no user's line
-    called (a thread of the web app's), neuralab's own frame: the command prints neuralab's
-    warnings in one line, without a place."""
-    package = os.path.dirname(os.path.dirname(__file__)) + os.sep
-    command = os.path.join(package, "cli") + os.sep
-    frame, level = sys._getframe(1), 1
-    while frame is not None and (frame.f_code.co_filename.startswith(package)
-                                 or frame.f_globals.get("__name__") in _PASSED):
-        if frame.f_code.co_filename.startswith(command):
-            return 1
-        frame, level = frame.f_back, level + 1
-    return 1 if frame is None else level
 
 
 class SkippedImagesWarning(UserWarning):
@@ -157,7 +133,7 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path],
     if loose:
         warnings.warn(f"{root}: left out {len(loose)} picture(s) beside the class folders, which belong to no class "
                       f"({_listed(loose)}); move each into its class's folder to train on it", SkippedImagesWarning,
-                      stacklevel=_user_level())
+                      stacklevel=user_stacklevel())
     files, links, unopened = [], list(class_links), []
     for label, name in enumerate(classes):
         found, linked, others = list_pictures(root / name)
@@ -178,7 +154,7 @@ def _listing(root: Path) -> tuple[list[str], list[tuple[Path, int]], list[Path],
     if unopened:
         warnings.warn(f"{root}: left out {len(unopened)} picture(s) in formats neuralab does not open "
                       f"({_listed([p.relative_to(root) for p in unopened])}); convert them to PNG or JPEG to "
-                      "train on them", SkippedImagesWarning, stacklevel=_user_level())
+                      "train on them", SkippedImagesWarning, stacklevel=user_stacklevel())
     left_out = ([(str(root / name), "beside the class folders, in no class; move it into its class's folder")
                  for name in loose] +
                 [(str(path), f"a format neuralab does not open ({path.suffix}); convert it to PNG or JPEG")
@@ -341,7 +317,7 @@ def load_image_folder(root: str | os.PathLike, image_size: tuple[int, int] | Non
             raise NeuralabError(f"{root}: {len(skipped)} of {total} images cannot be read: {listed}; "
                                 "fix or remove them, or pass `on_error` skip to leave them out")
         warnings.warn(f"{root}: skipped {len(skipped)} of {total} images that cannot be read: {listed}",
-                      SkippedImagesWarning, stacklevel=_user_level())
+                      SkippedImagesWarning, stacklevel=user_stacklevel())
     y = np.asarray(labels, dtype=np.int64)
     empty = [classes[i] for i in range(len(classes)) if not (y == i).any()]
     if empty:
@@ -365,7 +341,7 @@ def _warn_unsplit(root: Path, classes: list[str], y: np.ndarray, *splits) -> Non
                for c, n, names in zip(classes, sizes, lacking) if names]
     if missing:
         warnings.warn(f"{root}: {len(missing)} class(es) too small to split: {_listed(missing)}; the model's scores "
-                      "say nothing of them there: add pictures to those classes", stacklevel=_user_level())
+                      "say nothing of them there: add pictures to those classes", stacklevel=user_stacklevel())
 
 
 def _is_size(image_size) -> bool:
