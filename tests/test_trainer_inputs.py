@@ -317,6 +317,35 @@ def test_rows_of_zeros_that_a_modules_own_loss_takes_train_and_stay_refused_wher
     assert f"row {first}" in refused(lambda: Trainer(own_mlp(3), config(), verbose=False).fit(x, tags), "y")
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool])
+def test_multi_label_tags_as_whole_numbers_train_under_a_modules_own_loss(digits, dtype):
+    """Several tags per sample, as int64 or bool, under the module's own binary cross-entropy:
+    refused as one-hot rows to give as class numbers (argmax, which would keep one tag of each),
+    for the task's cross-entropy, which the module never computes."""
+    images, labels = digits
+    x = torch.from_numpy(images[:256]).float()
+    digit = torch.from_numpy(labels[:256])
+    tags = torch.stack([digit % 2 == 0, digit < 5, digit == 0], 1).to(dtype)  # even, small, zero
+    assert (tags.long().sum(1) > 1).any()
+
+    class Tagger(nn.Module):
+        loss_takes_criterion = True
+
+        def __init__(self):
+            super().__init__()
+            self.f = own_mlp(3)
+
+        def forward(self, x):
+            return self.f(x)
+
+        def loss(self, outputs, y, criterion):
+            return nn.functional.binary_cross_entropy_with_logits(outputs, y.float())
+
+    history = Trainer(Tagger(), config(epochs=2), verbose=False).fit(x, tags)
+    assert len(history) == 2 and all(np.isfinite(r["loss"]) for r in history)
+    refused(lambda: Trainer(own_mlp(3), config(), verbose=False).fit(x, tags), "y")
+
+
 def test_images_of_another_shape_are_refused_naming_x_on_zoo_models(digits):
     images, labels = digits
     x, y = torch.from_numpy(images[:256]).float(), torch.from_numpy(labels[:256])

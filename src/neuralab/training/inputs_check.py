@@ -103,13 +103,16 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None, own: 
     task's own cross-entropy; mse, mae and huber also score float targets as they are, a
     regression (``scored_as_values``), and take whole numbers only as labels, class numbers or
     one-hot rows. Another task's targets are its loss's to judge
-    (``classifies`` False), and so are rows of zeros under a module's own loss (``own``)."""
+    (``classifies`` False), and so are a module's own loss's (``own``: multi-label tags as
+    whole numbers or bools, which come as int64, rows of zeros for a sample with none of them)."""
     if not classifies:
         return y
     regression = loss in REGRESSION_LOSSES
     given = str(y.dtype).removeprefix("torch.")
     if y.dtype == torch.bool:  # whole numbers, as one-hot rows too: argmax and one_hot take no bools
         y = y.long()
+    if own:
+        return y
     if y.dim() == 2 and not (y.is_floating_point() or y.is_complex() or regression) and (
             y.shape[1] == 1 or loss is None):
         # Rows of whole numbers: a column of class numbers, which no cross-entropy takes, or one-hot
@@ -118,9 +121,7 @@ def labels(y: torch.Tensor, name: str, classifies: bool, loss: str | None, own: 
         how = f"{name}.long().argmax(1)" if given == "bool" else f"{name}.argmax(1)"
         what, how = ("a column", f"{name}.view(-1)") if y.shape[1] == 1 else ("one-hot rows", how)
         raise ParameterError(name, f"{given} of {tuple(y.shape)}", f"{what}: give one class number per row, e.g. {how}")
-    # a module's own loss (own_loss) may take a row of zeros for a sample with none of the tags, where
-    # no cross-entropy of the task's is computed on it
-    row = None if regression or own else _row_without_class(y)
+    row = None if regression else _row_without_class(y)
     if row is not None:  # mse, mae and huber take such rows for values to regress: tags of which none applies
         raise ParameterError(name, f"row {row}", "sums to 0, where the other rows are one-hot (class probabilities "
                                                  "summing to 1), and scores nothing under the cross-entropy: "
