@@ -284,6 +284,22 @@ def test_one_hot_targets_with_a_row_of_zeros_are_refused_by_the_cross_entropies_
             assert "accuracy" not in history[-1] and np.isfinite(history[-1]["mae"])
 
 
+class Tagger(nn.Module):
+    """Three tags per picture under its own binary cross-entropy, which takes several tags or none."""
+
+    loss_takes_criterion = True
+
+    def __init__(self):
+        super().__init__()
+        self.f = own_mlp(3)
+
+    def forward(self, x):
+        return self.f(x)
+
+    def loss(self, outputs, y, criterion):
+        return nn.functional.binary_cross_entropy_with_logits(outputs, y.float())
+
+
 def test_rows_of_zeros_that_a_modules_own_loss_takes_train_and_stay_refused_where_trainconfigs_loss_scores(digits):
     """Tags of the digits 0, 1 and 2, none on the other digits (a row of zeros), under the module's
     own binary cross-entropy: refused for the task's cross-entropy, which the module never computes.
@@ -292,19 +308,6 @@ def test_rows_of_zeros_that_a_modules_own_loss_takes_train_and_stay_refused_wher
     x = torch.from_numpy(images[:256]).float()
     tags = torch.nn.functional.one_hot(torch.from_numpy(labels[:256]), 10).float()[:, :3]
     first = int((tags.sum(1) == 0).nonzero()[0])
-
-    class Tagger(nn.Module):
-        loss_takes_criterion = True
-
-        def __init__(self):
-            super().__init__()
-            self.f = own_mlp(3)
-
-        def forward(self, x):
-            return self.f(x)
-
-        def loss(self, outputs, y, criterion):
-            return nn.functional.binary_cross_entropy_with_logits(outputs, y)
 
     model = Tagger()
     trainer = Trainer(model, config(epochs=2), verbose=False)
@@ -327,19 +330,6 @@ def test_multi_label_tags_as_whole_numbers_train_under_a_modules_own_loss(digits
     digit = torch.from_numpy(labels[:256])
     tags = torch.stack([digit % 2 == 0, digit < 5, digit == 0], 1).to(dtype)  # even, small, zero
     assert (tags.long().sum(1) > 1).any()
-
-    class Tagger(nn.Module):
-        loss_takes_criterion = True
-
-        def __init__(self):
-            super().__init__()
-            self.f = own_mlp(3)
-
-        def forward(self, x):
-            return self.f(x)
-
-        def loss(self, outputs, y, criterion):
-            return nn.functional.binary_cross_entropy_with_logits(outputs, y.float())
 
     history = Trainer(Tagger(), config(epochs=2), verbose=False).fit(x, tags)
     assert len(history) == 2 and all(np.isfinite(r["loss"]) for r in history)
