@@ -35,7 +35,7 @@ FIXED_B = (1.9600, 2.9694, 0.4160, -0.5324)
 # Bartlett's weights shrink the very autocovariances that windows sharing targets have: a
 # bandwidth of just those windows leaves out about a third of the variance (random-walk gains at
 # horizon 7 over 114 windows: 9% "clear" with fixed-b), three times as many about a ninth, and
-# fixed-b's larger critical value covers the rest (5-7% at horizons 3 to 24, strides 1 to 6)
+# fixed-b's larger critical value covers the rest (5-8% at horizons 2 to 30, strides 1 to 6)
 NEWEY_WEST_SPANS = 3
 # Fewer independent test windows than this judge nothing: two windows whose gains happen to be
 # equal have a standard error of 0, and any difference would count; and overlapping windows
