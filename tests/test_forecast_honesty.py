@@ -253,8 +253,8 @@ def test_a_series_too_short_to_judge_is_said_so_in_its_row_backtest_and_report_n
     assert "on long" in result.headline["sentence"] and "short" not in result.headline["sentence"].split("Too short")[0]
     page = (tmp_path / "run" / "report.html").read_text()
     assert "<td>too short to judge</td><td>The test span is too short to judge" in page
-    assert "folds beating persistence (beyond the paired gain&#x27;s noise: 2 SE or Student&#x27;s t, on 10 windows " \
-        "or more)" in page and "beyond 2 SE of" not in page
+    assert "folds beating persistence (beyond the paired gain&#x27;s noise: 2 SE, Student&#x27;s t or fixed-b, on 10 " \
+        "windows that share no target or more)" in page and "beyond 2 SE of" not in page
     # the pooled folds: short's 4 neither won nor tied
     assert re.search(r"<tr class=hl><td>lstm</td>(<td>[^<]*</td>){2}<td>0 of 8 \(\d tied, 4 too short to judge\)", page)
 
